@@ -1,0 +1,8 @@
+// Values globalSetup provides to tests (test/support/global-setup.ts).
+declare module 'vitest' {
+  export interface ProvidedContext {
+    testIssuerBase: string;
+  }
+}
+
+export {};
