@@ -1,0 +1,84 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId, type RequestIdVariables } from 'hono/request-id';
+import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
+import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
+import { ExchangeError } from './exchange/reasons.ts';
+
+export interface HealthReport {
+  readonly ok: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+export interface AppDeps {
+  readonly exchange: ExchangeDeps;
+  readonly health: () => HealthReport;
+  /** The runtime knows where the caller is: the socket on Node, CF-Connecting-IP on Workers. */
+  readonly clientIp: (c: Context) => string | undefined;
+}
+
+export type AppEnv = { Variables: RequestIdVariables };
+
+const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
+
+/** The HTTP face of the broker: routes and wiring only. Runtimes build `deps` and mount this. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { issuer } = deps.exchange;
+
+  app.use(requestId({ limitLength: 128 }));
+
+  app.get('/healthz', (c) => {
+    const report = deps.health();
+    return c.json({ status: report.ok ? 'ok' : 'unavailable', ...report.details }, report.ok ? 200 : 503);
+  });
+
+  const metadata = {
+    issuer,
+    token_endpoint: `${issuer}/token`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    grant_types_supported: [TOKEN_EXCHANGE_GRANT],
+    token_endpoint_auth_methods_supported: ['none'],
+    response_types_supported: [],
+  };
+  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
+  app.get('/.well-known/openid-configuration', (c) => c.json(metadata));
+  app.get('/.well-known/jwks.json', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json(deps.exchange.keys().jwks);
+  });
+
+  const respond = async (c: Context<AppEnv>, input: ExchangeInput): Promise<Response> => {
+    const result = await exchangeToken(deps.exchange, input, {
+      requestId: c.get('requestId'),
+      clientIp: deps.clientIp(c),
+      userAgent: c.req.header('user-agent'),
+    });
+    if (result.status === 405) c.header('Allow', 'POST');
+    return c.json(result.body, result.status as 200, NO_STORE);
+  };
+  const refuse = (reason: ExchangeError['reason'], detail: string) => ({ refused: new ExchangeError(reason, detail, { public: true }) });
+
+  app.post(
+    '/token',
+    bodyLimit({
+      maxSize: REQUEST_LIMITS.bodyBytes,
+      onError: (c) => respond(c as Context<AppEnv>, refuse('request_too_large', `the request body is larger than ${REQUEST_LIMITS.bodyBytes} bytes`)),
+    }),
+    async (c) => {
+      if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) {
+        return respond(c, refuse('unsupported_media_type', 'the request body must be application/x-www-form-urlencoded'));
+      }
+      return respond(c, { form: new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())) });
+    },
+  );
+  app.all('/token', (c) => respond(c, refuse('method_not_allowed', 'the token endpoint only accepts POST')));
+
+  app.notFound((c) => c.json({ error: 'not_found' }, 404));
+  app.onError((error, c) => {
+    deps.exchange.log.error('unhandled error', { request_id: c.get('requestId'), error: `${error.name}: ${error.message}` });
+    return c.json({ error: 'server_error', error_description: 'internal error' }, 500);
+  });
+  return app;
+}

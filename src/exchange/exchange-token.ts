@@ -1,0 +1,175 @@
+import { decodeJwt } from 'jose';
+import { monotonicFactory } from 'ulid';
+import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
+import type { JwksCache } from '../issuers/jwks-cache.ts';
+import { verifySubjectToken } from '../issuers/verify-subject-token.ts';
+import type { Logger } from '../log.ts';
+import { decide } from '../policy/decide.ts';
+import type { PolicySet } from '../policy/policy-set.ts';
+import type { KeyRing } from '../tokens/key-ring.ts';
+import { mintAccessToken } from '../tokens/mint-access-token.ts';
+import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
+import { ExchangeError, REASONS } from './reasons.ts';
+
+/** What the exchange needs from the runtime. Every field is a port or a plain value. */
+export interface ExchangeDeps {
+  /** The broker's own issuer URL. */
+  readonly issuer: string;
+  readonly policies: () => PolicySet;
+  readonly keys: () => KeyRing;
+  readonly jwks: JwksCache;
+  readonly audit: AuditStore;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly clockToleranceSeconds: number;
+}
+
+/** Facts about the HTTP request that the audit record keeps. */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly clientIp: string | undefined;
+  readonly userAgent: string | undefined;
+}
+
+/** The form body, or the reason the HTTP layer refused it before parsing. */
+export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refused: ExchangeError };
+
+export interface ExchangeResponse {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+const nextId = monotonicFactory();
+const CLAIMED_MAX = 256;
+
+type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
+
+/**
+ * RFC 8693 token exchange: parse → verify → decide → mint → audit → respond. The audit record
+ * is appended before anything is returned; if it cannot be, the answer is 503 and no token.
+ */
+export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, context: RequestContext): Promise<ExchangeResponse> {
+  const now = deps.now();
+  const event: Draft = {
+    id: nextId(now),
+    time: new Date(now).toISOString(),
+    decision: 'error',
+    reason: 'internal_error',
+    request: {
+      id: context.requestId,
+      ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
+      ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent.slice(0, 512) }),
+    },
+  };
+
+  let success: Record<string, unknown> | undefined;
+  let failure: ExchangeError | undefined;
+  try {
+    if ('refused' in input) throw input.refused;
+    success = await grantOrThrow(deps, input.form, now, event);
+  } catch (error) {
+    failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
+    if (failure.reason === 'internal_error') deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: describe(error) });
+    event.reason = failure.reason;
+    event.decision = REASONS[failure.reason].decision;
+    event.detail = failure.message;
+  }
+
+  try {
+    await deps.audit.append(event);
+  } catch (error) {
+    deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
+    return {
+      status: 503,
+      body: { error: 'temporarily_unavailable', error_description: 'the audit log is unavailable, so no token was issued; retry later' },
+    };
+  }
+
+  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id } };
+  const reason = failure?.reason ?? 'internal_error';
+  const spec = REASONS[reason];
+  return {
+    status: spec.status,
+    body: {
+      error: 'error' in spec ? spec.error : 'server_error',
+      error_description: failure?.detailIsPublic === true ? failure.message : spec.description,
+      audit_event_id: event.id,
+    },
+  };
+}
+
+async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Record<string, unknown>> {
+  const request = parseTokenExchangeRequest(form);
+  event.request = {
+    ...event.request,
+    ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
+    ...(request.scopes === undefined ? {} : { scope: request.scopes }),
+  };
+  event.subject_token = await describeSubjectToken(request.subjectToken);
+
+  const policies = deps.policies();
+  const verified = await verifySubjectToken(request.subjectToken, {
+    issuers: policies,
+    jwks: deps.jwks,
+    now,
+    clockToleranceSeconds: deps.clockToleranceSeconds,
+  });
+  event.issuer = verified.issuer.url;
+  event.subject = String(verified.claims.sub);
+  event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
+
+  const decision = decide(policies, verified, request);
+  event.policy = {
+    candidates: decision.trace.candidates,
+    matched: decision.trace.matched,
+    denied_by: decision.trace.deniedBy,
+    audit_mode: decision.trace.audit,
+  };
+  if (!decision.granted) throw new ExchangeError(decision.reason, decision.detail);
+
+  const { grant } = decision;
+  const keys = deps.keys();
+  const minted = await mintAccessToken({
+    issuer: deps.issuer,
+    key: keys.signing,
+    grant,
+    source: { iss: verified.issuer.url, sub: String(verified.claims.sub) },
+    now,
+  });
+  event.policy = { ...event.policy, granted_by: grant.policy.id };
+  event.issued = { jti: minted.jti, sub: grant.subject, aud: grant.audiences, scope: grant.scopes, exp: minted.expiresAt };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    access_token: minted.token,
+    issued_token_type: TOKEN_TYPE.accessToken,
+    token_type: 'Bearer',
+    expires_in: minted.expiresAt - minted.issuedAt,
+    scope: grant.scopes.join(' '),
+  };
+}
+
+async function describeSubjectToken(token: string): Promise<NonNullable<AuditEvent['subject_token']>> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token));
+  const sha256 = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  let claimed: Record<string, unknown> = {};
+  try {
+    claimed = decodeJwt(token);
+  } catch {
+    // A token that does not decode is refused by verification; its hash is still recorded.
+  }
+  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value.slice(0, CLAIMED_MAX) : undefined);
+  const jti = text(claimed['jti']);
+  const iss = text(claimed['iss']);
+  const sub = text(claimed['sub']);
+  return {
+    sha256,
+    ...(jti === undefined ? {} : { jti }),
+    ...(iss === undefined ? {} : { claimed_iss: iss }),
+    ...(sub === undefined ? {} : { claimed_sub: sub }),
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,57 @@
+/**
+ * How policies read claims. A key starting with `/` is an RFC 6901 JSON Pointer into nested
+ * claims (`/kubernetes.io/namespace`); any other key is a top-level claim name, even when it
+ * contains dots or slashes (`oidc.circleci.com/org-id`).
+ */
+export type ClaimReader = (claims: Readonly<Record<string, unknown>>) => unknown;
+
+export class ClaimPathError extends Error {
+  override readonly name = 'ClaimPathError';
+}
+
+export function claimReader(key: string): ClaimReader {
+  if (!key.startsWith('/')) return (claims) => (Object.hasOwn(claims, key) ? claims[key] : undefined);
+  const tokens = key
+    .slice(1)
+    .split('/')
+    .map((token) => {
+      if (/~[^01]|~$/.test(token)) throw new ClaimPathError(`${key} is not a valid JSON Pointer (~ must be followed by 0 or 1)`);
+      return token.replaceAll('~1', '/').replaceAll('~0', '~');
+    });
+  return (claims) => {
+    let node: unknown = claims;
+    for (const token of tokens) {
+      if (typeof node !== 'object' || node === null || Array.isArray(node) || !Object.hasOwn(node, token)) return undefined;
+      node = (node as Record<string, unknown>)[token];
+    }
+    return node;
+  };
+}
+
+/**
+ * Scalars compare by their canonical text: `true` matches the claim "true" (GitHub and GitLab
+ * send booleans as strings) and 42 matches "42". Objects, arrays and null have none.
+ */
+export function canonicalText(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      return Number.isFinite(value) ? String(value) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The texts a claim offers to a matcher: a scalar's own, or each scalar element of an array. */
+export function claimTexts(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(canonicalText).filter((text): text is string => text !== undefined);
+  const text = canonicalText(value);
+  return text === undefined ? [] : [text];
+}
+
+export function isPresent(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}

@@ -1,0 +1,47 @@
+import { claimTexts, isPresent } from './claim-value.ts';
+import { compileGlob } from './glob.ts';
+import { compileSafeRegex } from './safe-regex.ts';
+import type { Matcher } from './schema.ts';
+
+export interface CompiledMatcher {
+  /** True when the claim value (undefined when absent) satisfies the matcher. */
+  test(value: unknown): boolean;
+  /**
+   * For exact matchers (a value or a list of values): the texts that can match, lower-cased
+   * for case-insensitive claims. The policy index uses these to find candidates by lookup.
+   */
+  readonly exact?: readonly string[];
+}
+
+function isList(matcher: Matcher): matcher is readonly Matcher[] {
+  return Array.isArray(matcher);
+}
+
+function textMatcher(accepts: (text: string) => boolean): (value: unknown) => boolean {
+  return (value) => claimTexts(value).some(accepts);
+}
+
+/**
+ * Turns a matcher as written into a predicate. An array claim matches when any element does;
+ * a missing claim matches nothing except `exists: false`.
+ */
+export function compileMatcher(matcher: Matcher, caseInsensitive: boolean): CompiledMatcher {
+  const fold = (text: string): string => (caseInsensitive ? text.toLowerCase() : text);
+  if (typeof matcher !== 'object') {
+    const expected = fold(String(matcher));
+    return { test: textMatcher((text) => fold(text) === expected), exact: [expected] };
+  }
+  if (isList(matcher)) {
+    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, caseInsensitive));
+    const exact = entries.every((entry) => entry.exact !== undefined) ? entries.flatMap((entry) => entry.exact ?? []) : undefined;
+    return { test: (value) => entries.some((entry) => entry.test(value)), ...(exact === undefined ? {} : { exact }) };
+  }
+  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, caseInsensitive)) };
+  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, caseInsensitive)) };
+  if ('not' in matcher) {
+    const inner = compileMatcher(matcher.not, caseInsensitive);
+    return { test: (value) => isPresent(value) && !inner.test(value) };
+  }
+  const wanted = matcher.exists;
+  return { test: (value) => isPresent(value) === wanted };
+}

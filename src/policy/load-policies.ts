@@ -1,0 +1,253 @@
+import * as v from 'valibot';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import {
+  DevIssuerDisabledError,
+  IssuerReferenceError,
+  resolveIssuer,
+  type IssuerResolutionOptions,
+  type TrustedIssuer,
+} from '../issuers/trusted-issuer.ts';
+import { claimReader, ClaimPathError } from './claim-value.ts';
+import { compileMatcher } from './compile-matcher.ts';
+import type { ClaimCondition, Grant, Policy } from './policy.ts';
+import { PolicySet, type InactivePolicy } from './policy-set.ts';
+import { UnsafeRegexError } from './safe-regex.ts';
+import { PolicySchema, type GrantDocument, type PolicyDocument } from './schema.ts';
+import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
+
+export interface PolicyFile {
+  /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */
+  readonly path: string;
+  readonly text: string;
+}
+
+export interface PolicyLoadOptions extends IssuerResolutionOptions {
+  /** The broker's own issuer URL: the default `subject_audience`. */
+  readonly brokerIssuer: string;
+  /** No grant may ask for a longer token than this. */
+  readonly maxTtlSeconds: number;
+}
+
+export interface PolicyProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+}
+
+/** The policy set does not load. Every problem found is listed, with file, line and column. */
+export class PolicyLoadError extends Error {
+  override readonly name = 'PolicyLoadError';
+  readonly problems: readonly PolicyProblem[];
+
+  constructor(problems: readonly PolicyProblem[]) {
+    super(problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.message}`).join('\n'));
+    this.problems = problems;
+  }
+}
+
+export const DEFAULT_TTL_SECONDS = 5 * 60;
+export const MAX_POLICY_FILE_BYTES = 256 * 1024;
+
+/** Claims every issued token carries; a policy cannot set them. */
+export const RESERVED_CLAIMS = new Set([
+  'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'src_iss', 'src_sub', 'cnf', 'act', 'may_act', 'auth_time', 'acr', 'amr',
+]);
+
+const POLICY_EXTENSION = /\.ya?ml$/;
+const TEST_FILE = /\.test\.ya?ml$/;
+
+export function isPolicyFile(path: string): boolean {
+  return POLICY_EXTENSION.test(path) && !TEST_FILE.test(path);
+}
+
+export function parseDuration(text: string): number {
+  const unit = text.at(-1);
+  const amount = Number(text.slice(0, -1));
+  return amount * (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1);
+}
+
+/**
+ * Parses, validates and compiles a policy directory. All or nothing: any problem in any file
+ * throws PolicyLoadError listing every problem, so a broken set never replaces a good one.
+ */
+export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicySet {
+  const problems: PolicyProblem[] = [];
+  const policies: Policy[] = [];
+  const inactive: InactivePolicy[] = [];
+  const seenIds = new Map<string, string>();
+
+  for (const file of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
+    if (file.text.length > MAX_POLICY_FILE_BYTES) {
+      problems.push({ file: file.path, line: 1, column: 1, message: `file is larger than ${MAX_POLICY_FILE_BYTES} bytes` });
+      continue;
+    }
+    const parsed = parsePolicyFile(file.text);
+    if (!parsed.ok) {
+      problems.push(...parsed.problems.map((problem) => ({ file: file.path, ...problem })));
+      continue;
+    }
+    const { data, locate } = parsed;
+    const report = (message: string, path: readonly PropertyKey[] = []): void => {
+      problems.push({ file: file.path, ...locate(path), message });
+    };
+
+    const id = data.id ?? file.path.replace(POLICY_EXTENSION, '');
+    const clash = seenIds.get(id);
+    if (clash !== undefined) report(`policy id ${id} is also used by ${clash}`, data.id === undefined ? [] : ['id']);
+    seenIds.set(id, file.path);
+
+    if (data.disabled) {
+      inactive.push({ id, file: file.path, why: 'disabled: true' });
+      continue;
+    }
+    let issuer: TrustedIssuer;
+    try {
+      issuer = resolveIssuer(data.issuer, options);
+    } catch (error) {
+      if (error instanceof DevIssuerDisabledError) {
+        inactive.push({ id, file: file.path, why: error.message });
+        continue;
+      }
+      if (error instanceof IssuerReferenceError) {
+        report(error.message, ['issuer']);
+        continue;
+      }
+      throw error;
+    }
+    const policy = compilePolicy(id, file.path, data, issuer, options, report);
+    if (policy !== undefined) policies.push(policy);
+  }
+
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+  return new PolicySet(
+    policies.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    inactive,
+  );
+}
+
+type Position = { readonly line: number; readonly column: number };
+
+type ParsedPolicyFile =
+  | { readonly ok: true; readonly data: PolicyDocument; readonly locate: (path: readonly PropertyKey[]) => Position }
+  | { readonly ok: false; readonly problems: readonly (Position & { readonly message: string })[] };
+
+/** YAML (one document, unique keys, bounded aliases), then the schema; positions point into the file. */
+export function parsePolicyFile(text: string): ParsedPolicyFile {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    return {
+      ok: false,
+      problems: document.errors.map((error) => {
+        const start = error.linePos?.[0] ?? { line: 1, col: 1 };
+        return { line: start.line, column: start.col, message: `YAML: ${error.message.split('\n')[0] ?? ''}` };
+      }),
+    };
+  }
+  const locate = (path: readonly PropertyKey[]): Position => position(document, lineCounter, path);
+  const result = v.safeParse(PolicySchema, document.toJS({ maxAliasCount: 50 }));
+  if (!result.success) {
+    return {
+      ok: false,
+      problems: result.issues.map((issue) => ({
+        ...locate((issue.path ?? []).map((item) => item.key as PropertyKey)),
+        message: describeIssue(issue),
+      })),
+    };
+  }
+  return { ok: true, data: result.output, locate };
+}
+
+function describeIssue(issue: v.BaseIssue<unknown>): string {
+  const where = issue.path?.map((item) => String(item.key)).join('.') ?? '';
+  if (issue.type === 'strict_object' && where !== '') return `unknown field ${where}`;
+  if (issue.received === 'undefined' && where !== '') return `${where} is required`;
+  return where === '' ? issue.message : `${where}: ${issue.message}`;
+}
+
+function compilePolicy(
+  id: string,
+  file: string,
+  data: PolicyDocument,
+  issuer: TrustedIssuer,
+  options: PolicyLoadOptions,
+  report: (message: string, path?: readonly PropertyKey[]) => void,
+): Policy | undefined {
+  let ok = true;
+  const fail = (message: string, path: readonly PropertyKey[]): void => {
+    ok = false;
+    report(message, path);
+  };
+
+  const conditions: ClaimCondition[] = [];
+  for (const [key, written] of Object.entries(data.match)) {
+    try {
+      const caseInsensitive = issuer.preset.caseInsensitiveClaims.includes(key);
+      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, caseInsensitive), caseInsensitive });
+    } catch (error) {
+      if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
+      fail(error.message, ['match', key]);
+    }
+  }
+
+  const grant = data.grant === undefined ? undefined : compileGrant(data.grant, options, fail);
+  if (!ok) return undefined;
+  return {
+    id,
+    file,
+    description: data.description,
+    effect: data.effect,
+    mode: data.mode,
+    issuer,
+    subjectAudience: data.subject_audience ?? options.brokerIssuer,
+    conditions,
+    grant,
+  };
+}
+
+function compileGrant(
+  grant: GrantDocument,
+  options: PolicyLoadOptions,
+  fail: (message: string, path: readonly PropertyKey[]) => void,
+): Grant | undefined {
+  const ttlSeconds = grant.ttl === undefined ? DEFAULT_TTL_SECONDS : parseDuration(grant.ttl);
+  if (ttlSeconds > options.maxTtlSeconds) fail(`grant.ttl ${grant.ttl} is above the broker's cap of ${options.maxTtlSeconds}s`, ['grant', 'ttl']);
+
+  const template = (source: string, path: readonly PropertyKey[]): Template | undefined => {
+    try {
+      return compileTemplate(source);
+    } catch (error) {
+      if (!(error instanceof TemplateSyntaxError || error instanceof ClaimPathError)) throw error;
+      fail(error.message, path);
+      return undefined;
+    }
+  };
+  const subject = grant.subject === undefined ? undefined : template(grant.subject, ['grant', 'subject']);
+  const claims = new Map<string, Template>();
+  for (const [name, source] of Object.entries(grant.claims ?? {})) {
+    if (RESERVED_CLAIMS.has(name)) {
+      fail(`grant.claims cannot set ${name}: keyway sets it`, ['grant', 'claims', name]);
+      continue;
+    }
+    const compiled = template(source, ['grant', 'claims', name]);
+    if (compiled !== undefined) claims.set(name, compiled);
+  }
+  const audiences = typeof grant.audience === 'string' ? [grant.audience] : [...new Set(grant.audience)];
+  return { audiences, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
+}
+
+/** Line and column of the node at `path`, or of the deepest key on it that exists. */
+function position(document: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): Position {
+  let node: unknown = document.contents;
+  let offset = (document.contents as { range?: [number] } | null)?.range?.[0] ?? 0;
+  for (const key of path) {
+    if (!isMap(node)) break;
+    const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(key));
+    if (pair === undefined) break;
+    offset = (pair.key as { range?: [number] }).range?.[0] ?? offset;
+    node = pair.value;
+  }
+  const { line, col } = lineCounter.linePos(offset);
+  return { line: Math.max(line, 1), column: Math.max(col, 1) };
+}

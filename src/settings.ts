@@ -1,0 +1,47 @@
+import { isLoopbackHttpUrl } from './issuers/trusted-issuer.ts';
+
+/** Settings come from environment variables (Node) or Worker vars; both read them through these. */
+export type SettingsSource = Readonly<Record<string, unknown>>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function readFlag(env: SettingsSource, name: string): boolean {
+  const value = env[name];
+  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw new ConfigError(`${name} must be 1 or 0, not ${JSON.stringify(value)}`);
+}
+
+export function readInteger(env: SettingsSource, name: string, fallback: number, min: number, max: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}`);
+  return parsed;
+}
+
+/** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
+export function checkBrokerIssuer(issuer: unknown): string {
+  if (typeof issuer !== 'string' || !URL.canParse(issuer)) throw new ConfigError(`KEYWAY_ISSUER ${JSON.stringify(issuer)} is not a URL`);
+  const url = new URL(issuer);
+  if (url.origin !== issuer) throw new ConfigError(`KEYWAY_ISSUER must be an origin like https://keyway.example.com (no path or trailing slash), not ${issuer}`);
+  if (url.protocol !== 'https:' && !isLoopbackHttpUrl(url)) throw new ConfigError('KEYWAY_ISSUER must use https unless it is on loopback');
+  return issuer;
+}
+
+/** Settings both runtimes share. */
+export interface BrokerSettings {
+  readonly issuer: string;
+  readonly allowHttpLoopback: boolean;
+  readonly maxTtlSeconds: number;
+}
+
+export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
+  return {
+    issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
+    allowHttpLoopback: readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK'),
+    maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
+  };
+}

@@ -1,0 +1,14 @@
+export type SqlValue = string | number | null;
+
+/**
+ * The synchronous SQLite both runtimes offer: better-sqlite3 on Node and a SQLite-backed
+ * Durable Object's `storage.sql` on Workers. Stores are written once against this port.
+ */
+export interface SqlDatabase {
+  /** Runs one or more statements without parameters (schema changes). */
+  exec(sql: string): void;
+  run(sql: string, params?: readonly SqlValue[]): { changes: number };
+  all<Row extends Record<string, SqlValue>>(sql: string, params?: readonly SqlValue[]): Row[];
+  /** Runs `fn` atomically: all of its writes commit, or none do. */
+  transaction<T>(fn: () => T): T;
+}
