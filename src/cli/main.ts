@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import { devToken } from './dev-token.ts';
+import { ConfigError } from '../settings.ts';
+import { CliError, type Command } from './command.ts';
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  'dev token': devToken,
+};
+
+const USAGE = `usage: keyway <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, command]) => `  ${name.padEnd(16)} ${command.summary}`)
+  .join('\n')}
+
+Run \`keyway <command> --help\` for a command's options.`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const name = [argv.slice(0, 2).join(' '), argv[0] ?? ''].find((candidate) => candidate in COMMANDS);
+  if (name === undefined) {
+    console.error(USAGE);
+    return argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' ? 0 : 2;
+  }
+  const command = COMMANDS[name] as Command;
+  const args = argv.slice(name.split(' ').length);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  return command.run(args);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  const usage = error instanceof CliError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+  if (!usage && !(error instanceof ConfigError)) throw error;
+  console.error(`keyway: ${(error as Error).message}`);
+  process.exitCode = error instanceof CliError ? error.exitCode : 2;
+}

@@ -1,0 +1,21 @@
+import { nodeConfigFromEnv } from './node/config.ts';
+import { ConfigError } from './settings.ts';
+import { startNodeBroker } from './node/start-node-broker.ts';
+import { PolicyLoadError } from './policy/load-policies.ts';
+
+/** `npm start`: the Node broker, configured from the environment. */
+try {
+  const broker = await startNodeBroker(nodeConfigFromEnv(process.env));
+  const stop = (): void => void broker.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+} catch (error) {
+  if (error instanceof PolicyLoadError) {
+    console.error(`keyway: the policies do not load, so the broker will not start:\n${error.message}`);
+  } else if (error instanceof ConfigError) {
+    console.error(`keyway: ${error.message}`);
+  } else {
+    throw error;
+  }
+  process.exit(1);
+}

@@ -1,0 +1,36 @@
+import { resolve } from 'node:path';
+import { isLoopbackHttpUrl } from '../issuers/trusted-issuer.ts';
+import { ConfigError, readBrokerSettings, readFlag, readInteger, type BrokerSettings, type SettingsSource } from '../settings.ts';
+
+/** Settings of the Node broker, each from an environment variable documented in the README. */
+export interface NodeBrokerConfig extends BrokerSettings {
+  readonly port: number;
+  readonly host: string;
+  readonly policiesDir: string;
+  readonly dataDir: string;
+  /** KEYWAY_DEV=1: serve the development issuer. Never in production. */
+  readonly dev: boolean;
+}
+
+export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
+  const port = readInteger(env, 'PORT', 8787, 0, 65535);
+  const settings = readBrokerSettings(env, `http://127.0.0.1:${port}`);
+  const dev = readFlag(env, 'KEYWAY_DEV');
+  if (dev && !isLoopbackHttpUrl(new URL(settings.issuer))) {
+    throw new ConfigError('KEYWAY_DEV=1 only runs with a loopback http KEYWAY_ISSUER: the development issuer must never be reachable in production');
+  }
+  const text = (name: string, fallback: string): string => {
+    const value = env[name];
+    return typeof value === 'string' && value !== '' ? value : fallback;
+  };
+  return {
+    ...settings,
+    port,
+    host: text('KEYWAY_HOST', '127.0.0.1'),
+    policiesDir: resolve(cwd, text('KEYWAY_POLICIES', 'policies')),
+    dataDir: resolve(cwd, text('KEYWAY_DATA_DIR', '.keyway')),
+    // The dev issuer is itself an http loopback issuer.
+    allowHttpLoopback: dev || settings.allowHttpLoopback,
+    dev,
+  };
+}

@@ -1,0 +1,101 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { createBroker } from '../broker.ts';
+import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
+import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
+import { jsonLogger, type Logger } from '../log.ts';
+import { loadPolicies } from '../policy/load-policies.ts';
+import type { PolicySet } from '../policy/policy-set.ts';
+import { migrate } from '../storage/migrate.ts';
+import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { KeyRing } from '../tokens/key-ring.ts';
+import type { NodeBrokerConfig } from './config.ts';
+import { readPolicyDirectory } from './read-policy-directory.ts';
+import { openSqliteFile } from './sqlite-file.ts';
+
+export interface NodeBrokerOptions {
+  readonly log?: Logger;
+  readonly now?: () => number;
+  readonly jwksCachePolicy?: JwksCachePolicy;
+  /** Outbound fetch for issuer discovery and JWKS. */
+  readonly fetch?: typeof fetch;
+}
+
+export interface NodeBroker {
+  /** Where the server listens, e.g. http://127.0.0.1:8787. */
+  readonly url: string;
+  readonly config: NodeBrokerConfig;
+  readonly jwks: JwksCache;
+  policies(): PolicySet;
+  close(): Promise<void>;
+}
+
+export const DATABASE_FILE = 'keyway.db';
+
+/**
+ * The embedded default: one process, a SQLite file in the data directory, keys generated on
+ * first start and kept there, policies read from a directory. Throws PolicyLoadError when the
+ * policies do not load, so start-up stops with file and reason.
+ */
+export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBrokerOptions = {}): Promise<NodeBroker> {
+  const log = options.log ?? jsonLogger();
+  const now = options.now ?? Date.now;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
+  const policies = loadPolicies(readPolicyDirectory(config.policiesDir), {
+    brokerIssuer: config.issuer,
+    maxTtlSeconds: config.maxTtlSeconds,
+    allowHttpLoopback: config.allowHttpLoopback,
+    devIssuerUrl: devUrl,
+  });
+  for (const inactive of policies.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+
+  const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+  migrate(db);
+  const keys = await KeyRing.open(new SqliteKeyStore(db), now());
+  const { app, jwks } = createBroker({
+    settings: config,
+    policies: () => policies,
+    keys: () => keys,
+    audit: new SqliteAuditStore(db),
+    clientIp: (c) => getConnInfo(c).remote.address,
+    log,
+    now,
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+  });
+  if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
+
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
+    started.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.policies.length, data_dir: config.dataDir });
+  if (devUrl !== undefined) {
+    log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
+      dev_issuer: devUrl,
+    });
+  }
+
+  return {
+    url,
+    config,
+    jwks,
+    policies: () => policies,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      });
+      db.close();
+    },
+  };
+}
