@@ -1,0 +1,22 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { readPolicyDirectory } from '../src/node/read-policy-directory.ts';
+import { loadPolicies, PolicyLoadError } from '../src/policy/load-policies.ts';
+
+/**
+ * Wrangler's build step: reads the policy directory (KEYWAY_POLICIES, default policies/),
+ * refuses to build if it does not load, and writes it to build/policies.json for the Worker.
+ */
+const dir = resolve(process.env['KEYWAY_POLICIES'] || 'policies');
+const files = readPolicyDirectory(dir);
+try {
+  // The Worker's own settings decide http loopback and the TTL cap at run time; this checks everything else.
+  loadPolicies(files, { brokerIssuer: 'https://keyway.invalid', maxTtlSeconds: 24 * 3600, allowHttpLoopback: true });
+} catch (error) {
+  if (!(error instanceof PolicyLoadError)) throw error;
+  console.error(`keyway: policies in ${dir} do not load:\n${error.message}`);
+  process.exit(1);
+}
+mkdirSync('build', { recursive: true });
+writeFileSync('build/policies.json', JSON.stringify(files));
+console.log(`keyway: bundled ${files.length} policy files from ${dir}`);

@@ -1,0 +1,44 @@
+import { createBroker } from '../broker.ts';
+import type { Logger } from '../log.ts';
+import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
+import { readBrokerSettings } from '../settings.ts';
+import { KeyRing } from '../tokens/key-ring.ts';
+import { keywayState, stateStores, type KeywayState } from './keyway-state.ts';
+import type { Broker } from '../broker.ts';
+import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
+
+/** The bindings and vars wrangler.toml declares. */
+export type WorkerEnv = {
+  readonly STATE: DurableObjectNamespace<KeywayState>;
+  readonly KEYWAY_ISSUER: string;
+  readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
+  readonly KEYWAY_MAX_TTL_SECONDS?: string;
+};
+
+export interface WorkerBrokerOptions {
+  readonly log: Logger;
+  readonly now?: () => number;
+  readonly jwksCachePolicy?: JwksCachePolicy;
+}
+
+/**
+ * The broker inside a Worker isolate: policies from the bundle, keys and audit log in the
+ * KeywayState Durable Object. Built once per isolate.
+ */
+export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<Broker> {
+  const settings = readBrokerSettings(env);
+  const policies = loadPolicies(policyFiles, { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback });
+  const stores = stateStores(() => keywayState(env.STATE));
+  const now = options.now ?? Date.now;
+  const keys = await KeyRing.open(stores.keys, now());
+  return createBroker({
+    settings,
+    policies: () => policies,
+    keys: () => keys,
+    audit: stores.audit,
+    clientIp: (c) => c.req.header('cf-connecting-ip'),
+    log: options.log,
+    now,
+    ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+  });
+}
