@@ -1,0 +1,77 @@
+import { join } from 'node:path';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { testConfig, writeTree } from './node-harness.ts';
+
+describe('the Node broker', () => {
+  const running: NodeBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  async function start(root: string): Promise<NodeBroker> {
+    const broker = await startNodeBroker(testConfig(root), { log: silentLogger });
+    running.push(broker);
+    return broker;
+  }
+
+  function setup() {
+    const github = freshIssuer(inject('testIssuerBase'), 'node-gh');
+    const generic = freshIssuer(inject('testIssuerBase'), 'node-oidc');
+    const policies = Object.fromEntries(Object.entries(suitePolicies(github, generic)).map(([path, text]) => [`policies/${path}`, text]));
+    return { root: writeTree(policies), github };
+  }
+
+  const exchange = (broker: NodeBroker, token: string) =>
+    fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+
+  it('answers /healthz once policies are loaded and storage is open', async () => {
+    const broker = await start(setup().root);
+    const response = await fetch(`${broker.url}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok', policies: 3, inactive_policies: 0 });
+  });
+
+  it('issues no token when the audit log cannot be written, and recovers without losing a record', async () => {
+    const { root, github } = setup();
+    const broker = await start(root);
+    const saboteur = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const count = () => saboteur.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n;
+    try {
+      expect((await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)))).status).toBe(200);
+      expect(count()).toBe(1);
+
+      saboteur.exec('ALTER TABLE audit_events RENAME TO audit_events_away');
+      const refused = await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)));
+      expect(refused.status).toBe(503);
+      const body = (await refused.json()) as Record<string, unknown>;
+      expect(body['error']).toBe('temporarily_unavailable');
+      expect(body).not.toHaveProperty('access_token');
+      expect(refused.headers.get('cache-control')).toBe('no-store');
+
+      saboteur.exec('ALTER TABLE audit_events_away RENAME TO audit_events');
+      expect((await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)))).status).toBe(200);
+      expect(count()).toBe(2);
+    } finally {
+      saboteur.close();
+    }
+  });
+
+  it('keeps its signing key across restarts, so tokens issued before a restart still verify', async () => {
+    const { root, github } = setup();
+    const first = await start(root);
+    const granted = (await (await exchange(first, await github.sign(ciClaims(github.url, first.config.issuer)))).json()) as { access_token: string };
+    const jwksBefore = await (await fetch(`${first.url}/.well-known/jwks.json`)).json();
+    await running.splice(0)[0]?.close();
+
+    const second = await start(root);
+    const jwksAfter = (await (await fetch(`${second.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0];
+    expect(jwksAfter).toEqual(jwksBefore);
+    await expect(jwtVerify(granted.access_token, createLocalJWKSet(jwksAfter), { issuer: second.config.issuer, typ: 'at+jwt' })).resolves.toBeDefined();
+  });
+});

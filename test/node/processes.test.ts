@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { writeTree } from './node-harness.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+/** A free loopback port: the broker's issuer URL must name its port before it listens. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('processes a newcomer runs', () => {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+  });
+
+  async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['src/node.ts'], { cwd: ROOT, env: { ...process.env, PORT: String(port), ...env } });
+    children.push(child);
+    let output = '';
+    child.stdout?.on('data', (chunk) => (output += chunk));
+    child.stderr?.on('data', (chunk) => (output += chunk));
+    const deadline = Date.now() + 15_000;
+    while (!output.includes('keyway listening')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`broker did not start:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return { url: `http://127.0.0.1:${port}`, child };
+  }
+
+  it('quickstart: KEYWAY_DEV=1 npm start, `keyway dev token`, and a first granted exchange', async () => {
+    const dataDir = writeTree({});
+    const { url } = await startBroker({ KEYWAY_DEV: '1', KEYWAY_DATA_DIR: dataDir });
+    const port = new URL(url).port;
+    const minted = await run(['src/cli/main.ts', 'dev', 'token'], { KEYWAY_DATA_DIR: dataDir, PORT: port });
+    expect(minted.code).toBe(0);
+    const token = minted.stdout.trim();
+    const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(response.status).toBe(200);
+    expect(body['scope']).toBe('artifacts:read deploy:staging');
+
+    const otherRepo = await run(['src/cli/main.ts', 'dev', 'token', '--repository', 'evil/api', '--repository-id', '666'], { KEYWAY_DATA_DIR: dataDir, PORT: port });
+    const refused = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(otherRepo.stdout.trim()), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(refused.status).toBe(400);
+  });
+
+  it('without KEYWAY_DEV the development issuer does not exist, and its tokens are refused', async () => {
+    const dataDir = writeTree({});
+    const { url } = await startBroker({ KEYWAY_DATA_DIR: dataDir });
+    expect(await (await fetch(`${url}/dev-issuer/.well-known/openid-configuration`)).json()).toEqual({ error: 'not_found' });
+    const minted = await run(['src/cli/main.ts', 'dev', 'token'], { KEYWAY_DATA_DIR: dataDir, PORT: new URL(url).port });
+    const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(minted.stdout.trim()), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('refuses KEYWAY_DEV=1 with a public issuer URL', async () => {
+    const result = await run(['src/node.ts'], { KEYWAY_DEV: '1', KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_DATA_DIR: writeTree({}) });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/KEYWAY_DEV=1 only runs with a loopback http KEYWAY_ISSUER/);
+  });
+
+  it('stops start-up on a broken policy, naming file, line and reason', async () => {
+    const root = writeTree({ 'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n', 'policies/team/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
+    const result = await run(['src/node.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: String(await freePort()) });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
+  });
+
+  it('the CLI prints usage for --help and exits 2 on a bad option', async () => {
+    expect(await run(['src/cli/main.ts', 'dev', 'token', '--help'], {})).toMatchObject({ code: 0, stdout: expect.stringContaining('usage: keyway dev token') });
+    expect(await run(['src/cli/main.ts', 'dev', 'token', '--nope'], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('--nope') });
+    expect(await run(['src/cli/main.ts', 'frobnicate'], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: keyway') });
+  });
+});

@@ -1,0 +1,436 @@
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
+import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
+
+/** A running broker, whichever runtime it runs on. */
+export interface BrokerHarness {
+  /** The broker's issuer URL: default audience of subject tokens, `iss` of issued tokens. */
+  readonly issuer: string;
+  request(path: string, init?: RequestInit): Promise<Response>;
+  /** Reads the audit record from the runtime's own durable store. */
+  auditEvent(id: string): Promise<AuditEvent | undefined>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly jwksCachePolicy?: JwksCachePolicy;
+}
+
+export type StartBroker = (policies: Readonly<Record<string, string>>, options?: HarnessOptions) => Promise<BrokerHarness>;
+
+export const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
+
+export function exchangeForm(token: string, extra: Record<string, string | string[]> = {}): URLSearchParams {
+  const form = new URLSearchParams({ grant_type: GRANT_TYPE, subject_token: token, subject_token_type: ID_TOKEN });
+  for (const [name, value] of Object.entries(extra)) {
+    for (const item of Array.isArray(value) ? value : [value]) form.append(name, item);
+  }
+  return form;
+}
+
+export async function postToken(broker: BrokerHarness, body: BodyInit, contentType = 'application/x-www-form-urlencoded'): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+  const response = await broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+}
+
+let issuerCounter = 0;
+/** A fresh issuer on the test issuer server, so key rotation and outages in one test touch no other. */
+export function freshIssuer(base: string, label: string): TestIssuer {
+  issuerCounter += 1;
+  return new TestIssuer(base, `${label}-${issuerCounter}-${crypto.randomUUID().slice(0, 8)}`);
+}
+
+/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, a guardrail, and a plain OIDC issuer. */
+export function suitePolicies(github: TestIssuer, generic: TestIssuer): Record<string, string> {
+  return {
+    'deploy/production.yaml': `
+version: 1
+description: acme/api deploys to production from main through the protected environment
+issuer: { kind: github, url: "${github.url}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+  repository: acme/api
+  ref: refs/heads/main
+  environment: production
+  event_name: [push, workflow_dispatch]
+  job_workflow_ref: { glob: "acme/workflows/.github/workflows/deploy.yml@refs/tags/v*" }
+grant:
+  audience: [https://deploy.acme.dev, https://artifacts.acme.dev]
+  scopes: [deploy:write, artifacts:read]
+  ttl: 10m
+  subject: "github:{repository}:{environment}"
+  claims:
+    repository: "{repository}"
+`,
+    'guardrails/untrusted-triggers.yaml': `
+version: 1
+effect: deny
+description: never for triggers that run untrusted code in a trusted context
+issuer: { kind: github, url: "${github.url}" }
+match:
+  event_name: [pull_request_target, workflow_run]
+`,
+    'generic/service.yaml': `
+version: 1
+issuer: "${generic.url}"
+match:
+  sub: svc-b
+grant:
+  audience: https://b.example
+  scopes: [b:read]
+`,
+  };
+}
+
+/** The exchange end to end, with the attacks a reviewer tries first. Runs on Node and inside workerd. */
+export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`token exchange on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: TestIssuer;
+    let generic: TestIssuer;
+    const good = (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.issuer, overrides));
+
+    const refused = async (form: URLSearchParams | string, expected: { status?: number; error: string; reason: string }) => {
+      const result = await postToken(broker, form);
+      expect(result.status).toBe(expected.status ?? 400);
+      expect(result.body['error']).toBe(expected.error);
+      expect(result.body).not.toHaveProperty('access_token');
+      expect(result.headers.get('cache-control')).toBe('no-store');
+      const id = result.body['audit_event_id'];
+      expect(typeof id).toBe('string');
+      const event = await broker.auditEvent(id as string);
+      expect(event?.reason).toBe(expected.reason);
+      expect(event).not.toHaveProperty('issued');
+      return { ...result, event: event as AuditEvent };
+    };
+
+    beforeAll(async () => {
+      github = freshIssuer(issuerBase(), 'gh');
+      generic = freshIssuer(issuerBase(), 'oidc');
+      broker = await start(suitePolicies(github, generic));
+    });
+    afterAll(() => broker.close());
+
+    describe('the good path', () => {
+      it('grants a matching token and the issued token verifies with the published JWKS', async () => {
+        const subjectToken = await good();
+        const result = await postToken(broker, exchangeForm(subjectToken, { audience: 'https://deploy.acme.dev', scope: 'deploy:write' }));
+        expect(result.status).toBe(200);
+        expect(result.headers.get('cache-control')).toBe('no-store');
+        expect(result.headers.get('pragma')).toBe('no-cache');
+        expect(result.body).toMatchObject({
+          issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          token_type: 'Bearer',
+          expires_in: 600,
+          scope: 'deploy:write',
+        });
+
+        const accessToken = result.body['access_token'] as string;
+        const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as { keys: JWK[] };
+        const { payload, protectedHeader } = await jwtVerify(accessToken, createLocalJWKSet(jwks), {
+          issuer: broker.issuer,
+          audience: 'https://deploy.acme.dev',
+          typ: 'at+jwt',
+          algorithms: ['ES256'],
+        });
+        expect(protectedHeader.kid).toBeTypeOf('string');
+        expect(payload).toMatchObject({
+          sub: 'github:acme/api:production',
+          aud: 'https://deploy.acme.dev',
+          client_id: 'deploy/production',
+          scope: 'deploy:write',
+          repository: 'acme/api',
+          src_iss: github.url,
+          src_sub: 'repo:acme/api:environment:production',
+        });
+        expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(600);
+        expect(payload.jti).toMatch(/^[0-9a-f-]{36}$/);
+
+        const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+        expect(event).toMatchObject({
+          decision: 'granted',
+          reason: 'granted',
+          issuer: github.url,
+          subject: 'repo:acme/api:environment:production',
+          policy: { granted_by: 'deploy/production' },
+          issued: { jti: payload.jti, aud: ['https://deploy.acme.dev'], scope: ['deploy:write'], exp: payload.exp },
+        });
+        expect(event?.claims).toMatchObject({ repository_id: '734201', ref: 'refs/heads/main', environment: 'production' });
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(subjectToken)));
+        expect(event?.subject_token?.sha256).toBe([...digest].map((b) => b.toString(16).padStart(2, '0')).join(''));
+        expect(JSON.stringify(event)).not.toContain(subjectToken);
+        expect(JSON.stringify(event)).not.toContain(accessToken);
+      });
+
+      it('issues the default audience and every granted scope when the caller names none', async () => {
+        const result = await postToken(broker, exchangeForm(await good()));
+        expect(result.status).toBe(200);
+        expect(result.body['scope']).toBe('deploy:write artifacts:read');
+        const payload = JSON.parse(new TextDecoder().decode(base64url.decode((result.body['access_token'] as string).split('.')[1] as string)));
+        expect(payload.aud).toBe('https://deploy.acme.dev');
+      });
+
+      it('compares GitHub repository names case-insensitively, as GitHub does', async () => {
+        const result = await postToken(broker, exchangeForm(await good({ repository: 'ACME/Api' })));
+        expect(result.status).toBe(200);
+      });
+
+      it('publishes RFC 8414 and OpenID metadata naming the token endpoint and JWKS', async () => {
+        for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+          const metadata = (await (await broker.request(path)).json()) as Record<string, unknown>;
+          expect(metadata).toMatchObject({
+            issuer: broker.issuer,
+            token_endpoint: `${broker.issuer}/token`,
+            jwks_uri: `${broker.issuer}/.well-known/jwks.json`,
+            grant_types_supported: [GRANT_TYPE],
+            token_endpoint_auth_methods_supported: ['none'],
+          });
+        }
+      });
+    });
+
+    describe('policy decisions', () => {
+      it('deny beats allow: a guardrail refuses pull_request_target even when the allow policy matches', async () => {
+        const { event } = await refused(exchangeForm(await good({ event_name: 'pull_request_target' })), { error: 'invalid_request', reason: 'denied_by_policy' });
+        expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
+      });
+
+      it('denies by default when no allow policy matches', async () => {
+        await refused(exchangeForm(await good({ ref: 'refs/heads/feature' })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
+      it('refuses a resurrected repository name with a different id', async () => {
+        await refused(exchangeForm(await good({ repository_id: '999999' })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
+      it('refuses scope escalation with invalid_scope', async () => {
+        await refused(exchangeForm(await good(), { scope: 'deploy:write admin' }), { error: 'invalid_scope', reason: 'scope_not_granted' });
+      });
+
+      it('refuses audience escalation with invalid_target', async () => {
+        await refused(exchangeForm(await good(), { audience: 'https://evil.example' }), { error: 'invalid_target', reason: 'audience_not_granted' });
+        await refused(exchangeForm(await good(), { audience: 'https://deploy.acme.dev', resource: 'https://evil.example/' }), {
+          error: 'invalid_target',
+          reason: 'audience_not_granted',
+        });
+      });
+
+      it('issues to several granted audiences at once', async () => {
+        const result = await postToken(broker, exchangeForm(await good(), { audience: ['https://deploy.acme.dev', 'https://artifacts.acme.dev'] }));
+        expect(result.status).toBe(200);
+      });
+    });
+
+    describe('subject token attacks', () => {
+      it('refuses alg none', async () => {
+        const header = base64url.encode(JSON.stringify({ alg: 'none', typ: 'JWT' }));
+        const payload = base64url.encode(JSON.stringify(ciClaims(github.url, broker.issuer)));
+        await refused(exchangeForm(`${header}.${payload}.`), { error: 'invalid_request', reason: 'algorithm_not_allowed' });
+      });
+
+      it('refuses HS256 keyed with the issuer public key (algorithm confusion)', async () => {
+        const { keys } = await github.jwks();
+        const publicKeyBytes = new TextEncoder().encode(JSON.stringify(keys[0]));
+        const forged = await new SignJWT(ciClaims(github.url, broker.issuer))
+          .setProtectedHeader({ alg: 'HS256', kid: String(keys[0]?.['kid']) })
+          .sign(publicKeyBytes);
+        await refused(exchangeForm(forged), { error: 'invalid_request', reason: 'algorithm_not_allowed' });
+      });
+
+      it('refuses a token with flipped signature bits', async () => {
+        const [header, payload, signature] = (await good()).split('.') as [string, string, string];
+        const bytes = base64url.decode(signature);
+        bytes[10] = (bytes[10] as number) ^ 0x01;
+        await refused(exchangeForm(`${header}.${payload}.${base64url.encode(bytes)}`), { error: 'invalid_request', reason: 'signature_invalid' });
+      });
+
+      it('refuses a valid signature moved onto another payload', async () => {
+        const allowed = (await good()).split('.');
+        const other = (await good({ environment: 'staging', ref: 'refs/heads/dev' })).split('.');
+        await refused(exchangeForm(`${allowed[0]}.${other[1]}.${allowed[2]}`), { error: 'invalid_request', reason: 'signature_invalid' });
+      });
+
+      it('refuses a token signed by a foreign key that claims a published kid', async () => {
+        const forged = await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' });
+        await refused(exchangeForm(forged), { error: 'invalid_request', reason: 'signature_invalid' });
+      });
+
+      it('refuses a token from a second trusted issuer that claims the first one’s iss', async () => {
+        const forged = await generic.sign(ciClaims(github.url, broker.issuer));
+        await refused(exchangeForm(forged), { error: 'invalid_request', reason: 'signature_invalid' });
+      });
+
+      it('never follows jku, x5u or an embedded jwk, and never contacts the URLs they name', async () => {
+        const trap = `${github.url}/trap/keys`;
+        const attacker = await github.jwks();
+        for (const header of [{ jku: trap }, { x5u: trap }, { jwk: attacker.keys[0] }, { x5c: ['MIIB'] }]) {
+          const forged = await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign', header });
+          await refused(exchangeForm(forged), { error: 'invalid_request', reason: 'header_forbidden' });
+        }
+        expect((await github.hits()).trap).toBe(0);
+      });
+
+      it('refuses expired, not-yet-valid and too-old tokens', async () => {
+        const now = Math.floor(Date.now() / 1000);
+        await refused(exchangeForm(await good({ iat: now - 400, exp: now - 100 })), { error: 'invalid_request', reason: 'token_expired' });
+        await refused(exchangeForm(await good({ nbf: now + 600, exp: now + 900 })), { error: 'invalid_request', reason: 'token_not_yet_valid' });
+        // GitHub tokens are accepted up to 10 minutes after iat, whatever exp says.
+        await refused(exchangeForm(await good({ iat: now - 3600, exp: now + 600 })), { error: 'invalid_request', reason: 'token_too_old' });
+      });
+
+      it('accepts a token within the 60 second clock skew', async () => {
+        const now = Math.floor(Date.now() / 1000);
+        const result = await postToken(broker, exchangeForm(await good({ iat: now + 30, nbf: now + 30, exp: now + 300 })));
+        expect(result.status).toBe(200);
+      });
+
+      it('refuses a token minted for another audience (the CI default)', async () => {
+        await refused(exchangeForm(await good({ aud: 'https://github.com/acme' })), { error: 'invalid_request', reason: 'audience_mismatch' });
+      });
+
+      it('refuses claims of the wrong type instead of coercing them', async () => {
+        await refused(exchangeForm(await good({ repository_id: 734201 })), { error: 'invalid_request', reason: 'claims_invalid' });
+        await refused(exchangeForm(await good({ repository: ['acme/api', 'evil/x'] })), { error: 'invalid_request', reason: 'claims_invalid' });
+        await refused(exchangeForm(await good({ sub: { toString: 'repo:acme/api' } })), { error: 'invalid_request', reason: 'claims_invalid' });
+        await refused(exchangeForm(await good({ exp: String(Math.floor(Date.now() / 1000) + 300) })), { error: 'invalid_request', reason: 'claims_invalid' });
+      });
+
+      it('refuses a token missing the claims that prove it is a CI job token', async () => {
+        const { repository_id: _dropped, ...claims } = ciClaims(github.url, broker.issuer);
+        await refused(exchangeForm(await github.sign(claims)), { error: 'invalid_request', reason: 'claims_invalid' });
+      });
+
+      it('treats an injected kid as an unknown key: no lookup by it, at most one refetch per cooldown', async () => {
+        const before = await github.hits();
+        for (const kid of ['../../../../etc/passwd', "' OR '1'='1", 'k'.repeat(4000)]) {
+          const forged = await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign', header: { kid } });
+          await refused(exchangeForm(forged), { error: 'invalid_request', reason: 'signature_invalid' });
+        }
+        const after = await github.hits();
+        expect(after.jwks - before.jwks).toBeLessThanOrEqual(1);
+      });
+
+      it('refuses an access token (typ at+jwt) presented as an identity token', async () => {
+        await refused(exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { header: { typ: 'at+jwt' } })), {
+          error: 'invalid_request',
+          reason: 'claims_invalid',
+        });
+      });
+
+      it('refuses a token whose issuer no policy trusts, without contacting it', async () => {
+        const stranger = freshIssuer(issuerBase(), 'stranger');
+        const { event } = await refused(exchangeForm(await stranger.sign(ciClaims(stranger.url, broker.issuer))), { error: 'invalid_request', reason: 'issuer_untrusted' });
+        expect(event.subject_token?.claimed_iss).toBe(stranger.url);
+        expect(await stranger.hits()).toEqual({ discovery: 0, jwks: 0, trap: 0 });
+      });
+    });
+
+    describe('malformed requests get RFC 6749 errors and an audit record, never a 5xx', () => {
+      it('refuses a wrong or missing grant_type', async () => {
+        await refused(new URLSearchParams({ grant_type: 'client_credentials', subject_token: 'a.b.c', subject_token_type: ID_TOKEN }), {
+          error: 'unsupported_grant_type',
+          reason: 'unsupported_grant_type',
+        });
+        await refused(new URLSearchParams({ subject_token: 'a.b.c', subject_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused('', { error: 'invalid_request', reason: 'malformed_request' });
+      });
+
+      it('refuses repeated single-valued parameters, bad token types and delegation', async () => {
+        const token = await good();
+        await refused(exchangeForm(token, { subject_token: token }), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused(exchangeForm(token).toString().replace(encodeURIComponent(ID_TOKEN), 'saml2'), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused(exchangeForm(token, { actor_token: token, actor_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused(exchangeForm(token, { requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused(exchangeForm(token, { scope: 'bad"scope' }), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused(exchangeForm(token, { resource: 'not a uri' }), { error: 'invalid_target', reason: 'target_malformed' });
+      });
+
+      it('refuses subject tokens that are not JWTs', async () => {
+        for (const token of ['garbage', 'a.b', '....', 'e30.e30.', '%%%.%%%.%%%', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln']) {
+          const result = await postToken(broker, exchangeForm(token));
+          expect(result.status).toBe(400);
+          expect(result.body['error']).toBe('invalid_request');
+          expect(result.body['audit_event_id']).toBeTypeOf('string');
+        }
+      });
+
+      it('refuses bodies that are not form-encoded', async () => {
+        const json = await postToken(broker, JSON.stringify({ grant_type: GRANT_TYPE }), 'application/json');
+        expect(json.status).toBe(415);
+        expect(json.body['error']).toBe('invalid_request');
+        const binary = await postToken(broker, new Uint8Array([0xff, 0xfe, 0x00, 0x01, 0x80]), 'application/octet-stream');
+        expect(binary.status).toBe(415);
+        const invalidUtf8 = await postToken(broker, new Uint8Array([0x61, 0x3d, 0xff, 0xfe, 0x26]));
+        expect(invalidUtf8.status).toBe(400);
+      });
+
+      it('refuses a huge body with 413 and a huge token with 400', async () => {
+        const huge = await postToken(broker, `grant_type=${encodeURIComponent(GRANT_TYPE)}&pad=${'x'.repeat(200_000)}`);
+        expect(huge.status).toBe(413);
+        expect(huge.body['error']).toBe('invalid_request');
+        expect(await broker.auditEvent(huge.body['audit_event_id'] as string)).toMatchObject({ decision: 'malformed', reason: 'request_too_large' });
+        await refused(exchangeForm(`${'a'.repeat(20_000)}.b.c`), { error: 'invalid_request', reason: 'malformed_request' });
+      });
+
+      it('answers GET /token with 405 and an RFC 6749 error', async () => {
+        const response = await broker.request('/token');
+        expect(response.status).toBe(405);
+        expect(response.headers.get('allow')).toBe('POST');
+        expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+      });
+    });
+
+    describe('issuer keys', () => {
+      it('follows an issuer key rotation: an unknown kid triggers one refetch', async () => {
+        const rotating = freshIssuer(issuerBase(), 'rotating');
+        const rotatingBroker = await start(suitePolicies(rotating, generic));
+        try {
+          const before = await rotatingBroker.request('/token', {
+            method: 'POST',
+            body: exchangeForm(await rotating.sign(ciClaims(rotating.url, rotatingBroker.issuer))),
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          });
+          expect(before.status).toBe(200);
+          const newKid = await rotating.rotate();
+          const token = await rotating.sign(ciClaims(rotating.url, rotatingBroker.issuer));
+          expect(decodeProtectedHeader(token).kid).toBe(newKid);
+          const after = await rotatingBroker.request('/token', { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+          expect(after.status).toBe(200);
+          expect((await rotating.hits()).jwks).toBe(2);
+        } finally {
+          await rotatingBroker.close();
+        }
+      });
+
+      it('keeps verifying with cached keys through an issuer outage, and says 503 when it has none', async () => {
+        const flaky = freshIssuer(issuerBase(), 'flaky');
+        const cold = freshIssuer(issuerBase(), 'cold');
+        await flaky.settings({ cacheControl: 'no-cache' });
+        // Keys are stale right away, so every exchange tries a refetch; within the stale window, cached keys still verify.
+        const policy = { minFreshSeconds: 0, maxFreshSeconds: 0, defaultFreshSeconds: 0, staleIfErrorSeconds: 3600, refetchCooldownSeconds: 0 };
+        const outageBroker = await start({ ...suitePolicies(flaky, cold) }, { jwksCachePolicy: policy });
+        const post = async (token: string) => postToken(outageBroker, exchangeForm(token));
+        try {
+          expect((await post(await flaky.sign(ciClaims(flaky.url, outageBroker.issuer)))).status).toBe(200);
+          await flaky.settings({ down: true });
+          await cold.settings({ down: true });
+          const hitsBefore = await flaky.hits();
+          expect((await post(await flaky.sign(ciClaims(flaky.url, outageBroker.issuer)))).status).toBe(200);
+          expect((await flaky.hits()).discovery).toBeGreaterThan(hitsBefore.discovery);
+
+          const unavailable = await post(await cold.sign({ iss: cold.url, aud: outageBroker.issuer, sub: 'svc-b', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }));
+          expect(unavailable.status).toBe(503);
+          expect(unavailable.body['error']).toBe('temporarily_unavailable');
+          expect(unavailable.body).not.toHaveProperty('access_token');
+          expect(await outageBroker.auditEvent(unavailable.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'issuer_unavailable' });
+        } finally {
+          await outageBroker.close();
+        }
+      });
+    });
+  });
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import type { VerifiedSubjectToken } from '../../src/issuers/verify-subject-token.ts';
+import { decide, type AccessRequest } from '../../src/policy/decide.ts';
+import { loadPolicies } from '../../src/policy/load-policies.ts';
+import type { PolicySet } from '../../src/policy/policy-set.ts';
+
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const BROKER = 'https://keyway.test';
+
+function load(files: Record<string, string>): PolicySet {
+  return loadPolicies(
+    Object.entries(files).map(([path, text]) => ({ path, text })),
+    { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false },
+  );
+}
+
+function token(set: PolicySet, claims: Record<string, unknown>): VerifiedSubjectToken {
+  const issuer = set.issuer(ISSUER);
+  if (issuer === undefined) throw new Error('issuer not loaded');
+  return { issuer, header: { alg: 'RS256' }, claims: { iss: ISSUER, aud: BROKER, sub: 'repo:acme/api:ref:refs/heads/main', ...claims } };
+}
+
+const ANY: AccessRequest = { audiences: [], scopes: undefined };
+
+const allow = (match: string, grant = 'audience: https://a.example\n  scopes: [read, write]', extra = '') =>
+  `version: 1\nissuer: github\n${extra}match:\n${match}\ngrant:\n  ${grant}\n`;
+
+describe('decide', () => {
+  it('grants by the first matching policy in id order and traces every candidate', () => {
+    const set = load({
+      'b.yaml': allow('  repository_id: "1"', 'audience: https://b.example'),
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example'),
+    });
+    const decision = decide(set, token(set, { repository_id: '1' }), ANY);
+    expect(decision.granted && decision.grant.policy.id).toBe('a');
+    expect(decision.trace).toMatchObject({ candidates: ['a', 'b'], matched: ['a', 'b'], deniedBy: [] });
+  });
+
+  it('lets a deny policy beat every allow policy', () => {
+    const set = load({
+      'allow.yaml': allow('  repository_id: "1"'),
+      'guard.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: pull_request_target\n',
+    });
+    expect(decide(set, token(set, { repository_id: '1', event_name: 'push' }), ANY).granted).toBe(true);
+    const denied = decide(set, token(set, { repository_id: '1', event_name: 'pull_request_target' }), ANY);
+    expect(denied).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { deniedBy: ['guard'] } });
+  });
+
+  it('denies when nothing matches, and when a claim a line needs is missing', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"\n  environment: production') });
+    expect(decide(set, token(set, { repository_id: '2', environment: 'production' }), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched' });
+    expect(decide(set, token(set, { repository_id: '1' }), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched' });
+  });
+
+  it('requires the subject token to carry the policy’s subject_audience', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
+    expect(decide(set, token(set, { repository_id: '1' }), ANY).granted).toBe(false);
+    expect(decide(set, token(set, { repository_id: '1', aud: ['x', 'https://special.example'] }), ANY).granted).toBe(true);
+  });
+
+  it('grants only the requested audience and scope when the policy covers them', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: [https://a.example, https://b.example]\n  scopes: [read, write]') });
+    const claims = { repository_id: '1' };
+    expect(decide(set, token(set, claims), { audiences: ['https://b.example'], scopes: ['read'] })).toMatchObject({
+      granted: true,
+      grant: { audiences: ['https://b.example'], scopes: ['read'] },
+    });
+    expect(decide(set, token(set, claims), { audiences: ['https://c.example'], scopes: undefined })).toMatchObject({ granted: false, reason: 'audience_not_granted' });
+    expect(decide(set, token(set, claims), { audiences: [], scopes: ['admin'] })).toMatchObject({ granted: false, reason: 'scope_not_granted' });
+    expect(decide(set, token(set, claims), ANY)).toMatchObject({ granted: true, grant: { audiences: ['https://a.example'], scopes: ['read', 'write'] } });
+  });
+
+  it('passes over a policy whose grant template names a missing claim', () => {
+    const set = load({
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "{environment}"'),
+      'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  claims: { repo: "{repository}" }'),
+    });
+    expect(decide(set, token(set, { repository_id: '1', repository: 'acme/api' }), ANY)).toMatchObject({ granted: true, grant: { policy: { id: 'b' }, claims: { repo: 'acme/api' } } });
+    expect(decide(set, token(set, { repository_id: '1' }), ANY)).toMatchObject({ granted: false, reason: 'template_claim_missing' });
+  });
+
+  it('renders the subject template, or keeps issuers apart by default', () => {
+    const set = load({
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "{repository}@{{literal}}"'),
+      'b.yaml': allow('  repository_id: "2"'),
+    });
+    expect(decide(set, token(set, { repository_id: '1', repository: 'acme/api' }), ANY)).toMatchObject({ grant: { subject: 'acme/api@{literal}' } });
+    expect(decide(set, token(set, { repository_id: '2' }), ANY)).toMatchObject({ grant: { subject: `${ISSUER}#repo:acme/api:ref:refs/heads/main` } });
+  });
+
+  it('evaluates mode: audit policies without enforcing them', () => {
+    const set = load({
+      'allow.yaml': allow('  repository_id: "1"'),
+      'watch-deny.yaml': 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch:\n  ref: refs/heads/main\n',
+      'watch-allow.yaml': allow('  repository_id: "2"', 'audience: https://a.example', 'mode: audit\n'),
+    });
+    const granted = decide(set, token(set, { repository_id: '1', ref: 'refs/heads/main' }), ANY);
+    expect(granted).toMatchObject({ granted: true, trace: { audit: [{ policy: 'watch-deny', would: 'deny' }] } });
+    const notGranted = decide(set, token(set, { repository_id: '2', ref: 'refs/heads/dev' }), ANY);
+    expect(notGranted).toMatchObject({ granted: false, reason: 'no_policy_matched', trace: { audit: [{ policy: 'watch-allow', would: 'grant' }] } });
+  });
+
+  it('finds candidates by index: 10,000 policies, a handful examined', () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 10_000; i++) files[`repo-${String(i).padStart(5, '0')}.yaml`] = allow(`  repository_owner_id: "42"\n  repository_id: "${i}"`);
+    files['guard.yaml'] = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n';
+    files['wide.yaml'] = allow('  repository_owner_id: "42"\n  ref: { glob: "refs/tags/*" }');
+    const set = load(files);
+    const decision = decide(set, token(set, { repository_owner_id: '42', repository_id: '7777', event_name: 'push', ref: 'refs/heads/main' }), ANY);
+    expect(decision.granted && decision.grant.policy.id).toBe('repo-07777');
+    expect(decision.trace.candidates).toEqual(['repo-07777', 'wide']);
+    const guarded = decide(set, token(set, { repository_owner_id: '42', repository_id: '7777', event_name: 'workflow_run', ref: 'refs/heads/main' }), ANY);
+    expect(guarded).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { candidates: ['guard', 'repo-07777', 'wide'] } });
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, inject, it } from 'vitest';
+import { DEFAULT_JWKS_CACHE_POLICY, IssuerUnavailableError, JwksCache, type JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
+import { freshIssuer } from '../suites/exchange-suite.ts';
+import type { TestIssuer } from '../support/test-issuer.ts';
+
+const http = { fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init), timeoutMs: 2000, maxBytes: 64 * 1024, allowHttpLoopback: true };
+
+function setup(policy: Partial<JwksCachePolicy> = {}): { issuer: TestIssuer; cache: JwksCache; clock: { now: number } } {
+  const clock = { now: 1_000_000_000_000 };
+  return {
+    issuer: freshIssuer(inject('testIssuerBase'), 'cache'),
+    cache: new JwksCache(http, { ...DEFAULT_JWKS_CACHE_POLICY, ...policy }, () => clock.now),
+    clock,
+  };
+}
+
+describe('JwksCache', () => {
+  it('fetches discovery then the JWKS once, and shares one fetch among concurrent callers', async () => {
+    const { issuer, cache } = setup();
+    await Promise.all(Array.from({ length: 10 }, () => cache.keysFor(issuer.url)));
+    expect(await issuer.hits()).toMatchObject({ discovery: 1, jwks: 1 });
+    expect(cache.stats).toEqual({ fetches: 1, fetchFailures: 0 });
+  });
+
+  it('honours Cache-Control max-age within the floor and ceiling', async () => {
+    const { issuer, cache, clock } = setup();
+    await issuer.settings({ cacheControl: 'max-age=120' });
+    await cache.keysFor(issuer.url);
+    clock.now += 100_000;
+    await cache.keysFor(issuer.url);
+    expect((await issuer.hits()).jwks).toBe(1);
+    clock.now += 30_000;
+    await cache.keysFor(issuer.url);
+    expect((await issuer.hits()).jwks).toBe(2);
+
+    await issuer.settings({ cacheControl: 'max-age=1' });
+    clock.now += 200_000;
+    await cache.keysFor(issuer.url);
+    clock.now += 59_000;
+    await cache.keysFor(issuer.url);
+    expect((await issuer.hits()).jwks).toBe(3);
+  });
+
+  it('keeps serving cached keys through an outage, for a bounded time, without hammering the issuer', async () => {
+    const { issuer, cache, clock } = setup({ staleIfErrorSeconds: 3600 });
+    await issuer.settings({ cacheControl: 'max-age=60' });
+    const keys = await cache.keysFor(issuer.url);
+    await issuer.settings({ down: true });
+
+    clock.now += 61_000;
+    expect(await cache.keysFor(issuer.url)).toBe(keys);
+    const afterFailure = await issuer.hits();
+    clock.now += 10_000;
+    expect(await cache.keysFor(issuer.url)).toBe(keys);
+    expect(await issuer.hits()).toEqual(afterFailure);
+
+    clock.now += 3600_000;
+    await expect(cache.keysFor(issuer.url)).rejects.toThrow(IssuerUnavailableError);
+    expect(cache.stats.fetchFailures).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refetches for an unknown kid at most once per cooldown', async () => {
+    const { issuer, cache, clock } = setup({ refetchCooldownSeconds: 30 });
+    await cache.keysFor(issuer.url);
+    expect(await cache.refreshForUnknownKey(issuer.url)).toBeDefined();
+    expect(await cache.refreshForUnknownKey(issuer.url)).toBeUndefined();
+    clock.now += 29_000;
+    expect(await cache.refreshForUnknownKey(issuer.url)).toBeUndefined();
+    expect((await issuer.hits()).jwks).toBe(2);
+    clock.now += 2_000;
+    expect(await cache.refreshForUnknownKey(issuer.url)).toBeDefined();
+    expect((await issuer.hits()).jwks).toBe(3);
+  });
+
+  it('refuses keys when discovery names a different issuer than the one configured', async () => {
+    const { issuer, cache } = setup();
+    await expect(cache.keysFor(`${issuer.url}/`)).rejects.toThrow(/names issuer/);
+    expect((await issuer.hits()).jwks).toBe(0);
+  });
+
+  it('refuses plain http unless loopback http is allowed', async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'http');
+    const cache = new JwksCache({ ...http, allowHttpLoopback: false });
+    await expect(cache.keysFor(issuer.url)).rejects.toThrow(/KEYWAY_ALLOW_HTTP_LOOPBACK/);
+    expect(await issuer.hits()).toEqual({ discovery: 0, jwks: 0, trap: 0 });
+  });
+});

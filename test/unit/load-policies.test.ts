@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+
+const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
+
+const GOOD = `version: 1
+issuer: github
+match:
+  repository_id: "734201"
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write]
+`;
+
+function problems(files: Record<string, string>, options: Partial<PolicyLoadOptions> = {}) {
+  try {
+    loadPolicies(toFiles(files), { ...OPTIONS, ...options });
+  } catch (error) {
+    if (error instanceof PolicyLoadError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected the policies not to load');
+}
+
+function toFiles(files: Record<string, string>): PolicyFile[] {
+  return Object.entries(files).map(([path, text]) => ({ path, text }));
+}
+
+describe('loading policies', () => {
+  it('loads a valid file, with the id taken from its path and defaults applied', () => {
+    const set = loadPolicies(toFiles({ 'deploy/prod.yaml': GOOD }), OPTIONS);
+    const [policy] = set.policies;
+    expect(policy).toMatchObject({
+      id: 'deploy/prod',
+      file: 'deploy/prod.yaml',
+      effect: 'allow',
+      mode: 'enforce',
+      subjectAudience: 'https://keyway.test',
+      issuer: { url: 'https://token.actions.githubusercontent.com' },
+      grant: { audiences: ['https://deploy.acme.dev'], scopes: ['deploy:write'], ttlSeconds: 300 },
+    });
+    expect(set.issuer('https://token.actions.githubusercontent.com')?.preset.name).toBe('github');
+    expect(set.acceptedAudiences('https://token.actions.githubusercontent.com')).toEqual(['https://keyway.test']);
+  });
+
+  it('rejects an unknown field, at its line and column, so a typo never widens a policy', () => {
+    const found = problems({ 'p.yaml': GOOD.replace('  scopes:', '  scope:') });
+    expect(found).toEqual([{ file: 'p.yaml', line: 7, column: 3, message: 'unknown field grant.scope' }]);
+    expect(problems({ 'p.yaml': `${GOOD}matchh: {}\n` })[0]).toMatchObject({ line: 8, column: 1, message: 'unknown field matchh' });
+    expect(problems({ 'p.yaml': GOOD.replace('"734201"', '{ glob: "7*", regexp: "x" }') })[0]?.message).toMatch(/matcher/);
+  });
+
+  it('rejects duplicate YAML keys, which would otherwise let a later line override an earlier one', () => {
+    expect(problems({ 'p.yaml': GOOD.replace('  repository_id: "734201"', '  repository_id: "734201"\n  repository_id: "1"') })[0]?.message).toMatch(/unique|duplicate/i);
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    expect(problems({ 'p.yaml': 'version: 1\nmatch: [unclosed\n' })[0]).toMatchObject({ file: 'p.yaml', message: expect.stringMatching(/^YAML: /) });
+  });
+
+  it('rejects a file holding more than one document', () => {
+    expect(problems({ 'p.yaml': `${GOOD}---\n${GOOD}` })[0]?.message).toMatch(/^YAML: /);
+  });
+
+  it.each([
+    ['version 2', GOOD.replace('version: 1', 'version: 2'), /version must be 1/],
+    ['an allow policy without a grant', 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\n', /allow policy needs a grant/],
+    ['a deny policy with a grant', GOOD.replace('version: 1', 'version: 1\neffect: deny'), /deny policy has no grant/],
+    ['an empty match', GOOD.replace('match:\n  repository_id: "734201"', 'match: {}'), /match needs at least one claim/],
+    ['a ttl above the cap', GOOD.replace('  scopes', '  ttl: 2h\n  scopes'), /above the broker's cap/],
+    ['a bad duration', GOOD.replace('  scopes', '  ttl: 10 minutes\n  scopes'), /duration/],
+    ['a reserved claim', GOOD.replace('  scopes', '  claims: { aud: x }\n  scopes'), /cannot set aud/],
+    ['a bad template', GOOD.replace('  scopes', '  subject: "repo:{repository"\n  scopes'), /unclosed/],
+    ['a catastrophic regex', GOOD.replace('"734201"', '{ regex: "(a+)+" }'), /catastrophically/],
+    ['an unknown preset', GOOD.replace('issuer: github', 'issuer: jenkins'), /unknown issuer preset/],
+    ['an http issuer', GOOD.replace('issuer: github', 'issuer: http://ci.example.com'), /must use https/],
+    ['a loopback http issuer without the development flag', GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000'), /KEYWAY_ALLOW_HTTP_LOOPBACK/],
+    ['an issuer with a query', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/?a=b"'), /query or fragment/],
+    ['a scope with a space', GOOD.replace('[deploy:write]', '["deploy write"]'), /scope/],
+  ])('rejects %s', (_name, text, message) => {
+    expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
+  });
+
+  it('accepts a loopback http issuer when the operator allows it for development', () => {
+    const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000') }), { ...OPTIONS, allowHttpLoopback: true });
+    expect(set.policies[0]?.issuer.url).toBe('http://127.0.0.1:9000');
+  });
+
+  it('keeps an issuer URL exactly as written, trailing slash and all', () => {
+    const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: "https://westeurope.oic.prod-aks.azure.com/t/u/"') }), OPTIONS);
+    expect(set.issuer('https://westeurope.oic.prod-aks.azure.com/t/u/')).toBeDefined();
+    expect(set.issuer('https://westeurope.oic.prod-aks.azure.com/t/u')).toBeUndefined();
+  });
+
+  it('gives a preset instance URL the preset rules', () => {
+    const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: { kind: gitlab, url: "https://gitlab.acme.dev" }') }), OPTIONS);
+    expect(set.issuer('https://gitlab.acme.dev')?.preset.requiredClaims).toContain('job_id');
+  });
+
+  it('rejects two policies with one id', () => {
+    expect(problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 1\nid: same'), 'b.yaml': GOOD.replace('version: 1', 'version: 1\nid: same') })[0]?.message).toMatch(
+      /also used by a.yaml/,
+    );
+  });
+
+  it('reports every problem in every file at once', () => {
+    const found = problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 3'), 'b.yaml': GOOD.replace('issuer: github', 'issuer: nope') });
+    expect(found.map((problem) => problem.file)).toEqual(['a.yaml', 'b.yaml']);
+  });
+
+  it('keeps disabled policies and dev-issuer policies out of decisions, and says why', () => {
+    const set = loadPolicies(
+      toFiles({ 'off.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true'), 'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev'), 'on.yaml': GOOD }),
+      OPTIONS,
+    );
+    expect(set.policies.map((policy) => policy.id)).toEqual(['on']);
+    expect(set.inactive.map((policy) => [policy.id, policy.why])).toEqual([
+      ['dev', expect.stringMatching(/development issuer is off/)],
+      ['off', 'disabled: true'],
+    ]);
+  });
+
+  it('resolves the dev issuer only when the development issuer is on', () => {
+    const set = loadPolicies(toFiles({ 'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev') }), { ...OPTIONS, devIssuerUrl: 'http://127.0.0.1:8787/dev-issuer' });
+    expect(set.policies[0]?.issuer).toMatchObject({ url: 'http://127.0.0.1:8787/dev-issuer', preset: { name: 'dev' } });
+  });
+});

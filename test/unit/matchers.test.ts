@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { claimReader } from '../../src/policy/claim-value.ts';
+import { compileMatcher } from '../../src/policy/compile-matcher.ts';
+import { compileGlob } from '../../src/policy/glob.ts';
+import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/policy/safe-regex.ts';
+import type { Matcher } from '../../src/policy/schema.ts';
+
+const matches = (matcher: Matcher, value: unknown, caseInsensitive = false) => compileMatcher(matcher, caseInsensitive).test(value);
+
+describe('exact and list matchers', () => {
+  it('compares scalars by canonical text, both ways', () => {
+    expect(matches(true, 'true')).toBe(true);
+    expect(matches('true', true)).toBe(true);
+    expect(matches(42, '42')).toBe(true);
+    expect(matches('42', 42)).toBe(true);
+    expect(matches('true', 'True')).toBe(false);
+    expect(matches('42', '042')).toBe(false);
+  });
+
+  it('never matches objects, null or a missing claim', () => {
+    expect(matches('x', { toString: () => 'x' })).toBe(false);
+    expect(matches('null', null)).toBe(false);
+    expect(matches('undefined', undefined)).toBe(false);
+    expect(matches('NaN', Number.NaN)).toBe(false);
+  });
+
+  it('a list matches when any entry does, and entries may be matchers', () => {
+    expect(matches(['push', 'workflow_dispatch'], 'workflow_dispatch')).toBe(true);
+    expect(matches(['push', { glob: 'release*' }], 'released')).toBe(true);
+    expect(matches(['push', 'workflow_dispatch'], 'pull_request')).toBe(false);
+  });
+
+  it('an array claim matches when any element does', () => {
+    expect(matches('https://b', ['https://a', 'https://b'])).toBe(true);
+    expect(matches('https://c', ['https://a', 'https://b'])).toBe(false);
+    expect(matches({ glob: 'team-*' }, ['ops', 'team-deploy'])).toBe(true);
+  });
+
+  it('folds case only for case-insensitive claims', () => {
+    expect(matches('acme/api', 'ACME/Api', true)).toBe(true);
+    expect(matches('acme/api', 'ACME/Api', false)).toBe(false);
+    expect(matches({ regex: 'acme/.+' }, 'ACME/api', true)).toBe(true);
+    expect(matches({ glob: 'acme/*' }, 'ACME/api', true)).toBe(true);
+  });
+
+  it('offers exact values to the index, folded as the claim is', () => {
+    expect(compileMatcher(['Push', 42], true).exact).toEqual(['push', '42']);
+    expect(compileMatcher(['push', { glob: 'x*' }], false).exact).toBeUndefined();
+    expect(compileMatcher({ not: 'x' }, false).exact).toBeUndefined();
+  });
+});
+
+describe('not and exists', () => {
+  it('not: the claim exists and the inner matcher does not match', () => {
+    expect(matches({ not: 'pull_request' }, 'push')).toBe(true);
+    expect(matches({ not: 'pull_request' }, 'pull_request')).toBe(false);
+    expect(matches({ not: 'pull_request' }, undefined)).toBe(false);
+    expect(matches({ not: 'pull_request' }, null)).toBe(false);
+    expect(matches({ not: 'b' }, ['a', 'b'])).toBe(false);
+    expect(matches({ not: 'c' }, ['a', 'b'])).toBe(true);
+  });
+
+  it('exists: presence only, null counts as absent', () => {
+    expect(matches({ exists: true }, '')).toBe(true);
+    expect(matches({ exists: true }, undefined)).toBe(false);
+    expect(matches({ exists: true }, null)).toBe(false);
+    expect(matches({ exists: false }, undefined)).toBe(true);
+    expect(matches({ exists: false }, 'x')).toBe(false);
+  });
+});
+
+describe('glob', () => {
+  it('* stays within a segment, ** crosses, ? is one character, the whole value must match', () => {
+    const tags = compileGlob('refs/tags/v*', false);
+    expect(tags('refs/tags/v1.2.3')).toBe(true);
+    expect(tags('refs/tags/v')).toBe(true);
+    expect(tags('refs/tags/v1/evil')).toBe(false);
+    expect(tags('xrefs/tags/v1')).toBe(false);
+    expect(compileGlob('acme/**', false)('acme/a/b/c')).toBe(true);
+    expect(compileGlob('acme/**/deploy.yml', false)('acme/x/.github/workflows/deploy.yml')).toBe(true);
+    expect(compileGlob('v?', false)('v1')).toBe(true);
+    expect(compileGlob('v?', false)('v12')).toBe(false);
+    expect(compileGlob('a?b', false)('a/b')).toBe(false);
+  });
+
+  it('treats every other character literally', () => {
+    const glob = compileGlob('acme/api@refs/heads/release-(1).+[x]', false);
+    expect(glob('acme/api@refs/heads/release-(1).+[x]')).toBe(true);
+    expect(glob('acme/api@refs/heads/release-(1)a+[x]')).toBe(false);
+  });
+
+  it('runs in bounded time on patterns that would backtrack as regexes', () => {
+    const glob = compileGlob('**a**a**a**a**a**a**a**a**b', false);
+    const started = performance.now();
+    expect(glob('a'.repeat(2000))).toBe(false);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('regex', () => {
+  it('matches the whole value', () => {
+    const regex = compileSafeRegex('v\\d+', false);
+    expect(regex('v12')).toBe(true);
+    expect(regex('xv12')).toBe(false);
+    expect(regex('v12x')).toBe(false);
+    expect(compileSafeRegex('a|b', false)('ab')).toBe(false);
+  });
+
+  it.each([
+    ['(a+)+$', 'nested quantifiers'],
+    ['(a*)*b', 'nested quantifiers'],
+    ['(x+x+)+y', 'nested quantifiers'],
+    ['(a)\\1', 'backreference'],
+    ['(?<n>a)\\k<n>', 'backreference'],
+    ['a(?=b)', 'lookahead'],
+    ['a(?!b)', 'negative lookahead'],
+    ['(?<=a)b', 'lookbehind'],
+    ['(?<!a)b', 'negative lookbehind'],
+    ['[', 'does not compile'],
+  ])('refuses %s (%s) at load time', (pattern) => {
+    expect(() => compileSafeRegex(pattern, false)).toThrow(UnsafeRegexError);
+  });
+
+  it('never matches a value longer than the input cap', () => {
+    expect(compileSafeRegex('a*', false)('a'.repeat(REGEX_MAX_INPUT))).toBe(true);
+    expect(compileSafeRegex('a*', false)('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
+  });
+});
+
+describe('claim paths', () => {
+  const claims = {
+    'oidc.circleci.com/org-id': 'org-1',
+    'kubernetes.io': { namespace: 'prod', serviceaccount: { name: 'deployer' } },
+    'a/b': { '~x': 1 },
+  };
+
+  it('reads top-level names containing dots and slashes as plain names', () => {
+    expect(claimReader('oidc.circleci.com/org-id')(claims)).toBe('org-1');
+  });
+
+  it('reads nested claims by JSON Pointer, with ~1 and ~0 escapes', () => {
+    expect(claimReader('/kubernetes.io/namespace')(claims)).toBe('prod');
+    expect(claimReader('/kubernetes.io/serviceaccount/name')(claims)).toBe('deployer');
+    expect(claimReader('/a~1b/~0x')(claims)).toBe(1);
+    expect(claimReader('/kubernetes.io/missing/deeper')(claims)).toBeUndefined();
+  });
+
+  it('does not read inherited properties', () => {
+    expect(claimReader('constructor')(claims)).toBeUndefined();
+    expect(claimReader('/kubernetes.io/toString')(claims)).toBeUndefined();
+  });
+
+  it('refuses malformed pointers', () => {
+    expect(() => claimReader('/a~2b')).toThrow(/JSON Pointer/);
+  });
+});

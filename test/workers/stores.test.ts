@@ -1,0 +1,11 @@
+import { env } from 'cloudflare:workers';
+import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
+import type { WorkerEnv } from '../../src/workers/worker-broker.ts';
+import { storeContract } from '../suites/store-contract.ts';
+
+const namespace = (env as unknown as WorkerEnv).STATE;
+
+storeContract('Workers (SQLite-backed Durable Object)', async () => {
+  const name = `contract-${crypto.randomUUID()}`;
+  return stateStores(() => keywayState(namespace, name));
+});

@@ -1,0 +1,49 @@
+import { runInDurableObject } from 'cloudflare:test';
+import { env, exports } from 'cloudflare:workers';
+import { describe, expect, inject, it } from 'vitest';
+import { keywayState } from '../../src/workers/keyway-state.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { startWorkersHarness, workerEnv } from './workers-harness.ts';
+
+const entry = (exports as unknown as { default: Fetcher }).default;
+
+describe('the deployed Worker entry', () => {
+  it('serves the bundled policies: the dev quickstart is inactive at the edge', async () => {
+    const response = await entry.fetch('https://keyway.test/healthz');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok', policies: 2, inactive_policies: 1 });
+  });
+
+  it('audits a malformed request in the Durable Object before answering', async () => {
+    const response = await entry.fetch('https://keyway.test/token', { method: 'POST', body: 'grant_type=nope', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '203.0.113.9' } });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: string; audit_event_id: string };
+    expect(body.error).toBe('unsupported_grant_type');
+    expect(await keywayState(workerEnv.STATE).get(body.audit_event_id)).toMatchObject({ decision: 'malformed', request: { client_ip: '203.0.113.9' } });
+  });
+});
+
+describe('the Worker broker when the audit log fails', () => {
+  it('issues no token, answers 503, and recovers once storage is back', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'w-gh');
+    const broker = await startWorkersHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'w-oidc')));
+    const exchange = async () =>
+      broker.request('/token', { method: 'POST', body: exchangeForm(await github.sign(ciClaims(github.url, broker.issuer))), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const state = keywayState(workerEnv.STATE);
+    expect((await exchange()).status).toBe(200);
+
+    await runInDurableObject(state, (_instance, storage) => void storage.storage.sql.exec('ALTER TABLE audit_events RENAME TO audit_events_away'));
+    try {
+      const refused = await exchange();
+      expect(refused.status).toBe(503);
+      const body = (await refused.json()) as Record<string, unknown>;
+      expect(body['error']).toBe('temporarily_unavailable');
+      expect(body).not.toHaveProperty('access_token');
+    } finally {
+      await runInDurableObject(state, (_instance, storage) => void storage.storage.sql.exec('ALTER TABLE audit_events_away RENAME TO audit_events'));
+    }
+    expect((await exchange()).status).toBe(200);
+    expect(env).toBeDefined();
+  });
+});

@@ -1,0 +1,23 @@
+import { createExecutionContext } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { silentLogger } from '../../src/log.ts';
+import { keywayState } from '../../src/workers/keyway-state.ts';
+import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';
+import type { StartBroker } from '../suites/exchange-suite.ts';
+
+export const workerEnv = env as unknown as WorkerEnv;
+
+/** The Worker broker inside workerd, with the real KeywayState Durable Object binding. */
+export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
+  const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
+  const broker = await createWorkerBroker(workerEnv, files, {
+    log: silentLogger,
+    ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+  });
+  return {
+    issuer: workerEnv.KEYWAY_ISSUER,
+    request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), workerEnv, createExecutionContext()),
+    auditEvent: (id) => keywayState(workerEnv.STATE).get(id),
+    close: async () => {},
+  };
+};
