@@ -1,0 +1,82 @@
+import { Hono } from 'hono';
+import { createLocalJWKSet, SignJWT } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { keywayAuth, type KeywayAuthVariables } from '../../src/middleware/keyway-auth/index.ts';
+import type { IssuedGrant } from '../../src/policy/decide.ts';
+import type { Policy } from '../../src/policy/policy.ts';
+import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { KeyRing } from '../../src/tokens/key-ring.ts';
+import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+
+const ISSUER = 'https://keyway.test';
+
+describe('keywayAuth', () => {
+  let ring: KeyRing;
+  let otherRing: KeyRing;
+  let app: Hono<{ Variables: KeywayAuthVariables }>;
+
+  const mint = async (overrides: Partial<IssuedGrant> = {}, options: { ring?: KeyRing; issuer?: string; now?: number } = {}) =>
+    (
+      await mintAccessToken({
+        issuer: options.issuer ?? ISSUER,
+        key: (options.ring ?? ring).signing,
+        grant: { policy: { id: 'auditors' } as Policy, audiences: [ISSUER], scopes: ['audit:read'], ttlSeconds: 300, subject: 'alice', claims: {}, ...overrides },
+        source: { iss: 'https://accounts.google.com', sub: '1234' },
+        now: options.now ?? Date.now(),
+      })
+    ).token;
+
+  const call = (token?: string) => app.request('/events', token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+
+  beforeAll(async () => {
+    ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    otherRing = await KeyRing.from([await generateSigningKey(Date.now())]);
+    app = new Hono<{ Variables: KeywayAuthVariables }>();
+    app.use('/events', keywayAuth({ issuer: ISSUER, audience: ISSUER, scopes: ['audit:read'], keys: createLocalJWKSet(ring.jwks) }));
+    app.get('/events', (c) => c.json({ sub: c.get('keywayToken').sub }));
+  });
+
+  it('lets a valid token through with its claims', async () => {
+    const response = await call(await mint());
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ sub: 'alice' });
+  });
+
+  it('asks for a token when there is none (401, WWW-Authenticate: Bearer)', async () => {
+    const response = await call();
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer');
+    expect(await app.request('/events', { headers: { authorization: 'Basic dXNlcjpwYXNz' } })).toHaveProperty('status', 401);
+  });
+
+  it.each([
+    ['another audience', () => mint({ audiences: ['https://other.example'] })],
+    ['another issuer', () => mint({}, { issuer: 'https://evil.example' })],
+    ['a key the broker does not publish', () => mint({}, { ring: otherRing })],
+    ['an expired token', () => mint({ ttlSeconds: 60 }, { now: Date.now() - 600_000 })],
+    ['garbage', async () => 'a.b.c'],
+  ])('refuses %s with 401 invalid_token', async (_name, token) => {
+    const response = await call(await token());
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    expect(await response.json()).toMatchObject({ error: 'invalid_token' });
+  });
+
+  it('refuses a JWT that is not typed at+jwt (an ID token signed by the same key)', async () => {
+    const idToken = await new SignJWT({ client_id: 'x', scope: 'audit:read', jti: 'j' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: ring.signing.kid })
+      .setIssuer(ISSUER)
+      .setAudience(ISSUER)
+      .setSubject('alice')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(ring.signing.key);
+    expect((await call(idToken)).status).toBe(401);
+  });
+
+  it('refuses a token without the scope with 403 insufficient_scope', async () => {
+    const response = await call(await mint({ scopes: ['deploy:write'] }));
+    expect(response.status).toBe(403);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="audit:read"');
+  });
+});
