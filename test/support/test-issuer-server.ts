@@ -1,23 +1,39 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
+import type { SigningAlg } from './test-issuer.ts';
 
 /**
- * A real OIDC issuer on 127.0.0.1 for tests: every first path segment is its own issuer
- * (`/ci-a`, `/ci-b`, …) with its own RSA keys, discovery document and JWKS. Tests drive it
- * through a small admin API (`/<name>/_test/...`) over HTTP, so the same client works from
- * Node tests and from tests running inside workerd.
+ * A real OIDC issuer on 127.0.0.1 for tests. Any path is an issuer of its own (`/ci-a`,
+ * `/org/<uuid>`, `/2.0/workspaces/acme/pipelines-config/identity/oidc`, or the bare origin),
+ * with its own keys, discovery document (`<path>/.well-known/openid-configuration`) and JWKS
+ * (`<path>/jwks`), so a test can stand in for a CI system at its exact issuer path. An issuer
+ * whose URL ends in `/` (AKS) is made by calling its admin API with `?trailing_slash=1`.
+ *
+ * `POST /_test/sites` starts another origin (a new port) with the same behaviour, for issuers
+ * that are a bare origin (`https://gitlab.com`, `https://agent.buildkite.com`). Tests drive
+ * every issuer through its admin API (`<path>/_test/...`) over HTTP, so the same client works
+ * from Node tests and from tests running inside workerd.
  */
+
+interface IssuerKey {
+  kid: string;
+  privateJwk: JWK;
+  publicJwk: JWK;
+}
+
 interface IssuerState {
-  /** Keys published in the JWKS; the last one signs by default. */
-  keys: { kid: string; privateJwk: JWK; publicJwk: JWK }[];
+  /** The issuer URL ends in `/`; its discovery and JWKS still live at the path without it. */
+  readonly trailingSlash: boolean;
+  /** Keys published in the JWKS; the newest one of the requested algorithm signs. */
+  keys: IssuerKey[];
   down: boolean;
   cacheControl: string;
   hits: { discovery: number; jwks: number; trap: number };
 }
 
-async function newKey(alg: 'RS256' | 'ES256' = 'RS256'): Promise<{ kid: string; privateJwk: JWK; publicJwk: JWK }> {
+async function newKey(alg: SigningAlg = 'RS256'): Promise<IssuerKey> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
@@ -30,70 +46,119 @@ export interface SignRequest {
   readonly header?: Partial<JWTHeaderParameters> & Record<string, unknown>;
   /** `published` (default): the newest published key. `foreign`: a key never published, with the published kid unless the header says otherwise. */
   readonly key?: 'published' | 'foreign';
-  readonly alg?: 'RS256' | 'ES256';
+  readonly alg?: SigningAlg;
 }
 
-export async function startTestIssuerServer(): Promise<{ base: string; close(): Promise<void> }> {
+interface Site {
+  readonly base: string;
+  close(): Promise<void>;
+}
+
+const ADMIN = /^(.*)\/_test\/(sign|rotate|settings|hits)$/;
+const DISCOVERY = /^(.*)\/\.well-known\/openid-configuration$/;
+const JWKS = /^(.*)\/jwks$/;
+const TRAP = /^(.*?)\/trap\/.*$/;
+
+class IssuerConflictError extends Error {}
+
+/** Starts one origin. Every site serves the same routes; `sites` collects those started through it. */
+async function startSite(sites: Site[]): Promise<Site> {
+  /** By issuer path without its trailing slash ('' for the bare origin). */
   const issuers = new Map<string, Promise<IssuerState>>();
-  const state = (name: string): Promise<IssuerState> => {
-    let found = issuers.get(name);
+  const state = async (path: string, trailingSlash?: boolean): Promise<IssuerState> => {
+    let found = issuers.get(path);
     if (found === undefined) {
-      found = newKey().then((key) => ({ keys: [key], down: false, cacheControl: 'public, max-age=300', hits: { discovery: 0, jwks: 0, trap: 0 } }));
-      issuers.set(name, found);
+      found = newKey().then((key) => ({
+        trailingSlash: trailingSlash ?? false,
+        keys: [key],
+        down: false,
+        cacheControl: 'public, max-age=300',
+        hits: { discovery: 0, jwks: 0, trap: 0 },
+      }));
+      issuers.set(path, found);
     }
-    return found;
+    const issuer = await found;
+    if (trailingSlash !== undefined && issuer.trailingSlash !== trailingSlash) {
+      throw new IssuerConflictError(`issuer ${path} exists ${issuer.trailingSlash ? 'with' : 'without'} a trailing slash`);
+    }
+    return issuer;
   };
+
   let base = '';
+  const issuerUrl = (path: string, issuer: IssuerState): string => `${base}${path}${issuer.trailingSlash ? '/' : ''}`;
+
+  const admin = async (c: Context, path: string, operation: string): Promise<Response> => {
+    const issuer = await state(path, c.req.query('trailing_slash') === '1');
+    switch (operation) {
+      case 'sign': {
+        const request = await c.req.json<SignRequest>();
+        const alg = request.alg ?? 'RS256';
+        const published = [...issuer.keys].reverse().find((key) => key.publicJwk.alg === alg) ?? (await newKey(alg));
+        const signer = request.key === 'foreign' ? await newKey(alg) : published;
+        const header = { alg, typ: 'JWT', kid: published.kid, ...request.header } as JWTHeaderParameters;
+        const token = await new SignJWT(request.claims).setProtectedHeader(header).sign(await importJWK(signer.privateJwk, alg));
+        return c.json({ token });
+      }
+      case 'rotate': {
+        const { keepOld = false, alg = 'RS256' } = await c.req.json<{ keepOld?: boolean; alg?: SigningAlg }>();
+        const key = await newKey(alg);
+        issuer.keys = keepOld ? [...issuer.keys, key] : [key];
+        return c.json({ kid: key.kid });
+      }
+      case 'settings': {
+        const settings = await c.req.json<{ down?: boolean; cacheControl?: string }>();
+        if (settings.down !== undefined) issuer.down = settings.down;
+        if (settings.cacheControl !== undefined) issuer.cacheControl = settings.cacheControl;
+        return c.json({ ok: true });
+      }
+      default:
+        return c.json(issuer.hits);
+    }
+  };
+
   const app = new Hono();
-  app.get('/:name/.well-known/openid-configuration', async (c) => {
-    const issuer = await state(c.req.param('name'));
-    issuer.hits.discovery += 1;
-    if (issuer.down) return c.text('down', 503);
-    const url = `${base}/${c.req.param('name')}`;
-    return c.json({ issuer: url, jwks_uri: `${url}/jwks`, id_token_signing_alg_values_supported: ['RS256', 'ES256'] });
+  app.post('/_test/sites', async (c) => {
+    const site = await startSite(sites);
+    return c.json({ base: site.base });
   });
-  app.get('/:name/jwks', async (c) => {
-    const issuer = await state(c.req.param('name'));
-    issuer.hits.jwks += 1;
-    if (issuer.down) return c.text('down', 503);
-    c.header('Cache-Control', issuer.cacheControl);
-    return c.json({ keys: issuer.keys.map((key) => key.publicJwk) });
+  app.all('*', async (c) => {
+    const path = new URL(c.req.url).pathname;
+    try {
+      const adminCall = ADMIN.exec(path);
+      if (adminCall !== null) return await admin(c, adminCall[1] ?? '', adminCall[2] ?? '');
+      const discovery = DISCOVERY.exec(path);
+      if (discovery !== null && c.req.method === 'GET') {
+        const issuerPath = discovery[1] ?? '';
+        const issuer = await state(issuerPath);
+        issuer.hits.discovery += 1;
+        if (issuer.down) return c.text('down', 503);
+        return c.json({ issuer: issuerUrl(issuerPath, issuer), jwks_uri: `${base}${issuerPath}/jwks`, id_token_signing_alg_values_supported: ['RS256', 'ES256', 'ES384', 'ES512'] });
+      }
+      const jwks = JWKS.exec(path);
+      if (jwks !== null && c.req.method === 'GET') {
+        const issuer = await state(jwks[1] ?? '');
+        issuer.hits.jwks += 1;
+        if (issuer.down) return c.text('down', 503);
+        c.header('Cache-Control', issuer.cacheControl);
+        return c.json({ keys: issuer.keys.map((key) => key.publicJwk) });
+      }
+      const trap = TRAP.exec(path);
+      if (trap !== null) {
+        (await state(trap[1] ?? '')).hits.trap += 1;
+        return c.json({ keys: [] });
+      }
+      return c.text('not found', 404);
+    } catch (error) {
+      if (error instanceof IssuerConflictError) return c.text(error.message, 409);
+      throw error;
+    }
   });
-  app.all('/:name/trap/*', async (c) => {
-    (await state(c.req.param('name'))).hits.trap += 1;
-    return c.json({ keys: [] });
-  });
-  app.post('/:name/_test/sign', async (c) => {
-    const issuer = await state(c.req.param('name'));
-    const request = await c.req.json<SignRequest>();
-    const alg = request.alg ?? 'RS256';
-    const published = [...issuer.keys].reverse().find((key) => key.publicJwk.alg === alg) ?? (await newKey(alg));
-    const signer = request.key === 'foreign' ? await newKey(alg) : published;
-    const header = { alg, typ: 'JWT', kid: published.kid, ...request.header } as JWTHeaderParameters;
-    const token = await new SignJWT(request.claims).setProtectedHeader(header).sign(await importJWK(signer.privateJwk, alg));
-    return c.json({ token });
-  });
-  app.post('/:name/_test/rotate', async (c) => {
-    const issuer = await state(c.req.param('name'));
-    const { keepOld = false, alg = 'RS256' } = await c.req.json<{ keepOld?: boolean; alg?: 'RS256' | 'ES256' }>();
-    const key = await newKey(alg);
-    issuer.keys = keepOld ? [...issuer.keys, key] : [key];
-    return c.json({ kid: key.kid });
-  });
-  app.post('/:name/_test/settings', async (c) => {
-    const issuer = await state(c.req.param('name'));
-    const settings = await c.req.json<{ down?: boolean; cacheControl?: string }>();
-    if (settings.down !== undefined) issuer.down = settings.down;
-    if (settings.cacheControl !== undefined) issuer.cacheControl = settings.cacheControl;
-    return c.json({ ok: true });
-  });
-  app.get('/:name/_test/hits', async (c) => c.json((await state(c.req.param('name'))).hits));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
   });
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
+  const site: Site = {
     base,
     close: () =>
       new Promise<void>((resolve) => {
@@ -101,4 +166,12 @@ export async function startTestIssuerServer(): Promise<{ base: string; close(): 
         if ('closeAllConnections' in server) server.closeAllConnections();
       }),
   };
+  sites.push(site);
+  return site;
+}
+
+export async function startTestIssuerServer(): Promise<{ base: string; close(): Promise<void> }> {
+  const sites: Site[] = [];
+  const main = await startSite(sites);
+  return { base: main.base, close: async () => void (await Promise.all(sites.map((site) => site.close()))) };
 }

@@ -1,31 +1,40 @@
 import type { JWTHeaderParameters } from 'jose';
 
+export type SigningAlg = 'RS256' | 'ES256' | 'ES384' | 'ES512';
+
 /**
  * Client for one issuer of the test issuer server (see test-issuer-server.ts). Web-standard
  * fetch only, so it runs in Node and inside workerd alike.
  */
 export class TestIssuer {
+  /** The issuer URL exactly as tokens carry it in `iss`. */
   readonly url: string;
+  readonly #admin: string;
+  readonly #query: string;
 
-  constructor(base: string, name: string) {
-    this.url = `${base}/${name}`;
+  /** `new TestIssuer(base, name)`: the issuer at `<base>/<name>`; `new TestIssuer(url)`: the issuer at exactly `url`. */
+  constructor(baseOrUrl: string, name?: string) {
+    this.url = name === undefined ? baseOrUrl : `${baseOrUrl}/${name}`;
+    const trailingSlash = this.url.endsWith('/');
+    this.#admin = `${trailingSlash ? this.url.slice(0, -1) : this.url}/_test`;
+    this.#query = trailingSlash ? '?trailing_slash=1' : '';
   }
 
   async #post<T>(path: string, body: unknown): Promise<T> {
-    const response = await fetch(`${this.url}/_test/${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-    if (!response.ok) throw new Error(`test issuer ${path} answered ${response.status}`);
+    const response = await fetch(`${this.#admin}/${path}${this.#query}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    if (!response.ok) throw new Error(`test issuer ${path} answered ${response.status}: ${await response.text()}`);
     return (await response.json()) as T;
   }
 
   /** Signs `claims` as they are: callers set iss, aud and the time claims (see `ciClaims`). */
   async sign(
     claims: Record<string, unknown>,
-    options: { header?: Partial<JWTHeaderParameters> & Record<string, unknown>; key?: 'published' | 'foreign'; alg?: 'RS256' | 'ES256' } = {},
+    options: { header?: Partial<JWTHeaderParameters> & Record<string, unknown>; key?: 'published' | 'foreign'; alg?: SigningAlg } = {},
   ): Promise<string> {
     return (await this.#post<{ token: string }>('sign', { claims, ...options })).token;
   }
 
-  async rotate(options: { keepOld?: boolean; alg?: 'RS256' | 'ES256' } = {}): Promise<string> {
+  async rotate(options: { keepOld?: boolean; alg?: SigningAlg } = {}): Promise<string> {
     return (await this.#post<{ kid: string }>('rotate', options)).kid;
   }
 
@@ -34,12 +43,19 @@ export class TestIssuer {
   }
 
   async hits(): Promise<{ discovery: number; jwks: number; trap: number }> {
-    return (await (await fetch(`${this.url}/_test/hits`)).json()) as { discovery: number; jwks: number; trap: number };
+    return (await (await fetch(`${this.#admin}/hits${this.#query}`)).json()) as { discovery: number; jwks: number; trap: number };
   }
 
   async jwks(): Promise<{ keys: Record<string, unknown>[] }> {
-    return (await (await fetch(`${this.url}/jwks`)).json()) as { keys: Record<string, unknown>[] };
+    return (await (await fetch(`${this.#admin.slice(0, -'/_test'.length)}/jwks`)).json()) as { keys: Record<string, unknown>[] };
   }
+}
+
+/** Starts another origin on the test issuer server, for issuers that are a bare origin. Returns its base URL. */
+export async function newTestSite(base: string): Promise<string> {
+  const response = await fetch(`${base}/_test/sites`, { method: 'POST' });
+  if (!response.ok) throw new Error(`test issuer server could not start a site: ${response.status}`);
+  return ((await response.json()) as { base: string }).base;
 }
 
 /** A GitHub Actions-shaped claim set for `issuer`, valid now, overridable field by field. */
