@@ -39,6 +39,7 @@ export const REASONS = {
   token_expired: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token has expired' },
   token_not_yet_valid: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token is not valid yet' },
   token_too_old: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token was issued too long ago' },
+  token_lifetime_too_long: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token lives longer than its issuer\'s tokens may; request a short-lived one' },
   audience_mismatch: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token audience is not accepted; request the CI token with this broker as its audience' },
   claims_invalid: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token claims are missing or of the wrong type' },
   no_policy_matched: { decision: 'denied', error: 'invalid_request', status: 400, description: 'no trust policy grants this request' },

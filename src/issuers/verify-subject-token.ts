@@ -8,6 +8,7 @@ import {
   type ProtectedHeaderParameters,
 } from 'jose';
 import { ExchangeError } from '../exchange/reasons.ts';
+import { canonicalText, claimReader, isPresent } from '../policy/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
 import type { ClaimType } from './presets.ts';
 import type { TrustedIssuer } from './trusted-issuer.ts';
@@ -56,12 +57,16 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
   const iss = unverified.iss;
   const issuer = typeof iss === 'string' ? options.issuers.issuer(iss) : undefined;
   if (issuer === undefined) throw new ExchangeError('issuer_untrusted', `iss ${JSON.stringify(iss)} is not trusted by any policy`);
-  if (typeof header.alg !== 'string' || !issuer.preset.algorithms.includes(header.alg)) {
+  if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
     throw new ExchangeError('algorithm_not_allowed', `alg ${JSON.stringify(header.alg)} is not allowed for ${issuer.url}`);
   }
 
   const claims = await verifyWithIssuerKeys(token, issuer, options);
+  checkLifetime(claims, issuer);
+  checkRequiredClaims(claims, issuer);
   checkClaimTypes(claims, issuer);
+  checkClaimFormats(claims, issuer);
+  checkBoundClaims(claims, issuer);
   return { issuer, header, claims };
 }
 
@@ -100,11 +105,11 @@ async function verifyWith(keys: JWTVerifyGetKey, token: string, issuer: TrustedI
   const { payload } = await jwtVerify(token, keys, {
     issuer: issuer.url,
     audience: [...options.issuers.acceptedAudiences(issuer.url)],
-    algorithms: [...issuer.preset.algorithms],
+    algorithms: [...issuer.algorithms],
     clockTolerance: options.clockToleranceSeconds,
-    maxTokenAge: issuer.preset.maxTokenAgeSeconds,
+    maxTokenAge: issuer.maxTokenAgeSeconds,
     currentDate: new Date(options.now),
-    requiredClaims: ['sub', 'iat', 'exp', ...issuer.preset.requiredClaims],
+    requiredClaims: ['sub', 'iat', 'exp'],
   });
   return payload;
 }
@@ -159,12 +164,47 @@ function typeOf(value: unknown): ClaimType | 'null' | 'other' {
   }
 }
 
+/** Some issuers can mint tokens that outlive what they identify (Kubernetes, a year); those are refused however fresh. */
+function checkLifetime(claims: JWTPayload, issuer: TrustedIssuer): void {
+  const max = issuer.preset.maxTokenLifetimeSeconds;
+  const lifetime = (claims.exp ?? 0) - (claims.iat ?? 0);
+  if (max !== undefined && lifetime > max) {
+    throw new ExchangeError('token_lifetime_too_long', `exp - iat is ${lifetime}s; ${issuer.preset.name} tokens may live ${max}s at most`);
+  }
+}
+
+/** The claims that prove a CI job token: the same keys may sign other kinds (GitLab user logins, Google sign-ins). */
+function checkRequiredClaims(claims: JWTPayload, issuer: TrustedIssuer): void {
+  for (const key of issuer.preset.requiredClaims) {
+    if (!isPresent(claimReader(key)(claims))) throw new ExchangeError('claims_invalid', `missing required claim ${key}`);
+  }
+}
+
 /** Claims of a known type must arrive with that type: no silent coercion of an array or object into a match. */
 function checkClaimTypes(claims: JWTPayload, issuer: TrustedIssuer): void {
-  for (const [name, expected] of Object.entries(issuer.preset.claimTypes)) {
-    if (!(name in claims)) continue;
-    const actual = typeOf(claims[name]);
-    const ok = actual === expected || (expected === 'array' && actual === 'string[]');
-    if (!ok) throw new ExchangeError('claims_invalid', `claim ${name} is ${actual}, expected ${expected}`);
+  for (const [key, expected] of Object.entries(issuer.preset.claimTypes)) {
+    const value = claimReader(key)(claims);
+    if (value === undefined) continue;
+    const actual = typeOf(value);
+    const ok = actual === expected || (expected === 'array' && actual === 'string[]') || (expected === 'string|null' && (actual === 'string' || actual === 'null'));
+    if (!ok) throw new ExchangeError('claims_invalid', `claim ${key} is ${actual}, expected ${expected}`);
+  }
+}
+
+function checkClaimFormats(claims: JWTPayload, issuer: TrustedIssuer): void {
+  for (const [key, format] of Object.entries(issuer.preset.claimFormats)) {
+    const value = claimReader(key)(claims);
+    if (!isPresent(value)) continue;
+    if (!format.pattern.test(canonicalText(value) ?? '')) throw new ExchangeError('claims_invalid', `claim ${key} is not ${format.description}`);
+  }
+}
+
+/** A per-tenant issuer URL names its tenant; the token must name the same one (Azure DevOps signs every org with one key set). */
+function checkBoundClaims(claims: JWTPayload, issuer: TrustedIssuer): void {
+  for (const [key, expected] of Object.entries(issuer.boundClaims)) {
+    const value = claims[key];
+    if (typeof value !== 'string' || value.toLowerCase() !== expected.toLowerCase()) {
+      throw new ExchangeError('claims_invalid', `claim ${key} is ${JSON.stringify(value)}, but the issuer ${issuer.url} is ${expected}'s`);
+    }
   }
 }

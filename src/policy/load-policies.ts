@@ -4,15 +4,16 @@ import {
   DevIssuerDisabledError,
   IssuerReferenceError,
   resolveIssuer,
+  type IssuerReference,
   type IssuerResolutionOptions,
   type TrustedIssuer,
 } from '../issuers/trusted-issuer.ts';
-import { claimReader, ClaimPathError } from './claim-value.ts';
+import { canonicalText, claimReader, ClaimPathError } from './claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import type { ClaimCondition, Grant, Policy } from './policy.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
-import { PolicySchema, type GrantDocument, type PolicyDocument } from './schema.ts';
+import { PolicySchema, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
 
 export interface PolicyFile {
@@ -47,6 +48,8 @@ export class PolicyLoadError extends Error {
 }
 
 export const DEFAULT_TTL_SECONDS = 5 * 60;
+/** `issuer.max_token_age` may lengthen a preset's limit up to this, never further. */
+export const MAX_TOKEN_AGE_OVERRIDE_SECONDS = 24 * 60 * 60;
 export const MAX_POLICY_FILE_BYTES = 256 * 1024;
 
 /** Claims every issued token carries; a policy cannot set them. */
@@ -76,6 +79,8 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
   const policies: Policy[] = [];
   const inactive: InactivePolicy[] = [];
   const seenIds = new Map<string, string>();
+  /** The first policy to name each issuer URL: every later one must resolve it to the same rules. */
+  const issuerRules = new Map<string, { readonly file: string; readonly rules: string }>();
 
   for (const file of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
     if (file.text.length > MAX_POLICY_FILE_BYTES) {
@@ -101,9 +106,11 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
       inactive.push({ id, file: file.path, why: 'disabled: true' });
       continue;
     }
+    const reference = issuerReference(data.issuer, report);
+    if (reference === undefined) continue;
     let issuer: TrustedIssuer;
     try {
-      issuer = resolveIssuer(data.issuer, options);
+      issuer = resolveIssuer(reference, options);
     } catch (error) {
       if (error instanceof DevIssuerDisabledError) {
         inactive.push({ id, file: file.path, why: error.message });
@@ -115,6 +122,13 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
       }
       throw error;
     }
+    const rules = describeRules(issuer);
+    const earlier = issuerRules.get(issuer.url);
+    if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules });
+    else if (earlier.rules !== rules) {
+      report(`issuer ${issuer.url} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`, ['issuer']);
+      continue;
+    }
     const policy = compilePolicy(id, file.path, data, issuer, options, report);
     if (policy !== undefined) policies.push(policy);
   }
@@ -124,6 +138,21 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
     policies.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     inactive,
   );
+}
+
+/** The policy's `issuer` as the resolver takes it, with `max_token_age` in seconds. */
+function issuerReference(written: PolicyDocument['issuer'], report: (message: string, path?: readonly PropertyKey[]) => void): IssuerReference | undefined {
+  if (typeof written === 'string') return written;
+  const maxTokenAgeSeconds = written.max_token_age === undefined ? undefined : parseDuration(written.max_token_age);
+  if (maxTokenAgeSeconds !== undefined && maxTokenAgeSeconds > MAX_TOKEN_AGE_OVERRIDE_SECONDS) {
+    report(`issuer.max_token_age ${written.max_token_age} is above ${MAX_TOKEN_AGE_OVERRIDE_SECONDS / 3600}h: a token that old is refused whatever the policy says`, ['issuer', 'max_token_age']);
+    return undefined;
+  }
+  return { kind: written.kind, url: written.url, maxTokenAgeSeconds, extraAlgorithms: written.extra_algorithms };
+}
+
+function describeRules(issuer: TrustedIssuer): string {
+  return `${issuer.preset.name} (algorithms ${[...issuer.algorithms].sort().join(', ')}; max token age ${issuer.maxTokenAgeSeconds}s)`;
 }
 
 type Position = { readonly line: number; readonly column: number };
@@ -180,8 +209,14 @@ function compilePolicy(
     report(message, path);
   };
 
+  const preset = issuer.preset;
   const conditions: ClaimCondition[] = [];
   for (const [key, written] of Object.entries(data.match)) {
+    const format = preset.claimFormats[key];
+    const neverMatching = format === undefined ? undefined : pinnedValues(written).find((value) => !format.pattern.test(canonicalText(value) ?? ''));
+    if (format !== undefined && neverMatching !== undefined) {
+      fail(`match.${key}: ${JSON.stringify(neverMatching)} can never match: ${preset.name} always sends ${key} as ${format.description}`, ['match', key]);
+    }
     try {
       const caseInsensitive = issuer.preset.caseInsensitiveClaims.includes(key);
       conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, caseInsensitive), caseInsensitive });
@@ -189,6 +224,13 @@ function compilePolicy(
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match', key]);
     }
+  }
+
+  if (preset.fixedAudience !== undefined && data.subject_audience !== undefined && data.subject_audience !== preset.fixedAudience) {
+    fail(`subject_audience: ${preset.name} tokens always carry aud ${preset.fixedAudience}, which the job cannot change`, ['subject_audience']);
+  }
+  if (preset.singleUse && data.single_use === false) {
+    fail(`single_use: ${preset.name} tokens are also accepted elsewhere, so each is good for one exchange; single_use cannot be false`, ['single_use']);
   }
 
   const grant = data.grant === undefined ? undefined : compileGrant(data.grant, options, fail);
@@ -200,10 +242,17 @@ function compilePolicy(
     effect: data.effect,
     mode: data.mode,
     issuer,
-    subjectAudience: data.subject_audience ?? options.brokerIssuer,
+    subjectAudience: data.subject_audience ?? preset.fixedAudience ?? options.brokerIssuer,
+    singleUse: preset.singleUse || data.single_use === true,
     conditions,
     grant,
   };
+}
+
+/** The plain values a `match` line pins: a scalar, or the scalars of a list. */
+function pinnedValues(matcher: Matcher): readonly (string | number | boolean)[] {
+  if (typeof matcher !== 'object') return [matcher];
+  return Array.isArray(matcher) ? matcher.flatMap((entry: Matcher) => pinnedValues(entry)) : [];
 }
 
 function compileGrant(

@@ -34,6 +34,8 @@ export interface Policy {
   readonly issuer: TrustedIssuer;
   /** The `aud` the subject token must carry. */
   readonly subjectAudience: string;
+  /** The first exchange this policy grants for a token claims it; later ones are refused as `replayed`. */
+  readonly singleUse: boolean;
   readonly conditions: readonly ClaimCondition[];
   readonly grant: Grant | undefined;
 }

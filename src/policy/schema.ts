@@ -1,4 +1,5 @@
 import * as v from 'valibot';
+import { ASYMMETRIC_ALGORITHMS } from '../issuers/issuer-preset.ts';
 
 /**
  * The trust policy file format, version 1. The loader validates with this schema and the
@@ -44,9 +45,21 @@ const Audience = v.pipe(v.string(), v.minLength(1), v.maxLength(2048));
 export const IssuerSchema = v.union(
   [
     v.pipe(v.string(), v.minLength(1)),
-    v.strictObject({ kind: v.string(), url: v.string() }),
+    v.strictObject({
+      kind: v.string(),
+      // Absent: the preset's public issuer.
+      url: v.optional(v.string()),
+      // Overrides for what operators legitimately need; every policy naming the issuer must agree on them.
+      max_token_age: v.optional(Duration),
+      extra_algorithms: v.optional(
+        v.pipe(
+          v.array(v.picklist(ASYMMETRIC_ALGORITHMS)),
+          v.minLength(1),
+        ),
+      ),
+    }),
   ],
-  'issuer is a preset name, an exact https URL, or { kind, url }',
+  `issuer is a preset name, an exact https URL, or { kind, url, max_token_age, extra_algorithms } with extra algorithms from ${ASYMMETRIC_ALGORITHMS.join(', ')} (never none or HMAC)`,
 );
 
 export const GrantSchema = v.strictObject({
@@ -70,6 +83,7 @@ export const PolicySchema = v.pipe(
     disabled: v.optional(v.boolean(), false),
     issuer: IssuerSchema,
     subject_audience: v.optional(Audience),
+    single_use: v.optional(v.boolean()),
     match: v.pipe(
       v.record(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
       v.check((match) => Object.keys(match).length > 0, 'match needs at least one claim: a policy never matches every token'),

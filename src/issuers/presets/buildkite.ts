@@ -1,0 +1,45 @@
+import { formats, LOWERCASE_UUID, type IssuerPreset } from '../issuer-preset.ts';
+
+// https://buildkite.com/docs/agent/v3/cli-oidc — strings, except those typed below.
+export const buildkite: IssuerPreset = {
+  name: 'buildkite',
+  url: 'https://agent.buildkite.com',
+  shapes: [{ deployment: 'Buildkite', host: /^agent\.buildkite\.com$/, path: /^$/, example: 'https://agent.buildkite.com' }],
+  algorithms: ['RS256'],
+  // Tokens live 5 minutes unless `--lifetime` asks for up to 2 hours; a job requests one when it needs it.
+  maxTokenAgeSeconds: 10 * 60,
+  // organization_id comes only with `--claim organization_id`; the slug in every token can be renamed and re-registered.
+  requiredClaims: ['organization_id', 'organization_slug', 'pipeline_slug', 'build_number', 'job_id'],
+  claimTypes: {
+    sub: 'string',
+    organization_slug: 'string',
+    pipeline_slug: 'string',
+    build_number: 'number',
+    build_branch: 'string',
+    build_tag: 'string',
+    build_commit: 'string',
+    step_key: 'string|null',
+    job_id: 'string',
+    agent_id: 'string',
+    build_source: 'string',
+    runner_environment: 'string',
+    organization_id: 'string',
+    pipeline_id: 'string',
+    build_id: 'string',
+    cluster_id: 'string',
+    cluster_name: 'string',
+    queue_id: 'string',
+    queue_key: 'string',
+    'https://aws.amazon.com/tags': 'object',
+  },
+  claimFormats: formats(['organization_id', 'pipeline_id', 'cluster_id', 'queue_id', 'build_id', 'job_id'], LOWERCASE_UUID),
+  caseInsensitiveClaims: [],
+  auditClaims: [
+    'organization_id', 'organization_slug', 'pipeline_id', 'pipeline_slug', 'build_number', 'build_branch', 'build_tag',
+    'build_commit', 'build_source', 'step_key', 'job_id', 'agent_id', 'runner_environment', 'cluster_id', 'queue_key',
+  ],
+  // One issuer and one key set for every Buildkite organization.
+  shared: true,
+  tenantClaims: ['organization_id'],
+  singleUse: false,
+};

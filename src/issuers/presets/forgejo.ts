@@ -1,0 +1,23 @@
+import { formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+
+// https://forgejo.org/docs/next/user/actions/security-openid-connect/ — GitHub's contract; every claim is a string.
+export const forgejo: IssuerPreset = {
+  name: 'forgejo',
+  shapes: [{ deployment: 'Forgejo instance', path: /^(\/[^/]+)*\/api\/actions$/, example: 'https://codeberg.org/api/actions' }],
+  algorithms: ['RS256'],
+  // Like GitHub, a job asks for a token when it needs one.
+  maxTokenAgeSeconds: 10 * 60,
+  requiredClaims: ['repository', 'repository_owner', 'ref', 'event_name', 'run_id'],
+  claimTypes: stringClaims([
+    'sub', 'jti', 'actor', 'actor_id', 'base_ref', 'event_name', 'ref', 'ref_protected', 'ref_type', 'repository', 'repository_id',
+    'repository_owner', 'repository_owner_id', 'run_attempt', 'run_id', 'run_number', 'sha', 'workflow', 'workflow_ref',
+  ]),
+  // Ids arrive with Forgejo's immutable-subject change; names are all older instances send.
+  claimFormats: formats(['repository_id', 'repository_owner_id', 'actor_id'], NUMERIC_ID),
+  caseInsensitiveClaims: ['repository', 'repository_owner', 'actor', 'workflow_ref'],
+  auditClaims: ['repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'ref_protected', 'event_name', 'workflow_ref', 'sha', 'run_id', 'actor'],
+  // One issuer per instance, for all of its users.
+  shared: true,
+  tenantClaims: ['repository_owner_id', 'repository_id', 'repository_owner', 'repository', 'sub'],
+  singleUse: false,
+};

@@ -1,0 +1,40 @@
+import { formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+
+// https://docs.github.com/en/actions/reference/security/oidc — every claim is a string.
+export const GITHUB_CLAIMS = [
+  'sub', 'jti', 'actor', 'actor_id', 'base_ref', 'head_ref', 'enterprise', 'enterprise_id', 'environment',
+  'environment_node_id', 'event_name', 'job_workflow_ref', 'job_workflow_sha', 'ref', 'ref_type', 'ref_protected',
+  'repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'repository_visibility', 'run_id',
+  'run_number', 'run_attempt', 'runner_environment', 'sha', 'workflow', 'workflow_ref', 'workflow_sha', 'check_run_id',
+] as const;
+
+const SLUG = '[A-Za-z0-9][A-Za-z0-9_-]*';
+const GITHUB_HOST = /^token\.actions\.githubusercontent\.com$/;
+
+export const github: IssuerPreset = {
+  name: 'github',
+  url: 'https://token.actions.githubusercontent.com',
+  shapes: [
+    { deployment: 'github.com', host: GITHUB_HOST, path: /^$/, example: 'https://token.actions.githubusercontent.com' },
+    // The enterprise "unique issuer" setting (GHEC): tokens of that enterprise name it in `iss`.
+    { deployment: 'GitHub Enterprise Cloud with a unique issuer', host: GITHUB_HOST, path: new RegExp(`^/${SLUG}$`), example: 'https://token.actions.githubusercontent.com/<enterprise-slug>' },
+    // Data residency; the unique-issuer form (`/<subdomain>`) is not confirmed against a live token.
+    { deployment: 'GHE.com', host: /^token\.actions\.[a-z0-9-]+\.ghe\.com$/, path: new RegExp(`^(/${SLUG})?$`), example: 'https://token.actions.<subdomain>.ghe.com' },
+    { deployment: 'GitHub Enterprise Server', path: /^\/_services\/token$/, example: 'https://<ghes-host>/_services/token' },
+  ],
+  algorithms: ['RS256'],
+  // Tokens live 5 minutes; a job may ask for one at any time, so a fresh one is always at hand.
+  maxTokenAgeSeconds: 10 * 60,
+  requiredClaims: ['repository', 'repository_id', 'repository_owner_id', 'ref', 'event_name', 'run_id'],
+  claimTypes: stringClaims(GITHUB_CLAIMS),
+  claimFormats: formats(['repository_id', 'repository_owner_id', 'enterprise_id', 'actor_id'], NUMERIC_ID),
+  caseInsensitiveClaims: ['repository', 'repository_owner', 'actor', 'enterprise', 'workflow_ref', 'job_workflow_ref'],
+  auditClaims: [
+    'repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'enterprise_id', 'ref', 'ref_type', 'ref_protected',
+    'environment', 'event_name', 'workflow_ref', 'job_workflow_ref', 'sha', 'runner_environment', 'run_id', 'run_attempt', 'actor',
+  ],
+  // github.com's issuer serves every GitHub customer; an enterprise or GHES issuer, every org in it.
+  shared: true,
+  tenantClaims: ['repository_owner_id', 'repository_id', 'enterprise_id', 'sub'],
+  singleUse: false,
+};
