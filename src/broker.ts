@@ -4,6 +4,7 @@ import type { AuditStore } from './audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './issuers/jwks-cache.ts';
 import type { Logger } from './log.ts';
 import type { PolicySet } from './policy/policy-set.ts';
+import type { ReplayGuard } from './replay/replay-guard.ts';
 import type { BrokerSettings } from './settings.ts';
 import type { KeyRing } from './tokens/key-ring.ts';
 import type { Hono } from 'hono';
@@ -14,6 +15,7 @@ export interface BrokerParts {
   readonly policies: () => PolicySet;
   readonly keys: () => KeyRing;
   readonly audit: AuditStore;
+  readonly replay: ReplayGuard;
   readonly clientIp: (c: Context) => string | undefined;
   readonly health?: () => HealthReport;
   readonly log: Logger;
@@ -49,6 +51,7 @@ export function createBroker(parts: BrokerParts): Broker {
       keys: parts.keys,
       jwks,
       audit: parts.audit,
+      replay: parts.replay,
       now,
       log: parts.log,
       clockToleranceSeconds: 60,

@@ -5,6 +5,7 @@ import bundledPolicies from '../build/policies.json';
 import { createWorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
 
 export { KeywayState } from './workers/keyway-state.ts';
+export { ReplayGuardState } from './workers/replay-guard-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<Broker> | undefined;

@@ -6,8 +6,11 @@ import { verifySubjectToken } from '../issuers/verify-subject-token.ts';
 import type { Logger } from '../log.ts';
 import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
+import { claimSingleUse } from '../replay/claim-single-use.ts';
+import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
 import { mintAccessToken } from '../tokens/mint-access-token.ts';
+import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
 import { ExchangeError, REASONS } from './reasons.ts';
 
@@ -19,6 +22,8 @@ export interface ExchangeDeps {
   readonly keys: () => KeyRing;
   readonly jwks: JwksCache;
   readonly audit: AuditStore;
+  /** Single use of subject tokens, for policies and issuers that demand it. */
+  readonly replay: ReplayGuard;
   readonly now: () => number;
   readonly log: Logger;
   readonly clockToleranceSeconds: number;
@@ -128,6 +133,9 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   if (!decision.granted) throw new ExchangeError(decision.reason, decision.detail);
 
   const { grant } = decision;
+  if (grant.policy.singleUse) {
+    await claimSingleUse(request.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
+  }
   const keys = deps.keys();
   const minted = await mintAccessToken({
     issuer: deps.issuer,
@@ -150,8 +158,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
 }
 
 async function describeSubjectToken(token: string): Promise<NonNullable<AuditEvent['subject_token']>> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token));
-  const sha256 = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  const sha256 = await sha256Hex(token);
   let claimed: Record<string, unknown> = {};
   try {
     claimed = decodeJwt(token);

@@ -47,7 +47,9 @@ export const REASONS = {
   audience_not_granted: { decision: 'denied', error: 'invalid_target', status: 400, description: 'the requested audience is not granted' },
   scope_not_granted: { decision: 'denied', error: 'invalid_scope', status: 400, description: 'the requested scope is not granted' },
   template_claim_missing: { decision: 'denied', error: 'invalid_request', status: 400, description: 'no trust policy grants this request' },
+  replayed: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
 
+  replay_guard_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later' },
   issuer_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'the subject token issuer\'s keys cannot be fetched right now; retry later' },
   internal_error: { decision: 'error', error: 'server_error', status: 500, description: 'internal error' },
 } as const satisfies Record<string, ReasonSpec>;

@@ -12,6 +12,7 @@ import type { PolicySet } from '../policy/policy-set.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
@@ -63,6 +64,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     policies: () => policies,
     keys: () => keys,
     audit: new SqliteAuditStore(db),
+    replay: new SqliteReplayGuard(db),
     clientIp: (c) => getConnInfo(c).remote.address,
     log,
     now,

@@ -27,6 +27,19 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE INDEX audit_events_time ON audit_events (time);
     `,
   },
+  {
+    // Single-use subject tokens (src/replay/): one row per claimed token, kept until the token expires.
+    id: 2,
+    sql: `
+      CREATE TABLE replay_claims (
+        key TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        audit_event_id TEXT NOT NULL
+      );
+      CREATE INDEX replay_claims_expires_at ON replay_claims (expires_at);
+    `,
+  },
 ];
 
 export function migrate(db: SqlDatabase): void {

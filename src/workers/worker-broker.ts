@@ -4,12 +4,14 @@ import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
 import { readBrokerSettings } from '../settings.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import { keywayState, stateStores, type KeywayState } from './keyway-state.ts';
+import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
   readonly STATE: DurableObjectNamespace<KeywayState>;
+  readonly REPLAY: DurableObjectNamespace<ReplayGuardState>;
   readonly KEYWAY_ISSUER: string;
   readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
   readonly KEYWAY_MAX_TTL_SECONDS?: string;
@@ -36,6 +38,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     policies: () => policies,
     keys: () => keys,
     audit: stores.audit,
+    replay: replayGuardShards(env.REPLAY),
     clientIp: (c) => c.req.header('cf-connecting-ip'),
     log: options.log,
     now,

@@ -1,0 +1,23 @@
+/**
+ * Single use for subject tokens. The first exchange of a token claims it; every later one
+ * finds the claim taken, until the token could no longer be exchanged anyway. Adapters must
+ * make `claim` atomic: of any number of concurrent claims of one key, exactly one succeeds.
+ */
+export interface ReplayGuard {
+  claim(claim: ReplayClaim): Promise<ReplayClaimResult>;
+}
+
+export interface ReplayClaim {
+  /** Derived from the token (`replay-key.ts`), never the token itself. */
+  readonly key: string;
+  /** Seconds since the epoch after which the token is refused anyway, so the claim need not be kept. */
+  readonly expiresAt: number;
+  /** The audit event of the exchange that claims the token. */
+  readonly auditEventId: string;
+  /** Milliseconds since the epoch. Claims that expired before it are pruned. */
+  readonly now: number;
+}
+
+export type ReplayClaimResult =
+  | { readonly claimed: true }
+  | { readonly claimed: false; readonly heldBy: { readonly auditEventId: string; readonly claimedAt: number } };
