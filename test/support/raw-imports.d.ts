@@ -1,0 +1,5 @@
+// Vite's `?raw` imports: a file's text, in Node tests and inside workerd alike.
+declare module '*.md?raw' {
+  const text: string;
+  export default text;
+}
