@@ -30,13 +30,14 @@ export class ReplayGuardState extends DurableObject<WorkerEnv> implements Replay
 
 export const REPLAY_SHARDS = 16;
 
-/** The Worker-side ReplayGuard: RPC to the shard that owns the key (keys are hex, so their first digit picks it). */
+/** The shard that holds a key's claims. Keys are lower-case hex, so their first digit picks one of REPLAY_SHARDS. */
+export function replayShard(namespace: DurableObjectNamespace<ReplayGuardState>, key: string, prefix = 'replay'): DurableObjectStub<ReplayGuardState> {
+  const shard = Number.parseInt(key.slice(0, 1), 16);
+  if (!(shard >= 0 && shard < REPLAY_SHARDS)) throw new Error('a replay key must be lower-case hex');
+  return namespace.get(namespace.idFromName(`${prefix}-${shard}`));
+}
+
+/** The Worker-side ReplayGuard: RPC to the key's shard. A stub belongs to the request that made it, so each claim makes its own. */
 export function replayGuardShards(namespace: DurableObjectNamespace<ReplayGuardState>, prefix = 'replay'): ReplayGuard {
-  return {
-    claim: (claim) => {
-      const shard = Number.parseInt(claim.key.slice(0, 1), 16) % REPLAY_SHARDS;
-      if (Number.isNaN(shard)) throw new Error('a replay key must be hex');
-      return namespace.get(namespace.idFromName(`${prefix}-${shard}`)).claim(claim);
-    },
-  };
+  return { claim: (claim) => replayShard(namespace, claim.key, prefix).claim(claim) };
 }

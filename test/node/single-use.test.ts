@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
+import { replaySuite } from '../suites/replay-suite.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { startNodeHarness, testConfig, writeTree } from './node-harness.ts';
+
+replaySuite('Node', startNodeHarness, () => inject('testIssuerBase'));
+
+describe('single use on Node when storage fails', () => {
+  let broker: NodeBroker | undefined;
+  let saboteur: SqliteFile | undefined;
+  afterEach(async () => {
+    saboteur?.close();
+    await broker?.close();
+  });
+
+  async function setup() {
+    const github = freshIssuer(inject('testIssuerBase'), 'single-node');
+    const root = writeTree({
+      'policies/deploy.yaml': `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsingle_use: true\nmatch:\n  repository_id: "734201"\ngrant:\n  audience: https://deploy.acme.dev\n`,
+    });
+    broker = await startNodeBroker(testConfig(root), { log: silentLogger });
+    saboteur = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const token = await github.sign(ciClaims(github.url, broker.config.issuer));
+    const url = broker.url;
+    const exchange = async () => {
+      const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    return { exchange, db: saboteur, audit: new SqliteAuditStore(saboteur) };
+  }
+
+  it('fails closed when the audit record of a claimed exchange cannot be written: no token, and the token stays used', async () => {
+    const { exchange, db, audit } = await setup();
+    db.exec('ALTER TABLE audit_events RENAME TO audit_events_away');
+    const unrecorded = await exchange();
+    expect(unrecorded.status).toBe(503);
+    expect(unrecorded.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(unrecorded.body).not.toHaveProperty('access_token');
+    expect(db.all<{ n: number }>('SELECT count(*) AS n FROM replay_claims')[0]?.n).toBe(1);
+    db.exec('ALTER TABLE audit_events_away RENAME TO audit_events');
+
+    const retry = await exchange();
+    expect(retry.status).toBe(400);
+    const event = await audit.get(retry.body['audit_event_id'] as string);
+    expect(event?.reason).toBe('replayed');
+    // It names the exchange that claimed the token, which left no record because it issued nothing.
+    const claimedBy = /audit event (\S+)/.exec(event?.detail ?? '')?.[1];
+    expect(claimedBy).toBeDefined();
+    expect(await audit.get(claimedBy ?? '')).toBeUndefined();
+  });
+
+  it('answers 503 when single use cannot be checked, and grants the same token once it can', async () => {
+    const { exchange, db, audit } = await setup();
+    db.exec('ALTER TABLE replay_claims RENAME TO replay_claims_away');
+    const unchecked = await exchange();
+    expect(unchecked.status).toBe(503);
+    expect(unchecked.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(unchecked.body).not.toHaveProperty('access_token');
+    expect(await audit.get(unchecked.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'replay_guard_unavailable' });
+    db.exec('ALTER TABLE replay_claims_away RENAME TO replay_claims');
+    expect((await exchange()).status).toBe(200);
+  });
+});

@@ -1,0 +1,161 @@
+import { base64url } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** Order of the P-256 group: an ECDSA signature (r, s) verifies as (r, n − s) too. */
+const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+function toBigInt(bytes: Uint8Array): bigint {
+  return BigInt(`0x${[...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('')}`);
+}
+
+function fromBigInt(value: bigint, length: number): Uint8Array {
+  const hex = value.toString(16).padStart(length * 2, '0');
+  return Uint8Array.from({ length }, (_, i) => Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16));
+}
+
+/** The same ES256 token with its signature's twin: (r, n − s). */
+function ecdsaTwin(token: string): string {
+  const [header, payload, signature] = token.split('.') as [string, string, string];
+  const bytes = base64url.decode(signature);
+  const s = toBigInt(bytes.slice(32));
+  return `${header}.${payload}.${base64url.encode(new Uint8Array([...bytes.slice(0, 32), ...fromBigInt(P256_ORDER - s, 32)]))}`;
+}
+
+/** The same token with the unused low bit of its signature's last base64url character flipped. */
+function reencoded(token: string): string {
+  const last = BASE64URL.indexOf(token.at(-1) ?? '');
+  return `${token.slice(0, -1)}${BASE64URL[last ^ 1]}`;
+}
+
+/** `single_use: true` through the exchange, on Node and inside workerd. */
+export function replaySuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`single use on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: TestIssuer;
+    let plain: TestIssuer;
+    const now = () => Math.floor(Date.now() / 1000);
+
+    const exchange = async (token: string, extra: Record<string, string> = {}) => {
+      const result = await postToken(broker, exchangeForm(token, extra));
+      return { ...result, event: (await broker.auditEvent(result.body['audit_event_id'] as string)) as AuditEvent };
+    };
+    const production = () => github.sign(ciClaims(github.url, broker.issuer));
+    const release = (claims: Record<string, unknown> = {}) =>
+      plain.sign({ iss: plain.url, aud: broker.issuer, sub: 'svc-release', iat: now(), exp: now() + 300, ...claims }, { alg: 'ES256' });
+
+    beforeAll(async () => {
+      github = freshIssuer(issuerBase(), 'single-gh');
+      plain = freshIssuer(issuerBase(), 'single-oidc');
+      await plain.rotate({ alg: 'ES256' });
+      broker = await start({
+        'single/deploy.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+single_use: true
+match:
+  repository_id: "734201"
+  environment: production
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write, artifacts:read]
+`,
+        'reusable/staging.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+match:
+  repository_id: "734201"
+  environment: staging
+grant:
+  audience: https://staging.acme.dev
+`,
+        // A plain OIDC issuer that signs with ES256 and sends no jti.
+        'single/release.yaml': `
+version: 1
+issuer: { kind: oidc, url: "${plain.url}", extra_algorithms: [ES256] }
+single_use: true
+match:
+  sub: svc-release
+grant:
+  audience: https://release.acme.dev
+`,
+      });
+    });
+    afterAll(() => broker.close());
+
+    it('refuses a second exchange of the token as replayed, and names the exchange that used it', async () => {
+      const token = await production();
+      const first = await exchange(token);
+      expect(first.status).toBe(200);
+      const second = await exchange(token);
+      expect(second.status).toBe(400);
+      expect(second.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/already exchanged/) });
+      expect(second.body).not.toHaveProperty('access_token');
+      expect(second.event).toMatchObject({ decision: 'denied', reason: 'replayed', policy: { matched: ['single/deploy'] } });
+      expect(second.event.detail).toContain(`by jti`);
+      expect(second.event.detail).toContain(first.event.id);
+      expect(second.event).not.toHaveProperty('issued');
+    });
+
+    it('grants exactly one of two concurrent exchanges of one token', async () => {
+      const token = await production();
+      const results = await Promise.all([exchange(token), exchange(token)]);
+      expect(results.map((result) => result.status).sort()).toEqual([200, 400]);
+      const loser = results.find((result) => result.status === 400);
+      const winner = results.find((result) => result.status === 200);
+      expect(loser?.event.reason).toBe('replayed');
+      expect(loser?.event.detail).toContain(winner?.event.id);
+    });
+
+    it('grants exactly one of many concurrent exchanges of one token', async () => {
+      const token = await production();
+      const results = await Promise.all(Array.from({ length: 8 }, () => exchange(token)));
+      expect(results.filter((result) => result.status === 200)).toHaveLength(1);
+      expect(results.filter((result) => result.event.reason === 'replayed')).toHaveLength(7);
+    });
+
+    it('does not use the token up on a refused attempt, so the job can retry with a correct request', async () => {
+      const token = await production();
+      const wrongScope = await exchange(token, { scope: 'admin' });
+      expect(wrongScope.event.reason).toBe('scope_not_granted');
+      const wrongAudience = await exchange(token, { audience: 'https://evil.example' });
+      expect(wrongAudience.event.reason).toBe('audience_not_granted');
+      expect((await exchange(token, { scope: 'deploy:write' })).status).toBe(200);
+      expect((await exchange(token, { scope: 'artifacts:read' })).event.reason).toBe('replayed');
+    });
+
+    it('lets a token granted by a policy without single_use be exchanged again', async () => {
+      const token = await github.sign(ciClaims(github.url, broker.issuer, { environment: 'staging' }));
+      expect((await exchange(token)).status).toBe(200);
+      expect((await exchange(token)).status).toBe(200);
+    });
+
+    it('keeps tokens with different jti apart, even with otherwise equal claims', async () => {
+      const claims = ciClaims(github.url, broker.issuer);
+      expect((await exchange(await github.sign(claims))).status).toBe(200);
+      expect((await exchange(await github.sign({ ...claims, jti: crypto.randomUUID() }))).status).toBe(200);
+    });
+
+    it('knows a token without jti by its signed part: a re-encoded or ECDSA-twin signature is the same token', async () => {
+      const token = await release();
+      const twin = ecdsaTwin(token);
+      expect(twin).not.toBe(token);
+      // The twin verifies on its own: it is granted first, and the original is then a replay.
+      const first = await exchange(twin);
+      expect(first.status).toBe(200);
+      const original = await exchange(token);
+      expect(original.event.reason).toBe('replayed');
+      expect(original.event.detail).toContain('by signed part');
+      expect(original.event.subject_token?.sha256).not.toBe(first.event.subject_token?.sha256);
+
+      // Same sub and times, another run: another signed part.
+      const another = await release({ run_id: crypto.randomUUID() });
+      expect((await exchange(another)).status).toBe(200);
+      expect(reencoded(another)).not.toBe(another);
+      expect((await exchange(reencoded(another))).event.reason).toBe('replayed');
+    });
+  });
+}
