@@ -51,12 +51,7 @@ export const IssuerSchema = v.union(
       url: v.optional(v.string()),
       // Overrides for what operators legitimately need; every policy naming the issuer must agree on them.
       max_token_age: v.optional(Duration),
-      extra_algorithms: v.optional(
-        v.pipe(
-          v.array(v.picklist(ASYMMETRIC_ALGORITHMS)),
-          v.minLength(1),
-        ),
-      ),
+      extra_algorithms: v.optional(v.pipe(v.array(v.picklist(ASYMMETRIC_ALGORITHMS)), v.minLength(1))),
     }),
   ],
   `issuer is a preset name, an exact https URL, or { kind, url, max_token_age, extra_algorithms } with extra algorithms from ${ASYMMETRIC_ALGORITHMS.join(', ')} (never none or HMAC)`,
