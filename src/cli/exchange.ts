@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { isLoopbackHttpUrl } from '../issuers/trusted-issuer.ts';
 import { CiTokenError, selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execWithToken } from './pipeline/exec-with-token.ts';
 import { BrokerRefusedError, BrokerUnavailableError, exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
@@ -62,7 +63,8 @@ export const exchange: Command = {
 
     const url = values.url ?? process.env['KEYWAY_URL'];
     if (!url) throw new CliError('--url is required (or set KEYWAY_URL): the broker, e.g. https://keyway.example.com');
-    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new CliError(`--url ${url} is not an http(s) URL`);
+    if (!URL.canParse(url)) throw new CliError(`--url ${url} is not a URL`);
+    if (new URL(url).protocol !== 'https:' && !isLoopbackHttpUrl(new URL(url))) throw new CliError('--url must be https, unless the broker is on this machine (127.0.0.1, localhost, [::1])');
     const from = values.from;
     if (from !== undefined && !(SOURCE_NAMES as readonly string[]).includes(from)) throw new CliError(`--from is one of ${SOURCE_NAMES.join(', ')}`);
     const retries = Number(values.retries);
