@@ -1,14 +1,12 @@
 import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../issuers/trusted-issuer.ts';
-import { CiTokenError, selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
+import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execWithToken } from './pipeline/exec-with-token.ts';
-import { BrokerRefusedError, BrokerUnavailableError, exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
+import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
+import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
 import { CliError, type Command } from './command.ts';
-
-/** Exit codes of `keyway exchange`, documented in the README. */
-export const EXIT = { ok: 0, usage: 2, noCiToken: 3, refused: 4, unavailable: 5 } as const;
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
 
@@ -78,9 +76,7 @@ export const exchange: Command = {
     }
 
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
-    const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) =>
-      log(`${notice.method} ${notice.url.split('?')[0]} ${notice.reason}; try ${notice.attempt + 1} of ${notice.attempts} in ${(notice.delayMs / 1000).toFixed(1)} s`),
-    );
+    const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
     let issued;
     try {
@@ -98,12 +94,13 @@ export const exchange: Command = {
         log,
       });
     } catch (error) {
-      return explainFailure(error, log);
+      const failure = describeFailure(error);
+      if (failure === undefined) throw error;
+      for (const line of failure.lines) log(line);
+      return failure.exitCode;
     }
 
-    log(
-      `granted: audit_event_id=${issued.auditEventId ?? '-'} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ''}"`,
-    );
+    log(grantLine(issued));
     if (values.exec) return execWithToken(command, values['exec-env'], issued.accessToken, log);
     const outputs = [
       ['GITHUB_OUTPUT', values['github-output']],
@@ -126,25 +123,3 @@ export const exchange: Command = {
     return EXIT.ok;
   },
 };
-
-function explainFailure(error: unknown, log: (line: string) => void): number {
-  if (error instanceof CiTokenError) {
-    log(`no CI token: ${error.message}`);
-    return EXIT.noCiToken;
-  }
-  if (error instanceof BrokerRefusedError) {
-    log(`refused (HTTP ${error.status}): ${error.message}`);
-    log(`audit_event_id=${error.auditEventId ?? '-'}`);
-    log(
-      `hint: the broker's operators can see which policy line decided with \`keyway policy explain\` for audit event ${error.auditEventId ?? '(none)'}; ` +
-        'the reason is never sent to the pipeline',
-    );
-    return EXIT.refused;
-  }
-  if (error instanceof BrokerUnavailableError) {
-    log(`broker unavailable: ${error.message}`);
-    if (error.auditEventId !== undefined) log(`audit_event_id=${error.auditEventId}`);
-    return EXIT.unavailable;
-  }
-  throw error;
-}

@@ -9,6 +9,13 @@ export interface CiTokenRequest {
   readonly audience: string | undefined;
 }
 
+/** A call the fake GitHub REST API received. */
+export interface GithubApiCall {
+  readonly method: string;
+  readonly path: string;
+  readonly authorization: string | undefined;
+}
+
 export interface FakeCi {
   readonly url: string;
   /** The GitHub Actions token service, as ACTIONS_ID_TOKEN_REQUEST_URL (it already carries a query, like the real one). */
@@ -17,6 +24,9 @@ export interface FakeCi {
   /** host:port of the Google metadata server, as GCE_METADATA_HOST. */
   readonly metadataHost: string;
   readonly requests: CiTokenRequest[];
+  /** The GitHub REST API, as GITHUB_API_URL. */
+  readonly githubApiUrl: string;
+  readonly githubApiCalls: GithubApiCall[];
   close(): Promise<void>;
 }
 
@@ -27,6 +37,7 @@ export interface FakeCi {
 export async function startFakeCi(issuer: TestIssuer): Promise<FakeCi> {
   const requestToken = `request-${crypto.randomUUID()}`;
   const requests: CiTokenRequest[] = [];
+  const githubApiCalls: GithubApiCall[] = [];
   const mint = (audience: string | undefined) => issuer.sign(ciClaims(issuer.url, audience ?? 'https://github.com/acme'));
   const app = new Hono();
 
@@ -50,6 +61,12 @@ export async function startFakeCi(issuer: TestIssuer): Promise<FakeCi> {
     return c.text(await mint(audience));
   });
 
+  // GitHub's REST API: revoking an installation token with the token itself.
+  app.delete('/github-api/installation/token', (c) => {
+    githubApiCalls.push({ method: 'DELETE', path: '/installation/token', authorization: c.req.header('authorization') });
+    return c.body(null, 204);
+  });
+
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
   });
@@ -60,6 +77,8 @@ export async function startFakeCi(issuer: TestIssuer): Promise<FakeCi> {
     githubRequestToken: requestToken,
     metadataHost: host,
     requests,
+    githubApiUrl: `http://${host}/github-api`,
+    githubApiCalls,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -11,8 +11,9 @@ export function addMask(value: string): string {
   return `::add-mask::${escapeData(value)}\n`;
 }
 
-export function errorAnnotation(message: string): string {
-  return `::error::${escapeData(message)}\n`;
+/** An annotation on the run's summary page, besides its line in the log. */
+export function annotation(level: 'error' | 'warning', message: string): string {
+  return `::${level}::${escapeData(message)}\n`;
 }
 
 function escapeData(value: string): string {
