@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
@@ -12,7 +13,7 @@ import { KUBERNETES_TOKEN_FILE, selectCiTokenSource } from '../../src/cli/pipeli
 import { fakeBuildkiteAgent, startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { startFlakyProxy, type FlakyProxy } from '../support/flaky-proxy.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
-import { runProcess, testConfig, writeTree, type Environment, type ProcessResult } from './node-harness.ts';
+import { REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment, type ProcessResult } from './node-harness.ts';
 
 const AUDIENCE = 'https://deploy.acme.dev';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -241,6 +242,38 @@ grant:
     expect(await keyway(['--url', proxy.url, '--exec'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--exec needs a command') });
     expect(await keyway(['--url', proxy.url, '--from', 'jenkins'], githubEnv())).toMatchObject({ code: 2 });
     expect(proxy.tokenRequests).toBe(0);
+  });
+
+  it('the GitLab CI/CD component: its before_script, run by bash as a GitLab job runs it, exports the access token', async () => {
+    const [header, jobs] = parseAllDocuments(readFileSync(join(REPOSITORY_ROOT, 'templates/keyway.yml'), 'utf8')).map((document) => document.toJS()) as [
+      { spec: { inputs: Record<string, { default?: string }> } },
+      { '.keyway': { id_tokens: { KEYWAY_ID_TOKEN: { aud: string } }; variables: Record<string, string>; before_script: string[] } },
+    ];
+    const version = header.spec.inputs['version']?.default;
+    expect(version).toBe((JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+    const job = jobs['.keyway'];
+    const runJob = async (inputs: Record<string, string>) => {
+      const values: Record<string, string | undefined> = { variable: 'KEYWAY_TOKEN', version, ...inputs };
+      const interpolate = (text: string) => text.replace(/\$\[\[ inputs\.(\w+) \]\]/g, (_, name: string) => values[name] ?? '');
+      const idToken = await issuer.sign(ciClaims(issuer.url, interpolate(job.id_tokens.KEYWAY_ID_TOKEN.aud)));
+      const script = [
+        'set -eo pipefail',
+        // `npx --yes keyway@VERSION` runs the published package (package.test.ts proves its bin); here, the same CLI from source.
+        `npx() { [ "$1" = --yes ] && [ "$2" = "keyway@${version}" ] || exit 99; shift 2; "${process.execPath}" "${join(REPOSITORY_ROOT, 'src/cli/main.ts')}" "$@"; }`,
+        ...job.before_script.map(interpolate),
+        'printenv KEYWAY_TOKEN',
+      ].join('\n');
+      const variables = Object.fromEntries(Object.entries(job.variables).map(([name, value]) => [name, interpolate(value)]));
+      return runProcess('bash', ['-c', script], jobEnv({ GITLAB_CI: 'true', KEYWAY_ID_TOKEN: idToken, ...variables }));
+    };
+
+    const granted = await runJob({ url: proxy.url, audience: AUDIENCE, scope: 'deploy:write' });
+    expect(granted, granted.stderr).toMatchObject({ code: 0 });
+    expect(await verifyAccessToken(granted.stdout.trim(), { issuer: proxy.url, audience: AUDIENCE, scopes: ['deploy:write'] })).toMatchObject({ scope: 'deploy:write' });
+    const defaults = await runJob({ url: proxy.url });
+    expect(await verifyAccessToken(defaults.stdout.trim(), { issuer: proxy.url, audience: AUDIENCE, scopes: ['deploy:write', 'artifacts:read'] })).toBeDefined();
+    // A refusal fails the job before its script runs.
+    expect(await runJob({ url: proxy.url, scope: 'admin' })).toMatchObject({ code: 4, stdout: '' });
   });
 
   it('refuses a broker whose metadata names another issuer (exit 5)', async () => {
