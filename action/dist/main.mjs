@@ -10,11 +10,19 @@ var CiTokenError = class extends Error {
 var KUBERNETES_TOKEN_FILE = "/var/run/secrets/keyway/token";
 var GITLAB_DEFAULT_TOKEN_ENV = "KEYWAY_ID_TOKEN";
 var MAX_TOKEN_BYTES = 64 * 1024;
+var DETECTION = [
+  ["github", (env) => env["GITHUB_ACTIONS"] === "true"],
+  ["gitlab", (env) => env["GITLAB_CI"] === "true"],
+  ["circleci", (env) => env["CIRCLECI"] === "true"],
+  ["buildkite", (env) => env["BUILDKITE"] === "true"],
+  ["kubernetes", (env) => Boolean(env["KUBERNETES_SERVICE_HOST"])],
+  ["google", (env) => Boolean(env["GCE_METADATA_HOST"])]
+];
 function selectCiTokenSource(selection, context) {
   const { env } = context;
   if (selection.tokenFile !== void 0) return tokenFile(selection.tokenFile);
   if (selection.tokenEnv !== void 0) return environmentVariable(selection.tokenEnv, env, `set ${selection.tokenEnv} to the job's OIDC token`);
-  const detected = selection.from ?? (env["GITHUB_ACTIONS"] === "true" ? "github" : env["GITLAB_CI"] === "true" ? "gitlab" : env["CIRCLECI"] === "true" ? "circleci" : env["BUILDKITE"] === "true" ? "buildkite" : env["KUBERNETES_SERVICE_HOST"] ? "kubernetes" : env["GCE_METADATA_HOST"] ? "google" : void 0);
+  const detected = selection.from ?? DETECTION.find(([, present]) => present(env))?.[0];
   switch (detected) {
     case "github":
       return githubActions(context);

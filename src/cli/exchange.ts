@@ -71,6 +71,9 @@ export const exchange: Command = {
     if (values.exec && (values['github-output'] !== undefined || values['github-env'] !== undefined)) {
       throw new CliError('--exec keeps the token out of files: it does not combine with --github-output or --github-env');
     }
+    for (const [variable, option] of [['GITHUB_OUTPUT', 'github-output'], ['GITHUB_ENV', 'github-env']] as const) {
+      if (values[option] !== undefined && !process.env[variable]) throw new CliError(`--${option} needs $${variable}: it only works in a GitHub Actions step`);
+    }
     for (const name of [values['github-env'], values['exec-env']]) {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
@@ -113,11 +116,7 @@ export const exchange: Command = {
     process.stdout.write(addMask(issued.accessToken));
     for (const [variable, name] of outputs) {
       if (name === undefined) continue;
-      try {
-        appendEnvironmentFile(process.env[variable], variable, name, issued.accessToken);
-      } catch (error) {
-        throw new CliError(`--${variable === 'GITHUB_OUTPUT' ? 'github-output' : 'github-env'}: ${(error as Error).message}`);
-      }
+      appendEnvironmentFile(process.env[variable], variable, name, issued.accessToken);
       log(`token set as ${variable === 'GITHUB_OUTPUT' ? 'step output' : 'environment variable'} ${name}`);
     }
     return EXIT.ok;

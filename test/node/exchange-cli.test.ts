@@ -236,11 +236,12 @@ grant:
     expect(result.stderr).toContain('--subject-token-file');
   });
 
-  it('refuses bad usage with exit 2: no URL, plain http beyond loopback, --exec without a command', async () => {
+  it('refuses bad usage with exit 2, before any exchange: no URL, plain http beyond loopback, --exec without a command, no runner file', async () => {
     expect(await keyway([], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--url is required') });
     expect(await keyway(['--url', 'http://keyway.example.com'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--url must be https') });
     expect(await keyway(['--url', proxy.url, '--exec'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--exec needs a command') });
     expect(await keyway(['--url', proxy.url, '--from', 'jenkins'], githubEnv())).toMatchObject({ code: 2 });
+    expect(await keyway(['--url', proxy.url, '--github-output', 'token'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--github-output needs $GITHUB_OUTPUT') });
     expect(proxy.tokenRequests).toBe(0);
   });
 

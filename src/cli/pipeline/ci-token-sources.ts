@@ -39,6 +39,16 @@ export const KUBERNETES_TOKEN_FILE = '/var/run/secrets/keyway/token';
 export const GITLAB_DEFAULT_TOKEN_ENV = 'KEYWAY_ID_TOKEN';
 const MAX_TOKEN_BYTES = 64 * 1024;
 
+/** In order: each CI's marker variable, set in every job. */
+const DETECTION: readonly (readonly [SourceName, (env: Environment) => boolean])[] = [
+  ['github', (env) => env['GITHUB_ACTIONS'] === 'true'],
+  ['gitlab', (env) => env['GITLAB_CI'] === 'true'],
+  ['circleci', (env) => env['CIRCLECI'] === 'true'],
+  ['buildkite', (env) => env['BUILDKITE'] === 'true'],
+  ['kubernetes', (env) => Boolean(env['KUBERNETES_SERVICE_HOST'])],
+  ['google', (env) => Boolean(env['GCE_METADATA_HOST'])],
+];
+
 /**
  * Picks the source: explicit options first, then the CI the environment says this is. Each CI
  * sets a marker variable in every job; Kubernetes sets KUBERNETES_SERVICE_HOST in every pod;
@@ -48,21 +58,7 @@ export function selectCiTokenSource(selection: SourceSelection, context: SourceC
   const { env } = context;
   if (selection.tokenFile !== undefined) return tokenFile(selection.tokenFile);
   if (selection.tokenEnv !== undefined) return environmentVariable(selection.tokenEnv, env, `set ${selection.tokenEnv} to the job's OIDC token`);
-  const detected =
-    selection.from ??
-    (env['GITHUB_ACTIONS'] === 'true'
-      ? 'github'
-      : env['GITLAB_CI'] === 'true'
-        ? 'gitlab'
-        : env['CIRCLECI'] === 'true'
-          ? 'circleci'
-          : env['BUILDKITE'] === 'true'
-            ? 'buildkite'
-            : env['KUBERNETES_SERVICE_HOST']
-              ? 'kubernetes'
-              : env['GCE_METADATA_HOST']
-                ? 'google'
-                : undefined);
+  const detected = selection.from ?? DETECTION.find(([, present]) => present(env))?.[0];
   switch (detected) {
     case 'github':
       return githubActions(context);
