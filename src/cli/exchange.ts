@@ -34,6 +34,12 @@ delivery (default: print the token alone on standard output):
 exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
 4 refused by the broker (the RFC 6749 error and audit event id are printed), 5 broker unreachable or failing`;
 
+/** The runner's files `--github-output` and `--github-env` write to. */
+const RUNNER_FILES = [
+  ['GITHUB_OUTPUT', 'github-output', 'step output'],
+  ['GITHUB_ENV', 'github-env', 'environment variable'],
+] as const;
+
 export const exchange: Command = {
   summary: "swap this CI job's OIDC token for a keyway access token",
   usage: USAGE,
@@ -71,7 +77,7 @@ export const exchange: Command = {
     if (values.exec && (values['github-output'] !== undefined || values['github-env'] !== undefined)) {
       throw new CliError('--exec keeps the token out of files: it does not combine with --github-output or --github-env');
     }
-    for (const [variable, option] of [['GITHUB_OUTPUT', 'github-output'], ['GITHUB_ENV', 'github-env']] as const) {
+    for (const [variable, option] of RUNNER_FILES) {
       if (values[option] !== undefined && !process.env[variable]) throw new CliError(`--${option} needs $${variable}: it only works in a GitHub Actions step`);
     }
     for (const name of [values['github-env'], values['exec-env']]) {
@@ -105,19 +111,15 @@ export const exchange: Command = {
 
     log(grantLine(issued));
     if (values.exec) return execWithToken(command, values['exec-env'], issued.accessToken, log);
-    const outputs = [
-      ['GITHUB_OUTPUT', values['github-output']],
-      ['GITHUB_ENV', values['github-env']],
-    ] as const;
-    if (outputs.every(([, name]) => name === undefined)) {
+    const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
+    if (deliveries.length === 0) {
       process.stdout.write(`${issued.accessToken}\n`);
       return EXIT.ok;
     }
     process.stdout.write(addMask(issued.accessToken));
-    for (const [variable, name] of outputs) {
-      if (name === undefined) continue;
-      appendEnvironmentFile(process.env[variable], variable, name, issued.accessToken);
-      log(`token set as ${variable === 'GITHUB_OUTPUT' ? 'step output' : 'environment variable'} ${name}`);
+    for (const [variable, option, what] of deliveries) {
+      appendEnvironmentFile(process.env[variable], variable, values[option] as string, issued.accessToken);
+      log(`token set as ${what} ${values[option]}`);
     }
     return EXIT.ok;
   },
