@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { devToken } from './dev-token.ts';
+import { exchange } from './exchange.ts';
 import { ConfigError } from '../settings.ts';
 import { CliError, type Command } from './command.ts';
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   'dev token': devToken,
+  exchange,
 };
 
 const USAGE = `usage: keyway <command> [options]

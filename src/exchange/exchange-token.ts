@@ -8,6 +8,7 @@ import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
 import { mintAccessToken } from '../tokens/mint-access-token.ts';
+import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
 import { ExchangeError, REASONS } from './reasons.ts';
 
@@ -150,8 +151,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
 }
 
 async function describeSubjectToken(token: string): Promise<NonNullable<AuditEvent['subject_token']>> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token));
-  const sha256 = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  const sha256 = await sha256Hex(token);
   let claimed: Record<string, unknown> = {};
   try {
     claimed = decodeJwt(token);

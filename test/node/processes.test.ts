@@ -1,30 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { exchangeForm } from '../suites/exchange-suite.ts';
-import { writeTree } from './node-harness.ts';
+import { freePort, REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-
-/** A free loopback port: the broker's issuer URL must name its port before it listens. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
+  return runProcess(process.execPath, args, { env: { ...process.env, ...env } });
 }
 
 describe('processes a newcomer runs', () => {
@@ -35,7 +15,7 @@ describe('processes a newcomer runs', () => {
 
   async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
     const port = await freePort();
-    const child = spawn(process.execPath, ['src/node.ts'], { cwd: ROOT, env: { ...process.env, PORT: String(port), ...env } });
+    const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: String(port), ...env } });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (chunk) => (output += chunk));
