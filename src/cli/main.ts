@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { devToken } from './dev-token.ts';
+import { policyCheck } from './policy-check.ts';
 import { ConfigError } from '../settings.ts';
 import { CliError, type Command } from './command.ts';
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   'dev token': devToken,
+  'policy check': policyCheck,
 };
 
 const USAGE = `usage: keyway <command> [options]

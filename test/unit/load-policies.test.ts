@@ -93,7 +93,8 @@ describe('loading policies', () => {
   });
 
   it('gives a preset instance URL the preset rules', () => {
-    const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: { kind: gitlab, url: "https://gitlab.acme.dev" }') }), OPTIONS);
+    const gitlab = GOOD.replace('issuer: github', 'issuer: { kind: gitlab, url: "https://gitlab.acme.dev" }').replace('repository_id', 'project_id');
+    const set = loadPolicies(toFiles({ 'p.yaml': gitlab }), OPTIONS);
     expect(set.issuer('https://gitlab.acme.dev')?.preset.requiredClaims).toContain('job_id');
   });
 
