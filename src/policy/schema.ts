@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { LINT_RULE_IDS } from './lint/lint-rules.ts';
+import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 
 /**
  * The trust policy file format, version 1. The loader validates with this schema and the
@@ -92,7 +92,9 @@ export const LintSchema = v.pipe(
     ignore: v.optional(
       v.pipe(
         v.strictObject(
-          Object.fromEntries(LINT_RULE_IDS.filter((id) => id !== 'unused-ignore').map((id) => [id, v.optional(Reason)])) as Record<string, v.OptionalSchema<typeof Reason, undefined>>,
+          Object.fromEntries(
+            LINT_RULE_IDS.filter((id) => id !== 'unused-ignore').map((id) => [id, v.optional(v.pipe(Reason, v.description(`why ${id} does not apply: ${LINT_RULES[id].why}`)))]),
+          ) as Record<string, v.OptionalSchema<v.GenericSchema<string>, undefined>>,
         ),
         v.description('lint rule id → why it does not apply to this policy'),
       ),
