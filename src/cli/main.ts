@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { devToken } from './dev-token.ts';
 import { policyCheck } from './policy-check.ts';
+import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
 import { policyTest } from './policy-test.ts';
 import { PolicyLoadError } from '../policy/load-policies.ts';
@@ -12,6 +13,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'policy check': policyCheck,
   'policy explain': policyExplain,
   'policy test': policyTest,
+  'policy diff': policyDiff,
 };
 
 const USAGE = `usage: keyway <command> [options]

@@ -9,6 +9,11 @@ type GlobToken = { readonly kind: 'literal'; readonly char: string } | { readonl
 export type GlobTest = (text: string) => boolean;
 
 export function compileGlob(pattern: string, caseInsensitive: boolean): GlobTest {
+  const tokens = tokenize(pattern, caseInsensitive);
+  return (text) => run(tokens, caseInsensitive ? text.toLowerCase() : text);
+}
+
+function tokenize(pattern: string, caseInsensitive: boolean): GlobToken[] {
   const source = caseInsensitive ? pattern.toLowerCase() : pattern;
   const chars = Array.from(source);
   const tokens: GlobToken[] = [];
@@ -31,25 +36,36 @@ export function compileGlob(pattern: string, caseInsensitive: boolean): GlobTest
       tokens.push({ kind: 'literal', char });
     }
   }
-  return (text) => run(tokens, caseInsensitive ? text.toLowerCase() : text);
+  return tokens;
 }
 
 function run(tokens: readonly GlobToken[], text: string): boolean {
+  return simulate(tokens, Array.from(text, (char): GlobToken => ({ kind: 'literal', char })));
+}
+
+/**
+ * Runs the pattern's NFA over a sequence of input tokens. For text every input token is a
+ * literal character; for `globIncludes` the input is another glob, each of whose tokens must
+ * be absorbed whole by one pattern token: a literal by an equal literal, `?` or a star;
+ * `?` by `?` or a star; `*` by a star; `**` by `**` alone (`/` never by `?` or `*`).
+ */
+function simulate(tokens: readonly GlobToken[], input: readonly GlobToken[]): boolean {
   let states = closure(tokens, new Set([0]));
-  for (const char of text) {
+  for (const item of input) {
     const next = new Set<number>();
+    const slashFree = item.kind !== 'any' && !(item.kind === 'literal' && item.char === '/');
     for (const state of states) {
       const token = tokens[state];
       if (token === undefined) continue;
       switch (token.kind) {
         case 'literal':
-          if (token.char === char) next.add(state + 1);
+          if (item.kind === 'literal' && token.char === item.char) next.add(state + 1);
           break;
         case 'one':
-          if (char !== '/') next.add(state + 1);
+          if (slashFree && (item.kind === 'literal' || item.kind === 'one')) next.add(state + 1);
           break;
         case 'segment':
-          if (char !== '/') next.add(state);
+          if (slashFree) next.add(state);
           break;
         case 'any':
           next.add(state);
@@ -60,6 +76,15 @@ function run(tokens: readonly GlobToken[], text: string): boolean {
     states = closure(tokens, next);
   }
   return states.has(tokens.length);
+}
+
+/**
+ * True when every value `inner` matches, `outer` matches too. Sound: a true answer is a proof.
+ * Not complete: a few inclusions that need one star to span several (`a*` in `*`, `*b` in `**`)
+ * are proven, but exotic ones may answer false, which callers read as "not known to be wider".
+ */
+export function globIncludes(outer: string, inner: string, caseInsensitive: boolean): boolean {
+  return simulate(tokenize(outer, caseInsensitive), tokenize(inner, caseInsensitive));
 }
 
 /** Star tokens may match nothing: from a star state, the state after it is reachable too. */
