@@ -6,6 +6,7 @@ import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
 import type { Logger } from '../log.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
 import type { AccessRequest } from '../policy/decide.ts';
+import { Claims } from '../policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../policy/explain.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
@@ -27,7 +28,7 @@ const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const ExplainRequestSchema = v.pipe(
   v.strictObject({
     audit_event_id: v.optional(v.pipe(v.string(), v.regex(ULID, 'audit_event_id is an audit event id (a ULID)'))),
-    claims: v.optional(v.record(v.string(), v.unknown())),
+    claims: v.optional(Claims),
     audience: v.optional(v.union([v.string(), v.array(v.string())])),
     scope: v.optional(v.string()),
   }),

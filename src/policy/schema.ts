@@ -14,6 +14,14 @@ export const SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 const MATCHER_HELP = 'a matcher is a value, a list of matchers, or one of { glob }, { regex }, { not }, { exists }';
 
+/** A map of names to values. valibot's record alone would take a list as index → entry; a map must be written as a map. */
+export function mapOf<TValue extends v.GenericSchema>(key: v.GenericSchema<string>, value: TValue) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>((input) => typeof input === 'object' && input !== null && !Array.isArray(input), 'expected a map (name: value), not a list'),
+    v.record(key, value),
+  );
+}
+
 const Scalar = v.union([v.string(), v.number(), v.boolean()]);
 
 export type Matcher =
@@ -76,7 +84,7 @@ export const GrantSchema = v.pipe(
     subject: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024), v.description('template for the issued sub, e.g. "github:{repository}"; default <issuer>#<sub>'))),
     claims: v.optional(
       v.pipe(
-        v.record(v.pipe(v.string(), v.minLength(1)), v.pipe(v.string(), v.maxLength(1024))),
+        mapOf(v.pipe(v.string(), v.minLength(1)), v.pipe(v.string(), v.maxLength(1024))),
         v.description('extra claims of the issued token, each a template over the verified claims'),
       ),
     ),
@@ -119,7 +127,7 @@ export const PolicySchema = v.pipe(
     issuer: IssuerSchema,
     subject_audience: v.optional(v.pipe(Audience, v.description('the aud the CI token must carry; default: the broker\'s own issuer URL'))),
     match: v.pipe(
-      v.record(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
+      mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
       v.minEntries(1, 'match needs at least one claim: a policy never matches every token'),
       v.description('claim name or /json/pointer → matcher; every line must hold'),
     ),

@@ -1,13 +1,13 @@
 import * as v from 'valibot';
 import { REASONS } from '../../exchange/reasons.ts';
-import { DURATION_PATTERN, IssuerSchema } from '../schema.ts';
+import { DURATION_PATTERN, IssuerSchema, mapOf } from '../schema.ts';
 
 /**
  * `*.test.yaml` beside the policies: cases of claims (or a named fixture, with overrides) and
  * the decision the policy set must reach for them. Like the policy schema, strict, and the
  * published JSON Schema is generated from it.
  */
-const Claims = v.pipe(v.record(v.string(), v.unknown()), v.description('token claims, as the CI system sends them'));
+export const Claims = v.pipe(mapOf(v.string(), v.unknown()), v.description('token claims, as the CI system sends them'));
 
 const Strings = v.union([v.string(), v.pipe(v.array(v.string()), v.minLength(1))], 'a string or a list of strings');
 
@@ -23,7 +23,7 @@ export const ExpectationSchema = v.pipe(
     scopes: v.optional(v.pipe(v.array(v.string()), v.description('the issued scopes, all of them'))),
     ttl: v.optional(v.pipe(v.string(), v.regex(DURATION_PATTERN, 'a duration is a number and a unit: 90s, 10m, 1h'))),
     subject: v.optional(v.pipe(v.string(), v.description('the issued sub'))),
-    claims: v.optional(v.pipe(v.record(v.string(), v.string()), v.description('the grant.claims of the issued token, all of them'))),
+    claims: v.optional(v.pipe(mapOf(v.string(), v.string()), v.description('the grant.claims of the issued token, all of them'))),
   }),
   v.description('what the policies must decide'),
 );
@@ -48,7 +48,7 @@ export const PolicyTestFileSchema = v.pipe(
   v.strictObject({
     version: v.literal(1, 'version must be 1'),
     issuer: v.optional(v.pipe(IssuerSchema, v.description('iss of every case that does not set one'))),
-    fixtures: v.optional(v.pipe(v.record(v.pipe(v.string(), v.minLength(1)), Claims), v.description('named claim sets cases start from'))),
+    fixtures: v.optional(v.pipe(mapOf(v.pipe(v.string(), v.minLength(1)), Claims), v.description('named claim sets cases start from'))),
     cases: v.pipe(v.array(PolicyTestCaseSchema), v.minLength(1, 'a test file needs at least one case')),
   }),
   v.title('keyway trust policy tests'),
