@@ -77,6 +77,8 @@ describe('loading policies', () => {
     ['a loopback http issuer without the development flag', GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000'), /KEYWAY_ALLOW_HTTP_LOOPBACK/],
     ['an issuer with a query', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/?a=b"'), /query or fragment/],
     ['a scope with a space', GOOD.replace('[deploy:write]', '["deploy write"]'), /scope/],
+    ['a match written as a list (it would read as claims named 0, 1, …)', GOOD.replace('match:\n  repository_id: "734201"', 'match: ["734201"]'), /match: expected a map/],
+    ['grant.claims written as a list', GOOD.replace('  scopes', '  claims: ["{repository}"]\n  scopes'), /grant.claims: expected a map/],
   ])('rejects %s', (_name, text, message) => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
   });
