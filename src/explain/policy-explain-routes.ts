@@ -2,26 +2,18 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import * as v from 'valibot';
-import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
-import type { Logger } from '../log.ts';
+import type { AuditEvent } from '../audit/audit-event.ts';
+import type { ExchangeDeps } from '../exchange/exchange-token.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
 import type { AccessRequest } from '../policy/decide.ts';
 import { Claims } from '../policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../policy/explain.ts';
-import type { PolicySet } from '../policy/policy-set.ts';
-import type { KeyRing } from '../tokens/key-ring.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
 
-export interface PolicyExplainDeps {
-  /** The broker's own issuer URL: the audience an operator token must carry. */
-  readonly issuer: string;
-  readonly policies: () => PolicySet;
-  readonly keys: () => KeyRing;
-  readonly audit: AuditStore;
-  readonly log: Logger;
-}
+/** The exchange's own parts: `issuer` is also the audience an operator token must carry. */
+export type PolicyExplainDeps = Pick<ExchangeDeps, 'issuer' | 'policies' | 'keys' | 'audit' | 'log'>;
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
