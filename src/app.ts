@@ -4,6 +4,7 @@ import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
 import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
 import { ExchangeError } from './exchange/reasons.ts';
+import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
 
 export interface HealthReport {
   readonly ok: boolean;
@@ -74,6 +75,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     },
   );
   app.all('/token', (c) => respond(c, refuse('method_not_allowed', 'the token endpoint only accepts POST')));
+
+  app.route('/v1/policy', policyExplainRoutes(deps.exchange));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

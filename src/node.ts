@@ -9,6 +9,7 @@ try {
   const stop = (): void => void broker.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.on('SIGHUP', () => void broker.reloadPolicies());
 } catch (error) {
   if (error instanceof PolicyLoadError) {
     console.error(`keyway: the policies do not load, so the broker will not start:\n${error.message}`);

@@ -1329,6 +1329,7 @@ var REQUEST_LIMITS = {
 };
 
 // src/issuers/presets.ts
+var REGISTERED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 var stringClaims = (names) => Object.fromEntries(names.map((name) => [name, "string"]));
 var GITHUB_CLAIMS = [
   "sub",
@@ -1391,7 +1392,25 @@ var github = {
   caseInsensitiveClaims: ["repository", "repository_owner", "actor", "enterprise", "workflow_ref", "job_workflow_ref"],
   auditClaims: GITHUB_AUDIT_CLAIMS,
   shared: true,
-  tenantClaims: ["repository_owner_id", "repository_id", "enterprise_id", "sub"]
+  tenantClaims: ["repository_owner_id", "repository_id", "enterprise_id", "sub"],
+  // repo_property_<name>: organisation custom properties copied into the token (2026).
+  claimNames: { names: [...REGISTERED_CLAIMS, ...GITHUB_CLAIMS], prefixes: ["repo_property_"] },
+  lint: {
+    namesWithIds: { repository: "repository_id", repository_owner: "repository_owner_id", actor: "actor_id", enterprise: "enterprise_id" },
+    ownerFirstNames: ["repository", "repository_owner", "workflow_ref", "job_workflow_ref"],
+    untrustedContexts: [
+      { claim: "event_name", value: "pull_request", what: "pull_request runs (the pull request author's code)" },
+      { claim: "event_name", value: "pull_request_target", what: "pull_request_target runs (base-repository context, often checking out a fork's code)" },
+      { claim: "event_name", value: "workflow_run", what: "workflow_run runs (can be triggered by a fork's pull request)" },
+      { claim: "runner_environment", value: "self-hosted", what: "self-hosted runners (outside GitHub's control)" },
+      { claim: "ref_protected", value: "false", what: "unprotected refs (anyone with write access can push them)" }
+    ],
+    spoofable: { workflow: "workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref" },
+    nameBasedSubject: {
+      pattern: /^repo:[^:@]*(:|$)/,
+      advice: "GitHub gives repositories created, renamed or transferred after 2026-07-15 (and any that opt in) the immutable subject repo:OWNER@OWNER_ID/REPO@REPO_ID:\u2026; this name-only pattern will not match them, and a re-registered name satisfies it. Pin repository_owner_id and repository_id, or match the immutable form"
+    }
+  }
 };
 var GITLAB_STRING_CLAIMS = [
   "sub",
@@ -1461,7 +1480,44 @@ var gitlab = {
   ],
   // Each GitLab instance is one issuer for all of its projects; gitlab.com serves everyone.
   shared: true,
-  tenantClaims: ["project_id", "namespace_id", "job_project_id", "job_namespace_id", "sub"]
+  tenantClaims: ["project_id", "namespace_id", "job_project_id", "job_namespace_id", "sub"],
+  claimNames: {
+    names: [
+      ...REGISTERED_CLAIMS,
+      ...GITLAB_STRING_CLAIMS,
+      "runner_id",
+      "groups_direct",
+      "user_identities",
+      "target_audience",
+      // GitLab 18.x (MR !258245): the merge request's source project.
+      "source_project_id",
+      "source_project_path",
+      "source_namespace_id",
+      "source_namespace_path",
+      // Announced, not yet confirmed in a live token: accepted so a policy can use them when they ship.
+      "pipeline_source_event",
+      "target_ref",
+      "target_ref_protected",
+      "job_source",
+      "job_policy_ref_uri"
+    ]
+  },
+  lint: {
+    namesWithIds: {
+      project_path: "project_id",
+      namespace_path: "namespace_id",
+      job_project_path: "job_project_id",
+      job_namespace_path: "job_namespace_id",
+      user_login: "user_id"
+    },
+    ownerFirstNames: ["project_path", "namespace_path", "job_project_path", "job_namespace_path"],
+    untrustedContexts: [
+      { claim: "ref_protected", value: "false", what: "unprotected refs (any developer can push them)" },
+      { claim: "runner_environment", value: "self-hosted", what: "self-hosted runners" },
+      { claim: "pipeline_source", value: "merge_request_event", what: "merge request pipelines (the author's code, possibly from a fork)" }
+    ],
+    spoofable: {}
+  }
 };
 var dev = {
   ...github,

@@ -22,6 +22,38 @@ export interface IssuerPreset {
   readonly shared: boolean;
   /** Claims that pin a tenant on a shared issuer. */
   readonly tenantClaims: readonly string[];
+  /**
+   * Every claim this kind of token can carry, when the issuer documents them all: a template
+   * naming any other claim is a load-time error (a typo), and a match line on one is a lint
+   * warning. Absent for issuers whose claims are open-ended.
+   */
+  readonly claimNames?: { readonly names: readonly string[]; readonly prefixes?: readonly string[] };
+  /** What `keyway policy check` knows about this kind of token. */
+  readonly lint?: PresetLintFacts;
+}
+
+/** Facts about an issuer's claims that lint rules use. */
+export interface PresetLintFacts {
+  /** A mutable name claim → the immutable id claim to pin beside it. */
+  readonly namesWithIds: Readonly<Record<string, string>>;
+  /** Name claims whose first `/` segment is the owner or top-level group. */
+  readonly ownerFirstNames: readonly string[];
+  /** Claim values that mark a run which may execute code nobody with write access reviewed. */
+  readonly untrustedContexts: readonly { readonly claim: string; readonly value: string; readonly what: string }[];
+  /** Claims whoever edits the pipeline chooses freely → what to gate on instead. */
+  readonly spoofable: Readonly<Record<string, string>>;
+  /** Matches a `sub` written in a name-only form that has an immutable-id successor, and the advice. */
+  readonly nameBasedSubject?: { readonly pattern: RegExp; readonly advice: string };
+}
+
+/** Registered JWT claims any issuer may send. */
+const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'] as const;
+
+/** True unless the preset documents every claim its tokens carry and this is none of them. */
+export function presetMaySend(preset: IssuerPreset, claim: string): boolean {
+  const known = preset.claimNames;
+  if (known === undefined) return true;
+  return known.names.includes(claim) || (known.prefixes ?? []).some((prefix) => claim.startsWith(prefix));
 }
 
 export type ClaimType = 'string' | 'number' | 'boolean' | 'string[]' | 'object' | 'array';
@@ -54,6 +86,25 @@ const github: IssuerPreset = {
   auditClaims: GITHUB_AUDIT_CLAIMS,
   shared: true,
   tenantClaims: ['repository_owner_id', 'repository_id', 'enterprise_id', 'sub'],
+  // repo_property_<name>: organisation custom properties copied into the token (2026).
+  claimNames: { names: [...REGISTERED_CLAIMS, ...GITHUB_CLAIMS], prefixes: ['repo_property_'] },
+  lint: {
+    namesWithIds: { repository: 'repository_id', repository_owner: 'repository_owner_id', actor: 'actor_id', enterprise: 'enterprise_id' },
+    ownerFirstNames: ['repository', 'repository_owner', 'workflow_ref', 'job_workflow_ref'],
+    untrustedContexts: [
+      { claim: 'event_name', value: 'pull_request', what: 'pull_request runs (the pull request author\'s code)' },
+      { claim: 'event_name', value: 'pull_request_target', what: 'pull_request_target runs (base-repository context, often checking out a fork\'s code)' },
+      { claim: 'event_name', value: 'workflow_run', what: 'workflow_run runs (can be triggered by a fork\'s pull request)' },
+      { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted runners (outside GitHub\'s control)' },
+      { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
+    ],
+    spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref' },
+    nameBasedSubject: {
+      pattern: /^repo:[^:@]*(:|$)/,
+      advice:
+        'GitHub gives repositories created, renamed or transferred after 2026-07-15 (and any that opt in) the immutable subject repo:OWNER@OWNER_ID/REPO@REPO_ID:…; this name-only pattern will not match them, and a re-registered name satisfies it. Pin repository_owner_id and repository_id, or match the immutable form',
+    },
+  },
 };
 
 // https://docs.gitlab.com/ci/secrets/id_token_authentication/ — strings, except these.
@@ -88,6 +139,28 @@ const gitlab: IssuerPreset = {
   // Each GitLab instance is one issuer for all of its projects; gitlab.com serves everyone.
   shared: true,
   tenantClaims: ['project_id', 'namespace_id', 'job_project_id', 'job_namespace_id', 'sub'],
+  claimNames: {
+    names: [
+      ...REGISTERED_CLAIMS, ...GITLAB_STRING_CLAIMS, 'runner_id', 'groups_direct', 'user_identities', 'target_audience',
+      // GitLab 18.x (MR !258245): the merge request's source project.
+      'source_project_id', 'source_project_path', 'source_namespace_id', 'source_namespace_path',
+      // Announced, not yet confirmed in a live token: accepted so a policy can use them when they ship.
+      'pipeline_source_event', 'target_ref', 'target_ref_protected', 'job_source', 'job_policy_ref_uri',
+    ],
+  },
+  lint: {
+    namesWithIds: {
+      project_path: 'project_id', namespace_path: 'namespace_id', job_project_path: 'job_project_id',
+      job_namespace_path: 'job_namespace_id', user_login: 'user_id',
+    },
+    ownerFirstNames: ['project_path', 'namespace_path', 'job_project_path', 'job_namespace_path'],
+    untrustedContexts: [
+      { claim: 'ref_protected', value: 'false', what: 'unprotected refs (any developer can push them)' },
+      { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted runners' },
+      { claim: 'pipeline_source', value: 'merge_request_event', what: 'merge request pipelines (the author\'s code, possibly from a fork)' },
+    ],
+    spoofable: {},
+  },
 };
 
 /**

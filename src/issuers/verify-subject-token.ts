@@ -61,7 +61,7 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
   }
 
   const claims = await verifyWithIssuerKeys(token, issuer, options);
-  checkClaimTypes(claims, issuer);
+  checkPresetClaims(claims, issuer);
   return { issuer, header, claims };
 }
 
@@ -104,7 +104,7 @@ async function verifyWith(keys: JWTVerifyGetKey, token: string, issuer: TrustedI
     clockTolerance: options.clockToleranceSeconds,
     maxTokenAge: issuer.preset.maxTokenAgeSeconds,
     currentDate: new Date(options.now),
-    requiredClaims: ['sub', 'iat', 'exp', ...issuer.preset.requiredClaims],
+    requiredClaims: ['sub', 'iat', 'exp'],
   });
   return payload;
 }
@@ -159,8 +159,15 @@ function typeOf(value: unknown): ClaimType | 'null' | 'other' {
   }
 }
 
-/** Claims of a known type must arrive with that type: no silent coercion of an array or object into a match. */
-function checkClaimTypes(claims: JWTPayload, issuer: TrustedIssuer): void {
+/**
+ * The issuer preset's claim rules, after the signature and time checks (and, for explain and
+ * policy tests, on claims taken as given): the claims that prove a CI job token are present,
+ * and claims of a known type arrive with that type, so no array or object is coerced into a match.
+ */
+export function checkPresetClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  for (const name of ['sub', ...issuer.preset.requiredClaims]) {
+    if (!(name in claims)) throw new ExchangeError('claims_invalid', `missing required "${name}" claim`);
+  }
   for (const [name, expected] of Object.entries(issuer.preset.claimTypes)) {
     if (!(name in claims)) continue;
     const actual = typeOf(claims[name]);

@@ -15,6 +15,7 @@ import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
+import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { openSqliteFile } from './sqlite-file.ts';
 
 export interface NodeBrokerOptions {
@@ -31,6 +32,8 @@ export interface NodeBroker {
   readonly config: NodeBrokerConfig;
   readonly jwks: JwksCache;
   policies(): PolicySet;
+  /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
+  reloadPolicies(): PolicyReloadStatus;
   close(): Promise<void>;
 }
 
@@ -47,23 +50,34 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
-  const policies = loadPolicies(readPolicyDirectory(config.policiesDir), {
-    brokerIssuer: config.issuer,
-    maxTtlSeconds: config.maxTtlSeconds,
-    allowHttpLoopback: config.allowHttpLoopback,
-    devIssuerUrl: devUrl,
-  });
-  for (const inactive of policies.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+  const policies = new ReloadablePolicies(() => {
+    const set = loadPolicies(readPolicyDirectory(config.policiesDir), {
+      brokerIssuer: config.issuer,
+      maxTtlSeconds: config.maxTtlSeconds,
+      allowHttpLoopback: config.allowHttpLoopback,
+      devIssuerUrl: devUrl,
+    });
+    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+    return set;
+  }, log);
 
   const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
   migrate(db);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
   const { app, jwks } = createBroker({
     settings: config,
-    policies: () => policies,
+    policies: () => policies.current,
     keys: () => keys,
     audit: new SqliteAuditStore(db),
     clientIp: (c) => getConnInfo(c).remote.address,
+    health: () => ({
+      ok: true,
+      details: {
+        policies: policies.current.policies.length,
+        inactive_policies: policies.current.inactive.length,
+        ...(policies.lastReload === undefined ? {} : { policy_reload: policies.lastReload }),
+      },
+    }),
     log,
     now,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
@@ -78,7 +92,8 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
-  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.policies.length, data_dir: config.dataDir });
+  const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
+  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.current.policies.length, data_dir: config.dataDir, watching_policies: watcher !== undefined });
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
       dev_issuer: devUrl,
@@ -89,8 +104,10 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     url,
     config,
     jwks,
-    policies: () => policies,
+    policies: () => policies.current,
+    reloadPolicies: () => policies.reload(),
     close: async () => {
+      watcher?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();

@@ -67,6 +67,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     dataDir: join(root, 'data'),
     allowHttpLoopback: true,
     dev: false,
+    watchPolicies: false,
     maxTtlSeconds: 3600,
     ...overrides,
   };

@@ -68,6 +68,25 @@ describe('processes a newcomer runs', () => {
     expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
   });
 
+  it('npm start reloads its policies on SIGHUP, and keeps the old set when the new one is broken', async () => {
+    const good = 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n';
+    const root = writeTree({ 'policies/a.yaml': good });
+    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0' });
+    const health = async () => (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
+    expect(await health()).toEqual({ status: 'ok', policies: 1, inactive_policies: 0 });
+
+    writeTree({ 'policies/b.yaml': good.replace('"1"', '"2"') }, root);
+    child.kill('SIGHUP');
+    await expect.poll(health, { timeout: 5000 }).toMatchObject({ policies: 2, policy_reload: { ok: true } });
+
+    writeTree({ 'policies/c.yaml': 'version: 1\nissuer: github\nmatch: { ref: refs/heads/main }\ngrant: { audience: x }\n' }, root);
+    child.kill('SIGHUP');
+    await expect.poll(health, { timeout: 5000 }).toMatchObject({
+      policies: 2,
+      policy_reload: { ok: false, problems: [expect.stringMatching(/^c.yaml:3:1 .*\(unpinned-tenant\)$/)] },
+    });
+  });
+
   it('the CLI prints usage for --help and exits 2 on a bad option', async () => {
     expect(await run(['src/cli/main.ts', 'dev', 'token', '--help'], {})).toMatchObject({ code: 0, stdout: expect.stringContaining('usage: keyway dev token') });
     expect(await run(['src/cli/main.ts', 'dev', 'token', '--nope'], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('--nope') });
