@@ -10,10 +10,13 @@ import { jsonLogger, type Logger } from '../log.ts';
 import { loadPolicies } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { migrate } from '../storage/migrate.ts';
-import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../audit/sign-checkpoint.ts';
+import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
+import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
 import { openSqliteFile } from './sqlite-file.ts';
 
@@ -58,17 +61,34 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
   migrate(db);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
+  const audit = new GroupCommitAuditStore(db);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies,
     keys: () => keys,
-    audit: new SqliteAuditStore(db),
+    audit,
+    alerts: new SqliteAlertStore(db),
     clientIp: (c) => getConnInfo(c).remote.address,
     log,
     now,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
+  // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
+  const sign = checkpointSigner(config.issuer, () => keys, now);
+  const maintain = async (): Promise<void> => {
+    try {
+      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays });
+      if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
+      if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
+    } catch (error) {
+      log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+  };
+  await maintain();
+  const upkeep = setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000);
+  upkeep.unref();
+
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
@@ -91,10 +111,13 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     jwks,
     policies: () => policies,
     close: async () => {
+      clearInterval(upkeep);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();
       });
+      // Sign the head on the way out, so the last records are anchored too.
+      await maintain();
       db.close();
     },
   };

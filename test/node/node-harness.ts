@@ -1,6 +1,8 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
@@ -29,6 +31,8 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     allowHttpLoopback: true,
     dev: false,
     maxTtlSeconds: 3600,
+    audit: readAuditSettings({}),
+    alerts: readAlertSettings({}, true),
     ...overrides,
   };
 }
