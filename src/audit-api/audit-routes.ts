@@ -1,7 +1,8 @@
 import { Hono, type Context } from 'hono';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { AlertStore } from '../alerts/alert-store.ts';
-import type { AuditRecord, AuditStore } from '../audit/audit-event.ts';
+import { allRecords } from '../audit/all-records.ts';
+import type { AuditStore } from '../audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth/index.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
@@ -34,17 +35,6 @@ export function ownKeys(keys: () => KeyRing): JWTVerifyGetKey {
     }
     return set(header, token);
   };
-}
-
-/** Every record matching `query`, page by page, in the query's order. */
-export async function* allRecords(audit: AuditStore, query: AuditQuery): AsyncGenerator<AuditRecord> {
-  let after = query.after;
-  for (;;) {
-    const page = await audit.query({ ...query, ...(after === undefined ? {} : { after }) });
-    yield* page.records;
-    if (page.next === undefined) return;
-    after = page.next;
-  }
 }
 
 function invalid(c: Context, error: unknown): Response {

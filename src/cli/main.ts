@@ -1,10 +1,18 @@
 #!/usr/bin/env node
+import { auditExport } from './audit-export.ts';
+import { auditQuery } from './audit-query.ts';
+import { auditStats } from './audit-stats.ts';
+import { auditVerify } from './audit-verify.ts';
 import { devToken } from './dev-token.ts';
 import { ConfigError } from '../settings.ts';
 import { CliError, type Command } from './command.ts';
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   'dev token': devToken,
+  'audit query': auditQuery,
+  'audit export': auditExport,
+  'audit stats': auditStats,
+  'audit verify': auditVerify,
 };
 
 const USAGE = `usage: keyway <command> [options]

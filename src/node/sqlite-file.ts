@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
 import type { SqlDatabase, SqlValue } from '../storage/sql-database.ts';
 
+/** The broker's database, in its data directory. */
+export const DATABASE_FILE = 'keyway.db';
+
 export interface SqliteFile extends SqlDatabase {
   close(): void;
 }

@@ -18,7 +18,7 @@ import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
-import { openSqliteFile } from './sqlite-file.ts';
+import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -37,7 +37,7 @@ export interface NodeBroker {
   close(): Promise<void>;
 }
 
-export const DATABASE_FILE = 'keyway.db';
+export { DATABASE_FILE };
 
 /**
  * The embedded default: one process, a SQLite file in the data directory, keys generated on
