@@ -45,7 +45,7 @@ export class SqliteAlertStore implements AlertStore {
         : this.#db.all<{ n: number; granted: number | null }>("SELECT count(*) AS n, max(decision = 'granted') AS granted FROM audit_events WHERE subject_sha256 = ? AND seq < ?", [sha256, link.seq]);
 
     const remember = (kind: string, scope: string, value: string) =>
-      this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)]).changes === 1;
+      this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)]).changes > 0;
     const identity = `${event.issuer ?? ''}#${event.subject ?? ''}`;
     const policy = event.policy?.granted_by;
     const firstForPolicy = granted && policy !== undefined && remember('policy', '', policy);
@@ -80,7 +80,7 @@ export class SqliteAlertStore implements AlertStore {
           'INSERT OR IGNORE INTO audit_alerts (id, time, rule, event_id, dedupe, delivery, attempts, alert) VALUES (?, ?, ?, ?, ?, ?, 0, ?)',
           [alert.id, Date.parse(alert.time), alert.rule, alert.event_id, dedupe ?? null, delivery, JSON.stringify(alert)],
         );
-        return changes === 1 ? [{ ...alert, delivery, attempts: 0 }] : [];
+        return changes > 0 ? [{ ...alert, delivery, attempts: 0 }] : [];
       }),
     );
   }
