@@ -34,6 +34,8 @@ export interface NodeBroker {
   readonly config: NodeBrokerConfig;
   readonly jwks: JwksCache;
   policies(): PolicySet;
+  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
+  auditUpkeep(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -110,6 +112,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     config,
     jwks,
     policies: () => policies,
+    auditUpkeep: maintain,
     close: async () => {
       clearInterval(upkeep);
       await new Promise<void>((resolve) => {

@@ -51,6 +51,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     issuer: config.issuer,
     request: (path, init) => fetch(`${broker.url}${path}`, init),
     auditEvent: (id) => audit.get(id),
+    auditUpkeep: () => broker.auditUpkeep(),
     close: async () => {
       reader.close();
       await broker.close();
