@@ -60,10 +60,11 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   });
   for (const inactive of policies.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
 
-  const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+  const databasePath = join(config.dataDir, DATABASE_FILE);
+  const db = openSqliteFile(databasePath);
   migrate(db);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
-  const audit = new GroupCommitAuditStore(db);
+  const audit = new GroupCommitAuditStore(db, databasePath);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies,
@@ -121,6 +122,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
       });
       // Sign the head on the way out, so the last records are anchored too.
       await maintain();
+      await audit.close();
       db.close();
     },
   };

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../audit/audit-event.ts';
 import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../audit/audit-query.ts';
-import { chainHash, GENESIS_HASH, storableEvent } from '../audit/chain-hash.ts';
+import { chainHash, GENESIS_HASH, sha256Hex, storableEvent, type Sha256Hex } from '../audit/chain-hash.ts';
 import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
 import type { Decision } from '../exchange/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
@@ -21,7 +21,7 @@ function toCheckpoint(row: CheckpointRow): Checkpoint {
   return { seq: row.seq, hash: row.hash, time: new Date(row.time).toISOString(), jws: row.jws };
 }
 
-function text(value: unknown): string | null {
+function stringOrNull(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
@@ -32,9 +32,11 @@ function text(value: unknown): string | null {
  */
 export class SqliteAuditStore implements AuditStore {
   readonly #db: SqlDatabase;
+  readonly #digest: Sha256Hex;
 
-  constructor(db: SqlDatabase) {
+  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex } = {}) {
     this.#db = db;
+    this.#digest = options.sha256 ?? sha256Hex;
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -43,19 +45,24 @@ export class SqliteAuditStore implements AuditStore {
 
   /** Appends events in order in one transaction: all become durable together, or none do. */
   async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
-    const stored = events.map(storableEvent);
+    return this.appendJson(events.map((event) => JSON.stringify(event)));
+  }
+
+  /** The same, for events already serialized with JSON.stringify (the Node writer thread receives them so). */
+  async appendJson(texts: readonly string[]): Promise<ChainLink[]> {
+    const stored = texts.map(storableEvent);
     return this.#db.transaction(() => {
       let head = this.#head();
-      return stored.map((event) => {
-        const link = { seq: head.seq + 1, prev_hash: head.hash, hash: chainHash(head.hash, event) };
-        this.#insert(event, link);
+      return stored.map(({ event, text }) => {
+        const link = { seq: head.seq + 1, prev_hash: head.hash, hash: chainHash(head.hash, event, this.#digest) };
+        this.#insert(event, text, link);
         head = link;
         return link;
       });
     });
   }
 
-  #insert(event: AuditEvent, link: ChainLink): void {
+  #insert(event: AuditEvent, text: string, link: ChainLink): void {
     const claims = event.claims ?? {};
     this.#db.run(
       `INSERT INTO audit_events (seq, id, time, decision, reason, issuer, subject, policy_id, repository, client_ip,
@@ -69,14 +76,14 @@ export class SqliteAuditStore implements AuditStore {
         event.issuer ?? event.subject_token?.claimed_iss ?? null,
         event.subject ?? event.subject_token?.claimed_sub ?? null,
         event.policy?.granted_by ?? event.policy?.denied_by[0] ?? null,
-        text(claims['repository']) ?? text(claims['project_path']),
+        stringOrNull(claims['repository']) ?? stringOrNull(claims['project_path']),
         event.request.client_ip ?? null,
         event.subject_token?.sha256 ?? null,
         event.subject_token?.jti ?? null,
         event.issued?.jti ?? null,
         link.prev_hash,
         link.hash,
-        JSON.stringify(event),
+        text,
       ],
     );
   }
@@ -93,7 +100,7 @@ export class SqliteAuditStore implements AuditStore {
     let prev = GENESIS_HASH;
     for (const row of this.#db.all<{ seq: number; hash: string | null; event: string }>('SELECT seq, hash, event FROM audit_events ORDER BY seq')) {
       if (row.hash === null) {
-        const hash = chainHash(prev, JSON.parse(row.event) as AuditEvent);
+        const hash = chainHash(prev, JSON.parse(row.event) as AuditEvent, this.#digest);
         this.#db.run('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?', [prev, hash, row.seq]);
         prev = hash;
       } else {

@@ -169,28 +169,31 @@ describe('the audit log in a real database file', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'keyway-group-')), DATABASE_FILE);
     const db = openSqliteFile(path);
     migrate(db);
-    let transactions = 0;
-    const counting = { ...db, transaction: <T>(fn: () => T) => ((transactions += 1), db.transaction(fn)) };
-    const store = new GroupCommitAuditStore(counting);
+    const commits: number[] = [];
+    const store = new GroupCommitAuditStore(db, path, { onCommit: (records) => commits.push(records) });
     const reader = openSqliteFile(path);
     const seenOnCommit: boolean[] = [];
-    await Promise.all(
-      Array.from({ length: 40 }, async () => {
-        const written = auditEvent();
-        await store.append(written);
-        seenOnCommit.push(reader.all('SELECT 1 FROM audit_events WHERE id = ?', [written.id]).length === 1);
-      }),
-    );
-    expect(seenOnCommit).toEqual(Array(40).fill(true));
-    expect(transactions).toBe(1);
+    const append = async () => {
+      const written = auditEvent();
+      await store.append(written);
+      seenOnCommit.push(reader.all('SELECT 1 FROM audit_events WHERE id = ?', [written.id]).length === 1);
+    };
+    await Promise.all(Array.from({ length: 40 }, append));
+    expect(commits).toEqual([40]);
+    // While one batch commits, the next one gathers.
+    await Promise.all([append(), new Promise((resolve) => setImmediate(resolve)).then(() => Promise.all(Array.from({ length: 9 }, append)))]);
+    expect(commits).toEqual([40, 1, 9]);
+    expect(seenOnCommit).toEqual(Array(50).fill(true));
+    await store.close();
     reader.close();
     db.close();
   });
 
   it('records internal_error when something unexpected breaks, and answers 500 without a token', async () => {
-    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-broken-')), DATABASE_FILE));
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-broken-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
     migrate(db);
-    const audit = new GroupCommitAuditStore(db);
+    const audit = new GroupCommitAuditStore(db, join(dir, DATABASE_FILE));
     let broken = false;
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
@@ -214,6 +217,7 @@ describe('the audit log in a real database file', () => {
     expect(body).toMatchObject({ error: 'server_error', error_description: 'internal error' });
     expect(body).not.toHaveProperty('access_token');
     expect(await audit.get(body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'internal_error', detail: 'TypeError: the policy source failed' });
+    await audit.close();
     db.close();
   });
 

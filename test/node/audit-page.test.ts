@@ -113,7 +113,7 @@ describe('the /audit page in a real browser', () => {
     await page.locator('[data-testid=results] tbody tr a').first().click();
     await page.waitForURL(/\/audit\/events\//);
     expect(await page.textContent('[data-field="user agent"]')).toBe(HOSTILE_AGENT);
-    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned)).toBeUndefined();
     expect(await page.locator('main script, main img').count()).toBe(0);
 
     await page.goto(`${broker.url}/audit?since=last%20week`);

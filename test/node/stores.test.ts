@@ -8,8 +8,9 @@ import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { storeContract } from '../suites/store-contract.ts';
 
-storeContract('Node (SQLite file, group commit)', async () => {
-  const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db'));
+storeContract('Node (SQLite file, group commit on a writer thread)', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
+  const db = openSqliteFile(path);
   migrate(db);
-  return { audit: new GroupCommitAuditStore(db), keys: new SqliteKeyStore(db), alerts: new SqliteAlertStore(db) };
+  return { audit: new GroupCommitAuditStore(db, path), keys: new SqliteKeyStore(db), alerts: new SqliteAlertStore(db) };
 });
