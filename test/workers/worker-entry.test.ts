@@ -12,10 +12,10 @@ import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 const entry = (exports as unknown as { default: Fetcher }).default;
 
 describe('the deployed Worker entry', () => {
-  it('serves the bundled policies: the dev quickstart is inactive at the edge', async () => {
+  it('serves the bundled policies: the dev quickstart and auditor are inactive at the edge', async () => {
     const response = await entry.fetch('https://keyway.test/healthz');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 2, inactive_policies: 1 });
+    expect(await response.json()).toEqual({ status: 'ok', policies: 2, inactive_policies: 2 });
   });
 
   it('audits a malformed request in the Durable Object before answering', async () => {
