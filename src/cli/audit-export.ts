@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { CliError, type Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
@@ -22,8 +22,10 @@ export const auditExport: Command = {
     const format = values['format'];
     if (format !== 'ndjson' && format !== 'csv') throw new CliError('--format is ndjson or csv');
     if (values['json'] === true) throw new CliError('export writes NDJSON or CSV; --json does not apply');
+    const output = values['output'];
+    if (typeof output === 'string' && existsSync(output)) throw new CliError(`--output ${output} exists; an export never overwrites a file`);
     const source = openAuditSource(values);
-    const out = typeof values['output'] === 'string' ? createWriteStream(values['output'], { flags: 'wx' }) : process.stdout;
+    const out = typeof output === 'string' ? createWriteStream(output, { flags: 'wx' }) : process.stdout;
     try {
       for await (const chunk of source.export(params, format)) {
         if (!out.write(chunk)) await once(out, 'drain');

@@ -250,6 +250,7 @@ describe('the audit log in a real database file', () => {
       const out = join(mkdtempSync(join(tmpdir(), 'keyway-export-')), 'audit.csv');
       expect((await cli(['audit', 'export', ...source, '--format', 'csv', '--output', out], env)).code).toBe(0);
       expect(readFileSync(out, 'utf8').trim().split('\r\n')).toHaveLength(4);
+      expect(await cli(['audit', 'export', ...source, '--output', out], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('exists') });
       const ndjson = (await cli(['audit', 'export', ...source, '--decision', 'denied'], env)).stdout.trim().split('\n');
       expect(ndjson.map((line) => JSON.parse(line).reason)).toEqual(['no_policy_matched']);
 
