@@ -1,4 +1,8 @@
 #!/usr/bin/env node
+import { auditExport } from './audit-export.ts';
+import { auditQuery } from './audit-query.ts';
+import { auditStats } from './audit-stats.ts';
+import { auditVerify } from './audit-verify.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
 import { policyCheck } from './policy-check.ts';
@@ -16,6 +20,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'policy explain': policyExplain,
   'policy test': policyTest,
   'policy diff': policyDiff,
+  'audit query': auditQuery,
+  'audit export': auditExport,
+  'audit stats': auditStats,
+  'audit verify': auditVerify,
 };
 
 const USAGE = `usage: keyway <command> [options]

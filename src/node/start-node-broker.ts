@@ -10,13 +10,16 @@ import { jsonLogger, type Logger } from '../log.ts';
 import { loadPolicies } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { migrate } from '../storage/migrate.ts';
-import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../audit/sign-checkpoint.ts';
+import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
+import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
-import { openSqliteFile } from './sqlite-file.ts';
+import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -34,10 +37,12 @@ export interface NodeBroker {
   policies(): PolicySet;
   /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
   reloadPolicies(): PolicyReloadStatus;
+  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
+  auditUpkeep(): Promise<void>;
   close(): Promise<void>;
 }
 
-export const DATABASE_FILE = 'keyway.db';
+export { DATABASE_FILE };
 
 /**
  * The embedded default: one process, a SQLite file in the data directory, keys generated on
@@ -61,14 +66,17 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     return set;
   }, log);
 
-  const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+  const databasePath = join(config.dataDir, DATABASE_FILE);
+  const db = openSqliteFile(databasePath);
   migrate(db);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
+  const audit = new GroupCommitAuditStore(db, databasePath);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
     keys: () => keys,
-    audit: new SqliteAuditStore(db),
+    audit,
+    alerts: new SqliteAlertStore(db),
     clientIp: (c) => getConnInfo(c).remote.address,
     health: () => ({
       ok: true,
@@ -83,6 +91,21 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
+  // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
+  const sign = checkpointSigner(config.issuer, () => keys, now);
+  const maintain = async (): Promise<void> => {
+    try {
+      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays });
+      if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
+      if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
+    } catch (error) {
+      log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+  };
+  await maintain();
+  const upkeep = setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000);
+  upkeep.unref();
+
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
@@ -106,12 +129,17 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     jwks,
     policies: () => policies.current,
     reloadPolicies: () => policies.reload(),
+    auditUpkeep: maintain,
     close: async () => {
       watcher?.close();
+      clearInterval(upkeep);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();
       });
+      // Sign the head on the way out, so the last records are anchored too.
+      await maintain();
+      await audit.close();
       db.close();
     },
   };

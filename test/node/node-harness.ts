@@ -4,6 +4,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
@@ -69,6 +71,8 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     dev: false,
     watchPolicies: false,
     maxTtlSeconds: 3600,
+    audit: readAuditSettings({}),
+    alerts: readAlertSettings({}, true),
     ...overrides,
   };
 }
@@ -87,6 +91,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     issuer: config.issuer,
     request: (path, init) => fetch(`${broker.url}${path}`, init),
     auditEvent: (id) => audit.get(id),
+    auditUpkeep: () => broker.auditUpkeep(),
     close: async () => {
       reader.close();
       await broker.close();

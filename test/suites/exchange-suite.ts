@@ -11,6 +11,8 @@ export interface BrokerHarness {
   request(path: string, init?: RequestInit): Promise<Response>;
   /** Reads the audit record from the runtime's own durable store. */
   auditEvent(id: string): Promise<AuditEvent | undefined>;
+  /** Runs a round of audit log upkeep now: signs a checkpoint of the head. */
+  auditUpkeep(): Promise<void>;
   close(): Promise<void>;
 }
 

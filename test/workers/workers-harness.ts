@@ -1,4 +1,4 @@
-import { createExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { silentLogger } from '../../src/log.ts';
 import { keywayState } from '../../src/workers/keyway-state.ts';
@@ -18,6 +18,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     issuer: workerEnv.KEYWAY_ISSUER,
     request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), workerEnv, createExecutionContext()),
     auditEvent: (id) => keywayState(workerEnv.STATE).get(id),
+    auditUpkeep: async () => {
+      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
+    },
     close: async () => {},
   };
 };
