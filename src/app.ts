@@ -4,6 +4,10 @@ import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
 import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
 import { ExchangeError } from './exchange/reasons.ts';
+import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
+import type { AuditEvent, ChainLink } from './audit/audit-event.ts';
+import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
+import { auditPage } from './audit-page/audit-page.tsx';
 
 export interface HealthReport {
   readonly ok: boolean;
@@ -15,6 +19,12 @@ export interface AppDeps {
   readonly health: () => HealthReport;
   /** The runtime knows where the caller is: the socket on Node, CF-Connecting-IP on Workers. */
   readonly clientIp: (c: Context) => string | undefined;
+  /** The audit log's API (`/v1/audit`) and page (`/audit`). */
+  readonly audit: AuditApiDeps;
+  /** Runs after an audit record is durable, in the background (alert rules). */
+  readonly onAudited: (event: AuditEvent, link: ChainLink) => Promise<void>;
+  /** Keeps background work alive past the response: waitUntil on Workers. */
+  readonly background: (c: Context, task: Promise<void>) => void;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -55,6 +65,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       clientIp: deps.clientIp(c),
       userAgent: c.req.header('user-agent'),
     });
+    if (result.recorded !== undefined) deps.background(c, deps.onAudited(result.recorded.event, result.recorded.link));
     if (result.status === 405) c.header('Allow', 'POST');
     return c.json(result.body, result.status as 200, NO_STORE);
   };
@@ -74,6 +85,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     },
   );
   app.all('/token', (c) => respond(c, refuse('method_not_allowed', 'the token endpoint only accepts POST')));
+
+  app.route('/v1/policy', policyExplainRoutes(deps.exchange));
+  app.route('/v1/audit', auditRoutes(deps.audit));
+  app.route('/audit', auditPage(deps.audit));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

@@ -8,6 +8,9 @@ import type { ReplayGuard } from './replay/replay-guard.ts';
 import type { BrokerSettings } from './settings.ts';
 import type { KeyRing } from './tokens/key-ring.ts';
 import type { Hono } from 'hono';
+import type { AlertStore } from './alerts/alert-store.ts';
+import { alertRaiser } from './alerts/raise-alerts.ts';
+import { signWebhookBody } from './alerts/sign-webhook.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -16,6 +19,10 @@ export interface BrokerParts {
   readonly keys: () => KeyRing;
   readonly audit: AuditStore;
   readonly replay: ReplayGuard;
+  /** Alert state, in the same database as the audit log. */
+  readonly alerts: AlertStore;
+  /** Keeps work alive after the response (Workers: waitUntil). Default: let it run, log a failure. */
+  readonly background?: (c: Context, task: Promise<void>) => void;
   readonly clientIp: (c: Context) => string | undefined;
   readonly health?: () => HealthReport;
   readonly log: Logger;
@@ -34,9 +41,10 @@ export const OUTBOUND_MAX_BYTES = 256 * 1024;
 
 export function createBroker(parts: BrokerParts): Broker {
   const now = parts.now ?? Date.now;
+  const outbound = parts.fetch ?? ((input, init) => fetch(input, init));
   const jwks = new JwksCache(
     {
-      fetch: parts.fetch ?? ((input, init) => fetch(input, init)),
+      fetch: outbound,
       timeoutMs: OUTBOUND_TIMEOUT_MS,
       maxBytes: OUTBOUND_MAX_BYTES,
       allowHttpLoopback: parts.settings.allowHttpLoopback,
@@ -44,6 +52,26 @@ export function createBroker(parts: BrokerParts): Broker {
     parts.jwksCachePolicy ?? DEFAULT_JWKS_CACHE_POLICY,
     now,
   );
+  const { alerts: alertSettings } = parts.settings;
+  const onAudited = alertRaiser({
+    store: parts.alerts,
+    settings: alertSettings,
+    policies: parts.policies,
+    now,
+    log: parts.log,
+    webhook:
+      alertSettings.webhookUrl === undefined
+        ? undefined
+        : {
+            url: alertSettings.webhookUrl,
+            attempts: alertSettings.webhookAttempts,
+            backoffMs: alertSettings.webhookBackoffMs,
+            timeoutMs: OUTBOUND_TIMEOUT_MS,
+            fetch: outbound,
+            broker: parts.settings.issuer,
+            sign: (body) => signWebhookBody(body, parts.keys().signing),
+          },
+  });
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -57,6 +85,13 @@ export function createBroker(parts: BrokerParts): Broker {
       clockToleranceSeconds: 60,
     },
     clientIp: parts.clientIp,
+    audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
+    onAudited,
+    background:
+      parts.background ??
+      ((_c, task) => {
+        task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
+      }),
     health:
       parts.health ??
       (() => {

@@ -1,7 +1,10 @@
-import { nodeConfigFromEnv } from './node/config.ts';
-import { ConfigError } from './settings.ts';
-import { startNodeBroker } from './node/start-node-broker.ts';
-import { PolicyLoadError } from './policy/load-policies.ts';
+// First, so the broker's .tsx modules (the /audit page) load: hence the dynamic imports below.
+import './node/register-jsx.ts';
+
+const { nodeConfigFromEnv } = await import('./node/config.ts');
+const { ConfigError } = await import('./settings.ts');
+const { startNodeBroker } = await import('./node/start-node-broker.ts');
+const { PolicyLoadError } = await import('./policy/load-policies.ts');
 
 /** `npm start`: the Node broker, configured from the environment. */
 try {
@@ -9,6 +12,7 @@ try {
   const stop = (): void => void broker.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.on('SIGHUP', () => void broker.reloadPolicies());
 } catch (error) {
   if (error instanceof PolicyLoadError) {
     console.error(`keyway: the policies do not load, so the broker will not start:\n${error.message}`);

@@ -1,4 +1,6 @@
-import { isLoopbackHttpUrl } from './issuers/trusted-issuer.ts';
+import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
+import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
+import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 
 /** Settings come from environment variables (Node) or Worker vars; both read them through these. */
 export type SettingsSource = Readonly<Record<string, unknown>>;
@@ -36,12 +38,19 @@ export interface BrokerSettings {
   readonly issuer: string;
   readonly allowHttpLoopback: boolean;
   readonly maxTtlSeconds: number;
+  /** Checkpoints and retention of the audit log. */
+  readonly audit: AuditSettings;
+  /** Anomaly rules and their webhook. */
+  readonly alerts: AlertSettings;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
+  const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
   return {
     issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
-    allowHttpLoopback: readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK'),
+    allowHttpLoopback,
     maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
+    audit: readAuditSettings(env),
+    alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
   };
 }

@@ -1,4 +1,6 @@
 import type { Decision, Reason } from '../exchange/reasons.ts';
+import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
+import type { ChainHead, Checkpoint } from './checkpoint.ts';
 
 /**
  * One record per decision. Never holds a raw token: the subject token is known by its
@@ -50,8 +52,40 @@ export interface AuditEvent {
   };
 }
 
-/** Where audit events go. An append that resolves is durable; one that rejects means no token. */
+/** Where a record sits in the hash chain (see chain-hash.ts). */
+export interface ChainLink {
+  /** 1, 2, 3, … in append order; never reused, also across pruning. */
+  readonly seq: number;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+/** An event as the log holds it: the event and its link in the chain. */
+export interface AuditRecord {
+  readonly event: AuditEvent;
+  readonly chain: ChainLink;
+}
+
+/**
+ * Where audit events go: an append-only hash chain with signed checkpoints, and the queries
+ * auditors run over it. Written once over SqlDatabase; on Workers it runs inside KeywayState.
+ */
 export interface AuditStore {
-  append(event: AuditEvent): Promise<void>;
+  /** Appends the event as the new head of the chain. Resolves once durable; rejects means no token. */
+  append(event: AuditEvent): Promise<ChainLink>;
   get(id: string): Promise<AuditEvent | undefined>;
+  record(id: string): Promise<AuditRecord | undefined>;
+  query(query: AuditQuery): Promise<AuditPage>;
+  stats(query: AuditStatsQuery): Promise<AuditStats>;
+  /** The last record's link, or after pruning everything the anchor checkpoint, or the genesis. */
+  head(): Promise<ChainHead>;
+  /** Checkpoints with `seq` above `afterSeq`, oldest first. */
+  checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]>;
+  latestCheckpoint(): Promise<Checkpoint | undefined>;
+  /** Stores a signed checkpoint; refuses one that does not match the record at its `seq`. */
+  addCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** The newest record older than `before` (ms), at most `maxRecords` past the oldest kept one: what to prune up to. */
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined>;
+  /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
+  prune(anchor: Checkpoint): Promise<number>;
 }

@@ -1,10 +1,29 @@
 #!/usr/bin/env node
+import { auditExport } from './audit-export.ts';
+import { auditQuery } from './audit-query.ts';
+import { auditStats } from './audit-stats.ts';
+import { auditVerify } from './audit-verify.ts';
 import { devToken } from './dev-token.ts';
+import { exchange } from './exchange.ts';
+import { policyCheck } from './policy-check.ts';
+import { policyDiff } from './policy-diff.ts';
+import { policyExplain } from './policy-explain.ts';
+import { policyTest } from './policy-test.ts';
+import { PolicyLoadError } from '../policy/load-policies.ts';
 import { ConfigError } from '../settings.ts';
 import { CliError, type Command } from './command.ts';
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   'dev token': devToken,
+  exchange,
+  'policy check': policyCheck,
+  'policy explain': policyExplain,
+  'policy test': policyTest,
+  'policy diff': policyDiff,
+  'audit query': auditQuery,
+  'audit export': auditExport,
+  'audit stats': auditStats,
+  'audit verify': auditVerify,
 };
 
 const USAGE = `usage: keyway <command> [options]
@@ -34,6 +53,10 @@ async function main(argv: readonly string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
+  if (error instanceof PolicyLoadError) {
+    console.error(`keyway: the policies do not load (keyway policy check lists every finding):\n${error.message}`);
+    process.exit(1);
+  }
   const usage = error instanceof CliError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
   if (!usage && !(error instanceof ConfigError)) throw error;
   console.error(`keyway: ${(error as Error).message}`);

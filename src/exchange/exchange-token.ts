@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
 import type { JwksCache } from '../issuers/jwks-cache.ts';
 import { verifySubjectToken } from '../issuers/verify-subject-token.ts';
 import type { Logger } from '../log.ts';
@@ -42,6 +42,8 @@ export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refu
 export interface ExchangeResponse {
   readonly status: number;
   readonly body: Readonly<Record<string, unknown>>;
+  /** The audit record, once durable; absent when the append failed. */
+  readonly recorded?: { readonly event: AuditEvent; readonly link: ChainLink };
 }
 
 const nextId = monotonicFactory();
@@ -80,8 +82,9 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     event.detail = failure.message;
   }
 
+  let link: ChainLink;
   try {
-    await deps.audit.append(event);
+    link = await deps.audit.append(event);
   } catch (error) {
     deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
     return {
@@ -90,10 +93,12 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     };
   }
 
-  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id } };
+  const recorded = { event, link };
+  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id }, recorded };
   const reason = failure?.reason ?? 'internal_error';
   const spec = REASONS[reason];
   return {
+    recorded,
     status: spec.status,
     body: {
       error: 'error' in spec ? spec.error : 'server_error',

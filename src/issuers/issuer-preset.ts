@@ -47,7 +47,49 @@ export interface IssuerPreset {
   readonly fixedAudience?: string;
   /** Every exchange of this issuer's tokens is single use, whatever a policy says. */
   readonly singleUse: boolean;
+  /**
+   * Every top-level claim this kind of token can carry, when the issuer documents them all: a
+   * template naming any other claim is a load-time error (a typo), and a match line on one is
+   * a lint warning. Absent for issuers whose claims are open-ended.
+   */
+  readonly claimNames?: { readonly names: readonly string[]; readonly prefixes?: readonly string[] };
+  /** What `keyway policy check` knows about this kind of token. */
+  readonly lint?: PresetLintFacts;
 }
+
+/** Facts about an issuer's claims that lint rules use. Keys are written like match keys. */
+export interface PresetLintFacts {
+  /** A mutable name claim → the immutable id claim to pin beside it. */
+  readonly namesWithIds: Readonly<Record<string, string>>;
+  /** Name claims whose first `/` segment is the owner or top-level group. */
+  readonly ownerFirstNames: readonly string[];
+  /**
+   * Claim values that mark a run which may execute code nobody with write access reviewed.
+   * With `sample`, the value is one of many such values (any fork's pull request ref), so the
+   * advice is to pin the claim rather than to exclude the value.
+   */
+  readonly untrustedContexts: readonly { readonly claim: string; readonly value: string; readonly what: string; readonly sample?: boolean }[];
+  /** Claims whoever edits the pipeline chooses freely → what to gate on instead. */
+  readonly spoofable: Readonly<Record<string, string>>;
+  /** Matches a `sub` written in a name-only form that has an immutable-id successor, and the advice. */
+  readonly nameBasedSubject?: { readonly pattern: RegExp; readonly advice: string };
+}
+
+/** Registered JWT claims any issuer may send. */
+export const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'] as const;
+
+/** True unless the preset documents every claim its tokens carry and this top-level claim is none of them. */
+export function presetMaySend(preset: IssuerPreset, claim: string): boolean {
+  const known = preset.claimNames;
+  if (known === undefined) return true;
+  return known.names.includes(claim) || (known.prefixes ?? []).some((prefix) => claim.startsWith(prefix));
+}
+
+/** The `claimNames` of an issuer that documents its claims: the registered ones and these. */
+export const documentedClaims = (names: readonly string[], prefixes?: readonly string[]): NonNullable<IssuerPreset['claimNames']> => ({
+  names: [...new Set([...REGISTERED_CLAIMS, ...names])],
+  ...(prefixes === undefined ? {} : { prefixes }),
+});
 
 /** One deployment of a kind of issuer: the hosted service, an enterprise variant, a self-managed install. */
 export interface IssuerShape {

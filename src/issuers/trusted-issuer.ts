@@ -1,3 +1,4 @@
+import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
 
 /** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */
@@ -38,12 +39,6 @@ export class IssuerReferenceError extends Error {
 
 /** The development issuer is off, so policies naming it are inert. */
 export class DevIssuerDisabledError extends IssuerReferenceError {}
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-export function isLoopbackHttpUrl(url: URL): boolean {
-  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
-}
 
 /**
  * Checks that a URL may be contacted or trusted: https, or http on loopback when the operator

@@ -10,7 +10,7 @@ import {
 import { ExchangeError } from '../exchange/reasons.ts';
 import { canonicalText, claimReader, isPresent } from '../policy/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
-import type { ClaimType } from './presets.ts';
+import type { ClaimType } from './issuer-preset.ts';
 import type { TrustedIssuer } from './trusted-issuer.ts';
 
 /** What the verifier needs to know about the issuers policies trust. */
@@ -62,11 +62,7 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
   }
 
   const claims = await verifyWithIssuerKeys(token, issuer, options);
-  checkLifetime(claims, issuer);
-  checkRequiredClaims(claims, issuer);
-  checkClaimTypes(claims, issuer);
-  checkClaimFormats(claims, issuer);
-  checkBoundClaims(claims, issuer);
+  checkPresetClaims(claims, issuer);
   return { issuer, header, claims };
 }
 
@@ -164,24 +160,41 @@ function typeOf(value: unknown): ClaimType | 'null' | 'other' {
   }
 }
 
+/**
+ * The issuer preset's claim rules, after the signature and time checks (and, for explain and
+ * policy tests, on claims taken as given, so the two can never disagree with the exchange):
+ * the token does not outlive its issuer's lifetime cap, the claims that prove a CI job token
+ * are present (nested ones by JSON Pointer), claims of a known type arrive with that type (no
+ * array or object is coerced into a match) and in their documented form, and a per-tenant
+ * issuer URL's tenant is the one the token names.
+ */
+export function checkPresetClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  checkLifetime(claims, issuer);
+  checkRequiredClaims(claims, issuer);
+  checkClaimTypes(claims, issuer);
+  checkClaimFormats(claims, issuer);
+  checkBoundClaims(claims, issuer);
+}
+
 /** Some issuers can mint tokens that outlive what they identify (Kubernetes, a year); those are refused however fresh. */
-function checkLifetime(claims: JWTPayload, issuer: TrustedIssuer): void {
+function checkLifetime(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
   const max = issuer.preset.maxTokenLifetimeSeconds;
-  const lifetime = (claims.exp ?? 0) - (claims.iat ?? 0);
+  const { exp, iat } = claims;
+  const lifetime = (typeof exp === 'number' ? exp : 0) - (typeof iat === 'number' ? iat : 0);
   if (max !== undefined && lifetime > max) {
     throw new ExchangeError('token_lifetime_too_long', `exp - iat is ${lifetime}s; ${issuer.preset.name} tokens may live ${max}s at most`);
   }
 }
 
 /** The claims that prove a CI job token: the same keys may sign other kinds (GitLab user logins, Google sign-ins). */
-function checkRequiredClaims(claims: JWTPayload, issuer: TrustedIssuer): void {
-  for (const key of issuer.preset.requiredClaims) {
+function checkRequiredClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  for (const key of ['sub', ...issuer.preset.requiredClaims]) {
     if (!isPresent(claimReader(key)(claims))) throw new ExchangeError('claims_invalid', `missing required claim ${key}`);
   }
 }
 
 /** Claims of a known type must arrive with that type: no silent coercion of an array or object into a match. */
-function checkClaimTypes(claims: JWTPayload, issuer: TrustedIssuer): void {
+function checkClaimTypes(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
   for (const [key, expected] of Object.entries(issuer.preset.claimTypes)) {
     const value = claimReader(key)(claims);
     if (value === undefined) continue;
@@ -191,7 +204,7 @@ function checkClaimTypes(claims: JWTPayload, issuer: TrustedIssuer): void {
   }
 }
 
-function checkClaimFormats(claims: JWTPayload, issuer: TrustedIssuer): void {
+function checkClaimFormats(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
   for (const [key, format] of Object.entries(issuer.preset.claimFormats)) {
     const value = claimReader(key)(claims);
     if (!isPresent(value)) continue;
@@ -200,7 +213,7 @@ function checkClaimFormats(claims: JWTPayload, issuer: TrustedIssuer): void {
 }
 
 /** A per-tenant issuer URL names its tenant; the token must name the same one (Azure DevOps signs every org with one key set). */
-function checkBoundClaims(claims: JWTPayload, issuer: TrustedIssuer): void {
+function checkBoundClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
   for (const [key, expected] of Object.entries(issuer.boundClaims)) {
     const value = claims[key];
     if (typeof value !== 'string' || value.toLowerCase() !== expected.toLowerCase()) {

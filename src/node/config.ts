@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { isLoopbackHttpUrl } from '../issuers/trusted-issuer.ts';
+import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
 import { ConfigError, readBrokerSettings, readFlag, readInteger, type BrokerSettings, type SettingsSource } from '../settings.ts';
 
 /** Settings of the Node broker, each from an environment variable documented in the README. */
@@ -10,6 +10,8 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly dataDir: string;
   /** KEYWAY_DEV=1: serve the development issuer. Never in production. */
   readonly dev: boolean;
+  /** KEYWAY_WATCH_POLICIES (default 1): reload the policy directory when a file in it changes. */
+  readonly watchPolicies: boolean;
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -32,5 +34,6 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     // The dev issuer is itself an http loopback issuer.
     allowHttpLoopback: dev || settings.allowHttpLoopback,
     dev,
+    watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
   };
 }

@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
 import type { SqlDatabase, SqlValue } from '../storage/sql-database.ts';
 
+/** The broker's database, in its data directory. */
+export const DATABASE_FILE = 'keyway.db';
+
 export interface SqliteFile extends SqlDatabase {
   close(): void;
 }
@@ -8,11 +11,16 @@ export interface SqliteFile extends SqlDatabase {
 /**
  * A SQLite file through better-sqlite3: WAL for concurrent readers, synchronous=FULL so a
  * committed audit record survives a power cut, prepared statements cached by SQL text.
+ * Transactions begin IMMEDIATE: one that reads the chain's head and then extends it holds the
+ * write lock from its first read, so two writers can never fork the chain.
+ * `readonly` opens an existing file for reading only (the `keyway audit` CLI).
  */
-export function openSqliteFile(path: string): SqliteFile {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+export function openSqliteFile(path: string, options: { readonly?: boolean } = {}): SqliteFile {
+  const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
+  if (options.readonly !== true) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+  }
   db.pragma('busy_timeout = 5000');
   const statements = new Map<string, Database.Statement>();
   const prepare = (sql: string): Database.Statement => {
@@ -27,7 +35,7 @@ export function openSqliteFile(path: string): SqliteFile {
     exec: (sql) => void db.exec(sql),
     run: (sql, params: readonly SqlValue[] = []) => ({ changes: prepare(sql).run(...params).changes }),
     all: <Row>(sql: string, params: readonly SqlValue[] = []) => prepare(sql).all(...params) as Row[],
-    transaction: (fn) => db.transaction(fn)(),
+    transaction: (fn) => db.transaction(fn).immediate(),
     close: () => db.close(),
   };
 }

@@ -10,13 +10,17 @@ import { jsonLogger, type Logger } from '../log.ts';
 import { loadPolicies } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { migrate } from '../storage/migrate.ts';
-import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../audit/sign-checkpoint.ts';
+import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
+import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
-import { openSqliteFile } from './sqlite-file.ts';
+import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
+import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -32,10 +36,14 @@ export interface NodeBroker {
   readonly config: NodeBrokerConfig;
   readonly jwks: JwksCache;
   policies(): PolicySet;
+  /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
+  reloadPolicies(): PolicyReloadStatus;
+  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
+  auditUpkeep(): Promise<void>;
   close(): Promise<void>;
 }
 
-export const DATABASE_FILE = 'keyway.db';
+export { DATABASE_FILE };
 
 /**
  * The embedded default: one process, a SQLite file in the data directory, keys generated on
@@ -48,29 +56,58 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
-  const policies = loadPolicies(readPolicyDirectory(config.policiesDir), {
-    brokerIssuer: config.issuer,
-    maxTtlSeconds: config.maxTtlSeconds,
-    allowHttpLoopback: config.allowHttpLoopback,
-    devIssuerUrl: devUrl,
-  });
-  for (const inactive of policies.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+  const policies = new ReloadablePolicies(() => {
+    const set = loadPolicies(readPolicyDirectory(config.policiesDir), {
+      brokerIssuer: config.issuer,
+      maxTtlSeconds: config.maxTtlSeconds,
+      allowHttpLoopback: config.allowHttpLoopback,
+      devIssuerUrl: devUrl,
+    });
+    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+    return set;
+  }, log);
 
-  const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+  const databasePath = join(config.dataDir, DATABASE_FILE);
+  const db = openSqliteFile(databasePath);
   migrate(db);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
+  const audit = new GroupCommitAuditStore(db, databasePath);
   const { app, jwks } = createBroker({
     settings: config,
-    policies: () => policies,
+    policies: () => policies.current,
     keys: () => keys,
-    audit: new SqliteAuditStore(db),
+    audit,
+    alerts: new SqliteAlertStore(db),
     replay: new SqliteReplayGuard(db),
     clientIp: (c) => getConnInfo(c).remote.address,
+    health: () => ({
+      ok: true,
+      details: {
+        policies: policies.current.policies.length,
+        inactive_policies: policies.current.inactive.length,
+        ...(policies.lastReload === undefined ? {} : { policy_reload: policies.lastReload }),
+      },
+    }),
     log,
     now,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
+  // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
+  const sign = checkpointSigner(config.issuer, () => keys, now);
+  const maintain = async (): Promise<void> => {
+    try {
+      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays });
+      if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
+      if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
+    } catch (error) {
+      log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+  };
+  await maintain();
+  const upkeep = setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000);
+  upkeep.unref();
+
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
@@ -80,7 +117,8 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
-  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.policies.length, data_dir: config.dataDir });
+  const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
+  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.current.policies.length, data_dir: config.dataDir, watching_policies: watcher !== undefined });
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
       dev_issuer: devUrl,
@@ -91,12 +129,19 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     url,
     config,
     jwks,
-    policies: () => policies,
+    policies: () => policies.current,
+    reloadPolicies: () => policies.reload(),
+    auditUpkeep: maintain,
     close: async () => {
+      watcher?.close();
+      clearInterval(upkeep);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();
       });
+      // Sign the head on the way out, so the last records are anchored too.
+      await maintain();
+      await audit.close();
       db.close();
     },
   };

@@ -9,15 +9,26 @@ export class ClaimPathError extends Error {
   override readonly name = 'ClaimPathError';
 }
 
-export function claimReader(key: string): ClaimReader {
-  if (!key.startsWith('/')) return (claims) => (Object.hasOwn(claims, key) ? claims[key] : undefined);
-  const tokens = key
+/** The reference tokens of a key: one (the name itself) for a plain name, the unescaped pointer tokens otherwise. */
+function claimPath(key: string): string[] {
+  if (!key.startsWith('/')) return [key];
+  return key
     .slice(1)
     .split('/')
     .map((token) => {
       if (/~[^01]|~$/.test(token)) throw new ClaimPathError(`${key} is not a valid JSON Pointer (~ must be followed by 0 or 1)`);
       return token.replaceAll('~1', '/').replaceAll('~0', '~');
     });
+}
+
+/** The top-level claim a key reads: the name itself, or a JSON Pointer's first token. */
+export function topLevelClaim(key: string): string {
+  return claimPath(key)[0] ?? '';
+}
+
+export function claimReader(key: string): ClaimReader {
+  if (!key.startsWith('/')) return (claims) => (Object.hasOwn(claims, key) ? claims[key] : undefined);
+  const tokens = claimPath(key);
   return (claims) => {
     let node: unknown = claims;
     for (const token of tokens) {

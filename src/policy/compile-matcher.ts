@@ -11,6 +11,8 @@ export interface CompiledMatcher {
    * for case-insensitive claims. The policy index uses these to find candidates by lookup.
    */
   readonly exact?: readonly string[];
+  /** True when only a present claim can satisfy it (everything but `exists: false`, or a list holding one). */
+  readonly requiresPresence: boolean;
 }
 
 function isList(matcher: Matcher): matcher is readonly Matcher[] {
@@ -29,19 +31,23 @@ export function compileMatcher(matcher: Matcher, caseInsensitive: boolean): Comp
   const fold = (text: string): string => (caseInsensitive ? text.toLowerCase() : text);
   if (typeof matcher !== 'object') {
     const expected = fold(String(matcher));
-    return { test: textMatcher((text) => fold(text) === expected), exact: [expected] };
+    return { test: textMatcher((text) => fold(text) === expected), exact: [expected], requiresPresence: true };
   }
   if (isList(matcher)) {
     const entries = matcher.map((entry: Matcher) => compileMatcher(entry, caseInsensitive));
     const exact = entries.every((entry) => entry.exact !== undefined) ? entries.flatMap((entry) => entry.exact ?? []) : undefined;
-    return { test: (value) => entries.some((entry) => entry.test(value)), ...(exact === undefined ? {} : { exact }) };
+    return {
+      test: (value) => entries.some((entry) => entry.test(value)),
+      requiresPresence: entries.every((entry) => entry.requiresPresence),
+      ...(exact === undefined ? {} : { exact }),
+    };
   }
-  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, caseInsensitive)) };
-  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, caseInsensitive)) };
+  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, caseInsensitive)), requiresPresence: true };
+  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, caseInsensitive)), requiresPresence: true };
   if ('not' in matcher) {
     const inner = compileMatcher(matcher.not, caseInsensitive);
-    return { test: (value) => isPresent(value) && !inner.test(value) };
+    return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true };
   }
   const wanted = matcher.exists;
-  return { test: (value) => isPresent(value) === wanted };
+  return { test: (value) => isPresent(value) === wanted, requiresPresence: wanted };
 }

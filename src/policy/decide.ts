@@ -1,6 +1,6 @@
 import type { Reason } from '../exchange/reasons.ts';
-import type { VerifiedSubjectToken } from '../issuers/verify-subject-token.ts';
-import { policyMatches, type Grant, type Policy } from './policy.ts';
+import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
+import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
 
 /** What the caller asked for, beyond the subject token. */
@@ -9,6 +9,12 @@ export interface AccessRequest {
   readonly audiences: readonly string[];
   /** Requested scopes; undefined means every scope the policy grants. */
   readonly scopes: readonly string[] | undefined;
+}
+
+/** A subject token's verified claims and the issuer that signed them (or, for explain and tests, claims taken as given). */
+export interface SubjectClaims {
+  readonly issuer: TrustedIssuer;
+  readonly claims: Readonly<Record<string, unknown>>;
 }
 
 /** How the decision was reached, for the audit log and `explain`. Never shown to the caller. */
@@ -32,84 +38,120 @@ export interface IssuedGrant {
   readonly claims: Readonly<Record<string, string>>;
 }
 
-export type PolicyDecision =
-  | { readonly granted: true; readonly grant: IssuedGrant; readonly trace: DecisionTrace }
-  | { readonly granted: false; readonly reason: Extract<Reason, 'no_policy_matched' | 'denied_by_policy' | 'audience_not_granted' | 'scope_not_granted' | 'template_claim_missing'>; readonly detail: string; readonly trace: DecisionTrace };
+export type GrantRefusal = Extract<Reason, 'audience_not_granted' | 'scope_not_granted' | 'template_claim_missing'>;
+
+/** What an allow policy whose lines all held gives this request, or why it gives nothing. */
+export type GrantOutcome =
+  | { readonly ok: true; readonly grant: IssuedGrant }
+  | { readonly ok: false; readonly reason: GrantRefusal; readonly detail: string };
+
+/** One policy's part in a decision: each line's outcome, and for matching allow policies the grant outcome. */
+export interface PolicyEvaluation extends PolicyMatch {
+  readonly grant?: GrantOutcome;
+}
+
+export type DenialReason = Extract<Reason, 'no_policy_matched' | 'denied_by_policy'> | GrantRefusal;
+
+export type PolicyDecision = (
+  | { readonly granted: true; readonly grant: IssuedGrant }
+  | { readonly granted: false; readonly reason: DenialReason; readonly detail: string }
+) & {
+  readonly trace: DecisionTrace;
+  /** Every policy looked at, in id order, with the outcome of each of its lines. */
+  readonly evaluations: readonly PolicyEvaluation[];
+};
+
+export interface DecideOptions {
+  /**
+   * Evaluate every policy of the issuer rather than the index's candidates, so `explain` can
+   * show why each one failed. The decision is the same: the index only leaves out policies
+   * whose most selective exact line cannot hold.
+   */
+  readonly everyPolicyOfIssuer?: boolean;
+}
 
 /**
  * The whole of policy evaluation. Deny beats allow; with no matching allow policy there is no
  * token; among allow policies that match and cover the requested audience and scopes, the
- * first by id grants. `mode: audit` policies are evaluated and traced but change nothing.
+ * first by id that can render its templates grants. `mode: audit` policies are evaluated and
+ * traced but change nothing. The exchange, `keyway policy explain` and `keyway policy test`
+ * all decide through here.
  */
-export function decide(policies: PolicySet, token: VerifiedSubjectToken, request: AccessRequest): PolicyDecision {
-  const claims = token.claims;
-  const candidates = policies.index.candidates(token.issuer.url, claims);
-  const matching = candidates.filter((policy) => policyMatches(policy, claims));
-  const enforced = matching.filter((policy) => policy.mode === 'enforce');
-  const deniedBy = enforced.filter((policy) => policy.effect === 'deny');
-  const allows = enforced.filter((policy) => policy.effect === 'allow');
+export function decide(policies: PolicySet, token: SubjectClaims, request: AccessRequest, options: DecideOptions = {}): PolicyDecision {
+  const issuerUrl = token.issuer.url;
+  const candidates = policies.index.candidates(issuerUrl, token.claims);
+  const evaluations = (options.everyPolicyOfIssuer === true ? policies.forIssuer(issuerUrl) : candidates).map((policy) => evaluate(policy, token, request));
+  const matching = evaluations.filter((evaluation) => evaluation.matched);
+  const enforced = matching.filter((evaluation) => evaluation.policy.mode === 'enforce');
+  const deniedBy = enforced.filter((evaluation) => evaluation.policy.effect === 'deny').map((evaluation) => evaluation.policy.id);
+  const allows = enforced.filter((evaluation) => evaluation.policy.effect === 'allow');
 
-  const audit = matching
-    .filter((policy) => policy.mode === 'audit')
-    .map((policy) => ({
-      policy: policy.id,
-      would: policy.effect === 'deny' || issue(policy, token, request) === undefined ? ('deny' as const) : ('grant' as const),
-    }));
   const trace: DecisionTrace = {
     candidates: candidates.map((policy) => policy.id),
-    matched: allows.map((policy) => policy.id),
-    deniedBy: deniedBy.map((policy) => policy.id),
-    audit,
+    matched: allows.map((evaluation) => evaluation.policy.id),
+    deniedBy,
+    audit: matching
+      .filter((evaluation) => evaluation.policy.mode === 'audit')
+      .map((evaluation) => ({ policy: evaluation.policy.id, would: evaluation.grant?.ok === true ? ('grant' as const) : ('deny' as const) })),
   };
+  const refuse = (reason: DenialReason, detail: string): PolicyDecision => ({ granted: false, reason, detail, trace, evaluations });
 
-  if (deniedBy.length > 0) return { granted: false, reason: 'denied_by_policy', detail: `denied by ${deniedBy.map((p) => p.id).join(', ')}`, trace };
-  if (allows.length === 0) return { granted: false, reason: 'no_policy_matched', detail: 'no allow policy matched the token', trace };
+  if (deniedBy.length > 0) return refuse('denied_by_policy', `denied by ${deniedBy.join(', ')}`);
+  if (allows.length === 0) return refuse('no_policy_matched', 'no allow policy matched the token');
 
-  const coversAudience = allows.filter((policy) => audiencesFor(policy.grant, request) !== undefined);
-  if (coversAudience.length === 0) {
-    return { granted: false, reason: 'audience_not_granted', detail: `no matching policy grants audience ${request.audiences.join(' ')}`, trace };
-  }
-  const coversScope = coversAudience.filter((policy) => scopesFor(policy.grant, request) !== undefined);
-  if (coversScope.length === 0) {
-    return { granted: false, reason: 'scope_not_granted', detail: `no matching policy grants scope ${request.scopes?.join(' ') ?? ''}`, trace };
-  }
-  for (const policy of coversScope) {
-    const grant = issue(policy, token, request);
-    if (grant !== undefined) return { granted: true, grant, trace };
-  }
-  return { granted: false, reason: 'template_claim_missing', detail: 'every matching policy names a claim the token lacks in its grant templates', trace };
+  const outcomes = allows.map((evaluation) => evaluation.grant as GrantOutcome);
+  const granted = outcomes.find((outcome) => outcome.ok);
+  if (granted !== undefined) return { granted: true, grant: granted.grant, trace, evaluations };
+  const refusals = outcomes.filter((outcome) => !outcome.ok);
+  // The most specific reason that applies to every matching policy: audience, then scope, then templates.
+  const reasons = new Set(refusals.map((refusal) => refusal.reason));
+  const reason: GrantRefusal = reasons.has('template_claim_missing') ? 'template_claim_missing' : reasons.has('scope_not_granted') ? 'scope_not_granted' : 'audience_not_granted';
+  return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
 }
 
-function audiencesFor(grant: Grant | undefined, request: AccessRequest): readonly string[] | undefined {
-  if (grant === undefined) return undefined;
+function evaluate(policy: Policy, token: SubjectClaims, request: AccessRequest): PolicyEvaluation {
+  const match = matchPolicy(policy, token.claims);
+  if (!match.matched || policy.grant === undefined) return match;
+  return { ...match, grant: issue(policy, policy.grant, token, request) };
+}
+
+function audiencesFor(grant: Grant, request: AccessRequest): readonly string[] | undefined {
   if (request.audiences.length === 0) return grant.audiences.slice(0, 1);
   return request.audiences.every((audience) => grant.audiences.includes(audience)) ? request.audiences : undefined;
 }
 
-function scopesFor(grant: Grant | undefined, request: AccessRequest): readonly string[] | undefined {
-  if (grant === undefined) return undefined;
+function scopesFor(grant: Grant, request: AccessRequest): readonly string[] | undefined {
   if (request.scopes === undefined) return grant.scopes;
   return request.scopes.every((scope) => grant.scopes.includes(scope)) ? request.scopes : undefined;
 }
 
-/** The grant this policy would issue for this request, or undefined if it cannot. */
-function issue(policy: Policy, token: VerifiedSubjectToken, request: AccessRequest): IssuedGrant | undefined {
-  const grant = policy.grant;
+/** The grant this policy issues for this request, or why it cannot. */
+function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: AccessRequest): GrantOutcome {
   const audiences = audiencesFor(grant, request);
+  if (audiences === undefined) {
+    return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} does not grant audience ${request.audiences.join(' ')}` };
+  }
   const scopes = scopesFor(grant, request);
-  if (grant === undefined || audiences === undefined || scopes === undefined) return undefined;
+  if (scopes === undefined) {
+    return { ok: false, reason: 'scope_not_granted', detail: `${policy.id} does not grant scope ${request.scopes?.join(' ') ?? ''}` };
+  }
   const claims = token.claims;
-  let subject = `${token.issuer.url}#${String(claims.sub)}`;
+  const lacks = (where: string, missing: string): GrantOutcome => ({
+    ok: false,
+    reason: 'template_claim_missing',
+    detail: `${policy.id} ${where} reads {${missing}}, which the token lacks or holds as more than one value`,
+  });
+  let subject = `${token.issuer.url}#${String(claims['sub'])}`;
   if (grant.subject !== undefined) {
     const rendered = grant.subject.render(claims);
-    if (!rendered.ok) return undefined;
+    if (!rendered.ok) return lacks('grant.subject', rendered.missing);
     subject = rendered.value;
   }
   const extra: Record<string, string> = {};
   for (const [name, template] of grant.claims) {
     const rendered = template.render(claims);
-    if (!rendered.ok) return undefined;
+    if (!rendered.ok) return lacks(`grant.claims.${name}`, rendered.missing);
     extra[name] = rendered.value;
   }
-  return { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject, claims: extra };
+  return { ok: true, grant: { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject, claims: extra } };
 }

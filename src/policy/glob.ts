@@ -9,6 +9,11 @@ type GlobToken = { readonly kind: 'literal'; readonly char: string } | { readonl
 export type GlobTest = (text: string) => boolean;
 
 export function compileGlob(pattern: string, caseInsensitive: boolean): GlobTest {
+  const tokens = tokenize(pattern, caseInsensitive);
+  return (text) => simulate(tokens, caseInsensitive ? text.toLowerCase() : text);
+}
+
+function tokenize(pattern: string, caseInsensitive: boolean): GlobToken[] {
   const source = caseInsensitive ? pattern.toLowerCase() : pattern;
   const chars = Array.from(source);
   const tokens: GlobToken[] = [];
@@ -31,44 +36,70 @@ export function compileGlob(pattern: string, caseInsensitive: boolean): GlobTest
       tokens.push({ kind: 'literal', char });
     }
   }
-  return (text) => run(tokens, caseInsensitive ? text.toLowerCase() : text);
+  return tokens;
 }
 
-function run(tokens: readonly GlobToken[], text: string): boolean {
-  let states = closure(tokens, new Set([0]));
-  for (const char of text) {
-    const next = new Set<number>();
-    for (const state of states) {
+/** Input to the NFA: a character of a value (a string), or a token of another glob. */
+type GlobInput = string | GlobToken;
+
+/**
+ * Runs the pattern's NFA over a sequence of inputs, tracking only the live states (usually
+ * one or two). For a value every input is a character; for `globIncludes` the input is another
+ * glob, each of whose tokens must be absorbed whole by one pattern token: a literal by an equal
+ * literal, `?` or a star; `?` by `?` or a star; `*` by a star; `**` by `**` alone (`/` never by
+ * `?` or `*`).
+ */
+function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>): boolean {
+  // seen[state] === step marks a state already live at this step: no Set per character.
+  const seen = new Int32Array(tokens.length + 1).fill(-1);
+  let step = 0;
+  let live = closure(tokens, [0], seen, step);
+  for (const item of input) {
+    step += 1;
+    const char = typeof item === 'string' ? item : item.kind === 'literal' ? item.char : undefined;
+    const slashFree = char === undefined ? typeof item !== 'string' && item.kind !== 'any' : char !== '/';
+    const single = char !== undefined || (typeof item !== 'string' && item.kind === 'one');
+    const next: number[] = [];
+    for (const state of live) {
       const token = tokens[state];
       if (token === undefined) continue;
-      switch (token.kind) {
-        case 'literal':
-          if (token.char === char) next.add(state + 1);
-          break;
-        case 'one':
-          if (char !== '/') next.add(state + 1);
-          break;
-        case 'segment':
-          if (char !== '/') next.add(state);
-          break;
-        case 'any':
-          next.add(state);
-          break;
+      let to = -1;
+      if (token.kind === 'literal') to = char !== undefined && token.char === char ? state + 1 : -1;
+      else if (token.kind === 'one') to = slashFree && single ? state + 1 : -1;
+      else if (token.kind === 'segment') to = slashFree ? state : -1;
+      else to = state;
+      if (to >= 0 && seen[to] !== step) {
+        seen[to] = step;
+        next.push(to);
       }
     }
-    if (next.size === 0) return false;
-    states = closure(tokens, next);
+    if (next.length === 0) return false;
+    live = closure(tokens, next, seen, step);
   }
-  return states.has(tokens.length);
+  return live.includes(tokens.length);
 }
 
-/** Star tokens may match nothing: from a star state, the state after it is reachable too. */
-function closure(tokens: readonly GlobToken[], states: Set<number>): Set<number> {
-  for (const state of states) {
+/**
+ * True when every value `inner` matches, `outer` matches too. Sound: a true answer is a proof.
+ * Not complete: a few inclusions that need one star to span several (`a*` in `*`, `*b` in `**`)
+ * are proven, but exotic ones may answer false, which callers read as "not known to be wider".
+ */
+export function globIncludes(outer: string, inner: string, caseInsensitive: boolean): boolean {
+  return simulate(tokenize(outer, caseInsensitive), tokenize(inner, caseInsensitive));
+}
+
+/** Star tokens may match nothing: from a star state, the state after it is live too. */
+function closure(tokens: readonly GlobToken[], live: number[], seen: Int32Array, step: number): number[] {
+  for (const state of live) seen[state] = step;
+  for (let i = 0; i < live.length; i++) {
+    const state = live[i] as number;
     const kind = tokens[state]?.kind;
-    if (kind === 'segment' || kind === 'any') states.add(state + 1);
+    if ((kind === 'segment' || kind === 'any') && seen[state + 1] !== step) {
+      seen[state + 1] = step;
+      live.push(state + 1);
+    }
   }
-  return states;
+  return live;
 }
 
 /** True when the glob matches every value (`*` alone on single-segment values, `**` everywhere). */

@@ -1,5 +1,3 @@
-import * as v from 'valibot';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import {
   DevIssuerDisabledError,
   IssuerReferenceError,
@@ -8,8 +6,11 @@ import {
   type IssuerResolutionOptions,
   type TrustedIssuer,
 } from '../issuers/trusted-issuer.ts';
-import { canonicalText, claimReader, ClaimPathError } from './claim-value.ts';
+import { presetMaySend } from '../issuers/issuer-preset.ts';
+import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from './claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
+import { lintPolicies } from './lint/lint-policies.ts';
+import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
 import type { ClaimCondition, Grant, Policy } from './policy.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
@@ -64,20 +65,42 @@ export function isPolicyFile(path: string): boolean {
   return POLICY_EXTENSION.test(path) && !TEST_FILE.test(path);
 }
 
+export function isPolicyTestFile(path: string): boolean {
+  return TEST_FILE.test(path);
+}
+
 export function parseDuration(text: string): number {
   const unit = text.at(-1);
   const amount = Number(text.slice(0, -1));
   return amount * (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1);
 }
 
+/** One policy file, parsed and validated, with its compiled policy when it compiled. */
+export interface CompiledPolicyFile {
+  /** Path under the policy directory. */
+  readonly file: string;
+  readonly id: string;
+  readonly document: PolicyDocument;
+  readonly locate: Locate;
+  /** Absent when its issuer did not resolve or a line did not compile (see the problems). */
+  readonly policy?: Policy;
+  /** Why it takes no part in decisions (`disabled: true`, or its issuer is off), when it does not. */
+  readonly inactive?: string;
+}
+
+export interface PolicyCompilation {
+  readonly files: readonly CompiledPolicyFile[];
+  /** Everything that keeps the set from loading, lint errors aside. */
+  readonly problems: readonly PolicyProblem[];
+}
+
 /**
- * Parses, validates and compiles a policy directory. All or nothing: any problem in any file
- * throws PolicyLoadError listing every problem, so a broken set never replaces a good one.
+ * Parses, validates and compiles every policy file, collecting every problem rather than
+ * stopping at the first. `loadPolicies` and `keyway policy check` both start here.
  */
-export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicySet {
+export function compilePolicyFiles(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicyCompilation {
   const problems: PolicyProblem[] = [];
-  const policies: Policy[] = [];
-  const inactive: InactivePolicy[] = [];
+  const compiled: CompiledPolicyFile[] = [];
   const seenIds = new Map<string, string>();
   /** The first policy to name each issuer URL: every later one must resolve it to the same rules. */
   const issuerRules = new Map<string, { readonly file: string; readonly rules: string }>();
@@ -102,22 +125,23 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
     if (clash !== undefined) report(`policy id ${id} is also used by ${clash}`, data.id === undefined ? [] : ['id']);
     seenIds.set(id, file.path);
 
-    if (data.disabled) {
-      inactive.push({ id, file: file.path, why: 'disabled: true' });
+    const entry = { file: file.path, id, document: data, locate, ...(data.disabled ? { inactive: 'disabled: true' } : {}) };
+    const reference = issuerReference(data.issuer, report);
+    if (reference === undefined) {
+      compiled.push(entry);
       continue;
     }
-    const reference = issuerReference(data.issuer, report);
-    if (reference === undefined) continue;
     let issuer: TrustedIssuer;
     try {
       issuer = resolveIssuer(reference, options);
     } catch (error) {
       if (error instanceof DevIssuerDisabledError) {
-        inactive.push({ id, file: file.path, why: error.message });
+        compiled.push({ ...entry, inactive: entry.inactive ?? error.message });
         continue;
       }
       if (error instanceof IssuerReferenceError) {
         report(error.message, ['issuer']);
+        compiled.push(entry);
         continue;
       }
       throw error;
@@ -127,16 +151,26 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
     if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules });
     else if (earlier.rules !== rules) {
       report(`issuer ${issuer.url} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`, ['issuer']);
+      compiled.push(entry);
       continue;
     }
     const policy = compilePolicy(id, file.path, data, issuer, options, report);
-    if (policy !== undefined) policies.push(policy);
+    compiled.push(policy === undefined ? entry : { ...entry, policy });
   }
+  return { files: compiled, problems };
+}
 
-  if (problems.length > 0) throw new PolicyLoadError(problems);
+/** The policy set a compilation describes: active policies in id order, the others listed as inactive. */
+export function policySetOf(compilation: PolicyCompilation): PolicySet {
+  const active: Policy[] = [];
+  const inactive: InactivePolicy[] = [];
+  for (const entry of compilation.files) {
+    if (entry.inactive !== undefined) inactive.push({ id: entry.id, file: entry.file, why: entry.inactive, ...(entry.policy === undefined ? {} : { policy: entry.policy }) });
+    else if (entry.policy !== undefined) active.push(entry.policy);
+  }
   return new PolicySet(
-    policies.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-    inactive,
+    active.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    inactive.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
   );
 }
 
@@ -155,44 +189,24 @@ function describeRules(issuer: TrustedIssuer): string {
   return `${issuer.preset.name} (algorithms ${[...issuer.algorithms].sort().join(', ')}; max token age ${issuer.maxTokenAgeSeconds}s)`;
 }
 
-type Position = { readonly line: number; readonly column: number };
-
-type ParsedPolicyFile =
-  | { readonly ok: true; readonly data: PolicyDocument; readonly locate: (path: readonly PropertyKey[]) => Position }
-  | { readonly ok: false; readonly problems: readonly (Position & { readonly message: string })[] };
-
-/** YAML (one document, unique keys, bounded aliases), then the schema; positions point into the file. */
-export function parsePolicyFile(text: string): ParsedPolicyFile {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    return {
-      ok: false,
-      problems: document.errors.map((error) => {
-        const start = error.linePos?.[0] ?? { line: 1, col: 1 };
-        return { line: start.line, column: start.col, message: `YAML: ${error.message.split('\n')[0] ?? ''}` };
-      }),
-    };
-  }
-  const locate = (path: readonly PropertyKey[]): Position => position(document, lineCounter, path);
-  const result = v.safeParse(PolicySchema, document.toJS({ maxAliasCount: 50 }));
-  if (!result.success) {
-    return {
-      ok: false,
-      problems: result.issues.map((issue) => ({
-        ...locate((issue.path ?? []).map((item) => item.key as PropertyKey)),
-        message: describeIssue(issue),
-      })),
-    };
-  }
-  return { ok: true, data: result.output, locate };
+/**
+ * Parses, validates, compiles and lints a policy directory. All or nothing: any problem in any
+ * file, or any error-severity lint finding not silenced with a reason, throws PolicyLoadError
+ * listing every one, so a broken set never replaces a good one.
+ */
+export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicySet {
+  const compilation = compilePolicyFiles(files, options);
+  const lintErrors = lintPolicies(compilation)
+    .filter((finding) => finding.severity === 'error')
+    .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` }));
+  const problems = [...compilation.problems, ...lintErrors];
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+  return policySetOf(compilation);
 }
 
-function describeIssue(issue: v.BaseIssue<unknown>): string {
-  const where = issue.path?.map((item) => String(item.key)).join('.') ?? '';
-  if (issue.type === 'strict_object' && where !== '') return `unknown field ${where}`;
-  if (issue.received === 'undefined' && where !== '') return `${where} is required`;
-  return where === '' ? issue.message : `${where}: ${issue.message}`;
+/** A policy file, parsed and validated against the schema; positions point into the file. */
+export function parsePolicyFile(text: string): ParsedYamlFile<PolicyDocument> {
+  return parseYamlFile(text, PolicySchema);
 }
 
 function compilePolicy(
@@ -233,7 +247,7 @@ function compilePolicy(
     fail(`single_use: ${preset.name} tokens are also accepted elsewhere, so each is good for one exchange; single_use cannot be false`, ['single_use']);
   }
 
-  const grant = data.grant === undefined ? undefined : compileGrant(data.grant, options, fail);
+  const grant = data.grant === undefined ? undefined : compileGrant(data.grant, issuer, options, fail);
   if (!ok) return undefined;
   return {
     id,
@@ -257,6 +271,7 @@ function pinnedValues(matcher: Matcher): readonly (string | number | boolean)[] 
 
 function compileGrant(
   grant: GrantDocument,
+  issuer: TrustedIssuer,
   options: PolicyLoadOptions,
   fail: (message: string, path: readonly PropertyKey[]) => void,
 ): Grant | undefined {
@@ -264,13 +279,20 @@ function compileGrant(
   if (ttlSeconds > options.maxTtlSeconds) fail(`grant.ttl ${grant.ttl} is above the broker's cap of ${options.maxTtlSeconds}s`, ['grant', 'ttl']);
 
   const template = (source: string, path: readonly PropertyKey[]): Template | undefined => {
+    let compiled: Template;
     try {
-      return compileTemplate(source);
+      compiled = compileTemplate(source);
     } catch (error) {
       if (!(error instanceof TemplateSyntaxError || error instanceof ClaimPathError)) throw error;
       fail(error.message, path);
       return undefined;
     }
+    const where = path.join('.');
+    for (const key of compiled.claims) {
+      const problem = templateClaimProblem(key, issuer);
+      if (problem !== undefined) fail(`${where} reads {${key}}, ${problem}`, path);
+    }
+    return compiled;
   };
   const subject = grant.subject === undefined ? undefined : template(grant.subject, ['grant', 'subject']);
   const claims = new Map<string, Template>();
@@ -286,17 +308,18 @@ function compileGrant(
   return { audiences, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
 }
 
-/** Line and column of the node at `path`, or of the deepest key on it that exists. */
-function position(document: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): Position {
-  let node: unknown = document.contents;
-  let offset = (document.contents as { range?: [number] } | null)?.range?.[0] ?? 0;
-  for (const key of path) {
-    if (!isMap(node)) break;
-    const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(key));
-    if (pair === undefined) break;
-    offset = (pair.key as { range?: [number] }).range?.[0] ?? offset;
-    node = pair.value;
-  }
-  const { line, col } = lineCounter.linePos(offset);
-  return { line: Math.max(line, 1), column: Math.max(col, 1) };
+/**
+ * The template rule, at load time: a claim the issuer never sends (by its preset's documented
+ * claim list) is a typo, and a claim that is always a list or an object never renders as one
+ * value. Both are errors here rather than silent denials at run time. Any other claim the
+ * token may lack is checked when it arrives: that policy then does not grant.
+ */
+function templateClaimProblem(key: string, issuer: TrustedIssuer): string | undefined {
+  const claim = topLevelClaim(key);
+  const preset = issuer.preset;
+  if (!presetMaySend(preset, claim)) return `a claim ${preset.name} tokens never carry (a typo?)`;
+  // Types are keyed like match keys: a name, or a JSON Pointer for nested claims (Kubernetes).
+  const type = preset.claimTypes[key];
+  if (type === 'string[]' || type === 'array' || type === 'object') return `which ${preset.name} sends as a list or object, never one value`;
+  return undefined;
 }

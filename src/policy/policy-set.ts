@@ -9,6 +9,8 @@ export interface InactivePolicy {
   readonly id: string;
   readonly file: string;
   readonly why: string;
+  /** The compiled policy, when its issuer resolves (a disabled policy is checked like any other). */
+  readonly policy?: Policy;
 }
 
 /**
@@ -21,6 +23,7 @@ export class PolicySet implements IssuerDirectory {
   readonly index: PolicyIndex;
   readonly #issuers = new Map<string, TrustedIssuer>();
   readonly #audiences = new Map<string, string[]>();
+  readonly #byIssuer = new Map<string, Policy[]>();
   /** Claims some policy of the issuer reads, plus the preset's audit claims: recorded in audit events. */
   readonly #recordedClaims = new Map<string, Map<string, ClaimReader>>();
 
@@ -34,9 +37,13 @@ export class PolicySet implements IssuerDirectory {
       const audiences = this.#audiences.get(url) ?? [];
       if (!audiences.includes(policy.subjectAudience)) audiences.push(policy.subjectAudience);
       this.#audiences.set(url, audiences);
+      const ofIssuer = this.#byIssuer.get(url) ?? [];
+      ofIssuer.push(policy);
+      this.#byIssuer.set(url, ofIssuer);
       let recorded = this.#recordedClaims.get(url);
       if (recorded === undefined) {
-        recorded = new Map(policy.issuer.preset.auditClaims.map((key) => [key, claimReader(key)]));
+        // `aud` too, so a recorded decision can be explained again later.
+        recorded = new Map(['aud', ...policy.issuer.preset.auditClaims].map((key) => [key, claimReader(key)]));
         this.#recordedClaims.set(url, recorded);
       }
       for (const condition of policy.conditions) recorded.set(condition.key, condition.read);
@@ -45,6 +52,11 @@ export class PolicySet implements IssuerDirectory {
 
   issuer(url: string): TrustedIssuer | undefined {
     return this.#issuers.get(url);
+  }
+
+  /** The active policies of one issuer, in id order. */
+  forIssuer(url: string): readonly Policy[] {
+    return this.#byIssuer.get(url) ?? [];
   }
 
   acceptedAudiences(url: string): readonly string[] {

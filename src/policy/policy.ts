@@ -44,10 +44,36 @@ export function audienceIncludes(aud: unknown, expected: string): boolean {
   return aud === expected || (Array.isArray(aud) && aud.includes(expected));
 }
 
-/** Every `match` line holds and the token was minted for this policy's audience. */
-export function policyMatches(policy: Policy, claims: Readonly<Record<string, unknown>>): boolean {
-  return (
-    audienceIncludes(claims['aud'], policy.subjectAudience) &&
-    policy.conditions.every((condition) => condition.matcher.test(condition.read(claims)))
-  );
+/** One line of a policy, checked against one token: what it asks, what the token has, whether it held. */
+export interface LineOutcome {
+  /** `subject_audience` for the implicit audience line, otherwise a `match` key as written. */
+  readonly key: string;
+  readonly written: Matcher;
+  /** The claim's value; undefined when the token lacks it. */
+  readonly actual: unknown;
+  readonly held: boolean;
+}
+
+export interface PolicyMatch {
+  readonly policy: Policy;
+  /** The subject audience line first, then every `match` line in written order. */
+  readonly lines: readonly LineOutcome[];
+  readonly matched: boolean;
+}
+
+/**
+ * Checks every line of a policy against a token's claims: the token must have been minted
+ * for the policy's subject audience, and every `match` line must hold. The only place a
+ * policy's lines are evaluated; decisions, explain and tests all read its outcome.
+ */
+export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>): PolicyMatch {
+  const audience = claims['aud'];
+  const lines: LineOutcome[] = [
+    { key: 'subject_audience', written: policy.subjectAudience, actual: audience, held: audienceIncludes(audience, policy.subjectAudience) },
+  ];
+  for (const condition of policy.conditions) {
+    const actual = condition.read(claims);
+    lines.push({ key: condition.key, written: condition.written, actual, held: condition.matcher.test(actual) });
+  }
+  return { policy, lines, matched: lines.every((line) => line.held) };
 }

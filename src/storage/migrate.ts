@@ -27,9 +27,62 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE INDEX audit_events_time ON audit_events (time);
     `,
   },
+  // Issue 4: the hash chain, checkpoints, query indexes and alert state.
+  {
+    id: 2,
+    sql: `
+      ALTER TABLE audit_events ADD COLUMN prev_hash TEXT;
+      ALTER TABLE audit_events ADD COLUMN hash TEXT;
+      ALTER TABLE audit_events ADD COLUMN repository TEXT;
+      ALTER TABLE audit_events ADD COLUMN client_ip TEXT;
+      ALTER TABLE audit_events ADD COLUMN subject_sha256 TEXT;
+      ALTER TABLE audit_events ADD COLUMN subject_jti TEXT;
+      ALTER TABLE audit_events ADD COLUMN issued_jti TEXT;
+      UPDATE audit_events SET
+        issuer = coalesce(issuer, json_extract(event, '$.subject_token.claimed_iss')),
+        subject = coalesce(subject, json_extract(event, '$.subject_token.claimed_sub')),
+        repository = coalesce(json_extract(event, '$.claims.repository'), json_extract(event, '$.claims.project_path')),
+        client_ip = json_extract(event, '$.request.client_ip'),
+        subject_sha256 = json_extract(event, '$.subject_token.sha256'),
+        subject_jti = json_extract(event, '$.subject_token.jti'),
+        issued_jti = json_extract(event, '$.issued.jti');
+      -- Few distinct decisions, reasons and issuers: a newest-first page finds them by scanning seq.
+      CREATE INDEX audit_events_subject ON audit_events (subject);
+      CREATE INDEX audit_events_repository ON audit_events (repository);
+      CREATE INDEX audit_events_policy ON audit_events (policy_id);
+      CREATE INDEX audit_events_client_ip ON audit_events (client_ip);
+      CREATE INDEX audit_events_subject_sha256 ON audit_events (subject_sha256);
+      CREATE INDEX audit_events_subject_jti ON audit_events (subject_jti);
+      CREATE INDEX audit_events_issued_jti ON audit_events (issued_jti);
+      CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        jws TEXT NOT NULL
+      );
+      CREATE TABLE audit_alerts (
+        id TEXT PRIMARY KEY,
+        time INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        dedupe TEXT UNIQUE,
+        delivery TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        alert TEXT NOT NULL
+      );
+      CREATE INDEX audit_alerts_time ON audit_alerts (time);
+      CREATE TABLE audit_first_seen (
+        kind TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        value TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        PRIMARY KEY (kind, scope, value)
+      ) WITHOUT ROWID;
+    `,
+  },
   {
     // Single-use subject tokens (src/replay/): one row per claimed token, kept until the token expires.
-    id: 2,
+    id: 3,
     sql: `
       CREATE TABLE replay_claims (
         key TEXT PRIMARY KEY,

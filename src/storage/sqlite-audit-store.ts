@@ -1,31 +1,258 @@
-import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
-import type { SqlDatabase } from './sql-database.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../audit/audit-query.ts';
+import { chainHash, GENESIS_HASH, sha256Hex, storableEvent, type Sha256Hex } from '../audit/chain-hash.ts';
+import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
+import type { Decision } from '../exchange/reasons.ts';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
+type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string };
+type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
+
+/** A chain problem the store refuses to write. */
+export class ChainConflictError extends Error {
+  override readonly name = 'ChainConflictError';
+}
+
+function toRecord(row: RecordRow): AuditRecord {
+  return { event: JSON.parse(row.event) as AuditEvent, chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' } };
+}
+
+function toCheckpoint(row: CheckpointRow): Checkpoint {
+  return { seq: row.seq, hash: row.hash, time: new Date(row.time).toISOString(), jws: row.jws };
+}
+
+function stringOrNull(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+/**
+ * The audit log over SqlDatabase: one row per event, each carrying the hash that chains it to
+ * the row before. Appends read the head and extend it inside one transaction, so the chain
+ * stays a line whoever writes; columns beside the event JSON exist only to be filtered on.
+ */
 export class SqliteAuditStore implements AuditStore {
   readonly #db: SqlDatabase;
+  readonly #digest: Sha256Hex;
 
-  constructor(db: SqlDatabase) {
+  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex } = {}) {
     this.#db = db;
+    this.#digest = options.sha256 ?? sha256Hex;
   }
 
-  async append(event: AuditEvent): Promise<void> {
+  async append(event: AuditEvent): Promise<ChainLink> {
+    return (await this.appendAll([event]))[0] as ChainLink;
+  }
+
+  /** Appends events in order in one transaction: all become durable together, or none do. */
+  async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
+    return this.appendJson(events.map((event) => JSON.stringify(event)));
+  }
+
+  /** The same, for events already serialized with JSON.stringify (the Node writer thread receives them so). */
+  async appendJson(texts: readonly string[]): Promise<ChainLink[]> {
+    const stored = texts.map(storableEvent);
+    return this.#db.transaction(() => {
+      let head = this.#head();
+      return stored.map(({ event, text }) => {
+        const link = { seq: head.seq + 1, prev_hash: head.hash, hash: chainHash(head.hash, event, this.#digest) };
+        this.#insert(event, text, link);
+        head = link;
+        return link;
+      });
+    });
+  }
+
+  #insert(event: AuditEvent, text: string, link: ChainLink): void {
+    const claims = event.claims ?? {};
     this.#db.run(
-      'INSERT INTO audit_events (id, time, decision, reason, issuer, subject, policy_id, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      `INSERT INTO audit_events (seq, id, time, decision, reason, issuer, subject, policy_id, repository, client_ip,
+         subject_sha256, subject_jti, issued_jti, prev_hash, hash, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
+        link.seq,
         event.id,
         Date.parse(event.time),
         event.decision,
         event.reason,
-        event.issuer ?? null,
-        event.subject ?? null,
+        event.issuer ?? event.subject_token?.claimed_iss ?? null,
+        event.subject ?? event.subject_token?.claimed_sub ?? null,
         event.policy?.granted_by ?? event.policy?.denied_by[0] ?? null,
-        JSON.stringify(event),
+        stringOrNull(claims['repository']) ?? stringOrNull(claims['project_path']),
+        event.request.client_ip ?? null,
+        event.subject_token?.sha256 ?? null,
+        event.subject_token?.jti ?? null,
+        event.issued?.jti ?? null,
+        link.prev_hash,
+        link.hash,
+        text,
       ],
     );
   }
 
-  async get(id: string): Promise<AuditEvent | undefined> {
-    const [row] = this.#db.all<{ event: string }>('SELECT event FROM audit_events WHERE id = ?', [id]);
-    return row === undefined ? undefined : (JSON.parse(row.event) as AuditEvent);
+  /** Inside a transaction: the head, chaining first any records written before the chain existed. */
+  #head(): ChainHead {
+    const [last] = this.#db.all<{ seq: number; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+    if (last === undefined) {
+      const [anchor] = this.#db.all<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
+      return anchor ?? { seq: 0, hash: GENESIS_HASH };
+    }
+    if (last.hash !== null) return { seq: last.seq, hash: last.hash };
+    // Records from before migration 2 are chained once, in order, by the first append after it.
+    let prev = GENESIS_HASH;
+    for (const row of this.#db.all<{ seq: number; hash: string | null; event: string }>('SELECT seq, hash, event FROM audit_events ORDER BY seq')) {
+      if (row.hash === null) {
+        const hash = chainHash(prev, JSON.parse(row.event) as AuditEvent, this.#digest);
+        this.#db.run('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?', [prev, hash, row.seq]);
+        prev = hash;
+      } else {
+        prev = row.hash;
+      }
+    }
+    return { seq: last.seq, hash: prev };
   }
+
+  async head(): Promise<ChainHead> {
+    const [last] = this.#db.all<{ seq: number; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+    if (last !== undefined && last.hash !== null) return { seq: last.seq, hash: last.hash };
+    return this.#db.transaction(() => this.#head());
+  }
+
+  async get(id: string): Promise<AuditEvent | undefined> {
+    return (await this.record(id))?.event;
+  }
+
+  async record(id: string): Promise<AuditRecord | undefined> {
+    const [row] = this.#db.all<RecordRow>('SELECT seq, prev_hash, hash, event FROM audit_events WHERE id = ?', [id]);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  async query(query: AuditQuery): Promise<AuditPage> {
+    const where = whereClause(query);
+    if (query.after !== undefined) {
+      where.conditions.push(query.order === 'desc' ? 'seq < ?' : 'seq > ?');
+      where.params.push(query.after);
+    }
+    const rows = this.#db.all<RecordRow>(
+      `SELECT seq, prev_hash, hash, event FROM audit_events ${sqlWhere(where.conditions)} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+      [...where.params, query.limit + 1],
+    );
+    const records = rows.slice(0, query.limit).map(toRecord);
+    const last = records.at(-1);
+    return rows.length > query.limit && last !== undefined ? { records, next: last.chain.seq } : { records };
+  }
+
+  async stats(query: AuditStatsQuery): Promise<AuditStats> {
+    const size = BUCKETS[query.bucket];
+    const where = whereClause(query);
+    const clause = sqlWhere(where.conditions);
+    const grouped = <Key extends string>(key: Key) =>
+      this.#db.all<{ key: string | number | null; decision: Decision; n: number }>(
+        `SELECT ${key} AS key, decision, count(*) AS n FROM audit_events ${clause} GROUP BY key, decision`,
+        where.params,
+      );
+
+    const first = Math.floor(query.since / size);
+    const series = Array.from({ length: Math.ceil(query.until / size) - first }, (_, index) => ({
+      start: new Date((first + index) * size).toISOString(),
+      counts: zeroCounts(),
+    }));
+    const totals = zeroCounts();
+    for (const row of grouped(`time / ${size}`)) {
+      const bucket = series[Number(row.key) - first];
+      if (bucket !== undefined) bucket.counts[row.decision] += row.n;
+      totals[row.decision] += row.n;
+    }
+    const top = (rows: ReturnType<typeof grouped>) => {
+      const byKey = new Map<string | null, Record<Decision, number>>();
+      for (const row of rows) {
+        const key = row.key === null ? null : String(row.key);
+        const counts = byKey.get(key) ?? zeroCounts();
+        counts[row.decision] += row.n;
+        byKey.set(key, counts);
+      }
+      const total = (counts: Record<Decision, number>) => counts.granted + counts.denied + counts.malformed + counts.error;
+      return [...byKey].sort((a, b) => total(b[1]) - total(a[1]) || String(a[0]).localeCompare(String(b[0]))).slice(0, STATS_TOP);
+    };
+    return {
+      since: new Date(query.since).toISOString(),
+      until: new Date(query.until).toISOString(),
+      bucket: query.bucket,
+      totals,
+      series,
+      by_policy: top(grouped('policy_id')).map(([policy, counts]) => ({ policy, counts })),
+      by_repository: top(grouped('repository')).map(([repository, counts]) => ({ repository, counts })),
+    };
+  }
+
+  async checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
+    return this.#db.all<CheckpointRow>('SELECT seq, hash, time, jws FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ?', [afterSeq, limit]).map(toCheckpoint);
+  }
+
+  async latestCheckpoint(): Promise<Checkpoint | undefined> {
+    const [row] = this.#db.all<CheckpointRow>('SELECT seq, hash, time, jws FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
+    return row === undefined ? undefined : toCheckpoint(row);
+  }
+
+  async addCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    this.#db.transaction(() => {
+      const [row] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [checkpoint.seq]);
+      if (row?.hash !== checkpoint.hash) throw new ChainConflictError(`record ${checkpoint.seq} does not have the hash the checkpoint signs`);
+      this.#insertCheckpoint(checkpoint);
+    });
+  }
+
+  #insertCheckpoint(checkpoint: Checkpoint): void {
+    this.#db.run('INSERT OR IGNORE INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [
+      checkpoint.seq,
+      checkpoint.hash,
+      Date.parse(checkpoint.time),
+      checkpoint.jws,
+    ]);
+  }
+
+  async pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+    const [row] = this.#db.all<{ seq: number; hash: string | null }>(
+      'SELECT seq, hash FROM audit_events WHERE time < ? AND seq < (SELECT min(seq) FROM audit_events) + ? ORDER BY seq DESC LIMIT 1',
+      [before, maxRecords],
+    );
+    return row === undefined || row.hash === null ? undefined : { seq: row.seq, hash: row.hash };
+  }
+
+  async prune(anchor: Checkpoint): Promise<number> {
+    return this.#db.transaction(() => {
+      const [row] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [anchor.seq]);
+      if (row?.hash !== anchor.hash) throw new ChainConflictError(`record ${anchor.seq} does not have the hash the anchor signs`);
+      this.#insertCheckpoint(anchor);
+      // Counted, not taken from the DELETE: a Durable Object reports index rows written too.
+      const [counted] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq <= ?', [anchor.seq]);
+      this.#db.run('DELETE FROM audit_events WHERE seq <= ?', [anchor.seq]);
+      // Older checkpoints sign records that are gone; the anchor now stands for all of them.
+      this.#db.run('DELETE FROM audit_checkpoints WHERE seq < ?', [anchor.seq]);
+      return counted?.n ?? 0;
+    });
+  }
+}
+
+const EQUALS = { issuer: 'issuer', subject: 'subject', repository: 'repository', policy: 'policy_id' } as const;
+
+function whereClause(filter: AuditFilter): { conditions: string[]; params: SqlValue[] } {
+  const conditions: string[] = [];
+  const params: SqlValue[] = [];
+  const add = (condition: string, ...values: SqlValue[]) => {
+    conditions.push(condition);
+    params.push(...values);
+  };
+  if (filter.since !== undefined) add('time >= ?', filter.since);
+  if (filter.until !== undefined) add('time < ?', filter.until);
+  if (filter.decisions !== undefined) add(`decision IN (${filter.decisions.map(() => '?').join(', ')})`, ...filter.decisions);
+  if (filter.reasons !== undefined) add(`reason IN (${filter.reasons.map(() => '?').join(', ')})`, ...filter.reasons);
+  for (const [name, column] of Object.entries(EQUALS) as [keyof typeof EQUALS, string][]) {
+    const value = filter[name];
+    if (value !== undefined) add(`${column} = ?`, value);
+  }
+  if (filter.jti !== undefined) add('(issued_jti = ? OR subject_jti = ?)', filter.jti, filter.jti);
+  return { conditions, params };
+}
+
+function sqlWhere(conditions: readonly string[]): string {
+  return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
 }

@@ -1,8 +1,17 @@
 import { DurableObject } from 'cloudflare:workers';
-import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
+import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../audit/audit-query.ts';
+import { readAuditSettings } from '../audit/audit-settings.ts';
+import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
+import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { migrate } from '../storage/migrate.ts';
+import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { KeyRing } from '../tokens/key-ring.ts';
 import type { KeyStore, StoredSigningKey } from '../tokens/key-store.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
@@ -12,9 +21,11 @@ import type { WorkerEnv } from './worker-broker.ts';
  * the Node SQLite file. A Durable Object is single-threaded and strongly consistent, so every
  * append is ordered and committed before its RPC returns.
  */
-export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore {
+export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore {
   readonly #audit: SqliteAuditStore;
   readonly #keys: SqliteKeyStore;
+  readonly #alerts: SqliteAlertStore;
+  #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -22,14 +33,88 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     migrate(db);
     this.#audit = new SqliteAuditStore(db);
     this.#keys = new SqliteKeyStore(db);
+    this.#alerts = new SqliteAlertStore(db);
   }
 
-  append(event: AuditEvent): Promise<void> {
-    return this.#audit.append(event);
+  async append(event: AuditEvent): Promise<ChainLink> {
+    const link = await this.#audit.append(event);
+    // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
+    if (!this.#alarmSet) {
+      this.#alarmSet = true;
+      if ((await this.ctx.storage.getAlarm()) === null) {
+        await this.ctx.storage.setAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
+      }
+    }
+    return link;
+  }
+
+  /** Signs a checkpoint of the head and prunes what left the retention window. */
+  override async alarm(): Promise<void> {
+    this.#alarmSet = false;
+    const settings = readAuditSettings(this.env);
+    const ring = await KeyRing.from(await this.#keys.listKeys());
+    await maintainAuditLog(this.#audit, checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), { now: Date.now(), retentionDays: settings.retentionDays });
+    // While retention applies, keep pruning even when no exchange comes to set the alarm.
+    if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
+      this.#alarmSet = true;
+      await this.ctx.storage.setAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
+    }
   }
 
   get(id: string): Promise<AuditEvent | undefined> {
     return this.#audit.get(id);
+  }
+
+  record(id: string): Promise<AuditRecord | undefined> {
+    return this.#audit.record(id);
+  }
+
+  query(query: AuditQuery): Promise<AuditPage> {
+    return this.#audit.query(query);
+  }
+
+  stats(query: AuditStatsQuery): Promise<AuditStats> {
+    return this.#audit.stats(query);
+  }
+
+  head(): Promise<ChainHead> {
+    return this.#audit.head();
+  }
+
+  checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
+    return this.#audit.checkpoints(afterSeq, limit);
+  }
+
+  latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return this.#audit.latestCheckpoint();
+  }
+
+  addCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.#audit.addCheckpoint(checkpoint);
+  }
+
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+    return this.#audit.pruneCandidate(before, maxRecords);
+  }
+
+  prune(anchor: Checkpoint): Promise<number> {
+    return this.#audit.prune(anchor);
+  }
+
+  observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
+    return this.#alerts.observe(event, link, options);
+  }
+
+  addAlerts(drafts: readonly AlertDraft[], delivery: AlertDelivery): Promise<StoredAlert[]> {
+    return this.#alerts.addAlerts(drafts, delivery);
+  }
+
+  setDelivery(id: string, delivery: AlertDelivery, attempts: number): Promise<void> {
+    return this.#alerts.setDelivery(id, delivery, attempts);
+  }
+
+  alerts(limit: number): Promise<StoredAlert[]> {
+    return this.#alerts.alerts(limit);
   }
 
   listKeys(): Promise<StoredSigningKey[]> {
@@ -47,12 +132,30 @@ export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name
 }
 
 /**
- * The Worker-side AuditStore and KeyStore: RPC to the state object. A stub is an I/O object
- * of the request that made it, so each call makes its own.
+ * The Worker-side AuditStore, AlertStore and KeyStore: RPC to the state object. A stub is an
+ * I/O object of the request that made it, so each call makes its own.
  */
-export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; keys: KeyStore } {
+export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore } {
   return {
-    audit: { append: (event) => stub().append(event), get: (id) => stub().get(id) },
+    audit: {
+      append: (event) => stub().append(event),
+      get: (id) => stub().get(id),
+      record: (id) => stub().record(id),
+      query: (query) => stub().query(query),
+      stats: (query) => stub().stats(query),
+      head: () => stub().head(),
+      checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
+      latestCheckpoint: () => stub().latestCheckpoint(),
+      addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
+      pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
+      prune: (anchor) => stub().prune(anchor),
+    },
+    alerts: {
+      observe: (event, link, options) => stub().observe(event, link, options),
+      addAlerts: (drafts, delivery) => stub().addAlerts(drafts, delivery),
+      setDelivery: (id, delivery, attempts) => stub().setDelivery(id, delivery, attempts),
+      alerts: (limit) => stub().alerts(limit),
+    },
     keys: { listKeys: () => stub().listKeys(), initializeKeys: (candidate) => stub().initializeKeys(candidate) },
   };
 }

@@ -15,6 +15,16 @@ export type WorkerEnv = {
   readonly KEYWAY_ISSUER: string;
   readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
   readonly KEYWAY_MAX_TTL_SECONDS?: string;
+  readonly KEYWAY_AUDIT_CHECKPOINT_SECONDS?: string;
+  readonly KEYWAY_AUDIT_RETENTION_DAYS?: string;
+  readonly KEYWAY_ALERT_RULES?: string;
+  readonly KEYWAY_ALERT_BURST_THRESHOLD?: string;
+  readonly KEYWAY_ALERT_BURST_WINDOW_SECONDS?: string;
+  readonly KEYWAY_ALERT_NETWORK_PREFIX_V4?: string;
+  readonly KEYWAY_ALERT_NETWORK_PREFIX_V6?: string;
+  readonly KEYWAY_ALERT_WEBHOOK_URL?: string;
+  readonly KEYWAY_ALERT_WEBHOOK_ATTEMPTS?: string;
+  readonly KEYWAY_ALERT_WEBHOOK_BACKOFF_MS?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -38,6 +48,8 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     policies: () => policies,
     keys: () => keys,
     audit: stores.audit,
+    alerts: stores.alerts,
+    background: (c, task) => c.executionCtx.waitUntil(task),
     replay: replayGuardShards(env.REPLAY),
     clientIp: (c) => c.req.header('cf-connecting-ip'),
     log: options.log,

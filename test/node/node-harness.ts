@@ -1,6 +1,11 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
@@ -9,6 +14,42 @@ import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const BROKER_ISSUER = 'https://keyway.test';
+
+/** A free loopback port: the broker's issuer URL must name its port before it listens. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export const REPOSITORY_ROOT = new URL('../..', import.meta.url).pathname;
+
+/** A process environment as tests build it. */
+export type Environment = Record<string, string | undefined>;
+
+export interface ProcessResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a process to its end with exactly `env` (nothing inherited unless passed), capturing its output in memory. */
+export function runProcess(file: string, args: readonly string[], options: { env: Environment; cwd?: string; stdin?: string }): Promise<ProcessResult> {
+  const child = spawn(file, args, { cwd: options.cwd ?? REPOSITORY_ROOT, env: options.env as NodeJS.ProcessEnv });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  child.stdin.end(options.stdin ?? '');
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 /** Writes `files` (path → text) under a new temp directory and returns it. */
 export function writeTree(files: Readonly<Record<string, string>>, root = mkdtempSync(join(tmpdir(), 'keyway-'))): string {
@@ -28,7 +69,10 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     dataDir: join(root, 'data'),
     allowHttpLoopback: true,
     dev: false,
+    watchPolicies: false,
     maxTtlSeconds: 3600,
+    audit: readAuditSettings({}),
+    alerts: readAlertSettings({}, true),
     ...overrides,
   };
 }
@@ -47,6 +91,10 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     issuer: config.issuer,
     request: (path, init) => fetch(`${broker.url}${path}`, init),
     auditEvent: (id) => audit.get(id),
+    auditUpkeep: () => broker.auditUpkeep(),
+    setReplayGuardDown: async (down) => {
+      reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
+    },
     close: async () => {
       reader.close();
       await broker.close();

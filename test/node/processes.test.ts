@@ -1,30 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { exchangeForm } from '../suites/exchange-suite.ts';
-import { writeTree } from './node-harness.ts';
+import { freePort, REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-
-/** A free loopback port: the broker's issuer URL must name its port before it listens. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
+  return runProcess(process.execPath, args, { env: { ...process.env, ...env } });
 }
 
 describe('processes a newcomer runs', () => {
@@ -35,7 +15,7 @@ describe('processes a newcomer runs', () => {
 
   async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
     const port = await freePort();
-    const child = spawn(process.execPath, ['src/node.ts'], { cwd: ROOT, env: { ...process.env, PORT: String(port), ...env } });
+    const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: String(port), ...env } });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (chunk) => (output += chunk));
@@ -86,6 +66,25 @@ describe('processes a newcomer runs', () => {
     const result = await run(['src/node.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: String(await freePort()) });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
+  });
+
+  it('npm start reloads its policies on SIGHUP, and keeps the old set when the new one is broken', async () => {
+    const good = 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n';
+    const root = writeTree({ 'policies/a.yaml': good });
+    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0' });
+    const health = async () => (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
+    expect(await health()).toEqual({ status: 'ok', policies: 1, inactive_policies: 0 });
+
+    writeTree({ 'policies/b.yaml': good.replace('"1"', '"2"') }, root);
+    child.kill('SIGHUP');
+    await expect.poll(health, { timeout: 5000 }).toMatchObject({ policies: 2, policy_reload: { ok: true } });
+
+    writeTree({ 'policies/c.yaml': 'version: 1\nissuer: github\nmatch: { ref: refs/heads/main }\ngrant: { audience: x }\n' }, root);
+    child.kill('SIGHUP');
+    await expect.poll(health, { timeout: 5000 }).toMatchObject({
+      policies: 2,
+      policy_reload: { ok: false, problems: [expect.stringMatching(/^c.yaml:3:1 .*\(unpinned-tenant\)$/)] },
+    });
   });
 
   it('the CLI prints usage for --help and exits 2 on a bad option', async () => {

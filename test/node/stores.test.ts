@@ -1,14 +1,16 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
-import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { storeContract } from '../suites/store-contract.ts';
 
-storeContract('Node (SQLite file)', async () => {
-  const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db'));
+storeContract('Node (SQLite file, group commit on a writer thread)', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
+  const db = openSqliteFile(path);
   migrate(db);
-  return { audit: new SqliteAuditStore(db), keys: new SqliteKeyStore(db) };
+  return { audit: new GroupCommitAuditStore(db, path), keys: new SqliteKeyStore(db), alerts: new SqliteAlertStore(db) };
 });

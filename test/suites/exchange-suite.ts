@@ -11,8 +11,15 @@ export interface BrokerHarness {
   request(path: string, init?: RequestInit): Promise<Response>;
   /** Reads the audit record from the runtime's own durable store. */
   auditEvent(id: string): Promise<AuditEvent | undefined>;
+  /** Runs a round of audit log upkeep now: signs a checkpoint of the head. */
+  auditUpkeep(): Promise<void>;
+  /** Takes the single-use store away (its table renamed, in every shard) or brings it back. */
+  setReplayGuardDown(down: boolean): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What talking to a broker over HTTP needs, for helpers that only exchange tokens. */
+export type BrokerClient = Pick<BrokerHarness, 'issuer' | 'request'>;
 
 export interface HarnessOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
@@ -31,7 +38,7 @@ export function exchangeForm(token: string, extra: Record<string, string | strin
   return form;
 }
 
-export async function postToken(broker: BrokerHarness, body: BodyInit, contentType = 'application/x-www-form-urlencoded'): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+export async function postToken(broker: BrokerClient, body: BodyInit, contentType = 'application/x-www-form-urlencoded'): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
   const response = await broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
   return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
 }

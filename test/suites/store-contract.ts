@@ -1,43 +1,276 @@
+import { createLocalJWKSet } from 'jose';
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent, AuditStore } from '../../src/audit/audit-event.ts';
+import type { AlertDraft } from '../../src/alerts/alert.ts';
+import type { AlertStore } from '../../src/alerts/alert-store.ts';
+import { allRecords } from '../../src/audit/all-records.ts';
+import type { AuditEvent, AuditRecord, AuditStore } from '../../src/audit/audit-event.ts';
+import { chainHash, GENESIS_HASH } from '../../src/audit/chain-hash.ts';
+import { maintainAuditLog } from '../../src/audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../../src/audit/sign-checkpoint.ts';
+import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { KeyRing } from '../../src/tokens/key-ring.ts';
 import type { KeyStore } from '../../src/tokens/key-store.ts';
 
 export interface Stores {
   readonly audit: AuditStore;
   readonly keys: KeyStore;
+  readonly alerts: AlertStore;
 }
 
-function event(id: string, overrides: Partial<AuditEvent> = {}): AuditEvent {
+const ISSUER = 'https://keyway.test';
+const HOUR = 3_600_000;
+let counter = 0;
+
+export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
+  counter += 1;
+  const id = `01TEST${String(counter).padStart(6, '0')}${crypto.randomUUID().replaceAll('-', '').slice(0, 14).toUpperCase()}`;
   return {
     id,
     time: new Date().toISOString(),
     decision: 'denied',
     reason: 'no_policy_matched',
     request: { id: `req-${id}`, client_ip: '127.0.0.1' },
-    subject_token: { sha256: 'ab'.repeat(32), claimed_iss: 'https://ci.example' },
+    subject_token: { sha256: crypto.randomUUID().replaceAll('-', '').repeat(2), claimed_iss: 'https://ci.example' },
     policy: { candidates: ['a'], matched: [], denied_by: [], audit_mode: [] },
     ...overrides,
   };
 }
 
-/** What every AuditStore and KeyStore adapter must do, whichever runtime holds it. */
+async function everything(audit: AuditStore): Promise<AuditRecord[]> {
+  const records: AuditRecord[] = [];
+  for await (const record of allRecords(audit, { order: 'asc', limit: 3 })) records.push(record);
+  return records;
+}
+
+async function signer() {
+  const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), keys: createLocalJWKSet(ring.jwks) };
+}
+
+async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>) {
+  return verifyAuditLog({ records: allRecords(audit, { order: 'asc', limit: 500 }), checkpoints: await audit.checkpoints(0, 500), keys, issuer: ISSUER });
+}
+
+/** What every AuditStore, AlertStore and KeyStore adapter must do, whichever runtime holds it. */
 export function storeContract(runtime: string, open: () => Promise<Stores>): void {
   describe(`stores on ${runtime}`, () => {
     it('appends an audit event and reads it back exactly', async () => {
       const { audit } = await open();
-      const id = `01TEST${crypto.randomUUID().replaceAll('-', '').slice(0, 20).toUpperCase()}`;
-      const written = event(id, { claims: { repository_id: '1', aud: ['a', 'b'] }, issued: { jti: 'j', sub: 's', aud: ['x'], scope: ['r'], exp: 1 } });
-      await audit.append(written);
-      expect(await audit.get(id)).toEqual(written);
+      const written = auditEvent({ claims: { repository_id: '1', aud: ['a', 'b'] }, issued: { jti: 'j', sub: 's', aud: ['x'], scope: ['r'], exp: 1 } });
+      const link = await audit.append(written);
+      expect(await audit.get(written.id)).toEqual(written);
+      expect(await audit.record(written.id)).toEqual({ event: written, chain: link });
       expect(await audit.get('missing')).toBeUndefined();
     });
 
-    it('refuses a second event with the same id', async () => {
+    it('chains every record to the one before: seq 1, 2, 3 … from the genesis hash', async () => {
       const { audit } = await open();
-      const id = `01DUP${crypto.randomUUID().slice(0, 8)}`;
-      await audit.append(event(id));
-      await expect(audit.append(event(id))).rejects.toThrow();
+      expect(await audit.head()).toEqual({ seq: 0, hash: GENESIS_HASH });
+      const links = [];
+      for (let index = 0; index < 4; index += 1) links.push(await audit.append(auditEvent()));
+      const records = await everything(audit);
+      expect(records.map((record) => record.chain)).toEqual(links);
+      let prev = GENESIS_HASH;
+      records.forEach((record, index) => {
+        expect(record.chain.seq).toBe(index + 1);
+        expect(record.chain.prev_hash).toBe(prev);
+        expect(record.chain.hash).toBe(chainHash(prev, record.event));
+        prev = record.chain.hash;
+      });
+      expect(await audit.head()).toEqual({ seq: 4, hash: prev });
+    });
+
+    it('keeps the chain a line under concurrent appends', async () => {
+      const { audit } = await open();
+      const links = await Promise.all(Array.from({ length: 30 }, () => audit.append(auditEvent())));
+      expect(new Set(links.map((link) => link.seq)).size).toBe(30);
+      const { keys } = await signer();
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 30, first_seq: 1, last_seq: 30 });
+    });
+
+    it('refuses a second event with the same id, and the chain goes on unbroken', async () => {
+      const { audit } = await open();
+      const first = auditEvent();
+      await audit.append(first);
+      await expect(audit.append({ ...first })).rejects.toThrow();
+      await audit.append(auditEvent());
+      const { keys } = await signer();
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 2 });
+    });
+
+    it('records strings a hostile token can carry (a lone surrogate) as well-formed text', async () => {
+      const { audit } = await open();
+      const written = auditEvent({ subject_token: { sha256: 'ab'.repeat(32), claimed_sub: 'x\ud800y' } });
+      await audit.append(written);
+      expect((await audit.get(written.id))?.subject_token?.claimed_sub).toBe('x\ufffdy');
+    });
+
+    it('filters by time, decision, reason, issuer, subject, repository, policy and jti, and pages by cursor', async () => {
+      const { audit } = await open();
+      const base = Date.parse('2026-03-10T12:00:00Z');
+      const at = (hours: number) => new Date(base + hours * HOUR).toISOString();
+      const granted = auditEvent({
+        time: at(0),
+        decision: 'granted',
+        reason: 'granted',
+        issuer: 'https://gh.example',
+        subject: 'repo:acme/api',
+        claims: { repository: 'acme/api' },
+        policy: { granted_by: 'deploy/prod', candidates: ['deploy/prod'], matched: ['deploy/prod'], denied_by: [], audit_mode: [] },
+        issued: { jti: 'issued-1', sub: 's', aud: ['x'], scope: ['r'], exp: 1 },
+        subject_token: { sha256: 'cd'.repeat(32), jti: 'ci-jti-1' },
+      });
+      const denied = auditEvent({
+        time: at(1),
+        issuer: 'https://gh.example',
+        subject: 'repo:evil/x',
+        claims: { repository: 'evil/x' },
+        reason: 'denied_by_policy',
+        policy: { candidates: ['guard'], matched: [], denied_by: ['guard'], audit_mode: [] },
+      });
+      const forged = auditEvent({ time: at(2), reason: 'signature_invalid', subject_token: { sha256: 'ef'.repeat(32), claimed_iss: 'https://gh.example', claimed_sub: 'repo:acme/api' } });
+      const malformed = auditEvent({ time: at(3), decision: 'malformed', reason: 'malformed_request' });
+      for (const event of [granted, denied, forged, malformed]) await audit.append(event);
+
+      const ids = async (filter: Record<string, unknown>) =>
+        (await audit.query({ order: 'asc', limit: 50, ...filter })).records.map((record) => record.event.id);
+      const window = { since: base - HOUR, until: base + 4 * HOUR };
+      expect(await ids(window)).toEqual([granted.id, denied.id, forged.id, malformed.id]);
+      expect(await ids({ since: base + HOUR, until: base + 3 * HOUR })).toEqual([denied.id, forged.id]);
+      expect(await ids({ ...window, decisions: ['denied'] })).toEqual([denied.id, forged.id]);
+      expect(await ids({ ...window, decisions: ['granted', 'malformed'] })).toEqual([granted.id, malformed.id]);
+      expect(await ids({ ...window, reasons: ['signature_invalid', 'denied_by_policy'] })).toEqual([denied.id, forged.id]);
+      // A token that did not verify is found by the iss and sub it claimed.
+      expect(await ids({ ...window, issuer: 'https://gh.example' })).toEqual([granted.id, denied.id, forged.id]);
+      expect(await ids({ ...window, subject: 'repo:acme/api' })).toEqual([granted.id, forged.id]);
+      expect(await ids({ ...window, repository: 'evil/x' })).toEqual([denied.id]);
+      expect(await ids({ ...window, policy: 'deploy/prod' })).toEqual([granted.id]);
+      expect(await ids({ ...window, policy: 'guard' })).toEqual([denied.id]);
+      expect(await ids({ ...window, jti: 'issued-1' })).toEqual([granted.id]);
+      expect(await ids({ ...window, jti: 'ci-jti-1' })).toEqual([granted.id]);
+      expect(await ids({ ...window, subject: 'nobody' })).toEqual([]);
+
+      const first = await audit.query({ ...window, order: 'desc', limit: 3 });
+      expect(first.records.map((record) => record.event.id)).toEqual([malformed.id, forged.id, denied.id]);
+      expect(first.next).toBeTypeOf('number');
+      const second = await audit.query({ ...window, order: 'desc', limit: 3, after: first.next as number });
+      expect(second.records.map((record) => record.event.id)).toEqual([granted.id]);
+      expect(second.next).toBeUndefined();
+    });
+
+    it('counts by decision per time bucket, and by policy and repository', async () => {
+      const { audit } = await open();
+      const base = Date.parse('2026-04-01T00:00:00Z');
+      const at = (minutes: number) => new Date(base + minutes * 60_000).toISOString();
+      const grant = (minutes: number, repository: string) =>
+        auditEvent({
+          time: at(minutes),
+          decision: 'granted',
+          reason: 'granted',
+          claims: { repository },
+          policy: { granted_by: 'deploy/prod', candidates: [], matched: [], denied_by: [], audit_mode: [] },
+        });
+      for (const event of [grant(5, 'acme/api'), grant(10, 'acme/api'), grant(70, 'acme/web'), auditEvent({ time: at(75) }), auditEvent({ time: at(200), decision: 'error', reason: 'issuer_unavailable' })]) {
+        await audit.append(event);
+      }
+      const stats = await audit.stats({ since: base, until: base + 4 * HOUR, bucket: 'hour' });
+      expect(stats.totals).toEqual({ granted: 3, denied: 1, malformed: 0, error: 1 });
+      expect(stats.series.map((bucket) => [bucket.start, bucket.counts])).toEqual([
+        ['2026-04-01T00:00:00.000Z', { granted: 2, denied: 0, malformed: 0, error: 0 }],
+        ['2026-04-01T01:00:00.000Z', { granted: 1, denied: 1, malformed: 0, error: 0 }],
+        ['2026-04-01T02:00:00.000Z', { granted: 0, denied: 0, malformed: 0, error: 0 }],
+        ['2026-04-01T03:00:00.000Z', { granted: 0, denied: 0, malformed: 0, error: 1 }],
+      ]);
+      expect(stats.by_policy[0]).toEqual({ policy: 'deploy/prod', counts: { granted: 3, denied: 0, malformed: 0, error: 0 } });
+      expect(stats.by_repository).toContainEqual({ repository: 'acme/api', counts: { granted: 2, denied: 0, malformed: 0, error: 0 } });
+      expect(stats.by_repository).toContainEqual({ repository: 'acme/web', counts: { granted: 1, denied: 0, malformed: 0, error: 0 } });
+      const denied = await audit.stats({ since: base, until: base + 4 * HOUR, bucket: 'hour', decisions: ['denied'] });
+      expect(denied.totals).toEqual({ granted: 0, denied: 1, malformed: 0, error: 0 });
+    });
+
+    it('stores signed checkpoints only where they match the chain', async () => {
+      const { audit } = await open();
+      const { sign, keys } = await signer();
+      await audit.append(auditEvent());
+      const head = await audit.append(auditEvent());
+      const checkpoint = await sign(head);
+      await audit.addCheckpoint(checkpoint);
+      await audit.addCheckpoint(checkpoint);
+      await expect(audit.addCheckpoint(await sign({ seq: 1, hash: 'f'.repeat(64) }))).rejects.toThrow();
+      expect(await audit.checkpoints(0, 10)).toEqual([checkpoint]);
+      expect(await audit.latestCheckpoint()).toEqual(checkpoint);
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 2, checkpoints: 1 });
+    });
+
+    it('prunes what left the retention window and stays verifiable from the anchor', async () => {
+      const { audit } = await open();
+      const { sign, keys } = await signer();
+      const now = Date.now();
+      const old = (days: number) => new Date(now - days * 24 * HOUR).toISOString();
+      for (const days of [40, 35, 31]) await audit.append(auditEvent({ time: old(days) }));
+      const kept = [await audit.append(auditEvent({ time: old(2) })), await audit.append(auditEvent({ time: old(1) }))];
+
+      const round = await maintainAuditLog(audit, sign, { now, retentionDays: 30 });
+      expect(round.pruned).toBe(3);
+      expect(round.checkpoint?.seq).toBe(5);
+      const records = await everything(audit);
+      expect(records.map((record) => record.chain)).toEqual(kept);
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 2, first_seq: 4, last_seq: 5, anchor: 3 });
+
+      // The chain goes on from the head, and survives pruning every record.
+      await audit.append(auditEvent());
+      expect((await maintainAuditLog(audit, sign, { now: now + 60 * 24 * HOUR, retentionDays: 30 })).pruned).toBe(3);
+      expect((await everything(audit)).length).toBe(0);
+      const after = await audit.append(auditEvent());
+      expect(after.seq).toBe(7);
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 7, anchor: 6 });
+    });
+
+    it('observes what alert rules need: bursts in a window, repeated tokens, first policy use, new networks', async () => {
+      const { audit, alerts } = await open();
+      const now = Date.now();
+      const observe = async (event: AuditEvent, network?: string) =>
+        alerts.observe(event, await audit.append(event), { windowStart: now - 60_000, ...(network === undefined ? {} : { network }) });
+      await audit.append(auditEvent({ time: new Date(now - 120_000).toISOString(), issuer: 'https://i', subject: 'alice' }));
+      const denial = () => auditEvent({ issuer: 'https://i', subject: 'alice', request: { id: 'r', client_ip: '203.0.113.7' } });
+      expect((await observe(denial())).identityDenials).toBe(1);
+      const second = await observe(denial());
+      expect(second).toMatchObject({ identityDenials: 2, addressDenials: 2 });
+
+      const grant = (ip: string, sha256: string) =>
+        auditEvent({
+          decision: 'granted',
+          reason: 'granted',
+          issuer: 'https://i',
+          subject: 'alice',
+          request: { id: 'r', client_ip: ip },
+          subject_token: { sha256 },
+          policy: { granted_by: 'p', candidates: [], matched: [], denied_by: [], audit_mode: [] },
+        });
+      expect(await observe(grant('198.51.100.1', '01'.repeat(32)), '198.51.100.0/24')).toMatchObject({ firstForPolicy: true, newNetwork: false, earlierPresentations: 0 });
+      expect(await observe(grant('198.51.100.2', '02'.repeat(32)), '198.51.100.0/24')).toMatchObject({ firstForPolicy: false, newNetwork: false });
+      expect(await observe(grant('192.0.2.1', '02'.repeat(32)), '192.0.2.0/24')).toMatchObject({ newNetwork: true, earlierPresentations: 1, earlierGrant: true });
+      const refused = await observe(auditEvent({ issuer: 'https://i', subject: 'alice' }));
+      expect(refused.lastGrantedPolicy).toBe('p');
+    });
+
+    it('stores alerts once per dedupe key and records their delivery', async () => {
+      const { alerts } = await open();
+      const draft = (id: string, dedupe?: string): AlertDraft => ({
+        id,
+        time: new Date().toISOString(),
+        rule: 'subject_token_replayed',
+        summary: 's',
+        event_id: 'e',
+        details: { n: 1 },
+        ...(dedupe === undefined ? {} : { dedupe }),
+      });
+      expect(await alerts.addAlerts([draft('01A', 'k'), draft('01B', 'k'), draft('01C')], 'pending')).toHaveLength(2);
+      await alerts.setDelivery('01A', 'delivered', 2);
+      const stored = await alerts.alerts(10);
+      expect(stored.map((alert) => alert.id).sort()).toEqual(['01A', '01C']);
+      expect(stored.find((alert) => alert.id === '01A')).toMatchObject({ delivery: 'delivered', attempts: 2, details: { n: 1 } });
     });
 
     it('initialises the key ring once: concurrent first starts agree on one current key', async () => {

@@ -112,4 +112,74 @@ describe('decide', () => {
     const guarded = decide(set, token(set, { repository_owner_id: '42', repository_id: '7777', event_name: 'workflow_run', ref: 'refs/heads/main' }), ANY);
     expect(guarded).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { candidates: ['guard', 'repo-07777', 'wide'] } });
   });
+
+  it('reports every line of every policy it looked at, with the actual value and whether it held', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"\n  environment: production\n  ref: { glob: "refs/heads/*" }') });
+    const subject = token(set, { repository_id: '1', ref: 'refs/tags/v1' });
+    // The index shelves the policy by environment, which the token lacks: it need not look at it.
+    expect(decide(set, subject, ANY).evaluations).toEqual([]);
+    const decision = decide(set, subject, ANY, { everyPolicyOfIssuer: true });
+    expect(decision.granted).toBe(false);
+    expect(decision.evaluations).toHaveLength(1);
+    expect(decision.evaluations[0]).toMatchObject({
+      matched: false,
+      lines: [
+        { key: 'subject_audience', written: BROKER, actual: BROKER, held: true },
+        { key: 'repository_id', written: '1', actual: '1', held: true },
+        { key: 'environment', written: 'production', actual: undefined, held: false },
+        { key: 'ref', written: { glob: 'refs/heads/*' }, actual: 'refs/tags/v1', held: false },
+      ],
+    });
+    expect(decision.evaluations[0]).not.toHaveProperty('grant');
+  });
+
+  it('gives each matching allow policy its grant outcome, and names the missing template claim', () => {
+    const set = load({
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "{environment}"'),
+      'b.yaml': allow('  repository_id: "1"', 'audience: https://b.example'),
+    });
+    const decision = decide(set, token(set, { repository_id: '1' }), { audiences: ['https://a.example'], scopes: undefined });
+    expect(decision).toMatchObject({ granted: false, reason: 'template_claim_missing' });
+    expect(decision.evaluations.map((evaluation) => evaluation.grant)).toEqual([
+      { ok: false, reason: 'template_claim_missing', detail: expect.stringContaining('a grant.subject reads {environment}') },
+      { ok: false, reason: 'audience_not_granted', detail: 'b does not grant audience https://a.example' },
+    ]);
+  });
+
+  it('reaches the same decision whether it looks at the index candidates or every policy of the issuer', () => {
+    const files: Record<string, string> = {
+      'guard.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n',
+      'audit.yaml': 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch:\n  ref: { glob: "refs/heads/**" }\n',
+      'wide.yaml': allow('  repository_owner_id: "42"\n  ref: { glob: "refs/tags/*" }', 'audience: https://w.example\n  scopes: [read]'),
+      'env.yaml': allow('  repository_owner_id: "42"\n  environment: [production, staging]', 'audience: https://e.example\n  subject: "{environment}"'),
+    };
+    for (let i = 0; i < 30; i++) files[`repo-${i}.yaml`] = allow(`  repository_owner_id: "42"\n  repository_id: "${i}"\n  event_name: { not: schedule }`);
+    const set = load(files);
+    const values = {
+      repository_owner_id: ['42', '43'],
+      repository_id: ['0', '7', '29', '30'],
+      event_name: ['push', 'schedule', 'workflow_run'],
+      ref: ['refs/heads/main', 'refs/tags/v1'],
+      environment: [undefined, 'production', 'dev'],
+    };
+    const requests: AccessRequest[] = [ANY, { audiences: ['https://e.example'], scopes: undefined }, { audiences: [], scopes: ['write'] }];
+    let compared = 0;
+    for (const owner of values.repository_owner_id)
+      for (const repo of values.repository_id)
+        for (const event of values.event_name)
+          for (const ref of values.ref)
+            for (const environment of values.environment)
+              for (const request of requests) {
+                const subject = token(set, { repository_owner_id: owner, repository_id: repo, event_name: event, ref, ...(environment === undefined ? {} : { environment }) });
+                const indexed = decide(set, subject, request);
+                const everything = decide(set, subject, request, { everyPolicyOfIssuer: true });
+                const summary = (d: typeof indexed) => (d.granted ? { policy: d.grant.policy.id, grant: d.grant } : { reason: d.reason, detail: d.detail });
+                expect(summary(everything)).toEqual(summary(indexed));
+                expect(everything.trace).toEqual(indexed.trace);
+                expect(everything.evaluations.length).toBe(set.forIssuer(ISSUER).length);
+                compared += 1;
+              }
+    expect(compared).toBe(2 * 4 * 3 * 2 * 3 * 3);
+  });
 });
+

@@ -191,8 +191,9 @@ describe('claim formats: a pinned value the issuer never sends is a load error, 
   it('accepts values of the right form, and leaves globs and regexes alone', () => {
     const set = load({
       'a.yaml': policy('{ kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }', 'workspaceUuid: "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"'),
-      'b.yaml': policy('google', 'email: Deployer@Acme-Prod.iam.gserviceaccount.com'),
-      'c.yaml': policy('github', 'repository_owner_id: { glob: "12*" }'),
+      // Each pins its tenant too: a shared issuer's policy without one is refused (lint rule unpinned-tenant).
+      'b.yaml': policy('google', 'email: Deployer@Acme-Prod.iam.gserviceaccount.com\n  sub: "110987294251917851298"'),
+      'c.yaml': policy('github', 'repository_owner_id: { glob: "12*" }\n  repository_id: "734201"'),
     });
     expect(set.policies).toHaveLength(3);
   });

@@ -77,6 +77,8 @@ describe('loading policies', () => {
     ['a loopback http issuer without the development flag', GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000'), /KEYWAY_ALLOW_HTTP_LOOPBACK/],
     ['an issuer with a query', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/?a=b"'), /query or fragment/],
     ['a scope with a space', GOOD.replace('[deploy:write]', '["deploy write"]'), /scope/],
+    ['a match written as a list (it would read as claims named 0, 1, …)', GOOD.replace('match:\n  repository_id: "734201"', 'match: ["734201"]'), /match: expected a map/],
+    ['grant.claims written as a list', GOOD.replace('  scopes', '  claims: ["{repository}"]\n  scopes'), /grant.claims: expected a map/],
   ])('rejects %s', (_name, text, message) => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
   });
@@ -94,7 +96,8 @@ describe('loading policies', () => {
   });
 
   it('gives a preset instance URL the preset rules', () => {
-    const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: { kind: gitlab, url: "https://gitlab.acme.dev" }') }), OPTIONS);
+    const gitlab = GOOD.replace('issuer: github', 'issuer: { kind: gitlab, url: "https://gitlab.acme.dev" }').replace('repository_id', 'project_id');
+    const set = loadPolicies(toFiles({ 'p.yaml': gitlab }), OPTIONS);
     expect(set.issuer('https://gitlab.acme.dev')?.preset.requiredClaims).toContain('job_id');
   });
 
@@ -125,4 +128,30 @@ describe('loading policies', () => {
     const set = loadPolicies(toFiles({ 'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev') }), { ...OPTIONS, devIssuerUrl: 'http://127.0.0.1:8787/dev-issuer' });
     expect(set.policies[0]?.issuer).toMatchObject({ url: 'http://127.0.0.1:8787/dev-issuer', preset: { name: 'dev' } });
   });
+
+  describe('the template rule', () => {
+    const withSubject = (subject: string, issuer = 'github') => GOOD.replace('issuer: github', `issuer: ${issuer}`).replace('  scopes', `  subject: "${subject}"\n  scopes`);
+
+    it('refuses at load a claim the issuer never sends: a typo that would otherwise deny at run time', () => {
+      expect(problems({ 'p.yaml': withSubject('{enviroment}') })).toEqual([
+        { file: 'p.yaml', line: 7, column: 3, message: 'grant.subject reads {enviroment}, a claim github tokens never carry (a typo?)' },
+      ]);
+      expect(problems({ 'p.yaml': GOOD.replace('  scopes', '  claims: { team: "{/repo_propery_team}" }\n  scopes') })[0]?.message).toMatch(/grant.claims.team reads \{\/repo_propery_team\}/);
+    });
+
+    it('refuses at load a claim that is always a list or an object', () => {
+      const gitlab = withSubject('{groups_direct}', 'gitlab').replace('repository_id', 'project_id');
+      expect(problems({ 'p.yaml': gitlab })[0]?.message).toMatch(/groups_direct}, which gitlab sends as a list or object/);
+    });
+
+    it('accepts claims the issuer documents, families like repo_property_*, and anything for an open-ended issuer', () => {
+      expect(() => loadPolicies(toFiles({ 'p.yaml': withSubject('{repository}:{environment}:{repo_property_team}') }), OPTIONS)).not.toThrow();
+      expect(() => loadPolicies(toFiles({ 'p.yaml': withSubject('{anything}', 'https://oidc.acme.dev').replace('repository_id', 'sub') }), OPTIONS)).not.toThrow();
+    });
+  });
+
+  it('compiles disabled policies too, so a broken one cannot hide until it is switched back on', () => {
+    expect(problems({ 'p.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true').replace('"734201"', '{ regex: "(a+)+" }') })[0]?.message).toMatch(/catastrophically/);
+  });
 });
+

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { claimReader } from '../../src/policy/claim-value.ts';
 import { compileMatcher } from '../../src/policy/compile-matcher.ts';
-import { compileGlob } from '../../src/policy/glob.ts';
+import { compareMatchers, matcherIncludes, type Widening } from '../../src/policy/diff/matcher-inclusion.ts';
+import { compileGlob, globIncludes } from '../../src/policy/glob.ts';
 import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/policy/safe-regex.ts';
 import type { Matcher } from '../../src/policy/schema.ts';
 
@@ -152,5 +153,70 @@ describe('claim paths', () => {
 
   it('refuses malformed pointers', () => {
     expect(() => claimReader('/a~2b')).toThrow(/JSON Pointer/);
+  });
+});
+
+describe('presence', () => {
+  it.each<[Matcher, boolean]>([
+    ['x', true],
+    [{ glob: '*' }, true],
+    [{ regex: 'a' }, true],
+    [{ not: 'x' }, true],
+    [{ exists: true }, true],
+    [{ exists: false }, false],
+    [['x', { exists: false }], false],
+    [['x', { glob: 'y*' }], true],
+  ])('%j requires the claim to be present: %s', (matcher, expected) => {
+    expect(compileMatcher(matcher, false).requiresPresence).toBe(expected);
+  });
+});
+
+describe('glob inclusion', () => {
+  it.each([
+    ['refs/tags/*', 'refs/tags/v*', true],
+    ['refs/tags/v*', 'refs/tags/*', false],
+    ['**', 'refs/heads/*', true],
+    ['refs/**', 'refs/tags/v?', true],
+    ['refs/*', 'refs/**', false],
+    ['refs/*', 'refs/tags/v1', false],
+    ['refs/?', 'refs/*', false],
+    ['refs/*', 'refs/?', true],
+    ['a*b', 'a*b', true],
+    ['a*b*', 'a*', false],
+    ['acme/*', 'acme/api', true],
+  ])('%s includes %s: %s', (outer, inner, expected) => {
+    expect(globIncludes(outer, inner, false)).toBe(expected);
+  });
+
+  it('folds case for case-insensitive claims', () => {
+    expect(globIncludes('ACME/*', 'acme/api*', true)).toBe(true);
+    expect(globIncludes('ACME/*', 'acme/api*', false)).toBe(false);
+  });
+});
+
+describe('matcher inclusion and widening', () => {
+  it.each<[Matcher, Matcher, Widening]>([
+    ['main', 'main', 'same'],
+    ['main', ['main', 'dev'], 'wider'],
+    [['main', 'dev'], 'main', 'narrower'],
+    [['main', 'dev'], ['dev', 'main'], 'same'],
+    ['main', 'dev', 'changed'],
+    ['refs/heads/main', { glob: 'refs/heads/*' }, 'wider'],
+    [{ glob: 'refs/heads/*' }, 'refs/heads/main', 'narrower'],
+    [{ glob: 'refs/tags/v*' }, { glob: 'refs/tags/**' }, 'wider'],
+    [{ regex: 'v\\d+' }, { regex: 'v\\d+' }, 'same'],
+    [{ regex: 'v\\d+' }, { regex: 'v[0-9]+' }, 'changed'],
+    [{ regex: 'v\\d+' }, { exists: true }, 'wider'],
+    [{ not: ['a', 'b'] }, { not: 'a' }, 'wider'],
+    [{ not: 'a' }, { not: ['a', 'b'] }, 'narrower'],
+    [{ exists: false }, { exists: true }, 'changed'],
+    [['push', { glob: 'release*' }], ['push', { glob: 'release*' }, 'schedule'], 'wider'],
+  ])('%j → %j is %s', (before, after, expected) => {
+    expect(compareMatchers(before, after, false)).toBe(expected);
+  });
+
+  it('proves exact values by testing them', () => {
+    expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'workflow_dispatch'], false)).toBe(true);
+    expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'pull_request_target'], false)).toBe(false);
   });
 });

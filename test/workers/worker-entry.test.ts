@@ -1,7 +1,10 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
-import { keywayState } from '../../src/workers/keyway-state.ts';
+import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { allRecords } from '../../src/audit/all-records.ts';
+import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
+import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
@@ -9,10 +12,10 @@ import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 const entry = (exports as unknown as { default: Fetcher }).default;
 
 describe('the deployed Worker entry', () => {
-  it('serves the bundled policies: the dev quickstart is inactive at the edge', async () => {
+  it('serves the bundled policies: the dev quickstart and auditor are inactive at the edge', async () => {
     const response = await entry.fetch('https://keyway.test/healthz');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 2, inactive_policies: 1 });
+    expect(await response.json()).toEqual({ status: 'ok', policies: 6, inactive_policies: 2 });
   });
 
   it('audits a malformed request in the Durable Object before answering', async () => {
@@ -25,7 +28,7 @@ describe('the deployed Worker entry', () => {
 });
 
 describe('the Worker broker when the audit log fails', () => {
-  it('issues no token, answers 503, and recovers once storage is back', async () => {
+  it('issues no token, answers 503, and recovers once storage is back with the chain whole', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'w-gh');
     const broker = await startWorkersHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'w-oidc')));
     const exchange = async () =>
@@ -43,7 +46,18 @@ describe('the Worker broker when the audit log fails', () => {
     } finally {
       await runInDurableObject(state, (_instance, storage) => void storage.storage.sql.exec('ALTER TABLE audit_events_away RENAME TO audit_events'));
     }
-    expect((await exchange()).status).toBe(200);
+    const after = await exchange();
+    expect(after.status).toBe(200);
     expect(env).toBeDefined();
+
+    // Every answered request has its record, and the chain runs unbroken through the outage.
+    const { audit } = stateStores(() => keywayState(workerEnv.STATE));
+    const answered = ((await after.json()) as { audit_event_id: string }).audit_event_id;
+    expect(await audit.get(answered)).toMatchObject({ decision: 'granted' });
+    await broker.auditUpkeep();
+    const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+    const report = await verifyAuditLog({ records: allRecords(audit, { order: 'asc', limit: 500 }), checkpoints: await audit.checkpoints(0, 500), keys: createLocalJWKSet(jwks), issuer: broker.issuer });
+    expect(report).toMatchObject({ ok: true });
+    expect(report.checkpoints).toBeGreaterThan(0);
   });
 });

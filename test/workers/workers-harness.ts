@@ -1,7 +1,8 @@
-import { createExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { silentLogger } from '../../src/log.ts';
 import { keywayState } from '../../src/workers/keyway-state.ts';
+import { REPLAY_SHARDS, replayShard } from '../../src/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
@@ -18,6 +19,16 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     issuer: workerEnv.KEYWAY_ISSUER,
     request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), workerEnv, createExecutionContext()),
     auditEvent: (id) => keywayState(workerEnv.STATE).get(id),
+    auditUpkeep: async () => {
+      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
+    },
+    setReplayGuardDown: async (down) => {
+      const statement = down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims';
+      for (let shard = 0; shard < REPLAY_SHARDS; shard += 1) {
+        // A key's first hex digit picks its shard.
+        await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16)), (_instance, state) => void state.storage.sql.exec(statement));
+      }
+    },
     close: async () => {},
   };
 };

@@ -1,4 +1,4 @@
-import { formats, UUID_SOURCE, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, UUID_SOURCE, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://support.atlassian.com/bitbucket-cloud/docs/integrate-pipelines-with-resource-servers-using-oidc/
 const UUID_CLAIMS = ['workspaceUuid', 'repositoryUuid', 'pipelineUuid', 'stepUuid', 'deploymentEnvironmentUuid'] as const;
@@ -31,4 +31,8 @@ export const bitbucket: IssuerPreset = {
   shared: false,
   tenantClaims: ['workspaceUuid', 'repositoryUuid'],
   singleUse: false,
+  // pipelineRunUuid and commitSha appear only in third-party parsers: accepted so a policy can use them if they are real.
+  claimNames: documentedClaims([...UUID_CLAIMS, 'branchName', 'compliant', 'pipelineRunUuid', 'commitSha']),
+  // Fork pull requests do not run in the parent repository's pipelines; deployment environments are the gate.
+  lint: { namesWithIds: {}, ownerFirstNames: [], untrustedContexts: [], spoofable: {} },
 };

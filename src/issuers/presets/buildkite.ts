@@ -1,4 +1,4 @@
-import { formats, LOWERCASE_UUID, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, LOWERCASE_UUID, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://buildkite.com/docs/agent/v3/cli-oidc — strings, except those typed below.
 export const buildkite: IssuerPreset = {
@@ -42,4 +42,21 @@ export const buildkite: IssuerPreset = {
   shared: true,
   tenantClaims: ['organization_id'],
   singleUse: false,
+  // agent_tag:<NAME> with `--claim agent_tag:<NAME>`.
+  claimNames: documentedClaims(
+    ['organization_slug', 'pipeline_slug', 'build_number', 'build_branch', 'build_tag', 'build_commit', 'step_key', 'job_id', 'agent_id', 'build_source', 'runner_environment',
+      'organization_id', 'pipeline_id', 'build_id', 'cluster_id', 'cluster_name', 'queue_id', 'queue_key', 'https://aws.amazon.com/tags'],
+    ['agent_tag:'],
+  ),
+  lint: {
+    namesWithIds: { organization_slug: 'organization_id', pipeline_slug: 'pipeline_id', cluster_name: 'cluster_id', queue_key: 'queue_id' },
+    ownerFirstNames: [],
+    // Buildkite does not protect branches: whoever can start a build by hand or through the API picks the branch and commit.
+    untrustedContexts: [
+      { claim: 'build_source', value: 'ui', what: 'builds started by hand in the Buildkite UI (any branch, any commit)' },
+      { claim: 'build_source', value: 'api', what: 'builds started through the Buildkite API (any branch, any commit)' },
+      { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted agents (the token is only as safe as the agent host)' },
+    ],
+    spoofable: { step_key: 'step_key is whatever the pipeline definition says; gate on pipeline_id, build_source and build_branch' },
+  },
 };

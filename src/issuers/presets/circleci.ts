@@ -1,4 +1,4 @@
-import { formats, LOWERCASE_UUID, UUID_SOURCE, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, LOWERCASE_UUID, UUID_SOURCE, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://circleci.com/docs/guides/permissions-authentication/openid-connect-tokens/ — custom claims are namespaced.
 const claim = (name: string): string => `oidc.circleci.com/${name}`;
@@ -39,6 +39,21 @@ export const circleci: IssuerPreset = {
   ],
   // A per-organization issuer names its tenant; the root issuer (its shape says so) does not.
   shared: false,
-  tenantClaims: [claim('org-id'), claim('project-id'), 'sub'],
+  // The UUIDs pin the organization; sub starts with the same org/<uuid>/, but a glob on it pins nothing a reader can check.
+  tenantClaims: [claim('org-id'), claim('project-id')],
   singleUse: false,
+  claimNames: documentedClaims(
+    ['context-ids', 'job-id', 'org-id', 'pipeline-definition-id', 'pipeline-id', 'project-id', 'ssh-rerun', 'vcs-origin', 'vcs-ref', 'workflow-id'].map(claim),
+  ),
+  lint: {
+    // The origin is the repository's name on its VCS host; the project UUID stays with the project.
+    namesWithIds: { [claim('vcs-origin')]: claim('project-id') },
+    ownerFirstNames: [],
+    untrustedContexts: [
+      { claim: claim('ssh-rerun'), value: 'true', what: 'jobs rerun with SSH (a person has a shell in the job)' },
+      // With "Pass secrets to builds from forked pull requests" on, a fork's build runs in the project with the fork as its origin.
+      { claim: claim('vcs-origin'), value: 'github.com/someone-else/fork', sample: true, what: 'forked pull request builds (the fork is the vcs-origin)' },
+    ],
+    spoofable: {},
+  },
 };

@@ -1,6 +1,11 @@
-import { formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://forgejo.org/docs/next/user/actions/security-openid-connect/ — GitHub's contract; every claim is a string.
+const FORGEJO_CLAIMS = [
+  'sub', 'jti', 'actor', 'actor_id', 'base_ref', 'event_name', 'ref', 'ref_protected', 'ref_type', 'repository', 'repository_id',
+  'repository_owner', 'repository_owner_id', 'run_attempt', 'run_id', 'run_number', 'sha', 'workflow', 'workflow_ref',
+] as const;
+
 export const forgejo: IssuerPreset = {
   name: 'forgejo',
   shapes: [{ deployment: 'Forgejo instance', path: /^(\/[^/]+)*\/api\/actions$/, example: 'https://codeberg.org/api/actions' }],
@@ -8,10 +13,7 @@ export const forgejo: IssuerPreset = {
   // Like GitHub, a job asks for a token when it needs one.
   maxTokenAgeSeconds: 10 * 60,
   requiredClaims: ['repository', 'repository_owner', 'ref', 'event_name', 'run_id'],
-  claimTypes: stringClaims([
-    'sub', 'jti', 'actor', 'actor_id', 'base_ref', 'event_name', 'ref', 'ref_protected', 'ref_type', 'repository', 'repository_id',
-    'repository_owner', 'repository_owner_id', 'run_attempt', 'run_id', 'run_number', 'sha', 'workflow', 'workflow_ref',
-  ]),
+  claimTypes: stringClaims(FORGEJO_CLAIMS),
   // Ids arrive with Forgejo's immutable-subject change; names are all older instances send.
   claimFormats: formats(['repository_id', 'repository_owner_id', 'actor_id'], NUMERIC_ID),
   caseInsensitiveClaims: ['repository', 'repository_owner', 'actor', 'workflow_ref'],
@@ -20,4 +22,16 @@ export const forgejo: IssuerPreset = {
   shared: true,
   tenantClaims: ['repository_owner_id', 'repository_id', 'repository_owner', 'repository', 'sub'],
   singleUse: false,
+  claimNames: documentedClaims(FORGEJO_CLAIMS),
+  lint: {
+    // The ids come with Forgejo's immutable-subject change; on an instance that sends only names, silence this with that reason.
+    namesWithIds: { repository: 'repository_id', repository_owner: 'repository_owner_id', actor: 'actor_id' },
+    ownerFirstNames: ['repository', 'repository_owner', 'workflow_ref'],
+    untrustedContexts: [
+      { claim: 'event_name', value: 'pull_request', what: 'pull_request runs (the pull request author\'s code)' },
+      { claim: 'event_name', value: 'pull_request_target', what: 'pull_request_target runs (base-repository context, often checking out a fork\'s code)' },
+      { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
+    ],
+    spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref' },
+  },
 };

@@ -1,4 +1,4 @@
-import { formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://docs.github.com/en/actions/reference/security/oidc — every claim is a string.
 export const GITHUB_CLAIMS = [
@@ -37,4 +37,23 @@ export const github: IssuerPreset = {
   shared: true,
   tenantClaims: ['repository_owner_id', 'repository_id', 'enterprise_id', 'sub'],
   singleUse: false,
+  // repo_property_<name>: organisation custom properties copied into the token (2026).
+  claimNames: documentedClaims(GITHUB_CLAIMS, ['repo_property_']),
+  lint: {
+    namesWithIds: { repository: 'repository_id', repository_owner: 'repository_owner_id', actor: 'actor_id', enterprise: 'enterprise_id' },
+    ownerFirstNames: ['repository', 'repository_owner', 'workflow_ref', 'job_workflow_ref'],
+    untrustedContexts: [
+      { claim: 'event_name', value: 'pull_request', what: 'pull_request runs (the pull request author\'s code)' },
+      { claim: 'event_name', value: 'pull_request_target', what: 'pull_request_target runs (base-repository context, often checking out a fork\'s code)' },
+      { claim: 'event_name', value: 'workflow_run', what: 'workflow_run runs (can be triggered by a fork\'s pull request)' },
+      { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted runners (outside GitHub\'s control)' },
+      { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
+    ],
+    spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref' },
+    nameBasedSubject: {
+      pattern: /^repo:[^:@]*(:|$)/,
+      advice:
+        'GitHub gives repositories created, renamed or transferred after 2026-07-15 (and any that opt in) the immutable subject repo:OWNER@OWNER_ID/REPO@REPO_ID:…; this name-only pattern will not match them, and a re-registered name satisfies it. Pin repository_owner_id and repository_id, or match the immutable form',
+    },
+  },
 };

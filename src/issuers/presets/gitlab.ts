@@ -1,4 +1,4 @@
-import { formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://docs.gitlab.com/ci/secrets/id_token_authentication/ — strings, except those typed below.
 const GITLAB_STRING_CLAIMS = [
@@ -42,4 +42,24 @@ export const gitlab: IssuerPreset = {
   shared: true,
   tenantClaims: ['project_id', 'namespace_id', 'job_project_id', 'job_namespace_id', 'sub'],
   singleUse: false,
+  claimNames: documentedClaims([
+    ...GITLAB_STRING_CLAIMS, 'ci_config_ref_uri', 'ci_config_sha', 'runner_id', 'groups_direct', 'user_identities', 'target_audience',
+    // GitLab 18.x (MR !258245): the merge request's source project.
+    'source_project_id', 'source_project_path', 'source_namespace_id', 'source_namespace_path',
+    // Announced, not yet confirmed in a live token: accepted so a policy can use them when they ship.
+    'pipeline_source_event', 'target_ref', 'target_ref_protected', 'job_source', 'job_policy_ref_uri',
+  ]),
+  lint: {
+    namesWithIds: {
+      project_path: 'project_id', namespace_path: 'namespace_id', job_project_path: 'job_project_id',
+      job_namespace_path: 'job_namespace_id', user_login: 'user_id',
+    },
+    ownerFirstNames: ['project_path', 'namespace_path', 'job_project_path', 'job_namespace_path'],
+    untrustedContexts: [
+      { claim: 'ref_protected', value: 'false', what: 'unprotected refs (any developer can push them)' },
+      { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted runners' },
+      { claim: 'pipeline_source', value: 'merge_request_event', what: 'merge request pipelines (the author\'s code, possibly from a fork)' },
+    ],
+    spoofable: {},
+  },
 };

@@ -1,4 +1,4 @@
-import type { IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://cloud.google.com/docs/authentication/get-id-token
 export const google: IssuerPreset = {
@@ -24,4 +24,12 @@ export const google: IssuerPreset = {
   shared: true,
   tenantClaims: ['sub'],
   singleUse: false,
+  claimNames: documentedClaims(['azp', 'email', 'email_verified', 'google']),
+  lint: {
+    // A deleted service account's email can be created again by someone else; its numeric id never comes back.
+    namesWithIds: { email: 'sub' },
+    ownerFirstNames: [],
+    untrustedContexts: [],
+    spoofable: {},
+  },
 };

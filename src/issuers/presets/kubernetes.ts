@@ -1,4 +1,4 @@
-import { UUID_SOURCE, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, UUID_SOURCE, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/ — claims nest under "kubernetes.io".
 export const kubernetes: IssuerPreset = {
@@ -52,4 +52,12 @@ export const kubernetes: IssuerPreset = {
   shared: false,
   tenantClaims: ['/kubernetes.io/namespace', '/kubernetes.io/serviceaccount/name', '/kubernetes.io/serviceaccount/uid', 'sub'],
   singleUse: false,
+  claimNames: documentedClaims(['kubernetes.io']),
+  lint: {
+    // A service account deleted and created again under the same name gets a new uid.
+    namesWithIds: { '/kubernetes.io/serviceaccount/name': '/kubernetes.io/serviceaccount/uid' },
+    ownerFirstNames: [],
+    untrustedContexts: [],
+    spoofable: {},
+  },
 };

@@ -1,6 +1,10 @@
-import { stringClaims, type ClaimFormat, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, stringClaims, type ClaimFormat, type IssuerPreset } from '../issuer-preset.ts';
 
 // https://developer.hashicorp.com/terraform/cloud-docs/dynamic-provider-credentials/workload-identity-tokens — every claim is a string.
+const TERRAFORM_CLAIMS = [
+  'sub', 'jti', 'terraform_organization_id', 'terraform_organization_name', 'terraform_project_id', 'terraform_project_name',
+  'terraform_workspace_id', 'terraform_workspace_name', 'terraform_full_workspace', 'terraform_run_id', 'terraform_run_phase',
+] as const;
 const id = (prefix: string): ClaimFormat => ({ pattern: new RegExp(`^${prefix}-[A-Za-z0-9]+$`), description: `an id like "${prefix}-GRNbCjYNpBB6NEH9"` });
 
 export const terraform: IssuerPreset = {
@@ -15,10 +19,7 @@ export const terraform: IssuerPreset = {
   // A token lives until its plan or apply phase times out, which can be hours.
   maxTokenAgeSeconds: 60 * 60,
   requiredClaims: ['terraform_organization_id', 'terraform_run_id', 'terraform_run_phase'],
-  claimTypes: stringClaims([
-    'sub', 'jti', 'terraform_organization_id', 'terraform_organization_name', 'terraform_project_id', 'terraform_project_name',
-    'terraform_workspace_id', 'terraform_workspace_name', 'terraform_full_workspace', 'terraform_run_id', 'terraform_run_phase',
-  ]),
+  claimTypes: stringClaims(TERRAFORM_CLAIMS),
   claimFormats: {
     terraform_organization_id: id('org'),
     terraform_project_id: id('prj'),
@@ -34,4 +35,16 @@ export const terraform: IssuerPreset = {
   shared: true,
   tenantClaims: ['terraform_organization_id', 'terraform_workspace_id', 'terraform_project_id'],
   singleUse: false,
+  claimNames: documentedClaims(TERRAFORM_CLAIMS),
+  lint: {
+    namesWithIds: {
+      terraform_organization_name: 'terraform_organization_id',
+      terraform_project_name: 'terraform_project_id',
+      terraform_workspace_name: 'terraform_workspace_id',
+    },
+    ownerFirstNames: [],
+    // Speculative plans run unreviewed pull request code, and providers and data sources run arbitrary code during a plan.
+    untrustedContexts: [{ claim: 'terraform_run_phase', value: 'plan', what: 'plan runs (speculative plans of unreviewed pull requests run their code)' }],
+    spoofable: {},
+  },
 };

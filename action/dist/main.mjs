@@ -1,0 +1,1584 @@
+// Built by `npm run build:action` from action/src; do not edit.
+
+// src/cli/pipeline/ci-token-sources.ts
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { text } from "node:stream/consumers";
+var CiTokenError = class extends Error {
+  name = "CiTokenError";
+};
+var KUBERNETES_TOKEN_FILE = "/var/run/secrets/keyway/token";
+var GITLAB_DEFAULT_TOKEN_ENV = "KEYWAY_ID_TOKEN";
+var MAX_TOKEN_BYTES = 64 * 1024;
+var DETECTION = [
+  ["github", (env) => env["GITHUB_ACTIONS"] === "true"],
+  ["gitlab", (env) => env["GITLAB_CI"] === "true"],
+  ["circleci", (env) => env["CIRCLECI"] === "true"],
+  ["buildkite", (env) => env["BUILDKITE"] === "true"],
+  ["kubernetes", (env) => Boolean(env["KUBERNETES_SERVICE_HOST"])],
+  ["google", (env) => Boolean(env["GCE_METADATA_HOST"])]
+];
+function selectCiTokenSource(selection, context) {
+  const { env } = context;
+  if (selection.tokenFile !== void 0) return tokenFile(selection.tokenFile);
+  if (selection.tokenEnv !== void 0) return environmentVariable(selection.tokenEnv, env, `set ${selection.tokenEnv} to the job's OIDC token`);
+  const detected = selection.from ?? DETECTION.find(([, present]) => present(env))?.[0];
+  switch (detected) {
+    case "github":
+      return githubActions(context);
+    case "gitlab":
+      return environmentVariable(
+        GITLAB_DEFAULT_TOKEN_ENV,
+        env,
+        `declare it on the job: id_tokens: { ${GITLAB_DEFAULT_TOKEN_ENV}: { aud: <the broker's URL> } }, or name your own with --token-env`
+      );
+    case "circleci":
+      return environmentVariable("CIRCLE_OIDC_TOKEN_V2", env, "CircleCI injects it into jobs of projects with OIDC tokens enabled");
+    case "buildkite":
+      return buildkiteAgent();
+    case "kubernetes":
+      return { ...tokenFile(KUBERNETES_TOKEN_FILE), name: `Kubernetes (${KUBERNETES_TOKEN_FILE})` };
+    case "google":
+      return googleMetadata(context);
+    case void 0:
+      throw new CiTokenError(
+        "no CI OIDC token found: this does not look like GitHub Actions, GitLab CI, CircleCI, Buildkite, Kubernetes or Google Cloud; pass --subject-token-file, --token-env or --from"
+      );
+  }
+}
+function githubActions({ env, fetch: fetch2 }) {
+  return {
+    name: "GitHub Actions",
+    async read(audience) {
+      const requestUrl = env["ACTIONS_ID_TOKEN_REQUEST_URL"];
+      const requestToken = env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"];
+      if (!requestUrl || !requestToken) {
+        throw new CiTokenError(
+          "GitHub Actions offers this job no OIDC token: give the job `permissions: id-token: write` (pull_request runs from forks never get one)"
+        );
+      }
+      const url = new URL(requestUrl);
+      url.searchParams.set("audience", audience);
+      const response = await fetch2(url.href, { headers: { authorization: `bearer ${requestToken}`, accept: "application/json" } });
+      if (!response.ok) throw new CiTokenError(`the GitHub Actions token service answered ${response.status}`);
+      const body = await response.json().catch(() => void 0);
+      if (typeof body?.value !== "string") throw new CiTokenError("the GitHub Actions token service answered without a token");
+      return checkJwtShape(body.value, "GitHub Actions");
+    }
+  };
+}
+function googleMetadata({ env, fetch: fetch2 }) {
+  const host = env["GCE_METADATA_HOST"] || "metadata.google.internal";
+  return {
+    name: `Google metadata server (${host})`,
+    async read(audience) {
+      const url = new URL(`http://${host}/computeMetadata/v1/instance/service-accounts/default/identity`);
+      url.searchParams.set("audience", audience);
+      url.searchParams.set("format", "full");
+      const response = await fetch2(url.href, { headers: { "metadata-flavor": "Google" } });
+      if (!response.ok) throw new CiTokenError(`the Google metadata server answered ${response.status}`);
+      if (response.headers.get("metadata-flavor") !== "Google") throw new CiTokenError(`${host} is not a Google metadata server`);
+      return checkJwtShape(await response.text(), "the Google metadata server");
+    }
+  };
+}
+function buildkiteAgent() {
+  return {
+    name: "Buildkite",
+    read: (audience) => new Promise((resolve, reject) => {
+      execFile("buildkite-agent", ["oidc", "request-token", "--audience", audience], { timeout: 3e4, maxBuffer: MAX_TOKEN_BYTES }, (error, stdout, stderr) => {
+        if (error === null) return resolve(checkJwtShape(stdout, "buildkite-agent"));
+        if (error.code === "ENOENT") return reject(new CiTokenError("buildkite-agent is not on PATH"));
+        reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
+      });
+    })
+  };
+}
+function environmentVariable(name, env, hint) {
+  return {
+    name: `$${name}`,
+    async read() {
+      const value = env[name];
+      if (!value) throw new CiTokenError(`$${name} is not set: ${hint}`);
+      return checkJwtShape(value, `$${name}`);
+    }
+  };
+}
+function tokenFile(path) {
+  const stdin = path === "-";
+  return {
+    name: stdin ? "standard input" : path,
+    async read() {
+      let content;
+      try {
+        content = stdin ? await text(process.stdin) : await readFile(path, "utf8");
+      } catch (error) {
+        throw new CiTokenError(`cannot read the token from ${path}: ${error.message}`);
+      }
+      if (content.length > MAX_TOKEN_BYTES) throw new CiTokenError(`${stdin ? "standard input" : path} holds more than a token`);
+      return checkJwtShape(content, stdin ? "standard input" : path);
+    }
+  };
+}
+function checkJwtShape(value, from) {
+  const token = value.trim();
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) throw new CiTokenError(`what ${from} gave is not a JWT`);
+  return token;
+}
+
+// node_modules/oauth4webapi/build/index.js
+var USER_AGENT;
+if (typeof navigator === "undefined" || !navigator.userAgent?.startsWith?.("Mozilla/5.0 ")) {
+  const NAME = "oauth4webapi";
+  const VERSION = "v3.8.8";
+  USER_AGENT = `${NAME}/${VERSION}`;
+}
+function looseInstanceOf(input, expected) {
+  if (input == null) {
+    return false;
+  }
+  try {
+    return input instanceof expected || Object.getPrototypeOf(input)[Symbol.toStringTag] === expected.prototype[Symbol.toStringTag];
+  } catch {
+    return false;
+  }
+}
+var ERR_INVALID_ARG_VALUE = "ERR_INVALID_ARG_VALUE";
+var ERR_INVALID_ARG_TYPE = "ERR_INVALID_ARG_TYPE";
+function CodedTypeError(message, code, cause) {
+  const err = new TypeError(message, { cause });
+  Object.assign(err, { code });
+  return err;
+}
+var allowInsecureRequests = /* @__PURE__ */ Symbol();
+var clockSkew = /* @__PURE__ */ Symbol();
+var clockTolerance = /* @__PURE__ */ Symbol();
+var customFetch = /* @__PURE__ */ Symbol();
+var jweDecrypt = /* @__PURE__ */ Symbol();
+var encoder = new TextEncoder();
+var decoder = new TextDecoder();
+function buf(input) {
+  if (typeof input === "string") {
+    return encoder.encode(input);
+  }
+  return decoder.decode(input);
+}
+var encodeBase64Url;
+if (Uint8Array.prototype.toBase64) {
+  encodeBase64Url = (input) => {
+    if (input instanceof ArrayBuffer) {
+      input = new Uint8Array(input);
+    }
+    return input.toBase64({ alphabet: "base64url", omitPadding: true });
+  };
+} else {
+  const CHUNK_SIZE = 32768;
+  encodeBase64Url = (input) => {
+    if (input instanceof ArrayBuffer) {
+      input = new Uint8Array(input);
+    }
+    const arr = [];
+    for (let i = 0; i < input.byteLength; i += CHUNK_SIZE) {
+      arr.push(String.fromCharCode.apply(null, input.subarray(i, i + CHUNK_SIZE)));
+    }
+    return btoa(arr.join("")).replace(/=/g, "").replace(/\+/g, "-").replace(/\//g, "_");
+  };
+}
+var decodeBase64Url;
+if (Uint8Array.fromBase64) {
+  decodeBase64Url = (input) => {
+    try {
+      return Uint8Array.fromBase64(input, { alphabet: "base64url" });
+    } catch (cause) {
+      throw CodedTypeError("The input to be decoded is not correctly encoded.", ERR_INVALID_ARG_VALUE, cause);
+    }
+  };
+} else {
+  decodeBase64Url = (input) => {
+    try {
+      const binary = atob(input.replace(/-/g, "+").replace(/_/g, "/").replace(/\s/g, ""));
+      const bytes = new Uint8Array(binary.length);
+      for (let i = 0; i < binary.length; i++) {
+        bytes[i] = binary.charCodeAt(i);
+      }
+      return bytes;
+    } catch (cause) {
+      throw CodedTypeError("The input to be decoded is not correctly encoded.", ERR_INVALID_ARG_VALUE, cause);
+    }
+  };
+}
+function b64u(input) {
+  if (typeof input === "string") {
+    return decodeBase64Url(input);
+  }
+  return encodeBase64Url(input);
+}
+var UnsupportedOperationError = class extends Error {
+  code;
+  constructor(message, options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = UNSUPPORTED_OPERATION;
+    Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var OperationProcessingError = class extends Error {
+  code;
+  constructor(message, options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    if (options?.code) {
+      this.code = options?.code;
+    }
+    Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+function OPE(message, code, cause) {
+  return new OperationProcessingError(message, { code, cause });
+}
+function isJsonObject(input) {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    return false;
+  }
+  return true;
+}
+function prepareHeaders(input) {
+  if (looseInstanceOf(input, Headers)) {
+    input = Object.fromEntries(input.entries());
+  }
+  const headers2 = new Headers(input ?? {});
+  if (USER_AGENT && !headers2.has("user-agent")) {
+    headers2.set("user-agent", USER_AGENT);
+  }
+  if (headers2.has("authorization")) {
+    throw CodedTypeError('"options.headers" must not include the "authorization" header name', ERR_INVALID_ARG_VALUE);
+  }
+  return headers2;
+}
+function signal(url, value) {
+  if (value !== void 0) {
+    if (typeof value === "function") {
+      value = value(url.href);
+    }
+    if (!(value instanceof AbortSignal)) {
+      throw CodedTypeError('"options.signal" must return or be an instance of AbortSignal', ERR_INVALID_ARG_TYPE);
+    }
+    return value;
+  }
+  return void 0;
+}
+function replaceDoubleSlash(pathname) {
+  if (pathname.includes("//")) {
+    return pathname.replace("//", "/");
+  }
+  return pathname;
+}
+function prependWellKnown(url, wellKnown, allowTerminatingSlash = false) {
+  if (url.pathname === "/") {
+    url.pathname = wellKnown;
+  } else {
+    url.pathname = replaceDoubleSlash(`${wellKnown}/${allowTerminatingSlash ? url.pathname : url.pathname.replace(/(\/)$/, "")}`);
+  }
+  return url;
+}
+function appendWellKnown(url, wellKnown) {
+  url.pathname = replaceDoubleSlash(`${url.pathname}/${wellKnown}`);
+  return url;
+}
+async function performDiscovery(input, urlName, transform, options) {
+  if (!(input instanceof URL)) {
+    throw CodedTypeError(`"${urlName}" must be an instance of URL`, ERR_INVALID_ARG_TYPE);
+  }
+  checkProtocol(input, options?.[allowInsecureRequests] !== true);
+  const url = transform(new URL(input.href));
+  const headers2 = prepareHeaders(options?.headers);
+  headers2.set("accept", "application/json");
+  return (options?.[customFetch] || fetch)(url.href, {
+    body: void 0,
+    headers: Object.fromEntries(headers2.entries()),
+    method: "GET",
+    redirect: "manual",
+    signal: signal(url, options?.signal)
+  });
+}
+async function discoveryRequest(issuerIdentifier, options) {
+  return performDiscovery(issuerIdentifier, "issuerIdentifier", (url) => {
+    switch (options?.algorithm) {
+      case void 0:
+      case "oidc":
+        appendWellKnown(url, ".well-known/openid-configuration");
+        break;
+      case "oauth2":
+        prependWellKnown(url, ".well-known/oauth-authorization-server");
+        break;
+      default:
+        throw CodedTypeError('"options.algorithm" must be "oidc" (default), or "oauth2"', ERR_INVALID_ARG_VALUE);
+    }
+    return url;
+  }, options);
+}
+function assertNumber(input, allow0, it, code, cause) {
+  try {
+    if (typeof input !== "number" || !Number.isFinite(input)) {
+      throw CodedTypeError(`${it} must be a number`, ERR_INVALID_ARG_TYPE, cause);
+    }
+    if (input > 0)
+      return;
+    if (allow0) {
+      if (input !== 0) {
+        throw CodedTypeError(`${it} must be a non-negative number`, ERR_INVALID_ARG_VALUE, cause);
+      }
+      return;
+    }
+    throw CodedTypeError(`${it} must be a positive number`, ERR_INVALID_ARG_VALUE, cause);
+  } catch (err) {
+    if (code) {
+      throw OPE(err.message, code, cause);
+    }
+    throw err;
+  }
+}
+function assertString(input, it, code, cause) {
+  try {
+    if (typeof input !== "string") {
+      throw CodedTypeError(`${it} must be a string`, ERR_INVALID_ARG_TYPE, cause);
+    }
+    if (input.length === 0) {
+      throw CodedTypeError(`${it} must not be empty`, ERR_INVALID_ARG_VALUE, cause);
+    }
+  } catch (err) {
+    if (code) {
+      throw OPE(err.message, code, cause);
+    }
+    throw err;
+  }
+}
+async function processDiscoveryResponse(expectedIssuerIdentifier, response) {
+  const expected = expectedIssuerIdentifier;
+  if (!(expected instanceof URL) && expected !== _nodiscoverycheck) {
+    throw CodedTypeError('"expectedIssuerIdentifier" must be an instance of URL', ERR_INVALID_ARG_TYPE);
+  }
+  if (!looseInstanceOf(response, Response)) {
+    throw CodedTypeError('"response" must be an instance of Response', ERR_INVALID_ARG_TYPE);
+  }
+  if (response.status !== 200) {
+    throw OPE('"response" is not a conform Authorization Server Metadata response (unexpected HTTP status code)', RESPONSE_IS_NOT_CONFORM, response);
+  }
+  assertReadableResponse(response);
+  const json = await getResponseJsonBody(response);
+  assertString(json.issuer, '"response" body "issuer" property', INVALID_RESPONSE, { body: json });
+  if (expected !== _nodiscoverycheck && new URL(json.issuer).href !== expected.href) {
+    throw OPE('"response" body "issuer" property does not match the expected value', JSON_ATTRIBUTE_COMPARISON, { expected: expected.href, body: json, attribute: "issuer" });
+  }
+  return json;
+}
+function assertApplicationJson(response) {
+  assertContentType(response, "application/json");
+}
+function notJson(response, ...types) {
+  let msg = '"response" content-type must be ';
+  if (types.length > 2) {
+    const last = types.pop();
+    msg += `${types.join(", ")}, or ${last}`;
+  } else if (types.length === 2) {
+    msg += `${types[0]} or ${types[1]}`;
+  } else {
+    msg += types[0];
+  }
+  return OPE(msg, RESPONSE_IS_NOT_JSON, response);
+}
+function assertContentType(response, contentType) {
+  if (getContentType(response) !== contentType) {
+    throw notJson(response, contentType);
+  }
+}
+function getClockSkew(client) {
+  const skew = client?.[clockSkew];
+  return typeof skew === "number" && Number.isFinite(skew) ? skew : 0;
+}
+function getClockTolerance(client) {
+  const tolerance = client?.[clockTolerance];
+  return typeof tolerance === "number" && Number.isFinite(tolerance) && Math.sign(tolerance) !== -1 ? tolerance : 30;
+}
+function epochTime() {
+  return Math.floor(Date.now() / 1e3);
+}
+function assertAs(as) {
+  if (typeof as !== "object" || as === null) {
+    throw CodedTypeError('"as" must be an object', ERR_INVALID_ARG_TYPE);
+  }
+  assertString(as.issuer, '"as.issuer"');
+}
+function assertClient(client) {
+  if (typeof client !== "object" || client === null) {
+    throw CodedTypeError('"client" must be an object', ERR_INVALID_ARG_TYPE);
+  }
+  assertString(client.client_id, '"client.client_id"');
+}
+function ClientSecretPost(clientSecret) {
+  assertString(clientSecret, '"clientSecret"');
+  return (_as, client, body, _headers) => {
+    body.set("client_id", client.client_id);
+    body.set("client_secret", clientSecret);
+  };
+}
+function None() {
+  return (_as, client, body, _headers) => {
+    body.set("client_id", client.client_id);
+  };
+}
+var URLParse = URL.parse ? (url, base) => URL.parse(url, base) : (url, base) => {
+  try {
+    return new URL(url, base);
+  } catch {
+    return null;
+  }
+};
+function checkProtocol(url, enforceHttps) {
+  if (enforceHttps && url.protocol !== "https:") {
+    throw OPE("only requests to HTTPS are allowed", HTTP_REQUEST_FORBIDDEN, url);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw OPE("only HTTP and HTTPS requests are allowed", REQUEST_PROTOCOL_FORBIDDEN, url);
+  }
+}
+function validateEndpoint(value, endpoint, useMtlsAlias, enforceHttps) {
+  let url;
+  if (typeof value !== "string" || !(url = URLParse(value))) {
+    throw OPE(`authorization server metadata does not contain a valid ${useMtlsAlias ? `"as.mtls_endpoint_aliases.${endpoint}"` : `"as.${endpoint}"`}`, value === void 0 ? MISSING_SERVER_METADATA : INVALID_SERVER_METADATA, { attribute: useMtlsAlias ? `mtls_endpoint_aliases.${endpoint}` : endpoint });
+  }
+  checkProtocol(url, enforceHttps);
+  return url;
+}
+function resolveEndpoint(as, endpoint, useMtlsAlias, enforceHttps) {
+  if (useMtlsAlias && as.mtls_endpoint_aliases && endpoint in as.mtls_endpoint_aliases) {
+    return validateEndpoint(as.mtls_endpoint_aliases[endpoint], endpoint, useMtlsAlias, enforceHttps);
+  }
+  return validateEndpoint(as[endpoint], endpoint, useMtlsAlias, enforceHttps);
+}
+function isDPoPNonceError(err) {
+  if (err instanceof WWWAuthenticateChallengeError) {
+    return err.cause.some((challenge) => challenge.scheme === "dpop" && challenge.parameters.error === "use_dpop_nonce");
+  }
+  if (err instanceof ResponseBodyError) {
+    return err.error === "use_dpop_nonce";
+  }
+  return false;
+}
+var ResponseBodyError = class extends Error {
+  cause;
+  code;
+  error;
+  status;
+  error_description;
+  response;
+  constructor(message, options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = RESPONSE_BODY_ERROR;
+    this.cause = options.cause;
+    this.error = options.cause.error;
+    this.status = options.response.status;
+    this.error_description = options.cause.error_description;
+    Object.defineProperty(this, "response", { enumerable: false, value: options.response });
+    Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var AuthorizationResponseError = class extends Error {
+  cause;
+  code;
+  error;
+  error_description;
+  constructor(message, options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = AUTHORIZATION_RESPONSE_ERROR;
+    this.cause = options.cause;
+    this.error = options.cause.get("error");
+    this.error_description = options.cause.get("error_description") ?? void 0;
+    Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var WWWAuthenticateChallengeError = class extends Error {
+  cause;
+  code;
+  response;
+  status;
+  constructor(message, options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = WWW_AUTHENTICATE_CHALLENGE;
+    this.cause = options.cause;
+    this.status = options.response.status;
+    this.response = options.response;
+    Object.defineProperty(this, "response", { enumerable: false });
+    Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var tokenMatch = "[a-zA-Z0-9!#$%&\\'\\*\\+\\-\\.\\^_`\\|~]+";
+var token68Match = "[a-zA-Z0-9\\-\\._\\~\\+\\/]+={0,2}";
+var quotedMatch = '"((?:[^"\\\\]|\\\\[\\s\\S])*)"';
+var quotedParamMatcher = "(" + tokenMatch + ")\\s*=\\s*" + quotedMatch;
+var paramMatcher = "(" + tokenMatch + ")\\s*=\\s*(" + tokenMatch + ")";
+var schemeRE = new RegExp("^[,\\s]*(" + tokenMatch + ")");
+var quotedParamRE = new RegExp("^[,\\s]*" + quotedParamMatcher + "[,\\s]*(.*)");
+var unquotedParamRE = new RegExp("^[,\\s]*" + paramMatcher + "[,\\s]*(.*)");
+var token68ParamRE = new RegExp("^(" + token68Match + ")(?:$|[,\\s])(.*)");
+function parseWwwAuthenticateChallenges(response) {
+  if (!looseInstanceOf(response, Response)) {
+    throw CodedTypeError('"response" must be an instance of Response', ERR_INVALID_ARG_TYPE);
+  }
+  const header = response.headers.get("www-authenticate");
+  if (header === null) {
+    return void 0;
+  }
+  const challenges = [];
+  let rest = header;
+  while (rest) {
+    let match = rest.match(schemeRE);
+    const scheme = match?.["1"].toLowerCase();
+    if (!scheme) {
+      return void 0;
+    }
+    const afterScheme = rest.substring(match[0].length);
+    if (afterScheme && !afterScheme.match(/^[\s,]/)) {
+      return void 0;
+    }
+    const spaceMatch = afterScheme.match(/^\s+(.*)$/);
+    const hasParameters = !!spaceMatch;
+    rest = spaceMatch ? spaceMatch[1] : void 0;
+    const parameters = {};
+    let token68;
+    if (hasParameters) {
+      while (rest) {
+        let key;
+        let value;
+        if (match = rest.match(quotedParamRE)) {
+          ;
+          [, key, value, rest] = match;
+          if (value.includes("\\")) {
+            value = value.replace(/\\([\s\S])/g, "$1");
+          }
+          parameters[key.toLowerCase()] = value;
+          continue;
+        }
+        if (match = rest.match(unquotedParamRE)) {
+          ;
+          [, key, value, rest] = match;
+          parameters[key.toLowerCase()] = value;
+          continue;
+        }
+        if (match = rest.match(token68ParamRE)) {
+          if (Object.keys(parameters).length) {
+            break;
+          }
+          ;
+          [, token68, rest] = match;
+          break;
+        }
+        return void 0;
+      }
+    } else {
+      rest = afterScheme || void 0;
+    }
+    const challenge = { scheme, parameters };
+    if (token68) {
+      challenge.token68 = token68;
+    }
+    challenges.push(challenge);
+  }
+  if (!challenges.length) {
+    return void 0;
+  }
+  return challenges;
+}
+async function parseOAuthResponseErrorBody(response) {
+  if (response.status > 399 && response.status < 500) {
+    assertReadableResponse(response);
+    assertApplicationJson(response);
+    try {
+      const json = await response.clone().json();
+      if (isJsonObject(json) && typeof json.error === "string" && json.error.length) {
+        return json;
+      }
+    } catch {
+    }
+  }
+  return void 0;
+}
+async function checkOAuthBodyError(response, expected, label) {
+  if (response.status !== expected) {
+    checkAuthenticationChallenges(response);
+    let err;
+    if (err = await parseOAuthResponseErrorBody(response)) {
+      await response.body?.cancel();
+      throw new ResponseBodyError("server responded with an error in the response body", {
+        cause: err,
+        response
+      });
+    }
+    throw OPE(`"response" is not a conform ${label} response (unexpected HTTP status code)`, RESPONSE_IS_NOT_CONFORM, response);
+  }
+}
+function assertDPoP(option) {
+  if (!branded.has(option)) {
+    throw CodedTypeError('"options.DPoP" is not a valid DPoPHandle', ERR_INVALID_ARG_VALUE);
+  }
+}
+function getContentType(input) {
+  return input.headers.get("content-type")?.split(";")[0];
+}
+async function authenticatedRequest(as, client, clientAuthentication, url, body, headers2, options) {
+  await clientAuthentication(as, client, body, headers2);
+  headers2.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
+  return (options?.[customFetch] || fetch)(url.href, {
+    body,
+    headers: Object.fromEntries(headers2.entries()),
+    method: "POST",
+    redirect: "manual",
+    signal: signal(url, options?.signal)
+  });
+}
+async function tokenEndpointRequest(as, client, clientAuthentication, grantType, parameters, options) {
+  const url = resolveEndpoint(as, "token_endpoint", client.use_mtls_endpoint_aliases, options?.[allowInsecureRequests] !== true);
+  parameters.set("grant_type", grantType);
+  const headers2 = prepareHeaders(options?.headers);
+  headers2.set("accept", "application/json");
+  if (options?.DPoP !== void 0) {
+    assertDPoP(options.DPoP);
+    await options.DPoP.addProof(url, headers2, "POST");
+  }
+  const response = await authenticatedRequest(as, client, clientAuthentication, url, parameters, headers2, options);
+  options?.DPoP?.cacheNonce(response, url);
+  return response;
+}
+var idTokenClaims = /* @__PURE__ */ new WeakMap();
+var jwtRefs = /* @__PURE__ */ new WeakMap();
+function getValidatedIdTokenClaims(ref) {
+  if (!ref.id_token) {
+    return void 0;
+  }
+  const claims = idTokenClaims.get(ref);
+  if (!claims) {
+    throw CodedTypeError('"ref" was already garbage collected or did not resolve from the proper sources', ERR_INVALID_ARG_VALUE);
+  }
+  return claims;
+}
+async function processGenericAccessTokenResponse(as, client, response, additionalRequiredIdTokenClaims, decryptFn, recognizedTokenTypes) {
+  assertAs(as);
+  assertClient(client);
+  if (!looseInstanceOf(response, Response)) {
+    throw CodedTypeError('"response" must be an instance of Response', ERR_INVALID_ARG_TYPE);
+  }
+  await checkOAuthBodyError(response, 200, "Token Endpoint");
+  assertReadableResponse(response);
+  const json = await getResponseJsonBody(response);
+  assertString(json.access_token, '"response" body "access_token" property', INVALID_RESPONSE, {
+    body: json
+  });
+  assertString(json.token_type, '"response" body "token_type" property', INVALID_RESPONSE, {
+    body: json
+  });
+  json.token_type = json.token_type.toLowerCase();
+  if (json.expires_in !== void 0) {
+    let expiresIn = typeof json.expires_in !== "number" ? parseFloat(json.expires_in) : json.expires_in;
+    assertNumber(expiresIn, true, '"response" body "expires_in" property', INVALID_RESPONSE, {
+      body: json
+    });
+    json.expires_in = expiresIn;
+  }
+  if (json.refresh_token !== void 0) {
+    assertString(json.refresh_token, '"response" body "refresh_token" property', INVALID_RESPONSE, {
+      body: json
+    });
+  }
+  if (json.scope !== void 0 && typeof json.scope !== "string") {
+    throw OPE('"response" body "scope" property must be a string', INVALID_RESPONSE, { body: json });
+  }
+  if (json.id_token !== void 0) {
+    assertString(json.id_token, '"response" body "id_token" property', INVALID_RESPONSE, {
+      body: json
+    });
+    const requiredClaims = [];
+    if (client.require_auth_time === true) {
+      requiredClaims.push("auth_time");
+    }
+    if (client.default_max_age !== void 0) {
+      assertNumber(client.default_max_age, true, '"client.default_max_age"');
+      requiredClaims.push("auth_time");
+    }
+    if (additionalRequiredIdTokenClaims?.length) {
+      requiredClaims.push(...additionalRequiredIdTokenClaims);
+    }
+    const { claims, jwt } = await validateIdTokenClaims(as, client, json.id_token, requiredClaims, decryptFn);
+    validateIdTokenAuthorizedParty(client, claims);
+    validateIdTokenAuthTimeClaim(claims);
+    jwtRefs.set(response, jwt);
+    idTokenClaims.set(json, claims);
+  }
+  if (recognizedTokenTypes?.[json.token_type] !== void 0) {
+    recognizedTokenTypes[json.token_type](response, json);
+  } else if (json.token_type !== "dpop" && json.token_type !== "bearer") {
+    throw new UnsupportedOperationError("unsupported `token_type` value", { cause: { body: json } });
+  }
+  return json;
+}
+function checkAuthenticationChallenges(response) {
+  let challenges;
+  if (challenges = parseWwwAuthenticateChallenges(response)) {
+    throw new WWWAuthenticateChallengeError("server responded with a challenge in the WWW-Authenticate HTTP Header", { cause: challenges, response });
+  }
+}
+function validateAudience(expected, result) {
+  if (Array.isArray(result.claims.aud)) {
+    if (!result.claims.aud.includes(expected)) {
+      throw OPE('unexpected JWT "aud" (audience) claim value', JWT_CLAIM_COMPARISON, {
+        expected,
+        claims: result.claims,
+        claim: "aud"
+      });
+    }
+  } else if (result.claims.aud !== expected) {
+    throw OPE('unexpected JWT "aud" (audience) claim value', JWT_CLAIM_COMPARISON, {
+      expected,
+      claims: result.claims,
+      claim: "aud"
+    });
+  }
+  return result;
+}
+function validateIssuer(as, result) {
+  const expected = as[_expectedIssuer]?.(result) ?? as.issuer;
+  if (result.claims.iss !== expected) {
+    throw OPE('unexpected JWT "iss" (issuer) claim value', JWT_CLAIM_COMPARISON, {
+      expected,
+      claims: result.claims,
+      claim: "iss"
+    });
+  }
+  return result;
+}
+var branded = /* @__PURE__ */ new WeakSet();
+var jwtClaimNames = {
+  aud: "audience",
+  c_hash: "code hash",
+  client_id: "client id",
+  exp: "expiration time",
+  iat: "issued at",
+  iss: "issuer",
+  jti: "jwt id",
+  nonce: "nonce",
+  s_hash: "state hash",
+  sub: "subject",
+  ath: "access token hash",
+  htm: "http method",
+  htu: "http uri",
+  cnf: "confirmation",
+  auth_time: "authentication time"
+};
+function validatePresence(required, result) {
+  for (const claim of required) {
+    if (result.claims[claim] === void 0) {
+      throw OPE(`JWT "${claim}" (${jwtClaimNames[claim]}) claim missing`, INVALID_RESPONSE, {
+        claims: result.claims
+      });
+    }
+  }
+  return result;
+}
+function validateStringClaim(claim, result) {
+  if (typeof result.claims[claim] !== "string") {
+    throw OPE(`unexpected JWT "${claim}" (${jwtClaimNames[claim]}) claim type`, INVALID_RESPONSE, {
+      claims: result.claims
+    });
+  }
+  return result;
+}
+function validateIdTokenClaims(as, client, idToken, requiredClaims, decryptFn) {
+  return validateJwt(idToken, checkSigningAlgorithm.bind(void 0, client.id_token_signed_response_alg, as.id_token_signing_alg_values_supported, "RS256"), getClockSkew(client), getClockTolerance(client), decryptFn).then(validatePresence.bind(void 0, ["aud", "exp", "iat", "iss", "sub", ...requiredClaims])).then(validateIssuer.bind(void 0, as)).then(validateAudience.bind(void 0, client.client_id)).then(validateStringClaim.bind(void 0, "sub"));
+}
+function validateIdTokenAuthTimeClaim(claims) {
+  if (claims.auth_time !== void 0) {
+    assertNumber(claims.auth_time, true, 'ID Token "auth_time" (authentication time)', INVALID_RESPONSE, { claims });
+  }
+}
+function validateIdTokenAuthorizedParty(client, claims) {
+  if (Array.isArray(claims.aud) && claims.aud.length !== 1) {
+    if (claims.azp === void 0) {
+      throw OPE('ID Token "aud" (audience) claim includes additional untrusted audiences', JWT_CLAIM_COMPARISON, { claims, claim: "aud" });
+    }
+    if (claims.azp !== client.client_id) {
+      throw OPE('unexpected ID Token "azp" (authorized party) claim value', JWT_CLAIM_COMPARISON, {
+        expected: client.client_id,
+        claims,
+        claim: "azp"
+      });
+    }
+  }
+}
+var WWW_AUTHENTICATE_CHALLENGE = "OAUTH_WWW_AUTHENTICATE_CHALLENGE";
+var RESPONSE_BODY_ERROR = "OAUTH_RESPONSE_BODY_ERROR";
+var UNSUPPORTED_OPERATION = "OAUTH_UNSUPPORTED_OPERATION";
+var AUTHORIZATION_RESPONSE_ERROR = "OAUTH_AUTHORIZATION_RESPONSE_ERROR";
+var PARSE_ERROR = "OAUTH_PARSE_ERROR";
+var INVALID_RESPONSE = "OAUTH_INVALID_RESPONSE";
+var RESPONSE_IS_NOT_JSON = "OAUTH_RESPONSE_IS_NOT_JSON";
+var RESPONSE_IS_NOT_CONFORM = "OAUTH_RESPONSE_IS_NOT_CONFORM";
+var HTTP_REQUEST_FORBIDDEN = "OAUTH_HTTP_REQUEST_FORBIDDEN";
+var REQUEST_PROTOCOL_FORBIDDEN = "OAUTH_REQUEST_PROTOCOL_FORBIDDEN";
+var JWT_TIMESTAMP_CHECK = "OAUTH_JWT_TIMESTAMP_CHECK_FAILED";
+var JWT_CLAIM_COMPARISON = "OAUTH_JWT_CLAIM_COMPARISON_FAILED";
+var JSON_ATTRIBUTE_COMPARISON = "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED";
+var MISSING_SERVER_METADATA = "OAUTH_MISSING_SERVER_METADATA";
+var INVALID_SERVER_METADATA = "OAUTH_INVALID_SERVER_METADATA";
+async function genericTokenEndpointRequest(as, client, clientAuthentication, grantType, parameters, options) {
+  assertAs(as);
+  assertClient(client);
+  assertString(grantType, '"grantType"');
+  return tokenEndpointRequest(as, client, clientAuthentication, grantType, new URLSearchParams(parameters), options);
+}
+async function processGenericTokenEndpointResponse(as, client, response, options) {
+  return processGenericAccessTokenResponse(as, client, response, void 0, options?.[jweDecrypt], options?.recognizedTokenTypes);
+}
+function assertReadableResponse(response) {
+  if (response.bodyUsed) {
+    throw CodedTypeError('"response" body has been used already', ERR_INVALID_ARG_VALUE);
+  }
+}
+async function validateJwt(jws, checkAlg, clockSkew2, clockTolerance2, decryptJwt) {
+  let { 0: protectedHeader, 1: payload, length } = jws.split(".");
+  if (length === 5) {
+    if (decryptJwt !== void 0) {
+      jws = await decryptJwt(jws);
+      ({ 0: protectedHeader, 1: payload, length } = jws.split("."));
+    } else {
+      throw new UnsupportedOperationError("JWE decryption is not configured", { cause: jws });
+    }
+  }
+  if (length !== 3) {
+    throw OPE("Invalid JWT", INVALID_RESPONSE, jws);
+  }
+  let header;
+  try {
+    header = JSON.parse(buf(b64u(protectedHeader)));
+  } catch (cause) {
+    throw OPE("failed to parse JWT Header body as base64url encoded JSON", PARSE_ERROR, cause);
+  }
+  if (!isJsonObject(header)) {
+    throw OPE("JWT Header must be a top level object", INVALID_RESPONSE, jws);
+  }
+  checkAlg(header);
+  if (header.crit !== void 0) {
+    throw new UnsupportedOperationError('no JWT "crit" header parameter extensions are supported', {
+      cause: { header }
+    });
+  }
+  let claims;
+  try {
+    claims = JSON.parse(buf(b64u(payload)));
+  } catch (cause) {
+    throw OPE("failed to parse JWT Payload body as base64url encoded JSON", PARSE_ERROR, cause);
+  }
+  if (!isJsonObject(claims)) {
+    throw OPE("JWT Payload must be a top level object", INVALID_RESPONSE, jws);
+  }
+  const now = epochTime() + clockSkew2;
+  if (claims.exp !== void 0) {
+    if (typeof claims.exp !== "number") {
+      throw OPE('unexpected JWT "exp" (expiration time) claim type', INVALID_RESPONSE, { claims });
+    }
+    if (claims.exp <= now - clockTolerance2) {
+      throw OPE('unexpected JWT "exp" (expiration time) claim value, expiration is past current timestamp', JWT_TIMESTAMP_CHECK, { claims, now, tolerance: clockTolerance2, claim: "exp" });
+    }
+  }
+  if (claims.iat !== void 0) {
+    if (typeof claims.iat !== "number") {
+      throw OPE('unexpected JWT "iat" (issued at) claim type', INVALID_RESPONSE, { claims });
+    }
+  }
+  if (claims.iss !== void 0) {
+    if (typeof claims.iss !== "string") {
+      throw OPE('unexpected JWT "iss" (issuer) claim type', INVALID_RESPONSE, { claims });
+    }
+  }
+  if (claims.nbf !== void 0) {
+    if (typeof claims.nbf !== "number") {
+      throw OPE('unexpected JWT "nbf" (not before) claim type', INVALID_RESPONSE, { claims });
+    }
+    if (claims.nbf > now + clockTolerance2) {
+      throw OPE('unexpected JWT "nbf" (not before) claim value', JWT_TIMESTAMP_CHECK, {
+        claims,
+        now,
+        tolerance: clockTolerance2,
+        claim: "nbf"
+      });
+    }
+  }
+  if (claims.aud !== void 0) {
+    if (typeof claims.aud !== "string" && !Array.isArray(claims.aud)) {
+      throw OPE('unexpected JWT "aud" (audience) claim type', INVALID_RESPONSE, { claims });
+    }
+  }
+  return { header, claims, jwt: jws };
+}
+function checkSigningAlgorithm(client, issuer, fallback, header) {
+  if (client !== void 0) {
+    if (typeof client === "string" ? header.alg !== client : !client.includes(header.alg)) {
+      throw OPE('unexpected JWT "alg" header parameter', INVALID_RESPONSE, {
+        header,
+        expected: client,
+        reason: "client configuration"
+      });
+    }
+    return;
+  }
+  if (Array.isArray(issuer)) {
+    if (!issuer.includes(header.alg)) {
+      throw OPE('unexpected JWT "alg" header parameter', INVALID_RESPONSE, {
+        header,
+        expected: issuer,
+        reason: "authorization server metadata"
+      });
+    }
+    return;
+  }
+  if (fallback !== void 0) {
+    if (typeof fallback === "string" ? header.alg !== fallback : typeof fallback === "function" ? !fallback(header.alg) : !fallback.includes(header.alg)) {
+      throw OPE('unexpected JWT "alg" header parameter', INVALID_RESPONSE, {
+        header,
+        expected: fallback,
+        reason: "default value"
+      });
+    }
+    return;
+  }
+  throw OPE('missing client or server configuration to verify used JWT "alg" header parameter', void 0, { client, issuer, fallback });
+}
+async function getResponseJsonBody(response, check = assertApplicationJson) {
+  let json;
+  try {
+    json = await response.json();
+  } catch (cause) {
+    check(response);
+    throw OPE('failed to parse "response" body as JSON', PARSE_ERROR, cause);
+  }
+  if (!isJsonObject(json)) {
+    throw OPE('"response" body must be a top level object', INVALID_RESPONSE, { body: json });
+  }
+  return json;
+}
+var _nodiscoverycheck = /* @__PURE__ */ Symbol();
+var _expectedIssuer = /* @__PURE__ */ Symbol();
+
+// node_modules/openid-client/build/index.js
+var headers;
+var USER_AGENT2;
+if (typeof navigator === "undefined" || !navigator.userAgent?.startsWith?.("Mozilla/5.0 ")) {
+  const NAME = "openid-client";
+  const VERSION = "v6.8.9";
+  USER_AGENT2 = `${NAME}/${VERSION}`;
+  headers = { "user-agent": USER_AGENT2 };
+}
+var int = (config) => {
+  return props.get(config);
+};
+var props;
+function ClientSecretPost2(clientSecret) {
+  if (clientSecret !== void 0) {
+    return ClientSecretPost(clientSecret);
+  }
+  const cache = /* @__PURE__ */ new WeakMap();
+  return (as, client, body, headers2) => {
+    let auth;
+    if (!(auth = cache.get(client))) {
+      assertString2(client.client_secret, '"metadata.client_secret"');
+      auth = ClientSecretPost(client.client_secret);
+      cache.set(client, auth);
+    }
+    return auth(as, client, body, headers2);
+  };
+}
+function assertString2(input, it) {
+  if (typeof input !== "string") {
+    throw CodedTypeError2(`${it} must be a string`, ERR_INVALID_ARG_TYPE2);
+  }
+  if (input.length === 0) {
+    throw CodedTypeError2(`${it} must not be empty`, ERR_INVALID_ARG_VALUE2);
+  }
+}
+function None2() {
+  return None();
+}
+var customFetch2 = customFetch;
+var ERR_INVALID_ARG_VALUE2 = "ERR_INVALID_ARG_VALUE";
+var ERR_INVALID_ARG_TYPE2 = "ERR_INVALID_ARG_TYPE";
+function CodedTypeError2(message, code, cause) {
+  const err = new TypeError(message, { cause });
+  Object.assign(err, { code });
+  return err;
+}
+var ClientError = class extends Error {
+  code;
+  constructor(message, options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = options?.code;
+    Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var decoder2 = new TextDecoder();
+function e(msg, cause, code) {
+  return new ClientError(msg, { cause, code });
+}
+function errorHandler(err) {
+  if (err instanceof TypeError || err instanceof ClientError || err instanceof ResponseBodyError || err instanceof AuthorizationResponseError || err instanceof WWWAuthenticateChallengeError) {
+    throw err;
+  }
+  if (err instanceof OperationProcessingError) {
+    switch (err.code) {
+      case HTTP_REQUEST_FORBIDDEN:
+        throw e("only requests to HTTPS are allowed", err, err.code);
+      case REQUEST_PROTOCOL_FORBIDDEN:
+        throw e("only requests to HTTP or HTTPS are allowed", err, err.code);
+      case RESPONSE_IS_NOT_CONFORM:
+        throw e("unexpected HTTP response status code", err.cause, err.code);
+      case RESPONSE_IS_NOT_JSON:
+        throw e("unexpected response content-type", err.cause, err.code);
+      case PARSE_ERROR:
+        throw e("parsing error occured", err, err.code);
+      case INVALID_RESPONSE:
+        throw e("invalid response encountered", err, err.code);
+      case JWT_CLAIM_COMPARISON:
+        throw e("unexpected JWT claim value encountered", err, err.code);
+      case JSON_ATTRIBUTE_COMPARISON:
+        throw e("unexpected JSON attribute value encountered", err, err.code);
+      case JWT_TIMESTAMP_CHECK:
+        throw e("JWT timestamp claim value failed validation", err, err.code);
+      default:
+        throw e(err.message, err, err.code);
+    }
+  }
+  if (err instanceof UnsupportedOperationError) {
+    throw e("unsupported operation", err, err.code);
+  }
+  if (err instanceof DOMException) {
+    switch (err.name) {
+      case "OperationError":
+        throw e("runtime operation error", err, UNSUPPORTED_OPERATION);
+      case "NotSupportedError":
+        throw e("runtime unsupported operation", err, UNSUPPORTED_OPERATION);
+      case "TimeoutError":
+        throw e("operation timed out", err, "OAUTH_TIMEOUT");
+      case "AbortError":
+        throw e("operation aborted", err, "OAUTH_ABORT");
+    }
+  }
+  throw new ClientError("something went wrong", { cause: err });
+}
+function handleEntraId(server, as, options) {
+  if (server.origin === "https://login.microsoftonline.com" && (!options?.algorithm || options.algorithm === "oidc")) {
+    as[kEntraId] = true;
+    return true;
+  }
+  return false;
+}
+function handleB2Clogin(server, options) {
+  if (server.hostname.endsWith(".b2clogin.com") && (!options?.algorithm || options.algorithm === "oidc")) {
+    return true;
+  }
+  return false;
+}
+async function discovery(server, clientId, metadata, clientAuthentication, options) {
+  const as = await performDiscovery2(server, options);
+  const instance = new Configuration(as, clientId, metadata, clientAuthentication);
+  let internals = int(instance);
+  if (options?.[customFetch2]) {
+    internals.fetch = options[customFetch2];
+  }
+  if (options?.timeout !== void 0) {
+    internals.timeout = options.timeout;
+  }
+  if (options?.execute) {
+    for (const extension of options.execute) {
+      extension(instance);
+    }
+  }
+  return instance;
+}
+async function performDiscovery2(server, options) {
+  if (!(server instanceof URL)) {
+    throw CodedTypeError2('"server" must be an instance of URL', ERR_INVALID_ARG_TYPE2);
+  }
+  const resolve = !server.href.includes("/.well-known/");
+  const timeout = options?.timeout ?? 30;
+  const signal3 = AbortSignal.timeout(timeout * 1e3);
+  const as = await (resolve ? discoveryRequest(server, {
+    algorithm: options?.algorithm,
+    [customFetch]: options?.[customFetch2],
+    [allowInsecureRequests]: options?.execute?.includes(allowInsecureRequests2),
+    signal: signal3,
+    headers: new Headers(headers)
+  }) : (options?.[customFetch2] || fetch)((() => {
+    checkProtocol(server, options?.execute?.includes(allowInsecureRequests2) ? false : true);
+    return server.href;
+  })(), {
+    headers: Object.fromEntries(new Headers({ accept: "application/json", ...headers }).entries()),
+    body: void 0,
+    method: "GET",
+    redirect: "manual",
+    signal: signal3
+  })).then((response) => processDiscoveryResponse(_nodiscoverycheck, response)).catch(errorHandler);
+  if (resolve && new URL(as.issuer).href !== server.href) {
+    handleEntraId(server, as, options) || handleB2Clogin(server, options) || (() => {
+      throw new ClientError("discovered metadata issuer does not match the expected issuer", {
+        code: JSON_ATTRIBUTE_COMPARISON,
+        cause: {
+          expected: server.href,
+          body: as,
+          attribute: "issuer"
+        }
+      });
+    })();
+  }
+  return as;
+}
+function getServerHelpers(metadata) {
+  return {
+    supportsPKCE: {
+      __proto__: null,
+      value(method = "S256") {
+        return metadata.code_challenge_methods_supported?.includes(method) === true;
+      }
+    }
+  };
+}
+function addServerHelpers(metadata) {
+  Object.defineProperties(metadata, getServerHelpers(metadata));
+}
+var kEntraId = /* @__PURE__ */ Symbol();
+var Configuration = class {
+  constructor(server, clientId, metadata, clientAuthentication) {
+    if (typeof clientId !== "string" || !clientId.length) {
+      throw CodedTypeError2('"clientId" must be a non-empty string', ERR_INVALID_ARG_TYPE2);
+    }
+    if (typeof metadata === "string") {
+      metadata = { client_secret: metadata };
+    }
+    if (metadata?.client_id !== void 0 && clientId !== metadata.client_id) {
+      throw CodedTypeError2('"clientId" and "metadata.client_id" must be the same', ERR_INVALID_ARG_VALUE2);
+    }
+    const client = {
+      ...structuredClone(metadata),
+      client_id: clientId
+    };
+    client[clockSkew] = metadata?.[clockSkew] ?? 0;
+    client[clockTolerance] = metadata?.[clockTolerance] ?? 30;
+    let auth;
+    if (clientAuthentication) {
+      auth = clientAuthentication;
+    } else {
+      if (typeof client.client_secret === "string" && client.client_secret.length) {
+        auth = ClientSecretPost2(client.client_secret);
+      } else {
+        auth = None2();
+      }
+    }
+    let c = Object.freeze(client);
+    const clone = structuredClone(server);
+    if (kEntraId in server) {
+      clone[_expectedIssuer] = ({ claims: { tid } }) => server.issuer.replace("{tenantid}", tid);
+    }
+    let as = Object.freeze(clone);
+    props ||= /* @__PURE__ */ new WeakMap();
+    props.set(this, {
+      __proto__: null,
+      as,
+      c,
+      auth,
+      tlsOnly: true,
+      timeout: 30,
+      jwksCache: {}
+    });
+  }
+  serverMetadata() {
+    const metadata = structuredClone(int(this).as);
+    addServerHelpers(metadata);
+    return metadata;
+  }
+  clientMetadata() {
+    const metadata = structuredClone(int(this).c);
+    return metadata;
+  }
+  get timeout() {
+    return int(this).timeout;
+  }
+  set timeout(value) {
+    int(this).timeout = value;
+  }
+  get [customFetch2]() {
+    return int(this).fetch;
+  }
+  set [customFetch2](value) {
+    int(this).fetch = value;
+  }
+};
+Object.freeze(Configuration.prototype);
+function getHelpers(response) {
+  let exp = void 0;
+  if (response.expires_in !== void 0) {
+    exp = Date.now() + response.expires_in * 1e3;
+  }
+  return {
+    expiresIn: {
+      __proto__: null,
+      value() {
+        if (exp) {
+          const now = Date.now();
+          if (exp > now) {
+            return Math.floor((exp - now) / 1e3);
+          }
+          return 0;
+        }
+        return void 0;
+      }
+    },
+    claims: {
+      __proto__: null,
+      value() {
+        return getValidatedIdTokenClaims(response);
+      }
+    }
+  };
+}
+function addHelpers(response) {
+  Object.defineProperties(response, getHelpers(response));
+}
+function allowInsecureRequests2(config) {
+  int(config).tlsOnly = false;
+}
+function checkConfig(input) {
+  if (!(input instanceof Configuration)) {
+    throw CodedTypeError2('"config" must be an instance of Configuration', ERR_INVALID_ARG_TYPE2);
+  }
+  if (Object.getPrototypeOf(input) !== Configuration.prototype) {
+    throw CodedTypeError2("subclassing Configuration is not allowed", ERR_INVALID_ARG_VALUE2);
+  }
+}
+function signal2(timeout) {
+  return timeout ? AbortSignal.timeout(timeout * 1e3) : void 0;
+}
+function retryable(err, options) {
+  if (options?.DPoP && options.flag !== retry) {
+    return isDPoPNonceError(err);
+  }
+  return false;
+}
+var retry = /* @__PURE__ */ Symbol();
+async function genericGrantRequest(config, grantType, parameters, options) {
+  checkConfig(config);
+  const { as, c, auth, fetch: fetch2, tlsOnly, timeout, decrypt, nonRepudiation } = int(config);
+  const response = await genericTokenEndpointRequest(as, c, auth, grantType, new URLSearchParams(parameters), {
+    [customFetch]: fetch2,
+    [allowInsecureRequests]: !tlsOnly,
+    DPoP: options?.DPoP,
+    headers: new Headers(headers),
+    signal: signal2(timeout)
+  }).catch(errorHandler);
+  let recognizedTokenTypes;
+  if (grantType === "urn:ietf:params:oauth:grant-type:token-exchange") {
+    recognizedTokenTypes = { n_a: () => {
+    } };
+  }
+  const p = processGenericTokenEndpointResponse(as, c, response, {
+    [jweDecrypt]: decrypt,
+    recognizedTokenTypes
+  });
+  let result;
+  try {
+    result = await p;
+  } catch (err) {
+    if (retryable(err, options)) {
+      return genericGrantRequest(config, grantType, parameters, {
+        ...options,
+        flag: retry
+      });
+    }
+    errorHandler(err);
+  }
+  result.id_token && await nonRepudiation?.(response);
+  addHelpers(result);
+  return result;
+}
+
+// src/exchange/parse-token-exchange-request.ts
+var TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
+var TOKEN_TYPE = {
+  accessToken: "urn:ietf:params:oauth:token-type:access_token",
+  idToken: "urn:ietf:params:oauth:token-type:id_token",
+  jwt: "urn:ietf:params:oauth:token-type:jwt"
+};
+var REQUEST_LIMITS = {
+  /** Whole form body. */
+  bodyBytes: 64 * 1024,
+  /** CI ID tokens are 1-3 KB; anything near this is not one. */
+  subjectTokenBytes: 16 * 1024,
+  /** Repeated `audience` plus `resource` parameters. */
+  targets: 10,
+  targetChars: 2048,
+  scopeChars: 2048
+};
+
+// src/loopback-http-url.ts
+var LOOPBACK_HOSTS = /* @__PURE__ */ new Set(["127.0.0.1", "localhost", "[::1]"]);
+function isLoopbackHttpUrl(url) {
+  return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
+}
+
+// src/tokens/sha256-hex.ts
+async function sha256Hex(text2) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text2));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+// src/cli/pipeline/retrying-fetch.ts
+var DEFAULT_RETRY_POLICY = { attempts: 4, baseDelayMs: 500, maxDelayMs: 5e3, attemptTimeoutMs: 1e4 };
+function backoffDelayMs(policy, attempt, retryAfter, random = Math.random) {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  const jittered = ceiling / 2 + random() * (ceiling / 2);
+  const asked = retryAfter !== null && /^\d+$/.test(retryAfter) ? Math.min(Number(retryAfter) * 1e3, policy.maxDelayMs) : 0;
+  return Math.round(Math.max(jittered, asked));
+}
+function retryingFetch(policy, onRetry, fetchImpl = fetch) {
+  return async (url, init = {}) => {
+    const method = init.method ?? "GET";
+    for (let attempt = 1; ; attempt += 1) {
+      const last = attempt >= policy.attempts;
+      let reason;
+      let retryAfter = null;
+      try {
+        const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
+        const response = await fetchImpl(url, { ...init, signal: AbortSignal.any(signals) });
+        if (response.status < 500 || last) return response;
+        reason = `answered ${response.status}`;
+        retryAfter = response.headers.get("retry-after");
+        await response.body?.cancel();
+      } catch (error) {
+        if (last || init.signal?.aborted === true) throw error;
+        reason = describeNetworkError(error);
+      }
+      const delayMs = backoffDelayMs(policy, attempt, retryAfter);
+      onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  };
+}
+function describeNetworkError(error) {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause;
+  if (error.name === "TimeoutError") return "timed out";
+  if (cause !== void 0 && typeof cause.code === "string") return `${error.message} (${cause.code})`;
+  if (cause !== void 0 && typeof cause.message === "string") return `${error.message} (${cause.message})`;
+  return error.message;
+}
+
+// src/cli/pipeline/exchange-with-broker.ts
+var BrokerRefusedError = class extends Error {
+  name = "BrokerRefusedError";
+  status;
+  error;
+  description;
+  auditEventId;
+  constructor(status, body) {
+    const error = typeof body["error"] === "string" ? body["error"] : "invalid_response";
+    const description = typeof body["error_description"] === "string" ? body["error_description"] : void 0;
+    super(description === void 0 ? error : `${error}: ${description}`);
+    this.status = status;
+    this.error = error;
+    this.description = description;
+    this.auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
+  }
+};
+var BrokerUnavailableError = class extends Error {
+  name = "BrokerUnavailableError";
+  auditEventId;
+  constructor(message, options = {}) {
+    super(message, { cause: options.cause });
+    this.auditEventId = options.auditEventId;
+  }
+};
+var CLIENT_ID = "keyway-cli";
+async function exchangeWithBroker(request) {
+  const insecure = request.url.protocol === "http:" && isLoopbackHttpUrl(request.url);
+  const config = await discover(request, insecure);
+  const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
+  if (tokenEndpoint === void 0) throw new BrokerUnavailableError(`${issuer} publishes no token_endpoint`);
+  const endpoint = new URL(tokenEndpoint);
+  if (endpoint.protocol !== "https:" && !isLoopbackHttpUrl(endpoint)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
+  const audience = request.subjectAudience ?? issuer;
+  const subjectToken = await request.source.read(audience);
+  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${await sha256Hex(subjectToken)}`);
+  const parameters = new URLSearchParams({
+    subject_token: subjectToken,
+    subject_token_type: TOKEN_TYPE.idToken,
+    requested_token_type: TOKEN_TYPE.accessToken
+  });
+  for (const item of request.audiences) parameters.append("audience", item);
+  if (request.scopes.length > 0) parameters.set("scope", request.scopes.join(" "));
+  let response;
+  try {
+    response = await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+  } catch (error) {
+    throw await classify(error, tokenEndpoint);
+  }
+  const body = response;
+  const expiresIn = response.expires_in ?? 0;
+  return {
+    accessToken: response.access_token,
+    issuedTokenType: typeof body["issued_token_type"] === "string" ? body["issued_token_type"] : void 0,
+    expiresAt: new Date(Date.now() + expiresIn * 1e3),
+    scope: response.scope,
+    auditEventId: typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0,
+    sha256: await sha256Hex(response.access_token)
+  };
+}
+async function discover(request, insecure) {
+  try {
+    return await discovery(request.url, CLIENT_ID, void 0, None2(), {
+      algorithm: "oauth2",
+      [customFetch2]: request.fetch,
+      execute: insecure ? [allowInsecureRequests2] : [],
+      // Covers every retry of one request; each try has its own shorter timeout.
+      timeout: 120
+    });
+  } catch (error) {
+    const reason = error instanceof ClientError || isNetworkError(error) ? describeNetworkError(error) : void 0;
+    if (reason === void 0) throw error;
+    throw new BrokerUnavailableError(`cannot discover the broker at ${request.url.href}: ${reason}`, { cause: error });
+  }
+}
+async function classify(error, tokenEndpoint) {
+  if (error instanceof ResponseBodyError) return new BrokerRefusedError(error.status, error.cause);
+  if (error instanceof ClientError && error.cause instanceof Response) {
+    const status = error.cause.status;
+    const body = await error.cause.json().catch(() => ({}));
+    const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
+    const oauthError = typeof body["error"] === "string" ? `: ${body["error"]}${typeof body["error_description"] === "string" ? ` (${body["error_description"]})` : ""}` : "";
+    if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
+    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
+  }
+  if (error instanceof ClientError || isNetworkError(error)) return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
+  return error instanceof Error ? error : new Error(String(error));
+}
+function isNetworkError(error) {
+  return error instanceof TypeError && error.message === "fetch failed" || error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError");
+}
+
+// src/cli/pipeline/github-commands.ts
+import { randomUUID } from "node:crypto";
+import { appendFileSync } from "node:fs";
+function addMask(value) {
+  return `::add-mask::${escapeData(value)}
+`;
+}
+function annotation(level, message) {
+  return `::${level}::${escapeData(message)}
+`;
+}
+function escapeData(value) {
+  return value.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+function appendEnvironmentFile(path, variable, name, value) {
+  if (!path) throw new Error(`$${variable} is not set: this is not a GitHub Actions step`);
+  const delimiter = `ghadelimiter_${randomUUID()}`;
+  if (name.includes(delimiter) || value.includes(delimiter)) throw new Error("the value contains its own delimiter");
+  appendFileSync(path, `${name}<<${delimiter}
+${value}
+${delimiter}
+`, "utf8");
+}
+
+// src/cli/pipeline/job-log.ts
+var EXIT = { ok: 0, usage: 2, noCiToken: 3, refused: 4, unavailable: 5 };
+function retryLine(notice) {
+  return `${notice.method} ${notice.url.split("?")[0]} ${notice.reason}; try ${notice.attempt + 1} of ${notice.attempts} in ${(notice.delayMs / 1e3).toFixed(1)} s`;
+}
+function grantLine(issued) {
+  return `granted: audit_event_id=${issued.auditEventId ?? "-"} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ""}"`;
+}
+function describeFailure(error) {
+  if (error instanceof CiTokenError) return { exitCode: EXIT.noCiToken, lines: [`no CI token: ${error.message}`] };
+  if (error instanceof BrokerRefusedError) {
+    const id = error.auditEventId ?? "(none)";
+    return {
+      exitCode: EXIT.refused,
+      lines: [
+        `refused (HTTP ${error.status}): ${error.message}`,
+        `audit_event_id=${error.auditEventId ?? "-"}`,
+        `hint: the broker never tells the pipeline which policy line decided; its operators can, with \`keyway policy explain\` for audit event ${id}`
+      ]
+    };
+  }
+  if (error instanceof BrokerUnavailableError) {
+    return {
+      exitCode: EXIT.unavailable,
+      lines: [`broker unavailable: ${error.message}`, ...error.auditEventId === void 0 ? [] : [`audit_event_id=${error.auditEventId}`]]
+    };
+  }
+  return void 0;
+}
+
+// src/cli/pipeline/revoke-token.ts
+var GITHUB_INSTALLATION_TOKEN_TYPE = "urn:keyway:params:oauth:token-type:github-installation-token";
+var REVOCATIONS = {
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
+};
+async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
+  const api = env["GITHUB_API_URL"];
+  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
+  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
+  });
+  if (response.status !== 204 && response.status !== 401) throw new Error(`GitHub answered ${response.status} to the revocation`);
+  return response.status === 204 ? "revoked the GitHub installation token" : "the GitHub installation token had already expired";
+}
+
+// action/src/runner.ts
+function actionInput(name) {
+  return (process.env[`INPUT_${name.replaceAll(" ", "_").toUpperCase()}`] ?? "").trim();
+}
+var REVOKE_STATE = "revoke";
+
+// action/src/main.ts
+var log = (line) => {
+  process.stdout.write(`keyway: ${line}
+`);
+};
+async function main() {
+  const url = actionInput("url");
+  if (url === "" || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
+  const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
+  const issued = await exchangeWithBroker({
+    url: new URL(url),
+    source: selectCiTokenSource({ from: "github" }, { env: process.env, fetch: fetch2 }),
+    audiences: actionInput("audience").split(/\s+/).filter(Boolean),
+    scopes: actionInput("scope").split(/\s+/).filter(Boolean),
+    fetch: fetch2,
+    log
+  });
+  process.stdout.write(addMask(issued.accessToken));
+  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "token", issued.accessToken);
+  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "expires-at", issued.expiresAt.toISOString());
+  log(grantLine(issued));
+  if (issued.issuedTokenType !== void 0 && REVOCATIONS[issued.issuedTokenType] !== void 0) {
+    appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }));
+  }
+}
+try {
+  await main();
+} catch (error) {
+  const failure = describeFailure(error);
+  for (const line of failure?.lines ?? []) log(line);
+  process.stdout.write(annotation("error", `keyway: ${failure?.lines[0] ?? error.message}`));
+  process.exitCode = 1;
+}

@@ -1,0 +1,90 @@
+// Built by `npm run build:action` from action/src; do not edit.
+
+// src/cli/pipeline/github-commands.ts
+function annotation(level, message) {
+  return `::${level}::${escapeData(message)}
+`;
+}
+function escapeData(value) {
+  return value.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+
+// src/cli/pipeline/retrying-fetch.ts
+var DEFAULT_RETRY_POLICY = { attempts: 4, baseDelayMs: 500, maxDelayMs: 5e3, attemptTimeoutMs: 1e4 };
+function backoffDelayMs(policy, attempt, retryAfter, random = Math.random) {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  const jittered = ceiling / 2 + random() * (ceiling / 2);
+  const asked = retryAfter !== null && /^\d+$/.test(retryAfter) ? Math.min(Number(retryAfter) * 1e3, policy.maxDelayMs) : 0;
+  return Math.round(Math.max(jittered, asked));
+}
+function retryingFetch(policy, onRetry, fetchImpl = fetch) {
+  return async (url, init = {}) => {
+    const method = init.method ?? "GET";
+    for (let attempt = 1; ; attempt += 1) {
+      const last = attempt >= policy.attempts;
+      let reason;
+      let retryAfter = null;
+      try {
+        const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
+        const response = await fetchImpl(url, { ...init, signal: AbortSignal.any(signals) });
+        if (response.status < 500 || last) return response;
+        reason = `answered ${response.status}`;
+        retryAfter = response.headers.get("retry-after");
+        await response.body?.cancel();
+      } catch (error) {
+        if (last || init.signal?.aborted === true) throw error;
+        reason = describeNetworkError(error);
+      }
+      const delayMs = backoffDelayMs(policy, attempt, retryAfter);
+      onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  };
+}
+function describeNetworkError(error) {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause;
+  if (error.name === "TimeoutError") return "timed out";
+  if (cause !== void 0 && typeof cause.code === "string") return `${error.message} (${cause.code})`;
+  if (cause !== void 0 && typeof cause.message === "string") return `${error.message} (${cause.message})`;
+  return error.message;
+}
+
+// src/cli/pipeline/revoke-token.ts
+var GITHUB_INSTALLATION_TOKEN_TYPE = "urn:keyway:params:oauth:token-type:github-installation-token";
+var REVOCATIONS = {
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
+};
+async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
+  const api = env["GITHUB_API_URL"];
+  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
+  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
+  });
+  if (response.status !== 204 && response.status !== 401) throw new Error(`GitHub answered ${response.status} to the revocation`);
+  return response.status === 204 ? "revoked the GitHub installation token" : "the GitHub installation token had already expired";
+}
+
+// action/src/runner.ts
+var REVOKE_STATE = "revoke";
+
+// action/src/post.ts
+var log = (line) => {
+  process.stdout.write(`keyway: ${line}
+`);
+};
+async function post() {
+  const saved = process.env[`STATE_${REVOKE_STATE}`];
+  if (!saved) return log("nothing to revoke: keyway access tokens expire on their own");
+  const { type, token } = JSON.parse(saved);
+  const revoke = REVOCATIONS[type];
+  if (revoke === void 0) return log(`nothing to revoke: no revocation for ${type}`);
+  log(await revoke(token, { env: process.env, fetch: retryingFetch(DEFAULT_RETRY_POLICY, () => {
+  }) }));
+}
+try {
+  await post();
+} catch (error) {
+  process.stdout.write(annotation("warning", `keyway: could not revoke the token: ${error.message}`));
+}

@@ -1,0 +1,42 @@
+// The GitHub Action's main step: the job's OIDC token for a keyway access token, as step outputs.
+import { selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts';
+import { exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.ts';
+import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
+import { describeFailure, grantLine, retryLine } from '../../src/cli/pipeline/job-log.ts';
+import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
+import { REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
+import { actionInput, REVOKE_STATE } from './runner.ts';
+
+const log = (line: string): void => {
+  process.stdout.write(`keyway: ${line}\n`);
+};
+
+async function main(): Promise<void> {
+  const url = actionInput('url');
+  if (url === '' || !URL.canParse(url)) throw new Error('the `url` input must be the broker\'s URL');
+  const fetch = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
+  const issued = await exchangeWithBroker({
+    url: new URL(url),
+    source: selectCiTokenSource({ from: 'github' }, { env: process.env, fetch }),
+    audiences: actionInput('audience').split(/\s+/).filter(Boolean),
+    scopes: actionInput('scope').split(/\s+/).filter(Boolean),
+    fetch,
+    log,
+  });
+  process.stdout.write(addMask(issued.accessToken));
+  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'token', issued.accessToken);
+  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'expires-at', issued.expiresAt.toISOString());
+  log(grantLine(issued));
+  if (issued.issuedTokenType !== undefined && REVOCATIONS[issued.issuedTokenType] !== undefined) {
+    appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }));
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  const failure = describeFailure(error);
+  for (const line of failure?.lines ?? []) log(line);
+  process.stdout.write(annotation('error', `keyway: ${failure?.lines[0] ?? (error as Error).message}`));
+  process.exitCode = 1;
+}

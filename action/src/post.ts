@@ -1,0 +1,25 @@
+// The GitHub Action's post step: hands back what the main step obtained and can be revoked.
+import { annotation } from '../../src/cli/pipeline/github-commands.ts';
+import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
+import { REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
+import { REVOKE_STATE } from './runner.ts';
+
+const log = (line: string): void => {
+  process.stdout.write(`keyway: ${line}\n`);
+};
+
+async function post(): Promise<void> {
+  const saved = process.env[`STATE_${REVOKE_STATE}`];
+  if (!saved) return log('nothing to revoke: keyway access tokens expire on their own');
+  const { type, token } = JSON.parse(saved) as { type: string; token: string };
+  const revoke = REVOCATIONS[type];
+  if (revoke === undefined) return log(`nothing to revoke: no revocation for ${type}`);
+  log(await revoke(token, { env: process.env, fetch: retryingFetch(DEFAULT_RETRY_POLICY, () => {}) }));
+}
+
+try {
+  await post();
+} catch (error) {
+  // The job's work is done; a failed revocation is worth a warning, not a failed job (the token expires within the hour).
+  process.stdout.write(annotation('warning', `keyway: could not revoke the token: ${(error as Error).message}`));
+}

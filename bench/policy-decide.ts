@@ -1,0 +1,110 @@
+/**
+ * `npm run bench:policy`: how long one policy decision takes with 10, 1,000 and 10,000
+ * policies, and whether the 10,000 figure stays within 1.5× of the 10 figure (the policy
+ * index keeps the work per decision to a handful of candidates). A figure, not a test: it
+ * prints and exits 0 whatever it measures.
+ */
+import { decide, type AccessRequest } from '../src/policy/decide.ts';
+import { loadPolicies } from '../src/policy/load-policies.ts';
+import type { PolicySet } from '../src/policy/policy-set.ts';
+
+const SIZES = [10, 1_000, 10_000] as const;
+const GITHUB = 'https://token.actions.githubusercontent.com';
+const BROKER = 'https://keyway.example.com';
+const BATCHES = 25;
+const BATCH_MS = 40;
+
+/** A realistic set: one deploy policy per repository (ids, ref, environment, events, a workflow glob), plus two guardrails. */
+function policySet(size: number): PolicySet {
+  const files = [
+    { path: 'guardrails/untrusted-triggers.yaml', text: 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n' },
+    { path: 'guardrails/self-hosted.yaml', text: 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch:\n  runner_environment: self-hosted\n' },
+  ];
+  const repositories = size - files.length;
+  for (let i = 0; i < repositories; i++) {
+    files.push({
+      path: `repos/repo-${String(i).padStart(5, '0')}.yaml`,
+      text: `version: 1
+issuer: github
+match:
+  repository_owner_id: "${1000 + (i % 50)}"
+  repository_id: "${500_000 + i}"
+  ref: refs/heads/main
+  ref_protected: "true"
+  environment: production
+  event_name: [push, workflow_dispatch]
+  runner_environment: github-hosted
+  job_workflow_ref: { glob: "acme/workflows/.github/workflows/deploy.yml@refs/tags/v*" }
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write, artifacts:read]
+  ttl: 10m
+  subject: "github:{repository}:{environment}"
+  claims:
+    repository: "{repository}"
+`,
+    });
+  }
+  return loadPolicies(files, { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false });
+}
+
+function claimsFor(size: number): Record<string, unknown> {
+  const i = Math.floor(size / 2) - 1;
+  return {
+    iss: GITHUB,
+    aud: BROKER,
+    sub: 'repo:acme/api:environment:production',
+    repository: `acme/repo-${i}`,
+    repository_id: String(500_000 + i),
+    repository_owner_id: String(1000 + (i % 50)),
+    ref: 'refs/heads/main',
+    ref_protected: 'true',
+    environment: 'production',
+    event_name: 'push',
+    runner_environment: 'github-hosted',
+    run_id: '1',
+    job_workflow_ref: 'acme/workflows/.github/workflows/deploy.yml@refs/tags/v2.4.0',
+  };
+}
+
+/** Median nanoseconds per decision over timed batches, after a warm-up. */
+function measure(set: PolicySet, size: number): number {
+  const issuer = set.issuer(GITHUB);
+  if (issuer === undefined) throw new Error('the set trusts no GitHub issuer');
+  const token = { issuer, claims: claimsFor(size) };
+  const request: AccessRequest = { audiences: [], scopes: ['deploy:write'] };
+  const once = () => {
+    const decision = decide(set, token, request);
+    if (!decision.granted) throw new Error(`expected a grant, got ${decision.reason}`);
+  };
+  for (let i = 0; i < 20_000; i++) once();
+  const perBatch: number[] = [];
+  for (let batch = 0; batch < BATCHES; batch++) {
+    let runs = 0;
+    const started = process.hrtime.bigint();
+    const until = started + BigInt(BATCH_MS * 1e6);
+    let now = started;
+    while (now < until) {
+      for (let i = 0; i < 100; i++) once();
+      runs += 100;
+      now = process.hrtime.bigint();
+    }
+    perBatch.push(Number(now - started) / runs);
+  }
+  perBatch.sort((a, b) => a - b);
+  return perBatch[Math.floor(perBatch.length / 2)] as number;
+}
+
+const results = SIZES.map((size) => {
+  const set = policySet(size);
+  return { size, policies: set.policies.length, ns: measure(set, size) };
+});
+
+console.log('keyway policy decision time (median of 25 batches; index → deny guardrails → allow match → grant)');
+for (const result of results) {
+  console.log(`  ${String(result.policies).padStart(6)} policies: ${(result.ns / 1000).toFixed(2).padStart(7)} µs per decision`);
+}
+const small = results[0] as (typeof results)[number];
+const large = results.at(-1) as (typeof results)[number];
+const ratio = large.ns / small.ns;
+console.log(`  10,000 vs 10: ${ratio.toFixed(2)}× — ${ratio <= 1.5 ? 'within' : 'NOT within'} 1.5×`);

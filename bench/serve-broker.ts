@@ -1,0 +1,51 @@
+// Child process of audit-throughput.ts: one broker, with the durable audit log on (exactly `npm start`)
+// or off (the same core with an audit store that keeps nothing), printing its URL once it listens.
+import '../src/node/register-jsx.ts';
+
+const mode = process.argv[2];
+const { nodeConfigFromEnv } = await import('../src/node/config.ts');
+const config = nodeConfigFromEnv(process.env);
+
+if (mode === 'on') {
+  const { startNodeBroker } = await import('../src/node/start-node-broker.ts');
+  const broker = await startNodeBroker(config, { log: (await import('../src/log.ts')).silentLogger });
+  process.stdout.write(`${broker.url}\n`);
+} else if (mode === 'off') {
+  const { serve } = await import('@hono/node-server');
+  const { getConnInfo } = await import('@hono/node-server/conninfo');
+  const { createBroker } = await import('../src/broker.ts');
+  const { silentLogger } = await import('../src/log.ts');
+  const { loadPolicies } = await import('../src/policy/load-policies.ts');
+  const { readPolicyDirectory } = await import('../src/node/read-policy-directory.ts');
+  const { openSqliteFile } = await import('../src/node/sqlite-file.ts');
+  const { migrate } = await import('../src/storage/migrate.ts');
+  const { SqliteAuditStore } = await import('../src/storage/sqlite-audit-store.ts');
+  const { SqliteAlertStore } = await import('../src/storage/sqlite-alert-store.ts');
+  const { SqliteReplayGuard } = await import('../src/storage/sqlite-replay-guard.ts');
+  const { generateSigningKey } = await import('../src/tokens/generate-signing-key.ts');
+  const { KeyRing } = await import('../src/tokens/key-ring.ts');
+
+  /** Keeps nothing: the baseline the durable log is measured against. */
+  class DiscardAuditStore extends SqliteAuditStore {
+    override async append() {
+      return { seq: 0, prev_hash: '', hash: '' };
+    }
+  }
+  const memory = openSqliteFile(':memory:');
+  migrate(memory);
+  const policies = loadPolicies(readPolicyDirectory(config.policiesDir), { brokerIssuer: config.issuer, maxTtlSeconds: config.maxTtlSeconds, allowHttpLoopback: config.allowHttpLoopback });
+  const keys = await KeyRing.from([await generateSigningKey(Date.now())]);
+  const { app } = createBroker({
+    settings: { ...config, alerts: { ...config.alerts, rules: new Set() } },
+    policies: () => policies,
+    keys: () => keys,
+    audit: new DiscardAuditStore(memory),
+    alerts: new SqliteAlertStore(memory),
+    replay: new SqliteReplayGuard(memory),
+    clientIp: (c) => getConnInfo(c).remote.address,
+    log: silentLogger,
+  });
+  serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => process.stdout.write(`http://127.0.0.1:${info.port}\n`));
+} else {
+  throw new Error('usage: serve-broker.ts on|off');
+}

@@ -1,0 +1,20 @@
+/** The end of the chain: a record's `seq` and `hash`. */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/**
+ * A signed statement "the log's record `seq` has hash `hash`", made by the broker with its
+ * signing key at `time`. Whoever keeps checkpoints can later prove that no record up to `seq`
+ * was edited, deleted or re-ordered since; the one at the oldest kept record's predecessor
+ * anchors the chain after pruning.
+ */
+export interface Checkpoint extends ChainHead {
+  /** ISO 8601, when it was signed (whole seconds: the JWS `iat`). */
+  readonly time: string;
+  /** Compact JWS (ES256, `typ: keyway-checkpoint+jwt`) over `{iss, iat, seq, hash}`. */
+  readonly jws: string;
+}
+
+export const CHECKPOINT_TYPE = 'keyway-checkpoint+jwt';

@@ -1,0 +1,171 @@
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { allRecords } from '../audit/all-records.ts';
+import { CSV_HEADER, csvRow } from '../audit-api/csv.ts';
+import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../audit-api/record-json.ts';
+import type { AuditRecord } from '../audit/audit-event.ts';
+import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../audit/audit-query.ts';
+import type { Checkpoint } from '../audit/checkpoint.ts';
+import type { AuditLogSource } from '../audit/verify-chain.ts';
+import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { nodeConfigFromEnv } from '../node/config.ts';
+import { DATABASE_FILE, openSqliteFile } from '../node/sqlite-file.ts';
+import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { CliError } from './command.ts';
+
+/** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
+export interface AuditSource {
+  query(params: URLSearchParams): Promise<{ events: AuditRecordJson[]; next_cursor?: string }>;
+  stats(params: URLSearchParams): Promise<AuditStats>;
+  /** The export, as text chunks: NDJSON or CSV. */
+  export(params: URLSearchParams, format: 'ndjson' | 'csv'): AsyncIterable<string>;
+  /** Everything `audit verify` needs. */
+  verification(): Promise<AuditLogSource>;
+  close(): void;
+}
+
+export const SOURCE_USAGE = `source (one of):
+  --data-dir DIR            the broker's data directory, read directly (default KEYWAY_DATA_DIR or .keyway)
+  --url URL                 a broker, e.g. https://keyway.example.com (https unless on loopback)
+  --token TOKEN             with --url: a keyway access token for that broker with scope audit:read
+                            (or set KEYWAY_TOKEN, which keeps it out of the process list)`;
+
+export const FILTER_USAGE = `filters:
+  --since TIME              RFC 3339 time, a date, or a span back from now (90m, 24h, 7d)
+  --until TIME              exclusive
+  --decision D[,D]          granted, denied, malformed, error
+  --reason R[,R]            reason codes (see the README)
+  --issuer URL  --subject SUB  --repository OWNER/NAME  --policy ID  --jti JTI`;
+
+const FILTERS = ['since', 'until', 'decision', 'reason', 'issuer', 'subject', 'repository', 'policy', 'jti'] as const;
+
+export const SOURCE_OPTIONS = {
+  'data-dir': { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  ...Object.fromEntries(FILTERS.map((name) => [name, { type: 'string' }])),
+} as const;
+
+type ParsedValues = Record<string, string | boolean | undefined>;
+
+/** Parses a command's arguments: the source, the filters, and the command's own `options`. */
+export function parseAuditArgs(args: readonly string[], extra: NonNullable<ParseArgsConfig['options']>) {
+  const { values } = parseArgs({ args: [...args], options: { ...SOURCE_OPTIONS, ...extra }, strict: true, allowPositionals: false });
+  const params = new URLSearchParams();
+  for (const name of FILTERS) {
+    const value = (values as ParsedValues)[name];
+    if (typeof value === 'string') params.set(name, value);
+  }
+  return { values: values as ParsedValues, params };
+}
+
+export function openAuditSource(values: ParsedValues): AuditSource {
+  const url = values['url'];
+  if (typeof url === 'string') {
+    if (values['data-dir'] !== undefined) throw new CliError('give --url or --data-dir, not both');
+    const token = (values['token'] as string | undefined) ?? process.env['KEYWAY_TOKEN'];
+    if (token === undefined || token === '') throw new CliError('--url needs --token (or KEYWAY_TOKEN): an access token with scope audit:read');
+    return remoteSource(url, token);
+  }
+  if (values['token'] !== undefined) throw new CliError('--token goes with --url');
+  const dataDir = typeof values['data-dir'] === 'string' ? values['data-dir'] : nodeConfigFromEnv(process.env).dataDir;
+  return localSource(join(dataDir, DATABASE_FILE));
+}
+
+function localSource(path: string): AuditSource {
+  let db;
+  try {
+    db = openSqliteFile(path, { readonly: true });
+  } catch (error) {
+    throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
+  }
+  const store = new SqliteAuditStore(db);
+  const parsed = <T>(parse: () => T): T => {
+    try {
+      return parse();
+    } catch (error) {
+      if (error instanceof AuditQueryError) throw new CliError(error.message);
+      throw error;
+    }
+  };
+  return {
+    async query(params) {
+      const page = await store.query(parsed(() => parseAuditQuery(params, Date.now())));
+      return { events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: String(page.next) }) };
+    },
+    stats: async (params) => store.stats(parsed(() => parseAuditStatsQuery(params, Date.now()))),
+    async *export(params, format) {
+      const query = { ...parsed(() => parseAuditQuery(params, Date.now(), 'asc')), limit: 500 };
+      if (format === 'csv') yield CSV_HEADER;
+      for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : `${JSON.stringify(toRecordJson(record))}\n`;
+    },
+    async verification() {
+      const checkpoints: Checkpoint[] = [];
+      for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
+      // Every key the broker ever held verifies its checkpoints, retired ones included.
+      const keys = createLocalJWKSet({ keys: (await new SqliteKeyStore(db).listKeys()).map((key) => key.publicJwk) });
+      return { records: allRecords(store, { order: 'asc', limit: 500 }), checkpoints, keys };
+    },
+    close: () => db.close(),
+  };
+}
+
+function remoteSource(base: string, token: string): AuditSource {
+  if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
+  const origin = new URL(base);
+  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin)) throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  const get = async (path: string, params?: URLSearchParams, authorized = true): Promise<Response> => {
+    const url = new URL(path, origin);
+    if (params !== undefined) url.search = params.toString();
+    let response: Response;
+    try {
+      response = await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error' });
+    } catch (error) {
+      throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
+    }
+    if (!response.ok) {
+      const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
+      throw new CliError(`${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`, 1);
+    }
+    return response;
+  };
+  const json = async <T>(path: string, params?: URLSearchParams, authorized = true): Promise<T> => (await (await get(path, params, authorized)).json()) as T;
+  async function* lines(response: Response): AsyncGenerator<string> {
+    let rest = '';
+    for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop() ?? '';
+      yield* parts.filter((line) => line !== '');
+    }
+    if (rest !== '') yield rest;
+  }
+  return {
+    query: (params) => json('/v1/audit/events', params),
+    stats: (params) => json('/v1/audit/stats', params),
+    async *export(params, format) {
+      const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
+      for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;
+    },
+    async verification() {
+      const { issuer } = await json<{ issuer: string }>('/.well-known/oauth-authorization-server', undefined, false);
+      const jwks = await json<JSONWebKeySet>('/.well-known/jwks.json', undefined, false);
+      const checkpoints: Checkpoint[] = [];
+      let after = '0';
+      for (;;) {
+        const page = await json<{ checkpoints: Checkpoint[]; next_cursor?: string }>('/v1/audit/checkpoints', new URLSearchParams({ after }), false);
+        checkpoints.push(...page.checkpoints);
+        if (page.next_cursor === undefined) break;
+        after = page.next_cursor;
+      }
+      const exported = await get('/v1/audit/export', new URLSearchParams({ format: 'ndjson' }));
+      async function* records(): AsyncGenerator<AuditRecord> {
+        for await (const line of lines(exported)) yield fromRecordJson(JSON.parse(line) as AuditRecordJson);
+      }
+      return { records: records(), checkpoints, keys: createLocalJWKSet(jwks), issuer };
+    },
+    close: () => {},
+  };
+}

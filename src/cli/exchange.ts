@@ -1,0 +1,126 @@
+import { parseArgs } from 'node:util';
+import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
+import { execWithToken } from './pipeline/exec-with-token.ts';
+import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
+import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
+import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
+import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
+import { CliError, type Command } from './command.ts';
+
+const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
+
+Swaps this CI job's own OIDC token for a keyway access token (RFC 8693). The CI token is
+requested with the broker as its audience, from the CI this runs in: GitHub Actions, GitLab CI
+(--token-env), CircleCI, Buildkite, Kubernetes, Google Cloud, or a file.
+The job log shows the SHA-256 of each token and the audit event id, never a token.
+
+options:
+  --url URL                 the broker's URL (its KEYWAY_ISSUER); default $KEYWAY_URL
+  --audience AUD            audience wanted in the access token (repeatable; default: the policy's first)
+  --scope SCOPE             scopes wanted, space-separated (repeatable; default: all the policy grants)
+  --from SOURCE             take the CI token from ${SOURCE_NAMES.join(', ')} (default: detected)
+  --token-env NAME          take the CI token from variable NAME (GitLab: the id_tokens name; default KEYWAY_ID_TOKEN)
+  --subject-token-file PATH take the CI token from PATH; - for standard input
+  --subject-audience AUD    request the CI token for AUD instead of the broker's URL (a policy's subject_audience)
+  --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
+
+delivery (default: print the token alone on standard output):
+  --github-output NAME      set step output NAME, after ::add-mask::
+  --github-env NAME         set NAME for later steps of the job, after ::add-mask::
+  --exec -- COMMAND ...     run COMMAND with the token in its environment only, and exit with its status
+  --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN)
+
+exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
+4 refused by the broker (the RFC 6749 error and audit event id are printed), 5 broker unreachable or failing`;
+
+/** The runner's files `--github-output` and `--github-env` write to. */
+const RUNNER_FILES = [
+  ['GITHUB_OUTPUT', 'github-output', 'step output'],
+  ['GITHUB_ENV', 'github-env', 'environment variable'],
+] as const;
+
+export const exchange: Command = {
+  summary: "swap this CI job's OIDC token for a keyway access token",
+  usage: USAGE,
+  async run(argv) {
+    const split = argv.indexOf('--');
+    const command = split === -1 ? [] : argv.slice(split + 1);
+    const { values } = parseArgs({
+      args: split === -1 ? [...argv] : argv.slice(0, split),
+      options: {
+        url: { type: 'string' },
+        audience: { type: 'string', multiple: true, default: [] },
+        scope: { type: 'string', multiple: true, default: [] },
+        from: { type: 'string' },
+        'token-env': { type: 'string' },
+        'subject-token-file': { type: 'string' },
+        'subject-audience': { type: 'string' },
+        retries: { type: 'string', default: String(DEFAULT_RETRY_POLICY.attempts - 1) },
+        'github-output': { type: 'string' },
+        'github-env': { type: 'string' },
+        exec: { type: 'boolean', default: false },
+        'exec-env': { type: 'string', default: 'KEYWAY_TOKEN' },
+      },
+      strict: true,
+    });
+
+    const url = values.url ?? process.env['KEYWAY_URL'];
+    if (!url) throw new CliError('--url is required (or set KEYWAY_URL): the broker, e.g. https://keyway.example.com');
+    if (!URL.canParse(url)) throw new CliError(`--url ${url} is not a URL`);
+    if (new URL(url).protocol !== 'https:' && !isLoopbackHttpUrl(new URL(url))) throw new CliError('--url must be https, unless the broker is on this machine (127.0.0.1, localhost, [::1])');
+    const from = values.from;
+    if (from !== undefined && !(SOURCE_NAMES as readonly string[]).includes(from)) throw new CliError(`--from is one of ${SOURCE_NAMES.join(', ')}`);
+    const retries = Number(values.retries);
+    if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw new CliError('--retries is a whole number from 0 to 10');
+    if (values.exec !== command.length > 0) throw new CliError('--exec needs a command after --, and a command after -- needs --exec');
+    if (values.exec && (values['github-output'] !== undefined || values['github-env'] !== undefined)) {
+      throw new CliError('--exec keeps the token out of files: it does not combine with --github-output or --github-env');
+    }
+    for (const [variable, option] of RUNNER_FILES) {
+      if (values[option] !== undefined && !process.env[variable]) throw new CliError(`--${option} needs $${variable}: it only works in a GitHub Actions step`);
+    }
+    for (const name of [values['github-env'], values['exec-env']]) {
+      if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
+    }
+
+    const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
+    const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
+
+    let issued;
+    try {
+      const source = selectCiTokenSource(
+        { from: from as SourceName | undefined, tokenEnv: values['token-env'], tokenFile: values['subject-token-file'] },
+        { env: process.env, fetch },
+      );
+      issued = await exchangeWithBroker({
+        url: new URL(url),
+        source,
+        subjectAudience: values['subject-audience'],
+        audiences: values.audience,
+        scopes: values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== ''),
+        fetch,
+        log,
+      });
+    } catch (error) {
+      const failure = describeFailure(error);
+      if (failure === undefined) throw error;
+      for (const line of failure.lines) log(line);
+      return failure.exitCode;
+    }
+
+    log(grantLine(issued));
+    if (values.exec) return execWithToken(command, values['exec-env'], issued.accessToken, log);
+    const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
+    if (deliveries.length === 0) {
+      process.stdout.write(`${issued.accessToken}\n`);
+      return EXIT.ok;
+    }
+    process.stdout.write(addMask(issued.accessToken));
+    for (const [variable, option, what] of deliveries) {
+      appendEnvironmentFile(process.env[variable], variable, values[option] as string, issued.accessToken);
+      log(`token set as ${what} ${values[option]}`);
+    }
+    return EXIT.ok;
+  },
+};

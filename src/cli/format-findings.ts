@@ -1,0 +1,61 @@
+import { join } from 'node:path';
+import { LINT_RULES } from '../policy/lint/lint-rules.ts';
+import type { LintFinding } from '../policy/lint/lint-policies.ts';
+import { CliError } from './command.ts';
+
+export const FINDING_FORMATS = ['text', 'json', 'github'] as const;
+export type FindingFormat = (typeof FINDING_FORMATS)[number];
+
+export function findingFormat(value: string): FindingFormat {
+  if (!(FINDING_FORMATS as readonly string[]).includes(value)) throw new CliError(`--format is one of ${FINDING_FORMATS.join(', ')}`);
+  return value as FindingFormat;
+}
+
+function why(finding: LintFinding): string | undefined {
+  return finding.rule in LINT_RULES ? LINT_RULES[finding.rule as keyof typeof LINT_RULES].why : undefined;
+}
+
+/** Escapes a workflow command's data (`::error …::data`) and its properties, as GitHub's toolkit does. */
+function escapeData(text: string): string {
+  return text.replaceAll('%', '%25').replaceAll('\r', '%0D').replaceAll('\n', '%0A');
+}
+
+function escapeProperty(text: string): string {
+  return escapeData(text).replaceAll(':', '%3A').replaceAll(',', '%2C');
+}
+
+/**
+ * Findings as `file:line:col severity message [rule]` lines, as JSON, or as GitHub workflow
+ * annotations (`::error file=…,line=…::…`). File paths are shown under `dir`, as given.
+ */
+export function formatFindings(findings: readonly LintFinding[], dir: string, format: FindingFormat): string {
+  const path = (finding: LintFinding): string => join(dir, finding.file);
+  switch (format) {
+    case 'json':
+      return `${JSON.stringify(
+        findings.map((finding) => ({ ...finding, file: path(finding), ...(why(finding) === undefined ? {} : { why: why(finding) }) })),
+        null,
+        2,
+      )}\n`;
+    case 'github':
+      return findings
+        .map(
+          (finding) =>
+            `::${finding.severity} file=${escapeProperty(path(finding))},line=${finding.line},col=${finding.column},title=${escapeProperty(`keyway ${finding.rule}`)}::${escapeData(
+              `${finding.message}${why(finding) === undefined ? '' : `\n(${finding.rule}: ${why(finding)})`}`,
+            )}\n`,
+        )
+        .join('');
+    case 'text':
+      return findings.map((finding) => `${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]\n`).join('');
+  }
+}
+
+/** `2 errors, 1 warning, 0 notices`. */
+export function summarizeFindings(findings: readonly LintFinding[]): string {
+  const count = (severity: LintFinding['severity'], noun: string): string => {
+    const n = findings.filter((finding) => finding.severity === severity).length;
+    return `${n} ${noun}${n === 1 ? '' : 's'}`;
+  };
+  return `${count('error', 'error')}, ${count('warning', 'warning')}, ${count('notice', 'notice')}`;
+}

@@ -1,0 +1,140 @@
+import * as client from 'openid-client';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../exchange/parse-token-exchange-request.ts';
+import { isLoopbackHttpUrl } from '../../loopback-http-url.ts';
+import { sha256Hex } from '../../tokens/sha256-hex.ts';
+import type { CiTokenSource } from './ci-token-sources.ts';
+import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
+
+export interface BrokerExchangeRequest {
+  /** The broker's issuer URL; its RFC 8414 metadata says where the token endpoint is. */
+  readonly url: URL;
+  readonly source: CiTokenSource;
+  /** Audience the CI token is requested with. Default: the broker's issuer, as policies expect. */
+  readonly subjectAudience?: string | undefined;
+  readonly audiences: readonly string[];
+  readonly scopes: readonly string[];
+  /** Used for discovery and the exchange: in practice a retryingFetch. */
+  readonly fetch: FetchLike;
+  /** Progress lines for the job log; never given a token. */
+  readonly log: (line: string) => void;
+}
+
+export interface IssuedToken {
+  readonly accessToken: string;
+  readonly issuedTokenType: string | undefined;
+  readonly expiresAt: Date;
+  readonly scope: string | undefined;
+  readonly auditEventId: string | undefined;
+  /** SHA-256 of the access token: what the job log shows in its place. */
+  readonly sha256: string;
+}
+
+/** The broker answered with an RFC 6749 error (4xx): a decision, not worth retrying. Exit code 4. */
+export class BrokerRefusedError extends Error {
+  override readonly name = 'BrokerRefusedError';
+  readonly status: number;
+  readonly error: string;
+  readonly description: string | undefined;
+  readonly auditEventId: string | undefined;
+
+  constructor(status: number, body: Readonly<Record<string, unknown>>) {
+    const error = typeof body['error'] === 'string' ? body['error'] : 'invalid_response';
+    const description = typeof body['error_description'] === 'string' ? body['error_description'] : undefined;
+    super(description === undefined ? error : `${error}: ${description}`);
+    this.status = status;
+    this.error = error;
+    this.description = description;
+    this.auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
+  }
+}
+
+/** The broker could not be reached or did not answer usefully, even after retries. Exit code 5. */
+export class BrokerUnavailableError extends Error {
+  override readonly name = 'BrokerUnavailableError';
+  readonly auditEventId: string | undefined;
+
+  constructor(message: string, options: { cause?: unknown; auditEventId?: string | undefined } = {}) {
+    super(message, { cause: options.cause });
+    this.auditEventId = options.auditEventId;
+  }
+}
+
+/** Sent as `client_id` (openid-client's `None` client authentication); keyway needs no client registration. */
+const CLIENT_ID = 'keyway-cli';
+
+/**
+ * The pipeline side of RFC 8693: discover the broker (RFC 8414), get the job's own OIDC token
+ * for the broker's audience, exchange it. http is allowed only for a loopback broker.
+ */
+export async function exchangeWithBroker(request: BrokerExchangeRequest): Promise<IssuedToken> {
+  const insecure = request.url.protocol === 'http:' && isLoopbackHttpUrl(request.url);
+  const config = await discover(request, insecure);
+  const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
+  if (tokenEndpoint === undefined) throw new BrokerUnavailableError(`${issuer} publishes no token_endpoint`);
+  const endpoint = new URL(tokenEndpoint);
+  if (endpoint.protocol !== 'https:' && !isLoopbackHttpUrl(endpoint)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
+
+  const audience = request.subjectAudience ?? issuer;
+  const subjectToken = await request.source.read(audience);
+  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${await sha256Hex(subjectToken)}`);
+
+  const parameters = new URLSearchParams({
+    subject_token: subjectToken,
+    subject_token_type: TOKEN_TYPE.idToken,
+    requested_token_type: TOKEN_TYPE.accessToken,
+  });
+  for (const item of request.audiences) parameters.append('audience', item);
+  if (request.scopes.length > 0) parameters.set('scope', request.scopes.join(' '));
+
+  let response: Awaited<ReturnType<typeof client.genericGrantRequest>>;
+  try {
+    response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+  } catch (error) {
+    throw await classify(error, tokenEndpoint);
+  }
+  const body = response as unknown as Readonly<Record<string, unknown>>;
+  const expiresIn = response.expires_in ?? 0;
+  return {
+    accessToken: response.access_token,
+    issuedTokenType: typeof body['issued_token_type'] === 'string' ? body['issued_token_type'] : undefined,
+    expiresAt: new Date(Date.now() + expiresIn * 1000),
+    scope: response.scope,
+    auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
+    sha256: await sha256Hex(response.access_token),
+  };
+}
+
+async function discover(request: BrokerExchangeRequest, insecure: boolean): Promise<client.Configuration> {
+  try {
+    return await client.discovery(request.url, CLIENT_ID, undefined, client.None(), {
+      algorithm: 'oauth2',
+      [client.customFetch]: request.fetch,
+      execute: insecure ? [client.allowInsecureRequests] : [],
+      // Covers every retry of one request; each try has its own shorter timeout.
+      timeout: 120,
+    });
+  } catch (error) {
+    const reason = error instanceof client.ClientError || isNetworkError(error) ? describeNetworkError(error) : undefined;
+    if (reason === undefined) throw error;
+    throw new BrokerUnavailableError(`cannot discover the broker at ${request.url.href}: ${reason}`, { cause: error });
+  }
+}
+
+async function classify(error: unknown, tokenEndpoint: string): Promise<Error> {
+  if (error instanceof client.ResponseBodyError) return new BrokerRefusedError(error.status, error.cause);
+  // A 5xx (after the retries): openid-client hands back the response unread, so its RFC 6749 body can still be read.
+  if (error instanceof client.ClientError && error.cause instanceof Response) {
+    const status = error.cause.status;
+    const body = (await error.cause.json().catch(() => ({}))) as Record<string, unknown>;
+    const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
+    const oauthError = typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
+    if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
+    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
+  }
+  if (error instanceof client.ClientError || isNetworkError(error)) return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function isNetworkError(error: unknown): boolean {
+  return (error instanceof TypeError && error.message === 'fetch failed') || (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'));
+}

@@ -1,0 +1,27 @@
+import { statSync } from 'node:fs';
+import { devIssuerUrl } from '../dev/dev-issuer.ts';
+import { nodeConfigFromEnv } from '../node/config.ts';
+import type { PolicyLoadOptions } from '../policy/load-policies.ts';
+import { CliError } from './command.ts';
+
+/**
+ * How the policy commands load policies: with the broker's own settings from the environment
+ * (KEYWAY_ISSUER, KEYWAY_MAX_TTL_SECONDS, KEYWAY_ALLOW_HTTP_LOOPBACK), so they judge a directory
+ * as `npm start` would. `issuer: dev` policies are checked too, as if KEYWAY_DEV=1.
+ */
+export function policyLoadOptions(): PolicyLoadOptions {
+  const config = nodeConfigFromEnv(process.env);
+  return {
+    brokerIssuer: config.issuer,
+    maxTtlSeconds: config.maxTtlSeconds,
+    allowHttpLoopback: config.allowHttpLoopback,
+    devIssuerUrl: devIssuerUrl(config.issuer),
+  };
+}
+
+/** The directory a policy command works on: its argument, else KEYWAY_POLICIES, else policies/. */
+export function policyDirectory(argument: string | undefined): string {
+  const dir = argument ?? (process.env['KEYWAY_POLICIES'] || 'policies');
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError(`${dir} is not a directory`);
+  return dir;
+}

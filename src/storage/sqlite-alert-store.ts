@@ -1,0 +1,97 @@
+import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
+import type { AuditEvent, ChainLink } from '../audit/audit-event.ts';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
+
+type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };
+
+function toAlert(row: AlertRow): StoredAlert {
+  return { ...(JSON.parse(row.alert) as StoredAlert), delivery: row.delivery, attempts: row.attempts };
+}
+
+/**
+ * Alert state over SqlDatabase, beside the audit log it reads. Counts run on the log's
+ * single-column indexes within a `seq` range (the window start found on the time index), so
+ * a busy identity with a long history costs no more than a quiet one.
+ */
+export class SqliteAlertStore implements AlertStore {
+  readonly #db: SqlDatabase;
+
+  constructor(db: SqlDatabase) {
+    this.#db = db;
+  }
+
+  async observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
+    const count = (sql: string, params: SqlValue[]) => this.#db.all<{ n: number }>(sql, params)[0]?.n ?? 0;
+    const [windowRow] = this.#db.all<{ seq: number }>('SELECT seq FROM audit_events WHERE time >= ? ORDER BY time LIMIT 1', [options.windowStart]);
+    const from = Math.min(windowRow?.seq ?? link.seq, link.seq);
+    const issuer = event.issuer ?? event.subject_token?.claimed_iss;
+    const subject = event.subject ?? event.subject_token?.claimed_sub;
+    const ip = event.request.client_ip;
+    const sha256 = event.subject_token?.sha256;
+    const granted = event.decision === 'granted';
+
+    const identityDenials =
+      event.decision === 'denied' && subject !== undefined
+        ? count("SELECT count(*) AS n FROM audit_events WHERE subject = ? AND issuer IS ? AND decision = 'denied' AND seq BETWEEN ? AND ?", [subject, issuer ?? null, from, link.seq])
+        : 0;
+    const addressDenials =
+      (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined
+        ? count("SELECT count(*) AS n FROM audit_events WHERE client_ip = ? AND decision IN ('denied', 'malformed') AND seq BETWEEN ? AND ?", [ip, from, link.seq])
+        : 0;
+    const [presented] =
+      sha256 === undefined
+        ? []
+        : this.#db.all<{ n: number; granted: number | null }>("SELECT count(*) AS n, max(decision = 'granted') AS granted FROM audit_events WHERE subject_sha256 = ? AND seq < ?", [sha256, link.seq]);
+
+    // Read first: in the steady state nothing is new, and a read costs no commit.
+    const remember = (kind: string, scope: string, value: string) =>
+      this.#db.all('SELECT 1 FROM audit_first_seen WHERE kind = ? AND scope = ? AND value = ?', [kind, scope, value]).length === 0 &&
+      this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)]).changes > 0;
+    const identity = `${event.issuer ?? ''}#${event.subject ?? ''}`;
+    const policy = event.policy?.granted_by;
+    const firstForPolicy = granted && policy !== undefined && remember('policy', '', policy);
+    const newNetwork =
+      granted &&
+      options.network !== undefined &&
+      remember('network', identity, options.network) &&
+      count("SELECT count(*) AS n FROM audit_first_seen WHERE kind = 'network' AND scope = ?", [identity]) > 1;
+
+    const [last] =
+      event.decision === 'denied' && event.issuer !== undefined && event.subject !== undefined
+        ? this.#db.all<{ policy_id: string | null }>(
+            "SELECT policy_id FROM audit_events WHERE subject = ? AND issuer = ? AND decision = 'granted' AND seq < ? ORDER BY seq DESC LIMIT 1",
+            [event.subject, event.issuer, link.seq],
+          )
+        : [];
+    return {
+      identityDenials,
+      addressDenials,
+      earlierPresentations: presented?.n ?? 0,
+      earlierGrant: presented?.granted === 1,
+      firstForPolicy,
+      newNetwork,
+      ...(last?.policy_id == null ? {} : { lastGrantedPolicy: last.policy_id }),
+    };
+  }
+
+  async addAlerts(drafts: readonly AlertDraft[], delivery: AlertDelivery): Promise<StoredAlert[]> {
+    return this.#db.transaction(() =>
+      drafts.flatMap(({ dedupe, ...alert }) => {
+        const { changes } = this.#db.run(
+          'INSERT OR IGNORE INTO audit_alerts (id, time, rule, event_id, dedupe, delivery, attempts, alert) VALUES (?, ?, ?, ?, ?, ?, 0, ?)',
+          [alert.id, Date.parse(alert.time), alert.rule, alert.event_id, dedupe ?? null, delivery, JSON.stringify(alert)],
+        );
+        return changes > 0 ? [{ ...alert, delivery, attempts: 0 }] : [];
+      }),
+    );
+  }
+
+  async setDelivery(id: string, delivery: AlertDelivery, attempts: number): Promise<void> {
+    this.#db.run('UPDATE audit_alerts SET delivery = ?, attempts = ? WHERE id = ?', [delivery, attempts, id]);
+  }
+
+  async alerts(limit: number): Promise<StoredAlert[]> {
+    return this.#db.all<AlertRow>('SELECT alert, delivery, attempts FROM audit_alerts ORDER BY time DESC, id DESC LIMIT ?', [limit]).map(toAlert);
+  }
+}

@@ -1,0 +1,206 @@
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { base64url, compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { StoredAlert } from '../../src/alerts/alert.ts';
+import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
+import { openSqliteFile, DATABASE_FILE } from '../../src/node/sqlite-file.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
+
+/** A webhook receiver on 127.0.0.1 that keeps what it is sent, and fails or stalls when told to. */
+async function startReceiver() {
+  const received: { headers: Record<string, string>; body: string }[] = [];
+  const behaviour = { failures: 0, hold: undefined as Promise<void> | undefined };
+  const app = new Hono();
+  app.post('/hook', async (c) => {
+    received.push({ headers: Object.fromEntries(c.req.raw.headers), body: await c.req.text() });
+    if (behaviour.hold !== undefined) await behaviour.hold;
+    if (behaviour.failures > 0) {
+      behaviour.failures -= 1;
+      return c.text('no', 500);
+    }
+    return c.text('ok');
+  });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received,
+    behaviour,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      }),
+  };
+}
+
+/** POST /token from a chosen loopback address: 127.0.0.0/8 is all this machine's, so networks can differ for real. */
+function postFrom(url: string, form: URLSearchParams, localAddress: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL('/token', url);
+    const request = httpRequest(
+      { host: target.hostname, port: target.port, path: '/token', method: 'POST', localAddress, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+      },
+    );
+    request.on('error', reject);
+    request.end(form.toString());
+  });
+}
+
+async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 8000;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('alerts on anomalies', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close().catch(() => {});
+  });
+
+  async function setup(env: Record<string, string> = {}) {
+    const receiver = await startReceiver();
+    cleanup.push(receiver.close);
+    const github = freshIssuer(inject('testIssuerBase'), 'alert-gh');
+    const files = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'alert-oidc'));
+    const root = writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])));
+    const alerts = readAlertSettings(
+      { KEYWAY_ALERT_WEBHOOK_URL: receiver.url, KEYWAY_ALERT_BURST_THRESHOLD: '3', KEYWAY_ALERT_WEBHOOK_ATTEMPTS: '3', KEYWAY_ALERT_WEBHOOK_BACKOFF_MS: '20', ...env },
+      true,
+    );
+    let broker: NodeBroker;
+    const start = async () => {
+      broker = await startNodeBroker(testConfig(root, { alerts }), { log: silentLogger });
+      cleanup.push(() => broker.close());
+      return broker;
+    };
+    await start();
+    const exchange = async (token: string, from = '127.0.0.1') => postFrom(broker.url, exchangeForm(token), from);
+    // Read from the file, not the API: signing in as an auditor is itself a first grant by a policy.
+    const reader = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true });
+    cleanup.push(async () => reader.close());
+    const stored = (): Promise<StoredAlert[]> => new SqliteAlertStore(reader).alerts(500);
+    const sent = (rule: string) => receiver.received.filter((delivery) => JSON.parse(delivery.body).rule === rule);
+    return { receiver, github, root, start, broker: () => broker, exchange, stored, sent, sign: (overrides: Record<string, unknown> = {}) => signFor(github, overrides) };
+  }
+
+  const signFor = (github: TestIssuer, overrides: Record<string, unknown>) => github.sign(ciClaims(github.url, BROKER_ISSUER, overrides));
+
+  it('sends a first-ever grant by a policy as JSON signed with the broker key, which receivers verify with its JWKS', async () => {
+    const { exchange, sign, sent, broker } = await setup();
+    const granted = await exchange(await sign());
+    expect(granted.status).toBe(200);
+    const [delivery] = await eventually(() => sent('first_policy_exchange'), (list) => list.length > 0);
+    expect(delivery).toBeDefined();
+    const body = JSON.parse(delivery?.body as string);
+    expect(body).toMatchObject({ type: 'keyway.alert', broker: BROKER_ISSUER, rule: 'first_policy_exchange', event_id: granted.body['audit_event_id'], details: { policy: 'deploy/production' } });
+    expect(delivery?.headers['keyway-alert-id']).toBe(body.id);
+
+    const [header, empty, signature] = (delivery?.headers['keyway-signature'] as string).split('.');
+    expect(empty).toBe('');
+    const jwks = (await (await fetch(`${broker().url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+    const verified = await compactVerify(`${header}.${base64url.encode(delivery?.body as string)}.${signature}`, createLocalJWKSet(jwks));
+    expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', typ: 'keyway-alert+json' });
+    expect(new TextDecoder().decode(verified.payload)).toBe(delivery?.body);
+    const altered = (delivery?.body as string).replace('first_policy_exchange', 'nothing_to_see');
+    await expect(compactVerify(`${header}.${base64url.encode(altered)}.${signature}`, createLocalJWKSet(jwks))).rejects.toThrow();
+
+    await exchange(await sign());
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sent('first_policy_exchange')).toHaveLength(1);
+  });
+
+  it('raises a denial burst once per identity and once per address, at the threshold', async () => {
+    const { exchange, sign, sent, stored } = await setup();
+    for (let index = 0; index < 4; index += 1) expect((await exchange(await sign({ ref: 'refs/heads/feature' }))).status).toBe(400);
+    const identity = await eventually(() => sent('denial_burst_identity'), (list) => list.length > 0);
+    const address = await eventually(() => sent('denial_burst_address'), (list) => list.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sent('denial_burst_identity')).toHaveLength(1);
+    expect(sent('denial_burst_address')).toHaveLength(1);
+    expect(JSON.parse(identity[0]?.body as string).details).toMatchObject({ identity: expect.stringContaining('repo:acme/api:environment:production'), denials: 3 });
+    expect(JSON.parse(address[0]?.body as string).details).toMatchObject({ client_ip: '127.0.0.1', denials: 3 });
+    expect((await stored()).map((alert) => alert.rule).sort()).toEqual(['denial_burst_address', 'denial_burst_identity']);
+  });
+
+  it('raises a replayed subject token and a grant from a new network', async () => {
+    const { exchange, sign, sent } = await setup({ KEYWAY_ALERT_RULES: 'subject_token_replayed,new_network' });
+    const token = await sign();
+    expect((await exchange(token, '127.0.0.1')).status).toBe(200);
+    expect((await exchange(token, '127.0.0.1')).status).toBe(200);
+    const [replay] = await eventually(() => sent('subject_token_replayed'), (list) => list.length > 0);
+    expect(JSON.parse(replay?.body as string).details).toMatchObject({ presentations: 2, decision: 'granted' });
+
+    expect(sent('new_network')).toHaveLength(0);
+    expect((await exchange(await sign(), '127.0.1.9')).status).toBe(200);
+    const [network] = await eventually(() => sent('new_network'), (list) => list.length > 0);
+    expect(JSON.parse(network?.body as string).details).toMatchObject({ client_ip: '127.0.1.9' });
+    expect(sent('first_policy_exchange')).toHaveLength(0);
+  });
+
+  it('raises an exchange by an identity whose granting policy is now disabled, then deleted', async () => {
+    const { exchange, sign, sent, root, start, broker } = await setup({ KEYWAY_ALERT_RULES: 'retired_policy' });
+    const [alice, bob] = ['repo:acme/api:environment:production:alice', 'repo:acme/api:environment:production:bob'];
+    expect((await exchange(await sign({ sub: alice }))).status).toBe(200);
+    expect((await exchange(await sign({ sub: bob }))).status).toBe(200);
+    const file = join(root, 'policies', 'deploy', 'production.yaml');
+
+    writeFileSync(file, `disabled: true\n${readFileSync(file, 'utf8')}`);
+    await broker().close();
+    expect((await start()).policies().inactive.map((policy) => policy.id)).toContain('deploy/production');
+    expect((await exchange(await sign({ sub: alice }))).status).toBe(400);
+    const [disabled] = await eventually(() => sent('retired_policy'), (list) => list.length > 0);
+    expect(JSON.parse(disabled?.body as string).details).toMatchObject({ policy: 'deploy/production', policy_state: 'disabled', reason: 'no_policy_matched' });
+
+    rmSync(file);
+    await broker().close();
+    await start();
+    expect((await exchange(await sign({ sub: bob }))).status).toBe(400);
+    const deleted = await eventually(() => sent('retired_policy'), (list) => list.length > 1);
+    expect(JSON.parse(deleted[1]?.body as string).details).toMatchObject({ identity: expect.stringContaining(bob), policy_state: 'deleted' });
+  });
+
+  it('retries a failing receiver a bounded number of times, and never holds up the exchange', async () => {
+    const { exchange, sign, stored, receiver } = await setup({ KEYWAY_ALERT_RULES: 'first_policy_exchange' });
+    let release!: () => void;
+    receiver.behaviour.hold = new Promise((resolve) => (release = resolve));
+    receiver.behaviour.failures = 99;
+    const answer = await exchange(await sign());
+    expect(answer.status).toBe(200);
+    // The receiver is still holding the first attempt, yet the token was issued.
+    await eventually(() => receiver.received.length, (count) => count === 1);
+    expect(receiver.received).toHaveLength(1);
+    receiver.behaviour.hold = undefined;
+    release();
+    const [alert] = await eventually(stored, (alerts) => alerts[0]?.delivery === 'failed');
+    expect(alert).toMatchObject({ rule: 'first_policy_exchange', delivery: 'failed', attempts: 3 });
+    expect(receiver.received).toHaveLength(3);
+  });
+
+  it('delivers after transient failures and says how many attempts it took', async () => {
+    const { exchange, sign, stored, receiver } = await setup({ KEYWAY_ALERT_RULES: 'first_policy_exchange' });
+    receiver.behaviour.failures = 2;
+    expect((await exchange(await sign())).status).toBe(200);
+    const [alert] = await eventually(stored, (alerts) => alerts[0]?.delivery === 'delivered');
+    expect(alert).toMatchObject({ delivery: 'delivered', attempts: 3 });
+  });
+});

@@ -1,0 +1,274 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import { chainHash } from '../../src/audit/chain-hash.ts';
+import { readAuditSettings } from '../../src/audit/audit-settings.ts';
+import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { createBroker } from '../../src/broker.ts';
+import { silentLogger } from '../../src/log.ts';
+import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { PolicySet } from '../../src/policy/policy-set.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
+import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
+import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { KeyRing } from '../../src/tokens/key-ring.ts';
+import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { auditEvent } from '../suites/store-contract.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('the audit log in a real database file', () => {
+  const running: NodeBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  function setup() {
+    const github = freshIssuer(inject('testIssuerBase'), 'log-gh');
+    const people = freshIssuer(inject('testIssuerBase'), 'log-people');
+    const policies = { ...suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'log-oidc')), ...auditorPolicies(people, BROKER_ISSUER) };
+    const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
+    return { root, github, people, dataDir: join(root, 'data') };
+  }
+
+  async function start(root: string): Promise<NodeBroker> {
+    const broker = await startNodeBroker(testConfig(root), { log: silentLogger });
+    running.push(broker);
+    return broker;
+  }
+
+  const exchange = async (broker: NodeBroker, form: URLSearchParams) => {
+    const response = await fetch(`${broker.url}/token`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+
+  /** A closed log of `count` exchanges with a checkpoint of its head, and a way to tamper with copies of it. */
+  async function closedLog(count: number) {
+    const { root, github, dataDir } = setup();
+    const broker = await start(root);
+    for (let index = 0; index < count; index += 1) {
+      await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, index % 2 === 0 ? {} : { ref: 'refs/heads/x' }))));
+    }
+    await running.splice(0)[0]?.close();
+    return {
+      tampered(change: (db: SqliteFile) => void): string {
+        const copy = mkdtempSync(join(tmpdir(), 'keyway-tampered-'));
+        copyFileSync(join(dataDir, DATABASE_FILE), join(copy, DATABASE_FILE));
+        const db = openSqliteFile(join(copy, DATABASE_FILE));
+        change(db);
+        db.close();
+        return copy;
+      },
+    };
+  }
+
+  const event = (db: SqliteFile, seq: number) => JSON.parse(db.all<{ event: string }>('SELECT event FROM audit_events WHERE seq = ?', [seq])[0]?.event ?? 'null') as AuditEvent;
+
+  it('verifies an intact log, and names the first edited, deleted, re-ordered or cut-off record', async () => {
+    const log = await closedLog(6);
+    const verify = (dir: string) => cli(['audit', 'verify', '--data-dir', dir]);
+
+    const intact = await verify(log.tampered(() => {}));
+    expect(intact.code).toBe(0);
+    expect(intact.stdout).toMatch(/^intact: 6 records \(seq 1…6\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
+
+    const edited = await verify(
+      log.tampered((db) => db.run('UPDATE audit_events SET event = ? WHERE seq = 3', [JSON.stringify({ ...event(db, 3), subject: 'repo:someone/else' })])),
+    );
+    expect(edited.code).toBe(1);
+    expect(edited.stdout).toMatch(/^TAMPERED \(edited\) at seq 3: record 3 \(\w+\) was edited/);
+
+    const deleted = await verify(log.tampered((db) => db.run('DELETE FROM audit_events WHERE seq = 3')));
+    expect(deleted.code).toBe(1);
+    expect(deleted.stdout).toMatch(/^TAMPERED \(deleted\) at seq 4: records 3…3 were deleted/);
+
+    const swapped = await verify(
+      log.tampered((db) => {
+        db.run('UPDATE audit_events SET seq = -1 WHERE seq = 3');
+        db.run('UPDATE audit_events SET seq = 3 WHERE seq = 4');
+        db.run('UPDATE audit_events SET seq = 4 WHERE seq = -1');
+      }),
+    );
+    expect(swapped.code).toBe(1);
+    expect(swapped.stdout).toMatch(/^TAMPERED \(reordered\) at seq 3: record 3 \(\w+\) is out of order/);
+
+    const cut = await verify(log.tampered((db) => db.run('DELETE FROM audit_events WHERE seq >= 5')));
+    expect(cut.code).toBe(1);
+    expect(cut.stdout).toMatch(/^TAMPERED \(truncated\) at seq 5: records after seq 4 were deleted: a checkpoint signed at .* covers seq 6/);
+
+    // A careful forger re-hashes every record from the edit to the head: the signed checkpoint still tells.
+    const rehashed = await verify(
+      log.tampered((db) => {
+        let prev = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash as string;
+        for (let seq = 3; seq <= 6; seq += 1) {
+          const changed = seq === 3 ? { ...event(db, 3), subject: 'repo:someone/else' } : event(db, seq);
+          const hash = chainHash(prev, changed);
+          db.run('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [JSON.stringify(changed), prev, hash, seq]);
+          prev = hash;
+        }
+      }),
+    );
+    expect(rehashed.code).toBe(1);
+    expect(rehashed.stdout).toMatch(/^TAMPERED \(checkpoint_mismatch\) at seq 6: .* the log was rewritten after it/);
+
+    const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
+    expect(forged.code).toBe(1);
+    expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
+  });
+
+  it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
+    const { root, github, dataDir } = setup();
+    const broker = await start(root);
+    const saboteur = openSqliteFile(join(dataDir, DATABASE_FILE));
+    const answered: string[] = [];
+    const attempt = async (expected: number) => {
+      const result = await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
+      expect(result.status).toBe(expected);
+      if (expected === 503) {
+        expect(result.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
+      } else {
+        answered.push(result.body['audit_event_id'] as string);
+      }
+    };
+    try {
+      await Promise.all([attempt(200), attempt(200), attempt(200)]);
+      saboteur.exec('ALTER TABLE audit_events RENAME TO audit_events_away');
+      await Promise.all([attempt(503), attempt(503)]);
+      saboteur.exec('ALTER TABLE audit_events_away RENAME TO audit_events');
+      await Promise.all([attempt(200), attempt(200)]);
+      const stored = saboteur.all<{ id: string; seq: number }>('SELECT id, seq FROM audit_events ORDER BY seq');
+      expect(stored.map((row) => row.id).sort()).toEqual([...answered].sort());
+      expect(stored.map((row) => row.seq)).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      saboteur.close();
+    }
+    await broker.auditUpkeep();
+    const verified = await cli(['audit', 'verify', '--data-dir', dataDir]);
+    expect(verified.stdout).toMatch(/^intact: 5 records/);
+    expect(verified.code).toBe(0);
+  });
+
+  it('commits appends that arrive together in one transaction, and answers each only once it is durable', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'keyway-group-')), DATABASE_FILE);
+    const db = openSqliteFile(path);
+    migrate(db);
+    const commits: number[] = [];
+    const store = new GroupCommitAuditStore(db, path, { onCommit: (records) => commits.push(records) });
+    const reader = openSqliteFile(path);
+    const seenOnCommit: boolean[] = [];
+    const append = async () => {
+      const written = auditEvent();
+      await store.append(written);
+      seenOnCommit.push(reader.all('SELECT 1 FROM audit_events WHERE id = ?', [written.id]).length === 1);
+    };
+    await Promise.all(Array.from({ length: 40 }, append));
+    expect(commits).toEqual([40]);
+    // While one batch commits, the next one gathers.
+    await Promise.all([append(), new Promise((resolve) => setImmediate(resolve)).then(() => Promise.all(Array.from({ length: 9 }, append)))]);
+    expect(commits).toEqual([40, 1, 9]);
+    expect(seenOnCommit).toEqual(Array(50).fill(true));
+    await store.close();
+    reader.close();
+    db.close();
+  });
+
+  it('records internal_error when something unexpected breaks, and answers 500 without a token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-broken-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
+    migrate(db);
+    const audit = new GroupCommitAuditStore(db, join(dir, DATABASE_FILE));
+    let broken = false;
+    const policies = new PolicySet([]);
+    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    const { app } = createBroker({
+      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true) },
+      policies: () => {
+        if (broken) throw new TypeError('the policy source failed');
+        return policies;
+      },
+      keys: () => ring,
+      audit,
+      alerts: new SqliteAlertStore(db),
+      replay: new SqliteReplayGuard(db),
+      clientIp: () => '127.0.0.1',
+      log: silentLogger,
+    });
+    broken = true;
+    const github = freshIssuer(inject('testIssuerBase'), 'broken-gh');
+    const response = await app.request('/token', { method: 'POST', body: exchangeForm(await github.sign(ciClaims(github.url, BROKER_ISSUER))), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(response.status).toBe(500);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ error: 'server_error', error_description: 'internal error' });
+    expect(body).not.toHaveProperty('access_token');
+    expect(await audit.get(body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'internal_error', detail: 'TypeError: the policy source failed' });
+    await audit.close();
+    db.close();
+  });
+
+  it('keyway audit query, export, stats and verify read the data directory and a running broker alike', async () => {
+    const { root, github, people, dataDir } = setup();
+    const broker = await start(root);
+    const granted = await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
+    await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { ref: 'refs/heads/nope' }))));
+    const token = await auditorToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people);
+    await broker.auditUpkeep();
+    const local = ['--data-dir', dataDir];
+    const remote = ['--url', broker.url];
+    const env = { KEYWAY_TOKEN: token };
+
+    for (const source of [local, remote]) {
+      const table = await cli(['audit', 'query', ...source, '--decision', 'granted', '--repository', 'acme/api'], env);
+      expect(table.code).toBe(0);
+      expect(table.stdout).toMatch(/^time\s+decision\s+reason\s+subject\s+repository\s+policy\s+id\n/);
+      expect(table.stdout).toContain(String(granted.body['audit_event_id']));
+      expect(table.stdout).toMatch(/1 events\n$/);
+
+      const json = JSON.parse((await cli(['audit', 'query', ...source, '--json', '--reason', 'no_policy_matched'], env)).stdout) as { events: { reason: string; chain: { seq: number } }[] };
+      expect(json.events).toHaveLength(1);
+      expect(json.events[0]).toMatchObject({ reason: 'no_policy_matched', chain: { seq: 2 } });
+
+      const stats = JSON.parse((await cli(['audit', 'stats', ...source, '--json', '--since', '1h', '--bucket', 'minute'], env)).stdout) as { totals: Record<string, number> };
+      expect(stats.totals).toEqual({ granted: 2, denied: 1, malformed: 0, error: 0 });
+      expect((await cli(['audit', 'stats', ...source], env)).stdout).toMatch(/total\s+2\s+1\s+0\s+0/);
+
+      const out = join(mkdtempSync(join(tmpdir(), 'keyway-export-')), 'audit.csv');
+      expect((await cli(['audit', 'export', ...source, '--format', 'csv', '--output', out], env)).code).toBe(0);
+      expect(readFileSync(out, 'utf8').trim().split('\r\n')).toHaveLength(4);
+      expect(await cli(['audit', 'export', ...source, '--output', out], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('exists') });
+      const ndjson = (await cli(['audit', 'export', ...source, '--decision', 'denied'], env)).stdout.trim().split('\n');
+      expect(ndjson.map((line) => JSON.parse(line).reason)).toEqual(['no_policy_matched']);
+
+      const verified = await cli(['audit', 'verify', ...source], env);
+      expect(verified.stdout).toMatch(/^intact: 3 records \(seq 1…3\), \d+ signed checkpoints/);
+      expect(verified.code).toBe(0);
+    }
+
+    expect(await cli(['audit', 'query', '--url', broker.url], { KEYWAY_TOKEN: '' })).toMatchObject({ code: 2, stderr: expect.stringContaining('--url needs --token') });
+    expect(await cli(['audit', 'query', '--url', broker.url, '--token', 'garbage'])).toMatchObject({ code: 1, stderr: expect.stringContaining('401 invalid_token') });
+    expect(await cli(['audit', 'query', '--url', 'http://keyway.example.com', '--token', token])).toMatchObject({ code: 2, stderr: expect.stringContaining('https') });
+    expect(await cli(['audit', 'query', ...local, '--decision', 'maybe'])).toMatchObject({ code: 2, stderr: expect.stringContaining('decision') });
+    expect(await cli(['audit', 'verify', ...local, '--decision', 'granted'])).toMatchObject({ code: 2 });
+    const missing = join(mkdtempSync(join(tmpdir(), 'keyway-none-')), 'nothing');
+    mkdirSync(missing);
+    expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
+    expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
+  });
+});

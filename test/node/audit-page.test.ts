@@ -1,0 +1,128 @@
+import { mkdtempSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
+import { exchangeForm, freshIssuer, suitePolicies, type BrokerClient } from '../suites/exchange-suite.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { testConfig, writeTree } from './node-harness.ts';
+
+/** Debian's Chromium, which .ci/run installs; playwright-core drives it and brings no browser of its own. */
+const CHROMIUM = '/usr/bin/chromium';
+const HOSTILE_AGENT = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+describe('the /audit page in a real browser', () => {
+  let broker: NodeBroker;
+  let browser: BrowserContext;
+  let github: TestIssuer;
+  let token: string;
+  const granted: string[] = [];
+
+  beforeAll(async () => {
+    github = freshIssuer(inject('testIssuerBase'), 'page-gh');
+    const people = freshIssuer(inject('testIssuerBase'), 'page-people');
+    const port = await freePort();
+    const issuer = `http://127.0.0.1:${port}`;
+    const files = { ...suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'page-oidc')), ...auditorPolicies(people, issuer) };
+    const root = writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])));
+    broker = await startNodeBroker(testConfig(root, { issuer, port }), { log: silentLogger });
+
+    const post = async (subjectToken: string, userAgent = 'keyway-test') => {
+      const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subjectToken), headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': userAgent } });
+      return (await response.json()) as { audit_event_id: string; access_token?: string };
+    };
+    for (const sha of ['aaa111', 'bbb222', 'ccc333']) granted.push((await post(await github.sign(ciClaims(github.url, issuer, { sha })))).audit_event_id);
+    await post(await github.sign(ciClaims(github.url, issuer, { ref: 'refs/heads/feature' })));
+    await post(await github.sign(ciClaims(github.url, issuer, { sub: 'repo:evil/x:ref:refs/heads/main' }), { key: 'foreign' }), HOSTILE_AGENT);
+    const harness: BrokerClient = { issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) };
+    token = await auditorToken(harness, people);
+
+    browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'keyway-chromium-')), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await broker?.close();
+  });
+
+  it('signs a person in, searches, charts, shows an event and its alerts, and escapes what attackers wrote', async () => {
+    const page = await browser.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => void dialogs.push(dialog.message()));
+
+    const refused = await page.goto(`${broker.url}/audit`);
+    expect(refused?.status()).toBe(401);
+    expect(refused?.headers()['content-security-policy']).toContain("default-src 'none'");
+    await page.fill('textarea[name=token]', 'not.a.token');
+    await page.click('button[type=submit]');
+    expect(await page.textContent('[data-testid=problem]')).toContain('not valid');
+
+    await page.fill('textarea[name=token]', token);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${broker.url}/audit`);
+    expect(await page.textContent('[data-testid=who]')).toMatch(/#alice@acme\.dev$/);
+    const cookie = (await browser.cookies(broker.url)).find((candidate) => candidate.name === 'keyway_audit');
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+
+    // Everything so far: three grants to acme/api (and alice's own sign-in), one refusal, one forgery.
+    const chartCount = async (decision: string) =>
+      (await page.locator(`[data-testid=chart] rect[data-decision=${decision}]`).evaluateAll((rects) => rects.map((rect) => Number(rect.getAttribute('data-count'))))).reduce((a, b) => a + b, 0);
+    expect(await chartCount('granted')).toBe(4);
+    expect(await chartCount('denied')).toBe(2);
+    expect(await page.locator('[data-testid=alerts] tr[data-rule=first_policy_exchange]').count()).toBe(2);
+
+    await page.selectOption('select[name=decision]', 'granted');
+    await page.fill('input[name=repository]', 'acme/api');
+    await page.click('form.search button[type=submit]');
+    await page.waitForURL(/decision=granted/);
+    expect(new URL(page.url()).searchParams.get('repository')).toBe('acme/api');
+    const rows = page.locator('[data-testid=results] tbody tr');
+    expect(await rows.evaluateAll((list) => list.map((row) => row.getAttribute('data-event-id')))).toEqual([...granted].reverse());
+    expect(await page.locator('[data-testid=results] tbody .decision').allTextContents()).toEqual(['granted', 'granted', 'granted']);
+    expect(await chartCount('granted')).toBe(3);
+    expect(await chartCount('denied')).toBe(0);
+    expect(await page.inputValue('input[name=repository]')).toBe('acme/api');
+
+    await rows.first().locator('a').click();
+    await page.waitForURL(`${broker.url}/audit/events/${granted[2]}`);
+    expect(await page.textContent('[data-field=id]')).toBe(granted[2]);
+    expect(await page.textContent('[data-claim=sha]')).toBe('ccc333');
+    expect(await page.textContent('[data-field="granted by"]')).toBe('deploy/production');
+
+    await page.goto(`${broker.url}/audit?reason=signature_invalid`);
+    expect(await page.textContent('[data-testid=results] tbody tr td:nth-child(4)')).toBe('repo:evil/x:ref:refs/heads/main (claimed)');
+    await page.locator('[data-testid=results] tbody tr a').first().click();
+    await page.waitForURL(/\/audit\/events\//);
+    expect(await page.textContent('[data-field="user agent"]')).toBe(HOSTILE_AGENT);
+    expect(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    expect(await page.locator('main script, main img').count()).toBe(0);
+
+    await page.goto(`${broker.url}/audit?since=last%20week`);
+    expect(await page.textContent('[data-testid=problem]')).toContain('since must be');
+
+    await page.click('header button[type=submit]');
+    await page.waitForURL(`${broker.url}/audit/sign-in`);
+    const after = await page.goto(`${broker.url}/audit`);
+    expect(after?.status()).toBe(401);
+    expect(dialogs).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,133 @@
+import { join } from 'node:path';
+import { Hono } from 'hono';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
+import { silentLogger } from '../../src/log.ts';
+import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import type { IssuedGrant } from '../../src/policy/decide.ts';
+import type { Policy } from '../../src/policy/policy.ts';
+import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { KeyRing } from '../../src/tokens/key-ring.ts';
+import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
+import { freePort, testConfig, writeTree } from './node-harness.ts';
+
+const SERVICE = 'https://deploy.acme.dev';
+
+/**
+ * A downstream service protected by `keywayAuth`, fetching the broker's JWKS over HTTP as a real
+ * service does, from real Node brokers whose issuer is their own loopback URL.
+ */
+describe('verifying keyway tokens downstream (remote JWKS)', () => {
+  let issuer: TestIssuer;
+  let broker: NodeBroker;
+  let foreign: NodeBroker;
+  let ring: KeyRing;
+  let app: Hono<{ Variables: KeywayAuthVariables }>;
+
+  async function startBroker(): Promise<NodeBroker> {
+    const root = writeTree({
+      'policies/deploy.yaml': `
+version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_id: "734201" }
+grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:write, artifacts:read] }
+`,
+    });
+    const port = await freePort();
+    return startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log: silentLogger });
+  }
+
+  /** A broker's signing keys, read from its SQLite file. */
+  async function keysOf(from: NodeBroker): Promise<KeyRing> {
+    const db = openSqliteFile(join(from.config.dataDir, DATABASE_FILE));
+    try {
+      return await KeyRing.open(new SqliteKeyStore(db), Date.now());
+    } finally {
+      db.close();
+    }
+  }
+
+  /** A token from `from`'s /token endpoint, by a real exchange. */
+  async function exchange(from: NodeBroker, extra: Record<string, string> = {}): Promise<string> {
+    const subject = await issuer.sign(ciClaims(issuer.url, from.config.issuer));
+    const response = await fetch(`${from.url}/token`, { method: 'POST', body: exchangeForm(subject, extra), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const body = (await response.json()) as { access_token?: string };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    return body.access_token ?? '';
+  }
+
+  /** The broker's own signing key, for tokens its policies would never mint. */
+  const mintWithBrokerKey = async (grant: Partial<IssuedGrant>, now: number) =>
+    (
+      await mintAccessToken({
+        issuer: broker.config.issuer,
+        key: ring.signing,
+        grant: { policy: { id: 'deploy' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 'repo:acme/api', claims: {}, ...grant },
+        source: { iss: issuer.url, sub: 'repo:acme/api' },
+        now,
+      })
+    ).token;
+
+  const call = (token: string) => app.request('/deploy', { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+
+  beforeAll(async () => {
+    issuer = new TestIssuer(inject('testIssuerBase'), `downstream-${crypto.randomUUID().slice(0, 8)}`);
+    [broker, foreign] = await Promise.all([startBroker(), startBroker()]);
+    ring = await keysOf(broker);
+    // The one line a service adds.
+    app = new Hono<{ Variables: KeywayAuthVariables }>();
+    app.use('/deploy', keywayAuth({ issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'] }));
+    app.post('/deploy', (c) => c.json({ deployed_by: c.get('keywayToken').sub, policy: c.get('keywayToken').client_id }));
+  });
+  afterAll(async () => {
+    await Promise.all([broker?.close(), foreign?.close()]);
+  });
+
+  it('lets a token the broker issued through, with its claims', async () => {
+    const response = await call(await exchange(broker, { audience: SERVICE }));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ deployed_by: `${issuer.url}#repo:acme/api:environment:production`, policy: 'deploy' });
+  });
+
+  it.each([
+    ['issued for another audience', () => exchange(broker, { audience: 'https://artifacts.acme.dev' })],
+    ['expired', () => mintWithBrokerKey({ ttlSeconds: 60 }, Date.now() - 10 * 60_000)],
+    ['from another keyway broker (foreign issuer)', () => exchange(foreign, { audience: SERVICE })],
+    [
+      'signed by another broker but claiming this one as issuer',
+      async () => {
+        const other = await keysOf(foreign);
+        return (await mintAccessToken({ issuer: broker.config.issuer, key: other.signing, grant: { policy: { id: 'x' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 's', claims: {} }, source: { iss: issuer.url, sub: 's' }, now: Date.now() })).token;
+      },
+    ],
+    [
+      'typed JWT, not at+jwt (an ID token signed by the broker key)',
+      () =>
+        new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })
+          .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: ring.signing.kid })
+          .setIssuer(broker.config.issuer)
+          .setAudience(SERVICE)
+          .setSubject('repo:acme/api')
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .sign(ring.signing.key),
+    ],
+  ])('refuses a token %s: 401 invalid_token', async (_name, token) => {
+    const response = await call(await token());
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+  });
+
+  it('refuses a token without the route scope: 403 insufficient_scope', async () => {
+    const token = await exchange(broker, { audience: SERVICE, scope: 'artifacts:read' });
+    const response = await call(token);
+    expect(response.status).toBe(403);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="deploy:write"');
+    // The same token passes where that scope is enough: only the scope was wrong.
+    await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['artifacts:read'] })).resolves.toMatchObject({ scope: 'artifacts:read' });
+  });
+});

@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { GITHUB_INSTALLATION_TOKEN_TYPE } from '../../src/cli/pipeline/revoke-token.ts';
+import { verifyAccessToken } from '../../src/index.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { buildAction } from '../../scripts/build-action.ts';
+import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
+import { readEnvironmentFile, runnerFiles } from '../support/github-runner.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
+import { freePort, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
+
+const ACTION = join(REPOSITORY_ROOT, 'action');
+const AUDIENCE = 'https://deploy.acme.dev';
+
+/** The committed bundle, run the way a runner runs it: node, INPUT_* variables, the runner's files, the token service. */
+describe('the GitHub Action', () => {
+  let ci: FakeCi;
+  let broker: NodeBroker;
+
+  beforeAll(async () => {
+    const issuer = new TestIssuer(inject('testIssuerBase'), `action-${crypto.randomUUID().slice(0, 8)}`);
+    ci = await startFakeCi(issuer);
+    const root = writeTree({
+      'policies/deploy.yaml': `
+version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_id: "734201", ref: refs/heads/main }
+grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m }
+`,
+    });
+    const port = await freePort();
+    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log: silentLogger });
+  });
+  afterAll(async () => {
+    await Promise.all([ci?.close(), broker?.close()]);
+  });
+  beforeEach(() => {
+    ci.requests.length = 0;
+    ci.githubApiCalls.length = 0;
+  });
+
+  function runner(inputs: Record<string, string>, extra: Environment = {}) {
+    const workspace = writeTree({});
+    const files = runnerFiles(workspace);
+    const env: Environment = {
+      PATH: process.env['PATH'],
+      HOME: workspace,
+      RUNNER_TEMP: workspace,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_API_URL: ci.githubApiUrl,
+      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
+      ...files,
+      ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
+      ...extra,
+    };
+    return { files, env, run: (step: 'main' | 'post', more: Environment = {}) => runProcess(process.execPath, [join(ACTION, 'dist', `${step}.mjs`)], { env: { ...env, ...more }, cwd: workspace }) };
+  }
+
+  it('action.yml: inputs url, audience, scope; outputs token, expires-at; the bundled files on a current Node runner', () => {
+    const action = parse(readFileSync(join(ACTION, 'action.yml'), 'utf8')) as Record<string, Record<string, unknown>>;
+    expect(Object.keys(action['inputs'] ?? {})).toEqual(['url', 'audience', 'scope']);
+    expect(Object.keys(action['outputs'] ?? {})).toEqual(['token', 'expires-at']);
+    expect(action['runs']).toEqual({ using: 'node24', main: 'dist/main.mjs', post: 'dist/post.mjs' });
+  });
+
+  it('main: masks the token before anything else, sets the outputs, logs hash and audit id; post: nothing to revoke', async () => {
+    const step = runner({ url: broker.url, audience: AUDIENCE, scope: 'deploy:write' });
+    const result = await step.run('main');
+    expect(result, result.stdout + result.stderr).toMatchObject({ code: 0 });
+    expect(ci.requests).toEqual([{ source: 'github', audience: broker.url }]);
+
+    const outputs = readEnvironmentFile(step.files.GITHUB_OUTPUT);
+    const token = outputs['token'] ?? '';
+    expect(result.stdout.split('\n').filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`]);
+    expect(result.stdout.indexOf(`::add-mask::${token}`)).toBeLessThan(result.stdout.indexOf('granted'));
+    expect(result.stderr).not.toContain(token);
+    expect(result.stdout).toMatch(/keyway: granted: audit_event_id=\w{26} access_token_sha256=[0-9a-f]{64}/);
+
+    const claims = await verifyAccessToken(token, { issuer: broker.url, audience: AUDIENCE, scopes: ['deploy:write'] });
+    expect(Math.abs(Date.parse(outputs['expires-at'] ?? '') / 1000 - (decodeJwt(token).exp ?? 0))).toBeLessThanOrEqual(2);
+    expect(claims.scope).toBe('deploy:write');
+    expect(readFileSync(step.files.GITHUB_STATE, 'utf8')).toBe('');
+
+    const post = await step.run('post');
+    expect(post).toMatchObject({ code: 0, stdout: 'keyway: nothing to revoke: keyway access tokens expire on their own\n' });
+  });
+
+  it('main fails the step with an error annotation when the job lacks `permissions: id-token: write`', async () => {
+    const step = runner({ url: broker.url }, { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
+    const result = await step.run('main');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^::error::keyway: no CI token: .*permissions: id-token: write/m);
+    expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
+  });
+
+  it('main reports a refusal with its RFC 6749 error and audit event id, and sets no output', async () => {
+    const step = runner({ url: broker.url, scope: 'admin' });
+    const result = await step.run('main');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^::error::keyway: refused \(HTTP 400\): invalid_scope: the requested scope is not granted$/m);
+    expect(result.stdout).toMatch(/^keyway: audit_event_id=\w{26}$/m);
+    expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
+  });
+
+  it('post revokes a GitHub installation token the main step saved, with the token itself', async () => {
+    const step = runner({ url: broker.url });
+    const saved = JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, token: 'ghs_installation' });
+    const result = await step.run('post', { STATE_revoke: saved });
+    expect(result).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n' });
+    expect(ci.githubApiCalls).toEqual([{ method: 'DELETE', path: '/installation/token', authorization: 'Bearer ghs_installation' }]);
+  });
+
+  it('the committed bundle is what `npm run build:action` makes from the source', async () => {
+    const outdir = writeTree({});
+    await buildAction(outdir);
+    for (const file of ['main.mjs', 'post.mjs']) {
+      expect(readFileSync(join(ACTION, 'dist', file), 'utf8'), `action/dist/${file} is stale: run npm run build:action`).toBe(readFileSync(join(outdir, file), 'utf8'));
+    }
+  });
+});

@@ -1,0 +1,289 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { SignJWT, generateKeyPair } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { writeTree } from './node-harness.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const BIN = join(ROOT, 'src/cli/main.ts');
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the real `keyway` binary in `cwd`, with the broker settings at their defaults. */
+function keyway(args: readonly string[], options: { cwd?: string; stdin?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('KEYWAY_') && name !== 'PORT'));
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env: { ...env, ...options.env } as NodeJS.ProcessEnv });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  child.stdin.end(options.stdin ?? '');
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const DEPLOY = `version: 1
+description: deploy acme/api
+issuer: github
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+  ref: refs/heads/main
+  ref_protected: "true"
+  environment: production
+  event_name: [push, workflow_dispatch]
+  runner_environment: github-hosted
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write, artifacts:read]
+  ttl: 10m
+  subject: "github:{repository}:{environment}"
+`;
+const GUARD = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n';
+const CLAIMS = {
+  iss: 'https://token.actions.githubusercontent.com',
+  aud: 'http://127.0.0.1:8787',
+  sub: 'repo:acme/api:environment:production',
+  repository: 'acme/api',
+  repository_id: '734201',
+  repository_owner_id: '1200934',
+  ref: 'refs/heads/main',
+  ref_protected: 'true',
+  environment: 'production',
+  event_name: 'push',
+  runner_environment: 'github-hosted',
+  run_id: '1',
+};
+
+describe('keyway policy check', () => {
+  it('passes the example policies clean', async () => {
+    const result = await keyway(['policy', 'check', 'policies']);
+    expect(result).toMatchObject({ code: 0, stdout: '' });
+    expect(result.stderr).toMatch(/^keyway policy check: \d+ policy files, 0 errors, 0 warnings, 0 notices\n$/);
+  });
+
+  it('runs through npx as the package bin, and checks $KEYWAY_POLICIES by default', async () => {
+    const dir = writeTree({ 'p/d.yaml': DEPLOY });
+    const child = spawn('npx', ['--no-install', 'keyway', 'policy', 'check'], { cwd: ROOT, env: { ...process.env, KEYWAY_POLICIES: join(dir, 'p') } });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(stderr).toContain('keyway policy check: 1 policy file, 0 errors');
+  });
+
+  it('prints file:line:col severity message [rule] and exits 1 on an error', async () => {
+    const dir = writeTree({
+      'policies/deploy.yaml': DEPLOY,
+      'policies/team/wide.yaml': DEPLOY.replace('  repository_owner_id: "1200934"\n  repository_id: "734201"\n', '').replace('ttl: 10m', 'ttl: 30m'),
+      'policies/team/typo.yaml': DEPLOY.replace('  scopes:', '  scope:'),
+      'policies/team/named.yaml': DEPLOY.replace('  repository_id: "734201"', '  repository: acme/api').replace('  event_name', '  workflow: Deploy\n  event_name'),
+    });
+    const result = await keyway(['policy', 'check', 'policies'], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stdout.split('\n')).toEqual([
+      'policies/team/named.yaml:6:3 warning repository is a name that can be renamed and registered again by someone else: pin repository_id beside it [name-without-id]',
+      'policies/team/named.yaml:10:3 warning workflow is chosen by whoever edits the pipeline: workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref [spoofable-claim]',
+      'policies/team/typo.yaml:14:3 error unknown field grant.scope [invalid-policy]',
+      expect.stringMatching(/^policies\/team\/wide.yaml:4:1 error https:\/\/token.actions.githubusercontent.com signs tokens for every project .* \[unpinned-tenant\]$/),
+      'policies/team/wide.yaml:13:3 warning grant.ttl is 1800s; keep grants at 15 minutes or less [long-ttl]',
+      '',
+    ]);
+    expect(result.stderr).toBe('keyway policy check: 4 policy files, 2 errors, 3 warnings, 0 notices\n');
+  });
+
+  it('--format json gives each finding with its rule and why', async () => {
+    const dir = writeTree({ 'p/named.yaml': DEPLOY.replace('  workflow: x', '').replace('  event_name', '  workflow: Deploy\n  event_name') });
+    const result = await keyway(['policy', 'check', join(dir, 'p'), '--format', 'json']);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual([
+      {
+        file: join(dir, 'p/named.yaml'),
+        line: 10,
+        column: 3,
+        severity: 'warning',
+        rule: 'spoofable-claim',
+        message: expect.stringContaining('workflow_ref'),
+        why: expect.stringContaining('chooses this value freely'),
+      },
+    ]);
+  });
+
+  it('--format github prints workflow annotations, escaped', async () => {
+    const dir = writeTree({ 'policies/a,b.yaml': DEPLOY.replace('  repository_owner_id: "1200934"\n  repository_id: "734201"\n', '') });
+    const result = await keyway(['policy', 'check', 'policies', '--format', 'github'], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^::error file=policies\/a%2Cb.yaml,line=4,col=1,title=keyway unpinned-tenant::https%3A|^::error file=policies\/a%2Cb.yaml,line=4,col=1,title=keyway unpinned-tenant::https:/);
+    expect(result.stdout).toContain('%0A(unpinned-tenant: a shared issuer signs tokens');
+    expect(result.stdout.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('honours lint.ignore with a reason, and reports one that silences nothing', async () => {
+    const silenced = DEPLOY.replace('ttl: 10m', 'ttl: 1h').replace('version: 1\n', 'version: 1\nlint:\n  ignore:\n    long-ttl: "the migration job runs for 50 minutes"\n    spoofable-claim: "left over"\n');
+    const result = await keyway(['policy', 'check', 'p'], { cwd: writeTree({ 'p/d.yaml': silenced }) });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('p/d.yaml:5:5 warning lint.ignore.spoofable-claim silences nothing here any more [unused-ignore]\n');
+  });
+
+  it('exits 2 on bad usage', async () => {
+    expect(await keyway(['policy', 'check', 'policies', '--format', 'xml'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--format is one of text, json, github') });
+    expect(await keyway(['policy', 'check', '/nonexistent/dir'])).toMatchObject({ code: 2, stderr: expect.stringContaining('is not a directory') });
+    expect(await keyway(['policy', 'check', '--help'])).toMatchObject({ code: 0, stdout: expect.stringContaining('usage: keyway policy check') });
+  });
+});
+
+describe('keyway policy explain', () => {
+  const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guard.yaml': GUARD });
+
+  it('--claims FILE: every line with ✓/✗ and the actual value, then the grant', async () => {
+    const claimsDir = writeTree({ 'claims.json': JSON.stringify(CLAIMS) });
+    const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', join(claimsDir, 'claims.json')]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('✓ deploy  allow  — deploy acme/api\n    ✓ aud includes "http://127.0.0.1:8787"  — token has aud "http://127.0.0.1:8787"\n    ✓ repository_owner_id: "1200934"  — token has "1200934"');
+    expect(result.stdout).toContain('✗ guard  deny\n    ✓ aud includes "http://127.0.0.1:8787"  — token has aud "http://127.0.0.1:8787"\n    ✗ event_name: ["pull_request_target","workflow_run"]  — token has "push"');
+    expect(result.stdout).toContain('deny guardrails fired: none\ndecision: GRANTED by deploy\n  audience  https://deploy.acme.dev\n  scope     deploy:write artifacts:read\n  ttl       600s\n  subject   github:acme/api:production\n');
+    expect(result.stdout).not.toContain('WITHOUT verifying');
+  });
+
+  it('--claims - reads standard input (YAML or JSON), and shows why a guardrail denies', async () => {
+    const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', '-', '--scope', 'deploy:write'], {
+      stdin: Object.entries({ ...CLAIMS, event_name: 'pull_request_target' }).map(([name, value]) => `${name}: "${value}"`).join('\n'),
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('✗ deploy  allow');
+    expect(result.stdout).toContain('    ✗ event_name: ["push","workflow_dispatch"]  — token has "pull_request_target"');
+    expect(result.stdout).toContain('✓ guard  deny');
+    expect(result.stdout).toContain('deny guardrails fired: guard\ndecision: DENIED (denied_by_policy): denied by guard\n');
+  });
+
+  it('--token JWT: decoded without verification, and it says so', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    const jwt = await new SignJWT({ ...CLAIMS, environment: 'staging' }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
+    const result = await keyway(['policy', 'explain', join(dir, 'p'), '--token', jwt]);
+    expect(result.code).toBe(0);
+    expect(result.stdout.split('\n')[0]).toBe(
+      'note: the token was decoded WITHOUT verifying its signature, issuer keys or lifetime: this shows what the policies decide for its claims, not whether it is genuine',
+    );
+    expect(result.stdout).toContain('    ✗ environment: "production"  — token has "staging"');
+    expect(result.stdout).toContain('decision: DENIED (no_policy_matched)');
+    const fromStdin = await keyway(['policy', 'explain', join(dir, 'p'), '--token', '-', '--format', 'json'], { stdin: `${jwt}\n` });
+    const json = JSON.parse(fromStdin.stdout) as { notes: string[]; decision: { reason: string }; policies: { id: string }[] };
+    expect(json.notes[0]).toContain('WITHOUT verifying');
+    expect(json.decision.reason).toBe('no_policy_matched');
+    expect(json.policies.map((policy) => policy.id)).toEqual(['deploy', 'guard']);
+  });
+
+  it('--issuer sets iss, and claims without aud take the broker\'s own issuer URL, saying so', async () => {
+    const { iss: _iss, aud: _aud, ...rest } = CLAIMS;
+    const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', '-', '--issuer', 'github'], { stdin: JSON.stringify(rest) });
+    expect(result.stdout).toContain("note: the claims carry no aud; taking the broker's own issuer URL http://127.0.0.1:8787");
+    expect(result.stdout).toContain('issuer: https://token.actions.githubusercontent.com (github)');
+    expect(result.stdout).toContain('decision: GRANTED by deploy');
+  });
+
+  it('exits 2 without exactly one of --claims and --token, or with a token that is not a JWT', async () => {
+    expect(await keyway(['policy', 'explain', join(dir, 'p')])).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of --claims FILE and --token JWT') });
+    expect(await keyway(['policy', 'explain', join(dir, 'p'), '--token', 'nope'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--token is not a JWT') });
+  });
+
+  it('exits 1 when the policies do not load', async () => {
+    const broken = writeTree({ 'p/d.yaml': DEPLOY.replace('scopes:', 'scope:') });
+    const result = await keyway(['policy', 'explain', join(broken, 'p'), '--claims', '-'], { stdin: JSON.stringify(CLAIMS) });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('d.yaml:14:3 unknown field grant.scope');
+  });
+});
+
+describe('keyway policy test', () => {
+  const TESTS = `version: 1
+issuer: github
+fixtures:
+  deploy: ${JSON.stringify(CLAIMS)}
+cases:
+  - name: deploys
+    fixture: deploy
+    expect: { decision: granted, policy: deploy, scopes: [deploy:write, artifacts:read] }
+  - name: guardrail
+    fixture: deploy
+    claims: { event_name: workflow_run }
+    expect: { decision: denied, denied_by: [guard] }
+`;
+
+  it('runs the example policies\' own tests: all pass', async () => {
+    const result = await keyway(['policy', 'test', 'policies']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^(\d+) passed, 0 failed\n$/);
+    expect(Number(/^(\d+) passed/.exec(result.stdout)?.[1])).toBeGreaterThanOrEqual(40);
+  });
+
+  it('passes, and lists passes with --verbose', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guard.yaml': GUARD, 'p/deploy.test.yaml': TESTS });
+    expect(await keyway(['policy', 'test', join(dir, 'p')])).toMatchObject({ code: 0, stdout: '2 passed, 0 failed\n' });
+    const verbose = await keyway(['policy', 'test', 'p', '-v'], { cwd: dir });
+    expect(verbose.stdout).toBe('PASS p/deploy.test.yaml:6:5 deploys\nPASS p/deploy.test.yaml:9:5 guardrail\n2 passed, 0 failed\n');
+  });
+
+  it('fails with file:line and what it got, exit 1 (here: without the guardrail, nothing denies workflow_run by policy)', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/deploy.test.yaml': TESTS });
+    const result = await keyway(['policy', 'test', 'p'], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('FAIL p/deploy.test.yaml:9:5 guardrail\n     expected denied_by ["guard"], got []\n1 passed, 1 failed\n');
+  });
+
+  it('exits 1 on an invalid test file, and when there is nothing to test', async () => {
+    const invalid = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/deploy.test.yaml': TESTS.replace('expect: { decision: granted', 'expect: { decison: granted') });
+    const result = await keyway(['policy', 'test', 'p'], { cwd: invalid });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('p/deploy.test.yaml:8:15 error unknown field cases.0.expect.decison');
+    const empty = await keyway(['policy', 'test', 'p'], { cwd: writeTree({ 'p/deploy.yaml': DEPLOY }) });
+    expect(empty).toMatchObject({ code: 1, stdout: '0 passed, 0 failed\n', stderr: expect.stringContaining('no *.test.yaml cases') });
+  });
+});
+
+describe('keyway policy diff', () => {
+  const before = writeTree({ 'old/deploy.yaml': DEPLOY, 'old/guard.yaml': GUARD, 'old/gone.yaml': DEPLOY.replace('repository_id: "734201"', 'repository_id: "5"') });
+  const after = writeTree({
+    'new/deploy.yaml': DEPLOY.replace('  environment: production\n', '').replace('ttl: 10m', 'ttl: 5m'),
+    'new/guard.yaml': GUARD.replace('[pull_request_target, workflow_run]', '[pull_request_target, workflow_run, schedule]'),
+    'new/added.yaml': GUARD.replace('[pull_request_target, workflow_run]', 'merge_group'),
+  });
+
+  it('says per policy what the change does to access, then the lint of the new state', async () => {
+    const result = await keyway(['policy', 'diff', join(before, 'old'), join(after, 'new')]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(
+      [
+        'added: added (narrows access)',
+        '  deny, enforced [narrowed]',
+        'deploy: widened and narrowed',
+        '  match.environment: line "production" removed [widened]',
+        '  grant.ttl: 600s → 300s [narrowed]',
+        'gone: removed (narrows access)',
+        '  was allow, enforced [narrowed]',
+        'guard: narrowed',
+        '  match.event_name: ["pull_request_target","workflow_run"] → ["pull_request_target","workflow_run","schedule"] [narrowed]',
+        '',
+        `lint of ${join(after, 'new')}: 0 errors, 0 warnings, 1 notice`,
+        `${join(after, 'new')}/deploy.yaml:15:3 notice grant.subject reads {environment}, which github tokens need not carry and no match line requires: tokens without it get no grant from this policy [template-claim-optional]`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--format markdown gives a table for a pull request comment, and exits 1 when the new state has errors', async () => {
+    const broken = writeTree({ 'new/deploy.yaml': DEPLOY.replace('  repository_owner_id: "1200934"\n  repository_id: "734201"\n', '') });
+    const result = await keyway(['policy', 'diff', join(before, 'old'), join(broken, 'new'), '--format', 'markdown']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('### keyway policy diff\n\n**2 policies widen access.**\n\n| policy | change | details |\n|---|---|---|\n');
+    expect(result.stdout).toContain('| `deploy` | **widened** | `match.repository_owner_id: line "1200934" removed` widened<br>`match.repository_id: line "734201" removed` widened |');
+    expect(result.stdout).toContain('| `guard` | **removed (widens access)** | `was deny, enforced` widened |');
+    expect(result.stdout).toMatch(/\| `.*\/new\/deploy.yaml:4:1` \| error \| `unpinned-tenant` \|/);
+  });
+
+  it('exits 2 without two directories', async () => {
+    expect(await keyway(['policy', 'diff', join(before, 'old')])).toMatchObject({ code: 2, stderr: expect.stringContaining('OLD_DIR and NEW_DIR') });
+  });
+});

@@ -1,0 +1,92 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { testConfig, writeTree } from './node-harness.ts';
+
+const policy = (issuer: TestIssuer, repositoryId: string, extra = '') => `version: 1
+${extra}issuer: { kind: github, url: "${issuer.url}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "${repositoryId}"
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [artifacts:read]
+`;
+
+/** Polls until `check` holds: file watching is asynchronous. Bounded: 10 s. */
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('reloading policies on the Node broker', () => {
+  const running: NodeBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  async function setup(watchPolicies: boolean) {
+    const github = freshIssuer(inject('testIssuerBase'), 'reload');
+    const root = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    const broker = await startNodeBroker(testConfig(root, { watchPolicies }), { log: silentLogger });
+    running.push(broker);
+    const exchange = async (repositoryId: string) =>
+      (
+        await fetch(`${broker.url}/token`, {
+          method: 'POST',
+          body: exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { repository_id: repositoryId }))),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        })
+      ).status;
+    const health = async () => (await (await fetch(`${broker.url}/healthz`)).json()) as Record<string, unknown>;
+    const write = (path: string, text: string) => writeFileSync(join(root, 'policies', path), text);
+    return { github, root, broker, exchange, health, write };
+  }
+
+  it('picks up a new policy when a file changes, without a restart', async () => {
+    const { github, exchange, health, write } = await setup(true);
+    expect(await exchange('5')).toBe(400);
+    write('b.yaml', policy(github, '5'));
+    await eventually(async () => (await exchange('5')) === 200);
+    expect(await exchange('734201')).toBe(200);
+    expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, policies: 2 } });
+  });
+
+  it('keeps the old set when the new one does not load, and says why on /healthz; a fix then loads', async () => {
+    const { github, exchange, health, write } = await setup(true);
+    write('a.yaml', `${policy(github, '734201')}matchh: {}\n`);
+    await eventually(async () => (await health())['policy_reload'] !== undefined);
+    const report = await health();
+    expect(report).toMatchObject({ status: 'ok', policies: 1, policy_reload: { ok: false, policies: 1, problems: ['a.yaml:9:1 unknown field matchh'] } });
+    expect(await exchange('734201')).toBe(200);
+
+    write('a.yaml', policy(github, '5'));
+    await eventually(async () => (await health())['policy_reload'] !== undefined && ((await health())['policy_reload'] as { ok: boolean }).ok);
+    expect(await exchange('5')).toBe(200);
+    expect(await exchange('734201')).toBe(400);
+  });
+
+  it('reloads on demand (SIGHUP) when not watching; disabled: true is a kill switch that takes effect then', async () => {
+    const { github, broker, exchange, write } = await setup(false);
+    write('a.yaml', policy(github, '734201', 'disabled: true\n'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await exchange('734201')).toBe(200);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 0 });
+    expect(await exchange('734201')).toBe(400);
+    expect(broker.policies().inactive.map((entry) => [entry.id, entry.why])).toEqual([['a', 'disabled: true']]);
+  });
+
+  it('keeps serving when the directory itself goes away', async () => {
+    const { root, broker, exchange } = await setup(false);
+    rmSync(join(root, 'policies'), { recursive: true });
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, policies: 1, problems: [expect.stringContaining('ENOENT')] });
+    expect(await exchange('734201')).toBe(200);
+  });
+});

@@ -1,0 +1,338 @@
+import { base64url, createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditRecordJson } from '../../src/audit-api/record-json.ts';
+import { fromRecordJson } from '../../src/audit-api/record-json.ts';
+import type { Checkpoint } from '../../src/audit/checkpoint.ts';
+import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
+import { verifyCheckpoint } from '../../src/audit/verify-checkpoint.ts';
+import type { Reason } from '../../src/exchange/reasons.ts';
+import type { IssuedGrant } from '../../src/policy/decide.ts';
+import type { Policy } from '../../src/policy/policy.ts';
+import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { KeyRing } from '../../src/tokens/key-ring.ts';
+import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, freshIssuer, GRANT_TYPE, ID_TOKEN, postToken, suitePolicies, type BrokerClient, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** Policies for auditors: a person's identity token (a plain OIDC issuer) exchanged for a token addressed to the broker itself. */
+export function auditorPolicies(people: TestIssuer, brokerIssuer: string): Record<string, string> {
+  return {
+    'auditors/alice.yaml': `
+version: 1
+description: auditors read the audit log
+issuer: "${people.url}"
+match:
+  sub: alice@acme.dev
+grant:
+  audience: ${brokerIssuer}
+  scopes: [audit:read]
+  ttl: 10m
+`,
+    'auditors/bob.yaml': `
+version: 1
+description: bob may reach the broker, but not read the log
+issuer: "${people.url}"
+match:
+  sub: bob@acme.dev
+grant:
+  audience: ${brokerIssuer}
+  scopes: [keys:read]
+`,
+    'templates/team.yaml': `
+version: 1
+issuer: "${people.url}"
+match:
+  sub: svc-templated
+grant:
+  audience: https://t.example
+  subject: "team:{team}"
+`,
+  };
+}
+
+export async function personToken(people: TestIssuer, brokerIssuer: string, sub: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return people.sign({ iss: people.url, aud: brokerIssuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID(), ...extra });
+}
+
+/** Exchanges a person's identity token for a keyway token addressed to the broker itself. */
+export async function auditorToken(broker: BrokerClient, people: TestIssuer, sub = 'alice@acme.dev', scope = 'audit:read'): Promise<string> {
+  const result = await postToken(broker, exchangeForm(await personToken(people, broker.issuer, sub), { audience: broker.issuer, scope }));
+  expect(result.status).toBe(200);
+  return result.body['access_token'] as string;
+}
+
+const SERVICE_ACCOUNT_UID = '5d7c3a9e-2f41-4b8e-9c06-1a2b3c4d5e6f';
+
+/** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
+const HARNESS_ISSUER = 'https://keyway.test';
+const PROTECTED = ['/v1/audit/events', '/v1/audit/events/01ANYTHING', '/v1/audit/export', '/v1/audit/export?format=csv', '/v1/audit/stats', '/v1/audit/alerts'];
+
+/** The audit query API end to end, on whichever runtime: who may read, what they read, and a record for every reason code. */
+export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`the audit API on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: TestIssuer;
+    let generic: TestIssuer;
+    let people: TestIssuer;
+    let cold: TestIssuer;
+    let cluster: TestIssuer;
+    let token: string;
+    const since = new Date(Date.now() - 60_000).toISOString();
+    const good = (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.issuer, overrides));
+    const get = (path: string, bearer: string | null = token) => broker.request(path, bearer === null ? {} : { headers: { authorization: `Bearer ${bearer}` } });
+    const events = async (params: Record<string, string>) => {
+      const response = await get(`/v1/audit/events?${new URLSearchParams({ since, ...params })}`);
+      expect(response.status).toBe(200);
+      return (await response.json()) as { events: AuditRecordJson[]; next_cursor?: string };
+    };
+
+    beforeAll(async () => {
+      github = freshIssuer(issuerBase(), 'audit-gh');
+      generic = freshIssuer(issuerBase(), 'audit-oidc');
+      people = freshIssuer(issuerBase(), 'people');
+      cold = freshIssuer(issuerBase(), 'cold');
+      cluster = freshIssuer(issuerBase(), 'audit-k8s');
+      await cold.settings({ down: true });
+      broker = await start({
+        ...suitePolicies(github, generic),
+        ...auditorPolicies(people, HARNESS_ISSUER),
+        'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
+        'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
+        'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
+      });
+      expect(broker.issuer).toBe(HARNESS_ISSUER);
+      token = await auditorToken(broker, people);
+    });
+    afterAll(() => broker.close());
+
+    describe('who may read', () => {
+      it.each(PROTECTED)('%s answers 401 without a bearer token, and for a Basic credential', async (path) => {
+        const none = await get(path, null);
+        expect(none.status).toBe(401);
+        expect(none.headers.get('www-authenticate')).toBe('Bearer');
+        const basic = await broker.request(path, { headers: { authorization: 'Basic YWxpY2U6cGFzcw==' } });
+        expect(basic.status).toBe(401);
+      });
+
+      it.each(PROTECTED)('%s answers 401 to tokens that are not keyway tokens for this broker', async (path) => {
+        const deploy = (await postToken(broker, exchangeForm(await good()))).body['access_token'] as string;
+        const foreignRing = await KeyRing.from([await generateSigningKey(Date.now())]);
+        const grant = { policy: { id: 'auditors/alice' } as Policy, audiences: [broker.issuer], scopes: ['audit:read'], ttlSeconds: 300, subject: 'mallory', claims: {} } satisfies IssuedGrant;
+        const forged = (await mintAccessToken({ issuer: broker.issuer, key: foreignRing.signing, grant, source: { iss: people.url, sub: 'mallory' }, now: Date.now() })).token;
+        const [header, , signature] = token.split('.');
+        const claims = { ...decodeJwt(token), scope: 'audit:read admin' };
+        const tampered = `${header}.${base64url.encode(JSON.stringify(claims))}.${signature}`;
+        for (const bad of ['garbage', deploy, forged, tampered, await personToken(people, broker.issuer, 'alice@acme.dev')]) {
+          const response = await get(path, bad);
+          expect(response.status).toBe(401);
+          expect(await response.json()).toMatchObject({ error: 'invalid_token' });
+        }
+      });
+
+      it.each(PROTECTED)('%s answers 403 to a token for this broker without audit:read', async (path) => {
+        const response = await get(path, await auditorToken(broker, people, 'bob@acme.dev', 'keys:read'));
+        expect(response.status).toBe(403);
+        expect(response.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="audit:read"');
+      });
+
+      it('the /audit page answers 401 without a sign-in and 403 for a token without audit:read', async () => {
+        expect((await broker.request('/audit')).status).toBe(401);
+        expect((await broker.request('/audit/events/01X')).status).toBe(401);
+        expect((await broker.request('/audit', { headers: { cookie: `keyway_audit=${token}; __Host-keyway_audit=garbage.x.y` } })).status).toBe(401);
+        const bob = await auditorToken(broker, people, 'bob@acme.dev', 'keys:read');
+        expect((await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${bob}` } })).status).toBe(403);
+        const page = await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${token}` } });
+        expect(page.status).toBe(200);
+        expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+        expect(await page.text()).toContain('alice@acme.dev');
+      });
+
+      it('publishes signed checkpoints to anyone', async () => {
+        await postToken(broker, exchangeForm(await good()));
+        await broker.auditUpkeep();
+        const latest = await broker.request('/v1/audit/checkpoints/latest');
+        expect(latest.status).toBe(200);
+        const checkpoint = (await latest.json()) as Checkpoint;
+        const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+        expect(await verifyCheckpoint(checkpoint.jws, createLocalJWKSet(jwks), broker.issuer)).toMatchObject({ seq: checkpoint.seq, hash: checkpoint.hash });
+        const list = (await (await broker.request('/v1/audit/checkpoints?after=0&limit=500')).json()) as { checkpoints: Checkpoint[] };
+        expect(list.checkpoints.at(-1)).toEqual(checkpoint);
+        expect((await broker.request('/v1/audit/checkpoints?limit=0')).status).toBe(400);
+      });
+    });
+
+    describe('what auditors read', () => {
+      it('finds who got a production token, from which commit, under which policy, and who was refused', async () => {
+        const granted = await postToken(broker, exchangeForm(await good({ sha: 'c0ffee', sub: 'repo:acme/api:environment:production:find' })));
+        const refused = await postToken(broker, exchangeForm(await good({ ref: 'refs/heads/feature', sub: 'repo:acme/api:environment:production:find' })));
+        const issued = decodeJwt(granted.body['access_token'] as string);
+
+        const found = await events({ subject: 'repo:acme/api:environment:production:find' });
+        expect(found.events.map((event) => event.id)).toEqual([refused.body['audit_event_id'], granted.body['audit_event_id']]);
+        const [refusal, grant] = found.events;
+        expect(grant).toMatchObject({ decision: 'granted', policy: { granted_by: 'deploy/production' }, claims: { sha: 'c0ffee', environment: 'production' }, issued: { jti: issued.jti } });
+        expect(grant?.chain.seq).toBeTypeOf('number');
+        expect(refusal).toMatchObject({ decision: 'denied', reason: 'no_policy_matched' });
+
+        expect((await events({ jti: String(issued.jti) })).events.map((event) => event.id)).toEqual([granted.body['audit_event_id']]);
+        const byPolicy = await events({ policy: 'deploy/production', decision: 'granted', repository: 'acme/api' });
+        expect(byPolicy.events.length).toBeGreaterThan(0);
+        expect(byPolicy.events.every((event) => event.policy?.granted_by === 'deploy/production' && event.decision === 'granted')).toBe(true);
+        expect((await events({ subject: 'repo:acme/api:environment:production:find', until: since })).events).toEqual([]);
+
+        const one = await get(`/v1/audit/events/${granted.body['audit_event_id']}`);
+        expect(one.status).toBe(200);
+        expect(await one.json()).toEqual(grant);
+        expect((await get('/v1/audit/events/01NOSUCHEVENT')).status).toBe(404);
+      });
+
+      it('pages with a cursor, newest first', async () => {
+        const sub = `repo:acme/api:environment:production:page-${crypto.randomUUID()}`;
+        const ids = [];
+        for (let index = 0; index < 3; index += 1) ids.push((await postToken(broker, exchangeForm(await good({ sub })))).body['audit_event_id']);
+        const first = await events({ subject: sub, limit: '2' });
+        expect(first.events.map((event) => event.id)).toEqual([ids[2], ids[1]]);
+        const second = await events({ subject: sub, limit: '2', cursor: first.next_cursor as string });
+        expect(second.events.map((event) => event.id)).toEqual([ids[0]]);
+        expect(second.next_cursor).toBeUndefined();
+      });
+
+      it.each([
+        ['decision=maybe', /decision/],
+        ['reason=nope', /reason/],
+        ['since=last%20tuesday', /since/],
+        ['limit=0', /limit/],
+        ['limit=501', /limit/],
+        ['cursor=abc', /cursor/],
+        ['subject=a&subject=b', /subject/],
+      ])('refuses the filter %s with 400 invalid_request', async (query, message) => {
+        const response = await get(`/v1/audit/events?${query}`);
+        expect(response.status).toBe(400);
+        const body = (await response.json()) as { error: string; error_description: string };
+        expect(body.error).toBe('invalid_request');
+        expect(body.error_description).toMatch(message);
+      });
+
+      it('exports NDJSON that verifies against the chain and the signed checkpoints, and CSV safe for spreadsheets', async () => {
+        const sub = `=HYPERLINK("https://evil.example","x")`;
+        await postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, { sub }), { key: 'foreign' })));
+        await broker.auditUpkeep();
+
+        const ndjson = await get('/v1/audit/export');
+        expect(ndjson.status).toBe(200);
+        expect(ndjson.headers.get('content-type')).toBe('application/x-ndjson');
+        const lines = (await ndjson.text()).trim().split('\n');
+        const records = lines.map((line) => fromRecordJson(JSON.parse(line) as AuditRecordJson));
+        expect(records.map((record) => record.chain.seq)).toEqual([...records.map((record) => record.chain.seq)].sort((a, b) => a - b));
+        const checkpoints = ((await (await broker.request('/v1/audit/checkpoints')).json()) as { checkpoints: Checkpoint[] }).checkpoints;
+        const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+        async function* all() {
+          yield* records;
+        }
+        const report = await verifyAuditLog({ records: all(), checkpoints, keys: createLocalJWKSet(jwks), issuer: broker.issuer });
+        expect(report).toMatchObject({ ok: true, records: records.length });
+        expect(report.checkpoints).toBeGreaterThan(0);
+
+        const csv = await get(`/v1/audit/export?format=csv&since=${encodeURIComponent(since)}&reason=signature_invalid`);
+        expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+        const rows = (await csv.text()).trim().split('\r\n');
+        expect(rows[0]).toMatch(/^seq,id,time,decision,reason,issuer,subject,/);
+        const row = rows.find((line) => line.includes('HYPERLINK'));
+        expect(row).toContain(`"'=HYPERLINK(""https://evil.example"",""x"")"`);
+        expect((await get('/v1/audit/export?format=xml')).status).toBe(400);
+      });
+
+      it('counts exchanges by decision, policy and repository over time buckets', async () => {
+        const before = (await (await get(`/v1/audit/stats?since=${encodeURIComponent(since)}&bucket=minute`)).json()) as { totals: Record<string, number> };
+        await postToken(broker, exchangeForm(await good()));
+        await postToken(broker, exchangeForm(await good({ ref: 'refs/heads/other' })));
+        const response = await get(`/v1/audit/stats?since=${encodeURIComponent(since)}&bucket=minute`);
+        expect(response.status).toBe(200);
+        const stats = (await response.json()) as { totals: Record<string, number>; series: { counts: Record<string, number> }[]; by_policy: { policy: string }[]; by_repository: { repository: string }[] };
+        expect(stats.totals['granted']).toBe((before.totals['granted'] ?? 0) + 1);
+        expect(stats.totals['denied']).toBe((before.totals['denied'] ?? 0) + 1);
+        expect(stats.series.reduce((sum, bucket) => sum + (bucket.counts['granted'] ?? 0), 0)).toBe(stats.totals['granted']);
+        expect(stats.by_policy.map((row) => row.policy)).toContain('deploy/production');
+        expect(stats.by_repository.map((row) => row.repository)).toContain('acme/api');
+        expect((await get('/v1/audit/stats?bucket=minute&since=30d')).status).toBe(400);
+      });
+    });
+
+    describe('every reason code lands in the log, findable by its code', () => {
+      const post = (body: BodyInit, contentType = 'application/x-www-form-urlencoded') => broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
+      const now = () => Math.floor(Date.now() / 1000);
+      const singleUse = () => generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-once', iat: now(), exp: now() + 300, jti: crypto.randomUUID() });
+      const alg = (header: Record<string, unknown>) => `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(ciClaims(github.url, broker.issuer)))}.`;
+      const scenarios = {
+        granted: async () => post(exchangeForm(await good())),
+        malformed_request: async () => post(new URLSearchParams({ subject_token: 'a.b.c', subject_token_type: ID_TOKEN })),
+        method_not_allowed: async () => broker.request('/token'),
+        unsupported_media_type: async () => post('{}', 'application/json'),
+        request_too_large: async () => post(`grant_type=${encodeURIComponent(GRANT_TYPE)}&pad=${'x'.repeat(100_000)}`),
+        unsupported_grant_type: async () => post(new URLSearchParams({ grant_type: 'client_credentials' })),
+        target_malformed: async () => post(exchangeForm(await good(), { resource: 'not a uri' })),
+        token_malformed: async () => post(exchangeForm('garbage')),
+        header_forbidden: async () => post(exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { header: { jku: `${github.url}/trap/jwks` } }))),
+        algorithm_not_allowed: async () => post(exchangeForm(alg({ alg: 'none', typ: 'JWT' }))),
+        issuer_untrusted: async () => {
+          const stranger = freshIssuer(issuerBase(), 'audit-stranger');
+          return post(exchangeForm(await stranger.sign(ciClaims(stranger.url, broker.issuer))));
+        },
+        signature_invalid: async () => post(exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' }))),
+        token_expired: async () => post(exchangeForm(await good({ iat: now() - 400, exp: now() - 100 }))),
+        token_not_yet_valid: async () => post(exchangeForm(await good({ nbf: now() + 600, exp: now() + 900 }))),
+        token_too_old: async () => post(exchangeForm(await good({ iat: now() - 3600, exp: now() + 600 }))),
+        audience_mismatch: async () => post(exchangeForm(await good({ aud: 'https://github.com/acme' }))),
+        claims_invalid: async () => post(exchangeForm(await good({ repository_id: 734201 }))),
+        no_policy_matched: async () => post(exchangeForm(await good({ ref: 'refs/heads/feature' }))),
+        denied_by_policy: async () => post(exchangeForm(await good({ event_name: 'pull_request_target' }))),
+        audience_not_granted: async () => post(exchangeForm(await good(), { audience: 'https://evil.example' })),
+        scope_not_granted: async () => post(exchangeForm(await good(), { scope: 'admin' })),
+        template_claim_missing: async () => post(exchangeForm(await personToken(people, broker.issuer, 'svc-templated'))),
+        issuer_unavailable: async () => post(exchangeForm(await cold.sign({ iss: cold.url, aud: broker.issuer, sub: 'svc-cold', iat: now(), exp: now() + 300 }))),
+        replayed: async () => {
+          const once = await singleUse();
+          expect((await post(exchangeForm(once))).status).toBe(200);
+          return post(exchangeForm(once));
+        },
+        replay_guard_unavailable: async () => {
+          const once = await singleUse();
+          await broker.setReplayGuardDown(true);
+          try {
+            return await post(exchangeForm(once));
+          } finally {
+            await broker.setReplayGuardDown(false);
+          }
+        },
+        // A default-audience Kubernetes token may live a year; fresh or not, it outlives what it names.
+        token_lifetime_too_long: async () =>
+          post(
+            exchangeForm(
+              await cluster.sign({
+                iss: cluster.url,
+                aud: [broker.issuer],
+                sub: 'system:serviceaccount:ci:deployer',
+                iat: now(),
+                exp: now() + 365 * 24 * 3600,
+                'kubernetes.io': { namespace: 'ci', serviceaccount: { name: 'deployer', uid: SERVICE_ACCOUNT_UID } },
+              }),
+            ),
+          ),
+      } satisfies Record<Exclude<Reason, 'internal_error'>, () => Promise<Response>>;
+      // internal_error (a bug, by definition) is driven by a broker whose policy source throws: test/node/audit-log.test.ts.
+
+      it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('%s', async (reason) => {
+        const response = await scenarios[reason]();
+        const body = (await response.json()) as Record<string, unknown>;
+        const id = body['audit_event_id'];
+        expect(id).toBeTypeOf('string');
+        if (reason !== 'granted') expect(body).not.toHaveProperty('access_token');
+        const found = await events({ reason, limit: '500' });
+        const record = found.events.find((event) => event.id === id);
+        expect(record).toMatchObject({ reason });
+        expect(JSON.stringify(record)).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
+      });
+    });
+  });
+}

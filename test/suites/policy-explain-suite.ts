@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** Both harnesses run the broker as this issuer; the operator policy grants it as audience. */
+const BROKER_ISSUER = 'https://keyway.test';
+
+/** A deploy policy, a guardrail, and the policy that lets operators (one repository's protected environment) ask for explanations. */
+function explainPolicies(github: TestIssuer, broker: string): Record<string, string> {
+  return {
+    'deploy.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+  ref: refs/heads/main
+  environment: production
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write]
+`,
+    'guard.yaml': `
+version: 1
+effect: deny
+issuer: { kind: github, url: "${github.url}" }
+match:
+  event_name: [pull_request_target, workflow_run]
+`,
+    'operators.yaml': `
+version: 1
+description: the platform team's keyway-ops repository may explain decisions
+issuer: { kind: github, url: "${github.url}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "555"
+  environment: keyway-operators
+grant:
+  audience: ${broker}
+  scopes: [policy:explain, ops:read]
+`,
+  };
+}
+
+/** `POST /v1/policy/explain` end to end. Runs on Node and inside workerd. */
+export function policyExplainSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`POST /v1/policy/explain on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: TestIssuer;
+    let operatorToken: string;
+
+    const exchange = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}) =>
+      postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, overrides)), extra));
+    /** `token: null` sends no Authorization header at all. */
+    const explain = (body: unknown, token: string | null = operatorToken) =>
+      broker.request('/v1/policy/explain', {
+        method: 'POST',
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+        headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+      });
+
+    beforeAll(async () => {
+      github = freshIssuer(issuerBase(), 'explain');
+      broker = await start(explainPolicies(github, BROKER_ISSUER));
+      expect(broker.issuer).toBe(BROKER_ISSUER);
+      const granted = await exchange({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'policy:explain' });
+      expect(granted.status).toBe(200);
+      operatorToken = granted.body['access_token'] as string;
+    });
+    afterAll(() => broker.close());
+
+    it('explains a denied exchange by its audit event id, line by line, to an operator', async () => {
+      const denied = await exchange({ ref: 'refs/heads/feature' });
+      expect(denied.status).toBe(400);
+      // The pipeline learns the audit event id and a coarse reason, never which line failed.
+      expect(Object.keys(denied.body).sort()).toEqual(['audit_event_id', 'error', 'error_description']);
+      expect(JSON.stringify(denied.body)).not.toMatch(/deploy|ref|feature/);
+
+      const response = await explain({ audit_event_id: denied.body['audit_event_id'] });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      const body = (await response.json()) as Record<string, any>;
+      expect(body).toMatchObject({
+        explained: 'audit_event',
+        evaluated: true,
+        audit_event: { id: denied.body['audit_event_id'], decision: 'denied', reason: 'no_policy_matched' },
+        issuer: github.url,
+        decision: { granted: false, reason: 'no_policy_matched' },
+        denied_by: [],
+      });
+      const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find((policy) => policy.id === 'deploy');
+      expect(deploy?.lines.filter((line) => !line.held)).toEqual([{ claim: 'ref', matcher: 'refs/heads/main', actual: 'refs/heads/feature', held: false }]);
+    });
+
+    it('explains a guardrail denial, and the request as it was made', async () => {
+      const denied = await exchange({ event_name: 'workflow_run' }, { scope: 'deploy:write' });
+      const body = (await (await explain({ audit_event_id: denied.body['audit_event_id'] })).json()) as Record<string, any>;
+      expect(body).toMatchObject({ request: { audience: [], scope: ['deploy:write'] }, denied_by: ['guard'], decision: { reason: 'denied_by_policy' } });
+    });
+
+    it('explains claims given outright, and another request', async () => {
+      const claims = ciClaims(github.url, broker.issuer);
+      const body = (await (await explain({ claims, scope: 'admin' })).json()) as Record<string, any>;
+      expect(body).toMatchObject({ explained: 'claims', decision: { granted: false, reason: 'scope_not_granted' } });
+      const granted = (await (await explain({ claims })).json()) as Record<string, any>;
+      expect(granted['decision']).toMatchObject({ granted: true, policy: 'deploy', audience: ['https://deploy.acme.dev'], scope: ['deploy:write'] });
+    });
+
+    it('says so when the token never verified, so no policy was evaluated', async () => {
+      const forged = await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' });
+      const denied = await postToken(broker, exchangeForm(forged));
+      const body = (await (await explain({ audit_event_id: denied.body['audit_event_id'] })).json()) as Record<string, any>;
+      expect(body).toMatchObject({ evaluated: false, audit_event: { reason: 'signature_invalid' } });
+      expect(body).not.toHaveProperty('policies');
+    });
+
+    it('answers nothing without an operator token: 401 before any lookup, 403 without the scope', async () => {
+      const denied = await exchange({ ref: 'refs/heads/feature' });
+      const id = denied.body['audit_event_id'];
+      const anonymous = await explain({ audit_event_id: id }, null);
+      expect(anonymous.status).toBe(401);
+      expect(await anonymous.json()).toEqual({ error: 'invalid_token', error_description: 'a Bearer access token is required' });
+
+      // A pipeline's own keyway token is for another audience.
+      const pipeline = (await exchange({})).body['access_token'] as string;
+      expect((await explain({ audit_event_id: id }, pipeline)).status).toBe(401);
+      // The same CI token as the pipeline's is no better than garbage here.
+      expect((await explain({ audit_event_id: id }, await github.sign(ciClaims(github.url, broker.issuer)))).status).toBe(401);
+
+      const opsRead = (await exchange({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'ops:read' })).body['access_token'] as string;
+      const forbidden = await explain({ audit_event_id: id }, opsRead);
+      expect(forbidden.status).toBe(403);
+      expect(forbidden.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="policy:explain"');
+      expect(JSON.stringify(await forbidden.json())).not.toContain('deploy');
+    });
+
+    it('refuses bad requests with 400 and unknown events with 404, never a 500', async () => {
+      for (const body of ['not json', { audit_event_id: 'x' }, {}, { claims: {}, audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' }, { claims: [] }, { claims: {}, extra: 1 }]) {
+        const response = await explain(body);
+        expect(response.status, JSON.stringify(body)).toBe(400);
+        expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+      }
+      expect((await explain({ audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' })).status).toBe(404);
+      expect((await explain(JSON.stringify({ claims: { x: 'a'.repeat(70_000) } }))).status).toBe(400);
+    });
+  });
+}

@@ -1,0 +1,56 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** What the proxy does to one POST /token: drop the connection, answer a status itself, or pass it on. */
+export type Fault = 'drop' | 503 | 502;
+
+export interface FlakyProxy {
+  readonly url: string;
+  /** Where requests go; set once the broker behind it listens. */
+  target: string;
+  /** Faults for the next POST /token requests, in order; then requests pass. */
+  readonly faults: Fault[];
+  /** POST /token requests seen, faulted or not. */
+  tokenRequests: number;
+  close(): Promise<void>;
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A loopback reverse proxy in front of the real broker that fails on demand, like a load balancer during a deploy. */
+export async function startFlakyProxy(): Promise<FlakyProxy> {
+  const server = createServer(async (request, response) => {
+    const body = await readBody(request);
+    if (request.method === 'POST' && request.url === '/token') {
+      proxy.tokenRequests += 1;
+      const fault = proxy.faults.shift();
+      if (fault === 'drop') return request.socket.destroy();
+      if (fault !== undefined) {
+        response.writeHead(fault, { 'content-type': 'application/json' });
+        return response.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: `proxy fault ${fault}` }));
+      }
+    }
+    const headers = Object.fromEntries(Object.entries(request.headers).filter(([name]) => name !== 'host' && name !== 'connection')) as Record<string, string>;
+    const upstream = await fetch(`${proxy.target}${request.url}`, { method: request.method ?? 'GET', headers, ...(body.length > 0 ? { body } : {}) });
+    response.writeHead(upstream.status, Object.fromEntries([...upstream.headers].filter(([name]) => name !== 'content-length' && name !== 'transfer-encoding')));
+    response.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const proxy: FlakyProxy = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    target: '',
+    faults: [],
+    tokenRequests: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+  return proxy;
+}

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { diffPolicies } from '../../src/policy/diff/diff-policies.ts';
+import { compilePolicyFiles, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+
+const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 7200, allowHttpLoopback: false };
+
+const compile = (files: Record<string, string>) => compilePolicyFiles(Object.entries(files).map(([path, text]) => ({ path, text })), OPTIONS);
+const diff = (before: Record<string, string>, after: Record<string, string>) => diffPolicies(compile(before), compile(after));
+
+const DEPLOY = `version: 1
+description: deploy
+issuer: github
+match:
+  repository_id: "1"
+  ref: refs/heads/main
+  environment: production
+  event_name: [push, workflow_dispatch]
+grant:
+  audience: https://deploy.example
+  scopes: [deploy:write]
+  ttl: 10m
+`;
+const GUARD = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n';
+
+describe('diffPolicies', () => {
+  it('reports nothing for identical sets', () => {
+    expect(diff({ 'd.yaml': DEPLOY, 'g.yaml': GUARD }, { 'd.yaml': DEPLOY, 'g.yaml': GUARD })).toEqual([]);
+  });
+
+  it('a removed line widens an allow policy; an added one narrows it', () => {
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('  environment: production\n', '') })).toEqual([
+      { id: 'd', status: 'widened', access: 'none', changes: [{ what: 'match.environment: line "production" removed', access: 'widened' }] },
+    ]);
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('  ref:', '  ref_protected: "true"\n  ref:') })[0]).toMatchObject({
+      status: 'narrowed',
+      changes: [{ what: 'match.ref_protected: line "true" added', access: 'narrowed' }],
+    });
+  });
+
+  it('a broadened glob or list widens, a tightened one narrows, two unrelated values cannot be ranked', () => {
+    const changed = (from: string, to: string) => diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace(from, to) })[0]?.status;
+    expect(changed('ref: refs/heads/main', 'ref: { glob: "refs/heads/*" }')).toBe('widened');
+    expect(changed('[push, workflow_dispatch]', '[push, workflow_dispatch, schedule]')).toBe('widened');
+    expect(changed('[push, workflow_dispatch]', 'push')).toBe('narrowed');
+    expect(changed('environment: production', 'environment: staging')).toBe('changed');
+    expect(changed('environment: production', 'environment: { regex: "prod.*" }')).toBe('widened');
+    expect(changed('environment: production', 'environment: { regex: "staging|qa" }')).toBe('changed');
+  });
+
+  it('audiences, scopes and a longer TTL widen; fewer narrow; a new subject template changes', () => {
+    const [widened] = diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('[deploy:write]', '[deploy:write, admin]').replace('ttl: 10m', 'ttl: 1h').replace('audience: https://deploy.example', 'audience: [https://deploy.example, https://x.example]') });
+    expect(widened?.status).toBe('widened');
+    expect(widened?.changes.map((change) => change.what)).toEqual(['grant.audience: + https://x.example', 'grant.scopes: + admin', 'grant.ttl: 600s → 3600s']);
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('ttl: 10m', 'ttl: 5m') })[0]?.status).toBe('narrowed');
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('ttl: 10m', 'ttl: 10m\n  subject: "{repository}"') })[0]).toMatchObject({ status: 'changed' });
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('[deploy:write]', '[artifacts:read]').replace('ttl: 10m', 'ttl: 1h') })[0]?.status).toBe('widened and narrowed');
+  });
+
+  it('reads a deny policy the other way round: matching more narrows access', () => {
+    expect(diff({ 'g.yaml': GUARD }, { 'g.yaml': GUARD.replace('[pull_request_target, workflow_run]', 'pull_request_target') })[0]?.status).toBe('widened');
+    expect(diff({ 'g.yaml': GUARD }, { 'g.yaml': GUARD.replace('workflow_run]', 'workflow_run, schedule]') })[0]?.status).toBe('narrowed');
+  });
+
+  it('adding or removing a policy widens or narrows by its effect; audit mode and disabled ones change nothing', () => {
+    const summary = (d: ReturnType<typeof diff>) => d.map((entry) => [entry.id, entry.status, entry.access]);
+    expect(summary(diff({}, { 'd.yaml': DEPLOY, 'g.yaml': GUARD, 'a.yaml': DEPLOY.replace('version: 1', 'version: 1\nmode: audit') }))).toEqual([
+      ['a', 'added', 'none'],
+      ['d', 'added', 'widened'],
+      ['g', 'added', 'narrowed'],
+    ]);
+    expect(summary(diff({ 'd.yaml': DEPLOY, 'g.yaml': GUARD }, {}))).toEqual([
+      ['d', 'removed', 'narrowed'],
+      ['g', 'removed', 'widened'],
+    ]);
+  });
+
+  it('switching a policy on, off, to audit mode or to deny moves access accordingly', () => {
+    const status = (before: string, after: string) => diff({ 'd.yaml': before }, { 'd.yaml': after })[0];
+    expect(status(DEPLOY, DEPLOY.replace('version: 1', 'version: 1\ndisabled: true'))).toMatchObject({ status: 'narrowed', changes: [{ what: 'now inactive (was allow, enforced)' }] });
+    expect(status(DEPLOY.replace('version: 1', 'version: 1\nmode: audit'), DEPLOY)?.status).toBe('widened');
+    expect(status(GUARD, GUARD.replace('version: 1', 'version: 1\nmode: audit'))?.status).toBe('widened');
+    // An edit to a policy that does not take part changes nothing.
+    expect(status(DEPLOY.replace('version: 1', 'version: 1\ndisabled: true'), DEPLOY.replace('version: 1', 'version: 1\ndisabled: true').replace('  environment: production\n', ''))?.status).toBe('edited');
+  });
+
+  it('calls a description edit an edit, without effect on access', () => {
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('description: deploy', 'description: deploy acme/api') })).toEqual([
+      { id: 'd', status: 'edited', access: 'none', changes: [{ what: 'description: "deploy" → "deploy acme/api"', access: 'none' }] },
+    ]);
+  });
+});

@@ -1,0 +1,271 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+import { checkPolicies, isReadOnlyScope, lintPolicies, type LintFinding } from '../../src/policy/lint/lint-policies.ts';
+import { LINT_RULE_IDS, LINT_RULES } from '../../src/policy/lint/lint-rules.ts';
+
+const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
+
+function lint(files: Record<string, string>): LintFinding[] {
+  return lintPolicies(compilePolicyFiles(Object.entries(files).map(([path, text]) => ({ path, text })), OPTIONS));
+}
+
+const rules = (files: Record<string, string>): string[] => lint(files).map((finding) => finding.rule);
+
+/** A GitHub allow policy: `match` lines as YAML, and the grant's scopes. */
+const github = (match: string, scopes = '[artifacts:read]', extra = '') =>
+  `version: 1\nissuer: github\n${extra}match:\n${match}\ngrant:\n  audience: https://a.example\n  scopes: ${scopes}\n`;
+
+const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';
+/** Every GitHub untrusted context excluded, so write-scope tests see only what they add. */
+const SAFE_CONTEXT = '  event_name: push\n  runner_environment: github-hosted\n  ref_protected: "true"\n';
+
+describe('lint rules', () => {
+  it('every rule has a severity and a one-line why', () => {
+    for (const id of LINT_RULE_IDS) {
+      expect(['error', 'warning', 'notice']).toContain(LINT_RULES[id].severity);
+      expect(LINT_RULES[id].why).toMatch(/^[a-z].{20,}[^.]$/);
+      expect(LINT_RULES[id].why).not.toContain('\n');
+    }
+  });
+
+  it('a pinned, gated policy passes clean', () => {
+    expect(lint({ 'p.yaml': github(PINNED + SAFE_CONTEXT, '[deploy:write]') })).toEqual([]);
+  });
+
+  describe('unpinned-tenant (error): shared issuers', () => {
+    it('flags an allow policy on github.com that pins no owner, repository, enterprise or sub', () => {
+      const [finding] = lint({ 'p.yaml': github('  ref: refs/heads/main\n  environment: production') });
+      expect(finding).toMatchObject({ rule: 'unpinned-tenant', severity: 'error', file: 'p.yaml', line: 3, column: 1 });
+      expect(finding?.message).toContain('https://token.actions.githubusercontent.com');
+    });
+
+    it('flags gitlab.com and a GitLab instance alike: one issuer for every project it serves', () => {
+      expect(rules({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { ref_protected: "true" }\ngrant: { audience: x }\n' })).toContain('unpinned-tenant');
+      expect(rules({ 'p.yaml': 'version: 1\nissuer: { kind: gitlab, url: "https://gitlab.acme.dev" }\nmatch: { ref: main }\ngrant: { audience: x }\n' })).toContain('unpinned-tenant');
+      expect(rules({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { project_id: "4200" }\ngrant: { audience: x, scopes: [a:read] }\n' })).not.toContain('unpinned-tenant');
+    });
+
+    it.each([
+      ['repository_owner_id', '  repository_owner_id: "1"'],
+      ['repository_id', '  repository_id: "1"'],
+      ['enterprise_id', '  enterprise_id: "1"'],
+      ['a list of ids', '  repository_id: ["1", "2"]'],
+      ['an exact sub', '  sub: "repo:acme/api:ref:refs/heads/main"'],
+      ['a sub glob naming the owner completely', '  sub: { glob: "repo:acme/*:ref:refs/heads/main" }'],
+      ['an immutable sub glob', '  sub: { glob: "repo:acme@1200934/*" }'],
+    ])('accepts a tenant pinned by %s', (_name, match) => {
+      expect(rules({ 'p.yaml': github(match) })).not.toContain('unpinned-tenant');
+    });
+
+    it.each([
+      ['a sub glob whose owner is a prefix only: repo:acme* also matches acme-evil', '  sub: { glob: "repo:acme*" }'],
+      ['a sub glob with the owner wildcarded', '  sub: { glob: "repo:*/api:*" }'],
+      ['a sub regex', '  sub: { regex: "repo:acme/.*" }'],
+      ['not', '  repository_owner_id: { not: "666" }'],
+      ['exists', '  repository_id: { exists: true }'],
+      ['a list holding a glob', '  repository_id: ["1", { glob: "*" }]'],
+      ['a name only: names are not tenants', '  repository_owner: acme'],
+    ])('does not count %s as a pin', (_name, match) => {
+      expect(rules({ 'p.yaml': github(match) })).toContain('unpinned-tenant');
+    });
+
+    it('leaves deny guardrails alone: one that covers every tenant is the point', () => {
+      expect(lint({ 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: workflow_run }\n' })).toEqual([]);
+    });
+
+    it('does not apply to issuers that serve one tenant', () => {
+      expect(rules({ 'p.yaml': 'version: 1\nissuer: https://oidc.acme.dev\nmatch: { sub: svc }\ngrant: { audience: x }\n' })).toEqual([]);
+    });
+
+    it('stops the set from loading unless silenced with a reason', () => {
+      const text = github('  ref: refs/heads/main');
+      expect(() => loadPolicies([{ path: 'p.yaml', text }], OPTIONS)).toThrow(PolicyLoadError);
+      expect(() => loadPolicies([{ path: 'p.yaml', text }], OPTIONS)).toThrow(/p.yaml:3:1 .* \(unpinned-tenant\)/);
+      const silenced = `${text}lint:\n  ignore:\n    unpinned-tenant: "GHES instance for one company; every repository is ours"\n`;
+      expect(loadPolicies([{ path: 'p.yaml', text: silenced }], OPTIONS).policies).toHaveLength(1);
+    });
+  });
+
+  describe('name-without-id (warning): resurrected names', () => {
+    it.each([
+      ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],
+      ['repository_owner', 'repository_owner_id', '  repository_id: "1"\n  repository_owner: acme'],
+      ['actor', 'actor_id', `${PINNED}  actor: octocat`],
+    ])('flags %s without %s', (name, id, match) => {
+      const findings = lint({ 'p.yaml': github(match) }).filter((finding) => finding.rule === 'name-without-id');
+      expect(findings).toHaveLength(1);
+      expect(findings[0]?.message).toContain(`pin ${id}`);
+    });
+
+    it('flags GitLab paths without their ids', () => {
+      const findings = lint({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch:\n  project_id: "1"\n  namespace_path: acme\ngrant: { audience: x, scopes: [a:read] }\n' });
+      expect(findings.map((finding) => [finding.rule, finding.line])).toEqual([['name-without-id', 5]]);
+    });
+
+    it('accepts a name beside its id, and presence-only lines', () => {
+      expect(rules({ 'p.yaml': github(`${PINNED}  repository: acme/api\n  repository_owner: acme`) })).not.toContain('name-without-id');
+      expect(rules({ 'p.yaml': github(`${PINNED}  actor: { exists: true }`) })).not.toContain('name-without-id');
+    });
+  });
+
+  describe('write-from-untrusted (warning)', () => {
+    const contexts = (match: string, scopes = '[deploy:write]', more: Record<string, string> = {}) =>
+      lint({ 'p.yaml': github(match, scopes), ...more })
+        .filter((finding) => finding.rule === 'write-from-untrusted')
+        .map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1]);
+
+    it('names every untrusted context a write scope is reachable from', () => {
+      expect(contexts(PINNED)).toEqual(['pull_request', 'pull_request_target', 'workflow_run', 'self-hosted', 'unprotected']);
+    });
+
+    it('is satisfied by lines that exclude each context', () => {
+      expect(contexts(PINNED + SAFE_CONTEXT)).toEqual([]);
+      expect(contexts(`${PINNED}  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([]);
+    });
+
+    it('catches the pull_request_target trap: ref pinned to main alone does not keep it out', () => {
+      expect(contexts(`${PINNED}  ref: refs/heads/main\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(['pull_request', 'pull_request_target', 'workflow_run']);
+      expect(contexts(`${PINNED}  event_name: { glob: "pull_request*" }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(['pull_request', 'pull_request_target']);
+    });
+
+    it('counts a deny guardrail that refuses the context for every token', () => {
+      const guard = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [pull_request, pull_request_target, workflow_run] }\n' };
+      expect(contexts(`${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]', guard)).toEqual([]);
+    });
+
+    it('does not count guardrails that are narrower, in audit mode, or for another audience', () => {
+      const base = `${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"\n  event_name: [push, workflow_run]`;
+      const narrower = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: workflow_run, repository_id: "1" }\n' };
+      const audit = { 'g.yaml': 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch: { event_name: workflow_run }\n' };
+      const elsewhere = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nsubject_audience: https://other.example\nmatch: { event_name: workflow_run }\n' };
+      for (const guard of [narrower, audit, elsewhere]) expect(contexts(base, '[deploy:write]', guard)).toEqual(['workflow_run']);
+    });
+
+    it('leaves read-only grants alone', () => {
+      expect(contexts(PINNED, '[artifacts:read, packages.pull, repo-ro]')).toEqual([]);
+    });
+
+    it('knows GitLab merge request pipelines, self-hosted runners and unprotected refs', () => {
+      const findings = lint({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { project_id: "1" }\ngrant: { audience: x, scopes: [deploy:write] }\n' });
+      expect(findings.filter((finding) => finding.rule === 'write-from-untrusted')).toHaveLength(3);
+    });
+  });
+
+  it('isReadOnlyScope: a scope reads when one of its parts says so', () => {
+    expect(['artifacts:read', 'contents.read', 'packages:pull', 'db-ro', 'read'].every(isReadOnlyScope)).toBe(true);
+    expect(['deploy:write', 'deploy:staging', 'admin', 'readwrite', 'thread:post'].some(isReadOnlyScope)).toBe(false);
+  });
+
+  describe('matches-everything and wildcard-owner (warnings)', () => {
+    it.each([
+      ['{ glob: "*" }'],
+      ['{ glob: "**" }'],
+      ['{ regex: ".*" }'],
+      ['{ regex: ".+" }'],
+      ['{ regex: "[\\\\s\\\\S]*" }'],
+      ['[main, { glob: "**" }]'],
+    ])('flags %s', (matcher) => {
+      expect(rules({ 'p.yaml': github(`${PINNED}  environment: ${matcher}`) })).toContain('matches-everything');
+    });
+
+    it('leaves real patterns alone', () => {
+      expect(rules({ 'p.yaml': github(`${PINNED}  ref: { glob: "refs/heads/*" }\n  environment: { regex: "prod(-eu)?" }`) })).not.toContain('matches-everything');
+    });
+
+    it.each([
+      ['repository', '{ glob: "*/api" }'],
+      ['repository', '{ glob: "**" }'],
+      ['repository_owner', '{ glob: "acme*" }'],
+      ['job_workflow_ref', '{ glob: "*/workflows/.github/workflows/deploy.yml@refs/heads/main" }'],
+    ])('flags a wildcard in the owner part of %s: %s', (claim, matcher) => {
+      expect(rules({ 'p.yaml': github(`${PINNED}  ${claim}: ${matcher}`) })).toContain('wildcard-owner');
+    });
+
+    it('accepts wildcards after the owner', () => {
+      expect(rules({ 'p.yaml': github(`${PINNED}  repository: { glob: "acme/*" }\n  job_workflow_ref: { glob: "acme/workflows/**" }`) })).not.toContain('wildcard-owner');
+    });
+  });
+
+  it('spoofable-claim: the free-text workflow name is not a gate', () => {
+    const [finding] = lint({ 'p.yaml': github(`${PINNED}  workflow: Deploy to production`) });
+    expect(finding).toMatchObject({ rule: 'spoofable-claim', line: 6 });
+    expect(finding?.message).toContain('workflow_ref');
+    expect(rules({ 'p.yaml': github(`${PINNED}  workflow_ref: acme/api/.github/workflows/deploy.yml@refs/heads/main`) })).toEqual([]);
+  });
+
+  it('long-ttl: grants above 15 minutes', () => {
+    const long = github(PINNED).replace('grant:\n', 'grant:\n  ttl: 16m\n');
+    expect(lint({ 'p.yaml': long })).toEqual([expect.objectContaining({ rule: 'long-ttl', severity: 'warning', line: 8 })]);
+    expect(rules({ 'p.yaml': github(PINNED).replace('grant:\n', 'grant:\n  ttl: 15m\n') })).toEqual([]);
+  });
+
+  it('unknown-claim: a match line on a claim the issuer never sends', () => {
+    expect(lint({ 'p.yaml': github(`${PINNED}  enviroment: { exists: false }`) })).toEqual([expect.objectContaining({ rule: 'unknown-claim', line: 6 })]);
+    expect(rules({ 'p.yaml': github(`${PINNED}  repo_property_team: platform`) })).toEqual([]);
+    expect(rules({ 'p.yaml': 'version: 1\nissuer: https://oidc.acme.dev\nmatch: { anything: x }\ngrant: { audience: x }\n' })).toEqual([]);
+  });
+
+  describe('name-based-sub (notice): GitHub immutable subjects', () => {
+    it.each([
+      ['"repo:acme/api:ref:refs/heads/main"'],
+      ['{ glob: "repo:acme/api:*" }'],
+      ['{ regex: "^repo:acme/api:.*" }'],
+    ])('hints on %s', (matcher) => {
+      const findings = lint({ 'p.yaml': github(`  sub: ${matcher}`) });
+      expect(findings.map((finding) => [finding.rule, finding.severity])).toContainEqual(['name-based-sub', 'notice']);
+      expect(findings.find((finding) => finding.rule === 'name-based-sub')?.message).toContain('repo:OWNER@OWNER_ID/REPO@REPO_ID');
+    });
+
+    it('is quiet for the immutable form, and applies to deny policies too (a guardrail by name misses renamed repositories)', () => {
+      expect(rules({ 'p.yaml': github('  sub: { glob: "repo:acme@1200934/api@734201:*" }') })).toEqual([]);
+      expect(rules({ 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { sub: "repo:evil/x:ref:refs/heads/main" }\n' })).toEqual(['name-based-sub']);
+    });
+  });
+
+  it('template-claim-optional (notice): a template claim no token is sure to carry', () => {
+    const withTemplates = (match: string) => github(match).replace('grant:\n', 'grant:\n  subject: "{repository}:{environment}"\n  claims: { team: "{repo_property_team}" }\n');
+    expect(lint({ 'p.yaml': withTemplates(PINNED) }).map((finding) => [finding.rule, finding.message.split(' reads ')[1]?.split(',')[0]])).toEqual([
+      ['template-claim-optional', '{environment}'],
+      ['template-claim-optional', '{repo_property_team}'],
+    ]);
+    expect(rules({ 'p.yaml': withTemplates(`${PINNED}  environment: production\n  repo_property_team: { exists: true }`) })).toEqual([]);
+  });
+
+  describe('silencing', () => {
+    const silenced = (ignore: string) => github(`${PINNED}  workflow: Deploy`).replace('version: 1\n', `version: 1\nlint:\n  ignore:\n${ignore}`);
+
+    it('drops a finding the policy silences with a reason', () => {
+      expect(rules({ 'p.yaml': silenced('    spoofable-claim: "also pinned by workflow_ref in the org ruleset"\n') })).toEqual([]);
+    });
+
+    it('reports an ignore entry that silences nothing (unused-ignore)', () => {
+      const findings = lint({ 'p.yaml': silenced('    spoofable-claim: "needed"\n    long-ttl: "releases take long"\n') });
+      expect(findings).toEqual([expect.objectContaining({ rule: 'unused-ignore', line: 5, message: expect.stringContaining('long-ttl') })]);
+    });
+
+    it('refuses an unknown rule id or an empty reason at load, and never silences unused-ignore itself', () => {
+      const problems = (ignore: string) => compilePolicyFiles([{ path: 'p.yaml', text: silenced(ignore) }], OPTIONS).problems.map((problem) => problem.message);
+      expect(problems('    spoofable-claims: "typo"\n')).toEqual(['unknown field lint.ignore.spoofable-claims']);
+      expect(problems('    spoofable-claim: "  "\n')[0]).toMatch(/say why/);
+      expect(problems('    unused-ignore: "no"\n')).toEqual(['unknown field lint.ignore.unused-ignore']);
+    });
+  });
+
+  it('checks disabled policies too, since they come back', () => {
+    expect(rules({ 'p.yaml': github(`${PINNED}  workflow: Deploy`, '[artifacts:read]', 'disabled: true\n') })).toEqual(['spoofable-claim']);
+  });
+
+  it('checkPolicies lists load problems as invalid-policy errors first, in file order, then the lint', () => {
+    const compilation = compilePolicyFiles(
+      [
+        { path: 'b.yaml', text: github(`${PINNED}  workflow: Deploy`) },
+        { path: 'a.yaml', text: github(PINNED).replace('scopes:', 'scope:') },
+      ],
+      OPTIONS,
+    );
+    expect(checkPolicies(compilation).map((finding) => [finding.file, finding.rule, finding.severity])).toEqual([
+      ['a.yaml', 'invalid-policy', 'error'],
+      ['b.yaml', 'spoofable-claim', 'warning'],
+    ]);
+  });
+});

@@ -1,0 +1,5 @@
+import { inject } from 'vitest';
+import { auditApiSuite } from '../suites/audit-api-suite.ts';
+import { startWorkersHarness } from './workers-harness.ts';
+
+auditApiSuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
