@@ -1,4 +1,5 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { randomBytes } from 'node:crypto';
 import { defineConfig } from 'vitest/config';
 
 const globalSetup = ['./test/support/global-setup.ts'];
@@ -29,7 +30,8 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
-              bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1' },
+              // A test master key (a Worker secret in production), generated per run: signing keys are sealed under it.
+              bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_MASTER_KEY: randomBytes(32).toString('base64') },
             },
           }),
         ],

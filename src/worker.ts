@@ -1,27 +1,45 @@
-import type { Broker } from './broker.ts';
 import { jsonLogger } from './log.ts';
 import type { PolicyFile } from './policy/load-policies.ts';
 import bundledPolicies from '../build/policies.json';
-import { createWorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
+import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
 
 export { KeywayState } from './workers/keyway-state.ts';
 export { ReplayGuardState } from './workers/replay-guard-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
-let broker: Promise<Broker> | undefined;
+let broker: Promise<WorkerBroker> | undefined;
+
+const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
     broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
-    let ready: Broker;
+    let ready: WorkerBroker;
     try {
       ready = await broker;
     } catch (error) {
       // Try again on the next request; until then, say so rather than fail obscurely.
       broker = undefined;
-      log.error('broker failed to start', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      log.error('broker failed to start', { error: describe(error) });
       return Response.json({ error: 'temporarily_unavailable', error_description: 'the broker is not configured correctly' }, { status: 503 });
     }
+    try {
+      // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
+      await ready.keys.refreshIfStale(Date.now());
+    } catch (error) {
+      log.error('signing keys failed to load', { error: describe(error) });
+      return Response.json({ error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' }, { status: 503 });
+    }
     return ready.app.fetch(request, env, ctx);
+  },
+
+  /** The Cron Trigger (wrangler.toml [triggers]): rotates, activates and removes signing keys as they fall due. */
+  async scheduled(controller, env): Promise<void> {
+    try {
+      for (const transition of await scheduledKeyUpkeep(env, controller.scheduledTime)) log.info('signing key life cycle', { ...transition });
+    } catch (error) {
+      log.error('signing key upkeep failed', { error: describe(error) });
+      throw error;
+    }
   },
 } satisfies ExportedHandler<WorkerEnv>;

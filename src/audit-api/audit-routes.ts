@@ -66,6 +66,10 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
     return latest === undefined ? c.json({ error: 'not_found' }, 404) : c.json(latest, 200, NO_STORE);
   });
 
+  // Public like the checkpoints: every key that ever signed one, removed keys included (their
+  // private parts are destroyed). For checkpoints only: access tokens verify against the JWKS.
+  api.get('/keys', (c) => c.json(deps.keys().checkpointKeys, 200, NO_STORE));
+
   api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys: ownKeys(deps.keys) }));
 
   api.get('/events', async (c) => {

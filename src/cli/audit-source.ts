@@ -105,8 +105,8 @@ function localSource(path: string): AuditSource {
     async verification() {
       const checkpoints: Checkpoint[] = [];
       for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
-      // Every key the broker ever held verifies its checkpoints, retired ones included.
-      const keys = createLocalJWKSet({ keys: (await new SqliteKeyStore(db).listKeys()).map((key) => key.publicJwk) });
+      // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
+      const keys = createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) });
       return { records: allRecords(store, { order: 'asc', limit: 500 }), checkpoints, keys };
     },
     close: () => db.close(),
@@ -151,7 +151,8 @@ function remoteSource(base: string, token: string): AuditSource {
     },
     async verification() {
       const { issuer } = await json<{ issuer: string }>('/.well-known/oauth-authorization-server', undefined, false);
-      const jwks = await json<JSONWebKeySet>('/.well-known/jwks.json', undefined, false);
+      // Not the JWKS: it drops a key once its tokens have expired, but the checkpoints it signed stay.
+      const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
       const checkpoints: Checkpoint[] = [];
       let after = '0';
       for (;;) {

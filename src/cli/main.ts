@@ -5,6 +5,8 @@ import { auditStats } from './audit-stats.ts';
 import { auditVerify } from './audit-verify.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
+import { keysList } from './keys-list.ts';
+import { keysRotate } from './keys-rotate.ts';
 import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
@@ -24,6 +26,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'audit export': auditExport,
   'audit stats': auditStats,
   'audit verify': auditVerify,
+  'keys list': keysList,
+  'keys rotate': keysRotate,
 };
 
 const USAGE = `usage: keyway <command> [options]

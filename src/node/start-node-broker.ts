@@ -15,9 +15,13 @@ import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
-import { KeyRing } from '../tokens/key-ring.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
+import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../tokens/key-life-cycle.ts';
+import type { KeyTransition } from '../tokens/key-store.ts';
+import { LiveKeyRing } from '../tokens/live-key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
+import { loadNodeMasterKeys } from './master-key-file.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
@@ -40,6 +44,11 @@ export interface NodeBroker {
   reloadPolicies(): PolicyReloadStatus;
   /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
   auditUpkeep(): Promise<void>;
+  /**
+   * One round of signing key upkeep now, as the timer does every KEY_RING_REFRESH_SECONDS:
+   * the life cycle's due transitions (`rotate`: start a rotation too), then the ring reloaded.
+   */
+  keyUpkeep(options?: { rotate?: boolean }): Promise<KeyTransition[]>;
   close(): Promise<void>;
 }
 
@@ -70,12 +79,14 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const databasePath = join(config.dataDir, DATABASE_FILE);
   const db = openSqliteFile(databasePath);
   migrate(db);
-  const keys = await KeyRing.open(new SqliteKeyStore(db), now());
+  const keyStore = new SqliteKeyStore(db, await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log)));
+  const live = await LiveKeyRing.open(keyStore, now());
+  const keys = () => live.ring;
   const audit = new GroupCommitAuditStore(db, databasePath);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
-    keys: () => keys,
+    keys,
     audit,
     alerts: new SqliteAlertStore(db),
     replay: new SqliteReplayGuard(db),
@@ -94,7 +105,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
   // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
-  const sign = checkpointSigner(config.issuer, () => keys, now);
+  const sign = checkpointSigner(config.issuer, keys, now);
   const maintain = async (): Promise<void> => {
     try {
       const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays });
@@ -107,6 +118,20 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   await maintain();
   const upkeep = setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000);
   upkeep.unref();
+
+  // The key life cycle on a timer; the ring is reloaded each round, so another process's rotation reaches this one.
+  const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
+  const keyUpkeep = async (options: { rotate?: boolean } = {}): Promise<KeyTransition[]> => {
+    const transitions = await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true });
+    for (const transition of transitions) log.info('signing key life cycle', { ...transition });
+    await live.refresh(now());
+    return transitions;
+  };
+  await keyUpkeep();
+  const keyTimer = setInterval(() => {
+    keyUpkeep().catch((error: unknown) => log.error('signing key upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }));
+  }, KEY_RING_REFRESH_SECONDS * 1000);
+  keyTimer.unref();
 
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
@@ -132,9 +157,11 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     policies: () => policies.current,
     reloadPolicies: () => policies.reload(),
     auditUpkeep: maintain,
+    keyUpkeep,
     close: async () => {
       watcher?.close();
       clearInterval(upkeep);
+      clearInterval(keyTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();

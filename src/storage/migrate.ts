@@ -93,6 +93,32 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE INDEX replay_claims_expires_at ON replay_claims (expires_at);
     `,
   },
+  {
+    // Issue 8: the key life cycle. Keys get their transition times and a `removed` state (public
+    // part kept for old audit checkpoints, private part gone); private parts are sealed with
+    // SecretBox (SqliteKeyStore seals plaintext ones on first read). At most one next and one
+    // current key, whatever races.
+    id: 6,
+    sql: `
+      CREATE TABLE signing_keys_v6 (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('next', 'current', 'retired', 'removed')),
+        created_at INTEGER NOT NULL,
+        activates_at INTEGER,
+        activated_at INTEGER,
+        retired_at INTEGER,
+        removed_at INTEGER,
+        public_jwk TEXT NOT NULL,
+        private_jwk TEXT
+      );
+      INSERT INTO signing_keys_v6 (kid, alg, state, created_at, activated_at, public_jwk, private_jwk)
+        SELECT kid, alg, state, created_at, CASE WHEN state = 'current' THEN created_at END, public_jwk, private_jwk FROM signing_keys;
+      DROP TABLE signing_keys;
+      ALTER TABLE signing_keys_v6 RENAME TO signing_keys;
+      CREATE UNIQUE INDEX signing_keys_one_per_state ON signing_keys (state) WHERE state IN ('next', 'current');
+    `,
+  },
 ];
 
 export function migrate(db: SqlDatabase): void {

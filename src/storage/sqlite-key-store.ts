@@ -1,4 +1,7 @@
-import type { KeyStore, StoredSigningKey } from '../tokens/key-store.ts';
+import type { SecretBox } from '../secrets/secret-box.ts';
+import { generateSigningKey } from '../tokens/generate-signing-key.ts';
+import { planKeyRing, type KeyRingPlan } from '../tokens/key-life-cycle.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 type KeyRow = {
@@ -6,46 +9,131 @@ type KeyRow = {
   alg: string;
   state: string;
   created_at: number;
+  activates_at: number | null;
+  activated_at: number | null;
+  retired_at: number | null;
+  removed_at: number | null;
   public_jwk: string;
-  private_jwk: string;
+  private_jwk: string | null;
 };
 
-function fromRow(row: KeyRow): StoredSigningKey {
+/** The SecretBox purpose private signing keys are sealed for; the context is the key's kid. */
+export const SIGNING_KEY_PURPOSE = 'signing-key';
+
+function infoOf(row: KeyRow): SigningKeyInfo {
+  const times = { activatesAt: row.activates_at, activatedAt: row.activated_at, retiredAt: row.retired_at, removedAt: row.removed_at };
   return {
     kid: row.kid,
     alg: 'ES256',
-    state: row.state as StoredSigningKey['state'],
+    state: row.state as SigningKeyInfo['state'],
     createdAt: row.created_at,
+    ...Object.fromEntries(Object.entries(times).filter(([, time]) => time !== null)),
     publicJwk: JSON.parse(row.public_jwk),
-    privateJwk: JSON.parse(row.private_jwk),
   };
 }
 
+/** Written before sealing existed (schema 1): a JWK in the clear, sealed on first read. */
+const isPlaintext = (sealed: string): boolean => sealed.startsWith('{');
+
+/**
+ * Signing keys in the broker's SQLite database (the Node file or the state Durable Object).
+ * Private parts are sealed with the SecretBox under the master key; the public parts (and
+ * `describeKeys`) need no master key.
+ */
 export class SqliteKeyStore implements KeyStore {
   readonly #db: SqlDatabase;
+  readonly #box: SecretBox | undefined;
 
-  constructor(db: SqlDatabase) {
+  constructor(db: SqlDatabase, box?: SecretBox) {
     this.#db = db;
+    this.#box = box;
   }
 
+  async describeKeys(): Promise<SigningKeyInfo[]> {
+    return this.#rows().map(infoOf);
+  }
+
+  /** Opens every private part, sealing again any still in the clear or under a previous master key. */
   async listKeys(): Promise<StoredSigningKey[]> {
-    return this.#list();
+    const box = this.#requireBox();
+    const rows = this.#rows();
+    const keys: StoredSigningKey[] = [];
+    for (const row of rows) {
+      if (row.private_jwk === null) {
+        keys.push(infoOf(row));
+        continue;
+      }
+      const text = isPlaintext(row.private_jwk) ? row.private_jwk : await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid);
+      if (isPlaintext(row.private_jwk) || box.isStale(row.private_jwk)) {
+        // Compare-and-set: a concurrent reader sealing the same row leaves one sealed value either way.
+        this.#db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ? AND private_jwk = ?', [await box.seal(text, SIGNING_KEY_PURPOSE, row.kid), row.kid, row.private_jwk]);
+      }
+      keys.push({ ...infoOf(row), privateJwk: JSON.parse(text) });
+    }
+    return keys;
   }
 
   async initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
-    return this.#db.transaction(() => {
+    const sealed = await this.#seal(candidate);
+    this.#db.transaction(() => {
       const current = this.#db.all<{ kid: string }>("SELECT kid FROM signing_keys WHERE state = 'current'");
-      if (current.length === 0) {
-        this.#db.run(
-          'INSERT INTO signing_keys (kid, alg, state, created_at, public_jwk, private_jwk) VALUES (?, ?, ?, ?, ?, ?)',
-          [candidate.kid, candidate.alg, 'current', candidate.createdAt, JSON.stringify(candidate.publicJwk), JSON.stringify(candidate.privateJwk)],
-        );
+      if (current.length === 0) this.#insert(candidate, sealed, 'current', { activated_at: candidate.createdAt });
+    });
+    return this.listKeys();
+  }
+
+  async advanceKeys(plan: KeyRingPlan): Promise<KeyTransition[]> {
+    // The fresh key is made outside the transaction (crypto is async); used only if the plan inside still wants it.
+    const wanted = planKeyRing(await this.describeKeys(), plan, 'candidate').some((transition) => transition.kind === 'publish');
+    const candidate = wanted ? await generateSigningKey(plan.now) : undefined;
+    const sealed = candidate === undefined ? undefined : await this.#seal(candidate);
+    return this.#db.transaction(() => {
+      const transitions = planKeyRing(this.#rows().map(infoOf), plan, candidate?.kid ?? '');
+      const applied: KeyTransition[] = [];
+      for (const transition of transitions) {
+        switch (transition.kind) {
+          case 'publish':
+            if (candidate === undefined || sealed === undefined) continue;
+            this.#insert(candidate, sealed, 'next', { activates_at: transition.activatesAt });
+            break;
+          case 'reschedule':
+            this.#db.run("UPDATE signing_keys SET activates_at = ? WHERE kid = ? AND state = 'next'", [transition.activatesAt, transition.kid]);
+            break;
+          case 'retire':
+            this.#db.run("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE kid = ? AND state = 'current'", [plan.now, transition.kid]);
+            break;
+          case 'activate':
+            this.#db.run("UPDATE signing_keys SET state = 'current', activated_at = ? WHERE kid = ? AND state = 'next'", [plan.now, transition.kid]);
+            break;
+          case 'remove':
+            // The private part is destroyed; the public part stays for the checkpoints it signed.
+            this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [plan.now, transition.kid]);
+            break;
+        }
+        applied.push(transition);
       }
-      return this.#list();
+      return applied;
     });
   }
 
-  #list(): StoredSigningKey[] {
-    return this.#db.all<KeyRow>('SELECT * FROM signing_keys ORDER BY created_at').map(fromRow);
+  #rows(): KeyRow[] {
+    return this.#db.all<KeyRow>('SELECT * FROM signing_keys ORDER BY created_at, kid');
+  }
+
+  #requireBox(): SecretBox {
+    if (this.#box === undefined) throw new Error('the key store was opened without a master key: private signing keys stay sealed');
+    return this.#box;
+  }
+
+  async #seal(key: StoredSigningKey): Promise<string> {
+    if (key.privateJwk === undefined) throw new Error(`signing key ${key.kid} has no private part to store`);
+    return this.#requireBox().seal(JSON.stringify(key.privateJwk), SIGNING_KEY_PURPOSE, key.kid);
+  }
+
+  #insert(key: StoredSigningKey, sealed: string, state: 'next' | 'current', times: { activates_at?: number; activated_at?: number }): void {
+    this.#db.run(
+      'INSERT INTO signing_keys (kid, alg, state, created_at, activates_at, activated_at, public_jwk, private_jwk) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      [key.kid, key.alg, state, key.createdAt, times.activates_at ?? null, times.activated_at ?? null, JSON.stringify(key.publicJwk), sealed],
+    );
   }
 }

@@ -16,10 +16,12 @@ export class NoSigningKeyError extends Error {
 export class KeyRing {
   readonly #signing: SigningKey;
   readonly #jwks: JSONWebKeySet;
+  readonly #everKeys: JSONWebKeySet;
 
-  private constructor(signing: SigningKey, jwks: JSONWebKeySet) {
+  private constructor(signing: SigningKey, jwks: JSONWebKeySet, everKeys: JSONWebKeySet) {
     this.#signing = signing;
     this.#jwks = jwks;
+    this.#everKeys = everKeys;
   }
 
   /** Loads the ring, generating and storing the first key on first start. */
@@ -31,18 +33,30 @@ export class KeyRing {
 
   static async from(keys: readonly StoredSigningKey[]): Promise<KeyRing> {
     const current = keys.find((key) => key.state === 'current');
-    if (current === undefined) throw new NoSigningKeyError('the key store holds no current signing key');
+    if (current?.privateJwk === undefined) throw new NoSigningKeyError('the key store holds no current signing key');
     const key = await importJWK(current.privateJwk, current.alg);
     if (!('type' in key)) throw new NoSigningKeyError('the current signing key is not an asymmetric key');
-    return new KeyRing({ kid: current.kid, alg: current.alg, key }, { keys: keys.map((stored) => stored.publicJwk) });
+    return new KeyRing(
+      { kid: current.kid, alg: current.alg, key },
+      { keys: keys.filter((stored) => stored.state !== 'removed').map((stored) => stored.publicJwk) },
+      { keys: keys.map((stored) => stored.publicJwk) },
+    );
   }
 
   get signing(): SigningKey {
     return this.#signing;
   }
 
-  /** Every key that may still have live tokens, and the next one. */
+  /** The published JWKS: the next key, the current one, and retired ones that may still have live tokens. */
   get jwks(): JSONWebKeySet {
     return this.#jwks;
+  }
+
+  /**
+   * Every key the broker has held, removed ones included: what verifies audit checkpoints,
+   * which outlive the tokens a key signed. Never for access tokens.
+   */
+  get checkpointKeys(): JSONWebKeySet {
+    return this.#everKeys;
   }
 }

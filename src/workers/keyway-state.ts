@@ -7,12 +7,17 @@ import { readAuditSettings } from '../audit/audit-settings.ts';
 import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
+import { readMasterKeys } from '../secrets/master-keys.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
+import { ConfigError } from '../settings.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
-import type { KeyStore, StoredSigningKey } from '../tokens/key-store.ts';
+import type { KeyRingPlan } from '../tokens/key-life-cycle.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
+import type { SqlDatabase } from '../storage/sql-database.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
@@ -23,16 +28,17 @@ import type { WorkerEnv } from './worker-broker.ts';
  */
 export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore {
   readonly #audit: SqliteAuditStore;
-  readonly #keys: SqliteKeyStore;
+  readonly #db: SqlDatabase;
   readonly #alerts: SqliteAlertStore;
+  #keys: Promise<SqliteKeyStore> | undefined;
   #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     const db = durableObjectSql(ctx.storage);
     migrate(db);
+    this.#db = db;
     this.#audit = new SqliteAuditStore(db);
-    this.#keys = new SqliteKeyStore(db);
     this.#alerts = new SqliteAlertStore(db);
   }
 
@@ -52,7 +58,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   override async alarm(): Promise<void> {
     this.#alarmSet = false;
     const settings = readAuditSettings(this.env);
-    const ring = await KeyRing.from(await this.#keys.listKeys());
+    const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
     await maintainAuditLog(this.#audit, checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), { now: Date.now(), retentionDays: settings.retentionDays });
     // While retention applies, keep pruning even when no exchange comes to set the alarm.
     if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
@@ -117,14 +123,36 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     return this.#alerts.alerts(limit);
   }
 
-  listKeys(): Promise<StoredSigningKey[]> {
-    return this.#keys.listKeys();
+  async listKeys(): Promise<StoredSigningKey[]> {
+    return (await this.#keyStore()).listKeys();
   }
 
-  initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
-    return this.#keys.initializeKeys(candidate);
+  async describeKeys(): Promise<SigningKeyInfo[]> {
+    return new SqliteKeyStore(this.#db).describeKeys();
+  }
+
+  async initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
+    return (await this.#keyStore()).initializeKeys(candidate);
+  }
+
+  async advanceKeys(plan: KeyRingPlan): Promise<KeyTransition[]> {
+    return (await this.#keyStore()).advanceKeys(plan);
+  }
+
+  /** Private signing keys are sealed under the KEYWAY_MASTER_KEY Worker secret; without it they stay shut. */
+  #keyStore(): Promise<SqliteKeyStore> {
+    this.#keys ??= (async () => {
+      const master = readMasterKeys(this.env);
+      if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
+      return new SqliteKeyStore(this.#db, await SecretBox.fromMasterKeys(master));
+    })();
+    // A failure (no secret yet) is not remembered: the next call reads the environment again.
+    this.#keys.catch(() => (this.#keys = undefined));
+    return this.#keys;
   }
 }
+
+export const MASTER_KEY_MISSING = 'KEYWAY_MASTER_KEY is not set: signing keys are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
 
 /** The one instance every isolate talks to. */
 export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name = 'keyway'): DurableObjectStub<KeywayState> {
@@ -156,6 +184,11 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
       setDelivery: (id, delivery, attempts) => stub().setDelivery(id, delivery, attempts),
       alerts: (limit) => stub().alerts(limit),
     },
-    keys: { listKeys: () => stub().listKeys(), initializeKeys: (candidate) => stub().initializeKeys(candidate) },
+    keys: {
+      listKeys: () => stub().listKeys(),
+      describeKeys: () => stub().describeKeys(),
+      initializeKeys: (candidate) => stub().initializeKeys(candidate),
+      advanceKeys: (plan) => stub().advanceKeys(plan),
+    },
   };
 }

@@ -1,9 +1,12 @@
 import { createBroker } from '../broker.ts';
 import type { Logger } from '../log.ts';
 import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
-import { readBrokerSettings } from '../settings.ts';
-import { KeyRing } from '../tokens/key-ring.ts';
-import { keywayState, stateStores, type KeywayState } from './keyway-state.ts';
+import { readMasterKeys } from '../secrets/master-keys.ts';
+import { ConfigError, readBrokerSettings } from '../settings.ts';
+import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
+import type { KeyTransition } from '../tokens/key-store.ts';
+import { LiveKeyRing } from '../tokens/live-key-ring.ts';
+import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
@@ -25,6 +28,10 @@ export type WorkerEnv = {
   readonly KEYWAY_ALERT_WEBHOOK_URL?: string;
   readonly KEYWAY_ALERT_WEBHOOK_ATTEMPTS?: string;
   readonly KEYWAY_ALERT_WEBHOOK_BACKOFF_MS?: string;
+  /** A Worker secret (`wrangler secret put KEYWAY_MASTER_KEY`): required, private signing keys are sealed under it. */
+  readonly KEYWAY_MASTER_KEY?: string;
+  readonly KEYWAY_MASTER_KEY_PREVIOUS?: string;
+  readonly KEYWAY_KEY_ROTATION_DAYS?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -33,20 +40,26 @@ export interface WorkerBrokerOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
 }
 
+export interface WorkerBroker extends Broker {
+  /** This isolate's key ring: the entry awaits `refreshIfStale` at the start of each request. */
+  readonly keys: LiveKeyRing;
+}
+
 /**
  * The broker inside a Worker isolate: policies from the bundle, keys and audit log in the
  * KeywayState Durable Object. Built once per isolate.
  */
-export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<Broker> {
+export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<WorkerBroker> {
   const settings = readBrokerSettings(env);
+  if (readMasterKeys(env) === undefined) throw new ConfigError(MASTER_KEY_MISSING);
   const policies = loadPolicies(policyFiles, { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback });
   const stores = stateStores(() => keywayState(env.STATE));
   const now = options.now ?? Date.now;
-  const keys = await KeyRing.open(stores.keys, now());
-  return createBroker({
+  const keys = await LiveKeyRing.open(stores.keys, now());
+  const broker = createBroker({
     settings,
     policies: () => policies,
-    keys: () => keys,
+    keys: () => keys.ring,
     audit: stores.audit,
     alerts: stores.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),
@@ -56,4 +69,12 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     now,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
+  return { ...broker, keys };
+}
+
+/** The Cron Trigger's round of the signing key life cycle, at the trigger's scheduled time, in the state Durable Object. */
+export async function scheduledKeyUpkeep(env: WorkerEnv, now: number): Promise<KeyTransition[]> {
+  const settings = readBrokerSettings(env);
+  const { keys } = stateStores(() => keywayState(env.STATE));
+  return keys.advanceKeys({ now, cycle: keyLifeCycle(settings.keys, settings.maxTtlSeconds), rotate: false, upkeep: true });
 }

@@ -17,6 +17,7 @@ import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import { KeyRing } from '../../src/tokens/key-ring.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
@@ -199,7 +200,7 @@ describe('the audit log in a real database file', () => {
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const { app } = createBroker({
-      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true) },
+      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), keys: readKeySettings({}) },
       policies: () => {
         if (broken) throw new TypeError('the policy source failed');
         return policies;

@@ -9,6 +9,8 @@ import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/
 import type { IssuedGrant } from '../../src/policy/decide.ts';
 import type { Policy } from '../../src/policy/policy.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { loadNodeMasterKeys } from '../../src/node/master-key-file.ts';
+import { SecretBox } from '../../src/secrets/secret-box.ts';
 import { KeyRing } from '../../src/tokens/key-ring.ts';
 import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
@@ -45,7 +47,7 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
   async function keysOf(from: NodeBroker): Promise<KeyRing> {
     const db = openSqliteFile(join(from.config.dataDir, DATABASE_FILE));
     try {
-      return await KeyRing.open(new SqliteKeyStore(db), Date.now());
+      return await KeyRing.open(new SqliteKeyStore(db, await SecretBox.fromMasterKeys(loadNodeMasterKeys({}, from.config.dataDir, silentLogger))), Date.now());
     } finally {
       db.close();
     }

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { silentLogger } from '../../src/log.ts';
+import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/node/start-node-broker.ts';
@@ -73,6 +74,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     maxTtlSeconds: 3600,
     audit: readAuditSettings({}),
     alerts: readAlertSettings({}, true),
+    keys: readKeySettings({}),
     ...overrides,
   };
 }

@@ -6,11 +6,13 @@ import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { generateMasterKey, parseMasterKey } from '../../src/secrets/master-keys.ts';
+import { SecretBox } from '../../src/secrets/secret-box.ts';
 import { storeContract } from '../suites/store-contract.ts';
 
 storeContract('Node (SQLite file, group commit on a writer thread)', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
   const db = openSqliteFile(path);
   migrate(db);
-  return { audit: new GroupCommitAuditStore(db, path), keys: new SqliteKeyStore(db), alerts: new SqliteAlertStore(db) };
+  return { audit: new GroupCommitAuditStore(db, path), keys: new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] })), alerts: new SqliteAlertStore(db) };
 });

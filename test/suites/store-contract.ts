@@ -282,7 +282,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(current(second)).toEqual(current(first));
       expect(current(await keys.listKeys())).toEqual(current(first));
       const stored = (await keys.listKeys()).find((key) => key.state === 'current');
-      expect(stored?.privateJwk.d).toBeTypeOf('string');
+      expect(stored?.privateJwk?.d).toBeTypeOf('string');
       expect(stored?.publicJwk).not.toHaveProperty('d');
     });
   });

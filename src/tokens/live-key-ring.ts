@@ -1,0 +1,39 @@
+import { KeyRing } from './key-ring.ts';
+import { KEY_RING_REFRESH_SECONDS } from './key-life-cycle.ts';
+import type { KeyStore } from './key-store.ts';
+
+/**
+ * A process's view of the key ring, reloaded from the store so a rotation made by another
+ * process (the Workers cron, `keyway keys rotate`, a second Node process) reaches it within
+ * KEY_RING_REFRESH_SECONDS — the span the life cycle's lead and retain times allow for.
+ */
+export class LiveKeyRing {
+  readonly #store: KeyStore;
+  #ring: KeyRing;
+  #loadedAt: number;
+
+  private constructor(store: KeyStore, ring: KeyRing, loadedAt: number) {
+    this.#store = store;
+    this.#ring = ring;
+    this.#loadedAt = loadedAt;
+  }
+
+  static async open(store: KeyStore, now: number): Promise<LiveKeyRing> {
+    return new LiveKeyRing(store, await KeyRing.open(store, now), now);
+  }
+
+  get ring(): KeyRing {
+    return this.#ring;
+  }
+
+  async refresh(now: number): Promise<KeyRing> {
+    this.#ring = await KeyRing.from(await this.#store.listKeys());
+    this.#loadedAt = now;
+    return this.#ring;
+  }
+
+  /** Reloads when the ring is older than one refresh period (Workers: awaited at the start of a request). */
+  async refreshIfStale(now: number): Promise<KeyRing> {
+    return now - this.#loadedAt >= KEY_RING_REFRESH_SECONDS * 1000 ? this.refresh(now) : this.#ring;
+  }
+}
