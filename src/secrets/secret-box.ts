@@ -1,4 +1,4 @@
-import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader } from 'jose';
+import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader, type CryptoKey } from 'jose';
 import type { MasterKeys } from './master-keys.ts';
 
 export type SecretBoxErrorCode = 'malformed' | 'unknown_key' | 'wrong_purpose' | 'tampered';

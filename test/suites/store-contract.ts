@@ -10,6 +10,7 @@ import { checkpointSigner } from '../../src/audit/sign-checkpoint.ts';
 import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
 import { KeyRing } from '../../src/tokens/key-ring.ts';
+import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/tokens/key-life-cycle.ts';
 import type { KeyStore } from '../../src/tokens/key-store.ts';
 
 export interface Stores {
@@ -284,6 +285,81 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const stored = (await keys.listKeys()).find((key) => key.state === 'current');
       expect(stored?.privateJwk?.d).toBeTypeOf('string');
       expect(stored?.publicJwk).not.toHaveProperty('d');
+    });
+
+    it('walks the key life cycle: the JWKS never drops a key with live tokens, and a key is published a cache lifetime before it signs', async () => {
+      const { keys } = await open();
+      const MINUTE = 60_000;
+      const maxTtlSeconds = 3600;
+      const cycle = keyLifeCycle({ rotationDays: 1 }, maxTtlSeconds);
+      const start = Date.UTC(2026, 0, 1);
+      await keys.initializeKeys(await generateSigningKey(start));
+      const plan = (now: number): KeyRingPlan => ({ now, cycle, rotate: false, upkeep: true });
+      // The view at each step, as the store says it: the published kids and the signing kid.
+      const history: { at: number; published: Set<string>; signing: string }[] = [];
+      const asOf = (at: number) => history.findLast((view) => view.at <= at);
+      const seen = new Set<string>();
+      const tokens: { kid: string; exp: number }[] = [];
+      // Hourly while nothing is due, then minute by minute through a whole rotation: next, switch, removal.
+      const due = start + 86_400_000;
+      const steps = [
+        ...Array.from({ length: 23 }, (_, hour) => start + hour * 60 * MINUTE),
+        ...Array.from({ length: (cycle.leadMs + cycle.retainMs) / MINUTE + 90 }, (_, minute) => due - cycle.leadMs - 30 * MINUTE + minute * MINUTE),
+      ];
+      for (const now of steps) {
+        await keys.advanceKeys(plan(now));
+        const ring = await keys.describeKeys();
+        expect(ring.filter((key) => key.state === 'current')).toHaveLength(1);
+        expect(ring.filter((key) => key.state === 'next').length).toBeLessThanOrEqual(1);
+        const published = new Set(ring.filter((key) => key.state !== 'removed').map((key) => key.kid));
+        const signing = ring.find((key) => key.state === 'current')?.kid ?? '';
+        history.push({ at: now, published, signing });
+        for (const key of ring) seen.add(`${key.kid}:${key.state}`);
+        // The fresh process and one that has not reloaded for a refresh period both sign now.
+        const stale = asOf(now - KEY_RING_REFRESH_SECONDS * 1000)?.signing ?? signing;
+        tokens.push({ kid: signing, exp: now + maxTtlSeconds * 1000 }, { kid: stale, exp: now + maxTtlSeconds * 1000 });
+        for (const token of tokens) if (token.exp + KEY_CLOCK_SKEW_SECONDS * 1000 >= now) expect(published, `${new Date(now).toISOString()}: a live token's key`).toContain(token.kid);
+        // A relying party that fetched the JWKS (from a process a refresh behind) one max-age ago knows the signing key.
+        const cached = asOf(now - (JWKS_MAX_AGE_SECONDS + KEY_RING_REFRESH_SECONDS) * 1000);
+        if (cached !== undefined && signing !== history[0]?.signing) expect(cached.published, `${new Date(now).toISOString()}: the signing key in a cached JWKS`).toContain(signing);
+      }
+      // A whole rotation: every state was reached, removed keys keep only their public part.
+      const ring = await keys.listKeys();
+      expect(new Set(history.map((view) => view.signing)).size).toBe(2);
+      for (const state of ['next', 'current', 'retired', 'removed']) expect([...seen].some((entry) => entry.endsWith(`:${state}`)), state).toBe(true);
+      const removed = ring.filter((key) => key.state === 'removed');
+      expect(removed.length).toBeGreaterThanOrEqual(1);
+      for (const key of removed) expect(key).not.toHaveProperty('privateJwk');
+      // The key ring publishes what is not removed; checkpoint keys are all of them.
+      const opened = await KeyRing.from(ring);
+      expect(opened.jwks.keys.map((key) => key.kid).sort()).toEqual(ring.filter((key) => key.state !== 'removed').map((key) => key.kid).sort());
+      expect(opened.checkpointKeys.keys).toHaveLength(ring.length);
+    });
+
+    it('rotates on demand once, however many ask at once, and the new key signs only after the lead time', async () => {
+      const { keys } = await open();
+      const cycle = keyLifeCycle({ rotationDays: 0 }, 3600);
+      const start = Date.UTC(2026, 0, 1);
+      await keys.initializeKeys(await generateSigningKey(start));
+      const rotate = (now: number, upkeep = true): KeyRingPlan => ({ now, cycle, rotate: true, upkeep });
+      const rounds = await Promise.all(Array.from({ length: 6 }, () => keys.advanceKeys(rotate(start + 1000))));
+      expect(rounds.flat().filter((transition) => transition.kind === 'publish')).toHaveLength(1);
+      let ring = await keys.describeKeys();
+      const next = ring.find((key) => key.state === 'next');
+      expect(next?.activatesAt).toBe(start + 1000 + cycle.leadMs);
+      // Asking again does not bring it forward past the lead time.
+      await keys.advanceKeys(rotate(start + 2000));
+      expect((await keys.describeKeys()).find((key) => key.state === 'next')?.activatesAt).toBe(start + 1000 + cycle.leadMs);
+      await Promise.all(Array.from({ length: 6 }, () => keys.advanceKeys(rotate(start + 1000 + cycle.leadMs - 1))));
+      expect((await keys.describeKeys()).find((key) => key.state === 'current')?.kid).not.toBe(next?.kid);
+      const switched = await Promise.all(Array.from({ length: 6 }, () => keys.advanceKeys({ now: start + 1000 + cycle.leadMs, cycle, rotate: false, upkeep: true })));
+      expect(switched.flat().filter((transition) => transition.kind === 'activate')).toEqual([{ kind: 'activate', kid: next?.kid }]);
+      ring = await keys.describeKeys();
+      expect(ring.filter((key) => key.state === 'current').map((key) => key.kid)).toEqual([next?.kid]);
+      expect(ring.filter((key) => key.state === 'retired')).toHaveLength(1);
+      expect(ring.filter((key) => key.state === 'next')).toHaveLength(0);
+      // Without the schedule (rotation days 0), nothing else happens until asked.
+      expect(await keys.advanceKeys({ now: start + 10 * 86_400_000, cycle, rotate: false, upkeep: true })).toEqual([{ kind: 'remove', kid: ring.find((key) => key.state === 'retired')?.kid }]);
     });
   });
 }

@@ -1,0 +1,233 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, renameSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Hono } from 'hono';
+import type { JSONWebKeySet } from 'jose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
+import type { Logger } from '../../src/log.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
+import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/secrets/master-keys.ts';
+import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
+import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
+import { freePort, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
+
+const SERVICE = 'https://deploy.acme.dev';
+const MINUTE = 60_000;
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: REPOSITORY_ROOT, env: { ...process.env, KEYWAY_MASTER_KEY: undefined, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** A logger that keeps every line, so a test can grep what the broker logged. */
+function recordingLogger(): Logger & { text(): string } {
+  const lines: string[] = [];
+  const write = (level: string) => (message: string, fields?: object) => void lines.push(JSON.stringify({ level, message, ...fields }));
+  return { info: write('info'), warn: write('warn'), error: write('error'), text: () => lines.join('\n') };
+}
+
+/** Every private key's `d`, read with the data dir's master key. */
+async function privateParts(dataDir: string, master?: MasterKeys): Promise<StoredSigningKey[]> {
+  const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+  try {
+    return await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master ?? loadNodeMasterKeys({}, dataDir, recordingLogger()))).listKeys();
+  } finally {
+    db.close();
+  }
+}
+
+/** The database file and its WAL, as bytes on disk. */
+const onDisk = (dataDir: string): string =>
+  ['', '-wal'].map((suffix) => join(dataDir, DATABASE_FILE + suffix)).filter((path) => existsSync(path)).map((path) => readFileSync(path).toString('latin1')).join('');
+
+const policy = (issuerUrl: string) => `
+version: 1
+issuer: { kind: github, url: "${issuerUrl}" }
+match: { repository_id: "734201" }
+grant: { audience: [${SERVICE}], scopes: [deploy:write], ttl: 30m }
+`;
+
+describe('signing key rotation on the Node broker (real HTTP, real SQLite file, injected clock)', () => {
+  let issuer: TestIssuer;
+  let broker: NodeBroker;
+  let root: string;
+  const log = recordingLogger();
+  // The broker's clock starts in the past, so tokens it mints before and after a rotation are
+  // still live for relying parties that check them with the real clock.
+  let clock = Date.now() - 15 * MINUTE;
+  const cycle = keyLifeCycle(readKeySettings({}), 3600);
+
+  async function exchange(): Promise<string> {
+    const seconds = Math.floor(clock / 1000);
+    const subject = await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { iat: seconds, nbf: seconds - 5, exp: seconds + 300 }));
+    const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: SERVICE }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const body = (await response.json()) as { access_token?: string };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    return body.access_token ?? '';
+  }
+  const kidOf = (token: string): string => (JSON.parse(atob(token.split('.')[0]?.replaceAll('-', '+').replaceAll('_', '/') ?? '')) as { kid: string }).kid;
+  const published = async (path = '/.well-known/jwks.json'): Promise<string[]> => ((await (await fetch(`${broker.url}${path}`)).json()) as JSONWebKeySet).keys.map((key) => key.kid ?? '');
+
+  beforeAll(async () => {
+    issuer = new TestIssuer(inject('testIssuerBase'), `rotation-${crypto.randomUUID().slice(0, 8)}`);
+    root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
+    const port = await freePort();
+    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log, now: () => clock });
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it('keeps tokens issued before a rotation verifying after it, publishes the next key first, and unpublishes the old one only after its tokens expired', async () => {
+    const jwksResponse = await fetch(`${broker.url}/.well-known/jwks.json`);
+    expect(jwksResponse.headers.get('cache-control')).toBe('public, max-age=300');
+    const before = await exchange();
+    const oldKid = kidOf(before);
+    await broker.auditUpkeep(); // a checkpoint signed by the key about to be retired
+
+    // On demand: the next key is published now but does not sign before the lead time.
+    const started = await broker.keyUpkeep({ rotate: true });
+    expect(started).toEqual([expect.objectContaining({ kind: 'publish', activatesAt: clock + cycle.leadMs })]);
+    const nextKid = started[0]?.kid ?? '';
+    expect(await published()).toEqual(expect.arrayContaining([oldKid, nextKid]));
+    expect(cycle.leadMs).toBeGreaterThanOrEqual((300 + 60) * 1000); // max-age + a refresh period
+    clock += cycle.leadMs - MINUTE;
+    await broker.keyUpkeep();
+    expect(kidOf(await exchange())).toBe(oldKid);
+
+    clock += MINUTE;
+    expect(await broker.keyUpkeep()).toEqual([{ kind: 'retire', kid: oldKid }, { kind: 'activate', kid: nextKid }]);
+    const after = await exchange();
+    expect(kidOf(after)).toBe(nextKid);
+    const retiredAt = clock;
+
+    // A relying party fetching the broker's JWKS over HTTP accepts both.
+    for (const token of [before, after]) {
+      await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'] })).resolves.toMatchObject({ client_id: 'deploy' });
+    }
+    const app = new Hono<{ Variables: KeywayAuthVariables }>();
+    app.use('/deploy', keywayAuth({ issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'] }));
+    app.post('/deploy', (c) => c.json({ kid: kidOf(c.req.header('authorization')?.slice(7) ?? '') }));
+    for (const token of [before, after]) expect((await app.request('/deploy', { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+
+    // The retired key stays published as long as a token it signed (up to the max TTL) can live.
+    clock = retiredAt + cycle.retainMs - MINUTE;
+    expect(await broker.keyUpkeep()).toEqual([]);
+    expect(await published()).toEqual(expect.arrayContaining([oldKid, nextKid]));
+    clock = retiredAt + cycle.retainMs;
+    expect(await broker.keyUpkeep()).toEqual([{ kind: 'remove', kid: oldKid }]);
+    expect(await published()).toEqual([nextKid]);
+    // …but not from the audit keys: its checkpoint still verifies, locally and against /v1/audit/keys.
+    expect(await published('/v1/audit/keys')).toEqual(expect.arrayContaining([oldKid, nextKid]));
+    const verified = await cli(['audit', 'verify', '--json', '--data-dir', broker.config.dataDir]);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, checkpoints: 1 });
+    const checkpoint = (await (await fetch(`${broker.url}/v1/audit/checkpoints/latest`)).json()) as { jws: string };
+    expect(kidOf(checkpoint.jws)).toBe(oldKid);
+  });
+
+  it('keeps private keys sealed in the database file and out of the logs', async () => {
+    const keys = await privateParts(broker.config.dataDir);
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+    const disk = onDisk(broker.config.dataDir);
+    const logged = log.text();
+    for (const key of keys) {
+      if (key.privateJwk === undefined) continue;
+      expect(key.privateJwk.d).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+      expect(disk).not.toContain(key.privateJwk.d);
+      expect(logged).not.toContain(key.privateJwk.d);
+    }
+    expect(disk).toContain(keys[0]?.publicJwk.x);
+    expect(statSync(join(broker.config.dataDir, MASTER_KEY_FILE)).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('signing keys at rest across master keys and schema versions', () => {
+  const master = (): MasterKeys => ({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] });
+
+  async function run(dataDir: string, masterKeys: MasterKeys | undefined): Promise<string[]> {
+    const root = dataDir.slice(0, -'/data'.length);
+    const broker = await startNodeBroker(testConfig(root, { ...(masterKeys === undefined ? {} : { masterKeys }) }), { log: recordingLogger() });
+    try {
+      return ((await (await fetch(`${broker.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet).keys.map((key) => key.kid ?? '');
+    } finally {
+      await broker.close();
+    }
+  }
+
+  it('seals plaintext keys from before sealing in place on first start', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const dataDir = join(root, 'data');
+    await run(dataDir, master()); // creates the data dir and schema
+    const legacy = await generateSigningKey(Date.now());
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+    migrate(db);
+    db.run('DELETE FROM signing_keys');
+    db.run("INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, public_jwk, private_jwk) VALUES (?, 'ES256', 'current', ?, ?, ?, ?)", [legacy.kid, legacy.createdAt, legacy.createdAt, JSON.stringify(legacy.publicJwk), JSON.stringify(legacy.privateJwk)]);
+    db.close();
+    const masterKeys = master();
+    expect(await run(dataDir, masterKeys)).toEqual([legacy.kid]);
+    const stored = openSqliteFile(join(dataDir, DATABASE_FILE));
+    const [row] = stored.all<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', [legacy.kid]);
+    stored.close();
+    expect(row?.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(onDisk(dataDir)).not.toContain(legacy.privateJwk?.d);
+    expect((await privateParts(dataDir, masterKeys))[0]?.privateJwk).toEqual(legacy.privateJwk);
+  });
+
+  it('changes the master key: KEYWAY_MASTER_KEY_PREVIOUS opens the old seals, which are sealed again under the new key', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const dataDir = join(root, 'data');
+    const a = master();
+    const b = master();
+    const kids = await run(dataDir, a);
+    expect(await run(dataDir, { current: b.current, previous: [a.current] })).toEqual(kids);
+    // Re-sealed: the new key alone opens them now, the old one no longer does.
+    expect(await run(dataDir, b)).toEqual(kids);
+    await expect(privateParts(dataDir, a)).rejects.toBeInstanceOf(SecretBoxError);
+    await expect(startNodeBroker(testConfig(root, { masterKeys: a }), { log: recordingLogger() })).rejects.toMatchObject({ code: 'unknown_key' });
+  });
+});
+
+describe('keyway keys list / rotate (real processes on a real data dir)', () => {
+  it('lists the ring without the master key, rotates once when two processes ask at once, and refuses to rotate without the master key', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
+    const dataDir = broker.config.dataDir;
+    await broker.close();
+
+    const rotations = await Promise.all([cli(['keys', 'rotate', '--data-dir', dataDir]), cli(['keys', 'rotate', '--data-dir', dataDir])]);
+    for (const rotation of rotations) expect(rotation.code, rotation.stderr).toBe(0);
+    expect(rotations.map((rotation) => rotation.stdout.startsWith('published next key')).filter(Boolean)).toHaveLength(1);
+    expect(rotations.some((rotation) => rotation.stdout.startsWith('rotation already under way'))).toBe(true);
+
+    renameSync(join(dataDir, MASTER_KEY_FILE), join(root, 'moved.key'));
+    const listed = await cli(['keys', 'list', '--json', '--data-dir', dataDir]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const { keys } = JSON.parse(listed.stdout) as { keys: { kid: string; state: string; published_at: string; signs_from: string }[] };
+    expect(keys.map((key) => key.state).sort()).toEqual(['current', 'next']);
+    const next = keys.find((key) => key.state === 'next');
+    expect(Date.parse(next?.signs_from ?? '') - Date.parse(next?.published_at ?? '')).toBe(keyLifeCycle(readKeySettings({}), 3600).leadMs);
+    const table = await cli(['keys', 'list', '--data-dir', dataDir]);
+    expect(table.stdout).toMatch(/^kid\s+state\s+published/);
+    expect(table.stdout).toContain(next?.kid);
+
+    const refused = await cli(['keys', 'rotate', '--data-dir', dataDir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('no master key');
+    expect((await cli(['keys', 'rotate', '--data-dir', join(root, 'nowhere')])).stderr).toContain('no broker database');
+  });
+});

@@ -1,0 +1,64 @@
+import { createScheduledController, runInDurableObject } from 'cloudflare:test';
+import { exports } from 'cloudflare:workers';
+import type { JSONWebKeySet } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
+import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
+import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
+import worker from '../../src/worker.ts';
+import { workerEnv } from './workers-harness.ts';
+
+const entry = (exports as unknown as { default: Fetcher }).default;
+
+/** The Worker's own `scheduled` handler, as the Cron Trigger calls it, at `scheduledTime`. */
+async function cron(scheduledTime: number): Promise<void> {
+  await worker.scheduled(createScheduledController({ scheduledTime, cron: '*/5 * * * *' }), workerEnv);
+}
+
+describe('signing keys on Workers (workerd, the real state Durable Object)', () => {
+  const { keys } = stateStores(() => keywayState(workerEnv.STATE));
+  const jwksOf = async (fetcher: { fetch: (url: string) => Promise<Response> }) =>
+    ((await (await fetcher.fetch(`${workerEnv.KEYWAY_ISSUER}/.well-known/jwks.json`)).json()) as JSONWebKeySet).keys.map((key) => key.kid);
+
+  it('the Cron Trigger publishes the next key ahead of its turn and switches keys when due; a fresh isolate publishes both', async () => {
+    expect((await entry.fetch(`${workerEnv.KEYWAY_ISSUER}/healthz`)).status).toBe(200);
+    const current = (await keys.describeKeys()).find((key) => key.state === 'current');
+    expect(current?.activatedAt).toBeTypeOf('number');
+    const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
+    const due = (current?.activatedAt ?? 0) + cycle.rotationMs;
+
+    await cron(due - cycle.leadMs - 60_000);
+    expect((await keys.describeKeys()).filter((key) => key.state === 'next')).toHaveLength(0);
+    await cron(due - cycle.leadMs);
+    const next = (await keys.describeKeys()).find((key) => key.state === 'next');
+    expect(next).toMatchObject({ activatesAt: due });
+
+    await cron(due);
+    const ring = await keys.describeKeys();
+    expect(ring.find((key) => key.kid === next?.kid)?.state).toBe('current');
+    expect(ring.find((key) => key.kid === current?.kid)).toMatchObject({ state: 'retired', retiredAt: due });
+
+    const isolate = await createWorkerBroker(workerEnv, [], { log: silentLogger });
+    const published = await jwksOf({ fetch: (url) => Promise.resolve(isolate.app.fetch(new Request(url), workerEnv)) });
+    expect(published).toEqual(expect.arrayContaining([current?.kid, next?.kid]));
+    expect(isolate.keys.ring.signing.kid).toBe(next?.kid);
+  });
+
+  it('keeps private keys sealed under KEYWAY_MASTER_KEY in the Durable Object', async () => {
+    const opened = await keys.listKeys();
+    const rows = await runInDurableObject(keywayState(workerEnv.STATE), (_instance, state) => state.storage.sql.exec<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys').toArray());
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      const d = opened.find((key) => key.kid === row.kid)?.privateJwk?.d;
+      if (row.private_jwk === null) continue;
+      expect(d).toBeTypeOf('string');
+      expect(row.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
+      expect(row.private_jwk).not.toContain(d);
+    }
+  });
+
+  it('refuses to start without KEYWAY_MASTER_KEY, and says how to set it', async () => {
+    await expect(createWorkerBroker({ ...workerEnv, KEYWAY_MASTER_KEY: undefined }, [], { log: silentLogger })).rejects.toThrow(/KEYWAY_MASTER_KEY is not set.*wrangler secret put KEYWAY_MASTER_KEY/);
+  });
+});
