@@ -8,6 +8,7 @@ import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
 import type { AuditEvent, ChainLink } from './audit/audit-event.ts';
 import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
+import { JWKS_MAX_AGE_SECONDS } from './tokens/key-life-cycle.ts';
 
 export interface HealthReport {
   readonly ok: boolean;
@@ -55,7 +56,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
   app.get('/.well-known/openid-configuration', (c) => c.json(metadata));
   app.get('/.well-known/jwks.json', (c) => {
-    c.header('Cache-Control', 'public, max-age=300');
+    // The key life cycle publishes a next key at least this long before it signs (src/tokens/key-life-cycle.ts).
+    c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
     return c.json(deps.exchange.keys().jwks);
   });
 
