@@ -9,6 +9,7 @@ import type { AuditEvent, ChainLink } from './audit/audit-event.ts';
 import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
 import { JWKS_MAX_AGE_SECONDS } from './tokens/key-life-cycle.ts';
+import { keyRoutes, type KeyApiDeps } from './keys-api/key-routes.ts';
 
 export interface HealthReport {
   readonly ok: boolean;
@@ -26,6 +27,8 @@ export interface AppDeps {
   readonly onAudited: (event: AuditEvent, link: ChainLink) => Promise<void>;
   /** Keeps background work alive past the response: waitUntil on Workers. */
   readonly background: (c: Context, task: Promise<void>) => void;
+  /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
+  readonly keyApi?: KeyApiDeps;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -90,6 +93,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
+  if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   app.route('/audit', auditPage(deps.audit));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));

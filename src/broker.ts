@@ -7,6 +7,8 @@ import type { PolicySet } from './policy/policy-set.ts';
 import type { ReplayGuard } from './replay/replay-guard.ts';
 import type { BrokerSettings } from './settings.ts';
 import type { KeyRing } from './tokens/key-ring.ts';
+import { keyLifeCycle } from './tokens/key-life-cycle.ts';
+import type { KeyStore } from './tokens/key-store.ts';
 import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
@@ -17,6 +19,8 @@ export interface BrokerParts {
   readonly settings: BrokerSettings;
   readonly policies: () => PolicySet;
   readonly keys: () => KeyRing;
+  /** Where the ring comes from: `/v1/keys` lists and rotates through it (both runtimes supply it). */
+  readonly keyStore?: KeyStore;
   readonly audit: AuditStore;
   readonly replay: ReplayGuard;
   /** Alert state, in the same database as the audit log. */
@@ -87,6 +91,18 @@ export function createBroker(parts: BrokerParts): Broker {
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
     onAudited,
+    ...(parts.keyStore === undefined
+      ? {}
+      : {
+          keyApi: {
+            issuer: parts.settings.issuer,
+            keys: parts.keys,
+            store: parts.keyStore,
+            cycle: keyLifeCycle(parts.settings.keys, parts.settings.maxTtlSeconds),
+            now,
+            log: parts.log,
+          },
+        }),
     background:
       parts.background ??
       ((_c, task) => {

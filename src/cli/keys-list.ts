@@ -1,15 +1,13 @@
-import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
-import type { SigningKeyInfo } from '../tokens/key-store.ts';
 import { type Command } from './command.ts';
-import { isoTime, KEYS_SOURCE_USAGE, openKeyStoreFile } from './key-store-file.ts';
+import { KEYS_SOURCE_USAGE, openKeySource } from './key-source.ts';
 import { formatTable } from './table.ts';
 
-const USAGE = `usage: keyway keys list [--data-dir DIR] [--json]
+const USAGE = `usage: keyway keys list [source] [--json]
 
 Lists the broker's signing keys, oldest first: kid, state (next: published, not signing yet;
 current: signing; retired: published until its tokens expire; removed: no longer published,
-public part kept for audit checkpoints) and the times of each step. Reads public parts only:
-needs no master key.
+public part kept for audit checkpoints) and the times of each step. Locally it reads public
+parts only: needs no master key.
 
 ${KEYS_SOURCE_USAGE}`;
 
@@ -17,19 +15,10 @@ export const keysList: Command = {
   summary: 'list the signing keys and where each is in its life cycle',
   usage: USAGE,
   async run(args) {
-    const file = await openKeyStoreFile(args, { sealed: false });
+    const { source, json } = await openKeySource(args, 'list');
     try {
-      const { retainMs } = keyLifeCycle(file.config.keys, file.config.maxTtlSeconds);
-      const keys = (await file.store.describeKeys()).map((key: SigningKeyInfo) => ({
-        kid: key.kid,
-        alg: key.alg,
-        state: key.state,
-        published_at: isoTime(key.createdAt),
-        signs_from: isoTime(key.state === 'next' ? key.activatesAt : key.activatedAt),
-        retired_at: isoTime(key.retiredAt),
-        unpublished_at: isoTime(key.removedAt ?? (key.retiredAt === undefined ? undefined : key.retiredAt + retainMs)),
-      }));
-      if (file.json) {
+      const keys = await source.list();
+      if (json) {
         process.stdout.write(`${JSON.stringify({ keys })}\n`);
       } else {
         const header = ['kid', 'state', 'published', 'signs from', 'retired', 'unpublished (due)'];
@@ -37,7 +26,7 @@ export const keysList: Command = {
       }
       return 0;
     } finally {
-      file.close();
+      source.close();
     }
   },
 };

@@ -87,6 +87,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     settings: config,
     policies: () => policies.current,
     keys,
+    keyStore,
     audit,
     alerts: new SqliteAlertStore(db),
     replay: new SqliteReplayGuard(db),

@@ -60,6 +60,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     settings,
     policies: () => policies,
     keys: () => keys.ring,
+    keyStore: stores.keys,
     audit: stores.audit,
     alerts: stores.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),

@@ -231,3 +231,54 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
     expect((await cli(['keys', 'rotate', '--data-dir', join(root, 'nowhere')])).stderr).toContain('no broker database');
   });
 });
+
+describe('/v1/keys and keyway keys --url (a running broker, operator tokens)', () => {
+  it('lists with keys:read, rotates with keys:rotate, refuses other tokens, and logs who rotated', async () => {
+    const people = new TestIssuer(inject('testIssuerBase'), `ops-${crypto.randomUUID().slice(0, 8)}`);
+    const port = await freePort();
+    const issuerUrl = `http://127.0.0.1:${port}`;
+    const operator = (sub: string, scopes: string) => `
+version: 1
+issuer: "${people.url}"
+match: { sub: ${sub} }
+grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
+`;
+    const root = writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate'), 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') });
+    const log = recordingLogger();
+    const broker = await startNodeBroker(testConfig(root, { port, issuer: issuerUrl }), { log });
+    try {
+      const tokenFor = async (sub: string, scope: string): Promise<string> => {
+        const now = Math.floor(Date.now() / 1000);
+        const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+        const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: issuerUrl, scope }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        const body = (await response.json()) as { access_token?: string };
+        expect(response.status, JSON.stringify(body)).toBe(200);
+        return body.access_token ?? '';
+      };
+      const olga = await tokenFor('olga@acme.dev', 'keys:rotate');
+      const rita = await tokenFor('rita@acme.dev', 'keys:read');
+      const remote = ['--url', broker.url];
+
+      const refused = await cli(['keys', 'rotate', ...remote], { KEYWAY_TOKEN: rita });
+      expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('403 insufficient_scope') });
+      expect((await fetch(`${broker.url}/v1/keys/rotate`, { method: 'POST' })).status).toBe(401);
+      expect((await cli(['keys', 'rotate', ...remote])).code).toBe(2);
+
+      const rotated = await cli(['keys', 'rotate', ...remote, '--json'], { KEYWAY_TOKEN: olga });
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const { transitions, next } = JSON.parse(rotated.stdout) as { transitions: { kind: string; kid: string }[]; next: { kid: string; state: string } };
+      expect(transitions).toEqual([expect.objectContaining({ kind: 'publish', kid: next.kid })]);
+      expect(log.text()).toContain('signing key rotation requested');
+      expect(log.text()).toContain('olga@acme.dev');
+
+      const listed = await cli(['keys', 'list', ...remote, '--json'], { KEYWAY_TOKEN: rita });
+      expect(listed.code, listed.stderr).toBe(0);
+      const remoteKeys = (JSON.parse(listed.stdout) as { keys: unknown[] }).keys;
+      expect(remoteKeys).toEqual([expect.objectContaining({ state: 'current' }), expect.objectContaining({ kid: next.kid, state: 'next' })]);
+      // The same answer as the data dir gives.
+      expect(JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', broker.config.dataDir])).stdout)).toEqual({ keys: remoteKeys });
+    } finally {
+      await broker.close();
+    }
+  });
+});

@@ -1,12 +1,14 @@
-import { createScheduledController, runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController, runInDurableObject } from 'cloudflare:test';
 import { exports } from 'cloudflare:workers';
 import type { JSONWebKeySet } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
 import worker from '../../src/worker.ts';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
 import { workerEnv } from './workers-harness.ts';
 
 const entry = (exports as unknown as { default: Fetcher }).default;
@@ -60,5 +62,24 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
 
   it('refuses to start without KEYWAY_MASTER_KEY, and says how to set it', async () => {
     await expect(createWorkerBroker({ ...workerEnv, KEYWAY_MASTER_KEY: undefined }, [], { log: silentLogger })).rejects.toThrow(/KEYWAY_MASTER_KEY is not set.*wrangler secret put KEYWAY_MASTER_KEY/);
+  });
+  it('rotates on demand through POST /v1/keys/rotate with a keys:rotate token: the only on-demand form on Workers', async () => {
+    const people = new TestIssuer(inject('testIssuerBase'), `w-ops-${crypto.randomUUID().slice(0, 8)}`);
+    const issuer = workerEnv.KEYWAY_ISSUER;
+    const policy = { path: 'ops/olga.yaml', text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga@acme.dev }\ngrant: { audience: ${issuer}, scopes: [keys:read, keys:rotate] }\n` };
+    const broker = await createWorkerBroker(workerEnv, [policy], { log: silentLogger });
+    const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), workerEnv, createExecutionContext());
+    const now = Math.floor(Date.now() / 1000);
+    const subject = await people.sign({ iss: people.url, aud: issuer, sub: 'olga@acme.dev', iat: now, exp: now + 300, jti: crypto.randomUUID() });
+    const exchanged = (await (await request('/token', { method: 'POST', body: exchangeForm(subject, { audience: issuer, scope: 'keys:rotate' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } })).json()) as { access_token: string };
+    const read = await request('/v1/keys', { headers: { authorization: `Bearer ${exchanged.access_token}` } });
+    expect(read.status).toBe(403);
+    expect((await keys.describeKeys()).filter((key) => key.state === 'next')).toEqual([]);
+    const rotated = await request('/v1/keys/rotate', { method: 'POST', headers: { authorization: `Bearer ${exchanged.access_token}` } });
+    expect(rotated.status).toBe(200);
+    const body = (await rotated.json()) as { next: { kid: string; state: string } };
+    expect(body.next.state).toBe('next');
+    expect((await keys.describeKeys()).find((key) => key.state === 'next')?.kid).toBe(body.next.kid);
+    expect((await request('/v1/keys/rotate', { method: 'POST' })).status).toBe(401);
   });
 });

@@ -1,0 +1,102 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../keys-api/key-json.ts';
+import { silentLogger } from '../log.ts';
+import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { nodeConfigFromEnv } from '../node/config.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../node/master-key-file.ts';
+import { DATABASE_FILE, openSqliteFile } from '../node/sqlite-file.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
+import { migrate } from '../storage/migrate.ts';
+import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
+import { CliError } from './command.ts';
+
+/** Where `keyway keys …` works: a Node broker's data directory, or a broker's /v1/keys API. Same answers. */
+export interface KeySource {
+  list(): Promise<KeyJson[]>;
+  rotate(): Promise<RotationJson>;
+  close(): void;
+}
+
+export const KEYS_SOURCE_USAGE = `source (one of):
+  --data-dir DIR            the broker's data directory (default KEYWAY_DATA_DIR or .keyway)
+  --url URL                 a broker (https unless on loopback); the only way on Workers
+  --token TOKEN             with --url: a keyway access token for that broker with scope keys:read
+                            (list) or keys:rotate (rotate); or set KEYWAY_TOKEN
+  --json                    machine-readable output`;
+
+/** `rotate` needs the master key locally: new keys are sealed under it. */
+export async function openKeySource(args: readonly string[], purpose: 'list' | 'rotate'): Promise<{ source: KeySource; json: boolean }> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: { 'data-dir': { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false } },
+    strict: true,
+    allowPositionals: false,
+  });
+  const json = values.json === true;
+  if (values.url !== undefined) {
+    if (values['data-dir'] !== undefined) throw new CliError('give --url or --data-dir, not both');
+    const token = values.token ?? process.env['KEYWAY_TOKEN'];
+    if (token === undefined || token === '') throw new CliError(`--url needs --token (or KEYWAY_TOKEN): an access token with scope keys:${purpose === 'list' ? 'read' : 'rotate'}`);
+    return { source: remoteSource(values.url, token), json };
+  }
+  if (values.token !== undefined) throw new CliError('--token goes with --url');
+  return { source: await localSource(values['data-dir'], purpose === 'rotate'), json };
+}
+
+/**
+ * The key store in the data directory, opened beside a running broker (SQLite serialises the
+ * writes). `sealed`: with the master key — from KEYWAY_MASTER_KEY or the data dir's master
+ * key file, never a new one made up here.
+ */
+async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {
+  const config = nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir });
+  const path = join(config.dataDir, DATABASE_FILE);
+  if (!existsSync(path)) throw new CliError(`no broker database at ${path}: start the broker once (npm start) or pass --data-dir`, 1);
+  let box: SecretBox | undefined;
+  if (sealed) {
+    if (config.masterKeys === undefined && !existsSync(join(config.dataDir, MASTER_KEY_FILE))) {
+      throw new CliError(`no master key: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} in ${config.dataDir})`, 1);
+    }
+    box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, silentLogger));
+  }
+  let db;
+  try {
+    db = openSqliteFile(path, { readonly: !sealed });
+    if (sealed) migrate(db);
+  } catch (error) {
+    throw new CliError(`cannot open the key store at ${path}: ${(error as Error).message}`, 1);
+  }
+  const store = new SqliteKeyStore(db, box);
+  const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
+  return {
+    list: async () => (await store.describeKeys()).map((key) => keyJson(key, cycle.retainMs)),
+    rotate: async () => rotationJson(await store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false }), await store.describeKeys(), cycle.retainMs),
+    close: () => db.close(),
+  };
+}
+
+function remoteSource(base: string, token: string): KeySource {
+  if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
+  const origin = new URL(base);
+  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin)) throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  const call = async <T>(path: string, method: 'GET' | 'POST'): Promise<T> => {
+    const url = new URL(path, origin);
+    let response: Response;
+    try {
+      response = await fetch(url, { method, headers: { authorization: `Bearer ${token}` }, redirect: 'error' });
+    } catch (error) {
+      throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
+    }
+    const body = (await response.json().catch(() => ({}))) as T & { error?: string; error_description?: string };
+    if (!response.ok) throw new CliError(`${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`, 1);
+    return body;
+  };
+  return {
+    list: async () => (await call<{ keys: KeyJson[] }>('/v1/keys', 'GET')).keys,
+    rotate: () => call<RotationJson>('/v1/keys/rotate', 'POST'),
+    close: () => {},
+  };
+}
