@@ -6,6 +6,7 @@ import { createWorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
 
 export { KeywayState } from './workers/keyway-state.ts';
 export { ReplayGuardState } from './workers/replay-guard-state.ts';
+export { RateLimitState } from './workers/rate-limit-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<Broker> | undefined;

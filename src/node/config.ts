@@ -12,6 +12,8 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly dev: boolean;
   /** KEYWAY_WATCH_POLICIES (default 1): reload the policy directory when a file in it changes. */
   readonly watchPolicies: boolean;
+  /** KEYWAY_METRICS_TOKEN: the bearer token GET /metrics requires; without it, /metrics is for loopback callers only. */
+  readonly metricsToken?: string;
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -25,8 +27,13 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     const value = env[name];
     return typeof value === 'string' && value !== '' ? value : fallback;
   };
+  const metricsToken = text('KEYWAY_METRICS_TOKEN', '');
+  if (metricsToken !== '' && !/^[\x21-\x7e]{32,}$/.test(metricsToken)) {
+    throw new ConfigError('KEYWAY_METRICS_TOKEN must be at least 32 printable characters without spaces (e.g. openssl rand -hex 32)');
+  }
   return {
     ...settings,
+    ...(metricsToken === '' ? {} : { metricsToken }),
     port,
     host: text('KEYWAY_HOST', '127.0.0.1'),
     policiesDir: resolve(cwd, text('KEYWAY_POLICIES', 'policies')),

@@ -5,6 +5,7 @@ import { readBrokerSettings } from '../settings.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import { keywayState, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
+import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
 
@@ -12,6 +13,7 @@ import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
 export type WorkerEnv = {
   readonly STATE: DurableObjectNamespace<KeywayState>;
   readonly REPLAY: DurableObjectNamespace<ReplayGuardState>;
+  readonly LIMITS: DurableObjectNamespace<RateLimitState>;
   readonly KEYWAY_ISSUER: string;
   readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
   readonly KEYWAY_MAX_TTL_SECONDS?: string;
@@ -25,6 +27,12 @@ export type WorkerEnv = {
   readonly KEYWAY_ALERT_WEBHOOK_URL?: string;
   readonly KEYWAY_ALERT_WEBHOOK_ATTEMPTS?: string;
   readonly KEYWAY_ALERT_WEBHOOK_BACKOFF_MS?: string;
+  readonly KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_GLOBAL_BURST?: string;
+  readonly KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_CLIENT_BURST?: string;
+  readonly KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_SUBJECT_BURST?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -51,6 +59,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     alerts: stores.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),
     replay: replayGuardShards(env.REPLAY),
+    limiter: rateLimitShards(env.LIMITS),
     clientIp: (c) => c.req.header('cf-connecting-ip'),
     log: options.log,
     now,

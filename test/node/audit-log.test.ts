@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import { chainHash } from '../../src/audit/chain-hash.ts';
+import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { createBroker } from '../../src/broker.ts';
@@ -199,7 +201,7 @@ describe('the audit log in a real database file', () => {
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const { app } = createBroker({
-      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true) },
+      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), limits: readLimitSettings({}) },
       policies: () => {
         if (broken) throw new TypeError('the policy source failed');
         return policies;
@@ -209,6 +211,7 @@ describe('the audit log in a real database file', () => {
       alerts: new SqliteAlertStore(db),
       replay: new SqliteReplayGuard(db),
       clientIp: () => '127.0.0.1',
+      limiter: new MemoryRateLimiter(),
       log: silentLogger,
     });
     broken = true;
