@@ -52,9 +52,10 @@ export { DATABASE_FILE };
 
 /**
  * What one client may hold of the Node server: request headers up to 16 KiB (answered 431
- * beyond), 10 s to send them and 30 s for the whole request (a slow sender is cut off).
+ * beyond), 10 s to send them and 30 s for the whole request (answered 408 and closed), checked
+ * every second.
  */
-export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000 } as const;
+export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
 
 /**
  * The embedded default: one process, a SQLite file in the data directory, keys generated on

@@ -273,5 +273,6 @@ describe('the audit log in a real database file', () => {
     mkdirSync(missing);
     expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
     expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
-  });
+    // About 25 CLI processes, a second each on a busy machine.
+  }, 60_000);
 });
