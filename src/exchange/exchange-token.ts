@@ -92,14 +92,14 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   }
 
   const limited = failure instanceof RateLimitedError ? failure : undefined;
-  const headers = limited === undefined ? undefined : { 'Retry-After': String(limited.retryAfterSeconds) };
-  const refusal = (failure: ExchangeError | undefined): Record<string, unknown> => {
-    const spec = REASONS[failure?.reason ?? 'internal_error'];
-    return { error: 'error' in spec ? spec.error : 'server_error', error_description: failure?.detailIsPublic === true ? failure.message : spec.description };
+  const headers: Record<string, string> = limited === undefined ? {} : { 'Retry-After': String(limited.retryAfterSeconds) };
+  const refusal = (refused: ExchangeError | undefined): Record<string, unknown> => {
+    const spec = REASONS[refused?.reason ?? 'internal_error'];
+    return { error: 'error' in spec ? spec.error : 'server_error', error_description: refused?.detailIsPublic === true ? refused.message : spec.description };
   };
   const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
   // A flood of refusals must not become a flood of records: see RateLimitedError.
-  if (limited !== undefined && !limited.recorded) return { status: 429, body: refusal(limited), headers: { 'Retry-After': String(limited.retryAfterSeconds) }, outcome };
+  if (limited !== undefined && !limited.recorded) return { status: 429, body: refusal(limited), headers, outcome };
 
   let link: ChainLink;
   const started = performance.now();
@@ -124,7 +124,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     append,
     outcome,
     status: REASONS[failure?.reason ?? 'internal_error'].status,
-    ...(headers === undefined ? {} : { headers }),
+    headers,
     body: { ...refusal(failure), audit_event_id: event.id },
   };
 }
