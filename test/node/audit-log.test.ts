@@ -134,7 +134,8 @@ describe('the audit log in a real database file', () => {
     const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
     expect(forged.code).toBe(1);
     expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
-  });
+    // A dozen CLI processes and a broker restart: seconds each on a busy machine.
+  }, 60_000);
 
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
     const { root, github, dataDir } = setup();
