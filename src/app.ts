@@ -4,6 +4,8 @@ import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
 import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
 import { ExchangeError } from './exchange/reasons.ts';
+import { reportExchange } from './exchange/report-exchange.ts';
+import type { BrokerMetrics } from './metrics/broker-metrics.ts';
 import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
 import type { AuditEvent, ChainLink } from './audit/audit-event.ts';
 import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
@@ -29,6 +31,8 @@ export interface AppDeps {
   readonly background: (c: Context, task: Promise<void>) => void;
   /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
   readonly keyApi?: KeyApiDeps;
+  /** Counters and latencies of exchanges and audit appends. */
+  readonly metrics: BrokerMetrics;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -65,19 +69,24 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
 
   const respond = async (c: Context<AppEnv>, input: ExchangeInput): Promise<Response> => {
-    const result = await exchangeToken(deps.exchange, input, {
-      requestId: c.get('requestId'),
-      clientIp: deps.clientIp(c),
-      userAgent: c.req.header('user-agent'),
-    });
+    const started = performance.now();
+    const context = { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') };
+    const result = await exchangeToken(deps.exchange, input, context);
     if (result.recorded !== undefined) deps.background(c, deps.onAudited(result.recorded.event, result.recorded.link));
+    reportExchange(deps.exchange.log, deps.metrics, context, result, (performance.now() - started) / 1000);
     if (result.status === 405) c.header('Allow', 'POST');
-    return c.json(result.body, result.status as 200, NO_STORE);
+    return c.json(result.body, result.status as 200, { ...NO_STORE, ...result.headers });
   };
   const refuse = (reason: ExchangeError['reason'], detail: string) => ({ refused: new ExchangeError(reason, detail, { public: true }) });
 
   app.post(
     '/token',
+    async (c, next) => {
+      // Before the body is read: a flood is shed before it costs a signature check.
+      const limited = await deps.exchange.limits.beforeVerification(deps.clientIp(c));
+      if (limited !== undefined) return respond(c, { refused: limited });
+      await next();
+    },
     bodyLimit({
       maxSize: REQUEST_LIMITS.bodyBytes,
       onError: (c) => respond(c as Context<AppEnv>, refuse('request_too_large', `the request body is larger than ${REQUEST_LIMITS.bodyBytes} bytes`)),

@@ -13,6 +13,9 @@ import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
+import { requestLimits } from './limits/request-limits.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
+import { noMetrics, type BrokerMetrics } from './metrics/broker-metrics.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -33,6 +36,10 @@ export interface BrokerParts {
   readonly now?: () => number;
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** Where the rate limits' buckets live: in the process (Node) or in Durable Objects (Workers). */
+  readonly limiter: RateLimiter;
+  /** Node keeps a registry for /metrics; Workers reads the same facts from the logs. */
+  readonly metrics?: BrokerMetrics;
 }
 
 export interface Broker {
@@ -46,6 +53,7 @@ export const OUTBOUND_MAX_BYTES = 256 * 1024;
 export function createBroker(parts: BrokerParts): Broker {
   const now = parts.now ?? Date.now;
   const outbound = parts.fetch ?? ((input, init) => fetch(input, init));
+  const metrics = parts.metrics ?? noMetrics;
   const jwks = new JwksCache(
     {
       fetch: outbound,
@@ -55,6 +63,12 @@ export function createBroker(parts: BrokerParts): Broker {
     },
     parts.jwksCachePolicy ?? DEFAULT_JWKS_CACHE_POLICY,
     now,
+    (fetched) => {
+      metrics.jwksFetch(fetched.issuer, fetched.outcome);
+      const fields = { issuer: fetched.issuer, outcome: fetched.outcome, duration_ms: Math.round(fetched.seconds * 1000), ...(fetched.error === undefined ? {} : { error: fetched.error }) };
+      if (fetched.outcome === 'ok') parts.log.info('jwks fetch', fields);
+      else parts.log.warn('jwks fetch', fields);
+    },
   );
   const { alerts: alertSettings } = parts.settings;
   const onAudited = alertRaiser({
@@ -87,7 +101,9 @@ export function createBroker(parts: BrokerParts): Broker {
       now,
       log: parts.log,
       clockToleranceSeconds: 60,
+      limits: requestLimits(parts.limiter, parts.settings.limits, now, parts.log),
     },
+    metrics,
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
     onAudited,

@@ -6,12 +6,24 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
 }
 
+export type LogLevel = 'info' | 'warn' | 'error';
+
+export interface JsonLoggerOptions {
+  /** Where a line goes; by default info to stdout, warn and error to stderr. */
+  readonly write?: (line: string, level: LogLevel) => void;
+}
+
+/**
+ * A compact JWS anywhere in a line: a JOSE header always starts `eyJ` (`{"`). Callers never log
+ * tokens (hashes and ids only); this keeps one that slips into an error message out of the logs too.
+ */
+const COMPACT_JWS = /eyJ[\w-]*\.[\w-]+\.[\w-]*/g;
+
 /** One JSON object per line on stdout/stderr. Callers never pass tokens; only hashes and ids. */
-export function jsonLogger(base: LogFields = {}): Logger {
-  const write = (level: string, message: string, fields: LogFields = {}): void => {
-    const line = JSON.stringify({ time: new Date().toISOString(), level, message, ...base, ...fields });
-    if (level === 'info') console.log(line);
-    else console.error(line);
+export function jsonLogger(base: LogFields = {}, options: JsonLoggerOptions = {}): Logger {
+  const sink = options.write ?? ((line, level) => (level === 'info' ? console.log(line) : console.error(line)));
+  const write = (level: LogLevel, message: string, fields: LogFields = {}): void => {
+    sink(JSON.stringify({ time: new Date().toISOString(), level, message, ...base, ...fields }).replace(COMPACT_JWS, '[redacted token]'), level);
   };
   return {
     info: (message, fields) => write('info', message, fields),

@@ -2,6 +2,7 @@ import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.t
 import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 import { readKeySettings, type KeySettings } from './tokens/key-life-cycle.ts';
+import { readLimitSettings, type LimitSettings } from './limits/limit-settings.ts';
 
 /** Settings come from environment variables (Node) or Worker vars; both read them through these. */
 export type SettingsSource = Readonly<Record<string, unknown>>;
@@ -45,6 +46,8 @@ export interface BrokerSettings {
   readonly alerts: AlertSettings;
   /** The signing keys' rotation schedule. */
   readonly keys: KeySettings;
+  /** Rate limits of /token. */
+  readonly limits: LimitSettings;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
@@ -56,5 +59,6 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     audit: readAuditSettings(env),
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
     keys: readKeySettings(env),
+    limits: readLimitSettings(env),
   };
 }

@@ -5,6 +5,7 @@ import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerE
 
 export { KeywayState } from './workers/keyway-state.ts';
 export { ReplayGuardState } from './workers/replay-guard-state.ts';
+export { RateLimitState } from './workers/rate-limit-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<WorkerBroker> | undefined;

@@ -113,6 +113,9 @@ function localSource(path: string): AuditSource {
   };
 }
 
+/** How long `keyway audit … --url` waits for the broker's answer to begin. */
+export const REMOTE_ANSWER_TIMEOUT_MS = 30_000;
+
 function remoteSource(base: string, token: string): AuditSource {
   if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
   const origin = new URL(base);
@@ -121,10 +124,15 @@ function remoteSource(base: string, token: string): AuditSource {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
     let response: Response;
+    // A deadline for the answer to start, not for an export that streams for minutes.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error(`no answer within ${REMOTE_ANSWER_TIMEOUT_MS / 1000} s`)), REMOTE_ANSWER_TIMEOUT_MS);
     try {
-      response = await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error' });
+      response = await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error', signal: deadline.signal });
     } catch (error) {
       throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
+    } finally {
+      clearTimeout(timer);
     }
     if (!response.ok) {
       const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };

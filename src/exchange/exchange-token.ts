@@ -8,11 +8,13 @@ import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { claimSingleUse } from '../replay/claim-single-use.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
+import type { RequestLimits } from '../limits/request-limits.ts';
+import { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
 import { mintAccessToken } from '../tokens/mint-access-token.ts';
 import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
-import { ExchangeError, REASONS } from './reasons.ts';
+import { ExchangeError, REASONS, type Decision } from './reasons.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -27,6 +29,8 @@ export interface ExchangeDeps {
   readonly now: () => number;
   readonly log: Logger;
   readonly clockToleranceSeconds: number;
+  /** Rate limits; the per-subject one applies here, once the subject token verified. */
+  readonly limits: RequestLimits;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -42,8 +46,13 @@ export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refu
 export interface ExchangeResponse {
   readonly status: number;
   readonly body: Readonly<Record<string, unknown>>;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** What was decided, for logs and metrics. `audit_unavailable` (no reason code: nothing was recorded) when the append failed. */
+  readonly outcome: { readonly decision: Decision; readonly reason: string; readonly limit?: string };
   /** The audit record, once durable; absent when the append failed. */
   readonly recorded?: { readonly event: AuditEvent; readonly link: ChainLink };
+  /** How the audit append went; absent when none was tried (a rate-limited request after the first). */
+  readonly append?: { readonly outcome: 'ok' | 'error'; readonly seconds: number };
 }
 
 const nextId = monotonicFactory();
@@ -82,7 +91,19 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     event.detail = failure.message;
   }
 
+  const limited = failure instanceof RateLimitedError ? failure : undefined;
+  const headers: Record<string, string> = limited === undefined ? {} : { 'Retry-After': String(limited.retryAfterSeconds) };
+  const refusal = (refused: ExchangeError | undefined): Record<string, unknown> => {
+    const spec = REASONS[refused?.reason ?? 'internal_error'];
+    return { error: 'error' in spec ? spec.error : 'server_error', error_description: refused?.detailIsPublic === true ? refused.message : spec.description };
+  };
+  const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
+  // A flood of refusals must not become a flood of records: see RateLimitedError.
+  if (limited !== undefined && !limited.recorded) return { status: 429, body: refusal(limited), headers, outcome };
+
   let link: ChainLink;
+  const started = performance.now();
+  const seconds = (): number => (performance.now() - started) / 1000;
   try {
     link = await deps.audit.append(event);
   } catch (error) {
@@ -90,21 +111,21 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     return {
       status: 503,
       body: { error: 'temporarily_unavailable', error_description: 'the audit log is unavailable, so no token was issued; retry later' },
+      outcome: { decision: 'error', reason: 'audit_unavailable' },
+      append: { outcome: 'error', seconds: seconds() },
     };
   }
 
   const recorded = { event, link };
-  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id }, recorded };
-  const reason = failure?.reason ?? 'internal_error';
-  const spec = REASONS[reason];
+  const append = { outcome: 'ok', seconds: seconds() } as const;
+  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id }, outcome, recorded, append };
   return {
     recorded,
-    status: spec.status,
-    body: {
-      error: 'error' in spec ? spec.error : 'server_error',
-      error_description: failure?.detailIsPublic === true ? failure.message : spec.description,
-      audit_event_id: event.id,
-    },
+    append,
+    outcome,
+    status: REASONS[failure?.reason ?? 'internal_error'].status,
+    headers,
+    body: { ...refusal(failure), audit_event_id: event.id },
   };
 }
 
@@ -127,6 +148,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.issuer = verified.issuer.url;
   event.subject = String(verified.claims.sub);
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
+  const limited = await deps.limits.forSubject(event.issuer, event.subject);
+  if (limited !== undefined) throw limited;
 
   const decision = decide(policies, verified, request);
   event.policy = {

@@ -16,7 +16,7 @@ export type OAuthErrorCode =
 interface ReasonSpec {
   readonly decision: Decision;
   readonly error?: OAuthErrorCode;
-  readonly status: 200 | 400 | 405 | 413 | 415 | 500 | 503;
+  readonly status: 200 | 400 | 405 | 413 | 415 | 429 | 500 | 503;
   /** What the caller is told. Deliberately coarse for policy outcomes. */
   readonly description: string;
 }
@@ -48,6 +48,8 @@ export const REASONS = {
   scope_not_granted: { decision: 'denied', error: 'invalid_scope', status: 400, description: 'the requested scope is not granted' },
   template_claim_missing: { decision: 'denied', error: 'invalid_request', status: 400, description: 'no trust policy grants this request' },
   replayed: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
+
+  rate_limited: { decision: 'denied', error: 'temporarily_unavailable', status: 429, description: 'too many requests; retry after the number of seconds in Retry-After' },
 
   replay_guard_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later' },
   issuer_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'the subject token issuer\'s keys cannot be fetched right now; retry later' },

@@ -45,6 +45,14 @@ interface IssuerEntry {
   lastForcedAt?: number;
 }
 
+/** One fetch of an issuer's discovery document and JWKS, told to whoever watches the cache. */
+export interface JwksFetchEvent {
+  readonly issuer: string;
+  readonly outcome: 'ok' | 'error';
+  readonly seconds: number;
+  readonly error?: string;
+}
+
 export interface JwksCacheStats {
   fetches: number;
   fetchFailures: number;
@@ -60,12 +68,14 @@ export class JwksCache {
   readonly #http: OutboundHttpOptions;
   readonly #policy: JwksCachePolicy;
   readonly #now: () => number;
+  readonly #onFetch: (event: JwksFetchEvent) => void;
   readonly stats: JwksCacheStats = { fetches: 0, fetchFailures: 0 };
 
-  constructor(http: OutboundHttpOptions, policy: JwksCachePolicy = DEFAULT_JWKS_CACHE_POLICY, now: () => number = Date.now) {
+  constructor(http: OutboundHttpOptions, policy: JwksCachePolicy = DEFAULT_JWKS_CACHE_POLICY, now: () => number = Date.now, onFetch: (event: JwksFetchEvent) => void = () => {}) {
     this.#http = http;
     this.#policy = policy;
     this.#now = now;
+    this.#onFetch = onFetch;
   }
 
   /** Keys to verify a token of `issuerUrl` with. */
@@ -117,13 +127,17 @@ export class JwksCache {
   #refetch(issuerUrl: string, entry: IssuerEntry): Promise<CachedKeys> {
     if (entry.inflight !== undefined) return entry.inflight;
     entry.lastAttemptAt = this.#now();
+    const started = performance.now();
+    const seconds = (): number => (performance.now() - started) / 1000;
     entry.inflight = this.#fetchKeys(issuerUrl)
       .then((keys) => {
         entry.keys = keys;
+        this.#onFetch({ issuer: issuerUrl, outcome: 'ok', seconds: seconds() });
         return keys;
       })
       .catch((error: unknown) => {
         this.stats.fetchFailures += 1;
+        this.#onFetch({ issuer: issuerUrl, outcome: 'error', seconds: seconds(), error: error instanceof Error ? error.message : String(error) });
         throw error;
       })
       .finally(() => {

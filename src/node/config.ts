@@ -15,6 +15,8 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly watchPolicies: boolean;
   /** KEYWAY_MASTER_KEY (and _PREVIOUS); absent: the master key file in the data dir (src/node/master-key-file.ts). */
   readonly masterKeys?: MasterKeys;
+  /** KEYWAY_METRICS_TOKEN: the bearer token GET /metrics requires; without it, /metrics is for loopback callers only. */
+  readonly metricsToken?: string;
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -28,8 +30,13 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     const value = env[name];
     return typeof value === 'string' && value !== '' ? value : fallback;
   };
+  const metricsToken = text('KEYWAY_METRICS_TOKEN', '');
+  if (metricsToken !== '' && !/^[\x21-\x7e]{32,}$/.test(metricsToken)) {
+    throw new ConfigError('KEYWAY_METRICS_TOKEN must be at least 32 printable characters without spaces (e.g. openssl rand -hex 32)');
+  }
   return {
     ...settings,
+    ...(metricsToken === '' ? {} : { metricsToken }),
     port,
     host: text('KEYWAY_HOST', '127.0.0.1'),
     policiesDir: resolve(cwd, text('KEYWAY_POLICIES', 'policies')),

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
+import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createBroker } from '../broker.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
@@ -25,6 +26,10 @@ import { loadNodeMasterKeys } from './master-key-file.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
+import { MemoryRateLimiter } from '../limits/memory-rate-limiter.ts';
+import { brokerMetrics } from '../metrics/broker-metrics.ts';
+import { MetricsRegistry } from '../metrics/registry.ts';
+import { metricsRoute } from './metrics-route.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -55,6 +60,13 @@ export interface NodeBroker {
 export { DATABASE_FILE };
 
 /**
+ * What one client may hold of the Node server: request headers up to 16 KiB (answered 431
+ * beyond), 10 s to send them and 30 s for the whole request (answered 408 and closed), checked
+ * every second.
+ */
+export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
+
+/**
  * The embedded default: one process, a SQLite file in the data directory, keys generated on
  * first start and kept there, policies read from a directory. Throws PolicyLoadError when the
  * policies do not load, so start-up stops with file and reason.
@@ -83,6 +95,8 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const live = await LiveKeyRing.open(keyStore, now());
   const keys = () => live.ring;
   const audit = new GroupCommitAuditStore(db, databasePath);
+  const registry = new MetricsRegistry();
+  const clientIp = (c: Context): string | undefined => getConnInfo(c).remote.address;
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -91,7 +105,9 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     audit,
     alerts: new SqliteAlertStore(db),
     replay: new SqliteReplayGuard(db),
-    clientIp: (c) => getConnInfo(c).remote.address,
+    clientIp,
+    limiter: new MemoryRateLimiter(),
+    metrics: brokerMetrics(registry),
     health: () => ({
       ok: true,
       details: {
@@ -134,10 +150,11 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   }, KEY_RING_REFRESH_SECONDS * 1000);
   keyTimer.unref();
 
+  app.route('/metrics', metricsRoute(registry, config.metricsToken, clientIp));
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
+    const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS }, () => resolve(started));
     started.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;

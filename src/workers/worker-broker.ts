@@ -8,6 +8,7 @@ import type { KeyTransition } from '../tokens/key-store.ts';
 import { LiveKeyRing } from '../tokens/live-key-ring.ts';
 import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
+import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
 
@@ -15,6 +16,7 @@ import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
 export type WorkerEnv = {
   readonly STATE: DurableObjectNamespace<KeywayState>;
   readonly REPLAY: DurableObjectNamespace<ReplayGuardState>;
+  readonly LIMITS: DurableObjectNamespace<RateLimitState>;
   readonly KEYWAY_ISSUER: string;
   readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
   readonly KEYWAY_MAX_TTL_SECONDS?: string;
@@ -32,6 +34,12 @@ export type WorkerEnv = {
   readonly KEYWAY_MASTER_KEY?: string;
   readonly KEYWAY_MASTER_KEY_PREVIOUS?: string;
   readonly KEYWAY_KEY_ROTATION_DAYS?: string;
+  readonly KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_GLOBAL_BURST?: string;
+  readonly KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_CLIENT_BURST?: string;
+  readonly KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_SUBJECT_BURST?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -65,6 +73,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     alerts: stores.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),
     replay: replayGuardShards(env.REPLAY),
+    limiter: rateLimitShards(env.LIMITS),
     clientIp: (c) => c.req.header('cf-connecting-ip'),
     log: options.log,
     now,

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import { chainHash } from '../../src/audit/chain-hash.ts';
+import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { createBroker } from '../../src/broker.ts';
@@ -133,7 +135,8 @@ describe('the audit log in a real database file', () => {
     const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
     expect(forged.code).toBe(1);
     expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
-  });
+    // A dozen CLI processes and a broker restart: seconds each on a busy machine.
+  }, 60_000);
 
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
     const { root, github, dataDir } = setup();
@@ -200,7 +203,7 @@ describe('the audit log in a real database file', () => {
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const { app } = createBroker({
-      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), keys: readKeySettings({}) },
+      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), keys: readKeySettings({}), limits: readLimitSettings({}) },
       policies: () => {
         if (broken) throw new TypeError('the policy source failed');
         return policies;
@@ -210,6 +213,7 @@ describe('the audit log in a real database file', () => {
       alerts: new SqliteAlertStore(db),
       replay: new SqliteReplayGuard(db),
       clientIp: () => '127.0.0.1',
+      limiter: new MemoryRateLimiter(),
       log: silentLogger,
     });
     broken = true;
@@ -271,5 +275,6 @@ describe('the audit log in a real database file', () => {
     mkdirSync(missing);
     expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
     expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
-  });
+    // About 25 CLI processes, a second each on a busy machine.
+  }, 60_000);
 });

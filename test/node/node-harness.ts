@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
+import { readLimitSettings } from '../../src/limits/limit-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
@@ -75,6 +76,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     audit: readAuditSettings({}),
     alerts: readAlertSettings({}, true),
     keys: readKeySettings({}),
+    limits: readLimitSettings({}),
     ...overrides,
   };
 }
@@ -82,9 +84,10 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const config = testConfig(root);
+  const config = testConfig(root, { limits: readLimitSettings(options.settings ?? {}) });
   const broker = await startNodeBroker(config, {
-    log: silentLogger,
+    log: options.log ?? silentLogger,
+    ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
   const reader = openSqliteFile(join(config.dataDir, DATABASE_FILE));

@@ -2,6 +2,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
+import type { Logger } from '../../src/log.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 
 /** A running broker, whichever runtime it runs on. */
@@ -23,6 +24,11 @@ export type BrokerClient = Pick<BrokerHarness, 'issuer' | 'request'>;
 
 export interface HarnessOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** Rate-limit settings by their variable names (KEYWAY_RATE_LIMIT_*), over the defaults. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** The broker's clock. */
+  readonly now?: () => number;
+  readonly log?: Logger;
 }
 
 export type StartBroker = (policies: Readonly<Record<string, string>>, options?: HarnessOptions) => Promise<BrokerHarness>;

@@ -11,8 +11,9 @@ export const workerEnv = env as unknown as WorkerEnv;
 /** The Worker broker inside workerd, with the real KeywayState Durable Object binding. */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
-  const broker = await createWorkerBroker(workerEnv, files, {
-    log: silentLogger,
+  const broker = await createWorkerBroker({ ...workerEnv, ...options.settings }, files, {
+    log: options.log ?? silentLogger,
+    ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
   return {

@@ -1,0 +1,46 @@
+/** One rate limit: `perMinute` tokens refill steadily, up to `burst` saved up. */
+export interface RateLimit {
+  /** Names the limit in answers, logs and metrics: `global`, `client`, `subject`. */
+  readonly name: string;
+  readonly perMinute: number;
+  readonly burst: number;
+}
+
+export interface Bucket {
+  readonly tokens: number;
+  readonly updatedAt: number;
+  /** Requests refused since the bucket last let one through. */
+  readonly refused: number;
+}
+
+export type RateVerdict =
+  | { readonly allowed: true }
+  | {
+      readonly allowed: false;
+      /** Whole seconds until the next request would be let through, at least 1. */
+      readonly retryAfterSeconds: number;
+      /** 1 for the first refusal after a request was let through, then 2, 3, … */
+      readonly refused: number;
+    };
+
+/**
+ * The token bucket algorithm as a pure step: the bucket as it was (undefined: never used, so
+ * full), the time now, and the bucket after one request with the verdict on it. Time running
+ * backwards (another isolate's clock) refills nothing rather than drains.
+ */
+export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: number): { bucket: Bucket; verdict: RateVerdict } {
+  const perMs = limit.perMinute / 60_000;
+  const elapsed = bucket === undefined ? 0 : Math.max(0, now - bucket.updatedAt);
+  const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, bucket.tokens + elapsed * perMs);
+  if (tokens >= 1) return { bucket: { tokens: tokens - 1, updatedAt: now, refused: 0 }, verdict: { allowed: true } };
+  const refused = (bucket?.refused ?? 0) + 1;
+  return {
+    bucket: { tokens, updatedAt: now, refused },
+    verdict: { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)), refused },
+  };
+}
+
+/** True when the bucket is back to full at `now`: forgetting it changes nothing. */
+export function isFull(limit: RateLimit, bucket: Bucket, now: number): boolean {
+  return bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000) >= limit.burst;
+}

@@ -1,0 +1,141 @@
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { jsonLogger } from '../../src/log.ts';
+import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../../src/node/config.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { ConfigError } from '../../src/settings.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { parsePrometheusText } from '../support/prometheus-text.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { testConfig, writeTree } from './node-harness.ts';
+
+describe('observability on Node', () => {
+  const running: NodeBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  async function setup(overrides: Partial<NodeBrokerConfig> = {}) {
+    const github = freshIssuer(inject('testIssuerBase'), 'obs-gh');
+    const generic = freshIssuer(inject('testIssuerBase'), 'obs-oidc');
+    const root = writeTree(Object.fromEntries(Object.entries(suitePolicies(github, generic)).map(([path, text]) => [`policies/${path}`, text])));
+    const lines: string[] = [];
+    const broker = await startNodeBroker(testConfig(root, overrides), { log: jsonLogger({}, { write: (line) => lines.push(line) }) });
+    running.push(broker);
+    const exchange = async (token: string, requestId?: string) => {
+      const response = await fetch(`${broker.url}/token`, {
+        method: 'POST',
+        body: exchangeForm(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(requestId === undefined ? {} : { 'x-request-id': requestId }) },
+      });
+      return { status: response.status, requestId: response.headers.get('x-request-id'), body: (await response.json()) as Record<string, unknown> };
+    };
+    const scrape = async () => {
+      const response = await fetch(`${broker.url}/metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      return parsePrometheusText(await response.text());
+    };
+    return { broker, github, generic, lines, exchange, scrape, good: (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.config.issuer, overrides)) };
+  }
+
+  it('counts exchanges by decision and reason, their latency, audit appends and JWKS fetches by exactly what was done', async () => {
+    const { github, generic, exchange, scrape, good } = await setup();
+    const before = await scrape();
+    expect((await exchange(await good())).status).toBe(200);
+    expect((await exchange(await good())).status).toBe(200);
+    expect((await exchange(await good({ ref: 'refs/heads/feature' }))).status).toBe(400);
+    expect((await exchange('not-a-token')).status).toBe(400);
+    await generic.settings({ down: true });
+    expect((await exchange(await generic.sign({ iss: generic.url, aud: 'https://keyway.test', sub: 'svc-b', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }))).status).toBe(503);
+    const after = await scrape();
+
+    const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
+    expect(delta('keyway_exchanges_total{decision="granted",reason="granted"}')).toBe(2);
+    expect(delta('keyway_exchanges_total{decision="denied",reason="no_policy_matched"}')).toBe(1);
+    expect(delta('keyway_exchanges_total{decision="malformed",reason="token_malformed"}')).toBe(1);
+    expect(delta('keyway_exchanges_total{decision="error",reason="issuer_unavailable"}')).toBe(1);
+    expect(delta('keyway_exchange_duration_seconds_count{decision="granted"}')).toBe(2);
+    expect(delta('keyway_exchange_duration_seconds_bucket{decision="granted",le="+Inf"}')).toBe(2);
+    expect(after.get('keyway_exchange_duration_seconds_sum{decision="granted"}')).toBeGreaterThan(0);
+    expect(delta('keyway_audit_append_duration_seconds_count{outcome="ok"}')).toBe(5);
+    // The keys are fetched once and cached; the issuer that is down costs one failed fetch.
+    expect(delta(`keyway_jwks_fetches_total{issuer="${github.url}",outcome="ok"}`)).toBe(1);
+    expect(delta(`keyway_jwks_fetches_total{issuer="${generic.url}",outcome="error"}`)).toBe(1);
+    // Buckets are cumulative.
+    const buckets = [...after].filter(([name]) => name.startsWith('keyway_exchange_duration_seconds_bucket{decision="granted"')).map(([, value]) => value);
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+  });
+
+  it('counts every rate-limited request, though only the first of a run is audited and logged', async () => {
+    const { lines, exchange, scrape, good } = await setup({ limits: readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '1' }) });
+    const before = await scrape();
+    const statuses = [];
+    for (let attempt = 0; attempt < 4; attempt += 1) statuses.push((await exchange(await good())).status);
+    expect(statuses).toEqual([200, 429, 429, 429]);
+    const after = await scrape();
+    const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
+    expect(delta('keyway_rate_limited_total{limit="subject"}')).toBe(3);
+    expect(delta('keyway_exchanges_total{decision="denied",reason="rate_limited"}')).toBe(3);
+    expect(delta('keyway_audit_append_duration_seconds_count{outcome="ok"}')).toBe(2);
+    const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((record) => record['message'] === 'token exchange');
+    expect(logged.map((record) => [record['status'], record['limit']])).toEqual([[200, undefined], [429, 'subject']]);
+  });
+
+  it('logs one JSON line per exchange with its request id, and never a token', async () => {
+    const { lines, exchange, good } = await setup();
+    const subjectTokens = [await good(), await good({ ref: 'refs/heads/feature' })];
+    const granted = await exchange(subjectTokens[0] as string, 'deploy-run-9001');
+    const denied = await exchange(subjectTokens[1] as string);
+    expect(granted.requestId).toBe('deploy-run-9001');
+    const accessToken = granted.body['access_token'] as string;
+    expect(accessToken).toMatch(/^eyJ/);
+
+    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const exchanges = records.filter((record) => record['message'] === 'token exchange');
+    expect(exchanges).toEqual([
+      expect.objectContaining({ level: 'info', request_id: 'deploy-run-9001', status: 200, decision: 'granted', reason: 'granted', audit_event_id: granted.body['audit_event_id'], subject: 'repo:acme/api:environment:production', policy: 'deploy/production', client_ip: '127.0.0.1' }),
+      expect.objectContaining({ level: 'info', request_id: denied.requestId, status: 400, decision: 'denied', reason: 'no_policy_matched', audit_event_id: denied.body['audit_event_id'] }),
+    ]);
+    expect(exchanges[0]?.['duration_ms']).toBeTypeOf('number');
+    expect(exchanges[0]?.['audit_ms']).toBeTypeOf('number');
+    expect(records.some((record) => record['message'] === 'jwks fetch' && record['outcome'] === 'ok')).toBe(true);
+
+    const logged = lines.join('\n');
+    for (const token of [...subjectTokens, accessToken]) {
+      for (const part of token.split('.').filter((segment) => segment.length > 20)) expect(logged).not.toContain(part);
+    }
+  });
+
+  it('keeps a token that slips into a log message out of the line', () => {
+    const lines: string[] = [];
+    jsonLogger({}, { write: (line) => lines.push(line) }).error('unexpected', { error: 'TypeError: bad eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here' });
+    expect(lines[0]).toContain('[redacted token] here');
+    expect(lines[0]).not.toContain('eyJzdWIiOiJ4In0');
+  });
+
+  it('serves /metrics to loopback callers that came through no proxy, or to the bearer of KEYWAY_METRICS_TOKEN', async () => {
+    const open = await setup();
+    expect((await fetch(`${open.broker.url}/metrics`)).status).toBe(200);
+    for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip']) {
+      const proxied = await fetch(`${open.broker.url}/metrics`, { headers: { [header]: '203.0.113.9' } });
+      expect(proxied.status).toBe(403);
+      expect(await proxied.json()).toMatchObject({ error: 'forbidden' });
+    }
+
+    const secret = 'm'.repeat(40);
+    const guarded = await setup({ metricsToken: secret });
+    const scrape = (authorization?: string) => fetch(`${guarded.broker.url}/metrics`, { headers: authorization === undefined ? {} : { authorization } });
+    const missing = await scrape();
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await scrape(`Bearer ${'x'.repeat(40)}`)).status).toBe(401);
+    expect((await scrape(`Basic ${secret}`)).status).toBe(401);
+    const allowed = await scrape(`Bearer ${secret}`);
+    expect(allowed.status).toBe(200);
+    expect(parsePrometheusText(await allowed.text()).get('keyway_rate_limited_total{limit="subject"}')).toBe(0);
+
+    expect(() => nodeConfigFromEnv({ KEYWAY_METRICS_TOKEN: 'short' })).toThrow(ConfigError);
+    expect(nodeConfigFromEnv({ KEYWAY_METRICS_TOKEN: secret }).metricsToken).toBe(secret);
+  });
+});

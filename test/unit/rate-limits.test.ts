@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
+import { takeToken, type Bucket, type RateLimit } from '../../src/limits/token-bucket.ts';
+import { ConfigError } from '../../src/settings.ts';
+
+const limit: RateLimit = { name: 'subject', perMinute: 60, burst: 3 };
+
+describe('the token bucket', () => {
+  it('lets a burst through, then one per refill interval, and says how long to wait', () => {
+    let bucket: Bucket | undefined;
+    const take = (now: number) => {
+      const step = takeToken(limit, bucket, now);
+      bucket = step.bucket;
+      return step.verdict;
+    };
+    expect([take(0), take(0), take(0)].every((verdict) => verdict.allowed)).toBe(true);
+    expect(take(0)).toEqual({ allowed: false, retryAfterSeconds: 1, refused: 1 });
+    expect(take(400)).toEqual({ allowed: false, retryAfterSeconds: 1, refused: 2 });
+    expect(take(1000)).toEqual({ allowed: true });
+    expect(take(1000)).toMatchObject({ allowed: false, refused: 1 });
+    // Idle long enough, it holds its burst again, never more.
+    expect([take(60_000), take(60_000), take(60_000), take(60_000)].map((verdict) => verdict.allowed)).toEqual([true, true, true, false]);
+  });
+
+  it('rounds Retry-After up to whole seconds and refills nothing when the clock runs backwards', () => {
+    const slow: RateLimit = { name: 'global', perMinute: 7, burst: 1 };
+    const spent = takeToken(slow, undefined, 10_000).bucket;
+    expect(takeToken(slow, spent, 10_000).verdict).toMatchObject({ retryAfterSeconds: 9 });
+    expect(takeToken(slow, spent, 0).verdict).toMatchObject({ allowed: false, retryAfterSeconds: 9 });
+  });
+});
+
+describe('the in-memory limiter', () => {
+  it('keeps at most its bound of buckets, forgetting full ones before a drained one', async () => {
+    const limiter = new MemoryRateLimiter(10);
+    const tight: RateLimit = { name: 'client', perMinute: 1, burst: 1 };
+    expect(await limiter.take(tight, 'attacker', 0)).toEqual({ allowed: true });
+    for (let index = 0; index < 100; index += 1) await limiter.take(tight, `spoofed-${index}`, 0);
+    expect(limiter.size).toBeLessThanOrEqual(10);
+    // Every bucket was drained, so the least recently used went first; a fresh key is full again.
+    expect(await limiter.take(tight, 'spoofed-99', 0)).toMatchObject({ allowed: false });
+    const limiterWithFull = new MemoryRateLimiter(10);
+    expect(await limiterWithFull.take(tight, 'drained', 0)).toEqual({ allowed: true });
+    // These refill within a millisecond: full again by the time the next one arrives.
+    for (let index = 0; index < 100; index += 1) await limiterWithFull.take({ ...tight, perMinute: 6_000_000 }, `full-${index}`, index + 1);
+    expect(await limiterWithFull.take(tight, 'drained', 101)).toMatchObject({ allowed: false });
+  });
+
+  it('keeps the buckets of different limits apart', async () => {
+    const limiter = new MemoryRateLimiter();
+    expect(await limiter.take({ name: 'a', perMinute: 1, burst: 1 }, 'k', 0)).toEqual({ allowed: true });
+    expect(await limiter.take({ name: 'b', perMinute: 1, burst: 1 }, 'k', 0)).toEqual({ allowed: true });
+    expect(await limiter.take({ name: 'a', perMinute: 1, burst: 1 }, 'k', 0)).toMatchObject({ allowed: false });
+  });
+});
+
+describe('limit settings', () => {
+  it('has defaults that never bite a CI fleet, and refuses nonsense', () => {
+    expect(readLimitSettings({})).toEqual({
+      global: { name: 'global', perMinute: 60_000, burst: 2_000 },
+      client: { name: 'client', perMinute: 6_000, burst: 1_000 },
+      subject: { name: 'subject', perMinute: 600, burst: 300 },
+    });
+    expect(readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '0' }).subject.perMinute).toBe(0);
+    expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_CLIENT_BURST: '0' })).toThrow(ConfigError);
+    expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '-1' })).toThrow(ConfigError);
+    expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: 'lots' })).toThrow(ConfigError);
+  });
+});
