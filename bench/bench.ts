@@ -1,0 +1,189 @@
+// `npm run bench`: the figures of the issue, each with its target, as a table and as JSON
+// (printed, and written to bench/results/latest.json). Everything on 127.0.0.1: the test
+// issuer of the test suite, brokers in processes of their own with the durable audit log
+// (exactly `npm start`: hash chain, writer thread, WAL with synchronous=FULL, alert rules),
+// autocannon in this process. It reports what it measures and exits 0; a run that breaks
+// (a broker refusing exchanges in warm-up, wrangler failing) exits 1.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer, type BenchBroker } from './broker-process.ts';
+import { claimsGrantedIn } from './realistic-policies.ts';
+import { runLoad, signTokenPool, warmUp, type LoadResult } from './exchange-load.ts';
+
+const env = (name: string, fallback: number): number => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+};
+const SECONDS = env('BENCH_SECONDS', 10);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const RATE = env('BENCH_RATE', 1000);
+const RATE_SECONDS = env('BENCH_RATE_SECONDS', 20);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 32);
+const FLOOR_SECONDS = env('BENCH_FLOOR_SECONDS', 9);
+const TOKENS = env('BENCH_TOKENS', 2000);
+const WARM_UP = env('BENCH_WARM_UP', 300);
+const POLICY_SIZES = [10, 10_000] as const;
+const TARGET = { floorRatio: 0.5, p99Ms: 10, policyCost: 0.1, bundleGzipBytes: 300_000 } as const;
+const RESULTS = process.env['BENCH_RESULTS'] || join(import.meta.dirname, 'results', 'latest.json');
+
+const machine = {
+  cpu: cpus()[0]?.model.trim() ?? 'unknown',
+  cpus: availableParallelism(),
+  node: process.version,
+  at: new Date().toISOString(),
+};
+const plan = cpuPlan();
+if (plan !== undefined) pinSelf(plan.driver);
+console.log(`keyway bench — ${machine.cpu}, ${machine.cpus} CPUs, Node ${machine.node}`);
+console.log(
+  plan === undefined
+    ? '  one CPU: broker and load generator share it (the broker is one core by necessity)'
+    : `  broker pinned to CPU ${plan.broker} (taskset: its event loop, libuv threadpool where WebCrypto runs, audit writer thread and V8 helpers all share that one core); load generator and issuer on CPU ${plan.driver}`,
+);
+
+/** The crypto floor in a process pinned to the broker's CPU (bench/crypto-floor.ts). */
+function cryptoFloor(): { unitsPerSecond: number; byConcurrency: Record<string, number> } {
+  const args = ['bench/crypto-floor.ts', String(FLOOR_SECONDS)];
+  const run = plan === undefined ? spawnSync(process.execPath, args, { encoding: 'utf8' }) : spawnSync('taskset', ['-c', String(plan.broker), process.execPath, ...args], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`crypto floor failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as { unitsPerSecond: number; byConcurrency: Record<string, number> };
+}
+
+/** The Worker as `wrangler deploy` would upload it, built offline; source maps and wrangler's README left out. */
+function workerBundle(): { files: string[]; rawBytes: number; gzipBytes: number; minified: boolean } {
+  const outdir = mkdtempSync(join(tmpdir(), 'keyway-bundle-'));
+  const build = spawnSync(join(import.meta.dirname, '..', 'node_modules', '.bin', 'wrangler'), ['deploy', '--dry-run', '--outdir', outdir], {
+    encoding: 'utf8',
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+  });
+  if (build.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${build.stdout}\n${build.stderr}`);
+  const files = readdirSync(outdir).filter((file) => !file.endsWith('.map') && file !== 'README.md' && statSync(join(outdir, file)).isFile());
+  const contents = files.map((file) => readFileSync(join(outdir, file)));
+  return {
+    files,
+    rawBytes: contents.reduce((sum, content) => sum + content.length, 0),
+    gzipBytes: contents.reduce((sum, content) => sum + gzipSync(content, { level: 9 }).length, 0),
+    minified: /^\s*minify\s*=\s*true/m.test(readFileSync('wrangler.toml', 'utf8')),
+  };
+}
+
+interface SizedBroker {
+  readonly size: number;
+  readonly broker: BenchBroker;
+  readonly tokens: string[];
+  readonly runs: (LoadResult & { cpuCores: number })[];
+}
+
+async function measuredRun(target: SizedBroker, rate?: number): Promise<LoadResult & { cpuCores: number }> {
+  const cpuBefore = target.broker.cpuMs();
+  const started = performance.now();
+  const result = await runLoad({ url: target.broker.url, tokens: target.tokens, seconds: rate === undefined ? SECONDS : RATE_SECONDS, connections: CONNECTIONS, ...(rate === undefined ? {} : { rate }) });
+  return { ...result, cpuCores: (target.broker.cpuMs() - cpuBefore) / (performance.now() - started) };
+}
+
+const floor = cryptoFloor();
+console.log(`  crypto floor: ${floor.unitsPerSecond} units/s (RS256 verify + ES256 sign; by jobs in flight: ${JSON.stringify(floor.byConcurrency)})`);
+const bundle = workerBundle();
+
+const { issuer, close: closeIssuer } = await startBenchIssuer();
+const lifetime = 3600 + SECONDS * ROUNDS * 4 + RATE_SECONDS;
+const brokers: SizedBroker[] = [];
+try {
+  for (const size of POLICY_SIZES) {
+    const broker = await startBenchBroker({ issuer, policies: size, ...(plan === undefined ? {} : { cpu: plan.broker }) });
+    brokers.push({ size, broker, tokens: await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(size), TOKENS, lifetime), runs: [] });
+  }
+  for (const target of brokers) await warmUp(target.broker.url, target.tokens, WARM_UP);
+  const jwksAfterWarmUp = await issuer.hits();
+
+  // Interleaved rounds, so that a neighbour's load on a shared machine hits both sizes alike; best round counts.
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    for (const target of brokers) {
+      const run = await measuredRun(target);
+      target.runs.push(run);
+      console.log(
+        `  round ${round}, ${String(target.size).padStart(5)} policies: ${run.rate.toFixed(0).padStart(5)} exchanges/s, p50 ${run.p50} ms, p99 ${run.p99} ms, broker CPU ${run.cpuCores.toFixed(2)} cores, ${run.failures} failures`,
+      );
+    }
+  }
+  const small = brokers[0] as SizedBroker;
+  const fixed = await measuredRun(small, RATE);
+  console.log(`  fixed rate ${RATE}/s for ${RATE_SECONDS}s, ${small.size} policies: ${fixed.rate.toFixed(0)} exchanges/s answered, p50 ${fixed.p50} ms, p99 ${fixed.p99} ms, max ${fixed.max} ms, broker CPU ${fixed.cpuCores.toFixed(2)} cores, ${fixed.failures} failures`);
+  const jwksAfterRuns = await issuer.hits();
+
+  const best = (target: SizedBroker) => target.runs.reduce((a, b) => (b.rate > a.rate ? b : a));
+  const large = brokers[1] as SizedBroker;
+  const throughput = best(small);
+  const ratio = throughput.rate / floor.unitsPerSecond;
+  const policyCost = 1 - best(large).rate / throughput.rate;
+  const jwksFetches = jwksAfterRuns.jwks - jwksAfterWarmUp.jwks;
+  const failures = [...small.runs, ...large.runs, fixed].reduce((sum, run) => sum + run.failures, 0);
+  const rateHeld = fixed.rate >= RATE * 0.98 && fixed.failures === 0;
+
+  const verdict = (met: boolean) => (met ? 'MET' : 'MISSED');
+  const targets = {
+    floorRatio: { target: `≥ ${TARGET.floorRatio * 100}%`, value: ratio, verdict: verdict(ratio >= TARGET.floorRatio) },
+    p99AtRate: {
+      target: `p99 < ${TARGET.p99Ms} ms at ${RATE}/s`,
+      value: fixed.p99,
+      verdict: verdict(rateHeld && fixed.p99 < TARGET.p99Ms),
+      ...(rateHeld ? {} : { note: `the broker answered ${fixed.rate.toFixed(0)}/s with ${fixed.failures} failures, not the ${RATE}/s asked` }),
+    },
+    policyCost: { target: `< ${TARGET.policyCost * 100}%`, value: policyCost, verdict: verdict(policyCost < TARGET.policyCost) },
+    bundleGzip: { target: `< ${TARGET.bundleGzipBytes / 1000} kB gzipped`, value: bundle.gzipBytes, verdict: verdict(bundle.gzipBytes < TARGET.bundleGzipBytes) },
+    jwksFetchesSteady: { target: '0 after warm-up', value: jwksFetches, verdict: verdict(jwksFetches === 0) },
+  };
+  const summary = {
+    machine,
+    setup: {
+      transport: 'HTTP/1.1 on 127.0.0.1, autocannon in a second process',
+      broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, alert rules), one process',
+      brokerCpu: plan === undefined ? 'unpinned (one CPU machine)' : `pinned to CPU ${plan.broker}`,
+      connections: CONNECTIONS,
+      runSeconds: SECONDS,
+      rounds: ROUNDS,
+      rateSeconds: RATE_SECONDS,
+      tokenPool: TOKENS,
+      warmUpExchanges: WARM_UP,
+    },
+    cryptoFloor: floor,
+    throughput: { policies: small.size, exchangesPerSecond: Math.round(throughput.rate), p50Ms: throughput.p50, p99Ms: throughput.p99, brokerCpuCores: Number(throughput.cpuCores.toFixed(2)) },
+    fixedRate: { rate: RATE, seconds: RATE_SECONDS, answeredPerSecond: Math.round(fixed.rate), p50Ms: fixed.p50, p99Ms: fixed.p99, maxMs: fixed.max, brokerCpuCores: Number(fixed.cpuCores.toFixed(2)) },
+    policies: Object.fromEntries(brokers.map((target) => [target.size, Math.round(best(target).rate)])),
+    bundle,
+    jwks: { fetchesDuringWarmUp: jwksAfterWarmUp.jwks, fetchesAfterWarmUp: jwksFetches },
+    failures,
+    targets,
+  };
+
+  const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
+  const rows: [string, string, string, string][] = [
+    ['exchange throughput (max, 1 core)', `${Math.round(throughput.rate)} /s, p50 ${throughput.p50} ms, p99 ${throughput.p99} ms`, '', ''],
+    ['crypto floor (1 core)', `${floor.unitsPerSecond} verify+sign /s`, '', ''],
+    ['throughput / crypto floor', pct(ratio), targets.floorRatio.target, targets.floorRatio.verdict],
+    [`latency at ${RATE}/s`, `p50 ${fixed.p50} ms, p99 ${fixed.p99} ms (${Math.round(fixed.rate)}/s answered)`, targets.p99AtRate.target, targets.p99AtRate.verdict],
+    ['10 vs 10,000 policies', `${summary.policies[10]} vs ${summary.policies[10_000]} /s: ${pct(policyCost)} cost`, targets.policyCost.target, targets.policyCost.verdict],
+    ['Worker bundle', `${(bundle.rawBytes / 1024).toFixed(1)} KiB raw, ${(bundle.gzipBytes / 1024).toFixed(1)} KiB gzipped${bundle.minified ? ' (minified)' : ' (not minified)'}`, targets.bundleGzip.target, targets.bundleGzip.verdict],
+    ['JWKS fetches, steady state', `${jwksFetches} (warm-up: ${jwksAfterWarmUp.jwks})`, targets.jwksFetchesSteady.target, targets.jwksFetchesSteady.verdict],
+    ['failed exchanges (all runs)', String(failures), '', ''],
+  ];
+  const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0), ['figure', 'measured', 'target', ''][column]?.length ?? 0));
+  const line = (cells: readonly string[]) => `| ${cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
+  console.log();
+  console.log(line(['figure', 'measured', 'target', '']));
+  console.log(line(widths.map((width) => '-'.repeat(width))));
+  for (const row of rows) console.log(line(row));
+  if (!rateHeld) console.log(`note: ${targets.p99AtRate.note}`);
+  console.log();
+  console.log(JSON.stringify(summary, null, 2));
+  mkdirSync(dirname(RESULTS), { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(`written to ${RESULTS}`);
+} finally {
+  await Promise.all(brokers.map((target) => target.broker.stop()));
+  await closeIssuer();
+}
