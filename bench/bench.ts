@@ -1,12 +1,12 @@
 // `npm run bench`: the figures of the issue, each with its target, as a table and as JSON
 // (printed, and written to bench/results/latest.json). Everything on 127.0.0.1: the test
 // issuer of the test suite, brokers in processes of their own with the durable audit log
-// (exactly `npm start`: hash chain, writer thread, WAL with synchronous=FULL, alert rules),
-// autocannon in this process. It reports what it measures and exits 0; a run that breaks
+// (exactly `npm start`: hash chain, writer thread, WAL with synchronous=FULL, alert rules but
+// the one a token pool's laps set off: FRESH_TOKEN_ALERT_RULES), the load generator in this process. It reports what it measures and exits 0; a run that breaks
 // (a broker refusing exchanges in warm-up, wrangler failing) exits 1.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer, type BenchBroker } from './broker-process.ts';
@@ -35,10 +35,12 @@ const machine = {
   cpus: availableParallelism(),
   node: process.version,
   at: new Date().toISOString(),
+  /** The machine may be shared: its load before the run says how far to trust the figures. */
+  loadAverage1m: Number(loadavg()[0]?.toFixed(2)),
 };
 const plan = cpuPlan();
 if (plan !== undefined) pinSelf(plan.driver);
-console.log(`keyway bench — ${machine.cpu}, ${machine.cpus} CPUs, Node ${machine.node}`);
+console.log(`keyway bench — ${machine.cpu}, ${machine.cpus} CPUs, Node ${machine.node}, load average ${machine.loadAverage1m} before the run`);
 console.log(
   plan === undefined
     ? '  one CPU: broker and load generator share it (the broker is one core by necessity)'
@@ -141,7 +143,7 @@ try {
     machine,
     setup: {
       transport: 'HTTP/1.1 on 127.0.0.1, autocannon in a second process',
-      broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, alert rules), one process',
+      broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, alert rules but subject_token_replayed), one process',
       brokerCpu: plan === undefined ? 'unpinned (one CPU machine)' : `pinned to CPU ${plan.broker}`,
       connections: CONNECTIONS,
       runSeconds: SECONDS,

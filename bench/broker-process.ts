@@ -7,6 +7,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startTestIssuerServer } from '../test/support/test-issuer-server.ts';
 import { TestIssuer } from '../test/support/test-issuer.ts';
+import { ALERT_RULES } from '../src/alerts/alert.ts';
 import { realisticPolicyFiles } from './realistic-policies.ts';
 
 export interface BrokerProcessOptions {
@@ -85,14 +86,22 @@ export async function startBenchIssuer(): Promise<{ issuer: TestIssuer; close():
   return { issuer: new TestIssuer(server.base, '_services/token'), close: () => server.close() };
 }
 
+/**
+ * Every alert rule but `subject_token_replayed`. A token pool is exchanged round and round
+ * (signing a fresh RS256 token per exchange would cost the load generator as much as the broker),
+ * and that rule would raise, and store, an alert for every lap: work a CI job's token, presented
+ * once, never causes. With it off, the default rules cost what they cost on fresh tokens.
+ */
+export const FRESH_TOKEN_ALERT_RULES = ALERT_RULES.filter((rule) => rule !== 'subject_token_replayed').join(',');
+
 export interface BenchBroker extends BrokerProcess {
   readonly dataDir: string;
 }
 
 /**
  * A broker trusting `issuer` through `policies` realistic policies (bench/realistic-policies.ts),
- * with a fresh data directory under a temp dir. Issuer-level `max_token_age: 24h` lets a token
- * pool serve a long soak.
+ * with a fresh data directory under a temp dir, the alert rules of FRESH_TOKEN_ALERT_RULES and no
+ * policy directory watcher. Issuer-level `max_token_age: 24h` lets a token pool serve a long soak.
  */
 export async function startBenchBroker(options: { issuer: TestIssuer; policies: number; audit?: 'on' | 'off'; cpu?: number; env?: Readonly<Record<string, string>> }): Promise<BenchBroker> {
   const root = mkdtempSync(join(tmpdir(), 'keyway-bench-'));
@@ -112,6 +121,7 @@ export async function startBenchBroker(options: { issuer: TestIssuer; policies: 
       KEYWAY_DATA_DIR: dataDir,
       KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
       KEYWAY_WATCH_POLICIES: '0',
+      KEYWAY_ALERT_RULES: FRESH_TOKEN_ALERT_RULES,
       ...options.env,
     },
   });
