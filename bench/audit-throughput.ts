@@ -4,14 +4,15 @@
 // allows the durable log to cost at most 20%; the alert rules are reported beside it (all but
 // subject_token_replayed, which the token pool's laps would set off: see FRESH_TOKEN_ALERT_RULES).
 import { BROKER_ISSUER, FRESH_TOKEN_ALERT_RULES, startBenchBroker, startBenchIssuer } from './broker-process.ts';
+import { envNumber } from './env-number.ts';
 import { runLoad, signTokenPool, warmUp } from './exchange-load.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
 
-const DURATION_SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
-const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 4);
+const DURATION_SECONDS = envNumber('BENCH_SECONDS', 5);
+const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 32);
+const ROUNDS = envNumber('BENCH_ROUNDS', 4);
 const ALLOWED_COST = 0.2;
-const TOKENS = Number(process.env['BENCH_TOKENS'] ?? 2000);
+const TOKENS = envNumber('BENCH_TOKENS', 2000);
 const POLICIES = 10;
 
 type Mode = 'off' | 'log' | 'alerts';

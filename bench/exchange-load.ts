@@ -89,11 +89,16 @@ async function runUnpaced(options: LoadOptions): Promise<LoadResult> {
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;
+const MAX_SOCKETS = 256;
 
-/** Open loop: request n goes out at start + n/rate whatever the broker is doing, over up to `connections` kept-alive connections (more are opened if all are busy). */
+/**
+ * Open loop: request n is due at start + n/rate whatever the broker is doing, and its latency
+ * counts from then (a request waiting for a free connection is late, not excused). Kept-alive
+ * connections, `connections` of them idle at most and MAX_SOCKETS open at most.
+ */
 async function runPaced(options: LoadOptions, rate: number): Promise<LoadResult> {
   const target = new URL('/token', options.url);
-  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: options.connections });
+  const agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: options.connections });
   const total = Math.round(rate * options.seconds);
   const latencies: number[] = [];
   let failures = 0;

@@ -9,23 +9,19 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { BROKER_ISSUER, startBenchBroker, startBenchIssuer } from './broker-process.ts';
+import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
 import { runLoad, signTokenPool, warmUp, type Answer, type LoadResult } from './exchange-load.ts';
 
-const env = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-};
-const SECONDS = env('SOAK_SECONDS', 300);
-const INTERVAL = env('SOAK_INTERVAL_SECONDS', 10);
-const RATE = env('SOAK_RATE', 250);
-const CONNECTIONS = env('SOAK_CONNECTIONS', 16);
-const TOKENS = env('SOAK_TOKENS', 2000);
+const SECONDS = envNumber('SOAK_SECONDS', 300);
+const INTERVAL = envNumber('SOAK_INTERVAL_SECONDS', 10);
+const RATE = envNumber('SOAK_RATE', 250);
+const CONNECTIONS = envNumber('SOAK_CONNECTIONS', 16);
+const TOKENS = envNumber('SOAK_TOKENS', 2000);
 // The issuer's JWKS says max-age=60 (the broker's floor), and stays down longer than that.
 const JWKS_MAX_AGE = 60;
-const ISSUER_DOWN_SECONDS = env('SOAK_ISSUER_DOWN_SECONDS', 90);
-const STORE_FAULT_SECONDS = env('SOAK_STORE_FAULT_SECONDS', 10);
+const ISSUER_DOWN_SECONDS = envNumber('SOAK_ISSUER_DOWN_SECONDS', 90);
+const STORE_FAULT_SECONDS = envNumber('SOAK_STORE_FAULT_SECONDS', 10);
 const FLAT = { memory: 0.1, latencyRatio: 0.2, latencySlackMs: 2 } as const;
 
 const { issuer, close: closeIssuer } = await startBenchIssuer();
@@ -73,13 +69,10 @@ const median = (values: number[]) => {
   return sorted.length === 0 ? Number.NaN : sorted.length % 2 === 1 ? (sorted[(sorted.length - 1) / 2] as number) : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2;
 };
 
-let verified = { code: -1, output: '' };
-let records = 0;
-let missing: string[] = [];
 const steady: Sample[] = [];
 const down: Sample[] = [];
 let downAttempts = 0;
-let storeFault = { during: new Map<number, number>(), after: new Map<number, number>(), rejected: 0 };
+const storeFault = { during: new Map<number, number>(), after: new Map<number, number>(), rejected: 0 };
 try {
   await warmUp(broker.url, tokens, 200);
 
@@ -130,10 +123,10 @@ try {
 const db = new Database(join(broker.dataDir, 'keyway.db'), { readonly: true });
 const ids = new Set(db.prepare('SELECT id FROM audit_events').pluck().all() as string[]);
 db.close();
-records = ids.size;
-missing = granted.filter((id) => !ids.has(id));
+const records = ids.size;
+const missing = granted.filter((id) => !ids.has(id));
 const audit = spawnSync(process.execPath, ['src/cli/main.ts', 'audit', 'verify', '--data-dir', broker.dataDir], { encoding: 'utf8' });
-verified = { code: audit.status ?? -1, output: audit.stdout.trim() || audit.stderr.trim() };
+const verified = { code: audit.status ?? -1, output: audit.stdout.trim() || audit.stderr.trim() };
 
 // Flat: the last window against the second one (the first is warm-up: JIT, SQLite's page cache filling).
 const window = Math.max(INTERVAL, Math.round(SECONDS / 5));
