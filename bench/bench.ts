@@ -44,11 +44,11 @@ console.log(
 );
 
 /** The crypto floor in a process pinned to the broker's CPU (bench/crypto-floor.ts). */
-function cryptoFloor(): { unitsPerSecond: number; byConcurrency: Record<string, number> } {
+function cryptoFloor(): { unitsPerSecond: number; unitsPerCpuSecond: number; byConcurrency: Record<string, number> } {
   const args = ['bench/crypto-floor.ts', String(FLOOR_SECONDS)];
   const run = plan === undefined ? spawnSync(process.execPath, args, { encoding: 'utf8' }) : spawnSync('taskset', ['-c', String(plan.broker), process.execPath, ...args], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`crypto floor failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as { unitsPerSecond: number; byConcurrency: Record<string, number> };
+  return JSON.parse(run.stdout) as { unitsPerSecond: number; unitsPerCpuSecond: number; byConcurrency: Record<string, number> };
 }
 
 /** The Worker as `wrangler deploy` would upload it, built offline; source maps and wrangler's README left out. */
@@ -76,6 +76,8 @@ interface SizedBroker {
   readonly runs: (LoadResult & { cpuCores: number })[];
 }
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+
 async function measuredRun(target: SizedBroker, rate?: number): Promise<LoadResult & { cpuCores: number }> {
   const cpuBefore = target.broker.cpuMs();
   const started = performance.now();
@@ -84,7 +86,7 @@ async function measuredRun(target: SizedBroker, rate?: number): Promise<LoadResu
 }
 
 const floor = cryptoFloor();
-console.log(`  crypto floor: ${floor.unitsPerSecond} units/s (RS256 verify + ES256 sign; by jobs in flight: ${JSON.stringify(floor.byConcurrency)})`);
+console.log(`  crypto floor: ${floor.unitsPerSecond} units/s, ${floor.unitsPerCpuSecond} per CPU-second (a unit: RS256 verify + ES256 sign; units/s by jobs in flight: ${JSON.stringify(floor.byConcurrency)})`);
 const bundle = workerBundle();
 
 const { issuer, close: closeIssuer } = await startBenchIssuer();
@@ -117,6 +119,9 @@ try {
   const large = brokers[1] as SizedBroker;
   const throughput = best(small);
   const ratio = throughput.rate / floor.unitsPerSecond;
+  // Per second of CPU each process actually got: what one core does even when a neighbour takes part of it.
+  const perCpuSecond = median(small.runs.map((run) => run.rate / run.cpuCores));
+  const cpuRatio = perCpuSecond / floor.unitsPerCpuSecond;
   const policyCost = 1 - best(large).rate / throughput.rate;
   const jwksFetches = jwksAfterRuns.jwks - jwksAfterWarmUp.jwks;
   const failures = [...small.runs, ...large.runs, fixed].reduce((sum, run) => sum + run.failures, 0);
@@ -124,7 +129,13 @@ try {
 
   const verdict = (met: boolean) => (met ? 'MET' : 'MISSED');
   const targets = {
-    floorRatio: { target: `≥ ${TARGET.floorRatio * 100}%`, value: ratio, verdict: verdict(ratio >= TARGET.floorRatio) },
+    floorRatio: {
+      target: `≥ ${TARGET.floorRatio * 100}%`,
+      value: cpuRatio,
+      wallClockValue: ratio,
+      verdict: verdict(cpuRatio >= TARGET.floorRatio),
+      note: 'per CPU-second: the broker\'s exchanges per second of CPU time it used (median of the rounds) over the floor\'s units per second of CPU time; wallClockValue: best round\'s exchanges/s over the floor\'s units/s',
+    },
     p99AtRate: {
       target: `p99 < ${TARGET.p99Ms} ms at ${RATE}/s`,
       value: fixed.p99,
@@ -149,7 +160,7 @@ try {
       warmUpExchanges: WARM_UP,
     },
     cryptoFloor: floor,
-    throughput: { policies: small.size, exchangesPerSecond: Math.round(throughput.rate), p50Ms: throughput.p50, p99Ms: throughput.p99, brokerCpuCores: Number(throughput.cpuCores.toFixed(2)) },
+    throughput: { policies: small.size, exchangesPerSecond: Math.round(throughput.rate), exchangesPerCpuSecond: Math.round(perCpuSecond), p50Ms: throughput.p50, p99Ms: throughput.p99, brokerCpuCores: Number(throughput.cpuCores.toFixed(2)) },
     fixedRate: { rate: RATE, seconds: RATE_SECONDS, answeredPerSecond: Math.round(fixed.rate), p50Ms: fixed.p50, p99Ms: fixed.p99, maxMs: fixed.max, brokerCpuCores: Number(fixed.cpuCores.toFixed(2)) },
     policies: Object.fromEntries(brokers.map((target) => [target.size, Math.round(best(target).rate)])),
     bundle,
@@ -161,8 +172,8 @@ try {
   const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
   const rows: [string, string, string, string][] = [
     ['exchange throughput (max, 1 core)', `${Math.round(throughput.rate)} /s, p50 ${throughput.p50} ms, p99 ${throughput.p99} ms`, '', ''],
-    ['crypto floor (1 core)', `${floor.unitsPerSecond} verify+sign /s`, '', ''],
-    ['throughput / crypto floor', pct(ratio), targets.floorRatio.target, targets.floorRatio.verdict],
+    ['crypto floor (1 core)', `${floor.unitsPerSecond} verify+sign /s; ${floor.unitsPerCpuSecond} per CPU-second`, '', ''],
+    ['throughput / crypto floor', `${pct(cpuRatio)} per CPU-second (${Math.round(perCpuSecond)} vs ${floor.unitsPerCpuSecond}); ${pct(ratio)} wall clock`, targets.floorRatio.target, targets.floorRatio.verdict],
     [`latency at ${RATE}/s`, `p50 ${fixed.p50} ms, p99 ${fixed.p99} ms (${Math.round(fixed.rate)}/s answered)`, targets.p99AtRate.target, targets.p99AtRate.verdict],
     [`10 vs ${large.size.toLocaleString('en')} policies`, `${summary.policies[small.size]} vs ${summary.policies[large.size]} /s: ${pct(policyCost)} cost`, targets.policyCost.target, targets.policyCost.verdict],
     ['Worker bundle', `${(bundle.rawBytes / 1024).toFixed(1)} KiB raw, ${(bundle.gzipBytes / 1024).toFixed(1)} KiB gzipped${bundle.minified ? ' (minified)' : ' (not minified)'}`, targets.bundleGzip.target, targets.bundleGzip.verdict],

@@ -24,7 +24,7 @@ export interface BrokerProcess {
   readonly pid: number;
   /** User + system CPU time of every thread of the process so far, in milliseconds (from /proc). */
   cpuMs(): number;
-  /** The broker's own process.memoryUsage(), asked over IPC. */
+  /** The broker's own process.memoryUsage() right after a full garbage collection, asked over IPC. */
   memory(): Promise<NodeJS.MemoryUsage>;
   /** SIGTERM, then waits for the exit (the `on` broker closes its audit log first). */
   stop(): Promise<void>;
@@ -46,7 +46,8 @@ export function pinSelf(cpus: string): void {
 }
 
 export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
-  const args = ['bench/serve-broker.ts', options.audit];
+  // --expose-gc: memory() reports what survives a full collection. Nothing else calls gc().
+  const args = ['--expose-gc', 'bench/serve-broker.ts', options.audit];
   const [command, argv] = options.cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(options.cpu), process.execPath, ...args]];
   const child: ChildProcess = spawn(command, argv, {
     env: { ...process.env, ...options.env },

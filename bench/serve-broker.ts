@@ -1,11 +1,15 @@
 // Child process of the benchmarks (bench/broker-process.ts starts it): one broker, with the durable
 // audit log on (exactly `npm start`) or off (the same core with an audit store that keeps nothing),
 // printing its URL once it listens. Over the IPC channel it answers 'memory' with its
-// process.memoryUsage(), for the soak; SIGTERM closes it as `npm start` does.
+// process.memoryUsage() after a full collection when started with --expose-gc (what is still
+// reachable, not where the heap's sawtooth happens to be), for the soak; SIGTERM closes it as
+// `npm start` does.
 import '../src/node/register-jsx.ts';
 
 process.on('message', (message) => {
-  if (message === 'memory') process.send?.({ memory: process.memoryUsage() });
+  if (message !== 'memory') return;
+  (globalThis as { gc?: () => void }).gc?.();
+  process.send?.({ memory: process.memoryUsage() });
 });
 
 const mode = process.argv[2];

@@ -143,7 +143,7 @@ const verdict = (held: boolean) => (held ? 'HELD' : 'NOT HELD');
 const criteria = {
   steadyErrors: { criterion: 'zero failed exchanges in the steady phase', value: steadyFailures, verdict: verdict(steadyFailures === 0) },
   rssFlat: { criterion: `RSS: median of the last ${window}s within ${FLAT.memory * 100}% of the median of ${window}–${2 * window}s`, value: rss, verdict: verdict(rss.final <= rss.baseline * (1 + FLAT.memory)) },
-  heapFlat: { criterion: `JS heap used: the same`, value: heap, verdict: verdict(heap.final <= heap.baseline * (1 + FLAT.memory)) },
+  heapFlat: { criterion: `JS heap used after a full collection: the same`, value: heap, verdict: verdict(heap.final <= heap.baseline * (1 + FLAT.memory)) },
   latencyFlat: {
     criterion: `p99 latency: median over the last ${window}s at most ${FLAT.latencyRatio * 100}% or ${FLAT.latencySlackMs} ms above the median of ${window}–${2 * window}s`,
     value: p99,
