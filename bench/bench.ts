@@ -149,7 +149,7 @@ try {
   const summary = {
     machine,
     setup: {
-      transport: 'HTTP/1.1 on 127.0.0.1, autocannon in a second process',
+      transport: 'HTTP/1.1 on 127.0.0.1 from the bench process (a second process): autocannon for the throughput runs, evenly spaced requests for the fixed rate',
       broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, alert rules but subject_token_replayed), one process',
       brokerCpu: plan === undefined ? 'unpinned (one CPU machine)' : `pinned to CPU ${plan.broker}`,
       connections: CONNECTIONS,
