@@ -7,6 +7,7 @@
 import { decide, type AccessRequest } from '../src/policy/decide.ts';
 import { loadPolicies } from '../src/policy/load-policies.ts';
 import type { PolicySet } from '../src/policy/policy-set.ts';
+import { claimsGrantedIn, realisticPolicyFiles } from './realistic-policies.ts';
 
 const SIZES = [10, 1_000, 10_000] as const;
 const GITHUB = 'https://token.actions.githubusercontent.com';
@@ -14,64 +15,15 @@ const BROKER = 'https://keyway.example.com';
 const BATCHES = 25;
 const BATCH_MS = 40;
 
-/** A realistic set: one deploy policy per repository (ids, ref, environment, events, a workflow glob), plus two guardrails. */
 function policySet(size: number): PolicySet {
-  const files = [
-    { path: 'guardrails/untrusted-triggers.yaml', text: 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n' },
-    { path: 'guardrails/self-hosted.yaml', text: 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch:\n  runner_environment: self-hosted\n' },
-  ];
-  const repositories = size - files.length;
-  for (let i = 0; i < repositories; i++) {
-    files.push({
-      path: `repos/repo-${String(i).padStart(5, '0')}.yaml`,
-      text: `version: 1
-issuer: github
-match:
-  repository_owner_id: "${1000 + (i % 50)}"
-  repository_id: "${500_000 + i}"
-  ref: refs/heads/main
-  ref_protected: "true"
-  environment: production
-  event_name: [push, workflow_dispatch]
-  runner_environment: github-hosted
-  job_workflow_ref: { glob: "acme/workflows/.github/workflows/deploy.yml@refs/tags/v*" }
-grant:
-  audience: https://deploy.acme.dev
-  scopes: [deploy:write, artifacts:read]
-  ttl: 10m
-  subject: "github:{repository}:{environment}"
-  claims:
-    repository: "{repository}"
-`,
-    });
-  }
-  return loadPolicies(files, { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false });
-}
-
-function claimsFor(size: number): Record<string, unknown> {
-  const i = Math.floor(size / 2) - 1;
-  return {
-    iss: GITHUB,
-    aud: BROKER,
-    sub: 'repo:acme/api:environment:production',
-    repository: `acme/repo-${i}`,
-    repository_id: String(500_000 + i),
-    repository_owner_id: String(1000 + (i % 50)),
-    ref: 'refs/heads/main',
-    ref_protected: 'true',
-    environment: 'production',
-    event_name: 'push',
-    runner_environment: 'github-hosted',
-    run_id: '1',
-    job_workflow_ref: 'acme/workflows/.github/workflows/deploy.yml@refs/tags/v2.4.0',
-  };
+  return loadPolicies(realisticPolicyFiles(size, 'github'), { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false });
 }
 
 /** Median nanoseconds per decision over timed batches, after a warm-up. */
 function measure(set: PolicySet, size: number): number {
   const issuer = set.issuer(GITHUB);
   if (issuer === undefined) throw new Error('the set trusts no GitHub issuer');
-  const token = { issuer, claims: claimsFor(size) };
+  const token = { issuer, claims: { iss: GITHUB, aud: BROKER, ...claimsGrantedIn(size) } };
   const request: AccessRequest = { audiences: [], scopes: ['deploy:write'] };
   const once = () => {
     const decision = decide(set, token, request);

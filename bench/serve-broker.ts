@@ -1,6 +1,16 @@
-// Child process of audit-throughput.ts: one broker, with the durable audit log on (exactly `npm start`)
-// or off (the same core with an audit store that keeps nothing), printing its URL once it listens.
+// Child process of the benchmarks (bench/broker-process.ts starts it): one broker, with the durable
+// audit log on (exactly `npm start`) or off (the same core with an audit store that keeps nothing),
+// printing its URL once it listens. Over the IPC channel it answers 'memory' with its
+// process.memoryUsage() after a full collection when started with --expose-gc (what is still
+// reachable, not where the heap's sawtooth happens to be), for the soak; SIGTERM closes it as
+// `npm start` does.
 import '../src/node/register-jsx.ts';
+
+process.on('message', (message) => {
+  if (message !== 'memory') return;
+  (globalThis as { gc?: () => void }).gc?.();
+  process.send?.({ memory: process.memoryUsage() });
+});
 
 const mode = process.argv[2];
 const { nodeConfigFromEnv } = await import('../src/node/config.ts');
@@ -9,6 +19,7 @@ const config = nodeConfigFromEnv(process.env);
 if (mode === 'on') {
   const { startNodeBroker } = await import('../src/node/start-node-broker.ts');
   const broker = await startNodeBroker(config, { log: (await import('../src/log.ts')).silentLogger });
+  process.once('SIGTERM', () => void broker.close().then(() => process.exit(0)));
   process.stdout.write(`${broker.url}\n`);
 } else if (mode === 'off') {
   const { serve } = await import('@hono/node-server');

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readPolicyDirectory } from '../src/node/read-policy-directory.ts';
 import { loadPolicies, PolicyLoadError } from '../src/policy/load-policies.ts';
@@ -18,5 +18,7 @@ try {
   process.exit(1);
 }
 mkdirSync('build', { recursive: true });
-writeFileSync('build/policies.json', JSON.stringify(files));
+// Written whole and renamed into place: a build running beside another (npm test and npm run bench) never reads half a file.
+writeFileSync(`build/policies.json.${process.pid}`, JSON.stringify(files));
+renameSync(`build/policies.json.${process.pid}`, 'build/policies.json');
 console.log(`keyway: bundled ${files.length} policy files from ${dir}`);
