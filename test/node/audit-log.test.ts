@@ -38,6 +38,9 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: 
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
+/** The tests that run the CLI as a dozen processes, one after another: on a loaded machine each start takes seconds. */
+const CLI_RUNS_TIMEOUT_MS = 60_000;
+
 describe('the audit log in a real database file', () => {
   const running: NodeBroker[] = [];
   afterEach(async () => {
@@ -135,8 +138,7 @@ describe('the audit log in a real database file', () => {
     const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
     expect(forged.code).toBe(1);
     expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
-    // A dozen CLI processes and a broker restart: seconds each on a busy machine.
-  }, 60_000);
+  }, CLI_RUNS_TIMEOUT_MS);
 
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
     const { root, github, dataDir } = setup();
@@ -275,6 +277,5 @@ describe('the audit log in a real database file', () => {
     mkdirSync(missing);
     expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
     expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
-    // About 25 CLI processes, a second each on a busy machine.
-  }, 60_000);
+  }, CLI_RUNS_TIMEOUT_MS);
 });

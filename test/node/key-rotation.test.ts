@@ -22,6 +22,8 @@ import { freePort, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness
 
 const SERVICE = 'https://deploy.acme.dev';
 const MINUTE = 60_000;
+/** Tests that run the CLI as several processes: on a loaded machine each start takes seconds. */
+const CLI_RUNS_TIMEOUT_MS = 60_000;
 
 function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: REPOSITORY_ROOT, env: { ...process.env, KEYWAY_MASTER_KEY: undefined, ...env } });
@@ -229,7 +231,7 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('no master key');
     expect((await cli(['keys', 'rotate', '--data-dir', join(root, 'nowhere')])).stderr).toContain('no broker database');
-  });
+  }, CLI_RUNS_TIMEOUT_MS);
 });
 
 describe('/v1/keys and keyway keys --url (a running broker, operator tokens)', () => {
@@ -280,5 +282,5 @@ grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
     } finally {
       await broker.close();
     }
-  });
+  }, CLI_RUNS_TIMEOUT_MS);
 });
