@@ -25,6 +25,8 @@ export interface AppDeps {
   readonly onAudited: (event: AuditEvent, link: ChainLink) => Promise<void>;
   /** Keeps background work alive past the response: waitUntil on Workers. */
   readonly background: (c: Context, task: Promise<void>) => void;
+  /** `POST /webhooks/github`, when a webhook secret is configured. */
+  readonly webhooks?: Hono;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -89,6 +91,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
   app.route('/audit', auditPage(deps.audit));
+  if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

@@ -11,6 +11,7 @@ import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
+import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -29,6 +30,8 @@ export interface BrokerParts {
   readonly now?: () => number;
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
+  readonly github?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'openRepository' | 'loadOptions' | 'installationChanged' | 'jobCompleted'>;
 }
 
 export interface Broker {
@@ -87,6 +90,9 @@ export function createBroker(parts: BrokerParts): Broker {
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
     onAudited,
+    ...(parts.settings.githubWebhooks === undefined || parts.github === undefined
+      ? {}
+      : { webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, { ...parts.github, settings: parts.settings.githubWebhooks, audit: parts.audit, now, log: parts.log }) }),
     background:
       parts.background ??
       ((_c, task) => {

@@ -1,6 +1,7 @@
 import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
 import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
+import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
 
 /** Settings come from environment variables (Node) or Worker vars; both read them through these. */
 export type SettingsSource = Readonly<Record<string, unknown>>;
@@ -42,15 +43,19 @@ export interface BrokerSettings {
   readonly audit: AuditSettings;
   /** Anomaly rules and their webhook. */
   readonly alerts: AlertSettings;
+  /** `POST /webhooks/github` and the central policy repository; undefined when no webhook secret is set. */
+  readonly githubWebhooks?: GitHubWebhookSettings;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
   const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
+  const githubWebhooks = readGitHubWebhookSettings(env);
   return {
     issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
     allowHttpLoopback,
     maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
     audit: readAuditSettings(env),
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
+    ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
   };
 }

@@ -7,7 +7,7 @@ import { createBroker } from '../broker.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../log.ts';
-import { loadPolicies } from '../policy/load-policies.ts';
+import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
@@ -15,6 +15,10 @@ import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
+import { SqliteDeliveryLog } from '../storage/sqlite-delivery-log.ts';
+import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
+import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
+import type { OpenRepositoryAccess } from '../policy-repository/repository-access.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
@@ -28,6 +32,8 @@ export interface NodeBrokerOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** Outbound fetch for issuer discovery and JWKS. */
   readonly fetch?: typeof fetch;
+  /** How webhook handlers reach GitHub repositories (the GitHub App). */
+  readonly openRepository?: OpenRepositoryAccess;
 }
 
 export interface NodeBroker {
@@ -56,20 +62,19 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
-  const policies = new ReloadablePolicies(() => {
-    const set = loadPolicies(readPolicyDirectory(config.policiesDir), {
-      brokerIssuer: config.issuer,
-      maxTtlSeconds: config.maxTtlSeconds,
-      allowHttpLoopback: config.allowHttpLoopback,
-      devIssuerUrl: devUrl,
-    });
-    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
-    return set;
-  }, log);
-
   const databasePath = join(config.dataDir, DATABASE_FILE);
   const db = openSqliteFile(databasePath);
   migrate(db);
+
+  const loadOptions: PolicyLoadOptions = { brokerIssuer: config.issuer, maxTtlSeconds: config.maxTtlSeconds, allowHttpLoopback: config.allowHttpLoopback, devIssuerUrl: devUrl };
+  const load = (files: readonly PolicyFile[]): PolicySet => {
+    const set = loadPolicies(files, loadOptions);
+    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+    return set;
+  };
+  // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push.
+  const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
+  const policies = new ReloadablePolicies(() => load(livePolicyStore?.current()?.files ?? readPolicyDirectory(config.policiesDir)), log);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
   const audit = new GroupCommitAuditStore(db, databasePath);
   const { app, jwks } = createBroker({
@@ -85,13 +90,19 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
       details: {
         policies: policies.current.policies.length,
         inactive_policies: policies.current.inactive.length,
-        ...(policies.lastReload === undefined ? {} : { policy_reload: policies.lastReload }),
+        ...((policies.lastReload ?? livePolicyStore?.lastSwitch()) === undefined ? {} : { policy_reload: policies.lastReload ?? livePolicyStore?.lastSwitch() }),
       },
     }),
     log,
     now,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+    github: {
+      deliveries: new SqliteDeliveryLog(db),
+      live: livePolicySetOf(policies, livePolicyStore, load, now),
+      openRepository: options.openRepository,
+      loadOptions: () => loadOptions,
+    },
   });
   // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
   const sign = checkpointSigner(config.issuer, () => keys, now);
@@ -144,5 +155,22 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
       await audit.close();
       db.close();
     },
+  };
+}
+
+/**
+ * The Node broker's live set as pushes replace it: a set that loads is saved in the SQLite file
+ * (so a restart serves it) and then switched in; one that does not changes nothing. Saving
+ * happens inside the switch, so the set saved and the set serving are always the same.
+ */
+function livePolicySetOf(policies: ReloadablePolicies, store: SqliteLivePolicyStore | undefined, load: (files: readonly PolicyFile[]) => PolicySet, now: () => number): LivePolicySet {
+  const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
+    store?.recordSwitch(status);
+    return status;
+  };
+  return {
+    adopt: async (files, source) => record(policies.replace(() => load(files), source, new Date(now()), () => store?.save(files, source, now()))),
+    refuse: async (problem, source) => record(policies.refuse([problem], source, new Date(now()))),
+    lastSwitch: async () => policies.lastReload ?? store?.lastSwitch(),
   };
 }

@@ -93,6 +93,29 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE INDEX replay_claims_expires_at ON replay_claims (expires_at);
     `,
   },
+  {
+    // Issue 6, GitHub webhooks: deliveries seen (de-duplication) and the live policy set pushed to the policy repository.
+    id: 5,
+    sql: `
+      CREATE TABLE github_deliveries (
+        id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+      );
+      CREATE INDEX github_deliveries_received_at ON github_deliveries (received_at);
+      CREATE TABLE live_policy_set (
+        slot INTEGER PRIMARY KEY CHECK (slot = 1),
+        version INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        switched_at INTEGER NOT NULL,
+        files TEXT NOT NULL
+      );
+      CREATE TABLE live_policy_switch (
+        slot INTEGER PRIMARY KEY CHECK (slot = 1),
+        status TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 export function migrate(db: SqlDatabase): void {
