@@ -1,5 +1,6 @@
 import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
 import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
+import { readGitHubAppSettings, type GitHubAppSettings } from './github/github-settings.ts';
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 
 /** Settings come from environment variables (Node) or Worker vars; both read them through these. */
@@ -42,6 +43,8 @@ export interface BrokerSettings {
   readonly audit: AuditSettings;
   /** Anomaly rules and their webhook. */
   readonly alerts: AlertSettings;
+  /** The GitHub App keyway mints installation tokens as; undefined when none is configured. */
+  readonly github?: GitHubAppSettings | undefined;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
@@ -52,5 +55,6 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
     audit: readAuditSettings(env),
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
+    github: readGitHubAppSettings(env),
   };
 }
