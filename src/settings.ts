@@ -1,5 +1,6 @@
 import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
 import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
+import { readGitHubAppSettings, type GitHubAppSettings } from './github/github-settings.ts';
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
 
@@ -43,6 +44,8 @@ export interface BrokerSettings {
   readonly audit: AuditSettings;
   /** Anomaly rules and their webhook. */
   readonly alerts: AlertSettings;
+  /** The GitHub App keyway mints installation tokens as; undefined when none is configured. */
+  readonly github?: GitHubAppSettings | undefined;
   /** `POST /webhooks/github` and the central policy repository; undefined when no webhook secret is set. */
   readonly githubWebhooks?: GitHubWebhookSettings;
 }
@@ -56,6 +59,7 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
     audit: readAuditSettings(env),
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
+    github: readGitHubAppSettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
   };
 }
