@@ -12,6 +12,10 @@ import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
+import { repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
+import { GitHubClient } from './github/github-client.ts';
+import { InstallationCache } from './github/installation-cache.ts';
+import type { GitHubAppSettings } from './github/github-settings.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -31,7 +35,7 @@ export interface BrokerParts {
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
-  readonly github?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'openRepository' | 'loadOptions' | 'installationChanged' | 'jobCompleted'>;
+  readonly github?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
 }
 
 export interface Broker {
@@ -41,6 +45,8 @@ export interface Broker {
 
 export const OUTBOUND_TIMEOUT_MS = 5000;
 export const OUTBOUND_MAX_BYTES = 256 * 1024;
+/** A contents answer carries a file of up to the loader's cap, base64-encoded. */
+const GITHUB_MAX_BYTES = 1024 * 1024;
 
 export function createBroker(parts: BrokerParts): Broker {
   const now = parts.now ?? Date.now;
@@ -75,6 +81,7 @@ export function createBroker(parts: BrokerParts): Broker {
             sign: (body) => signWebhookBody(body, parts.keys().signing),
           },
   });
+  const githubApp = parts.settings.github === undefined ? undefined : gitHubApp(parts.settings.github, { fetch: outbound, allowHttpLoopback: parts.settings.allowHttpLoopback, now });
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -92,7 +99,17 @@ export function createBroker(parts: BrokerParts): Broker {
     onAudited,
     ...(parts.settings.githubWebhooks === undefined || parts.github === undefined
       ? {}
-      : { webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, { ...parts.github, settings: parts.settings.githubWebhooks, audit: parts.audit, now, log: parts.log }) }),
+      : {
+          webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
+            ...parts.github,
+            settings: parts.settings.githubWebhooks,
+            openRepository: githubApp === undefined ? undefined : repositoryAccessVia(githubApp),
+            ...(githubApp === undefined ? {} : { installationChanged: (owner: string) => void githubApp().then((held) => held.installations.invalidate(owner)) }),
+            audit: parts.audit,
+            now,
+            log: parts.log,
+          }),
+        }),
     background:
       parts.background ??
       ((_c, task) => {
@@ -106,4 +123,22 @@ export function createBroker(parts: BrokerParts): Broker {
       }),
   });
   return { app, jwks };
+}
+
+/** Installations remembered at most, whatever the TTL. */
+const MAX_CACHED_INSTALLATIONS = 1000;
+
+/** The GitHub App, made on first use (importing its key is async) and then shared: one client, one installation cache. */
+function gitHubApp(settings: GitHubAppSettings, options: { fetch: typeof fetch; allowHttpLoopback: boolean; now: () => number }): () => Promise<GitHubApp> {
+  let made: Promise<GitHubApp> | undefined;
+  return () => {
+    made ??= GitHubClient.create({ settings, fetch: options.fetch, timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: GITHUB_MAX_BYTES, allowHttpLoopback: options.allowHttpLoopback, now: options.now }).then((client) => ({
+      client,
+      installations: new InstallationCache(client, { ttlSeconds: settings.installationCacheSeconds, maxEntries: MAX_CACHED_INSTALLATIONS }, options.now),
+    }));
+    made.catch(() => {
+      made = undefined;
+    });
+    return made;
+  };
 }

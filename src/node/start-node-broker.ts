@@ -18,7 +18,6 @@ import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { SqliteDeliveryLog } from '../storage/sqlite-delivery-log.ts';
 import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
-import type { OpenRepositoryAccess } from '../policy-repository/repository-access.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
@@ -32,8 +31,6 @@ export interface NodeBrokerOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** Outbound fetch for issuer discovery and JWKS. */
   readonly fetch?: typeof fetch;
-  /** How webhook handlers reach GitHub repositories (the GitHub App). */
-  readonly openRepository?: OpenRepositoryAccess;
 }
 
 export interface NodeBroker {
@@ -100,7 +97,6 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     github: {
       deliveries: new SqliteDeliveryLog(db),
       live: livePolicySetOf(policies, livePolicyStore, load, now),
-      openRepository: options.openRepository,
       loadOptions: () => loadOptions,
     },
   });

@@ -1,4 +1,5 @@
-import type { CheckRunAnnotation } from './review-policy-change.ts';
+import type { CheckRunRequest } from '../github/check-run.ts';
+import type { DirectoryEntry, RepositoryFile } from '../github/contents.ts';
 
 /** Owners and names as GitHub spells them; compared without regard to case, as GitHub does. */
 export interface RepositoryName {
@@ -9,27 +10,6 @@ export interface RepositoryName {
 export const fullName = (repository: RepositoryName): string => `${repository.owner}/${repository.name}`;
 export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean => fullName(a).toLowerCase() === fullName(b).toLowerCase();
 
-export interface DirectoryEntry {
-  readonly path: string;
-  readonly name: string;
-  readonly type: string;
-  readonly sha: string;
-}
-
-export interface RepositoryFile {
-  readonly path: string;
-  readonly sha: string;
-  readonly text: string;
-}
-
-export interface CheckRun {
-  readonly name: string;
-  readonly head_sha: string;
-  readonly status: 'completed';
-  readonly conclusion: 'success' | 'failure';
-  readonly output: { readonly title: string; readonly summary: string; readonly annotations: readonly CheckRunAnnotation[] };
-}
-
 /**
  * What the webhook handlers do in one repository, as the App's installation there (contents:
  * read, checks: write). The runtime wiring implements it over the GitHub App client (src/github/).
@@ -39,7 +19,7 @@ export interface RepositoryAccess {
   contents(path: string, ref: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
   /** The commit a branch points at now. */
   branchHead(branch: string): Promise<string>;
-  createCheckRun(checkRun: CheckRun): Promise<void>;
+  createCheckRun(checkRun: CheckRunRequest): Promise<void>;
   /** Ends the access (revokes its installation token). */
   close(): Promise<void>;
 }

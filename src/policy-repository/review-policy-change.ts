@@ -1,22 +1,11 @@
 import type { AuditEvent } from '../audit/audit-event.ts';
+import type { CheckRunAnnotation } from '../github/check-run.ts';
 import { diffPolicies } from '../policy/diff/diff-policies.ts';
 import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../policy/diff/render-diff-markdown.ts';
 import { checkPolicies, type LintFinding } from '../policy/lint/lint-policies.ts';
 import { compilePolicyFiles, policySetOf, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
 import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
-
-/** A check run annotation, as `POST /repos/{owner}/{repo}/check-runs` takes it. */
-export interface CheckRunAnnotation {
-  readonly path: string;
-  readonly start_line: number;
-  readonly end_line: number;
-  readonly start_column?: number;
-  readonly end_column?: number;
-  readonly annotation_level: 'notice' | 'warning' | 'failure';
-  readonly title: string;
-  readonly message: string;
-}
 
 /** What the review publishes: a completed check run's conclusion and output. */
 export interface PolicyReview {
@@ -56,8 +45,6 @@ function annotationOf(finding: LintFinding, directory: string): CheckRunAnnotati
     path: `${directory}/${finding.file}`,
     start_line: finding.line,
     end_line: finding.line,
-    start_column: finding.column,
-    end_column: finding.column,
     annotation_level: LEVEL[finding.severity],
     title: `keyway ${finding.rule}`,
     message: finding.message,

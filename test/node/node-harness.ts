@@ -11,6 +11,7 @@ import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { readBrokerSettings } from '../../src/settings.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const BROKER_ISSUER = 'https://keyway.test';
@@ -80,7 +81,8 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const config = testConfig(root);
+  const { github, githubWebhooks } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+  const config = testConfig(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
   const broker = await startNodeBroker(config, {
     log: silentLogger,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),

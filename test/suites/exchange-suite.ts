@@ -23,6 +23,8 @@ export type BrokerClient = Pick<BrokerHarness, 'issuer' | 'request'>;
 
 export interface HarnessOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** More settings, as environment variables / Worker vars (`KEYWAY_GITHUB_*`). */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 export type StartBroker = (policies: Readonly<Record<string, string>>, options?: HarnessOptions) => Promise<BrokerHarness>;

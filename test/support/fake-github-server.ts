@@ -29,6 +29,7 @@ interface FakeApp {
   readonly installations: Map<number, FakeInstallation>;
   readonly tokens: Map<string, FakeToken>;
   readonly files: Map<string, string>;
+  readonly branches: Map<string, string>;
   readonly calls: FakeCall[];
   down: boolean;
 }
@@ -49,7 +50,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const id = apps.size + 1;
     const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), calls: [], down: false });
+    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), calls: [], down: false });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
       appId: String(id),
@@ -187,6 +188,19 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const entryPath = key.slice(prefix.length);
       return { type: 'file', path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
     }));
+  });
+
+  // Issue 6 part B (webhooks): branch heads, set by tests.
+  api.get('/repos/:owner/:repo/branches/:branch', (c) => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const sha = c.get('app').branches.get(fileKey(c.req.param('owner'), c.req.param('repo'), c.req.param('branch'), ''));
+    return sha === undefined ? c.json({ message: 'Branch not found' }, 404) : c.json({ name: c.req.param('branch'), commit: { sha } });
+  });
+  api.post('/_test/branches', async (c) => {
+    const branch = await c.req.json<{ owner: string; repo: string; branch: string; sha: string }>();
+    c.get('app').branches.set(fileKey(branch.owner, branch.repo, branch.branch, ''), branch.sha);
+    return c.json({ ok: true });
   });
 
   api.post('/repos/:owner/:repo/check-runs', async (c) => {

@@ -76,6 +76,11 @@ export class FakeGitHub {
     await this.#admin('POST', 'files', file);
   }
 
+  /** Points a branch at a commit (`GET /repos/{owner}/{repo}/branches/{branch}`). */
+  async setBranch(branch: { owner: string; repo: string; branch: string; sha: string }): Promise<void> {
+    await this.#admin('POST', 'branches', branch);
+  }
+
   async setDown(down: boolean): Promise<void> {
     await this.#admin('POST', 'settings', { down });
   }

@@ -11,13 +11,14 @@ export const workerEnv = env as unknown as WorkerEnv;
 /** The Worker broker inside workerd, with the real KeywayState Durable Object binding. */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
-  const broker = await createWorkerBroker(workerEnv, files, {
+  const brokerEnv = { ...workerEnv, ...options.settings };
+  const broker = await createWorkerBroker(brokerEnv, files, {
     log: silentLogger,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
   return {
     issuer: workerEnv.KEYWAY_ISSUER,
-    request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), workerEnv, createExecutionContext()),
+    request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), brokerEnv, createExecutionContext()),
     auditEvent: (id) => keywayState(workerEnv.STATE).get(id),
     auditUpkeep: async () => {
       await runDurableObjectAlarm(keywayState(workerEnv.STATE));

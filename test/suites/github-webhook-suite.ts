@@ -1,0 +1,279 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
+import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+const OWNER = 'acme';
+const POLICY_REPO = { owner: OWNER, name: 'keyway-policies' };
+const POLICY_DIR = 'policies';
+
+/** A deploy policy for one environment, and a guardrail. Line numbers matter: annotations point at them. */
+function deployPolicy(issuer: string, environment: string): string {
+  return `version: 1
+issuer: { kind: github, url: "${issuer}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+  environment: ${environment}
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write]
+`;
+}
+
+function guardPolicy(issuer: string): string {
+  return `version: 1
+effect: deny
+issuer: { kind: github, url: "${issuer}" }
+match:
+  event_name: [pull_request_target, workflow_run]
+`;
+}
+
+/** Line 9 names a field the schema does not have. */
+function brokenPolicy(issuer: string): string {
+  return `version: 1
+issuer: { kind: github, url: "${issuer}" }
+match:
+  repository_owner_id: "1200934"
+  environment: production
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:read]
+  lifetime: 5m
+`;
+}
+
+const sha = (label: string): string => Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+
+interface CheckRunBody {
+  name: string;
+  head_sha: string;
+  status: string;
+  conclusion: string;
+  output: { title: string; summary: string; annotations: { path: string; start_line: number; end_line: number; annotation_level: string; message: string; title?: string }[] };
+}
+
+/**
+ * `POST /webhooks/github` against the real broker and the fake GitHub API on 127.0.0.1, with
+ * deliveries signed as GitHub signs them. Runs on Node and inside workerd.
+ */
+export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBase: () => string, fakeGitHubBase: () => string): void {
+  describe(`POST /webhooks/github on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: FakeGitHub;
+    let ci: TestIssuer;
+
+    const deliver = async (delivery: Delivery) => {
+      const { id, init } = await deliveryRequest(delivery);
+      const response = await broker.request('/webhooks/github', init);
+      return { id, status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const exchange = async (overrides: Record<string, unknown>) => postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides))));
+    const putPolicies = async (ref: string, files: Record<string, string>) => {
+      for (const [path, text] of Object.entries(files)) await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref, text });
+    };
+    const checkRuns = async (): Promise<CheckRunBody[]> =>
+      (await github.calls()).filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201).map((call) => call.body as CheckRunBody);
+    const health = async () => (await (await broker.request('/healthz')).json()) as Record<string, unknown>;
+
+    beforeAll(async () => {
+      ci = freshIssuer(issuerBase(), 'webhooks');
+      github = await FakeGitHub.create(fakeGitHubBase());
+      await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }], permissions: { contents: 'read', checks: 'write' } });
+      broker = await start(
+        { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) },
+        {
+          settings: {
+            ...github.settings,
+            KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+            KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
+            KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
+          },
+        },
+      );
+    });
+    afterAll(() => broker?.close());
+
+    it('refuses a delivery without a signature, with a forged one, or with a malformed one (401), and remembers none of them', async () => {
+      const ping = { zen: 'Keep it logically awesome.', hook_id: 1 };
+      const id = crypto.randomUUID();
+      for (const delivery of [
+        { event: 'ping', payload: ping, id, secret: null },
+        { event: 'ping', payload: ping, id, secret: 'not-the-webhook-secret-at-all-000' },
+        { event: 'ping', payload: ping, id, signature: 'sha256=' },
+        { event: 'ping', payload: ping, id, signature: 'sha1=0123456789abcdef0123456789abcdef01234567' },
+        { event: 'ping', payload: ping, id, signature: `sha256=${'0'.repeat(64)}` },
+      ]) {
+        const refused = await deliver(delivery);
+        expect(refused.status).toBe(401);
+        expect(refused.body['error']).toBe('invalid_signature');
+      }
+      // A body changed after signing: the signature is over the exact bytes.
+      const signed = await deliveryRequest({ event: 'ping', payload: ping, id });
+      const tampered = await broker.request('/webhooks/github', { ...signed.init, body: JSON.stringify({ ...ping, hook_id: 2 }) });
+      expect(tampered.status).toBe(401);
+      // None of them was recorded: the genuine delivery with the same id is handled, not a duplicate.
+      const genuine = await deliver({ event: 'ping', payload: ping, id });
+      expect(genuine).toMatchObject({ status: 200, body: { status: 'handled' } });
+    });
+
+    it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
+      const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
+      expect(huge.status).toBe(413);
+      const star = await deliver({ event: 'star', payload: { action: 'created', repository: { full_name: 'acme/api' } } });
+      expect(star).toMatchObject({ status: 202, body: { status: 'ignored', event: 'star' } });
+      const missing = await broker.request('/webhooks/github', { ...(await deliveryRequest({ event: 'ping', payload: {} })).init, headers: { 'x-hub-signature-256': 'sha256=00' } });
+      expect(missing.status).toBe(401);
+    });
+
+    it('reviews a pull request: the access diff and the impact replay of audited exchanges, as a passing check run', async () => {
+      // Audited exchanges: 3 production deploys granted, 2 staging attempts refused.
+      for (let i = 0; i < 3; i += 1) expect((await exchange({ environment: 'production' })).status).toBe(200);
+      for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
+      const base = sha('review-base');
+      const head = sha('review-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+
+      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 7, baseSha: base, headSha: head }) };
+      const handled = await deliver(delivery);
+      expect(handled).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const runs = (await checkRuns()).slice(before);
+      expect(runs).toHaveLength(1);
+      const [run] = runs as [CheckRunBody];
+      expect(run).toMatchObject({ name: 'keyway policy review', head_sha: head, status: 'completed', conclusion: 'success' });
+      expect(run.output.title).toContain('would newly allow 2, newly deny 3');
+      expect(run.output.summary).toContain('**Impact replay: would newly allow 2, newly deny 3** of 5 exchanges');
+      expect(run.output.summary).toContain('| `deploy` | **changed** |');
+      expect(run.output.summary).toContain('match.environment: \\"production\\" → \\"staging\\"'.replaceAll('\\"', '"'));
+      // Lint warnings are annotated on their lines; nothing fails.
+      expect(run.output.annotations.filter((annotation) => annotation.annotation_level === 'failure')).toEqual([]);
+      expect(run.output.annotations).toContainEqual(expect.objectContaining({ path: 'policies/deploy.yaml', start_line: 9, annotation_level: 'warning', title: 'keyway write-from-untrusted' }));
+
+      // The same delivery again (GitHub's redelivery, or a replay of the signed body): handled once.
+      const again = await deliver({ ...delivery, id: handled.id });
+      expect(again).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      expect((await checkRuns()).slice(before)).toHaveLength(1);
+      // The installation token used for the review was limited to the policy repository and revoked after.
+      const tokens = await github.tokens();
+      expect(tokens.length).toBeGreaterThan(0);
+      for (const token of tokens) expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
+    });
+
+    it('fails the check run of a broken change, with annotations on the offending lines', async () => {
+      const base = sha('broken-base');
+      const head = sha('broken-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(head, { 'deploy.yaml': brokenPolicy(ci.url), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 8, baseSha: base, headSha: head, action: 'synchronize' }) })).toMatchObject({ status: 200 });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+      expect(run.output.title).toMatch(/^\d+ errors?: the proposed policies do not load$/);
+      expect(run.output.summary).toContain('**The proposed policies do not load**');
+      const failures = run.output.annotations.filter((annotation) => annotation.annotation_level === 'failure');
+      expect(failures.length).toBeGreaterThan(0);
+      for (const annotation of failures) expect(annotation.path).toBe('policies/deploy.yaml');
+      expect(failures.map((annotation) => annotation.start_line)).toContain(9);
+      expect(failures.find((annotation) => annotation.start_line === 9)?.message).toMatch(/lifetime/);
+    });
+
+    it('publishes nothing for a pull request that changes no policy file', async () => {
+      const base = sha('same-base');
+      const head = sha('same-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      const before = (await checkRuns()).length;
+      const handled = await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: head }) });
+      expect(handled).toMatchObject({ status: 200, body: { status: 'ignored' } });
+      expect((await checkRuns()).length).toBe(before);
+      // Closed pull requests and other repositories are not reviewed either.
+      expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: sha('x'), action: 'closed' }) })).body['status']).toBe('ignored');
+      expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 1, baseSha: base, headSha: head }) })).body['status']).toBe('ignored');
+    });
+
+    it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
+      expect((await exchange({ environment: 'qa' })).status).toBe(400);
+      const good = sha('push-good');
+      await putPolicies(good, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: good });
+      const pushed = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      expect(pushed).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      expect((await exchange({ environment: 'production' })).status).toBe(400);
+      expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${good}` } });
+
+      // A push to another branch changes nothing.
+      const other = sha('push-other');
+      await putPolicies(other, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      expect((await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/feature', after: other }) })).body['status']).toBe('ignored');
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+
+      // A broken set is refused: the good one keeps serving, /healthz says why.
+      const broken = sha('push-broken');
+      await putPolicies(broken, { 'deploy.yaml': brokenPolicy(ci.url), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: broken });
+      expect(await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: broken }) })).toMatchObject({ status: 200 });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      const status = await health();
+      expect(status).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` } });
+      expect(JSON.stringify((status['policy_reload'] as { problems: string[] }).problems)).toContain('deploy.yaml:9:3 unknown field grant.lifetime');
+
+      // …and the next review says so.
+      const base = sha('after-broken-base');
+      const head = sha('after-broken-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+      await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 10, baseSha: base, headSha: head }) });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run.output.summary).toContain('**The live policy set did not switch**');
+      expect(run.output.summary).toContain(broken);
+
+      // A replayed old push cannot bring an old set back: the branch head is read when the push is handled.
+      await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
+    });
+
+    it('refreshes the installation cache on installation events', async () => {
+      const lookups = async () => (await github.calls()).filter((call) => call.path === `/orgs/${OWNER}/installation`).length;
+      const review = async (n: number) => {
+        const base = sha(`install-base-${n}`);
+        const head = sha(`install-head-${n}`);
+        await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, `qa${n}`) });
+        await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 20 + n, baseSha: base, headSha: head }) });
+      };
+      await review(1);
+      const cached = await lookups();
+      await review(2);
+      expect(await lookups()).toBe(cached);
+      expect(await deliver({ event: 'installation_repositories', payload: { ...payloads.installation(OWNER, 'added'), repositories_added: [], repositories_removed: [] } })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      await review(3);
+      expect(await lookups()).toBe(cached + 1);
+      expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'new_permissions_accepted') })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      await review(4);
+      expect(await lookups()).toBe(cached + 2);
+    });
+
+    it('answers 503 and forgets the delivery when GitHub fails, so a redelivery is handled', async () => {
+      const base = sha('down-base');
+      const head = sha('down-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'uat') });
+      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 30, baseSha: base, headSha: head }), id: crypto.randomUUID() };
+      await github.setDown(true);
+      try {
+        expect(await deliver(delivery)).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+      } finally {
+        await github.setDown(false);
+      }
+      const before = (await checkRuns()).length;
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await checkRuns()).length).toBe(before + 1);
+    });
+  });
+}
