@@ -11,6 +11,11 @@ import { migrate } from '../storage/migrate.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { SqliteDeliveryLog } from '../storage/sqlite-delivery-log.ts';
+import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
+import type { PolicyFile } from '../policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
+import type { DeliveryLog } from '../github-webhooks/delivery-log.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { KeyStore, StoredSigningKey } from '../tokens/key-store.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
@@ -25,6 +30,8 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   readonly #audit: SqliteAuditStore;
   readonly #keys: SqliteKeyStore;
   readonly #alerts: SqliteAlertStore;
+  readonly #deliveries: SqliteDeliveryLog;
+  readonly #livePolicies: SqliteLivePolicyStore;
   #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
@@ -34,6 +41,8 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     this.#audit = new SqliteAuditStore(db);
     this.#keys = new SqliteKeyStore(db);
     this.#alerts = new SqliteAlertStore(db);
+    this.#deliveries = new SqliteDeliveryLog(db);
+    this.#livePolicies = new SqliteLivePolicyStore(db);
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -124,6 +133,39 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
     return this.#keys.initializeKeys(candidate);
   }
+
+  // GitHub webhooks (issue 6): delivery de-duplication and the live policy set every isolate serves.
+
+  claimDelivery(id: string, event: string, now: number): Promise<boolean> {
+    return this.#deliveries.claim(id, event, now);
+  }
+
+  releaseDelivery(id: string): Promise<void> {
+    return this.#deliveries.release(id);
+  }
+
+  /** The live set's version and last switch; its files only when the caller's version is not the current one. */
+  livePolicyState(knownVersion: number): LivePolicyState {
+    const lastSwitch = this.#livePolicies.lastSwitch();
+    const version = this.#livePolicies.version();
+    const stored = version === knownVersion ? undefined : this.#livePolicies.current();
+    return { version, ...(stored === undefined ? {} : { files: stored.files }), ...(lastSwitch === undefined ? {} : { lastSwitch }) };
+  }
+
+  /** Stores a set the caller has loaded cleanly as the live one; returns its version. */
+  saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): number {
+    return this.#livePolicies.save(files, source, now);
+  }
+
+  recordPolicySwitch(status: PolicyReloadStatus): void {
+    this.#livePolicies.recordSwitch(status);
+  }
+}
+
+export interface LivePolicyState {
+  readonly version: number;
+  readonly files?: readonly PolicyFile[];
+  readonly lastSwitch?: PolicyReloadStatus;
 }
 
 /** The one instance every isolate talks to. */
@@ -135,7 +177,7 @@ export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name
  * The Worker-side AuditStore, AlertStore and KeyStore: RPC to the state object. A stub is an
  * I/O object of the request that made it, so each call makes its own.
  */
-export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore } {
+export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore; deliveries: DeliveryLog } {
   return {
     audit: {
       append: (event) => stub().append(event),
@@ -157,5 +199,6 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
       alerts: (limit) => stub().alerts(limit),
     },
     keys: { listKeys: () => stub().listKeys(), initializeKeys: (candidate) => stub().initializeKeys(candidate) },
+    deliveries: { claim: (id, event, now) => stub().claimDelivery(id, event, now), release: (id) => stub().releaseDelivery(id) },
   };
 }

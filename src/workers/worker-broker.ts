@@ -7,6 +7,9 @@ import { keywayState, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
+import { Hono } from 'hono';
+import type { AppEnv } from '../app.ts';
+import { WorkerLivePolicies } from './live-policies.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
@@ -25,6 +28,10 @@ export type WorkerEnv = {
   readonly KEYWAY_ALERT_WEBHOOK_URL?: string;
   readonly KEYWAY_ALERT_WEBHOOK_ATTEMPTS?: string;
   readonly KEYWAY_ALERT_WEBHOOK_BACKOFF_MS?: string;
+  readonly KEYWAY_GITHUB_WEBHOOK_SECRET?: string;
+  readonly KEYWAY_GITHUB_POLICY_REPOSITORY?: string;
+  readonly KEYWAY_GITHUB_POLICY_PATH?: string;
+  readonly KEYWAY_GITHUB_POLICY_BRANCH?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -39,13 +46,27 @@ export interface WorkerBrokerOptions {
  */
 export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<Broker> {
   const settings = readBrokerSettings(env);
-  const policies = loadPolicies(policyFiles, { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback });
-  const stores = stateStores(() => keywayState(env.STATE));
+  const loadOptions = { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback };
+  const bundled = loadPolicies(policyFiles, loadOptions);
+  const state = () => keywayState(env.STATE);
+  const stores = stateStores(state);
   const now = options.now ?? Date.now;
   const keys = await KeyRing.open(stores.keys, now());
-  return createBroker({
+  // With a policy repository, the set pushed to it (kept in KeywayState) serves; the bundle until the first push.
+  const following = settings.githubWebhooks?.policyRepository !== undefined;
+  const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now);
+  const broker = createBroker({
     settings,
-    policies: () => policies,
+    policies: () => live.current,
+    ...(!following
+      ? {}
+      : {
+          health: () => ({
+            ok: true,
+            details: { policies: live.current.policies.length, inactive_policies: live.current.inactive.length, ...(live.lastSwitch === undefined ? {} : { policy_reload: live.lastSwitch }) },
+          }),
+        }),
+    github: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     keys: () => keys,
     audit: stores.audit,
     alerts: stores.alerts,
@@ -56,4 +77,13 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     now,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
+  if (!following) return broker;
+  // Every request first catches up with the live set, so no isolate serves one a push replaced.
+  const app = new Hono<AppEnv>();
+  app.use(async (_c, next) => {
+    await live.refresh();
+    await next();
+  });
+  app.route('/', broker.app);
+  return { ...broker, app };
 }
