@@ -277,3 +277,25 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     });
   });
 }
+
+/** What a runtime-specific test needs to stand up the policy repository on the fake GitHub API. */
+export async function policyRepositoryOnFakeGitHub(fakeGitHubBase: string, issuer: string) {
+  const github = await FakeGitHub.create(fakeGitHubBase);
+  await github.install({ id: 72, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }], permissions: { contents: 'read', checks: 'write' } });
+  const settings = {
+    ...github.settings,
+    KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
+    KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
+  };
+  /** Commits `environment`'s deploy policy and the guardrail, points main at it, and returns the push delivery. */
+  const commit = async (label: string, environment: string): Promise<Delivery> => {
+    const head = sha(label);
+    for (const [path, text] of Object.entries({ 'deploy.yaml': deployPolicy(issuer, environment), 'guard.yaml': guardPolicy(issuer) })) {
+      await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref: head, text });
+    }
+    await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: head });
+    return { event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: head }) };
+  };
+  return { github, settings, commit, initialPolicies: { 'deploy.yaml': deployPolicy(issuer, 'production'), 'guard.yaml': guardPolicy(issuer) } };
+}
