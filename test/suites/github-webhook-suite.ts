@@ -119,6 +119,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(genuine).toMatchObject({ status: 200, body: { status: 'handled' } });
     });
 
+    it('handles one of two concurrent copies of a delivery, and calls the other a duplicate', async () => {
+      const delivery = { event: 'ping', payload: { zen: 'Design for failure.', hook_id: 3 }, id: crypto.randomUUID() };
+      const answers = await Promise.all([deliver(delivery), deliver(delivery), deliver(delivery)]);
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200]);
+      expect(answers.map((answer) => answer.body['status']).sort()).toEqual(['duplicate', 'duplicate', 'handled']);
+    });
+
     it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
       const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
       expect(huge.status).toBe(413);
