@@ -35,7 +35,7 @@ export interface BrokerParts {
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
-  readonly github?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
+  readonly webhooks?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
 }
 
 export interface Broker {
@@ -97,11 +97,11 @@ export function createBroker(parts: BrokerParts): Broker {
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
     onAudited,
-    ...(parts.settings.githubWebhooks === undefined || parts.github === undefined
+    ...(parts.settings.githubWebhooks === undefined || parts.webhooks === undefined
       ? {}
       : {
           webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
-            ...parts.github,
+            ...parts.webhooks,
             settings: parts.settings.githubWebhooks,
             openRepository: githubApp === undefined ? undefined : repositoryAccessVia(githubApp),
             ...(githubApp === undefined ? {} : { installationChanged: (owner: string) => void githubApp().then((held) => held.installations.invalidate(owner)) }),

@@ -15,8 +15,8 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly deliveries: DeliveryLog;
   /** An installation was created, removed or changed its repositories: forget what is cached for the account. */
   readonly installationChanged?: (owner: string) => void;
-  /** A workflow job completed: revoke the GitHub tokens minted for its run. Resolves to how many. */
-  readonly jobCompleted?: (run: { readonly repository: string; readonly runId: number; readonly runAttempt: number }) => Promise<number>;
+  /** A workflow job completed: revoke the GitHub tokens minted for its run (by `repository_id` and `run_id`). Resolves to how many. */
+  readonly jobCompleted?: (run: { readonly repositoryId: string; readonly runId: string }) => Promise<number>;
 }
 
 type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
@@ -51,7 +51,7 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
       if (deps.jobCompleted === undefined) return { handled: false, detail: 'no GitHub tokens are minted here' };
       const job = payload.workflow_job;
-      const revoked = await deps.jobCompleted({ repository: payload.repository.full_name, runId: job.run_id, runAttempt: job.run_attempt });
+      const revoked = await deps.jobCompleted({ repositoryId: String(payload.repository.id), runId: String(job.run_id) });
       return { handled: true, detail: `${revoked} GitHub tokens of run ${job.run_id} revoked` };
     },
   };

@@ -94,7 +94,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     now,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
-    github: {
+    webhooks: {
       deliveries: new SqliteDeliveryLog(db),
       live: livePolicySetOf(policies, livePolicyStore, load, now),
       loadOptions: () => loadOptions,

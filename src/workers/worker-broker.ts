@@ -66,7 +66,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
             details: { policies: live.current.policies.length, inactive_policies: live.current.inactive.length, ...(live.lastSwitch === undefined ? {} : { policy_reload: live.lastSwitch }) },
           }),
         }),
-    github: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
+    webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     keys: () => keys,
     audit: stores.audit,
     alerts: stores.alerts,
