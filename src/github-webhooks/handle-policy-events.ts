@@ -75,29 +75,42 @@ async function replayWindow(audit: AuditStore, now: number): Promise<AuditEvent[
 export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
   const policyRepository = deps.settings.policyRepository;
   if (policyRepository === undefined || !sameRepository(pr.repository, policyRepository)) return { handled: false, detail: 'not the policy repository' };
-  const dir = deps.settings.policyPath;
   return withAccess(deps, pr.repository, async (access) => {
-    const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
-    const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
-    if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
-    const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
-      fetchPolicyFiles(access, dir, pr.baseSha, base),
-      fetchPolicyFiles(access, dir, pr.headSha, head),
-      replayWindow(deps.audit, deps.now()),
-      deps.live.lastSwitch(),
-    ]);
-    const review = reviewPolicyChange({
-      base: baseFiles,
-      proposed: proposedFiles,
-      events,
-      loadOptions: deps.loadOptions(),
-      directory: dir,
-      ...(lastSwitch === undefined ? {} : { lastSwitch }),
-    });
-    await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: review.conclusion, output: review.output });
-    deps.log.info('policy change reviewed', { repository: fullName(pr.repository), pull_request: pr.number, head_sha: pr.headSha, conclusion: review.conclusion, title: review.output.title });
-    return { handled: true, detail: `check run ${review.conclusion}: ${review.output.title}` };
+    try {
+      return await publishReview(deps, pr, access);
+    } catch (error) {
+      // A policy directory keyway refuses to read is a failed review, not a failed delivery.
+      if (!(error instanceof PolicyFetchError)) throw error;
+      const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
+      await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+      return { handled: true, detail: `check run failure: ${error.message}` };
+    }
   });
+}
+
+/** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
+async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess): Promise<Handled> {
+  const dir = deps.settings.policyPath;
+  const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
+  const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
+  if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
+  const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
+    fetchPolicyFiles(access, dir, pr.baseSha, base),
+    fetchPolicyFiles(access, dir, pr.headSha, head),
+    replayWindow(deps.audit, deps.now()),
+    deps.live.lastSwitch(),
+  ]);
+  const outcome = reviewPolicyChange({
+    base: baseFiles,
+    proposed: proposedFiles,
+    events,
+    loadOptions: deps.loadOptions(),
+    directory: dir,
+    ...(lastSwitch === undefined ? {} : { lastSwitch }),
+  });
+  await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
+  deps.log.info('policy change reviewed', { repository: fullName(pr.repository), pull_request: pr.number, head_sha: pr.headSha, conclusion: outcome.conclusion, title: outcome.output.title });
+  return { handled: true, detail: `check run ${outcome.conclusion}: ${outcome.output.title}` };
 }
 
 /**

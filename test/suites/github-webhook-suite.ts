@@ -188,6 +188,19 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(failures.find((annotation) => annotation.start_line === 9)?.message).toMatch(/lifetime/);
     });
 
+    it('fails the review of a pull request whose policy directory keyway cannot read', async () => {
+      const base = sha('unreadable-base');
+      const head = sha('unreadable-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      // At the head, the policy directory's path is a file.
+      await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: POLICY_DIR, ref: head, text: 'not a directory' });
+      const before = (await checkRuns()).length;
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 11, baseSha: base, headSha: head }) })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run).toMatchObject({ head_sha: head, conclusion: 'failure', output: { title: 'the policy directory cannot be read' } });
+      expect(run.output.summary).toContain(`${POLICY_DIR} at ${head} is not a directory`);
+    });
+
     it('publishes nothing for a pull request that changes no policy file', async () => {
       const base = sha('same-base');
       const head = sha('same-head');
