@@ -11,6 +11,7 @@ import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
+import type { GitHubTokens } from './github/github-tokens.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -29,11 +30,15 @@ export interface BrokerParts {
   readonly now?: () => number;
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** GitHub installation tokens, when a GitHub App is configured. */
+  readonly github?: GitHubTokens;
 }
 
 export interface Broker {
   readonly app: Hono<AppEnv>;
   readonly jwks: JwksCache;
+  /** The GitHub App side (client, installation cache, per-run revocation), when configured. */
+  readonly github: GitHubTokens | undefined;
 }
 
 export const OUTBOUND_TIMEOUT_MS = 5000;
@@ -83,6 +88,7 @@ export function createBroker(parts: BrokerParts): Broker {
       now,
       log: parts.log,
       clockToleranceSeconds: 60,
+      ...(parts.github === undefined ? {} : { github: parts.github }),
     },
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
@@ -99,5 +105,5 @@ export function createBroker(parts: BrokerParts): Broker {
         return { ok: true, details: { policies: set.policies.length, inactive_policies: set.inactive.length } };
       }),
   });
-  return { app, jwks };
+  return { app, jwks, github: parts.github };
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
+import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
@@ -80,7 +81,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const config = testConfig(root);
+  const config = testConfig(root, options.settings === undefined ? {} : { github: readGitHubAppSettings(options.settings) });
   const broker = await startNodeBroker(config, {
     log: silentLogger,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
@@ -95,6 +96,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     setReplayGuardDown: async (down) => {
       reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
     },
+    revokeDueGitHubTokens: () => broker.revokeDueGitHubTokens(),
     close: async () => {
       reader.close();
       await broker.close();

@@ -11,7 +11,7 @@ export const workerEnv = env as unknown as WorkerEnv;
 /** The Worker broker inside workerd, with the real KeywayState Durable Object binding. */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
-  const broker = await createWorkerBroker(workerEnv, files, {
+  const broker = await createWorkerBroker({ ...workerEnv, ...options.settings }, files, {
     log: silentLogger,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
@@ -28,6 +28,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
         // A key's first hex digit picks its shard.
         await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16)), (_instance, state) => void state.storage.sql.exec(statement));
       }
+    },
+    revokeDueGitHubTokens: async () => {
+      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
     },
     close: async () => {},
   };
