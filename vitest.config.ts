@@ -29,7 +29,8 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
-              bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1' },
+              // A fixed test master key: GitHub tokens awaiting revocation are sealed under it.
+              bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_MASTER_KEY: 'dGVzdCBtYXN0ZXIga2V5IGZvciB3b3JrZXJzIHRlc3Q' },
             },
           }),
         ],

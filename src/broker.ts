@@ -11,11 +11,9 @@ import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
+import type { GitHubTokens } from './github/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
-import { repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
-import { GitHubClient } from './github/github-client.ts';
-import { InstallationCache } from './github/installation-cache.ts';
-import type { GitHubAppSettings } from './github/github-settings.ts';
+import { repositoryAccessVia } from './github-webhooks/github-repository-access.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -34,6 +32,8 @@ export interface BrokerParts {
   readonly now?: () => number;
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** GitHub installation tokens, when a GitHub App is configured. */
+  readonly github?: GitHubTokens;
   /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
   readonly webhooks?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
 }
@@ -41,12 +41,12 @@ export interface BrokerParts {
 export interface Broker {
   readonly app: Hono<AppEnv>;
   readonly jwks: JwksCache;
+  /** The GitHub App side (client, installation cache, per-run revocation), when configured. */
+  readonly github: GitHubTokens | undefined;
 }
 
 export const OUTBOUND_TIMEOUT_MS = 5000;
 export const OUTBOUND_MAX_BYTES = 256 * 1024;
-/** A contents answer carries a file of up to the loader's cap, base64-encoded. */
-const GITHUB_MAX_BYTES = 1024 * 1024;
 
 export function createBroker(parts: BrokerParts): Broker {
   const now = parts.now ?? Date.now;
@@ -81,7 +81,7 @@ export function createBroker(parts: BrokerParts): Broker {
             sign: (body) => signWebhookBody(body, parts.keys().signing),
           },
   });
-  const githubApp = parts.settings.github === undefined ? undefined : gitHubApp(parts.settings.github, { fetch: outbound, allowHttpLoopback: parts.settings.allowHttpLoopback, now });
+  const github = parts.github;
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -93,6 +93,7 @@ export function createBroker(parts: BrokerParts): Broker {
       now,
       log: parts.log,
       clockToleranceSeconds: 60,
+      ...(parts.github === undefined ? {} : { github: parts.github }),
     },
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
@@ -103,8 +104,13 @@ export function createBroker(parts: BrokerParts): Broker {
           webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
             ...parts.webhooks,
             settings: parts.settings.githubWebhooks,
-            openRepository: githubApp === undefined ? undefined : repositoryAccessVia(githubApp),
-            ...(githubApp === undefined ? {} : { installationChanged: (owner: string) => void githubApp().then((held) => held.installations.invalidate(owner)) }),
+            openRepository: github === undefined ? undefined : repositoryAccessVia(github),
+            ...(github === undefined
+              ? {}
+              : {
+                  installationChanged: (owner: string) => github.installations.invalidate(owner),
+                  jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
+                }),
             audit: parts.audit,
             now,
             log: parts.log,
@@ -122,23 +128,6 @@ export function createBroker(parts: BrokerParts): Broker {
         return { ok: true, details: { policies: set.policies.length, inactive_policies: set.inactive.length } };
       }),
   });
-  return { app, jwks };
+  return { app, jwks, github: parts.github };
 }
 
-/** Installations remembered at most, whatever the TTL. */
-const MAX_CACHED_INSTALLATIONS = 1000;
-
-/** The GitHub App, made on first use (importing its key is async) and then shared: one client, one installation cache. */
-function gitHubApp(settings: GitHubAppSettings, options: { fetch: typeof fetch; allowHttpLoopback: boolean; now: () => number }): () => Promise<GitHubApp> {
-  let made: Promise<GitHubApp> | undefined;
-  return () => {
-    made ??= GitHubClient.create({ settings, fetch: options.fetch, timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: GITHUB_MAX_BYTES, allowHttpLoopback: options.allowHttpLoopback, now: options.now }).then((client) => ({
-      client,
-      installations: new InstallationCache(client, { ttlSeconds: settings.installationCacheSeconds, maxEntries: MAX_CACHED_INSTALLATIONS }, options.now),
-    }));
-    made.catch(() => {
-      made = undefined;
-    });
-    return made;
-  };
-}

@@ -13,6 +13,11 @@ import { mintAccessToken } from '../tokens/mint-access-token.ts';
 import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
 import { ExchangeError, REASONS } from './reasons.ts';
+import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
+import { GitHubError } from '../github/github-error.ts';
+import type { GitHubTokens } from '../github/github-tokens.ts';
+import { DEFAULT_GITHUB_API_URL } from '../github/github-settings.ts';
+import type { IssuedGrant } from '../policy/decide.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -27,6 +32,8 @@ export interface ExchangeDeps {
   readonly now: () => number;
   readonly log: Logger;
   readonly clockToleranceSeconds: number;
+  /** GitHub installation tokens (`grant.github`); undefined when no GitHub App is configured. */
+  readonly github?: GitHubTokens;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -69,7 +76,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     },
   };
 
-  let success: Record<string, unknown> | undefined;
+  let success: Granted | undefined;
   let failure: ExchangeError | undefined;
   try {
     if ('refused' in input) throw input.refused;
@@ -87,6 +94,13 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     link = await deps.audit.append(event);
   } catch (error) {
     deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
+    if (success?.revoke !== undefined) {
+      // A GitHub token was minted but cannot be accounted for: take it back at once.
+      await success.revoke().then(
+        () => deps.log.warn('unaudited GitHub token revoked', { request_id: context.requestId }),
+        (revokeError: unknown) => deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', { request_id: context.requestId, error: describe(revokeError) }),
+      );
+    }
     return {
       status: 503,
       body: { error: 'temporarily_unavailable', error_description: 'the audit log is unavailable, so no token was issued; retry later' },
@@ -94,7 +108,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   }
 
   const recorded = { event, link };
-  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id }, recorded };
+  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success.body, audit_event_id: event.id }, recorded };
   const reason = failure?.reason ?? 'internal_error';
   const spec = REASONS[reason];
   return {
@@ -108,8 +122,18 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   };
 }
 
-async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Record<string, unknown>> {
+/** A granted exchange's answer, and for a GitHub token how to take it back if the exchange cannot be audited. */
+interface Granted {
+  readonly body: Record<string, unknown>;
+  readonly revoke?: () => Promise<void>;
+}
+
+async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Granted> {
   const request = parseTokenExchangeRequest(form);
+  const github =
+    request.requestedTokenType === TOKEN_TYPE.githubInstallationToken
+      ? parseGitHubAccessRequest(request, githubWebOrigin(deps.github?.client.apiUrl ?? DEFAULT_GITHUB_API_URL))
+      : undefined;
   event.request = {
     ...event.request,
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
@@ -128,7 +152,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.subject = String(verified.claims.sub);
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
-  const decision = decide(policies, verified, request);
+  const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
   event.policy = {
     candidates: decision.trace.candidates,
     matched: decision.trace.matched,
@@ -141,6 +165,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   if (grant.policy.singleUse) {
     await claimSingleUse(request.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
   }
+  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
   const keys = deps.keys();
   const minted = await mintAccessToken({
     issuer: deps.issuer,
@@ -154,11 +179,63 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.decision = 'granted';
   event.reason = 'granted';
   return {
-    access_token: minted.token,
-    issued_token_type: TOKEN_TYPE.accessToken,
-    token_type: 'Bearer',
-    expires_in: minted.expiresAt - minted.issuedAt,
-    scope: grant.scopes.join(' '),
+    body: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.accessToken,
+      token_type: 'Bearer',
+      expires_in: minted.expiresAt - minted.issuedAt,
+      scope: grant.scopes.join(' '),
+    },
+  };
+}
+
+/** Mints the GitHub installation token a grant allows; GitHub failures are refusals with reasons, never a token. */
+async function issueGitHubToken(
+  deps: ExchangeDeps,
+  grant: IssuedGrant,
+  github: NonNullable<IssuedGrant['github']>,
+  claims: Readonly<Record<string, unknown>>,
+  now: number,
+  event: Draft,
+): Promise<Granted> {
+  if (deps.github === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  const claim = (name: string): string | undefined => (typeof claims[name] === 'string' || typeof claims[name] === 'number' ? String(claims[name]) : undefined);
+  let minted: Awaited<ReturnType<GitHubTokens['mint']>>;
+  try {
+    minted = await deps.github.mint({
+      owner: github.owner,
+      repositories: github.repositories,
+      permissions: github.permissions,
+      auditEventId: event.id,
+      ttlSeconds: grant.ttlSeconds,
+      repositoryId: claim('repository_id'),
+      runId: claim('run_id'),
+    });
+  } catch (error) {
+    if (!(error instanceof GitHubError)) throw error;
+    throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+  }
+  event.policy = { ...event.policy!, granted_by: grant.policy.id };
+  event.github = {
+    installation_id: minted.installationId,
+    owner: github.owner,
+    repositories: minted.repositories,
+    permissions: minted.permissions,
+    expires_at: new Date(minted.revokeAt).toISOString(),
+    github_expires_at: new Date(minted.githubExpiresAt).toISOString(),
+    token_sha256: minted.tokenSha256,
+  };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    body: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.githubInstallationToken,
+      token_type: 'Bearer',
+      expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
+      scope: Object.entries(minted.permissions).map(([name, level]) => `${name}:${level}`).join(' '),
+    },
+    revoke: minted.revokeNow,
   };
 }
 

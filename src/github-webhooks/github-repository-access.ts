@@ -8,7 +8,7 @@ import * as v from 'valibot';
 import { parseAnswer } from '../github/parse-answer.ts';
 import type { OpenRepositoryAccess } from '../policy-repository/repository-access.ts';
 
-/** The GitHub App as the broker holds it: its client and the installation cache webhooks refresh. */
+/** The GitHub App as the broker holds it (GitHubTokens): its client and the installation cache webhooks refresh. */
 export interface GitHubApp {
   readonly client: GitHubClient;
   readonly installations: InstallationCache;
@@ -24,9 +24,9 @@ const BranchAnswer = v.looseObject({ commit: v.looseObject({ sha: v.pipe(v.strin
  * handled event, limited to that repository with contents: read and checks: write, revoked when
  * the handler is done.
  */
-export function repositoryAccessVia(app: () => Promise<GitHubApp>): OpenRepositoryAccess {
+export function repositoryAccessVia(app: GitHubApp): OpenRepositoryAccess {
   return async (repository) => {
-    const { client, installations } = await app();
+    const { client, installations } = app;
     const installation = await installations.get(repository.owner);
     const { token } = await createInstallationToken(client, { installationId: installation.id, repositories: [repository.name], permissions: REVIEW_PERMISSIONS });
     const where = { owner: repository.owner, repo: repository.name };

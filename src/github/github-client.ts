@@ -4,12 +4,18 @@ import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';
 import { errorCodeForStatus, GitHubError } from './github-error.ts';
 import type { GitHubAppSettings } from './github-settings.ts';
 
-export interface GitHubClientOptions {
-  readonly settings: GitHubAppSettings;
+/** How keyway reaches GitHub: every call has a deadline and a size cap. */
+export interface GitHubHttp {
   readonly fetch: typeof fetch;
   readonly timeoutMs: number;
   readonly maxBytes: number;
   readonly allowHttpLoopback: boolean;
+}
+
+/** The App a client acts as, for calls made with the App JWT. */
+interface AppIdentity {
+  readonly appId: string;
+  readonly key: CryptoKey;
   readonly now: () => number;
 }
 
@@ -39,18 +45,24 @@ export const GITHUB_API_VERSION = '2022-11-28';
  * Server too), a deadline and a size cap on every call, no redirects, and typed errors.
  */
 export class GitHubClient {
-  readonly #options: GitHubClientOptions;
-  readonly #key: CryptoKey;
+  readonly #http: GitHubHttp;
+  readonly #app: AppIdentity | undefined;
   readonly #base: string;
 
-  private constructor(options: GitHubClientOptions, key: CryptoKey) {
-    this.#options = options;
-    this.#key = key;
-    this.#base = checkOutboundUrl(options.settings.apiUrl, options.allowHttpLoopback).href.replace(/\/+$/, '');
+  private constructor(apiUrl: string, http: GitHubHttp, app: AppIdentity | undefined) {
+    this.#http = http;
+    this.#app = app;
+    this.#base = checkOutboundUrl(apiUrl, http.allowHttpLoopback).href.replace(/\/+$/, '');
   }
 
-  static async create(options: GitHubClientOptions): Promise<GitHubClient> {
-    return new GitHubClient(options, await importAppPrivateKey(options.settings.privateKeyPem));
+  /** A client acting as the App (App JWT) and, with their tokens, as its installations. */
+  static async forApp(settings: GitHubAppSettings, http: GitHubHttp, now: () => number): Promise<GitHubClient> {
+    return new GitHubClient(settings.apiUrl, http, { appId: settings.appId, key: await importAppPrivateKey(settings.privateKeyPem), now });
+  }
+
+  /** A client for calls made with an installation token only (revocation), without the App key. */
+  static withTokensOnly(apiUrl: string, http: GitHubHttp): GitHubClient {
+    return new GitHubClient(apiUrl, http, undefined);
   }
 
   get apiUrl(): string {
@@ -59,7 +71,7 @@ export class GitHubClient {
 
   async request(request: GitHubRequest): Promise<GitHubResponse> {
     const url = `${this.#base}${request.path}`;
-    const credential = request.auth.as === 'app' ? await signAppJwt(this.#key, this.#options.settings.appId, this.#options.now()) : request.auth.token;
+    const credential = request.auth.as === 'app' ? await this.#appJwt() : request.auth.token;
     const headers: Record<string, string> = {
       accept: 'application/vnd.github+json',
       authorization: `Bearer ${credential}`,
@@ -69,12 +81,12 @@ export class GitHubClient {
     if (request.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
-      response = await this.#options.fetch(url, {
+      response = await this.#http.fetch(url, {
         method: request.method,
         headers,
         body: request.body === undefined ? undefined : JSON.stringify(request.body),
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.#options.timeoutMs),
+        signal: AbortSignal.timeout(this.#http.timeoutMs),
       });
     } catch (cause) {
       throw new GitHubError('unavailable', `${request.method} ${request.path} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -90,7 +102,7 @@ export class GitHubClient {
     }
     let text: string;
     try {
-      text = await readBounded(response, this.#options.maxBytes, url);
+      text = await readBounded(response, this.#http.maxBytes, url);
     } catch (cause) {
       if (cause instanceof FetchError) throw new GitHubError('unavailable', cause.message, { cause });
       throw cause;
@@ -100,6 +112,11 @@ export class GitHubClient {
     } catch {
       throw new GitHubError('malformed', `${request.method} ${request.path} did not return JSON`, { status: response.status });
     }
+  }
+
+  async #appJwt(): Promise<string> {
+    if (this.#app === undefined) throw new GitHubError('unauthorized', 'this client has no App key (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+    return signAppJwt(this.#app.key, this.#app.appId, this.#app.now());
   }
 
   /** GitHub's own `message`, for logs: it names what was wrong (never a secret). */

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
 import { ConfigError, readBrokerSettings, readFlag, readInteger, type BrokerSettings, type SettingsSource } from '../settings.ts';
 
 /** Settings of the Node broker, each from an environment variable documented in the README. */
@@ -12,6 +13,8 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly dev: boolean;
   /** KEYWAY_WATCH_POLICIES (default 1): reload the policy directory when a file in it changes. */
   readonly watchPolicies: boolean;
+  /** KEYWAY_MASTER_KEY (and _PREVIOUS); unset: a key generated in the data dir when first needed. */
+  readonly masterKeys?: MasterKeys | undefined;
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -34,6 +37,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     // The dev issuer is itself an http loopback issuer.
     allowHttpLoopback: dev || settings.allowHttpLoopback,
     dev,
+    masterKeys: readMasterKeys(env),
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
   };
 }

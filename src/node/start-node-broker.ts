@@ -3,7 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { createBroker } from '../broker.ts';
+import { createBroker, OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { createGitHubTokens } from '../github/create-github-tokens.ts';
+import type { GitHubTokens } from '../github/github-tokens.ts';
+import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
+import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
+import { loadNodeMasterKeys } from './master-key-file.ts';
+import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../log.ts';
@@ -43,6 +50,10 @@ export interface NodeBroker {
   reloadPolicies(): PolicyReloadStatus;
   /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
   auditUpkeep(): Promise<void>;
+  /** The GitHub App side, when configured: installation cache, per-run revocation. */
+  readonly github: GitHubTokens | undefined;
+  /** Revokes the GitHub tokens that are due now, as the revocation timer does. */
+  revokeDueGitHubTokens(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +85,18 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const policies = new ReloadablePolicies(() => load(livePolicyStore?.current()?.files ?? readPolicyDirectory(config.policiesDir)), log);
   const keys = await KeyRing.open(new SqliteKeyStore(db), now());
   const audit = new GroupCommitAuditStore(db, databasePath);
+  const revocations = new SqliteRevocationStore(db);
+  let revocationTimer: RevocationTimer | undefined;
+  let github: GitHubTokens | undefined;
+  if (config.github !== undefined) {
+    const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
+    const http = { fetch: options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init)), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: config.allowHttpLoopback };
+    const timer = new RevocationTimer(() => revokeDueTokens({ store: revocations, box, http, now, log }), () => revocations.nextAttemptAt(), now, log);
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled: () => timer.arm() });
+    // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
+    timer.arm();
+    revocationTimer = timer;
+  }
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -92,6 +115,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     }),
     log,
     now,
+    ...(github === undefined ? {} : { github }),
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
     webhooks: {
@@ -139,9 +163,12 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     policies: () => policies.current,
     reloadPolicies: () => policies.reload(),
     auditUpkeep: maintain,
+    github,
+    revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
     close: async () => {
       watcher?.close();
       clearInterval(upkeep);
+      await revocationTimer?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();

@@ -19,6 +19,14 @@ import type { DeliveryLog } from '../github-webhooks/delivery-log.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { KeyStore, StoredSigningKey } from '../tokens/key-store.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
+import { OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
+import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
+import { jsonLogger } from '../log.ts';
+import { readMasterKeys } from '../secrets/master-keys.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
+import { readFlag } from '../settings.ts';
+import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 /**
@@ -26,12 +34,13 @@ import type { WorkerEnv } from './worker-broker.ts';
  * the Node SQLite file. A Durable Object is single-threaded and strongly consistent, so every
  * append is ordered and committed before its RPC returns.
  */
-export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore {
+export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore, RevocationStore {
   readonly #audit: SqliteAuditStore;
   readonly #keys: SqliteKeyStore;
   readonly #alerts: SqliteAlertStore;
   readonly #deliveries: SqliteDeliveryLog;
   readonly #livePolicies: SqliteLivePolicyStore;
+  readonly #revocations: SqliteRevocationStore;
   #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
@@ -43,6 +52,13 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     this.#alerts = new SqliteAlertStore(db);
     this.#deliveries = new SqliteDeliveryLog(db);
     this.#livePolicies = new SqliteLivePolicyStore(db);
+    this.#revocations = new SqliteRevocationStore(db);
+  }
+
+  /** One alarm serves audit upkeep and GitHub token revocations: it is set to whichever is due first. */
+  async #armAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -50,9 +66,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
     if (!this.#alarmSet) {
       this.#alarmSet = true;
-      if ((await this.ctx.storage.getAlarm()) === null) {
-        await this.ctx.storage.setAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
-      }
+      await this.#armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
     }
     return link;
   }
@@ -60,14 +74,64 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   /** Signs a checkpoint of the head and prunes what left the retention window. */
   override async alarm(): Promise<void> {
     this.#alarmSet = false;
+    await this.#revokeDueTokens();
     const settings = readAuditSettings(this.env);
     const ring = await KeyRing.from(await this.#keys.listKeys());
     await maintainAuditLog(this.#audit, checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), { now: Date.now(), retentionDays: settings.retentionDays });
     // While retention applies, keep pruning even when no exchange comes to set the alarm.
     if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
       this.#alarmSet = true;
-      await this.ctx.storage.setAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
+      await this.#armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
     }
+  }
+
+  /** Revokes the GitHub tokens that are due and sets the alarm for the next one. A failure here never stops audit upkeep. */
+  async #revokeDueTokens(): Promise<void> {
+    const log = jsonLogger({ component: 'github-revocations' });
+    try {
+      if ((await this.#revocations.nextAttemptAt()) !== undefined) {
+        const master = readMasterKeys(this.env);
+        if (master === undefined) throw new Error('KEYWAY_MASTER_KEY is not set: pending GitHub tokens cannot be opened to revoke them');
+        await revokeDueTokens({
+          store: this.#revocations,
+          box: await SecretBox.fromMasterKeys(master),
+          http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: readFlag(this.env, 'KEYWAY_ALLOW_HTTP_LOOPBACK') },
+          now: Date.now,
+          log,
+        });
+      }
+    } catch (error) {
+      log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+    const next = await this.#revocations.nextAttemptAt();
+    if (next !== undefined) await this.#armAlarm(Math.max(next, Date.now() + 1000));
+  }
+
+  async add(pending: PendingRevocation): Promise<void> {
+    await this.#revocations.add(pending);
+    await this.#armAlarm(pending.nextAttemptAt);
+  }
+
+  due(now: number, limit: number): Promise<PendingRevocation[]> {
+    return this.#revocations.due(now, limit);
+  }
+
+  nextAttemptAt(): Promise<number | undefined> {
+    return this.#revocations.nextAttemptAt();
+  }
+
+  remove(id: string): Promise<void> {
+    return this.#revocations.remove(id);
+  }
+
+  retry(id: string, attempts: number, nextAttemptAt: number): Promise<void> {
+    return this.#revocations.retry(id, attempts, nextAttemptAt);
+  }
+
+  async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
+    const count = await this.#revocations.dueForRun(repositoryId, runId, now);
+    if (count > 0) await this.#armAlarm(now);
+    return count;
   }
 
   get(id: string): Promise<AuditEvent | undefined> {
@@ -177,7 +241,7 @@ export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name
  * The Worker-side AuditStore, AlertStore and KeyStore: RPC to the state object. A stub is an
  * I/O object of the request that made it, so each call makes its own.
  */
-export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore; deliveries: DeliveryLog } {
+export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore; revocations: RevocationStore; deliveries: DeliveryLog } {
   return {
     audit: {
       append: (event) => stub().append(event),
@@ -200,5 +264,13 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
     },
     keys: { listKeys: () => stub().listKeys(), initializeKeys: (candidate) => stub().initializeKeys(candidate) },
     deliveries: { claim: (id, event, now) => stub().claimDelivery(id, event, now), release: (id) => stub().releaseDelivery(id) },
+    revocations: {
+      add: (pending) => stub().add(pending),
+      due: (now, limit) => stub().due(now, limit),
+      nextAttemptAt: () => stub().nextAttemptAt(),
+      remove: (id) => stub().remove(id),
+      retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
+      dueForRun: (repositoryId, runId, now) => stub().dueForRun(repositoryId, runId, now),
+    },
   };
 }

@@ -1,7 +1,11 @@
-import { createBroker } from '../broker.ts';
+import { createBroker, OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { createGitHubTokens } from '../github/create-github-tokens.ts';
+import type { GitHubTokens } from '../github/github-tokens.ts';
+import { readMasterKeys } from '../secrets/master-keys.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
 import type { Logger } from '../log.ts';
 import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
-import { readBrokerSettings } from '../settings.ts';
+import { ConfigError, readBrokerSettings } from '../settings.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import { keywayState, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
@@ -28,6 +32,13 @@ export type WorkerEnv = {
   readonly KEYWAY_ALERT_WEBHOOK_URL?: string;
   readonly KEYWAY_ALERT_WEBHOOK_ATTEMPTS?: string;
   readonly KEYWAY_ALERT_WEBHOOK_BACKOFF_MS?: string;
+  /** Secrets (`wrangler secret put`): the master key secrets at rest are sealed under, and the GitHub App. */
+  readonly KEYWAY_MASTER_KEY?: string;
+  readonly KEYWAY_MASTER_KEY_PREVIOUS?: string;
+  readonly KEYWAY_GITHUB_APP_ID?: string;
+  readonly KEYWAY_GITHUB_APP_PRIVATE_KEY?: string;
+  readonly KEYWAY_GITHUB_API_URL?: string;
+  readonly KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS?: string;
   readonly KEYWAY_GITHUB_WEBHOOK_SECRET?: string;
   readonly KEYWAY_GITHUB_POLICY_REPOSITORY?: string;
   readonly KEYWAY_GITHUB_POLICY_PATH?: string;
@@ -52,10 +63,24 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   const stores = stateStores(state);
   const now = options.now ?? Date.now;
   const keys = await KeyRing.open(stores.keys, now());
+  let github: GitHubTokens | undefined;
+  if (settings.github !== undefined) {
+    const master = readMasterKeys(env);
+    if (master === undefined) throw new ConfigError('KEYWAY_MASTER_KEY must be set (a secret) when a GitHub App is configured: tokens awaiting revocation are sealed under it');
+    github = await createGitHubTokens(settings.github, {
+      http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: settings.allowHttpLoopback },
+      revocations: stores.revocations,
+      box: await SecretBox.fromMasterKeys(master),
+      now,
+      // KeywayState sets its own alarm when a revocation is scheduled or made due.
+      scheduled: () => {},
+    });
+  }
   // With a policy repository, the set pushed to it (kept in KeywayState) serves; the bundle until the first push.
   const following = settings.githubWebhooks?.policyRepository !== undefined;
   const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now);
   const broker = createBroker({
+    ...(github === undefined ? {} : { github }),
     settings,
     policies: () => live.current,
     ...(!following

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
+import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
@@ -97,6 +98,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     setReplayGuardDown: async (down) => {
       reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
     },
+    revokeDueGitHubTokens: () => broker.revokeDueGitHubTokens(),
     close: async () => {
       reader.close();
       await broker.close();

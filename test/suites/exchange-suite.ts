@@ -15,6 +15,8 @@ export interface BrokerHarness {
   auditUpkeep(): Promise<void>;
   /** Takes the single-use store away (its table renamed, in every shard) or brings it back. */
   setReplayGuardDown(down: boolean): Promise<void>;
+  /** Runs a round of GitHub token revocation now, as the runtime's timer (Node) or alarm (Workers) does. */
+  revokeDueGitHubTokens(): Promise<void>;
   close(): Promise<void>;
 }
 

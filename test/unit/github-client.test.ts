@@ -26,7 +26,7 @@ async function setup(options: { pkcs8?: boolean; timeoutMs?: number } = {}): Pro
   const github = await FakeGitHub.create(inject('fakeGitHubBase'));
   await github.install(INSTALLATION);
   const settings = readGitHubAppSettings({ ...github.settings, ...(options.pkcs8 === true ? { KEYWAY_GITHUB_APP_PRIVATE_KEY: github.privateKeyPkcs8Pem } : {}) })!;
-  const client = await GitHubClient.create({ settings, fetch: (input, init) => fetch(input, init), timeoutMs: options.timeoutMs ?? 3000, maxBytes: 256 * 1024, allowHttpLoopback: true, now: Date.now });
+  const client = await GitHubClient.forApp(settings, { fetch: (input, init) => fetch(input, init), timeoutMs: options.timeoutMs ?? 3000, maxBytes: 256 * 1024, allowHttpLoopback: true }, Date.now);
   return { github, client };
 }
 
@@ -142,7 +142,7 @@ describe('GitHub unavailable', () => {
     await github.setDown(true);
     await expect(createInstallationToken(client, { installationId: 41, repositories: ['app'], permissions: {} })).rejects.toMatchObject({ code: 'unavailable', status: 503 });
     const settings = readGitHubAppSettings({ ...github.settings, KEYWAY_GITHUB_API_URL: 'http://127.0.0.1:9/api/v3' })!;
-    const unreachable = await GitHubClient.create({ settings, fetch: (input, init) => fetch(input, init), timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: true, now: Date.now });
+    const unreachable = await GitHubClient.forApp(settings, { fetch: (input, init) => fetch(input, init), timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: true }, Date.now);
     const error = await unreachable.request({ method: 'GET', path: '/app', auth: { as: 'app' } }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(GitHubError);
     expect(error).toMatchObject({ code: 'unavailable' });
@@ -151,6 +151,7 @@ describe('GitHub unavailable', () => {
   it('refuses a plain-http API base unless loopback http is allowed', async () => {
     const { github } = await setup();
     const settings = readGitHubAppSettings(github.settings)!;
-    await expect(GitHubClient.create({ settings, fetch, timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: false, now: Date.now })).rejects.toThrow(/http/);
+    await expect(GitHubClient.forApp(settings, { fetch, timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: false }, Date.now)).rejects.toThrow(/http/);
+    expect(() => GitHubClient.withTokensOnly('http://github.example/api/v3', { fetch, timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: true })).toThrow(/https/);
   });
 });

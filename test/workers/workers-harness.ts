@@ -30,6 +30,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
         await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16)), (_instance, state) => void state.storage.sql.exec(statement));
       }
     },
+    revokeDueGitHubTokens: async () => {
+      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
+    },
     close: async () => {},
   };
 };
