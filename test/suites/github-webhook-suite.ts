@@ -3,6 +3,7 @@ import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
 
 const OWNER = 'acme';
 const POLICY_REPO = { owner: OWNER, name: 'keyway-policies' };
@@ -45,6 +46,22 @@ grant:
 `;
 }
 
+/** A GitHub token for jobs on the release branch (the policy repository's installation is the only one). */
+function githubPolicy(issuer: string): string {
+  return `version: 1
+issuer: { kind: github, url: "${issuer}" }
+match: { repository_id: "734201", ref: refs/heads/release }
+grant:
+  github: { repositories: [${OWNER}/keyway-policies], permissions: { contents: read } }
+  ttl: 10m
+`;
+}
+
+/** The fake GitHub API knows tokens by their SHA-256. */
+async function sha256Hex(token: string): Promise<string> {
+  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token))), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
 const sha = (label: string): string => Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 
 interface CheckRunBody {
@@ -83,7 +100,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       github = await FakeGitHub.create(fakeGitHubBase());
       await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }], permissions: { contents: 'read', checks: 'write' } });
       broker = await start(
-        { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) },
+        { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), 'github/read.yaml': githubPolicy(ci.url) },
         {
           settings: {
             ...github.settings,
@@ -213,6 +230,39 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // Closed pull requests and other repositories are not reviewed either.
       expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: sha('x'), action: 'closed' }) })).body['status']).toBe('ignored');
       expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 1, baseSha: base, headSha: head }) })).body['status']).toBe('ignored');
+    });
+
+    it('revokes the GitHub tokens of a run when its workflow job completes, and no other run\'s', async () => {
+      const githubToken = async (runId: string) => {
+        const form = exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId })), { requested_token_type: GITHUB_TOKEN_TYPE });
+        const result = await postToken(broker, form);
+        expect(result.status).toBe(200);
+        return sha256Hex(result.body['access_token'] as string);
+      };
+      // Run ids of their own: the revocation schedule outlives a test file in workerd's storage.
+      const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);
+      const [finishing, other] = [await githubToken(String(run)), await githubToken(String(run + 1))];
+      const state = async (hash: string) => (await github.tokens()).find((token) => token.sha256 === hash);
+      expect(await state(finishing)).toMatchObject({ revoked: false });
+
+      const job = (runId: number, action: string) => ({
+        action,
+        workflow_job: { id: 1, run_id: runId, run_attempt: 1, status: action === 'completed' ? 'completed' : 'in_progress', conclusion: action === 'completed' ? 'success' : null, name: 'release' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      });
+      expect((await deliver({ event: 'workflow_job', payload: job(run, 'in_progress') })).body['status']).toBe('ignored');
+      const completed = await deliver({ event: 'workflow_job', payload: job(run, 'completed') });
+      expect(completed).toMatchObject({ status: 200, body: { status: 'handled' } });
+      // The count is the schedule's (on Workers, storage.sql's rowsWritten counts index rows too: reported, not asserted here).
+      expect(completed.body['detail']).toMatch(new RegExp(`^\\d+ GitHub tokens of run ${run} revoked$`));
+      // The revocation runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL.
+      for (let attempt = 0; attempt < 50 && (await state(finishing))?.revoked !== true; attempt += 1) {
+        await broker.auditUpkeep();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(await state(finishing)).toMatchObject({ revoked: true });
+      expect(await state(other)).toMatchObject({ revoked: false });
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
