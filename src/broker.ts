@@ -13,7 +13,8 @@ import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
 import type { GitHubTokens } from './github/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
-import { repositoryAccessVia } from './github-webhooks/github-repository-access.ts';
+import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
+import { RepositoryPolicySource } from './policy-repository/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -93,7 +94,7 @@ export function createBroker(parts: BrokerParts): Broker {
       now,
       log: parts.log,
       clockToleranceSeconds: 60,
-      ...(parts.github === undefined ? {} : { github: parts.github }),
+      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, now) }),
     },
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
@@ -131,3 +132,16 @@ export function createBroker(parts: BrokerParts): Broker {
   return { app, jwks, github: parts.github };
 }
 
+
+/** How long a repository's own policy is used before it is fetched again, and how many are kept. */
+export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;
+
+/** Repository-owned policies, read through the App with contents: read only, loaded with the broker's own limits (never the dev issuer). */
+function repositoryPolicySource(app: GitHubApp, settings: BrokerSettings, now: () => number): RepositoryPolicySource {
+  return new RepositoryPolicySource({
+    open: repositoryAccessVia(app, READ_PERMISSIONS),
+    loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
+    now,
+    ...REPOSITORY_POLICY_CACHE,
+  });
+}

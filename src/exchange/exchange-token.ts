@@ -17,7 +17,8 @@ import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-reque
 import { GitHubError } from '../github/github-error.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
 import { DEFAULT_GITHUB_API_URL } from '../github/github-settings.ts';
-import type { IssuedGrant } from '../policy/decide.ts';
+import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource } from '../policy-repository/repository-policies.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -34,6 +35,8 @@ export interface ExchangeDeps {
   readonly clockToleranceSeconds: number;
   /** GitHub installation tokens (`grant.github`); undefined when no GitHub App is configured. */
   readonly github?: GitHubTokens;
+  /** Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), through the GitHub App. */
+  readonly repositoryPolicies?: RepositoryPolicySource;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -130,10 +133,10 @@ interface Granted {
 
 async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Granted> {
   const request = parseTokenExchangeRequest(form);
-  const github =
-    request.requestedTokenType === TOKEN_TYPE.githubInstallationToken
-      ? parseGitHubAccessRequest(request, githubWebOrigin(deps.github?.client.apiUrl ?? DEFAULT_GITHUB_API_URL))
-      : undefined;
+  const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
+  // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
+  const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
+  const github = wantsGitHub ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.client.apiUrl ?? DEFAULT_GITHUB_API_URL)) : undefined;
   event.request = {
     ...event.request,
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
@@ -141,7 +144,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   };
   event.subject_token = await describeSubjectToken(request.subjectToken);
 
-  const policies = deps.policies();
+  const policies = repositoryPolicy === undefined || github === undefined ? deps.policies() : await repositoryPolicySet(deps, github, repositoryPolicy);
   const verified = await verifySubjectToken(request.subjectToken, {
     issuers: policies,
     jwks: deps.jwks,
@@ -261,4 +264,18 @@ async function describeSubjectToken(token: string): Promise<NonNullable<AuditEve
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * The set a repository-owned policy is decided by: that policy, fetched from the one repository
+ * the request names, with the central deny guardrails. It can only grant GitHub tokens for that
+ * repository (checked when it loads), so naming another repository here gets nothing.
+ */
+async function repositoryPolicySet(deps: ExchangeDeps, github: GitHubAccessRequest, name: string): Promise<PolicySet> {
+  if (deps.repositoryPolicies === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  const [repository, ...others] = github.repositories ?? [];
+  if (repository === undefined || others.length > 0) {
+    throw new ExchangeError('github_repository_not_granted', 'a repository\'s own policy needs exactly one resource: the repository that holds it', { public: true });
+  }
+  return withCentralGuardrails(deps.policies(), await deps.repositoryPolicies.get(repository, name));
 }

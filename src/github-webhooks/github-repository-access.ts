@@ -16,24 +16,26 @@ export interface GitHubApp {
 
 /** What the webhook handlers need in a repository, and no more. */
 export const REVIEW_PERMISSIONS = { contents: 'read', checks: 'write' } as const;
+/** What reading a repository's own policies needs. */
+export const READ_PERMISSIONS = { contents: 'read' } as const;
 
 const BranchAnswer = v.looseObject({ commit: v.looseObject({ sha: v.pipe(v.string(), v.regex(/^[0-9a-f]{40}$/)) }) });
 
 /**
- * Repository access for the webhook handlers through the GitHub App: one installation token per
- * handled event, limited to that repository with contents: read and checks: write, revoked when
- * the handler is done.
+ * Repository access through the GitHub App: one installation token per use, limited to that
+ * repository and `permissions` (the webhook handlers': contents: read and checks: write),
+ * revoked when done.
  */
-export function repositoryAccessVia(app: GitHubApp): OpenRepositoryAccess {
+export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record<string, string>> = REVIEW_PERMISSIONS): OpenRepositoryAccess {
   return async (repository) => {
     const { client, installations } = app;
     const installation = await installations.get(repository.owner);
-    const { token } = await createInstallationToken(client, { installationId: installation.id, repositories: [repository.name], permissions: REVIEW_PERMISSIONS });
+    const { token } = await createInstallationToken(client, { installationId: installation.id, repositories: [repository.name], permissions });
     const where = { owner: repository.owner, repo: repository.name };
     return {
       contents: async (path, ref) => {
         try {
-          return await getContents(client, token, { ...where, path, ref });
+          return await getContents(client, token, { ...where, path, ...(ref === undefined ? {} : { ref }) });
         } catch (error) {
           if (error instanceof GitHubError && error.code === 'not_found') return undefined;
           throw error;

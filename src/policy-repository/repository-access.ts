@@ -15,8 +15,8 @@ export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean =>
  * read, checks: write). The runtime wiring implements it over the GitHub App client (src/github/).
  */
 export interface RepositoryAccess {
-  /** A file or a directory listing at `ref`; undefined when there is none at that path. */
-  contents(path: string, ref: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
+  /** A file or a directory listing at `ref` (default: the default branch); undefined when there is none at that path. */
+  contents(path: string, ref?: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
   /** The commit a branch points at now. */
   branchHead(branch: string): Promise<string>;
   createCheckRun(checkRun: CheckRunRequest): Promise<void>;

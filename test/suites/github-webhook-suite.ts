@@ -98,7 +98,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     beforeAll(async () => {
       ci = freshIssuer(issuerBase(), 'webhooks');
       github = await FakeGitHub.create(fakeGitHubBase());
-      await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }], permissions: { contents: 'read', checks: 'write' } });
+      await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
       broker = await start(
         { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), 'github/read.yaml': githubPolicy(ci.url) },
         {
@@ -327,6 +327,65 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'new_permissions_accepted') })).toMatchObject({ status: 200, body: { status: 'handled' } });
       await review(4);
       expect(await lookups()).toBe(cached + 2);
+    });
+
+    describe('repository-owned policies (.github/keyway/NAME.yaml)', () => {
+      const repositoryPolicy = (grant: string, match = 'match: { repository_id: "734201", ref: refs/heads/main }') =>
+        `version: 1\nissuer: { kind: github, url: "${ci.url}" }\n${match}\ngrant:\n${grant}\n`;
+      const putRepositoryPolicy = (name: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${name}.yaml`, text });
+      const repositoryUrl = (path: string) => `${new URL(github.apiUrl).origin}/${path}`;
+      const ask = async (scope: string, resource: string | string[] = repositoryUrl(`${OWNER}/api`), overrides: Record<string, unknown> = {}) =>
+        postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides)), { requested_token_type: GITHUB_TOKEN_TYPE, scope, resource }));
+      const tokenRequests = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).map((call) => call.body as { repositories: string[]; permissions: Record<string, string> });
+
+      it('grants a GitHub token for the repository that holds the policy, under the central guardrails, and caches the policy', async () => {
+        await putRepositoryPolicy('release', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+        const contentsCalls = async () => (await github.calls()).filter((call) => call.path.endsWith('/contents/.github/keyway/release.yaml')).length;
+        const before = await contentsCalls();
+        const granted = await ask('policy:release contents:read');
+        expect(granted.status).toBe(200);
+        expect(granted.body).toMatchObject({ issued_token_type: GITHUB_TOKEN_TYPE, scope: 'contents:read metadata:read' });
+        const hash = await sha256Hex(granted.body['access_token'] as string);
+        expect((await github.tokens()).find((token) => token.sha256 === hash)).toMatchObject({ revoked: false, repositories: ['api'], permissions: { contents: 'read', metadata: 'read' } });
+        const event = await broker.auditEvent(granted.body['audit_event_id'] as string);
+        expect(event).toMatchObject({ decision: 'granted', policy: { granted_by: `${OWNER}/api/.github/keyway/release` } });
+        // The central guardrail holds for a repository's policy too.
+        const guarded = await ask('policy:release contents:read', repositoryUrl(`${OWNER}/api`), { event_name: 'pull_request_target' });
+        expect(guarded.status).toBe(400);
+        expect((await broker.auditEvent(guarded.body['audit_event_id'] as string))).toMatchObject({ reason: 'denied_by_policy', policy: { denied_by: ['guard'] } });
+        // Fetched once, then from the cache.
+        expect((await contentsCalls()) - before).toBe(1);
+        // Asking beyond the policy is refused before GitHub is asked for anything.
+        const requests = (await tokenRequests()).length;
+        const beyond = await ask('policy:release contents:write');
+        expect(beyond).toMatchObject({ status: 400, body: { error: 'invalid_scope' } });
+        expect((await tokenRequests()).length).toBe(requests);
+      });
+
+      it('refuses a repository policy that grants another repository or a keyway JWT, or one that does not exist', async () => {
+        await putRepositoryPolicy('sneaky', repositoryPolicy(`  github: { repositories: [${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
+        await putRepositoryPolicy('jwt', repositoryPolicy('  audience: https://deploy.acme.dev'));
+        const before = await tokenRequests();
+        for (const [scope, resource] of [
+          ['policy:sneaky', repositoryUrl(`${OWNER}/api`)],
+          ['policy:sneaky contents:read', repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)],
+          ['policy:jwt', repositoryUrl(`${OWNER}/api`)],
+          ['policy:missing', repositoryUrl(`${OWNER}/api`)],
+        ] as const) {
+          const refused = await ask(scope, resource);
+          expect(refused.status).toBe(400);
+          expect(refused.body).not.toHaveProperty('access_token');
+          expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+        }
+        const sneaky = await ask('policy:sneaky');
+        expect((await broker.auditEvent(sneaky.body['audit_event_id'] as string))?.detail).toMatch(/can only grant acme\/api, not acme\/keyway-policies/);
+        // No token was asked of GitHub for anything but reading the policies (contents: read on the repository named).
+        const asked = (await tokenRequests()).slice(before.length);
+        for (const request of asked) expect(request.permissions).toEqual({ contents: 'read' });
+        // Two repositories, or a policy name that is a path, are malformed.
+        expect((await ask('policy:release', [repositoryUrl(`${OWNER}/api`), repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)])).body['error']).toBe('invalid_target');
+        expect((await ask('policy:../release')).body['error']).toBe('invalid_request');
+      });
     });
 
     it('answers 503 and forgets the delivery when GitHub fails, so a redelivery is handled', async () => {
