@@ -5,7 +5,8 @@ import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt 
 import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess, type RepositoryName } from '../policy-repository/repository-access.ts';
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../policy-repository/replay-impact.ts';
-import { CHECK_RUN_NAME, reviewPolicyChange } from '../policy-repository/review-policy-change.ts';
+import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../policy-repository/review-policy-change.ts';
+import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems } from '../policy-repository/repository-policies.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 
 /** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */
@@ -74,10 +75,14 @@ async function replayWindow(audit: AuditStore, now: number): Promise<AuditEvent[
  */
 export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
   const policyRepository = deps.settings.policyRepository;
-  if (policyRepository === undefined || !sameRepository(pr.repository, policyRepository)) return { handled: false, detail: 'not the policy repository' };
+  const central = policyRepository !== undefined && sameRepository(pr.repository, policyRepository);
+  // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
+  const scope: ReviewScope = central
+    ? { dir: deps.settings.policyPath, replay: true }
+    : { dir: REPOSITORY_POLICY_DIR, replay: false, extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository) };
   return withAccess(deps, pr.repository, async (access) => {
     try {
-      return await publishReview(deps, pr, access);
+      return await publishReview(deps, pr, access, scope);
     } catch (error) {
       // A policy directory keyway refuses to read is a failed review, not a failed delivery.
       if (!(error instanceof PolicyFetchError)) throw error;
@@ -89,16 +94,23 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
 }
 
 /** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
-async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess): Promise<Handled> {
-  const dir = deps.settings.policyPath;
+interface ReviewScope {
+  readonly dir: string;
+  /** Replay audited exchanges (the central set only) and mention the live set's last switch. */
+  readonly replay: boolean;
+  readonly extraProblems?: PolicyReviewInput['extraProblems'];
+}
+
+async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
+  const { dir } = scope;
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
   if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
   const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
     fetchPolicyFiles(access, dir, pr.baseSha, base),
     fetchPolicyFiles(access, dir, pr.headSha, head),
-    replayWindow(deps.audit, deps.now()),
-    deps.live.lastSwitch(),
+    scope.replay ? replayWindow(deps.audit, deps.now()) : undefined,
+    scope.replay ? deps.live.lastSwitch() : undefined,
   ]);
   const outcome = reviewPolicyChange({
     base: baseFiles,
@@ -107,6 +119,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     loadOptions: deps.loadOptions(),
     directory: dir,
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
+    ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
   });
   await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
   deps.log.info('policy change reviewed', { repository: fullName(pr.repository), pull_request: pr.number, head_sha: pr.headSha, conclusion: outcome.conclusion, title: outcome.output.title });

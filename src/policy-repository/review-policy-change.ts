@@ -3,7 +3,8 @@ import type { CheckRunAnnotation } from '../github/check-run.ts';
 import { diffPolicies } from '../policy/diff/diff-policies.ts';
 import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../policy/diff/render-diff-markdown.ts';
 import { checkPolicies, type LintFinding } from '../policy/lint/lint-policies.ts';
-import { compilePolicyFiles, policySetOf, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
+import { INVALID_POLICY } from '../policy/lint/lint-rules.ts';
+import { compilePolicyFiles, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../policy/load-policies.ts';
 import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
 import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
 
@@ -23,8 +24,10 @@ export interface PolicyReviewInput {
   /** The policy directory at the pull request's base and head. */
   readonly base: readonly PolicyFile[];
   readonly proposed: readonly PolicyFile[];
-  /** Audited exchanges of the replay window. */
-  readonly events: Iterable<AuditEvent>;
+  /** Audited exchanges of the replay window; undefined for a repository's own policies (no replay). */
+  readonly events: Iterable<AuditEvent> | undefined;
+  /** Problems beyond the loader's: what a repository's own policies may not grant. */
+  readonly extraProblems?: (compilation: PolicyCompilation) => readonly PolicyProblem[];
   /** The broker's own load options: the review judges the files as the live switch would. */
   readonly loadOptions: PolicyLoadOptions;
   /** The policy directory in the repository, to put annotations on the right files. */
@@ -77,10 +80,11 @@ export function describeImpact(impact: ReplayImpact): string {
 export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   const before = compilePolicyFiles(input.base, input.loadOptions);
   const after = compilePolicyFiles(input.proposed, input.loadOptions);
-  const findings = checkPolicies(after);
+  const extra = (input.extraProblems?.(after) ?? []).map((problem): LintFinding => ({ ...problem, severity: 'error', rule: INVALID_POLICY }));
+  const findings = [...checkPolicies(after), ...extra].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   const errors = findings.filter((finding) => finding.severity === 'error').length;
   const diffs = diffPolicies(before, after);
-  const impact = errors === 0 ? replayImpact(policySetOf(after), input.events, input.loadOptions.brokerIssuer) : undefined;
+  const impact = errors === 0 && input.events !== undefined ? replayImpact(policySetOf(after), input.events, input.loadOptions.brokerIssuer) : undefined;
 
   const out: string[] = [];
   if (input.lastSwitch !== undefined && !input.lastSwitch.ok) {
@@ -90,7 +94,9 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
       '',
     );
   }
-  if (impact === undefined) {
+  if (errors === 0 && impact === undefined) {
+    out.push('**The proposed policies load.**');
+  } else if (impact === undefined) {
     out.push(`**The proposed policies do not load** (${summarizeFindings(findings)}): merged as they are, they would not replace the live set. No impact replay.`);
   } else {
     out.push(
@@ -108,9 +114,12 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   if (summary.length > CHECK_RUN_LIMITS.summaryChars) summary = `${summary.slice(0, CHECK_RUN_LIMITS.summaryChars - 40)}\n\n… (summary cut at GitHub's limit)`;
 
   const widening = wideningDiffs(diffs).length;
+  const widens = widening > 0 ? `${widening} polic${widening === 1 ? 'y widens' : 'ies widen'} access` : '';
   const title =
-    impact === undefined
+    errors > 0
       ? `${plural(errors, 'error')}: the proposed policies do not load`
-      : `${describeImpact(impact)}${widening > 0 ? `; ${widening} polic${widening === 1 ? 'y widens' : 'ies widen'} access` : ''}`;
-  return { conclusion: impact === undefined ? 'failure' : 'success', output: { title, summary, annotations }, ...(impact === undefined ? {} : { impact }) };
+      : impact === undefined
+        ? widens || 'the proposed policies load'
+        : `${describeImpact(impact)}${widens === '' ? '' : `; ${widens}`}`;
+  return { conclusion: errors > 0 ? 'failure' : 'success', output: { title, summary, annotations }, ...(impact === undefined ? {} : { impact }) };
 }

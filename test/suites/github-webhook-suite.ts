@@ -386,6 +386,29 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect((await ask('policy:release', [repositoryUrl(`${OWNER}/api`), repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)])).body['error']).toBe('invalid_target');
         expect((await ask('policy:../release')).body['error']).toBe('invalid_request');
       });
+
+      it('reviews a pull request that changes a repository\'s own policies, held to what they may grant', async () => {
+        const base = sha('own-base');
+        const head = sha('own-head');
+        const put = (ref: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: '.github/keyway/release.yaml', ref, text });
+        await put(base, repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+        // Line 5 asks for another repository.
+        await put(head, repositoryPolicy(`  github: { repositories: [acme/api, ${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
+        const before = (await checkRuns()).length;
+        const handled = await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 40, baseSha: base, headSha: head }) });
+        expect(handled).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+        expect(run.output.annotations).toContainEqual(
+          expect.objectContaining({ path: '.github/keyway/release.yaml', start_line: 5, annotation_level: 'failure', message: expect.stringMatching(/can only grant acme\/api, not acme\/keyway-policies/) }),
+        );
+        // The same change narrowed back passes, with no impact replay (that is for the central set).
+        await put(sha('own-good'), repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, issues: read } }'));
+        await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 41, baseSha: base, headSha: sha('own-good') }) });
+        const [good] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
+        expect(good).toMatchObject({ head_sha: sha('own-good'), conclusion: 'success' });
+        expect(good.output.summary).not.toContain('Impact replay');
+      });
     });
 
     it('answers 503 and forgets the delivery when GitHub fails, so a redelivery is handled', async () => {
