@@ -1,4 +1,4 @@
-import { importPKCS8, SignJWT } from 'jose';
+import { importPKCS8, SignJWT, type CryptoKey } from 'jose';
 
 /**
  * The App's private key for RS256. GitHub hands out PKCS#1 keys (`BEGIN RSA PRIVATE KEY`), which
@@ -7,7 +7,7 @@ import { importPKCS8, SignJWT } from 'jose';
 export async function importAppPrivateKey(pem: string): Promise<CryptoKey> {
   const pkcs1 = /-----BEGIN RSA PRIVATE KEY-----([\s\S]+?)-----END RSA PRIVATE KEY-----/.exec(pem);
   const pkcs8 = pkcs1 === null ? pem.trim() : derToPem(wrapPkcs1(base64ToBytes(pkcs1[1]!)));
-  return (await importPKCS8(pkcs8, 'RS256', { extractable: false })) as CryptoKey;
+  return importPKCS8(pkcs8, 'RS256', { extractable: false });
 }
 
 /**

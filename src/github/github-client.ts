@@ -1,3 +1,4 @@
+import type { CryptoKey } from 'jose';
 import { checkOutboundUrl } from '../issuers/trusted-issuer.ts';
 import { FetchError, readBounded } from '../issuers/fetch-json.ts';
 import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';

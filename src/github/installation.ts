@@ -31,6 +31,15 @@ export async function findInstallation(client: GitHubClient, owner: string): Pro
     if (!(error instanceof GitHubError && error.code === 'not_found')) throw error;
     body = (await client.request({ method: 'GET', path: `/users/${segment(owner)}/installation`, auth: { as: 'app' } })).body;
   }
-  const answer = parseAnswer(InstallationAnswer, body, `installation for ${owner}`);
+  return installationOf(parseAnswer(InstallationAnswer, body, `installation for ${owner}`));
+}
+
+/** The App's installation that covers one repository: `GET /repos/{owner}/{repo}/installation` (404 when it does not). */
+export async function findRepositoryInstallation(client: GitHubClient, owner: string, repo: string): Promise<Installation> {
+  const { body } = await client.request({ method: 'GET', path: `/repos/${segment(owner)}/${segment(repo)}/installation`, auth: { as: 'app' } });
+  return installationOf(parseAnswer(InstallationAnswer, body, `installation for ${owner}/${repo}`));
+}
+
+function installationOf(answer: v.InferOutput<typeof InstallationAnswer>): Installation {
   return { id: answer.id, owner: answer.account.login, permissions: answer.permissions, repositorySelection: answer.repository_selection };
 }

@@ -61,7 +61,8 @@ export class SqliteRevocationStore implements RevocationStore {
   }
 
   async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
-    return this.#db.run('UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ?', [now, repositoryId, runId, now]).changes;
+    // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
+    return this.#db.all<{ id: string }>('UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id', [now, repositoryId, runId, now]).length;
   }
 }
 

@@ -253,9 +253,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       });
       expect((await deliver({ event: 'workflow_job', payload: job(run, 'in_progress') })).body['status']).toBe('ignored');
       const completed = await deliver({ event: 'workflow_job', payload: job(run, 'completed') });
-      expect(completed).toMatchObject({ status: 200, body: { status: 'handled' } });
-      // The count is the schedule's (on Workers, storage.sql's rowsWritten counts index rows too: reported, not asserted here).
-      expect(completed.body['detail']).toMatch(new RegExp(`^\\d+ GitHub tokens of run ${run} revoked$`));
+      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `1 GitHub tokens of run ${run} revoked` } });
       // The revocation runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL.
       for (let attempt = 0; attempt < 50 && (await state(finishing))?.revoked !== true; attempt += 1) {
         await broker.auditUpkeep();

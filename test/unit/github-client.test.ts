@@ -7,6 +7,7 @@ import { GitHubClient } from '../../src/github/github-client.ts';
 import { GitHubError } from '../../src/github/github-error.ts';
 import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
 import { InstallationCache } from '../../src/github/installation-cache.ts';
+import { findRepositoryInstallation } from '../../src/github/installation.ts';
 import { createInstallationToken, revokeInstallationToken } from '../../src/github/installation-token.ts';
 import { ConfigError } from '../../src/settings.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
@@ -85,6 +86,12 @@ describe('installation lookup', () => {
     expect((await github.calls()).length).toBe(3);
     expect(await cache.get('octocat')).toMatchObject({ id: 77, owner: 'octocat' });
     expect((await github.calls()).slice(-2).map((call) => `${call.path} ${call.status}`)).toEqual(['/orgs/octocat/installation 404', '/users/octocat/installation 200']);
+  });
+
+  it('finds the installation covering one repository, and none for a repository outside it', async () => {
+    const { client } = await setup();
+    expect(await findRepositoryInstallation(client, 'acme', 'infra')).toMatchObject({ id: 41, owner: 'acme' });
+    await expect(findRepositoryInstallation(client, 'acme', 'elsewhere')).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('does not remember a failed lookup', async () => {
