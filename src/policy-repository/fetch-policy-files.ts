@@ -1,5 +1,5 @@
 import { isPolicyFile, type PolicyFile } from '../policy/load-policies.ts';
-import type { RepositoryAccess } from './repository-access.ts';
+import { isListing, type RepositoryAccess } from './repository-access.ts';
 
 /** Bounds on what one fetch walks: a repository cannot make keyway fetch without end. */
 export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8 } as const;
@@ -19,8 +19,8 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
     if (++directories > POLICY_FETCH_LIMITS.directories) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.directories} directories under ${dir}`);
     const listing = await access.contents(path, ref);
     if (listing === undefined && path === dir) return; // no policy directory at this commit: an empty set
-    if (listing === undefined || !Array.isArray(listing)) throw new PolicyFetchError(`${path} at ${ref} is not a directory`);
-    for (const entry of listing as readonly { path: string; name: string; type: string; sha: string }[]) {
+    if (!isListing(listing)) throw new PolicyFetchError(`${path} at ${ref} is not a directory`);
+    for (const entry of listing) {
       if (!entry.path.startsWith(`${path}/`)) throw new PolicyFetchError(`${entry.path} is listed under ${path}`);
       if (entry.type === 'dir') {
         if (depth >= POLICY_FETCH_LIMITS.depth) throw new PolicyFetchError(`${entry.path} is nested deeper than ${POLICY_FETCH_LIMITS.depth} directories`);
@@ -40,7 +40,7 @@ export async function fetchPolicyFiles(access: RepositoryAccess, dir: string, re
   const files: PolicyFile[] = [];
   for (const path of [...blobs.keys()].sort()) {
     const file = await access.contents(`${dir}/${path}`, ref);
-    if (file === undefined || Array.isArray(file) || !('text' in file)) throw new PolicyFetchError(`${dir}/${path} at ${ref} is not a file`);
+    if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path} at ${ref} is not a file`);
     files.push({ path, text: file.text });
   }
   return files;

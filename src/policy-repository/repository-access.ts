@@ -24,4 +24,7 @@ export interface RepositoryAccess {
   close(): Promise<void>;
 }
 
+/** A contents answer that is a directory listing. */
+export const isListing = (answer: RepositoryFile | readonly DirectoryEntry[] | undefined): answer is readonly DirectoryEntry[] => Array.isArray(answer);
+
 export type OpenRepositoryAccess = (repository: RepositoryName) => Promise<RepositoryAccess>;

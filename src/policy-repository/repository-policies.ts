@@ -3,7 +3,7 @@ import { GitHubError } from '../github/github-error.ts';
 import { checkPolicies } from '../policy/lint/lint-policies.ts';
 import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../policy/load-policies.ts';
 import { PolicySet } from '../policy/policy-set.ts';
-import { fullName, type OpenRepositoryAccess, type RepositoryName } from './repository-access.ts';
+import { fullName, isListing, type OpenRepositoryAccess, type RepositoryName } from './repository-access.ts';
 
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
 export const REPOSITORY_POLICY_DIR = '.github/keyway';
@@ -115,7 +115,7 @@ export class RepositoryPolicySource {
       const access = await this.#options.open(repository);
       try {
         const file = await access.contents(path);
-        if (file === undefined || Array.isArray(file) || !('text' in file)) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
+        if (file === undefined || isListing(file)) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
         text = file.text;
       } finally {
         await access.close().catch(() => undefined);
