@@ -25,6 +25,8 @@ import { ciClaims } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
+/** These tests spawn the CLI a dozen times (about 2 s each on a busy machine): a budget, not a figure. */
+const CLI_TEST_TIMEOUT_MS = 60_000;
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
@@ -132,7 +134,7 @@ describe('the audit log in a real database file', () => {
     const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
     expect(forged.code).toBe(1);
     expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
-  });
+  }, CLI_TEST_TIMEOUT_MS);
 
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
     const { root, github, dataDir } = setup();
@@ -270,5 +272,5 @@ describe('the audit log in a real database file', () => {
     mkdirSync(missing);
     expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
     expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
-  });
+  }, CLI_TEST_TIMEOUT_MS);
 });
