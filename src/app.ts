@@ -33,6 +33,8 @@ export interface AppDeps {
   readonly keyApi?: KeyApiDeps;
   /** Counters and latencies of exchanges and audit appends. */
   readonly metrics: BrokerMetrics;
+  /** `POST /webhooks/github`, when a webhook secret is configured. */
+  readonly webhooks?: Hono;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -104,6 +106,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/audit', auditRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   app.route('/audit', auditPage(deps.audit));
+  if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

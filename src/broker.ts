@@ -16,6 +16,10 @@ import { signWebhookBody } from './alerts/sign-webhook.ts';
 import { requestLimits } from './limits/request-limits.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from './metrics/broker-metrics.ts';
+import type { GitHubTokens } from './github/github-tokens.ts';
+import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
+import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
+import { RepositoryPolicySource } from './policy-repository/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -40,11 +44,17 @@ export interface BrokerParts {
   readonly limiter: RateLimiter;
   /** Node keeps a registry for /metrics; Workers reads the same facts from the logs. */
   readonly metrics?: BrokerMetrics;
+  /** GitHub installation tokens, when a GitHub App is configured. */
+  readonly github?: GitHubTokens;
+  /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
+  readonly webhooks?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
 }
 
 export interface Broker {
   readonly app: Hono<AppEnv>;
   readonly jwks: JwksCache;
+  /** The GitHub App side (client, installation cache, per-run revocation), when configured. */
+  readonly github: GitHubTokens | undefined;
 }
 
 export const OUTBOUND_TIMEOUT_MS = 5000;
@@ -90,6 +100,7 @@ export function createBroker(parts: BrokerParts): Broker {
             sign: (body) => signWebhookBody(body, parts.keys().signing),
           },
   });
+  const github = parts.github;
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -102,6 +113,7 @@ export function createBroker(parts: BrokerParts): Broker {
       log: parts.log,
       clockToleranceSeconds: 60,
       limits: requestLimits(parts.limiter, parts.settings.limits, now, parts.log),
+      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, now) }),
     },
     metrics,
     clientIp: parts.clientIp,
@@ -119,6 +131,24 @@ export function createBroker(parts: BrokerParts): Broker {
             log: parts.log,
           },
         }),
+    ...(parts.settings.githubWebhooks === undefined || parts.webhooks === undefined
+      ? {}
+      : {
+          webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
+            ...parts.webhooks,
+            settings: parts.settings.githubWebhooks,
+            openRepository: github === undefined ? undefined : repositoryAccessVia(github),
+            ...(github === undefined
+              ? {}
+              : {
+                  installationChanged: (owner: string) => github.installations.invalidate(owner),
+                  jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
+                }),
+            audit: parts.audit,
+            now,
+            log: parts.log,
+          }),
+        }),
     background:
       parts.background ??
       ((_c, task) => {
@@ -131,5 +161,19 @@ export function createBroker(parts: BrokerParts): Broker {
         return { ok: true, details: { policies: set.policies.length, inactive_policies: set.inactive.length } };
       }),
   });
-  return { app, jwks };
+  return { app, jwks, github: parts.github };
+}
+
+
+/** How long a repository's own policy is used before it is fetched again, and how many are kept. */
+export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;
+
+/** Repository-owned policies, read through the App with contents: read only, loaded with the broker's own limits (never the dev issuer). */
+function repositoryPolicySource(app: GitHubApp, settings: BrokerSettings, now: () => number): RepositoryPolicySource {
+  return new RepositoryPolicySource({
+    open: repositoryAccessVia(app, READ_PERMISSIONS),
+    loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
+    now,
+    ...REPOSITORY_POLICY_CACHE,
+  });
 }

@@ -1,8 +1,10 @@
 import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
 import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
+import { readGitHubAppSettings, type GitHubAppSettings } from './github/github-settings.ts';
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 import { readKeySettings, type KeySettings } from './tokens/key-life-cycle.ts';
 import { readLimitSettings, type LimitSettings } from './limits/limit-settings.ts';
+import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
 
 /** Settings come from environment variables (Node) or Worker vars; both read them through these. */
 export type SettingsSource = Readonly<Record<string, unknown>>;
@@ -48,10 +50,15 @@ export interface BrokerSettings {
   readonly keys: KeySettings;
   /** Rate limits of /token. */
   readonly limits: LimitSettings;
+  /** The GitHub App keyway mints installation tokens as; undefined when none is configured. */
+  readonly github?: GitHubAppSettings | undefined;
+  /** `POST /webhooks/github` and the central policy repository; undefined when no webhook secret is set. */
+  readonly githubWebhooks?: GitHubWebhookSettings;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
   const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
+  const githubWebhooks = readGitHubWebhookSettings(env);
   return {
     issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
     allowHttpLoopback,
@@ -60,5 +67,7 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
     keys: readKeySettings(env),
     limits: readLimitSettings(env),
+    github: readGitHubAppSettings(env),
+    ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
   };
 }

@@ -1315,7 +1315,9 @@ var TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 var TOKEN_TYPE = {
   accessToken: "urn:ietf:params:oauth:token-type:access_token",
   idToken: "urn:ietf:params:oauth:token-type:id_token",
-  jwt: "urn:ietf:params:oauth:token-type:jwt"
+  jwt: "urn:ietf:params:oauth:token-type:jwt",
+  /** keyway's own type: a GitHub App installation token (`grant.github`). */
+  githubInstallationToken: "urn:keyway:params:oauth:token-type:github-installation-token"
 };
 var REQUEST_LIMITS = {
   /** Whole form body. */
@@ -1420,7 +1422,7 @@ async function exchangeWithBroker(request) {
   const parameters = new URLSearchParams({
     subject_token: subjectToken,
     subject_token_type: TOKEN_TYPE.idToken,
-    requested_token_type: TOKEN_TYPE.accessToken
+    requested_token_type: request.requestedTokenType ?? TOKEN_TYPE.accessToken
   });
   for (const item of request.audiences) parameters.append("audience", item);
   if (request.scopes.length > 0) parameters.set("scope", request.scopes.join(" "));
@@ -1528,7 +1530,7 @@ function describeFailure(error) {
 }
 
 // src/cli/pipeline/revoke-token.ts
-var GITHUB_INSTALLATION_TOKEN_TYPE = "urn:keyway:params:oauth:token-type:github-installation-token";
+var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
 var REVOCATIONS = {
   [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
 };
@@ -1561,8 +1563,9 @@ async function main() {
   const issued = await exchangeWithBroker({
     url: new URL(url),
     source: selectCiTokenSource({ from: "github" }, { env: process.env, fetch: fetch2 }),
-    audiences: actionInput("audience").split(/\s+/).filter(Boolean),
+    audiences: [...actionInput("audience").split(/\s+/), ...actionInput("repositories").split(/\s+/)].filter(Boolean),
     scopes: actionInput("scope").split(/\s+/).filter(Boolean),
+    requestedTokenType: actionInput("github-token") === "true" ? GITHUB_INSTALLATION_TOKEN_TYPE : void 0,
     fetch: fetch2,
     log
   });

@@ -50,8 +50,27 @@ function describeNetworkError(error) {
   return error.message;
 }
 
+// src/exchange/parse-token-exchange-request.ts
+var TOKEN_TYPE = {
+  accessToken: "urn:ietf:params:oauth:token-type:access_token",
+  idToken: "urn:ietf:params:oauth:token-type:id_token",
+  jwt: "urn:ietf:params:oauth:token-type:jwt",
+  /** keyway's own type: a GitHub App installation token (`grant.github`). */
+  githubInstallationToken: "urn:keyway:params:oauth:token-type:github-installation-token"
+};
+var REQUEST_LIMITS = {
+  /** Whole form body. */
+  bodyBytes: 64 * 1024,
+  /** CI ID tokens are 1-3 KB; anything near this is not one. */
+  subjectTokenBytes: 16 * 1024,
+  /** Repeated `audience` plus `resource` parameters. */
+  targets: 10,
+  targetChars: 2048,
+  scopeChars: 2048
+};
+
 // src/cli/pipeline/revoke-token.ts
-var GITHUB_INSTALLATION_TOKEN_TYPE = "urn:keyway:params:oauth:token-type:github-installation-token";
+var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
 var REVOCATIONS = {
   [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
 };

@@ -4,7 +4,7 @@ import { exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.
 import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
 import { describeFailure, grantLine, retryLine } from '../../src/cli/pipeline/job-log.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
-import { REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
+import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
 import { actionInput, REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
@@ -18,8 +18,9 @@ async function main(): Promise<void> {
   const issued = await exchangeWithBroker({
     url: new URL(url),
     source: selectCiTokenSource({ from: 'github' }, { env: process.env, fetch }),
-    audiences: actionInput('audience').split(/\s+/).filter(Boolean),
+    audiences: [...actionInput('audience').split(/\s+/), ...actionInput('repositories').split(/\s+/)].filter(Boolean),
     scopes: actionInput('scope').split(/\s+/).filter(Boolean),
+    requestedTokenType: actionInput('github-token') === 'true' ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
     fetch,
     log,
   });

@@ -50,6 +50,18 @@ export interface AuditEvent {
     /** Seconds since the epoch. */
     readonly exp: number;
   };
+  /** A GitHub installation token issued (never the token: its SHA-256). */
+  readonly github?: {
+    readonly installation_id: number;
+    readonly owner: string;
+    readonly repositories: readonly string[];
+    readonly permissions: Readonly<Record<string, string>>;
+    /** When keyway revokes it (the policy TTL), ISO 8601. */
+    readonly expires_at: string;
+    /** When GitHub would expire it on its own, ISO 8601. */
+    readonly github_expires_at: string;
+    readonly token_sha256: string;
+  };
 }
 
 /** Where a record sits in the hash chain (see chain-hash.ts). */

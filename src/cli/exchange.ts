@@ -6,6 +6,7 @@ import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.
 import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
+import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from './pipeline/revoke-token.ts';
 import { CliError, type Command } from './command.ts';
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
@@ -23,12 +24,16 @@ options:
   --token-env NAME          take the CI token from variable NAME (GitLab: the id_tokens name; default KEYWAY_ID_TOKEN)
   --subject-token-file PATH take the CI token from PATH; - for standard input
   --subject-audience AUD    request the CI token for AUD instead of the broker's URL (a policy's subject_audience)
+  --github-token            ask for a GitHub App installation token (a policy's grant.github) instead
+  --repository OWNER/REPO   with --github-token: a repository wanted (repeatable; default: all the policy grants);
+                            --scope then names permissions, e.g. --scope "contents:read pull_requests:write"
   --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
 
 delivery (default: print the token alone on standard output):
   --github-output NAME      set step output NAME, after ::add-mask::
   --github-env NAME         set NAME for later steps of the job, after ::add-mask::
-  --exec -- COMMAND ...     run COMMAND with the token in its environment only, and exit with its status
+  --exec -- COMMAND ...     run COMMAND with the token in its environment only, and exit with its status;
+                            a GitHub token is revoked (DELETE $GITHUB_API_URL/installation/token) when COMMAND ends
   --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN)
 
 exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
@@ -56,6 +61,8 @@ export const exchange: Command = {
         'token-env': { type: 'string' },
         'subject-token-file': { type: 'string' },
         'subject-audience': { type: 'string' },
+        'github-token': { type: 'boolean', default: false },
+        repository: { type: 'string', multiple: true, default: [] },
         retries: { type: 'string', default: String(DEFAULT_RETRY_POLICY.attempts - 1) },
         'github-output': { type: 'string' },
         'github-env': { type: 'string' },
@@ -80,6 +87,10 @@ export const exchange: Command = {
     for (const [variable, option] of RUNNER_FILES) {
       if (values[option] !== undefined && !process.env[variable]) throw new CliError(`--${option} needs $${variable}: it only works in a GitHub Actions step`);
     }
+    if (values.repository.length > 0 && !values['github-token']) throw new CliError('--repository names what a GitHub token covers: it needs --github-token');
+    for (const repository of values.repository) {
+      if (!/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/.test(repository)) throw new CliError(`--repository ${repository} is not OWNER/REPO`);
+    }
     for (const name of [values['github-env'], values['exec-env']]) {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
@@ -97,8 +108,10 @@ export const exchange: Command = {
         url: new URL(url),
         source,
         subjectAudience: values['subject-audience'],
-        audiences: values.audience,
+        // Repositories go as RFC 8693 audience names (OWNER/REPO), which the broker reads for any GitHub host.
+        audiences: [...values.audience, ...values.repository],
         scopes: values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== ''),
+        requestedTokenType: values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
       });
@@ -110,7 +123,15 @@ export const exchange: Command = {
     }
 
     log(grantLine(issued));
-    if (values.exec) return execWithToken(command, values['exec-env'], issued.accessToken, log);
+    if (values.exec) {
+      const status = await execWithToken(command, values['exec-env'], issued.accessToken, log);
+      const revoke = issued.issuedTokenType === undefined ? undefined : REVOCATIONS[issued.issuedTokenType];
+      if (revoke !== undefined) {
+        // The command is done with it: take it back now rather than at the policy's TTL.
+        await revoke(issued.accessToken, { env: process.env, fetch }).then(log, (error: unknown) => log(`could not revoke the token: ${(error as Error).message}`));
+      }
+      return status;
+    }
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     if (deliveries.length === 0) {
       process.stdout.write(`${issued.accessToken}\n`);

@@ -51,11 +51,4 @@ export function formatFindings(findings: readonly LintFinding[], dir: string, fo
   }
 }
 
-/** `2 errors, 1 warning, 0 notices`. */
-export function summarizeFindings(findings: readonly LintFinding[]): string {
-  const count = (severity: LintFinding['severity'], noun: string): string => {
-    const n = findings.filter((finding) => finding.severity === severity).length;
-    return `${n} ${noun}${n === 1 ? '' : 's'}`;
-  };
-  return `${count('error', 'error')}, ${count('warning', 'warning')}, ${count('notice', 'notice')}`;
-}
+export { summarizeFindings } from '../policy/diff/render-diff-markdown.ts';

@@ -1,11 +1,11 @@
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readPolicyDirectory } from '../node/read-policy-directory.ts';
 import { diffPolicies, type PolicyDiff } from '../policy/diff/diff-policies.ts';
+import { DIFF_ARROW as ARROW, renderDiffMarkdown, summarizeFindings } from '../policy/diff/render-diff-markdown.ts';
 import { compilePolicyFiles } from '../policy/load-policies.ts';
 import { checkPolicies, type LintFinding } from '../policy/lint/lint-policies.ts';
 import { CliError, type Command } from './command.ts';
-import { formatFindings, summarizeFindings } from './format-findings.ts';
+import { formatFindings } from './format-findings.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
 
 const USAGE = `usage: keyway policy diff OLD_DIR NEW_DIR [--format text|markdown]
@@ -21,8 +21,6 @@ options:
   --format text       (default)
   --format markdown   for a pull request comment`;
 
-const ARROW: Record<PolicyDiff['access'], string> = { widened: 'widens access', narrowed: 'narrows access', changed: 'changes access', none: 'no effect on access' };
-
 function renderText(diffs: readonly PolicyDiff[], findings: readonly LintFinding[], newDir: string): string {
   const out: string[] = diffs.length === 0 ? ['no policy changed'] : [];
   for (const diff of diffs) {
@@ -31,32 +29,6 @@ function renderText(diffs: readonly PolicyDiff[], findings: readonly LintFinding
   }
   out.push('', `lint of ${newDir}: ${summarizeFindings(findings)}`);
   return `${out.join('\n')}\n${formatFindings(findings, newDir, 'text')}`;
-}
-
-const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
-
-function renderMarkdown(diffs: readonly PolicyDiff[], findings: readonly LintFinding[], newDir: string): string {
-  const out = ['### keyway policy diff', ''];
-  if (diffs.length === 0) {
-    out.push('No policy changed.');
-  } else {
-    const widened = diffs.filter((diff) => diff.status === 'widened' || diff.status === 'widened and narrowed' || (diff.status === 'added' && diff.access === 'widened') || (diff.status === 'removed' && diff.access === 'widened'));
-    if (widened.length > 0) out.push(`**${widened.length} polic${widened.length === 1 ? 'y widens' : 'ies widen'} access.**`, '');
-    out.push('| policy | change | details |', '|---|---|---|');
-    for (const diff of diffs) {
-      const status = diff.status === 'added' || diff.status === 'removed' ? `${diff.status} (${ARROW[diff.access]})` : diff.status;
-      const details = diff.changes.map((change) => `\`${cell(change.what)}\`${change.access === 'none' ? '' : ` ${change.access}`}`).join('<br>');
-      out.push(`| \`${cell(diff.id)}\` | **${status}** | ${details} |`);
-    }
-  }
-  out.push('', `#### Lint of \`${newDir}\`: ${summarizeFindings(findings)}`);
-  if (findings.length > 0) {
-    out.push('', '| where | severity | rule | message |', '|---|---|---|---|');
-    for (const finding of findings) {
-      out.push(`| \`${cell(join(newDir, finding.file))}:${finding.line}:${finding.column}\` | ${finding.severity} | \`${finding.rule}\` | ${cell(finding.message)} |`);
-    }
-  }
-  return `${out.join('\n')}\n`;
 }
 
 export const policyDiff: Command = {
@@ -77,7 +49,7 @@ export const policyDiff: Command = {
     const after = compilePolicyFiles(readPolicyDirectory(newDir), options);
     const diffs = diffPolicies(before, after);
     const findings = checkPolicies(after);
-    process.stdout.write(values.format === 'markdown' ? renderMarkdown(diffs, findings, newDir) : renderText(diffs, findings, newDir));
+    process.stdout.write(values.format === 'markdown' ? renderDiffMarkdown(diffs, findings, newDir) : renderText(diffs, findings, newDir));
     return findings.some((finding) => finding.severity === 'error') ? 1 : 0;
   },
 };

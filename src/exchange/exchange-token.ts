@@ -15,6 +15,12 @@ import { mintAccessToken } from '../tokens/mint-access-token.ts';
 import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
 import { ExchangeError, REASONS, type Decision } from './reasons.ts';
+import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
+import { GitHubError } from '../github/github-error.ts';
+import type { GitHubTokens } from '../github/github-tokens.ts';
+import { DEFAULT_GITHUB_API_URL } from '../github/github-settings.ts';
+import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource } from '../policy-repository/repository-policies.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -31,6 +37,10 @@ export interface ExchangeDeps {
   readonly clockToleranceSeconds: number;
   /** Rate limits; the per-subject one applies here, once the subject token verified. */
   readonly limits: RequestLimits;
+  /** GitHub installation tokens (`grant.github`); undefined when no GitHub App is configured. */
+  readonly github?: GitHubTokens;
+  /** Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), through the GitHub App. */
+  readonly repositoryPolicies?: RepositoryPolicySource;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -78,7 +88,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     },
   };
 
-  let success: Record<string, unknown> | undefined;
+  let success: Granted | undefined;
   let failure: ExchangeError | undefined;
   try {
     if ('refused' in input) throw input.refused;
@@ -108,6 +118,13 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     link = await deps.audit.append(event);
   } catch (error) {
     deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
+    if (success?.revoke !== undefined) {
+      // A GitHub token was minted but cannot be accounted for: take it back at once.
+      await success.revoke().then(
+        () => deps.log.warn('unaudited GitHub token revoked', { request_id: context.requestId }),
+        (revokeError: unknown) => deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', { request_id: context.requestId, error: describe(revokeError) }),
+      );
+    }
     return {
       status: 503,
       body: { error: 'temporarily_unavailable', error_description: 'the audit log is unavailable, so no token was issued; retry later' },
@@ -118,7 +135,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
 
   const recorded = { event, link };
   const append = { outcome: 'ok', seconds: seconds() } as const;
-  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success, audit_event_id: event.id }, outcome, recorded, append };
+  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success.body, audit_event_id: event.id }, outcome, recorded, append };
   return {
     recorded,
     append,
@@ -129,8 +146,18 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   };
 }
 
-async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Record<string, unknown>> {
+/** A granted exchange's answer, and for a GitHub token how to take it back if the exchange cannot be audited. */
+interface Granted {
+  readonly body: Record<string, unknown>;
+  readonly revoke?: () => Promise<void>;
+}
+
+async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Granted> {
   const request = parseTokenExchangeRequest(form);
+  const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
+  // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
+  const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
+  const github = wantsGitHub ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.client.apiUrl ?? DEFAULT_GITHUB_API_URL)) : undefined;
   event.request = {
     ...event.request,
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
@@ -138,7 +165,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   };
   event.subject_token = await describeSubjectToken(request.subjectToken);
 
-  const policies = deps.policies();
+  const policies = repositoryPolicy === undefined || github === undefined ? deps.policies() : await repositoryPolicySet(deps, github, repositoryPolicy);
   const verified = await verifySubjectToken(request.subjectToken, {
     issuers: policies,
     jwks: deps.jwks,
@@ -151,7 +178,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
 
-  const decision = decide(policies, verified, request);
+  const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
   event.policy = {
     candidates: decision.trace.candidates,
     matched: decision.trace.matched,
@@ -164,6 +191,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   if (grant.policy.singleUse) {
     await claimSingleUse(request.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
   }
+  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
   const keys = deps.keys();
   const minted = await mintAccessToken({
     issuer: deps.issuer,
@@ -177,11 +205,63 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.decision = 'granted';
   event.reason = 'granted';
   return {
-    access_token: minted.token,
-    issued_token_type: TOKEN_TYPE.accessToken,
-    token_type: 'Bearer',
-    expires_in: minted.expiresAt - minted.issuedAt,
-    scope: grant.scopes.join(' '),
+    body: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.accessToken,
+      token_type: 'Bearer',
+      expires_in: minted.expiresAt - minted.issuedAt,
+      scope: grant.scopes.join(' '),
+    },
+  };
+}
+
+/** Mints the GitHub installation token a grant allows; GitHub failures are refusals with reasons, never a token. */
+async function issueGitHubToken(
+  deps: ExchangeDeps,
+  grant: IssuedGrant,
+  github: NonNullable<IssuedGrant['github']>,
+  claims: Readonly<Record<string, unknown>>,
+  now: number,
+  event: Draft,
+): Promise<Granted> {
+  if (deps.github === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  const claim = (name: string): string | undefined => (typeof claims[name] === 'string' || typeof claims[name] === 'number' ? String(claims[name]) : undefined);
+  let minted: Awaited<ReturnType<GitHubTokens['mint']>>;
+  try {
+    minted = await deps.github.mint({
+      owner: github.owner,
+      repositories: github.repositories,
+      permissions: github.permissions,
+      auditEventId: event.id,
+      ttlSeconds: grant.ttlSeconds,
+      repositoryId: claim('repository_id'),
+      runId: claim('run_id'),
+    });
+  } catch (error) {
+    if (!(error instanceof GitHubError)) throw error;
+    throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+  }
+  event.policy = { ...event.policy!, granted_by: grant.policy.id };
+  event.github = {
+    installation_id: minted.installationId,
+    owner: github.owner,
+    repositories: minted.repositories,
+    permissions: minted.permissions,
+    expires_at: new Date(minted.revokeAt).toISOString(),
+    github_expires_at: new Date(minted.githubExpiresAt).toISOString(),
+    token_sha256: minted.tokenSha256,
+  };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    body: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.githubInstallationToken,
+      token_type: 'Bearer',
+      expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
+      scope: Object.entries(minted.permissions).map(([name, level]) => `${name}:${level}`).join(' '),
+    },
+    revoke: minted.revokeNow,
   };
 }
 
@@ -207,4 +287,18 @@ async function describeSubjectToken(token: string): Promise<NonNullable<AuditEve
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * The set a repository-owned policy is decided by: that policy, fetched from the one repository
+ * the request names, with the central deny guardrails. It can only grant GitHub tokens for that
+ * repository (checked when it loads), so naming another repository here gets nothing.
+ */
+async function repositoryPolicySet(deps: ExchangeDeps, github: GitHubAccessRequest, name: string): Promise<PolicySet> {
+  if (deps.repositoryPolicies === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  const [repository, ...others] = github.repositories ?? [];
+  if (repository === undefined || others.length > 0) {
+    throw new ExchangeError('github_repository_not_granted', 'a repository\'s own policy needs exactly one resource: the repository that holds it', { public: true });
+  }
+  return withCentralGuardrails(deps.policies(), await deps.repositoryPolicies.get(repository, name));
 }

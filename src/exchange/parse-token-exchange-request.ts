@@ -5,6 +5,8 @@ export const TOKEN_TYPE = {
   accessToken: 'urn:ietf:params:oauth:token-type:access_token',
   idToken: 'urn:ietf:params:oauth:token-type:id_token',
   jwt: 'urn:ietf:params:oauth:token-type:jwt',
+  /** keyway's own type: a GitHub App installation token (`grant.github`). */
+  githubInstallationToken: 'urn:keyway:params:oauth:token-type:github-installation-token',
 } as const;
 
 export const REQUEST_LIMITS = {
@@ -84,8 +86,8 @@ export function parseTokenExchangeRequest(form: URLSearchParams): TokenExchangeR
   }
 
   const requestedTokenType = single.get('requested_token_type') ?? TOKEN_TYPE.accessToken;
-  if (requestedTokenType !== TOKEN_TYPE.accessToken) {
-    throw malformed(`requested_token_type must be ${TOKEN_TYPE.accessToken}`);
+  if (requestedTokenType !== TOKEN_TYPE.accessToken && requestedTokenType !== TOKEN_TYPE.githubInstallationToken) {
+    throw malformed(`requested_token_type must be ${TOKEN_TYPE.accessToken} or ${TOKEN_TYPE.githubInstallationToken}`);
   }
 
   return {

@@ -47,12 +47,16 @@ export const REASONS = {
   audience_not_granted: { decision: 'denied', error: 'invalid_target', status: 400, description: 'the requested audience is not granted' },
   scope_not_granted: { decision: 'denied', error: 'invalid_scope', status: 400, description: 'the requested scope is not granted' },
   template_claim_missing: { decision: 'denied', error: 'invalid_request', status: 400, description: 'no trust policy grants this request' },
+  github_repository_not_granted: { decision: 'denied', error: 'invalid_target', status: 400, description: 'the requested GitHub repository is not granted' },
+  github_permission_not_granted: { decision: 'denied', error: 'invalid_scope', status: 400, description: 'the requested GitHub permission is not granted' },
   replayed: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
 
   rate_limited: { decision: 'denied', error: 'temporarily_unavailable', status: 429, description: 'too many requests; retry after the number of seconds in Retry-After' },
 
   replay_guard_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later' },
   issuer_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'the subject token issuer\'s keys cannot be fetched right now; retry later' },
+  github_unavailable: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'GitHub cannot mint the token right now, so none was issued; retry later' },
+  github_refused: { decision: 'error', error: 'temporarily_unavailable', status: 503, description: 'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation' },
   internal_error: { decision: 'error', error: 'server_error', status: 500, description: 'internal error' },
 } as const satisfies Record<string, ReasonSpec>;
 

@@ -8,6 +8,7 @@ import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/
 import type { AccessRequest } from '../policy/decide.ts';
 import { Claims } from '../policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../policy/explain.ts';
+import { auditedClaims, auditedRequest } from '../policy/audited-decision-input.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
@@ -62,10 +63,8 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
       const operator = c.get('keywayToken');
       deps.log.info('policy explained', { operator: operator.sub, client_id: operator.client_id, token_jti: operator.jti, audit_event_id: input.audit_event_id });
 
-      const requestOf = (recorded?: AuditEvent['request']): AccessRequest => {
-        const scopes = input.scope === undefined ? recorded?.scope : list(input.scope);
-        return { audiences: input.audience === undefined ? [...(recorded?.audience ?? [])] : list(input.audience), scopes: scopes === undefined || scopes.length === 0 ? undefined : scopes };
-      };
+      const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
+        auditedRequest({ ...recorded, ...(input.audience === undefined ? {} : { audience: list(input.audience) }), ...(input.scope === undefined ? {} : { scope: list(input.scope) }) });
 
       if (input.claims !== undefined) {
         const claims = { aud: deps.issuer, ...input.claims };
@@ -74,14 +73,14 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
       const event = await deps.audit.get(input.audit_event_id as string);
       if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
       const recorded = { id: event.id, time: event.time, decision: event.decision, reason: event.reason, ...(event.detail === undefined ? {} : { detail: event.detail }) };
-      if (event.issuer === undefined || event.claims === undefined) {
+      const claims = auditedClaims(event, deps.issuer);
+      if (claims === undefined) {
         return c.json(
           { explained: 'audit_event', audit_event: recorded, evaluated: false, note: 'the subject token never verified, so no policy was evaluated; the reason above is the whole story' },
           200,
           NO_STORE,
         );
       }
-      const claims = { aud: deps.issuer, ...event.claims, iss: event.issuer, ...(event.subject === undefined ? {} : { sub: event.subject }) };
       return c.json(
         {
           explained: 'audit_event',

@@ -47,7 +47,8 @@ export async function fetchJson(url: string, options: OutboundHttpOptions): Prom
   return { body, maxAgeSeconds: maxAge(response.headers.get('cache-control')) };
 }
 
-async function readBounded(response: Response, maxBytes: number, url: string): Promise<string> {
+/** Reads a response body up to `maxBytes`, refusing more (declared or streamed). */
+export async function readBounded(response: Response, maxBytes: number, url: string): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > maxBytes) {
     await response.body?.cancel();

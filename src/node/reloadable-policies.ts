@@ -1,20 +1,10 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log.ts';
-import { PolicyLoadError } from '../policy/load-policies.ts';
+import { reloadProblems, type PolicyReloadStatus } from '../policy/policy-reload-status.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 
-/** The outcome of the last reload, for the log and `/healthz`. */
-export interface PolicyReloadStatus {
-  readonly ok: boolean;
-  /** ISO 8601. */
-  readonly at: string;
-  /** Active policies in the set now serving. */
-  readonly policies: number;
-  /** Why the new set was refused, `file:line:column message` each (at most 20); the old set still serves. */
-  readonly problems?: readonly string[];
-}
+export type { PolicyReloadStatus };
 
-const MAX_REPORTED_PROBLEMS = 20;
 const WATCH_DEBOUNCE_MS = 200;
 
 /**
@@ -45,21 +35,36 @@ export class ReloadablePolicies {
   }
 
   reload(now: Date = new Date()): PolicyReloadStatus {
+    return this.replace(this.#load, undefined, now);
+  }
+
+  /**
+   * Replaces the set with what `load` returns, if it loads; `source` says where it came from
+   * (`github push <sha>`). `commit` runs between a clean load and the switch (persisting the
+   * new set): if it throws, nothing switches either.
+   */
+  replace(load: () => PolicySet, source?: string, now: Date = new Date(), commit?: () => void): PolicyReloadStatus {
+    const from = source === undefined ? {} : { source };
     let next: PolicySet;
     try {
-      next = this.#load();
+      next = load();
+      commit?.();
     } catch (error) {
-      const problems =
-        error instanceof PolicyLoadError
-          ? error.problems.map((problem) => `${problem.file}:${problem.line}:${problem.column} ${problem.message}`)
-          : [error instanceof Error ? `${error.name}: ${error.message}` : String(error)];
-      this.#last = { ok: false, at: now.toISOString(), policies: this.#current.policies.length, problems: problems.slice(0, MAX_REPORTED_PROBLEMS) };
-      this.#log.error('policies not reloaded: the new set does not load, so the previous set keeps serving', { problems });
+      const problems = reloadProblems(error);
+      this.#last = { ok: false, at: now.toISOString(), policies: this.#current.policies.length, ...from, problems };
+      this.#log.error('policies not reloaded: the new set does not load, so the previous set keeps serving', { ...from, problems });
       return this.#last;
     }
     this.#current = next;
-    this.#last = { ok: true, at: now.toISOString(), policies: next.policies.length };
-    this.#log.info('policies reloaded', { policies: next.policies.length, inactive_policies: next.inactive.length });
+    this.#last = { ok: true, at: now.toISOString(), policies: next.policies.length, ...from };
+    this.#log.info('policies reloaded', { ...from, policies: next.policies.length, inactive_policies: next.inactive.length });
+    return this.#last;
+  }
+
+  /** Records that a new set from `source` was refused before it could be loaded; the current set keeps serving. */
+  refuse(problems: readonly string[], source: string, now: Date = new Date()): PolicyReloadStatus {
+    this.#last = { ok: false, at: now.toISOString(), policies: this.#current.policies.length, source, problems };
+    this.#log.error('policies not reloaded: the new set could not be read, so the previous set keeps serving', { source, problems });
     return this.#last;
   }
 

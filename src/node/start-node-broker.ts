@@ -4,11 +4,18 @@ import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { createBroker } from '../broker.ts';
+import { createBroker, OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { createGitHubTokens } from '../github/create-github-tokens.ts';
+import type { GitHubTokens } from '../github/github-tokens.ts';
+import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
+import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
+import { loadNodeMasterKeys } from './master-key-file.ts';
+import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../log.ts';
-import { loadPolicies } from '../policy/load-policies.ts';
+import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
@@ -16,13 +23,14 @@ import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
-import { SecretBox } from '../secrets/secret-box.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../tokens/key-life-cycle.ts';
 import type { KeyTransition } from '../tokens/key-store.ts';
 import { LiveKeyRing } from '../tokens/live-key-ring.ts';
+import { SqliteDeliveryLog } from '../storage/sqlite-delivery-log.ts';
+import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
+import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
-import { loadNodeMasterKeys } from './master-key-file.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
@@ -54,6 +62,10 @@ export interface NodeBroker {
    * the life cycle's due transitions (`rotate`: start a rotation too), then the ring reloaded.
    */
   keyUpkeep(options?: { rotate?: boolean }): Promise<KeyTransition[]>;
+  /** The GitHub App side, when configured: installation cache, per-run revocation. */
+  readonly github: GitHubTokens | undefined;
+  /** Revokes the GitHub tokens that are due now, as the revocation timer does. */
+  revokeDueGitHubTokens(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,26 +89,38 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
-  const policies = new ReloadablePolicies(() => {
-    const set = loadPolicies(readPolicyDirectory(config.policiesDir), {
-      brokerIssuer: config.issuer,
-      maxTtlSeconds: config.maxTtlSeconds,
-      allowHttpLoopback: config.allowHttpLoopback,
-      devIssuerUrl: devUrl,
-    });
-    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
-    return set;
-  }, log);
-
   const databasePath = join(config.dataDir, DATABASE_FILE);
   const db = openSqliteFile(databasePath);
   migrate(db);
-  const keyStore = new SqliteKeyStore(db, await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log)));
+
+  const loadOptions: PolicyLoadOptions = { brokerIssuer: config.issuer, maxTtlSeconds: config.maxTtlSeconds, allowHttpLoopback: config.allowHttpLoopback, devIssuerUrl: devUrl };
+  const load = (files: readonly PolicyFile[]): PolicySet => {
+    const set = loadPolicies(files, loadOptions);
+    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+    return set;
+  };
+  // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push.
+  const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
+  const policies = new ReloadablePolicies(() => load(livePolicyStore?.current()?.files ?? readPolicyDirectory(config.policiesDir)), log);
+  // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key.
+  const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
+  const keyStore = new SqliteKeyStore(db, box);
   const live = await LiveKeyRing.open(keyStore, now());
   const keys = () => live.ring;
-  const audit = new GroupCommitAuditStore(db, databasePath);
   const registry = new MetricsRegistry();
   const clientIp = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  const audit = new GroupCommitAuditStore(db, databasePath);
+  const revocations = new SqliteRevocationStore(db);
+  let revocationTimer: RevocationTimer | undefined;
+  let github: GitHubTokens | undefined;
+  if (config.github !== undefined) {
+    const http = { fetch: options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init)), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: config.allowHttpLoopback };
+    const timer = new RevocationTimer(() => revokeDueTokens({ store: revocations, box, http, now, log }), () => revocations.nextAttemptAt(), now, log);
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled: () => timer.arm() });
+    // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
+    timer.arm();
+    revocationTimer = timer;
+  }
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -113,13 +137,19 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
       details: {
         policies: policies.current.policies.length,
         inactive_policies: policies.current.inactive.length,
-        ...(policies.lastReload === undefined ? {} : { policy_reload: policies.lastReload }),
+        ...((policies.lastReload ?? livePolicyStore?.lastSwitch()) === undefined ? {} : { policy_reload: policies.lastReload ?? livePolicyStore?.lastSwitch() }),
       },
     }),
     log,
     now,
+    ...(github === undefined ? {} : { github }),
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+    webhooks: {
+      deliveries: new SqliteDeliveryLog(db),
+      live: livePolicySetOf(policies, livePolicyStore, load, now),
+      loadOptions: () => loadOptions,
+    },
   });
   // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
   const sign = checkpointSigner(config.issuer, keys, now);
@@ -176,10 +206,13 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     reloadPolicies: () => policies.reload(),
     auditUpkeep: maintain,
     keyUpkeep,
+    github,
+    revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
     close: async () => {
       watcher?.close();
       clearInterval(upkeep);
       clearInterval(keyTimer);
+      await revocationTimer?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();
@@ -189,5 +222,22 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
       await audit.close();
       db.close();
     },
+  };
+}
+
+/**
+ * The Node broker's live set as pushes replace it: a set that loads is saved in the SQLite file
+ * (so a restart serves it) and then switched in; one that does not changes nothing. Saving
+ * happens inside the switch, so the set saved and the set serving are always the same.
+ */
+function livePolicySetOf(policies: ReloadablePolicies, store: SqliteLivePolicyStore | undefined, load: (files: readonly PolicyFile[]) => PolicySet, now: () => number): LivePolicySet {
+  const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
+    store?.recordSwitch(status);
+    return status;
+  };
+  return {
+    adopt: async (files, source) => record(policies.replace(() => load(files), source, new Date(now()), () => store?.save(files, source, now()))),
+    refuse: async (problem, source) => record(policies.refuse([problem], source, new Date(now()))),
+    lastSwitch: async () => policies.lastReload ?? store?.lastSwitch(),
   };
 }

@@ -1,4 +1,5 @@
 import type { Reason } from '../exchange/reasons.ts';
+import { levelCovers } from '../github/permissions.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
@@ -9,6 +10,23 @@ export interface AccessRequest {
   readonly audiences: readonly string[];
   /** Requested scopes; undefined means every scope the policy grants. */
   readonly scopes: readonly string[] | undefined;
+  /** Present when the caller asks for a GitHub installation token rather than a keyway JWT. */
+  readonly github?: GitHubAccessRequest;
+}
+
+/** What a caller asks of `grant.github`. */
+export interface GitHubAccessRequest {
+  /** `owner/name` each; undefined means every repository the policy grants. */
+  readonly repositories: readonly { readonly owner: string; readonly name: string }[] | undefined;
+  /** Permission → level; undefined means every permission the policy grants. */
+  readonly permissions: Readonly<Record<string, string>> | undefined;
+}
+
+/** The GitHub token a grant gives: what keyway asks GitHub for. */
+export interface IssuedGitHubGrant {
+  readonly owner: string;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
 }
 
 /** A subject token's verified claims and the issuer that signed them (or, for explain and tests, claims taken as given). */
@@ -36,9 +54,14 @@ export interface IssuedGrant {
   readonly ttlSeconds: number;
   readonly subject: string;
   readonly claims: Readonly<Record<string, string>>;
+  /** Set for GitHub token requests (then `audiences` and `scopes` are empty). */
+  readonly github?: IssuedGitHubGrant;
 }
 
-export type GrantRefusal = Extract<Reason, 'audience_not_granted' | 'scope_not_granted' | 'template_claim_missing'>;
+export type GrantRefusal = Extract<
+  Reason,
+  'audience_not_granted' | 'scope_not_granted' | 'template_claim_missing' | 'github_repository_not_granted' | 'github_permission_not_granted'
+>;
 
 /** What an allow policy whose lines all held gives this request, or why it gives nothing. */
 export type GrantOutcome =
@@ -103,9 +126,9 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
   const granted = outcomes.find((outcome) => outcome.ok);
   if (granted !== undefined) return { granted: true, grant: granted.grant, trace, evaluations };
   const refusals = outcomes.filter((outcome) => !outcome.ok);
-  // The most specific reason that applies to every matching policy: audience, then scope, then templates.
+  // The most specific reason that applies to every matching policy: audience (or repository), then scope (or permission), then templates.
   const reasons = new Set(refusals.map((refusal) => refusal.reason));
-  const reason: GrantRefusal = reasons.has('template_claim_missing') ? 'template_claim_missing' : reasons.has('scope_not_granted') ? 'scope_not_granted' : 'audience_not_granted';
+  const reason: GrantRefusal = (['template_claim_missing', 'scope_not_granted', 'github_permission_not_granted', 'github_repository_not_granted'] as const).find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
   return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
 }
 
@@ -127,6 +150,8 @@ function scopesFor(grant: Grant, request: AccessRequest): readonly string[] | un
 
 /** The grant this policy issues for this request, or why it cannot. */
 function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: AccessRequest): GrantOutcome {
+  if (request.github !== undefined) return issueGitHub(policy, grant, token, request.github);
+  if (grant.audiences.length === 0) return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} grants only a GitHub token` };
   const audiences = audiencesFor(grant, request);
   if (audiences === undefined) {
     return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} does not grant audience ${request.audiences.join(' ')}` };
@@ -154,4 +179,41 @@ function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: Acce
     extra[name] = rendered.value;
   }
   return { ok: true, grant: { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject, claims: extra } };
+}
+
+/** A GitHub installation token: the repositories and permissions asked for must lie within `grant.github`. */
+function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request: GitHubAccessRequest): GrantOutcome {
+  const github = grant.github;
+  if (github === undefined) return { ok: false, reason: 'github_repository_not_granted', detail: `${policy.id} grants no GitHub token` };
+  const lower = (text: string): string => text.toLowerCase();
+  let repositories = github.repositories;
+  if (request.repositories !== undefined) {
+    const outside = request.repositories.filter(
+      (asked) => lower(asked.owner) !== lower(github.owner) || !github.repositories.some((name) => lower(name) === lower(asked.name)),
+    );
+    if (outside.length > 0) {
+      return { ok: false, reason: 'github_repository_not_granted', detail: `${policy.id} does not grant ${outside.map((asked) => `${asked.owner}/${asked.name}`).join(', ')}` };
+    }
+    repositories = request.repositories.map((asked) => github.repositories.find((name) => lower(name) === lower(asked.name))!);
+  }
+  let permissions: Readonly<Record<string, string>> = github.permissions;
+  if (request.permissions !== undefined) {
+    const beyond = Object.entries(request.permissions).filter(([name, level]) => !levelCovers(github.permissions[name], level));
+    if (beyond.length > 0) {
+      return { ok: false, reason: 'github_permission_not_granted', detail: `${policy.id} does not grant ${beyond.map(([name, level]) => `${name}:${level}`).join(' ')}` };
+    }
+    permissions = request.permissions;
+  }
+  return {
+    ok: true,
+    grant: {
+      policy,
+      audiences: [],
+      scopes: [],
+      ttlSeconds: grant.ttlSeconds,
+      subject: `${token.issuer.url}#${String(token.claims['sub'])}`,
+      claims: {},
+      github: { owner: github.owner, repositories: [...new Set(repositories)], permissions },
+    },
+  };
 }

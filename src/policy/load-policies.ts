@@ -6,15 +6,17 @@ import {
   type IssuerResolutionOptions,
   type TrustedIssuer,
 } from '../issuers/trusted-issuer.ts';
+import { GITHUB_TOKEN_LIFETIME_SECONDS } from '../github/installation-token.ts';
+import { REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
 import { presetMaySend } from '../issuers/issuer-preset.ts';
 import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from './claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
-import type { ClaimCondition, Grant, Policy } from './policy.ts';
+import type { ClaimCondition, GitHubGrant, Grant, Policy } from './policy.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
-import { PolicySchema, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
+import { PolicySchema, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
 
 export interface PolicyFile {
@@ -304,8 +306,39 @@ function compileGrant(
     const compiled = template(source, ['grant', 'claims', name]);
     if (compiled !== undefined) claims.set(name, compiled);
   }
-  const audiences = typeof grant.audience === 'string' ? [grant.audience] : [...new Set(grant.audience)];
-  return { audiences, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
+  const audiences = grant.audience === undefined ? [] : typeof grant.audience === 'string' ? [grant.audience] : [...new Set(grant.audience)];
+  const github = grant.github === undefined ? undefined : compileGitHubGrant(grant.github, fail);
+  if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
+    fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
+  }
+  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
+}
+
+/** `grant.github`: every repository under one owner, each named once. */
+function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, path: readonly PropertyKey[]) => void): GitHubGrant | undefined {
+  const owners = new Set<string>();
+  if (grant.owner !== undefined) owners.add(grant.owner.toLowerCase());
+  const repositories: string[] = [];
+  for (const [i, written] of grant.repositories.entries()) {
+    const slash = written.indexOf('/');
+    if (slash >= 0) owners.add(written.slice(0, slash).toLowerCase());
+    const name = written.slice(slash + 1);
+    if (repositories.some((seen) => seen.toLowerCase() === name.toLowerCase())) fail(`grant.github.repositories names ${name} twice`, ['grant', 'github', 'repositories', i]);
+    repositories.push(name);
+  }
+  if (owners.size === 0) {
+    fail('grant.github needs an owner: set owner, or write repositories as owner/name', ['grant', 'github']);
+    return undefined;
+  }
+  if (owners.size > 1) {
+    fail(`grant.github.repositories must all belong to one owner (an installation token is for one account), not ${[...owners].join(', ')}`, ['grant', 'github', 'repositories']);
+    return undefined;
+  }
+  for (const [name, level] of Object.entries(grant.permissions)) {
+    if (!REPOSITORY_PERMISSIONS[name]!.includes(level)) fail(`grant.github.permissions.${name} can be ${REPOSITORY_PERMISSIONS[name]!.join(' or ')}, not ${level}`, ['grant', 'github', 'permissions', name]);
+  }
+  const owner = grant.owner ?? grant.repositories.find((written) => written.includes('/'))!.split('/')[0]!;
+  return { owner, repositories, permissions: grant.permissions };
 }
 
 /**

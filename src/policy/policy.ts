@@ -1,3 +1,4 @@
+import type { PermissionLevel } from '../github/permissions.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
 import type { ClaimReader } from './claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
@@ -14,9 +15,21 @@ export interface ClaimCondition {
   readonly caseInsensitive: boolean;
 }
 
+/** `grant.github`, checked: one owner, known permissions. */
+export interface GitHubGrant {
+  /** The account, as written in the policy. */
+  readonly owner: string;
+  /** Repository names without the owner, as written. */
+  readonly repositories: readonly string[];
+  /** Permission → level. */
+  readonly permissions: Readonly<Record<string, PermissionLevel>>;
+}
+
 export interface Grant {
-  /** The first is issued when the caller names no audience. */
+  /** The first is issued when the caller names no audience. Empty when the policy grants only a GitHub token. */
   readonly audiences: readonly string[];
+  /** A GitHub installation token, for requests of that token type. */
+  readonly github: GitHubGrant | undefined;
   readonly scopes: readonly string[];
   readonly ttlSeconds: number;
   readonly subject: Template | undefined;

@@ -1,6 +1,7 @@
 import * as v from 'valibot';
 import { ASYMMETRIC_ALGORITHMS } from '../issuers/issuer-preset.ts';
 import { PRESETS } from '../issuers/presets.ts';
+import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 
 /**
@@ -78,12 +79,40 @@ export const IssuerSchema = v.pipe(
   v.description('a preset name (github, gitlab, buildkite, google, terraform, dev…), an exact issuer URL, or { kind, url } for an instance or tenant, with optional overrides'),
 );
 
+// GitHub's rules for logins and repository names.
+export const GITHUB_OWNER_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+export const GITHUB_REPOSITORY_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/)?[A-Za-z0-9._-]{1,100}$/;
+
+export const GitHubGrantSchema = v.pipe(
+  v.strictObject({
+    owner: v.optional(v.pipe(v.string(), v.regex(GITHUB_OWNER_PATTERN, 'owner is a GitHub organization or user login'), v.description('the account the repositories belong to; default: the owner the repositories name'))),
+    repositories: v.pipe(
+      v.array(v.pipe(v.string(), v.regex(GITHUB_REPOSITORY_PATTERN, 'a repository is name or owner/name'))),
+      v.minLength(1, 'grant.github.repositories needs at least one repository'),
+      v.maxLength(500, 'an installation token covers at most 500 repositories'),
+      v.description('repositories the token may cover (owner/name, or name with owner); the caller may ask for a subset'),
+    ),
+    permissions: v.pipe(
+      mapOf(
+        v.pipe(v.string(), v.check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(', ')}`)),
+        v.picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(', ')}`),
+      ),
+      v.minEntries(1, 'grant.github.permissions needs at least one permission'),
+      v.description('permission → read | write (admin for repository_projects); the caller may ask for less'),
+    ),
+  }),
+  v.description('a GitHub App installation token for these repositories with these permissions (requested_token_type urn:keyway:params:oauth:token-type:github-installation-token)'),
+);
+
 export const GrantSchema = v.pipe(
   v.strictObject({
-    audience: v.pipe(
-      v.union([Audience, v.pipe(v.array(Audience), v.minLength(1))], 'grant.audience is a string or a non-empty list of strings'),
-      v.description('aud of the issued token; with a list the caller chooses, and the first is the default'),
+    audience: v.optional(
+      v.pipe(
+        v.union([Audience, v.pipe(v.array(Audience), v.minLength(1))], 'grant.audience is a string or a non-empty list of strings'),
+        v.description('aud of the issued token; with a list the caller chooses, and the first is the default. Optional only beside github'),
+      ),
     ),
+    github: v.optional(GitHubGrantSchema),
     scopes: v.optional(
       v.pipe(
         v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN_PATTERN, 'a scope is one RFC 6749 scope-token, no spaces'))),
@@ -99,6 +128,7 @@ export const GrantSchema = v.pipe(
       ),
     ),
   }),
+  v.check((grant) => grant.audience !== undefined || grant.github !== undefined, 'a grant needs an audience, a github token, or both'),
   v.description('what an allow policy issues; absent on deny policies'),
 );
 
@@ -154,3 +184,4 @@ export const PolicySchema = v.pipe(
 
 export type PolicyDocument = v.InferOutput<typeof PolicySchema>;
 export type GrantDocument = v.InferOutput<typeof GrantSchema>;
+export type GitHubGrantDocument = v.InferOutput<typeof GitHubGrantSchema>;

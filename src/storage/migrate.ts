@@ -94,6 +94,51 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     `,
   },
   {
+    // Issue 6: GitHub installation tokens awaiting revocation when their policy TTL passes (src/github/).
+    // The token is sealed (SecretBox, purpose github-token, context the id); rows go once revoked.
+    id: 4,
+    sql: `
+      CREATE TABLE github_token_revocations (
+        id TEXT PRIMARY KEY,
+        sealed_token TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL,
+        api_url TEXT NOT NULL,
+        installation_id INTEGER NOT NULL,
+        revoke_at INTEGER NOT NULL,
+        github_expires_at INTEGER NOT NULL,
+        repository_id TEXT,
+        run_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL
+      );
+      CREATE INDEX github_token_revocations_next ON github_token_revocations (next_attempt_at);
+      CREATE INDEX github_token_revocations_run ON github_token_revocations (repository_id, run_id);
+    `,
+  },
+  {
+    // Issue 6, GitHub webhooks: deliveries seen (de-duplication) and the live policy set pushed to the policy repository.
+    id: 5,
+    sql: `
+      CREATE TABLE github_deliveries (
+        id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+      );
+      CREATE INDEX github_deliveries_received_at ON github_deliveries (received_at);
+      CREATE TABLE live_policy_set (
+        slot INTEGER PRIMARY KEY CHECK (slot = 1),
+        version INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        switched_at INTEGER NOT NULL,
+        files TEXT NOT NULL
+      );
+      CREATE TABLE live_policy_switch (
+        slot INTEGER PRIMARY KEY CHECK (slot = 1),
+        status TEXT NOT NULL
+      );
+    `,
+  },
+  {
     // Issue 8: the key life cycle. Keys get their transition times and a `removed` state (public
     // part kept for old audit checkpoints, private part gone); private parts are sealed with
     // SecretBox (SqliteKeyStore seals plaintext ones on first read). At most one next and one

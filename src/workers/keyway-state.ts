@@ -14,11 +14,22 @@ import { migrate } from '../storage/migrate.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { SqliteDeliveryLog } from '../storage/sqlite-delivery-log.ts';
+import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
+import type { PolicyFile } from '../policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
+import type { DeliveryLog } from '../github-webhooks/delivery-log.ts';
 import { KeyRing } from '../tokens/key-ring.ts';
 import type { KeyRingPlan } from '../tokens/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
 import type { SqlDatabase } from '../storage/sql-database.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
+import { OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
+import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
+import { jsonLogger } from '../log.ts';
+import { readFlag } from '../settings.ts';
+import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 /**
@@ -26,11 +37,14 @@ import type { WorkerEnv } from './worker-broker.ts';
  * the Node SQLite file. A Durable Object is single-threaded and strongly consistent, so every
  * append is ordered and committed before its RPC returns.
  */
-export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore {
+export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore, RevocationStore {
   readonly #audit: SqliteAuditStore;
   readonly #db: SqlDatabase;
   readonly #alerts: SqliteAlertStore;
   #keys: Promise<SqliteKeyStore> | undefined;
+  readonly #deliveries: SqliteDeliveryLog;
+  readonly #livePolicies: SqliteLivePolicyStore;
+  readonly #revocations: SqliteRevocationStore;
   #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
@@ -40,6 +54,15 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     this.#db = db;
     this.#audit = new SqliteAuditStore(db);
     this.#alerts = new SqliteAlertStore(db);
+    this.#deliveries = new SqliteDeliveryLog(db);
+    this.#livePolicies = new SqliteLivePolicyStore(db);
+    this.#revocations = new SqliteRevocationStore(db);
+  }
+
+  /** One alarm serves audit upkeep and GitHub token revocations: it is set to whichever is due first. */
+  async #armAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -47,9 +70,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
     if (!this.#alarmSet) {
       this.#alarmSet = true;
-      if ((await this.ctx.storage.getAlarm()) === null) {
-        await this.ctx.storage.setAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
-      }
+      await this.#armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
     }
     return link;
   }
@@ -57,14 +78,64 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   /** Signs a checkpoint of the head and prunes what left the retention window. */
   override async alarm(): Promise<void> {
     this.#alarmSet = false;
+    await this.#revokeDueTokens();
     const settings = readAuditSettings(this.env);
     const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
     await maintainAuditLog(this.#audit, checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), { now: Date.now(), retentionDays: settings.retentionDays });
     // While retention applies, keep pruning even when no exchange comes to set the alarm.
     if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
       this.#alarmSet = true;
-      await this.ctx.storage.setAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
+      await this.#armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
     }
+  }
+
+  /** Revokes the GitHub tokens that are due and sets the alarm for the next one. A failure here never stops audit upkeep. */
+  async #revokeDueTokens(): Promise<void> {
+    const log = jsonLogger({ component: 'github-revocations' });
+    try {
+      if ((await this.#revocations.nextAttemptAt()) !== undefined) {
+        const master = readMasterKeys(this.env);
+        if (master === undefined) throw new Error('KEYWAY_MASTER_KEY is not set: pending GitHub tokens cannot be opened to revoke them');
+        await revokeDueTokens({
+          store: this.#revocations,
+          box: await SecretBox.fromMasterKeys(master),
+          http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: readFlag(this.env, 'KEYWAY_ALLOW_HTTP_LOOPBACK') },
+          now: Date.now,
+          log,
+        });
+      }
+    } catch (error) {
+      log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+    const next = await this.#revocations.nextAttemptAt();
+    if (next !== undefined) await this.#armAlarm(Math.max(next, Date.now() + 1000));
+  }
+
+  async add(pending: PendingRevocation): Promise<void> {
+    await this.#revocations.add(pending);
+    await this.#armAlarm(pending.nextAttemptAt);
+  }
+
+  due(now: number, limit: number): Promise<PendingRevocation[]> {
+    return this.#revocations.due(now, limit);
+  }
+
+  nextAttemptAt(): Promise<number | undefined> {
+    return this.#revocations.nextAttemptAt();
+  }
+
+  remove(id: string): Promise<void> {
+    return this.#revocations.remove(id);
+  }
+
+  retry(id: string, attempts: number, nextAttemptAt: number): Promise<void> {
+    return this.#revocations.retry(id, attempts, nextAttemptAt);
+  }
+
+  async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
+    const count = await this.#revocations.dueForRun(repositoryId, runId, now);
+    if (count > 0) await this.#armAlarm(now);
+    return count;
   }
 
   get(id: string): Promise<AuditEvent | undefined> {
@@ -150,6 +221,39 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     this.#keys.catch(() => (this.#keys = undefined));
     return this.#keys;
   }
+
+  // GitHub webhooks (issue 6): delivery de-duplication and the live policy set every isolate serves.
+
+  claimDelivery(id: string, event: string, now: number): Promise<boolean> {
+    return this.#deliveries.claim(id, event, now);
+  }
+
+  releaseDelivery(id: string): Promise<void> {
+    return this.#deliveries.release(id);
+  }
+
+  /** The live set's version and last switch; its files only when the caller's version is not the current one. */
+  livePolicyState(knownVersion: number): LivePolicyState {
+    const lastSwitch = this.#livePolicies.lastSwitch();
+    const version = this.#livePolicies.version();
+    const stored = version === knownVersion ? undefined : this.#livePolicies.current();
+    return { version, ...(stored === undefined ? {} : { files: stored.files }), ...(lastSwitch === undefined ? {} : { lastSwitch }) };
+  }
+
+  /** Stores a set the caller has loaded cleanly as the live one; returns its version. */
+  saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): number {
+    return this.#livePolicies.save(files, source, now);
+  }
+
+  recordPolicySwitch(status: PolicyReloadStatus): void {
+    this.#livePolicies.recordSwitch(status);
+  }
+}
+
+export interface LivePolicyState {
+  readonly version: number;
+  readonly files?: readonly PolicyFile[];
+  readonly lastSwitch?: PolicyReloadStatus;
 }
 
 export const MASTER_KEY_MISSING = 'KEYWAY_MASTER_KEY is not set: signing keys are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
@@ -163,7 +267,7 @@ export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name
  * The Worker-side AuditStore, AlertStore and KeyStore: RPC to the state object. A stub is an
  * I/O object of the request that made it, so each call makes its own.
  */
-export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore } {
+export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore; revocations: RevocationStore; deliveries: DeliveryLog } {
   return {
     audit: {
       append: (event) => stub().append(event),
@@ -189,6 +293,15 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
       describeKeys: () => stub().describeKeys(),
       initializeKeys: (candidate) => stub().initializeKeys(candidate),
       advanceKeys: (plan) => stub().advanceKeys(plan),
+    },
+    deliveries: { claim: (id, event, now) => stub().claimDelivery(id, event, now), release: (id) => stub().releaseDelivery(id) },
+    revocations: {
+      add: (pending) => stub().add(pending),
+      due: (now, limit) => stub().due(now, limit),
+      nextAttemptAt: () => stub().nextAttemptAt(),
+      remove: (id) => stub().remove(id),
+      retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
+      dueForRun: (repositoryId, runId, now) => stub().dueForRun(repositoryId, runId, now),
     },
   };
 }

@@ -1,7 +1,10 @@
-import { createBroker } from '../broker.ts';
+import { createBroker, OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { createGitHubTokens } from '../github/create-github-tokens.ts';
+import type { GitHubTokens } from '../github/github-tokens.ts';
+import { readMasterKeys } from '../secrets/master-keys.ts';
+import { SecretBox } from '../secrets/secret-box.ts';
 import type { Logger } from '../log.ts';
 import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
-import { readMasterKeys } from '../secrets/master-keys.ts';
 import { ConfigError, readBrokerSettings } from '../settings.ts';
 import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
 import type { KeyTransition } from '../tokens/key-store.ts';
@@ -11,6 +14,9 @@ import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.t
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
+import { Hono } from 'hono';
+import type { AppEnv } from '../app.ts';
+import { WorkerLivePolicies } from './live-policies.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
@@ -40,6 +46,14 @@ export type WorkerEnv = {
   readonly KEYWAY_RATE_LIMIT_CLIENT_BURST?: string;
   readonly KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE?: string;
   readonly KEYWAY_RATE_LIMIT_SUBJECT_BURST?: string;
+  readonly KEYWAY_GITHUB_APP_ID?: string;
+  readonly KEYWAY_GITHUB_APP_PRIVATE_KEY?: string;
+  readonly KEYWAY_GITHUB_API_URL?: string;
+  readonly KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS?: string;
+  readonly KEYWAY_GITHUB_WEBHOOK_SECRET?: string;
+  readonly KEYWAY_GITHUB_POLICY_REPOSITORY?: string;
+  readonly KEYWAY_GITHUB_POLICY_PATH?: string;
+  readonly KEYWAY_GITHUB_POLICY_BRANCH?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -59,14 +73,41 @@ export interface WorkerBroker extends Broker {
  */
 export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<WorkerBroker> {
   const settings = readBrokerSettings(env);
-  if (readMasterKeys(env) === undefined) throw new ConfigError(MASTER_KEY_MISSING);
-  const policies = loadPolicies(policyFiles, { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback });
-  const stores = stateStores(() => keywayState(env.STATE));
+  const master = readMasterKeys(env);
+  if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
+  const loadOptions = { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback };
+  const bundled = loadPolicies(policyFiles, loadOptions);
+  const state = () => keywayState(env.STATE);
+  const stores = stateStores(state);
   const now = options.now ?? Date.now;
   const keys = await LiveKeyRing.open(stores.keys, now());
+  let github: GitHubTokens | undefined;
+  if (settings.github !== undefined) {
+    github = await createGitHubTokens(settings.github, {
+      http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: settings.allowHttpLoopback },
+      revocations: stores.revocations,
+      box: await SecretBox.fromMasterKeys(master),
+      now,
+      // KeywayState sets its own alarm when a revocation is scheduled or made due.
+      scheduled: () => {},
+    });
+  }
+  // With a policy repository, the set pushed to it (kept in KeywayState) serves; the bundle until the first push.
+  const following = settings.githubWebhooks?.policyRepository !== undefined;
+  const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now);
   const broker = createBroker({
+    ...(github === undefined ? {} : { github }),
     settings,
-    policies: () => policies,
+    policies: () => live.current,
+    ...(!following
+      ? {}
+      : {
+          health: () => ({
+            ok: true,
+            details: { policies: live.current.policies.length, inactive_policies: live.current.inactive.length, ...(live.lastSwitch === undefined ? {} : { policy_reload: live.lastSwitch }) },
+          }),
+        }),
+    webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     keys: () => keys.ring,
     keyStore: stores.keys,
     audit: stores.audit,
@@ -79,7 +120,15 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     now,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
-  return { ...broker, keys };
+  if (!following) return { ...broker, keys };
+  // Every request first catches up with the live set, so no isolate serves one a push replaced.
+  const app = new Hono<AppEnv>();
+  app.use(async (_c, next) => {
+    await live.refresh();
+    await next();
+  });
+  app.route('/', broker.app);
+  return { ...broker, app, keys };
 }
 
 /** The Cron Trigger's round of the signing key life cycle, at the trigger's scheduled time, in the state Durable Object. */

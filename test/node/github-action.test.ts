@@ -61,9 +61,9 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
     return { files, env, run: (step: 'main' | 'post', more: Environment = {}) => runProcess(process.execPath, [join(ACTION, 'dist', `${step}.mjs`)], { env: { ...env, ...more }, cwd: workspace }) };
   }
 
-  it('action.yml: inputs url, audience, scope; outputs token, expires-at; the bundled files on a current Node runner', () => {
+  it('action.yml: inputs url, audience, scope, github-token, repositories; outputs token, expires-at; the bundled files on a current Node runner', () => {
     const action = parse(readFileSync(join(ACTION, 'action.yml'), 'utf8')) as Record<string, Record<string, unknown>>;
-    expect(Object.keys(action['inputs'] ?? {})).toEqual(['url', 'audience', 'scope']);
+    expect(Object.keys(action['inputs'] ?? {})).toEqual(['url', 'audience', 'scope', 'github-token', 'repositories']);
     expect(Object.keys(action['outputs'] ?? {})).toEqual(['token', 'expires-at']);
     expect(action['runs']).toEqual({ using: 'node24', main: 'dist/main.mjs', post: 'dist/post.mjs' });
   });

@@ -13,6 +13,7 @@ import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { readBrokerSettings } from '../../src/settings.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const BROKER_ISSUER = 'https://keyway.test';
@@ -84,7 +85,8 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const config = testConfig(root, { limits: readLimitSettings(options.settings ?? {}) });
+  const { github, githubWebhooks, limits } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+  const config = testConfig(root, { limits, ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
   const broker = await startNodeBroker(config, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),
@@ -100,6 +102,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     setReplayGuardDown: async (down) => {
       reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
     },
+    revokeDueGitHubTokens: () => broker.revokeDueGitHubTokens(),
     close: async () => {
       reader.close();
       await broker.close();

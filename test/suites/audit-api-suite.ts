@@ -11,7 +11,9 @@ import type { Policy } from '../../src/policy/policy.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
 import { KeyRing } from '../../src/tokens/key-ring.ts';
 import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { ACME_INSTALLATION, githubForm, githubPolicies } from './github-exchange-suite.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, ID_TOKEN, postToken, suitePolicies, type BrokerClient, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
 /** Policies for auditors: a person's identity token (a plain OIDC issuer) exchanged for a token addressed to the broker itself. */
@@ -69,7 +71,7 @@ const HARNESS_ISSUER = 'https://keyway.test';
 const PROTECTED = ['/v1/audit/events', '/v1/audit/events/01ANYTHING', '/v1/audit/export', '/v1/audit/export?format=csv', '/v1/audit/stats', '/v1/audit/alerts'];
 
 /** The audit query API end to end, on whichever runtime: who may read, what they read, and a record for every reason code. */
-export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
   describe(`the audit API on ${runtime}`, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
@@ -78,6 +80,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
     let cold: TestIssuer;
     let cluster: TestIssuer;
     let token: string;
+    let githubApi: FakeGitHub;
     const since = new Date(Date.now() - 60_000).toISOString();
     const good = (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.issuer, overrides));
     const get = (path: string, bearer: string | null = token) => broker.request(path, bearer === null ? {} : { headers: { authorization: `Bearer ${bearer}` } });
@@ -94,13 +97,16 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       cold = freshIssuer(issuerBase(), 'cold');
       cluster = freshIssuer(issuerBase(), 'audit-k8s');
       await cold.settings({ down: true });
+      githubApi = await FakeGitHub.create(githubBase());
+      await githubApi.install(ACME_INSTALLATION);
       broker = await start({
         ...suitePolicies(github, generic),
+        ...githubPolicies(github),
         ...auditorPolicies(people, HARNESS_ISSUER),
         'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
         'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
         'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
-      });
+      }, { settings: githubApi.settings });
       expect(broker.issuer).toBe(HARNESS_ISSUER);
       token = await auditorToken(broker, people);
     });
@@ -303,6 +309,17 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
             return await post(exchangeForm(once));
           } finally {
             await broker.setReplayGuardDown(false);
+          }
+        },
+        github_repository_not_granted: async () => post(githubForm(await good(), { audience: 'acme/infra' })),
+        github_permission_not_granted: async () => post(githubForm(await good(), { scope: 'issues:write' })),
+        github_refused: async () => post(githubForm(await good({ ref: 'refs/heads/ghost' }))),
+        github_unavailable: async () => {
+          await githubApi.setDown(true);
+          try {
+            return await post(githubForm(await good()));
+          } finally {
+            await githubApi.setDown(false);
           }
         },
         // A default-audience Kubernetes token may live a year; fresh or not, it outlives what it names.

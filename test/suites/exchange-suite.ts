@@ -16,6 +16,8 @@ export interface BrokerHarness {
   auditUpkeep(): Promise<void>;
   /** Takes the single-use store away (its table renamed, in every shard) or brings it back. */
   setReplayGuardDown(down: boolean): Promise<void>;
+  /** Runs a round of GitHub token revocation now, as the runtime's timer (Node) or alarm (Workers) does. */
+  revokeDueGitHubTokens(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -24,7 +26,7 @@ export type BrokerClient = Pick<BrokerHarness, 'issuer' | 'request'>;
 
 export interface HarnessOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
-  /** Rate-limit settings by their variable names (KEYWAY_RATE_LIMIT_*), over the defaults. */
+  /** More settings, as environment variables / Worker vars (`KEYWAY_RATE_LIMIT_*`, `KEYWAY_GITHUB_*`), over the defaults. */
   readonly settings?: Readonly<Record<string, string>>;
   /** The broker's clock. */
   readonly now?: () => number;

@@ -1,9 +1,15 @@
 import type { TestProject } from 'vitest/node';
+import { startFakeGitHubServer } from './fake-github-server.ts';
 import { startTestIssuerServer } from './test-issuer-server.ts';
 
-/** One test issuer server per test project, reached over loopback HTTP from Node and workerd tests. */
+/** One test issuer server and one fake GitHub API per test project, reached over loopback HTTP from Node and workerd tests. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const server = await startTestIssuerServer();
+  const github = await startFakeGitHubServer();
   project.provide('testIssuerBase', server.base);
-  return () => server.close();
+  project.provide('fakeGitHubBase', github.base);
+  return async () => {
+    await server.close();
+    await github.close();
+  };
 }

@@ -15,7 +15,7 @@ describe('the deployed Worker entry', () => {
   it('serves the bundled policies: the dev quickstart and auditor are inactive at the edge', async () => {
     const response = await entry.fetch('https://keyway.test/healthz');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 6, inactive_policies: 2 });
+    expect(await response.json()).toEqual({ status: 'ok', policies: 7, inactive_policies: 2 });
   });
 
   it('audits a malformed request in the Durable Object before answering', async () => {

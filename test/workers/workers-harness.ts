@@ -11,14 +11,15 @@ export const workerEnv = env as unknown as WorkerEnv;
 /** The Worker broker inside workerd, with the real KeywayState Durable Object binding. */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
-  const broker = await createWorkerBroker({ ...workerEnv, ...options.settings }, files, {
+  const brokerEnv = { ...workerEnv, ...options.settings };
+  const broker = await createWorkerBroker(brokerEnv, files, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
   return {
     issuer: workerEnv.KEYWAY_ISSUER,
-    request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), workerEnv, createExecutionContext()),
+    request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), brokerEnv, createExecutionContext()),
     auditEvent: (id) => keywayState(workerEnv.STATE).get(id),
     auditUpkeep: async () => {
       await runDurableObjectAlarm(keywayState(workerEnv.STATE));
@@ -29,6 +30,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
         // A key's first hex digit picks its shard.
         await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16)), (_instance, state) => void state.storage.sql.exec(statement));
       }
+    },
+    revokeDueGitHubTokens: async () => {
+      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
     },
     close: async () => {},
   };

@@ -13,6 +13,8 @@ export interface BrokerExchangeRequest {
   readonly subjectAudience?: string | undefined;
   readonly audiences: readonly string[];
   readonly scopes: readonly string[];
+  /** Default: a keyway access token. `TOKEN_TYPE.githubInstallationToken` asks for a GitHub App installation token (audiences are then OWNER/REPO, scopes permission:level). */
+  readonly requestedTokenType?: string | undefined;
   /** Used for discovery and the exchange: in practice a retryingFetch. */
   readonly fetch: FetchLike;
   /** Progress lines for the job log; never given a token. */
@@ -81,7 +83,7 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
   const parameters = new URLSearchParams({
     subject_token: subjectToken,
     subject_token_type: TOKEN_TYPE.idToken,
-    requested_token_type: TOKEN_TYPE.accessToken,
+    requested_token_type: request.requestedTokenType ?? TOKEN_TYPE.accessToken,
   });
   for (const item of request.audiences) parameters.append('audience', item);
   if (request.scopes.length > 0) parameters.set('scope', request.scopes.join(' '));

@@ -1,14 +1,15 @@
+import { TOKEN_TYPE } from '../../exchange/parse-token-exchange-request.ts';
 import type { Environment } from './ci-token-sources.ts';
 import type { FetchLike } from './retrying-fetch.ts';
 
 /**
  * Issued token types a job can hand back when it is done, and how. keyway's own access tokens
  * are not here: they live minutes and have no revocation endpoint. A GitHub App installation
- * token lives an hour, so the GitHub Action's post step revokes it once the job no longer needs it.
- * The broker marks such a grant with this `issued_token_type` (it issues none yet; the GitHub
- * App grant adopts this value).
+ * token lives an hour, so `keyway exchange --exec` revokes it when the command ends and the
+ * GitHub Action's post step once the job no longer needs it (the broker also revokes it when
+ * the policy TTL passes).
  */
-export const GITHUB_INSTALLATION_TOKEN_TYPE = 'urn:keyway:params:oauth:token-type:github-installation-token';
+export const GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
 
 export type Revoke = (token: string, context: { readonly env: Environment; readonly fetch: FetchLike }) => Promise<string>;
 

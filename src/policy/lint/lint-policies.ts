@@ -94,7 +94,12 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
 
   function writeFromUntrusted({ policy, facts, guardrails, report }) {
     const scopes = policy.grant?.scopes ?? [];
-    const writes = scopes.filter((scope) => !isReadOnlyScope(scope));
+    const scopeWrites = scopes.filter((scope) => !isReadOnlyScope(scope));
+    // A GitHub token's write and admin permissions are write-like in the same way.
+    const githubWrites = Object.entries(policy.grant?.github?.permissions ?? {})
+      .filter(([, level]) => level !== 'read')
+      .map(([name, level]) => `github ${name}:${level}`);
+    const writes = [...scopeWrites, ...githubWrites];
     if (policy.effect !== 'allow' || writes.length === 0 || facts === undefined) return;
     for (const context of facts.untrustedContexts) {
       const line = policy.conditions.find((condition) => condition.key === context.claim);
@@ -104,7 +109,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       report(
         'write-from-untrusted',
         `write-like scope${writes.length > 1 ? 's' : ''} ${writes.join(', ')} reachable from ${context.what}: add ${fix}, or a deny guardrail`,
-        line === undefined ? ['grant', 'scopes'] : ['match', context.claim],
+        line !== undefined ? ['match', context.claim] : scopeWrites.length > 0 ? ['grant', 'scopes'] : ['grant', 'github', 'permissions'],
       );
     }
   },

@@ -13,6 +13,14 @@ const Strings = v.union([v.string(), v.pipe(v.array(v.string()), v.minLength(1))
 
 const DENIAL_REASONS = Object.keys(REASONS).filter((reason) => reason !== 'granted') as [string, ...string[]];
 
+/** Repositories and permissions of a GitHub token, as a case asks for them or expects them asked of GitHub. */
+function GitHubToken(repositories: string, permissions: string) {
+  return v.strictObject({
+    repositories: v.optional(v.pipe(v.array(v.string()), v.description(repositories))),
+    permissions: v.optional(v.pipe(mapOf(v.string(), v.string()), v.description(`permission → level; ${permissions}`))),
+  });
+}
+
 export const ExpectationSchema = v.pipe(
   v.strictObject({
     decision: v.pipe(v.picklist(['granted', 'denied'], 'decision is granted or denied'), v.description('granted or denied')),
@@ -24,6 +32,7 @@ export const ExpectationSchema = v.pipe(
     ttl: v.optional(v.pipe(v.string(), v.regex(DURATION_PATTERN, 'a duration is a number and a unit: 90s, 10m, 1h'))),
     subject: v.optional(v.pipe(v.string(), v.description('the issued sub'))),
     claims: v.optional(v.pipe(mapOf(v.string(), v.string()), v.description('the grant.claims of the issued token, all of them'))),
+    github: v.optional(v.pipe(GitHubToken('the repository names asked of GitHub, all of them', 'all of them'), v.description('for a GitHub token request: what keyway would ask GitHub for'))),
   }),
   v.description('what the policies must decide'),
 );
@@ -37,6 +46,7 @@ export const PolicyTestCaseSchema = v.pipe(
       v.strictObject({
         audience: v.optional(v.pipe(Strings, v.description('requested audiences, as in the /token request'))),
         scope: v.optional(v.pipe(Strings, v.description('requested scopes, as in the /token request'))),
+        github: v.optional(v.pipe(GitHubToken('owner/name each; default every repository granted', 'default every permission granted'), v.description('ask for a GitHub installation token rather than a keyway JWT'))),
       }),
     ),
     expect: ExpectationSchema,

@@ -32,6 +32,7 @@ interface Outcome {
   readonly ttlSeconds?: number;
   readonly subject?: string;
   readonly claims?: Readonly<Record<string, string>>;
+  readonly github?: { readonly repositories: readonly string[]; readonly permissions: Readonly<Record<string, string>> };
 }
 
 const list = (value: string | readonly string[] | undefined): string[] =>
@@ -84,7 +85,22 @@ function claimsOf(base: Record<string, unknown>, overrides: Record<string, unkno
 
 function requestOf(testCase: PolicyTestCase): AccessRequest {
   const scopes = list(testCase.request?.scope);
-  return { audiences: list(testCase.request?.audience), scopes: scopes.length === 0 ? undefined : scopes };
+  const github = testCase.request?.github;
+  return {
+    audiences: list(testCase.request?.audience),
+    scopes: scopes.length === 0 ? undefined : scopes,
+    ...(github === undefined
+      ? {}
+      : {
+          github: {
+            repositories: github.repositories?.map((written) => {
+              const [owner = '', name = ''] = written.split('/');
+              return { owner, name };
+            }),
+            permissions: github.permissions,
+          },
+        }),
+  };
 }
 
 function outcomeOf(policies: PolicySet, claims: Record<string, unknown>, request: AccessRequest): Outcome {
@@ -103,6 +119,7 @@ function outcomeOf(policies: PolicySet, claims: Record<string, unknown>, request
     ttlSeconds: grant.ttlSeconds,
     subject: grant.subject,
     claims: grant.claims,
+    ...(grant.github === undefined ? {} : { github: grant.github }),
   };
 }
 
@@ -129,6 +146,14 @@ function compare(expected: Expectation, actual: Outcome): string[] {
     const want = Object.entries(expected.claims).sort();
     const got = Object.entries(actual.claims ?? {}).sort();
     check('claims', show(want) === show(got), expected.claims, actual.claims);
+  }
+  if (expected.github?.repositories !== undefined) {
+    check('github.repositories', sameSet(expected.github.repositories, actual.github?.repositories ?? []), expected.github.repositories, actual.github?.repositories);
+  }
+  if (expected.github?.permissions !== undefined) {
+    const want = Object.entries(expected.github.permissions).sort();
+    const got = Object.entries(actual.github?.permissions ?? {}).sort();
+    check('github.permissions', show(want) === show(got), expected.github.permissions, actual.github?.permissions);
   }
   return failures;
 }

@@ -1,0 +1,117 @@
+import type { SecretBox } from '../secrets/secret-box.ts';
+import { sha256Hex } from '../tokens/sha256-hex.ts';
+import type { GitHubClient } from './github-client.ts';
+import type { InstallationCache } from './installation-cache.ts';
+import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';
+import type { RevocationStore } from './revocation-store.ts';
+import { GITHUB_TOKEN_PURPOSE } from './revoke-due-tokens.ts';
+
+export interface GitHubTokenRequest {
+  readonly owner: string;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+  /** The audit event id of the exchange: the revocation row's id. */
+  readonly auditEventId: string;
+  /** The policy TTL: when keyway revokes the token. */
+  readonly ttlSeconds: number;
+  /** The CI run that asks (`repository_id`, `run_id` claims), for revocation when its job ends. */
+  readonly repositoryId: string | undefined;
+  readonly runId: string | undefined;
+}
+
+export interface MintedGitHubToken {
+  readonly token: string;
+  readonly tokenSha256: string;
+  readonly installationId: number;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+  /** When keyway revokes it (the policy TTL), ms since the epoch. */
+  readonly revokeAt: number;
+  /** When GitHub expires it, ms since the epoch. */
+  readonly githubExpiresAt: number;
+  /** Takes the token back now and drops its schedule (the exchange could not be audited). */
+  revokeNow(): Promise<void>;
+}
+
+export interface GitHubTokensDeps {
+  readonly client: GitHubClient;
+  readonly installations: InstallationCache;
+  readonly revocations: RevocationStore;
+  readonly box: SecretBox;
+  readonly now: () => number;
+  /** Told after each new schedule entry and each run made due, so the runtime's timer or alarm can move. */
+  readonly scheduled: () => void;
+}
+
+/**
+ * Mints GitHub installation tokens for granted exchanges and schedules each one's revocation
+ * at the policy TTL, the token sealed under the master key until then. A token is never handed
+ * out without its revocation on record: when scheduling fails it is revoked at once.
+ */
+export class GitHubTokens {
+  readonly #deps: GitHubTokensDeps;
+
+  constructor(deps: GitHubTokensDeps) {
+    this.#deps = deps;
+  }
+
+  get installations(): InstallationCache {
+    return this.#deps.installations;
+  }
+
+  get client(): GitHubClient {
+    return this.#deps.client;
+  }
+
+  async mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
+    const { client, revocations, box } = this.#deps;
+    const installation = await this.#deps.installations.get(request.owner);
+    const minted = await createInstallationToken(client, { installationId: installation.id, repositories: request.repositories, permissions: request.permissions });
+    const revokeNow = async (): Promise<void> => {
+      await revokeInstallationToken(client, minted.token);
+      await revocations.remove(request.auditEventId);
+    };
+    const now = this.#deps.now();
+    const revokeAt = Math.min(now + request.ttlSeconds * 1000, minted.expiresAt);
+    const tokenSha256 = await sha256Hex(minted.token);
+    try {
+      await revocations.add({
+        id: request.auditEventId,
+        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, request.auditEventId),
+        tokenSha256,
+        apiUrl: client.apiUrl,
+        installationId: installation.id,
+        revokeAt,
+        githubExpiresAt: minted.expiresAt,
+        repositoryId: request.repositoryId,
+        runId: request.runId,
+        attempts: 0,
+        nextAttemptAt: revokeAt,
+      });
+    } catch (error) {
+      await revokeInstallationToken(client, minted.token).catch(() => undefined);
+      throw error;
+    }
+    this.#deps.scheduled();
+    return {
+      token: minted.token,
+      tokenSha256,
+      installationId: installation.id,
+      repositories: minted.repositories.map((repository) => repository.name),
+      permissions: minted.permissions,
+      revokeAt,
+      githubExpiresAt: minted.expiresAt,
+      revokeNow,
+    };
+  }
+
+  /**
+   * Revokes, now rather than at their TTL, every token obtained by this CI run (GitHub's
+   * `workflow_job` completed webhook names it). Returns how many were pending.
+   */
+  async revokeRun(repositoryId: string, runId: string): Promise<number> {
+    const count = await this.#deps.revocations.dueForRun(repositoryId, runId, this.#deps.now());
+    if (count > 0) this.#deps.scheduled();
+    return count;
+  }
+}

@@ -1,0 +1,38 @@
+/** A GitHub token keyway minted and must revoke: the token itself only ever sealed. */
+export interface PendingRevocation {
+  /** The audit event id of the exchange that minted it. */
+  readonly id: string;
+  /** SecretBox-sealed (purpose `github-token`, context `id`). */
+  readonly sealedToken: string;
+  readonly tokenSha256: string;
+  /** The API the token belongs to: revocation needs no App key, only the token and this. */
+  readonly apiUrl: string;
+  readonly installationId: number;
+  /** When the policy's TTL passes, ms since the epoch. */
+  readonly revokeAt: number;
+  /** When GitHub expires it anyway: past this there is nothing left to revoke. */
+  readonly githubExpiresAt: number;
+  /** The CI run that obtained it (`repository_id`, `run_id` claims), for revocation when the job ends. */
+  readonly repositoryId: string | undefined;
+  readonly runId: string | undefined;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+}
+
+/**
+ * The revocation schedule: persisted, so a restart keeps it. Written once over SqlDatabase
+ * (src/storage/sqlite-revocation-store.ts); on Workers it runs inside KeywayState.
+ */
+export interface RevocationStore {
+  add(pending: PendingRevocation): Promise<void>;
+  /** Rows whose next attempt is due, oldest first. */
+  due(now: number, limit: number): Promise<PendingRevocation[]>;
+  /** The earliest next attempt, if any row is pending. */
+  nextAttemptAt(): Promise<number | undefined>;
+  /** Revoked (or nothing left to revoke): the sealed token goes. */
+  remove(id: string): Promise<void>;
+  /** A failed attempt: try again at `nextAttemptAt`. */
+  retry(id: string, attempts: number, nextAttemptAt: number): Promise<void>;
+  /** Makes every token of this CI run due at `now`; returns how many. */
+  dueForRun(repositoryId: string, runId: string, now: number): Promise<number>;
+}

@@ -1,0 +1,30 @@
+import type { CheckRunRequest } from '../github/check-run.ts';
+import type { DirectoryEntry, RepositoryFile } from '../github/contents.ts';
+
+/** Owners and names as GitHub spells them; compared without regard to case, as GitHub does. */
+export interface RepositoryName {
+  readonly owner: string;
+  readonly name: string;
+}
+
+export const fullName = (repository: RepositoryName): string => `${repository.owner}/${repository.name}`;
+export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean => fullName(a).toLowerCase() === fullName(b).toLowerCase();
+
+/**
+ * What the webhook handlers do in one repository, as the App's installation there (contents:
+ * read, checks: write). The runtime wiring implements it over the GitHub App client (src/github/).
+ */
+export interface RepositoryAccess {
+  /** A file or a directory listing at `ref` (default: the default branch); undefined when there is none at that path. */
+  contents(path: string, ref?: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
+  /** The commit a branch points at now. */
+  branchHead(branch: string): Promise<string>;
+  createCheckRun(checkRun: CheckRunRequest): Promise<void>;
+  /** Ends the access (revokes its installation token). */
+  close(): Promise<void>;
+}
+
+/** A contents answer that is a directory listing. */
+export const isListing = (answer: RepositoryFile | readonly DirectoryEntry[] | undefined): answer is readonly DirectoryEntry[] => Array.isArray(answer);
+
+export type OpenRepositoryAccess = (repository: RepositoryName) => Promise<RepositoryAccess>;

@@ -1,0 +1,134 @@
+import { ExchangeError } from '../exchange/reasons.ts';
+import { GitHubError } from '../github/github-error.ts';
+import { checkPolicies } from '../policy/lint/lint-policies.ts';
+import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../policy/load-policies.ts';
+import { PolicySet } from '../policy/policy-set.ts';
+import { fullName, isListing, type OpenRepositoryAccess, type RepositoryName } from './repository-access.ts';
+
+/** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
+export const REPOSITORY_POLICY_DIR = '.github/keyway';
+/** The scope entry that names one: `policy:release` is `.github/keyway/release.yaml`. */
+export const REPOSITORY_POLICY_SCOPE = 'policy:';
+const POLICY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * What a repository's own policies may not do, positioned for the loader's error and the review's
+ * annotations: grant anything but a GitHub token for that same repository (another repository, a
+ * keyway JWT for some audience), or choose their own id (it is their path, so no repository can
+ * take a central policy's place).
+ */
+export function repositoryPolicyProblems(compilation: PolicyCompilation, repository: RepositoryName): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  for (const entry of compilation.files) {
+    const report = (message: string, path: readonly PropertyKey[]): void => void problems.push({ file: entry.file, ...entry.locate(path), message });
+    const { document } = entry;
+    if (document.id !== undefined) report('a repository\'s own policy takes its id from its path: remove id', ['id']);
+    if (document.effect === 'deny') continue;
+    const grant = document.grant;
+    if (grant === undefined) continue;
+    if (grant.audience !== undefined) report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never tokens for other audiences: remove grant.audience`, ['grant', 'audience']);
+    const github = entry.policy?.grant?.github;
+    if (github === undefined) {
+      if (entry.policy !== undefined) report(`a repository's own policy must grant a GitHub token for ${fullName(repository)} (grant.github)`, ['grant']);
+      continue;
+    }
+    const others = github.repositories.filter((name) => github.owner.toLowerCase() !== repository.owner.toLowerCase() || name.toLowerCase() !== repository.name.toLowerCase());
+    if (others.length > 0) {
+      report(`a repository's own policy can only grant ${fullName(repository)}, not ${others.map((name) => `${github.owner}/${name}`).join(', ')}`, ['grant', 'github', 'repositories']);
+    }
+  }
+  return problems;
+}
+
+/** A repository's policy files, loaded as the broker loads its own (schema, issuers, lint errors) and held to what a repository may grant. */
+export function loadRepositoryPolicies(files: readonly PolicyFile[], repository: RepositoryName, options: PolicyLoadOptions): PolicySet {
+  const compilation = compilePolicyFiles(files, options);
+  const problems = [
+    ...checkPolicies(compilation)
+      .filter((finding) => finding.severity === 'error')
+      .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` })),
+    ...repositoryPolicyProblems(compilation, repository),
+  ];
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+  return policySetOf(compilation);
+}
+
+/** A repository's policy and the central set's enforcing deny policies: the guardrails hold for every repository. */
+export function withCentralGuardrails(central: PolicySet, repositoryPolicies: PolicySet): PolicySet {
+  const guardrails = central.policies.filter((policy) => policy.effect === 'deny' && policy.mode === 'enforce');
+  return new PolicySet([...guardrails, ...repositoryPolicies.policies]);
+}
+
+/** `scope` entries that name a repository policy, and the rest (GitHub permissions). */
+export function splitPolicyScope(scopes: readonly string[] | undefined): { readonly policy: string | undefined; readonly rest: readonly string[] | undefined } {
+  if (scopes === undefined) return { policy: undefined, rest: undefined };
+  const named = scopes.filter((scope) => scope.startsWith(REPOSITORY_POLICY_SCOPE)).map((scope) => scope.slice(REPOSITORY_POLICY_SCOPE.length));
+  const rest = scopes.filter((scope) => !scope.startsWith(REPOSITORY_POLICY_SCOPE));
+  if (named.length > 1) throw new ExchangeError('malformed_request', 'scope names more than one repository policy', { public: true });
+  const [policy] = named;
+  if (policy !== undefined && !POLICY_NAME.test(policy)) throw new ExchangeError('malformed_request', `policy:${policy} is not a policy name (letters, digits, . _ -)`, { public: true });
+  return { policy, rest: rest.length === 0 ? undefined : rest };
+}
+
+export interface RepositoryPolicySourceOptions {
+  readonly open: OpenRepositoryAccess;
+  readonly loadOptions: PolicyLoadOptions;
+  readonly now: () => number;
+  /** How long a fetched policy is used before it is fetched again. */
+  readonly ttlSeconds: number;
+  /** Policies remembered at most; the oldest goes first. */
+  readonly maxEntries: number;
+}
+
+/**
+ * Repository-owned policies, fetched through the GitHub App from the repository's default
+ * branch (`.github/keyway/NAME.yaml`), loaded and checked, and cached for a bounded time. A
+ * policy that does not load or is missing is refused; GitHub failing is `github_unavailable`.
+ */
+export class RepositoryPolicySource {
+  readonly #options: RepositoryPolicySourceOptions;
+  readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number }>();
+
+  constructor(options: RepositoryPolicySourceOptions) {
+    this.#options = options;
+  }
+
+  get(repository: RepositoryName, name: string): Promise<PolicySet> {
+    const key = `${fullName(repository).toLowerCase()}:${name}`;
+    const cached = this.#cache.get(key);
+    if (cached !== undefined && cached.expiresAt > this.#options.now()) return cached.set;
+    const set = this.#fetch(repository, name);
+    this.#cache.delete(key);
+    while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000 });
+    // Failures are not remembered: the next exchange asks again.
+    set.catch(() => {
+      if (this.#cache.get(key)?.set === set) this.#cache.delete(key);
+    });
+    return set;
+  }
+
+  async #fetch(repository: RepositoryName, name: string): Promise<PolicySet> {
+    const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
+    let text: string;
+    try {
+      const access = await this.#options.open(repository);
+      try {
+        const file = await access.contents(path);
+        if (file === undefined || isListing(file)) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
+        text = file.text;
+      } finally {
+        await access.close().catch(() => undefined);
+      }
+    } catch (error) {
+      if (error instanceof GitHubError) throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', `${fullName(repository)}: ${error.message}`, { cause: error });
+      throw error;
+    }
+    try {
+      return loadRepositoryPolicies([{ path: `${fullName(repository)}/${path}`, text }], repository, this.#options.loadOptions);
+    } catch (error) {
+      if (!(error instanceof PolicyLoadError)) throw error;
+      throw new ExchangeError('no_policy_matched', `${fullName(repository)}/${path} does not load: ${error.message.replaceAll('\n', '; ')}`);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
+import type { SqlDatabase } from './sql-database.ts';
+
+interface Row extends Record<string, string | number | null> {
+  id: string;
+  sealed_token: string;
+  token_sha256: string;
+  api_url: string;
+  installation_id: number;
+  revoke_at: number;
+  github_expires_at: number;
+  repository_id: string | null;
+  run_id: string | null;
+  attempts: number;
+  next_attempt_at: number;
+}
+
+/** The revocation schedule in the `github_token_revocations` table. */
+export class SqliteRevocationStore implements RevocationStore {
+  readonly #db: SqlDatabase;
+
+  constructor(db: SqlDatabase) {
+    this.#db = db;
+  }
+
+  async add(pending: PendingRevocation): Promise<void> {
+    this.#db.run(
+      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, attempts, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        pending.id,
+        pending.sealedToken,
+        pending.tokenSha256,
+        pending.apiUrl,
+        pending.installationId,
+        pending.revokeAt,
+        pending.githubExpiresAt,
+        pending.repositoryId ?? null,
+        pending.runId ?? null,
+        pending.attempts,
+        pending.nextAttemptAt,
+      ],
+    );
+  }
+
+  async due(now: number, limit: number): Promise<PendingRevocation[]> {
+    return this.#db.all<Row>('SELECT * FROM github_token_revocations WHERE next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?', [now, limit]).map(fromRow);
+  }
+
+  async nextAttemptAt(): Promise<number | undefined> {
+    const [row] = this.#db.all<{ next: number | null }>('SELECT min(next_attempt_at) AS next FROM github_token_revocations');
+    return row?.next ?? undefined;
+  }
+
+  async remove(id: string): Promise<void> {
+    this.#db.run('DELETE FROM github_token_revocations WHERE id = ?', [id]);
+  }
+
+  async retry(id: string, attempts: number, nextAttemptAt: number): Promise<void> {
+    this.#db.run('UPDATE github_token_revocations SET attempts = ?, next_attempt_at = ? WHERE id = ?', [attempts, nextAttemptAt, id]);
+  }
+
+  async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
+    // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
+    return this.#db.all<{ id: string }>('UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id', [now, repositoryId, runId, now]).length;
+  }
+}
+
+function fromRow(row: Row): PendingRevocation {
+  return {
+    id: row.id,
+    sealedToken: row.sealed_token,
+    tokenSha256: row.token_sha256,
+    apiUrl: row.api_url,
+    installationId: row.installation_id,
+    revokeAt: row.revoke_at,
+    githubExpiresAt: row.github_expires_at,
+    repositoryId: row.repository_id ?? undefined,
+    runId: row.run_id ?? undefined,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+  };
+}

@@ -1,0 +1,106 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
+import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
+import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+import { readEnvironmentFile, runnerFiles } from '../support/github-runner.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
+import { freePort, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
+
+/** A job step that lists what the token in $KEYWAY_TOKEN can see on the (fake) GitHub API. */
+const LIST_REPOSITORIES = `fetch(process.env.GITHUB_API_URL + '/installation/repositories', { headers: { authorization: 'Bearer ' + process.env.KEYWAY_TOKEN, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' } })
+  .then((response) => response.json()).then((body) => console.log('visible: ' + body.repositories.map((repository) => repository.name).join(',')))`;
+
+/** The pipeline side with GitHub tokens: `keyway exchange --github-token` and the GitHub Action, against the real broker and the fake GitHub API. */
+describe('GitHub tokens in a pipeline', () => {
+  let ci: FakeCi;
+  let broker: NodeBroker;
+  let github: FakeGitHub;
+
+  beforeAll(async () => {
+    const issuer = new TestIssuer(inject('testIssuerBase'), `github-pipeline-${crypto.randomUUID().slice(0, 8)}`);
+    ci = await startFakeCi(issuer);
+    github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    await github.install(ACME_INSTALLATION);
+    const root = writeTree({
+      'policies/release.yaml': `
+version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_id: "734201", ref: refs/heads/main }
+grant:
+  github: { repositories: [acme/api, acme/docs], permissions: { contents: write, pull_requests: write } }
+  ttl: 10m
+`,
+    });
+    const port = await freePort();
+    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}`, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
+  });
+  afterAll(async () => {
+    await Promise.all([ci?.close(), broker?.close()]);
+  });
+
+  const tokenState = async (sha256: string) => (await github.tokens()).find((state) => state.sha256 === sha256);
+
+  it('keyway exchange --github-token --exec: the command sees exactly the repositories asked for, and the token is revoked when it ends', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
+    const env: Environment = {
+      PATH: process.env['PATH'],
+      HOME: cwd,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_API_URL: github.apiUrl,
+      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
+    };
+    const args = ['exchange', '--url', broker.url, '--github-token', '--repository', 'acme/docs', '--scope', 'contents:read', '--exec', '--', process.execPath, '-e', LIST_REPOSITORIES];
+    const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('visible: docs\n');
+    expect(result.stderr).toMatch(/revoked the GitHub installation token/);
+    const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
+    expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'], permissions: { contents: 'read', metadata: 'read' } });
+    expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)?.body).toEqual({ repositories: ['docs'], permissions: { contents: 'read' } });
+  });
+
+  it('keyway exchange refuses --repository without --github-token', async () => {
+    const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), 'exchange', '--url', broker.url, '--repository', 'acme/docs'], { env: { PATH: process.env['PATH'] } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/needs --github-token/);
+  });
+
+  it('the GitHub Action: main sets the GitHub token as its output, post revokes it with the token itself', async () => {
+    const workspace = writeTree({});
+    const files = runnerFiles(workspace);
+    const env: Environment = {
+      PATH: process.env['PATH'],
+      HOME: workspace,
+      RUNNER_TEMP: workspace,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_API_URL: github.apiUrl,
+      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
+      ...files,
+      INPUT_URL: broker.url,
+      'INPUT_GITHUB-TOKEN': 'true',
+      INPUT_REPOSITORIES: 'acme/api',
+      INPUT_SCOPE: 'pull_requests:write',
+    };
+    const main = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action/dist/main.mjs')], { env, cwd: workspace });
+    expect(main.code, main.stdout + main.stderr).toBe(0);
+    const token = readEnvironmentFile(files.GITHUB_OUTPUT)['token'] ?? '';
+    expect(token).toMatch(/^ghs_/);
+    expect(main.stdout.split('\n').filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`]);
+    expect(await github.repositoriesVisibleTo(token)).toEqual({ status: 200, names: ['api'] });
+
+    const state = readEnvironmentFile(files.GITHUB_STATE)['revoke'] ?? '';
+    const post = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action/dist/post.mjs')], { env: { ...env, STATE_revoke: state }, cwd: workspace });
+    expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n' });
+    expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+    expect(await tokenState(await sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });
+  });
+});

@@ -1,0 +1,451 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
+import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
+
+const OWNER = 'acme';
+const POLICY_REPO = { owner: OWNER, name: 'keyway-policies' };
+const POLICY_DIR = 'policies';
+
+/** A deploy policy for one environment, and a guardrail. Line numbers matter: annotations point at them. */
+function deployPolicy(issuer: string, environment: string): string {
+  return `version: 1
+issuer: { kind: github, url: "${issuer}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+  environment: ${environment}
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:write]
+`;
+}
+
+function guardPolicy(issuer: string): string {
+  return `version: 1
+effect: deny
+issuer: { kind: github, url: "${issuer}" }
+match:
+  event_name: [pull_request_target, workflow_run]
+`;
+}
+
+/** Line 9 names a field the schema does not have. */
+function brokenPolicy(issuer: string): string {
+  return `version: 1
+issuer: { kind: github, url: "${issuer}" }
+match:
+  repository_owner_id: "1200934"
+  environment: production
+grant:
+  audience: https://deploy.acme.dev
+  scopes: [deploy:read]
+  lifetime: 5m
+`;
+}
+
+/** A GitHub token for jobs on the release branch (the policy repository's installation is the only one). */
+function githubPolicy(issuer: string): string {
+  return `version: 1
+issuer: { kind: github, url: "${issuer}" }
+match: { repository_id: "734201", ref: refs/heads/release }
+grant:
+  github: { repositories: [${OWNER}/keyway-policies], permissions: { contents: read } }
+  ttl: 10m
+`;
+}
+
+/** The fake GitHub API knows tokens by their SHA-256. */
+async function sha256Hex(token: string): Promise<string> {
+  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token))), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+const sha = (label: string): string => Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+
+interface CheckRunBody {
+  name: string;
+  head_sha: string;
+  status: string;
+  conclusion: string;
+  output: { title: string; summary: string; annotations: { path: string; start_line: number; end_line: number; annotation_level: string; message: string; title?: string }[] };
+}
+
+/**
+ * `POST /webhooks/github` against the real broker and the fake GitHub API on 127.0.0.1, with
+ * deliveries signed as GitHub signs them. Runs on Node and inside workerd.
+ */
+export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBase: () => string, fakeGitHubBase: () => string): void {
+  describe(`POST /webhooks/github on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: FakeGitHub;
+    let ci: TestIssuer;
+
+    const deliver = async (delivery: Delivery) => {
+      const { id, init } = await deliveryRequest(delivery);
+      const response = await broker.request('/webhooks/github', init);
+      return { id, status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const exchange = async (overrides: Record<string, unknown>) => postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides))));
+    const putPolicies = async (ref: string, files: Record<string, string>) => {
+      for (const [path, text] of Object.entries(files)) await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref, text });
+    };
+    const checkRuns = async (): Promise<CheckRunBody[]> =>
+      (await github.calls()).filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201).map((call) => call.body as CheckRunBody);
+    const health = async () => (await (await broker.request('/healthz')).json()) as Record<string, unknown>;
+
+    beforeAll(async () => {
+      ci = freshIssuer(issuerBase(), 'webhooks');
+      github = await FakeGitHub.create(fakeGitHubBase());
+      await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
+      broker = await start(
+        { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), 'github/read.yaml': githubPolicy(ci.url) },
+        {
+          settings: {
+            ...github.settings,
+            KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+            KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
+            KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
+          },
+        },
+      );
+    });
+    afterAll(() => broker?.close());
+
+    it('refuses a delivery without a signature, with a forged one, or with a malformed one (401), and remembers none of them', async () => {
+      const ping = { zen: 'Keep it logically awesome.', hook_id: 1 };
+      const id = crypto.randomUUID();
+      for (const delivery of [
+        { event: 'ping', payload: ping, id, secret: null },
+        { event: 'ping', payload: ping, id, secret: 'not-the-webhook-secret-at-all-000' },
+        { event: 'ping', payload: ping, id, signature: 'sha256=' },
+        { event: 'ping', payload: ping, id, signature: 'sha1=0123456789abcdef0123456789abcdef01234567' },
+        { event: 'ping', payload: ping, id, signature: `sha256=${'0'.repeat(64)}` },
+      ]) {
+        const refused = await deliver(delivery);
+        expect(refused.status).toBe(401);
+        expect(refused.body['error']).toBe('invalid_signature');
+      }
+      // A body changed after signing: the signature is over the exact bytes.
+      const signed = await deliveryRequest({ event: 'ping', payload: ping, id });
+      const tampered = await broker.request('/webhooks/github', { ...signed.init, body: JSON.stringify({ ...ping, hook_id: 2 }) });
+      expect(tampered.status).toBe(401);
+      // None of them was recorded: the genuine delivery with the same id is handled, not a duplicate.
+      const genuine = await deliver({ event: 'ping', payload: ping, id });
+      expect(genuine).toMatchObject({ status: 200, body: { status: 'handled' } });
+    });
+
+    it('handles one of two concurrent copies of a delivery, and calls the other a duplicate', async () => {
+      const delivery = { event: 'ping', payload: { zen: 'Design for failure.', hook_id: 3 }, id: crypto.randomUUID() };
+      const answers = await Promise.all([deliver(delivery), deliver(delivery), deliver(delivery)]);
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200]);
+      expect(answers.map((answer) => answer.body['status']).sort()).toEqual(['duplicate', 'duplicate', 'handled']);
+    });
+
+    it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
+      const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
+      expect(huge.status).toBe(413);
+      const star = await deliver({ event: 'star', payload: { action: 'created', repository: { full_name: 'acme/api' } } });
+      expect(star).toMatchObject({ status: 202, body: { status: 'ignored', event: 'star' } });
+      const missing = await broker.request('/webhooks/github', { ...(await deliveryRequest({ event: 'ping', payload: {} })).init, headers: { 'x-hub-signature-256': 'sha256=00' } });
+      expect(missing.status).toBe(401);
+    });
+
+    it('reviews a pull request: the access diff and the impact replay of audited exchanges, as a passing check run', async () => {
+      // Audited exchanges: 3 production deploys granted, 2 staging attempts refused.
+      for (let i = 0; i < 3; i += 1) expect((await exchange({ environment: 'production' })).status).toBe(200);
+      for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
+      const base = sha('review-base');
+      const head = sha('review-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+
+      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 7, baseSha: base, headSha: head }) };
+      const handled = await deliver(delivery);
+      expect(handled).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const runs = (await checkRuns()).slice(before);
+      expect(runs).toHaveLength(1);
+      const [run] = runs as [CheckRunBody];
+      expect(run).toMatchObject({ name: 'keyway policy review', head_sha: head, status: 'completed', conclusion: 'success' });
+      expect(run.output.title).toContain('would newly allow 2, newly deny 3');
+      expect(run.output.summary).toContain('**Impact replay: would newly allow 2, newly deny 3** of 5 exchanges');
+      expect(run.output.summary).toContain('| `deploy` | **changed** |');
+      expect(run.output.summary).toContain('match.environment: \\"production\\" → \\"staging\\"'.replaceAll('\\"', '"'));
+      // Lint warnings are annotated on their lines; nothing fails.
+      expect(run.output.annotations.filter((annotation) => annotation.annotation_level === 'failure')).toEqual([]);
+      expect(run.output.annotations).toContainEqual(expect.objectContaining({ path: 'policies/deploy.yaml', start_line: 9, annotation_level: 'warning', title: 'keyway write-from-untrusted' }));
+
+      // The same delivery again (GitHub's redelivery, or a replay of the signed body): handled once.
+      const again = await deliver({ ...delivery, id: handled.id });
+      expect(again).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      expect((await checkRuns()).slice(before)).toHaveLength(1);
+      // The installation token used for the review was limited to the policy repository and revoked after.
+      const tokens = await github.tokens();
+      expect(tokens.length).toBeGreaterThan(0);
+      for (const token of tokens) expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
+    });
+
+    it('fails the check run of a broken change, with annotations on the offending lines', async () => {
+      const base = sha('broken-base');
+      const head = sha('broken-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(head, { 'deploy.yaml': brokenPolicy(ci.url), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 8, baseSha: base, headSha: head, action: 'synchronize' }) })).toMatchObject({ status: 200 });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+      expect(run.output.title).toMatch(/^\d+ errors?: the proposed policies do not load$/);
+      expect(run.output.summary).toContain('**The proposed policies do not load**');
+      const failures = run.output.annotations.filter((annotation) => annotation.annotation_level === 'failure');
+      expect(failures.length).toBeGreaterThan(0);
+      for (const annotation of failures) expect(annotation.path).toBe('policies/deploy.yaml');
+      expect(failures.map((annotation) => annotation.start_line)).toContain(9);
+      expect(failures.find((annotation) => annotation.start_line === 9)?.message).toMatch(/lifetime/);
+    });
+
+    it('fails the review of a pull request whose policy directory keyway cannot read', async () => {
+      const base = sha('unreadable-base');
+      const head = sha('unreadable-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      // At the head, the policy directory's path is a file.
+      await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: POLICY_DIR, ref: head, text: 'not a directory' });
+      const before = (await checkRuns()).length;
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 11, baseSha: base, headSha: head }) })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run).toMatchObject({ head_sha: head, conclusion: 'failure', output: { title: 'the policy directory cannot be read' } });
+      expect(run.output.summary).toContain(`${POLICY_DIR} at ${head} is not a directory`);
+    });
+
+    it('publishes nothing for a pull request that changes no policy file', async () => {
+      const base = sha('same-base');
+      const head = sha('same-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      const before = (await checkRuns()).length;
+      const handled = await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: head }) });
+      expect(handled).toMatchObject({ status: 200, body: { status: 'ignored' } });
+      expect((await checkRuns()).length).toBe(before);
+      // Closed pull requests and other repositories are not reviewed either.
+      expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: sha('x'), action: 'closed' }) })).body['status']).toBe('ignored');
+      expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 1, baseSha: base, headSha: head }) })).body['status']).toBe('ignored');
+    });
+
+    it('revokes the GitHub tokens of a run when its workflow job completes, and no other run\'s', async () => {
+      const githubToken = async (runId: string) => {
+        const form = exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId })), { requested_token_type: GITHUB_TOKEN_TYPE });
+        const result = await postToken(broker, form);
+        expect(result.status).toBe(200);
+        return sha256Hex(result.body['access_token'] as string);
+      };
+      // Run ids of their own: the revocation schedule outlives a test file in workerd's storage.
+      const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);
+      const [finishing, other] = [await githubToken(String(run)), await githubToken(String(run + 1))];
+      const state = async (hash: string) => (await github.tokens()).find((token) => token.sha256 === hash);
+      expect(await state(finishing)).toMatchObject({ revoked: false });
+
+      const job = (runId: number, action: string) => ({
+        action,
+        workflow_job: { id: 1, run_id: runId, run_attempt: 1, status: action === 'completed' ? 'completed' : 'in_progress', conclusion: action === 'completed' ? 'success' : null, name: 'release' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      });
+      expect((await deliver({ event: 'workflow_job', payload: job(run, 'in_progress') })).body['status']).toBe('ignored');
+      const completed = await deliver({ event: 'workflow_job', payload: job(run, 'completed') });
+      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `1 GitHub tokens of run ${run} revoked` } });
+      // The revocation runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL.
+      for (let attempt = 0; attempt < 50 && (await state(finishing))?.revoked !== true; attempt += 1) {
+        await broker.auditUpkeep();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(await state(finishing)).toMatchObject({ revoked: true });
+      expect(await state(other)).toMatchObject({ revoked: false });
+    });
+
+    it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
+      expect((await exchange({ environment: 'qa' })).status).toBe(400);
+      const good = sha('push-good');
+      await putPolicies(good, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: good });
+      const pushed = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      expect(pushed).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      expect((await exchange({ environment: 'production' })).status).toBe(400);
+      expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${good}` } });
+
+      // A push to another branch changes nothing.
+      const other = sha('push-other');
+      await putPolicies(other, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      expect((await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/feature', after: other }) })).body['status']).toBe('ignored');
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+
+      // A broken set is refused: the good one keeps serving, /healthz says why.
+      const broken = sha('push-broken');
+      await putPolicies(broken, { 'deploy.yaml': brokenPolicy(ci.url), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: broken });
+      expect(await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: broken }) })).toMatchObject({ status: 200 });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      const status = await health();
+      expect(status).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` } });
+      expect(JSON.stringify((status['policy_reload'] as { problems: string[] }).problems)).toContain('deploy.yaml:9:3 unknown field grant.lifetime');
+
+      // …and the next review says so.
+      const base = sha('after-broken-base');
+      const head = sha('after-broken-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+      await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 10, baseSha: base, headSha: head }) });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run.output.summary).toContain('**The live policy set did not switch**');
+      expect(run.output.summary).toContain(broken);
+
+      // A replayed old push cannot bring an old set back: the branch head is read when the push is handled.
+      await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
+    });
+
+    it('refreshes the installation cache on installation events', async () => {
+      const lookups = async () => (await github.calls()).filter((call) => call.path === `/orgs/${OWNER}/installation`).length;
+      const review = async (n: number) => {
+        const base = sha(`install-base-${n}`);
+        const head = sha(`install-head-${n}`);
+        await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, `qa${n}`) });
+        await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 20 + n, baseSha: base, headSha: head }) });
+      };
+      await review(1);
+      const cached = await lookups();
+      await review(2);
+      expect(await lookups()).toBe(cached);
+      expect(await deliver({ event: 'installation_repositories', payload: { ...payloads.installation(OWNER, 'added'), repositories_added: [], repositories_removed: [] } })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      await review(3);
+      expect(await lookups()).toBe(cached + 1);
+      expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'new_permissions_accepted') })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      await review(4);
+      expect(await lookups()).toBe(cached + 2);
+    });
+
+    describe('repository-owned policies (.github/keyway/NAME.yaml)', () => {
+      const repositoryPolicy = (grant: string, match = 'match: { repository_id: "734201", ref: refs/heads/main }') =>
+        `version: 1\nissuer: { kind: github, url: "${ci.url}" }\n${match}\ngrant:\n${grant}\n`;
+      const putRepositoryPolicy = (name: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${name}.yaml`, text });
+      const repositoryUrl = (path: string) => `${new URL(github.apiUrl).origin}/${path}`;
+      const ask = async (scope: string, resource: string | string[] = repositoryUrl(`${OWNER}/api`), overrides: Record<string, unknown> = {}) =>
+        postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides)), { requested_token_type: GITHUB_TOKEN_TYPE, scope, resource }));
+      const tokenRequests = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).map((call) => call.body as { repositories: string[]; permissions: Record<string, string> });
+
+      it('grants a GitHub token for the repository that holds the policy, under the central guardrails, and caches the policy', async () => {
+        await putRepositoryPolicy('release', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+        const contentsCalls = async () => (await github.calls()).filter((call) => call.path.endsWith('/contents/.github/keyway/release.yaml')).length;
+        const before = await contentsCalls();
+        const granted = await ask('policy:release contents:read');
+        expect(granted.status).toBe(200);
+        expect(granted.body).toMatchObject({ issued_token_type: GITHUB_TOKEN_TYPE, scope: 'contents:read metadata:read' });
+        const hash = await sha256Hex(granted.body['access_token'] as string);
+        expect((await github.tokens()).find((token) => token.sha256 === hash)).toMatchObject({ revoked: false, repositories: ['api'], permissions: { contents: 'read', metadata: 'read' } });
+        const event = await broker.auditEvent(granted.body['audit_event_id'] as string);
+        expect(event).toMatchObject({ decision: 'granted', policy: { granted_by: `${OWNER}/api/.github/keyway/release` } });
+        // The central guardrail holds for a repository's policy too.
+        const guarded = await ask('policy:release contents:read', repositoryUrl(`${OWNER}/api`), { event_name: 'pull_request_target' });
+        expect(guarded.status).toBe(400);
+        expect((await broker.auditEvent(guarded.body['audit_event_id'] as string))).toMatchObject({ reason: 'denied_by_policy', policy: { denied_by: ['guard'] } });
+        // Fetched once, then from the cache.
+        expect((await contentsCalls()) - before).toBe(1);
+        // Asking beyond the policy is refused before GitHub is asked for anything.
+        const requests = (await tokenRequests()).length;
+        const beyond = await ask('policy:release contents:write');
+        expect(beyond).toMatchObject({ status: 400, body: { error: 'invalid_scope' } });
+        expect((await tokenRequests()).length).toBe(requests);
+      });
+
+      it('refuses a repository policy that grants another repository or a keyway JWT, or one that does not exist', async () => {
+        await putRepositoryPolicy('sneaky', repositoryPolicy(`  github: { repositories: [${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
+        await putRepositoryPolicy('jwt', repositoryPolicy('  audience: https://deploy.acme.dev'));
+        const before = await tokenRequests();
+        for (const [scope, resource] of [
+          ['policy:sneaky', repositoryUrl(`${OWNER}/api`)],
+          ['policy:sneaky contents:read', repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)],
+          ['policy:jwt', repositoryUrl(`${OWNER}/api`)],
+          ['policy:missing', repositoryUrl(`${OWNER}/api`)],
+        ] as const) {
+          const refused = await ask(scope, resource);
+          expect(refused.status).toBe(400);
+          expect(refused.body).not.toHaveProperty('access_token');
+          expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+        }
+        const sneaky = await ask('policy:sneaky');
+        expect((await broker.auditEvent(sneaky.body['audit_event_id'] as string))?.detail).toMatch(/can only grant acme\/api, not acme\/keyway-policies/);
+        // No token was asked of GitHub for anything but reading the policies (contents: read on the repository named).
+        const asked = (await tokenRequests()).slice(before.length);
+        for (const request of asked) expect(request.permissions).toEqual({ contents: 'read' });
+        // Two repositories, or a policy name that is a path, are malformed.
+        expect((await ask('policy:release', [repositoryUrl(`${OWNER}/api`), repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)])).body['error']).toBe('invalid_target');
+        expect((await ask('policy:../release')).body['error']).toBe('invalid_request');
+      });
+
+      it('reviews a pull request that changes a repository\'s own policies, held to what they may grant', async () => {
+        const base = sha('own-base');
+        const head = sha('own-head');
+        const put = (ref: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: '.github/keyway/release.yaml', ref, text });
+        await put(base, repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+        // Line 5 asks for another repository.
+        await put(head, repositoryPolicy(`  github: { repositories: [acme/api, ${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
+        const before = (await checkRuns()).length;
+        const handled = await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 40, baseSha: base, headSha: head }) });
+        expect(handled).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+        expect(run.output.annotations).toContainEqual(
+          expect.objectContaining({ path: '.github/keyway/release.yaml', start_line: 5, annotation_level: 'failure', message: expect.stringMatching(/can only grant acme\/api, not acme\/keyway-policies/) }),
+        );
+        // The same change narrowed back passes, with no impact replay (that is for the central set).
+        await put(sha('own-good'), repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, issues: read } }'));
+        await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 41, baseSha: base, headSha: sha('own-good') }) });
+        const [good] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
+        expect(good).toMatchObject({ head_sha: sha('own-good'), conclusion: 'success' });
+        expect(good.output.summary).not.toContain('Impact replay');
+      });
+    });
+
+    it('answers 503 and forgets the delivery when GitHub fails, so a redelivery is handled', async () => {
+      const base = sha('down-base');
+      const head = sha('down-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'uat') });
+      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 30, baseSha: base, headSha: head }), id: crypto.randomUUID() };
+      await github.setDown(true);
+      try {
+        expect(await deliver(delivery)).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+      } finally {
+        await github.setDown(false);
+      }
+      const before = (await checkRuns()).length;
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await checkRuns()).length).toBe(before + 1);
+    });
+  });
+}
+
+/** What a runtime-specific test needs to stand up the policy repository on the fake GitHub API. */
+export async function policyRepositoryOnFakeGitHub(fakeGitHubBase: string, issuer: string) {
+  const github = await FakeGitHub.create(fakeGitHubBase);
+  await github.install({ id: 72, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }], permissions: { contents: 'read', checks: 'write' } });
+  const settings = {
+    ...github.settings,
+    KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
+    KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
+  };
+  /** Commits `environment`'s deploy policy and the guardrail, points main at it, and returns the push delivery. */
+  const commit = async (label: string, environment: string): Promise<Delivery> => {
+    const head = sha(label);
+    for (const [path, text] of Object.entries({ 'deploy.yaml': deployPolicy(issuer, environment), 'guard.yaml': guardPolicy(issuer) })) {
+      await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref: head, text });
+    }
+    await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: head });
+    return { event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: head }) };
+  };
+  return { github, settings, commit, initialPolicies: { 'deploy.yaml': deployPolicy(issuer, 'production'), 'guard.yaml': guardPolicy(issuer) } };
+}

@@ -1,0 +1,268 @@
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { Hono, type Context } from 'hono';
+import { importSPKI, jwtVerify } from 'jose';
+import type { FakeCall, FakeInstallation } from './fake-github.ts';
+
+/**
+ * A fake GitHub REST API on 127.0.0.1, for the endpoints keyway calls. Each App created through
+ * `POST /_test/apps` gets its own API base (`<origin>/apps/<id>`, like a GitHub Enterprise Server
+ * `https://HOST/api/v3`), its own RSA key (handed out as PKCS#1 PEM, as GitHub does, and as
+ * PKCS#8) and its own installations, tokens, files and call log. App JWTs are verified with the
+ * App's public key; token requests are checked against the installation's repositories and
+ * permissions; revoked tokens get 401. Tests drive it over HTTP (`<api>/_test/...`, see
+ * fake-github.ts), so the same client works from Node and from workerd.
+ */
+
+interface FakeToken {
+  readonly installationId: number;
+  readonly repositories: readonly { readonly id: number; readonly name: string }[];
+  readonly permissions: Readonly<Record<string, string>>;
+  readonly expiresAt: number;
+  revoked: boolean;
+}
+
+interface FakeApp {
+  readonly id: number;
+  readonly publicKey: CryptoKey;
+  readonly installations: Map<number, FakeInstallation>;
+  readonly tokens: Map<string, FakeToken>;
+  readonly files: Map<string, string>;
+  readonly branches: Map<string, string>;
+  readonly calls: FakeCall[];
+  down: boolean;
+}
+
+type FakeEnv = { Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
+
+const LEVELS = ['read', 'write', 'admin'];
+const covers = (held: string | undefined, wanted: string): boolean => held !== undefined && LEVELS.indexOf(held) >= LEVELS.indexOf(wanted) && LEVELS.includes(wanted);
+const hash = (token: string): string => createHash('sha256').update(token).digest('hex').slice(0, 12);
+const fileKey = (owner: string, repo: string, path: string, ref: string): string => `${owner.toLowerCase()}/${repo.toLowerCase()}:${ref}:${path}`;
+
+export async function startFakeGitHubServer(): Promise<{ base: string; close(): Promise<void> }> {
+  const apps = new Map<number, FakeApp>();
+  let base = '';
+  const root = new Hono();
+
+  root.post('/_test/apps', async (c) => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const id = apps.size + 1;
+    const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), calls: [], down: false });
+    return c.json({
+      apiUrl: `${base}/apps/${id}`,
+      appId: String(id),
+      privateKeyPem: privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+      privateKeyPkcs8Pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    });
+  });
+
+  const api = new Hono<FakeEnv>();
+
+  api.use('*', async (c, next) => {
+    const app = apps.get(Number(c.req.param('app')));
+    if (app === undefined) return c.json({ message: 'no such app' }, 404);
+    c.set('app', app);
+    const isAdmin = c.req.path.includes('/_test/');
+    if (isAdmin) return next();
+    if (app.down) {
+      app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body: undefined, status: 503 });
+      return c.json({ message: 'down for the test' }, 503);
+    }
+    const authorization = c.req.header('authorization') ?? '';
+    const credential = /^Bearer (.+)$/.exec(authorization)?.[1];
+    let auth = 'none';
+    if (credential !== undefined && credential.split('.').length === 3) auth = (await verifyAppJwt(app, credential)) ? 'app' : 'invalid';
+    else if (credential !== undefined) {
+      const token = app.tokens.get(credential);
+      if (token !== undefined && !token.revoked && token.expiresAt > Date.now()) {
+        auth = `token:${hash(credential)}`;
+        c.set('token', token);
+      } else auth = 'invalid';
+    }
+    c.set('auth', auth);
+    const body = c.req.method === 'POST' ? ((await c.req.raw.clone().json()) as unknown) : undefined;
+    const badHeaders = c.req.header('x-github-api-version') !== '2022-11-28' || !(c.req.header('accept') ?? '').includes('application/vnd.github+json');
+    const response = badHeaders ? c.json({ message: 'missing Accept or X-GitHub-Api-Version' }, 400) : await next().then(() => c.res);
+    app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth, body, status: response.status });
+    return response;
+  });
+
+  const requireApp = (c: Context<FakeEnv>): Response | undefined =>
+    c.get('auth') === 'app' ? undefined : c.json({ message: 'A JSON web token could not be decoded' }, 401);
+  const requireToken = (c: Context<FakeEnv>): FakeToken | Response =>
+    c.get('token') ?? c.json({ message: 'Bad credentials' }, 401);
+
+  const installationOf = (app: FakeApp, owner: string, type?: string): FakeInstallation | undefined =>
+    [...app.installations.values()].find((installation) => installation.owner.toLowerCase() === owner.toLowerCase() && (type === undefined || (installation.ownerType ?? 'Organization') === type));
+  const installationJson = (installation: FakeInstallation): object => ({
+    id: installation.id,
+    account: { login: installation.owner, type: installation.ownerType ?? 'Organization' },
+    permissions: installation.permissions,
+    repository_selection: 'selected',
+  });
+
+  for (const [route, type] of [['/orgs/:owner/installation', 'Organization'], ['/users/:owner/installation', undefined]] as const) {
+    api.get(route, (c) => {
+      const refused = requireApp(c);
+      if (refused !== undefined) return refused;
+      const installation = installationOf(c.get('app'), c.req.param('owner')!, type);
+      return installation === undefined ? c.json({ message: 'Not Found' }, 404) : c.json(installationJson(installation));
+    });
+  }
+  api.get('/repos/:owner/:repo/installation', (c) => {
+    const refused = requireApp(c);
+    if (refused !== undefined) return refused;
+    const installation = installationOf(c.get('app'), c.req.param('owner'));
+    const has = installation?.repositories.some((repository) => repository.name.toLowerCase() === c.req.param('repo').toLowerCase());
+    return installation === undefined || has !== true ? c.json({ message: 'Not Found' }, 404) : c.json(installationJson(installation));
+  });
+
+  api.post('/app/installations/:id/access_tokens', async (c) => {
+    const refused = requireApp(c);
+    if (refused !== undefined) return refused;
+    const app = c.get('app');
+    const installation = app.installations.get(Number(c.req.param('id')));
+    if (installation === undefined) return c.json({ message: 'Not Found' }, 404);
+    const request = await c.req.json<{ repositories?: string[]; repository_ids?: number[]; permissions?: Record<string, string> }>();
+    const byName = new Map(installation.repositories.map((repository) => [repository.name.toLowerCase(), repository]));
+    const names = request.repositories ?? [];
+    const ids = request.repository_ids ?? [];
+    const repositories = [
+      ...names.map((name) => byName.get(name.toLowerCase())),
+      ...ids.map((id) => installation.repositories.find((repository) => repository.id === id)),
+    ];
+    if (repositories.some((repository) => repository === undefined)) return c.json({ message: 'There is at least one repository that does not exist or is not accessible to the parent installation.' }, 422);
+    const permissions = request.permissions ?? installation.permissions;
+    for (const [name, level] of Object.entries(permissions)) {
+      if (!covers(installation.permissions[name], level)) return c.json({ message: `The permissions requested are not granted to this installation: ${name}` }, 422);
+    }
+    const token = `ghs_${randomBytes(27).toString('base64url')}`;
+    const granted = { ...permissions, metadata: 'read' };
+    const selected = repositories.length === 0 ? installation.repositories : (repositories as FakeInstallation['repositories']);
+    const expiresAt = Date.now() + 3600_000;
+    app.tokens.set(token, { installationId: installation.id, repositories: selected, permissions: granted, expiresAt, revoked: false });
+    return c.json({ token, expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'), permissions: granted, repository_selection: 'selected', repositories: selected.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })) }, 201);
+  });
+
+  api.delete('/installation/token', (c) => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    token.revoked = true;
+    return c.body(null, 204);
+  });
+
+  api.get('/installation/repositories', (c) => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const installation = c.get('app').installations.get(token.installationId)!;
+    return c.json({ total_count: token.repositories.length, repositories: token.repositories.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })) });
+  });
+
+  const repositoryAccess = (c: Context<FakeEnv>, permission: string, level: string): FakeToken | Response => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const installation = c.get('app').installations.get(token.installationId)!;
+    const inToken = installation.owner.toLowerCase() === c.req.param('owner')!.toLowerCase() && token.repositories.some((repository) => repository.name.toLowerCase() === c.req.param('repo')!.toLowerCase());
+    if (!inToken) return c.json({ message: 'Not Found' }, 404);
+    if (!covers(token.permissions[permission], level)) return c.json({ message: 'Resource not accessible by integration' }, 403);
+    return token;
+  };
+
+  api.get('/repos/:owner/:repo/contents/*', (c) => {
+    const access = repositoryAccess(c, 'contents', 'read');
+    if (access instanceof Response) return access;
+    const path = decodeURIComponent(c.req.path.replace(/^.*?\/contents\//, ''));
+    const ref = c.req.query('ref') ?? 'main';
+    const prefix = fileKey(c.req.param('owner'), c.req.param('repo'), '', ref);
+    const files = c.get('app').files;
+    const text = files.get(fileKey(c.req.param('owner'), c.req.param('repo'), path, ref));
+    if (text !== undefined) {
+      return c.json({ type: 'file', path, name: path.split('/').pop(), sha: createHash('sha1').update(text).digest('hex'), encoding: 'base64', content: Buffer.from(text).toString('base64').replace(/(.{60})/g, '$1\n') });
+    }
+    const entries = [...files.entries()].filter(([key]) => key.startsWith(`${prefix}${path}/`) && !key.slice(prefix.length + path.length + 1).includes('/'));
+    if (entries.length === 0) return c.json({ message: 'Not Found' }, 404);
+    return c.json(entries.map(([key, content]) => {
+      const entryPath = key.slice(prefix.length);
+      return { type: 'file', path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
+    }));
+  });
+
+  // Issue 6 part B (webhooks): branch heads, set by tests.
+  api.get('/repos/:owner/:repo/branches/:branch', (c) => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const sha = c.get('app').branches.get(fileKey(c.req.param('owner'), c.req.param('repo'), c.req.param('branch'), ''));
+    return sha === undefined ? c.json({ message: 'Branch not found' }, 404) : c.json({ name: c.req.param('branch'), commit: { sha } });
+  });
+  api.post('/_test/branches', async (c) => {
+    const branch = await c.req.json<{ owner: string; repo: string; branch: string; sha: string }>();
+    c.get('app').branches.set(fileKey(branch.owner, branch.repo, branch.branch, ''), branch.sha);
+    return c.json({ ok: true });
+  });
+
+  api.post('/repos/:owner/:repo/check-runs', async (c) => {
+    const access = repositoryAccess(c, 'checks', 'write');
+    if (access instanceof Response) return access;
+    const app = c.get('app');
+    const id = app.calls.filter((call) => call.path.endsWith('/check-runs')).length + 1;
+    return c.json({ id, html_url: `https://github.test/${c.req.param('owner')}/${c.req.param('repo')}/runs/${id}`, ...(await c.req.json<object>()) }, 201);
+  });
+
+  api.post('/_test/installations', async (c) => {
+    const installation = await c.req.json<FakeInstallation>();
+    c.get('app').installations.set(installation.id, installation);
+    return c.json({ ok: true });
+  });
+  api.delete('/_test/installations/:id', (c) => {
+    c.get('app').installations.delete(Number(c.req.param('id')));
+    return c.json({ ok: true });
+  });
+  api.post('/_test/files', async (c) => {
+    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string }>();
+    c.get('app').files.set(fileKey(file.owner, file.repo, file.path, file.ref ?? 'main'), file.text);
+    return c.json({ ok: true });
+  });
+  api.post('/_test/settings', async (c) => {
+    const settings = await c.req.json<{ down?: boolean }>();
+    if (settings.down !== undefined) c.get('app').down = settings.down;
+    return c.json({ ok: true });
+  });
+  api.get('/_test/calls', (c) => c.json(c.get('app').calls));
+  api.get('/_test/tokens', (c) =>
+    c.json([...c.get('app').tokens.entries()].map(([token, state]) => ({ sha256: createHash('sha256').update(token).digest('hex'), revoked: state.revoked, repositories: state.repositories.map((repository) => repository.name), permissions: state.permissions }))),
+  );
+
+  root.route('/apps/:app', api);
+
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: root.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    base,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      }),
+  };
+}
+
+function apiPath(c: Context): string {
+  return c.req.path.replace(/^\/apps\/\d+/, '');
+}
+
+/** GitHub's rules for an App JWT: RS256 with the App's key, `iss` the App id, at most 10 minutes between iat and exp. */
+async function verifyAppJwt(app: FakeApp, jwt: string): Promise<boolean> {
+  try {
+    const { payload } = await jwtVerify(jwt, app.publicKey, { algorithms: ['RS256'], issuer: String(app.id), clockTolerance: 0 });
+    if (typeof payload.iat !== 'number' || typeof payload.exp !== 'number') return false;
+    if (payload.exp - payload.iat > 600 || payload.iat > Date.now() / 1000 + 60) return false;
+    return true;
+  } catch {
+    return false;
+  }
+}

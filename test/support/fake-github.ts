@@ -1,0 +1,109 @@
+export interface FakeInstallation {
+  readonly id: number;
+  readonly owner: string;
+  readonly ownerType?: 'Organization' | 'User';
+  readonly repositories: readonly { readonly id: number; readonly name: string }[];
+  readonly permissions: Readonly<Record<string, string>>;
+}
+
+export interface FakeCall {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  /** `app` (a valid App JWT), `token:<sha256 prefix>` (a live installation token), `invalid`, `none`. */
+  readonly auth: string;
+  readonly body: unknown;
+  readonly status: number;
+}
+
+export interface FakeTokenState {
+  readonly sha256: string;
+  readonly revoked: boolean;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+}
+
+/**
+ * Client for one App on the fake GitHub API (fake-github-server.ts). Web-standard fetch only,
+ * so it runs in Node and inside workerd alike.
+ */
+export class FakeGitHub {
+  /** The API base URL keyway is configured with (`KEYWAY_GITHUB_API_URL`). */
+  readonly apiUrl: string;
+  readonly appId: string;
+  /** PKCS#1, as GitHub hands App keys out. */
+  readonly privateKeyPem: string;
+  readonly privateKeyPkcs8Pem: string;
+
+  private constructor(app: { apiUrl: string; appId: string; privateKeyPem: string; privateKeyPkcs8Pem: string }) {
+    this.apiUrl = app.apiUrl;
+    this.appId = app.appId;
+    this.privateKeyPem = app.privateKeyPem;
+    this.privateKeyPkcs8Pem = app.privateKeyPkcs8Pem;
+  }
+
+  /** A new App, with nothing installed. */
+  static async create(serverBase: string): Promise<FakeGitHub> {
+    const response = await fetch(`${serverBase}/_test/apps`, { method: 'POST' });
+    if (!response.ok) throw new Error(`fake GitHub answered ${response.status}`);
+    return new FakeGitHub((await response.json()) as { apiUrl: string; appId: string; privateKeyPem: string; privateKeyPkcs8Pem: string });
+  }
+
+  /** Settings keyway needs to act as this App. */
+  get settings(): Record<string, string> {
+    return { KEYWAY_GITHUB_APP_ID: this.appId, KEYWAY_GITHUB_APP_PRIVATE_KEY: this.privateKeyPem, KEYWAY_GITHUB_API_URL: this.apiUrl };
+  }
+
+  async #admin(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`${this.apiUrl}/_test/${path}`, {
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    });
+    if (!response.ok) throw new Error(`fake GitHub ${path} answered ${response.status}: ${await response.text()}`);
+    return response.json();
+  }
+
+  async install(installation: FakeInstallation): Promise<void> {
+    await this.#admin('POST', 'installations', installation);
+  }
+
+  async uninstall(id: number): Promise<void> {
+    await this.#admin('DELETE', `installations/${id}`);
+  }
+
+  async putFile(file: { owner: string; repo: string; path: string; ref?: string; text: string }): Promise<void> {
+    await this.#admin('POST', 'files', file);
+  }
+
+  /** Points a branch at a commit (`GET /repos/{owner}/{repo}/branches/{branch}`). */
+  async setBranch(branch: { owner: string; repo: string; branch: string; sha: string }): Promise<void> {
+    await this.#admin('POST', 'branches', branch);
+  }
+
+  async setDown(down: boolean): Promise<void> {
+    await this.#admin('POST', 'settings', { down });
+  }
+
+  /** Every API call the App received, oldest first. */
+  async calls(): Promise<FakeCall[]> {
+    return (await this.#admin('GET', 'calls')) as FakeCall[];
+  }
+
+  async tokens(): Promise<FakeTokenState[]> {
+    return (await this.#admin('GET', 'tokens')) as FakeTokenState[];
+  }
+
+  /** What a token can see (`GET /installation/repositories`), as any caller of the API would. */
+  async repositoriesVisibleTo(token: string): Promise<{ status: number; names: string[] }> {
+    const response = await fetch(`${this.apiUrl}/installation/repositories`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      return { status: response.status, names: [] };
+    }
+    const body = (await response.json()) as { repositories: { name: string }[] };
+    return { status: 200, names: body.repositories.map((repository) => repository.name) };
+  }
+}

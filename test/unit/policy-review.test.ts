@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import type { Reason } from '../../src/exchange/reasons.ts';
+import { readGitHubWebhookSettings } from '../../src/github-webhooks/webhook-settings.ts';
+import { loadPolicies, type PolicyFile } from '../../src/policy/load-policies.ts';
+import { replayImpact } from '../../src/policy-repository/replay-impact.ts';
+import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/policy-repository/review-policy-change.ts';
+
+const GITHUB = 'https://token.actions.githubusercontent.com';
+const BROKER = 'https://keyway.test';
+const OPTIONS = { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false };
+
+const deploy = (environments: string): PolicyFile => ({
+  path: 'deploy.yaml',
+  text: `version: 1\nissuer: github\nmatch:\n  repository_id: "1"\n  environment: ${environments}\n  runner_environment: github-hosted\n  ref_protected: "true"\ngrant:\n  audience: https://deploy.example\n  scopes: [deploy:read, deploy:write]\n`,
+});
+const guard: PolicyFile = { path: 'guard.yaml', text: 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n' };
+
+let counter = 0;
+/** An audit record as the exchange writes one for a verified GitHub token. */
+function audited(reason: Reason, claims: Record<string, unknown>, request: { scope?: string[] } = {}): AuditEvent {
+  counter += 1;
+  const verified = reason !== 'token_expired' && reason !== 'issuer_untrusted';
+  return {
+    id: `01JTEST${String(counter).padStart(19, '0')}`,
+    time: new Date(Date.UTC(2026, 10, 20, 10, counter)).toISOString(),
+    decision: reason === 'granted' ? 'granted' : 'denied',
+    reason,
+    request: { id: `r${counter}`, audience: ['https://deploy.example'], ...(request.scope === undefined ? {} : { scope: request.scope }) },
+    subject_token: { sha256: 'ab'.repeat(32) },
+    ...(verified
+      ? {
+          issuer: GITHUB,
+          subject: `repo:acme/api:environment:${String(claims['environment'])}`,
+          claims: { repository: 'acme/api', repository_id: '1', repository_owner_id: '9', ref: 'refs/heads/main', run_id: '5', runner_environment: 'github-hosted', ref_protected: 'true', event_name: 'push', ...claims },
+        }
+      : {}),
+  };
+}
+
+const base = loadPolicies([deploy('production'), guard], OPTIONS);
+
+describe('replayImpact', () => {
+  const events = [
+    audited('granted', { environment: 'production' }),
+    audited('granted', { environment: 'production' }),
+    audited('granted', { environment: 'production' }, { scope: ['deploy:read'] }),
+    audited('no_policy_matched', { environment: 'staging' }),
+    audited('no_policy_matched', { environment: 'staging' }),
+    audited('denied_by_policy', { environment: 'staging', event_name: 'pull_request_target' }),
+    audited('scope_not_granted', { environment: 'production' }, { scope: ['admin'] }),
+    // Refused before any policy: a replay under any set changes nothing.
+    audited('token_expired', {}),
+    audited('replayed', { environment: 'staging' }),
+    audited('issuer_untrusted', {}),
+  ];
+
+  it('counts what a proposed set newly allows and newly denies, on the claims the records kept', () => {
+    const proposed = loadPolicies([deploy('staging'), guard], OPTIONS);
+    const impact = replayImpact(proposed, events, BROKER);
+    expect(impact).toMatchObject({ replayed: 7, skipped: 3, newlyAllowed: 2, newlyDenied: 3 });
+    expect(impact.examples.allowed.map((example) => [example.was, example.now, example.policy])).toEqual([
+      ['no_policy_matched', 'granted', 'deploy'],
+      ['no_policy_matched', 'granted', 'deploy'],
+    ]);
+    expect(impact.examples.denied.map((example) => example.now)).toEqual(['no_policy_matched', 'no_policy_matched', 'no_policy_matched']);
+    // The guardrail still holds for the staging attempt from pull_request_target, and the scope refusal stays refused.
+    expect(impact.examples.allowed.map((example) => example.event_id)).not.toContain(events[5]!.id);
+  });
+
+  it('changes nothing under the same set, and denies everything under an empty one', () => {
+    expect(replayImpact(base, events, BROKER)).toMatchObject({ replayed: 7, newlyAllowed: 0, newlyDenied: 0 });
+    const empty = loadPolicies([], OPTIONS);
+    const impact = replayImpact(empty, events, BROKER);
+    expect(impact).toMatchObject({ newlyAllowed: 0, newlyDenied: 3 });
+    expect(impact.examples.denied.every((example) => example.now === 'issuer_untrusted')).toBe(true);
+  });
+
+  it('keeps at most 10 examples of each, and counts them all', () => {
+    const many = Array.from({ length: 25 }, () => audited('no_policy_matched', { environment: 'staging' }));
+    const impact = replayImpact(loadPolicies([deploy('staging')], OPTIONS), many, BROKER);
+    expect(impact.newlyAllowed).toBe(25);
+    expect(impact.examples.allowed).toHaveLength(10);
+  });
+});
+
+describe('reviewPolicyChange', () => {
+  it('passes a change that loads, with the impact as title and the access diff in the summary', () => {
+    const review = reviewPolicyChange({ base: [deploy('production'), guard], proposed: [deploy('[production, staging]'), guard], events: [audited('no_policy_matched', { environment: 'staging' })], loadOptions: OPTIONS, directory: 'policies' });
+    expect(review.conclusion).toBe('success');
+    expect(review.output.title).toBe('would newly allow 1, newly deny 0; 1 policy widens access');
+    expect(review.output.summary).toContain('| `deploy` | **widened** |');
+    expect(review.output.summary).toContain('#### Lint of `policies`: 0 errors');
+  });
+
+  it('fails a change that does not load, with an annotation on each problem\'s line, and shows a failed switch', () => {
+    const broken = { path: 'deploy.yaml', text: deploy('production').text.replace('  scopes:', '  scope:') };
+    const review = reviewPolicyChange({
+      base: [deploy('production')],
+      proposed: [broken, guard],
+      events: [],
+      loadOptions: OPTIONS,
+      directory: 'config/keyway',
+      lastSwitch: { ok: false, at: '2026-11-23T10:00:00.000Z', policies: 1, source: 'github acme/policies@abc', problems: ['deploy.yaml:10:3 unknown field grant.scope'] },
+    });
+    expect(review.conclusion).toBe('failure');
+    expect(review.impact).toBeUndefined();
+    expect(review.output.annotations).toContainEqual(expect.objectContaining({ path: 'config/keyway/deploy.yaml', start_line: 10, end_line: 10, annotation_level: 'failure', title: 'keyway invalid-policy' }));
+    expect(review.output.summary).toContain('**The live policy set did not switch** at 2026-11-23T10:00:00.000Z (github acme/policies@abc)');
+  });
+
+  it('keeps to GitHub\'s limits: at most 50 annotations, a bounded summary', () => {
+    const files = Array.from({ length: 60 }, (_, i) => ({ path: `p${i}.yaml`, text: 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, nonsense: 1 }\n' }));
+    const review = reviewPolicyChange({ base: [], proposed: files, events: [], loadOptions: OPTIONS, directory: 'policies' });
+    expect(review.output.annotations).toHaveLength(CHECK_RUN_LIMITS.annotations);
+    expect(review.output.summary.length).toBeLessThanOrEqual(CHECK_RUN_LIMITS.summaryChars);
+    expect(review.output.summary).toMatch(/Annotations show the first 50 of \d+ findings/);
+  });
+});
+
+describe('readGitHubWebhookSettings', () => {
+  const secret = 'x'.repeat(32);
+  it('is off without a secret, and refuses a policy repository without one', () => {
+    expect(readGitHubWebhookSettings({})).toBeUndefined();
+    expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies' })).toThrow(/needs KEYWAY_GITHUB_WEBHOOK_SECRET/);
+  });
+  it('reads the repository, path and branch, and refuses what is not one', () => {
+    expect(readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies', KEYWAY_GITHUB_POLICY_PATH: 'config/keyway', KEYWAY_GITHUB_POLICY_BRANCH: 'release' })).toEqual({
+      secret,
+      policyRepository: { owner: 'acme', name: 'policies' },
+      policyPath: 'config/keyway',
+      policyBranch: 'release',
+    });
+    expect(readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret })).toMatchObject({ policyRepository: undefined, policyPath: 'policies', policyBranch: undefined });
+    expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: 'short' })).toThrow(/at least 20/);
+    for (const repository of ['acme', 'acme/policies/x', '../x', 'acme/pol icies']) expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: repository })).toThrow(/owner\/name/);
+    for (const path of ['/policies', 'policies/', 'a/../b', '..', 'a//b']) expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_PATH: path })).toThrow(/KEYWAY_GITHUB_POLICY_PATH/);
+    expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_BRANCH: 'a..b' })).toThrow(/branch/);
+  });
+});
