@@ -7,6 +7,11 @@ export type SqlValue = string | number | null;
 export interface SqlDatabase {
   /** Runs one or more statements without parameters (schema changes). */
   exec(sql: string): void;
+  /**
+   * `changes` is only good for "did it write anything" (`> 0`): on Workers it is the rows
+   * written, index entries included, so an UPDATE of one indexed row reports 2. To count rows,
+   * use `all` with `RETURNING`.
+   */
   run(sql: string, params?: readonly SqlValue[]): { changes: number };
   all<Row extends Record<string, SqlValue>>(sql: string, params?: readonly SqlValue[]): Row[];
   /** Runs `fn` atomically: all of its writes commit, or none do. */
