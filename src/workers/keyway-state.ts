@@ -41,7 +41,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   readonly #audit: SqliteAuditStore;
   readonly #db: SqlDatabase;
   readonly #alerts: SqliteAlertStore;
-  #keys: Promise<SqliteKeyStore> | undefined;
+  #box: Promise<SecretBox> | undefined;
   readonly #deliveries: SqliteDeliveryLog;
   readonly #livePolicies: SqliteLivePolicyStore;
   readonly #revocations: SqliteRevocationStore;
@@ -94,11 +94,9 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     const log = jsonLogger({ component: 'github-revocations' });
     try {
       if ((await this.#revocations.nextAttemptAt()) !== undefined) {
-        const master = readMasterKeys(this.env);
-        if (master === undefined) throw new Error('KEYWAY_MASTER_KEY is not set: pending GitHub tokens cannot be opened to revoke them');
         await revokeDueTokens({
           store: this.#revocations,
-          box: await SecretBox.fromMasterKeys(master),
+          box: await this.#secretBox(),
           http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: readFlag(this.env, 'KEYWAY_ALLOW_HTTP_LOOPBACK') },
           now: Date.now,
           log,
@@ -210,16 +208,20 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     return (await this.#keyStore()).advanceKeys(plan);
   }
 
-  /** Private signing keys are sealed under the KEYWAY_MASTER_KEY Worker secret; without it they stay shut. */
-  #keyStore(): Promise<SqliteKeyStore> {
-    this.#keys ??= (async () => {
+  async #keyStore(): Promise<SqliteKeyStore> {
+    return new SqliteKeyStore(this.#db, await this.#secretBox());
+  }
+
+  /** Private signing keys and GitHub tokens awaiting revocation are sealed under the KEYWAY_MASTER_KEY Worker secret; without it they stay shut. */
+  #secretBox(): Promise<SecretBox> {
+    this.#box ??= (async () => {
       const master = readMasterKeys(this.env);
       if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
-      return new SqliteKeyStore(this.#db, await SecretBox.fromMasterKeys(master));
+      return SecretBox.fromMasterKeys(master);
     })();
     // A failure (no secret yet) is not remembered: the next call reads the environment again.
-    this.#keys.catch(() => (this.#keys = undefined));
-    return this.#keys;
+    this.#box.catch(() => (this.#box = undefined));
+    return this.#box;
   }
 
   // GitHub webhooks (issue 6): delivery de-duplication and the live policy set every isolate serves.
@@ -256,7 +258,7 @@ export interface LivePolicyState {
   readonly lastSwitch?: PolicyReloadStatus;
 }
 
-export const MASTER_KEY_MISSING = 'KEYWAY_MASTER_KEY is not set: signing keys are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
+export const MASTER_KEY_MISSING = 'KEYWAY_MASTER_KEY is not set: signing keys and GitHub tokens awaiting revocation are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
 
 /** The one instance every isolate talks to. */
 export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name = 'keyway'): DurableObjectStub<KeywayState> {
