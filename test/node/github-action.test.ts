@@ -9,9 +9,9 @@ import { silentLogger } from '../../src/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { buildAction } from '../../scripts/build-action.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
-import { readEnvironmentFile, runnerFiles } from '../support/github-runner.ts';
+import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { freePort, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { freePort, REPOSITORY_ROOT, testConfig, writeTree, type Environment } from './node-harness.ts';
 
 const ACTION = join(REPOSITORY_ROOT, 'action');
 const AUDIENCE = 'https://deploy.acme.dev';
@@ -43,23 +43,7 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
     ci.githubApiCalls.length = 0;
   });
 
-  function runner(inputs: Record<string, string>, extra: Environment = {}) {
-    const workspace = writeTree({});
-    const files = runnerFiles(workspace);
-    const env: Environment = {
-      PATH: process.env['PATH'],
-      HOME: workspace,
-      RUNNER_TEMP: workspace,
-      GITHUB_ACTIONS: 'true',
-      GITHUB_API_URL: ci.githubApiUrl,
-      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
-      ...files,
-      ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
-      ...extra,
-    };
-    return { files, env, run: (step: 'main' | 'post', more: Environment = {}) => runProcess(process.execPath, [join(ACTION, 'dist', `${step}.mjs`)], { env: { ...env, ...more }, cwd: workspace }) };
-  }
+  const runner = (inputs: Record<string, string>, extra: Environment = {}) => actionStep(ci, inputs, extra);
 
   it('action.yml: inputs url, audience, scope, github-token, repositories; outputs token, expires-at; the bundled files on a current Node runner', () => {
     const action = parse(readFileSync(join(ACTION, 'action.yml'), 'utf8')) as Record<string, Record<string, unknown>>;

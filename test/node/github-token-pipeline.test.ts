@@ -9,7 +9,7 @@ import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
-import { readEnvironmentFile, runnerFiles } from '../support/github-runner.ts';
+import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { freePort, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
 
@@ -74,23 +74,9 @@ grant:
   });
 
   it('the GitHub Action: main sets the GitHub token as its output, post revokes it with the token itself', async () => {
-    const workspace = writeTree({});
-    const files = runnerFiles(workspace);
-    const env: Environment = {
-      PATH: process.env['PATH'],
-      HOME: workspace,
-      RUNNER_TEMP: workspace,
-      GITHUB_ACTIONS: 'true',
-      GITHUB_API_URL: github.apiUrl,
-      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
-      ...files,
-      INPUT_URL: broker.url,
-      'INPUT_GITHUB-TOKEN': 'true',
-      INPUT_REPOSITORIES: 'acme/api',
-      INPUT_SCOPE: 'pull_requests:write',
-    };
-    const main = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action/dist/main.mjs')], { env, cwd: workspace });
+    const step = actionStep({ ...ci, githubApiUrl: github.apiUrl }, { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'pull_requests:write' });
+    const files = step.files;
+    const main = await step.run('main');
     expect(main.code, main.stdout + main.stderr).toBe(0);
     const token = readEnvironmentFile(files.GITHUB_OUTPUT)['token'] ?? '';
     expect(token).toMatch(/^ghs_/);
@@ -98,7 +84,7 @@ grant:
     expect(await github.repositoriesVisibleTo(token)).toEqual({ status: 200, names: ['api'] });
 
     const state = readEnvironmentFile(files.GITHUB_STATE)['revoke'] ?? '';
-    const post = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action/dist/post.mjs')], { env: { ...env, STATE_revoke: state }, cwd: workspace });
+    const post = await step.run('post', { STATE_revoke: state });
     expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n' });
     expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
     expect(await tokenState(await sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { REPOSITORY_ROOT, runProcess, writeTree, type Environment } from '../node/node-harness.ts';
 
 /**
  * Reads a GitHub Actions environment file ($GITHUB_OUTPUT, $GITHUB_ENV, $GITHUB_STATE) the way
@@ -31,4 +32,34 @@ export function runnerFiles(directory: string): { GITHUB_OUTPUT: string; GITHUB_
   const files = { GITHUB_OUTPUT: join(directory, 'output'), GITHUB_ENV: join(directory, 'env'), GITHUB_STATE: join(directory, 'state') };
   for (const file of Object.values(files)) writeFileSync(file, '');
   return files;
+}
+
+/** Where a step finds the GitHub Actions OIDC token service and the GitHub API. */
+export interface RunnerServices {
+  readonly githubRequestUrl: string;
+  readonly githubRequestToken: string;
+  readonly githubApiUrl: string;
+}
+
+/** The committed action bundle run the way a runner runs a step: node, INPUT_* variables, the runner's files, in a fresh workspace. */
+export function actionStep(services: RunnerServices, inputs: Record<string, string>, extra: Environment = {}) {
+  const workspace = writeTree({});
+  const files = runnerFiles(workspace);
+  const env: Environment = {
+    PATH: process.env['PATH'],
+    HOME: workspace,
+    RUNNER_TEMP: workspace,
+    GITHUB_ACTIONS: 'true',
+    GITHUB_API_URL: services.githubApiUrl,
+    ACTIONS_ID_TOKEN_REQUEST_URL: services.githubRequestUrl,
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: services.githubRequestToken,
+    ...files,
+    ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
+    ...extra,
+  };
+  return {
+    files,
+    env,
+    run: (step: 'main' | 'post', more: Environment = {}) => runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action', 'dist', `${step}.mjs`)], { env: { ...env, ...more }, cwd: workspace }),
+  };
 }
