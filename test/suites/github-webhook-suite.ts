@@ -143,6 +143,16 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(answers.map((answer) => answer.body['status']).sort()).toEqual(['duplicate', 'duplicate', 'handled']);
     });
 
+    it('de-duplicates on the signed body, never on the unsigned X-GitHub-Delivery id alone', async () => {
+      const ping = { zen: 'Approachable is better than simple.', hook_id: 5 };
+      const first = await deliver({ event: 'ping', payload: ping });
+      expect(first).toMatchObject({ status: 200, body: { status: 'handled' } });
+      // A captured signed body sent again under a fresh delivery id is the same delivery.
+      expect(await deliver({ event: 'ping', payload: ping, id: crypto.randomUUID() })).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      // A delivery id reused (forged) on another signed body does not suppress it.
+      expect(await deliver({ event: 'ping', payload: { ...ping, hook_id: 6 }, id: first.id })).toMatchObject({ status: 200, body: { status: 'handled' } });
+    });
+
     it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
       const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
       expect(huge.status).toBe(413);
@@ -180,6 +190,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // The same delivery again (GitHub's redelivery, or a replay of the signed body): handled once.
       const again = await deliver({ ...delivery, id: handled.id });
       expect(again).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      // …and the captured body under a fresh delivery id: still the same signed body, so not reviewed again.
+      const replayed = await deliver({ ...delivery, id: crypto.randomUUID() });
+      expect(replayed).toMatchObject({ status: 200, body: { status: 'duplicate' } });
       expect((await checkRuns()).slice(before)).toHaveLength(1);
       // The installation token used for the review was limited to the policy repository and revoked after.
       const tokens = await github.tokens();
@@ -301,8 +314,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(run.output.summary).toContain('**The live policy set did not switch**');
       expect(run.output.summary).toContain(broken);
 
-      // A replayed old push cannot bring an old set back: the branch head is read when the push is handled.
-      await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      // An old push handled again (one no longer remembered, here told apart by its `before`) cannot bring an old set back:
+      // the branch head is read when the push is handled.
+      const old = await deliver({ event: 'push', payload: { ...payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }), before: sha('push-old-before') } });
+      expect(old).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
 
