@@ -13,7 +13,7 @@ import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
-import { requestLimits } from './limits/request-limits.ts';
+import { requestLimits, type RequestLimits } from './limits/request-limits.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from './metrics/broker-metrics.ts';
 import type { GitHubTokens } from './github/github-tokens.ts';
@@ -101,6 +101,7 @@ export function createBroker(parts: BrokerParts): Broker {
           },
   });
   const github = parts.github;
+  const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -112,8 +113,8 @@ export function createBroker(parts: BrokerParts): Broker {
       now,
       log: parts.log,
       clockToleranceSeconds: 60,
-      limits: requestLimits(parts.limiter, parts.settings.limits, now, parts.log),
-      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, now) }),
+      limits,
+      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, limits, now) }),
     },
     metrics,
     clientIp: parts.clientIp,
@@ -168,12 +169,16 @@ export function createBroker(parts: BrokerParts): Broker {
 /** How long a repository's own policy is used before it is fetched again, and how many are kept. */
 export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;
 
-/** Repository-owned policies, read through the App with contents: read only, loaded with the broker's own limits (never the dev issuer). */
-function repositoryPolicySource(app: GitHubApp, settings: BrokerSettings, now: () => number): RepositoryPolicySource {
+/**
+ * Repository-owned policies, read through the App with contents: read only, at most at the per-repository fetch rate,
+ * loaded with the broker's own limits (never the dev issuer).
+ */
+function repositoryPolicySource(app: GitHubApp, settings: BrokerSettings, limits: RequestLimits, now: () => number): RepositoryPolicySource {
   return new RepositoryPolicySource({
     open: repositoryAccessVia(app, READ_PERMISSIONS),
     loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
     now,
+    beforeFetch: (repository) => limits.forRepositoryPolicyFetch(repository),
     ...REPOSITORY_POLICY_CACHE,
   });
 }

@@ -74,16 +74,24 @@ export interface RepositoryPolicySourceOptions {
   readonly open: OpenRepositoryAccess;
   readonly loadOptions: PolicyLoadOptions;
   readonly now: () => number;
-  /** How long a fetched policy is used before it is fetched again. */
+  /** How long a fetched policy, or the refusal of a missing or broken one, is used before it is fetched again. */
   readonly ttlSeconds: number;
   /** Policies remembered at most; the oldest goes first. */
   readonly maxEntries: number;
+  /** Asked before each fetch from GitHub with the repository (`owner/name`, lower case): a refusal stops the fetch. */
+  readonly beforeFetch: (repository: string) => Promise<ExchangeError | undefined>;
 }
+
+/** Refusals that are an answer about the policy (missing, unreadable, does not load): remembered like a policy. */
+const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError && error.reason === 'no_policy_matched';
 
 /**
  * Repository-owned policies, fetched through the GitHub App from the repository's default
  * branch (`.github/keyway/NAME.yaml`), loaded and checked, and cached for a bounded time. A
- * policy that does not load or is missing is refused; GitHub failing is `github_unavailable`.
+ * policy that does not load or is missing is refused, and so is one in a repository the App
+ * cannot read (not installed there, no such repository): the caller cannot tell these apart, so
+ * the answer says nothing about which private repositories exist. Those refusals are cached as
+ * long as a policy; GitHub failing is `github_unavailable`, and is not.
  */
 export class RepositoryPolicySource {
   readonly #options: RepositoryPolicySourceOptions;
@@ -101,14 +109,16 @@ export class RepositoryPolicySource {
     this.#cache.delete(key);
     while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000 });
-    // Failures are not remembered: the next exchange asks again.
-    set.catch(() => {
-      if (this.#cache.get(key)?.set === set) this.#cache.delete(key);
+    // GitHub being down and the fetch limit say nothing about the policy: the next exchange asks again.
+    set.catch((error: unknown) => {
+      if (!isDefinitive(error) && this.#cache.get(key)?.set === set) this.#cache.delete(key);
     });
     return set;
   }
 
   async #fetch(repository: RepositoryName, name: string): Promise<PolicySet> {
+    const refused = await this.#options.beforeFetch(fullName(repository).toLowerCase());
+    if (refused !== undefined) throw refused;
     const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
     let text: string;
     try {
@@ -121,8 +131,13 @@ export class RepositoryPolicySource {
         await access.close().catch(() => undefined);
       }
     } catch (error) {
-      if (error instanceof GitHubError) throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', `${fullName(repository)}: ${error.message}`, { cause: error });
-      throw error;
+      if (!(error instanceof GitHubError)) throw error;
+      const detail = `${fullName(repository)}: ${error.message}`;
+      if (error.code === 'unavailable') throw new ExchangeError('github_unavailable', detail, { cause: error });
+      // The App's own credentials refused: the operator's to fix, whatever repository is named.
+      if (error.code === 'unauthorized') throw new ExchangeError('github_refused', detail, { cause: error });
+      // Not installed there, no such repository, not readable: to the caller, no policy, as for a missing file.
+      throw new ExchangeError('no_policy_matched', detail, { cause: error });
     }
     try {
       return loadRepositoryPolicies([{ path: `${fullName(repository)}/${path}`, text }], repository, this.#options.loadOptions);

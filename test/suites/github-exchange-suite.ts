@@ -167,4 +167,108 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       expect(revocation).toBeDefined();
     });
   });
+  repositoryPolicyFetchSuite(runtime, start, issuerBase, githubBase);
+}
+
+/** What a caller sees of an answer: everything but the audit event id, which is new each time. */
+const visible = (result: { status: number; body: Record<string, unknown> }) => ({
+  status: result.status,
+  error: result.body['error'],
+  error_description: result.body['error_description'],
+  token: 'access_token' in result.body,
+});
+
+/** `scope=policy:NAME`: when keyway reads a repository's own policy from GitHub, and what a caller can learn from it. */
+function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
+  describe(`repository-owned policies on ${runtime}: GitHub is asked only for verified callers, and at a bounded rate`, () => {
+    let broker: BrokerHarness;
+    let issuer: TestIssuer;
+    let github: FakeGitHub;
+
+    beforeAll(async () => {
+      issuer = freshIssuer(issuerBase(), 'repository-fetch');
+      github = await FakeGitHub.create(githubBase());
+      await github.install(ACME_INSTALLATION);
+      await github.putFile({
+        owner: 'acme',
+        repo: 'api',
+        path: '.github/keyway/release.yaml',
+        text: `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`,
+      });
+      const settings = { ...github.settings, KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '3' };
+      broker = await start(githubPolicies(issuer), { settings });
+    });
+    afterAll(() => broker.close());
+
+    const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
+    const job = (overrides: Record<string, unknown> = {}): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, overrides));
+    const ask = async (token: string, repository: string, policy = 'release') =>
+      postToken(broker, githubForm(token, { scope: `policy:${policy}`, resource: repositoryUrl(repository) }));
+    const contentsCalls = async (repository: string, policy: string) =>
+      (await github.calls()).filter((call) => call.path === `/repos/${repository}/contents/.github/keyway/${policy}.yaml`).length;
+
+    it('makes no GitHub call for a token that does not verify, and answers it the same whatever repository it names', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const stranger = freshIssuer(issuerBase(), 'stranger');
+      const tokens: [string, string][] = [
+        ['token_malformed', 'not-a-jwt'],
+        ['issuer_untrusted', await stranger.sign(ciClaims(stranger.url, broker.issuer))],
+        ['signature_invalid', await issuer.sign(ciClaims(issuer.url, broker.issuer), { key: 'foreign' })],
+        ['token_expired', await job({ iat: now - 900, nbf: now - 900, exp: now - 300 })],
+      ];
+      const before = (await github.calls()).length;
+      // A repository with the policy, one without it, one the App is not installed on.
+      for (const [reason, token] of tokens) {
+        const answers = [];
+        for (const repository of ['acme/api', 'acme/infra', 'nobody/ghost']) {
+          const result = await ask(token, repository);
+          expect(result.body).not.toHaveProperty('access_token');
+          expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.reason).toBe(reason);
+          answers.push(visible(result));
+        }
+        expect(answers[0]).toMatchObject({ status: 400, error: 'invalid_request', token: false });
+        expect(answers).toEqual([answers[0], answers[0], answers[0]]);
+      }
+      expect((await github.calls()).length).toBe(before);
+    });
+
+    it('remembers a missing policy: a repeated miss is answered from the cache, not fetched again', async () => {
+      for (let i = 0; i < 3; i += 1) {
+        const missing = await ask(await job(), 'acme/api', 'absent');
+        expect(missing).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(missing.body).not.toHaveProperty('access_token');
+        expect((await broker.auditEvent(missing.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+      }
+      expect(await contentsCalls('acme/api', 'absent')).toBe(1);
+    });
+
+    it('fetches at most the per-repository budget from one repository, however many policy names are asked for', async () => {
+      for (const name of ['one', 'two', 'three']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
+      const before = (await github.calls()).length;
+      const limited = await ask(await job(), 'acme/docs', 'four');
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(limited.body).not.toHaveProperty('access_token');
+      expect((await broker.auditEvent(limited.body['audit_event_id'] as string))?.reason).toBe('rate_limited');
+      expect((await github.calls()).length).toBe(before);
+      // A name already answered comes from the cache, and another repository has a budget of its own.
+      expect((await ask(await job(), 'acme/docs', 'one')).status).toBe(400);
+      expect((await github.calls()).length).toBe(before);
+      expect((await ask(await job(), 'acme/infra', 'one')).status).toBe(400);
+      expect(await contentsCalls('acme/infra', 'one')).toBe(1);
+    });
+
+    it('answers a verified caller the same for a repository without the policy and one the App cannot see', async () => {
+      const answers = [];
+      for (const repository of ['acme/infra', 'acme/secret', 'nobody/ghost']) {
+        const result = await ask(await job(), repository);
+        expect(result.body).not.toHaveProperty('access_token');
+        expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+        answers.push(visible(result));
+      }
+      expect(answers[0]).toEqual({ status: 400, error: 'invalid_request', error_description: 'no trust policy grants this request', token: false });
+      expect(answers).toEqual([answers[0], answers[0], answers[0]]);
+    });
+  });
 }
