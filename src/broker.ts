@@ -19,7 +19,7 @@ import { noMetrics, type BrokerMetrics } from './metrics/broker-metrics.ts';
 import type { GitHubTokens } from './github/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
-import { RepositoryPolicySource } from './policy-repository/repository-policies.ts';
+import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from './policy-repository/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -102,6 +102,7 @@ export function createBroker(parts: BrokerParts): Broker {
   });
   const github = parts.github;
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
+  const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -114,7 +115,7 @@ export function createBroker(parts: BrokerParts): Broker {
       log: parts.log,
       clockToleranceSeconds: 60,
       limits,
-      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, limits, now) }),
+      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
     },
     metrics,
     clientIp: parts.clientIp,
@@ -138,6 +139,7 @@ export function createBroker(parts: BrokerParts): Broker {
           webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
             ...parts.webhooks,
             settings: parts.settings.githubWebhooks,
+            repositoryRules,
             openRepository: github === undefined ? undefined : repositoryAccessVia(github),
             ...(github === undefined
               ? {}
@@ -173,10 +175,15 @@ export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as c
  * Repository-owned policies, read through the App with contents: read only, at most at the per-repository fetch rate,
  * loaded with the broker's own limits (never the dev issuer).
  */
-function repositoryPolicySource(app: GitHubApp, settings: BrokerSettings, limits: RequestLimits, now: () => number): RepositoryPolicySource {
+function repositoryPolicySource(
+  app: GitHubApp,
+  settings: BrokerSettings,
+  { limits, rules, now }: { limits: RequestLimits; rules: () => RepositoryPolicyRules; now: () => number },
+): RepositoryPolicySource {
   return new RepositoryPolicySource({
     open: repositoryAccessVia(app, READ_PERMISSIONS),
     loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
+    rules,
     now,
     beforeFetch: (repository) => limits.forRepositoryPolicyFetch(repository),
     ...REPOSITORY_POLICY_CACHE,

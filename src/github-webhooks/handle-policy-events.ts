@@ -6,7 +6,7 @@ import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess, type RepositoryName } from '../policy-repository/repository-access.ts';
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../policy-repository/replay-impact.ts';
 import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../policy-repository/review-policy-change.ts';
-import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems } from '../policy-repository/repository-policies.ts';
+import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../policy-repository/repository-policies.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 
 /** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */
@@ -21,6 +21,8 @@ export interface PolicyEventDeps {
   readonly audit: AuditStore;
   /** How the broker loads policies: the review judges a change as the live switch would. */
   readonly loadOptions: () => PolicyLoadOptions;
+  /** The operator's bounds on repository-owned policies: the review judges them as the exchange would. */
+  readonly repositoryRules: () => RepositoryPolicyRules;
   readonly now: () => number;
   readonly log: Logger;
 }
@@ -79,7 +81,7 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const scope: ReviewScope = central
     ? { dir: deps.settings.policyPath, replay: true }
-    : { dir: REPOSITORY_POLICY_DIR, replay: false, extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository) };
+    : { dir: REPOSITORY_POLICY_DIR, replay: false, extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()) };
   return withAccess(deps, pr.repository, async (access) => {
     try {
       return await publishReview(deps, pr, access, scope);

@@ -180,22 +180,23 @@ const visible = (result: { status: number; body: Record<string, unknown> }) => (
 
 /** `scope=policy:NAME`: when keyway reads a repository's own policy from GitHub, and what a caller can learn from it. */
 function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
-  describe(`repository-owned policies on ${runtime}: GitHub is asked only for verified callers, and at a bounded rate`, () => {
+  describe(`repository-owned policies on ${runtime}: verified callers only, a bounded fetch rate, the operator's ceiling and issuers`, () => {
     let broker: BrokerHarness;
     let issuer: TestIssuer;
     let github: FakeGitHub;
 
+    /** A policy of acme/api for its main branch, as its writers could commit it. */
+    const ownPolicy = (permissions: string, issuerUrl = issuer.url): string =>
+      `version: 1\nissuer: { kind: github, url: "${issuerUrl}" }\nmatch: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: { repositories: [acme/api], permissions: ${permissions} }\n`;
+    const putOwnPolicy = (name: string, text: string) => github.putFile({ owner: 'acme', repo: 'api', path: `.github/keyway/${name}.yaml`, text });
+
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'repository-fetch');
       github = await FakeGitHub.create(githubBase());
-      await github.install(ACME_INSTALLATION);
-      await github.putFile({
-        owner: 'acme',
-        repo: 'api',
-        path: '.github/keyway/release.yaml',
-        text: `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`,
-      });
-      const settings = { ...github.settings, KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '3' };
+      // The App holds more than repositories may grant themselves.
+      await github.install({ ...ACME_INSTALLATION, permissions: { ...ACME_INSTALLATION.permissions, administration: 'write', secrets: 'write' } });
+      await putOwnPolicy('release', ownPolicy('{ contents: read }'));
+      const settings = { ...github.settings, KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '4' };
       broker = await start(githubPolicies(issuer), { settings });
     });
     afterAll(() => broker.close());
@@ -243,9 +244,9 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     });
 
     it('fetches at most the per-repository budget from one repository, however many policy names are asked for', async () => {
-      for (const name of ['one', 'two', 'three']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
+      for (const name of ['one', 'two', 'three', 'four']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
       const before = (await github.calls()).length;
-      const limited = await ask(await job(), 'acme/docs', 'four');
+      const limited = await ask(await job(), 'acme/docs', 'five');
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
@@ -269,6 +270,35 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       }
       expect(answers[0]).toEqual({ status: 400, error: 'invalid_request', error_description: 'no trust policy grants this request', token: false });
       expect(answers).toEqual([answers[0], answers[0], answers[0]]);
+    });
+
+    it('refuses a repository policy granting beyond the operator\'s ceiling, though the App holds the permission', async () => {
+      await putOwnPolicy('admin', ownPolicy('{ contents: read, administration: write }'));
+      const result = await ask(await job(), 'acme/api', 'admin');
+      expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(result.body).not.toHaveProperty('access_token');
+      const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+      expect(event?.reason).toBe('no_policy_matched');
+      expect(event?.detail).toMatch(/may grant administration not at all, not write \(KEYWAY_REPOSITORY_POLICY_PERMISSIONS\)/);
+      // GitHub was asked for a token to read the policy, never for one with administration.
+      const asked = (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).map((call) => call.body as { permissions: Record<string, string> });
+      expect(asked.filter((body) => 'administration' in body.permissions)).toEqual([]);
+    });
+
+    it('refuses a repository policy naming an issuer the operator does not allow, and fetches nothing from that issuer', async () => {
+      const elsewhere = freshIssuer(issuerBase(), 'elsewhere');
+      await putOwnPolicy('elsewhere', ownPolicy('{ contents: read }', elsewhere.url));
+      const ours = await ask(await job(), 'acme/api', 'elsewhere');
+      const theirs = await ask(await elsewhere.sign(ciClaims(elsewhere.url, broker.issuer)), 'acme/api', 'elsewhere');
+      for (const result of [ours, theirs]) {
+        expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(result.body).not.toHaveProperty('access_token');
+      }
+      const refused = await broker.auditEvent(ours.body['audit_event_id'] as string);
+      expect(refused?.reason).toBe('no_policy_matched');
+      expect(refused?.detail).toContain(`${elsewhere.url} is not an issuer the operator allows repository policies to name`);
+      expect((await broker.auditEvent(theirs.body['audit_event_id'] as string))?.reason).toBe('issuer_untrusted');
+      expect(await elsewhere.hits()).toMatchObject({ discovery: 0, jwks: 0 });
     });
   });
 }

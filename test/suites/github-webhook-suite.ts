@@ -422,6 +422,25 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect(good).toMatchObject({ head_sha: sha('own-good'), conclusion: 'success' });
         expect(good.output.summary).not.toContain('Impact replay');
       });
+
+      it('fails the review of a repository policy granting beyond the operator\'s ceiling or naming an issuer it does not allow', async () => {
+        const base = sha('own-base');
+        const head = sha('own-escalate');
+        const put = (path: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${path}`, ref: head, text });
+        // Line 5 asks for administration; line 2 of the other names an issuer the central set does not trust.
+        await put('release.yaml', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, administration: write } }'));
+        await put('other.yaml', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }').replace(ci.url, 'https://ghe.elsewhere.example/_services/token'));
+        const before = (await checkRuns()).length;
+        await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 42, baseSha: base, headSha: head }) });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+        expect(run.output.annotations).toContainEqual(
+          expect.objectContaining({ path: '.github/keyway/release.yaml', start_line: 5, annotation_level: 'failure', message: expect.stringMatching(/may grant administration not at all, not write/) }),
+        );
+        expect(run.output.annotations).toContainEqual(
+          expect.objectContaining({ path: '.github/keyway/other.yaml', start_line: 2, annotation_level: 'failure', message: expect.stringMatching(/is not an issuer the operator allows repository policies to name/) }),
+        );
+      });
     });
 
     it('answers 503 and forgets the delivery when GitHub fails, so a redelivery is handled', async () => {
