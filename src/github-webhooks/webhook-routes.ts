@@ -37,7 +37,10 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     pull_request: async ({ payload }) => {
       if (!REVIEWED_ACTIONS.has(payload.action)) return { handled: false, detail: `pull_request ${payload.action} is not reviewed` };
       const pr = payload.pull_request;
-      return reviewPullRequest(deps, { repository: repositoryOf(payload.repository), number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha });
+      // Repository ids, not names: a fork can be renamed, an id cannot be taken over.
+      const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
+      const repository = repositoryOf(payload.repository);
+      return reviewPullRequest(deps, { repository, number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork });
     },
     push: async ({ payload }) =>
       switchOnPush(deps, {

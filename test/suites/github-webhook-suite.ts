@@ -99,6 +99,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       ci = freshIssuer(issuerBase(), 'webhooks');
       github = await FakeGitHub.create(fakeGitHubBase());
       await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
+      // The default author of the pull requests below may write to the policy repository.
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
       broker = await start(
         { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), 'github/read.yaml': githubPolicy(ci.url) },
         {
@@ -198,6 +200,49 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const tokens = await github.tokens();
       expect(tokens.length).toBeGreaterThan(0);
       for (const token of tokens) expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
+    });
+
+    it('replays audited exchanges only for pull requests from a branch of the policy repository by an author with write access', async () => {
+      for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
+      const base = sha('trust-base');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'maintainer', role: 'maintain' });
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });
+      const permissionCalls = async () => (await github.calls()).filter((call) => call.path.includes('/collaborators/')).length;
+      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>) => {
+        const head = sha(`trust-head-${number}`);
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
+        const before = (await checkRuns()).length;
+        const delivered = await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number, baseSha: base, headSha: head, ...pr }) });
+        expect(delivered).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'success' });
+        return run;
+      };
+
+      // A maintainer (GitHub answers write) sees the replay, subjects included.
+      const trusted = await review(50, { author: 'maintainer' });
+      expect(trusted.output.title).toMatch(/^would newly allow [1-9]\d*, newly deny \d+/);
+      expect(trusted.output.summary).toContain('`repo:acme/api:environment:');
+      expect(trusted.output.summary).toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
+
+      // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association) and a user GitHub does not know:
+      // the diff and lint, and not even counts.
+      const calls = await permissionCalls();
+      const withheld = [
+        await review(51, { fork: { owner: 'mallory', name: POLICY_REPO.name, id: 9_999 } }),
+        await review(52, { author: 'triager' }),
+        await review(53, { author: 'stranger' }),
+      ];
+      expect(await permissionCalls()).toBe(calls + 2);
+      for (const run of withheld) {
+        expect(run.output.title).not.toContain('would newly');
+        expect(run.output.summary).toContain('No impact replay: it shows audited exchanges');
+        expect(run.output.summary).toContain('| `deploy` | **changed** |');
+        expect(run.output.summary).not.toContain('**Impact replay');
+        expect(run.output.summary).not.toContain('repo:acme/api:environment');
+        expect(run.output.summary).not.toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
+      }
     });
 
     it('fails the check run of a broken change, with annotations on the offending lines', async () => {
