@@ -115,7 +115,9 @@ export function createBroker(parts: BrokerParts): Broker {
       log: parts.log,
       clockToleranceSeconds: 60,
       limits,
-      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
+      ...(parts.github === undefined
+        ? {}
+        : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
     },
     metrics,
     clientIp: parts.clientIp,

@@ -41,8 +41,9 @@ export interface PullRequestFacts {
 
 /** Roles whose holders may see audited subjects and event ids in a review. */
 const REPLAY_ROLES: ReadonlySet<RepositoryRole> = new Set(['admin', 'write']);
-export const REPLAY_WITHHELD =
-  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only for pull requests from a branch of this repository whose author has write access';
+const REPLAY_WITHHELD =
+  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only for pull requests ' +
+  'from a branch of this repository whose author has write access';
 
 export interface PushFacts {
   readonly repository: RepositoryName;
@@ -91,7 +92,11 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const scope: ReviewScope = central
     ? { dir: deps.settings.policyPath, replay: true }
-    : { dir: REPOSITORY_POLICY_DIR, replay: false, extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()) };
+    : {
+        dir: REPOSITORY_POLICY_DIR,
+        replay: false,
+        extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
+      };
   return withAccess(deps, pr.repository, async (access) => {
     try {
       return await publishReview(deps, pr, access, scope);

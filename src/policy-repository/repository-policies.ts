@@ -47,7 +47,8 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     if (document.id !== undefined) report('a repository\'s own policy takes its id from its path: remove id', ['id']);
     const issuer = entry.policy?.issuer.url;
     if (issuer !== undefined && !rules.issuers.has(issuer)) {
-      report(`${issuer} is not an issuer the operator allows repository policies to name (KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust)`, ['issuer']);
+      const setting = 'KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust';
+      report(`${issuer} is not an issuer the operator allows repository policies to name (${setting})`, ['issuer']);
     }
     if (document.effect === 'deny') continue;
     const grant = document.grant;
@@ -63,19 +64,23 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
       report(`a repository's own policy can only grant ${fullName(repository)}, not ${others.map((name) => `${github.owner}/${name}`).join(', ')}`, ['grant', 'github', 'repositories']);
     }
     for (const [permission, level] of Object.entries(github.permissions)) {
-      if (levelCovers(rules.permissions[permission], level)) continue;
       const ceiling = rules.permissions[permission];
-      report(
-        `a repository's own policy may grant ${permission} ${ceiling === undefined ? 'not at all' : `at most at ${ceiling}`}, not ${level} (KEYWAY_REPOSITORY_POLICY_PERMISSIONS)`,
-        ['grant', 'github', 'permissions', permission],
-      );
+      if (levelCovers(ceiling, level)) continue;
+      const most = ceiling === undefined ? 'not at all' : `at most at ${ceiling}`;
+      const message = `a repository's own policy may grant ${permission} ${most}, not ${level} (KEYWAY_REPOSITORY_POLICY_PERMISSIONS)`;
+      report(message, ['grant', 'github', 'permissions', permission]);
     }
   }
   return problems;
 }
 
 /** A repository's policy files, loaded as the broker loads its own (schema, issuers, lint errors) and held to what a repository may grant. */
-export function loadRepositoryPolicies(files: readonly PolicyFile[], repository: RepositoryName, options: PolicyLoadOptions, rules: RepositoryPolicyRules): PolicySet {
+export function loadRepositoryPolicies(
+  files: readonly PolicyFile[],
+  repository: RepositoryName,
+  options: PolicyLoadOptions,
+  rules: RepositoryPolicyRules,
+): PolicySet {
   const compilation = compilePolicyFiles(files, options);
   const problems = [
     ...checkPolicies(compilation)
@@ -176,7 +181,8 @@ export class RepositoryPolicySource {
       throw new ExchangeError('no_policy_matched', detail, { cause: error });
     }
     try {
-      return loadRepositoryPolicies([{ path: `${fullName(repository)}/${path}`, text }], repository, this.#options.loadOptions, this.#options.rules());
+      const files = [{ path: `${fullName(repository)}/${path}`, text }];
+      return loadRepositoryPolicies(files, repository, this.#options.loadOptions, this.#options.rules());
     } catch (error) {
       if (!(error instanceof PolicyLoadError)) throw error;
       throw new ExchangeError('no_policy_matched', `${fullName(repository)}/${path} does not load: ${error.message.replaceAll('\n', '; ')}`);

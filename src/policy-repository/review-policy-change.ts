@@ -97,7 +97,7 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
     );
   }
   if (errors === 0 && impact === undefined) {
-    out.push(input.replayWithheld === undefined ? '**The proposed policies load.**' : `**The proposed policies load.** No impact replay: ${input.replayWithheld}.`);
+    out.push(`**The proposed policies load.**${input.replayWithheld === undefined ? '' : ` No impact replay: ${input.replayWithheld}.`}`);
   } else if (impact === undefined) {
     out.push(`**The proposed policies do not load** (${summarizeFindings(findings)}): merged as they are, they would not replace the live set. No impact replay.`);
   } else {

@@ -15,7 +15,8 @@ export class SqliteDeliveryLog implements DeliveryLog {
   async claim(bodySha256: string, event: string, now: number): Promise<boolean> {
     return this.#db.transaction(() => {
       this.#db.run('DELETE FROM github_deliveries WHERE received_at < ?', [now - DELIVERY_MEMORY_DAYS * 86_400_000]);
-      return this.#db.all('INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id', [bodySha256, event, now]).length === 1;
+      const sql = 'INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id';
+      return this.#db.all(sql, [bodySha256, event, now]).length === 1;
     });
   }
 

@@ -296,7 +296,10 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
       initializeKeys: (candidate) => stub().initializeKeys(candidate),
       advanceKeys: (plan) => stub().advanceKeys(plan),
     },
-    deliveries: { claim: (bodySha256, event, now) => stub().claimDelivery(bodySha256, event, now), release: (bodySha256) => stub().releaseDelivery(bodySha256) },
+    deliveries: {
+      claim: (bodySha256, event, now) => stub().claimDelivery(bodySha256, event, now),
+      release: (bodySha256) => stub().releaseDelivery(bodySha256),
+    },
     revocations: {
       add: (pending) => stub().add(pending),
       due: (now, limit) => stub().due(now, limit),

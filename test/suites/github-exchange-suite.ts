@@ -187,7 +187,14 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
 
     /** A policy of acme/api for its main branch, as its writers could commit it. */
     const ownPolicy = (permissions: string, issuerUrl = issuer.url): string =>
-      `version: 1\nissuer: { kind: github, url: "${issuerUrl}" }\nmatch: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: { repositories: [acme/api], permissions: ${permissions} }\n`;
+      [
+        'version: 1',
+        `issuer: { kind: github, url: "${issuerUrl}" }`,
+        'match: { repository_id: "734201", ref: refs/heads/main }',
+        'grant:',
+        `  github: { repositories: [acme/api], permissions: ${permissions} }`,
+        '',
+      ].join('\n');
     const putOwnPolicy = (name: string, text: string) => github.putFile({ owner: 'acme', repo: 'api', path: `.github/keyway/${name}.yaml`, text });
 
     beforeAll(async () => {

@@ -474,17 +474,16 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         const put = (path: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${path}`, ref: head, text });
         // Line 5 asks for administration; line 2 of the other names an issuer the central set does not trust.
         await put('release.yaml', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, administration: write } }'));
-        await put('other.yaml', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }').replace(ci.url, 'https://ghe.elsewhere.example/_services/token'));
+        const readOnly = repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }');
+        await put('other.yaml', readOnly.replace(ci.url, 'https://ghe.elsewhere.example/_services/token'));
         const before = (await checkRuns()).length;
         await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 42, baseSha: base, headSha: head }) });
         const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
         expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
-        expect(run.output.annotations).toContainEqual(
-          expect.objectContaining({ path: '.github/keyway/release.yaml', start_line: 5, annotation_level: 'failure', message: expect.stringMatching(/may grant administration not at all, not write/) }),
-        );
-        expect(run.output.annotations).toContainEqual(
-          expect.objectContaining({ path: '.github/keyway/other.yaml', start_line: 2, annotation_level: 'failure', message: expect.stringMatching(/is not an issuer the operator allows repository policies to name/) }),
-        );
+        const failure = (path: string, line: number, message: RegExp) =>
+          expect.objectContaining({ path: `.github/keyway/${path}`, start_line: line, annotation_level: 'failure', message: expect.stringMatching(message) });
+        expect(run.output.annotations).toContainEqual(failure('release.yaml', 5, /may grant administration not at all, not write/));
+        expect(run.output.annotations).toContainEqual(failure('other.yaml', 2, /is not an issuer the operator allows repository policies to name/));
       });
     });
 
