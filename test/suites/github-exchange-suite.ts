@@ -185,17 +185,17 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     let issuer: TestIssuer;
     let github: FakeGitHub;
 
-    /** A policy of acme/api for its main branch, as its writers could commit it. */
-    const ownPolicy = (permissions: string, issuerUrl = issuer.url): string =>
+    /** A policy of an acme repository for acme/api's main branch, as the repository's writers could commit it. */
+    const ownPolicy = (permissions: string, { issuerUrl = issuer.url, repo = 'api' } = {}): string =>
       [
         'version: 1',
         `issuer: { kind: github, url: "${issuerUrl}" }`,
         'match: { repository_id: "734201", ref: refs/heads/main }',
         'grant:',
-        `  github: { repositories: [acme/api], permissions: ${permissions} }`,
+        `  github: { repositories: [acme/${repo}], permissions: ${permissions} }`,
         '',
       ].join('\n');
-    const putOwnPolicy = (name: string, text: string) => github.putFile({ owner: 'acme', repo: 'api', path: `.github/keyway/${name}.yaml`, text });
+    const putOwnPolicy = (name: string, text: string, repo = 'api') => github.putFile({ owner: 'acme', repo, path: `.github/keyway/${name}.yaml`, text });
 
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'repository-fetch');
@@ -203,7 +203,13 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       // The App holds more than repositories may grant themselves.
       await github.install({ ...ACME_INSTALLATION, permissions: { ...ACME_INSTALLATION.permissions, administration: 'write', secrets: 'write' } });
       await putOwnPolicy('release', ownPolicy('{ contents: read }'));
-      const settings = { ...github.settings, KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '4' };
+      const settings = {
+        ...github.settings,
+        KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_PER_MINUTE: '1',
+        KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '5',
+        // The operator widens the ceiling by secrets: read, and narrows it to read for contents.
+        KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read,secrets:read',
+      };
       broker = await start(githubPolicies(issuer), { settings });
     });
     afterAll(() => broker.close());
@@ -251,9 +257,9 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     });
 
     it('fetches at most the per-repository budget from one repository, however many policy names are asked for', async () => {
-      for (const name of ['one', 'two', 'three', 'four']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
+      for (const name of ['one', 'two', 'three', 'four', 'five']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
       const before = (await github.calls()).length;
-      const limited = await ask(await job(), 'acme/docs', 'five');
+      const limited = await ask(await job(), 'acme/docs', 'six');
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
@@ -292,9 +298,20 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(asked.filter((body) => 'administration' in body.permissions)).toEqual([]);
     });
 
+    it('takes the ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS: what the operator allows is granted, nothing above it', async () => {
+      await putOwnPolicy('secrets', ownPolicy('{ contents: read, secrets: read }', { repo: 'infra' }), 'infra');
+      const granted = await ask(await job(), 'acme/infra', 'secrets');
+      expect(granted).toMatchObject({ status: 200, body: { scope: 'contents:read secrets:read metadata:read' } });
+      await putOwnPolicy('writer', ownPolicy('{ contents: write }', { repo: 'infra' }), 'infra');
+      const refused = await ask(await job(), 'acme/infra', 'writer');
+      expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(refused.body).not.toHaveProperty('access_token');
+      expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.detail).toMatch(/may grant contents at most at read, not write/);
+    });
+
     it('refuses a repository policy naming an issuer the operator does not allow, and fetches nothing from that issuer', async () => {
       const elsewhere = freshIssuer(issuerBase(), 'elsewhere');
-      await putOwnPolicy('elsewhere', ownPolicy('{ contents: read }', elsewhere.url));
+      await putOwnPolicy('elsewhere', ownPolicy('{ contents: read }', { issuerUrl: elsewhere.url }));
       const ours = await ask(await job(), 'acme/api', 'elsewhere');
       const theirs = await ask(await elsewhere.sign(ciClaims(elsewhere.url, broker.issuer)), 'acme/api', 'elsewhere');
       for (const result of [ours, theirs]) {
