@@ -13,13 +13,13 @@ import type { Hono } from 'hono';
 import type { AlertStore } from './alerts/alert-store.ts';
 import { alertRaiser } from './alerts/raise-alerts.ts';
 import { signWebhookBody } from './alerts/sign-webhook.ts';
-import { requestLimits } from './limits/request-limits.ts';
+import { requestLimits, type RequestLimits } from './limits/request-limits.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from './metrics/broker-metrics.ts';
 import type { GitHubTokens } from './github/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
-import { RepositoryPolicySource } from './policy-repository/repository-policies.ts';
+import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from './policy-repository/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {
@@ -101,6 +101,8 @@ export function createBroker(parts: BrokerParts): Broker {
           },
   });
   const github = parts.github;
+  const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
+  const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -112,8 +114,10 @@ export function createBroker(parts: BrokerParts): Broker {
       now,
       log: parts.log,
       clockToleranceSeconds: 60,
-      limits: requestLimits(parts.limiter, parts.settings.limits, now, parts.log),
-      ...(parts.github === undefined ? {} : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, now) }),
+      limits,
+      ...(parts.github === undefined
+        ? {}
+        : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
     },
     metrics,
     clientIp: parts.clientIp,
@@ -137,6 +141,7 @@ export function createBroker(parts: BrokerParts): Broker {
           webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
             ...parts.webhooks,
             settings: parts.settings.githubWebhooks,
+            repositoryRules,
             openRepository: github === undefined ? undefined : repositoryAccessVia(github),
             ...(github === undefined
               ? {}
@@ -168,12 +173,21 @@ export function createBroker(parts: BrokerParts): Broker {
 /** How long a repository's own policy is used before it is fetched again, and how many are kept. */
 export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;
 
-/** Repository-owned policies, read through the App with contents: read only, loaded with the broker's own limits (never the dev issuer). */
-function repositoryPolicySource(app: GitHubApp, settings: BrokerSettings, now: () => number): RepositoryPolicySource {
+/**
+ * Repository-owned policies, read through the App with contents: read only, at most at the per-repository fetch rate,
+ * loaded with the broker's own limits (never the dev issuer).
+ */
+function repositoryPolicySource(
+  app: GitHubApp,
+  settings: BrokerSettings,
+  { limits, rules, now }: { limits: RequestLimits; rules: () => RepositoryPolicyRules; now: () => number },
+): RepositoryPolicySource {
   return new RepositoryPolicySource({
     open: repositoryAccessVia(app, READ_PERMISSIONS),
     loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
+    rules,
     now,
+    beforeFetch: (repository) => limits.forRepositoryPolicyFetch(repository),
     ...REPOSITORY_POLICY_CACHE,
   });
 }

@@ -5,6 +5,7 @@ import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 import { readKeySettings, type KeySettings } from './tokens/key-life-cycle.ts';
 import { readLimitSettings, type LimitSettings } from './limits/limit-settings.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
+import { readRepositoryPolicySettings, type RepositoryPolicySettings } from './policy-repository/repository-policy-settings.ts';
 
 /** Settings come from environment variables (Node) or Worker vars; both read them through these. */
 export type SettingsSource = Readonly<Record<string, unknown>>;
@@ -54,6 +55,8 @@ export interface BrokerSettings {
   readonly github?: GitHubAppSettings | undefined;
   /** `POST /webhooks/github` and the central policy repository; undefined when no webhook secret is set. */
   readonly githubWebhooks?: GitHubWebhookSettings;
+  /** What repository-owned policies may grant and which issuers they may name. */
+  readonly repositoryPolicies: RepositoryPolicySettings;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
@@ -68,6 +71,7 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     keys: readKeySettings(env),
     limits: readLimitSettings(env),
     github: readGitHubAppSettings(env),
+    repositoryPolicies: readRepositoryPolicySettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
   };
 }

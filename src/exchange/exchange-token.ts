@@ -165,18 +165,22 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   };
   event.subject_token = await describeSubjectToken(request.subjectToken);
 
-  const policies = repositoryPolicy === undefined || github === undefined ? deps.policies() : await repositoryPolicySet(deps, github, repositoryPolicy);
+  // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
+  // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
+  const central = deps.policies();
   const verified = await verifySubjectToken(request.subjectToken, {
-    issuers: policies,
+    issuers: central,
     jwks: deps.jwks,
     now,
     clockToleranceSeconds: deps.clockToleranceSeconds,
   });
   event.issuer = verified.issuer.url;
   event.subject = String(verified.claims.sub);
-  event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
+  event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
+  const policies = repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy);
+  if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
   const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
   event.policy = {
@@ -292,13 +296,14 @@ function describe(error: unknown): string {
 /**
  * The set a repository-owned policy is decided by: that policy, fetched from the one repository
  * the request names, with the central deny guardrails. It can only grant GitHub tokens for that
- * repository (checked when it loads), so naming another repository here gets nothing.
+ * repository (checked when it loads), so naming another repository here gets nothing. Asked
+ * only once the subject token verified against the central set.
  */
-async function repositoryPolicySet(deps: ExchangeDeps, github: GitHubAccessRequest, name: string): Promise<PolicySet> {
+async function repositoryPolicySet(deps: ExchangeDeps, central: PolicySet, github: GitHubAccessRequest, name: string): Promise<PolicySet> {
   if (deps.repositoryPolicies === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
     throw new ExchangeError('github_repository_not_granted', 'a repository\'s own policy needs exactly one resource: the repository that holds it', { public: true });
   }
-  return withCentralGuardrails(deps.policies(), await deps.repositoryPolicies.get(repository, name));
+  return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name));
 }

@@ -1,4 +1,5 @@
 import { createCheckRun } from '../github/check-run.ts';
+import { getCollaboratorPermission } from '../github/collaborator-permission.ts';
 import { getContents } from '../github/contents.ts';
 import { segment, type GitHubClient } from '../github/github-client.ts';
 import { GitHubError } from '../github/github-error.ts';
@@ -45,6 +46,7 @@ export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record
         const { body } = await client.request({ method: 'GET', path: `/repos/${segment(where.owner)}/${segment(where.repo)}/branches/${segment(branch)}`, auth: { as: 'installation', token } });
         return parseAnswer(BranchAnswer, body, `branch ${branch}`).commit.sha;
       },
+      permissionOf: (username) => getCollaboratorPermission(client, token, { ...where, username }),
       createCheckRun: async (checkRun) => {
         await createCheckRun(client, token, where, checkRun);
       },

@@ -6,7 +6,8 @@ import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess, type RepositoryName } from '../policy-repository/repository-access.ts';
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../policy-repository/replay-impact.ts';
 import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../policy-repository/review-policy-change.ts';
-import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems } from '../policy-repository/repository-policies.ts';
+import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../policy-repository/repository-policies.ts';
+import type { RepositoryRole } from '../github/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 
 /** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */
@@ -21,6 +22,8 @@ export interface PolicyEventDeps {
   readonly audit: AuditStore;
   /** How the broker loads policies: the review judges a change as the live switch would. */
   readonly loadOptions: () => PolicyLoadOptions;
+  /** The operator's bounds on repository-owned policies: the review judges them as the exchange would. */
+  readonly repositoryRules: () => RepositoryPolicyRules;
   readonly now: () => number;
   readonly log: Logger;
 }
@@ -30,7 +33,17 @@ export interface PullRequestFacts {
   readonly number: number;
   readonly baseSha: string;
   readonly headSha: string;
+  /** The pull request's author (`pull_request.user.login`); undefined when GitHub names none (a deleted account). */
+  readonly author: string | undefined;
+  /** The head branch is in another repository (a fork), or its repository is gone (`pull_request.head.repo` null). */
+  readonly fromFork: boolean;
 }
+
+/** Roles whose holders may see audited subjects and event ids in a review. */
+const REPLAY_ROLES: ReadonlySet<RepositoryRole> = new Set(['admin', 'write']);
+const REPLAY_WITHHELD =
+  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only for pull requests ' +
+  'from a branch of this repository whose author has write access';
 
 export interface PushFacts {
   readonly repository: RepositoryName;
@@ -79,7 +92,11 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const scope: ReviewScope = central
     ? { dir: deps.settings.policyPath, replay: true }
-    : { dir: REPOSITORY_POLICY_DIR, replay: false, extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository) };
+    : {
+        dir: REPOSITORY_POLICY_DIR,
+        replay: false,
+        extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
+      };
   return withAccess(deps, pr.repository, async (access) => {
     try {
       return await publishReview(deps, pr, access, scope);
@@ -106,10 +123,12 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
   if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
+  // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
+  const replay = scope.replay && !pr.fromFork && pr.author !== undefined && REPLAY_ROLES.has(await access.permissionOf(pr.author));
   const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
     fetchPolicyFiles(access, dir, pr.baseSha, base),
     fetchPolicyFiles(access, dir, pr.headSha, head),
-    scope.replay ? replayWindow(deps.audit, deps.now()) : undefined,
+    replay ? replayWindow(deps.audit, deps.now()) : undefined,
     scope.replay ? deps.live.lastSwitch() : undefined,
   ]);
   const outcome = reviewPolicyChange({
@@ -120,9 +139,17 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     directory: dir,
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
     ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
+    ...(scope.replay && !replay ? { replayWithheld: REPLAY_WITHHELD } : {}),
   });
   await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
-  deps.log.info('policy change reviewed', { repository: fullName(pr.repository), pull_request: pr.number, head_sha: pr.headSha, conclusion: outcome.conclusion, title: outcome.output.title });
+  deps.log.info('policy change reviewed', {
+    repository: fullName(pr.repository),
+    pull_request: pr.number,
+    head_sha: pr.headSha,
+    conclusion: outcome.conclusion,
+    title: outcome.output.title,
+    ...(scope.replay ? { impact_replay: replay } : {}),
+  });
   return { handled: true, detail: `check run ${outcome.conclusion}: ${outcome.output.title}` };
 }
 

@@ -2,6 +2,7 @@ import { Webhooks, type EmitterWebhookEvent } from '@octokit/webhooks';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../log.ts';
+import { sha256Hex } from '../tokens/sha256-hex.ts';
 import type { DeliveryLog } from './delivery-log.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from './handle-policy-events.ts';
 
@@ -36,7 +37,10 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     pull_request: async ({ payload }) => {
       if (!REVIEWED_ACTIONS.has(payload.action)) return { handled: false, detail: `pull_request ${payload.action} is not reviewed` };
       const pr = payload.pull_request;
-      return reviewPullRequest(deps, { repository: repositoryOf(payload.repository), number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha });
+      // Repository ids, not names: a fork can be renamed, an id cannot be taken over.
+      const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
+      const repository = repositoryOf(payload.repository);
+      return reviewPullRequest(deps, { repository, number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork });
     },
     push: async ({ payload }) =>
       switchOnPush(deps, {
@@ -66,9 +70,10 @@ function accountLogin(account: unknown): string | undefined {
 /**
  * `POST /webhooks/github`. In this order: a signature header must be present, the body must fit,
  * and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
- * else is read or stored); then the delivery id is claimed, so a redelivery or a replayed body
- * is handled once; events keyway does not act on are acknowledged (202) and ignored. A handler
- * that fails gives its delivery id back and answers 503, so GitHub's redelivery can try again.
+ * else is read or stored); then the SHA-256 of the signed body is claimed, so a redelivery or a
+ * replayed body (under any delivery id) is handled once; events keyway does not act on are
+ * acknowledged (202) and ignored. A handler that fails gives its claim back and answers 503, so
+ * GitHub's redelivery can try again.
  */
 export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Hono {
   const app = new Hono();
@@ -109,8 +114,9 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       }
       if (typeof payload !== 'object' || payload === null) return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
 
-      if (!(await deps.deliveries.claim(delivery, name, deps.now()))) {
-        log.info('github webhook delivery already handled', { delivery, event: name });
+      const bodySha256 = await sha256Hex(body);
+      if (!(await deps.deliveries.claim(bodySha256, name, deps.now()))) {
+        log.info('github webhook delivery already handled', { delivery, event: name, body_sha256: bodySha256 });
         return c.json({ status: 'duplicate', delivery }, 200, NO_STORE);
       }
       try {
@@ -119,7 +125,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
         log.info('github webhook handled', { delivery, event: name, handled: outcome.handled, detail: outcome.detail });
         return c.json({ status: outcome.handled ? 'handled' : 'ignored', detail: outcome.detail }, 200, NO_STORE);
       } catch (error) {
-        await deps.deliveries.release(delivery);
+        await deps.deliveries.release(bodySha256);
         log.error('github webhook failed; the delivery may be sent again', { delivery, event: name, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
         return c.json({ error: 'temporarily_unavailable', error_description: 'the event could not be handled now; redeliver it later' }, 503, NO_STORE);
       }

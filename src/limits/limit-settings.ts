@@ -9,12 +9,15 @@ export interface LimitSettings {
   readonly client: RateLimit;
   /** Per verified issuer + subject, after the subject token verified. */
   readonly subject: RateLimit;
+  /** Per repository: fetches of repository-owned policies from GitHub (cache misses only), after the subject token verified. */
+  readonly repositoryPolicy: RateLimit;
 }
 
 const DEFAULTS = {
   global: { perMinute: 60_000, burst: 2_000 },
   client: { perMinute: 6_000, burst: 1_000 },
   subject: { perMinute: 600, burst: 300 },
+  repository_policy: { perMinute: 10, burst: 20 },
 } as const;
 
 export function readLimitSettings(env: SettingsSource): LimitSettings {
@@ -26,5 +29,5 @@ export function readLimitSettings(env: SettingsSource): LimitSettings {
       burst: readInteger(env, `${prefix}_BURST`, DEFAULTS[name].burst, 1, 100_000_000),
     };
   };
-  return { global: read('global'), client: read('client'), subject: read('subject') };
+  return { global: read('global'), client: read('client'), subject: read('subject'), repositoryPolicy: read('repository_policy') };
 }

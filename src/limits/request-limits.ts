@@ -17,6 +17,12 @@ export interface RequestLimits {
    * it cannot drain the bucket of the identity it names.
    */
   forSubject(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
+  /**
+   * Before a repository's own policy is fetched from GitHub (a cache miss), per repository
+   * (`owner/name`, lower case): however many policy names verified callers invent, one repository
+   * costs the App's GitHub quota at this rate at most.
+   */
+  forRepositoryPolicyFetch(repository: string): Promise<RateLimitedError | undefined>;
 }
 
 /** An IPv6 client holds a /64 (an address per second is free to it), so that is one client. */
@@ -44,5 +50,6 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       return (network === undefined ? undefined : await check(settings.client, network)) ?? (await check(settings.global, ''));
     },
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
+    forRepositoryPolicyFetch: (repository) => check(settings.repositoryPolicy, repository),
   };
 }

@@ -18,9 +18,13 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
   const latency = registry.histogram('keyway_exchange_duration_seconds', 'Time to answer a token exchange, audit append included.', ['decision'], LATENCY_BUCKETS);
   const jwksFetches = registry.counter('keyway_jwks_fetches_total', 'Fetches of an issuer\'s discovery document and JWKS, by issuer and outcome.', ['issuer', 'outcome']);
   const auditAppends = registry.histogram('keyway_audit_append_duration_seconds', 'Time to append one audit record durably, by outcome.', ['outcome'], LATENCY_BUCKETS);
-  const limited = registry.counter('keyway_rate_limited_total', 'Requests refused by a rate limit, by limit (global, client, subject).', ['limit']);
+  const limited = registry.counter(
+    'keyway_rate_limited_total',
+    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy).',
+    ['limit'],
+  );
   // Known series start at 0, so a rate() over them has a beginning.
-  for (const limit of ['global', 'client', 'subject']) limited.inc({ limit }, 0);
+  for (const limit of ['global', 'client', 'subject', 'repository_policy']) limited.inc({ limit }, 0);
   return {
     exchange: (decision, reason, seconds) => {
       exchanges.inc({ decision, reason });

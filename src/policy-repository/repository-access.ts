@@ -1,4 +1,5 @@
 import type { CheckRunRequest } from '../github/check-run.ts';
+import type { RepositoryRole } from '../github/collaborator-permission.ts';
 import type { DirectoryEntry, RepositoryFile } from '../github/contents.ts';
 
 /** Owners and names as GitHub spells them; compared without regard to case, as GitHub does. */
@@ -19,6 +20,8 @@ export interface RepositoryAccess {
   contents(path: string, ref?: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
   /** The commit a branch points at now. */
   branchHead(branch: string): Promise<string>;
+  /** A user's role on the repository now (`none` for a user GitHub does not know). */
+  permissionOf(username: string): Promise<RepositoryRole>;
   createCheckRun(checkRun: CheckRunRequest): Promise<void>;
   /** Ends the access (revokes its installation token). */
   close(): Promise<void>;

@@ -1,9 +1,11 @@
 import { ExchangeError } from '../exchange/reasons.ts';
 import { GitHubError } from '../github/github-error.ts';
+import { levelCovers } from '../github/permissions.ts';
 import { checkPolicies } from '../policy/lint/lint-policies.ts';
 import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../policy/load-policies.ts';
 import { PolicySet } from '../policy/policy-set.ts';
 import { fullName, isListing, type OpenRepositoryAccess, type RepositoryName } from './repository-access.ts';
+import type { RepositoryPolicySettings } from './repository-policy-settings.ts';
 
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
 export const REPOSITORY_POLICY_DIR = '.github/keyway';
@@ -11,18 +13,43 @@ export const REPOSITORY_POLICY_DIR = '.github/keyway';
 export const REPOSITORY_POLICY_SCOPE = 'policy:';
 const POLICY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
 
+/** The operator's bounds on every repository's own policies, as they stand now. */
+export interface RepositoryPolicyRules {
+  /** Permission → the highest level a repository's own policy may grant (KEYWAY_REPOSITORY_POLICY_PERMISSIONS). */
+  readonly permissions: Readonly<Record<string, string>>;
+  /** The issuer URLs a repository's own policy may name: KEYWAY_REPOSITORY_POLICY_ISSUERS among those the central set trusts. */
+  readonly issuers: ReadonlySet<string>;
+}
+
+/**
+ * The rules from the settings and the central set serving now. Only issuers the central set
+ * trusts can be allowed: a repository never makes keyway trust, or fetch keys from, an issuer the
+ * operator did not configure (and the exchange verifies against the central set first anyway).
+ */
+export function repositoryPolicyRules(settings: RepositoryPolicySettings, central: PolicySet): RepositoryPolicyRules {
+  const trusted = central.issuers.map((issuer) => issuer.url);
+  const allowed = settings.issuers === undefined ? trusted : settings.issuers.filter((url) => trusted.includes(url));
+  return { permissions: settings.permissions, issuers: new Set(allowed) };
+}
+
 /**
  * What a repository's own policies may not do, positioned for the loader's error and the review's
- * annotations: grant anything but a GitHub token for that same repository (another repository, a
- * keyway JWT for some audience), or choose their own id (it is their path, so no repository can
+ * annotations: name an issuer the operator does not allow them, grant anything but a GitHub token
+ * for that same repository (another repository, a keyway JWT for some audience) or a permission
+ * above the operator's ceiling, or choose their own id (it is their path, so no repository can
  * take a central policy's place).
  */
-export function repositoryPolicyProblems(compilation: PolicyCompilation, repository: RepositoryName): PolicyProblem[] {
+export function repositoryPolicyProblems(compilation: PolicyCompilation, repository: RepositoryName, rules: RepositoryPolicyRules): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   for (const entry of compilation.files) {
     const report = (message: string, path: readonly PropertyKey[]): void => void problems.push({ file: entry.file, ...entry.locate(path), message });
     const { document } = entry;
     if (document.id !== undefined) report('a repository\'s own policy takes its id from its path: remove id', ['id']);
+    const issuer = entry.policy?.issuer.url;
+    if (issuer !== undefined && !rules.issuers.has(issuer)) {
+      const setting = 'KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust';
+      report(`${issuer} is not an issuer the operator allows repository policies to name (${setting})`, ['issuer']);
+    }
     if (document.effect === 'deny') continue;
     const grant = document.grant;
     if (grant === undefined) continue;
@@ -36,18 +63,30 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     if (others.length > 0) {
       report(`a repository's own policy can only grant ${fullName(repository)}, not ${others.map((name) => `${github.owner}/${name}`).join(', ')}`, ['grant', 'github', 'repositories']);
     }
+    for (const [permission, level] of Object.entries(github.permissions)) {
+      const ceiling = rules.permissions[permission];
+      if (levelCovers(ceiling, level)) continue;
+      const most = ceiling === undefined ? 'not at all' : `at most at ${ceiling}`;
+      const message = `a repository's own policy may grant ${permission} ${most}, not ${level} (KEYWAY_REPOSITORY_POLICY_PERMISSIONS)`;
+      report(message, ['grant', 'github', 'permissions', permission]);
+    }
   }
   return problems;
 }
 
 /** A repository's policy files, loaded as the broker loads its own (schema, issuers, lint errors) and held to what a repository may grant. */
-export function loadRepositoryPolicies(files: readonly PolicyFile[], repository: RepositoryName, options: PolicyLoadOptions): PolicySet {
+export function loadRepositoryPolicies(
+  files: readonly PolicyFile[],
+  repository: RepositoryName,
+  options: PolicyLoadOptions,
+  rules: RepositoryPolicyRules,
+): PolicySet {
   const compilation = compilePolicyFiles(files, options);
   const problems = [
     ...checkPolicies(compilation)
       .filter((finding) => finding.severity === 'error')
       .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` })),
-    ...repositoryPolicyProblems(compilation, repository),
+    ...repositoryPolicyProblems(compilation, repository, rules),
   ];
   if (problems.length > 0) throw new PolicyLoadError(problems);
   return policySetOf(compilation);
@@ -73,17 +112,27 @@ export function splitPolicyScope(scopes: readonly string[] | undefined): { reado
 export interface RepositoryPolicySourceOptions {
   readonly open: OpenRepositoryAccess;
   readonly loadOptions: PolicyLoadOptions;
+  /** The operator's bounds as they stand when a policy is fetched. */
+  readonly rules: () => RepositoryPolicyRules;
   readonly now: () => number;
-  /** How long a fetched policy is used before it is fetched again. */
+  /** How long a fetched policy, or the refusal of a missing or broken one, is used before it is fetched again. */
   readonly ttlSeconds: number;
   /** Policies remembered at most; the oldest goes first. */
   readonly maxEntries: number;
+  /** Asked before each fetch from GitHub with the repository (`owner/name`, lower case): a refusal stops the fetch. */
+  readonly beforeFetch: (repository: string) => Promise<ExchangeError | undefined>;
 }
+
+/** Refusals that are an answer about the policy (missing, unreadable, does not load): remembered like a policy. */
+const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError && error.reason === 'no_policy_matched';
 
 /**
  * Repository-owned policies, fetched through the GitHub App from the repository's default
  * branch (`.github/keyway/NAME.yaml`), loaded and checked, and cached for a bounded time. A
- * policy that does not load or is missing is refused; GitHub failing is `github_unavailable`.
+ * policy that does not load or is missing is refused, and so is one in a repository the App
+ * cannot read (not installed there, no such repository): the caller cannot tell these apart, so
+ * the answer says nothing about which private repositories exist. Those refusals are cached as
+ * long as a policy; GitHub failing is `github_unavailable`, and is not.
  */
 export class RepositoryPolicySource {
   readonly #options: RepositoryPolicySourceOptions;
@@ -101,14 +150,16 @@ export class RepositoryPolicySource {
     this.#cache.delete(key);
     while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000 });
-    // Failures are not remembered: the next exchange asks again.
-    set.catch(() => {
-      if (this.#cache.get(key)?.set === set) this.#cache.delete(key);
+    // GitHub being down and the fetch limit say nothing about the policy: the next exchange asks again.
+    set.catch((error: unknown) => {
+      if (!isDefinitive(error) && this.#cache.get(key)?.set === set) this.#cache.delete(key);
     });
     return set;
   }
 
   async #fetch(repository: RepositoryName, name: string): Promise<PolicySet> {
+    const refused = await this.#options.beforeFetch(fullName(repository).toLowerCase());
+    if (refused !== undefined) throw refused;
     const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
     let text: string;
     try {
@@ -121,11 +172,17 @@ export class RepositoryPolicySource {
         await access.close().catch(() => undefined);
       }
     } catch (error) {
-      if (error instanceof GitHubError) throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', `${fullName(repository)}: ${error.message}`, { cause: error });
-      throw error;
+      if (!(error instanceof GitHubError)) throw error;
+      const detail = `${fullName(repository)}: ${error.message}`;
+      if (error.code === 'unavailable') throw new ExchangeError('github_unavailable', detail, { cause: error });
+      // The App's own credentials refused: the operator's to fix, whatever repository is named.
+      if (error.code === 'unauthorized') throw new ExchangeError('github_refused', detail, { cause: error });
+      // Not installed there, no such repository, not readable: to the caller, no policy, as for a missing file.
+      throw new ExchangeError('no_policy_matched', detail, { cause: error });
     }
     try {
-      return loadRepositoryPolicies([{ path: `${fullName(repository)}/${path}`, text }], repository, this.#options.loadOptions);
+      const files = [{ path: `${fullName(repository)}/${path}`, text }];
+      return loadRepositoryPolicies(files, repository, this.#options.loadOptions, this.#options.rules());
     } catch (error) {
       if (!(error instanceof PolicyLoadError)) throw error;
       throw new ExchangeError('no_policy_matched', `${fullName(repository)}/${path} does not load: ${error.message.replaceAll('\n', '; ')}`);

@@ -24,8 +24,10 @@ export interface PolicyReviewInput {
   /** The policy directory at the pull request's base and head. */
   readonly base: readonly PolicyFile[];
   readonly proposed: readonly PolicyFile[];
-  /** Audited exchanges of the replay window; undefined for a repository's own policies (no replay). */
+  /** Audited exchanges of the replay window; undefined for a repository's own policies, or when the replay is withheld. */
   readonly events: Iterable<AuditEvent> | undefined;
+  /** Why the replay is withheld from this pull request (its author is not trusted with audit data), to say so in the summary. */
+  readonly replayWithheld?: string;
   /** Problems beyond the loader's: what a repository's own policies may not grant. */
   readonly extraProblems?: (compilation: PolicyCompilation) => readonly PolicyProblem[];
   /** The broker's own load options: the review judges the files as the live switch would. */
@@ -95,7 +97,7 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
     );
   }
   if (errors === 0 && impact === undefined) {
-    out.push('**The proposed policies load.**');
+    out.push(`**The proposed policies load.**${input.replayWithheld === undefined ? '' : ` No impact replay: ${input.replayWithheld}.`}`);
   } else if (impact === undefined) {
     out.push(`**The proposed policies do not load** (${summarizeFindings(findings)}): merged as they are, they would not replace the live set. No impact replay.`);
   } else {

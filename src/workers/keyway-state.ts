@@ -226,12 +226,12 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
 
   // GitHub webhooks (issue 6): delivery de-duplication and the live policy set every isolate serves.
 
-  claimDelivery(id: string, event: string, now: number): Promise<boolean> {
-    return this.#deliveries.claim(id, event, now);
+  claimDelivery(bodySha256: string, event: string, now: number): Promise<boolean> {
+    return this.#deliveries.claim(bodySha256, event, now);
   }
 
-  releaseDelivery(id: string): Promise<void> {
-    return this.#deliveries.release(id);
+  releaseDelivery(bodySha256: string): Promise<void> {
+    return this.#deliveries.release(bodySha256);
   }
 
   /** The live set's version and last switch; its files only when the caller's version is not the current one. */
@@ -296,7 +296,10 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
       initializeKeys: (candidate) => stub().initializeKeys(candidate),
       advanceKeys: (plan) => stub().advanceKeys(plan),
     },
-    deliveries: { claim: (id, event, now) => stub().claimDelivery(id, event, now), release: (id) => stub().releaseDelivery(id) },
+    deliveries: {
+      claim: (bodySha256, event, now) => stub().claimDelivery(bodySha256, event, now),
+      release: (bodySha256) => stub().releaseDelivery(bodySha256),
+    },
     revocations: {
       add: (pending) => stub().add(pending),
       due: (now, limit) => stub().due(now, limit),

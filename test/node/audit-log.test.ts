@@ -6,6 +6,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import { chainHash } from '../../src/audit/chain-hash.ts';
 import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
 import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
@@ -204,7 +205,7 @@ describe('the audit log in a real database file', () => {
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const { app } = createBroker({
-      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), keys: readKeySettings({}), limits: readLimitSettings({}) },
+      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), keys: readKeySettings({}), limits: readLimitSettings({}), repositoryPolicies: readRepositoryPolicySettings({}) },
       policies: () => {
         if (broken) throw new TypeError('the policy source failed');
         return policies;

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
@@ -78,6 +79,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     alerts: readAlertSettings({}, true),
     keys: readKeySettings({}),
     limits: readLimitSettings({}),
+    repositoryPolicies: readRepositoryPolicySettings({}),
     ...overrides,
   };
 }
@@ -85,8 +87,8 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const { github, githubWebhooks, limits } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
-  const config = testConfig(root, { limits, ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
+  const { github, githubWebhooks, limits, repositoryPolicies } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+  const config = testConfig(root, { limits, repositoryPolicies, ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
   const broker = await startNodeBroker(config, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),

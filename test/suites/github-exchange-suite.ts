@@ -167,4 +167,162 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       expect(revocation).toBeDefined();
     });
   });
+  repositoryPolicyFetchSuite(runtime, start, issuerBase, githubBase);
+}
+
+/** What a caller sees of an answer: everything but the audit event id, which is new each time. */
+const visible = (result: { status: number; body: Record<string, unknown> }) => ({
+  status: result.status,
+  error: result.body['error'],
+  error_description: result.body['error_description'],
+  token: 'access_token' in result.body,
+});
+
+/** `scope=policy:NAME`: when keyway reads a repository's own policy from GitHub, and what a caller can learn from it. */
+function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
+  describe(`repository-owned policies on ${runtime}: verified callers only, a bounded fetch rate, the operator's ceiling and issuers`, () => {
+    let broker: BrokerHarness;
+    let issuer: TestIssuer;
+    let github: FakeGitHub;
+
+    /** A policy of an acme repository for acme/api's main branch, as the repository's writers could commit it. */
+    const ownPolicy = (permissions: string, { issuerUrl = issuer.url, repo = 'api' } = {}): string =>
+      [
+        'version: 1',
+        `issuer: { kind: github, url: "${issuerUrl}" }`,
+        'match: { repository_id: "734201", ref: refs/heads/main }',
+        'grant:',
+        `  github: { repositories: [acme/${repo}], permissions: ${permissions} }`,
+        '',
+      ].join('\n');
+    const putOwnPolicy = (name: string, text: string, repo = 'api') => github.putFile({ owner: 'acme', repo, path: `.github/keyway/${name}.yaml`, text });
+
+    beforeAll(async () => {
+      issuer = freshIssuer(issuerBase(), 'repository-fetch');
+      github = await FakeGitHub.create(githubBase());
+      // The App holds more than repositories may grant themselves.
+      await github.install({ ...ACME_INSTALLATION, permissions: { ...ACME_INSTALLATION.permissions, administration: 'write', secrets: 'write' } });
+      await putOwnPolicy('release', ownPolicy('{ contents: read }'));
+      const settings = {
+        ...github.settings,
+        KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_PER_MINUTE: '1',
+        KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '5',
+        // The operator widens the ceiling by secrets: read, and narrows it to read for contents.
+        KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read,secrets:read',
+      };
+      broker = await start(githubPolicies(issuer), { settings });
+    });
+    afterAll(() => broker.close());
+
+    const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
+    const job = (overrides: Record<string, unknown> = {}): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, overrides));
+    const ask = async (token: string, repository: string, policy = 'release') =>
+      postToken(broker, githubForm(token, { scope: `policy:${policy}`, resource: repositoryUrl(repository) }));
+    const contentsCalls = async (repository: string, policy: string) =>
+      (await github.calls()).filter((call) => call.path === `/repos/${repository}/contents/.github/keyway/${policy}.yaml`).length;
+
+    it('makes no GitHub call for a token that does not verify, and answers it the same whatever repository it names', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const stranger = freshIssuer(issuerBase(), 'stranger');
+      const tokens: [string, string][] = [
+        ['token_malformed', 'not-a-jwt'],
+        ['issuer_untrusted', await stranger.sign(ciClaims(stranger.url, broker.issuer))],
+        ['signature_invalid', await issuer.sign(ciClaims(issuer.url, broker.issuer), { key: 'foreign' })],
+        ['token_expired', await job({ iat: now - 900, nbf: now - 900, exp: now - 300 })],
+      ];
+      const before = (await github.calls()).length;
+      // A repository with the policy, one without it, one the App is not installed on.
+      for (const [reason, token] of tokens) {
+        const answers = [];
+        for (const repository of ['acme/api', 'acme/infra', 'nobody/ghost']) {
+          const result = await ask(token, repository);
+          expect(result.body).not.toHaveProperty('access_token');
+          expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.reason).toBe(reason);
+          answers.push(visible(result));
+        }
+        expect(answers[0]).toMatchObject({ status: 400, error: 'invalid_request', token: false });
+        expect(answers).toEqual([answers[0], answers[0], answers[0]]);
+      }
+      expect((await github.calls()).length).toBe(before);
+    });
+
+    it('remembers a missing policy: a repeated miss is answered from the cache, not fetched again', async () => {
+      for (let i = 0; i < 3; i += 1) {
+        const missing = await ask(await job(), 'acme/api', 'absent');
+        expect(missing).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(missing.body).not.toHaveProperty('access_token');
+        expect((await broker.auditEvent(missing.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+      }
+      expect(await contentsCalls('acme/api', 'absent')).toBe(1);
+    });
+
+    it('fetches at most the per-repository budget from one repository, however many policy names are asked for', async () => {
+      for (const name of ['one', 'two', 'three', 'four', 'five']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
+      const before = (await github.calls()).length;
+      const limited = await ask(await job(), 'acme/docs', 'six');
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(limited.body).not.toHaveProperty('access_token');
+      expect((await broker.auditEvent(limited.body['audit_event_id'] as string))?.reason).toBe('rate_limited');
+      expect((await github.calls()).length).toBe(before);
+      // A name already answered comes from the cache, and another repository has a budget of its own.
+      expect((await ask(await job(), 'acme/docs', 'one')).status).toBe(400);
+      expect((await github.calls()).length).toBe(before);
+      expect((await ask(await job(), 'acme/infra', 'one')).status).toBe(400);
+      expect(await contentsCalls('acme/infra', 'one')).toBe(1);
+    });
+
+    it('answers a verified caller the same for a repository without the policy and one the App cannot see', async () => {
+      const answers = [];
+      for (const repository of ['acme/infra', 'acme/secret', 'nobody/ghost']) {
+        const result = await ask(await job(), repository);
+        expect(result.body).not.toHaveProperty('access_token');
+        expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+        answers.push(visible(result));
+      }
+      expect(answers[0]).toEqual({ status: 400, error: 'invalid_request', error_description: 'no trust policy grants this request', token: false });
+      expect(answers).toEqual([answers[0], answers[0], answers[0]]);
+    });
+
+    it('refuses a repository policy granting beyond the operator\'s ceiling, though the App holds the permission', async () => {
+      await putOwnPolicy('admin', ownPolicy('{ contents: read, administration: write }'));
+      const result = await ask(await job(), 'acme/api', 'admin');
+      expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(result.body).not.toHaveProperty('access_token');
+      const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+      expect(event?.reason).toBe('no_policy_matched');
+      expect(event?.detail).toMatch(/may grant administration not at all, not write \(KEYWAY_REPOSITORY_POLICY_PERMISSIONS\)/);
+      // GitHub was asked for a token to read the policy, never for one with administration.
+      const asked = (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).map((call) => call.body as { permissions: Record<string, string> });
+      expect(asked.filter((body) => 'administration' in body.permissions)).toEqual([]);
+    });
+
+    it('takes the ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS: what the operator allows is granted, nothing above it', async () => {
+      await putOwnPolicy('secrets', ownPolicy('{ contents: read, secrets: read }', { repo: 'infra' }), 'infra');
+      const granted = await ask(await job(), 'acme/infra', 'secrets');
+      expect(granted).toMatchObject({ status: 200, body: { scope: 'contents:read secrets:read metadata:read' } });
+      await putOwnPolicy('writer', ownPolicy('{ contents: write }', { repo: 'infra' }), 'infra');
+      const refused = await ask(await job(), 'acme/infra', 'writer');
+      expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(refused.body).not.toHaveProperty('access_token');
+      expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.detail).toMatch(/may grant contents at most at read, not write/);
+    });
+
+    it('refuses a repository policy naming an issuer the operator does not allow, and fetches nothing from that issuer', async () => {
+      const elsewhere = freshIssuer(issuerBase(), 'elsewhere');
+      await putOwnPolicy('elsewhere', ownPolicy('{ contents: read }', { issuerUrl: elsewhere.url }));
+      const ours = await ask(await job(), 'acme/api', 'elsewhere');
+      const theirs = await ask(await elsewhere.sign(ciClaims(elsewhere.url, broker.issuer)), 'acme/api', 'elsewhere');
+      for (const result of [ours, theirs]) {
+        expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(result.body).not.toHaveProperty('access_token');
+      }
+      const refused = await broker.auditEvent(ours.body['audit_event_id'] as string);
+      expect(refused?.reason).toBe('no_policy_matched');
+      expect(refused?.detail).toContain(`${elsewhere.url} is not an issuer the operator allows repository policies to name`);
+      expect((await broker.auditEvent(theirs.body['audit_event_id'] as string))?.reason).toBe('issuer_untrusted');
+      expect(await elsewhere.hits()).toMatchObject({ discovery: 0, jwks: 0 });
+    });
+  });
 }

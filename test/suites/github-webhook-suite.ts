@@ -99,6 +99,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       ci = freshIssuer(issuerBase(), 'webhooks');
       github = await FakeGitHub.create(fakeGitHubBase());
       await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
+      // The default author of the pull requests below may write to the policy repository.
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
       broker = await start(
         { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), 'github/read.yaml': githubPolicy(ci.url) },
         {
@@ -143,6 +145,16 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(answers.map((answer) => answer.body['status']).sort()).toEqual(['duplicate', 'duplicate', 'handled']);
     });
 
+    it('de-duplicates on the signed body, never on the unsigned X-GitHub-Delivery id alone', async () => {
+      const ping = { zen: 'Approachable is better than simple.', hook_id: 5 };
+      const first = await deliver({ event: 'ping', payload: ping });
+      expect(first).toMatchObject({ status: 200, body: { status: 'handled' } });
+      // A captured signed body sent again under a fresh delivery id is the same delivery.
+      expect(await deliver({ event: 'ping', payload: ping, id: crypto.randomUUID() })).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      // A delivery id reused (forged) on another signed body does not suppress it.
+      expect(await deliver({ event: 'ping', payload: { ...ping, hook_id: 6 }, id: first.id })).toMatchObject({ status: 200, body: { status: 'handled' } });
+    });
+
     it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
       const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
       expect(huge.status).toBe(413);
@@ -180,11 +192,57 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // The same delivery again (GitHub's redelivery, or a replay of the signed body): handled once.
       const again = await deliver({ ...delivery, id: handled.id });
       expect(again).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      // …and the captured body under a fresh delivery id: still the same signed body, so not reviewed again.
+      const replayed = await deliver({ ...delivery, id: crypto.randomUUID() });
+      expect(replayed).toMatchObject({ status: 200, body: { status: 'duplicate' } });
       expect((await checkRuns()).slice(before)).toHaveLength(1);
       // The installation token used for the review was limited to the policy repository and revoked after.
       const tokens = await github.tokens();
       expect(tokens.length).toBeGreaterThan(0);
       for (const token of tokens) expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
+    });
+
+    it('replays audited exchanges only for pull requests from a branch of the policy repository by an author with write access', async () => {
+      for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
+      const base = sha('trust-base');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'maintainer', role: 'maintain' });
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });
+      const permissionCalls = async () => (await github.calls()).filter((call) => call.path.includes('/collaborators/')).length;
+      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>) => {
+        const head = sha(`trust-head-${number}`);
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
+        const before = (await checkRuns()).length;
+        const delivered = await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number, baseSha: base, headSha: head, ...pr }) });
+        expect(delivered).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'success' });
+        return run;
+      };
+
+      // A maintainer (GitHub answers write) sees the replay, subjects included.
+      const trusted = await review(50, { author: 'maintainer' });
+      expect(trusted.output.title).toMatch(/^would newly allow [1-9]\d*, newly deny \d+/);
+      expect(trusted.output.summary).toContain('`repo:acme/api:environment:');
+      expect(trusted.output.summary).toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
+
+      // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association) and a user GitHub does not know:
+      // the diff and lint, and not even counts.
+      const calls = await permissionCalls();
+      const withheld = [
+        await review(51, { fork: { owner: 'mallory', name: POLICY_REPO.name, id: 9_999 } }),
+        await review(52, { author: 'triager' }),
+        await review(53, { author: 'stranger' }),
+      ];
+      expect(await permissionCalls()).toBe(calls + 2);
+      for (const run of withheld) {
+        expect(run.output.title).not.toContain('would newly');
+        expect(run.output.summary).toContain('No impact replay: it shows audited exchanges');
+        expect(run.output.summary).toContain('| `deploy` | **changed** |');
+        expect(run.output.summary).not.toContain('**Impact replay');
+        expect(run.output.summary).not.toContain('repo:acme/api:environment');
+        expect(run.output.summary).not.toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
+      }
     });
 
     it('fails the check run of a broken change, with annotations on the offending lines', async () => {
@@ -301,8 +359,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(run.output.summary).toContain('**The live policy set did not switch**');
       expect(run.output.summary).toContain(broken);
 
-      // A replayed old push cannot bring an old set back: the branch head is read when the push is handled.
-      await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      // An old push handled again (one no longer remembered, here told apart by its `before`) cannot bring an old set back:
+      // the branch head is read when the push is handled.
+      const old = await deliver({ event: 'push', payload: { ...payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }), before: sha('push-old-before') } });
+      expect(old).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
 
@@ -406,6 +466,24 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         const [good] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
         expect(good).toMatchObject({ head_sha: sha('own-good'), conclusion: 'success' });
         expect(good.output.summary).not.toContain('Impact replay');
+      });
+
+      it('fails the review of a repository policy granting beyond the operator\'s ceiling or naming an issuer it does not allow', async () => {
+        const base = sha('own-base');
+        const head = sha('own-escalate');
+        const put = (path: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${path}`, ref: head, text });
+        // Line 5 asks for administration; line 2 of the other names an issuer the central set does not trust.
+        await put('release.yaml', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, administration: write } }'));
+        const readOnly = repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }');
+        await put('other.yaml', readOnly.replace(ci.url, 'https://ghe.elsewhere.example/_services/token'));
+        const before = (await checkRuns()).length;
+        await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 42, baseSha: base, headSha: head }) });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+        const failure = (path: string, line: number, message: RegExp) =>
+          expect.objectContaining({ path: `.github/keyway/${path}`, start_line: line, annotation_level: 'failure', message: expect.stringMatching(message) });
+        expect(run.output.annotations).toContainEqual(failure('release.yaml', 5, /may grant administration not at all, not write/));
+        expect(run.output.annotations).toContainEqual(failure('other.yaml', 2, /is not an issuer the operator allows repository policies to name/));
       });
     });
 

@@ -30,6 +30,8 @@ interface FakeApp {
   readonly tokens: Map<string, FakeToken>;
   readonly files: Map<string, string>;
   readonly branches: Map<string, string>;
+  /** Repository roles by `owner/repo:user` (lower case): admin, maintain, write, triage, read. */
+  readonly roles: Map<string, string>;
   readonly calls: FakeCall[];
   down: boolean;
 }
@@ -50,7 +52,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const id = apps.size + 1;
     const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), calls: [], down: false });
+    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), roles: new Map(), calls: [], down: false });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
       appId: String(id),
@@ -200,6 +202,23 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   api.post('/_test/branches', async (c) => {
     const branch = await c.req.json<{ owner: string; repo: string; branch: string; sha: string }>();
     c.get('app').branches.set(fileKey(branch.owner, branch.repo, branch.branch, ''), branch.sha);
+    return c.json({ ok: true });
+  });
+
+  // Issue 12: "Get repository permissions for a user". GitHub answers the base role (maintain as write, triage as read) and the
+  // role's own name; an installation token needs metadata: read, which every one carries. A user it does not know is a 404.
+  api.get('/repos/:owner/:repo/collaborators/:username/permission', (c) => {
+    const access = repositoryAccess(c, 'metadata', 'read');
+    if (access instanceof Response) return access;
+    const username = c.req.param('username');
+    const role = c.get('app').roles.get(`${c.req.param('owner')}/${c.req.param('repo')}:${username}`.toLowerCase());
+    if (role === undefined) return c.json({ message: 'Not Found' }, 404);
+    const BASE: Record<string, string> = { admin: 'admin', maintain: 'write', write: 'write', triage: 'read', read: 'read' };
+    return c.json({ permission: BASE[role] ?? 'none', role_name: role, user: { login: username, type: 'User' } });
+  });
+  api.post('/_test/roles', async (c) => {
+    const role = await c.req.json<{ owner: string; repo: string; username: string; role: string }>();
+    c.get('app').roles.set(`${role.owner}/${role.repo}:${role.username}`.toLowerCase(), role.role);
     return c.json({ ok: true });
   });
 

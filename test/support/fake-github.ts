@@ -81,6 +81,11 @@ export class FakeGitHub {
     await this.#admin('POST', 'branches', branch);
   }
 
+  /** Gives a user a role on a repository (`GET /repos/{owner}/{repo}/collaborators/{username}/permission`). */
+  async setRole(role: { owner: string; repo: string; username: string; role: 'admin' | 'maintain' | 'write' | 'triage' | 'read' }): Promise<void> {
+    await this.#admin('POST', 'roles', role);
+  }
+
   async setDown(down: boolean): Promise<void> {
     await this.#admin('POST', 'settings', { down });
   }

@@ -35,8 +35,8 @@ export interface RepositoryPayload {
   readonly name: string;
 }
 
-const repository = (repo: RepositoryPayload) => ({
-  id: 4242,
+const repository = (repo: RepositoryPayload & { readonly id?: number }) => ({
+  id: repo.id ?? 4242,
   name: repo.name,
   full_name: `${repo.owner}/${repo.name}`,
   owner: { login: repo.owner, id: 1200934, type: 'Organization' },
@@ -46,13 +46,25 @@ const repository = (repo: RepositoryPayload) => ({
 
 /** Payload shapes as GitHub documents them, with the fields keyway reads (and a few around them). */
 export const payloads = {
-  pullRequest: (repo: RepositoryPayload, pr: { number: number; baseSha: string; headSha: string; action?: string }) => ({
+  /** By `author` (default octocat), from a branch of `repo` itself unless `fork` names the head's repository. */
+  pullRequest: (
+    repo: RepositoryPayload,
+    pr: { number: number; baseSha: string; headSha: string; action?: string; author?: string; fork?: RepositoryPayload & { readonly id: number } },
+  ) => ({
     action: pr.action ?? 'opened',
     number: pr.number,
-    pull_request: { number: pr.number, state: 'open', title: 'Change policies', head: { ref: 'change', sha: pr.headSha }, base: { ref: 'main', sha: pr.baseSha } },
+    pull_request: {
+      number: pr.number,
+      state: 'open',
+      title: 'Change policies',
+      user: { login: pr.author ?? 'octocat', id: 583231, type: 'User' },
+      author_association: 'MEMBER',
+      head: { ref: 'change', sha: pr.headSha, repo: repository(pr.fork ?? repo) },
+      base: { ref: 'main', sha: pr.baseSha, repo: repository(repo) },
+    },
     repository: repository(repo),
     installation: { id: 1 },
-    sender: { login: 'octocat' },
+    sender: { login: pr.author ?? 'octocat' },
   }),
   push: (repo: RepositoryPayload, push: { ref: string; after: string; deleted?: boolean }) => ({
     ref: push.ref,

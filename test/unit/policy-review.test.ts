@@ -4,6 +4,9 @@ import type { Reason } from '../../src/exchange/reasons.ts';
 import { readGitHubWebhookSettings } from '../../src/github-webhooks/webhook-settings.ts';
 import { loadPolicies, type PolicyFile } from '../../src/policy/load-policies.ts';
 import { replayImpact } from '../../src/policy-repository/replay-impact.ts';
+import { loadRepositoryPolicies, repositoryPolicyRules } from '../../src/policy-repository/repository-policies.ts';
+import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
+import { PolicyLoadError } from '../../src/policy/load-policies.ts';
 import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/policy-repository/review-policy-change.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
@@ -136,5 +139,65 @@ describe('readGitHubWebhookSettings', () => {
     for (const repository of ['acme', 'acme/policies/x', '../x', 'acme/pol icies']) expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: repository })).toThrow(/owner\/name/);
     for (const path of ['/policies', 'policies/', 'a/../b', '..', 'a//b']) expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_PATH: path })).toThrow(/KEYWAY_GITHUB_POLICY_PATH/);
     expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_BRANCH: 'a..b' })).toThrow(/branch/);
+  });
+});
+
+describe('what a repository\'s own policies may use', () => {
+  const repository = { owner: 'acme', name: 'api' };
+  const central = loadPolicies([deploy('production'), guard], OPTIONS);
+  const own = (permissions: string, issuer = 'github'): PolicyFile => ({
+    path: 'acme/api/.github/keyway/release.yaml',
+    text: [
+      'version: 1',
+      `issuer: ${issuer}`,
+      'match: { repository_id: "734201", ref: refs/heads/main }',
+      'grant:',
+      `  github: { repositories: [acme/api], permissions: ${permissions} }`,
+      '',
+    ].join('\n'),
+  });
+  const problems = (file: PolicyFile, env: Record<string, string> = {}): string[] => {
+    try {
+      loadRepositoryPolicies([file], repository, OPTIONS, repositoryPolicyRules(readRepositoryPolicySettings(env), central));
+      return [];
+    } catch (error) {
+      if (!(error instanceof PolicyLoadError)) throw error;
+      return error.problems.map((problem) => `${problem.line}: ${problem.message}`);
+    }
+  };
+
+  it('grants at most what a writer has by default: never administration, secrets or workflows', () => {
+    expect(problems(own('{ contents: write, pull_requests: write, checks: write }'))).toEqual([]);
+    const beyond = [['administration', 'write'], ['secrets', 'read'], ['workflows', 'write'], ['repository_hooks', 'write'], ['actions', 'write']];
+    for (const [permission, level] of beyond) {
+      const message = `^5: a repository's own policy may grant ${permission} (not at all|at most at read), not ${level} \\(KEYWAY_REPOSITORY_POLICY_PERMISSIONS\\)$`;
+      expect(problems(own(`{ contents: read, ${permission}: ${level} }`))).toEqual([expect.stringMatching(new RegExp(message))]);
+    }
+  });
+
+  it('takes the operator\'s ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one', () => {
+    const ceiling = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read, administration:write' };
+    expect(problems(own('{ administration: write }'), ceiling)).toEqual([]);
+    expect(problems(own('{ contents: write }'), ceiling)).toEqual([expect.stringMatching(/may grant contents at most at read, not write/)]);
+    const nothing = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'none' };
+    expect(problems(own('{ contents: read }'), nothing)).toEqual([expect.stringMatching(/may grant contents not at all/)]);
+    for (const value of ['contents', 'contents:admin', 'members:read', 'contents:read:x', 'contents:read,contents:write']) {
+      expect(() => readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_PERMISSIONS: value })).toThrow(/KEYWAY_REPOSITORY_POLICY_PERMISSIONS/);
+    }
+  });
+
+  it('names only issuers the central set trusts, narrowed by KEYWAY_REPOSITORY_POLICY_ISSUERS', () => {
+    expect(problems(own('{ contents: read }'))).toEqual([]);
+    const ghe = 'https://ghe.elsewhere.example/_services/token';
+    const elsewhere = own('{ contents: read }', `{ kind: github, url: "${ghe}" }`);
+    const notAllowed = (url: string) => expect.stringMatching(new RegExp(`^2: ${url.replaceAll('.', '\\.')} is not an issuer the operator allows repository policies to name`));
+    expect(problems(elsewhere)).toContainEqual(notAllowed(ghe));
+    // Listing an issuer the central set does not trust allows nothing; leaving a trusted one out takes it away.
+    expect(problems(elsewhere, { KEYWAY_REPOSITORY_POLICY_ISSUERS: ghe })).toContainEqual(notAllowed(ghe));
+    expect(problems(own('{ contents: read }'), { KEYWAY_REPOSITORY_POLICY_ISSUERS: 'https://gitlab.com' })).toEqual([notAllowed(GITHUB)]);
+    expect(problems(own('{ contents: read }'), { KEYWAY_REPOSITORY_POLICY_ISSUERS: `https://gitlab.com, ${GITHUB}` })).toEqual([]);
+    for (const value of ['gitlab.com', 'http://ci.example', 'github']) {
+      expect(() => readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ISSUERS: value })).toThrow(/KEYWAY_REPOSITORY_POLICY_ISSUERS/);
+    }
   });
 });

@@ -61,7 +61,9 @@ describe('limit settings', () => {
       global: { name: 'global', perMinute: 60_000, burst: 2_000 },
       client: { name: 'client', perMinute: 6_000, burst: 1_000 },
       subject: { name: 'subject', perMinute: 600, burst: 300 },
+      repositoryPolicy: { name: 'repository_policy', perMinute: 10, burst: 20 },
     });
+    expect(readLimitSettings({ KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '3' }).repositoryPolicy.burst).toBe(3);
     expect(readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '0' }).subject.perMinute).toBe(0);
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_CLIENT_BURST: '0' })).toThrow(ConfigError);
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '-1' })).toThrow(ConfigError);
