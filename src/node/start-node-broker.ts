@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -11,6 +10,7 @@ import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
 import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
 import { loadNodeMasterKeys } from './master-key-file.ts';
+import { preparePrivateDataDir } from './private-data-dir.ts';
 import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
@@ -86,7 +86,7 @@ export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000
 export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBrokerOptions = {}): Promise<NodeBroker> {
   const log = options.log ?? jsonLogger();
   const now = options.now ?? Date.now;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
   const databasePath = join(config.dataDir, DATABASE_FILE);
