@@ -21,7 +21,8 @@ import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
-import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { PlaintextKeyError, SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { ConfigError } from '../settings.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../tokens/key-life-cycle.ts';
 import type { KeyTransition } from '../tokens/key-store.ts';
@@ -105,7 +106,13 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key.
   const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
   const keyStore = new SqliteKeyStore(db, box);
-  const live = await LiveKeyRing.open(keyStore, now());
+  const live = await LiveKeyRing.open(keyStore, now()).catch((error: unknown) => {
+    if (!(error instanceof PlaintextKeyError)) throw error;
+    throw new ConfigError(
+      `${error.message}. If it is one an earlier keyway stored, stop here and seal it once with \`keyway keys seal --data-dir ${config.dataDir}\` ` +
+        '(given the master key the broker uses), then start again; if it is not, delete its row from signing_keys',
+    );
+  });
   const keys = () => live.ring;
   const registry = new MetricsRegistry();
   const clientIp = (c: Context): string | undefined => getConnInfo(c).remote.address;
