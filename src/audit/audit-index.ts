@@ -63,8 +63,14 @@ export function auditIndex(event: AuditEvent): AuditIndex {
   };
 }
 
+export interface IndexMismatch {
+  readonly column: keyof AuditIndex;
+  readonly stored: unknown;
+  readonly derived: unknown;
+}
+
 /** The first column whose stored value is not the one the event gives, or undefined when all agree. */
-export function indexMismatch(event: AuditEvent, stored: Readonly<Record<string, unknown>>): { column: keyof AuditIndex; stored: unknown; derived: unknown } | undefined {
+export function indexMismatch(event: AuditEvent, stored: Readonly<Record<string, unknown>>): IndexMismatch | undefined {
   const derived = auditIndex(event);
   const column = AUDIT_INDEX_COLUMNS.find((name) => stored[name] !== derived[name]);
   return column === undefined ? undefined : { column, stored: stored[column], derived: derived[column] };

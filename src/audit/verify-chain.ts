@@ -79,11 +79,8 @@ export class ChainVerifier {
       this.#problem = problem('edited', record, `record ${chain.seq} (${event.id}) was edited: its content no longer matches its hash`);
     } else if (mismatch !== undefined) {
       const { column, stored, derived } = mismatch;
-      this.#problem = problem(
-        'index_mismatch',
-        record,
-        `record ${chain.seq} (${event.id}) was edited in the index queries read: its ${column} column holds ${JSON.stringify(stored) ?? 'nothing'}, the hashed record says ${JSON.stringify(derived)}`,
-      );
+      const holds = `its ${column} column holds ${JSON.stringify(stored) ?? 'nothing'}, the hashed record says ${JSON.stringify(derived)}`;
+      this.#problem = problem('index_mismatch', record, `record ${chain.seq} (${event.id}) was edited in the index queries read: ${holds}`);
     } else if (chain.prev_hash !== this.#expected) {
       if (this.#previousSeq !== 0 && chain.seq > this.#previousSeq + 1) {
         this.#problem = problem('deleted', record, `records ${this.#previousSeq + 1}…${chain.seq - 1} were deleted: record ${chain.seq} (${event.id}) follows record ${this.#previousSeq}`);

@@ -174,7 +174,9 @@ function remoteSource(base: string, token: string): AuditSource {
         for await (const line of lines(exported)) {
           const record = fromRecordJson(JSON.parse(line) as AuditRecordJson);
           // Queries, stats and alerts read the index: without it, verify would vouch for what it never saw.
-          if (record.index === undefined) throw new CliError(`the broker exported record ${record.chain.seq} without its index columns: it is older than this keyway; upgrade it`, 1);
+          if (record.index === undefined) {
+            throw new CliError(`the broker exported record ${record.chain.seq} without its index columns: it is older than this keyway; upgrade it`, 1);
+          }
           yield record;
         }
       }

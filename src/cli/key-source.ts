@@ -51,7 +51,10 @@ export async function openKeySource(args: readonly string[], purpose: 'list' | '
  * writes). `sealed`: with the master key — from KEYWAY_MASTER_KEY or the data dir's master
  * key file, never a new one made up here.
  */
-export async function openDataDirKeyStore(dataDir: string | undefined, sealed: boolean): Promise<{ store: SqliteKeyStore; db: SqliteFile; config: NodeBrokerConfig }> {
+export async function openDataDirKeyStore(
+  dataDir: string | undefined,
+  sealed: boolean,
+): Promise<{ store: SqliteKeyStore; db: SqliteFile; config: NodeBrokerConfig }> {
   const config = nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir });
   const path = join(config.dataDir, DATABASE_FILE);
   if (!existsSync(path)) throw new CliError(`no broker database at ${path}: start the broker once (npm start) or pass --data-dir`, 1);

@@ -19,7 +19,8 @@ export const keysSeal: Command = {
   summary: 'seal signing keys an earlier keyway stored in the clear (once, on a data dir)',
   usage: USAGE,
   async run(args) {
-    const { values } = parseArgs({ args: [...args], options: { 'data-dir': { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true, allowPositionals: false });
+    const options = { 'data-dir': { type: 'string' }, json: { type: 'boolean', default: false } } as const;
+    const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
     const { store, db } = await openDataDirKeyStore(values['data-dir'], true);
     try {
       // Zeroes what the sealed values replace, then moves the WAL into the file and empties it, so no copy of the plaintext stays in either.

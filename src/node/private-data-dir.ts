@@ -31,13 +31,15 @@ export function preparePrivateDataDir(dataDir: string): string[] {
   const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
   if (me !== undefined && uid !== me) {
     throw new ConfigError(
-      `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}), who alone may hold the master key and signing keys: chown it, ${fresh}`,
+      `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}), ` +
+        `who alone may hold the master key and signing keys: chown it, ${fresh}`,
     );
   }
   if ((mode & GROUP_OR_OTHERS) !== 0) {
     throw new ConfigError(
       `the data directory ${dataDir} is open to its group or others (mode ${octal(mode)}), and it holds the master key and signing keys: ` +
-        `run \`chmod 700 ${dataDir}\` if nobody else should have had access (if someone may have read it, change the master key and rotate the signing keys), ${fresh}`,
+        `run \`chmod 700 ${dataDir}\` if nobody else should have had access ` +
+        `(if someone may have read it, change the master key and rotate the signing keys), ${fresh}`,
     );
   }
   // Regular files only: a symlink's target is not the data dir's to change.

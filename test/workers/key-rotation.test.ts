@@ -85,7 +85,8 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const legacy = await generateSigningKey(Date.now());
     await inClear(legacy, 'current');
     const grant = { policy: { id: 'deploy' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 'repo:acme/api', claims: {} } satisfies IssuedGrant;
-    const signed = (await mintAccessToken({ issuer: workerEnv.KEYWAY_ISSUER, key: (await KeyRing.from([legacy])).signing, grant, source: { iss: 'https://ci.example', sub: 'repo:acme/api' }, now: Date.now() })).token;
+    const source = { iss: 'https://ci.example', sub: 'repo:acme/api' };
+    const signed = (await mintAccessToken({ issuer: workerEnv.KEYWAY_ISSUER, key: (await KeyRing.from([legacy])).signing, grant, source, now: Date.now() })).token;
 
     const opened = await store.listKeys();
     expect(opened.map((key) => [key.kid, key.privateJwk])).toEqual([[legacy.kid, legacy.privateJwk]]);
