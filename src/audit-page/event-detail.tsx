@@ -1,3 +1,4 @@
+import { toRecordJson } from '../audit-api/record-json.ts';
 import type { AuditRecord } from '../audit/audit-event.ts';
 import { Decision } from './events-table.tsx';
 
@@ -55,7 +56,7 @@ export function EventDetail(props: { record: AuditRecord }) {
         ))}
       </dl>
       <h2>Record</h2>
-      <pre>{JSON.stringify({ ...event, chain }, null, 2)}</pre>
+      <pre>{JSON.stringify(toRecordJson(props.record), null, 2)}</pre>
     </section>
   );
 }

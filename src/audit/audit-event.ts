@@ -1,4 +1,5 @@
 import type { Decision, Reason } from '../exchange/reasons.ts';
+import type { AuditIndex } from './audit-index.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
 import type { ChainHead, Checkpoint } from './checkpoint.ts';
 
@@ -72,10 +73,12 @@ export interface ChainLink {
   readonly hash: string;
 }
 
-/** An event as the log holds it: the event and its link in the chain. */
+/** An event as the log holds it: the event, its link in the chain, and the index columns stored beside it. */
 export interface AuditRecord {
   readonly event: AuditEvent;
   readonly chain: ChainLink;
+  /** As stored, which is what queries read: `audit verify` holds it to the event. Absent where no store kept one. */
+  readonly index?: AuditIndex;
 }
 
 /**

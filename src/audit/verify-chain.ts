@@ -1,10 +1,11 @@
 import type { JWTVerifyGetKey } from 'jose';
 import type { AuditRecord } from './audit-event.ts';
+import { indexMismatch } from './audit-index.ts';
 import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { verifyCheckpoint } from './verify-checkpoint.ts';
 
-export type ChainProblemKind = 'edited' | 'deleted' | 'reordered' | 'truncated' | 'checkpoint_invalid' | 'checkpoint_mismatch';
+export type ChainProblemKind = 'edited' | 'index_mismatch' | 'deleted' | 'reordered' | 'truncated' | 'checkpoint_invalid' | 'checkpoint_mismatch';
 
 export interface ChainProblem {
   readonly kind: ChainProblemKind;
@@ -30,10 +31,12 @@ export interface ChainReport {
 
 /**
  * Walks records in chain order and finds the first one that does not hold: an edited record
- * no longer matches its own hash; a deleted one leaves a gap, or a successor committing to a
- * predecessor that is gone; a re-ordered one commits to a record that comes later. Signed
- * checkpoints pin `seq → hash`: a log rewritten (re-hashed) or cut short after a checkpoint no
- * longer matches it. Memory stays constant whatever the length of the log.
+ * no longer matches its own hash, or an index column stored beside it (what queries, stats
+ * and alerts read) no longer says what the hashed event says; a deleted one leaves a gap, or a
+ * successor committing to a predecessor that is gone; a re-ordered one commits to a record
+ * that comes later. Signed checkpoints pin `seq → hash`: a log rewritten (re-hashed) or cut
+ * short after a checkpoint no longer matches it. Memory stays constant whatever the length of
+ * the log.
  */
 export class ChainVerifier {
   readonly #checkpoints: ReadonlyMap<number, Checkpoint>;
@@ -71,8 +74,13 @@ export class ChainVerifier {
     if (this.#expected === undefined) this.#expected = this.#startingHash(record);
     if (this.#problem !== undefined) return;
 
+    const mismatch = record.index === undefined ? undefined : indexMismatch(event, record.index);
     if (chainHash(chain.prev_hash, event) !== chain.hash) {
       this.#problem = problem('edited', record, `record ${chain.seq} (${event.id}) was edited: its content no longer matches its hash`);
+    } else if (mismatch !== undefined) {
+      const { column, stored, derived } = mismatch;
+      const holds = `its ${column} column holds ${JSON.stringify(stored) ?? 'nothing'}, the hashed record says ${JSON.stringify(derived)}`;
+      this.#problem = problem('index_mismatch', record, `record ${chain.seq} (${event.id}) was edited in the index queries read: ${holds}`);
     } else if (chain.prev_hash !== this.#expected) {
       if (this.#previousSeq !== 0 && chain.seq > this.#previousSeq + 1) {
         this.#problem = problem('deleted', record, `records ${this.#previousSeq + 1}…${chain.seq - 1} were deleted: record ${chain.seq} (${event.id}) follows record ${this.#previousSeq}`);

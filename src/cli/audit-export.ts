@@ -6,7 +6,8 @@ import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './a
 const USAGE = `usage: keyway audit export [source] [filters] [--format ndjson|csv] [--output FILE]
 
 Writes every matching audit event, oldest first, as NDJSON (one record a line, with its
-chain link: what \`keyway audit verify\` and any JCS implementation can check) or CSV.
+chain link and index columns: what \`keyway audit verify\` and any JCS implementation can
+check) or CSV.
 
 ${SOURCE_USAGE}
 

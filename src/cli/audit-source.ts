@@ -171,7 +171,14 @@ function remoteSource(base: string, token: string): AuditSource {
       }
       const exported = await get('/v1/audit/export', new URLSearchParams({ format: 'ndjson' }));
       async function* records(): AsyncGenerator<AuditRecord> {
-        for await (const line of lines(exported)) yield fromRecordJson(JSON.parse(line) as AuditRecordJson);
+        for await (const line of lines(exported)) {
+          const record = fromRecordJson(JSON.parse(line) as AuditRecordJson);
+          // Queries, stats and alerts read the index: without it, verify would vouch for what it never saw.
+          if (record.index === undefined) {
+            throw new CliError(`the broker exported record ${record.chain.seq} without its index columns: it is older than this keyway; upgrade it`, 1);
+          }
+          yield record;
+        }
       }
       return { records: records(), checkpoints, keys: createLocalJWKSet(jwks), issuer };
     },

@@ -5,9 +5,10 @@ import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts
 const USAGE = `usage: keyway audit verify [source] [--json]
 
 Re-computes the audit log's hash chain from the first kept record to the head, checks every
-checkpoint's signature with the broker's keys and that the chain passes through it, and
-reports the first record that was edited, deleted or re-ordered. Exit code 0: intact;
-1: tampered (or unreadable).
+checkpoint's signature with the broker's keys and that the chain passes through it, holds the
+index columns queries and stats read (decision, reason, issuer, subject, policy, …) to each
+hashed record, and reports the first record that was edited, deleted or re-ordered. Exit code
+0: intact; 1: tampered (or unreadable).
 
 ${SOURCE_USAGE}`;
 

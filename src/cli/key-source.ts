@@ -4,9 +4,9 @@ import { parseArgs } from 'node:util';
 import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../keys-api/key-json.ts';
 import { silentLogger } from '../log.ts';
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../node/config.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../node/master-key-file.ts';
-import { DATABASE_FILE, openSqliteFile } from '../node/sqlite-file.ts';
+import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../node/sqlite-file.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
@@ -51,7 +51,10 @@ export async function openKeySource(args: readonly string[], purpose: 'list' | '
  * writes). `sealed`: with the master key — from KEYWAY_MASTER_KEY or the data dir's master
  * key file, never a new one made up here.
  */
-async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {
+export async function openDataDirKeyStore(
+  dataDir: string | undefined,
+  sealed: boolean,
+): Promise<{ store: SqliteKeyStore; db: SqliteFile; config: NodeBrokerConfig }> {
   const config = nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir });
   const path = join(config.dataDir, DATABASE_FILE);
   if (!existsSync(path)) throw new CliError(`no broker database at ${path}: start the broker once (npm start) or pass --data-dir`, 1);
@@ -69,7 +72,11 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
   } catch (error) {
     throw new CliError(`cannot open the key store at ${path}: ${(error as Error).message}`, 1);
   }
-  const store = new SqliteKeyStore(db, box);
+  return { store: new SqliteKeyStore(db, box), db, config };
+}
+
+async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {
+  const { store, db, config } = await openDataDirKeyStore(dataDir, sealed);
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
   return {
     list: async () => (await store.describeKeys()).map((key) => keyJson(key, cycle.retainMs)),

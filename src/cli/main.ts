@@ -7,6 +7,7 @@ import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
 import { keysList } from './keys-list.ts';
 import { keysRotate } from './keys-rotate.ts';
+import { keysSeal } from './keys-seal.ts';
 import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
@@ -28,6 +29,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'audit verify': auditVerify,
   'keys list': keysList,
   'keys rotate': keysRotate,
+  'keys seal': keysSeal,
 };
 
 const USAGE = `usage: keyway <command> [options]

@@ -1,8 +1,9 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import { generateMasterKey, parseMasterKey, readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
 import type { SettingsSource } from '../settings.ts';
+import { tightenPrivateFile } from './private-data-dir.ts';
 
 export const MASTER_KEY_FILE = 'master.key';
 
@@ -22,6 +23,6 @@ export function loadNodeMasterKeys(env: SettingsSource, dataDir: string, log: Lo
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
-  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  tightenPrivateFile(path);
   return { current: parseMasterKey(readFileSync(path, 'utf8'), path), previous: [] };
 }

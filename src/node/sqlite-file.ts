@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type { SqlDatabase, SqlValue } from '../storage/sql-database.ts';
+import { createPrivateFile } from './private-data-dir.ts';
 
 /** The broker's database, in its data directory. */
 export const DATABASE_FILE = 'keyway.db';
@@ -13,9 +14,11 @@ export interface SqliteFile extends SqlDatabase {
  * committed audit record survives a power cut, prepared statements cached by SQL text.
  * Transactions begin IMMEDIATE: one that reads the chain's head and then extends it holds the
  * write lock from its first read, so two writers can never fork the chain.
- * `readonly` opens an existing file for reading only (the `keyway audit` CLI).
+ * `readonly` opens an existing file for reading only (the `keyway audit` CLI). A new file is
+ * created 0600, so its -wal and -shm files are too.
  */
 export function openSqliteFile(path: string, options: { readonly?: boolean } = {}): SqliteFile {
+  if (options.readonly !== true) createPrivateFile(path);
   const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
   if (options.readonly !== true) {
     db.pragma('journal_mode = WAL');

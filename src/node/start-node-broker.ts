@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -11,6 +10,7 @@ import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
 import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
 import { loadNodeMasterKeys } from './master-key-file.ts';
+import { preparePrivateDataDir } from './private-data-dir.ts';
 import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
@@ -21,7 +21,8 @@ import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
-import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { PlaintextKeyError, SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { ConfigError } from '../settings.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../tokens/key-life-cycle.ts';
 import type { KeyTransition } from '../tokens/key-store.ts';
@@ -86,7 +87,7 @@ export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000
 export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBrokerOptions = {}): Promise<NodeBroker> {
   const log = options.log ?? jsonLogger();
   const now = options.now ?? Date.now;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
   const databasePath = join(config.dataDir, DATABASE_FILE);
@@ -105,7 +106,13 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key.
   const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
   const keyStore = new SqliteKeyStore(db, box);
-  const live = await LiveKeyRing.open(keyStore, now());
+  const live = await LiveKeyRing.open(keyStore, now()).catch((error: unknown) => {
+    if (!(error instanceof PlaintextKeyError)) throw error;
+    throw new ConfigError(
+      `${error.message}. If it is one an earlier keyway stored, stop here and seal it once with \`keyway keys seal --data-dir ${config.dataDir}\` ` +
+        '(given the master key the broker uses), then start again; if it is not, delete its row from signing_keys',
+    );
+  });
   const keys = () => live.ring;
   const registry = new MetricsRegistry();
   const clientIp = (c: Context): string | undefined => getConnInfo(c).remote.address;

@@ -141,8 +141,8 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   {
     // Issue 8: the key life cycle. Keys get their transition times and a `removed` state (public
     // part kept for old audit checkpoints, private part gone); private parts are sealed with
-    // SecretBox (SqliteKeyStore seals plaintext ones on first read). At most one next and one
-    // current key, whatever races.
+    // SecretBox (one in the clear is refused until `keyway keys seal` seals it). At most one next
+    // and one current key, whatever races.
     id: 6,
     sql: `
       CREATE TABLE signing_keys_v6 (

@@ -1,11 +1,12 @@
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../audit/audit-index.ts';
 import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../audit/audit-query.ts';
 import { chainHash, GENESIS_HASH, sha256Hex, storableEvent, type Sha256Hex } from '../audit/chain-hash.ts';
 import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
 import type { Decision } from '../exchange/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
-type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string };
+type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
 type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
 
 /** A chain problem the store refuses to write. */
@@ -13,22 +14,25 @@ export class ChainConflictError extends Error {
   override readonly name = 'ChainConflictError';
 }
 
+/** A record with its index columns as they are stored, for `audit verify` to hold to the event. */
+const RECORD_COLUMNS = `seq, prev_hash, hash, event, ${AUDIT_INDEX_COLUMNS.join(', ')}`;
+
 function toRecord(row: RecordRow): AuditRecord {
-  return { event: JSON.parse(row.event) as AuditEvent, chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' } };
+  const index = Object.fromEntries(AUDIT_INDEX_COLUMNS.map((column) => [column, row[column]])) as AuditIndex;
+  return { event: JSON.parse(row.event) as AuditEvent, chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' }, index };
 }
+
+const INSERT = `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event)
+  VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`;
 
 function toCheckpoint(row: CheckpointRow): Checkpoint {
   return { seq: row.seq, hash: row.hash, time: new Date(row.time).toISOString(), jws: row.jws };
 }
 
-function stringOrNull(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}
-
 /**
  * The audit log over SqlDatabase: one row per event, each carrying the hash that chains it to
  * the row before. Appends read the head and extend it inside one transaction, so the chain
- * stays a line whoever writes; columns beside the event JSON exist only to be filtered on.
+ * stays a line whoever writes; the columns beside the event JSON (audit-index.ts) exist only to be filtered on.
  */
 export class SqliteAuditStore implements AuditStore {
   readonly #db: SqlDatabase;
@@ -63,29 +67,8 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   #insert(event: AuditEvent, text: string, link: ChainLink): void {
-    const claims = event.claims ?? {};
-    this.#db.run(
-      `INSERT INTO audit_events (seq, id, time, decision, reason, issuer, subject, policy_id, repository, client_ip,
-         subject_sha256, subject_jti, issued_jti, prev_hash, hash, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        link.seq,
-        event.id,
-        Date.parse(event.time),
-        event.decision,
-        event.reason,
-        event.issuer ?? event.subject_token?.claimed_iss ?? null,
-        event.subject ?? event.subject_token?.claimed_sub ?? null,
-        event.policy?.granted_by ?? event.policy?.denied_by[0] ?? null,
-        stringOrNull(claims['repository']) ?? stringOrNull(claims['project_path']),
-        event.request.client_ip ?? null,
-        event.subject_token?.sha256 ?? null,
-        event.subject_token?.jti ?? null,
-        event.issued?.jti ?? null,
-        link.prev_hash,
-        link.hash,
-        text,
-      ],
-    );
+    const index = auditIndex(event);
+    this.#db.run(INSERT, [link.seq, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), link.prev_hash, link.hash, text]);
   }
 
   /** Inside a transaction: the head, chaining first any records written before the chain existed. */
@@ -121,7 +104,7 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async record(id: string): Promise<AuditRecord | undefined> {
-    const [row] = this.#db.all<RecordRow>('SELECT seq, prev_hash, hash, event FROM audit_events WHERE id = ?', [id]);
+    const [row] = this.#db.all<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM audit_events WHERE id = ?`, [id]);
     return row === undefined ? undefined : toRecord(row);
   }
 
@@ -132,7 +115,7 @@ export class SqliteAuditStore implements AuditStore {
       where.params.push(query.after);
     }
     const rows = this.#db.all<RecordRow>(
-      `SELECT seq, prev_hash, hash, event FROM audit_events ${sqlWhere(where.conditions)} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+      `SELECT ${RECORD_COLUMNS} FROM audit_events ${sqlWhere(where.conditions)} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
       [...where.params, query.limit + 1],
     );
     const records = rows.slice(0, query.limit).map(toRecord);

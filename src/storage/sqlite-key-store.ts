@@ -1,4 +1,5 @@
 import type { SecretBox } from '../secrets/secret-box.ts';
+import { ConfigError } from '../settings.ts';
 import { generateSigningKey } from '../tokens/generate-signing-key.ts';
 import { planKeyRing, type KeyRingPlan } from '../tokens/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
@@ -32,8 +33,22 @@ function infoOf(row: KeyRow): SigningKeyInfo {
   };
 }
 
-/** Written before sealing existed (schema 1): a JWK in the clear, sealed on first read. */
+/** Written before sealing existed (schema 1): a JWK in the clear. */
 const isPlaintext = (sealed: string): boolean => sealed.startsWith('{');
+
+/**
+ * A private key stored in the clear is never used: whoever could write the database could have
+ * planted it, and only the master key vouches for a key. One an earlier keyway stored so is
+ * sealed once, on purpose: `keyway keys seal` on Node, the state object's upgrade on Workers.
+ */
+export class PlaintextKeyError extends ConfigError {
+  constructor(kids: readonly string[]) {
+    super(
+      `signing key ${kids.join(', ')} is stored in the clear (as keyway stored keys before it sealed them), and keyway uses no key ` +
+        'the master key does not vouch for: whoever could write the database could have planted it',
+    );
+  }
+}
 
 /**
  * Signing keys in the broker's SQLite database (the Node file or the state Durable Object).
@@ -53,24 +68,42 @@ export class SqliteKeyStore implements KeyStore {
     return this.#rows().map(infoOf);
   }
 
-  /** Opens every private part, sealing again any still in the clear or under a previous master key. */
+  /** Opens every private part, sealing again any sealed under a previous master key; refuses any in the clear. */
   async listKeys(): Promise<StoredSigningKey[]> {
     const box = this.#requireBox();
     const rows = this.#rows();
+    const plaintext = rows.filter((row) => row.private_jwk !== null && isPlaintext(row.private_jwk));
+    if (plaintext.length > 0) throw new PlaintextKeyError(plaintext.map((row) => row.kid));
     const keys: StoredSigningKey[] = [];
     for (const row of rows) {
       if (row.private_jwk === null) {
         keys.push(infoOf(row));
         continue;
       }
-      const text = isPlaintext(row.private_jwk) ? row.private_jwk : await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid);
-      if (isPlaintext(row.private_jwk) || box.isStale(row.private_jwk)) {
-        // Compare-and-set: a concurrent reader sealing the same row leaves one sealed value either way.
-        this.#db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ? AND private_jwk = ?', [await box.seal(text, SIGNING_KEY_PURPOSE, row.kid), row.kid, row.private_jwk]);
-      }
+      const text = await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid);
+      if (box.isStale(row.private_jwk)) this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
       keys.push({ ...infoOf(row), privateJwk: JSON.parse(text) });
     }
     return keys;
+  }
+
+  /**
+   * The one-time upgrade for keys an earlier keyway stored in the clear: seals each under the
+   * master key, in place. Idempotent; returns the kids it sealed.
+   */
+  async sealPlaintextKeys(): Promise<string[]> {
+    const box = this.#requireBox();
+    const sealed: string[] = [];
+    for (const row of this.#rows()) {
+      if (row.private_jwk === null || !isPlaintext(row.private_jwk)) continue;
+      if (this.#reseal(row.kid, row.private_jwk, await box.seal(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid))) sealed.push(row.kid);
+    }
+    return sealed;
+  }
+
+  /** Compare-and-set: of two processes sealing one row at once, one wins and the row holds one sealed value either way. */
+  #reseal(kid: string, was: string, sealed: string): boolean {
+    return this.#db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ? AND private_jwk = ?', [sealed, kid, was]).changes > 0;
   }
 
   async initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {

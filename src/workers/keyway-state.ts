@@ -42,6 +42,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   readonly #db: SqlDatabase;
   readonly #alerts: SqliteAlertStore;
   #box: Promise<SecretBox> | undefined;
+  #keysUpgraded: Promise<void> | undefined;
   readonly #deliveries: SqliteDeliveryLog;
   readonly #livePolicies: SqliteLivePolicyStore;
   readonly #revocations: SqliteRevocationStore;
@@ -209,7 +210,25 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   }
 
   async #keyStore(): Promise<SqliteKeyStore> {
-    return new SqliteKeyStore(this.#db, await this.#secretBox());
+    const store = new SqliteKeyStore(this.#db, await this.#secretBox());
+    this.#keysUpgraded ??= this.#sealKeysOnce(store);
+    // A failure is not remembered: the next call tries the upgrade again.
+    this.#keysUpgraded.catch(() => (this.#keysUpgraded = undefined));
+    await this.#keysUpgraded;
+    return store;
+  }
+
+  /**
+   * The upgrade to sealed keys, once per state object: keys an earlier keyway stored in the
+   * clear are sealed under the master key, and the upgrade is recorded, after which the key store
+   * refuses any key in the clear. Here, unlike on Node, no operator needs to vouch for them: only
+   * the Worker's own code writes this storage, so a key in it is one keyway stored.
+   */
+  async #sealKeysOnce(store: SqliteKeyStore): Promise<void> {
+    if ((await this.ctx.storage.get<number>(KEYS_SEALED_AT)) !== undefined) return;
+    const sealed = await store.sealPlaintextKeys();
+    if (sealed.length > 0) jsonLogger({ component: 'signing-keys' }).warn('sealed signing keys an earlier keyway stored in the clear', { kids: sealed });
+    await this.ctx.storage.put(KEYS_SEALED_AT, Date.now());
   }
 
   /** Private signing keys and GitHub tokens awaiting revocation are sealed under the KEYWAY_MASTER_KEY Worker secret; without it they stay shut. */
@@ -257,6 +276,9 @@ export interface LivePolicyState {
   readonly files?: readonly PolicyFile[];
   readonly lastSwitch?: PolicyReloadStatus;
 }
+
+/** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
+export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';
 
 export const MASTER_KEY_MISSING = 'KEYWAY_MASTER_KEY is not set: signing keys and GitHub tokens awaiting revocation are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import { AUDIT_INDEX_COLUMNS } from '../../src/audit/audit-index.ts';
 import { chainHash } from '../../src/audit/chain-hash.ts';
 import { readLimitSettings } from '../../src/limits/limit-settings.ts';
 import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
@@ -17,6 +18,7 @@ import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { PolicySet } from '../../src/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
+import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
@@ -120,14 +122,14 @@ describe('the audit log in a real database file', () => {
     expect(cut.code).toBe(1);
     expect(cut.stdout).toMatch(/^TAMPERED \(truncated\) at seq 5: records after seq 4 were deleted: a checkpoint signed at .* covers seq 6/);
 
-    // A careful forger re-hashes every record from the edit to the head: the signed checkpoint still tells.
+    // A careful forger re-hashes every record from the edit to the head (and edits the index to match): the signed checkpoint still tells.
     const rehashed = await verify(
       log.tampered((db) => {
         let prev = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash as string;
         for (let seq = 3; seq <= 6; seq += 1) {
           const changed = seq === 3 ? { ...event(db, 3), subject: 'repo:someone/else' } : event(db, seq);
           const hash = chainHash(prev, changed);
-          db.run('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [JSON.stringify(changed), prev, hash, seq]);
+          db.run('UPDATE audit_events SET event = ?, subject = ?, prev_hash = ?, hash = ? WHERE seq = ?', [JSON.stringify(changed), changed.subject ?? null, prev, hash, seq]);
           prev = hash;
         }
       }),
@@ -138,6 +140,21 @@ describe('the audit log in a real database file', () => {
     const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
     expect(forged.code).toBe(1);
     expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
+  }, CLI_RUNS_TIMEOUT_MS);
+
+  it('names the record whose index columns (what queries, stats and alerts read) were edited, each column in turn', async () => {
+    const log = await closedLog(3);
+    for (const column of AUDIT_INDEX_COLUMNS) {
+      let id = '';
+      const dir = log.tampered((db) => {
+        const [row] = db.all<{ id: string; value: SqlValue }>(`SELECT id, ${column} AS value FROM audit_events WHERE seq = 3`);
+        id = row?.id ?? '';
+        db.run(`UPDATE audit_events SET ${column} = ? WHERE seq = 3`, [column === 'time' ? Number(row?.value) - 1 : `${String(row?.value)}-edited`]);
+      });
+      const verified = await cli(['audit', 'verify', '--data-dir', dir]);
+      expect(verified.code, column).toBe(1);
+      expect(verified.stdout).toMatch(new RegExp(`^TAMPERED \\(index_mismatch\\) at seq 3: record 3 \\(${id}\\) was edited in the index queries read: its ${column} column holds `));
+    }
   }, CLI_RUNS_TIMEOUT_MS);
 
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
@@ -266,6 +283,18 @@ describe('the audit log in a real database file', () => {
       const verified = await cli(['audit', 'verify', ...source], env);
       expect(verified.stdout).toMatch(/^intact: 3 records \(seq 1…3\), \d+ signed checkpoints/);
       expect(verified.code).toBe(0);
+    }
+
+    // A grant turned into a denial in the live file's index: queries follow the edit, verify names it, from either source.
+    const insider = openSqliteFile(join(dataDir, DATABASE_FILE));
+    insider.run("UPDATE audit_events SET decision = 'denied' WHERE id = ?", [String(granted.body['audit_event_id'])]);
+    insider.close();
+    for (const source of [local, remote]) {
+      expect((await cli(['audit', 'query', ...source, '--decision', 'granted', '--repository', 'acme/api'], env)).stdout).toMatch(/no events match\n$/);
+      const tampered = await cli(['audit', 'verify', ...source], env);
+      const named = `^TAMPERED \\(index_mismatch\\) at seq 1: record 1 \\(${String(granted.body['audit_event_id'])}\\) `;
+      expect(tampered.stdout).toMatch(new RegExp(`${named}.* its decision column holds "denied", the hashed record says "granted"`));
+      expect(tampered.code).toBe(1);
     }
 
     expect(await cli(['audit', 'query', '--url', broker.url], { KEYWAY_TOKEN: '' })).toMatchObject({ code: 2, stderr: expect.stringContaining('--url needs --token') });

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
-import type { JSONWebKeySet } from 'jose';
+import { decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
 import type { Logger } from '../../src/log.ts';
@@ -11,9 +11,8 @@ import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/secrets/master-keys.ts';
 import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
-import { migrate } from '../../src/storage/migrate.ts';
+import { ConfigError } from '../../src/settings.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
@@ -170,25 +169,52 @@ describe('signing keys at rest across master keys and schema versions', () => {
     }
   }
 
-  it('seals plaintext keys from before sealing in place on first start', async () => {
-    const root = writeTree({ 'policies/.keep': '' });
-    const dataDir = join(root, 'data');
-    await run(dataDir, master()); // creates the data dir and schema
-    const legacy = await generateSigningKey(Date.now());
-    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
-    migrate(db);
-    db.run('DELETE FROM signing_keys');
-    db.run("INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, public_jwk, private_jwk) VALUES (?, 'ES256', 'current', ?, ?, ?, ?)", [legacy.kid, legacy.createdAt, legacy.createdAt, JSON.stringify(legacy.publicJwk), JSON.stringify(legacy.privateJwk)]);
+  it('refuses to start while a signing key is stored in the clear; keyway keys seal seals it once, and it goes on verifying the tokens it signed', async () => {
+    const issuer = new TestIssuer(inject('testIssuerBase'), `legacy-${crypto.randomUUID().slice(0, 8)}`);
+    const root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
+    const port = await freePort();
+    const config = testConfig(root, { port, issuer: `http://127.0.0.1:${port}` });
+    const exchange = async (broker: NodeBroker): Promise<string> => {
+      const subject = await issuer.sign(ciClaims(issuer.url, broker.config.issuer));
+      const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: SERVICE }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as { access_token: string }).access_token;
+    };
+    const verified = (token: string) => verifyAccessToken(token, { issuer: config.issuer, audience: SERVICE, scopes: ['deploy:write'] });
+
+    let broker = await startNodeBroker(config, { log: recordingLogger() });
+    const signed = await exchange(broker);
+    await broker.close();
+    // The key as a keyway from before sealing stored it: its private JWK in the clear.
+    const [legacy] = await privateParts(config.dataDir);
+    const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+    db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [JSON.stringify(legacy?.privateJwk), legacy?.kid ?? '']);
     db.close();
-    const masterKeys = master();
-    expect(await run(dataDir, masterKeys)).toEqual([legacy.kid]);
-    const stored = openSqliteFile(join(dataDir, DATABASE_FILE));
-    const [row] = stored.all<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', [legacy.kid]);
+
+    const refusal = startNodeBroker(config, { log: recordingLogger() });
+    await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+    await expect(refusal).rejects.toThrow(`signing key ${legacy?.kid} is stored in the clear`);
+    await expect(refusal).rejects.toThrow(`seal it once with \`keyway keys seal --data-dir ${config.dataDir}\``);
+
+    const sealed = await cli(['keys', 'seal', '--data-dir', config.dataDir]);
+    expect(sealed, sealed.stderr).toMatchObject({ code: 0, stdout: `sealed 1 signing key under the master key: ${legacy?.kid}\n` });
+    expect(await cli(['keys', 'seal', '--data-dir', config.dataDir, '--json'])).toMatchObject({ code: 0, stdout: '{"sealed":[]}\n' });
+    const stored = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+    const [row] = stored.all<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', [legacy?.kid ?? '']);
     stored.close();
     expect(row?.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
-    expect(onDisk(dataDir)).not.toContain(legacy.privateJwk?.d);
-    expect((await privateParts(dataDir, masterKeys))[0]?.privateJwk).toEqual(legacy.privateJwk);
-  });
+    expect(onDisk(config.dataDir)).not.toContain(legacy?.privateJwk?.d);
+
+    broker = await startNodeBroker(config, { log: recordingLogger() });
+    try {
+      await expect(verified(signed)).resolves.toMatchObject({ client_id: 'deploy' });
+      const after = await exchange(broker);
+      expect(decodeProtectedHeader(after).kid).toBe(legacy?.kid);
+      await expect(verified(after)).resolves.toMatchObject({ client_id: 'deploy' });
+    } finally {
+      await broker.close();
+    }
+  }, CLI_RUNS_TIMEOUT_MS);
 
   it('changes the master key: KEYWAY_MASTER_KEY_PREVIOUS opens the old seals, which are sealed again under the new key', async () => {
     const root = writeTree({ 'policies/.keep': '' });

@@ -105,6 +105,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
       reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
     },
     revokeDueGitHubTokens: () => broker.revokeDueGitHubTokens(),
+    tamper: async (sql, params) => void reader.run(sql, params),
     close: async () => {
       reader.close();
       await broker.close();

@@ -14,5 +14,10 @@ storeContract('Node (SQLite file, group commit on a writer thread)', async () =>
   const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
   const db = openSqliteFile(path);
   migrate(db);
-  return { audit: new GroupCommitAuditStore(db, path), keys: new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] })), alerts: new SqliteAlertStore(db) };
+  return {
+    audit: new GroupCommitAuditStore(db, path),
+    keys: new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] })),
+    alerts: new SqliteAlertStore(db),
+    tamper: async (sql, params) => void db.run(sql, params),
+  };
 });

@@ -249,6 +249,37 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect((await get('/v1/audit/export?format=xml')).status).toBe(400);
       });
 
+      it('verify sees the index columns the queries read, in the export: a grant turned into a denial there is tampering, named by its record', async () => {
+        const sub = `repo:acme/api:environment:production:index-${crypto.randomUUID()}`;
+        const granted = await postToken(broker, exchangeForm(await good({ sub })));
+        const id = granted.body['audit_event_id'] as string;
+        const found = async (decision: string) => (await events({ subject: sub, decision })).events.map((event) => event.id);
+        const exported = async () => {
+          const lines = (await (await get('/v1/audit/export')).text()).trim().split('\n');
+          const records = lines.map((line) => fromRecordJson(JSON.parse(line) as AuditRecordJson));
+          const checkpoints = ((await (await broker.request('/v1/audit/checkpoints')).json()) as { checkpoints: Checkpoint[] }).checkpoints;
+          const jwks = (await (await broker.request('/v1/audit/keys')).json()) as JSONWebKeySet;
+          return verifyAuditLog({ records: (async function* () { yield* records; })(), checkpoints, keys: createLocalJWKSet(jwks), issuer: broker.issuer });
+        };
+        expect(await found('granted')).toEqual([id]);
+        const seq = (await events({ subject: sub })).events[0]?.chain.seq;
+
+        await broker.tamper("UPDATE audit_events SET decision = 'denied', reason = 'no_policy_matched' WHERE id = ?", [id]);
+        try {
+          // What the edit does: auditors asking who was granted no longer see it…
+          expect(await found('granted')).toEqual([]);
+          expect(await found('denied')).toEqual([id]);
+          // …and what verify says of it.
+          expect(await exported()).toMatchObject({
+            ok: false,
+            problem: { kind: 'index_mismatch', seq, id, message: expect.stringContaining('its decision column holds "denied", the hashed record says "granted"') },
+          });
+        } finally {
+          await broker.tamper("UPDATE audit_events SET decision = 'granted', reason = 'granted' WHERE id = ?", [id]);
+        }
+        expect(await exported()).toMatchObject({ ok: true });
+      });
+
       it('counts exchanges by decision, policy and repository over time buckets', async () => {
         const before = (await (await get(`/v1/audit/stats?since=${encodeURIComponent(since)}&bucket=minute`)).json()) as { totals: Record<string, number> };
         await postToken(broker, exchangeForm(await good()));

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
 import type { Logger } from '../../src/log.ts';
+import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 
 /** A running broker, whichever runtime it runs on. */
@@ -18,6 +19,8 @@ export interface BrokerHarness {
   setReplayGuardDown(down: boolean): Promise<void>;
   /** Runs a round of GitHub token revocation now, as the runtime's timer (Node) or alarm (Workers) does. */
   revokeDueGitHubTokens(): Promise<void>;
+  /** Runs one statement on the broker's own database behind its back, as whoever holds the file (Node) or the storage (Workers) could. */
+  tamper(sql: string, params: readonly SqlValue[]): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -4,6 +4,7 @@ import type { AlertDraft } from '../../src/alerts/alert.ts';
 import type { AlertStore } from '../../src/alerts/alert-store.ts';
 import { allRecords } from '../../src/audit/all-records.ts';
 import type { AuditEvent, AuditRecord, AuditStore } from '../../src/audit/audit-event.ts';
+import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/audit/audit-index.ts';
 import { chainHash, GENESIS_HASH } from '../../src/audit/chain-hash.ts';
 import { maintainAuditLog } from '../../src/audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../../src/audit/sign-checkpoint.ts';
@@ -12,11 +13,14 @@ import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
 import { KeyRing } from '../../src/tokens/key-ring.ts';
 import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/tokens/key-life-cycle.ts';
 import type { KeyStore } from '../../src/tokens/key-store.ts';
+import type { SqlValue } from '../../src/storage/sql-database.ts';
 
 export interface Stores {
   readonly audit: AuditStore;
   readonly keys: KeyStore;
   readonly alerts: AlertStore;
+  /** Runs one statement on the stores' database behind their back, as whoever holds the file (Node) or the storage (Workers) could. */
+  tamper(sql: string, params: readonly SqlValue[]): Promise<void>;
 }
 
 const ISSUER = 'https://keyway.test';
@@ -61,7 +65,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const written = auditEvent({ claims: { repository_id: '1', aud: ['a', 'b'] }, issued: { jti: 'j', sub: 's', aud: ['x'], scope: ['r'], exp: 1 } });
       const link = await audit.append(written);
       expect(await audit.get(written.id)).toEqual(written);
-      expect(await audit.record(written.id)).toEqual({ event: written, chain: link });
+      expect(await audit.record(written.id)).toEqual({ event: written, chain: link, index: auditIndex(written) });
       expect(await audit.get('missing')).toBeUndefined();
     });
 
@@ -98,6 +102,39 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await audit.append(auditEvent());
       const { keys } = await signer();
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 2 });
+    });
+
+    it('verify holds every index column queries read to the hashed event: an edited one is tampering, named by its record', async () => {
+      const { audit, tamper } = await open();
+      const { keys } = await signer();
+      const target = auditEvent({
+        decision: 'granted',
+        reason: 'granted',
+        issuer: 'https://gh.example',
+        subject: 'repo:acme/api:environment:prod',
+        claims: { repository: 'acme/api' },
+        policy: { granted_by: 'deploy/prod', candidates: ['deploy/prod'], matched: ['deploy/prod'], denied_by: [], audit_mode: [] },
+        issued: { jti: 'issued-1', sub: 's', aud: ['x'], scope: ['r'], exp: 1 },
+        subject_token: { sha256: 'cd'.repeat(32), jti: 'ci-jti-1' },
+      });
+      await audit.append(auditEvent());
+      const { seq } = await audit.append(target);
+      await audit.append(auditEvent());
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 3 });
+
+      const stored = auditIndex(target);
+      // The edit an insider would make: a grant shown as a denial, hidden from its policy, repository, jti, time…
+      const edits: Record<string, SqlValue> = { decision: 'denied', reason: 'no_policy_matched', time: stored.time - HOUR, id: `${target.id}X`, policy_id: null };
+      for (const column of AUDIT_INDEX_COLUMNS) {
+        const edited = Object.hasOwn(edits, column) ? (edits[column] as SqlValue) : `not-${String(stored[column])}`;
+        await tamper(`UPDATE audit_events SET ${column} = ? WHERE seq = ?`, [edited, seq]);
+        expect(await verify(audit, keys), column).toMatchObject({
+          ok: false,
+          problem: { kind: 'index_mismatch', seq, id: target.id, message: expect.stringContaining(`its ${column} column holds ${JSON.stringify(edited)}`) },
+        });
+        await tamper(`UPDATE audit_events SET ${column} = ? WHERE seq = ?`, [stored[column], seq]);
+      }
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 3 });
     });
 
     it('records strings a hostile token can carry (a lone surrogate) as well-formed text', async () => {

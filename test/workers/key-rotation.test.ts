@@ -1,10 +1,16 @@
 import { createExecutionContext, createScheduledController, runInDurableObject } from 'cloudflare:test';
 import { exports } from 'cloudflare:workers';
-import type { JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
-import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
+import type { IssuedGrant } from '../../src/policy/decide.ts';
+import type { Policy } from '../../src/policy/policy.ts';
+import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
+import { KeyRing } from '../../src/tokens/key-ring.ts';
+import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
+import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
 import worker from '../../src/worker.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
@@ -12,6 +18,7 @@ import { TestIssuer } from '../support/test-issuer.ts';
 import { workerEnv } from './workers-harness.ts';
 
 const entry = (exports as unknown as { default: Fetcher }).default;
+const SERVICE = 'https://deploy.acme.dev';
 
 /** The Worker's own `scheduled` handler, as the Cron Trigger calls it, at `scheduledTime`. */
 async function cron(scheduledTime: number): Promise<void> {
@@ -58,6 +65,43 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
       expect(row.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
       expect(row.private_jwk).not.toContain(d);
     }
+  });
+
+  it('seals keys an earlier keyway stored in the clear once, as the state object upgrades, and refuses any key in the clear after that', async () => {
+    const name = `legacy-keys-${crypto.randomUUID()}`;
+    const state = () => keywayState(workerEnv.STATE, name);
+    const store = stateStores(state).keys;
+    const inClear = (key: StoredSigningKey, keyState: 'current' | 'next') =>
+      runInDurableObject(state(), (_instance, durable) =>
+        void durable.storage.sql.exec(
+          'INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, public_jwk, private_jwk) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          key.kid, 'ES256', keyState, key.createdAt, key.createdAt, JSON.stringify(key.publicJwk), JSON.stringify(key.privateJwk),
+        ),
+      );
+    const privateColumn = (kid: string) =>
+      runInDurableObject(state(), (_instance, durable) => durable.storage.sql.exec<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', kid).one().private_jwk);
+
+    // A state object an earlier keyway wrote: its key in the clear, and a token that key signed.
+    const legacy = await generateSigningKey(Date.now());
+    await inClear(legacy, 'current');
+    const grant = { policy: { id: 'deploy' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 'repo:acme/api', claims: {} } satisfies IssuedGrant;
+    const source = { iss: 'https://ci.example', sub: 'repo:acme/api' };
+    const signed = (await mintAccessToken({ issuer: workerEnv.KEYWAY_ISSUER, key: (await KeyRing.from([legacy])).signing, grant, source, now: Date.now() })).token;
+
+    const opened = await store.listKeys();
+    expect(opened.map((key) => [key.kid, key.privateJwk])).toEqual([[legacy.kid, legacy.privateJwk]]);
+    const sealed = await privateColumn(legacy.kid);
+    expect(sealed).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(sealed).not.toContain(legacy.privateJwk?.d);
+    expect(await runInDurableObject(state(), (_instance, durable) => durable.storage.get(KEYS_SEALED_AT))).toBeTypeOf('number');
+    const ring = await KeyRing.from(opened);
+    await expect(jwtVerify(signed, createLocalJWKSet(ring.jwks), { issuer: workerEnv.KEYWAY_ISSUER, audience: SERVICE })).resolves.toMatchObject({ protectedHeader: { kid: legacy.kid } });
+
+    // Upgraded: a key in the clear now is not one keyway wrote, and is refused.
+    const planted = await generateSigningKey(Date.now());
+    await inClear(planted, 'next');
+    await expect(store.listKeys()).rejects.toThrow(`signing key ${planted.kid} is stored in the clear`);
+    expect(await privateColumn(planted.kid)).toBe(JSON.stringify(planted.privateJwk));
   });
 
   it('refuses to start without KEYWAY_MASTER_KEY, and says how to set it', async () => {

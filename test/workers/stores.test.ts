@@ -1,3 +1,4 @@
+import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
 import type { WorkerEnv } from '../../src/workers/worker-broker.ts';
@@ -7,5 +8,8 @@ const namespace = (env as unknown as WorkerEnv).STATE;
 
 storeContract('Workers (SQLite-backed Durable Object)', async () => {
   const name = `contract-${crypto.randomUUID()}`;
-  return stateStores(() => keywayState(namespace, name));
+  return {
+    ...stateStores(() => keywayState(namespace, name)),
+    tamper: (sql, params) => runInDurableObject(keywayState(namespace, name), (_instance, state) => void state.storage.sql.exec(sql, ...params)),
+  };
 });

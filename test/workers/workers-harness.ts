@@ -34,6 +34,7 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     revokeDueGitHubTokens: async () => {
       await runDurableObjectAlarm(keywayState(workerEnv.STATE));
     },
+    tamper: (sql, params) => runInDurableObject(keywayState(workerEnv.STATE), (_instance, state) => void state.storage.sql.exec(sql, ...params)),
     close: async () => {},
   };
 };

@@ -1,0 +1,90 @@
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../src/log.ts';
+import { MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { ConfigError } from '../../src/settings.ts';
+import { runProcess, testConfig, writeTree } from './node-harness.ts';
+
+const mode = (path: string): number => statSync(path).mode & 0o777;
+
+/** Every file in the data dir with its mode, e.g. { 'keyway.db': 0o600, … }. */
+const modes = (dataDir: string): Record<string, number> => Object.fromEntries(readdirSync(dataDir).map((name) => [name, mode(join(dataDir, name))]));
+
+function warnings(): Logger & { lines: { message: string; fields?: object }[] } {
+  const lines: { message: string; fields?: object }[] = [];
+  const ignore = () => {};
+  return { info: ignore, error: ignore, warn: (message, fields) => void lines.push({ message, ...(fields === undefined ? {} : { fields }) }), lines };
+}
+
+describe('the data directory at rest (real files)', () => {
+  const running: NodeBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  async function start(root: string, log: Logger = warnings()): Promise<NodeBroker> {
+    const broker = await startNodeBroker(testConfig(root), { log });
+    running.push(broker);
+    return broker;
+  }
+
+  it('creates the data dir 0700, and the database, its WAL and shared memory and the master key 0600, even under a umask of 000', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const previous = process.umask(0o000);
+    try {
+      const broker = await start(root);
+      await broker.auditUpkeep();
+      const dataDir = broker.config.dataDir;
+      expect(mode(dataDir)).toBe(0o700);
+      expect(modes(dataDir)).toEqual({ [DATABASE_FILE]: 0o600, [`${DATABASE_FILE}-wal`]: 0o600, [`${DATABASE_FILE}-shm`]: 0o600, [MASTER_KEY_FILE]: 0o600 });
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('sets to 0600 a database, WAL and master key an earlier keyway left 0644 in its owner-only data dir, and says so', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const first = await start(root);
+    const dataDir = first.config.dataDir;
+    await running.splice(0)[0]?.close();
+    // An empty WAL, as a process that stopped before its first write leaves one.
+    writeFileSync(join(dataDir, `${DATABASE_FILE}-wal`), '');
+    for (const name of readdirSync(dataDir)) chmodSync(join(dataDir, name), 0o644);
+    const loose = readdirSync(dataDir).sort();
+    expect(loose).toEqual([DATABASE_FILE, `${DATABASE_FILE}-wal`, MASTER_KEY_FILE].sort());
+
+    const log = warnings();
+    await start(root, log);
+    expect(Object.values(modes(dataDir)).every((value) => value === 0o600)).toBe(true);
+    expect(mode(dataDir)).toBe(0o700);
+    const tightened = log.lines.filter((line) => line.message === 'data file was readable beyond its owner: now 0600');
+    expect(tightened.map((line) => (line.fields as { path: string }).path).sort()).toEqual(loose.map((name) => join(dataDir, name)));
+  });
+
+  it('refuses a data dir an operator made open to group or others, creates nothing in it, and says what to run', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const dataDir = join(root, 'data');
+    mkdirSync(dataDir);
+    chmodSync(dataDir, 0o755);
+
+    const refusal = startNodeBroker(testConfig(root), { log: warnings() });
+    await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+    await expect(refusal).rejects.toThrow(`the data directory ${dataDir} is open to its group or others (mode 0755)`);
+    await expect(refusal).rejects.toThrow(`run \`chmod 700 ${dataDir}\``);
+    expect(readdirSync(dataDir)).toEqual([]);
+    expect(mode(dataDir)).toBe(0o755);
+
+    // As `npm start` says it.
+    const started = await runProcess(process.execPath, ['src/node.ts'], { env: { ...process.env, PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_POLICIES: join(root, 'policies') } });
+    expect(started.code).toBe(1);
+    expect(started.stderr).toMatch(/keyway: the data directory .* is open to its group or others \(mode 0755\).*chmod 700/);
+    expect(existsSync(join(dataDir, DATABASE_FILE))).toBe(false);
+
+    // Closed by the operator, it is used.
+    chmodSync(dataDir, 0o700);
+    await start(root);
+    expect(modes(dataDir)[DATABASE_FILE]).toBe(0o600);
+  });
+});
