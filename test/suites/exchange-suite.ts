@@ -194,6 +194,13 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(result.status).toBe(200);
       });
 
+      it('compares the ref after a workflow ref’s @ exactly: its owner and repository names fold, the tag does not', async () => {
+        const pinned = 'acme/workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0';
+        expect((await postToken(broker, exchangeForm(await good({ job_workflow_ref: pinned.replace('acme/workflows', 'ACME/Workflows') })))).status).toBe(200);
+        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags/v', 'refs/tags/V') })), { error: 'invalid_request', reason: 'no_policy_matched' });
+        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags', 'refs/TAGS') })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
       it('publishes RFC 8414 and OpenID metadata naming the token endpoint and JWKS', async () => {
         for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
           const metadata = (await (await broker.request(path)).json()) as Record<string, unknown>;

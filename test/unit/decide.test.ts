@@ -52,6 +52,14 @@ describe('decide', () => {
     expect(decide(set, token(set, { repository_id: '1' }), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched' });
   });
 
+  it('looks a pinned workflow ref up in the index folded as it matches: names without case, the ref exactly', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"\n  job_workflow_ref: ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main') });
+    const pinned = (ref: string) => token(set, { repository_id: '1', job_workflow_ref: `acme/workflows/.github/workflows/deploy.yml@${ref}` });
+    expect(decide(set, pinned('refs/heads/main'), ANY)).toMatchObject({ granted: true, trace: { candidates: ['p'] } });
+    expect(decide(set, pinned('refs/heads/MAIN'), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched', trace: { candidates: [] } });
+    expect(decide(set, pinned('refs/heads/MAIN'), ANY, { everyPolicyOfIssuer: true })).toMatchObject({ granted: false, reason: 'no_policy_matched' });
+  });
+
   it('requires the subject token to carry the policy’s subject_audience', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
     expect(decide(set, token(set, { repository_id: '1' }), ANY).granted).toBe(false);

@@ -28,7 +28,8 @@ export const github: IssuerPreset = {
   requiredClaims: ['repository', 'repository_id', 'repository_owner_id', 'ref', 'event_name', 'run_id'],
   claimTypes: stringClaims(GITHUB_CLAIMS),
   claimFormats: formats(['repository_id', 'repository_owner_id', 'enterprise_id', 'actor_id'], NUMERIC_ID),
-  caseInsensitiveClaims: ['repository', 'repository_owner', 'actor', 'enterprise', 'workflow_ref', 'job_workflow_ref'],
+  // Names fold; the ref after a workflow ref's @ is a git ref, and git refs are case-sensitive.
+  caseFolds: { repository: 'whole', repository_owner: 'whole', actor: 'whole', enterprise: 'whole', workflow_ref: 'before-@', job_workflow_ref: 'before-@' },
   auditClaims: [
     'repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'enterprise_id', 'ref', 'ref_type', 'ref_protected',
     'environment', 'event_name', 'workflow_ref', 'job_workflow_ref', 'sha', 'runner_environment', 'run_id', 'run_attempt', 'actor',
