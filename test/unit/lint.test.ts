@@ -186,6 +186,36 @@ describe('lint rules', () => {
     });
   });
 
+  describe('case-insensitive-ref (error): git refs are case-sensitive', () => {
+    const REFS = `${PINNED}  ref: refs/heads/main\n  job_workflow_ref: acme/workflows/.github/workflows/deploy.yml@refs/heads/main\n  repository: acme/api\n`;
+    /** The compilation as an issuer would make it that compared these claims without case (GitHub's preset did, for workflow refs). */
+    const foldedWhole = (text: string, keys: readonly string[]) => {
+      const compilation = compilePolicyFiles([{ path: 'p.yaml', text }], OPTIONS);
+      return {
+        ...compilation,
+        files: compilation.files.map((entry) =>
+          entry.policy === undefined
+            ? entry
+            : { ...entry, policy: { ...entry.policy, conditions: entry.policy.conditions.map((line) => (keys.includes(line.key) ? { ...line, fold: 'whole' as const } : line)) } },
+        ),
+      };
+    };
+
+    it('flags each ref-bearing line of an allow policy that compares without case, and no name line', () => {
+      const findings = lintPolicies(foldedWhole(github(REFS), ['ref', 'job_workflow_ref', 'repository'])).filter((finding) => finding.rule === 'case-insensitive-ref');
+      expect(findings.map((finding) => [finding.severity, finding.line])).toEqual([['error', 6], ['error', 7]]);
+      expect(findings[1]?.message).toBe(
+        'job_workflow_ref carries a git ref, and github compares it without case: refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main',
+      );
+    });
+
+    it('is quiet for the shipped presets, which fold workflow refs before the @ only, and for deny policies', () => {
+      expect(rules({ 'p.yaml': github(REFS) })).not.toContain('case-insensitive-ref');
+      const guard = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  ref: refs/heads/main\n';
+      expect(lintPolicies(foldedWhole(guard, ['ref'])).map((finding) => finding.rule)).not.toContain('case-insensitive-ref');
+    });
+  });
+
   it('spoofable-claim: the free-text workflow name is not a gate', () => {
     const [finding] = lint({ 'p.yaml': github(`${PINNED}  workflow: Deploy to production`) });
     expect(finding).toMatchObject({ rule: 'spoofable-claim', line: 6 });

@@ -15,6 +15,10 @@ export const LINT_RULES = {
     severity: 'error',
     why: 'a shared issuer signs tokens for every customer of that CI system; without a tenant pin (an owner, project or organisation id) any of them can match',
   },
+  'case-insensitive-ref': {
+    severity: 'error',
+    why: 'git refs are case-sensitive: a claim carrying a ref that compares without case lets refs/heads/MAIN, which anyone who can push may create unprotected, pass for refs/heads/main',
+  },
   'name-without-id': {
     severity: 'warning',
     why: 'names can be renamed, deleted and registered again by someone else (resurrected); the id beside a name cannot',
