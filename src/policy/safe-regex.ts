@@ -29,7 +29,9 @@ export type RegexTest = (text: string) => boolean;
 export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
   if (LOOKAROUND.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses lookaround`);
-  if (MODIFIERS.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses an inline modifier group such as (?i:…); case folding is the claim's, not the pattern's`);
+  if (MODIFIERS.test(pattern)) {
+    throw new UnsafeRegexError(`regex ${pattern} uses an inline modifier group such as (?i:…); case folding is the claim's, not the pattern's`);
+  }
   let regex: RegExp;
   try {
     regex = new RegExp(`^(?:${pattern})$`, fold === 'whole' ? 'ui' : 'u');

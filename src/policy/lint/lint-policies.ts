@@ -91,7 +91,8 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       if (condition.fold !== 'whole' || !carriesGitRef(condition.key)) continue;
       report(
         'case-insensitive-ref',
-        `${condition.key} carries a git ref, and ${preset.name} compares it without case: refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main`,
+        `${condition.key} carries a git ref, and ${preset.name} compares it without case: ` +
+          'refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main',
         ['match', condition.key],
       );
     }
