@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
 import type { Logger } from '../../src/log.ts';
+import untrustedTriggers from '../../policies/guardrails/untrusted-triggers.yaml?raw';
+import { atIssuer } from '../support/readme-policies.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 
 /** A running broker, whichever runtime it runs on. */
@@ -58,7 +60,7 @@ export function freshIssuer(base: string, label: string): TestIssuer {
   return new TestIssuer(base, `${label}-${issuerCounter}-${crypto.randomUUID().slice(0, 8)}`);
 }
 
-/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, a guardrail, and a plain OIDC issuer. */
+/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, the shipped guardrail, and a plain OIDC issuer. */
 export function suitePolicies(github: TestIssuer, generic: TestIssuer): Record<string, string> {
   return {
     'deploy/production.yaml': `
@@ -81,14 +83,7 @@ grant:
   claims:
     repository: "{repository}"
 `,
-    'guardrails/untrusted-triggers.yaml': `
-version: 1
-effect: deny
-description: never for triggers that run untrusted code in a trusted context
-issuer: { kind: github, url: "${github.url}" }
-match:
-  event_name: [pull_request_target, workflow_run]
-`,
+    'guardrails/untrusted-triggers.yaml': atIssuer(untrustedTriggers, `{ kind: github, url: "${github.url}" }`),
     'generic/service.yaml': `
 version: 1
 issuer: "${generic.url}"
@@ -220,6 +215,14 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         const { event } = await refused(exchangeForm(await good({ event_name: 'pull_request_target' })), { error: 'invalid_request', reason: 'denied_by_policy' });
         expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
       });
+
+      it.each(['issue_comment', 'discussion_comment', 'pull_request_review', 'pull_request_review_comment'])(
+        'the shipped guardrail refuses %s, a trigger that runs what others wrote with the repository’s identity',
+        async (trigger) => {
+          const { event } = await refused(exchangeForm(await good({ event_name: trigger })), { error: 'invalid_request', reason: 'denied_by_policy' });
+          expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
+        },
+      );
 
       it('denies by default when no allow policy matches', async () => {
         await refused(exchangeForm(await good({ ref: 'refs/heads/feature' })), { error: 'invalid_request', reason: 'no_policy_matched' });

@@ -18,6 +18,8 @@ const github = (match: string, scopes = '[artifacts:read]', extra = '') =>
 const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';
 /** Every GitHub untrusted context excluded, so write-scope tests see only what they add. */
 const SAFE_CONTEXT = '  event_name: push\n  runner_environment: github-hosted\n  ref_protected: "true"\n';
+/** GitHub's event_name values that run untrusted code or input with the repository's identity. */
+const UNTRUSTED_EVENTS = ['pull_request', 'pull_request_target', 'workflow_run', 'issue_comment', 'pull_request_review', 'pull_request_review_comment', 'discussion_comment'];
 
 describe('lint rules', () => {
   it('every rule has a severity and a one-line why', () => {
@@ -115,21 +117,41 @@ describe('lint rules', () => {
         .map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1]);
 
     it('names every untrusted context a write scope is reachable from', () => {
-      expect(contexts(PINNED)).toEqual(['pull_request', 'pull_request_target', 'workflow_run', 'self-hosted', 'unprotected']);
+      expect(contexts(PINNED)).toEqual([...UNTRUSTED_EVENTS, 'self-hosted', 'unprotected']);
     });
 
     it('is satisfied by lines that exclude each context', () => {
       expect(contexts(PINNED + SAFE_CONTEXT)).toEqual([]);
-      expect(contexts(`${PINNED}  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([]);
+      expect(contexts(`${PINNED}  event_name: { not: [${UNTRUSTED_EVENTS.join(', ')}] }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([]);
     });
 
-    it('catches the pull_request_target trap: ref pinned to main alone does not keep it out', () => {
-      expect(contexts(`${PINNED}  ref: refs/heads/main\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(['pull_request', 'pull_request_target', 'workflow_run']);
-      expect(contexts(`${PINNED}  event_name: { glob: "pull_request*" }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(['pull_request', 'pull_request_target']);
+    it('catches the pull_request_target trap: ref pinned to main alone does not keep it out, and the message says why', () => {
+      expect(contexts(`${PINNED}  ref: refs/heads/main\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(UNTRUSTED_EVENTS);
+      expect(contexts(`${PINNED}  event_name: { glob: "pull_request*" }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([
+        'pull_request',
+        'pull_request_target',
+        'pull_request_review',
+        'pull_request_review_comment',
+      ]);
+      const target = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: [push, pull_request_target]`, '[deploy:write]') }).find((finding) =>
+        finding.message.includes('from pull_request_target'),
+      );
+      expect(target?.message).toContain('since December 2025 their ref is always the default branch, so ref: refs/heads/main alone does not exclude them');
+    });
+
+    it('knows the comment and review triggers, which run what others wrote with the repository’s identity', () => {
+      const findings = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]') });
+      expect(findings.map((finding) => [finding.rule, finding.line, /reachable from (\S+)/.exec(finding.message)?.[1]])).toEqual([
+        ['write-from-untrusted', 7, 'issue_comment'],
+        ['write-from-untrusted', 7, 'pull_request_review'],
+        ['write-from-untrusted', 7, 'pull_request_review_comment'],
+        ['write-from-untrusted', 7, 'discussion_comment'],
+      ]);
+      expect(findings[0]?.message).toContain('anyone who can comment');
     });
 
     it('counts a deny guardrail that refuses the context for every token', () => {
-      const guard = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [pull_request, pull_request_target, workflow_run] }\n' };
+      const guard = { 'g.yaml': `version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [${UNTRUSTED_EVENTS.join(', ')}] }\n` };
       expect(contexts(`${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]', guard)).toEqual([]);
     });
 

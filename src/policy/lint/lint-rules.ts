@@ -25,7 +25,7 @@ export const LINT_RULES = {
   },
   'write-from-untrusted': {
     severity: 'warning',
-    why: 'write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target, workflow_run, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans',
+    why: 'write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target (whose ref is the default branch), workflow_run, comment and review triggers, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans',
   },
   'matches-everything': {
     severity: 'warning',
