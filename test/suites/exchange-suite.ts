@@ -60,7 +60,7 @@ export function freshIssuer(base: string, label: string): TestIssuer {
   return new TestIssuer(base, `${label}-${issuerCounter}-${crypto.randomUUID().slice(0, 8)}`);
 }
 
-/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, the shipped guardrail, and a plain OIDC issuer. */
+/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, the shipped guardrail, and a plain OIDC issuer (one with a templated subject). */
 export function suitePolicies(github: TestIssuer, generic: TestIssuer): Record<string, string> {
   return {
     'deploy/production.yaml': `
@@ -92,6 +92,15 @@ match:
 grant:
   audience: https://b.example
   scopes: [b:read]
+`,
+    'generic/templated.yaml': `
+version: 1
+issuer: "${generic.url}"
+match:
+  sub: svc-templated
+grant:
+  audience: https://templated.example
+  subject: "team:{team}:env:{env}"
 `,
   };
 }
@@ -230,6 +239,22 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
 
       it('refuses a resurrected repository name with a different id', async () => {
         await refused(exchangeForm(await good({ repository_id: '999999' })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
+      it('refuses a claim value holding its template’s delimiter, which would forge another-looking subject', async () => {
+        const templated = (claims: Record<string, unknown>) => {
+          const now = Math.floor(Date.now() / 1000);
+          return generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-templated', iat: now, exp: now + 300, jti: crypto.randomUUID(), ...claims });
+        };
+        const fine = await postToken(broker, exchangeForm(await templated({ team: 'ops', env: 'prod-eu' })));
+        expect(fine.status).toBe(200);
+        const payload = JSON.parse(new TextDecoder().decode(base64url.decode((fine.body['access_token'] as string).split('.')[1] as string)));
+        expect(payload.sub).toBe('team:ops:env:prod-eu');
+
+        const { event } = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev:team:admin' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        expect(event.detail).toBe('generic/templated grant.subject: {env} holds ":", a delimiter of the template');
+        const control = await refused(exchangeForm(await templated({ team: 'ops\nteam:admin', env: 'prod' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        expect(control.event.detail).toContain('{team} holds U+000A');
       });
 
       it('refuses scope escalation with invalid_scope', async () => {
