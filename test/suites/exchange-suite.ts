@@ -60,7 +60,7 @@ export function freshIssuer(base: string, label: string): TestIssuer {
   return new TestIssuer(base, `${label}-${issuerCounter}-${crypto.randomUUID().slice(0, 8)}`);
 }
 
-/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, the shipped guardrail, and a plain OIDC issuer (one with a templated subject). */
+/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, the shipped guardrail, and a plain OIDC issuer. */
 export function suitePolicies(github: TestIssuer, generic: TestIssuer): Record<string, string> {
   return {
     'deploy/production.yaml': `
@@ -93,15 +93,6 @@ grant:
   audience: https://b.example
   scopes: [b:read]
 `,
-    'generic/templated.yaml': `
-version: 1
-issuer: "${generic.url}"
-match:
-  sub: svc-templated
-grant:
-  audience: https://templated.example
-  subject: "team:{team}:env:{env}"
-`,
   };
 }
 
@@ -130,7 +121,9 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'gh');
       generic = freshIssuer(issuerBase(), 'oidc');
-      broker = await start(suitePolicies(github, generic));
+      // A plain OIDC service whose subject template places free-text claims.
+      const templated = `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-templated }\ngrant:\n  audience: https://templated.example\n  subject: "team:{team}:env:{env}"\n`;
+      broker = await start({ ...suitePolicies(github, generic), 'generic/templated.yaml': templated });
     });
     afterAll(() => broker.close());
 
