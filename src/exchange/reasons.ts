@@ -47,6 +47,7 @@ export const REASONS = {
   audience_not_granted: { decision: 'denied', error: 'invalid_target', status: 400, description: 'the requested audience is not granted' },
   scope_not_granted: { decision: 'denied', error: 'invalid_scope', status: 400, description: 'the requested scope is not granted' },
   template_claim_missing: { decision: 'denied', error: 'invalid_request', status: 400, description: 'no trust policy grants this request' },
+  template_value_forbidden: { decision: 'denied', error: 'invalid_request', status: 400, description: 'no trust policy grants this request' },
   github_repository_not_granted: { decision: 'denied', error: 'invalid_target', status: 400, description: 'the requested GitHub repository is not granted' },
   github_permission_not_granted: { decision: 'denied', error: 'invalid_scope', status: 400, description: 'the requested GitHub permission is not granted' },
   replayed: { decision: 'denied', error: 'invalid_request', status: 400, description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },

@@ -1,3 +1,5 @@
+import type { CaseFold } from '../policy/case-fold.ts';
+
 /**
  * What keyway knows about a kind of CI token issuer. Facts and sources are in the README's
  * issuer table and in the CI OIDC reference the project keeps; each preset lives in its own
@@ -27,8 +29,12 @@ export interface IssuerPreset {
    * policy that pins a value of another form is a load error: it could never match.
    */
   readonly claimFormats: Readonly<Record<string, ClaimFormat>>;
-  /** Claims compared case-insensitively (names the CI system itself treats so). */
-  readonly caseInsensitiveClaims: readonly string[];
+  /**
+   * Claims whose case the CI system itself ignores, and how far: `whole` for a name, `before-@`
+   * for names joined to a git ref (`owner/repo/path@refs/heads/main`), whose ref stays exact.
+   * Every other claim compares byte for byte. Keys as in `requiredClaims`.
+   */
+  readonly caseFolds: Readonly<Record<string, Exclude<CaseFold, 'exact'>>>;
   /** Claims recorded in every audit event, whether or not a policy looked at them. */
   readonly auditClaims: readonly string[];
   /**

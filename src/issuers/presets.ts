@@ -34,7 +34,7 @@ export const GENERIC_PRESET: IssuerPreset = {
   requiredClaims: [],
   claimTypes: { sub: 'string', jti: 'string' },
   claimFormats: {},
-  caseInsensitiveClaims: [],
+  caseFolds: {},
   auditClaims: [],
   shared: false,
   tenantClaims: [],

@@ -1,3 +1,4 @@
+import { foldCase, type CaseFold } from './case-fold.ts';
 import { claimTexts, isPresent } from './claim-value.ts';
 import { compileGlob } from './glob.ts';
 import { compileSafeRegex } from './safe-regex.ts';
@@ -7,8 +8,8 @@ export interface CompiledMatcher {
   /** True when the claim value (undefined when absent) satisfies the matcher. */
   test(value: unknown): boolean;
   /**
-   * For exact matchers (a value or a list of values): the texts that can match, lower-cased
-   * for case-insensitive claims. The policy index uses these to find candidates by lookup.
+   * For exact matchers (a value or a list of values): the texts that can match, folded as the
+   * claim folds (`foldCase`). The policy index uses these to find candidates by lookup.
    */
   readonly exact?: readonly string[];
   /** True when only a present claim can satisfy it (everything but `exists: false`, or a list holding one). */
@@ -27,14 +28,13 @@ function textMatcher(accepts: (text: string) => boolean): (value: unknown) => bo
  * Turns a matcher as written into a predicate. An array claim matches when any element does;
  * a missing claim matches nothing except `exists: false`.
  */
-export function compileMatcher(matcher: Matcher, caseInsensitive: boolean): CompiledMatcher {
-  const fold = (text: string): string => (caseInsensitive ? text.toLowerCase() : text);
+export function compileMatcher(matcher: Matcher, fold: CaseFold): CompiledMatcher {
   if (typeof matcher !== 'object') {
-    const expected = fold(String(matcher));
-    return { test: textMatcher((text) => fold(text) === expected), exact: [expected], requiresPresence: true };
+    const expected = foldCase(String(matcher), fold);
+    return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true };
   }
   if (isList(matcher)) {
-    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, caseInsensitive));
+    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold));
     const exact = entries.every((entry) => entry.exact !== undefined) ? entries.flatMap((entry) => entry.exact ?? []) : undefined;
     return {
       test: (value) => entries.some((entry) => entry.test(value)),
@@ -42,10 +42,10 @@ export function compileMatcher(matcher: Matcher, caseInsensitive: boolean): Comp
       ...(exact === undefined ? {} : { exact }),
     };
   }
-  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, caseInsensitive)), requiresPresence: true };
-  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, caseInsensitive)), requiresPresence: true };
+  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, fold)), requiresPresence: true };
+  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold)), requiresPresence: true };
   if ('not' in matcher) {
-    const inner = compileMatcher(matcher.not, caseInsensitive);
+    const inner = compileMatcher(matcher.not, fold);
     return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true };
   }
   const wanted = matcher.exists;

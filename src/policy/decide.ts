@@ -3,6 +3,7 @@ import { levelCovers } from '../github/permissions.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
+import type { TemplateRefusal } from './template.ts';
 
 /** What the caller asked for, beyond the subject token. */
 export interface AccessRequest {
@@ -60,7 +61,12 @@ export interface IssuedGrant {
 
 export type GrantRefusal = Extract<
   Reason,
-  'audience_not_granted' | 'scope_not_granted' | 'template_claim_missing' | 'github_repository_not_granted' | 'github_permission_not_granted'
+  | 'audience_not_granted'
+  | 'scope_not_granted'
+  | 'template_claim_missing'
+  | 'template_value_forbidden'
+  | 'github_repository_not_granted'
+  | 'github_permission_not_granted'
 >;
 
 /** What an allow policy whose lines all held gives this request, or why it gives nothing. */
@@ -128,7 +134,8 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
   const refusals = outcomes.filter((outcome) => !outcome.ok);
   // The most specific reason that applies to every matching policy: audience (or repository), then scope (or permission), then templates.
   const reasons = new Set(refusals.map((refusal) => refusal.reason));
-  const reason: GrantRefusal = (['template_claim_missing', 'scope_not_granted', 'github_permission_not_granted', 'github_repository_not_granted'] as const).find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
+  const specifics = ['template_value_forbidden', 'template_claim_missing', 'scope_not_granted', 'github_permission_not_granted', 'github_repository_not_granted'] as const;
+  const reason: GrantRefusal = specifics.find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
   return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
 }
 
@@ -161,21 +168,20 @@ function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: Acce
     return { ok: false, reason: 'scope_not_granted', detail: `${policy.id} does not grant scope ${request.scopes?.join(' ') ?? ''}` };
   }
   const claims = token.claims;
-  const lacks = (where: string, missing: string): GrantOutcome => ({
-    ok: false,
-    reason: 'template_claim_missing',
-    detail: `${policy.id} ${where} reads {${missing}}, which the token lacks or holds as more than one value`,
-  });
+  const refuse = (where: string, refusal: TemplateRefusal): GrantOutcome =>
+    refusal.problem === 'missing'
+      ? { ok: false, reason: 'template_claim_missing', detail: `${policy.id} ${where} reads {${refusal.key}}, which the token lacks or holds as more than one value` }
+      : { ok: false, reason: 'template_value_forbidden', detail: `${policy.id} ${where}: {${refusal.key}} ${refusal.why}` };
   let subject = `${token.issuer.url}#${String(claims['sub'])}`;
   if (grant.subject !== undefined) {
     const rendered = grant.subject.render(claims);
-    if (!rendered.ok) return lacks('grant.subject', rendered.missing);
+    if (!rendered.ok) return refuse('grant.subject', rendered);
     subject = rendered.value;
   }
   const extra: Record<string, string> = {};
   for (const [name, template] of grant.claims) {
     const rendered = template.render(claims);
-    if (!rendered.ok) return lacks(`grant.claims.${name}`, rendered.missing);
+    if (!rendered.ok) return refuse(`grant.claims.${name}`, rendered);
     extra[name] = rendered.value;
   }
   return { ok: true, grant: { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject, claims: extra } };

@@ -1,21 +1,32 @@
+import { foldedLength, type CaseFold } from './case-fold.ts';
+
 /**
  * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,
  * `**` any run at all, `?` one character other than `/`; everything else is literal and the
  * whole value must match. Runs as an NFA simulation, so time is bounded by
  * value length × pattern length whatever the pattern (no backtracking).
+ *
+ * Case folds by position in the value, as `case-fold.ts` defines it: a literal compares without
+ * case only against a character of the value's folded part, so under `before-@` a pattern's
+ * letters match the names without case and the ref exactly, wherever its wildcards fall.
  */
-type GlobToken = { readonly kind: 'literal'; readonly char: string } | { readonly kind: 'one' | 'segment' | 'any' };
+type GlobToken =
+  /** `folds`: every value this pattern matches has this character in its folded part. */
+  | { readonly kind: 'literal'; readonly char: string; readonly lower: string; readonly folds: boolean }
+  | { readonly kind: 'one' | 'segment' | 'any' };
 
 export type GlobTest = (text: string) => boolean;
 
-export function compileGlob(pattern: string, caseInsensitive: boolean): GlobTest {
-  const tokens = tokenize(pattern, caseInsensitive);
-  return (text) => simulate(tokens, caseInsensitive ? text.toLowerCase() : text);
+export function compileGlob(pattern: string, fold: CaseFold): GlobTest {
+  const tokens = tokenize(pattern, fold);
+  return (text) => simulate(tokens, text, foldedLength(text, fold));
 }
 
-function tokenize(pattern: string, caseInsensitive: boolean): GlobToken[] {
-  const source = caseInsensitive ? pattern.toLowerCase() : pattern;
-  const chars = Array.from(source);
+function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
+  const chars = Array.from(pattern);
+  // Under `before-@`, a literal run up to the pattern's first `@` is surely the value's folded part.
+  const at = chars.findIndex((char) => char === '@' || char === '*' || char === '?');
+  const foldedPrefix = fold === 'whole' ? chars.length : fold === 'before-@' && chars[at] === '@' ? at : 0;
   const tokens: GlobToken[] = [];
   for (let i = 0; i < chars.length; i++) {
     const char = chars[i] as string;
@@ -33,7 +44,7 @@ function tokenize(pattern: string, caseInsensitive: boolean): GlobToken[] {
     } else if (char === '?') {
       tokens.push({ kind: 'one' });
     } else {
-      tokens.push({ kind: 'literal', char });
+      tokens.push({ kind: 'literal', char, lower: char.toLowerCase(), folds: i < foldedPrefix });
     }
   }
   return tokens;
@@ -44,19 +55,23 @@ type GlobInput = string | GlobToken;
 
 /**
  * Runs the pattern's NFA over a sequence of inputs, tracking only the live states (usually
- * one or two). For a value every input is a character; for `globIncludes` the input is another
- * glob, each of whose tokens must be absorbed whole by one pattern token: a literal by an equal
- * literal, `?` or a star; `?` by `?` or a star; `*` by a star; `**` by `**` alone (`/` never by
- * `?` or `*`).
+ * one or two). For a value every input is a character, the first `foldedUnits` UTF-16 units of
+ * it folding case; for `globIncludes` the input is another glob, each of whose tokens must be
+ * absorbed whole by one pattern token: a literal by an equal literal (equal without case when
+ * either is surely in the folded part), `?` or a star; `?` by `?` or a star; `*` by a star;
+ * `**` by `**` alone (`/` never by `?` or `*`).
  */
-function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>): boolean {
+function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number): boolean {
   // seen[state] === step marks a state already live at this step: no Set per character.
   const seen = new Int32Array(tokens.length + 1).fill(-1);
   let step = 0;
+  let units = 0;
   let live = closure(tokens, [0], seen, step);
   for (const item of input) {
     step += 1;
     const char = typeof item === 'string' ? item : item.kind === 'literal' ? item.char : undefined;
+    const folds = typeof item === 'string' ? units < foldedUnits : item.kind === 'literal' && item.folds;
+    if (typeof item === 'string') units += item.length;
     const slashFree = char === undefined ? typeof item !== 'string' && item.kind !== 'any' : char !== '/';
     const single = char !== undefined || (typeof item !== 'string' && item.kind === 'one');
     const next: number[] = [];
@@ -64,7 +79,7 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>): boo
       const token = tokens[state];
       if (token === undefined) continue;
       let to = -1;
-      if (token.kind === 'literal') to = char !== undefined && token.char === char ? state + 1 : -1;
+      if (token.kind === 'literal') to = char !== undefined && literalMatches(token, char, folds) ? state + 1 : -1;
       else if (token.kind === 'one') to = slashFree && single ? state + 1 : -1;
       else if (token.kind === 'segment') to = slashFree ? state : -1;
       else to = state;
@@ -84,8 +99,12 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>): boo
  * Not complete: a few inclusions that need one star to span several (`a*` in `*`, `*b` in `**`)
  * are proven, but exotic ones may answer false, which callers read as "not known to be wider".
  */
-export function globIncludes(outer: string, inner: string, caseInsensitive: boolean): boolean {
-  return simulate(tokenize(outer, caseInsensitive), tokenize(inner, caseInsensitive));
+export function globIncludes(outer: string, inner: string, fold: CaseFold): boolean {
+  return simulate(tokenize(outer, fold), tokenize(inner, fold), 0);
+}
+
+function literalMatches(token: { readonly char: string; readonly lower: string; readonly folds: boolean }, char: string, folds: boolean): boolean {
+  return token.char === char || ((token.folds || folds) && token.lower === char.toLowerCase());
 }
 
 /** Star tokens may match nothing: from a star state, the state after it is live too. */

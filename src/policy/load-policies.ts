@@ -234,8 +234,8 @@ function compilePolicy(
       fail(`match.${key}: ${JSON.stringify(neverMatching)} can never match: ${preset.name} always sends ${key} as ${format.description}`, ['match', key]);
     }
     try {
-      const caseInsensitive = issuer.preset.caseInsensitiveClaims.includes(key);
-      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, caseInsensitive), caseInsensitive });
+      const fold = preset.caseFolds[key] ?? 'exact';
+      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold), fold });
     } catch (error) {
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match', key]);

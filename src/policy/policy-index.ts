@@ -1,9 +1,10 @@
+import { foldCase, type CaseFold } from './case-fold.ts';
 import { claimTexts, type ClaimReader } from './claim-value.ts';
 import type { Policy } from './policy.ts';
 
 interface Bucket {
   readonly read: ClaimReader;
-  readonly caseInsensitive: boolean;
+  readonly fold: CaseFold;
   readonly byValue: Map<string, Policy[]>;
 }
 
@@ -35,7 +36,7 @@ export class PolicyIndex {
     const found = new Set(shelf.unpinned);
     for (const bucket of shelf.buckets.values()) {
       for (const text of claimTexts(bucket.read(claims))) {
-        for (const policy of bucket.byValue.get(bucket.caseInsensitive ? text.toLowerCase() : text) ?? []) found.add(policy);
+        for (const policy of bucket.byValue.get(foldCase(text, bucket.fold)) ?? []) found.add(policy);
       }
     }
     return [...found].sort((a, b) => (this.#rank.get(a) ?? 0) - (this.#rank.get(b) ?? 0));
@@ -65,7 +66,7 @@ function shelve(policies: readonly Policy[]): IssuerShelf {
     }
     let bucket = shelf.buckets.get(pinned.key);
     if (bucket === undefined) {
-      bucket = { read: pinned.read, caseInsensitive: pinned.caseInsensitive, byValue: new Map() };
+      bucket = { read: pinned.read, fold: pinned.fold, byValue: new Map() };
       shelf.buckets.set(pinned.key, bucket);
     }
     for (const value of pinned.matcher.exact) {

@@ -1,5 +1,6 @@
 import type { PermissionLevel } from '../github/permissions.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
+import type { CaseFold } from './case-fold.ts';
 import type { ClaimReader } from './claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
 import type { Matcher } from './schema.ts';
@@ -12,7 +13,8 @@ export interface ClaimCondition {
   readonly written: Matcher;
   readonly read: ClaimReader;
   readonly matcher: CompiledMatcher;
-  readonly caseInsensitive: boolean;
+  /** How the claim's case compares, by the issuer preset. */
+  readonly fold: CaseFold;
 }
 
 /** `grant.github`, checked: one owner, known permissions. */

@@ -4,20 +4,37 @@ import { canonicalText, claimReader, type ClaimReader } from './claim-value.ts';
  * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where
  * `claim` is read like a match key (a name, or a JSON Pointer starting with `/`). `{{` and
  * `}}` stand for literal braces.
+ *
+ * Every character of the literal text that is not a letter or digit is a delimiter of the
+ * template (`:` in `repo:{repository}:environment:{environment}`), and no claim value may carry
+ * one, nor a control or invisible character: an environment named `x:ref:refs/heads/main` would
+ * otherwise render a subject that reads as another one to whatever splits or matches it
+ * downstream. The value is refused, never escaped, so every subject keyway issues reads back
+ * exactly as its template says.
  */
 export interface Template {
   readonly source: string;
   /** The claim keys the template reads. */
   readonly claims: readonly string[];
-  /** The rendered text, or the key of the first claim that is absent or not a scalar. */
-  render(claims: Readonly<Record<string, unknown>>): { ok: true; value: string } | { ok: false; missing: string };
+  /** The rendered text, or why the first claim that cannot be placed cannot. */
+  render(claims: Readonly<Record<string, unknown>>): { readonly ok: true; readonly value: string } | TemplateRefusal;
 }
+
+/** A claim the template cannot place: absent or not one value, or a value holding a character it must not. */
+export type TemplateRefusal =
+  | { readonly ok: false; readonly key: string; readonly problem: 'missing' }
+  | { readonly ok: false; readonly key: string; readonly problem: 'unsafe'; readonly why: string };
 
 export class TemplateSyntaxError extends Error {
   override readonly name = 'TemplateSyntaxError';
 }
 
 type Part = { readonly text: string } | { readonly key: string; readonly read: ClaimReader };
+
+/** Never in a placed value: control characters, invisible format characters (bidi overrides, zero-width), line and paragraph separators. */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+/** Never a delimiter: letters, their combining marks, digits. */
+const WORD = /[\p{L}\p{M}\p{N}]/u;
 
 export function compileTemplate(source: string): Template {
   const parts: Part[] = [];
@@ -43,6 +60,14 @@ export function compileTemplate(source: string): Template {
   }
   if (literal !== '') parts.push({ text: literal });
   const claims = parts.flatMap((part) => ('key' in part ? [part.key] : []));
+  const delimiters = new Set(parts.flatMap((part) => ('text' in part ? Array.from(part.text).filter((char) => !WORD.test(char)) : [])));
+  const unsafe = (text: string): string | undefined => {
+    for (const char of text) {
+      if (delimiters.has(char)) return `holds ${JSON.stringify(char)}, a delimiter of the template`;
+      if (INVISIBLE.test(char)) return `holds U+${char.codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')}, a control or invisible character`;
+    }
+    return undefined;
+  };
   return {
     source,
     claims,
@@ -54,7 +79,9 @@ export function compileTemplate(source: string): Template {
           continue;
         }
         const text = canonicalText(part.read(values));
-        if (text === undefined) return { ok: false, missing: part.key };
+        if (text === undefined) return { ok: false, key: part.key, problem: 'missing' };
+        const why = unsafe(text);
+        if (why !== undefined) return { ok: false, key: part.key, problem: 'unsafe', why };
         value += text;
       }
       return { ok: true, value };

@@ -327,6 +327,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         audience_not_granted: async () => post(exchangeForm(await good(), { audience: 'https://evil.example' })),
         scope_not_granted: async () => post(exchangeForm(await good(), { scope: 'admin' })),
         template_claim_missing: async () => post(exchangeForm(await personToken(people, broker.issuer, 'svc-templated'))),
+        template_value_forbidden: async () => post(exchangeForm(await personToken(people, broker.issuer, 'svc-templated', { team: 'ops:admin' }))),
         issuer_unavailable: async () => post(exchangeForm(await cold.sign({ iss: cold.url, aud: broker.issuer, sub: 'svc-cold', iat: now(), exp: now() + 300 }))),
         replayed: async () => {
           const once = await singleUse();

@@ -4,6 +4,8 @@ import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
 import type { Logger } from '../../src/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
+import untrustedTriggers from '../../policies/guardrails/untrusted-triggers.yaml?raw';
+import { atIssuer } from '../support/readme-policies.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 
 /** A running broker, whichever runtime it runs on. */
@@ -61,7 +63,7 @@ export function freshIssuer(base: string, label: string): TestIssuer {
   return new TestIssuer(base, `${label}-${issuerCounter}-${crypto.randomUUID().slice(0, 8)}`);
 }
 
-/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, a guardrail, and a plain OIDC issuer. */
+/** Policies used throughout: a GitHub-kind issuer at the test issuer's URL, the shipped guardrail, and a plain OIDC issuer. */
 export function suitePolicies(github: TestIssuer, generic: TestIssuer): Record<string, string> {
   return {
     'deploy/production.yaml': `
@@ -84,14 +86,7 @@ grant:
   claims:
     repository: "{repository}"
 `,
-    'guardrails/untrusted-triggers.yaml': `
-version: 1
-effect: deny
-description: never for triggers that run untrusted code in a trusted context
-issuer: { kind: github, url: "${github.url}" }
-match:
-  event_name: [pull_request_target, workflow_run]
-`,
+    'guardrails/untrusted-triggers.yaml': atIssuer(untrustedTriggers, `{ kind: github, url: "${github.url}" }`),
     'generic/service.yaml': `
 version: 1
 issuer: "${generic.url}"
@@ -129,7 +124,9 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'gh');
       generic = freshIssuer(issuerBase(), 'oidc');
-      broker = await start(suitePolicies(github, generic));
+      // A plain OIDC service whose subject template places free-text claims.
+      const templated = `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-templated }\ngrant:\n  audience: https://templated.example\n  subject: "team:{team}:env:{env}"\n`;
+      broker = await start({ ...suitePolicies(github, generic), 'generic/templated.yaml': templated });
     });
     afterAll(() => broker.close());
 
@@ -197,6 +194,13 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(result.status).toBe(200);
       });
 
+      it('compares the ref after a workflow ref’s @ exactly: its owner and repository names fold, the tag does not', async () => {
+        const pinned = 'acme/workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0';
+        expect((await postToken(broker, exchangeForm(await good({ job_workflow_ref: pinned.replace('acme/workflows', 'ACME/Workflows') })))).status).toBe(200);
+        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags/v', 'refs/tags/V') })), { error: 'invalid_request', reason: 'no_policy_matched' });
+        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags', 'refs/TAGS') })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
       it('publishes RFC 8414 and OpenID metadata naming the token endpoint and JWKS', async () => {
         for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
           const metadata = (await (await broker.request(path)).json()) as Record<string, unknown>;
@@ -217,12 +221,36 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
       });
 
+      it.each(['issue_comment', 'discussion_comment', 'pull_request_review', 'pull_request_review_comment'])(
+        'the shipped guardrail refuses %s, a trigger that runs what others wrote with the repository’s identity',
+        async (trigger) => {
+          const { event } = await refused(exchangeForm(await good({ event_name: trigger })), { error: 'invalid_request', reason: 'denied_by_policy' });
+          expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
+        },
+      );
+
       it('denies by default when no allow policy matches', async () => {
         await refused(exchangeForm(await good({ ref: 'refs/heads/feature' })), { error: 'invalid_request', reason: 'no_policy_matched' });
       });
 
       it('refuses a resurrected repository name with a different id', async () => {
         await refused(exchangeForm(await good({ repository_id: '999999' })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
+      it('refuses a claim value holding its template’s delimiter, which would forge another-looking subject', async () => {
+        const templated = (claims: Record<string, unknown>) => {
+          const now = Math.floor(Date.now() / 1000);
+          return generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-templated', iat: now, exp: now + 300, jti: crypto.randomUUID(), ...claims });
+        };
+        const fine = await postToken(broker, exchangeForm(await templated({ team: 'ops', env: 'prod-eu' })));
+        expect(fine.status).toBe(200);
+        const payload = JSON.parse(new TextDecoder().decode(base64url.decode((fine.body['access_token'] as string).split('.')[1] as string)));
+        expect(payload.sub).toBe('team:ops:env:prod-eu');
+
+        const { event } = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev:team:admin' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        expect(event.detail).toBe('generic/templated grant.subject: {env} holds ":", a delimiter of the template');
+        const control = await refused(exchangeForm(await templated({ team: 'ops\nteam:admin', env: 'prod' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        expect(control.event.detail).toContain('{team} holds U+000A');
       });
 
       it('refuses scope escalation with invalid_scope', async () => {

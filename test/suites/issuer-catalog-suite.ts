@@ -122,6 +122,17 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
         await refused(await sign(ci.githubEnterprise, { ...token, iss: ci.githubEnterprise.url }), 'no_policy_matched');
       });
 
+      it('trap: a branch whose name differs from the pinned reusable workflow’s ref only by case is refused; owner and repository case is not', async () => {
+        // Git refs are case-sensitive: anyone who can push may create MAIN, without the protection main has.
+        const pinned = 'octo-org/octo-automation/.github/workflows/deploy.yml@refs/heads/main';
+        for (const ref of ['refs/heads/MAIN', 'refs/heads/Main']) {
+          const token = fixtures.githubToken(ci.github.url, aud, { job_workflow_ref: pinned.replace('refs/heads/main', ref) });
+          await refused(await sign(ci.github, token), 'no_policy_matched');
+        }
+        const renamed = fixtures.githubToken(ci.github.url, aud, { job_workflow_ref: 'Octo-Org/Octo-Automation/.github/workflows/deploy.yml@refs/heads/main' });
+        await granted(await sign(ci.github, renamed), 'ci/github');
+      });
+
       it('trap: a resurrected owner and repository name, with new ids, is refused', async () => {
         const resurrected = fixtures.githubToken(ci.github.url, aud, {
           repository_owner_id: '90210',

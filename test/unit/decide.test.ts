@@ -52,6 +52,14 @@ describe('decide', () => {
     expect(decide(set, token(set, { repository_id: '1' }), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched' });
   });
 
+  it('looks a pinned workflow ref up in the index folded as it matches: names without case, the ref exactly', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"\n  job_workflow_ref: ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main') });
+    const pinned = (ref: string) => token(set, { repository_id: '1', job_workflow_ref: `acme/workflows/.github/workflows/deploy.yml@${ref}` });
+    expect(decide(set, pinned('refs/heads/main'), ANY)).toMatchObject({ granted: true, trace: { candidates: ['p'] } });
+    expect(decide(set, pinned('refs/heads/MAIN'), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched', trace: { candidates: [] } });
+    expect(decide(set, pinned('refs/heads/MAIN'), ANY, { everyPolicyOfIssuer: true })).toMatchObject({ granted: false, reason: 'no_policy_matched' });
+  });
+
   it('requires the subject token to carry the policy’s subject_audience', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
     expect(decide(set, token(set, { repository_id: '1' }), ANY).granted).toBe(false);
@@ -86,6 +94,44 @@ describe('decide', () => {
     });
     expect(decide(set, token(set, { repository_id: '1', repository: 'acme/api' }), ANY)).toMatchObject({ grant: { subject: 'acme/api@{literal}' } });
     expect(decide(set, token(set, { repository_id: '2' }), ANY)).toMatchObject({ grant: { subject: `${ISSUER}#repo:acme/api:ref:refs/heads/main` } });
+  });
+
+  describe('template values cannot carry the delimiters of the template they are placed in', () => {
+    const set = load({
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "repo:{repository}:environment:{environment}"\n  claims: { env: "{environment}" }'),
+    });
+    const subjectFor = (environment: string) => decide(set, token(set, { repository_id: '1', repository: 'acme/api', environment }), ANY);
+
+    it('refuses an environment that would forge another-looking subject, naming the claim and the character', () => {
+      const forged = subjectFor('x:ref:refs/heads/main');
+      expect(forged).toMatchObject({ granted: false, reason: 'template_value_forbidden' });
+      expect(forged.granted === false && forged.detail).toBe('a grant.subject: {environment} holds ":", a delimiter of the template');
+    });
+
+    it('refuses control and invisible characters in any template, and checks grant.claims too', () => {
+      expect(subjectFor('prod\nref:main')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: expect.stringContaining('U+000A, a control or invisible character') });
+      expect(subjectFor('prod\u202Enoitcudorp')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: expect.stringContaining('U+202E') });
+      const claimsOnly = load({ 'c.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  claims: { env: "{environment}" }') });
+      const decision = decide(claimsOnly, token(claimsOnly, { repository_id: '1', environment: 'prod\u0000' }), ANY);
+      expect(decision).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: 'c grant.claims.env: {environment} holds U+0000, a control or invisible character' });
+    });
+
+    it('places values holding only letters, digits and characters the template does not use as delimiters', () => {
+      expect(subjectFor('prod-eu.1/ü')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:environment:prod-eu.1/ü', claims: { env: 'prod-eu.1/ü' } } });
+      // A template without literal text has no delimiters: any value without control characters is placed as it is.
+      const bare = load({ 'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "{environment}"') });
+      expect(decide(bare, token(bare, { repository_id: '1', environment: 'x:ref:main' }), ANY)).toMatchObject({ granted: true, grant: { subject: 'x:ref:main' } });
+      const slashed = load({ 'd.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "deploy/{environment}"') });
+      expect(decide(slashed, token(slashed, { repository_id: '1', environment: 'prod/../admin' }), ANY)).toMatchObject({ granted: false, reason: 'template_value_forbidden' });
+    });
+
+    it('lets another matching policy grant when one cannot place a value', () => {
+      const two = load({
+        'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "env:{environment}"'),
+        'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example'),
+      });
+      expect(decide(two, token(two, { repository_id: '1', environment: 'a:b' }), ANY)).toMatchObject({ granted: true, grant: { policy: { id: 'b' } } });
+    });
   });
 
   it('evaluates mode: audit policies without enforcing them', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PRESETS } from '../../src/issuers/presets.ts';
 import { resolveIssuer, type IssuerReference } from '../../src/issuers/trusted-issuer.ts';
+import { carriesGitRef } from '../../src/policy/case-fold.ts';
 import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
 import type { PolicySet } from '../../src/policy/policy-set.ts';
 
@@ -88,6 +89,17 @@ describe('issuer presets', () => {
     ['terraform', 'https://tfe.acme.dev/app', /not a terraform issuer URL/],
   ])('refuses a %s instance URL of the wrong shape: %s', (kind, url, message) => {
     expect(() => resolve({ kind, url })).toThrow(message);
+  });
+
+  it('folds case for names only: a claim carrying a git ref never folds past its first @', () => {
+    for (const preset of PRESETS.values()) {
+      for (const [claim, fold] of Object.entries(preset.caseFolds)) {
+        if (carriesGitRef(claim)) expect(fold, `${preset.name} ${claim}`).toBe('before-@');
+      }
+    }
+    expect(PRESETS.get('github')?.caseFolds).toMatchObject({ repository: 'whole', workflow_ref: 'before-@', job_workflow_ref: 'before-@' });
+    expect(PRESETS.get('forgejo')?.caseFolds).toMatchObject({ repository: 'whole', workflow_ref: 'before-@' });
+    expect(PRESETS.get('gitlab')?.caseFolds).toMatchObject({ project_path: 'whole', ci_config_ref_uri: 'before-@' });
   });
 
   it('keeps a hosted service’s host to its own kind, so its tokens never get another kind’s rules', () => {

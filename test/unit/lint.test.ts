@@ -18,6 +18,8 @@ const github = (match: string, scopes = '[artifacts:read]', extra = '') =>
 const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';
 /** Every GitHub untrusted context excluded, so write-scope tests see only what they add. */
 const SAFE_CONTEXT = '  event_name: push\n  runner_environment: github-hosted\n  ref_protected: "true"\n';
+/** GitHub's event_name values that run untrusted code or input with the repository's identity. */
+const UNTRUSTED_EVENTS = ['pull_request', 'pull_request_target', 'workflow_run', 'issue_comment', 'pull_request_review', 'pull_request_review_comment', 'discussion_comment'];
 
 describe('lint rules', () => {
   it('every rule has a severity and a one-line why', () => {
@@ -115,21 +117,41 @@ describe('lint rules', () => {
         .map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1]);
 
     it('names every untrusted context a write scope is reachable from', () => {
-      expect(contexts(PINNED)).toEqual(['pull_request', 'pull_request_target', 'workflow_run', 'self-hosted', 'unprotected']);
+      expect(contexts(PINNED)).toEqual([...UNTRUSTED_EVENTS, 'self-hosted', 'unprotected']);
     });
 
     it('is satisfied by lines that exclude each context', () => {
       expect(contexts(PINNED + SAFE_CONTEXT)).toEqual([]);
-      expect(contexts(`${PINNED}  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([]);
+      expect(contexts(`${PINNED}  event_name: { not: [${UNTRUSTED_EVENTS.join(', ')}] }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([]);
     });
 
-    it('catches the pull_request_target trap: ref pinned to main alone does not keep it out', () => {
-      expect(contexts(`${PINNED}  ref: refs/heads/main\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(['pull_request', 'pull_request_target', 'workflow_run']);
-      expect(contexts(`${PINNED}  event_name: { glob: "pull_request*" }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(['pull_request', 'pull_request_target']);
+    it('catches the pull_request_target trap: ref pinned to main alone does not keep it out, and the message says why', () => {
+      expect(contexts(`${PINNED}  ref: refs/heads/main\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual(UNTRUSTED_EVENTS);
+      expect(contexts(`${PINNED}  event_name: { glob: "pull_request*" }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([
+        'pull_request',
+        'pull_request_target',
+        'pull_request_review',
+        'pull_request_review_comment',
+      ]);
+      const target = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: [push, pull_request_target]`, '[deploy:write]') }).find((finding) =>
+        finding.message.includes('from pull_request_target'),
+      );
+      expect(target?.message).toContain('since December 2025 their ref is always the default branch, so ref: refs/heads/main alone does not exclude them');
+    });
+
+    it('knows the comment and review triggers, which run what others wrote with the repository’s identity', () => {
+      const findings = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]') });
+      expect(findings.map((finding) => [finding.rule, finding.line, /reachable from (\S+)/.exec(finding.message)?.[1]])).toEqual([
+        ['write-from-untrusted', 7, 'issue_comment'],
+        ['write-from-untrusted', 7, 'pull_request_review'],
+        ['write-from-untrusted', 7, 'pull_request_review_comment'],
+        ['write-from-untrusted', 7, 'discussion_comment'],
+      ]);
+      expect(findings[0]?.message).toContain('anyone who can comment');
     });
 
     it('counts a deny guardrail that refuses the context for every token', () => {
-      const guard = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [pull_request, pull_request_target, workflow_run] }\n' };
+      const guard = { 'g.yaml': `version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [${UNTRUSTED_EVENTS.join(', ')}] }\n` };
       expect(contexts(`${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]', guard)).toEqual([]);
     });
 
@@ -183,6 +205,36 @@ describe('lint rules', () => {
 
     it('accepts wildcards after the owner', () => {
       expect(rules({ 'p.yaml': github(`${PINNED}  repository: { glob: "acme/*" }\n  job_workflow_ref: { glob: "acme/workflows/**" }`) })).not.toContain('wildcard-owner');
+    });
+  });
+
+  describe('case-insensitive-ref (error): git refs are case-sensitive', () => {
+    const REFS = `${PINNED}  ref: refs/heads/main\n  job_workflow_ref: acme/workflows/.github/workflows/deploy.yml@refs/heads/main\n  repository: acme/api\n`;
+    /** The compilation as an issuer would make it that compared these claims without case (GitHub's preset did, for workflow refs). */
+    const foldedWhole = (text: string, keys: readonly string[]) => {
+      const compilation = compilePolicyFiles([{ path: 'p.yaml', text }], OPTIONS);
+      return {
+        ...compilation,
+        files: compilation.files.map((entry) =>
+          entry.policy === undefined
+            ? entry
+            : { ...entry, policy: { ...entry.policy, conditions: entry.policy.conditions.map((line) => (keys.includes(line.key) ? { ...line, fold: 'whole' as const } : line)) } },
+        ),
+      };
+    };
+
+    it('flags each ref-bearing line of an allow policy that compares without case, and no name line', () => {
+      const findings = lintPolicies(foldedWhole(github(REFS), ['ref', 'job_workflow_ref', 'repository'])).filter((finding) => finding.rule === 'case-insensitive-ref');
+      expect(findings.map((finding) => [finding.severity, finding.line])).toEqual([['error', 6], ['error', 7]]);
+      expect(findings[1]?.message).toBe(
+        'job_workflow_ref carries a git ref, and github compares it without case: refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main',
+      );
+    });
+
+    it('is quiet for the shipped presets, which fold workflow refs before the @ only, and for deny policies', () => {
+      expect(rules({ 'p.yaml': github(REFS) })).not.toContain('case-insensitive-ref');
+      const guard = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  ref: refs/heads/main\n';
+      expect(lintPolicies(foldedWhole(guard, ['ref'])).map((finding) => finding.rule)).not.toContain('case-insensitive-ref');
     });
   });
 

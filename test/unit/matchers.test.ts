@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { claimReader } from '../../src/policy/claim-value.ts';
+import type { CaseFold } from '../../src/policy/case-fold.ts';
 import { compileMatcher } from '../../src/policy/compile-matcher.ts';
 import { compareMatchers, matcherIncludes, type Widening } from '../../src/policy/diff/matcher-inclusion.ts';
 import { compileGlob, globIncludes } from '../../src/policy/glob.ts';
 import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/policy/safe-regex.ts';
 import type { Matcher } from '../../src/policy/schema.ts';
 
-const matches = (matcher: Matcher, value: unknown, caseInsensitive = false) => compileMatcher(matcher, caseInsensitive).test(value);
+const matches = (matcher: Matcher, value: unknown, fold: CaseFold = 'exact') => compileMatcher(matcher, fold).test(value);
 
 describe('exact and list matchers', () => {
   it('compares scalars by canonical text, both ways', () => {
@@ -38,16 +39,69 @@ describe('exact and list matchers', () => {
   });
 
   it('folds case only for case-insensitive claims', () => {
-    expect(matches('acme/api', 'ACME/Api', true)).toBe(true);
-    expect(matches('acme/api', 'ACME/Api', false)).toBe(false);
-    expect(matches({ regex: 'acme/.+' }, 'ACME/api', true)).toBe(true);
-    expect(matches({ glob: 'acme/*' }, 'ACME/api', true)).toBe(true);
+    expect(matches('acme/api', 'ACME/Api', 'whole')).toBe(true);
+    expect(matches('acme/api', 'ACME/Api', 'exact')).toBe(false);
+    expect(matches({ regex: 'acme/.+' }, 'ACME/api', 'whole')).toBe(true);
+    expect(matches({ glob: 'acme/*' }, 'ACME/api', 'whole')).toBe(true);
   });
 
   it('offers exact values to the index, folded as the claim is', () => {
-    expect(compileMatcher(['Push', 42], true).exact).toEqual(['push', '42']);
-    expect(compileMatcher(['push', { glob: 'x*' }], false).exact).toBeUndefined();
-    expect(compileMatcher({ not: 'x' }, false).exact).toBeUndefined();
+    expect(compileMatcher(['Push', 42], 'whole').exact).toEqual(['push', '42']);
+    expect(compileMatcher(['push', { glob: 'x*' }], 'exact').exact).toBeUndefined();
+    expect(compileMatcher({ not: 'x' }, 'exact').exact).toBeUndefined();
+  });
+});
+
+describe('names joined to a git ref fold before the first @ only', () => {
+  const PINNED = 'acme/workflows/.github/workflows/deploy.yml@refs/heads/main';
+  const fold = 'before-@' as const;
+
+  it('an exact value: the names match without case, the ref exactly', () => {
+    expect(matches(PINNED, 'ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches('ACME/Workflows/.github/workflows/Deploy.yml@refs/heads/main', PINNED, fold)).toBe(true);
+    expect(matches(PINNED, 'acme/workflows/.github/workflows/deploy.yml@refs/heads/MAIN', fold)).toBe(false);
+    expect(matches(PINNED, 'acme/workflows/.github/workflows/deploy.yml@refs/heads/Main', fold)).toBe(false);
+    const gitlab = 'gitlab.example.com/my-group/my-project//.gitlab-ci.yml@refs/heads/main';
+    expect(matches(gitlab, 'gitlab.example.com/My-Group/My-Project//.gitlab-ci.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches(gitlab, 'gitlab.example.com/my-group/my-project//.gitlab-ci.yml@refs/heads/MAIN', fold)).toBe(false);
+  });
+
+  it('offers the index exact keys folded the same way', () => {
+    expect(compileMatcher('ACME/W/x.yml@refs/heads/Main', fold).exact).toEqual(['acme/w/x.yml@refs/heads/Main']);
+  });
+
+  it('keeps everything after the first @ exact, a path holding an @ included, and a value without @ exact', () => {
+    expect(matches('acme/api/.github/workflows/a@b.yml@refs/heads/main', 'ACME/api/.github/workflows/a@B.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches('acme/api/.github/workflows/a@b.yml@refs/heads/main', 'ACME/api/.github/workflows/a@b.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches('acme/api', 'ACME/api', fold)).toBe(false);
+  });
+
+  it('a glob: letters match the names without case and the ref exactly, wherever the wildcards fall', () => {
+    const tags = { glob: 'acme/workflows/.github/workflows/deploy.yml@refs/tags/v*' };
+    expect(matches(tags, 'ACME/Workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0', fold)).toBe(true);
+    expect(matches(tags, 'acme/workflows/.github/workflows/deploy.yml@refs/tags/V1.4.0', fold)).toBe(false);
+    expect(matches({ glob: 'acme/**@refs/heads/main' }, 'ACME/api/x.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ glob: 'acme/**@refs/heads/main' }, 'acme/api/x.yml@refs/heads/MAIN', fold)).toBe(false);
+    expect(matches({ glob: '**/main' }, 'acme/api/x.yml@refs/heads/MAIN', fold)).toBe(false);
+    expect(matches({ glob: '**/Main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ glob: 'ACME/**' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
+  });
+
+  it('a regex sees the names in lower case and the ref as sent', () => {
+    const regex = { regex: 'acme/workflows/[^@]+@refs/(heads/main|tags/v[0-9.]+)' };
+    expect(matches(regex, 'ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches(regex, 'acme/workflows/.github/workflows/deploy.yml@refs/heads/MAIN', fold)).toBe(false);
+    expect(matches(regex, 'acme/workflows/.github/workflows/deploy.yml@refs/tags/V1.4', fold)).toBe(false);
+    expect(matches({ regex: 'ACME/.+@refs/heads/main' }, 'ACME/api/x.yml@refs/heads/main', fold)).toBe(false);
+  });
+
+  it('proves inclusion only where the fold is certain, and never across the ref', () => {
+    expect(globIncludes('ACME/api/**', 'acme/api/x.yml@refs/heads/*', fold)).toBe(true);
+    expect(globIncludes('acme/api/x.yml@refs/heads/*', 'ACME/api/x.yml@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/api/x.yml@refs/heads/main', 'acme/api/x.yml@refs/heads/MAIN', fold)).toBe(false);
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/**@refs/heads/MAIN', fold)).toBe(false);
+    expect(compareMatchers(PINNED, PINNED.replace('main', 'MAIN'), fold)).toBe('changed');
+    expect(compareMatchers(PINNED, PINNED.replace('acme', 'ACME'), fold)).toBe('same');
   });
 });
 
@@ -72,26 +126,26 @@ describe('not and exists', () => {
 
 describe('glob', () => {
   it('* stays within a segment, ** crosses, ? is one character, the whole value must match', () => {
-    const tags = compileGlob('refs/tags/v*', false);
+    const tags = compileGlob('refs/tags/v*', 'exact');
     expect(tags('refs/tags/v1.2.3')).toBe(true);
     expect(tags('refs/tags/v')).toBe(true);
     expect(tags('refs/tags/v1/evil')).toBe(false);
     expect(tags('xrefs/tags/v1')).toBe(false);
-    expect(compileGlob('acme/**', false)('acme/a/b/c')).toBe(true);
-    expect(compileGlob('acme/**/deploy.yml', false)('acme/x/.github/workflows/deploy.yml')).toBe(true);
-    expect(compileGlob('v?', false)('v1')).toBe(true);
-    expect(compileGlob('v?', false)('v12')).toBe(false);
-    expect(compileGlob('a?b', false)('a/b')).toBe(false);
+    expect(compileGlob('acme/**', 'exact')('acme/a/b/c')).toBe(true);
+    expect(compileGlob('acme/**/deploy.yml', 'exact')('acme/x/.github/workflows/deploy.yml')).toBe(true);
+    expect(compileGlob('v?', 'exact')('v1')).toBe(true);
+    expect(compileGlob('v?', 'exact')('v12')).toBe(false);
+    expect(compileGlob('a?b', 'exact')('a/b')).toBe(false);
   });
 
   it('treats every other character literally', () => {
-    const glob = compileGlob('acme/api@refs/heads/release-(1).+[x]', false);
+    const glob = compileGlob('acme/api@refs/heads/release-(1).+[x]', 'exact');
     expect(glob('acme/api@refs/heads/release-(1).+[x]')).toBe(true);
     expect(glob('acme/api@refs/heads/release-(1)a+[x]')).toBe(false);
   });
 
   it('runs in bounded time on patterns that would backtrack as regexes', () => {
-    const glob = compileGlob('**a**a**a**a**a**a**a**a**b', false);
+    const glob = compileGlob('**a**a**a**a**a**a**a**a**b', 'exact');
     const started = performance.now();
     expect(glob('a'.repeat(2000))).toBe(false);
     expect(performance.now() - started).toBeLessThan(2000);
@@ -100,11 +154,11 @@ describe('glob', () => {
 
 describe('regex', () => {
   it('matches the whole value', () => {
-    const regex = compileSafeRegex('v\\d+', false);
+    const regex = compileSafeRegex('v\\d+', 'exact');
     expect(regex('v12')).toBe(true);
     expect(regex('xv12')).toBe(false);
     expect(regex('v12x')).toBe(false);
-    expect(compileSafeRegex('a|b', false)('ab')).toBe(false);
+    expect(compileSafeRegex('a|b', 'exact')('ab')).toBe(false);
   });
 
   it.each([
@@ -118,13 +172,22 @@ describe('regex', () => {
     ['(?<=a)b', 'lookbehind'],
     ['(?<!a)b', 'negative lookbehind'],
     ['[', 'does not compile'],
+    ['refs/heads/(?i:main)', 'an inline modifier'],
+    ['(?-i:refs/heads/main)', 'an inline modifier'],
   ])('refuses %s (%s) at load time', (pattern) => {
-    expect(() => compileSafeRegex(pattern, false)).toThrow(UnsafeRegexError);
+    expect(() => compileSafeRegex(pattern, 'exact')).toThrow(UnsafeRegexError);
+  });
+
+  it('refuses inline modifier groups by name: the claim folds case, never the pattern', () => {
+    expect(() => compileSafeRegex('refs/heads/(?i:main)', 'exact')).toThrow(/inline modifier group/);
+    expect(() => compileSafeRegex('(?ims-s:x)', 'exact')).toThrow(/inline modifier group/);
+    expect(compileSafeRegex('(?:main|dev)', 'exact')('dev')).toBe(true);
+    expect(compileSafeRegex('(?<branch>main)', 'exact')('main')).toBe(true);
   });
 
   it('never matches a value longer than the input cap', () => {
-    expect(compileSafeRegex('a*', false)('a'.repeat(REGEX_MAX_INPUT))).toBe(true);
-    expect(compileSafeRegex('a*', false)('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
+    expect(compileSafeRegex('a*', 'exact')('a'.repeat(REGEX_MAX_INPUT))).toBe(true);
+    expect(compileSafeRegex('a*', 'exact')('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
   });
 });
 
@@ -167,7 +230,7 @@ describe('presence', () => {
     [['x', { exists: false }], false],
     [['x', { glob: 'y*' }], true],
   ])('%j requires the claim to be present: %s', (matcher, expected) => {
-    expect(compileMatcher(matcher, false).requiresPresence).toBe(expected);
+    expect(compileMatcher(matcher, 'exact').requiresPresence).toBe(expected);
   });
 });
 
@@ -185,12 +248,12 @@ describe('glob inclusion', () => {
     ['a*b*', 'a*', false],
     ['acme/*', 'acme/api', true],
   ])('%s includes %s: %s', (outer, inner, expected) => {
-    expect(globIncludes(outer, inner, false)).toBe(expected);
+    expect(globIncludes(outer, inner, 'exact')).toBe(expected);
   });
 
   it('folds case for case-insensitive claims', () => {
-    expect(globIncludes('ACME/*', 'acme/api*', true)).toBe(true);
-    expect(globIncludes('ACME/*', 'acme/api*', false)).toBe(false);
+    expect(globIncludes('ACME/*', 'acme/api*', 'whole')).toBe(true);
+    expect(globIncludes('ACME/*', 'acme/api*', 'exact')).toBe(false);
   });
 });
 
@@ -212,11 +275,11 @@ describe('matcher inclusion and widening', () => {
     [{ exists: false }, { exists: true }, 'changed'],
     [['push', { glob: 'release*' }], ['push', { glob: 'release*' }, 'schedule'], 'wider'],
   ])('%j → %j is %s', (before, after, expected) => {
-    expect(compareMatchers(before, after, false)).toBe(expected);
+    expect(compareMatchers(before, after, 'exact')).toBe(expected);
   });
 
   it('proves exact values by testing them', () => {
-    expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'workflow_dispatch'], false)).toBe(true);
-    expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'pull_request_target'], false)).toBe(false);
+    expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'workflow_dispatch'], 'exact')).toBe(true);
+    expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'pull_request_target'], 'exact')).toBe(false);
   });
 });

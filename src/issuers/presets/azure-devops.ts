@@ -22,7 +22,7 @@ export const azureDevops: IssuerPreset = {
   requiredClaims: ['org_id', 'prj_id', 'def_id'],
   claimTypes: stringClaims(AZURE_DEVOPS_CLAIMS),
   claimFormats: { ...formats(['org_id', 'prj_id'], LOWERCASE_UUID), ...formats(['def_id', 'run_id'], NUMERIC_ID) },
-  caseInsensitiveClaims: [],
+  caseFolds: {},
   auditClaims: ['org_id', 'prj_id', 'def_id', 'rpo_id', 'rpo_ref', 'rpo_ver', 'run_id'],
   shared: false,
   tenantClaims: ['org_id', 'prj_id', 'def_id'],

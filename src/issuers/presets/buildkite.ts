@@ -33,7 +33,7 @@ export const buildkite: IssuerPreset = {
     'https://aws.amazon.com/tags': 'object',
   },
   claimFormats: formats(['organization_id', 'pipeline_id', 'cluster_id', 'queue_id', 'build_id', 'job_id'], LOWERCASE_UUID),
-  caseInsensitiveClaims: [],
+  caseFolds: {},
   auditClaims: [
     'organization_id', 'organization_slug', 'pipeline_id', 'pipeline_slug', 'build_number', 'build_branch', 'build_tag',
     'build_commit', 'build_source', 'step_key', 'job_id', 'agent_id', 'runner_environment', 'cluster_id', 'queue_key',

@@ -32,7 +32,7 @@ export const circleci: IssuerPreset = {
   },
   claimFormats: formats([claim('org-id'), claim('project-id'), claim('pipeline-id'), claim('job-id'), claim('workflow-id'), claim('pipeline-definition-id')], LOWERCASE_UUID),
   // github.com/Acme/API and github.com/acme/api are one repository.
-  caseInsensitiveClaims: [claim('vcs-origin')],
+  caseFolds: { [claim('vcs-origin')]: 'whole' },
   auditClaims: [
     claim('org-id'), claim('project-id'), claim('pipeline-definition-id'), claim('pipeline-id'), claim('workflow-id'), claim('job-id'),
     claim('vcs-origin'), claim('vcs-ref'), claim('ssh-rerun'), claim('context-ids'),

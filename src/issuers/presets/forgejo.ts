@@ -16,7 +16,8 @@ export const forgejo: IssuerPreset = {
   claimTypes: stringClaims(FORGEJO_CLAIMS),
   // Ids arrive with Forgejo's immutable-subject change; names are all older instances send.
   claimFormats: formats(['repository_id', 'repository_owner_id', 'actor_id'], NUMERIC_ID),
-  caseInsensitiveClaims: ['repository', 'repository_owner', 'actor', 'workflow_ref'],
+  // Names fold; workflow_ref's ref after the @ is a git ref, and git refs are case-sensitive.
+  caseFolds: { repository: 'whole', repository_owner: 'whole', actor: 'whole', workflow_ref: 'before-@' },
   auditClaims: ['repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'ref_protected', 'event_name', 'workflow_ref', 'sha', 'run_id', 'actor'],
   // One issuer per instance, for all of its users.
   shared: true,

@@ -28,7 +28,8 @@ export const github: IssuerPreset = {
   requiredClaims: ['repository', 'repository_id', 'repository_owner_id', 'ref', 'event_name', 'run_id'],
   claimTypes: stringClaims(GITHUB_CLAIMS),
   claimFormats: formats(['repository_id', 'repository_owner_id', 'enterprise_id', 'actor_id'], NUMERIC_ID),
-  caseInsensitiveClaims: ['repository', 'repository_owner', 'actor', 'enterprise', 'workflow_ref', 'job_workflow_ref'],
+  // Names fold; the ref after a workflow ref's @ is a git ref, and git refs are case-sensitive.
+  caseFolds: { repository: 'whole', repository_owner: 'whole', actor: 'whole', enterprise: 'whole', workflow_ref: 'before-@', job_workflow_ref: 'before-@' },
   auditClaims: [
     'repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'enterprise_id', 'ref', 'ref_type', 'ref_protected',
     'environment', 'event_name', 'workflow_ref', 'job_workflow_ref', 'sha', 'runner_environment', 'run_id', 'run_attempt', 'actor',
@@ -44,8 +45,31 @@ export const github: IssuerPreset = {
     ownerFirstNames: ['repository', 'repository_owner', 'workflow_ref', 'job_workflow_ref'],
     untrustedContexts: [
       { claim: 'event_name', value: 'pull_request', what: 'pull_request runs (the pull request author\'s code)' },
-      { claim: 'event_name', value: 'pull_request_target', what: 'pull_request_target runs (base-repository context, often checking out a fork\'s code)' },
+      {
+        claim: 'event_name',
+        value: 'pull_request_target',
+        what:
+          'pull_request_target runs (base-repository context with its secrets, often checking out a fork\'s code; ' +
+          'since December 2025 their ref is always the default branch, so ref: refs/heads/main alone does not exclude them)',
+      },
       { claim: 'event_name', value: 'workflow_run', what: 'workflow_run runs (can be triggered by a fork\'s pull request)' },
+      // Comment and review triggers: whoever may comment or review starts them, and the text they wrote is in the event.
+      {
+        claim: 'event_name',
+        value: 'issue_comment',
+        what: 'issue_comment runs (started by anyone who can comment on an issue or pull request, on the default branch with its secrets)',
+      },
+      { claim: 'event_name', value: 'pull_request_review', what: 'pull_request_review runs (a pull request\'s code, started by whoever submits a review)' },
+      {
+        claim: 'event_name',
+        value: 'pull_request_review_comment',
+        what: 'pull_request_review_comment runs (a pull request\'s code, started by whoever comments on its diff)',
+      },
+      {
+        claim: 'event_name',
+        value: 'discussion_comment',
+        what: 'discussion_comment runs (started by anyone who can comment on a discussion, on the default branch with its secrets)',
+      },
       { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted runners (outside GitHub\'s control)' },
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],

@@ -32,7 +32,8 @@ export const gitlab: IssuerPreset = {
     user_identities: 'array',
   },
   claimFormats: formats(['project_id', 'namespace_id', 'job_project_id', 'job_namespace_id', 'pipeline_id', 'job_id', 'user_id'], NUMERIC_ID),
-  caseInsensitiveClaims: ['namespace_path', 'project_path', 'job_project_path', 'job_namespace_path', 'ci_config_ref_uri'],
+  // Paths fold; ci_config_ref_uri's ref after the @ is a git ref, and git refs are case-sensitive.
+  caseFolds: { namespace_path: 'whole', project_path: 'whole', job_project_path: 'whole', job_namespace_path: 'whole', ci_config_ref_uri: 'before-@' },
   auditClaims: [
     'project_id', 'project_path', 'namespace_id', 'job_project_id', 'job_project_path', 'ref', 'ref_type', 'ref_protected',
     'environment', 'environment_protected', 'pipeline_source', 'pipeline_id', 'job_id', 'ci_config_ref_uri', 'sha',

@@ -18,7 +18,7 @@ export const google: IssuerPreset = {
     email: { pattern: /^[^@\s]+@([a-z0-9-]+\.)*gserviceaccount\.com$/i, description: 'a service account email, like "deployer@acme-prod.iam.gserviceaccount.com"' },
     email_verified: { pattern: /^true$/, description: 'true' },
   },
-  caseInsensitiveClaims: ['email'],
+  caseFolds: { email: 'whole' },
   auditClaims: ['sub', 'email', 'azp', '/google/compute_engine/project_id', '/google/compute_engine/instance_name'],
   // Every Google identity of every customer, people included.
   shared: true,

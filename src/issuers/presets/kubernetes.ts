@@ -44,7 +44,7 @@ export const kubernetes: IssuerPreset = {
   claimFormats: {
     sub: { pattern: /^system:serviceaccount:[^:]+:[^:]+$/, description: 'system:serviceaccount:<namespace>:<name>' },
   },
-  caseInsensitiveClaims: [],
+  caseFolds: {},
   auditClaims: [
     '/kubernetes.io/namespace', '/kubernetes.io/serviceaccount/name', '/kubernetes.io/serviceaccount/uid', '/kubernetes.io/pod/name', '/kubernetes.io/node/name',
   ],

@@ -26,7 +26,7 @@ export const terraform: IssuerPreset = {
     terraform_workspace_id: id('ws'),
     terraform_run_id: id('run'),
   },
-  caseInsensitiveClaims: [],
+  caseFolds: {},
   auditClaims: [
     'terraform_organization_id', 'terraform_organization_name', 'terraform_project_id', 'terraform_workspace_id', 'terraform_workspace_name',
     'terraform_full_workspace', 'terraform_run_id', 'terraform_run_phase',

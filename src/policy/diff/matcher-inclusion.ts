@@ -1,3 +1,4 @@
+import type { CaseFold } from '../case-fold.ts';
 import { compileMatcher } from '../compile-matcher.ts';
 import { globIncludes } from '../glob.ts';
 import type { Matcher } from '../schema.ts';
@@ -8,26 +9,26 @@ import type { Matcher } from '../schema.ts';
  */
 const isList = (matcher: Matcher): matcher is readonly Matcher[] => Array.isArray(matcher);
 
-export function matcherIncludes(outer: Matcher, inner: Matcher, caseInsensitive: boolean): boolean {
-  if (isList(inner)) return inner.every((entry) => matcherIncludes(outer, entry, caseInsensitive));
+export function matcherIncludes(outer: Matcher, inner: Matcher, fold: CaseFold): boolean {
+  if (isList(inner)) return inner.every((entry) => matcherIncludes(outer, entry, fold));
   // An exact value is included exactly when the outer matcher accepts it.
-  if (typeof inner !== 'object') return compileMatcher(outer, caseInsensitive).test(inner);
-  if (isList(outer)) return outer.some((entry) => matcherIncludes(entry, inner, caseInsensitive));
+  if (typeof inner !== 'object') return compileMatcher(outer, fold).test(inner);
+  if (isList(outer)) return outer.some((entry) => matcherIncludes(entry, inner, fold));
   if (typeof outer !== 'object') return false;
   if ('exists' in inner) return 'exists' in outer && outer.exists === inner.exists;
   // Globs, regexes and `not` all require the claim to be present.
   if ('exists' in outer) return outer.exists;
-  if ('glob' in inner) return 'glob' in outer && globIncludes(outer.glob, inner.glob, caseInsensitive);
+  if ('glob' in inner) return 'glob' in outer && globIncludes(outer.glob, inner.glob, fold);
   if ('regex' in inner) return 'regex' in outer && outer.regex === inner.regex;
-  return 'not' in outer && matcherIncludes(inner.not, outer.not, caseInsensitive);
+  return 'not' in outer && matcherIncludes(inner.not, outer.not, fold);
 }
 
 export type Widening = 'same' | 'wider' | 'narrower' | 'changed';
 
 /** How a line's matcher moved: wider accepts everything the old one did and more. */
-export function compareMatchers(before: Matcher, after: Matcher, caseInsensitive: boolean): Widening {
-  const grew = matcherIncludes(after, before, caseInsensitive);
-  const shrank = matcherIncludes(before, after, caseInsensitive);
+export function compareMatchers(before: Matcher, after: Matcher, fold: CaseFold): Widening {
+  const grew = matcherIncludes(after, before, fold);
+  const shrank = matcherIncludes(before, after, fold);
   if (grew && shrank) return 'same';
   if (grew) return 'wider';
   if (shrank) return 'narrower';

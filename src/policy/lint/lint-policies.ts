@@ -1,4 +1,5 @@
 import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../issuers/issuer-preset.ts';
+import { carriesGitRef } from '../case-fold.ts';
 import { topLevelClaim } from '../claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
@@ -81,6 +82,20 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       `${policy.issuer.url} signs tokens for every project it serves, and this allow policy pins none of ${preset.tenantClaims.join(', ')} to one owner or project`,
       ['match'],
     );
+  },
+
+  function caseInsensitiveRef({ policy, preset, report }) {
+    // A deny policy that folds matches more, never less: only allow policies widen this way.
+    if (policy.effect !== 'allow') return;
+    for (const condition of policy.conditions) {
+      if (condition.fold !== 'whole' || !carriesGitRef(condition.key)) continue;
+      report(
+        'case-insensitive-ref',
+        `${condition.key} carries a git ref, and ${preset.name} compares it without case: ` +
+          'refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main',
+        ['match', condition.key],
+      );
+    }
   },
 
   function nameWithoutId({ policy, facts, report }) {
@@ -222,7 +237,7 @@ function values(matcher: Matcher): string[] {
 const EVERYTHING_PROBES = ['x', 'refs/heads/keyway-lint-probe', 'keyway@lint/probe:42 !', '0'];
 
 function regexMatchesEverything(pattern: string): boolean {
-  const test = compileSafeRegex(pattern, false);
+  const test = compileSafeRegex(pattern, 'exact');
   return EVERYTHING_PROBES.every((probe) => test(probe));
 }
 

@@ -15,13 +15,17 @@ export const LINT_RULES = {
     severity: 'error',
     why: 'a shared issuer signs tokens for every customer of that CI system; without a tenant pin (an owner, project or organisation id) any of them can match',
   },
+  'case-insensitive-ref': {
+    severity: 'error',
+    why: 'git refs are case-sensitive: a claim carrying a ref that compares without case lets refs/heads/MAIN, which anyone who can push may create unprotected, pass for refs/heads/main',
+  },
   'name-without-id': {
     severity: 'warning',
     why: 'names can be renamed, deleted and registered again by someone else (resurrected); the id beside a name cannot',
   },
   'write-from-untrusted': {
     severity: 'warning',
-    why: 'write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target, workflow_run, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans',
+    why: 'write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target (whose ref is the default branch), workflow_run, comment and review triggers, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans',
   },
   'matches-everything': {
     severity: 'warning',
