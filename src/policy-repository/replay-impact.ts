@@ -8,7 +8,7 @@ import type { PolicySet } from '../policy/policy-set.ts';
 export const IMPACT_WINDOW_DAYS = 14;
 
 /** Outcomes the policies decided; every other refusal (expired, replayed, bad signature…) happened before any policy. */
-export const POLICY_REASONS: ReadonlySet<Reason> = new Set(['granted', 'no_policy_matched', 'denied_by_policy', 'audience_not_granted', 'scope_not_granted', 'template_claim_missing']);
+export const POLICY_REASONS: ReadonlySet<Reason> = new Set(['granted', 'no_policy_matched', 'denied_by_policy', 'audience_not_granted', 'scope_not_granted', 'template_claim_missing', 'template_value_forbidden']);
 
 /** One exchange whose outcome the proposed set changes. */
 export interface ImpactExample {
