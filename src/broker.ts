@@ -87,7 +87,12 @@ export function createBroker(parts: BrokerParts): Broker {
     (fetched) => {
       metrics.jwksFetch(fetched.issuer, fetched.outcome);
       // The error can quote what the issuer's server sent (a discovery document's `issuer`): bounded like audit detail.
-      const fields = { issuer: fetched.issuer, outcome: fetched.outcome, duration_ms: Math.round(fetched.seconds * 1000), ...(fetched.error === undefined ? {} : { error: boundText(fetched.error, AUDIT_BOUNDS.detail) }) };
+      const fields = {
+        issuer: fetched.issuer,
+        outcome: fetched.outcome,
+        duration_ms: Math.round(fetched.seconds * 1000),
+        ...(fetched.error === undefined ? {} : { error: boundText(fetched.error, AUDIT_BOUNDS.detail) }),
+      };
       if (fetched.outcome === 'ok') parts.log.info('jwks fetch', fields);
       else parts.log.warn('jwks fetch', fields);
     },

@@ -104,7 +104,9 @@ export function boundAuditEvent(event: AuditEvent): AuditEvent {
           },
         }),
     ...(event.subject === undefined ? {} : { subject: boundText(event.subject) }),
-    ...(event.claims === undefined ? {} : { claims: Object.fromEntries(Object.entries(event.claims).map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)])) }),
+    ...(event.claims === undefined
+      ? {}
+      : { claims: Object.fromEntries(Object.entries(event.claims).map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)])) }),
     ...(issued === undefined ? {} : { issued: { ...issued, sub: boundText(issued.sub), aud: boundList(issued.aud), scope: boundList(issued.scope) } }),
   };
 }

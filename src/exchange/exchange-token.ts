@@ -95,7 +95,9 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     success = await grantOrThrow(deps, input.form, now, event);
   } catch (error) {
     failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
-    if (failure.reason === 'internal_error') deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(describe(error), AUDIT_BOUNDS.detail) });
+    if (failure.reason === 'internal_error') {
+      deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(describe(error), AUDIT_BOUNDS.detail) });
+    }
     event.reason = failure.reason;
     event.decision = REASONS[failure.reason].decision;
     event.detail = failure.message;
@@ -105,7 +107,9 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   const headers: Record<string, string> = limited === undefined ? {} : { 'Retry-After': String(limited.retryAfterSeconds) };
   const refusal = (refused: ExchangeError | undefined): Record<string, unknown> => {
     const spec = REASONS[refused?.reason ?? 'internal_error'];
-    return { error: 'error' in spec ? spec.error : 'server_error', error_description: refused?.detailIsPublic === true ? boundText(refused.message, AUDIT_BOUNDS.detail) : spec.description };
+    // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
+    const description = refused?.detailIsPublic === true ? boundText(refused.message, AUDIT_BOUNDS.detail) : spec.description;
+    return { error: 'error' in spec ? spec.error : 'server_error', error_description: description };
   };
   const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
   // A flood of refusals must not become a flood of records: see RateLimitedError.

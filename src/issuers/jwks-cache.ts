@@ -98,7 +98,8 @@ export class JwksCache {
     if (usable && this.#coolingDown(entry.lastAttemptAt, now)) return cached.getKey;
     // Without keys to fall back on, a failing issuer is asked once per cooldown, not once per token.
     if (!usable && entry.inflight === undefined && entry.lastFailure !== undefined && this.#coolingDown(entry.lastAttemptAt, now)) {
-      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${entry.lastFailure} (tried again at most once per ${this.#policy.refetchCooldownSeconds} s)`);
+      const cooldown = `tried again at most once per ${this.#policy.refetchCooldownSeconds} s`;
+      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${entry.lastFailure} (${cooldown})`);
     }
     try {
       return (await this.#refetch(issuerUrl, entry)).getKey;

@@ -18,7 +18,9 @@ export function publicAddressLookup(allowLoopback: boolean): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error !== null) return callback(error, '');
-      const refusal = addresses.length === 0 ? 'no address' : addresses.map((found) => addressRefusal(found.address, allowLoopback)).find((why) => why !== undefined);
+      const refusal = addresses.length === 0
+        ? 'no address'
+        : addresses.map((found) => addressRefusal(found.address, allowLoopback)).find((why) => why !== undefined);
       if (refusal !== undefined) return callback(new ForbiddenAddressError(`${hostname} resolves to ${refusal}`), '');
       const [first] = addresses;
       if (options.all === true || first === undefined) callback(null, addresses);
@@ -47,7 +49,11 @@ export function publicAddressFetch(allowLoopback: boolean): typeof fetch {
     const refusal = literalHostRefusal(url, allowLoopback);
     if (refusal !== undefined) throw new ForbiddenAddressError(`${url.origin}: ${refusal}`);
     const body = request.body === null ? undefined : Buffer.from(await request.arrayBuffer());
-    const headers = { 'user-agent': 'keyway', ...Object.fromEntries(request.headers), ...(body === undefined ? {} : { 'content-length': String(body.byteLength) }) };
+    const headers = {
+      'user-agent': 'keyway',
+      ...Object.fromEntries(request.headers),
+      ...(body === undefined ? {} : { 'content-length': String(body.byteLength) }),
+    };
     return new Promise<Response>((resolve, reject) => {
       const { client, agent } = url.protocol === 'https:' ? secure : plain;
       const outgoing = client.request(url, { method: request.method, headers, agent, signal: request.signal }, (incoming) => {

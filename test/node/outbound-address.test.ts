@@ -8,8 +8,15 @@ import { publicAddressFetch } from '../../src/node/public-address-fetch.ts';
 import { exchangeForm, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
+interface CountingServer {
+  readonly server: Server;
+  readonly port: number;
+  readonly base: string;
+  connections(): number;
+}
+
 /** A loopback HTTP server that counts every connection made to it, TLS attempts included. */
-async function countingServer(answer: (base: string) => unknown = () => ({ ok: true })): Promise<{ server: Server; port: number; base: string; connections: () => number }> {
+async function countingServer(answer: (base: string) => unknown = () => ({ ok: true })): Promise<CountingServer> {
   let connections = 0;
   let base = '';
   const server = createServer((_request, response) => {
@@ -30,6 +37,9 @@ async function closeServer(server: Server): Promise<void> {
   await once(server, 'close');
 }
 
+/** A policy granting `svc-b` of `issuer`. */
+const serviceOf = (issuer: string): string => `version: 1\nissuer: "${issuer}"\nmatch: { sub: svc-b }\ngrant: { audience: https://b.example }\n`;
+
 /** A well-formed RS256 JWT whose signature is never checked: refusals here come before verification. */
 function unverifiedToken(iss: string, aud: string): string {
   const now = Math.floor(Date.now() / 1000);
@@ -38,7 +48,7 @@ function unverifiedToken(iss: string, aud: string): string {
 }
 
 describe('outbound connections on Node', () => {
-  let target: Awaited<ReturnType<typeof countingServer>>;
+  let target: CountingServer;
   beforeAll(async () => {
     target = await countingServer();
   });
@@ -46,8 +56,8 @@ describe('outbound connections on Node', () => {
 
   it('refuses loopback without the development switch, by literal address and by the address a name resolves to, before connecting', async () => {
     const refusing = publicAddressFetch(false);
-    const urls = [`https://127.0.0.1:${target.port}/`, `https://localhost:${target.port}/`, `https://[::ffff:127.0.0.1]:${target.port}/`, `http://localhost:${target.port}/`];
-    for (const url of urls) {
+    const hosts = ['127.0.0.1', 'localhost', '[::ffff:127.0.0.1]'];
+    for (const url of [...hosts.map((host) => `https://${host}:${target.port}/`), `http://localhost:${target.port}/`]) {
       await expect(refusing(url)).rejects.toThrow(ForbiddenAddressError);
     }
     await expect(refusing(`https://localhost:${target.port}/`)).rejects.toThrow(/^localhost resolves to 127\.0\.0\.1 is in the loopback range/);
@@ -66,7 +76,7 @@ describe('outbound connections on Node', () => {
     beforeAll(async () => {
       issuerUrl = `https://localhost:${target.port}/ci`;
       broker = await startNodeHarness(
-        { 'localhost/service.yaml': `version: 1\nissuer: "${issuerUrl}"\nmatch: { sub: svc-b }\ngrant: { audience: https://b.example }\n` },
+        { 'localhost/service.yaml': serviceOf(issuerUrl) },
         { settings: { KEYWAY_ALLOW_HTTP_LOOPBACK: '0' } },
       );
     });
@@ -90,7 +100,7 @@ describe('outbound connections on Node', () => {
   it('refuses a jwks_uri written as a non-public address, even with loopback allowed: 0.0.0.0 reaches this machine', async () => {
     const discovery = await countingServer((base) => ({ issuer: `${base}/ci`, jwks_uri: `https://0.0.0.0:${target.port}/jwks` }));
     const issuer = `${discovery.base}/ci`;
-    const broker = await startNodeHarness({ 'unspecified/service.yaml': `version: 1\nissuer: "${issuer}"\nmatch: { sub: svc-b }\ngrant: { audience: https://b.example }\n` });
+    const broker = await startNodeHarness({ 'unspecified/service.yaml': serviceOf(issuer) });
     try {
       const before = target.connections();
       const result = await postToken(broker, exchangeForm(unverifiedToken(issuer, broker.issuer)));

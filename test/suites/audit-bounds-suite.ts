@@ -45,11 +45,21 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
     let broker: BrokerHarness;
     let issuer: TestIssuer;
     const now = () => Math.floor(Date.now() / 1000);
-    const claims = (overrides: Record<string, unknown> = {}) => ({ iss: issuer.url, aud: broker.issuer, sub: 'svc-bounded', iat: now(), exp: now() + 300, ...overrides });
+    const claims = (overrides: Record<string, unknown> = {}) => ({
+      iss: issuer.url,
+      aud: broker.issuer,
+      sub: 'svc-bounded',
+      iat: now(),
+      exp: now() + 300,
+      ...overrides,
+    });
+    const rs256 = (payload: Record<string, unknown>) => forged({ alg: 'RS256', typ: 'JWT' }, payload);
+    const invalidRequest = (reason: string) => ({ status: 400, error: 'invalid_request', reason });
 
     /** Posts a form with a 12 KB user agent and returns the answer and its record, after the checks every refusal must pass. */
     const refusedAndRecorded = async (form: URLSearchParams, expected: { status: number; error: string; reason: string }, recordMax = UNVERIFIED_RECORD_MAX) => {
-      const response = await broker.request('/token', { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': `agent/${'u'.repeat(NEAR_LIMIT)}` } });
+      const headers = { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': `agent/${'u'.repeat(NEAR_LIMIT)}` };
+      const response = await broker.request('/token', { method: 'POST', body: form, headers });
       const body = (await response.json()) as Record<string, unknown>;
       expect(response.status).toBe(expected.status);
       expect(body['error']).toBe(expected.error);
@@ -71,13 +81,14 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
 
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'bounds');
-      broker = await start({ 'bounded/service.yaml': `version: 1\nissuer: "${issuer.url}"\nmatch: { sub: svc-bounded }\ngrant: { audience: https://bounded.example }\n` });
+      const policy = `version: 1\nissuer: "${issuer.url}"\nmatch: { sub: svc-bounded }\ngrant: { audience: https://bounded.example }\n`;
+      broker = await start({ 'bounded/service.yaml': policy });
     });
     afterAll(() => broker.close());
 
     it('keeps a bounded record of an untrusted issuer named in 11 KB, with every audience, scope and the user agent cut', async () => {
       const iss = `https://${'i'.repeat(NEAR_LIMIT)}.example`;
-      const { event } = await refusedAndRecorded(exchangeForm(forged({ alg: 'RS256', typ: 'JWT' }, claims({ iss })), hugeTargets), { status: 400, error: 'invalid_request', reason: 'issuer_untrusted' });
+      const { event } = await refusedAndRecorded(exchangeForm(rs256(claims({ iss })), hugeTargets), invalidRequest('issuer_untrusted'));
       expect(event.detail?.startsWith('iss "https://iii')).toBe(true);
       expect(event.detail?.endsWith('…')).toBe(true);
       expect(event.subject_token?.claimed_iss).toHaveLength(AUDIT_BOUNDS.text);
@@ -88,20 +99,18 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
 
     it('keeps a bounded record of an 11 KB alg, kid, sub and jti', async () => {
       const long = (letter: string) => letter.repeat(NEAR_LIMIT);
-      await refusedAndRecorded(exchangeForm(forged({ alg: long('A'), typ: 'JWT' }, claims())), { status: 400, error: 'invalid_request', reason: 'algorithm_not_allowed' });
-      await refusedAndRecorded(exchangeForm(await issuer.sign(claims(), { header: { kid: long('k') } })), { status: 400, error: 'invalid_request', reason: 'signature_invalid' });
-      const { event } = await refusedAndRecorded(exchangeForm(forged({ alg: 'RS256', typ: 'JWT' }, claims({ sub: long('s').slice(0, NEAR_LIMIT / 2), jti: long('j').slice(0, NEAR_LIMIT / 2) }))), {
-        status: 400,
-        error: 'invalid_request',
-        reason: 'signature_invalid',
-      });
+      await refusedAndRecorded(exchangeForm(forged({ alg: long('A'), typ: 'JWT' }, claims())), invalidRequest('algorithm_not_allowed'));
+      await refusedAndRecorded(exchangeForm(await issuer.sign(claims(), { header: { kid: long('k') } })), invalidRequest('signature_invalid'));
+      const half = NEAR_LIMIT / 2;
+      const subAndJti = rs256(claims({ sub: long('s').slice(0, half), jti: long('j').slice(0, half) }));
+      const { event } = await refusedAndRecorded(exchangeForm(subAndJti), invalidRequest('signature_invalid'));
       expect(event.subject_token).toMatchObject({ claimed_sub: `${'s'.repeat(AUDIT_BOUNDS.text - 1)}…`, jti: `${'j'.repeat(AUDIT_BOUNDS.text - 1)}…` });
     });
 
     it('keeps a bounded record of a verified token with a huge subject and audience list', async () => {
       const audience = [broker.issuer, ...Array.from({ length: 24 }, (_, index) => `https://${index}.${'d'.repeat(180)}.example`)];
       const token = await issuer.sign(claims({ sub: `svc-${'b'.repeat(4000)}`, aud: audience }));
-      const { event } = await refusedAndRecorded(exchangeForm(token), { status: 400, error: 'invalid_request', reason: 'no_policy_matched' }, VERIFIED_RECORD_MAX);
+      const { event } = await refusedAndRecorded(exchangeForm(token), invalidRequest('no_policy_matched'), VERIFIED_RECORD_MAX);
       expect(event.subject).toHaveLength(AUDIT_BOUNDS.text);
       expect(event.claims?.['aud']).toEqual(expect.arrayContaining([broker.issuer]));
       expect(JSON.stringify(event.claims?.['aud']).length).toBeLessThanOrEqual(AUDIT_BOUNDS.value);
@@ -109,7 +118,8 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
 
     it('bounds an error description that echoes what the caller sent', async () => {
       const scope = 'p'.repeat(2000);
-      const { body } = await refusedAndRecorded(exchangeForm(forged({ alg: 'RS256', typ: 'JWT' }, claims()), { scope, requested_token_type: TOKEN_TYPE.githubInstallationToken }), {
+      const form = exchangeForm(rs256(claims()), { scope, requested_token_type: TOKEN_TYPE.githubInstallationToken });
+      const { body } = await refusedAndRecorded(form, {
         status: 400,
         error: 'invalid_scope',
         reason: 'github_permission_not_granted',
@@ -118,9 +128,9 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
     });
 
     it('refuses a 100 KB claim before it is decoded, with a bounded record', async () => {
-      await refusedAndRecorded(exchangeForm(forged({ alg: 'RS256', typ: 'JWT' }, claims({ iss: `https://${'i'.repeat(100_000)}.example` }))), { status: 413, error: 'invalid_request', reason: 'request_too_large' });
-      const nearBody = exchangeForm(forged({ alg: 'RS256', typ: 'JWT' }, claims({ iss: `https://${'i'.repeat(40_000)}.example` })));
-      await refusedAndRecorded(nearBody, { status: 400, error: 'invalid_request', reason: 'malformed_request' });
+      const withIss = (length: number) => exchangeForm(rs256(claims({ iss: `https://${'i'.repeat(length)}.example` })));
+      await refusedAndRecorded(withIss(100_000), { status: 413, error: 'invalid_request', reason: 'request_too_large' });
+      await refusedAndRecorded(withIss(40_000), invalidRequest('malformed_request'));
     });
   });
 }

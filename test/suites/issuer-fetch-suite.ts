@@ -7,11 +7,13 @@ export function issuerFetchSuite(runtime: string, start: StartBroker, issuerBase
     it('asks a failing issuer once per cooldown however many tokens arrive, and refuses each with 503 and a record', async () => {
       const failing = freshIssuer(issuerBase(), 'failing');
       await failing.settings({ down: true });
-      const broker = await start({ 'failing/service.yaml': `version: 1\nissuer: "${failing.url}"\nmatch: { sub: svc-f }\ngrant: { audience: https://f.example }\n` });
+      const policy = `version: 1\nissuer: "${failing.url}"\nmatch: { sub: svc-f }\ngrant: { audience: https://f.example }\n`;
+      const broker = await start({ 'failing/service.yaml': policy });
       try {
         for (let attempt = 0; attempt < 5; attempt += 1) {
           const now = Math.floor(Date.now() / 1000);
-          const result = await postToken(broker, exchangeForm(await failing.sign({ iss: failing.url, aud: broker.issuer, sub: 'svc-f', iat: now, exp: now + 300 })));
+          const token = await failing.sign({ iss: failing.url, aud: broker.issuer, sub: 'svc-f', iat: now, exp: now + 300 });
+          const result = await postToken(broker, exchangeForm(token));
           expect(result.status).toBe(503);
           expect(result.body['error']).toBe('temporarily_unavailable');
           expect(result.body).not.toHaveProperty('access_token');

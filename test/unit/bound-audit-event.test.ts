@@ -42,7 +42,8 @@ describe('bounding what a caller chose', () => {
   });
 
   it('keeps a nested value within one budget, keys included', () => {
-    const nested = { [`k${'e'.repeat(5000)}`]: 'v', groups: Array.from({ length: 50 }, () => ({ name: 'n'.repeat(3000), ids: Array.from({ length: 50 }, (_, index) => index) })) };
+    const groups = Array.from({ length: 50 }, () => ({ name: 'n'.repeat(3000), ids: Array.from({ length: 50 }, (_, index) => index) }));
+    const nested = { [`k${'e'.repeat(5000)}`]: 'v', groups };
     const bounded = boundJson(nested, AUDIT_BOUNDS.value) as Record<string, unknown>;
     expect(serializedLength(bounded)).toBeLessThanOrEqual(AUDIT_BOUNDS.value);
     expect(Object.keys(bounded)[0]).toHaveLength(AUDIT_BOUNDS.text);
@@ -68,7 +69,9 @@ describe('bounding what a caller chose', () => {
     const bounded = boundAuditEvent(event);
     expect(serializedLength(bounded)).toBeLessThan(16 * 1024);
     expect(bounded.detail).toHaveLength(AUDIT_BOUNDS.detail);
-    for (const text of [bounded.request.id, bounded.request.client_ip, bounded.request.user_agent, bounded.subject_token?.jti, bounded.subject_token?.claimed_iss, bounded.subject_token?.claimed_sub, bounded.subject, bounded.issued?.sub]) {
+    const { request, subject_token: token } = bounded;
+    const texts = [request.id, request.client_ip, request.user_agent, token?.jti, token?.claimed_iss, token?.claimed_sub, bounded.subject, bounded.issued?.sub];
+    for (const text of texts) {
       expect(text).toHaveLength(AUDIT_BOUNDS.text);
     }
     expect(bounded.request.scope).toHaveLength(AUDIT_BOUNDS.entries + 1);
@@ -77,6 +80,7 @@ describe('bounding what a caller chose', () => {
     expect(bounded.policy).toEqual(event.policy);
     expect(bounded.issued?.scope).toEqual(['deploy:write']);
     expect(bounded.subject_token?.sha256).toBe(event.subject_token?.sha256);
-    expect(Object.keys(boundAuditEvent({ id: 'x', time: 't', decision: 'malformed', reason: 'malformed_request', request: { id: 'r' } }))).toEqual(['id', 'time', 'decision', 'reason', 'request']);
+    const plain = boundAuditEvent({ id: 'x', time: 't', decision: 'malformed', reason: 'malformed_request', request: { id: 'r' } });
+    expect(Object.keys(plain)).toEqual(['id', 'time', 'decision', 'reason', 'request']);
   });
 });

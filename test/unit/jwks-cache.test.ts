@@ -90,7 +90,9 @@ describe('JwksCache', () => {
 
   it('keeps the keys of at most maxIssuers issuers, forgetting the least recently used first', async () => {
     const { cache } = setup({ maxIssuers: 2 });
-    const [first, second, third] = ['lru-a', 'lru-b', 'lru-c'].map((label) => freshIssuer(inject('testIssuerBase'), label)) as [TestIssuer, TestIssuer, TestIssuer];
+    const first = freshIssuer(inject('testIssuerBase'), 'lru-a');
+    const second = freshIssuer(inject('testIssuerBase'), 'lru-b');
+    const third = freshIssuer(inject('testIssuerBase'), 'lru-c');
     await cache.keysFor(first.url);
     await cache.keysFor(second.url);
     await cache.keysFor(first.url);

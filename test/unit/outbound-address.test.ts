@@ -41,7 +41,8 @@ const PUBLIC = ['8.8.8.8', '1.1.1.1', '140.82.112.3', '100.128.0.1', '172.32.0.1
 
 describe('which addresses the broker connects to', () => {
   it.each(NEVER)('refuses %s (%s), with or without the loopback switch unless it is loopback', (address, range) => {
-    expect(addressRefusal(address, false)).toBe(`${address} is in the ${range} range; the broker only connects to public addresses${range === 'loopback' ? ' (loopback only with KEYWAY_ALLOW_HTTP_LOOPBACK=1, for development)' : ''}`);
+    const hint = range === 'loopback' ? ' (loopback only with KEYWAY_ALLOW_HTTP_LOOPBACK=1, for development)' : '';
+    expect(addressRefusal(address, false)).toBe(`${address} is in the ${range} range; the broker only connects to public addresses${hint}`);
     if (range === 'loopback') expect(addressRefusal(address, true)).toBeUndefined();
     else expect(addressRefusal(address, true)).toBeDefined();
   });
@@ -85,7 +86,8 @@ describe('outbound URLs whose host is written as an IP address', () => {
   });
 
   it('reports a policy naming such an issuer as a problem when the policies load', () => {
-    const file = { path: 'metadata.yaml', text: 'version: 1\nissuer: "https://169.254.169.254/latest"\nmatch: { sub: x }\ngrant: { audience: https://a.example }\n' };
+    const text = 'version: 1\nissuer: "https://169.254.169.254/latest"\nmatch: { sub: x }\ngrant: { audience: https://a.example }\n';
+    const file = { path: 'metadata.yaml', text };
     let problems: readonly { message: string }[] = [];
     try {
       loadPolicies([file], { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: true });
@@ -93,7 +95,9 @@ describe('outbound URLs whose host is written as an IP address', () => {
       if (!(error instanceof PolicyLoadError)) throw error;
       problems = error.problems;
     }
-    expect(problems.map((problem) => problem.message)).toEqual(['https://169.254.169.254/latest: 169.254.169.254 is in the linkLocal range; the broker only connects to public addresses']);
+    expect(problems.map((problem) => problem.message)).toEqual([
+      'https://169.254.169.254/latest: 169.254.169.254 is in the linkLocal range; the broker only connects to public addresses',
+    ]);
   });
 
   it('is refused by the outbound fetch before any connection, and reaches loopback only with the switch on', async () => {
