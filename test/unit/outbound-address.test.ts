@@ -1,8 +1,10 @@
 import { describe, expect, inject, it } from 'vitest';
+import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { addressRefusal, ForbiddenAddressError } from '../../src/issuers/outbound-address.ts';
 import { outboundFetch } from '../../src/issuers/outbound-fetch.ts';
 import { checkOutboundUrl, IssuerReferenceError } from '../../src/issuers/trusted-issuer.ts';
 import { loadPolicies, PolicyLoadError } from '../../src/policy/load-policies.ts';
+import { ConfigError } from '../../src/settings.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 
 const NEVER = [
@@ -98,6 +100,12 @@ describe('outbound URLs whose host is written as an IP address', () => {
     expect(problems.map((problem) => problem.message)).toEqual([
       'https://169.254.169.254/latest: 169.254.169.254 is in the linkLocal range; the broker only connects to public addresses',
     ]);
+  });
+
+  it('refuses an alert webhook URL written as such an address when the settings are read', () => {
+    expect(() => readAlertSettings({ KEYWAY_ALERT_WEBHOOK_URL: 'https://169.254.169.254/hook' }, true)).toThrow(ConfigError);
+    expect(() => readAlertSettings({ KEYWAY_ALERT_WEBHOOK_URL: 'https://[fd00::5]/hook' }, true)).toThrow(/fd00::5 is in the uniqueLocal range/);
+    expect(readAlertSettings({ KEYWAY_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/hook' }, true).webhookUrl).toBe('http://127.0.0.1:9/hook');
   });
 
   it('is refused by the outbound fetch before any connection, and reaches loopback only with the switch on', async () => {
