@@ -1,7 +1,6 @@
 import type { Context } from 'hono';
 import { createApp, type AppEnv, type HealthReport } from './app.ts';
 import type { AuditStore } from './audit/audit-event.ts';
-import { AUDIT_BOUNDS, boundText } from './audit/bound-audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './issuers/jwks-cache.ts';
 import type { OutboundHttpOptions } from './issuers/fetch-json.ts';
 import { outboundFetch } from './issuers/outbound-fetch.ts';
@@ -86,13 +85,7 @@ export function createBroker(parts: BrokerParts): Broker {
     now,
     (fetched) => {
       metrics.jwksFetch(fetched.issuer, fetched.outcome);
-      // The error can quote what the issuer's server sent (a discovery document's `issuer`): bounded like audit detail.
-      const fields = {
-        issuer: fetched.issuer,
-        outcome: fetched.outcome,
-        duration_ms: Math.round(fetched.seconds * 1000),
-        ...(fetched.error === undefined ? {} : { error: boundText(fetched.error, AUDIT_BOUNDS.detail) }),
-      };
+      const fields = { issuer: fetched.issuer, outcome: fetched.outcome, duration_ms: Math.round(fetched.seconds * 1000), ...(fetched.error === undefined ? {} : { error: fetched.error }) };
       if (fetched.outcome === 'ok') parts.log.info('jwks fetch', fields);
       else parts.log.warn('jwks fetch', fields);
     },

@@ -1,4 +1,5 @@
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
 import { FetchError, fetchJson, type OutboundHttpOptions } from './fetch-json.ts';
 
@@ -60,6 +61,7 @@ export interface JwksFetchEvent {
   readonly issuer: string;
   readonly outcome: 'ok' | 'error';
   readonly seconds: number;
+  /** Why it failed, bounded (AUDIT_BOUNDS.detail): it can quote what the issuer's server sent. */
   readonly error?: string;
 }
 
@@ -105,7 +107,8 @@ export class JwksCache {
       return (await this.#refetch(issuerUrl, entry)).getKey;
     } catch (cause) {
       if (usable) return cached.getKey;
-      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${(cause as Error).message}`, { cause });
+      const why = boundText((cause as Error).message, AUDIT_BOUNDS.detail);
+      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${why}`, { cause });
     }
   }
 
@@ -158,7 +161,8 @@ export class JwksCache {
       })
       .catch((error: unknown) => {
         this.stats.fetchFailures += 1;
-        entry.lastFailure = error instanceof Error ? error.message : String(error);
+        // Kept per issuer for a cooldown, and logged: bounded, as it can quote what the issuer's server sent.
+        entry.lastFailure = boundText(error instanceof Error ? error.message : String(error), AUDIT_BOUNDS.detail);
         this.#onFetch({ issuer: issuerUrl, outcome: 'error', seconds: seconds(), error: entry.lastFailure });
         throw error;
       })

@@ -3,6 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIT_BOUNDS } from '../../src/audit/bound-audit-event.ts';
+import { outboundHttp } from '../../src/broker.ts';
+import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/issuers/jwks-cache.ts';
 import { ForbiddenAddressError } from '../../src/issuers/outbound-address.ts';
 import { publicAddressFetch } from '../../src/node/public-address-fetch.ts';
 import { exchangeForm, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
@@ -95,6 +98,24 @@ describe('outbound connections on Node', () => {
       }
       expect(target.connections()).toBe(before);
     });
+  });
+
+  it('keeps and logs a bounded reason for a failing issuer, however much its server sent', async () => {
+    const chatty = await countingServer(() => ({ issuer: 'x'.repeat(200_000), jwks_uri: 'https://keys.example/jwks' }));
+    const logged: string[] = [];
+    const cache = new JwksCache(outboundHttp(publicAddressFetch(true), true), DEFAULT_JWKS_CACHE_POLICY, Date.now, (event) => logged.push(event.error ?? ''));
+    try {
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        const failure = cache.keysFor(`${chatty.base}/ci`);
+        await expect(failure).rejects.toThrow(/names issuer "xxxx/);
+        expect((await failure.catch((error: Error) => error.message)).length).toBeLessThan(AUDIT_BOUNDS.detail + 200);
+      }
+      expect(chatty.connections()).toBe(1);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]?.length).toBeLessThanOrEqual(AUDIT_BOUNDS.detail);
+    } finally {
+      await closeServer(chatty.server);
+    }
   });
 
   it('refuses a jwks_uri written as a non-public address, even with loopback allowed: 0.0.0.0 reaches this machine', async () => {
