@@ -59,7 +59,8 @@ export function publicAddressFetch(allowLoopback: boolean): typeof fetch {
       const outgoing = client.request(url, { method: request.method, headers, agent, signal: request.signal }, (incoming) => {
         const status = incoming.statusCode ?? 0;
         const answered = new Headers();
-        for (let index = 0; index + 1 < incoming.rawHeaders.length; index += 2) answered.append(incoming.rawHeaders[index]!, incoming.rawHeaders[index + 1]!);
+        const raw = incoming.rawHeaders;
+        for (let index = 0; index + 1 < raw.length; index += 2) answered.append(raw[index] ?? '', raw[index + 1] ?? '');
         const nullBody = NULL_BODY_STATUSES.has(status) || request.method === 'HEAD';
         if (nullBody) incoming.resume();
         try {
