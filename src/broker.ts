@@ -2,6 +2,8 @@ import type { Context } from 'hono';
 import { createApp, type AppEnv, type HealthReport } from './app.ts';
 import type { AuditStore } from './audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './issuers/jwks-cache.ts';
+import type { OutboundHttpOptions } from './issuers/fetch-json.ts';
+import { outboundFetch } from './issuers/outbound-fetch.ts';
 import type { Logger } from './log.ts';
 import type { PolicySet } from './policy/policy-set.ts';
 import type { ReplayGuard } from './replay/replay-guard.ts';
@@ -38,6 +40,10 @@ export interface BrokerParts {
   readonly health?: () => HealthReport;
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * How the runtime connects out: publicAddressFetch on Node, the platform's fetch on Workers
+   * (the default). Every outbound call goes through outboundHttp around it.
+   */
   readonly fetch?: typeof fetch;
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** Where the rate limits' buckets live: in the process (Node) or in Durable Objects (Workers). */
@@ -60,17 +66,21 @@ export interface Broker {
 export const OUTBOUND_TIMEOUT_MS = 5000;
 export const OUTBOUND_MAX_BYTES = 256 * 1024;
 
+/**
+ * What every outbound call (discovery and JWKS, the GitHub API, alert webhooks) shares: the
+ * runtime's connector behind outboundFetch, which refuses non-public addresses, a deadline
+ * and a size cap.
+ */
+export function outboundHttp(connect: typeof fetch, allowHttpLoopback: boolean): OutboundHttpOptions {
+  return { fetch: outboundFetch(connect, allowHttpLoopback), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback };
+}
+
 export function createBroker(parts: BrokerParts): Broker {
   const now = parts.now ?? Date.now;
-  const outbound = parts.fetch ?? ((input, init) => fetch(input, init));
+  const http = outboundHttp(parts.fetch ?? ((input, init) => fetch(input, init)), parts.settings.allowHttpLoopback);
   const metrics = parts.metrics ?? noMetrics;
   const jwks = new JwksCache(
-    {
-      fetch: outbound,
-      timeoutMs: OUTBOUND_TIMEOUT_MS,
-      maxBytes: OUTBOUND_MAX_BYTES,
-      allowHttpLoopback: parts.settings.allowHttpLoopback,
-    },
+    http,
     parts.jwksCachePolicy ?? DEFAULT_JWKS_CACHE_POLICY,
     now,
     (fetched) => {
@@ -94,8 +104,8 @@ export function createBroker(parts: BrokerParts): Broker {
             url: alertSettings.webhookUrl,
             attempts: alertSettings.webhookAttempts,
             backoffMs: alertSettings.webhookBackoffMs,
-            timeoutMs: OUTBOUND_TIMEOUT_MS,
-            fetch: outbound,
+            timeoutMs: http.timeoutMs,
+            fetch: http.fetch,
             broker: parts.settings.issuer,
             sign: (body) => signWebhookBody(body, parts.keys().signing),
           },

@@ -1,3 +1,4 @@
+import { literalHostRefusal } from '../issuers/outbound-address.ts';
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../settings.ts';
 import { ALERT_RULES, type AlertRule } from './alert.ts';
@@ -38,6 +39,9 @@ export function readAlertSettings(env: SettingsSource, allowHttpLoopback: boolea
     if (url.protocol !== 'https:' && !(allowHttpLoopback && isLoopbackHttpUrl(url))) {
       throw new ConfigError('KEYWAY_ALERT_WEBHOOK_URL must use https (http only on loopback with KEYWAY_ALLOW_HTTP_LOOPBACK=1)');
     }
+    // Deliveries would be refused anyway (outbound-fetch.ts); saying so at start-up beats a failed delivery per alert.
+    const refusal = literalHostRefusal(url, allowHttpLoopback);
+    if (refusal !== undefined) throw new ConfigError(`KEYWAY_ALERT_WEBHOOK_URL: ${refusal}`);
     webhookUrl = webhook;
   }
   return {

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import type { JwksCache } from '../issuers/jwks-cache.ts';
 import { verifySubjectToken } from '../issuers/verify-subject-token.ts';
 import type { Logger } from '../log.ts';
@@ -66,7 +67,6 @@ export interface ExchangeResponse {
 }
 
 const nextId = monotonicFactory();
-const CLAIMED_MAX = 256;
 
 type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
 
@@ -84,7 +84,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     request: {
       id: context.requestId,
       ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
-      ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent.slice(0, 512) }),
+      ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent }),
     },
   };
 
@@ -95,7 +95,9 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     success = await grantOrThrow(deps, input.form, now, event);
   } catch (error) {
     failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
-    if (failure.reason === 'internal_error') deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: describe(error) });
+    if (failure.reason === 'internal_error') {
+      deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(describe(error), AUDIT_BOUNDS.detail) });
+    }
     event.reason = failure.reason;
     event.decision = REASONS[failure.reason].decision;
     event.detail = failure.message;
@@ -105,17 +107,21 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   const headers: Record<string, string> = limited === undefined ? {} : { 'Retry-After': String(limited.retryAfterSeconds) };
   const refusal = (refused: ExchangeError | undefined): Record<string, unknown> => {
     const spec = REASONS[refused?.reason ?? 'internal_error'];
-    return { error: 'error' in spec ? spec.error : 'server_error', error_description: refused?.detailIsPublic === true ? refused.message : spec.description };
+    // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
+    const description = refused?.detailIsPublic === true ? boundText(refused.message, AUDIT_BOUNDS.detail) : spec.description;
+    return { error: 'error' in spec ? spec.error : 'server_error', error_description: description };
   };
   const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
   // A flood of refusals must not become a flood of records: see RateLimitedError.
   if (limited !== undefined && !limited.recorded) return { status: 429, body: refusal(limited), headers, outcome };
 
+  // Whatever the caller sent, the record (and all that reads it: alerts, logs) holds a bounded amount of it.
+  const recordedEvent = boundAuditEvent(event);
   let link: ChainLink;
   const started = performance.now();
   const seconds = (): number => (performance.now() - started) / 1000;
   try {
-    link = await deps.audit.append(event);
+    link = await deps.audit.append(recordedEvent);
   } catch (error) {
     deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
     if (success?.revoke !== undefined) {
@@ -133,7 +139,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     };
   }
 
-  const recorded = { event, link };
+  const recorded = { event: recordedEvent, link };
   const append = { outcome: 'ok', seconds: seconds() } as const;
   if (success !== undefined && failure === undefined) return { status: 200, body: { ...success.body, audit_event_id: event.id }, outcome, recorded, append };
   return {
@@ -277,7 +283,7 @@ async function describeSubjectToken(token: string): Promise<NonNullable<AuditEve
   } catch {
     // A token that does not decode is refused by verification; its hash is still recorded.
   }
-  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value.slice(0, CLAIMED_MAX) : undefined);
+  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
   const jti = text(claimed['jti']);
   const iss = text(claimed['iss']);
   const sub = text(claimed['sub']);

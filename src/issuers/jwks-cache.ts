@@ -1,4 +1,5 @@
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
 import { FetchError, fetchJson, type OutboundHttpOptions } from './fetch-json.ts';
 
@@ -10,9 +11,16 @@ export interface JwksCachePolicy {
   readonly defaultFreshSeconds: number;
   /** How long cached keys keep verifying while the issuer cannot be reached. */
   readonly staleIfErrorSeconds: number;
-  /** At most one refetch per issuer in this window, however many unknown `kid`s arrive. */
+  /**
+   * At most one fetch per issuer in this window, however many tokens arrive: after a failed
+   * fetch (with or without keys to fall back on) and for unknown `kid`s alike.
+   */
   readonly refetchCooldownSeconds: number;
+  /** Issuers whose keys (or last failure) are kept at most; the least recently used goes first. Default 1000. */
+  readonly maxIssuers?: number;
 }
+
+const MAX_ISSUERS = 1000;
 
 export const DEFAULT_JWKS_CACHE_POLICY: JwksCachePolicy = {
   minFreshSeconds: 60,
@@ -20,6 +28,7 @@ export const DEFAULT_JWKS_CACHE_POLICY: JwksCachePolicy = {
   defaultFreshSeconds: 10 * 60,
   staleIfErrorSeconds: 6 * 60 * 60,
   refetchCooldownSeconds: 30,
+  maxIssuers: MAX_ISSUERS,
 };
 
 const MAX_KEYS = 100;
@@ -41,6 +50,8 @@ interface IssuerEntry {
   inflight?: Promise<CachedKeys>;
   /** Last fetch of any kind: after a failed one, stale keys are served for a cooldown before trying again. */
   lastAttemptAt?: number;
+  /** Why the last fetch failed, until one succeeds: without usable keys, the issuer is refused with it for a cooldown. */
+  lastFailure?: string;
   /** Last fetch forced by an unknown `kid`: these are what an attacker can trigger at will. */
   lastForcedAt?: number;
 }
@@ -50,6 +61,7 @@ export interface JwksFetchEvent {
   readonly issuer: string;
   readonly outcome: 'ok' | 'error';
   readonly seconds: number;
+  /** Why it failed, bounded (AUDIT_BOUNDS.detail): it can quote what the issuer's server sent. */
   readonly error?: string;
 }
 
@@ -84,12 +96,19 @@ export class JwksCache {
     const now = this.#now();
     const cached = entry.keys;
     if (cached !== undefined && now < cached.freshUntil) return cached.getKey;
-    if (cached !== undefined && now < cached.staleUntil && this.#coolingDown(entry.lastAttemptAt, now)) return cached.getKey;
+    const usable = cached !== undefined && now < cached.staleUntil;
+    if (usable && this.#coolingDown(entry.lastAttemptAt, now)) return cached.getKey;
+    // Without keys to fall back on, a failing issuer is asked once per cooldown, not once per token.
+    if (!usable && entry.inflight === undefined && entry.lastFailure !== undefined && this.#coolingDown(entry.lastAttemptAt, now)) {
+      const cooldown = `tried again at most once per ${this.#policy.refetchCooldownSeconds} s`;
+      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${entry.lastFailure} (${cooldown})`);
+    }
     try {
       return (await this.#refetch(issuerUrl, entry)).getKey;
     } catch (cause) {
-      if (cached !== undefined && now < cached.staleUntil) return cached.getKey;
-      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${(cause as Error).message}`, { cause });
+      if (usable) return cached.getKey;
+      const why = boundText((cause as Error).message, AUDIT_BOUNDS.detail);
+      throw new IssuerUnavailableError(`keys for ${issuerUrl} are unavailable: ${why}`, { cause });
     }
   }
 
@@ -111,11 +130,15 @@ export class JwksCache {
     }
   }
 
+  /** The issuer's entry, made the most recently used; the least recently used one goes when there are too many. */
   #entry(issuerUrl: string): IssuerEntry {
-    let entry = this.#entries.get(issuerUrl);
-    if (entry === undefined) {
-      entry = {};
-      this.#entries.set(issuerUrl, entry);
+    const entry = this.#entries.get(issuerUrl) ?? {};
+    this.#entries.delete(issuerUrl);
+    this.#entries.set(issuerUrl, entry);
+    const max = this.#policy.maxIssuers ?? MAX_ISSUERS;
+    for (const oldest of this.#entries.keys()) {
+      if (this.#entries.size <= max) break;
+      this.#entries.delete(oldest);
     }
     return entry;
   }
@@ -132,12 +155,15 @@ export class JwksCache {
     entry.inflight = this.#fetchKeys(issuerUrl)
       .then((keys) => {
         entry.keys = keys;
+        entry.lastFailure = undefined;
         this.#onFetch({ issuer: issuerUrl, outcome: 'ok', seconds: seconds() });
         return keys;
       })
       .catch((error: unknown) => {
         this.stats.fetchFailures += 1;
-        this.#onFetch({ issuer: issuerUrl, outcome: 'error', seconds: seconds(), error: error instanceof Error ? error.message : String(error) });
+        // Kept per issuer for a cooldown, and logged: bounded, as it can quote what the issuer's server sent.
+        entry.lastFailure = boundText(error instanceof Error ? error.message : String(error), AUDIT_BOUNDS.detail);
+        this.#onFetch({ issuer: issuerUrl, outcome: 'error', seconds: seconds(), error: entry.lastFailure });
         throw error;
       })
       .finally(() => {

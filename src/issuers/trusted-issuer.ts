@@ -1,4 +1,5 @@
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { literalHostRefusal } from './outbound-address.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
 
 /** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */
@@ -42,18 +43,21 @@ export class DevIssuerDisabledError extends IssuerReferenceError {}
 
 /**
  * Checks that a URL may be contacted or trusted: https, or http on loopback when the operator
- * turned that on for development. Used for issuer URLs, discovery and JWKS alike.
+ * turned that on for development, and a host written as an IP address must be a public one
+ * (a name is checked by the address it resolves to, when the connection is made: see
+ * outbound-fetch.ts). Used for issuer URLs, discovery, JWKS and the GitHub API alike.
  */
 export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL {
   if (!URL.canParse(value)) throw new IssuerReferenceError(`${JSON.stringify(value)} is not an absolute URL`);
   const url = new URL(value);
   if (url.username !== '' || url.password !== '') throw new IssuerReferenceError(`${value} must not carry credentials`);
-  if (url.protocol === 'https:') return url;
-  if (isLoopbackHttpUrl(url)) {
-    if (allowHttpLoopback) return url;
-    throw new IssuerReferenceError(`${value} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
+  if (url.protocol !== 'https:') {
+    if (!isLoopbackHttpUrl(url)) throw new IssuerReferenceError(`${value} must use https`);
+    if (!allowHttpLoopback) throw new IssuerReferenceError(`${value} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
   }
-  throw new IssuerReferenceError(`${value} must use https`);
+  const refusal = literalHostRefusal(url, allowHttpLoopback);
+  if (refusal !== undefined) throw new IssuerReferenceError(`${value}: ${refusal}`);
+  return url;
 }
 
 function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {

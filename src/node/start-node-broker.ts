@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { createBroker, OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { createBroker, outboundHttp } from '../broker.ts';
 import { createGitHubTokens } from '../github/create-github-tokens.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
 import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
@@ -39,13 +39,12 @@ import { MemoryRateLimiter } from '../limits/memory-rate-limiter.ts';
 import { brokerMetrics } from '../metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { metricsRoute } from './metrics-route.ts';
+import { publicAddressFetch } from './public-address-fetch.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
   readonly now?: () => number;
   readonly jwksCachePolicy?: JwksCachePolicy;
-  /** Outbound fetch for issuer discovery and JWKS. */
-  readonly fetch?: typeof fetch;
 }
 
 export interface NodeBroker {
@@ -120,8 +119,10 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
   let github: GitHubTokens | undefined;
+  // Every outbound connection is checked against the addresses its name resolves to, as it is made.
+  const connect = publicAddressFetch(config.allowHttpLoopback);
   if (config.github !== undefined) {
-    const http = { fetch: options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init)), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: config.allowHttpLoopback };
+    const http = outboundHttp(connect, config.allowHttpLoopback);
     const timer = new RevocationTimer(() => revokeDueTokens({ store: revocations, box, http, now, log }), () => revocations.nextAttemptAt(), now, log);
     github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled: () => timer.arm() });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
@@ -150,7 +151,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     log,
     now,
     ...(github === undefined ? {} : { github }),
-    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    fetch: connect,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
     webhooks: {
       deliveries: new SqliteDeliveryLog(db),

@@ -24,7 +24,7 @@ import type { KeyRingPlan } from '../tokens/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
 import type { SqlDatabase } from '../storage/sql-database.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
-import { OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { outboundHttp } from '../broker.ts';
 import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
 import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
 import { jsonLogger } from '../log.ts';
@@ -98,7 +98,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
         await revokeDueTokens({
           store: this.#revocations,
           box: await this.#secretBox(),
-          http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: readFlag(this.env, 'KEYWAY_ALLOW_HTTP_LOOPBACK') },
+          http: outboundHttp((input, init) => fetch(input, init), readFlag(this.env, 'KEYWAY_ALLOW_HTTP_LOOPBACK')),
           now: Date.now,
           log,
         });

@@ -1,4 +1,4 @@
-import { createBroker, OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../broker.ts';
+import { createBroker, outboundHttp } from '../broker.ts';
 import { createGitHubTokens } from '../github/create-github-tokens.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
 import { readMasterKeys } from '../secrets/master-keys.ts';
@@ -84,7 +84,8 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   let github: GitHubTokens | undefined;
   if (settings.github !== undefined) {
     github = await createGitHubTokens(settings.github, {
-      http: { fetch: (input, init) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: settings.allowHttpLoopback },
+      // Cloudflare's fetch never reaches private addresses; outboundHttp refuses them written as IP addresses.
+      http: outboundHttp((input, init) => fetch(input, init), settings.allowHttpLoopback),
       revocations: stores.revocations,
       box: await SecretBox.fromMasterKeys(master),
       now,

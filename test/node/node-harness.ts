@@ -87,8 +87,15 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const { github, githubWebhooks, limits, repositoryPolicies } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
-  const config = testConfig(root, { limits, repositoryPolicies, ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
+  const { github, githubWebhooks, limits, repositoryPolicies, allowHttpLoopback } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+  const config = testConfig(root, {
+    limits,
+    repositoryPolicies,
+    ...(github === undefined ? {} : { github }),
+    ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
+    // Tests run with loopback http allowed unless they turn it off.
+    ...(options.settings?.['KEYWAY_ALLOW_HTTP_LOOPBACK'] === undefined ? {} : { allowHttpLoopback }),
+  });
   const broker = await startNodeBroker(config, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),

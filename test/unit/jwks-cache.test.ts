@@ -72,6 +72,37 @@ describe('JwksCache', () => {
     expect((await issuer.hits()).jwks).toBe(3);
   });
 
+  it('asks a failing issuer with no keys once per cooldown, however many tokens arrive', async () => {
+    const { issuer, cache, clock } = setup({ refetchCooldownSeconds: 30 });
+    await issuer.settings({ down: true });
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      await expect(cache.keysFor(issuer.url)).rejects.toThrow(IssuerUnavailableError);
+      clock.now += 5_000;
+    }
+    expect(await issuer.hits()).toMatchObject({ discovery: 1, jwks: 0 });
+    await expect(cache.keysFor(issuer.url)).rejects.toThrow(/answered 503 \(tried again at most once per 30 s\)/);
+
+    await issuer.settings({ down: false });
+    clock.now += 5_000;
+    expect(typeof (await cache.keysFor(issuer.url))).toBe('function');
+    expect(await issuer.hits()).toMatchObject({ discovery: 2, jwks: 1 });
+  });
+
+  it('keeps the keys of at most maxIssuers issuers, forgetting the least recently used first', async () => {
+    const { cache } = setup({ maxIssuers: 2 });
+    const first = freshIssuer(inject('testIssuerBase'), 'lru-a');
+    const second = freshIssuer(inject('testIssuerBase'), 'lru-b');
+    const third = freshIssuer(inject('testIssuerBase'), 'lru-c');
+    await cache.keysFor(first.url);
+    await cache.keysFor(second.url);
+    await cache.keysFor(first.url);
+    await cache.keysFor(third.url);
+    await cache.keysFor(first.url);
+    expect((await first.hits()).jwks).toBe(1);
+    await cache.keysFor(second.url);
+    expect((await second.hits()).jwks).toBe(2);
+  });
+
   it('refuses keys when discovery names a different issuer than the one configured', async () => {
     const { issuer, cache } = setup();
     await expect(cache.keysFor(`${issuer.url}/`)).rejects.toThrow(/names issuer/);

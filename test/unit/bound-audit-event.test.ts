@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundJson, boundText } from '../../src/audit/bound-audit-event.ts';
+
+const serializedLength = (value: unknown): number => JSON.stringify(value).length;
+
+describe('bounding what a caller chose', () => {
+  it('keeps short text as it is and cuts long text to its bound, marked with …', () => {
+    expect(boundText('repo:acme/api')).toBe('repo:acme/api');
+    expect(boundText('x'.repeat(AUDIT_BOUNDS.text))).toBe('x'.repeat(AUDIT_BOUNDS.text));
+    expect(boundText('x'.repeat(10_000))).toBe(`${'x'.repeat(AUDIT_BOUNDS.text - 1)}…`);
+    expect(boundText('y'.repeat(5000), AUDIT_BOUNDS.detail)).toHaveLength(AUDIT_BOUNDS.detail);
+  });
+
+  it('counts text as JSON serializes it, so escapes cannot multiply a record', () => {
+    const controls = boundText('\u0001'.repeat(10_000));
+    expect(serializedLength(controls) - 2).toBeLessThanOrEqual(AUDIT_BOUNDS.text);
+    expect(controls.length).toBe(Math.floor((AUDIT_BOUNDS.text - 1) / 6) + 1);
+    expect(serializedLength(boundText('"\\'.repeat(10_000))) - 2).toBeLessThanOrEqual(AUDIT_BOUNDS.text);
+    expect(serializedLength(boundText('\ud800'.repeat(10_000))) - 2).toBeLessThanOrEqual(AUDIT_BOUNDS.text);
+  });
+
+  it('never splits a surrogate pair', () => {
+    const cut = boundText(`x${'😀'.repeat(1000)}`);
+    expect(cut.endsWith('😀…')).toBe(true);
+    expect(cut.isWellFormed()).toBe(true);
+  });
+
+  it('cuts lists to their entry bound and to their budget, saying how many were left out', () => {
+    const many = Array.from({ length: 400 }, (_, index) => `s${index}`);
+    const bounded = boundJson(many, AUDIT_BOUNDS.value) as string[];
+    expect(bounded).toHaveLength(AUDIT_BOUNDS.entries + 1);
+    expect(bounded.slice(0, 2)).toEqual(['s0', 's1']);
+    expect(bounded.at(-1)).toBe(`…${400 - AUDIT_BOUNDS.entries} more`);
+
+    const long = Array.from({ length: 10 }, (_, index) => `${index}${'a'.repeat(2047)}`);
+    const cut = boundJson(long, AUDIT_BOUNDS.value) as string[];
+    expect(serializedLength(cut)).toBeLessThanOrEqual(AUDIT_BOUNDS.value);
+    expect(cut[0]).toHaveLength(AUDIT_BOUNDS.text);
+    expect(cut.at(-1)).toMatch(/^…\d+ more$/);
+    expect(boundJson(['a', 'b'], AUDIT_BOUNDS.value)).toEqual(['a', 'b']);
+  });
+
+  it('keeps a nested value within one budget, keys included', () => {
+    const groups = Array.from({ length: 50 }, () => ({ name: 'n'.repeat(3000), ids: Array.from({ length: 50 }, (_, index) => index) }));
+    const nested = { [`k${'e'.repeat(5000)}`]: 'v', groups };
+    const bounded = boundJson(nested, AUDIT_BOUNDS.value) as Record<string, unknown>;
+    expect(serializedLength(bounded)).toBeLessThanOrEqual(AUDIT_BOUNDS.value);
+    expect(Object.keys(bounded)[0]).toHaveLength(AUDIT_BOUNDS.text);
+    expect(boundJson({ namespace: 'ci', uid: 7, ok: true, none: null }, AUDIT_BOUNDS.value)).toEqual({ namespace: 'ci', uid: 7, ok: true, none: null });
+  });
+
+  it('bounds every caller-chosen field of a record and leaves what configuration decides', () => {
+    const huge = 'h'.repeat(20_000);
+    const event: AuditEvent = {
+      id: '01JCUT',
+      time: '2026-12-03T07:00:00.000Z',
+      decision: 'denied',
+      reason: 'no_policy_matched',
+      detail: huge,
+      request: { id: huge, client_ip: huge, user_agent: huge, audience: [huge, huge], scope: Array.from({ length: 100 }, (_, index) => `s${index}`) },
+      subject_token: { sha256: 'ab'.repeat(32), jti: huge, claimed_iss: huge, claimed_sub: huge },
+      issuer: `https://ci.example/${'p'.repeat(300)}`,
+      subject: huge,
+      claims: { aud: [huge, huge, huge], sub: huge, repository_id: '734201' },
+      policy: { candidates: ['a/b'], matched: [], denied_by: [], audit_mode: [] },
+      issued: { jti: 'j', sub: huge, aud: [huge], scope: ['deploy:write'], exp: 1 },
+    };
+    const bounded = boundAuditEvent(event);
+    expect(serializedLength(bounded)).toBeLessThan(16 * 1024);
+    expect(bounded.detail).toHaveLength(AUDIT_BOUNDS.detail);
+    const { request, subject_token: token } = bounded;
+    const texts = [request.id, request.client_ip, request.user_agent, token?.jti, token?.claimed_iss, token?.claimed_sub, bounded.subject, bounded.issued?.sub];
+    for (const text of texts) {
+      expect(text).toHaveLength(AUDIT_BOUNDS.text);
+    }
+    expect(bounded.request.scope).toHaveLength(AUDIT_BOUNDS.entries + 1);
+    expect(bounded.claims?.['repository_id']).toBe('734201');
+    expect(bounded.issuer).toBe(event.issuer);
+    expect(bounded.policy).toEqual(event.policy);
+    expect(bounded.issued?.scope).toEqual(['deploy:write']);
+    expect(bounded.subject_token?.sha256).toBe(event.subject_token?.sha256);
+    const plain = boundAuditEvent({ id: 'x', time: 't', decision: 'malformed', reason: 'malformed_request', request: { id: 'r' } });
+    expect(Object.keys(plain)).toEqual(['id', 'time', 'decision', 'reason', 'request']);
+  });
+});
