@@ -38,6 +38,7 @@ import { MemoryRateLimiter } from '../limits/memory-rate-limiter.ts';
 import { brokerMetrics } from '../metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { metricsRoute } from './metrics-route.ts';
+import { closeAfterUnreadBody } from './close-after-unread-body.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -184,7 +185,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS }, () => resolve(started));
+    const started = serve({ fetch: closeAfterUnreadBody(app.fetch), port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS }, () => resolve(started));
     started.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;
