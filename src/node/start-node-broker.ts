@@ -17,6 +17,7 @@ import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
+import { policyHealth } from '../policy/policy-health.ts';
 import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
@@ -133,14 +134,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     clientIp,
     limiter: new MemoryRateLimiter(),
     metrics: brokerMetrics(registry),
-    health: () => ({
-      ok: true,
-      details: {
-        policies: policies.current.policies.length,
-        inactive_policies: policies.current.inactive.length,
-        ...((policies.lastReload ?? livePolicyStore?.lastSwitch()) === undefined ? {} : { policy_reload: policies.lastReload ?? livePolicyStore?.lastSwitch() }),
-      },
-    }),
+    health: () => policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()),
     log,
     now,
     ...(github === undefined ? {} : { github }),

@@ -34,7 +34,8 @@ describe('the Node broker', () => {
     const broker = await start(setup().root);
     const response = await fetch(`${broker.url}/healthz`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 3, inactive_policies: 0 });
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(await response.json()).toEqual({ status: 'ok' });
   });
 
   it('issues no token when the audit log cannot be written, and recovers without losing a record', async () => {

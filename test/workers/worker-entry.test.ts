@@ -5,6 +5,9 @@ import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { allRecords } from '../../src/audit/all-records.ts';
 import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
 import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
+import bundledPolicies from '../../build/policies.json';
+import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
@@ -12,10 +15,19 @@ import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 const entry = (exports as unknown as { default: Fetcher }).default;
 
 describe('the deployed Worker entry', () => {
-  it('serves the bundled policies: the dev quickstart and auditor are inactive at the edge', async () => {
+  it('serves the bundled policies, and tells strangers only that it is up', async () => {
     const response = await entry.fetch('https://keyway.test/healthz');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 7, inactive_policies: 2 });
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('loads the bundle with the dev quickstart and auditor inactive at the edge, as an operator reads at /v1/health', async () => {
+    const people = freshIssuer(inject('testIssuerBase'), 'w-entry-ops');
+    const files = Object.fromEntries(bundledPolicies.map((file) => [file.path, file.text]));
+    const broker = await startWorkersHarness({ ...files, 'ops/olga.yaml': operatorPolicy(people, workerEnv.KEYWAY_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE]) });
+    const token = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+    const health = await broker.request('/v1/health', { headers: { authorization: `Bearer ${token}` } });
+    expect(await health.json()).toEqual({ status: 'ok', policies: 8, inactive_policies: 2 });
   });
 
   it('audits a malformed request in the Durable Object before answering', async () => {
