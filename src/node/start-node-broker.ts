@@ -40,6 +40,7 @@ import { brokerMetrics } from '../metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { metricsRoute } from './metrics-route.ts';
 import { closeAfterUnreadBody } from './close-after-unread-body.ts';
+import { clientAddress, NO_TRUSTED_PROXIES } from './client-address.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -110,7 +111,10 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   const live = await LiveKeyRing.open(keyStore, now());
   const keys = () => live.ring;
   const registry = new MetricsRegistry();
-  const clientIp = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  const peerAddress = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
+  const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
+  const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
   const audit = new GroupCommitAuditStore(db, databasePath);
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
@@ -175,7 +179,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   }, KEY_RING_REFRESH_SECONDS * 1000);
   keyTimer.unref();
 
-  app.route('/metrics', metricsRoute(registry, config.metricsToken, clientIp));
+  app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {

@@ -10,6 +10,7 @@ import { readLimitSettings } from '../../src/limits/limit-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
+import { readTrustedProxies } from '../../src/node/client-address.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
@@ -86,7 +87,12 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
   const { github, githubWebhooks, limits } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
-  const config = testConfig(root, { limits, ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
+  const config = testConfig(root, {
+    limits,
+    trustedProxies: readTrustedProxies({ ...options.settings }),
+    ...(github === undefined ? {} : { github }),
+    ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
+  });
   const broker = await startNodeBroker(config, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),
