@@ -6,7 +6,7 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
  * bundle it without the issuer catalog.
  */
 export function isLoopbackHttpUrl(url: URL): boolean {
-  return url.protocol === 'http:' && isLoopbackHost(url.hostname);
+  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
 }
 
 /** A URL's hostname on this machine: 127.0.0.1, localhost or [::1]. */
