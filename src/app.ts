@@ -52,7 +52,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // Public: up or degraded, nothing more. Policy files, issuers and load problems are for operators.
   app.get('/healthz', (c) => c.json({ status: deps.health().status }, 200, NO_STORE));
-  app.get('/v1/health', keywayAuth({ issuer, audience: issuer, scopes: [HEALTH_READ_SCOPE], keys: ownKeys(deps.exchange.keys) }), (c) => c.json(deps.health(), 200, NO_STORE));
+  const operator = keywayAuth({ issuer, audience: issuer, scopes: [HEALTH_READ_SCOPE], keys: ownKeys(deps.exchange.keys) });
+  app.get('/v1/health', operator, (c) => c.json(deps.health(), 200, NO_STORE));
 
   const metadata = {
     issuer,

@@ -19,8 +19,10 @@ const describe = (error: unknown): string => (error instanceof Error ? `${error.
  * reach, so it refuses to serve until KEYWAY_ISSUER names its public origin.
  */
 function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undefined {
-  if (!URL.canParse(env.KEYWAY_ISSUER) || !isLoopbackHttpUrl(new URL(env.KEYWAY_ISSUER)) || isLoopbackHost(new URL(request.url).hostname)) return undefined;
-  return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${new URL(request.url).host}: set KEYWAY_ISSUER to its public https origin`;
+  const served = new URL(request.url);
+  if (!URL.canParse(env.KEYWAY_ISSUER) || !isLoopbackHttpUrl(new URL(env.KEYWAY_ISSUER)) || isLoopbackHost(served.hostname)) return undefined;
+  const fix = 'set KEYWAY_ISSUER to its public https origin';
+  return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${served.host}: ${fix}`;
 }
 
 export default {

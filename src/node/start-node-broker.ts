@@ -183,7 +183,8 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const started = serve({ fetch: closeAfterUnreadBody(app.fetch), port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS }, () => resolve(started));
+    const options = { fetch: closeAfterUnreadBody(app.fetch), port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS };
+    const started = serve(options, () => resolve(started));
     started.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;

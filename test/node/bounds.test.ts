@@ -159,10 +159,14 @@ describe('inbound bounds on Node', () => {
     it('413 for a declared body over 64 KiB, sent slowly', () => check(tokenRequest(megabyte), tooLarge, { slow: true }));
 
     it('415 for a body that is not a form', () =>
-      check(tokenRequest(megabyte.subarray(0, 60 * 1024), 'application/json'), { status: 415, error: 'invalid_request', reason: 'unsupported_media_type' }, { slow: true }));
+      check(tokenRequest(megabyte.subarray(0, 60 * 1024), 'application/json'), { status: 415, error: 'invalid_request', reason: 'unsupported_media_type' }, {
+        slow: true,
+      }));
 
     it('405 for a method other than POST', () =>
-      check(tokenRequest(megabyte, 'application/x-www-form-urlencoded', 'PUT'), { status: 405, error: 'invalid_request', reason: 'method_not_allowed' }, { slow: true }));
+      check(tokenRequest(megabyte, 'application/x-www-form-urlencoded', 'PUT'), { status: 405, error: 'invalid_request', reason: 'method_not_allowed' }, {
+        slow: true,
+      }));
   });
 
   it('answers 431 to request headers over 16 KiB', async () => {

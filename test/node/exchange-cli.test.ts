@@ -107,7 +107,8 @@ grant:
     const log = join(job.cwd, 'step.log');
     const fd = openSync(log, 'w');
     try {
-      const child = spawn(process.execPath, [join(process.cwd(), 'src/cli/main.ts'), 'exchange', '--url', proxy.url], { cwd: job.cwd, env: job.env as NodeJS.ProcessEnv, stdio: ['ignore', fd, fd] });
+      const args = [join(process.cwd(), 'src/cli/main.ts'), 'exchange', '--url', proxy.url];
+      const child = spawn(process.execPath, args, { cwd: job.cwd, env: job.env as NodeJS.ProcessEnv, stdio: ['ignore', fd, fd] });
       const [code] = (await once(child, 'close')) as [number];
       expect(code).toBe(0);
     } finally {

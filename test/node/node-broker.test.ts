@@ -41,9 +41,8 @@ describe('the Node broker', () => {
 
   it('started as a production deployment from this repository, loads no example policy: nothing is active until its operator writes one', async () => {
     const dataDir = writeTree({});
-    const broker = await startNodeBroker(nodeConfigFromEnv({ KEYWAY_ISSUER: 'https://keyway.example.com', PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_WATCH_POLICIES: '0' }, REPOSITORY_ROOT), {
-      log: silentLogger,
-    });
+    const production = { KEYWAY_ISSUER: 'https://keyway.example.com', PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_WATCH_POLICIES: '0' };
+    const broker = await startNodeBroker(nodeConfigFromEnv(production, REPOSITORY_ROOT), { log: silentLogger });
     running.push(broker);
     expect(broker.config.policiesDir).toBe(join(REPOSITORY_ROOT, 'policies'));
     expect(broker.policies().policies).toEqual([]);
