@@ -12,11 +12,9 @@ import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
 import { JWKS_MAX_AGE_SECONDS } from './tokens/key-life-cycle.ts';
 import { keyRoutes, type KeyApiDeps } from './keys-api/key-routes.ts';
-
-export interface HealthReport {
-  readonly ok: boolean;
-  readonly details: Readonly<Record<string, unknown>>;
-}
+import { keywayAuth } from './middleware/keyway-auth/index.ts';
+import { ownKeys } from './audit-api/audit-routes.ts';
+import type { HealthReport } from './policy/policy-health.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;
@@ -39,6 +37,9 @@ export interface AppDeps {
 
 export type AppEnv = { Variables: RequestIdVariables };
 
+/** The scope a keyway token needs to read the broker's health in detail (`GET /v1/health`). */
+export const HEALTH_READ_SCOPE = 'health:read';
+
 const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
 
@@ -49,10 +50,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.use(requestId({ limitLength: 128 }));
 
-  app.get('/healthz', (c) => {
-    const report = deps.health();
-    return c.json({ status: report.ok ? 'ok' : 'unavailable', ...report.details }, report.ok ? 200 : 503);
-  });
+  // Public: up or degraded, nothing more. Policy files, issuers and load problems are for operators.
+  app.get('/healthz', (c) => c.json({ status: deps.health().status }, 200, NO_STORE));
+  const operator = keywayAuth({ issuer, audience: issuer, scopes: [HEALTH_READ_SCOPE], keys: ownKeys(deps.exchange.keys) });
+  app.get('/v1/health', operator, (c) => c.json(deps.health(), 200, NO_STORE));
 
   const metadata = {
     issuer,

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
-import { createApp, type AppEnv, type HealthReport } from './app.ts';
+import { createApp, type AppEnv } from './app.ts';
+import { policyHealth, type HealthReport } from './policy/policy-health.ts';
 import type { AuditStore } from './audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './issuers/jwks-cache.ts';
 import type { OutboundHttpOptions } from './issuers/fetch-json.ts';
@@ -169,12 +170,7 @@ export function createBroker(parts: BrokerParts): Broker {
       ((_c, task) => {
         task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
       }),
-    health:
-      parts.health ??
-      (() => {
-        const set = parts.policies();
-        return { ok: true, details: { policies: set.policies.length, inactive_policies: set.inactive.length } };
-      }),
+    health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
   });
   return { app, jwks, github: parts.github };
 }

@@ -2,6 +2,7 @@ import { jsonLogger } from './log.ts';
 import type { PolicyFile } from './policy/load-policies.ts';
 import bundledPolicies from '../build/policies.json';
 import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
+import { isLoopbackHost, isLoopbackHttpUrl } from './loopback-http-url.ts';
 
 export { KeywayState } from './workers/keyway-state.ts';
 export { ReplayGuardState } from './workers/replay-guard-state.ts';
@@ -12,8 +13,25 @@ let broker: Promise<WorkerBroker> | undefined;
 
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
+/**
+ * wrangler.toml ships KEYWAY_ISSUER=http://127.0.0.1:8787 for `wrangler dev`. A Worker reached
+ * at any other host was deployed with it: it would mint tokens for an issuer no verifier can
+ * reach, so it refuses to serve until KEYWAY_ISSUER names its public origin.
+ */
+function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undefined {
+  const served = new URL(request.url);
+  if (!URL.canParse(env.KEYWAY_ISSUER) || !isLoopbackHttpUrl(new URL(env.KEYWAY_ISSUER)) || isLoopbackHost(served.hostname)) return undefined;
+  const fix = 'set KEYWAY_ISSUER to its public https origin';
+  return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${served.host}: ${fix}`;
+}
+
 export default {
   async fetch(request, env, ctx): Promise<Response> {
+    const refusal = loopbackIssuerRefusal(request, env);
+    if (refusal !== undefined) {
+      log.error('broker refuses to serve', { error: refusal });
+      return Response.json({ error: 'temporarily_unavailable', error_description: refusal }, { status: 503 });
+    }
     broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
     let ready: WorkerBroker;
     try {

@@ -29,7 +29,7 @@ options:
                             --scope then names permissions, e.g. --scope "contents:read pull_requests:write"
   --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
 
-delivery (default: print the token alone on standard output):
+delivery (default: print the token alone on standard output; in GitHub Actions, after ::add-mask:: on standard error):
   --github-output NAME      set step output NAME, after ::add-mask::
   --github-env NAME         set NAME for later steps of the job, after ::add-mask::
   --exec -- COMMAND ...     run COMMAND with the token in its environment only, and exit with its status;
@@ -134,6 +134,9 @@ export const exchange: Command = {
     }
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     if (deliveries.length === 0) {
+      // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token
+      // is masked before it can reach the log, and standard output stays the token alone for TOKEN=$(keyway exchange …).
+      if (process.env['GITHUB_ACTIONS'] === 'true') process.stderr.write(addMask(issued.accessToken));
       process.stdout.write(`${issued.accessToken}\n`);
       return EXIT.ok;
     }

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
 import { ConfigError, readBrokerSettings, readFlag, readInteger, type BrokerSettings, type SettingsSource } from '../settings.ts';
+import { readTrustedProxies, type TrustedProxies } from './client-address.ts';
 
 /** Settings of the Node broker, each from an environment variable documented in the README. */
 export interface NodeBrokerConfig extends BrokerSettings {
@@ -17,6 +18,8 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly masterKeys?: MasterKeys;
   /** KEYWAY_METRICS_TOKEN: the bearer token GET /metrics requires; without it, /metrics is for loopback callers only. */
   readonly metricsToken?: string;
+  /** KEYWAY_TRUSTED_PROXIES, KEYWAY_TRUSTED_PROXY_HEADER: whose forwarding header names the client; none by default. */
+  readonly trustedProxies?: TrustedProxies;
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -37,6 +40,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
   return {
     ...settings,
     ...(metricsToken === '' ? {} : { metricsToken }),
+    trustedProxies: readTrustedProxies(env),
     port,
     host: text('KEYWAY_HOST', '127.0.0.1'),
     policiesDir: resolve(cwd, text('KEYWAY_POLICIES', 'policies')),

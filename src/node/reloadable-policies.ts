@@ -11,7 +11,7 @@ const WATCH_DEBOUNCE_MS = 200;
  * The policy set the Node broker serves, replaceable while it runs. A reload loads the whole
  * directory again; the new set replaces the old in one assignment, and only if it loads
  * cleanly. Otherwise the old set keeps serving and the problems are logged and kept for
- * `/healthz`. Every exchange reads the set once, so none ever sees half of each.
+ * `GET /v1/health`. Every exchange reads the set once, so none ever sees half of each.
  */
 export class ReloadablePolicies {
   readonly #load: () => PolicySet;

@@ -17,6 +17,7 @@ import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
+import { policyHealth } from '../policy/policy-health.ts';
 import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
@@ -40,6 +41,8 @@ import { brokerMetrics } from '../metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { metricsRoute } from './metrics-route.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
+import { closeAfterUnreadBody } from './close-after-unread-body.ts';
+import { clientAddress, NO_TRUSTED_PROXIES } from './client-address.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -114,7 +117,10 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   });
   const keys = () => live.ring;
   const registry = new MetricsRegistry();
-  const clientIp = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  const peerAddress = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
+  const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
+  const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
   const audit = new GroupCommitAuditStore(db, databasePath);
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
@@ -140,14 +146,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
     clientIp,
     limiter: new MemoryRateLimiter(),
     metrics: brokerMetrics(registry),
-    health: () => ({
-      ok: true,
-      details: {
-        policies: policies.current.policies.length,
-        inactive_policies: policies.current.inactive.length,
-        ...((policies.lastReload ?? livePolicyStore?.lastSwitch()) === undefined ? {} : { policy_reload: policies.lastReload ?? livePolicyStore?.lastSwitch() }),
-      },
-    }),
+    health: () => policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()),
     log,
     now,
     ...(github === undefined ? {} : { github }),
@@ -188,11 +187,12 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   }, KEY_RING_REFRESH_SECONDS * 1000);
   keyTimer.unref();
 
-  app.route('/metrics', metricsRoute(registry, config.metricsToken, clientIp));
+  app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS }, () => resolve(started));
+    const options = { fetch: closeAfterUnreadBody(app.fetch), port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS };
+    const started = serve(options, () => resolve(started));
     started.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;

@@ -1,6 +1,6 @@
 import { PolicyLoadError } from './load-policies.ts';
 
-/** The outcome of the last attempt to replace the live policy set, for the log and `/healthz`. */
+/** The outcome of the last attempt to replace the live policy set, for the log and `GET /v1/health`. */
 export interface PolicyReloadStatus {
   readonly ok: boolean;
   /** ISO 8601. */
@@ -15,7 +15,7 @@ export interface PolicyReloadStatus {
 
 const MAX_REPORTED_PROBLEMS = 20;
 
-/** A refused set's problems as `/healthz` shows them. */
+/** A refused set's problems as `GET /v1/health` shows them. */
 export function reloadProblems(error: unknown): string[] {
   const problems =
     error instanceof PolicyLoadError

@@ -17,6 +17,7 @@ import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
+import { policyHealth } from '../policy/policy-health.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
@@ -100,14 +101,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     ...(github === undefined ? {} : { github }),
     settings,
     policies: () => live.current,
-    ...(!following
-      ? {}
-      : {
-          health: () => ({
-            ok: true,
-            details: { policies: live.current.policies.length, inactive_policies: live.current.inactive.length, ...(live.lastSwitch === undefined ? {} : { policy_reload: live.lastSwitch }) },
-          }),
-        }),
+    health: () => policyHealth(live.current, live.lastSwitch),
     webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     keys: () => keys.ring,
     keyStore: stores.keys,

@@ -1,6 +1,8 @@
-import { connect } from 'node:net';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { INBOUND_LIMITS } from '../../src/node/start-node-broker.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
@@ -17,14 +19,155 @@ function raw(url: string, send: (socket: ReturnType<typeof connect>) => void): P
   });
 }
 
+interface RawResponse {
+  readonly status: number;
+  readonly headers: ReadonlyMap<string, string>;
+  readonly body: Record<string, unknown>;
+}
+
+/**
+ * A keep-alive HTTP/1.1 client as RFC 9112 describes one: it sends each request whole, reads the
+ * answer (framed by Content-Length), and sends the next request on the same connection unless the
+ * answer said `Connection: close`, when it opens a new one. A server that promises keep-alive and
+ * then drops the connection fails the next request.
+ */
+class KeepAliveClient {
+  readonly #port: number;
+  #socket: Socket | undefined;
+  #received = Buffer.alloc(0);
+  #closed = false;
+  #waiting: (() => void) | undefined;
+
+  constructor(url: string) {
+    this.#port = Number(new URL(url).port);
+  }
+
+  /**
+   * `slow`: an upload slower than the server reads: the head and 16 KiB now, the rest a second
+   * later, unless the server has answered `Connection: close` by then (RFC 9112 §9.5: it then
+   * stops sending).
+   */
+  async send(head: string, body: string | Buffer = '', options: { slow?: boolean } = {}): Promise<RawResponse> {
+    const socket = await this.#connection();
+    const answer = this.#read();
+    if (options.slow === true) {
+      socket.write(head);
+      socket.write(Buffer.from(body).subarray(0, 16 * 1024));
+      let closing = false;
+      answer.then((response) => (closing = response.headers.get('connection') === 'close')).catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (!closing) socket.write(Buffer.from(body).subarray(16 * 1024));
+    } else {
+      socket.write(head);
+      socket.write(body);
+    }
+    const response = await answer;
+    if (response.headers.get('connection') === 'close') this.close();
+    return response;
+  }
+
+  close(): void {
+    this.#socket?.destroy();
+    this.#socket = undefined;
+  }
+
+  async #connection(): Promise<Socket> {
+    if (this.#socket !== undefined) return this.#socket;
+    const socket = connect(this.#port, '127.0.0.1');
+    await once(socket, 'connect');
+    this.#received = Buffer.alloc(0);
+    this.#closed = false;
+    socket.on('data', (chunk: Buffer) => {
+      this.#received = Buffer.concat([this.#received, chunk]);
+      this.#waiting?.();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.#closed = true;
+      this.#waiting?.();
+    });
+    this.#socket = socket;
+    return socket;
+  }
+
+  async #read(): Promise<RawResponse> {
+    for (;;) {
+      const end = this.#received.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const [statusLine = '', ...lines] = this.#received.subarray(0, end).toString('latin1').split('\r\n');
+        const headers = new Map(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+        const length = Number(headers.get('content-length'));
+        if (this.#received.length >= end + 4 + length) {
+          const body = this.#received.subarray(end + 4, end + 4 + length).toString('utf8');
+          this.#received = this.#received.subarray(end + 4 + length);
+          return { status: Number(statusLine.split(' ')[1]), headers, body: JSON.parse(body) as Record<string, unknown> };
+        }
+      }
+      if (this.#closed) throw new Error('the server closed the connection before it answered');
+      await new Promise<void>((resolve) => (this.#waiting = resolve));
+    }
+  }
+}
+
+/** A POST /token as a client writes it: a declared length, any content type. */
+function tokenRequest(body: string | Buffer, contentType = 'application/x-www-form-urlencoded', method = 'POST'): [string, string | Buffer] {
+  return [`${method} /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`, body];
+}
+
+/**
+ * Every answer /token gives before it read the body, then a good exchange from the same client:
+ * the refusal must not cost the next request its connection.
+ */
+function refusedThenGranted(broker: () => BrokerHarness, github: () => TestIssuer, url: () => string, betweenRequests: () => void = () => {}) {
+  return async (refused: [string, string | Buffer], expected: { status: number; error: string; reason: string }, options: { slow?: boolean } = {}) => {
+    const client = new KeepAliveClient(url());
+    try {
+      const answer = await client.send(...refused, options);
+      expect(answer.status).toBe(expected.status);
+      expect(answer.body['error']).toBe(expected.error);
+      expect(answer.body).not.toHaveProperty('access_token');
+      expect((await broker().auditEvent(answer.body['audit_event_id'] as string))?.reason).toBe(expected.reason);
+      betweenRequests();
+      const next = await client.send(...tokenRequest(exchangeForm(await github().sign(ciClaims(github().url, broker().issuer))).toString()));
+      expect(next.status).toBe(200);
+      expect(next.body['access_token']).toBeTypeOf('string');
+    } finally {
+      client.close();
+    }
+  };
+}
+
 describe('inbound bounds on Node', () => {
   let broker: BrokerHarness;
+  let github: TestIssuer;
   let url: string;
   beforeAll(async () => {
-    broker = await startNodeHarness(suitePolicies(freshIssuer(inject('testIssuerBase'), 'bounds-gh'), freshIssuer(inject('testIssuerBase'), 'bounds-oidc')));
+    github = freshIssuer(inject('testIssuerBase'), 'bounds-gh');
+    broker = await startNodeHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'bounds-oidc')));
     url = (await broker.request('/healthz')).url.replace('/healthz', '');
   });
   afterAll(() => broker.close());
+
+  describe('a request refused before its body is read leaves the client a working connection', () => {
+    const check = refusedThenGranted(() => broker, () => github, () => url);
+    const megabyte = Buffer.alloc(1024 * 1024, 'x');
+
+    const tooLarge = { status: 413, error: 'invalid_request', reason: 'request_too_large' };
+
+    it('413 for a declared body over 64 KiB, sent whole', () => check(tokenRequest(megabyte), tooLarge));
+
+    it('413 for a declared body over 64 KiB, sent slowly', () => check(tokenRequest(megabyte), tooLarge, { slow: true }));
+
+    it('415 for a body that is not a form', () =>
+      check(tokenRequest(megabyte.subarray(0, 60 * 1024), 'application/json'), { status: 415, error: 'invalid_request', reason: 'unsupported_media_type' }, {
+        slow: true,
+      }));
+
+    it('405 for a method other than POST', () =>
+      check(tokenRequest(megabyte, 'application/x-www-form-urlencoded', 'PUT'), { status: 405, error: 'invalid_request', reason: 'method_not_allowed' }, {
+        slow: true,
+      }));
+  });
 
   it('answers 431 to request headers over 16 KiB', async () => {
     const response = await broker.request('/token', { method: 'POST', body: exchangeForm('a.b.c'), headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-padding': 'x'.repeat(INBOUND_LIMITS.maxHeaderSize) } });
@@ -54,6 +197,27 @@ describe('inbound bounds on Node', () => {
       expect(response.headers.get('x-request-id')).not.toBe(id);
       const recorded = await broker.auditEvent(((await response.json()) as Record<string, string>)['audit_event_id'] as string);
       expect(recorded?.request.id).toBe(response.headers.get('x-request-id'));
+    }
+  });
+
+  it('429 before the body is read leaves the client a working connection', async () => {
+    const limitedGitHub = freshIssuer(inject('testIssuerBase'), 'bounds-limited-gh');
+    const clock = { now: Date.now() };
+    const limited = await startNodeHarness(suitePolicies(limitedGitHub, freshIssuer(inject('testIssuerBase'), 'bounds-limited-oidc')), {
+      settings: { KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '1' },
+      now: () => clock.now,
+    });
+    try {
+      const limitedUrl = (await limited.request('/healthz')).url.replace('/healthz', '');
+      const check = refusedThenGranted(() => limited, () => limitedGitHub, () => limitedUrl, () => (clock.now += 60_000));
+      expect((await limited.request('/token', { method: 'POST', body: exchangeForm('a.b.c') })).status).toBe(400);
+      await check(tokenRequest(exchangeForm(await limitedGitHub.sign(ciClaims(limitedGitHub.url, limited.issuer)), { pad: 'x'.repeat(60 * 1024) }).toString()), {
+        status: 429,
+        error: 'temporarily_unavailable',
+        reason: 'rate_limited',
+      }, { slow: true });
+    } finally {
+      await limited.close();
     }
   });
 

@@ -1,4 +1,6 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -87,7 +89,8 @@ grant:
 
     const token = result.stdout.trim();
     expect(result.stdout).toBe(`${token}\n`);
-    expect(result.stderr).not.toContain(token);
+    // The runner reads workflow commands on standard error too: the token is masked, and that is its only trace there.
+    expect(result.stderr.split('\n').filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`]);
     expect(logged(result.stderr, 'access_token_sha256')).toBe(sha256(token));
 
     // Downstream, the way a service checks it: the broker's remote JWKS.
@@ -97,6 +100,32 @@ grant:
     expect(event).toMatchObject({ decision: 'granted', issued: { jti: claims.jti, aud: [AUDIENCE], scope: ['deploy:write'] } });
     // The CI token's hash in the job log matches the audit record's.
     expect(result.stderr).toContain(`sha256 ${event?.subject_token?.sha256}`);
+  });
+
+  it('on GitHub Actions, printing the token: the step log (both streams, in the order written) masks it before the token', async () => {
+    const job = githubEnv();
+    const log = join(job.cwd, 'step.log');
+    const fd = openSync(log, 'w');
+    try {
+      const args = [join(process.cwd(), 'src/cli/main.ts'), 'exchange', '--url', proxy.url];
+      const child = spawn(process.execPath, args, { cwd: job.cwd, env: job.env as NodeJS.ProcessEnv, stdio: ['ignore', fd, fd] });
+      const [code] = (await once(child, 'close')) as [number];
+      expect(code).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+    const lines = readFileSync(log, 'utf8').split('\n');
+    const token = lines.find((line) => line.startsWith('eyJ')) ?? '';
+    expect(token).not.toBe('');
+    expect(lines.filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`, token]);
+  });
+
+  it('outside GitHub Actions, prints the token with no workflow command', async () => {
+    const token = await issuer.sign(ciClaims(issuer.url, proxy.url));
+    const result = await keyway(['--url', proxy.url], jobEnv({ CIRCLECI: 'true', CIRCLE_OIDC_TOKEN_V2: token }));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^eyJ\S+\n$/);
+    expect(result.stderr).not.toContain('::add-mask::');
   });
 
   it('on GitHub Actions without `permissions: id-token: write`: says so and exits 3 without calling the broker', async () => {

@@ -8,7 +8,8 @@ import { readPolicyDirectory, readPolicyTestFiles } from '../../src/node/read-po
 import { JSON_SCHEMAS, jsonSchemaText } from '../../scripts/json-schemas.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const POLICIES = join(ROOT, 'policies');
+/** What a fresh deployment loads, and the examples beside it. */
+const POLICY_DIRECTORIES = [join(ROOT, 'policies'), join(ROOT, 'examples/policies')];
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 
 function validator(file: string) {
@@ -21,17 +22,17 @@ describe('the published JSON Schemas', () => {
     expect(read(entry.file)).toBe(jsonSchemaText(entry));
   });
 
-  it('every example policy and test file names its schema for the YAML language server, and validates against it', () => {
-    const cases = [
-      ...readPolicyDirectory(POLICIES).map((file) => ({ ...file, schema: 'schema/policy.schema.json' })),
-      ...readPolicyTestFiles(POLICIES).map((file) => ({ ...file, schema: 'schema/policy-test.schema.json' })),
-    ];
-    expect(cases.length).toBeGreaterThanOrEqual(14);
+  it('every shipped and example policy and test file names its schema for the YAML language server, and validates against it', () => {
+    const cases = POLICY_DIRECTORIES.flatMap((dir) => [
+      ...readPolicyDirectory(dir).map((file) => ({ ...file, dir, schema: 'schema/policy.schema.json' })),
+      ...readPolicyTestFiles(dir).map((file) => ({ ...file, dir, schema: 'schema/policy-test.schema.json' })),
+    ]);
+    expect(cases.length).toBeGreaterThanOrEqual(18);
     const validators = new Map(JSON_SCHEMAS.map((entry) => [entry.file, validator(entry.file)]));
     for (const file of cases) {
       const directive = /^# yaml-language-server: \$schema=(\S+)$/m.exec(file.text);
       expect(directive, file.path).not.toBeNull();
-      expect(resolve(POLICIES, dirname(file.path), directive?.[1] ?? ''), file.path).toBe(join(ROOT, file.schema));
+      expect(resolve(file.dir, dirname(file.path), directive?.[1] ?? ''), file.path).toBe(join(ROOT, file.schema));
       const validate = validators.get(file.schema);
       expect(validate?.(parse(file.text)), `${file.path}: ${JSON.stringify(validate?.errors)}`).toBe(true);
     }

@@ -1,5 +1,68 @@
-import { inject } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { exchangeForm, freshIssuer, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
 limitsSuite('Node', startNodeHarness, () => inject('testIssuerBase'));
+
+describe('the client address behind a reverse proxy (Node)', () => {
+  const running: BrokerHarness[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  /** A broker whose per-client limit lets one request through per client, then refuses (the clock never moves). */
+  async function setup(settings: Record<string, string>) {
+    const issuerBase = inject('testIssuerBase');
+    const clock = Date.now();
+    const broker = await startNodeHarness(suitePolicies(freshIssuer(issuerBase, 'proxy-gh'), freshIssuer(issuerBase, 'proxy-oidc')), {
+      settings: { KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '1', ...settings },
+      now: () => clock,
+    });
+    running.push(broker);
+    /** A malformed exchange (answered 400 and audited) from 127.0.0.1, with these headers. */
+    const send = async (headers: Record<string, string>) => {
+      const response = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm('a.b.c'),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(body).not.toHaveProperty('access_token');
+      const record = await broker.auditEvent(body['audit_event_id'] as string);
+      return { status: response.status, reason: record?.reason, clientIp: record?.request.client_ip };
+    };
+    return { send };
+  }
+
+  it('ignores X-Forwarded-For and Forwarded from a peer that is not a trusted proxy: one bucket, the socket address in the audit record', async () => {
+    const { send } = await setup({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8' });
+    expect(await send({ 'x-forwarded-for': '198.51.100.1' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '127.0.0.1' });
+    // Another spoofed address buys no fresh bucket.
+    const spoofed = await send({ 'x-forwarded-for': '198.51.100.2', forwarded: 'for=198.51.100.3' });
+    expect(spoofed).toEqual({ status: 429, reason: 'rate_limited', clientIp: '127.0.0.1' });
+  });
+
+  it('from a trusted proxy, keys the rate limit and the audit record on the client it names', async () => {
+    const { send } = await setup({ KEYWAY_TRUSTED_PROXIES: '127.0.0.1' });
+    // The client wrote 1.1.1.1 itself; the proxy appended the address it saw.
+    expect(await send({ 'x-forwarded-for': '1.1.1.1, 198.51.100.1' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '198.51.100.1' });
+    expect(await send({ 'x-forwarded-for': '198.51.100.2' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '198.51.100.2' });
+    // One client's flood does not lock out another behind the same proxy.
+    expect(await send({ 'x-forwarded-for': '198.51.100.1' })).toEqual({ status: 429, reason: 'rate_limited', clientIp: '198.51.100.1' });
+  });
+
+  it('skips every trusted proxy of a chain, and falls back to the peer on a malformed header', async () => {
+    const { send } = await setup({ KEYWAY_TRUSTED_PROXIES: '127.0.0.1, 10.0.0.0/8, 192.0.2.1' });
+    expect(await send({ 'x-forwarded-for': '203.0.113.7, 192.0.2.1, 10.0.0.5' })).toMatchObject({ status: 400, clientIp: '203.0.113.7' });
+    expect(await send({ 'x-forwarded-for': '203.0.113.8, not-an-address' })).toMatchObject({ status: 400, clientIp: '127.0.0.1' });
+    expect(await send({ 'x-forwarded-for': '' })).toMatchObject({ status: 429, clientIp: '127.0.0.1' });
+  });
+
+  it('reads RFC 7239 Forwarded instead when the proxies write that, and then never X-Forwarded-For', async () => {
+    const { send } = await setup({ KEYWAY_TRUSTED_PROXIES: '127.0.0.1', KEYWAY_TRUSTED_PROXY_HEADER: 'forwarded' });
+    const both = await send({ forwarded: 'for=1.1.1.1, for="[2001:db8:1::77]:4711";proto=https', 'x-forwarded-for': '198.51.100.9' });
+    expect(both).toMatchObject({ status: 400, clientIp: '2001:db8:1::77' });
+    expect(await send({ 'x-forwarded-for': '198.51.100.9' })).toMatchObject({ status: 400, clientIp: '127.0.0.1' });
+  });
+});

@@ -6,7 +6,8 @@ import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { testConfig, writeTree } from './node-harness.ts';
+import { nodeConfigFromEnv } from '../../src/node/config.ts';
+import { REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 describe('the Node broker', () => {
   const running: NodeBroker[] = [];
@@ -34,7 +35,21 @@ describe('the Node broker', () => {
     const broker = await start(setup().root);
     const response = await fetch(`${broker.url}/healthz`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 3, inactive_policies: 0 });
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('started as a production deployment from this repository, loads no example policy: nothing is active until its operator writes one', async () => {
+    const dataDir = writeTree({});
+    const production = { KEYWAY_ISSUER: 'https://keyway.example.com', PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_WATCH_POLICIES: '0' };
+    const broker = await startNodeBroker(nodeConfigFromEnv(production, REPOSITORY_ROOT), { log: silentLogger });
+    running.push(broker);
+    expect(broker.config.policiesDir).toBe(join(REPOSITORY_ROOT, 'policies'));
+    expect(broker.policies().policies).toEqual([]);
+    expect(broker.policies().inactive.map((policy) => [policy.id, policy.why])).toEqual([
+      ['dev/auditor', expect.stringContaining('KEYWAY_DEV')],
+      ['dev/quickstart', expect.stringContaining('KEYWAY_DEV')],
+    ]);
   });
 
   it('issues no token when the audit log cannot be written, and recovers without losing a record', async () => {

@@ -11,6 +11,7 @@ import { readRepositoryPolicySettings } from '../../src/policy-repository/reposi
 import { silentLogger } from '../../src/log.ts';
 import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
+import { readTrustedProxies } from '../../src/node/client-address.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
@@ -91,6 +92,7 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const config = testConfig(root, {
     limits,
     repositoryPolicies,
+    trustedProxies: readTrustedProxies({ ...options.settings }),
     ...(github === undefined ? {} : { github }),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
     // Tests run with loopback http allowed unless they turn it off.

@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { testConfig, writeTree } from './node-harness.ts';
+import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
 
 const policy = (issuer: TestIssuer, repositoryId: string, extra = '') => `version: 1
 ${extra}issuer: { kind: github, url: "${issuer.url}" }
@@ -34,9 +36,12 @@ describe('reloading policies on the Node broker', () => {
 
   async function setup(watchPolicies: boolean) {
     const github = freshIssuer(inject('testIssuerBase'), 'reload');
-    const root = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    const people = freshIssuer(inject('testIssuerBase'), 'reload-ops');
+    const root = writeTree({ 'policies/a.yaml': policy(github, '734201'), 'policies/ops/olga.yaml': operatorPolicy(people, BROKER_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE, 'keys:read']) });
     const broker = await startNodeBroker(testConfig(root, { watchPolicies }), { log: silentLogger });
     running.push(broker);
+    const client = { issuer: broker.config.issuer, request: (path: string, init?: RequestInit) => fetch(`${broker.url}${path}`, init) };
+    const operator = await auditorToken(client, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
     const exchange = async (repositoryId: string) =>
       (
         await fetch(`${broker.url}/token`, {
@@ -45,9 +50,10 @@ describe('reloading policies on the Node broker', () => {
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
         })
       ).status;
-    const health = async () => (await (await fetch(`${broker.url}/healthz`)).json()) as Record<string, unknown>;
+    /** The health in detail, as an operator reads it. */
+    const health = async () => (await (await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
     const write = (path: string, text: string) => writeFileSync(join(root, 'policies', path), text);
-    return { github, root, broker, exchange, health, write };
+    return { github, people, client, root, broker, exchange, health, write };
   }
 
   it('picks up a new policy when a file changes, without a restart', async () => {
@@ -56,21 +62,38 @@ describe('reloading policies on the Node broker', () => {
     write('b.yaml', policy(github, '5'));
     await eventually(async () => (await exchange('5')) === 200);
     expect(await exchange('734201')).toBe(200);
-    expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, policies: 2 } });
+    expect(await health()).toMatchObject({ status: 'ok', policies: 3, policy_reload: { ok: true, policies: 3 } });
   });
 
-  it('keeps the old set when the new one does not load, and says why on /healthz; a fix then loads', async () => {
-    const { github, exchange, health, write } = await setup(true);
+  it('keeps the old set when the new one does not load: /healthz tells anyone it is degraded, /v1/health tells an operator why; a fix then loads', async () => {
+    const { github, broker, exchange, health, write } = await setup(true);
     write('a.yaml', `${policy(github, '734201')}matchh: {}\n`);
     await eventually(async () => (await health())['policy_reload'] !== undefined);
     const report = await health();
-    expect(report).toMatchObject({ status: 'ok', policies: 1, policy_reload: { ok: false, policies: 1, problems: ['a.yaml:9:1 unknown field matchh'] } });
+    expect(report).toMatchObject({ status: 'degraded', policies: 2, policy_reload: { ok: false, policies: 2, problems: ['a.yaml:9:1 unknown field matchh'] } });
+    const stranger = await fetch(`${broker.url}/healthz`);
+    expect(stranger.status).toBe(200);
+    expect(await stranger.json()).toEqual({ status: 'degraded' });
     expect(await exchange('734201')).toBe(200);
 
     write('a.yaml', policy(github, '5'));
     await eventually(async () => (await health())['policy_reload'] !== undefined && ((await health())['policy_reload'] as { ok: boolean }).ok);
     expect(await exchange('5')).toBe(200);
     expect(await exchange('734201')).toBe(400);
+    expect(await (await fetch(`${broker.url}/healthz`)).json()).toEqual({ status: 'ok' });
+  });
+
+  it('answers /v1/health only to a keyway token for this broker with scope health:read', async () => {
+    const { people, client, broker } = await setup(false);
+    const anonymous = await fetch(`${broker.url}/v1/health`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ error: 'invalid_token' });
+    const keysOnly = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${await auditorToken(client, people, 'olga@acme.dev', 'keys:read')}` } });
+    expect(keysOnly.status).toBe(403);
+    expect(keysOnly.headers.get('www-authenticate')).toBe(`Bearer error="insufficient_scope", scope="${HEALTH_READ_SCOPE}"`);
+    expect(await keysOnly.json()).not.toHaveProperty('policies');
+    const forged = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${await people.sign({ iss: broker.config.issuer, aud: broker.config.issuer, scope: HEALTH_READ_SCOPE })}` } });
+    expect(forged.status).toBe(401);
   });
 
   it('reloads on demand (SIGHUP) when not watching; disabled: true is a kill switch that takes effect then', async () => {
@@ -78,7 +101,7 @@ describe('reloading policies on the Node broker', () => {
     write('a.yaml', policy(github, '734201', 'disabled: true\n'));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await exchange('734201')).toBe(200);
-    expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 0 });
+    expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 1 });
     expect(await exchange('734201')).toBe(400);
     expect(broker.policies().inactive.map((entry) => [entry.id, entry.why])).toEqual([['a', 'disabled: true']]);
   });
@@ -86,7 +109,7 @@ describe('reloading policies on the Node broker', () => {
   it('keeps serving when the directory itself goes away', async () => {
     const { root, broker, exchange } = await setup(false);
     rmSync(join(root, 'policies'), { recursive: true });
-    expect(broker.reloadPolicies()).toMatchObject({ ok: false, policies: 1, problems: [expect.stringContaining('ENOENT')] });
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, policies: 2, problems: [expect.stringContaining('ENOENT')] });
     expect(await exchange('734201')).toBe(200);
   });
 });

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
-import { exchangeForm } from '../suites/exchange-suite.ts';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
+import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { freePort, REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
 
 function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
@@ -13,8 +15,8 @@ describe('processes a newcomer runs', () => {
     for (const child of children.splice(0)) child.kill('SIGKILL');
   });
 
-  async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-    const port = await freePort();
+  async function startBroker(env: Record<string, string>, port?: number): Promise<{ url: string; child: ChildProcess }> {
+    port ??= await freePort();
     const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: String(port), ...env } });
     children.push(child);
     let output = '';
@@ -70,21 +72,29 @@ describe('processes a newcomer runs', () => {
 
   it('npm start reloads its policies on SIGHUP, and keeps the old set when the new one is broken', async () => {
     const good = 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n';
-    const root = writeTree({ 'policies/a.yaml': good });
-    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0' });
-    const health = async () => (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
-    expect(await health()).toEqual({ status: 'ok', policies: 1, inactive_policies: 0 });
+    const port = await freePort();
+    const issuer = `http://127.0.0.1:${port}`;
+    const people = freshIssuer(inject('testIssuerBase'), 'processes-ops');
+    const root = writeTree({ 'policies/a.yaml': good, 'policies/ops/olga.yaml': operatorPolicy(people, issuer, 'olga@acme.dev', [HEALTH_READ_SCOPE]) });
+    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0', KEYWAY_ALLOW_HTTP_LOOPBACK: '1' }, port);
+    const operator = await auditorToken({ issuer, request: (path, init) => fetch(`${url}${path}`, init) }, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+    const health = async () => (await (await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
+    const publicHealth = async () => (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
+    expect(await health()).toEqual({ status: 'ok', policies: 2, inactive_policies: 0 });
 
     writeTree({ 'policies/b.yaml': good.replace('"1"', '"2"') }, root);
     child.kill('SIGHUP');
-    await expect.poll(health, { timeout: 5000 }).toMatchObject({ policies: 2, policy_reload: { ok: true } });
+    await expect.poll(health, { timeout: 5000 }).toMatchObject({ policies: 3, policy_reload: { ok: true } });
+    expect(await publicHealth()).toEqual({ status: 'ok' });
 
     writeTree({ 'policies/c.yaml': 'version: 1\nissuer: github\nmatch: { ref: refs/heads/main }\ngrant: { audience: x }\n' }, root);
     child.kill('SIGHUP');
     await expect.poll(health, { timeout: 5000 }).toMatchObject({
-      policies: 2,
+      status: 'degraded',
+      policies: 3,
       policy_reload: { ok: false, problems: [expect.stringMatching(/^c.yaml:3:1 .*\(unpinned-tenant\)$/)] },
     });
+    expect(await publicHealth()).toEqual({ status: 'degraded' });
   });
 
   it('the CLI prints usage for --help and exits 2 on a bad option', async () => {

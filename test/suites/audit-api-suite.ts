@@ -52,6 +52,11 @@ grant:
   };
 }
 
+/** A person of `people` who may hold a keyway token for the broker itself with `scopes`: an operator. */
+export function operatorPolicy(people: TestIssuer, brokerIssuer: string, sub: string, scopes: readonly string[]): string {
+  return `version: 1\ndescription: ${sub} operates the broker\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${brokerIssuer}, scopes: [${scopes.join(', ')}] }\n`;
+}
+
 export async function personToken(people: TestIssuer, brokerIssuer: string, sub: string, extra: Record<string, unknown> = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return people.sign({ iss: people.url, aud: brokerIssuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID(), ...extra });

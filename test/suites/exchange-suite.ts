@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
 import type { Logger } from '../../src/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
-import untrustedTriggers from '../../policies/guardrails/untrusted-triggers.yaml?raw';
+import untrustedTriggers from '../../examples/policies/guardrails/untrusted-triggers.yaml?raw';
 import { atIssuer } from '../support/readme-policies.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 

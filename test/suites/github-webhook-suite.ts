@@ -2,12 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
 import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
 
 const OWNER = 'acme';
 const POLICY_REPO = { owner: OWNER, name: 'keyway-policies' };
 const POLICY_DIR = 'policies';
+/** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
+const HARNESS_ISSUER = 'https://keyway.test';
 
 /** A deploy policy for one environment, and a guardrail. Line numbers matter: annotations point at them. */
 function deployPolicy(issuer: string, environment: string): string {
@@ -93,16 +97,26 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     };
     const checkRuns = async (): Promise<CheckRunBody[]> =>
       (await github.calls()).filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201).map((call) => call.body as CheckRunBody);
-    const health = async () => (await (await broker.request('/healthz')).json()) as Record<string, unknown>;
+    let people: TestIssuer;
+    let operator: string;
+    /** The health in detail, as an operator reads it; strangers get `status` alone. */
+    const health = async () => (await (await broker.request('/v1/health', { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
+    const publicHealth = async () => (await (await broker.request('/healthz')).json()) as Record<string, unknown>;
 
     beforeAll(async () => {
       ci = freshIssuer(issuerBase(), 'webhooks');
+      people = freshIssuer(issuerBase(), 'webhooks-ops');
       github = await FakeGitHub.create(fakeGitHubBase());
       await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
       broker = await start(
-        { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), 'github/read.yaml': githubPolicy(ci.url) },
+        {
+          'deploy.yaml': deployPolicy(ci.url, 'production'),
+          'guard.yaml': guardPolicy(ci.url),
+          'github/read.yaml': githubPolicy(ci.url),
+          'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE]),
+        },
         {
           settings: {
             ...github.settings,
@@ -322,6 +336,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
+      // Before the push replaces the set that has the operator's policy: the token outlives it.
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       expect((await exchange({ environment: 'qa' })).status).toBe(400);
       const good = sha('push-good');
       await putPolicies(good, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
@@ -331,6 +347,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
       expect((await exchange({ environment: 'production' })).status).toBe(400);
       expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${good}` } });
+      expect(await publicHealth()).toEqual({ status: 'ok' });
 
       // A push to another branch changes nothing.
       const other = sha('push-other');
@@ -345,7 +362,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: broken }) })).toMatchObject({ status: 200 });
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
       const status = await health();
-      expect(status).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` } });
+      expect(status).toMatchObject({ status: 'degraded', policies: 2, policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` } });
+      expect(await publicHealth()).toEqual({ status: 'degraded' });
       expect(JSON.stringify((status['policy_reload'] as { problems: string[] }).problems)).toContain('deploy.yaml:9:3 unknown field grant.lifetime');
 
       // …and the next review says so.

@@ -1,10 +1,14 @@
-import { runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { allRecords } from '../../src/audit/all-records.ts';
 import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
 import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
+import bundledPolicies from '../../build/policies.json';
+import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import worker from '../../src/worker.ts';
+import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
@@ -12,10 +16,21 @@ import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 const entry = (exports as unknown as { default: Fetcher }).default;
 
 describe('the deployed Worker entry', () => {
-  it('serves the bundled policies: the dev quickstart and auditor are inactive at the edge', async () => {
+  it('serves the bundled policies, and tells strangers only that it is up', async () => {
     const response = await entry.fetch('https://keyway.test/healthz');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', policies: 7, inactive_policies: 2 });
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('bundles only what a fresh deployment needs: the dev quickstart and auditor, inactive at the edge, and no example policy', async () => {
+    expect(bundledPolicies.map((file) => file.path)).toEqual(['dev/auditor.yaml', 'dev/quickstart.yaml']);
+    // An operator (here with a policy of their own beside the bundle) reads at /v1/health that nothing of the bundle is active.
+    const people = freshIssuer(inject('testIssuerBase'), 'w-entry-ops');
+    const files = Object.fromEntries(bundledPolicies.map((file) => [file.path, file.text]));
+    const broker = await startWorkersHarness({ ...files, 'ops/olga.yaml': operatorPolicy(people, workerEnv.KEYWAY_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE]) });
+    const token = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+    const health = await broker.request('/v1/health', { headers: { authorization: `Bearer ${token}` } });
+    expect(await health.json()).toEqual({ status: 'ok', policies: 1, inactive_policies: 2 });
   });
 
   it('audits a malformed request in the Durable Object before answering', async () => {
@@ -24,6 +39,47 @@ describe('the deployed Worker entry', () => {
     const body = (await response.json()) as { error: string; audit_event_id: string };
     expect(body.error).toBe('unsupported_grant_type');
     expect(await keywayState(workerEnv.STATE).get(body.audit_event_id)).toMatchObject({ decision: 'malformed', request: { client_ip: '203.0.113.9' } });
+  });
+});
+
+describe('a Worker deployed with the wrangler dev issuer (KEYWAY_ISSUER=http://127.0.0.1:8787)', () => {
+  const devEnv = { ...workerEnv, KEYWAY_ISSUER: 'http://127.0.0.1:8787' };
+  /** The Worker's own fetch handler, as Cloudflare calls it for a request to that URL. */
+  const serve = (request: Request) => worker.fetch(request as Parameters<typeof worker.fetch>[0], devEnv, createExecutionContext());
+
+  it('refuses to serve at any other host: 503 with the reason, no token, no keys, and an error in its log', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const github = freshIssuer(inject('testIssuerBase'), 'w-loopback');
+      const subject = await github.sign(ciClaims(github.url, devEnv.KEYWAY_ISSUER));
+      const requests = [
+        new Request('https://keyway.acme.workers.dev/token', { method: 'POST', body: exchangeForm(subject), headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+        new Request('https://keyway.acme.dev/.well-known/jwks.json'),
+        new Request('https://keyway.acme.dev/healthz'),
+      ];
+      for (const request of requests) {
+        const response = await serve(request);
+        expect(response.status).toBe(503);
+        const body = (await response.json()) as Record<string, unknown>;
+        expect(body['error']).toBe('temporarily_unavailable');
+        expect(body['error_description']).toContain('KEYWAY_ISSUER is http://127.0.0.1:8787, a loopback URL for wrangler dev');
+        expect(body).not.toHaveProperty('access_token');
+        expect(body).not.toHaveProperty('keys');
+      }
+      expect(logged.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)).toContainEqual(
+        expect.objectContaining({ level: 'error', message: 'broker refuses to serve', error: expect.stringContaining('served at keyway.acme.dev') }),
+      );
+    } finally {
+      logged.mockRestore();
+    }
+  });
+
+  it('still serves `npm run dev` (wrangler dev) on loopback', async () => {
+    for (const origin of ['http://127.0.0.1:8787', 'http://localhost:8787']) {
+      const response = await serve(new Request(`${origin}/healthz`));
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ status: 'ok' });
+    }
   });
 });
 

@@ -1,0 +1,119 @@
+import ipaddr from 'ipaddr.js';
+import { ConfigError, type SettingsSource } from '../settings.ts';
+
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+
+/** The reverse proxies whose forwarding header is believed, and which header that is. */
+export interface TrustedProxies {
+  readonly ranges: readonly [Address, number][];
+  /** The one header the proxies write; the other is never read, so a client cannot slip it past a proxy that does not strip it. */
+  readonly header: 'x-forwarded-for' | 'forwarded';
+}
+
+export const NO_TRUSTED_PROXIES: TrustedProxies = { ranges: [], header: 'x-forwarded-for' };
+
+/**
+ * KEYWAY_TRUSTED_PROXIES: addresses and CIDRs (comma- or space-separated) of the reverse proxies in
+ * front of the Node broker; KEYWAY_TRUSTED_PROXY_HEADER: `x-forwarded-for` (default) or `forwarded`.
+ */
+export function readTrustedProxies(env: SettingsSource): TrustedProxies {
+  const list = env['KEYWAY_TRUSTED_PROXIES'];
+  const header = env['KEYWAY_TRUSTED_PROXY_HEADER'] || 'x-forwarded-for';
+  if (header !== 'x-forwarded-for' && header !== 'forwarded') throw new ConfigError('KEYWAY_TRUSTED_PROXY_HEADER is x-forwarded-for or forwarded');
+  const entries = typeof list === 'string' ? list.split(/[\s,]+/).filter((entry) => entry !== '') : [];
+  return { ranges: entries.map(parseRange), header };
+}
+
+/** An IPv4 proxy is written as IPv4: peers are compared as IPv4 even when a dual-stack socket reports `::ffff:10.0.0.1`. */
+function parseRange(entry: string): [Address, number] {
+  const cidr = entry.includes('/') ? entry : `${entry}/${ipaddr.IPv6.isValid(entry) ? 128 : 32}`;
+  if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(cidr) && !ipaddr.IPv6.isValidCIDR(cidr)) {
+    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)`);
+  }
+  return ipaddr.parseCIDR(cidr);
+}
+
+/**
+ * The client's address: the socket's peer, unless that peer is a trusted proxy. Then the
+ * proxies' forwarding header is walked from the right (the hop the peer itself added first),
+ * trusted proxies are skipped, and the first address that is not one is the client: entries
+ * further left were written by whoever sent the request and prove nothing. A header that is
+ * missing, or malformed before that address is reached, leaves the peer's address.
+ */
+export function clientAddress(peer: string | undefined, header: string | undefined, trusted: TrustedProxies): string | undefined {
+  if (peer === undefined || !isTrusted(peer, trusted) || header === undefined) return peer;
+  const hops = trusted.header === 'forwarded' ? forwardedFor(header) : header.split(',').map((entry) => entry.trim());
+  if (hops === undefined) return peer;
+  let client: Address | undefined;
+  for (let index = hops.length - 1; index >= 0; index -= 1) {
+    const hop = hopAddress(hops[index] ?? '');
+    if (hop === undefined) return peer;
+    client = hop;
+    if (!inRanges(hop, trusted)) break;
+  }
+  // Every hop a trusted proxy: the furthest one is the client (a request from inside the proxies' network).
+  return client?.toString() ?? peer;
+}
+
+function isTrusted(address: string, trusted: TrustedProxies): boolean {
+  return ipaddr.isValid(address) && inRanges(normalized(ipaddr.parse(address)), trusted);
+}
+
+function inRanges(address: Address, trusted: TrustedProxies): boolean {
+  return trusted.ranges.some(([range, bits]) => range.kind() === address.kind() && address.match(range, bits));
+}
+
+/** IPv4-mapped IPv6 (`::ffff:10.0.0.1`, what a dual-stack socket reports) as the IPv4 address it is. */
+function normalized(address: Address): Address {
+  return address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() ? address.toIPv4Address() : address;
+}
+
+/** One hop: `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711` (ports as some proxies add them). */
+function hopAddress(text: string): Address | undefined {
+  const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d{1,5})?$/.exec(text)?.[1];
+  const host = bracketed ?? (/^[0-9.]+:\d{1,5}$/.test(text) ? text.slice(0, text.indexOf(':')) : text);
+  if (ipaddr.IPv4.isValidFourPartDecimal(host)) return ipaddr.IPv4.parse(host);
+  if (/^[0-9a-fA-F:.]+$/.test(host) && ipaddr.IPv6.isValid(host)) return normalized(ipaddr.IPv6.parse(host));
+  return undefined;
+}
+
+/**
+ * The `for=` of every element of an RFC 7239 `Forwarded` header, in order; undefined when it
+ * does not parse or an element has no single `for=`. Obfuscated and `unknown` nodes come back
+ * as they are and fail as addresses.
+ */
+function forwardedFor(header: string): string[] | undefined {
+  const hops: string[] = [];
+  for (const element of splitOutsideQuotes(header, ',')) {
+    const fors: string[] = [];
+    for (const pair of splitOutsideQuotes(element, ';')) {
+      const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=("(?:[^"\\]|\\.)*"|[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*$/.exec(pair);
+      if (match === null) {
+        if (pair.trim() === '') continue;
+        return undefined;
+      }
+      const [, name = '', value = ''] = match;
+      if (name.toLowerCase() === 'for') fors.push(value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value);
+    }
+    if (fors.length !== 1) return undefined;
+    hops.push(fors[0] ?? '');
+  }
+  return hops;
+}
+
+function splitOutsideQuotes(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let index = 0; index < text.length; index += 1) {
+    const char = text[index];
+    if (quoted && char === '\\') index += 1;
+    else if (char === '"') quoted = !quoted;
+    else if (!quoted && char === separator) {
+      parts.push(text.slice(start, index));
+      start = index + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
