@@ -123,6 +123,11 @@ export const exchange: Command = {
     }
 
     log(grantLine(issued));
+    const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
+    // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
+    // masked once, before it can reach the log by any path (printed, written to a runner file, or printed by the
+    // --exec command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
+    if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(issued.accessToken));
     if (values.exec) {
       const status = await execWithToken(command, values['exec-env'], issued.accessToken, log);
       const revoke = issued.issuedTokenType === undefined ? undefined : REVOCATIONS[issued.issuedTokenType];
@@ -132,15 +137,10 @@ export const exchange: Command = {
       }
       return status;
     }
-    const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     if (deliveries.length === 0) {
-      // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token
-      // is masked before it can reach the log, and standard output stays the token alone for TOKEN=$(keyway exchange …).
-      if (process.env['GITHUB_ACTIONS'] === 'true') process.stderr.write(addMask(issued.accessToken));
       process.stdout.write(`${issued.accessToken}\n`);
       return EXIT.ok;
     }
-    process.stdout.write(addMask(issued.accessToken));
     for (const [variable, option, what] of deliveries) {
       appendEnvironmentFile(process.env[variable], variable, values[option] as string, issued.accessToken);
       log(`token set as ${what} ${values[option]}`);

@@ -48,7 +48,6 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     // The dev issuer is itself an http loopback issuer.
     allowHttpLoopback: dev || settings.allowHttpLoopback,
     dev,
-    masterKeys: readMasterKeys(env),
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
     ...masterKeysOf(env),
   };

@@ -10,7 +10,7 @@ export interface LivePolicySet {
   /**
    * Makes `files` the live set, in one step and durably, if they load as the broker loads
    * policies; otherwise the set serving now stays. Either way the outcome is kept for
-   * `/healthz` and the next review.
+   * `/v1/health` (and `/healthz` as degraded) and the next review.
    */
   adopt(files: readonly PolicyFile[], source: string): Promise<PolicyReloadStatus>;
   /** Records that a new set could not even be fetched: the set serving now stays. */
