@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, renameSync, statSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import type { JSONWebKeySet } from 'jose';
@@ -18,7 +18,7 @@ import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.t
 import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
-import { freePort, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
 const MINUTE = 60_000;
@@ -86,8 +86,7 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
   beforeAll(async () => {
     issuer = new TestIssuer(inject('testIssuerBase'), `rotation-${crypto.randomUUID().slice(0, 8)}`);
     root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
-    const port = await freePort();
-    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log, now: () => clock });
+    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log, now: () => clock });
   });
   afterAll(async () => {
     await broker?.close();
@@ -171,7 +170,8 @@ describe('signing keys at rest across master keys and schema versions', () => {
   }
 
   it('seals plaintext keys from before sealing in place on first start', async () => {
-    const root = writeTree({ 'policies/.keep': '' });
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
     const dataDir = join(root, 'data');
     await run(dataDir, master()); // creates the data dir and schema
     const legacy = await generateSigningKey(Date.now());
@@ -191,7 +191,8 @@ describe('signing keys at rest across master keys and schema versions', () => {
   });
 
   it('changes the master key: KEYWAY_MASTER_KEY_PREVIOUS opens the old seals, which are sealed again under the new key', async () => {
-    const root = writeTree({ 'policies/.keep': '' });
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
     const dataDir = join(root, 'data');
     const a = master();
     const b = master();
@@ -206,7 +207,8 @@ describe('signing keys at rest across master keys and schema versions', () => {
 
 describe('keyway keys list / rotate (real processes on a real data dir)', () => {
   it('lists the ring without the master key, rotates once when two processes ask at once, and refuses to rotate without the master key', async () => {
-    const root = writeTree({ 'policies/.keep': '' });
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
     const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
     const dataDir = broker.config.dataDir;
     await broker.close();
@@ -237,18 +239,21 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
 describe('/v1/keys and keyway keys --url (a running broker, operator tokens)', () => {
   it('lists with keys:read, rotates with keys:rotate, refuses other tokens, and logs who rotated', async () => {
     const people = new TestIssuer(inject('testIssuerBase'), `ops-${crypto.randomUUID().slice(0, 8)}`);
-    const port = await freePort();
-    const issuerUrl = `http://127.0.0.1:${port}`;
-    const operator = (sub: string, scopes: string) => `
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
+    const log = recordingLogger();
+    const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
+    try {
+      // The operators' tokens have the broker itself as audience, whose port is known once it listens.
+      const issuerUrl = broker.config.issuer;
+      const operator = (sub: string, scopes: string) => `
 version: 1
 issuer: "${people.url}"
 match: { sub: ${sub} }
 grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
 `;
-    const root = writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate'), 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') });
-    const log = recordingLogger();
-    const broker = await startNodeBroker(testConfig(root, { port, issuer: issuerUrl }), { log });
-    try {
+      writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate'), 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
+      expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
       const tokenFor = async (sub: string, scope: string): Promise<string> => {
         const now = Math.floor(Date.now() / 1000);
         const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
