@@ -189,7 +189,12 @@ describe('alerts on anomalies', () => {
     );
     const addresses = details('denial_burst_address');
     expect(addresses).toHaveLength(2);
-    expect(addresses).toEqual(expect.arrayContaining([expect.objectContaining({ client_ip: '127.0.0.1', denials: 3 }), expect.objectContaining({ client_ip: '127.0.0.2', denials: 3 })]));
+    expect(addresses).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ client_ip: '127.0.0.1', denials: 3 }),
+        expect.objectContaining({ client_ip: '127.0.0.2', denials: 3 }),
+      ]),
+    );
   });
 
   it('raises a replayed subject token and a grant from a new network', async () => {

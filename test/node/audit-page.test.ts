@@ -24,7 +24,8 @@ describe('the /audit page in a real browser', () => {
   beforeAll(async () => {
     github = freshIssuer(inject('testIssuerBase'), 'page-gh');
     const people = freshIssuer(inject('testIssuerBase'), 'page-people');
-    const policies = (files: Record<string, string>, root?: string) => writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])), root);
+    const policies = (files: Record<string, string>, root?: string) =>
+      writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])), root);
     const root = policies(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'page-oidc')));
     broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log: silentLogger });
     // Auditors' tokens have the broker itself as audience, whose port is known once it listens.

@@ -30,7 +30,8 @@ describe('GitHub token revocation on Node', () => {
     const logged: { message: string; fields: LogFields }[] = [];
     const keep = (message: string, fields: LogFields = {}) => void logged.push({ message, fields });
     const start = async (): Promise<NodeBroker> => {
-      const broker = await startNodeBroker(testConfig(root, { github: readGitHubAppSettings(github.settings) }), { log: { info: keep, warn: keep, error: keep }, now: () => clock.now });
+      const config = testConfig(root, { github: readGitHubAppSettings(github.settings) });
+      const broker = await startNodeBroker(config, { log: { info: keep, warn: keep, error: keep }, now: () => clock.now });
       started.push(broker);
       return broker;
     };
@@ -41,9 +42,13 @@ describe('GitHub token revocation on Node', () => {
       return db;
     };
     /** The revocation schedule as the SQLite file holds it. */
-    const pending = () => file().all<{ attempts: number; next_attempt_at: number; github_expires_at: number }>('SELECT attempts, next_attempt_at, github_expires_at FROM github_token_revocations');
+    const pending = () =>
+      file().all<{ attempts: number; next_attempt_at: number; github_expires_at: number }>(
+        'SELECT attempts, next_attempt_at, github_expires_at FROM github_token_revocations',
+      );
     /** Logged outcomes, as `outcome@attempts`. */
-    const outcomes = () => logged.filter((line) => line.message === 'github token revocation').map((line) => `${String(line.fields['outcome'])}@${String(line.fields['attempts'])}`);
+    const outcomes = () =>
+      logged.filter((line) => line.message === 'github token revocation').map((line) => `${String(line.fields['outcome'])}@${String(line.fields['attempts'])}`);
     const deletes = async () => (await github.calls()).filter((call) => call.method === 'DELETE' && call.path === '/installation/token').length;
     return { root, issuer, github, start, clock, pending, outcomes, deletes };
   }

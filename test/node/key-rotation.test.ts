@@ -252,7 +252,8 @@ issuer: "${people.url}"
 match: { sub: ${sub} }
 grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
 `;
-      writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate'), 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
+      writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate') }, root);
+      writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
       expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
       const tokenFor = async (sub: string, scope: string): Promise<string> => {
         const now = Math.floor(Date.now() / 1000);

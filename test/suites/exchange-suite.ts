@@ -430,7 +430,8 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         try {
           expect((await postToken(boundedBroker, exchangeForm(await padded.sign(ciClaims(padded.url, boundedBroker.issuer))))).status).toBe(200);
           const now = Math.floor(Date.now() / 1000);
-          const answer = await postToken(boundedBroker, exchangeForm(await oversized.sign({ iss: oversized.url, aud: boundedBroker.issuer, sub: 'svc-b', iat: now, exp: now + 300 })));
+          const token = await oversized.sign({ iss: oversized.url, aud: boundedBroker.issuer, sub: 'svc-b', iat: now, exp: now + 300 });
+          const answer = await postToken(boundedBroker, exchangeForm(token));
           expect(answer.status).toBe(503);
           expect(answer.body['error']).toBe('temporarily_unavailable');
           expect(answer.body).not.toHaveProperty('access_token');

@@ -53,7 +53,17 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const id = apps.size + 1;
     const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), calls: [], down: false, misbehaviour: undefined });
+    apps.set(id, {
+      id,
+      publicKey: await importSPKI(spki, 'RS256'),
+      installations: new Map(),
+      tokens: new Map(),
+      files: new Map(),
+      branches: new Map(),
+      calls: [],
+      down: false,
+      misbehaviour: undefined,
+    });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
       appId: String(id),

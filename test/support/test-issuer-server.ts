@@ -141,7 +141,11 @@ async function startSite(sites: Site[]): Promise<Site> {
         const issuer = await state(issuerPath);
         issuer.hits.discovery += 1;
         if (issuer.down) return c.text('down', 503);
-        const document = { issuer: issuerUrl(issuerPath, issuer), jwks_uri: `${base}${issuerPath}/jwks`, id_token_signing_alg_values_supported: ['RS256', 'ES256', 'ES384', 'ES512'] };
+        const document = {
+          issuer: issuerUrl(issuerPath, issuer),
+          jwks_uri: `${base}${issuerPath}/jwks`,
+          id_token_signing_alg_values_supported: ['RS256', 'ES256', 'ES384', 'ES512'],
+        };
         const how = issuer.misbehaviour.discovery;
         return how === undefined ? c.json(document) : await misbehave(c, how, document, `${base}${issuerPath}/trap/redirected`);
       }

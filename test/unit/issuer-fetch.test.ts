@@ -4,7 +4,12 @@ import { IssuerUnavailableError, JwksCache } from '../../src/issuers/jwks-cache.
 import { freshIssuer } from '../suites/exchange-suite.ts';
 
 /** The bounds the broker puts on discovery and JWKS fetches (src/broker.ts), over loopback http. */
-const brokerHttp = { fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback: true };
+const brokerHttp = {
+  fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init),
+  timeoutMs: OUTBOUND_TIMEOUT_MS,
+  maxBytes: OUTBOUND_MAX_BYTES,
+  allowHttpLoopback: true,
+};
 
 const ENDPOINTS = ['discovery', 'jwks'] as const;
 
