@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
-import type { Context } from 'hono';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Context, Hono } from 'hono';
+import type { AppEnv } from '../app.ts';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createBroker, outboundHttp } from '../broker.ts';
 import { createGitHubTokens } from '../github/create-github-tokens.ts';
@@ -85,8 +86,49 @@ export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000
  * The embedded default: one process, a SQLite file in the data directory, keys generated on
  * first start and kept there, policies read from a directory. Throws PolicyLoadError when the
  * policies do not load, so start-up stops with file and reason.
+ *
+ * It listens first, so that port 0 binds a free port: an issuer URL naming port 0 (what PORT=0
+ * gives without KEYWAY_ISSUER) names the port bound. Requests wait until the broker is ready.
  */
 export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBrokerOptions = {}): Promise<NodeBroker> {
+  const app = Promise.withResolvers<Hono<AppEnv>>();
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const started = serve(
+      {
+        fetch: closeAfterUnreadBody(async (request, env) => (await app.promise).fetch(request, env)),
+        port: config.port,
+        hostname: config.host,
+        serverOptions: INBOUND_LIMITS,
+      },
+      () => resolve(started),
+    );
+    started.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  try {
+    return await startOn(server, { ...config, issuer: onBoundPort(config.issuer, port) }, options, app.resolve);
+  } catch (error) {
+    await closeServer(server);
+    throw error;
+  }
+}
+
+/** `http://127.0.0.1:0` bound to port 8787 is `http://127.0.0.1:8787`; an issuer naming another port stays as it is. */
+function onBoundPort(issuer: string, port: number): string {
+  const url = new URL(issuer);
+  if (url.port !== '0') return issuer;
+  url.port = String(port);
+  return url.origin;
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  });
+}
+
+async function startOn(server: ServerType, config: NodeBrokerConfig, options: NodeBrokerOptions, serveApp: (app: Hono<AppEnv>) => void): Promise<NodeBroker> {
   const log = options.log ?? jsonLogger();
   const now = options.now ?? Date.now;
   for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
@@ -190,11 +232,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
   app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const options = { fetch: closeAfterUnreadBody(app.fetch), port: config.port, hostname: config.host, serverOptions: INBOUND_LIMITS };
-    const started = serve(options, () => resolve(started));
-    started.once('error', reject);
-  });
+  serveApp(app);
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
@@ -221,10 +259,7 @@ export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBro
       clearInterval(upkeep);
       clearInterval(keyTimer);
       await revocationTimer?.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      });
+      await closeServer(server);
       // Sign the head on the way out, so the last records are anchored too.
       await maintain();
       await audit.close();

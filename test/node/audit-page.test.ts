@@ -1,6 +1,4 @@
 import { mkdtempSync } from 'node:fs';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -10,21 +8,11 @@ import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-brok
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerClient } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, testConfig, writeTree } from './node-harness.ts';
 
 /** Debian's Chromium, which .ci/run installs; playwright-core drives it and brings no browser of its own. */
 const CHROMIUM = '/usr/bin/chromium';
 const HOSTILE_AGENT = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 describe('the /audit page in a real browser', () => {
   let broker: NodeBroker;
@@ -36,11 +24,14 @@ describe('the /audit page in a real browser', () => {
   beforeAll(async () => {
     github = freshIssuer(inject('testIssuerBase'), 'page-gh');
     const people = freshIssuer(inject('testIssuerBase'), 'page-people');
-    const port = await freePort();
-    const issuer = `http://127.0.0.1:${port}`;
-    const files = { ...suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'page-oidc')), ...auditorPolicies(people, issuer) };
-    const root = writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])));
-    broker = await startNodeBroker(testConfig(root, { issuer, port }), { log: silentLogger });
+    const policies = (files: Record<string, string>, root?: string) =>
+      writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])), root);
+    const root = policies(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'page-oidc')));
+    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log: silentLogger });
+    // Auditors' tokens have the broker itself as audience, whose port is known once it listens.
+    const issuer = broker.config.issuer;
+    policies(auditorPolicies(people, issuer), root);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: true });
 
     const post = async (subjectToken: string, userAgent = 'keyway-test') => {
       const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subjectToken), headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': userAgent } });

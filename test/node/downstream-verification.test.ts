@@ -15,7 +15,7 @@ import { KeyRing } from '../../src/tokens/key-ring.ts';
 import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
-import { freePort, testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, testConfig, writeTree } from './node-harness.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
 
@@ -39,8 +39,7 @@ match: { repository_id: "734201" }
 grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:write, artifacts:read] }
 `,
     });
-    const port = await freePort();
-    return startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log: silentLogger });
+    return startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log: silentLogger });
   }
 
   /** A broker's signing keys, read from its SQLite file. */

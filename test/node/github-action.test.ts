@@ -11,7 +11,7 @@ import { buildAction } from '../../scripts/build-action.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { freePort, REPOSITORY_ROOT, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree, type Environment } from './node-harness.ts';
 
 const ACTION = join(REPOSITORY_ROOT, 'action');
 const AUDIENCE = 'https://deploy.acme.dev';
@@ -32,8 +32,7 @@ match: { repository_id: "734201", ref: refs/heads/main }
 grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m }
 `,
     });
-    const port = await freePort();
-    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log: silentLogger });
+    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log: silentLogger });
   });
   afterAll(async () => {
     await Promise.all([ci?.close(), broker?.close()]);

@@ -2,9 +2,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import { silentLogger } from '../../src/log.ts';
+import type { LogFields } from '../../src/log.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
@@ -14,21 +14,43 @@ import { testConfig, writeTree } from './node-harness.ts';
 /** What only the Node runtime shows: the timer on its own, restarts, the SQLite file, the audit log failing. */
 describe('GitHub token revocation on Node', () => {
   const started: NodeBroker[] = [];
+  const databases: SqliteFile[] = [];
   afterEach(async () => {
     for (const broker of started.splice(0)) await broker.close();
+    for (const db of databases.splice(0)) db.close();
   });
 
-  async function setup(): Promise<{ root: string; issuer: TestIssuer; github: FakeGitHub; start: () => Promise<NodeBroker> }> {
+  /** The broker's clock stands still until a test moves it; `logged` keeps what the broker logged. */
+  async function setup() {
     const issuer = freshIssuer(inject('testIssuerBase'), 'github-node');
     const github = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
     const root = writeTree(Object.fromEntries(Object.entries(githubPolicies(issuer)).map(([path, text]) => [`policies/${path}`, text])));
+    const clock = { now: Date.now() };
+    const logged: { message: string; fields: LogFields }[] = [];
+    const keep = (message: string, fields: LogFields = {}) => void logged.push({ message, fields });
     const start = async (): Promise<NodeBroker> => {
-      const broker = await startNodeBroker(testConfig(root, { github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
+      const config = testConfig(root, { github: readGitHubAppSettings(github.settings) });
+      const broker = await startNodeBroker(config, { log: { info: keep, warn: keep, error: keep }, now: () => clock.now });
       started.push(broker);
       return broker;
     };
-    return { root, issuer, github, start };
+    let db: SqliteFile | undefined;
+    const file = (): SqliteFile => {
+      // Opened on first use: the file exists once the broker has started.
+      if (db === undefined) databases.push((db = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true })));
+      return db;
+    };
+    /** The revocation schedule as the SQLite file holds it. */
+    const pending = () =>
+      file().all<{ attempts: number; next_attempt_at: number; github_expires_at: number }>(
+        'SELECT attempts, next_attempt_at, github_expires_at FROM github_token_revocations',
+      );
+    /** Logged outcomes, as `outcome@attempts`. */
+    const outcomes = () =>
+      logged.filter((line) => line.message === 'github token revocation').map((line) => `${String(line.fields['outcome'])}@${String(line.fields['attempts'])}`);
+    const deletes = async () => (await github.calls()).filter((call) => call.method === 'DELETE' && call.path === '/installation/token').length;
+    return { root, issuer, github, start, clock, pending, outcomes, deletes };
   }
 
   const exchange = async (broker: NodeBroker, issuer: TestIssuer, ref: string, claims: Record<string, unknown> = {}) =>
@@ -43,21 +65,22 @@ describe('GitHub token revocation on Node', () => {
   }
 
   it('revokes on its own timer when the TTL passes, then deletes the sealed token', async () => {
-    const { issuer, github, start, root } = await setup();
+    const { issuer, github, start, clock, pending } = await setup();
     const broker = await start();
     const token = (await exchange(broker, issuer, 'refs/heads/short')).body['access_token'] as string;
     expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
+    expect(pending()).toHaveLength(1);
+    // The timer set at that exchange waits a real minute; the next exchange sets it again, from the clock, past the TTL.
+    clock.now += 60_000;
+    await exchange(broker, issuer, 'refs/heads/main');
     await until(async () => (await github.repositoriesVisibleTo(token)).status === 401);
-    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
-    try {
-      await until(async () => db.all('SELECT id FROM github_token_revocations').length === 0);
-    } finally {
-      db.close();
-    }
+    // Only the ten-minute token is left to revoke.
+    await until(async () => pending().length === 1);
+    expect(pending()[0]?.next_attempt_at).toBe(clock.now + 600_000);
   });
 
   it('keeps the schedule across a restart and revokes after it, the token sealed in the SQLite file', async () => {
-    const { issuer, github, start, root } = await setup();
+    const { issuer, github, start, root, clock } = await setup();
     const first = await start();
     const result = await exchange(first, issuer, 'refs/heads/short');
     const token = result.body['access_token'] as string;
@@ -74,6 +97,8 @@ describe('GitHub token revocation on Node', () => {
     // Still live: nobody revoked it while the broker was down.
     expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
 
+    // It fell due while the broker was down: the restarted broker's timer revokes it at once.
+    clock.now += 60_000;
     await start();
     await until(async () => (await github.repositoriesVisibleTo(token)).status === 401);
   });
@@ -109,25 +134,56 @@ describe('GitHub token revocation on Node', () => {
   });
 
   it('retries a failed revocation with backoff while GitHub is down, and revokes once it is back', async () => {
-    const { issuer, github, start, root } = await setup();
+    const { issuer, github, start, clock, pending, outcomes } = await setup();
     const broker = await start();
     const token = (await exchange(broker, issuer, 'refs/heads/short')).body['access_token'] as string;
     await github.setDown(true);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    clock.now += 60_000;
     await broker.revokeDueGitHubTokens();
-    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
-    try {
-      const [row] = db.all<{ attempts: number; next_attempt_at: number }>('SELECT attempts, next_attempt_at FROM github_token_revocations');
-      expect(row?.attempts).toBeGreaterThanOrEqual(1);
-      expect(row?.next_attempt_at).toBeGreaterThan(Date.now());
-      await github.setDown(false);
-      expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
-      db.run('UPDATE github_token_revocations SET next_attempt_at = ?', [Date.now()]);
+    expect(pending()).toMatchObject([{ attempts: 1, next_attempt_at: clock.now + 5000 }]);
+    await github.setDown(false);
+    // Not before its backoff has passed.
+    await broker.revokeDueGitHubTokens();
+    expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
+    clock.now += 5000;
+    await broker.revokeDueGitHubTokens();
+    expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+    expect(pending()).toEqual([]);
+    expect(outcomes()).toEqual(['retrying@1', 'revoked@2']);
+  });
+
+  it('backs off 5 s, doubling, and gives up after 8 attempts, leaving the token to GitHub\'s expiry', async () => {
+    const { issuer, github, start, clock, pending, outcomes, deletes } = await setup();
+    const broker = await start();
+    const token = (await exchange(broker, issuer, 'refs/heads/short')).body['access_token'] as string;
+    await github.setDown(true);
+    clock.now += 60_000;
+    for (let attempt = 1; attempt < 8; attempt += 1) {
       await broker.revokeDueGitHubTokens();
-      expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
-      expect(db.all('SELECT id FROM github_token_revocations')).toEqual([]);
-    } finally {
-      db.close();
+      const [row] = pending();
+      expect(row).toMatchObject({ attempts: attempt, next_attempt_at: clock.now + 5000 * 2 ** (attempt - 1) });
+      clock.now = row?.next_attempt_at ?? Number.NaN;
     }
+    await broker.revokeDueGitHubTokens();
+    expect(pending()).toEqual([]);
+    expect(await deletes()).toBe(8);
+    expect(outcomes()).toEqual([...Array.from({ length: 7 }, (_, index) => `retrying@${index + 1}`), 'gave_up@8']);
+    // Nobody revoked it: it lives until GitHub expires it.
+    await github.setDown(false);
+    expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
+  });
+
+  it('never retries past GitHub\'s own expiry: a failure that close to it gives up at once', async () => {
+    const { issuer, github, start, clock, pending, outcomes, deletes } = await setup();
+    const broker = await start();
+    await exchange(broker, issuer, 'refs/heads/short');
+    const [row] = pending();
+    await github.setDown(true);
+    // The next attempt, 5 s on, would come after GitHub's expiry.
+    clock.now = (row?.github_expires_at ?? Number.NaN) - 4000;
+    await broker.revokeDueGitHubTokens();
+    expect(pending()).toEqual([]);
+    expect(await deletes()).toBe(1);
+    expect(outcomes()).toEqual(['gave_up@1']);
   });
 });

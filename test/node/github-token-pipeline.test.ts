@@ -11,7 +11,7 @@ import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { freePort, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
 
 /** A job step that lists what the token in $KEYWAY_TOKEN can see on the (fake) GitHub API. */
 const LIST_REPOSITORIES = `fetch(process.env.GITHUB_API_URL + '/installation/repositories', { headers: { authorization: 'Bearer ' + process.env.KEYWAY_TOKEN, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' } })
@@ -38,8 +38,7 @@ grant:
   ttl: 10m
 `,
     });
-    const port = await freePort();
-    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}`, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
+    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
   });
   afterAll(async () => {
     await Promise.all([ci?.close(), broker?.close()]);

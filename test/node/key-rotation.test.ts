@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, renameSync, statSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
-import { decodeProtectedHeader, type JSONWebKeySet } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
 import type { Logger } from '../../src/log.ts';
@@ -17,7 +17,7 @@ import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.t
 import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
-import { freePort, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
 const MINUTE = 60_000;
@@ -85,8 +85,7 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
   beforeAll(async () => {
     issuer = new TestIssuer(inject('testIssuerBase'), `rotation-${crypto.randomUUID().slice(0, 8)}`);
     root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
-    const port = await freePort();
-    broker = await startNodeBroker(testConfig(root, { port, issuer: `http://127.0.0.1:${port}` }), { log, now: () => clock });
+    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log, now: () => clock });
   });
   afterAll(async () => {
     await broker?.close();
@@ -172,15 +171,16 @@ describe('signing keys at rest across master keys and schema versions', () => {
   it('refuses to start while a signing key is stored in the clear; keyway keys seal seals it once, and it goes on verifying the tokens it signed', async () => {
     const issuer = new TestIssuer(inject('testIssuerBase'), `legacy-${crypto.randomUUID().slice(0, 8)}`);
     const root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
-    const port = await freePort();
-    const config = testConfig(root, { port, issuer: `http://127.0.0.1:${port}` });
+    const config = testConfig(root);
     const exchange = async (broker: NodeBroker): Promise<string> => {
       const subject = await issuer.sign(ciClaims(issuer.url, broker.config.issuer));
       const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: SERVICE }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       expect(response.status).toBe(200);
       return ((await response.json()) as { access_token: string }).access_token;
     };
-    const verified = (token: string) => verifyAccessToken(token, { issuer: config.issuer, audience: SERVICE, scopes: ['deploy:write'] });
+    // The issuer is a name, not where the broker listens: keys come from the running broker's JWKS.
+    const verified = (token: string, broker: NodeBroker) =>
+      verifyAccessToken(token, { issuer: config.issuer, audience: SERVICE, scopes: ['deploy:write'], keys: createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`)) });
 
     let broker = await startNodeBroker(config, { log: recordingLogger() });
     const signed = await exchange(broker);
@@ -207,17 +207,18 @@ describe('signing keys at rest across master keys and schema versions', () => {
 
     broker = await startNodeBroker(config, { log: recordingLogger() });
     try {
-      await expect(verified(signed)).resolves.toMatchObject({ client_id: 'deploy' });
+      await expect(verified(signed, broker)).resolves.toMatchObject({ client_id: 'deploy' });
       const after = await exchange(broker);
       expect(decodeProtectedHeader(after).kid).toBe(legacy?.kid);
-      await expect(verified(after)).resolves.toMatchObject({ client_id: 'deploy' });
+      await expect(verified(after, broker)).resolves.toMatchObject({ client_id: 'deploy' });
     } finally {
       await broker.close();
     }
   }, CLI_RUNS_TIMEOUT_MS);
 
   it('changes the master key: KEYWAY_MASTER_KEY_PREVIOUS opens the old seals, which are sealed again under the new key', async () => {
-    const root = writeTree({ 'policies/.keep': '' });
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
     const dataDir = join(root, 'data');
     const a = master();
     const b = master();
@@ -232,7 +233,8 @@ describe('signing keys at rest across master keys and schema versions', () => {
 
 describe('keyway keys list / rotate (real processes on a real data dir)', () => {
   it('lists the ring without the master key, rotates once when two processes ask at once, and refuses to rotate without the master key', async () => {
-    const root = writeTree({ 'policies/.keep': '' });
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
     const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
     const dataDir = broker.config.dataDir;
     await broker.close();
@@ -263,18 +265,22 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
 describe('/v1/keys and keyway keys --url (a running broker, operator tokens)', () => {
   it('lists with keys:read, rotates with keys:rotate, refuses other tokens, and logs who rotated', async () => {
     const people = new TestIssuer(inject('testIssuerBase'), `ops-${crypto.randomUUID().slice(0, 8)}`);
-    const port = await freePort();
-    const issuerUrl = `http://127.0.0.1:${port}`;
-    const operator = (sub: string, scopes: string) => `
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
+    const log = recordingLogger();
+    const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
+    try {
+      // The operators' tokens have the broker itself as audience, whose port is known once it listens.
+      const issuerUrl = broker.config.issuer;
+      const operator = (sub: string, scopes: string) => `
 version: 1
 issuer: "${people.url}"
 match: { sub: ${sub} }
 grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
 `;
-    const root = writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate'), 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') });
-    const log = recordingLogger();
-    const broker = await startNodeBroker(testConfig(root, { port, issuer: issuerUrl }), { log });
-    try {
+      writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate') }, root);
+      writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
+      expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
       const tokenFor = async (sub: string, scope: string): Promise<string> => {
         const now = Math.floor(Date.now() / 1000);
         const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });

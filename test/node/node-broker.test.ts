@@ -4,10 +4,11 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { PolicyLoadError } from '../../src/policy/load-policies.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { nodeConfigFromEnv } from '../../src/node/config.ts';
-import { REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 describe('the Node broker', () => {
   const running: NodeBroker[] = [];
@@ -75,6 +76,22 @@ describe('the Node broker', () => {
     } finally {
       saboteur.close();
     }
+  });
+
+  it('on port 0 binds a free port, which an issuer on port 0 then names; one that fails to start lets its port go', async () => {
+    const broker = await startNodeBroker(testConfig(setup().root, { issuer: OWN_URL_ISSUER }), { log: silentLogger });
+    running.push(broker);
+    expect(new URL(broker.url).port).not.toBe('0');
+    expect(broker.config.issuer).toBe(broker.url);
+    const metadata = (await (await fetch(`${broker.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    expect(metadata).toMatchObject({ issuer: broker.url, token_endpoint: `${broker.url}/token` });
+
+    const listening = () => process.getActiveResourcesInfo().filter((resource) => resource === 'TCPServerWrap').length;
+    const before = listening();
+    const broken = writeTree({ 'policies/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
+    await expect(startNodeBroker(testConfig(broken, { issuer: OWN_URL_ISSUER }), { log: silentLogger })).rejects.toThrow(PolicyLoadError);
+    // A closed server lets go of its handle a moment after its close callback.
+    await expect.poll(listening, { timeout: 2000 }).toBe(before);
   });
 
   it('keeps its signing key across restarts, so tokens issued before a restart still verify', async () => {

@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
@@ -20,16 +18,8 @@ import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const BROKER_ISSUER = 'https://keyway.test';
 
-/** A free loopback port: the broker's issuer URL must name its port before it listens. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
+/** An issuer on port 0: the broker binds a free port and its issuer is its own loopback URL (`broker.config.issuer`). */
+export const OWN_URL_ISSUER = 'http://127.0.0.1:0';
 
 export const REPOSITORY_ROOT = new URL('../..', import.meta.url).pathname;
 

@@ -28,10 +28,16 @@ async function eventually(check: () => Promise<boolean>): Promise<void> {
   }
 }
 
+/** File watchers this process holds open: how a broker's policy watch shows, with no wait for a change it might react to. */
+const fileWatchers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'FSEventWrap').length;
+
 describe('reloading policies on the Node broker', () => {
   const running: NodeBroker[] = [];
+  const watchersAtStart = fileWatchers();
   afterEach(async () => {
     await Promise.all(running.splice(0).map((broker) => broker.close()));
+    // A closed watcher lets go of its handle a moment later; the next test counts from a settled state.
+    await eventually(async () => fileWatchers() === watchersAtStart);
   });
 
   async function setup(watchPolicies: boolean) {
@@ -57,7 +63,9 @@ describe('reloading policies on the Node broker', () => {
   }
 
   it('picks up a new policy when a file changes, without a restart', async () => {
+    const before = fileWatchers();
     const { github, exchange, health, write } = await setup(true);
+    expect(fileWatchers()).toBeGreaterThan(before);
     expect(await exchange('5')).toBe(400);
     write('b.yaml', policy(github, '5'));
     await eventually(async () => (await exchange('5')) === 200);
@@ -97,9 +105,11 @@ describe('reloading policies on the Node broker', () => {
   });
 
   it('reloads on demand (SIGHUP) when not watching; disabled: true is a kill switch that takes effect then', async () => {
+    const before = fileWatchers();
     const { github, broker, exchange, write } = await setup(false);
+    // Not watching is not a matter of time: the broker holds no watcher that a change could wake.
+    expect(fileWatchers()).toBe(before);
     write('a.yaml', policy(github, '734201', 'disabled: true\n'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await exchange('734201')).toBe(200);
     expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 1 });
     expect(await exchange('734201')).toBe(400);

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { HEALTH_READ_SCOPE } from '../../src/app.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
-import { freePort, REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
+import { REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
 
 function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
   return runProcess(process.execPath, args, { env: { ...process.env, ...env } });
@@ -15,19 +15,26 @@ describe('processes a newcomer runs', () => {
     for (const child of children.splice(0)) child.kill('SIGKILL');
   });
 
-  async function startBroker(env: Record<string, string>, port?: number): Promise<{ url: string; child: ChildProcess }> {
-    port ??= await freePort();
-    const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: String(port), ...env } });
+  /** `npm start` on PORT=0: the broker binds a free port and says which in its `keyway listening` line. */
+  async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+    const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (chunk) => (output += chunk));
     child.stderr?.on('data', (chunk) => (output += chunk));
     const deadline = Date.now() + 15_000;
-    while (!output.includes('keyway listening')) {
+    for (;;) {
+      // Whole lines only: the last one may still be arriving.
+      const listening = output.split('\n').slice(0, -1).find((line) => line.includes('"keyway listening"'));
+      if (listening !== undefined) {
+        const { url, issuer } = JSON.parse(listening) as { url: string; issuer: string };
+        // Without KEYWAY_ISSUER, the issuer is the URL bound.
+        if (env['KEYWAY_ISSUER'] === undefined) expect(issuer).toBe(url);
+        return { url, child };
+      }
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`broker did not start:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    return { url: `http://127.0.0.1:${port}`, child };
   }
 
   it('quickstart: KEYWAY_DEV=1 npm start, `keyway dev token`, and a first granted exchange', async () => {
@@ -65,18 +72,18 @@ describe('processes a newcomer runs', () => {
 
   it('stops start-up on a broken policy, naming file, line and reason', async () => {
     const root = writeTree({ 'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n', 'policies/team/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
-    const result = await run(['src/node.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: String(await freePort()) });
+    const result = await run(['src/node.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
   });
 
   it('npm start reloads its policies on SIGHUP, and keeps the old set when the new one is broken', async () => {
     const good = 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n';
-    const port = await freePort();
-    const issuer = `http://127.0.0.1:${port}`;
+    // A public issuer name, not the URL bound: the operator's policy names it as its audience before the broker starts.
+    const issuer = 'https://keyway.test';
     const people = freshIssuer(inject('testIssuerBase'), 'processes-ops');
     const root = writeTree({ 'policies/a.yaml': good, 'policies/ops/olga.yaml': operatorPolicy(people, issuer, 'olga@acme.dev', [HEALTH_READ_SCOPE]) });
-    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0', KEYWAY_ALLOW_HTTP_LOOPBACK: '1' }, port);
+    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_ISSUER: issuer });
     const operator = await auditorToken({ issuer, request: (path, init) => fetch(`${url}${path}`, init) }, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
     const health = async () => (await (await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
     const publicHealth = async () => (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;

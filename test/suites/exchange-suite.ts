@@ -452,6 +452,26 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         }
       });
 
+      it('takes issuer keys up to 256 KiB, and counts an issuer whose JWKS is larger as unavailable: 503, audited, no token', async () => {
+        const padded = freshIssuer(issuerBase(), 'padded');
+        const oversized = freshIssuer(issuerBase(), 'oversized');
+        await padded.settings({ jwks: { kind: 'padded', bytes: 256 * 1024, declared: false } });
+        await oversized.settings({ jwks: { kind: 'padded', bytes: 256 * 1024 + 1, declared: false } });
+        const boundedBroker = await start(suitePolicies(padded, oversized));
+        try {
+          expect((await postToken(boundedBroker, exchangeForm(await padded.sign(ciClaims(padded.url, boundedBroker.issuer))))).status).toBe(200);
+          const now = Math.floor(Date.now() / 1000);
+          const token = await oversized.sign({ iss: oversized.url, aud: boundedBroker.issuer, sub: 'svc-b', iat: now, exp: now + 300 });
+          const answer = await postToken(boundedBroker, exchangeForm(token));
+          expect(answer.status).toBe(503);
+          expect(answer.body['error']).toBe('temporarily_unavailable');
+          expect(answer.body).not.toHaveProperty('access_token');
+          expect(await boundedBroker.auditEvent(answer.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'issuer_unavailable' });
+        } finally {
+          await boundedBroker.close();
+        }
+      });
+
       it('keeps verifying with cached keys through an issuer outage, and says 503 when it has none', async () => {
         const flaky = freshIssuer(issuerBase(), 'flaky');
         const cold = freshIssuer(issuerBase(), 'cold');

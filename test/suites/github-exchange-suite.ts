@@ -30,7 +30,7 @@ grant:
     'github/short.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/short }
 grant:
   github: { owner: acme, repositories: [api], permissions: { contents: read } }
-  ttl: 1s
+  ttl: 1m
 `,
     'github/ghost.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/ghost }
 grant:
@@ -53,12 +53,14 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
     let broker: BrokerHarness;
     let issuer: TestIssuer;
     let github: FakeGitHub;
+    /** How far the broker's clock runs behind the real one: a token minted in the past is due by the real clock (the Workers alarm's). */
+    let clockBehindMs = 0;
 
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'github-grants');
       github = await FakeGitHub.create(githubBase());
       await github.install(ACME_INSTALLATION);
-      broker = await start(githubPolicies(issuer), { settings: github.settings });
+      broker = await start(githubPolicies(issuer), { settings: github.settings, now: () => Date.now() - clockBehindMs });
     });
     afterAll(() => broker.close());
 
@@ -150,18 +152,30 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
     });
 
     it('revokes the token when the policy TTL passes, and only then', async () => {
+      /** A GitHub token from the one-minute policy, minted `agoMs` before now by the broker's clock (the subject token too). */
+      const mintedAgo = async (agoMs: number) => {
+        clockBehindMs = agoMs;
+        try {
+          const iat = Math.floor((Date.now() - agoMs) / 1000);
+          const result = await postToken(broker, githubForm(await job('refs/heads/short', { iat, nbf: iat - 5, exp: iat + 300 })));
+          expect(result.status).toBe(200);
+          expect(result.body['expires_in']).toBe(60);
+          return result.body['access_token'] as string;
+        } finally {
+          clockBehindMs = 0;
+        }
+      };
       const before = await tokenCalls();
-      const result = await postToken(broker, githubForm(await job('refs/heads/short')));
-      expect(result.status).toBe(200);
-      expect(result.body['expires_in']).toBe(1);
-      expect(await tokenCalls()).toBe(before + 1);
-      const token = result.body['access_token'] as string;
+      const overdue = await mintedAgo(61_000);
+      const halfway = await mintedAgo(30_000);
+      expect(await tokenCalls()).toBe(before + 2);
       const other = (await postToken(broker, githubForm(await job()))).body['access_token'] as string;
-      expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
-      await new Promise((resolve) => setTimeout(resolve, 1200));
+      // (The overdue one may be gone already: a Workers alarm set in the past runs at once.)
+      for (const token of [halfway, other]) expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
       await broker.revokeDueGitHubTokens();
-      expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
-      // A token with ten minutes left is not touched.
+      expect((await github.repositoriesVisibleTo(overdue)).status).toBe(401);
+      // Thirty seconds of its minute left, and a token with ten minutes left: neither is touched.
+      expect((await github.repositoriesVisibleTo(halfway)).status).toBe(200);
       expect((await github.repositoriesVisibleTo(other)).status).toBe(200);
       const revocation = (await github.calls()).find((call) => call.method === 'DELETE' && call.path === '/installation/token' && call.status === 204);
       expect(revocation).toBeDefined();

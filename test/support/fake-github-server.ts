@@ -1,9 +1,10 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { serve, type HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { importSPKI, jwtVerify } from 'jose';
 import type { FakeCall, FakeInstallation } from './fake-github.ts';
+import { misbehave, type Misbehaviour } from './misbehaviour.ts';
 
 /**
  * A fake GitHub REST API on 127.0.0.1, for the endpoints keyway calls. Each App created through
@@ -34,9 +35,11 @@ interface FakeApp {
   readonly roles: Map<string, string>;
   readonly calls: FakeCall[];
   down: boolean;
+  /** How every API call fails, when it does (a redirect goes to the API root). */
+  misbehaviour: Misbehaviour | undefined;
 }
 
-type FakeEnv = { Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
+type FakeEnv = { Bindings: HttpBindings; Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
 
 const LEVELS = ['read', 'write', 'admin'];
 const covers = (held: string | undefined, wanted: string): boolean => held !== undefined && LEVELS.indexOf(held) >= LEVELS.indexOf(wanted) && LEVELS.includes(wanted);
@@ -46,13 +49,24 @@ const fileKey = (owner: string, repo: string, path: string, ref: string): string
 export async function startFakeGitHubServer(): Promise<{ base: string; close(): Promise<void> }> {
   const apps = new Map<number, FakeApp>();
   let base = '';
-  const root = new Hono();
+  const root = new Hono<{ Bindings: HttpBindings }>();
 
   root.post('/_test/apps', async (c) => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const id = apps.size + 1;
     const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), roles: new Map(), calls: [], down: false });
+    apps.set(id, {
+      id,
+      publicKey: await importSPKI(spki, 'RS256'),
+      installations: new Map(),
+      tokens: new Map(),
+      files: new Map(),
+      branches: new Map(),
+      roles: new Map(),
+      calls: [],
+      down: false,
+      misbehaviour: undefined,
+    });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
       appId: String(id),
@@ -72,6 +86,10 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (app.down) {
       app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body: undefined, status: 503 });
       return c.json({ message: 'down for the test' }, 503);
+    }
+    if (app.misbehaviour !== undefined) {
+      app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body: undefined, status: 0 });
+      return misbehave(c, app.misbehaviour, { message: 'misbehaving for the test' }, `${base}/apps/${app.id}`);
     }
     const authorization = c.req.header('authorization') ?? '';
     const credential = /^Bearer (.+)$/.exec(authorization)?.[1];
@@ -245,8 +263,9 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/settings', async (c) => {
-    const settings = await c.req.json<{ down?: boolean }>();
+    const settings = await c.req.json<{ down?: boolean; misbehaviour?: Misbehaviour | null }>();
     if (settings.down !== undefined) c.get('app').down = settings.down;
+    if (settings.misbehaviour !== undefined) c.get('app').misbehaviour = settings.misbehaviour ?? undefined;
     return c.json({ ok: true });
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));

@@ -1,3 +1,5 @@
+import type { Misbehaviour } from './misbehaviour.ts';
+
 export interface FakeInstallation {
   readonly id: number;
   readonly owner: string;
@@ -88,6 +90,11 @@ export class FakeGitHub {
 
   async setDown(down: boolean): Promise<void> {
     await this.#admin('POST', 'settings', { down });
+  }
+
+  /** Makes every API call fail as `how` says (`null`: answer again). */
+  async misbehave(how: Misbehaviour | null): Promise<void> {
+    await this.#admin('POST', 'settings', { misbehaviour: how });
   }
 
   /** Every API call the App received, oldest first. */

@@ -1,8 +1,9 @@
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
-import { Hono, type Context } from 'hono';
+import { serve, type HttpBindings } from '@hono/node-server';
+import { Hono } from 'hono';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
-import type { SigningAlg } from './test-issuer.ts';
+import { misbehave, type Misbehaviour, type NodeContext } from './misbehaviour.ts';
+import type { IssuerSettings, SigningAlg } from './test-issuer.ts';
 
 /**
  * A real OIDC issuer on 127.0.0.1 for tests. Any path is an issuer of its own (`/ci-a`,
@@ -30,6 +31,8 @@ interface IssuerState {
   keys: IssuerKey[];
   down: boolean;
   cacheControl: string;
+  /** How the discovery and JWKS endpoints fail, when they do (a redirect goes to the trap). */
+  misbehaviour: { discovery?: Misbehaviour; jwks?: Misbehaviour };
   hits: { discovery: number; jwks: number; trap: number };
 }
 
@@ -73,6 +76,7 @@ async function startSite(sites: Site[]): Promise<Site> {
         keys: [key],
         down: false,
         cacheControl: 'public, max-age=300',
+        misbehaviour: {},
         hits: { discovery: 0, jwks: 0, trap: 0 },
       }));
       issuers.set(path, found);
@@ -87,7 +91,7 @@ async function startSite(sites: Site[]): Promise<Site> {
   let base = '';
   const issuerUrl = (path: string, issuer: IssuerState): string => `${base}${path}${issuer.trailingSlash ? '/' : ''}`;
 
-  const admin = async (c: Context, path: string, operation: string): Promise<Response> => {
+  const admin = async (c: NodeContext, path: string, operation: string): Promise<Response> => {
     const issuer = await state(path, c.req.query('trailing_slash') === '1');
     switch (operation) {
       case 'sign': {
@@ -106,9 +110,14 @@ async function startSite(sites: Site[]): Promise<Site> {
         return c.json({ kid: key.kid });
       }
       case 'settings': {
-        const settings = await c.req.json<{ down?: boolean; cacheControl?: string }>();
+        const settings = await c.req.json<IssuerSettings>();
         if (settings.down !== undefined) issuer.down = settings.down;
         if (settings.cacheControl !== undefined) issuer.cacheControl = settings.cacheControl;
+        for (const endpoint of ['discovery', 'jwks'] as const) {
+          const how = settings[endpoint];
+          if (how === null) delete issuer.misbehaviour[endpoint];
+          else if (how !== undefined) issuer.misbehaviour[endpoint] = how;
+        }
         return c.json({ ok: true });
       }
       default:
@@ -116,7 +125,7 @@ async function startSite(sites: Site[]): Promise<Site> {
     }
   };
 
-  const app = new Hono();
+  const app = new Hono<{ Bindings: HttpBindings }>();
   app.post('/_test/sites', async (c) => {
     const site = await startSite(sites);
     return c.json({ base: site.base });
@@ -132,15 +141,24 @@ async function startSite(sites: Site[]): Promise<Site> {
         const issuer = await state(issuerPath);
         issuer.hits.discovery += 1;
         if (issuer.down) return c.text('down', 503);
-        return c.json({ issuer: issuerUrl(issuerPath, issuer), jwks_uri: `${base}${issuerPath}/jwks`, id_token_signing_alg_values_supported: ['RS256', 'ES256', 'ES384', 'ES512'] });
+        const document = {
+          issuer: issuerUrl(issuerPath, issuer),
+          jwks_uri: `${base}${issuerPath}/jwks`,
+          id_token_signing_alg_values_supported: ['RS256', 'ES256', 'ES384', 'ES512'],
+        };
+        const how = issuer.misbehaviour.discovery;
+        return how === undefined ? c.json(document) : await misbehave(c, how, document, `${base}${issuerPath}/trap/redirected`);
       }
       const jwks = JWKS.exec(path);
       if (jwks !== null && c.req.method === 'GET') {
         const issuer = await state(jwks[1] ?? '');
         issuer.hits.jwks += 1;
         if (issuer.down) return c.text('down', 503);
+        const document = { keys: issuer.keys.map((key) => key.publicJwk) };
+        const how = issuer.misbehaviour.jwks;
+        if (how !== undefined) return await misbehave(c, how, document, `${base}${jwks[1] ?? ''}/trap/redirected`);
         c.header('Cache-Control', issuer.cacheControl);
-        return c.json({ keys: issuer.keys.map((key) => key.publicJwk) });
+        return c.json(document);
       }
       const trap = TRAP.exec(path);
       if (trap !== null) {

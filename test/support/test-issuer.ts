@@ -1,6 +1,15 @@
 import type { JWTHeaderParameters } from 'jose';
+import type { Misbehaviour } from './misbehaviour.ts';
 
 export type SigningAlg = 'RS256' | 'ES256' | 'ES384' | 'ES512';
+
+/** What a test changes about an issuer; `discovery` and `jwks` make that endpoint misbehave (`null`: behave again). */
+export interface IssuerSettings {
+  readonly down?: boolean;
+  readonly cacheControl?: string;
+  readonly discovery?: Misbehaviour | null;
+  readonly jwks?: Misbehaviour | null;
+}
 
 /**
  * Client for one issuer of the test issuer server (see test-issuer-server.ts). Web-standard
@@ -38,7 +47,7 @@ export class TestIssuer {
     return (await this.#post<{ kid: string }>('rotate', options)).kid;
   }
 
-  async settings(settings: { down?: boolean; cacheControl?: string }): Promise<void> {
+  async settings(settings: IssuerSettings): Promise<void> {
     await this.#post('settings', settings);
   }
 

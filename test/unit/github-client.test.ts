@@ -144,15 +144,26 @@ describe('contents and check runs', () => {
 });
 
 describe('GitHub unavailable', () => {
-  it('is a typed error: 5xx, refused connections and timeouts', async () => {
-    const { github, client } = await setup();
+  it('is a typed error: 5xx, a connection closed without an answer, and a call past its deadline', async () => {
+    const { github, client } = await setup({ timeoutMs: 200 });
+    const call = () => client.request({ method: 'GET', path: '/app', auth: { as: 'app' } });
     await github.setDown(true);
     await expect(createInstallationToken(client, { installationId: 41, repositories: ['app'], permissions: {} })).rejects.toMatchObject({ code: 'unavailable', status: 503 });
-    const settings = readGitHubAppSettings({ ...github.settings, KEYWAY_GITHUB_API_URL: 'http://127.0.0.1:9/api/v3' })!;
-    const unreachable = await GitHubClient.forApp(settings, { fetch: (input, init) => fetch(input, init), timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: true }, Date.now);
-    const error = await unreachable.request({ method: 'GET', path: '/app', auth: { as: 'app' } }).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(GitHubError);
-    expect(error).toMatchObject({ code: 'unavailable' });
+    await github.setDown(false);
+
+    await github.misbehave({ kind: 'cut' });
+    const cut = await call().catch((caught: unknown) => caught);
+    expect(cut).toBeInstanceOf(GitHubError);
+    expect(cut).toMatchObject({ code: 'unavailable' });
+
+    // A server that takes the call and never answers: the client's deadline ends it.
+    await github.misbehave({ kind: 'stall' });
+    const started = Date.now();
+    const stalled = await call().catch((caught: unknown) => caught);
+    expect(stalled).toBeInstanceOf(GitHubError);
+    expect(stalled).toMatchObject({ code: 'unavailable', cause: { name: 'TimeoutError' } });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await github.calls()).map((recorded) => recorded.path)).toEqual(['/app/installations/41/access_tokens', '/app', '/app']);
   });
 
   it('refuses a plain-http API base unless loopback http is allowed', async () => {

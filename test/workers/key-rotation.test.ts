@@ -1,14 +1,14 @@
 import { createExecutionContext, createScheduledController, runInDurableObject } from 'cloudflare:test';
 import { exports } from 'cloudflare:workers';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
-import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
+import { KEY_RING_REFRESH_SECONDS, keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { IssuedGrant } from '../../src/policy/decide.ts';
 import type { Policy } from '../../src/policy/policy.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
 import { KeyRing } from '../../src/tokens/key-ring.ts';
-import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
+import type { KeyTransition, StoredSigningKey } from '../../src/tokens/key-store.ts';
 import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
 import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
@@ -52,6 +52,31 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const published = await jwksOf({ fetch: (url) => Promise.resolve(isolate.app.fetch(new Request(url), workerEnv)) });
     expect(published).toEqual(expect.arrayContaining([current?.kid, next?.kid]));
     expect(isolate.keys.ring.signing.kid).toBe(next?.kid);
+  });
+
+  it('a running isolate, not only a fresh one, publishes a rotated ring within one refresh period (refreshIfStale in the entry)', async () => {
+    // The entry checks the age of its ring against Date.now(): the test holds that clock and moves it.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const refreshMs = KEY_RING_REFRESH_SECONDS * 1000;
+    const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
+    let started: KeyTransition | undefined;
+    try {
+      // A refresh period past any earlier load: this request makes the running isolate load its ring, at `loaded`.
+      const loaded = Date.now() + refreshMs;
+      vi.setSystemTime(loaded);
+      const published = await jwksOf(entry);
+      [started] = await keys.advanceKeys({ now: loaded, cycle, rotate: true, upkeep: true });
+      if (started?.kind !== 'publish') throw new Error(`no key was published: ${JSON.stringify(started)}`);
+      // Within the refresh period the isolate serves the ring it loaded; then it loads the store's.
+      vi.setSystemTime(loaded + refreshMs - 1);
+      expect(await jwksOf(entry)).toEqual(published);
+      vi.setSystemTime(loaded + refreshMs);
+      expect((await jwksOf(entry)).sort()).toEqual([...published, started.kid].sort());
+    } finally {
+      vi.useRealTimers();
+      // Switch to the new key as the cron would, so no key is left waiting for the tests after this one.
+      if (started?.kind === 'publish') await keys.advanceKeys({ now: started.activatesAt, cycle, rotate: false, upkeep: true });
+    }
   });
 
   it('keeps private keys sealed under KEYWAY_MASTER_KEY in the Durable Object', async () => {
