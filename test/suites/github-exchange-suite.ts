@@ -303,6 +303,22 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(await broker.auditEvent(pipeline.body['audit_event_id'] as string)).toMatchObject({ reason: 'granted', policy: { granted_by: 'acme/api/.github/keyway/deploy' } });
     });
 
+    it('does not remember GitHub\'s rate limit as a missing policy: once GitHub answers again, the policy is read and grants', async () => {
+      await putOwnPolicy('quota', ownPolicy('{ contents: read }'));
+      await github.setRateLimited(true);
+      let limited;
+      try {
+        limited = await ask(await job(), 'acme/api', 'quota');
+      } finally {
+        await github.setRateLimited(false);
+      }
+      expect(limited).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+      expect(limited.body).not.toHaveProperty('access_token');
+      expect(await broker.auditEvent(limited.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'github_unavailable' });
+      const granted = await ask(await job(), 'acme/api', 'quota');
+      expect(granted).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
+    });
+
     it('answers a verified caller the same for a repository without the policy and one the App cannot see', async () => {
       const answers = [];
       for (const repository of ['acme/infra', 'acme/secret', 'nobody/ghost']) {

@@ -34,6 +34,8 @@ interface FakeApp {
   readonly roles: Map<string, string>;
   readonly calls: FakeCall[];
   down: boolean;
+  /** Answers every API call as GitHub does once the rate limit is spent: 403 with x-ratelimit-remaining 0. */
+  rateLimited: boolean;
 }
 
 type FakeEnv = { Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
@@ -52,7 +54,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const id = apps.size + 1;
     const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), roles: new Map(), calls: [], down: false });
+    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), roles: new Map(), calls: [], down: false, rateLimited: false });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
       appId: String(id),
@@ -72,6 +74,15 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (app.down) {
       app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body: undefined, status: 503 });
       return c.json({ message: 'down for the test' }, 503);
+    }
+    if (app.rateLimited) {
+      const body = c.req.method === 'POST' ? ((await c.req.raw.clone().json()) as unknown) : undefined;
+      app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body, status: 403 });
+      const reset = String(Math.ceil(Date.now() / 1000) + 60);
+      c.header('x-ratelimit-limit', '5000');
+      c.header('x-ratelimit-remaining', '0');
+      c.header('x-ratelimit-reset', reset);
+      return c.json({ message: 'API rate limit exceeded for installation.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api' }, 403);
     }
     const authorization = c.req.header('authorization') ?? '';
     const credential = /^Bearer (.+)$/.exec(authorization)?.[1];
@@ -245,8 +256,9 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/settings', async (c) => {
-    const settings = await c.req.json<{ down?: boolean }>();
+    const settings = await c.req.json<{ down?: boolean; rateLimited?: boolean }>();
     if (settings.down !== undefined) c.get('app').down = settings.down;
+    if (settings.rateLimited !== undefined) c.get('app').rateLimited = settings.rateLimited;
     return c.json({ ok: true });
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));
