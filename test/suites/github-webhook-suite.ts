@@ -155,6 +155,30 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await deliver({ event: 'ping', payload: { ...ping, hook_id: 6 }, id: first.id })).toMatchObject({ status: 200, body: { status: 'handled' } });
     });
 
+    it('handles a redelivery whose first handling died mid-way once its claim is stale; a finished delivery stays a duplicate', async () => {
+      const base = sha('died-base');
+      const head = sha('died-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'perf') });
+      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 32, baseSha: base, headSha: head }) };
+      const bodySha256 = await sha256Hex(JSON.stringify(delivery.payload));
+      const claim = 'INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?)';
+      const minutesAgo = (minutes: number): number => Date.now() - minutes * 60_000;
+      // What a broker that stopped while handling it leaves (a restart; a Worker cancelled when GitHub gave up after 10 s): its claim, no check run.
+      await broker.tamper(claim, [bodySha256, 'pull_request', minutesAgo(10)]);
+      const before = (await checkRuns()).length;
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await checkRuns()).length).toBe(before + 1);
+      // Handled to the end now: a redelivery long after is still a duplicate.
+      await broker.tamper('UPDATE github_deliveries SET received_at = ? WHERE id = ?', [minutesAgo(10), bodySha256]);
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      expect((await checkRuns()).length).toBe(before + 1);
+      // A copy claimed a moment ago is being handled: left to that handler.
+      const ping = { zen: 'Mind your words, they are important.', hook_id: 9 };
+      await broker.tamper(claim, [await sha256Hex(JSON.stringify(ping)), 'ping', Date.now()]);
+      expect(await deliver({ event: 'ping', payload: ping })).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+    });
+
     it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
       const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
       expect(huge.status).toBe(413);
