@@ -40,7 +40,8 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       // Repository ids, not names: a fork can be renamed, an id cannot be taken over.
       const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
       const repository = repositoryOf(payload.repository);
-      return reviewPullRequest(deps, { repository, number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork });
+      const publicRepository = payload.repository.private !== true;
+      return reviewPullRequest(deps, { repository, number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository });
     },
     push: async ({ payload }) =>
       switchOnPush(deps, {

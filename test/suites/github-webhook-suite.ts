@@ -233,11 +233,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'maintainer', role: 'maintain' });
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });
       const permissionCalls = async () => (await github.calls()).filter((call) => call.path.includes('/collaborators/')).length;
-      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>) => {
+      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>, repo: Parameters<typeof payloads.pullRequest>[0] = POLICY_REPO) => {
         const head = sha(`trust-head-${number}`);
         await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
         const before = (await checkRuns()).length;
-        const delivered = await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number, baseSha: base, headSha: head, ...pr }) });
+        const delivered = await deliver({ event: 'pull_request', payload: payloads.pullRequest(repo, { number, baseSha: base, headSha: head, ...pr }) });
         expect(delivered).toMatchObject({ status: 200, body: { status: 'handled' } });
         const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
         expect(run).toMatchObject({ head_sha: head, conclusion: 'success' });
@@ -250,13 +250,15 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(trusted.output.summary).toContain('`repo:acme/api:environment:');
       expect(trusted.output.summary).toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
 
-      // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association) and a user GitHub does not know:
+      // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association), a user GitHub does not know,
+      // and the maintainer's own pull request in a policy repository that is public (its check runs are the world's to read):
       // the diff and lint, and not even counts.
       const calls = await permissionCalls();
       const withheld = [
         await review(51, { fork: { owner: 'mallory', name: POLICY_REPO.name, id: 9_999 } }),
         await review(52, { author: 'triager' }),
         await review(53, { author: 'stranger' }),
+        await review(54, { author: 'maintainer' }, { ...POLICY_REPO, private: false }),
       ];
       expect(await permissionCalls()).toBe(calls + 2);
       for (const run of withheld) {
