@@ -180,7 +180,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
   const caller = { issuer: event.issuer, subject: event.subject };
-  const policies = repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
+  const policies =
+    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
   const decision = decide(policies, verified, github === undefined ? request : { ...request, github });

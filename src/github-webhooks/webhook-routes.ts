@@ -41,7 +41,8 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
       const repository = repositoryOf(payload.repository);
       const publicRepository = payload.repository.private !== true;
-      return reviewPullRequest(deps, { repository, number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository });
+      const facts = { number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository };
+      return reviewPullRequest(deps, { repository, ...facts });
     },
     push: async ({ payload }) =>
       switchOnPush(deps, {

@@ -75,7 +75,9 @@ function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK | undef
   }
   const published = info.publicJwk;
   const same = PUBLIC_MEMBERS.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
-  if (!same || (published.kid !== undefined && published.kid !== row.kid)) throw new UnvouchedKeyError(row.kid, 'has a public part that is not its sealed private key\'s');
+  if (!same || (published.kid !== undefined && published.kid !== row.kid)) {
+    throw new UnvouchedKeyError(row.kid, 'has a public part that is not its sealed private key\'s');
+  }
 }
 
 /**

@@ -300,7 +300,8 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(statuses.at(-1)).toBe(429);
       const pipeline = await ask(await job(), 'acme/api', 'deploy');
       expect(pipeline).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
-      expect(await broker.auditEvent(pipeline.body['audit_event_id'] as string)).toMatchObject({ reason: 'granted', policy: { granted_by: 'acme/api/.github/keyway/deploy' } });
+      const event = await broker.auditEvent(pipeline.body['audit_event_id'] as string);
+      expect(event).toMatchObject({ reason: 'granted', policy: { granted_by: 'acme/api/.github/keyway/deploy' } });
     });
 
     it('does not remember GitHub\'s rate limit as a missing policy: once GitHub answers again, the policy is read and grants', async () => {

@@ -233,7 +233,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'maintainer', role: 'maintain' });
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });
       const permissionCalls = async () => (await github.calls()).filter((call) => call.path.includes('/collaborators/')).length;
-      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>, repo: Parameters<typeof payloads.pullRequest>[0] = POLICY_REPO) => {
+      type Repo = Parameters<typeof payloads.pullRequest>[0];
+      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>, repo: Repo = POLICY_REPO) => {
         const head = sha(`trust-head-${number}`);
         await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
         const before = (await checkRuns()).length;

@@ -54,7 +54,8 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const id = apps.size + 1;
     const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), roles: new Map(), calls: [], down: false, rateLimited: false });
+    const state = { installations: new Map(), tokens: new Map(), files: new Map(), branches: new Map(), roles: new Map(), calls: [] };
+    apps.set(id, { id, publicKey: await importSPKI(spki, 'RS256'), ...state, down: false, rateLimited: false });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
       appId: String(id),
@@ -82,7 +83,8 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       c.header('x-ratelimit-limit', '5000');
       c.header('x-ratelimit-remaining', '0');
       c.header('x-ratelimit-reset', reset);
-      return c.json({ message: 'API rate limit exceeded for installation.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api' }, 403);
+      const documentation = 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api';
+      return c.json({ message: 'API rate limit exceeded for installation.', documentation_url: documentation }, 403);
     }
     const authorization = c.req.header('authorization') ?? '';
     const credential = /^Bearer (.+)$/.exec(authorization)?.[1];
