@@ -180,7 +180,7 @@ export function createBroker(parts: BrokerParts): Broker {
 export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;
 
 /**
- * Repository-owned policies, read through the App with contents: read only, at most at the per-repository fetch rate,
+ * Repository-owned policies, read through the App with contents: read only, at most at the per-caller fetch rate,
  * loaded with the broker's own limits (never the dev issuer).
  */
 function repositoryPolicySource(
@@ -193,7 +193,7 @@ function repositoryPolicySource(
     loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
     rules,
     now,
-    beforeFetch: (repository) => limits.forRepositoryPolicyFetch(repository),
+    beforeFetch: (caller) => limits.forRepositoryPolicyFetch(caller.issuer, caller.subject),
     ...REPOSITORY_POLICY_CACHE,
   });
 }

@@ -21,7 +21,7 @@ import { GitHubError } from '../github/github-error.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
 import { DEFAULT_GITHUB_API_URL } from '../github/github-settings.ts';
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
-import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource } from '../policy-repository/repository-policies.ts';
+import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../policy-repository/repository-policies.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -185,7 +185,9 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
-  const policies = repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy);
+  const caller = { issuer: event.issuer, subject: event.subject };
+  const policies =
+    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
   const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
@@ -305,11 +307,17 @@ function describe(error: unknown): string {
  * repository (checked when it loads), so naming another repository here gets nothing. Asked
  * only once the subject token verified against the central set.
  */
-async function repositoryPolicySet(deps: ExchangeDeps, central: PolicySet, github: GitHubAccessRequest, name: string): Promise<PolicySet> {
+async function repositoryPolicySet(
+  deps: ExchangeDeps,
+  central: PolicySet,
+  github: GitHubAccessRequest,
+  name: string,
+  caller: VerifiedCaller,
+): Promise<PolicySet> {
   if (deps.repositoryPolicies === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
     throw new ExchangeError('github_repository_not_granted', 'a repository\'s own policy needs exactly one resource: the repository that holds it', { public: true });
   }
-  return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name));
+  return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name, caller));
 }

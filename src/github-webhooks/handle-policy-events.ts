@@ -37,13 +37,15 @@ export interface PullRequestFacts {
   readonly author: string | undefined;
   /** The head branch is in another repository (a fork), or its repository is gone (`pull_request.head.repo` null). */
   readonly fromFork: boolean;
+  /** Anyone may read the repository, and so its check runs (`repository.private` is not true). */
+  readonly publicRepository: boolean;
 }
 
 /** Roles whose holders may see audited subjects and event ids in a review. */
 const REPLAY_ROLES: ReadonlySet<RepositoryRole> = new Set(['admin', 'write']);
 const REPLAY_WITHHELD =
-  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only for pull requests ' +
-  'from a branch of this repository whose author has write access';
+  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
+  'for pull requests from a branch of it whose author has write access';
 
 export interface PushFacts {
   readonly repository: RepositoryName;
@@ -124,7 +126,9 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
   if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
   // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
-  const replay = scope.replay && !pr.fromFork && pr.author !== undefined && REPLAY_ROLES.has(await access.permissionOf(pr.author));
+  // Nor in a public repository, whose check runs anyone can read.
+  const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
+  const replay = scope.replay && author !== undefined && REPLAY_ROLES.has(await access.permissionOf(author));
   const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
     fetchPolicyFiles(access, dir, pr.baseSha, base),
     fetchPolicyFiles(access, dir, pr.headSha, head),

@@ -40,7 +40,9 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       // Repository ids, not names: a fork can be renamed, an id cannot be taken over.
       const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
       const repository = repositoryOf(payload.repository);
-      return reviewPullRequest(deps, { repository, number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork });
+      const publicRepository = payload.repository.private !== true;
+      const facts = { number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository };
+      return reviewPullRequest(deps, { repository, ...facts });
     },
     push: async ({ payload }) =>
       switchOnPush(deps, {
@@ -73,7 +75,8 @@ function accountLogin(account: unknown): string | undefined {
  * else is read or stored); then the SHA-256 of the signed body is claimed, so a redelivery or a
  * replayed body (under any delivery id) is handled once; events keyway does not act on are
  * acknowledged (202) and ignored. A handler that fails gives its claim back and answers 503, so
- * GitHub's redelivery can try again.
+ * GitHub's redelivery can try again; one that finishes marks it handled, and one that never
+ * finishes (the process stopped) leaves a claim a redelivery takes over after its lease.
  */
 export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Hono {
   const app = new Hono();
@@ -122,6 +125,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       try {
         const run = handle[name as HandledEvent] as (event: { id: string; name: string; payload: unknown }) => Promise<Handled>;
         const outcome = await run({ id: delivery, name, payload });
+        await deps.deliveries.finish(bodySha256, deps.now());
         log.info('github webhook handled', { delivery, event: name, handled: outcome.handled, detail: outcome.detail });
         return c.json({ status: outcome.handled ? 'handled' : 'ignored', detail: outcome.detail }, 200, NO_STORE);
       } catch (error) {

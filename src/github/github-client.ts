@@ -95,7 +95,8 @@ export class GitHubClient {
     const expected = request.expect ?? [200, 201];
     if (!expected.includes(response.status)) {
       const message = await this.#errorMessage(response, url);
-      throw new GitHubError(errorCodeForStatus(response.status), `${request.method} ${request.path} answered ${response.status}${message}`, { status: response.status });
+      const code = errorCodeForStatus(response.status, response.headers);
+      throw new GitHubError(code, `${request.method} ${request.path} answered ${response.status}${message}`, { status: response.status });
     }
     if (response.status === 204) {
       await response.body?.cancel();

@@ -1,5 +1,5 @@
 export type GitHubErrorCode =
-  /** GitHub did not answer in time, answered 5xx or 429, or could not be reached. */
+  /** GitHub did not answer in time, answered 5xx or 429 or a rate-limited 403, or could not be reached. */
   | 'unavailable'
   /** 401: the App JWT or installation token was refused. */
   | 'unauthorized'
@@ -25,9 +25,14 @@ export class GitHubError extends Error {
   }
 }
 
-export function errorCodeForStatus(status: number): GitHubErrorCode {
+/**
+ * GitHub answers a spent rate limit with 403 as often as 429: `x-ratelimit-remaining: 0` for the
+ * primary limit, `retry-after` for a secondary one. That is GitHub being unavailable for a while,
+ * never an answer about what was asked (a missing repository, a permission the App lacks).
+ */
+export function errorCodeForStatus(status: number, headers: Headers = new Headers()): GitHubErrorCode {
   if (status === 401) return 'unauthorized';
-  if (status === 403) return 'forbidden';
+  if (status === 403) return headers.get('x-ratelimit-remaining') === '0' || headers.has('retry-after') ? 'unavailable' : 'forbidden';
   if (status === 404) return 'not_found';
   if (status === 429 || status >= 500) return 'unavailable';
   return 'rejected';

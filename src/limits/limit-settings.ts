@@ -9,7 +9,7 @@ export interface LimitSettings {
   readonly client: RateLimit;
   /** Per verified issuer + subject, after the subject token verified. */
   readonly subject: RateLimit;
-  /** Per repository: fetches of repository-owned policies from GitHub (cache misses only), after the subject token verified. */
+  /** Per verified issuer + subject: fetches of repository-owned policies from GitHub (cache misses only). */
   readonly repositoryPolicy: RateLimit;
 }
 

@@ -18,11 +18,11 @@ export interface RequestLimits {
    */
   forSubject(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
   /**
-   * Before a repository's own policy is fetched from GitHub (a cache miss), per repository
-   * (`owner/name`, lower case): however many policy names verified callers invent, one repository
-   * costs the App's GitHub quota at this rate at most.
+   * Before a repository's own policy is fetched from GitHub (a cache miss), per verified issuer
+   * and subject: however many repositories and policy names a caller invents, it costs the App's
+   * GitHub quota at this rate at most, and it spends no budget but its own.
    */
-  forRepositoryPolicyFetch(repository: string): Promise<RateLimitedError | undefined>;
+  forRepositoryPolicyFetch(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
 }
 
 /** An IPv6 client holds a /64 (an address per second is free to it), so that is one client. */
@@ -50,6 +50,6 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       return (network === undefined ? undefined : await check(settings.client, network)) ?? (await check(settings.global, ''));
     },
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
-    forRepositoryPolicyFetch: (repository) => check(settings.repositoryPolicy, repository),
+    forRepositoryPolicyFetch: (issuer, subject) => check(settings.repositoryPolicy, `${issuer}\n${subject}`),
   };
 }

@@ -119,8 +119,14 @@ export interface RepositoryPolicySourceOptions {
   readonly ttlSeconds: number;
   /** Policies remembered at most; the oldest goes first. */
   readonly maxEntries: number;
-  /** Asked before each fetch from GitHub with the repository (`owner/name`, lower case): a refusal stops the fetch. */
-  readonly beforeFetch: (repository: string) => Promise<ExchangeError | undefined>;
+  /** Asked before each fetch from GitHub with the verified caller that would cause it: a refusal stops the fetch. */
+  readonly beforeFetch: (caller: VerifiedCaller) => Promise<ExchangeError | undefined>;
+}
+
+/** The verified issuer and subject of the exchange that asks for a repository's policy. */
+export interface VerifiedCaller {
+  readonly issuer: string;
+  readonly subject: string;
 }
 
 /** Refusals that are an answer about the policy (missing, unreadable, does not load): remembered like a policy. */
@@ -142,15 +148,32 @@ export class RepositoryPolicySource {
     this.#options = options;
   }
 
-  get(repository: RepositoryName, name: string): Promise<PolicySet> {
+  /**
+   * The policy, from the cache or fetched. A fetch is charged to the caller, never to the
+   * repository: the repository and name are the caller's to choose, so a budget keyed on them
+   * would let a stranger spend a repository's fetches and lock its own pipelines out. The charge
+   * comes before the fetch is shared, so one caller's refusal is never another's answer.
+   */
+  async get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet> {
     const key = `${fullName(repository).toLowerCase()}:${name}`;
+    const cached = this.#fresh(key);
+    if (cached !== undefined) return cached;
+    const refused = await this.#options.beforeFetch(caller);
+    if (refused !== undefined) throw refused;
+    // Another exchange may have fetched it meanwhile.
+    return this.#fresh(key) ?? this.#remember(key, this.#fetch(repository, name));
+  }
+
+  #fresh(key: string): Promise<PolicySet> | undefined {
     const cached = this.#cache.get(key);
-    if (cached !== undefined && cached.expiresAt > this.#options.now()) return cached.set;
-    const set = this.#fetch(repository, name);
+    return cached !== undefined && cached.expiresAt > this.#options.now() ? cached.set : undefined;
+  }
+
+  #remember(key: string, set: Promise<PolicySet>): Promise<PolicySet> {
     this.#cache.delete(key);
     while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000 });
-    // GitHub being down and the fetch limit say nothing about the policy: the next exchange asks again.
+    // GitHub being down says nothing about the policy: the next exchange asks again.
     set.catch((error: unknown) => {
       if (!isDefinitive(error) && this.#cache.get(key)?.set === set) this.#cache.delete(key);
     });
@@ -158,8 +181,6 @@ export class RepositoryPolicySource {
   }
 
   async #fetch(repository: RepositoryName, name: string): Promise<PolicySet> {
-    const refused = await this.#options.beforeFetch(fullName(repository).toLowerCase());
-    if (refused !== undefined) throw refused;
     const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
     let text: string;
     try {

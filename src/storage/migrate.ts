@@ -164,6 +164,15 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE UNIQUE INDEX signing_keys_one_per_state ON signing_keys (state) WHERE state IN ('next', 'current');
     `,
   },
+  {
+    // Issue 12 review: a webhook delivery is claimed, then marked handled; a claim that never
+    // finished (its handler died) can be taken over by a redelivery. Deliveries so far were handled.
+    id: 7,
+    sql: `
+      ALTER TABLE github_deliveries ADD COLUMN handled_at INTEGER;
+      UPDATE github_deliveries SET handled_at = received_at;
+    `,
+  },
 ];
 
 export function migrate(db: SqlDatabase): void {

@@ -1,3 +1,4 @@
+import type { JWK } from 'jose';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import { ConfigError } from '../settings.ts';
 import { generateSigningKey } from '../tokens/generate-signing-key.ts';
@@ -51,6 +52,35 @@ export class PlaintextKeyError extends ConfigError {
 }
 
 /**
+ * A key the broker would publish (next, current, retired) that the master key does not vouch for:
+ * no sealed private part, or a public part that is not the sealed private key's. Whoever could
+ * write the database could have put it there, and published it would verify tokens they sign.
+ */
+export class UnvouchedKeyError extends ConfigError {
+  constructor(kid: string, why: string) {
+    super(
+      `signing key ${kid} ${why}, so the master key does not vouch for it and keyway will not publish it: ` +
+        'whoever could write the database could have planted it; delete its row (and rotate if the database may have been written)',
+    );
+  }
+}
+
+/** The members of an EC public key (RFC 7518 §6.2.1): a published JWK and its private key must share them. */
+const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y'] as const;
+
+function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK | undefined): void {
+  if (privateJwk === undefined) {
+    if (row.state !== 'removed') throw new UnvouchedKeyError(row.kid, `is ${row.state} but has no sealed private part`);
+    return;
+  }
+  const published = info.publicJwk;
+  const same = PUBLIC_MEMBERS.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
+  if (!same || (published.kid !== undefined && published.kid !== row.kid)) {
+    throw new UnvouchedKeyError(row.kid, 'has a public part that is not its sealed private key\'s');
+  }
+}
+
+/**
  * Signing keys in the broker's SQLite database (the Node file or the state Durable Object).
  * Private parts are sealed with the SecretBox under the master key; the public parts (and
  * `describeKeys`) need no master key.
@@ -68,7 +98,10 @@ export class SqliteKeyStore implements KeyStore {
     return this.#rows().map(infoOf);
   }
 
-  /** Opens every private part, sealing again any sealed under a previous master key; refuses any in the clear. */
+  /**
+   * Opens every private part, sealing again any sealed under a previous master key; refuses any in
+   * the clear, and any key it would publish whose public part the sealed private part does not vouch for.
+   */
   async listKeys(): Promise<StoredSigningKey[]> {
     const box = this.#requireBox();
     const rows = this.#rows();
@@ -76,13 +109,17 @@ export class SqliteKeyStore implements KeyStore {
     if (plaintext.length > 0) throw new PlaintextKeyError(plaintext.map((row) => row.kid));
     const keys: StoredSigningKey[] = [];
     for (const row of rows) {
+      const info = infoOf(row);
       if (row.private_jwk === null) {
-        keys.push(infoOf(row));
+        checkVouched(row, info, undefined);
+        keys.push(info);
         continue;
       }
       const text = await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid);
+      const privateJwk = JSON.parse(text) as JWK;
+      checkVouched(row, info, privateJwk);
       if (box.isStale(row.private_jwk)) this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
-      keys.push({ ...infoOf(row), privateJwk: JSON.parse(text) });
+      keys.push({ ...info, privateJwk });
     }
     return keys;
   }

@@ -249,6 +249,10 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     return this.#deliveries.claim(bodySha256, event, now);
   }
 
+  finishDelivery(bodySha256: string, now: number): Promise<void> {
+    return this.#deliveries.finish(bodySha256, now);
+  }
+
   releaseDelivery(bodySha256: string): Promise<void> {
     return this.#deliveries.release(bodySha256);
   }
@@ -320,6 +324,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit
     },
     deliveries: {
       claim: (bodySha256, event, now) => stub().claimDelivery(bodySha256, event, now),
+      finish: (bodySha256, now) => stub().finishDelivery(bodySha256, now),
       release: (bodySha256) => stub().releaseDelivery(bodySha256),
     },
     revocations: {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -229,7 +229,14 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     afterAll(() => broker.close());
 
     const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
-    const job = (overrides: Record<string, unknown> = {}): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, overrides));
+    // Fetches are budgeted per verified caller: each test is a caller of its own (a pipeline of acme/api with its own sub).
+    let caller = 0;
+    beforeEach(() => void (caller += 1));
+    const job = (overrides: Record<string, unknown> = {}): Promise<string> =>
+      issuer.sign(ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, ...overrides }));
+    /** A pipeline of someone else's repository, verified by the same shared issuer (as any GitHub Actions job is). */
+    const stranger = (): Promise<string> =>
+      job({ sub: `repo:mallory/tools:ref:refs/heads/main:test-${caller}`, repository: 'mallory/tools', repository_id: '666', repository_owner: 'mallory' });
     const ask = async (token: string, repository: string, policy = 'release') =>
       postToken(broker, githubForm(token, { scope: `policy:${policy}`, resource: repositoryUrl(repository) }));
     const contentsCalls = async (repository: string, policy: string) =>
@@ -270,21 +277,61 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(await contentsCalls('acme/api', 'absent')).toBe(1);
     });
 
-    it('fetches at most the per-repository budget from one repository, however many policy names are asked for', async () => {
+    it('fetches at most a caller\'s budget, however many repositories and policy names it invents; another caller has its own', async () => {
       for (const name of ['one', 'two', 'three', 'four', 'five']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
       const before = (await github.calls()).length;
-      const limited = await ask(await job(), 'acme/docs', 'six');
-      expect(limited.status).toBe(429);
-      expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
-      expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
-      expect(limited.body).not.toHaveProperty('access_token');
-      expect((await broker.auditEvent(limited.body['audit_event_id'] as string))?.reason).toBe('rate_limited');
+      // Neither another name nor another repository (one that does not exist, or one that does) gets a fresh budget.
+      const refusals = [];
+      for (const [repository, name] of [['acme/docs', 'six'], ['acme/nothing-here', 'one'], ['acme/infra', 'one']] as const) {
+        const limited = await ask(await job(), repository, name);
+        expect(limited.status).toBe(429);
+        expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
+        expect(limited.body).not.toHaveProperty('access_token');
+        refusals.push(limited);
+      }
       expect((await github.calls()).length).toBe(before);
-      // A name already answered comes from the cache, and another repository has a budget of its own.
+      // The first refusal of the run is recorded (the rest of a run are not: see RateLimitedError).
+      expect((await broker.auditEvent(refusals[0]!.body['audit_event_id'] as string))?.reason).toBe('rate_limited');
+      // A name already answered comes from the cache.
       expect((await ask(await job(), 'acme/docs', 'one')).status).toBe(400);
       expect((await github.calls()).length).toBe(before);
-      expect((await ask(await job(), 'acme/infra', 'one')).status).toBe(400);
+      expect(await contentsCalls('acme/docs', 'one')).toBe(1);
+      // Another caller spends its own budget.
+      expect((await ask(await job({ sub: `repo:acme/docs:ref:refs/heads/main:test-${caller}` }), 'acme/infra', 'one')).status).toBe(400);
       expect(await contentsCalls('acme/infra', 'one')).toBe(1);
+    });
+
+    it('lets no stranger spend a repository\'s fetches: invented names of acme/api do not lock out acme/api\'s own pipeline', async () => {
+      await putOwnPolicy('deploy', ownPolicy('{ contents: read }'));
+      // The stranger invents names until it is refused: its budget (burst 5) is spent.
+      const statuses = [];
+      for (let i = 1; i <= 6; i += 1) {
+        const probe = await ask(await stranger(), 'acme/api', `invented-${i}`);
+        expect(probe.body).not.toHaveProperty('access_token');
+        statuses.push(probe.status);
+      }
+      expect(statuses.at(-1)).toBe(429);
+      const pipeline = await ask(await job(), 'acme/api', 'deploy');
+      expect(pipeline).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
+      const event = await broker.auditEvent(pipeline.body['audit_event_id'] as string);
+      expect(event).toMatchObject({ reason: 'granted', policy: { granted_by: 'acme/api/.github/keyway/deploy' } });
+    });
+
+    it('does not remember GitHub\'s rate limit as a missing policy: once GitHub answers again, the policy is read and grants', async () => {
+      await putOwnPolicy('quota', ownPolicy('{ contents: read }'));
+      await github.setRateLimited(true);
+      let limited;
+      try {
+        limited = await ask(await job(), 'acme/api', 'quota');
+      } finally {
+        await github.setRateLimited(false);
+      }
+      expect(limited).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+      expect(limited.body).not.toHaveProperty('access_token');
+      expect(await broker.auditEvent(limited.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'github_unavailable' });
+      const granted = await ask(await job(), 'acme/api', 'quota');
+      expect(granted).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
     });
 
     it('answers a verified caller the same for a repository without the policy and one the App cannot see', async () => {

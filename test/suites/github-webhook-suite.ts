@@ -169,6 +169,30 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await deliver({ event: 'ping', payload: { ...ping, hook_id: 6 }, id: first.id })).toMatchObject({ status: 200, body: { status: 'handled' } });
     });
 
+    it('handles a redelivery whose first handling died mid-way once its claim is stale; a finished delivery stays a duplicate', async () => {
+      const base = sha('died-base');
+      const head = sha('died-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'perf') });
+      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 32, baseSha: base, headSha: head }) };
+      const bodySha256 = await sha256Hex(JSON.stringify(delivery.payload));
+      const claim = 'INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?)';
+      const minutesAgo = (minutes: number): number => Date.now() - minutes * 60_000;
+      // What a broker that stopped while handling it leaves (a restart; a Worker cancelled when GitHub gave up after 10 s): its claim, no check run.
+      await broker.tamper(claim, [bodySha256, 'pull_request', minutesAgo(10)]);
+      const before = (await checkRuns()).length;
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await checkRuns()).length).toBe(before + 1);
+      // Handled to the end now: a redelivery long after is still a duplicate.
+      await broker.tamper('UPDATE github_deliveries SET received_at = ? WHERE id = ?', [minutesAgo(10), bodySha256]);
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+      expect((await checkRuns()).length).toBe(before + 1);
+      // A copy claimed a moment ago is being handled: left to that handler.
+      const ping = { zen: 'Mind your words, they are important.', hook_id: 9 };
+      await broker.tamper(claim, [await sha256Hex(JSON.stringify(ping)), 'ping', Date.now()]);
+      expect(await deliver({ event: 'ping', payload: ping })).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+    });
+
     it('refuses a body over the limit (413) and acknowledges events it does not act on (202)', async () => {
       const huge = await deliver({ event: 'ping', payload: { zen: 'x'.repeat(4 * 1024 * 1024 + 1) } });
       expect(huge.status).toBe(413);
@@ -223,11 +247,12 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'maintainer', role: 'maintain' });
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });
       const permissionCalls = async () => (await github.calls()).filter((call) => call.path.includes('/collaborators/')).length;
-      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>) => {
+      type Repo = Parameters<typeof payloads.pullRequest>[0];
+      const review = async (number: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>, repo: Repo = POLICY_REPO) => {
         const head = sha(`trust-head-${number}`);
         await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
         const before = (await checkRuns()).length;
-        const delivered = await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number, baseSha: base, headSha: head, ...pr }) });
+        const delivered = await deliver({ event: 'pull_request', payload: payloads.pullRequest(repo, { number, baseSha: base, headSha: head, ...pr }) });
         expect(delivered).toMatchObject({ status: 200, body: { status: 'handled' } });
         const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
         expect(run).toMatchObject({ head_sha: head, conclusion: 'success' });
@@ -240,13 +265,15 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(trusted.output.summary).toContain('`repo:acme/api:environment:');
       expect(trusted.output.summary).toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
 
-      // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association) and a user GitHub does not know:
+      // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association), a user GitHub does not know,
+      // and the maintainer's own pull request in a policy repository that is public (its check runs are the world's to read):
       // the diff and lint, and not even counts.
       const calls = await permissionCalls();
       const withheld = [
         await review(51, { fork: { owner: 'mallory', name: POLICY_REPO.name, id: 9_999 } }),
         await review(52, { author: 'triager' }),
         await review(53, { author: 'stranger' }),
+        await review(54, { author: 'maintainer' }, { ...POLICY_REPO, private: false }),
       ];
       expect(await permissionCalls()).toBe(calls + 2);
       for (const run of withheld) {

@@ -324,6 +324,39 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(stored?.publicJwk).not.toHaveProperty('d');
     });
 
+    it('lists no published key the master key does not vouch for: a planted public key, or a current key\'s public part swapped, is refused', async () => {
+      const { keys, tamper } = await open();
+      const now = Date.now();
+      const ring = await KeyRing.open(keys, now);
+      const current = ring.signing.kid;
+      // Whoever could write the database, without the master key: their own key, to be published in the broker's JWKS.
+      const planted = await generateSigningKey(now);
+      const edits: [string, string, readonly SqlValue[], string, readonly SqlValue[]][] = [
+        [
+          'a retired key with no private part',
+          "INSERT INTO signing_keys (kid, alg, state, created_at, retired_at, public_jwk, private_jwk) VALUES (?, 'ES256', 'retired', ?, ?, ?, NULL)",
+          [planted.kid, now, now, JSON.stringify(planted.publicJwk)],
+          'DELETE FROM signing_keys WHERE kid = ?',
+          [planted.kid],
+        ],
+        [
+          'the current key with another public part',
+          'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
+          [JSON.stringify({ ...planted.publicJwk, kid: current }), current],
+          'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
+          [JSON.stringify((await keys.describeKeys()).find((key) => key.kid === current)?.publicJwk), current],
+        ],
+      ];
+      for (const [what, plant, params, undo, undoParams] of edits) {
+        await tamper(plant, params);
+        await expect(keys.listKeys(), what).rejects.toThrow('the master key does not vouch for');
+        await tamper(undo, undoParams);
+      }
+      const listed = await keys.listKeys();
+      expect(listed.map((key) => key.kid)).toEqual([current]);
+      expect((await KeyRing.from(listed)).jwks.keys.map((key) => key.x)).toEqual([ring.jwks.keys[0]?.x]);
+    });
+
     it('walks the key life cycle: the JWKS never drops a key with live tokens, and a key is published a cache lifetime before it signs', async () => {
       const { keys } = await open();
       const MINUTE = 60_000;

@@ -37,6 +37,8 @@ interface FakeApp {
   down: boolean;
   /** How every API call fails, when it does (a redirect goes to the API root). */
   misbehaviour: Misbehaviour | undefined;
+  /** Answers every API call as GitHub does once the rate limit is spent: 403 with x-ratelimit-remaining 0. */
+  rateLimited: boolean;
 }
 
 type FakeEnv = { Bindings: HttpBindings; Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
@@ -66,6 +68,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       calls: [],
       down: false,
       misbehaviour: undefined,
+      rateLimited: false,
     });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
@@ -90,6 +93,16 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (app.misbehaviour !== undefined) {
       app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body: undefined, status: 0 });
       return misbehave(c, app.misbehaviour, { message: 'misbehaving for the test' }, `${base}/apps/${app.id}`);
+    }
+    if (app.rateLimited) {
+      const body = c.req.method === 'POST' ? ((await c.req.raw.clone().json()) as unknown) : undefined;
+      app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body, status: 403 });
+      const reset = String(Math.ceil(Date.now() / 1000) + 60);
+      c.header('x-ratelimit-limit', '5000');
+      c.header('x-ratelimit-remaining', '0');
+      c.header('x-ratelimit-reset', reset);
+      const documentation = 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api';
+      return c.json({ message: 'API rate limit exceeded for installation.', documentation_url: documentation }, 403);
     }
     const authorization = c.req.header('authorization') ?? '';
     const credential = /^Bearer (.+)$/.exec(authorization)?.[1];
@@ -263,9 +276,10 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/settings', async (c) => {
-    const settings = await c.req.json<{ down?: boolean; misbehaviour?: Misbehaviour | null }>();
+    const settings = await c.req.json<{ down?: boolean; misbehaviour?: Misbehaviour | null; rateLimited?: boolean }>();
     if (settings.down !== undefined) c.get('app').down = settings.down;
     if (settings.misbehaviour !== undefined) c.get('app').misbehaviour = settings.misbehaviour ?? undefined;
+    if (settings.rateLimited !== undefined) c.get('app').rateLimited = settings.rateLimited;
     return c.json({ ok: true });
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));

@@ -97,6 +97,11 @@ export class FakeGitHub {
     await this.#admin('POST', 'settings', { misbehaviour: how });
   }
 
+  /** While on, every API call is answered 403 with `x-ratelimit-remaining: 0`, as GitHub answers once the quota is spent. */
+  async setRateLimited(rateLimited: boolean): Promise<void> {
+    await this.#admin('POST', 'settings', { rateLimited });
+  }
+
   /** Every API call the App received, oldest first. */
   async calls(): Promise<FakeCall[]> {
     return (await this.#admin('GET', 'calls')) as FakeCall[];

@@ -35,12 +35,13 @@ export interface RepositoryPayload {
   readonly name: string;
 }
 
-const repository = (repo: RepositoryPayload & { readonly id?: number }) => ({
+/** A repository as payloads carry it: private unless `private: false` says it is public. */
+const repository = (repo: RepositoryPayload & { readonly id?: number; readonly private?: boolean }) => ({
   id: repo.id ?? 4242,
   name: repo.name,
   full_name: `${repo.owner}/${repo.name}`,
   owner: { login: repo.owner, id: 1200934, type: 'Organization' },
-  private: true,
+  private: repo.private ?? true,
   default_branch: 'main',
 });
 
@@ -48,7 +49,7 @@ const repository = (repo: RepositoryPayload & { readonly id?: number }) => ({
 export const payloads = {
   /** By `author` (default octocat), from a branch of `repo` itself unless `fork` names the head's repository. */
   pullRequest: (
-    repo: RepositoryPayload,
+    repo: RepositoryPayload & { readonly private?: boolean },
     pr: { number: number; baseSha: string; headSha: string; action?: string; author?: string; fork?: RepositoryPayload & { readonly id: number } },
   ) => ({
     action: pr.action ?? 'opened',
