@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer, type BenchBroker } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
-import { runLoad, signTokenPool, warmUp, type LoadResult } from './exchange-load.ts';
+import { cycle, runLoad, signTokenPool, warmUp, type LoadResult, type TokenSource } from './exchange-load.ts';
 
 const SECONDS = envNumber('BENCH_SECONDS', 10);
 const ROUNDS = envNumber('BENCH_ROUNDS', 3);
@@ -72,7 +72,7 @@ function workerBundle(): { files: string[]; rawBytes: number; gzipBytes: number;
 interface SizedBroker {
   readonly size: number;
   readonly broker: BenchBroker;
-  readonly tokens: string[];
+  readonly tokens: TokenSource;
   readonly runs: (LoadResult & { cpuCores: number })[];
 }
 
@@ -95,7 +95,7 @@ const brokers: SizedBroker[] = [];
 try {
   for (const size of POLICY_SIZES) {
     const broker = await startBenchBroker({ issuer, policies: size, ...(plan === undefined ? {} : { cpu: plan.broker }) });
-    brokers.push({ size, broker, tokens: await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(size), TOKENS, lifetime), runs: [] });
+    brokers.push({ size, broker, tokens: cycle(await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(size), TOKENS, lifetime)), runs: [] });
   }
   for (const target of brokers) await warmUp(target.broker.url, target.tokens, WARM_UP);
   const jwksAfterWarmUp = await issuer.hits();
