@@ -45,7 +45,7 @@ console.log(
 
 /** The crypto floor in a process pinned to the broker's CPU (bench/crypto-floor.ts). */
 function cryptoFloor(): { unitsPerSecond: number; unitsPerCpuSecond: number; byConcurrency: Record<string, number> } {
-  const args = ['bench/crypto-floor.ts', String(FLOOR_SECONDS)];
+  const args = ['bench/crypto-floor.ts', 'jose', String(FLOOR_SECONDS)];
   const run = plan === undefined ? spawnSync(process.execPath, args, { encoding: 'utf8' }) : spawnSync('taskset', ['-c', String(plan.broker), process.execPath, ...args], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`crypto floor failed: ${run.stderr}`);
   return JSON.parse(run.stdout) as { unitsPerSecond: number; unitsPerCpuSecond: number; byConcurrency: Record<string, number> };
