@@ -37,12 +37,18 @@ const getKey: jwt.GetPublicKeyOrSecret = (header, callback) => {
   );
 };
 // As if read from a mounted secret at start.
-const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const { privateKey } = generateKeyPairSync('ec', {
+  namedCurve: 'P-256',
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+});
 const log = createWriteStream(setting('BASELINE_LOG'), { flags: 'a' });
 
 /** The decision's log line: who asked and what was decided, never the token. */
-const logDecision = (ip: string | undefined, decision: string, claims?: JwtPayload) =>
-  log.write(`${JSON.stringify({ time: new Date().toISOString(), decision, ip, iss: claims?.iss, sub: claims?.sub, jti: claims?.jti, repository: claims?.['repository'], ref: claims?.['ref'] })}\n`);
+const logDecision = (ip: string | undefined, decision: string, claims?: JwtPayload) => {
+  const { iss, sub, jti, repository, ref } = claims ?? {};
+  log.write(`${JSON.stringify({ time: new Date().toISOString(), decision, ip, iss, sub, jti, repository, ref })}\n`);
+};
 
 const app = express();
 app.post('/token', express.urlencoded({ extended: false }), (req, res) => {
@@ -53,7 +59,8 @@ app.post('/token', express.urlencoded({ extended: false }), (req, res) => {
   };
   if (form['grant_type'] !== TOKEN_EXCHANGE) return refuse('unsupported_grant_type', 'not a token exchange');
   const subjectToken = form['subject_token'];
-  if (typeof subjectToken !== 'string' || !String(form['subject_token_type']).startsWith('urn:ietf:params:oauth:token-type:')) return refuse('invalid_request', 'no subject token');
+  const subjectTokenType = String(form['subject_token_type']);
+  if (typeof subjectToken !== 'string' || !subjectTokenType.startsWith('urn:ietf:params:oauth:token-type:')) return refuse('invalid_request', 'no subject token');
   jwt.verify(subjectToken, getKey, { algorithms: ['RS256'], issuer: ISSUER, audience: AUDIENCE }, (error, payload) => {
     if (error !== null || payload === undefined || typeof payload === 'string') return refuse('invalid_request', `invalid subject token: ${error?.message}`);
     if (payload['repository'] !== RULE.repository || payload['ref'] !== RULE.ref) return refuse('invalid_request', 'no rule allows it', payload);
@@ -67,9 +74,16 @@ app.post('/token', express.urlencoded({ extended: false }), (req, res) => {
       jwtid: randomUUID(),
     });
     logDecision(req.ip, 'granted', payload);
-    res.set('cache-control', 'no-store').json({ access_token: accessToken, issued_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_type: 'Bearer', expires_in: TOKEN_TTL_SECONDS });
+    res.set('cache-control', 'no-store').json({
+      access_token: accessToken,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      token_type: 'Bearer',
+      expires_in: TOKEN_TTL_SECONDS,
+    });
   });
 });
 
-const server = app.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => process.stdout.write(`http://127.0.0.1:${(server.address() as AddressInfo).port}\n`));
+const server = app.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`http://127.0.0.1:${(server.address() as AddressInfo).port}\n`);
+});
 process.once('SIGTERM', () => server.close(() => log.end(() => process.exit(0))));

@@ -51,7 +51,11 @@ export function pinSelf(cpus: string): void {
 }
 
 /** Runs `node <args>` (pinned to `cpu` with taskset when given), resolving once it prints the URL it listens on. */
-async function startServerProcess(args: readonly string[], env: Readonly<Record<string, string>>, cpu?: number): Promise<{ server: ServerProcess; child: ChildProcess }> {
+async function startServerProcess(
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  cpu?: number,
+): Promise<{ server: ServerProcess; child: ChildProcess }> {
   const [command, argv] = cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(cpu), process.execPath, ...args]];
   const child: ChildProcess = spawn(command, argv, {
     env: { ...process.env, ...env },
