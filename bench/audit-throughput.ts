@@ -5,7 +5,7 @@
 // subject_token_replayed, which the token pool's laps would set off: see FRESH_TOKEN_ALERT_RULES).
 import { BROKER_ISSUER, FRESH_TOKEN_ALERT_RULES, startBenchBroker, startBenchIssuer } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
-import { runLoad, signTokenPool, warmUp } from './exchange-load.ts';
+import { cycle, runLoad, signTokenPool, warmUp } from './exchange-load.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
 
 const DURATION_SECONDS = envNumber('BENCH_SECONDS', 5);
@@ -23,7 +23,7 @@ const MODES: Readonly<Record<Mode, { audit: 'on' | 'off'; rules: string; label: 
 };
 
 const { issuer, close: closeIssuer } = await startBenchIssuer();
-const tokens = await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(POLICIES), TOKENS, 3600 + ROUNDS * 3 * DURATION_SECONDS);
+const tokens = cycle(await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(POLICIES), TOKENS, 3600 + ROUNDS * 3 * DURATION_SECONDS));
 
 async function run(mode: Mode): Promise<{ rate: number; cpuUs: number; p50: number; p99: number; errors: number }> {
   const broker = await startBenchBroker({ issuer, policies: POLICIES, audit: MODES[mode].audit, env: { KEYWAY_ALERT_RULES: MODES[mode].rules } });

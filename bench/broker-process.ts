@@ -1,6 +1,7 @@
 // A broker in a process of its own (bench/serve-broker.ts), for the benchmarks and the soak:
 // started with given settings, optionally pinned to one CPU, its CPU time and memory readable
-// from outside while it serves.
+// from outside while it serves. Also the hand-rolled baseline of npm run bench
+// (bench/baseline-broker.ts), started and pinned the same way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -19,15 +20,19 @@ export interface BrokerProcessOptions {
   readonly cpu?: number;
 }
 
-export interface BrokerProcess {
+/** A server of the benchmarks in a process of its own. */
+export interface ServerProcess {
   readonly url: string;
   readonly pid: number;
   /** User + system CPU time of every thread of the process so far, in milliseconds (from /proc). */
   cpuMs(): number;
-  /** The broker's own process.memoryUsage() right after a full garbage collection, asked over IPC. */
-  memory(): Promise<NodeJS.MemoryUsage>;
   /** SIGTERM, then waits for the exit (the `on` broker closes its audit log first). */
   stop(): Promise<void>;
+}
+
+export interface BrokerProcess extends ServerProcess {
+  /** The broker's own process.memoryUsage() right after a full garbage collection, asked over IPC. */
+  memory(): Promise<NodeJS.MemoryUsage>;
 }
 
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -45,36 +50,48 @@ export function pinSelf(cpus: string): void {
   if (result.status !== 0) throw new Error(`taskset could not pin the load generator: ${result.stderr}`);
 }
 
-export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
-  // --expose-gc: memory() reports what survives a full collection. Nothing else calls gc().
-  const args = ['--expose-gc', 'bench/serve-broker.ts', options.audit];
-  const [command, argv] = options.cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(options.cpu), process.execPath, ...args]];
+/** Runs `node <args>` (pinned to `cpu` with taskset when given), resolving once it prints the URL it listens on. */
+async function startServerProcess(
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  cpu?: number,
+): Promise<{ server: ServerProcess; child: ChildProcess }> {
+  const [command, argv] = cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(cpu), process.execPath, ...args]];
   const child: ChildProcess = spawn(command, argv, {
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
-    child.once('exit', (code) => reject(new Error(`the broker exited with ${code} before listening`)));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code} before listening`)));
   });
   const pid = child.pid as number;
-  return {
+  const server = {
     url,
     pid,
     cpuMs: () => {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
       return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
     },
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  return { server, child };
+}
+
+export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
+  // --expose-gc: memory() reports what survives a full collection. Nothing else calls gc().
+  const { server, child } = await startServerProcess(['--expose-gc', 'bench/serve-broker.ts', options.audit], options.env, options.cpu);
+  return {
+    ...server,
     memory: () =>
       new Promise((resolve) => {
         child.once('message', (message) => resolve((message as { memory: NodeJS.MemoryUsage }).memory));
         child.send('memory');
       }),
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
   };
 }
 
@@ -88,10 +105,10 @@ export async function startBenchIssuer(): Promise<{ issuer: TestIssuer; close():
 }
 
 /**
- * Every alert rule but `subject_token_replayed`. A token pool is exchanged round and round
- * (signing a fresh RS256 token per exchange would cost the load generator as much as the broker),
- * and that rule would raise, and store, an alert for every lap: work a CI job's token, presented
- * once, never causes. With it off, the default rules cost what they cost on fresh tokens.
+ * Every alert rule but `subject_token_replayed`, for the soak and bench:audit. Their token pool
+ * is exchanged round and round, and that rule would raise, and store, an alert for every lap:
+ * work a CI job's token, presented once, never causes. With it off, the default rules cost what
+ * they cost on fresh tokens. (npm run bench sends each token once, and runs every rule.)
  */
 export const FRESH_TOKEN_ALERT_RULES = ALERT_RULES.filter((rule) => rule !== 'subject_token_replayed').join(',');
 
@@ -101,7 +118,7 @@ export interface BenchBroker extends BrokerProcess {
 
 /**
  * A broker trusting `issuer` through `policies` realistic policies (bench/realistic-policies.ts),
- * with a fresh data directory under a temp dir, the alert rules of FRESH_TOKEN_ALERT_RULES and no
+ * with a fresh data directory under a temp dir, the alert rules of FRESH_TOKEN_ALERT_RULES (unless `env` says) and no
  * policy directory watcher. Issuer-level `max_token_age: 24h` lets a token pool serve a long soak.
  */
 export async function startBenchBroker(options: { issuer: TestIssuer; policies: number; audit?: 'on' | 'off'; cpu?: number; env?: Readonly<Record<string, string>> }): Promise<BenchBroker> {
@@ -131,4 +148,28 @@ export async function startBenchBroker(options: { issuer: TestIssuer; policies: 
     },
   });
   return { ...broker, dataDir };
+}
+
+export interface BaselineBroker extends ServerProcess {
+  /** Its decision log: one JSON line per request. */
+  readonly logFile: string;
+}
+
+/**
+ * The hand-rolled baseline (bench/baseline-broker.ts) trusting `issuer`, with its one rule
+ * granting exactly the tokens of `claims` (their repository and ref), its log file in a fresh
+ * temp dir. Pinned like startBenchBroker when `cpu` is given.
+ */
+export async function startBaselineBroker(options: { issuer: TestIssuer; claims: Record<string, unknown>; cpu?: number }): Promise<BaselineBroker> {
+  const logFile = join(mkdtempSync(join(tmpdir(), 'keyway-bench-baseline-')), 'decisions.log');
+  const env = {
+    PORT: '0',
+    BASELINE_ISSUER: options.issuer.url,
+    BASELINE_AUDIENCE: BROKER_ISSUER,
+    BASELINE_REPOSITORY: String(options.claims['repository']),
+    BASELINE_REF: String(options.claims['ref']),
+    BASELINE_LOG: logFile,
+  };
+  const { server } = await startServerProcess(['bench/baseline-broker.ts'], env, options.cpu);
+  return { ...server, logFile };
 }

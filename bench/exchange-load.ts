@@ -1,5 +1,6 @@
 // Load for the benchmarks: CI tokens signed by the test issuer (test/support, on 127.0.0.1),
-// posted to a broker's /token one token after the other from the pool. As fast as the broker
+// posted to a broker's /token one after the other, from a pool that wraps (soak, bench:audit)
+// or a supply that never repeats a token to a broker (npm run bench). As fast as the broker
 // answers: autocannon. At a fixed rate: evenly spaced requests (autocannon's rate limit sends
 // each second's quota in a burst at its start, which measures bursts, not a steady rate).
 import { Agent, request } from 'node:http';
@@ -9,20 +10,89 @@ import { TestIssuer } from '../test/support/test-issuer.ts';
 const FORM = 'application/x-www-form-urlencoded';
 const EXCHANGE = 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&subject_token=';
 
-/**
- * `count` distinct tokens carrying `claims`, valid for `lifetimeSeconds`. A token is exchanged
- * again once the pool wraps: nothing caches a verification, so each exchange does the full work.
- */
+const SIGN_BATCH = 500;
+/** Numbers the tokens' `run_id` across every pool and supply of the process. */
+let serial = 0;
+
+/** `count` distinct tokens carrying `claims` (each its own `jti` and `run_id`), valid for `lifetimeSeconds`. */
 export async function signTokenPool(issuer: TestIssuer, audience: string, claims: Record<string, unknown>, count: number, lifetimeSeconds: number): Promise<string[]> {
   const now = Math.floor(Date.now() / 1000);
   const tokens: string[] = [];
-  for (let start = 0; start < count; start += 64) {
-    const batch = Array.from({ length: Math.min(64, count - start) }, (_, offset) =>
-      issuer.sign({ iss: issuer.url, aud: audience, iat: now, nbf: now - 5, exp: now + lifetimeSeconds, jti: crypto.randomUUID(), ...claims, run_id: String(start + offset) }),
-    );
-    tokens.push(...(await Promise.all(batch)));
+  for (let start = 0; start < count; start += SIGN_BATCH) {
+    const batch = Array.from({ length: Math.min(SIGN_BATCH, count - start) }, () => ({
+      iss: issuer.url,
+      aud: audience,
+      iat: now,
+      nbf: now - 5,
+      exp: now + lifetimeSeconds,
+      ...claims,
+      jti: crypto.randomUUID(),
+      run_id: String(serial++),
+    }));
+    tokens.push(...(await issuer.signMany(batch)));
   }
   return tokens;
+}
+
+/** The subject tokens a load posts: each call to next() gives the one to send. */
+export interface TokenSource {
+  next(): string;
+  /** How many more next() hands out (Infinity: no end). */
+  readonly remaining: number;
+}
+
+/** A source that signs its tokens ahead: `reserve(count)` makes sure `count` more are there. */
+export interface TokenReader extends TokenSource {
+  reserve(count: number): Promise<void>;
+}
+
+/** A fixed pool exchanged round and round (soak, bench:audit): once it wraps, a token is posted again. */
+export function cycle(tokens: readonly string[]): TokenSource {
+  let next = 0;
+  return { next: () => tokens[next++ % tokens.length] as string, remaining: Number.POSITIVE_INFINITY };
+}
+
+/**
+ * Tokens that are never posted twice to the same broker (npm run bench), as real pipelines send
+ * them: whatever a broker caches, no exchange finds its token there. Signing an RS256 token costs
+ * far more than verifying one, so tokens are signed ahead, between runs, as many as the next run
+ * may use (`reserve`), never during a measured run. Each broker reads through its own `reader()`;
+ * brokers with the same claims share the signed tokens, since no cache spans two processes.
+ */
+export class TokenSupply {
+  readonly #tokens: string[] = [];
+  readonly #sign: (count: number) => Promise<string[]>;
+
+  constructor(issuer: TestIssuer, audience: string, claims: Record<string, unknown>, lifetimeSeconds: number) {
+    this.#sign = (count) => signTokenPool(issuer, audience, claims, count, lifetimeSeconds);
+  }
+
+  /** How many tokens were signed so far. */
+  get signed(): number {
+    return this.#tokens.length;
+  }
+
+  /** Tokens for one broker, each at most once; next() throws rather than hand one out again. */
+  reader(): TokenReader {
+    let position = 0;
+    const tokens = this.#tokens;
+    const sign = this.#sign;
+    return {
+      next: () => {
+        const token = tokens[position];
+        if (token === undefined) throw new Error(`the token supply ran dry after ${position} tokens: reserve() before a run`);
+        position += 1;
+        return token;
+      },
+      get remaining() {
+        return tokens.length - position;
+      },
+      reserve: async (count: number) => {
+        const missing = position + count - tokens.length;
+        if (missing > 0) for (const token of await sign(missing)) tokens.push(token);
+      },
+    };
+  }
 }
 
 /** One exchange's answer, as the soak checks it. */
@@ -34,7 +104,8 @@ export interface Answer {
 
 export interface LoadOptions {
   readonly url: string;
-  readonly tokens: readonly string[];
+  /** A finite source ends an as-fast-as-possible run early when it runs dry (the rate stays right: it is timed to the last answer). */
+  readonly tokens: TokenSource;
   readonly seconds: number;
   readonly connections: number;
   /** Requests per second over all connections; unset: as fast as the broker answers. */
@@ -55,31 +126,37 @@ export interface LoadResult {
   readonly failures: number;
 }
 
-/** A cursor over the pool shared by every run, so consecutive runs keep rotating through it. */
-let next = 0;
-
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return options.rate === undefined ? await runUnpaced(options) : await runPaced(options, options.rate);
 }
 
 async function runUnpaced(options: LoadOptions): Promise<LoadResult> {
-  const { onAnswer } = options;
+  const { onAnswer, tokens } = options;
+  // autocannon caps each connection at its share of maxOverallRequests; a share of 0 would mean no cap.
+  if (tokens.remaining < options.connections) throw new Error(`${tokens.remaining} tokens left for ${options.connections} connections`);
+  const started = performance.now();
+  let lastAnswer = started;
   const result = await autocannon({
     url: options.url,
     connections: options.connections,
     duration: options.seconds,
+    ...(Number.isFinite(tokens.remaining) ? { maxOverallRequests: tokens.remaining } : {}),
     requests: [
       {
         method: 'POST',
         path: '/token',
         headers: { 'content-type': FORM },
-        setupRequest: (request) => ({ ...request, body: EXCHANGE + options.tokens[next++ % options.tokens.length] }),
-        ...(onAnswer === undefined ? {} : { onResponse: (status: number, body: string) => onAnswer({ at: Date.now(), status, body }) }),
+        setupRequest: (request) => ({ ...request, body: EXCHANGE + tokens.next() }),
+        onResponse: (status: number, body: string) => {
+          lastAnswer = performance.now();
+          onAnswer?.({ at: Date.now(), status, body });
+        },
       },
     ],
   });
   return {
-    rate: result['2xx'] / (result.duration as number),
+    // autocannon's own duration runs to its next 1 s sample after the last connection is done.
+    rate: result['2xx'] / ((lastAnswer - started) / 1000),
     answered: result['2xx'],
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -100,6 +177,7 @@ async function runPaced(options: LoadOptions, rate: number): Promise<LoadResult>
   const target = new URL('/token', options.url);
   const agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: options.connections });
   const total = Math.round(rate * options.seconds);
+  if (options.tokens.remaining < total) throw new Error(`${options.tokens.remaining} tokens left for ${total} requests`);
   const latencies: number[] = [];
   let failures = 0;
   let settled = 0;
@@ -113,7 +191,7 @@ async function runPaced(options: LoadOptions, rate: number): Promise<LoadResult>
     };
     const send = (scheduled: number) => {
       let done = false;
-      const body = EXCHANGE + options.tokens[next++ % options.tokens.length];
+      const body = EXCHANGE + options.tokens.next();
       const req = request(target, { method: 'POST', agent, timeout: REQUEST_TIMEOUT_MS, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body) } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -158,9 +236,9 @@ async function runPaced(options: LoadOptions, rate: number): Promise<LoadResult>
 }
 
 /** Exchanges `count` tokens one at a time, failing on any refusal: the JWKS fetch, JIT and caches before a measured run. */
-export async function warmUp(url: string, tokens: readonly string[], count: number): Promise<void> {
+export async function warmUp(url: string, tokens: TokenSource, count: number): Promise<void> {
   for (let index = 0; index < count; index += 1) {
-    const response = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': FORM }, body: EXCHANGE + tokens[next++ % tokens.length] });
+    const response = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': FORM }, body: EXCHANGE + tokens.next() });
     if (response.status !== 200) throw new Error(`warm-up exchange answered ${response.status}: ${await response.text()}`);
   }
 }

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { BROKER_ISSUER, startBenchBroker, startBenchIssuer } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
-import { runLoad, signTokenPool, warmUp, type Answer, type LoadResult } from './exchange-load.ts';
+import { cycle, runLoad, signTokenPool, warmUp, type Answer, type LoadResult } from './exchange-load.ts';
 
 const SECONDS = envNumber('SOAK_SECONDS', 300);
 const INTERVAL = envNumber('SOAK_INTERVAL_SECONDS', 10);
@@ -27,7 +27,7 @@ const FLAT = { memory: 0.1, latencyRatio: 0.2, latencySlackMs: 2 } as const;
 const { issuer, close: closeIssuer } = await startBenchIssuer();
 await issuer.settings({ cacheControl: `public, max-age=${JWKS_MAX_AGE}` });
 const total = SECONDS + ISSUER_DOWN_SECONDS + 3 * STORE_FAULT_SECONDS;
-const tokens = await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(10), TOKENS, total + 3600);
+const tokens = cycle(await signTokenPool(issuer, BROKER_ISSUER, claimsGrantedIn(10), TOKENS, total + 3600));
 // Not pinned: the broker as `npm start` runs it, free to use every CPU.
 const broker = await startBenchBroker({ issuer, policies: 10 });
 console.log(

@@ -1,3 +1,4 @@
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { newTestSite, TestIssuer } from '../support/test-issuer.ts';
 
@@ -31,5 +32,15 @@ describe('the test issuer server stands in for an issuer at its exact URL', () =
     const [a, b] = await Promise.all([newTestSite(base), newTestSite(base)]);
     expect(new URL(a).port).not.toBe(new URL(b).port);
     expect(new URL(a).port).not.toBe(new URL(base).port);
+  });
+
+  it('signs many claim sets in one request, each exactly as given, with the published RS256 key', async () => {
+    const issuer = new TestIssuer(`${inject('testIssuerBase')}/many-${crypto.randomUUID()}`);
+    const claims = Array.from({ length: 3 }, (_, index) => ({ iss: issuer.url, sub: `job-${index}`, jti: crypto.randomUUID() }));
+    const tokens = await issuer.signMany(claims);
+    const keys = createLocalJWKSet(await issuer.jwks());
+    const verified = await Promise.all(tokens.map((token) => jwtVerify(token, keys, { algorithms: ['RS256'] })));
+    expect(verified.map(({ payload }) => payload)).toEqual(claims);
+    expect(verified.map(({ protectedHeader }) => protectedHeader.kid)).toEqual(Array(3).fill((await issuer.jwks()).keys[0]?.['kid']));
   });
 });

@@ -43,6 +43,11 @@ async function newKey(alg: SigningAlg = 'RS256'): Promise<IssuerKey> {
   return { kid, privateJwk: await exportJWK(privateKey), publicJwk: { ...publicJwk, kid, alg, use: 'sig' } };
 }
 
+/** The newest published key of `alg`; without one, a new key that is not published. */
+async function publishedKey(issuer: IssuerState, alg: SigningAlg): Promise<IssuerKey> {
+  return [...issuer.keys].reverse().find((key) => key.publicJwk.alg === alg) ?? (await newKey(alg));
+}
+
 export interface SignRequest {
   readonly claims: Record<string, unknown>;
   /** Extra or overriding header parameters (`kid`, `jku`, `typ`, …). */
@@ -57,7 +62,7 @@ interface Site {
   close(): Promise<void>;
 }
 
-const ADMIN = /^(.*)\/_test\/(sign|rotate|settings|hits)$/;
+const ADMIN = /^(.*)\/_test\/(sign|sign-many|rotate|settings|hits)$/;
 const DISCOVERY = /^(.*)\/\.well-known\/openid-configuration$/;
 const JWKS = /^(.*)\/jwks$/;
 const TRAP = /^(.*?)\/trap\/.*$/;
@@ -97,11 +102,19 @@ async function startSite(sites: Site[]): Promise<Site> {
       case 'sign': {
         const request = await c.req.json<SignRequest>();
         const alg = request.alg ?? 'RS256';
-        const published = [...issuer.keys].reverse().find((key) => key.publicJwk.alg === alg) ?? (await newKey(alg));
+        const published = await publishedKey(issuer, alg);
         const signer = request.key === 'foreign' ? await newKey(alg) : published;
         const header = { alg, typ: 'JWT', kid: published.kid, ...request.header } as JWTHeaderParameters;
         const token = await new SignJWT(request.claims).setProtectedHeader(header).sign(await importJWK(signer.privateJwk, alg));
         return c.json({ token });
+      }
+      case 'sign-many': {
+        // Many claim sets with one key import: the benchmarks' token supply, which needs tens of thousands.
+        const { claims } = await c.req.json<{ claims: Record<string, unknown>[] }>();
+        const signer = await publishedKey(issuer, 'RS256');
+        const key = await importJWK(signer.privateJwk, 'RS256');
+        const header = { alg: 'RS256', typ: 'JWT', kid: signer.kid };
+        return c.json({ tokens: await Promise.all(claims.map((set) => new SignJWT(set).setProtectedHeader(header).sign(key))) });
       }
       case 'rotate': {
         const { keepOld = false, alg = 'RS256' } = await c.req.json<{ keepOld?: boolean; alg?: SigningAlg }>();

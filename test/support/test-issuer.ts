@@ -43,6 +43,11 @@ export class TestIssuer {
     return (await this.#post<{ token: string }>('sign', { claims, ...options })).token;
   }
 
+  /** Signs each claim set as it is, with the newest published RS256 key, in one request. */
+  async signMany(claims: readonly Record<string, unknown>[]): Promise<string[]> {
+    return (await this.#post<{ tokens: string[] }>('sign-many', { claims })).tokens;
+  }
+
   async rotate(options: { keepOld?: boolean; alg?: SigningAlg } = {}): Promise<string> {
     return (await this.#post<{ kid: string }>('rotate', options)).kid;
   }
