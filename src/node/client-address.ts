@@ -43,10 +43,9 @@ function parseRange(entry: string): [Address, number] {
 export function clientAddress(peer: string | undefined, header: string | undefined, trusted: TrustedProxies): string | undefined {
   if (peer === undefined || !isTrusted(peer, trusted) || header === undefined) return peer;
   const hops = trusted.header === 'forwarded' ? forwardedFor(header) : header.split(',').map((entry) => entry.trim());
-  if (hops === undefined) return peer;
   let client: Address | undefined;
   for (let index = hops.length - 1; index >= 0; index -= 1) {
-    const hop = hopAddress(hops[index] ?? '');
+    const hop = hopAddress(hops[index]);
     if (hop === undefined) return peer;
     client = hop;
     if (!inRanges(hop, trusted)) break;
@@ -69,7 +68,8 @@ function normalized(address: Address): Address {
 }
 
 /** One hop: `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711` (ports as some proxies add them). */
-function hopAddress(text: string): Address | undefined {
+function hopAddress(text: string | undefined): Address | undefined {
+  if (text === undefined) return undefined;
   const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d{1,5})?$/.exec(text)?.[1];
   const host = bracketed ?? (/^[0-9.]+:\d{1,5}$/.test(text) ? text.slice(0, text.indexOf(':')) : text);
   if (ipaddr.IPv4.isValidFourPartDecimal(host)) return ipaddr.IPv4.parse(host);
@@ -78,13 +78,13 @@ function hopAddress(text: string): Address | undefined {
 }
 
 /**
- * The `for=` of every element of an RFC 7239 `Forwarded` header, in order; undefined when it
- * does not parse or an element has no single `for=`. Obfuscated and `unknown` nodes come back
- * as they are and fail as addresses.
+ * The `for=` of each element of an RFC 7239 `Forwarded` header, in order: undefined for an element
+ * that does not parse or has no single `for=`. Obfuscated and `unknown` nodes come back as they
+ * are and fail as addresses. Elements are split from the right, where the proxies wrote, so no
+ * element a client wrote further left (an open quote, a stray pair) changes how theirs read.
  */
-function forwardedFor(header: string): string[] | undefined {
-  const hops: string[] = [];
-  for (const element of splitOutsideQuotes(header, ',')) {
+function forwardedFor(header: string): (string | undefined)[] {
+  return elementsFromTheRight(header).map((element) => {
     const fors: string[] = [];
     for (const pair of splitOutsideQuotes(element, ';')) {
       const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=("(?:[^"\\]|\\.)*"|[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*$/.exec(pair);
@@ -95,10 +95,36 @@ function forwardedFor(header: string): string[] | undefined {
       const [, name = '', value = ''] = match;
       if (name.toLowerCase() === 'for') fors.push(value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value);
     }
-    if (fors.length !== 1) return undefined;
-    hops.push(fors[0] ?? '');
+    return fors.length === 1 ? fors[0] : undefined;
+  });
+}
+
+/**
+ * `header` split at its commas outside quoted strings, scanning from the end: each quote is paired
+ * from where it closes, so a quote a client left open further left cannot run on into the
+ * elements right of it, the proxies'.
+ */
+function elementsFromTheRight(header: string): string[] {
+  const elements: string[] = [];
+  let end = header.length;
+  let quoted = false;
+  for (let index = header.length - 1; index >= 0; index -= 1) {
+    const char = header[index];
+    if (char === '"') quoted = !quoted || escapedAt(header, index);
+    else if (char === ',' && !quoted) {
+      elements.unshift(header.slice(index + 1, end));
+      end = index;
+    }
   }
-  return hops;
+  elements.unshift(header.slice(0, end));
+  return elements;
+}
+
+/** Whether the character at `index` follows an odd run of backslashes (`\"` inside a quoted string). */
+function escapedAt(text: string, index: number): boolean {
+  let backslashes = 0;
+  while (text[index - 1 - backslashes] === '\\') backslashes += 1;
+  return backslashes % 2 === 1;
 }
 
 function splitOutsideQuotes(text: string, separator: string): string[] {

@@ -72,6 +72,15 @@ describe('the client address behind trusted proxies', () => {
   });
 
   it.each([
+    ['not a pair', 'garbage, for=203.0.113.7', '203.0.113.7'],
+    ['two for in one element', 'for=1.1.1.1;for=2.2.2.2, for=203.0.113.7', '203.0.113.7'],
+    ['an unterminated quote', 'for="1.1.1.1, for=203.0.113.7', '203.0.113.7'],
+    ['a quote left open before a proxy\'s quoted IPv6 address', 'for=1.1.1.1;x=", for="[2001:db8:1::77]:4711", for=10.0.0.5', '2001:db8:1::77'],
+  ])('ignores a Forwarded element the client wrote left of its own, however malformed (%s): the client cannot pass as its proxy', (_name, header, client) => {
+    expect(clientAddress('10.1.2.3', header, forwarded)).toBe(client);
+  });
+
+  it.each([
     ['an obfuscated node', 'for=_hidden'],
     ['unknown', 'for=unknown'],
     ['an element without for', 'proto=https'],
