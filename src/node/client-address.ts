@@ -24,13 +24,23 @@ export function readTrustedProxies(env: SettingsSource): TrustedProxies {
   return { ranges: entries.map(parseRange), header };
 }
 
-/** An IPv4 proxy is written as IPv4: peers are compared as IPv4 even when a dual-stack socket reports `::ffff:10.0.0.1`. */
+/**
+ * Peers and hops are compared as IPv4 when a dual-stack socket reports `::ffff:10.0.0.1`, so a range
+ * written IPv4-mapped is the IPv4 range it is. A range of every address is refused: it would make
+ * any client a proxy, free to name itself in the header.
+ */
 function parseRange(entry: string): [Address, number] {
   const cidr = entry.includes('/') ? entry : `${entry}/${ipaddr.IPv6.isValid(entry) ? 128 : 32}`;
   if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(cidr) && !ipaddr.IPv6.isValidCIDR(cidr)) {
     throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)`);
   }
-  return ipaddr.parseCIDR(cidr);
+  const [address, bits] = ipaddr.parseCIDR(cidr);
+  const range: [Address, number] = address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96 ? [address.toIPv4Address(), bits - 96] : [address, bits];
+  if (range[1] === 0) {
+    const family = range[0].kind() === 'ipv4' ? 'IPv4' : 'IPv6';
+    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${entry} covers every ${family} address, so every client could name itself; list the proxies' own addresses`);
+  }
+  return range;
 }
 
 /**

@@ -98,4 +98,17 @@ describe('the client address behind trusted proxies', () => {
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8', KEYWAY_TRUSTED_PROXY_HEADER: 'x-real-ip' })).toThrow(ConfigError);
     expect(readTrustedProxies({})).toEqual(NO_TRUSTED_PROXIES);
   });
+
+  it.each(['0.0.0.0/0', '::/0', '::ffff:0.0.0.0/96', '10.0.0.0/8, 0.0.0.0/0'])('refuses %s: trusting every address as a proxy believes every client\'s header', (list) => {
+    expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: list })).toThrow(ConfigError);
+    expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: list })).toThrow(/covers every (IPv4|IPv6) address/);
+  });
+
+  it('takes a proxy written as an IPv4-mapped address, as a dual-stack socket reports it, for the IPv4 address it is', () => {
+    const mapped = readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '::ffff:10.0.0.5, ::ffff:192.168.0.0/112' });
+    expect(clientAddress('10.0.0.5', '203.0.113.7', mapped)).toBe('203.0.113.7');
+    expect(clientAddress('::ffff:10.0.0.5', '203.0.113.7', mapped)).toBe('203.0.113.7');
+    expect(clientAddress('192.168.3.4', '203.0.113.7', mapped)).toBe('203.0.113.7');
+    expect(clientAddress('10.0.0.6', '203.0.113.7', mapped)).toBe('10.0.0.6');
+  });
 });
