@@ -52,10 +52,13 @@ function parseRange(entry: string): [Address, number] {
  */
 export function clientAddress(peer: string | undefined, header: string | undefined, trusted: TrustedProxies): string | undefined {
   if (peer === undefined || !isTrusted(peer, trusted) || header === undefined) return peer;
-  const hops = trusted.header === 'forwarded' ? forwardedFor(header) : header.split(',').map((entry) => entry.trim());
+  const forwarded = trusted.header === 'forwarded';
+  // Only the hops walked are read: the rest is whatever the client wrote.
+  const hops = forwarded ? elementsFromTheRight(header) : header.split(',');
   let client: Address | undefined;
   for (let index = hops.length - 1; index >= 0; index -= 1) {
-    const hop = hopAddress(hops[index]);
+    const text = hops[index] ?? '';
+    const hop = hopAddress(forwarded ? forwardedFor(text) : text.trim());
     if (hop === undefined) return peer;
     client = hop;
     if (!inRanges(hop, trusted)) break;
@@ -88,46 +91,43 @@ function hopAddress(text: string | undefined): Address | undefined {
 }
 
 /**
- * The `for=` of each element of an RFC 7239 `Forwarded` header, in order: undefined for an element
- * that does not parse or has no single `for=`. Obfuscated and `unknown` nodes come back as they
- * are and fail as addresses. Elements are split from the right, where the proxies wrote, so no
- * element a client wrote further left (an open quote, a stray pair) changes how theirs read.
+ * The `for=` of one element of an RFC 7239 `Forwarded` header: undefined when the element does not
+ * parse or has no single `for=`. Obfuscated and `unknown` nodes come back as they are and fail as
+ * addresses.
  */
-function forwardedFor(header: string): (string | undefined)[] {
-  return elementsFromTheRight(header).map((element) => {
-    const fors: string[] = [];
-    for (const pair of splitOutsideQuotes(element, ';')) {
-      const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=("(?:[^"\\]|\\.)*"|[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*$/.exec(pair);
-      if (match === null) {
-        if (pair.trim() === '') continue;
-        return undefined;
-      }
-      const [, name = '', value = ''] = match;
-      if (name.toLowerCase() === 'for') fors.push(value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value);
+function forwardedFor(element: string): string | undefined {
+  const fors: string[] = [];
+  for (const pair of splitOutsideQuotes(element, ';')) {
+    const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=("(?:[^"\\]|\\.)*"|[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*$/.exec(pair);
+    if (match === null) {
+      if (pair.trim() === '') continue;
+      return undefined;
     }
-    return fors.length === 1 ? fors[0] : undefined;
-  });
+    const [, name = '', value = ''] = match;
+    if (name.toLowerCase() === 'for') fors.push(value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value);
+  }
+  return fors.length === 1 ? fors[0] : undefined;
 }
 
 /**
- * `header` split at its commas outside quoted strings, scanning from the end: each quote is paired
- * from where it closes, so a quote a client left open further left cannot run on into the
- * elements right of it, the proxies'.
+ * The elements of an RFC 7239 `Forwarded` header, in order: split at its commas outside quoted
+ * strings, scanning from the end. Each quote is paired from where it closes, so a quote a client
+ * left open further left cannot run on into the elements right of it, the proxies'.
  */
 function elementsFromTheRight(header: string): string[] {
-  const elements: string[] = [];
+  const reversed: string[] = [];
   let end = header.length;
   let quoted = false;
   for (let index = header.length - 1; index >= 0; index -= 1) {
     const char = header[index];
     if (char === '"') quoted = !quoted || escapedAt(header, index);
     else if (char === ',' && !quoted) {
-      elements.unshift(header.slice(index + 1, end));
+      reversed.push(header.slice(index + 1, end));
       end = index;
     }
   }
-  elements.unshift(header.slice(0, end));
-  return elements;
+  reversed.push(header.slice(0, end));
+  return reversed.reverse();
 }
 
 /** Whether the character at `index` follows an odd run of backslashes (`\"` inside a quoted string). */
