@@ -35,10 +35,11 @@ function parseRange(entry: string): [Address, number] {
     throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)`);
   }
   const [address, bits] = ipaddr.parseCIDR(cidr);
-  const range: [Address, number] = address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96 ? [address.toIPv4Address(), bits - 96] : [address, bits];
+  const mapped = address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96;
+  const range: [Address, number] = mapped ? [address.toIPv4Address(), bits - 96] : [address, bits];
   if (range[1] === 0) {
     const family = range[0].kind() === 'ipv4' ? 'IPv4' : 'IPv6';
-    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${entry} covers every ${family} address, so every client could name itself; list the proxies' own addresses`);
+    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${entry} covers every ${family} address, so every client could name itself; list the proxies' addresses`);
   }
   return range;
 }
