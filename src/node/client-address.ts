@@ -24,13 +24,24 @@ export function readTrustedProxies(env: SettingsSource): TrustedProxies {
   return { ranges: entries.map(parseRange), header };
 }
 
-/** An IPv4 proxy is written as IPv4: peers are compared as IPv4 even when a dual-stack socket reports `::ffff:10.0.0.1`. */
+/**
+ * Peers and hops are compared as IPv4 when a dual-stack socket reports `::ffff:10.0.0.1`, so a range
+ * written IPv4-mapped is the IPv4 range it is. A range of every address is refused: it would make
+ * any client a proxy, free to name itself in the header.
+ */
 function parseRange(entry: string): [Address, number] {
   const cidr = entry.includes('/') ? entry : `${entry}/${ipaddr.IPv6.isValid(entry) ? 128 : 32}`;
   if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(cidr) && !ipaddr.IPv6.isValidCIDR(cidr)) {
     throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)`);
   }
-  return ipaddr.parseCIDR(cidr);
+  const [address, bits] = ipaddr.parseCIDR(cidr);
+  const mapped = address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96;
+  const range: [Address, number] = mapped ? [address.toIPv4Address(), bits - 96] : [address, bits];
+  if (range[1] === 0) {
+    const family = range[0].kind() === 'ipv4' ? 'IPv4' : 'IPv6';
+    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${entry} covers every ${family} address, so every client could name itself; list the proxies' addresses`);
+  }
+  return range;
 }
 
 /**
@@ -42,11 +53,13 @@ function parseRange(entry: string): [Address, number] {
  */
 export function clientAddress(peer: string | undefined, header: string | undefined, trusted: TrustedProxies): string | undefined {
   if (peer === undefined || !isTrusted(peer, trusted) || header === undefined) return peer;
-  const hops = trusted.header === 'forwarded' ? forwardedFor(header) : header.split(',').map((entry) => entry.trim());
-  if (hops === undefined) return peer;
+  const forwarded = trusted.header === 'forwarded';
+  // Only the hops walked are read: the rest is whatever the client wrote.
+  const hops = forwarded ? elementsFromTheRight(header) : header.split(',');
   let client: Address | undefined;
   for (let index = hops.length - 1; index >= 0; index -= 1) {
-    const hop = hopAddress(hops[index] ?? '');
+    const text = hops[index] ?? '';
+    const hop = hopAddress(forwarded ? forwardedFor(text) : text.trim());
     if (hop === undefined) return peer;
     client = hop;
     if (!inRanges(hop, trusted)) break;
@@ -69,7 +82,8 @@ function normalized(address: Address): Address {
 }
 
 /** One hop: `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711` (ports as some proxies add them). */
-function hopAddress(text: string): Address | undefined {
+function hopAddress(text: string | undefined): Address | undefined {
+  if (text === undefined) return undefined;
   const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d{1,5})?$/.exec(text)?.[1];
   const host = bracketed ?? (/^[0-9.]+:\d{1,5}$/.test(text) ? text.slice(0, text.indexOf(':')) : text);
   if (ipaddr.IPv4.isValidFourPartDecimal(host)) return ipaddr.IPv4.parse(host);
@@ -78,27 +92,50 @@ function hopAddress(text: string): Address | undefined {
 }
 
 /**
- * The `for=` of every element of an RFC 7239 `Forwarded` header, in order; undefined when it
- * does not parse or an element has no single `for=`. Obfuscated and `unknown` nodes come back
- * as they are and fail as addresses.
+ * The `for=` of one element of an RFC 7239 `Forwarded` header: undefined when the element does not
+ * parse or has no single `for=`. Obfuscated and `unknown` nodes come back as they are and fail as
+ * addresses.
  */
-function forwardedFor(header: string): string[] | undefined {
-  const hops: string[] = [];
-  for (const element of splitOutsideQuotes(header, ',')) {
-    const fors: string[] = [];
-    for (const pair of splitOutsideQuotes(element, ';')) {
-      const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=("(?:[^"\\]|\\.)*"|[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*$/.exec(pair);
-      if (match === null) {
-        if (pair.trim() === '') continue;
-        return undefined;
-      }
-      const [, name = '', value = ''] = match;
-      if (name.toLowerCase() === 'for') fors.push(value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value);
+function forwardedFor(element: string): string | undefined {
+  const fors: string[] = [];
+  for (const pair of splitOutsideQuotes(element, ';')) {
+    const match = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)=("(?:[^"\\]|\\.)*"|[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*$/.exec(pair);
+    if (match === null) {
+      if (pair.trim() === '') continue;
+      return undefined;
     }
-    if (fors.length !== 1) return undefined;
-    hops.push(fors[0] ?? '');
+    const [, name = '', value = ''] = match;
+    if (name.toLowerCase() === 'for') fors.push(value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value);
   }
-  return hops;
+  return fors.length === 1 ? fors[0] : undefined;
+}
+
+/**
+ * The elements of an RFC 7239 `Forwarded` header, in order: split at its commas outside quoted
+ * strings, scanning from the end. Each quote is paired from where it closes, so a quote a client
+ * left open further left cannot run on into the elements right of it, the proxies'.
+ */
+function elementsFromTheRight(header: string): string[] {
+  const reversed: string[] = [];
+  let end = header.length;
+  let quoted = false;
+  for (let index = header.length - 1; index >= 0; index -= 1) {
+    const char = header[index];
+    if (char === '"') quoted = !quoted || escapedAt(header, index);
+    else if (char === ',' && !quoted) {
+      reversed.push(header.slice(index + 1, end));
+      end = index;
+    }
+  }
+  reversed.push(header.slice(0, end));
+  return reversed.reverse();
+}
+
+/** Whether the character at `index` follows an odd run of backslashes (`\"` inside a quoted string). */
+function escapedAt(text: string, index: number): boolean {
+  let backslashes = 0;
+  while (text[index - 1 - backslashes] === '\\') backslashes += 1;
+  return backslashes % 2 === 1;
 }
 
 function splitOutsideQuotes(text: string, separator: string): string[] {

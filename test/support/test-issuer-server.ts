@@ -66,6 +66,8 @@ const ADMIN = /^(.*)\/_test\/(sign|sign-many|rotate|settings|hits)$/;
 const DISCOVERY = /^(.*)\/\.well-known\/openid-configuration$/;
 const JWKS = /^(.*)\/jwks$/;
 const TRAP = /^(.*?)\/trap\/.*$/;
+/** `<issuer>/redirect-to-trap` answers 302 to `<issuer>/trap/redirected`: whoever follows it is counted as a trap hit. */
+const REDIRECT = /^(.*?)\/redirect-to-trap$/;
 
 class IssuerConflictError extends Error {}
 
@@ -173,6 +175,8 @@ async function startSite(sites: Site[]): Promise<Site> {
         c.header('Cache-Control', issuer.cacheControl);
         return c.json(document);
       }
+      const redirect = REDIRECT.exec(path);
+      if (redirect !== null) return c.redirect(`${base}${redirect[1] ?? ''}/trap/redirected`, 302);
       const trap = TRAP.exec(path);
       if (trap !== null) {
         (await state(trap[1] ?? '')).hits.trap += 1;

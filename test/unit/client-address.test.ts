@@ -72,6 +72,15 @@ describe('the client address behind trusted proxies', () => {
   });
 
   it.each([
+    ['not a pair', 'garbage, for=203.0.113.7', '203.0.113.7'],
+    ['two for in one element', 'for=1.1.1.1;for=2.2.2.2, for=203.0.113.7', '203.0.113.7'],
+    ['an unterminated quote', 'for="1.1.1.1, for=203.0.113.7', '203.0.113.7'],
+    ['a quote left open before a proxy\'s quoted IPv6 address', 'for=1.1.1.1;x=", for="[2001:db8:1::77]:4711", for=10.0.0.5', '2001:db8:1::77'],
+  ])('ignores a Forwarded element the client wrote left of its own, however malformed (%s): the client cannot pass as its proxy', (_name, header, client) => {
+    expect(clientAddress('10.1.2.3', header, forwarded)).toBe(client);
+  });
+
+  it.each([
     ['an obfuscated node', 'for=_hidden'],
     ['unknown', 'for=unknown'],
     ['an element without for', 'proto=https'],
@@ -88,5 +97,19 @@ describe('the client address behind trusted proxies', () => {
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/33' })).toThrow(ConfigError);
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8', KEYWAY_TRUSTED_PROXY_HEADER: 'x-real-ip' })).toThrow(ConfigError);
     expect(readTrustedProxies({})).toEqual(NO_TRUSTED_PROXIES);
+  });
+
+  const everyAddress = ['0.0.0.0/0', '::/0', '::ffff:0.0.0.0/96', '10.0.0.0/8, 0.0.0.0/0'];
+  it.each(everyAddress)('refuses %s: trusting every address as a proxy believes every client\'s header', (list) => {
+    expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: list })).toThrow(ConfigError);
+    expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: list })).toThrow(/covers every (IPv4|IPv6) address/);
+  });
+
+  it('takes a proxy written as an IPv4-mapped address, as a dual-stack socket reports it, for the IPv4 address it is', () => {
+    const mapped = readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '::ffff:10.0.0.5, ::ffff:192.168.0.0/112' });
+    expect(clientAddress('10.0.0.5', '203.0.113.7', mapped)).toBe('203.0.113.7');
+    expect(clientAddress('::ffff:10.0.0.5', '203.0.113.7', mapped)).toBe('203.0.113.7');
+    expect(clientAddress('192.168.3.4', '203.0.113.7', mapped)).toBe('203.0.113.7');
+    expect(clientAddress('10.0.0.6', '203.0.113.7', mapped)).toBe('10.0.0.6');
   });
 });

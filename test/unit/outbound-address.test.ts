@@ -120,4 +120,20 @@ describe('outbound URLs whose host is written as an IP address', () => {
     expect((await developing(discovery)).status).toBe(200);
     expect((await issuer.hits()).discovery).toBe(1);
   });
+
+  it('never follows a redirect, whatever the caller asked: the 3xx is the answer', async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'redirect');
+    const outbound = outboundFetch((input, init) => fetch(input, init), true);
+    const redirecting = `${issuer.url}/redirect-to-trap`;
+    for (const answer of [
+      await outbound(redirecting),
+      await outbound(redirecting, { redirect: 'follow' }),
+      await outbound(new Request(redirecting, { redirect: 'follow' })),
+    ]) {
+      expect(answer.status).toBe(302);
+      expect(answer.headers.get('location')).toBe(`${issuer.url}/trap/redirected`);
+      await answer.body?.cancel();
+    }
+    expect((await issuer.hits()).trap).toBe(0);
+  });
 });
