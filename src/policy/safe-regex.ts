@@ -1,5 +1,6 @@
 import safeRegex from 'safe-regex2';
 import { foldCase, type CaseFold } from './case-fold.ts';
+import { readRegexSource, type RegexAlternative } from './regex-source.ts';
 
 /** Values longer than this never match a regex: bounds the cost of any pattern that slips through. */
 export const REGEX_MAX_INPUT = 1024;
@@ -25,6 +26,13 @@ export type RegexTest = (text: string) => boolean;
  * The regex sees the value folded: under `whole` in lower case and matched without case;
  * under `before-@` with its names in lower case, matched exactly, so the ref stays exact and a
  * name written in capitals in such a regex never matches.
+ *
+ * Under `before-@`, as for globs, the regex's first `@` is the value's first `@`: each top-level
+ * alternative that writes an `@` outside groups and classes matches only with that `@` on the
+ * value's first one, or `acme/api/.*@refs/heads/main` would match a branch named
+ * `evil@refs/heads/main`. An alternative that writes no `@` pins no ref and may span it; one
+ * that writes `@` only inside a group or class, as an escape, or under a quantifier could align
+ * anywhere and is refused.
  */
 export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
@@ -41,5 +49,36 @@ export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
   if (!safeRegex(pattern, { limit: 10 })) {
     throw new UnsafeRegexError(`regex ${pattern} can backtrack catastrophically (nested or too many quantifiers)`);
   }
-  return (text) => text.length <= REGEX_MAX_INPUT && regex.test(foldCase(text, fold));
+  if (fold !== 'before-@') return (text) => text.length <= REGEX_MAX_INPUT && regex.test(foldCase(text, fold));
+  const source = readRegexSource(pattern);
+  if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where the names end and the ref begins`);
+  const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative));
+  return (text) => {
+    if (text.length > REGEX_MAX_INPUT) return false;
+    const folded = foldCase(text, fold);
+    return alternatives.some((test) => test(folded));
+  };
+}
+
+/**
+ * One top-level alternative of a `before-@` regex. Split at its first top-level `@`, the names
+ * part must match the value up to its first `@` and the ref part the rest; each half is matched
+ * with that `@` beside it, so `^`, `$` and `\b` next to the split mean what they meant whole.
+ */
+function alignedAlternative(pattern: string, { text, places }: RegexAlternative): RegexTest {
+  const at = places.findIndex((place, i) => place === 'top' && text[i] === '@');
+  if (at === -1) {
+    if (text.includes('@')) {
+      throw new UnsafeRegexError(`regex ${pattern} writes @ only inside a group or class; write the names, then @ outside any group, then the ref`);
+    }
+    const whole = new RegExp(`^(?:${text})$`, 'u');
+    return (value) => whole.test(value);
+  }
+  if (/^[*+?{]/.test(text.slice(at + 1))) throw new UnsafeRegexError(`regex ${pattern} repeats the @ between the names and the ref; write it once`);
+  const names = new RegExp(`^(?:${text.slice(0, at)})@$`, 'u');
+  const ref = new RegExp(`^@(?:${text.slice(at + 1)})$`, 'u');
+  return (value) => {
+    const split = value.indexOf('@');
+    return split !== -1 && names.test(value.slice(0, split + 1)) && ref.test(value.slice(split));
+  };
 }

@@ -126,7 +126,16 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
       generic = freshIssuer(issuerBase(), 'oidc');
       // A plain OIDC service whose subject template places free-text claims.
       const templated = `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-templated }\ngrant:\n  audience: https://templated.example\n  subject: "team:{team}:env:{env}"\n`;
-      broker = await start({ ...suitePolicies(github, generic), 'generic/templated.yaml': templated });
+      // Workflow refs pinned to main by a pattern whose wildcards come before the @.
+      const mainOnly = (repositoryId: string, matcher: string) =>
+        `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "${repositoryId}"\n` +
+        `  workflow_ref: ${matcher}\ngrant:\n  audience: https://main-only.example\n`;
+      broker = await start({
+        ...suitePolicies(github, generic),
+        'generic/templated.yaml': templated,
+        'main-only/glob.yaml': mainOnly('734301', '{ glob: "acme/api/**@refs/heads/main" }'),
+        'main-only/regex.yaml': mainOnly('734302', '{ regex: "acme/api/.*@refs/heads/main" }'),
+      });
     });
     afterAll(() => broker.close());
 
@@ -199,6 +208,20 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect((await postToken(broker, exchangeForm(await good({ job_workflow_ref: pinned.replace('acme/workflows', 'ACME/Workflows') })))).status).toBe(200);
         await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags/v', 'refs/tags/V') })), { error: 'invalid_request', reason: 'no_policy_matched' });
         await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags', 'refs/TAGS') })), { error: 'invalid_request', reason: 'no_policy_matched' });
+      });
+
+      it.each([
+        ['glob', '734301'],
+        ['regex', '734302'],
+      ])('a %s pinning a workflow ref to main cannot be reached through a branch whose name carries @refs/heads/main', async (_kind, repositoryId) => {
+        const workflowRef = (ref: string) => ({ repository_id: repositoryId, workflow_ref: `acme/api/.github/workflows/deploy.yml@${ref}` });
+        const main = await postToken(broker, exchangeForm(await good(workflowRef('refs/heads/main')), { audience: 'https://main-only.example' }));
+        expect(main.status).toBe(200);
+        const { event } = await refused(exchangeForm(await good(workflowRef('refs/heads/evil@refs/heads/main')), { audience: 'https://main-only.example' }), {
+          error: 'invalid_request',
+          reason: 'no_policy_matched',
+        });
+        expect(event.claims).toMatchObject({ workflow_ref: 'acme/api/.github/workflows/deploy.yml@refs/heads/evil@refs/heads/main' });
       });
 
       it('publishes RFC 8414 and OpenID metadata naming the token endpoint and JWKS', async () => {

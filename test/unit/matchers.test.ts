@@ -87,6 +87,70 @@ describe('names joined to a git ref fold before the first @ only', () => {
     expect(matches({ glob: 'ACME/**' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
   });
 
+  // Git allows @ in a ref: refs/heads/evil@refs/heads/main is a branch anyone who can push may create.
+  const SMUGGLED = 'acme/api/.github/workflows/d.yml@refs/heads/evil@refs/heads/main';
+
+  it('a glob’s first @ is the value’s first @: wildcards before it never reach into the ref', () => {
+    expect(matches({ glob: 'acme/api/**@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ glob: '**@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ glob: 'acme/api/.github/workflows/d.ym?@refs/heads/main' }, 'acme/api/.github/workflows/d.ym@@refs/heads/main', fold)).toBe(false);
+    expect(matches({ glob: 'acme/api/**@refs/heads/main' }, 'ACME/Api/.github/workflows/d.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ glob: '**/d.yml@refs/heads/main' }, 'ACME/Api/.github/workflows/D.yml@refs/heads/main', fold)).toBe(true);
+    // After the first @ the ref is the ref, @ included; a glob that writes no @ pins no ref at all.
+    expect(matches({ glob: 'acme/api/**@refs/heads/**' }, SMUGGLED, fold)).toBe(true);
+    expect(matches({ glob: 'acme/api/**' }, SMUGGLED, fold)).toBe(true);
+    // An @ in a workflow's file name is the value's first @: such a value matches only a pattern that writes it.
+    expect(matches({ glob: 'acme/api/**@refs/heads/main' }, 'acme/api/.github/workflows/a@b.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ glob: 'acme/api/**/a@b.yml@refs/heads/main' }, 'acme/api/.github/workflows/a@b.yml@refs/heads/main', fold)).toBe(true);
+    // Only claims that join names to a ref align on @: elsewhere @ is a character like any other.
+    expect(matches({ glob: 'a/**@b' }, 'a/x@y@b', 'exact')).toBe(true);
+  });
+
+  it('a glob includes another only when the first @ aligns in both', () => {
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/.github/workflows/d.yml@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/**@refs/heads/main', 'acme/api/**@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/api/**', 'acme/api/**@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/**', fold)).toBe(false);
+    expect(globIncludes('acme/api/**@refs/heads/main', SMUGGLED, fold)).toBe(false);
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/**@refs/heads/**@refs/heads/main', fold)).toBe(false);
+  });
+
+  it('a regex’s first top-level @ is the value’s first @, in every top-level alternative', () => {
+    expect(matches({ regex: 'acme/api/.*@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/[^/]+/.+@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ regex: 'acme/web/.*@refs/heads/dev|acme/api/.*@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/.*@refs/heads/main' }, 'ACME/api/.github/workflows/d.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ regex: 'acme/web/.*@refs/heads/dev|acme/api/.*@refs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ regex: 'acme/api/.*@refs/heads/.*' }, SMUGGLED, fold)).toBe(true);
+    // An alternative without @ pins no ref, like a glob without @.
+    expect(matches({ regex: 'acme/api/.*' }, SMUGGLED, fold)).toBe(true);
+    // Anchors and word boundaries beside the split mean what they meant in the whole regex.
+    expect(matches({ regex: 'acme/api/x\\.yml$@refs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/x\\.yml@^refs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/x\\.yml\\b@\\brefs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
+    // @ inside a class or a group of the names part never matches there: the names hold no @.
+    expect(matches({ regex: 'acme/api/[^@]+@refs/heads/(main|a@b)' }, 'acme/api/x.yml@refs/heads/a@b', fold)).toBe(true);
+    expect(matches({ regex: 'acme/api/(x@y)?z@refs/heads/main' }, 'acme/api/x@yz@refs/heads/main', fold)).toBe(false);
+    // Only claims that join names to a ref align on @.
+    expect(matches({ regex: 'a/.*@b' }, 'a/x@y@b', 'exact')).toBe(true);
+  });
+
+  it.each([
+    ['(acme/api/.*@refs/heads/main)', /only inside a group or class/],
+    ['acme/api/.*(?:@refs/heads/main)', /only inside a group or class/],
+    ['acme/api/x[@]refs/heads/main', /only inside a group or class/],
+    ['acme/web/.*@refs/heads/main|(acme/api/.*@refs/heads/main)', /only inside a group or class/],
+    ['acme/api/.*\\x40refs/heads/main', /as an escape/],
+    ['acme/api/.*\\u0040refs/heads/main', /as an escape/],
+    ['acme/api/.*\\u{40}refs/heads/main', /as an escape/],
+    ['acme/api/.*@?refs/heads/main', /repeats the @/],
+    ['acme/api/.*@+refs/heads/main', /repeats the @/],
+    ['acme/api/.*@{1,2}refs/heads/main', /repeats the @/],
+  ])('refuses %s on a claim joined to a ref, whose @ could align anywhere', (pattern, why) => {
+    expect(() => compileSafeRegex(pattern, fold)).toThrow(why);
+    expect(() => compileSafeRegex(pattern, 'exact')).not.toThrow();
+  });
+
   it('a regex sees the names in lower case and the ref as sent', () => {
     const regex = { regex: 'acme/workflows/[^@]+@refs/(heads/main|tags/v[0-9.]+)' };
     expect(matches(regex, 'ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main', fold)).toBe(true);
