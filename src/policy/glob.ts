@@ -1,4 +1,4 @@
-import { foldedLength, type CaseFold } from './case-fold.ts';
+import { asciiLowerCase, foldedLength, type CaseFold } from './case-fold.ts';
 
 /**
  * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,
@@ -51,7 +51,7 @@ function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
     } else if (char === '?') {
       tokens.push({ kind: 'one', atFree });
     } else {
-      tokens.push({ kind: 'literal', char, lower: char.toLowerCase(), folds: i < foldedPrefix });
+      tokens.push({ kind: 'literal', char, lower: asciiLowerCase(char), folds: i < foldedPrefix });
     }
   }
   return tokens;
@@ -114,7 +114,7 @@ export function globIncludes(outer: string, inner: string, fold: CaseFold): bool
 }
 
 function literalMatches(token: { readonly char: string; readonly lower: string; readonly folds: boolean }, char: string, folds: boolean): boolean {
-  return token.char === char || ((token.folds || folds) && token.lower === char.toLowerCase());
+  return token.char === char || ((token.folds || folds) && token.lower === asciiLowerCase(char));
 }
 
 /** Star tokens may match nothing: from a star state, the state after it is live too. */

@@ -60,6 +60,21 @@ describe('decide', () => {
     expect(decide(set, pinned('refs/heads/MAIN'), ANY, { everyPolicyOfIssuer: true })).toMatchObject({ granted: false, reason: 'no_policy_matched' });
   });
 
+  it('folds only ASCII letters, in the index lookup and in every matcher alike', () => {
+    const set = load({
+      'exact.yaml': allow('  repository_owner_id: "1"\n  repository: Acme/Kube-Sec'),
+      'glob.yaml': allow('  repository_owner_id: "1"\n  repository: { glob: "acme/kube-se?" }'),
+      'regex.yaml': allow('  repository_owner_id: "1"\n  repository: { regex: "acme/kube-se[c]" }'),
+    });
+    const named = (repository: string) => token(set, { repository_owner_id: '1', repository });
+    expect(decide(set, named('ACME/kube-SEC'), ANY)).toMatchObject({ granted: true, trace: { candidates: ['exact', 'glob', 'regex'], matched: ['exact', 'glob', 'regex'] } });
+    // The Kelvin sign and the long s fold to k and s under Unicode rules, never under a CI system's.
+    for (const lookalike of ['acme/\u212Aube-sec', 'acme/kube-\u017Fec']) {
+      expect(decide(set, named(lookalike), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched', trace: { matched: [] } });
+      expect(decide(set, named(lookalike), ANY, { everyPolicyOfIssuer: true })).toMatchObject({ granted: false, trace: { matched: [] } });
+    }
+  });
+
   it('requires the subject token to carry the policy’s subject_audience', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
     expect(decide(set, token(set, { repository_id: '1' }), ANY).granted).toBe(false);

@@ -45,6 +45,26 @@ describe('exact and list matchers', () => {
     expect(matches({ glob: 'acme/*' }, 'ACME/api', 'whole')).toBe(true);
   });
 
+  it('folds ASCII letters only, as the CI systems do, alike in exact values, globs, regexes and the index', () => {
+    // Kelvin sign, long s, dotted capital I, final sigma, full-width letters: no CI name holds them, and folding them
+    // would make keyway's matchers disagree (toLowerCase maps İ to two characters and Σ by context, regexes fold ſ to s).
+    const pairs: [string, string][] = [
+      ['kube', '\u212Aube'],
+      ['sec', '\u017Fec'],
+      ['i\u0307', '\u0130'],
+      ['\u03B1\u03C2', '\u0391\u03A3'],
+      ['\u03B1\u03C3', '\u0391\u03A3'],
+      ['acme', '\uFF21\uFF23\uFF2D\uFF25'],
+      ['\u00E9', '\u00C9'],
+    ];
+    for (const [written, sent] of pairs) {
+      for (const matcher of [written, { glob: written }, { regex: written }]) expect(matches(matcher, sent, 'whole')).toBe(false);
+      expect(matches({ glob: `${written}/**@refs/heads/main` }, `${sent}/x@refs/heads/main`, 'before-@')).toBe(false);
+    }
+    for (const matcher of ['acme/api', { glob: 'acme/*' }, { regex: 'acme/.+' }]) expect(matches(matcher, 'ACME/Api', 'whole')).toBe(true);
+    expect(compileMatcher(['ACME/Api', '\u0391\u03A3'], 'whole').exact).toEqual(['acme/api', '\u0391\u03A3']);
+  });
+
   it('offers exact values to the index, folded as the claim is', () => {
     expect(compileMatcher(['Push', 42], 'whole').exact).toEqual(['push', '42']);
     expect(compileMatcher(['push', { glob: 'x*' }], 'exact').exact).toBeUndefined();
@@ -156,7 +176,17 @@ describe('names joined to a git ref fold before the first @ only', () => {
     expect(matches(regex, 'ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main', fold)).toBe(true);
     expect(matches(regex, 'acme/workflows/.github/workflows/deploy.yml@refs/heads/MAIN', fold)).toBe(false);
     expect(matches(regex, 'acme/workflows/.github/workflows/deploy.yml@refs/tags/V1.4', fold)).toBe(false);
-    expect(matches({ regex: 'ACME/.+@refs/heads/main' }, 'ACME/api/x.yml@refs/heads/main', fold)).toBe(false);
+  });
+
+  it('refuses capitals where a regex meets folded names, which would never match the value in lower case', () => {
+    expect(() => compileSafeRegex('ACME/.+@refs/heads/main', fold)).toThrow(/regex ACME\/\.\+@refs\/heads\/main .*lower case: A/);
+    expect(() => compileSafeRegex('acme/[A-Z]+', 'whole')).toThrow(/lower case: A/);
+    expect(() => compileSafeRegex('Acme/api', 'whole')).toThrow(UnsafeRegexError);
+    // The ref keeps its case; escapes, properties and group names are not letters of the value.
+    expect(compileSafeRegex('acme/.+@refs/heads/Main', fold)('ACME/x@refs/heads/Main')).toBe(true);
+    expect(compileSafeRegex('acme/.*/Main', fold)('acme/x@refs/heads/Main')).toBe(true);
+    expect(compileSafeRegex('(?<Owner>acme)/\\S+\\W?\\p{Lu}?\\u00C9?\\cJ?', 'whole')('ACME/api')).toBe(true);
+    expect(compileSafeRegex('Acme/api', 'exact')('Acme/api')).toBe(true);
   });
 
   it('proves inclusion only where the fold is certain, and never across the ref', () => {
