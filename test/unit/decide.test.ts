@@ -140,6 +140,26 @@ describe('decide', () => {
       expect(decide(slashed, token(slashed, { repository_id: '1', environment: 'prod/../admin' }), ANY)).toMatchObject({ granted: false, reason: 'template_value_forbidden' });
     });
 
+    it('refuses a value that Unicode normalization turns into a delimiter, or that joins the delimiter before it', () => {
+      const keyed = load({ 'k.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "repo:{repository}:env={environment}"') });
+      const keyedFor = (environment: string) => decide(keyed, token(keyed, { repository_id: '1', repository: 'acme/api', environment }), ANY);
+      // A full-width colon reads as ":" under NFKC; "≠" holds "=" under NFD; U+0338 after "=" composes "≠" under NFC, hiding the "=".
+      expect(keyedFor('prod\uFF1Aref')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: 'k grant.subject: {environment} holds ":" once normalized (NFKC), a delimiter of the template' });
+      expect(keyedFor('x\u2260y')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: expect.stringContaining('holds "=" once normalized (NFD)') });
+      expect(keyedFor('\u0338prod')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: 'k grant.subject: {environment} begins with U+0338, a mark that joins the character before it' });
+      // A decomposed letter is still a letter, and its mark follows it.
+      expect(keyedFor('pre\u0301prod')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:env=pre\u0301prod' } });
+    });
+
+    it('refuses invisible fillers, variation selectors and unpaired surrogates, and places a whole emoji', () => {
+      for (const [environment, code] of [['prod\uFE0F', 'U+FE0F'], ['prod\u034F', 'U+034F'], ['prod\u3164', 'U+3164'], ['prod\u115F', 'U+115F']]) {
+        expect(subjectFor(environment as string)).toMatchObject({ granted: false, detail: `a grant.subject: {environment} holds ${code}, a control or invisible character` });
+      }
+      expect(subjectFor('prod\uD800')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: 'a grant.subject: {environment} holds U+D800, half of a surrogate pair' });
+      expect(subjectFor('prod\uDE00x')).toMatchObject({ granted: false, detail: expect.stringContaining('U+DE00, half of a surrogate pair') });
+      expect(subjectFor('prod\u{1F680}')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:environment:prod\u{1F680}' } });
+    });
+
     it('lets another matching policy grant when one cannot place a value', () => {
       const two = load({
         'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "env:{environment}"'),
