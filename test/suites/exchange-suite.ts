@@ -274,7 +274,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.detail).toBe('generic/templated grant.subject: {env} holds ":", a delimiter of the template');
         const control = await refused(exchangeForm(await templated({ team: 'ops\nteam:admin', env: 'prod' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
         expect(control.event.detail).toContain('{team} holds U+000A');
-        const fullWidth = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev\uFF1Ateam\uFF1Aadmin' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        const fullWidth = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev\uFF1Ateam\uFF1Aadmin' })), {
+          error: 'invalid_request',
+          reason: 'template_value_forbidden',
+        });
         expect(fullWidth.event.detail).toBe('generic/templated grant.subject: {env} holds ":" once normalized (NFKC), a delimiter of the template');
       });
 

@@ -71,8 +71,16 @@ describe('loading policies', () => {
     ['a bad duration', GOOD.replace('  scopes', '  ttl: 10 minutes\n  scopes'), /duration/],
     ['a reserved claim', GOOD.replace('  scopes', '  claims: { aud: x }\n  scopes'), /cannot set aud/],
     ['a bad template', GOOD.replace('  scopes', '  subject: "repo:{repository"\n  scopes'), /unclosed/],
-    ['a template placing two claims side by side', GOOD.replace('  scopes', '  subject: "{repository_owner}{environment}"\n  scopes'), /no delimiter between {repository_owner} and {environment}/],
-    ['a template parting two claims by letters only', GOOD.replace('  scopes', '  claims: { x: "repo{repository}env{environment}" }\n  scopes'), /no delimiter between {repository} and {environment}/],
+    [
+      'a template placing two claims side by side',
+      GOOD.replace('  scopes', '  subject: "{repository_owner}{environment}"\n  scopes'),
+      /no delimiter between {repository_owner} and {environment}/,
+    ],
+    [
+      'a template parting two claims by letters only',
+      GOOD.replace('  scopes', '  claims: { x: "repo{repository}env{environment}" }\n  scopes'),
+      /no delimiter between {repository} and {environment}/,
+    ],
     ['a catastrophic regex', GOOD.replace('"734201"', '{ regex: "(a+)+" }'), /catastrophically/],
     [
       'a workflow_ref regex whose @ sits in a group, where it could align with an @ inside the ref',

@@ -43,7 +43,11 @@ export const forgejo: IssuerPreset = {
         value: 'pull_request_comment',
         what: 'pull_request_comment runs (Forgejo\'s issue_comment for pull requests: anyone who can comment, on the default branch with its secrets)',
       },
-      { claim: 'event_name', value: 'pull_request_review', what: 'pull_request_review runs (a pull request\'s code, started by whoever approves or rejects it)' },
+      {
+        claim: 'event_name',
+        value: 'pull_request_review',
+        what: 'pull_request_review runs (a pull request\'s code, started by whoever approves or rejects it)',
+      },
       {
         claim: 'event_name',
         value: 'pull_request_review_comment',
