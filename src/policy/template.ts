@@ -72,7 +72,10 @@ export function compileTemplate(source: string): Template {
   if (literal !== '') parts.push({ text: literal });
   const claims = parts.flatMap((part) => ('key' in part ? [part.key] : []));
   const delimitersOf = (text: string) => Array.from(text).filter((char) => !WORD.test(char));
-  const delimiters = new Set(parts.flatMap((part) => ('text' in part ? delimitersOf(part.text) : [])));
+  // A delimiter in every normal form: under NFKC the template's own full-width `：` is `:`.
+  const delimiters = new Set(
+    parts.flatMap((part) => ('text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [])),
+  );
   let unparted: string | undefined;
   for (const part of parts) {
     if ('text' in part) {

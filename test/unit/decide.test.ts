@@ -149,6 +149,10 @@ describe('decide', () => {
       expect(keyedFor('prod\uFF1Aref')).toMatchObject(refused('k grant.subject: {environment} holds ":" once normalized (NFKC), a delimiter of the template'));
       expect(keyedFor('x\u2260y')).toMatchObject(refused(expect.stringContaining('holds "=" once normalized (NFD)')));
       expect(keyedFor('\u0338prod')).toMatchObject(refused('k grant.subject: {environment} begins with U+0338, a mark that joins the character before it'));
+      // Normalization works on the template's own delimiters too: under NFKC a full-width colon in the template is ":".
+      const wide = load({ 'w.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "env\uFF1A{environment}"') });
+      const colon = refused('w grant.subject: {environment} holds ":", a delimiter of the template');
+      expect(decide(wide, token(wide, { repository_id: '1', environment: 'a:b' }), ANY)).toMatchObject(colon);
       // A decomposed letter is still a letter, and its mark follows it.
       expect(keyedFor('pre\u0301prod')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:env=pre\u0301prod' } });
     });
