@@ -7,6 +7,11 @@
  * Owner, repository and path names cannot contain `@`; a value whose path does keeps the rest
  * exact, which is stricter, never looser. A value without `@` is not of that shape: it compares
  * exactly. Exact values, the policy index, globs and regexes all fold through here.
+ *
+ * Only ASCII letters fold. The names CI systems compare without case are ASCII; folding more
+ * would equate what no CI system does (the Kelvin sign `K` with `k`) and make the matchers
+ * disagree (`toLowerCase` turns `İ` into two characters and `Σ` by context, a case-insensitive
+ * regex folds `ſ` to `s`).
  */
 export type CaseFold = 'exact' | 'whole' | 'before-@';
 
@@ -18,11 +23,16 @@ export function foldedLength(text: string, fold: CaseFold): number {
   return at === -1 ? 0 : at;
 }
 
-/** The text as the comparison sees it: the folded part in lower case, the rest untouched. */
+/** The text as the comparison sees it: the folded part with its ASCII letters in lower case, the rest untouched. */
 export function foldCase(text: string, fold: CaseFold): string {
   const end = foldedLength(text, fold);
   if (end === 0) return text;
-  return end === text.length ? text.toLowerCase() : text.slice(0, end).toLowerCase() + text.slice(end);
+  return end === text.length ? asciiLowerCase(text) : asciiLowerCase(text.slice(0, end)) + text.slice(end);
+}
+
+/** ASCII letters in lower case; every other character as it is. */
+export function asciiLowerCase(text: string): string {
+  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 }
 
 /**

@@ -1,4 +1,4 @@
-import { foldedLength, type CaseFold } from './case-fold.ts';
+import { asciiLowerCase, foldedLength, type CaseFold } from './case-fold.ts';
 
 /**
  * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,
@@ -9,11 +9,17 @@ import { foldedLength, type CaseFold } from './case-fold.ts';
  * Case folds by position in the value, as `case-fold.ts` defines it: a literal compares without
  * case only against a character of the value's folded part, so under `before-@` a pattern's
  * letters match the names without case and the ref exactly, wherever its wildcards fall.
+ *
+ * Under `before-@` the pattern's first `@` is the value's first `@`: wildcards before it never
+ * match `@`. Git allows `@` in a ref, so otherwise `acme/api/**@refs/heads/main` would match
+ * `acme/api/.github/workflows/d.yml@refs/heads/evil@refs/heads/main`, a branch anyone who can
+ * push may create. A pattern that writes no `@` pins no ref, and its wildcards may span it.
  */
 type GlobToken =
   /** `folds`: every value this pattern matches has this character in its folded part. */
   | { readonly kind: 'literal'; readonly char: string; readonly lower: string; readonly folds: boolean }
-  | { readonly kind: 'one' | 'segment' | 'any' };
+  /** `atFree`: never matches `@` (a wildcard before the first `@` of a `before-@` pattern). */
+  | { readonly kind: 'one' | 'segment' | 'any'; readonly atFree: boolean };
 
 export type GlobTest = (text: string) => boolean;
 
@@ -24,12 +30,13 @@ export function compileGlob(pattern: string, fold: CaseFold): GlobTest {
 
 function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
   const chars = Array.from(pattern);
-  // Under `before-@`, a literal run up to the pattern's first `@` is surely the value's folded part.
-  const at = chars.findIndex((char) => char === '@' || char === '*' || char === '?');
-  const foldedPrefix = fold === 'whole' ? chars.length : fold === 'before-@' && chars[at] === '@' ? at : 0;
+  // Under `before-@`, everything before the pattern's first `@` meets the value's folded part.
+  const at = fold === 'before-@' ? Math.max(chars.indexOf('@'), 0) : 0;
+  const foldedPrefix = fold === 'whole' ? chars.length : at;
   const tokens: GlobToken[] = [];
   for (let i = 0; i < chars.length; i++) {
     const char = chars[i] as string;
+    const atFree = i < at;
     if (char === '*') {
       const any = chars[i + 1] === '*';
       if (any) i += 1;
@@ -37,14 +44,14 @@ function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
       const previous = tokens.at(-1);
       // `***` and `**` next to `*` mean the same as one `**`.
       if (previous !== undefined && previous.kind !== 'literal' && previous.kind !== 'one') {
-        if (kind === 'any') tokens[tokens.length - 1] = { kind: 'any' };
+        if (kind === 'any') tokens[tokens.length - 1] = { kind: 'any', atFree };
         continue;
       }
-      tokens.push({ kind });
+      tokens.push({ kind, atFree });
     } else if (char === '?') {
-      tokens.push({ kind: 'one' });
+      tokens.push({ kind: 'one', atFree });
     } else {
-      tokens.push({ kind: 'literal', char, lower: char.toLowerCase(), folds: i < foldedPrefix });
+      tokens.push({ kind: 'literal', char, lower: asciiLowerCase(char), folds: i < foldedPrefix });
     }
   }
   return tokens;
@@ -59,7 +66,8 @@ type GlobInput = string | GlobToken;
  * it folding case; for `globIncludes` the input is another glob, each of whose tokens must be
  * absorbed whole by one pattern token: a literal by an equal literal (equal without case when
  * either is surely in the folded part), `?` or a star; `?` by `?` or a star; `*` by a star;
- * `**` by `**` alone (`/` never by `?` or `*`).
+ * `**` by `**` alone (`/` never by `?` or `*`; `@`, or a wildcard that may match it, never by
+ * an `atFree` wildcard).
  */
 function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number): boolean {
   // seen[state] === step marks a state already live at this step: no Set per character.
@@ -73,6 +81,7 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, fold
     const folds = typeof item === 'string' ? units < foldedUnits : item.kind === 'literal' && item.folds;
     if (typeof item === 'string') units += item.length;
     const slashFree = char === undefined ? typeof item !== 'string' && item.kind !== 'any' : char !== '/';
+    const mayBeAt = char === undefined ? typeof item !== 'string' && item.kind !== 'literal' && !item.atFree : char === '@';
     const single = char !== undefined || (typeof item !== 'string' && item.kind === 'one');
     const next: number[] = [];
     for (const state of live) {
@@ -80,6 +89,7 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, fold
       if (token === undefined) continue;
       let to = -1;
       if (token.kind === 'literal') to = char !== undefined && literalMatches(token, char, folds) ? state + 1 : -1;
+      else if (token.atFree && mayBeAt) to = -1;
       else if (token.kind === 'one') to = slashFree && single ? state + 1 : -1;
       else if (token.kind === 'segment') to = slashFree ? state : -1;
       else to = state;
@@ -104,7 +114,7 @@ export function globIncludes(outer: string, inner: string, fold: CaseFold): bool
 }
 
 function literalMatches(token: { readonly char: string; readonly lower: string; readonly folds: boolean }, char: string, folds: boolean): boolean {
-  return token.char === char || ((token.folds || folds) && token.lower === char.toLowerCase());
+  return token.char === char || ((token.folds || folds) && token.lower === asciiLowerCase(char));
 }
 
 /** Star tokens may match nothing: from a star state, the state after it is live too. */

@@ -1,5 +1,6 @@
 import safeRegex from 'safe-regex2';
 import { foldCase, type CaseFold } from './case-fold.ts';
+import { readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
 
 /** Values longer than this never match a regex: bounds the cost of any pattern that slips through. */
 export const REGEX_MAX_INPUT = 1024;
@@ -22,9 +23,16 @@ export type RegexTest = (text: string) => boolean;
  * modifier groups are refused too: case is the claim's to fold (`fold`), never the pattern's,
  * or `(?i:main)` would let `refs/heads/MAIN` through, and on some runtimes only.
  *
- * The regex sees the value folded: under `whole` in lower case and matched without case;
- * under `before-@` with its names in lower case, matched exactly, so the ref stays exact and a
- * name written in capitals in such a regex never matches.
+ * The regex sees the value folded (`foldCase`): under `whole` its ASCII letters in lower case,
+ * under `before-@` those of its names, and matches it exactly, so the ref stays exact. A capital
+ * letter where the regex meets folded text could never match, and is refused.
+ *
+ * Under `before-@`, as for globs, the regex's first `@` is the value's first `@`: each top-level
+ * alternative that writes an `@` outside groups and classes matches only with that `@` on the
+ * value's first one, or `acme/api/.*@refs/heads/main` would match a branch named
+ * `evil@refs/heads/main`. An alternative that writes no `@` pins no ref and may span it; one
+ * that writes `@` only inside a group or class, as an escape, or under a quantifier could align
+ * anywhere and is refused.
  */
 export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
@@ -34,12 +42,57 @@ export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
   }
   let regex: RegExp;
   try {
-    regex = new RegExp(`^(?:${pattern})$`, fold === 'whole' ? 'ui' : 'u');
+    regex = new RegExp(`^(?:${pattern})$`, 'u');
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
   }
   if (!safeRegex(pattern, { limit: 10 })) {
     throw new UnsafeRegexError(`regex ${pattern} can backtrack catastrophically (nested or too many quantifiers)`);
   }
-  return (text) => text.length <= REGEX_MAX_INPUT && regex.test(foldCase(text, fold));
+  if (fold === 'exact') return (text) => text.length <= REGEX_MAX_INPUT && regex.test(text);
+  const source = readRegexSource(pattern);
+  if (fold === 'whole') {
+    for (const { text, places } of source.alternatives) refuseCapitals(pattern, text, places);
+    return (text) => text.length <= REGEX_MAX_INPUT && regex.test(foldCase(text, fold));
+  }
+  if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where the names end and the ref begins`);
+  const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative));
+  return (text) => {
+    if (text.length > REGEX_MAX_INPUT) return false;
+    const folded = foldCase(text, fold);
+    return alternatives.some((test) => test(folded));
+  };
+}
+
+/**
+ * One top-level alternative of a `before-@` regex. Split at its first top-level `@`, the names
+ * part must match the value up to its first `@` and the ref part the rest; each half is matched
+ * with that `@` beside it, so `^`, `$` and `\b` next to the split mean what they meant whole.
+ */
+function alignedAlternative(pattern: string, { text, places }: RegexAlternative): RegexTest {
+  const at = places.findIndex((place, i) => place === 'top' && text[i] === '@');
+  if (at === -1) {
+    if (text.includes('@')) {
+      throw new UnsafeRegexError(`regex ${pattern} writes @ only inside a group or class; write the names, then @ outside any group, then the ref`);
+    }
+    const whole = new RegExp(`^(?:${text})$`, 'u');
+    return (value) => whole.test(value);
+  }
+  if (/^[*+?{]/.test(text.slice(at + 1))) throw new UnsafeRegexError(`regex ${pattern} repeats the @ between the names and the ref; write it once`);
+  refuseCapitals(pattern, text.slice(0, at), places);
+  const names = new RegExp(`^(?:${text.slice(0, at)})@$`, 'u');
+  const ref = new RegExp(`^@(?:${text.slice(at + 1)})$`, 'u');
+  return (value) => {
+    const split = value.indexOf('@');
+    return split !== -1 && names.test(value.slice(0, split + 1)) && ref.test(value.slice(split));
+  };
+}
+
+/** A capital ASCII letter written as a literal (not in an escape or a group name) never meets folded text. */
+function refuseCapitals(pattern: string, text: string, places: readonly Place[]): void {
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i] ?? '';
+    if (places[i] === 'syntax' || char < 'A' || char > 'Z') continue;
+    throw new UnsafeRegexError(`regex ${pattern} meets names that compare without case, which it sees in lower case: ${char} would never match there`);
+  }
 }

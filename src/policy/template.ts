@@ -10,7 +10,10 @@ import { canonicalText, claimReader, type ClaimReader } from './claim-value.ts';
  * one, nor a control or invisible character: an environment named `x:ref:refs/heads/main` would
  * otherwise render a subject that reads as another one to whatever splits or matches it
  * downstream. The value is refused, never escaped, so every subject keyway issues reads back
- * exactly as its template says.
+ * exactly as its template says. The same holds for what Unicode normalization makes of a value
+ * (a full-width `：` is `:` under NFKC, `≠` holds `=` under NFD), and a value may not begin with
+ * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC). Two
+ * placeholders need a delimiter between them, or one value could end where the other begins.
  */
 export interface Template {
   readonly source: string;
@@ -31,10 +34,18 @@ export class TemplateSyntaxError extends Error {
 
 type Part = { readonly text: string } | { readonly key: string; readonly read: ClaimReader };
 
-/** Never in a placed value: control characters, invisible format characters (bidi overrides, zero-width), line and paragraph separators. */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+/**
+ * Never in a placed value: control characters, invisible format characters (bidi overrides,
+ * zero-width), line and paragraph separators, and whatever else Unicode says to draw as nothing
+ * (variation selectors, fillers such as U+3164).
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+/** Half of a surrogate pair, alone: no character, and whatever decodes it next may turn it into U+FFFD. */
+const UNPAIRED = /\p{Cs}/u;
 /** Never a delimiter: letters, their combining marks, digits. */
 const WORD = /[\p{L}\p{M}\p{N}]/u;
+const MARK = /^\p{M}/u;
+const NORMAL_FORMS = ['NFC', 'NFD', 'NFKC', 'NFKD'] as const;
 
 export function compileTemplate(source: string): Template {
   const parts: Part[] = [];
@@ -60,11 +71,35 @@ export function compileTemplate(source: string): Template {
   }
   if (literal !== '') parts.push({ text: literal });
   const claims = parts.flatMap((part) => ('key' in part ? [part.key] : []));
-  const delimiters = new Set(parts.flatMap((part) => ('text' in part ? Array.from(part.text).filter((char) => !WORD.test(char)) : [])));
+  const delimitersOf = (text: string) => Array.from(text).filter((char) => !WORD.test(char));
+  // A delimiter in every normal form: under NFKC the template's own full-width `：` is `:`.
+  const delimiters = new Set(
+    parts.flatMap((part) => ('text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [])),
+  );
+  let unparted: string | undefined;
+  for (const part of parts) {
+    if ('text' in part) {
+      if (delimitersOf(part.text).length > 0) unparted = undefined;
+      continue;
+    }
+    if (unparted !== undefined) {
+      throw new TemplateSyntaxError(
+        `template ${JSON.stringify(source)} has no delimiter between {${unparted}} and {${part.key}}: ` +
+          'a value of one could end where the other begins; part them with a character that is not a letter or digit',
+      );
+    }
+    unparted = part.key;
+  }
   const unsafe = (text: string): string | undefined => {
     for (const char of text) {
       if (delimiters.has(char)) return `holds ${JSON.stringify(char)}, a delimiter of the template`;
-      if (INVISIBLE.test(char)) return `holds U+${char.codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')}, a control or invisible character`;
+      if (INVISIBLE.test(char)) return `holds ${codePoint(char)}, a control or invisible character`;
+      if (UNPAIRED.test(char)) return `holds ${codePoint(char)}, half of a surrogate pair`;
+    }
+    if (MARK.test(text)) return `begins with ${codePoint(text)}, a mark that joins the character before it`;
+    for (const form of NORMAL_FORMS) {
+      const found = Array.from(text.normalize(form)).find((char) => delimiters.has(char));
+      if (found !== undefined) return `holds ${JSON.stringify(found)} once normalized (${form}), a delimiter of the template`;
     }
     return undefined;
   };
@@ -87,4 +122,8 @@ export function compileTemplate(source: string): Template {
       return { ok: true, value };
     },
   };
+}
+
+function codePoint(text: string): string {
+  return `U+${(text.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 }

@@ -126,7 +126,16 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
       generic = freshIssuer(issuerBase(), 'oidc');
       // A plain OIDC service whose subject template places free-text claims.
       const templated = `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-templated }\ngrant:\n  audience: https://templated.example\n  subject: "team:{team}:env:{env}"\n`;
-      broker = await start({ ...suitePolicies(github, generic), 'generic/templated.yaml': templated });
+      // Workflow refs pinned to main by a pattern whose wildcards come before the @.
+      const mainOnly = (repositoryId: string, matcher: string) =>
+        `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "${repositoryId}"\n` +
+        `  workflow_ref: ${matcher}\ngrant:\n  audience: https://main-only.example\n`;
+      broker = await start({
+        ...suitePolicies(github, generic),
+        'generic/templated.yaml': templated,
+        'main-only/glob.yaml': mainOnly('734301', '{ glob: "acme/api/**@refs/heads/main" }'),
+        'main-only/regex.yaml': mainOnly('734302', '{ regex: "acme/api/.*@refs/heads/main" }'),
+      });
     });
     afterAll(() => broker.close());
 
@@ -201,6 +210,20 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags', 'refs/TAGS') })), { error: 'invalid_request', reason: 'no_policy_matched' });
       });
 
+      it.each([
+        ['glob', '734301'],
+        ['regex', '734302'],
+      ])('a %s pinning a workflow ref to main cannot be reached through a branch whose name carries @refs/heads/main', async (_kind, repositoryId) => {
+        const workflowRef = (ref: string) => ({ repository_id: repositoryId, workflow_ref: `acme/api/.github/workflows/deploy.yml@${ref}` });
+        const main = await postToken(broker, exchangeForm(await good(workflowRef('refs/heads/main')), { audience: 'https://main-only.example' }));
+        expect(main.status).toBe(200);
+        const { event } = await refused(exchangeForm(await good(workflowRef('refs/heads/evil@refs/heads/main')), { audience: 'https://main-only.example' }), {
+          error: 'invalid_request',
+          reason: 'no_policy_matched',
+        });
+        expect(event.claims).toMatchObject({ workflow_ref: 'acme/api/.github/workflows/deploy.yml@refs/heads/evil@refs/heads/main' });
+      });
+
       it('publishes RFC 8414 and OpenID metadata naming the token endpoint and JWKS', async () => {
         for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
           const metadata = (await (await broker.request(path)).json()) as Record<string, unknown>;
@@ -251,6 +274,11 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.detail).toBe('generic/templated grant.subject: {env} holds ":", a delimiter of the template');
         const control = await refused(exchangeForm(await templated({ team: 'ops\nteam:admin', env: 'prod' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
         expect(control.event.detail).toContain('{team} holds U+000A');
+        const fullWidth = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev\uFF1Ateam\uFF1Aadmin' })), {
+          error: 'invalid_request',
+          reason: 'template_value_forbidden',
+        });
+        expect(fullWidth.event.detail).toBe('generic/templated grant.subject: {env} holds ":" once normalized (NFKC), a delimiter of the template');
       });
 
       it('refuses scope escalation with invalid_scope', async () => {

@@ -60,6 +60,22 @@ describe('decide', () => {
     expect(decide(set, pinned('refs/heads/MAIN'), ANY, { everyPolicyOfIssuer: true })).toMatchObject({ granted: false, reason: 'no_policy_matched' });
   });
 
+  it('folds only ASCII letters, in the index lookup and in every matcher alike', () => {
+    const set = load({
+      'exact.yaml': allow('  repository_owner_id: "1"\n  repository: Acme/Kube-Sec'),
+      'glob.yaml': allow('  repository_owner_id: "1"\n  repository: { glob: "acme/kube-se?" }'),
+      'regex.yaml': allow('  repository_owner_id: "1"\n  repository: { regex: "acme/kube-se[c]" }'),
+    });
+    const named = (repository: string) => token(set, { repository_owner_id: '1', repository });
+    const all = ['exact', 'glob', 'regex'];
+    expect(decide(set, named('ACME/kube-SEC'), ANY)).toMatchObject({ granted: true, trace: { candidates: all, matched: all } });
+    // The Kelvin sign and the long s fold to k and s under Unicode rules, never under a CI system's.
+    for (const lookalike of ['acme/\u212Aube-sec', 'acme/kube-\u017Fec']) {
+      expect(decide(set, named(lookalike), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched', trace: { matched: [] } });
+      expect(decide(set, named(lookalike), ANY, { everyPolicyOfIssuer: true })).toMatchObject({ granted: false, trace: { matched: [] } });
+    }
+  });
+
   it('requires the subject token to carry the policy’s subject_audience', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
     expect(decide(set, token(set, { repository_id: '1' }), ANY).granted).toBe(false);
@@ -123,6 +139,33 @@ describe('decide', () => {
       expect(decide(bare, token(bare, { repository_id: '1', environment: 'x:ref:main' }), ANY)).toMatchObject({ granted: true, grant: { subject: 'x:ref:main' } });
       const slashed = load({ 'd.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "deploy/{environment}"') });
       expect(decide(slashed, token(slashed, { repository_id: '1', environment: 'prod/../admin' }), ANY)).toMatchObject({ granted: false, reason: 'template_value_forbidden' });
+    });
+
+    it('refuses a value that Unicode normalization turns into a delimiter, or that joins the delimiter before it', () => {
+      const keyed = load({ 'k.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "repo:{repository}:env={environment}"') });
+      const keyedFor = (environment: string) => decide(keyed, token(keyed, { repository_id: '1', repository: 'acme/api', environment }), ANY);
+      // A full-width colon reads as ":" under NFKC; "≠" holds "=" under NFD; U+0338 after "=" composes "≠" under NFC, hiding the "=".
+      const refused = (detail: unknown) => ({ granted: false, reason: 'template_value_forbidden', detail });
+      expect(keyedFor('prod\uFF1Aref')).toMatchObject(refused('k grant.subject: {environment} holds ":" once normalized (NFKC), a delimiter of the template'));
+      expect(keyedFor('x\u2260y')).toMatchObject(refused(expect.stringContaining('holds "=" once normalized (NFD)')));
+      expect(keyedFor('\u0338prod')).toMatchObject(refused('k grant.subject: {environment} begins with U+0338, a mark that joins the character before it'));
+      // Normalization works on the template's own delimiters too: under NFKC a full-width colon in the template is ":".
+      const wide = load({ 'w.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "env\uFF1A{environment}"') });
+      const colon = refused('w grant.subject: {environment} holds ":", a delimiter of the template');
+      expect(decide(wide, token(wide, { repository_id: '1', environment: 'a:b' }), ANY)).toMatchObject(colon);
+      // A decomposed letter is still a letter, and its mark follows it.
+      expect(keyedFor('pre\u0301prod')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:env=pre\u0301prod' } });
+    });
+
+    it('refuses invisible fillers, variation selectors and unpaired surrogates, and places a whole emoji', () => {
+      for (const [environment, code] of [['prod\uFE0F', 'U+FE0F'], ['prod\u034F', 'U+034F'], ['prod\u3164', 'U+3164'], ['prod\u115F', 'U+115F']]) {
+        const detail = `a grant.subject: {environment} holds ${code}, a control or invisible character`;
+        expect(subjectFor(environment as string)).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail });
+      }
+      const unpaired = 'a grant.subject: {environment} holds U+D800, half of a surrogate pair';
+      expect(subjectFor('prod\uD800')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: unpaired });
+      expect(subjectFor('prod\uDE00x')).toMatchObject({ granted: false, detail: expect.stringContaining('U+DE00, half of a surrogate pair') });
+      expect(subjectFor('prod\u{1F680}')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:environment:prod\u{1F680}' } });
     });
 
     it('lets another matching policy grant when one cannot place a value', () => {

@@ -55,7 +55,17 @@ describe('GitHub write permissions in lint', () => {
 
   it('flags write permissions reachable from untrusted contexts, on the permissions line', () => {
     const found = findings('  github: { repositories: [acme/api], permissions: { contents: write, issues: read } }\n', PINNED);
-    expect(found.map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1])).toEqual(['pull_request', 'pull_request_target', 'workflow_run', 'self-hosted', 'unprotected']);
+    expect(found.map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1])).toEqual([
+      'pull_request',
+      'pull_request_target',
+      'workflow_run',
+      'issue_comment',
+      'pull_request_review',
+      'pull_request_review_comment',
+      'discussion_comment',
+      'self-hosted',
+      'unprotected',
+    ]);
     expect(found[0]?.message).toContain('github contents:write');
     expect(found[0]?.line).toBe(7);
   });

@@ -150,6 +150,22 @@ describe('lint rules', () => {
       expect(findings[0]?.message).toContain('anyone who can comment');
     });
 
+    it('knows Forgejo’s pull request, comment and review triggers (its event_name is the workflow’s on: key)', () => {
+      const forgejo = (match: string) =>
+        'version: 1\nissuer: { kind: forgejo, url: "https://codeberg.org/api/actions" }\n' +
+        `match:\n  repository_owner_id: "1"\n  repository_id: "2"\n${match}grant: { audience: x, scopes: [deploy:write] }\n`;
+      const reachable = (match: string) =>
+        lint({ 'p.yaml': forgejo(match) })
+          .filter((finding) => finding.rule === 'write-from-untrusted')
+          .map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1]);
+      const untrusted = ['pull_request', 'pull_request_target', 'issue_comment', 'pull_request_comment', 'pull_request_review', 'pull_request_review_comment'];
+      expect(reachable('  ref_protected: "true"\n')).toEqual(untrusted);
+      expect(reachable(`  ref_protected: "true"\n  event_name: { not: [${untrusted.join(', ')}] }\n`)).toEqual([]);
+      expect(lint({ 'p.yaml': forgejo('  ref_protected: "true"\n') }).find((finding) => finding.message.includes('from issue_comment'))?.message).toContain(
+        'anyone who can comment',
+      );
+    });
+
     it('counts a deny guardrail that refuses the context for every token', () => {
       const guard = { 'g.yaml': `version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [${UNTRUSTED_EVENTS.join(', ')}] }\n` };
       expect(contexts(`${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]', guard)).toEqual([]);

@@ -71,7 +71,22 @@ describe('loading policies', () => {
     ['a bad duration', GOOD.replace('  scopes', '  ttl: 10 minutes\n  scopes'), /duration/],
     ['a reserved claim', GOOD.replace('  scopes', '  claims: { aud: x }\n  scopes'), /cannot set aud/],
     ['a bad template', GOOD.replace('  scopes', '  subject: "repo:{repository"\n  scopes'), /unclosed/],
+    [
+      'a template placing two claims side by side',
+      GOOD.replace('  scopes', '  subject: "{repository_owner}{environment}"\n  scopes'),
+      /no delimiter between {repository_owner} and {environment}/,
+    ],
+    [
+      'a template parting two claims by letters only',
+      GOOD.replace('  scopes', '  claims: { x: "repo{repository}env{environment}" }\n  scopes'),
+      /no delimiter between {repository} and {environment}/,
+    ],
     ['a catastrophic regex', GOOD.replace('"734201"', '{ regex: "(a+)+" }'), /catastrophically/],
+    [
+      'a workflow_ref regex whose @ sits in a group, where it could align with an @ inside the ref',
+      GOOD.replace('"734201"', '"734201"\n  workflow_ref: { regex: "(acme/api/.*@refs/heads/main)" }'),
+      /^regex \(acme\/api\/.\*@refs\/heads\/main\) writes @ only inside a group or class/,
+    ],
     ['an unknown preset', GOOD.replace('issuer: github', 'issuer: jenkins'), /unknown issuer preset/],
     ['an http issuer', GOOD.replace('issuer: github', 'issuer: http://ci.example.com'), /must use https/],
     ['a loopback http issuer without the development flag', GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000'), /KEYWAY_ALLOW_HTTP_LOOPBACK/],

@@ -45,6 +45,26 @@ describe('exact and list matchers', () => {
     expect(matches({ glob: 'acme/*' }, 'ACME/api', 'whole')).toBe(true);
   });
 
+  it('folds ASCII letters only, as the CI systems do, alike in exact values, globs, regexes and the index', () => {
+    // Kelvin sign, long s, dotted capital I, final sigma, full-width letters: no CI name holds them, and folding them
+    // would make keyway's matchers disagree (toLowerCase maps İ to two characters and Σ by context, regexes fold ſ to s).
+    const pairs: [string, string][] = [
+      ['kube', '\u212Aube'],
+      ['sec', '\u017Fec'],
+      ['i\u0307', '\u0130'],
+      ['\u03B1\u03C2', '\u0391\u03A3'],
+      ['\u03B1\u03C3', '\u0391\u03A3'],
+      ['acme', '\uFF21\uFF23\uFF2D\uFF25'],
+      ['\u00E9', '\u00C9'],
+    ];
+    for (const [written, sent] of pairs) {
+      for (const matcher of [written, { glob: written }, { regex: written }]) expect(matches(matcher, sent, 'whole')).toBe(false);
+      expect(matches({ glob: `${written}/**@refs/heads/main` }, `${sent}/x@refs/heads/main`, 'before-@')).toBe(false);
+    }
+    for (const matcher of ['acme/api', { glob: 'acme/*' }, { regex: 'acme/.+' }]) expect(matches(matcher, 'ACME/Api', 'whole')).toBe(true);
+    expect(compileMatcher(['ACME/Api', '\u0391\u03A3'], 'whole').exact).toEqual(['acme/api', '\u0391\u03A3']);
+  });
+
   it('offers exact values to the index, folded as the claim is', () => {
     expect(compileMatcher(['Push', 42], 'whole').exact).toEqual(['push', '42']);
     expect(compileMatcher(['push', { glob: 'x*' }], 'exact').exact).toBeUndefined();
@@ -87,12 +107,86 @@ describe('names joined to a git ref fold before the first @ only', () => {
     expect(matches({ glob: 'ACME/**' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
   });
 
+  // Git allows @ in a ref: refs/heads/evil@refs/heads/main is a branch anyone who can push may create.
+  const SMUGGLED = 'acme/api/.github/workflows/d.yml@refs/heads/evil@refs/heads/main';
+
+  it('a glob’s first @ is the value’s first @: wildcards before it never reach into the ref', () => {
+    expect(matches({ glob: 'acme/api/**@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ glob: '**@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ glob: 'acme/api/.github/workflows/d.ym?@refs/heads/main' }, 'acme/api/.github/workflows/d.ym@@refs/heads/main', fold)).toBe(false);
+    expect(matches({ glob: 'acme/api/**@refs/heads/main' }, 'ACME/Api/.github/workflows/d.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ glob: '**/d.yml@refs/heads/main' }, 'ACME/Api/.github/workflows/D.yml@refs/heads/main', fold)).toBe(true);
+    // After the first @ the ref is the ref, @ included; a glob that writes no @ pins no ref at all.
+    expect(matches({ glob: 'acme/api/**@refs/heads/**' }, SMUGGLED, fold)).toBe(true);
+    expect(matches({ glob: 'acme/api/**' }, SMUGGLED, fold)).toBe(true);
+    // An @ in a workflow's file name is the value's first @: such a value matches only a pattern that writes it.
+    expect(matches({ glob: 'acme/api/**@refs/heads/main' }, 'acme/api/.github/workflows/a@b.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ glob: 'acme/api/**/a@b.yml@refs/heads/main' }, 'acme/api/.github/workflows/a@b.yml@refs/heads/main', fold)).toBe(true);
+    // Only claims that join names to a ref align on @: elsewhere @ is a character like any other.
+    expect(matches({ glob: 'a/**@b' }, 'a/x@y@b', 'exact')).toBe(true);
+  });
+
+  it('a glob includes another only when the first @ aligns in both', () => {
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/.github/workflows/d.yml@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/**@refs/heads/main', 'acme/api/**@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/api/**', 'acme/api/**@refs/heads/main', fold)).toBe(true);
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/**', fold)).toBe(false);
+    expect(globIncludes('acme/api/**@refs/heads/main', SMUGGLED, fold)).toBe(false);
+    expect(globIncludes('acme/api/**@refs/heads/main', 'acme/api/**@refs/heads/**@refs/heads/main', fold)).toBe(false);
+  });
+
+  it('a regex’s first top-level @ is the value’s first @, in every top-level alternative', () => {
+    expect(matches({ regex: 'acme/api/.*@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/[^/]+/.+@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ regex: 'acme/web/.*@refs/heads/dev|acme/api/.*@refs/heads/main' }, SMUGGLED, fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/.*@refs/heads/main' }, 'ACME/api/.github/workflows/d.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ regex: 'acme/web/.*@refs/heads/dev|acme/api/.*@refs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
+    expect(matches({ regex: 'acme/api/.*@refs/heads/.*' }, SMUGGLED, fold)).toBe(true);
+    // An alternative without @ pins no ref, like a glob without @.
+    expect(matches({ regex: 'acme/api/.*' }, SMUGGLED, fold)).toBe(true);
+    // Anchors and word boundaries beside the split mean what they meant in the whole regex.
+    expect(matches({ regex: 'acme/api/x\\.yml$@refs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/x\\.yml@^refs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/x\\.yml\\b@\\brefs/heads/main' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(true);
+    // @ inside a class or a group of the names part never matches there: the names hold no @.
+    expect(matches({ regex: 'acme/api/[^@]+@refs/heads/(main|a@b)' }, 'acme/api/x.yml@refs/heads/a@b', fold)).toBe(true);
+    expect(matches({ regex: 'acme/api/(x@y)?z@refs/heads/main' }, 'acme/api/x@yz@refs/heads/main', fold)).toBe(false);
+    // Only claims that join names to a ref align on @.
+    expect(matches({ regex: 'a/.*@b' }, 'a/x@y@b', 'exact')).toBe(true);
+  });
+
+  it.each([
+    ['(acme/api/.*@refs/heads/main)', /only inside a group or class/],
+    ['acme/api/.*(?:@refs/heads/main)', /only inside a group or class/],
+    ['acme/api/x[@]refs/heads/main', /only inside a group or class/],
+    ['acme/web/.*@refs/heads/main|(acme/api/.*@refs/heads/main)', /only inside a group or class/],
+    ['acme/api/.*\\x40refs/heads/main', /as an escape/],
+    ['acme/api/.*\\u0040refs/heads/main', /as an escape/],
+    ['acme/api/.*\\u{40}refs/heads/main', /as an escape/],
+    ['acme/api/.*@?refs/heads/main', /repeats the @/],
+    ['acme/api/.*@+refs/heads/main', /repeats the @/],
+    ['acme/api/.*@{1,2}refs/heads/main', /repeats the @/],
+  ])('refuses %s on a claim joined to a ref, whose @ could align anywhere', (pattern, why) => {
+    expect(() => compileSafeRegex(pattern, fold)).toThrow(why);
+    expect(() => compileSafeRegex(pattern, 'exact')).not.toThrow();
+  });
+
   it('a regex sees the names in lower case and the ref as sent', () => {
     const regex = { regex: 'acme/workflows/[^@]+@refs/(heads/main|tags/v[0-9.]+)' };
     expect(matches(regex, 'ACME/Workflows/.github/workflows/deploy.yml@refs/heads/main', fold)).toBe(true);
     expect(matches(regex, 'acme/workflows/.github/workflows/deploy.yml@refs/heads/MAIN', fold)).toBe(false);
     expect(matches(regex, 'acme/workflows/.github/workflows/deploy.yml@refs/tags/V1.4', fold)).toBe(false);
-    expect(matches({ regex: 'ACME/.+@refs/heads/main' }, 'ACME/api/x.yml@refs/heads/main', fold)).toBe(false);
+  });
+
+  it('refuses capitals where a regex meets folded names, which would never match the value in lower case', () => {
+    expect(() => compileSafeRegex('ACME/.+@refs/heads/main', fold)).toThrow(/regex ACME\/\.\+@refs\/heads\/main .*lower case: A/);
+    expect(() => compileSafeRegex('acme/[A-Z]+', 'whole')).toThrow(/lower case: A/);
+    expect(() => compileSafeRegex('Acme/api', 'whole')).toThrow(UnsafeRegexError);
+    // The ref keeps its case; escapes, properties and group names are not letters of the value.
+    expect(compileSafeRegex('acme/.+@refs/heads/Main', fold)('ACME/x@refs/heads/Main')).toBe(true);
+    expect(compileSafeRegex('acme/.*/Main', fold)('acme/x@refs/heads/Main')).toBe(true);
+    expect(compileSafeRegex('(?<Owner>acme)/\\S+\\W?\\p{Lu}?\\u00C9?\\cJ?', 'whole')('ACME/api')).toBe(true);
+    expect(compileSafeRegex('Acme/api', 'exact')('Acme/api')).toBe(true);
   });
 
   it('proves inclusion only where the fold is certain, and never across the ref', () => {

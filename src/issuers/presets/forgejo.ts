@@ -31,6 +31,28 @@ export const forgejo: IssuerPreset = {
     untrustedContexts: [
       { claim: 'event_name', value: 'pull_request', what: 'pull_request runs (the pull request author\'s code)' },
       { claim: 'event_name', value: 'pull_request_target', what: 'pull_request_target runs (base-repository context, often checking out a fork\'s code)' },
+      // Comment and review triggers, as Forgejo's modules/actions/github.go knows them; event_name is the workflow's on: key.
+      // Comments run on the default branch (IsDefaultBranchWorkflow); pull_request_comment is Forgejo's alias of issue_comment.
+      {
+        claim: 'event_name',
+        value: 'issue_comment',
+        what: 'issue_comment runs (started by anyone who can comment on an issue or pull request, on the default branch with its secrets)',
+      },
+      {
+        claim: 'event_name',
+        value: 'pull_request_comment',
+        what: 'pull_request_comment runs (Forgejo\'s issue_comment for pull requests: anyone who can comment, on the default branch with its secrets)',
+      },
+      {
+        claim: 'event_name',
+        value: 'pull_request_review',
+        what: 'pull_request_review runs (a pull request\'s code, started by whoever approves or rejects it)',
+      },
+      {
+        claim: 'event_name',
+        value: 'pull_request_review_comment',
+        what: 'pull_request_review_comment runs (a pull request\'s code, started by whoever comments on its diff)',
+      },
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],
     spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref' },
