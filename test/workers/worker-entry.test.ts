@@ -1,5 +1,5 @@
 import { runInDurableObject } from 'cloudflare:test';
-import { env, exports } from 'cloudflare:workers';
+import { exports } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { allRecords } from '../../src/audit/all-records.ts';
@@ -48,7 +48,6 @@ describe('the Worker broker when the audit log fails', () => {
     }
     const after = await exchange();
     expect(after.status).toBe(200);
-    expect(env).toBeDefined();
 
     // Every answered request has its record, and the chain runs unbroken through the outage.
     const { audit } = stateStores(() => keywayState(workerEnv.STATE));
