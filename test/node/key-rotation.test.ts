@@ -147,11 +147,12 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
     const own = await startNodeBroker(testConfig(writeTree({ 'policies/deploy.yaml': policy(issuer.url) })), { log: ownLog });
     try {
       const [published] = await own.keyUpkeep({ rotate: true });
+      // The bytes as stored, read before the keys are opened (opening seals a plaintext key it finds).
+      const disk = onDisk(own.config.dataDir);
+      const logged = ownLog.text();
       const keys = await privateParts(own.config.dataDir);
       const secrets = keys.map((key) => key.privateJwk?.d);
       expect(secrets).toEqual([expect.stringMatching(/^[A-Za-z0-9_-]{40,}$/), expect.stringMatching(/^[A-Za-z0-9_-]{40,}$/)]);
-      const disk = onDisk(own.config.dataDir);
-      const logged = ownLog.text();
       // What is looked through holds the keys' public parts and the rotation's log line.
       for (const key of keys) expect(disk).toContain(key.publicJwk.x);
       expect(logged).toContain(published?.kid);
