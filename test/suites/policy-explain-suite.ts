@@ -1,3 +1,4 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -51,12 +52,18 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
 
     const exchange = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}) =>
       postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, overrides)), extra));
-    /** A granted exchange's access token: a refused one must fail here, not pass a later 401 on `Bearer undefined`. */
+    /**
+     * A granted exchange's access token, verified with the broker's JWKS: a refused exchange or a broken token fails here,
+     * so a later 401 is about the token's audience or scope, never about it missing.
+     */
     const accessToken = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}): Promise<string> => {
       const granted = await exchange(overrides, extra);
       expect(granted.status, JSON.stringify(granted.body)).toBe(200);
-      expect(granted.body['access_token']).toBeTypeOf('string');
-      return granted.body['access_token'] as string;
+      const token = granted.body['access_token'];
+      expect(token).toBeTypeOf('string');
+      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+      await jwtVerify(token as string, createLocalJWKSet(jwks), { issuer: broker.issuer, typ: 'at+jwt' });
+      return token as string;
     };
     const denied = async (overrides: Record<string, unknown>, reason: 'no_policy_matched' | 'denied_by_policy', extra: Record<string, string> = {}) => {
       const refused = await exchange(overrides, extra);
