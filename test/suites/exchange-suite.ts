@@ -147,7 +147,7 @@ grant:
 
 /** The exchange end to end, with the attacks a reviewer tries first. Runs on Node and inside workerd. */
 export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
-  describe(`token exchange on ${runtime}`, () => {
+  describe(`token exchange on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
     let generic: TestIssuer;

@@ -49,7 +49,7 @@ export function githubForm(token: string, extra: Record<string, string | string[
 
 /** The GitHub token exchange end to end on one runtime, against the fake GitHub API on 127.0.0.1. */
 export function githubExchangeSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
-  describe(`GitHub installation tokens on ${runtime}`, () => {
+  describe(`GitHub installation tokens on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let issuer: TestIssuer;
     let github: FakeGitHub;

@@ -16,7 +16,7 @@ const kind = (name: string, url: string): string => `{ kind: ${name}, url: "${ur
  * token payload; each policy is the README's, with only its issuer line pointed at the stand-in.
  */
 export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
-  describe(`issuer catalog on ${runtime}`, () => {
+  describe(`issuer catalog on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let aud: string;
     const ci = {} as Record<

@@ -33,7 +33,7 @@ function reencoded(token: string): string {
 
 /** `single_use: true` through the exchange, on Node and inside workerd. */
 export function replaySuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
-  describe(`single use on ${runtime}`, () => {
+  describe(`single use on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
     let plain: TestIssuer;
