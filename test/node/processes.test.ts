@@ -73,7 +73,8 @@ describe('processes a newcomer runs', () => {
     const minted = await run(['src/cli/main.ts', 'dev', 'token'], { KEYWAY_DATA_DIR: dataDir, PORT: new URL(url).port });
     expect(minted.code, minted.stderr).toBe(0);
     const broker = processBroker(url, dataDir);
-    const event = await expectRefusal(broker, await postToken(broker, exchangeForm(minted.stdout.trim())), { error: 'invalid_request', reason: 'issuer_untrusted' });
+    const refused = await postToken(broker, exchangeForm(minted.stdout.trim()));
+    const event = await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'issuer_untrusted' });
     expect(event.subject_token?.claimed_iss).toBe(`${url}/dev-issuer`);
   });
 

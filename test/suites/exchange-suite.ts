@@ -64,6 +64,8 @@ export async function postToken(broker: BrokerClient, body: BodyInit, contentTyp
   return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
 }
 
+type AuditReader = Pick<BrokerHarness, 'auditEvent'>;
+
 export interface ExpectedRefusal {
   /** 400 unless given. */
   readonly status?: number;
@@ -76,9 +78,9 @@ export interface ExpectedRefusal {
  * How every refusal of `POST /token` is checked: the status, the RFC 6749 error, no token in the
  * answer, `Cache-Control: no-store`, and the audit record with the expected reason and nothing issued.
  */
-export async function expectRefusal(broker: Pick<BrokerHarness, 'auditEvent'>, result: TokenResponse, expected: ExpectedRefusal & { readonly reason: Reason }): Promise<AuditEvent>;
-export async function expectRefusal(broker: Pick<BrokerHarness, 'auditEvent'>, result: TokenResponse, expected: ExpectedRefusal & { readonly reason: null }): Promise<undefined>;
-export async function expectRefusal(broker: Pick<BrokerHarness, 'auditEvent'>, result: TokenResponse, expected: ExpectedRefusal): Promise<AuditEvent | undefined> {
+export async function expectRefusal(broker: AuditReader, result: TokenResponse, expected: ExpectedRefusal & { readonly reason: Reason }): Promise<AuditEvent>;
+export async function expectRefusal(broker: AuditReader, result: TokenResponse, expected: ExpectedRefusal & { readonly reason: null }): Promise<undefined>;
+export async function expectRefusal(broker: AuditReader, result: TokenResponse, expected: ExpectedRefusal): Promise<AuditEvent | undefined> {
   expect(result.status, JSON.stringify(result.body)).toBe(expected.status ?? 400);
   expect(result.body['error']).toBe(expected.error);
   expect(result.body).not.toHaveProperty('access_token');

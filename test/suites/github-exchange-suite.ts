@@ -47,6 +47,9 @@ export function githubForm(token: string, extra: Record<string, string | string[
   return exchangeForm(token, { requested_token_type: GITHUB_TOKEN_TYPE, ...extra });
 }
 
+/** What a refused request asks for: repositories (resource), permissions (scope), and the job's ref. */
+type GitHubAsk = { readonly resource?: string | readonly string[]; readonly scope?: string; readonly ref?: string };
+
 /** The GitHub token exchange end to end on one runtime, against the fake GitHub API on 127.0.0.1. */
 export function githubExchangeSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
   describe(`GitHub installation tokens on ${runtime}`, { shuffle: true }, () => {
@@ -107,7 +110,7 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       ['a scope that is not a permission', { scope: 'contents' }, 'invalid_scope', 'github_permission_not_granted'],
       ['one level of a permission twice', { scope: 'contents:read contents:write' }, 'invalid_scope', 'github_permission_not_granted'],
       ['a GitHub token from a policy that grants only JWTs', { ref: 'refs/heads/jwt-only' }, 'invalid_target', 'github_repository_not_granted'],
-    ] as const)('refuses %s, and asks GitHub for nothing', async (_what, parameters: { resource?: string | readonly string[]; scope?: string; ref?: string }, error, reason) => {
+    ] as const)('refuses %s, and asks GitHub for nothing', async (_what, parameters: GitHubAsk, error, reason) => {
       const before = (await github.calls()).length;
       const { ref = 'refs/heads/main', resource, scope } = parameters;
       const form: Record<string, string | string[]> = scope === undefined ? {} : { scope };
@@ -124,7 +127,8 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
     it('answers 503 temporarily_unavailable with an audit record and no token when GitHub is down', async () => {
       await github.setDown(true);
       try {
-        const event = await expectRefusal(broker, await postToken(broker, githubForm(await job())), { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
+        const result = await postToken(broker, githubForm(await job()));
+        const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
         expect(event.decision).toBe('error');
       } finally {
         await github.setDown(false);
@@ -132,7 +136,8 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
     });
 
     it('answers 503 when GitHub refuses what the policy grants (the App is not installed on that repository), asking nothing more', async () => {
-      const event = await expectRefusal(broker, await postToken(broker, githubForm(await job('refs/heads/ghost'))), { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });
+      const result = await postToken(broker, githubForm(await job('refs/heads/ghost')));
+      const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });
       expect(event.decision).toBe('error');
       expect((await github.calls()).at(-1)).toMatchObject({ body: { repositories: ['ghost'] }, status: 422 });
     });

@@ -64,6 +64,9 @@ async function sha256Hex(token: string): Promise<string> {
 
 const sha = (label: string): string => Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 
+/** How an exchange no policy grants is refused. */
+const NO_POLICY = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
+
 /** Deliveries keyway must refuse unread: no signature, a forger's secret, and malformed signature headers. */
 const UNSIGNED_OR_FORGED: readonly Pick<Delivery, 'secret' | 'signature'>[] = [
   { secret: null },
@@ -151,7 +154,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
       await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
       const push = { event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: pushed }), id: crypto.randomUUID() };
-      const pullRequest = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 12, baseSha: base, headSha: head }), id: crypto.randomUUID() };
+      const pullRequest = {
+        event: 'pull_request',
+        payload: payloads.pullRequest(POLICY_REPO, { number: 12, baseSha: base, headSha: head }),
+        id: crypto.randomUUID(),
+      };
       const [healthBefore, callsBefore] = [await health(), (await github.calls()).length];
 
       for (const delivery of [push, pullRequest]) {
@@ -161,7 +168,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       }
       expect((await github.calls()).slice(callsBefore)).toEqual([]);
       expect(await health()).toEqual(healthBefore);
-      await expectRefusal(broker, await exchange({ environment: 'qa' }), { error: 'invalid_request', reason: 'no_policy_matched' });
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       expect((await exchange({ environment: 'production' })).status).toBe(200);
 
       // Signed, the same deliveries (none was remembered) do what the forged ones could not.
@@ -191,7 +198,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     it('reviews a pull request: the access diff and the impact replay of audited exchanges, as a passing check run', async () => {
       // Audited exchanges: 3 production deploys granted, 2 staging attempts refused.
       for (let i = 0; i < 3; i += 1) expect((await exchange({ environment: 'production' })).status).toBe(200);
-      for (let i = 0; i < 2; i += 1) await expectRefusal(broker, await exchange({ environment: 'staging' }), { error: 'invalid_request', reason: 'no_policy_matched' });
+      for (let i = 0; i < 2; i += 1) await expectRefusal(broker, await exchange({ environment: 'staging' }), NO_POLICY);
       const base = sha('review-base');
       const head = sha('review-head');
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
@@ -301,15 +308,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
-      const noPolicy = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
-      await expectRefusal(broker, await exchange({ environment: 'qa' }), noPolicy);
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       const good = sha('push-good');
       await putPolicies(good, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
       await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: good });
       const pushed = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
       expect(pushed).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
-      await expectRefusal(broker, await exchange({ environment: 'production' }), noPolicy);
+      await expectRefusal(broker, await exchange({ environment: 'production' }), NO_POLICY);
       expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${good}` } });
 
       // A push to another branch changes nothing.
@@ -387,7 +393,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect(event).toMatchObject({ decision: 'granted', policy: { granted_by: `${OWNER}/api/.github/keyway/release` } });
         // The central guardrail holds for a repository's policy too.
         const guarded = await ask('policy:release contents:read', repositoryUrl(`${OWNER}/api`), { event_name: 'pull_request_target' });
-        expect(await expectRefusal(broker, guarded, { error: 'invalid_request', reason: 'denied_by_policy' })).toMatchObject({ policy: { denied_by: ['guard'] } });
+        const refusal = await expectRefusal(broker, guarded, { error: 'invalid_request', reason: 'denied_by_policy' });
+        expect(refusal).toMatchObject({ policy: { denied_by: ['guard'] } });
         // Fetched once, then from the cache.
         expect((await contentsCalls()) - before).toBe(1);
         // Asking beyond the policy is refused before GitHub is asked for anything.
@@ -406,7 +413,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
           ['policy:jwt', repositoryUrl(`${OWNER}/api`)],
           ['policy:missing', repositoryUrl(`${OWNER}/api`)],
         ] as const) {
-          await expectRefusal(broker, await ask(scope, resource), { error: 'invalid_request', reason: 'no_policy_matched' });
+          await expectRefusal(broker, await ask(scope, resource), NO_POLICY);
         }
         const sneaky = await ask('policy:sneaky');
         expect((await broker.auditEvent(sneaky.body['audit_event_id'] as string))?.detail).toMatch(/can only grant acme\/api, not acme\/keyway-policies/);

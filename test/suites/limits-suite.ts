@@ -30,12 +30,14 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
         body,
         headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
       });
-      return { status: response.status, headers: response.headers, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Record<string, unknown> };
+      const answer = (await response.json()) as Record<string, unknown>;
+      return { status: response.status, headers: response.headers, retryAfter: response.headers.get('retry-after'), body: answer };
     }
     const limited = { status: 429, error: 'temporarily_unavailable', reason: 'rate_limited' } as const;
     /** The rest of a run of refusals: counted, not written. */
     const limitedAgain = { ...limited, reason: null } as const;
     const noPolicy = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
+    const malformed = { error: 'invalid_request', reason: 'token_malformed' } as const;
 
     it('answers 429 with Retry-After once an identity spent its burst, audits the first refusal of a run only, and lets it through when the bucket refilled', async () => {
       // Two a minute: a token every 30 s, two saved up.
@@ -78,16 +80,18 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       const attacker = { sub: 'repo:evil/tool:ref:refs/heads/main', repository: 'evil/tool', repository_id: '666' };
       await expectRefusal(broker, await post(broker, exchangeForm(await good(attacker))), noPolicy);
       await expectRefusal(broker, await post(broker, exchangeForm(await good(attacker))), noPolicy);
-      expect(await expectRefusal(broker, await post(broker, exchangeForm(await good(attacker))), limited)).toMatchObject({ subject: attacker.sub });
+      const drained = await post(broker, exchangeForm(await good(attacker)));
+      expect(await expectRefusal(broker, drained, limited)).toMatchObject({ subject: attacker.sub });
       // …and the victim's is untouched.
       expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
       expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
-      expect(await expectRefusal(broker, await post(broker, exchangeForm(await good())), limited)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
+      const victim = await post(broker, exchangeForm(await good()));
+      expect(await expectRefusal(broker, victim, limited)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
     });
 
     it('sheds a client\'s flood before the body is read or a signature checked', async () => {
       const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '3' });
-      for (let attempt = 0; attempt < 3; attempt += 1) await expectRefusal(broker, await post(broker, exchangeForm('garbage')), { error: 'invalid_request', reason: 'token_malformed' });
+      for (let attempt = 0; attempt < 3; attempt += 1) await expectRefusal(broker, await post(broker, exchangeForm('garbage')), malformed);
       // A body that is not even a form is refused for the limit, not as malformed: it was never read.
       const flood = await post(broker, 'not even a form');
       expect(flood.retryAfter).toBe('60');
@@ -108,7 +112,7 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     it('holds every caller to the global limit', async () => {
       const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '3', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '2' });
       expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
-      await expectRefusal(broker, await post(broker, exchangeForm('garbage')), { error: 'invalid_request', reason: 'token_malformed' });
+      await expectRefusal(broker, await post(broker, exchangeForm('garbage')), malformed);
       const refused = await post(broker, exchangeForm(await good()));
       expect(refused.retryAfter).toBe('20');
       expect(refused.body['error_description']).toContain('global rate limit');

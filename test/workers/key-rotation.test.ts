@@ -55,7 +55,9 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
     expect(await own.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false })).toEqual([expect.objectContaining({ kind: 'publish' })]);
     // The rows as stored, read before the keys are opened (opening seals a plaintext key it finds).
-    const rows = await runInDurableObject(keywayState(states), (_instance, state) => state.storage.sql.exec<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys').toArray());
+    const rows = await runInDurableObject(keywayState(states), (_instance, state) =>
+      state.storage.sql.exec<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys').toArray(),
+    );
     const opened = await own.listKeys();
     expect(rows.map((row) => row.kid).sort()).toEqual(opened.map((key) => key.kid).sort());
     expect(rows).toHaveLength(2);
