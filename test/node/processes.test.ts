@@ -1,12 +1,32 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { DATABASE_FILE } from '../../src/node/start-node-broker.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
-import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerClient, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
 
 function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
   return runProcess(process.execPath, args, { env: { ...process.env, ...env } });
+}
+
+/** A broker process on `url`, its audit records read from the SQLite file in its data dir. */
+function processBroker(url: string, dataDir: string): BrokerClient & Pick<BrokerHarness, 'auditEvent'> {
+  return {
+    issuer: url,
+    request: (path, init) => fetch(`${url}${path}`, init),
+    auditEvent: async (id) => {
+      const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+      try {
+        return await new SqliteAuditStore(db).get(id);
+      } finally {
+        db.close();
+      }
+    },
+  };
 }
 
 describe('processes a newcomer runs', () => {
@@ -50,8 +70,9 @@ describe('processes a newcomer runs', () => {
     expect(body['scope']).toBe('artifacts:read deploy:staging');
 
     const otherRepo = await run(['src/cli/main.ts', 'dev', 'token', '--repository', 'evil/api', '--repository-id', '666'], { KEYWAY_DATA_DIR: dataDir, PORT: port });
-    const refused = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(otherRepo.stdout.trim()), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expect(refused.status).toBe(400);
+    expect(otherRepo.code, otherRepo.stderr).toBe(0);
+    const broker = processBroker(url, dataDir);
+    await expectRefusal(broker, await postToken(broker, exchangeForm(otherRepo.stdout.trim())), { error: 'invalid_request', reason: 'no_policy_matched' });
   });
 
   it('without KEYWAY_DEV the development issuer does not exist, and its tokens are refused', async () => {
@@ -59,9 +80,11 @@ describe('processes a newcomer runs', () => {
     const { url } = await startBroker({ KEYWAY_DATA_DIR: dataDir });
     expect(await (await fetch(`${url}/dev-issuer/.well-known/openid-configuration`)).json()).toEqual({ error: 'not_found' });
     const minted = await run(['src/cli/main.ts', 'dev', 'token'], { KEYWAY_DATA_DIR: dataDir, PORT: new URL(url).port });
-    const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(minted.stdout.trim()), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+    expect(minted.code, minted.stderr).toBe(0);
+    const broker = processBroker(url, dataDir);
+    const refused = await postToken(broker, exchangeForm(minted.stdout.trim()));
+    const event = await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'issuer_untrusted' });
+    expect(event.subject_token?.claimed_iss).toBe(`${url}/dev-issuer`);
   });
 
   it('refuses KEYWAY_DEV=1 with a public issuer URL', async () => {

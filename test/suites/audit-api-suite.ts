@@ -77,7 +77,7 @@ const PROTECTED = ['/v1/audit/events', '/v1/audit/events/01ANYTHING', '/v1/audit
 
 /** The audit query API end to end, on whichever runtime: who may read, what they read, and a record for every reason code. */
 export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
-  describe(`the audit API on ${runtime}`, () => {
+  describe(`the audit API on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
     let generic: TestIssuer;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
 export const GITHUB_TOKEN_TYPE = 'urn:keyway:params:oauth:token-type:github-installation-token';
 
@@ -47,9 +47,12 @@ export function githubForm(token: string, extra: Record<string, string | string[
   return exchangeForm(token, { requested_token_type: GITHUB_TOKEN_TYPE, ...extra });
 }
 
+/** What a refused request asks for: repositories (resource), permissions (scope), and the job's ref. */
+type GitHubAsk = { readonly resource?: string | readonly string[]; readonly scope?: string; readonly ref?: string };
+
 /** The GitHub token exchange end to end on one runtime, against the fake GitHub API on 127.0.0.1. */
 export function githubExchangeSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
-  describe(`GitHub installation tokens on ${runtime}`, () => {
+  describe(`GitHub installation tokens on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let issuer: TestIssuer;
     let github: FakeGitHub;
@@ -109,35 +112,26 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       ['a scope that is not a permission', { scope: 'contents' }, 'invalid_scope', 'github_permission_not_granted'],
       ['one level of a permission twice', { scope: 'contents:read contents:write' }, 'invalid_scope', 'github_permission_not_granted'],
       ['a GitHub token from a policy that grants only JWTs', { ref: 'refs/heads/jwt-only' }, 'invalid_target', 'github_repository_not_granted'],
-    ] as [string, { resource?: string | string[]; scope?: string; ref?: string }, string, string][])('refuses %s, and asks GitHub for nothing', async (_what, parameters, error, reason) => {
+    ] as const)('refuses %s, and asks GitHub for nothing', async (_what, parameters: GitHubAsk, error, reason) => {
       const before = (await github.calls()).length;
       const { ref = 'refs/heads/main', resource, scope } = parameters;
       const form: Record<string, string | string[]> = scope === undefined ? {} : { scope };
       // Repository paths are written relative to the fake's web origin; a full URL is taken as written.
       if (resource !== undefined) form['resource'] = ([] as string[]).concat(resource).map((target) => (target.includes('://') ? target : repositoryUrl(target)));
-      const result = await postToken(broker, githubForm(await job(ref), form));
-      expect(result.status).toBe(400);
-      expect(result.body).toMatchObject({ error });
-      expect(result.body).not.toHaveProperty('access_token');
-      expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.reason).toBe(reason);
+      await expectRefusal(broker, await postToken(broker, githubForm(await job(ref), form)), { error, reason });
       expect((await github.calls()).length).toBe(before);
     });
 
     it('gives no keyway JWT from a policy that grants only a GitHub token', async () => {
-      const result = await postToken(broker, exchangeForm(await job()));
-      expect(result.status).toBe(400);
-      expect(result.body).toMatchObject({ error: 'invalid_target' });
-      expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.reason).toBe('audience_not_granted');
+      await expectRefusal(broker, await postToken(broker, exchangeForm(await job())), { error: 'invalid_target', reason: 'audience_not_granted' });
     });
 
     it('answers 503 temporarily_unavailable with an audit record and no token when GitHub is down', async () => {
       await github.setDown(true);
       try {
         const result = await postToken(broker, githubForm(await job()));
-        expect(result.status).toBe(503);
-        expect(result.body).toMatchObject({ error: 'temporarily_unavailable' });
-        expect(result.body).not.toHaveProperty('access_token');
-        expect(await broker.auditEvent(result.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'github_unavailable' });
+        const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
+        expect(event.decision).toBe('error');
       } finally {
         await github.setDown(false);
       }
@@ -145,9 +139,8 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
 
     it('answers 503 when GitHub refuses what the policy grants (the App is not installed on that repository), asking nothing more', async () => {
       const result = await postToken(broker, githubForm(await job('refs/heads/ghost')));
-      expect(result.status).toBe(503);
-      expect(result.body).not.toHaveProperty('access_token');
-      expect(await broker.auditEvent(result.body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'github_refused' });
+      const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });
+      expect(event.decision).toBe('error');
       expect((await github.calls()).at(-1)).toMatchObject({ body: { repositories: ['ghost'] }, status: 422 });
     });
 

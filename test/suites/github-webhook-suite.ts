@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { HEALTH_READ_SCOPE } from '../../src/app.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
-import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
 
 const OWNER = 'acme';
@@ -68,6 +68,18 @@ async function sha256Hex(token: string): Promise<string> {
 
 const sha = (label: string): string => Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 
+/** How an exchange no policy grants is refused. */
+const NO_POLICY = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
+
+/** Deliveries keyway must refuse unread: no signature, a forger's secret, and malformed signature headers. */
+const UNSIGNED_OR_FORGED: readonly Pick<Delivery, 'secret' | 'signature'>[] = [
+  { secret: null },
+  { secret: 'not-the-webhook-secret-at-all-000' },
+  { signature: 'sha256=' },
+  { signature: 'sha1=0123456789abcdef0123456789abcdef01234567' },
+  { signature: `sha256=${'0'.repeat(64)}` },
+];
+
 interface CheckRunBody {
   name: string;
   head_sha: string;
@@ -81,7 +93,9 @@ interface CheckRunBody {
  * deliveries signed as GitHub signs them. Runs on Node and inside workerd.
  */
 export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBase: () => string, fakeGitHubBase: () => string): void {
-  describe(`POST /webhooks/github on ${runtime}`, () => {
+  // Every test has a broker of its own (audit log, live set, deliveries); the fake GitHub App is shared, and a test counts only
+  // the calls, check runs and tokens it caused. So no test depends on what another did, or on running after it.
+  describe(`POST /webhooks/github on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: FakeGitHub;
     let ci: TestIssuer;
@@ -104,12 +118,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     const publicHealth = async () => (await (await broker.request('/healthz')).json()) as Record<string, unknown>;
 
     beforeAll(async () => {
-      ci = freshIssuer(issuerBase(), 'webhooks');
       people = freshIssuer(issuerBase(), 'webhooks-ops');
       github = await FakeGitHub.create(fakeGitHubBase());
       await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
+    });
+    beforeEach(async () => {
+      ci = freshIssuer(issuerBase(), 'webhooks');
       broker = await start(
         {
           'deploy.yaml': deployPolicy(ci.url, 'production'),
@@ -124,24 +140,17 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
             KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
             KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
           },
+          ownState: true,
         },
       );
     });
-    afterAll(() => broker?.close());
+    afterEach(() => broker?.close());
 
     it('refuses a delivery without a signature, with a forged one, or with a malformed one (401), and remembers none of them', async () => {
       const ping = { zen: 'Keep it logically awesome.', hook_id: 1 };
       const id = crypto.randomUUID();
-      for (const delivery of [
-        { event: 'ping', payload: ping, id, secret: null },
-        { event: 'ping', payload: ping, id, secret: 'not-the-webhook-secret-at-all-000' },
-        { event: 'ping', payload: ping, id, signature: 'sha256=' },
-        { event: 'ping', payload: ping, id, signature: 'sha1=0123456789abcdef0123456789abcdef01234567' },
-        { event: 'ping', payload: ping, id, signature: `sha256=${'0'.repeat(64)}` },
-      ]) {
-        const refused = await deliver(delivery);
-        expect(refused.status).toBe(401);
-        expect(refused.body['error']).toBe('invalid_signature');
+      for (const signature of UNSIGNED_OR_FORGED) {
+        expect(await deliver({ event: 'ping', payload: ping, id, ...signature })).toMatchObject({ status: 401, body: { error: 'invalid_signature' } });
       }
       // A body changed after signing: the signature is over the exact bytes.
       const signed = await deliveryRequest({ event: 'ping', payload: ping, id });
@@ -150,6 +159,40 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // None of them was recorded: the genuine delivery with the same id is handled, not a duplicate.
       const genuine = await deliver({ event: 'ping', payload: ping, id });
       expect(genuine).toMatchObject({ status: 200, body: { status: 'handled' } });
+    });
+
+    it('acts on no unsigned, forged or malformed push or pull_request: the live set stays, no check run, nothing asked of GitHub', async () => {
+      // A push that would switch the live set to qa, and a pull request that would get a check run.
+      const pushed = sha('forged-push');
+      await putPolicies(pushed, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: pushed });
+      const [base, head] = [sha('forged-base'), sha('forged-head')];
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      const push = { event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: pushed }), id: crypto.randomUUID() };
+      const pullRequest = {
+        event: 'pull_request',
+        payload: payloads.pullRequest(POLICY_REPO, { number: 12, baseSha: base, headSha: head }),
+        id: crypto.randomUUID(),
+      };
+      const [healthBefore, callsBefore] = [await health(), (await github.calls()).length];
+
+      for (const delivery of [push, pullRequest]) {
+        for (const signature of UNSIGNED_OR_FORGED) {
+          expect(await deliver({ ...delivery, ...signature })).toMatchObject({ status: 401, body: { error: 'invalid_signature' } });
+        }
+      }
+      expect((await github.calls()).slice(callsBefore)).toEqual([]);
+      expect(await health()).toEqual(healthBefore);
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
+      expect((await exchange({ environment: 'production' })).status).toBe(200);
+
+      // Signed, the same deliveries (none was remembered) do what the forged ones could not.
+      expect(await deliver(push)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      const runsBefore = (await checkRuns()).length;
+      expect(await deliver(pullRequest)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await checkRuns()).slice(runsBefore)).toEqual([expect.objectContaining({ head_sha: head })]);
     });
 
     it('handles one of two concurrent copies of a delivery, and calls the other a duplicate', async () => {
@@ -205,12 +248,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     it('reviews a pull request: the access diff and the impact replay of audited exchanges, as a passing check run', async () => {
       // Audited exchanges: 3 production deploys granted, 2 staging attempts refused.
       for (let i = 0; i < 3; i += 1) expect((await exchange({ environment: 'production' })).status).toBe(200);
-      for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
+      for (let i = 0; i < 2; i += 1) await expectRefusal(broker, await exchange({ environment: 'staging' }), NO_POLICY);
       const base = sha('review-base');
       const head = sha('review-head');
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
       await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
       const before = (await checkRuns()).length;
+      const tokensBefore = (await github.tokens()).length;
 
       const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 7, baseSha: base, headSha: head }) };
       const handled = await deliver(delivery);
@@ -235,7 +279,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(replayed).toMatchObject({ status: 200, body: { status: 'duplicate' } });
       expect((await checkRuns()).slice(before)).toHaveLength(1);
       // The installation token used for the review was limited to the policy repository and revoked after.
-      const tokens = await github.tokens();
+      const tokens = (await github.tokens()).slice(tokensBefore);
       expect(tokens.length).toBeGreaterThan(0);
       for (const token of tokens) expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
     });
@@ -365,14 +409,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
       // Before the push replaces the set that has the operator's policy: the token outlives it.
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
-      expect((await exchange({ environment: 'qa' })).status).toBe(400);
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       const good = sha('push-good');
       await putPolicies(good, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
       await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: good });
       const pushed = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
       expect(pushed).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
-      expect((await exchange({ environment: 'production' })).status).toBe(400);
+      await expectRefusal(broker, await exchange({ environment: 'production' }), NO_POLICY);
       expect(await health()).toMatchObject({ status: 'ok', policies: 2, policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${good}` } });
       expect(await publicHealth()).toEqual({ status: 'ok' });
 
@@ -454,14 +498,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect(event).toMatchObject({ decision: 'granted', policy: { granted_by: `${OWNER}/api/.github/keyway/release` } });
         // The central guardrail holds for a repository's policy too.
         const guarded = await ask('policy:release contents:read', repositoryUrl(`${OWNER}/api`), { event_name: 'pull_request_target' });
-        expect(guarded.status).toBe(400);
-        expect((await broker.auditEvent(guarded.body['audit_event_id'] as string))).toMatchObject({ reason: 'denied_by_policy', policy: { denied_by: ['guard'] } });
+        const refusal = await expectRefusal(broker, guarded, { error: 'invalid_request', reason: 'denied_by_policy' });
+        expect(refusal).toMatchObject({ policy: { denied_by: ['guard'] } });
         // Fetched once, then from the cache.
         expect((await contentsCalls()) - before).toBe(1);
         // Asking beyond the policy is refused before GitHub is asked for anything.
         const requests = (await tokenRequests()).length;
-        const beyond = await ask('policy:release contents:write');
-        expect(beyond).toMatchObject({ status: 400, body: { error: 'invalid_scope' } });
+        await expectRefusal(broker, await ask('policy:release contents:write'), { error: 'invalid_scope', reason: 'github_permission_not_granted' });
         expect((await tokenRequests()).length).toBe(requests);
       });
 
@@ -475,19 +518,17 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
           ['policy:jwt', repositoryUrl(`${OWNER}/api`)],
           ['policy:missing', repositoryUrl(`${OWNER}/api`)],
         ] as const) {
-          const refused = await ask(scope, resource);
-          expect(refused.status).toBe(400);
-          expect(refused.body).not.toHaveProperty('access_token');
-          expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.reason).toBe('no_policy_matched');
+          await expectRefusal(broker, await ask(scope, resource), NO_POLICY);
         }
         const sneaky = await ask('policy:sneaky');
         expect((await broker.auditEvent(sneaky.body['audit_event_id'] as string))?.detail).toMatch(/can only grant acme\/api, not acme\/keyway-policies/);
         // No token was asked of GitHub for anything but reading the policies (contents: read on the repository named).
         const asked = (await tokenRequests()).slice(before.length);
         for (const request of asked) expect(request.permissions).toEqual({ contents: 'read' });
-        // Two repositories, or a policy name that is a path, are malformed.
-        expect((await ask('policy:release', [repositoryUrl(`${OWNER}/api`), repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)])).body['error']).toBe('invalid_target');
-        expect((await ask('policy:../release')).body['error']).toBe('invalid_request');
+        // A repository's own policy is asked for with exactly one repository, and a policy name that is a path is malformed.
+        const twoRepositories = await ask('policy:release', [repositoryUrl(`${OWNER}/api`), repositoryUrl(`${OWNER}/${POLICY_REPO.name}`)]);
+        await expectRefusal(broker, twoRepositories, { error: 'invalid_target', reason: 'github_repository_not_granted' });
+        await expectRefusal(broker, await ask('policy:../release'), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
       it('reviews a pull request that changes a repository\'s own policies, held to what they may grant', async () => {

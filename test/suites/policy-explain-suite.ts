@@ -1,6 +1,7 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
 /** Both harnesses run the broker as this issuer; the operator policy grants it as audience. */
 const BROKER_ISSUER = 'https://keyway.test';
@@ -44,13 +45,31 @@ grant:
 
 /** `POST /v1/policy/explain` end to end. Runs on Node and inside workerd. */
 export function policyExplainSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
-  describe(`POST /v1/policy/explain on ${runtime}`, () => {
+  describe(`POST /v1/policy/explain on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
     let operatorToken: string;
 
     const exchange = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}) =>
       postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, overrides)), extra));
+    /**
+     * A granted exchange's access token, verified with the broker's JWKS: a refused exchange or a broken token fails here,
+     * so a later 401 is about the token's audience or scope, never about it missing.
+     */
+    const accessToken = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}): Promise<string> => {
+      const granted = await exchange(overrides, extra);
+      expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+      const token = granted.body['access_token'];
+      expect(token).toBeTypeOf('string');
+      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+      await jwtVerify(token as string, createLocalJWKSet(jwks), { issuer: broker.issuer, typ: 'at+jwt' });
+      return token as string;
+    };
+    const denied = async (overrides: Record<string, unknown>, reason: 'no_policy_matched' | 'denied_by_policy', extra: Record<string, string> = {}) => {
+      const refused = await exchange(overrides, extra);
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason });
+      return refused;
+    };
     /** `token: null` sends no Authorization header at all. */
     const explain = (body: unknown, token: string | null = operatorToken) =>
       broker.request('/v1/policy/explain', {
@@ -63,27 +82,24 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       github = freshIssuer(issuerBase(), 'explain');
       broker = await start(explainPolicies(github, BROKER_ISSUER));
       expect(broker.issuer).toBe(BROKER_ISSUER);
-      const granted = await exchange({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'policy:explain' });
-      expect(granted.status).toBe(200);
-      operatorToken = granted.body['access_token'] as string;
+      operatorToken = await accessToken({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'policy:explain' });
     });
     afterAll(() => broker.close());
 
     it('explains a denied exchange by its audit event id, line by line, to an operator', async () => {
-      const denied = await exchange({ ref: 'refs/heads/feature' });
-      expect(denied.status).toBe(400);
+      const refused = await denied({ ref: 'refs/heads/feature' }, 'no_policy_matched');
       // The pipeline learns the audit event id and a coarse reason, never which line failed.
-      expect(Object.keys(denied.body).sort()).toEqual(['audit_event_id', 'error', 'error_description']);
-      expect(JSON.stringify(denied.body)).not.toMatch(/deploy|ref|feature/);
+      expect(Object.keys(refused.body).sort()).toEqual(['audit_event_id', 'error', 'error_description']);
+      expect(JSON.stringify(refused.body)).not.toMatch(/deploy|ref|feature/);
 
-      const response = await explain({ audit_event_id: denied.body['audit_event_id'] });
+      const response = await explain({ audit_event_id: refused.body['audit_event_id'] });
       expect(response.status).toBe(200);
       expect(response.headers.get('cache-control')).toBe('no-store');
       const body = (await response.json()) as Record<string, any>;
       expect(body).toMatchObject({
         explained: 'audit_event',
         evaluated: true,
-        audit_event: { id: denied.body['audit_event_id'], decision: 'denied', reason: 'no_policy_matched' },
+        audit_event: { id: refused.body['audit_event_id'], decision: 'denied', reason: 'no_policy_matched' },
         issuer: github.url,
         decision: { granted: false, reason: 'no_policy_matched' },
         denied_by: [],
@@ -93,8 +109,8 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
     });
 
     it('explains a guardrail denial, and the request as it was made', async () => {
-      const denied = await exchange({ event_name: 'workflow_run' }, { scope: 'deploy:write' });
-      const body = (await (await explain({ audit_event_id: denied.body['audit_event_id'] })).json()) as Record<string, any>;
+      const refused = await denied({ event_name: 'workflow_run' }, 'denied_by_policy', { scope: 'deploy:write' });
+      const body = (await (await explain({ audit_event_id: refused.body['audit_event_id'] })).json()) as Record<string, any>;
       expect(body).toMatchObject({ request: { audience: [], scope: ['deploy:write'] }, denied_by: ['guard'], decision: { reason: 'denied_by_policy' } });
     });
 
@@ -108,26 +124,26 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
 
     it('says so when the token never verified, so no policy was evaluated', async () => {
       const forged = await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' });
-      const denied = await postToken(broker, exchangeForm(forged));
-      const body = (await (await explain({ audit_event_id: denied.body['audit_event_id'] })).json()) as Record<string, any>;
+      const refused = await postToken(broker, exchangeForm(forged));
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'signature_invalid' });
+      const body = (await (await explain({ audit_event_id: refused.body['audit_event_id'] })).json()) as Record<string, any>;
       expect(body).toMatchObject({ evaluated: false, audit_event: { reason: 'signature_invalid' } });
       expect(body).not.toHaveProperty('policies');
     });
 
     it('answers nothing without an operator token: 401 before any lookup, 403 without the scope', async () => {
-      const denied = await exchange({ ref: 'refs/heads/feature' });
-      const id = denied.body['audit_event_id'];
+      const id = (await denied({ ref: 'refs/heads/feature' }, 'no_policy_matched')).body['audit_event_id'];
       const anonymous = await explain({ audit_event_id: id }, null);
       expect(anonymous.status).toBe(401);
       expect(await anonymous.json()).toEqual({ error: 'invalid_token', error_description: 'a Bearer access token is required' });
 
       // A pipeline's own keyway token is for another audience.
-      const pipeline = (await exchange({})).body['access_token'] as string;
+      const pipeline = await accessToken({});
       expect((await explain({ audit_event_id: id }, pipeline)).status).toBe(401);
       // The same CI token as the pipeline's is no better than garbage here.
       expect((await explain({ audit_event_id: id }, await github.sign(ciClaims(github.url, broker.issuer)))).status).toBe(401);
 
-      const opsRead = (await exchange({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'ops:read' })).body['access_token'] as string;
+      const opsRead = await accessToken({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'ops:read' });
       const forbidden = await explain({ audit_event_id: id }, opsRead);
       expect(forbidden.status).toBe(403);
       expect(forbidden.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="policy:explain"');

@@ -14,7 +14,7 @@ async function claimOf(label: string, overrides: Partial<ReplayClaim> = {}): Pro
  * has one, a second guard over the same storage by another path (another connection).
  */
 export function replayGuardContract(runtime: string, open: () => Promise<ReplayGuard>, openTwin?: (guard: ReplayGuard) => Promise<ReplayGuard>): void {
-  describe(`replay guard on ${runtime}`, () => {
+  describe(`replay guard on ${runtime}`, { shuffle: true }, () => {
     it('lets the first claim of a key in and names it to every later one', async () => {
       const guard = await open();
       const claim = await claimOf('first');

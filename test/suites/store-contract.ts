@@ -59,7 +59,7 @@ async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKS
 
 /** What every AuditStore, AlertStore and KeyStore adapter must do, whichever runtime holds it. */
 export function storeContract(runtime: string, open: () => Promise<Stores>): void {
-  describe(`stores on ${runtime}`, () => {
+  describe(`stores on ${runtime}`, { shuffle: true }, () => {
     it('appends an audit event and reads it back exactly', async () => {
       const { audit } = await open();
       const written = auditEvent({ claims: { repository_id: '1', aud: ['a', 'b'] }, issued: { jti: 'j', sub: 's', aud: ['x'], scope: ['r'], exp: 1 } });

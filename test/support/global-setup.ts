@@ -8,6 +8,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const github = await startFakeGitHubServer();
   project.provide('testIssuerBase', server.base);
   project.provide('fakeGitHubBase', github.base);
+  // The shared suites (test/suites) run their tests in a random order: this seed replays one (`--sequence.seed=N`).
+  console.log(`${project.name}: shared suites shuffled with seed ${project.config.sequence.seed}`);
   return async () => {
     await server.close();
     await github.close();

@@ -15,7 +15,7 @@ import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
 import worker from '../../src/worker.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { workerEnv } from './workers-harness.ts';
+import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
 const entry = (exports as unknown as { default: Fetcher }).default;
 const SERVICE = 'https://deploy.acme.dev';
@@ -80,12 +80,21 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
   });
 
   it('keeps private keys sealed under KEYWAY_MASTER_KEY in the Durable Object', async () => {
-    const opened = await keys.listKeys();
-    const rows = await runInDurableObject(keywayState(workerEnv.STATE), (_instance, state) => state.storage.sql.exec<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys').toArray());
-    expect(rows.length).toBeGreaterThan(0);
+    // A state object of its own, whatever the other tests did: the Worker's first key there, and the next one a rotation publishes.
+    const states = ownStateNamespace();
+    await createWorkerBroker({ ...workerEnv, STATE: states }, [], { log: silentLogger });
+    const own = stateStores(() => keywayState(states)).keys;
+    const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
+    expect(await own.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false })).toEqual([expect.objectContaining({ kind: 'publish' })]);
+    // The rows as stored, read before the keys are opened (opening seals a plaintext key it finds).
+    const rows = await runInDurableObject(keywayState(states), (_instance, state) =>
+      state.storage.sql.exec<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys').toArray(),
+    );
+    const opened = await own.listKeys();
+    expect(rows.map((row) => row.kid).sort()).toEqual(opened.map((key) => key.kid).sort());
+    expect(rows).toHaveLength(2);
     for (const row of rows) {
       const d = opened.find((key) => key.kid === row.kid)?.privateJwk?.d;
-      if (row.private_jwk === null) continue;
       expect(d).toBeTypeOf('string');
       expect(row.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
       expect(row.private_jwk).not.toContain(d);

@@ -104,7 +104,6 @@ describe('the Worker broker when the audit log fails', () => {
     }
     const after = await exchange();
     expect(after.status).toBe(200);
-    expect(env).toBeDefined();
 
     // Every answered request has its record, and the chain runs unbroken through the outage.
     const { audit } = stateStores(() => keywayState(workerEnv.STATE));

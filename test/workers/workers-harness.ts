@@ -1,17 +1,36 @@
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { silentLogger } from '../../src/log.ts';
-import { keywayState } from '../../src/workers/keyway-state.ts';
+import { keywayState, type KeywayState } from '../../src/workers/keyway-state.ts';
 import { REPLAY_SHARDS, replayShard } from '../../src/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const workerEnv = env as unknown as WorkerEnv;
 
-/** The Worker broker inside workerd, with the real KeywayState Durable Object binding. */
+/**
+ * The real KeywayState namespace, with a suffix of its own on every name: a broker given it keeps its
+ * audit log, keys, live policy set and deliveries in a state Durable Object no other broker of the
+ * test file reaches, as a Node broker in a fresh data directory does.
+ */
+export function ownStateNamespace(shared: DurableObjectNamespace<KeywayState> = workerEnv.STATE): DurableObjectNamespace<KeywayState> {
+  const suffix = crypto.randomUUID();
+  const idFromName = (name: string) => shared.idFromName(`${name}/${suffix}`);
+  return {
+    newUniqueId: (options) => shared.newUniqueId(options),
+    idFromName,
+    idFromString: (id) => shared.idFromString(id),
+    get: (id, options) => shared.get(id, options),
+    getByName: (name, options) => shared.get(idFromName(name), options),
+    jurisdiction: (jurisdiction) => ownStateNamespace(shared.jurisdiction(jurisdiction)),
+  };
+}
+
+/** The Worker broker inside workerd, with the real KeywayState Durable Object binding (one of its own with `ownState`). */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
-  const brokerEnv = { ...workerEnv, ...options.settings };
+  const states = options.ownState === true ? ownStateNamespace() : workerEnv.STATE;
+  const brokerEnv = { ...workerEnv, ...options.settings, STATE: states };
   const broker = await createWorkerBroker(brokerEnv, files, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),
@@ -20,9 +39,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
   return {
     issuer: workerEnv.KEYWAY_ISSUER,
     request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), brokerEnv, createExecutionContext()),
-    auditEvent: (id) => keywayState(workerEnv.STATE).get(id),
+    auditEvent: (id) => keywayState(states).get(id),
     auditUpkeep: async () => {
-      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
+      await runDurableObjectAlarm(keywayState(states));
     },
     setReplayGuardDown: async (down) => {
       const statement = down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims';
@@ -32,9 +51,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
       }
     },
     revokeDueGitHubTokens: async () => {
-      await runDurableObjectAlarm(keywayState(workerEnv.STATE));
+      await runDurableObjectAlarm(keywayState(states));
     },
-    tamper: (sql, params) => runInDurableObject(keywayState(workerEnv.STATE), (_instance, state) => void state.storage.sql.exec(sql, ...params)),
+    tamper: (sql, params) => runInDurableObject(keywayState(states), (_instance, state) => void state.storage.sql.exec(sql, ...params)),
     close: async () => {},
   };
 };
