@@ -2,7 +2,7 @@
 import './node/register-jsx.ts';
 
 const { nodeConfigFromEnv } = await import('./node/config.ts');
-const { ConfigError } = await import('./settings.ts');
+const { ConfigError } = await import('./core/settings/read-settings.ts');
 const { startNodeBroker } = await import('./node/start-node-broker.ts');
 const { PolicyLoadError } = await import('./policy/load-policies.ts');
 

@@ -6,28 +6,7 @@ import { readKeySettings, type KeySettings } from './tokens/key-life-cycle.ts';
 import { readLimitSettings, type LimitSettings } from './limits/limit-settings.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from './policy-repository/repository-policy-settings.ts';
-
-/** Settings come from environment variables (Node) or Worker vars; both read them through these. */
-export type SettingsSource = Readonly<Record<string, unknown>>;
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-export function readFlag(env: SettingsSource, name: string): boolean {
-  const value = env[name];
-  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
-  if (value === '1' || value === 'true') return true;
-  throw new ConfigError(`${name} must be 1 or 0, not ${JSON.stringify(value)}`);
-}
-
-export function readInteger(env: SettingsSource, name: string, fallback: number, min: number, max: number): number {
-  const value = env[name];
-  if (value === undefined || value === '') return fallback;
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}`);
-  return parsed;
-}
+import { ConfigError, readFlag, readInteger, type SettingsSource } from './core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
 export function checkBrokerIssuer(issuer: unknown): string {

@@ -1,6 +1,6 @@
 import { literalHostRefusal } from '../issuers/outbound-address.ts';
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
-import { ConfigError, readInteger, type SettingsSource } from '../settings.ts';
+import { ConfigError, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 import { ALERT_RULES, type AlertRule } from './alert.ts';
 
 export interface AlertSettings {

@@ -13,7 +13,7 @@ import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
 import { policyTest } from './policy-test.ts';
 import { PolicyLoadError } from '../policy/load-policies.ts';
-import { ConfigError } from '../settings.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 import { CliError, type Command } from './command.ts';
 
 const COMMANDS: Readonly<Record<string, Command>> = {

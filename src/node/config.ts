@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
-import { ConfigError, readBrokerSettings, readFlag, readInteger, type BrokerSettings, type SettingsSource } from '../settings.ts';
+import { readBrokerSettings, type BrokerSettings } from '../settings.ts';
+import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 import { readTrustedProxies, type TrustedProxies } from './client-address.ts';
 
 /** Settings of the Node broker, each from an environment variable documented in the README. */

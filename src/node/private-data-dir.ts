@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../settings.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 
 /** Owner only, whatever the umask: the data dir holds the master key, the signing keys and the audit log. */
 const DIRECTORY_MODE = 0o700;

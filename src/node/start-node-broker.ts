@@ -24,7 +24,7 @@ import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../storage/sqlite-key-store.ts';
-import { ConfigError } from '../settings.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../tokens/key-life-cycle.ts';
 import type { KeyTransition } from '../tokens/key-store.ts';

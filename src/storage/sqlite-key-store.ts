@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import type { SecretBox } from '../secrets/secret-box.ts';
-import { ConfigError } from '../settings.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 import { generateSigningKey } from '../tokens/generate-signing-key.ts';
 import { planKeyRing, type KeyRingPlan } from '../tokens/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';

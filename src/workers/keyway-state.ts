@@ -9,7 +9,7 @@ import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
 import { readMasterKeys } from '../secrets/master-keys.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
-import { ConfigError } from '../settings.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
@@ -28,7 +28,7 @@ import { outboundHttp } from '../broker.ts';
 import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
 import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
 import { jsonLogger } from '../log.ts';
-import { readFlag } from '../settings.ts';
+import { readFlag } from '../core/settings/read-settings.ts';
 import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/log.ts';
 import { MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { runProcess, testConfig, writeTree } from './node-harness.ts';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;

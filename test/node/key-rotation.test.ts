@@ -11,7 +11,7 @@ import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/secrets/master-keys.ts';
 import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { StoredSigningKey } from '../../src/tokens/key-store.ts';

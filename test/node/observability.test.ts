@@ -3,7 +3,7 @@ import { jsonLogger } from '../../src/log.ts';
 import { readLimitSettings } from '../../src/limits/limit-settings.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../../src/node/config.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { parsePrometheusText } from '../support/prometheus-text.ts';
 import { ciClaims } from '../support/test-issuer.ts';

@@ -9,7 +9,7 @@ import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
 import { InstallationCache } from '../../src/github/installation-cache.ts';
 import { findRepositoryInstallation } from '../../src/github/installation.ts';
 import { createInstallationToken, revokeInstallationToken } from '../../src/github/installation-token.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 
 const INSTALLATION = {

@@ -4,7 +4,7 @@ import { addressRefusal, ForbiddenAddressError } from '../../src/issuers/outboun
 import { outboundFetch } from '../../src/issuers/outbound-fetch.ts';
 import { checkOutboundUrl, IssuerReferenceError } from '../../src/issuers/trusted-issuer.ts';
 import { loadPolicies, PolicyLoadError } from '../../src/policy/load-policies.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 
 const NEVER = [

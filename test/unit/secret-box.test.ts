@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateMasterKey, parseMasterKey, readMasterKeys } from '../../src/secrets/master-keys.ts';
 import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 
 const box = (current: string, ...previous: string[]) => SecretBox.fromMasterKeys({ current: parseMasterKey(current, 'k'), previous: previous.map((key) => parseMasterKey(key, 'k')) });
 
