@@ -18,14 +18,14 @@ const config = nodeConfigFromEnv(process.env);
 
 if (mode === 'on') {
   const { startNodeBroker } = await import('../src/node/start-node-broker.ts');
-  const broker = await startNodeBroker(config, { log: (await import('../src/log.ts')).silentLogger });
+  const broker = await startNodeBroker(config, { log: (await import('../src/core/log.ts')).silentLogger });
   process.once('SIGTERM', () => void broker.close().then(() => process.exit(0)));
   process.stdout.write(`${broker.url}\n`);
 } else if (mode === 'off') {
   const { serve } = await import('@hono/node-server');
   const { getConnInfo } = await import('@hono/node-server/conninfo');
   const { createBroker } = await import('../src/broker.ts');
-  const { silentLogger } = await import('../src/log.ts');
+  const { silentLogger } = await import('../src/core/log.ts');
   const { loadPolicies } = await import('../src/policy/load-policies.ts');
   const { readPolicyDirectory } = await import('../src/node/read-policy-directory.ts');
   const { openSqliteFile } = await import('../src/node/sqlite-file.ts');

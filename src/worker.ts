@@ -1,8 +1,8 @@
-import { jsonLogger } from './log.ts';
+import { jsonLogger } from './core/log.ts';
 import type { PolicyFile } from './policy/load-policies.ts';
 import bundledPolicies from '../build/policies.json';
 import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
-import { isLoopbackHost, isLoopbackHttpUrl } from './loopback-http-url.ts';
+import { isLoopbackHost, isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';
 
 export { KeywayState } from './workers/keyway-state.ts';
 export { ReplayGuardState } from './workers/replay-guard-state.ts';

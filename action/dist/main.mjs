@@ -1330,7 +1330,7 @@ var REQUEST_LIMITS = {
   scopeChars: 2048
 };
 
-// src/loopback-http-url.ts
+// src/core/outbound/loopback-http-url.ts
 var LOOPBACK_HOSTS = /* @__PURE__ */ new Set(["127.0.0.1", "localhost", "[::1]"]);
 function isLoopbackHttpUrl(url) {
   return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);

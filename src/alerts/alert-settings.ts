@@ -1,5 +1,5 @@
-import { literalHostRefusal } from '../issuers/outbound-address.ts';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { literalHostRefusal } from '../core/outbound/outbound-address.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 import { ALERT_RULES, type AlertRule } from './alert.ts';
 

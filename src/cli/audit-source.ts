@@ -8,7 +8,7 @@ import type { AuditRecord } from '../audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../audit/audit-query.ts';
 import type { Checkpoint } from '../audit/checkpoint.ts';
 import type { AuditLogSource } from '../audit/verify-chain.ts';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv } from '../node/config.ts';
 import { DATABASE_FILE, openSqliteFile } from '../node/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execWithToken } from './pipeline/exec-with-token.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';

@@ -4,7 +4,7 @@ import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts'
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import type { JwksCache } from '../issuers/jwks-cache.ts';
 import { verifySubjectToken } from '../issuers/verify-subject-token.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { claimSingleUse } from '../replay/claim-single-use.ts';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import type { BrokerMetrics } from '../metrics/broker-metrics.ts';
 import type { ExchangeResponse, RequestContext } from './exchange-token.ts';
 

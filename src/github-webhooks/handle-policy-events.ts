@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import type { PolicyLoadOptions } from '../policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../policy-repository/fetch-policy-files.ts';
 import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { SecretBoxError, type SecretBox } from '../secrets/secret-box.ts';
 import { GitHubClient, type GitHubHttp } from './github-client.ts';
 import { GitHubError } from './github-error.ts';

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { ownKeys } from '../audit-api/audit-routes.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
 import type { KeyLifeCycle } from '../tokens/key-life-cycle.ts';

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
 import { readBrokerSettings, type BrokerSettings } from '../settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';

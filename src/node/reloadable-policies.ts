@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { reloadProblems, type PolicyReloadStatus } from '../policy/policy-reload-status.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 

@@ -1,5 +1,5 @@
 import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../github/permissions.ts';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** What the operator lets repository-owned policies (`.github/keyway/NAME.yaml`) use. */

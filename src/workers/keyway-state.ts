@@ -27,7 +27,7 @@ import { durableObjectSql } from './durable-object-sql.ts';
 import { outboundHttp } from '../broker.ts';
 import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
 import { revokeDueTokens } from '../github/revoke-due-tokens.ts';
-import { jsonLogger } from '../log.ts';
+import { jsonLogger } from '../core/log.ts';
 import { readFlag } from '../core/settings/read-settings.ts';
 import { SqliteRevocationStore } from '../storage/sqlite-revocation-store.ts';
 import type { WorkerEnv } from './worker-broker.ts';

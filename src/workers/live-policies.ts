@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import { reloadProblems, type PolicyReloadStatus } from '../policy/policy-reload-status.ts';
 import type { PolicySet } from '../policy/policy-set.ts';

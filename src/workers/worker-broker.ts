@@ -3,7 +3,7 @@ import { createGitHubTokens } from '../github/create-github-tokens.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
 import { readMasterKeys } from '../secrets/master-keys.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
 import { readBrokerSettings } from '../settings.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';

@@ -8,7 +8,7 @@ import { base64url, compactVerify, createLocalJWKSet, type JSONWebKeySet } from 
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { StoredAlert } from '../../src/alerts/alert.ts';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { openSqliteFile, DATABASE_FILE } from '../../src/node/sqlite-file.ts';

@@ -12,7 +12,7 @@ import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { createBroker } from '../../src/broker.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';

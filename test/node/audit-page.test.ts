@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerClient } from '../suites/exchange-suite.ts';

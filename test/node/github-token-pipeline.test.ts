@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';

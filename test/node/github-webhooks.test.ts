@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker } from '../../src/node/start-node-broker.ts';
 import { readBrokerSettings } from '../../src/settings.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';

@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
-import type { Logger } from '../../src/log.ts';
+import type { Logger } from '../../src/core/log.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';

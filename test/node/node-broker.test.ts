@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { PolicyLoadError } from '../../src/policy/load-policies.ts';

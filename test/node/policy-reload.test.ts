@@ -1,7 +1,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { HEALTH_READ_SCOPE } from '../../src/app.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';

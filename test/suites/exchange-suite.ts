@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { OAuthErrorCode, Reason } from '../../src/exchange/reasons.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
-import type { Logger } from '../../src/log.ts';
+import type { Logger } from '../../src/core/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import untrustedTriggers from '../../examples/policies/guardrails/untrusted-triggers.yaml?raw';
 import { atIssuer } from '../support/readme-policies.ts';

@@ -1,6 +1,6 @@
 import { createExecutionContext, runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { keywayState } from '../../src/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';

@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController, runInDurableObject }
 import { exports } from 'cloudflare:workers';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { describe, expect, inject, it, vi } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { KEY_RING_REFRESH_SECONDS, keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
 import type { IssuedGrant } from '../../src/policy/decide.ts';
 import type { Policy } from '../../src/policy/policy.ts';

@@ -1,6 +1,6 @@
 import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import type { LogFields } from '../../src/log.ts';
+import type { LogFields } from '../../src/core/log.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { jsonLogger } from '../../src/log.ts';
+import { jsonLogger } from '../../src/core/log.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness } from './workers-harness.ts';

@@ -1,6 +1,6 @@
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { keywayState, type KeywayState } from '../../src/workers/keyway-state.ts';
 import { REPLAY_SHARDS, replayShard } from '../../src/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';

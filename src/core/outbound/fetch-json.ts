@@ -1,4 +1,4 @@
-import { checkOutboundUrl } from './trusted-issuer.ts';
+import { checkOutboundUrl } from '../../issuers/trusted-issuer.ts';
 
 export interface OutboundHttpOptions {
   readonly fetch: typeof fetch;
