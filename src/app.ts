@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
 import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
-import { ExchangeError } from './exchange/reasons.ts';
+import { ExchangeError } from './core/errors/reasons.ts';
 import { reportExchange } from './exchange/report-exchange.ts';
 import type { BrokerMetrics } from './metrics/broker-metrics.ts';
 import { policyExplainRoutes } from './explain/policy-explain-routes.ts';

@@ -15,7 +15,7 @@ import type { KeyRing } from '../tokens/key-ring.ts';
 import { mintAccessToken } from '../tokens/mint-access-token.ts';
 import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
-import { ExchangeError, REASONS, type Decision } from './reasons.ts';
+import { ExchangeError, REASONS, type Decision } from '../core/errors/reasons.ts';
 import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
 import { GitHubError } from '../github/github-error.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';

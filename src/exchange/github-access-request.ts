@@ -2,7 +2,7 @@ import { isPermissionLevel } from '../github/permissions.ts';
 import type { GitHubAccessRequest } from '../policy/decide.ts';
 import { GITHUB_OWNER_PATTERN } from '../policy/schema.ts';
 import type { TokenExchangeRequest } from './parse-token-exchange-request.ts';
-import { ExchangeError } from './reasons.ts';
+import { ExchangeError } from '../core/errors/reasons.ts';
 
 const REPOSITORY_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 

@@ -1,4 +1,4 @@
-import { ExchangeError } from './reasons.ts';
+import { ExchangeError } from '../core/errors/reasons.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE = {

@@ -7,7 +7,7 @@ import {
   type JWTVerifyGetKey,
   type ProtectedHeaderParameters,
 } from 'jose';
-import { ExchangeError } from '../exchange/reasons.ts';
+import { ExchangeError } from '../core/errors/reasons.ts';
 import { canonicalText, claimReader, isPresent } from '../policy/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
 import type { ClaimType } from './issuer-preset.ts';

@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../audit/audit-event.ts';
-import type { Reason } from '../exchange/reasons.ts';
+import type { Reason } from '../core/errors/reasons.ts';
 import { auditedClaims, auditedRequest } from '../policy/audited-decision-input.ts';
 import { decideForClaims } from '../policy/decide-for-claims.ts';
 import type { PolicySet } from '../policy/policy-set.ts';

@@ -1,4 +1,4 @@
-import { ExchangeError } from '../exchange/reasons.ts';
+import { ExchangeError } from '../core/errors/reasons.ts';
 import { GitHubError } from '../github/github-error.ts';
 import { levelCovers } from '../github/permissions.ts';
 import { checkPolicies } from '../policy/lint/lint-policies.ts';

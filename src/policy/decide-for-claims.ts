@@ -1,4 +1,4 @@
-import { ExchangeError, type Reason } from '../exchange/reasons.ts';
+import { ExchangeError, type Reason } from '../core/errors/reasons.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
 import { checkPresetClaims } from '../issuers/verify-subject-token.ts';
 import { decide, type AccessRequest, type DecideOptions, type PolicyDecision } from './decide.ts';

@@ -1,4 +1,4 @@
-import type { Reason } from '../exchange/reasons.ts';
+import type { Reason } from '../core/errors/reasons.ts';
 import { levelCovers } from '../github/permissions.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';

@@ -1,4 +1,4 @@
-import { ExchangeError } from '../exchange/reasons.ts';
+import { ExchangeError } from '../core/errors/reasons.ts';
 import type { VerifiedSubjectToken } from '../issuers/verify-subject-token.ts';
 import type { ReplayGuard } from './replay-guard.ts';
 import { replayKey } from './replay-key.ts';

@@ -3,7 +3,7 @@ import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../audit/audit
 import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../audit/audit-query.ts';
 import { chainHash, GENESIS_HASH, sha256Hex, storableEvent, type Sha256Hex } from '../audit/chain-hash.ts';
 import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
-import type { Decision } from '../exchange/reasons.ts';
+import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;

@@ -5,7 +5,7 @@ import { fromRecordJson } from '../../src/audit-api/record-json.ts';
 import type { Checkpoint } from '../../src/audit/checkpoint.ts';
 import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
 import { verifyCheckpoint } from '../../src/audit/verify-checkpoint.ts';
-import type { Reason } from '../../src/exchange/reasons.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
 import type { IssuedGrant } from '../../src/policy/decide.ts';
 import type { Policy } from '../../src/policy/policy.ts';
 import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';

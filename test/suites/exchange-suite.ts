@@ -1,7 +1,7 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import type { OAuthErrorCode, Reason } from '../../src/exchange/reasons.ts';
+import type { OAuthErrorCode, Reason } from '../../src/core/errors/reasons.ts';
 import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
 import type { Logger } from '../../src/core/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';

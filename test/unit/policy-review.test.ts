@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import type { Reason } from '../../src/exchange/reasons.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
 import { readGitHubWebhookSettings } from '../../src/github-webhooks/webhook-settings.ts';
 import { loadPolicies, type PolicyFile } from '../../src/policy/load-policies.ts';
 import { replayImpact } from '../../src/policy-repository/replay-impact.ts';
