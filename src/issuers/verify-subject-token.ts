@@ -8,7 +8,7 @@ import {
   type ProtectedHeaderParameters,
 } from 'jose';
 import { ExchangeError } from '../core/errors/reasons.ts';
-import { canonicalText, claimReader, isPresent } from '../policy/claim-value.ts';
+import { canonicalText, claimReader, isPresent } from '../core/claims/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
 import type { ClaimType } from './issuer-preset.ts';
 import type { TrustedIssuer } from './trusted-issuer.ts';

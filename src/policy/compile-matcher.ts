@@ -1,5 +1,5 @@
-import { foldCase, type CaseFold } from './case-fold.ts';
-import { claimTexts, isPresent } from './claim-value.ts';
+import { foldCase, type CaseFold } from '../core/claims/case-fold.ts';
+import { claimTexts, isPresent } from '../core/claims/claim-value.ts';
 import { compileGlob } from './glob.ts';
 import { compileSafeRegex } from './safe-regex.ts';
 import type { Matcher } from './schema.ts';

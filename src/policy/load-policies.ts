@@ -9,7 +9,7 @@ import {
 import { GITHUB_TOKEN_LIFETIME_SECONDS } from '../github/installation-token.ts';
 import { REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
 import { presetMaySend } from '../issuers/issuer-preset.ts';
-import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from './claim-value.ts';
+import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../core/claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';

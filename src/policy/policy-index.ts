@@ -1,5 +1,5 @@
-import { foldCase, type CaseFold } from './case-fold.ts';
-import { claimTexts, type ClaimReader } from './claim-value.ts';
+import { foldCase, type CaseFold } from '../core/claims/case-fold.ts';
+import { claimTexts, type ClaimReader } from '../core/claims/claim-value.ts';
 import type { Policy } from './policy.ts';
 
 interface Bucket {

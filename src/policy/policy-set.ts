@@ -1,6 +1,6 @@
 import type { IssuerDirectory } from '../issuers/verify-subject-token.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
-import { claimReader, type ClaimReader } from './claim-value.ts';
+import { claimReader, type ClaimReader } from '../core/claims/claim-value.ts';
 import type { Policy } from './policy.ts';
 import { PolicyIndex } from './policy-index.ts';
 

@@ -1,7 +1,7 @@
 import type { PermissionLevel } from '../github/permissions.ts';
 import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
-import type { CaseFold } from './case-fold.ts';
-import type { ClaimReader } from './claim-value.ts';
+import type { CaseFold } from '../core/claims/case-fold.ts';
+import type { ClaimReader } from '../core/claims/claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
 import type { Matcher } from './schema.ts';
 import type { Template } from './template.ts';

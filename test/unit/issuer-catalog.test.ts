@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PRESETS } from '../../src/issuers/presets.ts';
 import { resolveIssuer, type IssuerReference } from '../../src/issuers/trusted-issuer.ts';
-import { carriesGitRef } from '../../src/policy/case-fold.ts';
+import { carriesGitRef } from '../../src/core/claims/case-fold.ts';
 import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
 import type { PolicySet } from '../../src/policy/policy-set.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { claimReader } from '../../src/policy/claim-value.ts';
-import type { CaseFold } from '../../src/policy/case-fold.ts';
+import { claimReader } from '../../src/core/claims/claim-value.ts';
+import type { CaseFold } from '../../src/core/claims/case-fold.ts';
 import { compileMatcher } from '../../src/policy/compile-matcher.ts';
 import { compareMatchers, matcherIncludes, type Widening } from '../../src/policy/diff/matcher-inclusion.ts';
 import { compileGlob, globIncludes } from '../../src/policy/glob.ts';

@@ -1,6 +1,6 @@
 import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../issuers/issuer-preset.ts';
-import { carriesGitRef } from '../case-fold.ts';
-import { topLevelClaim } from '../claim-value.ts';
+import { carriesGitRef } from '../../core/claims/case-fold.ts';
+import { topLevelClaim } from '../../core/claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { ClaimCondition, Policy } from '../policy.ts';
