@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { resolveIssuer, IssuerReferenceError } from '../issuers/trusted-issuer.ts';
+import { resolveIssuer, IssuerReferenceError } from '../core/verify/trusted-issuer.ts';
 import { readPolicyDirectory } from '../node/read-policy-directory.ts';
 import { explainClaims, type Explanation, type ExplainedLine } from '../policy/explain.ts';
 import { loadPolicies, type PolicyLoadOptions } from '../policy/load-policies.ts';

@@ -14,7 +14,7 @@ import { loadNodeMasterKeys } from './master-key-file.ts';
 import { preparePrivateDataDir } from './private-data-dir.ts';
 import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../dev/dev-issuer.ts';
-import type { JwksCache, JwksCachePolicy } from '../issuers/jwks-cache.ts';
+import type { JwksCache, JwksCachePolicy } from '../core/verify/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
 import type { PolicySet } from '../policy/policy-set.ts';

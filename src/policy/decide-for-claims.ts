@@ -1,6 +1,6 @@
 import { ExchangeError, type Reason } from '../core/errors/reasons.ts';
-import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
-import { checkPresetClaims } from '../issuers/verify-subject-token.ts';
+import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
+import { checkPresetClaims } from '../core/verify/verify-subject-token.ts';
 import { decide, type AccessRequest, type DecideOptions, type PolicyDecision } from './decide.ts';
 import type { PolicySet } from './policy-set.ts';
 

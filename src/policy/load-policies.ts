@@ -5,10 +5,10 @@ import {
   type IssuerReference,
   type IssuerResolutionOptions,
   type TrustedIssuer,
-} from '../issuers/trusted-issuer.ts';
+} from '../core/verify/trusted-issuer.ts';
 import { GITHUB_TOKEN_LIFETIME_SECONDS } from '../github/installation-token.ts';
 import { REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
-import { presetMaySend } from '../issuers/issuer-preset.ts';
+import { presetMaySend } from '../core/verify/issuer-preset.ts';
 import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../core/claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies } from './lint/lint-policies.ts';

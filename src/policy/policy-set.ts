@@ -1,5 +1,5 @@
-import type { IssuerDirectory } from '../issuers/verify-subject-token.ts';
-import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
+import type { IssuerDirectory } from '../core/verify/verify-subject-token.ts';
+import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
 import { claimReader, type ClaimReader } from '../core/claims/claim-value.ts';
 import type { Policy } from './policy.ts';
 import { PolicyIndex } from './policy-index.ts';

@@ -1,5 +1,5 @@
 import type { PermissionLevel } from '../github/permissions.ts';
-import type { TrustedIssuer } from '../issuers/trusted-issuer.ts';
+import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
 import type { CaseFold } from '../core/claims/case-fold.ts';
 import type { ClaimReader } from '../core/claims/claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';

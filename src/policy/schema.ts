@@ -1,6 +1,6 @@
 import * as v from 'valibot';
-import { ASYMMETRIC_ALGORITHMS } from '../issuers/issuer-preset.ts';
-import { PRESETS } from '../issuers/presets.ts';
+import { ASYMMETRIC_ALGORITHMS } from '../core/verify/issuer-preset.ts';
+import { PRESETS } from '../core/verify/presets.ts';
 import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 

@@ -14,7 +14,7 @@ import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from '
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../broker.ts';
-import type { JwksCachePolicy } from '../issuers/jwks-cache.ts';
+import type { JwksCachePolicy } from '../core/verify/jwks-cache.ts';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';

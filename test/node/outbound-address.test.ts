@@ -5,7 +5,7 @@ import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_BOUNDS } from '../../src/audit/bound-audit-event.ts';
 import { outboundHttp } from '../../src/broker.ts';
-import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/issuers/jwks-cache.ts';
+import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/core/verify/jwks-cache.ts';
 import { ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';
 import { publicAddressFetch } from '../../src/node/public-address-fetch.ts';
 import { exchangeForm, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';

@@ -2,7 +2,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import type { OAuthErrorCode, Reason } from '../../src/core/errors/reasons.ts';
-import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
+import type { JwksCachePolicy } from '../../src/core/verify/jwks-cache.ts';
 import type { Logger } from '../../src/core/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import untrustedTriggers from '../../examples/policies/guardrails/untrusted-triggers.yaml?raw';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { VerifiedSubjectToken } from '../../src/issuers/verify-subject-token.ts';
+import type { VerifiedSubjectToken } from '../../src/core/verify/verify-subject-token.ts';
 import { decide, type AccessRequest } from '../../src/policy/decide.ts';
 import { loadPolicies } from '../../src/policy/load-policies.ts';
 import type { PolicySet } from '../../src/policy/policy-set.ts';

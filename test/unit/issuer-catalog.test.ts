@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PRESETS } from '../../src/issuers/presets.ts';
-import { resolveIssuer, type IssuerReference } from '../../src/issuers/trusted-issuer.ts';
+import { PRESETS } from '../../src/core/verify/presets.ts';
+import { resolveIssuer, type IssuerReference } from '../../src/core/verify/trusted-issuer.ts';
 import { carriesGitRef } from '../../src/core/claims/case-fold.ts';
 import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
 import type { PolicySet } from '../../src/policy/policy-set.ts';

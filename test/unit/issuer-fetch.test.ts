@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
 import { OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../../src/broker.ts';
-import { IssuerUnavailableError, JwksCache } from '../../src/issuers/jwks-cache.ts';
+import { IssuerUnavailableError, JwksCache } from '../../src/core/verify/jwks-cache.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 
 /** The bounds the broker puts on discovery and JWKS fetches (src/broker.ts), over loopback http. */

@@ -1,4 +1,4 @@
-import { checkOutboundUrl } from '../../issuers/trusted-issuer.ts';
+import { checkOutboundUrl } from '../verify/trusted-issuer.ts';
 
 export interface OutboundHttpOptions {
   readonly fetch: typeof fetch;

@@ -1,4 +1,4 @@
-import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../issuers/issuer-preset.ts';
+import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../core/verify/issuer-preset.ts';
 import { carriesGitRef } from '../../core/claims/case-fold.ts';
 import { topLevelClaim } from '../../core/claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';

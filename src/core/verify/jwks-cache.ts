@@ -1,7 +1,7 @@
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
+import { AUDIT_BOUNDS, boundText } from '../../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
-import { FetchError, fetchJson, type OutboundHttpOptions } from '../core/outbound/fetch-json.ts';
+import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
 
 export interface JwksCachePolicy {
   /** Floor and ceiling applied to the issuer's Cache-Control max-age. */

@@ -7,8 +7,8 @@ import {
   type JWTVerifyGetKey,
   type ProtectedHeaderParameters,
 } from 'jose';
-import { ExchangeError } from '../core/errors/reasons.ts';
-import { canonicalText, claimReader, isPresent } from '../core/claims/claim-value.ts';
+import { ExchangeError } from '../errors/reasons.ts';
+import { canonicalText, claimReader, isPresent } from '../claims/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
 import type { ClaimType } from './issuer-preset.ts';
 import type { TrustedIssuer } from './trusted-issuer.ts';

@@ -1,5 +1,5 @@
-import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { literalHostRefusal } from '../core/outbound/outbound-address.ts';
+import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
+import { literalHostRefusal } from '../outbound/outbound-address.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
 
 /** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */

@@ -1,4 +1,4 @@
-import { FetchError, fetchJson, type OutboundHttpOptions } from '../core/outbound/fetch-json.ts';
+import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
 import { checkOutboundUrl } from './trusted-issuer.ts';
 
 /**

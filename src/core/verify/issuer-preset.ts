@@ -1,4 +1,4 @@
-import type { CaseFold } from '../core/claims/case-fold.ts';
+import type { CaseFold } from '../claims/case-fold.ts';
 
 /**
  * What keyway knows about a kind of CI token issuer. Facts and sources are in the README's
