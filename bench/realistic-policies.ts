@@ -1,6 +1,6 @@
 // The policy sets the benchmarks measure with: one deploy policy per repository (ids, ref,
 // environment, events, a workflow glob), plus two guardrails, as a real organisation writes them.
-import type { PolicyFile } from '../src/policy/load-policies.ts';
+import type { PolicyFile } from '../src/core/policy/load-policies.ts';
 
 /** `size` policy files, all trusting `issuer` (a policy's `issuer:` value, written as YAML). */
 export function realisticPolicyFiles(size: number, issuer: string): PolicyFile[] {

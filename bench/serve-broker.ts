@@ -26,7 +26,7 @@ if (mode === 'on') {
   const { getConnInfo } = await import('@hono/node-server/conninfo');
   const { createBroker } = await import('../src/broker.ts');
   const { silentLogger } = await import('../src/core/log.ts');
-  const { loadPolicies } = await import('../src/policy/load-policies.ts');
+  const { loadPolicies } = await import('../src/core/policy/load-policies.ts');
   const { readPolicyDirectory } = await import('../src/node/read-policy-directory.ts');
   const { openSqliteFile } = await import('../src/node/sqlite-file.ts');
   const { migrate } = await import('../src/storage/migrate.ts');

@@ -14,7 +14,7 @@ import { JWKS_MAX_AGE_SECONDS } from './tokens/key-life-cycle.ts';
 import { keyRoutes, type KeyApiDeps } from './keys-api/key-routes.ts';
 import { keywayAuth } from './middleware/keyway-auth/index.ts';
 import { ownKeys } from './audit-api/audit-routes.ts';
-import type { HealthReport } from './policy/policy-health.ts';
+import type { HealthReport } from './core/policy/policy-health.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;

@@ -1,12 +1,12 @@
 import type { Context } from 'hono';
 import { createApp, type AppEnv } from './app.ts';
-import { policyHealth, type HealthReport } from './policy/policy-health.ts';
+import { policyHealth, type HealthReport } from './core/policy/policy-health.ts';
 import type { AuditStore } from './audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './core/verify/jwks-cache.ts';
 import type { OutboundHttpOptions } from './core/outbound/fetch-json.ts';
 import { outboundFetch } from './core/outbound/outbound-fetch.ts';
 import type { Logger } from './core/log.ts';
-import type { PolicySet } from './policy/policy-set.ts';
+import type { PolicySet } from './core/policy/policy-set.ts';
 import type { ReplayGuard } from './replay/replay-guard.ts';
 import type { BrokerSettings } from './settings.ts';
 import type { KeyRing } from './tokens/key-ring.ts';

@@ -4,7 +4,7 @@ import './node/register-jsx.ts';
 const { nodeConfigFromEnv } = await import('./node/config.ts');
 const { ConfigError } = await import('./core/settings/read-settings.ts');
 const { startNodeBroker } = await import('./node/start-node-broker.ts');
-const { PolicyLoadError } = await import('./policy/load-policies.ts');
+const { PolicyLoadError } = await import('./core/policy/load-policies.ts');
 
 /** `npm start`: the Node broker, configured from the environment. */
 try {

@@ -1,5 +1,5 @@
 import { jsonLogger } from './core/log.ts';
-import type { PolicyFile } from './policy/load-policies.ts';
+import type { PolicyFile } from './core/policy/load-policies.ts';
 import bundledPolicies from '../build/policies.json';
 import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
 import { isLoopbackHost, isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';

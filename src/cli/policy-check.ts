@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { readPolicyDirectory } from '../node/read-policy-directory.ts';
-import { compilePolicyFiles } from '../policy/load-policies.ts';
-import { checkPolicies } from '../policy/lint/lint-policies.ts';
+import { compilePolicyFiles } from '../core/policy/load-policies.ts';
+import { checkPolicies } from '../core/policy/lint/lint-policies.ts';
 import type { Command } from './command.ts';
 import { findingFormat, formatFindings, summarizeFindings } from './format-findings.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';

@@ -5,8 +5,8 @@ import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-e
 import type { JwksCache } from '../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../core/verify/verify-subject-token.ts';
 import type { Logger } from '../core/log.ts';
-import { decide } from '../policy/decide.ts';
-import type { PolicySet } from '../policy/policy-set.ts';
+import { decide } from '../core/policy/decide.ts';
+import type { PolicySet } from '../core/policy/policy-set.ts';
 import { claimSingleUse } from '../replay/claim-single-use.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
@@ -20,7 +20,7 @@ import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-reque
 import { GitHubError } from '../github/github-error.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
 import { DEFAULT_GITHUB_API_URL } from '../github/github-settings.ts';
-import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import type { GitHubAccessRequest, IssuedGrant } from '../core/policy/decide.ts';
 import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../policy-repository/repository-policies.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */

@@ -1,6 +1,6 @@
-import { isPermissionLevel } from '../github/permissions.ts';
-import type { GitHubAccessRequest } from '../policy/decide.ts';
-import { GITHUB_OWNER_PATTERN } from '../policy/schema.ts';
+import { isPermissionLevel } from '../core/policy/github-permissions.ts';
+import type { GitHubAccessRequest } from '../core/policy/decide.ts';
+import { GITHUB_OWNER_PATTERN } from '../core/policy/schema.ts';
 import type { TokenExchangeRequest } from './parse-token-exchange-request.ts';
 import { ExchangeError } from '../core/errors/reasons.ts';
 

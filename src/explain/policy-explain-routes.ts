@@ -5,10 +5,10 @@ import * as v from 'valibot';
 import type { AuditEvent } from '../audit/audit-event.ts';
 import type { ExchangeDeps } from '../exchange/exchange-token.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
-import type { AccessRequest } from '../policy/decide.ts';
-import { Claims } from '../policy/testing/policy-test-schema.ts';
-import { explainClaims } from '../policy/explain.ts';
-import { auditedClaims, auditedRequest } from '../policy/audited-decision-input.ts';
+import type { AccessRequest } from '../core/policy/decide.ts';
+import { Claims } from '../core/policy/testing/policy-test-schema.ts';
+import { explainClaims } from '../core/policy/explain.ts';
+import { auditedClaims, auditedRequest } from '../core/policy/audited-decision-input.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';

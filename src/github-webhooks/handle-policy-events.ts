@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
 import type { Logger } from '../core/log.ts';
-import type { PolicyLoadOptions } from '../policy/load-policies.ts';
+import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../policy-repository/fetch-policy-files.ts';
 import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess, type RepositoryName } from '../policy-repository/repository-access.ts';

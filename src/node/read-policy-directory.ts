@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { isPolicyFile, isPolicyTestFile, type PolicyFile } from '../policy/load-policies.ts';
+import { isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 
 /** Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. */
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {

@@ -1,4 +1,4 @@
-import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../github/permissions.ts';
+import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../core/policy/github-permissions.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
 

@@ -1,11 +1,11 @@
 import type { AuditEvent } from '../audit/audit-event.ts';
 import type { CheckRunAnnotation } from '../github/check-run.ts';
-import { diffPolicies } from '../policy/diff/diff-policies.ts';
-import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../policy/diff/render-diff-markdown.ts';
-import { checkPolicies, type LintFinding } from '../policy/lint/lint-policies.ts';
-import { INVALID_POLICY } from '../policy/lint/lint-rules.ts';
-import { compilePolicyFiles, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../policy/load-policies.ts';
-import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
+import { diffPolicies } from '../core/policy/diff/diff-policies.ts';
+import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../core/policy/diff/render-diff-markdown.ts';
+import { checkPolicies, type LintFinding } from '../core/policy/lint/lint-policies.ts';
+import { INVALID_POLICY } from '../core/policy/lint/lint-rules.ts';
+import { compilePolicyFiles, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
 import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
 
 /** What the review publishes: a completed check run's conclusion and output. */

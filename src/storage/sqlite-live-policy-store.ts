@@ -1,5 +1,5 @@
-import type { PolicyFile } from '../policy/load-policies.ts';
-import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
+import type { PolicyFile } from '../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /** A policy set that loaded and was made live, as stored. */

@@ -1,7 +1,7 @@
 import type { Logger } from '../core/log.ts';
-import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../policy/load-policies.ts';
-import { reloadProblems, type PolicyReloadStatus } from '../policy/policy-reload-status.ts';
-import type { PolicySet } from '../policy/policy-set.ts';
+import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../core/policy/load-policies.ts';
+import { reloadProblems, type PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
+import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import type { KeywayState } from './keyway-state.ts';
 

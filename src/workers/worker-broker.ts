@@ -4,7 +4,7 @@ import type { GitHubTokens } from '../github/github-tokens.ts';
 import { readMasterKeys } from '../secrets/master-keys.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
 import type { Logger } from '../core/log.ts';
-import { loadPolicies, type PolicyFile } from '../policy/load-policies.ts';
+import { loadPolicies, type PolicyFile } from '../core/policy/load-policies.ts';
 import { readBrokerSettings } from '../settings.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
@@ -18,7 +18,7 @@ import type { JwksCachePolicy } from '../core/verify/jwks-cache.ts';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
-import { policyHealth } from '../policy/policy-health.ts';
+import { policyHealth } from '../core/policy/policy-health.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {

@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { PolicySet } from '../../src/policy/policy-set.ts';
+import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';

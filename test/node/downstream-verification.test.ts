@@ -6,8 +6,8 @@ import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../s
 import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import type { IssuedGrant } from '../../src/policy/decide.ts';
-import type { Policy } from '../../src/policy/policy.ts';
+import type { IssuedGrant } from '../../src/core/policy/decide.ts';
+import type { Policy } from '../../src/core/policy/policy.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { loadNodeMasterKeys } from '../../src/node/master-key-file.ts';
 import { SecretBox } from '../../src/secrets/secret-box.ts';

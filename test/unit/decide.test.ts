@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { VerifiedSubjectToken } from '../../src/core/verify/verify-subject-token.ts';
-import { decide, type AccessRequest } from '../../src/policy/decide.ts';
-import { loadPolicies } from '../../src/policy/load-policies.ts';
-import type { PolicySet } from '../../src/policy/policy-set.ts';
+import { decide, type AccessRequest } from '../../src/core/policy/decide.ts';
+import { loadPolicies } from '../../src/core/policy/load-policies.ts';
+import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const BROKER = 'https://keyway.test';

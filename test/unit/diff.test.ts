@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { diffPolicies } from '../../src/policy/diff/diff-policies.ts';
-import { compilePolicyFiles, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+import { diffPolicies } from '../../src/core/policy/diff/diff-policies.ts';
+import { compilePolicyFiles, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 7200, allowHttpLoopback: false };
 

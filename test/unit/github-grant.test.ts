@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { githubWebOrigin, parseGitHubAccessRequest } from '../../src/exchange/github-access-request.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from '../../src/exchange/parse-token-exchange-request.ts';
-import { decide } from '../../src/policy/decide.ts';
-import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { lintPolicies } from '../../src/policy/lint/lint-policies.ts';
+import { decide } from '../../src/core/policy/decide.ts';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { lintPolicies } from '../../src/core/policy/lint/lint-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { PRESETS } from '../../src/core/verify/presets.ts';
 import { resolveIssuer, type IssuerReference } from '../../src/core/verify/trusted-issuer.ts';
 import { carriesGitRef } from '../../src/core/claims/case-fold.ts';
-import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import type { PolicySet } from '../../src/policy/policy-set.ts';
+import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 const ORG = '8d5a3a2c-3c16-4a3e-9d55-4c4d2f3e9b11';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { checkPolicies, isReadOnlyScope, lintPolicies, type LintFinding } from '../../src/policy/lint/lint-policies.ts';
-import { LINT_RULE_IDS, LINT_RULES } from '../../src/policy/lint/lint-rules.ts';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { checkPolicies, isReadOnlyScope, lintPolicies, type LintFinding } from '../../src/core/policy/lint/lint-policies.ts';
+import { LINT_RULE_IDS, LINT_RULES } from '../../src/core/policy/lint/lint-rules.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 

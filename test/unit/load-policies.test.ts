@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 

@@ -3,7 +3,7 @@ import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { addressRefusal, ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';
 import { outboundFetch } from '../../src/core/outbound/outbound-fetch.ts';
 import { checkOutboundUrl, IssuerReferenceError } from '../../src/core/verify/trusted-issuer.ts';
-import { loadPolicies, PolicyLoadError } from '../../src/policy/load-policies.ts';
+import { loadPolicies, PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 

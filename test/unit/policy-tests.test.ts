@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { runPolicyTests } from '../../src/policy/testing/run-policy-tests.ts';
+import { loadPolicies, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { runPolicyTests } from '../../src/core/policy/testing/run-policy-tests.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 const set = loadPolicies(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies } from '../../src/policy/load-policies.ts';
+import { loadPolicies } from '../../src/core/policy/load-policies.ts';
 import { README_POLICIES } from '../support/readme-policies.ts';
 
 describe('the README’s example policies', () => {

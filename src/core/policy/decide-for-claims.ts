@@ -1,6 +1,6 @@
-import { ExchangeError, type Reason } from '../core/errors/reasons.ts';
-import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
-import { checkPresetClaims } from '../core/verify/verify-subject-token.ts';
+import { ExchangeError, type Reason } from '../errors/reasons.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import { checkPresetClaims } from '../verify/verify-subject-token.ts';
 import { decide, type AccessRequest, type DecideOptions, type PolicyDecision } from './decide.ts';
 import type { PolicySet } from './policy-set.ts';
 

@@ -1,5 +1,5 @@
-import { foldCase, type CaseFold } from '../core/claims/case-fold.ts';
-import { claimTexts, type ClaimReader } from '../core/claims/claim-value.ts';
+import { foldCase, type CaseFold } from '../claims/case-fold.ts';
+import { claimTexts, type ClaimReader } from '../claims/claim-value.ts';
 import type { Policy } from './policy.ts';
 
 interface Bucket {

@@ -1,4 +1,4 @@
-import { asciiLowerCase, foldedLength, type CaseFold } from '../core/claims/case-fold.ts';
+import { asciiLowerCase, foldedLength, type CaseFold } from '../claims/case-fold.ts';
 
 /**
  * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,

@@ -1,7 +1,7 @@
-import type { PermissionLevel } from '../github/permissions.ts';
-import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
-import type { CaseFold } from '../core/claims/case-fold.ts';
-import type { ClaimReader } from '../core/claims/claim-value.ts';
+import type { PermissionLevel } from './github-permissions.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import type { CaseFold } from '../claims/case-fold.ts';
+import type { ClaimReader } from '../claims/claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
 import type { Matcher } from './schema.ts';
 import type { Template } from './template.ts';

@@ -1,5 +1,5 @@
 import safeRegex from 'safe-regex2';
-import { foldCase, type CaseFold } from '../core/claims/case-fold.ts';
+import { foldCase, type CaseFold } from '../claims/case-fold.ts';
 import { readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
 
 /** Values longer than this never match a regex: bounds the cost of any pattern that slips through. */

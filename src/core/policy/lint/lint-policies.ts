@@ -1,6 +1,6 @@
-import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../core/verify/issuer-preset.ts';
-import { carriesGitRef } from '../../core/claims/case-fold.ts';
-import { topLevelClaim } from '../../core/claims/claim-value.ts';
+import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../verify/issuer-preset.ts';
+import { carriesGitRef } from '../../claims/case-fold.ts';
+import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { ClaimCondition, Policy } from '../policy.ts';

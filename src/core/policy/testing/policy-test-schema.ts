@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { REASONS } from '../../core/errors/reasons.ts';
+import { REASONS } from '../../errors/reasons.ts';
 import { DURATION_PATTERN, IssuerSchema, mapOf } from '../schema.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { canonicalText, claimReader, type ClaimReader } from '../core/claims/claim-value.ts';
+import { canonicalText, claimReader, type ClaimReader } from '../claims/claim-value.ts';
 
 /**
  * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where

@@ -1,5 +1,5 @@
-import { foldCase, type CaseFold } from '../core/claims/case-fold.ts';
-import { claimTexts, isPresent } from '../core/claims/claim-value.ts';
+import { foldCase, type CaseFold } from '../claims/case-fold.ts';
+import { claimTexts, isPresent } from '../claims/claim-value.ts';
 import { compileGlob } from './glob.ts';
 import { compileSafeRegex } from './safe-regex.ts';
 import type { Matcher } from './schema.ts';

@@ -1,4 +1,4 @@
-import type { Reason } from '../core/errors/reasons.ts';
+import type { Reason } from '../errors/reasons.ts';
 import type { AccessRequest, GrantOutcome, PolicyEvaluation } from './decide.ts';
 import { decideForClaims } from './decide-for-claims.ts';
 import type { PolicySet } from './policy-set.ts';

@@ -1,4 +1,4 @@
-import { IssuerReferenceError, resolveIssuer } from '../../core/verify/trusted-issuer.ts';
+import { IssuerReferenceError, resolveIssuer } from '../../verify/trusted-issuer.ts';
 import type { AccessRequest } from '../decide.ts';
 import { decideForClaims } from '../decide-for-claims.ts';
 import { parseDuration, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../load-policies.ts';

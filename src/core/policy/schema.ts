@@ -1,7 +1,7 @@
 import * as v from 'valibot';
-import { ASYMMETRIC_ALGORITHMS } from '../core/verify/issuer-preset.ts';
-import { PRESETS } from '../core/verify/presets.ts';
-import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
+import { ASYMMETRIC_ALGORITHMS } from '../verify/issuer-preset.ts';
+import { PRESETS } from '../verify/presets.ts';
+import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { CaseFold } from '../../core/claims/case-fold.ts';
+import type { CaseFold } from '../../claims/case-fold.ts';
 import { compileMatcher } from '../compile-matcher.ts';
 import { globIncludes } from '../glob.ts';
 import type { Matcher } from '../schema.ts';

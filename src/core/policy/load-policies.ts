@@ -5,11 +5,11 @@ import {
   type IssuerReference,
   type IssuerResolutionOptions,
   type TrustedIssuer,
-} from '../core/verify/trusted-issuer.ts';
-import { GITHUB_TOKEN_LIFETIME_SECONDS } from '../github/installation-token.ts';
-import { REPOSITORY_PERMISSIONS } from '../github/permissions.ts';
-import { presetMaySend } from '../core/verify/issuer-preset.ts';
-import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../core/claims/claim-value.ts';
+} from '../verify/trusted-issuer.ts';
+import { GITHUB_TOKEN_LIFETIME_SECONDS } from '../../github/installation-token.ts';
+import { REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { presetMaySend } from '../verify/issuer-preset.ts';
+import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';

@@ -1,6 +1,6 @@
-import type { IssuerDirectory } from '../core/verify/verify-subject-token.ts';
-import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
-import { claimReader, type ClaimReader } from '../core/claims/claim-value.ts';
+import type { IssuerDirectory } from '../verify/verify-subject-token.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import { claimReader, type ClaimReader } from '../claims/claim-value.ts';
 import type { Policy } from './policy.ts';
 import { PolicyIndex } from './policy-index.ts';
 

@@ -1,6 +1,6 @@
-import type { Reason } from '../core/errors/reasons.ts';
-import { levelCovers } from '../github/permissions.ts';
-import type { TrustedIssuer } from '../core/verify/trusted-issuer.ts';
+import type { Reason } from '../errors/reasons.ts';
+import { levelCovers } from './github-permissions.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
 import type { TemplateRefusal } from './template.ts';
