@@ -33,8 +33,8 @@ if (mode === 'on') {
   const { SqliteAuditStore } = await import('../src/storage/sqlite-audit-store.ts');
   const { SqliteAlertStore } = await import('../src/storage/sqlite-alert-store.ts');
   const { SqliteReplayGuard } = await import('../src/storage/sqlite-replay-guard.ts');
-  const { generateSigningKey } = await import('../src/tokens/generate-signing-key.ts');
-  const { KeyRing } = await import('../src/tokens/key-ring.ts');
+  const { generateSigningKey } = await import('../src/core/mint/generate-signing-key.ts');
+  const { KeyRing } = await import('../src/core/mint/key-ring.ts');
 
   /** Keeps nothing: the baseline the durable log is measured against. */
   class DiscardAuditStore extends SqliteAuditStore {

@@ -10,7 +10,7 @@ import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
 import type { AuditEvent, ChainLink } from './audit/audit-event.ts';
 import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
-import { JWKS_MAX_AGE_SECONDS } from './tokens/key-life-cycle.ts';
+import { JWKS_MAX_AGE_SECONDS } from './core/mint/key-life-cycle.ts';
 import { keyRoutes, type KeyApiDeps } from './keys-api/key-routes.ts';
 import { keywayAuth } from './middleware/keyway-auth/index.ts';
 import { ownKeys } from './audit-api/audit-routes.ts';
@@ -66,7 +66,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
   app.get('/.well-known/openid-configuration', (c) => c.json(metadata));
   app.get('/.well-known/jwks.json', (c) => {
-    // The key life cycle publishes a next key at least this long before it signs (src/tokens/key-life-cycle.ts).
+    // The key life cycle publishes a next key at least this long before it signs (src/core/mint/key-life-cycle.ts).
     c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
     return c.json(deps.exchange.keys().jwks);
   });

@@ -2,7 +2,7 @@ import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.t
 import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
 import { readGitHubAppSettings, type GitHubAppSettings } from './github/github-settings.ts';
 import { isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';
-import { readKeySettings, type KeySettings } from './tokens/key-life-cycle.ts';
+import { readKeySettings, type KeySettings } from './core/mint/key-life-cycle.ts';
 import { readLimitSettings, type LimitSettings } from './limits/limit-settings.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from './policy-repository/repository-policy-settings.ts';

@@ -1336,7 +1336,7 @@ function isLoopbackHttpUrl(url) {
   return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
 }
 
-// src/tokens/sha256-hex.ts
+// src/core/mint/sha256-hex.ts
 async function sha256Hex(text2) {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text2));
   return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");

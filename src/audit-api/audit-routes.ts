@@ -5,7 +5,7 @@ import { allRecords } from '../audit/all-records.ts';
 import type { AuditStore } from '../audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth/index.ts';
-import type { KeyRing } from '../tokens/key-ring.ts';
+import type { KeyRing } from '../core/mint/key-ring.ts';
 import { CSV_HEADER, csvRow } from './csv.ts';
 import { toRecordJson } from './record-json.ts';
 

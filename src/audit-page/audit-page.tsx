@@ -4,7 +4,7 @@ import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
 import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../audit/audit-query.ts';
 import { AUDIT_READ_SCOPE, ownKeys, type AuditApiDeps } from '../audit-api/audit-routes.ts';
-import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../tokens/verify-access-token.ts';
+import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../core/mint/verify-access-token.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
 import { EventDetail } from './event-detail.tsx';

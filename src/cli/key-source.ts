@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../keys-api/key-json.ts';
+import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../core/mint/key-json.ts';
 import { silentLogger } from '../core/log.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../node/config.ts';
@@ -10,7 +10,7 @@ import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../node/sqlite-f
 import { SecretBox } from '../secrets/secret-box.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
-import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
+import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import { CliError } from './command.ts';
 
 /** Where `keyway keys …` works: a Node broker's data directory, or a broker's /v1/keys API. Same answers. */

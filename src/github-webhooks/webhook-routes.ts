@@ -2,7 +2,7 @@ import { Webhooks, type EmitterWebhookEvent } from '@octokit/webhooks';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../core/log.ts';
-import { sha256Hex } from '../tokens/sha256-hex.ts';
+import { sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from './delivery-log.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from './handle-policy-events.ts';
 

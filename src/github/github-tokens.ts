@@ -1,5 +1,5 @@
 import type { SecretBox } from '../secrets/secret-box.ts';
-import { sha256Hex } from '../tokens/sha256-hex.ts';
+import { sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { GitHubClient } from './github-client.ts';
 import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';

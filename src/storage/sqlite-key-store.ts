@@ -1,9 +1,9 @@
 import type { JWK } from 'jose';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
-import { generateSigningKey } from '../tokens/generate-signing-key.ts';
-import { planKeyRing, type KeyRingPlan } from '../tokens/key-life-cycle.ts';
-import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
+import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
+import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 type KeyRow = {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';

@@ -13,8 +13,8 @@ import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/se
 import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
-import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
+import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
+import type { StoredSigningKey } from '../../src/core/mint/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';

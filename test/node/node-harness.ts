@@ -7,7 +7,7 @@ import { readAuditSettings } from '../../src/audit/audit-settings.ts';
 import { readLimitSettings } from '../../src/limits/limit-settings.ts';
 import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
-import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
+import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { readTrustedProxies } from '../../src/node/client-address.ts';
 import { openSqliteFile } from '../../src/node/sqlite-file.ts';

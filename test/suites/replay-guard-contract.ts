@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplayClaim, ReplayGuard } from '../../src/replay/replay-guard.ts';
-import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 
 const NOW = Date.parse('2026-11-23T10:00:00Z');
 const inAnHour = Math.floor(NOW / 1000) + 3600;

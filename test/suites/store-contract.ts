@@ -9,10 +9,10 @@ import { chainHash, GENESIS_HASH } from '../../src/audit/chain-hash.ts';
 import { maintainAuditLog } from '../../src/audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../../src/audit/sign-checkpoint.ts';
 import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/tokens/key-life-cycle.ts';
-import type { KeyStore } from '../../src/tokens/key-store.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/core/mint/key-life-cycle.ts';
+import type { KeyStore } from '../../src/core/mint/key-store.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 
 export interface Stores {

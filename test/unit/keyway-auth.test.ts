@@ -4,9 +4,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { keywayAuth, type KeywayAuthVariables } from '../../src/middleware/keyway-auth/index.ts';
 import type { IssuedGrant } from '../../src/core/policy/decide.ts';
 import type { Policy } from '../../src/core/policy/policy.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 
 const ISSUER = 'https://keyway.test';
 

@@ -1,7 +1,7 @@
 import * as client from 'openid-client';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../exchange/parse-token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
-import { sha256Hex } from '../../tokens/sha256-hex.ts';
+import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
 

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import { AccessTokenError, verifyAccessToken, type KeywayAccessToken, type VerifyAccessTokenOptions } from '../../tokens/verify-access-token.ts';
+import { AccessTokenError, verifyAccessToken, type KeywayAccessToken, type VerifyAccessTokenOptions } from '../../core/mint/verify-access-token.ts';
 
 export type KeywayAuthVariables = { keywayToken: KeywayAccessToken };
 

@@ -1,4 +1,4 @@
-import { readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+import { readInteger, type SettingsSource } from '../settings/read-settings.ts';
 import type { KeyTransition, SigningKeyInfo } from './key-store.ts';
 
 /** The JWKS response's `Cache-Control: max-age`: how long a relying party may keep a key set. */

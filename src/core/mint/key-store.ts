@@ -2,7 +2,7 @@ import type { JWK } from 'jose';
 import type { KeyRingPlan } from './key-life-cycle.ts';
 
 /**
- * A signing key's life (src/tokens/key-life-cycle.ts): `next` is published but does not sign
+ * A signing key's life (src/core/mint/key-life-cycle.ts): `next` is published but does not sign
  * yet, `current` signs, `retired` is published until the last token it signed has expired,
  * `removed` is no longer published and its private part is destroyed; its public part is kept
  * so audit checkpoints it signed stay verifiable.

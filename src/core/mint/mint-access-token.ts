@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { IssuedGrant } from '../core/policy/decide.ts';
+import type { IssuedGrant } from '../policy/decide.ts';
 import type { SigningKey } from './key-ring.ts';
 
 export interface MintInput {

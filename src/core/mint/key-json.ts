@@ -1,4 +1,4 @@
-import type { SigningKeyInfo, KeyTransition } from '../tokens/key-store.ts';
+import type { SigningKeyInfo, KeyTransition } from './key-store.ts';
 
 /** A signing key as `GET /v1/keys` and `keyway keys list --json` show it: public facts only, RFC 3339 times. */
 export interface KeyJson {
