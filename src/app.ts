@@ -7,7 +7,7 @@ import { ExchangeError } from './core/errors/reasons.ts';
 import { reportExchange } from './exchange/report-exchange.ts';
 import type { BrokerMetrics } from './metrics/broker-metrics.ts';
 import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
-import type { AuditEvent, ChainLink } from './audit/audit-event.ts';
+import type { AuditEvent, ChainLink } from './core/audit/audit-event.ts';
 import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
 import { JWKS_MAX_AGE_SECONDS } from './core/mint/key-life-cycle.ts';

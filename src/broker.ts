@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { createApp, type AppEnv } from './app.ts';
 import { policyHealth, type HealthReport } from './core/policy/policy-health.ts';
-import type { AuditStore } from './audit/audit-event.ts';
+import type { AuditStore } from './core/audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './core/verify/jwks-cache.ts';
 import type { OutboundHttpOptions } from './core/outbound/fetch-json.ts';
 import { outboundFetch } from './core/outbound/outbound-fetch.ts';

@@ -1,5 +1,5 @@
 import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
-import { readAuditSettings, type AuditSettings } from './audit/audit-settings.ts';
+import { readAuditSettings, type AuditSettings } from './core/audit/audit-settings.ts';
 import { readGitHubAppSettings, type GitHubAppSettings } from './github/github-settings.ts';
 import { isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';
 import { readKeySettings, type KeySettings } from './core/mint/key-life-cycle.ts';

@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../audit/audit-event.ts';
+import type { AuditEvent } from '../core/audit/audit-event.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { AlertDraft, AlertRule } from './alert.ts';
 import type { AlertObservation } from './alert-store.ts';

@@ -1,5 +1,5 @@
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, ChainLink } from '../audit/audit-event.ts';
+import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
-import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../audit/audit-query.ts';
+import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../core/audit/audit-query.ts';
 import { AUDIT_READ_SCOPE, ownKeys, type AuditApiDeps } from '../audit-api/audit-routes.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../core/mint/verify-access-token.ts';
 import { AlertsList } from './alerts-list.tsx';

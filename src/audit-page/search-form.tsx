@@ -1,4 +1,4 @@
-import { DECISIONS } from '../audit/audit-query.ts';
+import { DECISIONS } from '../core/audit/audit-query.ts';
 import { REASONS } from '../core/errors/reasons.ts';
 
 const TEXT_FIELDS = [

@@ -1,4 +1,4 @@
-import { DECISIONS } from '../audit/audit-query.ts';
+import { DECISIONS } from '../core/audit/audit-query.ts';
 import { type Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { formatTable } from './table.ts';

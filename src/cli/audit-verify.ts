@@ -1,4 +1,4 @@
-import { verifyAuditLog } from '../audit/verify-chain.ts';
+import { verifyAuditLog } from '../core/audit/verify-chain.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 

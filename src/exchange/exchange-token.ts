@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
-import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import type { AuditEvent, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../core/audit/bound-audit-event.ts';
 import type { JwksCache } from '../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../core/verify/verify-subject-token.ts';
 import type { Logger } from '../core/log.ts';

@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditStore } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditStore } from '../core/audit/audit-event.ts';
 import type { Logger } from '../core/log.ts';
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../policy-repository/fetch-policy-files.ts';

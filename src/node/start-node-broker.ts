@@ -20,8 +20,8 @@ import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../core/p
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import { policyHealth } from '../core/policy/policy-health.ts';
 import { migrate } from '../storage/migrate.ts';
-import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../audit/sign-checkpoint.ts';
+import { maintainAuditLog } from '../core/audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../core/audit/sign-checkpoint.ts';
 import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';

@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../audit/audit-event.ts';
+import type { AuditEvent } from '../core/audit/audit-event.ts';
 import type { Reason } from '../core/errors/reasons.ts';
 import { auditedClaims, auditedRequest } from '../core/policy/audited-decision-input.ts';
 import { decideForClaims } from '../core/policy/decide-for-claims.ts';

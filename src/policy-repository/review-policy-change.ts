@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../audit/audit-event.ts';
+import type { AuditEvent } from '../core/audit/audit-event.ts';
 import type { CheckRunAnnotation } from '../github/check-run.ts';
 import { diffPolicies } from '../core/policy/diff/diff-policies.ts';
 import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../core/policy/diff/render-diff-markdown.ts';

@@ -1,6 +1,6 @@
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
-import type { AuditEvent, ChainLink } from '../audit/audit-event.ts';
+import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };

@@ -1,12 +1,12 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
-import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../audit/audit-event.ts';
-import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../audit/audit-query.ts';
-import { readAuditSettings } from '../audit/audit-settings.ts';
-import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
-import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../audit/sign-checkpoint.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
+import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../core/audit/audit-query.ts';
+import { readAuditSettings } from '../core/audit/audit-settings.ts';
+import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
+import { maintainAuditLog } from '../core/audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../core/audit/sign-checkpoint.ts';
 import { readMasterKeys } from '../secrets/master-keys.ts';
 import { SecretBox } from '../secrets/secret-box.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';

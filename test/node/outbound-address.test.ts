@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_BOUNDS } from '../../src/audit/bound-audit-event.ts';
+import { AUDIT_BOUNDS } from '../../src/core/audit/bound-audit-event.ts';
 import { outboundHttp } from '../../src/broker.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/core/verify/jwks-cache.ts';
 import { ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';

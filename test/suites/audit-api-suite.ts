@@ -1,10 +1,10 @@
 import { base64url, createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditRecordJson } from '../../src/audit-api/record-json.ts';
-import { fromRecordJson } from '../../src/audit-api/record-json.ts';
-import type { Checkpoint } from '../../src/audit/checkpoint.ts';
-import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
-import { verifyCheckpoint } from '../../src/audit/verify-checkpoint.ts';
+import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
+import { fromRecordJson } from '../../src/core/audit/record-json.ts';
+import type { Checkpoint } from '../../src/core/audit/checkpoint.ts';
+import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
+import { verifyCheckpoint } from '../../src/core/audit/verify-checkpoint.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
 import type { IssuedGrant } from '../../src/core/policy/decide.ts';
 import type { Policy } from '../../src/core/policy/policy.ts';

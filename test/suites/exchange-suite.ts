@@ -1,6 +1,6 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { OAuthErrorCode, Reason } from '../../src/core/errors/reasons.ts';
 import type { JwksCachePolicy } from '../../src/core/verify/jwks-cache.ts';
 import type { Logger } from '../../src/core/log.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { OAuthErrorCode, Reason } from '../../src/core/errors/reasons.ts';
 import * as fixtures from '../support/ci-token-fixtures.ts';
 import { atIssuer, readmePolicy } from '../support/readme-policies.ts';

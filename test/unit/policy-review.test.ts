@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
 import { readGitHubWebhookSettings } from '../../src/github-webhooks/webhook-settings.ts';
 import { loadPolicies, type PolicyFile } from '../../src/core/policy/load-policies.ts';

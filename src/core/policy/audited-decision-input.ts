@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../../audit/audit-event.ts';
+import type { AuditEvent } from '../audit/audit-event.ts';
 import type { AccessRequest } from './decide.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { AUDIT_BOUNDS, boundText } from '../../audit/bound-audit-event.ts';
+import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
 import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
 

@@ -1,5 +1,5 @@
-import type { AuditEvent, AuditRecord, ChainLink } from '../audit/audit-event.ts';
-import type { AuditIndex } from '../audit/audit-index.ts';
+import type { AuditEvent, AuditRecord, ChainLink } from './audit-event.ts';
+import type { AuditIndex } from './audit-index.ts';
 
 /**
  * An audit record as the API, exports and the CLI show it: the event's fields, plus `chain` and

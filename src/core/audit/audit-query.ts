@@ -1,4 +1,4 @@
-import { REASONS, type Decision, type Reason } from '../core/errors/reasons.ts';
+import { REASONS, type Decision, type Reason } from '../errors/reasons.ts';
 import type { AuditRecord } from './audit-event.ts';
 
 export const DECISIONS: readonly Decision[] = ['granted', 'denied', 'malformed', 'error'];

@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { KeyRing } from '../core/mint/key-ring.ts';
+import type { KeyRing } from '../mint/key-ring.ts';
 import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint } from './checkpoint.ts';
 
 export type CheckpointSigner = (head: ChainHead) => Promise<Checkpoint>;

@@ -1,4 +1,4 @@
-import { readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+import { readInteger, type SettingsSource } from '../settings/read-settings.ts';
 
 export interface AuditSettings {
   /** KEYWAY_AUDIT_CHECKPOINT_SECONDS: how often the head is signed, when it moved. */

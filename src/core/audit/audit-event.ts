@@ -1,4 +1,4 @@
-import type { Decision, Reason } from '../core/errors/reasons.ts';
+import type { Decision, Reason } from '../errors/reasons.ts';
 import type { AuditIndex } from './audit-index.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
 import type { ChainHead, Checkpoint } from './checkpoint.ts';

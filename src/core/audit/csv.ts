@@ -1,4 +1,4 @@
-import type { AuditRecord } from '../audit/audit-event.ts';
+import type { AuditRecord } from './audit-event.ts';
 
 /** One row per record: the fields auditors sort and filter on in a spreadsheet. */
 const COLUMNS: readonly [string, (record: AuditRecord) => unknown][] = [
