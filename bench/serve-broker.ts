@@ -54,7 +54,7 @@ if (mode === 'on') {
     alerts: new SqliteAlertStore(memory),
     replay: new SqliteReplayGuard(memory),
     clientIp: (c) => getConnInfo(c).remote.address,
-    limiter: new (await import('../src/limits/memory-rate-limiter.ts')).MemoryRateLimiter(),
+    limiter: new (await import('../src/core/limits/memory-rate-limiter.ts')).MemoryRateLimiter(),
     log: silentLogger,
   });
   serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => process.stdout.write(`http://127.0.0.1:${info.port}\n`));

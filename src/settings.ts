@@ -3,7 +3,7 @@ import { readAuditSettings, type AuditSettings } from './core/audit/audit-settin
 import { readGitHubAppSettings, type GitHubAppSettings } from './github/github-settings.ts';
 import { isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';
 import { readKeySettings, type KeySettings } from './core/mint/key-life-cycle.ts';
-import { readLimitSettings, type LimitSettings } from './limits/limit-settings.ts';
+import { readLimitSettings, type LimitSettings } from './core/limits/limit-settings.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './github-webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from './policy-repository/repository-policy-settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from './core/settings/read-settings.ts';

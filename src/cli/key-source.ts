@@ -7,7 +7,7 @@ import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../node/config.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../node/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../node/sqlite-file.ts';
-import { SecretBox } from '../secrets/secret-box.ts';
+import { SecretBox } from '../core/secrets/secret-box.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';

@@ -1,4 +1,4 @@
-import type { SecretBox } from '../secrets/secret-box.ts';
+import type { SecretBox } from '../core/secrets/secret-box.ts';
 import { sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { GitHubClient } from './github-client.ts';
 import type { InstallationCache } from './installation-cache.ts';

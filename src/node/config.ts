@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
+import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { readBrokerSettings, type BrokerSettings } from '../settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 import { readTrustedProxies, type TrustedProxies } from './client-address.ts';

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
-import { generateMasterKey, parseMasterKey, readMasterKeys, type MasterKeys } from '../secrets/master-keys.ts';
+import { generateMasterKey, parseMasterKey, readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import type { SettingsSource } from '../core/settings/read-settings.ts';
 import { tightenPrivateFile } from './private-data-dir.ts';
 

@@ -81,7 +81,7 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     `,
   },
   {
-    // Single-use subject tokens (src/replay/): one row per claimed token, kept until the token expires.
+    // Single-use subject tokens (src/core/replay/): one row per claimed token, kept until the token expires.
     id: 3,
     sql: `
       CREATE TABLE replay_claims (

@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { SecretBox } from '../secrets/secret-box.ts';
+import type { SecretBox } from '../core/secrets/secret-box.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
 import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';

@@ -1,4 +1,4 @@
-import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../replay/replay-guard.ts';
+import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { createBroker, outboundHttp } from '../broker.ts';
 import { createGitHubTokens } from '../github/create-github-tokens.ts';
 import type { GitHubTokens } from '../github/github-tokens.ts';
-import { readMasterKeys } from '../secrets/master-keys.ts';
-import { SecretBox } from '../secrets/secret-box.ts';
+import { readMasterKeys } from '../core/secrets/master-keys.ts';
+import { SecretBox } from '../core/secrets/secret-box.ts';
 import type { Logger } from '../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../core/policy/load-policies.ts';
 import { readBrokerSettings } from '../settings.ts';

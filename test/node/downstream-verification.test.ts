@@ -10,7 +10,7 @@ import type { IssuedGrant } from '../../src/core/policy/decide.ts';
 import type { Policy } from '../../src/core/policy/policy.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { loadNodeMasterKeys } from '../../src/node/master-key-file.ts';
-import { SecretBox } from '../../src/secrets/secret-box.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';

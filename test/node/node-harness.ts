@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
-import { readLimitSettings } from '../../src/limits/limit-settings.ts';
+import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ReplayClaim, ReplayGuard } from '../../src/replay/replay-guard.ts';
+import type { ReplayClaim, ReplayGuard } from '../../src/core/replay/replay-guard.ts';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 
 const NOW = Date.parse('2026-11-23T10:00:00Z');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { generateMasterKey, parseMasterKey, readMasterKeys } from '../../src/secrets/master-keys.ts';
-import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
+import { generateMasterKey, parseMasterKey, readMasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 
 const box = (current: string, ...previous: string[]) => SecretBox.fromMasterKeys({ current: parseMasterKey(current, 'k'), previous: previous.map((key) => parseMasterKey(key, 'k')) });

@@ -1,6 +1,6 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import { replayKey } from '../../src/replay/replay-key.ts';
+import { replayKey } from '../../src/core/replay/replay-key.ts';
 import { keywayState } from '../../src/workers/keyway-state.ts';
 import { replayShard } from '../../src/workers/replay-guard-state.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';

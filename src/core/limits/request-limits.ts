@@ -1,5 +1,5 @@
-import { networkOf } from '../alerts/network-of.ts';
-import type { Logger } from '../core/log.ts';
+import { networkOf } from '../../alerts/network-of.ts';
+import type { Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
 import { RateLimitedError } from './rate-limited-error.ts';
 import type { RateLimiter } from './rate-limiter.ts';

@@ -1,4 +1,4 @@
-import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
+import { ConfigError, type SettingsSource } from '../settings/read-settings.ts';
 
 /** 256 bits, the AES-256-GCM key size. */
 const KEY_BYTES = 32;

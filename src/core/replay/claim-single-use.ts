@@ -1,5 +1,5 @@
-import { ExchangeError } from '../core/errors/reasons.ts';
-import type { VerifiedSubjectToken } from '../core/verify/verify-subject-token.ts';
+import { ExchangeError } from '../errors/reasons.ts';
+import type { VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import type { ReplayGuard } from './replay-guard.ts';
 import { replayKey } from './replay-key.ts';
 

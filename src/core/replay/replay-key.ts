@@ -1,4 +1,4 @@
-import { sha256Hex } from '../core/mint/sha256-hex.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
 
 export interface ReplayKey {
   /** Lower-case hex SHA-256, so it is fixed in size whatever the token carries. */

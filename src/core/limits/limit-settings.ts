@@ -1,4 +1,4 @@
-import { readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+import { readInteger, type SettingsSource } from '../settings/read-settings.ts';
 import type { RateLimit } from './token-bucket.ts';
 
 /** The /token rate limits; a limit set to 0 per minute is off. */

@@ -1,4 +1,4 @@
-import { ExchangeError } from '../core/errors/reasons.ts';
+import { ExchangeError } from '../errors/reasons.ts';
 import type { RateLimit } from './token-bucket.ts';
 
 /**
