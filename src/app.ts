@@ -1,10 +1,10 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
-import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
-import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
+import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './core/exchange/exchange-token.ts';
+import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './core/exchange/token-exchange-request.ts';
 import { ExchangeError } from './core/errors/reasons.ts';
-import { reportExchange } from './exchange/report-exchange.ts';
+import { reportExchange } from './core/exchange/report-exchange.ts';
 import type { BrokerMetrics } from './metrics/broker-metrics.ts';
 import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
 import type { AuditEvent, ChainLink } from './core/audit/audit-event.ts';

@@ -1310,7 +1310,7 @@ async function genericGrantRequest(config, grantType, parameters, options) {
   return result;
 }
 
-// src/exchange/parse-token-exchange-request.ts
+// src/core/exchange/token-exchange-request.ts
 var TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 var TOKEN_TYPE = {
   accessToken: "urn:ietf:params:oauth:token-type:access_token",

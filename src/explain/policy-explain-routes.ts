@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import * as v from 'valibot';
 import type { AuditEvent } from '../core/audit/audit-event.ts';
-import type { ExchangeDeps } from '../exchange/exchange-token.ts';
+import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
 import type { AccessRequest } from '../core/policy/decide.ts';
 import { Claims } from '../core/policy/testing/policy-test-schema.ts';

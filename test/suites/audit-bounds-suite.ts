@@ -2,7 +2,7 @@ import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_BOUNDS } from '../../src/core/audit/bound-audit-event.ts';
-import { TOKEN_TYPE } from '../../src/exchange/parse-token-exchange-request.ts';
+import { TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 

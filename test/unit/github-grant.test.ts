@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { githubWebOrigin, parseGitHubAccessRequest } from '../../src/exchange/github-access-request.ts';
-import { parseTokenExchangeRequest, TOKEN_TYPE } from '../../src/exchange/parse-token-exchange-request.ts';
+import { githubWebOrigin, parseGitHubAccessRequest } from '../../src/core/exchange/github-access-request.ts';
+import { parseTokenExchangeRequest, TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
 import { decide } from '../../src/core/policy/decide.ts';
 import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 import { lintPolicies } from '../../src/core/policy/lint/lint-policies.ts';

@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../exchange/parse-token-exchange-request.ts';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';

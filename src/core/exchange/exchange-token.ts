@@ -1,27 +1,27 @@
 import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
-import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../core/audit/bound-audit-event.ts';
-import type { JwksCache } from '../core/verify/jwks-cache.ts';
-import { verifySubjectToken } from '../core/verify/verify-subject-token.ts';
-import type { Logger } from '../core/log.ts';
-import { decide } from '../core/policy/decide.ts';
-import type { PolicySet } from '../core/policy/policy-set.ts';
-import { claimSingleUse } from '../core/replay/claim-single-use.ts';
-import type { ReplayGuard } from '../core/replay/replay-guard.ts';
-import type { RequestLimits } from '../core/limits/request-limits.ts';
-import { RateLimitedError } from '../core/limits/rate-limited-error.ts';
-import type { KeyRing } from '../core/mint/key-ring.ts';
-import { mintAccessToken } from '../core/mint/mint-access-token.ts';
-import { sha256Hex } from '../core/mint/sha256-hex.ts';
-import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
-import { ExchangeError, REASONS, type Decision } from '../core/errors/reasons.ts';
+import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import type { JwksCache } from '../verify/jwks-cache.ts';
+import { verifySubjectToken } from '../verify/verify-subject-token.ts';
+import type { Logger } from '../log.ts';
+import { decide } from '../policy/decide.ts';
+import type { PolicySet } from '../policy/policy-set.ts';
+import { claimSingleUse } from '../replay/claim-single-use.ts';
+import type { ReplayGuard } from '../replay/replay-guard.ts';
+import type { RequestLimits } from '../limits/request-limits.ts';
+import { RateLimitedError } from '../limits/rate-limited-error.ts';
+import type { KeyRing } from '../mint/key-ring.ts';
+import { mintAccessToken } from '../mint/mint-access-token.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
+import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
+import { ExchangeError, REASONS, type Decision } from '../errors/reasons.ts';
 import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import { GitHubError } from '../github/github-error.ts';
-import type { GitHubTokens } from '../github/github-tokens.ts';
-import { DEFAULT_GITHUB_API_URL } from '../github/github-settings.ts';
-import type { GitHubAccessRequest, IssuedGrant } from '../core/policy/decide.ts';
-import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../policy-repository/repository-policies.ts';
+import { GitHubError } from '../../github/github-error.ts';
+import type { GitHubTokens } from '../../github/github-tokens.ts';
+import { DEFAULT_GITHUB_API_URL } from '../../github/github-settings.ts';
+import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../../policy-repository/repository-policies.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {

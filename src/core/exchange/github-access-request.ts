@@ -1,8 +1,8 @@
-import { isPermissionLevel } from '../core/policy/github-permissions.ts';
-import type { GitHubAccessRequest } from '../core/policy/decide.ts';
-import { GITHUB_OWNER_PATTERN } from '../core/policy/schema.ts';
-import type { TokenExchangeRequest } from './parse-token-exchange-request.ts';
-import { ExchangeError } from '../core/errors/reasons.ts';
+import { isPermissionLevel } from '../policy/github-permissions.ts';
+import type { GitHubAccessRequest } from '../policy/decide.ts';
+import { GITHUB_OWNER_PATTERN } from '../policy/schema.ts';
+import type { TokenExchangeRequest } from './token-exchange-request.ts';
+import { ExchangeError } from '../errors/reasons.ts';
 
 const REPOSITORY_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 
