@@ -19,10 +19,10 @@ import { signWebhookBody } from './alerts/sign-webhook.ts';
 import { requestLimits, type RequestLimits } from './core/limits/request-limits.ts';
 import type { RateLimiter } from './core/limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from './metrics/broker-metrics.ts';
-import type { GitHubTokens } from './github/github-tokens.ts';
+import type { GitHubTokens } from './features/github/app/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
-import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './github-webhooks/github-repository-access.ts';
-import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from './policy-repository/repository-policies.ts';
+import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './features/github/repository-policies/github-repository-access.ts';
+import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from './features/github/repository-policies/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
 export interface BrokerParts {

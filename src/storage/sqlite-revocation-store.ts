@@ -1,4 +1,4 @@
-import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
+import type { PendingRevocation, RevocationStore } from '../features/github/app/revocation-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 interface Row extends Record<string, string | number | null> {

@@ -1,6 +1,6 @@
 import { createBroker, outboundHttp } from '../broker.ts';
-import { createGitHubTokens } from '../github/create-github-tokens.ts';
-import type { GitHubTokens } from '../github/github-tokens.ts';
+import { createGitHubTokens } from '../features/github/app/create-github-tokens.ts';
+import type { GitHubTokens } from '../features/github/app/github-tokens.ts';
 import { readMasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import type { Logger } from '../core/log.ts';

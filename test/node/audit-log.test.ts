@@ -7,7 +7,7 @@ import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
 import { chainHash } from '../../src/core/audit/chain-hash.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
-import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
+import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';

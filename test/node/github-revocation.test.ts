@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import type { LogFields } from '../../src/core/log.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';

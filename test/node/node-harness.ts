@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
-import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
+import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';

@@ -1,14 +1,14 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
-import { importAppPrivateKey, signAppJwt } from '../../src/github/app-jwt.ts';
-import { createCheckRun } from '../../src/github/check-run.ts';
-import { getContents } from '../../src/github/contents.ts';
-import { GitHubClient } from '../../src/github/github-client.ts';
-import { GitHubError } from '../../src/github/github-error.ts';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import { InstallationCache } from '../../src/github/installation-cache.ts';
-import { findRepositoryInstallation } from '../../src/github/installation.ts';
-import { createInstallationToken, revokeInstallationToken } from '../../src/github/installation-token.ts';
+import { importAppPrivateKey, signAppJwt } from '../../src/features/github/app/app-jwt.ts';
+import { createCheckRun } from '../../src/features/github/app/check-run.ts';
+import { getContents } from '../../src/features/github/app/contents.ts';
+import { GitHubClient } from '../../src/features/github/app/github-client.ts';
+import { GitHubError } from '../../src/features/github/app/github-error.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { InstallationCache } from '../../src/features/github/app/installation-cache.ts';
+import { findRepositoryInstallation } from '../../src/features/github/app/installation.ts';
+import { createInstallationToken, revokeInstallationToken } from '../../src/features/github/app/installation-token.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 

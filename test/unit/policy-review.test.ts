@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
-import { readGitHubWebhookSettings } from '../../src/github-webhooks/webhook-settings.ts';
+import { readGitHubWebhookSettings } from '../../src/features/github/webhooks/webhook-settings.ts';
 import { loadPolicies, type PolicyFile } from '../../src/core/policy/load-policies.ts';
-import { replayImpact } from '../../src/policy-repository/replay-impact.ts';
-import { loadRepositoryPolicies, repositoryPolicyRules } from '../../src/policy-repository/repository-policies.ts';
-import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
+import { replayImpact } from '../../src/features/github/repository-policies/replay-impact.ts';
+import { loadRepositoryPolicies, repositoryPolicyRules } from '../../src/features/github/repository-policies/repository-policies.ts';
+import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
-import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/policy-repository/review-policy-change.ts';
+import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/features/github/repository-policies/review-policy-change.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
 const BROKER = 'https://keyway.test';

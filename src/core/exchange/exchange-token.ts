@@ -17,11 +17,11 @@ import { sha256Hex } from '../mint/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
 import { ExchangeError, REASONS, type Decision } from '../errors/reasons.ts';
 import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import { GitHubError } from '../../github/github-error.ts';
-import type { GitHubTokens } from '../../github/github-tokens.ts';
-import { DEFAULT_GITHUB_API_URL } from '../../github/github-settings.ts';
+import { GitHubError } from '../../features/github/app/github-error.ts';
+import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
+import { DEFAULT_GITHUB_API_URL } from '../../features/github/app/github-settings.ts';
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
-import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../../policy-repository/repository-policies.ts';
+import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../../features/github/repository-policies/repository-policies.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {

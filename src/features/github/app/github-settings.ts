@@ -1,4 +1,4 @@
-import { ConfigError, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+import { ConfigError, readInteger, type SettingsSource } from '../../../core/settings/read-settings.ts';
 
 /** The GitHub App keyway acts as. */
 export interface GitHubAppSettings {

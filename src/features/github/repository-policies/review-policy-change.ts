@@ -1,11 +1,11 @@
-import type { AuditEvent } from '../core/audit/audit-event.ts';
-import type { CheckRunAnnotation } from '../github/check-run.ts';
-import { diffPolicies } from '../core/policy/diff/diff-policies.ts';
-import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../core/policy/diff/render-diff-markdown.ts';
-import { checkPolicies, type LintFinding } from '../core/policy/lint/lint-policies.ts';
-import { INVALID_POLICY } from '../core/policy/lint/lint-rules.ts';
-import { compilePolicyFiles, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../core/policy/load-policies.ts';
-import type { PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
+import type { AuditEvent } from '../../../core/audit/audit-event.ts';
+import type { CheckRunAnnotation } from '../app/check-run.ts';
+import { diffPolicies } from '../../../core/policy/diff/diff-policies.ts';
+import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
+import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
+import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
+import { compilePolicyFiles, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../../../core/policy/policy-reload-status.ts';
 import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
 
 /** What the review publishes: a completed check run's conclusion and output. */

@@ -2,7 +2,7 @@ import * as v from 'valibot';
 import { segment, type GitHubClient } from './github-client.ts';
 import { GitHubError } from './github-error.ts';
 import { parseAnswer } from './parse-answer.ts';
-import { permissionsCovered } from '../core/policy/github-permissions.ts';
+import { permissionsCovered } from '../../../core/policy/github-permissions.ts';
 
 /** GitHub fixes an installation token's life at one hour. */
 export const GITHUB_TOKEN_LIFETIME_SECONDS = 3600;

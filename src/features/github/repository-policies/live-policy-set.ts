@@ -1,5 +1,5 @@
-import type { PolicyFile } from '../core/policy/load-policies.ts';
-import type { PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
+import type { PolicyFile } from '../../../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../../../core/policy/policy-reload-status.ts';
 
 /**
  * The live policy set, as a push to the policy repository replaces it. Node: the broker's

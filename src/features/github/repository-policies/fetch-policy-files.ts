@@ -1,4 +1,4 @@
-import { isPolicyFile, type PolicyFile } from '../core/policy/load-policies.ts';
+import { isPolicyFile, type PolicyFile } from '../../../core/policy/load-policies.ts';
 import { isListing, type RepositoryAccess } from './repository-access.ts';
 
 /** Bounds on what one fetch walks: a repository cannot make keyway fetch without end. */

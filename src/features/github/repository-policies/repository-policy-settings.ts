@@ -1,6 +1,6 @@
-import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../core/policy/github-permissions.ts';
-import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
+import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../../../core/policy/github-permissions.ts';
+import { isLoopbackHttpUrl } from '../../../core/outbound/loopback-http-url.ts';
+import { ConfigError, type SettingsSource } from '../../../core/settings/read-settings.ts';
 
 /** What the operator lets repository-owned policies (`.github/keyway/NAME.yaml`) use. */
 export interface RepositoryPolicySettings {

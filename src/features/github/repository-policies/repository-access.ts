@@ -1,6 +1,6 @@
-import type { CheckRunRequest } from '../github/check-run.ts';
-import type { RepositoryRole } from '../github/collaborator-permission.ts';
-import type { DirectoryEntry, RepositoryFile } from '../github/contents.ts';
+import type { CheckRunRequest } from '../app/check-run.ts';
+import type { RepositoryRole } from '../app/collaborator-permission.ts';
+import type { DirectoryEntry, RepositoryFile } from '../app/contents.ts';
 
 /** Owners and names as GitHub spells them; compared without regard to case, as GitHub does. */
 export interface RepositoryName {
@@ -13,7 +13,7 @@ export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean =>
 
 /**
  * What the webhook handlers do in one repository, as the App's installation there (contents:
- * read, checks: write). The runtime wiring implements it over the GitHub App client (src/github/).
+ * read, checks: write). repositoryAccessVia (github-repository-access.ts) implements it over the GitHub App client (src/features/github/app/).
  */
 export interface RepositoryAccess {
   /** A file or a directory listing at `ref` (default: the default branch); undefined when there is none at that path. */

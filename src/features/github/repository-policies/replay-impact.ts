@@ -1,8 +1,8 @@
-import type { AuditEvent } from '../core/audit/audit-event.ts';
-import type { Reason } from '../core/errors/reasons.ts';
-import { auditedClaims, auditedRequest } from '../core/policy/audited-decision-input.ts';
-import { decideForClaims } from '../core/policy/decide-for-claims.ts';
-import type { PolicySet } from '../core/policy/policy-set.ts';
+import type { AuditEvent } from '../../../core/audit/audit-event.ts';
+import type { Reason } from '../../../core/errors/reasons.ts';
+import { auditedClaims, auditedRequest } from '../../../core/policy/audited-decision-input.ts';
+import { decideForClaims } from '../../../core/policy/decide-for-claims.ts';
+import type { PolicySet } from '../../../core/policy/policy-set.ts';
 
 /** How far back the review replays audited exchanges. */
 export const IMPACT_WINDOW_DAYS = 14;

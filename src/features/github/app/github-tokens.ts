@@ -1,5 +1,5 @@
-import type { SecretBox } from '../core/secrets/secret-box.ts';
-import { sha256Hex } from '../core/mint/sha256-hex.ts';
+import type { SecretBox } from '../../../core/secrets/secret-box.ts';
+import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
 import type { GitHubClient } from './github-client.ts';
 import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';

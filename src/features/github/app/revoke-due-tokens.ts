@@ -1,5 +1,5 @@
-import type { Logger } from '../core/log.ts';
-import { SecretBoxError, type SecretBox } from '../core/secrets/secret-box.ts';
+import type { Logger } from '../../../core/log.ts';
+import { SecretBoxError, type SecretBox } from '../../../core/secrets/secret-box.ts';
 import { GitHubClient, type GitHubHttp } from './github-client.ts';
 import { GitHubError } from './github-error.ts';
 import { revokeInstallationToken } from './installation-token.ts';

@@ -1,4 +1,4 @@
-import type { SecretBox } from '../core/secrets/secret-box.ts';
+import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { GitHubClient, type GitHubHttp } from './github-client.ts';
 import { GitHubTokens } from './github-tokens.ts';
 import type { GitHubAppSettings } from './github-settings.ts';

@@ -1,13 +1,13 @@
-import type { AuditEvent, AuditStore } from '../core/audit/audit-event.ts';
-import type { Logger } from '../core/log.ts';
-import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
-import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../policy-repository/fetch-policy-files.ts';
-import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
-import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess, type RepositoryName } from '../policy-repository/repository-access.ts';
-import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../policy-repository/replay-impact.ts';
-import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../policy-repository/review-policy-change.ts';
-import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../policy-repository/repository-policies.ts';
-import type { RepositoryRole } from '../github/collaborator-permission.ts';
+import type { AuditEvent, AuditStore } from '../../../core/audit/audit-event.ts';
+import type { Logger } from '../../../core/log.ts';
+import type { PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
+import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../repository-policies/fetch-policy-files.ts';
+import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
+import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess, type RepositoryName } from '../repository-policies/repository-access.ts';
+import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../repository-policies/replay-impact.ts';
+import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
+import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
+import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 
 /** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */

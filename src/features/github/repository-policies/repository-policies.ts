@@ -1,9 +1,9 @@
-import { ExchangeError } from '../core/errors/reasons.ts';
-import { GitHubError } from '../github/github-error.ts';
-import { levelCovers } from '../core/policy/github-permissions.ts';
-import { checkPolicies } from '../core/policy/lint/lint-policies.ts';
-import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../core/policy/load-policies.ts';
-import { PolicySet } from '../core/policy/policy-set.ts';
+import { ExchangeError } from '../../../core/errors/reasons.ts';
+import { GitHubError } from '../app/github-error.ts';
+import { levelCovers } from '../../../core/policy/github-permissions.ts';
+import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
+import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
+import { PolicySet } from '../../../core/policy/policy-set.ts';
 import { fullName, isListing, type OpenRepositoryAccess, type RepositoryName } from './repository-access.ts';
 import type { RepositoryPolicySettings } from './repository-policy-settings.ts';
 

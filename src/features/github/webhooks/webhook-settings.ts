@@ -1,4 +1,4 @@
-import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
+import { ConfigError, type SettingsSource } from '../../../core/settings/read-settings.ts';
 
 /** The GitHub webhook and the central policy repository it watches. Absent: `POST /webhooks/github` answers 404. */
 export interface GitHubWebhookSettings {

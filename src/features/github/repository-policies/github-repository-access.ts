@@ -1,13 +1,13 @@
-import { createCheckRun } from '../github/check-run.ts';
-import { getCollaboratorPermission } from '../github/collaborator-permission.ts';
-import { getContents } from '../github/contents.ts';
-import { segment, type GitHubClient } from '../github/github-client.ts';
-import { GitHubError } from '../github/github-error.ts';
-import type { InstallationCache } from '../github/installation-cache.ts';
-import { createInstallationToken, revokeInstallationToken } from '../github/installation-token.ts';
+import { createCheckRun } from '../app/check-run.ts';
+import { getCollaboratorPermission } from '../app/collaborator-permission.ts';
+import { getContents } from '../app/contents.ts';
+import { segment, type GitHubClient } from '../app/github-client.ts';
+import { GitHubError } from '../app/github-error.ts';
+import type { InstallationCache } from '../app/installation-cache.ts';
+import { createInstallationToken, revokeInstallationToken } from '../app/installation-token.ts';
 import * as v from 'valibot';
-import { parseAnswer } from '../github/parse-answer.ts';
-import type { OpenRepositoryAccess } from '../policy-repository/repository-access.ts';
+import { parseAnswer } from '../app/parse-answer.ts';
+import type { OpenRepositoryAccess } from './repository-access.ts';
 
 /** The GitHub App as the broker holds it (GitHubTokens): its client and the installation cache webhooks refresh. */
 export interface GitHubApp {
