@@ -5,7 +5,7 @@ import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './core/exc
 import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './core/exchange/token-exchange-request.ts';
 import { ExchangeError } from './core/errors/reasons.ts';
 import { reportExchange } from './core/exchange/report-exchange.ts';
-import type { BrokerMetrics } from './metrics/broker-metrics.ts';
+import type { BrokerMetrics } from './features/metrics/broker-metrics.ts';
 import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
 import type { AuditEvent, ChainLink } from './core/audit/audit-event.ts';
 import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';

@@ -1,4 +1,4 @@
-import { readAlertSettings, type AlertSettings } from './alerts/alert-settings.ts';
+import { readAlertSettings, type AlertSettings } from './features/alerts/alert-settings.ts';
 import { readAuditSettings, type AuditSettings } from './core/audit/audit-settings.ts';
 import { readGitHubAppSettings, type GitHubAppSettings } from './features/github/app/github-settings.ts';
 import { isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';

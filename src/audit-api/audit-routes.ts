@@ -1,6 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
-import type { AlertStore } from '../alerts/alert-store.ts';
+import type { AlertStore } from '../features/alerts/alert-store.ts';
 import { allRecords } from '../core/audit/all-records.ts';
 import type { AuditStore } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../core/audit/audit-query.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { devIssuerUrl, loadDevIssuerKey, signDevToken } from '../dev/dev-issuer.ts';
+import { devIssuerUrl, loadDevIssuerKey, signDevToken } from '../features/dev-issuer/dev-issuer.ts';
 import { nodeConfigFromEnv } from '../node/config.ts';
 import { DURATION_PATTERN } from '../core/policy/schema.ts';
 import { parseDuration } from '../core/policy/load-policies.ts';

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { devIssuerUrl } from '../dev/dev-issuer.ts';
+import { devIssuerUrl } from '../features/dev-issuer/dev-issuer.ts';
 import { nodeConfigFromEnv } from '../node/config.ts';
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { CliError } from './command.ts';

@@ -1,5 +1,5 @@
-import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
-import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
+import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/alert.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
-import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
-import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
+import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/alert.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../core/audit/audit-query.ts';
 import { readAuditSettings } from '../core/audit/audit-settings.ts';

@@ -10,7 +10,7 @@ import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
-import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { createBroker } from '../../src/broker.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';

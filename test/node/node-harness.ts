@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';

@@ -1,7 +1,7 @@
 import { createLocalJWKSet } from 'jose';
 import { describe, expect, it } from 'vitest';
-import type { AlertDraft } from '../../src/alerts/alert.ts';
-import type { AlertStore } from '../../src/alerts/alert-store.ts';
+import type { AlertDraft } from '../../src/features/alerts/alert.ts';
+import type { AlertStore } from '../../src/features/alerts/alert-store.ts';
 import { allRecords } from '../../src/core/audit/all-records.ts';
 import type { AuditEvent, AuditRecord, AuditStore } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-index.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { addressRefusal, ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';
 import { outboundFetch } from '../../src/core/outbound/outbound-fetch.ts';
 import { checkOutboundUrl, IssuerReferenceError } from '../../src/core/verify/trusted-issuer.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts';
-import type { BrokerMetrics } from '../../metrics/broker-metrics.ts';
+import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import type { ExchangeResponse, RequestContext } from './exchange-token.ts';
 
 /**

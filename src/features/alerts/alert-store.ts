@@ -1,4 +1,4 @@
-import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AlertDelivery, AlertDraft, StoredAlert } from './alert.ts';
 
 /** What the log says about an event's neighbourhood: the facts the alert rules decide on. */

@@ -1,7 +1,7 @@
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
-import type { Logger } from '../core/log.ts';
-import type { PolicySet } from '../core/policy/policy-set.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { Logger } from '../../core/log.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';
 import type { AlertSettings } from './alert-settings.ts';
 import { deliverWebhook, type WebhookTarget } from './deliver-webhook.ts';

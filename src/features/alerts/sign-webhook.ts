@@ -1,5 +1,5 @@
 import { CompactSign } from 'jose';
-import type { SigningKey } from '../core/mint/key-ring.ts';
+import type { SigningKey } from '../../core/mint/key-ring.ts';
 
 export const ALERT_SIGNATURE_TYPE = 'keyway-alert+json';
 export const SIGNATURE_HEADER = 'keyway-signature';

@@ -1,6 +1,6 @@
-import { literalHostRefusal } from '../core/outbound/outbound-address.ts';
-import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { ConfigError, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+import { literalHostRefusal } from '../../core/outbound/outbound-address.ts';
+import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+import { ConfigError, readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
 import { ALERT_RULES, type AlertRule } from './alert.ts';
 
 export interface AlertSettings {

@@ -1,5 +1,5 @@
-import type { AuditEvent } from '../core/audit/audit-event.ts';
-import type { PolicySet } from '../core/policy/policy-set.ts';
+import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertDraft, AlertRule } from './alert.ts';
 import type { AlertObservation } from './alert-store.ts';
 import type { AlertSettings } from './alert-settings.ts';
