@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { createApp, type AppEnv } from './app.ts';
+import { createApp, type AppEnv } from './http/app.ts';
 import { policyHealth, type HealthReport } from './core/policy/policy-health.ts';
 import type { AuditStore } from './core/audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from './core/verify/jwks-cache.ts';
@@ -20,7 +20,7 @@ import { requestLimits, type RequestLimits } from './core/limits/request-limits.
 import type { RateLimiter } from './core/limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from './features/metrics/broker-metrics.ts';
 import type { GitHubTokens } from './features/github/app/github-tokens.ts';
-import { githubWebhookRoutes, type GitHubWebhookDeps } from './github-webhooks/webhook-routes.ts';
+import { githubWebhookRoutes, type GitHubWebhookDeps } from './http/routes/github-webhooks.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from './features/github/repository-policies/github-repository-access.ts';
 import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from './features/github/repository-policies/repository-policies.ts';
 

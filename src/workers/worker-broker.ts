@@ -16,7 +16,7 @@ import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../broker.ts';
 import type { JwksCachePolicy } from '../core/verify/jwks-cache.ts';
 import { Hono } from 'hono';
-import type { AppEnv } from '../app.ts';
+import type { AppEnv } from '../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
 import { policyHealth } from '../core/policy/policy-health.ts';
 

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { createLocalJWKSet, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { keywayAuth, type KeywayAuthVariables } from '../../src/middleware/keyway-auth/index.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../../src/http/middleware/keyway-auth.ts';
 import type { IssuedGrant } from '../../src/core/policy/decide.ts';
 import type { Policy } from '../../src/core/policy/policy.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';

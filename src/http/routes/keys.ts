@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
-import { ownKeys } from '../audit-api/audit-routes.ts';
-import type { Logger } from '../core/log.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
-import type { KeyRing } from '../core/mint/key-ring.ts';
-import type { KeyLifeCycle } from '../core/mint/key-life-cycle.ts';
-import type { KeyStore } from '../core/mint/key-store.ts';
-import { keyJson, rotationJson } from '../core/mint/key-json.ts';
+import { ownKeys } from './audit.ts';
+import type { Logger } from '../../core/log.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import type { KeyLifeCycle } from '../../core/mint/key-life-cycle.ts';
+import type { KeyStore } from '../../core/mint/key-store.ts';
+import { keyJson, rotationJson } from '../../core/mint/key-json.ts';
 
 export interface KeyApiDeps {
   /** The broker's issuer: the audience and issuer of the tokens that may call this API. */

@@ -1,20 +1,20 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
-import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './core/exchange/exchange-token.ts';
-import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './core/exchange/token-exchange-request.ts';
-import { ExchangeError } from './core/errors/reasons.ts';
-import { reportExchange } from './core/exchange/report-exchange.ts';
-import type { BrokerMetrics } from './features/metrics/broker-metrics.ts';
-import { policyExplainRoutes } from './explain/policy-explain-routes.ts';
-import type { AuditEvent, ChainLink } from './core/audit/audit-event.ts';
-import { auditRoutes, type AuditApiDeps } from './audit-api/audit-routes.ts';
+import { exchangeToken, type ExchangeDeps, type ExchangeInput } from '../core/exchange/exchange-token.ts';
+import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from '../core/exchange/token-exchange-request.ts';
+import { ExchangeError } from '../core/errors/reasons.ts';
+import { reportExchange } from '../core/exchange/report-exchange.ts';
+import type { BrokerMetrics } from '../features/metrics/broker-metrics.ts';
+import { policyExplainRoutes } from './routes/policy-explain.ts';
+import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
+import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
-import { JWKS_MAX_AGE_SECONDS } from './core/mint/key-life-cycle.ts';
-import { keyRoutes, type KeyApiDeps } from './keys-api/key-routes.ts';
-import { keywayAuth } from './middleware/keyway-auth/index.ts';
-import { ownKeys } from './audit-api/audit-routes.ts';
-import type { HealthReport } from './core/policy/policy-health.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../core/mint/key-life-cycle.ts';
+import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
+import { keywayAuth } from './middleware/keyway-auth.ts';
+import { ownKeys } from './routes/audit.ts';
+import type { HealthReport } from '../core/policy/policy-health.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;

@@ -1,5 +1,5 @@
-import type { AuditStats } from '../core/audit/audit-query.ts';
-import { DECISIONS } from '../core/audit/audit-query.ts';
+import type { AuditStats } from '../../core/audit/audit-query.ts';
+import { DECISIONS } from '../../core/audit/audit-query.ts';
 
 const WIDTH = 960;
 const HEIGHT = 200;

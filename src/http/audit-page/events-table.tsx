@@ -1,4 +1,4 @@
-import type { AuditRecord } from '../core/audit/audit-event.ts';
+import type { AuditRecord } from '../../core/audit/audit-event.ts';
 
 export function Decision(props: { decision: string }) {
   return <span class={`decision decision-${props.decision}`}>{props.decision}</span>;

@@ -1,5 +1,5 @@
-import { DECISIONS } from '../core/audit/audit-query.ts';
-import { REASONS } from '../core/errors/reasons.ts';
+import { DECISIONS } from '../../core/audit/audit-query.ts';
+import { REASONS } from '../../core/errors/reasons.ts';
 
 const TEXT_FIELDS = [
   ['since', 'since (2026-11-20, 24h, 7d)'],

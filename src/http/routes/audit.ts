@@ -1,13 +1,13 @@
 import { Hono, type Context } from 'hono';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
-import type { AlertStore } from '../features/alerts/alert-store.ts';
-import { allRecords } from '../core/audit/all-records.ts';
-import type { AuditStore } from '../core/audit/audit-event.ts';
-import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../core/audit/audit-query.ts';
-import { keywayAuth } from '../middleware/keyway-auth/index.ts';
-import type { KeyRing } from '../core/mint/key-ring.ts';
-import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
-import { toRecordJson } from '../core/audit/record-json.ts';
+import type { AlertStore } from '../../features/alerts/alert-store.ts';
+import { allRecords } from '../../core/audit/all-records.ts';
+import type { AuditStore } from '../../core/audit/audit-event.ts';
+import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../../core/audit/audit-query.ts';
+import { keywayAuth } from '../middleware/keyway-auth.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { CSV_HEADER, csvRow } from '../../core/audit/csv.ts';
+import { toRecordJson } from '../../core/audit/record-json.ts';
 
 export interface AuditApiDeps {
   /** The broker's issuer: the audience and issuer of the tokens that may read the log. */

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import ipaddr from 'ipaddr.js';
-import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from '../features/metrics/registry.ts';
+import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from '../../features/metrics/registry.ts';
 
 /** Headers a reverse proxy adds: behind one, the socket's loopback address says nothing about the caller. */
 const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'cf-connecting-ip', 'true-client-ip'];

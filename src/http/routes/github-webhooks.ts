@@ -1,10 +1,10 @@
 import { Webhooks, type EmitterWebhookEvent } from '@octokit/webhooks';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { Logger } from '../core/log.ts';
-import { sha256Hex } from '../core/mint/sha256-hex.ts';
-import type { DeliveryLog } from '../features/github/webhooks/delivery-log.ts';
-import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../features/github/webhooks/handle-policy-events.ts';
+import type { Logger } from '../../core/log.ts';
+import { sha256Hex } from '../../core/mint/sha256-hex.ts';
+import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
+import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 
 /** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */
 export const WEBHOOK_BODY_BYTES = 4 * 1024 * 1024;

@@ -2,13 +2,13 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import * as v from 'valibot';
-import type { AuditEvent } from '../core/audit/audit-event.ts';
-import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth/index.ts';
-import type { AccessRequest } from '../core/policy/decide.ts';
-import { Claims } from '../core/policy/testing/policy-test-schema.ts';
-import { explainClaims } from '../core/policy/explain.ts';
-import { auditedClaims, auditedRequest } from '../core/policy/audited-decision-input.ts';
+import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import type { AccessRequest } from '../../core/policy/decide.ts';
+import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
+import { explainClaims } from '../../core/policy/explain.ts';
+import { auditedClaims, auditedRequest } from '../../core/policy/audited-decision-input.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';

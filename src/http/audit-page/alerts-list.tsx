@@ -1,4 +1,4 @@
-import type { StoredAlert } from '../features/alerts/alert.ts';
+import type { StoredAlert } from '../../features/alerts/alert.ts';
 
 export function AlertsList(props: { alerts: readonly StoredAlert[] }) {
   if (props.alerts.length === 0) return <p data-testid="no-alerts">No alerts.</p>;

@@ -1,5 +1,5 @@
-import { toRecordJson } from '../core/audit/record-json.ts';
-import type { AuditRecord } from '../core/audit/audit-event.ts';
+import { toRecordJson } from '../../core/audit/record-json.ts';
+import type { AuditRecord } from '../../core/audit/audit-event.ts';
 import { Decision } from './events-table.tsx';
 
 const list = (values: readonly string[] | undefined) => (values === undefined || values.length === 0 ? '—' : values.join(', '));
