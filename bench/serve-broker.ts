@@ -27,8 +27,8 @@ if (mode === 'on') {
   const { createBroker } = await import('../src/broker.ts');
   const { silentLogger } = await import('../src/core/log.ts');
   const { loadPolicies } = await import('../src/core/policy/load-policies.ts');
-  const { readPolicyDirectory } = await import('../src/node/read-policy-directory.ts');
-  const { openSqliteFile } = await import('../src/node/sqlite-file.ts');
+  const { readPolicyDirectory } = await import('../src/storage/read-policy-directory.ts');
+  const { openSqliteFile } = await import('../src/storage/sqlite-file.ts');
   const { migrate } = await import('../src/storage/migrate.ts');
   const { SqliteAuditStore } = await import('../src/storage/sqlite-audit-store.ts');
   const { SqliteAlertStore } = await import('../src/storage/sqlite-alert-store.ts');

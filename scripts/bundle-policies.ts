@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { readPolicyDirectory } from '../src/node/read-policy-directory.ts';
+import { readPolicyDirectory } from '../src/storage/read-policy-directory.ts';
 import { loadPolicies, PolicyLoadError } from '../src/core/policy/load-policies.ts';
 
 /**

@@ -10,7 +10,7 @@ import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv } from '../node/config.ts';
-import { DATABASE_FILE, openSqliteFile } from '../node/sqlite-file.ts';
+import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { CliError } from './command.ts';

@@ -5,8 +5,8 @@ import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../core/
 import { silentLogger } from '../core/log.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../node/config.ts';
-import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../node/master-key-file.ts';
-import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../node/sqlite-file.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
+import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { readPolicyDirectory } from '../node/read-policy-directory.ts';
+import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
 import { compilePolicyFiles } from '../core/policy/load-policies.ts';
 import { checkPolicies } from '../core/policy/lint/lint-policies.ts';
 import type { Command } from './command.ts';

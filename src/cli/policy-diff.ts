@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { readPolicyDirectory } from '../node/read-policy-directory.ts';
+import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
 import { diffPolicies, type PolicyDiff } from '../core/policy/diff/diff-policies.ts';
 import { DIFF_ARROW as ARROW, renderDiffMarkdown, summarizeFindings } from '../core/policy/diff/render-diff-markdown.ts';
 import { compilePolicyFiles } from '../core/policy/load-policies.ts';

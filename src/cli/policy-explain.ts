@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
 import { parse as parseYaml } from 'yaml';
 import { resolveIssuer, IssuerReferenceError } from '../core/verify/trusted-issuer.ts';
-import { readPolicyDirectory } from '../node/read-policy-directory.ts';
+import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
 import { explainClaims, type Explanation, type ExplainedLine } from '../core/policy/explain.ts';
 import { loadPolicies, type PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { CliError, type Command } from './command.ts';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readPolicyDirectory, readPolicyTestFiles } from '../node/read-policy-directory.ts';
+import { readPolicyDirectory, readPolicyTestFiles } from '../storage/read-policy-directory.ts';
 import { loadPolicies } from '../core/policy/load-policies.ts';
 import { runPolicyTests } from '../core/policy/testing/run-policy-tests.ts';
 import type { Command } from './command.ts';

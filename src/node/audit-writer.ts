@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
-import { openSqliteFile } from './sqlite-file.ts';
+import { openSqliteFile } from '../storage/sqlite-file.ts';
 
 /** What the broker's main thread sends: a batch of events, as JSON text, to append in one transaction. */
 export interface WriterRequest {

@@ -15,7 +15,7 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly dev: boolean;
   /** KEYWAY_WATCH_POLICIES (default 1): reload the policy directory when a file in it changes. */
   readonly watchPolicies: boolean;
-  /** KEYWAY_MASTER_KEY (and _PREVIOUS); absent: the master key file in the data dir (src/node/master-key-file.ts). */
+  /** KEYWAY_MASTER_KEY (and _PREVIOUS); absent: the master key file in the data dir (src/storage/master-key-file.ts). */
   readonly masterKeys?: MasterKeys;
   /** KEYWAY_METRICS_TOKEN: the bearer token GET /metrics requires; without it, /metrics is for loopback callers only. */
   readonly metricsToken?: string;

@@ -11,7 +11,7 @@ import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
-import { openSqliteFile, DATABASE_FILE } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';

@@ -14,7 +14,7 @@ import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { createBroker } from '../../src/broker.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
-import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/core/log.ts';
-import { MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
+import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { runProcess, testConfig, writeTree } from './node-harness.ts';

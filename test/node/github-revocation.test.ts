@@ -4,7 +4,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import type { LogFields } from '../../src/core/log.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
 import { FakeGitHub } from '../support/fake-github.ts';

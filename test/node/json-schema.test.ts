@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { readPolicyDirectory, readPolicyTestFiles } from '../../src/node/read-policy-directory.ts';
+import { readPolicyDirectory, readPolicyTestFiles } from '../../src/storage/read-policy-directory.ts';
 import { JSON_SCHEMAS, jsonSchemaText } from '../../scripts/json-schemas.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -6,8 +6,8 @@ import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'j
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
 import type { Logger } from '../../src/core/log.ts';
-import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
 import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts';

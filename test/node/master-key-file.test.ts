@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentLogger, type Logger } from '../../src/core/log.ts';
-import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 
 describe('the Node master key', () => {

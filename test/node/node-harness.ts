@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/core/log.ts';
 import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/node/config.ts';
 import { readTrustedProxies } from '../../src/node/client-address.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { readBrokerSettings } from '../../src/settings.ts';

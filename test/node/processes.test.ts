@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { HEALTH_READ_SCOPE } from '../../src/http/app.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE } from '../../src/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { SqlDatabase, SqlValue } from '../storage/sql-database.ts';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
 import { createPrivateFile } from './private-data-dir.ts';
 
 /** The broker's database, in its data directory. */
