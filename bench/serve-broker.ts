@@ -13,7 +13,7 @@ process.on('message', (message) => {
 });
 
 const mode = process.argv[2];
-const { nodeConfigFromEnv } = await import('../src/node/config.ts');
+const { nodeConfigFromEnv } = await import('../src/config/node-config.ts');
 const config = nodeConfigFromEnv(process.env);
 
 if (mode === 'on') {

@@ -8,7 +8,7 @@ import { outboundFetch } from './core/outbound/outbound-fetch.ts';
 import type { Logger } from './core/log.ts';
 import type { PolicySet } from './core/policy/policy-set.ts';
 import type { ReplayGuard } from './core/replay/replay-guard.ts';
-import type { BrokerSettings } from './settings.ts';
+import type { BrokerSettings } from './config/broker-settings.ts';
 import type { KeyRing } from './core/mint/key-ring.ts';
 import { keyLifeCycle } from './core/mint/key-life-cycle.ts';
 import type { KeyStore } from './core/mint/key-store.ts';

@@ -1,7 +1,7 @@
 // First, so the broker's .tsx modules (the /audit page) load: hence the dynamic imports below.
 import './node/register-jsx.ts';
 
-const { nodeConfigFromEnv } = await import('./node/config.ts');
+const { nodeConfigFromEnv } = await import('./config/node-config.ts');
 const { ConfigError } = await import('./core/settings/read-settings.ts');
 const { startNodeBroker } = await import('./node/start-node-broker.ts');
 const { PolicyLoadError } = await import('./core/policy/load-policies.ts');

@@ -9,7 +9,7 @@ import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { devIssuerUrl, loadDevIssuerKey, signDevToken } from '../features/dev-issuer/dev-issuer.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { DURATION_PATTERN } from '../core/policy/schema.ts';
 import { parseDuration } from '../core/policy/load-policies.ts';
 import { CliError, type Command } from './command.ts';

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../core/mint/key-json.ts';
 import { silentLogger } from '../core/log.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { nodeConfigFromEnv, type NodeBrokerConfig } from '../node/config.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { devIssuerUrl } from '../features/dev-issuer/dev-issuer.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { CliError } from './command.ts';
 

@@ -32,7 +32,7 @@ import { LiveKeyRing } from '../core/mint/live-key-ring.ts';
 import { SqliteDeliveryLog } from '../storage/sqlite-delivery-log.ts';
 import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import type { LivePolicySet } from '../features/github/repository-policies/live-policy-set.ts';
-import type { NodeBrokerConfig } from './config.ts';
+import type { NodeBrokerConfig } from '../config/node-config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';

@@ -5,7 +5,7 @@ import { readMasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import type { Logger } from '../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../core/policy/load-policies.ts';
-import { readBrokerSettings } from '../settings.ts';
+import { readBrokerSettings } from '../config/broker-settings.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../core/mint/key-store.ts';

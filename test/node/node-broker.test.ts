@@ -7,7 +7,7 @@ import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/
 import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { nodeConfigFromEnv } from '../../src/node/config.ts';
+import { nodeConfigFromEnv } from '../../src/config/node-config.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 describe('the Node broker', () => {

@@ -1,12 +1,12 @@
-import { readAlertSettings, type AlertSettings } from './features/alerts/alert-settings.ts';
-import { readAuditSettings, type AuditSettings } from './core/audit/audit-settings.ts';
-import { readGitHubAppSettings, type GitHubAppSettings } from './features/github/app/github-settings.ts';
-import { isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';
-import { readKeySettings, type KeySettings } from './core/mint/key-life-cycle.ts';
-import { readLimitSettings, type LimitSettings } from './core/limits/limit-settings.ts';
-import { readGitHubWebhookSettings, type GitHubWebhookSettings } from './features/github/webhooks/webhook-settings.ts';
-import { readRepositoryPolicySettings, type RepositoryPolicySettings } from './features/github/repository-policies/repository-policy-settings.ts';
-import { ConfigError, readFlag, readInteger, type SettingsSource } from './core/settings/read-settings.ts';
+import { readAlertSettings, type AlertSettings } from '../features/alerts/alert-settings.ts';
+import { readAuditSettings, type AuditSettings } from '../core/audit/audit-settings.ts';
+import { readGitHubAppSettings, type GitHubAppSettings } from '../features/github/app/github-settings.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
+import { readKeySettings, type KeySettings } from '../core/mint/key-life-cycle.ts';
+import { readLimitSettings, type LimitSettings } from '../core/limits/limit-settings.ts';
+import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../features/github/webhooks/webhook-settings.ts';
+import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
+import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
 export function checkBrokerIssuer(issuer: unknown): string {

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
-import { readBrokerSettings, type BrokerSettings } from '../settings.ts';
+import { readBrokerSettings, type BrokerSettings } from './broker-settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
-import { readTrustedProxies, type TrustedProxies } from './client-address.ts';
+import { readTrustedProxies, type TrustedProxies } from '../node/client-address.ts';
 
 /** Settings of the Node broker, each from an environment variable documented in the README. */
 export interface NodeBrokerConfig extends BrokerSettings {
