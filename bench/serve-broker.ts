@@ -4,7 +4,7 @@
 // process.memoryUsage() after a full collection when started with --expose-gc (what is still
 // reachable, not where the heap's sawtooth happens to be), for the soak; SIGTERM closes it as
 // `npm start` does.
-import '../src/node/register-jsx.ts';
+import '../src/runtimes/node/register-jsx.ts';
 
 process.on('message', (message) => {
   if (message !== 'memory') return;
@@ -17,14 +17,14 @@ const { nodeConfigFromEnv } = await import('../src/config/node-config.ts');
 const config = nodeConfigFromEnv(process.env);
 
 if (mode === 'on') {
-  const { startNodeBroker } = await import('../src/node/start-node-broker.ts');
+  const { startNodeBroker } = await import('../src/runtimes/node/start-node-broker.ts');
   const broker = await startNodeBroker(config, { log: (await import('../src/core/log.ts')).silentLogger });
   process.once('SIGTERM', () => void broker.close().then(() => process.exit(0)));
   process.stdout.write(`${broker.url}\n`);
 } else if (mode === 'off') {
   const { serve } = await import('@hono/node-server');
   const { getConnInfo } = await import('@hono/node-server/conninfo');
-  const { createBroker } = await import('../src/broker.ts');
+  const { createBroker } = await import('../src/runtimes/create-broker.ts');
   const { silentLogger } = await import('../src/core/log.ts');
   const { loadPolicies } = await import('../src/core/policy/load-policies.ts');
   const { readPolicyDirectory } = await import('../src/storage/read-policy-directory.ts');

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { StoredAlert } from '../../src/features/alerts/alert.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { openSqliteFile, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';

@@ -11,11 +11,11 @@ import { readRepositoryPolicySettings } from '../../src/features/github/reposito
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
-import { createBroker } from '../../src/broker.ts';
+import { createBroker } from '../../src/runtimes/create-broker.ts';
 import { silentLogger } from '../../src/core/log.ts';
-import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';

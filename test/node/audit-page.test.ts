@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerClient } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import type { IssuedGrant } from '../../src/core/policy/decide.ts';
 import type { Policy } from '../../src/core/policy/policy.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';

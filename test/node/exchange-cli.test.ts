@@ -8,7 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { verifyAccessToken } from '../../src/index.ts';
 import { KUBERNETES_TOKEN_FILE, selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { GITHUB_INSTALLATION_TOKEN_TYPE } from '../../src/cli/pipeline/revoke-token.ts';
 import { verifyAccessToken } from '../../src/index.ts';
 import { silentLogger } from '../../src/core/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { buildAction } from '../../scripts/build-action.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import type { LogFields } from '../../src/core/log.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';

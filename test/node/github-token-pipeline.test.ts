@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
-import { startNodeBroker } from '../../src/node/start-node-broker.ts';
+import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';

@@ -8,7 +8,7 @@ import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../s
 import type { Logger } from '../../src/core/log.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';

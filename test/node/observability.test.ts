@@ -2,7 +2,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { jsonLogger } from '../../src/core/log.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../../src/config/node-config.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { parsePrometheusText } from '../support/prometheus-text.ts';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { HEALTH_READ_SCOPE } from '../../src/http/app.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
-import { DATABASE_FILE } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerClient, type BrokerHarness } from '../suites/exchange-suite.ts';
@@ -37,7 +37,7 @@ describe('processes a newcomer runs', () => {
 
   /** `npm start` on PORT=0: the broker binds a free port and says which in its `keyway listening` line. */
   async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-    const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
+    const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (chunk) => (output += chunk));
@@ -88,14 +88,14 @@ describe('processes a newcomer runs', () => {
   });
 
   it('refuses KEYWAY_DEV=1 with a public issuer URL', async () => {
-    const result = await run(['src/node.ts'], { KEYWAY_DEV: '1', KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_DATA_DIR: writeTree({}) });
+    const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_DEV: '1', KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_DATA_DIR: writeTree({}) });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/KEYWAY_DEV=1 only runs with a loopback http KEYWAY_ISSUER/);
   });
 
   it('stops start-up on a broken policy, naming file, line and reason', async () => {
     const root = writeTree({ 'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n', 'policies/team/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
-    const result = await run(['src/node.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
+    const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
   });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { replaySuite } from '../suites/replay-suite.ts';

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';

@@ -1,8 +1,8 @@
 import { createExecutionContext, runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
-import { keywayState } from '../../src/workers/keyway-state.ts';
-import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
+import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubExchangeSuite, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
 import { FakeGitHub } from '../support/fake-github.ts';

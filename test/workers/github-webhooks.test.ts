@@ -1,7 +1,7 @@
 import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
-import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
@@ -16,7 +16,7 @@ describe('the live policy set on Workers', () => {
     const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
     const env = { ...workerEnv, ...repo.settings };
     const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
-    // Two isolates: each builds its own broker from the bundle, as worker.ts does.
+    // Two isolates: each builds its own broker from the bundle, as runtimes/workers/main.ts does.
     const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
     const client = (broker: typeof one) => ({
       issuer: workerEnv.KEYWAY_ISSUER,

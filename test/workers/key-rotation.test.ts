@@ -10,9 +10,9 @@ import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts'
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-store.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
-import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/workers/keyway-state.ts';
-import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
-import worker from '../../src/worker.ts';
+import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import worker from '../../src/runtimes/workers/main.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';

@@ -1,8 +1,8 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { replayKey } from '../../src/core/replay/replay-key.ts';
-import { keywayState } from '../../src/workers/keyway-state.ts';
-import { replayShard } from '../../src/workers/replay-guard-state.ts';
+import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { replaySuite } from '../suites/replay-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';

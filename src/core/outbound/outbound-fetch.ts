@@ -5,7 +5,7 @@ import { ForbiddenAddressError, literalHostRefusal } from './outbound-address.ts
  * whose host is written as an IP address must be a public one (see addressRefusal) before
  * `connect` is called at all. Names are left to `connect`, which must refuse them at connect
  * time by the addresses they resolve to, so no DNS answer can change between check and use: on
- * Node that is publicAddressFetch (src/node/public-address-fetch.ts); on Workers, Cloudflare's
+ * Node that is publicAddressFetch (src/runtimes/node/public-address-fetch.ts); on Workers, Cloudflare's
  * network, whose fetch never reaches private addresses. A redirect is never followed, whatever
  * the caller asked: its target would be checked by no one here (on Node, an IP address is never
  * looked up), so the 3xx answer itself is what the caller gets.

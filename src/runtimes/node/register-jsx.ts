@@ -7,7 +7,7 @@ import { transformSync } from 'esbuild';
  * Node strips TypeScript types but does not compile JSX, and the /audit page is Hono JSX
  * (`.tsx`). This teaches the running process to load `.tsx` files, compiled by esbuild as they
  * are imported: no build step, no output files. Vitest and wrangler compile JSX themselves.
- * Import it before anything that reaches a `.tsx` file (src/node.ts does).
+ * Import it before anything that reaches a `.tsx` file (src/runtimes/node/main.ts does).
  */
 registerHooks({
   load(url, context, nextLoad) {

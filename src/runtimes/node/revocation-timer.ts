@@ -1,4 +1,4 @@
-import type { Logger } from '../core/log.ts';
+import type { Logger } from '../../core/log.ts';
 
 /** setTimeout's ceiling (about 24.8 days). */
 const MAX_DELAY_MS = 2 ** 31 - 1;

@@ -1,24 +1,24 @@
-import { createBroker, outboundHttp } from '../broker.ts';
-import { createGitHubTokens } from '../features/github/app/create-github-tokens.ts';
-import type { GitHubTokens } from '../features/github/app/github-tokens.ts';
-import { readMasterKeys } from '../core/secrets/master-keys.ts';
-import { SecretBox } from '../core/secrets/secret-box.ts';
-import type { Logger } from '../core/log.ts';
-import { loadPolicies, type PolicyFile } from '../core/policy/load-policies.ts';
-import { readBrokerSettings } from '../config/broker-settings.ts';
-import { ConfigError } from '../core/settings/read-settings.ts';
-import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
-import type { KeyTransition } from '../core/mint/key-store.ts';
-import { LiveKeyRing } from '../core/mint/live-key-ring.ts';
+import { createBroker, outboundHttp } from '../create-broker.ts';
+import { createGitHubTokens } from '../../features/github/app/create-github-tokens.ts';
+import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
+import { readMasterKeys } from '../../core/secrets/master-keys.ts';
+import { SecretBox } from '../../core/secrets/secret-box.ts';
+import type { Logger } from '../../core/log.ts';
+import { loadPolicies, type PolicyFile } from '../../core/policy/load-policies.ts';
+import { readBrokerSettings } from '../../config/broker-settings.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
+import type { KeyTransition } from '../../core/mint/key-store.ts';
+import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
 import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
-import type { Broker } from '../broker.ts';
-import type { JwksCachePolicy } from '../core/verify/jwks-cache.ts';
+import type { Broker } from '../create-broker.ts';
+import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
 import { Hono } from 'hono';
-import type { AppEnv } from '../http/app.ts';
+import type { AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
-import { policyHealth } from '../core/policy/policy-health.ts';
+import { policyHealth } from '../../core/policy/policy-health.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {

@@ -1,8 +1,8 @@
-import type { Logger } from '../core/log.ts';
-import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../core/policy/load-policies.ts';
-import { reloadProblems, type PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
-import type { PolicySet } from '../core/policy/policy-set.ts';
-import type { LivePolicySet } from '../features/github/repository-policies/live-policy-set.ts';
+import type { Logger } from '../../core/log.ts';
+import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
+import { reloadProblems, type PolicyReloadStatus } from '../../core/policy/policy-reload-status.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { KeywayState } from './keyway-state.ts';
 
 /**

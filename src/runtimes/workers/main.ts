@@ -1,12 +1,12 @@
-import { jsonLogger } from './core/log.ts';
-import type { PolicyFile } from './core/policy/load-policies.ts';
-import bundledPolicies from '../build/policies.json';
-import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './workers/worker-broker.ts';
-import { isLoopbackHost, isLoopbackHttpUrl } from './core/outbound/loopback-http-url.ts';
+import { jsonLogger } from '../../core/log.ts';
+import type { PolicyFile } from '../../core/policy/load-policies.ts';
+import bundledPolicies from '../../../build/policies.json';
+import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
+import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 
-export { KeywayState } from './workers/keyway-state.ts';
-export { ReplayGuardState } from './workers/replay-guard-state.ts';
-export { RateLimitState } from './workers/rate-limit-state.ts';
+export { KeywayState } from './keyway-state.ts';
+export { ReplayGuardState } from './replay-guard-state.ts';
+export { RateLimitState } from './rate-limit-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<WorkerBroker> | undefined;

@@ -1,10 +1,10 @@
 // First, so the broker's .tsx modules (the /audit page) load: hence the dynamic imports below.
-import './node/register-jsx.ts';
+import './register-jsx.ts';
 
-const { nodeConfigFromEnv } = await import('./config/node-config.ts');
-const { ConfigError } = await import('./core/settings/read-settings.ts');
-const { startNodeBroker } = await import('./node/start-node-broker.ts');
-const { PolicyLoadError } = await import('./core/policy/load-policies.ts');
+const { nodeConfigFromEnv } = await import('../../config/node-config.ts');
+const { ConfigError } = await import('../../core/settings/read-settings.ts');
+const { startNodeBroker } = await import('./start-node-broker.ts');
+const { PolicyLoadError } = await import('../../core/policy/load-policies.ts');
 
 /** `npm start`: the Node broker, configured from the environment. */
 try {

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
-import type { Logger } from '../core/log.ts';
-import { reloadProblems, type PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
-import type { PolicySet } from '../core/policy/policy-set.ts';
+import type { Logger } from '../../core/log.ts';
+import { reloadProblems, type PolicyReloadStatus } from '../../core/policy/policy-reload-status.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
 
 export type { PolicyReloadStatus };
 

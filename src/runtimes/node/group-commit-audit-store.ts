@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
-import type { SqlDatabase } from '../storage/sql-database.ts';
-import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { SqlDatabase } from '../../storage/sql-database.ts';
+import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { WriterReply, WriterRequest } from './audit-writer.ts';
 
 interface Pending {

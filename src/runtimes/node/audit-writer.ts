@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
-import { openSqliteFile } from '../storage/sqlite-file.ts';
+import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import { openSqliteFile } from '../../storage/sqlite-file.ts';
 
 /** What the broker's main thread sends: a batch of events, as JSON text, to append in one transaction. */
 export interface WriterRequest {
@@ -9,7 +9,7 @@ export interface WriterRequest {
   readonly events: readonly string[];
 }
 
-export type WriterReply = { readonly batch: number; readonly links: import('../core/audit/audit-event.ts').ChainLink[] } | { readonly batch: number; readonly error: string };
+export type WriterReply = { readonly batch: number; readonly links: import('../../core/audit/audit-event.ts').ChainLink[] } | { readonly batch: number; readonly error: string };
 
 /**
  * The audit log's single writer, on its own thread with its own connection: hashing and the

@@ -1,4 +1,4 @@
-import type { SqlDatabase, SqlValue } from '../storage/sql-database.ts';
+import type { SqlDatabase, SqlValue } from '../../storage/sql-database.ts';
 
 /** The SqlDatabase port over a SQLite-backed Durable Object's storage. */
 export function durableObjectSql(storage: DurableObjectStorage): SqlDatabase {

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
-import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../core/replay/replay-guard.ts';
-import { migrate } from '../storage/migrate.ts';
-import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
+import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../../core/replay/replay-guard.ts';
+import { migrate } from '../../storage/migrate.ts';
+import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
-import { MemoryRateLimiter } from '../core/limits/memory-rate-limiter.ts';
-import type { RateLimiter } from '../core/limits/rate-limiter.ts';
-import type { RateLimit, RateVerdict } from '../core/limits/token-bucket.ts';
+import { MemoryRateLimiter } from '../../core/limits/memory-rate-limiter.ts';
+import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
+import type { RateLimit, RateVerdict } from '../../core/limits/token-bucket.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 /**

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
+import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
 

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { addressRefusal, ForbiddenAddressError, literalHostRefusal } from '../core/outbound/outbound-address.ts';
+import { addressRefusal, ForbiddenAddressError, literalHostRefusal } from '../../core/outbound/outbound-address.ts';
 
 /**
  * A DNS lookup that refuses a name when any address it resolves to is one the broker never
