@@ -3,8 +3,7 @@ import { createApp, type AppEnv } from '../http/app.ts';
 import { policyHealth, type HealthReport } from '../core/policy/policy-health.ts';
 import type { AuditStore } from '../core/audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from '../core/verify/jwks-cache.ts';
-import type { OutboundHttpOptions } from '../core/outbound/fetch-json.ts';
-import { outboundFetch } from '../core/outbound/outbound-fetch.ts';
+import { outboundHttp } from '../core/outbound/outbound-http.ts';
 import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
@@ -62,18 +61,6 @@ export interface Broker {
   readonly jwks: JwksCache;
   /** The GitHub App side (client, installation cache, per-run revocation), when configured. */
   readonly github: GitHubTokens | undefined;
-}
-
-export const OUTBOUND_TIMEOUT_MS = 5000;
-export const OUTBOUND_MAX_BYTES = 256 * 1024;
-
-/**
- * What every outbound call (discovery and JWKS, the GitHub API, alert webhooks) shares: the
- * runtime's connector behind outboundFetch, which refuses non-public addresses, a deadline
- * and a size cap.
- */
-export function outboundHttp(connect: typeof fetch, allowHttpLoopback: boolean): OutboundHttpOptions {
-  return { fetch: outboundFetch(connect, allowHttpLoopback), timeoutMs: OUTBOUND_TIMEOUT_MS, maxBytes: OUTBOUND_MAX_BYTES, allowHttpLoopback };
 }
 
 export function createBroker(parts: BrokerParts): Broker {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_BOUNDS } from '../../src/core/audit/bound-audit-event.ts';
-import { outboundHttp } from '../../src/runtimes/create-broker.ts';
+import { outboundHttp } from '../../src/core/outbound/outbound-http.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/core/verify/jwks-cache.ts';
 import { ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';
 import { publicAddressFetch } from '../../src/runtimes/node/public-address-fetch.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../../src/runtimes/create-broker.ts';
+import { OUTBOUND_MAX_BYTES, OUTBOUND_TIMEOUT_MS } from '../../src/core/outbound/outbound-http.ts';
 import { IssuerUnavailableError, JwksCache } from '../../src/core/verify/jwks-cache.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 

@@ -1,4 +1,4 @@
-import { networkOf } from '../../features/alerts/network-of.ts';
+import { networkOf } from './network-of.ts';
 import type { Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
 import { RateLimitedError } from './rate-limited-error.ts';

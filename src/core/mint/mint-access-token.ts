@@ -1,12 +1,22 @@
 import { SignJWT } from 'jose';
-import type { IssuedGrant } from '../policy/decide.ts';
 import type { SigningKey } from './key-ring.ts';
+
+/** What a policy granted, as far as the token carries it (the policy's IssuedGrant is one). */
+export interface AccessTokenGrant {
+  /** The granting policy: its id is the token's `client_id`. */
+  readonly policy: { readonly id: string };
+  readonly audiences: readonly string[];
+  readonly scopes: readonly string[];
+  readonly ttlSeconds: number;
+  readonly subject: string;
+  readonly claims: Readonly<Record<string, string>>;
+}
 
 export interface MintInput {
   /** The broker's issuer URL. */
   readonly issuer: string;
   readonly key: SigningKey;
-  readonly grant: IssuedGrant;
+  readonly grant: AccessTokenGrant;
   /** Issuer and subject of the CI token this one was exchanged for. */
   readonly source: { readonly iss: string; readonly sub: string };
   /** Milliseconds since the epoch. */

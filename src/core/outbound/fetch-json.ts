@@ -1,4 +1,4 @@
-import { checkOutboundUrl } from '../verify/trusted-issuer.ts';
+import { checkOutboundUrl } from './check-outbound-url.ts';
 
 export interface OutboundHttpOptions {
   readonly fetch: typeof fetch;

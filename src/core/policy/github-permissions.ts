@@ -1,3 +1,6 @@
+/** GitHub fixes an installation token's life at one hour: no policy may grant one for longer. */
+export const GITHUB_TOKEN_LIFETIME_SECONDS = 3600;
+
 /** Installation token permission levels, weakest first. */
 export const PERMISSION_LEVELS = ['read', 'write', 'admin'] as const;
 export type PermissionLevel = (typeof PERMISSION_LEVELS)[number];

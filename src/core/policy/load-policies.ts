@@ -6,8 +6,7 @@ import {
   type IssuerResolutionOptions,
   type TrustedIssuer,
 } from '../verify/trusted-issuer.ts';
-import { GITHUB_TOKEN_LIFETIME_SECONDS } from '../../features/github/app/installation-token.ts';
-import { REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { GITHUB_TOKEN_LIFETIME_SECONDS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
 import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';

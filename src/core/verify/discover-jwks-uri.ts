@@ -1,5 +1,5 @@
 import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
-import { checkOutboundUrl } from './trusted-issuer.ts';
+import { checkOutboundUrl } from '../outbound/check-outbound-url.ts';
 
 /**
  * OpenID Connect Discovery 1.0 §4 for one issuer: the metadata must name exactly this issuer

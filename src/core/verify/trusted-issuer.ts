@@ -1,5 +1,5 @@
+import { checkOutboundUrl, OutboundUrlError } from '../outbound/check-outbound-url.ts';
 import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
-import { literalHostRefusal } from '../outbound/outbound-address.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
 
 /** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */
@@ -41,27 +41,14 @@ export class IssuerReferenceError extends Error {
 /** The development issuer is off, so policies naming it are inert. */
 export class DevIssuerDisabledError extends IssuerReferenceError {}
 
-/**
- * Checks that a URL may be contacted or trusted: https, or http on loopback when the operator
- * turned that on for development, and a host written as an IP address must be a public one
- * (a name is checked by the address it resolves to, when the connection is made: see
- * outbound-fetch.ts). Used for issuer URLs, discovery, JWKS and the GitHub API alike.
- */
-export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL {
-  if (!URL.canParse(value)) throw new IssuerReferenceError(`${JSON.stringify(value)} is not an absolute URL`);
-  const url = new URL(value);
-  if (url.username !== '' || url.password !== '') throw new IssuerReferenceError(`${value} must not carry credentials`);
-  if (url.protocol !== 'https:') {
-    if (!isLoopbackHttpUrl(url)) throw new IssuerReferenceError(`${value} must use https`);
-    if (!allowHttpLoopback) throw new IssuerReferenceError(`${value} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
-  }
-  const refusal = literalHostRefusal(url, allowHttpLoopback);
-  if (refusal !== undefined) throw new IssuerReferenceError(`${value}: ${refusal}`);
-  return url;
-}
-
 function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {
-  const url = checkOutboundUrl(value, options.allowHttpLoopback);
+  let url: URL;
+  try {
+    url = checkOutboundUrl(value, options.allowHttpLoopback);
+  } catch (error) {
+    if (!(error instanceof OutboundUrlError)) throw error;
+    throw new IssuerReferenceError(error.message, { cause: error });
+  }
   if (url.search !== '' || url.hash !== '' || value.includes('?') || value.includes('#')) {
     throw new IssuerReferenceError(`issuer ${value} must not have a query or fragment`);
   }

@@ -6,7 +6,7 @@ import type { AlertStore } from './alert-store.ts';
 import type { AlertSettings } from './alert-settings.ts';
 import { deliverWebhook, type WebhookTarget } from './deliver-webhook.ts';
 import { evaluateAlerts } from './evaluate-alerts.ts';
-import { networkOf } from './network-of.ts';
+import { networkOf } from '../../core/limits/network-of.ts';
 
 export interface AlertDeps {
   readonly store: AlertStore;

@@ -24,7 +24,7 @@ import type { KeyRingPlan } from '../../core/mint/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../../core/mint/key-store.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
-import { outboundHttp } from '../create-broker.ts';
+import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import type { PendingRevocation, RevocationStore } from '../../features/github/app/revocation-store.ts';
 import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
 import { jsonLogger } from '../../core/log.ts';

@@ -1,4 +1,5 @@
-import { createBroker, outboundHttp } from '../create-broker.ts';
+import { createBroker } from '../create-broker.ts';
+import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import { createGitHubTokens } from '../../features/github/app/create-github-tokens.ts';
 import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';

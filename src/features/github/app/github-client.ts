@@ -1,5 +1,5 @@
 import type { CryptoKey } from 'jose';
-import { checkOutboundUrl } from '../../../core/verify/trusted-issuer.ts';
+import { checkOutboundUrl } from '../../../core/outbound/check-outbound-url.ts';
 import { FetchError, readBounded } from '../../../core/outbound/fetch-json.ts';
 import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';
 import { errorCodeForStatus, GitHubError } from './github-error.ts';

@@ -4,9 +4,6 @@ import { GitHubError } from './github-error.ts';
 import { parseAnswer } from './parse-answer.ts';
 import { permissionsCovered } from '../../../core/policy/github-permissions.ts';
 
-/** GitHub fixes an installation token's life at one hour. */
-export const GITHUB_TOKEN_LIFETIME_SECONDS = 3600;
-
 /** Installation token permissions: name → `read` | `write` | `admin`. */
 export type GitHubPermissions = Readonly<Record<string, string>>;
 
