@@ -3,7 +3,7 @@ import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { readBrokerSettings, type BrokerSettings } from './broker-settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
-import { readTrustedProxies, type TrustedProxies } from '../runtimes/node/client-address.ts';
+import { readTrustedProxies, type TrustedProxies } from './trusted-proxies.ts';
 
 /** Settings of the Node broker, each from an environment variable documented in the README. */
 export interface NodeBrokerConfig extends BrokerSettings {

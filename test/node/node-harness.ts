@@ -9,7 +9,7 @@ import { readRepositoryPolicySettings } from '../../src/features/github/reposito
 import { silentLogger } from '../../src/core/log.ts';
 import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
-import { readTrustedProxies } from '../../src/runtimes/node/client-address.ts';
+import { readTrustedProxies } from '../../src/config/trusted-proxies.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';

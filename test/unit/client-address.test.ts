@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clientAddress, NO_TRUSTED_PROXIES, readTrustedProxies } from '../../src/runtimes/node/client-address.ts';
+import { clientAddress } from '../../src/runtimes/node/client-address.ts';
+import { NO_TRUSTED_PROXIES, readTrustedProxies } from '../../src/config/trusted-proxies.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 
 const proxies = readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.1 2001:db8:f::/48' });

@@ -44,7 +44,8 @@ import { MetricsRegistry } from '../../features/metrics/registry.ts';
 import { metricsRoute } from '../../http/routes/metrics.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
 import { closeAfterUnreadBody } from './close-after-unread-body.ts';
-import { clientAddress, NO_TRUSTED_PROXIES } from './client-address.ts';
+import { clientAddress } from './client-address.ts';
+import { NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
