@@ -1,20 +1,14 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
-import { exchangeToken, type ExchangeDeps, type ExchangeInput } from '../core/exchange/exchange-token.ts';
-import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from '../core/exchange/token-exchange-request.ts';
-import { ExchangeError } from '../core/errors/reasons.ts';
-import { reportExchange } from '../core/exchange/report-exchange.ts';
-import type { BrokerMetrics } from '../features/metrics/broker-metrics.ts';
-import { policyExplainRoutes } from './routes/policy-explain.ts';
-import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
-import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
-import { auditPage } from './audit-page/audit-page.tsx';
-import { JWKS_MAX_AGE_SECONDS } from '../core/mint/key-life-cycle.ts';
-import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
-import { keywayAuth } from './middleware/keyway-auth.ts';
-import { ownKeys } from './routes/audit.ts';
+import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
 import type { HealthReport } from '../core/policy/policy-health.ts';
+import { auditPage } from './audit-page/audit-page.tsx';
+import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
+import { discoveryRoutes } from './routes/discovery.ts';
+import { healthRoutes } from './routes/health.ts';
+import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
+import { policyExplainRoutes } from './routes/policy-explain.ts';
+import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;
@@ -23,86 +17,25 @@ export interface AppDeps {
   readonly clientIp: (c: Context) => string | undefined;
   /** The audit log's API (`/v1/audit`) and page (`/audit`). */
   readonly audit: AuditApiDeps;
-  /** Runs after an audit record is durable, in the background (alert rules). */
-  readonly onAudited: (event: AuditEvent, link: ChainLink) => Promise<void>;
-  /** Keeps background work alive past the response: waitUntil on Workers. */
-  readonly background: (c: Context, task: Promise<void>) => void;
+  /** Told of every answered exchange: logs, metrics and alert rules, as runtimes/create-broker.ts wires them. */
+  readonly answered: TokenRouteDeps['answered'];
   /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
   readonly keyApi?: KeyApiDeps;
-  /** Counters and latencies of exchanges and audit appends. */
-  readonly metrics: BrokerMetrics;
   /** `POST /webhooks/github`, when a webhook secret is configured. */
   readonly webhooks?: Hono;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
 
-/** The scope a keyway token needs to read the broker's health in detail (`GET /v1/health`). */
-export const HEALTH_READ_SCOPE = 'health:read';
-
-const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
-const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
-
-/** The HTTP face of the broker: routes and wiring only. Runtimes build `deps` and mount this. */
+/** The HTTP face of the broker: it mounts routes and middleware, nothing more. Runtimes build `deps` and serve this. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const { issuer } = deps.exchange;
+  const { issuer, keys } = deps.exchange;
 
   app.use(requestId({ limitLength: 128 }));
-
-  // Public: up or degraded, nothing more. Policy files, issuers and load problems are for operators.
-  app.get('/healthz', (c) => c.json({ status: deps.health().status }, 200, NO_STORE));
-  const operator = keywayAuth({ issuer, audience: issuer, scopes: [HEALTH_READ_SCOPE], keys: ownKeys(deps.exchange.keys) });
-  app.get('/v1/health', operator, (c) => c.json(deps.health(), 200, NO_STORE));
-
-  const metadata = {
-    issuer,
-    token_endpoint: `${issuer}/token`,
-    jwks_uri: `${issuer}/.well-known/jwks.json`,
-    grant_types_supported: [TOKEN_EXCHANGE_GRANT],
-    token_endpoint_auth_methods_supported: ['none'],
-    response_types_supported: [],
-  };
-  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
-  app.get('/.well-known/openid-configuration', (c) => c.json(metadata));
-  app.get('/.well-known/jwks.json', (c) => {
-    // The key life cycle publishes a next key at least this long before it signs (src/core/mint/key-life-cycle.ts).
-    c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
-    return c.json(deps.exchange.keys().jwks);
-  });
-
-  const respond = async (c: Context<AppEnv>, input: ExchangeInput): Promise<Response> => {
-    const started = performance.now();
-    const context = { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') };
-    const result = await exchangeToken(deps.exchange, input, context);
-    if (result.recorded !== undefined) deps.background(c, deps.onAudited(result.recorded.event, result.recorded.link));
-    reportExchange(deps.exchange.log, deps.metrics, context, result, (performance.now() - started) / 1000);
-    if (result.status === 405) c.header('Allow', 'POST');
-    return c.json(result.body, result.status as 200, { ...NO_STORE, ...result.headers });
-  };
-  const refuse = (reason: ExchangeError['reason'], detail: string) => ({ refused: new ExchangeError(reason, detail, { public: true }) });
-
-  app.post(
-    '/token',
-    async (c, next) => {
-      // Before the body is read: a flood is shed before it costs a signature check.
-      const limited = await deps.exchange.limits.beforeVerification(deps.clientIp(c));
-      if (limited !== undefined) return respond(c, { refused: limited });
-      await next();
-    },
-    bodyLimit({
-      maxSize: REQUEST_LIMITS.bodyBytes,
-      onError: (c) => respond(c as Context<AppEnv>, refuse('request_too_large', `the request body is larger than ${REQUEST_LIMITS.bodyBytes} bytes`)),
-    }),
-    async (c) => {
-      if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) {
-        return respond(c, refuse('unsupported_media_type', 'the request body must be application/x-www-form-urlencoded'));
-      }
-      return respond(c, { form: new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())) });
-    },
-  );
-  app.all('/token', (c) => respond(c, refuse('method_not_allowed', 'the token endpoint only accepts POST')));
-
+  app.route('/', healthRoutes({ issuer, keys, health: deps.health }));
+  app.route('/', discoveryRoutes({ issuer, keys }));
+  app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { createApp, type AppEnv } from '../http/app.ts';
+import { reportExchange } from '../http/report-exchange.ts';
 import { policyHealth, type HealthReport } from '../core/policy/policy-health.ts';
 import type { AuditStore } from '../core/audit/audit-event.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from '../core/verify/jwks-cache.ts';
@@ -98,6 +99,11 @@ export function createBroker(parts: BrokerParts): Broker {
             sign: (body) => signWebhookBody(body, parts.keys().signing),
           },
   });
+  const background =
+    parts.background ??
+    ((_c: Context, task: Promise<void>) => {
+      task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
+    });
   const github = parts.github;
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
@@ -117,10 +123,13 @@ export function createBroker(parts: BrokerParts): Broker {
         ? {}
         : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
     },
-    metrics,
     clientIp: parts.clientIp,
     audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
-    onAudited,
+    answered: (c, { context, result, status, seconds }) => {
+      // Alert rules read each durable record in the background; the log line and the metrics are written now.
+      if (result.recorded !== undefined) background(c, onAudited(result.recorded.event, result.recorded.link));
+      reportExchange(parts.log, metrics, context, result, status, seconds);
+    },
     ...(parts.keyStore === undefined
       ? {}
       : {
@@ -152,11 +161,6 @@ export function createBroker(parts: BrokerParts): Broker {
             log: parts.log,
           }),
         }),
-    background:
-      parts.background ??
-      ((_c, task) => {
-        task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
-      }),
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
   });
   return { app, jwks, github: parts.github };

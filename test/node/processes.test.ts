@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { HEALTH_READ_SCOPE } from '../../src/http/app.ts';
+import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';

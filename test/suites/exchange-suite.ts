@@ -1,7 +1,8 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
-import type { OAuthErrorCode, Reason } from '../../src/core/errors/reasons.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import type { OAuthErrorCode } from '../../src/http/oauth-errors.ts';
 import type { JwksCachePolicy } from '../../src/core/verify/jwks-cache.ts';
 import type { Logger } from '../../src/core/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
-import type { OAuthErrorCode, Reason } from '../../src/core/errors/reasons.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import type { OAuthErrorCode } from '../../src/http/oauth-errors.ts';
 import * as fixtures from '../support/ci-token-fixtures.ts';
 import { atIssuer, readmePolicy } from '../support/readme-policies.ts';
 import { newTestSite, TestIssuer, type SigningAlg } from '../support/test-issuer.ts';

@@ -6,7 +6,7 @@ import { allRecords } from '../../src/core/audit/all-records.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
 import bundledPolicies from '../../build/policies.json';
-import { HEALTH_READ_SCOPE } from '../../src/http/app.ts';
+import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import worker from '../../src/runtimes/workers/main.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';

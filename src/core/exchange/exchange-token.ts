@@ -15,13 +15,11 @@ import type { KeyRing } from '../mint/key-ring.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
-import { ExchangeError, REASONS, type Decision } from '../errors/reasons.ts';
-import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import { GitHubError } from '../../features/github/app/github-error.ts';
-import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
-import { DEFAULT_GITHUB_API_URL } from '../../features/github/app/github-settings.ts';
+import { ExchangeError, REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
+import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
-import { splitPolicyScope, withCentralGuardrails, type RepositoryPolicySource, type VerifiedCaller } from '../../features/github/repository-policies/repository-policies.ts';
+import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
+import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -39,9 +37,9 @@ export interface ExchangeDeps {
   /** Rate limits; the per-subject one applies here, once the subject token verified. */
   readonly limits: RequestLimits;
   /** GitHub installation tokens (`grant.github`); undefined when no GitHub App is configured. */
-  readonly github?: GitHubTokens;
+  readonly github?: GitHubTokenMinter;
   /** Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), through the GitHub App. */
-  readonly repositoryPolicies?: RepositoryPolicySource;
+  readonly repositoryPolicies?: RepositoryPolicies;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -54,13 +52,30 @@ export interface RequestContext {
 /** The form body, or the reason the HTTP layer refused it before parsing. */
 export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refused: ExchangeError };
 
-export interface ExchangeResponse {
-  readonly status: number;
-  readonly body: Readonly<Record<string, unknown>>;
-  readonly headers?: Readonly<Record<string, string>>;
+/** The answer fields of a granted exchange (RFC 8693 §2.2.1), as the caller receives them. */
+export interface IssuedToken {
+  readonly access_token: string;
+  readonly issued_token_type: string;
+  readonly token_type: 'Bearer';
+  readonly expires_in: number;
+  readonly scope: string;
+}
+
+/**
+ * What the exchange answers, transport-free: a token, a refusal with its reason code (and for a
+ * rate limit, when to retry), or unavailable (no audit record, so no token). The HTTP layer maps
+ * it to a status and an RFC 6749 body in one place (http/oauth-errors.ts).
+ */
+export type ExchangeAnswer =
+  | { readonly kind: 'granted'; readonly token: IssuedToken }
+  | { readonly kind: 'refused'; readonly reason: Refusal; readonly description: string; readonly retryAfterSeconds?: number }
+  | { readonly kind: 'unavailable'; readonly description: string };
+
+export interface ExchangeResult {
+  readonly answer: ExchangeAnswer;
   /** What was decided, for logs and metrics. `audit_unavailable` (no reason code: nothing was recorded) when the append failed. */
   readonly outcome: { readonly decision: Decision; readonly reason: string; readonly limit?: string };
-  /** The audit record, once durable; absent when the append failed. */
+  /** The audit record, once durable; absent when the append failed or was not tried. Its id is the answer's `audit_event_id`. */
   readonly recorded?: { readonly event: AuditEvent; readonly link: ChainLink };
   /** How the audit append went; absent when none was tried (a rate-limited request after the first). */
   readonly append?: { readonly outcome: 'ok' | 'error'; readonly seconds: number };
@@ -71,10 +86,10 @@ const nextId = monotonicFactory();
 type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
 
 /**
- * RFC 8693 token exchange: parse → verify → decide → mint → audit → respond. The audit record
- * is appended before anything is returned; if it cannot be, the answer is 503 and no token.
+ * RFC 8693 token exchange: parse → verify → decide → mint → audit → answer. The audit record
+ * is appended before anything is returned; if it cannot be, the answer is unavailable and no token.
  */
-export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, context: RequestContext): Promise<ExchangeResponse> {
+export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, context: RequestContext): Promise<ExchangeResult> {
   const now = deps.now();
   const event: Draft = {
     id: nextId(now),
@@ -88,32 +103,26 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     },
   };
 
-  let success: Granted | undefined;
-  let failure: ExchangeError | undefined;
+  let settled: { readonly granted: Granted } | { readonly failure: ExchangeError };
   try {
     if ('refused' in input) throw input.refused;
-    success = await grantOrThrow(deps, input.form, now, event);
+    settled = { granted: await grantOrThrow(deps, input.form, now, event) };
   } catch (error) {
-    failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
+    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
     if (failure.reason === 'internal_error') {
       deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(describe(error), AUDIT_BOUNDS.detail) });
     }
     event.reason = failure.reason;
     event.decision = REASONS[failure.reason].decision;
     event.detail = failure.message;
+    settled = { failure };
   }
 
-  const limited = failure instanceof RateLimitedError ? failure : undefined;
-  const headers: Record<string, string> = limited === undefined ? {} : { 'Retry-After': String(limited.retryAfterSeconds) };
-  const refusal = (refused: ExchangeError | undefined): Record<string, unknown> => {
-    const spec = REASONS[refused?.reason ?? 'internal_error'];
-    // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
-    const description = refused?.detailIsPublic === true ? boundText(refused.message, AUDIT_BOUNDS.detail) : spec.description;
-    return { error: 'error' in spec ? spec.error : 'server_error', error_description: description };
-  };
+  const limited = 'failure' in settled && settled.failure instanceof RateLimitedError ? settled.failure : undefined;
+  const answer: ExchangeAnswer = 'granted' in settled ? { kind: 'granted', token: settled.granted.token } : refusal(settled.failure);
   const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
   // A flood of refusals must not become a flood of records: see RateLimitedError.
-  if (limited !== undefined && !limited.recorded) return { status: 429, body: refusal(limited), headers, outcome };
+  if (limited !== undefined && !limited.recorded) return { answer, outcome };
 
   // Whatever the caller sent, the record (and all that reads it: alerts, logs) holds a bounded amount of it.
   const recordedEvent = boundAuditEvent(event);
@@ -124,37 +133,34 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     link = await deps.audit.append(recordedEvent);
   } catch (error) {
     deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
-    if (success?.revoke !== undefined) {
+    const revoke = 'granted' in settled ? settled.granted.revoke : undefined;
+    if (revoke !== undefined) {
       // A GitHub token was minted but cannot be accounted for: take it back at once.
-      await success.revoke().then(
+      await revoke().then(
         () => deps.log.warn('unaudited GitHub token revoked', { request_id: context.requestId }),
         (revokeError: unknown) => deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', { request_id: context.requestId, error: describe(revokeError) }),
       );
     }
     return {
-      status: 503,
-      body: { error: 'temporarily_unavailable', error_description: 'the audit log is unavailable, so no token was issued; retry later' },
+      answer: { kind: 'unavailable', description: 'the audit log is unavailable, so no token was issued; retry later' },
       outcome: { decision: 'error', reason: 'audit_unavailable' },
       append: { outcome: 'error', seconds: seconds() },
     };
   }
-
-  const recorded = { event: recordedEvent, link };
-  const append = { outcome: 'ok', seconds: seconds() } as const;
-  if (success !== undefined && failure === undefined) return { status: 200, body: { ...success.body, audit_event_id: event.id }, outcome, recorded, append };
-  return {
-    recorded,
-    append,
-    outcome,
-    status: REASONS[failure?.reason ?? 'internal_error'].status,
-    headers,
-    body: { ...refusal(failure), audit_event_id: event.id },
-  };
+  return { answer, outcome, recorded: { event: recordedEvent, link }, append: { outcome: 'ok', seconds: seconds() } };
 }
 
-/** A granted exchange's answer, and for a GitHub token how to take it back if the exchange cannot be audited. */
+/** What the caller is told of a refusal: the reason's public description, or the refusal's own detail when it is public. */
+function refusal(failure: ExchangeError): ExchangeAnswer {
+  // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
+  const description = failure.detailIsPublic ? boundText(failure.message, AUDIT_BOUNDS.detail) : REASONS[failure.reason].description;
+  const retryAfterSeconds = failure instanceof RateLimitedError ? failure.retryAfterSeconds : undefined;
+  return { kind: 'refused', reason: failure.reason, description, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
+}
+
+/** A granted exchange's token, and for a GitHub token how to take it back if the exchange cannot be audited. */
 interface Granted {
-  readonly body: Record<string, unknown>;
+  readonly token: IssuedToken;
   readonly revoke?: () => Promise<void>;
 }
 
@@ -163,7 +169,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
-  const github = wantsGitHub ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.client.apiUrl ?? DEFAULT_GITHUB_API_URL)) : undefined;
+  const github = wantsGitHub ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL)) : undefined;
   event.request = {
     ...event.request,
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
@@ -217,7 +223,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.decision = 'granted';
   event.reason = 'granted';
   return {
-    body: {
+    token: {
       access_token: minted.token,
       issued_token_type: TOKEN_TYPE.accessToken,
       token_type: 'Bearer',
@@ -238,21 +244,15 @@ async function issueGitHubToken(
 ): Promise<Granted> {
   if (deps.github === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
   const claim = (name: string): string | undefined => (typeof claims[name] === 'string' || typeof claims[name] === 'number' ? String(claims[name]) : undefined);
-  let minted: Awaited<ReturnType<GitHubTokens['mint']>>;
-  try {
-    minted = await deps.github.mint({
-      owner: github.owner,
-      repositories: github.repositories,
-      permissions: github.permissions,
-      auditEventId: event.id,
-      ttlSeconds: grant.ttlSeconds,
-      repositoryId: claim('repository_id'),
-      runId: claim('run_id'),
-    });
-  } catch (error) {
-    if (!(error instanceof GitHubError)) throw error;
-    throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
-  }
+  const minted = await deps.github.mint({
+    owner: github.owner,
+    repositories: github.repositories,
+    permissions: github.permissions,
+    auditEventId: event.id,
+    ttlSeconds: grant.ttlSeconds,
+    repositoryId: claim('repository_id'),
+    runId: claim('run_id'),
+  });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = {
     installation_id: minted.installationId,
@@ -266,7 +266,7 @@ async function issueGitHubToken(
   event.decision = 'granted';
   event.reason = 'granted';
   return {
-    body: {
+    token: {
       access_token: minted.token,
       issued_token_type: TOKEN_TYPE.githubInstallationToken,
       token_type: 'Bearer',

@@ -6,6 +6,9 @@ import { ExchangeError } from '../errors/reasons.ts';
 
 const REPOSITORY_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 
+/** GitHub's REST API, unless KEYWAY_GITHUB_API_URL names a GitHub Enterprise Server's. */
+export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
+
 /** The web origin whose repository URLs name GitHub targets: github.com, or the GitHub Enterprise Server host. */
 export function githubWebOrigin(apiUrl: string): string {
   const url = new URL(apiUrl);

@@ -1,10 +1,10 @@
 import { Hono, type Context } from 'hono';
-import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
 import type { AuditStore } from '../../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../../core/audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { CSV_HEADER, csvRow } from '../../core/audit/csv.ts';
 import { toRecordJson } from '../../core/audit/record-json.ts';
@@ -22,20 +22,6 @@ export interface AuditApiDeps {
 export const AUDIT_READ_SCOPE = 'audit:read';
 const EXPORT_PAGE = 500;
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
-
-/** Verifies with the broker's own key ring, never a remote fetch; follows the ring when it changes. */
-export function ownKeys(keys: () => KeyRing): JWTVerifyGetKey {
-  const sets = new WeakMap<KeyRing, JWTVerifyGetKey>();
-  return (header, token) => {
-    const ring = keys();
-    let set = sets.get(ring);
-    if (set === undefined) {
-      set = createLocalJWKSet(ring.jwks);
-      sets.set(ring, set);
-    }
-    return set(header, token);
-  };
-}
 
 function invalid(c: Context, error: unknown): Response {
   if (!(error instanceof AuditQueryError)) throw error;

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { ownKeys } from './audit.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
 import type { Logger } from '../../core/log.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';

@@ -1,10 +1,10 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import * as v from 'valibot';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
 import type { AccessRequest } from '../../core/policy/decide.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../../core/policy/explain.ts';
@@ -43,7 +43,7 @@ const list = (value: string | readonly string[] | undefined): string[] =>
 export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
   // The broker's own keys, as they are at each request: a rotation needs no restart.
-  const keys: JWTVerifyGetKey = (header, token) => createLocalJWKSet(deps.keys().jwks)(header, token);
+  const keys = ownKeys(deps.keys);
   const invalid = (description: string) => Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
 
   app.post(

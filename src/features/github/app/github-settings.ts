@@ -1,3 +1,4 @@
+import { DEFAULT_GITHUB_API_URL } from '../../../core/exchange/github-access-request.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../../../core/settings/read-settings.ts';
 
 /** The GitHub App keyway acts as. */
@@ -11,8 +12,6 @@ export interface GitHubAppSettings {
   /** How long an owner's installation id is cached. */
   readonly installationCacheSeconds: number;
 }
-
-export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
 
 /**
  * `KEYWAY_GITHUB_APP_ID` and `KEYWAY_GITHUB_APP_PRIVATE_KEY` (both, or neither: then no GitHub

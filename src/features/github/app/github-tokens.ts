@@ -1,37 +1,13 @@
+import { ExchangeError } from '../../../core/errors/reasons.ts';
+import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
 import type { GitHubClient } from './github-client.ts';
+import { GitHubError } from './github-error.ts';
 import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';
 import type { RevocationStore } from './revocation-store.ts';
 import { GITHUB_TOKEN_PURPOSE } from './revoke-due-tokens.ts';
-
-export interface GitHubTokenRequest {
-  readonly owner: string;
-  readonly repositories: readonly string[];
-  readonly permissions: Readonly<Record<string, string>>;
-  /** The audit event id of the exchange: the revocation row's id. */
-  readonly auditEventId: string;
-  /** The policy TTL: when keyway revokes the token. */
-  readonly ttlSeconds: number;
-  /** The CI run that asks (`repository_id`, `run_id` claims), for revocation when its job ends. */
-  readonly repositoryId: string | undefined;
-  readonly runId: string | undefined;
-}
-
-export interface MintedGitHubToken {
-  readonly token: string;
-  readonly tokenSha256: string;
-  readonly installationId: number;
-  readonly repositories: readonly string[];
-  readonly permissions: Readonly<Record<string, string>>;
-  /** When keyway revokes it (the policy TTL), ms since the epoch. */
-  readonly revokeAt: number;
-  /** When GitHub expires it, ms since the epoch. */
-  readonly githubExpiresAt: number;
-  /** Takes the token back now and drops its schedule (the exchange could not be audited). */
-  revokeNow(): Promise<void>;
-}
 
 export interface GitHubTokensDeps {
   readonly client: GitHubClient;
@@ -48,7 +24,7 @@ export interface GitHubTokensDeps {
  * at the policy TTL, the token sealed under the master key until then. A token is never handed
  * out without its revocation on record: when scheduling fails it is revoked at once.
  */
-export class GitHubTokens {
+export class GitHubTokens implements GitHubTokenMinter {
   readonly #deps: GitHubTokensDeps;
 
   constructor(deps: GitHubTokensDeps) {
@@ -63,7 +39,21 @@ export class GitHubTokens {
     return this.#deps.client;
   }
 
+  get apiUrl(): string {
+    return this.#deps.client.apiUrl;
+  }
+
+  /** A GitHub failure is a refusal with its reason (`github_unavailable`, `github_refused`), never a token. */
   async mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
+    try {
+      return await this.#mint(request);
+    } catch (error) {
+      if (!(error instanceof GitHubError)) throw error;
+      throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+    }
+  }
+
+  async #mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
     const { client, revocations, box } = this.#deps;
     const installation = await this.#deps.installations.get(request.owner);
     const minted = await createInstallationToken(client, { installationId: installation.id, repositories: request.repositories, permissions: request.permissions });

@@ -1,12 +1,7 @@
+import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import type { CheckRunRequest } from '../app/check-run.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { DirectoryEntry, RepositoryFile } from '../app/contents.ts';
-
-/** Owners and names as GitHub spells them; compared without regard to case, as GitHub does. */
-export interface RepositoryName {
-  readonly owner: string;
-  readonly name: string;
-}
 
 export const fullName = (repository: RepositoryName): string => `${repository.owner}/${repository.name}`;
 export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean => fullName(a).toLowerCase() === fullName(b).toLowerCase();

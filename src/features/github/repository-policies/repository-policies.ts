@@ -4,14 +4,12 @@ import { levelCovers } from '../../../core/policy/github-permissions.ts';
 import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
 import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
-import { fullName, isListing, type OpenRepositoryAccess, type RepositoryName } from './repository-access.ts';
+import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
+import { fullName, isListing, type OpenRepositoryAccess } from './repository-access.ts';
 import type { RepositoryPolicySettings } from './repository-policy-settings.ts';
 
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
 export const REPOSITORY_POLICY_DIR = '.github/keyway';
-/** The scope entry that names one: `policy:release` is `.github/keyway/release.yaml`. */
-export const REPOSITORY_POLICY_SCOPE = 'policy:';
-const POLICY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
 
 /** The operator's bounds on every repository's own policies, as they stand now. */
 export interface RepositoryPolicyRules {
@@ -92,23 +90,6 @@ export function loadRepositoryPolicies(
   return policySetOf(compilation);
 }
 
-/** A repository's policy and the central set's enforcing deny policies: the guardrails hold for every repository. */
-export function withCentralGuardrails(central: PolicySet, repositoryPolicies: PolicySet): PolicySet {
-  const guardrails = central.policies.filter((policy) => policy.effect === 'deny' && policy.mode === 'enforce');
-  return new PolicySet([...guardrails, ...repositoryPolicies.policies]);
-}
-
-/** `scope` entries that name a repository policy, and the rest (GitHub permissions). */
-export function splitPolicyScope(scopes: readonly string[] | undefined): { readonly policy: string | undefined; readonly rest: readonly string[] | undefined } {
-  if (scopes === undefined) return { policy: undefined, rest: undefined };
-  const named = scopes.filter((scope) => scope.startsWith(REPOSITORY_POLICY_SCOPE)).map((scope) => scope.slice(REPOSITORY_POLICY_SCOPE.length));
-  const rest = scopes.filter((scope) => !scope.startsWith(REPOSITORY_POLICY_SCOPE));
-  if (named.length > 1) throw new ExchangeError('malformed_request', 'scope names more than one repository policy', { public: true });
-  const [policy] = named;
-  if (policy !== undefined && !POLICY_NAME.test(policy)) throw new ExchangeError('malformed_request', `policy:${policy} is not a policy name (letters, digits, . _ -)`, { public: true });
-  return { policy, rest: rest.length === 0 ? undefined : rest };
-}
-
 export interface RepositoryPolicySourceOptions {
   readonly open: OpenRepositoryAccess;
   readonly loadOptions: PolicyLoadOptions;
@@ -123,12 +104,6 @@ export interface RepositoryPolicySourceOptions {
   readonly beforeFetch: (caller: VerifiedCaller) => Promise<ExchangeError | undefined>;
 }
 
-/** The verified issuer and subject of the exchange that asks for a repository's policy. */
-export interface VerifiedCaller {
-  readonly issuer: string;
-  readonly subject: string;
-}
-
 /** Refusals that are an answer about the policy (missing, unreadable, does not load): remembered like a policy. */
 const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError && error.reason === 'no_policy_matched';
 
@@ -140,7 +115,7 @@ const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError
  * the answer says nothing about which private repositories exist. Those refusals are cached as
  * long as a policy; GitHub failing is `github_unavailable`, and is not.
  */
-export class RepositoryPolicySource {
+export class RepositoryPolicySource implements RepositoryPolicies {
   readonly #options: RepositoryPolicySourceOptions;
   readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number }>();
 

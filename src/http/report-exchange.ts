@@ -1,13 +1,14 @@
-import type { Logger } from '../log.ts';
-import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
-import type { ExchangeResponse, RequestContext } from './exchange-token.ts';
+import type { Logger } from '../core/log.ts';
+import type { BrokerMetrics } from '../features/metrics/broker-metrics.ts';
+import type { ExchangeResult, RequestContext } from '../core/exchange/exchange-token.ts';
 
 /**
- * One log line and the metrics for each answered exchange. Ids, codes and timings only: the
- * subject token and the issued token never reach here. Rate-limited refusals that were not
- * audited are counted, not logged, so a flood cannot fill the logs either.
+ * One log line and the metrics for each answered exchange, with the status it was answered with.
+ * Ids, codes and timings only: the subject token and the issued token never reach here.
+ * Rate-limited refusals that were not audited are counted, not logged, so a flood cannot fill
+ * the logs either.
  */
-export function reportExchange(log: Logger, metrics: BrokerMetrics, context: RequestContext, result: ExchangeResponse, seconds: number): void {
+export function reportExchange(log: Logger, metrics: BrokerMetrics, context: RequestContext, result: ExchangeResult, status: number, seconds: number): void {
   const { outcome, append, recorded } = result;
   metrics.exchange(outcome.decision, outcome.reason, seconds);
   if (append !== undefined) metrics.auditAppend(append.outcome, append.seconds);
@@ -16,7 +17,7 @@ export function reportExchange(log: Logger, metrics: BrokerMetrics, context: Req
   const event = recorded?.event;
   const fields = {
     request_id: context.requestId,
-    status: result.status,
+    status,
     decision: outcome.decision,
     reason: outcome.reason,
     ...(outcome.limit === undefined ? {} : { limit: outcome.limit }),
