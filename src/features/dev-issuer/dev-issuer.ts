@@ -1,6 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Hono } from 'hono';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 
 /**
@@ -43,22 +42,6 @@ export async function loadDevIssuerKey(dataDir: string): Promise<DevIssuerKey> {
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicParts } = privateJwk;
   const kid = await calculateJwkThumbprint(publicParts);
   return { privateJwk: { ...privateJwk, kid }, publicJwk: { ...publicParts, kid, alg: 'RS256', use: 'sig' } };
-}
-
-/** Discovery and JWKS for the dev issuer, mounted at DEV_ISSUER_PATH on the broker. */
-export function devIssuerRoutes(issuerUrl: string, key: DevIssuerKey): Hono {
-  const routes = new Hono();
-  routes.get('/.well-known/openid-configuration', (c) =>
-    c.json({
-      issuer: issuerUrl,
-      jwks_uri: `${issuerUrl}/jwks`,
-      id_token_signing_alg_values_supported: ['RS256'],
-      response_types_supported: ['id_token'],
-      subject_types_supported: ['public'],
-    }),
-  );
-  routes.get('/jwks', (c) => c.json({ keys: [key.publicJwk] }));
-  return routes;
 }
 
 /** Signs a token as the dev issuer. `claims` must already hold everything but the time claims. */

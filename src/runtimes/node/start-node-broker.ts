@@ -14,7 +14,8 @@ import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts'
 import { loadNodeMasterKeys } from '../../storage/master-key-file.ts';
 import { preparePrivateDataDir } from '../../storage/private-data-dir.ts';
 import { RevocationTimer } from './revocation-timer.ts';
-import { devIssuerRoutes, devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../../features/dev-issuer/dev-issuer.ts';
+import { devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../../features/dev-issuer/dev-issuer.ts';
+import { devIssuerRoutes } from '../../http/routes/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
 import { jsonLogger, type Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
