@@ -1,7 +1,8 @@
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../core/audit/audit-index.ts';
 import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../core/audit/audit-query.ts';
-import { chainHash, GENESIS_HASH, sha256Hex, storableEvent, type Sha256Hex } from '../core/audit/chain-hash.ts';
+import { chainHash, GENESIS_HASH, storableEvent } from '../core/audit/chain-hash.ts';
+import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
 import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';

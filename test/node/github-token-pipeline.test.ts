@@ -86,6 +86,6 @@ grant:
     const post = await step.run('post', { STATE_revoke: state });
     expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n' });
     expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
-    expect(await tokenState(await sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });
+    expect(await tokenState(sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });
   });
 });

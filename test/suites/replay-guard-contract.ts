@@ -6,7 +6,7 @@ const NOW = Date.parse('2026-11-23T10:00:00Z');
 const inAnHour = Math.floor(NOW / 1000) + 3600;
 
 async function claimOf(label: string, overrides: Partial<ReplayClaim> = {}): Promise<ReplayClaim> {
-  return { key: await sha256Hex(`${label}-${crypto.randomUUID()}`), expiresAt: inAnHour, auditEventId: `01AUDIT${label}`, now: NOW, ...overrides };
+  return { key: sha256Hex(`${label}-${crypto.randomUUID()}`), expiresAt: inAnHour, auditEventId: `01AUDIT${label}`, now: NOW, ...overrides };
 }
 
 /**

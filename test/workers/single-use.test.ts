@@ -23,7 +23,7 @@ describe('single use on Workers when storage fails', () => {
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
     // The shard that holds this token's claim.
-    const { key } = await replayKey(token, github.url, claims['jti']);
+    const { key } = replayKey(token, github.url, claims['jti']);
     return { exchange, broker, shard: replayShard(workerEnv.REPLAY, key) };
   }
   const sql = (statement: string) => (_instance: unknown, state: DurableObjectState) => void state.storage.sql.exec(statement);

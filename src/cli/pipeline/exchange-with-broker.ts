@@ -78,7 +78,7 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
 
   const audience = request.subjectAudience ?? issuer;
   const subjectToken = await request.source.read(audience);
-  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${await sha256Hex(subjectToken)}`);
+  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
 
   const parameters = new URLSearchParams({
     subject_token: subjectToken,
@@ -102,7 +102,7 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
     expiresAt: new Date(Date.now() + expiresIn * 1000),
     scope: response.scope,
     auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
-    sha256: await sha256Hex(response.access_token),
+    sha256: sha256Hex(response.access_token),
   };
 }
 

@@ -1,16 +1,9 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import canonicalize from 'canonicalize';
+import { sha256Hex, type Sha256Hex } from '../mint/sha256-hex.ts';
 import type { AuditEvent } from './audit-event.ts';
 
 /** The predecessor of the first record ever written. */
 export const GENESIS_HASH = '0'.repeat(64);
-
-/** SHA-256 of UTF-8 text, as lowercase hex, synchronously. */
-export type Sha256Hex = (text: string) => string;
-
-/** Pure JavaScript, so it runs on every runtime; Node's writer thread passes its native one. */
-export const sha256Hex: Sha256Hex = (text) => bytesToHex(sha256(utf8ToBytes(text)));
 
 /**
  * The hash that chains one record to the one before it: SHA-256 over the RFC 8785 (JCS)

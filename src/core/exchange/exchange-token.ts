@@ -175,7 +175,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
-  event.subject_token = await describeSubjectToken(request.subjectToken);
+  event.subject_token = describeSubjectToken(request.subjectToken);
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
@@ -277,8 +277,8 @@ async function issueGitHubToken(
   };
 }
 
-async function describeSubjectToken(token: string): Promise<NonNullable<AuditEvent['subject_token']>> {
-  const sha256 = await sha256Hex(token);
+function describeSubjectToken(token: string): NonNullable<AuditEvent['subject_token']> {
+  const sha256 = sha256Hex(token);
   let claimed: Record<string, unknown> = {};
   try {
     claimed = decodeJwt(token);

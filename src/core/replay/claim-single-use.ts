@@ -19,7 +19,7 @@ export interface SingleUseContext {
  */
 export async function claimSingleUse(token: string, verified: VerifiedSubjectToken, context: SingleUseContext): Promise<void> {
   const { claims, issuer } = verified;
-  const { key, basis } = await replayKey(token, issuer.url, claims.jti);
+  const { key, basis } = replayKey(token, issuer.url, claims.jti);
   // Verification refuses the token after exp, and after iat plus the age cap, each with the clock tolerance.
   const expiresAt = Math.min(claims.exp ?? 0, (claims.iat ?? 0) + issuer.maxTokenAgeSeconds) + context.clockToleranceSeconds;
   let result;

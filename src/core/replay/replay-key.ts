@@ -12,8 +12,8 @@ export interface ReplayKey {
  * (header and payload). Never the whole token: its signature can be re-encoded with other
  * base64url padding bits, or for ECDSA replaced by its (r, n − s) twin, and still verify.
  */
-export async function replayKey(token: string, issuerUrl: string, jti: unknown): Promise<ReplayKey> {
-  if (typeof jti === 'string' && jti !== '') return { key: await sha256Hex(`jti\n${issuerUrl}\n${jti}`), basis: 'jti' };
+export function replayKey(token: string, issuerUrl: string, jti: unknown): ReplayKey {
+  if (typeof jti === 'string' && jti !== '') return { key: sha256Hex(`jti\n${issuerUrl}\n${jti}`), basis: 'jti' };
   const signedPart = token.slice(0, token.lastIndexOf('.'));
-  return { key: await sha256Hex(`jws\n${signedPart}`), basis: 'signed part' };
+  return { key: sha256Hex(`jws\n${signedPart}`), basis: 'signed part' };
 }

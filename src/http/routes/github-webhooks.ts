@@ -117,7 +117,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       }
       if (typeof payload !== 'object' || payload === null) return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
 
-      const bodySha256 = await sha256Hex(body);
+      const bodySha256 = sha256Hex(body);
       if (!(await deps.deliveries.claim(bodySha256, name, deps.now()))) {
         log.info('github webhook delivery already handled', { delivery, event: name, body_sha256: bodySha256 });
         return c.json({ status: 'duplicate', delivery }, 200, NO_STORE);

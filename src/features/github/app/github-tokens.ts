@@ -63,7 +63,7 @@ export class GitHubTokens implements GitHubTokenMinter {
     };
     const now = this.#deps.now();
     const revokeAt = Math.min(now + request.ttlSeconds * 1000, minted.expiresAt);
-    const tokenSha256 = await sha256Hex(minted.token);
+    const tokenSha256 = sha256Hex(minted.token);
     try {
       await revocations.add({
         id: request.auditEventId,
