@@ -4,8 +4,15 @@
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { text } from "node:stream/consumers";
-var CiTokenError = class extends Error {
+
+// src/core/errors/keyway-error.ts
+var KeywayError = class extends Error {
+};
+
+// src/cli/pipeline/ci-token-sources.ts
+var CiTokenError = class extends KeywayError {
   name = "CiTokenError";
+  code = "ci_token_unavailable";
 };
 var KUBERNETES_TOKEN_FILE = "/var/run/secrets/keyway/token";
 var GITLAB_DEFAULT_TOKEN_ENV = "KEYWAY_ID_TOKEN";
@@ -1781,8 +1788,9 @@ function describeNetworkError(error) {
 }
 
 // src/cli/pipeline/exchange-with-broker.ts
-var BrokerRefusedError = class extends Error {
+var BrokerRefusedError = class extends KeywayError {
   name = "BrokerRefusedError";
+  code = "broker_refused";
   status;
   error;
   description;
@@ -1797,8 +1805,9 @@ var BrokerRefusedError = class extends Error {
     this.auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
   }
 };
-var BrokerUnavailableError = class extends Error {
+var BrokerUnavailableError = class extends KeywayError {
   name = "BrokerUnavailableError";
+  code = "broker_unavailable";
   auditEventId;
   constructor(message, options = {}) {
     super(message, { cause: options.cause });

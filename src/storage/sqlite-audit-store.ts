@@ -6,13 +6,15 @@ import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
 import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
+import { KeywayError } from '../core/errors/keyway-error.ts';
 
 type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
 type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
 
 /** A chain problem the store refuses to write. */
-export class ChainConflictError extends Error {
+export class ChainConflictError extends KeywayError {
   override readonly name = 'ChainConflictError';
+  readonly code = 'audit_chain_conflict';
 }
 
 /** A record with its index columns as they are stored, for `audit verify` to hold to the event. */

@@ -43,6 +43,8 @@ const isPlaintext = (sealed: string): boolean => sealed.startsWith('{');
  * sealed once, on purpose: `keyway keys seal` on Node, the state object's upgrade on Workers.
  */
 export class PlaintextKeyError extends ConfigError {
+  override readonly name: string = 'PlaintextKeyError';
+  override readonly code: string = 'signing_key_plaintext';
   constructor(kids: readonly string[]) {
     super(
       `signing key ${kids.join(', ')} is stored in the clear (as keyway stored keys before it sealed them), and keyway uses no key ` +
@@ -57,6 +59,8 @@ export class PlaintextKeyError extends ConfigError {
  * write the database could have put it there, and published it would verify tokens they sign.
  */
 export class UnvouchedKeyError extends ConfigError {
+  override readonly name: string = 'UnvouchedKeyError';
+  override readonly code: string = 'signing_key_unvouched';
   constructor(kid: string, why: string) {
     super(
       `signing key ${kid} ${why}, so the master key does not vouch for it and keyway will not publish it: ` +

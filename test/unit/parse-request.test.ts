@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseTokenExchangeRequest, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
-import { ExchangeError } from '../../src/core/errors/reasons.ts';
+import { ExchangeError } from '../../src/core/errors/exchange-error.ts';
 
 const base = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: 'aGVhZGVy.cGF5bG9hZA.c2ln', subject_token_type: TOKEN_TYPE.jwt };
 

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import type { FetchLike } from './retrying-fetch.ts';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 
 /** Where a job's own OIDC token comes from. `read` asks for one with `audience` where the CI lets it choose. */
 export interface CiTokenSource {
@@ -11,8 +12,9 @@ export interface CiTokenSource {
 }
 
 /** The job has no OIDC token to offer: a missing permission, variable or file. Exit code 3. */
-export class CiTokenError extends Error {
+export class CiTokenError extends KeywayError {
   override readonly name = 'CiTokenError';
+  readonly code = 'ci_token_unavailable';
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;

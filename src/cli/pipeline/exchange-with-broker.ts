@@ -4,6 +4,7 @@ import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 
 export interface BrokerExchangeRequest {
   /** The broker's issuer URL; its RFC 8414 metadata says where the token endpoint is. */
@@ -32,8 +33,9 @@ export interface IssuedToken {
 }
 
 /** The broker answered with an RFC 6749 error (4xx): a decision, not worth retrying. Exit code 4. */
-export class BrokerRefusedError extends Error {
+export class BrokerRefusedError extends KeywayError {
   override readonly name = 'BrokerRefusedError';
+  readonly code = 'broker_refused';
   readonly status: number;
   readonly error: string;
   readonly description: string | undefined;
@@ -51,8 +53,9 @@ export class BrokerRefusedError extends Error {
 }
 
 /** The broker could not be reached or did not answer usefully, even after retries. Exit code 5. */
-export class BrokerUnavailableError extends Error {
+export class BrokerUnavailableError extends KeywayError {
   override readonly name = 'BrokerUnavailableError';
+  readonly code = 'broker_unavailable';
   readonly auditEventId: string | undefined;
 
   constructor(message: string, options: { cause?: unknown; auditEventId?: string | undefined } = {}) {

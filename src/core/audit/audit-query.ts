@@ -1,5 +1,6 @@
 import { REASONS, type Decision, type Reason } from '../errors/reasons.ts';
 import type { AuditRecord } from './audit-event.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export const DECISIONS: readonly Decision[] = ['granted', 'denied', 'malformed', 'error'];
 
@@ -63,8 +64,9 @@ export const QUERY_LIMITS = { defaultPage: 50, maxPage: 500, maxBuckets: 1000, v
 export const STATS_TOP = 25;
 
 /** A query parameter auditors got wrong: answered 400 invalid_request. */
-export class AuditQueryError extends Error {
+export class AuditQueryError extends KeywayError {
   override readonly name = 'AuditQueryError';
+  readonly code = 'audit_query_invalid';
 }
 
 const TEXT_FILTERS = ['issuer', 'subject', 'repository', 'policy', 'jti'] as const;

@@ -1,8 +1,10 @@
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { CHECKPOINT_TYPE, type Checkpoint } from './checkpoint.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
-export class CheckpointError extends Error {
+export class CheckpointError extends KeywayError {
   override readonly name = 'CheckpointError';
+  readonly code = 'checkpoint_invalid';
 }
 
 /**

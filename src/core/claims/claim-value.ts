@@ -1,3 +1,5 @@
+import { KeywayError } from '../errors/keyway-error.ts';
+
 /**
  * How policies read claims. A key starting with `/` is an RFC 6901 JSON Pointer into nested
  * claims (`/kubernetes.io/namespace`); any other key is a top-level claim name, even when it
@@ -5,8 +7,9 @@
  */
 export type ClaimReader = (claims: Readonly<Record<string, unknown>>) => unknown;
 
-export class ClaimPathError extends Error {
+export class ClaimPathError extends KeywayError {
   override readonly name = 'ClaimPathError';
+  readonly code = 'claim_path_invalid';
 }
 
 /** The reference tokens of a key: one (the name itself) for a plain name, the unescaped pointer tokens otherwise. */

@@ -56,16 +56,3 @@ export type Reason = keyof typeof REASONS;
 
 /** Every reason but `granted`: why no token was issued. */
 export type Refusal = Exclude<Reason, 'granted'>;
-
-/** A refusal at any step of the exchange. `detail` is for the audit log; the caller only sees it when `detailIsPublic`. */
-export class ExchangeError extends Error {
-  readonly reason: Refusal;
-  readonly detailIsPublic: boolean;
-
-  constructor(reason: Refusal, detail: string, options: { public?: boolean; cause?: unknown } = {}) {
-    super(detail, { cause: options.cause });
-    this.name = 'ExchangeError';
-    this.reason = reason;
-    this.detailIsPublic = options.public ?? false;
-  }
-}

@@ -2,7 +2,7 @@ import { isPermissionLevel } from '../policy/github-permissions.ts';
 import type { GitHubAccessRequest } from '../policy/decide.ts';
 import { GITHUB_OWNER_PATTERN } from '../policy/schema.ts';
 import type { TokenExchangeRequest } from './token-exchange-request.ts';
-import { ExchangeError } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 
 const REPOSITORY_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 

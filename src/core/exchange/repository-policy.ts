@@ -1,4 +1,4 @@
-import { ExchangeError } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 import { PolicySet } from '../policy/policy-set.ts';
 
 /** The scope entry that names a repository's own policy: `policy:release` is `.github/keyway/release.yaml`. */

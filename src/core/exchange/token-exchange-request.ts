@@ -1,4 +1,4 @@
-import { ExchangeError } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE = {

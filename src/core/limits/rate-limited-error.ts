@@ -1,4 +1,4 @@
-import { ExchangeError } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 import type { RateLimit } from './token-bucket.ts';
 
 /**
@@ -7,6 +7,7 @@ import type { RateLimit } from './token-bucket.ts';
  * so the audit log grows no faster than the limits let requests through.
  */
 export class RateLimitedError extends ExchangeError {
+  override readonly name: string = 'RateLimitedError';
   readonly limit: string;
   readonly retryAfterSeconds: number;
   readonly recorded: boolean;

@@ -1,6 +1,7 @@
 import { importJWK, type CryptoKey, type JSONWebKeySet } from 'jose';
 import { generateSigningKey } from './generate-signing-key.ts';
 import type { KeyStore, StoredSigningKey } from './key-store.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export interface SigningKey {
   readonly kid: string;
@@ -8,8 +9,9 @@ export interface SigningKey {
   readonly key: CryptoKey;
 }
 
-export class NoSigningKeyError extends Error {
+export class NoSigningKeyError extends KeywayError {
   override readonly name = 'NoSigningKeyError';
+  readonly code = 'no_signing_key';
 }
 
 /** The broker's signing keys, loaded from their store: the current one signs, all published ones verify. */

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export interface VerifyAccessTokenOptions {
   /** The keyway broker's issuer URL (its KEYWAY_ISSUER). */
@@ -25,7 +26,7 @@ export interface KeywayAccessToken extends JWTPayload {
 export type AccessTokenErrorCode = 'invalid_token' | 'insufficient_scope';
 
 /** An RFC 6750 error: `invalid_token` (401) or `insufficient_scope` (403). */
-export class AccessTokenError extends Error {
+export class AccessTokenError extends KeywayError {
   override readonly name = 'AccessTokenError';
   readonly code: AccessTokenErrorCode;
 

@@ -1,9 +1,11 @@
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 import { literalHostRefusal } from './outbound-address.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 /** A URL the broker must not contact or trust. */
-export class OutboundUrlError extends Error {
+export class OutboundUrlError extends KeywayError {
   override readonly name = 'OutboundUrlError';
+  readonly code = 'outbound_url_refused';
 }
 
 /**

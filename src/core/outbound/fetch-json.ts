@@ -1,4 +1,5 @@
 import { checkOutboundUrl } from './check-outbound-url.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export interface OutboundHttpOptions {
   readonly fetch: typeof fetch;
@@ -13,8 +14,9 @@ export interface JsonDocument {
   readonly maxAgeSeconds: number | undefined;
 }
 
-export class FetchError extends Error {
+export class FetchError extends KeywayError {
   override readonly name = 'FetchError';
+  readonly code = 'fetch_failed';
 }
 
 /**

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 /** IPv4-compatible IPv6 (RFC 4291 §2.5.5.1, deprecated): ipaddr.js calls it unicast, but it is no public address. */
 const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
@@ -32,6 +33,7 @@ export function literalHostRefusal(url: URL, allowLoopback: boolean): string | u
 }
 
 /** An outbound call to an address the broker never connects to. */
-export class ForbiddenAddressError extends Error {
+export class ForbiddenAddressError extends KeywayError {
   override readonly name = 'ForbiddenAddressError';
+  readonly code = 'outbound_address_forbidden';
 }

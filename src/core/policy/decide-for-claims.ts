@@ -1,4 +1,5 @@
-import { ExchangeError, type Reason } from '../errors/reasons.ts';
+import type { Reason } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { checkPresetClaims } from '../verify/verify-subject-token.ts';
 import { decide, type AccessRequest, type DecideOptions, type PolicyDecision } from './decide.ts';

@@ -17,6 +17,7 @@ import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
 import { PolicySchema, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export interface PolicyFile {
   /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */
@@ -39,8 +40,9 @@ export interface PolicyProblem {
 }
 
 /** The policy set does not load. Every problem found is listed, with file, line and column. */
-export class PolicyLoadError extends Error {
+export class PolicyLoadError extends KeywayError {
   override readonly name = 'PolicyLoadError';
+  readonly code = 'policy_load_failed';
   readonly problems: readonly PolicyProblem[];
 
   constructor(problems: readonly PolicyProblem[]) {

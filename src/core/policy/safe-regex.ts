@@ -1,12 +1,14 @@
 import safeRegex from 'safe-regex2';
 import { foldCase, type CaseFold } from '../claims/case-fold.ts';
 import { readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 /** Values longer than this never match a regex: bounds the cost of any pattern that slips through. */
 export const REGEX_MAX_INPUT = 1024;
 
-export class UnsafeRegexError extends Error {
+export class UnsafeRegexError extends KeywayError {
   override readonly name = 'UnsafeRegexError';
+  readonly code = 'regex_unsafe';
 }
 
 const BACKREFERENCE = /\\[1-9]|\\k</;

@@ -1,4 +1,5 @@
 import { canonicalText, claimReader, type ClaimReader } from '../claims/claim-value.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 /**
  * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where
@@ -28,8 +29,9 @@ export type TemplateRefusal =
   | { readonly ok: false; readonly key: string; readonly problem: 'missing' }
   | { readonly ok: false; readonly key: string; readonly problem: 'unsafe'; readonly why: string };
 
-export class TemplateSyntaxError extends Error {
+export class TemplateSyntaxError extends KeywayError {
   override readonly name = 'TemplateSyntaxError';
+  readonly code = 'template_syntax_invalid';
 }
 
 type Part = { readonly text: string } | { readonly key: string; readonly read: ClaimReader };

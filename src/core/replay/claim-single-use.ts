@@ -1,4 +1,4 @@
-import { ExchangeError } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 import type { VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import type { ReplayGuard } from './replay-guard.ts';
 import { replayKey } from './replay-key.ts';

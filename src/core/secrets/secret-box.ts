@@ -1,10 +1,11 @@
 import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader, type CryptoKey } from 'jose';
 import type { MasterKeys } from './master-keys.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export type SecretBoxErrorCode = 'malformed' | 'unknown_key' | 'wrong_purpose' | 'tampered';
 
 /** A sealed secret that cannot be opened: never a reason to fall back to anything. */
-export class SecretBoxError extends Error {
+export class SecretBoxError extends KeywayError {
   override readonly name = 'SecretBoxError';
   readonly code: SecretBoxErrorCode;
 

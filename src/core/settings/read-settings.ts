@@ -1,8 +1,11 @@
+import { KeywayError } from '../errors/keyway-error.ts';
+
 /** Settings come from environment variables (Node) or Worker vars; every feature reads its own through these. */
 export type SettingsSource = Readonly<Record<string, unknown>>;
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+export class ConfigError extends KeywayError {
+  override readonly name: string = 'ConfigError';
+  readonly code: string = 'config_invalid';
 }
 
 export function readFlag(env: SettingsSource, name: string): boolean {

@@ -2,6 +2,7 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jos
 import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
 import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 export interface JwksCachePolicy {
   /** Floor and ceiling applied to the issuer's Cache-Control max-age. */
@@ -34,8 +35,9 @@ export const DEFAULT_JWKS_CACHE_POLICY: JwksCachePolicy = {
 const MAX_KEYS = 100;
 
 /** The issuer's keys cannot be had: never fetched, or cached too long ago to keep trusting. */
-export class IssuerUnavailableError extends Error {
+export class IssuerUnavailableError extends KeywayError {
   override readonly name = 'IssuerUnavailableError';
+  readonly code = 'issuer_unavailable';
 }
 
 interface CachedKeys {

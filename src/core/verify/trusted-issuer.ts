@@ -1,6 +1,7 @@
 import { checkOutboundUrl, OutboundUrlError } from '../outbound/check-outbound-url.ts';
 import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 /** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */
 export interface TrustedIssuer {
@@ -34,12 +35,16 @@ export interface IssuerResolutionOptions {
   readonly devIssuerUrl?: string | undefined;
 }
 
-export class IssuerReferenceError extends Error {
-  override readonly name = 'IssuerReferenceError';
+export class IssuerReferenceError extends KeywayError {
+  override readonly name: string = 'IssuerReferenceError';
+  readonly code: string = 'issuer_reference_invalid';
 }
 
 /** The development issuer is off, so policies naming it are inert. */
-export class DevIssuerDisabledError extends IssuerReferenceError {}
+export class DevIssuerDisabledError extends IssuerReferenceError {
+  override readonly name: string = 'DevIssuerDisabledError';
+  override readonly code: string = 'dev_issuer_disabled';
+}
 
 function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {
   let url: URL;

@@ -7,7 +7,7 @@ import {
   type JWTVerifyGetKey,
   type ProtectedHeaderParameters,
 } from 'jose';
-import { ExchangeError } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 import { canonicalText, claimReader, isPresent } from '../claims/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
 import type { ClaimType } from './issuer-preset.ts';

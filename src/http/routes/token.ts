@@ -1,7 +1,8 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { RequestIdVariables } from 'hono/request-id';
-import { ExchangeError, type Refusal } from '../../core/errors/reasons.ts';
+import type { Refusal } from '../../core/errors/reasons.ts';
+import { ExchangeError } from '../../core/errors/exchange-error.ts';
 import { exchangeToken, type ExchangeDeps, type ExchangeInput, type ExchangeResult, type RequestContext } from '../../core/exchange/exchange-token.ts';
 import { REQUEST_LIMITS } from '../../core/exchange/token-exchange-request.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';

@@ -1,3 +1,5 @@
+import { KeywayError } from '../../../core/errors/keyway-error.ts';
+
 export type GitHubErrorCode =
   /** GitHub did not answer in time, answered 5xx or 429 or a rate-limited 403, or could not be reached. */
   | 'unavailable'
@@ -13,7 +15,7 @@ export type GitHubErrorCode =
   | 'malformed';
 
 /** A failed GitHub API call, with a code the caller decides on (never the token, never the body of a secret). */
-export class GitHubError extends Error {
+export class GitHubError extends KeywayError {
   override readonly name = 'GitHubError';
   readonly code: GitHubErrorCode;
   readonly status: number | undefined;

@@ -1,4 +1,4 @@
-import { ExchangeError } from '../../../core/errors/reasons.ts';
+import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';

@@ -1,11 +1,13 @@
 import { isPolicyFile, type PolicyFile } from '../../../core/policy/load-policies.ts';
 import { isListing, type RepositoryAccess } from './repository-access.ts';
+import { KeywayError } from '../../../core/errors/keyway-error.ts';
 
 /** Bounds on what one fetch walks: a repository cannot make keyway fetch without end. */
 export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8 } as const;
 
-export class PolicyFetchError extends Error {
+export class PolicyFetchError extends KeywayError {
   override readonly name = 'PolicyFetchError';
+  readonly code = 'policy_fetch_refused';
 }
 
 /**

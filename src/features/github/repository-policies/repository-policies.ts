@@ -1,4 +1,4 @@
-import { ExchangeError } from '../../../core/errors/reasons.ts';
+import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import { GitHubError } from '../app/github-error.ts';
 import { levelCovers } from '../../../core/policy/github-permissions.ts';
 import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
