@@ -5,7 +5,7 @@
 // each second's quota in a burst at its start, which measures bursts, not a steady rate).
 import { Agent, request } from 'node:http';
 import autocannon from 'autocannon';
-import { TestIssuer } from '../test/support/test-issuer.ts';
+import type { TestIssuer } from '../test/support/test-issuer.ts';
 
 const FORM = 'application/x-www-form-urlencoded';
 const EXCHANGE = 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&subject_token=';

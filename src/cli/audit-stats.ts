@@ -1,5 +1,5 @@
 import { DECISIONS } from '../core/audit/audit-query.ts';
-import { type Command } from './command.ts';
+import type { Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { formatTable } from './table.ts';
 

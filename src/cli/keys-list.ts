@@ -1,4 +1,4 @@
-import { type Command } from './command.ts';
+import type { Command } from './command.ts';
 import { KEYS_SOURCE_USAGE, openKeySource } from './key-source.ts';
 import { formatTable } from './table.ts';
 

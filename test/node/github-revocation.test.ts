@@ -38,7 +38,10 @@ describe('GitHub token revocation on Node', () => {
     let db: SqliteFile | undefined;
     const file = (): SqliteFile => {
       // Opened on first use: the file exists once the broker has started.
-      if (db === undefined) databases.push((db = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true })));
+      if (db === undefined) {
+        db = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true });
+        databases.push(db);
+      }
       return db;
     };
     /** The revocation schedule as the SQLite file holds it. */

@@ -224,7 +224,9 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
     // Fetches are budgeted per verified caller: each test is a caller of its own (a pipeline of acme/api with its own sub).
     let caller = 0;
-    beforeEach(() => void (caller += 1));
+    beforeEach(() => {
+      caller += 1;
+    });
     const job = (overrides: Record<string, unknown> = {}): Promise<string> =>
       issuer.sign(ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, ...overrides }));
     /** A pipeline of someone else's repository, verified by the same shared issuer (as any GitHub Actions job is). */

@@ -93,7 +93,7 @@ describe('lint rules', () => {
       ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],
       ['repository_owner', 'repository_owner_id', '  repository_id: "1"\n  repository_owner: acme'],
       ['actor', 'actor_id', `${PINNED}  actor: octocat`],
-    ])('flags %s without %s', (name, id, match) => {
+    ])('flags %s without %s', (_name, id, match) => {
       const findings = lint({ 'p.yaml': github(match) }).filter((finding) => finding.rule === 'name-without-id');
       expect(findings).toHaveLength(1);
       expect(findings[0]?.message).toContain(`pin ${id}`);

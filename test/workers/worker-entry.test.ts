@@ -1,5 +1,5 @@
 import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
-import { env, exports } from 'cloudflare:workers';
+import { exports } from 'cloudflare:workers';
 import { describe, expect, inject, it, vi } from 'vitest';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { allRecords } from '../../src/core/audit/all-records.ts';

@@ -24,7 +24,7 @@ export class PolicyIndex {
   readonly #rank = new Map<Policy, number>();
 
   constructor(policies: readonly Policy[]) {
-    policies.forEach((policy, rank) => this.#rank.set(policy, rank));
+    for (const [rank, policy] of policies.entries()) this.#rank.set(policy, rank);
     const byIssuer = Map.groupBy(policies, (policy) => policy.issuer.url);
     for (const [issuerUrl, issuerPolicies] of byIssuer) this.#shelves.set(issuerUrl, shelve(issuerPolicies));
   }

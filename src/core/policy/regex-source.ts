@@ -73,7 +73,7 @@ function escapeLength(source: string, i: number): number {
   return 2;
 }
 
-function escapeDenotesAt(escape: string): boolean {
-  const hex = /^\\(?:x|u\{?)([0-9a-f]+)\}?$/i.exec(escape)?.[1];
+function escapeDenotesAt(sequence: string): boolean {
+  const hex = /^\\(?:x|u\{?)([0-9a-f]+)\}?$/i.exec(sequence)?.[1];
   return hex !== undefined && Number.parseInt(hex, 16) === 0x40;
 }

@@ -1,4 +1,4 @@
-import { MetricsRegistry } from './registry.ts';
+import type { MetricsRegistry } from './registry.ts';
 
 /** What the broker counts. Node keeps it in a registry served at /metrics; on Workers nothing is kept here (the same facts are in the logs). */
 export interface BrokerMetrics {

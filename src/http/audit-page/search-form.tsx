@@ -15,6 +15,7 @@ const TEXT_FIELDS = [
 export function SearchForm(props: { params: URLSearchParams }) {
   const value = (name: string) => props.params.get(name) ?? '';
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a form with role=search is the search landmark every browser and screen reader knows; <search> is newer
     <form class="search" method="get" action="/audit" role="search">
       <label>
         decision

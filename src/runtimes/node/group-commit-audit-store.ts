@@ -61,7 +61,8 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   }
 
   #post(batch: Pending[]): void {
-    const id = (this.#batches += 1);
+    this.#batches += 1;
+    const id = this.#batches;
     this.#inFlight.set(id, batch);
     const request: WriterRequest = { batch: id, events: batch.map((pending) => JSON.stringify(pending.event)) };
     this.#thread().postMessage(request);
@@ -87,7 +88,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     if (batch !== undefined) {
       if ('links' in reply) {
         this.#onCommit?.(batch.length);
-        batch.forEach((pending, index) => pending.resolve(reply.links[index] as ChainLink));
+        for (const [index, pending] of batch.entries()) pending.resolve(reply.links[index] as ChainLink);
       } else if (batch.length === 1) {
         batch[0]?.reject(new Error(reply.error));
       } else {

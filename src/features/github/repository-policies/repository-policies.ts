@@ -3,7 +3,7 @@ import { GitHubError } from '../app/github-error.ts';
 import { levelCovers } from '../../../core/policy/github-permissions.ts';
 import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
 import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
-import { PolicySet } from '../../../core/policy/policy-set.ts';
+import type { PolicySet } from '../../../core/policy/policy-set.ts';
 import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
 import { fullName, isListing, type OpenRepositoryAccess } from './repository-access.ts';
 import type { RepositoryPolicySettings } from './repository-policy-settings.ts';

@@ -14,7 +14,7 @@ export interface GitHubWebhookSettings {
 
 const REPOSITORY = /^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/;
 const PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
-const BRANCH = /^[A-Za-z0-9._\/-]{1,255}$/;
+const BRANCH = /^[A-Za-z0-9._/-]{1,255}$/;
 /** GitHub's own guidance is a high-entropy secret; shorter ones are refused rather than trusted. */
 export const MIN_WEBHOOK_SECRET_CHARS = 20;
 
