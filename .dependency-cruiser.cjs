@@ -62,14 +62,14 @@ module.exports = {
     },
     {
       name: 'cli-imports-neither-runtimes-nor-http',
-      comment: 'the CLI reads the data directory through storage/ and config/, never through a running broker\'s wiring or routes',
+      comment: "the CLI reads the data directory through storage/ and config/, never through a running broker's wiring or routes",
       severity: 'error',
       from: { path: '^src/cli/' },
       to: { path: '^src/(runtimes|http)/' },
     },
     {
       name: 'each-runtime-alone',
-      comment: 'Node and Workers share runtimes/create-broker.ts, never each other\'s adapters',
+      comment: "Node and Workers share runtimes/create-broker.ts, never each other's adapters",
       severity: 'error',
       from: { path: '^src/runtimes/(node|workers)/' },
       to: { path: '^src/runtimes/(node|workers)/', pathNot: '^src/runtimes/$1/' },

@@ -44,7 +44,11 @@ if (mode === 'on') {
   }
   const memory = openSqliteFile(':memory:');
   migrate(memory);
-  const policies = loadPolicies(readPolicyDirectory(config.policiesDir), { brokerIssuer: config.issuer, maxTtlSeconds: config.maxTtlSeconds, allowHttpLoopback: config.allowHttpLoopback });
+  const policies = loadPolicies(readPolicyDirectory(config.policiesDir), {
+    brokerIssuer: config.issuer,
+    maxTtlSeconds: config.maxTtlSeconds,
+    allowHttpLoopback: config.allowHttpLoopback,
+  });
   const keys = await KeyRing.from([await generateSigningKey(Date.now())]);
   const { app } = createBroker({
     settings: { ...config, alerts: { ...config.alerts, rules: new Set() } },

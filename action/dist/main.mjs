@@ -93,11 +93,16 @@ function buildkiteAgent() {
   return {
     name: "Buildkite",
     read: (audience) => new Promise((resolve, reject) => {
-      execFile("buildkite-agent", ["oidc", "request-token", "--audience", audience], { timeout: 3e4, maxBuffer: MAX_TOKEN_BYTES }, (error, stdout, stderr) => {
-        if (error === null) return resolve(checkJwtShape(stdout, "buildkite-agent"));
-        if (error.code === "ENOENT") return reject(new CiTokenError("buildkite-agent is not on PATH"));
-        reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
-      });
+      execFile(
+        "buildkite-agent",
+        ["oidc", "request-token", "--audience", audience],
+        { timeout: 3e4, maxBuffer: MAX_TOKEN_BYTES },
+        (error, stdout, stderr) => {
+          if (error === null) return resolve(checkJwtShape(stdout, "buildkite-agent"));
+          if (error.code === "ENOENT") return reject(new CiTokenError("buildkite-agent is not on PATH"));
+          reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
+        }
+      );
     })
   };
 }
@@ -1874,7 +1879,8 @@ async function classify(error, tokenEndpoint) {
     if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
     return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
   }
-  if (error instanceof ClientError || isNetworkError(error)) return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
+  if (error instanceof ClientError || isNetworkError(error))
+    return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
   return error instanceof Error ? error : new Error(String(error));
 }
 function isNetworkError(error) {
@@ -1980,7 +1986,12 @@ async function main() {
   appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "expires-at", issued.expiresAt.toISOString());
   log(grantLine(issued));
   if (issued.issuedTokenType !== void 0 && REVOCATIONS[issued.issuedTokenType] !== void 0) {
-    appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }));
+    appendEnvironmentFile(
+      process.env["GITHUB_STATE"],
+      "GITHUB_STATE",
+      REVOKE_STATE,
+      JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken })
+    );
   }
 }
 try {

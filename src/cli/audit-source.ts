@@ -119,7 +119,8 @@ export const REMOTE_ANSWER_TIMEOUT_MS = 30_000;
 function remoteSource(base: string, token: string): AuditSource {
   if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
   const origin = new URL(base);
-  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin)) throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
+    throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
   const get = async (path: string, params?: URLSearchParams, authorized = true): Promise<Response> => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
@@ -136,7 +137,10 @@ function remoteSource(base: string, token: string): AuditSource {
     }
     if (!response.ok) {
       const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
-      throw new CliError(`${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`, 1);
+      throw new CliError(
+        `${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`,
+        1,
+      );
     }
     return response;
   };

@@ -47,7 +47,9 @@ export function formatFindings(findings: readonly LintFinding[], dir: string, fo
         )
         .join('');
     case 'text':
-      return findings.map((finding) => `${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]\n`).join('');
+      return findings
+        .map((finding) => `${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]\n`)
+        .join('');
   }
 }
 

@@ -42,7 +42,9 @@ export const policyTest: Command = {
       }
     }
     const failed = results.filter((result) => result.failures.length > 0).length;
-    process.stdout.write(`${results.length - failed} passed, ${failed} failed${problems.length > 0 ? `, ${problems.length} invalid test file problem${problems.length === 1 ? '' : 's'}` : ''}\n`);
+    process.stdout.write(
+      `${results.length - failed} passed, ${failed} failed${problems.length > 0 ? `, ${problems.length} invalid test file problem${problems.length === 1 ? '' : 's'}` : ''}\n`,
+    );
     if (results.length === 0 && problems.length === 0) process.stderr.write(`keyway policy test: no *.test.yaml cases under ${dir}\n`);
     return failed > 0 || problems.length > 0 || results.length === 0 ? 1 : 0;
   },

@@ -12,7 +12,8 @@ import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core
 export function checkBrokerIssuer(issuer: unknown): string {
   if (typeof issuer !== 'string' || !URL.canParse(issuer)) throw new ConfigError(`KEYWAY_ISSUER ${JSON.stringify(issuer)} is not a URL`);
   const url = new URL(issuer);
-  if (url.origin !== issuer) throw new ConfigError(`KEYWAY_ISSUER must be an origin like https://keyway.example.com (no path or trailing slash), not ${issuer}`);
+  if (url.origin !== issuer)
+    throw new ConfigError(`KEYWAY_ISSUER must be an origin like https://keyway.example.com (no path or trailing slash), not ${issuer}`);
   if (url.protocol !== 'https:' && !isLoopbackHttpUrl(url)) throw new ConfigError('KEYWAY_ISSUER must use https unless it is on loopback');
   return issuer;
 }

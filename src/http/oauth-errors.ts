@@ -70,7 +70,8 @@ export function oauthResponse(answer: ExchangeAnswer, auditEventId: string | und
   const recorded = auditEventId === undefined ? {} : { audit_event_id: auditEventId };
   if (answer.kind === 'granted') return { status: 200, body: { ...answer.token, ...recorded }, headers: NO_STORE };
   const spec: OAuthError = answer.kind === 'refused' ? OAUTH_ERRORS[answer.reason] : AUDIT_UNAVAILABLE;
-  const retryAfter: Record<string, string> = answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {};
+  const retryAfter: Record<string, string> =
+    answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {};
   return {
     status: spec.status,
     body: { error: spec.error, error_description: answer.description, ...recorded },

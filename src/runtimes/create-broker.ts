@@ -68,17 +68,17 @@ export function createBroker(parts: BrokerParts): Broker {
   const now = parts.now ?? Date.now;
   const http = outboundHttp(parts.fetch ?? ((input, init) => fetch(input, init)), parts.settings.allowHttpLoopback);
   const metrics = parts.metrics ?? noMetrics;
-  const jwks = new JwksCache(
-    http,
-    parts.jwksCachePolicy ?? DEFAULT_JWKS_CACHE_POLICY,
-    now,
-    (fetched) => {
-      metrics.jwksFetch(fetched.issuer, fetched.outcome);
-      const fields = { issuer: fetched.issuer, outcome: fetched.outcome, duration_ms: Math.round(fetched.seconds * 1000), ...(fetched.error === undefined ? {} : { error: fetched.error }) };
-      if (fetched.outcome === 'ok') parts.log.info('jwks fetch', fields);
-      else parts.log.warn('jwks fetch', fields);
-    },
-  );
+  const jwks = new JwksCache(http, parts.jwksCachePolicy ?? DEFAULT_JWKS_CACHE_POLICY, now, (fetched) => {
+    metrics.jwksFetch(fetched.issuer, fetched.outcome);
+    const fields = {
+      issuer: fetched.issuer,
+      outcome: fetched.outcome,
+      duration_ms: Math.round(fetched.seconds * 1000),
+      ...(fetched.error === undefined ? {} : { error: fetched.error }),
+    };
+    if (fetched.outcome === 'ok') parts.log.info('jwks fetch', fields);
+    else parts.log.warn('jwks fetch', fields);
+  });
   const { alerts: alertSettings } = parts.settings;
   const onAudited = alertRaiser({
     store: parts.alerts,
@@ -165,7 +165,6 @@ export function createBroker(parts: BrokerParts): Broker {
   });
   return { app, jwks, github: parts.github };
 }
-
 
 /** How long a repository's own policy is used before it is fetched again, and how many are kept. */
 export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;

@@ -19,7 +19,10 @@ export function loadNodeMasterKeys(env: SettingsSource, dataDir: string, log: Lo
   const path = join(dataDir, MASTER_KEY_FILE);
   try {
     writeFileSync(path, `${generateMasterKey()}\n`, { flag: 'wx', mode: 0o600 });
-    log.warn('master key generated', { path, advice: 'set KEYWAY_MASTER_KEY from a secret store in production; secrets at rest are only as safe as this file' });
+    log.warn('master key generated', {
+      path,
+      advice: 'set KEYWAY_MASTER_KEY from a secret store in production; secrets at rest are only as safe as this file',
+    });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }

@@ -1,6 +1,15 @@
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../core/audit/audit-index.ts';
-import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../core/audit/audit-query.ts';
+import {
+  BUCKETS,
+  STATS_TOP,
+  zeroCounts,
+  type AuditFilter,
+  type AuditPage,
+  type AuditQuery,
+  type AuditStats,
+  type AuditStatsQuery,
+} from '../core/audit/audit-query.ts';
 import { chainHash, GENESIS_HASH, storableEvent } from '../core/audit/chain-hash.ts';
 import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
@@ -170,7 +179,9 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
-    return this.#db.all<CheckpointRow>('SELECT seq, hash, time, jws FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ?', [afterSeq, limit]).map(toCheckpoint);
+    return this.#db
+      .all<CheckpointRow>('SELECT seq, hash, time, jws FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ?', [afterSeq, limit])
+      .map(toCheckpoint);
   }
 
   async latestCheckpoint(): Promise<Checkpoint | undefined> {

@@ -80,7 +80,7 @@ function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK | undef
   const published = info.publicJwk;
   const same = PUBLIC_MEMBERS.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
   if (!same || (published.kid !== undefined && published.kid !== row.kid)) {
-    throw new UnvouchedKeyError(row.kid, 'has a public part that is not its sealed private key\'s');
+    throw new UnvouchedKeyError(row.kid, "has a public part that is not its sealed private key's");
   }
 }
 
@@ -181,7 +181,10 @@ export class SqliteKeyStore implements KeyStore {
             break;
           case 'remove':
             // The private part is destroyed; the public part stays for the checkpoints it signed.
-            this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [plan.now, transition.kid]);
+            this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [
+              plan.now,
+              transition.kid,
+            ]);
             break;
         }
         applied.push(transition);

@@ -62,7 +62,10 @@ export class SqliteRevocationStore implements RevocationStore {
 
   async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
-    return this.#db.all<{ id: string }>('UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id', [now, repositoryId, runId, now]).length;
+    return this.#db.all<{ id: string }>(
+      'UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id',
+      [now, repositoryId, runId, now],
+    ).length;
   }
 }
 

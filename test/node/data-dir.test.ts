@@ -77,7 +77,9 @@ describe('the data directory at rest (real files)', () => {
     expect(mode(dataDir)).toBe(0o755);
 
     // As `npm start` says it.
-    const started = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], { env: { ...process.env, PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_POLICIES: join(root, 'policies') } });
+    const started = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], {
+      env: { ...process.env, PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_POLICIES: join(root, 'policies') },
+    });
     expect(started.code).toBe(1);
     expect(started.stderr).toMatch(/keyway: the data directory .* is open to its group or others \(mode 0755\).*chmod 700/);
     expect(existsSync(join(dataDir, DATABASE_FILE))).toBe(false);

@@ -47,15 +47,21 @@ describe('one error model', () => {
 
   it('finds the error classes of src/ (a scanner that finds none proves nothing)', () => {
     expect(errors.length).toBeGreaterThanOrEqual(27);
-    expect(errors.map((declared) => declared.name)).toEqual(expect.arrayContaining(['KeywayError', 'ExchangeError', 'RateLimitedError', 'ConfigError', 'GitHubError']));
+    expect(errors.map((declared) => declared.name)).toEqual(
+      expect.arrayContaining(['KeywayError', 'ExchangeError', 'RateLimitedError', 'ConfigError', 'GitHubError']),
+    );
   });
 
   it('lets only KeywayError extend Error itself: every other error class descends from it', () => {
-    expect(errors.filter((declared) => declared.base === 'Error').map((declared) => `${declared.file}: ${declared.name}`)).toEqual(['core/errors/keyway-error.ts: KeywayError']);
+    expect(errors.filter((declared) => declared.base === 'Error').map((declared) => `${declared.file}: ${declared.name}`)).toEqual([
+      'core/errors/keyway-error.ts: KeywayError',
+    ]);
   });
 
   it('has every error class name itself, so a log line says which error it was', () => {
-    const unnamed = errors.filter((declared) => declared.name !== 'KeywayError' && !new RegExp(`override readonly name(?:: string)? = '${declared.name}';`).test(declared.body));
+    const unnamed = errors.filter(
+      (declared) => declared.name !== 'KeywayError' && !new RegExp(`override readonly name(?:: string)? = '${declared.name}';`).test(declared.body),
+    );
     expect(unnamed.map((declared) => `${declared.file}: ${declared.name}`)).toEqual([]);
   });
 

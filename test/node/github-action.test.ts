@@ -102,7 +102,9 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
     const outdir = writeTree({});
     await buildAction(outdir);
     for (const file of ['main.mjs', 'post.mjs']) {
-      expect(readFileSync(join(ACTION, 'dist', file), 'utf8'), `action/dist/${file} is stale: run npm run build:action`).toBe(readFileSync(join(outdir, file), 'utf8'));
+      expect(readFileSync(join(ACTION, 'dist', file), 'utf8'), `action/dist/${file} is stale: run npm run build:action`).toBe(
+        readFileSync(join(outdir, file), 'utf8'),
+      );
     }
   });
 });

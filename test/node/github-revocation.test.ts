@@ -57,7 +57,10 @@ describe('GitHub token revocation on Node', () => {
   }
 
   const exchange = async (broker: NodeBroker, issuer: TestIssuer, ref: string, claims: Record<string, unknown> = {}) =>
-    postToken({ issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) }, githubForm(await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { ref, ...claims }))));
+    postToken(
+      { issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) },
+      githubForm(await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { ref, ...claims }))),
+    );
 
   async function until(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -109,7 +112,10 @@ describe('GitHub token revocation on Node', () => {
   it('revokes every token of a CI run at once on revokeRun, and no other', async () => {
     const { issuer, github, start } = await setup();
     const broker = await start();
-    const ours = [(await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body, (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body];
+    const ours = [
+      (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body,
+      (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body,
+    ];
     const theirs = (await exchange(broker, issuer, 'refs/heads/main', { run_id: '778' })).body;
     expect(await broker.github?.revokeRun('734201', '777')).toBe(2);
     for (const body of ours) await until(async () => (await github.repositoriesVisibleTo(body['access_token'] as string)).status === 401);
@@ -155,7 +161,7 @@ describe('GitHub token revocation on Node', () => {
     expect(outcomes()).toEqual(['retrying@1', 'revoked@2']);
   });
 
-  it('backs off 5 s, doubling, and gives up after 8 attempts, leaving the token to GitHub\'s expiry', async () => {
+  it("backs off 5 s, doubling, and gives up after 8 attempts, leaving the token to GitHub's expiry", async () => {
     const { issuer, github, start, clock, pending, outcomes, deletes } = await setup();
     const broker = await start();
     const token = (await exchange(broker, issuer, 'refs/heads/short')).body['access_token'] as string;
@@ -176,7 +182,7 @@ describe('GitHub token revocation on Node', () => {
     expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
   });
 
-  it('never retries past GitHub\'s own expiry: a failure that close to it gives up at once', async () => {
+  it("never retries past GitHub's own expiry: a failure that close to it gives up at once", async () => {
     const { issuer, github, start, clock, pending, outcomes, deletes } = await setup();
     const broker = await start();
     await exchange(broker, issuer, 'refs/heads/short');

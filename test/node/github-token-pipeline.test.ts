@@ -56,24 +56,48 @@ grant:
       ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
     };
-    const args = ['exchange', '--url', broker.url, '--github-token', '--repository', 'acme/docs', '--scope', 'contents:read', '--exec', '--', process.execPath, '-e', LIST_REPOSITORIES];
+    const args = [
+      'exchange',
+      '--url',
+      broker.url,
+      '--github-token',
+      '--repository',
+      'acme/docs',
+      '--scope',
+      'contents:read',
+      '--exec',
+      '--',
+      process.execPath,
+      '-e',
+      LIST_REPOSITORIES,
+    ];
     const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('visible: docs\n');
     expect(result.stderr).toMatch(/revoked the GitHub installation token/);
     const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
     expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'], permissions: { contents: 'read', metadata: 'read' } });
-    expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)?.body).toEqual({ repositories: ['docs'], permissions: { contents: 'read' } });
+    expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)?.body).toEqual({
+      repositories: ['docs'],
+      permissions: { contents: 'read' },
+    });
   });
 
   it('keyway exchange refuses --repository without --github-token', async () => {
-    const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), 'exchange', '--url', broker.url, '--repository', 'acme/docs'], { env: { PATH: process.env['PATH'] } });
+    const result = await runProcess(
+      process.execPath,
+      [join(REPOSITORY_ROOT, 'src/cli/main.ts'), 'exchange', '--url', broker.url, '--repository', 'acme/docs'],
+      { env: { PATH: process.env['PATH'] } },
+    );
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/needs --github-token/);
   });
 
   it('the GitHub Action: main sets the GitHub token as its output, post revokes it with the token itself', async () => {
-    const step = actionStep({ ...ci, githubApiUrl: github.apiUrl }, { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'pull_requests:write' });
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'pull_requests:write' },
+    );
     const files = step.files;
     const main = await step.run('main');
     expect(main.code, main.stdout + main.stderr).toBe(0);

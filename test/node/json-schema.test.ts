@@ -52,7 +52,9 @@ describe('the published JSON Schemas', () => {
   });
 
   it('ships in the npm package', () => {
-    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' })) as [{ files: { path: string }[] }];
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' })) as [
+      { files: { path: string }[] },
+    ];
     const files = packed.files.map((file) => file.path);
     for (const entry of JSON_SCHEMAS) expect(files).toContain(entry.file);
   });

@@ -8,7 +8,10 @@ const CONFIG = join(REPOSITORY_ROOT, '.dependency-cruiser.cjs');
 
 /** The rules `npm run layers` checks, run over a tree: the name of every rule a dependency breaks. */
 async function brokenRules(cwd: string): Promise<string[]> {
-  const result = await runProcess(process.execPath, [DEPCRUISE, '--config', CONFIG, '--output-type', 'json', 'src'], { cwd, env: { PATH: process.env['PATH'] } });
+  const result = await runProcess(process.execPath, [DEPCRUISE, '--config', CONFIG, '--output-type', 'json', 'src'], {
+    cwd,
+    env: { PATH: process.env['PATH'] },
+  });
   const report = JSON.parse(result.stdout) as { summary: { violations: { rule: { name: string }; from: string; to: string }[] } };
   return [...new Set(report.summary.violations.map((violation) => violation.rule.name))].sort();
 }

@@ -78,10 +78,7 @@ describe('outbound connections on Node', () => {
     let issuerUrl: string;
     beforeAll(async () => {
       issuerUrl = `https://localhost:${target.port}/ci`;
-      broker = await startNodeHarness(
-        { 'localhost/service.yaml': serviceOf(issuerUrl) },
-        { settings: { KEYWAY_ALLOW_HTTP_LOOPBACK: '0' } },
-      );
+      broker = await startNodeHarness({ 'localhost/service.yaml': serviceOf(issuerUrl) }, { settings: { KEYWAY_ALLOW_HTTP_LOOPBACK: '0' } });
     });
     afterAll(() => broker.close());
 

@@ -23,8 +23,15 @@ describe('the documented reason codes', () => {
 
   it('give the status and RFC 6749 error http/oauth-errors.ts answers, in the columns that name them', () => {
     const shown = columns.filter((column) => column === 'status' || column === 'error');
-    const documented = Object.fromEntries(rows.map((row) => [row['reason'], Object.fromEntries(shown.map((column) => [column, row[column]?.replace(/^—$/, '') ?? '']))]));
-    const expected = Object.fromEntries(Object.keys(REASONS).map((reason) => [reason, Object.fromEntries(shown.map((column) => [column, answered(reason as Reason)[column as 'status' | 'error']]))]));
+    const documented = Object.fromEntries(
+      rows.map((row) => [row['reason'], Object.fromEntries(shown.map((column) => [column, row[column]?.replace(/^—$/, '') ?? '']))]),
+    );
+    const expected = Object.fromEntries(
+      Object.keys(REASONS).map((reason) => [
+        reason,
+        Object.fromEntries(shown.map((column) => [column, answered(reason as Reason)[column as 'status' | 'error']])),
+      ]),
+    );
     expect(documented, file).toEqual(expected);
   });
 });

@@ -29,7 +29,11 @@ describe('single use on Node when storage fails', () => {
     const token = await github.sign(ciClaims(github.url, broker.config.issuer));
     const url = broker.url;
     const exchange = async () => {
-      const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const response = await fetch(`${url}/token`, {
+        method: 'POST',
+        body: exchangeForm(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
     return { exchange, db: saboteur, audit: new SqliteAuditStore(saboteur) };

@@ -104,7 +104,9 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
         decision: { granted: false, reason: 'no_policy_matched' },
         denied_by: [],
       });
-      const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find((policy) => policy.id === 'deploy');
+      const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find(
+        (policy) => policy.id === 'deploy',
+      );
       expect(deploy?.lines.filter((line) => !line.held)).toEqual([{ claim: 'ref', matcher: 'refs/heads/main', actual: 'refs/heads/feature', held: false }]);
     });
 
@@ -151,7 +153,14 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
     });
 
     it('refuses bad requests with 400 and unknown events with 404, never a 500', async () => {
-      for (const body of ['not json', { audit_event_id: 'x' }, {}, { claims: {}, audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' }, { claims: [] }, { claims: {}, extra: 1 }]) {
+      for (const body of [
+        'not json',
+        { audit_event_id: 'x' },
+        {},
+        { claims: {}, audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' },
+        { claims: [] },
+        { claims: {}, extra: 1 },
+      ]) {
         const response = await explain(body);
         expect(response.status, JSON.stringify(body)).toBe(400);
         expect(await response.json()).toMatchObject({ error: 'invalid_request' });

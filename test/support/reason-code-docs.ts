@@ -19,7 +19,13 @@ export function documentedReasonCodes(): { readonly file: string; readonly colum
   const file = REASON_CODE_DOCS.find((candidate) => existsSync(join(REPOSITORY_ROOT, candidate)));
   if (file === undefined) throw new Error(`none of ${REASON_CODE_DOCS.join(', ')} exists`);
   const lines = readFileSync(join(REPOSITORY_ROOT, file), 'utf8').split('\n');
-  const cells = (line: string): string[] => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((cell) => cell.trim().replaceAll('`', ''));
+  const cells = (line: string): string[] =>
+    line
+      .trim()
+      .replace(/^\|/, '')
+      .replace(/\|$/, '')
+      .split('|')
+      .map((cell) => cell.trim().replaceAll('`', ''));
   const start = lines.findIndex((line) => {
     const header = line.trim().startsWith('|') ? cells(line).map((cell) => cell.toLowerCase()) : [];
     return header[0] === 'reason' && header.includes('decision');
@@ -28,6 +34,8 @@ export function documentedReasonCodes(): { readonly file: string; readonly colum
   const columns = cells(lines[start] ?? '').map((cell) => cell.toLowerCase());
   const body = lines.slice(start + 2);
   const end = body.findIndex((line) => !line.trim().startsWith('|'));
-  const rows = (end === -1 ? body : body.slice(0, end)).map((line) => Object.fromEntries(cells(line).map((cell, index) => [columns[index] ?? `${index}`, cell])));
+  const rows = (end === -1 ? body : body.slice(0, end)).map((line) =>
+    Object.fromEntries(cells(line).map((cell, index) => [columns[index] ?? `${index}`, cell])),
+  );
   return { file, columns, rows };
 }

@@ -20,7 +20,15 @@ describe('keywayAuth', () => {
       await mintAccessToken({
         issuer: options.issuer ?? ISSUER,
         key: (options.ring ?? ring).signing,
-        grant: { policy: { id: 'auditors' } as Policy, audiences: [ISSUER], scopes: ['audit:read'], ttlSeconds: 300, subject: 'alice', claims: {}, ...overrides },
+        grant: {
+          policy: { id: 'auditors' } as Policy,
+          audiences: [ISSUER],
+          scopes: ['audit:read'],
+          ttlSeconds: 300,
+          subject: 'alice',
+          claims: {},
+          ...overrides,
+        },
         source: { iss: 'https://accounts.google.com', sub: '1234' },
         now: options.now ?? Date.now(),
       })

@@ -5,7 +5,21 @@ import { README_POLICIES } from '../support/readme-policies.ts';
 describe('the README’s example policies', () => {
   it('cover every CI preset', () => {
     expect([...README_POLICIES.keys()].sort()).toEqual(
-      ['azure-devops', 'bitbucket', 'buildkite', 'circleci', 'circleci-root', 'forgejo', 'github', 'github-guardrail', 'gitlab', 'google', 'kubernetes', 'terraform-apply', 'terraform-plan'].sort(),
+      [
+        'azure-devops',
+        'bitbucket',
+        'buildkite',
+        'circleci',
+        'circleci-root',
+        'forgejo',
+        'github',
+        'github-guardrail',
+        'gitlab',
+        'google',
+        'kubernetes',
+        'terraform-apply',
+        'terraform-plan',
+      ].sort(),
     );
   });
 

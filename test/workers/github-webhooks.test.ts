@@ -8,7 +8,12 @@ import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
-githubWebhookSuite('Workers', startWorkersHarness, () => inject('testIssuerBase'), () => inject('fakeGitHubBase'));
+githubWebhookSuite(
+  'Workers',
+  startWorkersHarness,
+  () => inject('testIssuerBase'),
+  () => inject('fakeGitHubBase'),
+);
 
 describe('the live policy set on Workers', () => {
   it('is the same in every isolate: one that never saw the push serves the new set from its next request', async () => {
@@ -20,9 +25,11 @@ describe('the live policy set on Workers', () => {
     const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
     const client = (broker: typeof one) => ({
       issuer: workerEnv.KEYWAY_ISSUER,
-      request: async (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
+      request: async (path: string, init?: RequestInit) =>
+        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
     });
-    const exchange = async (broker: typeof one, environment: string) => postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
+    const exchange = async (broker: typeof one, environment: string) =>
+      postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
 
     expect((await exchange(two, 'staging')).status).toBe(400);
     const { init } = await deliveryRequest(await repo.commit('isolates-staging', 'staging'));

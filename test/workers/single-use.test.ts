@@ -19,7 +19,11 @@ describe('single use on Workers when storage fails', () => {
     const claims = ciClaims(github.url, broker.issuer);
     const token = await github.sign(claims);
     const exchange = async () => {
-      const response = await broker.request('/token', { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const response = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
     // The shard that holds this token's claim.

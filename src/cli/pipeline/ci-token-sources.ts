@@ -132,11 +132,16 @@ function buildkiteAgent(): CiTokenSource {
     name: 'Buildkite',
     read: (audience) =>
       new Promise((resolve, reject) => {
-        execFile('buildkite-agent', ['oidc', 'request-token', '--audience', audience], { timeout: 30_000, maxBuffer: MAX_TOKEN_BYTES }, (error, stdout, stderr) => {
-          if (error === null) return resolve(checkJwtShape(stdout, 'buildkite-agent'));
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new CiTokenError('buildkite-agent is not on PATH'));
-          reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
-        });
+        execFile(
+          'buildkite-agent',
+          ['oidc', 'request-token', '--audience', audience],
+          { timeout: 30_000, maxBuffer: MAX_TOKEN_BYTES },
+          (error, stdout, stderr) => {
+            if (error === null) return resolve(checkJwtShape(stdout, 'buildkite-agent'));
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new CiTokenError('buildkite-agent is not on PATH'));
+            reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
+          },
+        );
       }),
   };
 }

@@ -132,14 +132,19 @@ async function classify(error: unknown, tokenEndpoint: string): Promise<Error> {
     const status = error.cause.status;
     const body = (await error.cause.json().catch(() => ({}))) as Record<string, unknown>;
     const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
-    const oauthError = typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
+    const oauthError =
+      typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
     if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
     return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
   }
-  if (error instanceof client.ClientError || isNetworkError(error)) return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
+  if (error instanceof client.ClientError || isNetworkError(error))
+    return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
   return error instanceof Error ? error : new Error(String(error));
 }
 
 function isNetworkError(error: unknown): boolean {
-  return (error instanceof TypeError && error.message === 'fetch failed') || (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'));
+  return (
+    (error instanceof TypeError && error.message === 'fetch failed') ||
+    (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+  );
 }

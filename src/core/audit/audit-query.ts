@@ -91,7 +91,11 @@ function single(params: URLSearchParams, name: string): string | undefined {
 }
 
 function list<T extends string>(params: URLSearchParams, name: string, allowed: (value: string) => value is T): T[] | undefined {
-  const values = params.getAll(name).flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
+  const values = params
+    .getAll(name)
+    .flatMap((value) => value.split(','))
+    .map((value) => value.trim())
+    .filter((value) => value !== '');
   if (values.length === 0) return undefined;
   const unknown = values.find((value) => !allowed(value));
   if (unknown !== undefined) throw new AuditQueryError(`${name} ${JSON.stringify(unknown.slice(0, 64))} is not one of the documented values`);
@@ -123,7 +127,8 @@ export function parseAuditFilter(params: URLSearchParams, now: number): AuditFil
 export function parseAuditQuery(params: URLSearchParams, now: number, order: 'asc' | 'desc' = 'desc'): AuditQuery {
   const limitText = single(params, 'limit');
   const limit = limitText === undefined ? QUERY_LIMITS.defaultPage : Number(limitText);
-  if (!Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage) throw new AuditQueryError(`limit must be an integer from 1 to ${QUERY_LIMITS.maxPage}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage)
+    throw new AuditQueryError(`limit must be an integer from 1 to ${QUERY_LIMITS.maxPage}`);
   const cursor = single(params, 'cursor');
   if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) throw new AuditQueryError('cursor is not one this API returned');
   return { ...parseAuditFilter(params, now), limit, order, ...(cursor === undefined ? {} : { after: Number(cursor) }) };
@@ -139,7 +144,8 @@ export function parseAuditStatsQuery(params: URLSearchParams, now: number): Audi
   const until = filter.until ?? now;
   const since = filter.since ?? until - (bucket === 'day' ? 30 : 1) * BUCKETS.day;
   if (since >= until) throw new AuditQueryError('since must be before until');
-  if ((until - since) / size > QUERY_LIMITS.maxBuckets) throw new AuditQueryError(`the window holds more than ${QUERY_LIMITS.maxBuckets} ${bucket} buckets; narrow it or use a larger bucket`);
+  if ((until - since) / size > QUERY_LIMITS.maxBuckets)
+    throw new AuditQueryError(`the window holds more than ${QUERY_LIMITS.maxBuckets} ${bucket} buckets; narrow it or use a larger bucket`);
   return { ...filter, since, until, bucket };
 }
 

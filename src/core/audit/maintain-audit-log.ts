@@ -18,7 +18,11 @@ const DAY_MS = 86_400_000;
  * retention window, anchoring the rest in a checkpoint on the last pruned record, then sign
  * a checkpoint of the head if it moved since the last one.
  */
-export async function maintainAuditLog(store: AuditStore, sign: CheckpointSigner, options: { readonly now: number; readonly retentionDays: number }): Promise<AuditMaintenance> {
+export async function maintainAuditLog(
+  store: AuditStore,
+  sign: CheckpointSigner,
+  options: { readonly now: number; readonly retentionDays: number },
+): Promise<AuditMaintenance> {
   let pruned = 0;
   if (options.retentionDays > 0) {
     const candidate = await store.pruneCandidate(options.now - options.retentionDays * DAY_MS, PRUNE_BATCH);

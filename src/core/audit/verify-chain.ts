@@ -66,7 +66,11 @@ export class ChainVerifier {
     if (this.#broken !== undefined) {
       if (chain.hash === this.#broken.wanted) {
         const at = this.#broken.record;
-        this.#problem = problem('reordered', at, `record ${at.chain.seq} (${at.event.id}) is out of order: the record it follows in the chain sits at seq ${chain.seq}`);
+        this.#problem = problem(
+          'reordered',
+          at,
+          `record ${at.chain.seq} (${at.event.id}) is out of order: the record it follows in the chain sits at seq ${chain.seq}`,
+        );
       }
       return;
     }
@@ -83,7 +87,11 @@ export class ChainVerifier {
       this.#problem = problem('index_mismatch', record, `record ${chain.seq} (${event.id}) was edited in the index queries read: ${holds}`);
     } else if (chain.prev_hash !== this.#expected) {
       if (this.#previousSeq !== 0 && chain.seq > this.#previousSeq + 1) {
-        this.#problem = problem('deleted', record, `records ${this.#previousSeq + 1}…${chain.seq - 1} were deleted: record ${chain.seq} (${event.id}) follows record ${this.#previousSeq}`);
+        this.#problem = problem(
+          'deleted',
+          record,
+          `records ${this.#previousSeq + 1}…${chain.seq - 1} were deleted: record ${chain.seq} (${event.id}) follows record ${this.#previousSeq}`,
+        );
       } else {
         this.#broken = { record, wanted: chain.prev_hash };
       }
@@ -92,7 +100,11 @@ export class ChainVerifier {
     } else {
       const checkpoint = this.#checkpoints.get(chain.seq);
       if (checkpoint !== undefined && checkpoint.hash !== chain.hash) {
-        this.#problem = problem('checkpoint_mismatch', record, `record ${chain.seq} (${event.id}) differs from the checkpoint signed at ${checkpoint.time}: the log was rewritten after it`);
+        this.#problem = problem(
+          'checkpoint_mismatch',
+          record,
+          `record ${chain.seq} (${event.id}) differs from the checkpoint signed at ${checkpoint.time}: the log was rewritten after it`,
+        );
       }
     }
     this.#expected = chain.hash;
@@ -104,7 +116,11 @@ export class ChainVerifier {
     if (first.chain.seq === 1) return GENESIS_HASH;
     const anchor = this.#checkpoints.get(first.chain.seq - 1);
     if (anchor === undefined) {
-      this.#problem = problem('deleted', first, `records before seq ${first.chain.seq} were deleted: no checkpoint anchors record ${first.chain.seq} (${first.event.id})`);
+      this.#problem = problem(
+        'deleted',
+        first,
+        `records before seq ${first.chain.seq} were deleted: no checkpoint anchors record ${first.chain.seq} (${first.event.id})`,
+      );
       return first.chain.prev_hash;
     }
     this.#anchor = anchor.seq;
@@ -163,7 +179,11 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
     try {
       valid.push(await verifyCheckpoint(stored.jws, source.keys, source.issuer));
     } catch (error) {
-      forged ??= { kind: 'checkpoint_invalid', seq: stored.seq, message: `the checkpoint stored for seq ${stored.seq} is not signed by the broker: ${(error as Error).message}` };
+      forged ??= {
+        kind: 'checkpoint_invalid',
+        seq: stored.seq,
+        message: `the checkpoint stored for seq ${stored.seq} is not signed by the broker: ${(error as Error).message}`,
+      };
     }
   }
   const verifier = new ChainVerifier(valid);

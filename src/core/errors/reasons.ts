@@ -26,11 +26,11 @@ export const REASONS = {
   header_forbidden: { decision: 'denied', description: 'the subject token header names a key location (jku, x5u, x5c or jwk), which is never accepted' },
   algorithm_not_allowed: { decision: 'denied', description: 'the subject token is signed with an algorithm its issuer is not allowed to use' },
   issuer_untrusted: { decision: 'denied', description: 'the subject token issuer is not trusted by any policy' },
-  signature_invalid: { decision: 'denied', description: 'the subject token signature could not be verified with its issuer\'s keys' },
+  signature_invalid: { decision: 'denied', description: "the subject token signature could not be verified with its issuer's keys" },
   token_expired: { decision: 'denied', description: 'the subject token has expired' },
   token_not_yet_valid: { decision: 'denied', description: 'the subject token is not valid yet' },
   token_too_old: { decision: 'denied', description: 'the subject token was issued too long ago' },
-  token_lifetime_too_long: { decision: 'denied', description: 'the subject token lives longer than its issuer\'s tokens may; request a short-lived one' },
+  token_lifetime_too_long: { decision: 'denied', description: "the subject token lives longer than its issuer's tokens may; request a short-lived one" },
   audience_mismatch: { decision: 'denied', description: 'the subject token audience is not accepted; request the CI token with this broker as its audience' },
   claims_invalid: { decision: 'denied', description: 'the subject token claims are missing or of the wrong type' },
   no_policy_matched: { decision: 'denied', description: 'no trust policy grants this request' },
@@ -45,10 +45,17 @@ export const REASONS = {
 
   rate_limited: { decision: 'denied', description: 'too many requests; retry after the number of seconds in Retry-After' },
 
-  replay_guard_unavailable: { decision: 'error', description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later' },
-  issuer_unavailable: { decision: 'error', description: 'the subject token issuer\'s keys cannot be fetched right now; retry later' },
+  replay_guard_unavailable: {
+    decision: 'error',
+    description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later',
+  },
+  issuer_unavailable: { decision: 'error', description: "the subject token issuer's keys cannot be fetched right now; retry later" },
   github_unavailable: { decision: 'error', description: 'GitHub cannot mint the token right now, so none was issued; retry later' },
-  github_refused: { decision: 'error', description: 'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation' },
+  github_refused: {
+    decision: 'error',
+    description:
+      'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation',
+  },
   internal_error: { decision: 'error', description: 'internal error' },
 } as const satisfies Record<string, ReasonSpec>;
 

@@ -139,7 +139,11 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
       // A GitHub token was minted but cannot be accounted for: take it back at once.
       await revoke().then(
         () => deps.log.warn('unaudited GitHub token revoked', { request_id: context.requestId }),
-        (revokeError: unknown) => deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', { request_id: context.requestId, error: describe(revokeError) }),
+        (revokeError: unknown) =>
+          deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', {
+            request_id: context.requestId,
+            error: describe(revokeError),
+          }),
       );
     }
     return {
@@ -170,7 +174,9 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
-  const github = wantsGitHub ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL)) : undefined;
+  const github = wantsGitHub
+    ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL))
+    : undefined;
   event.request = {
     ...event.request,
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
@@ -208,7 +214,12 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
 
   const { grant } = decision;
   if (grant.policy.singleUse) {
-    await claimSingleUse(request.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
+    await claimSingleUse(request.subjectToken, verified, {
+      guard: deps.replay,
+      auditEventId: event.id,
+      now,
+      clockToleranceSeconds: deps.clockToleranceSeconds,
+    });
   }
   if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
   const keys = deps.keys();
@@ -243,7 +254,8 @@ async function issueGitHubToken(
   now: number,
   event: Draft,
 ): Promise<Granted> {
-  if (deps.github === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  if (deps.github === undefined)
+    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
   const claim = (name: string): string | undefined => (typeof claims[name] === 'string' || typeof claims[name] === 'number' ? String(claims[name]) : undefined);
   const minted = await deps.github.mint({
     owner: github.owner,
@@ -272,7 +284,9 @@ async function issueGitHubToken(
       issued_token_type: TOKEN_TYPE.githubInstallationToken,
       token_type: 'Bearer',
       expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
-      scope: Object.entries(minted.permissions).map(([name, level]) => `${name}:${level}`).join(' '),
+      scope: Object.entries(minted.permissions)
+        .map(([name, level]) => `${name}:${level}`)
+        .join(' '),
     },
     revoke: minted.revokeNow,
   };
@@ -315,10 +329,13 @@ async function repositoryPolicySet(
   name: string,
   caller: VerifiedCaller,
 ): Promise<PolicySet> {
-  if (deps.repositoryPolicies === undefined) throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  if (deps.repositoryPolicies === undefined)
+    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
-    throw new ExchangeError('github_repository_not_granted', 'a repository\'s own policy needs exactly one resource: the repository that holds it', { public: true });
+    throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {
+      public: true,
+    });
   }
   return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name, caller));
 }

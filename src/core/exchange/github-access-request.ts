@@ -31,7 +31,9 @@ export function parseGitHubAccessRequest(request: TokenExchangeRequest, webOrigi
     for (const entry of request.scopes) {
       const [name, level, ...rest] = entry.split(':');
       if (name === undefined || level === undefined || rest.length > 0 || name === '' || !isPermissionLevel(level)) {
-        throw new ExchangeError('github_permission_not_granted', `scope ${entry} is not a GitHub permission: write permission:level, e.g. contents:read`, { public: true });
+        throw new ExchangeError('github_permission_not_granted', `scope ${entry} is not a GitHub permission: write permission:level, e.g. contents:read`, {
+          public: true,
+        });
       }
       if (permissions[name] !== undefined && permissions[name] !== level) {
         throw new ExchangeError('github_permission_not_granted', `scope names ${name} twice`, { public: true });

@@ -12,7 +12,8 @@ export function splitPolicyScope(scopes: readonly string[] | undefined): { reado
   const rest = scopes.filter((scope) => !scope.startsWith(REPOSITORY_POLICY_SCOPE));
   if (named.length > 1) throw new ExchangeError('malformed_request', 'scope names more than one repository policy', { public: true });
   const [policy] = named;
-  if (policy !== undefined && !POLICY_NAME.test(policy)) throw new ExchangeError('malformed_request', `policy:${policy} is not a policy name (letters, digits, . _ -)`, { public: true });
+  if (policy !== undefined && !POLICY_NAME.test(policy))
+    throw new ExchangeError('malformed_request', `policy:${policy} is not a policy name (letters, digits, . _ -)`, { public: true });
   return { policy, rest: rest.length === 0 ? undefined : rest };
 }
 

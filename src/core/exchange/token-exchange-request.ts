@@ -31,15 +31,7 @@ export interface TokenExchangeRequest {
   readonly requestedTokenType: string;
 }
 
-const SINGLE_VALUED = [
-  'grant_type',
-  'subject_token',
-  'subject_token_type',
-  'scope',
-  'requested_token_type',
-  'actor_token',
-  'actor_token_type',
-] as const;
+const SINGLE_VALUED = ['grant_type', 'subject_token', 'subject_token_type', 'scope', 'requested_token_type', 'actor_token', 'actor_token_type'] as const;
 
 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;

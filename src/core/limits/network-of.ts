@@ -5,6 +5,9 @@ export function networkOf(address: string, prefixV4: number, prefixV6: number): 
   if (!ipaddr.isValid(address)) return undefined;
   const parsed = ipaddr.process(address);
   const prefix = parsed.kind() === 'ipv4' ? prefixV4 : prefixV6;
-  const network = parsed.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${parsed.toString()}/${prefix}`) : ipaddr.IPv6.networkAddressFromCIDR(`${parsed.toString()}/${prefix}`);
+  const network =
+    parsed.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${parsed.toString()}/${prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${parsed.toString()}/${prefix}`);
   return `${network.toString()}/${prefix}`;
 }

@@ -40,7 +40,10 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       const verdict = await limiter.take(limit, key, now());
       return verdict.allowed ? undefined : new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused);
     } catch (error) {
-      log.error('rate limiter unavailable; request let through', { limit: limit.name, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      log.error('rate limiter unavailable; request let through', {
+        limit: limit.name,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
       return undefined;
     }
   };

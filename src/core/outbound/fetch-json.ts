@@ -81,7 +81,10 @@ export async function readBounded(response: Response, maxBytes: number, url: str
 
 function maxAge(cacheControl: string | null): number | undefined {
   if (cacheControl === null) return undefined;
-  const directives = cacheControl.toLowerCase().split(',').map((part) => part.trim());
+  const directives = cacheControl
+    .toLowerCase()
+    .split(',')
+    .map((part) => part.trim());
   if (directives.includes('no-store') || directives.includes('no-cache')) return 0;
   for (const directive of directives) {
     const match = /^max-age=(\d+)$/.exec(directive);

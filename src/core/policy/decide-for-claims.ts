@@ -16,7 +16,13 @@ import type { PolicySet } from './policy-set.ts';
  */
 export type ClaimsVerdict =
   | { readonly kind: 'untrusted'; readonly iss: unknown }
-  | { readonly kind: 'refused'; readonly issuer: TrustedIssuer; readonly reason: Exclude<Reason, 'granted'>; readonly detail: string; readonly decision: PolicyDecision }
+  | {
+      readonly kind: 'refused';
+      readonly issuer: TrustedIssuer;
+      readonly reason: Exclude<Reason, 'granted'>;
+      readonly detail: string;
+      readonly decision: PolicyDecision;
+    }
   | { readonly kind: 'decided'; readonly issuer: TrustedIssuer; readonly decision: PolicyDecision };
 
 export function decideForClaims(

@@ -70,9 +70,7 @@ export type GrantRefusal = Extract<
 >;
 
 /** What an allow policy whose lines all held gives this request, or why it gives nothing. */
-export type GrantOutcome =
-  | { readonly ok: true; readonly grant: IssuedGrant }
-  | { readonly ok: false; readonly reason: GrantRefusal; readonly detail: string };
+export type GrantOutcome = { readonly ok: true; readonly grant: IssuedGrant } | { readonly ok: false; readonly reason: GrantRefusal; readonly detail: string };
 
 /** One policy's part in a decision: each line's outcome, and for matching allow policies the grant outcome. */
 export interface PolicyEvaluation extends PolicyMatch {
@@ -134,7 +132,13 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
   const refusals = outcomes.filter((outcome) => !outcome.ok);
   // The most specific reason that applies to every matching policy: audience (or repository), then scope (or permission), then templates.
   const reasons = new Set(refusals.map((refusal) => refusal.reason));
-  const specifics = ['template_value_forbidden', 'template_claim_missing', 'scope_not_granted', 'github_permission_not_granted', 'github_repository_not_granted'] as const;
+  const specifics = [
+    'template_value_forbidden',
+    'template_claim_missing',
+    'scope_not_granted',
+    'github_permission_not_granted',
+    'github_repository_not_granted',
+  ] as const;
   const reason: GrantRefusal = specifics.find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
   return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
 }
@@ -170,7 +174,11 @@ function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: Acce
   const claims = token.claims;
   const refuse = (where: string, refusal: TemplateRefusal): GrantOutcome =>
     refusal.problem === 'missing'
-      ? { ok: false, reason: 'template_claim_missing', detail: `${policy.id} ${where} reads {${refusal.key}}, which the token lacks or holds as more than one value` }
+      ? {
+          ok: false,
+          reason: 'template_claim_missing',
+          detail: `${policy.id} ${where} reads {${refusal.key}}, which the token lacks or holds as more than one value`,
+        }
       : { ok: false, reason: 'template_value_forbidden', detail: `${policy.id} ${where}: {${refusal.key}} ${refusal.why}` };
   let subject = `${token.issuer.url}#${String(claims['sub'])}`;
   if (grant.subject !== undefined) {
@@ -198,7 +206,11 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
       (asked) => lower(asked.owner) !== lower(github.owner) || !github.repositories.some((name) => lower(name) === lower(asked.name)),
     );
     if (outside.length > 0) {
-      return { ok: false, reason: 'github_repository_not_granted', detail: `${policy.id} does not grant ${outside.map((asked) => `${asked.owner}/${asked.name}`).join(', ')}` };
+      return {
+        ok: false,
+        reason: 'github_repository_not_granted',
+        detail: `${policy.id} does not grant ${outside.map((asked) => `${asked.owner}/${asked.name}`).join(', ')}`,
+      };
     }
     repositories = request.repositories.map((asked) => github.repositories.find((name) => lower(name) === lower(asked.name))!);
   }
@@ -206,7 +218,11 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
   if (request.permissions !== undefined) {
     const beyond = Object.entries(request.permissions).filter(([name, level]) => !levelCovers(github.permissions[name], level));
     if (beyond.length > 0) {
-      return { ok: false, reason: 'github_permission_not_granted', detail: `${policy.id} does not grant ${beyond.map(([name, level]) => `${name}:${level}`).join(' ')}` };
+      return {
+        ok: false,
+        reason: 'github_permission_not_granted',
+        detail: `${policy.id} does not grant ${beyond.map(([name, level]) => `${name}:${level}`).join(' ')}`,
+      };
     }
     permissions = request.permissions;
   }

@@ -67,7 +67,11 @@ export function explainClaims(policies: PolicySet, claims: Readonly<Record<strin
   const { decision, issuer } = verdict;
   let outcome: ExplainedDecision;
   if (verdict.kind === 'refused') {
-    outcome = { granted: false, reason: verdict.reason, detail: `${verdict.detail}; the broker refuses the token before any policy (the policies below are shown for information)` };
+    outcome = {
+      granted: false,
+      reason: verdict.reason,
+      detail: `${verdict.detail}; the broker refuses the token before any policy (the policies below are shown for information)`,
+    };
   } else if (decision.granted) {
     const { grant } = decision;
     outcome = {
@@ -102,7 +106,12 @@ function explainPolicy(evaluation: PolicyEvaluation): ExplainedPolicy {
     effect: policy.effect,
     mode: policy.mode,
     matched: evaluation.matched,
-    lines: evaluation.lines.map((line) => ({ claim: line.key, matcher: line.written, ...(line.actual === undefined ? {} : { actual: line.actual }), held: line.held })),
+    lines: evaluation.lines.map((line) => ({
+      claim: line.key,
+      matcher: line.written,
+      ...(line.actual === undefined ? {} : { actual: line.actual }),
+      held: line.held,
+    })),
     ...(evaluation.grant === undefined ? {} : { grant: explainGrant(evaluation.grant) }),
   };
 }

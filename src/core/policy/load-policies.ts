@@ -58,7 +58,23 @@ export const MAX_POLICY_FILE_BYTES = 256 * 1024;
 
 /** Claims every issued token carries; a policy cannot set them. */
 export const RESERVED_CLAIMS = new Set([
-  'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'src_iss', 'src_sub', 'cnf', 'act', 'may_act', 'auth_time', 'acr', 'amr',
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'nbf',
+  'iat',
+  'jti',
+  'client_id',
+  'scope',
+  'src_iss',
+  'src_sub',
+  'cnf',
+  'act',
+  'may_act',
+  'auth_time',
+  'acr',
+  'amr',
 ]);
 
 const POLICY_EXTENSION = /\.ya?ml$/;
@@ -153,7 +169,10 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     const earlier = issuerRules.get(issuer.url);
     if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules });
     else if (earlier.rules !== rules) {
-      report(`issuer ${issuer.url} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`, ['issuer']);
+      report(
+        `issuer ${issuer.url} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`,
+        ['issuer'],
+      );
       compiled.push(entry);
       continue;
     }
@@ -168,7 +187,8 @@ export function policySetOf(compilation: PolicyCompilation): PolicySet {
   const active: Policy[] = [];
   const inactive: InactivePolicy[] = [];
   for (const entry of compilation.files) {
-    if (entry.inactive !== undefined) inactive.push({ id: entry.id, file: entry.file, why: entry.inactive, ...(entry.policy === undefined ? {} : { policy: entry.policy }) });
+    if (entry.inactive !== undefined)
+      inactive.push({ id: entry.id, file: entry.file, why: entry.inactive, ...(entry.policy === undefined ? {} : { policy: entry.policy }) });
     else if (entry.policy !== undefined) active.push(entry.policy);
   }
   return new PolicySet(
@@ -182,7 +202,10 @@ function issuerReference(written: PolicyDocument['issuer'], report: (message: st
   if (typeof written === 'string') return written;
   const maxTokenAgeSeconds = written.max_token_age === undefined ? undefined : parseDuration(written.max_token_age);
   if (maxTokenAgeSeconds !== undefined && maxTokenAgeSeconds > MAX_TOKEN_AGE_OVERRIDE_SECONDS) {
-    report(`issuer.max_token_age ${written.max_token_age} is above ${MAX_TOKEN_AGE_OVERRIDE_SECONDS / 3600}h: a token that old is refused whatever the policy says`, ['issuer', 'max_token_age']);
+    report(
+      `issuer.max_token_age ${written.max_token_age} is above ${MAX_TOKEN_AGE_OVERRIDE_SECONDS / 3600}h: a token that old is refused whatever the policy says`,
+      ['issuer', 'max_token_age'],
+    );
     return undefined;
   }
   return { kind: written.kind, url: written.url, maxTokenAgeSeconds, extraAlgorithms: written.extra_algorithms };
@@ -324,7 +347,8 @@ function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, 
     const slash = written.indexOf('/');
     if (slash >= 0) owners.add(written.slice(0, slash).toLowerCase());
     const name = written.slice(slash + 1);
-    if (repositories.some((seen) => seen.toLowerCase() === name.toLowerCase())) fail(`grant.github.repositories names ${name} twice`, ['grant', 'github', 'repositories', i]);
+    if (repositories.some((seen) => seen.toLowerCase() === name.toLowerCase()))
+      fail(`grant.github.repositories names ${name} twice`, ['grant', 'github', 'repositories', i]);
     repositories.push(name);
   }
   if (owners.size === 0) {
@@ -332,11 +356,16 @@ function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, 
     return undefined;
   }
   if (owners.size > 1) {
-    fail(`grant.github.repositories must all belong to one owner (an installation token is for one account), not ${[...owners].join(', ')}`, ['grant', 'github', 'repositories']);
+    fail(`grant.github.repositories must all belong to one owner (an installation token is for one account), not ${[...owners].join(', ')}`, [
+      'grant',
+      'github',
+      'repositories',
+    ]);
     return undefined;
   }
   for (const [name, level] of Object.entries(grant.permissions)) {
-    if (!REPOSITORY_PERMISSIONS[name]!.includes(level)) fail(`grant.github.permissions.${name} can be ${REPOSITORY_PERMISSIONS[name]!.join(' or ')}, not ${level}`, ['grant', 'github', 'permissions', name]);
+    if (!REPOSITORY_PERMISSIONS[name]!.includes(level))
+      fail(`grant.github.permissions.${name} can be ${REPOSITORY_PERMISSIONS[name]!.join(' or ')}, not ${level}`, ['grant', 'github', 'permissions', name]);
   }
   const owner = grant.owner ?? grant.repositories.find((written) => written.includes('/'))!.split('/')[0]!;
   return { owner, repositories, permissions: grant.permissions };

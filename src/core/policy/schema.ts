@@ -20,7 +20,10 @@ const MATCHER_HELP = 'a matcher is a value, a list of matchers, or one of { glob
 /** A map of names to values. valibot's record alone would take a list as index → entry; a map must be written as a map. */
 export function mapOf<TValue extends v.GenericSchema>(key: v.GenericSchema<string>, value: TValue) {
   return v.pipe(
-    v.custom<Record<string, unknown>>((input) => typeof input === 'object' && input !== null && !Array.isArray(input), 'expected a map (name: value), not a list'),
+    v.custom<Record<string, unknown>>(
+      (input) => typeof input === 'object' && input !== null && !Array.isArray(input),
+      'expected a map (name: value), not a list',
+    ),
     v.record(key, value),
   );
 }
@@ -43,12 +46,27 @@ export const MatcherSchema: v.GenericSchema<Matcher> = v.pipe(
       v.pipe(Scalar, v.description('the claim equals it, compared as text (true matches "true")')),
       v.pipe(v.array(v.lazy(() => MatcherSchema)), v.minLength(1, 'a list matcher needs at least one entry'), v.description('any entry matches')),
       v.strictObject({
-        glob: v.pipe(v.string(), v.minLength(1), v.maxLength(512), v.description('whole value; * is any run without /, ** any run, ? one character other than /')),
+        glob: v.pipe(
+          v.string(),
+          v.minLength(1),
+          v.maxLength(512),
+          v.description('whole value; * is any run without /, ** any run, ? one character other than /'),
+        ),
       }),
       v.strictObject({
-        regex: v.pipe(v.string(), v.minLength(1), v.maxLength(512), v.description('whole value (anchored); no backreferences, lookaround or nested quantifiers')),
+        regex: v.pipe(
+          v.string(),
+          v.minLength(1),
+          v.maxLength(512),
+          v.description('whole value (anchored); no backreferences, lookaround or nested quantifiers'),
+        ),
       }),
-      v.strictObject({ not: v.pipe(v.lazy(() => MatcherSchema), v.description('the claim exists and this matcher does not match')) }),
+      v.strictObject({
+        not: v.pipe(
+          v.lazy(() => MatcherSchema),
+          v.description('the claim exists and this matcher does not match'),
+        ),
+      }),
       v.strictObject({ exists: v.pipe(v.boolean(), v.description('presence only; null counts as absent')) }),
     ],
     MATCHER_HELP,
@@ -66,17 +84,25 @@ export const IssuerSchema = v.pipe(
       v.pipe(v.string(), v.minLength(1)),
       v.strictObject({
         kind: v.pipe(v.string(), v.description(`the preset whose rules apply: ${[...PRESETS.keys()].filter((name) => name !== 'dev').join(', ')}`)),
-        url: v.optional(v.pipe(v.string(), v.description('the instance or tenant issuer URL, exactly as its tokens write iss; default: the preset\'s public issuer'))),
+        url: v.optional(
+          v.pipe(v.string(), v.description("the instance or tenant issuer URL, exactly as its tokens write iss; default: the preset's public issuer")),
+        ),
         // Overrides for what operators legitimately need; every policy naming the issuer must agree on them.
-        max_token_age: v.optional(v.pipe(Duration, v.description('oldest token accepted, by iat, instead of the preset\'s limit; at most 24h'))),
+        max_token_age: v.optional(v.pipe(Duration, v.description("oldest token accepted, by iat, instead of the preset's limit; at most 24h"))),
         extra_algorithms: v.optional(
-          v.pipe(v.array(v.picklist(ASYMMETRIC_ALGORITHMS)), v.minLength(1), v.description('signature algorithms accepted besides the preset\'s own; never none or HMAC')),
+          v.pipe(
+            v.array(v.picklist(ASYMMETRIC_ALGORITHMS)),
+            v.minLength(1),
+            v.description("signature algorithms accepted besides the preset's own; never none or HMAC"),
+          ),
         ),
       }),
     ],
     `issuer is a preset name, an exact https URL, or { kind, url, max_token_age, extra_algorithms } with extra algorithms from ${ASYMMETRIC_ALGORITHMS.join(', ')} (never none or HMAC)`,
   ),
-  v.description('a preset name (github, gitlab, buildkite, google, terraform, dev…), an exact issuer URL, or { kind, url } for an instance or tenant, with optional overrides'),
+  v.description(
+    'a preset name (github, gitlab, buildkite, google, terraform, dev…), an exact issuer URL, or { kind, url } for an instance or tenant, with optional overrides',
+  ),
 );
 
 // GitHub's rules for logins and repository names.
@@ -85,7 +111,13 @@ export const GITHUB_REPOSITORY_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\
 
 export const GitHubGrantSchema = v.pipe(
   v.strictObject({
-    owner: v.optional(v.pipe(v.string(), v.regex(GITHUB_OWNER_PATTERN, 'owner is a GitHub organization or user login'), v.description('the account the repositories belong to; default: the owner the repositories name'))),
+    owner: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(GITHUB_OWNER_PATTERN, 'owner is a GitHub organization or user login'),
+        v.description('the account the repositories belong to; default: the owner the repositories name'),
+      ),
+    ),
     repositories: v.pipe(
       v.array(v.pipe(v.string(), v.regex(GITHUB_REPOSITORY_PATTERN, 'a repository is name or owner/name'))),
       v.minLength(1, 'grant.github.repositories needs at least one repository'),
@@ -94,14 +126,19 @@ export const GitHubGrantSchema = v.pipe(
     ),
     permissions: v.pipe(
       mapOf(
-        v.pipe(v.string(), v.check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(', ')}`)),
+        v.pipe(
+          v.string(),
+          v.check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(', ')}`),
+        ),
         v.picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(', ')}`),
       ),
       v.minEntries(1, 'grant.github.permissions needs at least one permission'),
       v.description('permission → read | write (admin for repository_projects); the caller may ask for less'),
     ),
   }),
-  v.description('a GitHub App installation token for these repositories with these permissions (requested_token_type urn:keyway:params:oauth:token-type:github-installation-token)'),
+  v.description(
+    'a GitHub App installation token for these repositories with these permissions (requested_token_type urn:keyway:params:oauth:token-type:github-installation-token)',
+  ),
 );
 
 export const GrantSchema = v.pipe(
@@ -120,7 +157,9 @@ export const GrantSchema = v.pipe(
       ),
     ),
     ttl: v.optional(v.pipe(Duration, v.description('lifetime of the issued token: 90s, 10m, 1h; default 5m'))),
-    subject: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024), v.description('template for the issued sub, e.g. "github:{repository}"; default <issuer>#<sub>'))),
+    subject: v.optional(
+      v.pipe(v.string(), v.minLength(1), v.maxLength(1024), v.description('template for the issued sub, e.g. "github:{repository}"; default <issuer>#<sub>')),
+    ),
     claims: v.optional(
       v.pipe(
         mapOf(v.pipe(v.string(), v.minLength(1)), v.pipe(v.string(), v.maxLength(1024))),
@@ -141,7 +180,10 @@ export const LintSchema = v.pipe(
       v.pipe(
         v.strictObject(
           Object.fromEntries(
-            LINT_RULE_IDS.filter((id) => id !== 'unused-ignore').map((id) => [id, v.optional(v.pipe(Reason, v.description(`why ${id} does not apply: ${LINT_RULES[id].why}`)))]),
+            LINT_RULE_IDS.filter((id) => id !== 'unused-ignore').map((id) => [
+              id,
+              v.optional(v.pipe(Reason, v.description(`why ${id} does not apply: ${LINT_RULES[id].why}`))),
+            ]),
           ) as Record<string, v.OptionalSchema<v.GenericSchema<string>, undefined>>,
         ),
         v.description('lint rule id → why it does not apply to this policy'),
@@ -155,19 +197,33 @@ export const PolicySchema = v.pipe(
   v.strictObject({
     version: v.literal(1, 'version must be 1'),
     id: v.optional(
-      v.pipe(v.string(), v.regex(POLICY_ID_PATTERN, 'an id is letters, digits, . _ / -, at most 128 characters'), v.description('default: the path under policies/ without extension')),
+      v.pipe(
+        v.string(),
+        v.regex(POLICY_ID_PATTERN, 'an id is letters, digits, . _ / -, at most 128 characters'),
+        v.description('default: the path under policies/ without extension'),
+      ),
     ),
     description: v.optional(v.pipe(v.string(), v.description('for people: shown in explain output'))),
     effect: v.optional(v.pipe(v.picklist(['allow', 'deny'], 'effect is allow or deny'), v.description('a matching deny policy beats every allow')), 'allow'),
     mode: v.optional(
-      v.pipe(v.picklist(['enforce', 'audit'], 'mode is enforce or audit'), v.description('audit: evaluated and recorded as would grant / would deny, never enforced')),
+      v.pipe(
+        v.picklist(['enforce', 'audit'], 'mode is enforce or audit'),
+        v.description('audit: evaluated and recorded as would grant / would deny, never enforced'),
+      ),
       'enforce',
     ),
     disabled: v.optional(v.pipe(v.boolean(), v.description('true takes the policy out of every decision (a kill switch)')), false),
     issuer: IssuerSchema,
-    subject_audience: v.optional(v.pipe(Audience, v.description('the aud the CI token must carry; default: the broker\'s own issuer URL (or the issuer\'s fixed audience)'))),
+    subject_audience: v.optional(
+      v.pipe(Audience, v.description("the aud the CI token must carry; default: the broker's own issuer URL (or the issuer's fixed audience)")),
+    ),
     single_use: v.optional(
-      v.pipe(v.boolean(), v.description('true: each subject token is good for one granted exchange; a replay is refused until it expires. Forced by presets whose tokens are accepted elsewhere (azure-devops)')),
+      v.pipe(
+        v.boolean(),
+        v.description(
+          'true: each subject token is good for one granted exchange; a replay is refused until it expires. Forced by presets whose tokens are accepted elsewhere (azure-devops)',
+        ),
+      ),
     ),
     match: v.pipe(
       mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),

@@ -76,7 +76,9 @@ export function compileTemplate(source: string): Template {
   const delimitersOf = (text: string) => Array.from(text).filter((char) => !WORD.test(char));
   // A delimiter in every normal form: under NFKC the template's own full-width `：` is `:`.
   const delimiters = new Set(
-    parts.flatMap((part) => ('text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [])),
+    parts.flatMap((part) =>
+      'text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [],
+    ),
   );
   let unparted: string | undefined;
   for (const part of parts) {

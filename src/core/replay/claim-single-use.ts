@@ -26,10 +26,15 @@ export async function claimSingleUse(token: string, verified: VerifiedSubjectTok
   try {
     result = await context.guard.claim({ key, expiresAt, auditEventId: context.auditEventId, now: context.now });
   } catch (cause) {
-    throw new ExchangeError('replay_guard_unavailable', `single use could not be checked: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new ExchangeError('replay_guard_unavailable', `single use could not be checked: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
   if (!result.claimed) {
     const first = result.heldBy;
-    throw new ExchangeError('replayed', `token (by ${basis}) was already exchanged, in audit event ${first.auditEventId} at ${new Date(first.claimedAt).toISOString()}`);
+    throw new ExchangeError(
+      'replayed',
+      `token (by ${basis}) was already exchanged, in audit event ${first.auditEventId} at ${new Date(first.claimedAt).toISOString()}`,
+    );
   }
 }

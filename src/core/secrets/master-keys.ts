@@ -17,7 +17,8 @@ export function parseMasterKey(text: string, name: string): Uint8Array {
   const normalized = text.trim().replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
   if (!/^[A-Za-z0-9_-]+$/.test(normalized)) throw new ConfigError(`${name} is not base64: generate one with \`openssl rand -base64 32\``);
   const bytes = Uint8Array.from(atob(normalized.replaceAll('-', '+').replaceAll('_', '/')), (char) => char.charCodeAt(0));
-  if (bytes.length !== KEY_BYTES) throw new ConfigError(`${name} must be ${KEY_BYTES} random bytes, not ${bytes.length}: generate one with \`openssl rand -base64 32\``);
+  if (bytes.length !== KEY_BYTES)
+    throw new ConfigError(`${name} must be ${KEY_BYTES} random bytes, not ${bytes.length}: generate one with \`openssl rand -base64 32\``);
   return bytes;
 }
 
@@ -34,12 +35,16 @@ export function readMasterKeys(env: SettingsSource): MasterKeys | undefined {
   if (typeof current !== 'string' || current === '') return undefined;
   return {
     current: parseMasterKey(current, 'KEYWAY_MASTER_KEY'),
-    previous: typeof previous === 'string' && previous !== '' ? previous.split(',').map((key, i) => parseMasterKey(key, `KEYWAY_MASTER_KEY_PREVIOUS[${i}]`)) : [],
+    previous:
+      typeof previous === 'string' && previous !== '' ? previous.split(',').map((key, i) => parseMasterKey(key, `KEYWAY_MASTER_KEY_PREVIOUS[${i}]`)) : [],
   };
 }
 
 /** A new random master key, base64url. */
 export function generateMasterKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(KEY_BYTES));
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return btoa(String.fromCharCode(...bytes))
+    .replaceAll('+', '-')
+    .replaceAll('/', '_')
+    .replace(/=+$/, '');
 }

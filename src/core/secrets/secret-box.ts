@@ -60,7 +60,11 @@ export class SecretBox {
     }
     if (header.alg !== 'dir' || header.enc !== 'A256GCM') throw new SecretBoxError('malformed', 'not a sealed secret');
     const key = typeof header.kid === 'string' ? this.#byKid.get(header.kid) : undefined;
-    if (key === undefined) throw new SecretBoxError('unknown_key', `sealed under master key ${String(header.kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`);
+    if (key === undefined)
+      throw new SecretBoxError(
+        'unknown_key',
+        `sealed under master key ${String(header.kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`,
+      );
     let opened: Awaited<ReturnType<typeof compactDecrypt>>;
     try {
       opened = await compactDecrypt(sealed, key.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });

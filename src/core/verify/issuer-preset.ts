@@ -127,12 +127,13 @@ export interface ClaimFormat {
 /** Asymmetric JWS algorithms an operator may add to a preset (RFC 7518, RFC 8037). Never `none`, never HMAC. */
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
-export const stringClaims = (names: readonly string[]): Record<string, ClaimType> =>
-  Object.fromEntries(names.map((name) => [name, 'string' as const]));
+export const stringClaims = (names: readonly string[]): Record<string, ClaimType> => Object.fromEntries(names.map((name) => [name, 'string' as const]));
 
-export const formats = (names: readonly string[], format: ClaimFormat): Record<string, ClaimFormat> =>
-  Object.fromEntries(names.map((name) => [name, format]));
+export const formats = (names: readonly string[], format: ClaimFormat): Record<string, ClaimFormat> => Object.fromEntries(names.map((name) => [name, format]));
 
 export const NUMERIC_ID: ClaimFormat = { pattern: /^\d{1,20}$/, description: 'a number in a string, like "734201"' };
 export const UUID_SOURCE = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
-export const LOWERCASE_UUID: ClaimFormat = { pattern: new RegExp(`^${UUID_SOURCE}$`), description: 'a lower-case UUID, like "8d5a3a2c-3c16-4a3e-9d55-4c4d2f3e9b11"' };
+export const LOWERCASE_UUID: ClaimFormat = {
+  pattern: new RegExp(`^${UUID_SOURCE}$`),
+  description: 'a lower-case UUID, like "8d5a3a2c-3c16-4a3e-9d55-4c4d2f3e9b11"',
+};

@@ -85,7 +85,12 @@ export class JwksCache {
   readonly #onFetch: (event: JwksFetchEvent) => void;
   readonly stats: JwksCacheStats = { fetches: 0, fetchFailures: 0 };
 
-  constructor(http: OutboundHttpOptions, policy: JwksCachePolicy = DEFAULT_JWKS_CACHE_POLICY, now: () => number = Date.now, onFetch: (event: JwksFetchEvent) => void = () => {}) {
+  constructor(
+    http: OutboundHttpOptions,
+    policy: JwksCachePolicy = DEFAULT_JWKS_CACHE_POLICY,
+    now: () => number = Date.now,
+    onFetch: (event: JwksFetchEvent) => void = () => {},
+  ) {
     this.#http = http;
     this.#policy = policy;
     this.#now = now;

@@ -42,5 +42,8 @@ export const GENERIC_PRESET: IssuerPreset = {
 };
 
 export const PRESETS: ReadonlyMap<string, IssuerPreset> = new Map(
-  [github, gitlab, circleci, buildkite, bitbucket, azureDevops, google, kubernetes, terraform, forgejo, dev, GENERIC_PRESET].map((preset) => [preset.name, preset]),
+  [github, gitlab, circleci, buildkite, bitbucket, azureDevops, google, kubernetes, terraform, forgejo, dev, GENERIC_PRESET].map((preset) => [
+    preset.name,
+    preset,
+  ]),
 );

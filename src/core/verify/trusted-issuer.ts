@@ -89,7 +89,8 @@ function shapeOf(preset: IssuerPreset, value: string, url: URL, options: IssuerR
   const standIn = options.allowHttpLoopback && isLoopbackHttpUrl(url);
   if (!standIn) {
     const owner = hostOwner(url.hostname);
-    if (owner !== undefined && owner !== preset) throw new IssuerReferenceError(`${value} is a ${owner.name} issuer; write issuer: { kind: ${owner.name}, url: … }`);
+    if (owner !== undefined && owner !== preset)
+      throw new IssuerReferenceError(`${value} is a ${owner.name} issuer; write issuer: { kind: ${owner.name}, url: … }`);
   }
   const hosted = preset.shapes.filter((shape) => shape.host?.test(url.hostname) === true);
   const candidates = standIn ? preset.shapes : hosted.length > 0 ? hosted : preset.shapes.filter((shape) => shape.host === undefined);
@@ -123,7 +124,9 @@ function trustAt(preset: IssuerPreset, value: string, options: IssuerResolutionO
 
 function publicUrl(preset: IssuerPreset): string {
   if (preset.url !== undefined) return preset.url;
-  throw new IssuerReferenceError(`${preset.name} issuers are per tenant or instance: write issuer: { kind: ${preset.name}, url: ${preset.shapes[0]?.example ?? '…'} }`);
+  throw new IssuerReferenceError(
+    `${preset.name} issuers are per tenant or instance: write issuer: { kind: ${preset.name}, url: ${preset.shapes[0]?.example ?? '…'} }`,
+  );
 }
 
 /** Resolves a policy's `issuer` to the exact issuer URL and the rules its tokens follow. */

@@ -1,12 +1,4 @@
-import {
-  decodeJwt,
-  decodeProtectedHeader,
-  errors,
-  jwtVerify,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  type ProtectedHeaderParameters,
-} from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { canonicalText, claimReader, isPresent } from '../claims/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
@@ -199,7 +191,8 @@ function checkClaimTypes(claims: Readonly<Record<string, unknown>>, issuer: Trus
     const value = claimReader(key)(claims);
     if (value === undefined) continue;
     const actual = typeOf(value);
-    const ok = actual === expected || (expected === 'array' && actual === 'string[]') || (expected === 'string|null' && (actual === 'string' || actual === 'null'));
+    const ok =
+      actual === expected || (expected === 'array' && actual === 'string[]') || (expected === 'string|null' && (actual === 'string' || actual === 'null'));
     if (!ok) throw new ExchangeError('claims_invalid', `claim ${key} is ${actual}, expected ${expected}`);
   }
 }

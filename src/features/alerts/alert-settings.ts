@@ -24,9 +24,13 @@ function readRules(env: SettingsSource): ReadonlySet<AlertRule> {
   const value = env['KEYWAY_ALERT_RULES'];
   if (value === undefined || value === '' || value === 'all') return new Set(ALERT_RULES);
   if (value === 'none') return new Set();
-  const names = String(value).split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const names = String(value)
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
   const unknown = names.filter((name) => !(ALERT_RULES as readonly string[]).includes(name));
-  if (unknown.length > 0) throw new ConfigError(`KEYWAY_ALERT_RULES names unknown rules: ${unknown.join(', ')} (known: ${ALERT_RULES.join(', ')}, or all, or none)`);
+  if (unknown.length > 0)
+    throw new ConfigError(`KEYWAY_ALERT_RULES names unknown rules: ${unknown.join(', ')} (known: ${ALERT_RULES.join(', ')}, or all, or none)`);
   return new Set(names as AlertRule[]);
 }
 

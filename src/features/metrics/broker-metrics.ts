@@ -15,14 +15,25 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** The broker's metrics, registered in `registry`. Names and labels are listed in the README (Observability). */
 export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
   const exchanges = registry.counter('keyway_exchanges_total', 'Token exchanges answered, by decision and reason code.', ['decision', 'reason']);
-  const latency = registry.histogram('keyway_exchange_duration_seconds', 'Time to answer a token exchange, audit append included.', ['decision'], LATENCY_BUCKETS);
-  const jwksFetches = registry.counter('keyway_jwks_fetches_total', 'Fetches of an issuer\'s discovery document and JWKS, by issuer and outcome.', ['issuer', 'outcome']);
-  const auditAppends = registry.histogram('keyway_audit_append_duration_seconds', 'Time to append one audit record durably, by outcome.', ['outcome'], LATENCY_BUCKETS);
-  const limited = registry.counter(
-    'keyway_rate_limited_total',
-    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy).',
-    ['limit'],
+  const latency = registry.histogram(
+    'keyway_exchange_duration_seconds',
+    'Time to answer a token exchange, audit append included.',
+    ['decision'],
+    LATENCY_BUCKETS,
   );
+  const jwksFetches = registry.counter('keyway_jwks_fetches_total', "Fetches of an issuer's discovery document and JWKS, by issuer and outcome.", [
+    'issuer',
+    'outcome',
+  ]);
+  const auditAppends = registry.histogram(
+    'keyway_audit_append_duration_seconds',
+    'Time to append one audit record durably, by outcome.',
+    ['outcome'],
+    LATENCY_BUCKETS,
+  );
+  const limited = registry.counter('keyway_rate_limited_total', 'Requests refused by a rate limit, by limit (global, client, subject, repository_policy).', [
+    'limit',
+  ]);
   // Known series start at 0, so a rate() over them has a beginning.
   for (const limit of ['global', 'client', 'subject', 'repository_policy']) limited.inc({ limit }, 0);
   return {

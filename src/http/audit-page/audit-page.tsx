@@ -34,13 +34,23 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
   const verify = (token: string) => verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
   const refuse = (c: Context, error: AccessTokenError) =>
     c.html(
-      <SignInForm issuer={deps.issuer} problem={error.code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).'} />,
+      <SignInForm
+        issuer={deps.issuer}
+        problem={error.code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).'}
+      />,
       error.code === 'insufficient_scope' ? 403 : 401,
     );
 
   page.use(
     secureHeaders({
-      contentSecurityPolicy: { defaultSrc: ["'none'"], styleSrc: ["'self'"], imgSrc: ["'self'"], formAction: ["'self'"], frameAncestors: ["'none'"], baseUri: ["'none'"] },
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
       referrerPolicy: 'no-referrer',
     }),
   );
@@ -97,7 +107,11 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
     try {
       const now = deps.now();
       const query = parseAuditQuery(params, now);
-      const [results, stats, alerts] = await Promise.all([deps.audit.query(query), deps.audit.stats(parseAuditStatsQuery(chartParams(params, now), now)), deps.alerts.alerts(SHOWN_ALERTS)]);
+      const [results, stats, alerts] = await Promise.all([
+        deps.audit.query(query),
+        deps.audit.stats(parseAuditStatsQuery(chartParams(params, now), now)),
+        deps.alerts.alerts(SHOWN_ALERTS),
+      ]);
       const older = new URLSearchParams(params);
       if (results.next !== undefined) older.set('cursor', String(results.next));
       body = (

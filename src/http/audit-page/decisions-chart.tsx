@@ -36,7 +36,16 @@ export function DecisionsChart(props: { stats: AuditStats }) {
                 const height = scale(bucket.counts[decision]);
                 y -= height;
                 return (
-                  <rect x={x + 1} y={y} width={Math.max(1, barWidth - 2)} height={height} fill={COLORS[decision]} data-decision={decision} data-count={bucket.counts[decision]} data-start={bucket.start}>
+                  <rect
+                    x={x + 1}
+                    y={y}
+                    width={Math.max(1, barWidth - 2)}
+                    height={height}
+                    fill={COLORS[decision]}
+                    data-decision={decision}
+                    data-count={bucket.counts[decision]}
+                    data-start={bucket.start}
+                  >
                     <title>{`${bucket.start}: ${bucket.counts[decision]} ${decision}`}</title>
                   </rect>
                 );

@@ -11,9 +11,9 @@ export function SignInForm(props: { issuer: string; problem?: string }) {
         </p>
       )}
       <p>
-        Paste a keyway access token whose audience is <code>{props.issuer}</code> and whose scope includes <code>audit:read</code>. Get one
-        the way pipelines get theirs: exchange your own identity token at <code>{props.issuer}/token</code> under a policy that grants auditors{' '}
-        <code>audit:read</code>. The token is kept in an HttpOnly cookie until it expires.
+        Paste a keyway access token whose audience is <code>{props.issuer}</code> and whose scope includes <code>audit:read</code>. Get one the way pipelines
+        get theirs: exchange your own identity token at <code>{props.issuer}/token</code> under a policy that grants auditors <code>audit:read</code>. The token
+        is kept in an HttpOnly cookie until it expires.
       </p>
       <form method="post" action="/audit/sign-in">
         <textarea name="token" required autocomplete="off" spellcheck={false} aria-label="access token"></textarea>

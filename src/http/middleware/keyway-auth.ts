@@ -23,7 +23,10 @@ export function keywayAuth(options: VerifyAccessTokenOptions): MiddlewareHandler
       const status = error.code === 'insufficient_scope' ? 403 : 401;
       const scope = error.code === 'insufficient_scope' && required !== '' ? `, scope="${required}"` : '';
       c.header('WWW-Authenticate', `Bearer error="${error.code}"${scope}`);
-      return c.json({ error: error.code, error_description: error.code === 'insufficient_scope' ? 'the token lacks a required scope' : 'the access token is not valid' }, status);
+      return c.json(
+        { error: error.code, error_description: error.code === 'insufficient_scope' ? 'the token lacks a required scope' : 'the access token is not valid' },
+        status,
+      );
     }
     await next();
   };

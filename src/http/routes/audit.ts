@@ -119,7 +119,8 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
 
   api.get('/alerts', async (c) => {
     const limit = Number(c.req.query('limit') ?? '50');
-    if (!Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage) return c.json({ error: 'invalid_request', error_description: `limit must be from 1 to ${QUERY_LIMITS.maxPage}` }, 400);
+    if (!Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage)
+      return c.json({ error: 'invalid_request', error_description: `limit must be from 1 to ${QUERY_LIMITS.maxPage}` }, 400);
     return c.json({ alerts: await deps.alerts.alerts(limit) }, 200, NO_STORE);
   });
 

@@ -83,14 +83,22 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
   const webhooks = new Webhooks({ secret });
   const handle = handlers(deps);
   const log: Logger = deps.log;
-  const unauthorized = () => Response.json({ error: 'invalid_signature', error_description: 'X-Hub-Signature-256 is missing or does not match the body' }, { status: 401, headers: NO_STORE });
+  const unauthorized = () =>
+    Response.json(
+      { error: 'invalid_signature', error_description: 'X-Hub-Signature-256 is missing or does not match the body' },
+      { status: 401, headers: NO_STORE },
+    );
 
   app.post(
     '/github',
     async (c, next) => (c.req.header('x-hub-signature-256') === undefined ? unauthorized() : next()),
     bodyLimit({
       maxSize: WEBHOOK_BODY_BYTES,
-      onError: () => Response.json({ error: 'request_too_large', error_description: `webhook bodies larger than ${WEBHOOK_BODY_BYTES} bytes are refused` }, { status: 413, headers: NO_STORE }),
+      onError: () =>
+        Response.json(
+          { error: 'request_too_large', error_description: `webhook bodies larger than ${WEBHOOK_BODY_BYTES} bytes are refused` },
+          { status: 413, headers: NO_STORE },
+        ),
     }),
     async (c) => {
       const body = await c.req.text();
@@ -115,7 +123,8 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       } catch {
         return c.json({ error: 'invalid_request', error_description: 'the body is not JSON' }, 400, NO_STORE);
       }
-      if (typeof payload !== 'object' || payload === null) return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
+      if (typeof payload !== 'object' || payload === null)
+        return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
 
       const bodySha256 = sha256Hex(body);
       if (!(await deps.deliveries.claim(bodySha256, name, deps.now()))) {
@@ -130,7 +139,11 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
         return c.json({ status: outcome.handled ? 'handled' : 'ignored', detail: outcome.detail }, 200, NO_STORE);
       } catch (error) {
         await deps.deliveries.release(bodySha256);
-        log.error('github webhook failed; the delivery may be sent again', { delivery, event: name, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+        log.error('github webhook failed; the delivery may be sent again', {
+          delivery,
+          event: name,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
         return c.json({ error: 'temporarily_unavailable', error_description: 'the event could not be handled now; redeliver it later' }, 503, NO_STORE);
       }
     },

@@ -31,7 +31,9 @@ export function keyRoutes(deps: KeyApiDeps): Hono<{ Variables: KeywayAuthVariabl
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
   const allow = (scope: string) => keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [scope], keys: ownKeys(deps.keys) });
 
-  api.get('/', allow(KEYS_READ_SCOPE), async (c) => c.json({ keys: (await deps.store.describeKeys()).map((key) => keyJson(key, deps.cycle.retainMs)) }, 200, NO_STORE));
+  api.get('/', allow(KEYS_READ_SCOPE), async (c) =>
+    c.json({ keys: (await deps.store.describeKeys()).map((key) => keyJson(key, deps.cycle.retainMs)) }, 200, NO_STORE),
+  );
 
   api.post('/rotate', allow(KEYS_ROTATE_SCOPE), async (c) => {
     const caller = c.get('keywayToken');

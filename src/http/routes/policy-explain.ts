@@ -61,10 +61,19 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
       if (!parsed.success) return invalid(parsed.issues.map((issue) => issue.message).join('; '));
       const input = parsed.output;
       const operator = c.get('keywayToken');
-      deps.log.info('policy explained', { operator: operator.sub, client_id: operator.client_id, token_jti: operator.jti, audit_event_id: input.audit_event_id });
+      deps.log.info('policy explained', {
+        operator: operator.sub,
+        client_id: operator.client_id,
+        token_jti: operator.jti,
+        audit_event_id: input.audit_event_id,
+      });
 
       const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
-        auditedRequest({ ...recorded, ...(input.audience === undefined ? {} : { audience: list(input.audience) }), ...(input.scope === undefined ? {} : { scope: list(input.scope) }) });
+        auditedRequest({
+          ...recorded,
+          ...(input.audience === undefined ? {} : { audience: list(input.audience) }),
+          ...(input.scope === undefined ? {} : { scope: list(input.scope) }),
+        });
 
       if (input.claims !== undefined) {
         const claims = { aud: deps.issuer, ...input.claims };
@@ -72,11 +81,22 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
       }
       const event = await deps.audit.get(input.audit_event_id as string);
       if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
-      const recorded = { id: event.id, time: event.time, decision: event.decision, reason: event.reason, ...(event.detail === undefined ? {} : { detail: event.detail }) };
+      const recorded = {
+        id: event.id,
+        time: event.time,
+        decision: event.decision,
+        reason: event.reason,
+        ...(event.detail === undefined ? {} : { detail: event.detail }),
+      };
       const claims = auditedClaims(event, deps.issuer);
       if (claims === undefined) {
         return c.json(
-          { explained: 'audit_event', audit_event: recorded, evaluated: false, note: 'the subject token never verified, so no policy was evaluated; the reason above is the whole story' },
+          {
+            explained: 'audit_event',
+            audit_event: recorded,
+            evaluated: false,
+            note: 'the subject token never verified, so no policy was evaluated; the reason above is the whole story',
+          },
           200,
           NO_STORE,
         );
@@ -86,7 +106,7 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
           explained: 'audit_event',
           audit_event: recorded,
           evaluated: true,
-          note: 'explained by the policies loaded now, with the claims recorded at decision time (the claims some policy read then, and the issuer preset\'s audit claims)',
+          note: "explained by the policies loaded now, with the claims recorded at decision time (the claims some policy read then, and the issuer preset's audit claims)",
           ...explainClaims(deps.policies(), claims, requestOf(event.request)),
         },
         200,

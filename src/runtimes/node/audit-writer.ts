@@ -9,7 +9,9 @@ export interface WriterRequest {
   readonly events: readonly string[];
 }
 
-export type WriterReply = { readonly batch: number; readonly links: import('../../core/audit/audit-event.ts').ChainLink[] } | { readonly batch: number; readonly error: string };
+export type WriterReply =
+  | { readonly batch: number; readonly links: import('../../core/audit/audit-event.ts').ChainLink[] }
+  | { readonly batch: number; readonly error: string };
 
 /**
  * The audit log's single writer, on its own thread with its own connection: hashing and the

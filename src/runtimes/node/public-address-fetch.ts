@@ -13,9 +13,8 @@ export function publicAddressLookup(allowLoopback: boolean): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error !== null) return callback(error, '');
-      const refusal = addresses.length === 0
-        ? 'no address'
-        : addresses.map((found) => addressRefusal(found.address, allowLoopback)).find((why) => why !== undefined);
+      const refusal =
+        addresses.length === 0 ? 'no address' : addresses.map((found) => addressRefusal(found.address, allowLoopback)).find((why) => why !== undefined);
       if (refusal !== undefined) return callback(new ForbiddenAddressError(`${hostname} resolves to ${refusal}`), '');
       const [first] = addresses;
       if (options.all === true || first === undefined) callback(null, addresses);
@@ -38,7 +37,10 @@ export function publicAddressFetch(allowLoopback: boolean): typeof fetch {
     if (refusal !== undefined) throw new ForbiddenAddressError(`${url.origin}: ${refusal}`);
     try {
       // undici's own Request and Response classes have the web-standard shape of the global ones.
-      return (await undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as Response;
+      return (await undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        dispatcher,
+      })) as unknown as Response;
     } catch (error) {
       // undici says only "fetch failed"; a refused address is the reason worth recording.
       if (error instanceof TypeError && error.cause instanceof ForbiddenAddressError) throw error.cause;

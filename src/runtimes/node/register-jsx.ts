@@ -13,7 +13,14 @@ registerHooks({
   load(url, context, nextLoad) {
     if (!url.startsWith('file:') || !url.endsWith('.tsx')) return nextLoad(url, context);
     const path = fileURLToPath(url);
-    const { code } = transformSync(readFileSync(path, 'utf8'), { loader: 'tsx', jsx: 'automatic', jsxImportSource: 'hono/jsx', format: 'esm', sourcefile: path, sourcemap: 'inline' });
+    const { code } = transformSync(readFileSync(path, 'utf8'), {
+      loader: 'tsx',
+      jsx: 'automatic',
+      jsxImportSource: 'hono/jsx',
+      format: 'esm',
+      sourcefile: path,
+      sourcemap: 'inline',
+    });
     return { format: 'module', source: code, shortCircuit: true };
   },
 });

@@ -44,7 +44,8 @@ export class RevocationTimer {
     clearTimeout(this.#timer);
     this.#round = this.#run().then(
       () => undefined,
-      (error: unknown) => this.#log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+      (error: unknown) =>
+        this.#log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
     );
     await this.#round;
     this.#round = undefined;

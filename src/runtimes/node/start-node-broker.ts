@@ -141,7 +141,12 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   const db = openSqliteFile(databasePath);
   migrate(db);
 
-  const loadOptions: PolicyLoadOptions = { brokerIssuer: config.issuer, maxTtlSeconds: config.maxTtlSeconds, allowHttpLoopback: config.allowHttpLoopback, devIssuerUrl: devUrl };
+  const loadOptions: PolicyLoadOptions = {
+    brokerIssuer: config.issuer,
+    maxTtlSeconds: config.maxTtlSeconds,
+    allowHttpLoopback: config.allowHttpLoopback,
+    devIssuerUrl: devUrl,
+  };
   const load = (files: readonly PolicyFile[]): PolicySet => {
     const set = loadPolicies(files, loadOptions);
     for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
@@ -174,7 +179,12 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   const connect = publicAddressFetch(config.allowHttpLoopback);
   if (config.github !== undefined) {
     const http = outboundHttp(connect, config.allowHttpLoopback);
-    const timer = new RevocationTimer(() => revokeDueTokens({ store: revocations, box, http, now, log }), () => revocations.nextAttemptAt(), now, log);
+    const timer = new RevocationTimer(
+      () => revokeDueTokens({ store: revocations, box, http, now, log }),
+      () => revocations.nextAttemptAt(),
+      now,
+      log,
+    );
     github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled: () => timer.arm() });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
     timer.arm();
@@ -228,7 +238,9 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   };
   await keyUpkeep();
   const keyTimer = setInterval(() => {
-    keyUpkeep().catch((error: unknown) => log.error('signing key upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }));
+    keyUpkeep().catch((error: unknown) =>
+      log.error('signing key upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+    );
   }, KEY_RING_REFRESH_SECONDS * 1000);
   keyTimer.unref();
 
@@ -240,7 +252,13 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
-  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.current.policies.length, data_dir: config.dataDir, watching_policies: watcher !== undefined });
+  log.info('keyway listening', {
+    url,
+    issuer: config.issuer,
+    policies: policies.current.policies.length,
+    data_dir: config.dataDir,
+    watching_policies: watcher !== undefined,
+  });
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
       dev_issuer: devUrl,
@@ -276,13 +294,26 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
  * (so a restart serves it) and then switched in; one that does not changes nothing. Saving
  * happens inside the switch, so the set saved and the set serving are always the same.
  */
-function livePolicySetOf(policies: ReloadablePolicies, store: SqliteLivePolicyStore | undefined, load: (files: readonly PolicyFile[]) => PolicySet, now: () => number): LivePolicySet {
+function livePolicySetOf(
+  policies: ReloadablePolicies,
+  store: SqliteLivePolicyStore | undefined,
+  load: (files: readonly PolicyFile[]) => PolicySet,
+  now: () => number,
+): LivePolicySet {
   const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
     store?.recordSwitch(status);
     return status;
   };
   return {
-    adopt: async (files, source) => record(policies.replace(() => load(files), source, new Date(now()), () => store?.save(files, source, now()))),
+    adopt: async (files, source) =>
+      record(
+        policies.replace(
+          () => load(files),
+          source,
+          new Date(now()),
+          () => store?.save(files, source, now()),
+        ),
+      ),
     refuse: async (problem, source) => record(policies.refuse([problem], source, new Date(now()))),
     lastSwitch: async () => policies.lastReload ?? store?.lastSwitch(),
   };

@@ -9,8 +9,7 @@ export function durableObjectSql(storage: DurableObjectStorage): SqlDatabase {
       cursor.toArray();
       return { changes: cursor.rowsWritten };
     },
-    all: <Row extends Record<string, SqlValue>>(sql: string, params: readonly SqlValue[] = []) =>
-      storage.sql.exec<Row>(sql, ...params).toArray(),
+    all: <Row extends Record<string, SqlValue>>(sql: string, params: readonly SqlValue[] = []) => storage.sql.exec<Row>(sql, ...params).toArray(),
     transaction: (fn) => storage.transactionSync(fn),
   };
 }

@@ -82,7 +82,11 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     await this.#revokeDueTokens();
     const settings = readAuditSettings(this.env);
     const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
-    await maintainAuditLog(this.#audit, checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), { now: Date.now(), retentionDays: settings.retentionDays });
+    await maintainAuditLog(
+      this.#audit,
+      checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now),
+      { now: Date.now(), retentionDays: settings.retentionDays },
+    );
     // While retention applies, keep pruning even when no exchange comes to set the alarm.
     if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
       this.#alarmSet = true;
@@ -284,7 +288,8 @@ export interface LivePolicyState {
 /** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
 export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';
 
-export const MASTER_KEY_MISSING = 'KEYWAY_MASTER_KEY is not set: signing keys and GitHub tokens awaiting revocation are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
+export const MASTER_KEY_MISSING =
+  'KEYWAY_MASTER_KEY is not set: signing keys and GitHub tokens awaiting revocation are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
 
 /** The one instance every isolate talks to. */
 export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name = 'keyway'): DurableObjectStub<KeywayState> {
@@ -295,7 +300,13 @@ export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name
  * The Worker-side AuditStore, AlertStore and KeyStore: RPC to the state object. A stub is an
  * I/O object of the request that made it, so each call makes its own.
  */
-export function stateStores(stub: () => DurableObjectStub<KeywayState>): { audit: AuditStore; alerts: AlertStore; keys: KeyStore; revocations: RevocationStore; deliveries: DeliveryLog } {
+export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
+  audit: AuditStore;
+  alerts: AlertStore;
+  keys: KeyStore;
+  revocations: RevocationStore;
+  deliveries: DeliveryLog;
+} {
   return {
     audit: {
       append: (event) => stub().append(event),

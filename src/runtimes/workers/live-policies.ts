@@ -48,7 +48,9 @@ export class WorkerLivePolicies {
       this.#set = loadPolicies(state.files, this.#options);
     } catch (error) {
       // It loaded when it was saved; only a change of this Worker's own settings can make it fail here.
-      this.#log.error('the stored live policy set does not load with this Worker\'s settings; the previous set keeps serving', { problems: reloadProblems(error) });
+      this.#log.error("the stored live policy set does not load with this Worker's settings; the previous set keeps serving", {
+        problems: reloadProblems(error),
+      });
     }
     this.#version = state.version;
   }

@@ -55,9 +55,19 @@ export function diffPolicies(before: PolicyCompilation, after: PolicyCompilation
     const a = old.get(id);
     const b = now.get(id);
     if (a === undefined && b !== undefined) {
-      diffs.push({ id, status: 'added', access: roleAccess(roleOf(b), true), changes: [{ what: describeRole(roleOf(b)), access: roleAccess(roleOf(b), true) }] });
+      diffs.push({
+        id,
+        status: 'added',
+        access: roleAccess(roleOf(b), true),
+        changes: [{ what: describeRole(roleOf(b)), access: roleAccess(roleOf(b), true) }],
+      });
     } else if (b === undefined && a !== undefined) {
-      diffs.push({ id, status: 'removed', access: roleAccess(roleOf(a), false), changes: [{ what: `was ${describeRole(roleOf(a))}`, access: roleAccess(roleOf(a), false) }] });
+      diffs.push({
+        id,
+        status: 'removed',
+        access: roleAccess(roleOf(a), false),
+        changes: [{ what: `was ${describeRole(roleOf(a))}`, access: roleAccess(roleOf(a), false) }],
+      });
     } else if (a !== undefined && b !== undefined) {
       const changes = changesOf(a, b);
       if (changes.length > 0) diffs.push({ id, status: statusOf(changes), access: 'none', changes });
@@ -91,7 +101,8 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[]
     changes.push({ what: `now ${describeRole(roleB)} (was ${describeRole(roleA)})`, access });
   }
   if (a.policy === undefined || b.policy === undefined) {
-    if (show(a.document) !== show(b.document)) changes.push({ what: `${a.policy === undefined ? 'the old' : 'the new'} version does not load`, access: 'changed' });
+    if (show(a.document) !== show(b.document))
+      changes.push({ what: `${a.policy === undefined ? 'the old' : 'the new'} version does not load`, access: 'changed' });
     return changes;
   }
   // Line and grant edits move access in the direction of the policy's role in the new state.

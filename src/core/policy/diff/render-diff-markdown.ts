@@ -1,7 +1,12 @@
 import type { LintFinding } from '../lint/lint-policies.ts';
 import type { PolicyDiff } from './diff-policies.ts';
 
-export const DIFF_ARROW: Record<PolicyDiff['access'], string> = { widened: 'widens access', narrowed: 'narrows access', changed: 'changes access', none: 'no effect on access' };
+export const DIFF_ARROW: Record<PolicyDiff['access'], string> = {
+  widened: 'widens access',
+  narrowed: 'narrows access',
+  changed: 'changes access',
+  none: 'no effect on access',
+};
 
 /** `2 errors, 1 warning, 0 notices`. */
 export function summarizeFindings(findings: readonly LintFinding[]): string {
@@ -17,7 +22,10 @@ const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\
 /** Diffs that give some request more access than before. */
 export function wideningDiffs(diffs: readonly PolicyDiff[]): PolicyDiff[] {
   return diffs.filter(
-    (diff) => diff.status === 'widened' || diff.status === 'widened and narrowed' || ((diff.status === 'added' || diff.status === 'removed') && diff.access === 'widened'),
+    (diff) =>
+      diff.status === 'widened' ||
+      diff.status === 'widened and narrowed' ||
+      ((diff.status === 'added' || diff.status === 'removed') && diff.access === 'widened'),
   );
 }
 
@@ -44,7 +52,9 @@ export function renderDiffMarkdown(diffs: readonly PolicyDiff[], findings: reado
   if (findings.length > 0) {
     out.push('', '| where | severity | rule | message |', '|---|---|---|---|');
     for (const finding of findings) {
-      out.push(`| \`${cell(`${dir.replace(/\/+$/, '')}/${finding.file}`)}:${finding.line}:${finding.column}\` | ${finding.severity} | \`${finding.rule}\` | ${cell(finding.message)} |`);
+      out.push(
+        `| \`${cell(`${dir.replace(/\/+$/, '')}/${finding.file}`)}:${finding.line}:${finding.column}\` | ${finding.severity} | \`${finding.rule}\` | ${cell(finding.message)} |`,
+      );
     }
   }
   return `${out.join('\n')}\n`;

@@ -103,7 +103,10 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     for (const condition of policy.conditions) {
       const id = facts.namesWithIds[condition.key];
       if (id === undefined || isPresenceOnly(condition.written) || policy.conditions.some((other) => other.key === id)) continue;
-      report('name-without-id', `${condition.key} is a name that can be renamed and registered again by someone else: pin ${id} beside it`, ['match', condition.key]);
+      report('name-without-id', `${condition.key} is a name that can be renamed and registered again by someone else: pin ${id} beside it`, [
+        'match',
+        condition.key,
+      ]);
     }
   },
 
@@ -120,7 +123,8 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       const line = policy.conditions.find((condition) => condition.key === context.claim);
       if (line !== undefined && !line.matcher.test(context.value)) continue;
       if (guardrails.some((guard) => blocksEveryToken(guard, policy, context.claim, context.value))) continue;
-      const fix = context.sample === true ? `a ${context.claim} line that pins your own` : `a ${context.claim} line that excludes ${JSON.stringify(context.value)}`;
+      const fix =
+        context.sample === true ? `a ${context.claim} line that pins your own` : `a ${context.claim} line that excludes ${JSON.stringify(context.value)}`;
       report(
         'write-from-untrusted',
         `write-like scope${writes.length > 1 ? 's' : ''} ${writes.join(', ')} reachable from ${context.what}: add ${fix}, or a deny guardrail`,
@@ -133,7 +137,11 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     for (const condition of policy.conditions) {
       for (const part of patterns(condition.written)) {
         if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text)) {
-          report('matches-everything', `${condition.key}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`, ['match', condition.key]);
+          report(
+            'matches-everything',
+            `${condition.key}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`,
+            ['match', condition.key],
+          );
         }
       }
     }
@@ -144,9 +152,12 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     for (const condition of policy.conditions) {
       if (!facts.ownerFirstNames.includes(condition.key)) continue;
       for (const part of patterns(condition.written)) {
-        const owner = part.kind === 'glob' ? part.text.split('/')[0] ?? '' : '';
+        const owner = part.kind === 'glob' ? (part.text.split('/')[0] ?? '') : '';
         if (/[*?]/.test(owner)) {
-          report('wildcard-owner', `${condition.key}: { glob: ${JSON.stringify(part.text)} } has a wildcard in the owner part, so other owners' names match`, ['match', condition.key]);
+          report('wildcard-owner', `${condition.key}: { glob: ${JSON.stringify(part.text)} } has a wildcard in the owner part, so other owners' names match`, [
+            'match',
+            condition.key,
+          ]);
         }
       }
     }
@@ -188,7 +199,10 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     const guaranteed = (key: string): boolean =>
       (key === topLevelClaim(key) && ['iss', 'sub', ...preset.requiredClaims].includes(key)) ||
       policy.conditions.some((condition) => condition.key === key && condition.matcher.requiresPresence);
-    const templates = [...(grant.subject === undefined ? [] : [{ template: grant.subject, path: ['grant', 'subject'] }]), ...[...grant.claims].map(([name, template]) => ({ template, path: ['grant', 'claims', name] }))];
+    const templates = [
+      ...(grant.subject === undefined ? [] : [{ template: grant.subject, path: ['grant', 'subject'] }]),
+      ...[...grant.claims].map(([name, template]) => ({ template, path: ['grant', 'claims', name] })),
+    ];
     for (const { template, path } of templates) {
       for (const key of template.claims.filter((claim) => !guaranteed(claim))) {
         report(

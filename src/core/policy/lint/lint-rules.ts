@@ -33,7 +33,7 @@ export const LINT_RULES = {
   },
   'wildcard-owner': {
     severity: 'warning',
-    why: 'a wildcard in the owner or top-level group of a path (`*/api`, `**`) matches other owners\' repositories',
+    why: "a wildcard in the owner or top-level group of a path (`*/api`, `**`) matches other owners' repositories",
   },
   'spoofable-claim': {
     severity: 'warning',
@@ -49,7 +49,7 @@ export const LINT_RULES = {
   },
   'name-based-sub': {
     severity: 'notice',
-    why: 'a name-only `sub` pattern misses GitHub\'s immutable owner@id/repo@id subjects and is satisfied by a resurrected name',
+    why: "a name-only `sub` pattern misses GitHub's immutable owner@id/repo@id subjects and is satisfied by a resurrected name",
   },
   'template-claim-optional': {
     severity: 'notice',

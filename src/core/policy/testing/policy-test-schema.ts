@@ -24,15 +24,20 @@ function GitHubToken(repositories: string, permissions: string) {
 export const ExpectationSchema = v.pipe(
   v.strictObject({
     decision: v.pipe(v.picklist(['granted', 'denied'], 'decision is granted or denied'), v.description('granted or denied')),
-    reason: v.optional(v.pipe(v.picklist(DENIAL_REASONS, 'reason is one of the broker\'s reason codes'), v.description('for a denial: the audit reason code'))),
+    reason: v.optional(v.pipe(v.picklist(DENIAL_REASONS, "reason is one of the broker's reason codes"), v.description('for a denial: the audit reason code'))),
     policy: v.optional(v.pipe(v.string(), v.description('for a grant: the id of the granting policy'))),
     denied_by: v.optional(v.pipe(v.array(v.string()), v.description('the enforcing deny policies that matched, all of them'))),
-    audience: v.optional(v.pipe(Strings, v.description('the issued token\'s audiences, all of them'))),
+    audience: v.optional(v.pipe(Strings, v.description("the issued token's audiences, all of them"))),
     scopes: v.optional(v.pipe(v.array(v.string()), v.description('the issued scopes, all of them'))),
     ttl: v.optional(v.pipe(v.string(), v.regex(DURATION_PATTERN, 'a duration is a number and a unit: 90s, 10m, 1h'))),
     subject: v.optional(v.pipe(v.string(), v.description('the issued sub'))),
     claims: v.optional(v.pipe(mapOf(v.string(), v.string()), v.description('the grant.claims of the issued token, all of them'))),
-    github: v.optional(v.pipe(GitHubToken('the repository names asked of GitHub, all of them', 'all of them'), v.description('for a GitHub token request: what keyway would ask GitHub for'))),
+    github: v.optional(
+      v.pipe(
+        GitHubToken('the repository names asked of GitHub, all of them', 'all of them'),
+        v.description('for a GitHub token request: what keyway would ask GitHub for'),
+      ),
+    ),
   }),
   v.description('what the policies must decide'),
 );
@@ -41,12 +46,17 @@ export const PolicyTestCaseSchema = v.pipe(
   v.strictObject({
     name: v.pipe(v.string(), v.minLength(1)),
     fixture: v.optional(v.pipe(v.string(), v.description('a fixture of this file to start from'))),
-    claims: v.optional(v.pipe(Claims, v.description('claims to set, over the fixture\'s'))),
+    claims: v.optional(v.pipe(Claims, v.description("claims to set, over the fixture's"))),
     request: v.optional(
       v.strictObject({
         audience: v.optional(v.pipe(Strings, v.description('requested audiences, as in the /token request'))),
         scope: v.optional(v.pipe(Strings, v.description('requested scopes, as in the /token request'))),
-        github: v.optional(v.pipe(GitHubToken('owner/name each; default every repository granted', 'default every permission granted'), v.description('ask for a GitHub installation token rather than a keyway JWT'))),
+        github: v.optional(
+          v.pipe(
+            GitHubToken('owner/name each; default every repository granted', 'default every permission granted'),
+            v.description('ask for a GitHub installation token rather than a keyway JWT'),
+          ),
+        ),
       }),
     ),
     expect: ExpectationSchema,

@@ -105,7 +105,8 @@ function requestOf(testCase: PolicyTestCase): AccessRequest {
 
 function outcomeOf(policies: PolicySet, claims: Record<string, unknown>, request: AccessRequest): Outcome {
   const verdict = decideForClaims(policies, claims, request);
-  if (verdict.kind === 'untrusted') return { decision: 'denied', reason: 'issuer_untrusted', detail: `no policy trusts iss ${JSON.stringify(verdict.iss)}`, deniedBy: [] };
+  if (verdict.kind === 'untrusted')
+    return { decision: 'denied', reason: 'issuer_untrusted', detail: `no policy trusts iss ${JSON.stringify(verdict.iss)}`, deniedBy: [] };
   if (verdict.kind === 'refused') return { decision: 'denied', reason: verdict.reason, detail: verdict.detail, deniedBy: [] };
   const { decision } = verdict;
   if (!decision.granted) return { decision: 'denied', reason: decision.reason, detail: decision.detail, deniedBy: decision.trace.deniedBy };
@@ -148,7 +149,12 @@ function compare(expected: Expectation, actual: Outcome): string[] {
     check('claims', show(want) === show(got), expected.claims, actual.claims);
   }
   if (expected.github?.repositories !== undefined) {
-    check('github.repositories', sameSet(expected.github.repositories, actual.github?.repositories ?? []), expected.github.repositories, actual.github?.repositories);
+    check(
+      'github.repositories',
+      sameSet(expected.github.repositories, actual.github?.repositories ?? []),
+      expected.github.repositories,
+      actual.github?.repositories,
+    );
   }
   if (expected.github?.permissions !== undefined) {
     const want = Object.entries(expected.github.permissions).sort();

@@ -24,7 +24,10 @@ export const bitbucket: IssuerPreset = {
     compliant: 'boolean',
   },
   // Every Bitbucket UUID comes wrapped in braces; a policy value without them could never match.
-  claimFormats: formats(UUID_CLAIMS, { pattern: new RegExp(`^\\{${UUID_SOURCE}\\}$`), description: 'a lower-case UUID in braces, like "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"' }),
+  claimFormats: formats(UUID_CLAIMS, {
+    pattern: new RegExp(`^\\{${UUID_SOURCE}\\}$`),
+    description: 'a lower-case UUID in braces, like "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"',
+  }),
   caseFolds: {},
   auditClaims: ['workspaceUuid', 'repositoryUuid', 'pipelineUuid', 'stepUuid', 'deploymentEnvironmentUuid', 'branchName'],
   // Each workspace has its own issuer, but the issuer names the workspace by its slug, which can be renamed and re-registered.

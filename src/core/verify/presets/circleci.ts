@@ -7,7 +7,13 @@ const ORG_PATH = new RegExp(`^/org/(?<tenant>${UUID_SOURCE})$`);
 export const circleci: IssuerPreset = {
   name: 'circleci',
   shapes: [
-    { deployment: 'CircleCI cloud, per organization', host: /^oidc\.circleci\.com$/, path: ORG_PATH, tenantClaim: claim('org-id'), example: 'https://oidc.circleci.com/org/<org-uuid>' },
+    {
+      deployment: 'CircleCI cloud, per organization',
+      host: /^oidc\.circleci\.com$/,
+      path: ORG_PATH,
+      tenantClaim: claim('org-id'),
+      example: 'https://oidc.circleci.com/org/<org-uuid>',
+    },
     // `circleci run oidc get --root-issuer`: one issuer for every organization.
     { deployment: 'CircleCI cloud, root issuer', host: /^oidc\.circleci\.com$/, path: /^$/, shared: true, example: 'https://oidc.circleci.com' },
     { deployment: 'CircleCI server, per organization', path: ORG_PATH, tenantClaim: claim('org-id'), example: 'https://<circleci-oidc-host>/org/<org-uuid>' },
@@ -30,12 +36,23 @@ export const circleci: IssuerPreset = {
     [claim('vcs-ref')]: 'string',
     [claim('workflow-id')]: 'string',
   },
-  claimFormats: formats([claim('org-id'), claim('project-id'), claim('pipeline-id'), claim('job-id'), claim('workflow-id'), claim('pipeline-definition-id')], LOWERCASE_UUID),
+  claimFormats: formats(
+    [claim('org-id'), claim('project-id'), claim('pipeline-id'), claim('job-id'), claim('workflow-id'), claim('pipeline-definition-id')],
+    LOWERCASE_UUID,
+  ),
   // github.com/Acme/API and github.com/acme/api are one repository.
   caseFolds: { [claim('vcs-origin')]: 'whole' },
   auditClaims: [
-    claim('org-id'), claim('project-id'), claim('pipeline-definition-id'), claim('pipeline-id'), claim('workflow-id'), claim('job-id'),
-    claim('vcs-origin'), claim('vcs-ref'), claim('ssh-rerun'), claim('context-ids'),
+    claim('org-id'),
+    claim('project-id'),
+    claim('pipeline-definition-id'),
+    claim('pipeline-id'),
+    claim('workflow-id'),
+    claim('job-id'),
+    claim('vcs-origin'),
+    claim('vcs-ref'),
+    claim('ssh-rerun'),
+    claim('context-ids'),
   ],
   // A per-organization issuer names its tenant; the root issuer (its shape says so) does not.
   shared: false,

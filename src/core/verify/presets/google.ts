@@ -15,7 +15,10 @@ export const google: IssuerPreset = {
     // The service account's unique id: an email can be deleted and created again by someone else; this id cannot.
     sub: { pattern: /^\d{1,64}$/, description: 'the numeric unique id of the service account, like "110987294251917851298"' },
     // The same issuer signs every Google sign-in; keyway's google preset is for workloads, so service accounts only.
-    email: { pattern: /^[^@\s]+@([a-z0-9-]+\.)*gserviceaccount\.com$/i, description: 'a service account email, like "deployer@acme-prod.iam.gserviceaccount.com"' },
+    email: {
+      pattern: /^[^@\s]+@([a-z0-9-]+\.)*gserviceaccount\.com$/i,
+      description: 'a service account email, like "deployer@acme-prod.iam.gserviceaccount.com"',
+    },
     email_verified: { pattern: /^true$/, description: 'true' },
   },
   caseFolds: { email: 'whole' },

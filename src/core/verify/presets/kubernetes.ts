@@ -4,7 +4,12 @@ import { documentedClaims, UUID_SOURCE, type IssuerPreset } from '../issuer-pres
 export const kubernetes: IssuerPreset = {
   name: 'kubernetes',
   shapes: [
-    { deployment: 'Amazon EKS', host: /^oidc\.eks\.[a-z0-9-]+\.amazonaws\.com$/, path: /^\/id\/[A-Za-z0-9]+$/, example: 'https://oidc.eks.<region>.amazonaws.com/id/<cluster-oidc-id>' },
+    {
+      deployment: 'Amazon EKS',
+      host: /^oidc\.eks\.[a-z0-9-]+\.amazonaws\.com$/,
+      path: /^\/id\/[A-Za-z0-9]+$/,
+      example: 'https://oidc.eks.<region>.amazonaws.com/id/<cluster-oidc-id>',
+    },
     {
       deployment: 'Google GKE',
       host: /^container\.googleapis\.com$/,
@@ -46,7 +51,11 @@ export const kubernetes: IssuerPreset = {
   },
   caseFolds: {},
   auditClaims: [
-    '/kubernetes.io/namespace', '/kubernetes.io/serviceaccount/name', '/kubernetes.io/serviceaccount/uid', '/kubernetes.io/pod/name', '/kubernetes.io/node/name',
+    '/kubernetes.io/namespace',
+    '/kubernetes.io/serviceaccount/name',
+    '/kubernetes.io/serviceaccount/uid',
+    '/kubernetes.io/pod/name',
+    '/kubernetes.io/node/name',
   ],
   // One issuer per cluster, but anyone who can create a service account in a namespace can hold its tokens.
   shared: false,

@@ -2,8 +2,17 @@ import { documentedClaims, stringClaims, type ClaimFormat, type IssuerPreset } f
 
 // https://developer.hashicorp.com/terraform/cloud-docs/dynamic-provider-credentials/workload-identity-tokens — every claim is a string.
 const TERRAFORM_CLAIMS = [
-  'sub', 'jti', 'terraform_organization_id', 'terraform_organization_name', 'terraform_project_id', 'terraform_project_name',
-  'terraform_workspace_id', 'terraform_workspace_name', 'terraform_full_workspace', 'terraform_run_id', 'terraform_run_phase',
+  'sub',
+  'jti',
+  'terraform_organization_id',
+  'terraform_organization_name',
+  'terraform_project_id',
+  'terraform_project_name',
+  'terraform_workspace_id',
+  'terraform_workspace_name',
+  'terraform_full_workspace',
+  'terraform_run_id',
+  'terraform_run_phase',
 ] as const;
 const id = (prefix: string): ClaimFormat => ({ pattern: new RegExp(`^${prefix}-[A-Za-z0-9]+$`), description: `an id like "${prefix}-GRNbCjYNpBB6NEH9"` });
 
@@ -28,8 +37,14 @@ export const terraform: IssuerPreset = {
   },
   caseFolds: {},
   auditClaims: [
-    'terraform_organization_id', 'terraform_organization_name', 'terraform_project_id', 'terraform_workspace_id', 'terraform_workspace_name',
-    'terraform_full_workspace', 'terraform_run_id', 'terraform_run_phase',
+    'terraform_organization_id',
+    'terraform_organization_name',
+    'terraform_project_id',
+    'terraform_workspace_id',
+    'terraform_workspace_name',
+    'terraform_full_workspace',
+    'terraform_run_id',
+    'terraform_run_phase',
   ],
   // HCP Terraform is one issuer for every organization; so is a Terraform Enterprise instance for its own.
   shared: true,

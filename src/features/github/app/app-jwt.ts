@@ -16,7 +16,12 @@ export async function importAppPrivateKey(pem: string): Promise<CryptoKey> {
  */
 export async function signAppJwt(key: CryptoKey, appId: string, nowMs: number): Promise<string> {
   const iat = Math.floor(nowMs / 1000) - 60;
-  return new SignJWT({}).setProtectedHeader({ alg: 'RS256', typ: 'JWT' }).setIssuer(appId).setIssuedAt(iat).setExpirationTime(iat + 9 * 60).sign(key);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
+    .setIssuer(appId)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + 9 * 60)
+    .sign(key);
 }
 
 /** rsaEncryption, NULL: the AlgorithmIdentifier of a PKCS#8 RSA key. */

@@ -28,14 +28,25 @@ export async function getContents(
   token: string,
   location: { readonly owner: string; readonly repo: string; readonly path: string; readonly ref?: string },
 ): Promise<RepositoryFile | readonly DirectoryEntry[]> {
-  const path = location.path.split('/').filter((part) => part !== '').map(segment).join('/');
+  const path = location.path
+    .split('/')
+    .filter((part) => part !== '')
+    .map(segment)
+    .join('/');
   const query = location.ref === undefined ? '' : `?ref=${encodeURIComponent(location.ref)}`;
-  const { body } = await client.request({ method: 'GET', path: `/repos/${segment(location.owner)}/${segment(location.repo)}/contents/${path}${query}`, auth: { as: 'installation', token } });
-  if (Array.isArray(body)) return parseAnswer(DirectoryAnswer, body, `contents of ${location.path}`).map(({ path, name, type, sha }) => ({ path, name, type, sha }));
+  const { body } = await client.request({
+    method: 'GET',
+    path: `/repos/${segment(location.owner)}/${segment(location.repo)}/contents/${path}${query}`,
+    auth: { as: 'installation', token },
+  });
+  if (Array.isArray(body))
+    return parseAnswer(DirectoryAnswer, body, `contents of ${location.path}`).map(({ path, name, type, sha }) => ({ path, name, type, sha }));
   const file = parseAnswer(FileAnswer, body, `contents of ${location.path}`);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(atob(file.content.replace(/\s+/g, '')), (char) => char.charCodeAt(0)));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(
+      Uint8Array.from(atob(file.content.replace(/\s+/g, '')), (char) => char.charCodeAt(0)),
+    );
   } catch (cause) {
     throw new GitHubError('malformed', `contents of ${location.path} are not UTF-8 text in base64`, { cause });
   }

@@ -11,7 +11,13 @@ const INSTALLATION_CACHE_ENTRIES = 1000;
 /** The GitHub side of the broker, as both runtimes build it from settings and their own stores. */
 export async function createGitHubTokens(
   settings: GitHubAppSettings,
-  parts: { readonly http: GitHubHttp; readonly revocations: RevocationStore; readonly box: SecretBox; readonly now: () => number; readonly scheduled: () => void },
+  parts: {
+    readonly http: GitHubHttp;
+    readonly revocations: RevocationStore;
+    readonly box: SecretBox;
+    readonly now: () => number;
+    readonly scheduled: () => void;
+  },
 ): Promise<GitHubTokens> {
   const client = await GitHubClient.forApp(settings, parts.http, parts.now);
   return new GitHubTokens({

@@ -26,10 +26,12 @@ export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | 
   if (!/^[A-Za-z0-9.]+$/.test(appId)) throw new ConfigError('KEYWAY_GITHUB_APP_ID must be the App id or client id');
   // Secrets pasted into one-line settings often carry literal \n.
   const privateKeyPem = privateKey.includes('\\n') ? privateKey.replaceAll('\\n', '\n') : privateKey;
-  if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(privateKeyPem)) throw new ConfigError('KEYWAY_GITHUB_APP_PRIVATE_KEY must be the App private key in PEM (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)');
+  if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(privateKeyPem))
+    throw new ConfigError('KEYWAY_GITHUB_APP_PRIVATE_KEY must be the App private key in PEM (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)');
   const apiUrl = env['KEYWAY_GITHUB_API_URL'];
   const base = set(apiUrl) ? apiUrl.replace(/\/+$/, '') : DEFAULT_GITHUB_API_URL;
-  if (!URL.canParse(base) || new URL(base).search !== '' || new URL(base).hash !== '') throw new ConfigError(`KEYWAY_GITHUB_API_URL ${JSON.stringify(apiUrl)} must be a URL without query or fragment`);
+  if (!URL.canParse(base) || new URL(base).search !== '' || new URL(base).hash !== '')
+    throw new ConfigError(`KEYWAY_GITHUB_API_URL ${JSON.stringify(apiUrl)} must be a URL without query or fragment`);
   return {
     appId,
     privateKeyPem,

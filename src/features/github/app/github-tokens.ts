@@ -56,7 +56,11 @@ export class GitHubTokens implements GitHubTokenMinter {
   async #mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
     const { client, revocations, box } = this.#deps;
     const installation = await this.#deps.installations.get(request.owner);
-    const minted = await createInstallationToken(client, { installationId: installation.id, repositories: request.repositories, permissions: request.permissions });
+    const minted = await createInstallationToken(client, {
+      installationId: installation.id,
+      repositories: request.repositories,
+      permissions: request.permissions,
+    });
     const revokeNow = async (): Promise<void> => {
       await revokeInstallationToken(client, minted.token);
       await revocations.remove(request.auditEventId);

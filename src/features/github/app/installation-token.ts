@@ -53,7 +53,12 @@ export async function createInstallationToken(client: GitHubClient, request: Ins
     await revokeInstallationToken(client, answer.token).catch(() => undefined);
     throw new GitHubError('malformed', 'GitHub granted more than was asked for; the token was revoked');
   }
-  return { token: answer.token, expiresAt: Date.parse(answer.expires_at), permissions: answer.permissions, repositories: answer.repositories.map(({ id, name }) => ({ id, name })) };
+  return {
+    token: answer.token,
+    expiresAt: Date.parse(answer.expires_at),
+    permissions: answer.permissions,
+    repositories: answer.repositories.map(({ id, name }) => ({ id, name })),
+  };
 }
 
 /**

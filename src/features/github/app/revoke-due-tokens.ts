@@ -81,7 +81,14 @@ async function revokeOne(deps: RevokeDueTokensDeps, retry: RevocationRetryPolicy
     const next = now + retry.backoffMs * 2 ** (attempts - 1);
     if (attempts >= retry.attempts || next >= pending.githubExpiresAt) return finish('gave_up', 'error', { error: message });
     await deps.store.retry(pending.id, attempts, next);
-    deps.log.warn('github token revocation', { ...fields, outcome: 'retrying', attempts, next_attempt_at: new Date(next).toISOString(), error: message, code: error instanceof GitHubError ? error.code : undefined });
+    deps.log.warn('github token revocation', {
+      ...fields,
+      outcome: 'retrying',
+      attempts,
+      next_attempt_at: new Date(next).toISOString(),
+      error: message,
+      code: error instanceof GitHubError ? error.code : undefined,
+    });
     return 'retrying';
   }
 }

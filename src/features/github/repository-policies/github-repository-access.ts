@@ -43,7 +43,11 @@ export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record
         }
       },
       branchHead: async (branch) => {
-        const { body } = await client.request({ method: 'GET', path: `/repos/${segment(where.owner)}/${segment(where.repo)}/branches/${segment(branch)}`, auth: { as: 'installation', token } });
+        const { body } = await client.request({
+          method: 'GET',
+          path: `/repos/${segment(where.owner)}/${segment(where.repo)}/branches/${segment(branch)}`,
+          auth: { as: 'installation', token },
+        });
         return parseAnswer(BranchAnswer, body, `branch ${branch}`).commit.sha;
       },
       permissionOf: (username) => getCollaboratorPermission(client, token, { ...where, username }),

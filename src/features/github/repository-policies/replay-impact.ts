@@ -8,7 +8,15 @@ import type { PolicySet } from '../../../core/policy/policy-set.ts';
 export const IMPACT_WINDOW_DAYS = 14;
 
 /** Outcomes the policies decided; every other refusal (expired, replayed, bad signature…) happened before any policy. */
-export const POLICY_REASONS: ReadonlySet<Reason> = new Set(['granted', 'no_policy_matched', 'denied_by_policy', 'audience_not_granted', 'scope_not_granted', 'template_claim_missing', 'template_value_forbidden']);
+export const POLICY_REASONS: ReadonlySet<Reason> = new Set([
+  'granted',
+  'no_policy_matched',
+  'denied_by_policy',
+  'audience_not_granted',
+  'scope_not_granted',
+  'template_claim_missing',
+  'template_value_forbidden',
+]);
 
 /** One exchange whose outcome the proposed set changes. */
 export interface ImpactExample {
@@ -58,7 +66,14 @@ export function replayImpact(proposed: PolicySet, events: Iterable<AuditEvent>, 
     }
     replayed++;
     const verdict = decideForClaims(proposed, claims, auditedRequest(event.request));
-    const now: Reason = verdict.kind === 'untrusted' ? 'issuer_untrusted' : verdict.kind === 'refused' ? verdict.reason : verdict.decision.granted ? 'granted' : verdict.decision.reason;
+    const now: Reason =
+      verdict.kind === 'untrusted'
+        ? 'issuer_untrusted'
+        : verdict.kind === 'refused'
+          ? verdict.reason
+          : verdict.decision.granted
+            ? 'granted'
+            : verdict.decision.reason;
     const wasGranted = event.reason === 'granted';
     if (wasGranted === (now === 'granted')) continue;
     const example: ImpactExample = {

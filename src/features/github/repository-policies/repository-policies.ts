@@ -2,7 +2,15 @@ import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import { GitHubError } from '../app/github-error.ts';
 import { levelCovers } from '../../../core/policy/github-permissions.ts';
 import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
-import { compilePolicyFiles, PolicyLoadError, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
+import {
+  compilePolicyFiles,
+  PolicyLoadError,
+  policySetOf,
+  type PolicyCompilation,
+  type PolicyFile,
+  type PolicyLoadOptions,
+  type PolicyProblem,
+} from '../../../core/policy/load-policies.ts';
 import type { PolicySet } from '../../../core/policy/policy-set.ts';
 import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
 import { fullName, isListing, type OpenRepositoryAccess } from './repository-access.ts';
@@ -42,7 +50,7 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
   for (const entry of compilation.files) {
     const report = (message: string, path: readonly PropertyKey[]): void => void problems.push({ file: entry.file, ...entry.locate(path), message });
     const { document } = entry;
-    if (document.id !== undefined) report('a repository\'s own policy takes its id from its path: remove id', ['id']);
+    if (document.id !== undefined) report("a repository's own policy takes its id from its path: remove id", ['id']);
     const issuer = entry.policy?.issuer.url;
     if (issuer !== undefined && !rules.issuers.has(issuer)) {
       const setting = 'KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust';
@@ -51,15 +59,25 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     if (document.effect === 'deny') continue;
     const grant = document.grant;
     if (grant === undefined) continue;
-    if (grant.audience !== undefined) report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never tokens for other audiences: remove grant.audience`, ['grant', 'audience']);
+    if (grant.audience !== undefined)
+      report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never tokens for other audiences: remove grant.audience`, [
+        'grant',
+        'audience',
+      ]);
     const github = entry.policy?.grant?.github;
     if (github === undefined) {
       if (entry.policy !== undefined) report(`a repository's own policy must grant a GitHub token for ${fullName(repository)} (grant.github)`, ['grant']);
       continue;
     }
-    const others = github.repositories.filter((name) => github.owner.toLowerCase() !== repository.owner.toLowerCase() || name.toLowerCase() !== repository.name.toLowerCase());
+    const others = github.repositories.filter(
+      (name) => github.owner.toLowerCase() !== repository.owner.toLowerCase() || name.toLowerCase() !== repository.name.toLowerCase(),
+    );
     if (others.length > 0) {
-      report(`a repository's own policy can only grant ${fullName(repository)}, not ${others.map((name) => `${github.owner}/${name}`).join(', ')}`, ['grant', 'github', 'repositories']);
+      report(`a repository's own policy can only grant ${fullName(repository)}, not ${others.map((name) => `${github.owner}/${name}`).join(', ')}`, [
+        'grant',
+        'github',
+        'repositories',
+      ]);
     }
     for (const [permission, level] of Object.entries(github.permissions)) {
       const ceiling = rules.permissions[permission];

@@ -4,7 +4,14 @@ import { diffPolicies } from '../../../core/policy/diff/diff-policies.ts';
 import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
 import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
 import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
-import { compilePolicyFiles, policySetOf, type PolicyCompilation, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
+import {
+  compilePolicyFiles,
+  policySetOf,
+  type PolicyCompilation,
+  type PolicyFile,
+  type PolicyLoadOptions,
+  type PolicyProblem,
+} from '../../../core/policy/load-policies.ts';
 import type { PolicyReloadStatus } from '../../../core/policy/policy-reload-status.ts';
 import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
 
@@ -60,7 +67,13 @@ const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\
 
 function impactTable(heading: string, examples: readonly ImpactExample[], total: number): string[] {
   if (examples.length === 0) return [];
-  const out = ['', `**${heading}** (${total === examples.length ? total : `first ${examples.length} of ${total}`}):`, '', '| audit event | time | subject | was | would be |', '|---|---|---|---|---|'];
+  const out = [
+    '',
+    `**${heading}** (${total === examples.length ? total : `first ${examples.length} of ${total}`}):`,
+    '',
+    '| audit event | time | subject | was | would be |',
+    '|---|---|---|---|---|',
+  ];
   for (const example of examples) {
     const now = example.policy === undefined ? example.now : `${example.now} by \`${cell(example.policy)}\``;
     out.push(`| \`${example.event_id}\` | ${example.time} | \`${cell(example.subject ?? '')}\` | ${example.was} | ${now} |`);
@@ -99,7 +112,9 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   if (errors === 0 && impact === undefined) {
     out.push(`**The proposed policies load.**${input.replayWithheld === undefined ? '' : ` No impact replay: ${input.replayWithheld}.`}`);
   } else if (impact === undefined) {
-    out.push(`**The proposed policies do not load** (${summarizeFindings(findings)}): merged as they are, they would not replace the live set. No impact replay.`);
+    out.push(
+      `**The proposed policies do not load** (${summarizeFindings(findings)}): merged as they are, they would not replace the live set. No impact replay.`,
+    );
   } else {
     out.push(
       `**Impact replay: ${describeImpact(impact)}** of ${plural(impact.replayed, 'exchange')} the policies decided in the last ${IMPACT_WINDOW_DAYS} days` +
@@ -111,7 +126,8 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   out.push('', renderDiffMarkdown(diffs, findings, input.directory));
 
   const annotations = findings.slice(0, CHECK_RUN_LIMITS.annotations).map((finding) => annotationOf(finding, input.directory));
-  if (findings.length > annotations.length) out.push(`Annotations show the first ${annotations.length} of ${findings.length} findings; the table above lists them all.`);
+  if (findings.length > annotations.length)
+    out.push(`Annotations show the first ${annotations.length} of ${findings.length} findings; the table above lists them all.`);
   let summary = out.join('\n');
   if (summary.length > CHECK_RUN_LIMITS.summaryChars) summary = `${summary.slice(0, CHECK_RUN_LIMITS.summaryChars - 40)}\n\n… (summary cut at GitHub's limit)`;
 

@@ -182,6 +182,9 @@ export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Prom
       return { handled: true, detail: `live set kept: ${status.problems?.join('; ') ?? ''}` };
     }
     const status = await deps.live.adopt(files, source(sha));
-    return { handled: true, detail: status.ok ? `live set switched to ${sha} (${status.policies} policies)` : `live set kept: ${status.problems?.length ?? 0} problems at ${sha}` };
+    return {
+      handled: true,
+      detail: status.ok ? `live set switched to ${sha} (${status.policies} policies)` : `live set kept: ${status.problems?.length ?? 0} problems at ${sha}`,
+    };
   });
 }

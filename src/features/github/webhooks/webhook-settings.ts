@@ -31,7 +31,8 @@ export function readGitHubWebhookSettings(env: SettingsSource): GitHubWebhookSet
   const path = text(env, 'KEYWAY_GITHUB_POLICY_PATH') ?? 'policies';
   const branch = text(env, 'KEYWAY_GITHUB_POLICY_BRANCH');
   if (secret === undefined) {
-    if (repository !== undefined) throw new ConfigError('KEYWAY_GITHUB_POLICY_REPOSITORY needs KEYWAY_GITHUB_WEBHOOK_SECRET: the policy repository is followed through webhooks');
+    if (repository !== undefined)
+      throw new ConfigError('KEYWAY_GITHUB_POLICY_REPOSITORY needs KEYWAY_GITHUB_WEBHOOK_SECRET: the policy repository is followed through webhooks');
     return undefined;
   }
   if (secret.length < MIN_WEBHOOK_SECRET_CHARS) throw new ConfigError(`KEYWAY_GITHUB_WEBHOOK_SECRET must be at least ${MIN_WEBHOOK_SECRET_CHARS} characters`);
