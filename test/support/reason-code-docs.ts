@@ -1,11 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/**
- * Where the reason-code table is documented, first found wins: the docs page once the README is
- * split into docs/, the README until then. One constant, so moving the table moves the test.
- */
-export const REASON_CODE_DOCS = ['docs/reference/reason-codes.md', 'README.md'] as const;
+/** Where the reason-code table is documented. One constant, so moving the table moves the test. */
+export const REASON_CODE_DOCS = 'docs/reference/reason-codes.md';
 
 const REPOSITORY_ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -16,8 +13,7 @@ export interface ReasonCodeRow {
 
 /** The documented reason-code table: the Markdown table whose header names `reason` first and has a `decision` column. */
 export function documentedReasonCodes(): { readonly file: string; readonly columns: readonly string[]; readonly rows: readonly ReasonCodeRow[] } {
-  const file = REASON_CODE_DOCS.find((candidate) => existsSync(join(REPOSITORY_ROOT, candidate)));
-  if (file === undefined) throw new Error(`none of ${REASON_CODE_DOCS.join(', ')} exists`);
+  const file = REASON_CODE_DOCS;
   const lines = readFileSync(join(REPOSITORY_ROOT, file), 'utf8').split('\n');
   const cells = (line: string): string[] =>
     line
