@@ -36,7 +36,7 @@ export const FILTER_USAGE = `filters:
   --since TIME              RFC 3339 time, a date, or a span back from now (90m, 24h, 7d)
   --until TIME              exclusive
   --decision D[,D]          granted, denied, malformed, error
-  --reason R[,R]            reason codes (see the README)
+  --reason R[,R]            reason codes (docs/reference/reason-codes.md)
   --issuer URL  --subject SUB  --repository OWNER/NAME  --policy ID  --jti JTI`;
 
 const FILTERS = ['since', 'until', 'decision', 'reason', 'issuer', 'subject', 'repository', 'policy', 'jti'] as const;

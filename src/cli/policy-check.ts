@@ -14,7 +14,7 @@ file:line:col severity message [rule], and exits 1 when any finding is an error.
 
 Each rule has an id; a policy silences one with a reason:
   lint: { ignore: { <rule>: "why it does not apply here" } }
-The rules are listed in the README (Trust policies → Lint rules).
+The rules are listed in docs/policies/testing.md (Lint rules).
 
 options:
   --format text     file:line:col severity message [rule] (default)

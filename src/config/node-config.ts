@@ -5,7 +5,7 @@ import { readBrokerSettings, type BrokerSettings } from './broker-settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 import { readTrustedProxies, type TrustedProxies } from './trusted-proxies.ts';
 
-/** Settings of the Node broker, each from an environment variable documented in the README. */
+/** Settings of the Node broker, each from an environment variable documented in docs/operations/settings.md. */
 export interface NodeBrokerConfig extends BrokerSettings {
   readonly port: number;
   readonly host: string;

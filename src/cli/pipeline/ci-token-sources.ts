@@ -36,7 +36,7 @@ export interface SourceContext {
   readonly fetch: FetchLike;
 }
 
-/** Where keyway reads a Kubernetes projected service-account token minted for the broker (see README). */
+/** Where keyway reads a Kubernetes projected service-account token minted for the broker (see docs/ci/kubernetes.md). */
 export const KUBERNETES_TOKEN_FILE = '/var/run/secrets/keyway/token';
 export const GITLAB_DEFAULT_TOKEN_ENV = 'KEYWAY_ID_TOKEN';
 const MAX_TOKEN_BYTES = 64 * 1024;

@@ -1,8 +1,8 @@
 import type { CaseFold } from '../claims/case-fold.ts';
 
 /**
- * What keyway knows about a kind of CI token issuer. Facts and sources are in the README's
- * issuer table and in the CI OIDC reference the project keeps; each preset lives in its own
+ * What keyway knows about a kind of CI token issuer. Facts and sources are in
+ * docs/ci/issuers.md and in the CI OIDC reference the project keeps; each preset lives in its own
  * file under `presets/`.
  */
 export interface IssuerPreset {

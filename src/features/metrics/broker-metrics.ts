@@ -12,7 +12,7 @@ export const noMetrics: BrokerMetrics = { exchange() {}, jwksFetch() {}, auditAp
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** The broker's metrics, registered in `registry`. Names and labels are listed in the README (Observability). */
+/** The broker's metrics, registered in `registry`. Names and labels are listed in docs/operations/observability.md. */
 export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
   const exchanges = registry.counter('keyway_exchanges_total', 'Token exchanges answered, by decision and reason code.', ['decision', 'reason']);
   const latency = registry.histogram(

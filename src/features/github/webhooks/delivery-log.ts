@@ -17,7 +17,7 @@ export interface DeliveryLog {
   release(bodySha256: string): Promise<void>;
 }
 
-/** How long a delivery is remembered. Handlers are safe to run again after that (see the README). */
+/** How long a delivery is remembered. Handlers are safe to run again after that (see docs/github-app.md). */
 export const DELIVERY_MEMORY_DAYS = 30;
 
 /**
