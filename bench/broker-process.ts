@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startTestIssuerServer } from '../test/support/test-issuer-server.ts';
 import { TestIssuer } from '../test/support/test-issuer.ts';
-import { ALERT_RULES } from '../src/alerts/alert.ts';
+import { ALERT_RULES } from '../src/features/alerts/alert.ts';
 import { realisticPolicyFiles } from './realistic-policies.ts';
 
 export interface BrokerProcessOptions {
@@ -121,7 +121,13 @@ export interface BenchBroker extends BrokerProcess {
  * with a fresh data directory under a temp dir, the alert rules of FRESH_TOKEN_ALERT_RULES (unless `env` says) and no
  * policy directory watcher. Issuer-level `max_token_age: 24h` lets a token pool serve a long soak.
  */
-export async function startBenchBroker(options: { issuer: TestIssuer; policies: number; audit?: 'on' | 'off'; cpu?: number; env?: Readonly<Record<string, string>> }): Promise<BenchBroker> {
+export async function startBenchBroker(options: {
+  issuer: TestIssuer;
+  policies: number;
+  audit?: 'on' | 'off';
+  cpu?: number;
+  env?: Readonly<Record<string, string>>;
+}): Promise<BenchBroker> {
   const root = mkdtempSync(join(tmpdir(), 'keyway-bench-'));
   const policiesDir = join(root, 'policies');
   for (const file of realisticPolicyFiles(options.policies, `{ kind: github, url: "${options.issuer.url}", max_token_age: 24h }`)) {

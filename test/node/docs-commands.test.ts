@@ -66,7 +66,10 @@ function invocations(): Invocation[] {
     for (const { line, value } of snippets) {
       for (const match of value.matchAll(/\bkeyway(?:@[\d.]+)?(?=[\s,]|$)/g)) {
         if (!COMMAND_POSITION.test(value.slice(0, match.index).trimEnd())) continue;
-        const rest = value.slice((match.index ?? 0) + match[0].length).split(/[\s,[\]]+/).filter((word) => word !== '');
+        const rest = value
+          .slice((match.index ?? 0) + match[0].length)
+          .split(/[\s,[\]]+/)
+          .filter((word) => word !== '');
         const words = rest[0] === '--' ? rest.slice(1) : rest;
         const end = words.findIndex((word) => STOP.has(word) || word.startsWith('#'));
         found.push({ at: `${file}:${line}`, words: end === -1 ? words : words.slice(0, end) });
@@ -113,7 +116,13 @@ describe('the docs and the command line', () => {
       // A group's own text (`keyway audit`, before its first command) holds the options its commands share.
       const parent = name.includes(' ') ? titled(name.split(' ')[0] ?? '') : undefined;
       const child = parent === undefined ? undefined : headings(reference).find((other) => other.line > parent.line && other.level > parent.level);
-      const shared = parent === undefined ? '' : reference.split('\n').slice(parent.line - 1, (child?.line ?? parent.line) - 1).join('\n');
+      const shared =
+        parent === undefined
+          ? ''
+          : reference
+              .split('\n')
+              .slice(parent.line - 1, (child?.line ?? parent.line) - 1)
+              .join('\n');
       const documented = flagsIn(section(reference, heading) + shared);
       missing.push(...[...flags].filter((flag) => flag !== '--help' && !documented.has(flag)).map((flag) => `keyway ${name}: ${flag} undocumented`));
     }

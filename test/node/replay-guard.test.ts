@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import type { ReplayGuard } from '../../src/replay/replay-guard.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';

@@ -29,8 +29,7 @@ function resolve(from: string, target: string): string {
   return parts.join('/');
 }
 
-const exists = (path: string): boolean =>
-  DOCS.has(path) || LINKABLE.has(path) || [...DOCS.keys(), ...LINKABLE].some((file) => file.startsWith(`${path}/`));
+const exists = (path: string): boolean => DOCS.has(path) || LINKABLE.has(path) || [...DOCS.keys(), ...LINKABLE].some((file) => file.startsWith(`${path}/`));
 
 /** The titles of a test file's `describe` and `it` blocks, as written. */
 function titles(source: string): string[] {

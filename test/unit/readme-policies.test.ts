@@ -2,16 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import policySchema from '../../schema/policy.schema.json';
 import policyTestSchema from '../../schema/policy-test.schema.json';
-import { isPolicyTestFile, loadPolicies, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { runPolicyTests } from '../../src/policy/testing/run-policy-tests.ts';
+import { isPolicyTestFile, loadPolicies, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { runPolicyTests } from '../../src/core/policy/testing/run-policy-tests.ts';
 import { codeBlocks, DOCS } from '../support/markdown-docs.ts';
 import { README_POLICIES } from '../support/readme-policies.ts';
 
 const PRODUCTION: PolicyLoadOptions = { brokerIssuer: 'https://keyway.example.com', maxTtlSeconds: 3600, allowHttpLoopback: false };
 
-const EXAMPLES = Object.entries(
-  import.meta.glob<string>('../../examples/policies/**/*.yaml', { query: '?raw', import: 'default', eager: true }),
-).map(([path, text]) => ({ path: path.replace('../../examples/policies/', ''), text }));
+const EXAMPLES = Object.entries(import.meta.glob<string>('../../examples/policies/**/*.yaml', { query: '?raw', import: 'default', eager: true })).map(
+  ([path, text]) => ({ path: path.replace('../../examples/policies/', ''), text }),
+);
 
 interface YamlBlock {
   readonly at: string;
@@ -36,13 +36,27 @@ const keysOf = (value: unknown): string[] | undefined =>
 const isPolicy = (block: YamlBlock): boolean => keysOf(block.value)?.every((key) => key in policySchema.properties) === true;
 const isPolicyTest = (block: YamlBlock): boolean => {
   const keys = keysOf(block.value);
-  return keys !== undefined && keys.includes('cases') && keys.every((key) => key in policyTestSchema.properties);
+  return keys?.includes('cases') === true && keys.every((key) => key in policyTestSchema.properties);
 };
 
 describe('the example policies of the CI system pages', () => {
   it('cover every CI preset', () => {
     expect([...README_POLICIES.keys()].sort()).toEqual(
-      ['azure-devops', 'bitbucket', 'buildkite', 'circleci', 'circleci-root', 'forgejo', 'github', 'github-guardrail', 'gitlab', 'google', 'kubernetes', 'terraform-apply', 'terraform-plan'].sort(),
+      [
+        'azure-devops',
+        'bitbucket',
+        'buildkite',
+        'circleci',
+        'circleci-root',
+        'forgejo',
+        'github',
+        'github-guardrail',
+        'gitlab',
+        'google',
+        'kubernetes',
+        'terraform-apply',
+        'terraform-plan',
+      ].sort(),
     );
   });
 
