@@ -5,13 +5,17 @@ const { nodeConfigFromEnv } = await import('../../config/node-config.ts');
 const { ConfigError } = await import('../../core/settings/read-settings.ts');
 const { startNodeBroker } = await import('./start-node-broker.ts');
 const { PolicyLoadError } = await import('../../core/policy/load-policies.ts');
+const { gracefulShutdown } = await import('./graceful-shutdown.ts');
+const { jsonLogger } = await import('../../core/log.ts');
 
 /** `npm start`: the Node broker, configured from the environment. */
 try {
-  const broker = await startNodeBroker(nodeConfigFromEnv(process.env));
-  const stop = (): void => void broker.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const config = nodeConfigFromEnv(process.env);
+  const log = jsonLogger();
+  const broker = await startNodeBroker(config, { log });
+  const stop = gracefulShutdown(broker, config.shutdown, log);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   process.on('SIGHUP', () => void broker.reloadPolicies());
 } catch (error) {
   if (error instanceof PolicyLoadError) {
