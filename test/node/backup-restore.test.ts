@@ -251,4 +251,90 @@ describe('a backup of a broker under load', () => {
       db.close();
     }
   });
+  it('walks the disaster recovery runbook: lose the host, restore, change the master key, rotate, and check the chain against kept checkpoints', {
+    timeout: 120_000,
+  }, async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'runbook-gh');
+    const root = writeTree(
+      Object.fromEntries(
+        Object.entries(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'runbook-oidc'))).map(([path, text]) => [`policies/${path}`, text]),
+      ),
+    );
+    const settings = {
+      KEYWAY_POLICIES: join(root, 'policies'),
+      KEYWAY_ISSUER: BROKER_ISSUER,
+      KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+      KEYWAY_AUDIT_CHECKPOINT_SECONDS: '1',
+    };
+    const oldKey = randomBytes(32).toString('base64url');
+    const exchange = async (url: string) => {
+      const response = await fetch(`${url}/token`, {
+        method: 'POST',
+        body: exchangeForm(await github.sign(ciClaims(github.url, BROKER_ISSUER))),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(response.status).toBe(200);
+      return (await response.json()) as { access_token: string };
+    };
+    /** What a witness keeps: every checkpoint the broker published, fetched from its public API. */
+    const witness = async (url: string, seq: number) => {
+      let kept: { seq: number; hash: string }[] = [];
+      await expect
+        .poll(
+          async () => {
+            kept = ((await (await fetch(`${url}/v1/audit/checkpoints`)).json()) as { checkpoints: { seq: number; hash: string }[] }).checkpoints;
+            return kept.at(-1)?.seq ?? 0;
+          },
+          { timeout: 15_000 },
+        )
+        .toBeGreaterThanOrEqual(seq);
+      return kept;
+    };
+
+    // The old host: serves, is backed up, serves on, and its witness keeps the checkpoints.
+    const oldHost = await startBroker({ ...settings, KEYWAY_DATA_DIR: join(root, 'old'), KEYWAY_MASTER_KEY: oldKey });
+    for (let n = 0; n < 5; n += 1) await exchange(oldHost);
+    const issuedBefore = await exchange(oldHost);
+    const backupFile = join(scratch(), 'keyway.backup');
+    expect((await keyway(['backup', '--data-dir', join(root, 'old'), '--output', backupFile])).code).toBe(0);
+    for (let n = 0; n < 4; n += 1) await exchange(oldHost);
+    const kept = await witness(oldHost, 10);
+    // Lose the host.
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+
+    // 1. Restore on the new host with the master key from the secret store.
+    const dataDir = join(scratch(), 'keyway');
+    const restored = await keyway(['restore', '--backup', backupFile, '--data-dir', dataDir, '--json'], { KEYWAY_MASTER_KEY: oldKey });
+    expect(restored.code, restored.stderr).toBe(0);
+    const head = (JSON.parse(restored.stdout) as { head_seq: number }).head_seq;
+    expect(head).toBeGreaterThanOrEqual(6);
+
+    // 4. The old host may be compromised: a new master key (the old one as previous, for this start), and a rotation now.
+    const newKey = randomBytes(32).toString('base64url');
+    const newHost = await startBroker({ ...settings, KEYWAY_DATA_DIR: dataDir, KEYWAY_MASTER_KEY: newKey, KEYWAY_MASTER_KEY_PREVIOUS: oldKey });
+    const rotated = await keyway(['keys', 'rotate', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
+    expect(rotated.code, rotated.stderr).toBe(0);
+    await exchange(newHost);
+    // 2. A token the old host issued before the backup still verifies: its key is in the new host's JWKS.
+    const jwks = (await (await fetch(`${newHost}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    const { kid } = JSON.parse(Buffer.from(issuedBefore.access_token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string };
+    expect(jwks.keys.map((key) => key.kid)).toContain(kid);
+
+    // 3. The log verifies, and agrees with every kept checkpoint up to the restored head; the kept ones beyond it name the records lost.
+    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir]);
+    expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE), { readonly: true });
+    try {
+      const hashAt = (seq: number) => db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [seq])[0]?.hash;
+      const covered = kept.filter((checkpoint) => checkpoint.seq <= head);
+      expect(covered.length).toBeGreaterThan(0);
+      for (const checkpoint of covered) expect(hashAt(checkpoint.seq)).toBe(checkpoint.hash);
+      // The witness's newest checkpoint covers all 10 records the old host wrote: the 10 − head after the backup were lost.
+      expect(Math.max(...kept.map((checkpoint) => checkpoint.seq))).toBe(10);
+    } finally {
+      db.close();
+    }
+    // After the restart on the restored log, the chain goes on from its head: the new host's records follow it.
+    expect(verified.stdout).toMatch(new RegExp(`^intact: ${head + 1} records \\(seq 1…${head + 1}\\)`));
+  });
 });
