@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,7 @@ import { migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { BROKER_ISSUER, type Environment, REPOSITORY_ROOT, runProcess, writeTree } from './node-harness.ts';
+import { BROKER_ISSUER, type Environment, REPOSITORY_ROOT, runProcess, spawnBroker, writeTree } from './node-harness.ts';
 
 const FIXTURE = join(REPOSITORY_ROOT, 'test/fixtures/releases/0.1.0.db');
 const FIXTURE_KEY_FILE = join(REPOSITORY_ROOT, 'test/fixtures/releases/master.key');
@@ -174,24 +174,7 @@ describe('a backup of a broker under load', () => {
 
   /** `npm start` on PORT=0, as an operator runs it; resolves with its URL once it listens. */
   async function startBroker(env: Environment): Promise<string> {
-    const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], {
-      cwd: REPOSITORY_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', PORT: '0', ...env } as Environment as NodeJS.ProcessEnv,
-    });
-    children.push(child);
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const listening = output
-        .split('\n')
-        .slice(0, -1)
-        .find((line) => line.includes('"keyway listening"'));
-      if (listening !== undefined) return (JSON.parse(listening) as { url: string }).url;
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`broker did not start:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    return (await spawnBroker(env, (child) => children.push(child))).url;
   }
 
   it('restores to a log that verifies and holds every record acknowledged before the backup began', { timeout: 90_000 }, async () => {
