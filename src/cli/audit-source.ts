@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, type JSONWebKeySet, type JWK } from 'jose';
 import { allRecords } from '../core/audit/all-records.ts';
 import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
 import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audit/record-json.ts';
@@ -9,11 +9,13 @@ import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { nodeConfigFromEnv } from '../config/node-config.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
+import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { CliError } from './command.ts';
+import { brokerSecretBox } from './key-source.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
 export interface AuditSource {
@@ -21,8 +23,12 @@ export interface AuditSource {
   stats(params: URLSearchParams): Promise<AuditStats>;
   /** The export, as text chunks: NDJSON or CSV. */
   export(params: URLSearchParams, format: 'ndjson' | 'csv'): AsyncIterable<string>;
-  /** Everything `audit verify` needs. */
-  verification(): Promise<AuditLogSource>;
+  /**
+   * Everything `audit verify` needs. The keys it trusts: `pinned` (a JWKS the auditor saved from
+   * GET /v1/audit/keys), and those the broker vouches for: what its /v1/audit/keys publishes, or in
+   * the data directory, those the master key attests. Without the master key, the pinned ones only.
+   */
+  verification(pinned?: JSONWebKeySet): Promise<AuditLogSource>;
   close(): void;
 }
 
@@ -71,11 +77,18 @@ export function openAuditSource(values: ParsedValues): AuditSource {
     return remoteSource(url, token);
   }
   if (values['token'] !== undefined) throw new CliError('--token goes with --url');
-  const dataDir = typeof values['data-dir'] === 'string' ? values['data-dir'] : nodeConfigFromEnv(process.env).dataDir;
-  return localSource(join(dataDir, DATABASE_FILE));
+  const dataDir = values['data-dir'];
+  return localSource(nodeConfigFromEnv(typeof dataDir === 'string' ? { ...process.env, KEYWAY_DATA_DIR: dataDir } : process.env));
 }
 
-function localSource(path: string): AuditSource {
+/** The keys `pinned` names first, then those of `others` it does not: a pinned key is the auditor's word, whatever the store says. */
+function withPinned(pinned: JSONWebKeySet | undefined, others: readonly JWK[]): JSONWebKeySet {
+  const kids = new Set(pinned?.keys.map((key) => key.kid));
+  return { keys: [...(pinned?.keys ?? []), ...others.filter((key) => !kids.has(key.kid))] };
+}
+
+function localSource(config: NodeBrokerConfig): AuditSource {
+  const path = join(config.dataDir, DATABASE_FILE);
   let db;
   try {
     db = openSqliteFile(path, { readonly: true });
@@ -102,12 +115,37 @@ function localSource(path: string): AuditSource {
       if (format === 'csv') yield CSV_HEADER;
       for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : `${JSON.stringify(toRecordJson(record))}\n`;
     },
-    async verification() {
+    async verification(pinned) {
+      // A key is in the same database as the checkpoints it would verify: whoever could write one could write the other.
+      const box = await brokerSecretBox(config);
+      if (box === undefined && pinned === undefined) {
+        throw new CliError(
+          `verify --data-dir trusts no key on the database's word: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} ` +
+            `in ${config.dataDir}), or pass --keys FILE, a JWKS saved earlier from GET /v1/audit/keys`,
+        );
+      }
       const checkpoints: Checkpoint[] = [];
       for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
-      // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
-      const keys = createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) });
-      return { records: allRecords(store, { order: 'asc', limit: 500 }), checkpoints, keys };
+      const pinnedKids = new Set(pinned?.keys.map((key) => key.kid));
+      // Every key the broker ever held verifies its checkpoints, retired and removed ones included, once the master key vouches for it.
+      const { vouched, unvouched } =
+        box === undefined
+          ? {
+              vouched: [],
+              unvouched: (await new SqliteKeyStore(db).describeKeys()).map((key) => ({ kid: key.kid, why: 'is not pinned, and no master key was given' })),
+            }
+          : await new SqliteKeyStore(db, box).vouchedKeys();
+      return {
+        records: allRecords(store, { order: 'asc', limit: 500 }),
+        checkpoints,
+        keys: createLocalJWKSet(
+          withPinned(
+            pinned,
+            vouched.map((key) => key.publicJwk),
+          ),
+        ),
+        unvouched: unvouched.filter((key) => !pinnedKids.has(key.kid)),
+      };
     },
     close: () => db.close(),
   };
@@ -161,7 +199,7 @@ function remoteSource(base: string, token: string): AuditSource {
       const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;
     },
-    async verification() {
+    async verification(pinned) {
       const { issuer } = await json<{ issuer: string }>('/.well-known/oauth-authorization-server', undefined, false);
       // Not the JWKS: it drops a key once its tokens have expired, but the checkpoints it signed stay.
       const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
@@ -184,7 +222,7 @@ function remoteSource(base: string, token: string): AuditSource {
           yield record;
         }
       }
-      return { records: records(), checkpoints, keys: createLocalJWKSet(jwks), issuer };
+      return { records: records(), checkpoints, keys: createLocalJWKSet(withPinned(pinned, jwks.keys)), issuer };
     },
     close: () => {},
   };

@@ -4,7 +4,7 @@ import { ConfigError } from '../core/settings/read-settings.ts';
 import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
 import { KEY_ATTESTATION_PURPOSE, keyAttestationText } from '../core/mint/key-attestation.ts';
 import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
-import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../core/mint/key-store.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey, UnvouchedKey } from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 type KeyRow = {
@@ -76,12 +76,6 @@ export class UnvouchedKeyError extends ConfigError {
     this.kid = kid;
     this.why = why;
   }
-}
-
-/** A key in the database the master key does not vouch for, and why (`keyway audit verify` reports them). */
-export interface UnvouchedKey {
-  readonly kid: string;
-  readonly why: string;
 }
 
 /** Why a removed key without an attestation is not vouched for. */
@@ -168,7 +162,11 @@ export class SqliteKeyStore implements KeyStore {
       try {
         const attested = await this.#attested(row, box);
         if (attested === 'missing') {
-          if (row.private_jwk === null) throw new UnvouchedKeyError(row.kid, UNATTESTED);
+          if (row.private_jwk === null)
+            throw new UnvouchedKeyError(
+              row.kid,
+              row.state === 'removed' ? UNATTESTED : `is ${row.state} but has neither a sealed private part nor an attestation`,
+            );
           if (isPlaintext(row.private_jwk)) throw new UnvouchedKeyError(row.kid, 'has no attestation and a private part stored in the clear');
           await this.#open(row, row.private_jwk, info, box);
         }
