@@ -3,6 +3,7 @@ import { KeywayError } from '../core/errors/keyway-error.ts';
 import { KeyRing } from '../core/mint/key-ring.ts';
 import type { MasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
+import { foreignSchemaObjects } from '../storage/foreign-schema-objects.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
@@ -31,8 +32,9 @@ export function openSnapshot(path: string, what: string, options: { readonly?: b
 
 /**
  * Checks that `db` is a whole keyway database this code understands: SQLite's integrity check
- * (a truncated or damaged file fails it), a schema no newer than the code, and an audit chain and
- * signed checkpoints that verify. Throws CliError (exit 1) naming what fails, with `what` (the file).
+ * (a truncated or damaged file fails it), a schema no newer than the code and exactly as its
+ * migrations made it (no trigger, view or altered table), and an audit chain and signed
+ * checkpoints that verify. Throws CliError (exit 1) naming what fails, with `what` (the file).
  */
 export async function checkSnapshot(db: SqliteFile, what: string): Promise<{ summary: SnapshotSummary; report: ChainReport }> {
   let version: number;
@@ -45,6 +47,14 @@ export async function checkSnapshot(db: SqliteFile, what: string): Promise<{ sum
     throw new CliError(`${what} is not a readable SQLite database: ${(error as Error).message}`, 1);
   }
   if (version === 0) throw new CliError(`${what} is a SQLite database but not a keyway one: it has no keyway_schema table`, 1);
+  const foreign = foreignSchemaObjects(db, version);
+  if (foreign.length > 0) {
+    throw new CliError(
+      `${what} holds schema objects keyway does not make: ${foreign.join(', ')}. A trigger or view would run inside the broker, ` +
+        'a changed table or index would drop a check it relies on: whoever wrote them could write the database',
+      1,
+    );
+  }
   const report = await verifyAuditLog(await sqliteAuditLogSource(db));
   const keys = await new SqliteKeyStore(db).describeKeys();
   return {

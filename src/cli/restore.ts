@@ -18,8 +18,9 @@ never overwrites a database: DIR must not hold ${DATABASE_FILE} (a running broke
 does, and so does an old one), so restore into a new directory, then point KEYWAY_DATA_DIR at it.
 Before anything takes the name ${DATABASE_FILE} it checks, on a temporary copy in DIR, that the backup
 is an undamaged keyway database whose schema is no newer than this keyway (an older one is
-migrated), that its audit chain and signed checkpoints verify, and that every signing key opens
-with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
+migrated) and exactly what its migrations make (no trigger, view or changed table), that its
+audit chain and signed checkpoints verify, and that every signing key opens with the master key
+given. Any failure leaves DIR as it was (removed again if restore created it).
 DIR is created owner-only (0700), as the broker demands. The master key is not written into DIR.
 
   --backup FILE             the backup to restore (it is only read)
