@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -99,6 +99,8 @@ describe('keyway backup', () => {
 describe('keyway restore', () => {
   it('restores into a new owner-only directory, verified, with the keys opening under the master key given', async () => {
     const backup = await fixtureBackup();
+    // As a file fetched back from backup storage under a default umask would be: the restored database is 0600 all the same.
+    chmodSync(backup, 0o644);
     const dataDir = join(scratch(), 'restored');
     const result = await keyway(['restore', '--backup', backup, '--data-dir', dataDir, '--master-key-file', FIXTURE_KEY_FILE]);
     expect(result.stderr).toBe('');
