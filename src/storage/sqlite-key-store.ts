@@ -6,7 +6,7 @@ import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
-type KeyRow = {
+export type KeyRow = {
   kid: string;
   alg: string;
   state: string;
@@ -85,6 +85,28 @@ function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK | undef
 }
 
 /**
+ * Opens the private part of every key row with `box`, in row order: refuses any in the clear, and
+ * any key it would publish whose public part the sealed private part does not vouch for.
+ */
+export async function openSigningKeys(rows: readonly KeyRow[], box: SecretBox): Promise<StoredSigningKey[]> {
+  const plaintext = rows.filter((row) => row.private_jwk !== null && isPlaintext(row.private_jwk));
+  if (plaintext.length > 0) throw new PlaintextKeyError(plaintext.map((row) => row.kid));
+  const keys: StoredSigningKey[] = [];
+  for (const row of rows) {
+    const info = infoOf(row);
+    if (row.private_jwk === null) {
+      checkVouched(row, info, undefined);
+      keys.push(info);
+      continue;
+    }
+    const privateJwk = JSON.parse(await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid)) as JWK;
+    checkVouched(row, info, privateJwk);
+    keys.push({ ...info, privateJwk });
+  }
+  return keys;
+}
+
+/**
  * Signing keys in the broker's SQLite database (the Node file or the state Durable Object).
  * Private parts are sealed with the SecretBox under the master key; the public parts (and
  * `describeKeys`) need no master key.
@@ -109,21 +131,11 @@ export class SqliteKeyStore implements KeyStore {
   async listKeys(): Promise<StoredSigningKey[]> {
     const box = this.#requireBox();
     const rows = this.#rows();
-    const plaintext = rows.filter((row) => row.private_jwk !== null && isPlaintext(row.private_jwk));
-    if (plaintext.length > 0) throw new PlaintextKeyError(plaintext.map((row) => row.kid));
-    const keys: StoredSigningKey[] = [];
-    for (const row of rows) {
-      const info = infoOf(row);
-      if (row.private_jwk === null) {
-        checkVouched(row, info, undefined);
-        keys.push(info);
-        continue;
-      }
-      const text = await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid);
-      const privateJwk = JSON.parse(text) as JWK;
-      checkVouched(row, info, privateJwk);
-      if (box.isStale(row.private_jwk)) this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
-      keys.push({ ...info, privateJwk });
+    const keys = await openSigningKeys(rows, box);
+    for (const [index, row] of rows.entries()) {
+      const privateJwk = keys[index]?.privateJwk;
+      if (row.private_jwk !== null && privateJwk !== undefined && box.isStale(row.private_jwk))
+        this.#reseal(row.kid, row.private_jwk, await box.seal(JSON.stringify(privateJwk), SIGNING_KEY_PURPOSE, row.kid));
     }
     return keys;
   }
