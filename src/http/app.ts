@@ -4,6 +4,7 @@ import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
 import type { HealthReport } from '../core/policy/policy-health.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
 import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
+import { backupRoutes, type BackupApiDeps } from './routes/backup.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
@@ -21,6 +22,8 @@ export interface AppDeps {
   readonly answered: TokenRouteDeps['answered'];
   /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
   readonly keyApi?: KeyApiDeps;
+  /** Export and restore of the whole state (`/v1/backup`), where the runtime offers them (Workers). */
+  readonly backupApi?: BackupApiDeps;
   /** `POST /webhooks/github`, when a webhook secret is configured. */
   readonly webhooks?: Hono;
 }
@@ -39,6 +42,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
+  if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
   app.route('/audit', auditPage(deps.audit));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 

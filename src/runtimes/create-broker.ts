@@ -21,6 +21,7 @@ import type { RateLimiter } from '../core/limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from '../features/metrics/broker-metrics.ts';
 import type { GitHubTokens } from '../features/github/app/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from '../http/routes/github-webhooks.ts';
+import type { BackupApiDeps } from '../http/routes/backup.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from '../features/github/repository-policies/github-repository-access.ts';
 import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from '../features/github/repository-policies/repository-policies.ts';
 
@@ -55,6 +56,8 @@ export interface BrokerParts {
   readonly github?: GitHubTokens;
   /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
   readonly webhooks?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
+  /** Export and restore of the whole state, where the runtime offers them (Workers: the state Durable Object). */
+  readonly backup?: Pick<BackupApiDeps, 'exportState' | 'restoreState' | 'restoreToken' | 'maxBytes'>;
 }
 
 export interface Broker {
@@ -142,6 +145,7 @@ export function createBroker(parts: BrokerParts): Broker {
             log: parts.log,
           },
         }),
+    ...(parts.backup === undefined ? {} : { backupApi: { ...parts.backup, issuer: parts.settings.issuer, keys: parts.keys, log: parts.log } }),
     ...(parts.settings.githubWebhooks === undefined || parts.webhooks === undefined
       ? {}
       : {

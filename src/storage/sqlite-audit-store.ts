@@ -17,8 +17,8 @@ import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 
-type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
-type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
+export type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
+export type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
 
 /** A chain problem the store refuses to write. */
 export class ChainConflictError extends KeywayError {
@@ -29,7 +29,7 @@ export class ChainConflictError extends KeywayError {
 /** A record with its index columns as they are stored, for `audit verify` to hold to the event. */
 const RECORD_COLUMNS = `seq, prev_hash, hash, event, ${AUDIT_INDEX_COLUMNS.join(', ')}`;
 
-function toRecord(row: RecordRow): AuditRecord {
+export function toRecord(row: RecordRow): AuditRecord {
   const index = Object.fromEntries(AUDIT_INDEX_COLUMNS.map((column) => [column, row[column]])) as AuditIndex;
   return { event: JSON.parse(row.event) as AuditEvent, chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' }, index };
 }
@@ -37,7 +37,7 @@ function toRecord(row: RecordRow): AuditRecord {
 const INSERT = `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event)
   VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`;
 
-function toCheckpoint(row: CheckpointRow): Checkpoint {
+export function toCheckpoint(row: CheckpointRow): Checkpoint {
   return { seq: row.seq, hash: row.hash, time: new Date(row.time).toISOString(), jws: row.jws };
 }
 

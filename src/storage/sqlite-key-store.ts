@@ -7,7 +7,7 @@ import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey, UnvouchedKey } from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
-type KeyRow = {
+export type KeyRow = {
   kid: string;
   alg: string;
   state: string;
@@ -95,6 +95,73 @@ function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK): void 
 
 const attestationText = (row: KeyRow): string => keyAttestationText({ kid: row.kid, alg: row.alg, publicJwk: JSON.parse(row.public_jwk) as JWK });
 
+/** Opens the row's sealed private part and holds its public part to it. */
+async function openRow(row: KeyRow, sealed: string, box: SecretBox): Promise<{ text: string; privateJwk: JWK }> {
+  const text = await box.open(sealed, SIGNING_KEY_PURPOSE, row.kid);
+  const privateJwk = JSON.parse(text) as JWK;
+  checkVouched(row, infoOf(row), privateJwk);
+  return { text, privateJwk };
+}
+
+/**
+ * Opens the private part of every key row with `box`, in row order: refuses any in the clear, any
+ * key not removed that has none, and any key whose public part the sealed private part does not
+ * vouch for. The texts are returned too, for resealing.
+ */
+export async function openSigningKeys(rows: readonly KeyRow[], box: SecretBox): Promise<{ key: StoredSigningKey; text?: string }[]> {
+  const plaintext = rows.filter((row) => row.private_jwk !== null && isPlaintext(row.private_jwk));
+  if (plaintext.length > 0) throw new PlaintextKeyError(plaintext.map((row) => row.kid));
+  const keys: { key: StoredSigningKey; text?: string }[] = [];
+  for (const row of rows) {
+    if (row.private_jwk === null) {
+      if (row.state !== 'removed') throw new UnvouchedKeyError(row.kid, `is ${row.state} but has no sealed private part`);
+      keys.push({ key: infoOf(row) });
+      continue;
+    }
+    const { text, privateJwk } = await openRow(row, row.private_jwk, box);
+    keys.push({ key: { ...infoOf(row), privateJwk }, text });
+  }
+  return keys;
+}
+
+/** Whether the row's attestation is the current master key's, a previous one's, or missing; one the master key did not make is refused. */
+async function attestationOf(row: KeyRow, box: SecretBox): Promise<'current' | 'stale' | 'missing'> {
+  if (row.attestation === null || row.attestation === undefined) return 'missing';
+  const check = await box.checkAttestation(row.attestation, attestationText(row), KEY_ATTESTATION_PURPOSE);
+  if (!check.ok) throw new UnvouchedKeyError(row.kid, `is not vouched for: ${check.why}`);
+  return check.stale ? 'stale' : 'current';
+}
+
+/**
+ * Every key row's public part, split by whether the master key vouches for it (its attestation,
+ * or for a key made before attestations, its sealed private part): the keys trusted to have
+ * signed checkpoints, by `keyway audit verify` and by a restore. Writes nothing.
+ */
+export async function vouchKeys(rows: readonly KeyRow[], box: SecretBox): Promise<{ vouched: SigningKeyInfo[]; unvouched: UnvouchedKey[] }> {
+  const vouched: SigningKeyInfo[] = [];
+  const unvouched: UnvouchedKey[] = [];
+  for (const row of rows) {
+    try {
+      if ((await attestationOf(row, box)) === 'missing') {
+        if (row.private_jwk === null)
+          throw new UnvouchedKeyError(
+            row.kid,
+            row.state === 'removed' ? UNATTESTED : `is ${row.state} but has neither a sealed private part nor an attestation`,
+          );
+        if (isPlaintext(row.private_jwk)) throw new UnvouchedKeyError(row.kid, 'has no attestation and a private part stored in the clear');
+        await openRow(row, row.private_jwk, box);
+      }
+      vouched.push(infoOf(row));
+    } catch (error) {
+      if (error instanceof UnvouchedKeyError) unvouched.push({ kid: error.kid, why: error.why });
+      else if (error instanceof SecretBoxError)
+        unvouched.push({ kid: row.kid, why: `has no attestation and a private part that does not open: ${error.message}` });
+      else throw error;
+    }
+  }
+  return { vouched, unvouched };
+}
+
 /**
  * Signing keys in the broker's SQLite database (the Node file or the state Durable Object).
  * Private parts are sealed with the SecretBox under the master key; the public parts (and
@@ -124,20 +191,13 @@ export class SqliteKeyStore implements KeyStore {
   async listKeys(): Promise<StoredSigningKey[]> {
     const box = this.#requireBox();
     const rows = this.#rows();
-    const plaintext = rows.filter((row) => row.private_jwk !== null && isPlaintext(row.private_jwk));
-    if (plaintext.length > 0) throw new PlaintextKeyError(plaintext.map((row) => row.kid));
+    const opened = await openSigningKeys(rows, box);
     const keys: StoredSigningKey[] = [];
-    for (const row of rows) {
-      const info = infoOf(row);
-      let key: StoredSigningKey = info;
-      if (row.private_jwk === null) {
-        if (row.state !== 'removed') throw new UnvouchedKeyError(row.kid, `is ${row.state} but has no sealed private part`);
-      } else {
-        const { text, privateJwk } = await this.#open(row, row.private_jwk, info, box);
-        if (box.isStale(row.private_jwk)) this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
-        key = { ...info, privateJwk };
-      }
-      const attested = await this.#attested(row, box);
+    for (const [index, row] of rows.entries()) {
+      const { key, text } = opened[index] ?? { key: infoOf(row) };
+      if (row.private_jwk !== null && text !== undefined && box.isStale(row.private_jwk))
+        this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
+      const attested = await attestationOf(row, box);
       if (attested === 'missing' && row.private_jwk === null) continue;
       if (attested !== 'current') {
         // Exactly the public part just vouched for; another process attesting it at once writes the same value.
@@ -155,47 +215,7 @@ export class SqliteKeyStore implements KeyStore {
    * trusts to have signed checkpoints. Writes nothing.
    */
   async vouchedKeys(): Promise<{ vouched: SigningKeyInfo[]; unvouched: UnvouchedKey[] }> {
-    const box = this.#requireBox();
-    const vouched: SigningKeyInfo[] = [];
-    const unvouched: UnvouchedKey[] = [];
-    for (const row of this.#rows()) {
-      const info = infoOf(row);
-      try {
-        const attested = await this.#attested(row, box);
-        if (attested === 'missing') {
-          if (row.private_jwk === null)
-            throw new UnvouchedKeyError(
-              row.kid,
-              row.state === 'removed' ? UNATTESTED : `is ${row.state} but has neither a sealed private part nor an attestation`,
-            );
-          if (isPlaintext(row.private_jwk)) throw new UnvouchedKeyError(row.kid, 'has no attestation and a private part stored in the clear');
-          await this.#open(row, row.private_jwk, info, box);
-        }
-        vouched.push(info);
-      } catch (error) {
-        if (error instanceof UnvouchedKeyError) unvouched.push({ kid: error.kid, why: error.why });
-        else if (error instanceof SecretBoxError)
-          unvouched.push({ kid: row.kid, why: `has no attestation and a private part that does not open: ${error.message}` });
-        else throw error;
-      }
-    }
-    return { vouched, unvouched };
-  }
-
-  /** Whether the row's attestation is the current master key's, a previous one's, or missing; one the master key did not make is refused. */
-  async #attested(row: KeyRow, box: SecretBox): Promise<'current' | 'stale' | 'missing'> {
-    if (row.attestation === null || row.attestation === undefined) return 'missing';
-    const check = await box.checkAttestation(row.attestation, attestationText(row), KEY_ATTESTATION_PURPOSE);
-    if (!check.ok) throw new UnvouchedKeyError(row.kid, `is not vouched for: ${check.why}`);
-    return check.stale ? 'stale' : 'current';
-  }
-
-  /** Opens the row's sealed private part and holds its public part to it. */
-  async #open(row: KeyRow, sealed: string, info: SigningKeyInfo, box: SecretBox): Promise<{ text: string; privateJwk: JWK }> {
-    const text = await box.open(sealed, SIGNING_KEY_PURPOSE, row.kid);
-    const privateJwk = JSON.parse(text) as JWK;
-    checkVouched(row, info, privateJwk);
-    return { text, privateJwk };
+    return vouchKeys(this.#rows(), this.#requireBox());
   }
 
   /**

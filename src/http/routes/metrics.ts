@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import ipaddr from 'ipaddr.js';
 import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from '../../features/metrics/registry.ts';
+import { staticBearer } from '../middleware/static-bearer.ts';
 
 /** Headers a reverse proxy adds: behind one, the socket's loopback address says nothing about the caller. */
 const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'cf-connecting-ip', 'true-client-ip'];
@@ -12,12 +12,11 @@ const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'cf-con
  * proxy.
  */
 export function metricsRoute(registry: MetricsRegistry, token: string | undefined, clientIp: (c: Context) => string | undefined): Hono {
-  const expected = token === undefined ? undefined : digest(token);
+  const authorized = staticBearer(token);
   const route = new Hono();
-  route.get('/', (c) => {
-    if (expected !== undefined) {
-      const presented = /^Bearer ([^\s]+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-      if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
+  route.get('/', async (c) => {
+    if (authorized !== undefined) {
+      if (!(await authorized(c.req.header('authorization')))) {
         c.header('WWW-Authenticate', 'Bearer realm="keyway metrics"');
         return c.json({ error: 'invalid_token', error_description: 'GET /metrics needs Authorization: Bearer with KEYWAY_METRICS_TOKEN' }, 401);
       }
@@ -27,10 +26,6 @@ export function metricsRoute(registry: MetricsRegistry, token: string | undefine
     return c.body(registry.exposition(), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
   });
   return route;
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
 }
 
 function isLoopback(address: string | undefined): boolean {

@@ -11,7 +11,7 @@ import { ConfigError } from '../../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
-import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
+import { keywayState, MASTER_KEY_MISSING, MAX_STATE_EXPORT_BYTES, stateStores, type KeywayState } from './keyway-state.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
@@ -42,6 +42,8 @@ export type WorkerEnv = {
   /** A Worker secret (`wrangler secret put KEYWAY_MASTER_KEY`): required, private signing keys are sealed under it. */
   readonly KEYWAY_MASTER_KEY?: string;
   readonly KEYWAY_MASTER_KEY_PREVIOUS?: string;
+  /** A Worker secret, set only to restore an export into a fresh deployment (POST /v1/backup/restore); delete it afterwards. */
+  readonly KEYWAY_RESTORE_TOKEN?: string;
   readonly KEYWAY_KEY_ROTATION_DAYS?: string;
   readonly KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE?: string;
   readonly KEYWAY_RATE_LIMIT_GLOBAL_BURST?: string;
@@ -106,6 +108,12 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     policies: () => live.current,
     health: () => policyHealth(live.current, live.lastSwitch),
     webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
+    backup: {
+      exportState: () => state().exportState(),
+      restoreState: (text) => state().restoreState(text),
+      restoreToken: env.KEYWAY_RESTORE_TOKEN === '' ? undefined : env.KEYWAY_RESTORE_TOKEN,
+      maxBytes: MAX_STATE_EXPORT_BYTES,
+    },
     keys: () => keys.ring,
     keyStore: stores.keys,
     audit: stores.audit,

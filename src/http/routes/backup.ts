@@ -1,0 +1,90 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from '../../core/log.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import { staticBearer } from '../middleware/static-bearer.ts';
+
+/** A restore's answer: what was written, or why nothing was. */
+export type StateRestoreResult =
+  | { readonly ok: true; readonly restored: Readonly<Record<string, number | undefined>> }
+  | { readonly ok: false; readonly problem: string; readonly message: string };
+
+export interface BackupApiDeps {
+  /** The broker's issuer: the audience and issuer of the tokens that may export. */
+  readonly issuer: string;
+  readonly keys: () => KeyRing;
+  /** The whole state as one JSON text, read in one transaction; undefined when it is larger than `maxBytes`. */
+  readonly exportState: () => Promise<string | undefined>;
+  readonly restoreState: (text: string) => Promise<StateRestoreResult>;
+  /** KEYWAY_RESTORE_TOKEN: without it, restore is refused. */
+  readonly restoreToken: string | undefined;
+  readonly maxBytes: number;
+  readonly log: Logger;
+}
+
+/** The scope a keyway token needs to export the whole state: it is everything but the master key. */
+export const BACKUP_READ_SCOPE = 'backup:read';
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+
+/**
+ * `/v1/backup` (Workers): `GET` exports the state Durable Object (audit log and checkpoints,
+ * sealed signing keys, live policy set, sealed GitHub revocation schedule) for a keyway token with
+ * scope `backup:read`. `POST /restore` writes such an export into a fresh deployment; a fresh one
+ * cannot have minted the token that would authorise it, so it takes the KEYWAY_RESTORE_TOKEN secret
+ * instead, and is refused while that is unset.
+ */
+export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthVariables }> {
+  const api = new Hono<{ Variables: KeywayAuthVariables }>();
+  const restoreAuthorized = staticBearer(deps.restoreToken);
+
+  api.get('/', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [BACKUP_READ_SCOPE], keys: ownKeys(deps.keys) }), async (c) => {
+    const caller = c.get('keywayToken');
+    const text = await deps.exportState();
+    if (text === undefined) {
+      deps.log.warn('state export refused: too large', { by: caller.sub, policy: caller.client_id, jti: caller.jti, max_bytes: deps.maxBytes });
+      const description = `the state is larger than the ${deps.maxBytes} bytes one export holds: prune the audit log (KEYWAY_AUDIT_RETENTION_DAYS)`;
+      return c.json({ error: 'request_too_large', error_description: description }, 413, NO_STORE);
+    }
+    deps.log.info('state exported', { by: caller.sub, policy: caller.client_id, jti: caller.jti, bytes: text.length });
+    return c.body(text, 200, {
+      ...NO_STORE,
+      'Content-Type': 'application/json',
+      'Content-Disposition': 'attachment; filename="keyway-state.json"',
+    });
+  });
+
+  api.post(
+    '/restore',
+    async (c, next) => {
+      if (restoreAuthorized === undefined) {
+        return c.json({ error: 'access_denied', error_description: 'restore is disabled: KEYWAY_RESTORE_TOKEN is not set' }, 403, NO_STORE);
+      }
+      if (!(await restoreAuthorized(c.req.header('authorization')))) {
+        c.header('WWW-Authenticate', 'Bearer realm="keyway restore"');
+        return c.json(
+          { error: 'invalid_token', error_description: 'POST /v1/backup/restore needs Authorization: Bearer with KEYWAY_RESTORE_TOKEN' },
+          401,
+          NO_STORE,
+        );
+      }
+      await next();
+    },
+    bodyLimit({
+      maxSize: deps.maxBytes,
+      onError: (c) => c.json({ error: 'request_too_large', error_description: `an export larger than ${deps.maxBytes} bytes is refused` }, 413, NO_STORE),
+    }),
+    async (c) => {
+      const result = await deps.restoreState(await c.req.text());
+      if (!result.ok) {
+        deps.log.warn('state restore refused', { problem: result.problem, error: result.message });
+        const status = result.problem === 'not_fresh' || result.problem.startsWith('schema_') ? 409 : 400;
+        return c.json({ error: 'invalid_request', error_description: result.message, problem: result.problem }, status, NO_STORE);
+      }
+      deps.log.warn('state restored from an export', { ...result.restored });
+      return c.json({ restored: result.restored }, 200, NO_STORE);
+    },
+  );
+  return api;
+}

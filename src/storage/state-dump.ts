@@ -1,0 +1,219 @@
+import { createLocalJWKSet } from 'jose';
+import * as v from 'valibot';
+import type { AuditRecord } from '../core/audit/audit-event.ts';
+import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
+import { KeywayError } from '../core/errors/keyway-error.ts';
+import { KeyRing } from '../core/mint/key-ring.ts';
+import type { SigningKeyInfo, UnvouchedKey } from '../core/mint/key-store.ts';
+import type { SecretBox } from '../core/secrets/secret-box.ts';
+import { checkSchema, SCHEMA_VERSION } from './migrate.ts';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
+import { toCheckpoint, toRecord, type CheckpointRow, type RecordRow } from './sqlite-audit-store.ts';
+import { openSigningKeys, vouchKeys, type KeyRow } from './sqlite-key-store.ts';
+
+/**
+ * Every row of every keyway table of a database, at one schema version: what a Workers deployment
+ * exports (`GET /v1/backup`) and a fresh one restores. Private signing keys and GitHub tokens
+ * awaiting revocation stay sealed as stored; the master key is never in it.
+ */
+export interface StateDump {
+  readonly format: typeof STATE_DUMP_FORMAT;
+  readonly schema_version: number;
+  readonly exported_at: number;
+  readonly tables: Readonly<Record<string, readonly Readonly<Record<string, SqlValue>>[]>>;
+}
+
+export const STATE_DUMP_FORMAT = 'keyway-state-dump';
+
+/** Why a dump is not restored. Nothing is written when one is thrown. */
+export type StateRestoreProblem = 'malformed' | 'schema_too_new' | 'schema_mismatch' | 'not_fresh' | 'audit_log_invalid' | 'keys_do_not_open';
+
+export class StateRestoreError extends KeywayError {
+  override readonly name = 'StateRestoreError';
+  readonly code = 'state_restore_refused';
+  readonly problem: StateRestoreProblem;
+
+  constructor(problem: StateRestoreProblem, message: string) {
+    super(message);
+    this.problem = problem;
+  }
+}
+
+const Dump = v.strictObject({
+  format: v.literal(STATE_DUMP_FORMAT),
+  schema_version: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  exported_at: v.pipe(v.number(), v.integer()),
+  tables: v.record(v.string(), v.array(v.record(v.string(), v.nullable(v.union([v.string(), v.pipe(v.number(), v.finite())]))))),
+});
+
+/** The keyway tables: all but SQLite's own, the Durable Object's (`_cf_…`) and keyway_schema (the dump carries the version). */
+function keywayTables(db: SqlDatabase): string[] {
+  return db
+    .all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    .map((row) => row.name)
+    .filter((name) => !name.startsWith('sqlite_') && !name.startsWith('_cf_') && name !== 'keyway_schema');
+}
+
+function columnsOf(db: SqlDatabase, table: string): string[] {
+  return db.all<{ name: string }>('SELECT name FROM pragma_table_info(?) ORDER BY cid', [table]).map((row) => row.name);
+}
+
+const quoted = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
+
+/** Reads every keyway table in one transaction: one consistent state. */
+export function dumpDatabase(db: SqlDatabase, now: number): StateDump {
+  return db.transaction(() => ({
+    format: STATE_DUMP_FORMAT,
+    schema_version: checkSchema(db),
+    exported_at: now,
+    tables: Object.fromEntries(keywayTables(db).map((table) => [table, db.all(`SELECT * FROM ${quoted(table)}`)])),
+  }));
+}
+
+/** A dump from its JSON text; StateRestoreError (malformed) when it is not one. */
+export function parseStateDump(text: string): StateDump {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new StateRestoreError('malformed', 'the export is not JSON');
+  }
+  const parsed = v.safeParse(Dump, json);
+  if (!parsed.success) throw new StateRestoreError('malformed', `the export is not a keyway state dump: ${parsed.issues[0].message}`);
+  return parsed.output as StateDump;
+}
+
+/** What a restore wrote. */
+export interface RestoredState {
+  readonly schema_version: number;
+  readonly records: number;
+  readonly head_seq?: number;
+  readonly checkpoints: number;
+  readonly signing_keys: number;
+}
+
+/**
+ * Restores `dump` into `db`, which must be fresh: no row in any keyway table but signing_keys (a
+ * fresh deployment generates a key it has not used yet: it signed nothing, as no record exists).
+ * Before anything is written: the dump has this database's schema version (a newer one is refused),
+ * names exactly its tables and columns, its audit chain and signed checkpoints verify, and every
+ * sealed signing key opens with `box` into a ring with a current key. Then, in one transaction, the
+ * fresh keys go and every row of the dump is written: all of it or nothing.
+ */
+export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretBox): Promise<RestoredState> {
+  const version = checkSchema(db);
+  if (dump.schema_version > SCHEMA_VERSION) {
+    throw new StateRestoreError('schema_too_new', `the export has schema version ${dump.schema_version}, newer than the ${SCHEMA_VERSION} this keyway knows`);
+  }
+  if (dump.schema_version !== version) {
+    throw new StateRestoreError(
+      'schema_mismatch',
+      `the export has schema version ${dump.schema_version}, this deployment ${version}: restore it into a deployment of the release that exported it`,
+    );
+  }
+  const tables = keywayTables(db);
+  const layout = new Map(tables.map((table) => [table, columnsOf(db, table)]));
+  checkLayout(dump, layout);
+  checkFresh(db, tables);
+  const keyRows = rowsOf<KeyRow>(dump, 'signing_keys');
+  if (keyRows.some((row) => !isJson(row.public_jwk)))
+    throw new StateRestoreError('malformed', 'a signing key in the export has a public part that is not JSON');
+  let trusted: Awaited<ReturnType<typeof vouchKeys>>;
+  try {
+    await KeyRing.from((await openSigningKeys(keyRows, box)).map((opened) => opened.key));
+    // Checkpoints count only when signed by a key this master key attests: a key planted in the export vouches for nothing.
+    trusted = await vouchKeys(keyRows, box);
+  } catch (error) {
+    if (!(error instanceof KeywayError)) throw error;
+    throw new StateRestoreError('keys_do_not_open', `the signing keys in the export do not open with this deployment's master key: ${error.message}`);
+  }
+  const report = await verifyAuditLog(dumpAuditLogSource(dump, trusted));
+  if (!report.ok) {
+    const problem = report.problem;
+    throw new StateRestoreError(
+      'audit_log_invalid',
+      `the audit log in the export does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`,
+    );
+  }
+  db.transaction(() => {
+    // Checked again where nothing can interleave: an exchange may have been recorded while the export was verified.
+    checkFresh(db, tables);
+    db.run('DELETE FROM signing_keys');
+    for (const [table, columns] of layout) {
+      const insert = `INSERT INTO ${quoted(table)} (${columns.map(quoted).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
+      for (const row of dump.tables[table] ?? [])
+        db.run(
+          insert,
+          columns.map((column) => row[column] ?? null),
+        );
+    }
+  });
+  return {
+    schema_version: version,
+    records: report.records,
+    ...(report.last_seq === undefined ? {} : { head_seq: report.last_seq }),
+    checkpoints: report.checkpoints,
+    signing_keys: keyRows.length,
+  };
+}
+
+/** The dump names exactly the database's tables, each row exactly its columns: nothing unknown is written, nothing is left out. */
+function checkLayout(dump: StateDump, layout: ReadonlyMap<string, readonly string[]>): void {
+  const names = Object.keys(dump.tables);
+  const unknown = names.filter((name) => !layout.has(name));
+  const missing = [...layout.keys()].filter((name) => !names.includes(name));
+  if (unknown.length > 0 || missing.length > 0) {
+    throw new StateRestoreError(
+      'malformed',
+      `the export's tables are not this schema's (unknown: ${unknown.join(', ') || '-'}; missing: ${missing.join(', ') || '-'})`,
+    );
+  }
+  for (const [table, columns] of layout) {
+    const expected = [...columns].sort().join();
+    const bad = (dump.tables[table] ?? []).findIndex((row) => Object.keys(row).sort().join() !== expected);
+    if (bad >= 0) throw new StateRestoreError('malformed', `row ${bad} of ${table} in the export does not have the columns ${columns.join(', ')}`);
+  }
+}
+
+function checkFresh(db: SqlDatabase, tables: readonly string[]): void {
+  const used = tables.filter((table) => table !== 'signing_keys' && db.all(`SELECT 1 AS one FROM ${quoted(table)} LIMIT 1`).length > 0);
+  if (used.length > 0) {
+    throw new StateRestoreError(
+      'not_fresh',
+      `this deployment is not fresh (${used.join(', ')} hold rows): an export is restored only into a deployment that has served nothing yet`,
+    );
+  }
+}
+
+function rowsOf<Row>(dump: StateDump, table: string): Row[] {
+  return (dump.tables[table] ?? []) as unknown as Row[];
+}
+
+/** The dump's audit log and checkpoints, and the keys `trusted` vouches for, as `verifyAuditLog` reads a database's. */
+function dumpAuditLogSource(dump: StateDump, trusted: { vouched: readonly SigningKeyInfo[]; unvouched: readonly UnvouchedKey[] }): AuditLogSource {
+  const bySeq = <Row extends { seq: number }>(rows: Row[]): Row[] => rows.sort((a, b) => a.seq - b.seq);
+  const records = bySeq(rowsOf<RecordRow>(dump, 'audit_events'));
+  return {
+    records: (async function* (): AsyncGenerator<AuditRecord> {
+      for (const row of records) {
+        try {
+          yield toRecord(row);
+        } catch {
+          throw new StateRestoreError('audit_log_invalid', `audit record ${row.seq} in the export is not a stored event`);
+        }
+      }
+    })(),
+    checkpoints: bySeq(rowsOf<CheckpointRow>(dump, 'audit_checkpoints')).map(toCheckpoint),
+    keys: createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) }),
+    unvouched: trusted.unvouched,
+  };
+}
+
+function isJson(text: unknown): boolean {
+  try {
+    JSON.parse(String(text));
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,273 @@
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { decodeProtectedHeader } from 'jose';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { SIGNING_KEY_PURPOSE } from '../../src/storage/sqlite-key-store.ts';
+import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
+import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
+import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.ts';
+import type { StateDump } from '../../src/storage/state-dump.ts';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
+import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+
+const issuer = workerEnv.KEYWAY_ISSUER;
+const RESTORE_TOKEN = `restore-${crypto.randomUUID()}`;
+const people = new TestIssuer(inject('testIssuerBase'), `w-backup-${crypto.randomUUID().slice(0, 8)}`);
+const policies = [
+  {
+    path: 'ops/olga.yaml',
+    text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga@acme.dev }\ngrant: { audience: ${issuer}, scopes: [backup:read, audit:read] }\n`,
+  },
+  { path: 'ops/bob.yaml', text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: bob@acme.dev }\ngrant: { audience: ${issuer}, scopes: [audit:read] }\n` },
+];
+
+interface Deployment {
+  readonly env: WorkerEnv;
+  readonly request: (path: string, init?: RequestInit) => Promise<Response>;
+}
+
+/** A deployment with a state Durable Object of its own; `request` goes through a new isolate's broker, started now. */
+async function deployment(settings: Partial<WorkerEnv> = {}): Promise<Deployment> {
+  const env: WorkerEnv = { ...workerEnv, STATE: ownStateNamespace(), KEYWAY_RESTORE_TOKEN: RESTORE_TOKEN, ...settings };
+  return isolate(env);
+}
+
+async function isolate(env: WorkerEnv): Promise<Deployment> {
+  const broker = await createWorkerBroker(env, policies, { log: silentLogger });
+  return { env, request: async (path, init) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext()) };
+}
+
+async function exchange(d: Deployment, sub: string, scope: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const now = Math.floor(Date.now() / 1000);
+  const subject = await people.sign({ iss: people.url, aud: issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+  const response = await d.request('/token', {
+    method: 'POST',
+    body: exchangeForm(subject, { audience: issuer, scope }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function tokenFor(d: Deployment, sub: string, scope: string): Promise<string> {
+  const { status, body } = await exchange(d, sub, scope);
+  expect(status).toBe(200);
+  return body['access_token'] as string;
+}
+
+const restore = (d: Deployment, body: string, token = RESTORE_TOKEN) =>
+  d.request('/v1/backup/restore', { method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+
+/** What a state holds, read from its storage: audit ids in order, kids, checkpoints, and whether the log verifies. */
+async function stateOf(d: Deployment) {
+  return runInDurableObject(keywayState(d.env.STATE), async (_instance, state) => {
+    const db = durableObjectSql(state.storage);
+    // Checkpoints verified against the keys this deployment's master key attests, as keyway audit verify would.
+    const report = await verifyAuditLog(await sqliteAuditLogSource(db, { box: await SecretBox.fromMasterKeys(readMasterKeys(d.env) as MasterKeys) }));
+    return {
+      ids: db.all<{ id: string }>('SELECT id FROM audit_events ORDER BY seq').map((row) => row.id),
+      kids: db.all<{ kid: string; state: string }>('SELECT kid, state FROM signing_keys ORDER BY kid'),
+      checkpoints: db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq').map((row) => row.seq),
+      policyVersion: db.all<{ version: number }>('SELECT version FROM live_policy_set').map((row) => row.version),
+      revocations: db.all<{ id: string }>('SELECT id FROM github_token_revocations').map((row) => row.id),
+      report,
+    };
+  });
+}
+
+describe('export and restore of a Workers deployment (workerd, real state Durable Objects)', () => {
+  let source: Deployment;
+  let exported: string;
+  let earlierToken: string;
+
+  beforeAll(async () => {
+    source = await deployment();
+    earlierToken = await tokenFor(source, 'olga@acme.dev', 'audit:read');
+    expect((await exchange(source, 'bob@acme.dev', 'backup:read')).status).toBe(400);
+    // A checkpoint signed by the alarm, a live policy set pushed, a GitHub token awaiting revocation (sealed).
+    await runDurableObjectAlarm(keywayState(source.env.STATE));
+    await keywayState(source.env.STATE).saveLivePolicySet(policies, 'acme/policies@0123abc', Date.now());
+    await keywayState(source.env.STATE).add({
+      id: 'rev-1',
+      sealedToken: 'v1.sealed-as-stored',
+      tokenSha256: 'a'.repeat(64),
+      apiUrl: 'https://api.github.com',
+      installationId: 7,
+      revokeAt: Date.now() + 3_600_000,
+      githubExpiresAt: Date.now() + 3_600_000,
+      repositoryId: '734201',
+      runId: '42',
+      attempts: 0,
+      nextAttemptAt: Date.now() + 3_600_000,
+    });
+    const response = await source.request('/v1/backup', { headers: { authorization: `Bearer ${await tokenFor(source, 'olga@acme.dev', 'backup:read')}` } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    exported = await response.text();
+  });
+
+  it('restores an export into a fresh deployment: every record, the checkpoints, keys, live policy set and revocations; verify passes', async () => {
+    const before = await stateOf(source);
+    expect(before.ids.length).toBeGreaterThanOrEqual(3);
+    expect(before.checkpoints.length).toBeGreaterThan(0);
+    const dump = JSON.parse(exported) as StateDump;
+    expect(dump.schema_version).toBe(SCHEMA_VERSION);
+    // Private parts as stored: sealed, never a JWK in the clear, and no master key anywhere.
+    expect(exported).not.toContain(workerEnv.KEYWAY_MASTER_KEY);
+    for (const row of dump.tables['signing_keys'] ?? []) expect(String(row['private_jwk'])).not.toMatch(/^\{/);
+
+    const target = await deployment();
+    const response = await restore(target, exported);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { restored: { records: number } }).restored.records).toBe(before.ids.length);
+
+    const after = await stateOf(target);
+    expect(after.report.ok).toBe(true);
+    expect(after.ids).toEqual(before.ids);
+    expect(after.report.head_hash).toBe(before.report.head_hash);
+    expect(after.checkpoints).toEqual(before.checkpoints);
+    expect(after.kids).toEqual(before.kids);
+    expect(after.policyVersion).toEqual(before.policyVersion);
+    expect(after.revocations).toEqual(['rev-1']);
+
+    // A new isolate of the restored deployment: a token minted before the export verifies, and new ones are signed with the restored key.
+    const served = await isolate(target.env);
+    expect((await served.request('/v1/audit/events', { headers: { authorization: `Bearer ${earlierToken}` } })).status).toBe(200);
+    const minted = await tokenFor(served, 'olga@acme.dev', 'audit:read');
+    expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current')?.kid);
+    const continued = await stateOf(target);
+    expect(continued.report.ok).toBe(true);
+    expect(continued.ids.slice(0, before.ids.length)).toEqual(before.ids);
+    expect(continued.ids).toHaveLength(before.ids.length + 1);
+  });
+
+  it('exports only for a keyway token with backup:read: none, a wrong one, audit:read or the restore token get no data', async () => {
+    const none = await source.request('/v1/backup');
+    expect(none.status).toBe(401);
+    expect((await none.json()) as object).toEqual({ error: 'invalid_token', error_description: 'a Bearer access token is required' });
+    const auditor = await source.request('/v1/backup', { headers: { authorization: `Bearer ${await tokenFor(source, 'bob@acme.dev', 'audit:read')}` } });
+    expect(auditor.status).toBe(403);
+    expect(((await auditor.json()) as { error: string }).error).toBe('insufficient_scope');
+    const restoreToken = await source.request('/v1/backup', { headers: { authorization: `Bearer ${RESTORE_TOKEN}` } });
+    expect(restoreToken.status).toBe(401);
+    expect(await restoreToken.text()).not.toContain('audit_events');
+  });
+
+  describe('a restore refused writes nothing', () => {
+    const refusedLeavesFresh = async (target: Deployment, response: Response, status: number, problem: string | undefined, error = 'invalid_request') => {
+      const before = await stateOf(target);
+      expect(response.status).toBe(status);
+      const body = (await response.json()) as { error: string; problem?: string; restored?: unknown };
+      expect(body.error).toBe(error);
+      expect(body.problem).toBe(problem);
+      expect(body.restored).toBeUndefined();
+      const after = await stateOf(target);
+      expect(after.ids).toEqual([]);
+      expect(after.kids).toEqual(before.kids);
+      expect(after.kids.map((key) => key.kid)).not.toContain((JSON.parse(exported) as StateDump).tables['signing_keys']?.[0]?.['kid']);
+      expect(after.policyVersion).toEqual([]);
+    };
+    const edited = (edit: (dump: { schema_version: number; tables: Record<string, Record<string, unknown>[]> }) => void): string => {
+      const dump = JSON.parse(exported) as { schema_version: number; tables: Record<string, Record<string, unknown>[]> };
+      edit(dump);
+      return JSON.stringify(dump);
+    };
+
+    it('without the restore token, with a wrong one, or when KEYWAY_RESTORE_TOKEN is unset', async () => {
+      const target = await deployment();
+      await refusedLeavesFresh(target, await target.request('/v1/backup/restore', { method: 'POST', body: exported }), 401, undefined, 'invalid_token');
+      await refusedLeavesFresh(target, await restore(target, exported, `${RESTORE_TOKEN}x`), 401, undefined, 'invalid_token');
+      const unset = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
+      await refusedLeavesFresh(unset, await restore(unset, exported), 403, undefined, 'access_denied');
+    });
+
+    it('into a deployment that has served an exchange (not fresh)', async () => {
+      const used = await deployment();
+      await tokenFor(used, 'olga@acme.dev', 'audit:read');
+      const before = await stateOf(used);
+      const response = await restore(used, exported);
+      expect(response.status).toBe(409);
+      expect(((await response.json()) as { problem: string }).problem).toBe('not_fresh');
+      expect(await stateOf(used)).toEqual(before);
+    });
+
+    it('an export with a record changed: the chain fails', async () => {
+      const target = await deployment();
+      const tampered = edited((dump) => {
+        const record = dump.tables['audit_events']?.[1];
+        if (record !== undefined) record['event'] = String(record['event']).replace('"bob@acme.dev"', '"olga@acme.dev"');
+      });
+      expect(tampered).not.toBe(exported);
+      await refusedLeavesFresh(target, await restore(target, tampered), 400, 'audit_log_invalid');
+    });
+
+    it('an export carrying a key of its own that re-signs a checkpoint: nothing vouches for it', async () => {
+      // Write access to an export, not the master key: a removed key (no private part to check) and a checkpoint it signed.
+      const planted = await generateSigningKey(Date.now());
+      const forged = JSON.parse(exported) as { tables: Record<string, Record<string, unknown>[]> };
+      const [model] = forged.tables['signing_keys'] ?? [];
+      const [checkpoint] = forged.tables['audit_checkpoints'] ?? [];
+      if (model === undefined || checkpoint === undefined) throw new Error('the export holds a key and a checkpoint');
+      forged.tables['signing_keys']?.push({
+        ...Object.fromEntries(Object.keys(model).map((column) => [column, null])),
+        kid: planted.kid,
+        alg: 'ES256',
+        state: 'removed',
+        created_at: planted.createdAt,
+        removed_at: planted.createdAt,
+        public_jwk: JSON.stringify(planted.publicJwk),
+      });
+      const ring = await KeyRing.from([planted]);
+      const signed = checkpointSigner(issuer, () => ring, Date.now);
+      checkpoint['jws'] = (await signed({ seq: Number(checkpoint['seq']), hash: String(checkpoint['hash']) })).jws;
+      const target = await deployment();
+      await refusedLeavesFresh(target, await restore(target, JSON.stringify(forged)), 400, 'audit_log_invalid');
+    });
+
+    it("with keys sealed under another master key than this deployment's: they do not open", async () => {
+      // The state object reads its master key from the Worker's secrets, which a test cannot vary per object: the export
+      // carries instead what one from a deployment with another master key carries, its keys sealed under that key.
+      const other = await SecretBox.fromMasterKeys(
+        readMasterKeys({ KEYWAY_MASTER_KEY: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))) }) as MasterKeys,
+      );
+      const resealed = JSON.parse(exported) as { tables: Record<string, Record<string, unknown>[]> };
+      for (const row of resealed.tables['signing_keys'] ?? []) {
+        const key = await generateSigningKey(Date.now());
+        if (row['private_jwk'] !== null) row['private_jwk'] = await other.seal(JSON.stringify(key.privateJwk), SIGNING_KEY_PURPOSE, String(row['kid']));
+      }
+      const target = await deployment();
+      await refusedLeavesFresh(target, await restore(target, JSON.stringify(resealed)), 400, 'keys_do_not_open');
+    });
+
+    it('an export of a newer schema, or one naming a table this schema does not have', async () => {
+      const target = await deployment();
+      await refusedLeavesFresh(
+        target,
+        await restore(
+          target,
+          edited((dump) => (dump.schema_version = SCHEMA_VERSION + 1)),
+        ),
+        409,
+        'schema_too_new',
+      );
+      await refusedLeavesFresh(
+        target,
+        await restore(
+          target,
+          edited((dump) => (dump.tables['planted'] = [])),
+        ),
+        400,
+        'malformed',
+      );
+      await refusedLeavesFresh(target, await restore(target, 'not json'), 400, 'malformed');
+    });
+  });
+});
