@@ -12,8 +12,8 @@ import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { KeyRing } from '../tokens/key-ring.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../tokens/jwt-crypto.ts';
 import { mintAccessToken } from '../tokens/mint-access-token.ts';
-import { sha256Hex } from '../tokens/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './parse-token-exchange-request.ts';
 import { ExchangeError, REASONS, type Decision } from './reasons.ts';
 import { githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
@@ -42,6 +42,8 @@ export interface ExchangeDeps {
   readonly github?: GitHubTokens;
   /** Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), through the GitHub App. */
   readonly repositoryPolicies?: RepositoryPolicySource;
+  /** Verifying, signing and hashing tokens: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
+  readonly crypto?: JwtCrypto;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -169,7 +171,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
-  event.subject_token = await describeSubjectToken(request.subjectToken);
+  const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
+  event.subject_token = await describeSubjectToken(request.subjectToken, crypto);
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
@@ -179,6 +182,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     jwks: deps.jwks,
     now,
     clockToleranceSeconds: deps.clockToleranceSeconds,
+    crypto,
   });
   event.issuer = verified.issuer.url;
   event.subject = String(verified.claims.sub);
@@ -211,6 +215,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     grant,
     source: { iss: verified.issuer.url, sub: String(verified.claims.sub) },
     now,
+    crypto,
   });
   event.policy = { ...event.policy, granted_by: grant.policy.id };
   event.issued = { jti: minted.jti, sub: grant.subject, aud: grant.audiences, scope: grant.scopes, exp: minted.expiresAt };
@@ -277,8 +282,8 @@ async function issueGitHubToken(
   };
 }
 
-async function describeSubjectToken(token: string): Promise<NonNullable<AuditEvent['subject_token']>> {
-  const sha256 = await sha256Hex(token);
+async function describeSubjectToken(token: string, crypto: JwtCrypto): Promise<NonNullable<AuditEvent['subject_token']>> {
+  const sha256 = await crypto.sha256Hex(token);
   let claimed: Record<string, unknown> = {};
   try {
     claimed = decodeJwt(token);

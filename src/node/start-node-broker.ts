@@ -44,6 +44,7 @@ import { metricsRoute } from './metrics-route.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
 import { closeAfterUnreadBody } from './close-after-unread-body.ts';
 import { clientAddress, NO_TRUSTED_PROXIES } from './client-address.ts';
+import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -187,6 +188,7 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     replay: new SqliteReplayGuard(db),
     clientIp,
     limiter: new MemoryRateLimiter(),
+    crypto: NODE_JWT_CRYPTO,
     metrics: brokerMetrics(registry),
     health: () => policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()),
     log,
