@@ -1,5 +1,5 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyLimit } from './middleware/body-limit.ts';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { exchangeToken, type ExchangeDeps, type ExchangeInput } from './exchange/exchange-token.ts';
 import { REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT } from './exchange/parse-token-exchange-request.ts';
