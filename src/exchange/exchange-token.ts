@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import { pooledRandom } from '../audit/pooled-random.ts';
 import type { JwksCache } from '../issuers/jwks-cache.ts';
 import { verifySubjectToken } from '../issuers/verify-subject-token.ts';
 import type { Logger } from '../log.ts';
@@ -68,7 +69,7 @@ export interface ExchangeResponse {
   readonly append?: { readonly outcome: 'ok' | 'error'; readonly seconds: number };
 }
 
-const nextId = monotonicFactory();
+const nextId = monotonicFactory(pooledRandom);
 
 type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
 
