@@ -4,19 +4,23 @@ import './node/register-jsx.ts';
 const { nodeConfigFromEnv } = await import('./node/config.ts');
 const { ConfigError } = await import('./settings.ts');
 const { startNodeBroker } = await import('./node/start-node-broker.ts');
+const { BrokerProcessError, processLogFields, readProcessCount, runBrokerProcesses } = await import('./node/broker-processes.ts');
+const { jsonLogger } = await import('./log.ts');
 const { PolicyLoadError } = await import('./policy/load-policies.ts');
 
-/** `npm start`: the Node broker, configured from the environment. */
+/** `npm start`: the Node broker, configured from the environment; KEYWAY_PROCESSES of them. */
 try {
-  const broker = await startNodeBroker(nodeConfigFromEnv(process.env));
-  const stop = (): void => void broker.close().then(() => process.exit(0));
+  const config = nodeConfigFromEnv(process.env);
+  const log = jsonLogger(processLogFields());
+  const brokers = await runBrokerProcesses(readProcessCount(process.env), (cluster) => startNodeBroker(config, { log, ...(cluster === undefined ? {} : { cluster }) }), log);
+  const stop = (): void => void brokers.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  process.on('SIGHUP', () => void broker.reloadPolicies());
+  process.on('SIGHUP', () => brokers.reload());
 } catch (error) {
   if (error instanceof PolicyLoadError) {
     console.error(`keyway: the policies do not load, so the broker will not start:\n${error.message}`);
-  } else if (error instanceof ConfigError) {
+  } else if (error instanceof ConfigError || error instanceof BrokerProcessError) {
     console.error(`keyway: ${error.message}`);
   } else {
     throw error;

@@ -44,12 +44,15 @@ import { metricsRoute } from './metrics-route.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
 import { closeAfterUnreadBody } from './close-after-unread-body.ts';
 import { clientAddress, NO_TRUSTED_PROXIES } from './client-address.ts';
+import type { BrokerCluster, ClusterEvent } from './broker-processes.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
   readonly now?: () => number;
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** One of several broker processes on the data directory (KEYWAY_PROCESSES): its part. Default: the only one, so the leader. */
+  readonly cluster?: BrokerCluster;
 }
 
 export interface NodeBroker {
@@ -60,17 +63,19 @@ export interface NodeBroker {
   policies(): PolicySet;
   /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
   reloadPolicies(): PolicyReloadStatus;
-  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
+  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the leader's timer does; nothing in a follower. */
   auditUpkeep(): Promise<void>;
   /**
    * One round of signing key upkeep now, as the timer does every KEY_RING_REFRESH_SECONDS:
-   * the life cycle's due transitions (`rotate`: start a rotation too), then the ring reloaded.
+   * the life cycle's due transitions (`rotate`: start a rotation too; the leader only), then the ring reloaded.
    */
   keyUpkeep(options?: { rotate?: boolean }): Promise<KeyTransition[]>;
   /** The GitHub App side, when configured: installation cache, per-run revocation. */
   readonly github: GitHubTokens | undefined;
-  /** Revokes the GitHub tokens that are due now, as the revocation timer does. */
+  /** Revokes the GitHub tokens that are due now, as the revocation timer does (the leader's: a follower has none). */
   revokeDueGitHubTokens(): Promise<void>;
+  /** Another broker process announced `event`: a push switched the live policy set, or a GitHub token revocation was scheduled. */
+  heard(event: ClusterEvent): void;
   close(): Promise<void>;
 }
 
@@ -84,8 +89,9 @@ export { DATABASE_FILE };
 export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
 
 /**
- * The embedded default: one process, a SQLite file in the data directory, keys generated on
- * first start and kept there, policies read from a directory. Throws PolicyLoadError when the
+ * The embedded default: one process (or one of KEYWAY_PROCESSES: src/node/broker-processes.ts),
+ * a SQLite file in the data directory, keys generated on first start and kept there, policies
+ * read from a directory. Throws PolicyLoadError when the
  * policies do not load, so start-up stops with file and reason.
  *
  * It listens first, so that port 0 binds a free port: an issuer URL naming port 0 (what PORT=0
@@ -132,6 +138,8 @@ function closeServer(server: ServerType): Promise<void> {
 async function startOn(server: ServerType, config: NodeBrokerConfig, options: NodeBrokerOptions, serveApp: (app: Hono<AppEnv>) => void): Promise<NodeBroker> {
   const log = options.log ?? jsonLogger();
   const now = options.now ?? Date.now;
+  // Checkpoints, retention, the key life cycle and GitHub revocation run in one process only.
+  const leader = options.cluster?.leader ?? true;
   for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
@@ -172,10 +180,11 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   const connect = publicAddressFetch(config.allowHttpLoopback);
   if (config.github !== undefined) {
     const http = outboundHttp(connect, config.allowHttpLoopback);
-    const timer = new RevocationTimer(() => revokeDueTokens({ store: revocations, box, http, now, log }), () => revocations.nextAttemptAt(), now, log);
-    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled: () => timer.arm() });
+    const timer = leader ? new RevocationTimer(() => revokeDueTokens({ store: revocations, box, http, now, log }), () => revocations.nextAttemptAt(), now, log) : undefined;
+    const scheduled = timer === undefined ? () => options.cluster?.announce('revocations-scheduled') : () => timer.arm();
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
-    timer.arm();
+    timer?.arm();
     revocationTimer = timer;
   }
   const { app, jwks } = createBroker({
@@ -198,7 +207,7 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
     webhooks: {
       deliveries: new SqliteDeliveryLog(db),
-      live: livePolicySetOf(policies, livePolicyStore, load, now),
+      live: livePolicySetOf(policies, livePolicyStore, load, now, () => options.cluster?.announce('policies-switched')),
       loadOptions: () => loadOptions,
     },
   });
@@ -213,14 +222,14 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
       log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
     }
   };
-  await maintain();
-  const upkeep = setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000);
-  upkeep.unref();
+  if (leader) await maintain();
+  const upkeep = leader ? setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000) : undefined;
+  upkeep?.unref();
 
-  // The key life cycle on a timer; the ring is reloaded each round, so another process's rotation reaches this one.
+  // The key life cycle on a timer, advanced by the leader; every process reloads the ring each round, so a rotation reaches it.
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
-  const keyUpkeep = async (options: { rotate?: boolean } = {}): Promise<KeyTransition[]> => {
-    const transitions = await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true });
+  const keyUpkeep = async (upkeepOptions: { rotate?: boolean } = {}): Promise<KeyTransition[]> => {
+    const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: upkeepOptions.rotate === true, upkeep: true }) : [];
     for (const transition of transitions) log.info('signing key life cycle', { ...transition });
     await live.refresh(now());
     return transitions;
@@ -239,7 +248,15 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
-  log.info('keyway listening', { url, issuer: config.issuer, policies: policies.current.policies.length, data_dir: config.dataDir, watching_policies: watcher !== undefined });
+  log.info('keyway listening', {
+    url,
+    issuer: config.issuer,
+    policies: policies.current.policies.length,
+    data_dir: config.dataDir,
+    watching_policies: watcher !== undefined,
+    pid: process.pid,
+    ...(options.cluster === undefined ? {} : { leader }),
+  });
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
       dev_issuer: devUrl,
@@ -252,10 +269,16 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     jwks,
     policies: () => policies.current,
     reloadPolicies: () => policies.reload(),
-    auditUpkeep: maintain,
+    auditUpkeep: async () => {
+      if (leader) await maintain();
+    },
     keyUpkeep,
     github,
     revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
+    heard: (event) => {
+      if (event === 'policies-switched') policies.reload();
+      else revocationTimer?.arm();
+    },
     close: async () => {
       watcher?.close();
       clearInterval(upkeep);
@@ -263,7 +286,7 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
       await revocationTimer?.close();
       await closeServer(server);
       // Sign the head on the way out, so the last records are anchored too.
-      await maintain();
+      if (leader) await maintain();
       await audit.close();
       db.close();
     },
@@ -275,13 +298,24 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
  * (so a restart serves it) and then switched in; one that does not changes nothing. Saving
  * happens inside the switch, so the set saved and the set serving are always the same.
  */
-function livePolicySetOf(policies: ReloadablePolicies, store: SqliteLivePolicyStore | undefined, load: (files: readonly PolicyFile[]) => PolicySet, now: () => number): LivePolicySet {
+function livePolicySetOf(
+  policies: ReloadablePolicies,
+  store: SqliteLivePolicyStore | undefined,
+  load: (files: readonly PolicyFile[]) => PolicySet,
+  now: () => number,
+  switched: () => void,
+): LivePolicySet {
   const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
     store?.recordSwitch(status);
     return status;
   };
   return {
-    adopt: async (files, source) => record(policies.replace(() => load(files), source, new Date(now()), () => store?.save(files, source, now()))),
+    adopt: async (files, source) => {
+      const status = record(policies.replace(() => load(files), source, new Date(now()), () => store?.save(files, source, now())));
+      // The other broker processes load the saved set too.
+      if (status.ok) switched();
+      return status;
+    },
     refuse: async (problem, source) => record(policies.refuse([problem], source, new Date(now()))),
     lastSwitch: async () => policies.lastReload ?? store?.lastSwitch(),
   };
