@@ -22,10 +22,8 @@ import { policyHealth } from '../policy/policy-health.ts';
 import { migrate } from '../storage/migrate.ts';
 import { maintainAuditLog } from '../audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../audit/sign-checkpoint.ts';
-import { SqliteAlertStore } from '../storage/sqlite-alert-store.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { ConfigError } from '../settings.ts';
-import { SqliteReplayGuard } from '../storage/sqlite-replay-guard.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../tokens/key-life-cycle.ts';
 import type { KeyTransition } from '../tokens/key-store.ts';
 import { LiveKeyRing } from '../tokens/live-key-ring.ts';
@@ -34,6 +32,7 @@ import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import type { LivePolicySet } from '../policy-repository/live-policy-set.ts';
 import type { NodeBrokerConfig } from './config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
+import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
 import { readPolicyDirectory } from './read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { DATABASE_FILE, openSqliteFile } from './sqlite-file.ts';
@@ -193,8 +192,8 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     keys,
     keyStore,
     audit,
-    alerts: new SqliteAlertStore(db),
-    replay: new SqliteReplayGuard(db),
+    alerts: writerThreadAlertStore(audit, db),
+    replay: writerThreadReplayGuard(audit),
     clientIp,
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,
