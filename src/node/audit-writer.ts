@@ -12,23 +12,29 @@ export type AlertCall = { [M in 'observe' | 'addAlerts' | 'setDelivery']: { read
   'observe' | 'addAlerts' | 'setDelivery'
 ];
 
+/** Per piece of work, its result or why it failed (the rest of its batch stands). */
+export type Outcome<T> = { readonly result: T } | { readonly error: string };
+
 /**
- * What the broker's main thread sends: a batch of audit events (as JSON text) to append in one
- * transaction, a batch of single-use claims to make in one transaction, or one alert store call.
+ * What the broker's main thread sends, all that waited while the writer was busy: audit events
+ * (as JSON text) to append in one transaction, single-use claims to make in one transaction, and
+ * alert store calls, run in turn.
  */
-export type WriterRequest =
-  | { readonly batch: number; readonly events: readonly string[] }
-  | { readonly batch: number; readonly claims: readonly ReplayClaim[] }
-  | { readonly batch: number; readonly alerts: AlertCall };
+export interface WriterRequest {
+  readonly batch: number;
+  readonly events: readonly string[];
+  readonly claims: readonly ReplayClaim[];
+  readonly alerts: readonly AlertCall[];
+}
 
-/** Per claim, its result or why it failed (the batch committed: the others stand). */
-export type ClaimOutcome = { readonly result: ReplayClaimResult } | { readonly error: string };
-
-export type WriterReply =
-  | { readonly batch: number; readonly links: import('../audit/audit-event.ts').ChainLink[] }
-  | { readonly batch: number; readonly claims: ClaimOutcome[] }
-  | { readonly batch: number; readonly result: unknown }
-  | { readonly batch: number; readonly error: string };
+export interface WriterReply {
+  readonly batch: number;
+  /** The appends' links, or why their transaction failed. */
+  readonly appended: Outcome<import('../audit/audit-event.ts').ChainLink[]>;
+  /** Per claim: a failed transaction fails every claim in it, a failed claim only itself. */
+  readonly claims: Outcome<ReplayClaimResult>[];
+  readonly alerts: Outcome<unknown>[];
+}
 
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
@@ -44,27 +50,35 @@ const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db);
 
-async function serve(request: WriterRequest): Promise<WriterReply> {
-  const { batch } = request;
-  if ('events' in request) return { batch, links: await store.appendJson(request.events) };
-  if ('claims' in request) {
-    // One transaction, one fsync for the batch; each claim in a savepoint of its own, so one that fails fails alone.
-    const outcomes = db.transaction(() =>
-      request.claims.map((claim) => guard.claim(claim).then((result): ClaimOutcome => ({ result }), (error: unknown): ClaimOutcome => ({ error: describe(error) }))),
-    );
-    return { batch, claims: await Promise.all(outcomes) };
+/** Runs `work` now (a store call runs its transaction synchronously) and settles what it returns or throws. */
+function settle<T>(work: () => T | Promise<T>): Promise<Outcome<T>> {
+  let returned: T | Promise<T>;
+  try {
+    returned = work();
+  } catch (error) {
+    return Promise.resolve({ error: describe(error) });
   }
-  const call = request.alerts;
-  const result = await (call.method === 'observe' ? alerts.observe(...call.args) : call.method === 'addAlerts' ? alerts.addAlerts(...call.args) : alerts.setDelivery(...call.args));
-  return { batch, result };
+  return Promise.resolve(returned).then((result): Outcome<T> => ({ result }), (error: unknown): Outcome<T> => ({ error: describe(error) }));
 }
 
-parentPort?.on('message', async (request: WriterRequest) => {
-  let reply: WriterReply;
-  try {
-    reply = await serve(request);
-  } catch (error) {
-    reply = { batch: request.batch, error: describe(error) };
+async function serve(request: WriterRequest): Promise<WriterReply> {
+  const claims =
+    request.claims.length === 0
+      ? []
+      : await settle(() =>
+          // One transaction, one fsync for the claims; each in a savepoint of its own, so one that fails fails alone.
+          db.transaction(() => request.claims.map((claim) => settle(() => guard.claim(claim)))),
+        ).then((batch) => ('result' in batch ? Promise.all(batch.result) : request.claims.map(() => batch)));
+  const appended = request.events.length === 0 ? { result: [] } : await settle(() => store.appendJson(request.events));
+  const results: Outcome<unknown>[] = [];
+  for (const call of request.alerts) {
+    results.push(
+      await settle<unknown>(() =>
+        call.method === 'observe' ? alerts.observe(...call.args) : call.method === 'addAlerts' ? alerts.addAlerts(...call.args) : alerts.setDelivery(...call.args),
+      ),
+    );
   }
-  parentPort?.postMessage(reply);
-});
+  return { batch: request.batch, appended, claims, alerts: results };
+}
+
+parentPort?.on('message', async (request: WriterRequest) => parentPort?.postMessage(await serve(request)));

@@ -4,9 +4,9 @@ import type { AuditEvent, ChainLink } from '../audit/audit-event.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../replay/replay-guard.ts';
 import type { SqlDatabase } from '../storage/sql-database.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
-import type { AlertCall, WriterReply, WriterRequest } from './audit-writer.ts';
+import type { AlertCall, Outcome, WriterReply, WriterRequest } from './audit-writer.ts';
 
-/** What waits for the writer thread, by kind: appends and claims go in batches, alert calls one at a time. */
+/** What waits for the writer thread, by kind. */
 type Work =
   | { readonly kind: 'append'; readonly event: AuditEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
   | { readonly kind: 'claim'; readonly claim: ReplayClaim; readonly resolve: (result: ReplayClaimResult) => void; readonly reject: (error: unknown) => void }
@@ -17,6 +17,13 @@ type Of<K extends Kind> = Extract<Work, { kind: K }>;
 const MAX_BATCH = 512;
 const KINDS: readonly Kind[] = ['append', 'claim', 'alerts'];
 
+/** One message to the writer thread: what it carries of each kind. */
+interface InFlight {
+  readonly append: Of<'append'>[];
+  readonly claim: Of<'claim'>[];
+  readonly alerts: Of<'alerts'>[];
+}
+
 /**
  * The Node audit log, and the one writer of the broker's SQLite file. Reads run on the caller's
  * connection; appends go to a single writer thread with group commit: the appends that arrive
@@ -24,19 +31,17 @@ const KINDS: readonly Kind[] = ['append', 'claim', 'alerts'];
  * them, and each caller is answered only after its batch has committed. If a batch fails, its
  * events are retried one by one, so a single bad event cannot take its neighbours' tokens with
  * it. Single-use claims (`claim`, as WriterThreadReplayGuard) are group-committed the same way,
- * each answered once its batch is durable; the alert store's writes (`alerts`) run there one by
- * one. Kinds take turns, so none waits behind a stream of another.
+ * each answered once its batch is durable; the alert store's calls (`alerts`) run there in turn.
+ * One message carries all three kinds, and one reply answers them: a round trip per batch.
  */
 export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
   readonly #onCommit: ((records: number) => void) | undefined;
   #writer: Worker | undefined;
   #queues: { [K in Kind]: Of<K>[] } = { append: [], claim: [], alerts: [] };
-  #inFlight = new Map<number, Work[]>();
+  #inFlight = new Map<number, InFlight>();
   #batches = 0;
   #scheduled = false;
-  /** The kind that went last: the next turn starts after it. */
-  #turn = KINDS.length - 1;
   /** How many appends at the front of the queue go one per transaction (after a failed batch). */
   #singles = 0;
 
@@ -82,12 +87,6 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#next();
   }
 
-  #post(batch: Work[], request: (id: number) => WriterRequest): void {
-    const id = (this.#batches += 1);
-    this.#inFlight.set(id, batch);
-    this.#thread().postMessage(request(id));
-  }
-
   #thread(): Worker {
     if (this.#writer !== undefined) return this.#writer;
     const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), { workerData: { path: this.#path } });
@@ -106,52 +105,49 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const batch = this.#inFlight.get(reply.batch);
     this.#inFlight.delete(reply.batch);
     if (batch !== undefined) {
-      if ('links' in reply) {
-        this.#onCommit?.(batch.length);
-        batch.forEach((work, index) => (work as Of<'append'>).resolve(reply.links[index] as ChainLink));
-      } else if ('claims' in reply) {
-        batch.forEach((work, index) => {
-          const outcome = reply.claims[index];
-          if (outcome !== undefined && 'result' in outcome) (work as Of<'claim'>).resolve(outcome.result);
-          else work.reject(new Error(outcome?.error ?? 'no answer for the claim'));
-        });
-      } else if ('result' in reply) {
-        batch[0]?.resolve(reply.result as never);
-      } else if (batch.length > 1 && batch[0]?.kind === 'append') {
+      const { appended } = reply;
+      if ('result' in appended) {
+        if (batch.append.length > 0) this.#onCommit?.(batch.append.length);
+        batch.append.forEach((work, index) => work.resolve(appended.result[index] as ChainLink));
+      } else if (batch.append.length > 1) {
         // Retried one event per transaction, so that one bad event fails alone.
-        this.#queues.append.unshift(...(batch as Of<'append'>[]));
-        this.#singles += batch.length;
+        this.#queues.append.unshift(...batch.append);
+        this.#singles += batch.append.length;
       } else {
-        for (const work of batch) work.reject(new Error(reply.error));
+        for (const work of batch.append) work.reject(new Error(appended.error));
       }
+      const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
+        if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
+        else work.reject(new Error(outcome?.error ?? 'the writer gave no answer'));
+      };
+      batch.claim.forEach((work, index) => answer(work, reply.claims[index]));
+      batch.alerts.forEach((work, index) => answer(work, reply.alerts[index]));
     }
     this.#next();
   }
 
   #next(): void {
-    if (this.#inFlight.size > 0) return;
-    for (let step = 1; step <= KINDS.length; step += 1) {
-      const kind = KINDS[(this.#turn + step) % KINDS.length] as Kind;
-      if (this.#queues[kind].length === 0) continue;
-      this.#turn = KINDS.indexOf(kind);
-      if (kind === 'append') {
-        const size = this.#singles > 0 ? 1 : MAX_BATCH;
-        if (this.#singles > 0) this.#singles -= 1;
-        const batch = this.#queues.append.splice(0, size);
-        this.#post(batch, (id) => ({ batch: id, events: batch.map((work) => JSON.stringify(work.event)) }));
-      } else if (kind === 'claim') {
-        const batch = this.#queues.claim.splice(0, MAX_BATCH);
-        this.#post(batch, (id) => ({ batch: id, claims: batch.map((work) => work.claim) }));
-      } else {
-        const batch = this.#queues.alerts.splice(0, 1);
-        this.#post(batch, (id) => ({ batch: id, alerts: (batch[0] as Of<'alerts'>).call }));
-      }
-      return;
-    }
+    if (this.#inFlight.size > 0 || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
+    const appends = this.#singles > 0 ? 1 : MAX_BATCH;
+    if (this.#singles > 0) this.#singles -= 1;
+    const batch: InFlight = {
+      append: this.#queues.append.splice(0, appends),
+      claim: this.#queues.claim.splice(0, MAX_BATCH),
+      alerts: this.#queues.alerts.splice(0, MAX_BATCH),
+    };
+    const id = (this.#batches += 1);
+    this.#inFlight.set(id, batch);
+    const request: WriterRequest = {
+      batch: id,
+      events: batch.append.map((work) => JSON.stringify(work.event)),
+      claims: batch.claim.map((work) => work.claim),
+      alerts: batch.alerts.map((work) => work.call),
+    };
+    this.#thread().postMessage(request);
   }
 
   #fail(error: unknown): void {
-    const waiting: Work[] = [...[...this.#inFlight.values()].flat(), ...KINDS.flatMap((kind): Work[] => this.#queues[kind])];
+    const waiting: Work[] = [...this.#inFlight.values(), this.#queues].flatMap((work): Work[] => [...work.append, ...work.claim, ...work.alerts]);
     this.#inFlight.clear();
     this.#queues = { append: [], claim: [], alerts: [] };
     this.#singles = 0;
