@@ -39,7 +39,9 @@ async function run(mode: Mode): Promise<{ rate: number; cpuUs: number; p50: numb
   }
 }
 
-console.log(`keyway audit benchmark: POST /token over HTTP on 127.0.0.1, ${CONNECTIONS} connections, ${DURATION_SECONDS}s per run, ${ROUNDS} rounds, ${POLICIES} policies, ${TOKENS} tokens in rotation`);
+console.log(
+  `keyway audit benchmark: POST /token over HTTP on 127.0.0.1, ${CONNECTIONS} connections, ${DURATION_SECONDS}s per run, ${ROUNDS} rounds, ${POLICIES} policies, ${TOKENS} tokens in rotation`,
+);
 const best: Record<Mode, number> = { off: 0, log: 0, alerts: 0 };
 const cpu: Record<Mode, number[]> = { off: [], log: [], alerts: [] };
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
@@ -56,8 +58,12 @@ for (let round = 1; round <= ROUNDS; round += 1) {
 const cost = (mode: Mode) => 1 - best[mode] / best.off;
 const cpuCost = (mode: Mode) => 1 - median(cpu.off) / median(cpu[mode]);
 console.log(`audit off:          ${best.off.toFixed(0)} exchanges/s (best round), broker CPU ${median(cpu.off).toFixed(0)} µs per exchange (median)`);
-console.log(`durable log:        ${best.log.toFixed(0)} exchanges/s, ${(cost('log') * 100).toFixed(1)}% below; CPU ${median(cpu.log).toFixed(0)} µs, capacity ${(cpuCost('log') * 100).toFixed(1)}% below`);
-console.log(`log + alert rules:  ${best.alerts.toFixed(0)} exchanges/s, ${(cost('alerts') * 100).toFixed(1)}% below; CPU ${median(cpu.alerts).toFixed(0)} µs, capacity ${(cpuCost('alerts') * 100).toFixed(1)}% below (the default configuration)`);
+console.log(
+  `durable log:        ${best.log.toFixed(0)} exchanges/s, ${(cost('log') * 100).toFixed(1)}% below; CPU ${median(cpu.log).toFixed(0)} µs, capacity ${(cpuCost('log') * 100).toFixed(1)}% below`,
+);
+console.log(
+  `log + alert rules:  ${best.alerts.toFixed(0)} exchanges/s, ${(cost('alerts') * 100).toFixed(1)}% below; CPU ${median(cpu.alerts).toFixed(0)} µs, capacity ${(cpuCost('alerts') * 100).toFixed(1)}% below (the default configuration)`,
+);
 const held = cost('log') <= ALLOWED_COST;
 console.log(`the durable audit log costs ${(cost('log') * 100).toFixed(1)}% (allowed: at most ${ALLOWED_COST * 100}%): ${held ? 'HELD' : 'NOT HELD'}`);
 await closeIssuer();

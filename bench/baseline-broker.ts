@@ -60,7 +60,8 @@ app.post('/token', express.urlencoded({ extended: false }), (req, res) => {
   if (form['grant_type'] !== TOKEN_EXCHANGE) return refuse('unsupported_grant_type', 'not a token exchange');
   const subjectToken = form['subject_token'];
   const subjectTokenType = String(form['subject_token_type']);
-  if (typeof subjectToken !== 'string' || !subjectTokenType.startsWith('urn:ietf:params:oauth:token-type:')) return refuse('invalid_request', 'no subject token');
+  if (typeof subjectToken !== 'string' || !subjectTokenType.startsWith('urn:ietf:params:oauth:token-type:'))
+    return refuse('invalid_request', 'no subject token');
   jwt.verify(subjectToken, getKey, { algorithms: ['RS256'], issuer: ISSUER, audience: AUDIENCE }, (error, payload) => {
     if (error !== null || payload === undefined || typeof payload === 'string') return refuse('invalid_request', `invalid subject token: ${error?.message}`);
     if (payload['repository'] !== RULE.repository || payload['ref'] !== RULE.ref) return refuse('invalid_request', 'no rule allows it', payload);

@@ -67,7 +67,10 @@ interface CryptoFloor {
 /** A crypto floor (bench/crypto-floor.ts) in a process pinned to the broker's CPU. */
 function cryptoFloor(engine: 'jose' | 'node-crypto'): CryptoFloor {
   const args = ['bench/crypto-floor.ts', engine, String(FLOOR_SECONDS)];
-  const run = plan === undefined ? spawnSync(process.execPath, args, { encoding: 'utf8' }) : spawnSync('taskset', ['-c', String(plan.broker), process.execPath, ...args], { encoding: 'utf8' });
+  const run =
+    plan === undefined
+      ? spawnSync(process.execPath, args, { encoding: 'utf8' })
+      : spawnSync('taskset', ['-c', String(plan.broker), process.execPath, ...args], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`${engine} crypto floor failed: ${run.stderr}`);
   return JSON.parse(run.stdout) as CryptoFloor;
 }
@@ -126,7 +129,8 @@ const perCpuSecond = (target: Target) => median(target.runs.map((run) => run.rat
 async function measuredRun(target: Target, rate?: number): Promise<Run> {
   // Tokens for the whole run are signed before it starts, never during it (see TokenSupply).
   const seconds = rate === undefined ? SECONDS : RATE_SECONDS;
-  const expected = rate === undefined ? Math.ceil(TOKEN_HEADROOM * seconds * Math.max(RATE, best(target)?.rate ?? 0)) + CONNECTIONS : Math.round(rate * seconds);
+  const expected =
+    rate === undefined ? Math.ceil(TOKEN_HEADROOM * seconds * Math.max(RATE, best(target)?.rate ?? 0)) + CONNECTIONS : Math.round(rate * seconds);
   await target.tokens.reserve(expected);
   const cpuBefore = target.server.cpuMs();
   const ownBefore = process.cpuUsage();
@@ -166,7 +170,13 @@ try {
     // Every alert rule, as npm start runs them: no token comes twice, so subject_token_replayed costs what it costs on real traffic.
     const server = await startBenchBroker({ issuer, policies: size, ...cpu, env: { KEYWAY_ALERT_RULES: 'all' } });
     servers.push(server);
-    keyway.push({ label: `keyway, ${size.toLocaleString('en')} policies`, server, tokens: (supplies[index] as TokenSupply).reader(), runs: [], granted: grantedIn(server.dataDir) });
+    keyway.push({
+      label: `keyway, ${size.toLocaleString('en')} policies`,
+      server,
+      tokens: (supplies[index] as TokenSupply).reader(),
+      runs: [],
+      granted: grantedIn(server.dataDir),
+    });
   }
   // Every core: KEYWAY_PROCESSES broker processes (one per CPU) on one data directory, the whole machine theirs to use, the load generator's CPU included.
   let allCores: Target | undefined;
@@ -174,7 +184,13 @@ try {
     const env = { KEYWAY_ALERT_RULES: 'all', KEYWAY_PROCESSES: String(machine.cpus) };
     const server = await startBenchBroker({ issuer, policies: POLICY_SIZES[0], cpu: `0-${machine.cpus - 1}`, env });
     servers.push(server);
-    allCores = { label: `keyway, ${machine.cpus} processes`, server, tokens: (supplies[0] as TokenSupply).reader(), runs: [], granted: grantedIn(server.dataDir) };
+    allCores = {
+      label: `keyway, ${machine.cpus} processes`,
+      server,
+      tokens: (supplies[0] as TokenSupply).reader(),
+      runs: [],
+      granted: grantedIn(server.dataDir),
+    };
   }
   // Granting exactly what keyway's 10-policy broker grants, it shares that broker's tokens: no cache spans two processes.
   const baselineServer = await startBaselineBroker({ issuer, claims: claimsGrantedIn(POLICY_SIZES[0]), ...cpu });
@@ -185,7 +201,10 @@ try {
     tokens: (supplies[0] as TokenSupply).reader(),
     runs: [],
     granted: () => {
-      const lines = readFileSync(baselineServer.logFile, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as { decision: string; jti?: string });
+      const lines = readFileSync(baselineServer.logFile, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { decision: string; jti?: string });
       const grants = lines.filter((line) => line.decision === 'granted');
       return { exchanges: grants.length, distinctTokens: new Set(grants.map((line) => line.jti)).size };
     },
@@ -280,7 +299,13 @@ try {
         `while the load generator took ${allCoresBest.loadGeneratorCores.toFixed(2)}`;
   const targetsSummary = {
     baselineRatio: ratioTarget(ratios.baseline, times, `the baseline's ${Math.round(baselinePerCpu)}, both on one core`, TARGET.baseline, TARGET.baselineGoal),
-    nodeCryptoFloorRatio: ratioTarget(ratios.nodeCryptoFloor, pct, `node:crypto's ${nodeFloor.unitsPerCpuSecond} units`, TARGET.nodeFloor, TARGET.nodeFloorGoal),
+    nodeCryptoFloorRatio: ratioTarget(
+      ratios.nodeCryptoFloor,
+      pct,
+      `node:crypto's ${nodeFloor.unitsPerCpuSecond} units`,
+      TARGET.nodeFloor,
+      TARGET.nodeFloorGoal,
+    ),
     floorRatio: ratioTarget(ratios.joseFloor, pct, `jose's ${floor.unitsPerCpuSecond} units`, TARGET.joseFloor),
     p99AtRate: {
       target: `p99 < ${TARGET.p99Ms} ms at ${RATE}/s`,
@@ -317,7 +342,8 @@ try {
   const summary = {
     machine,
     setup: {
-      transport: 'HTTP/1.1 on 127.0.0.1 from the bench process (a second process): autocannon for the throughput runs, evenly spaced requests for the fixed rate',
+      transport:
+        'HTTP/1.1 on 127.0.0.1 from the bench process (a second process): autocannon for the throughput runs, evenly spaced requests for the fixed rate',
       broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, every alert rule), one process; and KEYWAY_PROCESSES=<CPUs> on every CPU',
       baseline: 'bench/baseline-broker.ts: express + jsonwebtoken + jwks-rsa, one hard-coded rule, ES256 minting, a log line per decision to a file; one core',
       brokerCpu:
@@ -409,7 +435,9 @@ try {
     row('failed exchanges (all runs)', String(failures)),
     row('subject tokens sent twice', `${repeatedTokens} (${Object.values(tokenUse).reduce((sum, use) => sum + use.exchanges, 0)} grants, all servers)`),
   ];
-  const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0), ['figure', 'measured', 'target', ''][column]?.length ?? 0));
+  const widths = [0, 1, 2, 3].map((column) =>
+    Math.max(...rows.map((row) => row[column]?.length ?? 0), ['figure', 'measured', 'target', ''][column]?.length ?? 0),
+  );
   const line = (cells: readonly string[]) => `| ${cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
   console.log();
   console.log(line(['figure', 'measured', 'target', '']));

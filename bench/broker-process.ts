@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startTestIssuerServer } from '../test/support/test-issuer-server.ts';
 import { TestIssuer } from '../test/support/test-issuer.ts';
-import { ALERT_RULES } from '../src/alerts/alert.ts';
+import { ALERT_RULES } from '../src/features/alerts/alert.ts';
 import { realisticPolicyFiles } from './realistic-policies.ts';
 
 export interface BrokerProcessOptions {

@@ -5,17 +5,24 @@
 // each second's quota in a burst at its start, which measures bursts, not a steady rate).
 import { Agent, request } from 'node:http';
 import autocannon from 'autocannon';
-import { TestIssuer } from '../test/support/test-issuer.ts';
+import type { TestIssuer } from '../test/support/test-issuer.ts';
 
 const FORM = 'application/x-www-form-urlencoded';
-const EXCHANGE = 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&subject_token=';
+const EXCHANGE =
+  'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&subject_token=';
 
 const SIGN_BATCH = 500;
 /** Numbers the tokens' `run_id` across every pool and supply of the process. */
 let serial = 0;
 
 /** `count` distinct tokens carrying `claims` (each its own `jti` and `run_id`), valid for `lifetimeSeconds`. */
-export async function signTokenPool(issuer: TestIssuer, audience: string, claims: Record<string, unknown>, count: number, lifetimeSeconds: number): Promise<string[]> {
+export async function signTokenPool(
+  issuer: TestIssuer,
+  audience: string,
+  claims: Record<string, unknown>,
+  count: number,
+  lifetimeSeconds: number,
+): Promise<string[]> {
   const now = Math.floor(Date.now() / 1000);
   const tokens: string[] = [];
   for (let start = 0; start < count; start += SIGN_BATCH) {
@@ -192,19 +199,23 @@ async function runPaced(options: LoadOptions, rate: number): Promise<LoadResult>
     const send = (scheduled: number) => {
       let done = false;
       const body = EXCHANGE + options.tokens.next();
-      const req = request(target, { method: 'POST', agent, timeout: REQUEST_TIMEOUT_MS, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          if (done) return;
-          done = true;
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) latencies.push(performance.now() - scheduled);
-          else failures += 1;
-          options.onAnswer?.({ at: Date.now(), status, body: Buffer.concat(chunks).toString() });
-          settle();
-        });
-      });
+      const req = request(
+        target,
+        { method: 'POST', agent, timeout: REQUEST_TIMEOUT_MS, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            if (done) return;
+            done = true;
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) latencies.push(performance.now() - scheduled);
+            else failures += 1;
+            options.onAnswer?.({ at: Date.now(), status, body: Buffer.concat(chunks).toString() });
+            settle();
+          });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timed out')));
       req.on('error', () => {
         if (done) return;

@@ -4,9 +4,9 @@
  * index keeps the work per decision to a handful of candidates). A figure, not a test: it
  * prints and exits 0 whatever it measures.
  */
-import { decide, type AccessRequest } from '../src/policy/decide.ts';
-import { loadPolicies } from '../src/policy/load-policies.ts';
-import type { PolicySet } from '../src/policy/policy-set.ts';
+import { decide, type AccessRequest } from '../src/core/policy/decide.ts';
+import { loadPolicies } from '../src/core/policy/load-policies.ts';
+import type { PolicySet } from '../src/core/policy/policy-set.ts';
 import { claimsGrantedIn, realisticPolicyFiles } from './realistic-policies.ts';
 
 const SIZES = [10, 1_000, 10_000] as const;

@@ -1,11 +1,14 @@
 // The policy sets the benchmarks measure with: one deploy policy per repository (ids, ref,
 // environment, events, a workflow glob), plus two guardrails, as a real organisation writes them.
-import type { PolicyFile } from '../src/policy/load-policies.ts';
+import type { PolicyFile } from '../src/core/policy/load-policies.ts';
 
 /** `size` policy files, all trusting `issuer` (a policy's `issuer:` value, written as YAML). */
 export function realisticPolicyFiles(size: number, issuer: string): PolicyFile[] {
   const files: PolicyFile[] = [
-    { path: 'guardrails/untrusted-triggers.yaml', text: `version: 1\neffect: deny\nissuer: ${issuer}\nmatch:\n  event_name: [pull_request_target, workflow_run]\n` },
+    {
+      path: 'guardrails/untrusted-triggers.yaml',
+      text: `version: 1\neffect: deny\nissuer: ${issuer}\nmatch:\n  event_name: [pull_request_target, workflow_run]\n`,
+    },
     { path: 'guardrails/self-hosted.yaml', text: `version: 1\neffect: deny\nmode: audit\nissuer: ${issuer}\nmatch:\n  runner_environment: self-hosted\n` },
   ];
   const repositories = size - files.length;

@@ -66,7 +66,11 @@ async function interval(seconds: number, label: string, onAnswer: (answer: Answe
 }
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? Number.NaN : sorted.length % 2 === 1 ? (sorted[(sorted.length - 1) / 2] as number) : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2;
+  return sorted.length === 0
+    ? Number.NaN
+    : sorted.length % 2 === 1
+      ? (sorted[(sorted.length - 1) / 2] as number)
+      : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2;
 };
 
 const steady: Sample[] = [];
@@ -92,7 +96,10 @@ try {
     const result = spawnSync('prlimit', ['--pid', String(broker.pid), `--fsize=${value}`], { encoding: 'utf8' });
     if (result.status !== 0) throw new Error(`prlimit failed: ${result.stderr}`);
   };
-  const original = spawnSync('prlimit', ['--pid', String(broker.pid), '--fsize', '--output=SOFT,HARD', '--noheadings', '--raw'], { encoding: 'utf8' }).stdout.trim().split(/\s+/).join(':');
+  const original = spawnSync('prlimit', ['--pid', String(broker.pid), '--fsize', '--output=SOFT,HARD', '--noheadings', '--raw'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split(/\s+/)
+    .join(':');
   const faultStart = Date.now() + STORE_FAULT_SECONDS * 1000;
   const faultEnd = faultStart + STORE_FAULT_SECONDS * 1000;
   const failAt = setTimeout(() => limit(`0:${original.split(':')[1] ?? 'unlimited'}`), faultStart - Date.now());
@@ -142,7 +149,11 @@ const only = (counts: Map<number, number>, status: number) => counts.size > 0 &&
 const verdict = (held: boolean) => (held ? 'HELD' : 'NOT HELD');
 const criteria = {
   steadyErrors: { criterion: 'zero failed exchanges in the steady phase', value: steadyFailures, verdict: verdict(steadyFailures === 0) },
-  rssFlat: { criterion: `RSS: median of the last ${window}s within ${FLAT.memory * 100}% of the median of ${window}–${2 * window}s`, value: rss, verdict: verdict(rss.final <= rss.baseline * (1 + FLAT.memory)) },
+  rssFlat: {
+    criterion: `RSS: median of the last ${window}s within ${FLAT.memory * 100}% of the median of ${window}–${2 * window}s`,
+    value: rss,
+    verdict: verdict(rss.final <= rss.baseline * (1 + FLAT.memory)),
+  },
   heapFlat: { criterion: `JS heap used after a full collection: the same`, value: heap, verdict: verdict(heap.final <= heap.baseline * (1 + FLAT.memory)) },
   latencyFlat: {
     criterion: `p99 latency: median over the last ${window}s at most ${FLAT.latencyRatio * 100}% or ${FLAT.latencySlackMs} ms above the median of ${window}–${2 * window}s`,
@@ -159,13 +170,21 @@ const criteria = {
     value: Object.fromEntries(storeFault.during),
     verdict: verdict(only(storeFault.during, 503) && storeFault.rejected === 0 && tokensOutsideGrants === 0),
   },
-  storeRecovered: { criterion: 'after the store recovers: every answer is 200', value: Object.fromEntries(storeFault.after), verdict: verdict(only(storeFault.after, 200)) },
+  storeRecovered: {
+    criterion: 'after the store recovers: every answer is 200',
+    value: Object.fromEntries(storeFault.after),
+    verdict: verdict(only(storeFault.after, 200)),
+  },
   everyGrantRecorded: {
     criterion: 'every 200 answered in the whole run has its audit record',
     value: { granted: granted.length, records, missing: missing.length },
     verdict: verdict(missing.length === 0 && granted.length > 0),
   },
-  chainIntact: { criterion: '`keyway audit verify` says intact', value: verified.output, verdict: verdict(verified.code === 0 && verified.output.startsWith('intact')) },
+  chainIntact: {
+    criterion: '`keyway audit verify` says intact',
+    value: verified.output,
+    verdict: verdict(verified.code === 0 && verified.output.startsWith('intact')),
+  },
 };
 
 console.log();
@@ -173,9 +192,26 @@ for (const [name, { criterion, value, verdict: result }] of Object.entries(crite
   console.log(`  ${result.padEnd(8)} ${name}: ${criterion} — ${typeof value === 'object' ? JSON.stringify(value) : value}`);
 }
 const summary = {
-  setup: { rate: RATE, seconds: SECONDS, intervalSeconds: INTERVAL, connections: CONNECTIONS, issuerDownSeconds: ISSUER_DOWN_SECONDS, jwksMaxAge: JWKS_MAX_AGE, storeFaultSeconds: STORE_FAULT_SECONDS },
+  setup: {
+    rate: RATE,
+    seconds: SECONDS,
+    intervalSeconds: INTERVAL,
+    connections: CONNECTIONS,
+    issuerDownSeconds: ISSUER_DOWN_SECONDS,
+    jwksMaxAge: JWKS_MAX_AGE,
+    storeFaultSeconds: STORE_FAULT_SECONDS,
+  },
   statuses: Object.fromEntries(statuses),
-  steady: steady.map(({ t, rate, p50, p99: p, max, rssMiB, heapMiB, failures }) => ({ t, rate: Math.round(rate), p50, p99: p, max, rssMiB: Number(rssMiB.toFixed(1)), heapMiB: Number(heapMiB.toFixed(1)), failures })),
+  steady: steady.map(({ t, rate, p50, p99: p, max, rssMiB, heapMiB, failures }) => ({
+    t,
+    rate: Math.round(rate),
+    p50,
+    p99: p,
+    max,
+    rssMiB: Number(rssMiB.toFixed(1)),
+    heapMiB: Number(heapMiB.toFixed(1)),
+    failures,
+  })),
   criteria,
 };
 console.log();

@@ -1,7 +1,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { readPolicyDirectory } from '../src/node/read-policy-directory.ts';
-import { loadPolicies, PolicyLoadError } from '../src/policy/load-policies.ts';
+import { readPolicyDirectory } from '../src/storage/read-policy-directory.ts';
+import { loadPolicies, PolicyLoadError } from '../src/core/policy/load-policies.ts';
 
 /**
  * Wrangler's build step: reads the policy directory (KEYWAY_POLICIES, default policies/),

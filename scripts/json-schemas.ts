@@ -1,7 +1,7 @@
 import { toJsonSchema } from '@valibot/to-json-schema';
 import type * as v from 'valibot';
-import { MatcherSchema, PolicySchema } from '../src/policy/schema.ts';
-import { PolicyTestFileSchema } from '../src/policy/testing/policy-test-schema.ts';
+import { MatcherSchema, PolicySchema } from '../src/core/policy/schema.ts';
+import { PolicyTestFileSchema } from '../src/core/policy/testing/policy-test-schema.ts';
 
 /**
  * The JSON Schemas editors use for policy files and policy test files, generated from the
@@ -17,8 +17,8 @@ export const JSON_SCHEMAS: readonly {
   /** Recursive parts, written once under $defs. */
   readonly definitions?: Record<string, v.GenericSchema>;
 }[] = [
-  { file: 'schema/policy.schema.json', source: 'src/policy/schema.ts', schema: PolicySchema, definitions: { Matcher: MatcherSchema } },
-  { file: 'schema/policy-test.schema.json', source: 'src/policy/testing/policy-test-schema.ts', schema: PolicyTestFileSchema },
+  { file: 'schema/policy.schema.json', source: 'src/core/policy/schema.ts', schema: PolicySchema, definitions: { Matcher: MatcherSchema } },
+  { file: 'schema/policy-test.schema.json', source: 'src/core/policy/testing/policy-test-schema.ts', schema: PolicyTestFileSchema },
 ];
 
 export function jsonSchemaText(entry: (typeof JSON_SCHEMAS)[number]): string {

@@ -1,5 +1,5 @@
 // The package entry point (`import … from 'keyway'`): what a service downstream of the broker needs.
-export { AccessTokenError, verifyAccessToken } from './tokens/verify-access-token.ts';
-export type { AccessTokenErrorCode, KeywayAccessToken, VerifyAccessTokenOptions } from './tokens/verify-access-token.ts';
-export { keywayAuth } from './middleware/keyway-auth/index.ts';
-export type { KeywayAuthVariables } from './middleware/keyway-auth/index.ts';
+export { AccessTokenError, verifyAccessToken } from './core/mint/verify-access-token.ts';
+export type { AccessTokenErrorCode, KeywayAccessToken, VerifyAccessTokenOptions } from './core/mint/verify-access-token.ts';
+export { keywayAuth } from './http/middleware/keyway-auth.ts';
+export type { KeywayAuthVariables } from './http/middleware/keyway-auth.ts';

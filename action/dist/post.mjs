@@ -50,7 +50,7 @@ function describeNetworkError(error) {
   return error.message;
 }
 
-// src/exchange/parse-token-exchange-request.ts
+// src/core/exchange/token-exchange-request.ts
 var TOKEN_TYPE = {
   accessToken: "urn:ietf:params:oauth:token-type:access_token",
   idToken: "urn:ietf:params:oauth:token-type:id_token",

@@ -13,7 +13,7 @@ const log = (line: string): void => {
 
 async function main(): Promise<void> {
   const url = actionInput('url');
-  if (url === '' || !URL.canParse(url)) throw new Error('the `url` input must be the broker\'s URL');
+  if (url === '' || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
   const fetch = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
   const issued = await exchangeWithBroker({
     url: new URL(url),
@@ -29,7 +29,12 @@ async function main(): Promise<void> {
   appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'expires-at', issued.expiresAt.toISOString());
   log(grantLine(issued));
   if (issued.issuedTokenType !== undefined && REVOCATIONS[issued.issuedTokenType] !== undefined) {
-    appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }));
+    appendEnvironmentFile(
+      process.env['GITHUB_STATE'],
+      'GITHUB_STATE',
+      REVOKE_STATE,
+      JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }),
+    );
   }
 }
 

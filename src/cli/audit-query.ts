@@ -36,7 +36,11 @@ export const auditQuery: Command = {
         event.id,
       ]);
       process.stdout.write(`${formatTable(['time', 'decision', 'reason', 'subject', 'repository', 'policy', 'id'], rows)}\n`);
-      process.stdout.write(page.events.length === 0 ? 'no events match\n' : `${page.events.length} events${page.next_cursor === undefined ? '' : `; more with --cursor ${page.next_cursor}`}\n`);
+      process.stdout.write(
+        page.events.length === 0
+          ? 'no events match\n'
+          : `${page.events.length} events${page.next_cursor === undefined ? '' : `; more with --cursor ${page.next_cursor}`}\n`,
+      );
       return 0;
     } catch (error) {
       if (error instanceof CliError) throw error;

@@ -1,16 +1,16 @@
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import { allRecords } from '../audit/all-records.ts';
-import { CSV_HEADER, csvRow } from '../audit-api/csv.ts';
-import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../audit-api/record-json.ts';
-import type { AuditRecord } from '../audit/audit-event.ts';
-import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../audit/audit-query.ts';
-import type { Checkpoint } from '../audit/checkpoint.ts';
-import type { AuditLogSource } from '../audit/verify-chain.ts';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
-import { DATABASE_FILE, openSqliteFile } from '../node/sqlite-file.ts';
+import { allRecords } from '../core/audit/all-records.ts';
+import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
+import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audit/record-json.ts';
+import type { AuditRecord } from '../core/audit/audit-event.ts';
+import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
+import type { Checkpoint } from '../core/audit/checkpoint.ts';
+import type { AuditLogSource } from '../core/audit/verify-chain.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
+import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { CliError } from './command.ts';
@@ -36,7 +36,7 @@ export const FILTER_USAGE = `filters:
   --since TIME              RFC 3339 time, a date, or a span back from now (90m, 24h, 7d)
   --until TIME              exclusive
   --decision D[,D]          granted, denied, malformed, error
-  --reason R[,R]            reason codes (see the README)
+  --reason R[,R]            reason codes (docs/reference/reason-codes.md)
   --issuer URL  --subject SUB  --repository OWNER/NAME  --policy ID  --jti JTI`;
 
 const FILTERS = ['since', 'until', 'decision', 'reason', 'issuer', 'subject', 'repository', 'policy', 'jti'] as const;
@@ -119,7 +119,8 @@ export const REMOTE_ANSWER_TIMEOUT_MS = 30_000;
 function remoteSource(base: string, token: string): AuditSource {
   if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
   const origin = new URL(base);
-  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin)) throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
+    throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
   const get = async (path: string, params?: URLSearchParams, authorized = true): Promise<Response> => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
@@ -136,7 +137,10 @@ function remoteSource(base: string, token: string): AuditSource {
     }
     if (!response.ok) {
       const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
-      throw new CliError(`${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`, 1);
+      throw new CliError(
+        `${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`,
+        1,
+      );
     }
     return response;
   };

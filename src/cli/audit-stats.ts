@@ -1,5 +1,5 @@
-import { DECISIONS } from '../audit/audit-query.ts';
-import { type Command } from './command.ts';
+import { DECISIONS } from '../core/audit/audit-query.ts';
+import type { Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { formatTable } from './table.ts';
 
@@ -32,9 +32,18 @@ export const auditStats: Command = {
       const sections = [
         `${stats.since} to ${stats.until}, per ${stats.bucket}`,
         formatTable(['', ...header], [['total', ...counts(stats.totals)]]),
-        formatTable([stats.bucket, ...header], stats.series.filter((bucket) => DECISIONS.some((decision) => bucket.counts[decision] > 0)).map((bucket) => [bucket.start, ...counts(bucket.counts)])),
-        formatTable(['policy', ...header], stats.by_policy.map((row) => [row.policy ?? '(none)', ...counts(row.counts)])),
-        formatTable(['repository', ...header], stats.by_repository.map((row) => [row.repository ?? '(none)', ...counts(row.counts)])),
+        formatTable(
+          [stats.bucket, ...header],
+          stats.series.filter((bucket) => DECISIONS.some((decision) => bucket.counts[decision] > 0)).map((bucket) => [bucket.start, ...counts(bucket.counts)]),
+        ),
+        formatTable(
+          ['policy', ...header],
+          stats.by_policy.map((row) => [row.policy ?? '(none)', ...counts(row.counts)]),
+        ),
+        formatTable(
+          ['repository', ...header],
+          stats.by_repository.map((row) => [row.repository ?? '(none)', ...counts(row.counts)]),
+        ),
       ];
       process.stdout.write(`${sections.join('\n\n')}\n`);
       return 0;

@@ -1,4 +1,4 @@
-import { verifyAuditLog } from '../audit/verify-chain.ts';
+import { verifyAuditLog } from '../core/audit/verify-chain.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 
@@ -26,7 +26,9 @@ export const auditVerify: Command = {
       } else if (report.ok) {
         const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
         const anchor = report.anchor === undefined ? '' : `, anchored after pruning at checkpoint ${report.anchor}`;
-        process.stdout.write(`intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`);
+        process.stdout.write(
+          `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
+        );
       } else {
         const { problem } = report;
         process.stdout.write(`TAMPERED (${problem?.kind}) at seq ${problem?.seq}: ${problem?.message}\n`);

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { devIssuerUrl, loadDevIssuerKey, signDevToken } from '../dev/dev-issuer.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
-import { DURATION_PATTERN } from '../policy/schema.ts';
-import { parseDuration } from '../policy/load-policies.ts';
+import { devIssuerUrl, loadDevIssuerKey, signDevToken } from '../features/dev-issuer/dev-issuer.ts';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
+import { DURATION_PATTERN } from '../core/policy/schema.ts';
+import { parseDuration } from '../core/policy/load-policies.ts';
 import { CliError, type Command } from './command.ts';
 
 const USAGE = `usage: keyway dev token [options]

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execWithToken } from './pipeline/exec-with-token.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
@@ -75,7 +75,8 @@ export const exchange: Command = {
     const url = values.url ?? process.env['KEYWAY_URL'];
     if (!url) throw new CliError('--url is required (or set KEYWAY_URL): the broker, e.g. https://keyway.example.com');
     if (!URL.canParse(url)) throw new CliError(`--url ${url} is not a URL`);
-    if (new URL(url).protocol !== 'https:' && !isLoopbackHttpUrl(new URL(url))) throw new CliError('--url must be https, unless the broker is on this machine (127.0.0.1, localhost, [::1])');
+    if (new URL(url).protocol !== 'https:' && !isLoopbackHttpUrl(new URL(url)))
+      throw new CliError('--url must be https, unless the broker is on this machine (127.0.0.1, localhost, [::1])');
     const from = values.from;
     if (from !== undefined && !(SOURCE_NAMES as readonly string[]).includes(from)) throw new CliError(`--from is one of ${SOURCE_NAMES.join(', ')}`);
     const retries = Number(values.retries);
@@ -133,7 +134,9 @@ export const exchange: Command = {
       const revoke = issued.issuedTokenType === undefined ? undefined : REVOCATIONS[issued.issuedTokenType];
       if (revoke !== undefined) {
         // The command is done with it: take it back now rather than at the policy's TTL.
-        await revoke(issued.accessToken, { env: process.env, fetch }).then(log, (error: unknown) => log(`could not revoke the token: ${(error as Error).message}`));
+        await revoke(issued.accessToken, { env: process.env, fetch }).then(log, (error: unknown) =>
+          log(`could not revoke the token: ${(error as Error).message}`),
+        );
       }
       return status;
     }

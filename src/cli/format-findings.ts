@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { LINT_RULES } from '../policy/lint/lint-rules.ts';
-import type { LintFinding } from '../policy/lint/lint-policies.ts';
+import { LINT_RULES } from '../core/policy/lint/lint-rules.ts';
+import type { LintFinding } from '../core/policy/lint/lint-policies.ts';
 import { CliError } from './command.ts';
 
 export const FINDING_FORMATS = ['text', 'json', 'github'] as const;
@@ -47,8 +47,10 @@ export function formatFindings(findings: readonly LintFinding[], dir: string, fo
         )
         .join('');
     case 'text':
-      return findings.map((finding) => `${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]\n`).join('');
+      return findings
+        .map((finding) => `${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]\n`)
+        .join('');
   }
 }
 
-export { summarizeFindings } from '../policy/diff/render-diff-markdown.ts';
+export { summarizeFindings } from '../core/policy/diff/render-diff-markdown.ts';

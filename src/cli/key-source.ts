@@ -1,16 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../keys-api/key-json.ts';
-import { silentLogger } from '../log.ts';
-import { isLoopbackHttpUrl } from '../loopback-http-url.ts';
-import { nodeConfigFromEnv, type NodeBrokerConfig } from '../node/config.ts';
-import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../node/master-key-file.ts';
-import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../node/sqlite-file.ts';
-import { SecretBox } from '../secrets/secret-box.ts';
+import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../core/mint/key-json.ts';
+import { silentLogger } from '../core/log.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
+import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
+import { SecretBox } from '../core/secrets/secret-box.ts';
 import { migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
-import { keyLifeCycle } from '../tokens/key-life-cycle.ts';
+import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import { CliError } from './command.ts';
 
 /** Where `keyway keys …` works: a Node broker's data directory, or a broker's /v1/keys API. Same answers. */
@@ -39,7 +39,8 @@ export async function openKeySource(args: readonly string[], purpose: 'list' | '
   if (values.url !== undefined) {
     if (values['data-dir'] !== undefined) throw new CliError('give --url or --data-dir, not both');
     const token = values.token ?? process.env['KEYWAY_TOKEN'];
-    if (token === undefined || token === '') throw new CliError(`--url needs --token (or KEYWAY_TOKEN): an access token with scope keys:${purpose === 'list' ? 'read' : 'rotate'}`);
+    if (token === undefined || token === '')
+      throw new CliError(`--url needs --token (or KEYWAY_TOKEN): an access token with scope keys:${purpose === 'list' ? 'read' : 'rotate'}`);
     return { source: remoteSource(values.url, token), json };
   }
   if (values.token !== undefined) throw new CliError('--token goes with --url');
@@ -80,7 +81,8 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
   return {
     list: async () => (await store.describeKeys()).map((key) => keyJson(key, cycle.retainMs)),
-    rotate: async () => rotationJson(await store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false }), await store.describeKeys(), cycle.retainMs),
+    rotate: async () =>
+      rotationJson(await store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false }), await store.describeKeys(), cycle.retainMs),
     close: () => db.close(),
   };
 }
@@ -88,7 +90,8 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
 function remoteSource(base: string, token: string): KeySource {
   if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
   const origin = new URL(base);
-  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin)) throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
+    throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
   const call = async <T>(path: string, method: 'GET' | 'POST'): Promise<T> => {
     const url = new URL(path, origin);
     let response: Response;
@@ -98,7 +101,11 @@ function remoteSource(base: string, token: string): KeySource {
       throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
     }
     const body = (await response.json().catch(() => ({}))) as T & { error?: string; error_description?: string };
-    if (!response.ok) throw new CliError(`${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`, 1);
+    if (!response.ok)
+      throw new CliError(
+        `${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`,
+        1,
+      );
     return body;
   };
   return {

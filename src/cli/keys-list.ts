@@ -1,4 +1,4 @@
-import { type Command } from './command.ts';
+import type { Command } from './command.ts';
 import { KEYS_SOURCE_USAGE, openKeySource } from './key-source.ts';
 import { formatTable } from './table.ts';
 
@@ -22,7 +22,12 @@ export const keysList: Command = {
         process.stdout.write(`${JSON.stringify({ keys })}\n`);
       } else {
         const header = ['kid', 'state', 'published', 'signs from', 'retired', 'unpublished (due)'];
-        process.stdout.write(`${formatTable(header, keys.map((key) => [key.kid, key.state, key.published_at, key.signs_from, key.retired_at, key.unpublished_at]))}\n`);
+        process.stdout.write(
+          `${formatTable(
+            header,
+            keys.map((key) => [key.kid, key.state, key.published_at, key.signs_from, key.retired_at, key.unpublished_at]),
+          )}\n`,
+        );
       }
       return 0;
     } finally {

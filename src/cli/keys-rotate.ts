@@ -1,4 +1,4 @@
-import { type Command } from './command.ts';
+import type { Command } from './command.ts';
 import { KEYS_SOURCE_USAGE, openKeySource } from './key-source.ts';
 
 const USAGE = `usage: keyway keys rotate [source] [--json]

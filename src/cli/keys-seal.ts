@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { type Command } from './command.ts';
+import type { Command } from './command.ts';
 import { openDataDirKeyStore } from './key-source.ts';
 
 const USAGE = `usage: keyway keys seal [--data-dir DIR] [--json]

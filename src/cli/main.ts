@@ -12,8 +12,8 @@ import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
 import { policyTest } from './policy-test.ts';
-import { PolicyLoadError } from '../policy/load-policies.ts';
-import { ConfigError } from '../settings.ts';
+import { PolicyLoadError } from '../core/policy/load-policies.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 import { CliError, type Command } from './command.ts';
 
 const COMMANDS: Readonly<Record<string, Command>> = {

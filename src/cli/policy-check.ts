@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { readPolicyDirectory } from '../node/read-policy-directory.ts';
-import { compilePolicyFiles } from '../policy/load-policies.ts';
-import { checkPolicies } from '../policy/lint/lint-policies.ts';
+import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
+import { compilePolicyFiles } from '../core/policy/load-policies.ts';
+import { checkPolicies } from '../core/policy/lint/lint-policies.ts';
 import type { Command } from './command.ts';
 import { findingFormat, formatFindings, summarizeFindings } from './format-findings.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
@@ -14,7 +14,7 @@ file:line:col severity message [rule], and exits 1 when any finding is an error.
 
 Each rule has an id; a policy silences one with a reason:
   lint: { ignore: { <rule>: "why it does not apply here" } }
-The rules are listed in the README (Trust policies → Lint rules).
+The rules are listed in docs/policies/testing.md (Lint rules).
 
 options:
   --format text     file:line:col severity message [rule] (default)

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { readPolicyDirectory } from '../node/read-policy-directory.ts';
-import { diffPolicies, type PolicyDiff } from '../policy/diff/diff-policies.ts';
-import { DIFF_ARROW as ARROW, renderDiffMarkdown, summarizeFindings } from '../policy/diff/render-diff-markdown.ts';
-import { compilePolicyFiles } from '../policy/load-policies.ts';
-import { checkPolicies, type LintFinding } from '../policy/lint/lint-policies.ts';
+import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
+import { diffPolicies, type PolicyDiff } from '../core/policy/diff/diff-policies.ts';
+import { DIFF_ARROW as ARROW, renderDiffMarkdown, summarizeFindings } from '../core/policy/diff/render-diff-markdown.ts';
+import { compilePolicyFiles } from '../core/policy/load-policies.ts';
+import { checkPolicies, type LintFinding } from '../core/policy/lint/lint-policies.ts';
 import { CliError, type Command } from './command.ts';
 import { formatFindings } from './format-findings.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
-import { devIssuerUrl } from '../dev/dev-issuer.ts';
-import { nodeConfigFromEnv } from '../node/config.ts';
-import type { PolicyLoadOptions } from '../policy/load-policies.ts';
+import { devIssuerUrl } from '../features/dev-issuer/dev-issuer.ts';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
+import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { CliError } from './command.ts';
 
 /**

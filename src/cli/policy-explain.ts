@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { resolveIssuer, IssuerReferenceError } from '../issuers/trusted-issuer.ts';
-import { readPolicyDirectory } from '../node/read-policy-directory.ts';
-import { explainClaims, type Explanation, type ExplainedLine } from '../policy/explain.ts';
-import { loadPolicies, type PolicyLoadOptions } from '../policy/load-policies.ts';
+import { resolveIssuer, IssuerReferenceError } from '../core/verify/trusted-issuer.ts';
+import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
+import { explainClaims, type Explanation, type ExplainedLine } from '../core/policy/explain.ts';
+import { loadPolicies, type PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { CliError, type Command } from './command.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
 
@@ -41,7 +41,12 @@ function readClaims(values: { claims?: string | undefined; token?: string | unde
     } catch (error) {
       throw new CliError(`--token is not a JWT: ${(error as Error).message}`);
     }
-    return { claims, notes: ['the token was decoded WITHOUT verifying its signature, issuer keys or lifetime: this shows what the policies decide for its claims, not whether it is genuine'] };
+    return {
+      claims,
+      notes: [
+        'the token was decoded WITHOUT verifying its signature, issuer keys or lifetime: this shows what the policies decide for its claims, not whether it is genuine',
+      ],
+    };
   }
   const path = values.claims as string;
   let parsed: unknown;
@@ -111,10 +116,14 @@ export function renderExplanation(explanation: Explanation, notes: readonly stri
   const out: string[] = notes.map((note) => `note: ${note}`);
   out.push(`issuer: ${explanation.issuer ?? '(none)'}${explanation.preset === undefined ? '' : ` (${explanation.preset})`}`);
   const { audience, scope } = explanation.request;
-  out.push(`request: audience ${audience.length === 0 ? "(the policy's first)" : audience.join(' ')}, scope ${scope === null ? '(all the policy grants)' : scope.join(' ')}`);
+  out.push(
+    `request: audience ${audience.length === 0 ? "(the policy's first)" : audience.join(' ')}, scope ${scope === null ? '(all the policy grants)' : scope.join(' ')}`,
+  );
   for (const policy of explanation.policies) {
     out.push('');
-    out.push(`${policy.matched ? '✓' : '✗'} ${policy.id}  ${policy.effect}${policy.mode === 'audit' ? ' (mode: audit, not enforced)' : ''}${policy.description === undefined ? '' : `  — ${policy.description}`}`);
+    out.push(
+      `${policy.matched ? '✓' : '✗'} ${policy.id}  ${policy.effect}${policy.mode === 'audit' ? ' (mode: audit, not enforced)' : ''}${policy.description === undefined ? '' : `  — ${policy.description}`}`,
+    );
     out.push(...policy.lines.map(renderLine));
     if (policy.grant !== undefined) out.push(policy.grant.ok ? '    grant: covers this request' : `    grant: ${policy.grant.reason}: ${policy.grant.detail}`);
   }

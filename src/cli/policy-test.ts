@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readPolicyDirectory, readPolicyTestFiles } from '../node/read-policy-directory.ts';
-import { loadPolicies } from '../policy/load-policies.ts';
-import { runPolicyTests } from '../policy/testing/run-policy-tests.ts';
+import { readPolicyDirectory, readPolicyTestFiles } from '../storage/read-policy-directory.ts';
+import { loadPolicies } from '../core/policy/load-policies.ts';
+import { runPolicyTests } from '../core/policy/testing/run-policy-tests.ts';
 import type { Command } from './command.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
 
@@ -42,7 +42,9 @@ export const policyTest: Command = {
       }
     }
     const failed = results.filter((result) => result.failures.length > 0).length;
-    process.stdout.write(`${results.length - failed} passed, ${failed} failed${problems.length > 0 ? `, ${problems.length} invalid test file problem${problems.length === 1 ? '' : 's'}` : ''}\n`);
+    process.stdout.write(
+      `${results.length - failed} passed, ${failed} failed${problems.length > 0 ? `, ${problems.length} invalid test file problem${problems.length === 1 ? '' : 's'}` : ''}\n`,
+    );
     if (results.length === 0 && problems.length === 0) process.stderr.write(`keyway policy test: no *.test.yaml cases under ${dir}\n`);
     return failed > 0 || problems.length > 0 || results.length === 0 ? 1 : 0;
   },

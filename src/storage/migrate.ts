@@ -81,7 +81,7 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     `,
   },
   {
-    // Single-use subject tokens (src/replay/): one row per claimed token, kept until the token expires.
+    // Single-use subject tokens (src/core/replay/): one row per claimed token, kept until the token expires.
     id: 3,
     sql: `
       CREATE TABLE replay_claims (
@@ -94,7 +94,7 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     `,
   },
   {
-    // Issue 6: GitHub installation tokens awaiting revocation when their policy TTL passes (src/github/).
+    // Issue 6: GitHub installation tokens awaiting revocation when their policy TTL passes (src/features/github/app/).
     // The token is sealed (SecretBox, purpose github-token, context the id); rows go once revoked.
     id: 4,
     sql: `

@@ -1,6 +1,6 @@
-import type { AlertDelivery, AlertDraft, StoredAlert } from '../alerts/alert.ts';
-import type { AlertObservation, AlertStore, ObserveOptions } from '../alerts/alert-store.ts';
-import type { AuditEvent, ChainLink } from '../audit/audit-event.ts';
+import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/alert.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
+import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };
@@ -33,21 +33,34 @@ export class SqliteAlertStore implements AlertStore {
 
     const identityDenials =
       event.decision === 'denied' && subject !== undefined
-        ? count("SELECT count(*) AS n FROM audit_events WHERE subject = ? AND issuer IS ? AND decision = 'denied' AND seq BETWEEN ? AND ?", [subject, issuer ?? null, from, link.seq])
+        ? count("SELECT count(*) AS n FROM audit_events WHERE subject = ? AND issuer IS ? AND decision = 'denied' AND seq BETWEEN ? AND ?", [
+            subject,
+            issuer ?? null,
+            from,
+            link.seq,
+          ])
         : 0;
     const addressDenials =
       (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined
-        ? count("SELECT count(*) AS n FROM audit_events WHERE client_ip = ? AND decision IN ('denied', 'malformed') AND seq BETWEEN ? AND ?", [ip, from, link.seq])
+        ? count("SELECT count(*) AS n FROM audit_events WHERE client_ip = ? AND decision IN ('denied', 'malformed') AND seq BETWEEN ? AND ?", [
+            ip,
+            from,
+            link.seq,
+          ])
         : 0;
     const [presented] =
       sha256 === undefined
         ? []
-        : this.#db.all<{ n: number; granted: number | null }>("SELECT count(*) AS n, max(decision = 'granted') AS granted FROM audit_events WHERE subject_sha256 = ? AND seq < ?", [sha256, link.seq]);
+        : this.#db.all<{ n: number; granted: number | null }>(
+            "SELECT count(*) AS n, max(decision = 'granted') AS granted FROM audit_events WHERE subject_sha256 = ? AND seq < ?",
+            [sha256, link.seq],
+          );
 
     // Read first: in the steady state nothing is new, and a read costs no commit.
     const remember = (kind: string, scope: string, value: string) =>
       this.#db.all('SELECT 1 FROM audit_first_seen WHERE kind = ? AND scope = ? AND value = ?', [kind, scope, value]).length === 0 &&
-      this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)]).changes > 0;
+      this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)])
+        .changes > 0;
     const identity = `${event.issuer ?? ''}#${event.subject ?? ''}`;
     const policy = event.policy?.granted_by;
     const firstForPolicy = granted && policy !== undefined && remember('policy', '', policy);

@@ -1,17 +1,29 @@
-import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../audit/audit-event.ts';
-import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../audit/audit-index.ts';
-import { BUCKETS, STATS_TOP, zeroCounts, type AuditFilter, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../audit/audit-query.ts';
-import { chainHash, GENESIS_HASH, sha256Hex, storableEvent, type Sha256Hex } from '../audit/chain-hash.ts';
-import type { ChainHead, Checkpoint } from '../audit/checkpoint.ts';
-import type { Decision } from '../exchange/reasons.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
+import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../core/audit/audit-index.ts';
+import {
+  BUCKETS,
+  STATS_TOP,
+  zeroCounts,
+  type AuditFilter,
+  type AuditPage,
+  type AuditQuery,
+  type AuditStats,
+  type AuditStatsQuery,
+} from '../core/audit/audit-query.ts';
+import { chainHash, GENESIS_HASH, storableEvent } from '../core/audit/chain-hash.ts';
+import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
+import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
+import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
+import { KeywayError } from '../core/errors/keyway-error.ts';
 
 type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
 type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
 
 /** A chain problem the store refuses to write. */
-export class ChainConflictError extends Error {
+export class ChainConflictError extends KeywayError {
   override readonly name = 'ChainConflictError';
+  readonly code = 'audit_chain_conflict';
 }
 
 /** A record with its index columns as they are stored, for `audit verify` to hold to the event. */
@@ -167,7 +179,9 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
-    return this.#db.all<CheckpointRow>('SELECT seq, hash, time, jws FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ?', [afterSeq, limit]).map(toCheckpoint);
+    return this.#db
+      .all<CheckpointRow>('SELECT seq, hash, time, jws FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ?', [afterSeq, limit])
+      .map(toCheckpoint);
   }
 
   async latestCheckpoint(): Promise<Checkpoint | undefined> {

@@ -1,4 +1,4 @@
-import { DELIVERY_LEASE_SECONDS, DELIVERY_MEMORY_DAYS, type DeliveryLog } from '../github-webhooks/delivery-log.ts';
+import { DELIVERY_LEASE_SECONDS, DELIVERY_MEMORY_DAYS, type DeliveryLog } from '../features/github/webhooks/delivery-log.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /**

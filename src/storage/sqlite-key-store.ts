@@ -1,9 +1,9 @@
 import type { JWK } from 'jose';
-import type { SecretBox } from '../secrets/secret-box.ts';
-import { ConfigError } from '../settings.ts';
-import { generateSigningKey } from '../tokens/generate-signing-key.ts';
-import { planKeyRing, type KeyRingPlan } from '../tokens/key-life-cycle.ts';
-import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../tokens/key-store.ts';
+import type { SecretBox } from '../core/secrets/secret-box.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
+import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
+import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 type KeyRow = {
@@ -43,6 +43,8 @@ const isPlaintext = (sealed: string): boolean => sealed.startsWith('{');
  * sealed once, on purpose: `keyway keys seal` on Node, the state object's upgrade on Workers.
  */
 export class PlaintextKeyError extends ConfigError {
+  override readonly name: string = 'PlaintextKeyError';
+  override readonly code: string = 'signing_key_plaintext';
   constructor(kids: readonly string[]) {
     super(
       `signing key ${kids.join(', ')} is stored in the clear (as keyway stored keys before it sealed them), and keyway uses no key ` +
@@ -57,6 +59,8 @@ export class PlaintextKeyError extends ConfigError {
  * write the database could have put it there, and published it would verify tokens they sign.
  */
 export class UnvouchedKeyError extends ConfigError {
+  override readonly name: string = 'UnvouchedKeyError';
+  override readonly code: string = 'signing_key_unvouched';
   constructor(kid: string, why: string) {
     super(
       `signing key ${kid} ${why}, so the master key does not vouch for it and keyway will not publish it: ` +
@@ -76,7 +80,7 @@ function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK | undef
   const published = info.publicJwk;
   const same = PUBLIC_MEMBERS.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
   if (!same || (published.kid !== undefined && published.kid !== row.kid)) {
-    throw new UnvouchedKeyError(row.kid, 'has a public part that is not its sealed private key\'s');
+    throw new UnvouchedKeyError(row.kid, "has a public part that is not its sealed private key's");
   }
 }
 
@@ -177,7 +181,10 @@ export class SqliteKeyStore implements KeyStore {
             break;
           case 'remove':
             // The private part is destroyed; the public part stays for the checkpoints it signed.
-            this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [plan.now, transition.kid]);
+            this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [
+              plan.now,
+              transition.kid,
+            ]);
             break;
         }
         applied.push(transition);

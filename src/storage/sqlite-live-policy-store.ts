@@ -1,5 +1,5 @@
-import type { PolicyFile } from '../policy/load-policies.ts';
-import type { PolicyReloadStatus } from '../policy/policy-reload-status.ts';
+import type { PolicyFile } from '../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../core/policy/policy-reload-status.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /** A policy set that loaded and was made live, as stored. */
@@ -28,8 +28,12 @@ export class SqliteLivePolicyStore {
   }
 
   current(): StoredPolicySet | undefined {
-    const [row] = this.#db.all<{ version: number; source: string; switched_at: number; files: string }>('SELECT version, source, switched_at, files FROM live_policy_set WHERE slot = 1');
-    return row === undefined ? undefined : { version: row.version, source: row.source, switchedAt: row.switched_at, files: JSON.parse(row.files) as PolicyFile[] };
+    const [row] = this.#db.all<{ version: number; source: string; switched_at: number; files: string }>(
+      'SELECT version, source, switched_at, files FROM live_policy_set WHERE slot = 1',
+    );
+    return row === undefined
+      ? undefined
+      : { version: row.version, source: row.source, switchedAt: row.switched_at, files: JSON.parse(row.files) as PolicyFile[] };
   }
 
   /** Stores `files` as the live set; returns its version. */
@@ -50,6 +54,8 @@ export class SqliteLivePolicyStore {
   }
 
   recordSwitch(status: PolicyReloadStatus): void {
-    this.#db.run('INSERT INTO live_policy_switch (slot, status) VALUES (1, ?) ON CONFLICT (slot) DO UPDATE SET status = excluded.status', [JSON.stringify(status)]);
+    this.#db.run('INSERT INTO live_policy_switch (slot, status) VALUES (1, ?) ON CONFLICT (slot) DO UPDATE SET status = excluded.status', [
+      JSON.stringify(status),
+    ]);
   }
 }

@@ -1,4 +1,4 @@
-import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../replay/replay-guard.ts';
+import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /**
@@ -22,7 +22,9 @@ export class SqliteReplayGuard implements ReplayGuard {
         [claim.key, claim.expiresAt, claim.now, claim.auditEventId],
       );
       if (inserted.length === 1) return { claimed: true } as const;
-      const [held] = this.#db.all<{ audit_event_id: string; claimed_at: number }>('SELECT audit_event_id, claimed_at FROM replay_claims WHERE key = ?', [claim.key]);
+      const [held] = this.#db.all<{ audit_event_id: string; claimed_at: number }>('SELECT audit_event_id, claimed_at FROM replay_claims WHERE key = ?', [
+        claim.key,
+      ]);
       if (held === undefined) throw new Error('replay claim neither inserted nor found');
       return { claimed: false, heldBy: { auditEventId: held.audit_event_id, claimedAt: held.claimed_at } } as const;
     });

@@ -1,4 +1,4 @@
-import type { PendingRevocation, RevocationStore } from '../github/revocation-store.ts';
+import type { PendingRevocation, RevocationStore } from '../features/github/app/revocation-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 interface Row extends Record<string, string | number | null> {
@@ -62,7 +62,10 @@ export class SqliteRevocationStore implements RevocationStore {
 
   async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
-    return this.#db.all<{ id: string }>('UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id', [now, repositoryId, runId, now]).length;
+    return this.#db.all<{ id: string }>(
+      'UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id',
+      [now, repositoryId, runId, now],
+    ).length;
   }
 }
 

@@ -6,12 +6,12 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { base64url, compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { StoredAlert } from '../../src/alerts/alert.ts';
-import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import type { StoredAlert } from '../../src/features/alerts/alert.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
-import { openSqliteFile, DATABASE_FILE } from '../../src/node/sqlite-file.ts';
+import { openSqliteFile, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
@@ -50,7 +50,14 @@ function postFrom(url: string, form: URLSearchParams, localAddress: string): Pro
   return new Promise((resolve, reject) => {
     const target = new URL('/token', url);
     const request = httpRequest(
-      { host: target.hostname, port: target.port, path: '/token', method: 'POST', localAddress, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: '/token',
+        method: 'POST',
+        localAddress,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      },
       (response) => {
         let text = '';
         response.on('data', (chunk) => (text += chunk));
@@ -85,7 +92,13 @@ describe('alerts on anomalies', () => {
     const files = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'alert-oidc'));
     const root = writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])));
     const alerts = readAlertSettings(
-      { KEYWAY_ALERT_WEBHOOK_URL: receiver.url, KEYWAY_ALERT_BURST_THRESHOLD: '3', KEYWAY_ALERT_WEBHOOK_ATTEMPTS: '3', KEYWAY_ALERT_WEBHOOK_BACKOFF_MS: '20', ...env },
+      {
+        KEYWAY_ALERT_WEBHOOK_URL: receiver.url,
+        KEYWAY_ALERT_BURST_THRESHOLD: '3',
+        KEYWAY_ALERT_WEBHOOK_ATTEMPTS: '3',
+        KEYWAY_ALERT_WEBHOOK_BACKOFF_MS: '20',
+        ...env,
+      },
       true,
     );
     let broker: NodeBroker;
@@ -108,7 +121,10 @@ describe('alerts on anomalies', () => {
     const raisedBy = async (answer: { body: Record<string, unknown> }): Promise<string[]> => {
       const id = answer.body['audit_event_id'];
       const alerts = await eventually(stored, (list) => list.some((alert) => alert.event_id === id));
-      return alerts.filter((alert) => alert.event_id === id).map((alert) => alert.rule).sort();
+      return alerts
+        .filter((alert) => alert.event_id === id)
+        .map((alert) => alert.rule)
+        .sort();
     };
     /** Waits until no stored alert is still being delivered: the receiver has then got every delivery there will be. */
     const deliveriesSettled = () => eventually(stored, (list) => list.every((alert) => alert.delivery !== 'pending'));
@@ -133,19 +149,28 @@ describe('alerts on anomalies', () => {
     const { exchange, sign, sent, broker, raisedBy, deliveriesSettled } = await setup();
     const granted = await exchange(await sign());
     expect(granted.status).toBe(200);
-    const [delivery] = await eventually(() => sent('first_policy_exchange'), (list) => list.length > 0);
+    const [delivery] = await eventually(
+      () => sent('first_policy_exchange'),
+      (list) => list.length > 0,
+    );
     expect(delivery).toBeDefined();
     const body = JSON.parse(delivery?.body as string);
-    expect(body).toMatchObject({ type: 'keyway.alert', broker: BROKER_ISSUER, rule: 'first_policy_exchange', event_id: granted.body['audit_event_id'], details: { policy: 'deploy/production' } });
+    expect(body).toMatchObject({
+      type: 'keyway.alert',
+      broker: BROKER_ISSUER,
+      rule: 'first_policy_exchange',
+      event_id: granted.body['audit_event_id'],
+      details: { policy: 'deploy/production' },
+    });
     expect(delivery?.headers['keyway-alert-id']).toBe(body.id);
 
-    const [header, empty, signature] = (delivery?.headers['keyway-signature'] as string).split('.');
+    const [header, empty, signature] = String(delivery?.headers['keyway-signature']).split('.');
     expect(empty).toBe('');
     const jwks = (await (await fetch(`${broker().url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
     const verified = await compactVerify(`${header}.${base64url.encode(delivery?.body as string)}.${signature}`, createLocalJWKSet(jwks));
     expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', typ: 'keyway-alert+json' });
     expect(new TextDecoder().decode(verified.payload)).toBe(delivery?.body);
-    const altered = (delivery?.body as string).replace('first_policy_exchange', 'nothing_to_see');
+    const altered = String(delivery?.body).replace('first_policy_exchange', 'nothing_to_see');
     await expect(compactVerify(`${header}.${base64url.encode(altered)}.${signature}`, createLocalJWKSet(jwks))).rejects.toThrow();
 
     // A second grant by the policy, from a new network: its new_network alert would be stored together with a repeated first grant.
@@ -205,11 +230,17 @@ describe('alerts on anomalies', () => {
     expect(again.status).toBe(200);
     // Same network: the replay is the only alert of this exchange.
     expect(await raisedBy(again)).toEqual(['subject_token_replayed']);
-    const [replay] = await eventually(() => sent('subject_token_replayed'), (list) => list.length > 0);
+    const [replay] = await eventually(
+      () => sent('subject_token_replayed'),
+      (list) => list.length > 0,
+    );
     expect(JSON.parse(replay?.body as string).details).toMatchObject({ presentations: 2, decision: 'granted' });
 
     expect((await exchange(await sign(), '127.0.1.9')).status).toBe(200);
-    const [network] = await eventually(() => sent('new_network'), (list) => list.length > 0);
+    const [network] = await eventually(
+      () => sent('new_network'),
+      (list) => list.length > 0,
+    );
     expect(JSON.parse(network?.body as string).details).toMatchObject({ client_ip: '127.0.1.9' });
     expect(sent('first_policy_exchange')).toHaveLength(0);
   });
@@ -225,14 +256,20 @@ describe('alerts on anomalies', () => {
     await broker().close();
     expect((await start()).policies().inactive.map((policy) => policy.id)).toContain('deploy/production');
     expect((await exchange(await sign({ sub: alice }))).status).toBe(400);
-    const [disabled] = await eventually(() => sent('retired_policy'), (list) => list.length > 0);
+    const [disabled] = await eventually(
+      () => sent('retired_policy'),
+      (list) => list.length > 0,
+    );
     expect(JSON.parse(disabled?.body as string).details).toMatchObject({ policy: 'deploy/production', policy_state: 'disabled', reason: 'no_policy_matched' });
 
     rmSync(file);
     await broker().close();
     await start();
     expect((await exchange(await sign({ sub: bob }))).status).toBe(400);
-    const deleted = await eventually(() => sent('retired_policy'), (list) => list.length > 1);
+    const deleted = await eventually(
+      () => sent('retired_policy'),
+      (list) => list.length > 1,
+    );
     expect(JSON.parse(deleted[1]?.body as string).details).toMatchObject({ identity: expect.stringContaining(bob), policy_state: 'deleted' });
   });
 
@@ -244,7 +281,10 @@ describe('alerts on anomalies', () => {
     const answer = await exchange(await sign());
     expect(answer.status).toBe(200);
     // The receiver is still holding the first attempt, yet the token was issued.
-    await eventually(() => receiver.received.length, (count) => count === 1);
+    await eventually(
+      () => receiver.received.length,
+      (count) => count === 1,
+    );
     expect(receiver.received).toHaveLength(1);
     receiver.behaviour.hold = undefined;
     release();

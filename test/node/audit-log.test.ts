@@ -3,27 +3,27 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import { AUDIT_INDEX_COLUMNS } from '../../src/audit/audit-index.ts';
-import { chainHash } from '../../src/audit/chain-hash.ts';
-import { readLimitSettings } from '../../src/limits/limit-settings.ts';
-import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
-import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
-import { readAuditSettings } from '../../src/audit/audit-settings.ts';
-import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
-import { createBroker } from '../../src/broker.ts';
-import { silentLogger } from '../../src/log.ts';
-import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
-import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { PolicySet } from '../../src/policy/policy-set.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
+import { chainHash } from '../../src/core/audit/chain-hash.ts';
+import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
+import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
+import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
+import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { createBroker } from '../../src/runtimes/create-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { readKeySettings } from '../../src/tokens/key-life-cycle.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { auditEvent } from '../suites/store-contract.ts';
@@ -88,74 +88,91 @@ describe('the audit log in a real database file', () => {
     };
   }
 
-  const event = (db: SqliteFile, seq: number) => JSON.parse(db.all<{ event: string }>('SELECT event FROM audit_events WHERE seq = ?', [seq])[0]?.event ?? 'null') as AuditEvent;
+  const event = (db: SqliteFile, seq: number) =>
+    JSON.parse(db.all<{ event: string }>('SELECT event FROM audit_events WHERE seq = ?', [seq])[0]?.event ?? 'null') as AuditEvent;
 
-  it('verifies an intact log, and names the first edited, deleted, re-ordered or cut-off record', async () => {
-    const log = await closedLog(6);
-    const verify = (dir: string) => cli(['audit', 'verify', '--data-dir', dir]);
+  it(
+    'verifies an intact log, and names the first edited, deleted, re-ordered or cut-off record',
+    async () => {
+      const log = await closedLog(6);
+      const verify = (dir: string) => cli(['audit', 'verify', '--data-dir', dir]);
 
-    const intact = await verify(log.tampered(() => {}));
-    expect(intact.code).toBe(0);
-    expect(intact.stdout).toMatch(/^intact: 6 records \(seq 1…6\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
+      const intact = await verify(log.tampered(() => {}));
+      expect(intact.code).toBe(0);
+      expect(intact.stdout).toMatch(/^intact: 6 records \(seq 1…6\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
 
-    const edited = await verify(
-      log.tampered((db) => db.run('UPDATE audit_events SET event = ? WHERE seq = 3', [JSON.stringify({ ...event(db, 3), subject: 'repo:someone/else' })])),
-    );
-    expect(edited.code).toBe(1);
-    expect(edited.stdout).toMatch(/^TAMPERED \(edited\) at seq 3: record 3 \(\w+\) was edited/);
+      const edited = await verify(
+        log.tampered((db) => db.run('UPDATE audit_events SET event = ? WHERE seq = 3', [JSON.stringify({ ...event(db, 3), subject: 'repo:someone/else' })])),
+      );
+      expect(edited.code).toBe(1);
+      expect(edited.stdout).toMatch(/^TAMPERED \(edited\) at seq 3: record 3 \(\w+\) was edited/);
 
-    const deleted = await verify(log.tampered((db) => db.run('DELETE FROM audit_events WHERE seq = 3')));
-    expect(deleted.code).toBe(1);
-    expect(deleted.stdout).toMatch(/^TAMPERED \(deleted\) at seq 4: records 3…3 were deleted/);
+      const deleted = await verify(log.tampered((db) => db.run('DELETE FROM audit_events WHERE seq = 3')));
+      expect(deleted.code).toBe(1);
+      expect(deleted.stdout).toMatch(/^TAMPERED \(deleted\) at seq 4: records 3…3 were deleted/);
 
-    const swapped = await verify(
-      log.tampered((db) => {
-        db.run('UPDATE audit_events SET seq = -1 WHERE seq = 3');
-        db.run('UPDATE audit_events SET seq = 3 WHERE seq = 4');
-        db.run('UPDATE audit_events SET seq = 4 WHERE seq = -1');
-      }),
-    );
-    expect(swapped.code).toBe(1);
-    expect(swapped.stdout).toMatch(/^TAMPERED \(reordered\) at seq 3: record 3 \(\w+\) is out of order/);
+      const swapped = await verify(
+        log.tampered((db) => {
+          db.run('UPDATE audit_events SET seq = -1 WHERE seq = 3');
+          db.run('UPDATE audit_events SET seq = 3 WHERE seq = 4');
+          db.run('UPDATE audit_events SET seq = 4 WHERE seq = -1');
+        }),
+      );
+      expect(swapped.code).toBe(1);
+      expect(swapped.stdout).toMatch(/^TAMPERED \(reordered\) at seq 3: record 3 \(\w+\) is out of order/);
 
-    const cut = await verify(log.tampered((db) => db.run('DELETE FROM audit_events WHERE seq >= 5')));
-    expect(cut.code).toBe(1);
-    expect(cut.stdout).toMatch(/^TAMPERED \(truncated\) at seq 5: records after seq 4 were deleted: a checkpoint signed at .* covers seq 6/);
+      const cut = await verify(log.tampered((db) => db.run('DELETE FROM audit_events WHERE seq >= 5')));
+      expect(cut.code).toBe(1);
+      expect(cut.stdout).toMatch(/^TAMPERED \(truncated\) at seq 5: records after seq 4 were deleted: a checkpoint signed at .* covers seq 6/);
 
-    // A careful forger re-hashes every record from the edit to the head (and edits the index to match): the signed checkpoint still tells.
-    const rehashed = await verify(
-      log.tampered((db) => {
-        let prev = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash as string;
-        for (let seq = 3; seq <= 6; seq += 1) {
-          const changed = seq === 3 ? { ...event(db, 3), subject: 'repo:someone/else' } : event(db, seq);
-          const hash = chainHash(prev, changed);
-          db.run('UPDATE audit_events SET event = ?, subject = ?, prev_hash = ?, hash = ? WHERE seq = ?', [JSON.stringify(changed), changed.subject ?? null, prev, hash, seq]);
-          prev = hash;
-        }
-      }),
-    );
-    expect(rehashed.code).toBe(1);
-    expect(rehashed.stdout).toMatch(/^TAMPERED \(checkpoint_mismatch\) at seq 6: .* the log was rewritten after it/);
+      // A careful forger re-hashes every record from the edit to the head (and edits the index to match): the signed checkpoint still tells.
+      const rehashed = await verify(
+        log.tampered((db) => {
+          let prev = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash as string;
+          for (let seq = 3; seq <= 6; seq += 1) {
+            const changed = seq === 3 ? { ...event(db, 3), subject: 'repo:someone/else' } : event(db, seq);
+            const hash = chainHash(prev, changed);
+            db.run('UPDATE audit_events SET event = ?, subject = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
+              JSON.stringify(changed),
+              changed.subject ?? null,
+              prev,
+              hash,
+              seq,
+            ]);
+            prev = hash;
+          }
+        }),
+      );
+      expect(rehashed.code).toBe(1);
+      expect(rehashed.stdout).toMatch(/^TAMPERED \(checkpoint_mismatch\) at seq 6: .* the log was rewritten after it/);
 
-    const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
-    expect(forged.code).toBe(1);
-    expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
-  }, CLI_RUNS_TIMEOUT_MS);
+      const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
+      expect(forged.code).toBe(1);
+      expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 
-  it('names the record whose index columns (what queries, stats and alerts read) were edited, each column in turn', async () => {
-    const log = await closedLog(3);
-    for (const column of AUDIT_INDEX_COLUMNS) {
-      let id = '';
-      const dir = log.tampered((db) => {
-        const [row] = db.all<{ id: string; value: SqlValue }>(`SELECT id, ${column} AS value FROM audit_events WHERE seq = 3`);
-        id = row?.id ?? '';
-        db.run(`UPDATE audit_events SET ${column} = ? WHERE seq = 3`, [column === 'time' ? Number(row?.value) - 1 : `${String(row?.value)}-edited`]);
-      });
-      const verified = await cli(['audit', 'verify', '--data-dir', dir]);
-      expect(verified.code, column).toBe(1);
-      expect(verified.stdout).toMatch(new RegExp(`^TAMPERED \\(index_mismatch\\) at seq 3: record 3 \\(${id}\\) was edited in the index queries read: its ${column} column holds `));
-    }
-  }, CLI_RUNS_TIMEOUT_MS);
+  it(
+    'names the record whose index columns (what queries, stats and alerts read) were edited, each column in turn',
+    async () => {
+      const log = await closedLog(3);
+      for (const column of AUDIT_INDEX_COLUMNS) {
+        let id = '';
+        const dir = log.tampered((db) => {
+          const [row] = db.all<{ id: string; value: SqlValue }>(`SELECT id, ${column} AS value FROM audit_events WHERE seq = 3`);
+          id = row?.id ?? '';
+          db.run(`UPDATE audit_events SET ${column} = ? WHERE seq = 3`, [column === 'time' ? Number(row?.value) - 1 : `${String(row?.value)}-edited`]);
+        });
+        const verified = await cli(['audit', 'verify', '--data-dir', dir]);
+        expect(verified.code, column).toBe(1);
+        expect(verified.stdout).toMatch(
+          new RegExp(`^TAMPERED \\(index_mismatch\\) at seq 3: record 3 \\(${id}\\) was edited in the index queries read: its ${column} column holds `),
+        );
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
     const { root, github, dataDir } = setup();
@@ -222,7 +239,16 @@ describe('the audit log in a real database file', () => {
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const { app } = createBroker({
-      settings: { issuer: BROKER_ISSUER, allowHttpLoopback: true, maxTtlSeconds: 3600, audit: readAuditSettings({}), alerts: readAlertSettings({}, true), keys: readKeySettings({}), limits: readLimitSettings({}), repositoryPolicies: readRepositoryPolicySettings({}) },
+      settings: {
+        issuer: BROKER_ISSUER,
+        allowHttpLoopback: true,
+        maxTtlSeconds: 3600,
+        audit: readAuditSettings({}),
+        alerts: readAlertSettings({}, true),
+        keys: readKeySettings({}),
+        limits: readLimitSettings({}),
+        repositoryPolicies: readRepositoryPolicySettings({}),
+      },
       policies: () => {
         if (broken) throw new TypeError('the policy source failed');
         return policies;
@@ -237,74 +263,99 @@ describe('the audit log in a real database file', () => {
     });
     broken = true;
     const github = freshIssuer(inject('testIssuerBase'), 'broken-gh');
-    const response = await app.request('/token', { method: 'POST', body: exchangeForm(await github.sign(ciClaims(github.url, BROKER_ISSUER))), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const response = await app.request('/token', {
+      method: 'POST',
+      body: exchangeForm(await github.sign(ciClaims(github.url, BROKER_ISSUER))),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(response.status).toBe(500);
     const body = (await response.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ error: 'server_error', error_description: 'internal error' });
     expect(body).not.toHaveProperty('access_token');
-    expect(await audit.get(body['audit_event_id'] as string)).toMatchObject({ decision: 'error', reason: 'internal_error', detail: 'TypeError: the policy source failed' });
+    expect(await audit.get(body['audit_event_id'] as string)).toMatchObject({
+      decision: 'error',
+      reason: 'internal_error',
+      detail: 'TypeError: the policy source failed',
+    });
     await audit.close();
     db.close();
   });
 
-  it('keyway audit query, export, stats and verify read the data directory and a running broker alike', async () => {
-    const { root, github, people, dataDir } = setup();
-    const broker = await start(root);
-    const granted = await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
-    await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { ref: 'refs/heads/nope' }))));
-    const token = await auditorToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people);
-    await broker.auditUpkeep();
-    const local = ['--data-dir', dataDir];
-    const remote = ['--url', broker.url];
-    const env = { KEYWAY_TOKEN: token };
+  it(
+    'keyway audit query, export, stats and verify read the data directory and a running broker alike',
+    async () => {
+      const { root, github, people, dataDir } = setup();
+      const broker = await start(root);
+      const granted = await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
+      await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { ref: 'refs/heads/nope' }))));
+      const token = await auditorToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people);
+      await broker.auditUpkeep();
+      const local = ['--data-dir', dataDir];
+      const remote = ['--url', broker.url];
+      const env = { KEYWAY_TOKEN: token };
 
-    for (const source of [local, remote]) {
-      const table = await cli(['audit', 'query', ...source, '--decision', 'granted', '--repository', 'acme/api'], env);
-      expect(table.code).toBe(0);
-      expect(table.stdout).toMatch(/^time\s+decision\s+reason\s+subject\s+repository\s+policy\s+id\n/);
-      expect(table.stdout).toContain(String(granted.body['audit_event_id']));
-      expect(table.stdout).toMatch(/1 events\n$/);
+      for (const source of [local, remote]) {
+        const table = await cli(['audit', 'query', ...source, '--decision', 'granted', '--repository', 'acme/api'], env);
+        expect(table.code).toBe(0);
+        expect(table.stdout).toMatch(/^time\s+decision\s+reason\s+subject\s+repository\s+policy\s+id\n/);
+        expect(table.stdout).toContain(String(granted.body['audit_event_id']));
+        expect(table.stdout).toMatch(/1 events\n$/);
 
-      const json = JSON.parse((await cli(['audit', 'query', ...source, '--json', '--reason', 'no_policy_matched'], env)).stdout) as { events: { reason: string; chain: { seq: number } }[] };
-      expect(json.events).toHaveLength(1);
-      expect(json.events[0]).toMatchObject({ reason: 'no_policy_matched', chain: { seq: 2 } });
+        const json = JSON.parse((await cli(['audit', 'query', ...source, '--json', '--reason', 'no_policy_matched'], env)).stdout) as {
+          events: { reason: string; chain: { seq: number } }[];
+        };
+        expect(json.events).toHaveLength(1);
+        expect(json.events[0]).toMatchObject({ reason: 'no_policy_matched', chain: { seq: 2 } });
 
-      const stats = JSON.parse((await cli(['audit', 'stats', ...source, '--json', '--since', '1h', '--bucket', 'minute'], env)).stdout) as { totals: Record<string, number> };
-      expect(stats.totals).toEqual({ granted: 2, denied: 1, malformed: 0, error: 0 });
-      expect((await cli(['audit', 'stats', ...source], env)).stdout).toMatch(/total\s+2\s+1\s+0\s+0/);
+        const stats = JSON.parse((await cli(['audit', 'stats', ...source, '--json', '--since', '1h', '--bucket', 'minute'], env)).stdout) as {
+          totals: Record<string, number>;
+        };
+        expect(stats.totals).toEqual({ granted: 2, denied: 1, malformed: 0, error: 0 });
+        expect((await cli(['audit', 'stats', ...source], env)).stdout).toMatch(/total\s+2\s+1\s+0\s+0/);
 
-      const out = join(mkdtempSync(join(tmpdir(), 'keyway-export-')), 'audit.csv');
-      expect((await cli(['audit', 'export', ...source, '--format', 'csv', '--output', out], env)).code).toBe(0);
-      expect(readFileSync(out, 'utf8').trim().split('\r\n')).toHaveLength(4);
-      expect(await cli(['audit', 'export', ...source, '--output', out], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('exists') });
-      const ndjson = (await cli(['audit', 'export', ...source, '--decision', 'denied'], env)).stdout.trim().split('\n');
-      expect(ndjson.map((line) => JSON.parse(line).reason)).toEqual(['no_policy_matched']);
+        const out = join(mkdtempSync(join(tmpdir(), 'keyway-export-')), 'audit.csv');
+        expect((await cli(['audit', 'export', ...source, '--format', 'csv', '--output', out], env)).code).toBe(0);
+        expect(readFileSync(out, 'utf8').trim().split('\r\n')).toHaveLength(4);
+        expect(await cli(['audit', 'export', ...source, '--output', out], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('exists') });
+        const ndjson = (await cli(['audit', 'export', ...source, '--decision', 'denied'], env)).stdout.trim().split('\n');
+        expect(ndjson.map((line) => JSON.parse(line).reason)).toEqual(['no_policy_matched']);
 
-      const verified = await cli(['audit', 'verify', ...source], env);
-      expect(verified.stdout).toMatch(/^intact: 3 records \(seq 1…3\), \d+ signed checkpoints/);
-      expect(verified.code).toBe(0);
-    }
+        const verified = await cli(['audit', 'verify', ...source], env);
+        expect(verified.stdout).toMatch(/^intact: 3 records \(seq 1…3\), \d+ signed checkpoints/);
+        expect(verified.code).toBe(0);
+      }
 
-    // A grant turned into a denial in the live file's index: queries follow the edit, verify names it, from either source.
-    const insider = openSqliteFile(join(dataDir, DATABASE_FILE));
-    insider.run("UPDATE audit_events SET decision = 'denied' WHERE id = ?", [String(granted.body['audit_event_id'])]);
-    insider.close();
-    for (const source of [local, remote]) {
-      expect((await cli(['audit', 'query', ...source, '--decision', 'granted', '--repository', 'acme/api'], env)).stdout).toMatch(/no events match\n$/);
-      const tampered = await cli(['audit', 'verify', ...source], env);
-      const named = `^TAMPERED \\(index_mismatch\\) at seq 1: record 1 \\(${String(granted.body['audit_event_id'])}\\) `;
-      expect(tampered.stdout).toMatch(new RegExp(`${named}.* its decision column holds "denied", the hashed record says "granted"`));
-      expect(tampered.code).toBe(1);
-    }
+      // A grant turned into a denial in the live file's index: queries follow the edit, verify names it, from either source.
+      const insider = openSqliteFile(join(dataDir, DATABASE_FILE));
+      insider.run("UPDATE audit_events SET decision = 'denied' WHERE id = ?", [String(granted.body['audit_event_id'])]);
+      insider.close();
+      for (const source of [local, remote]) {
+        expect((await cli(['audit', 'query', ...source, '--decision', 'granted', '--repository', 'acme/api'], env)).stdout).toMatch(/no events match\n$/);
+        const tampered = await cli(['audit', 'verify', ...source], env);
+        const named = `^TAMPERED \\(index_mismatch\\) at seq 1: record 1 \\(${String(granted.body['audit_event_id'])}\\) `;
+        expect(tampered.stdout).toMatch(new RegExp(`${named}.* its decision column holds "denied", the hashed record says "granted"`));
+        expect(tampered.code).toBe(1);
+      }
 
-    expect(await cli(['audit', 'query', '--url', broker.url], { KEYWAY_TOKEN: '' })).toMatchObject({ code: 2, stderr: expect.stringContaining('--url needs --token') });
-    expect(await cli(['audit', 'query', '--url', broker.url, '--token', 'garbage'])).toMatchObject({ code: 1, stderr: expect.stringContaining('401 invalid_token') });
-    expect(await cli(['audit', 'query', '--url', 'http://keyway.example.com', '--token', token])).toMatchObject({ code: 2, stderr: expect.stringContaining('https') });
-    expect(await cli(['audit', 'query', ...local, '--decision', 'maybe'])).toMatchObject({ code: 2, stderr: expect.stringContaining('decision') });
-    expect(await cli(['audit', 'verify', ...local, '--decision', 'granted'])).toMatchObject({ code: 2 });
-    const missing = join(mkdtempSync(join(tmpdir(), 'keyway-none-')), 'nothing');
-    mkdirSync(missing);
-    expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
-    expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
-  }, CLI_RUNS_TIMEOUT_MS);
+      expect(await cli(['audit', 'query', '--url', broker.url], { KEYWAY_TOKEN: '' })).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('--url needs --token'),
+      });
+      expect(await cli(['audit', 'query', '--url', broker.url, '--token', 'garbage'])).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('401 invalid_token'),
+      });
+      expect(await cli(['audit', 'query', '--url', 'http://keyway.example.com', '--token', token])).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('https'),
+      });
+      expect(await cli(['audit', 'query', ...local, '--decision', 'maybe'])).toMatchObject({ code: 2, stderr: expect.stringContaining('decision') });
+      expect(await cli(['audit', 'verify', ...local, '--decision', 'granted'])).toMatchObject({ code: 2 });
+      const missing = join(mkdtempSync(join(tmpdir(), 'keyway-none-')), 'nothing');
+      mkdirSync(missing);
+      expect(await cli(['audit', 'verify', '--data-dir', missing])).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot open the audit log') });
+      expect((await cli(['audit', 'query', '--help'])).stdout).toContain('usage: keyway audit query');
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 });

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerClient } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
@@ -34,7 +34,11 @@ describe('the /audit page in a real browser', () => {
     expect(broker.reloadPolicies()).toMatchObject({ ok: true });
 
     const post = async (subjectToken: string, userAgent = 'keyway-test') => {
-      const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subjectToken), headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': userAgent } });
+      const response = await fetch(`${broker.url}/token`, {
+        method: 'POST',
+        body: exchangeForm(subjectToken),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': userAgent },
+      });
       return (await response.json()) as { audit_event_id: string; access_token?: string };
     };
     for (const sha of ['aaa111', 'bbb222', 'ccc333']) granted.push((await post(await github.sign(ciClaims(github.url, issuer, { sha })))).audit_event_id);
@@ -76,7 +80,11 @@ describe('the /audit page in a real browser', () => {
 
     // Everything so far: three grants to acme/api (and alice's own sign-in), one refusal, one forgery.
     const chartCount = async (decision: string) =>
-      (await page.locator(`[data-testid=chart] rect[data-decision=${decision}]`).evaluateAll((rects) => rects.map((rect) => Number(rect.getAttribute('data-count'))))).reduce((a, b) => a + b, 0);
+      (
+        await page
+          .locator(`[data-testid=chart] rect[data-decision=${decision}]`)
+          .evaluateAll((rects) => rects.map((rect) => Number(rect.getAttribute('data-count'))))
+      ).reduce((a, b) => a + b, 0);
     expect(await chartCount('granted')).toBe(4);
     expect(await chartCount('denied')).toBe(2);
     expect(await page.locator('[data-testid=alerts] tr[data-rule=first_policy_exchange]').count()).toBe(2);

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { INBOUND_LIMITS } from '../../src/node/start-node-broker.ts';
+import { INBOUND_LIMITS } from '../../src/runtimes/node/start-node-broker.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
@@ -149,7 +149,11 @@ describe('inbound bounds on Node', () => {
   afterAll(() => broker.close());
 
   describe('a request refused before its body is read leaves the client a working connection', () => {
-    const check = refusedThenGranted(() => broker, () => github, () => url);
+    const check = refusedThenGranted(
+      () => broker,
+      () => github,
+      () => url,
+    );
     const megabyte = Buffer.alloc(1024 * 1024, 'x');
 
     const tooLarge = { status: 413, error: 'invalid_request', reason: 'request_too_large' };
@@ -159,18 +163,30 @@ describe('inbound bounds on Node', () => {
     it('413 for a declared body over 64 KiB, sent slowly', () => check(tokenRequest(megabyte), tooLarge, { slow: true }));
 
     it('415 for a body that is not a form', () =>
-      check(tokenRequest(megabyte.subarray(0, 60 * 1024), 'application/json'), { status: 415, error: 'invalid_request', reason: 'unsupported_media_type' }, {
-        slow: true,
-      }));
+      check(
+        tokenRequest(megabyte.subarray(0, 60 * 1024), 'application/json'),
+        { status: 415, error: 'invalid_request', reason: 'unsupported_media_type' },
+        {
+          slow: true,
+        },
+      ));
 
     it('405 for a method other than POST', () =>
-      check(tokenRequest(megabyte, 'application/x-www-form-urlencoded', 'PUT'), { status: 405, error: 'invalid_request', reason: 'method_not_allowed' }, {
-        slow: true,
-      }));
+      check(
+        tokenRequest(megabyte, 'application/x-www-form-urlencoded', 'PUT'),
+        { status: 405, error: 'invalid_request', reason: 'method_not_allowed' },
+        {
+          slow: true,
+        },
+      ));
   });
 
   it('answers 431 to request headers over 16 KiB', async () => {
-    const response = await broker.request('/token', { method: 'POST', body: exchangeForm('a.b.c'), headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-padding': 'x'.repeat(INBOUND_LIMITS.maxHeaderSize) } });
+    const response = await broker.request('/token', {
+      method: 'POST',
+      body: exchangeForm('a.b.c'),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-padding': 'x'.repeat(INBOUND_LIMITS.maxHeaderSize) },
+    });
     expect(response.status).toBe(431);
   });
 
@@ -182,7 +198,12 @@ describe('inbound bounds on Node', () => {
         controller.close();
       },
     });
-    const response = await broker.request('/token', { method: 'POST', body: chunks, duplex: 'half', headers: { 'content-type': 'application/x-www-form-urlencoded' } } as RequestInit);
+    const response = await broker.request('/token', {
+      method: 'POST',
+      body: chunks,
+      duplex: 'half',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    } as RequestInit);
     expect(response.status).toBe(413);
     const body = (await response.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ error: 'invalid_request' });
@@ -190,7 +211,12 @@ describe('inbound bounds on Node', () => {
   });
 
   it('takes a well-formed X-Request-Id up to 128 characters and replaces a longer or odd one', async () => {
-    const post = (id: string) => broker.request('/token', { method: 'POST', body: exchangeForm('a.b.c'), headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': id } });
+    const post = (id: string) =>
+      broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm('a.b.c'),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': id },
+      });
     expect((await post('job-42')).headers.get('x-request-id')).toBe('job-42');
     for (const id of ['r'.repeat(129), 'line\tbreak', '<script>']) {
       const response = await post(id);
@@ -209,13 +235,22 @@ describe('inbound bounds on Node', () => {
     });
     try {
       const limitedUrl = (await limited.request('/healthz')).url.replace('/healthz', '');
-      const check = refusedThenGranted(() => limited, () => limitedGitHub, () => limitedUrl, () => (clock.now += 60_000));
+      const check = refusedThenGranted(
+        () => limited,
+        () => limitedGitHub,
+        () => limitedUrl,
+        () => (clock.now += 60_000),
+      );
       expect((await limited.request('/token', { method: 'POST', body: exchangeForm('a.b.c') })).status).toBe(400);
-      await check(tokenRequest(exchangeForm(await limitedGitHub.sign(ciClaims(limitedGitHub.url, limited.issuer)), { pad: 'x'.repeat(60 * 1024) }).toString()), {
-        status: 429,
-        error: 'temporarily_unavailable',
-        reason: 'rate_limited',
-      }, { slow: true });
+      await check(
+        tokenRequest(exchangeForm(await limitedGitHub.sign(ciClaims(limitedGitHub.url, limited.issuer)), { pad: 'x'.repeat(60 * 1024) }).toString()),
+        {
+          status: 429,
+          error: 'temporarily_unavailable',
+          reason: 'rate_limited',
+        },
+        { slow: true },
+      );
     } finally {
       await limited.close();
     }
@@ -224,7 +259,9 @@ describe('inbound bounds on Node', () => {
   it(
     'cuts off a client that never finishes its headers with 408',
     async () => {
-      const { head, elapsedMs } = await raw(url, (socket) => socket.write('POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n'));
+      const { head, elapsedMs } = await raw(url, (socket) =>
+        socket.write('POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n'),
+      );
       expect(head).toBe('HTTP/1.1 408 Request Timeout');
       expect(elapsedMs).toBeGreaterThanOrEqual(INBOUND_LIMITS.headersTimeout - 100);
       expect(elapsedMs).toBeLessThan(INBOUND_LIMITS.headersTimeout + 2 * INBOUND_LIMITS.connectionsCheckingInterval + 1000);

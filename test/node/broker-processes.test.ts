@@ -3,13 +3,13 @@ import { once } from 'node:events';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import { silentLogger } from '../../src/log.ts';
-import type { BrokerCluster, ClusterEvent } from '../../src/node/broker-processes.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import type { BrokerCluster, ClusterEvent } from '../../src/runtimes/node/broker-processes.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
-import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
+import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, suitePolicies, type TokenResponse } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
@@ -43,7 +43,7 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
   async function start(policies: Record<string, string>, env: Record<string, string> = {}): Promise<Processes> {
     const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
     const dataDir = join(root, 'data');
-    const child = spawn(process.execPath, ['src/node.ts'], {
+    const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], {
       cwd: REPOSITORY_ROOT,
       env: {
         ...process.env,
@@ -75,7 +75,10 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     };
-    await waitFor((all) => new Set(all.filter((line) => line.message === 'keyway listening').map((line) => line.process)).size === 2, 'two processes listening');
+    await waitFor(
+      (all) => new Set(all.filter((line) => line.message === 'keyway listening').map((line) => line.process)).size === 2,
+      'two processes listening',
+    );
     const [first] = lines('keyway listening');
     return { url: first?.['url'] as string, child, dataDir, root, lines, waitFor };
   }
@@ -89,15 +92,19 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
           (form) =>
             new Promise<TokenResponse>((resolve, reject) => {
               const body = form.toString();
-              const req = request(new URL('/token', url), { method: 'POST', agent, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body) } }, (res) => {
-                let text = '';
-                res.setEncoding('utf8');
-                res.on('data', (chunk: string) => (text += chunk));
-                res.on('end', () => {
-                  const headers = new Headers(Object.entries(res.headers).flatMap(([name, value]) => (typeof value === 'string' ? [[name, value]] : [])));
-                  resolve({ status: res.statusCode ?? 0, headers, body: JSON.parse(text) as Record<string, unknown> });
-                });
-              });
+              const req = request(
+                new URL('/token', url),
+                { method: 'POST', agent, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body) } },
+                (res) => {
+                  let text = '';
+                  res.setEncoding('utf8');
+                  res.on('data', (chunk: string) => (text += chunk));
+                  res.on('end', () => {
+                    const headers = new Headers(Object.entries(res.headers).flatMap(([name, value]) => (typeof value === 'string' ? [[name, value]] : [])));
+                    resolve({ status: res.statusCode ?? 0, headers, body: JSON.parse(text) as Record<string, unknown> });
+                  });
+                },
+              );
               req.on('error', reject);
               req.end(body);
             }),
@@ -139,7 +146,10 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
   it('serves from every process, and the exchanges of all of them land in one hash chain that verifies', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'processes-chain');
     const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-chain-generic')));
-    const answers = await postAll(processes.url, (await tokens(github, 24)).map((token) => exchangeForm(token)));
+    const answers = await postAll(
+      processes.url,
+      (await tokens(github, 24)).map((token) => exchangeForm(token)),
+    );
     expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
     await processes.waitFor(() => answeredBy(processes, answers).length === answers.length, 'a log line for every exchange');
     expect(new Set(answeredBy(processes, answers).map((line) => line.process))).toEqual(new Set([1, 2]));
@@ -154,7 +164,10 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     const production = policies['deploy/production.yaml'] as string;
     const processes = await start({ ...policies, 'deploy/production.yaml': production.replace('\nmatch:', '\nsingle_use: true\nmatch:') });
     const [token] = await tokens(github, 1);
-    const answers = await postAll(processes.url, Array.from({ length: 8 }, () => exchangeForm(token as string)));
+    const answers = await postAll(
+      processes.url,
+      Array.from({ length: 8 }, () => exchangeForm(token as string)),
+    );
 
     const granted = answers.filter((answer) => answer.status === 200);
     expect(granted).toHaveLength(1);
@@ -163,13 +176,17 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     }
     await processes.waitFor(() => answeredBy(processes, answers).length === answers.length, 'a log line for every exchange');
     const grantedBy = answeredBy(processes, granted)[0]?.process;
-    const refusedBy = answeredBy(processes, answers).filter((line) => line['reason'] === 'replayed').map((line) => line.process);
+    const refusedBy = answeredBy(processes, answers)
+      .filter((line) => line['reason'] === 'replayed')
+      .map((line) => line.process);
     expect(refusedBy).toContain(grantedBy === 1 ? 2 : 1);
   });
 
   it('one leader signs the checkpoints; when it dies another takes its part, and the follower never signs', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'processes-leader');
-    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-leader-generic')), { KEYWAY_AUDIT_CHECKPOINT_SECONDS: '1' });
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-leader-generic')), {
+      KEYWAY_AUDIT_CHECKPOINT_SECONDS: '1',
+    });
     const listening = processes.lines('keyway listening');
     const leader = listening.find((line) => line['leader'] === true);
     const follower = listening.find((line) => line['leader'] === false);
@@ -177,7 +194,10 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     /** Exchanges from both processes, then a checkpoint signed after them. */
     const roundSignedBy = async (): Promise<number | undefined> => {
       const signed = processes.lines('audit checkpoint signed').length;
-      const answers = await postAll(processes.url, (await tokens(github, 4)).map((token) => exchangeForm(token)));
+      const answers = await postAll(
+        processes.url,
+        (await tokens(github, 4)).map((token) => exchangeForm(token)),
+      );
       expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
       await processes.waitFor(() => processes.lines('audit checkpoint signed').length > signed, 'a checkpoint after the exchanges');
       return processes.lines('audit checkpoint signed').at(-1)?.process;
@@ -199,13 +219,17 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     const production = policies['deploy/production.yaml'] as string;
     const staging = ciClaims(github.url, ISSUER, { environment: 'staging', sub: 'repo:acme/api:environment:staging' });
     const processes = await start(policies);
-    const stagingForms = async () => (await Promise.all(Array.from({ length: 8 }, () => github.sign({ ...staging, jti: crypto.randomUUID() })))).map((token) => exchangeForm(token));
+    const stagingForms = async () =>
+      (await Promise.all(Array.from({ length: 8 }, () => github.sign({ ...staging, jti: crypto.randomUUID() })))).map((token) => exchangeForm(token));
     const before = await postAll(processes.url, await stagingForms());
     for (const refused of before) await expectRefusal(auditReader(processes.dataDir), refused, { error: 'invalid_request', reason: 'no_policy_matched' });
 
     writeTree({ 'policies/deploy/staging.yaml': production.replaceAll('production', 'staging') }, processes.root);
     processes.child.kill('SIGHUP');
-    await processes.waitFor((all) => new Set(all.filter((line) => line.message === 'policies reloaded').map((line) => line.process)).size === 2, 'a reload in both');
+    await processes.waitFor(
+      (all) => new Set(all.filter((line) => line.message === 'policies reloaded').map((line) => line.process)).size === 2,
+      'a reload in both',
+    );
     const after = await postAll(processes.url, await stagingForms());
     expect(after.map((answer) => answer.status)).toEqual(after.map(() => 200));
     await processes.waitFor(() => answeredBy(processes, after).length === after.length, 'a log line for every exchange');
@@ -214,7 +238,7 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
 
   it('stops start-up when the leader cannot start, naming the reason', async () => {
     const root = writeTree({ 'policies/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
-    const result = await runProcess(process.execPath, ['src/node.ts'], {
+    const result = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], {
       env: { ...process.env, PORT: '0', KEYWAY_PROCESSES: '2', KEYWAY_POLICIES: join(root, 'policies'), KEYWAY_DATA_DIR: join(root, 'data') },
     });
     expect(result.code).toBe(1);
@@ -223,7 +247,7 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
   });
 
   it('refuses a KEYWAY_PROCESSES that is not auto or a count', async () => {
-    const result = await runProcess(process.execPath, ['src/node.ts'], { env: { ...process.env, PORT: '0', KEYWAY_PROCESSES: 'all' } });
+    const result = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], { env: { ...process.env, PORT: '0', KEYWAY_PROCESSES: 'all' } });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('keyway: KEYWAY_PROCESSES must be auto or an integer from 1 to 256');
   });
@@ -259,7 +283,8 @@ describe('a leader and a follower on one data directory, in one test process', (
       expect(result.status, JSON.stringify(result.body)).toBe(200);
       return (JSON.parse(Buffer.from((result.body['access_token'] as string).split('.')[0] as string, 'base64url').toString()) as { kid: string }).kid;
     };
-    const published = async (broker: NodeBroker) => ((await (await fetch(`${broker.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+    const published = async (broker: NodeBroker) =>
+      ((await (await fetch(`${broker.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
     const first = await kidSignedBy(follower);
 
     expect(await follower.keyUpkeep({ rotate: true })).toEqual([]);
@@ -272,12 +297,15 @@ describe('a leader and a follower on one data directory, in one test process', (
     clock.now += cycle.leadMs;
     expect(await follower.keyUpkeep()).toEqual([]);
     expect(await kidSignedBy(follower)).toBe(first);
-    expect(await leader.keyUpkeep()).toEqual([{ kind: 'retire', kid: first }, { kind: 'activate', kid: publish?.kid }]);
+    expect(await leader.keyUpkeep()).toEqual([
+      { kind: 'retire', kid: first },
+      { kind: 'activate', kid: publish?.kid },
+    ]);
     await follower.keyUpkeep();
     expect(await kidSignedBy(follower)).toBe(publish?.kid);
   });
 
-  it('a GitHub token revocation a follower schedules is run by the leader\'s timer', async () => {
+  it("a GitHub token revocation a follower schedules is run by the leader's timer", async () => {
     const issuer = freshIssuer(inject('testIssuerBase'), 'processes-revocation');
     const github = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);

@@ -1,10 +1,10 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../../src/log.ts';
-import { MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { ConfigError } from '../../src/settings.ts';
+import type { Logger } from '../../src/core/log.ts';
+import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { runProcess, testConfig, writeTree } from './node-harness.ts';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;
@@ -77,7 +77,9 @@ describe('the data directory at rest (real files)', () => {
     expect(mode(dataDir)).toBe(0o755);
 
     // As `npm start` says it.
-    const started = await runProcess(process.execPath, ['src/node.ts'], { env: { ...process.env, PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_POLICIES: join(root, 'policies') } });
+    const started = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], {
+      env: { ...process.env, PORT: '0', KEYWAY_DATA_DIR: dataDir, KEYWAY_POLICIES: join(root, 'policies') },
+    });
     expect(started.code).toBe(1);
     expect(started.stderr).toMatch(/keyway: the data directory .* is open to its group or others \(mode 0755\).*chmod 700/);
     expect(existsSync(join(dataDir, DATABASE_FILE))).toBe(false);

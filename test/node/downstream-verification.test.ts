@@ -3,16 +3,16 @@ import { Hono } from 'hono';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
-import { silentLogger } from '../../src/log.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import type { IssuedGrant } from '../../src/policy/decide.ts';
-import type { Policy } from '../../src/policy/policy.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import type { IssuedGrant } from '../../src/core/policy/decide.ts';
+import type { Policy } from '../../src/core/policy/policy.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { loadNodeMasterKeys } from '../../src/node/master-key-file.ts';
-import { SecretBox } from '../../src/secrets/secret-box.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { loadNodeMasterKeys } from '../../src/storage/master-key-file.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, testConfig, writeTree } from './node-harness.ts';
@@ -55,7 +55,11 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
   /** A token from `from`'s /token endpoint, by a real exchange. */
   async function exchange(from: NodeBroker, extra: Record<string, string> = {}): Promise<string> {
     const subject = await issuer.sign(ciClaims(issuer.url, from.config.issuer));
-    const response = await fetch(`${from.url}/token`, { method: 'POST', body: exchangeForm(subject, extra), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const response = await fetch(`${from.url}/token`, {
+      method: 'POST',
+      body: exchangeForm(subject, extra),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     const body = (await response.json()) as { access_token?: string };
     expect(response.status, JSON.stringify(body)).toBe(200);
     return body.access_token ?? '';
@@ -67,7 +71,15 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
       await mintAccessToken({
         issuer: broker.config.issuer,
         key: ring.signing,
-        grant: { policy: { id: 'deploy' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 'repo:acme/api', claims: {}, ...grant },
+        grant: {
+          policy: { id: 'deploy' } as Policy,
+          audiences: [SERVICE],
+          scopes: ['deploy:write'],
+          ttlSeconds: 300,
+          subject: 'repo:acme/api',
+          claims: {},
+          ...grant,
+        },
         source: { iss: issuer.url, sub: 'repo:acme/api' },
         now,
       })
@@ -102,7 +114,15 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
       'signed by another broker but claiming this one as issuer',
       async () => {
         const other = await keysOf(foreign);
-        return (await mintAccessToken({ issuer: broker.config.issuer, key: other.signing, grant: { policy: { id: 'x' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 's', claims: {} }, source: { iss: issuer.url, sub: 's' }, now: Date.now() })).token;
+        return (
+          await mintAccessToken({
+            issuer: broker.config.issuer,
+            key: other.signing,
+            grant: { policy: { id: 'x' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 's', claims: {} },
+            source: { iss: issuer.url, sub: 's' },
+            now: Date.now(),
+          })
+        ).token;
       },
     ],
     [
@@ -129,6 +149,8 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
     expect(response.status).toBe(403);
     expect(response.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="deploy:write"');
     // The same token passes where that scope is enough: only the scope was wrong.
-    await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['artifacts:read'] })).resolves.toMatchObject({ scope: 'artifacts:read' });
+    await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['artifacts:read'] })).resolves.toMatchObject({
+      scope: 'artifacts:read',
+    });
   });
 });

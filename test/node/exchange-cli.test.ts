@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { verifyAccessToken } from '../../src/index.ts';
 import { KUBERNETES_TOKEN_FILE, selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts';
@@ -268,10 +268,16 @@ grant:
 
   it('refuses bad usage with exit 2, before any exchange: no URL, plain http beyond loopback, --exec without a command, no runner file', async () => {
     expect(await keyway([], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--url is required') });
-    expect(await keyway(['--url', 'http://keyway.example.com'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--url must be https') });
+    expect(await keyway(['--url', 'http://keyway.example.com'], githubEnv())).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--url must be https'),
+    });
     expect(await keyway(['--url', proxy.url, '--exec'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--exec needs a command') });
     expect(await keyway(['--url', proxy.url, '--from', 'jenkins'], githubEnv())).toMatchObject({ code: 2 });
-    expect(await keyway(['--url', proxy.url, '--github-output', 'token'], githubEnv())).toMatchObject({ code: 2, stderr: expect.stringContaining('--github-output needs $GITHUB_OUTPUT') });
+    expect(await keyway(['--url', proxy.url, '--github-output', 'token'], githubEnv())).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--github-output needs $GITHUB_OUTPUT'),
+    });
     expect(proxy.tokenRequests).toBe(0);
   });
 
@@ -300,9 +306,13 @@ grant:
 
     const granted = await runJob({ url: proxy.url, audience: AUDIENCE, scope: 'deploy:write' });
     expect(granted, granted.stderr).toMatchObject({ code: 0 });
-    expect(await verifyAccessToken(granted.stdout.trim(), { issuer: proxy.url, audience: AUDIENCE, scopes: ['deploy:write'] })).toMatchObject({ scope: 'deploy:write' });
+    expect(await verifyAccessToken(granted.stdout.trim(), { issuer: proxy.url, audience: AUDIENCE, scopes: ['deploy:write'] })).toMatchObject({
+      scope: 'deploy:write',
+    });
     const defaults = await runJob({ url: proxy.url });
-    expect(await verifyAccessToken(defaults.stdout.trim(), { issuer: proxy.url, audience: AUDIENCE, scopes: ['deploy:write', 'artifacts:read'] })).toBeDefined();
+    expect(
+      await verifyAccessToken(defaults.stdout.trim(), { issuer: proxy.url, audience: AUDIENCE, scopes: ['deploy:write', 'artifacts:read'] }),
+    ).toBeDefined();
     // A refusal fails the job before its script runs.
     expect(await runJob({ url: proxy.url, scope: 'admin' })).toMatchObject({ code: 4, stdout: '' });
   });

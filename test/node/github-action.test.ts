@@ -5,8 +5,8 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { GITHUB_INSTALLATION_TOKEN_TYPE } from '../../src/cli/pipeline/revoke-token.ts';
 import { verifyAccessToken } from '../../src/index.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { buildAction } from '../../scripts/build-action.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
@@ -102,7 +102,9 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
     const outdir = writeTree({});
     await buildAction(outdir);
     for (const file of ['main.mjs', 'post.mjs']) {
-      expect(readFileSync(join(ACTION, 'dist', file), 'utf8'), `action/dist/${file} is stale: run npm run build:action`).toBe(readFileSync(join(outdir, file), 'utf8'));
+      expect(readFileSync(join(ACTION, 'dist', file), 'utf8'), `action/dist/${file} is stale: run npm run build:action`).toBe(
+        readFileSync(join(outdir, file), 'utf8'),
+      );
     }
   });
 });

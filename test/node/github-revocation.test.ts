@@ -1,10 +1,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import type { LogFields } from '../../src/log.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import type { LogFields } from '../../src/core/log.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
@@ -38,7 +38,10 @@ describe('GitHub token revocation on Node', () => {
     let db: SqliteFile | undefined;
     const file = (): SqliteFile => {
       // Opened on first use: the file exists once the broker has started.
-      if (db === undefined) databases.push((db = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true })));
+      if (db === undefined) {
+        db = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true });
+        databases.push(db);
+      }
       return db;
     };
     /** The revocation schedule as the SQLite file holds it. */
@@ -54,7 +57,10 @@ describe('GitHub token revocation on Node', () => {
   }
 
   const exchange = async (broker: NodeBroker, issuer: TestIssuer, ref: string, claims: Record<string, unknown> = {}) =>
-    postToken({ issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) }, githubForm(await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { ref, ...claims }))));
+    postToken(
+      { issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) },
+      githubForm(await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { ref, ...claims }))),
+    );
 
   async function until(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -106,7 +112,10 @@ describe('GitHub token revocation on Node', () => {
   it('revokes every token of a CI run at once on revokeRun, and no other', async () => {
     const { issuer, github, start } = await setup();
     const broker = await start();
-    const ours = [(await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body, (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body];
+    const ours = [
+      (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body,
+      (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body,
+    ];
     const theirs = (await exchange(broker, issuer, 'refs/heads/main', { run_id: '778' })).body;
     expect(await broker.github?.revokeRun('734201', '777')).toBe(2);
     for (const body of ours) await until(async () => (await github.repositoriesVisibleTo(body['access_token'] as string)).status === 401);
@@ -152,7 +161,7 @@ describe('GitHub token revocation on Node', () => {
     expect(outcomes()).toEqual(['retrying@1', 'revoked@2']);
   });
 
-  it('backs off 5 s, doubling, and gives up after 8 attempts, leaving the token to GitHub\'s expiry', async () => {
+  it("backs off 5 s, doubling, and gives up after 8 attempts, leaving the token to GitHub's expiry", async () => {
     const { issuer, github, start, clock, pending, outcomes, deletes } = await setup();
     const broker = await start();
     const token = (await exchange(broker, issuer, 'refs/heads/short')).body['access_token'] as string;
@@ -173,7 +182,7 @@ describe('GitHub token revocation on Node', () => {
     expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
   });
 
-  it('never retries past GitHub\'s own expiry: a failure that close to it gives up at once', async () => {
+  it("never retries past GitHub's own expiry: a failure that close to it gives up at once", async () => {
     const { issuer, github, start, clock, pending, outcomes, deletes } = await setup();
     const broker = await start();
     await exchange(broker, issuer, 'refs/heads/short');

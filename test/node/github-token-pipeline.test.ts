@@ -2,10 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
@@ -56,24 +56,48 @@ grant:
       ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
     };
-    const args = ['exchange', '--url', broker.url, '--github-token', '--repository', 'acme/docs', '--scope', 'contents:read', '--exec', '--', process.execPath, '-e', LIST_REPOSITORIES];
+    const args = [
+      'exchange',
+      '--url',
+      broker.url,
+      '--github-token',
+      '--repository',
+      'acme/docs',
+      '--scope',
+      'contents:read',
+      '--exec',
+      '--',
+      process.execPath,
+      '-e',
+      LIST_REPOSITORIES,
+    ];
     const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('visible: docs\n');
     expect(result.stderr).toMatch(/revoked the GitHub installation token/);
     const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
     expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'], permissions: { contents: 'read', metadata: 'read' } });
-    expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)?.body).toEqual({ repositories: ['docs'], permissions: { contents: 'read' } });
+    expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)?.body).toEqual({
+      repositories: ['docs'],
+      permissions: { contents: 'read' },
+    });
   });
 
   it('keyway exchange refuses --repository without --github-token', async () => {
-    const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), 'exchange', '--url', broker.url, '--repository', 'acme/docs'], { env: { PATH: process.env['PATH'] } });
+    const result = await runProcess(
+      process.execPath,
+      [join(REPOSITORY_ROOT, 'src/cli/main.ts'), 'exchange', '--url', broker.url, '--repository', 'acme/docs'],
+      { env: { PATH: process.env['PATH'] } },
+    );
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/needs --github-token/);
   });
 
   it('the GitHub Action: main sets the GitHub token as its output, post revokes it with the token itself', async () => {
-    const step = actionStep({ ...ci, githubApiUrl: github.apiUrl }, { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'pull_requests:write' });
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'pull_requests:write' },
+    );
     const files = step.files;
     const main = await step.run('main');
     expect(main.code, main.stdout + main.stderr).toBe(0);
@@ -86,6 +110,6 @@ grant:
     const post = await step.run('post', { STATE_revoke: state });
     expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n' });
     expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
-    expect(await tokenState(await sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });
+    expect(await tokenState(sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });
   });
 });

@@ -2,4 +2,9 @@ import { inject } from 'vitest';
 import { githubExchangeSuite } from '../suites/github-exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
-githubExchangeSuite('Node', startNodeHarness, () => inject('testIssuerBase'), () => inject('fakeGitHubBase'));
+githubExchangeSuite(
+  'Node',
+  startNodeHarness,
+  () => inject('testIssuerBase'),
+  () => inject('fakeGitHubBase'),
+);

@@ -1,14 +1,19 @@
 import { describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker } from '../../src/node/start-node-broker.ts';
-import { readBrokerSettings } from '../../src/settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, startNodeHarness, testConfig, writeTree } from './node-harness.ts';
 
-githubWebhookSuite('Node', startNodeHarness, () => inject('testIssuerBase'), () => inject('fakeGitHubBase'));
+githubWebhookSuite(
+  'Node',
+  startNodeHarness,
+  () => inject('testIssuerBase'),
+  () => inject('fakeGitHubBase'),
+);
 
 describe('the live policy set on Node', () => {
   it('survives a restart: the set pushed last serves again, not the policy directory', async () => {
@@ -18,7 +23,10 @@ describe('the live policy set on Node', () => {
     const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
     const config = testConfig(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
     const exchange = async (url: string, environment: string) =>
-      postToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${url}${path}`, init) }, exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))));
+      postToken(
+        { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${url}${path}`, init) },
+        exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
+      );
 
     const first = await startNodeBroker(config, { log: silentLogger });
     try {

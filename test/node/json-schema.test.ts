@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { readPolicyDirectory, readPolicyTestFiles } from '../../src/node/read-policy-directory.ts';
+import { readPolicyDirectory, readPolicyTestFiles } from '../../src/storage/read-policy-directory.ts';
 import { JSON_SCHEMAS, jsonSchemaText } from '../../scripts/json-schemas.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -52,7 +52,9 @@ describe('the published JSON Schemas', () => {
   });
 
   it('ships in the npm package', () => {
-    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' })) as [{ files: { path: string }[] }];
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' })) as [
+      { files: { path: string }[] },
+    ];
     const files = packed.files.map((file) => file.path);
     for (const entry of JSON_SCHEMAS) expect(files).toContain(entry.file);
   });

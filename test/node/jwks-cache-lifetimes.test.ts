@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { IssuerUnavailableError } from '../../src/issuers/jwks-cache.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { IssuerUnavailableError } from '../../src/core/verify/jwks-cache.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 import { testConfig, writeTree } from './node-harness.ts';
 

@@ -5,16 +5,16 @@ import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
-import type { Logger } from '../../src/log.ts';
-import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/secrets/master-keys.ts';
-import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
-import { ConfigError } from '../../src/settings.ts';
+import type { Logger } from '../../src/core/log.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { generateMasterKey, parseMasterKey, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
-import type { StoredSigningKey } from '../../src/tokens/key-store.ts';
+import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
+import type { StoredSigningKey } from '../../src/core/mint/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
@@ -52,7 +52,11 @@ async function privateParts(dataDir: string, master?: MasterKeys): Promise<Store
 
 /** The database file and its WAL, as bytes on disk. */
 const onDisk = (dataDir: string): string =>
-  ['', '-wal'].map((suffix) => join(dataDir, DATABASE_FILE + suffix)).filter((path) => existsSync(path)).map((path) => readFileSync(path).toString('latin1')).join('');
+  ['', '-wal']
+    .map((suffix) => join(dataDir, DATABASE_FILE + suffix))
+    .filter((path) => existsSync(path))
+    .map((path) => readFileSync(path).toString('latin1'))
+    .join('');
 
 const policy = (issuerUrl: string) => `
 version: 1
@@ -74,13 +78,18 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
   async function exchange(): Promise<string> {
     const seconds = Math.floor(clock / 1000);
     const subject = await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { iat: seconds, nbf: seconds - 5, exp: seconds + 300 }));
-    const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: SERVICE }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const response = await fetch(`${broker.url}/token`, {
+      method: 'POST',
+      body: exchangeForm(subject, { audience: SERVICE }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     const body = (await response.json()) as { access_token?: string };
     expect(response.status, JSON.stringify(body)).toBe(200);
     return body.access_token ?? '';
   }
   const kidOf = (token: string): string => (JSON.parse(atob(token.split('.')[0]?.replaceAll('-', '+').replaceAll('_', '/') ?? '')) as { kid: string }).kid;
-  const published = async (path = '/.well-known/jwks.json'): Promise<string[]> => ((await (await fetch(`${broker.url}${path}`)).json()) as JSONWebKeySet).keys.map((key) => key.kid ?? '');
+  const published = async (path = '/.well-known/jwks.json'): Promise<string[]> =>
+    ((await (await fetch(`${broker.url}${path}`)).json()) as JSONWebKeySet).keys.map((key) => key.kid ?? '');
 
   beforeAll(async () => {
     issuer = new TestIssuer(inject('testIssuerBase'), `rotation-${crypto.randomUUID().slice(0, 8)}`);
@@ -109,19 +118,25 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
     expect(kidOf(await exchange())).toBe(oldKid);
 
     clock += MINUTE;
-    expect(await broker.keyUpkeep()).toEqual([{ kind: 'retire', kid: oldKid }, { kind: 'activate', kid: nextKid }]);
+    expect(await broker.keyUpkeep()).toEqual([
+      { kind: 'retire', kid: oldKid },
+      { kind: 'activate', kid: nextKid },
+    ]);
     const after = await exchange();
     expect(kidOf(after)).toBe(nextKid);
     const retiredAt = clock;
 
     // A relying party fetching the broker's JWKS over HTTP accepts both.
     for (const token of [before, after]) {
-      await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'] })).resolves.toMatchObject({ client_id: 'deploy' });
+      await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'] })).resolves.toMatchObject({
+        client_id: 'deploy',
+      });
     }
     const app = new Hono<{ Variables: KeywayAuthVariables }>();
     app.use('/deploy', keywayAuth({ issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'] }));
     app.post('/deploy', (c) => c.json({ kid: kidOf(c.req.header('authorization')?.slice(7) ?? '') }));
-    for (const token of [before, after]) expect((await app.request('/deploy', { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    for (const token of [before, after])
+      expect((await app.request('/deploy', { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
 
     // The retired key stays published as long as a token it signed (up to the max TTL) can live.
     clock = retiredAt + cycle.retainMs - MINUTE;
@@ -178,53 +193,66 @@ describe('signing keys at rest across master keys and schema versions', () => {
     }
   }
 
-  it('refuses to start while a signing key is stored in the clear; keyway keys seal seals it once, and it goes on verifying the tokens it signed', async () => {
-    const issuer = new TestIssuer(inject('testIssuerBase'), `legacy-${crypto.randomUUID().slice(0, 8)}`);
-    const root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
-    const config = testConfig(root);
-    const exchange = async (broker: NodeBroker): Promise<string> => {
-      const subject = await issuer.sign(ciClaims(issuer.url, broker.config.issuer));
-      const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: SERVICE }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-      expect(response.status).toBe(200);
-      return ((await response.json()) as { access_token: string }).access_token;
-    };
-    // The issuer is a name, not where the broker listens: keys come from the running broker's JWKS.
-    const verified = (token: string, broker: NodeBroker) =>
-      verifyAccessToken(token, { issuer: config.issuer, audience: SERVICE, scopes: ['deploy:write'], keys: createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`)) });
+  it(
+    'refuses to start while a signing key is stored in the clear; keyway keys seal seals it once, and it goes on verifying the tokens it signed',
+    async () => {
+      const issuer = new TestIssuer(inject('testIssuerBase'), `legacy-${crypto.randomUUID().slice(0, 8)}`);
+      const root = writeTree({ 'policies/deploy.yaml': policy(issuer.url) });
+      const config = testConfig(root);
+      const exchange = async (broker: NodeBroker): Promise<string> => {
+        const subject = await issuer.sign(ciClaims(issuer.url, broker.config.issuer));
+        const response = await fetch(`${broker.url}/token`, {
+          method: 'POST',
+          body: exchangeForm(subject, { audience: SERVICE }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        expect(response.status).toBe(200);
+        return ((await response.json()) as { access_token: string }).access_token;
+      };
+      // The issuer is a name, not where the broker listens: keys come from the running broker's JWKS.
+      const verified = (token: string, broker: NodeBroker) =>
+        verifyAccessToken(token, {
+          issuer: config.issuer,
+          audience: SERVICE,
+          scopes: ['deploy:write'],
+          keys: createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`)),
+        });
 
-    let broker = await startNodeBroker(config, { log: recordingLogger() });
-    const signed = await exchange(broker);
-    await broker.close();
-    // The key as a keyway from before sealing stored it: its private JWK in the clear.
-    const [legacy] = await privateParts(config.dataDir);
-    const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
-    db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [JSON.stringify(legacy?.privateJwk), legacy?.kid ?? '']);
-    db.close();
-
-    const refusal = startNodeBroker(config, { log: recordingLogger() });
-    await expect(refusal).rejects.toBeInstanceOf(ConfigError);
-    await expect(refusal).rejects.toThrow(`signing key ${legacy?.kid} is stored in the clear`);
-    await expect(refusal).rejects.toThrow(`seal it once with \`keyway keys seal --data-dir ${config.dataDir}\``);
-
-    const sealed = await cli(['keys', 'seal', '--data-dir', config.dataDir]);
-    expect(sealed, sealed.stderr).toMatchObject({ code: 0, stdout: `sealed 1 signing key under the master key: ${legacy?.kid}\n` });
-    expect(await cli(['keys', 'seal', '--data-dir', config.dataDir, '--json'])).toMatchObject({ code: 0, stdout: '{"sealed":[]}\n' });
-    const stored = openSqliteFile(join(config.dataDir, DATABASE_FILE));
-    const [row] = stored.all<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', [legacy?.kid ?? '']);
-    stored.close();
-    expect(row?.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
-    expect(onDisk(config.dataDir)).not.toContain(legacy?.privateJwk?.d);
-
-    broker = await startNodeBroker(config, { log: recordingLogger() });
-    try {
-      await expect(verified(signed, broker)).resolves.toMatchObject({ client_id: 'deploy' });
-      const after = await exchange(broker);
-      expect(decodeProtectedHeader(after).kid).toBe(legacy?.kid);
-      await expect(verified(after, broker)).resolves.toMatchObject({ client_id: 'deploy' });
-    } finally {
+      let broker = await startNodeBroker(config, { log: recordingLogger() });
+      const signed = await exchange(broker);
       await broker.close();
-    }
-  }, CLI_RUNS_TIMEOUT_MS);
+      // The key as a keyway from before sealing stored it: its private JWK in the clear.
+      const [legacy] = await privateParts(config.dataDir);
+      const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+      db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [JSON.stringify(legacy?.privateJwk), legacy?.kid ?? '']);
+      db.close();
+
+      const refusal = startNodeBroker(config, { log: recordingLogger() });
+      await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+      await expect(refusal).rejects.toThrow(`signing key ${legacy?.kid} is stored in the clear`);
+      await expect(refusal).rejects.toThrow(`seal it once with \`keyway keys seal --data-dir ${config.dataDir}\``);
+
+      const sealed = await cli(['keys', 'seal', '--data-dir', config.dataDir]);
+      expect(sealed, sealed.stderr).toMatchObject({ code: 0, stdout: `sealed 1 signing key under the master key: ${legacy?.kid}\n` });
+      expect(await cli(['keys', 'seal', '--data-dir', config.dataDir, '--json'])).toMatchObject({ code: 0, stdout: '{"sealed":[]}\n' });
+      const stored = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+      const [row] = stored.all<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', [legacy?.kid ?? '']);
+      stored.close();
+      expect(row?.private_jwk).toMatch(/^eyJ[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
+      expect(onDisk(config.dataDir)).not.toContain(legacy?.privateJwk?.d);
+
+      broker = await startNodeBroker(config, { log: recordingLogger() });
+      try {
+        await expect(verified(signed, broker)).resolves.toMatchObject({ client_id: 'deploy' });
+        const after = await exchange(broker);
+        expect(decodeProtectedHeader(after).kid).toBe(legacy?.kid);
+        await expect(verified(after, broker)).resolves.toMatchObject({ client_id: 'deploy' });
+      } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 
   it('changes the master key: KEYWAY_MASTER_KEY_PREVIOUS opens the old seals, which are sealed again under the new key', async () => {
     const root = writeTree({});
@@ -242,87 +270,99 @@ describe('signing keys at rest across master keys and schema versions', () => {
 });
 
 describe('keyway keys list / rotate (real processes on a real data dir)', () => {
-  it('lists the ring without the master key, rotates once when two processes ask at once, and refuses to rotate without the master key', async () => {
-    const root = writeTree({});
-    mkdirSync(join(root, 'policies'));
-    const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
-    const dataDir = broker.config.dataDir;
-    await broker.close();
+  it(
+    'lists the ring without the master key, rotates once when two processes ask at once, and refuses to rotate without the master key',
+    async () => {
+      const root = writeTree({});
+      mkdirSync(join(root, 'policies'));
+      const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
+      const dataDir = broker.config.dataDir;
+      await broker.close();
 
-    const rotations = await Promise.all([cli(['keys', 'rotate', '--data-dir', dataDir]), cli(['keys', 'rotate', '--data-dir', dataDir])]);
-    for (const rotation of rotations) expect(rotation.code, rotation.stderr).toBe(0);
-    expect(rotations.map((rotation) => rotation.stdout.startsWith('published next key')).filter(Boolean)).toHaveLength(1);
-    expect(rotations.some((rotation) => rotation.stdout.startsWith('rotation already under way'))).toBe(true);
+      const rotations = await Promise.all([cli(['keys', 'rotate', '--data-dir', dataDir]), cli(['keys', 'rotate', '--data-dir', dataDir])]);
+      for (const rotation of rotations) expect(rotation.code, rotation.stderr).toBe(0);
+      expect(rotations.map((rotation) => rotation.stdout.startsWith('published next key')).filter(Boolean)).toHaveLength(1);
+      expect(rotations.some((rotation) => rotation.stdout.startsWith('rotation already under way'))).toBe(true);
 
-    renameSync(join(dataDir, MASTER_KEY_FILE), join(root, 'moved.key'));
-    const listed = await cli(['keys', 'list', '--json', '--data-dir', dataDir]);
-    expect(listed.code, listed.stderr).toBe(0);
-    const { keys } = JSON.parse(listed.stdout) as { keys: { kid: string; state: string; published_at: string; signs_from: string }[] };
-    expect(keys.map((key) => key.state).sort()).toEqual(['current', 'next']);
-    const next = keys.find((key) => key.state === 'next');
-    expect(Date.parse(next?.signs_from ?? '') - Date.parse(next?.published_at ?? '')).toBe(keyLifeCycle(readKeySettings({}), 3600).leadMs);
-    const table = await cli(['keys', 'list', '--data-dir', dataDir]);
-    expect(table.stdout).toMatch(/^kid\s+state\s+published/);
-    expect(table.stdout).toContain(next?.kid);
+      renameSync(join(dataDir, MASTER_KEY_FILE), join(root, 'moved.key'));
+      const listed = await cli(['keys', 'list', '--json', '--data-dir', dataDir]);
+      expect(listed.code, listed.stderr).toBe(0);
+      const { keys } = JSON.parse(listed.stdout) as { keys: { kid: string; state: string; published_at: string; signs_from: string }[] };
+      expect(keys.map((key) => key.state).sort()).toEqual(['current', 'next']);
+      const next = keys.find((key) => key.state === 'next');
+      expect(Date.parse(next?.signs_from ?? '') - Date.parse(next?.published_at ?? '')).toBe(keyLifeCycle(readKeySettings({}), 3600).leadMs);
+      const table = await cli(['keys', 'list', '--data-dir', dataDir]);
+      expect(table.stdout).toMatch(/^kid\s+state\s+published/);
+      expect(table.stdout).toContain(next?.kid);
 
-    const refused = await cli(['keys', 'rotate', '--data-dir', dataDir]);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('no master key');
-    expect((await cli(['keys', 'rotate', '--data-dir', join(root, 'nowhere')])).stderr).toContain('no broker database');
-  }, CLI_RUNS_TIMEOUT_MS);
+      const refused = await cli(['keys', 'rotate', '--data-dir', dataDir]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('no master key');
+      expect((await cli(['keys', 'rotate', '--data-dir', join(root, 'nowhere')])).stderr).toContain('no broker database');
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 });
 
 describe('/v1/keys and keyway keys --url (a running broker, operator tokens)', () => {
-  it('lists with keys:read, rotates with keys:rotate, refuses other tokens, and logs who rotated', async () => {
-    const people = new TestIssuer(inject('testIssuerBase'), `ops-${crypto.randomUUID().slice(0, 8)}`);
-    const root = writeTree({});
-    mkdirSync(join(root, 'policies'));
-    const log = recordingLogger();
-    const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
-    try {
-      // The operators' tokens have the broker itself as audience, whose port is known once it listens.
-      const issuerUrl = broker.config.issuer;
-      const operator = (sub: string, scopes: string) => `
+  it(
+    'lists with keys:read, rotates with keys:rotate, refuses other tokens, and logs who rotated',
+    async () => {
+      const people = new TestIssuer(inject('testIssuerBase'), `ops-${crypto.randomUUID().slice(0, 8)}`);
+      const root = writeTree({});
+      mkdirSync(join(root, 'policies'));
+      const log = recordingLogger();
+      const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
+      try {
+        // The operators' tokens have the broker itself as audience, whose port is known once it listens.
+        const issuerUrl = broker.config.issuer;
+        const operator = (sub: string, scopes: string) => `
 version: 1
 issuer: "${people.url}"
 match: { sub: ${sub} }
 grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
 `;
-      writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate') }, root);
-      writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
-      expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
-      const tokenFor = async (sub: string, scope: string): Promise<string> => {
-        const now = Math.floor(Date.now() / 1000);
-        const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
-        const response = await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subject, { audience: issuerUrl, scope }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-        const body = (await response.json()) as { access_token?: string };
-        expect(response.status, JSON.stringify(body)).toBe(200);
-        return body.access_token ?? '';
-      };
-      const olga = await tokenFor('olga@acme.dev', 'keys:rotate');
-      const rita = await tokenFor('rita@acme.dev', 'keys:read');
-      const remote = ['--url', broker.url];
+        writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate') }, root);
+        writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
+        expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
+        const tokenFor = async (sub: string, scope: string): Promise<string> => {
+          const now = Math.floor(Date.now() / 1000);
+          const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+          const response = await fetch(`${broker.url}/token`, {
+            method: 'POST',
+            body: exchangeForm(subject, { audience: issuerUrl, scope }),
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          });
+          const body = (await response.json()) as { access_token?: string };
+          expect(response.status, JSON.stringify(body)).toBe(200);
+          return body.access_token ?? '';
+        };
+        const olga = await tokenFor('olga@acme.dev', 'keys:rotate');
+        const rita = await tokenFor('rita@acme.dev', 'keys:read');
+        const remote = ['--url', broker.url];
 
-      const refused = await cli(['keys', 'rotate', ...remote], { KEYWAY_TOKEN: rita });
-      expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('403 insufficient_scope') });
-      expect((await fetch(`${broker.url}/v1/keys/rotate`, { method: 'POST' })).status).toBe(401);
-      expect((await cli(['keys', 'rotate', ...remote])).code).toBe(2);
+        const refused = await cli(['keys', 'rotate', ...remote], { KEYWAY_TOKEN: rita });
+        expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('403 insufficient_scope') });
+        expect((await fetch(`${broker.url}/v1/keys/rotate`, { method: 'POST' })).status).toBe(401);
+        expect((await cli(['keys', 'rotate', ...remote])).code).toBe(2);
 
-      const rotated = await cli(['keys', 'rotate', ...remote, '--json'], { KEYWAY_TOKEN: olga });
-      expect(rotated.code, rotated.stderr).toBe(0);
-      const { transitions, next } = JSON.parse(rotated.stdout) as { transitions: { kind: string; kid: string }[]; next: { kid: string; state: string } };
-      expect(transitions).toEqual([expect.objectContaining({ kind: 'publish', kid: next.kid })]);
-      expect(log.text()).toContain('signing key rotation requested');
-      expect(log.text()).toContain('olga@acme.dev');
+        const rotated = await cli(['keys', 'rotate', ...remote, '--json'], { KEYWAY_TOKEN: olga });
+        expect(rotated.code, rotated.stderr).toBe(0);
+        const { transitions, next } = JSON.parse(rotated.stdout) as { transitions: { kind: string; kid: string }[]; next: { kid: string; state: string } };
+        expect(transitions).toEqual([expect.objectContaining({ kind: 'publish', kid: next.kid })]);
+        expect(log.text()).toContain('signing key rotation requested');
+        expect(log.text()).toContain('olga@acme.dev');
 
-      const listed = await cli(['keys', 'list', ...remote, '--json'], { KEYWAY_TOKEN: rita });
-      expect(listed.code, listed.stderr).toBe(0);
-      const remoteKeys = (JSON.parse(listed.stdout) as { keys: unknown[] }).keys;
-      expect(remoteKeys).toEqual([expect.objectContaining({ state: 'current' }), expect.objectContaining({ kid: next.kid, state: 'next' })]);
-      // The same answer as the data dir gives.
-      expect(JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', broker.config.dataDir])).stdout)).toEqual({ keys: remoteKeys });
-    } finally {
-      await broker.close();
-    }
-  }, CLI_RUNS_TIMEOUT_MS);
+        const listed = await cli(['keys', 'list', ...remote, '--json'], { KEYWAY_TOKEN: rita });
+        expect(listed.code, listed.stderr).toBe(0);
+        const remoteKeys = (JSON.parse(listed.stdout) as { keys: unknown[] }).keys;
+        expect(remoteKeys).toEqual([expect.objectContaining({ state: 'current' }), expect.objectContaining({ kid: next.kid, state: 'next' })]);
+        // The same answer as the data dir gives.
+        expect(JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', broker.config.dataDir])).stdout)).toEqual({ keys: remoteKeys });
+      } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 });

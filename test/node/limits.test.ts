@@ -66,7 +66,7 @@ describe('the client address behind a reverse proxy (Node)', () => {
     expect(await send({ 'x-forwarded-for': '198.51.100.9' })).toMatchObject({ status: 400, clientIp: '127.0.0.1' });
   });
 
-  it('keeps the client a proxy appended to Forwarded when the client\'s own part is malformed: it cannot pass as the proxy', async () => {
+  it("keeps the client a proxy appended to Forwarded when the client's own part is malformed: it cannot pass as the proxy", async () => {
     const { send } = await setup({ KEYWAY_TRUSTED_PROXIES: '127.0.0.1', KEYWAY_TRUSTED_PROXY_HEADER: 'forwarded' });
     // The client sent `Forwarded: for="198.51.100.66` (a quote left open); the proxy appended the address it saw.
     expect(await send({ forwarded: 'for="198.51.100.66, for=198.51.100.5' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '198.51.100.5' });

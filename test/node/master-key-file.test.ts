@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger, type Logger } from '../../src/log.ts';
-import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/node/master-key-file.ts';
-import { generateMasterKey, parseMasterKey } from '../../src/secrets/master-keys.ts';
+import { silentLogger, type Logger } from '../../src/core/log.ts';
+import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
+import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 
 describe('the Node master key', () => {
   it('is generated on first start, readable by its owner only, kept, and announced loudly', () => {

@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { PolicyLoadError } from '../../src/policy/load-policies.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { nodeConfigFromEnv } from '../../src/node/config.ts';
+import { nodeConfigFromEnv } from '../../src/config/node-config.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 describe('the Node broker', () => {

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { jsonLogger } from '../../src/log.ts';
-import { readLimitSettings } from '../../src/limits/limit-settings.ts';
-import { nodeConfigFromEnv, type NodeBrokerConfig } from '../../src/node/config.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { jsonLogger } from '../../src/core/log.ts';
+import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../../src/config/node-config.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { parsePrometheusText } from '../support/prometheus-text.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -36,7 +36,15 @@ describe('observability on Node', () => {
       expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
       return parsePrometheusText(await response.text());
     };
-    return { broker, github, generic, lines, exchange, scrape, good: (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.config.issuer, overrides)) };
+    return {
+      broker,
+      github,
+      generic,
+      lines,
+      exchange,
+      scrape,
+      good: (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.config.issuer, overrides)),
+    };
   }
 
   it('counts exchanges by decision and reason, their latency, audit appends and JWKS fetches by exactly what was done', async () => {
@@ -47,7 +55,19 @@ describe('observability on Node', () => {
     expect((await exchange(await good({ ref: 'refs/heads/feature' }))).status).toBe(400);
     expect((await exchange('not-a-token')).status).toBe(400);
     await generic.settings({ down: true });
-    expect((await exchange(await generic.sign({ iss: generic.url, aud: 'https://keyway.test', sub: 'svc-b', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }))).status).toBe(503);
+    expect(
+      (
+        await exchange(
+          await generic.sign({
+            iss: generic.url,
+            aud: 'https://keyway.test',
+            sub: 'svc-b',
+            iat: Math.floor(Date.now() / 1000),
+            exp: Math.floor(Date.now() / 1000) + 300,
+          }),
+        )
+      ).status,
+    ).toBe(503);
     const after = await scrape();
 
     const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
@@ -68,7 +88,9 @@ describe('observability on Node', () => {
   });
 
   it('counts every rate-limited request, though only the first of a run is audited and logged', async () => {
-    const { lines, exchange, scrape, good } = await setup({ limits: readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '1' }) });
+    const { lines, exchange, scrape, good } = await setup({
+      limits: readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '1' }),
+    });
     const before = await scrape();
     const statuses = [];
     for (let attempt = 0; attempt < 4; attempt += 1) statuses.push((await exchange(await good())).status);
@@ -79,7 +101,10 @@ describe('observability on Node', () => {
     expect(delta('keyway_exchanges_total{decision="denied",reason="rate_limited"}')).toBe(3);
     expect(delta('keyway_audit_append_duration_seconds_count{outcome="ok"}')).toBe(2);
     const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((record) => record['message'] === 'token exchange');
-    expect(logged.map((record) => [record['status'], record['limit']])).toEqual([[200, undefined], [429, 'subject']]);
+    expect(logged.map((record) => [record['status'], record['limit']])).toEqual([
+      [200, undefined],
+      [429, 'subject'],
+    ]);
   });
 
   it('logs one JSON line per exchange with its request id, and never a token', async () => {
@@ -94,8 +119,25 @@ describe('observability on Node', () => {
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const exchanges = records.filter((record) => record['message'] === 'token exchange');
     expect(exchanges).toEqual([
-      expect.objectContaining({ level: 'info', request_id: 'deploy-run-9001', status: 200, decision: 'granted', reason: 'granted', audit_event_id: granted.body['audit_event_id'], subject: 'repo:acme/api:environment:production', policy: 'deploy/production', client_ip: '127.0.0.1' }),
-      expect.objectContaining({ level: 'info', request_id: denied.requestId, status: 400, decision: 'denied', reason: 'no_policy_matched', audit_event_id: denied.body['audit_event_id'] }),
+      expect.objectContaining({
+        level: 'info',
+        request_id: 'deploy-run-9001',
+        status: 200,
+        decision: 'granted',
+        reason: 'granted',
+        audit_event_id: granted.body['audit_event_id'],
+        subject: 'repo:acme/api:environment:production',
+        policy: 'deploy/production',
+        client_ip: '127.0.0.1',
+      }),
+      expect.objectContaining({
+        level: 'info',
+        request_id: denied.requestId,
+        status: 400,
+        decision: 'denied',
+        reason: 'no_policy_matched',
+        audit_event_id: denied.body['audit_event_id'],
+      }),
     ]);
     expect(exchanges[0]?.['duration_ms']).toBeTypeOf('number');
     expect(exchanges[0]?.['audit_ms']).toBeTypeOf('number');
@@ -109,7 +151,9 @@ describe('observability on Node', () => {
 
   it('keeps a token that slips into a log message out of the line', () => {
     const lines: string[] = [];
-    jsonLogger({}, { write: (line) => lines.push(line) }).error('unexpected', { error: 'TypeError: bad eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here' });
+    jsonLogger({}, { write: (line) => lines.push(line) }).error('unexpected', {
+      error: 'TypeError: bad eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here',
+    });
     expect(lines[0]).toContain('[redacted token] here');
     expect(lines[0]).not.toContain('eyJzdWIiOiJ4In0');
   });

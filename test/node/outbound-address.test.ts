@@ -3,11 +3,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_BOUNDS } from '../../src/audit/bound-audit-event.ts';
-import { outboundHttp } from '../../src/broker.ts';
-import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/issuers/jwks-cache.ts';
-import { ForbiddenAddressError } from '../../src/issuers/outbound-address.ts';
-import { publicAddressFetch } from '../../src/node/public-address-fetch.ts';
+import { AUDIT_BOUNDS } from '../../src/core/audit/bound-audit-event.ts';
+import { outboundHttp } from '../../src/core/outbound/outbound-http.ts';
+import { DEFAULT_JWKS_CACHE_POLICY, JwksCache } from '../../src/core/verify/jwks-cache.ts';
+import { ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';
+import { publicAddressFetch } from '../../src/runtimes/node/public-address-fetch.ts';
 import { exchangeForm, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
@@ -78,10 +78,7 @@ describe('outbound connections on Node', () => {
     let issuerUrl: string;
     beforeAll(async () => {
       issuerUrl = `https://localhost:${target.port}/ci`;
-      broker = await startNodeHarness(
-        { 'localhost/service.yaml': serviceOf(issuerUrl) },
-        { settings: { KEYWAY_ALLOW_HTTP_LOOPBACK: '0' } },
-      );
+      broker = await startNodeHarness({ 'localhost/service.yaml': serviceOf(issuerUrl) }, { settings: { KEYWAY_ALLOW_HTTP_LOOPBACK: '0' } });
     });
     afterAll(() => broker.close());
 

@@ -1,4 +1,4 @@
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { consumerLockfile } from '../support/consumer-lockfile.ts';
@@ -62,7 +62,10 @@ describe('the published package', () => {
   it('carries its types: a TypeScript consumer type-checks, and misuse is a type error', async () => {
     writeTree(
       {
-        'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: [] }, files: ['consumer.ts'] }),
+        'tsconfig.json': JSON.stringify({
+          compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: [] },
+          files: ['consumer.ts'],
+        }),
         'consumer.ts': `
 import { keywayAuth, verifyAccessToken, type KeywayAccessToken } from 'keyway';
 export async function check(token: string): Promise<string> {

@@ -80,7 +80,10 @@ describe('keyway policy check', () => {
       'policies/deploy.yaml': DEPLOY,
       'policies/team/wide.yaml': DEPLOY.replace('  repository_owner_id: "1200934"\n  repository_id: "734201"\n', '').replace('ttl: 10m', 'ttl: 30m'),
       'policies/team/typo.yaml': DEPLOY.replace('  scopes:', '  scope:'),
-      'policies/team/named.yaml': DEPLOY.replace('  repository_id: "734201"', '  repository: acme/api').replace('  event_name', '  workflow: Deploy\n  event_name'),
+      'policies/team/named.yaml': DEPLOY.replace('  repository_id: "734201"', '  repository: acme/api').replace(
+        '  event_name',
+        '  workflow: Deploy\n  event_name',
+      ),
     });
     const result = await keyway(['policy', 'check', 'policies'], { cwd: dir });
     expect(result.code).toBe(1);
@@ -88,7 +91,9 @@ describe('keyway policy check', () => {
       'policies/team/named.yaml:6:3 warning repository is a name that can be renamed and registered again by someone else: pin repository_id beside it [name-without-id]',
       'policies/team/named.yaml:10:3 warning workflow is chosen by whoever edits the pipeline: workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref [spoofable-claim]',
       'policies/team/typo.yaml:14:3 error unknown field grant.scope [invalid-policy]',
-      expect.stringMatching(/^policies\/team\/wide.yaml:4:1 error https:\/\/token.actions.githubusercontent.com signs tokens for every project .* \[unpinned-tenant\]$/),
+      expect.stringMatching(
+        /^policies\/team\/wide.yaml:4:1 error https:\/\/token.actions.githubusercontent.com signs tokens for every project .* \[unpinned-tenant\]$/,
+      ),
       'policies/team/wide.yaml:13:3 warning grant.ttl is 1800s; keep grants at 15 minutes or less [long-ttl]',
       '',
     ]);
@@ -116,20 +121,28 @@ describe('keyway policy check', () => {
     const dir = writeTree({ 'policies/a,b.yaml': DEPLOY.replace('  repository_owner_id: "1200934"\n  repository_id: "734201"\n', '') });
     const result = await keyway(['policy', 'check', 'policies', '--format', 'github'], { cwd: dir });
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^::error file=policies\/a%2Cb.yaml,line=4,col=1,title=keyway unpinned-tenant::https%3A|^::error file=policies\/a%2Cb.yaml,line=4,col=1,title=keyway unpinned-tenant::https:/);
+    expect(result.stdout).toMatch(
+      /^::error file=policies\/a%2Cb.yaml,line=4,col=1,title=keyway unpinned-tenant::https%3A|^::error file=policies\/a%2Cb.yaml,line=4,col=1,title=keyway unpinned-tenant::https:/,
+    );
     expect(result.stdout).toContain('%0A(unpinned-tenant: a shared issuer signs tokens');
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
   });
 
   it('honours lint.ignore with a reason, and reports one that silences nothing', async () => {
-    const silenced = DEPLOY.replace('ttl: 10m', 'ttl: 1h').replace('version: 1\n', 'version: 1\nlint:\n  ignore:\n    long-ttl: "the migration job runs for 50 minutes"\n    spoofable-claim: "left over"\n');
+    const silenced = DEPLOY.replace('ttl: 10m', 'ttl: 1h').replace(
+      'version: 1\n',
+      'version: 1\nlint:\n  ignore:\n    long-ttl: "the migration job runs for 50 minutes"\n    spoofable-claim: "left over"\n',
+    );
     const result = await keyway(['policy', 'check', 'p'], { cwd: writeTree({ 'p/d.yaml': silenced }) });
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('p/d.yaml:5:5 warning lint.ignore.spoofable-claim silences nothing here any more [unused-ignore]\n');
   });
 
   it('exits 2 on bad usage', async () => {
-    expect(await keyway(['policy', 'check', 'policies', '--format', 'xml'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--format is one of text, json, github') });
+    expect(await keyway(['policy', 'check', 'policies', '--format', 'xml'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--format is one of text, json, github'),
+    });
     expect(await keyway(['policy', 'check', '/nonexistent/dir'])).toMatchObject({ code: 2, stderr: expect.stringContaining('is not a directory') });
     expect(await keyway(['policy', 'check', '--help'])).toMatchObject({ code: 0, stdout: expect.stringContaining('usage: keyway policy check') });
   });
@@ -142,15 +155,23 @@ describe('keyway policy explain', () => {
     const claimsDir = writeTree({ 'claims.json': JSON.stringify(CLAIMS) });
     const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', join(claimsDir, 'claims.json')]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('✓ deploy  allow  — deploy acme/api\n    ✓ aud includes "http://127.0.0.1:8787"  — token has aud "http://127.0.0.1:8787"\n    ✓ repository_owner_id: "1200934"  — token has "1200934"');
-    expect(result.stdout).toContain('✗ guard  deny\n    ✓ aud includes "http://127.0.0.1:8787"  — token has aud "http://127.0.0.1:8787"\n    ✗ event_name: ["pull_request_target","workflow_run"]  — token has "push"');
-    expect(result.stdout).toContain('deny guardrails fired: none\ndecision: GRANTED by deploy\n  audience  https://deploy.acme.dev\n  scope     deploy:write artifacts:read\n  ttl       600s\n  subject   github:acme/api:production\n');
+    expect(result.stdout).toContain(
+      '✓ deploy  allow  — deploy acme/api\n    ✓ aud includes "http://127.0.0.1:8787"  — token has aud "http://127.0.0.1:8787"\n    ✓ repository_owner_id: "1200934"  — token has "1200934"',
+    );
+    expect(result.stdout).toContain(
+      '✗ guard  deny\n    ✓ aud includes "http://127.0.0.1:8787"  — token has aud "http://127.0.0.1:8787"\n    ✗ event_name: ["pull_request_target","workflow_run"]  — token has "push"',
+    );
+    expect(result.stdout).toContain(
+      'deny guardrails fired: none\ndecision: GRANTED by deploy\n  audience  https://deploy.acme.dev\n  scope     deploy:write artifacts:read\n  ttl       600s\n  subject   github:acme/api:production\n',
+    );
     expect(result.stdout).not.toContain('WITHOUT verifying');
   });
 
   it('--claims - reads standard input (YAML or JSON), and shows why a guardrail denies', async () => {
     const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', '-', '--scope', 'deploy:write'], {
-      stdin: Object.entries({ ...CLAIMS, event_name: 'pull_request_target' }).map(([name, value]) => `${name}: "${value}"`).join('\n'),
+      stdin: Object.entries({ ...CLAIMS, event_name: 'pull_request_target' })
+        .map(([name, value]) => `${name}: "${value}"`)
+        .join('\n'),
     });
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('✗ deploy  allow');
@@ -176,7 +197,7 @@ describe('keyway policy explain', () => {
     expect(json.policies.map((policy) => policy.id)).toEqual(['deploy', 'guard']);
   });
 
-  it('--issuer sets iss, and claims without aud take the broker\'s own issuer URL, saying so', async () => {
+  it("--issuer sets iss, and claims without aud take the broker's own issuer URL, saying so", async () => {
     const { iss: _iss, aud: _aud, ...rest } = CLAIMS;
     const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', '-', '--issuer', 'github'], { stdin: JSON.stringify(rest) });
     expect(result.stdout).toContain("note: the claims carry no aud; taking the broker's own issuer URL http://127.0.0.1:8787");
@@ -185,8 +206,14 @@ describe('keyway policy explain', () => {
   });
 
   it('exits 2 without exactly one of --claims and --token, or with a token that is not a JWT', async () => {
-    expect(await keyway(['policy', 'explain', join(dir, 'p')])).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of --claims FILE and --token JWT') });
-    expect(await keyway(['policy', 'explain', join(dir, 'p'), '--token', 'nope'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--token is not a JWT') });
+    expect(await keyway(['policy', 'explain', join(dir, 'p')])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('exactly one of --claims FILE and --token JWT'),
+    });
+    expect(await keyway(['policy', 'explain', join(dir, 'p'), '--token', 'nope'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--token is not a JWT'),
+    });
   });
 
   it('exits 1 when the policies do not load', async () => {
@@ -215,7 +242,7 @@ cases:
   it.each([
     ['the development policies', 'policies', 6],
     ['the examples', 'examples/policies', 40],
-  ])('runs %s\' own tests: all pass', async (_name, dir, atLeast) => {
+  ])("runs %s' own tests: all pass", async (_name, dir, atLeast) => {
     const result = await keyway(['policy', 'test', dir]);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^(\d+) passed, 0 failed\n$/);
@@ -247,7 +274,11 @@ cases:
 });
 
 describe('keyway policy diff', () => {
-  const before = writeTree({ 'old/deploy.yaml': DEPLOY, 'old/guard.yaml': GUARD, 'old/gone.yaml': DEPLOY.replace('repository_id: "734201"', 'repository_id: "5"') });
+  const before = writeTree({
+    'old/deploy.yaml': DEPLOY,
+    'old/guard.yaml': GUARD,
+    'old/gone.yaml': DEPLOY.replace('repository_id: "734201"', 'repository_id: "5"'),
+  });
   const after = writeTree({
     'new/deploy.yaml': DEPLOY.replace('  environment: production\n', '').replace('ttl: 10m', 'ttl: 5m'),
     'new/guard.yaml': GUARD.replace('[pull_request_target, workflow_run]', '[pull_request_target, workflow_run, schedule]'),
@@ -281,7 +312,9 @@ describe('keyway policy diff', () => {
     const result = await keyway(['policy', 'diff', join(before, 'old'), join(broken, 'new'), '--format', 'markdown']);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('### keyway policy diff\n\n**2 policies widen access.**\n\n| policy | change | details |\n|---|---|---|\n');
-    expect(result.stdout).toContain('| `deploy` | **widened** | `match.repository_owner_id: line "1200934" removed` widened<br>`match.repository_id: line "734201" removed` widened |');
+    expect(result.stdout).toContain(
+      '| `deploy` | **widened** | `match.repository_owner_id: line "1200934" removed` widened<br>`match.repository_id: line "734201" removed` widened |',
+    );
     expect(result.stdout).toContain('| `guard` | **removed (widens access)** | `was deny, enforced` widened |');
     expect(result.stdout).toMatch(/\| `.*\/new\/deploy.yaml:4:1` \| error \| `unpinned-tenant` \|/);
   });

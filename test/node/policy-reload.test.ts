@@ -1,9 +1,9 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
-import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
@@ -43,7 +43,10 @@ describe('reloading policies on the Node broker', () => {
   async function setup(watchPolicies: boolean) {
     const github = freshIssuer(inject('testIssuerBase'), 'reload');
     const people = freshIssuer(inject('testIssuerBase'), 'reload-ops');
-    const root = writeTree({ 'policies/a.yaml': policy(github, '734201'), 'policies/ops/olga.yaml': operatorPolicy(people, BROKER_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE, 'keys:read']) });
+    const root = writeTree({
+      'policies/a.yaml': policy(github, '734201'),
+      'policies/ops/olga.yaml': operatorPolicy(people, BROKER_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE, 'keys:read']),
+    });
     const broker = await startNodeBroker(testConfig(root, { watchPolicies }), { log: silentLogger });
     running.push(broker);
     const client = { issuer: broker.config.issuer, request: (path: string, init?: RequestInit) => fetch(`${broker.url}${path}`, init) };
@@ -57,7 +60,8 @@ describe('reloading policies on the Node broker', () => {
         })
       ).status;
     /** The health in detail, as an operator reads it. */
-    const health = async () => (await (await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
+    const health = async () =>
+      (await (await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
     const write = (path: string, text: string) => writeFileSync(join(root, 'policies', path), text);
     return { github, people, client, root, broker, exchange, health, write };
   }
@@ -96,11 +100,15 @@ describe('reloading policies on the Node broker', () => {
     const anonymous = await fetch(`${broker.url}/v1/health`);
     expect(anonymous.status).toBe(401);
     expect(await anonymous.json()).toMatchObject({ error: 'invalid_token' });
-    const keysOnly = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${await auditorToken(client, people, 'olga@acme.dev', 'keys:read')}` } });
+    const keysOnly = await fetch(`${broker.url}/v1/health`, {
+      headers: { authorization: `Bearer ${await auditorToken(client, people, 'olga@acme.dev', 'keys:read')}` },
+    });
     expect(keysOnly.status).toBe(403);
     expect(keysOnly.headers.get('www-authenticate')).toBe(`Bearer error="insufficient_scope", scope="${HEALTH_READ_SCOPE}"`);
     expect(await keysOnly.json()).not.toHaveProperty('policies');
-    const forged = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${await people.sign({ iss: broker.config.issuer, aud: broker.config.issuer, scope: HEALTH_READ_SCOPE })}` } });
+    const forged = await fetch(`${broker.url}/v1/health`, {
+      headers: { authorization: `Bearer ${await people.sign({ iss: broker.config.issuer, aud: broker.config.issuer, scope: HEALTH_READ_SCOPE })}` },
+    });
     expect(forged.status).toBe(401);
   });
 

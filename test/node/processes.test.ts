@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { HEALTH_READ_SCOPE } from '../../src/app.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE } from '../../src/node/start-node-broker.ts';
+import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerClient, type BrokerHarness } from '../suites/exchange-suite.ts';
@@ -37,7 +37,7 @@ describe('processes a newcomer runs', () => {
 
   /** `npm start` on PORT=0: the broker binds a free port and says which in its `keyway listening` line. */
   async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-    const child = spawn(process.execPath, ['src/node.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
+    const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (chunk) => (output += chunk));
@@ -45,7 +45,10 @@ describe('processes a newcomer runs', () => {
     const deadline = Date.now() + 15_000;
     for (;;) {
       // Whole lines only: the last one may still be arriving.
-      const listening = output.split('\n').slice(0, -1).find((line) => line.includes('"keyway listening"'));
+      const listening = output
+        .split('\n')
+        .slice(0, -1)
+        .find((line) => line.includes('"keyway listening"'));
       if (listening !== undefined) {
         const { url, issuer } = JSON.parse(listening) as { url: string; issuer: string };
         // Without KEYWAY_ISSUER, the issuer is the URL bound.
@@ -64,12 +67,19 @@ describe('processes a newcomer runs', () => {
     const minted = await run(['src/cli/main.ts', 'dev', 'token'], { KEYWAY_DATA_DIR: dataDir, PORT: port });
     expect(minted.code).toBe(0);
     const token = minted.stdout.trim();
-    const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const response = await fetch(`${url}/token`, {
+      method: 'POST',
+      body: exchangeForm(token),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     const body = (await response.json()) as Record<string, unknown>;
     expect(response.status).toBe(200);
     expect(body['scope']).toBe('artifacts:read deploy:staging');
 
-    const otherRepo = await run(['src/cli/main.ts', 'dev', 'token', '--repository', 'evil/api', '--repository-id', '666'], { KEYWAY_DATA_DIR: dataDir, PORT: port });
+    const otherRepo = await run(['src/cli/main.ts', 'dev', 'token', '--repository', 'evil/api', '--repository-id', '666'], {
+      KEYWAY_DATA_DIR: dataDir,
+      PORT: port,
+    });
     expect(otherRepo.code, otherRepo.stderr).toBe(0);
     const broker = processBroker(url, dataDir);
     await expectRefusal(broker, await postToken(broker, exchangeForm(otherRepo.stdout.trim())), { error: 'invalid_request', reason: 'no_policy_matched' });
@@ -88,14 +98,17 @@ describe('processes a newcomer runs', () => {
   });
 
   it('refuses KEYWAY_DEV=1 with a public issuer URL', async () => {
-    const result = await run(['src/node.ts'], { KEYWAY_DEV: '1', KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_DATA_DIR: writeTree({}) });
+    const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_DEV: '1', KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_DATA_DIR: writeTree({}) });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/KEYWAY_DEV=1 only runs with a loopback http KEYWAY_ISSUER/);
   });
 
   it('stops start-up on a broken policy, naming file, line and reason', async () => {
-    const root = writeTree({ 'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n', 'policies/team/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
-    const result = await run(['src/node.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
+    const root = writeTree({
+      'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n',
+      'policies/team/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n',
+    });
+    const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
   });
@@ -106,9 +119,16 @@ describe('processes a newcomer runs', () => {
     const issuer = 'https://keyway.test';
     const people = freshIssuer(inject('testIssuerBase'), 'processes-ops');
     const root = writeTree({ 'policies/a.yaml': good, 'policies/ops/olga.yaml': operatorPolicy(people, issuer, 'olga@acme.dev', [HEALTH_READ_SCOPE]) });
-    const { url, child } = await startBroker({ KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, KEYWAY_WATCH_POLICIES: '0', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_ISSUER: issuer });
+    const { url, child } = await startBroker({
+      KEYWAY_POLICIES: `${root}/policies`,
+      KEYWAY_DATA_DIR: `${root}/data`,
+      KEYWAY_WATCH_POLICIES: '0',
+      KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+      KEYWAY_ISSUER: issuer,
+    });
     const operator = await auditorToken({ issuer, request: (path, init) => fetch(`${url}${path}`, init) }, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
-    const health = async () => (await (await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
+    const health = async () =>
+      (await (await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
     const publicHealth = async () => (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
     expect(await health()).toEqual({ status: 'ok', policies: 2, inactive_policies: 0 });
 

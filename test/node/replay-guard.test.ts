@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
-import { writerThreadReplayGuard } from '../../src/node/writer-thread-stores.ts';
-import type { ReplayGuard } from '../../src/replay/replay-guard.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { writerThreadReplayGuard } from '../../src/runtimes/node/writer-thread-stores.ts';
+import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';
@@ -34,7 +34,7 @@ function writerGuard(path: string): ReplayGuard {
 }
 
 replayGuardContract(
-  'Node (the broker\'s: claims group-committed on the audit writer thread)',
+  "Node (the broker's: claims group-committed on the audit writer thread)",
   async () => writerGuard(join(mkdtempSync(join(tmpdir(), 'keyway-replay-writer-')), 'keyway.db')),
   async (guard) => writerGuard(files.get(guard) ?? ''),
 );

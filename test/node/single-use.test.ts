@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { openSqliteFile, type SqliteFile } from '../../src/node/sqlite-file.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/node/start-node-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { replaySuite } from '../suites/replay-suite.ts';
@@ -29,7 +29,11 @@ describe('single use on Node when storage fails', () => {
     const token = await github.sign(ciClaims(github.url, broker.config.issuer));
     const url = broker.url;
     const exchange = async () => {
-      const response = await fetch(`${url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const response = await fetch(`${url}/token`, {
+        method: 'POST',
+        body: exchangeForm(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
     return { exchange, db: saboteur, audit: new SqliteAuditStore(saboteur) };

@@ -1,13 +1,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GroupCommitAuditStore } from '../../src/node/group-commit-audit-store.ts';
-import { openSqliteFile } from '../../src/node/sqlite-file.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
-import { writerThreadAlertStore } from '../../src/node/writer-thread-stores.ts';
+import { writerThreadAlertStore } from '../../src/runtimes/node/writer-thread-stores.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { generateMasterKey, parseMasterKey } from '../../src/secrets/master-keys.ts';
-import { SecretBox } from '../../src/secrets/secret-box.ts';
+import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { storeContract } from '../suites/store-contract.ts';
 
 storeContract('Node (SQLite file, group commit on a writer thread)', async () => {

@@ -1,20 +1,30 @@
 import { base64url, createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditRecordJson } from '../../src/audit-api/record-json.ts';
-import { fromRecordJson } from '../../src/audit-api/record-json.ts';
-import type { Checkpoint } from '../../src/audit/checkpoint.ts';
-import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
-import { verifyCheckpoint } from '../../src/audit/verify-checkpoint.ts';
-import type { Reason } from '../../src/exchange/reasons.ts';
-import type { IssuedGrant } from '../../src/policy/decide.ts';
-import type { Policy } from '../../src/policy/policy.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
+import { fromRecordJson } from '../../src/core/audit/record-json.ts';
+import type { Checkpoint } from '../../src/core/audit/checkpoint.ts';
+import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
+import { verifyCheckpoint } from '../../src/core/audit/verify-checkpoint.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import type { IssuedGrant } from '../../src/core/policy/decide.ts';
+import type { Policy } from '../../src/core/policy/policy.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from './github-exchange-suite.ts';
-import { exchangeForm, freshIssuer, GRANT_TYPE, ID_TOKEN, postToken, suitePolicies, type BrokerClient, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import {
+  exchangeForm,
+  freshIssuer,
+  GRANT_TYPE,
+  ID_TOKEN,
+  postToken,
+  suitePolicies,
+  type BrokerClient,
+  type BrokerHarness,
+  type StartBroker,
+} from './exchange-suite.ts';
 
 /** Policies for auditors: a person's identity token (a plain OIDC issuer) exchanged for a token addressed to the broker itself. */
 export function auditorPolicies(people: TestIssuer, brokerIssuer: string): Record<string, string> {
@@ -88,7 +98,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
     let githubApi: FakeGitHub;
     const since = new Date(Date.now() - 60_000).toISOString();
     const good = (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.issuer, overrides));
-    const get = (path: string, bearer: string | null = token) => broker.request(path, bearer === null ? {} : { headers: { authorization: `Bearer ${bearer}` } });
+    const get = (path: string, bearer: string | null = token) =>
+      broker.request(path, bearer === null ? {} : { headers: { authorization: `Bearer ${bearer}` } });
     const events = async (params: Record<string, string>) => {
       const response = await get(`/v1/audit/events?${new URLSearchParams({ since, ...params })}`);
       expect(response.status).toBe(200);
@@ -104,14 +115,17 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       await cold.settings({ down: true });
       githubApi = await FakeGitHub.create(githubBase());
       await githubApi.install(ACME_INSTALLATION);
-      broker = await start({
-        ...suitePolicies(github, generic),
-        ...githubPolicies(github),
-        ...auditorPolicies(people, HARNESS_ISSUER),
-        'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
-        'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
-        'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
-      }, { settings: githubApi.settings });
+      broker = await start(
+        {
+          ...suitePolicies(github, generic),
+          ...githubPolicies(github),
+          ...auditorPolicies(people, HARNESS_ISSUER),
+          'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
+          'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
+          'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
+        },
+        { settings: githubApi.settings },
+      );
       expect(broker.issuer).toBe(HARNESS_ISSUER);
       token = await auditorToken(broker, people);
     });
@@ -129,8 +143,17 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       it.each(PROTECTED)('%s answers 401 to tokens that are not keyway tokens for this broker', async (path) => {
         const deploy = (await postToken(broker, exchangeForm(await good()))).body['access_token'] as string;
         const foreignRing = await KeyRing.from([await generateSigningKey(Date.now())]);
-        const grant = { policy: { id: 'auditors/alice' } as Policy, audiences: [broker.issuer], scopes: ['audit:read'], ttlSeconds: 300, subject: 'mallory', claims: {} } satisfies IssuedGrant;
-        const forged = (await mintAccessToken({ issuer: broker.issuer, key: foreignRing.signing, grant, source: { iss: people.url, sub: 'mallory' }, now: Date.now() })).token;
+        const grant = {
+          policy: { id: 'auditors/alice' } as Policy,
+          audiences: [broker.issuer],
+          scopes: ['audit:read'],
+          ttlSeconds: 300,
+          subject: 'mallory',
+          claims: {},
+        } satisfies IssuedGrant;
+        const forged = (
+          await mintAccessToken({ issuer: broker.issuer, key: foreignRing.signing, grant, source: { iss: people.url, sub: 'mallory' }, now: Date.now() })
+        ).token;
         const [header, , signature] = token.split('.');
         const claims = { ...decodeJwt(token), scope: 'audit:read admin' };
         const tampered = `${header}.${base64url.encode(JSON.stringify(claims))}.${signature}`;
@@ -182,7 +205,12 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         const found = await events({ subject: 'repo:acme/api:environment:production:find' });
         expect(found.events.map((event) => event.id)).toEqual([refused.body['audit_event_id'], granted.body['audit_event_id']]);
         const [refusal, grant] = found.events;
-        expect(grant).toMatchObject({ decision: 'granted', policy: { granted_by: 'deploy/production' }, claims: { sha: 'c0ffee', environment: 'production' }, issued: { jti: issued.jti } });
+        expect(grant).toMatchObject({
+          decision: 'granted',
+          policy: { granted_by: 'deploy/production' },
+          claims: { sha: 'c0ffee', environment: 'production' },
+          issued: { jti: issued.jti },
+        });
         expect(grant?.chain.seq).toBeTypeOf('number');
         expect(refusal).toMatchObject({ decision: 'denied', reason: 'no_policy_matched' });
 
@@ -264,7 +292,14 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           const records = lines.map((line) => fromRecordJson(JSON.parse(line) as AuditRecordJson));
           const checkpoints = ((await (await broker.request('/v1/audit/checkpoints')).json()) as { checkpoints: Checkpoint[] }).checkpoints;
           const jwks = (await (await broker.request('/v1/audit/keys')).json()) as JSONWebKeySet;
-          return verifyAuditLog({ records: (async function* () { yield* records; })(), checkpoints, keys: createLocalJWKSet(jwks), issuer: broker.issuer });
+          return verifyAuditLog({
+            records: (async function* () {
+              yield* records;
+            })(),
+            checkpoints,
+            keys: createLocalJWKSet(jwks),
+            issuer: broker.issuer,
+          });
         };
         expect(await found('granted')).toEqual([id]);
         const seq = (await events({ subject: sub })).events[0]?.chain.seq;
@@ -277,7 +312,12 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           // …and what verify says of it.
           expect(await exported()).toMatchObject({
             ok: false,
-            problem: { kind: 'index_mismatch', seq, id, message: expect.stringContaining('its decision column holds "denied", the hashed record says "granted"') },
+            problem: {
+              kind: 'index_mismatch',
+              seq,
+              id,
+              message: expect.stringContaining('its decision column holds "denied", the hashed record says "granted"'),
+            },
           });
         } finally {
           await broker.tamper("UPDATE audit_events SET decision = 'granted', reason = 'granted' WHERE id = ?", [id]);
@@ -291,7 +331,12 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         await postToken(broker, exchangeForm(await good({ ref: 'refs/heads/other' })));
         const response = await get(`/v1/audit/stats?since=${encodeURIComponent(since)}&bucket=minute`);
         expect(response.status).toBe(200);
-        const stats = (await response.json()) as { totals: Record<string, number>; series: { counts: Record<string, number> }[]; by_policy: { policy: string }[]; by_repository: { repository: string }[] };
+        const stats = (await response.json()) as {
+          totals: Record<string, number>;
+          series: { counts: Record<string, number> }[];
+          by_policy: { policy: string }[];
+          by_repository: { repository: string }[];
+        };
         expect(stats.totals['granted']).toBe((before.totals['granted'] ?? 0) + 1);
         expect(stats.totals['denied']).toBe((before.totals['denied'] ?? 0) + 1);
         expect(stats.series.reduce((sum, bucket) => sum + (bucket.counts['granted'] ?? 0), 0)).toBe(stats.totals['granted']);
@@ -302,10 +347,12 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
     });
 
     describe('every reason code lands in the log, findable by its code', () => {
-      const post = (body: BodyInit, contentType = 'application/x-www-form-urlencoded') => broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
+      const post = (body: BodyInit, contentType = 'application/x-www-form-urlencoded') =>
+        broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
       const now = () => Math.floor(Date.now() / 1000);
       const singleUse = () => generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-once', iat: now(), exp: now() + 300, jti: crypto.randomUUID() });
-      const alg = (header: Record<string, unknown>) => `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(ciClaims(github.url, broker.issuer)))}.`;
+      const alg = (header: Record<string, unknown>) =>
+        `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(ciClaims(github.url, broker.issuer)))}.`;
       const scenarios = {
         granted: async () => post(exchangeForm(await good())),
         malformed_request: async () => post(new URLSearchParams({ subject_token: 'a.b.c', subject_token_type: ID_TOKEN })),
@@ -315,7 +362,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         unsupported_grant_type: async () => post(new URLSearchParams({ grant_type: 'client_credentials' })),
         target_malformed: async () => post(exchangeForm(await good(), { resource: 'not a uri' })),
         token_malformed: async () => post(exchangeForm('garbage')),
-        header_forbidden: async () => post(exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { header: { jku: `${github.url}/trap/jwks` } }))),
+        header_forbidden: async () =>
+          post(exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { header: { jku: `${github.url}/trap/jwks` } }))),
         algorithm_not_allowed: async () => post(exchangeForm(alg({ alg: 'none', typ: 'JWT' }))),
         issuer_untrusted: async () => {
           const stranger = freshIssuer(issuerBase(), 'audit-stranger');
@@ -333,7 +381,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         scope_not_granted: async () => post(exchangeForm(await good(), { scope: 'admin' })),
         template_claim_missing: async () => post(exchangeForm(await personToken(people, broker.issuer, 'svc-templated'))),
         template_value_forbidden: async () => post(exchangeForm(await personToken(people, broker.issuer, 'svc-templated', { team: 'ops:admin' }))),
-        issuer_unavailable: async () => post(exchangeForm(await cold.sign({ iss: cold.url, aud: broker.issuer, sub: 'svc-cold', iat: now(), exp: now() + 300 }))),
+        issuer_unavailable: async () =>
+          post(exchangeForm(await cold.sign({ iss: cold.url, aud: broker.issuer, sub: 'svc-cold', iat: now(), exp: now() + 300 }))),
         replayed: async () => {
           const once = await singleUse();
           expect((await post(exchangeForm(once))).status).toBe(200);

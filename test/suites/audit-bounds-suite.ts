@@ -1,8 +1,8 @@
 import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import { AUDIT_BOUNDS } from '../../src/audit/bound-audit-event.ts';
-import { TOKEN_TYPE } from '../../src/exchange/parse-token-exchange-request.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { AUDIT_BOUNDS } from '../../src/core/audit/bound-audit-event.ts';
+import { TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
@@ -57,7 +57,11 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
     const invalidRequest = (reason: string) => ({ status: 400, error: 'invalid_request', reason });
 
     /** Posts a form with a 12 KB user agent and returns the answer and its record, after the checks every refusal must pass. */
-    const refusedAndRecorded = async (form: URLSearchParams, expected: { status: number; error: string; reason: string }, recordMax = UNVERIFIED_RECORD_MAX) => {
+    const refusedAndRecorded = async (
+      form: URLSearchParams,
+      expected: { status: number; error: string; reason: string },
+      recordMax = UNVERIFIED_RECORD_MAX,
+    ) => {
       const headers = { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': `agent/${'u'.repeat(NEAR_LIMIT)}` };
       const response = await broker.request('/token', { method: 'POST', body: form, headers });
       const body = (await response.json()) as Record<string, unknown>;
@@ -76,7 +80,10 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
     /** Ten audiences of 2,048 characters and a 2,048-character scope of 400 distinct entries: as much as the request parser lets through. */
     const hugeTargets = {
       audience: Array.from({ length: 10 }, (_, index) => `${index}${'a'.repeat(2047)}`),
-      scope: Array.from({ length: 400 }, (_, index) => `s${index}`).join(' ').slice(0, 2048).replace(/ \S*$/, ''),
+      scope: Array.from({ length: 400 }, (_, index) => `s${index}`)
+        .join(' ')
+        .slice(0, 2048)
+        .replace(/ \S*$/, ''),
     };
 
     beforeAll(async () => {

@@ -1,9 +1,10 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import type { OAuthErrorCode, Reason } from '../../src/exchange/reasons.ts';
-import type { JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
-import type { Logger } from '../../src/log.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import type { OAuthErrorCode } from '../../src/http/oauth-errors.ts';
+import type { JwksCachePolicy } from '../../src/core/verify/jwks-cache.ts';
+import type { Logger } from '../../src/core/log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import untrustedTriggers from '../../examples/policies/guardrails/untrusted-triggers.yaml?raw';
 import { atIssuer } from '../support/readme-policies.ts';
@@ -243,8 +244,14 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
       it('compares the ref after a workflow ref’s @ exactly: its owner and repository names fold, the tag does not', async () => {
         const pinned = 'acme/workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0';
         expect((await postToken(broker, exchangeForm(await good({ job_workflow_ref: pinned.replace('acme/workflows', 'ACME/Workflows') })))).status).toBe(200);
-        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags/v', 'refs/tags/V') })), { error: 'invalid_request', reason: 'no_policy_matched' });
-        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags', 'refs/TAGS') })), { error: 'invalid_request', reason: 'no_policy_matched' });
+        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags/v', 'refs/tags/V') })), {
+          error: 'invalid_request',
+          reason: 'no_policy_matched',
+        });
+        await refused(exchangeForm(await good({ job_workflow_ref: pinned.replace('refs/tags', 'refs/TAGS') })), {
+          error: 'invalid_request',
+          reason: 'no_policy_matched',
+        });
       });
 
       it.each([
@@ -277,7 +284,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
 
     describe('policy decisions', () => {
       it('deny beats allow: a guardrail refuses pull_request_target even when the allow policy matches', async () => {
-        const { event } = await refused(exchangeForm(await good({ event_name: 'pull_request_target' })), { error: 'invalid_request', reason: 'denied_by_policy' });
+        const { event } = await refused(exchangeForm(await good({ event_name: 'pull_request_target' })), {
+          error: 'invalid_request',
+          reason: 'denied_by_policy',
+        });
         expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
       });
 
@@ -307,9 +317,15 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         const payload = JSON.parse(new TextDecoder().decode(base64url.decode((fine.body['access_token'] as string).split('.')[1] as string)));
         expect(payload.sub).toBe('team:ops:env:prod-eu');
 
-        const { event } = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev:team:admin' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        const { event } = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev:team:admin' })), {
+          error: 'invalid_request',
+          reason: 'template_value_forbidden',
+        });
         expect(event.detail).toBe('generic/templated grant.subject: {env} holds ":", a delimiter of the template');
-        const control = await refused(exchangeForm(await templated({ team: 'ops\nteam:admin', env: 'prod' })), { error: 'invalid_request', reason: 'template_value_forbidden' });
+        const control = await refused(exchangeForm(await templated({ team: 'ops\nteam:admin', env: 'prod' })), {
+          error: 'invalid_request',
+          reason: 'template_value_forbidden',
+        });
         expect(control.event.detail).toContain('{team} holds U+000A');
         const fullWidth = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev\uFF1Ateam\uFF1Aadmin' })), {
           error: 'invalid_request',
@@ -440,7 +456,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
 
       it('refuses a token whose issuer no policy trusts, without contacting it', async () => {
         const stranger = freshIssuer(issuerBase(), 'stranger');
-        const { event } = await refused(exchangeForm(await stranger.sign(ciClaims(stranger.url, broker.issuer))), { error: 'invalid_request', reason: 'issuer_untrusted' });
+        const { event } = await refused(exchangeForm(await stranger.sign(ciClaims(stranger.url, broker.issuer))), {
+          error: 'invalid_request',
+          reason: 'issuer_untrusted',
+        });
         expect(event.subject_token?.claimed_iss).toBe(stranger.url);
         expect(await stranger.hits()).toEqual({ discovery: 0, jwks: 0, trap: 0 });
       });
@@ -461,7 +480,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused(exchangeForm(token, { subject_token: token }), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token).toString().replace(encodeURIComponent(ID_TOKEN), 'saml2'), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token, { actor_token: token, actor_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'malformed_request' });
-        await refused(exchangeForm(token, { requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }), { error: 'invalid_request', reason: 'malformed_request' });
+        await refused(exchangeForm(token, { requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }), {
+          error: 'invalid_request',
+          reason: 'malformed_request',
+        });
         await refused(exchangeForm(token, { scope: 'bad"scope' }), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token, { resource: 'not a uri' }), { error: 'invalid_target', reason: 'target_malformed' });
       });
@@ -517,7 +539,11 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           const newKid = await rotating.rotate();
           const token = await rotating.sign(ciClaims(rotating.url, rotatingBroker.issuer));
           expect(decodeProtectedHeader(token).kid).toBe(newKid);
-          const after = await rotatingBroker.request('/token', { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+          const after = await rotatingBroker.request('/token', {
+            method: 'POST',
+            body: exchangeForm(token),
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          });
           expect(after.status).toBe(200);
           expect((await rotating.hits()).jwks).toBe(2);
         } finally {
@@ -561,7 +587,15 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           expect((await post(await flaky.sign(ciClaims(flaky.url, outageBroker.issuer)))).status).toBe(200);
           expect((await flaky.hits()).discovery).toBeGreaterThan(hitsBefore.discovery);
 
-          const unavailable = await post(await cold.sign({ iss: cold.url, aud: outageBroker.issuer, sub: 'svc-b', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }));
+          const unavailable = await post(
+            await cold.sign({
+              iss: cold.url,
+              aud: outageBroker.issuer,
+              sub: 'svc-b',
+              iat: Math.floor(Date.now() / 1000),
+              exp: Math.floor(Date.now() / 1000) + 300,
+            }),
+          );
           const event = await expectRefusal(outageBroker, unavailable, { status: 503, error: 'temporarily_unavailable', reason: 'issuer_unavailable' });
           expect(event.decision).toBe('error');
         } finally {

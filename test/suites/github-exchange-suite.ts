@@ -67,7 +67,8 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
     });
     afterAll(() => broker.close());
 
-    const job = (ref = 'refs/heads/main', overrides: Record<string, unknown> = {}): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, { ref, ...overrides }));
+    const job = (ref = 'refs/heads/main', overrides: Record<string, unknown> = {}): Promise<string> =>
+      issuer.sign(ciClaims(issuer.url, broker.issuer, { ref, ...overrides }));
     // The fake is a GitHub Enterprise Server as far as keyway knows: repositories are named at its web origin.
     const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
     const tokenCalls = async (): Promise<number> => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).length;
@@ -84,7 +85,12 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
 
       const event = await broker.auditEvent(result.body['audit_event_id'] as string);
       expect(event).toMatchObject({ decision: 'granted', reason: 'granted', policy: { granted_by: 'github/release' } });
-      expect(event?.github).toMatchObject({ installation_id: ACME_INSTALLATION.id, owner: 'acme', repositories: ['docs'], permissions: { contents: 'read', metadata: 'read' } });
+      expect(event?.github).toMatchObject({
+        installation_id: ACME_INSTALLATION.id,
+        owner: 'acme',
+        repositories: ['docs'],
+        permissions: { contents: 'read', metadata: 'read' },
+      });
       expect(Date.parse(event!.github!.expires_at) - Date.parse(event!.time)).toBeGreaterThanOrEqual(599_000);
       expect(JSON.stringify(event)).not.toContain(token);
       const [tokenState] = (await github.tokens()).filter((state) => state.sha256 === event?.github?.token_sha256);
@@ -117,7 +123,8 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       const { ref = 'refs/heads/main', resource, scope } = parameters;
       const form: Record<string, string | string[]> = scope === undefined ? {} : { scope };
       // Repository paths are written relative to the fake's web origin; a full URL is taken as written.
-      if (resource !== undefined) form['resource'] = ([] as string[]).concat(resource).map((target) => (target.includes('://') ? target : repositoryUrl(target)));
+      if (resource !== undefined)
+        form['resource'] = ([] as string[]).concat(resource).map((target) => (target.includes('://') ? target : repositoryUrl(target)));
       await expectRefusal(broker, await postToken(broker, githubForm(await job(ref), form)), { error, reason });
       expect((await github.calls()).length).toBe(before);
     });
@@ -224,7 +231,9 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
     // Fetches are budgeted per verified caller: each test is a caller of its own (a pipeline of acme/api with its own sub).
     let caller = 0;
-    beforeEach(() => void (caller += 1));
+    beforeEach(() => {
+      caller += 1;
+    });
     const job = (overrides: Record<string, unknown> = {}): Promise<string> =>
       issuer.sign(ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, ...overrides }));
     /** A pipeline of someone else's repository, verified by the same shared issuer (as any GitHub Actions job is). */
@@ -270,12 +279,16 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(await contentsCalls('acme/api', 'absent')).toBe(1);
     });
 
-    it('fetches at most a caller\'s budget, however many repositories and policy names it invents; another caller has its own', async () => {
+    it("fetches at most a caller's budget, however many repositories and policy names it invents; another caller has its own", async () => {
       for (const name of ['one', 'two', 'three', 'four', 'five']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
       const before = (await github.calls()).length;
       // Neither another name nor another repository (one that does not exist, or one that does) gets a fresh budget.
       const refusals = [];
-      for (const [repository, name] of [['acme/docs', 'six'], ['acme/nothing-here', 'one'], ['acme/infra', 'one']] as const) {
+      for (const [repository, name] of [
+        ['acme/docs', 'six'],
+        ['acme/nothing-here', 'one'],
+        ['acme/infra', 'one'],
+      ] as const) {
         const limited = await ask(await job(), repository, name);
         expect(limited.status).toBe(429);
         expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -295,7 +308,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(await contentsCalls('acme/infra', 'one')).toBe(1);
     });
 
-    it('lets no stranger spend a repository\'s fetches: invented names of acme/api do not lock out acme/api\'s own pipeline', async () => {
+    it("lets no stranger spend a repository's fetches: invented names of acme/api do not lock out acme/api's own pipeline", async () => {
       await putOwnPolicy('deploy', ownPolicy('{ contents: read }'));
       // The stranger invents names until it is refused: its budget (burst 5) is spent.
       const statuses = [];
@@ -311,7 +324,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(event).toMatchObject({ reason: 'granted', policy: { granted_by: 'acme/api/.github/keyway/deploy' } });
     });
 
-    it('does not remember GitHub\'s rate limit as a missing policy: once GitHub answers again, the policy is read and grants', async () => {
+    it("does not remember GitHub's rate limit as a missing policy: once GitHub answers again, the policy is read and grants", async () => {
       await putOwnPolicy('quota', ownPolicy('{ contents: read }'));
       await github.setRateLimited(true);
       let limited;
@@ -339,7 +352,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(answers).toEqual([answers[0], answers[0], answers[0]]);
     });
 
-    it('refuses a repository policy granting beyond the operator\'s ceiling, though the App holds the permission', async () => {
+    it("refuses a repository policy granting beyond the operator's ceiling, though the App holds the permission", async () => {
       await putOwnPolicy('admin', ownPolicy('{ contents: read, administration: write }'));
       const result = await ask(await job(), 'acme/api', 'admin');
       expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
@@ -348,7 +361,9 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(event?.reason).toBe('no_policy_matched');
       expect(event?.detail).toMatch(/may grant administration not at all, not write \(KEYWAY_REPOSITORY_POLICY_PERMISSIONS\)/);
       // GitHub was asked for a token to read the policy, never for one with administration.
-      const asked = (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).map((call) => call.body as { permissions: Record<string, string> });
+      const asked = (await github.calls())
+        .filter((call) => call.path.endsWith('/access_tokens'))
+        .map((call) => call.body as { permissions: Record<string, string> });
       expect(asked.filter((body) => 'administration' in body.permissions)).toEqual([]);
     });
 

@@ -2,7 +2,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { HEALTH_READ_SCOPE } from '../../src/app.ts';
+import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
@@ -63,10 +63,13 @@ grant:
 
 /** The fake GitHub API knows tokens by their SHA-256. */
 async function sha256Hex(token: string): Promise<string> {
-  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token))), (byte) => byte.toString(16).padStart(2, '0')).join('');
+  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token))), (byte) => byte.toString(16).padStart(2, '0')).join(
+    '',
+  );
 }
 
-const sha = (label: string): string => Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+const sha = (label: string): string =>
+  Array.from(new TextEncoder().encode(label.padEnd(20, '.').slice(0, 20)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 
 /** How an exchange no policy grants is refused. */
 const NO_POLICY = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
@@ -85,7 +88,11 @@ interface CheckRunBody {
   head_sha: string;
   status: string;
   conclusion: string;
-  output: { title: string; summary: string; annotations: { path: string; start_line: number; end_line: number; annotation_level: string; message: string; title?: string }[] };
+  output: {
+    title: string;
+    summary: string;
+    annotations: { path: string; start_line: number; end_line: number; annotation_level: string; message: string; title?: string }[];
+  };
 }
 
 /**
@@ -107,20 +114,32 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     };
     const exchange = async (overrides: Record<string, unknown>) => postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides))));
     const putPolicies = async (ref: string, files: Record<string, string>) => {
-      for (const [path, text] of Object.entries(files)) await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref, text });
+      for (const [path, text] of Object.entries(files))
+        await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref, text });
     };
     const checkRuns = async (): Promise<CheckRunBody[]> =>
-      (await github.calls()).filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201).map((call) => call.body as CheckRunBody);
+      (await github.calls())
+        .filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201)
+        .map((call) => call.body as CheckRunBody);
     let people: TestIssuer;
     let operator: string;
     /** The health in detail, as an operator reads it; strangers get `status` alone. */
-    const health = async () => (await (await broker.request('/v1/health', { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
+    const health = async () =>
+      (await (await broker.request('/v1/health', { headers: { authorization: `Bearer ${operator}` } })).json()) as Record<string, unknown>;
     const publicHealth = async () => (await (await broker.request('/healthz')).json()) as Record<string, unknown>;
 
     beforeAll(async () => {
       people = freshIssuer(issuerBase(), 'webhooks-ops');
       github = await FakeGitHub.create(fakeGitHubBase());
-      await github.install({ id: 71, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }, { id: 734201, name: 'api' }], permissions: { contents: 'read', checks: 'write' } });
+      await github.install({
+        id: 71,
+        owner: OWNER,
+        repositories: [
+          { id: 4242, name: POLICY_REPO.name },
+          { id: 734201, name: 'api' },
+        ],
+        permissions: { contents: 'read', checks: 'write' },
+      });
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
     });
@@ -241,7 +260,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(huge.status).toBe(413);
       const star = await deliver({ event: 'star', payload: { action: 'created', repository: { full_name: 'acme/api' } } });
       expect(star).toMatchObject({ status: 202, body: { status: 'ignored', event: 'star' } });
-      const missing = await broker.request('/webhooks/github', { ...(await deliveryRequest({ event: 'ping', payload: {} })).init, headers: { 'x-hub-signature-256': 'sha256=00' } });
+      const missing = await broker.request('/webhooks/github', {
+        ...(await deliveryRequest({ event: 'ping', payload: {} })).init,
+        headers: { 'x-hub-signature-256': 'sha256=00' },
+      });
       expect(missing.status).toBe(401);
     });
 
@@ -269,7 +291,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(run.output.summary).toContain('match.environment: \\"production\\" → \\"staging\\"'.replaceAll('\\"', '"'));
       // Lint warnings are annotated on their lines; nothing fails.
       expect(run.output.annotations.filter((annotation) => annotation.annotation_level === 'failure')).toEqual([]);
-      expect(run.output.annotations).toContainEqual(expect.objectContaining({ path: 'policies/deploy.yaml', start_line: 9, annotation_level: 'warning', title: 'keyway write-from-untrusted' }));
+      expect(run.output.annotations).toContainEqual(
+        expect.objectContaining({ path: 'policies/deploy.yaml', start_line: 9, annotation_level: 'warning', title: 'keyway write-from-untrusted' }),
+      );
 
       // The same delivery again (GitHub's redelivery, or a replay of the signed body): handled once.
       const again = await deliver({ ...delivery, id: handled.id });
@@ -281,7 +305,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // The installation token used for the review was limited to the policy repository and revoked after.
       const tokens = (await github.tokens()).slice(tokensBefore);
       expect(tokens.length).toBeGreaterThan(0);
-      for (const token of tokens) expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
+      for (const token of tokens)
+        expect(token).toMatchObject({ revoked: true, repositories: [POLICY_REPO.name], permissions: { contents: 'read', checks: 'write', metadata: 'read' } });
     });
 
     it('replays audited exchanges only for pull requests from a branch of the policy repository by an author with write access', async () => {
@@ -336,7 +361,12 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
       await putPolicies(head, { 'deploy.yaml': brokenPolicy(ci.url), 'guard.yaml': guardPolicy(ci.url) });
       const before = (await checkRuns()).length;
-      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 8, baseSha: base, headSha: head, action: 'synchronize' }) })).toMatchObject({ status: 200 });
+      expect(
+        await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest(POLICY_REPO, { number: 8, baseSha: base, headSha: head, action: 'synchronize' }),
+        }),
+      ).toMatchObject({ status: 200 });
       const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
       expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
       expect(run.output.title).toMatch(/^\d+ errors?: the proposed policies do not load$/);
@@ -355,7 +385,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // At the head, the policy directory's path is a file.
       await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: POLICY_DIR, ref: head, text: 'not a directory' });
       const before = (await checkRuns()).length;
-      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 11, baseSha: base, headSha: head }) })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 11, baseSha: base, headSha: head }) })).toMatchObject({
+        status: 200,
+        body: { status: 'handled' },
+      });
       const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
       expect(run).toMatchObject({ head_sha: head, conclusion: 'failure', output: { title: 'the policy directory cannot be read' } });
       expect(run.output.summary).toContain(`${POLICY_DIR} at ${head} is not a directory`);
@@ -371,13 +404,25 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(handled).toMatchObject({ status: 200, body: { status: 'ignored' } });
       expect((await checkRuns()).length).toBe(before);
       // Closed pull requests and other repositories are not reviewed either.
-      expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: sha('x'), action: 'closed' }) })).body['status']).toBe('ignored');
-      expect((await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 1, baseSha: base, headSha: head }) })).body['status']).toBe('ignored');
+      expect(
+        (
+          await deliver({
+            event: 'pull_request',
+            payload: payloads.pullRequest(POLICY_REPO, { number: 9, baseSha: base, headSha: sha('x'), action: 'closed' }),
+          })
+        ).body['status'],
+      ).toBe('ignored');
+      expect(
+        (await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 1, baseSha: base, headSha: head }) }))
+          .body['status'],
+      ).toBe('ignored');
     });
 
-    it('revokes the GitHub tokens of a run when its workflow job completes, and no other run\'s', async () => {
+    it("revokes the GitHub tokens of a run when its workflow job completes, and no other run's", async () => {
       const githubToken = async (runId: string) => {
-        const form = exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId })), { requested_token_type: GITHUB_TOKEN_TYPE });
+        const form = exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId })), {
+          requested_token_type: GITHUB_TOKEN_TYPE,
+        });
         const result = await postToken(broker, form);
         expect(result.status).toBe(200);
         return sha256Hex(result.body['access_token'] as string);
@@ -390,7 +435,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
 
       const job = (runId: number, action: string) => ({
         action,
-        workflow_job: { id: 1, run_id: runId, run_attempt: 1, status: action === 'completed' ? 'completed' : 'in_progress', conclusion: action === 'completed' ? 'success' : null, name: 'release' },
+        workflow_job: {
+          id: 1,
+          run_id: runId,
+          run_attempt: 1,
+          status: action === 'completed' ? 'completed' : 'in_progress',
+          conclusion: action === 'completed' ? 'success' : null,
+          name: 'release',
+        },
         repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
         installation: { id: 71 },
       });
@@ -423,7 +475,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // A push to another branch changes nothing.
       const other = sha('push-other');
       await putPolicies(other, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
-      expect((await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/feature', after: other }) })).body['status']).toBe('ignored');
+      expect((await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/feature', after: other }) })).body['status']).toBe(
+        'ignored',
+      );
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
 
       // A broken set is refused: the good one keeps serving, /healthz says why.
@@ -450,7 +504,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
 
       // An old push handled again (one no longer remembered, here told apart by its `before`) cannot bring an old set back:
       // the branch head is read when the push is handled.
-      const old = await deliver({ event: 'push', payload: { ...payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }), before: sha('push-old-before') } });
+      const old = await deliver({
+        event: 'push',
+        payload: { ...payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }), before: sha('push-old-before') },
+      });
       expect(old).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
@@ -468,10 +525,18 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const cached = await lookups();
       await review(2);
       expect(await lookups()).toBe(cached);
-      expect(await deliver({ event: 'installation_repositories', payload: { ...payloads.installation(OWNER, 'added'), repositories_added: [], repositories_removed: [] } })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect(
+        await deliver({
+          event: 'installation_repositories',
+          payload: { ...payloads.installation(OWNER, 'added'), repositories_added: [], repositories_removed: [] },
+        }),
+      ).toMatchObject({ status: 200, body: { status: 'handled' } });
       await review(3);
       expect(await lookups()).toBe(cached + 1);
-      expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'new_permissions_accepted') })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'new_permissions_accepted') })).toMatchObject({
+        status: 200,
+        body: { status: 'handled' },
+      });
       await review(4);
       expect(await lookups()).toBe(cached + 2);
     });
@@ -482,8 +547,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const putRepositoryPolicy = (name: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${name}.yaml`, text });
       const repositoryUrl = (path: string) => `${new URL(github.apiUrl).origin}/${path}`;
       const ask = async (scope: string, resource: string | string[] = repositoryUrl(`${OWNER}/api`), overrides: Record<string, unknown> = {}) =>
-        postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides)), { requested_token_type: GITHUB_TOKEN_TYPE, scope, resource }));
-      const tokenRequests = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).map((call) => call.body as { repositories: string[]; permissions: Record<string, string> });
+        postToken(
+          broker,
+          exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, overrides)), { requested_token_type: GITHUB_TOKEN_TYPE, scope, resource }),
+        );
+      const tokenRequests = async () =>
+        (await github.calls())
+          .filter((call) => call.path.endsWith('/access_tokens'))
+          .map((call) => call.body as { repositories: string[]; permissions: Record<string, string> });
 
       it('grants a GitHub token for the repository that holds the policy, under the central guardrails, and caches the policy', async () => {
         await putRepositoryPolicy('release', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
@@ -493,7 +564,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect(granted.status).toBe(200);
         expect(granted.body).toMatchObject({ issued_token_type: GITHUB_TOKEN_TYPE, scope: 'contents:read metadata:read' });
         const hash = await sha256Hex(granted.body['access_token'] as string);
-        expect((await github.tokens()).find((token) => token.sha256 === hash)).toMatchObject({ revoked: false, repositories: ['api'], permissions: { contents: 'read', metadata: 'read' } });
+        expect((await github.tokens()).find((token) => token.sha256 === hash)).toMatchObject({
+          revoked: false,
+          repositories: ['api'],
+          permissions: { contents: 'read', metadata: 'read' },
+        });
         const event = await broker.auditEvent(granted.body['audit_event_id'] as string);
         expect(event).toMatchObject({ decision: 'granted', policy: { granted_by: `${OWNER}/api/.github/keyway/release` } });
         // The central guardrail holds for a repository's policy too.
@@ -531,7 +606,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         await expectRefusal(broker, await ask('policy:../release'), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
-      it('reviews a pull request that changes a repository\'s own policies, held to what they may grant', async () => {
+      it("reviews a pull request that changes a repository's own policies, held to what they may grant", async () => {
         const base = sha('own-base');
         const head = sha('own-head');
         const put = (ref: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: '.github/keyway/release.yaml', ref, text });
@@ -539,22 +614,33 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         // Line 5 asks for another repository.
         await put(head, repositoryPolicy(`  github: { repositories: [acme/api, ${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
         const before = (await checkRuns()).length;
-        const handled = await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 40, baseSha: base, headSha: head }) });
+        const handled = await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 40, baseSha: base, headSha: head }),
+        });
         expect(handled).toMatchObject({ status: 200, body: { status: 'handled' } });
         const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
         expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
         expect(run.output.annotations).toContainEqual(
-          expect.objectContaining({ path: '.github/keyway/release.yaml', start_line: 5, annotation_level: 'failure', message: expect.stringMatching(/can only grant acme\/api, not acme\/keyway-policies/) }),
+          expect.objectContaining({
+            path: '.github/keyway/release.yaml',
+            start_line: 5,
+            annotation_level: 'failure',
+            message: expect.stringMatching(/can only grant acme\/api, not acme\/keyway-policies/),
+          }),
         );
         // The same change narrowed back passes, with no impact replay (that is for the central set).
         await put(sha('own-good'), repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, issues: read } }'));
-        await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 41, baseSha: base, headSha: sha('own-good') }) });
+        await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 41, baseSha: base, headSha: sha('own-good') }),
+        });
         const [good] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
         expect(good).toMatchObject({ head_sha: sha('own-good'), conclusion: 'success' });
         expect(good.output.summary).not.toContain('Impact replay');
       });
 
-      it('fails the review of a repository policy granting beyond the operator\'s ceiling or naming an issuer it does not allow', async () => {
+      it("fails the review of a repository policy granting beyond the operator's ceiling or naming an issuer it does not allow", async () => {
         const base = sha('own-base');
         const head = sha('own-escalate');
         const put = (path: string, text: string) => github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/${path}`, ref: head, text });
@@ -578,7 +664,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const head = sha('down-head');
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
       await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'uat') });
-      const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 30, baseSha: base, headSha: head }), id: crypto.randomUUID() };
+      const delivery = {
+        event: 'pull_request',
+        payload: payloads.pullRequest(POLICY_REPO, { number: 30, baseSha: base, headSha: head }),
+        id: crypto.randomUUID(),
+      };
       await github.setDown(true);
       try {
         expect(await deliver(delivery)).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import type { OAuthErrorCode, Reason } from '../../src/exchange/reasons.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import type { OAuthErrorCode } from '../../src/http/oauth-errors.ts';
 import * as fixtures from '../support/ci-token-fixtures.ts';
 import { atIssuer, readmePolicy } from '../support/readme-policies.ts';
 import { newTestSite, TestIssuer, type SigningAlg } from '../support/test-issuer.ts';
@@ -21,8 +22,25 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
     let broker: BrokerHarness;
     let aud: string;
     const ci = {} as Record<
-      | 'github' | 'githubEnterprise' | 'ghes' | 'gitlab' | 'gitlabSelfManaged' | 'circleciOrg' | 'circleciRoot' | 'buildkite' | 'bitbucket' | 'azureDevops'
-      | 'google' | 'eks' | 'gke' | 'aks' | 'selfManagedCluster' | 'terraform' | 'terraformEnterprise' | 'forgejo' | 'otherForgejo',
+      | 'github'
+      | 'githubEnterprise'
+      | 'ghes'
+      | 'gitlab'
+      | 'gitlabSelfManaged'
+      | 'circleciOrg'
+      | 'circleciRoot'
+      | 'buildkite'
+      | 'bitbucket'
+      | 'azureDevops'
+      | 'google'
+      | 'eks'
+      | 'gke'
+      | 'aks'
+      | 'selfManagedCluster'
+      | 'terraform'
+      | 'terraformEnterprise'
+      | 'forgejo'
+      | 'otherForgejo',
       TestIssuer
     >;
 
@@ -105,9 +123,20 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
     describe('GitHub Actions', () => {
       it('accepts the documented token from github.com, an enterprise unique issuer and GitHub Enterprise Server', async () => {
         const { event } = await granted(await sign(ci.github, fixtures.githubToken(ci.github.url, aud)), 'ci/github');
-        expect(event.claims).toMatchObject({ repository_id: '74', repository_owner_id: '65', environment: 'production', job_workflow_ref: expect.stringContaining('octo-automation') });
-        await granted(await sign(ci.githubEnterprise, fixtures.githubToken(ci.githubEnterprise.url, aud, { enterprise: 'octo-inc', enterprise_id: '11' })), 'ci/github-enterprise');
-        await granted(await sign(ci.ghes, fixtures.githubToken(ci.ghes.url, aud, { sub: 'repo:octo-org/octo-repo:environment:production' })), 'ci/github-server');
+        expect(event.claims).toMatchObject({
+          repository_id: '74',
+          repository_owner_id: '65',
+          environment: 'production',
+          job_workflow_ref: expect.stringContaining('octo-automation'),
+        });
+        await granted(
+          await sign(ci.githubEnterprise, fixtures.githubToken(ci.githubEnterprise.url, aud, { enterprise: 'octo-inc', enterprise_id: '11' })),
+          'ci/github-enterprise',
+        );
+        await granted(
+          await sign(ci.ghes, fixtures.githubToken(ci.ghes.url, aud, { sub: 'repo:octo-org/octo-repo:environment:production' })),
+          'ci/github-server',
+        );
       });
 
       it('trap: pull_request_target runs with the base repository’s main ref, and is refused', async () => {
@@ -163,7 +192,13 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
         // Since GitLab 18.2.2: project_* name the fork, job_project_* the parent it runs in.
         await refused(await sign(ci.gitlab, fixtures.gitlabToken(ci.gitlab.url, aud, fork)), 'no_policy_matched');
         // Before the fix, project_* named the parent and job_project_* did not exist: the job_project_id line fails.
-        const { job_project_id: _a, job_project_path: _b, job_namespace_id: _c, job_namespace_path: _d, ...older } = fixtures.gitlabToken(ci.gitlab.url, aud, { pipeline_source: 'merge_request_event' });
+        const {
+          job_project_id: _a,
+          job_project_path: _b,
+          job_namespace_id: _c,
+          job_namespace_path: _d,
+          ...older
+        } = fixtures.gitlabToken(ci.gitlab.url, aud, { pipeline_source: 'merge_request_event' });
         await refused(await sign(ci.gitlab, older), 'no_policy_matched');
       });
     });
@@ -176,8 +211,14 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       });
 
       it('trap: a job rerun with SSH is refused, and ssh-rerun must be a boolean', async () => {
-        await refused(await sign(ci.circleciOrg, fixtures.circleciToken(ci.circleciOrg.url, aud, { 'oidc.circleci.com/ssh-rerun': true })), 'no_policy_matched');
-        await refused(await sign(ci.circleciOrg, fixtures.circleciToken(ci.circleciOrg.url, aud, { 'oidc.circleci.com/ssh-rerun': 'false' })), 'claims_invalid');
+        await refused(
+          await sign(ci.circleciOrg, fixtures.circleciToken(ci.circleciOrg.url, aud, { 'oidc.circleci.com/ssh-rerun': true })),
+          'no_policy_matched',
+        );
+        await refused(
+          await sign(ci.circleciOrg, fixtures.circleciToken(ci.circleciOrg.url, aud, { 'oidc.circleci.com/ssh-rerun': 'false' })),
+          'claims_invalid',
+        );
       });
 
       it('trap: the root issuer serves every organization, so another organization’s token is refused by the org pin', async () => {
@@ -200,7 +241,10 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       });
 
       it('trap: another organization on the shared issuer, even under the same slug, is refused', async () => {
-        await refused(await sign(ci.buildkite, fixtures.buildkiteToken(ci.buildkite.url, aud, { organization_id: '01849911-0000-4000-8000-000000000001' })), 'no_policy_matched');
+        await refused(
+          await sign(ci.buildkite, fixtures.buildkiteToken(ci.buildkite.url, aud, { organization_id: '01849911-0000-4000-8000-000000000001' })),
+          'no_policy_matched',
+        );
       });
 
       it('refuses a token requested without --claim organization_id', async () => {
@@ -216,7 +260,10 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       });
 
       it('refuses another workspace that took over the slug in the issuer URL', async () => {
-        await refused(await sign(ci.bitbucket, fixtures.bitbucketToken(ci.bitbucket.url, aud, { workspaceUuid: '{6b5a3d0f-2c4e-4f90-8b8d-7e6f5a4b3c21}' })), 'no_policy_matched');
+        await refused(
+          await sign(ci.bitbucket, fixtures.bitbucketToken(ci.bitbucket.url, aud, { workspaceUuid: '{6b5a3d0f-2c4e-4f90-8b8d-7e6f5a4b3c21}' })),
+          'no_policy_matched',
+        );
       });
     });
 
@@ -235,7 +282,10 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       });
 
       it('refuses a token whose org_id is not the organization its issuer names (one key set signs for all)', async () => {
-        await refused(await sign(ci.azureDevops, fixtures.azureDevopsToken(ci.azureDevops.url, { org_id: '5d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6' })), 'claims_invalid');
+        await refused(
+          await sign(ci.azureDevops, fixtures.azureDevopsToken(ci.azureDevops.url, { org_id: '5d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6' })),
+          'claims_invalid',
+        );
       });
     });
 
@@ -253,7 +303,11 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       });
 
       it('trap: a different service account, which anyone can create and mint for any audience, is refused', async () => {
-        const other = fixtures.googleToken(ci.google.url, aud, { sub: '104857600000000000001', azp: '104857600000000000001', email: 'deployer@attacker-project.iam.gserviceaccount.com' });
+        const other = fixtures.googleToken(ci.google.url, aud, {
+          sub: '104857600000000000001',
+          azp: '104857600000000000001',
+          email: 'deployer@attacker-project.iam.gserviceaccount.com',
+        });
         await refused(await sign(ci.google, other), 'no_policy_matched');
       });
 
@@ -286,7 +340,12 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       it('trap: a year-long token is refused, however fresh, and so is one issued hours ago', async () => {
         const iat = Math.floor(Date.now() / 1000);
         const yearLong = (issuedAt: number) =>
-          fixtures.kubernetesToken(ci.eks.url, aud, { iat: issuedAt, nbf: issuedAt, exp: issuedAt + 365 * 24 * 3600, 'kubernetes.io': { ...(fixtures.kubernetesToken(ci.eks.url, aud)['kubernetes.io'] as object), warnafter: issuedAt + 3607 } });
+          fixtures.kubernetesToken(ci.eks.url, aud, {
+            iat: issuedAt,
+            nbf: issuedAt,
+            exp: issuedAt + 365 * 24 * 3600,
+            'kubernetes.io': { ...(fixtures.kubernetesToken(ci.eks.url, aud)['kubernetes.io'] as object), warnafter: issuedAt + 3607 },
+          });
         await refused(await sign(ci.eks, yearLong(iat)), 'token_lifetime_too_long');
         await refused(await sign(ci.eks, yearLong(iat - 2 * 3600)), 'token_too_old');
         // The default audience is the API server's, which no keyway policy names.
@@ -312,7 +371,10 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       });
 
       it('refuses another organization on the shared issuer', async () => {
-        await refused(await sign(ci.terraform, fixtures.terraformToken(ci.terraform.url, aud, { terraform_organization_id: 'org-AnotherOrg12345' })), 'no_policy_matched');
+        await refused(
+          await sign(ci.terraform, fixtures.terraformToken(ci.terraform.url, aud, { terraform_organization_id: 'org-AnotherOrg12345' })),
+          'no_policy_matched',
+        );
       });
     });
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { ciClaims } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, suitePolicies, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 
 /**
@@ -71,7 +71,12 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       const badSignature = { error: 'invalid_request', reason: 'signature_invalid' } as const;
       for (let attempt = 0; attempt < 6; attempt += 1) {
         await expectRefusal(broker, await post(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' }))), badSignature);
-        const unsigned = await post(broker, exchangeForm(`${btoa(JSON.stringify({ alg: 'none' })).replace(/=+$/, '')}.${btoa(JSON.stringify(ciClaims(github.url, broker.issuer))).replace(/=+$/, '')}.`));
+        const unsigned = await post(
+          broker,
+          exchangeForm(
+            `${btoa(JSON.stringify({ alg: 'none' })).replace(/=+$/, '')}.${btoa(JSON.stringify(ciClaims(github.url, broker.issuer))).replace(/=+$/, '')}.`,
+          ),
+        );
         await expectRefusal(broker, unsigned, { error: 'invalid_request', reason: 'algorithm_not_allowed' });
         // Another issuer entirely, claiming the victim's iss.
         await expectRefusal(broker, await post(broker, exchangeForm(await forger.sign(ciClaims(github.url, broker.issuer)))), badSignature);
@@ -89,7 +94,7 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect(await expectRefusal(broker, victim, limited)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
     });
 
-    it('sheds a client\'s flood before the body is read or a signature checked', async () => {
+    it("sheds a client's flood before the body is read or a signature checked", async () => {
       const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '3' });
       for (let attempt = 0; attempt < 3; attempt += 1) await expectRefusal(broker, await post(broker, exchangeForm('garbage')), malformed);
       // A body that is not even a form is refused for the limit, not as malformed: it was never read.

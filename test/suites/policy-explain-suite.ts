@@ -95,7 +95,7 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       const response = await explain({ audit_event_id: refused.body['audit_event_id'] });
       expect(response.status).toBe(200);
       expect(response.headers.get('cache-control')).toBe('no-store');
-      const body = (await response.json()) as Record<string, any>;
+      const body = (await response.json()) as Record<string, unknown>;
       expect(body).toMatchObject({
         explained: 'audit_event',
         evaluated: true,
@@ -104,21 +104,23 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
         decision: { granted: false, reason: 'no_policy_matched' },
         denied_by: [],
       });
-      const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find((policy) => policy.id === 'deploy');
+      const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find(
+        (policy) => policy.id === 'deploy',
+      );
       expect(deploy?.lines.filter((line) => !line.held)).toEqual([{ claim: 'ref', matcher: 'refs/heads/main', actual: 'refs/heads/feature', held: false }]);
     });
 
     it('explains a guardrail denial, and the request as it was made', async () => {
       const refused = await denied({ event_name: 'workflow_run' }, 'denied_by_policy', { scope: 'deploy:write' });
-      const body = (await (await explain({ audit_event_id: refused.body['audit_event_id'] })).json()) as Record<string, any>;
+      const body = (await (await explain({ audit_event_id: refused.body['audit_event_id'] })).json()) as Record<string, unknown>;
       expect(body).toMatchObject({ request: { audience: [], scope: ['deploy:write'] }, denied_by: ['guard'], decision: { reason: 'denied_by_policy' } });
     });
 
     it('explains claims given outright, and another request', async () => {
       const claims = ciClaims(github.url, broker.issuer);
-      const body = (await (await explain({ claims, scope: 'admin' })).json()) as Record<string, any>;
+      const body = (await (await explain({ claims, scope: 'admin' })).json()) as Record<string, unknown>;
       expect(body).toMatchObject({ explained: 'claims', decision: { granted: false, reason: 'scope_not_granted' } });
-      const granted = (await (await explain({ claims })).json()) as Record<string, any>;
+      const granted = (await (await explain({ claims })).json()) as Record<string, unknown>;
       expect(granted['decision']).toMatchObject({ granted: true, policy: 'deploy', audience: ['https://deploy.acme.dev'], scope: ['deploy:write'] });
     });
 
@@ -126,7 +128,7 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       const forged = await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' });
       const refused = await postToken(broker, exchangeForm(forged));
       await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'signature_invalid' });
-      const body = (await (await explain({ audit_event_id: refused.body['audit_event_id'] })).json()) as Record<string, any>;
+      const body = (await (await explain({ audit_event_id: refused.body['audit_event_id'] })).json()) as Record<string, unknown>;
       expect(body).toMatchObject({ evaluated: false, audit_event: { reason: 'signature_invalid' } });
       expect(body).not.toHaveProperty('policies');
     });
@@ -151,7 +153,14 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
     });
 
     it('refuses bad requests with 400 and unknown events with 404, never a 500', async () => {
-      for (const body of ['not json', { audit_event_id: 'x' }, {}, { claims: {}, audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' }, { claims: [] }, { claims: {}, extra: 1 }]) {
+      for (const body of [
+        'not json',
+        { audit_event_id: 'x' },
+        {},
+        { claims: {}, audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' },
+        { claims: [] },
+        { claims: {}, extra: 1 },
+      ]) {
         const response = await explain(body);
         expect(response.status, JSON.stringify(body)).toBe(400);
         expect(await response.json()).toMatchObject({ error: 'invalid_request' });

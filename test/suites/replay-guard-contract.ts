@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { ReplayClaim, ReplayGuard } from '../../src/replay/replay-guard.ts';
-import { sha256Hex } from '../../src/tokens/sha256-hex.ts';
+import type { ReplayClaim, ReplayGuard } from '../../src/core/replay/replay-guard.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 
 const NOW = Date.parse('2026-11-23T10:00:00Z');
 const inAnHour = Math.floor(NOW / 1000) + 3600;
 
 async function claimOf(label: string, overrides: Partial<ReplayClaim> = {}): Promise<ReplayClaim> {
-  return { key: await sha256Hex(`${label}-${crypto.randomUUID()}`), expiresAt: inAnHour, auditEventId: `01AUDIT${label}`, now: NOW, ...overrides };
+  return { key: sha256Hex(`${label}-${crypto.randomUUID()}`), expiresAt: inAnHour, auditEventId: `01AUDIT${label}`, now: NOW, ...overrides };
 }
 
 /**

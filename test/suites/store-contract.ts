@@ -1,18 +1,18 @@
 import { createLocalJWKSet } from 'jose';
 import { describe, expect, it } from 'vitest';
-import type { AlertDraft } from '../../src/alerts/alert.ts';
-import type { AlertStore } from '../../src/alerts/alert-store.ts';
-import { allRecords } from '../../src/audit/all-records.ts';
-import type { AuditEvent, AuditRecord, AuditStore } from '../../src/audit/audit-event.ts';
-import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/audit/audit-index.ts';
-import { chainHash, GENESIS_HASH } from '../../src/audit/chain-hash.ts';
-import { maintainAuditLog } from '../../src/audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../../src/audit/sign-checkpoint.ts';
-import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/tokens/key-life-cycle.ts';
-import type { KeyStore } from '../../src/tokens/key-store.ts';
+import type { AlertDraft } from '../../src/features/alerts/alert.ts';
+import type { AlertStore } from '../../src/features/alerts/alert-store.ts';
+import { allRecords } from '../../src/core/audit/all-records.ts';
+import type { AuditEvent, AuditRecord, AuditStore } from '../../src/core/audit/audit-event.ts';
+import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-index.ts';
+import { chainHash, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
+import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/core/mint/key-life-cycle.ts';
+import type { KeyStore } from '../../src/core/mint/key-store.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 
 export interface Stores {
@@ -124,7 +124,13 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
 
       const stored = auditIndex(target);
       // The edit an insider would make: a grant shown as a denial, hidden from its policy, repository, jti, time…
-      const edits: Record<string, SqlValue> = { decision: 'denied', reason: 'no_policy_matched', time: stored.time - HOUR, id: `${target.id}X`, policy_id: null };
+      const edits: Record<string, SqlValue> = {
+        decision: 'denied',
+        reason: 'no_policy_matched',
+        time: stored.time - HOUR,
+        id: `${target.id}X`,
+        policy_id: null,
+      };
       for (const column of AUDIT_INDEX_COLUMNS) {
         const edited = Object.hasOwn(edits, column) ? (edits[column] as SqlValue) : `not-${String(stored[column])}`;
         await tamper(`UPDATE audit_events SET ${column} = ? WHERE seq = ?`, [edited, seq]);
@@ -167,7 +173,11 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         reason: 'denied_by_policy',
         policy: { candidates: ['guard'], matched: [], denied_by: ['guard'], audit_mode: [] },
       });
-      const forged = auditEvent({ time: at(2), reason: 'signature_invalid', subject_token: { sha256: 'ef'.repeat(32), claimed_iss: 'https://gh.example', claimed_sub: 'repo:acme/api' } });
+      const forged = auditEvent({
+        time: at(2),
+        reason: 'signature_invalid',
+        subject_token: { sha256: 'ef'.repeat(32), claimed_iss: 'https://gh.example', claimed_sub: 'repo:acme/api' },
+      });
       const malformed = auditEvent({ time: at(3), decision: 'malformed', reason: 'malformed_request' });
       for (const event of [granted, denied, forged, malformed]) await audit.append(event);
 
@@ -209,7 +219,13 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           claims: { repository },
           policy: { granted_by: 'deploy/prod', candidates: [], matched: [], denied_by: [], audit_mode: [] },
         });
-      for (const event of [grant(5, 'acme/api'), grant(10, 'acme/api'), grant(70, 'acme/web'), auditEvent({ time: at(75) }), auditEvent({ time: at(200), decision: 'error', reason: 'issuer_unavailable' })]) {
+      for (const event of [
+        grant(5, 'acme/api'),
+        grant(10, 'acme/api'),
+        grant(70, 'acme/web'),
+        auditEvent({ time: at(75) }),
+        auditEvent({ time: at(200), decision: 'error', reason: 'issuer_unavailable' }),
+      ]) {
         await audit.append(event);
       }
       const stats = await audit.stats({ since: base, until: base + 4 * HOUR, bucket: 'hour' });
@@ -286,9 +302,17 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           subject_token: { sha256 },
           policy: { granted_by: 'p', candidates: [], matched: [], denied_by: [], audit_mode: [] },
         });
-      expect(await observe(grant('198.51.100.1', '01'.repeat(32)), '198.51.100.0/24')).toMatchObject({ firstForPolicy: true, newNetwork: false, earlierPresentations: 0 });
+      expect(await observe(grant('198.51.100.1', '01'.repeat(32)), '198.51.100.0/24')).toMatchObject({
+        firstForPolicy: true,
+        newNetwork: false,
+        earlierPresentations: 0,
+      });
       expect(await observe(grant('198.51.100.2', '02'.repeat(32)), '198.51.100.0/24')).toMatchObject({ firstForPolicy: false, newNetwork: false });
-      expect(await observe(grant('192.0.2.1', '02'.repeat(32)), '192.0.2.0/24')).toMatchObject({ newNetwork: true, earlierPresentations: 1, earlierGrant: true });
+      expect(await observe(grant('192.0.2.1', '02'.repeat(32)), '192.0.2.0/24')).toMatchObject({
+        newNetwork: true,
+        earlierPresentations: 1,
+        earlierGrant: true,
+      });
       const refused = await observe(auditEvent({ issuer: 'https://i', subject: 'alice' }));
       expect(refused.lastGrantedPolicy).toBe('p');
     });
@@ -324,7 +348,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(stored?.publicJwk).not.toHaveProperty('d');
     });
 
-    it('lists no published key the master key does not vouch for: a planted public key, or a current key\'s public part swapped, is refused', async () => {
+    it("lists no published key the master key does not vouch for: a planted public key, or a current key's public part swapped, is refused", async () => {
       const { keys, tamper } = await open();
       const now = Date.now();
       const ring = await KeyRing.open(keys, now);
@@ -388,21 +412,32 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         // The fresh process and one that has not reloaded for a refresh period both sign now.
         const stale = asOf(now - KEY_RING_REFRESH_SECONDS * 1000)?.signing ?? signing;
         tokens.push({ kid: signing, exp: now + maxTtlSeconds * 1000 }, { kid: stale, exp: now + maxTtlSeconds * 1000 });
-        for (const token of tokens) if (token.exp + KEY_CLOCK_SKEW_SECONDS * 1000 >= now) expect(published, `${new Date(now).toISOString()}: a live token's key`).toContain(token.kid);
+        for (const token of tokens)
+          if (token.exp + KEY_CLOCK_SKEW_SECONDS * 1000 >= now) expect(published, `${new Date(now).toISOString()}: a live token's key`).toContain(token.kid);
         // A relying party that fetched the JWKS (from a process a refresh behind) one max-age ago knows the signing key.
         const cached = asOf(now - (JWKS_MAX_AGE_SECONDS + KEY_RING_REFRESH_SECONDS) * 1000);
-        if (cached !== undefined && signing !== history[0]?.signing) expect(cached.published, `${new Date(now).toISOString()}: the signing key in a cached JWKS`).toContain(signing);
+        if (cached !== undefined && signing !== history[0]?.signing)
+          expect(cached.published, `${new Date(now).toISOString()}: the signing key in a cached JWKS`).toContain(signing);
       }
       // A whole rotation: every state was reached, removed keys keep only their public part.
       const ring = await keys.listKeys();
       expect(new Set(history.map((view) => view.signing)).size).toBe(2);
-      for (const state of ['next', 'current', 'retired', 'removed']) expect([...seen].some((entry) => entry.endsWith(`:${state}`)), state).toBe(true);
+      for (const state of ['next', 'current', 'retired', 'removed'])
+        expect(
+          [...seen].some((entry) => entry.endsWith(`:${state}`)),
+          state,
+        ).toBe(true);
       const removed = ring.filter((key) => key.state === 'removed');
       expect(removed.length).toBeGreaterThanOrEqual(1);
       for (const key of removed) expect(key).not.toHaveProperty('privateJwk');
       // The key ring publishes what is not removed; checkpoint keys are all of them.
       const opened = await KeyRing.from(ring);
-      expect(opened.jwks.keys.map((key) => key.kid).sort()).toEqual(ring.filter((key) => key.state !== 'removed').map((key) => key.kid).sort());
+      expect(opened.jwks.keys.map((key) => key.kid).sort()).toEqual(
+        ring
+          .filter((key) => key.state !== 'removed')
+          .map((key) => key.kid)
+          .sort(),
+      );
       expect(opened.checkpointKeys.keys).toHaveLength(ring.length);
     });
 
@@ -422,14 +457,18 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await keys.describeKeys()).find((key) => key.state === 'next')?.activatesAt).toBe(start + 1000 + cycle.leadMs);
       await Promise.all(Array.from({ length: 6 }, () => keys.advanceKeys(rotate(start + 1000 + cycle.leadMs - 1))));
       expect((await keys.describeKeys()).find((key) => key.state === 'current')?.kid).not.toBe(next?.kid);
-      const switched = await Promise.all(Array.from({ length: 6 }, () => keys.advanceKeys({ now: start + 1000 + cycle.leadMs, cycle, rotate: false, upkeep: true })));
+      const switched = await Promise.all(
+        Array.from({ length: 6 }, () => keys.advanceKeys({ now: start + 1000 + cycle.leadMs, cycle, rotate: false, upkeep: true })),
+      );
       expect(switched.flat().filter((transition) => transition.kind === 'activate')).toEqual([{ kind: 'activate', kid: next?.kid }]);
       ring = await keys.describeKeys();
       expect(ring.filter((key) => key.state === 'current').map((key) => key.kid)).toEqual([next?.kid]);
       expect(ring.filter((key) => key.state === 'retired')).toHaveLength(1);
       expect(ring.filter((key) => key.state === 'next')).toHaveLength(0);
       // Without the schedule (rotation days 0), nothing else happens until asked.
-      expect(await keys.advanceKeys({ now: start + 10 * 86_400_000, cycle, rotate: false, upkeep: true })).toEqual([{ kind: 'remove', kid: ring.find((key) => key.state === 'retired')?.kid }]);
+      expect(await keys.advanceKeys({ now: start + 10 * 86_400_000, cycle, rotate: false, upkeep: true })).toEqual([
+        { kind: 'remove', kid: ring.find((key) => key.state === 'retired')?.kid },
+      ]);
     });
   });
 }

@@ -34,7 +34,10 @@ export function consumerLockfile(repository: string, tarball: { readonly path: s
       const { dev: _dev, devOptional: _devOptional, peer: _peer, ...entry } = lock.packages[path] as LockEntry;
       // This repository's lock file records no `resolved` URLs; with one, npm takes the tarball from
       // its cache by `integrity` instead of asking the registry which tarball a version is.
-      packages[path] = { resolved: registryTarball(registry, path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length), String(entry['version'])), ...entry };
+      packages[path] = {
+        resolved: registryTarball(registry, path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length), String(entry['version'])),
+        ...entry,
+      };
       visit(path, { ...entry.dependencies, ...entry.optionalDependencies });
     }
   };

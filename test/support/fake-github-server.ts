@@ -44,7 +44,8 @@ interface FakeApp {
 type FakeEnv = { Bindings: HttpBindings; Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
 
 const LEVELS = ['read', 'write', 'admin'];
-const covers = (held: string | undefined, wanted: string): boolean => held !== undefined && LEVELS.indexOf(held) >= LEVELS.indexOf(wanted) && LEVELS.includes(wanted);
+const covers = (held: string | undefined, wanted: string): boolean =>
+  held !== undefined && LEVELS.indexOf(held) >= LEVELS.indexOf(wanted) && LEVELS.includes(wanted);
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex').slice(0, 12);
 const fileKey = (owner: string, repo: string, path: string, ref: string): string => `${owner.toLowerCase()}/${repo.toLowerCase()}:${ref}:${path}`;
 
@@ -125,11 +126,12 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
 
   const requireApp = (c: Context<FakeEnv>): Response | undefined =>
     c.get('auth') === 'app' ? undefined : c.json({ message: 'A JSON web token could not be decoded' }, 401);
-  const requireToken = (c: Context<FakeEnv>): FakeToken | Response =>
-    c.get('token') ?? c.json({ message: 'Bad credentials' }, 401);
+  const requireToken = (c: Context<FakeEnv>): FakeToken | Response => c.get('token') ?? c.json({ message: 'Bad credentials' }, 401);
 
   const installationOf = (app: FakeApp, owner: string, type?: string): FakeInstallation | undefined =>
-    [...app.installations.values()].find((installation) => installation.owner.toLowerCase() === owner.toLowerCase() && (type === undefined || (installation.ownerType ?? 'Organization') === type));
+    [...app.installations.values()].find(
+      (installation) => installation.owner.toLowerCase() === owner.toLowerCase() && (type === undefined || (installation.ownerType ?? 'Organization') === type),
+    );
   const installationJson = (installation: FakeInstallation): object => ({
     id: installation.id,
     account: { login: installation.owner, type: installation.ownerType ?? 'Organization' },
@@ -137,7 +139,10 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     repository_selection: 'selected',
   });
 
-  for (const [route, type] of [['/orgs/:owner/installation', 'Organization'], ['/users/:owner/installation', undefined]] as const) {
+  for (const [route, type] of [
+    ['/orgs/:owner/installation', 'Organization'],
+    ['/users/:owner/installation', undefined],
+  ] as const) {
     api.get(route, (c) => {
       const refused = requireApp(c);
       if (refused !== undefined) return refused;
@@ -167,17 +172,28 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       ...names.map((name) => byName.get(name.toLowerCase())),
       ...ids.map((id) => installation.repositories.find((repository) => repository.id === id)),
     ];
-    if (repositories.some((repository) => repository === undefined)) return c.json({ message: 'There is at least one repository that does not exist or is not accessible to the parent installation.' }, 422);
+    if (repositories.some((repository) => repository === undefined))
+      return c.json({ message: 'There is at least one repository that does not exist or is not accessible to the parent installation.' }, 422);
     const permissions = request.permissions ?? installation.permissions;
     for (const [name, level] of Object.entries(permissions)) {
-      if (!covers(installation.permissions[name], level)) return c.json({ message: `The permissions requested are not granted to this installation: ${name}` }, 422);
+      if (!covers(installation.permissions[name], level))
+        return c.json({ message: `The permissions requested are not granted to this installation: ${name}` }, 422);
     }
     const token = `ghs_${randomBytes(27).toString('base64url')}`;
     const granted = { ...permissions, metadata: 'read' };
     const selected = repositories.length === 0 ? installation.repositories : (repositories as FakeInstallation['repositories']);
     const expiresAt = Date.now() + 3600_000;
     app.tokens.set(token, { installationId: installation.id, repositories: selected, permissions: granted, expiresAt, revoked: false });
-    return c.json({ token, expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'), permissions: granted, repository_selection: 'selected', repositories: selected.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })) }, 201);
+    return c.json(
+      {
+        token,
+        expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        permissions: granted,
+        repository_selection: 'selected',
+        repositories: selected.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })),
+      },
+      201,
+    );
   });
 
   api.delete('/installation/token', (c) => {
@@ -191,14 +207,19 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const token = requireToken(c);
     if (token instanceof Response) return token;
     const installation = c.get('app').installations.get(token.installationId)!;
-    return c.json({ total_count: token.repositories.length, repositories: token.repositories.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })) });
+    return c.json({
+      total_count: token.repositories.length,
+      repositories: token.repositories.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })),
+    });
   });
 
   const repositoryAccess = (c: Context<FakeEnv>, permission: string, level: string): FakeToken | Response => {
     const token = requireToken(c);
     if (token instanceof Response) return token;
     const installation = c.get('app').installations.get(token.installationId)!;
-    const inToken = installation.owner.toLowerCase() === c.req.param('owner')!.toLowerCase() && token.repositories.some((repository) => repository.name.toLowerCase() === c.req.param('repo')!.toLowerCase());
+    const inToken =
+      installation.owner.toLowerCase() === c.req.param('owner')!.toLowerCase() &&
+      token.repositories.some((repository) => repository.name.toLowerCase() === c.req.param('repo')!.toLowerCase());
     if (!inToken) return c.json({ message: 'Not Found' }, 404);
     if (!covers(token.permissions[permission], level)) return c.json({ message: 'Resource not accessible by integration' }, 403);
     return token;
@@ -213,14 +234,25 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const files = c.get('app').files;
     const text = files.get(fileKey(c.req.param('owner'), c.req.param('repo'), path, ref));
     if (text !== undefined) {
-      return c.json({ type: 'file', path, name: path.split('/').pop(), sha: createHash('sha1').update(text).digest('hex'), encoding: 'base64', content: Buffer.from(text).toString('base64').replace(/(.{60})/g, '$1\n') });
+      return c.json({
+        type: 'file',
+        path,
+        name: path.split('/').pop(),
+        sha: createHash('sha1').update(text).digest('hex'),
+        encoding: 'base64',
+        content: Buffer.from(text)
+          .toString('base64')
+          .replace(/(.{60})/g, '$1\n'),
+      });
     }
     const entries = [...files.entries()].filter(([key]) => key.startsWith(`${prefix}${path}/`) && !key.slice(prefix.length + path.length + 1).includes('/'));
     if (entries.length === 0) return c.json({ message: 'Not Found' }, 404);
-    return c.json(entries.map(([key, content]) => {
-      const entryPath = key.slice(prefix.length);
-      return { type: 'file', path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
-    }));
+    return c.json(
+      entries.map(([key, content]) => {
+        const entryPath = key.slice(prefix.length);
+        return { type: 'file', path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
+      }),
+    );
   });
 
   // Issue 6 part B (webhooks): branch heads, set by tests.
@@ -284,7 +316,14 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));
   api.get('/_test/tokens', (c) =>
-    c.json([...c.get('app').tokens.entries()].map(([token, state]) => ({ sha256: createHash('sha256').update(token).digest('hex'), revoked: state.revoked, repositories: state.repositories.map((repository) => repository.name), permissions: state.permissions }))),
+    c.json(
+      [...c.get('app').tokens.entries()].map(([token, state]) => ({
+        sha256: createHash('sha256').update(token).digest('hex'),
+        revoked: state.revoked,
+        repositories: state.repositories.map((repository) => repository.name),
+        permissions: state.permissions,
+      })),
+    ),
   );
 
   root.route('/apps/:app', api);

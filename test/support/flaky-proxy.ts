@@ -36,7 +36,10 @@ export async function startFlakyProxy(): Promise<FlakyProxy> {
     }
     const headers = Object.fromEntries(Object.entries(request.headers).filter(([name]) => name !== 'host' && name !== 'connection')) as Record<string, string>;
     const upstream = await fetch(`${proxy.target}${request.url}`, { method: request.method ?? 'GET', headers, ...(body.length > 0 ? { body } : {}) });
-    response.writeHead(upstream.status, Object.fromEntries([...upstream.headers].filter(([name]) => name !== 'content-length' && name !== 'transfer-encoding')));
+    response.writeHead(
+      upstream.status,
+      Object.fromEntries([...upstream.headers].filter(([name]) => name !== 'content-length' && name !== 'transfer-encoding')),
+    );
     response.end(Buffer.from(await upstream.arrayBuffer()));
   });
   server.listen(0, '127.0.0.1');

@@ -60,6 +60,7 @@ export function actionStep(services: RunnerServices, inputs: Record<string, stri
   return {
     files,
     env,
-    run: (step: 'main' | 'post', more: Environment = {}) => runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action', 'dist', `${step}.mjs`)], { env: { ...env, ...more }, cwd: workspace }),
+    run: (step: 'main' | 'post', more: Environment = {}) =>
+      runProcess(process.execPath, [join(REPOSITORY_ROOT, 'action', 'dist', `${step}.mjs`)], { env: { ...env, ...more }, cwd: workspace }),
   };
 }

@@ -1,17 +1,21 @@
-import readme from '../../README.md?raw';
+import { DOCS } from './markdown-docs.ts';
 
 const EXAMPLE = /```yaml\n# policies\/ci\/([a-z0-9-]+)\.yaml\n([\s\S]*?)```/g;
 
-/** The example policies of the README's issuer catalog, by name: the yaml blocks that start `# policies/ci/<name>.yaml`. */
-export const README_POLICIES: ReadonlyMap<string, string> = new Map([...readme.matchAll(EXAMPLE)].map((match) => [match[1] ?? '', match[2] ?? '']));
+/** The example policies of the CI system pages (docs/ci/), by name: the yaml blocks that start `# policies/ci/<name>.yaml`. */
+export const README_POLICIES: ReadonlyMap<string, string> = new Map(
+  [...DOCS]
+    .filter(([path]) => path.startsWith('docs/ci/'))
+    .flatMap(([, text]) => [...text.matchAll(EXAMPLE)].map((match) => [match[1] ?? '', match[2] ?? ''] as const)),
+);
 
 export function readmePolicy(name: string): string {
   const text = README_POLICIES.get(name);
-  if (text === undefined) throw new Error(`the README has no example policy policies/ci/${name}.yaml`);
+  if (text === undefined) throw new Error(`the docs have no example policy policies/ci/${name}.yaml`);
   return text;
 }
 
-/** The policy exactly as the README writes it, but for the issuer given (a stand-in for the real one). */
+/** The policy exactly as the docs write it, but for the issuer given (a stand-in for the real one). */
 export function atIssuer(policy: string, issuer: string): string {
   const lines = policy.split('\n');
   const at = lines.findIndex((line) => line.startsWith('issuer:'));

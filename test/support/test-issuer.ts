@@ -30,7 +30,11 @@ export class TestIssuer {
   }
 
   async #post<T>(path: string, body: unknown): Promise<T> {
-    const response = await fetch(`${this.#admin}/${path}${this.#query}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const response = await fetch(`${this.#admin}/${path}${this.#query}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
     if (!response.ok) throw new Error(`test issuer ${path} answered ${response.status}: ${await response.text()}`);
     return (await response.json()) as T;
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import { AUDIT_BOUNDS, boundAuditEvent, boundJson, boundText } from '../../src/audit/bound-audit-event.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundJson, boundText } from '../../src/core/audit/bound-audit-event.ts';
 
 const serializedLength = (value: unknown): number => JSON.stringify(value).length;
 

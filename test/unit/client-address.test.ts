@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { clientAddress, NO_TRUSTED_PROXIES, readTrustedProxies } from '../../src/node/client-address.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { clientAddress } from '../../src/runtimes/node/client-address.ts';
+import { NO_TRUSTED_PROXIES, readTrustedProxies } from '../../src/config/trusted-proxies.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 
 const proxies = readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.1 2001:db8:f::/48' });
 const forwarded = readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8', KEYWAY_TRUSTED_PROXY_HEADER: 'forwarded' });
@@ -19,7 +20,7 @@ describe('the client address behind trusted proxies', () => {
     expect(clientAddress('10.1.2.3', undefined, proxies)).toBe('10.1.2.3');
   });
 
-  it('compares a dual-stack socket\'s IPv4-mapped peer as IPv4', () => {
+  it("compares a dual-stack socket's IPv4-mapped peer as IPv4", () => {
     expect(clientAddress('::ffff:10.1.2.3', '203.0.113.7', proxies)).toBe('203.0.113.7');
     expect(clientAddress('10.1.2.3', '::ffff:203.0.113.7', proxies)).toBe('203.0.113.7');
   });
@@ -63,7 +64,7 @@ describe('the client address behind trusted proxies', () => {
     expect(clientAddress('10.1.2.3', 'garbage, 203.0.113.7', proxies)).toBe('203.0.113.7');
   });
 
-  it('reads RFC 7239 Forwarded when that is the proxies\' header, and X-Forwarded-For is then never read', () => {
+  it("reads RFC 7239 Forwarded when that is the proxies' header, and X-Forwarded-For is then never read", () => {
     expect(clientAddress('10.1.2.3', 'for=203.0.113.7;proto=https;by=10.1.2.3', forwarded)).toBe('203.0.113.7');
     expect(clientAddress('10.1.2.3', 'for=1.1.1.1, for="[2001:db8:1::77]:4711";host=keyway.example.com', forwarded)).toBe('2001:db8:1::77');
     expect(clientAddress('10.1.2.3', 'For="203.0.113.7:4711", for=10.0.0.5', forwarded)).toBe('203.0.113.7');
@@ -75,7 +76,7 @@ describe('the client address behind trusted proxies', () => {
     ['not a pair', 'garbage, for=203.0.113.7', '203.0.113.7'],
     ['two for in one element', 'for=1.1.1.1;for=2.2.2.2, for=203.0.113.7', '203.0.113.7'],
     ['an unterminated quote', 'for="1.1.1.1, for=203.0.113.7', '203.0.113.7'],
-    ['a quote left open before a proxy\'s quoted IPv6 address', 'for=1.1.1.1;x=", for="[2001:db8:1::77]:4711", for=10.0.0.5', '2001:db8:1::77'],
+    ["a quote left open before a proxy's quoted IPv6 address", 'for=1.1.1.1;x=", for="[2001:db8:1::77]:4711", for=10.0.0.5', '2001:db8:1::77'],
   ])('ignores a Forwarded element the client wrote left of its own, however malformed (%s): the client cannot pass as its proxy', (_name, header, client) => {
     expect(clientAddress('10.1.2.3', header, forwarded)).toBe(client);
   });
@@ -93,14 +94,16 @@ describe('the client address behind trusted proxies', () => {
   });
 
   it('refuses a trusted proxy list it cannot read, naming the entry', () => {
-    expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8, proxy.internal' })).toThrow(new ConfigError('KEYWAY_TRUSTED_PROXIES: "proxy.internal" is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)'));
+    expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8, proxy.internal' })).toThrow(
+      new ConfigError('KEYWAY_TRUSTED_PROXIES: "proxy.internal" is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)'),
+    );
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/33' })).toThrow(ConfigError);
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8', KEYWAY_TRUSTED_PROXY_HEADER: 'x-real-ip' })).toThrow(ConfigError);
     expect(readTrustedProxies({})).toEqual(NO_TRUSTED_PROXIES);
   });
 
   const everyAddress = ['0.0.0.0/0', '::/0', '::ffff:0.0.0.0/96', '10.0.0.0/8, 0.0.0.0/0'];
-  it.each(everyAddress)('refuses %s: trusting every address as a proxy believes every client\'s header', (list) => {
+  it.each(everyAddress)("refuses %s: trusting every address as a proxy believes every client's header", (list) => {
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: list })).toThrow(ConfigError);
     expect(() => readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: list })).toThrow(/covers every (IPv4|IPv6) address/);
   });

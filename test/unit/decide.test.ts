@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { VerifiedSubjectToken } from '../../src/issuers/verify-subject-token.ts';
-import { decide, type AccessRequest } from '../../src/policy/decide.ts';
-import { loadPolicies } from '../../src/policy/load-policies.ts';
-import type { PolicySet } from '../../src/policy/policy-set.ts';
+import type { VerifiedSubjectToken } from '../../src/core/verify/verify-subject-token.ts';
+import { decide, type AccessRequest } from '../../src/core/policy/decide.ts';
+import { loadPolicies } from '../../src/core/policy/load-policies.ts';
+import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const BROKER = 'https://keyway.test';
@@ -89,7 +89,10 @@ describe('decide', () => {
       granted: true,
       grant: { audiences: ['https://b.example'], scopes: ['read'] },
     });
-    expect(decide(set, token(set, claims), { audiences: ['https://c.example'], scopes: undefined })).toMatchObject({ granted: false, reason: 'audience_not_granted' });
+    expect(decide(set, token(set, claims), { audiences: ['https://c.example'], scopes: undefined })).toMatchObject({
+      granted: false,
+      reason: 'audience_not_granted',
+    });
     expect(decide(set, token(set, claims), { audiences: [], scopes: ['admin'] })).toMatchObject({ granted: false, reason: 'scope_not_granted' });
     expect(decide(set, token(set, claims), ANY)).toMatchObject({ granted: true, grant: { audiences: ['https://a.example'], scopes: ['read', 'write'] } });
   });
@@ -99,7 +102,10 @@ describe('decide', () => {
       'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "{environment}"'),
       'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  claims: { repo: "{repository}" }'),
     });
-    expect(decide(set, token(set, { repository_id: '1', repository: 'acme/api' }), ANY)).toMatchObject({ granted: true, grant: { policy: { id: 'b' }, claims: { repo: 'acme/api' } } });
+    expect(decide(set, token(set, { repository_id: '1', repository: 'acme/api' }), ANY)).toMatchObject({
+      granted: true,
+      grant: { policy: { id: 'b' }, claims: { repo: 'acme/api' } },
+    });
     expect(decide(set, token(set, { repository_id: '1' }), ANY)).toMatchObject({ granted: false, reason: 'template_claim_missing' });
   });
 
@@ -114,7 +120,10 @@ describe('decide', () => {
 
   describe('template values cannot carry the delimiters of the template they are placed in', () => {
     const set = load({
-      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "repo:{repository}:environment:{environment}"\n  claims: { env: "{environment}" }'),
+      'a.yaml': allow(
+        '  repository_id: "1"',
+        'audience: https://a.example\n  subject: "repo:{repository}:environment:{environment}"\n  claims: { env: "{environment}" }',
+      ),
     });
     const subjectFor = (environment: string) => decide(set, token(set, { repository_id: '1', repository: 'acme/api', environment }), ANY);
 
@@ -125,20 +134,41 @@ describe('decide', () => {
     });
 
     it('refuses control and invisible characters in any template, and checks grant.claims too', () => {
-      expect(subjectFor('prod\nref:main')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: expect.stringContaining('U+000A, a control or invisible character') });
-      expect(subjectFor('prod\u202Enoitcudorp')).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: expect.stringContaining('U+202E') });
+      expect(subjectFor('prod\nref:main')).toMatchObject({
+        granted: false,
+        reason: 'template_value_forbidden',
+        detail: expect.stringContaining('U+000A, a control or invisible character'),
+      });
+      expect(subjectFor('prod\u202Enoitcudorp')).toMatchObject({
+        granted: false,
+        reason: 'template_value_forbidden',
+        detail: expect.stringContaining('U+202E'),
+      });
       const claimsOnly = load({ 'c.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  claims: { env: "{environment}" }') });
       const decision = decide(claimsOnly, token(claimsOnly, { repository_id: '1', environment: 'prod\u0000' }), ANY);
-      expect(decision).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail: 'c grant.claims.env: {environment} holds U+0000, a control or invisible character' });
+      expect(decision).toMatchObject({
+        granted: false,
+        reason: 'template_value_forbidden',
+        detail: 'c grant.claims.env: {environment} holds U+0000, a control or invisible character',
+      });
     });
 
     it('places values holding only letters, digits and characters the template does not use as delimiters', () => {
-      expect(subjectFor('prod-eu.1/ü')).toMatchObject({ granted: true, grant: { subject: 'repo:acme/api:environment:prod-eu.1/ü', claims: { env: 'prod-eu.1/ü' } } });
+      expect(subjectFor('prod-eu.1/ü')).toMatchObject({
+        granted: true,
+        grant: { subject: 'repo:acme/api:environment:prod-eu.1/ü', claims: { env: 'prod-eu.1/ü' } },
+      });
       // A template without literal text has no delimiters: any value without control characters is placed as it is.
       const bare = load({ 'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "{environment}"') });
-      expect(decide(bare, token(bare, { repository_id: '1', environment: 'x:ref:main' }), ANY)).toMatchObject({ granted: true, grant: { subject: 'x:ref:main' } });
+      expect(decide(bare, token(bare, { repository_id: '1', environment: 'x:ref:main' }), ANY)).toMatchObject({
+        granted: true,
+        grant: { subject: 'x:ref:main' },
+      });
       const slashed = load({ 'd.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  subject: "deploy/{environment}"') });
-      expect(decide(slashed, token(slashed, { repository_id: '1', environment: 'prod/../admin' }), ANY)).toMatchObject({ granted: false, reason: 'template_value_forbidden' });
+      expect(decide(slashed, token(slashed, { repository_id: '1', environment: 'prod/../admin' }), ANY)).toMatchObject({
+        granted: false,
+        reason: 'template_value_forbidden',
+      });
     });
 
     it('refuses a value that Unicode normalization turns into a delimiter, or that joins the delimiter before it', () => {
@@ -158,7 +188,12 @@ describe('decide', () => {
     });
 
     it('refuses invisible fillers, variation selectors and unpaired surrogates, and places a whole emoji', () => {
-      for (const [environment, code] of [['prod\uFE0F', 'U+FE0F'], ['prod\u034F', 'U+034F'], ['prod\u3164', 'U+3164'], ['prod\u115F', 'U+115F']]) {
+      for (const [environment, code] of [
+        ['prod\uFE0F', 'U+FE0F'],
+        ['prod\u034F', 'U+034F'],
+        ['prod\u3164', 'U+3164'],
+        ['prod\u115F', 'U+115F'],
+      ]) {
         const detail = `a grant.subject: {environment} holds ${code}, a control or invisible character`;
         expect(subjectFor(environment as string)).toMatchObject({ granted: false, reason: 'template_value_forbidden', detail });
       }
@@ -259,7 +294,13 @@ describe('decide', () => {
           for (const ref of values.ref)
             for (const environment of values.environment)
               for (const request of requests) {
-                const subject = token(set, { repository_owner_id: owner, repository_id: repo, event_name: event, ref, ...(environment === undefined ? {} : { environment }) });
+                const subject = token(set, {
+                  repository_owner_id: owner,
+                  repository_id: repo,
+                  event_name: event,
+                  ref,
+                  ...(environment === undefined ? {} : { environment }),
+                });
                 const indexed = decide(set, subject, request);
                 const everything = decide(set, subject, request, { everyPolicyOfIssuer: true });
                 const summary = (d: typeof indexed) => (d.granted ? { policy: d.grant.policy.id, grant: d.grant } : { reason: d.reason, detail: d.detail });
@@ -271,4 +312,3 @@ describe('decide', () => {
     expect(compared).toBe(2 * 4 * 3 * 2 * 3 * 3);
   });
 });
-

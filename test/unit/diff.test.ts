@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { diffPolicies } from '../../src/policy/diff/diff-policies.ts';
-import { compilePolicyFiles, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+import { diffPolicies } from '../../src/core/policy/diff/diff-policies.ts';
+import { compilePolicyFiles, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 7200, allowHttpLoopback: false };
 
-const compile = (files: Record<string, string>) => compilePolicyFiles(Object.entries(files).map(([path, text]) => ({ path, text })), OPTIONS);
+const compile = (files: Record<string, string>) =>
+  compilePolicyFiles(
+    Object.entries(files).map(([path, text]) => ({ path, text })),
+    OPTIONS,
+  );
 const diff = (before: Record<string, string>, after: Record<string, string>) => diffPolicies(compile(before), compile(after));
 
 const DEPLOY = `version: 1
@@ -48,12 +52,21 @@ describe('diffPolicies', () => {
   });
 
   it('audiences, scopes and a longer TTL widen; fewer narrow; a new subject template changes', () => {
-    const [widened] = diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('[deploy:write]', '[deploy:write, admin]').replace('ttl: 10m', 'ttl: 1h').replace('audience: https://deploy.example', 'audience: [https://deploy.example, https://x.example]') });
+    const [widened] = diff(
+      { 'd.yaml': DEPLOY },
+      {
+        'd.yaml': DEPLOY.replace('[deploy:write]', '[deploy:write, admin]')
+          .replace('ttl: 10m', 'ttl: 1h')
+          .replace('audience: https://deploy.example', 'audience: [https://deploy.example, https://x.example]'),
+      },
+    );
     expect(widened?.status).toBe('widened');
     expect(widened?.changes.map((change) => change.what)).toEqual(['grant.audience: + https://x.example', 'grant.scopes: + admin', 'grant.ttl: 600s → 3600s']);
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('ttl: 10m', 'ttl: 5m') })[0]?.status).toBe('narrowed');
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('ttl: 10m', 'ttl: 10m\n  subject: "{repository}"') })[0]).toMatchObject({ status: 'changed' });
-    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('[deploy:write]', '[artifacts:read]').replace('ttl: 10m', 'ttl: 1h') })[0]?.status).toBe('widened and narrowed');
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('[deploy:write]', '[artifacts:read]').replace('ttl: 10m', 'ttl: 1h') })[0]?.status).toBe(
+      'widened and narrowed',
+    );
   });
 
   it('reads a deny policy the other way round: matching more narrows access', () => {
@@ -76,11 +89,19 @@ describe('diffPolicies', () => {
 
   it('switching a policy on, off, to audit mode or to deny moves access accordingly', () => {
     const status = (before: string, after: string) => diff({ 'd.yaml': before }, { 'd.yaml': after })[0];
-    expect(status(DEPLOY, DEPLOY.replace('version: 1', 'version: 1\ndisabled: true'))).toMatchObject({ status: 'narrowed', changes: [{ what: 'now inactive (was allow, enforced)' }] });
+    expect(status(DEPLOY, DEPLOY.replace('version: 1', 'version: 1\ndisabled: true'))).toMatchObject({
+      status: 'narrowed',
+      changes: [{ what: 'now inactive (was allow, enforced)' }],
+    });
     expect(status(DEPLOY.replace('version: 1', 'version: 1\nmode: audit'), DEPLOY)?.status).toBe('widened');
     expect(status(GUARD, GUARD.replace('version: 1', 'version: 1\nmode: audit'))?.status).toBe('widened');
     // An edit to a policy that does not take part changes nothing.
-    expect(status(DEPLOY.replace('version: 1', 'version: 1\ndisabled: true'), DEPLOY.replace('version: 1', 'version: 1\ndisabled: true').replace('  environment: production\n', ''))?.status).toBe('edited');
+    expect(
+      status(
+        DEPLOY.replace('version: 1', 'version: 1\ndisabled: true'),
+        DEPLOY.replace('version: 1', 'version: 1\ndisabled: true').replace('  environment: production\n', ''),
+      )?.status,
+    ).toBe('edited');
   });
 
   it('calls a description edit an edit, without effect on access', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { explainClaims } from '../../src/policy/explain.ts';
-import { loadPolicies } from '../../src/policy/load-policies.ts';
+import { explainClaims } from '../../src/core/policy/explain.ts';
+import { loadPolicies } from '../../src/core/policy/load-policies.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
 const BROKER = 'https://keyway.test';

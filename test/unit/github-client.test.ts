@@ -1,15 +1,15 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
-import { importAppPrivateKey, signAppJwt } from '../../src/github/app-jwt.ts';
-import { createCheckRun } from '../../src/github/check-run.ts';
-import { getContents } from '../../src/github/contents.ts';
-import { GitHubClient } from '../../src/github/github-client.ts';
-import { GitHubError } from '../../src/github/github-error.ts';
-import { readGitHubAppSettings } from '../../src/github/github-settings.ts';
-import { InstallationCache } from '../../src/github/installation-cache.ts';
-import { findRepositoryInstallation } from '../../src/github/installation.ts';
-import { createInstallationToken, revokeInstallationToken } from '../../src/github/installation-token.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { importAppPrivateKey, signAppJwt } from '../../src/features/github/app/app-jwt.ts';
+import { createCheckRun } from '../../src/features/github/app/check-run.ts';
+import { getContents } from '../../src/features/github/app/contents.ts';
+import { GitHubClient } from '../../src/features/github/app/github-client.ts';
+import { GitHubError } from '../../src/features/github/app/github-error.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { InstallationCache } from '../../src/features/github/app/installation-cache.ts';
+import { findRepositoryInstallation } from '../../src/features/github/app/installation.ts';
+import { createInstallationToken, revokeInstallationToken } from '../../src/features/github/app/installation-token.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 
 const INSTALLATION = {
@@ -26,8 +26,15 @@ const INSTALLATION = {
 async function setup(options: { pkcs8?: boolean; timeoutMs?: number } = {}): Promise<{ github: FakeGitHub; client: GitHubClient }> {
   const github = await FakeGitHub.create(inject('fakeGitHubBase'));
   await github.install(INSTALLATION);
-  const settings = readGitHubAppSettings({ ...github.settings, ...(options.pkcs8 === true ? { KEYWAY_GITHUB_APP_PRIVATE_KEY: github.privateKeyPkcs8Pem } : {}) })!;
-  const client = await GitHubClient.forApp(settings, { fetch: (input, init) => fetch(input, init), timeoutMs: options.timeoutMs ?? 3000, maxBytes: 256 * 1024, allowHttpLoopback: true }, Date.now);
+  const settings = readGitHubAppSettings({
+    ...github.settings,
+    ...(options.pkcs8 === true ? { KEYWAY_GITHUB_APP_PRIVATE_KEY: github.privateKeyPkcs8Pem } : {}),
+  })!;
+  const client = await GitHubClient.forApp(
+    settings,
+    { fetch: (input, init) => fetch(input, init), timeoutMs: options.timeoutMs ?? 3000, maxBytes: 256 * 1024, allowHttpLoopback: true },
+    Date.now,
+  );
   return { github, client };
 }
 
@@ -36,10 +43,19 @@ describe('GitHub App settings', () => {
     expect(readGitHubAppSettings({})).toBeUndefined();
     expect(() => readGitHubAppSettings({ KEYWAY_GITHUB_APP_ID: '1' })).toThrow(ConfigError);
     expect(() => readGitHubAppSettings({ KEYWAY_GITHUB_APP_ID: '1', KEYWAY_GITHUB_APP_PRIVATE_KEY: 'not a key' })).toThrow(/PEM/);
-    const settings = readGitHubAppSettings({ KEYWAY_GITHUB_APP_ID: '1', KEYWAY_GITHUB_APP_PRIVATE_KEY: '-----BEGIN RSA PRIVATE KEY-----\\nAAAA\\n-----END RSA PRIVATE KEY-----' });
+    const settings = readGitHubAppSettings({
+      KEYWAY_GITHUB_APP_ID: '1',
+      KEYWAY_GITHUB_APP_PRIVATE_KEY: '-----BEGIN RSA PRIVATE KEY-----\\nAAAA\\n-----END RSA PRIVATE KEY-----',
+    });
     expect(settings?.apiUrl).toBe('https://api.github.com');
     expect(settings?.privateKeyPem).toContain('\nAAAA\n');
-    expect(readGitHubAppSettings({ KEYWAY_GITHUB_APP_ID: '1', KEYWAY_GITHUB_APP_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----', KEYWAY_GITHUB_API_URL: 'https://ghe.example.com/api/v3/' })?.apiUrl).toBe('https://ghe.example.com/api/v3');
+    expect(
+      readGitHubAppSettings({
+        KEYWAY_GITHUB_APP_ID: '1',
+        KEYWAY_GITHUB_APP_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----',
+        KEYWAY_GITHUB_API_URL: 'https://ghe.example.com/api/v3/',
+      })?.apiUrl,
+    ).toBe('https://ghe.example.com/api/v3');
   });
 });
 
@@ -85,7 +101,10 @@ describe('installation lookup', () => {
     await cache.get('acme');
     expect((await github.calls()).length).toBe(3);
     expect(await cache.get('octocat')).toMatchObject({ id: 77, owner: 'octocat' });
-    expect((await github.calls()).slice(-2).map((call) => `${call.path} ${call.status}`)).toEqual(['/orgs/octocat/installation 404', '/users/octocat/installation 200']);
+    expect((await github.calls()).slice(-2).map((call) => `${call.path} ${call.status}`)).toEqual([
+      '/orgs/octocat/installation 404',
+      '/users/octocat/installation 200',
+    ]);
   });
 
   it('finds the installation covering one repository, and none for a repository outside it', async () => {
@@ -111,7 +130,12 @@ describe('installation tokens', () => {
     expect(minted.permissions).toEqual({ contents: 'read', metadata: 'read' });
     expect(minted.expiresAt).toBeGreaterThan(Date.now() + 50 * 60_000);
     const post = (await github.calls()).at(-1);
-    expect(post).toMatchObject({ method: 'POST', path: '/app/installations/41/access_tokens', auth: 'app', body: { repositories: ['app'], permissions: { contents: 'read' } } });
+    expect(post).toMatchObject({
+      method: 'POST',
+      path: '/app/installations/41/access_tokens',
+      auth: 'app',
+      body: { repositories: ['app'], permissions: { contents: 'read' } },
+    });
     expect(await github.repositoriesVisibleTo(minted.token)).toEqual({ status: 200, names: ['app'] });
     expect(await revokeInstallationToken(client, minted.token)).toBe('revoked');
     expect((await github.repositoriesVisibleTo(minted.token)).status).toBe(401);
@@ -120,9 +144,15 @@ describe('installation tokens', () => {
 
   it('beyond the installation are refused by GitHub with a typed error', async () => {
     const { client } = await setup();
-    await expect(createInstallationToken(client, { installationId: 41, repositories: ['elsewhere'], permissions: { contents: 'read' } })).rejects.toMatchObject({ name: 'GitHubError', code: 'rejected', status: 422 });
-    await expect(createInstallationToken(client, { installationId: 41, repositories: ['app'], permissions: { administration: 'write' } })).rejects.toMatchObject({ code: 'rejected' });
-    await expect(createInstallationToken(client, { installationId: 9, repositories: ['app'], permissions: { contents: 'read' } })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(createInstallationToken(client, { installationId: 41, repositories: ['elsewhere'], permissions: { contents: 'read' } })).rejects.toMatchObject(
+      { name: 'GitHubError', code: 'rejected', status: 422 },
+    );
+    await expect(
+      createInstallationToken(client, { installationId: 41, repositories: ['app'], permissions: { administration: 'write' } }),
+    ).rejects.toMatchObject({ code: 'rejected' });
+    await expect(createInstallationToken(client, { installationId: 9, repositories: ['app'], permissions: { contents: 'read' } })).rejects.toMatchObject({
+      code: 'not_found',
+    });
   });
 });
 
@@ -131,15 +161,34 @@ describe('contents and check runs', () => {
     const { github, client } = await setup();
     await github.putFile({ owner: 'acme', repo: 'keyway-policies', path: 'policies/deploy.yaml', text: 'name: deploy\n# ünïcode\n' });
     await github.putFile({ owner: 'acme', repo: 'keyway-policies', path: 'policies/release.yaml', ref: 'abc123', text: 'name: release\n' });
-    const { token } = await createInstallationToken(client, { installationId: 41, repositories: ['keyway-policies'], permissions: { contents: 'read', checks: 'write' } });
+    const { token } = await createInstallationToken(client, {
+      installationId: 41,
+      repositories: ['keyway-policies'],
+      permissions: { contents: 'read', checks: 'write' },
+    });
     const location = { owner: 'acme', repo: 'keyway-policies' };
-    expect(await getContents(client, token, { ...location, path: 'policies/deploy.yaml' })).toMatchObject({ path: 'policies/deploy.yaml', text: 'name: deploy\n# ünïcode\n' });
-    expect(await getContents(client, token, { ...location, path: 'policies', ref: 'abc123' })).toEqual([expect.objectContaining({ name: 'release.yaml', type: 'file' })]);
+    expect(await getContents(client, token, { ...location, path: 'policies/deploy.yaml' })).toMatchObject({
+      path: 'policies/deploy.yaml',
+      text: 'name: deploy\n# ünïcode\n',
+    });
+    expect(await getContents(client, token, { ...location, path: 'policies', ref: 'abc123' })).toEqual([
+      expect.objectContaining({ name: 'release.yaml', type: 'file' }),
+    ]);
     await expect(getContents(client, token, { ...location, path: 'missing.yaml' })).rejects.toMatchObject({ code: 'not_found' });
     await expect(getContents(client, token, { owner: 'acme', repo: 'app', path: 'x' })).rejects.toMatchObject({ code: 'not_found' });
-    const run = await createCheckRun(client, token, location, { name: 'keyway', head_sha: 'abc123', status: 'completed', conclusion: 'success', output: { title: 'ok', summary: 'no changes' } });
+    const run = await createCheckRun(client, token, location, {
+      name: 'keyway',
+      head_sha: 'abc123',
+      status: 'completed',
+      conclusion: 'success',
+      output: { title: 'ok', summary: 'no changes' },
+    });
     expect(run.id).toBe(1);
-    expect((await github.calls()).at(-1)).toMatchObject({ path: '/repos/acme/keyway-policies/check-runs', body: { head_sha: 'abc123', conclusion: 'success' }, status: 201 });
+    expect((await github.calls()).at(-1)).toMatchObject({
+      path: '/repos/acme/keyway-policies/check-runs',
+      body: { head_sha: 'abc123', conclusion: 'success' },
+      status: 201,
+    });
   });
 });
 
@@ -148,7 +197,10 @@ describe('GitHub unavailable', () => {
     const { github, client } = await setup({ timeoutMs: 200 });
     const call = () => client.request({ method: 'GET', path: '/app', auth: { as: 'app' } });
     await github.setDown(true);
-    await expect(createInstallationToken(client, { installationId: 41, repositories: ['app'], permissions: {} })).rejects.toMatchObject({ code: 'unavailable', status: 503 });
+    await expect(createInstallationToken(client, { installationId: 41, repositories: ['app'], permissions: {} })).rejects.toMatchObject({
+      code: 'unavailable',
+      status: 503,
+    });
     await github.setDown(false);
 
     await github.misbehave({ kind: 'cut' });
@@ -170,6 +222,8 @@ describe('GitHub unavailable', () => {
     const { github } = await setup();
     const settings = readGitHubAppSettings(github.settings)!;
     await expect(GitHubClient.forApp(settings, { fetch, timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: false }, Date.now)).rejects.toThrow(/http/);
-    expect(() => GitHubClient.withTokensOnly('http://github.example/api/v3', { fetch, timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: true })).toThrow(/https/);
+    expect(() => GitHubClient.withTokensOnly('http://github.example/api/v3', { fetch, timeoutMs: 1000, maxBytes: 1024, allowHttpLoopback: true })).toThrow(
+      /https/,
+    );
   });
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { githubWebOrigin, parseGitHubAccessRequest } from '../../src/exchange/github-access-request.ts';
-import { parseTokenExchangeRequest, TOKEN_TYPE } from '../../src/exchange/parse-token-exchange-request.ts';
-import { decide } from '../../src/policy/decide.ts';
-import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { lintPolicies } from '../../src/policy/lint/lint-policies.ts';
+import { githubWebOrigin, parseGitHubAccessRequest } from '../../src/core/exchange/github-access-request.ts';
+import { parseTokenExchangeRequest, TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
+import { decide } from '../../src/core/policy/decide.ts';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { lintPolicies } from '../../src/core/policy/lint/lint-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';
@@ -39,11 +39,19 @@ describe('grant.github at load time', () => {
     ['an unknown permission', '  github: { repositories: [acme/api], permissions: { contnets: read } }\n', /a permission is one of/],
     ['an organization permission', '  github: { repositories: [acme/api], permissions: { members: read } }\n', /a permission is one of/],
     ['an unknown level', '  github: { repositories: [acme/api], permissions: { contents: all } }\n', /permission level is read, write, admin/],
-    ['a level the permission does not have', '  github: { repositories: [acme/api], permissions: { contents: admin } }\n', /contents can be read or write, not admin/],
+    [
+      'a level the permission does not have',
+      '  github: { repositories: [acme/api], permissions: { contents: admin } }\n',
+      /contents can be read or write, not admin/,
+    ],
     ['no permissions', '  github: { repositories: [acme/api], permissions: {} }\n', /at least one permission/],
     ['no repositories', '  github: { repositories: [], permissions: { contents: read } }\n', /at least one repository/],
     ['an unknown field', '  github: { repositories: [acme/api], permissions: { contents: read }, org: acme }\n', /org/],
-    ['a TTL longer than GitHub tokens live', '  github: { repositories: [acme/api], permissions: { contents: read } }\n  ttl: 2h\n', /longer than GitHub installation tokens live|cap/],
+    [
+      'a TTL longer than GitHub tokens live',
+      '  github: { repositories: [acme/api], permissions: { contents: read } }\n  ttl: 2h\n',
+      /longer than GitHub installation tokens live|cap/,
+    ],
   ])('refuses %s', (_what, grant, message) => {
     expect(problems(grant).join('\n')).toMatch(message);
   });
@@ -78,7 +86,12 @@ describe('GitHub write permissions in lint', () => {
 
 describe('a GitHub token request', () => {
   const form = (extra: Record<string, string | string[]>) => {
-    const params = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'a.b.c', subject_token_type: TOKEN_TYPE.idToken, requested_token_type: TOKEN_TYPE.githubInstallationToken });
+    const params = new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: 'a.b.c',
+      subject_token_type: TOKEN_TYPE.idToken,
+      requested_token_type: TOKEN_TYPE.githubInstallationToken,
+    });
     for (const [name, value] of Object.entries(extra)) for (const item of ([] as string[]).concat(value)) params.append(name, item);
     return parseTokenExchangeRequest(params);
   };
@@ -86,11 +99,22 @@ describe('a GitHub token request', () => {
   it('names repositories at github.com (or the Enterprise Server host) and permissions as scope entries', () => {
     expect(githubWebOrigin('https://api.github.com')).toBe('https://github.com');
     expect(githubWebOrigin('https://ghe.acme.dev/api/v3')).toBe('https://ghe.acme.dev');
-    expect(parseGitHubAccessRequest(form({ resource: ['https://github.com/acme/api', 'https://github.com/acme/docs/'], scope: 'contents:read pull_requests:write' }), 'https://github.com')).toEqual({
-      repositories: [{ owner: 'acme', name: 'api' }, { owner: 'acme', name: 'docs' }],
+    expect(
+      parseGitHubAccessRequest(
+        form({ resource: ['https://github.com/acme/api', 'https://github.com/acme/docs/'], scope: 'contents:read pull_requests:write' }),
+        'https://github.com',
+      ),
+    ).toEqual({
+      repositories: [
+        { owner: 'acme', name: 'api' },
+        { owner: 'acme', name: 'docs' },
+      ],
       permissions: { contents: 'read', pull_requests: 'write' },
     });
-    expect(parseGitHubAccessRequest(form({ audience: 'acme/api' }), 'https://github.com')).toEqual({ repositories: [{ owner: 'acme', name: 'api' }], permissions: undefined });
+    expect(parseGitHubAccessRequest(form({ audience: 'acme/api' }), 'https://github.com')).toEqual({
+      repositories: [{ owner: 'acme', name: 'api' }],
+      permissions: undefined,
+    });
     expect(parseGitHubAccessRequest(form({}), 'https://github.com')).toEqual({ repositories: undefined, permissions: undefined });
   });
 
@@ -108,12 +132,30 @@ describe('a GitHub token request', () => {
   });
 
   it('is decided against grant.github: a subset of repositories and no permission above the grant', () => {
-    const set = loadPolicies([{ path: 'p.yaml', text: policy('  github: { repositories: [acme/api, acme/docs], permissions: { contents: write, issues: read } }\n') }], OPTIONS);
-    const token = { issuer: set.policies[0]!.issuer, claims: { aud: 'https://keyway.test', repository_owner_id: '1200934', repository_id: '734201', event_name: 'push', runner_environment: 'github-hosted', ref_protected: 'true', sub: 's' } };
-    const ask = (repositories: { owner: string; name: string }[] | undefined, permissions: Record<string, string> | undefined) => decide(set, token, { audiences: [], scopes: undefined, github: { repositories, permissions } });
+    const set = loadPolicies(
+      [{ path: 'p.yaml', text: policy('  github: { repositories: [acme/api, acme/docs], permissions: { contents: write, issues: read } }\n') }],
+      OPTIONS,
+    );
+    const token = {
+      issuer: set.policies[0]!.issuer,
+      claims: {
+        aud: 'https://keyway.test',
+        repository_owner_id: '1200934',
+        repository_id: '734201',
+        event_name: 'push',
+        runner_environment: 'github-hosted',
+        ref_protected: 'true',
+        sub: 's',
+      },
+    };
+    const ask = (repositories: { owner: string; name: string }[] | undefined, permissions: Record<string, string> | undefined) =>
+      decide(set, token, { audiences: [], scopes: undefined, github: { repositories, permissions } });
     const granted = ask([{ owner: 'ACME', name: 'API' }], { contents: 'read' });
     expect(granted.granted && granted.grant.github).toEqual({ owner: 'acme', repositories: ['api'], permissions: { contents: 'read' } });
-    expect(ask(undefined, undefined)).toMatchObject({ granted: true, grant: { github: { repositories: ['api', 'docs'], permissions: { contents: 'write', issues: 'read' } } } });
+    expect(ask(undefined, undefined)).toMatchObject({
+      granted: true,
+      grant: { github: { repositories: ['api', 'docs'], permissions: { contents: 'write', issues: 'read' } } },
+    });
     expect(ask([{ owner: 'acme', name: 'infra' }], undefined)).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
     expect(ask([{ owner: 'other', name: 'api' }], undefined)).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
     expect(ask(undefined, { issues: 'write' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });

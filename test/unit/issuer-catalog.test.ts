@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PRESETS } from '../../src/issuers/presets.ts';
-import { resolveIssuer, type IssuerReference } from '../../src/issuers/trusted-issuer.ts';
-import { carriesGitRef } from '../../src/policy/case-fold.ts';
-import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import type { PolicySet } from '../../src/policy/policy-set.ts';
+import { PRESETS } from '../../src/core/verify/presets.ts';
+import { resolveIssuer, type IssuerReference } from '../../src/core/verify/trusted-issuer.ts';
+import { carriesGitRef } from '../../src/core/claims/case-fold.ts';
+import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 const ORG = '8d5a3a2c-3c16-4a3e-9d55-4c4d2f3e9b11';
@@ -16,7 +16,10 @@ function policy(issuer: string, match = 'sub: x', extra = ''): string {
 }
 
 function load(files: Record<string, string>, options: Partial<PolicyLoadOptions> = {}): PolicySet {
-  return loadPolicies(Object.entries(files).map(([path, text]) => ({ path, text })), { ...OPTIONS, ...options });
+  return loadPolicies(
+    Object.entries(files).map(([path, text]) => ({ path, text })),
+    { ...OPTIONS, ...options },
+  );
 }
 
 function problems(files: Record<string, string>, options: Partial<PolicyLoadOptions> = {}): string[] {
@@ -138,7 +141,10 @@ describe('overrides on a policy’s issuer', () => {
   it('lengthens the maximum token age and adds asymmetric algorithms', () => {
     const set = load({ 'p.yaml': policy('{ kind: gitlab, url: https://gitlab.acme.dev, max_token_age: 3h, extra_algorithms: [ES256] }', 'project_id: "20"') });
     expect(set.issuer('https://gitlab.acme.dev')).toMatchObject({ maxTokenAgeSeconds: 3 * 3600, algorithms: ['RS256', 'ES256'] });
-    expect(load({ 'p.yaml': policy('{ kind: github, max_token_age: 5m }', 'repository_id: "1"') }).issuer('https://token.actions.githubusercontent.com')?.maxTokenAgeSeconds).toBe(300);
+    expect(
+      load({ 'p.yaml': policy('{ kind: github, max_token_age: 5m }', 'repository_id: "1"') }).issuer('https://token.actions.githubusercontent.com')
+        ?.maxTokenAgeSeconds,
+    ).toBe(300);
   });
 
   it.each([
@@ -167,7 +173,10 @@ describe('single use and fixed audiences', () => {
 
   it('is off unless a policy asks for it', () => {
     const set = load({ 'a.yaml': policy('github', 'repository_id: "1"'), 'b.yaml': policy('github', 'repository_id: "2"', 'single_use: true\n') });
-    expect(set.policies.map((p) => [p.id, p.singleUse])).toEqual([['a', false], ['b', true]]);
+    expect(set.policies.map((p) => [p.id, p.singleUse])).toEqual([
+      ['a', false],
+      ['b', true],
+    ]);
   });
 
   it('is forced for Azure DevOps, whose audience is fixed, and the policy audience defaults to it', () => {
@@ -179,30 +188,46 @@ describe('single use and fixed audiences', () => {
 
   it('refuses an Azure DevOps policy that turns single use off or expects another audience', () => {
     expect(problems({ 'p.yaml': policy(ado, 'def_id: "1"', 'single_use: false\n') })[0]).toMatch(/single_use cannot be false/);
-    expect(problems({ 'p.yaml': policy(ado, 'def_id: "1"', 'subject_audience: https://keyway.test\n') })[0]).toMatch(/always carry aud api:\/\/AzureADTokenExchange/);
+    expect(problems({ 'p.yaml': policy(ado, 'def_id: "1"', 'subject_audience: https://keyway.test\n') })[0]).toMatch(
+      /always carry aud api:\/\/AzureADTokenExchange/,
+    );
   });
 });
 
 describe('claim formats: a pinned value the issuer never sends is a load error, not a policy that silently never fires', () => {
   it.each([
-    ['a Bitbucket UUID without its braces', '{ kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }', 'workspaceUuid: 5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10', /in braces/],
+    [
+      'a Bitbucket UUID without its braces',
+      '{ kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }',
+      'workspaceUuid: 5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10',
+      /in braces/,
+    ],
     ['a person’s email on Google', 'google', 'email: alice@gmail.com', /service account email/],
     ['a service account email where its unique id belongs', 'google', 'sub: deployer@acme.iam.gserviceaccount.com', /numeric unique id/],
     ['an owner name where GitHub sends its id', 'github', 'repository_owner_id: [acme, "1200934"]', /"acme" can never match/],
-    ['an upper-case CircleCI UUID', `{ kind: circleci, url: "https://oidc.circleci.com/org/${ORG}" }`, `oidc.circleci.com/project-id: ${ORG.toUpperCase()}`, /lower-case UUID/],
+    [
+      'an upper-case CircleCI UUID',
+      `{ kind: circleci, url: "https://oidc.circleci.com/org/${ORG}" }`,
+      `oidc.circleci.com/project-id: ${ORG.toUpperCase()}`,
+      /lower-case UUID/,
+    ],
     ['a Terraform organization name where its id belongs', 'terraform', 'terraform_organization_id: my-org', /org-GRNbCjYNpBB6NEH9/],
   ])('refuses %s', (_name, issuer, match, message) => {
     expect(problems({ 'p.yaml': policy(issuer, match) })[0]).toMatch(message);
   });
 
   it('holds for deny policies too, whose dead line would silently let everything through', () => {
-    const deny = 'version: 1\neffect: deny\nissuer: { kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }\nmatch:\n  repositoryUuid: 7c1e9d2a-3b4f-4a6e-8d9c-0f1e2d3c4b5a\n';
+    const deny =
+      'version: 1\neffect: deny\nissuer: { kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }\nmatch:\n  repositoryUuid: 7c1e9d2a-3b4f-4a6e-8d9c-0f1e2d3c4b5a\n';
     expect(problems({ 'p.yaml': deny })[0]).toMatch(/repositoryUuid/);
   });
 
   it('accepts values of the right form, and leaves globs and regexes alone', () => {
     const set = load({
-      'a.yaml': policy('{ kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }', 'workspaceUuid: "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"'),
+      'a.yaml': policy(
+        '{ kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }',
+        'workspaceUuid: "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"',
+      ),
       // Each pins its tenant too: a shared issuer's policy without one is refused (lint rule unpinned-tenant).
       'b.yaml': policy('google', 'email: Deployer@Acme-Prod.iam.gserviceaccount.com\n  sub: "110987294251917851298"'),
       'c.yaml': policy('github', 'repository_owner_id: { glob: "12*" }\n  repository_id: "734201"'),

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { DEFAULT_JWKS_CACHE_POLICY, IssuerUnavailableError, JwksCache, type JwksCachePolicy } from '../../src/issuers/jwks-cache.ts';
+import { DEFAULT_JWKS_CACHE_POLICY, IssuerUnavailableError, JwksCache, type JwksCachePolicy } from '../../src/core/verify/jwks-cache.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
 

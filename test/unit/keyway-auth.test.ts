@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
 import { createLocalJWKSet, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { keywayAuth, type KeywayAuthVariables } from '../../src/middleware/keyway-auth/index.ts';
-import type { IssuedGrant } from '../../src/policy/decide.ts';
-import type { Policy } from '../../src/policy/policy.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../../src/http/middleware/keyway-auth.ts';
+import type { IssuedGrant } from '../../src/core/policy/decide.ts';
+import type { Policy } from '../../src/core/policy/policy.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 
 const ISSUER = 'https://keyway.test';
 
@@ -20,7 +20,15 @@ describe('keywayAuth', () => {
       await mintAccessToken({
         issuer: options.issuer ?? ISSUER,
         key: (options.ring ?? ring).signing,
-        grant: { policy: { id: 'auditors' } as Policy, audiences: [ISSUER], scopes: ['audit:read'], ttlSeconds: 300, subject: 'alice', claims: {}, ...overrides },
+        grant: {
+          policy: { id: 'auditors' } as Policy,
+          audiences: [ISSUER],
+          scopes: ['audit:read'],
+          ttlSeconds: 300,
+          subject: 'alice',
+          claims: {},
+          ...overrides,
+        },
         source: { iss: 'https://accounts.google.com', sub: '1234' },
         now: options.now ?? Date.now(),
       })

@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { checkPolicies, isReadOnlyScope, lintPolicies, type LintFinding } from '../../src/policy/lint/lint-policies.ts';
-import { LINT_RULE_IDS, LINT_RULES } from '../../src/policy/lint/lint-rules.ts';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { checkPolicies, isReadOnlyScope, lintPolicies, type LintFinding } from '../../src/core/policy/lint/lint-policies.ts';
+import { LINT_RULE_IDS, LINT_RULES } from '../../src/core/policy/lint/lint-rules.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 
 function lint(files: Record<string, string>): LintFinding[] {
-  return lintPolicies(compilePolicyFiles(Object.entries(files).map(([path, text]) => ({ path, text })), OPTIONS));
+  return lintPolicies(
+    compilePolicyFiles(
+      Object.entries(files).map(([path, text]) => ({ path, text })),
+      OPTIONS,
+    ),
+  );
 }
 
 const rules = (files: Record<string, string>): string[] => lint(files).map((finding) => finding.rule);
@@ -19,7 +24,15 @@ const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';
 /** Every GitHub untrusted context excluded, so write-scope tests see only what they add. */
 const SAFE_CONTEXT = '  event_name: push\n  runner_environment: github-hosted\n  ref_protected: "true"\n';
 /** GitHub's event_name values that run untrusted code or input with the repository's identity. */
-const UNTRUSTED_EVENTS = ['pull_request', 'pull_request_target', 'workflow_run', 'issue_comment', 'pull_request_review', 'pull_request_review_comment', 'discussion_comment'];
+const UNTRUSTED_EVENTS = [
+  'pull_request',
+  'pull_request_target',
+  'workflow_run',
+  'issue_comment',
+  'pull_request_review',
+  'pull_request_review_comment',
+  'discussion_comment',
+];
 
 describe('lint rules', () => {
   it('every rule has a severity and a one-line why', () => {
@@ -43,8 +56,12 @@ describe('lint rules', () => {
 
     it('flags gitlab.com and a GitLab instance alike: one issuer for every project it serves', () => {
       expect(rules({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { ref_protected: "true" }\ngrant: { audience: x }\n' })).toContain('unpinned-tenant');
-      expect(rules({ 'p.yaml': 'version: 1\nissuer: { kind: gitlab, url: "https://gitlab.acme.dev" }\nmatch: { ref: main }\ngrant: { audience: x }\n' })).toContain('unpinned-tenant');
-      expect(rules({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { project_id: "4200" }\ngrant: { audience: x, scopes: [a:read] }\n' })).not.toContain('unpinned-tenant');
+      expect(
+        rules({ 'p.yaml': 'version: 1\nissuer: { kind: gitlab, url: "https://gitlab.acme.dev" }\nmatch: { ref: main }\ngrant: { audience: x }\n' }),
+      ).toContain('unpinned-tenant');
+      expect(rules({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { project_id: "4200" }\ngrant: { audience: x, scopes: [a:read] }\n' })).not.toContain(
+        'unpinned-tenant',
+      );
     });
 
     it.each([
@@ -93,14 +110,16 @@ describe('lint rules', () => {
       ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],
       ['repository_owner', 'repository_owner_id', '  repository_id: "1"\n  repository_owner: acme'],
       ['actor', 'actor_id', `${PINNED}  actor: octocat`],
-    ])('flags %s without %s', (name, id, match) => {
+    ])('flags %s without %s', (_name, id, match) => {
       const findings = lint({ 'p.yaml': github(match) }).filter((finding) => finding.rule === 'name-without-id');
       expect(findings).toHaveLength(1);
       expect(findings[0]?.message).toContain(`pin ${id}`);
     });
 
     it('flags GitLab paths without their ids', () => {
-      const findings = lint({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch:\n  project_id: "1"\n  namespace_path: acme\ngrant: { audience: x, scopes: [a:read] }\n' });
+      const findings = lint({
+        'p.yaml': 'version: 1\nissuer: gitlab\nmatch:\n  project_id: "1"\n  namespace_path: acme\ngrant: { audience: x, scopes: [a:read] }\n',
+      });
       expect(findings.map((finding) => [finding.rule, finding.line])).toEqual([['name-without-id', 5]]);
     });
 
@@ -122,7 +141,9 @@ describe('lint rules', () => {
 
     it('is satisfied by lines that exclude each context', () => {
       expect(contexts(PINNED + SAFE_CONTEXT)).toEqual([]);
-      expect(contexts(`${PINNED}  event_name: { not: [${UNTRUSTED_EVENTS.join(', ')}] }\n  runner_environment: github-hosted\n  ref_protected: "true"`)).toEqual([]);
+      expect(
+        contexts(`${PINNED}  event_name: { not: [${UNTRUSTED_EVENTS.join(', ')}] }\n  runner_environment: github-hosted\n  ref_protected: "true"`),
+      ).toEqual([]);
     });
 
     it('catches the pull_request_target trap: ref pinned to main alone does not keep it out, and the message says why', () => {
@@ -133,14 +154,19 @@ describe('lint rules', () => {
         'pull_request_review',
         'pull_request_review_comment',
       ]);
-      const target = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: [push, pull_request_target]`, '[deploy:write]') }).find((finding) =>
-        finding.message.includes('from pull_request_target'),
+      const target = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: [push, pull_request_target]`, '[deploy:write]') }).find(
+        (finding) => finding.message.includes('from pull_request_target'),
       );
       expect(target?.message).toContain('since December 2025 their ref is always the default branch, so ref: refs/heads/main alone does not exclude them');
     });
 
     it('knows the comment and review triggers, which run what others wrote with the repository’s identity', () => {
-      const findings = lint({ 'p.yaml': github(`${PINNED}  ref: refs/heads/main\n  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]') });
+      const findings = lint({
+        'p.yaml': github(
+          `${PINNED}  ref: refs/heads/main\n  event_name: { not: [pull_request, pull_request_target, workflow_run] }\n  runner_environment: github-hosted\n  ref_protected: "true"`,
+          '[deploy:write]',
+        ),
+      });
       expect(findings.map((finding) => [finding.rule, finding.line, /reachable from (\S+)/.exec(finding.message)?.[1]])).toEqual([
         ['write-from-untrusted', 7, 'issue_comment'],
         ['write-from-untrusted', 7, 'pull_request_review'],
@@ -175,7 +201,9 @@ describe('lint rules', () => {
       const base = `${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"\n  event_name: [push, workflow_run]`;
       const narrower = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: workflow_run, repository_id: "1" }\n' };
       const audit = { 'g.yaml': 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch: { event_name: workflow_run }\n' };
-      const elsewhere = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nsubject_audience: https://other.example\nmatch: { event_name: workflow_run }\n' };
+      const elsewhere = {
+        'g.yaml': 'version: 1\neffect: deny\nissuer: github\nsubject_audience: https://other.example\nmatch: { event_name: workflow_run }\n',
+      };
       for (const guard of [narrower, audit, elsewhere]) expect(contexts(base, '[deploy:write]', guard)).toEqual(['workflow_run']);
     });
 
@@ -195,19 +223,17 @@ describe('lint rules', () => {
   });
 
   describe('matches-everything and wildcard-owner (warnings)', () => {
-    it.each([
-      ['{ glob: "*" }'],
-      ['{ glob: "**" }'],
-      ['{ regex: ".*" }'],
-      ['{ regex: ".+" }'],
-      ['{ regex: "[\\\\s\\\\S]*" }'],
-      ['[main, { glob: "**" }]'],
-    ])('flags %s', (matcher) => {
-      expect(rules({ 'p.yaml': github(`${PINNED}  environment: ${matcher}`) })).toContain('matches-everything');
-    });
+    it.each([['{ glob: "*" }'], ['{ glob: "**" }'], ['{ regex: ".*" }'], ['{ regex: ".+" }'], ['{ regex: "[\\\\s\\\\S]*" }'], ['[main, { glob: "**" }]']])(
+      'flags %s',
+      (matcher) => {
+        expect(rules({ 'p.yaml': github(`${PINNED}  environment: ${matcher}`) })).toContain('matches-everything');
+      },
+    );
 
     it('leaves real patterns alone', () => {
-      expect(rules({ 'p.yaml': github(`${PINNED}  ref: { glob: "refs/heads/*" }\n  environment: { regex: "prod(-eu)?" }`) })).not.toContain('matches-everything');
+      expect(rules({ 'p.yaml': github(`${PINNED}  ref: { glob: "refs/heads/*" }\n  environment: { regex: "prod(-eu)?" }`) })).not.toContain(
+        'matches-everything',
+      );
     });
 
     it.each([
@@ -220,7 +246,9 @@ describe('lint rules', () => {
     });
 
     it('accepts wildcards after the owner', () => {
-      expect(rules({ 'p.yaml': github(`${PINNED}  repository: { glob: "acme/*" }\n  job_workflow_ref: { glob: "acme/workflows/**" }`) })).not.toContain('wildcard-owner');
+      expect(rules({ 'p.yaml': github(`${PINNED}  repository: { glob: "acme/*" }\n  job_workflow_ref: { glob: "acme/workflows/**" }`) })).not.toContain(
+        'wildcard-owner',
+      );
     });
   });
 
@@ -234,14 +262,25 @@ describe('lint rules', () => {
         files: compilation.files.map((entry) =>
           entry.policy === undefined
             ? entry
-            : { ...entry, policy: { ...entry.policy, conditions: entry.policy.conditions.map((line) => (keys.includes(line.key) ? { ...line, fold: 'whole' as const } : line)) } },
+            : {
+                ...entry,
+                policy: {
+                  ...entry.policy,
+                  conditions: entry.policy.conditions.map((line) => (keys.includes(line.key) ? { ...line, fold: 'whole' as const } : line)),
+                },
+              },
         ),
       };
     };
 
     it('flags each ref-bearing line of an allow policy that compares without case, and no name line', () => {
-      const findings = lintPolicies(foldedWhole(github(REFS), ['ref', 'job_workflow_ref', 'repository'])).filter((finding) => finding.rule === 'case-insensitive-ref');
-      expect(findings.map((finding) => [finding.severity, finding.line])).toEqual([['error', 6], ['error', 7]]);
+      const findings = lintPolicies(foldedWhole(github(REFS), ['ref', 'job_workflow_ref', 'repository'])).filter(
+        (finding) => finding.rule === 'case-insensitive-ref',
+      );
+      expect(findings.map((finding) => [finding.severity, finding.line])).toEqual([
+        ['error', 6],
+        ['error', 7],
+      ]);
       expect(findings[1]?.message).toBe(
         'job_workflow_ref carries a git ref, and github compares it without case: refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main',
       );
@@ -274,11 +313,7 @@ describe('lint rules', () => {
   });
 
   describe('name-based-sub (notice): GitHub immutable subjects', () => {
-    it.each([
-      ['"repo:acme/api:ref:refs/heads/main"'],
-      ['{ glob: "repo:acme/api:*" }'],
-      ['{ regex: "^repo:acme/api:.*" }'],
-    ])('hints on %s', (matcher) => {
+    it.each([['"repo:acme/api:ref:refs/heads/main"'], ['{ glob: "repo:acme/api:*" }'], ['{ regex: "^repo:acme/api:.*" }']])('hints on %s', (matcher) => {
       const findings = lint({ 'p.yaml': github(`  sub: ${matcher}`) });
       expect(findings.map((finding) => [finding.rule, finding.severity])).toContainEqual(['name-based-sub', 'notice']);
       expect(findings.find((finding) => finding.rule === 'name-based-sub')?.message).toContain('repo:OWNER@OWNER_ID/REPO@REPO_ID');
@@ -291,7 +326,8 @@ describe('lint rules', () => {
   });
 
   it('template-claim-optional (notice): a template claim no token is sure to carry', () => {
-    const withTemplates = (match: string) => github(match).replace('grant:\n', 'grant:\n  subject: "{repository}:{environment}"\n  claims: { team: "{repo_property_team}" }\n');
+    const withTemplates = (match: string) =>
+      github(match).replace('grant:\n', 'grant:\n  subject: "{repository}:{environment}"\n  claims: { team: "{repo_property_team}" }\n');
     expect(lint({ 'p.yaml': withTemplates(PINNED) }).map((finding) => [finding.rule, finding.message.split(' reads ')[1]?.split(',')[0]])).toEqual([
       ['template-claim-optional', '{environment}'],
       ['template-claim-optional', '{repo_property_team}'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
+import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 
@@ -51,7 +51,9 @@ describe('loading policies', () => {
   });
 
   it('rejects duplicate YAML keys, which would otherwise let a later line override an earlier one', () => {
-    expect(problems({ 'p.yaml': GOOD.replace('  repository_id: "734201"', '  repository_id: "734201"\n  repository_id: "1"') })[0]?.message).toMatch(/unique|duplicate/i);
+    expect(problems({ 'p.yaml': GOOD.replace('  repository_id: "734201"', '  repository_id: "734201"\n  repository_id: "1"') })[0]?.message).toMatch(
+      /unique|duplicate/i,
+    );
   });
 
   it('reports YAML syntax errors with their position', () => {
@@ -92,7 +94,11 @@ describe('loading policies', () => {
     ['a loopback http issuer without the development flag', GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000'), /KEYWAY_ALLOW_HTTP_LOOPBACK/],
     ['an issuer with a query', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/?a=b"'), /query or fragment/],
     ['a scope with a space', GOOD.replace('[deploy:write]', '["deploy write"]'), /scope/],
-    ['a match written as a list (it would read as claims named 0, 1, …)', GOOD.replace('match:\n  repository_id: "734201"', 'match: ["734201"]'), /match: expected a map/],
+    [
+      'a match written as a list (it would read as claims named 0, 1, …)',
+      GOOD.replace('match:\n  repository_id: "734201"', 'match: ["734201"]'),
+      /match: expected a map/,
+    ],
     ['grant.claims written as a list', GOOD.replace('  scopes', '  claims: ["{repository}"]\n  scopes'), /grant.claims: expected a map/],
   ])('rejects %s', (_name, text, message) => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
@@ -117,9 +123,9 @@ describe('loading policies', () => {
   });
 
   it('rejects two policies with one id', () => {
-    expect(problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 1\nid: same'), 'b.yaml': GOOD.replace('version: 1', 'version: 1\nid: same') })[0]?.message).toMatch(
-      /also used by a.yaml/,
-    );
+    expect(
+      problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 1\nid: same'), 'b.yaml': GOOD.replace('version: 1', 'version: 1\nid: same') })[0]?.message,
+    ).toMatch(/also used by a.yaml/);
   });
 
   it('reports every problem in every file at once', () => {
@@ -129,7 +135,11 @@ describe('loading policies', () => {
 
   it('keeps disabled policies and dev-issuer policies out of decisions, and says why', () => {
     const set = loadPolicies(
-      toFiles({ 'off.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true'), 'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev'), 'on.yaml': GOOD }),
+      toFiles({
+        'off.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true'),
+        'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev'),
+        'on.yaml': GOOD,
+      }),
       OPTIONS,
     );
     expect(set.policies.map((policy) => policy.id)).toEqual(['on']);
@@ -140,18 +150,24 @@ describe('loading policies', () => {
   });
 
   it('resolves the dev issuer only when the development issuer is on', () => {
-    const set = loadPolicies(toFiles({ 'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev') }), { ...OPTIONS, devIssuerUrl: 'http://127.0.0.1:8787/dev-issuer' });
+    const set = loadPolicies(toFiles({ 'dev.yaml': GOOD.replace('issuer: github', 'issuer: dev') }), {
+      ...OPTIONS,
+      devIssuerUrl: 'http://127.0.0.1:8787/dev-issuer',
+    });
     expect(set.policies[0]?.issuer).toMatchObject({ url: 'http://127.0.0.1:8787/dev-issuer', preset: { name: 'dev' } });
   });
 
   describe('the template rule', () => {
-    const withSubject = (subject: string, issuer = 'github') => GOOD.replace('issuer: github', `issuer: ${issuer}`).replace('  scopes', `  subject: "${subject}"\n  scopes`);
+    const withSubject = (subject: string, issuer = 'github') =>
+      GOOD.replace('issuer: github', `issuer: ${issuer}`).replace('  scopes', `  subject: "${subject}"\n  scopes`);
 
     it('refuses at load a claim the issuer never sends: a typo that would otherwise deny at run time', () => {
       expect(problems({ 'p.yaml': withSubject('{enviroment}') })).toEqual([
         { file: 'p.yaml', line: 7, column: 3, message: 'grant.subject reads {enviroment}, a claim github tokens never carry (a typo?)' },
       ]);
-      expect(problems({ 'p.yaml': GOOD.replace('  scopes', '  claims: { team: "{/repo_propery_team}" }\n  scopes') })[0]?.message).toMatch(/grant.claims.team reads \{\/repo_propery_team\}/);
+      expect(problems({ 'p.yaml': GOOD.replace('  scopes', '  claims: { team: "{/repo_propery_team}" }\n  scopes') })[0]?.message).toMatch(
+        /grant.claims.team reads \{\/repo_propery_team\}/,
+      );
     });
 
     it('refuses at load a claim that is always a list or an object', () => {
@@ -161,12 +177,15 @@ describe('loading policies', () => {
 
     it('accepts claims the issuer documents, families like repo_property_*, and anything for an open-ended issuer', () => {
       expect(() => loadPolicies(toFiles({ 'p.yaml': withSubject('{repository}:{environment}:{repo_property_team}') }), OPTIONS)).not.toThrow();
-      expect(() => loadPolicies(toFiles({ 'p.yaml': withSubject('{anything}', 'https://oidc.acme.dev').replace('repository_id', 'sub') }), OPTIONS)).not.toThrow();
+      expect(() =>
+        loadPolicies(toFiles({ 'p.yaml': withSubject('{anything}', 'https://oidc.acme.dev').replace('repository_id', 'sub') }), OPTIONS),
+      ).not.toThrow();
     });
   });
 
   it('compiles disabled policies too, so a broken one cannot hide until it is switched back on', () => {
-    expect(problems({ 'p.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true').replace('"734201"', '{ regex: "(a+)+" }') })[0]?.message).toMatch(/catastrophically/);
+    expect(problems({ 'p.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true').replace('"734201"', '{ regex: "(a+)+" }') })[0]?.message).toMatch(
+      /catastrophically/,
+    );
   });
 });
-

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { claimReader } from '../../src/policy/claim-value.ts';
-import type { CaseFold } from '../../src/policy/case-fold.ts';
-import { compileMatcher } from '../../src/policy/compile-matcher.ts';
-import { compareMatchers, matcherIncludes, type Widening } from '../../src/policy/diff/matcher-inclusion.ts';
-import { compileGlob, globIncludes } from '../../src/policy/glob.ts';
-import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/policy/safe-regex.ts';
-import type { Matcher } from '../../src/policy/schema.ts';
+import { claimReader } from '../../src/core/claims/claim-value.ts';
+import type { CaseFold } from '../../src/core/claims/case-fold.ts';
+import { compileMatcher } from '../../src/core/policy/compile-matcher.ts';
+import { compareMatchers, matcherIncludes, type Widening } from '../../src/core/policy/diff/matcher-inclusion.ts';
+import { compileGlob, globIncludes } from '../../src/core/policy/glob.ts';
+import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/core/policy/safe-regex.ts';
+import type { Matcher } from '../../src/core/policy/schema.ts';
 
 const matches = (matcher: Matcher, value: unknown, fold: CaseFold = 'exact') => compileMatcher(matcher, fold).test(value);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MetricsRegistry } from '../../src/metrics/registry.ts';
+import { MetricsRegistry } from '../../src/features/metrics/registry.ts';
 import { parsePrometheusText } from '../support/prometheus-text.ts';
 
 describe('the metrics registry', () => {

@@ -1,10 +1,10 @@
 import { describe, expect, inject, it } from 'vitest';
-import { readAlertSettings } from '../../src/alerts/alert-settings.ts';
-import { addressRefusal, ForbiddenAddressError } from '../../src/issuers/outbound-address.ts';
-import { outboundFetch } from '../../src/issuers/outbound-fetch.ts';
-import { checkOutboundUrl, IssuerReferenceError } from '../../src/issuers/trusted-issuer.ts';
-import { loadPolicies, PolicyLoadError } from '../../src/policy/load-policies.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { addressRefusal, ForbiddenAddressError } from '../../src/core/outbound/outbound-address.ts';
+import { outboundFetch } from '../../src/core/outbound/outbound-fetch.ts';
+import { checkOutboundUrl, OutboundUrlError } from '../../src/core/outbound/check-outbound-url.ts';
+import { loadPolicies, PolicyLoadError } from '../../src/core/policy/load-policies.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 
 const NEVER = [
@@ -71,7 +71,7 @@ describe('outbound URLs whose host is written as an IP address', () => {
     'https://100.64.0.1/ci',
     'https://0.0.0.0/ci',
   ])('refuses %s', (url) => {
-    expect(() => checkOutboundUrl(url, false)).toThrow(IssuerReferenceError);
+    expect(() => checkOutboundUrl(url, false)).toThrow(OutboundUrlError);
     expect(() => checkOutboundUrl(url, false)).toThrow(/range; the broker only connects to public addresses/);
   });
 

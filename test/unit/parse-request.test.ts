@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseTokenExchangeRequest, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../src/exchange/parse-token-exchange-request.ts';
-import { ExchangeError } from '../../src/exchange/reasons.ts';
+import { parseTokenExchangeRequest, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
+import { ExchangeError } from '../../src/core/errors/exchange-error.ts';
 
 const base = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: 'aGVhZGVy.cGF5bG9hZA.c2ln', subject_token_type: TOKEN_TYPE.jwt };
 
@@ -28,7 +28,13 @@ describe('parsing an RFC 8693 request', () => {
 
   it('collects repeated audience and resource values, once each, and splits scope', () => {
     const form = new URLSearchParams(base);
-    for (const [name, value] of [['audience', 'a'], ['resource', 'https://r.example/'], ['audience', 'a'], ['scope', ' read  write read ']]) form.append(name as string, value as string);
+    for (const [name, value] of [
+      ['audience', 'a'],
+      ['resource', 'https://r.example/'],
+      ['audience', 'a'],
+      ['scope', ' read  write read '],
+    ])
+      form.append(name as string, value as string);
     expect(parseTokenExchangeRequest(form)).toMatchObject({ audiences: ['a', 'https://r.example/'], scopes: ['read', 'write'] });
   });
 
@@ -37,12 +43,28 @@ describe('parsing an RFC 8693 request', () => {
   });
 
   it.each([
-    ['a repeated grant_type', () => { const f = new URLSearchParams(base); f.append('grant_type', TOKEN_EXCHANGE_GRANT); return f; }, 'malformed_request'],
+    [
+      'a repeated grant_type',
+      () => {
+        const f = new URLSearchParams(base);
+        f.append('grant_type', TOKEN_EXCHANGE_GRANT);
+        return f;
+      },
+      'malformed_request',
+    ],
     ['a missing subject_token_type', () => new URLSearchParams({ grant_type: base.grant_type, subject_token: base.subject_token }), 'malformed_request'],
     ['an unsupported grant type', () => new URLSearchParams({ ...base, grant_type: 'password' }), 'unsupported_grant_type'],
     ['a token that is not a compact JWS', () => new URLSearchParams({ ...base, subject_token: 'not-a-jwt' }), 'token_malformed'],
     ['a JWE (five parts)', () => new URLSearchParams({ ...base, subject_token: 'a.b.c.d.e' }), 'token_malformed'],
-    ['too many targets', () => { const f = new URLSearchParams(base); for (let i = 0; i < 11; i++) f.append('audience', `a${i}`); return f; }, 'malformed_request'],
+    [
+      'too many targets',
+      () => {
+        const f = new URLSearchParams(base);
+        for (let i = 0; i < 11; i++) f.append('audience', `a${i}`);
+        return f;
+      },
+      'malformed_request',
+    ],
     ['a resource with a fragment', () => new URLSearchParams({ ...base, resource: 'https://r.example/#x' }), 'target_malformed'],
     ['a relative resource', () => new URLSearchParams({ ...base, resource: '/api' }), 'target_malformed'],
   ])('refuses %s', (_name, form, expected) => {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/audit/audit-event.ts';
-import type { Reason } from '../../src/exchange/reasons.ts';
-import { readGitHubWebhookSettings } from '../../src/github-webhooks/webhook-settings.ts';
-import { loadPolicies, type PolicyFile } from '../../src/policy/load-policies.ts';
-import { replayImpact } from '../../src/policy-repository/replay-impact.ts';
-import { loadRepositoryPolicies, repositoryPolicyRules } from '../../src/policy-repository/repository-policies.ts';
-import { readRepositoryPolicySettings } from '../../src/policy-repository/repository-policy-settings.ts';
-import { PolicyLoadError } from '../../src/policy/load-policies.ts';
-import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/policy-repository/review-policy-change.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import { readGitHubWebhookSettings } from '../../src/features/github/webhooks/webhook-settings.ts';
+import { loadPolicies, type PolicyFile } from '../../src/core/policy/load-policies.ts';
+import { replayImpact } from '../../src/features/github/repository-policies/replay-impact.ts';
+import { loadRepositoryPolicies, repositoryPolicyRules } from '../../src/features/github/repository-policies/repository-policies.ts';
+import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
+import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
+import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/features/github/repository-policies/review-policy-change.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
 const BROKER = 'https://keyway.test';
@@ -35,7 +35,17 @@ function audited(reason: Reason, claims: Record<string, unknown>, request: { sco
       ? {
           issuer: GITHUB,
           subject: `repo:acme/api:environment:${String(claims['environment'])}`,
-          claims: { repository: 'acme/api', repository_id: '1', repository_owner_id: '9', ref: 'refs/heads/main', run_id: '5', runner_environment: 'github-hosted', ref_protected: 'true', event_name: 'push', ...claims },
+          claims: {
+            repository: 'acme/api',
+            repository_id: '1',
+            repository_owner_id: '9',
+            ref: 'refs/heads/main',
+            run_id: '5',
+            runner_environment: 'github-hosted',
+            ref_protected: 'true',
+            event_name: 'push',
+            ...claims,
+          },
         }
       : {}),
   };
@@ -89,14 +99,20 @@ describe('replayImpact', () => {
 
 describe('reviewPolicyChange', () => {
   it('passes a change that loads, with the impact as title and the access diff in the summary', () => {
-    const review = reviewPolicyChange({ base: [deploy('production'), guard], proposed: [deploy('[production, staging]'), guard], events: [audited('no_policy_matched', { environment: 'staging' })], loadOptions: OPTIONS, directory: 'policies' });
+    const review = reviewPolicyChange({
+      base: [deploy('production'), guard],
+      proposed: [deploy('[production, staging]'), guard],
+      events: [audited('no_policy_matched', { environment: 'staging' })],
+      loadOptions: OPTIONS,
+      directory: 'policies',
+    });
     expect(review.conclusion).toBe('success');
     expect(review.output.title).toBe('would newly allow 1, newly deny 0; 1 policy widens access');
     expect(review.output.summary).toContain('| `deploy` | **widened** |');
     expect(review.output.summary).toContain('#### Lint of `policies`: 0 errors');
   });
 
-  it('fails a change that does not load, with an annotation on each problem\'s line, and shows a failed switch', () => {
+  it("fails a change that does not load, with an annotation on each problem's line, and shows a failed switch", () => {
     const broken = { path: 'deploy.yaml', text: deploy('production').text.replace('  scopes:', '  scope:') };
     const review = reviewPolicyChange({
       base: [deploy('production')],
@@ -104,16 +120,27 @@ describe('reviewPolicyChange', () => {
       events: [],
       loadOptions: OPTIONS,
       directory: 'config/keyway',
-      lastSwitch: { ok: false, at: '2026-11-23T10:00:00.000Z', policies: 1, source: 'github acme/policies@abc', problems: ['deploy.yaml:10:3 unknown field grant.scope'] },
+      lastSwitch: {
+        ok: false,
+        at: '2026-11-23T10:00:00.000Z',
+        policies: 1,
+        source: 'github acme/policies@abc',
+        problems: ['deploy.yaml:10:3 unknown field grant.scope'],
+      },
     });
     expect(review.conclusion).toBe('failure');
     expect(review.impact).toBeUndefined();
-    expect(review.output.annotations).toContainEqual(expect.objectContaining({ path: 'config/keyway/deploy.yaml', start_line: 10, end_line: 10, annotation_level: 'failure', title: 'keyway invalid-policy' }));
+    expect(review.output.annotations).toContainEqual(
+      expect.objectContaining({ path: 'config/keyway/deploy.yaml', start_line: 10, end_line: 10, annotation_level: 'failure', title: 'keyway invalid-policy' }),
+    );
     expect(review.output.summary).toContain('**The live policy set did not switch** at 2026-11-23T10:00:00.000Z (github acme/policies@abc)');
   });
 
-  it('keeps to GitHub\'s limits: at most 50 annotations, a bounded summary', () => {
-    const files = Array.from({ length: 60 }, (_, i) => ({ path: `p${i}.yaml`, text: 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, nonsense: 1 }\n' }));
+  it("keeps to GitHub's limits: at most 50 annotations, a bounded summary", () => {
+    const files = Array.from({ length: 60 }, (_, i) => ({
+      path: `p${i}.yaml`,
+      text: 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, nonsense: 1 }\n',
+    }));
     const review = reviewPolicyChange({ base: [], proposed: files, events: [], loadOptions: OPTIONS, directory: 'policies' });
     expect(review.output.annotations).toHaveLength(CHECK_RUN_LIMITS.annotations);
     expect(review.output.summary.length).toBeLessThanOrEqual(CHECK_RUN_LIMITS.summaryChars);
@@ -128,21 +155,34 @@ describe('readGitHubWebhookSettings', () => {
     expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies' })).toThrow(/needs KEYWAY_GITHUB_WEBHOOK_SECRET/);
   });
   it('reads the repository, path and branch, and refuses what is not one', () => {
-    expect(readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies', KEYWAY_GITHUB_POLICY_PATH: 'config/keyway', KEYWAY_GITHUB_POLICY_BRANCH: 'release' })).toEqual({
+    expect(
+      readGitHubWebhookSettings({
+        KEYWAY_GITHUB_WEBHOOK_SECRET: secret,
+        KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies',
+        KEYWAY_GITHUB_POLICY_PATH: 'config/keyway',
+        KEYWAY_GITHUB_POLICY_BRANCH: 'release',
+      }),
+    ).toEqual({
       secret,
       policyRepository: { owner: 'acme', name: 'policies' },
       policyPath: 'config/keyway',
       policyBranch: 'release',
     });
-    expect(readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret })).toMatchObject({ policyRepository: undefined, policyPath: 'policies', policyBranch: undefined });
+    expect(readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret })).toMatchObject({
+      policyRepository: undefined,
+      policyPath: 'policies',
+      policyBranch: undefined,
+    });
     expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: 'short' })).toThrow(/at least 20/);
-    for (const repository of ['acme', 'acme/policies/x', '../x', 'acme/pol icies']) expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: repository })).toThrow(/owner\/name/);
-    for (const path of ['/policies', 'policies/', 'a/../b', '..', 'a//b']) expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_PATH: path })).toThrow(/KEYWAY_GITHUB_POLICY_PATH/);
+    for (const repository of ['acme', 'acme/policies/x', '../x', 'acme/pol icies'])
+      expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: repository })).toThrow(/owner\/name/);
+    for (const path of ['/policies', 'policies/', 'a/../b', '..', 'a//b'])
+      expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_PATH: path })).toThrow(/KEYWAY_GITHUB_POLICY_PATH/);
     expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_BRANCH: 'a..b' })).toThrow(/branch/);
   });
 });
 
-describe('what a repository\'s own policies may use', () => {
+describe("what a repository's own policies may use", () => {
   const repository = { owner: 'acme', name: 'api' };
   const central = loadPolicies([deploy('production'), guard], OPTIONS);
   const own = (permissions: string, issuer = 'github'): PolicyFile => ({
@@ -168,14 +208,20 @@ describe('what a repository\'s own policies may use', () => {
 
   it('grants at most what a writer has by default: never administration, secrets or workflows', () => {
     expect(problems(own('{ contents: write, pull_requests: write, checks: write }'))).toEqual([]);
-    const beyond = [['administration', 'write'], ['secrets', 'read'], ['workflows', 'write'], ['repository_hooks', 'write'], ['actions', 'write']];
+    const beyond = [
+      ['administration', 'write'],
+      ['secrets', 'read'],
+      ['workflows', 'write'],
+      ['repository_hooks', 'write'],
+      ['actions', 'write'],
+    ];
     for (const [permission, level] of beyond) {
       const message = `^5: a repository's own policy may grant ${permission} (not at all|at most at read), not ${level} \\(KEYWAY_REPOSITORY_POLICY_PERMISSIONS\\)$`;
       expect(problems(own(`{ contents: read, ${permission}: ${level} }`))).toEqual([expect.stringMatching(new RegExp(message))]);
     }
   });
 
-  it('takes the operator\'s ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one', () => {
+  it("takes the operator's ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one", () => {
     const ceiling = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read, administration:write' };
     expect(problems(own('{ administration: write }'), ceiling)).toEqual([]);
     expect(problems(own('{ contents: write }'), ceiling)).toEqual([expect.stringMatching(/may grant contents at most at read, not write/)]);
@@ -190,7 +236,8 @@ describe('what a repository\'s own policies may use', () => {
     expect(problems(own('{ contents: read }'))).toEqual([]);
     const ghe = 'https://ghe.elsewhere.example/_services/token';
     const elsewhere = own('{ contents: read }', `{ kind: github, url: "${ghe}" }`);
-    const notAllowed = (url: string) => expect.stringMatching(new RegExp(`^2: ${url.replaceAll('.', '\\.')} is not an issuer the operator allows repository policies to name`));
+    const notAllowed = (url: string) =>
+      expect.stringMatching(new RegExp(`^2: ${url.replaceAll('.', '\\.')} is not an issuer the operator allows repository policies to name`));
     expect(problems(elsewhere)).toContainEqual(notAllowed(ghe));
     // Listing an issuer the central set does not trust allows nothing; leaving a trusted one out takes it away.
     expect(problems(elsewhere, { KEYWAY_REPOSITORY_POLICY_ISSUERS: ghe })).toContainEqual(notAllowed(ghe));

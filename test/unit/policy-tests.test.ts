@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies, type PolicyLoadOptions } from '../../src/policy/load-policies.ts';
-import { runPolicyTests } from '../../src/policy/testing/run-policy-tests.ts';
+import { loadPolicies, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { runPolicyTests } from '../../src/core/policy/testing/run-policy-tests.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 const set = loadPolicies(
   [
-    { path: 'deploy.yaml', text: 'version: 1\nissuer: github\nmatch:\n  repository_id: "1"\n  ref: refs/heads/main\ngrant:\n  audience: [https://a.example, https://b.example]\n  scopes: [deploy:write, read]\n  ttl: 10m\n  subject: "{repository}"\n  claims: { ref: "{ref}" }\n' },
+    {
+      path: 'deploy.yaml',
+      text: 'version: 1\nissuer: github\nmatch:\n  repository_id: "1"\n  ref: refs/heads/main\ngrant:\n  audience: [https://a.example, https://b.example]\n  scopes: [deploy:write, read]\n  ttl: 10m\n  subject: "{repository}"\n  claims: { ref: "{ref}" }\n',
+    },
     { path: 'guard.yaml', text: 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: workflow_run\n' },
   ],
   OPTIONS,
@@ -30,7 +33,7 @@ function run(cases: string) {
 }
 
 describe('policy tests', () => {
-  it('passes cases whose every expectation holds, through the broker\'s own decision', () => {
+  it("passes cases whose every expectation holds, through the broker's own decision", () => {
     const { results, problems } = run(`  - name: grant
     fixture: main
     request: { audience: https://b.example, scope: read }

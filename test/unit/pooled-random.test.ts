@@ -1,6 +1,6 @@
 import { monotonicFactory } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import { pooledRandom } from '../../src/audit/pooled-random.ts';
+import { pooledRandom } from '../../src/core/audit/pooled-random.ts';
 
 describe('pooledRandom', () => {
   it('gives the fractions ulid draws from a random byte, across pool refills', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { readLimitSettings } from '../../src/limits/limit-settings.ts';
-import { MemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
-import { takeToken, type Bucket, type RateLimit } from '../../src/limits/token-bucket.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
+import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
+import { takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 
 const limit: RateLimit = { name: 'subject', perMinute: 60, burst: 3 };
 

@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { generateMasterKey, parseMasterKey, readMasterKeys } from '../../src/secrets/master-keys.ts';
-import { SecretBox, SecretBoxError } from '../../src/secrets/secret-box.ts';
-import { ConfigError } from '../../src/settings.ts';
+import { generateMasterKey, parseMasterKey, readMasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 
-const box = (current: string, ...previous: string[]) => SecretBox.fromMasterKeys({ current: parseMasterKey(current, 'k'), previous: previous.map((key) => parseMasterKey(key, 'k')) });
+const box = (current: string, ...previous: string[]) =>
+  SecretBox.fromMasterKeys({ current: parseMasterKey(current, 'k'), previous: previous.map((key) => parseMasterKey(key, 'k')) });
 
 async function refusal(promise: Promise<unknown>): Promise<SecretBoxError> {
-  const error = await promise.then(() => undefined, (caught: unknown) => caught);
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
   expect(error).toBeInstanceOf(SecretBoxError);
   return error as SecretBoxError;
 }
@@ -39,7 +43,10 @@ describe('SecretBox: secrets sealed at rest under the master key', () => {
     const flip = (text: string) => (text.startsWith('A') ? 'B' : 'A') + text.slice(1);
     // A header naming another purpose: the header is authenticated, so decryption fails outright.
     const header = JSON.parse(atob(parts[0]!.replaceAll('-', '+').replaceAll('_', '/'))) as Record<string, unknown>;
-    const forgedHeader = btoa(JSON.stringify({ ...header, purpose: 'github-token' })).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+    const forgedHeader = btoa(JSON.stringify({ ...header, purpose: 'github-token' }))
+      .replaceAll('+', '-')
+      .replaceAll('/', '_')
+      .replace(/=+$/, '');
     expect((await refusal(secrets.open([forgedHeader, ...parts.slice(1)].join('.'), 'github-token', 'kid-1'))).code).toBe('tampered');
     expect((await refusal(secrets.open([...parts.slice(0, 3), flip(parts[3]!), parts[4]].join('.'), 'signing-key', 'kid-1'))).code).toBe('tampered');
     expect((await refusal(secrets.open([...parts.slice(0, 4), flip(parts[4]!)].join('.'), 'signing-key', 'kid-1'))).code).toBe('tampered');

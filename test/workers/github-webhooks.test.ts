@@ -1,14 +1,19 @@
 import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
-githubWebhookSuite('Workers', startWorkersHarness, () => inject('testIssuerBase'), () => inject('fakeGitHubBase'));
+githubWebhookSuite(
+  'Workers',
+  startWorkersHarness,
+  () => inject('testIssuerBase'),
+  () => inject('fakeGitHubBase'),
+);
 
 describe('the live policy set on Workers', () => {
   it('is the same in every isolate: one that never saw the push serves the new set from its next request', async () => {
@@ -16,13 +21,15 @@ describe('the live policy set on Workers', () => {
     const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
     const env = { ...workerEnv, ...repo.settings };
     const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
-    // Two isolates: each builds its own broker from the bundle, as worker.ts does.
+    // Two isolates: each builds its own broker from the bundle, as runtimes/workers/main.ts does.
     const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
     const client = (broker: typeof one) => ({
       issuer: workerEnv.KEYWAY_ISSUER,
-      request: async (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
+      request: async (path: string, init?: RequestInit) =>
+        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
     });
-    const exchange = async (broker: typeof one, environment: string) => postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
+    const exchange = async (broker: typeof one, environment: string) =>
+      postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
 
     expect((await exchange(two, 'staging')).status).toBe(400);
     const { init } = await deliveryRequest(await repo.commit('isolates-staging', 'staging'));

@@ -2,17 +2,17 @@ import { createExecutionContext, createScheduledController, runInDurableObject }
 import { exports } from 'cloudflare:workers';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { describe, expect, inject, it, vi } from 'vitest';
-import { silentLogger } from '../../src/log.ts';
-import { KEY_RING_REFRESH_SECONDS, keyLifeCycle, readKeySettings } from '../../src/tokens/key-life-cycle.ts';
-import type { IssuedGrant } from '../../src/policy/decide.ts';
-import type { Policy } from '../../src/policy/policy.ts';
-import { generateSigningKey } from '../../src/tokens/generate-signing-key.ts';
-import { KeyRing } from '../../src/tokens/key-ring.ts';
-import type { KeyTransition, StoredSigningKey } from '../../src/tokens/key-store.ts';
-import { mintAccessToken } from '../../src/tokens/mint-access-token.ts';
-import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/workers/keyway-state.ts';
-import { createWorkerBroker } from '../../src/workers/worker-broker.ts';
-import worker from '../../src/worker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { KEY_RING_REFRESH_SECONDS, keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
+import type { IssuedGrant } from '../../src/core/policy/decide.ts';
+import type { Policy } from '../../src/core/policy/policy.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-store.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
+import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import worker from '../../src/runtimes/workers/main.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
@@ -106,21 +106,40 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const state = () => keywayState(workerEnv.STATE, name);
     const store = stateStores(state).keys;
     const inClear = (key: StoredSigningKey, keyState: 'current' | 'next') =>
-      runInDurableObject(state(), (_instance, durable) =>
-        void durable.storage.sql.exec(
-          'INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, public_jwk, private_jwk) VALUES (?, ?, ?, ?, ?, ?, ?)',
-          key.kid, 'ES256', keyState, key.createdAt, key.createdAt, JSON.stringify(key.publicJwk), JSON.stringify(key.privateJwk),
-        ),
+      runInDurableObject(
+        state(),
+        (_instance, durable) =>
+          void durable.storage.sql.exec(
+            'INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, public_jwk, private_jwk) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            key.kid,
+            'ES256',
+            keyState,
+            key.createdAt,
+            key.createdAt,
+            JSON.stringify(key.publicJwk),
+            JSON.stringify(key.privateJwk),
+          ),
       );
     const privateColumn = (kid: string) =>
-      runInDurableObject(state(), (_instance, durable) => durable.storage.sql.exec<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', kid).one().private_jwk);
+      runInDurableObject(
+        state(),
+        (_instance, durable) => durable.storage.sql.exec<{ private_jwk: string }>('SELECT private_jwk FROM signing_keys WHERE kid = ?', kid).one().private_jwk,
+      );
 
     // A state object an earlier keyway wrote: its key in the clear, and a token that key signed.
     const legacy = await generateSigningKey(Date.now());
     await inClear(legacy, 'current');
-    const grant = { policy: { id: 'deploy' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 'repo:acme/api', claims: {} } satisfies IssuedGrant;
+    const grant = {
+      policy: { id: 'deploy' } as Policy,
+      audiences: [SERVICE],
+      scopes: ['deploy:write'],
+      ttlSeconds: 300,
+      subject: 'repo:acme/api',
+      claims: {},
+    } satisfies IssuedGrant;
     const source = { iss: 'https://ci.example', sub: 'repo:acme/api' };
-    const signed = (await mintAccessToken({ issuer: workerEnv.KEYWAY_ISSUER, key: (await KeyRing.from([legacy])).signing, grant, source, now: Date.now() })).token;
+    const signed = (await mintAccessToken({ issuer: workerEnv.KEYWAY_ISSUER, key: (await KeyRing.from([legacy])).signing, grant, source, now: Date.now() }))
+      .token;
 
     const opened = await store.listKeys();
     expect(opened.map((key) => [key.kid, key.privateJwk])).toEqual([[legacy.kid, legacy.privateJwk]]);
@@ -129,7 +148,9 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     expect(sealed).not.toContain(legacy.privateJwk?.d);
     expect(await runInDurableObject(state(), (_instance, durable) => durable.storage.get(KEYS_SEALED_AT))).toBeTypeOf('number');
     const ring = await KeyRing.from(opened);
-    await expect(jwtVerify(signed, createLocalJWKSet(ring.jwks), { issuer: workerEnv.KEYWAY_ISSUER, audience: SERVICE })).resolves.toMatchObject({ protectedHeader: { kid: legacy.kid } });
+    await expect(jwtVerify(signed, createLocalJWKSet(ring.jwks), { issuer: workerEnv.KEYWAY_ISSUER, audience: SERVICE })).resolves.toMatchObject({
+      protectedHeader: { kid: legacy.kid },
+    });
 
     // Upgraded: a key in the clear now is not one keyway wrote, and is refused.
     const planted = await generateSigningKey(Date.now());
@@ -139,17 +160,28 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
   });
 
   it('refuses to start without KEYWAY_MASTER_KEY, and says how to set it', async () => {
-    await expect(createWorkerBroker({ ...workerEnv, KEYWAY_MASTER_KEY: undefined }, [], { log: silentLogger })).rejects.toThrow(/KEYWAY_MASTER_KEY is not set.*wrangler secret put KEYWAY_MASTER_KEY/);
+    await expect(createWorkerBroker({ ...workerEnv, KEYWAY_MASTER_KEY: undefined }, [], { log: silentLogger })).rejects.toThrow(
+      /KEYWAY_MASTER_KEY is not set.*wrangler secret put KEYWAY_MASTER_KEY/,
+    );
   });
   it('rotates on demand through POST /v1/keys/rotate with a keys:rotate token: the only on-demand form on Workers', async () => {
     const people = new TestIssuer(inject('testIssuerBase'), `w-ops-${crypto.randomUUID().slice(0, 8)}`);
     const issuer = workerEnv.KEYWAY_ISSUER;
-    const policy = { path: 'ops/olga.yaml', text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga@acme.dev }\ngrant: { audience: ${issuer}, scopes: [keys:read, keys:rotate] }\n` };
+    const policy = {
+      path: 'ops/olga.yaml',
+      text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga@acme.dev }\ngrant: { audience: ${issuer}, scopes: [keys:read, keys:rotate] }\n`,
+    };
     const broker = await createWorkerBroker(workerEnv, [policy], { log: silentLogger });
     const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), workerEnv, createExecutionContext());
     const now = Math.floor(Date.now() / 1000);
     const subject = await people.sign({ iss: people.url, aud: issuer, sub: 'olga@acme.dev', iat: now, exp: now + 300, jti: crypto.randomUUID() });
-    const exchanged = (await (await request('/token', { method: 'POST', body: exchangeForm(subject, { audience: issuer, scope: 'keys:rotate' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } })).json()) as { access_token: string };
+    const exchanged = (await (
+      await request('/token', {
+        method: 'POST',
+        body: exchangeForm(subject, { audience: issuer, scope: 'keys:rotate' }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      })
+    ).json()) as { access_token: string };
     const read = await request('/v1/keys', { headers: { authorization: `Bearer ${exchanged.access_token}` } });
     expect(read.status).toBe(403);
     expect((await keys.describeKeys()).filter((key) => key.state === 'next')).toEqual([]);

@@ -1,7 +1,7 @@
 import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import type { LogFields } from '../../src/log.ts';
-import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';
+import type { LogFields } from '../../src/core/log.ts';
+import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { jsonLogger } from '../../src/log.ts';
+import { jsonLogger } from '../../src/core/log.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness } from './workers-harness.ts';
@@ -21,7 +21,12 @@ describe('observability on Workers (workerd)', () => {
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const exchanges = records.filter((record) => record['message'] === 'token exchange');
     expect(exchanges.map((record) => [record['decision'], record['reason'], record['audit_event_id'], record['request_id']])).toEqual(
-      results.map((result) => [result.status === 200 ? 'granted' : 'denied', result.status === 200 ? 'granted' : 'no_policy_matched', result.body['audit_event_id'], result.headers.get('x-request-id')]),
+      results.map((result) => [
+        result.status === 200 ? 'granted' : 'denied',
+        result.status === 200 ? 'granted' : 'no_policy_matched',
+        result.body['audit_event_id'],
+        result.headers.get('x-request-id'),
+      ]),
     );
     for (const record of exchanges) {
       expect(record).toMatchObject({ runtime: 'workers', issuer: github.url, duration_ms: expect.any(Number), audit_ms: expect.any(Number) });

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers';
-import { replayGuardShards } from '../../src/workers/replay-guard-state.ts';
-import type { WorkerEnv } from '../../src/workers/worker-broker.ts';
+import { replayGuardShards } from '../../src/runtimes/workers/replay-guard-state.ts';
+import type { WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';
 
 const namespace = (env as unknown as WorkerEnv).REPLAY;

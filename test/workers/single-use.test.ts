@@ -1,8 +1,8 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import { replayKey } from '../../src/replay/replay-key.ts';
-import { keywayState } from '../../src/workers/keyway-state.ts';
-import { replayShard } from '../../src/workers/replay-guard-state.ts';
+import { replayKey } from '../../src/core/replay/replay-key.ts';
+import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { replaySuite } from '../suites/replay-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -19,11 +19,15 @@ describe('single use on Workers when storage fails', () => {
     const claims = ciClaims(github.url, broker.issuer);
     const token = await github.sign(claims);
     const exchange = async () => {
-      const response = await broker.request('/token', { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const response = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
     // The shard that holds this token's claim.
-    const { key } = await replayKey(token, github.url, claims['jti']);
+    const { key } = replayKey(token, github.url, claims['jti']);
     return { exchange, broker, shard: replayShard(workerEnv.REPLAY, key) };
   }
   const sql = (statement: string) => (_instance: unknown, state: DurableObjectState) => void state.storage.sql.exec(statement);

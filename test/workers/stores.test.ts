@@ -1,7 +1,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
-import type { WorkerEnv } from '../../src/workers/worker-broker.ts';
+import { keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
+import type { WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { storeContract } from '../suites/store-contract.ts';
 
 const namespace = (env as unknown as WorkerEnv).STATE;

@@ -1,13 +1,13 @@
 import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
-import { env, exports } from 'cloudflare:workers';
+import { exports } from 'cloudflare:workers';
 import { describe, expect, inject, it, vi } from 'vitest';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import { allRecords } from '../../src/audit/all-records.ts';
-import { verifyAuditLog } from '../../src/audit/verify-chain.ts';
-import { keywayState, stateStores } from '../../src/workers/keyway-state.ts';
+import { allRecords } from '../../src/core/audit/all-records.ts';
+import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
+import { keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
 import bundledPolicies from '../../build/policies.json';
-import { HEALTH_READ_SCOPE } from '../../src/app.ts';
-import worker from '../../src/worker.ts';
+import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
+import worker from '../../src/runtimes/workers/main.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -27,14 +27,21 @@ describe('the deployed Worker entry', () => {
     // An operator (here with a policy of their own beside the bundle) reads at /v1/health that nothing of the bundle is active.
     const people = freshIssuer(inject('testIssuerBase'), 'w-entry-ops');
     const files = Object.fromEntries(bundledPolicies.map((file) => [file.path, file.text]));
-    const broker = await startWorkersHarness({ ...files, 'ops/olga.yaml': operatorPolicy(people, workerEnv.KEYWAY_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE]) });
+    const broker = await startWorkersHarness({
+      ...files,
+      'ops/olga.yaml': operatorPolicy(people, workerEnv.KEYWAY_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE]),
+    });
     const token = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
     const health = await broker.request('/v1/health', { headers: { authorization: `Bearer ${token}` } });
     expect(await health.json()).toEqual({ status: 'ok', policies: 1, inactive_policies: 2 });
   });
 
   it('audits a malformed request in the Durable Object before answering', async () => {
-    const response = await entry.fetch('https://keyway.test/token', { method: 'POST', body: 'grant_type=nope', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '203.0.113.9' } });
+    const response = await entry.fetch('https://keyway.test/token', {
+      method: 'POST',
+      body: 'grant_type=nope',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '203.0.113.9' },
+    });
     expect(response.status).toBe(400);
     const body = (await response.json()) as { error: string; audit_event_id: string };
     expect(body.error).toBe('unsupported_grant_type');
@@ -53,7 +60,11 @@ describe('a Worker deployed with the wrangler dev issuer (KEYWAY_ISSUER=http://1
       const github = freshIssuer(inject('testIssuerBase'), 'w-loopback');
       const subject = await github.sign(ciClaims(github.url, devEnv.KEYWAY_ISSUER));
       const requests = [
-        new Request('https://keyway.acme.workers.dev/token', { method: 'POST', body: exchangeForm(subject), headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+        new Request('https://keyway.acme.workers.dev/token', {
+          method: 'POST',
+          body: exchangeForm(subject),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }),
         new Request('https://keyway.acme.dev/.well-known/jwks.json'),
         new Request('https://keyway.acme.dev/healthz'),
       ];
@@ -88,7 +99,11 @@ describe('the Worker broker when the audit log fails', () => {
     const github = freshIssuer(inject('testIssuerBase'), 'w-gh');
     const broker = await startWorkersHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'w-oidc')));
     const exchange = async () =>
-      broker.request('/token', { method: 'POST', body: exchangeForm(await github.sign(ciClaims(github.url, broker.issuer))), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await github.sign(ciClaims(github.url, broker.issuer))),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
     const state = keywayState(workerEnv.STATE);
     expect((await exchange()).status).toBe(200);
 
@@ -111,7 +126,12 @@ describe('the Worker broker when the audit log fails', () => {
     expect(await audit.get(answered)).toMatchObject({ decision: 'granted' });
     await broker.auditUpkeep();
     const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-    const report = await verifyAuditLog({ records: allRecords(audit, { order: 'asc', limit: 500 }), checkpoints: await audit.checkpoints(0, 500), keys: createLocalJWKSet(jwks), issuer: broker.issuer });
+    const report = await verifyAuditLog({
+      records: allRecords(audit, { order: 'asc', limit: 500 }),
+      checkpoints: await audit.checkpoints(0, 500),
+      keys: createLocalJWKSet(jwks),
+      issuer: broker.issuer,
+    });
     expect(report).toMatchObject({ ok: true });
     expect(report.checkpoints).toBeGreaterThan(0);
   });

@@ -1,9 +1,9 @@
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { silentLogger } from '../../src/log.ts';
-import { keywayState, type KeywayState } from '../../src/workers/keyway-state.ts';
-import { REPLAY_SHARDS, replayShard } from '../../src/workers/replay-guard-state.ts';
-import { createWorkerBroker, type WorkerEnv } from '../../src/workers/worker-broker.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { REPLAY_SHARDS, replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const workerEnv = env as unknown as WorkerEnv;

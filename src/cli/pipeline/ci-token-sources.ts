@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import type { FetchLike } from './retrying-fetch.ts';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 
 /** Where a job's own OIDC token comes from. `read` asks for one with `audience` where the CI lets it choose. */
 export interface CiTokenSource {
@@ -11,8 +12,9 @@ export interface CiTokenSource {
 }
 
 /** The job has no OIDC token to offer: a missing permission, variable or file. Exit code 3. */
-export class CiTokenError extends Error {
+export class CiTokenError extends KeywayError {
   override readonly name = 'CiTokenError';
+  readonly code = 'ci_token_unavailable';
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -34,7 +36,7 @@ export interface SourceContext {
   readonly fetch: FetchLike;
 }
 
-/** Where keyway reads a Kubernetes projected service-account token minted for the broker (see README). */
+/** Where keyway reads a Kubernetes projected service-account token minted for the broker (see docs/ci/kubernetes.md). */
 export const KUBERNETES_TOKEN_FILE = '/var/run/secrets/keyway/token';
 export const GITLAB_DEFAULT_TOKEN_ENV = 'KEYWAY_ID_TOKEN';
 const MAX_TOKEN_BYTES = 64 * 1024;
@@ -130,11 +132,16 @@ function buildkiteAgent(): CiTokenSource {
     name: 'Buildkite',
     read: (audience) =>
       new Promise((resolve, reject) => {
-        execFile('buildkite-agent', ['oidc', 'request-token', '--audience', audience], { timeout: 30_000, maxBuffer: MAX_TOKEN_BYTES }, (error, stdout, stderr) => {
-          if (error === null) return resolve(checkJwtShape(stdout, 'buildkite-agent'));
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new CiTokenError('buildkite-agent is not on PATH'));
-          reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
-        });
+        execFile(
+          'buildkite-agent',
+          ['oidc', 'request-token', '--audience', audience],
+          { timeout: 30_000, maxBuffer: MAX_TOKEN_BYTES },
+          (error, stdout, stderr) => {
+            if (error === null) return resolve(checkJwtShape(stdout, 'buildkite-agent'));
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new CiTokenError('buildkite-agent is not on PATH'));
+            reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
+          },
+        );
       }),
   };
 }

@@ -1,9 +1,10 @@
 import * as client from 'openid-client';
-import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../exchange/parse-token-exchange-request.ts';
-import { isLoopbackHttpUrl } from '../../loopback-http-url.ts';
-import { sha256Hex } from '../../tokens/sha256-hex.ts';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
+import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 
 export interface BrokerExchangeRequest {
   /** The broker's issuer URL; its RFC 8414 metadata says where the token endpoint is. */
@@ -32,8 +33,9 @@ export interface IssuedToken {
 }
 
 /** The broker answered with an RFC 6749 error (4xx): a decision, not worth retrying. Exit code 4. */
-export class BrokerRefusedError extends Error {
+export class BrokerRefusedError extends KeywayError {
   override readonly name = 'BrokerRefusedError';
+  readonly code = 'broker_refused';
   readonly status: number;
   readonly error: string;
   readonly description: string | undefined;
@@ -51,8 +53,9 @@ export class BrokerRefusedError extends Error {
 }
 
 /** The broker could not be reached or did not answer usefully, even after retries. Exit code 5. */
-export class BrokerUnavailableError extends Error {
+export class BrokerUnavailableError extends KeywayError {
   override readonly name = 'BrokerUnavailableError';
+  readonly code = 'broker_unavailable';
   readonly auditEventId: string | undefined;
 
   constructor(message: string, options: { cause?: unknown; auditEventId?: string | undefined } = {}) {
@@ -78,7 +81,7 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
 
   const audience = request.subjectAudience ?? issuer;
   const subjectToken = await request.source.read(audience);
-  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${await sha256Hex(subjectToken)}`);
+  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
 
   const parameters = new URLSearchParams({
     subject_token: subjectToken,
@@ -102,7 +105,7 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
     expiresAt: new Date(Date.now() + expiresIn * 1000),
     scope: response.scope,
     auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
-    sha256: await sha256Hex(response.access_token),
+    sha256: sha256Hex(response.access_token),
   };
 }
 
@@ -129,14 +132,19 @@ async function classify(error: unknown, tokenEndpoint: string): Promise<Error> {
     const status = error.cause.status;
     const body = (await error.cause.json().catch(() => ({}))) as Record<string, unknown>;
     const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
-    const oauthError = typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
+    const oauthError =
+      typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
     if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
     return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
   }
-  if (error instanceof client.ClientError || isNetworkError(error)) return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
+  if (error instanceof client.ClientError || isNetworkError(error))
+    return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
   return error instanceof Error ? error : new Error(String(error));
 }
 
 function isNetworkError(error: unknown): boolean {
-  return (error instanceof TypeError && error.message === 'fetch failed') || (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'));
+  return (
+    (error instanceof TypeError && error.message === 'fetch failed') ||
+    (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+  );
 }

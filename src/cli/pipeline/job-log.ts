@@ -2,7 +2,7 @@ import { CiTokenError } from './ci-token-sources.ts';
 import type { RetryNotice } from './retrying-fetch.ts';
 import { BrokerRefusedError, BrokerUnavailableError, type IssuedToken } from './exchange-with-broker.ts';
 
-/** Exit codes of `keyway exchange`, documented in the README. */
+/** Exit codes of `keyway exchange`, documented in docs/reference/cli.md. */
 export const EXIT = { ok: 0, usage: 2, noCiToken: 3, refused: 4, unavailable: 5 } as const;
 
 export interface FailureReport {

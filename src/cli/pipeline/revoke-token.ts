@@ -1,4 +1,4 @@
-import { TOKEN_TYPE } from '../../exchange/parse-token-exchange-request.ts';
+import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import type { Environment } from './ci-token-sources.ts';
 import type { FetchLike } from './retrying-fetch.ts';
 

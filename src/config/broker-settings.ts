@@ -1,0 +1,57 @@
+import { readAlertSettings, type AlertSettings } from '../features/alerts/alert-settings.ts';
+import { readAuditSettings, type AuditSettings } from '../core/audit/audit-settings.ts';
+import { readGitHubAppSettings, type GitHubAppSettings } from '../features/github/app/github-settings.ts';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
+import { readKeySettings, type KeySettings } from '../core/mint/key-life-cycle.ts';
+import { readLimitSettings, type LimitSettings } from '../core/limits/limit-settings.ts';
+import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../features/github/webhooks/webhook-settings.ts';
+import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
+import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+
+/** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
+export function checkBrokerIssuer(issuer: unknown): string {
+  if (typeof issuer !== 'string' || !URL.canParse(issuer)) throw new ConfigError(`KEYWAY_ISSUER ${JSON.stringify(issuer)} is not a URL`);
+  const url = new URL(issuer);
+  if (url.origin !== issuer)
+    throw new ConfigError(`KEYWAY_ISSUER must be an origin like https://keyway.example.com (no path or trailing slash), not ${issuer}`);
+  if (url.protocol !== 'https:' && !isLoopbackHttpUrl(url)) throw new ConfigError('KEYWAY_ISSUER must use https unless it is on loopback');
+  return issuer;
+}
+
+/** Settings both runtimes share. */
+export interface BrokerSettings {
+  readonly issuer: string;
+  readonly allowHttpLoopback: boolean;
+  readonly maxTtlSeconds: number;
+  /** Checkpoints and retention of the audit log. */
+  readonly audit: AuditSettings;
+  /** Anomaly rules and their webhook. */
+  readonly alerts: AlertSettings;
+  /** The signing keys' rotation schedule. */
+  readonly keys: KeySettings;
+  /** Rate limits of /token. */
+  readonly limits: LimitSettings;
+  /** The GitHub App keyway mints installation tokens as; undefined when none is configured. */
+  readonly github?: GitHubAppSettings | undefined;
+  /** `POST /webhooks/github` and the central policy repository; undefined when no webhook secret is set. */
+  readonly githubWebhooks?: GitHubWebhookSettings;
+  /** What repository-owned policies may grant and which issuers they may name. */
+  readonly repositoryPolicies: RepositoryPolicySettings;
+}
+
+export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
+  const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
+  const githubWebhooks = readGitHubWebhookSettings(env);
+  return {
+    issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
+    allowHttpLoopback,
+    maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
+    audit: readAuditSettings(env),
+    alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
+    keys: readKeySettings(env),
+    limits: readLimitSettings(env),
+    github: readGitHubAppSettings(env),
+    repositoryPolicies: readRepositoryPolicySettings(env),
+    ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
+  };
+}

@@ -1,0 +1,60 @@
+import { resolve } from 'node:path';
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
+import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
+import { readBrokerSettings, type BrokerSettings } from './broker-settings.ts';
+import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
+import { readTrustedProxies, type TrustedProxies } from './trusted-proxies.ts';
+
+/** Settings of the Node broker, each from an environment variable documented in docs/operations/settings.md. */
+export interface NodeBrokerConfig extends BrokerSettings {
+  readonly port: number;
+  readonly host: string;
+  readonly policiesDir: string;
+  readonly dataDir: string;
+  /** KEYWAY_DEV=1: serve the development issuer. Never in production. */
+  readonly dev: boolean;
+  /** KEYWAY_WATCH_POLICIES (default 1): reload the policy directory when a file in it changes. */
+  readonly watchPolicies: boolean;
+  /** KEYWAY_MASTER_KEY (and _PREVIOUS); absent: the master key file in the data dir (src/storage/master-key-file.ts). */
+  readonly masterKeys?: MasterKeys;
+  /** KEYWAY_METRICS_TOKEN: the bearer token GET /metrics requires; without it, /metrics is for loopback callers only. */
+  readonly metricsToken?: string;
+  /** KEYWAY_TRUSTED_PROXIES, KEYWAY_TRUSTED_PROXY_HEADER: whose forwarding header names the client; none by default. */
+  readonly trustedProxies?: TrustedProxies;
+}
+
+export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
+  const port = readInteger(env, 'PORT', 8787, 0, 65535);
+  const settings = readBrokerSettings(env, `http://127.0.0.1:${port}`);
+  const dev = readFlag(env, 'KEYWAY_DEV');
+  if (dev && !isLoopbackHttpUrl(new URL(settings.issuer))) {
+    throw new ConfigError('KEYWAY_DEV=1 only runs with a loopback http KEYWAY_ISSUER: the development issuer must never be reachable in production');
+  }
+  const text = (name: string, fallback: string): string => {
+    const value = env[name];
+    return typeof value === 'string' && value !== '' ? value : fallback;
+  };
+  const metricsToken = text('KEYWAY_METRICS_TOKEN', '');
+  if (metricsToken !== '' && !/^[\x21-\x7e]{32,}$/.test(metricsToken)) {
+    throw new ConfigError('KEYWAY_METRICS_TOKEN must be at least 32 printable characters without spaces (e.g. openssl rand -hex 32)');
+  }
+  return {
+    ...settings,
+    ...(metricsToken === '' ? {} : { metricsToken }),
+    trustedProxies: readTrustedProxies(env),
+    port,
+    host: text('KEYWAY_HOST', '127.0.0.1'),
+    policiesDir: resolve(cwd, text('KEYWAY_POLICIES', 'policies')),
+    dataDir: resolve(cwd, text('KEYWAY_DATA_DIR', '.keyway')),
+    // The dev issuer is itself an http loopback issuer.
+    allowHttpLoopback: dev || settings.allowHttpLoopback,
+    dev,
+    watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
+    ...masterKeysOf(env),
+  };
+}
+
+function masterKeysOf(env: SettingsSource): { masterKeys?: MasterKeys } {
+  const masterKeys = readMasterKeys(env);
+  return masterKeys === undefined ? {} : { masterKeys };
+}

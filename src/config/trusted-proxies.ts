@@ -1,0 +1,45 @@
+import ipaddr from 'ipaddr.js';
+import { ConfigError, type SettingsSource } from '../core/settings/read-settings.ts';
+
+export type Address = ipaddr.IPv4 | ipaddr.IPv6;
+
+/** The reverse proxies whose forwarding header is believed, and which header that is. */
+export interface TrustedProxies {
+  readonly ranges: readonly [Address, number][];
+  /** The one header the proxies write; the other is never read, so a client cannot slip it past a proxy that does not strip it. */
+  readonly header: 'x-forwarded-for' | 'forwarded';
+}
+
+export const NO_TRUSTED_PROXIES: TrustedProxies = { ranges: [], header: 'x-forwarded-for' };
+
+/**
+ * KEYWAY_TRUSTED_PROXIES: addresses and CIDRs (comma- or space-separated) of the reverse proxies in
+ * front of the Node broker; KEYWAY_TRUSTED_PROXY_HEADER: `x-forwarded-for` (default) or `forwarded`.
+ */
+export function readTrustedProxies(env: SettingsSource): TrustedProxies {
+  const list = env['KEYWAY_TRUSTED_PROXIES'];
+  const header = env['KEYWAY_TRUSTED_PROXY_HEADER'] || 'x-forwarded-for';
+  if (header !== 'x-forwarded-for' && header !== 'forwarded') throw new ConfigError('KEYWAY_TRUSTED_PROXY_HEADER is x-forwarded-for or forwarded');
+  const entries = typeof list === 'string' ? list.split(/[\s,]+/).filter((entry) => entry !== '') : [];
+  return { ranges: entries.map(parseRange), header };
+}
+
+/**
+ * Peers and hops are compared as IPv4 when a dual-stack socket reports `::ffff:10.0.0.1`, so a range
+ * written IPv4-mapped is the IPv4 range it is. A range of every address is refused: it would make
+ * any client a proxy, free to name itself in the header.
+ */
+function parseRange(entry: string): [Address, number] {
+  const cidr = entry.includes('/') ? entry : `${entry}/${ipaddr.IPv6.isValid(entry) ? 128 : 32}`;
+  if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(cidr) && !ipaddr.IPv6.isValidCIDR(cidr)) {
+    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)`);
+  }
+  const [address, bits] = ipaddr.parseCIDR(cidr);
+  const mapped = address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96;
+  const range: [Address, number] = mapped ? [address.toIPv4Address(), bits - 96] : [address, bits];
+  if (range[1] === 0) {
+    const family = range[0].kind() === 'ipv4' ? 'IPv4' : 'IPv6';
+    throw new ConfigError(`KEYWAY_TRUSTED_PROXIES: ${entry} covers every ${family} address, so every client could name itself; list the proxies' addresses`);
+  }
+  return range;
+}

@@ -1,0 +1,106 @@
+import type { Decision, Reason } from '../errors/reasons.ts';
+import type { AuditIndex } from './audit-index.ts';
+import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
+import type { ChainHead, Checkpoint } from './checkpoint.ts';
+
+/**
+ * One record per decision. Never holds a raw token: the subject token is known by its
+ * SHA-256 and `jti`, the issued token by its `jti`. Field names are snake_case because
+ * auditors read these records directly (exports, queries).
+ */
+export interface AuditEvent {
+  /** ULID: sortable by time. */
+  readonly id: string;
+  /** ISO 8601, milliseconds. */
+  readonly time: string;
+  readonly decision: Decision;
+  readonly reason: Reason;
+  /** Operator-facing detail of a refusal. */
+  readonly detail?: string;
+  readonly request: {
+    readonly id: string;
+    readonly client_ip?: string;
+    readonly user_agent?: string;
+    readonly audience?: readonly string[];
+    readonly scope?: readonly string[];
+  };
+  readonly subject_token?: {
+    readonly sha256: string;
+    readonly jti?: string;
+    /** `iss` and `sub` as the token claimed them, recorded whether or not it verified. */
+    readonly claimed_iss?: string;
+    readonly claimed_sub?: string;
+  };
+  /** Set only when the subject token verified. */
+  readonly issuer?: string;
+  readonly subject?: string;
+  /** The verified claims policies look at (and the issuer preset's audit claims). */
+  readonly claims?: Readonly<Record<string, unknown>>;
+  readonly policy?: {
+    readonly granted_by?: string;
+    readonly candidates: readonly string[];
+    readonly matched: readonly string[];
+    readonly denied_by: readonly string[];
+    readonly audit_mode: readonly { readonly policy: string; readonly would: 'grant' | 'deny' }[];
+  };
+  readonly issued?: {
+    readonly jti: string;
+    readonly sub: string;
+    readonly aud: readonly string[];
+    readonly scope: readonly string[];
+    /** Seconds since the epoch. */
+    readonly exp: number;
+  };
+  /** A GitHub installation token issued (never the token: its SHA-256). */
+  readonly github?: {
+    readonly installation_id: number;
+    readonly owner: string;
+    readonly repositories: readonly string[];
+    readonly permissions: Readonly<Record<string, string>>;
+    /** When keyway revokes it (the policy TTL), ISO 8601. */
+    readonly expires_at: string;
+    /** When GitHub would expire it on its own, ISO 8601. */
+    readonly github_expires_at: string;
+    readonly token_sha256: string;
+  };
+}
+
+/** Where a record sits in the hash chain (see chain-hash.ts). */
+export interface ChainLink {
+  /** 1, 2, 3, … in append order; never reused, also across pruning. */
+  readonly seq: number;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+/** An event as the log holds it: the event, its link in the chain, and the index columns stored beside it. */
+export interface AuditRecord {
+  readonly event: AuditEvent;
+  readonly chain: ChainLink;
+  /** As stored, which is what queries read: `audit verify` holds it to the event. Absent where no store kept one. */
+  readonly index?: AuditIndex;
+}
+
+/**
+ * Where audit events go: an append-only hash chain with signed checkpoints, and the queries
+ * auditors run over it. Written once over SqlDatabase; on Workers it runs inside KeywayState.
+ */
+export interface AuditStore {
+  /** Appends the event as the new head of the chain. Resolves once durable; rejects means no token. */
+  append(event: AuditEvent): Promise<ChainLink>;
+  get(id: string): Promise<AuditEvent | undefined>;
+  record(id: string): Promise<AuditRecord | undefined>;
+  query(query: AuditQuery): Promise<AuditPage>;
+  stats(query: AuditStatsQuery): Promise<AuditStats>;
+  /** The last record's link, or after pruning everything the anchor checkpoint, or the genesis. */
+  head(): Promise<ChainHead>;
+  /** Checkpoints with `seq` above `afterSeq`, oldest first. */
+  checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]>;
+  latestCheckpoint(): Promise<Checkpoint | undefined>;
+  /** Stores a signed checkpoint; refuses one that does not match the record at its `seq`. */
+  addCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** The newest record older than `before` (ms), at most `maxRecords` past the oldest kept one: what to prune up to. */
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined>;
+  /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
+  prune(anchor: Checkpoint): Promise<number>;
+}

@@ -1,0 +1,48 @@
+import type { AuditRecord } from './audit-event.ts';
+
+/** One row per record: the fields auditors sort and filter on in a spreadsheet. */
+const COLUMNS: readonly [string, (record: AuditRecord) => unknown][] = [
+  ['seq', (r) => r.chain.seq],
+  ['id', (r) => r.event.id],
+  ['time', (r) => r.event.time],
+  ['decision', (r) => r.event.decision],
+  ['reason', (r) => r.event.reason],
+  ['issuer', (r) => r.event.issuer ?? r.event.subject_token?.claimed_iss],
+  ['subject', (r) => r.event.subject ?? r.event.subject_token?.claimed_sub],
+  ['verified', (r) => r.event.issuer !== undefined],
+  ['repository', (r) => r.event.claims?.['repository'] ?? r.event.claims?.['project_path']],
+  ['ref', (r) => r.event.claims?.['ref']],
+  ['sha', (r) => r.event.claims?.['sha']],
+  ['environment', (r) => r.event.claims?.['environment']],
+  ['policy', (r) => r.event.policy?.granted_by ?? r.event.policy?.denied_by[0]],
+  ['issued_jti', (r) => r.event.issued?.jti],
+  ['issued_aud', (r) => r.event.issued?.aud.join(' ')],
+  ['issued_scope', (r) => r.event.issued?.scope.join(' ')],
+  ['issued_exp', (r) => r.event.issued?.exp],
+  ['subject_token_jti', (r) => r.event.subject_token?.jti],
+  ['subject_token_sha256', (r) => r.event.subject_token?.sha256],
+  ['client_ip', (r) => r.event.request.client_ip],
+  ['user_agent', (r) => r.event.request.user_agent],
+  ['request_id', (r) => r.event.request.id],
+  ['detail', (r) => r.event.detail],
+  ['prev_hash', (r) => r.chain.prev_hash],
+  ['hash', (r) => r.chain.hash],
+];
+
+export const CSV_HEADER = `${COLUMNS.map(([name]) => name).join(',')}\r\n`;
+
+/**
+ * RFC 4180 quoting, plus a guard against formula injection: a claimed `sub` or a user agent
+ * is attacker-chosen, and a cell starting with = + - @ (or a tab or CR) would run as a
+ * formula in a spreadsheet, so such cells get a leading apostrophe.
+ */
+function cell(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  let text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+export function csvRow(record: AuditRecord): string {
+  return `${COLUMNS.map(([, read]) => cell(read(record))).join(',')}\r\n`;
+}

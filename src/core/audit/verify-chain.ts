@@ -1,0 +1,197 @@
+import type { JWTVerifyGetKey } from 'jose';
+import type { AuditRecord } from './audit-event.ts';
+import { indexMismatch } from './audit-index.ts';
+import { chainHash, GENESIS_HASH } from './chain-hash.ts';
+import type { Checkpoint } from './checkpoint.ts';
+import { verifyCheckpoint } from './verify-checkpoint.ts';
+
+export type ChainProblemKind = 'edited' | 'index_mismatch' | 'deleted' | 'reordered' | 'truncated' | 'checkpoint_invalid' | 'checkpoint_mismatch';
+
+export interface ChainProblem {
+  readonly kind: ChainProblemKind;
+  /** Where it shows: the first record (or checkpoint) that does not hold. */
+  readonly seq: number;
+  readonly id?: string;
+  readonly message: string;
+}
+
+export interface ChainReport {
+  readonly ok: boolean;
+  readonly records: number;
+  readonly first_seq?: number;
+  readonly last_seq?: number;
+  readonly head_hash?: string;
+  /** Checkpoints whose signature verified. */
+  readonly checkpoints: number;
+  /** The checkpoint the oldest kept record's predecessor is anchored in, after pruning. */
+  readonly anchor?: number;
+  /** The first problem, by position in the log. */
+  readonly problem?: ChainProblem;
+}
+
+/**
+ * Walks records in chain order and finds the first one that does not hold: an edited record
+ * no longer matches its own hash, or an index column stored beside it (what queries, stats
+ * and alerts read) no longer says what the hashed event says; a deleted one leaves a gap, or a
+ * successor committing to a predecessor that is gone; a re-ordered one commits to a record
+ * that comes later. Signed checkpoints pin `seq → hash`: a log rewritten (re-hashed) or cut
+ * short after a checkpoint no longer matches it. Memory stays constant whatever the length of
+ * the log.
+ */
+export class ChainVerifier {
+  readonly #checkpoints: ReadonlyMap<number, Checkpoint>;
+  #expected: string | undefined;
+  #previousSeq = 0;
+  #first: AuditRecord | undefined;
+  #last: AuditRecord | undefined;
+  #records = 0;
+  #anchor: number | undefined;
+  #problem: ChainProblem | undefined;
+  /** A record whose predecessor was not the record before it: re-ordered if that predecessor turns up later. */
+  #broken: { readonly record: AuditRecord; readonly wanted: string } | undefined;
+
+  constructor(checkpoints: readonly Checkpoint[]) {
+    this.#checkpoints = new Map(checkpoints.map((checkpoint) => [checkpoint.seq, checkpoint]));
+  }
+
+  /** False once the first problem is known: there is no need to read further. */
+  get wantsMore(): boolean {
+    return this.#problem === undefined;
+  }
+
+  push(record: AuditRecord): void {
+    if (this.#problem !== undefined) return;
+    const { chain, event } = record;
+    this.#records += 1;
+    if (this.#broken !== undefined) {
+      if (chain.hash === this.#broken.wanted) {
+        const at = this.#broken.record;
+        this.#problem = problem(
+          'reordered',
+          at,
+          `record ${at.chain.seq} (${at.event.id}) is out of order: the record it follows in the chain sits at seq ${chain.seq}`,
+        );
+      }
+      return;
+    }
+    this.#first ??= record;
+    if (this.#expected === undefined) this.#expected = this.#startingHash(record);
+    if (this.#problem !== undefined) return;
+
+    const mismatch = record.index === undefined ? undefined : indexMismatch(event, record.index);
+    if (chainHash(chain.prev_hash, event) !== chain.hash) {
+      this.#problem = problem('edited', record, `record ${chain.seq} (${event.id}) was edited: its content no longer matches its hash`);
+    } else if (mismatch !== undefined) {
+      const { column, stored, derived } = mismatch;
+      const holds = `its ${column} column holds ${JSON.stringify(stored) ?? 'nothing'}, the hashed record says ${JSON.stringify(derived)}`;
+      this.#problem = problem('index_mismatch', record, `record ${chain.seq} (${event.id}) was edited in the index queries read: ${holds}`);
+    } else if (chain.prev_hash !== this.#expected) {
+      if (this.#previousSeq !== 0 && chain.seq > this.#previousSeq + 1) {
+        this.#problem = problem(
+          'deleted',
+          record,
+          `records ${this.#previousSeq + 1}…${chain.seq - 1} were deleted: record ${chain.seq} (${event.id}) follows record ${this.#previousSeq}`,
+        );
+      } else {
+        this.#broken = { record, wanted: chain.prev_hash };
+      }
+    } else if (this.#previousSeq !== 0 && chain.seq !== this.#previousSeq + 1) {
+      this.#problem = problem('edited', record, `record ${chain.seq} (${event.id}) was renumbered: it follows record ${this.#previousSeq} in the chain`);
+    } else {
+      const checkpoint = this.#checkpoints.get(chain.seq);
+      if (checkpoint !== undefined && checkpoint.hash !== chain.hash) {
+        this.#problem = problem(
+          'checkpoint_mismatch',
+          record,
+          `record ${chain.seq} (${event.id}) differs from the checkpoint signed at ${checkpoint.time}: the log was rewritten after it`,
+        );
+      }
+    }
+    this.#expected = chain.hash;
+    this.#previousSeq = chain.seq;
+    this.#last = record;
+  }
+
+  #startingHash(first: AuditRecord): string {
+    if (first.chain.seq === 1) return GENESIS_HASH;
+    const anchor = this.#checkpoints.get(first.chain.seq - 1);
+    if (anchor === undefined) {
+      this.#problem = problem(
+        'deleted',
+        first,
+        `records before seq ${first.chain.seq} were deleted: no checkpoint anchors record ${first.chain.seq} (${first.event.id})`,
+      );
+      return first.chain.prev_hash;
+    }
+    this.#anchor = anchor.seq;
+    return anchor.hash;
+  }
+
+  finish(): ChainReport {
+    if (this.#problem === undefined && this.#broken !== undefined) {
+      const { record } = this.#broken;
+      this.#problem = problem(
+        'deleted',
+        record,
+        `the chain breaks before record ${record.chain.seq} (${record.event.id}): the record it commits to is gone, deleted or rewritten with a new hash`,
+      );
+    }
+    const lastSeq = this.#last?.chain.seq ?? 0;
+    const beyond = [...this.#checkpoints.values()].filter((checkpoint) => checkpoint.seq > lastSeq).sort((a, b) => a.seq - b.seq)[0];
+    if (this.#problem === undefined && beyond !== undefined && this.#records > 0) {
+      this.#problem = {
+        kind: 'truncated',
+        seq: lastSeq + 1,
+        message: `records after seq ${lastSeq} were deleted: a checkpoint signed at ${beyond.time} covers seq ${beyond.seq}`,
+      };
+    }
+    return {
+      ok: this.#problem === undefined,
+      records: this.#records,
+      ...(this.#first === undefined ? {} : { first_seq: this.#first.chain.seq }),
+      ...(this.#last === undefined ? {} : { last_seq: this.#last.chain.seq, head_hash: this.#last.chain.hash }),
+      checkpoints: this.#checkpoints.size,
+      ...(this.#anchor === undefined ? {} : { anchor: this.#anchor }),
+      ...(this.#problem === undefined ? {} : { problem: this.#problem }),
+    };
+  }
+}
+
+function problem(kind: ChainProblemKind, record: AuditRecord, message: string): ChainProblem {
+  return { kind, seq: record.chain.seq, id: record.event.id, message };
+}
+
+export interface AuditLogSource {
+  /** Every record, in chain order (ascending `seq`). */
+  readonly records: AsyncIterable<AuditRecord>;
+  /** The stored checkpoints, as they are: their signatures are checked here. */
+  readonly checkpoints: readonly Checkpoint[];
+  /** The broker's public keys. */
+  readonly keys: JWTVerifyGetKey;
+  readonly issuer?: string;
+}
+
+/** Verifies checkpoint signatures, then the chain against the ones that verify. The first problem by `seq` wins. */
+export async function verifyAuditLog(source: AuditLogSource): Promise<ChainReport> {
+  const valid: Checkpoint[] = [];
+  let forged: ChainProblem | undefined;
+  for (const stored of source.checkpoints) {
+    try {
+      valid.push(await verifyCheckpoint(stored.jws, source.keys, source.issuer));
+    } catch (error) {
+      forged ??= {
+        kind: 'checkpoint_invalid',
+        seq: stored.seq,
+        message: `the checkpoint stored for seq ${stored.seq} is not signed by the broker: ${(error as Error).message}`,
+      };
+    }
+  }
+  const verifier = new ChainVerifier(valid);
+  for await (const record of source.records) {
+    verifier.push(record);
+    if (!verifier.wantsMore) break;
+  }
+  const report = verifier.finish();
+  if (forged === undefined || (report.problem !== undefined && report.problem.seq <= forged.seq)) return report;
+  return { ...report, ok: false, problem: forged };
+}

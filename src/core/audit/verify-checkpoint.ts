@@ -1,0 +1,31 @@
+import { jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { CHECKPOINT_TYPE, type Checkpoint } from './checkpoint.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+export class CheckpointError extends KeywayError {
+  override readonly name = 'CheckpointError';
+  readonly code = 'checkpoint_invalid';
+}
+
+/**
+ * Verifies a checkpoint's JWS with the broker's keys and returns what it signs. The stored
+ * `seq`, `hash` and `time` beside it count for nothing: only the signed payload does.
+ */
+export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string): Promise<Checkpoint> {
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(jws, keys, {
+      typ: CHECKPOINT_TYPE,
+      algorithms: ['ES256'],
+      requiredClaims: ['iss', 'iat'],
+      ...(issuer === undefined ? {} : { issuer }),
+    }));
+  } catch (error) {
+    throw new CheckpointError(`the checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const { seq, hash, iat } = payload;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof iat !== 'number') {
+    throw new CheckpointError('the checkpoint payload is not {seq, hash, iat}');
+  }
+  return { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws };
+}

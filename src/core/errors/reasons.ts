@@ -1,0 +1,65 @@
+/**
+ * Every outcome of a token exchange has one stable reason code. The code is what the audit
+ * log records and what auditors filter on; the OAuth error and HTTP status the caller sees are
+ * the HTTP layer's (http/oauth-errors.ts). The caller never learns more than the public
+ * description and the audit id.
+ */
+export type Decision = 'granted' | 'denied' | 'malformed' | 'error';
+
+interface ReasonSpec {
+  readonly decision: Decision;
+  /** What the caller is told. Deliberately coarse for policy outcomes. */
+  readonly description: string;
+}
+
+export const REASONS = {
+  granted: { decision: 'granted', description: 'token issued' },
+
+  malformed_request: { decision: 'malformed', description: 'the request is malformed' },
+  method_not_allowed: { decision: 'malformed', description: 'the token endpoint only accepts POST' },
+  unsupported_media_type: { decision: 'malformed', description: 'the request body must be application/x-www-form-urlencoded' },
+  request_too_large: { decision: 'malformed', description: 'the request body is too large' },
+  unsupported_grant_type: { decision: 'malformed', description: 'grant_type must be urn:ietf:params:oauth:grant-type:token-exchange' },
+  target_malformed: { decision: 'malformed', description: 'resource must be an absolute URI without a fragment' },
+  token_malformed: { decision: 'malformed', description: 'the subject token is not a well-formed signed JWT' },
+
+  header_forbidden: { decision: 'denied', description: 'the subject token header names a key location (jku, x5u, x5c or jwk), which is never accepted' },
+  algorithm_not_allowed: { decision: 'denied', description: 'the subject token is signed with an algorithm its issuer is not allowed to use' },
+  issuer_untrusted: { decision: 'denied', description: 'the subject token issuer is not trusted by any policy' },
+  signature_invalid: { decision: 'denied', description: "the subject token signature could not be verified with its issuer's keys" },
+  token_expired: { decision: 'denied', description: 'the subject token has expired' },
+  token_not_yet_valid: { decision: 'denied', description: 'the subject token is not valid yet' },
+  token_too_old: { decision: 'denied', description: 'the subject token was issued too long ago' },
+  token_lifetime_too_long: { decision: 'denied', description: "the subject token lives longer than its issuer's tokens may; request a short-lived one" },
+  audience_mismatch: { decision: 'denied', description: 'the subject token audience is not accepted; request the CI token with this broker as its audience' },
+  claims_invalid: { decision: 'denied', description: 'the subject token claims are missing or of the wrong type' },
+  no_policy_matched: { decision: 'denied', description: 'no trust policy grants this request' },
+  denied_by_policy: { decision: 'denied', description: 'no trust policy grants this request' },
+  audience_not_granted: { decision: 'denied', description: 'the requested audience is not granted' },
+  scope_not_granted: { decision: 'denied', description: 'the requested scope is not granted' },
+  template_claim_missing: { decision: 'denied', description: 'no trust policy grants this request' },
+  template_value_forbidden: { decision: 'denied', description: 'no trust policy grants this request' },
+  github_repository_not_granted: { decision: 'denied', description: 'the requested GitHub repository is not granted' },
+  github_permission_not_granted: { decision: 'denied', description: 'the requested GitHub permission is not granted' },
+  replayed: { decision: 'denied', description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
+
+  rate_limited: { decision: 'denied', description: 'too many requests; retry after the number of seconds in Retry-After' },
+
+  replay_guard_unavailable: {
+    decision: 'error',
+    description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later',
+  },
+  issuer_unavailable: { decision: 'error', description: "the subject token issuer's keys cannot be fetched right now; retry later" },
+  github_unavailable: { decision: 'error', description: 'GitHub cannot mint the token right now, so none was issued; retry later' },
+  github_refused: {
+    decision: 'error',
+    description:
+      'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation',
+  },
+  internal_error: { decision: 'error', description: 'internal error' },
+} as const satisfies Record<string, ReasonSpec>;
+
+export type Reason = keyof typeof REASONS;
+
+/** Every reason but `granted`: why no token was issued. */
+export type Refusal = Exclude<Reason, 'granted'>;

@@ -1,0 +1,348 @@
+import { decodeJwt } from 'jose';
+import { monotonicFactory } from 'ulid';
+import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import { pooledRandom } from '../audit/pooled-random.ts';
+import type { JwksCache } from '../verify/jwks-cache.ts';
+import { verifySubjectToken } from '../verify/verify-subject-token.ts';
+import type { Logger } from '../log.ts';
+import { decide } from '../policy/decide.ts';
+import type { PolicySet } from '../policy/policy-set.ts';
+import { claimSingleUse } from '../replay/claim-single-use.ts';
+import type { ReplayGuard } from '../replay/replay-guard.ts';
+import type { RequestLimits } from '../limits/request-limits.ts';
+import { RateLimitedError } from '../limits/rate-limited-error.ts';
+import type { KeyRing } from '../mint/key-ring.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
+import { mintAccessToken } from '../mint/mint-access-token.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
+import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
+import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
+import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
+import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
+import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
+
+/** What the exchange needs from the runtime. Every field is a port or a plain value. */
+export interface ExchangeDeps {
+  /** The broker's own issuer URL. */
+  readonly issuer: string;
+  readonly policies: () => PolicySet;
+  readonly keys: () => KeyRing;
+  readonly jwks: JwksCache;
+  readonly audit: AuditStore;
+  /** Single use of subject tokens, for policies and issuers that demand it. */
+  readonly replay: ReplayGuard;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly clockToleranceSeconds: number;
+  /** Rate limits; the per-subject one applies here, once the subject token verified. */
+  readonly limits: RequestLimits;
+  /** GitHub installation tokens (`grant.github`); undefined when no GitHub App is configured. */
+  readonly github?: GitHubTokenMinter;
+  /** Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), through the GitHub App. */
+  readonly repositoryPolicies?: RepositoryPolicies;
+  /** Verifying and signing tokens: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
+  readonly crypto?: JwtCrypto;
+}
+
+/** Facts about the HTTP request that the audit record keeps. */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly clientIp: string | undefined;
+  readonly userAgent: string | undefined;
+}
+
+/** The form body, or the reason the HTTP layer refused it before parsing. */
+export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refused: ExchangeError };
+
+/** The answer fields of a granted exchange (RFC 8693 §2.2.1), as the caller receives them. */
+export interface IssuedToken {
+  readonly access_token: string;
+  readonly issued_token_type: string;
+  readonly token_type: 'Bearer';
+  readonly expires_in: number;
+  readonly scope: string;
+}
+
+/**
+ * What the exchange answers, transport-free: a token, a refusal with its reason code (and for a
+ * rate limit, when to retry), or unavailable (no audit record, so no token). The HTTP layer maps
+ * it to a status and an RFC 6749 body in one place (http/oauth-errors.ts).
+ */
+export type ExchangeAnswer =
+  | { readonly kind: 'granted'; readonly token: IssuedToken }
+  | { readonly kind: 'refused'; readonly reason: Refusal; readonly description: string; readonly retryAfterSeconds?: number }
+  | { readonly kind: 'unavailable'; readonly description: string };
+
+export interface ExchangeResult {
+  readonly answer: ExchangeAnswer;
+  /** What was decided, for logs and metrics. `audit_unavailable` (no reason code: nothing was recorded) when the append failed. */
+  readonly outcome: { readonly decision: Decision; readonly reason: string; readonly limit?: string };
+  /** The audit record, once durable; absent when the append failed or was not tried. Its id is the answer's `audit_event_id`. */
+  readonly recorded?: { readonly event: AuditEvent; readonly link: ChainLink };
+  /** How the audit append went; absent when none was tried (a rate-limited request after the first). */
+  readonly append?: { readonly outcome: 'ok' | 'error'; readonly seconds: number };
+}
+
+const nextId = monotonicFactory(pooledRandom);
+
+type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
+
+/**
+ * RFC 8693 token exchange: parse → verify → decide → mint → audit → answer. The audit record
+ * is appended before anything is returned; if it cannot be, the answer is unavailable and no token.
+ */
+export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, context: RequestContext): Promise<ExchangeResult> {
+  const now = deps.now();
+  const event: Draft = {
+    id: nextId(now),
+    time: new Date(now).toISOString(),
+    decision: 'error',
+    reason: 'internal_error',
+    request: {
+      id: context.requestId,
+      ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
+      ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent }),
+    },
+  };
+
+  let settled: { readonly granted: Granted } | { readonly failure: ExchangeError };
+  try {
+    if ('refused' in input) throw input.refused;
+    settled = { granted: await grantOrThrow(deps, input.form, now, event) };
+  } catch (error) {
+    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
+    if (failure.reason === 'internal_error') {
+      deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(describe(error), AUDIT_BOUNDS.detail) });
+    }
+    event.reason = failure.reason;
+    event.decision = REASONS[failure.reason].decision;
+    event.detail = failure.message;
+    settled = { failure };
+  }
+
+  const limited = 'failure' in settled && settled.failure instanceof RateLimitedError ? settled.failure : undefined;
+  const answer: ExchangeAnswer = 'granted' in settled ? { kind: 'granted', token: settled.granted.token } : refusal(settled.failure);
+  const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
+  // A flood of refusals must not become a flood of records: see RateLimitedError.
+  if (limited !== undefined && !limited.recorded) return { answer, outcome };
+
+  // Whatever the caller sent, the record (and all that reads it: alerts, logs) holds a bounded amount of it.
+  const recordedEvent = boundAuditEvent(event);
+  let link: ChainLink;
+  const started = performance.now();
+  const seconds = (): number => (performance.now() - started) / 1000;
+  try {
+    link = await deps.audit.append(recordedEvent);
+  } catch (error) {
+    deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
+    const revoke = 'granted' in settled ? settled.granted.revoke : undefined;
+    if (revoke !== undefined) {
+      // A GitHub token was minted but cannot be accounted for: take it back at once.
+      await revoke().then(
+        () => deps.log.warn('unaudited GitHub token revoked', { request_id: context.requestId }),
+        (revokeError: unknown) =>
+          deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', {
+            request_id: context.requestId,
+            error: describe(revokeError),
+          }),
+      );
+    }
+    return {
+      answer: { kind: 'unavailable', description: 'the audit log is unavailable, so no token was issued; retry later' },
+      outcome: { decision: 'error', reason: 'audit_unavailable' },
+      append: { outcome: 'error', seconds: seconds() },
+    };
+  }
+  return { answer, outcome, recorded: { event: recordedEvent, link }, append: { outcome: 'ok', seconds: seconds() } };
+}
+
+/** What the caller is told of a refusal: the reason's public description, or the refusal's own detail when it is public. */
+function refusal(failure: ExchangeError): ExchangeAnswer {
+  // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
+  const description = failure.detailIsPublic ? boundText(failure.message, AUDIT_BOUNDS.detail) : REASONS[failure.reason].description;
+  const retryAfterSeconds = failure instanceof RateLimitedError ? failure.retryAfterSeconds : undefined;
+  return { kind: 'refused', reason: failure.reason, description, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
+}
+
+/** A granted exchange's token, and for a GitHub token how to take it back if the exchange cannot be audited. */
+interface Granted {
+  readonly token: IssuedToken;
+  readonly revoke?: () => Promise<void>;
+}
+
+async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Granted> {
+  const request = parseTokenExchangeRequest(form);
+  const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
+  // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
+  const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
+  const github = wantsGitHub
+    ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL))
+    : undefined;
+  event.request = {
+    ...event.request,
+    ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
+    ...(request.scopes === undefined ? {} : { scope: request.scopes }),
+  };
+  const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
+  event.subject_token = describeSubjectToken(request.subjectToken);
+
+  // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
+  // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
+  const central = deps.policies();
+  const verified = await verifySubjectToken(request.subjectToken, {
+    issuers: central,
+    jwks: deps.jwks,
+    now,
+    clockToleranceSeconds: deps.clockToleranceSeconds,
+    crypto,
+  });
+  event.issuer = verified.issuer.url;
+  event.subject = String(verified.claims.sub);
+  event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
+  const limited = await deps.limits.forSubject(event.issuer, event.subject);
+  if (limited !== undefined) throw limited;
+  const caller = { issuer: event.issuer, subject: event.subject };
+  const policies =
+    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
+  if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
+
+  const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
+  event.policy = {
+    candidates: decision.trace.candidates,
+    matched: decision.trace.matched,
+    denied_by: decision.trace.deniedBy,
+    audit_mode: decision.trace.audit,
+  };
+  if (!decision.granted) throw new ExchangeError(decision.reason, decision.detail);
+
+  const { grant } = decision;
+  if (grant.policy.singleUse) {
+    await claimSingleUse(request.subjectToken, verified, {
+      guard: deps.replay,
+      auditEventId: event.id,
+      now,
+      clockToleranceSeconds: deps.clockToleranceSeconds,
+    });
+  }
+  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
+  const keys = deps.keys();
+  const minted = await mintAccessToken({
+    issuer: deps.issuer,
+    key: keys.signing,
+    grant,
+    source: { iss: verified.issuer.url, sub: String(verified.claims.sub) },
+    now,
+    crypto,
+  });
+  event.policy = { ...event.policy, granted_by: grant.policy.id };
+  event.issued = { jti: minted.jti, sub: grant.subject, aud: grant.audiences, scope: grant.scopes, exp: minted.expiresAt };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    token: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.accessToken,
+      token_type: 'Bearer',
+      expires_in: minted.expiresAt - minted.issuedAt,
+      scope: grant.scopes.join(' '),
+    },
+  };
+}
+
+/** Mints the GitHub installation token a grant allows; GitHub failures are refusals with reasons, never a token. */
+async function issueGitHubToken(
+  deps: ExchangeDeps,
+  grant: IssuedGrant,
+  github: NonNullable<IssuedGrant['github']>,
+  claims: Readonly<Record<string, unknown>>,
+  now: number,
+  event: Draft,
+): Promise<Granted> {
+  if (deps.github === undefined)
+    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  const claim = (name: string): string | undefined => (typeof claims[name] === 'string' || typeof claims[name] === 'number' ? String(claims[name]) : undefined);
+  const minted = await deps.github.mint({
+    owner: github.owner,
+    repositories: github.repositories,
+    permissions: github.permissions,
+    auditEventId: event.id,
+    ttlSeconds: grant.ttlSeconds,
+    repositoryId: claim('repository_id'),
+    runId: claim('run_id'),
+  });
+  event.policy = { ...event.policy!, granted_by: grant.policy.id };
+  event.github = {
+    installation_id: minted.installationId,
+    owner: github.owner,
+    repositories: minted.repositories,
+    permissions: minted.permissions,
+    expires_at: new Date(minted.revokeAt).toISOString(),
+    github_expires_at: new Date(minted.githubExpiresAt).toISOString(),
+    token_sha256: minted.tokenSha256,
+  };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    token: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.githubInstallationToken,
+      token_type: 'Bearer',
+      expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
+      scope: Object.entries(minted.permissions)
+        .map(([name, level]) => `${name}:${level}`)
+        .join(' '),
+    },
+    revoke: minted.revokeNow,
+  };
+}
+
+function describeSubjectToken(token: string): NonNullable<AuditEvent['subject_token']> {
+  const sha256 = sha256Hex(token);
+  let claimed: Record<string, unknown> = {};
+  try {
+    claimed = decodeJwt(token);
+  } catch {
+    // A token that does not decode is refused by verification; its hash is still recorded.
+  }
+  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+  const jti = text(claimed['jti']);
+  const iss = text(claimed['iss']);
+  const sub = text(claimed['sub']);
+  return {
+    sha256,
+    ...(jti === undefined ? {} : { jti }),
+    ...(iss === undefined ? {} : { claimed_iss: iss }),
+    ...(sub === undefined ? {} : { claimed_sub: sub }),
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * The set a repository-owned policy is decided by: that policy, fetched from the one repository
+ * the request names, with the central deny guardrails. It can only grant GitHub tokens for that
+ * repository (checked when it loads), so naming another repository here gets nothing. Asked
+ * only once the subject token verified against the central set.
+ */
+async function repositoryPolicySet(
+  deps: ExchangeDeps,
+  central: PolicySet,
+  github: GitHubAccessRequest,
+  name: string,
+  caller: VerifiedCaller,
+): Promise<PolicySet> {
+  if (deps.repositoryPolicies === undefined)
+    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  const [repository, ...others] = github.repositories ?? [];
+  if (repository === undefined || others.length > 0) {
+    throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {
+      public: true,
+    });
+  }
+  return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name, caller));
+}

@@ -1,0 +1,63 @@
+// What the exchange needs from the GitHub feature, as ports: features/github implements them,
+// runtimes/create-broker.ts plugs them in, and the exchange never imports a feature.
+import type { PolicySet } from '../policy/policy-set.ts';
+
+/** A repository, by owner and name as GitHub spells them (compared without regard to case, as GitHub does). */
+export interface RepositoryName {
+  readonly owner: string;
+  readonly name: string;
+}
+
+/** The verified issuer and subject of the exchange that asks for a repository's policy. */
+export interface VerifiedCaller {
+  readonly issuer: string;
+  readonly subject: string;
+}
+
+/**
+ * Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), read
+ * through the GitHub App (features/github/repository-policies). A policy that is missing, does not
+ * load, or cannot be read is refused with an ExchangeError (`no_policy_matched`, `github_unavailable`,
+ * `github_refused`, `rate_limited`), never answered with another repository's policy.
+ */
+export interface RepositoryPolicies {
+  get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet>;
+}
+
+export interface GitHubTokenRequest {
+  readonly owner: string;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+  /** The audit event id of the exchange: the revocation row's id. */
+  readonly auditEventId: string;
+  /** The policy TTL: when keyway revokes the token. */
+  readonly ttlSeconds: number;
+  /** The CI run that asks (`repository_id`, `run_id` claims), for revocation when its job ends. */
+  readonly repositoryId: string | undefined;
+  readonly runId: string | undefined;
+}
+
+export interface MintedGitHubToken {
+  readonly token: string;
+  readonly tokenSha256: string;
+  readonly installationId: number;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+  /** When keyway revokes it (the policy TTL), ms since the epoch. */
+  readonly revokeAt: number;
+  /** When GitHub expires it, ms since the epoch. */
+  readonly githubExpiresAt: number;
+  /** Takes the token back now and drops its schedule (the exchange could not be audited). */
+  revokeNow(): Promise<void>;
+}
+
+/**
+ * GitHub installation tokens for granted exchanges (`grant.github`), minted through the GitHub App
+ * (features/github/app), each with its revocation scheduled. GitHub failing is an ExchangeError:
+ * `github_unavailable` (GitHub did not answer, or is rate limiting) or `github_refused`.
+ */
+export interface GitHubTokenMinter {
+  /** The REST API the App calls: its web origin is the one repository URLs in `resource` must name. */
+  readonly apiUrl: string;
+  mint(request: GitHubTokenRequest): Promise<MintedGitHubToken>;
+}

@@ -1,0 +1,58 @@
+import { networkOf } from './network-of.ts';
+import type { Logger } from '../log.ts';
+import type { LimitSettings } from './limit-settings.ts';
+import { RateLimitedError } from './rate-limited-error.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import type { RateLimit } from './token-bucket.ts';
+
+/** The /token rate limits, at the two points of a request where they belong. */
+export interface RequestLimits {
+  /**
+   * Before the body is read or any signature checked: per client network, then global. Keys on
+   * nothing the caller writes, so it protects the expensive part without trusting the request.
+   */
+  beforeVerification(clientIp: string | undefined): Promise<RateLimitedError | undefined>;
+  /**
+   * After the subject token verified: per issuer and subject. A forged `sub` never verifies, so
+   * it cannot drain the bucket of the identity it names.
+   */
+  forSubject(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
+  /**
+   * Before a repository's own policy is fetched from GitHub (a cache miss), per verified issuer
+   * and subject: however many repositories and policy names a caller invents, it costs the App's
+   * GitHub quota at this rate at most, and it spends no budget but its own.
+   */
+  forRepositoryPolicyFetch(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
+}
+
+/** An IPv6 client holds a /64 (an address per second is free to it), so that is one client. */
+const CLIENT_PREFIX_V4 = 32;
+const CLIENT_PREFIX_V6 = 64;
+
+/**
+ * Applies `settings` through `limiter`. When the limiter itself fails (its storage is
+ * unreachable), the request goes on: a limit sheds load, it does not decide who gets a token.
+ */
+export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now: () => number, log: Logger): RequestLimits {
+  const check = async (limit: RateLimit, key: string): Promise<RateLimitedError | undefined> => {
+    if (limit.perMinute === 0) return undefined;
+    try {
+      const verdict = await limiter.take(limit, key, now());
+      return verdict.allowed ? undefined : new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused);
+    } catch (error) {
+      log.error('rate limiter unavailable; request let through', {
+        limit: limit.name,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
+      return undefined;
+    }
+  };
+  return {
+    async beforeVerification(clientIp) {
+      const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
+      return (network === undefined ? undefined : await check(settings.client, network)) ?? (await check(settings.global, ''));
+    },
+    forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
+    forRepositoryPolicyFetch: (issuer, subject) => check(settings.repositoryPolicy, `${issuer}\n${subject}`),
+  };
+}

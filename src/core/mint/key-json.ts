@@ -1,0 +1,42 @@
+import type { SigningKeyInfo, KeyTransition } from './key-store.ts';
+
+/** A signing key as `GET /v1/keys` and `keyway keys list --json` show it: public facts only, RFC 3339 times. */
+export interface KeyJson {
+  readonly kid: string;
+  readonly alg: string;
+  readonly state: SigningKeyInfo['state'];
+  readonly published_at: string;
+  /** A next key: when it may start signing; otherwise when it did. */
+  readonly signs_from?: string;
+  readonly retired_at?: string;
+  /** When it left the JWKS, or for a retired key, when it is due to. */
+  readonly unpublished_at?: string;
+}
+
+/** What `POST /v1/keys/rotate` and `keyway keys rotate --json` answer. */
+export interface RotationJson {
+  readonly transitions: readonly KeyTransition[];
+  readonly next?: KeyJson;
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? {} : { at: new Date(ms).toISOString() });
+
+export function keyJson(key: SigningKeyInfo, retainMs: number): KeyJson {
+  const signsFrom = iso(key.state === 'next' ? key.activatesAt : key.activatedAt).at;
+  const retired = iso(key.retiredAt).at;
+  const unpublished = iso(key.removedAt ?? (key.retiredAt === undefined ? undefined : key.retiredAt + retainMs)).at;
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    state: key.state,
+    published_at: new Date(key.createdAt).toISOString(),
+    ...(signsFrom === undefined ? {} : { signs_from: signsFrom }),
+    ...(retired === undefined ? {} : { retired_at: retired }),
+    ...(unpublished === undefined ? {} : { unpublished_at: unpublished }),
+  };
+}
+
+export function rotationJson(transitions: readonly KeyTransition[], keys: readonly SigningKeyInfo[], retainMs: number): RotationJson {
+  const next = keys.find((key) => key.state === 'next');
+  return { transitions, ...(next === undefined ? {} : { next: keyJson(next, retainMs) }) };
+}

@@ -1,0 +1,56 @@
+import type { JWK } from 'jose';
+import type { KeyRingPlan } from './key-life-cycle.ts';
+
+/**
+ * A signing key's life (src/core/mint/key-life-cycle.ts): `next` is published but does not sign
+ * yet, `current` signs, `retired` is published until the last token it signed has expired,
+ * `removed` is no longer published and its private part is destroyed; its public part is kept
+ * so audit checkpoints it signed stay verifiable.
+ */
+export type KeyState = 'next' | 'current' | 'retired' | 'removed';
+
+/** What is known about a key without opening its private part. Times in milliseconds since the epoch. */
+export interface SigningKeyInfo {
+  readonly kid: string;
+  readonly alg: 'ES256';
+  readonly state: KeyState;
+  /** When it was generated and published. */
+  readonly createdAt: number;
+  /** A next key: the earliest time it may start signing. */
+  readonly activatesAt?: number;
+  readonly activatedAt?: number;
+  readonly retiredAt?: number;
+  readonly removedAt?: number;
+  readonly publicJwk: JWK;
+}
+
+export interface StoredSigningKey extends SigningKeyInfo {
+  /** Absent once the key is removed. */
+  readonly privateJwk?: JWK;
+}
+
+export type KeyTransition =
+  | { readonly kind: 'publish'; readonly kid: string; readonly activatesAt: number }
+  | { readonly kind: 'reschedule'; readonly kid: string; readonly activatesAt: number }
+  | { readonly kind: 'activate'; readonly kid: string }
+  | { readonly kind: 'retire'; readonly kid: string }
+  | { readonly kind: 'remove'; readonly kid: string };
+
+/** Where the broker's signing keys persist (Node: the SQLite file; Workers: the state Durable Object). */
+export interface KeyStore {
+  /** Every key with its private part opened (removed keys have none). */
+  listKeys(): Promise<StoredSigningKey[]>;
+  /** Every key, public parts only: needs no master key. */
+  describeKeys(): Promise<SigningKeyInfo[]>;
+  /**
+   * Stores `candidate` as the current key when the ring has no current key, atomically, and
+   * returns the ring. When two processes start at once, one candidate wins and both use it.
+   */
+  initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]>;
+  /**
+   * One round of the key life cycle: plans the transitions on the keys as they are inside one
+   * transaction and applies them there, so concurrent rounds (two processes, two requests)
+   * never produce two next or two current keys. Returns what changed.
+   */
+  advanceKeys(plan: KeyRingPlan): Promise<KeyTransition[]>;
+}

@@ -1,0 +1,28 @@
+import { isLoopbackHttpUrl } from './loopback-http-url.ts';
+import { literalHostRefusal } from './outbound-address.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+/** A URL the broker must not contact or trust. */
+export class OutboundUrlError extends KeywayError {
+  override readonly name = 'OutboundUrlError';
+  readonly code = 'outbound_url_refused';
+}
+
+/**
+ * Checks that a URL may be contacted or trusted: https, or http on loopback when the operator
+ * turned that on for development, and a host written as an IP address must be a public one
+ * (a name is checked by the address it resolves to, when the connection is made: see
+ * outbound-fetch.ts). Used for issuer URLs, discovery, JWKS and the GitHub API alike.
+ */
+export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL {
+  if (!URL.canParse(value)) throw new OutboundUrlError(`${JSON.stringify(value)} is not an absolute URL`);
+  const url = new URL(value);
+  if (url.username !== '' || url.password !== '') throw new OutboundUrlError(`${value} must not carry credentials`);
+  if (url.protocol !== 'https:') {
+    if (!isLoopbackHttpUrl(url)) throw new OutboundUrlError(`${value} must use https`);
+    if (!allowHttpLoopback) throw new OutboundUrlError(`${value} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
+  }
+  const refusal = literalHostRefusal(url, allowHttpLoopback);
+  if (refusal !== undefined) throw new OutboundUrlError(`${value}: ${refusal}`);
+  return url;
+}

@@ -1,0 +1,53 @@
+import { foldCase, type CaseFold } from '../claims/case-fold.ts';
+import { claimTexts, isPresent } from '../claims/claim-value.ts';
+import { compileGlob } from './glob.ts';
+import { compileSafeRegex } from './safe-regex.ts';
+import type { Matcher } from './schema.ts';
+
+export interface CompiledMatcher {
+  /** True when the claim value (undefined when absent) satisfies the matcher. */
+  test(value: unknown): boolean;
+  /**
+   * For exact matchers (a value or a list of values): the texts that can match, folded as the
+   * claim folds (`foldCase`). The policy index uses these to find candidates by lookup.
+   */
+  readonly exact?: readonly string[];
+  /** True when only a present claim can satisfy it (everything but `exists: false`, or a list holding one). */
+  readonly requiresPresence: boolean;
+}
+
+function isList(matcher: Matcher): matcher is readonly Matcher[] {
+  return Array.isArray(matcher);
+}
+
+function textMatcher(accepts: (text: string) => boolean): (value: unknown) => boolean {
+  return (value) => claimTexts(value).some(accepts);
+}
+
+/**
+ * Turns a matcher as written into a predicate. An array claim matches when any element does;
+ * a missing claim matches nothing except `exists: false`.
+ */
+export function compileMatcher(matcher: Matcher, fold: CaseFold): CompiledMatcher {
+  if (typeof matcher !== 'object') {
+    const expected = foldCase(String(matcher), fold);
+    return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true };
+  }
+  if (isList(matcher)) {
+    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold));
+    const exact = entries.every((entry) => entry.exact !== undefined) ? entries.flatMap((entry) => entry.exact ?? []) : undefined;
+    return {
+      test: (value) => entries.some((entry) => entry.test(value)),
+      requiresPresence: entries.every((entry) => entry.requiresPresence),
+      ...(exact === undefined ? {} : { exact }),
+    };
+  }
+  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, fold)), requiresPresence: true };
+  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold)), requiresPresence: true };
+  if ('not' in matcher) {
+    const inner = compileMatcher(matcher.not, fold);
+    return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true };
+  }
+  const wanted = matcher.exists;
+  return { test: (value) => isPresent(value) === wanted, requiresPresence: wanted };
+}

@@ -1,0 +1,241 @@
+import type { Reason } from '../errors/reasons.ts';
+import { levelCovers } from './github-permissions.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
+import type { PolicySet } from './policy-set.ts';
+import type { TemplateRefusal } from './template.ts';
+
+/** What the caller asked for, beyond the subject token. */
+export interface AccessRequest {
+  /** Requested audiences; empty means the policy's default (its first). */
+  readonly audiences: readonly string[];
+  /** Requested scopes; undefined means every scope the policy grants. */
+  readonly scopes: readonly string[] | undefined;
+  /** Present when the caller asks for a GitHub installation token rather than a keyway JWT. */
+  readonly github?: GitHubAccessRequest;
+}
+
+/** What a caller asks of `grant.github`. */
+export interface GitHubAccessRequest {
+  /** `owner/name` each; undefined means every repository the policy grants. */
+  readonly repositories: readonly { readonly owner: string; readonly name: string }[] | undefined;
+  /** Permission → level; undefined means every permission the policy grants. */
+  readonly permissions: Readonly<Record<string, string>> | undefined;
+}
+
+/** The GitHub token a grant gives: what keyway asks GitHub for. */
+export interface IssuedGitHubGrant {
+  readonly owner: string;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+}
+
+/** A subject token's verified claims and the issuer that signed them (or, for explain and tests, claims taken as given). */
+export interface SubjectClaims {
+  readonly issuer: TrustedIssuer;
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** How the decision was reached, for the audit log and `explain`. Never shown to the caller. */
+export interface DecisionTrace {
+  /** Policies the index offered for this token, in id order. */
+  readonly candidates: readonly string[];
+  /** Enforcing allow policies whose `match` held. */
+  readonly matched: readonly string[];
+  /** Enforcing deny policies whose `match` held. */
+  readonly deniedBy: readonly string[];
+  /** `mode: audit` policies and what they would have decided. */
+  readonly audit: readonly { readonly policy: string; readonly would: 'grant' | 'deny' }[];
+}
+
+export interface IssuedGrant {
+  readonly policy: Policy;
+  readonly audiences: readonly string[];
+  readonly scopes: readonly string[];
+  readonly ttlSeconds: number;
+  readonly subject: string;
+  readonly claims: Readonly<Record<string, string>>;
+  /** Set for GitHub token requests (then `audiences` and `scopes` are empty). */
+  readonly github?: IssuedGitHubGrant;
+}
+
+export type GrantRefusal = Extract<
+  Reason,
+  | 'audience_not_granted'
+  | 'scope_not_granted'
+  | 'template_claim_missing'
+  | 'template_value_forbidden'
+  | 'github_repository_not_granted'
+  | 'github_permission_not_granted'
+>;
+
+/** What an allow policy whose lines all held gives this request, or why it gives nothing. */
+export type GrantOutcome = { readonly ok: true; readonly grant: IssuedGrant } | { readonly ok: false; readonly reason: GrantRefusal; readonly detail: string };
+
+/** One policy's part in a decision: each line's outcome, and for matching allow policies the grant outcome. */
+export interface PolicyEvaluation extends PolicyMatch {
+  readonly grant?: GrantOutcome;
+}
+
+export type DenialReason = Extract<Reason, 'no_policy_matched' | 'denied_by_policy'> | GrantRefusal;
+
+export type PolicyDecision = (
+  | { readonly granted: true; readonly grant: IssuedGrant }
+  | { readonly granted: false; readonly reason: DenialReason; readonly detail: string }
+) & {
+  readonly trace: DecisionTrace;
+  /** Every policy looked at, in id order, with the outcome of each of its lines. */
+  readonly evaluations: readonly PolicyEvaluation[];
+};
+
+export interface DecideOptions {
+  /**
+   * Evaluate every policy of the issuer rather than the index's candidates, so `explain` can
+   * show why each one failed. The decision is the same: the index only leaves out policies
+   * whose most selective exact line cannot hold.
+   */
+  readonly everyPolicyOfIssuer?: boolean;
+}
+
+/**
+ * The whole of policy evaluation. Deny beats allow; with no matching allow policy there is no
+ * token; among allow policies that match and cover the requested audience and scopes, the
+ * first by id that can render its templates grants. `mode: audit` policies are evaluated and
+ * traced but change nothing. The exchange, `keyway policy explain` and `keyway policy test`
+ * all decide through here.
+ */
+export function decide(policies: PolicySet, token: SubjectClaims, request: AccessRequest, options: DecideOptions = {}): PolicyDecision {
+  const issuerUrl = token.issuer.url;
+  const candidates = policies.index.candidates(issuerUrl, token.claims);
+  const evaluations = (options.everyPolicyOfIssuer === true ? policies.forIssuer(issuerUrl) : candidates).map((policy) => evaluate(policy, token, request));
+  const matching = evaluations.filter((evaluation) => evaluation.matched);
+  const enforced = matching.filter((evaluation) => evaluation.policy.mode === 'enforce');
+  const deniedBy = enforced.filter((evaluation) => evaluation.policy.effect === 'deny').map((evaluation) => evaluation.policy.id);
+  const allows = enforced.filter((evaluation) => evaluation.policy.effect === 'allow');
+
+  const trace: DecisionTrace = {
+    candidates: candidates.map((policy) => policy.id),
+    matched: allows.map((evaluation) => evaluation.policy.id),
+    deniedBy,
+    audit: matching
+      .filter((evaluation) => evaluation.policy.mode === 'audit')
+      .map((evaluation) => ({ policy: evaluation.policy.id, would: evaluation.grant?.ok === true ? ('grant' as const) : ('deny' as const) })),
+  };
+  const refuse = (reason: DenialReason, detail: string): PolicyDecision => ({ granted: false, reason, detail, trace, evaluations });
+
+  if (deniedBy.length > 0) return refuse('denied_by_policy', `denied by ${deniedBy.join(', ')}`);
+  if (allows.length === 0) return refuse('no_policy_matched', 'no allow policy matched the token');
+
+  const outcomes = allows.map((evaluation) => evaluation.grant as GrantOutcome);
+  const granted = outcomes.find((outcome) => outcome.ok);
+  if (granted !== undefined) return { granted: true, grant: granted.grant, trace, evaluations };
+  const refusals = outcomes.filter((outcome) => !outcome.ok);
+  // The most specific reason that applies to every matching policy: audience (or repository), then scope (or permission), then templates.
+  const reasons = new Set(refusals.map((refusal) => refusal.reason));
+  const specifics = [
+    'template_value_forbidden',
+    'template_claim_missing',
+    'scope_not_granted',
+    'github_permission_not_granted',
+    'github_repository_not_granted',
+  ] as const;
+  const reason: GrantRefusal = specifics.find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
+  return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
+}
+
+function evaluate(policy: Policy, token: SubjectClaims, request: AccessRequest): PolicyEvaluation {
+  const match = matchPolicy(policy, token.claims);
+  if (!match.matched || policy.grant === undefined) return match;
+  return { ...match, grant: issue(policy, policy.grant, token, request) };
+}
+
+function audiencesFor(grant: Grant, request: AccessRequest): readonly string[] | undefined {
+  if (request.audiences.length === 0) return grant.audiences.slice(0, 1);
+  return request.audiences.every((audience) => grant.audiences.includes(audience)) ? request.audiences : undefined;
+}
+
+function scopesFor(grant: Grant, request: AccessRequest): readonly string[] | undefined {
+  if (request.scopes === undefined) return grant.scopes;
+  return request.scopes.every((scope) => grant.scopes.includes(scope)) ? request.scopes : undefined;
+}
+
+/** The grant this policy issues for this request, or why it cannot. */
+function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: AccessRequest): GrantOutcome {
+  if (request.github !== undefined) return issueGitHub(policy, grant, token, request.github);
+  if (grant.audiences.length === 0) return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} grants only a GitHub token` };
+  const audiences = audiencesFor(grant, request);
+  if (audiences === undefined) {
+    return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} does not grant audience ${request.audiences.join(' ')}` };
+  }
+  const scopes = scopesFor(grant, request);
+  if (scopes === undefined) {
+    return { ok: false, reason: 'scope_not_granted', detail: `${policy.id} does not grant scope ${request.scopes?.join(' ') ?? ''}` };
+  }
+  const claims = token.claims;
+  const refuse = (where: string, refusal: TemplateRefusal): GrantOutcome =>
+    refusal.problem === 'missing'
+      ? {
+          ok: false,
+          reason: 'template_claim_missing',
+          detail: `${policy.id} ${where} reads {${refusal.key}}, which the token lacks or holds as more than one value`,
+        }
+      : { ok: false, reason: 'template_value_forbidden', detail: `${policy.id} ${where}: {${refusal.key}} ${refusal.why}` };
+  let subject = `${token.issuer.url}#${String(claims['sub'])}`;
+  if (grant.subject !== undefined) {
+    const rendered = grant.subject.render(claims);
+    if (!rendered.ok) return refuse('grant.subject', rendered);
+    subject = rendered.value;
+  }
+  const extra: Record<string, string> = {};
+  for (const [name, template] of grant.claims) {
+    const rendered = template.render(claims);
+    if (!rendered.ok) return refuse(`grant.claims.${name}`, rendered);
+    extra[name] = rendered.value;
+  }
+  return { ok: true, grant: { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject, claims: extra } };
+}
+
+/** A GitHub installation token: the repositories and permissions asked for must lie within `grant.github`. */
+function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request: GitHubAccessRequest): GrantOutcome {
+  const github = grant.github;
+  if (github === undefined) return { ok: false, reason: 'github_repository_not_granted', detail: `${policy.id} grants no GitHub token` };
+  const lower = (text: string): string => text.toLowerCase();
+  let repositories = github.repositories;
+  if (request.repositories !== undefined) {
+    const outside = request.repositories.filter(
+      (asked) => lower(asked.owner) !== lower(github.owner) || !github.repositories.some((name) => lower(name) === lower(asked.name)),
+    );
+    if (outside.length > 0) {
+      return {
+        ok: false,
+        reason: 'github_repository_not_granted',
+        detail: `${policy.id} does not grant ${outside.map((asked) => `${asked.owner}/${asked.name}`).join(', ')}`,
+      };
+    }
+    repositories = request.repositories.map((asked) => github.repositories.find((name) => lower(name) === lower(asked.name))!);
+  }
+  let permissions: Readonly<Record<string, string>> = github.permissions;
+  if (request.permissions !== undefined) {
+    const beyond = Object.entries(request.permissions).filter(([name, level]) => !levelCovers(github.permissions[name], level));
+    if (beyond.length > 0) {
+      return {
+        ok: false,
+        reason: 'github_permission_not_granted',
+        detail: `${policy.id} does not grant ${beyond.map(([name, level]) => `${name}:${level}`).join(' ')}`,
+      };
+    }
+    permissions = request.permissions;
+  }
+  return {
+    ok: true,
+    grant: {
+      policy,
+      audiences: [],
+      scopes: [],
+      ttlSeconds: grant.ttlSeconds,
+      subject: `${token.issuer.url}#${String(token.claims['sub'])}`,
+      claims: {},
+      github: { owner: github.owner, repositories: [...new Set(repositories)], permissions },
+    },
+  };
+}

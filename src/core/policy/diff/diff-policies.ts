@@ -1,0 +1,176 @@
+import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
+import type { Policy } from '../policy.ts';
+import { compareMatchers, type Widening } from './matcher-inclusion.ts';
+
+/** What a policy contributes to decisions: nothing (disabled, audit, does not load), allows, or denies. */
+type Role = 'allow' | 'deny' | 'audit' | 'off';
+
+/** One edit of one policy, and what it does to access: widened, narrowed, changed (cannot tell), or none. */
+export interface PolicyChange {
+  readonly what: string;
+  readonly access: 'widened' | 'narrowed' | 'changed' | 'none';
+}
+
+export type PolicyDiffStatus = 'added' | 'removed' | 'widened' | 'narrowed' | 'widened and narrowed' | 'changed' | 'edited';
+
+export interface PolicyDiff {
+  readonly id: string;
+  readonly status: PolicyDiffStatus;
+  /** For added and removed policies: what the policy did or does to access. */
+  readonly access: PolicyChange['access'];
+  readonly changes: readonly PolicyChange[];
+}
+
+const show = (value: unknown): string => JSON.stringify(value);
+
+function roleOf(entry: CompiledPolicyFile): Role {
+  const policy = entry.policy;
+  if (policy === undefined || entry.inactive !== undefined) return 'off';
+  return policy.mode === 'audit' ? 'audit' : policy.effect;
+}
+
+function describeRole(role: Role): string {
+  return { allow: 'allow, enforced', deny: 'deny, enforced', audit: 'mode: audit, not enforced', off: 'inactive' }[role];
+}
+
+/** A policy that starts or stops taking part: how access moves. */
+function roleAccess(role: Role, arriving: boolean): PolicyChange['access'] {
+  if (role === 'allow') return arriving ? 'widened' : 'narrowed';
+  if (role === 'deny') return arriving ? 'narrowed' : 'widened';
+  return 'none';
+}
+
+/**
+ * What a change to the policy directory does to access, policy by policy (by id): added,
+ * removed, widened (a line removed or broadened, audiences, scopes or TTL added), narrowed, or
+ * changed where keyway cannot prove a direction (two different regexes, a new issuer). A deny
+ * policy that matches more narrows access; a policy in audit mode or disabled changes none.
+ */
+export function diffPolicies(before: PolicyCompilation, after: PolicyCompilation): PolicyDiff[] {
+  const old = new Map(before.files.map((entry) => [entry.id, entry]));
+  const now = new Map(after.files.map((entry) => [entry.id, entry]));
+  const ids = [...new Set([...old.keys(), ...now.keys()])].sort();
+  const diffs: PolicyDiff[] = [];
+  for (const id of ids) {
+    const a = old.get(id);
+    const b = now.get(id);
+    if (a === undefined && b !== undefined) {
+      diffs.push({
+        id,
+        status: 'added',
+        access: roleAccess(roleOf(b), true),
+        changes: [{ what: describeRole(roleOf(b)), access: roleAccess(roleOf(b), true) }],
+      });
+    } else if (b === undefined && a !== undefined) {
+      diffs.push({
+        id,
+        status: 'removed',
+        access: roleAccess(roleOf(a), false),
+        changes: [{ what: `was ${describeRole(roleOf(a))}`, access: roleAccess(roleOf(a), false) }],
+      });
+    } else if (a !== undefined && b !== undefined) {
+      const changes = changesOf(a, b);
+      if (changes.length > 0) diffs.push({ id, status: statusOf(changes), access: 'none', changes });
+    }
+  }
+  return diffs;
+}
+
+function statusOf(changes: readonly PolicyChange[]): PolicyDiffStatus {
+  const moves = new Set(changes.map((change) => change.access));
+  if (moves.has('changed')) return 'changed';
+  if (moves.has('widened') && moves.has('narrowed')) return 'widened and narrowed';
+  if (moves.has('widened')) return 'widened';
+  if (moves.has('narrowed')) return 'narrowed';
+  return 'edited';
+}
+
+function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[] {
+  const changes: PolicyChange[] = [];
+  const roleA = roleOf(a);
+  const roleB = roleOf(b);
+  const field = (what: string, before: unknown, after: unknown): void => {
+    if (show(before) !== show(after)) changes.push({ what: `${what}: ${show(before)} → ${show(after)}`, access: 'none' });
+  };
+  field('description', a.document.description, b.document.description);
+  field('lint', a.document.lint, b.document.lint);
+  if (roleA !== roleB) {
+    const leaving = roleAccess(roleA, false);
+    const arriving = roleAccess(roleB, true);
+    const access = leaving === 'none' ? arriving : arriving === 'none' || arriving === leaving ? leaving : 'changed';
+    changes.push({ what: `now ${describeRole(roleB)} (was ${describeRole(roleA)})`, access });
+  }
+  if (a.policy === undefined || b.policy === undefined) {
+    if (show(a.document) !== show(b.document))
+      changes.push({ what: `${a.policy === undefined ? 'the old' : 'the new'} version does not load`, access: 'changed' });
+    return changes;
+  }
+  // Line and grant edits move access in the direction of the policy's role in the new state.
+  const effect = roleB === 'allow' || roleB === 'deny' ? roleB : undefined;
+  const toAccess = (widening: Widening): PolicyChange['access'] => {
+    if (effect === undefined || widening === 'same') return 'none';
+    if (widening === 'changed') return 'changed';
+    // A deny policy that matches more takes access away.
+    return (effect === 'allow') === (widening === 'wider') ? 'widened' : 'narrowed';
+  };
+  const policyA = a.policy;
+  const policyB = b.policy;
+
+  if (policyA.issuer.url !== policyB.issuer.url) changes.push({ what: `issuer: ${policyA.issuer.url} → ${policyB.issuer.url}`, access: toAccess('changed') });
+  if (policyA.subjectAudience !== policyB.subjectAudience) {
+    changes.push({ what: `subject_audience: ${show(policyA.subjectAudience)} → ${show(policyB.subjectAudience)}`, access: toAccess('changed') });
+  }
+  for (const change of lineChanges(policyA, policyB)) changes.push({ what: change.what, access: toAccess(change.widening) });
+  if (effect === 'allow') changes.push(...grantChanges(policyA, policyB).map((change) => ({ what: change.what, access: toAccess(change.widening) })));
+  else if (show(a.document.grant) !== show(b.document.grant)) changes.push({ what: 'grant changed', access: 'none' });
+  return changes;
+}
+
+function lineChanges(a: Policy, b: Policy): { what: string; widening: Widening }[] {
+  const changes: { what: string; widening: Widening }[] = [];
+  const before = new Map(a.conditions.map((condition) => [condition.key, condition]));
+  const after = new Map(b.conditions.map((condition) => [condition.key, condition]));
+  for (const [key, condition] of before) {
+    const next = after.get(key);
+    if (next === undefined) {
+      changes.push({ what: `match.${key}: line ${show(condition.written)} removed`, widening: 'wider' });
+      continue;
+    }
+    const widening = compareMatchers(condition.written, next.written, next.fold);
+    if (widening !== 'same' || show(condition.written) !== show(next.written)) {
+      changes.push({ what: `match.${key}: ${show(condition.written)} → ${show(next.written)}`, widening });
+    }
+  }
+  for (const [key, condition] of after) {
+    if (!before.has(key)) changes.push({ what: `match.${key}: line ${show(condition.written)} added`, widening: 'narrower' });
+  }
+  return changes;
+}
+
+function grantChanges(a: Policy, b: Policy): { what: string; widening: Widening }[] {
+  const changes: { what: string; widening: Widening }[] = [];
+  const ga = a.grant;
+  const gb = b.grant;
+  if (ga === undefined || gb === undefined) return changes;
+  const lists = (what: string, before: readonly string[], after: readonly string[]): void => {
+    for (const item of after.filter((value) => !before.includes(value))) changes.push({ what: `${what}: + ${item}`, widening: 'wider' });
+    for (const item of before.filter((value) => !after.includes(value))) changes.push({ what: `${what}: - ${item}`, widening: 'narrower' });
+  };
+  lists('grant.audience', ga.audiences, gb.audiences);
+  const sameAudiences = ga.audiences.length === gb.audiences.length && ga.audiences.every((audience) => gb.audiences.includes(audience));
+  if (sameAudiences && ga.audiences[0] !== gb.audiences[0]) {
+    changes.push({ what: `grant.audience: default ${show(ga.audiences[0])} → ${show(gb.audiences[0])}`, widening: 'changed' });
+  }
+  lists('grant.scopes', ga.scopes, gb.scopes);
+  if (ga.ttlSeconds !== gb.ttlSeconds) {
+    changes.push({ what: `grant.ttl: ${ga.ttlSeconds}s → ${gb.ttlSeconds}s`, widening: gb.ttlSeconds > ga.ttlSeconds ? 'wider' : 'narrower' });
+  }
+  const template = (what: string, before: string | undefined, after: string | undefined): void => {
+    if (before !== after) changes.push({ what: `${what}: ${show(before ?? null)} → ${show(after ?? null)}`, widening: 'changed' });
+  };
+  template('grant.subject', ga.subject?.source, gb.subject?.source);
+  for (const name of new Set([...ga.claims.keys(), ...gb.claims.keys()])) {
+    template(`grant.claims.${name}`, ga.claims.get(name)?.source, gb.claims.get(name)?.source);
+  }
+  return changes;
+}

@@ -1,0 +1,137 @@
+import { asciiLowerCase, foldedLength, type CaseFold } from '../claims/case-fold.ts';
+
+/**
+ * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,
+ * `**` any run at all, `?` one character other than `/`; everything else is literal and the
+ * whole value must match. Runs as an NFA simulation, so time is bounded by
+ * value length × pattern length whatever the pattern (no backtracking).
+ *
+ * Case folds by position in the value, as `case-fold.ts` defines it: a literal compares without
+ * case only against a character of the value's folded part, so under `before-@` a pattern's
+ * letters match the names without case and the ref exactly, wherever its wildcards fall.
+ *
+ * Under `before-@` the pattern's first `@` is the value's first `@`: wildcards before it never
+ * match `@`. Git allows `@` in a ref, so otherwise `acme/api/**@refs/heads/main` would match
+ * `acme/api/.github/workflows/d.yml@refs/heads/evil@refs/heads/main`, a branch anyone who can
+ * push may create. A pattern that writes no `@` pins no ref, and its wildcards may span it.
+ */
+type GlobToken =
+  /** `folds`: every value this pattern matches has this character in its folded part. */
+  | { readonly kind: 'literal'; readonly char: string; readonly lower: string; readonly folds: boolean }
+  /** `atFree`: never matches `@` (a wildcard before the first `@` of a `before-@` pattern). */
+  | { readonly kind: 'one' | 'segment' | 'any'; readonly atFree: boolean };
+
+export type GlobTest = (text: string) => boolean;
+
+export function compileGlob(pattern: string, fold: CaseFold): GlobTest {
+  const tokens = tokenize(pattern, fold);
+  return (text) => simulate(tokens, text, foldedLength(text, fold));
+}
+
+function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
+  const chars = Array.from(pattern);
+  // Under `before-@`, everything before the pattern's first `@` meets the value's folded part.
+  const at = fold === 'before-@' ? Math.max(chars.indexOf('@'), 0) : 0;
+  const foldedPrefix = fold === 'whole' ? chars.length : at;
+  const tokens: GlobToken[] = [];
+  for (let i = 0; i < chars.length; i++) {
+    const char = chars[i] as string;
+    const atFree = i < at;
+    if (char === '*') {
+      const any = chars[i + 1] === '*';
+      if (any) i += 1;
+      const kind = any ? 'any' : 'segment';
+      const previous = tokens.at(-1);
+      // `***` and `**` next to `*` mean the same as one `**`.
+      if (previous !== undefined && previous.kind !== 'literal' && previous.kind !== 'one') {
+        if (kind === 'any') tokens[tokens.length - 1] = { kind: 'any', atFree };
+        continue;
+      }
+      tokens.push({ kind, atFree });
+    } else if (char === '?') {
+      tokens.push({ kind: 'one', atFree });
+    } else {
+      tokens.push({ kind: 'literal', char, lower: asciiLowerCase(char), folds: i < foldedPrefix });
+    }
+  }
+  return tokens;
+}
+
+/** Input to the NFA: a character of a value (a string), or a token of another glob. */
+type GlobInput = string | GlobToken;
+
+/**
+ * Runs the pattern's NFA over a sequence of inputs, tracking only the live states (usually
+ * one or two). For a value every input is a character, the first `foldedUnits` UTF-16 units of
+ * it folding case; for `globIncludes` the input is another glob, each of whose tokens must be
+ * absorbed whole by one pattern token: a literal by an equal literal (equal without case when
+ * either is surely in the folded part), `?` or a star; `?` by `?` or a star; `*` by a star;
+ * `**` by `**` alone (`/` never by `?` or `*`; `@`, or a wildcard that may match it, never by
+ * an `atFree` wildcard).
+ */
+function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number): boolean {
+  // seen[state] === step marks a state already live at this step: no Set per character.
+  const seen = new Int32Array(tokens.length + 1).fill(-1);
+  let step = 0;
+  let units = 0;
+  let live = closure(tokens, [0], seen, step);
+  for (const item of input) {
+    step += 1;
+    const char = typeof item === 'string' ? item : item.kind === 'literal' ? item.char : undefined;
+    const folds = typeof item === 'string' ? units < foldedUnits : item.kind === 'literal' && item.folds;
+    if (typeof item === 'string') units += item.length;
+    const slashFree = char === undefined ? typeof item !== 'string' && item.kind !== 'any' : char !== '/';
+    const mayBeAt = char === undefined ? typeof item !== 'string' && item.kind !== 'literal' && !item.atFree : char === '@';
+    const single = char !== undefined || (typeof item !== 'string' && item.kind === 'one');
+    const next: number[] = [];
+    for (const state of live) {
+      const token = tokens[state];
+      if (token === undefined) continue;
+      let to = -1;
+      if (token.kind === 'literal') to = char !== undefined && literalMatches(token, char, folds) ? state + 1 : -1;
+      else if (token.atFree && mayBeAt) to = -1;
+      else if (token.kind === 'one') to = slashFree && single ? state + 1 : -1;
+      else if (token.kind === 'segment') to = slashFree ? state : -1;
+      else to = state;
+      if (to >= 0 && seen[to] !== step) {
+        seen[to] = step;
+        next.push(to);
+      }
+    }
+    if (next.length === 0) return false;
+    live = closure(tokens, next, seen, step);
+  }
+  return live.includes(tokens.length);
+}
+
+/**
+ * True when every value `inner` matches, `outer` matches too. Sound: a true answer is a proof.
+ * Not complete: a few inclusions that need one star to span several (`a*` in `*`, `*b` in `**`)
+ * are proven, but exotic ones may answer false, which callers read as "not known to be wider".
+ */
+export function globIncludes(outer: string, inner: string, fold: CaseFold): boolean {
+  return simulate(tokenize(outer, fold), tokenize(inner, fold), 0);
+}
+
+function literalMatches(token: { readonly char: string; readonly lower: string; readonly folds: boolean }, char: string, folds: boolean): boolean {
+  return token.char === char || ((token.folds || folds) && token.lower === asciiLowerCase(char));
+}
+
+/** Star tokens may match nothing: from a star state, the state after it is live too. */
+function closure(tokens: readonly GlobToken[], live: number[], seen: Int32Array, step: number): number[] {
+  for (const state of live) seen[state] = step;
+  for (let i = 0; i < live.length; i++) {
+    const state = live[i] as number;
+    const kind = tokens[state]?.kind;
+    if ((kind === 'segment' || kind === 'any') && seen[state + 1] !== step) {
+      seen[state + 1] = step;
+      live.push(state + 1);
+    }
+  }
+  return live;
+}
+
+/** True when the glob matches every value (`*` alone on single-segment values, `**` everywhere). */
+export function globMatchesEverything(pattern: string): boolean {
+  return /^\*+$/.test(pattern);
+}

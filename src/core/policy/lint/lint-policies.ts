@@ -1,0 +1,276 @@
+import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../verify/issuer-preset.ts';
+import { carriesGitRef } from '../../claims/case-fold.ts';
+import { topLevelClaim } from '../../claims/claim-value.ts';
+import { globMatchesEverything } from '../glob.ts';
+import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
+import type { ClaimCondition, Policy } from '../policy.ts';
+import { compileSafeRegex } from '../safe-regex.ts';
+import type { Matcher } from '../schema.ts';
+import { INVALID_POLICY, LINT_RULES, type LintRuleId, type LintSeverity } from './lint-rules.ts';
+
+export interface LintFinding {
+  /** Path under the policy directory. */
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly severity: LintSeverity;
+  readonly rule: LintRuleId | typeof INVALID_POLICY;
+  readonly message: string;
+}
+
+/**
+ * What `keyway policy check` reports: every problem that keeps the set from loading (as
+ * `invalid-policy` errors), then every lint finding, in file order.
+ */
+export function checkPolicies(compilation: PolicyCompilation): LintFinding[] {
+  const invalid = compilation.problems.map((problem): LintFinding => ({ ...problem, severity: 'error', rule: INVALID_POLICY }));
+  return [...invalid, ...lintPolicies(compilation)].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
+}
+
+type Report = (rule: LintRuleId, message: string, path: readonly PropertyKey[]) => void;
+
+interface RuleContext {
+  readonly policy: Policy;
+  readonly preset: IssuerPreset;
+  readonly facts: PresetLintFacts | undefined;
+  /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
+  readonly guardrails: readonly Policy[];
+  readonly report: Report;
+}
+
+/** Longest grant that passes without a warning. */
+export const LONG_TTL_SECONDS = 15 * 60;
+
+/**
+ * Applies every lint rule to every policy that compiled (disabled ones too: they come back).
+ * Pure over the compilation; positions point at the line a finding is about. Findings a policy
+ * silences in `lint.ignore` are dropped, and an ignore entry that silenced nothing is reported.
+ */
+export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
+  const guardrails = compilation.files.flatMap((entry) =>
+    entry.policy !== undefined && entry.inactive === undefined && entry.policy.effect === 'deny' && entry.policy.mode === 'enforce' ? [entry.policy] : [],
+  );
+  return compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, guardrails)));
+}
+
+function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: readonly Policy[]): LintFinding[] {
+  const findings: LintFinding[] = [];
+  const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
+  const used = new Set<string>();
+  const report: Report = (rule, message, path) => {
+    if (ignored.has(rule)) {
+      used.add(rule);
+      return;
+    }
+    findings.push({ file: entry.file, ...entry.locate(path), severity: LINT_RULES[rule].severity, rule, message });
+  };
+  const context: RuleContext = { policy, preset: policy.issuer.preset, facts: policy.issuer.preset.lint, guardrails, report };
+  for (const rule of RULES) rule(context);
+  for (const rule of ignored.keys()) {
+    if (!used.has(rule)) report('unused-ignore', `lint.ignore.${rule} silences nothing here any more`, ['lint', 'ignore', rule]);
+  }
+  return findings;
+}
+
+const RULES: readonly ((context: RuleContext) => void)[] = [
+  function unpinnedTenant({ policy, preset, report }) {
+    // Shared or not is decided per deployment: CircleCI's per-organization issuer is not, its root issuer is.
+    if (policy.effect !== 'allow' || !policy.issuer.shared) return;
+    if (policy.conditions.some((condition) => preset.tenantClaims.includes(condition.key) && pinsOneTenant(condition.written))) return;
+    report(
+      'unpinned-tenant',
+      `${policy.issuer.url} signs tokens for every project it serves, and this allow policy pins none of ${preset.tenantClaims.join(', ')} to one owner or project`,
+      ['match'],
+    );
+  },
+
+  function caseInsensitiveRef({ policy, preset, report }) {
+    // A deny policy that folds matches more, never less: only allow policies widen this way.
+    if (policy.effect !== 'allow') return;
+    for (const condition of policy.conditions) {
+      if (condition.fold !== 'whole' || !carriesGitRef(condition.key)) continue;
+      report(
+        'case-insensitive-ref',
+        `${condition.key} carries a git ref, and ${preset.name} compares it without case: ` +
+          'refs/heads/MAIN, which anyone who can push may create unprotected, passes for refs/heads/main',
+        ['match', condition.key],
+      );
+    }
+  },
+
+  function nameWithoutId({ policy, facts, report }) {
+    if (policy.effect !== 'allow' || facts === undefined) return;
+    for (const condition of policy.conditions) {
+      const id = facts.namesWithIds[condition.key];
+      if (id === undefined || isPresenceOnly(condition.written) || policy.conditions.some((other) => other.key === id)) continue;
+      report('name-without-id', `${condition.key} is a name that can be renamed and registered again by someone else: pin ${id} beside it`, [
+        'match',
+        condition.key,
+      ]);
+    }
+  },
+
+  function writeFromUntrusted({ policy, facts, guardrails, report }) {
+    const scopes = policy.grant?.scopes ?? [];
+    const scopeWrites = scopes.filter((scope) => !isReadOnlyScope(scope));
+    // A GitHub token's write and admin permissions are write-like in the same way.
+    const githubWrites = Object.entries(policy.grant?.github?.permissions ?? {})
+      .filter(([, level]) => level !== 'read')
+      .map(([name, level]) => `github ${name}:${level}`);
+    const writes = [...scopeWrites, ...githubWrites];
+    if (policy.effect !== 'allow' || writes.length === 0 || facts === undefined) return;
+    for (const context of facts.untrustedContexts) {
+      const line = policy.conditions.find((condition) => condition.key === context.claim);
+      if (line !== undefined && !line.matcher.test(context.value)) continue;
+      if (guardrails.some((guard) => blocksEveryToken(guard, policy, context.claim, context.value))) continue;
+      const fix =
+        context.sample === true ? `a ${context.claim} line that pins your own` : `a ${context.claim} line that excludes ${JSON.stringify(context.value)}`;
+      report(
+        'write-from-untrusted',
+        `write-like scope${writes.length > 1 ? 's' : ''} ${writes.join(', ')} reachable from ${context.what}: add ${fix}, or a deny guardrail`,
+        line !== undefined ? ['match', context.claim] : scopeWrites.length > 0 ? ['grant', 'scopes'] : ['grant', 'github', 'permissions'],
+      );
+    }
+  },
+
+  function matchesEverything({ policy, report }) {
+    for (const condition of policy.conditions) {
+      for (const part of patterns(condition.written)) {
+        if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text)) {
+          report(
+            'matches-everything',
+            `${condition.key}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`,
+            ['match', condition.key],
+          );
+        }
+      }
+    }
+  },
+
+  function wildcardOwner({ policy, facts, report }) {
+    if (policy.effect !== 'allow' || facts === undefined) return;
+    for (const condition of policy.conditions) {
+      if (!facts.ownerFirstNames.includes(condition.key)) continue;
+      for (const part of patterns(condition.written)) {
+        const owner = part.kind === 'glob' ? (part.text.split('/')[0] ?? '') : '';
+        if (/[*?]/.test(owner)) {
+          report('wildcard-owner', `${condition.key}: { glob: ${JSON.stringify(part.text)} } has a wildcard in the owner part, so other owners' names match`, [
+            'match',
+            condition.key,
+          ]);
+        }
+      }
+    }
+  },
+
+  function spoofableClaim({ policy, facts, report }) {
+    if (policy.effect !== 'allow' || facts === undefined) return;
+    for (const condition of policy.conditions) {
+      const advice = facts.spoofable[condition.key];
+      if (advice !== undefined) report('spoofable-claim', `${condition.key} is chosen by whoever edits the pipeline: ${advice}`, ['match', condition.key]);
+    }
+  },
+
+  function longTtl({ policy, report }) {
+    const ttl = policy.grant?.ttlSeconds;
+    if (ttl !== undefined && ttl > LONG_TTL_SECONDS) {
+      report('long-ttl', `grant.ttl is ${ttl}s; keep grants at ${LONG_TTL_SECONDS / 60} minutes or less`, ['grant', 'ttl']);
+    }
+  },
+
+  function unknownClaim({ policy, preset, report }) {
+    for (const condition of policy.conditions) {
+      const claim = topLevelClaim(condition.key);
+      if (!presetMaySend(preset, claim)) report('unknown-claim', `${preset.name} tokens never carry ${claim} (a typo?)`, ['match', condition.key]);
+    }
+  },
+
+  function nameBasedSub({ policy, facts, report }) {
+    const hint = facts?.nameBasedSubject;
+    const sub = policy.conditions.find((condition) => condition.key === 'sub');
+    if (hint === undefined || sub === undefined) return;
+    const texts = [...patterns(sub.written).map((part) => part.text.replace(/^\^/, '')), ...values(sub.written)];
+    if (texts.some((text) => hint.pattern.test(text))) report('name-based-sub', `sub is matched by name only. ${hint.advice}`, ['match', 'sub']);
+  },
+
+  function templateClaimOptional({ policy, preset, report }) {
+    const grant = policy.grant;
+    if (grant === undefined) return;
+    const guaranteed = (key: string): boolean =>
+      (key === topLevelClaim(key) && ['iss', 'sub', ...preset.requiredClaims].includes(key)) ||
+      policy.conditions.some((condition) => condition.key === key && condition.matcher.requiresPresence);
+    const templates = [
+      ...(grant.subject === undefined ? [] : [{ template: grant.subject, path: ['grant', 'subject'] }]),
+      ...[...grant.claims].map(([name, template]) => ({ template, path: ['grant', 'claims', name] })),
+    ];
+    for (const { template, path } of templates) {
+      for (const key of template.claims.filter((claim) => !guaranteed(claim))) {
+        report(
+          'template-claim-optional',
+          `${path.join('.')} reads {${key}}, which ${preset.name} tokens need not carry and no match line requires: tokens without it get no grant from this policy`,
+          path,
+        );
+      }
+    }
+  },
+];
+
+/**
+ * True when a matcher on a tenant claim admits one tenant only: an exact value, or a glob whose
+ * fixed start names the owner completely (`repo:acme/*`, not `repo:acme*` or `repo:*`).
+ */
+function pinsOneTenant(matcher: Matcher): boolean {
+  if (typeof matcher !== 'object') return true;
+  if (Array.isArray(matcher)) return matcher.every(pinsOneTenant);
+  if (!('glob' in matcher)) return false;
+  const fixed = matcher.glob.split(/[*?]/)[0] ?? '';
+  if (fixed === matcher.glob) return true;
+  const afterTag = fixed.replace(/^[a-z_]+:/, '');
+  return /^[^/@:]+[/@:]/.test(afterTag);
+}
+
+function isPresenceOnly(matcher: Matcher): boolean {
+  return typeof matcher === 'object' && !Array.isArray(matcher) && 'exists' in matcher;
+}
+
+/** The glob and regex patterns a matcher uses, outside `not`. */
+function patterns(matcher: Matcher): { kind: 'glob' | 'regex'; text: string }[] {
+  if (typeof matcher !== 'object') return [];
+  if (Array.isArray(matcher)) return matcher.flatMap(patterns);
+  if ('glob' in matcher) return [{ kind: 'glob', text: matcher.glob }];
+  if ('regex' in matcher) return [{ kind: 'regex', text: matcher.regex }];
+  return [];
+}
+
+/** The exact values a matcher lists, outside `not`. */
+function values(matcher: Matcher): string[] {
+  if (typeof matcher !== 'object') return [String(matcher)];
+  return Array.isArray(matcher) ? matcher.flatMap(values) : [];
+}
+
+const EVERYTHING_PROBES = ['x', 'refs/heads/keyway-lint-probe', 'keyway@lint/probe:42 !', '0'];
+
+function regexMatchesEverything(pattern: string): boolean {
+  const test = compileSafeRegex(pattern, 'exact');
+  return EVERYTHING_PROBES.every((probe) => test(probe));
+}
+
+const READ_WORDS = new Set(['read', 'readonly', 'ro', 'view', 'list', 'get', 'describe', 'pull', 'fetch', 'query', 'explain']);
+
+/** A scope reads when one of its parts says so (`artifacts:read`, `packages.pull`); every other scope counts as a write. */
+export function isReadOnlyScope(scope: string): boolean {
+  return scope
+    .toLowerCase()
+    .split(/[:._/-]/)
+    .some((part) => READ_WORDS.has(part));
+}
+
+/** True when `guard` denies every token of the policy's issuer and audience whose `claim` is `value`. */
+function blocksEveryToken(guard: Policy, policy: Policy, claim: string, value: string): boolean {
+  return (
+    guard.issuer.url === policy.issuer.url &&
+    guard.subjectAudience === policy.subjectAudience &&
+    guard.conditions.length > 0 &&
+    guard.conditions.every((condition: ClaimCondition) => condition.key === claim && condition.matcher.test(value))
+  );
+}

@@ -1,0 +1,69 @@
+/**
+ * The rules `keyway policy check` applies, each with a stable id, a severity and a one-line
+ * why. A policy silences a rule with a reason: `lint: { ignore: { <id>: "<why it is fine here>" } }`.
+ * Error-severity findings also stop the policy set from loading, unless silenced that way.
+ */
+export type LintSeverity = 'error' | 'warning' | 'notice';
+
+export interface LintRule {
+  readonly severity: LintSeverity;
+  readonly why: string;
+}
+
+export const LINT_RULES = {
+  'unpinned-tenant': {
+    severity: 'error',
+    why: 'a shared issuer signs tokens for every customer of that CI system; without a tenant pin (an owner, project or organisation id) any of them can match',
+  },
+  'case-insensitive-ref': {
+    severity: 'error',
+    why: 'git refs are case-sensitive: a claim carrying a ref that compares without case lets refs/heads/MAIN, which anyone who can push may create unprotected, pass for refs/heads/main',
+  },
+  'name-without-id': {
+    severity: 'warning',
+    why: 'names can be renamed, deleted and registered again by someone else (resurrected); the id beside a name cannot',
+  },
+  'write-from-untrusted': {
+    severity: 'warning',
+    why: 'write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target (whose ref is the default branch), workflow_run, comment and review triggers, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans',
+  },
+  'matches-everything': {
+    severity: 'warning',
+    why: 'a glob or regex that accepts every value checks nothing, yet reads as if it did',
+  },
+  'wildcard-owner': {
+    severity: 'warning',
+    why: "a wildcard in the owner or top-level group of a path (`*/api`, `**`) matches other owners' repositories",
+  },
+  'spoofable-claim': {
+    severity: 'warning',
+    why: 'anyone who can edit a workflow chooses this value freely, so it proves nothing about which pipeline ran',
+  },
+  'long-ttl': {
+    severity: 'warning',
+    why: 'a leaked token works until it expires; a pipeline step needs minutes, so grants above 15 minutes widen the window for nothing',
+  },
+  'unknown-claim': {
+    severity: 'warning',
+    why: 'the issuer never sends this claim, so the line never holds (or, with exists: false, always does): probably a typo',
+  },
+  'name-based-sub': {
+    severity: 'notice',
+    why: "a name-only `sub` pattern misses GitHub's immutable owner@id/repo@id subjects and is satisfied by a resurrected name",
+  },
+  'template-claim-optional': {
+    severity: 'notice',
+    why: 'a grant template reads a claim not every token carries; tokens without it get no grant from this policy',
+  },
+  'unused-ignore': {
+    severity: 'warning',
+    why: 'a silenced rule that no longer fires would hide the next real finding; remove the entry',
+  },
+} as const satisfies Record<string, LintRule>;
+
+export type LintRuleId = keyof typeof LINT_RULES;
+
+export const LINT_RULE_IDS = Object.keys(LINT_RULES) as LintRuleId[];
+
+/** Problems that keep a policy from loading at all: not a lint rule, and never silenced. */
+export const INVALID_POLICY = 'invalid-policy' as const;

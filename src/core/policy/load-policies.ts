@@ -1,0 +1,388 @@
+import {
+  DevIssuerDisabledError,
+  IssuerReferenceError,
+  resolveIssuer,
+  type IssuerReference,
+  type IssuerResolutionOptions,
+  type TrustedIssuer,
+} from '../verify/trusted-issuer.ts';
+import { GITHUB_TOKEN_LIFETIME_SECONDS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { presetMaySend } from '../verify/issuer-preset.ts';
+import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
+import { compileMatcher } from './compile-matcher.ts';
+import { lintPolicies } from './lint/lint-policies.ts';
+import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
+import type { ClaimCondition, GitHubGrant, Grant, Policy } from './policy.ts';
+import { PolicySet, type InactivePolicy } from './policy-set.ts';
+import { UnsafeRegexError } from './safe-regex.ts';
+import { PolicySchema, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
+import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+export interface PolicyFile {
+  /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */
+  readonly path: string;
+  readonly text: string;
+}
+
+export interface PolicyLoadOptions extends IssuerResolutionOptions {
+  /** The broker's own issuer URL: the default `subject_audience`. */
+  readonly brokerIssuer: string;
+  /** No grant may ask for a longer token than this. */
+  readonly maxTtlSeconds: number;
+}
+
+export interface PolicyProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+}
+
+/** The policy set does not load. Every problem found is listed, with file, line and column. */
+export class PolicyLoadError extends KeywayError {
+  override readonly name = 'PolicyLoadError';
+  readonly code = 'policy_load_failed';
+  readonly problems: readonly PolicyProblem[];
+
+  constructor(problems: readonly PolicyProblem[]) {
+    super(problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.message}`).join('\n'));
+    this.problems = problems;
+  }
+}
+
+export const DEFAULT_TTL_SECONDS = 5 * 60;
+/** `issuer.max_token_age` may lengthen a preset's limit up to this, never further. */
+export const MAX_TOKEN_AGE_OVERRIDE_SECONDS = 24 * 60 * 60;
+export const MAX_POLICY_FILE_BYTES = 256 * 1024;
+
+/** Claims every issued token carries; a policy cannot set them. */
+export const RESERVED_CLAIMS = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'nbf',
+  'iat',
+  'jti',
+  'client_id',
+  'scope',
+  'src_iss',
+  'src_sub',
+  'cnf',
+  'act',
+  'may_act',
+  'auth_time',
+  'acr',
+  'amr',
+]);
+
+const POLICY_EXTENSION = /\.ya?ml$/;
+const TEST_FILE = /\.test\.ya?ml$/;
+
+export function isPolicyFile(path: string): boolean {
+  return POLICY_EXTENSION.test(path) && !TEST_FILE.test(path);
+}
+
+export function isPolicyTestFile(path: string): boolean {
+  return TEST_FILE.test(path);
+}
+
+export function parseDuration(text: string): number {
+  const unit = text.at(-1);
+  const amount = Number(text.slice(0, -1));
+  return amount * (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1);
+}
+
+/** One policy file, parsed and validated, with its compiled policy when it compiled. */
+export interface CompiledPolicyFile {
+  /** Path under the policy directory. */
+  readonly file: string;
+  readonly id: string;
+  readonly document: PolicyDocument;
+  readonly locate: Locate;
+  /** Absent when its issuer did not resolve or a line did not compile (see the problems). */
+  readonly policy?: Policy;
+  /** Why it takes no part in decisions (`disabled: true`, or its issuer is off), when it does not. */
+  readonly inactive?: string;
+}
+
+export interface PolicyCompilation {
+  readonly files: readonly CompiledPolicyFile[];
+  /** Everything that keeps the set from loading, lint errors aside. */
+  readonly problems: readonly PolicyProblem[];
+}
+
+/**
+ * Parses, validates and compiles every policy file, collecting every problem rather than
+ * stopping at the first. `loadPolicies` and `keyway policy check` both start here.
+ */
+export function compilePolicyFiles(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicyCompilation {
+  const problems: PolicyProblem[] = [];
+  const compiled: CompiledPolicyFile[] = [];
+  const seenIds = new Map<string, string>();
+  /** The first policy to name each issuer URL: every later one must resolve it to the same rules. */
+  const issuerRules = new Map<string, { readonly file: string; readonly rules: string }>();
+
+  for (const file of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
+    if (file.text.length > MAX_POLICY_FILE_BYTES) {
+      problems.push({ file: file.path, line: 1, column: 1, message: `file is larger than ${MAX_POLICY_FILE_BYTES} bytes` });
+      continue;
+    }
+    const parsed = parsePolicyFile(file.text);
+    if (!parsed.ok) {
+      problems.push(...parsed.problems.map((problem) => ({ file: file.path, ...problem })));
+      continue;
+    }
+    const { data, locate } = parsed;
+    const report = (message: string, path: readonly PropertyKey[] = []): void => {
+      problems.push({ file: file.path, ...locate(path), message });
+    };
+
+    const id = data.id ?? file.path.replace(POLICY_EXTENSION, '');
+    const clash = seenIds.get(id);
+    if (clash !== undefined) report(`policy id ${id} is also used by ${clash}`, data.id === undefined ? [] : ['id']);
+    seenIds.set(id, file.path);
+
+    const entry = { file: file.path, id, document: data, locate, ...(data.disabled ? { inactive: 'disabled: true' } : {}) };
+    const reference = issuerReference(data.issuer, report);
+    if (reference === undefined) {
+      compiled.push(entry);
+      continue;
+    }
+    let issuer: TrustedIssuer;
+    try {
+      issuer = resolveIssuer(reference, options);
+    } catch (error) {
+      if (error instanceof DevIssuerDisabledError) {
+        compiled.push({ ...entry, inactive: entry.inactive ?? error.message });
+        continue;
+      }
+      if (error instanceof IssuerReferenceError) {
+        report(error.message, ['issuer']);
+        compiled.push(entry);
+        continue;
+      }
+      throw error;
+    }
+    const rules = describeRules(issuer);
+    const earlier = issuerRules.get(issuer.url);
+    if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules });
+    else if (earlier.rules !== rules) {
+      report(
+        `issuer ${issuer.url} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`,
+        ['issuer'],
+      );
+      compiled.push(entry);
+      continue;
+    }
+    const policy = compilePolicy(id, file.path, data, issuer, options, report);
+    compiled.push(policy === undefined ? entry : { ...entry, policy });
+  }
+  return { files: compiled, problems };
+}
+
+/** The policy set a compilation describes: active policies in id order, the others listed as inactive. */
+export function policySetOf(compilation: PolicyCompilation): PolicySet {
+  const active: Policy[] = [];
+  const inactive: InactivePolicy[] = [];
+  for (const entry of compilation.files) {
+    if (entry.inactive !== undefined)
+      inactive.push({ id: entry.id, file: entry.file, why: entry.inactive, ...(entry.policy === undefined ? {} : { policy: entry.policy }) });
+    else if (entry.policy !== undefined) active.push(entry.policy);
+  }
+  return new PolicySet(
+    active.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    inactive.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+  );
+}
+
+/** The policy's `issuer` as the resolver takes it, with `max_token_age` in seconds. */
+function issuerReference(written: PolicyDocument['issuer'], report: (message: string, path?: readonly PropertyKey[]) => void): IssuerReference | undefined {
+  if (typeof written === 'string') return written;
+  const maxTokenAgeSeconds = written.max_token_age === undefined ? undefined : parseDuration(written.max_token_age);
+  if (maxTokenAgeSeconds !== undefined && maxTokenAgeSeconds > MAX_TOKEN_AGE_OVERRIDE_SECONDS) {
+    report(
+      `issuer.max_token_age ${written.max_token_age} is above ${MAX_TOKEN_AGE_OVERRIDE_SECONDS / 3600}h: a token that old is refused whatever the policy says`,
+      ['issuer', 'max_token_age'],
+    );
+    return undefined;
+  }
+  return { kind: written.kind, url: written.url, maxTokenAgeSeconds, extraAlgorithms: written.extra_algorithms };
+}
+
+function describeRules(issuer: TrustedIssuer): string {
+  return `${issuer.preset.name} (algorithms ${[...issuer.algorithms].sort().join(', ')}; max token age ${issuer.maxTokenAgeSeconds}s)`;
+}
+
+/**
+ * Parses, validates, compiles and lints a policy directory. All or nothing: any problem in any
+ * file, or any error-severity lint finding not silenced with a reason, throws PolicyLoadError
+ * listing every one, so a broken set never replaces a good one.
+ */
+export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicySet {
+  const compilation = compilePolicyFiles(files, options);
+  const lintErrors = lintPolicies(compilation)
+    .filter((finding) => finding.severity === 'error')
+    .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` }));
+  const problems = [...compilation.problems, ...lintErrors];
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+  return policySetOf(compilation);
+}
+
+/** A policy file, parsed and validated against the schema; positions point into the file. */
+export function parsePolicyFile(text: string): ParsedYamlFile<PolicyDocument> {
+  return parseYamlFile(text, PolicySchema);
+}
+
+function compilePolicy(
+  id: string,
+  file: string,
+  data: PolicyDocument,
+  issuer: TrustedIssuer,
+  options: PolicyLoadOptions,
+  report: (message: string, path?: readonly PropertyKey[]) => void,
+): Policy | undefined {
+  let ok = true;
+  const fail = (message: string, path: readonly PropertyKey[]): void => {
+    ok = false;
+    report(message, path);
+  };
+
+  const preset = issuer.preset;
+  const conditions: ClaimCondition[] = [];
+  for (const [key, written] of Object.entries(data.match)) {
+    const format = preset.claimFormats[key];
+    const neverMatching = format === undefined ? undefined : pinnedValues(written).find((value) => !format.pattern.test(canonicalText(value) ?? ''));
+    if (format !== undefined && neverMatching !== undefined) {
+      fail(`match.${key}: ${JSON.stringify(neverMatching)} can never match: ${preset.name} always sends ${key} as ${format.description}`, ['match', key]);
+    }
+    try {
+      const fold = preset.caseFolds[key] ?? 'exact';
+      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold), fold });
+    } catch (error) {
+      if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
+      fail(error.message, ['match', key]);
+    }
+  }
+
+  if (preset.fixedAudience !== undefined && data.subject_audience !== undefined && data.subject_audience !== preset.fixedAudience) {
+    fail(`subject_audience: ${preset.name} tokens always carry aud ${preset.fixedAudience}, which the job cannot change`, ['subject_audience']);
+  }
+  if (preset.singleUse && data.single_use === false) {
+    fail(`single_use: ${preset.name} tokens are also accepted elsewhere, so each is good for one exchange; single_use cannot be false`, ['single_use']);
+  }
+
+  const grant = data.grant === undefined ? undefined : compileGrant(data.grant, issuer, options, fail);
+  if (!ok) return undefined;
+  return {
+    id,
+    file,
+    description: data.description,
+    effect: data.effect,
+    mode: data.mode,
+    issuer,
+    subjectAudience: data.subject_audience ?? preset.fixedAudience ?? options.brokerIssuer,
+    singleUse: preset.singleUse || data.single_use === true,
+    conditions,
+    grant,
+  };
+}
+
+/** The plain values a `match` line pins: a scalar, or the scalars of a list. */
+function pinnedValues(matcher: Matcher): readonly (string | number | boolean)[] {
+  if (typeof matcher !== 'object') return [matcher];
+  return Array.isArray(matcher) ? matcher.flatMap((entry: Matcher) => pinnedValues(entry)) : [];
+}
+
+function compileGrant(
+  grant: GrantDocument,
+  issuer: TrustedIssuer,
+  options: PolicyLoadOptions,
+  fail: (message: string, path: readonly PropertyKey[]) => void,
+): Grant | undefined {
+  const ttlSeconds = grant.ttl === undefined ? DEFAULT_TTL_SECONDS : parseDuration(grant.ttl);
+  if (ttlSeconds > options.maxTtlSeconds) fail(`grant.ttl ${grant.ttl} is above the broker's cap of ${options.maxTtlSeconds}s`, ['grant', 'ttl']);
+
+  const template = (source: string, path: readonly PropertyKey[]): Template | undefined => {
+    let compiled: Template;
+    try {
+      compiled = compileTemplate(source);
+    } catch (error) {
+      if (!(error instanceof TemplateSyntaxError || error instanceof ClaimPathError)) throw error;
+      fail(error.message, path);
+      return undefined;
+    }
+    const where = path.join('.');
+    for (const key of compiled.claims) {
+      const problem = templateClaimProblem(key, issuer);
+      if (problem !== undefined) fail(`${where} reads {${key}}, ${problem}`, path);
+    }
+    return compiled;
+  };
+  const subject = grant.subject === undefined ? undefined : template(grant.subject, ['grant', 'subject']);
+  const claims = new Map<string, Template>();
+  for (const [name, source] of Object.entries(grant.claims ?? {})) {
+    if (RESERVED_CLAIMS.has(name)) {
+      fail(`grant.claims cannot set ${name}: keyway sets it`, ['grant', 'claims', name]);
+      continue;
+    }
+    const compiled = template(source, ['grant', 'claims', name]);
+    if (compiled !== undefined) claims.set(name, compiled);
+  }
+  const audiences = grant.audience === undefined ? [] : typeof grant.audience === 'string' ? [grant.audience] : [...new Set(grant.audience)];
+  const github = grant.github === undefined ? undefined : compileGitHubGrant(grant.github, fail);
+  if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
+    fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
+  }
+  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
+}
+
+/** `grant.github`: every repository under one owner, each named once. */
+function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, path: readonly PropertyKey[]) => void): GitHubGrant | undefined {
+  const owners = new Set<string>();
+  if (grant.owner !== undefined) owners.add(grant.owner.toLowerCase());
+  const repositories: string[] = [];
+  for (const [i, written] of grant.repositories.entries()) {
+    const slash = written.indexOf('/');
+    if (slash >= 0) owners.add(written.slice(0, slash).toLowerCase());
+    const name = written.slice(slash + 1);
+    if (repositories.some((seen) => seen.toLowerCase() === name.toLowerCase()))
+      fail(`grant.github.repositories names ${name} twice`, ['grant', 'github', 'repositories', i]);
+    repositories.push(name);
+  }
+  if (owners.size === 0) {
+    fail('grant.github needs an owner: set owner, or write repositories as owner/name', ['grant', 'github']);
+    return undefined;
+  }
+  if (owners.size > 1) {
+    fail(`grant.github.repositories must all belong to one owner (an installation token is for one account), not ${[...owners].join(', ')}`, [
+      'grant',
+      'github',
+      'repositories',
+    ]);
+    return undefined;
+  }
+  for (const [name, level] of Object.entries(grant.permissions)) {
+    if (!REPOSITORY_PERMISSIONS[name]!.includes(level))
+      fail(`grant.github.permissions.${name} can be ${REPOSITORY_PERMISSIONS[name]!.join(' or ')}, not ${level}`, ['grant', 'github', 'permissions', name]);
+  }
+  const owner = grant.owner ?? grant.repositories.find((written) => written.includes('/'))!.split('/')[0]!;
+  return { owner, repositories, permissions: grant.permissions };
+}
+
+/**
+ * The template rule, at load time: a claim the issuer never sends (by its preset's documented
+ * claim list) is a typo, and a claim that is always a list or an object never renders as one
+ * value. Both are errors here rather than silent denials at run time. Any other claim the
+ * token may lack is checked when it arrives: that policy then does not grant.
+ */
+function templateClaimProblem(key: string, issuer: TrustedIssuer): string | undefined {
+  const claim = topLevelClaim(key);
+  const preset = issuer.preset;
+  if (!presetMaySend(preset, claim)) return `a claim ${preset.name} tokens never carry (a typo?)`;
+  // Types are keyed like match keys: a name, or a JSON Pointer for nested claims (Kubernetes).
+  const type = preset.claimTypes[key];
+  if (type === 'string[]' || type === 'array' || type === 'object') return `which ${preset.name} sends as a list or object, never one value`;
+  return undefined;
+}

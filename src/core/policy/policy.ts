@@ -1,0 +1,94 @@
+import type { PermissionLevel } from './github-permissions.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import type { CaseFold } from '../claims/case-fold.ts';
+import type { ClaimReader } from '../claims/claim-value.ts';
+import type { CompiledMatcher } from './compile-matcher.ts';
+import type { Matcher } from './schema.ts';
+import type { Template } from './template.ts';
+
+/** One `match` line, compiled. */
+export interface ClaimCondition {
+  /** The key as written: a claim name or a JSON Pointer. */
+  readonly key: string;
+  readonly written: Matcher;
+  readonly read: ClaimReader;
+  readonly matcher: CompiledMatcher;
+  /** How the claim's case compares, by the issuer preset. */
+  readonly fold: CaseFold;
+}
+
+/** `grant.github`, checked: one owner, known permissions. */
+export interface GitHubGrant {
+  /** The account, as written in the policy. */
+  readonly owner: string;
+  /** Repository names without the owner, as written. */
+  readonly repositories: readonly string[];
+  /** Permission → level. */
+  readonly permissions: Readonly<Record<string, PermissionLevel>>;
+}
+
+export interface Grant {
+  /** The first is issued when the caller names no audience. Empty when the policy grants only a GitHub token. */
+  readonly audiences: readonly string[];
+  /** A GitHub installation token, for requests of that token type. */
+  readonly github: GitHubGrant | undefined;
+  readonly scopes: readonly string[];
+  readonly ttlSeconds: number;
+  readonly subject: Template | undefined;
+  readonly claims: ReadonlyMap<string, Template>;
+}
+
+/** A trust policy as the broker evaluates it: plain data, checked in one place (`decide`). */
+export interface Policy {
+  readonly id: string;
+  /** Path of the file under the policy directory. */
+  readonly file: string;
+  readonly description: string | undefined;
+  readonly effect: 'allow' | 'deny';
+  readonly mode: 'enforce' | 'audit';
+  readonly issuer: TrustedIssuer;
+  /** The `aud` the subject token must carry. */
+  readonly subjectAudience: string;
+  /** The first exchange this policy grants for a token claims it; later ones are refused as `replayed`. */
+  readonly singleUse: boolean;
+  readonly conditions: readonly ClaimCondition[];
+  readonly grant: Grant | undefined;
+}
+
+export function audienceIncludes(aud: unknown, expected: string): boolean {
+  return aud === expected || (Array.isArray(aud) && aud.includes(expected));
+}
+
+/** One line of a policy, checked against one token: what it asks, what the token has, whether it held. */
+export interface LineOutcome {
+  /** `subject_audience` for the implicit audience line, otherwise a `match` key as written. */
+  readonly key: string;
+  readonly written: Matcher;
+  /** The claim's value; undefined when the token lacks it. */
+  readonly actual: unknown;
+  readonly held: boolean;
+}
+
+export interface PolicyMatch {
+  readonly policy: Policy;
+  /** The subject audience line first, then every `match` line in written order. */
+  readonly lines: readonly LineOutcome[];
+  readonly matched: boolean;
+}
+
+/**
+ * Checks every line of a policy against a token's claims: the token must have been minted
+ * for the policy's subject audience, and every `match` line must hold. The only place a
+ * policy's lines are evaluated; decisions, explain and tests all read its outcome.
+ */
+export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>): PolicyMatch {
+  const audience = claims['aud'];
+  const lines: LineOutcome[] = [
+    { key: 'subject_audience', written: policy.subjectAudience, actual: audience, held: audienceIncludes(audience, policy.subjectAudience) },
+  ];
+  for (const condition of policy.conditions) {
+    const actual = condition.read(claims);
+    lines.push({ key: condition.key, written: condition.written, actual, held: condition.matcher.test(actual) });
+  }
+  return { policy, lines, matched: lines.every((line) => line.held) };
+}

@@ -1,0 +1,100 @@
+import safeRegex from 'safe-regex2';
+import { foldCase, type CaseFold } from '../claims/case-fold.ts';
+import { readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+/** Values longer than this never match a regex: bounds the cost of any pattern that slips through. */
+export const REGEX_MAX_INPUT = 1024;
+
+export class UnsafeRegexError extends KeywayError {
+  override readonly name = 'UnsafeRegexError';
+  readonly code = 'regex_unsafe';
+}
+
+const BACKREFERENCE = /\\[1-9]|\\k</;
+const LOOKAROUND = /\(\?<?[=!]/;
+// `(?i:…)`, `(?-i:…)`, `(?ims-s:…)`: newer JavaScript engines accept them, older ones refuse them.
+const MODIFIERS = /\(\?(?:[a-z]+(?:-[a-z]*)?|-[a-z]+):/i;
+
+export type RegexTest = (text: string) => boolean;
+
+/**
+ * Compiles a policy regex as a whole-value match. Patterns that can backtrack catastrophically
+ * are refused here, at load time: backreferences, lookaround, nested quantifiers (star height
+ * above one, checked by safe-regex2) and more than 10 repetitions in one pattern. Inline
+ * modifier groups are refused too: case is the claim's to fold (`fold`), never the pattern's,
+ * or `(?i:main)` would let `refs/heads/MAIN` through, and on some runtimes only.
+ *
+ * The regex sees the value folded (`foldCase`): under `whole` its ASCII letters in lower case,
+ * under `before-@` those of its names, and matches it exactly, so the ref stays exact. A capital
+ * letter where the regex meets folded text could never match, and is refused.
+ *
+ * Under `before-@`, as for globs, the regex's first `@` is the value's first `@`: each top-level
+ * alternative that writes an `@` outside groups and classes matches only with that `@` on the
+ * value's first one, or `acme/api/.*@refs/heads/main` would match a branch named
+ * `evil@refs/heads/main`. An alternative that writes no `@` pins no ref and may span it; one
+ * that writes `@` only inside a group or class, as an escape, or under a quantifier could align
+ * anywhere and is refused.
+ */
+export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
+  if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
+  if (LOOKAROUND.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses lookaround`);
+  if (MODIFIERS.test(pattern)) {
+    throw new UnsafeRegexError(`regex ${pattern} uses an inline modifier group such as (?i:…); case folding is the claim's, not the pattern's`);
+  }
+  let regex: RegExp;
+  try {
+    regex = new RegExp(`^(?:${pattern})$`, 'u');
+  } catch (cause) {
+    throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
+  }
+  if (!safeRegex(pattern, { limit: 10 })) {
+    throw new UnsafeRegexError(`regex ${pattern} can backtrack catastrophically (nested or too many quantifiers)`);
+  }
+  if (fold === 'exact') return (text) => text.length <= REGEX_MAX_INPUT && regex.test(text);
+  const source = readRegexSource(pattern);
+  if (fold === 'whole') {
+    for (const { text, places } of source.alternatives) refuseCapitals(pattern, text, places);
+    return (text) => text.length <= REGEX_MAX_INPUT && regex.test(foldCase(text, fold));
+  }
+  if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where the names end and the ref begins`);
+  const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative));
+  return (text) => {
+    if (text.length > REGEX_MAX_INPUT) return false;
+    const folded = foldCase(text, fold);
+    return alternatives.some((test) => test(folded));
+  };
+}
+
+/**
+ * One top-level alternative of a `before-@` regex. Split at its first top-level `@`, the names
+ * part must match the value up to its first `@` and the ref part the rest; each half is matched
+ * with that `@` beside it, so `^`, `$` and `\b` next to the split mean what they meant whole.
+ */
+function alignedAlternative(pattern: string, { text, places }: RegexAlternative): RegexTest {
+  const at = places.findIndex((place, i) => place === 'top' && text[i] === '@');
+  if (at === -1) {
+    if (text.includes('@')) {
+      throw new UnsafeRegexError(`regex ${pattern} writes @ only inside a group or class; write the names, then @ outside any group, then the ref`);
+    }
+    const whole = new RegExp(`^(?:${text})$`, 'u');
+    return (value) => whole.test(value);
+  }
+  if (/^[*+?{]/.test(text.slice(at + 1))) throw new UnsafeRegexError(`regex ${pattern} repeats the @ between the names and the ref; write it once`);
+  refuseCapitals(pattern, text.slice(0, at), places);
+  const names = new RegExp(`^(?:${text.slice(0, at)})@$`, 'u');
+  const ref = new RegExp(`^@(?:${text.slice(at + 1)})$`, 'u');
+  return (value) => {
+    const split = value.indexOf('@');
+    return split !== -1 && names.test(value.slice(0, split + 1)) && ref.test(value.slice(split));
+  };
+}
+
+/** A capital ASCII letter written as a literal (not in an escape or a group name) never meets folded text. */
+function refuseCapitals(pattern: string, text: string, places: readonly Place[]): void {
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i] ?? '';
+    if (places[i] === 'syntax' || char < 'A' || char > 'Z') continue;
+    throw new UnsafeRegexError(`regex ${pattern} meets names that compare without case, which it sees in lower case: ${char} would never match there`);
+  }
+}

@@ -1,0 +1,243 @@
+import * as v from 'valibot';
+import { ASYMMETRIC_ALGORITHMS } from '../verify/issuer-preset.ts';
+import { PRESETS } from '../verify/presets.ts';
+import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
+
+/**
+ * The trust policy file format, version 1. The loader validates with this schema and the
+ * published JSON Schema is generated from it, so the two cannot drift apart. Every object
+ * is strict: an unknown field is an error, because a typo must never silently widen a policy.
+ */
+
+export const DURATION_PATTERN = /^[1-9]\d{0,5}(s|m|h)$/;
+export const POLICY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+// RFC 6749 §3.3 scope-token
+export const SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+const MATCHER_HELP = 'a matcher is a value, a list of matchers, or one of { glob }, { regex }, { not }, { exists }';
+
+/** A map of names to values. valibot's record alone would take a list as index → entry; a map must be written as a map. */
+export function mapOf<TValue extends v.GenericSchema>(key: v.GenericSchema<string>, value: TValue) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(
+      (input) => typeof input === 'object' && input !== null && !Array.isArray(input),
+      'expected a map (name: value), not a list',
+    ),
+    v.record(key, value),
+  );
+}
+
+const Scalar = v.union([v.string(), v.number(), v.boolean()]);
+
+export type Matcher =
+  | string
+  | number
+  | boolean
+  | readonly Matcher[]
+  | { readonly glob: string }
+  | { readonly regex: string }
+  | { readonly not: Matcher }
+  | { readonly exists: boolean };
+
+export const MatcherSchema: v.GenericSchema<Matcher> = v.pipe(
+  v.union(
+    [
+      v.pipe(Scalar, v.description('the claim equals it, compared as text (true matches "true")')),
+      v.pipe(v.array(v.lazy(() => MatcherSchema)), v.minLength(1, 'a list matcher needs at least one entry'), v.description('any entry matches')),
+      v.strictObject({
+        glob: v.pipe(
+          v.string(),
+          v.minLength(1),
+          v.maxLength(512),
+          v.description('whole value; * is any run without /, ** any run, ? one character other than /'),
+        ),
+      }),
+      v.strictObject({
+        regex: v.pipe(
+          v.string(),
+          v.minLength(1),
+          v.maxLength(512),
+          v.description('whole value (anchored); no backreferences, lookaround or nested quantifiers'),
+        ),
+      }),
+      v.strictObject({
+        not: v.pipe(
+          v.lazy(() => MatcherSchema),
+          v.description('the claim exists and this matcher does not match'),
+        ),
+      }),
+      v.strictObject({ exists: v.pipe(v.boolean(), v.description('presence only; null counts as absent')) }),
+    ],
+    MATCHER_HELP,
+  ),
+  v.description(MATCHER_HELP),
+);
+
+const Duration = v.pipe(v.string(), v.regex(DURATION_PATTERN, 'a duration is a number and a unit: 90s, 10m, 1h'));
+
+const Audience = v.pipe(v.string(), v.minLength(1), v.maxLength(2048));
+
+export const IssuerSchema = v.pipe(
+  v.union(
+    [
+      v.pipe(v.string(), v.minLength(1)),
+      v.strictObject({
+        kind: v.pipe(v.string(), v.description(`the preset whose rules apply: ${[...PRESETS.keys()].filter((name) => name !== 'dev').join(', ')}`)),
+        url: v.optional(
+          v.pipe(v.string(), v.description("the instance or tenant issuer URL, exactly as its tokens write iss; default: the preset's public issuer")),
+        ),
+        // Overrides for what operators legitimately need; every policy naming the issuer must agree on them.
+        max_token_age: v.optional(v.pipe(Duration, v.description("oldest token accepted, by iat, instead of the preset's limit; at most 24h"))),
+        extra_algorithms: v.optional(
+          v.pipe(
+            v.array(v.picklist(ASYMMETRIC_ALGORITHMS)),
+            v.minLength(1),
+            v.description("signature algorithms accepted besides the preset's own; never none or HMAC"),
+          ),
+        ),
+      }),
+    ],
+    `issuer is a preset name, an exact https URL, or { kind, url, max_token_age, extra_algorithms } with extra algorithms from ${ASYMMETRIC_ALGORITHMS.join(', ')} (never none or HMAC)`,
+  ),
+  v.description(
+    'a preset name (github, gitlab, buildkite, google, terraform, dev…), an exact issuer URL, or { kind, url } for an instance or tenant, with optional overrides',
+  ),
+);
+
+// GitHub's rules for logins and repository names.
+export const GITHUB_OWNER_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+export const GITHUB_REPOSITORY_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/)?[A-Za-z0-9._-]{1,100}$/;
+
+export const GitHubGrantSchema = v.pipe(
+  v.strictObject({
+    owner: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(GITHUB_OWNER_PATTERN, 'owner is a GitHub organization or user login'),
+        v.description('the account the repositories belong to; default: the owner the repositories name'),
+      ),
+    ),
+    repositories: v.pipe(
+      v.array(v.pipe(v.string(), v.regex(GITHUB_REPOSITORY_PATTERN, 'a repository is name or owner/name'))),
+      v.minLength(1, 'grant.github.repositories needs at least one repository'),
+      v.maxLength(500, 'an installation token covers at most 500 repositories'),
+      v.description('repositories the token may cover (owner/name, or name with owner); the caller may ask for a subset'),
+    ),
+    permissions: v.pipe(
+      mapOf(
+        v.pipe(
+          v.string(),
+          v.check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(', ')}`),
+        ),
+        v.picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(', ')}`),
+      ),
+      v.minEntries(1, 'grant.github.permissions needs at least one permission'),
+      v.description('permission → read | write (admin for repository_projects); the caller may ask for less'),
+    ),
+  }),
+  v.description(
+    'a GitHub App installation token for these repositories with these permissions (requested_token_type urn:keyway:params:oauth:token-type:github-installation-token)',
+  ),
+);
+
+export const GrantSchema = v.pipe(
+  v.strictObject({
+    audience: v.optional(
+      v.pipe(
+        v.union([Audience, v.pipe(v.array(Audience), v.minLength(1))], 'grant.audience is a string or a non-empty list of strings'),
+        v.description('aud of the issued token; with a list the caller chooses, and the first is the default. Optional only beside github'),
+      ),
+    ),
+    github: v.optional(GitHubGrantSchema),
+    scopes: v.optional(
+      v.pipe(
+        v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN_PATTERN, 'a scope is one RFC 6749 scope-token, no spaces'))),
+        v.description('scopes the caller may ask for (a subset); all of them by default'),
+      ),
+    ),
+    ttl: v.optional(v.pipe(Duration, v.description('lifetime of the issued token: 90s, 10m, 1h; default 5m'))),
+    subject: v.optional(
+      v.pipe(v.string(), v.minLength(1), v.maxLength(1024), v.description('template for the issued sub, e.g. "github:{repository}"; default <issuer>#<sub>')),
+    ),
+    claims: v.optional(
+      v.pipe(
+        mapOf(v.pipe(v.string(), v.minLength(1)), v.pipe(v.string(), v.maxLength(1024))),
+        v.description('extra claims of the issued token, each a template over the verified claims'),
+      ),
+    ),
+  }),
+  v.check((grant) => grant.audience !== undefined || grant.github !== undefined, 'a grant needs an audience, a github token, or both'),
+  v.description('what an allow policy issues; absent on deny policies'),
+);
+
+const Reason = v.pipe(v.string(), v.regex(/\S/, 'say why the rule does not apply here'), v.maxLength(1024));
+
+/** Lint rules a policy may silence, each with the reason it is fine here. Never the unused-ignore check itself. */
+export const LintSchema = v.pipe(
+  v.strictObject({
+    ignore: v.optional(
+      v.pipe(
+        v.strictObject(
+          Object.fromEntries(
+            LINT_RULE_IDS.filter((id) => id !== 'unused-ignore').map((id) => [
+              id,
+              v.optional(v.pipe(Reason, v.description(`why ${id} does not apply: ${LINT_RULES[id].why}`))),
+            ]),
+          ) as Record<string, v.OptionalSchema<v.GenericSchema<string>, undefined>>,
+        ),
+        v.description('lint rule id → why it does not apply to this policy'),
+      ),
+    ),
+  }),
+  v.description('settings for keyway policy check'),
+);
+
+export const PolicySchema = v.pipe(
+  v.strictObject({
+    version: v.literal(1, 'version must be 1'),
+    id: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(POLICY_ID_PATTERN, 'an id is letters, digits, . _ / -, at most 128 characters'),
+        v.description('default: the path under policies/ without extension'),
+      ),
+    ),
+    description: v.optional(v.pipe(v.string(), v.description('for people: shown in explain output'))),
+    effect: v.optional(v.pipe(v.picklist(['allow', 'deny'], 'effect is allow or deny'), v.description('a matching deny policy beats every allow')), 'allow'),
+    mode: v.optional(
+      v.pipe(
+        v.picklist(['enforce', 'audit'], 'mode is enforce or audit'),
+        v.description('audit: evaluated and recorded as would grant / would deny, never enforced'),
+      ),
+      'enforce',
+    ),
+    disabled: v.optional(v.pipe(v.boolean(), v.description('true takes the policy out of every decision (a kill switch)')), false),
+    issuer: IssuerSchema,
+    subject_audience: v.optional(
+      v.pipe(Audience, v.description("the aud the CI token must carry; default: the broker's own issuer URL (or the issuer's fixed audience)")),
+    ),
+    single_use: v.optional(
+      v.pipe(
+        v.boolean(),
+        v.description(
+          'true: each subject token is good for one granted exchange; a replay is refused until it expires. Forced by presets whose tokens are accepted elsewhere (azure-devops)',
+        ),
+      ),
+    ),
+    match: v.pipe(
+      mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
+      v.minEntries(1, 'match needs at least one claim: a policy never matches every token'),
+      v.description('claim name or /json/pointer → matcher; every line must hold'),
+    ),
+    grant: v.optional(GrantSchema),
+    lint: v.optional(LintSchema),
+  }),
+  v.check((policy) => policy.effect !== 'allow' || policy.grant !== undefined, 'an allow policy needs a grant'),
+  v.check((policy) => policy.effect !== 'deny' || policy.grant === undefined, 'a deny policy has no grant'),
+  v.title('keyway trust policy'),
+);
+
+export type PolicyDocument = v.InferOutput<typeof PolicySchema>;
+export type GrantDocument = v.InferOutput<typeof GrantSchema>;
+export type GitHubGrantDocument = v.InferOutput<typeof GitHubGrantSchema>;

@@ -1,0 +1,133 @@
+import { canonicalText, claimReader, type ClaimReader } from '../claims/claim-value.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+/**
+ * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where
+ * `claim` is read like a match key (a name, or a JSON Pointer starting with `/`). `{{` and
+ * `}}` stand for literal braces.
+ *
+ * Every character of the literal text that is not a letter or digit is a delimiter of the
+ * template (`:` in `repo:{repository}:environment:{environment}`), and no claim value may carry
+ * one, nor a control or invisible character: an environment named `x:ref:refs/heads/main` would
+ * otherwise render a subject that reads as another one to whatever splits or matches it
+ * downstream. The value is refused, never escaped, so every subject keyway issues reads back
+ * exactly as its template says. The same holds for what Unicode normalization makes of a value
+ * (a full-width `：` is `:` under NFKC, `≠` holds `=` under NFD), and a value may not begin with
+ * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC). Two
+ * placeholders need a delimiter between them, or one value could end where the other begins.
+ */
+export interface Template {
+  readonly source: string;
+  /** The claim keys the template reads. */
+  readonly claims: readonly string[];
+  /** The rendered text, or why the first claim that cannot be placed cannot. */
+  render(claims: Readonly<Record<string, unknown>>): { readonly ok: true; readonly value: string } | TemplateRefusal;
+}
+
+/** A claim the template cannot place: absent or not one value, or a value holding a character it must not. */
+export type TemplateRefusal =
+  | { readonly ok: false; readonly key: string; readonly problem: 'missing' }
+  | { readonly ok: false; readonly key: string; readonly problem: 'unsafe'; readonly why: string };
+
+export class TemplateSyntaxError extends KeywayError {
+  override readonly name = 'TemplateSyntaxError';
+  readonly code = 'template_syntax_invalid';
+}
+
+type Part = { readonly text: string } | { readonly key: string; readonly read: ClaimReader };
+
+/**
+ * Never in a placed value: control characters, invisible format characters (bidi overrides,
+ * zero-width), line and paragraph separators, and whatever else Unicode says to draw as nothing
+ * (variation selectors, fillers such as U+3164).
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+/** Half of a surrogate pair, alone: no character, and whatever decodes it next may turn it into U+FFFD. */
+const UNPAIRED = /\p{Cs}/u;
+/** Never a delimiter: letters, their combining marks, digits. */
+const WORD = /[\p{L}\p{M}\p{N}]/u;
+const MARK = /^\p{M}/u;
+const NORMAL_FORMS = ['NFC', 'NFD', 'NFKC', 'NFKD'] as const;
+
+export function compileTemplate(source: string): Template {
+  const parts: Part[] = [];
+  let literal = '';
+  for (let i = 0; i < source.length; i++) {
+    const char = source[i];
+    if ((char === '{' || char === '}') && source[i + 1] === char) {
+      literal += char;
+      i += 1;
+    } else if (char === '{') {
+      const end = source.indexOf('}', i);
+      const key = end === -1 ? '' : source.slice(i + 1, end);
+      if (key === '' || key.includes('{')) throw new TemplateSyntaxError(`template ${JSON.stringify(source)} has an unclosed or empty {placeholder}`);
+      if (literal !== '') parts.push({ text: literal });
+      literal = '';
+      parts.push({ key, read: claimReader(key) });
+      i = end;
+    } else if (char === '}') {
+      throw new TemplateSyntaxError(`template ${JSON.stringify(source)} has a lone }; write }} for a literal brace`);
+    } else {
+      literal += char;
+    }
+  }
+  if (literal !== '') parts.push({ text: literal });
+  const claims = parts.flatMap((part) => ('key' in part ? [part.key] : []));
+  const delimitersOf = (text: string) => Array.from(text).filter((char) => !WORD.test(char));
+  // A delimiter in every normal form: under NFKC the template's own full-width `：` is `:`.
+  const delimiters = new Set(
+    parts.flatMap((part) =>
+      'text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [],
+    ),
+  );
+  let unparted: string | undefined;
+  for (const part of parts) {
+    if ('text' in part) {
+      if (delimitersOf(part.text).length > 0) unparted = undefined;
+      continue;
+    }
+    if (unparted !== undefined) {
+      throw new TemplateSyntaxError(
+        `template ${JSON.stringify(source)} has no delimiter between {${unparted}} and {${part.key}}: ` +
+          'a value of one could end where the other begins; part them with a character that is not a letter or digit',
+      );
+    }
+    unparted = part.key;
+  }
+  const unsafe = (text: string): string | undefined => {
+    for (const char of text) {
+      if (delimiters.has(char)) return `holds ${JSON.stringify(char)}, a delimiter of the template`;
+      if (INVISIBLE.test(char)) return `holds ${codePoint(char)}, a control or invisible character`;
+      if (UNPAIRED.test(char)) return `holds ${codePoint(char)}, half of a surrogate pair`;
+    }
+    if (MARK.test(text)) return `begins with ${codePoint(text)}, a mark that joins the character before it`;
+    for (const form of NORMAL_FORMS) {
+      const found = Array.from(text.normalize(form)).find((char) => delimiters.has(char));
+      if (found !== undefined) return `holds ${JSON.stringify(found)} once normalized (${form}), a delimiter of the template`;
+    }
+    return undefined;
+  };
+  return {
+    source,
+    claims,
+    render(values) {
+      let value = '';
+      for (const part of parts) {
+        if ('text' in part) {
+          value += part.text;
+          continue;
+        }
+        const text = canonicalText(part.read(values));
+        if (text === undefined) return { ok: false, key: part.key, problem: 'missing' };
+        const why = unsafe(text);
+        if (why !== undefined) return { ok: false, key: part.key, problem: 'unsafe', why };
+        value += text;
+      }
+      return { ok: true, value };
+    },
+  };
+}
+
+function codePoint(text: string): string {
+  return `U+${(text.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+}

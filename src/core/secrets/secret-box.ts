@@ -1,0 +1,93 @@
+import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader, type CryptoKey } from 'jose';
+import type { MasterKeys } from './master-keys.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+export type SecretBoxErrorCode = 'malformed' | 'unknown_key' | 'wrong_purpose' | 'tampered';
+
+/** A sealed secret that cannot be opened: never a reason to fall back to anything. */
+export class SecretBoxError extends KeywayError {
+  override readonly name = 'SecretBoxError';
+  readonly code: SecretBoxErrorCode;
+
+  constructor(code: SecretBoxErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+interface BoxKey {
+  readonly kid: string;
+  readonly key: CryptoKey;
+}
+
+/**
+ * Seals secrets at rest (signing keys, tokens awaiting revocation) under the master key: a
+ * compact JWE (`alg: dir`, `enc: A256GCM`, RFC 7516) whose protected header, authenticated with
+ * the ciphertext, names the master key (`kid`) and what the secret is for (`purpose`), so a
+ * sealed value copied into another column or row does not open there.
+ */
+export class SecretBox {
+  readonly #current: BoxKey;
+  readonly #byKid: ReadonlyMap<string, BoxKey>;
+
+  private constructor(keys: readonly BoxKey[]) {
+    this.#current = keys[0]!;
+    this.#byKid = new Map(keys.map((key) => [key.kid, key]));
+  }
+
+  static async fromMasterKeys(master: MasterKeys): Promise<SecretBox> {
+    return new SecretBox(await Promise.all([master.current, ...master.previous].map(boxKey)));
+  }
+
+  /** The id of the master key new secrets are sealed under. */
+  get kid(): string {
+    return this.#current.kid;
+  }
+
+  /** `context` binds the sealed value to where it is kept (a key id, a row id): it must be given again to open it. */
+  async seal(plaintext: string, purpose: string, context = ''): Promise<string> {
+    return new CompactEncrypt(new TextEncoder().encode(plaintext))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: this.#current.kid, purpose, ctx: context })
+      .encrypt(this.#current.key);
+  }
+
+  async open(sealed: string, purpose: string, context = ''): Promise<string> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(sealed);
+    } catch (cause) {
+      throw new SecretBoxError('malformed', 'not a sealed secret', { cause });
+    }
+    if (header.alg !== 'dir' || header.enc !== 'A256GCM') throw new SecretBoxError('malformed', 'not a sealed secret');
+    const key = typeof header.kid === 'string' ? this.#byKid.get(header.kid) : undefined;
+    if (key === undefined)
+      throw new SecretBoxError(
+        'unknown_key',
+        `sealed under master key ${String(header.kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`,
+      );
+    let opened: Awaited<ReturnType<typeof compactDecrypt>>;
+    try {
+      opened = await compactDecrypt(sealed, key.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+    } catch (cause) {
+      throw new SecretBoxError('tampered', 'the sealed secret does not decrypt under its master key', { cause });
+    }
+    // Checked after decryption: only then is the header known to be authentic.
+    if (opened.protectedHeader['purpose'] !== purpose || opened.protectedHeader['ctx'] !== context) {
+      throw new SecretBoxError('wrong_purpose', `sealed for ${String(opened.protectedHeader['purpose'])}, not ${purpose}`);
+    }
+    return new TextDecoder().decode(opened.plaintext);
+  }
+
+  /** True when `sealed` was sealed under an older master key and should be sealed again. */
+  isStale(sealed: string): boolean {
+    return decodeProtectedHeader(sealed).kid !== this.#current.kid;
+  }
+}
+
+async function boxKey(raw: Uint8Array): Promise<BoxKey> {
+  // The kid commits to the key without revealing it: a domain-separated hash.
+  const label = new TextEncoder().encode('keyway master key id\0');
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array([...label, ...raw])));
+  const key = await crypto.subtle.importKey('raw', new Uint8Array(raw), 'AES-GCM', false, ['encrypt', 'decrypt']);
+  return { kid: base64url.encode(digest.slice(0, 12)), key };
+}

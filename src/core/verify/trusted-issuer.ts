@@ -1,0 +1,150 @@
+import { checkOutboundUrl, OutboundUrlError } from '../outbound/check-outbound-url.ts';
+import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
+import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+/** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */
+export interface TrustedIssuer {
+  /** Compared byte for byte with `iss`: no trailing-slash or case normalisation. */
+  readonly url: string;
+  readonly preset: IssuerPreset;
+  /** Which deployment of the preset's kind this URL is (`GitHub Enterprise Server`). */
+  readonly deployment: string;
+  /** One issuer for many tenants: policies must pin one (the preset's `tenantClaims`). */
+  readonly shared: boolean;
+  /** The preset's algorithms plus any the policies added. */
+  readonly algorithms: readonly string[];
+  readonly maxTokenAgeSeconds: number;
+  /** Claims whose value the issuer URL itself fixes (CircleCI `/org/<uuid>` → `oidc.circleci.com/org-id`). */
+  readonly boundClaims: Readonly<Record<string, string>>;
+}
+
+/** Operator overrides of a preset's rules, written on the policy's `issuer`. */
+export interface IssuerOverrides {
+  readonly maxTokenAgeSeconds?: number | undefined;
+  readonly extraAlgorithms?: readonly string[] | undefined;
+}
+
+/** How a policy names its issuer: a preset name, an exact URL, or a preset kind (at an instance URL) with overrides. */
+export type IssuerReference = string | ({ readonly kind: string; readonly url?: string | undefined } & IssuerOverrides);
+
+export interface IssuerResolutionOptions {
+  /** `KEYWAY_ALLOW_HTTP_LOOPBACK=1`: http issuers on 127.0.0.1, localhost or [::1] are accepted. */
+  readonly allowHttpLoopback: boolean;
+  /** URL of the development issuer when the Node broker runs with `KEYWAY_DEV=1`; otherwise absent. */
+  readonly devIssuerUrl?: string | undefined;
+}
+
+export class IssuerReferenceError extends KeywayError {
+  override readonly name: string = 'IssuerReferenceError';
+  readonly code: string = 'issuer_reference_invalid';
+}
+
+/** The development issuer is off, so policies naming it are inert. */
+export class DevIssuerDisabledError extends IssuerReferenceError {
+  override readonly name: string = 'DevIssuerDisabledError';
+  override readonly code: string = 'dev_issuer_disabled';
+}
+
+function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {
+  let url: URL;
+  try {
+    url = checkOutboundUrl(value, options.allowHttpLoopback);
+  } catch (error) {
+    if (!(error instanceof OutboundUrlError)) throw error;
+    throw new IssuerReferenceError(error.message, { cause: error });
+  }
+  if (url.search !== '' || url.hash !== '' || value.includes('?') || value.includes('#')) {
+    throw new IssuerReferenceError(`issuer ${value} must not have a query or fragment`);
+  }
+  return url;
+}
+
+function presetNamed(name: string): IssuerPreset {
+  const preset = PRESETS.get(name);
+  if (preset === undefined) {
+    throw new IssuerReferenceError(`unknown issuer preset ${JSON.stringify(name)}; known: ${[...PRESETS.keys()].join(', ')}, or an exact https URL`);
+  }
+  return preset;
+}
+
+/** The path of an issuer URL exactly as written: '' for a bare origin, a trailing slash kept. */
+function writtenPath(value: string): string {
+  const authority = value.indexOf('//') + 2;
+  const slash = value.indexOf('/', authority);
+  return slash === -1 ? '' : value.slice(slash);
+}
+
+/** The preset whose hosted service lives on this host, if any: its issuers there follow its rules. */
+function hostOwner(hostname: string): IssuerPreset | undefined {
+  return [...PRESETS.values()].find((preset) => preset.shapes.some((shape) => shape.host?.test(hostname) === true));
+}
+
+/**
+ * The deployment an issuer URL is, for a preset: on a hosted service's own host, one of that
+ * host's shapes; elsewhere, a self-managed shape. A loopback http URL (development and tests,
+ * with KEYWAY_ALLOW_HTTP_LOOPBACK=1) stands in for any host, so only its path is checked.
+ */
+function shapeOf(preset: IssuerPreset, value: string, url: URL, options: IssuerResolutionOptions): IssuerShape {
+  const standIn = options.allowHttpLoopback && isLoopbackHttpUrl(url);
+  if (!standIn) {
+    const owner = hostOwner(url.hostname);
+    if (owner !== undefined && owner !== preset)
+      throw new IssuerReferenceError(`${value} is a ${owner.name} issuer; write issuer: { kind: ${owner.name}, url: … }`);
+  }
+  const hosted = preset.shapes.filter((shape) => shape.host?.test(url.hostname) === true);
+  const candidates = standIn ? preset.shapes : hosted.length > 0 ? hosted : preset.shapes.filter((shape) => shape.host === undefined);
+  const path = writtenPath(value);
+  const shape = candidates.find((candidate) => candidate.path.test(path));
+  if (shape === undefined) {
+    const expected = (candidates.length > 0 ? candidates : preset.shapes).map((candidate) => candidate.example);
+    throw new IssuerReferenceError(`${value} is not a ${preset.name} issuer URL; expected ${expected.join(' or ')}`);
+  }
+  return shape;
+}
+
+const DEV_SHAPE: IssuerShape = { deployment: 'keyway development issuer', path: /^\/dev-issuer$/, example: 'http://127.0.0.1:8787/dev-issuer' };
+
+function trust(preset: IssuerPreset, value: string, shape: IssuerShape, overrides: IssuerOverrides = {}): TrustedIssuer {
+  const tenant = shape.tenantClaim === undefined ? undefined : shape.path.exec(writtenPath(value))?.groups?.['tenant'];
+  return {
+    url: value,
+    preset,
+    deployment: shape.deployment,
+    shared: shape.shared ?? preset.shared,
+    algorithms: [...new Set([...preset.algorithms, ...(overrides.extraAlgorithms ?? [])])],
+    maxTokenAgeSeconds: overrides.maxTokenAgeSeconds ?? preset.maxTokenAgeSeconds,
+    boundClaims: shape.tenantClaim === undefined || tenant === undefined ? {} : { [shape.tenantClaim]: tenant },
+  };
+}
+
+function trustAt(preset: IssuerPreset, value: string, options: IssuerResolutionOptions, overrides: IssuerOverrides = {}): TrustedIssuer {
+  return trust(preset, value, shapeOf(preset, value, checkIssuerUrl(value, options), options), overrides);
+}
+
+function publicUrl(preset: IssuerPreset): string {
+  if (preset.url !== undefined) return preset.url;
+  throw new IssuerReferenceError(
+    `${preset.name} issuers are per tenant or instance: write issuer: { kind: ${preset.name}, url: ${preset.shapes[0]?.example ?? '…'} }`,
+  );
+}
+
+/** Resolves a policy's `issuer` to the exact issuer URL and the rules its tokens follow. */
+export function resolveIssuer(reference: IssuerReference, options: IssuerResolutionOptions): TrustedIssuer {
+  if (typeof reference !== 'string') {
+    const preset = presetNamed(reference.kind);
+    if (preset.name === 'dev') throw new IssuerReferenceError('the dev issuer has no instances; write issuer: dev');
+    return trustAt(preset, reference.url ?? publicUrl(preset), options, reference);
+  }
+  if (!reference.includes(':')) {
+    const preset = presetNamed(reference);
+    if (preset.name !== 'dev') return trustAt(preset, publicUrl(preset), options);
+    if (options.devIssuerUrl === undefined) {
+      throw new DevIssuerDisabledError('the development issuer is off (start the Node broker with KEYWAY_DEV=1 to use it)');
+    }
+    return trust(preset, options.devIssuerUrl, DEV_SHAPE);
+  }
+  // A URL on a hosted CI service's own host follows that service's rules; any other, the plain OIDC ones.
+  const preset = hostOwner(checkIssuerUrl(reference, options).hostname) ?? GENERIC_PRESET;
+  return trustAt(preset, reference, options);
+}

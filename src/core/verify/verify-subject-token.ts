@@ -1,0 +1,219 @@
+import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
+import { ExchangeError } from '../errors/exchange-error.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
+import { canonicalText, claimReader, isPresent } from '../claims/claim-value.ts';
+import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
+import type { ClaimType } from './issuer-preset.ts';
+import type { TrustedIssuer } from './trusted-issuer.ts';
+
+/** What the verifier needs to know about the issuers policies trust. */
+export interface IssuerDirectory {
+  issuer(url: string): TrustedIssuer | undefined;
+  /** Every `aud` some policy of this issuer accepts (policies default to the broker's own URL). */
+  acceptedAudiences(url: string): readonly string[];
+}
+
+export interface VerifiedSubjectToken {
+  readonly issuer: TrustedIssuer;
+  readonly header: ProtectedHeaderParameters;
+  readonly claims: JWTPayload;
+}
+
+export interface VerifyOptions {
+  readonly issuers: IssuerDirectory;
+  readonly jwks: JwksCache;
+  /** Milliseconds since the epoch. */
+  readonly now: number;
+  readonly clockToleranceSeconds: number;
+  /** How the signature and claims are checked: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
+  readonly crypto?: JwtCrypto;
+}
+
+/** Header parameters that point at keys. Following them lets the token choose its own verifier. */
+const KEY_LOCATING_HEADERS = ['jku', 'x5u', 'x5c', 'jwk'] as const;
+/** RFC 9068 access tokens are not identity proofs; RFC 8725 §3.12 keeps the two kinds apart. */
+const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt']);
+
+/**
+ * Verifies a CI OIDC token: its `iss` must be one a policy trusts, its signature must verify
+ * with a key from that issuer's own JWKS under the issuer's algorithm allowlist, and its time,
+ * audience, required claims and claim types must be right. Throws ExchangeError otherwise.
+ */
+export async function verifySubjectToken(token: string, options: VerifyOptions): Promise<VerifiedSubjectToken> {
+  const { header, unverified } = decodeUnverified(token);
+
+  for (const name of KEY_LOCATING_HEADERS) {
+    if (name in header) throw new ExchangeError('header_forbidden', `header carries ${name}`);
+  }
+  if (typeof header.typ === 'string' && ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase())) {
+    throw new ExchangeError('claims_invalid', `header typ ${header.typ} marks an access token, not an identity token`);
+  }
+
+  const iss = unverified.iss;
+  const issuer = typeof iss === 'string' ? options.issuers.issuer(iss) : undefined;
+  if (issuer === undefined) throw new ExchangeError('issuer_untrusted', `iss ${JSON.stringify(iss)} is not trusted by any policy`);
+  if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
+    throw new ExchangeError('algorithm_not_allowed', `alg ${JSON.stringify(header.alg)} is not allowed for ${issuer.url}`);
+  }
+
+  const claims = await verifyWithIssuerKeys(token, issuer, options);
+  checkPresetClaims(claims, issuer);
+  return { issuer, header, claims };
+}
+
+function decodeUnverified(token: string): { header: ProtectedHeaderParameters; unverified: JWTPayload } {
+  try {
+    return { header: decodeProtectedHeader(token), unverified: decodeJwt(token) };
+  } catch (cause) {
+    throw new ExchangeError('token_malformed', `not a JWT: ${(cause as Error).message}`, { public: true, cause });
+  }
+}
+
+async function verifyWithIssuerKeys(token: string, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
+  let keys: JWTVerifyGetKey;
+  try {
+    keys = await options.jwks.keysFor(issuer.url);
+  } catch (cause) {
+    if (cause instanceof IssuerUnavailableError) throw new ExchangeError('issuer_unavailable', cause.message, { cause });
+    throw cause;
+  }
+  try {
+    return await verifyWith(keys, token, issuer, options);
+  } catch (error) {
+    if (!(error instanceof errors.JWKSNoMatchingKey)) throw toExchangeError(error);
+    // An unknown kid may mean the issuer rotated its keys; refetch (rate-limited) and try once more.
+    const refreshed = await options.jwks.refreshForUnknownKey(issuer.url);
+    if (refreshed === undefined) throw toExchangeError(error);
+    try {
+      return await verifyWith(refreshed, token, issuer, options);
+    } catch (retryError) {
+      throw toExchangeError(retryError);
+    }
+  }
+}
+
+async function verifyWith(keys: JWTVerifyGetKey, token: string, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
+  const { payload } = await (options.crypto ?? JOSE_JWT_CRYPTO).verify(token, keys, {
+    issuer: issuer.url,
+    audience: [...options.issuers.acceptedAudiences(issuer.url)],
+    algorithms: [...issuer.algorithms],
+    clockTolerance: options.clockToleranceSeconds,
+    maxTokenAge: issuer.maxTokenAgeSeconds,
+    currentDate: new Date(options.now),
+    requiredClaims: ['sub', 'iat', 'exp'],
+  });
+  return payload;
+}
+
+function toExchangeError(error: unknown): ExchangeError {
+  if (error instanceof ExchangeError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  const options = { cause: error };
+  if (error instanceof errors.JWTExpired) {
+    return new ExchangeError(error.claim === 'iat' ? 'token_too_old' : 'token_expired', detail, options);
+  }
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    switch (error.claim) {
+      case 'nbf':
+      case 'iat':
+        return new ExchangeError(error.reason === 'missing' ? 'claims_invalid' : 'token_not_yet_valid', detail, options);
+      case 'aud':
+        return new ExchangeError('audience_mismatch', detail, options);
+      case 'iss':
+        return new ExchangeError('issuer_untrusted', detail, options);
+      default:
+        return new ExchangeError('claims_invalid', detail, options);
+    }
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed) return new ExchangeError('algorithm_not_allowed', detail, options);
+  if (
+    error instanceof errors.JWSSignatureVerificationFailed ||
+    error instanceof errors.JWKSNoMatchingKey ||
+    error instanceof errors.JWKSMultipleMatchingKeys ||
+    error instanceof errors.JOSENotSupported ||
+    error instanceof errors.JWKInvalid
+  ) {
+    return new ExchangeError('signature_invalid', detail, options);
+  }
+  if (error instanceof errors.JWTInvalid || error instanceof errors.JWSInvalid) {
+    return new ExchangeError('token_malformed', detail, options);
+  }
+  throw error;
+}
+
+function typeOf(value: unknown): ClaimType | 'null' | 'other' {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return value.every((element) => typeof element === 'string') ? 'string[]' : 'array';
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'object':
+      return typeof value as ClaimType;
+    default:
+      return 'other';
+  }
+}
+
+/**
+ * The issuer preset's claim rules, after the signature and time checks (and, for explain and
+ * policy tests, on claims taken as given, so the two can never disagree with the exchange):
+ * the token does not outlive its issuer's lifetime cap, the claims that prove a CI job token
+ * are present (nested ones by JSON Pointer), claims of a known type arrive with that type (no
+ * array or object is coerced into a match) and in their documented form, and a per-tenant
+ * issuer URL's tenant is the one the token names.
+ */
+export function checkPresetClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  checkLifetime(claims, issuer);
+  checkRequiredClaims(claims, issuer);
+  checkClaimTypes(claims, issuer);
+  checkClaimFormats(claims, issuer);
+  checkBoundClaims(claims, issuer);
+}
+
+/** Some issuers can mint tokens that outlive what they identify (Kubernetes, a year); those are refused however fresh. */
+function checkLifetime(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  const max = issuer.preset.maxTokenLifetimeSeconds;
+  const { exp, iat } = claims;
+  const lifetime = (typeof exp === 'number' ? exp : 0) - (typeof iat === 'number' ? iat : 0);
+  if (max !== undefined && lifetime > max) {
+    throw new ExchangeError('token_lifetime_too_long', `exp - iat is ${lifetime}s; ${issuer.preset.name} tokens may live ${max}s at most`);
+  }
+}
+
+/** The claims that prove a CI job token: the same keys may sign other kinds (GitLab user logins, Google sign-ins). */
+function checkRequiredClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  for (const key of ['sub', ...issuer.preset.requiredClaims]) {
+    if (!isPresent(claimReader(key)(claims))) throw new ExchangeError('claims_invalid', `missing required claim ${key}`);
+  }
+}
+
+/** Claims of a known type must arrive with that type: no silent coercion of an array or object into a match. */
+function checkClaimTypes(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  for (const [key, expected] of Object.entries(issuer.preset.claimTypes)) {
+    const value = claimReader(key)(claims);
+    if (value === undefined) continue;
+    const actual = typeOf(value);
+    const ok =
+      actual === expected || (expected === 'array' && actual === 'string[]') || (expected === 'string|null' && (actual === 'string' || actual === 'null'));
+    if (!ok) throw new ExchangeError('claims_invalid', `claim ${key} is ${actual}, expected ${expected}`);
+  }
+}
+
+function checkClaimFormats(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  for (const [key, format] of Object.entries(issuer.preset.claimFormats)) {
+    const value = claimReader(key)(claims);
+    if (!isPresent(value)) continue;
+    if (!format.pattern.test(canonicalText(value) ?? '')) throw new ExchangeError('claims_invalid', `claim ${key} is not ${format.description}`);
+  }
+}
+
+/** A per-tenant issuer URL names its tenant; the token must name the same one (Azure DevOps signs every org with one key set). */
+function checkBoundClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  for (const [key, expected] of Object.entries(issuer.boundClaims)) {
+    const value = claims[key];
+    if (typeof value !== 'string' || value.toLowerCase() !== expected.toLowerCase()) {
+      throw new ExchangeError('claims_invalid', `claim ${key} is ${JSON.stringify(value)}, but the issuer ${issuer.url} is ${expected}'s`);
+    }
+  }
+}

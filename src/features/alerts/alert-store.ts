@@ -1,0 +1,38 @@
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AlertDelivery, AlertDraft, StoredAlert } from './alert.ts';
+
+/** What the log says about an event's neighbourhood: the facts the alert rules decide on. */
+export interface AlertObservation {
+  /** `denied` records of this identity (issuer and subject, verified or claimed) since the window start, this one included. */
+  readonly identityDenials: number;
+  /** `denied` and `malformed` records from this client address since the window start, this one included. */
+  readonly addressDenials: number;
+  /** Earlier records with the same subject-token SHA-256. */
+  readonly earlierPresentations: number;
+  /** Whether one of those earlier presentations was granted. */
+  readonly earlierGrant: boolean;
+  /** A grant, and the first one ever by its policy. */
+  readonly firstForPolicy: boolean;
+  /** A grant from a network this identity had never been granted from, having been granted from another. */
+  readonly newNetwork: boolean;
+  /** The policy that last granted this (verified) identity before this record, if any. */
+  readonly lastGrantedPolicy?: string;
+}
+
+export interface ObserveOptions {
+  /** Milliseconds since the epoch: where the burst window starts. */
+  readonly windowStart: number;
+  /** The client's network (`203.0.113.0/24`), when its address is known. */
+  readonly network?: string;
+}
+
+/** Alert state beside the audit log (same database): rule memory, raised alerts, webhook delivery. */
+export interface AlertStore {
+  /** Reads the facts for `event` and remembers what it has now seen (first policy use, networks). */
+  observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation>;
+  /** Stores the drafts whose dedupe key is new; returns those stored. */
+  addAlerts(drafts: readonly AlertDraft[], delivery: AlertDelivery): Promise<StoredAlert[]>;
+  setDelivery(id: string, delivery: AlertDelivery, attempts: number): Promise<void>;
+  /** Newest first. */
+  alerts(limit: number): Promise<StoredAlert[]>;
+}

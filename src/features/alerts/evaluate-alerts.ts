@@ -1,0 +1,67 @@
+import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { AlertDraft, AlertRule } from './alert.ts';
+import type { AlertObservation } from './alert-store.ts';
+import type { AlertSettings } from './alert-settings.ts';
+
+type Draft = Omit<AlertDraft, 'id' | 'time' | 'event_id'>;
+
+/**
+ * The anomaly rules, as a pure function of one event, what the log says around it, and the
+ * policies now loaded. A burst fires once, on the denial that reaches the threshold.
+ */
+export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, policies: PolicySet, settings: AlertSettings): Draft[] {
+  const drafts: (Draft & { rule: AlertRule })[] = [];
+  const identity = describeIdentity(event);
+  const window = `${settings.burstWindowSeconds}s`;
+  const ip = event.request.client_ip;
+
+  if (facts.identityDenials === settings.burstThreshold) {
+    drafts.push({
+      rule: 'denial_burst_identity',
+      summary: `${facts.identityDenials} denied exchanges for ${identity} within ${window}`,
+      details: { identity, denials: facts.identityDenials, window_seconds: settings.burstWindowSeconds, last_reason: event.reason },
+    });
+  }
+  if (ip !== undefined && facts.addressDenials === settings.burstThreshold) {
+    drafts.push({
+      rule: 'denial_burst_address',
+      summary: `${facts.addressDenials} refused exchanges from ${ip} within ${window}`,
+      details: { client_ip: ip, denials: facts.addressDenials, window_seconds: settings.burstWindowSeconds, last_reason: event.reason },
+    });
+  }
+  const sha256 = event.subject_token?.sha256;
+  if (sha256 !== undefined && facts.earlierPresentations > 0 && (facts.earlierGrant || event.decision === 'granted')) {
+    drafts.push({
+      rule: 'subject_token_replayed',
+      summary: `the same subject token was presented again (${facts.earlierPresentations + 1} times) for ${identity}`,
+      details: { identity, subject_token_sha256: sha256, presentations: facts.earlierPresentations + 1, decision: event.decision },
+      dedupe: `subject_token_replayed:${sha256}`,
+    });
+  }
+  const policy = event.policy?.granted_by;
+  if (facts.firstForPolicy && policy !== undefined) {
+    drafts.push({ rule: 'first_policy_exchange', summary: `first exchange ever granted by policy ${policy}, to ${identity}`, details: { policy, identity } });
+  }
+  if (facts.newNetwork && ip !== undefined) {
+    drafts.push({ rule: 'new_network', summary: `${identity} exchanged from a new network (${ip})`, details: { identity, client_ip: ip } });
+  }
+  const last = facts.lastGrantedPolicy;
+  if (last !== undefined && !policies.policies.some((active) => active.id === last)) {
+    const inactive = policies.inactive.find((candidate) => candidate.id === last);
+    const state = inactive === undefined ? 'deleted' : inactive.why === 'disabled: true' ? 'disabled' : 'inactive';
+    drafts.push({
+      rule: 'retired_policy',
+      summary: `${identity} is still exchanging, but policy ${last} that granted it is now ${state}`,
+      details: { identity, policy: last, policy_state: state, reason: event.reason },
+      dedupe: `retired_policy:${identity}:${last}`,
+    });
+  }
+  return drafts.filter((draft) => settings.rules.has(draft.rule));
+}
+
+function describeIdentity(event: AuditEvent): string {
+  const issuer = event.issuer ?? event.subject_token?.claimed_iss ?? 'unknown issuer';
+  const subject = event.subject ?? event.subject_token?.claimed_sub ?? 'unknown subject';
+  return event.issuer === undefined ? `${subject} (claimed, from ${issuer})` : `${subject} (${issuer})`;
+}

@@ -1,0 +1,74 @@
+import { monotonicFactory } from 'ulid';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { pooledRandom } from '../../core/audit/pooled-random.ts';
+import type { Logger } from '../../core/log.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { AlertStore } from './alert-store.ts';
+import type { AlertSettings } from './alert-settings.ts';
+import { deliverWebhook, type WebhookTarget } from './deliver-webhook.ts';
+import { evaluateAlerts } from './evaluate-alerts.ts';
+import { networkOf } from '../../core/limits/network-of.ts';
+
+export interface AlertDeps {
+  readonly store: AlertStore;
+  readonly settings: AlertSettings;
+  readonly policies: () => PolicySet;
+  readonly webhook: WebhookTarget | undefined;
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+const nextId = monotonicFactory(pooledRandom);
+/** Deliveries under way at once per process; beyond this an alert is stored and shown, but not sent. */
+export const MAX_DELIVERIES_IN_FLIGHT = 32;
+
+/**
+ * Runs the alert rules on an event that is already durable, stores what they raise and sends
+ * it to the webhook. Called after the exchange has answered (waitUntil on Workers): a slow
+ * receiver or a failing rule never delays or changes a token response.
+ */
+export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLink) => Promise<void> {
+  let inFlight = 0;
+  const deliver = async (alert: Parameters<typeof deliverWebhook>[0], target: WebhookTarget) => {
+    if (inFlight >= MAX_DELIVERIES_IN_FLIGHT) {
+      deps.log.warn('alert webhook queue full; alert stored but not sent', { alert_id: alert.id });
+      await deps.store.setDelivery(alert.id, 'failed', 0);
+      return;
+    }
+    inFlight += 1;
+    try {
+      const result = await deliverWebhook(alert, target);
+      if (!result.delivered) deps.log.warn('alert webhook failed after every attempt', { alert_id: alert.id, attempts: result.attempts });
+      await deps.store.setDelivery(alert.id, result.delivered ? 'delivered' : 'failed', result.attempts);
+    } finally {
+      inFlight -= 1;
+    }
+  };
+
+  return async (event, link) => {
+    const { settings } = deps;
+    if (settings.rules.size === 0) return;
+    // Let the response leave before any of this runs.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    try {
+      const ip = event.request.client_ip;
+      const network = ip === undefined ? undefined : networkOf(ip, settings.networkPrefixV4, settings.networkPrefixV6);
+      const facts = await deps.store.observe(event, link, {
+        windowStart: Date.parse(event.time) - settings.burstWindowSeconds * 1000,
+        ...(network === undefined ? {} : { network }),
+      });
+      const drafts = evaluateAlerts(event, facts, deps.policies(), settings);
+      if (drafts.length === 0) return;
+      const time = new Date(deps.now()).toISOString();
+      const stored = await deps.store.addAlerts(
+        drafts.map((draft) => ({ ...draft, id: nextId(), time, event_id: event.id })),
+        deps.webhook === undefined ? 'none' : 'pending',
+      );
+      for (const alert of stored) deps.log.warn('audit alert', { alert_id: alert.id, rule: alert.rule, summary: alert.summary, event_id: alert.event_id });
+      const { webhook } = deps;
+      if (webhook !== undefined) await Promise.all(stored.map((alert) => deliver(alert, webhook)));
+    } catch (error) {
+      deps.log.error('alert evaluation failed', { event_id: event.id, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+  };
+}

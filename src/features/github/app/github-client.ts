@@ -1,0 +1,143 @@
+import type { CryptoKey } from 'jose';
+import { checkOutboundUrl } from '../../../core/outbound/check-outbound-url.ts';
+import { FetchError, readBounded } from '../../../core/outbound/fetch-json.ts';
+import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';
+import { errorCodeForStatus, GitHubError } from './github-error.ts';
+import type { GitHubAppSettings } from './github-settings.ts';
+
+/** How keyway reaches GitHub: every call has a deadline and a size cap. */
+export interface GitHubHttp {
+  readonly fetch: typeof fetch;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly allowHttpLoopback: boolean;
+}
+
+/** The App a client acts as, for calls made with the App JWT. */
+interface AppIdentity {
+  readonly appId: string;
+  readonly key: CryptoKey;
+  readonly now: () => number;
+}
+
+/** Who a call is made as: the App itself (App JWT), or an installation (an installation token). */
+export type GitHubAuth = { readonly as: 'app' } | { readonly as: 'installation'; readonly token: string };
+
+export interface GitHubRequest {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  /** Path under the API base, e.g. `/app/installations/1/access_tokens`; callers encode its segments. */
+  readonly path: string;
+  readonly auth: GitHubAuth;
+  readonly body?: unknown;
+  /** Statuses that are an answer, not an error (default: 200, 201). */
+  readonly expect?: readonly number[];
+}
+
+export interface GitHubResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** The REST API version keyway is written against. */
+export const GITHUB_API_VERSION = '2022-11-28';
+
+/**
+ * A small GitHub REST client: web-standard fetch, the base URL from settings (GitHub Enterprise
+ * Server too), a deadline and a size cap on every call, no redirects, and typed errors.
+ */
+export class GitHubClient {
+  readonly #http: GitHubHttp;
+  readonly #app: AppIdentity | undefined;
+  readonly #base: string;
+
+  private constructor(apiUrl: string, http: GitHubHttp, app: AppIdentity | undefined) {
+    this.#http = http;
+    this.#app = app;
+    this.#base = checkOutboundUrl(apiUrl, http.allowHttpLoopback).href.replace(/\/+$/, '');
+  }
+
+  /** A client acting as the App (App JWT) and, with their tokens, as its installations. */
+  static async forApp(settings: GitHubAppSettings, http: GitHubHttp, now: () => number): Promise<GitHubClient> {
+    return new GitHubClient(settings.apiUrl, http, { appId: settings.appId, key: await importAppPrivateKey(settings.privateKeyPem), now });
+  }
+
+  /** A client for calls made with an installation token only (revocation), without the App key. */
+  static withTokensOnly(apiUrl: string, http: GitHubHttp): GitHubClient {
+    return new GitHubClient(apiUrl, http, undefined);
+  }
+
+  get apiUrl(): string {
+    return this.#base;
+  }
+
+  async request(request: GitHubRequest): Promise<GitHubResponse> {
+    const url = `${this.#base}${request.path}`;
+    const credential = request.auth.as === 'app' ? await this.#appJwt() : request.auth.token;
+    const headers: Record<string, string> = {
+      accept: 'application/vnd.github+json',
+      authorization: `Bearer ${credential}`,
+      'x-github-api-version': GITHUB_API_VERSION,
+      'user-agent': 'keyway',
+    };
+    if (request.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.#http.fetch(url, {
+        method: request.method,
+        headers,
+        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.#http.timeoutMs),
+      });
+    } catch (cause) {
+      throw new GitHubError('unavailable', `${request.method} ${request.path} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+    const expected = request.expect ?? [200, 201];
+    if (!expected.includes(response.status)) {
+      const message = await this.#errorMessage(response, url);
+      const code = errorCodeForStatus(response.status, response.headers);
+      throw new GitHubError(code, `${request.method} ${request.path} answered ${response.status}${message}`, { status: response.status });
+    }
+    if (response.status === 204) {
+      await response.body?.cancel();
+      return { status: response.status, body: undefined };
+    }
+    let text: string;
+    try {
+      text = await readBounded(response, this.#http.maxBytes, url);
+    } catch (cause) {
+      if (cause instanceof FetchError) throw new GitHubError('unavailable', cause.message, { cause });
+      throw cause;
+    }
+    try {
+      return { status: response.status, body: JSON.parse(text) as unknown };
+    } catch {
+      throw new GitHubError('malformed', `${request.method} ${request.path} did not return JSON`, { status: response.status });
+    }
+  }
+
+  async #appJwt(): Promise<string> {
+    if (this.#app === undefined) throw new GitHubError('unauthorized', 'this client has no App key (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+    return signAppJwt(this.#app.key, this.#app.appId, this.#app.now());
+  }
+
+  /** GitHub's own `message`, for logs: it names what was wrong (never a secret). */
+  async #errorMessage(response: Response, url: string): Promise<string> {
+    try {
+      const body = JSON.parse(await readBounded(response, 16 * 1024, url)) as unknown;
+      if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return `: ${body.message.slice(0, 200)}`;
+    } catch {
+      // An error without a readable message is still the same error.
+    }
+    return '';
+  }
+}
+
+/** One path segment, encoded (owner, repository and file names come from policies and requests). */
+export function segment(value: string | number): string {
+  return encodeURIComponent(String(value));
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,54 @@
+import { isPolicyFile, type PolicyFile } from '../../../core/policy/load-policies.ts';
+import { isListing, type RepositoryAccess } from './repository-access.ts';
+import { KeywayError } from '../../../core/errors/keyway-error.ts';
+
+/** Bounds on what one fetch walks: a repository cannot make keyway fetch without end. */
+export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8 } as const;
+
+export class PolicyFetchError extends KeywayError {
+  override readonly name = 'PolicyFetchError';
+  readonly code = 'policy_fetch_refused';
+}
+
+/**
+ * The policy files under `dir` at `ref` (recursively, bounded): path under `dir` → blob sha.
+ * Listing alone shows whether a change touches them, at the cost of one call per directory.
+ */
+export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref: string): Promise<Map<string, string>> {
+  const blobs = new Map<string, string>();
+  let directories = 0;
+  const walk = async (path: string, depth: number): Promise<void> => {
+    if (++directories > POLICY_FETCH_LIMITS.directories) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.directories} directories under ${dir}`);
+    const listing = await access.contents(path, ref);
+    if (listing === undefined && path === dir) return; // no policy directory at this commit: an empty set
+    if (!isListing(listing)) throw new PolicyFetchError(`${path} at ${ref} is not a directory`);
+    for (const entry of listing) {
+      if (!entry.path.startsWith(`${path}/`)) throw new PolicyFetchError(`${entry.path} is listed under ${path}`);
+      if (entry.type === 'dir') {
+        if (depth >= POLICY_FETCH_LIMITS.depth) throw new PolicyFetchError(`${entry.path} is nested deeper than ${POLICY_FETCH_LIMITS.depth} directories`);
+        await walk(entry.path, depth + 1);
+      } else if (entry.type === 'file' && isPolicyFile(entry.name)) {
+        if (blobs.size >= POLICY_FETCH_LIMITS.files) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.files} policy files under ${dir}`);
+        blobs.set(entry.path.slice(dir.length + 1), entry.sha);
+      }
+    }
+  };
+  await walk(dir, 0);
+  return blobs;
+}
+
+/** Fetches the listed policy files at `ref`, with paths under `dir` as the loader names them. */
+export async function fetchPolicyFiles(access: RepositoryAccess, dir: string, ref: string, blobs: ReadonlyMap<string, string>): Promise<PolicyFile[]> {
+  const files: PolicyFile[] = [];
+  for (const path of [...blobs.keys()].sort()) {
+    const file = await access.contents(`${dir}/${path}`, ref);
+    if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path} at ${ref} is not a file`);
+    files.push({ path, text: file.text });
+  }
+  return files;
+}
+
+/** The policy directory at `ref`, listed and fetched. */
+export async function readPolicyFilesAt(access: RepositoryAccess, dir: string, ref: string): Promise<PolicyFile[]> {
+  return fetchPolicyFiles(access, dir, ref, await listPolicyFiles(access, dir, ref));
+}

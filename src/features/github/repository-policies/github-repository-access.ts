@@ -1,0 +1,62 @@
+import { createCheckRun } from '../app/check-run.ts';
+import { getCollaboratorPermission } from '../app/collaborator-permission.ts';
+import { getContents } from '../app/contents.ts';
+import { segment, type GitHubClient } from '../app/github-client.ts';
+import { GitHubError } from '../app/github-error.ts';
+import type { InstallationCache } from '../app/installation-cache.ts';
+import { createInstallationToken, revokeInstallationToken } from '../app/installation-token.ts';
+import * as v from 'valibot';
+import { parseAnswer } from '../app/parse-answer.ts';
+import type { OpenRepositoryAccess } from './repository-access.ts';
+
+/** The GitHub App as the broker holds it (GitHubTokens): its client and the installation cache webhooks refresh. */
+export interface GitHubApp {
+  readonly client: GitHubClient;
+  readonly installations: InstallationCache;
+}
+
+/** What the webhook handlers need in a repository, and no more. */
+export const REVIEW_PERMISSIONS = { contents: 'read', checks: 'write' } as const;
+/** What reading a repository's own policies needs. */
+export const READ_PERMISSIONS = { contents: 'read' } as const;
+
+const BranchAnswer = v.looseObject({ commit: v.looseObject({ sha: v.pipe(v.string(), v.regex(/^[0-9a-f]{40}$/)) }) });
+
+/**
+ * Repository access through the GitHub App: one installation token per use, limited to that
+ * repository and `permissions` (the webhook handlers': contents: read and checks: write),
+ * revoked when done.
+ */
+export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record<string, string>> = REVIEW_PERMISSIONS): OpenRepositoryAccess {
+  return async (repository) => {
+    const { client, installations } = app;
+    const installation = await installations.get(repository.owner);
+    const { token } = await createInstallationToken(client, { installationId: installation.id, repositories: [repository.name], permissions });
+    const where = { owner: repository.owner, repo: repository.name };
+    return {
+      contents: async (path, ref) => {
+        try {
+          return await getContents(client, token, { ...where, path, ...(ref === undefined ? {} : { ref }) });
+        } catch (error) {
+          if (error instanceof GitHubError && error.code === 'not_found') return undefined;
+          throw error;
+        }
+      },
+      branchHead: async (branch) => {
+        const { body } = await client.request({
+          method: 'GET',
+          path: `/repos/${segment(where.owner)}/${segment(where.repo)}/branches/${segment(branch)}`,
+          auth: { as: 'installation', token },
+        });
+        return parseAnswer(BranchAnswer, body, `branch ${branch}`).commit.sha;
+      },
+      permissionOf: (username) => getCollaboratorPermission(client, token, { ...where, username }),
+      createCheckRun: async (checkRun) => {
+        await createCheckRun(client, token, where, checkRun);
+      },
+      close: async () => {
+        await revokeInstallationToken(client, token);
+      },
+    };
+  };
+}

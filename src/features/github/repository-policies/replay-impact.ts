@@ -1,0 +1,97 @@
+import type { AuditEvent } from '../../../core/audit/audit-event.ts';
+import type { Reason } from '../../../core/errors/reasons.ts';
+import { auditedClaims, auditedRequest } from '../../../core/policy/audited-decision-input.ts';
+import { decideForClaims } from '../../../core/policy/decide-for-claims.ts';
+import type { PolicySet } from '../../../core/policy/policy-set.ts';
+
+/** How far back the review replays audited exchanges. */
+export const IMPACT_WINDOW_DAYS = 14;
+
+/** Outcomes the policies decided; every other refusal (expired, replayed, bad signature…) happened before any policy. */
+export const POLICY_REASONS: ReadonlySet<Reason> = new Set([
+  'granted',
+  'no_policy_matched',
+  'denied_by_policy',
+  'audience_not_granted',
+  'scope_not_granted',
+  'template_claim_missing',
+  'template_value_forbidden',
+]);
+
+/** One exchange whose outcome the proposed set changes. */
+export interface ImpactExample {
+  readonly event_id: string;
+  readonly time: string;
+  readonly issuer: string;
+  readonly subject?: string;
+  /** What happened: the reason recorded. */
+  readonly was: Reason;
+  /** What the proposed set decides: `granted` (by which policy) or the refusal reason. */
+  readonly now: Reason;
+  readonly policy?: string;
+}
+
+export interface ReplayImpact {
+  /** Exchanges the policies decided, re-decided under the proposed set. */
+  readonly replayed: number;
+  /** Refused before any policy (or never verified): the proposed set would not change them. */
+  readonly skipped: number;
+  readonly newlyAllowed: number;
+  readonly newlyDenied: number;
+  /** The first few of each, oldest first. */
+  readonly examples: { readonly allowed: readonly ImpactExample[]; readonly denied: readonly ImpactExample[] };
+}
+
+export const MAX_IMPACT_EXAMPLES = 10;
+
+/**
+ * Re-decides audited exchanges under a proposed policy set and compares with what happened:
+ * "would newly allow 2, newly deny 5". Pure: the caller reads the events. A recorded event keeps
+ * only the claims some policy read then (and the preset's audit claims), so a new policy that
+ * reads a claim no policy read before sees it missing, and does not match: the replay errs
+ * towards "no new access", never towards a false "no change" for existing lines.
+ */
+export function replayImpact(proposed: PolicySet, events: Iterable<AuditEvent>, brokerIssuer: string): ReplayImpact {
+  let replayed = 0;
+  let skipped = 0;
+  let newlyAllowed = 0;
+  let newlyDenied = 0;
+  const allowed: ImpactExample[] = [];
+  const denied: ImpactExample[] = [];
+  for (const event of events) {
+    const claims = auditedClaims(event, brokerIssuer);
+    if (claims === undefined || !POLICY_REASONS.has(event.reason)) {
+      skipped++;
+      continue;
+    }
+    replayed++;
+    const verdict = decideForClaims(proposed, claims, auditedRequest(event.request));
+    const now: Reason =
+      verdict.kind === 'untrusted'
+        ? 'issuer_untrusted'
+        : verdict.kind === 'refused'
+          ? verdict.reason
+          : verdict.decision.granted
+            ? 'granted'
+            : verdict.decision.reason;
+    const wasGranted = event.reason === 'granted';
+    if (wasGranted === (now === 'granted')) continue;
+    const example: ImpactExample = {
+      event_id: event.id,
+      time: event.time,
+      issuer: event.issuer as string,
+      ...(event.subject === undefined ? {} : { subject: event.subject }),
+      was: event.reason,
+      now,
+      ...(verdict.kind === 'decided' && verdict.decision.granted ? { policy: verdict.decision.grant.policy.id } : {}),
+    };
+    if (wasGranted) {
+      newlyDenied++;
+      if (denied.length < MAX_IMPACT_EXAMPLES) denied.push(example);
+    } else {
+      newlyAllowed++;
+      if (allowed.length < MAX_IMPACT_EXAMPLES) allowed.push(example);
+    }
+  }
+  return { replayed, skipped, newlyAllowed, newlyDenied, examples: { allowed, denied } };
+}

@@ -1,0 +1,28 @@
+import type { RepositoryName } from '../../../core/exchange/ports.ts';
+import type { CheckRunRequest } from '../app/check-run.ts';
+import type { RepositoryRole } from '../app/collaborator-permission.ts';
+import type { DirectoryEntry, RepositoryFile } from '../app/contents.ts';
+
+export const fullName = (repository: RepositoryName): string => `${repository.owner}/${repository.name}`;
+export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean => fullName(a).toLowerCase() === fullName(b).toLowerCase();
+
+/**
+ * What the webhook handlers do in one repository, as the App's installation there (contents:
+ * read, checks: write). repositoryAccessVia (github-repository-access.ts) implements it over the GitHub App client (src/features/github/app/).
+ */
+export interface RepositoryAccess {
+  /** A file or a directory listing at `ref` (default: the default branch); undefined when there is none at that path. */
+  contents(path: string, ref?: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
+  /** The commit a branch points at now. */
+  branchHead(branch: string): Promise<string>;
+  /** A user's role on the repository now (`none` for a user GitHub does not know). */
+  permissionOf(username: string): Promise<RepositoryRole>;
+  createCheckRun(checkRun: CheckRunRequest): Promise<void>;
+  /** Ends the access (revokes its installation token). */
+  close(): Promise<void>;
+}
+
+/** A contents answer that is a directory listing. */
+export const isListing = (answer: RepositoryFile | readonly DirectoryEntry[] | undefined): answer is readonly DirectoryEntry[] => Array.isArray(answer);
+
+export type OpenRepositoryAccess = (repository: RepositoryName) => Promise<RepositoryAccess>;

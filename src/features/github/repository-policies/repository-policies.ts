@@ -1,0 +1,205 @@
+import { ExchangeError } from '../../../core/errors/exchange-error.ts';
+import { GitHubError } from '../app/github-error.ts';
+import { levelCovers } from '../../../core/policy/github-permissions.ts';
+import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
+import {
+  compilePolicyFiles,
+  PolicyLoadError,
+  policySetOf,
+  type PolicyCompilation,
+  type PolicyFile,
+  type PolicyLoadOptions,
+  type PolicyProblem,
+} from '../../../core/policy/load-policies.ts';
+import type { PolicySet } from '../../../core/policy/policy-set.ts';
+import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
+import { fullName, isListing, type OpenRepositoryAccess } from './repository-access.ts';
+import type { RepositoryPolicySettings } from './repository-policy-settings.ts';
+
+/** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
+export const REPOSITORY_POLICY_DIR = '.github/keyway';
+
+/** The operator's bounds on every repository's own policies, as they stand now. */
+export interface RepositoryPolicyRules {
+  /** Permission → the highest level a repository's own policy may grant (KEYWAY_REPOSITORY_POLICY_PERMISSIONS). */
+  readonly permissions: Readonly<Record<string, string>>;
+  /** The issuer URLs a repository's own policy may name: KEYWAY_REPOSITORY_POLICY_ISSUERS among those the central set trusts. */
+  readonly issuers: ReadonlySet<string>;
+}
+
+/**
+ * The rules from the settings and the central set serving now. Only issuers the central set
+ * trusts can be allowed: a repository never makes keyway trust, or fetch keys from, an issuer the
+ * operator did not configure (and the exchange verifies against the central set first anyway).
+ */
+export function repositoryPolicyRules(settings: RepositoryPolicySettings, central: PolicySet): RepositoryPolicyRules {
+  const trusted = central.issuers.map((issuer) => issuer.url);
+  const allowed = settings.issuers === undefined ? trusted : settings.issuers.filter((url) => trusted.includes(url));
+  return { permissions: settings.permissions, issuers: new Set(allowed) };
+}
+
+/**
+ * What a repository's own policies may not do, positioned for the loader's error and the review's
+ * annotations: name an issuer the operator does not allow them, grant anything but a GitHub token
+ * for that same repository (another repository, a keyway JWT for some audience) or a permission
+ * above the operator's ceiling, or choose their own id (it is their path, so no repository can
+ * take a central policy's place).
+ */
+export function repositoryPolicyProblems(compilation: PolicyCompilation, repository: RepositoryName, rules: RepositoryPolicyRules): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  for (const entry of compilation.files) {
+    const report = (message: string, path: readonly PropertyKey[]): void => void problems.push({ file: entry.file, ...entry.locate(path), message });
+    const { document } = entry;
+    if (document.id !== undefined) report("a repository's own policy takes its id from its path: remove id", ['id']);
+    const issuer = entry.policy?.issuer.url;
+    if (issuer !== undefined && !rules.issuers.has(issuer)) {
+      const setting = 'KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust';
+      report(`${issuer} is not an issuer the operator allows repository policies to name (${setting})`, ['issuer']);
+    }
+    if (document.effect === 'deny') continue;
+    const grant = document.grant;
+    if (grant === undefined) continue;
+    if (grant.audience !== undefined)
+      report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never tokens for other audiences: remove grant.audience`, [
+        'grant',
+        'audience',
+      ]);
+    const github = entry.policy?.grant?.github;
+    if (github === undefined) {
+      if (entry.policy !== undefined) report(`a repository's own policy must grant a GitHub token for ${fullName(repository)} (grant.github)`, ['grant']);
+      continue;
+    }
+    const others = github.repositories.filter(
+      (name) => github.owner.toLowerCase() !== repository.owner.toLowerCase() || name.toLowerCase() !== repository.name.toLowerCase(),
+    );
+    if (others.length > 0) {
+      report(`a repository's own policy can only grant ${fullName(repository)}, not ${others.map((name) => `${github.owner}/${name}`).join(', ')}`, [
+        'grant',
+        'github',
+        'repositories',
+      ]);
+    }
+    for (const [permission, level] of Object.entries(github.permissions)) {
+      const ceiling = rules.permissions[permission];
+      if (levelCovers(ceiling, level)) continue;
+      const most = ceiling === undefined ? 'not at all' : `at most at ${ceiling}`;
+      const message = `a repository's own policy may grant ${permission} ${most}, not ${level} (KEYWAY_REPOSITORY_POLICY_PERMISSIONS)`;
+      report(message, ['grant', 'github', 'permissions', permission]);
+    }
+  }
+  return problems;
+}
+
+/** A repository's policy files, loaded as the broker loads its own (schema, issuers, lint errors) and held to what a repository may grant. */
+export function loadRepositoryPolicies(
+  files: readonly PolicyFile[],
+  repository: RepositoryName,
+  options: PolicyLoadOptions,
+  rules: RepositoryPolicyRules,
+): PolicySet {
+  const compilation = compilePolicyFiles(files, options);
+  const problems = [
+    ...checkPolicies(compilation)
+      .filter((finding) => finding.severity === 'error')
+      .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` })),
+    ...repositoryPolicyProblems(compilation, repository, rules),
+  ];
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+  return policySetOf(compilation);
+}
+
+export interface RepositoryPolicySourceOptions {
+  readonly open: OpenRepositoryAccess;
+  readonly loadOptions: PolicyLoadOptions;
+  /** The operator's bounds as they stand when a policy is fetched. */
+  readonly rules: () => RepositoryPolicyRules;
+  readonly now: () => number;
+  /** How long a fetched policy, or the refusal of a missing or broken one, is used before it is fetched again. */
+  readonly ttlSeconds: number;
+  /** Policies remembered at most; the oldest goes first. */
+  readonly maxEntries: number;
+  /** Asked before each fetch from GitHub with the verified caller that would cause it: a refusal stops the fetch. */
+  readonly beforeFetch: (caller: VerifiedCaller) => Promise<ExchangeError | undefined>;
+}
+
+/** Refusals that are an answer about the policy (missing, unreadable, does not load): remembered like a policy. */
+const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError && error.reason === 'no_policy_matched';
+
+/**
+ * Repository-owned policies, fetched through the GitHub App from the repository's default
+ * branch (`.github/keyway/NAME.yaml`), loaded and checked, and cached for a bounded time. A
+ * policy that does not load or is missing is refused, and so is one in a repository the App
+ * cannot read (not installed there, no such repository): the caller cannot tell these apart, so
+ * the answer says nothing about which private repositories exist. Those refusals are cached as
+ * long as a policy; GitHub failing is `github_unavailable`, and is not.
+ */
+export class RepositoryPolicySource implements RepositoryPolicies {
+  readonly #options: RepositoryPolicySourceOptions;
+  readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number }>();
+
+  constructor(options: RepositoryPolicySourceOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * The policy, from the cache or fetched. A fetch is charged to the caller, never to the
+   * repository: the repository and name are the caller's to choose, so a budget keyed on them
+   * would let a stranger spend a repository's fetches and lock its own pipelines out. The charge
+   * comes before the fetch is shared, so one caller's refusal is never another's answer.
+   */
+  async get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet> {
+    const key = `${fullName(repository).toLowerCase()}:${name}`;
+    const cached = this.#fresh(key);
+    if (cached !== undefined) return cached;
+    const refused = await this.#options.beforeFetch(caller);
+    if (refused !== undefined) throw refused;
+    // Another exchange may have fetched it meanwhile.
+    return this.#fresh(key) ?? this.#remember(key, this.#fetch(repository, name));
+  }
+
+  #fresh(key: string): Promise<PolicySet> | undefined {
+    const cached = this.#cache.get(key);
+    return cached !== undefined && cached.expiresAt > this.#options.now() ? cached.set : undefined;
+  }
+
+  #remember(key: string, set: Promise<PolicySet>): Promise<PolicySet> {
+    this.#cache.delete(key);
+    while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000 });
+    // GitHub being down says nothing about the policy: the next exchange asks again.
+    set.catch((error: unknown) => {
+      if (!isDefinitive(error) && this.#cache.get(key)?.set === set) this.#cache.delete(key);
+    });
+    return set;
+  }
+
+  async #fetch(repository: RepositoryName, name: string): Promise<PolicySet> {
+    const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
+    let text: string;
+    try {
+      const access = await this.#options.open(repository);
+      try {
+        const file = await access.contents(path);
+        if (file === undefined || isListing(file)) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
+        text = file.text;
+      } finally {
+        await access.close().catch(() => undefined);
+      }
+    } catch (error) {
+      if (!(error instanceof GitHubError)) throw error;
+      const detail = `${fullName(repository)}: ${error.message}`;
+      if (error.code === 'unavailable') throw new ExchangeError('github_unavailable', detail, { cause: error });
+      // The App's own credentials refused: the operator's to fix, whatever repository is named.
+      if (error.code === 'unauthorized') throw new ExchangeError('github_refused', detail, { cause: error });
+      // Not installed there, no such repository, not readable: to the caller, no policy, as for a missing file.
+      throw new ExchangeError('no_policy_matched', detail, { cause: error });
+    }
+    try {
+      const files = [{ path: `${fullName(repository)}/${path}`, text }];
+      return loadRepositoryPolicies(files, repository, this.#options.loadOptions, this.#options.rules());
+    } catch (error) {
+      if (!(error instanceof PolicyLoadError)) throw error;
+      throw new ExchangeError('no_policy_matched', `${fullName(repository)}/${path} does not load: ${error.message.replaceAll('\n', '; ')}`);
+    }
+  }
+}

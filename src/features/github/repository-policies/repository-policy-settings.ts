@@ -1,0 +1,69 @@
+import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../../../core/policy/github-permissions.ts';
+import { isLoopbackHttpUrl } from '../../../core/outbound/loopback-http-url.ts';
+import { ConfigError, type SettingsSource } from '../../../core/settings/read-settings.ts';
+
+/** What the operator lets repository-owned policies (`.github/keyway/NAME.yaml`) use. */
+export interface RepositoryPolicySettings {
+  /** KEYWAY_REPOSITORY_POLICY_PERMISSIONS: permission → the highest level a repository's own policy may grant. */
+  readonly permissions: Readonly<Record<string, PermissionLevel>>;
+  /** KEYWAY_REPOSITORY_POLICY_ISSUERS: issuer URLs they may name; undefined means every issuer the central set trusts. */
+  readonly issuers: readonly string[] | undefined;
+}
+
+/**
+ * What a writer of a repository can do there anyway: push, open issues and pull requests, report
+ * checks, statuses and deployments. Never `administration`, `secrets`, `workflows` or anything
+ * else a writer without admin rights could use to escalate (organization permissions are never
+ * grantable at all).
+ */
+export const DEFAULT_REPOSITORY_POLICY_PERMISSIONS: Readonly<Record<string, PermissionLevel>> = {
+  actions: 'read',
+  checks: 'write',
+  contents: 'write',
+  deployments: 'write',
+  issues: 'write',
+  metadata: 'read',
+  pull_requests: 'write',
+  statuses: 'write',
+};
+
+const list = (value: string): string[] => value.split(/[\s,]+/).filter((item) => item !== '');
+
+function readPermissions(env: SettingsSource): Readonly<Record<string, PermissionLevel>> {
+  const name = 'KEYWAY_REPOSITORY_POLICY_PERMISSIONS';
+  const value = env[name];
+  if (value === undefined || value === '') return DEFAULT_REPOSITORY_POLICY_PERMISSIONS;
+  if (typeof value !== 'string') throw new ConfigError(`${name} must be a string`);
+  if (value.trim() === 'none') return {};
+  const permissions: Record<string, PermissionLevel> = {};
+  for (const entry of list(value)) {
+    const [permission = '', level = '', ...rest] = entry.split(':');
+    const levels = Object.hasOwn(REPOSITORY_PERMISSIONS, permission) ? REPOSITORY_PERMISSIONS[permission] : undefined;
+    if (levels === undefined || rest.length > 0 || !isPermissionLevel(level) || !levels.includes(level)) {
+      throw new ConfigError(`${name}: ${JSON.stringify(entry)} is not a repository permission and one of its levels, like contents:write`);
+    }
+    if (permission in permissions) throw new ConfigError(`${name} names ${permission} twice`);
+    permissions[permission] = level;
+  }
+  return permissions;
+}
+
+function readIssuers(env: SettingsSource): readonly string[] | undefined {
+  const name = 'KEYWAY_REPOSITORY_POLICY_ISSUERS';
+  const value = env[name];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new ConfigError(`${name} must be a string`);
+  const issuers = list(value);
+  for (const issuer of issuers) {
+    const url = URL.canParse(issuer) ? new URL(issuer) : undefined;
+    if (url === undefined || (url.protocol !== 'https:' && !isLoopbackHttpUrl(url))) {
+      throw new ConfigError(`${name}: ${JSON.stringify(issuer)} is not an issuer URL (https, exactly as its tokens write iss)`);
+    }
+  }
+  return issuers;
+}
+
+/** Read by both runtimes (Node environment, Worker vars) through readBrokerSettings. */
+export function readRepositoryPolicySettings(env: SettingsSource): RepositoryPolicySettings {
+  return { permissions: readPermissions(env), issuers: readIssuers(env) };
+}

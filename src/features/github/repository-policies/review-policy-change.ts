@@ -1,0 +1,143 @@
+import type { AuditEvent } from '../../../core/audit/audit-event.ts';
+import type { CheckRunAnnotation } from '../app/check-run.ts';
+import { diffPolicies } from '../../../core/policy/diff/diff-policies.ts';
+import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
+import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
+import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
+import {
+  compilePolicyFiles,
+  policySetOf,
+  type PolicyCompilation,
+  type PolicyFile,
+  type PolicyLoadOptions,
+  type PolicyProblem,
+} from '../../../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../../../core/policy/policy-reload-status.ts';
+import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
+
+/** What the review publishes: a completed check run's conclusion and output. */
+export interface PolicyReview {
+  readonly conclusion: 'success' | 'failure';
+  readonly output: {
+    readonly title: string;
+    readonly summary: string;
+    readonly annotations: readonly CheckRunAnnotation[];
+  };
+  /** Undefined when the proposed set does not load (nothing to replay). */
+  readonly impact?: ReplayImpact;
+}
+
+export interface PolicyReviewInput {
+  /** The policy directory at the pull request's base and head. */
+  readonly base: readonly PolicyFile[];
+  readonly proposed: readonly PolicyFile[];
+  /** Audited exchanges of the replay window; undefined for a repository's own policies, or when the replay is withheld. */
+  readonly events: Iterable<AuditEvent> | undefined;
+  /** Why the replay is withheld from this pull request (its author is not trusted with audit data), to say so in the summary. */
+  readonly replayWithheld?: string;
+  /** Problems beyond the loader's: what a repository's own policies may not grant. */
+  readonly extraProblems?: (compilation: PolicyCompilation) => readonly PolicyProblem[];
+  /** The broker's own load options: the review judges the files as the live switch would. */
+  readonly loadOptions: PolicyLoadOptions;
+  /** The policy directory in the repository, to put annotations on the right files. */
+  readonly directory: string;
+  /** The live set's last switch, when it failed: a broken push must not go unnoticed. */
+  readonly lastSwitch?: PolicyReloadStatus;
+}
+
+/** GitHub takes at most 50 annotations per request and 65535 characters of summary. */
+export const CHECK_RUN_LIMITS = { annotations: 50, summaryChars: 65_535 } as const;
+export const CHECK_RUN_NAME = 'keyway policy review';
+
+const LEVEL: Record<LintFinding['severity'], CheckRunAnnotation['annotation_level']> = { error: 'failure', warning: 'warning', notice: 'notice' };
+const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+function annotationOf(finding: LintFinding, directory: string): CheckRunAnnotation {
+  return {
+    path: `${directory}/${finding.file}`,
+    start_line: finding.line,
+    end_line: finding.line,
+    annotation_level: LEVEL[finding.severity],
+    title: `keyway ${finding.rule}`,
+    message: finding.message,
+  };
+}
+
+const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+function impactTable(heading: string, examples: readonly ImpactExample[], total: number): string[] {
+  if (examples.length === 0) return [];
+  const out = [
+    '',
+    `**${heading}** (${total === examples.length ? total : `first ${examples.length} of ${total}`}):`,
+    '',
+    '| audit event | time | subject | was | would be |',
+    '|---|---|---|---|---|',
+  ];
+  for (const example of examples) {
+    const now = example.policy === undefined ? example.now : `${example.now} by \`${cell(example.policy)}\``;
+    out.push(`| \`${example.event_id}\` | ${example.time} | \`${cell(example.subject ?? '')}\` | ${example.was} | ${now} |`);
+  }
+  return out;
+}
+
+/** "would newly allow 2, newly deny 5". */
+export function describeImpact(impact: ReplayImpact): string {
+  return `would newly allow ${impact.newlyAllowed}, newly deny ${impact.newlyDenied}`;
+}
+
+/**
+ * The review of a change to the policy directory, as a check run: the proposed set's problems
+ * and lint findings as annotations on their lines, the access diff against the base, and the
+ * impact replay of the audited exchanges of the last days. Fails when the proposed set would
+ * not load (the live switch would refuse it). Pure: the caller fetches files and events.
+ */
+export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
+  const before = compilePolicyFiles(input.base, input.loadOptions);
+  const after = compilePolicyFiles(input.proposed, input.loadOptions);
+  const extra = (input.extraProblems?.(after) ?? []).map((problem): LintFinding => ({ ...problem, severity: 'error', rule: INVALID_POLICY }));
+  const findings = [...checkPolicies(after), ...extra].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
+  const errors = findings.filter((finding) => finding.severity === 'error').length;
+  const diffs = diffPolicies(before, after);
+  const impact = errors === 0 && input.events !== undefined ? replayImpact(policySetOf(after), input.events, input.loadOptions.brokerIssuer) : undefined;
+
+  const out: string[] = [];
+  if (input.lastSwitch !== undefined && !input.lastSwitch.ok) {
+    out.push(
+      `> **The live policy set did not switch** at ${input.lastSwitch.at}${input.lastSwitch.source === undefined ? '' : ` (${input.lastSwitch.source})`}: the set that was pushed does not load, so the one before keeps serving.`,
+      ...(input.lastSwitch.problems ?? []).map((problem) => `> - \`${cell(problem)}\``),
+      '',
+    );
+  }
+  if (errors === 0 && impact === undefined) {
+    out.push(`**The proposed policies load.**${input.replayWithheld === undefined ? '' : ` No impact replay: ${input.replayWithheld}.`}`);
+  } else if (impact === undefined) {
+    out.push(
+      `**The proposed policies do not load** (${summarizeFindings(findings)}): merged as they are, they would not replace the live set. No impact replay.`,
+    );
+  } else {
+    out.push(
+      `**Impact replay: ${describeImpact(impact)}** of ${plural(impact.replayed, 'exchange')} the policies decided in the last ${IMPACT_WINDOW_DAYS} days` +
+        ` (${plural(impact.skipped, 'other')} refused before any policy, unchanged).`,
+      ...impactTable('Newly allowed', impact.examples.allowed, impact.newlyAllowed),
+      ...impactTable('Newly denied', impact.examples.denied, impact.newlyDenied),
+    );
+  }
+  out.push('', renderDiffMarkdown(diffs, findings, input.directory));
+
+  const annotations = findings.slice(0, CHECK_RUN_LIMITS.annotations).map((finding) => annotationOf(finding, input.directory));
+  if (findings.length > annotations.length)
+    out.push(`Annotations show the first ${annotations.length} of ${findings.length} findings; the table above lists them all.`);
+  let summary = out.join('\n');
+  if (summary.length > CHECK_RUN_LIMITS.summaryChars) summary = `${summary.slice(0, CHECK_RUN_LIMITS.summaryChars - 40)}\n\n… (summary cut at GitHub's limit)`;
+
+  const widening = wideningDiffs(diffs).length;
+  const widens = widening > 0 ? `${widening} polic${widening === 1 ? 'y widens' : 'ies widen'} access` : '';
+  const title =
+    errors > 0
+      ? `${plural(errors, 'error')}: the proposed policies do not load`
+      : impact === undefined
+        ? widens || 'the proposed policies load'
+        : `${describeImpact(impact)}${widens === '' ? '' : `; ${widens}`}`;
+  return { conclusion: errors > 0 ? 'failure' : 'success', output: { title, summary, annotations }, ...(impact === undefined ? {} : { impact }) };
+}

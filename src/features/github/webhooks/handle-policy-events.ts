@@ -1,0 +1,190 @@
+import type { AuditEvent, AuditStore } from '../../../core/audit/audit-event.ts';
+import type { Logger } from '../../../core/log.ts';
+import type { PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
+import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../repository-policies/fetch-policy-files.ts';
+import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
+import type { RepositoryName } from '../../../core/exchange/ports.ts';
+import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess } from '../repository-policies/repository-access.ts';
+import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../repository-policies/replay-impact.ts';
+import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
+import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
+import type { RepositoryRole } from '../app/collaborator-permission.ts';
+import type { GitHubWebhookSettings } from './webhook-settings.ts';
+
+/** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */
+export const MAX_REPLAYED_EVENTS = 20_000;
+const PAGE = 500;
+
+export interface PolicyEventDeps {
+  readonly settings: GitHubWebhookSettings;
+  /** Undefined when no GitHub App is configured: then nothing can be read from GitHub. */
+  readonly openRepository: OpenRepositoryAccess | undefined;
+  readonly live: LivePolicySet;
+  readonly audit: AuditStore;
+  /** How the broker loads policies: the review judges a change as the live switch would. */
+  readonly loadOptions: () => PolicyLoadOptions;
+  /** The operator's bounds on repository-owned policies: the review judges them as the exchange would. */
+  readonly repositoryRules: () => RepositoryPolicyRules;
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+export interface PullRequestFacts {
+  readonly repository: RepositoryName;
+  readonly number: number;
+  readonly baseSha: string;
+  readonly headSha: string;
+  /** The pull request's author (`pull_request.user.login`); undefined when GitHub names none (a deleted account). */
+  readonly author: string | undefined;
+  /** The head branch is in another repository (a fork), or its repository is gone (`pull_request.head.repo` null). */
+  readonly fromFork: boolean;
+  /** Anyone may read the repository, and so its check runs (`repository.private` is not true). */
+  readonly publicRepository: boolean;
+}
+
+/** Roles whose holders may see audited subjects and event ids in a review. */
+const REPLAY_ROLES: ReadonlySet<RepositoryRole> = new Set(['admin', 'write']);
+const REPLAY_WITHHELD =
+  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
+  'for pull requests from a branch of it whose author has write access';
+
+export interface PushFacts {
+  readonly repository: RepositoryName;
+  readonly ref: string;
+  readonly defaultBranch: string;
+  readonly deleted: boolean;
+}
+
+export type Handled = { readonly handled: true; readonly detail: string } | { readonly handled: false; readonly detail: string };
+
+const NO_APP: Handled = { handled: false, detail: 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID), so the policy repository cannot be read' };
+
+async function withAccess(deps: PolicyEventDeps, repository: RepositoryName, use: (access: RepositoryAccess) => Promise<Handled>): Promise<Handled> {
+  if (deps.openRepository === undefined) {
+    deps.log.error('policy repository event not handled', { detail: NO_APP.detail });
+    return NO_APP;
+  }
+  const access = await deps.openRepository(repository);
+  try {
+    return await use(access);
+  } finally {
+    await access.close().catch((error: unknown) => deps.log.warn('installation token not revoked after use', { error: String(error) }));
+  }
+}
+
+/** The audited exchanges of the replay window the policies decided, oldest first, bounded. */
+async function replayWindow(audit: AuditStore, now: number): Promise<AuditEvent[]> {
+  const events: AuditEvent[] = [];
+  let after: number | undefined;
+  const since = now - IMPACT_WINDOW_DAYS * 86_400_000;
+  do {
+    const page = await audit.query({ since, until: now, reasons: [...POLICY_REASONS], order: 'desc', limit: PAGE, ...(after === undefined ? {} : { after }) });
+    for (const record of page.records) events.push(record.event);
+    after = page.next;
+  } while (after !== undefined && events.length < MAX_REPLAYED_EVENTS);
+  return events.slice(0, MAX_REPLAYED_EVENTS).reverse();
+}
+
+/**
+ * A pull request on the policy repository: when it changes a policy file, the review of the
+ * change is published as a check run on its head commit.
+ */
+export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
+  const policyRepository = deps.settings.policyRepository;
+  const central = policyRepository !== undefined && sameRepository(pr.repository, policyRepository);
+  // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
+  const scope: ReviewScope = central
+    ? { dir: deps.settings.policyPath, replay: true }
+    : {
+        dir: REPOSITORY_POLICY_DIR,
+        replay: false,
+        extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
+      };
+  return withAccess(deps, pr.repository, async (access) => {
+    try {
+      return await publishReview(deps, pr, access, scope);
+    } catch (error) {
+      // A policy directory keyway refuses to read is a failed review, not a failed delivery.
+      if (!(error instanceof PolicyFetchError)) throw error;
+      const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
+      await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+      return { handled: true, detail: `check run failure: ${error.message}` };
+    }
+  });
+}
+
+/** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
+interface ReviewScope {
+  readonly dir: string;
+  /** Replay audited exchanges (the central set only) and mention the live set's last switch. */
+  readonly replay: boolean;
+  readonly extraProblems?: PolicyReviewInput['extraProblems'];
+}
+
+async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
+  const { dir } = scope;
+  const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
+  const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
+  if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
+  // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
+  // Nor in a public repository, whose check runs anyone can read.
+  const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
+  const replay = scope.replay && author !== undefined && REPLAY_ROLES.has(await access.permissionOf(author));
+  const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
+    fetchPolicyFiles(access, dir, pr.baseSha, base),
+    fetchPolicyFiles(access, dir, pr.headSha, head),
+    replay ? replayWindow(deps.audit, deps.now()) : undefined,
+    scope.replay ? deps.live.lastSwitch() : undefined,
+  ]);
+  const outcome = reviewPolicyChange({
+    base: baseFiles,
+    proposed: proposedFiles,
+    events,
+    loadOptions: deps.loadOptions(),
+    directory: dir,
+    ...(lastSwitch === undefined ? {} : { lastSwitch }),
+    ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
+    ...(scope.replay && !replay ? { replayWithheld: REPLAY_WITHHELD } : {}),
+  });
+  await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
+  deps.log.info('policy change reviewed', {
+    repository: fullName(pr.repository),
+    pull_request: pr.number,
+    head_sha: pr.headSha,
+    conclusion: outcome.conclusion,
+    title: outcome.output.title,
+    ...(scope.replay ? { impact_replay: replay } : {}),
+  });
+  return { handled: true, detail: `check run ${outcome.conclusion}: ${outcome.output.title}` };
+}
+
+/**
+ * A push to the policy repository's policy branch: the policies at the branch's head become the
+ * live set if they load. The head is read at handling time, not taken from the payload, so a
+ * delivery sent again later can never bring an old set back.
+ */
+export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
+  const policyRepository = deps.settings.policyRepository;
+  if (policyRepository === undefined || !sameRepository(push.repository, policyRepository)) return { handled: false, detail: 'not the policy repository' };
+  const branch = deps.settings.policyBranch ?? push.defaultBranch;
+  if (push.ref !== `refs/heads/${branch}` || push.deleted) return { handled: false, detail: `not a push to ${branch}` };
+  const source = (sha: string): string => `github ${fullName(push.repository)}@${sha}`;
+  return withAccess(deps, push.repository, async (access) => {
+    const sha = await access.branchHead(branch);
+    let files;
+    try {
+      files = await readPolicyFilesAt(access, deps.settings.policyPath, sha);
+    } catch (error) {
+      // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set;
+      // GitHub failing is not, and is left to a redelivery.
+      if (!(error instanceof PolicyFetchError)) throw error;
+      const status = await deps.live.refuse(`${error.name}: ${error.message}`, source(sha));
+      return { handled: true, detail: `live set kept: ${status.problems?.join('; ') ?? ''}` };
+    }
+    const status = await deps.live.adopt(files, source(sha));
+    return {
+      handled: true,
+      detail: status.ok ? `live set switched to ${sha} (${status.policies} policies)` : `live set kept: ${status.problems?.length ?? 0} problems at ${sha}`,
+    };
+  });
+}

@@ -1,0 +1,51 @@
+import { ConfigError, type SettingsSource } from '../../../core/settings/read-settings.ts';
+
+/** The GitHub webhook and the central policy repository it watches. Absent: `POST /webhooks/github` answers 404. */
+export interface GitHubWebhookSettings {
+  /** KEYWAY_GITHUB_WEBHOOK_SECRET: the App's webhook secret; every delivery's X-Hub-Signature-256 is checked with it. */
+  readonly secret: string;
+  /** KEYWAY_GITHUB_POLICY_REPOSITORY: `owner/name` of the repository holding the central policies; none means no review and no live set from GitHub. */
+  readonly policyRepository: { readonly owner: string; readonly name: string } | undefined;
+  /** KEYWAY_GITHUB_POLICY_PATH: the policy directory in that repository, without slashes at either end. */
+  readonly policyPath: string;
+  /** KEYWAY_GITHUB_POLICY_BRANCH: the branch whose pushes become the live set; default: the repository's default branch. */
+  readonly policyBranch: string | undefined;
+}
+
+const REPOSITORY = /^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/;
+const PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+const BRANCH = /^[A-Za-z0-9._/-]{1,255}$/;
+/** GitHub's own guidance is a high-entropy secret; shorter ones are refused rather than trusted. */
+export const MIN_WEBHOOK_SECRET_CHARS = 20;
+
+const text = (env: SettingsSource, name: string): string | undefined => {
+  const value = env[name];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new ConfigError(`${name} must be a string`);
+  return value;
+};
+
+export function readGitHubWebhookSettings(env: SettingsSource): GitHubWebhookSettings | undefined {
+  const secret = text(env, 'KEYWAY_GITHUB_WEBHOOK_SECRET');
+  const repository = text(env, 'KEYWAY_GITHUB_POLICY_REPOSITORY');
+  const path = text(env, 'KEYWAY_GITHUB_POLICY_PATH') ?? 'policies';
+  const branch = text(env, 'KEYWAY_GITHUB_POLICY_BRANCH');
+  if (secret === undefined) {
+    if (repository !== undefined)
+      throw new ConfigError('KEYWAY_GITHUB_POLICY_REPOSITORY needs KEYWAY_GITHUB_WEBHOOK_SECRET: the policy repository is followed through webhooks');
+    return undefined;
+  }
+  if (secret.length < MIN_WEBHOOK_SECRET_CHARS) throw new ConfigError(`KEYWAY_GITHUB_WEBHOOK_SECRET must be at least ${MIN_WEBHOOK_SECRET_CHARS} characters`);
+  if (repository !== undefined && !REPOSITORY.test(repository)) throw new ConfigError('KEYWAY_GITHUB_POLICY_REPOSITORY must be owner/name');
+  if (!PATH.test(path) || path.split('/').some((part) => part === '.' || part === '..')) {
+    throw new ConfigError('KEYWAY_GITHUB_POLICY_PATH must be a relative directory like policies or config/keyway, without slashes at either end');
+  }
+  if (branch !== undefined && (!BRANCH.test(branch) || branch.includes('..'))) throw new ConfigError('KEYWAY_GITHUB_POLICY_BRANCH is not a branch name');
+  const [owner, name] = repository?.split('/') ?? [];
+  return {
+    secret,
+    policyRepository: owner === undefined || name === undefined ? undefined : { owner, name },
+    policyPath: path,
+    policyBranch: branch,
+  };
+}

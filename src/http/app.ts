@@ -1,0 +1,51 @@
+import { Hono, type Context } from 'hono';
+import { requestId, type RequestIdVariables } from 'hono/request-id';
+import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
+import type { HealthReport } from '../core/policy/policy-health.ts';
+import { auditPage } from './audit-page/audit-page.tsx';
+import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
+import { discoveryRoutes } from './routes/discovery.ts';
+import { healthRoutes } from './routes/health.ts';
+import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
+import { policyExplainRoutes } from './routes/policy-explain.ts';
+import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
+
+export interface AppDeps {
+  readonly exchange: ExchangeDeps;
+  readonly health: () => HealthReport;
+  /** The runtime knows where the caller is: the socket on Node, CF-Connecting-IP on Workers. */
+  readonly clientIp: (c: Context) => string | undefined;
+  /** The audit log's API (`/v1/audit`) and page (`/audit`). */
+  readonly audit: AuditApiDeps;
+  /** Told of every answered exchange: logs, metrics and alert rules, as runtimes/create-broker.ts wires them. */
+  readonly answered: TokenRouteDeps['answered'];
+  /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
+  readonly keyApi?: KeyApiDeps;
+  /** `POST /webhooks/github`, when a webhook secret is configured. */
+  readonly webhooks?: Hono;
+}
+
+export type AppEnv = { Variables: RequestIdVariables };
+
+/** The HTTP face of the broker: it mounts routes and middleware, nothing more. Runtimes build `deps` and serve this. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { issuer, keys } = deps.exchange;
+
+  app.use(requestId({ limitLength: 128 }));
+  app.route('/', healthRoutes({ issuer, keys, health: deps.health }));
+  app.route('/', discoveryRoutes({ issuer, keys }));
+  app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
+  app.route('/v1/policy', policyExplainRoutes(deps.exchange));
+  app.route('/v1/audit', auditRoutes(deps.audit));
+  if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
+  app.route('/audit', auditPage(deps.audit));
+  if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
+
+  app.notFound((c) => c.json({ error: 'not_found' }, 404));
+  app.onError((error, c) => {
+    deps.exchange.log.error('unhandled error', { request_id: c.get('requestId'), error: `${error.name}: ${error.message}` });
+    return c.json({ error: 'server_error', error_description: 'internal error' }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,178 @@
+import { Hono, type Context } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { csrf } from 'hono/csrf';
+import { secureHeaders } from 'hono/secure-headers';
+import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../../core/audit/audit-query.ts';
+import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
+import { AlertsList } from './alerts-list.tsx';
+import { DecisionsChart } from './decisions-chart.tsx';
+import { EventDetail } from './event-detail.tsx';
+import { EventsTable } from './events-table.tsx';
+import { Layout } from './layout.tsx';
+import { SearchForm } from './search-form.tsx';
+import { SignInForm } from './sign-in-form.tsx';
+import { STYLE } from './style.ts';
+
+type PageEnv = { Variables: { auditor: KeywayAccessToken } };
+
+const MAX_TOKEN_CHARS = 16 * 1024;
+const SHOWN_ALERTS = 20;
+
+/**
+ * `/audit`: the log for people, rendered on the server, no script. A person signs in with the
+ * same credential the API takes (a keyway token for this broker with scope audit:read),
+ * which is kept in an HttpOnly, SameSite=Strict cookie (`__Host-` and Secure when the broker is
+ * https) until the token expires. Only the sign-in form is reachable without it.
+ */
+export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
+  const page = new Hono<PageEnv>();
+  const secure = deps.issuer.startsWith('https:');
+  const cookieName = secure ? '__Host-keyway_audit' : 'keyway_audit';
+  const keys = ownKeys(deps.keys);
+  const verify = (token: string) => verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
+  const refuse = (c: Context, error: AccessTokenError) =>
+    c.html(
+      <SignInForm
+        issuer={deps.issuer}
+        problem={error.code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).'}
+      />,
+      error.code === 'insufficient_scope' ? 403 : 401,
+    );
+
+  page.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+      referrerPolicy: 'no-referrer',
+    }),
+  );
+  page.use(async (c, next) => {
+    await next();
+    c.header('Cache-Control', 'no-store');
+  });
+  page.use(csrf());
+
+  page.get('/style.css', (c) => c.body(STYLE, 200, { 'Content-Type': 'text/css; charset=utf-8' }));
+  page.get('/sign-in', (c) => c.html(<SignInForm issuer={deps.issuer} />));
+  page.post('/sign-in', async (c) => {
+    const form = await c.req.parseBody();
+    const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
+    if (token === '' || token.length > MAX_TOKEN_CHARS) return c.html(<SignInForm issuer={deps.issuer} problem="Paste an access token." />, 400);
+    let claims: KeywayAccessToken;
+    try {
+      claims = await verify(token);
+    } catch (error) {
+      if (error instanceof AccessTokenError) return refuse(c, error);
+      throw error;
+    }
+    setCookie(c, cookieName, token, {
+      httpOnly: true,
+      sameSite: 'Strict',
+      path: '/',
+      secure,
+      ...(secure ? { prefix: 'host' as const } : {}),
+      maxAge: Math.max(1, claims.exp - Math.floor(deps.now() / 1000)),
+    });
+    return c.redirect('/audit', 303);
+  });
+  page.post('/sign-out', (c) => {
+    deleteCookie(c, cookieName, { path: '/', secure, ...(secure ? { prefix: 'host' as const } : {}) });
+    return c.redirect('/audit/sign-in', 303);
+  });
+
+  page.use(async (c, next) => {
+    const token = getCookie(c, cookieName);
+    if (token === undefined) return c.html(<SignInForm issuer={deps.issuer} />, 401);
+    try {
+      c.set('auditor', await verify(token));
+    } catch (error) {
+      if (error instanceof AccessTokenError) return refuse(c, error);
+      throw error;
+    }
+    await next();
+  });
+
+  page.get('/', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const who = c.get('auditor').sub;
+    let body;
+    try {
+      const now = deps.now();
+      const query = parseAuditQuery(params, now);
+      const [results, stats, alerts] = await Promise.all([
+        deps.audit.query(query),
+        deps.audit.stats(parseAuditStatsQuery(chartParams(params, now), now)),
+        deps.alerts.alerts(SHOWN_ALERTS),
+      ]);
+      const older = new URLSearchParams(params);
+      if (results.next !== undefined) older.set('cursor', String(results.next));
+      body = (
+        <>
+          <SearchForm params={params} />
+          <h2>Exchanges over time</h2>
+          <DecisionsChart stats={stats} />
+          <h2>Events</h2>
+          <EventsTable records={results.records} {...(results.next === undefined ? {} : { older: `/audit?${older}` })} />
+          <h2>Alerts</h2>
+          <AlertsList alerts={alerts} />
+        </>
+      );
+    } catch (error) {
+      if (!(error instanceof AuditQueryError)) throw error;
+      return c.html(
+        <Layout title="Search" who={who}>
+          <SearchForm params={params} />
+          <p class="notice" data-testid="problem">
+            {error.message}
+          </p>
+        </Layout>,
+        400,
+      );
+    }
+    return c.html(
+      <Layout title="Search" who={who}>
+        {body}
+      </Layout>,
+    );
+  });
+
+  page.get('/events/:id', async (c) => {
+    const record = await deps.audit.record(c.req.param('id'));
+    const who = c.get('auditor').sub;
+    if (record === undefined) {
+      return c.html(
+        <Layout title="Not found" who={who}>
+          <p class="notice">No audit event has that id.</p>
+        </Layout>,
+        404,
+      );
+    }
+    return c.html(
+      <Layout title={`Event ${record.event.id}`} who={who}>
+        <EventDetail record={record} />
+      </Layout>,
+    );
+  });
+
+  return page;
+}
+
+/** The chart shows the whole window the search asks for, not one page of it, in buckets that fit it. */
+function chartParams(params: URLSearchParams, now: number): URLSearchParams {
+  const copy = new URLSearchParams(params);
+  copy.delete('cursor');
+  copy.delete('limit');
+  const since = params.get('since');
+  const until = params.get('until');
+  const span = (until ? parseTime('until', until, now) : now) - (since ? parseTime('since', since, now) : now - BUCKETS.day);
+  copy.set('bucket', span <= 6 * BUCKETS.hour ? 'minute' : span <= 40 * BUCKETS.day ? 'hour' : 'day');
+  return copy;
+}

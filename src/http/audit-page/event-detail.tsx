@@ -1,0 +1,62 @@
+import { toRecordJson } from '../../core/audit/record-json.ts';
+import type { AuditRecord } from '../../core/audit/audit-event.ts';
+import { Decision } from './events-table.tsx';
+
+const list = (values: readonly string[] | undefined) => (values === undefined || values.length === 0 ? '—' : values.join(', '));
+
+/** Everything one record holds, field by field, then the record itself as JSON. */
+export function EventDetail(props: { record: AuditRecord }) {
+  const { event, chain } = props.record;
+  const rows: [string, unknown][] = [
+    ['id', event.id],
+    ['time', event.time],
+    ['decision', <Decision decision={event.decision} />],
+    ['reason', event.reason],
+    ['detail', event.detail ?? '—'],
+    ['issuer (verified)', event.issuer ?? '—'],
+    ['subject (verified)', event.subject ?? '—'],
+    ['claimed iss / sub', `${event.subject_token?.claimed_iss ?? '—'} / ${event.subject_token?.claimed_sub ?? '—'}`],
+    ['subject token sha256', event.subject_token?.sha256 ?? '—'],
+    ['subject token jti', event.subject_token?.jti ?? '—'],
+    ['granted by', event.policy?.granted_by ?? '—'],
+    ['matched', list(event.policy?.matched)],
+    ['denied by', list(event.policy?.denied_by)],
+    ['candidates', list(event.policy?.candidates)],
+    ['issued jti', event.issued?.jti ?? '—'],
+    ['issued sub', event.issued?.sub ?? '—'],
+    ['issued aud', list(event.issued?.aud)],
+    ['issued scope', list(event.issued?.scope)],
+    ['issued exp', event.issued === undefined ? '—' : new Date(event.issued.exp * 1000).toISOString()],
+    ['requested aud / scope', `${list(event.request.audience)} / ${list(event.request.scope)}`],
+    ['client ip', event.request.client_ip ?? '—'],
+    ['user agent', event.request.user_agent ?? '—'],
+    ['request id', event.request.id],
+    ['chain seq', chain.seq],
+    ['prev hash', chain.prev_hash],
+    ['hash', chain.hash],
+  ];
+  return (
+    <section data-testid="event-detail">
+      <h2>Event {event.id}</h2>
+      <dl>
+        {rows.map(([name, value]) => (
+          <>
+            <dt>{name}</dt>
+            <dd data-field={name}>{value as string}</dd>
+          </>
+        ))}
+      </dl>
+      <h2>Claims</h2>
+      <dl>
+        {Object.entries(event.claims ?? {}).map(([name, value]) => (
+          <>
+            <dt>{name}</dt>
+            <dd data-claim={name}>{typeof value === 'string' ? value : JSON.stringify(value)}</dd>
+          </>
+        ))}
+      </dl>
+      <h2>Record</h2>
+      <pre>{JSON.stringify(toRecordJson(props.record), null, 2)}</pre>
+    </section>
+  );
+}

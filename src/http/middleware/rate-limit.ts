@@ -1,0 +1,21 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
+import type { RequestLimits } from '../../core/limits/request-limits.ts';
+
+/**
+ * The rate limits of a request before its body is read or any signature checked (per client
+ * network, then global): a flood is shed before it costs a signature check. The per-subject limit
+ * comes later, in the exchange, once the subject token verified. `refuse` answers a refusal, and
+ * audits it as the exchange audits any other.
+ */
+export function rateLimitBeforeBody(
+  limits: RequestLimits,
+  clientIp: (c: Context) => string | undefined,
+  refuse: (c: Context, limited: RateLimitedError) => Promise<Response>,
+): MiddlewareHandler {
+  return async (c, next) => {
+    const limited = await limits.beforeVerification(clientIp(c));
+    if (limited !== undefined) return refuse(c, limited);
+    await next();
+  };
+}

@@ -1,0 +1,80 @@
+import type { Refusal } from '../core/errors/reasons.ts';
+import type { ExchangeAnswer } from '../core/exchange/exchange-token.ts';
+
+/** The RFC 6749 §5.2 (and RFC 8693, RFC 8707) error codes the token endpoint answers with. */
+export type OAuthErrorCode = 'invalid_request' | 'invalid_target' | 'invalid_scope' | 'unsupported_grant_type' | 'temporarily_unavailable' | 'server_error';
+
+interface OAuthError {
+  readonly status: 400 | 405 | 413 | 415 | 429 | 500 | 503;
+  readonly error: OAuthErrorCode;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The one place a refusal's reason code becomes an HTTP status and an RFC 6749 error. Typed over
+ * every Refusal, so a new reason code does not compile until it is given both here.
+ */
+export const OAUTH_ERRORS = {
+  malformed_request: { status: 400, error: 'invalid_request' },
+  method_not_allowed: { status: 405, error: 'invalid_request', headers: { Allow: 'POST' } },
+  unsupported_media_type: { status: 415, error: 'invalid_request' },
+  request_too_large: { status: 413, error: 'invalid_request' },
+  unsupported_grant_type: { status: 400, error: 'unsupported_grant_type' },
+  target_malformed: { status: 400, error: 'invalid_target' },
+  token_malformed: { status: 400, error: 'invalid_request' },
+  header_forbidden: { status: 400, error: 'invalid_request' },
+  algorithm_not_allowed: { status: 400, error: 'invalid_request' },
+  issuer_untrusted: { status: 400, error: 'invalid_request' },
+  signature_invalid: { status: 400, error: 'invalid_request' },
+  token_expired: { status: 400, error: 'invalid_request' },
+  token_not_yet_valid: { status: 400, error: 'invalid_request' },
+  token_too_old: { status: 400, error: 'invalid_request' },
+  token_lifetime_too_long: { status: 400, error: 'invalid_request' },
+  audience_mismatch: { status: 400, error: 'invalid_request' },
+  claims_invalid: { status: 400, error: 'invalid_request' },
+  no_policy_matched: { status: 400, error: 'invalid_request' },
+  denied_by_policy: { status: 400, error: 'invalid_request' },
+  audience_not_granted: { status: 400, error: 'invalid_target' },
+  scope_not_granted: { status: 400, error: 'invalid_scope' },
+  template_claim_missing: { status: 400, error: 'invalid_request' },
+  template_value_forbidden: { status: 400, error: 'invalid_request' },
+  github_repository_not_granted: { status: 400, error: 'invalid_target' },
+  github_permission_not_granted: { status: 400, error: 'invalid_scope' },
+  replayed: { status: 400, error: 'invalid_request' },
+  rate_limited: { status: 429, error: 'temporarily_unavailable' },
+  replay_guard_unavailable: { status: 503, error: 'temporarily_unavailable' },
+  issuer_unavailable: { status: 503, error: 'temporarily_unavailable' },
+  github_unavailable: { status: 503, error: 'temporarily_unavailable' },
+  github_refused: { status: 503, error: 'temporarily_unavailable' },
+  internal_error: { status: 500, error: 'server_error' },
+} as const satisfies Record<Refusal, OAuthError>;
+
+/** No audit record, so no token: the exchange is unavailable until the audit log is back. */
+const AUDIT_UNAVAILABLE = { status: 503, error: 'temporarily_unavailable' } as const satisfies OAuthError;
+
+/** Token endpoint answers are never cached (RFC 6749 §5.1). */
+export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
+
+export interface OAuthResponse {
+  readonly status: 200 | OAuthError['status'];
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * An exchange's answer over HTTP: the token (RFC 8693 §2.2.1) or the error (RFC 6749 §5.2), with
+ * the audit event id when the exchange was recorded, `Retry-After` for a rate limit and `Allow`
+ * for a wrong method.
+ */
+export function oauthResponse(answer: ExchangeAnswer, auditEventId: string | undefined): OAuthResponse {
+  const recorded = auditEventId === undefined ? {} : { audit_event_id: auditEventId };
+  if (answer.kind === 'granted') return { status: 200, body: { ...answer.token, ...recorded }, headers: NO_STORE };
+  const spec: OAuthError = answer.kind === 'refused' ? OAUTH_ERRORS[answer.reason] : AUDIT_UNAVAILABLE;
+  const retryAfter: Record<string, string> =
+    answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {};
+  return {
+    status: spec.status,
+    body: { error: spec.error, error_description: answer.description, ...recorded },
+    headers: { ...NO_STORE, ...spec.headers, ...retryAfter },
+  };
+}

@@ -1,0 +1,26 @@
+import { Hono } from 'hono';
+import { TOKEN_EXCHANGE_GRANT } from '../../core/exchange/token-exchange-request.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../../core/mint/key-life-cycle.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+
+/** RFC 8414 authorization server metadata (also at the OpenID Connect discovery path) and the JWKS downstream services verify with. */
+export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: () => KeyRing }): Hono {
+  const { issuer } = deps;
+  const routes = new Hono();
+  const metadata = {
+    issuer,
+    token_endpoint: `${issuer}/token`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    grant_types_supported: [TOKEN_EXCHANGE_GRANT],
+    token_endpoint_auth_methods_supported: ['none'],
+    response_types_supported: [],
+  };
+  routes.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
+  routes.get('/.well-known/openid-configuration', (c) => c.json(metadata));
+  routes.get('/.well-known/jwks.json', (c) => {
+    // The key life cycle publishes a next key at least this long before it signs (src/core/mint/key-life-cycle.ts).
+    c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
+    return c.json(deps.keys().jwks);
+  });
+  return routes;
+}

@@ -1,0 +1,152 @@
+import { Webhooks, type EmitterWebhookEvent } from '@octokit/webhooks';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from '../../core/log.ts';
+import { sha256Hex } from '../../core/mint/sha256-hex.ts';
+import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
+import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
+
+/** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */
+export const WEBHOOK_BODY_BYTES = 4 * 1024 * 1024;
+const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
+const EVENT_NAME = /^[a-z_]{1,64}$/;
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+
+export interface GitHubWebhookDeps extends PolicyEventDeps {
+  readonly deliveries: DeliveryLog;
+  /** An installation was created, removed or changed its repositories: forget what is cached for the account. */
+  readonly installationChanged?: (owner: string) => void;
+  /** A workflow job completed: revoke the GitHub tokens minted for its run (by `repository_id` and `run_id`). Resolves to how many. */
+  readonly jobCompleted?: (run: { readonly repositoryId: string; readonly runId: string }) => Promise<number>;
+}
+
+type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
+type HandledEvent = 'ping' | 'pull_request' | 'push' | 'installation' | 'installation_repositories' | 'workflow_job';
+
+const REVIEWED_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
+
+function handlers(deps: GitHubWebhookDeps): Handlers {
+  const repositoryOf = (repository: { name: string; owner: { login: string } }) => ({ owner: repository.owner.login, name: repository.name });
+  const installation = async (owner: string | undefined): Promise<Handled> => {
+    if (owner === undefined || deps.installationChanged === undefined) return { handled: false, detail: 'no installation cache' };
+    deps.installationChanged(owner);
+    return { handled: true, detail: `installation cache of ${owner} refreshed` };
+  };
+  return {
+    ping: async () => ({ handled: true, detail: 'pong' }),
+    pull_request: async ({ payload }) => {
+      if (!REVIEWED_ACTIONS.has(payload.action)) return { handled: false, detail: `pull_request ${payload.action} is not reviewed` };
+      const pr = payload.pull_request;
+      // Repository ids, not names: a fork can be renamed, an id cannot be taken over.
+      const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
+      const repository = repositoryOf(payload.repository);
+      const publicRepository = payload.repository.private !== true;
+      const facts = { number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository };
+      return reviewPullRequest(deps, { repository, ...facts });
+    },
+    push: async ({ payload }) =>
+      switchOnPush(deps, {
+        repository: { owner: payload.repository.owner?.login ?? payload.repository.full_name.split('/')[0] ?? '', name: payload.repository.name },
+        ref: payload.ref,
+        defaultBranch: payload.repository.default_branch,
+        deleted: payload.deleted,
+      }),
+    installation: async ({ payload }) => installation(accountLogin(payload.installation.account)),
+    installation_repositories: async ({ payload }) => installation(accountLogin(payload.installation.account)),
+    workflow_job: async ({ payload }) => {
+      if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
+      if (deps.jobCompleted === undefined) return { handled: false, detail: 'no GitHub tokens are minted here' };
+      const job = payload.workflow_job;
+      const revoked = await deps.jobCompleted({ repositoryId: String(payload.repository.id), runId: String(job.run_id) });
+      return { handled: true, detail: `${revoked} GitHub tokens of run ${job.run_id} revoked` };
+    },
+  };
+}
+
+function accountLogin(account: unknown): string | undefined {
+  if (typeof account !== 'object' || account === null) return undefined;
+  const login = (account as { login?: unknown }).login ?? (account as { slug?: unknown }).slug;
+  return typeof login === 'string' ? login : undefined;
+}
+
+/**
+ * `POST /webhooks/github`. In this order: a signature header must be present, the body must fit,
+ * and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
+ * else is read or stored); then the SHA-256 of the signed body is claimed, so a redelivery or a
+ * replayed body (under any delivery id) is handled once; events keyway does not act on are
+ * acknowledged (202) and ignored. A handler that fails gives its claim back and answers 503, so
+ * GitHub's redelivery can try again; one that finishes marks it handled, and one that never
+ * finishes (the process stopped) leaves a claim a redelivery takes over after its lease.
+ */
+export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Hono {
+  const app = new Hono();
+  const webhooks = new Webhooks({ secret });
+  const handle = handlers(deps);
+  const log: Logger = deps.log;
+  const unauthorized = () =>
+    Response.json(
+      { error: 'invalid_signature', error_description: 'X-Hub-Signature-256 is missing or does not match the body' },
+      { status: 401, headers: NO_STORE },
+    );
+
+  app.post(
+    '/github',
+    async (c, next) => (c.req.header('x-hub-signature-256') === undefined ? unauthorized() : next()),
+    bodyLimit({
+      maxSize: WEBHOOK_BODY_BYTES,
+      onError: () =>
+        Response.json(
+          { error: 'request_too_large', error_description: `webhook bodies larger than ${WEBHOOK_BODY_BYTES} bytes are refused` },
+          { status: 413, headers: NO_STORE },
+        ),
+    }),
+    async (c) => {
+      const body = await c.req.text();
+      const signature = c.req.header('x-hub-signature-256') ?? '';
+      let verified = false;
+      try {
+        verified = await webhooks.verify(body, signature);
+      } catch {
+        verified = false;
+      }
+      if (!verified) return unauthorized();
+
+      const delivery = c.req.header('x-github-delivery') ?? '';
+      const name = c.req.header('x-github-event') ?? '';
+      if (!DELIVERY_ID.test(delivery) || !EVENT_NAME.test(name)) {
+        return c.json({ error: 'invalid_request', error_description: 'X-GitHub-Delivery and X-GitHub-Event are required' }, 400, NO_STORE);
+      }
+      if (!(name in handle)) return c.json({ status: 'ignored', event: name }, 202, NO_STORE);
+      let payload: unknown;
+      try {
+        payload = JSON.parse(body);
+      } catch {
+        return c.json({ error: 'invalid_request', error_description: 'the body is not JSON' }, 400, NO_STORE);
+      }
+      if (typeof payload !== 'object' || payload === null)
+        return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
+
+      const bodySha256 = sha256Hex(body);
+      if (!(await deps.deliveries.claim(bodySha256, name, deps.now()))) {
+        log.info('github webhook delivery already handled', { delivery, event: name, body_sha256: bodySha256 });
+        return c.json({ status: 'duplicate', delivery }, 200, NO_STORE);
+      }
+      try {
+        const run = handle[name as HandledEvent] as (event: { id: string; name: string; payload: unknown }) => Promise<Handled>;
+        const outcome = await run({ id: delivery, name, payload });
+        await deps.deliveries.finish(bodySha256, deps.now());
+        log.info('github webhook handled', { delivery, event: name, handled: outcome.handled, detail: outcome.detail });
+        return c.json({ status: outcome.handled ? 'handled' : 'ignored', detail: outcome.detail }, 200, NO_STORE);
+      } catch (error) {
+        await deps.deliveries.release(bodySha256);
+        log.error('github webhook failed; the delivery may be sent again', {
+          delivery,
+          event: name,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+        return c.json({ error: 'temporarily_unavailable', error_description: 'the event could not be handled now; redeliver it later' }, 503, NO_STORE);
+      }
+    },
+  );
+  return app;
+}

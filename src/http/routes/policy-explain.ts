@@ -1,0 +1,118 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import * as v from 'valibot';
+import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import type { AccessRequest } from '../../core/policy/decide.ts';
+import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
+import { explainClaims } from '../../core/policy/explain.ts';
+import { auditedClaims, auditedRequest } from '../../core/policy/audited-decision-input.ts';
+
+/** The scope an operator's keyway token needs to ask for explanations. */
+export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
+
+/** The exchange's own parts: `issuer` is also the audience an operator token must carry. */
+export type PolicyExplainDeps = Pick<ExchangeDeps, 'issuer' | 'policies' | 'keys' | 'audit' | 'log'>;
+
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+const ExplainRequestSchema = v.pipe(
+  v.strictObject({
+    audit_event_id: v.optional(v.pipe(v.string(), v.regex(ULID, 'audit_event_id is an audit event id (a ULID)'))),
+    claims: v.optional(Claims),
+    audience: v.optional(v.union([v.string(), v.array(v.string())])),
+    scope: v.optional(v.string()),
+  }),
+  v.check((body) => (body.audit_event_id === undefined) !== (body.claims === undefined), 'give exactly one of audit_event_id and claims'),
+);
+
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+const EXPLAIN_BODY_BYTES = 64 * 1024;
+
+const list = (value: string | readonly string[] | undefined): string[] =>
+  value === undefined ? [] : (typeof value === 'string' ? value.split(' ') : [...value]).filter((item) => item !== '');
+
+/**
+ * `POST /v1/policy/explain`, for operators: why the current policies decide as they do for an
+ * audit event (its recorded claims and request) or for claims given outright. It answers only
+ * to a keyway access token for the broker itself with scope `policy:explain`, checked before
+ * anything is looked up, so a pipeline holding an audit event id learns nothing from it.
+ */
+export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: KeywayAuthVariables }> {
+  const app = new Hono<{ Variables: KeywayAuthVariables }>();
+  // The broker's own keys, as they are at each request: a rotation needs no restart.
+  const keys = ownKeys(deps.keys);
+  const invalid = (description: string) => Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
+
+  app.post(
+    '/explain',
+    keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [POLICY_EXPLAIN_SCOPE], keys }),
+    bodyLimit({ maxSize: EXPLAIN_BODY_BYTES, onError: () => invalid(`the request body is larger than ${EXPLAIN_BODY_BYTES} bytes`) }),
+    async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return invalid('the request body must be a JSON object');
+      }
+      const parsed = v.safeParse(ExplainRequestSchema, body);
+      if (!parsed.success) return invalid(parsed.issues.map((issue) => issue.message).join('; '));
+      const input = parsed.output;
+      const operator = c.get('keywayToken');
+      deps.log.info('policy explained', {
+        operator: operator.sub,
+        client_id: operator.client_id,
+        token_jti: operator.jti,
+        audit_event_id: input.audit_event_id,
+      });
+
+      const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
+        auditedRequest({
+          ...recorded,
+          ...(input.audience === undefined ? {} : { audience: list(input.audience) }),
+          ...(input.scope === undefined ? {} : { scope: list(input.scope) }),
+        });
+
+      if (input.claims !== undefined) {
+        const claims = { aud: deps.issuer, ...input.claims };
+        return c.json({ explained: 'claims', ...explainClaims(deps.policies(), claims, requestOf()) }, 200, NO_STORE);
+      }
+      const event = await deps.audit.get(input.audit_event_id as string);
+      if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
+      const recorded = {
+        id: event.id,
+        time: event.time,
+        decision: event.decision,
+        reason: event.reason,
+        ...(event.detail === undefined ? {} : { detail: event.detail }),
+      };
+      const claims = auditedClaims(event, deps.issuer);
+      if (claims === undefined) {
+        return c.json(
+          {
+            explained: 'audit_event',
+            audit_event: recorded,
+            evaluated: false,
+            note: 'the subject token never verified, so no policy was evaluated; the reason above is the whole story',
+          },
+          200,
+          NO_STORE,
+        );
+      }
+      return c.json(
+        {
+          explained: 'audit_event',
+          audit_event: recorded,
+          evaluated: true,
+          note: "explained by the policies loaded now, with the claims recorded at decision time (the claims some policy read then, and the issuer preset's audit claims)",
+          ...explainClaims(deps.policies(), claims, requestOf(event.request)),
+        },
+        200,
+        NO_STORE,
+      );
+    },
+  );
+  return app;
+}

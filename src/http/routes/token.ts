@@ -1,0 +1,65 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from '../middleware/body-limit.ts';
+import type { RequestIdVariables } from 'hono/request-id';
+import type { Refusal } from '../../core/errors/reasons.ts';
+import { ExchangeError } from '../../core/errors/exchange-error.ts';
+import { exchangeToken, type ExchangeDeps, type ExchangeInput, type ExchangeResult, type RequestContext } from '../../core/exchange/exchange-token.ts';
+import { REQUEST_LIMITS } from '../../core/exchange/token-exchange-request.ts';
+import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
+import { oauthResponse } from '../oauth-errors.ts';
+
+type TokenEnv = { Variables: RequestIdVariables };
+
+/** An exchange as it was answered: what the runtime logs, counts and raises alerts on. */
+export interface AnsweredExchange {
+  readonly context: RequestContext;
+  readonly result: ExchangeResult;
+  /** The HTTP status it was answered with. */
+  readonly status: number;
+  readonly seconds: number;
+}
+
+export interface TokenRouteDeps {
+  readonly exchange: ExchangeDeps;
+  /** The runtime knows where the caller is: the socket on Node, CF-Connecting-IP on Workers. */
+  readonly clientIp: (c: Context) => string | undefined;
+  /** Told of every answered exchange before its response leaves: logs, metrics and alert rules (runtimes/create-broker.ts). */
+  readonly answered: (c: Context, answered: AnsweredExchange) => void;
+}
+
+const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+/**
+ * `POST /token`, the RFC 8693 token exchange: the request is bounded and parsed here (rate limits
+ * before the body, body size, content type), the exchange decides, and its answer becomes an HTTP
+ * response in http/oauth-errors.ts. Every refusal made here is a reason code audited like any other.
+ */
+export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
+  const routes = new Hono<TokenEnv>();
+  const respond = async (c: Context<TokenEnv>, input: ExchangeInput): Promise<Response> => {
+    const started = performance.now();
+    const context = { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') };
+    const result = await exchangeToken(deps.exchange, input, context);
+    const response = oauthResponse(result.answer, result.recorded?.event.id);
+    deps.answered(c, { context, result, status: response.status, seconds: (performance.now() - started) / 1000 });
+    return c.json(response.body, response.status, response.headers);
+  };
+  const refuse = (reason: Refusal, detail: string) => ({ refused: new ExchangeError(reason, detail, { public: true }) });
+
+  routes.post(
+    '/token',
+    rateLimitBeforeBody(deps.exchange.limits, deps.clientIp, (c, limited) => respond(c as Context<TokenEnv>, { refused: limited })),
+    bodyLimit({
+      maxSize: REQUEST_LIMITS.bodyBytes,
+      onError: (c) => respond(c as Context<TokenEnv>, refuse('request_too_large', `the request body is larger than ${REQUEST_LIMITS.bodyBytes} bytes`)),
+    }),
+    async (c) => {
+      if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) {
+        return respond(c, refuse('unsupported_media_type', 'the request body must be application/x-www-form-urlencoded'));
+      }
+      return respond(c, { form: new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())) });
+    },
+  );
+  routes.all('/token', (c) => respond(c, refuse('method_not_allowed', 'the token endpoint only accepts POST')));
+  return routes;
+}

@@ -1,0 +1,193 @@
+import type { Context } from 'hono';
+import { createApp, type AppEnv } from '../http/app.ts';
+import { reportExchange } from '../http/report-exchange.ts';
+import { policyHealth, type HealthReport } from '../core/policy/policy-health.ts';
+import type { AuditStore } from '../core/audit/audit-event.ts';
+import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from '../core/verify/jwks-cache.ts';
+import { outboundHttp } from '../core/outbound/outbound-http.ts';
+import type { Logger } from '../core/log.ts';
+import type { PolicySet } from '../core/policy/policy-set.ts';
+import type { ReplayGuard } from '../core/replay/replay-guard.ts';
+import type { BrokerSettings } from '../config/broker-settings.ts';
+import type { KeyRing } from '../core/mint/key-ring.ts';
+import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
+import type { KeyStore } from '../core/mint/key-store.ts';
+import type { JwtCrypto } from '../core/mint/jwt-crypto.ts';
+import type { Hono } from 'hono';
+import type { AlertStore } from '../features/alerts/alert-store.ts';
+import { alertRaiser } from '../features/alerts/raise-alerts.ts';
+import { signWebhookBody } from '../features/alerts/sign-webhook.ts';
+import { requestLimits, type RequestLimits } from '../core/limits/request-limits.ts';
+import type { RateLimiter } from '../core/limits/rate-limiter.ts';
+import { noMetrics, type BrokerMetrics } from '../features/metrics/broker-metrics.ts';
+import type { GitHubTokens } from '../features/github/app/github-tokens.ts';
+import { githubWebhookRoutes, type GitHubWebhookDeps } from '../http/routes/github-webhooks.ts';
+import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from '../features/github/repository-policies/github-repository-access.ts';
+import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from '../features/github/repository-policies/repository-policies.ts';
+
+/** What a runtime adapter supplies; everything else is the same on Node and Workers. */
+export interface BrokerParts {
+  readonly settings: BrokerSettings;
+  readonly policies: () => PolicySet;
+  readonly keys: () => KeyRing;
+  /** Where the ring comes from: `/v1/keys` lists and rotates through it (both runtimes supply it). */
+  readonly keyStore?: KeyStore;
+  readonly audit: AuditStore;
+  readonly replay: ReplayGuard;
+  /** Alert state, in the same database as the audit log. */
+  readonly alerts: AlertStore;
+  /** Keeps work alive after the response (Workers: waitUntil). Default: let it run, log a failure. */
+  readonly background?: (c: Context, task: Promise<void>) => void;
+  readonly clientIp: (c: Context) => string | undefined;
+  readonly health?: () => HealthReport;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /**
+   * How the runtime connects out: publicAddressFetch on Node, the platform's fetch on Workers
+   * (the default). Every outbound call goes through outboundHttp around it.
+   */
+  readonly fetch?: typeof fetch;
+  readonly jwksCachePolicy?: JwksCachePolicy;
+  /** Where the rate limits' buckets live: in the process (Node) or in Durable Objects (Workers). */
+  readonly limiter: RateLimiter;
+  /** The exchange's token crypto: jose on WebCrypto by default (Workers), node:crypto on Node. */
+  readonly crypto?: JwtCrypto;
+  /** Node keeps a registry for /metrics; Workers reads the same facts from the logs. */
+  readonly metrics?: BrokerMetrics;
+  /** GitHub installation tokens, when a GitHub App is configured. */
+  readonly github?: GitHubTokens;
+  /** What `POST /webhooks/github` needs from the runtime; mounted when settings.githubWebhooks is set. */
+  readonly webhooks?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
+}
+
+export interface Broker {
+  readonly app: Hono<AppEnv>;
+  readonly jwks: JwksCache;
+  /** The GitHub App side (client, installation cache, per-run revocation), when configured. */
+  readonly github: GitHubTokens | undefined;
+}
+
+export function createBroker(parts: BrokerParts): Broker {
+  const now = parts.now ?? Date.now;
+  const http = outboundHttp(parts.fetch ?? ((input, init) => fetch(input, init)), parts.settings.allowHttpLoopback);
+  const metrics = parts.metrics ?? noMetrics;
+  const jwks = new JwksCache(http, parts.jwksCachePolicy ?? DEFAULT_JWKS_CACHE_POLICY, now, (fetched) => {
+    metrics.jwksFetch(fetched.issuer, fetched.outcome);
+    const fields = {
+      issuer: fetched.issuer,
+      outcome: fetched.outcome,
+      duration_ms: Math.round(fetched.seconds * 1000),
+      ...(fetched.error === undefined ? {} : { error: fetched.error }),
+    };
+    if (fetched.outcome === 'ok') parts.log.info('jwks fetch', fields);
+    else parts.log.warn('jwks fetch', fields);
+  });
+  const { alerts: alertSettings } = parts.settings;
+  const onAudited = alertRaiser({
+    store: parts.alerts,
+    settings: alertSettings,
+    policies: parts.policies,
+    now,
+    log: parts.log,
+    webhook:
+      alertSettings.webhookUrl === undefined
+        ? undefined
+        : {
+            url: alertSettings.webhookUrl,
+            attempts: alertSettings.webhookAttempts,
+            backoffMs: alertSettings.webhookBackoffMs,
+            timeoutMs: http.timeoutMs,
+            fetch: http.fetch,
+            broker: parts.settings.issuer,
+            sign: (body) => signWebhookBody(body, parts.keys().signing),
+          },
+  });
+  const background =
+    parts.background ??
+    ((_c: Context, task: Promise<void>) => {
+      task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
+    });
+  const github = parts.github;
+  const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
+  const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
+  const app = createApp({
+    exchange: {
+      issuer: parts.settings.issuer,
+      policies: parts.policies,
+      keys: parts.keys,
+      jwks,
+      audit: parts.audit,
+      replay: parts.replay,
+      now,
+      log: parts.log,
+      clockToleranceSeconds: 60,
+      limits,
+      ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
+      ...(parts.github === undefined
+        ? {}
+        : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
+    },
+    clientIp: parts.clientIp,
+    audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
+    answered: (c, { context, result, status, seconds }) => {
+      // Alert rules read each durable record in the background; the log line and the metrics are written now.
+      if (result.recorded !== undefined) background(c, onAudited(result.recorded.event, result.recorded.link));
+      reportExchange(parts.log, metrics, context, result, status, seconds);
+    },
+    ...(parts.keyStore === undefined
+      ? {}
+      : {
+          keyApi: {
+            issuer: parts.settings.issuer,
+            keys: parts.keys,
+            store: parts.keyStore,
+            cycle: keyLifeCycle(parts.settings.keys, parts.settings.maxTtlSeconds),
+            now,
+            log: parts.log,
+          },
+        }),
+    ...(parts.settings.githubWebhooks === undefined || parts.webhooks === undefined
+      ? {}
+      : {
+          webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
+            ...parts.webhooks,
+            settings: parts.settings.githubWebhooks,
+            repositoryRules,
+            openRepository: github === undefined ? undefined : repositoryAccessVia(github),
+            ...(github === undefined
+              ? {}
+              : {
+                  installationChanged: (owner: string) => github.installations.invalidate(owner),
+                  jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
+                }),
+            audit: parts.audit,
+            now,
+            log: parts.log,
+          }),
+        }),
+    health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
+  });
+  return { app, jwks, github: parts.github };
+}
+
+/** How long a repository's own policy is used before it is fetched again, and how many are kept. */
+export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as const;
+
+/**
+ * Repository-owned policies, read through the App with contents: read only, at most at the per-caller fetch rate,
+ * loaded with the broker's own limits (never the dev issuer).
+ */
+function repositoryPolicySource(
+  app: GitHubApp,
+  settings: BrokerSettings,
+  { limits, rules, now }: { limits: RequestLimits; rules: () => RepositoryPolicyRules; now: () => number },
+): RepositoryPolicySource {
+  return new RepositoryPolicySource({
+    open: repositoryAccessVia(app, READ_PERMISSIONS),
+    loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
+    rules,
+    now,
+    beforeFetch: (caller) => limits.forRepositoryPolicyFetch(caller.issuer, caller.subject),
+    ...REPOSITORY_POLICY_CACHE,
+  });
+}

@@ -1,0 +1,159 @@
+import { Worker } from 'node:worker_threads';
+import type { AlertStore } from '../../features/alerts/alert-store.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
+import type { SqlDatabase } from '../../storage/sql-database.ts';
+import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import type { AlertCall, Outcome, WriterReply, WriterRequest } from './audit-writer.ts';
+
+/** What waits for the writer thread, by kind. */
+type Work =
+  | { readonly kind: 'append'; readonly event: AuditEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
+  | { readonly kind: 'claim'; readonly claim: ReplayClaim; readonly resolve: (result: ReplayClaimResult) => void; readonly reject: (error: unknown) => void }
+  | { readonly kind: 'alerts'; readonly call: AlertCall; readonly resolve: (result: unknown) => void; readonly reject: (error: unknown) => void };
+type Kind = Work['kind'];
+type Of<K extends Kind> = Extract<Work, { kind: K }>;
+
+const MAX_BATCH = 512;
+const KINDS: readonly Kind[] = ['append', 'claim', 'alerts'];
+
+/** One message to the writer thread: what it carries of each kind. */
+interface InFlight {
+  readonly append: Of<'append'>[];
+  readonly claim: Of<'claim'>[];
+  readonly alerts: Of<'alerts'>[];
+}
+
+/**
+ * The Node audit log, and the one writer of the broker's SQLite file. Reads run on the caller's
+ * connection; appends go to a single writer thread with group commit: the appends that arrive
+ * while it commits one batch become the next batch, one transaction and one WAL fsync for all of
+ * them, and each caller is answered only after its batch has committed. If a batch fails, its
+ * events are retried one by one, so a single bad event cannot take its neighbours' tokens with
+ * it. Single-use claims (`claim`, as WriterThreadReplayGuard) are group-committed the same way,
+ * each answered once its batch is durable; the alert store's calls (`alerts`) run there in turn.
+ * One message carries all three kinds, and one reply answers them: a round trip per batch.
+ */
+export class GroupCommitAuditStore extends SqliteAuditStore {
+  readonly #path: string;
+  readonly #onCommit: ((records: number) => void) | undefined;
+  #writer: Worker | undefined;
+  #queues: { [K in Kind]: Of<K>[] } = { append: [], claim: [], alerts: [] };
+  #inFlight = new Map<number, InFlight>();
+  #batches = 0;
+  #scheduled = false;
+  /** How many appends at the front of the queue go one per transaction (after a failed batch). */
+  #singles = 0;
+
+  /** `db` serves reads; `path` is the same file, opened again by the writer thread. */
+  constructor(db: SqlDatabase, path: string, options: { onCommit?: (records: number) => void } = {}) {
+    super(db);
+    this.#path = path;
+    this.#onCommit = options.onCommit;
+  }
+
+  override append(event: AuditEvent): Promise<ChainLink> {
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'append', event, resolve, reject }));
+  }
+
+  /** Claims a subject token for single use, durably (synchronous=FULL) before it answers; see SqliteReplayGuard. */
+  claim(claim: ReplayClaim): Promise<ReplayClaimResult> {
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'claim', claim, resolve, reject }));
+  }
+
+  /** One of the alert store's calls, on the writer's connection. */
+  alerts<M extends AlertCall['method']>(method: M, ...args: Parameters<AlertStore[M]>): ReturnType<AlertStore[M]> {
+    return new Promise<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call: { method, args } as AlertCall, resolve, reject })) as ReturnType<
+      AlertStore[M]
+    >;
+  }
+
+  /** Stops the writer thread; work still waiting is refused. */
+  async close(): Promise<void> {
+    const writer = this.#writer;
+    this.#writer = undefined;
+    await writer?.terminate();
+    this.#fail(new Error('the audit log is closed'));
+  }
+
+  #enqueue(work: Work): void {
+    (this.#queues[work.kind] as Work[]).push(work);
+    if (!this.#scheduled && this.#inFlight.size === 0) {
+      this.#scheduled = true;
+      setImmediate(() => this.#send());
+    }
+  }
+
+  #send(): void {
+    this.#scheduled = false;
+    this.#next();
+  }
+
+  #thread(): Worker {
+    if (this.#writer !== undefined) return this.#writer;
+    const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), { workerData: { path: this.#path } });
+    writer.on('message', (reply: WriterReply) => this.#settle(reply));
+    writer.on('error', (error) => this.#fail(error));
+    writer.on('exit', () => {
+      if (this.#writer === writer) this.#writer = undefined;
+      this.#fail(new Error('the audit writer stopped'));
+    });
+    writer.unref();
+    this.#writer = writer;
+    return writer;
+  }
+
+  #settle(reply: WriterReply): void {
+    const batch = this.#inFlight.get(reply.batch);
+    this.#inFlight.delete(reply.batch);
+    if (batch !== undefined) {
+      const { appended } = reply;
+      if ('result' in appended) {
+        if (batch.append.length > 0) this.#onCommit?.(batch.append.length);
+        for (const [index, work] of batch.append.entries()) work.resolve(appended.result[index] as ChainLink);
+      } else if (batch.append.length > 1) {
+        // Retried one event per transaction, so that one bad event fails alone.
+        this.#queues.append.unshift(...batch.append);
+        this.#singles += batch.append.length;
+      } else {
+        for (const work of batch.append) work.reject(new Error(appended.error));
+      }
+      const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
+        if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
+        else work.reject(new Error(outcome?.error ?? 'the writer gave no answer'));
+      };
+      for (const [index, work] of batch.claim.entries()) answer(work, reply.claims[index]);
+      for (const [index, work] of batch.alerts.entries()) answer(work, reply.alerts[index]);
+    }
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.#inFlight.size > 0 || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
+    const appends = this.#singles > 0 ? 1 : MAX_BATCH;
+    if (this.#singles > 0) this.#singles -= 1;
+    const batch: InFlight = {
+      append: this.#queues.append.splice(0, appends),
+      claim: this.#queues.claim.splice(0, MAX_BATCH),
+      alerts: this.#queues.alerts.splice(0, MAX_BATCH),
+    };
+    this.#batches += 1;
+    const id = this.#batches;
+    this.#inFlight.set(id, batch);
+    const request: WriterRequest = {
+      batch: id,
+      events: batch.append.map((work) => JSON.stringify(work.event)),
+      claims: batch.claim.map((work) => work.claim),
+      alerts: batch.alerts.map((work) => work.call),
+    };
+    this.#thread().postMessage(request);
+  }
+
+  #fail(error: unknown): void {
+    const waiting: Work[] = [...this.#inFlight.values(), this.#queues].flatMap((work): Work[] => [...work.append, ...work.claim, ...work.alerts]);
+    this.#inFlight.clear();
+    this.#queues = { append: [], claim: [], alerts: [] };
+    this.#singles = 0;
+    for (const work of waiting) work.reject(error);
+  }
+}

@@ -1,0 +1,345 @@
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Context, Hono } from 'hono';
+import type { AppEnv } from '../../http/app.ts';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { createBroker } from '../create-broker.ts';
+import { outboundHttp } from '../../core/outbound/outbound-http.ts';
+import { createGitHubTokens } from '../../features/github/app/create-github-tokens.ts';
+import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
+import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
+import { SecretBox } from '../../core/secrets/secret-box.ts';
+import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
+import { loadNodeMasterKeys } from '../../storage/master-key-file.ts';
+import { preparePrivateDataDir } from '../../storage/private-data-dir.ts';
+import { RevocationTimer } from './revocation-timer.ts';
+import { devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../../features/dev-issuer/dev-issuer.ts';
+import { devIssuerRoutes } from '../../http/routes/dev-issuer.ts';
+import type { JwksCache, JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
+import { jsonLogger, type Logger } from '../../core/log.ts';
+import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
+import { policyHealth } from '../../core/policy/policy-health.ts';
+import { migrate } from '../../storage/migrate.ts';
+import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
+import type { KeyTransition } from '../../core/mint/key-store.ts';
+import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
+import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
+import { SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts';
+import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
+import type { NodeBrokerConfig } from '../../config/node-config.ts';
+import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
+import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
+import { readPolicyDirectory } from '../../storage/read-policy-directory.ts';
+import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
+import { DATABASE_FILE, openSqliteFile } from '../../storage/sqlite-file.ts';
+import { MemoryRateLimiter } from '../../core/limits/memory-rate-limiter.ts';
+import { brokerMetrics } from '../../features/metrics/broker-metrics.ts';
+import { MetricsRegistry } from '../../features/metrics/registry.ts';
+import { metricsRoute } from '../../http/routes/metrics.ts';
+import { publicAddressFetch } from './public-address-fetch.ts';
+import { closeAfterUnreadBody } from './close-after-unread-body.ts';
+import { clientAddress } from './client-address.ts';
+import { NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
+import type { BrokerCluster, ClusterEvent } from './broker-processes.ts';
+import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
+
+export interface NodeBrokerOptions {
+  readonly log?: Logger;
+  readonly now?: () => number;
+  readonly jwksCachePolicy?: JwksCachePolicy;
+  /** One of several broker processes on the data directory (KEYWAY_PROCESSES): its part. Default: the only one, so the leader. */
+  readonly cluster?: BrokerCluster;
+}
+
+export interface NodeBroker {
+  /** Where the server listens, e.g. http://127.0.0.1:8787. */
+  readonly url: string;
+  readonly config: NodeBrokerConfig;
+  readonly jwks: JwksCache;
+  policies(): PolicySet;
+  /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
+  reloadPolicies(): PolicyReloadStatus;
+  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the leader's timer does; nothing in a follower. */
+  auditUpkeep(): Promise<void>;
+  /**
+   * One round of signing key upkeep now, as the timer does every KEY_RING_REFRESH_SECONDS:
+   * the life cycle's due transitions (`rotate`: start a rotation too; the leader only), then the ring reloaded.
+   */
+  keyUpkeep(options?: { rotate?: boolean }): Promise<KeyTransition[]>;
+  /** The GitHub App side, when configured: installation cache, per-run revocation. */
+  readonly github: GitHubTokens | undefined;
+  /** Revokes the GitHub tokens that are due now, as the revocation timer does (the leader's: a follower has none). */
+  revokeDueGitHubTokens(): Promise<void>;
+  /** Another broker process announced `event`: a push switched the live policy set, or a GitHub token revocation was scheduled. */
+  heard(event: ClusterEvent): void;
+  close(): Promise<void>;
+}
+
+export { DATABASE_FILE };
+
+/**
+ * What one client may hold of the Node server: request headers up to 16 KiB (answered 431
+ * beyond), 10 s to send them and 30 s for the whole request (answered 408 and closed), checked
+ * every second.
+ */
+export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
+
+/**
+ * The embedded default: one process (or one of KEYWAY_PROCESSES: runtimes/node/broker-processes.ts),
+ * a SQLite file in the data directory, keys generated on first start and kept there, policies
+ * read from a directory. Throws PolicyLoadError when the
+ * policies do not load, so start-up stops with file and reason.
+ *
+ * It listens first, so that port 0 binds a free port: an issuer URL naming port 0 (what PORT=0
+ * gives without KEYWAY_ISSUER) names the port bound. Requests wait until the broker is ready.
+ */
+export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBrokerOptions = {}): Promise<NodeBroker> {
+  const app = Promise.withResolvers<Hono<AppEnv>>();
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const started = serve(
+      {
+        fetch: closeAfterUnreadBody(async (request, env) => (await app.promise).fetch(request, env)),
+        port: config.port,
+        hostname: config.host,
+        serverOptions: INBOUND_LIMITS,
+      },
+      () => resolve(started),
+    );
+    started.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  try {
+    return await startOn(server, { ...config, issuer: onBoundPort(config.issuer, port) }, options, app.resolve);
+  } catch (error) {
+    await closeServer(server);
+    throw error;
+  }
+}
+
+/** `http://127.0.0.1:0` bound to port 8787 is `http://127.0.0.1:8787`; an issuer naming another port stays as it is. */
+function onBoundPort(issuer: string, port: number): string {
+  const url = new URL(issuer);
+  if (url.port !== '0') return issuer;
+  url.port = String(port);
+  return url.origin;
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  });
+}
+
+async function startOn(server: ServerType, config: NodeBrokerConfig, options: NodeBrokerOptions, serveApp: (app: Hono<AppEnv>) => void): Promise<NodeBroker> {
+  const log = options.log ?? jsonLogger();
+  const now = options.now ?? Date.now;
+  // Checkpoints, retention, the key life cycle and GitHub revocation run in one process only.
+  const leader = options.cluster?.leader ?? true;
+  for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
+
+  const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
+  const databasePath = join(config.dataDir, DATABASE_FILE);
+  const db = openSqliteFile(databasePath);
+  migrate(db);
+
+  const loadOptions: PolicyLoadOptions = {
+    brokerIssuer: config.issuer,
+    maxTtlSeconds: config.maxTtlSeconds,
+    allowHttpLoopback: config.allowHttpLoopback,
+    devIssuerUrl: devUrl,
+  };
+  const load = (files: readonly PolicyFile[]): PolicySet => {
+    const set = loadPolicies(files, loadOptions);
+    for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
+    return set;
+  };
+  // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push.
+  const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
+  const policies = new ReloadablePolicies(() => load(livePolicyStore?.current()?.files ?? readPolicyDirectory(config.policiesDir)), log);
+  // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key.
+  const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
+  const keyStore = new SqliteKeyStore(db, box);
+  const live = await LiveKeyRing.open(keyStore, now()).catch((error: unknown) => {
+    if (!(error instanceof PlaintextKeyError)) throw error;
+    throw new ConfigError(
+      `${error.message}. If it is one an earlier keyway stored, stop here and seal it once with \`keyway keys seal --data-dir ${config.dataDir}\` ` +
+        '(given the master key the broker uses), then start again; if it is not, delete its row from signing_keys',
+    );
+  });
+  const keys = () => live.ring;
+  const registry = new MetricsRegistry();
+  const peerAddress = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
+  const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
+  const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
+  const audit = new GroupCommitAuditStore(db, databasePath);
+  const revocations = new SqliteRevocationStore(db);
+  let revocationTimer: RevocationTimer | undefined;
+  let github: GitHubTokens | undefined;
+  // Every outbound connection is checked against the addresses its name resolves to, as it is made.
+  const connect = publicAddressFetch(config.allowHttpLoopback);
+  if (config.github !== undefined) {
+    const http = outboundHttp(connect, config.allowHttpLoopback);
+    const timer = leader
+      ? new RevocationTimer(
+          () => revokeDueTokens({ store: revocations, box, http, now, log }),
+          () => revocations.nextAttemptAt(),
+          now,
+          log,
+        )
+      : undefined;
+    const scheduled = timer === undefined ? () => options.cluster?.announce('revocations-scheduled') : () => timer.arm();
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled });
+    // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
+    timer?.arm();
+    revocationTimer = timer;
+  }
+  const { app, jwks } = createBroker({
+    settings: config,
+    policies: () => policies.current,
+    keys,
+    keyStore,
+    audit,
+    alerts: writerThreadAlertStore(audit, db),
+    replay: writerThreadReplayGuard(audit),
+    clientIp,
+    limiter: new MemoryRateLimiter(),
+    crypto: NODE_JWT_CRYPTO,
+    metrics: brokerMetrics(registry),
+    health: () => policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()),
+    log,
+    now,
+    ...(github === undefined ? {} : { github }),
+    fetch: connect,
+    ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+    webhooks: {
+      deliveries: new SqliteDeliveryLog(db),
+      live: livePolicySetOf(policies, livePolicyStore, load, now, () => options.cluster?.announce('policies-switched')),
+      loadOptions: () => loadOptions,
+    },
+  });
+  // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
+  const sign = checkpointSigner(config.issuer, keys, now);
+  const maintain = async (): Promise<void> => {
+    try {
+      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays });
+      if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
+      if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
+    } catch (error) {
+      log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+  };
+  if (leader) await maintain();
+  const upkeep = leader ? setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000) : undefined;
+  upkeep?.unref();
+
+  // The key life cycle on a timer, advanced by the leader; every process reloads the ring each round, so a rotation reaches it.
+  const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
+  const keyUpkeep = async (upkeepOptions: { rotate?: boolean } = {}): Promise<KeyTransition[]> => {
+    const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: upkeepOptions.rotate === true, upkeep: true }) : [];
+    for (const transition of transitions) log.info('signing key life cycle', { ...transition });
+    await live.refresh(now());
+    return transitions;
+  };
+  await keyUpkeep();
+  const keyTimer = setInterval(() => {
+    keyUpkeep().catch((error: unknown) =>
+      log.error('signing key upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+    );
+  }, KEY_RING_REFRESH_SECONDS * 1000);
+  keyTimer.unref();
+
+  app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
+  if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
+
+  serveApp(app);
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
+  log.info('keyway listening', {
+    url,
+    issuer: config.issuer,
+    policies: policies.current.policies.length,
+    data_dir: config.dataDir,
+    watching_policies: watcher !== undefined,
+    pid: process.pid,
+    ...(options.cluster === undefined ? {} : { leader }),
+  });
+  if (devUrl !== undefined) {
+    log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
+      dev_issuer: devUrl,
+    });
+  }
+
+  return {
+    url,
+    config,
+    jwks,
+    policies: () => policies.current,
+    reloadPolicies: () => policies.reload(),
+    auditUpkeep: async () => {
+      if (leader) await maintain();
+    },
+    keyUpkeep,
+    github,
+    revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
+    heard: (event) => {
+      if (event === 'policies-switched') policies.reload();
+      else revocationTimer?.arm();
+    },
+    close: async () => {
+      watcher?.close();
+      clearInterval(upkeep);
+      clearInterval(keyTimer);
+      await revocationTimer?.close();
+      await closeServer(server);
+      // Sign the head on the way out, so the last records are anchored too.
+      if (leader) await maintain();
+      await audit.close();
+      db.close();
+    },
+  };
+}
+
+/**
+ * The Node broker's live set as pushes replace it: a set that loads is saved in the SQLite file
+ * (so a restart serves it) and then switched in; one that does not changes nothing. Saving
+ * happens inside the switch, so the set saved and the set serving are always the same.
+ */
+function livePolicySetOf(
+  policies: ReloadablePolicies,
+  store: SqliteLivePolicyStore | undefined,
+  load: (files: readonly PolicyFile[]) => PolicySet,
+  now: () => number,
+  switched: () => void,
+): LivePolicySet {
+  const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
+    store?.recordSwitch(status);
+    return status;
+  };
+  return {
+    adopt: async (files, source) => {
+      const status = record(
+        policies.replace(
+          () => load(files),
+          source,
+          new Date(now()),
+          () => store?.save(files, source, now()),
+        ),
+      );
+      // The other broker processes load the saved set too.
+      if (status.ok) switched();
+      return status;
+    },
+    refuse: async (problem, source) => record(policies.refuse([problem], source, new Date(now()))),
+    lastSwitch: async () => policies.lastReload ?? store?.lastSwitch(),
+  };
+}

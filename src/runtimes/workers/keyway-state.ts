@@ -1,0 +1,350 @@
+import { DurableObject } from 'cloudflare:workers';
+import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/alerts/alert.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
+import { readAuditSettings } from '../../core/audit/audit-settings.ts';
+import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
+import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
+import { checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { readMasterKeys } from '../../core/secrets/master-keys.ts';
+import { SecretBox } from '../../core/secrets/secret-box.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import { migrate } from '../../storage/migrate.ts';
+import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
+import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import { SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
+import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
+import { SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts';
+import type { PolicyFile } from '../../core/policy/load-policies.ts';
+import type { PolicyReloadStatus } from '../../core/policy/policy-reload-status.ts';
+import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
+import { KeyRing } from '../../core/mint/key-ring.ts';
+import type { KeyRingPlan } from '../../core/mint/key-life-cycle.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../../core/mint/key-store.ts';
+import type { SqlDatabase } from '../../storage/sql-database.ts';
+import { durableObjectSql } from './durable-object-sql.ts';
+import { outboundHttp } from '../../core/outbound/outbound-http.ts';
+import type { PendingRevocation, RevocationStore } from '../../features/github/app/revocation-store.ts';
+import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
+import { jsonLogger } from '../../core/log.ts';
+import { readFlag } from '../../core/settings/read-settings.ts';
+import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
+import type { WorkerEnv } from './worker-broker.ts';
+
+/**
+ * The broker's state on Workers: one SQLite-backed Durable Object running the same stores as
+ * the Node SQLite file. A Durable Object is single-threaded and strongly consistent, so every
+ * append is ordered and committed before its RPC returns.
+ */
+export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore, RevocationStore {
+  readonly #audit: SqliteAuditStore;
+  readonly #db: SqlDatabase;
+  readonly #alerts: SqliteAlertStore;
+  #box: Promise<SecretBox> | undefined;
+  #keysUpgraded: Promise<void> | undefined;
+  readonly #deliveries: SqliteDeliveryLog;
+  readonly #livePolicies: SqliteLivePolicyStore;
+  readonly #revocations: SqliteRevocationStore;
+  #alarmSet = false;
+
+  constructor(ctx: DurableObjectState, env: WorkerEnv) {
+    super(ctx, env);
+    const db = durableObjectSql(ctx.storage);
+    migrate(db);
+    this.#db = db;
+    this.#audit = new SqliteAuditStore(db);
+    this.#alerts = new SqliteAlertStore(db);
+    this.#deliveries = new SqliteDeliveryLog(db);
+    this.#livePolicies = new SqliteLivePolicyStore(db);
+    this.#revocations = new SqliteRevocationStore(db);
+  }
+
+  /** One alarm serves audit upkeep and GitHub token revocations: it is set to whichever is due first. */
+  async #armAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  async append(event: AuditEvent): Promise<ChainLink> {
+    const link = await this.#audit.append(event);
+    // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
+    if (!this.#alarmSet) {
+      this.#alarmSet = true;
+      await this.#armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
+    }
+    return link;
+  }
+
+  /** Signs a checkpoint of the head and prunes what left the retention window. */
+  override async alarm(): Promise<void> {
+    this.#alarmSet = false;
+    await this.#revokeDueTokens();
+    const settings = readAuditSettings(this.env);
+    const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
+    await maintainAuditLog(
+      this.#audit,
+      checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now),
+      { now: Date.now(), retentionDays: settings.retentionDays },
+    );
+    // While retention applies, keep pruning even when no exchange comes to set the alarm.
+    if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
+      this.#alarmSet = true;
+      await this.#armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
+    }
+  }
+
+  /** Revokes the GitHub tokens that are due and sets the alarm for the next one. A failure here never stops audit upkeep. */
+  async #revokeDueTokens(): Promise<void> {
+    const log = jsonLogger({ component: 'github-revocations' });
+    try {
+      if ((await this.#revocations.nextAttemptAt()) !== undefined) {
+        await revokeDueTokens({
+          store: this.#revocations,
+          box: await this.#secretBox(),
+          http: outboundHttp((input, init) => fetch(input, init), readFlag(this.env, 'KEYWAY_ALLOW_HTTP_LOOPBACK')),
+          now: Date.now,
+          log,
+        });
+      }
+    } catch (error) {
+      log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+    const next = await this.#revocations.nextAttemptAt();
+    if (next !== undefined) await this.#armAlarm(Math.max(next, Date.now() + 1000));
+  }
+
+  async add(pending: PendingRevocation): Promise<void> {
+    await this.#revocations.add(pending);
+    await this.#armAlarm(pending.nextAttemptAt);
+  }
+
+  due(now: number, limit: number): Promise<PendingRevocation[]> {
+    return this.#revocations.due(now, limit);
+  }
+
+  nextAttemptAt(): Promise<number | undefined> {
+    return this.#revocations.nextAttemptAt();
+  }
+
+  remove(id: string): Promise<void> {
+    return this.#revocations.remove(id);
+  }
+
+  retry(id: string, attempts: number, nextAttemptAt: number): Promise<void> {
+    return this.#revocations.retry(id, attempts, nextAttemptAt);
+  }
+
+  async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
+    const count = await this.#revocations.dueForRun(repositoryId, runId, now);
+    if (count > 0) await this.#armAlarm(now);
+    return count;
+  }
+
+  get(id: string): Promise<AuditEvent | undefined> {
+    return this.#audit.get(id);
+  }
+
+  record(id: string): Promise<AuditRecord | undefined> {
+    return this.#audit.record(id);
+  }
+
+  query(query: AuditQuery): Promise<AuditPage> {
+    return this.#audit.query(query);
+  }
+
+  stats(query: AuditStatsQuery): Promise<AuditStats> {
+    return this.#audit.stats(query);
+  }
+
+  head(): Promise<ChainHead> {
+    return this.#audit.head();
+  }
+
+  checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
+    return this.#audit.checkpoints(afterSeq, limit);
+  }
+
+  latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return this.#audit.latestCheckpoint();
+  }
+
+  addCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.#audit.addCheckpoint(checkpoint);
+  }
+
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+    return this.#audit.pruneCandidate(before, maxRecords);
+  }
+
+  prune(anchor: Checkpoint): Promise<number> {
+    return this.#audit.prune(anchor);
+  }
+
+  observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
+    return this.#alerts.observe(event, link, options);
+  }
+
+  addAlerts(drafts: readonly AlertDraft[], delivery: AlertDelivery): Promise<StoredAlert[]> {
+    return this.#alerts.addAlerts(drafts, delivery);
+  }
+
+  setDelivery(id: string, delivery: AlertDelivery, attempts: number): Promise<void> {
+    return this.#alerts.setDelivery(id, delivery, attempts);
+  }
+
+  alerts(limit: number): Promise<StoredAlert[]> {
+    return this.#alerts.alerts(limit);
+  }
+
+  async listKeys(): Promise<StoredSigningKey[]> {
+    return (await this.#keyStore()).listKeys();
+  }
+
+  async describeKeys(): Promise<SigningKeyInfo[]> {
+    return new SqliteKeyStore(this.#db).describeKeys();
+  }
+
+  async initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
+    return (await this.#keyStore()).initializeKeys(candidate);
+  }
+
+  async advanceKeys(plan: KeyRingPlan): Promise<KeyTransition[]> {
+    return (await this.#keyStore()).advanceKeys(plan);
+  }
+
+  async #keyStore(): Promise<SqliteKeyStore> {
+    const store = new SqliteKeyStore(this.#db, await this.#secretBox());
+    this.#keysUpgraded ??= this.#sealKeysOnce(store);
+    // A failure is not remembered: the next call tries the upgrade again.
+    this.#keysUpgraded.catch(() => (this.#keysUpgraded = undefined));
+    await this.#keysUpgraded;
+    return store;
+  }
+
+  /**
+   * The upgrade to sealed keys, once per state object: keys an earlier keyway stored in the
+   * clear are sealed under the master key, and the upgrade is recorded, after which the key store
+   * refuses any key in the clear. Here, unlike on Node, no operator needs to vouch for them: only
+   * the Worker's own code writes this storage, so a key in it is one keyway stored.
+   */
+  async #sealKeysOnce(store: SqliteKeyStore): Promise<void> {
+    if ((await this.ctx.storage.get<number>(KEYS_SEALED_AT)) !== undefined) return;
+    const sealed = await store.sealPlaintextKeys();
+    if (sealed.length > 0) jsonLogger({ component: 'signing-keys' }).warn('sealed signing keys an earlier keyway stored in the clear', { kids: sealed });
+    await this.ctx.storage.put(KEYS_SEALED_AT, Date.now());
+  }
+
+  /** Private signing keys and GitHub tokens awaiting revocation are sealed under the KEYWAY_MASTER_KEY Worker secret; without it they stay shut. */
+  #secretBox(): Promise<SecretBox> {
+    this.#box ??= (async () => {
+      const master = readMasterKeys(this.env);
+      if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
+      return SecretBox.fromMasterKeys(master);
+    })();
+    // A failure (no secret yet) is not remembered: the next call reads the environment again.
+    this.#box.catch(() => (this.#box = undefined));
+    return this.#box;
+  }
+
+  // GitHub webhooks (issue 6): delivery de-duplication and the live policy set every isolate serves.
+
+  claimDelivery(bodySha256: string, event: string, now: number): Promise<boolean> {
+    return this.#deliveries.claim(bodySha256, event, now);
+  }
+
+  finishDelivery(bodySha256: string, now: number): Promise<void> {
+    return this.#deliveries.finish(bodySha256, now);
+  }
+
+  releaseDelivery(bodySha256: string): Promise<void> {
+    return this.#deliveries.release(bodySha256);
+  }
+
+  /** The live set's version and last switch; its files only when the caller's version is not the current one. */
+  livePolicyState(knownVersion: number): LivePolicyState {
+    const lastSwitch = this.#livePolicies.lastSwitch();
+    const version = this.#livePolicies.version();
+    const stored = version === knownVersion ? undefined : this.#livePolicies.current();
+    return { version, ...(stored === undefined ? {} : { files: stored.files }), ...(lastSwitch === undefined ? {} : { lastSwitch }) };
+  }
+
+  /** Stores a set the caller has loaded cleanly as the live one; returns its version. */
+  saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): number {
+    return this.#livePolicies.save(files, source, now);
+  }
+
+  recordPolicySwitch(status: PolicyReloadStatus): void {
+    this.#livePolicies.recordSwitch(status);
+  }
+}
+
+export interface LivePolicyState {
+  readonly version: number;
+  readonly files?: readonly PolicyFile[];
+  readonly lastSwitch?: PolicyReloadStatus;
+}
+
+/** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
+export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';
+
+export const MASTER_KEY_MISSING =
+  'KEYWAY_MASTER_KEY is not set: signing keys and GitHub tokens awaiting revocation are sealed under it. Generate one with `openssl rand -base64 32` and run `wrangler secret put KEYWAY_MASTER_KEY`';
+
+/** The one instance every isolate talks to. */
+export function keywayState(namespace: DurableObjectNamespace<KeywayState>, name = 'keyway'): DurableObjectStub<KeywayState> {
+  return namespace.get(namespace.idFromName(name));
+}
+
+/**
+ * The Worker-side AuditStore, AlertStore and KeyStore: RPC to the state object. A stub is an
+ * I/O object of the request that made it, so each call makes its own.
+ */
+export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
+  audit: AuditStore;
+  alerts: AlertStore;
+  keys: KeyStore;
+  revocations: RevocationStore;
+  deliveries: DeliveryLog;
+} {
+  return {
+    audit: {
+      append: (event) => stub().append(event),
+      get: (id) => stub().get(id),
+      record: (id) => stub().record(id),
+      query: (query) => stub().query(query),
+      stats: (query) => stub().stats(query),
+      head: () => stub().head(),
+      checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
+      latestCheckpoint: () => stub().latestCheckpoint(),
+      addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
+      pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
+      prune: (anchor) => stub().prune(anchor),
+    },
+    alerts: {
+      observe: (event, link, options) => stub().observe(event, link, options),
+      addAlerts: (drafts, delivery) => stub().addAlerts(drafts, delivery),
+      setDelivery: (id, delivery, attempts) => stub().setDelivery(id, delivery, attempts),
+      alerts: (limit) => stub().alerts(limit),
+    },
+    keys: {
+      listKeys: () => stub().listKeys(),
+      describeKeys: () => stub().describeKeys(),
+      initializeKeys: (candidate) => stub().initializeKeys(candidate),
+      advanceKeys: (plan) => stub().advanceKeys(plan),
+    },
+    deliveries: {
+      claim: (bodySha256, event, now) => stub().claimDelivery(bodySha256, event, now),
+      finish: (bodySha256, now) => stub().finishDelivery(bodySha256, now),
+      release: (bodySha256) => stub().releaseDelivery(bodySha256),
+    },
+    revocations: {
+      add: (pending) => stub().add(pending),
+      due: (now, limit) => stub().due(now, limit),
+      nextAttemptAt: () => stub().nextAttemptAt(),
+      remove: (id) => stub().remove(id),
+      retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
+      dueForRun: (repositoryId, runId, now) => stub().dueForRun(repositoryId, runId, now),
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import type { Logger } from '../../core/log.ts';
+import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
+import { reloadProblems, type PolicyReloadStatus } from '../../core/policy/policy-reload-status.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
+import type { KeywayState } from './keyway-state.ts';
+
+/**
+ * The policy set a Worker isolate serves when a policy repository is configured. The live set
+ * is kept in the KeywayState Durable Object, which is strongly consistent: before each request
+ * the isolate asks it for the current version (files only travel when the version moved), so
+ * once a push's switch returns, every isolate serves the new set from its next request. Workers
+ * KV would be cheaper to read but is eventually consistent: an isolate could go on serving a
+ * set a push replaced (or withdrew access from) for a minute or more.
+ */
+export class WorkerLivePolicies {
+  readonly #state: () => DurableObjectStub<KeywayState>;
+  readonly #options: PolicyLoadOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  #version = 0;
+  #set: PolicySet;
+  #lastSwitch: PolicyReloadStatus | undefined;
+
+  /** `bundled`: the set built into the Worker, serving until the first push. */
+  constructor(state: () => DurableObjectStub<KeywayState>, bundled: PolicySet, options: PolicyLoadOptions, log: Logger, now: () => number) {
+    this.#state = state;
+    this.#set = bundled;
+    this.#options = options;
+    this.#log = log;
+    this.#now = now;
+  }
+
+  get current(): PolicySet {
+    return this.#set;
+  }
+
+  get lastSwitch(): PolicyReloadStatus | undefined {
+    return this.#lastSwitch;
+  }
+
+  /** Catches up with the live set in the Durable Object. */
+  async refresh(): Promise<void> {
+    const state = await this.#state().livePolicyState(this.#version);
+    this.#lastSwitch = state.lastSwitch;
+    if (state.files === undefined || state.version === this.#version) return;
+    try {
+      this.#set = loadPolicies(state.files, this.#options);
+    } catch (error) {
+      // It loaded when it was saved; only a change of this Worker's own settings can make it fail here.
+      this.#log.error("the stored live policy set does not load with this Worker's settings; the previous set keeps serving", {
+        problems: reloadProblems(error),
+      });
+    }
+    this.#version = state.version;
+  }
+
+  /** The port the webhook handlers switch through. */
+  get live(): LivePolicySet {
+    const record = async (status: PolicyReloadStatus): Promise<PolicyReloadStatus> => {
+      await this.#state().recordPolicySwitch(status);
+      this.#lastSwitch = status;
+      return status;
+    };
+    const at = (): string => new Date(this.#now()).toISOString();
+    return {
+      adopt: async (files: readonly PolicyFile[], source: string) => {
+        let set: PolicySet;
+        try {
+          set = loadPolicies(files, this.#options);
+        } catch (error) {
+          const problems = reloadProblems(error);
+          this.#log.error('policies not switched: the pushed set does not load, so the previous set keeps serving', { source, problems });
+          return record({ ok: false, at: at(), policies: this.#set.policies.length, source, problems });
+        }
+        this.#version = await this.#state().saveLivePolicySet(files, source, this.#now());
+        this.#set = set;
+        this.#log.info('policies switched', { source, policies: set.policies.length });
+        return record({ ok: true, at: at(), policies: set.policies.length, source });
+      },
+      refuse: async (problem: string, source: string) => record({ ok: false, at: at(), policies: this.#set.policies.length, source, problems: [problem] }),
+      lastSwitch: async () => (await this.#state().livePolicyState(this.#version)).lastSwitch,
+    };
+  }
+}

@@ -1,0 +1,64 @@
+import { jsonLogger } from '../../core/log.ts';
+import type { PolicyFile } from '../../core/policy/load-policies.ts';
+import bundledPolicies from '../../../build/policies.json';
+import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
+import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+
+export { KeywayState } from './keyway-state.ts';
+export { ReplayGuardState } from './replay-guard-state.ts';
+export { RateLimitState } from './rate-limit-state.ts';
+
+const log = jsonLogger({ runtime: 'workers' });
+let broker: Promise<WorkerBroker> | undefined;
+
+const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+
+/**
+ * wrangler.toml ships KEYWAY_ISSUER=http://127.0.0.1:8787 for `wrangler dev`. A Worker reached
+ * at any other host was deployed with it: it would mint tokens for an issuer no verifier can
+ * reach, so it refuses to serve until KEYWAY_ISSUER names its public origin.
+ */
+function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undefined {
+  const served = new URL(request.url);
+  if (!URL.canParse(env.KEYWAY_ISSUER) || !isLoopbackHttpUrl(new URL(env.KEYWAY_ISSUER)) || isLoopbackHost(served.hostname)) return undefined;
+  const fix = 'set KEYWAY_ISSUER to its public https origin';
+  return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${served.host}: ${fix}`;
+}
+
+export default {
+  async fetch(request, env, ctx): Promise<Response> {
+    const refusal = loopbackIssuerRefusal(request, env);
+    if (refusal !== undefined) {
+      log.error('broker refuses to serve', { error: refusal });
+      return Response.json({ error: 'temporarily_unavailable', error_description: refusal }, { status: 503 });
+    }
+    broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
+    let ready: WorkerBroker;
+    try {
+      ready = await broker;
+    } catch (error) {
+      // Try again on the next request; until then, say so rather than fail obscurely.
+      broker = undefined;
+      log.error('broker failed to start', { error: describe(error) });
+      return Response.json({ error: 'temporarily_unavailable', error_description: 'the broker is not configured correctly' }, { status: 503 });
+    }
+    try {
+      // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
+      await ready.keys.refreshIfStale(Date.now());
+    } catch (error) {
+      log.error('signing keys failed to load', { error: describe(error) });
+      return Response.json({ error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' }, { status: 503 });
+    }
+    return ready.app.fetch(request, env, ctx);
+  },
+
+  /** The Cron Trigger (wrangler.toml [triggers]): rotates, activates and removes signing keys as they fall due. */
+  async scheduled(controller, env): Promise<void> {
+    try {
+      for (const transition of await scheduledKeyUpkeep(env, controller.scheduledTime)) log.info('signing key life cycle', { ...transition });
+    } catch (error) {
+      log.error('signing key upkeep failed', { error: describe(error) });
+      throw error;
+    }
+  },
+} satisfies ExportedHandler<WorkerEnv>;

@@ -1,0 +1,43 @@
+import { DurableObject } from 'cloudflare:workers';
+import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../../core/replay/replay-guard.ts';
+import { migrate } from '../../storage/migrate.ts';
+import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
+import { durableObjectSql } from './durable-object-sql.ts';
+import type { WorkerEnv } from './worker-broker.ts';
+
+/**
+ * Single-use claims on Workers: SQLite-backed Durable Objects running the same store as the
+ * Node SQLite file. A Durable Object is one instance worldwide and runs one call at a time,
+ * so a claim is atomic across isolates and locations. Claims are independent per token, so
+ * they are spread over REPLAY_SHARDS objects by key instead of queueing behind the audit log
+ * in KeywayState; a key always lands on the same shard. The shards carry the same schema
+ * as every keyway database, of which they use `replay_claims`.
+ */
+export class ReplayGuardState extends DurableObject<WorkerEnv> implements ReplayGuard {
+  readonly #guard: SqliteReplayGuard;
+
+  constructor(ctx: DurableObjectState, env: WorkerEnv) {
+    super(ctx, env);
+    const db = durableObjectSql(ctx.storage);
+    migrate(db);
+    this.#guard = new SqliteReplayGuard(db);
+  }
+
+  claim(claim: ReplayClaim): Promise<ReplayClaimResult> {
+    return this.#guard.claim(claim);
+  }
+}
+
+export const REPLAY_SHARDS = 16;
+
+/** The shard that holds a key's claims. Keys are lower-case hex, so their first digit picks one of REPLAY_SHARDS. */
+export function replayShard(namespace: DurableObjectNamespace<ReplayGuardState>, key: string, prefix = 'replay'): DurableObjectStub<ReplayGuardState> {
+  const shard = Number.parseInt(key.slice(0, 1), 16);
+  if (!(shard >= 0 && shard < REPLAY_SHARDS)) throw new Error('a replay key must be lower-case hex');
+  return namespace.get(namespace.idFromName(`${prefix}-${shard}`));
+}
+
+/** The Worker-side ReplayGuard: RPC to the key's shard. A stub belongs to the request that made it, so each claim makes its own. */
+export function replayGuardShards(namespace: DurableObjectNamespace<ReplayGuardState>, prefix = 'replay'): ReplayGuard {
+  return { claim: (claim) => replayShard(namespace, claim.key, prefix).claim(claim) };
+}

@@ -1,0 +1,136 @@
+import { createBroker } from '../create-broker.ts';
+import { outboundHttp } from '../../core/outbound/outbound-http.ts';
+import { createGitHubTokens } from '../../features/github/app/create-github-tokens.ts';
+import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
+import { readMasterKeys } from '../../core/secrets/master-keys.ts';
+import { SecretBox } from '../../core/secrets/secret-box.ts';
+import type { Logger } from '../../core/log.ts';
+import { loadPolicies, type PolicyFile } from '../../core/policy/load-policies.ts';
+import { readBrokerSettings } from '../../config/broker-settings.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
+import type { KeyTransition } from '../../core/mint/key-store.ts';
+import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
+import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
+import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
+import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
+import type { Broker } from '../create-broker.ts';
+import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
+import { Hono } from 'hono';
+import type { AppEnv } from '../../http/app.ts';
+import { WorkerLivePolicies } from './live-policies.ts';
+import { policyHealth } from '../../core/policy/policy-health.ts';
+
+/** The bindings and vars wrangler.toml declares. */
+export type WorkerEnv = {
+  readonly STATE: DurableObjectNamespace<KeywayState>;
+  readonly REPLAY: DurableObjectNamespace<ReplayGuardState>;
+  readonly LIMITS: DurableObjectNamespace<RateLimitState>;
+  readonly KEYWAY_ISSUER: string;
+  readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
+  readonly KEYWAY_MAX_TTL_SECONDS?: string;
+  readonly KEYWAY_AUDIT_CHECKPOINT_SECONDS?: string;
+  readonly KEYWAY_AUDIT_RETENTION_DAYS?: string;
+  readonly KEYWAY_ALERT_RULES?: string;
+  readonly KEYWAY_ALERT_BURST_THRESHOLD?: string;
+  readonly KEYWAY_ALERT_BURST_WINDOW_SECONDS?: string;
+  readonly KEYWAY_ALERT_NETWORK_PREFIX_V4?: string;
+  readonly KEYWAY_ALERT_NETWORK_PREFIX_V6?: string;
+  readonly KEYWAY_ALERT_WEBHOOK_URL?: string;
+  readonly KEYWAY_ALERT_WEBHOOK_ATTEMPTS?: string;
+  readonly KEYWAY_ALERT_WEBHOOK_BACKOFF_MS?: string;
+  /** A Worker secret (`wrangler secret put KEYWAY_MASTER_KEY`): required, private signing keys are sealed under it. */
+  readonly KEYWAY_MASTER_KEY?: string;
+  readonly KEYWAY_MASTER_KEY_PREVIOUS?: string;
+  readonly KEYWAY_KEY_ROTATION_DAYS?: string;
+  readonly KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_GLOBAL_BURST?: string;
+  readonly KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_CLIENT_BURST?: string;
+  readonly KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE?: string;
+  readonly KEYWAY_RATE_LIMIT_SUBJECT_BURST?: string;
+  readonly KEYWAY_GITHUB_APP_ID?: string;
+  readonly KEYWAY_GITHUB_APP_PRIVATE_KEY?: string;
+  readonly KEYWAY_GITHUB_API_URL?: string;
+  readonly KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS?: string;
+  readonly KEYWAY_GITHUB_WEBHOOK_SECRET?: string;
+  readonly KEYWAY_GITHUB_POLICY_REPOSITORY?: string;
+  readonly KEYWAY_GITHUB_POLICY_PATH?: string;
+  readonly KEYWAY_GITHUB_POLICY_BRANCH?: string;
+};
+
+export interface WorkerBrokerOptions {
+  readonly log: Logger;
+  readonly now?: () => number;
+  readonly jwksCachePolicy?: JwksCachePolicy;
+}
+
+export interface WorkerBroker extends Broker {
+  /** This isolate's key ring: the entry awaits `refreshIfStale` at the start of each request. */
+  readonly keys: LiveKeyRing;
+}
+
+/**
+ * The broker inside a Worker isolate: policies from the bundle, keys and audit log in the
+ * KeywayState Durable Object. Built once per isolate.
+ */
+export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<WorkerBroker> {
+  const settings = readBrokerSettings(env);
+  const master = readMasterKeys(env);
+  if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
+  const loadOptions = { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback };
+  const bundled = loadPolicies(policyFiles, loadOptions);
+  const state = () => keywayState(env.STATE);
+  const stores = stateStores(state);
+  const now = options.now ?? Date.now;
+  const keys = await LiveKeyRing.open(stores.keys, now());
+  let github: GitHubTokens | undefined;
+  if (settings.github !== undefined) {
+    github = await createGitHubTokens(settings.github, {
+      // Cloudflare's fetch never reaches private addresses; outboundHttp refuses them written as IP addresses.
+      http: outboundHttp((input, init) => fetch(input, init), settings.allowHttpLoopback),
+      revocations: stores.revocations,
+      box: await SecretBox.fromMasterKeys(master),
+      now,
+      // KeywayState sets its own alarm when a revocation is scheduled or made due.
+      scheduled: () => {},
+    });
+  }
+  // With a policy repository, the set pushed to it (kept in KeywayState) serves; the bundle until the first push.
+  const following = settings.githubWebhooks?.policyRepository !== undefined;
+  const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now);
+  const broker = createBroker({
+    ...(github === undefined ? {} : { github }),
+    settings,
+    policies: () => live.current,
+    health: () => policyHealth(live.current, live.lastSwitch),
+    webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
+    keys: () => keys.ring,
+    keyStore: stores.keys,
+    audit: stores.audit,
+    alerts: stores.alerts,
+    background: (c, task) => c.executionCtx.waitUntil(task),
+    replay: replayGuardShards(env.REPLAY),
+    limiter: rateLimitShards(env.LIMITS),
+    clientIp: (c) => c.req.header('cf-connecting-ip'),
+    log: options.log,
+    now,
+    ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
+  });
+  if (!following) return { ...broker, keys };
+  // Every request first catches up with the live set, so no isolate serves one a push replaced.
+  const app = new Hono<AppEnv>();
+  app.use(async (_c, next) => {
+    await live.refresh();
+    await next();
+  });
+  app.route('/', broker.app);
+  return { ...broker, app, keys };
+}
+
+/** The Cron Trigger's round of the signing key life cycle, at the trigger's scheduled time, in the state Durable Object. */
+export async function scheduledKeyUpkeep(env: WorkerEnv, now: number): Promise<KeyTransition[]> {
+  const settings = readBrokerSettings(env);
+  const { keys } = stateStores(() => keywayState(env.STATE));
+  return keys.advanceKeys({ now, cycle: keyLifeCycle(settings.keys, settings.maxTtlSeconds), rotate: false, upkeep: true });
+}

@@ -1,0 +1,44 @@
+import Database from 'better-sqlite3';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
+import { createPrivateFile } from './private-data-dir.ts';
+
+/** The broker's database, in its data directory. */
+export const DATABASE_FILE = 'keyway.db';
+
+export interface SqliteFile extends SqlDatabase {
+  close(): void;
+}
+
+/**
+ * A SQLite file through better-sqlite3: WAL for concurrent readers, synchronous=FULL so a
+ * committed audit record survives a power cut, prepared statements cached by SQL text.
+ * Transactions begin IMMEDIATE: one that reads the chain's head and then extends it holds the
+ * write lock from its first read, so two writers can never fork the chain.
+ * `readonly` opens an existing file for reading only (the `keyway audit` CLI). A new file is
+ * created 0600, so its -wal and -shm files are too.
+ */
+export function openSqliteFile(path: string, options: { readonly?: boolean } = {}): SqliteFile {
+  if (options.readonly !== true) createPrivateFile(path);
+  const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
+  if (options.readonly !== true) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+  }
+  db.pragma('busy_timeout = 5000');
+  const statements = new Map<string, Database.Statement>();
+  const prepare = (sql: string): Database.Statement => {
+    let statement = statements.get(sql);
+    if (statement === undefined) {
+      statement = db.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+  return {
+    exec: (sql) => void db.exec(sql),
+    run: (sql, params: readonly SqlValue[] = []) => ({ changes: prepare(sql).run(...params).changes }),
+    all: <Row>(sql: string, params: readonly SqlValue[] = []) => prepare(sql).all(...params) as Row[],
+    transaction: (fn) => db.transaction(fn).immediate(),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { REASONS, type Reason } from '../../src/core/errors/reasons.ts';
+import { OAUTH_ERRORS } from '../../src/http/oauth-errors.ts';
+import { documentedReasonCodes } from '../support/reason-code-docs.ts';
+
+/** What the HTTP layer answers for a reason: a granted exchange is a 200 with no error. */
+const answered = (reason: Reason): { readonly status: string; readonly error: string } =>
+  reason === 'granted' ? { status: '200', error: '' } : { status: String(OAUTH_ERRORS[reason].status), error: OAUTH_ERRORS[reason].error };
+
+describe('the documented reason codes', () => {
+  const { file, columns, rows } = documentedReasonCodes();
+
+  it('are exactly the codes the broker records, each once', () => {
+    const documented = rows.map((row) => row['reason']);
+    expect(new Set(documented).size, `${file} lists a reason twice`).toBe(documented.length);
+    expect([...documented].sort(), file).toEqual(Object.keys(REASONS).sort());
+  });
+
+  it('each name the decision the audit record holds', () => {
+    const decisions = Object.fromEntries(rows.map((row) => [row['reason'], row['decision']]));
+    expect(decisions, file).toEqual(Object.fromEntries(Object.entries(REASONS).map(([reason, spec]) => [reason, spec.decision])));
+  });
+
+  it('give the status and RFC 6749 error http/oauth-errors.ts answers, in the columns that name them', () => {
+    const shown = columns.filter((column) => column === 'status' || column === 'error');
+    const documented = Object.fromEntries(
+      rows.map((row) => [row['reason'], Object.fromEntries(shown.map((column) => [column, row[column]?.replace(/^—$/, '') ?? '']))]),
+    );
+    const expected = Object.fromEntries(
+      Object.keys(REASONS).map((reason) => [
+        reason,
+        Object.fromEntries(shown.map((column) => [column, answered(reason as Reason)[column as 'status' | 'error']])),
+      ]),
+    );
+    expect(documented, file).toEqual(expected);
+  });
+});
