@@ -198,4 +198,10 @@ describe('NODE_JWT_CRYPTO signs as jose does', () => {
     const verified = await JOSE_JWT_CRYPTO.verify(node, publicKeys, { algorithms: ['ES256'] });
     expect(verified).toEqual({ payload, protectedHeader: header });
   });
+
+  it('hashes as the portable sha256Hex does', () => {
+    for (const text of ['', 'abc', `${'token '.repeat(200)}ünïcödé`, '\ud800 a lone surrogate']) {
+      expect(NODE_JWT_CRYPTO.sha256Hex(text)).toBe(JOSE_JWT_CRYPTO.sha256Hex(text));
+    }
+  });
 });

@@ -15,7 +15,6 @@ import { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
-import { sha256Hex } from '../mint/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
 import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
@@ -187,7 +186,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
-  event.subject_token = describeSubjectToken(request.subjectToken);
+  event.subject_token = describeSubjectToken(request.subjectToken, crypto);
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
@@ -299,8 +298,8 @@ async function issueGitHubToken(
   };
 }
 
-function describeSubjectToken(token: string): NonNullable<AuditEvent['subject_token']> {
-  const sha256 = sha256Hex(token);
+function describeSubjectToken(token: string, crypto: JwtCrypto): NonNullable<AuditEvent['subject_token']> {
+  const sha256 = crypto.sha256Hex(token);
   let claimed: Record<string, unknown> = {};
   try {
     claimed = decodeJwt(token);
