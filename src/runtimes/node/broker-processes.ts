@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 import type { Logger } from '../../core/log.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
 
@@ -38,8 +39,9 @@ export interface RunningBrokers {
 }
 
 /** A broker process that stopped before it served: its own output says why. */
-export class BrokerProcessError extends Error {
+export class BrokerProcessError extends KeywayError {
   override readonly name = 'BrokerProcessError';
+  readonly code = 'broker_process_failed';
 }
 
 const MAX_PROCESSES = 256;
