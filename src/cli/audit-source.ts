@@ -12,7 +12,8 @@ import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
-import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
+import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
+import { checkSchema } from '../storage/migrate.ts';
 import { CliError } from './command.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
@@ -79,6 +80,7 @@ function localSource(path: string): AuditSource {
   let db;
   try {
     db = openSqliteFile(path, { readonly: true });
+    checkSchema(db);
   } catch (error) {
     throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
   }
@@ -102,13 +104,7 @@ function localSource(path: string): AuditSource {
       if (format === 'csv') yield CSV_HEADER;
       for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : `${JSON.stringify(toRecordJson(record))}\n`;
     },
-    async verification() {
-      const checkpoints: Checkpoint[] = [];
-      for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
-      // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
-      const keys = createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) });
-      return { records: allRecords(store, { order: 'asc', limit: 500 }), checkpoints, keys };
-    },
+    verification: () => sqliteAuditLogSource(db),
     close: () => db.close(),
   };
 }

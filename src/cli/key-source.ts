@@ -8,7 +8,7 @@ import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
-import { migrate } from '../storage/migrate.ts';
+import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import { CliError } from './command.ts';
@@ -69,7 +69,9 @@ export async function openDataDirKeyStore(
   let db;
   try {
     db = openSqliteFile(path, { readonly: !sealed });
+    // Read-only, the schema is still checked: a newer keyway's database is never read half-understood.
     if (sealed) migrate(db);
+    else checkSchema(db);
   } catch (error) {
     throw new CliError(`cannot open the key store at ${path}: ${(error as Error).message}`, 1);
   }

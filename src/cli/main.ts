@@ -3,6 +3,7 @@ import { auditExport } from './audit-export.ts';
 import { auditQuery } from './audit-query.ts';
 import { auditStats } from './audit-stats.ts';
 import { auditVerify } from './audit-verify.ts';
+import { backup } from './backup.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
 import { keysList } from './keys-list.ts';
@@ -12,6 +13,7 @@ import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
 import { policyTest } from './policy-test.ts';
+import { restore } from './restore.ts';
 import { PolicyLoadError } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { CliError, type Command } from './command.ts';
@@ -30,6 +32,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'keys list': keysList,
   'keys rotate': keysRotate,
   'keys seal': keysSeal,
+  backup,
+  restore,
 };
 
 const USAGE = `usage: keyway <command> [options]

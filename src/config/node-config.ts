@@ -21,6 +21,29 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly metricsToken?: string;
   /** KEYWAY_TRUSTED_PROXIES, KEYWAY_TRUSTED_PROXY_HEADER: whose forwarding header names the client; none by default. */
   readonly trustedProxies?: TrustedProxies;
+  readonly shutdown: ShutdownSettings;
+}
+
+/** How SIGTERM ends the Node broker (src/runtimes/node/graceful-shutdown.ts). */
+export interface ShutdownSettings {
+  /** KEYWAY_SHUTDOWN_SECONDS: the whole shutdown, drain included, before the process exits non-zero anyway. */
+  readonly seconds: number;
+  /** KEYWAY_SHUTDOWN_DRAIN_SECONDS: how long `/readyz` says not ready while the listener still serves, for load balancers that poll it. */
+  readonly drainSeconds: number;
+}
+
+/** Below Kubernetes' default grace period of 30 s, so the broker's own deadline, with its log line, comes before SIGKILL. */
+export const DEFAULT_SHUTDOWN_SECONDS = 25;
+
+export function readShutdownSettings(env: SettingsSource): ShutdownSettings {
+  const seconds = readInteger(env, 'KEYWAY_SHUTDOWN_SECONDS', DEFAULT_SHUTDOWN_SECONDS, 1, 3600);
+  const drainSeconds = readInteger(env, 'KEYWAY_SHUTDOWN_DRAIN_SECONDS', 0, 0, 3600);
+  if (drainSeconds >= seconds) {
+    throw new ConfigError(
+      `KEYWAY_SHUTDOWN_DRAIN_SECONDS (${drainSeconds}) must be less than KEYWAY_SHUTDOWN_SECONDS (${seconds}): the drain is part of the shutdown`,
+    );
+  }
+  return { seconds, drainSeconds };
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -51,6 +74,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     dev,
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
     ...masterKeysOf(env),
+    shutdown: readShutdownSettings(env),
   };
 }
 

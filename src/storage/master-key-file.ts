@@ -27,5 +27,10 @@ export function loadNodeMasterKeys(env: SettingsSource, dataDir: string, log: Lo
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
   tightenPrivateFile(path);
+  return readMasterKeyFile(path);
+}
+
+/** A master key kept in a file, as `master.key` holds it (e.g. one fetched from a secret store for `keyway restore`). */
+export function readMasterKeyFile(path: string): MasterKeys {
   return { current: parseMasterKey(readFileSync(path, 'utf8'), path), previous: [] };
 }

@@ -1,3 +1,4 @@
+import { ConfigError } from '../core/settings/read-settings.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /** Schema changes, in order. Never edit a published one: append a new one. */
@@ -175,12 +176,56 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   },
 ];
 
+/** The schema this code writes: the id of its last migration. */
+export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migration.id));
+
+/**
+ * A database a newer keyway migrated: it may hold tables, columns or rows this code would
+ * misread or overwrite, so it is refused before anything is written. Roll back by restoring the
+ * backup taken before the upgrade, or run the newer release.
+ */
+export class SchemaTooNewError extends ConfigError {
+  override readonly name: string = 'SchemaTooNewError';
+  override readonly code: string = 'schema_too_new';
+  readonly found: number;
+
+  constructor(found: number) {
+    super(
+      `the database has schema version ${found}, newer than the ${SCHEMA_VERSION} this keyway knows: a newer release wrote it. ` +
+        'Run that release, or restore the backup taken before the upgrade (docs/operations/backup-and-upgrade.md); keyway never opens it half-understood',
+    );
+    this.found = found;
+  }
+}
+
+const KNOWN = new Set(MIGRATIONS.map((migration) => migration.id));
+
+/**
+ * The schema version of a database, read without writing: the highest migration applied, 0 when
+ * it has none (a new file, or one keyway never wrote). Throws SchemaTooNewError if a migration
+ * applied is one this code does not know.
+ */
+export function checkSchema(db: SqlDatabase): number {
+  if (db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'keyway_schema'").length === 0) return 0;
+  const applied = db.all<{ id: number }>('SELECT id FROM keyway_schema ORDER BY id').map((row) => row.id);
+  const unknown = applied.filter((id) => !KNOWN.has(id));
+  if (unknown.length > 0) throw new SchemaTooNewError(Math.max(...unknown));
+  return applied.at(-1) ?? 0;
+}
+
+/**
+ * Brings the database to SCHEMA_VERSION: each missing migration, in order, in its own
+ * transaction with its row in keyway_schema, so a crash leaves the schema before or after it,
+ * never half. Forward only; a database a newer keyway wrote is refused before anything is written.
+ * The applied check is made again inside each transaction: two processes opening the same file
+ * (the broker and `keyway keys rotate`) apply a migration once.
+ */
 export function migrate(db: SqlDatabase): void {
+  if (checkSchema(db) === SCHEMA_VERSION) return;
   db.exec('CREATE TABLE IF NOT EXISTS keyway_schema (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  const applied = new Set(db.all<{ id: number }>('SELECT id FROM keyway_schema').map((row) => row.id));
   for (const migration of MIGRATIONS) {
-    if (applied.has(migration.id)) continue;
     db.transaction(() => {
+      if (db.all('SELECT id FROM keyway_schema WHERE id = ?', [migration.id]).length > 0) return;
       db.exec(migration.sql);
       db.run('INSERT INTO keyway_schema (id, applied_at) VALUES (?, ?)', [migration.id, Date.now()]);
     });

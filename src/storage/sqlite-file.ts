@@ -5,7 +5,16 @@ import { createPrivateFile } from './private-data-dir.ts';
 /** The broker's database, in its data directory. */
 export const DATABASE_FILE = 'keyway.db';
 
+/** The most pages better-sqlite3 copies in one backup step. */
+const ALL_PAGES = 0x7fffffff;
+
 export interface SqliteFile extends SqlDatabase {
+  /**
+   * SQLite's online backup of this database into `destination` (an empty or absent file), all
+   * pages in one step: one read transaction, so the copy is one consistent state, and in WAL mode
+   * writers (the running broker) go on meanwhile. The copy is left out of WAL mode, one file.
+   */
+  backup(destination: string): Promise<void>;
   close(): void;
 }
 
@@ -39,6 +48,16 @@ export function openSqliteFile(path: string, options: { readonly?: boolean } = {
     run: (sql, params: readonly SqlValue[] = []) => ({ changes: prepare(sql).run(...params).changes }),
     all: <Row>(sql: string, params: readonly SqlValue[] = []) => prepare(sql).all(...params) as Row[],
     transaction: (fn) => db.transaction(fn).immediate(),
+    async backup(destination) {
+      await db.backup(destination, { progress: () => ALL_PAGES });
+      // One self-contained file: out of WAL mode, so reading it later leaves no -wal and -shm beside it.
+      const copy = new Database(destination);
+      try {
+        copy.pragma('journal_mode = DELETE');
+      } finally {
+        copy.close();
+      }
+    },
     close: () => db.close(),
   };
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { INBOUND_LIMITS } from '../../src/runtimes/node/start-node-broker.ts';
+import { INBOUND_LIMITS } from '../../src/runtimes/node/broker-listener.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';

@@ -213,6 +213,21 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     expect(await stopAndVerify(processes)).toMatch(/^intact: 16 records \(seq 1…16\), \d+ signed checkpoints;/);
   });
 
+  it('SIGTERM to npm start shuts every process down gracefully, the follower first and the leader last, and exits 0', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-stop');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-stop-generic')));
+    const answers = await postAll(
+      processes.url,
+      (await tokens(github, 8)).map((token) => exchangeForm(token)),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
+
+    // The leader's final checkpoint anchors every record, the follower's too: one checkpoint, signed on the way out.
+    expect(await stopAndVerify(processes)).toMatch(/^intact: 8 records \(seq 1…8\), 1 signed checkpoints;/);
+    expect(processes.lines('shutdown started').map((line) => line.process)).toEqual([2, 1]);
+    expect(processes.lines('shutdown complete').map((line) => line.process)).toEqual([2, 1]);
+  });
+
   it('SIGHUP to npm start reloads the policies in every process', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'processes-hup');
     const policies = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-hup-generic'));

@@ -8,6 +8,7 @@ import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { nodeConfigFromEnv } from '../../src/config/node-config.ts';
+import { UNWRITABLE_AFTER_FAILURE_MS } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 describe('the Node broker', () => {
@@ -105,5 +106,74 @@ describe('the Node broker', () => {
     const jwksAfter = (await (await fetch(`${second.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0];
     expect(jwksAfter).toEqual(jwksBefore);
     await expect(jwtVerify(granted.access_token, createLocalJWKSet(jwksAfter), { issuer: second.config.issuer, typ: 'at+jwt' })).resolves.toBeDefined();
+  });
+
+  const probe = async (broker: NodeBroker, path: string, method = 'GET') => {
+    const response = await fetch(`${broker.url}${path}`, { method });
+    return { status: response.status, body: await response.text(), type: response.headers.get('content-type'), cache: response.headers.get('cache-control') };
+  };
+
+  it('answers anyone /livez and /readyz with `ok`, and nothing else', async () => {
+    const broker = await start(setup().root);
+    const ok = { status: 200, body: 'ok', type: 'text/plain; charset=utf-8', cache: 'no-store' };
+    expect(await probe(broker, '/livez')).toEqual(ok);
+    expect(await probe(broker, '/readyz')).toEqual(ok);
+    expect(await probe(broker, '/readyz', 'HEAD')).toEqual({ ...ok, body: '' });
+    // Only GET and HEAD are probes.
+    expect(await probe(broker, '/readyz', 'POST')).toMatchObject({ status: 404, body: '{"error":"not_found"}' });
+  });
+
+  it('/readyz says not ready once an audit commit failed, until one succeeds or 10 s pass; /livez still says ok', async () => {
+    const { root, github } = setup();
+    let clock = Date.now();
+    const broker = await startNodeBroker(testConfig(root), { log: silentLogger, now: () => clock });
+    running.push(broker);
+    const notReady = { status: 503, body: 'not ready' };
+    const saboteur = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const failCommits = (fail: boolean) =>
+      saboteur.exec(fail ? 'ALTER TABLE audit_events RENAME TO audit_events_away' : 'ALTER TABLE audit_events_away RENAME TO audit_events');
+    const token = async () => github.sign(ciClaims(github.url, broker.config.issuer));
+    try {
+      failCommits(true);
+      expect((await exchange(broker, await token())).status).toBe(503);
+      expect(await probe(broker, '/readyz')).toMatchObject(notReady);
+      expect(await probe(broker, '/livez')).toMatchObject({ status: 200, body: 'ok' });
+      failCommits(false);
+      // Readiness never writes: it stays not ready until a commit succeeds...
+      clock += UNWRITABLE_AFTER_FAILURE_MS - 1;
+      expect(await probe(broker, '/readyz')).toMatchObject(notReady);
+      expect((await exchange(broker, await token())).status).toBe(200);
+      expect(await probe(broker, '/readyz')).toMatchObject({ status: 200, body: 'ok' });
+
+      // ...or the window has passed, so that the next exchange tests the store again.
+      failCommits(true);
+      expect((await exchange(broker, await token())).status).toBe(503);
+      failCommits(false);
+      clock += UNWRITABLE_AFTER_FAILURE_MS - 1;
+      expect(await probe(broker, '/readyz')).toMatchObject(notReady);
+      clock += 1;
+      expect(await probe(broker, '/readyz')).toMatchObject({ status: 200, body: 'ok' });
+    } finally {
+      saboteur.close();
+    }
+  });
+
+  it('closed during a key rotation and a checkpoint, lets each finish in its own transaction first: after, never half', async () => {
+    const { root, github } = setup();
+    const broker = await startNodeBroker(testConfig(root), { log: silentLogger });
+    expect((await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)))).status).toBe(200);
+    const rotation = broker.keyUpkeep({ rotate: true });
+    const checkpoint = broker.auditUpkeep();
+    await broker.close();
+    expect((await rotation).map((transition) => transition.kind)).toEqual(['publish']);
+    await checkpoint;
+    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    try {
+      expect(db.all<{ state: string }>('SELECT state FROM signing_keys ORDER BY state').map((row) => row.state)).toEqual(['current', 'next']);
+      const head = db.all<{ seq: number }>('SELECT max(seq) AS seq FROM audit_events')[0]?.seq;
+      expect(db.all<{ seq: number }>('SELECT max(seq) AS seq FROM audit_checkpoints')[0]?.seq).toBe(head);
+    } finally {
+      db.close();
+    }
   });
 });

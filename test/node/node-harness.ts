@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -8,7 +8,7 @@ import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
-import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
+import { readShutdownSettings, type NodeBrokerConfig } from '../../src/config/node-config.ts';
 import { readTrustedProxies } from '../../src/config/trusted-proxies.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
@@ -46,6 +46,41 @@ export function runProcess(file: string, args: readonly string[], options: { env
   });
 }
 
+/** A broker started as `npm start` does, on PORT=0. */
+export interface BrokerProcess {
+  readonly url: string;
+  readonly issuer: string;
+  readonly child: ChildProcess;
+  /** Everything it wrote so far, stdout and stderr together. */
+  output(): string;
+  /** Resolves with the exit code (or the signal that ended it) once the process has exited. */
+  readonly exited: Promise<number | NodeJS.Signals | null>;
+}
+
+/** `node src/runtimes/node/main.ts` with `env` over this process's environment: resolves on its `keyway listening` line, which names the port bound. */
+export async function spawnBroker(env: Environment, onSpawn: (child: ChildProcess) => void): Promise<BrokerProcess> {
+  const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
+  onSpawn(child);
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    // Whole lines only: the last one may still be arriving.
+    const listening = output
+      .split('\n')
+      .slice(0, -1)
+      .find((line) => line.includes('"keyway listening"'));
+    if (listening !== undefined) {
+      const { url, issuer } = JSON.parse(listening) as { url: string; issuer: string };
+      return { url, issuer, child, output: () => output, exited };
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`broker did not start:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Writes `files` (path → text) under a new temp directory and returns it. */
 export function writeTree(files: Readonly<Record<string, string>>, root = mkdtempSync(join(tmpdir(), 'keyway-'))): string {
   for (const [path, text] of Object.entries(files)) {
@@ -71,6 +106,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     keys: readKeySettings({}),
     limits: readLimitSettings({}),
     repositoryPolicies: readRepositoryPolicySettings({}),
+    shutdown: readShutdownSettings({}),
     ...overrides,
   };
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
@@ -7,7 +7,7 @@ import { DATABASE_FILE } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerClient, type BrokerHarness } from '../suites/exchange-suite.ts';
-import { REPOSITORY_ROOT, runProcess, writeTree, type ProcessResult } from './node-harness.ts';
+import { runProcess, spawnBroker, writeTree, type ProcessResult } from './node-harness.ts';
 
 function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
   return runProcess(process.execPath, args, { env: { ...process.env, ...env } });
@@ -37,27 +37,10 @@ describe('processes a newcomer runs', () => {
 
   /** `npm start` on PORT=0: the broker binds a free port and says which in its `keyway listening` line. */
   async function startBroker(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-    const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], { cwd: REPOSITORY_ROOT, env: { ...process.env, PORT: '0', ...env } });
-    children.push(child);
-    let output = '';
-    child.stdout?.on('data', (chunk) => (output += chunk));
-    child.stderr?.on('data', (chunk) => (output += chunk));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      // Whole lines only: the last one may still be arriving.
-      const listening = output
-        .split('\n')
-        .slice(0, -1)
-        .find((line) => line.includes('"keyway listening"'));
-      if (listening !== undefined) {
-        const { url, issuer } = JSON.parse(listening) as { url: string; issuer: string };
-        // Without KEYWAY_ISSUER, the issuer is the URL bound.
-        if (env['KEYWAY_ISSUER'] === undefined) expect(issuer).toBe(url);
-        return { url, child };
-      }
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`broker did not start:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { url, issuer, child } = await spawnBroker(env, (spawned) => children.push(spawned));
+    // Without KEYWAY_ISSUER, the issuer is the URL bound.
+    if (env['KEYWAY_ISSUER'] === undefined) expect(issuer).toBe(url);
+    return { url, child };
   }
 
   it('quickstart: KEYWAY_DEV=1 npm start, `keyway dev token`, and a first granted exchange', async () => {

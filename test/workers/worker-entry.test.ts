@@ -22,6 +22,13 @@ describe('the deployed Worker entry', () => {
     expect(await response.json()).toEqual({ status: 'ok' });
   });
 
+  it('answers anyone /livez and /readyz with `ok`, and nothing else', async () => {
+    for (const path of ['/livez', '/readyz']) {
+      const response = await entry.fetch(`https://keyway.test${path}`);
+      expect([response.status, await response.text(), response.headers.get('cache-control')]).toEqual([200, 'ok', 'no-store']);
+    }
+  });
+
   it('bundles only what a fresh deployment needs: the dev quickstart and auditor, inactive at the edge, and no example policy', async () => {
     expect(bundledPolicies.map((file) => file.path)).toEqual(['dev/auditor.yaml', 'dev/quickstart.yaml']);
     // An operator (here with a policy of their own beside the bundle) reads at /v1/health that nothing of the bundle is active.
@@ -80,6 +87,18 @@ describe('a Worker deployed with the wrangler dev issuer (KEYWAY_ISSUER=http://1
       expect(logged.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)).toContainEqual(
         expect.objectContaining({ level: 'error', message: 'broker refuses to serve', error: expect.stringContaining('served at keyway.acme.dev') }),
       );
+    } finally {
+      logged.mockRestore();
+    }
+  });
+
+  it('is live but not ready, and its probes say nothing more', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const live = await serve(new Request('https://keyway.acme.dev/livez'));
+      expect([live.status, await live.text()]).toEqual([200, 'ok']);
+      const ready = await serve(new Request('https://keyway.acme.dev/readyz'));
+      expect([ready.status, await ready.text(), ready.headers.get('cache-control')]).toEqual([503, 'not ready', 'no-store']);
     } finally {
       logged.mockRestore();
     }

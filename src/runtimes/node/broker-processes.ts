@@ -27,15 +27,22 @@ export interface ServingBroker {
   /** Another process announced `event`. */
   heard(event: ClusterEvent): void;
   close(): Promise<void>;
+  /** What a shutdown under way still waits on (graceful-shutdown.ts logs it). */
+  closing(): Record<string, unknown>;
 }
 
 /** The brokers of one `npm start`, whichever process model serves them. */
 export interface RunningBrokers {
   readonly url: string;
+  /** The broker this process serves; undefined in a supervisor, which serves none itself. */
+  readonly serving: ServingBroker | undefined;
   /** SIGHUP, to every broker process. */
   reload(): void;
-  /** Stops every broker process, the leader last (its parting checkpoint anchors everyone's last records). */
-  stop(): Promise<void>;
+  /**
+   * Stops every broker process, the leader last (its parting checkpoint anchors everyone's last
+   * records); resolves to the exit code the worst of them left with (0 when all finished).
+   */
+  stop(): Promise<number>;
 }
 
 /** A broker process that stopped before it served: its own output says why. */
@@ -83,7 +90,7 @@ export async function runBrokerProcesses(
   if (cluster.isWorker) return serveInCluster(start);
   if (count <= 1) {
     const broker = await start(undefined);
-    return { url: broker.url, reload: () => void broker.reloadPolicies(), stop: () => broker.close() };
+    return { url: broker.url, serving: broker, reload: () => void broker.reloadPolicies(), stop: () => broker.close().then(() => 0) };
   }
   return supervise(count, log);
 }
@@ -94,12 +101,11 @@ async function serveInCluster(start: (cluster: BrokerCluster | undefined) => Pro
   process.on('message', (message: ToBroker) => {
     if (message?.keyway === 'event') broker.heard(message.event);
   });
-  let closed: Promise<void> | undefined;
-  const stop = (): Promise<void> => (closed ??= broker.close());
+  const stop = (): Promise<number> => broker.close().then(() => 0);
   // Without its supervisor, no connection reaches this process any more: it closes its audit log and leaves.
-  process.once('disconnect', () => void stop().then(() => process.exit(0)));
+  process.once('disconnect', () => void stop().then((code) => process.exit(code)));
   send({ keyway: 'serving', url: broker.url });
-  return { url: broker.url, reload: () => void broker.reloadPolicies(), stop };
+  return { url: broker.url, serving: broker, reload: () => void broker.reloadPolicies(), stop };
 }
 
 interface Member {
@@ -152,16 +158,21 @@ async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
       setTimeout(() => void restart(leader), delay).unref();
     }
   };
-  const stopMember = async (member: Member): Promise<void> => {
-    const exited = once(member.worker, 'exit');
+  // Each process shuts down gracefully on SIGTERM, within KEYWAY_SHUTDOWN_SECONDS of its own.
+  const stopMember = async (member: Member): Promise<number> => {
+    const exited = once(member.worker, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     member.worker.process.kill('SIGTERM');
-    await exited;
+    const [code] = await exited;
+    return code ?? 1;
   };
-  const stop = async (): Promise<void> => {
-    stopping = true;
-    await Promise.all(members.filter((member) => !member.leader).map(stopMember));
-    await Promise.all(members.map(stopMember));
-  };
+  let stopped: Promise<number> | undefined;
+  const stop = (): Promise<number> =>
+    (stopped ??= (async () => {
+      stopping = true;
+      const followers = await Promise.all(members.filter((member) => !member.leader).map(stopMember));
+      const leaders = await Promise.all(members.map(stopMember));
+      return Math.max(0, ...followers, ...leaders);
+    })());
 
   try {
     await fork(true);
@@ -172,6 +183,7 @@ async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
   }
   return {
     url: url as string,
+    serving: undefined,
     reload: () => {
       // A process still starting has no SIGHUP handler yet (and loads the policies as it starts anyway).
       for (const member of members) if (member.serving) member.worker.process.kill('SIGHUP');

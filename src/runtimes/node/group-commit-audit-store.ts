@@ -25,6 +25,12 @@ interface InFlight {
 }
 
 /**
+ * How long after a failed commit the store reports itself unwritable (readiness 503). Readiness
+ * never writes; after this the next append is the test, so a store that was fixed comes back.
+ */
+export const UNWRITABLE_AFTER_FAILURE_MS = 10_000;
+
+/**
  * The Node audit log, and the one writer of the broker's SQLite file. Reads run on the caller's
  * connection; appends go to a single writer thread with group commit: the appends that arrive
  * while it commits one batch become the next batch, one transaction and one WAL fsync for all of
@@ -37,6 +43,7 @@ interface InFlight {
 export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
   readonly #onCommit: ((records: number) => void) | undefined;
+  readonly #now: () => number;
   #writer: Worker | undefined;
   #queues: { [K in Kind]: Of<K>[] } = { append: [], claim: [], alerts: [] };
   #inFlight = new Map<number, InFlight>();
@@ -44,12 +51,26 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   #scheduled = false;
   /** How many appends at the front of the queue go one per transaction (after a failed batch). */
   #singles = 0;
+  /** When the last commit failed, if the commit since has not succeeded. */
+  #failedAt: number | undefined;
+  #idle: (() => void)[] = [];
 
   /** `db` serves reads; `path` is the same file, opened again by the writer thread. */
-  constructor(db: SqlDatabase, path: string, options: { onCommit?: (records: number) => void } = {}) {
+  constructor(db: SqlDatabase, path: string, options: { onCommit?: (records: number) => void; now?: () => number } = {}) {
     super(db);
     this.#path = path;
     this.#onCommit = options.onCommit;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** False for a while after a commit failed (UNWRITABLE_AFTER_FAILURE_MS), unless one has succeeded since. */
+  writable(): boolean {
+    return this.#failedAt === undefined || this.#now() - this.#failedAt >= UNWRITABLE_AFTER_FAILURE_MS;
+  }
+
+  /** Appends, claims and alert calls waiting or being committed now. */
+  get queued(): number {
+    return [...this.#inFlight.values(), this.#queues].reduce((sum, work) => sum + work.append.length + work.claim.length + work.alerts.length, 0);
   }
 
   override append(event: AuditEvent): Promise<ChainLink> {
@@ -68,8 +89,9 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     >;
   }
 
-  /** Stops the writer thread; work still waiting is refused. */
+  /** Commits every append, claim and alert call already made (the group commit flushed), then stops the writer thread. */
   async close(): Promise<void> {
+    if (this.queued > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
     const writer = this.#writer;
     this.#writer = undefined;
     await writer?.terminate();
@@ -109,13 +131,17 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     if (batch !== undefined) {
       const { appended } = reply;
       if ('result' in appended) {
-        if (batch.append.length > 0) this.#onCommit?.(batch.append.length);
+        if (batch.append.length > 0) {
+          this.#failedAt = undefined;
+          this.#onCommit?.(batch.append.length);
+        }
         for (const [index, work] of batch.append.entries()) work.resolve(appended.result[index] as ChainLink);
       } else if (batch.append.length > 1) {
         // Retried one event per transaction, so that one bad event fails alone.
         this.#queues.append.unshift(...batch.append);
         this.#singles += batch.append.length;
       } else {
+        this.#failedAt = this.#now();
         for (const work of batch.append) work.reject(new Error(appended.error));
       }
       const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
@@ -129,6 +155,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   }
 
   #next(): void {
+    if (this.queued === 0) for (const resolve of this.#idle.splice(0)) resolve();
     if (this.#inFlight.size > 0 || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
     const appends = this.#singles > 0 ? 1 : MAX_BATCH;
     if (this.#singles > 0) this.#singles -= 1;
@@ -150,10 +177,12 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   }
 
   #fail(error: unknown): void {
+    this.#failedAt = this.#now();
     const waiting: Work[] = [...this.#inFlight.values(), this.#queues].flatMap((work): Work[] => [...work.append, ...work.claim, ...work.alerts]);
     this.#inFlight.clear();
     this.#queues = { append: [], claim: [], alerts: [] };
     this.#singles = 0;
     for (const work of waiting) work.reject(error);
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 }

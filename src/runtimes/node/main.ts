@@ -7,6 +7,7 @@ const { startNodeBroker } = await import('./start-node-broker.ts');
 const { BrokerProcessError, processLogFields, readProcessCount, runBrokerProcesses } = await import('./broker-processes.ts');
 const { jsonLogger } = await import('../../core/log.ts');
 const { PolicyLoadError } = await import('../../core/policy/load-policies.ts');
+const { gracefulShutdown } = await import('./graceful-shutdown.ts');
 
 /** `npm start`: the Node broker, configured from the environment; KEYWAY_PROCESSES of them. */
 try {
@@ -17,9 +18,13 @@ try {
     (cluster) => startNodeBroker(config, { log, ...(cluster === undefined ? {} : { cluster }) }),
     log,
   );
-  const stop = (): void => void brokers.stop().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // A process that serves shuts its broker down gracefully; a supervisor stops its processes (the leader last) and exits as the worst of them did.
+  const stop =
+    brokers.serving === undefined
+      ? (): void => void brokers.stop().then((code) => process.exit(code))
+      : gracefulShutdown(brokers.serving, config.shutdown, log);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   process.on('SIGHUP', () => brokers.reload());
 } catch (error) {
   if (error instanceof PolicyLoadError) {

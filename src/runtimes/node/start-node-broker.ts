@@ -1,8 +1,6 @@
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { serve, type ServerType } from '@hono/node-server';
-import type { Context, Hono } from 'hono';
-import type { AppEnv } from '../../http/app.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createBroker } from '../create-broker.ts';
 import { outboundHttp } from '../../core/outbound/outbound-http.ts';
@@ -17,7 +15,7 @@ import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../../features/dev-issuer/dev-issuer.ts';
 import { devIssuerRoutes } from '../../http/routes/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
-import { jsonLogger, type Logger } from '../../core/log.ts';
+import { jsonLogger, type LogFields, type Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
@@ -43,7 +41,8 @@ import { brokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../../features/metrics/registry.ts';
 import { metricsRoute } from '../../http/routes/metrics.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
-import { closeAfterUnreadBody } from './close-after-unread-body.ts';
+import { BrokerListener } from './broker-listener.ts';
+import { RunningWork } from './running-work.ts';
 import { clientAddress } from './client-address.ts';
 import { NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
 import type { BrokerCluster, ClusterEvent } from './broker-processes.ts';
@@ -78,46 +77,35 @@ export interface NodeBroker {
   revokeDueGitHubTokens(): Promise<void>;
   /** Another broker process announced `event`: a push switched the live policy set, or a GitHub token revocation was scheduled. */
   heard(event: ClusterEvent): void;
+  /**
+   * Shuts down in order, once however often it is called: `/readyz` says not ready; after
+   * `config.shutdown.drainSeconds` the listener stops accepting and every request under way is
+   * answered (its audit record committed first, as always); the timers stop and the work they or
+   * an answer started finishes; the audit head is signed into a checkpoint; the audit writer
+   * commits what it holds and stops; the database is closed. It sets no deadline: the caller does
+   * (graceful-shutdown.ts).
+   */
   close(): Promise<void>;
+  /** What a shutdown under way is at and still waiting on, for the log line of one that ran out of time. */
+  closing(): LogFields;
 }
 
 export { DATABASE_FILE };
 
 /**
- * What one client may hold of the Node server: request headers up to 16 KiB (answered 431
- * beyond), 10 s to send them and 30 s for the whole request (answered 408 and closed), checked
- * every second.
- */
-export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
-
-/**
  * The embedded default: one process (or one of KEYWAY_PROCESSES: runtimes/node/broker-processes.ts),
- * a SQLite file in the data directory, keys generated on first start and kept there, policies
- * read from a directory. Throws PolicyLoadError when the
+ * a SQLite file in the data directory, keys generated on first start and kept there, policies read from a directory. Throws PolicyLoadError when the
  * policies do not load, so start-up stops with file and reason.
  *
  * It listens first, so that port 0 binds a free port: an issuer URL naming port 0 (what PORT=0
  * gives without KEYWAY_ISSUER) names the port bound. Requests wait until the broker is ready.
  */
 export async function startNodeBroker(config: NodeBrokerConfig, options: NodeBrokerOptions = {}): Promise<NodeBroker> {
-  const app = Promise.withResolvers<Hono<AppEnv>>();
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const started = serve(
-      {
-        fetch: closeAfterUnreadBody(async (request, env) => (await app.promise).fetch(request, env)),
-        port: config.port,
-        hostname: config.host,
-        serverOptions: INBOUND_LIMITS,
-      },
-      () => resolve(started),
-    );
-    started.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
+  const listener = await BrokerListener.listen(config);
   try {
-    return await startOn(server, { ...config, issuer: onBoundPort(config.issuer, port) }, options, app.resolve);
+    return await startOn(listener, { ...config, issuer: onBoundPort(config.issuer, listener.port) }, options);
   } catch (error) {
-    await closeServer(server);
+    await listener.destroy();
     throw error;
   }
 }
@@ -130,14 +118,7 @@ function onBoundPort(issuer: string, port: number): string {
   return url.origin;
 }
 
-function closeServer(server: ServerType): Promise<void> {
-  return new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    if ('closeAllConnections' in server) server.closeAllConnections();
-  });
-}
-
-async function startOn(server: ServerType, config: NodeBrokerConfig, options: NodeBrokerOptions, serveApp: (app: Hono<AppEnv>) => void): Promise<NodeBroker> {
+async function startOn(listener: BrokerListener, config: NodeBrokerConfig, options: NodeBrokerOptions): Promise<NodeBroker> {
   const log = options.log ?? jsonLogger();
   const now = options.now ?? Date.now;
   // Checkpoints, retention, the key life cycle and GitHub revocation run in one process only.
@@ -179,7 +160,8 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
   const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
   const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
-  const audit = new GroupCommitAuditStore(db, databasePath);
+  const audit = new GroupCommitAuditStore(db, databasePath, { now });
+  const work = new RunningWork();
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
   let github: GitHubTokens | undefined;
@@ -208,6 +190,12 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     keyStore,
     audit,
     alerts: writerThreadAlertStore(audit, db),
+    // The alert rules that read each record after its answer: a shutdown lets them finish.
+    background: (_c, task) =>
+      void work.track(
+        'alert_rules',
+        task.catch((error: unknown) => log.error('background task failed', { error: String(error) })),
+      ),
     replay: writerThreadReplayGuard(audit),
     clientIp,
     limiter: new MemoryRateLimiter(),
@@ -237,17 +225,24 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     }
   };
   if (leader) await maintain();
-  const upkeep = leader ? setInterval(() => void maintain(), config.audit.checkpointSeconds * 1000) : undefined;
+  const auditUpkeep = async (): Promise<void> => {
+    if (leader) await work.track('audit_upkeep', maintain());
+  };
+  const upkeep = leader ? setInterval(() => void auditUpkeep(), config.audit.checkpointSeconds * 1000) : undefined;
   upkeep?.unref();
 
   // The key life cycle on a timer, advanced by the leader; every process reloads the ring each round, so a rotation reaches it.
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
-  const keyUpkeep = async (upkeepOptions: { rotate?: boolean } = {}): Promise<KeyTransition[]> => {
-    const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: upkeepOptions.rotate === true, upkeep: true }) : [];
-    for (const transition of transitions) log.info('signing key life cycle', { ...transition });
-    await live.refresh(now());
-    return transitions;
-  };
+  const keyUpkeep = (options: { rotate?: boolean } = {}): Promise<KeyTransition[]> =>
+    work.track(
+      'key_upkeep',
+      (async () => {
+        const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true }) : [];
+        for (const transition of transitions) log.info('signing key life cycle', { ...transition });
+        await live.refresh(now());
+        return transitions;
+      })(),
+    );
   await keyUpkeep();
   const keyTimer = setInterval(() => {
     keyUpkeep().catch((error: unknown) =>
@@ -259,10 +254,11 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
   app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
   if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
 
-  serveApp(app);
-  const { port } = server.address() as AddressInfo;
+  // Policies loaded and signing keys open (start-up stops otherwise); ready while the audit log takes writes and no shutdown began.
+  let shuttingDown = false;
+  listener.serve(app, () => !shuttingDown && audit.writable());
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `http://${host}:${port}`;
+  const url = `http://${host}:${listener.port}`;
   const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
   log.info('keyway listening', {
     url,
@@ -279,15 +275,38 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
     });
   }
 
+  let closed: Promise<void> | undefined;
+  let stage = 'serving';
+  async function shutDown(): Promise<void> {
+    shuttingDown = true;
+    listener.endKeepAlive();
+    stage = 'draining';
+    if (config.shutdown.drainSeconds > 0) await sleep(config.shutdown.drainSeconds * 1000);
+    stage = 'closing_listener';
+    await listener.close();
+    stage = 'stopping_timers';
+    watcher?.close();
+    clearInterval(upkeep);
+    clearInterval(keyTimer);
+    await revocationTimer?.close();
+    // A key rotation or checkpoint round under way ends in its own transaction, before the database closes.
+    await work.settled();
+    stage = 'final_checkpoint';
+    // Sign the head on the way out, so the last records are anchored too (the leader, which stops last, anchors everyone's).
+    if (leader) await maintain();
+    stage = 'closing_audit_log';
+    await audit.close();
+    db.close();
+    stage = 'closed';
+  }
+
   return {
     url,
     config,
     jwks,
     policies: () => policies.current,
     reloadPolicies: () => policies.reload(),
-    auditUpkeep: async () => {
-      if (leader) await maintain();
-    },
+    auditUpkeep,
     keyUpkeep,
     github,
     revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
@@ -295,17 +314,11 @@ async function startOn(server: ServerType, config: NodeBrokerConfig, options: No
       if (event === 'policies-switched') policies.reload();
       else revocationTimer?.arm();
     },
-    close: async () => {
-      watcher?.close();
-      clearInterval(upkeep);
-      clearInterval(keyTimer);
-      await revocationTimer?.close();
-      await closeServer(server);
-      // Sign the head on the way out, so the last records are anchored too.
-      if (leader) await maintain();
-      await audit.close();
-      db.close();
+    close: () => {
+      closed ??= shutDown();
+      return closed;
     },
+    closing: () => ({ stage, requests_in_flight: listener.inFlight, audit_appends_queued: audit.queued, ...work.counts() }),
   };
 }
 

@@ -3,6 +3,7 @@ import type { PolicyFile } from '../../core/policy/load-policies.ts';
 import bundledPolicies from '../../../build/policies.json';
 import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+import { answerProbe } from '../../http/routes/probes.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
@@ -25,31 +26,40 @@ function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undef
   return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${served.host}: ${fix}`;
 }
 
+/** The broker this isolate serves with, started on first use; or the 503 that says why it cannot serve. */
+async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBroker | Response> {
+  const refusal = loopbackIssuerRefusal(request, env);
+  if (refusal !== undefined) {
+    log.error('broker refuses to serve', { error: refusal });
+    return Response.json({ error: 'temporarily_unavailable', error_description: refusal }, { status: 503 });
+  }
+  broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
+  let ready: WorkerBroker;
+  try {
+    ready = await broker;
+  } catch (error) {
+    // Try again on the next request; until then, say so rather than fail obscurely.
+    broker = undefined;
+    log.error('broker failed to start', { error: describe(error) });
+    return Response.json({ error: 'temporarily_unavailable', error_description: 'the broker is not configured correctly' }, { status: 503 });
+  }
+  try {
+    // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
+    await ready.keys.refreshIfStale(Date.now());
+  } catch (error) {
+    log.error('signing keys failed to load', { error: describe(error) });
+    return Response.json({ error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' }, { status: 503 });
+  }
+  return ready;
+}
+
 export default {
   async fetch(request, env, ctx): Promise<Response> {
-    const refusal = loopbackIssuerRefusal(request, env);
-    if (refusal !== undefined) {
-      log.error('broker refuses to serve', { error: refusal });
-      return Response.json({ error: 'temporarily_unavailable', error_description: refusal }, { status: 503 });
-    }
-    broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
-    let ready: WorkerBroker;
-    try {
-      ready = await broker;
-    } catch (error) {
-      // Try again on the next request; until then, say so rather than fail obscurely.
-      broker = undefined;
-      log.error('broker failed to start', { error: describe(error) });
-      return Response.json({ error: 'temporarily_unavailable', error_description: 'the broker is not configured correctly' }, { status: 503 });
-    }
-    try {
-      // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
-      await ready.keys.refreshIfStale(Date.now());
-    } catch (error) {
-      log.error('signing keys failed to load', { error: describe(error) });
-      return Response.json({ error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' }, { status: 503 });
-    }
-    return ready.app.fetch(request, env, ctx);
+    // Ready: configured for where it is served, policies loaded, signing keys read from KeywayState (within a refresh period).
+    const probe = answerProbe(request, async () => !((await startedBroker(request, env)) instanceof Response));
+    if (probe !== undefined) return probe;
+    const started = await startedBroker(request, env);
+    return started instanceof Response ? started : started.app.fetch(request, env, ctx);
   },
 
   /** The Cron Trigger (wrangler.toml [triggers]): rotates, activates and removes signing keys as they fall due. */

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, linkSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
+import { KeywayError } from '../core/errors/keyway-error.ts';
+import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
+import { checkSchema } from '../storage/migrate.ts';
+import { createPrivateFile } from '../storage/private-data-dir.ts';
+import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
+import { CliError, type Command } from './command.ts';
+import { checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
+
+const USAGE = `usage: keyway backup --output FILE [--data-dir DIR] [--json]
+
+Copies a Node broker's database (${DATABASE_FILE}: the audit log and its checkpoints, the sealed
+signing keys, single-use claims, the GitHub revocation schedule, the live policy set) into FILE
+through SQLite's online backup API: one consistent state, taken while the broker serves, which
+it does not pause. The master key is never in it, even when ${MASTER_KEY_FILE} is in the data directory:
+keep it in a secret store, apart from the backups. FILE is written 0600 through a temporary file
+beside it, so it is whole or absent, and an existing FILE is never overwritten. The snapshot is
+then checked (SQLite integrity, schema version, the audit chain and its signed checkpoints) and
+what it holds is printed. Exit code 0: written and verified; 1: an error (nothing written), or a
+snapshot whose audit log does not verify (kept: it is what the data directory holds).
+
+  --output FILE             where to write the backup (must not exist)
+  --data-dir DIR            the broker's data directory (default KEYWAY_DATA_DIR or .keyway)
+  --json                    machine-readable output: {"output", "schema_version", "records", "head_seq", …}`;
+
+export const backup: Command = {
+  summary: 'snapshot a Node broker’s database while it serves (never the master key)',
+  usage: USAGE,
+  async run(args) {
+    const options = { 'data-dir': { type: 'string' }, output: { type: 'string' }, json: { type: 'boolean', default: false } } as const;
+    const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
+    if (values.output === undefined) throw new CliError('--output FILE is required: where to write the backup');
+    const output = resolve(values.output);
+    const source = openDataDir(values['data-dir'] ?? nodeConfigFromEnv(process.env).dataDir);
+    let partial: string | undefined;
+    try {
+      partial = createPartial(output);
+      await source.backup(partial);
+      // link, not rename: it fails if FILE appeared meanwhile, where rename would replace it.
+      linkSync(partial, output);
+    } catch (error) {
+      if (error instanceof KeywayError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new CliError(
+        code === 'EEXIST' ? `${output} exists: keyway backup never overwrites a file` : `cannot write the backup to ${output}: ${(error as Error).message}`,
+        1,
+      );
+    } finally {
+      source.close();
+      if (partial !== undefined) rmSync(partial, { force: true });
+    }
+    const snapshot = openSnapshot(output, output, { readonly: true });
+    try {
+      const { summary, report } = await checkSnapshot(snapshot, output);
+      if (values.json === true) process.stdout.write(`${JSON.stringify({ output, ...summary, verified: report.ok })}\n`);
+      else process.stdout.write(`backup written to ${output}: ${describeSnapshot(summary)}\n`);
+      if (report.ok) return 0;
+      process.stderr.write(
+        `keyway: the audit log in the backup does not verify (${report.problem?.kind} at seq ${report.problem?.seq}): ${report.problem?.message}\n`,
+      );
+      return 1;
+    } finally {
+      snapshot.close();
+    }
+  },
+};
+
+/** The data directory's database, opened for reading; refused unless it is a keyway database this code knows. */
+function openDataDir(dataDir: string): SqliteFile {
+  if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) throw new CliError(`no data directory at ${dataDir}`, 1);
+  const path = join(dataDir, DATABASE_FILE);
+  if (!existsSync(path)) throw new CliError(`${dataDir} is not a keyway data directory: it has no ${DATABASE_FILE}`, 1);
+  let db: SqliteFile | undefined;
+  try {
+    db = openSqliteFile(path, { readonly: true });
+    if (checkSchema(db) === 0) throw new CliError(`${path} is not a keyway database: it has no keyway_schema table`, 1);
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof KeywayError) throw error;
+    throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
+  }
+}
+
+/** A new, empty, 0600 file beside `output`, to write the backup into before it takes its name. */
+function createPartial(output: string): string {
+  if (existsSync(output)) throw new CliError(`${output} exists: keyway backup never overwrites a file`, 1);
+  const partial = join(dirname(output), `.${basename(output)}.partial-${randomUUID()}`);
+  createPrivateFile(partial);
+  return partial;
+}

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { KeywayError } from '../core/errors/keyway-error.ts';
+import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
+import { MASTER_KEY_FILE, readMasterKeyFile } from '../storage/master-key-file.ts';
+import { migrate } from '../storage/migrate.ts';
+import { createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
+import { DATABASE_FILE } from '../storage/sqlite-file.ts';
+import { CliError, type Command } from './command.ts';
+import { checkKeyRingOpens, checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
+
+const USAGE = `usage: keyway restore --backup FILE --data-dir DIR [--master-key-file FILE] [--json]
+
+Restores a backup written by \`keyway backup\` into DIR, a new data directory for a broker. It
+never overwrites a database: DIR must not hold ${DATABASE_FILE} (a running broker's directory always
+does, and so does an old one), so restore into a new directory, then point KEYWAY_DATA_DIR at it.
+Before anything takes the name ${DATABASE_FILE} it checks, on a temporary copy in DIR, that the backup
+is an undamaged keyway database whose schema is no newer than this keyway (an older one is
+migrated), that its audit chain and signed checkpoints verify, and that every signing key opens
+with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
+DIR is created owner-only (0700), as the broker demands. The master key is not written into DIR.
+
+  --backup FILE             the backup to restore (it is only read)
+  --data-dir DIR            the data directory to create or fill (must not hold ${DATABASE_FILE})
+  --master-key-file FILE    the broker's master key, from a file (e.g. the ${MASTER_KEY_FILE} you kept apart);
+                            without it, KEYWAY_MASTER_KEY (and KEYWAY_MASTER_KEY_PREVIOUS) as the broker reads them
+  --json                    machine-readable output: {"data_dir", "schema_version", "records", "head_seq", …}`;
+
+/** What a database in DIR leaves: the file, and SQLite's write-ahead log and shared memory beside it. */
+const DATABASE_FILES = [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
+
+export const restore: Command = {
+  summary: 'restore a backup into a new data directory, verified before it takes the name',
+  usage: USAGE,
+  async run(args) {
+    const options = {
+      backup: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'master-key-file': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    } as const;
+    const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
+    if (values.backup === undefined) throw new CliError('--backup FILE is required: the file `keyway backup` wrote');
+    if (values['data-dir'] === undefined) throw new CliError('--data-dir DIR is required: the new data directory to restore into');
+    const backupFile = resolve(values.backup);
+    const dataDir = resolve(values['data-dir']);
+    const masterKeys = masterKeysFrom(values['master-key-file']);
+    if (!existsSync(backupFile) || !statSync(backupFile).isFile()) throw new CliError(`no backup file at ${backupFile}`, 1);
+    const held = DATABASE_FILES.filter((name) => existsSync(join(dataDir, name)));
+    if (held.length > 0) {
+      throw new CliError(
+        `${dataDir} holds ${held.join(', ')} already (a running broker's data directory, or an old one): ` +
+          'keyway restore never overwrites a database; restore into a new directory',
+        1,
+      );
+    }
+    const created = !existsSync(dataDir);
+    preparePrivateDataDir(dataDir);
+    const partial = join(dataDir, `.${DATABASE_FILE}.restore-${randomUUID()}`);
+    try {
+      createPrivateFile(partial);
+      copyFileSync(backupFile, partial);
+      const db = openSnapshot(partial, backupFile);
+      let summary;
+      try {
+        const checked = await checkSnapshot(db, backupFile);
+        if (!checked.report.ok) {
+          const { problem } = checked.report;
+          throw new CliError(`the audit log in ${backupFile} does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`, 1);
+        }
+        migrate(db);
+        await checkKeyRingOpens(db, masterKeys, backupFile);
+        summary = (await checkSnapshot(db, backupFile)).summary;
+      } finally {
+        db.close();
+      }
+      // link, not rename: it fails if a database appeared in DIR meanwhile (a broker started on it), where rename would replace it.
+      linkSync(partial, join(dataDir, DATABASE_FILE));
+      if (values.json === true) process.stdout.write(`${JSON.stringify({ data_dir: dataDir, ...summary })}\n`);
+      else process.stdout.write(`restored into ${dataDir}: ${describeSnapshot(summary)}\n`);
+      return 0;
+    } catch (error) {
+      removePartial(partial);
+      // A directory restore created goes again, so a failed restore leaves nothing that looks like a data directory.
+      if (created && readdirSync(dataDir).length === 0) rmdirSync(dataDir);
+      if (error instanceof KeywayError) throw error;
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new CliError(`${join(dataDir, DATABASE_FILE)} appeared during the restore: left as it is`, 1);
+      throw new CliError(`cannot restore into ${dataDir}: ${(error as Error).message}`, 1);
+    } finally {
+      removePartial(partial);
+    }
+  },
+};
+
+function masterKeysFrom(file: string | undefined): MasterKeys {
+  if (file !== undefined) {
+    if (!existsSync(file)) throw new CliError(`no master key file at ${file}`, 1);
+    return readMasterKeyFile(file);
+  }
+  const fromEnv = readMasterKeys(process.env);
+  if (fromEnv === undefined) {
+    throw new CliError('no master key: set KEYWAY_MASTER_KEY as the broker has it, or give --master-key-file (the signing keys are checked to open with it)');
+  }
+  return fromEnv;
+}
+
+/** The temporary copy and whatever SQLite left beside it. */
+function removePartial(partial: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${partial}${suffix}`, { force: true });
+}

@@ -1,0 +1,114 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { AppEnv } from '../../http/app.ts';
+import { answerProbe } from '../../http/routes/probes.ts';
+import { closeAfterUnreadBody } from './close-after-unread-body.ts';
+
+/**
+ * What one client may hold of the Node server: request headers up to 16 KiB (answered 431
+ * beyond), 10 s to send them and 30 s for the whole request (answered 408 and closed), checked
+ * every second.
+ */
+export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
+
+/**
+ * The Node broker's HTTP listener. It listens before the broker is built (so port 0 binds a
+ * free port the issuer can name); until `serve`, requests wait for the app, `/livez` answers
+ * and `/readyz` says not ready. `close` is the first half of a graceful shutdown.
+ */
+export class BrokerListener {
+  readonly #server: ServerType;
+  readonly #app = Promise.withResolvers<Hono<AppEnv>>();
+  #ready: () => boolean = () => false;
+  #keepAlive = true;
+  #closed = false;
+  #inFlight = 0;
+
+  private constructor(server: ServerType) {
+    this.#server = server;
+    // A response that was under way when the listener closed leaves its connection idle: close it then, not after keep-alive's 5 s.
+    server.on('request', (_request, response) => response.on('finish', () => this.#closed && setImmediate(() => this.#closeIdle())));
+  }
+
+  static listen(options: { readonly port: number; readonly host: string }): Promise<BrokerListener> {
+    let listener: BrokerListener | undefined;
+    return new Promise<BrokerListener>((resolve, reject) => {
+      const server = serve(
+        {
+          fetch: closeAfterUnreadBody(async (request, env) => (listener as BrokerListener).#answer(request, env)),
+          port: options.port,
+          hostname: options.host,
+          serverOptions: INBOUND_LIMITS,
+        },
+        () => resolve(listener as BrokerListener),
+      );
+      listener = new BrokerListener(server);
+      server.once('error', reject);
+    });
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** Requests (probes aside) being answered now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Starts answering with `app`; `/readyz` asks `ready`. */
+  serve(app: Hono<AppEnv>, ready: () => boolean): void {
+    this.#ready = ready;
+    this.#app.resolve(app);
+  }
+
+  /**
+   * From now on every answer says `Connection: close`, so clients and load balancers stop reusing
+   * connections before the listener closes (where a request sent on an idle one would be lost).
+   */
+  endKeepAlive(): void {
+    this.#keepAlive = false;
+  }
+
+  /**
+   * Stops accepting connections and closes the idle ones; resolves once every request under way
+   * has been answered and its connection closed (each answer given now says `Connection: close`).
+   */
+  close(): Promise<void> {
+    this.endKeepAlive();
+    this.#closed = true;
+    return new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#closeIdle();
+    });
+  }
+
+  /** Closes every connection at once, answered or not (a start-up that failed). */
+  destroy(): Promise<void> {
+    const closed = this.close();
+    if ('closeAllConnections' in this.#server) this.#server.closeAllConnections();
+    return closed;
+  }
+
+  async #answer(request: Request, env: Parameters<Hono<AppEnv>['fetch']>[1]): Promise<Response> {
+    const probe = answerProbe(request, () => this.#ready());
+    if (probe !== undefined) return this.#withoutKeepAlive(await probe);
+    this.#inFlight += 1;
+    try {
+      return this.#withoutKeepAlive(await (await this.#app.promise).fetch(request, env));
+    } finally {
+      this.#inFlight -= 1;
+    }
+  }
+
+  /** Once a shutdown began, no answer invites the client to send another request on its connection. */
+  #withoutKeepAlive(response: Response): Response {
+    if (!this.#keepAlive) response.headers.set('Connection', 'close');
+    return response;
+  }
+
+  #closeIdle(): void {
+    if ('closeIdleConnections' in this.#server) this.#server.closeIdleConnections();
+  }
+}

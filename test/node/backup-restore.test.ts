@@ -1,0 +1,323 @@
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { BROKER_ISSUER, type Environment, REPOSITORY_ROOT, runProcess, spawnBroker, writeTree } from './node-harness.ts';
+
+const FIXTURE = join(REPOSITORY_ROOT, 'test/fixtures/releases/0.1.0.db');
+const FIXTURE_KEY_FILE = join(REPOSITORY_ROOT, 'test/fixtures/releases/master.key');
+const FIXTURE_KEY = readFileSync(FIXTURE_KEY_FILE, 'utf8').trim();
+
+const keyway = (args: readonly string[], env: Environment = {}) =>
+  runProcess(process.execPath, ['src/cli/main.ts', ...args], { env: { PATH: process.env['PATH'] ?? '', ...env } });
+
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+const scratch = (): string => mkdtempSync(join(tmpdir(), 'keyway-backup-'));
+
+/** A data directory holding the release fixture's database (and its master.key, as the embedded default keeps it). */
+function fixtureDataDir(): string {
+  const dataDir = join(scratch(), 'data');
+  mkdirSync(dataDir, { mode: 0o700 });
+  copyFileSync(FIXTURE, join(dataDir, DATABASE_FILE));
+  copyFileSync(FIXTURE_KEY_FILE, join(dataDir, 'master.key'));
+  return dataDir;
+}
+
+/** A verified backup of the fixture. */
+async function fixtureBackup(): Promise<string> {
+  const output = join(scratch(), 'keyway.backup');
+  const result = await keyway(['backup', '--data-dir', fixtureDataDir(), '--output', output]);
+  expect(result.code, result.stderr).toBe(0);
+  return output;
+}
+
+const SUMMARY = 'schema version 7, 5 audit records (seq 1…5), 1 signed checkpoints, 1 signing keys; head ';
+
+describe('keyway backup', () => {
+  it('writes a verified, owner-only snapshot that holds no master key, even with master.key in the data directory', async () => {
+    const dataDir = fixtureDataDir();
+    const output = join(scratch(), 'keyway.backup');
+    const result = await keyway(['backup', '--data-dir', dataDir, '--output', output]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain(`backup written to ${output}: ${SUMMARY}`);
+    expect(result.code).toBe(0);
+    expect(statSync(output).mode & 0o777).toBe(0o600);
+    // The file alone, whole: no temporary file, no -wal or -shm left beside it.
+    expect(readdirSync(join(output, '..'))).toEqual(['keyway.backup']);
+    const bytes = readFileSync(output);
+    const key = Buffer.from(FIXTURE_KEY, 'base64url');
+    expect(bytes.includes(key)).toBe(false);
+    expect(bytes.includes(Buffer.from(FIXTURE_KEY))).toBe(false);
+    expect(bytes.includes(Buffer.from('ghs_fixture-token'))).toBe(false);
+  });
+
+  it('refuses a missing data directory, one with no keyway database, and an existing target, leaving everything as it was', async () => {
+    const output = join(scratch(), 'keyway.backup');
+    const missing = await keyway(['backup', '--data-dir', join(scratch(), 'nope'), '--output', output]);
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyway: no data directory at .*nope\n$/) });
+    const empty = await keyway(['backup', '--data-dir', scratch(), '--output', output]);
+    expect(empty).toMatchObject({ code: 1, stderr: expect.stringContaining(`is not a keyway data directory: it has no ${DATABASE_FILE}`) });
+    expect(existsSync(output)).toBe(false);
+
+    const dataDir = fixtureDataDir();
+    const before = sha256(join(dataDir, DATABASE_FILE));
+    writeFileSync(output, 'an older backup');
+    const exists = await keyway(['backup', '--data-dir', dataDir, '--output', output]);
+    expect(exists).toMatchObject({ code: 1, stderr: `keyway: ${output} exists: keyway backup never overwrites a file\n` });
+    expect(readFileSync(output, 'utf8')).toBe('an older backup');
+    expect(sha256(join(dataDir, DATABASE_FILE))).toBe(before);
+  });
+
+  it('refuses a target it cannot write, and leaves no half file', async () => {
+    const root = scratch();
+    writeFileSync(join(root, 'a-file'), '');
+    for (const output of [join(root, 'no-such-dir', 'keyway.backup'), join(root, 'a-file', 'keyway.backup')]) {
+      const result = await keyway(['backup', '--data-dir', fixtureDataDir(), '--output', output]);
+      expect(result).toMatchObject({ code: 1, stderr: expect.stringContaining(`keyway: cannot write the backup to ${output}: `) });
+    }
+    expect(readdirSync(root)).toEqual(['a-file']);
+  });
+});
+
+describe('keyway restore', () => {
+  it('restores into a new owner-only directory, verified, with the keys opening under the master key given', async () => {
+    const backup = await fixtureBackup();
+    const dataDir = join(scratch(), 'restored');
+    const result = await keyway(['restore', '--backup', backup, '--data-dir', dataDir, '--master-key-file', FIXTURE_KEY_FILE]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain(`restored into ${dataDir}: ${SUMMARY}`);
+    expect(result.code).toBe(0);
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(readdirSync(dataDir)).toEqual([DATABASE_FILE]);
+    expect(statSync(join(dataDir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
+    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir]);
+    expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: 5 records/) });
+    // The master key from the environment works the same.
+    const fromEnv = await keyway(['restore', '--backup', backup, '--data-dir', join(scratch(), 'env')], { KEYWAY_MASTER_KEY: FIXTURE_KEY });
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+  });
+
+  it('never overwrites a data directory that holds a database (a running broker’s, or an old one)', async () => {
+    const backup = await fixtureBackup();
+    const live = fixtureDataDir();
+    const before = sha256(join(live, DATABASE_FILE));
+    const result = await keyway(['restore', '--backup', backup, '--data-dir', live, '--master-key-file', FIXTURE_KEY_FILE]);
+    expect(result).toMatchObject({ code: 1, stderr: expect.stringContaining(`${live} holds ${DATABASE_FILE} already`) });
+    expect(sha256(join(live, DATABASE_FILE))).toBe(before);
+    expect(readdirSync(live).sort()).toEqual([DATABASE_FILE, 'master.key']);
+  });
+
+  /** Restores `backup` into a new directory with `args`, expects the refusal `message`, and that nothing was left behind. */
+  async function refused(backup: string, message: string | RegExp, env: Environment = {}, args = ['--master-key-file', FIXTURE_KEY_FILE]) {
+    const before = sha256(backup);
+    const dataDir = join(scratch(), 'restored');
+    const result = await keyway(['restore', '--backup', backup, '--data-dir', dataDir, ...args], env);
+    expect(result.stderr).toMatch(message);
+    expect(result.code).not.toBe(0);
+    expect(existsSync(dataDir)).toBe(false);
+    expect(sha256(backup)).toBe(before);
+  }
+
+  it('refuses the wrong master key, and no master key at all, writing nothing', async () => {
+    const backup = await fixtureBackup();
+    const wrong = join(scratch(), 'wrong.key');
+    writeFileSync(wrong, randomBytes(32).toString('base64url'));
+    await refused(backup, /^keyway: the signing keys in .* do not open with the master key given \(is it the broker's\?\): sealed under master key/, {}, [
+      '--master-key-file',
+      wrong,
+    ]);
+    await refused(backup, /do not open with the master key given/, { KEYWAY_MASTER_KEY: randomBytes(32).toString('base64') }, []);
+    await refused(backup, /^keyway: no master key: set KEYWAY_MASTER_KEY/, {}, []);
+  });
+
+  it('refuses a corrupt backup: truncated, bytes flipped, or not a database at all', async () => {
+    const truncated = await fixtureBackup();
+    truncateSync(truncated, statSync(truncated).size - 4096 * 4);
+    await refused(truncated, /^keyway: .* is (damaged \(SQLite integrity check|not a readable SQLite database)/);
+
+    // A byte of a stored record changed: SQLite still reads the page, the audit chain does not hold.
+    const flipped = await fixtureBackup();
+    const bytes = readFileSync(flipped);
+    const at = bytes.indexOf('"req-1"');
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 5] = '9'.charCodeAt(0);
+    writeFileSync(flipped, bytes);
+    await refused(flipped, /^keyway: the audit log in .* does not verify \((edited|index_mismatch) at seq 1\)/);
+
+    const text = join(scratch(), 'notes.txt');
+    writeFileSync(text, 'not a database, but long enough to look like a file header of one. '.repeat(100));
+    await refused(text, /^keyway: .* is not a readable SQLite database: file is not a database/);
+  });
+
+  it('refuses a backup a newer keyway wrote, naming both schema versions', async () => {
+    const backup = await fixtureBackup();
+    const db = openSqliteFile(backup);
+    migrate(db);
+    db.run('INSERT INTO keyway_schema (id, applied_at) VALUES (?, ?)', [SCHEMA_VERSION + 1, Date.now()]);
+    db.exec('PRAGMA journal_mode = DELETE');
+    db.close();
+    await refused(backup, `schema version ${SCHEMA_VERSION + 1}, newer than the ${SCHEMA_VERSION} this keyway knows`);
+  });
+});
+
+describe('a backup of a broker under load', () => {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+  });
+
+  /** `npm start` on PORT=0, as an operator runs it; resolves with its URL once it listens. */
+  async function startBroker(env: Environment): Promise<string> {
+    return (await spawnBroker(env, (child) => children.push(child))).url;
+  }
+
+  it('restores to a log that verifies and holds every record acknowledged before the backup began', { timeout: 90_000 }, async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'backup-gh');
+    const generic = freshIssuer(inject('testIssuerBase'), 'backup-oidc');
+    const root = writeTree(Object.fromEntries(Object.entries(suitePolicies(github, generic)).map(([path, text]) => [`policies/${path}`, text])));
+    const masterKey = randomBytes(32).toString('base64url');
+    const url = await startBroker({
+      KEYWAY_POLICIES: join(root, 'policies'),
+      KEYWAY_DATA_DIR: join(root, 'data'),
+      KEYWAY_ISSUER: BROKER_ISSUER,
+      KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+      KEYWAY_MASTER_KEY: masterKey,
+      KEYWAY_WATCH_POLICIES: '0',
+    });
+    // A bounded stream of exchanges: 4 workers, 240 in all, granted ones acknowledged with their audit event id.
+    const granted: string[] = [];
+    let sent = 0;
+    const worker = async (): Promise<void> => {
+      while (sent < 240) {
+        sent += 1;
+        const response = await fetch(`${url}/token`, {
+          method: 'POST',
+          body: exchangeForm(await github.sign(ciClaims(github.url, BROKER_ISSUER))),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        const body = (await response.json()) as { audit_event_id?: string };
+        expect(response.status).toBe(200);
+        if (body.audit_event_id !== undefined) granted.push(body.audit_event_id);
+      }
+    };
+    const load = Promise.all([worker(), worker(), worker(), worker()]);
+    await expect.poll(() => granted.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(40);
+    const acknowledged = [...granted];
+    const backupFile = join(scratch(), 'keyway.backup');
+    const backup = await keyway(['backup', '--data-dir', join(root, 'data'), '--output', backupFile]);
+    const duringBackup = granted.length - acknowledged.length;
+    await load;
+    expect(backup.stderr).toBe('');
+    expect(backup.code).toBe(0);
+    // The broker served on while the backup ran (it did not pause it), and the stream was bounded.
+    expect(duringBackup + acknowledged.length).toBeLessThanOrEqual(240);
+    expect(granted).toHaveLength(240);
+
+    const restored = join(scratch(), 'restored');
+    const result = await keyway(['restore', '--backup', backupFile, '--data-dir', restored], { KEYWAY_MASTER_KEY: masterKey });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const verified = await keyway(['audit', 'verify', '--data-dir', restored]);
+    expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
+    const db = openSqliteFile(join(restored, DATABASE_FILE), { readonly: true });
+    try {
+      const ids = new Set(db.all<{ id: string }>('SELECT id FROM audit_events').map((row) => row.id));
+      expect(acknowledged.filter((id) => !ids.has(id))).toEqual([]);
+      expect(ids.size).toBeGreaterThanOrEqual(acknowledged.length);
+    } finally {
+      db.close();
+    }
+  });
+  it('walks the disaster recovery runbook: lose the host, restore, change the master key, rotate, and check the chain against kept checkpoints', {
+    timeout: 120_000,
+  }, async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'runbook-gh');
+    const root = writeTree(
+      Object.fromEntries(
+        Object.entries(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'runbook-oidc'))).map(([path, text]) => [`policies/${path}`, text]),
+      ),
+    );
+    const settings = {
+      KEYWAY_POLICIES: join(root, 'policies'),
+      KEYWAY_ISSUER: BROKER_ISSUER,
+      KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+      KEYWAY_AUDIT_CHECKPOINT_SECONDS: '1',
+    };
+    const oldKey = randomBytes(32).toString('base64url');
+    const exchange = async (url: string) => {
+      const response = await fetch(`${url}/token`, {
+        method: 'POST',
+        body: exchangeForm(await github.sign(ciClaims(github.url, BROKER_ISSUER))),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(response.status).toBe(200);
+      return (await response.json()) as { access_token: string };
+    };
+    /** What a witness keeps: every checkpoint the broker published, fetched from its public API. */
+    const witness = async (url: string, seq: number) => {
+      let kept: { seq: number; hash: string }[] = [];
+      await expect
+        .poll(
+          async () => {
+            kept = ((await (await fetch(`${url}/v1/audit/checkpoints`)).json()) as { checkpoints: { seq: number; hash: string }[] }).checkpoints;
+            return kept.at(-1)?.seq ?? 0;
+          },
+          { timeout: 15_000 },
+        )
+        .toBeGreaterThanOrEqual(seq);
+      return kept;
+    };
+
+    // The old host: serves, is backed up, serves on, and its witness keeps the checkpoints.
+    const oldHost = await startBroker({ ...settings, KEYWAY_DATA_DIR: join(root, 'old'), KEYWAY_MASTER_KEY: oldKey });
+    for (let n = 0; n < 5; n += 1) await exchange(oldHost);
+    const issuedBefore = await exchange(oldHost);
+    const backupFile = join(scratch(), 'keyway.backup');
+    expect((await keyway(['backup', '--data-dir', join(root, 'old'), '--output', backupFile])).code).toBe(0);
+    for (let n = 0; n < 4; n += 1) await exchange(oldHost);
+    const kept = await witness(oldHost, 10);
+    // Lose the host.
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+
+    // 1. Restore on the new host with the master key from the secret store.
+    const dataDir = join(scratch(), 'keyway');
+    const restored = await keyway(['restore', '--backup', backupFile, '--data-dir', dataDir, '--json'], { KEYWAY_MASTER_KEY: oldKey });
+    expect(restored.code, restored.stderr).toBe(0);
+    const head = (JSON.parse(restored.stdout) as { head_seq: number }).head_seq;
+    expect(head).toBeGreaterThanOrEqual(6);
+
+    // 4. The old host may be compromised: a new master key (the old one as previous, for this start), and a rotation now.
+    const newKey = randomBytes(32).toString('base64url');
+    const newHost = await startBroker({ ...settings, KEYWAY_DATA_DIR: dataDir, KEYWAY_MASTER_KEY: newKey, KEYWAY_MASTER_KEY_PREVIOUS: oldKey });
+    const rotated = await keyway(['keys', 'rotate', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
+    expect(rotated.code, rotated.stderr).toBe(0);
+    await exchange(newHost);
+    // 2. A token the old host issued before the backup still verifies: its key is in the new host's JWKS.
+    const jwks = (await (await fetch(`${newHost}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    const { kid } = JSON.parse(Buffer.from(issuedBefore.access_token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string };
+    expect(jwks.keys.map((key) => key.kid)).toContain(kid);
+
+    // 3. The log verifies, and agrees with every kept checkpoint up to the restored head; the kept ones beyond it name the records lost.
+    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir]);
+    expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE), { readonly: true });
+    try {
+      const hashAt = (seq: number) => db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [seq])[0]?.hash;
+      const covered = kept.filter((checkpoint) => checkpoint.seq <= head);
+      expect(covered.length).toBeGreaterThan(0);
+      for (const checkpoint of covered) expect(hashAt(checkpoint.seq)).toBe(checkpoint.hash);
+      // The witness's newest checkpoint covers all 10 records the old host wrote: the 10 − head after the backup were lost.
+      expect(Math.max(...kept.map((checkpoint) => checkpoint.seq))).toBe(10);
+    } finally {
+      db.close();
+    }
+    // After the restart on the restored log, the chain goes on from its head: the new host's records follow it.
+    expect(verified.stdout).toMatch(new RegExp(`^intact: ${head + 1} records \\(seq 1…${head + 1}\\)`));
+  });
+});

@@ -1,0 +1,113 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { GITHUB_TOKEN_PURPOSE } from '../../src/features/github/app/revoke-due-tokens.ts';
+import { readMasterKeyFile } from '../../src/storage/master-key-file.ts';
+import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { SqliteRevocationStore } from '../../src/storage/sqlite-revocation-store.ts';
+import { type Environment, REPOSITORY_ROOT, runProcess } from './node-harness.ts';
+
+const FIXTURES = join(REPOSITORY_ROOT, 'test/fixtures/releases');
+const MASTER_KEY_FILE = join(FIXTURES, 'master.key');
+const RELEASES = readdirSync(FIXTURES).filter((name) => name.endsWith('.db'));
+
+/** A data directory holding a copy of `fixture` as its database. */
+function dataDirWith(fixture: string): string {
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'keyway-release-')), 'data');
+  mkdirSync(dataDir, { mode: 0o700 });
+  copyFileSync(join(FIXTURES, fixture), join(dataDir, DATABASE_FILE));
+  return dataDir;
+}
+
+const node = (args: readonly string[], env: Record<string, string> = {}) =>
+  runProcess(process.execPath, args, { env: { PATH: process.env['PATH'] ?? '', ...env } });
+
+/** `npm start` with `env`, killed if it has not exited within 15 s (a broker that starts serves until then). */
+async function brokerUntilExit(env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, ['src/runtimes/node/main.ts'], {
+    cwd: REPOSITORY_ROOT,
+    env: { PATH: process.env['PATH'] ?? '', PORT: '0', ...env } as Environment as NodeJS.ProcessEnv,
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  let output = '';
+  child.stdout?.on('data', (chunk) => (output += chunk));
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearTimeout(killer);
+  return { code, output };
+}
+
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+describe('databases written by earlier releases (test/fixtures/releases, one per release)', () => {
+  it('holds at least the fixture of this release line', () => {
+    expect(RELEASES).toContain('0.1.0.db');
+  });
+
+  it.each(RELEASES)('%s migrates, its audit log verifies, and its keys and sealed tokens open with its master key', async (fixture) => {
+    const dataDir = dataDirWith(fixture);
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+    try {
+      migrate(db);
+      expect(checkSchema(db)).toBe(SCHEMA_VERSION);
+      const box = await SecretBox.fromMasterKeys(readMasterKeyFile(MASTER_KEY_FILE));
+      const ring = await KeyRing.from(await new SqliteKeyStore(db, box).listKeys());
+      expect(ring.signing.kid).toBeTypeOf('string');
+      const [pending] = await new SqliteRevocationStore(db).due(Number.MAX_SAFE_INTEGER, 10);
+      expect(await box.open(pending?.sealedToken ?? '', GITHUB_TOKEN_PURPOSE, pending?.id)).toBe('ghs_fixture-token');
+      expect(db.all('SELECT key FROM replay_claims')).toHaveLength(1);
+    } finally {
+      db.close();
+    }
+    const verified = await node(['src/cli/main.ts', 'audit', 'verify', '--data-dir', dataDir]);
+    expect(verified.stdout).toMatch(/^intact: 5 records \(seq 1…5\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
+    expect(verified.code).toBe(0);
+  });
+});
+
+describe('a database written by a newer keyway', () => {
+  /** The current fixture, as a newer release would leave it: one more migration, and what it created. */
+  function newerDataDir(): { dataDir: string; database: string; digest: string } {
+    const dataDir = dataDirWith('0.1.0.db');
+    const database = join(dataDir, DATABASE_FILE);
+    const db = openSqliteFile(database);
+    migrate(db);
+    db.run('INSERT INTO keyway_schema (id, applied_at) VALUES (?, ?)', [SCHEMA_VERSION + 1, Date.now()]);
+    db.exec('CREATE TABLE from_the_future (x TEXT)');
+    db.close();
+    return { dataDir, database, digest: sha256(database) };
+  }
+  const refusal = `schema version ${SCHEMA_VERSION + 1}, newer than the ${SCHEMA_VERSION} this keyway knows`;
+
+  it('stops the Node broker (npm start) with both versions named, before anything is written', { timeout: 30_000 }, async () => {
+    const { dataDir, database, digest } = newerDataDir();
+    const started = await brokerUntilExit({ KEYWAY_DATA_DIR: dataDir, KEYWAY_MASTER_KEY: readFileSync(MASTER_KEY_FILE, 'utf8').trim() });
+    expect(started.output).toContain(refusal);
+    expect(started.output).not.toContain('keyway listening');
+    expect(started.code).toBe(1);
+    expect(sha256(database)).toBe(digest);
+  });
+
+  it('is refused by every CLI command that opens it, reading or writing', async () => {
+    const { dataDir, database, digest } = newerDataDir();
+    const env = { KEYWAY_MASTER_KEY: readFileSync(MASTER_KEY_FILE, 'utf8').trim() };
+    for (const args of [
+      ['audit', 'verify', '--data-dir', dataDir],
+      ['audit', 'query', '--data-dir', dataDir],
+      ['keys', 'list', '--data-dir', dataDir],
+      ['keys', 'rotate', '--data-dir', dataDir],
+    ]) {
+      const result = await node(['src/cli/main.ts', ...args], env);
+      expect(result.stderr, args.join(' ')).toContain(refusal);
+      expect(result.code, args.join(' ')).not.toBe(0);
+    }
+    expect(sha256(database)).toBe(digest);
+  }, 60_000);
+});
