@@ -9,12 +9,14 @@ import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { nodeConfigFromEnv } from '../config/node-config.ts';
+import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
+import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
-import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { checkSchema } from '../storage/migrate.ts';
+import { sqliteAuditLogSource, withPinned } from '../storage/sqlite-audit-log-source.ts';
 import { CliError } from './command.ts';
+import { brokerSecretBox } from './key-source.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
 export interface AuditSource {
@@ -22,8 +24,12 @@ export interface AuditSource {
   stats(params: URLSearchParams): Promise<AuditStats>;
   /** The export, as text chunks: NDJSON or CSV. */
   export(params: URLSearchParams, format: 'ndjson' | 'csv'): AsyncIterable<string>;
-  /** Everything `audit verify` needs. */
-  verification(): Promise<AuditLogSource>;
+  /**
+   * Everything `audit verify` needs. The keys it trusts: `pinned` (a JWKS the auditor saved from
+   * GET /v1/audit/keys), and those the broker vouches for: what its /v1/audit/keys publishes, or in
+   * the data directory, those the master key attests. Without the master key, the pinned ones only.
+   */
+  verification(pinned?: JSONWebKeySet): Promise<AuditLogSource>;
   close(): void;
 }
 
@@ -72,11 +78,12 @@ export function openAuditSource(values: ParsedValues): AuditSource {
     return remoteSource(url, token);
   }
   if (values['token'] !== undefined) throw new CliError('--token goes with --url');
-  const dataDir = typeof values['data-dir'] === 'string' ? values['data-dir'] : nodeConfigFromEnv(process.env).dataDir;
-  return localSource(join(dataDir, DATABASE_FILE));
+  const dataDir = values['data-dir'];
+  return localSource(nodeConfigFromEnv(typeof dataDir === 'string' ? { ...process.env, KEYWAY_DATA_DIR: dataDir } : process.env));
 }
 
-function localSource(path: string): AuditSource {
+function localSource(config: NodeBrokerConfig): AuditSource {
+  const path = join(config.dataDir, DATABASE_FILE);
   let db;
   try {
     db = openSqliteFile(path, { readonly: true });
@@ -104,7 +111,17 @@ function localSource(path: string): AuditSource {
       if (format === 'csv') yield CSV_HEADER;
       for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : `${JSON.stringify(toRecordJson(record))}\n`;
     },
-    verification: () => sqliteAuditLogSource(db),
+    async verification(pinned) {
+      // A key is in the same database as the checkpoints it would verify: whoever could write one could write the other.
+      const box = await brokerSecretBox(config);
+      if (box === undefined && pinned === undefined) {
+        throw new CliError(
+          `verify --data-dir trusts no key on the database's word: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} ` +
+            `in ${config.dataDir}), or pass --keys FILE, a JWKS saved earlier from GET /v1/audit/keys`,
+        );
+      }
+      return sqliteAuditLogSource(db, { ...(box === undefined ? {} : { box }), ...(pinned === undefined ? {} : { pinned }) });
+    },
     close: () => db.close(),
   };
 }
@@ -157,7 +174,7 @@ function remoteSource(base: string, token: string): AuditSource {
       const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;
     },
-    async verification() {
+    async verification(pinned) {
       const { issuer } = await json<{ issuer: string }>('/.well-known/oauth-authorization-server', undefined, false);
       // Not the JWKS: it drops a key once its tokens have expired, but the checkpoints it signed stay.
       const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
@@ -180,7 +197,7 @@ function remoteSource(base: string, token: string): AuditSource {
           yield record;
         }
       }
-      return { records: records(), checkpoints, keys: createLocalJWKSet(jwks), issuer };
+      return { records: records(), checkpoints, keys: createLocalJWKSet(withPinned(pinned, jwks.keys)), issuer };
     },
     close: () => {},
   };

@@ -1,8 +1,9 @@
 import { verifyAuditLog } from '../core/audit/verify-chain.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
+import { readPinnedKeys } from './pinned-keys.ts';
 
-const USAGE = `usage: keyway audit verify [source] [--json]
+const USAGE = `usage: keyway audit verify [source] [--keys FILE] [--json]
 
 Re-computes the audit log's hash chain from the first kept record to the head, checks every
 checkpoint's signature with the broker's keys and that the chain passes through it, holds the
@@ -10,17 +11,26 @@ index columns queries and stats read (decision, reason, issuer, subject, policy,
 hashed record, and reports the first record that was edited, deleted or re-ordered. Exit code
 0: intact; 1: tampered (or unreadable).
 
-${SOURCE_USAGE}`;
+Which keys count as the broker's: with --url, those its /v1/audit/keys publishes; with
+--data-dir, those the master key attests (KEYWAY_MASTER_KEY, or the data directory's master key
+file), never a key only the database vouches for. A key in the database nothing vouches for (a
+key removed before keyway attested keys, or one planted there) fails the verification unless
+--keys pins it.
+
+${SOURCE_USAGE}
+  --keys FILE               a JWKS saved earlier from GET /v1/audit/keys: these keys count as the
+                            broker's too, and with --data-dir they need no master key`;
 
 export const auditVerify: Command = {
   summary: 'check the audit log against its hash chain and signed checkpoints',
   usage: USAGE,
   async run(args) {
-    const { values, params } = parseAuditArgs(args, {});
+    const { values, params } = parseAuditArgs(args, { keys: { type: 'string' } });
     if (params.size > 0) throw new CliError('verify checks the whole log: filters do not apply');
+    const pinned = typeof values['keys'] === 'string' ? readPinnedKeys(values['keys']) : undefined;
     const source = openAuditSource(values);
     try {
-      const report = await verifyAuditLog(await source.verification());
+      const report = await verifyAuditLog(await source.verification(pinned));
       if (values['json'] === true) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else if (report.ok) {
@@ -31,7 +41,8 @@ export const auditVerify: Command = {
         );
       } else {
         const { problem } = report;
-        process.stdout.write(`TAMPERED (${problem?.kind}) at seq ${problem?.seq}: ${problem?.message}\n`);
+        process.stdout.write(`TAMPERED (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}\n`);
+        for (const key of report.unvouched_keys ?? []) process.stdout.write(`unvouched key ${key.kid}: it ${key.why}\n`);
       }
       return report.ok ? 0 : 1;
     } finally {

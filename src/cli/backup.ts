@@ -19,8 +19,9 @@ through SQLite's online backup API: one consistent state, taken while the broker
 it does not pause. The master key is never in it, even when ${MASTER_KEY_FILE} is in the data directory:
 keep it in a secret store, apart from the backups. FILE is written 0600 through a temporary file
 beside it, so it is whole or absent, and an existing FILE is never overwritten. The snapshot is
-then checked (SQLite integrity, schema version, the audit chain and its signed checkpoints) and
-what it holds is printed. Exit code 0: written and verified; 1: an error (nothing written), or a
+then checked (SQLite integrity, schema version, the audit chain and its signed checkpoints against
+the keys stored in the copy: that the copy is whole; which keys to trust is keyway restore's and
+keyway audit verify's to decide) and what it holds is printed. Exit code 0: written and verified; 1: an error (nothing written), or a
 snapshot whose audit log does not verify (kept: it is what the data directory holds).
 
   --output FILE             where to write the backup (must not exist)
@@ -55,7 +56,8 @@ export const backup: Command = {
     }
     const snapshot = openSnapshot(output, output, { readonly: true });
     try {
-      const { summary, report } = await checkSnapshot(snapshot, output);
+      // A check that the copy is whole, needing no secret: which keys to trust is for restore and audit verify to decide.
+      const { summary, report } = await checkSnapshot(snapshot, output, 'stored');
       if (values.json === true) process.stdout.write(`${JSON.stringify({ output, ...summary, verified: report.ok })}\n`);
       else process.stdout.write(`backup written to ${output}: ${describeSnapshot(summary)}\n`);
       if (report.ok) return 0;

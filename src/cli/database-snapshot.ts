@@ -4,7 +4,7 @@ import { KeyRing } from '../core/mint/key-ring.ts';
 import type { MasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import { checkSchema } from '../storage/migrate.ts';
-import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
+import { type CheckpointKeys, sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { CliError } from './command.ts';
@@ -31,10 +31,10 @@ export function openSnapshot(path: string, what: string, options: { readonly?: b
 
 /**
  * Checks that `db` is a whole keyway database this code understands: SQLite's integrity check
- * (a truncated or damaged file fails it), a schema no newer than the code, and an audit chain and
- * signed checkpoints that verify. Throws CliError (exit 1) naming what fails, with `what` (the file).
+ * (a truncated or damaged file fails it) and a schema no newer than the code. Returns its schema
+ * version; throws CliError (exit 1) naming what fails, with `what` (the file).
  */
-export async function checkSnapshot(db: SqliteFile, what: string): Promise<{ summary: SnapshotSummary; report: ChainReport }> {
+export function checkDatabase(db: SqliteFile, what: string): number {
   let version: number;
   try {
     const integrity = db.all<{ integrity_check: string }>('PRAGMA integrity_check').map((row) => row.integrity_check);
@@ -45,8 +45,14 @@ export async function checkSnapshot(db: SqliteFile, what: string): Promise<{ sum
     throw new CliError(`${what} is not a readable SQLite database: ${(error as Error).message}`, 1);
   }
   if (version === 0) throw new CliError(`${what} is a SQLite database but not a keyway one: it has no keyway_schema table`, 1);
-  const report = await verifyAuditLog(await sqliteAuditLogSource(db));
-  const keys = await new SqliteKeyStore(db).describeKeys();
+  return version;
+}
+
+/** `checkDatabase`, then the audit chain and the checkpoints signed by `keys` (see CheckpointKeys): what the file holds and whether it verifies. */
+export async function checkSnapshot(db: SqliteFile, what: string, keys: CheckpointKeys): Promise<{ summary: SnapshotSummary; report: ChainReport }> {
+  const version = checkDatabase(db, what);
+  const report = await verifyAuditLog(await sqliteAuditLogSource(db, keys));
+  const signingKeys = await new SqliteKeyStore(db).describeKeys();
   return {
     report,
     summary: {
@@ -56,7 +62,7 @@ export async function checkSnapshot(db: SqliteFile, what: string): Promise<{ sum
       ...(report.last_seq === undefined ? {} : { head_seq: report.last_seq }),
       ...(report.head_hash === undefined ? {} : { head_hash: report.head_hash }),
       checkpoints: report.checkpoints,
-      signing_keys: keys.length,
+      signing_keys: signingKeys.length,
     },
   };
 }

@@ -61,10 +61,9 @@ export async function openDataDirKeyStore(
   if (!existsSync(path)) throw new CliError(`no broker database at ${path}: start the broker once (npm start) or pass --data-dir`, 1);
   let box: SecretBox | undefined;
   if (sealed) {
-    if (config.masterKeys === undefined && !existsSync(join(config.dataDir, MASTER_KEY_FILE))) {
+    box = await brokerSecretBox(config);
+    if (box === undefined)
       throw new CliError(`no master key: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} in ${config.dataDir})`, 1);
-    }
-    box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, silentLogger));
   }
   let db;
   try {
@@ -76,6 +75,12 @@ export async function openDataDirKeyStore(
     throw new CliError(`cannot open the key store at ${path}: ${(error as Error).message}`, 1);
   }
   return { store: new SqliteKeyStore(db, box), db, config };
+}
+
+/** The broker's master key: KEYWAY_MASTER_KEY, or the data dir's master key file; never a new one made up here. */
+export async function brokerSecretBox(config: NodeBrokerConfig): Promise<SecretBox | undefined> {
+  if (config.masterKeys === undefined && !existsSync(join(config.dataDir, MASTER_KEY_FILE))) return undefined;
+  return SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, silentLogger));
 }
 
 async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {

@@ -4,28 +4,33 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
+import { SecretBox } from '../core/secrets/secret-box.ts';
 import { MASTER_KEY_FILE, readMasterKeyFile } from '../storage/master-key-file.ts';
 import { migrate } from '../storage/migrate.ts';
 import { createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
 import { DATABASE_FILE } from '../storage/sqlite-file.ts';
 import { CliError, type Command } from './command.ts';
-import { checkKeyRingOpens, checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
+import { readPinnedKeys } from './pinned-keys.ts';
+import { checkDatabase, checkKeyRingOpens, checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
 
-const USAGE = `usage: keyway restore --backup FILE --data-dir DIR [--master-key-file FILE] [--json]
+const USAGE = `usage: keyway restore --backup FILE --data-dir DIR [--master-key-file FILE] [--keys FILE] [--json]
 
 Restores a backup written by \`keyway backup\` into DIR, a new data directory for a broker. It
 never overwrites a database: DIR must not hold ${DATABASE_FILE} (a running broker's directory always
 does, and so does an old one), so restore into a new directory, then point KEYWAY_DATA_DIR at it.
 Before anything takes the name ${DATABASE_FILE} it checks, on a temporary copy in DIR, that the backup
 is an undamaged keyway database whose schema is no newer than this keyway (an older one is
-migrated), that its audit chain and signed checkpoints verify, and that every signing key opens
-with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
+migrated), that its audit chain verifies and its checkpoints are signed by keys the master key
+attests (or --keys pins; a key only the file vouches for counts for nothing), and that every
+signing key opens with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
 DIR is created owner-only (0700), as the broker demands. The master key is not written into DIR.
 
   --backup FILE             the backup to restore (it is only read)
   --data-dir DIR            the data directory to create or fill (must not hold ${DATABASE_FILE})
   --master-key-file FILE    the broker's master key, from a file (e.g. the ${MASTER_KEY_FILE} you kept apart);
                             without it, KEYWAY_MASTER_KEY (and KEYWAY_MASTER_KEY_PREVIOUS) as the broker reads them
+  --keys FILE               a JWKS saved earlier from GET /v1/audit/keys: these keys count as the broker's
+                            too (a key removed before keyway attested keys verifies its checkpoints only so)
   --json                    machine-readable output: {"data_dir", "schema_version", "records", "head_seq", …}`;
 
 /** What a database in DIR leaves: the file, and SQLite's write-ahead log and shared memory beside it. */
@@ -39,6 +44,7 @@ export const restore: Command = {
       backup: { type: 'string' },
       'data-dir': { type: 'string' },
       'master-key-file': { type: 'string' },
+      keys: { type: 'string' },
       json: { type: 'boolean', default: false },
     } as const;
     const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
@@ -47,6 +53,7 @@ export const restore: Command = {
     const backupFile = resolve(values.backup);
     const dataDir = resolve(values['data-dir']);
     const masterKeys = masterKeysFrom(values['master-key-file']);
+    const pinned = values.keys === undefined ? undefined : readPinnedKeys(values.keys);
     if (!existsSync(backupFile) || !statSync(backupFile).isFile()) throw new CliError(`no backup file at ${backupFile}`, 1);
     const held = DATABASE_FILES.filter((name) => existsSync(join(dataDir, name)));
     if (held.length > 0) {
@@ -65,14 +72,16 @@ export const restore: Command = {
       const db = openSnapshot(partial, backupFile);
       let summary;
       try {
-        const checked = await checkSnapshot(db, backupFile);
+        checkDatabase(db, backupFile);
+        migrate(db);
+        await checkKeyRingOpens(db, masterKeys, backupFile);
+        // Checkpoints count only when signed by a key this master key attests (or --keys pins): a key planted in the backup vouches for nothing.
+        const checked = await checkSnapshot(db, backupFile, { box: await SecretBox.fromMasterKeys(masterKeys), ...(pinned === undefined ? {} : { pinned }) });
         if (!checked.report.ok) {
           const { problem } = checked.report;
           throw new CliError(`the audit log in ${backupFile} does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`, 1);
         }
-        migrate(db);
-        await checkKeyRingOpens(db, masterKeys, backupFile);
-        summary = (await checkSnapshot(db, backupFile)).summary;
+        summary = checked.summary;
       } finally {
         db.close();
       }

@@ -174,6 +174,13 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       UPDATE github_deliveries SET handled_at = received_at;
     `,
   },
+  {
+    // Issue 12 follow-up: each signing key's attestation (SecretBox.attest over its kid, alg and
+    // public JWK), kept when the private part is removed. Keys made before get one when the broker
+    // next opens them with their private part; a removed key without one is never published.
+    id: 8,
+    sql: 'ALTER TABLE signing_keys ADD COLUMN attestation TEXT;',
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

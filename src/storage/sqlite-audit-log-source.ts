@@ -1,17 +1,55 @@
-import { createLocalJWKSet } from 'jose';
+import { createLocalJWKSet, type JSONWebKeySet, type JWK } from 'jose';
 import { allRecords } from '../core/audit/all-records.ts';
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
+import type { UnvouchedKey } from '../core/mint/key-store.ts';
+import type { SecretBox } from '../core/secrets/secret-box.ts';
 import type { SqlDatabase } from './sql-database.ts';
 import { SqliteAuditStore } from './sqlite-audit-store.ts';
 import { SqliteKeyStore } from './sqlite-key-store.ts';
 
-/** Everything `verifyAuditLog` needs from a keyway database: its records, its checkpoints, and the public keys that signed them. */
-export async function sqliteAuditLogSource(db: SqlDatabase): Promise<AuditLogSource> {
+/**
+ * Which keys verify the checkpoints. An audit trusts no key on the database's word: the keys the
+ * master key attests (`box`) and those the auditor pinned (`pinned`, a JWKS saved earlier), a
+ * pinned key winning over a stored one of the same kid. `'stored'`: the keys stored beside the
+ * checkpoints, for a copy's check of its own consistency only (whoever wrote one could write the other).
+ */
+export type CheckpointKeys = { readonly box?: SecretBox; readonly pinned?: JSONWebKeySet } | 'stored';
+
+/** Everything `verifyAuditLog` needs from a keyway database: its records, its checkpoints, and the keys trusted to have signed them. */
+export async function sqliteAuditLogSource(db: SqlDatabase, trust: CheckpointKeys): Promise<AuditLogSource> {
   const store = new SqliteAuditStore(db);
   const checkpoints: Checkpoint[] = [];
   for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
+  const records = allRecords(store, { order: 'asc', limit: 500 });
   // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
-  const keys = createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) });
-  return { records: allRecords(store, { order: 'asc', limit: 500 }), checkpoints, keys };
+  if (trust === 'stored')
+    return { records, checkpoints, keys: createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) }) };
+  const { vouched, unvouched } =
+    trust.box === undefined
+      ? {
+          vouched: [],
+          unvouched: (await new SqliteKeyStore(db).describeKeys()).map(
+            (key): UnvouchedKey => ({ kid: key.kid, why: 'is not pinned, and no master key was given' }),
+          ),
+        }
+      : await new SqliteKeyStore(db, trust.box).vouchedKeys();
+  const pinnedKids = new Set(trust.pinned?.keys.map((key) => key.kid));
+  return {
+    records,
+    checkpoints,
+    keys: createLocalJWKSet(
+      withPinned(
+        trust.pinned,
+        vouched.map((key) => key.publicJwk),
+      ),
+    ),
+    unvouched: unvouched.filter((key) => !pinnedKids.has(key.kid)),
+  };
+}
+
+/** The keys `pinned` names first, then those of `others` it does not: a pinned key is the auditor's word, whatever the store says. */
+export function withPinned(pinned: JSONWebKeySet | undefined, others: readonly JWK[]): JSONWebKeySet {
+  const kids = new Set(pinned?.keys.map((key) => key.kid));
+  return { keys: [...(pinned?.keys ?? []), ...others.filter((key) => !kids.has(key.kid))] };
 }

@@ -1,9 +1,10 @@
 import type { JWK } from 'jose';
-import type { SecretBox } from '../core/secrets/secret-box.ts';
+import { SecretBoxError, type SecretBox } from '../core/secrets/secret-box.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
+import { KEY_ATTESTATION_PURPOSE, keyAttestationText } from '../core/mint/key-attestation.ts';
 import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
-import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../core/mint/key-store.ts';
+import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey, UnvouchedKey } from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 type KeyRow = {
@@ -17,6 +18,8 @@ type KeyRow = {
   removed_at: number | null;
   public_jwk: string;
   private_jwk: string | null;
+  // Optional: a database read before migration 8 added the column (audit verify reads without migrating) has none.
+  attestation?: string | null;
 };
 
 /** The SecretBox purpose private signing keys are sealed for; the context is the key's kid. */
@@ -33,6 +36,8 @@ function infoOf(row: KeyRow): SigningKeyInfo {
     publicJwk: JSON.parse(row.public_jwk),
   };
 }
+
+type Sealed = { readonly privateJwk: string; readonly attestation: string };
 
 /** Written before sealing existed (schema 1): a JWK in the clear. */
 const isPlaintext = (sealed: string): boolean => sealed.startsWith('{');
@@ -54,35 +59,41 @@ export class PlaintextKeyError extends ConfigError {
 }
 
 /**
- * A key the broker would publish (next, current, retired) that the master key does not vouch for:
- * no sealed private part, or a public part that is not the sealed private key's. Whoever could
- * write the database could have put it there, and published it would verify tokens they sign.
+ * A key the master key does not vouch for: one it would publish (next, current, retired) without a
+ * sealed private part or whose public part is not that private key's, or any key whose
+ * attestation the master key did not make. Whoever could write the database could have put it
+ * there, and published it would verify tokens and audit checkpoints they sign.
  */
 export class UnvouchedKeyError extends ConfigError {
   override readonly name: string = 'UnvouchedKeyError';
   override readonly code: string = 'signing_key_unvouched';
+  readonly kid: string;
+  readonly why: string;
   constructor(kid: string, why: string) {
     super(
       `signing key ${kid} ${why}, so the master key does not vouch for it and keyway will not publish it: ` +
         'whoever could write the database could have planted it; delete its row (and rotate if the database may have been written)',
     );
+    this.kid = kid;
+    this.why = why;
   }
 }
+
+/** Why a removed key without an attestation is not vouched for. */
+const UNATTESTED = 'was removed without an attestation (before keyway attested keys, or planted)';
 
 /** The members of an EC public key (RFC 7518 §6.2.1): a published JWK and its private key must share them. */
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y'] as const;
 
-function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK | undefined): void {
-  if (privateJwk === undefined) {
-    if (row.state !== 'removed') throw new UnvouchedKeyError(row.kid, `is ${row.state} but has no sealed private part`);
-    return;
-  }
+function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK): void {
   const published = info.publicJwk;
   const same = PUBLIC_MEMBERS.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
   if (!same || (published.kid !== undefined && published.kid !== row.kid)) {
     throw new UnvouchedKeyError(row.kid, "has a public part that is not its sealed private key's");
   }
 }
+
+const attestationText = (row: KeyRow): string => keyAttestationText({ kid: row.kid, alg: row.alg, publicJwk: JSON.parse(row.public_jwk) as JWK });
 
 /**
  * Signing keys in the broker's SQLite database (the Node file or the state Durable Object).
@@ -103,8 +114,12 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   /**
-   * Opens every private part, sealing again any sealed under a previous master key; refuses any in
-   * the clear, and any key it would publish whose public part the sealed private part does not vouch for.
+   * Opens every private part, sealing again any sealed under a previous master key, and returns
+   * the keys the master key vouches for. Refuses any private part in the clear, any key it would
+   * publish whose public part the sealed private part does not vouch for, and any attestation the
+   * master key did not make; attests a key that has none while its private part vouches for it
+   * (keys made before attestations) or whose attestation is a previous master key's. A removed
+   * key without an attestation is left out: nothing vouches for it, so it is never published.
    */
   async listKeys(): Promise<StoredSigningKey[]> {
     const box = this.#requireBox();
@@ -114,18 +129,73 @@ export class SqliteKeyStore implements KeyStore {
     const keys: StoredSigningKey[] = [];
     for (const row of rows) {
       const info = infoOf(row);
+      let key: StoredSigningKey = info;
       if (row.private_jwk === null) {
-        checkVouched(row, info, undefined);
-        keys.push(info);
-        continue;
+        if (row.state !== 'removed') throw new UnvouchedKeyError(row.kid, `is ${row.state} but has no sealed private part`);
+      } else {
+        const { text, privateJwk } = await this.#open(row, row.private_jwk, info, box);
+        if (box.isStale(row.private_jwk)) this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
+        key = { ...info, privateJwk };
       }
-      const text = await box.open(row.private_jwk, SIGNING_KEY_PURPOSE, row.kid);
-      const privateJwk = JSON.parse(text) as JWK;
-      checkVouched(row, info, privateJwk);
-      if (box.isStale(row.private_jwk)) this.#reseal(row.kid, row.private_jwk, await box.seal(text, SIGNING_KEY_PURPOSE, row.kid));
-      keys.push({ ...info, privateJwk });
+      const attested = await this.#attested(row, box);
+      if (attested === 'missing' && row.private_jwk === null) continue;
+      if (attested !== 'current') {
+        // Exactly the public part just vouched for; another process attesting it at once writes the same value.
+        const attestation = await box.attest(attestationText(row), KEY_ATTESTATION_PURPOSE);
+        this.#db.run('UPDATE signing_keys SET attestation = ? WHERE kid = ? AND public_jwk = ?', [attestation, row.kid, row.public_jwk]);
+      }
+      keys.push(key);
     }
     return keys;
+  }
+
+  /**
+   * Every key's public part, split by whether the master key vouches for it (its attestation, or
+   * for a key made before attestations, its sealed private part): what `keyway audit verify`
+   * trusts to have signed checkpoints. Writes nothing.
+   */
+  async vouchedKeys(): Promise<{ vouched: SigningKeyInfo[]; unvouched: UnvouchedKey[] }> {
+    const box = this.#requireBox();
+    const vouched: SigningKeyInfo[] = [];
+    const unvouched: UnvouchedKey[] = [];
+    for (const row of this.#rows()) {
+      const info = infoOf(row);
+      try {
+        const attested = await this.#attested(row, box);
+        if (attested === 'missing') {
+          if (row.private_jwk === null)
+            throw new UnvouchedKeyError(
+              row.kid,
+              row.state === 'removed' ? UNATTESTED : `is ${row.state} but has neither a sealed private part nor an attestation`,
+            );
+          if (isPlaintext(row.private_jwk)) throw new UnvouchedKeyError(row.kid, 'has no attestation and a private part stored in the clear');
+          await this.#open(row, row.private_jwk, info, box);
+        }
+        vouched.push(info);
+      } catch (error) {
+        if (error instanceof UnvouchedKeyError) unvouched.push({ kid: error.kid, why: error.why });
+        else if (error instanceof SecretBoxError)
+          unvouched.push({ kid: row.kid, why: `has no attestation and a private part that does not open: ${error.message}` });
+        else throw error;
+      }
+    }
+    return { vouched, unvouched };
+  }
+
+  /** Whether the row's attestation is the current master key's, a previous one's, or missing; one the master key did not make is refused. */
+  async #attested(row: KeyRow, box: SecretBox): Promise<'current' | 'stale' | 'missing'> {
+    if (row.attestation === null || row.attestation === undefined) return 'missing';
+    const check = await box.checkAttestation(row.attestation, attestationText(row), KEY_ATTESTATION_PURPOSE);
+    if (!check.ok) throw new UnvouchedKeyError(row.kid, `is not vouched for: ${check.why}`);
+    return check.stale ? 'stale' : 'current';
+  }
+
+  /** Opens the row's sealed private part and holds its public part to it. */
+  async #open(row: KeyRow, sealed: string, info: SigningKeyInfo, box: SecretBox): Promise<{ text: string; privateJwk: JWK }> {
+    const text = await box.open(sealed, SIGNING_KEY_PURPOSE, row.kid);
+    const privateJwk = JSON.parse(text) as JWK;
+    checkVouched(row, info, privateJwk);
+    return { text, privateJwk };
   }
 
   /**
@@ -180,7 +250,7 @@ export class SqliteKeyStore implements KeyStore {
             this.#db.run("UPDATE signing_keys SET state = 'current', activated_at = ? WHERE kid = ? AND state = 'next'", [plan.now, transition.kid]);
             break;
           case 'remove':
-            // The private part is destroyed; the public part stays for the checkpoints it signed.
+            // The private part is destroyed; the public part and its attestation stay for the checkpoints it signed.
             this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [
               plan.now,
               transition.kid,
@@ -202,15 +272,30 @@ export class SqliteKeyStore implements KeyStore {
     return this.#box;
   }
 
-  async #seal(key: StoredSigningKey): Promise<string> {
+  /** The new key's private part sealed, and its public part attested, under the master key. */
+  async #seal(key: StoredSigningKey): Promise<Sealed> {
     if (key.privateJwk === undefined) throw new Error(`signing key ${key.kid} has no private part to store`);
-    return this.#requireBox().seal(JSON.stringify(key.privateJwk), SIGNING_KEY_PURPOSE, key.kid);
+    const box = this.#requireBox();
+    return {
+      privateJwk: await box.seal(JSON.stringify(key.privateJwk), SIGNING_KEY_PURPOSE, key.kid),
+      attestation: await box.attest(keyAttestationText(key), KEY_ATTESTATION_PURPOSE),
+    };
   }
 
-  #insert(key: StoredSigningKey, sealed: string, state: 'next' | 'current', times: { activates_at?: number; activated_at?: number }): void {
+  #insert(key: StoredSigningKey, sealed: Sealed, state: 'next' | 'current', times: { activates_at?: number; activated_at?: number }): void {
     this.#db.run(
-      'INSERT INTO signing_keys (kid, alg, state, created_at, activates_at, activated_at, public_jwk, private_jwk) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      [key.kid, key.alg, state, key.createdAt, times.activates_at ?? null, times.activated_at ?? null, JSON.stringify(key.publicJwk), sealed],
+      'INSERT INTO signing_keys (kid, alg, state, created_at, activates_at, activated_at, public_jwk, private_jwk, attestation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [
+        key.kid,
+        key.alg,
+        state,
+        key.createdAt,
+        times.activates_at ?? null,
+        times.activated_at ?? null,
+        JSON.stringify(key.publicJwk),
+        sealed.privateJwk,
+        sealed.attestation,
+      ],
     );
   }
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -16,6 +16,8 @@ import { silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
+import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
@@ -75,11 +77,18 @@ describe('the audit log in a real database file', () => {
     for (let index = 0; index < count; index += 1) {
       await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, index % 2 === 0 ? {} : { ref: 'refs/heads/x' }))));
     }
+    // What an auditor saves while the broker runs, to pin its keys later.
+    const pinned = join(root, 'audit-keys.json');
+    writeFileSync(pinned, await (await fetch(`${broker.url}/v1/audit/keys`)).text());
     await running.splice(0)[0]?.close();
     return {
-      tampered(change: (db: SqliteFile) => void): string {
+      issuer: broker.config.issuer,
+      pinned,
+      /** A copy of the data directory (the database, and the master key file unless `masterKey` is false) with `change` made to it. */
+      tampered(change: (db: SqliteFile) => void, { masterKey = true } = {}): string {
         const copy = mkdtempSync(join(tmpdir(), 'keyway-tampered-'));
         copyFileSync(join(dataDir, DATABASE_FILE), join(copy, DATABASE_FILE));
+        if (masterKey) copyFileSync(join(dataDir, MASTER_KEY_FILE), join(copy, MASTER_KEY_FILE));
         const db = openSqliteFile(join(copy, DATABASE_FILE));
         change(db);
         db.close();
@@ -90,6 +99,24 @@ describe('the audit log in a real database file', () => {
 
   const event = (db: SqliteFile, seq: number) =>
     JSON.parse(db.all<{ event: string }>('SELECT event FROM audit_events WHERE seq = ?', [seq])[0]?.event ?? 'null') as AuditEvent;
+
+  /** Edits record 3's subject and re-hashes every record from it to the head (`last`), the index to match; returns the new head hash. */
+  function rewrite(db: SqliteFile, last: number): string {
+    let prev = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash as string;
+    for (let seq = 3; seq <= last; seq += 1) {
+      const changed = seq === 3 ? { ...event(db, 3), subject: 'repo:someone/else' } : event(db, seq);
+      const hash = chainHash(prev, changed);
+      db.run('UPDATE audit_events SET event = ?, subject = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
+        JSON.stringify(changed),
+        changed.subject ?? null,
+        prev,
+        hash,
+        seq,
+      ]);
+      prev = hash;
+    }
+    return prev;
+  }
 
   it(
     'verifies an intact log, and names the first edited, deleted, re-ordered or cut-off record',
@@ -126,29 +153,101 @@ describe('the audit log in a real database file', () => {
       expect(cut.stdout).toMatch(/^TAMPERED \(truncated\) at seq 5: records after seq 4 were deleted: a checkpoint signed at .* covers seq 6/);
 
       // A careful forger re-hashes every record from the edit to the head (and edits the index to match): the signed checkpoint still tells.
-      const rehashed = await verify(
-        log.tampered((db) => {
-          let prev = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash as string;
-          for (let seq = 3; seq <= 6; seq += 1) {
-            const changed = seq === 3 ? { ...event(db, 3), subject: 'repo:someone/else' } : event(db, seq);
-            const hash = chainHash(prev, changed);
-            db.run('UPDATE audit_events SET event = ?, subject = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
-              JSON.stringify(changed),
-              changed.subject ?? null,
-              prev,
-              hash,
-              seq,
-            ]);
-            prev = hash;
-          }
-        }),
-      );
+      const rehashed = await verify(log.tampered((db) => void rewrite(db, 6)));
       expect(rehashed.code).toBe(1);
       expect(rehashed.stdout).toMatch(/^TAMPERED \(checkpoint_mismatch\) at seq 6: .* the log was rewritten after it/);
 
       const forged = await cli(['audit', 'verify', '--json', '--data-dir', log.tampered((db) => db.run("UPDATE audit_checkpoints SET jws = jws || 'x'"))]);
       expect(forged.code).toBe(1);
       expect(JSON.parse(forged.stdout)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 6 } });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    "trusts no key on the database's word: a planted key that re-signs a rewritten log, an unattested removed key, and keys pinned with --keys",
+    async () => {
+      const log = await closedLog(4);
+      const verify = (dir: string, ...extra: string[]) => cli(['audit', 'verify', '--data-dir', dir, ...extra]);
+      const planted = await generateSigningKey(Date.now());
+      const insertPlanted = (db: SqliteFile) =>
+        db.run("INSERT INTO signing_keys (kid, alg, state, created_at, removed_at, public_jwk) VALUES (?, 'ES256', 'removed', ?, ?, ?)", [
+          planted.kid,
+          planted.createdAt,
+          planted.createdAt,
+          JSON.stringify(planted.publicJwk),
+        ]);
+      // Write access to the database, not the master key: a removed key of one's own (no private part to check), the log rewritten, its checkpoint re-signed.
+      const ring = await KeyRing.from([planted]);
+      const forgedCopy = async (options?: { masterKey: boolean }, more: (db: SqliteFile) => void = () => {}): Promise<string> => {
+        let head = '';
+        const dir = log.tampered((db) => {
+          insertPlanted(db);
+          head = rewrite(db, 4);
+          more(db);
+        }, options);
+        const signed = await checkpointSigner(log.issuer, () => ring, Date.now)({ seq: 4, hash: head });
+        const db = openSqliteFile(join(dir, DATABASE_FILE));
+        db.run('UPDATE audit_checkpoints SET hash = ?, jws = ? WHERE seq = 4', [signed.hash, signed.jws]);
+        db.close();
+        return dir;
+      };
+
+      const planting = await verify(await forgedCopy());
+      expect(planting.code, planting.stdout).toBe(1);
+      expect(planting.stdout).toMatch(
+        new RegExp(
+          `^TAMPERED \\(checkpoint_unvouched\\) at seq 4: .* signed by key ${planted.kid}, which nothing vouches for: it was removed without an attestation`,
+        ),
+      );
+      // Restoring it as a backup is refused the same way, and nothing is written.
+      const forged = await forgedCopy();
+      const restoredInto = join(mkdtempSync(join(tmpdir(), 'keyway-restore-')), 'data');
+      const restore = await cli([
+        'restore',
+        '--backup',
+        join(forged, DATABASE_FILE),
+        '--data-dir',
+        restoredInto,
+        '--master-key-file',
+        join(forged, MASTER_KEY_FILE),
+      ]);
+      expect(restore.code, restore.stderr).toBe(1);
+      expect(restore.stderr).toContain(
+        `(checkpoint_unvouched at seq 4): the checkpoint stored for seq 4 is signed by key ${planted.kid}, which nothing vouches for`,
+      );
+      expect(existsSync(restoredInto)).toBe(false);
+      const copied = await verify(
+        await forgedCopy(undefined, (db) =>
+          db.run("UPDATE signing_keys SET attestation = (SELECT attestation FROM signing_keys WHERE state = 'current') WHERE kid = ?", [planted.kid]),
+        ),
+      );
+      expect(copied.code, copied.stdout).toBe(1);
+      expect(copied.stdout).toContain(
+        `signed by key ${planted.kid}, which nothing vouches for: it is not vouched for: its attestation was not made by the master key`,
+      );
+
+      // A planted key that signs nothing kept is reported all the same.
+      const unused = await verify(log.tampered(insertPlanted));
+      expect(unused.code, unused.stdout).toBe(1);
+      expect(unused.stdout).toContain(`TAMPERED (key_unvouched): the log's store holds signing key ${planted.kid}, which nothing vouches for`);
+
+      // Without the master key the database vouches for nothing; keys pinned from /v1/audit/keys do.
+      const bare = log.tampered(() => {}, { masterKey: false });
+      expect(await verify(bare)).toMatchObject({ code: 2, stderr: expect.stringContaining("trusts no key on the database's word") });
+      expect(await verify(bare, '--keys', log.pinned)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: 4 records/) });
+      const pinnedOnly = await verify(await forgedCopy({ masterKey: false }), '--keys', log.pinned);
+      expect(pinnedOnly.code).toBe(1);
+      expect(pinnedOnly.stdout).toContain(`signed by key ${planted.kid}, which nothing vouches for: it is not pinned, and no master key was given`);
+
+      // The broker's own key, as if removed before keyway attested keys: nothing vouches for it, until the auditor pins it.
+      const legacy = log.tampered((db) => db.run("UPDATE signing_keys SET state = 'removed', private_jwk = NULL, attestation = NULL"));
+      const unpinned = await verify(legacy);
+      expect(unpinned.code).toBe(1);
+      expect(unpinned.stdout).toMatch(
+        /^TAMPERED \(checkpoint_unvouched\) at seq 4: .* it was removed without an attestation \(before keyway attested keys, or planted\)/,
+      );
+      expect(await verify(legacy, '--keys', log.pinned)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: 4 records/) });
     },
     CLI_RUNS_TIMEOUT_MS,
   );

@@ -37,7 +37,10 @@ async function fixtureBackup(): Promise<string> {
   return output;
 }
 
-const SUMMARY = 'schema version 7, 5 audit records (seq 1…5), 1 signed checkpoints, 1 signing keys; head ';
+const HOLDS = '5 audit records (seq 1…5), 1 signed checkpoints, 1 signing keys; head ';
+/** The fixture's schema as backed up, and as restore leaves it: migrated to this keyway's. */
+const BACKED_UP = `schema version 7, ${HOLDS}`;
+const RESTORED = `schema version ${SCHEMA_VERSION}, ${HOLDS}`;
 
 describe('keyway backup', () => {
   it('writes a verified, owner-only snapshot that holds no master key, even with master.key in the data directory', async () => {
@@ -45,7 +48,7 @@ describe('keyway backup', () => {
     const output = join(scratch(), 'keyway.backup');
     const result = await keyway(['backup', '--data-dir', dataDir, '--output', output]);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toContain(`backup written to ${output}: ${SUMMARY}`);
+    expect(result.stdout).toContain(`backup written to ${output}: ${BACKED_UP}`);
     expect(result.code).toBe(0);
     expect(statSync(output).mode & 0o777).toBe(0o600);
     // The file alone, whole: no temporary file, no -wal or -shm left beside it.
@@ -91,12 +94,12 @@ describe('keyway restore', () => {
     const dataDir = join(scratch(), 'restored');
     const result = await keyway(['restore', '--backup', backup, '--data-dir', dataDir, '--master-key-file', FIXTURE_KEY_FILE]);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toContain(`restored into ${dataDir}: ${SUMMARY}`);
+    expect(result.stdout).toContain(`restored into ${dataDir}: ${RESTORED}`);
     expect(result.code).toBe(0);
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     expect(readdirSync(dataDir)).toEqual([DATABASE_FILE]);
     expect(statSync(join(dataDir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
-    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir]);
+    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: FIXTURE_KEY });
     expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: 5 records/) });
     // The master key from the environment works the same.
     const fromEnv = await keyway(['restore', '--backup', backup, '--data-dir', join(scratch(), 'env')], { KEYWAY_MASTER_KEY: FIXTURE_KEY });
@@ -223,7 +226,7 @@ describe('a backup of a broker under load', () => {
     const result = await keyway(['restore', '--backup', backupFile, '--data-dir', restored], { KEYWAY_MASTER_KEY: masterKey });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const verified = await keyway(['audit', 'verify', '--data-dir', restored]);
+    const verified = await keyway(['audit', 'verify', '--data-dir', restored], { KEYWAY_MASTER_KEY: masterKey });
     expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
     const db = openSqliteFile(join(restored, DATABASE_FILE), { readonly: true });
     try {
@@ -304,7 +307,7 @@ describe('a backup of a broker under load', () => {
     expect(jwks.keys.map((key) => key.kid)).toContain(kid);
 
     // 3. The log verifies, and agrees with every kept checkpoint up to the restored head; the kept ones beyond it name the records lost.
-    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir]);
+    const verified = await keyway(['audit', 'verify', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
     expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
     const db = openSqliteFile(join(dataDir, DATABASE_FILE), { readonly: true });
     try {

@@ -66,7 +66,9 @@ describe('databases written by earlier releases (test/fixtures/releases, one per
     } finally {
       db.close();
     }
-    const verified = await node(['src/cli/main.ts', 'audit', 'verify', '--data-dir', dataDir]);
+    const verified = await node(['src/cli/main.ts', 'audit', 'verify', '--data-dir', dataDir], {
+      KEYWAY_MASTER_KEY: readFileSync(MASTER_KEY_FILE, 'utf8').trim(),
+    });
     expect(verified.stdout).toMatch(/^intact: 5 records \(seq 1…5\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
     expect(verified.code).toBe(0);
   });

@@ -144,6 +144,22 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       }
     });
 
+    it.each([
+      ['breaks off mid-body', { kind: 'truncated', status: 201 }],
+      ['is larger than the cap', { kind: 'padded', bytes: 256 * 1024 + 1, declared: false, status: 201 }],
+    ] as const)("answers 503 temporarily_unavailable with an audit record and no token when GitHub's answer %s", async (_what, how) => {
+      // The installation is known by now, so the one call is the token's, which GitHub answers 201, cut short or too long.
+      expect((await postToken(broker, githubForm(await job()))).status).toBe(200);
+      await github.misbehave(how);
+      try {
+        const result = await postToken(broker, githubForm(await job()));
+        const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
+        expect(event.decision).toBe('error');
+      } finally {
+        await github.misbehave(null);
+      }
+    });
+
     it('answers 503 when GitHub refuses what the policy grants (the App is not installed on that repository), asking nothing more', async () => {
       const result = await postToken(broker, githubForm(await job('refs/heads/ghost')));
       const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });

@@ -9,6 +9,8 @@ import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
 
 const OWNER = 'acme';
 const POLICY_REPO = { owner: OWNER, name: 'keyway-policies' };
+/** The policy repository's numeric id: payloads carry it (github-webhook-delivery.ts), and the broker is pinned to it. */
+const POLICY_REPO_ID = 4242;
 const POLICY_DIR = 'policies';
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
 const HARNESS_ISSUER = 'https://keyway.test';
@@ -121,6 +123,17 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       (await github.calls())
         .filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201)
         .map((call) => call.body as CheckRunBody);
+    /** The App on acme: the policy repository (under the id given) and acme/api. */
+    const installApp = (policyRepositoryId: number) =>
+      github.install({
+        id: 71,
+        owner: OWNER,
+        repositories: [
+          { id: policyRepositoryId, name: POLICY_REPO.name },
+          { id: 734201, name: 'api' },
+        ],
+        permissions: { contents: 'read', checks: 'write' },
+      });
     let people: TestIssuer;
     let operator: string;
     /** The health in detail, as an operator reads it; strangers get `status` alone. */
@@ -131,15 +144,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     beforeAll(async () => {
       people = freshIssuer(issuerBase(), 'webhooks-ops');
       github = await FakeGitHub.create(fakeGitHubBase());
-      await github.install({
-        id: 71,
-        owner: OWNER,
-        repositories: [
-          { id: 4242, name: POLICY_REPO.name },
-          { id: 734201, name: 'api' },
-        ],
-        permissions: { contents: 'read', checks: 'write' },
-      });
+      await installApp(POLICY_REPO_ID);
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
     });
@@ -157,6 +162,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
             ...github.settings,
             KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
             KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
+            KEYWAY_GITHUB_POLICY_REPOSITORY_ID: String(POLICY_REPO_ID),
             KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
           },
           ownState: true,
@@ -512,6 +518,49 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
 
+    it('follows the policy repository by its id: a push or pull request from another repository under its name changes nothing', async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      const healthBefore = await health();
+      // The repository deleted and re-created under its name (by whoever got the name): another id, the same owner/name.
+      const impostor = { ...POLICY_REPO, id: 9999 };
+      const planted = sha('impostor-push');
+      await putPolicies(planted, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: planted });
+      const [base, head] = [sha('impostor-base'), sha('impostor-head')];
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      const [callsBefore, runsBefore] = [(await github.calls()).length, (await checkRuns()).length];
+
+      const pushed = await deliver({ event: 'push', payload: payloads.push(impostor, { ref: 'refs/heads/main', after: planted }) });
+      const reviewed = await deliver({ event: 'pull_request', payload: payloads.pullRequest(impostor, { number: 40, baseSha: base, headSha: head }) });
+      for (const refused of [pushed, reviewed]) {
+        expect(refused).toMatchObject({ status: 200, body: { status: 'ignored' } });
+        expect(refused.body['detail']).toMatch(/^refused: repository acme\/keyway-policies has id 9999, but the policy repository's is 4242/);
+      }
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
+      expect(await health()).toEqual(healthBefore);
+      expect((await github.calls()).length).toBe(callsBefore);
+      expect((await checkRuns()).length).toBe(runsBefore);
+
+      // A push GitHub sent for the right id, handled once the name leads to a re-created repository: its contents are never read.
+      const contentReads = async () => (await github.calls()).filter((call) => call.path.includes('/contents/')).length;
+      const readsBefore = await contentReads();
+      await installApp(impostor.id);
+      try {
+        const late = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: planted }) });
+        expect(late).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+        expect(await contentReads()).toBe(readsBefore);
+        expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)).toMatchObject({
+          body: { repository_ids: [POLICY_REPO_ID] },
+          status: 422,
+        });
+      } finally {
+        await installApp(POLICY_REPO_ID);
+      }
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
+      expect(await health()).toEqual(healthBefore);
+    });
+
     it('refreshes the installation cache on installation events', async () => {
       const lookups = async () => (await github.calls()).filter((call) => call.path === `/orgs/${OWNER}/installation`).length;
       const review = async (n: number) => {
@@ -685,11 +734,17 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
 /** What a runtime-specific test needs to stand up the policy repository on the fake GitHub API. */
 export async function policyRepositoryOnFakeGitHub(fakeGitHubBase: string, issuer: string) {
   const github = await FakeGitHub.create(fakeGitHubBase);
-  await github.install({ id: 72, owner: OWNER, repositories: [{ id: 4242, name: POLICY_REPO.name }], permissions: { contents: 'read', checks: 'write' } });
+  await github.install({
+    id: 72,
+    owner: OWNER,
+    repositories: [{ id: POLICY_REPO_ID, name: POLICY_REPO.name }],
+    permissions: { contents: 'read', checks: 'write' },
+  });
   const settings = {
     ...github.settings,
     KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
     KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
+    KEYWAY_GITHUB_POLICY_REPOSITORY_ID: String(POLICY_REPO_ID),
     KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
   };
   /** Commits `environment`'s deploy policy and the guardrail, points main at it, and returns the push delivery. */

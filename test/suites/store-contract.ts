@@ -381,6 +381,31 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await KeyRing.from(listed)).jwks.keys.map((key) => key.x)).toEqual([ring.jwks.keys[0]?.x]);
     });
 
+    it('publishes no removed key the master key has not attested: a planted one is left out of the checkpoint keys, a forged attestation refused', async () => {
+      const { keys, tamper } = await open();
+      const now = Date.now();
+      const ring = await KeyRing.open(keys, now);
+      const current = ring.signing.kid;
+      // A removed key has no private part to show its public part is its own: only its attestation vouches for it.
+      const planted = await generateSigningKey(now);
+      const plant = "INSERT INTO signing_keys (kid, alg, state, created_at, removed_at, public_jwk, private_jwk) VALUES (?, 'ES256', 'removed', ?, ?, ?, NULL)";
+      await tamper(plant, [planted.kid, now, now, JSON.stringify(planted.publicJwk)]);
+      const listed = await keys.listKeys();
+      expect(listed.map((key) => key.kid)).toEqual([current]);
+      expect((await KeyRing.from(listed)).checkpointKeys.keys.map((key) => key.kid)).toEqual([current]);
+
+      // The current key's attestation, copied to the planted row: it covers another kid and public key.
+      await tamper('UPDATE signing_keys SET attestation = (SELECT attestation FROM signing_keys WHERE kid = ?) WHERE kid = ?', [current, planted.kid]);
+      await expect(keys.listKeys()).rejects.toThrow(`signing key ${planted.kid} is not vouched for: its attestation was not made by the master key`);
+      await tamper('DELETE FROM signing_keys WHERE kid = ?', [planted.kid]);
+
+      // A key from before attestations is attested when the broker opens it with its private part, and stays vouched for once removed.
+      await tamper('UPDATE signing_keys SET attestation = NULL WHERE kid = ?', [current]);
+      await keys.listKeys();
+      await tamper("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ?", [now, current]);
+      expect((await keys.listKeys()).map((key) => key.kid)).toEqual([current]);
+    });
+
     it('walks the key life cycle: the JWKS never drops a key with live tokens, and a key is published a cache lifetime before it signs', async () => {
       const { keys } = await open();
       const MINUTE = 60_000;

@@ -49,7 +49,7 @@ const repository = (repo: RepositoryPayload & { readonly id?: number; readonly p
 export const payloads = {
   /** By `author` (default octocat), from a branch of `repo` itself unless `fork` names the head's repository. */
   pullRequest: (
-    repo: RepositoryPayload & { readonly private?: boolean },
+    repo: RepositoryPayload & { readonly id?: number; readonly private?: boolean },
     pr: { number: number; baseSha: string; headSha: string; action?: string; author?: string; fork?: RepositoryPayload & { readonly id: number } },
   ) => ({
     action: pr.action ?? 'opened',
@@ -67,7 +67,7 @@ export const payloads = {
     installation: { id: 1 },
     sender: { login: pr.author ?? 'octocat' },
   }),
-  push: (repo: RepositoryPayload, push: { ref: string; after: string; deleted?: boolean }) => ({
+  push: (repo: RepositoryPayload & { readonly id?: number }, push: { ref: string; after: string; deleted?: boolean }) => ({
     ref: push.ref,
     before: '0'.repeat(40),
     after: push.after,

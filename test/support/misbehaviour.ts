@@ -8,14 +8,16 @@ import type { Context } from 'hono';
  * - `stall`: takes the request and never answers (until the client gives up).
  * - `cut`: takes the request and closes the connection without an answer.
  * - `redirect`: answers 302 to `location`.
+ * - `truncated`: answers `status` (200) with a Content-Length and half the body, then closes the connection.
  * - `padded`: the real answer, with whitespace added to make it exactly `bytes` long, sent in
- *   chunks, with a Content-Length only when `declared`.
+ *   chunks, with a Content-Length only when `declared`, as `status` (200).
  */
 export type Misbehaviour =
   | { readonly kind: 'stall' }
   | { readonly kind: 'cut' }
   | { readonly kind: 'redirect' }
-  | { readonly kind: 'padded'; readonly bytes: number; readonly declared: boolean };
+  | { readonly kind: 'truncated'; readonly status?: number }
+  | { readonly kind: 'padded'; readonly bytes: number; readonly declared: boolean; readonly status?: number };
 
 export type NodeContext = Context<{ Bindings: HttpBindings }>;
 
@@ -30,14 +32,16 @@ export async function misbehave<E extends { Bindings: HttpBindings }>(c: Context
       return c.body(null, 502);
     case 'redirect':
       return c.redirect(location, 302);
+    case 'truncated':
+      return truncated(answer, how.status);
     case 'padded':
-      return padded(answer, how.bytes, how.declared);
+      return padded(answer, how.bytes, how.declared, how.status);
   }
 }
 
 const CHUNK = 16 * 1024;
 
-function padded(answer: unknown, bytes: number, declared: boolean): Response {
+function padded(answer: unknown, bytes: number, declared: boolean, status = 200): Response {
   const text = JSON.stringify(answer);
   if (text.length > bytes) throw new Error(`the answer alone is ${text.length} bytes, more than ${bytes}`);
   // JSON allows whitespace after the value: the document parses the same, only longer.
@@ -50,5 +54,19 @@ function padded(answer: unknown, bytes: number, declared: boolean): Response {
       if (offset >= body.length) controller.close();
     },
   });
-  return new Response(stream, { headers: { 'content-type': 'application/json', ...(declared ? { 'content-length': String(body.length) } : {}) } });
+  return new Response(stream, { status, headers: { 'content-type': 'application/json', ...(declared ? { 'content-length': String(body.length) } : {}) } });
+}
+
+/** The answer's first half under a Content-Length of the whole, then an error: the server drops the connection mid-body. */
+function truncated(answer: unknown, status = 200): Response {
+  const body = new TextEncoder().encode(JSON.stringify(answer));
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(body.subarray(0, body.length >> 1));
+    },
+    pull(controller) {
+      controller.error(new Error('cut mid-body for the test'));
+    },
+  });
+  return new Response(stream, { status, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } });
 }

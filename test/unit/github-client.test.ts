@@ -23,7 +23,7 @@ const INSTALLATION = {
   permissions: { contents: 'write', pull_requests: 'write', checks: 'write', metadata: 'read' },
 };
 
-async function setup(options: { pkcs8?: boolean; timeoutMs?: number } = {}): Promise<{ github: FakeGitHub; client: GitHubClient }> {
+async function setup(options: { pkcs8?: boolean; timeoutMs?: number; maxBytes?: number } = {}): Promise<{ github: FakeGitHub; client: GitHubClient }> {
   const github = await FakeGitHub.create(inject('fakeGitHubBase'));
   await github.install(INSTALLATION);
   const settings = readGitHubAppSettings({
@@ -32,7 +32,7 @@ async function setup(options: { pkcs8?: boolean; timeoutMs?: number } = {}): Pro
   })!;
   const client = await GitHubClient.forApp(
     settings,
-    { fetch: (input, init) => fetch(input, init), timeoutMs: options.timeoutMs ?? 3000, maxBytes: 256 * 1024, allowHttpLoopback: true },
+    { fetch: (input, init) => fetch(input, init), timeoutMs: options.timeoutMs ?? 3000, maxBytes: options.maxBytes ?? 256 * 1024, allowHttpLoopback: true },
     Date.now,
   );
   return { github, client };
@@ -216,6 +216,21 @@ describe('GitHub unavailable', () => {
     expect(stalled).toMatchObject({ code: 'unavailable', cause: { name: 'TimeoutError' } });
     expect(Date.now() - started).toBeLessThan(5000);
     expect((await github.calls()).map((recorded) => recorded.path)).toEqual(['/app/installations/41/access_tokens', '/app', '/app']);
+  });
+
+  it('is a typed error when the answer breaks off mid-body or is larger than the cap, never the raw read error', async () => {
+    const { github, client } = await setup({ maxBytes: 1024 });
+    const call = () => client.request({ method: 'GET', path: '/app', auth: { as: 'app' } }).catch((caught: unknown) => caught);
+    await github.misbehave({ kind: 'truncated' });
+    const cut = await call();
+    expect(cut).toBeInstanceOf(GitHubError);
+    expect(cut).toMatchObject({ code: 'unavailable', message: expect.stringContaining('broke off while reading its body') });
+    for (const declared of [true, false]) {
+      await github.misbehave({ kind: 'padded', bytes: 1025, declared });
+      const big = await call();
+      expect(big).toBeInstanceOf(GitHubError);
+      expect(big).toMatchObject({ code: 'unavailable', message: expect.stringContaining('larger than 1024 bytes') });
+    }
   });
 
   it('refuses a plain-http API base unless loopback http is allowed', async () => {

@@ -161,4 +161,26 @@ describe('a GitHub token request', () => {
     expect(ask(undefined, { issues: 'write' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
     expect(ask(undefined, { pull_requests: 'read' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
   });
+
+  it('folds only ASCII letters: a repository or owner written with the Kelvin sign is not the granted one', () => {
+    const set = loadPolicies([{ path: 'p.yaml', text: policy('  github: { repositories: [kit-co/kube], permissions: { contents: read } }\n') }], OPTIONS);
+    const token = {
+      issuer: set.policies[0]!.issuer,
+      claims: {
+        aud: 'https://keyway.test',
+        repository_owner_id: '1200934',
+        repository_id: '734201',
+        event_name: 'push',
+        runner_environment: 'github-hosted',
+        ref_protected: 'true',
+        sub: 's',
+      },
+    };
+    const ask = (owner: string, name: string) =>
+      decide(set, token, { audiences: [], scopes: undefined, github: { repositories: [{ owner, name }], permissions: undefined } });
+    expect(ask('KIT-CO', 'KUBE')).toMatchObject({ granted: true, grant: { github: { owner: 'kit-co', repositories: ['kube'] } } });
+    // String.toLowerCase turns U+212A KELVIN SIGN into k; GitHub names are ASCII, so these name no repository the policy grants.
+    expect(ask('kit-co', '\u212Aube')).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
+    expect(ask('\u212Ait-co', 'kube')).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
+  });
 });

@@ -159,12 +159,13 @@ describe('readGitHubWebhookSettings', () => {
       readGitHubWebhookSettings({
         KEYWAY_GITHUB_WEBHOOK_SECRET: secret,
         KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies',
+        KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '4242',
         KEYWAY_GITHUB_POLICY_PATH: 'config/keyway',
         KEYWAY_GITHUB_POLICY_BRANCH: 'release',
       }),
     ).toEqual({
       secret,
-      policyRepository: { owner: 'acme', name: 'policies' },
+      policyRepository: { owner: 'acme', name: 'policies', id: 4242 },
       policyPath: 'config/keyway',
       policyBranch: 'release',
     });
@@ -176,6 +177,21 @@ describe('readGitHubWebhookSettings', () => {
     expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: 'short' })).toThrow(/at least 20/);
     for (const repository of ['acme', 'acme/policies/x', '../x', 'acme/pol icies'])
       expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: repository })).toThrow(/owner\/name/);
+    // The name alone would follow a repository re-created under it: the id GitHub never reuses is required.
+    expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies' })).toThrow(
+      /needs KEYWAY_GITHUB_POLICY_REPOSITORY_ID/,
+    );
+    for (const id of ['0', '-1', '12a', '1e3', ' 42', '99999999999999999'])
+      expect(() =>
+        readGitHubWebhookSettings({
+          KEYWAY_GITHUB_WEBHOOK_SECRET: secret,
+          KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/policies',
+          KEYWAY_GITHUB_POLICY_REPOSITORY_ID: id,
+        }),
+      ).toThrow(/KEYWAY_GITHUB_POLICY_REPOSITORY_ID must be/);
+    expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '4242' })).toThrow(
+      /KEYWAY_GITHUB_POLICY_REPOSITORY_ID must be/,
+    );
     for (const path of ['/policies', 'policies/', 'a/../b', '..', 'a//b'])
       expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_PATH: path })).toThrow(/KEYWAY_GITHUB_POLICY_PATH/);
     expect(() => readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret, KEYWAY_GITHUB_POLICY_BRANCH: 'a..b' })).toThrow(/branch/);

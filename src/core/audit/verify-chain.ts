@@ -1,17 +1,29 @@
-import type { JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader, type JWTVerifyGetKey } from 'jose';
+import type { UnvouchedKey } from '../mint/key-store.ts';
 import type { AuditRecord } from './audit-event.ts';
 import { indexMismatch } from './audit-index.ts';
 import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { verifyCheckpoint } from './verify-checkpoint.ts';
 
-export type ChainProblemKind = 'edited' | 'index_mismatch' | 'deleted' | 'reordered' | 'truncated' | 'checkpoint_invalid' | 'checkpoint_mismatch';
+export type ChainProblemKind =
+  | 'edited'
+  | 'index_mismatch'
+  | 'deleted'
+  | 'reordered'
+  | 'truncated'
+  | 'checkpoint_invalid'
+  | 'checkpoint_mismatch'
+  | 'checkpoint_unvouched'
+  | 'key_unvouched';
 
 export interface ChainProblem {
   readonly kind: ChainProblemKind;
-  /** Where it shows: the first record (or checkpoint) that does not hold. */
-  readonly seq: number;
+  /** Where it shows: the first record (or checkpoint) that does not hold; none for a key that signed no kept checkpoint. */
+  readonly seq?: number;
   readonly id?: string;
+  /** The signing key, for the kinds about one. */
+  readonly kid?: string;
   readonly message: string;
 }
 
@@ -27,6 +39,8 @@ export interface ChainReport {
   readonly anchor?: number;
   /** The first problem, by position in the log. */
   readonly problem?: ChainProblem;
+  /** Keys the store holds that nothing vouches for: each one fails the verification, whether or not it signed a kept checkpoint. */
+  readonly unvouched_keys?: readonly UnvouchedKey[];
 }
 
 /**
@@ -166,16 +180,33 @@ export interface AuditLogSource {
   readonly records: AsyncIterable<AuditRecord>;
   /** The stored checkpoints, as they are: their signatures are checked here. */
   readonly checkpoints: readonly Checkpoint[];
-  /** The broker's public keys. */
+  /** The broker's public keys: only those the verifier trusts (vouched for by the master key, or pinned). */
   readonly keys: JWTVerifyGetKey;
+  /** Keys the store holds beside them that nothing vouches for: whoever wrote the store could have planted them. */
+  readonly unvouched?: readonly UnvouchedKey[];
   readonly issuer?: string;
 }
 
-/** Verifies checkpoint signatures, then the chain against the ones that verify. The first problem by `seq` wins. */
+/**
+ * Verifies checkpoint signatures, then the chain against the ones that verify. The first problem
+ * by `seq` wins; a key nothing vouches for fails the verification even when it signed nothing kept.
+ */
 export async function verifyAuditLog(source: AuditLogSource): Promise<ChainReport> {
+  const unvouched = new Map((source.unvouched ?? []).map((key) => [key.kid, key.why]));
   const valid: Checkpoint[] = [];
   let forged: ChainProblem | undefined;
   for (const stored of source.checkpoints) {
+    const kid = signingKid(stored.jws);
+    const why = kid === undefined ? undefined : unvouched.get(kid);
+    if (kid !== undefined && why !== undefined) {
+      forged ??= {
+        kind: 'checkpoint_unvouched',
+        seq: stored.seq,
+        kid,
+        message: `the checkpoint stored for seq ${stored.seq} is signed by key ${kid}, which nothing vouches for: it ${why}`,
+      };
+      continue;
+    }
     try {
       valid.push(await verifyCheckpoint(stored.jws, source.keys, source.issuer));
     } catch (error) {
@@ -191,7 +222,24 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
     verifier.push(record);
     if (!verifier.wantsMore) break;
   }
-  const report = verifier.finish();
-  if (forged === undefined || (report.problem !== undefined && report.problem.seq <= forged.seq)) return report;
-  return { ...report, ok: false, problem: forged };
+  const found = verifier.finish();
+  const report: ChainReport = unvouched.size === 0 ? found : { ...found, ok: false, unvouched_keys: source.unvouched };
+  const chain = report.problem;
+  const problem = (forged !== undefined && (chain === undefined || (chain.seq ?? 0) > (forged.seq ?? 0)) ? forged : chain) ?? keyProblem(source.unvouched?.[0]);
+  return problem === undefined ? report : { ...report, ok: false, problem };
+}
+
+function keyProblem(key: UnvouchedKey | undefined): ChainProblem | undefined {
+  if (key === undefined) return undefined;
+  return { kind: 'key_unvouched', kid: key.kid, message: `the log's store holds signing key ${key.kid}, which nothing vouches for: it ${key.why}` };
+}
+
+/** The `kid` a checkpoint's JWS header names; undefined when it names none or is no JWS. */
+function signingKid(jws: string): string | undefined {
+  try {
+    const { kid } = decodeProtectedHeader(jws);
+    return kid;
+  } catch {
+    return undefined;
+  }
 }

@@ -29,6 +29,12 @@ export interface StoredSigningKey extends SigningKeyInfo {
   readonly privateJwk?: JWK;
 }
 
+/** A key the store holds that nothing vouches for (the master key's attestation, a key the auditor pinned), and why. */
+export interface UnvouchedKey {
+  readonly kid: string;
+  readonly why: string;
+}
+
 export type KeyTransition =
   | { readonly kind: 'publish'; readonly kid: string; readonly activatesAt: number }
   | { readonly kind: 'reschedule'; readonly kid: string; readonly activatesAt: number }

@@ -49,7 +49,11 @@ export async function fetchJson(url: string, options: OutboundHttpOptions): Prom
   return { body, maxAgeSeconds: maxAge(response.headers.get('cache-control')) };
 }
 
-/** Reads a response body up to `maxBytes`, refusing more (declared or streamed). */
+/**
+ * Reads a response body up to `maxBytes`, refusing more (declared or streamed). Every failure is
+ * a FetchError: more bytes than the cap, and a body that breaks off (the connection dropped, the
+ * deadline passed) alike, so callers map one error type to "the server is unavailable".
+ */
 export async function readBounded(response: Response, maxBytes: number, url: string): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > maxBytes) {
@@ -61,7 +65,13 @@ export async function readBounded(response: Response, maxBytes: number, url: str
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (cause) {
+      throw new FetchError(`GET ${url} broke off while reading its body: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {

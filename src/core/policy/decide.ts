@@ -1,4 +1,5 @@
 import type { Reason } from '../errors/reasons.ts';
+import { asciiLowerCase } from '../claims/case-fold.ts';
 import { levelCovers } from './github-permissions.ts';
 import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
@@ -199,11 +200,12 @@ function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: Acce
 function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request: GitHubAccessRequest): GrantOutcome {
   const github = grant.github;
   if (github === undefined) return { ok: false, reason: 'github_repository_not_granted', detail: `${policy.id} grants no GitHub token` };
-  const lower = (text: string): string => text.toLowerCase();
   let repositories = github.repositories;
   if (request.repositories !== undefined) {
     const outside = request.repositories.filter(
-      (asked) => lower(asked.owner) !== lower(github.owner) || !github.repositories.some((name) => lower(name) === lower(asked.name)),
+      (asked) =>
+        asciiLowerCase(asked.owner) !== asciiLowerCase(github.owner) ||
+        !github.repositories.some((name) => asciiLowerCase(name) === asciiLowerCase(asked.name)),
     );
     if (outside.length > 0) {
       return {
@@ -212,7 +214,7 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
         detail: `${policy.id} does not grant ${outside.map((asked) => `${asked.owner}/${asked.name}`).join(', ')}`,
       };
     }
-    repositories = request.repositories.map((asked) => github.repositories.find((name) => lower(name) === lower(asked.name))!);
+    repositories = request.repositories.map((asked) => github.repositories.find((name) => asciiLowerCase(name) === asciiLowerCase(asked.name))!);
   }
   let permissions: Readonly<Record<string, string>> = github.permissions;
   if (request.permissions !== undefined) {

@@ -8,6 +8,7 @@ import {
 } from '../verify/trusted-issuer.ts';
 import { GITHUB_TOKEN_LIFETIME_SECONDS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
+import { asciiLowerCase } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies } from './lint/lint-policies.ts';
@@ -341,13 +342,13 @@ function compileGrant(
 /** `grant.github`: every repository under one owner, each named once. */
 function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, path: readonly PropertyKey[]) => void): GitHubGrant | undefined {
   const owners = new Set<string>();
-  if (grant.owner !== undefined) owners.add(grant.owner.toLowerCase());
+  if (grant.owner !== undefined) owners.add(asciiLowerCase(grant.owner));
   const repositories: string[] = [];
   for (const [i, written] of grant.repositories.entries()) {
     const slash = written.indexOf('/');
-    if (slash >= 0) owners.add(written.slice(0, slash).toLowerCase());
+    if (slash >= 0) owners.add(asciiLowerCase(written.slice(0, slash)));
     const name = written.slice(slash + 1);
-    if (repositories.some((seen) => seen.toLowerCase() === name.toLowerCase()))
+    if (repositories.some((seen) => asciiLowerCase(seen) === asciiLowerCase(name)))
       fail(`grant.github.repositories names ${name} twice`, ['grant', 'github', 'repositories', i]);
     repositories.push(name);
   }

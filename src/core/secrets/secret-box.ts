@@ -18,10 +18,16 @@ export class SecretBoxError extends KeywayError {
 interface BoxKey {
   readonly kid: string;
   readonly key: CryptoKey;
+  /** The master key as HKDF input: attestation keys are derived from it, one per purpose. */
+  readonly hkdf: CryptoKey;
 }
 
+/** What `checkAttestation` finds: made under the current master key, under a previous one (attest again), or not by any. */
+export type AttestationCheck = { readonly ok: true; readonly stale: boolean } | { readonly ok: false; readonly why: string };
+
 /**
- * Seals secrets at rest (signing keys, tokens awaiting revocation) under the master key: a
+ * Seals secrets at rest (signing keys, tokens awaiting revocation) under the master key, and
+ * attests values kept in the clear (signing keys' public parts). A sealed secret is a
  * compact JWE (`alg: dir`, `enc: A256GCM`, RFC 7516) whose protected header, authenticated with
  * the ciphertext, names the master key (`kid`) and what the secret is for (`purpose`), so a
  * sealed value copied into another column or row does not open there.
@@ -29,6 +35,7 @@ interface BoxKey {
 export class SecretBox {
   readonly #current: BoxKey;
   readonly #byKid: ReadonlyMap<string, BoxKey>;
+  readonly #macKeys = new Map<string, Promise<CryptoKey>>();
 
   private constructor(keys: readonly BoxKey[]) {
     this.#current = keys[0]!;
@@ -82,6 +89,54 @@ export class SecretBox {
   isStale(sealed: string): boolean {
     return decodeProtectedHeader(sealed).kid !== this.#current.kid;
   }
+
+  /**
+   * Vouches for a value kept in the clear (a public key): an HMAC-SHA-256 over `text` under a key
+   * HKDF derives from the current master key for `purpose` alone, as `<master key id>.<mac>`.
+   * Whoever can write where it is kept, but has no master key, can neither make one nor move one
+   * to another value or purpose.
+   */
+  async attest(text: string, purpose: string): Promise<string> {
+    const mac = await crypto.subtle.sign('HMAC', await this.#macKey(this.#current, purpose), new TextEncoder().encode(text));
+    return `${this.#current.kid}.${base64url.encode(new Uint8Array(mac))}`;
+  }
+
+  async checkAttestation(attestation: string, text: string, purpose: string): Promise<AttestationCheck> {
+    const [kid = '', mac = '', ...rest] = attestation.split('.');
+    const key = this.#byKid.get(kid);
+    if (key === undefined || rest.length > 0) {
+      return {
+        ok: false,
+        why: `its attestation names master key ${JSON.stringify(kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`,
+      };
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = base64url.decode(mac);
+    } catch {
+      return { ok: false, why: 'its attestation is not one' };
+    }
+    const valid = await crypto.subtle.verify('HMAC', await this.#macKey(key, purpose), new Uint8Array(bytes), new TextEncoder().encode(text));
+    if (!valid) return { ok: false, why: 'its attestation was not made by the master key for what the row holds' };
+    return { ok: true, stale: key !== this.#current };
+  }
+
+  #macKey(key: BoxKey, purpose: string): Promise<CryptoKey> {
+    const id = `${key.kid}\0${purpose}`;
+    let derived = this.#macKeys.get(id);
+    if (derived === undefined) {
+      const info = new TextEncoder().encode(`keyway attestation\0${purpose}`);
+      derived = crypto.subtle.deriveKey(
+        { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(), info },
+        key.hkdf,
+        { name: 'HMAC', hash: 'SHA-256', length: 256 },
+        false,
+        ['sign', 'verify'],
+      );
+      this.#macKeys.set(id, derived);
+    }
+    return derived;
+  }
 }
 
 async function boxKey(raw: Uint8Array): Promise<BoxKey> {
@@ -89,5 +144,6 @@ async function boxKey(raw: Uint8Array): Promise<BoxKey> {
   const label = new TextEncoder().encode('keyway master key id\0');
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array([...label, ...raw])));
   const key = await crypto.subtle.importKey('raw', new Uint8Array(raw), 'AES-GCM', false, ['encrypt', 'decrypt']);
-  return { kid: base64url.encode(digest.slice(0, 12)), key };
+  const hkdf = await crypto.subtle.importKey('raw', new Uint8Array(raw), 'HKDF', false, ['deriveKey']);
+  return { kid: base64url.encode(digest.slice(0, 12)), key, hkdf };
 }

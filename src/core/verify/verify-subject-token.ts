@@ -1,6 +1,7 @@
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
+import { asciiLowerCase } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, isPresent } from '../claims/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
 import type { ClaimType } from './issuer-preset.ts';
@@ -45,7 +46,7 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
   for (const name of KEY_LOCATING_HEADERS) {
     if (name in header) throw new ExchangeError('header_forbidden', `header carries ${name}`);
   }
-  if (typeof header.typ === 'string' && ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase())) {
+  if (typeof header.typ === 'string' && ACCESS_TOKEN_TYPES.has(asciiLowerCase(header.typ))) {
     throw new ExchangeError('claims_invalid', `header typ ${header.typ} marks an access token, not an identity token`);
   }
 
@@ -212,7 +213,7 @@ function checkClaimFormats(claims: Readonly<Record<string, unknown>>, issuer: Tr
 function checkBoundClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
   for (const [key, expected] of Object.entries(issuer.boundClaims)) {
     const value = claims[key];
-    if (typeof value !== 'string' || value.toLowerCase() !== expected.toLowerCase()) {
+    if (typeof value !== 'string' || asciiLowerCase(value) !== asciiLowerCase(expected)) {
       throw new ExchangeError('claims_invalid', `claim ${key} is ${JSON.stringify(value)}, but the issuer ${issuer.url} is ${expected}'s`);
     }
   }

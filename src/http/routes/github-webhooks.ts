@@ -42,11 +42,12 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       const repository = repositoryOf(payload.repository);
       const publicRepository = payload.repository.private !== true;
       const facts = { number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository };
-      return reviewPullRequest(deps, { repository, ...facts });
+      return reviewPullRequest(deps, { repository, repositoryId: payload.repository.id, ...facts });
     },
     push: async ({ payload }) =>
       switchOnPush(deps, {
         repository: { owner: payload.repository.owner?.login ?? payload.repository.full_name.split('/')[0] ?? '', name: payload.repository.name },
+        repositoryId: payload.repository.id,
         ref: payload.ref,
         defaultBranch: payload.repository.default_branch,
         deleted: payload.deleted,

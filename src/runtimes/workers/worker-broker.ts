@@ -55,6 +55,7 @@ export type WorkerEnv = {
   readonly KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS?: string;
   readonly KEYWAY_GITHUB_WEBHOOK_SECRET?: string;
   readonly KEYWAY_GITHUB_POLICY_REPOSITORY?: string;
+  readonly KEYWAY_GITHUB_POLICY_REPOSITORY_ID?: string;
   readonly KEYWAY_GITHUB_POLICY_PATH?: string;
   readonly KEYWAY_GITHUB_POLICY_BRANCH?: string;
 };

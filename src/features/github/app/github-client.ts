@@ -1,6 +1,6 @@
 import type { CryptoKey } from 'jose';
 import { checkOutboundUrl } from '../../../core/outbound/check-outbound-url.ts';
-import { FetchError, readBounded } from '../../../core/outbound/fetch-json.ts';
+import { readBounded } from '../../../core/outbound/fetch-json.ts';
 import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';
 import { errorCodeForStatus, GitHubError } from './github-error.ts';
 import type { GitHubAppSettings } from './github-settings.ts';
@@ -106,8 +106,8 @@ export class GitHubClient {
     try {
       text = await readBounded(response, this.#http.maxBytes, url);
     } catch (cause) {
-      if (cause instanceof FetchError) throw new GitHubError('unavailable', cause.message, { cause });
-      throw cause;
+      // Too large, or broken off mid-body (readBounded's FetchError): GitHub did not answer.
+      throw new GitHubError('unavailable', cause instanceof Error ? cause.message : String(cause), { cause });
     }
     try {
       return { status: response.status, body: JSON.parse(text) as unknown };

@@ -11,6 +11,8 @@ export interface InstallationTokenRequest {
   readonly installationId: number;
   /** Repository names (without owner) the token is limited to. */
   readonly repositories: readonly string[];
+  /** Repository ids the token is limited to instead of the names: GitHub refuses (422) an id the installation does not hold. */
+  readonly repositoryIds?: readonly number[];
   readonly permissions: GitHubPermissions;
 }
 
@@ -39,13 +41,17 @@ export async function createInstallationToken(client: GitHubClient, request: Ins
     method: 'POST',
     path: `/app/installations/${segment(request.installationId)}/access_tokens`,
     auth: { as: 'app' },
-    body: { repositories: request.repositories, permissions: request.permissions },
+    body: {
+      ...(request.repositoryIds === undefined ? { repositories: request.repositories } : { repository_ids: request.repositoryIds }),
+      permissions: request.permissions,
+    },
     expect: [201],
   });
   const answer = parseAnswer(TokenAnswer, body, 'installation token');
   const asked = new Set(request.repositories.map((name) => name.toLowerCase()));
+  const askedIds = new Set(request.repositoryIds);
   const wider =
-    answer.repositories.some((repository) => !asked.has(repository.name.toLowerCase())) ||
+    answer.repositories.some((repository) => !asked.has(repository.name.toLowerCase()) && !askedIds.has(repository.id)) ||
     // GitHub adds metadata: read to every installation token.
     !permissionsCovered({ metadata: 'read', ...request.permissions }, answer.permissions);
   if (wider) {

@@ -28,10 +28,20 @@ const BranchAnswer = v.looseObject({ commit: v.looseObject({ sha: v.pipe(v.strin
  * revoked when done.
  */
 export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record<string, string>> = REVIEW_PERMISSIONS): OpenRepositoryAccess {
-  return async (repository) => {
+  return async (repository, id) => {
     const { client, installations } = app;
     const installation = await installations.get(repository.owner);
-    const { token } = await createInstallationToken(client, { installationId: installation.id, repositories: [repository.name], permissions });
+    // Pinned by id: the token reaches that repository alone, so a call by name that now leads to another is a 404.
+    const minted = await createInstallationToken(client, {
+      installationId: installation.id,
+      ...(id === undefined ? { repositories: [repository.name] } : { repositories: [], repositoryIds: [id] }),
+      permissions,
+    });
+    const { token } = minted;
+    if (id !== undefined && !minted.repositories.some((held) => held.id === id && held.name.toLowerCase() === repository.name.toLowerCase())) {
+      await revokeInstallationToken(client, token).catch(() => undefined);
+      throw new GitHubError('rejected', `repository ${id} is no longer named ${repository.owner}/${repository.name}: it is not read under that name`);
+    }
     const where = { owner: repository.owner, repo: repository.name };
     return {
       contents: async (path, ref) => {

@@ -25,4 +25,8 @@ export interface RepositoryAccess {
 /** A contents answer that is a directory listing. */
 export const isListing = (answer: RepositoryFile | readonly DirectoryEntry[] | undefined): answer is readonly DirectoryEntry[] => Array.isArray(answer);
 
-export type OpenRepositoryAccess = (repository: RepositoryName) => Promise<RepositoryAccess>;
+/**
+ * Opens access to a repository by name; with `id`, only if the name still belongs to the repository of
+ * that id (GitHub's numeric id, never reused), and every call of the access reaches that one only.
+ */
+export type OpenRepositoryAccess = (repository: RepositoryName, id?: number) => Promise<RepositoryAccess>;

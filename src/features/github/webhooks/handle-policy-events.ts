@@ -31,6 +31,8 @@ export interface PolicyEventDeps {
 
 export interface PullRequestFacts {
   readonly repository: RepositoryName;
+  /** GitHub's numeric id of the repository (`repository.id`). */
+  readonly repositoryId: number;
   readonly number: number;
   readonly baseSha: string;
   readonly headSha: string;
@@ -50,6 +52,8 @@ const REPLAY_WITHHELD =
 
 export interface PushFacts {
   readonly repository: RepositoryName;
+  /** GitHub's numeric id of the repository (`repository.id`). */
+  readonly repositoryId: number;
   readonly ref: string;
   readonly defaultBranch: string;
   readonly deleted: boolean;
@@ -59,12 +63,33 @@ export type Handled = { readonly handled: true; readonly detail: string } | { re
 
 const NO_APP: Handled = { handled: false, detail: 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID), so the policy repository cannot be read' };
 
-async function withAccess(deps: PolicyEventDeps, repository: RepositoryName, use: (access: RepositoryAccess) => Promise<Handled>): Promise<Handled> {
+/**
+ * Where an event's repository stands to the central policy repository: it, another repository, or
+ * one under its name with another id (deleted and re-created, or renamed into its place), which is
+ * refused: only the id GitHub never gives twice says it is the repository the operator configured.
+ */
+function centralRole(deps: PolicyEventDeps, repository: RepositoryName, id: number): 'central' | 'other' | Handled {
+  const central = deps.settings.policyRepository;
+  if (central === undefined || !sameRepository(repository, central)) return 'other';
+  if (id === central.id) return 'central';
+  const detail =
+    `refused: repository ${fullName(repository)} has id ${id}, but the policy repository's is ${central.id} ` +
+    '(KEYWAY_GITHUB_POLICY_REPOSITORY_ID): a repository re-created under its name is not followed';
+  deps.log.warn('policy repository event refused', { repository: fullName(repository), repository_id: id, expected_id: central.id });
+  return { handled: false, detail };
+}
+
+async function withAccess(
+  deps: PolicyEventDeps,
+  repository: RepositoryName,
+  use: (access: RepositoryAccess) => Promise<Handled>,
+  id?: number,
+): Promise<Handled> {
   if (deps.openRepository === undefined) {
     deps.log.error('policy repository event not handled', { detail: NO_APP.detail });
     return NO_APP;
   }
-  const access = await deps.openRepository(repository);
+  const access = await deps.openRepository(repository, id);
   try {
     return await use(access);
   } finally {
@@ -90,8 +115,9 @@ async function replayWindow(audit: AuditStore, now: number): Promise<AuditEvent[
  * change is published as a check run on its head commit.
  */
 export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
-  const policyRepository = deps.settings.policyRepository;
-  const central = policyRepository !== undefined && sameRepository(pr.repository, policyRepository);
+  const role = centralRole(deps, pr.repository, pr.repositoryId);
+  if (typeof role === 'object') return role;
+  const central = role === 'central';
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const scope: ReviewScope = central
     ? { dir: deps.settings.policyPath, replay: true }
@@ -100,17 +126,22 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
         replay: false,
         extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
       };
-  return withAccess(deps, pr.repository, async (access) => {
-    try {
-      return await publishReview(deps, pr, access, scope);
-    } catch (error) {
-      // A policy directory keyway refuses to read is a failed review, not a failed delivery.
-      if (!(error instanceof PolicyFetchError)) throw error;
-      const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
-      await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
-      return { handled: true, detail: `check run failure: ${error.message}` };
-    }
-  });
+  return withAccess(
+    deps,
+    pr.repository,
+    async (access) => {
+      try {
+        return await publishReview(deps, pr, access, scope);
+      } catch (error) {
+        // A policy directory keyway refuses to read is a failed review, not a failed delivery.
+        if (!(error instanceof PolicyFetchError)) throw error;
+        const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
+        await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+        return { handled: true, detail: `check run failure: ${error.message}` };
+      }
+    },
+    central ? pr.repositoryId : undefined,
+  );
 }
 
 /** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
@@ -164,27 +195,33 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
  * delivery sent again later can never bring an old set back.
  */
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
-  const policyRepository = deps.settings.policyRepository;
-  if (policyRepository === undefined || !sameRepository(push.repository, policyRepository)) return { handled: false, detail: 'not the policy repository' };
+  const role = centralRole(deps, push.repository, push.repositoryId);
+  if (role === 'other') return { handled: false, detail: 'not the policy repository' };
+  if (role !== 'central') return role;
   const branch = deps.settings.policyBranch ?? push.defaultBranch;
   if (push.ref !== `refs/heads/${branch}` || push.deleted) return { handled: false, detail: `not a push to ${branch}` };
   const source = (sha: string): string => `github ${fullName(push.repository)}@${sha}`;
-  return withAccess(deps, push.repository, async (access) => {
-    const sha = await access.branchHead(branch);
-    let files;
-    try {
-      files = await readPolicyFilesAt(access, deps.settings.policyPath, sha);
-    } catch (error) {
-      // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set;
-      // GitHub failing is not, and is left to a redelivery.
-      if (!(error instanceof PolicyFetchError)) throw error;
-      const status = await deps.live.refuse(`${error.name}: ${error.message}`, source(sha));
-      return { handled: true, detail: `live set kept: ${status.problems?.join('; ') ?? ''}` };
-    }
-    const status = await deps.live.adopt(files, source(sha));
-    return {
-      handled: true,
-      detail: status.ok ? `live set switched to ${sha} (${status.policies} policies)` : `live set kept: ${status.problems?.length ?? 0} problems at ${sha}`,
-    };
-  });
+  return withAccess(
+    deps,
+    push.repository,
+    async (access) => {
+      const sha = await access.branchHead(branch);
+      let files;
+      try {
+        files = await readPolicyFilesAt(access, deps.settings.policyPath, sha);
+      } catch (error) {
+        // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set;
+        // GitHub failing is not, and is left to a redelivery.
+        if (!(error instanceof PolicyFetchError)) throw error;
+        const status = await deps.live.refuse(`${error.name}: ${error.message}`, source(sha));
+        return { handled: true, detail: `live set kept: ${status.problems?.join('; ') ?? ''}` };
+      }
+      const status = await deps.live.adopt(files, source(sha));
+      return {
+        handled: true,
+        detail: status.ok ? `live set switched to ${sha} (${status.policies} policies)` : `live set kept: ${status.problems?.length ?? 0} problems at ${sha}`,
+      };
+    },
+    push.repositoryId,
+  );
 }
