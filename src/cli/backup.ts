@@ -19,10 +19,12 @@ through SQLite's online backup API: one consistent state, taken while the broker
 it does not pause. The master key is never in it, even when ${MASTER_KEY_FILE} is in the data directory:
 keep it in a secret store, apart from the backups. FILE is written 0600 through a temporary file
 beside it, so it is whole or absent, and an existing FILE is never overwritten. The snapshot is
-then checked (SQLite integrity, schema version, the audit chain and its signed checkpoints against
-the keys stored in the copy: that the copy is whole; which keys to trust is keyway restore's and
-keyway audit verify's to decide) and what it holds is printed. Exit code 0: written and verified; 1: an error (nothing written), or a
-snapshot whose audit log does not verify (kept: it is what the data directory holds).
+then checked (SQLite integrity, the schema exactly as keyway's migrations make it, the audit
+chain and its signed checkpoints against the keys stored in the copy: that the copy is whole;
+which keys to trust is keyway restore's and keyway audit verify's to decide) and what it holds is
+printed. Exit code 0: written and verified; 1: an error (nothing written), or a snapshot with
+schema objects keyway does not make or an audit log that does not verify (kept: it is what the
+data directory holds).
 
   --output FILE             where to write the backup (must not exist)
   --data-dir DIR            the broker's data directory (default KEYWAY_DATA_DIR or .keyway)

@@ -3,6 +3,7 @@ import { KeywayError } from '../core/errors/keyway-error.ts';
 import { KeyRing } from '../core/mint/key-ring.ts';
 import type { MasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
+import { foreignSchemaObjects } from '../storage/foreign-schema-objects.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { type CheckpointKeys, sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
@@ -31,8 +32,9 @@ export function openSnapshot(path: string, what: string, options: { readonly?: b
 
 /**
  * Checks that `db` is a whole keyway database this code understands: SQLite's integrity check
- * (a truncated or damaged file fails it) and a schema no newer than the code. Returns its schema
- * version; throws CliError (exit 1) naming what fails, with `what` (the file).
+ * (a truncated or damaged file fails it), a schema no newer than the code and exactly as its
+ * migrations made it (no trigger, view or altered table). Returns its schema version; throws
+ * CliError (exit 1) naming what fails, with `what` (the file).
  */
 export function checkDatabase(db: SqliteFile, what: string): number {
   let version: number;
@@ -45,6 +47,14 @@ export function checkDatabase(db: SqliteFile, what: string): number {
     throw new CliError(`${what} is not a readable SQLite database: ${(error as Error).message}`, 1);
   }
   if (version === 0) throw new CliError(`${what} is a SQLite database but not a keyway one: it has no keyway_schema table`, 1);
+  const foreign = foreignSchemaObjects(db, version);
+  if (foreign.length > 0) {
+    throw new CliError(
+      `${what} holds schema objects keyway does not make: ${foreign.join(', ')}. A trigger or view would run inside the broker, ` +
+        'a changed table or index would drop a check it relies on: whoever wrote them could write the database',
+      1,
+    );
+  }
   return version;
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, linkSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
@@ -20,10 +21,12 @@ never overwrites a database: DIR must not hold ${DATABASE_FILE} (a running broke
 does, and so does an old one), so restore into a new directory, then point KEYWAY_DATA_DIR at it.
 Before anything takes the name ${DATABASE_FILE} it checks, on a temporary copy in DIR, that the backup
 is an undamaged keyway database whose schema is no newer than this keyway (an older one is
-migrated), that its audit chain verifies and its checkpoints are signed by keys the master key
-attests (or --keys pins; a key only the file vouches for counts for nothing), and that every
-signing key opens with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
-DIR is created owner-only (0700), as the broker demands. The master key is not written into DIR.
+migrated) and exactly what its migrations make (no trigger, view or changed table), that its
+audit chain verifies and its checkpoints are signed by keys the master key attests (or --keys
+pins; a key only the file vouches for counts for nothing), and that every signing key opens with
+the master key given. Any failure leaves DIR as it was (removed again if restore created it).
+DIR is created owner-only (0700) and ${DATABASE_FILE} 0600, as the broker demands. The master key is not
+written into DIR.
 
   --backup FILE             the backup to restore (it is only read)
   --data-dir DIR            the data directory to create or fill (must not hold ${DATABASE_FILE})
@@ -68,7 +71,8 @@ export const restore: Command = {
     const partial = join(dataDir, `.${DATABASE_FILE}.restore-${randomUUID()}`);
     try {
       createPrivateFile(partial);
-      copyFileSync(backupFile, partial);
+      // Into the 0600 file as it is: copyFile would give it the backup file's mode.
+      await pipeline(createReadStream(backupFile), createWriteStream(partial, { flags: 'r+' }));
       const db = openSnapshot(partial, backupFile);
       let summary;
       try {

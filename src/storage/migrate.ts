@@ -221,16 +221,16 @@ export function checkSchema(db: SqlDatabase): number {
 }
 
 /**
- * Brings the database to SCHEMA_VERSION: each missing migration, in order, in its own
+ * Brings the database to `version` (SCHEMA_VERSION unless told): each missing migration, in order, in its own
  * transaction with its row in keyway_schema, so a crash leaves the schema before or after it,
  * never half. Forward only; a database a newer keyway wrote is refused before anything is written.
  * The applied check is made again inside each transaction: two processes opening the same file
  * (the broker and `keyway keys rotate`) apply a migration once.
  */
-export function migrate(db: SqlDatabase): void {
-  if (checkSchema(db) === SCHEMA_VERSION) return;
+export function migrate(db: SqlDatabase, version: number = SCHEMA_VERSION): void {
+  if (checkSchema(db) >= version) return;
   db.exec('CREATE TABLE IF NOT EXISTS keyway_schema (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  for (const migration of MIGRATIONS) {
+  for (const migration of MIGRATIONS.filter(({ id }) => id <= version)) {
     db.transaction(() => {
       if (db.all('SELECT id FROM keyway_schema WHERE id = ?', [migration.id]).length > 0) return;
       db.exec(migration.sql);

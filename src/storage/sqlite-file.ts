@@ -34,6 +34,15 @@ export function openSqliteFile(path: string, options: { readonly?: boolean } = {
     db.pragma('synchronous = FULL');
   }
   db.pragma('busy_timeout = 5000');
+  return wrap(db);
+}
+
+/** A new, empty database in memory, gone when closed: a scratch schema to compare a file's with. */
+export function openSqliteMemory(): SqliteFile {
+  return wrap(new Database(':memory:'));
+}
+
+function wrap(db: Database.Database): SqliteFile {
   const statements = new Map<string, Database.Statement>();
   const prepare = (sql: string): Database.Statement => {
     let statement = statements.get(sql);

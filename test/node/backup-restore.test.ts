@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -77,6 +77,17 @@ describe('keyway backup', () => {
     expect(sha256(join(dataDir, DATABASE_FILE))).toBe(before);
   });
 
+  it('keeps the snapshot of a database holding a trigger keyway does not make, but exits 1 naming it', async () => {
+    const dataDir = fixtureDataDir();
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+    db.exec('CREATE TRIGGER forget AFTER INSERT ON replay_claims BEGIN DELETE FROM replay_claims; END');
+    db.close();
+    const output = join(scratch(), 'keyway.backup');
+    const result = await keyway(['backup', '--data-dir', dataDir, '--output', output]);
+    expect(result).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyway: .* holds schema objects keyway does not make: trigger forget\./) });
+    expect(existsSync(output)).toBe(true);
+  });
+
   it('refuses a target it cannot write, and leaves no half file', async () => {
     const root = scratch();
     writeFileSync(join(root, 'a-file'), '');
@@ -91,6 +102,8 @@ describe('keyway backup', () => {
 describe('keyway restore', () => {
   it('restores into a new owner-only directory, verified, with the keys opening under the master key given', async () => {
     const backup = await fixtureBackup();
+    // As a file fetched back from backup storage under a default umask would be: the restored database is 0600 all the same.
+    chmodSync(backup, 0o644);
     const dataDir = join(scratch(), 'restored');
     const result = await keyway(['restore', '--backup', backup, '--data-dir', dataDir, '--master-key-file', FIXTURE_KEY_FILE]);
     expect(result.stderr).toBe('');
@@ -166,6 +179,28 @@ describe('keyway restore', () => {
     db.exec('PRAGMA journal_mode = DELETE');
     db.close();
     await refused(backup, `schema version ${SCHEMA_VERSION + 1}, newer than the ${SCHEMA_VERSION} this keyway knows`);
+  });
+
+  // Whoever can write a backup, but not the master key, could plant SQL the restored broker would run on every write.
+  it.each([
+    [
+      'a trigger that forgets every single-use claim',
+      'CREATE TRIGGER forget AFTER INSERT ON replay_claims BEGIN DELETE FROM replay_claims; END',
+      'trigger forget',
+    ],
+    ['a view', 'CREATE VIEW recent AS SELECT seq FROM audit_events', 'view recent'],
+    [
+      'a unique index made plain (two current keys)',
+      'DROP INDEX signing_keys_one_per_state; CREATE INDEX signing_keys_one_per_state ON signing_keys (state)',
+      'index signing_keys_one_per_state (changed)',
+    ],
+  ])('refuses a backup whose schema keyway did not make: %s', async (_what, sql, named) => {
+    const backup = await fixtureBackup();
+    const db = openSqliteFile(backup);
+    db.exec(sql);
+    db.exec('PRAGMA journal_mode = DELETE');
+    db.close();
+    await refused(backup, new RegExp(`^keyway: .* holds schema objects keyway does not make: ${named.replace(/[()]/g, '\\$&')}[.;]`));
   });
 });
 

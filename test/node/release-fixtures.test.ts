@@ -8,6 +8,7 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { GITHUB_TOKEN_PURPOSE } from '../../src/features/github/app/revoke-due-tokens.ts';
 import { readMasterKeyFile } from '../../src/storage/master-key-file.ts';
+import { foreignSchemaObjects } from '../../src/storage/foreign-schema-objects.ts';
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
@@ -51,27 +52,33 @@ describe('databases written by earlier releases (test/fixtures/releases, one per
     expect(RELEASES).toContain('0.1.0.db');
   });
 
-  it.each(RELEASES)('%s migrates, its audit log verifies, and its keys and sealed tokens open with its master key', async (fixture) => {
-    const dataDir = dataDirWith(fixture);
-    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
-    try {
-      migrate(db);
-      expect(checkSchema(db)).toBe(SCHEMA_VERSION);
-      const box = await SecretBox.fromMasterKeys(readMasterKeyFile(MASTER_KEY_FILE));
-      const ring = await KeyRing.from(await new SqliteKeyStore(db, box).listKeys());
-      expect(ring.signing.kid).toBeTypeOf('string');
-      const [pending] = await new SqliteRevocationStore(db).due(Number.MAX_SAFE_INTEGER, 10);
-      expect(await box.open(pending?.sealedToken ?? '', GITHUB_TOKEN_PURPOSE, pending?.id)).toBe('ghs_fixture-token');
-      expect(db.all('SELECT key FROM replay_claims')).toHaveLength(1);
-    } finally {
-      db.close();
-    }
-    const verified = await node(['src/cli/main.ts', 'audit', 'verify', '--data-dir', dataDir], {
-      KEYWAY_MASTER_KEY: readFileSync(MASTER_KEY_FILE, 'utf8').trim(),
-    });
-    expect(verified.stdout).toMatch(/^intact: 5 records \(seq 1…5\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
-    expect(verified.code).toBe(0);
-  });
+  it.each(RELEASES)(
+    '%s migrates to exactly the schema keyway makes, its audit log verifies, and its keys and sealed tokens open with its master key',
+    async (fixture) => {
+      const dataDir = dataDirWith(fixture);
+      const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+      try {
+        // keyway restore refuses a schema its migrations would not have made: the release's own, before and after the upgrade, is that.
+        expect(foreignSchemaObjects(db, checkSchema(db))).toEqual([]);
+        migrate(db);
+        expect(checkSchema(db)).toBe(SCHEMA_VERSION);
+        expect(foreignSchemaObjects(db, SCHEMA_VERSION)).toEqual([]);
+        const box = await SecretBox.fromMasterKeys(readMasterKeyFile(MASTER_KEY_FILE));
+        const ring = await KeyRing.from(await new SqliteKeyStore(db, box).listKeys());
+        expect(ring.signing.kid).toBeTypeOf('string');
+        const [pending] = await new SqliteRevocationStore(db).due(Number.MAX_SAFE_INTEGER, 10);
+        expect(await box.open(pending?.sealedToken ?? '', GITHUB_TOKEN_PURPOSE, pending?.id)).toBe('ghs_fixture-token');
+        expect(db.all('SELECT key FROM replay_claims')).toHaveLength(1);
+      } finally {
+        db.close();
+      }
+      const verified = await node(['src/cli/main.ts', 'audit', 'verify', '--data-dir', dataDir], {
+        KEYWAY_MASTER_KEY: readFileSync(MASTER_KEY_FILE, 'utf8').trim(),
+      });
+      expect(verified.stdout).toMatch(/^intact: 5 records \(seq 1…5\), 1 signed checkpoints; head [0-9a-f]{64}\n$/);
+      expect(verified.code).toBe(0);
+    },
+  );
 });
 
 describe('a database written by a newer keyway', () => {
