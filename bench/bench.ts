@@ -2,7 +2,7 @@
 // (printed, and written to bench/results/latest.json). Everything on 127.0.0.1: the test
 // issuer of the test suite; keyway's brokers in processes of their own with the durable audit
 // log (exactly `npm start`: hash chain, writer thread, WAL with synchronous=FULL, every alert
-// rule); beside them, in the same rounds, the hand-rolled express + jsonwebtoken + jwks-rsa
+// rule), on one core and, with KEYWAY_PROCESSES, on every core; beside them, in the same rounds, the hand-rolled express + jsonwebtoken + jwks-rsa
 // baseline (bench/baseline-broker.ts); both crypto floors (bench/crypto-floor.ts: jose, and
 // node:crypto alone); the load generator in this process. It reports what it measures and
 // exits 0; a run that breaks (a broker refusing exchanges in warm-up, wrangler failing) exits 1.
@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { BROKER_ISSUER, cpuPlan, pinSelf, startBaselineBroker, startBenchBroker, startBenchIssuer, type ServerProcess } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
-import { runLoad, TokenSupply, warmUp, type LoadResult, type TokenReader } from './exchange-load.ts';
+import { runLoad, TokenSupply, warmUp, type LoadResult, type TokenReader, type TokenSource } from './exchange-load.ts';
 
 const SECONDS = envNumber('BENCH_SECONDS', 10);
 const ROUNDS = envNumber('BENCH_ROUNDS', 3);
@@ -93,7 +93,8 @@ function workerBundle(): { files: string[]; rawBytes: number; gzipBytes: number;
   };
 }
 
-type Run = LoadResult & { readonly cpuCores: number };
+/** A run, with the CPU the server used (every process and thread of it) and the bench process's own (load generator and issuer), in cores. */
+type Run = LoadResult & { readonly cpuCores: number; readonly loadGeneratorCores: number };
 /** keyway over a point of comparison: per CPU-second (decides MET/MISSED) and wall clock (best rounds). */
 type Ratio = { readonly perCpuSecond: number; readonly wallClock: number };
 
@@ -107,6 +108,19 @@ interface Target {
   granted(): { exchanges: number; distinctTokens: number };
 }
 
+/** The first `count` tokens of `tokens`, as a source that says it has no more after them. */
+const limited = (tokens: TokenReader, count: number): TokenSource => {
+  let left = count;
+  return {
+    next: () => {
+      left -= 1;
+      return tokens.next();
+    },
+    get remaining() {
+      return Math.min(left, tokens.remaining);
+    },
+  };
+};
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const best = (target: Target) => target.runs.reduce<Run | undefined>((a, b) => (a === undefined || b.rate > a.rate ? b : a), undefined);
 /** Exchanges per second of the CPU time the server used, median of the rounds: what one core does even when a neighbour takes part of it. */
@@ -119,9 +133,12 @@ async function measuredRun(target: Target, rate?: number): Promise<Run> {
     rate === undefined ? Math.ceil(TOKEN_HEADROOM * seconds * Math.max(RATE, best(target)?.rate ?? 0)) + CONNECTIONS : Math.round(rate * seconds);
   await target.tokens.reserve(expected);
   const cpuBefore = target.server.cpuMs();
+  const ownBefore = process.cpuUsage();
   const started = performance.now();
   const result = await runLoad({ url: target.server.url, tokens: target.tokens, seconds, connections: CONNECTIONS, ...(rate === undefined ? {} : { rate }) });
-  return { ...result, cpuCores: (target.server.cpuMs() - cpuBefore) / (performance.now() - started) };
+  const elapsed = performance.now() - started;
+  const own = process.cpuUsage(ownBefore);
+  return { ...result, cpuCores: (target.server.cpuMs() - cpuBefore) / elapsed, loadGeneratorCores: (own.user + own.system) / 1000 / elapsed };
 }
 
 const runLine = (run: Run) =>
@@ -139,20 +156,41 @@ const lifetime = 3600 + SECONDS * ROUNDS * 6 + RATE_SECONDS;
 const supplies = POLICY_SIZES.map((size) => new TokenSupply(issuer, BROKER_ISSUER, claimsGrantedIn(size), lifetime));
 const servers: ServerProcess[] = [];
 const cpu = plan === undefined ? {} : { cpu: plan.broker };
+/** Grants in a keyway broker's audit log, and how many distinct subject tokens they had. */
+const grantedIn = (dataDir: string) => () => {
+  const db = new Database(join(dataDir, 'keyway.db'), { readonly: true });
+  const use = db.prepare("SELECT count(*) AS exchanges, count(DISTINCT subject_sha256) AS distinctTokens FROM audit_events WHERE decision = 'granted'");
+  const counts = use.get() as { exchanges: number; distinctTokens: number };
+  db.close();
+  return counts;
+};
 try {
   const keyway: Target[] = [];
   for (const [index, size] of POLICY_SIZES.entries()) {
     // Every alert rule, as npm start runs them: no token comes twice, so subject_token_replayed costs what it costs on real traffic.
     const server = await startBenchBroker({ issuer, policies: size, ...cpu, env: { KEYWAY_ALERT_RULES: 'all' } });
     servers.push(server);
-    const granted = () => {
-      const db = new Database(join(server.dataDir, 'keyway.db'), { readonly: true });
-      const use = db.prepare("SELECT count(*) AS exchanges, count(DISTINCT subject_sha256) AS distinctTokens FROM audit_events WHERE decision = 'granted'");
-      const counts = use.get() as { exchanges: number; distinctTokens: number };
-      db.close();
-      return counts;
+    keyway.push({
+      label: `keyway, ${size.toLocaleString('en')} policies`,
+      server,
+      tokens: (supplies[index] as TokenSupply).reader(),
+      runs: [],
+      granted: grantedIn(server.dataDir),
+    });
+  }
+  // Every core: KEYWAY_PROCESSES broker processes (one per CPU) on one data directory, the whole machine theirs to use, the load generator's CPU included.
+  let allCores: Target | undefined;
+  if (plan !== undefined) {
+    const env = { KEYWAY_ALERT_RULES: 'all', KEYWAY_PROCESSES: String(machine.cpus) };
+    const server = await startBenchBroker({ issuer, policies: POLICY_SIZES[0], cpu: `0-${machine.cpus - 1}`, env });
+    servers.push(server);
+    allCores = {
+      label: `keyway, ${machine.cpus} processes`,
+      server,
+      tokens: (supplies[0] as TokenSupply).reader(),
+      runs: [],
+      granted: grantedIn(server.dataDir),
     };
-    keyway.push({ label: `keyway, ${size.toLocaleString('en')} policies`, server, tokens: (supplies[index] as TokenSupply).reader(), runs: [], granted });
   }
   // Granting exactly what keyway's 10-policy broker grants, it shares that broker's tokens: no cache spans two processes.
   const baselineServer = await startBaselineBroker({ issuer, claims: claimsGrantedIn(POLICY_SIZES[0]), ...cpu });
@@ -171,10 +209,15 @@ try {
       return { exchanges: grants.length, distinctTokens: new Set(grants.map((line) => line.jti)).size };
     },
   };
-  const targets = [...keyway, baseline];
+  const targets = [...keyway, ...(allCores === undefined ? [] : [allCores]), baseline];
   for (const target of targets) {
     await target.tokens.reserve(WARM_UP);
     await warmUp(target.server.url, target.tokens, WARM_UP);
+  }
+  if (allCores !== undefined) {
+    // node:cluster hands each connection to the next process: over many connections, every process fetches the JWKS and warms up.
+    await allCores.tokens.reserve(WARM_UP * machine.cpus);
+    await runLoad({ url: allCores.server.url, tokens: limited(allCores.tokens, WARM_UP * machine.cpus), seconds: 60, connections: CONNECTIONS });
   }
   const jwksAfterWarmUp = await issuer.hits();
   /** keyway's JWKS fetches after warm-up: counted around its own runs only (the baseline's jwks-rsa has a cache of its own). */
@@ -213,14 +256,24 @@ try {
     nodeCryptoFloor: { perCpuSecond: keywayPerCpu / nodeFloor.unitsPerCpuSecond, wallClock: throughput.rate / nodeFloor.unitsPerSecond },
     joseFloor: { perCpuSecond: keywayPerCpu / floor.unitsPerCpuSecond, wallClock: throughput.rate / floor.unitsPerSecond },
   };
-  // Throughput by cores. keyway serves from one process today; a multi-process mode (KEYWAY_PROCESSES-style) is measured
-  // by adding its entry for `machine.cpus` cores here, a broker pinned to that many CPUs under the same runs. The baseline stays on one core.
-  const keywayByCores: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number } | { notMeasured: string }> = {
-    1: { exchangesPerSecond: Math.round(throughput.rate), exchangesPerCpuSecond: Math.round(keywayPerCpu) },
-    ...(machine.cpus > 1 ? { [machine.cpus]: { notMeasured: 'keyway runs as one process: no multi-core mode (KEYWAY_PROCESSES) to measure yet' } } : {}),
+  // Throughput by cores: one broker process pinned to one CPU, and KEYWAY_PROCESSES=<CPUs> on all of them, in the same rounds.
+  // Judged per CPU-second, as every ratio here: N cores do N times what each CPU-second of the N processes did, over one
+  // process's CPU-second. Wall clock beside it: on this machine the load generator takes part of the CPUs the N processes share.
+  const allCoresBest = allCores === undefined ? undefined : best(allCores);
+  const allCoresPerCpu = allCores === undefined ? undefined : perCpuSecond(allCores);
+  type CoresEntry = { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number; loadGeneratorCores: number };
+  const coresEntry = (run: Run, cpuSecond: number): CoresEntry => ({
+    exchangesPerSecond: Math.round(run.rate),
+    exchangesPerCpuSecond: Math.round(cpuSecond),
+    brokerCpuCores: Number(run.cpuCores.toFixed(2)),
+    loadGeneratorCores: Number(run.loadGeneratorCores.toFixed(2)),
+  });
+  const keywayByCores: Record<string, CoresEntry> = {
+    1: coresEntry(throughput, keywayPerCpu),
+    ...(allCoresBest === undefined || allCoresPerCpu === undefined ? {} : { [machine.cpus]: coresEntry(allCoresBest, allCoresPerCpu) }),
   };
-  const multiCore = machine.cpus > 1 ? keywayByCores[machine.cpus] : undefined;
-  const scalingFactor = multiCore !== undefined && 'exchangesPerSecond' in multiCore ? multiCore.exchangesPerSecond / throughput.rate : undefined;
+  const scalingFactor = allCoresPerCpu === undefined ? undefined : (machine.cpus * allCoresPerCpu) / keywayPerCpu;
+  const wallClockScaling = allCoresBest === undefined ? undefined : allCoresBest.rate / throughput.rate;
   const scalingTarget = 1 + TARGET.addedCoreShare * (Math.max(2, machine.cpus) - 1);
   const policyCost = 1 - (best(large) as Run).rate / throughput.rate;
   const failures = [...targets.flatMap((target) => target.runs), fixed].reduce((sum, run) => sum + run.failures, 0);
@@ -239,11 +292,11 @@ try {
     reason: `${format(ratio.perCpuSecond)}: keyway ${Math.round(keywayPerCpu)} exchanges per CPU-second against ${against}`,
   });
   const scalingReason =
-    machine.cpus < 2
+    allCoresBest === undefined || allCoresPerCpu === undefined
       ? 'one CPU: no second core to scale to'
-      : multiCore !== undefined && 'notMeasured' in multiCore
-        ? multiCore.notMeasured
-        : `${times(scalingFactor ?? 0)} on ${machine.cpus} cores`;
+      : `${times(scalingFactor ?? 0)} per CPU-second on ${machine.cpus} processes (${Math.round(allCoresPerCpu)} exchanges per CPU-second against one process's ` +
+        `${Math.round(keywayPerCpu)}); wall clock ${times(wallClockScaling ?? 0)}: ${Math.round(allCoresBest.rate)} /s on ${allCoresBest.cpuCores.toFixed(2)} cores ` +
+        `while the load generator took ${allCoresBest.loadGeneratorCores.toFixed(2)}`;
   const targetsSummary = {
     baselineRatio: ratioTarget(ratios.baseline, times, `the baseline's ${Math.round(baselinePerCpu)}, both on one core`, TARGET.baseline, TARGET.baselineGoal),
     nodeCryptoFloorRatio: ratioTarget(
@@ -263,6 +316,7 @@ try {
     coreScaling: {
       target: `1 → ${Math.max(2, machine.cpus)} cores ≥ ${times(scalingTarget)}`,
       value: scalingFactor ?? null,
+      wallClockValue: wallClockScaling ?? null,
       verdict: verdict(scalingFactor !== undefined && scalingFactor >= scalingTarget),
       reason: scalingReason,
     },
@@ -290,9 +344,12 @@ try {
     setup: {
       transport:
         'HTTP/1.1 on 127.0.0.1 from the bench process (a second process): autocannon for the throughput runs, evenly spaced requests for the fixed rate',
-      broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, every alert rule), one process',
+      broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, every alert rule), one process; and KEYWAY_PROCESSES=<CPUs> on every CPU',
       baseline: 'bench/baseline-broker.ts: express + jsonwebtoken + jwks-rsa, one hard-coded rule, ES256 minting, a log line per decision to a file; one core',
-      brokerCpu: plan === undefined ? 'unpinned (one CPU machine)' : `pinned to CPU ${plan.broker} (keyway and the baseline alike)`,
+      brokerCpu:
+        plan === undefined
+          ? 'unpinned (one CPU machine)'
+          : `pinned to CPU ${plan.broker} (keyway and the baseline alike); the ${machine.cpus}-process broker to CPUs 0-${machine.cpus - 1}, which the load generator shares`,
       connections: CONNECTIONS,
       runSeconds: SECONDS,
       rounds: ROUNDS,
@@ -358,7 +415,10 @@ try {
     row(`latency at ${RATE}/s`, `p50 ${fixed.p50} ms, p99 ${fixed.p99} ms (${Math.round(fixed.rate)}/s answered)`, targetsSummary.p99AtRate),
     row(
       'cores: 1 vs all',
-      `keyway ${Math.round(throughput.rate)} /s on 1, ${scalingFactor === undefined ? 'not measured' : times(scalingFactor)} on ${machine.cpus}; baseline: 1 only`,
+      allCoresBest === undefined || scalingFactor === undefined || wallClockScaling === undefined
+        ? `keyway ${Math.round(throughput.rate)} /s on 1 core; one CPU, nothing to scale to`
+        : `keyway ${Math.round(throughput.rate)} /s on 1, ${Math.round(allCoresBest.rate)} /s with ${machine.cpus} processes: ` +
+            `${times(scalingFactor)} per CPU-second; ${times(wallClockScaling)} wall clock (load generator on the same CPUs: ${allCoresBest.loadGeneratorCores.toFixed(2)} cores)`,
       targetsSummary.coreScaling,
     ),
     row(

@@ -3,7 +3,7 @@
 // from outside while it serves. Also the hand-rolled baseline of npm run bench
 // (bench/baseline-broker.ts), started and pinned the same way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startTestIssuerServer } from '../test/support/test-issuer-server.ts';
@@ -16,15 +16,15 @@ export interface BrokerProcessOptions {
   readonly audit: 'on' | 'off';
   /** KEYWAY_* settings and PORT. */
   readonly env: Readonly<Record<string, string>>;
-  /** Pin the whole process (event loop, libuv threadpool, audit writer, V8 helpers) to this CPU with taskset. */
-  readonly cpu?: number;
+  /** Pin the whole process (event loop, libuv threadpool, audit writer, V8 helpers, and the processes it starts) to these CPUs with taskset: one, or a list (`0-1`). */
+  readonly cpu?: number | string;
 }
 
 /** A server of the benchmarks in a process of its own. */
 export interface ServerProcess {
   readonly url: string;
   readonly pid: number;
-  /** User + system CPU time of every thread of the process so far, in milliseconds (from /proc). */
+  /** User + system CPU time of every thread of the process and of the processes it started so far, in milliseconds (from /proc). */
   cpuMs(): number;
   /** SIGTERM, then waits for the exit (the `on` broker closes its audit log first). */
   stop(): Promise<void>;
@@ -50,11 +50,28 @@ export function pinSelf(cpus: string): void {
   if (result.status !== 0) throw new Error(`taskset could not pin the load generator: ${result.stderr}`);
 }
 
+/** CPU time so far of process `pid` and every process below it (KEYWAY_PROCESSES' brokers), in milliseconds, from /proc. */
+function processTreeCpuMs(pid: number): number {
+  const processes = new Map<number, { parent: number; ms: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      processes.set(Number(entry), { parent: Number(fields[1]), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND });
+    } catch {
+      // A process that ended between listing and reading.
+    }
+  }
+  const below = (parent: number): number =>
+    [...processes].reduce((sum, [child, { parent: itsParent }]) => (itsParent === parent ? sum + (processes.get(child)?.ms ?? 0) + below(child) : sum), 0);
+  return (processes.get(pid)?.ms ?? 0) + below(pid);
+}
+
 /** Runs `node <args>` (pinned to `cpu` with taskset when given), resolving once it prints the URL it listens on. */
 async function startServerProcess(
   args: readonly string[],
   env: Readonly<Record<string, string>>,
-  cpu?: number,
+  cpu?: number | string,
 ): Promise<{ server: ServerProcess; child: ChildProcess }> {
   const [command, argv] = cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(cpu), process.execPath, ...args]];
   const child: ChildProcess = spawn(command, argv, {
@@ -70,10 +87,7 @@ async function startServerProcess(
   const server = {
     url,
     pid,
-    cpuMs: () => {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-    },
+    cpuMs: () => processTreeCpuMs(pid),
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
@@ -125,7 +139,7 @@ export async function startBenchBroker(options: {
   issuer: TestIssuer;
   policies: number;
   audit?: 'on' | 'off';
-  cpu?: number;
+  cpu?: number | string;
   env?: Readonly<Record<string, string>>;
 }): Promise<BenchBroker> {
   const root = mkdtempSync(join(tmpdir(), 'keyway-bench-'));

@@ -1,9 +1,11 @@
 // Child process of the benchmarks (bench/broker-process.ts starts it): one broker, with the durable
-// audit log on (exactly `npm start`) or off (the same core with an audit store that keeps nothing),
+// audit log on (exactly `npm start`, KEYWAY_PROCESSES included: then this process supervises that
+// many, each this script again) or off (the same core with an audit store that keeps nothing),
 // printing its URL once it listens. Over the IPC channel it answers 'memory' with its
 // process.memoryUsage() after a full collection when started with --expose-gc (what is still
 // reachable, not where the heap's sawtooth happens to be), for the soak; SIGTERM closes it as
 // `npm start` does.
+import cluster from 'node:cluster';
 import '../src/runtimes/node/register-jsx.ts';
 
 process.on('message', (message) => {
@@ -18,9 +20,16 @@ const config = nodeConfigFromEnv(process.env);
 
 if (mode === 'on') {
   const { startNodeBroker } = await import('../src/runtimes/node/start-node-broker.ts');
-  const broker = await startNodeBroker(config, { log: (await import('../src/core/log.ts')).silentLogger });
-  process.once('SIGTERM', () => void broker.close().then(() => process.exit(0)));
-  process.stdout.write(`${broker.url}\n`);
+  const { readProcessCount, runBrokerProcesses } = await import('../src/runtimes/node/broker-processes.ts');
+  const { silentLogger: log } = await import('../src/core/log.ts');
+  const brokers = await runBrokerProcesses(
+    readProcessCount(process.env),
+    (part) => startNodeBroker(config, { log, ...(part === undefined ? {} : { cluster: part }) }),
+    log,
+  );
+  process.once('SIGTERM', () => void brokers.stop().then(() => process.exit(0)));
+  // The supervisor (or the only process) says where; the processes it runs share its stdout.
+  if (cluster.isPrimary) process.stdout.write(`${brokers.url}\n`);
 } else if (mode === 'off') {
   const { serve } = await import('@hono/node-server');
   const { getConnInfo } = await import('@hono/node-server/conninfo');

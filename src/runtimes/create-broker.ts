@@ -12,6 +12,7 @@ import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import type { KeyStore } from '../core/mint/key-store.ts';
+import type { JwtCrypto } from '../core/mint/jwt-crypto.ts';
 import type { Hono } from 'hono';
 import type { AlertStore } from '../features/alerts/alert-store.ts';
 import { alertRaiser } from '../features/alerts/raise-alerts.ts';
@@ -50,6 +51,8 @@ export interface BrokerParts {
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** Where the rate limits' buckets live: in the process (Node) or in Durable Objects (Workers). */
   readonly limiter: RateLimiter;
+  /** The exchange's token crypto: jose on WebCrypto by default (Workers), node:crypto on Node. */
+  readonly crypto?: JwtCrypto;
   /** Node keeps a registry for /metrics; Workers reads the same facts from the logs. */
   readonly metrics?: BrokerMetrics;
   /** GitHub installation tokens, when a GitHub App is configured. */
@@ -122,6 +125,7 @@ export function createBroker(parts: BrokerParts): Broker {
       log: parts.log,
       clockToleranceSeconds: 60,
       limits,
+      ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
       ...(parts.github === undefined
         ? {}
         : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -55,6 +55,7 @@ describe('the benchmark scripts', () => {
       nodeCryptoFloor: { unitsPerCpuSecond: number };
       ratios: Record<string, { perCpuSecond: number; wallClock: number }>;
       tokens: { repeated: number; grantedByServer: Record<string, { exchanges: number; distinctTokens: number }> };
+      scaling: { cores: number; keyway: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number }> };
       targets: Record<string, { verdict: string; reason: string }>;
     };
     const targets = ['baselineRatio', 'nodeCryptoFloorRatio', 'floorRatio', 'p99AtRate', 'coreScaling', 'policyCost', 'bundleGzip', 'jwksFetchesSteady'];
@@ -70,8 +71,13 @@ describe('the benchmark scripts', () => {
     expect(summary.nodeCryptoFloor.unitsPerCpuSecond).toBeGreaterThan(0);
     expect(Object.keys(summary.ratios)).toEqual(['baseline', 'nodeCryptoFloor', 'joseFloor']);
     for (const ratio of Object.values(summary.ratios)) expect(ratio).toEqual({ perCpuSecond: expect.any(Number), wallClock: expect.any(Number) });
-    // No server was sent a token twice, by its own records (keyway's audit log, the baseline's decision log).
-    expect(Object.keys(summary.tokens.grantedByServer)).toEqual(['keyway, 10 policies', 'keyway, 100 policies', 'hand-rolled baseline']);
+    // One core, and every core: KEYWAY_PROCESSES=<CPUs> measured beside the one-process broker, in the same rounds.
+    const cores = availableParallelism();
+    const allCores = cores > 1 ? [`keyway, ${cores} processes`] : [];
+    expect(Object.keys(summary.scaling.keyway)).toEqual(cores > 1 ? ['1', String(cores)] : ['1']);
+    for (const entry of Object.values(summary.scaling.keyway)) expect(entry.exchangesPerCpuSecond).toBeGreaterThan(0);
+    // No server was sent a token twice, by its own records (keyway's audit logs, the baseline's decision log).
+    expect(Object.keys(summary.tokens.grantedByServer)).toEqual(['keyway, 10 policies', 'keyway, 100 policies', ...allCores, 'hand-rolled baseline']);
     for (const use of Object.values(summary.tokens.grantedByServer)) expect(use.exchanges).toBeGreaterThan(0);
     expect(summary.tokens.repeated).toBe(0);
     expect(summary.jwks.fetchesDuringWarmUp).toBeGreaterThan(0);

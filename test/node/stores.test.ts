@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
-import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
+import { writerThreadAlertStore } from '../../src/runtimes/node/writer-thread-stores.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
@@ -15,10 +15,11 @@ storeContract('Node (SQLite file, group commit on a writer thread)', async () =>
   const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
   const db = openSqliteFile(path);
   migrate(db);
+  const audit = new GroupCommitAuditStore(db, path);
   return {
-    audit: new GroupCommitAuditStore(db, path),
+    audit,
     keys: new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] })),
-    alerts: new SqliteAlertStore(db),
+    alerts: writerThreadAlertStore(audit, db),
     tamper: async (sql, params) => void db.run(sql, params),
   };
 });

@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import { pooledRandom } from '../audit/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
 import { verifySubjectToken } from '../verify/verify-subject-token.ts';
 import type { Logger } from '../log.ts';
@@ -12,8 +13,8 @@ import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
-import { sha256Hex } from '../mint/sha256-hex.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
 import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
@@ -41,6 +42,8 @@ export interface ExchangeDeps {
   readonly github?: GitHubTokenMinter;
   /** Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), through the GitHub App. */
   readonly repositoryPolicies?: RepositoryPolicies;
+  /** Verifying and signing tokens: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
+  readonly crypto?: JwtCrypto;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -82,7 +85,7 @@ export interface ExchangeResult {
   readonly append?: { readonly outcome: 'ok' | 'error'; readonly seconds: number };
 }
 
-const nextId = monotonicFactory();
+const nextId = monotonicFactory(pooledRandom);
 
 type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
 
@@ -182,7 +185,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
-  event.subject_token = describeSubjectToken(request.subjectToken);
+  const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
+  event.subject_token = describeSubjectToken(request.subjectToken, crypto);
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
@@ -192,6 +196,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     jwks: deps.jwks,
     now,
     clockToleranceSeconds: deps.clockToleranceSeconds,
+    crypto,
   });
   event.issuer = verified.issuer.url;
   event.subject = String(verified.claims.sub);
@@ -229,6 +234,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     grant,
     source: { iss: verified.issuer.url, sub: String(verified.claims.sub) },
     now,
+    crypto,
   });
   event.policy = { ...event.policy, granted_by: grant.policy.id };
   event.issued = { jti: minted.jti, sub: grant.subject, aud: grant.audiences, scope: grant.scopes, exp: minted.expiresAt };
@@ -292,8 +298,8 @@ async function issueGitHubToken(
   };
 }
 
-function describeSubjectToken(token: string): NonNullable<AuditEvent['subject_token']> {
-  const sha256 = sha256Hex(token);
+function describeSubjectToken(token: string, crypto: JwtCrypto): NonNullable<AuditEvent['subject_token']> {
+  const sha256 = crypto.sha256Hex(token);
   let claimed: Record<string, unknown> = {};
   try {
     claimed = decodeJwt(token);

@@ -1,4 +1,4 @@
-import { SignJWT } from 'jose';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from './jwt-crypto.ts';
 import type { SigningKey } from './key-ring.ts';
 
 /** What a policy granted, as far as the token carries it (the policy's IssuedGrant is one). */
@@ -21,6 +21,8 @@ export interface MintInput {
   readonly source: { readonly iss: string; readonly sub: string };
   /** Milliseconds since the epoch. */
   readonly now: number;
+  /** What signs: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
+  readonly crypto?: JwtCrypto;
 }
 
 export interface MintedAccessToken {
@@ -40,21 +42,20 @@ export async function mintAccessToken(input: MintInput): Promise<MintedAccessTok
   const exp = iat + grant.ttlSeconds;
   const jti = crypto.randomUUID();
   const audience = grant.audiences.length === 1 ? (grant.audiences[0] as string) : [...grant.audiences];
-  const token = await new SignJWT({
+  const payload = {
     ...grant.claims,
     client_id: grant.policy.id,
     scope: grant.scopes.join(' '),
     src_iss: input.source.iss,
     src_sub: input.source.sub,
-  })
-    .setProtectedHeader({ alg: input.key.alg, typ: 'at+jwt', kid: input.key.kid })
-    .setIssuer(input.issuer)
-    .setSubject(grant.subject)
-    .setAudience(audience)
-    .setIssuedAt(iat)
-    .setNotBefore(iat)
-    .setExpirationTime(exp)
-    .setJti(jti)
-    .sign(input.key.key);
+    iss: input.issuer,
+    sub: grant.subject,
+    aud: audience,
+    iat,
+    nbf: iat,
+    exp,
+    jti,
+  };
+  const token = await (input.crypto ?? JOSE_JWT_CRYPTO).sign({ alg: input.key.alg, typ: 'at+jwt', kid: input.key.kid }, payload, input.key);
   return { token, jti, issuedAt: iat, expiresAt: exp };
 }

@@ -1,5 +1,6 @@
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import { ExchangeError } from '../errors/exchange-error.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { asciiLowerCase } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, isPresent } from '../claims/claim-value.ts';
 import { IssuerUnavailableError, type JwksCache } from './jwks-cache.ts';
@@ -25,6 +26,8 @@ export interface VerifyOptions {
   /** Milliseconds since the epoch. */
   readonly now: number;
   readonly clockToleranceSeconds: number;
+  /** How the signature and claims are checked: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
+  readonly crypto?: JwtCrypto;
 }
 
 /** Header parameters that point at keys. Following them lets the token choose its own verifier. */
@@ -91,7 +94,7 @@ async function verifyWithIssuerKeys(token: string, issuer: TrustedIssuer, option
 }
 
 async function verifyWith(keys: JWTVerifyGetKey, token: string, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
-  const { payload } = await jwtVerify(token, keys, {
+  const { payload } = await (options.crypto ?? JOSE_JWT_CRYPTO).verify(token, keys, {
     issuer: issuer.url,
     audience: [...options.issuers.acceptedAudiences(issuer.url)],
     algorithms: [...issuer.algorithms],

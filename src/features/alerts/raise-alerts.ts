@@ -1,5 +1,6 @@
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { pooledRandom } from '../../core/audit/pooled-random.ts';
 import type { Logger } from '../../core/log.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';
@@ -17,7 +18,7 @@ export interface AlertDeps {
   readonly log: Logger;
 }
 
-const nextId = monotonicFactory();
+const nextId = monotonicFactory(pooledRandom);
 /** Deliveries under way at once per process; beyond this an alert is stored and shown, but not sent. */
 export const MAX_DELIVERIES_IN_FLIGHT = 32;
 

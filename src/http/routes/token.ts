@@ -1,5 +1,5 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyLimit } from '../middleware/body-limit.ts';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { Refusal } from '../../core/errors/reasons.ts';
 import { ExchangeError } from '../../core/errors/exchange-error.ts';

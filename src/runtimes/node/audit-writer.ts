@@ -1,32 +1,92 @@
 import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { AlertStore } from '../../features/alerts/alert-store.ts';
+import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
+import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
 
-/** What the broker's main thread sends: a batch of events, as JSON text, to append in one transaction. */
+/** The alert store's writes, and its reads that come with them (observe remembers what it saw). */
+export type AlertCall = { [M in 'observe' | 'addAlerts' | 'setDelivery']: { readonly method: M; readonly args: Parameters<AlertStore[M]> } }[
+  | 'observe'
+  | 'addAlerts'
+  | 'setDelivery'];
+
+/** Per piece of work, its result or why it failed (the rest of its batch stands). */
+export type Outcome<T> = { readonly result: T } | { readonly error: string };
+
+/**
+ * What the broker's main thread sends, all that waited while the writer was busy: audit events
+ * (as JSON text) to append in one transaction, single-use claims to make in one transaction, and
+ * alert store calls, run in turn.
+ */
 export interface WriterRequest {
   readonly batch: number;
   readonly events: readonly string[];
+  readonly claims: readonly ReplayClaim[];
+  readonly alerts: readonly AlertCall[];
 }
 
-export type WriterReply =
-  | { readonly batch: number; readonly links: import('../../core/audit/audit-event.ts').ChainLink[] }
-  | { readonly batch: number; readonly error: string };
+export interface WriterReply {
+  readonly batch: number;
+  /** The appends' links, or why their transaction failed. */
+  readonly appended: Outcome<import('../../core/audit/audit-event.ts').ChainLink[]>;
+  /** Per claim: a failed transaction fails every claim in it, a failed claim only itself. */
+  readonly claims: Outcome<ReplayClaimResult>[];
+  readonly alerts: Outcome<unknown>[];
+}
+
+const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 /**
- * The audit log's single writer, on its own thread with its own connection: hashing and the
- * WAL fsync of each batch happen here, so the thread serving HTTP never waits on the disk.
+ * The broker's single writer, on its own thread with its own connection: the audit log's appends
+ * (hashing included), single-use claims and the alert store's writes, each batch committed with
+ * its WAL fsync here, so the thread serving HTTP never waits on the disk.
  */
 const db = openSqliteFile((workerData as { path: string }).path);
 // Index pages of random keys (jti, SHA-256) are touched all over; keep more of them in memory.
 db.exec('PRAGMA cache_size = -65536');
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
-parentPort?.on('message', async (request: WriterRequest) => {
-  let reply: WriterReply;
+const guard = new SqliteReplayGuard(db);
+const alerts = new SqliteAlertStore(db);
+
+/** Runs `work` now (a store call runs its transaction synchronously) and settles what it returns or throws. */
+function settle<T>(work: () => T | Promise<T>): Promise<Outcome<T>> {
+  let returned: T | Promise<T>;
   try {
-    reply = { batch: request.batch, links: await store.appendJson(request.events) };
+    returned = work();
   } catch (error) {
-    reply = { batch: request.batch, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+    return Promise.resolve({ error: describe(error) });
   }
-  parentPort?.postMessage(reply);
-});
+  return Promise.resolve(returned).then(
+    (result): Outcome<T> => ({ result }),
+    (error: unknown): Outcome<T> => ({ error: describe(error) }),
+  );
+}
+
+async function serve(request: WriterRequest): Promise<WriterReply> {
+  const claims =
+    request.claims.length === 0
+      ? []
+      : await settle(() =>
+          // One transaction, one fsync for the claims; each in a savepoint of its own, so one that fails fails alone.
+          db.transaction(() => request.claims.map((claim) => settle(() => guard.claim(claim)))),
+        ).then((batch) => ('result' in batch ? Promise.all(batch.result) : request.claims.map(() => batch)));
+  const appended = request.events.length === 0 ? { result: [] } : await settle(() => store.appendJson(request.events));
+  const results: Outcome<unknown>[] = [];
+  for (const call of request.alerts) {
+    results.push(
+      await settle<unknown>(() =>
+        call.method === 'observe'
+          ? alerts.observe(...call.args)
+          : call.method === 'addAlerts'
+            ? alerts.addAlerts(...call.args)
+            : alerts.setDelivery(...call.args),
+      ),
+    );
+  }
+  return { batch: request.batch, appended, claims, alerts: results };
+}
+
+parentPort?.on('message', async (request: WriterRequest) => parentPort?.postMessage(await serve(request)));

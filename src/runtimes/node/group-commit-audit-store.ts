@@ -1,16 +1,28 @@
 import { Worker } from 'node:worker_threads';
+import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
-import type { WriterReply, WriterRequest } from './audit-writer.ts';
+import type { AlertCall, Outcome, WriterReply, WriterRequest } from './audit-writer.ts';
 
-interface Pending {
-  readonly event: AuditEvent;
-  readonly resolve: (link: ChainLink) => void;
-  readonly reject: (error: unknown) => void;
-}
+/** What waits for the writer thread, by kind. */
+type Work =
+  | { readonly kind: 'append'; readonly event: AuditEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
+  | { readonly kind: 'claim'; readonly claim: ReplayClaim; readonly resolve: (result: ReplayClaimResult) => void; readonly reject: (error: unknown) => void }
+  | { readonly kind: 'alerts'; readonly call: AlertCall; readonly resolve: (result: unknown) => void; readonly reject: (error: unknown) => void };
+type Kind = Work['kind'];
+type Of<K extends Kind> = Extract<Work, { kind: K }>;
 
 const MAX_BATCH = 512;
+const KINDS: readonly Kind[] = ['append', 'claim', 'alerts'];
+
+/** One message to the writer thread: what it carries of each kind. */
+interface InFlight {
+  readonly append: Of<'append'>[];
+  readonly claim: Of<'claim'>[];
+  readonly alerts: Of<'alerts'>[];
+}
 
 /**
  * How long after a failed commit the store reports itself unwritable (readiness 503). Readiness
@@ -19,22 +31,25 @@ const MAX_BATCH = 512;
 export const UNWRITABLE_AFTER_FAILURE_MS = 10_000;
 
 /**
- * The Node audit log. Reads run on the caller's connection; appends go to a single writer
- * thread with group commit: the appends that arrive while it commits one batch become the
- * next batch, one transaction and one WAL fsync for all of them, and each caller is answered
- * only after its batch has committed. If a batch fails, its events are retried one by one,
- * so a single bad event cannot take its neighbours' tokens with it.
+ * The Node audit log, and the one writer of the broker's SQLite file. Reads run on the caller's
+ * connection; appends go to a single writer thread with group commit: the appends that arrive
+ * while it commits one batch become the next batch, one transaction and one WAL fsync for all of
+ * them, and each caller is answered only after its batch has committed. If a batch fails, its
+ * events are retried one by one, so a single bad event cannot take its neighbours' tokens with
+ * it. Single-use claims (`claim`, as WriterThreadReplayGuard) are group-committed the same way,
+ * each answered once its batch is durable; the alert store's calls (`alerts`) run there in turn.
+ * One message carries all three kinds, and one reply answers them: a round trip per batch.
  */
 export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
   readonly #onCommit: ((records: number) => void) | undefined;
   readonly #now: () => number;
   #writer: Worker | undefined;
-  #pending: Pending[] = [];
-  #inFlight = new Map<number, Pending[]>();
+  #queues: { [K in Kind]: Of<K>[] } = { append: [], claim: [], alerts: [] };
+  #inFlight = new Map<number, InFlight>();
   #batches = 0;
   #scheduled = false;
-  /** How many events at the front of the queue go one per transaction (after a failed batch). */
+  /** How many appends at the front of the queue go one per transaction (after a failed batch). */
   #singles = 0;
   /** When the last commit failed, if the commit since has not succeeded. */
   #failedAt: number | undefined;
@@ -53,22 +68,28 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     return this.#failedAt === undefined || this.#now() - this.#failedAt >= UNWRITABLE_AFTER_FAILURE_MS;
   }
 
-  /** Appends waiting or being committed now. */
+  /** Appends, claims and alert calls waiting or being committed now. */
   get queued(): number {
-    return this.#pending.length + [...this.#inFlight.values()].reduce((sum, batch) => sum + batch.length, 0);
+    return [...this.#inFlight.values(), this.#queues].reduce((sum, work) => sum + work.append.length + work.claim.length + work.alerts.length, 0);
   }
 
   override append(event: AuditEvent): Promise<ChainLink> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ event, resolve, reject });
-      if (!this.#scheduled && this.#inFlight.size === 0) {
-        this.#scheduled = true;
-        setImmediate(() => this.#send());
-      }
-    });
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'append', event, resolve, reject }));
   }
 
-  /** Commits every append already made (the group commit flushed), then stops the writer thread. */
+  /** Claims a subject token for single use, durably (synchronous=FULL) before it answers; see SqliteReplayGuard. */
+  claim(claim: ReplayClaim): Promise<ReplayClaimResult> {
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'claim', claim, resolve, reject }));
+  }
+
+  /** One of the alert store's calls, on the writer's connection. */
+  alerts<M extends AlertCall['method']>(method: M, ...args: Parameters<AlertStore[M]>): ReturnType<AlertStore[M]> {
+    return new Promise<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call: { method, args } as AlertCall, resolve, reject })) as ReturnType<
+      AlertStore[M]
+    >;
+  }
+
+  /** Commits every append, claim and alert call already made (the group commit flushed), then stops the writer thread. */
   async close(): Promise<void> {
     if (this.queued > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
     const writer = this.#writer;
@@ -77,17 +98,17 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#fail(new Error('the audit log is closed'));
   }
 
+  #enqueue(work: Work): void {
+    (this.#queues[work.kind] as Work[]).push(work);
+    if (!this.#scheduled && this.#inFlight.size === 0) {
+      this.#scheduled = true;
+      setImmediate(() => this.#send());
+    }
+  }
+
   #send(): void {
     this.#scheduled = false;
     this.#next();
-  }
-
-  #post(batch: Pending[]): void {
-    this.#batches += 1;
-    const id = this.#batches;
-    this.#inFlight.set(id, batch);
-    const request: WriterRequest = { batch: id, events: batch.map((pending) => JSON.stringify(pending.event)) };
-    this.#thread().postMessage(request);
   }
 
   #thread(): Worker {
@@ -108,37 +129,60 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const batch = this.#inFlight.get(reply.batch);
     this.#inFlight.delete(reply.batch);
     if (batch !== undefined) {
-      if ('links' in reply) {
-        this.#failedAt = undefined;
-        this.#onCommit?.(batch.length);
-        for (const [index, pending] of batch.entries()) pending.resolve(reply.links[index] as ChainLink);
-      } else if (batch.length === 1) {
-        this.#failedAt = this.#now();
-        batch[0]?.reject(new Error(reply.error));
-      } else {
+      const { appended } = reply;
+      if ('result' in appended) {
+        if (batch.append.length > 0) {
+          this.#failedAt = undefined;
+          this.#onCommit?.(batch.append.length);
+        }
+        for (const [index, work] of batch.append.entries()) work.resolve(appended.result[index] as ChainLink);
+      } else if (batch.append.length > 1) {
         // Retried one event per transaction, so that one bad event fails alone.
-        this.#pending.unshift(...batch);
-        this.#singles += batch.length;
+        this.#queues.append.unshift(...batch.append);
+        this.#singles += batch.append.length;
+      } else {
+        this.#failedAt = this.#now();
+        for (const work of batch.append) work.reject(new Error(appended.error));
       }
+      const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
+        if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
+        else work.reject(new Error(outcome?.error ?? 'the writer gave no answer'));
+      };
+      for (const [index, work] of batch.claim.entries()) answer(work, reply.claims[index]);
+      for (const [index, work] of batch.alerts.entries()) answer(work, reply.alerts[index]);
     }
     this.#next();
   }
 
   #next(): void {
     if (this.queued === 0) for (const resolve of this.#idle.splice(0)) resolve();
-    if (this.#inFlight.size > 0 || this.#pending.length === 0) return;
-    const size = this.#singles > 0 ? 1 : MAX_BATCH;
+    if (this.#inFlight.size > 0 || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
+    const appends = this.#singles > 0 ? 1 : MAX_BATCH;
     if (this.#singles > 0) this.#singles -= 1;
-    this.#post(this.#pending.splice(0, size));
+    const batch: InFlight = {
+      append: this.#queues.append.splice(0, appends),
+      claim: this.#queues.claim.splice(0, MAX_BATCH),
+      alerts: this.#queues.alerts.splice(0, MAX_BATCH),
+    };
+    this.#batches += 1;
+    const id = this.#batches;
+    this.#inFlight.set(id, batch);
+    const request: WriterRequest = {
+      batch: id,
+      events: batch.append.map((work) => JSON.stringify(work.event)),
+      claims: batch.claim.map((work) => work.claim),
+      alerts: batch.alerts.map((work) => work.call),
+    };
+    this.#thread().postMessage(request);
   }
 
   #fail(error: unknown): void {
     this.#failedAt = this.#now();
-    const waiting = [...[...this.#inFlight.values()].flat(), ...this.#pending];
+    const waiting: Work[] = [...this.#inFlight.values(), this.#queues].flatMap((work): Work[] => [...work.append, ...work.claim, ...work.alerts]);
     this.#inFlight.clear();
-    this.#pending = [];
+    this.#queues = { append: [], claim: [], alerts: [] };
     this.#singles = 0;
-    for (const pending of waiting) pending.reject(error);
+    for (const work of waiting) work.reject(error);
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 }

@@ -4,23 +4,32 @@ import './register-jsx.ts';
 const { nodeConfigFromEnv } = await import('../../config/node-config.ts');
 const { ConfigError } = await import('../../core/settings/read-settings.ts');
 const { startNodeBroker } = await import('./start-node-broker.ts');
+const { BrokerProcessError, processLogFields, readProcessCount, runBrokerProcesses } = await import('./broker-processes.ts');
+const { jsonLogger } = await import('../../core/log.ts');
 const { PolicyLoadError } = await import('../../core/policy/load-policies.ts');
 const { gracefulShutdown } = await import('./graceful-shutdown.ts');
-const { jsonLogger } = await import('../../core/log.ts');
 
-/** `npm start`: the Node broker, configured from the environment. */
+/** `npm start`: the Node broker, configured from the environment; KEYWAY_PROCESSES of them. */
 try {
   const config = nodeConfigFromEnv(process.env);
-  const log = jsonLogger();
-  const broker = await startNodeBroker(config, { log });
-  const stop = gracefulShutdown(broker, config.shutdown, log);
+  const log = jsonLogger(processLogFields());
+  const brokers = await runBrokerProcesses(
+    readProcessCount(process.env),
+    (cluster) => startNodeBroker(config, { log, ...(cluster === undefined ? {} : { cluster }) }),
+    log,
+  );
+  // A process that serves shuts its broker down gracefully; a supervisor stops its processes (the leader last) and exits as the worst of them did.
+  const stop =
+    brokers.serving === undefined
+      ? (): void => void brokers.stop().then((code) => process.exit(code))
+      : gracefulShutdown(brokers.serving, config.shutdown, log);
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  process.on('SIGHUP', () => void broker.reloadPolicies());
+  process.on('SIGHUP', () => brokers.reload());
 } catch (error) {
   if (error instanceof PolicyLoadError) {
     console.error(`keyway: the policies do not load, so the broker will not start:\n${error.message}`);
-  } else if (error instanceof ConfigError) {
+  } else if (error instanceof ConfigError || error instanceof BrokerProcessError) {
     console.error(`keyway: ${error.message}`);
   } else {
     throw error;

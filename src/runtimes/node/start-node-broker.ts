@@ -22,10 +22,8 @@ import { policyHealth } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
-import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
-import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
@@ -34,6 +32,7 @@ import { SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts
 import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { NodeBrokerConfig } from '../../config/node-config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
+import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
 import { readPolicyDirectory } from '../../storage/read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../storage/sqlite-file.ts';
@@ -46,11 +45,15 @@ import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
 import { clientAddress } from './client-address.ts';
 import { NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
+import type { BrokerCluster, ClusterEvent } from './broker-processes.ts';
+import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
   readonly now?: () => number;
   readonly jwksCachePolicy?: JwksCachePolicy;
+  /** One of several broker processes on the data directory (KEYWAY_PROCESSES): its part. Default: the only one, so the leader. */
+  readonly cluster?: BrokerCluster;
 }
 
 export interface NodeBroker {
@@ -61,17 +64,19 @@ export interface NodeBroker {
   policies(): PolicySet;
   /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
   reloadPolicies(): PolicyReloadStatus;
-  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the timer does. */
+  /** Runs one round of audit log upkeep now (checkpoint, pruning), as the leader's timer does; nothing in a follower. */
   auditUpkeep(): Promise<void>;
   /**
    * One round of signing key upkeep now, as the timer does every KEY_RING_REFRESH_SECONDS:
-   * the life cycle's due transitions (`rotate`: start a rotation too), then the ring reloaded.
+   * the life cycle's due transitions (`rotate`: start a rotation too; the leader only), then the ring reloaded.
    */
   keyUpkeep(options?: { rotate?: boolean }): Promise<KeyTransition[]>;
   /** The GitHub App side, when configured: installation cache, per-run revocation. */
   readonly github: GitHubTokens | undefined;
-  /** Revokes the GitHub tokens that are due now, as the revocation timer does. */
+  /** Revokes the GitHub tokens that are due now, as the revocation timer does (the leader's: a follower has none). */
   revokeDueGitHubTokens(): Promise<void>;
+  /** Another broker process announced `event`: a push switched the live policy set, or a GitHub token revocation was scheduled. */
+  heard(event: ClusterEvent): void;
   /**
    * Shuts down in order, once however often it is called: `/readyz` says not ready; after
    * `config.shutdown.drainSeconds` the listener stops accepting and every request under way is
@@ -88,8 +93,8 @@ export interface NodeBroker {
 export { DATABASE_FILE };
 
 /**
- * The embedded default: one process, a SQLite file in the data directory, keys generated on
- * first start and kept there, policies read from a directory. Throws PolicyLoadError when the
+ * The embedded default: one process (or one of KEYWAY_PROCESSES: runtimes/node/broker-processes.ts),
+ * a SQLite file in the data directory, keys generated on first start and kept there, policies read from a directory. Throws PolicyLoadError when the
  * policies do not load, so start-up stops with file and reason.
  *
  * It listens first, so that port 0 binds a free port: an issuer URL naming port 0 (what PORT=0
@@ -116,6 +121,8 @@ function onBoundPort(issuer: string, port: number): string {
 async function startOn(listener: BrokerListener, config: NodeBrokerConfig, options: NodeBrokerOptions): Promise<NodeBroker> {
   const log = options.log ?? jsonLogger();
   const now = options.now ?? Date.now;
+  // Checkpoints, retention, the key life cycle and GitHub revocation run in one process only.
+  const leader = options.cluster?.leader ?? true;
   for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
@@ -162,15 +169,18 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const connect = publicAddressFetch(config.allowHttpLoopback);
   if (config.github !== undefined) {
     const http = outboundHttp(connect, config.allowHttpLoopback);
-    const timer = new RevocationTimer(
-      () => revokeDueTokens({ store: revocations, box, http, now, log }),
-      () => revocations.nextAttemptAt(),
-      now,
-      log,
-    );
-    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled: () => timer.arm() });
+    const timer = leader
+      ? new RevocationTimer(
+          () => revokeDueTokens({ store: revocations, box, http, now, log }),
+          () => revocations.nextAttemptAt(),
+          now,
+          log,
+        )
+      : undefined;
+    const scheduled = timer === undefined ? () => options.cluster?.announce('revocations-scheduled') : () => timer.arm();
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
-    timer.arm();
+    timer?.arm();
     revocationTimer = timer;
   }
   const { app, jwks } = createBroker({
@@ -179,16 +189,17 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     keys,
     keyStore,
     audit,
-    alerts: new SqliteAlertStore(db),
+    alerts: writerThreadAlertStore(audit, db),
     // The alert rules that read each record after its answer: a shutdown lets them finish.
     background: (_c, task) =>
       void work.track(
         'alert_rules',
         task.catch((error: unknown) => log.error('background task failed', { error: String(error) })),
       ),
-    replay: new SqliteReplayGuard(db),
+    replay: writerThreadReplayGuard(audit),
     clientIp,
     limiter: new MemoryRateLimiter(),
+    crypto: NODE_JWT_CRYPTO,
     metrics: brokerMetrics(registry),
     health: () => policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()),
     log,
@@ -198,7 +209,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
     webhooks: {
       deliveries: new SqliteDeliveryLog(db),
-      live: livePolicySetOf(policies, livePolicyStore, load, now),
+      live: livePolicySetOf(policies, livePolicyStore, load, now, () => options.cluster?.announce('policies-switched')),
       loadOptions: () => loadOptions,
     },
   });
@@ -213,18 +224,20 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
     }
   };
-  await maintain();
-  const auditUpkeep = (): Promise<void> => work.track('audit_upkeep', maintain());
-  const upkeep = setInterval(() => void auditUpkeep(), config.audit.checkpointSeconds * 1000);
-  upkeep.unref();
+  if (leader) await maintain();
+  const auditUpkeep = async (): Promise<void> => {
+    if (leader) await work.track('audit_upkeep', maintain());
+  };
+  const upkeep = leader ? setInterval(() => void auditUpkeep(), config.audit.checkpointSeconds * 1000) : undefined;
+  upkeep?.unref();
 
-  // The key life cycle on a timer; the ring is reloaded each round, so another process's rotation reaches this one.
+  // The key life cycle on a timer, advanced by the leader; every process reloads the ring each round, so a rotation reaches it.
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
   const keyUpkeep = (options: { rotate?: boolean } = {}): Promise<KeyTransition[]> =>
     work.track(
       'key_upkeep',
       (async () => {
-        const transitions = await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true });
+        const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true }) : [];
         for (const transition of transitions) log.info('signing key life cycle', { ...transition });
         await live.refresh(now());
         return transitions;
@@ -253,6 +266,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     policies: policies.current.policies.length,
     data_dir: config.dataDir,
     watching_policies: watcher !== undefined,
+    pid: process.pid,
+    ...(options.cluster === undefined ? {} : { leader }),
   });
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
@@ -277,8 +292,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     // A key rotation or checkpoint round under way ends in its own transaction, before the database closes.
     await work.settled();
     stage = 'final_checkpoint';
-    // Sign the head on the way out, so the last records are anchored too.
-    await maintain();
+    // Sign the head on the way out, so the last records are anchored too (the leader, which stops last, anchors everyone's).
+    if (leader) await maintain();
     stage = 'closing_audit_log';
     await audit.close();
     db.close();
@@ -295,6 +310,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     keyUpkeep,
     github,
     revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
+    heard: (event) => {
+      if (event === 'policies-switched') policies.reload();
+      else revocationTimer?.arm();
+    },
     close: () => {
       closed ??= shutDown();
       return closed;
@@ -313,21 +332,26 @@ function livePolicySetOf(
   store: SqliteLivePolicyStore | undefined,
   load: (files: readonly PolicyFile[]) => PolicySet,
   now: () => number,
+  switched: () => void,
 ): LivePolicySet {
   const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
     store?.recordSwitch(status);
     return status;
   };
   return {
-    adopt: async (files, source) =>
-      record(
+    adopt: async (files, source) => {
+      const status = record(
         policies.replace(
           () => load(files),
           source,
           new Date(now()),
           () => store?.save(files, source, now()),
         ),
-      ),
+      );
+      // The other broker processes load the saved set too.
+      if (status.ok) switched();
+      return status;
+    },
     refuse: async (problem, source) => record(policies.refuse([problem], source, new Date(now()))),
     lastSwitch: async () => policies.lastReload ?? store?.lastSwitch(),
   };

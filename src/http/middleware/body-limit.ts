@@ -1,0 +1,24 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit as streamedBodyLimit } from 'hono/body-limit';
+
+export interface BodyLimitOptions {
+  readonly maxSize: number;
+  readonly onError: (c: Context) => Response | Promise<Response>;
+}
+
+/**
+ * hono's bodyLimit, with its first decision taken first: a request that declares its length
+ * (Content-Length, no Transfer-Encoding) is judged by that length, as hono judges it, but
+ * without touching the web Request's body stream to find out whether there is a body. On Node
+ * that touch makes @hono/node-server build an undici Request and a web stream around the socket
+ * for every request; left alone, it reads the body straight from the IncomingMessage. A body
+ * without a declared length is counted as it streams, by hono's own middleware.
+ */
+export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler {
+  const streamed = streamedBodyLimit(options);
+  return async (c, next) => {
+    const length = c.req.header('content-length');
+    if (length === undefined || c.req.header('transfer-encoding') !== undefined) return streamed(c, next);
+    return Number.parseInt(length, 10) > options.maxSize ? options.onError(c) : next();
+  };
+}

@@ -1,0 +1,193 @@
+import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
+import type { Logger } from '../../core/log.ts';
+import { ConfigError, readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
+
+/** What one broker process tells the others, through the supervisor. */
+export type ClusterEvent = 'policies-switched' | 'revocations-scheduled';
+
+/** A broker process's part among several on one data directory (KEYWAY_PROCESSES). */
+export interface BrokerCluster {
+  /**
+   * The leader runs the timers: audit checkpoints and retention, the signing key life cycle,
+   * GitHub token revocation. Every process serves, reloads its key ring and watches the policies.
+   */
+  readonly leader: boolean;
+  /** Tells every other broker process. */
+  announce(event: ClusterEvent): void;
+}
+
+/** What a broker process offers the process model (runtimes/node/start-node-broker.ts's NodeBroker). */
+export interface ServingBroker {
+  readonly url: string;
+  /** SIGHUP: the policies loaded again. */
+  reloadPolicies(): unknown;
+  /** Another process announced `event`. */
+  heard(event: ClusterEvent): void;
+  close(): Promise<void>;
+  /** What a shutdown under way still waits on (graceful-shutdown.ts logs it). */
+  closing(): Record<string, unknown>;
+}
+
+/** The brokers of one `npm start`, whichever process model serves them. */
+export interface RunningBrokers {
+  readonly url: string;
+  /** The broker this process serves; undefined in a supervisor, which serves none itself. */
+  readonly serving: ServingBroker | undefined;
+  /** SIGHUP, to every broker process. */
+  reload(): void;
+  /**
+   * Stops every broker process, the leader last (its parting checkpoint anchors everyone's last
+   * records); resolves to the exit code the worst of them left with (0 when all finished).
+   */
+  stop(): Promise<number>;
+}
+
+/** A broker process that stopped before it served: its own output says why. */
+export class BrokerProcessError extends KeywayError {
+  override readonly name = 'BrokerProcessError';
+  readonly code = 'broker_process_failed';
+}
+
+const MAX_PROCESSES = 256;
+/** Waits before a broker process that stopped while serving is started again: 1 s, doubling up to a minute while they keep failing. */
+const RESTART_DELAY_MS = { first: 1000, max: 60_000 } as const;
+const ROLE = 'KEYWAY_PROCESS_ROLE';
+
+type ToSupervisor = { readonly keyway: 'serving'; readonly url: string } | { readonly keyway: 'event'; readonly event: ClusterEvent };
+type ToBroker = { readonly keyway: 'event'; readonly event: ClusterEvent };
+
+/** KEYWAY_PROCESSES: broker processes to serve with; `auto` is one per CPU (os.availableParallelism()). Default 1. */
+export function readProcessCount(env: SettingsSource): number {
+  if (env['KEYWAY_PROCESSES'] === 'auto') return availableParallelism();
+  if (typeof env['KEYWAY_PROCESSES'] === 'string' && !/^\d+$/.test(env['KEYWAY_PROCESSES'])) {
+    throw new ConfigError(`KEYWAY_PROCESSES must be auto or an integer from 1 to ${MAX_PROCESSES}`);
+  }
+  return readInteger(env, 'KEYWAY_PROCESSES', 1, 1, MAX_PROCESSES);
+}
+
+/** Fields every log line of this process carries: its number among the broker processes, when there are several. */
+export function processLogFields(): Record<string, number> {
+  return cluster.isWorker ? { process: cluster.worker?.id ?? 0 } : {};
+}
+
+/**
+ * Runs the Node broker as `npm start` does. With one process, `start` runs here. With more, this
+ * process is their supervisor (node:cluster runs the same script again in each, where `start`
+ * runs with its BrokerCluster): the leader starts first and alone, so a first start's work
+ * (schema, master key, first signing key) happens once; then the others. They share the port
+ * (node:cluster hands each new connection to the next process in turn) and the SQLite file.
+ * The supervisor forwards SIGHUP and the processes' announcements, and starts a process that
+ * stops while serving again, in the same part. Resolves once every process serves.
+ */
+export async function runBrokerProcesses(
+  count: number,
+  start: (cluster: BrokerCluster | undefined) => Promise<ServingBroker>,
+  log: Logger,
+): Promise<RunningBrokers> {
+  if (cluster.isWorker) return serveInCluster(start);
+  if (count <= 1) {
+    const broker = await start(undefined);
+    return { url: broker.url, serving: broker, reload: () => void broker.reloadPolicies(), stop: () => broker.close().then(() => 0) };
+  }
+  return supervise(count, log);
+}
+
+async function serveInCluster(start: (cluster: BrokerCluster | undefined) => Promise<ServingBroker>): Promise<RunningBrokers> {
+  const send = (message: ToSupervisor): void => void process.send?.(message);
+  const broker = await start({ leader: process.env[ROLE] === 'leader', announce: (event) => send({ keyway: 'event', event }) });
+  process.on('message', (message: ToBroker) => {
+    if (message?.keyway === 'event') broker.heard(message.event);
+  });
+  const stop = (): Promise<number> => broker.close().then(() => 0);
+  // Without its supervisor, no connection reaches this process any more: it closes its audit log and leaves.
+  process.once('disconnect', () => void stop().then((code) => process.exit(code)));
+  send({ keyway: 'serving', url: broker.url });
+  return { url: broker.url, serving: broker, reload: () => void broker.reloadPolicies(), stop };
+}
+
+interface Member {
+  worker: Worker;
+  readonly leader: boolean;
+  serving: boolean;
+}
+
+async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
+  const members: Member[] = [];
+  let stopping = false;
+  let failures = 0;
+  let url: string | undefined;
+
+  const fork = (leader: boolean): Promise<Member> => {
+    const member: Member = { worker: cluster.fork({ [ROLE]: leader ? 'leader' : 'follower' }), leader, serving: false };
+    const { worker } = member;
+    members.push(member);
+    return new Promise((resolve, reject) => {
+      worker.on('message', (message: ToSupervisor) => {
+        if (message?.keyway === 'serving') {
+          member.serving = true;
+          failures = 0;
+          url ??= message.url;
+          resolve(member);
+        } else if (message?.keyway === 'event') {
+          for (const other of members) if (other !== member && other.serving) other.worker.send({ keyway: 'event', event: message.event } satisfies ToBroker);
+        }
+      });
+      worker.once('exit', (code, signal) => {
+        members.splice(members.indexOf(member), 1);
+        const how = signal === null ? `code ${code}` : signal;
+        if (!member.serving) reject(new BrokerProcessError(`a broker process (${leader ? 'the leader' : 'a follower'}) stopped with ${how} before it served`));
+        if (stopping || !member.serving) return;
+        const delay = Math.min(RESTART_DELAY_MS.max, RESTART_DELAY_MS.first * 2 ** failures);
+        failures += 1;
+        log.error('broker process stopped while serving; starting another', { process: worker.id, leader, exit: how, restart_in_ms: delay });
+        setTimeout(() => void restart(leader), delay).unref();
+      });
+    });
+  };
+  const restart = async (leader: boolean): Promise<void> => {
+    if (stopping) return;
+    try {
+      await fork(leader);
+    } catch (error) {
+      log.error('broker process did not start again; trying again', { leader, error: error instanceof Error ? error.message : String(error) });
+      const delay = Math.min(RESTART_DELAY_MS.max, RESTART_DELAY_MS.first * 2 ** failures);
+      failures += 1;
+      setTimeout(() => void restart(leader), delay).unref();
+    }
+  };
+  // Each process shuts down gracefully on SIGTERM, within KEYWAY_SHUTDOWN_SECONDS of its own.
+  const stopMember = async (member: Member): Promise<number> => {
+    const exited = once(member.worker, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    member.worker.process.kill('SIGTERM');
+    const [code] = await exited;
+    return code ?? 1;
+  };
+  let stopped: Promise<number> | undefined;
+  const stop = (): Promise<number> =>
+    (stopped ??= (async () => {
+      stopping = true;
+      const followers = await Promise.all(members.filter((member) => !member.leader).map(stopMember));
+      const leaders = await Promise.all(members.map(stopMember));
+      return Math.max(0, ...followers, ...leaders);
+    })());
+
+  try {
+    await fork(true);
+    await Promise.all(Array.from({ length: count - 1 }, () => fork(false)));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: url as string,
+    serving: undefined,
+    reload: () => {
+      // A process still starting has no SIGHUP handler yet (and loads the policies as it starts anyway).
+      for (const member of members) if (member.serving) member.worker.process.kill('SIGHUP');
+    },
+    stop,
+  };
+}

@@ -1,0 +1,346 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import type { BrokerCluster, ClusterEvent } from '../../src/runtimes/node/broker-processes.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, suitePolicies, type TokenResponse } from '../suites/exchange-suite.ts';
+import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { REPOSITORY_ROOT, runProcess, testConfig, writeTree } from './node-harness.ts';
+
+// KEYWAY_PROCESSES=2 npm start, as an operator runs it: a supervisor and two broker processes on one port and one
+// data directory, driven over loopback HTTP. Which process answered is read from the logs (every line of a broker
+// process carries its number); the connections of a run are spread over both by node:cluster, one after the other.
+
+const ISSUER = 'https://keyway.test';
+const FORM = 'application/x-www-form-urlencoded';
+type LogLine = Record<string, unknown> & { message: string; process?: number };
+
+interface Processes {
+  readonly url: string;
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  readonly root: string;
+  lines(message?: string): LogLine[];
+  /** Waits for a log line; times out with the whole log. */
+  waitFor(predicate: (lines: LogLine[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
+}
+
+describe('KEYWAY_PROCESSES: several broker processes on one data directory', () => {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  async function start(policies: Record<string, string>, env: Record<string, string> = {}): Promise<Processes> {
+    const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
+    const dataDir = join(root, 'data');
+    const child = spawn(process.execPath, ['src/runtimes/node/main.ts'], {
+      cwd: REPOSITORY_ROOT,
+      env: {
+        ...process.env,
+        PORT: '0',
+        KEYWAY_PROCESSES: '2',
+        KEYWAY_ISSUER: ISSUER,
+        KEYWAY_POLICIES: join(root, 'policies'),
+        KEYWAY_DATA_DIR: dataDir,
+        KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+        KEYWAY_WATCH_POLICIES: '0',
+        ...env,
+      },
+    });
+    children.push(child);
+    let output = '';
+    child.stdout?.on('data', (chunk) => (output += chunk));
+    child.stderr?.on('data', (chunk) => (output += chunk));
+    const lines = (message?: string): LogLine[] =>
+      output
+        .split('\n')
+        .slice(0, -1)
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as LogLine)
+        .filter((line) => message === undefined || line.message === message);
+    const waitFor = async (predicate: (all: LogLine[]) => boolean, what: string, timeoutMs = 15_000): Promise<void> => {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(lines())) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${what} did not happen:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    await waitFor(
+      (all) => new Set(all.filter((line) => line.message === 'keyway listening').map((line) => line.process)).size === 2,
+      'two processes listening',
+    );
+    const [first] = lines('keyway listening');
+    return { url: first?.['url'] as string, child, dataDir, root, lines, waitFor };
+  }
+
+  /** Posts every form at once over `connections` kept-alive connections. */
+  async function postAll(url: string, forms: readonly URLSearchParams[], connections = 8): Promise<TokenResponse[]> {
+    const agent = new Agent({ keepAlive: true, maxSockets: connections });
+    try {
+      return await Promise.all(
+        forms.map(
+          (form) =>
+            new Promise<TokenResponse>((resolve, reject) => {
+              const body = form.toString();
+              const req = request(
+                new URL('/token', url),
+                { method: 'POST', agent, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body) } },
+                (res) => {
+                  let text = '';
+                  res.setEncoding('utf8');
+                  res.on('data', (chunk: string) => (text += chunk));
+                  res.on('end', () => {
+                    const headers = new Headers(Object.entries(res.headers).flatMap(([name, value]) => (typeof value === 'string' ? [[name, value]] : [])));
+                    resolve({ status: res.statusCode ?? 0, headers, body: JSON.parse(text) as Record<string, unknown> });
+                  });
+                },
+              );
+              req.on('error', reject);
+              req.end(body);
+            }),
+        ),
+      );
+    } finally {
+      agent.destroy();
+    }
+  }
+
+  const auditReader = (dataDir: string) => ({
+    auditEvent: async (id: string) => {
+      const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+      try {
+        return await new SqliteAuditStore(db).get(id);
+      } finally {
+        db.close();
+      }
+    },
+  });
+
+  const tokens = (github: TestIssuer, count: number) => Promise.all(Array.from({ length: count }, () => github.sign(ciClaims(github.url, ISSUER))));
+  /** The processes that logged the exchanges of these answers. */
+  const answeredBy = (processes: Processes, answers: readonly TokenResponse[]) => {
+    const ids = new Set(answers.map((answer) => answer.body['audit_event_id']));
+    return processes.lines('token exchange').filter((line) => ids.has(line['audit_event_id']));
+  };
+
+  async function stopAndVerify(processes: Processes): Promise<string> {
+    const exited = once(processes.child, 'exit');
+    processes.child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+    const verify = await runProcess(process.execPath, ['src/cli/main.ts', 'audit', 'verify', '--data-dir', processes.dataDir], { env: { ...process.env } });
+    expect(verify.code, verify.stderr).toBe(0);
+    return verify.stdout;
+  }
+
+  it('serves from every process, and the exchanges of all of them land in one hash chain that verifies', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-chain');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-chain-generic')));
+    const answers = await postAll(
+      processes.url,
+      (await tokens(github, 24)).map((token) => exchangeForm(token)),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
+    await processes.waitFor(() => answeredBy(processes, answers).length === answers.length, 'a log line for every exchange');
+    expect(new Set(answeredBy(processes, answers).map((line) => line.process))).toEqual(new Set([1, 2]));
+
+    const verified = await stopAndVerify(processes);
+    expect(verified).toMatch(/^intact: 24 records \(seq 1…24\), 1 signed checkpoints;/);
+  });
+
+  it('a token claimed single-use in one process is refused as replayed in the other', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-single');
+    const policies = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-single-generic'));
+    const production = policies['deploy/production.yaml'] as string;
+    const processes = await start({ ...policies, 'deploy/production.yaml': production.replace('\nmatch:', '\nsingle_use: true\nmatch:') });
+    const [token] = await tokens(github, 1);
+    const answers = await postAll(
+      processes.url,
+      Array.from({ length: 8 }, () => exchangeForm(token as string)),
+    );
+
+    const granted = answers.filter((answer) => answer.status === 200);
+    expect(granted).toHaveLength(1);
+    for (const refused of answers.filter((answer) => answer.status !== 200)) {
+      await expectRefusal(auditReader(processes.dataDir), refused, { error: 'invalid_request', reason: 'replayed' });
+    }
+    await processes.waitFor(() => answeredBy(processes, answers).length === answers.length, 'a log line for every exchange');
+    const grantedBy = answeredBy(processes, granted)[0]?.process;
+    const refusedBy = answeredBy(processes, answers)
+      .filter((line) => line['reason'] === 'replayed')
+      .map((line) => line.process);
+    expect(refusedBy).toContain(grantedBy === 1 ? 2 : 1);
+  });
+
+  it('one leader signs the checkpoints; when it dies another takes its part, and the follower never signs', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-leader');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-leader-generic')), {
+      KEYWAY_AUDIT_CHECKPOINT_SECONDS: '1',
+    });
+    const listening = processes.lines('keyway listening');
+    const leader = listening.find((line) => line['leader'] === true);
+    const follower = listening.find((line) => line['leader'] === false);
+    expect([leader?.process, follower?.process]).toEqual([1, 2]);
+    /** Exchanges from both processes, then a checkpoint signed after them. */
+    const roundSignedBy = async (): Promise<number | undefined> => {
+      const signed = processes.lines('audit checkpoint signed').length;
+      const answers = await postAll(
+        processes.url,
+        (await tokens(github, 4)).map((token) => exchangeForm(token)),
+      );
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      await processes.waitFor(() => processes.lines('audit checkpoint signed').length > signed, 'a checkpoint after the exchanges');
+      return processes.lines('audit checkpoint signed').at(-1)?.process;
+    };
+    expect([await roundSignedBy(), await roundSignedBy()]).toEqual([1, 1]);
+
+    process.kill(leader?.['pid'] as number, 'SIGKILL');
+    await processes.waitFor((all) => all.some((line) => line.message === 'keyway listening' && line.process === 3 && line['leader'] === true), 'a new leader');
+    expect([await roundSignedBy(), await roundSignedBy()]).toEqual([3, 3]);
+    expect(new Set(processes.lines('audit checkpoint signed').map((line) => line.process))).toEqual(new Set([1, 3]));
+    expect(new Set(processes.lines('token exchange').map((line) => line.process))).toEqual(new Set([1, 2, 3]));
+
+    expect(await stopAndVerify(processes)).toMatch(/^intact: 16 records \(seq 1…16\), \d+ signed checkpoints;/);
+  });
+
+  it('SIGTERM to npm start shuts every process down gracefully, the follower first and the leader last, and exits 0', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-stop');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-stop-generic')));
+    const answers = await postAll(
+      processes.url,
+      (await tokens(github, 8)).map((token) => exchangeForm(token)),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
+
+    // The leader's final checkpoint anchors every record, the follower's too: one checkpoint, signed on the way out.
+    expect(await stopAndVerify(processes)).toMatch(/^intact: 8 records \(seq 1…8\), 1 signed checkpoints;/);
+    expect(processes.lines('shutdown started').map((line) => line.process)).toEqual([2, 1]);
+    expect(processes.lines('shutdown complete').map((line) => line.process)).toEqual([2, 1]);
+  });
+
+  it('SIGHUP to npm start reloads the policies in every process', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-hup');
+    const policies = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-hup-generic'));
+    const production = policies['deploy/production.yaml'] as string;
+    const staging = ciClaims(github.url, ISSUER, { environment: 'staging', sub: 'repo:acme/api:environment:staging' });
+    const processes = await start(policies);
+    const stagingForms = async () =>
+      (await Promise.all(Array.from({ length: 8 }, () => github.sign({ ...staging, jti: crypto.randomUUID() })))).map((token) => exchangeForm(token));
+    const before = await postAll(processes.url, await stagingForms());
+    for (const refused of before) await expectRefusal(auditReader(processes.dataDir), refused, { error: 'invalid_request', reason: 'no_policy_matched' });
+
+    writeTree({ 'policies/deploy/staging.yaml': production.replaceAll('production', 'staging') }, processes.root);
+    processes.child.kill('SIGHUP');
+    await processes.waitFor(
+      (all) => new Set(all.filter((line) => line.message === 'policies reloaded').map((line) => line.process)).size === 2,
+      'a reload in both',
+    );
+    const after = await postAll(processes.url, await stagingForms());
+    expect(after.map((answer) => answer.status)).toEqual(after.map(() => 200));
+    await processes.waitFor(() => answeredBy(processes, after).length === after.length, 'a log line for every exchange');
+    expect(new Set(answeredBy(processes, after).map((line) => line.process))).toEqual(new Set([1, 2]));
+  });
+
+  it('stops start-up when the leader cannot start, naming the reason', async () => {
+    const root = writeTree({ 'policies/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' });
+    const result = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], {
+      env: { ...process.env, PORT: '0', KEYWAY_PROCESSES: '2', KEYWAY_POLICIES: join(root, 'policies'), KEYWAY_DATA_DIR: join(root, 'data') },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('bad.yaml:4:23 unknown field grant.scope');
+    expect(result.stderr).toContain('keyway: a broker process (the leader) stopped with code 1 before it served');
+  });
+
+  it('refuses a KEYWAY_PROCESSES that is not auto or a count', async () => {
+    const result = await runProcess(process.execPath, ['src/runtimes/node/main.ts'], { env: { ...process.env, PORT: '0', KEYWAY_PROCESSES: 'all' } });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('keyway: KEYWAY_PROCESSES must be auto or an integer from 1 to 256');
+  });
+});
+
+describe('a leader and a follower on one data directory, in one test process', () => {
+  const started: NodeBroker[] = [];
+  afterEach(async () => {
+    for (const broker of started.splice(0)) await broker.close();
+  });
+
+  /** A leader and a follower on `root`, their announcements delivered to each other as the supervisor does. */
+  async function pair(root: string, config: Parameters<typeof testConfig>[1] = {}, now: () => number = Date.now) {
+    const brokers: Partial<Record<'leader' | 'follower', NodeBroker>> = {};
+    const part = (leader: boolean): BrokerCluster => ({ leader, announce: (event: ClusterEvent) => brokers[leader ? 'follower' : 'leader']?.heard(event) });
+    brokers.leader = await startNodeBroker(testConfig(root, config), { log: silentLogger, now, cluster: part(true) });
+    started.push(brokers.leader);
+    brokers.follower = await startNodeBroker(testConfig(root, config), { log: silentLogger, now, cluster: part(false) });
+    started.push(brokers.follower);
+    return brokers as Record<'leader' | 'follower', NodeBroker>;
+  }
+
+  it('only the leader advances the signing key life cycle; the follower reloads the ring and signs with what the leader activated', async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'processes-keys');
+    const clock = { now: Date.now() - 15 * 60_000 };
+    const root = writeTree({ 'policies/deploy.yaml': (suitePolicies(issuer, issuer)['deploy/production.yaml'] as string).replace('ttl: 10m', 'ttl: 5m') });
+    const { leader, follower } = await pair(root, {}, () => clock.now);
+    const cycle = keyLifeCycle(readKeySettings({}), 3600);
+    const kidSignedBy = async (broker: NodeBroker): Promise<string> => {
+      const seconds = Math.floor(clock.now / 1000);
+      const token = await issuer.sign(ciClaims(issuer.url, broker.config.issuer, { iat: seconds, nbf: seconds - 5, exp: seconds + 300 }));
+      const result = await postToken({ issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) }, exchangeForm(token));
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      return (JSON.parse(Buffer.from((result.body['access_token'] as string).split('.')[0] as string, 'base64url').toString()) as { kid: string }).kid;
+    };
+    const published = async (broker: NodeBroker) =>
+      ((await (await fetch(`${broker.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+    const first = await kidSignedBy(follower);
+
+    expect(await follower.keyUpkeep({ rotate: true })).toEqual([]);
+    expect(await published(leader)).toEqual([first]);
+    const [publish] = await leader.keyUpkeep({ rotate: true });
+    expect(publish).toMatchObject({ kind: 'publish' });
+    expect(await follower.keyUpkeep()).toEqual([]);
+    expect(await published(follower)).toEqual(expect.arrayContaining([first, publish?.kid]));
+
+    clock.now += cycle.leadMs;
+    expect(await follower.keyUpkeep()).toEqual([]);
+    expect(await kidSignedBy(follower)).toBe(first);
+    expect(await leader.keyUpkeep()).toEqual([
+      { kind: 'retire', kid: first },
+      { kind: 'activate', kid: publish?.kid },
+    ]);
+    await follower.keyUpkeep();
+    expect(await kidSignedBy(follower)).toBe(publish?.kid);
+  });
+
+  it("a GitHub token revocation a follower schedules is run by the leader's timer", async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'processes-revocation');
+    const github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    await github.install(ACME_INSTALLATION);
+    const root = writeTree(Object.fromEntries(Object.entries(githubPolicies(issuer)).map(([path, text]) => [`policies/${path}`, text])));
+    const clock = { now: Date.now() };
+    const { follower } = await pair(root, { github: readGitHubAppSettings(github.settings) }, () => clock.now);
+    const exchange = async (ref: string) =>
+      postToken(
+        { issuer: follower.config.issuer, request: (path, init) => fetch(`${follower.url}${path}`, init) },
+        githubForm(await issuer.sign(ciClaims(issuer.url, follower.config.issuer, { ref }))),
+      );
+    const token = (await exchange('refs/heads/short')).body['access_token'] as string;
+    expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
+    // Its one-minute TTL passes; the next schedule the follower announces arms the leader's timer past it.
+    clock.now += 60_000;
+    expect((await exchange('refs/heads/main')).status).toBe(200);
+    const deadline = Date.now() + 5000;
+    while ((await github.repositoriesVisibleTo(token)).status !== 401) {
+      if (Date.now() > deadline) throw new Error('the leader never revoked the token the follower minted');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+});

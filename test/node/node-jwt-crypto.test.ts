@@ -1,0 +1,207 @@
+import { generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
+import { base64url, createLocalJWKSet, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NODE_JWT_CRYPTO } from '../../src/runtimes/node/node-jwt-crypto.ts';
+import { JOSE_JWT_CRYPTO, type JwtVerifyOptions } from '../../src/core/mint/jwt-crypto.ts';
+
+// The Node broker verifies subject tokens with NODE_JWT_CRYPTO, which restates jose's jwtVerify over node:crypto.
+// Every token below goes through both, and must come out the same: the same claims and header, or the same error
+// (class, message, and for claim errors the claim and reason). Each case also names the outcome it expects, so a
+// mistake in the setup cannot make both fail alike unnoticed.
+
+const ISSUER = 'https://ci.example.com';
+const AUDIENCE = 'https://keyway.example.com';
+const NOW = 1_800_000_000;
+
+type Alg = 'RS256' | 'PS256' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
+interface TestKey {
+  readonly privateKey: KeyObject;
+  readonly jwk: JWK;
+}
+const keys = new Map<string, TestKey>();
+
+const GENERATE = {
+  RS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  PS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  ES256: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  ES384: () => generateKeyPairSync('ec', { namedCurve: 'P-384' }),
+  ES512: () => generateKeyPairSync('ec', { namedCurve: 'P-521' }),
+  EdDSA: () => generateKeyPairSync('ed25519'),
+};
+
+function makeKey(kid: string, alg: Alg, options: { modulusLength?: number; jwkAlg?: string } = {}): void {
+  const pair = options.modulusLength === undefined ? GENERATE[alg]() : generateKeyPairSync('rsa', { modulusLength: options.modulusLength });
+  const jwk = { ...(pair.publicKey.export({ format: 'jwk' }) as JWK), kid, ...(options.jwkAlg === undefined ? {} : { alg: options.jwkAlg }) };
+  keys.set(kid, { privateKey: pair.privateKey, jwk });
+}
+
+const NODE_SIGNING: Record<string, { digest: string | null; options: object }> = {
+  RS256: { digest: 'sha256', options: {} },
+  PS256: { digest: 'sha256', options: { padding: 6, saltLength: 32 } },
+  ES256: { digest: 'sha256', options: { dsaEncoding: 'ieee-p1363' } },
+  ES384: { digest: 'sha384', options: { dsaEncoding: 'ieee-p1363' } },
+  ES512: { digest: 'sha512', options: { dsaEncoding: 'ieee-p1363' } },
+  EdDSA: { digest: 'sha256', options: {} },
+};
+
+const segment = (value: unknown): string => (typeof value === 'string' ? value : base64url.encode(JSON.stringify(value)));
+
+/** A compact JWS with exactly these segments, signed by key `kid` as `signAs` (default: the header's alg). */
+function craft(header: unknown, payload: unknown, kid: string, signAs?: string): string {
+  const input = `${segment(header)}.${segment(payload)}`;
+  const alg = signAs ?? (header as { alg: string }).alg;
+  const scheme = NODE_SIGNING[alg];
+  const key = keys.get(kid)?.privateKey;
+  if (scheme === undefined || key === undefined) throw new Error(`cannot sign as ${alg} with ${kid}`);
+  const signature = nodeSign(alg === 'EdDSA' ? null : scheme.digest, Buffer.from(input, 'latin1'), { key, ...scheme.options });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+const claims = (overrides: Record<string, unknown> = {}) => ({
+  iss: ISSUER,
+  aud: AUDIENCE,
+  sub: 'repo:acme/api',
+  iat: NOW - 10,
+  nbf: NOW - 10,
+  exp: NOW + 300,
+  ...overrides,
+});
+const OPTIONS: JwtVerifyOptions = {
+  issuer: ISSUER,
+  audience: [AUDIENCE, 'https://other.example.com'],
+  algorithms: ['RS256', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'],
+  clockTolerance: 60,
+  maxTokenAge: 3600,
+  currentDate: new Date(NOW * 1000),
+  requiredClaims: ['sub', 'iat', 'exp'],
+};
+
+/** One token's fate: its claims and header, or its error's identity. */
+async function outcome(run: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  try {
+    return { result: await run() };
+  } catch (error) {
+    const { name, message, claim, reason } = error as Error & { claim?: string; reason?: string };
+    return { error: (error as Error).constructor.name, name, message, claim, reason };
+  }
+}
+
+let jwks: JWTVerifyGetKey;
+let flipped: (token: string) => string;
+
+beforeAll(() => {
+  makeKey('rsa', 'RS256');
+  makeKey('rsa-2', 'RS256');
+  makeKey('pss', 'PS256', { jwkAlg: 'PS256' });
+  makeKey('p256', 'ES256');
+  makeKey('p384', 'ES384');
+  makeKey('p521', 'ES512');
+  makeKey('ed', 'EdDSA');
+  makeKey('rsa-1024', 'RS256', { modulusLength: 1024 });
+  jwks = createLocalJWKSet({ keys: [...keys.values()].map((key) => key.jwk) });
+  flipped = (token) => {
+    const [header, payload, signature = ''] = token.split('.');
+    const bytes = Buffer.from(signature, 'base64url');
+    bytes[0] = (bytes[0] ?? 0) ^ 1;
+    return `${header}.${payload}.${bytes.toString('base64url')}`;
+  };
+});
+
+const rs256 = (header: Record<string, unknown> = {}, payload: unknown = claims()) => craft({ alg: 'RS256', kid: 'rsa', ...header }, payload, 'rsa', 'RS256');
+
+type Case = [title: string, token: () => string, expected: string, options?: Partial<JwtVerifyOptions>];
+const CASES: Case[] = [
+  ['RS256', () => rs256(), 'ok'],
+  ['PS256', () => craft({ alg: 'PS256', kid: 'pss' }, claims(), 'pss'), 'ok'],
+  ['ES256', () => craft({ alg: 'ES256', kid: 'p256' }, claims(), 'p256'), 'ok'],
+  ['ES384', () => craft({ alg: 'ES384', kid: 'p384' }, claims(), 'p384'), 'ok'],
+  ['ES512', () => craft({ alg: 'ES512', kid: 'p521' }, claims(), 'p521'), 'ok'],
+  ['EdDSA', () => craft({ alg: 'EdDSA', kid: 'ed' }, claims(), 'ed'), 'ok'],
+  ['typ and unknown header parameters', () => rs256({ typ: 'JWT', x: [1, { y: null }] }), 'ok'],
+  ['an algorithm the allowlist lacks', () => rs256(), 'JOSEAlgNotAllowed', { algorithms: ['ES256'] }],
+  ['alg none', () => `${segment({ alg: 'none' })}.${segment(claims())}.`, 'JOSEAlgNotAllowed'],
+  ['HS256 under an RSA kid', () => `${segment({ alg: 'HS256', kid: 'rsa' })}.${segment(claims())}.c2ln`, 'JOSEAlgNotAllowed'],
+  ['no alg', () => craft({ kid: 'rsa' }, claims(), 'rsa', 'RS256'), 'JWSInvalid'],
+  ['an empty alg', () => rs256({ alg: '' }), 'JWSInvalid'],
+  ['alg of the wrong type', () => rs256({ alg: ['RS256'] }), 'JWSInvalid'],
+  ['a header that is not base64url', () => `*${rs256()}`, 'JWSInvalid'],
+  ['a header that is a JSON array', () => craft(segment(['RS256']), claims(), 'rsa', 'RS256'), 'JWSInvalid'],
+  ['a header that is not UTF-8', () => craft(Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url'), claims(), 'rsa', 'RS256'), 'JWSInvalid'],
+  ['crit that is not an array', () => rs256({ crit: 'exp' }), 'JWSInvalid'],
+  ['an empty crit', () => rs256({ crit: [] }), 'JWSInvalid'],
+  ['crit with an empty name', () => rs256({ crit: [''] }), 'JWSInvalid'],
+  ['crit naming an unknown extension', () => rs256({ crit: ['exp'], exp: 1 }), 'JOSENotSupported'],
+  ['crit naming b64 without it', () => rs256({ crit: ['b64'] }), 'JWSInvalid'],
+  ['crit b64 that is not a boolean', () => rs256({ crit: ['b64'], b64: 'false' }), 'JWSInvalid'],
+  ['crit b64 false, well signed', () => rs256({ crit: ['b64'], b64: false }), 'JWTInvalid'],
+  ['crit b64 false, badly signed', () => flipped(rs256({ crit: ['b64'], b64: false })), 'JWSSignatureVerificationFailed'],
+  ['crit b64 true', () => rs256({ crit: ['b64'], b64: true }), 'ok'],
+  ['b64 false without crit', () => rs256({ b64: false }), 'ok'],
+  ['two segments', () => rs256().split('.').slice(0, 2).join('.'), 'JWSInvalid'],
+  ['four segments', () => `${rs256()}.x`, 'JWSInvalid'],
+  ['a payload that is not ASCII', () => craft({ alg: 'RS256', kid: 'rsa' }, `${segment(claims())}é`, 'rsa'), 'JWSInvalid'],
+  ['a payload that is not base64url', () => craft({ alg: 'RS256', kid: 'rsa' }, `${segment(claims())}*`, 'rsa'), 'JWSInvalid'],
+  ['a signature that is not base64url', () => `${rs256().split('.').slice(0, 2).join('.')}.***`, 'JWSInvalid'],
+  ['flipped signature bits', () => flipped(rs256()), 'JWSSignatureVerificationFailed'],
+  ['an ES256 signature cut short', () => craft({ alg: 'ES256', kid: 'p256' }, claims(), 'p256').slice(0, -4), 'JWSSignatureVerificationFailed'],
+  ['an empty signature', () => `${rs256().split('.').slice(0, 2).join('.')}.`, 'JWSSignatureVerificationFailed'],
+  [
+    'a signature moved onto another payload',
+    () => `${rs256().split('.')[0]}.${segment(claims({ sub: 'x' }))}.${rs256().split('.')[2]}`,
+    'JWSSignatureVerificationFailed',
+  ],
+  ['a foreign key under a published kid', () => craft({ alg: 'RS256', kid: 'rsa' }, claims(), 'rsa-2'), 'JWSSignatureVerificationFailed'],
+  ['an unknown kid', () => rs256({ kid: 'nope' }), 'JWKSNoMatchingKey'],
+  ['no kid among several RSA keys', () => craft({ alg: 'RS256' }, claims(), 'rsa'), 'JWKSMultipleMatchingKeys'],
+  ['an EC kid for RS256', () => rs256({ kid: 'p256' }), 'JWKSNoMatchingKey'],
+  ['a P-384 kid for ES256', () => craft({ alg: 'ES256', kid: 'p384' }, claims(), 'p256'), 'JWKSNoMatchingKey'],
+  ['a key whose own alg differs', () => craft({ alg: 'RS256', kid: 'pss' }, claims(), 'pss'), 'JWKSNoMatchingKey'],
+  ['an RSA key under 2048 bits', () => craft({ alg: 'RS256', kid: 'rsa-1024' }, claims(), 'rsa-1024'), 'TypeError'],
+  ['a payload that is not JSON', () => rs256({}, base64url.encode('not json')), 'JWTInvalid'],
+  ['a payload that is a JSON array', () => rs256({}, [claims()]), 'JWTInvalid'],
+  ['an empty payload', () => rs256({}, ''), 'JWTInvalid'],
+  ['a payload that is not UTF-8', () => rs256({}, Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')), 'JWTInvalid'],
+  ['expired', () => rs256({}, claims({ exp: NOW - 61 })), 'JWTExpired'],
+  ['expired within the clock tolerance', () => rs256({}, claims({ exp: NOW - 59 })), 'ok'],
+  ['exp that is not a number', () => rs256({}, claims({ exp: String(NOW + 300) })), 'JWTClaimValidationFailed'],
+  ['not yet valid', () => rs256({}, claims({ nbf: NOW + 61 })), 'JWTClaimValidationFailed'],
+  ['issued in the future', () => rs256({}, claims({ iat: NOW + 61 })), 'JWTClaimValidationFailed'],
+  ['issued too long ago', () => rs256({}, claims({ iat: NOW - 3661 })), 'JWTExpired'],
+  ['no iat', () => rs256({}, claims({ iat: undefined })), 'JWTClaimValidationFailed'],
+  ['no sub', () => rs256({}, claims({ sub: undefined })), 'JWTClaimValidationFailed'],
+  ['another issuer', () => rs256({}, claims({ iss: 'https://evil.example.com' })), 'JWTClaimValidationFailed'],
+  ['another audience', () => rs256({}, claims({ aud: 'https://evil.example.com' })), 'JWTClaimValidationFailed'],
+  ['an audience list holding an accepted one', () => rs256({}, claims({ aud: ['https://x.example.com', AUDIENCE] })), 'ok'],
+  ['an audience of the wrong type', () => rs256({}, claims({ aud: { AUDIENCE } })), 'JWTClaimValidationFailed'],
+];
+
+describe('NODE_JWT_CRYPTO verifies exactly as jose does', () => {
+  it.each(CASES)('%s', async (...[, token, expected, options]: Case) => {
+    const jwt = token();
+    const settings = { ...OPTIONS, ...options };
+    const jose = await outcome(() => JOSE_JWT_CRYPTO.verify(jwt, jwks, settings));
+    const node = await outcome(() => NODE_JWT_CRYPTO.verify(jwt, jwks, settings));
+    expect(jose.error ?? 'ok').toBe(expected);
+    expect(node).toEqual(jose);
+  });
+});
+
+describe('NODE_JWT_CRYPTO signs as jose does', () => {
+  it('writes the same header and payload segments, and a signature jose verifies', async () => {
+    const pair = await generateKeyPair('ES256');
+    const key = { kid: 'k1', alg: 'ES256' as const, key: pair.privateKey as CryptoKey };
+    const header = { alg: 'ES256' as const, typ: 'at+jwt', kid: 'k1' };
+    const payload = { scope: 'deploy:write', aud: ['a', 'b'], iat: NOW, nested: { ü: 'ẞ', n: 1.5 } };
+    const [node, jose] = await Promise.all([NODE_JWT_CRYPTO.sign(header, payload, key), JOSE_JWT_CRYPTO.sign(header, payload, key)]);
+    expect(node.split('.').slice(0, 2)).toEqual(jose.split('.').slice(0, 2));
+    const publicKeys = createLocalJWKSet({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1' }] });
+    const verified = await JOSE_JWT_CRYPTO.verify(node, publicKeys, { algorithms: ['ES256'] });
+    expect(verified).toEqual({ payload, protectedHeader: header });
+  });
+
+  it('hashes as the portable sha256Hex does', () => {
+    for (const text of ['', 'abc', `${'token '.repeat(200)}ünïcödé`, '\ud800 a lone surrogate']) {
+      expect(NODE_JWT_CRYPTO.sha256Hex(text)).toBe(JOSE_JWT_CRYPTO.sha256Hex(text));
+    }
+  });
+});
