@@ -1,7 +1,17 @@
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { addressRefusal, ForbiddenAddressError, literalHostRefusal } from '../../core/outbound/outbound-address.ts';
+
+/*
+ * undici, imported without taking over Node's own fetch. undici, when it loads, puts its Agent in
+ * the process-wide slot Node's fetch reads its dispatcher from, unless that slot is already
+ * filled; and Node's fetch fills it only on its first call. Loaded first, undici would route every
+ * fetch in the process (the embedding application's, the tests') through another undici than
+ * Node's, which refuses, for one, a Content-Length header Node's fetch passes on. So Node's fetch
+ * is called once first, on a data: URL (no I/O). Only this file imports undici.
+ */
+await fetch('data:,');
+const { Agent, fetch: undiciFetch } = await import('undici');
 
 /**
  * A DNS lookup that refuses a name when any address it resolves to is one the broker never
