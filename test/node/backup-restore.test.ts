@@ -4,7 +4,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { LIVE_POLICY_ATTESTATION_PURPOSE, livePolicyAttestationText } from '../../src/core/policy/live-policy-attestation.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { readMasterKeyFile } from '../../src/storage/master-key-file.ts';
+import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -179,6 +182,60 @@ describe('keyway restore', () => {
     db.exec('PRAGMA journal_mode = DELETE');
     db.close();
     await refused(backup, `schema version ${SCHEMA_VERSION + 1}, newer than the ${SCHEMA_VERSION} this keyway knows`);
+  });
+
+  // Whoever can write a backup, but not the master key, could plant the live policy set the restored broker would serve.
+  describe('a backup holding a live policy set', () => {
+    const pushed = [{ path: 'deploy.yaml', text: 'version: 1\n# what the policy repository pushed\n' }];
+    const planted = [{ path: 'deploy.yaml', text: 'version: 1\n# an allow-all set planted in the backup\n' }];
+    const attested = async (files: typeof pushed) =>
+      (await SecretBox.fromMasterKeys(readMasterKeyFile(FIXTURE_KEY_FILE))).attest(livePolicyAttestationText(1, files), LIVE_POLICY_ATTESTATION_PURPOSE);
+    /** The fixture's backup, migrated to `schema`, with `files` stored as the live set under `attestation`. */
+    async function withLiveSet(files: typeof pushed, attestation: string | null, schema = SCHEMA_VERSION): Promise<string> {
+      const backup = await fixtureBackup();
+      const db = openSqliteFile(backup);
+      migrate(db, schema);
+      const columns =
+        schema >= LIVE_POLICY_ATTESTATION_SCHEMA ? { names: ', attestation', values: ', ?', params: [attestation] } : { names: '', values: '', params: [] };
+      db.run(`INSERT INTO live_policy_set (slot, version, source, switched_at, files${columns.names}) VALUES (1, 1, 'github push 1', 0, ?${columns.values})`, [
+        JSON.stringify(files),
+        ...columns.params,
+      ]);
+      db.exec('PRAGMA journal_mode = DELETE');
+      db.close();
+      return backup;
+    }
+
+    it('restores one the master key attested', async () => {
+      const result = await keyway([
+        'restore',
+        '--backup',
+        await withLiveSet(pushed, await attested(pushed)),
+        '--data-dir',
+        join(scratch(), 'restored'),
+        '--master-key-file',
+        FIXTURE_KEY_FILE,
+      ]);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+    });
+
+    it('refuses one whose attestation the master key did not make for it, or that has none, writing nothing', async () => {
+      await refused(
+        await withLiveSet(planted, await attested(pushed)),
+        /^keyway: the live policy set version 1 is not vouched for by the master key: its attestation was not made by the master key for what the row holds: .* Nothing was restored/,
+      );
+      await refused(
+        await withLiveSet(planted, null),
+        /^keyway: the live policy set version 1 has no attestation .* could have planted it\. Nothing was restored/,
+      );
+    });
+
+    it('restores one a keyway from before attestations stored, saying the broker will not serve it', async () => {
+      const backup = await withLiveSet(pushed, null, LIVE_POLICY_ATTESTATION_SCHEMA - 1);
+      const result = await keyway(['restore', '--backup', backup, '--data-dir', join(scratch(), 'restored'), '--master-key-file', FIXTURE_KEY_FILE]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/^note: the live policy set version 1 has no attestation .*; the broker will not serve it, the next push/);
+    });
   });
 
   // Whoever can write a backup, but not the master key, could plant SQL the restored broker would run on every write.
