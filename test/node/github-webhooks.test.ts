@@ -33,6 +33,20 @@ async function policyRepositoryBroker(label: string) {
   return { repo, config, exchange };
 }
 
+/** Live sets written into a stopped broker's database by someone without the master key. */
+const PLANTED = [
+  {
+    planted: 'a set rewritten in the database (the attestation of the set it replaced kept)',
+    tamper: 'UPDATE live_policy_set SET files = ?',
+    why: 'is not vouched for by the master key',
+  },
+  {
+    planted: 'a set without an attestation (stored by an earlier keyway, or planted)',
+    tamper: 'UPDATE live_policy_set SET files = ?, attestation = NULL',
+    why: 'has no attestation',
+  },
+];
+
 describe('the live policy set on Node', () => {
   it('survives a restart: the set pushed last serves again, not the policy directory', async () => {
     const { repo, config, exchange } = await policyRepositoryBroker('restart');
@@ -58,18 +72,7 @@ describe('the live policy set on Node', () => {
   });
 
   // Whoever can write the data directory (or a backup) but not the master key must not choose what is allowed.
-  it.each([
-    {
-      planted: 'a set rewritten in the database (the attestation of the set it replaced kept)',
-      tamper: 'UPDATE live_policy_set SET files = ?',
-      why: 'is not vouched for by the master key',
-    },
-    {
-      planted: 'a set without an attestation (stored by an earlier keyway, or planted)',
-      tamper: 'UPDATE live_policy_set SET files = ?, attestation = NULL',
-      why: 'has no attestation',
-    },
-  ])(
+  it.each(PLANTED)(
     'is not served at start when it is $planted: the policy directory serves, health is degraded, the log says why; the next push serves',
     async ({ tamper, why }) => {
       const { repo, config, exchange } = await policyRepositoryBroker('planted');
