@@ -392,7 +392,7 @@ describe('a backup of a broker under load', () => {
     const head = (JSON.parse(restored.stdout) as { head_seq: number }).head_seq;
     expect(head).toBeGreaterThanOrEqual(6);
 
-    // 3. Before it serves, the restored log agrees with every kept checkpoint up to its head; the kept ones beyond it name the records lost.
+    // 2. Before it serves, the restored log agrees with every kept checkpoint up to its head; the kept ones beyond it name the records lost.
     expect(kept.filter((checkpoint) => checkpoint.seq <= head).length).toBeGreaterThan(0);
     // The witness's newest checkpoint covers all 10 records the old host wrote: the 10 − head after the backup were lost.
     expect(Math.max(...kept.map((checkpoint) => checkpoint.seq))).toBe(10);
@@ -408,7 +408,7 @@ describe('a backup of a broker under load', () => {
     const rotated = await keyway(['keys', 'rotate', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
     expect(rotated.code, rotated.stderr).toBe(0);
     await exchange(newHost);
-    // 2. A token the old host issued before the backup still verifies: its key is in the new host's JWKS.
+    // 3. A token the old host issued before the backup still verifies: its key is in the new host's JWKS.
     const jwks = (await (await fetch(`${newHost}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
     const { kid } = JSON.parse(Buffer.from(issuedBefore.access_token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string };
     expect(jwks.keys.map((key) => key.kid)).toContain(kid);
