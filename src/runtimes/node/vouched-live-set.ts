@@ -37,13 +37,13 @@ export class VouchedLiveSet {
         : undefined;
   }
 
-  attest(files: readonly PolicyFile[]): Promise<AttestedPolicySet> {
-    if (this.store === undefined) throw new Error('no policy repository is configured: there is no live set to save');
-    return this.store.attest(files, this.#box);
+  /** `files` attested for `save`; undefined without a policy repository, where nothing is saved. */
+  async attest(files: readonly PolicyFile[]): Promise<AttestedPolicySet | undefined> {
+    return this.store?.attest(files, this.#box);
   }
 
-  save(files: readonly PolicyFile[], source: string, now: number, attested: AttestedPolicySet): void {
-    this.store?.save(files, source, now, attested);
+  save(files: readonly PolicyFile[], source: string, now: number, attested: AttestedPolicySet | undefined): void {
+    if (attested !== undefined) this.store?.save(files, source, now, attested);
     this.#files = files;
     this.#refused = undefined;
   }
