@@ -1,15 +1,18 @@
 import { verifyAuditLog } from '../core/audit/verify-chain.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
+import { readKeptCheckpoints } from './kept-checkpoints.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
 
-const USAGE = `usage: keyway audit verify [source] [--keys FILE] [--json]
+const USAGE = `usage: keyway audit verify [source] [--keys FILE] [--checkpoints FILE] [--json]
 
 Re-computes the audit log's hash chain from the first kept record to the head, checks every
 checkpoint's signature with the broker's keys and that the chain passes through it, holds the
 index columns queries and stats read (decision, reason, issuer, subject, policy, …) to each
-hashed record, and reports the first record that was edited, deleted or re-ordered. Exit code
-0: intact; 1: tampered (or unreadable).
+hashed record, and reports the first record that was edited, deleted or re-ordered. With
+--checkpoints, it holds the log to checkpoints kept elsewhere too: each must be signed by the
+broker's keys, the log must match every one up to its head, and one beyond the head says how
+many records are missing. Exit code 0: intact; 1: tampered, incomplete (or unreadable).
 
 Which keys count as the broker's: with --url, those its /v1/audit/keys publishes; with
 --data-dir, those the master key attests (KEYWAY_MASTER_KEY, or the data directory's master key
@@ -19,29 +22,34 @@ key removed before keyway attested keys, or one planted there) fails the verific
 
 ${SOURCE_USAGE}
   --keys FILE               a JWKS saved earlier from GET /v1/audit/keys: these keys count as the
-                            broker's too, and with --data-dir they need no master key`;
+                            broker's too, and with --data-dir they need no master key
+  --checkpoints FILE        checkpoints kept elsewhere: what GET /v1/audit/checkpoints (or …/latest)
+                            answered, one answer or several one after another`;
 
 export const auditVerify: Command = {
   summary: 'check the audit log against its hash chain and signed checkpoints',
   usage: USAGE,
   async run(args) {
-    const { values, params } = parseAuditArgs(args, { keys: { type: 'string' } });
+    const { values, params } = parseAuditArgs(args, { keys: { type: 'string' }, checkpoints: { type: 'string' } });
     if (params.size > 0) throw new CliError('verify checks the whole log: filters do not apply');
     const pinned = typeof values['keys'] === 'string' ? readPinnedKeys(values['keys']) : undefined;
+    const kept = typeof values['checkpoints'] === 'string' ? readKeptCheckpoints(values['checkpoints']) : undefined;
     const source = openAuditSource(values);
     try {
-      const report = await verifyAuditLog(await source.verification(pinned));
+      const report = await verifyAuditLog({ ...(await source.verification(pinned)), ...(kept === undefined ? {} : { kept }) });
       if (values['json'] === true) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else if (report.ok) {
         const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
         const anchor = report.anchor === undefined ? '' : `, anchored after pruning at checkpoint ${report.anchor}`;
+        const kept = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
         process.stdout.write(
-          `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
+          `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${kept}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
         );
       } else {
         const { problem } = report;
-        process.stdout.write(`TAMPERED (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}\n`);
+        const verdict = problem?.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
+        process.stdout.write(`${verdict} (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}\n`);
         for (const key of report.unvouched_keys ?? []) process.stdout.write(`unvouched key ${key.kid}: it ${key.why}\n`);
       }
       return report.ok ? 0 : 1;

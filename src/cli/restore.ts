@@ -7,9 +7,10 @@ import { KeywayError } from '../core/errors/keyway-error.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import { MASTER_KEY_FILE, readMasterKeyFile } from '../storage/master-key-file.ts';
-import { migrate } from '../storage/migrate.ts';
+import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate } from '../storage/migrate.ts';
 import { createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
-import { DATABASE_FILE } from '../storage/sqlite-file.ts';
+import { DATABASE_FILE, type SqliteFile } from '../storage/sqlite-file.ts';
+import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import { CliError, type Command } from './command.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
 import { checkDatabase, checkKeyRingOpens, checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
@@ -76,11 +77,13 @@ export const restore: Command = {
       const db = openSnapshot(partial, backupFile);
       let summary;
       try {
-        checkDatabase(db, backupFile);
+        const backupSchema = checkDatabase(db, backupFile);
         migrate(db);
         await checkKeyRingOpens(db, masterKeys, backupFile);
+        const box = await SecretBox.fromMasterKeys(masterKeys);
+        await checkLivePolicySet(db, box, backupSchema, backupFile);
         // Checkpoints count only when signed by a key this master key attests (or --keys pins): a key planted in the backup vouches for nothing.
-        const checked = await checkSnapshot(db, backupFile, { box: await SecretBox.fromMasterKeys(masterKeys), ...(pinned === undefined ? {} : { pinned }) });
+        const checked = await checkSnapshot(db, backupFile, { box, ...(pinned === undefined ? {} : { pinned }) });
         if (!checked.report.ok) {
           const { problem } = checked.report;
           throw new CliError(`the audit log in ${backupFile} does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`, 1);
@@ -107,6 +110,20 @@ export const restore: Command = {
     }
   },
 };
+
+/**
+ * The restored broker serves the live policy set as restored, so the master key must have attested
+ * it; one a backup from before attestations holds is restored but not served until the next push.
+ */
+async function checkLivePolicySet(db: SqliteFile, box: SecretBox, backupSchema: number, backupFile: string): Promise<void> {
+  const check = await new SqliteLivePolicyStore(db).vouched(box);
+  if (check === undefined || check.ok) return;
+  if (check.unattested && backupSchema < LIVE_POLICY_ATTESTATION_SCHEMA) {
+    process.stderr.write(`note: the ${check.why}; the broker will not serve it, the next push to the policy repository replaces it\n`);
+    return;
+  }
+  throw new CliError(`the ${check.why}: whoever could write ${backupFile} without the master key could have planted it. Nothing was restored`, 1);
+}
 
 function masterKeysFrom(file: string | undefined): MasterKeys {
   if (file !== undefined) {

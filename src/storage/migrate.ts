@@ -2,6 +2,9 @@ import { ConfigError } from '../core/settings/read-settings.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 /** Schema changes, in order. Never edit a published one: append a new one. */
+/** The schema version from which the live policy set carries an attestation: a set in an older database has none. */
+export const LIVE_POLICY_ATTESTATION_SCHEMA = 9;
+
 const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   {
     id: 1,
@@ -180,6 +183,12 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     // next opens them with their private part; a removed key without one is never published.
     id: 8,
     sql: 'ALTER TABLE signing_keys ADD COLUMN attestation TEXT;',
+  },
+  {
+    // Operations review: the live policy set's attestation (SecretBox.attest over its version and
+    // files). A set stored before has none and is not served: the next push replaces it.
+    id: LIVE_POLICY_ATTESTATION_SCHEMA,
+    sql: 'ALTER TABLE live_policy_set ADD COLUMN attestation TEXT;',
   },
 ];
 

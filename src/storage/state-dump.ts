@@ -10,6 +10,7 @@ import { checkSchema, SCHEMA_VERSION } from './migrate.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 import { toCheckpoint, toRecord, type CheckpointRow, type RecordRow } from './sqlite-audit-store.ts';
 import { openSigningKeys, vouchKeys, type KeyRow } from './sqlite-key-store.ts';
+import { checkLivePolicyRow, type LivePolicyRow } from './sqlite-live-policy-store.ts';
 
 /**
  * Every row of every keyway table of a database, at one schema version: what a Workers deployment
@@ -26,7 +27,14 @@ export interface StateDump {
 export const STATE_DUMP_FORMAT = 'keyway-state-dump';
 
 /** Why a dump is not restored. Nothing is written when one is thrown. */
-export type StateRestoreProblem = 'malformed' | 'schema_too_new' | 'schema_mismatch' | 'not_fresh' | 'audit_log_invalid' | 'keys_do_not_open';
+export type StateRestoreProblem =
+  | 'malformed'
+  | 'schema_too_new'
+  | 'schema_mismatch'
+  | 'not_fresh'
+  | 'audit_log_invalid'
+  | 'keys_do_not_open'
+  | 'live_policy_set_unvouched';
 
 export class StateRestoreError extends KeywayError {
   override readonly name = 'StateRestoreError';
@@ -96,8 +104,9 @@ export interface RestoredState {
  * Restores `dump` into `db`, which must be fresh: no row in any keyway table but signing_keys (a
  * fresh deployment generates a key it has not used yet: it signed nothing, as no record exists).
  * Before anything is written: the dump has this database's schema version (a newer one is refused),
- * names exactly its tables and columns, its audit chain and signed checkpoints verify, and every
- * sealed signing key opens with `box` into a ring with a current key. Then, in one transaction, the
+ * names exactly its tables and columns, its audit chain and signed checkpoints verify, every
+ * sealed signing key opens with `box` into a ring with a current key, and `box` attested its live
+ * policy set. Then, in one transaction, the
  * fresh keys go and every row of the dump is written: all of it or nothing.
  */
 export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretBox): Promise<RestoredState> {
@@ -126,6 +135,11 @@ export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretB
   } catch (error) {
     if (!(error instanceof KeywayError)) throw error;
     throw new StateRestoreError('keys_do_not_open', `the signing keys in the export do not open with this deployment's master key: ${error.message}`);
+  }
+  // The live policy set is served as restored: one the master key did not attest could allow anything.
+  for (const row of rowsOf<LivePolicyRow>(dump, 'live_policy_set')) {
+    const check = await checkLivePolicyRow(row, box);
+    if (!check.ok) throw new StateRestoreError('live_policy_set_unvouched', `the export's ${check.why}`);
   }
   const report = await verifyAuditLog(dumpAuditLogSource(dump, trusted));
   if (!report.ok) {

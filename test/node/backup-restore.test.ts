@@ -4,7 +4,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { LIVE_POLICY_ATTESTATION_PURPOSE, livePolicyAttestationText } from '../../src/core/policy/live-policy-attestation.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { readMasterKeyFile } from '../../src/storage/master-key-file.ts';
+import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -181,6 +184,60 @@ describe('keyway restore', () => {
     await refused(backup, `schema version ${SCHEMA_VERSION + 1}, newer than the ${SCHEMA_VERSION} this keyway knows`);
   });
 
+  // Whoever can write a backup, but not the master key, could plant the live policy set the restored broker would serve.
+  describe('a backup holding a live policy set', () => {
+    const pushed = [{ path: 'deploy.yaml', text: 'version: 1\n# what the policy repository pushed\n' }];
+    const planted = [{ path: 'deploy.yaml', text: 'version: 1\n# an allow-all set planted in the backup\n' }];
+    const attested = async (files: typeof pushed) =>
+      (await SecretBox.fromMasterKeys(readMasterKeyFile(FIXTURE_KEY_FILE))).attest(livePolicyAttestationText(1, files), LIVE_POLICY_ATTESTATION_PURPOSE);
+    /** The fixture's backup, migrated to `schema`, with `files` stored as the live set under `attestation`. */
+    async function withLiveSet(files: typeof pushed, attestation: string | null, schema = SCHEMA_VERSION): Promise<string> {
+      const backup = await fixtureBackup();
+      const db = openSqliteFile(backup);
+      migrate(db, schema);
+      const columns =
+        schema >= LIVE_POLICY_ATTESTATION_SCHEMA ? { names: ', attestation', values: ', ?', params: [attestation] } : { names: '', values: '', params: [] };
+      db.run(`INSERT INTO live_policy_set (slot, version, source, switched_at, files${columns.names}) VALUES (1, 1, 'github push 1', 0, ?${columns.values})`, [
+        JSON.stringify(files),
+        ...columns.params,
+      ]);
+      db.exec('PRAGMA journal_mode = DELETE');
+      db.close();
+      return backup;
+    }
+
+    it('restores one the master key attested', async () => {
+      const result = await keyway([
+        'restore',
+        '--backup',
+        await withLiveSet(pushed, await attested(pushed)),
+        '--data-dir',
+        join(scratch(), 'restored'),
+        '--master-key-file',
+        FIXTURE_KEY_FILE,
+      ]);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+    });
+
+    it('refuses one whose attestation the master key did not make for it, or that has none, writing nothing', async () => {
+      await refused(
+        await withLiveSet(planted, await attested(pushed)),
+        /^keyway: the live policy set version 1 is not vouched for by the master key: its attestation was not made by the master key for what the row holds: .* Nothing was restored/,
+      );
+      await refused(
+        await withLiveSet(planted, null),
+        /^keyway: the live policy set version 1 has no attestation .* could have planted it\. Nothing was restored/,
+      );
+    });
+
+    it('restores one a keyway from before attestations stored, saying the broker will not serve it', async () => {
+      const backup = await withLiveSet(pushed, null, LIVE_POLICY_ATTESTATION_SCHEMA - 1);
+      const result = await keyway(['restore', '--backup', backup, '--data-dir', join(scratch(), 'restored'), '--master-key-file', FIXTURE_KEY_FILE]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/^note: the live policy set version 1 has no attestation .*; the broker will not serve it, the next push/);
+    });
+  });
+
   // Whoever can write a backup, but not the master key, could plant SQL the restored broker would run on every write.
   it.each([
     [
@@ -297,18 +354,23 @@ describe('a backup of a broker under load', () => {
       expect(response.status).toBe(200);
       return (await response.json()) as { access_token: string };
     };
-    /** What a witness keeps: every checkpoint the broker published, fetched from its public API. */
+    /** What a witness keeps: the answers of the broker's public checkpoints API, appended to a file as `curl -s … >> FILE` does. */
+    const keptFile = join(scratch(), 'kept-checkpoints.json');
     const witness = async (url: string, seq: number) => {
-      let kept: { seq: number; hash: string }[] = [];
+      let kept: { seq: number; hash: string; time: string; jws: string }[] = [];
+      let answer = '';
       await expect
         .poll(
           async () => {
-            kept = ((await (await fetch(`${url}/v1/audit/checkpoints`)).json()) as { checkpoints: { seq: number; hash: string }[] }).checkpoints;
+            answer = await (await fetch(`${url}/v1/audit/checkpoints`)).text();
+            kept = (JSON.parse(answer) as { checkpoints: typeof kept }).checkpoints;
             return kept.at(-1)?.seq ?? 0;
           },
           { timeout: 15_000 },
         )
         .toBeGreaterThanOrEqual(seq);
+      // Kept twice over, as a witness fetching on a schedule would: the same checkpoints again, one answer after the other.
+      writeFileSync(keptFile, `${answer}${answer}\n`);
       return kept;
     };
 
@@ -333,32 +395,48 @@ describe('a backup of a broker under load', () => {
     const head = (JSON.parse(restored.stdout) as { head_seq: number }).head_seq;
     expect(head).toBeGreaterThanOrEqual(6);
 
+    // 2. Before it serves, the restored log agrees with every kept checkpoint up to its head; the kept ones beyond it name the records lost.
+    expect(kept.filter((checkpoint) => checkpoint.seq <= head).length).toBeGreaterThan(0);
+    // The witness's newest checkpoint covers all 10 records the old host wrote: the 10 − head after the backup were lost.
+    expect(Math.max(...kept.map((checkpoint) => checkpoint.seq))).toBe(10);
+    const checked = await keyway(['audit', 'verify', '--data-dir', dataDir, '--checkpoints', keptFile], { KEYWAY_MASTER_KEY: oldKey });
+    expect(checked).toMatchObject({
+      code: 1,
+      stdout: `INCOMPLETE (records_missing) at seq ${head + 1}: the log ends at ${head}; a kept checkpoint covers up to 10: ${10 - head} records are missing\n`,
+    });
+
     // 4. The old host may be compromised: a new master key (the old one as previous, for this start), and a rotation now.
     const newKey = randomBytes(32).toString('base64url');
     const newHost = await startBroker({ ...settings, KEYWAY_DATA_DIR: dataDir, KEYWAY_MASTER_KEY: newKey, KEYWAY_MASTER_KEY_PREVIOUS: oldKey });
     const rotated = await keyway(['keys', 'rotate', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
     expect(rotated.code, rotated.stderr).toBe(0);
     await exchange(newHost);
-    // 2. A token the old host issued before the backup still verifies: its key is in the new host's JWKS.
+    // 3. A token the old host issued before the backup still verifies: its key is in the new host's JWKS.
     const jwks = (await (await fetch(`${newHost}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
     const { kid } = JSON.parse(Buffer.from(issuedBefore.access_token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string };
     expect(jwks.keys.map((key) => key.kid)).toContain(kid);
 
-    // 3. The log verifies, and agrees with every kept checkpoint up to the restored head; the kept ones beyond it name the records lost.
+    // The log verifies with the new master key too.
     const verified = await keyway(['audit', 'verify', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
     expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
-    const db = openSqliteFile(join(dataDir, DATABASE_FILE), { readonly: true });
-    try {
-      const hashAt = (seq: number) => db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [seq])[0]?.hash;
-      const covered = kept.filter((checkpoint) => checkpoint.seq <= head);
-      expect(covered.length).toBeGreaterThan(0);
-      for (const checkpoint of covered) expect(hashAt(checkpoint.seq)).toBe(checkpoint.hash);
-      // The witness's newest checkpoint covers all 10 records the old host wrote: the 10 − head after the backup were lost.
-      expect(Math.max(...kept.map((checkpoint) => checkpoint.seq))).toBe(10);
-    } finally {
-      db.close();
-    }
     // After the restart on the restored log, the chain goes on from its head: the new host's records follow it.
     expect(verified.stdout).toMatch(new RegExp(`^intact: ${head + 1} records \\(seq 1…${head + 1}\\)`));
+
+    // Once the new host's records reach the seqs the lost ones had, the kept checkpoints beyond the restored head no longer match:
+    // that log is not the one the old host signed there.
+    for (let n = head + 1; n < 10; n += 1) await exchange(newHost);
+    const diverged = await keyway(['audit', 'verify', '--data-dir', dataDir, '--checkpoints', keptFile], { KEYWAY_MASTER_KEY: newKey });
+    const firstLost = Math.min(...kept.filter((checkpoint) => checkpoint.seq > head).map((checkpoint) => checkpoint.seq));
+    expect(diverged).toMatchObject({ code: 1, stdout: expect.stringMatching(new RegExp(`^TAMPERED \\(kept_checkpoint_mismatch\\) at seq ${firstLost}: `)) });
+    // A kept checkpoint the broker's keys did not sign counts for nothing.
+    const forged = join(scratch(), 'forged.json');
+    const last = kept.at(-1)!;
+    const broken = { ...last, jws: `${last.jws.slice(0, -4)}${last.jws.endsWith('AAAA') ? 'BBBB' : 'AAAA'}` };
+    writeFileSync(forged, JSON.stringify({ checkpoints: [broken] }));
+    const invalid = await keyway(['audit', 'verify', '--data-dir', dataDir, '--checkpoints', forged], { KEYWAY_MASTER_KEY: newKey });
+    expect(invalid).toMatchObject({
+      code: 1,
+      stdout: expect.stringMatching(/^TAMPERED \(kept_checkpoint_invalid\) at seq 10: the kept checkpoint for seq 10 is not signed/),
+    });
   });
 });

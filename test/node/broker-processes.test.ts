@@ -12,9 +12,12 @@ import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, suitePolicies, type TokenResponse } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
+import { readBrokerSettings } from '../../src/config/broker-settings.ts';
+import { policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
+import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { REPOSITORY_ROOT, runProcess, testConfig, writeTree } from './node-harness.ts';
+import { BROKER_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree } from './node-harness.ts';
 
 // KEYWAY_PROCESSES=2 npm start, as an operator runs it: a supervisor and two broker processes on one port and one
 // data directory, driven over loopback HTTP. Which process answered is read from the logs (every line of a broker
@@ -341,6 +344,40 @@ describe('a leader and a follower on one data directory, in one test process', (
     while ((await github.repositoriesVisibleTo(token)).status !== 401) {
       if (Date.now() > deadline) throw new Error('the leader never revoked the token the follower minted');
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
+  it('a live set pushed to one process serves in the other; one planted in the file is not served when the other reads it', async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'processes-live');
+    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+    const root = writeTree(Object.fromEntries(Object.entries(repo.initialPolicies).map(([path, text]) => [`policies/${path}`, text])));
+    const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+    const { leader, follower } = await pair(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
+    const exchange = async (broker: NodeBroker, environment: string) =>
+      postToken(
+        { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) },
+        exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
+      );
+    const health = async (broker: NodeBroker) => ((await (await fetch(`${broker.url}/healthz`)).json()) as { status: string }).status;
+
+    const { init } = await deliveryRequest(await repo.commit('processes-qa', 'qa'));
+    expect((await fetch(`${leader.url}/webhooks/github`, init)).status).toBe(200);
+    await expect.poll(async () => (await exchange(follower, 'qa')).status).toBe(200);
+
+    // Written into the file by someone without the master key, then announced as a switch: the follower checks what it reads.
+    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const [row] = db.all<{ files: string }>('SELECT files FROM live_policy_set');
+    db.run('UPDATE live_policy_set SET files = ?, version = version + 1', [row!.files.replaceAll('environment: qa', 'environment: staging')]);
+    db.close();
+    follower.heard('policies-switched');
+    await expect.poll(() => health(follower)).toBe('degraded');
+    const audit = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    try {
+      const reader = { auditEvent: (id: string) => new SqliteAuditStore(audit).get(id) };
+      await expectRefusal(reader, await exchange(follower, 'staging'), { error: 'invalid_request', reason: 'no_policy_matched' });
+      expect((await exchange(follower, 'production')).status).toBe(200);
+    } finally {
+      audit.close();
     }
   });
 });

@@ -1,8 +1,11 @@
+import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/core/log.ts';
+import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
 import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
-import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -15,18 +18,38 @@ githubWebhookSuite(
   () => inject('fakeGitHubBase'),
 );
 
+/** A broker configured with the policy repository on the fake GitHub, its directory holding the repository's initial policies. */
+async function policyRepositoryBroker(label: string) {
+  const ci = freshIssuer(inject('testIssuerBase'), label);
+  const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+  const root = writeTree(Object.fromEntries(Object.entries(repo.initialPolicies).map(([path, text]) => [`policies/${path}`, text])));
+  const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+  const config = testConfig(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
+  const exchange = async (url: string, environment: string) =>
+    postToken(
+      { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${url}${path}`, init) },
+      exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
+    );
+  return { repo, config, exchange };
+}
+
+/** Live sets written into a stopped broker's database by someone without the master key. */
+const PLANTED = [
+  {
+    planted: 'a set rewritten in the database (the attestation of the set it replaced kept)',
+    tamper: 'UPDATE live_policy_set SET files = ?',
+    why: 'is not vouched for by the master key',
+  },
+  {
+    planted: 'a set without an attestation (stored by an earlier keyway, or planted)',
+    tamper: 'UPDATE live_policy_set SET files = ?, attestation = NULL',
+    why: 'has no attestation',
+  },
+];
+
 describe('the live policy set on Node', () => {
   it('survives a restart: the set pushed last serves again, not the policy directory', async () => {
-    const ci = freshIssuer(inject('testIssuerBase'), 'restart');
-    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
-    const root = writeTree(Object.fromEntries(Object.entries(repo.initialPolicies).map(([path, text]) => [`policies/${path}`, text])));
-    const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
-    const config = testConfig(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
-    const exchange = async (url: string, environment: string) =>
-      postToken(
-        { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${url}${path}`, init) },
-        exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
-      );
+    const { repo, config, exchange } = await policyRepositoryBroker('restart');
 
     const first = await startNodeBroker(config, { log: silentLogger });
     try {
@@ -47,4 +70,52 @@ describe('the live policy set on Node', () => {
       await second.close();
     }
   });
+
+  // Whoever can write the data directory (or a backup) but not the master key must not choose what is allowed.
+  it.each(PLANTED)(
+    'is not served at start when it is $planted: the policy directory serves, health is degraded, the log says why; the next push serves',
+    async ({ tamper, why }) => {
+      const { repo, config, exchange } = await policyRepositoryBroker('planted');
+      const first = await startNodeBroker(config, { log: silentLogger });
+      try {
+        const { init } = await deliveryRequest(await repo.commit('planted-qa', 'qa'));
+        expect((await fetch(`${first.url}/webhooks/github`, init)).status).toBe(200);
+        expect((await exchange(first.url, 'qa')).status).toBe(200);
+      } finally {
+        await first.close();
+      }
+      // The broker is stopped: the stored set now allows staging, which neither the pushed set nor the directory allows.
+      const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+      const [row] = db.all<{ files: string }>('SELECT files FROM live_policy_set');
+      db.run(tamper, [row!.files.replaceAll('environment: qa', 'environment: staging')]);
+      db.close();
+
+      const errors: { message: string; fields: LogFields | undefined }[] = [];
+      const log: Logger = { ...silentLogger, error: (message, fields) => errors.push({ message, fields }) };
+      const second = await startNodeBroker(config, { log });
+      const audit = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+      try {
+        const reader = { auditEvent: (id: string) => new SqliteAuditStore(audit).get(id) };
+        await expectRefusal(reader, await exchange(second.url, 'staging'), { error: 'invalid_request', reason: 'no_policy_matched' });
+        await expectRefusal(reader, await exchange(second.url, 'qa'), { error: 'invalid_request', reason: 'no_policy_matched' });
+        expect((await exchange(second.url, 'production')).status).toBe(200);
+        expect(await (await fetch(`${second.url}/healthz`)).json()).toEqual({ status: 'degraded' });
+        expect(errors).toContainEqual({
+          message: 'stored live policy set not served: the master key does not vouch for it',
+          fields: expect.objectContaining({ problems: [expect.stringContaining(why)] }),
+        });
+        // A reload does not bring it back, nor clear the refusal.
+        expect(second.reloadPolicies()).toMatchObject({ ok: false, source: 'stored live policy set' });
+        expect((await exchange(second.url, 'staging')).status).toBe(400);
+
+        const { init } = await deliveryRequest(await repo.commit('planted-replaced', 'qa'));
+        expect((await fetch(`${second.url}/webhooks/github`, init)).status).toBe(200);
+        expect((await exchange(second.url, 'qa')).status).toBe(200);
+        expect(await (await fetch(`${second.url}/healthz`)).json()).toEqual({ status: 'ok' });
+      } finally {
+        audit.close();
+        await second.close();
+      }
+    },
+  );
 });

@@ -232,6 +232,26 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       await refusedLeavesFresh(target, await restore(target, JSON.stringify(forged)), 400, 'audit_log_invalid');
     });
 
+    // The restored deployment serves the live set as restored: whoever could edit the export must not choose it.
+    it('an export whose live policy set was edited under its attestation, or stripped of it: the master key did not attest it', async () => {
+      const liveSet = (dump: { tables: Record<string, Record<string, unknown>[]> }) => {
+        const [row] = dump.tables['live_policy_set'] ?? [];
+        expect(row?.['attestation']).toBeTypeOf('string');
+        return row!;
+      };
+      const planted = edited((dump) => {
+        const row = liveSet(dump);
+        row['files'] = String(row['files']).replace('version: 1', 'version: 1\n# planted');
+      });
+      const stripped = edited((dump) => {
+        liveSet(dump)['attestation'] = null;
+      });
+      for (const text of [planted, stripped]) {
+        const target = await deployment();
+        await refusedLeavesFresh(target, await restore(target, text), 400, 'live_policy_set_unvouched');
+      }
+    });
+
     it("with keys sealed under another master key than this deployment's: they do not open", async () => {
       // The state object reads its master key from the Worker's secrets, which a test cannot vary per object: the export
       // carries instead what one from a deployment with another master key carries, its keys sealed under that key.

@@ -1,12 +1,14 @@
-import { createExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/core/log.ts';
+import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
+import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
+import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { startWorkersHarness, workerEnv } from './workers-harness.ts';
+import { ownStateNamespace, startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 githubWebhookSuite(
   'Workers',
@@ -39,5 +41,49 @@ describe('the live policy set on Workers', () => {
     // A third isolate started after the push serves it too, not its bundle.
     const three = await createWorkerBroker(env, files, { log: silentLogger });
     expect((await exchange(three, 'staging')).status).toBe(200);
+  });
+
+  // Whoever can write the state (an edited export restored by hand, say) but not the master key must not choose what is allowed.
+  it('is not served when the master key did not attest it: the bundled policies serve, health is degraded, the log says why', async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'planted');
+    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace() };
+    const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
+    const errors: { message: string; fields: LogFields | undefined }[] = [];
+    const log: Logger = { ...silentLogger, error: (message, fields) => errors.push({ message, fields }) };
+    const client = (broker: Awaited<ReturnType<typeof createWorkerBroker>>) => ({
+      issuer: workerEnv.KEYWAY_ISSUER,
+      request: async (path: string, init?: RequestInit) =>
+        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
+    });
+    const exchange = async (broker: Awaited<ReturnType<typeof createWorkerBroker>>, environment: string) =>
+      postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
+
+    const one = await createWorkerBroker(env, files, { log: silentLogger });
+    const { init } = await deliveryRequest(await repo.commit('planted-qa', 'qa'));
+    expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
+    expect((await exchange(one, 'qa')).status).toBe(200);
+    // The stored set now allows staging, under the attestation of the set it replaced.
+    await runInDurableObject(keywayState(env.STATE), async (_instance, state) => {
+      const db = durableObjectSql(state.storage);
+      const [row] = db.all<{ files: string }>('SELECT files FROM live_policy_set');
+      db.run('UPDATE live_policy_set SET files = ?, version = version + 1', [row!.files.replaceAll('environment: qa', 'environment: staging')]);
+    });
+
+    const two = await createWorkerBroker(env, files, { log });
+    const staging = await exchange(two, 'staging');
+    expect(staging.status).toBe(400);
+    expect(staging.body).toMatchObject({ error: 'invalid_request' });
+    expect(staging.body).not.toHaveProperty('access_token');
+    expect((await exchange(two, 'qa')).status).toBe(400);
+    expect((await exchange(two, 'production')).status).toBe(200);
+    expect(await (await client(two).request('/healthz')).json()).toEqual({ status: 'degraded' });
+    expect(errors).toContainEqual({
+      message: 'stored live policy set not served: the master key does not vouch for it',
+      fields: { problems: [expect.stringContaining('is not vouched for by the master key')] },
+    });
+    // The isolate that served the set before the edit drops it too, from its next request.
+    expect((await exchange(one, 'staging')).status).toBe(400);
+    expect((await exchange(one, 'qa')).status).toBe(400);
   });
 });

@@ -15,7 +15,10 @@ export type ChainProblemKind =
   | 'checkpoint_invalid'
   | 'checkpoint_mismatch'
   | 'checkpoint_unvouched'
-  | 'key_unvouched';
+  | 'key_unvouched'
+  | 'kept_checkpoint_invalid'
+  | 'kept_checkpoint_mismatch'
+  | 'records_missing';
 
 export interface ChainProblem {
   readonly kind: ChainProblemKind;
@@ -37,6 +40,8 @@ export interface ChainReport {
   readonly checkpoints: number;
   /** The checkpoint the oldest kept record's predecessor is anchored in, after pruning. */
   readonly anchor?: number;
+  /** Checkpoints kept elsewhere (`--checkpoints`) whose signature verified, when some were given. */
+  readonly kept_checkpoints?: number;
   /** The first problem, by position in the log. */
   readonly problem?: ChainProblem;
   /** Keys the store holds that nothing vouches for: each one fails the verification, whether or not it signed a kept checkpoint. */
@@ -54,6 +59,8 @@ export interface ChainReport {
  */
 export class ChainVerifier {
   readonly #checkpoints: ReadonlyMap<number, Checkpoint>;
+  readonly #kept: ReadonlyMap<number, readonly Checkpoint[]>;
+  readonly #keptCount: number | undefined;
   #expected: string | undefined;
   #previousSeq = 0;
   #first: AuditRecord | undefined;
@@ -64,8 +71,11 @@ export class ChainVerifier {
   /** A record whose predecessor was not the record before it: re-ordered if that predecessor turns up later. */
   #broken: { readonly record: AuditRecord; readonly wanted: string } | undefined;
 
-  constructor(checkpoints: readonly Checkpoint[]) {
+  /** `kept`: checkpoints kept elsewhere (signatures verified), which the log must agree with and reach. */
+  constructor(checkpoints: readonly Checkpoint[], kept?: readonly Checkpoint[]) {
     this.#checkpoints = new Map(checkpoints.map((checkpoint) => [checkpoint.seq, checkpoint]));
+    this.#kept = Map.groupBy(kept ?? [], (checkpoint) => checkpoint.seq);
+    this.#keptCount = kept?.length;
   }
 
   /** False once the first problem is known: there is no need to read further. */
@@ -113,11 +123,18 @@ export class ChainVerifier {
       this.#problem = problem('edited', record, `record ${chain.seq} (${event.id}) was renumbered: it follows record ${this.#previousSeq} in the chain`);
     } else {
       const checkpoint = this.#checkpoints.get(chain.seq);
+      const kept = this.#kept.get(chain.seq)?.find((copy) => copy.hash !== chain.hash);
       if (checkpoint !== undefined && checkpoint.hash !== chain.hash) {
         this.#problem = problem(
           'checkpoint_mismatch',
           record,
           `record ${chain.seq} (${event.id}) differs from the checkpoint signed at ${checkpoint.time}: the log was rewritten after it`,
+        );
+      } else if (kept !== undefined) {
+        this.#problem = problem(
+          'kept_checkpoint_mismatch',
+          record,
+          `record ${chain.seq} (${event.id}) differs from the kept checkpoint signed at ${kept.time}: the log is not the one the broker signed`,
         );
       }
     }
@@ -159,6 +176,14 @@ export class ChainVerifier {
         message: `records after seq ${lastSeq} were deleted: a checkpoint signed at ${beyond.time} covers seq ${beyond.seq}`,
       };
     }
+    const reach = Math.max(0, ...this.#kept.keys());
+    if (this.#problem === undefined && reach > lastSeq) {
+      this.#problem = {
+        kind: 'records_missing',
+        seq: lastSeq + 1,
+        message: `the log ends at ${lastSeq}; a kept checkpoint covers up to ${reach}: ${reach - lastSeq} records are missing`,
+      };
+    }
     return {
       ok: this.#problem === undefined,
       records: this.#records,
@@ -166,6 +191,7 @@ export class ChainVerifier {
       ...(this.#last === undefined ? {} : { last_seq: this.#last.chain.seq, head_hash: this.#last.chain.hash }),
       checkpoints: this.#checkpoints.size,
       ...(this.#anchor === undefined ? {} : { anchor: this.#anchor }),
+      ...(this.#keptCount === undefined ? {} : { kept_checkpoints: this.#keptCount }),
       ...(this.#problem === undefined ? {} : { problem: this.#problem }),
     };
   }
@@ -184,6 +210,8 @@ export interface AuditLogSource {
   readonly keys: JWTVerifyGetKey;
   /** Keys the store holds beside them that nothing vouches for: whoever wrote the store could have planted them. */
   readonly unvouched?: readonly UnvouchedKey[];
+  /** Checkpoints kept elsewhere (a witness's copies), as given: their signatures are checked here with `keys`. */
+  readonly kept?: readonly Checkpoint[];
   readonly issuer?: string;
 }
 
@@ -217,7 +245,19 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
       };
     }
   }
-  const verifier = new ChainVerifier(valid);
+  const kept: Checkpoint[] = [];
+  for (const copy of source.kept ?? []) {
+    try {
+      kept.push(await verifyCheckpoint(copy.jws, source.keys, source.issuer));
+    } catch (error) {
+      forged ??= {
+        kind: 'kept_checkpoint_invalid',
+        seq: copy.seq,
+        message: `the kept checkpoint for seq ${copy.seq} is not signed by a key the broker's keys include: ${(error as Error).message}`,
+      };
+    }
+  }
+  const verifier = new ChainVerifier(valid, source.kept === undefined ? undefined : kept);
   for await (const record of source.records) {
     verifier.push(record);
     if (!verifier.wantsMore) break;

@@ -62,9 +62,14 @@ export class ReloadablePolicies {
   }
 
   /** Records that a new set from `source` was refused before it could be loaded; the current set keeps serving. */
-  refuse(problems: readonly string[], source: string, now: Date = new Date()): PolicyReloadStatus {
+  refuse(
+    problems: readonly string[],
+    source: string,
+    now: Date = new Date(),
+    message = 'policies not reloaded: the new set could not be read, so the previous set keeps serving',
+  ): PolicyReloadStatus {
     this.#last = { ok: false, at: now.toISOString(), policies: this.#current.policies.length, source, problems };
-    this.#log.error('policies not reloaded: the new set could not be read, so the previous set keeps serving', { source, problems });
+    this.#log.error(message, { source, problems });
     return this.#last;
   }
 

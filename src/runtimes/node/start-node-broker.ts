@@ -29,6 +29,8 @@ import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
 import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
 import { SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts';
+import { VouchedLiveSet } from './vouched-live-set.ts';
+import { STORED_LIVE_SET } from '../../core/policy/live-policy-attestation.ts';
 import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { NodeBrokerConfig } from '../../config/node-config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
@@ -141,11 +143,22 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });
     return set;
   };
-  // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push.
-  const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
-  const policies = new ReloadablePolicies(() => load(livePolicyStore?.current()?.files ?? readPolicyDirectory(config.policiesDir)), log);
-  // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key.
+  // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key, which also vouches for the live policy set.
   const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
+  // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push, or while
+  // the stored set is one the master key does not vouch for.
+  const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
+  const liveSet = new VouchedLiveSet(livePolicyStore, box);
+  await liveSet.read();
+  const policies = new ReloadablePolicies(() => load(liveSet.files ?? readPolicyDirectory(config.policiesDir)), log);
+  // While the stored set is refused, so is every reload: GET /v1/health stays degraded and the log says why.
+  const refuseUnvouched = (refused: string): PolicyReloadStatus =>
+    policies.refuse([refused], STORED_LIVE_SET, new Date(now()), 'stored live policy set not served: the master key does not vouch for it');
+  const reloadPolicies = (): PolicyReloadStatus => {
+    const status = policies.reload();
+    return liveSet.refused === undefined ? status : refuseUnvouched(liveSet.refused);
+  };
+  if (liveSet.refused !== undefined) refuseUnvouched(liveSet.refused);
   const keyStore = new SqliteKeyStore(db, box);
   const live = await LiveKeyRing.open(keyStore, now()).catch((error: unknown) => {
     if (!(error instanceof PlaintextKeyError)) throw error;
@@ -209,7 +222,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
     webhooks: {
       deliveries: new SqliteDeliveryLog(db),
-      live: livePolicySetOf(policies, livePolicyStore, load, now, () => options.cluster?.announce('policies-switched')),
+      live: livePolicySetOf(policies, liveSet, load, now, () => options.cluster?.announce('policies-switched')),
       loadOptions: () => loadOptions,
     },
   });
@@ -305,14 +318,19 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     config,
     jwks,
     policies: () => policies.current,
-    reloadPolicies: () => policies.reload(),
+    reloadPolicies,
     auditUpkeep,
     keyUpkeep,
     github,
     revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
     heard: (event) => {
-      if (event === 'policies-switched') policies.reload();
-      else revocationTimer?.arm();
+      if (event === 'policies-switched') {
+        // Another process saved a set: it is read, and served once the master key vouches for it.
+        void liveSet
+          .read()
+          .then(reloadPolicies)
+          .catch((error: unknown) => log.error('live policy set not read', { error: String(error) }));
+      } else revocationTimer?.arm();
     },
     close: () => {
       closed ??= shutDown();
@@ -323,29 +341,32 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
 }
 
 /**
- * The Node broker's live set as pushes replace it: a set that loads is saved in the SQLite file
- * (so a restart serves it) and then switched in; one that does not changes nothing. Saving
- * happens inside the switch, so the set saved and the set serving are always the same.
+ * The Node broker's live set as pushes replace it: a set that loads is attested under the master
+ * key, saved in the SQLite file (so a restart serves it) and then switched in; one that does not
+ * changes nothing. Saving happens inside the switch, so the set saved and the set serving are
+ * always the same.
  */
 function livePolicySetOf(
   policies: ReloadablePolicies,
-  store: SqliteLivePolicyStore | undefined,
+  liveSet: VouchedLiveSet,
   load: (files: readonly PolicyFile[]) => PolicySet,
   now: () => number,
   switched: () => void,
 ): LivePolicySet {
+  const store = liveSet.store;
   const record = (status: PolicyReloadStatus): PolicyReloadStatus => {
     store?.recordSwitch(status);
     return status;
   };
   return {
     adopt: async (files, source) => {
+      const attested = await liveSet.attest(files);
       const status = record(
         policies.replace(
           () => load(files),
           source,
           new Date(now()),
-          () => store?.save(files, source, now()),
+          () => liveSet.save(files, source, now(), attested),
         ),
       );
       // The other broker processes load the saved set too.

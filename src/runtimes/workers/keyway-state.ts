@@ -262,17 +262,25 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     return this.#deliveries.release(bodySha256);
   }
 
-  /** The live set's version and last switch; its files only when the caller's version is not the current one. */
-  livePolicyState(knownVersion: number): LivePolicyState {
+  /**
+   * The live set's version and last switch; when the caller's version is not the current one, its
+   * files if the master key vouches for them, or why not (`refused`).
+   */
+  async livePolicyState(knownVersion: number): Promise<LivePolicyState> {
     const lastSwitch = this.#livePolicies.lastSwitch();
     const version = this.#livePolicies.version();
-    const stored = version === knownVersion ? undefined : this.#livePolicies.current();
-    return { version, ...(stored === undefined ? {} : { files: stored.files }), ...(lastSwitch === undefined ? {} : { lastSwitch }) };
+    const check = version === knownVersion ? undefined : await this.#livePolicies.vouched(await this.#secretBox());
+    return {
+      version: check === undefined ? version : check.ok ? check.set.version : check.version,
+      ...(check === undefined ? {} : check.ok ? { files: check.set.files } : { refused: check.why }),
+      ...(lastSwitch === undefined ? {} : { lastSwitch }),
+    };
   }
 
-  /** Stores a set the caller has loaded cleanly as the live one; returns its version. */
-  saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): number {
-    return this.#livePolicies.save(files, source, now);
+  /** Stores a set the caller has loaded cleanly as the live one, attested under the master key; returns its version. */
+  async saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): Promise<number> {
+    const attested = await this.#livePolicies.attest(files, await this.#secretBox());
+    return this.#livePolicies.save(files, source, now, attested);
   }
 
   recordPolicySwitch(status: PolicyReloadStatus): void {
@@ -317,6 +325,8 @@ export type StateRestoreOutcome =
 export interface LivePolicyState {
   readonly version: number;
   readonly files?: readonly PolicyFile[];
+  /** Why the stored set is not served: the master key does not vouch for it. */
+  readonly refused?: string;
   readonly lastSwitch?: PolicyReloadStatus;
 }
 

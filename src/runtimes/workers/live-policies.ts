@@ -2,6 +2,7 @@ import type { Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
 import { reloadProblems, type PolicyReloadStatus } from '../../core/policy/policy-reload-status.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
+import { STORED_LIVE_SET } from '../../core/policy/live-policy-attestation.ts';
 import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { KeywayState } from './keyway-state.ts';
 
@@ -18,13 +19,17 @@ export class WorkerLivePolicies {
   readonly #options: PolicyLoadOptions;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #bundled: PolicySet;
   #version = 0;
   #set: PolicySet;
   #lastSwitch: PolicyReloadStatus | undefined;
+  /** Why the stored set is not served, while it is not: reported as the last switch. */
+  #refused: PolicyReloadStatus | undefined;
 
-  /** `bundled`: the set built into the Worker, serving until the first push. */
+  /** `bundled`: the set built into the Worker, serving until the first push, and while the stored set is one the master key does not vouch for. */
   constructor(state: () => DurableObjectStub<KeywayState>, bundled: PolicySet, options: PolicyLoadOptions, log: Logger, now: () => number) {
     this.#state = state;
+    this.#bundled = bundled;
     this.#set = bundled;
     this.#options = options;
     this.#log = log;
@@ -36,14 +41,24 @@ export class WorkerLivePolicies {
   }
 
   get lastSwitch(): PolicyReloadStatus | undefined {
-    return this.#lastSwitch;
+    return this.#refused ?? this.#lastSwitch;
   }
 
   /** Catches up with the live set in the Durable Object. */
   async refresh(): Promise<void> {
     const state = await this.#state().livePolicyState(this.#version);
     this.#lastSwitch = state.lastSwitch;
-    if (state.files === undefined || state.version === this.#version) return;
+    if (state.version === this.#version) return;
+    if (state.refused !== undefined) {
+      const problems = [`${state.refused}. It is not served: the bundled policies serve until the next push to the policy repository replaces it`];
+      this.#log.error('stored live policy set not served: the master key does not vouch for it', { problems });
+      this.#set = this.#bundled;
+      this.#refused = { ok: false, at: new Date(this.#now()).toISOString(), policies: this.#set.policies.length, source: STORED_LIVE_SET, problems };
+      this.#version = state.version;
+      return;
+    }
+    if (state.files === undefined) return;
+    this.#refused = undefined;
     try {
       this.#set = loadPolicies(state.files, this.#options);
     } catch (error) {
@@ -75,6 +90,7 @@ export class WorkerLivePolicies {
         }
         this.#version = await this.#state().saveLivePolicySet(files, source, this.#now());
         this.#set = set;
+        this.#refused = undefined;
         this.#log.info('policies switched', { source, policies: set.policies.length });
         return record({ ok: true, at: at(), policies: set.policies.length, source });
       },

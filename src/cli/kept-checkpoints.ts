@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import * as v from 'valibot';
+import type { Checkpoint } from '../core/audit/checkpoint.ts';
+import { CliError } from './command.ts';
+
+const KeptCheckpoint = v.object({ seq: v.pipe(v.number(), v.integer()), hash: v.string(), time: v.string(), jws: v.string() });
+/** A page of `GET /v1/audit/checkpoints`, or the one checkpoint `GET /v1/audit/checkpoints/latest` answers. */
+const Answer = v.union([v.object({ checkpoints: v.array(KeptCheckpoint) }), KeptCheckpoint]);
+
+/**
+ * The checkpoints kept elsewhere, as `GET /v1/audit/checkpoints` (and `…/latest`) answered: one
+ * answer, a JSON array of them, or answers one after another in the file (as `curl -s … >> FILE`
+ * appends them). Their `seq` and `hash` are taken only from the signed JWS, when verified.
+ */
+export function readKeptCheckpoints(path: string): Checkpoint[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
+  }
+  const kept: Checkpoint[] = [];
+  for (const [index, document] of jsonDocuments(text, path).entries()) {
+    for (const answer of Array.isArray(document) ? document : [document]) {
+      const parsed = v.safeParse(Answer, answer);
+      if (!parsed.success) {
+        throw new CliError(`--checkpoints ${path}: answer ${index + 1} is not what GET /v1/audit/checkpoints answers (${parsed.issues[0].message})`);
+      }
+      kept.push(...('checkpoints' in parsed.output ? parsed.output.checkpoints : [parsed.output]));
+    }
+  }
+  if (kept.length === 0) throw new CliError(`--checkpoints ${path} holds no checkpoint`);
+  return kept;
+}
+
+/** The JSON values written one after another in `text`, with or without whitespace between them. */
+function jsonDocuments(text: string, path: string): unknown[] {
+  const documents: unknown[] = [];
+  let depth = 0;
+  let inString = false;
+  let start = -1;
+  for (let at = 0; at < text.length; at += 1) {
+    const char = text[at];
+    if (inString) {
+      if (char === '\\') at += 1;
+      else if (char === '"') inString = false;
+      continue;
+    }
+    if (char === '"') inString = true;
+    else if (char === '{' || char === '[') {
+      if (depth === 0) start = at;
+      depth += 1;
+    } else if (char === '}' || char === ']') {
+      depth -= 1;
+      if (depth === 0) documents.push(parse(text.slice(start, at + 1), path));
+    } else if (depth === 0 && char?.trim() !== '') {
+      throw new CliError(`--checkpoints ${path}: not JSON at character ${at + 1}`);
+    }
+  }
+  if (depth !== 0 || inString) throw new CliError(`--checkpoints ${path}: the JSON ends unfinished`);
+  return documents;
+}
+
+function parse(text: string, path: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
+  }
+}
