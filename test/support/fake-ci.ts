@@ -1,5 +1,4 @@
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { serveOnLoopback } from './serve-on-loopback.ts';
 import { Hono } from 'hono';
 import { ciClaims, type TestIssuer } from './test-issuer.ts';
 
@@ -67,10 +66,8 @@ export async function startFakeCi(issuer: TestIssuer): Promise<FakeCi> {
     return c.body(null, 204);
   });
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
-  });
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await serveOnLoopback(app.fetch);
+  const host = served.base.replace('http://', '');
   return {
     url: `http://${host}`,
     githubRequestUrl: `http://${host}/_apis/pipelines/idtoken?api-version=2.0`,
@@ -79,11 +76,7 @@ export async function startFakeCi(issuer: TestIssuer): Promise<FakeCi> {
     requests,
     githubApiUrl: `http://${host}/github-api`,
     githubApiCalls,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      }),
+    close: served.close,
   };
 }
 

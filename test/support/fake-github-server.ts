@@ -1,10 +1,10 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { serve, type HttpBindings } from '@hono/node-server';
+import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { importSPKI, jwtVerify } from 'jose';
 import type { FakeCall, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
+import { serveOnLoopback } from './serve-on-loopback.ts';
 
 /**
  * A fake GitHub REST API on 127.0.0.1, for the endpoints keyway calls. Each App created through
@@ -328,18 +328,9 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
 
   root.route('/apps/:app', api);
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const started = serve({ fetch: root.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    base,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      }),
-  };
+  const served = await serveOnLoopback(root.fetch);
+  base = served.base;
+  return { base, close: served.close };
 }
 
 function apiPath(c: Context): string {

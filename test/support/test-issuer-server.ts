@@ -1,8 +1,8 @@
-import type { AddressInfo } from 'node:net';
-import { serve, type HttpBindings } from '@hono/node-server';
+import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
 import { misbehave, type Misbehaviour, type NodeContext } from './misbehaviour.ts';
+import { serveOnLoopback } from './serve-on-loopback.ts';
 import type { IssuerSettings, SigningAlg } from './test-issuer.ts';
 
 /**
@@ -189,18 +189,9 @@ async function startSite(sites: Site[]): Promise<Site> {
     }
   });
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const site: Site = {
-    base,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      }),
-  };
+  const served = await serveOnLoopback(app.fetch);
+  base = served.base;
+  const site: Site = { base, close: served.close };
   sites.push(site);
   return site;
 }
