@@ -9,6 +9,17 @@ const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtl
 const PINNED = '  repository_owner_id: "1200934"\n  repository_id: "734201"\n';
 const SAFE_CONTEXT = '  event_name: push\n  runner_environment: github-hosted\n  ref_protected: "true"\n';
 
+/** The claims of a push to a protected branch on a GitHub-hosted runner, pinned by owner and repository id. */
+const PUSH_CLAIMS = {
+  aud: 'https://keyway.test',
+  repository_owner_id: '1200934',
+  repository_id: '734201',
+  event_name: 'push',
+  runner_environment: 'github-hosted',
+  ref_protected: 'true',
+  sub: 's',
+};
+
 const policy = (grant: string, match = PINNED + SAFE_CONTEXT) => `version: 1\nissuer: github\nmatch:\n${match}grant:\n${grant}`;
 
 function problems(grant: string): string[] {
@@ -138,15 +149,7 @@ describe('a GitHub token request', () => {
     );
     const token = {
       issuer: set.policies[0]!.issuer,
-      claims: {
-        aud: 'https://keyway.test',
-        repository_owner_id: '1200934',
-        repository_id: '734201',
-        event_name: 'push',
-        runner_environment: 'github-hosted',
-        ref_protected: 'true',
-        sub: 's',
-      },
+      claims: PUSH_CLAIMS,
     };
     const ask = (repositories: { owner: string; name: string }[] | undefined, permissions: Record<string, string> | undefined) =>
       decide(set, token, { audiences: [], scopes: undefined, github: { repositories, permissions } });
@@ -166,15 +169,7 @@ describe('a GitHub token request', () => {
     const set = loadPolicies([{ path: 'p.yaml', text: policy('  github: { repositories: [kit-co/kube], permissions: { contents: read } }\n') }], OPTIONS);
     const token = {
       issuer: set.policies[0]!.issuer,
-      claims: {
-        aud: 'https://keyway.test',
-        repository_owner_id: '1200934',
-        repository_id: '734201',
-        event_name: 'push',
-        runner_environment: 'github-hosted',
-        ref_protected: 'true',
-        sub: 's',
-      },
+      claims: PUSH_CLAIMS,
     };
     const ask = (owner: string, name: string) =>
       decide(set, token, { audiences: [], scopes: undefined, github: { repositories: [{ owner, name }], permissions: undefined } });
