@@ -1,4 +1,5 @@
 import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Context } from 'hono';
 
 /**
@@ -33,7 +34,7 @@ export async function misbehave<E extends { Bindings: HttpBindings }>(c: Context
     case 'redirect':
       return c.redirect(location, 302);
     case 'truncated':
-      return truncated(answer, how.status);
+      return truncated(c.env.outgoing, answer, how.status);
     case 'padded':
       return padded(answer, how.bytes, how.declared, how.status);
   }
@@ -57,16 +58,15 @@ function padded(answer: unknown, bytes: number, declared: boolean, status = 200)
   return new Response(stream, { status, headers: { 'content-type': 'application/json', ...(declared ? { 'content-length': String(body.length) } : {}) } });
 }
 
-/** The answer's first half under a Content-Length of the whole, then an error: the server drops the connection mid-body. */
-function truncated(answer: unknown, status = 200): Response {
+/**
+ * The answer's first half under a Content-Length of the whole, then the connection dropped: the
+ * status line, the headers and that half are written to the socket first, so the client always
+ * gets the answer's start (a web stream that errors may be read before the headers leave, and the
+ * server then answers 500 instead).
+ */
+function truncated(outgoing: HttpBindings['outgoing'], answer: unknown, status = 200): Response {
   const body = new TextEncoder().encode(JSON.stringify(answer));
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(body.subarray(0, body.length >> 1));
-    },
-    pull(controller) {
-      controller.error(new Error('cut mid-body for the test'));
-    },
-  });
-  return new Response(stream, { status, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } });
+  outgoing.writeHead(status, { 'content-type': 'application/json', 'content-length': String(body.length) });
+  outgoing.write(body.subarray(0, body.length >> 1), () => outgoing.socket?.destroy());
+  return RESPONSE_ALREADY_SENT;
 }
