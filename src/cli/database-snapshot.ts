@@ -1,8 +1,7 @@
 import { verifyAuditLog, type ChainReport } from '../core/audit/verify-chain.ts';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { KeyRing } from '../core/mint/key-ring.ts';
-import type { MasterKeys } from '../core/secrets/master-keys.ts';
-import { SecretBox } from '../core/secrets/secret-box.ts';
+import type { SecretBox } from '../core/secrets/secret-box.ts';
 import { foreignSchemaObjects } from '../storage/foreign-schema-objects.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { type CheckpointKeys, sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
@@ -47,6 +46,12 @@ export function checkDatabase(db: SqliteFile, what: string): number {
     throw new CliError(`${what} is not a readable SQLite database: ${(error as Error).message}`, 1);
   }
   if (version === 0) throw new CliError(`${what} is a SQLite database but not a keyway one: it has no keyway_schema table`, 1);
+  checkSchemaObjects(db, version, what);
+  return version;
+}
+
+/** Refuses (CliError, exit 1) a `db` whose schema objects are not exactly those keyway's migrations make up to `version`. */
+export function checkSchemaObjects(db: SqliteFile, version: number, what: string): void {
   const foreign = foreignSchemaObjects(db, version);
   if (foreign.length > 0) {
     throw new CliError(
@@ -55,12 +60,15 @@ export function checkDatabase(db: SqliteFile, what: string): number {
       1,
     );
   }
-  return version;
 }
 
-/** `checkDatabase`, then the audit chain and the checkpoints signed by `keys` (see CheckpointKeys): what the file holds and whether it verifies. */
+/** `checkDatabase`, then `verifySnapshot`: what the file holds and whether its audit log verifies. */
 export async function checkSnapshot(db: SqliteFile, what: string, keys: CheckpointKeys): Promise<{ summary: SnapshotSummary; report: ChainReport }> {
-  const version = checkDatabase(db, what);
+  return verifySnapshot(db, checkDatabase(db, what), keys);
+}
+
+/** The audit chain and the checkpoints signed by `keys` (see CheckpointKeys) of `db`, already checked at schema `version`: what it holds and whether it verifies. */
+export async function verifySnapshot(db: SqliteFile, version: number, keys: CheckpointKeys): Promise<{ summary: SnapshotSummary; report: ChainReport }> {
   const report = await verifyAuditLog(await sqliteAuditLogSource(db, keys));
   const signingKeys = await new SqliteKeyStore(db).describeKeys();
   return {
@@ -77,10 +85,10 @@ export async function checkSnapshot(db: SqliteFile, what: string, keys: Checkpoi
   };
 }
 
-/** Opens every sealed signing key with `masterKeys`, as the broker will at start; throws CliError (exit 1) if one does not open. */
-export async function checkKeyRingOpens(db: SqliteFile, masterKeys: MasterKeys, what: string): Promise<void> {
+/** Opens every sealed signing key with `box` (the master key's), as the broker will at start; throws CliError (exit 1) if one does not open. */
+export async function checkKeyRingOpens(db: SqliteFile, box: SecretBox, what: string): Promise<void> {
   try {
-    await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(masterKeys)).listKeys());
+    await KeyRing.from(await new SqliteKeyStore(db, box).listKeys());
   } catch (error) {
     if (!(error instanceof KeywayError)) throw error;
     throw new CliError(`the signing keys in ${what} do not open with the master key given (is it the broker's?): ${error.message}`, 1);

@@ -7,13 +7,13 @@ import { KeywayError } from '../core/errors/keyway-error.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import { MASTER_KEY_FILE, readMasterKeyFile } from '../storage/master-key-file.ts';
-import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate } from '../storage/migrate.ts';
+import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate, SCHEMA_VERSION } from '../storage/migrate.ts';
 import { createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
 import { DATABASE_FILE, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import { CliError, type Command } from './command.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
-import { checkDatabase, checkKeyRingOpens, checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
+import { checkDatabase, checkKeyRingOpens, checkSchemaObjects, describeSnapshot, openSnapshot, verifySnapshot } from './database-snapshot.ts';
 
 const USAGE = `usage: keyway restore --backup FILE --data-dir DIR [--master-key-file FILE] [--keys FILE] [--json]
 
@@ -79,11 +79,12 @@ export const restore: Command = {
       try {
         const backupSchema = checkDatabase(db, backupFile);
         migrate(db);
-        await checkKeyRingOpens(db, masterKeys, backupFile);
+        checkSchemaObjects(db, SCHEMA_VERSION, backupFile);
         const box = await SecretBox.fromMasterKeys(masterKeys);
+        await checkKeyRingOpens(db, box, backupFile);
         await checkLivePolicySet(db, box, backupSchema, backupFile);
         // Checkpoints count only when signed by a key this master key attests (or --keys pins): a key planted in the backup vouches for nothing.
-        const checked = await checkSnapshot(db, backupFile, { box, ...(pinned === undefined ? {} : { pinned }) });
+        const checked = await verifySnapshot(db, SCHEMA_VERSION, { box, ...(pinned === undefined ? {} : { pinned }) });
         if (!checked.report.ok) {
           const { problem } = checked.report;
           throw new CliError(`the audit log in ${backupFile} does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`, 1);
