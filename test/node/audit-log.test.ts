@@ -6,11 +6,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
 import { chainHash } from '../../src/core/audit/chain-hash.ts';
-import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
-import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
-import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
-import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { createBroker } from '../../src/runtimes/create-broker.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
@@ -24,7 +20,6 @@ import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
-import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
@@ -338,16 +333,7 @@ describe('the audit log in a real database file', () => {
     const policies = new PolicySet([]);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const { app } = createBroker({
-      settings: {
-        issuer: BROKER_ISSUER,
-        allowHttpLoopback: true,
-        maxTtlSeconds: 3600,
-        audit: readAuditSettings({}),
-        alerts: readAlertSettings({}, true),
-        keys: readKeySettings({}),
-        limits: readLimitSettings({}),
-        repositoryPolicies: readRepositoryPolicySettings({}),
-      },
+      settings: testConfig(dir),
       policies: () => {
         if (broken) throw new TypeError('the policy source failed');
         return policies;
