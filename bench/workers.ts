@@ -100,6 +100,9 @@ await tokens.reserve(EXCHANGES);
 
 // wrangler.toml's build step bundles KEYWAY_POLICIES into build/policies.json: these policies, for this run.
 process.env['KEYWAY_POLICIES'] = policiesDir;
+// Loopback only: no request.cf data fetched from Cloudflare, no usage metrics sent.
+process.env['CLOUDFLARE_CF_FETCH_ENABLED'] = 'false';
+process.env['WRANGLER_SEND_METRICS'] = 'false';
 const worker = await unstable_dev(join(ROOT, 'src/runtimes/workers/main.ts'), {
   config: join(ROOT, 'wrangler.toml'),
   ip: '127.0.0.1',
