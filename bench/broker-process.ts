@@ -51,7 +51,7 @@ export function pinSelf(cpus: string): void {
 }
 
 /** CPU time so far of process `pid` and every process below it (KEYWAY_PROCESSES' brokers), in milliseconds, from /proc. */
-function processTreeCpuMs(pid: number): number {
+export function processTreeCpuMs(pid: number): number {
   const processes = new Map<number, { parent: number; ms: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

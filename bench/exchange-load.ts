@@ -8,7 +8,8 @@ import autocannon from 'autocannon';
 import type { TestIssuer } from '../test/support/test-issuer.ts';
 
 const FORM = 'application/x-www-form-urlencoded';
-const EXCHANGE =
+/** The body of an exchange, up to its subject token. */
+export const EXCHANGE =
   'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&subject_token=';
 
 const SIGN_BATCH = 500;

@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// Proves `npm run bench` and `npm run soak` run end to end, with tiny durations and low rates.
+// Proves `npm run bench`, `npm run soak` and `npm run bench:workers` run end to end, with tiny durations and low rates.
 // Their figures are not checked here (a timed test proves nothing on a shared machine); the
 // soak's fault handling is, since it does not depend on timing: no token without a record.
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -103,5 +103,34 @@ describe('the benchmark scripts', () => {
       expect({ name, ...criteria[name] }).toMatchObject({ name, verdict: 'HELD' });
     }
     expect(soak.code === 0 || /NOT HELD (rssFlat|heapFlat|latencyFlat)/.test(soak.stdout)).toBe(true);
+  }, 180_000);
+
+  it('npm run bench:workers drives the Worker in workerd and prints one JSON line with its figures and a verified audit log', async () => {
+    const bench = await run('bench/workers.ts', { BENCH_WORKERS_EXCHANGES: '40', BENCH_WORKERS_SECONDS: '20', BENCH_WORKERS_CONNECTIONS: '2' });
+    expect(bench.stderr).toBe('');
+    expect(bench.code).toBe(0);
+    const lines = bench.stdout.trim().split('\n');
+    const summary = JSON.parse(lines.at(-1) as string) as Record<string, unknown>;
+    expect(Object.keys(summary)).toEqual([
+      'bench',
+      'shards',
+      'exchanges',
+      'failures',
+      'tokensOutsideGrants',
+      'exchangesPerSecond',
+      'latencyMs',
+      'workerdCpuMsPerExchange',
+      'appendsPerShard',
+      'cpuMsPerAppend',
+      'verify',
+    ]);
+    expect(summary).toMatchObject({ bench: 'workers', shards: 1, failures: 0, tokensOutsideGrants: 0 });
+    expect(summary['exchanges']).toBeGreaterThan(0);
+    expect(summary['workerdCpuMsPerExchange']).toBeGreaterThan(0);
+    // Every exchange, and the auditor's, is a record of the one chain, and the chain verifies over HTTP.
+    const verify = summary['verify'] as { ok: boolean; records: number };
+    expect(verify.ok).toBe(true);
+    expect(verify.records).toBeGreaterThanOrEqual(Number(summary['exchanges']) + 1);
+    expect(summary['appendsPerShard']).toEqual([verify.records]);
   }, 180_000);
 });

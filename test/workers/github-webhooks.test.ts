@@ -8,7 +8,7 @@ import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.t
 import { githubWebhookSuite, policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { ownStateNamespace, startWorkersHarness, workerEnv } from './workers-harness.ts';
+import { ownStateNamespace, startWorkersHarness, watchedNamespace, workerEnv } from './workers-harness.ts';
 
 githubWebhookSuite(
   'Workers',
@@ -17,11 +17,24 @@ githubWebhookSuite(
   () => inject('fakeGitHubBase'),
 );
 
+/** The short staleness bound these tests set (KEYWAY_GITHUB_POLICY_CHECK_SECONDS), and the slack allowed past it for the requests in between. */
+const CHECK_SECONDS = 1;
+const SLACK_MS = 2_000;
+
+/** Polls `attempt` (every 50 ms) until it holds; fails once the bound and its slack have passed since `since`. */
+async function withinBound(since: number, attempt: () => Promise<boolean>): Promise<void> {
+  const deadline = since + CHECK_SECONDS * 1000 + SLACK_MS;
+  while (!(await attempt())) {
+    if (Date.now() > deadline) throw new Error(`not within ${CHECK_SECONDS} s (+${SLACK_MS} ms) of the switch`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe('the live policy set on Workers', () => {
-  it('is the same in every isolate: one that never saw the push serves the new set from its next request', async () => {
+  it('reaches an isolate that never saw the push within KEYWAY_GITHUB_POLICY_CHECK_SECONDS: a replaced set stops granting', async () => {
     const ci = freshIssuer(inject('testIssuerBase'), 'isolates');
     const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
-    const env = { ...workerEnv, ...repo.settings };
+    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace(), KEYWAY_GITHUB_POLICY_CHECK_SECONDS: String(CHECK_SECONDS) };
     const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
     // Two isolates: each builds its own broker from the bundle, as runtimes/workers/main.ts does.
     const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
@@ -32,22 +45,55 @@ describe('the live policy set on Workers', () => {
     });
     const exchange = async (broker: typeof one, environment: string) =>
       postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
+    const push = async (label: string, environment: string) => {
+      const { init } = await deliveryRequest(await repo.commit(label, environment));
+      expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
+      return Date.now();
+    };
 
     expect((await exchange(two, 'staging')).status).toBe(400);
-    const { init } = await deliveryRequest(await repo.commit('isolates-staging', 'staging'));
-    expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
-    expect((await exchange(two, 'staging')).status).toBe(200);
+    const stagingPushed = await push('isolates-staging', 'staging');
+    // The isolate that switched serves the new set at once; the other within the bound.
+    expect((await exchange(one, 'staging')).status).toBe(200);
+    await withinBound(stagingPushed, async () => (await exchange(two, 'staging')).status === 200);
     expect((await exchange(two, 'production')).status).toBe(400);
+
+    const qaPushed = await push('isolates-qa', 'qa');
+    await withinBound(qaPushed, async () => (await exchange(two, 'staging')).status !== 200);
+    const refused = await exchange(two, 'staging');
+    expect(refused.status).toBe(400);
+    expect(refused.body).not.toHaveProperty('access_token');
+    expect(await keywayState(env.STATE).get(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'no_policy_matched' });
+    expect((await exchange(two, 'qa')).status).toBe(200);
     // A third isolate started after the push serves it too, not its bundle.
     const three = await createWorkerBroker(env, files, { log: silentLogger });
-    expect((await exchange(three, 'staging')).status).toBe(200);
+    expect((await exchange(three, 'qa')).status).toBe(200);
+  });
+
+  it('is asked of the state object at most once per KEYWAY_GITHUB_POLICY_CHECK_SECONDS, not on every request', async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'isolates-calls');
+    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+    // The real state objects, with each call on them noted on its way.
+    const state = watchedNamespace(ownStateNamespace());
+    const env = { ...workerEnv, ...repo.settings, STATE: state.namespace, KEYWAY_GITHUB_POLICY_CHECK_SECONDS: '60' };
+    const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
+    const broker = await createWorkerBroker(env, files, { log: silentLogger });
+    const request = async (path: string, init?: RequestInit) =>
+      broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext());
+    const client = { issuer: workerEnv.KEYWAY_ISSUER, request };
+    expect((await request('/healthz')).status).toBe(200);
+    expect((await request('/.well-known/jwks.json')).status).toBe(200);
+    for (let round = 0; round < 3; round += 1) {
+      expect((await postToken(client, exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment: 'production' }))))).status).toBe(200);
+    }
+    expect(state.calls.filter((method) => method === 'livePolicyState')).toHaveLength(1);
   });
 
   // Whoever can write the state (an edited export restored by hand, say) but not the master key must not choose what is allowed.
   it('is not served when the master key did not attest it: the bundled policies serve, health is degraded, the log says why', async () => {
     const ci = freshIssuer(inject('testIssuerBase'), 'planted');
     const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
-    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace() };
+    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace(), KEYWAY_GITHUB_POLICY_CHECK_SECONDS: String(CHECK_SECONDS) };
     const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
     const errors: { message: string; fields: LogFields | undefined }[] = [];
     const log: Logger = { ...silentLogger, error: (message, fields) => errors.push({ message, fields }) };
@@ -69,6 +115,7 @@ describe('the live policy set on Workers', () => {
       const [row] = db.all<{ files: string }>('SELECT files FROM live_policy_set');
       db.run('UPDATE live_policy_set SET files = ?, version = version + 1', [row!.files.replaceAll('environment: qa', 'environment: staging')]);
     });
+    const edited = Date.now();
 
     const two = await createWorkerBroker(env, files, { log });
     const staging = await exchange(two, 'staging');
@@ -82,7 +129,8 @@ describe('the live policy set on Workers', () => {
       message: 'stored live policy set not served: the master key does not vouch for it',
       fields: { problems: [expect.stringContaining('is not vouched for by the master key')] },
     });
-    // The isolate that served the set before the edit drops it too, from its next request.
+    // The isolate that served the set before the edit drops it too, within the bound.
+    await withinBound(edited, async () => (await exchange(one, 'qa')).status !== 200);
     expect((await exchange(one, 'staging')).status).toBe(400);
     expect((await exchange(one, 'qa')).status).toBe(400);
   });

@@ -1,6 +1,9 @@
 import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import type { LogFields } from '../../src/core/log.ts';
+import type { RateLimiter } from '../../src/core/limits/rate-limiter.ts';
+import type { RateLimit } from '../../src/core/limits/token-bucket.ts';
+import { RATE_LIMIT_SHARDS, rateLimitShards, sharedBudgets } from '../../src/runtimes/workers/rate-limit-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
@@ -40,5 +43,69 @@ describe('rate limits on Workers when the limiter cannot be reached', () => {
     // Each exchange asks the client, global and subject limits.
     expect(failures.map((line) => line.fields['limit'])).toEqual(['client', 'global', 'subject', 'client', 'global', 'subject']);
     expect(failures.every((line) => typeof line.fields['error'] === 'string')).toBe(true);
+  });
+});
+
+describe('the global rate limit on Workers', () => {
+  // A name of its own per limit: it names the limit's objects, so no other test's bucket is drawn from.
+  const globalLimit = (perMinute: number, burst: number): RateLimit => ({ name: `global-${crypto.randomUUID()}`, perMinute, burst });
+  const admitted = async (limiter: RateLimiter, limit: RateLimit, requests: number, now: number) => {
+    let count = 0;
+    for (let request = 0; request < requests; request += 1) if ((await limiter.takeShared(limit, now)).allowed) count += 1;
+    return count;
+  };
+
+  it('is split into budgets in objects of their own that sum exactly to the configured rate and burst', async () => {
+    const limit = globalLimit(16_000, 1_600);
+    const budgets = sharedBudgets(limit);
+    expect(budgets).toHaveLength(RATE_LIMIT_SHARDS);
+    expect(budgets.reduce((sum, budget) => sum + budget.burst, 0)).toBe(limit.burst);
+    expect(budgets.reduce((sum, budget) => sum + budget.perMinute, 0)).toBe(limit.perMinute);
+    // Every request drawn from budget 0: it holds its share of the burst only, and budget 1 is untouched by it.
+    expect(
+      await admitted(
+        rateLimitShards(workerEnv.LIMITS, () => 0),
+        limit,
+        150,
+        0,
+      ),
+    ).toBe(100);
+    expect(
+      await admitted(
+        rateLimitShards(workerEnv.LIMITS, () => 1),
+        limit,
+        1,
+        0,
+      ),
+    ).toBe(1);
+    // Spread over every budget: together they let exactly the configured burst through, and not one more.
+    let next = 0;
+    const roundRobin = rateLimitShards(workerEnv.LIMITS, (count) => next++ % count);
+    const second = globalLimit(16_000, 1_600);
+    expect(await admitted(roundRobin, second, 1_700, 0)).toBe(1_600);
+    // A minute later each budget refilled its share of the rate, capped at its share of the burst.
+    expect(await admitted(roundRobin, second, 1_700, 60_000)).toBe(1_600);
+  });
+
+  it('stays one exact bucket when the limit is too small to split', async () => {
+    const limit = globalLimit(3, 2);
+    expect(sharedBudgets(limit)).toEqual([limit]);
+    let next = 0;
+    expect(
+      await admitted(
+        rateLimitShards(workerEnv.LIMITS, (count) => next++ % count),
+        limit,
+        5,
+        0,
+      ),
+    ).toBe(2);
+  });
+
+  it('draws each request from one budget picked at random, never above the configured burst', async () => {
+    const limit = globalLimit(16_000, 1_600);
+    // Under a flood a request may find its budget empty while another still holds tokens: a few percent fewer pass, never more.
+    const passed = await admitted(rateLimitShards(workerEnv.LIMITS), limit, 2_000, 0);
+    expect(passed).toBeLessThanOrEqual(1_600);
+    expect(passed).toBeGreaterThan(1_400);
   });
 });

@@ -57,3 +57,33 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     close: async () => {},
   };
 };
+
+/**
+ * `namespace` as it is, watched: the object names asked for (`idFromName`) and the RPC methods
+ * called on its stubs, in order. Proves what a request waits on without changing what it does.
+ */
+export function watchedNamespace<N extends object>(namespace: N): { namespace: N; names: string[]; calls: string[] } {
+  const names: string[] = [];
+  const calls: string[] = [];
+  const watched = new Proxy(namespace, {
+    get: (target, property) => {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      if (property === 'idFromName') {
+        return (name: string) => {
+          names.push(name);
+          return value.call(target, name);
+        };
+      }
+      if (property !== 'get') return value.bind(target);
+      return (...args: unknown[]) =>
+        new Proxy(value.apply(target, args) as object, {
+          get: (stub, method) => {
+            if (typeof method === 'string' && method !== 'then') calls.push(method);
+            return Reflect.get(stub, method, stub);
+          },
+        });
+    },
+  });
+  return { namespace: watched, names, calls };
+}

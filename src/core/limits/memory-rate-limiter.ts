@@ -25,6 +25,10 @@ export class MemoryRateLimiter implements RateLimiter {
     return this.takeNow(limit, key, now);
   }
 
+  async takeShared(limit: RateLimit, now: number): Promise<RateVerdict> {
+    return this.takeNow(limit, '', now);
+  }
+
   /** The synchronous step, for a caller that must not yield between reading and writing a bucket. */
   takeNow(limit: RateLimit, key: string, now: number): RateVerdict {
     const id = `${limit.name}\n${key}`;

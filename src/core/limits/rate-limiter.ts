@@ -3,4 +3,9 @@ import type { RateLimit, RateVerdict } from './token-bucket.ts';
 /** Where buckets live: in the process on Node, in Durable Objects on Workers. */
 export interface RateLimiter {
   take(limit: RateLimit, key: string, now: number): Promise<RateVerdict>;
+  /**
+   * The bucket every request draws from (the global limit). One bucket where it is cheap to hold
+   * one; on Workers, budgets in several objects that sum to `limit`, so no one object sees every request.
+   */
+  takeShared(limit: RateLimit, now: number): Promise<RateVerdict>;
 }

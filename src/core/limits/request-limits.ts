@@ -34,10 +34,10 @@ const CLIENT_PREFIX_V6 = 64;
  * unreachable), the request goes on: a limit sheds load, it does not decide who gets a token.
  */
 export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now: () => number, log: Logger): RequestLimits {
-  const check = async (limit: RateLimit, key: string): Promise<RateLimitedError | undefined> => {
+  const check = async (limit: RateLimit, key: string | undefined): Promise<RateLimitedError | undefined> => {
     if (limit.perMinute === 0) return undefined;
     try {
-      const verdict = await limiter.take(limit, key, now());
+      const verdict = await (key === undefined ? limiter.takeShared(limit, now()) : limiter.take(limit, key, now()));
       return verdict.allowed ? undefined : new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused);
     } catch (error) {
       log.error('rate limiter unavailable; request let through', {
@@ -50,7 +50,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
   return {
     async beforeVerification(clientIp) {
       const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
-      return (network === undefined ? undefined : await check(settings.client, network)) ?? (await check(settings.global, ''));
+      return (network === undefined ? undefined : await check(settings.client, network)) ?? (await check(settings.global, undefined));
     },
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
     forRepositoryPolicyFetch: (issuer, subject) => check(settings.repositoryPolicy, `${issuer}\n${subject}`),

@@ -8,11 +8,12 @@ import type { KeywayState } from './keyway-state.ts';
 
 /**
  * The policy set a Worker isolate serves when a policy repository is configured. The live set
- * is kept in the KeywayState Durable Object, which is strongly consistent: before each request
- * the isolate asks it for the current version (files only travel when the version moved), so
- * once a push's switch returns, every isolate serves the new set from its next request. Workers
- * KV would be cheaper to read but is eventually consistent: an isolate could go on serving a
- * set a push replaced (or withdrew access from) for a minute or more.
+ * is kept in the KeywayState Durable Object, which is strongly consistent: an isolate asks it for
+ * the current version at most once per `checkSeconds` (KEYWAY_GITHUB_POLICY_CHECK_SECONDS), and
+ * before a request once its last answer is older (files only travel when the version moved), so
+ * a push's switch reaches every isolate within that bound without one call per request to the
+ * one object. Workers KV would be cheaper to read but is eventually consistent: an isolate could
+ * go on serving a set a push replaced (or withdrew access from) for a minute or more.
  */
 export class WorkerLivePolicies {
   readonly #state: () => DurableObjectStub<KeywayState>;
@@ -20,20 +21,31 @@ export class WorkerLivePolicies {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #bundled: PolicySet;
+  readonly #checkMs: number;
   #version = 0;
   #set: PolicySet;
   #lastSwitch: PolicyReloadStatus | undefined;
   /** Why the stored set is not served, while it is not: reported as the last switch. */
   #refused: PolicyReloadStatus | undefined;
+  /** When the last check whose answer this isolate serves was asked. */
+  #checkedAt = Number.NEGATIVE_INFINITY;
 
   /** `bundled`: the set built into the Worker, serving until the first push, and while the stored set is one the master key does not vouch for. */
-  constructor(state: () => DurableObjectStub<KeywayState>, bundled: PolicySet, options: PolicyLoadOptions, log: Logger, now: () => number) {
+  constructor(
+    state: () => DurableObjectStub<KeywayState>,
+    bundled: PolicySet,
+    options: PolicyLoadOptions,
+    log: Logger,
+    now: () => number,
+    checkSeconds: number,
+  ) {
     this.#state = state;
     this.#bundled = bundled;
     this.#set = bundled;
     this.#options = options;
     this.#log = log;
     this.#now = now;
+    this.#checkMs = checkSeconds * 1000;
   }
 
   get current(): PolicySet {
@@ -44,8 +56,19 @@ export class WorkerLivePolicies {
     return this.#refused ?? this.#lastSwitch;
   }
 
+  /**
+   * Catches up with the live set when this isolate's last check is `checkSeconds` old. Requests
+   * that find it stale at once each ask (a promise of one request's I/O is not another's to await).
+   */
+  async refreshIfStale(): Promise<void> {
+    const askedAt = this.#now();
+    if (askedAt - this.#checkedAt < this.#checkMs) return;
+    await this.#refresh();
+    this.#checkedAt = Math.max(this.#checkedAt, askedAt);
+  }
+
   /** Catches up with the live set in the Durable Object. */
-  async refresh(): Promise<void> {
+  async #refresh(): Promise<void> {
     const state = await this.#state().livePolicyState(this.#version);
     this.#lastSwitch = state.lastSwitch;
     if (state.version === this.#version) return;

@@ -22,16 +22,41 @@ export class RateLimitState extends DurableObject<WorkerEnv> {
 export const RATE_LIMIT_SHARDS = 16;
 
 /**
- * The Worker-side RateLimiter: RPC to the object holding the key's bucket. Keys spread over
- * RATE_LIMIT_SHARDS objects by a hash of limit and key (the global bucket is one key, so one
- * object). A limit's figures are part of the object name, so a changed setting starts afresh.
+ * The least share of a shared limit's burst and rate one budget object holds. A limit too small
+ * to give RATE_LIMIT_SHARDS objects this much each is split over fewer (down to one object,
+ * exact), so a small limit stays exact and a budget is large enough for random spread to even out.
  */
-export function rateLimitShards(namespace: DurableObjectNamespace<RateLimitState>): RateLimiter {
+export const MIN_BUDGET_SHARE = 100;
+
+/** A shared limit split into budgets whose rates and bursts sum exactly to the limit's. */
+export function sharedBudgets(limit: RateLimit): RateLimit[] {
+  const count = Math.max(1, Math.min(RATE_LIMIT_SHARDS, Math.floor(Math.min(limit.perMinute, limit.burst) / MIN_BUDGET_SHARE)));
+  const share = (total: number, index: number) => Math.floor(total / count) + (index < total % count ? 1 : 0);
+  return Array.from({ length: count }, (_, index) => ({ ...limit, perMinute: share(limit.perMinute, index), burst: share(limit.burst, index) }));
+}
+
+/** Picks one of `count` budgets; random, so every budget object takes an even part of the traffic. */
+export type BudgetPick = (count: number) => number;
+
+const randomBudget: BudgetPick = (count) => Math.floor(Math.random() * count);
+
+/**
+ * The Worker-side RateLimiter: RPC to the object holding the key's bucket. Keys spread over
+ * RATE_LIMIT_SHARDS objects by a hash of limit and key. The shared (global) limit is split into
+ * budgets in objects of their own (sharedBudgets), and each request draws from one picked at
+ * random, so no object sees every request. A limit's figures are part of the object name, so a
+ * changed setting starts afresh.
+ */
+export function rateLimitShards(namespace: DurableObjectNamespace<RateLimitState>, pick: BudgetPick = randomBudget): RateLimiter {
+  const object = (limit: RateLimit, shard: string) => namespace.get(namespace.idFromName(`${limit.name}-${limit.perMinute}-${limit.burst}-${shard}`));
   return {
-    take: async (limit, key, now) => {
-      const shard = fnv1a(`${limit.name}\n${key}`) % RATE_LIMIT_SHARDS;
-      const stub = namespace.get(namespace.idFromName(`${limit.name}-${limit.perMinute}-${limit.burst}-${shard}`));
-      return stub.take(limit, key, now);
+    take: async (limit, key, now) => object(limit, String(fnv1a(`${limit.name}\n${key}`) % RATE_LIMIT_SHARDS)).take(limit, key, now),
+    takeShared: async (limit, now) => {
+      const budgets = sharedBudgets(limit);
+      const index = pick(budgets.length);
+      const budget = budgets[index];
+      if (budget === undefined) throw new RangeError(`no budget ${index} of ${budgets.length}`);
+      return object(limit, `budget-${index}`).take(budget, '', now);
     },
   };
 }

@@ -7,7 +7,7 @@ import { SecretBox } from '../../core/secrets/secret-box.ts';
 import type { Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../../core/policy/load-policies.ts';
 import { readBrokerSettings } from '../../config/broker-settings.ts';
-import { ConfigError } from '../../core/settings/read-settings.ts';
+import { ConfigError, readInteger } from '../../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
@@ -60,6 +60,7 @@ export type WorkerEnv = {
   readonly KEYWAY_GITHUB_POLICY_REPOSITORY_ID?: string;
   readonly KEYWAY_GITHUB_POLICY_PATH?: string;
   readonly KEYWAY_GITHUB_POLICY_BRANCH?: string;
+  readonly KEYWAY_GITHUB_POLICY_CHECK_SECONDS?: string;
 };
 
 export interface WorkerBrokerOptions {
@@ -101,7 +102,8 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   }
   // With a policy repository, the set pushed to it (kept in KeywayState) serves; the bundle until the first push.
   const following = settings.githubWebhooks?.policyRepository !== undefined;
-  const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now);
+  const checkSeconds = readInteger(env, 'KEYWAY_GITHUB_POLICY_CHECK_SECONDS', 5, 0, 60);
+  const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now, checkSeconds);
   const broker = createBroker({
     ...(github === undefined ? {} : { github }),
     settings,
@@ -127,10 +129,10 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
   if (!following) return { ...broker, keys };
-  // Every request first catches up with the live set, so no isolate serves one a push replaced.
+  // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more.
   const app = new Hono<AppEnv>();
   app.use(async (_c, next) => {
-    await live.refresh();
+    await live.refreshIfStale();
     await next();
   });
   app.route('/', broker.app);
