@@ -74,7 +74,12 @@ export function oauthResponse(answer: ExchangeAnswer, auditEventId: string | und
     answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {};
   return {
     status: spec.status,
-    body: { error: spec.error, error_description: answer.description, ...recorded },
+    body: {
+      error: spec.error,
+      error_description: answer.description,
+      ...recorded,
+      ...(answer.kind === 'refused' && answer.diagnostics !== undefined ? { diagnostics: answer.diagnostics } : {}),
+    },
     headers: { ...NO_STORE, ...spec.headers, ...retryAfter },
   };
 }

@@ -42,6 +42,8 @@ export interface AuditEvent {
     readonly matched: readonly string[];
     readonly denied_by: readonly string[];
     readonly audit_mode: readonly { readonly policy: string; readonly would: 'grant' | 'deny' }[];
+    /** The version of the central policy set that decided (`sha256:…` of its files); absent for a repository's own policy. */
+    readonly set_version?: string;
   };
   readonly issued?: {
     readonly jti: string;

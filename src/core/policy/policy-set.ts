@@ -21,14 +21,20 @@ export class PolicySet implements IssuerDirectory {
   readonly policies: readonly Policy[];
   readonly inactive: readonly InactivePolicy[];
   readonly index: PolicyIndex;
+  /**
+   * What identifies the files this set was loaded from (`policySetVersion`), recorded with every decision so that
+   * `keyway audit explain` can tell whether it still holds the set that decided. Undefined for sets made in memory.
+   */
+  readonly version: string | undefined;
   readonly #issuers = new Map<string, TrustedIssuer>();
   readonly #audiences = new Map<string, string[]>();
   readonly #byIssuer = new Map<string, Policy[]>();
   /** Claims some policy of the issuer reads, plus the preset's audit claims: recorded in audit events. */
   readonly #recordedClaims = new Map<string, Map<string, ClaimReader>>();
 
-  constructor(policies: readonly Policy[], inactive: readonly InactivePolicy[] = []) {
+  constructor(policies: readonly Policy[], inactive: readonly InactivePolicy[] = [], version?: string) {
     this.policies = policies;
+    this.version = version;
     this.inactive = inactive;
     this.index = new PolicyIndex(policies);
     for (const policy of policies) {

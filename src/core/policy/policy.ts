@@ -1,5 +1,5 @@
 import type { PermissionLevel } from './github-permissions.ts';
-import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import type { Diagnostics, TrustedIssuer } from '../verify/trusted-issuer.ts';
 import type { CaseFold } from '../claims/case-fold.ts';
 import type { ClaimReader } from '../claims/claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
@@ -53,6 +53,8 @@ export interface Policy {
   readonly singleUse: boolean;
   readonly conditions: readonly ClaimCondition[];
   readonly grant: Grant | undefined;
+  /** What a refused caller learns when this is the closest allow policy: its own `diagnostics`, else its issuer's. */
+  readonly diagnostics: Diagnostics;
 }
 
 export function audienceIncludes(aud: unknown, expected: string): boolean {

@@ -76,7 +76,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
   function unpinnedTenant({ policy, preset, report }) {
     // Shared or not is decided per deployment: CircleCI's per-organization issuer is not, its root issuer is.
     if (policy.effect !== 'allow' || !policy.issuer.shared) return;
-    if (policy.conditions.some((condition) => preset.tenantClaims.includes(condition.key) && pinsOneTenant(condition.written))) return;
+    if (pinsTenant(preset.tenantClaims, policy.conditions)) return;
     report(
       'unpinned-tenant',
       `${policy.issuer.url} signs tokens for every project it serves, and this allow policy pins none of ${preset.tenantClaims.join(', ')} to one owner or project`,
@@ -214,6 +214,15 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 ];
+
+/** The policy's lines that pin one tenant of a shared issuer (an owner, project or organisation id). */
+export function tenantPins<T extends { readonly key: string; readonly written: Matcher }>(tenantClaims: readonly string[], lines: readonly T[]): T[] {
+  return lines.filter((line) => tenantClaims.includes(line.key) && pinsOneTenant(line.written));
+}
+
+export function pinsTenant(tenantClaims: readonly string[], lines: readonly { readonly key: string; readonly written: Matcher }[]): boolean {
+  return tenantPins(tenantClaims, lines).length > 0;
+}
 
 /**
  * True when a matcher on a tenant claim admits one tenant only: an exact value, or a glob whose
