@@ -47,6 +47,8 @@ export const OAUTH_ERRORS = {
   github_unavailable: { status: 503, error: 'temporarily_unavailable' },
   github_refused: { status: 503, error: 'temporarily_unavailable' },
   internal_error: { status: 500, error: 'server_error' },
+  github_permission_not_allowed: { status: 400, error: 'invalid_scope' },
+  github_owner_mismatch: { status: 400, error: 'invalid_target' },
 } as const satisfies Record<Refusal, OAuthError>;
 
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */

@@ -6,6 +6,9 @@ import type { FakeCall, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
 
+/** GitHub's organization permissions, by its naming: `members`, `team_discussions` and every `organization_…`. */
+const isOrganizationPermission = (name: string): boolean => name === 'members' || name === 'team_discussions' || name.startsWith('organization_');
+
 /**
  * A fake GitHub REST API on 127.0.0.1, for the endpoints keyway calls. Each App created through
  * `POST /_test/apps` gets its own API base (`<origin>/apps/<id>`, like a GitHub Enterprise Server
@@ -134,7 +137,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     );
   const installationJson = (installation: FakeInstallation): object => ({
     id: installation.id,
-    account: { login: installation.owner, type: installation.ownerType ?? 'Organization' },
+    account: { login: installation.owner, id: installation.ownerId ?? installation.id * 10, type: installation.ownerType ?? 'Organization' },
     permissions: installation.permissions,
     repository_selection: 'selected',
   });
@@ -175,6 +178,10 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (repositories.some((repository) => repository === undefined))
       return c.json({ message: 'There is at least one repository that does not exist or is not accessible to the parent installation.' }, 422);
     const permissions = request.permissions ?? installation.permissions;
+    // GitHub: organization permissions exist only for an App installed on an organization; a personal account has none to give.
+    const organizationOnly = Object.keys(permissions).filter(isOrganizationPermission);
+    if (organizationOnly.length > 0 && (installation.ownerType ?? 'Organization') !== 'Organization')
+      return c.json({ message: `The permissions requested are not granted to this installation: ${organizationOnly.join(', ')}` }, 422);
     for (const [name, level] of Object.entries(permissions)) {
       if (!covers(installation.permissions[name], level))
         return c.json({ message: `The permissions requested are not granted to this installation: ${name}` }, 422);
@@ -211,6 +218,16 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       total_count: token.repositories.length,
       repositories: token.repositories.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })),
     });
+  });
+
+  // Organization permissions reach the organization whatever repositories the token names: "List organization members".
+  api.get('/orgs/:org/members', (c) => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const installation = c.get('app').installations.get(token.installationId)!;
+    if (installation.owner.toLowerCase() !== c.req.param('org').toLowerCase()) return c.json({ message: 'Not Found' }, 404);
+    if (!covers(token.permissions['members'], 'read')) return c.json({ message: 'Resource not accessible by integration' }, 403);
+    return c.json([{ login: 'octocat', id: 1, type: 'User' }]);
   });
 
   const repositoryAccess = (c: Context<FakeEnv>, permission: string, level: string): FakeToken | Response => {

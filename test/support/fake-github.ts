@@ -4,6 +4,8 @@ export interface FakeInstallation {
   readonly id: number;
   readonly owner: string;
   readonly ownerType?: 'Organization' | 'User';
+  /** The account's numeric id (GitHub's `account.id`); default: ten times the installation id. */
+  readonly ownerId?: number;
   readonly repositories: readonly { readonly id: number; readonly name: string }[];
   readonly permissions: Readonly<Record<string, string>>;
 }
@@ -112,6 +114,15 @@ export class FakeGitHub {
   }
 
   /** What a token can see (`GET /installation/repositories`), as any caller of the API would. */
+  /** What an installation token may do at the organization level: `GET /orgs/{org}/members` (needs `members: read`). */
+  async organizationMembersStatus(token: string, org: string): Promise<number> {
+    const response = await fetch(`${this.apiUrl}/orgs/${org}/members`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+    });
+    await response.body?.cancel();
+    return response.status;
+  }
+
   async repositoriesVisibleTo(token: string): Promise<{ status: number; names: string[] }> {
     const response = await fetch(`${this.apiUrl}/installation/repositories`, {
       headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },

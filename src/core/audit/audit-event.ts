@@ -59,6 +59,8 @@ export interface AuditEvent {
     readonly owner: string;
     readonly repositories: readonly string[];
     readonly permissions: Readonly<Record<string, string>>;
+    /** Organization permissions, kept apart from the repository ones; absent when none. */
+    readonly organization_permissions?: Readonly<Record<string, string>>;
     /** When keyway revokes it (the policy TTL), ISO 8601. */
     readonly expires_at: string;
     /** When GitHub would expire it on its own, ISO 8601. */

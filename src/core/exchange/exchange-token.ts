@@ -285,6 +285,8 @@ async function issueGitHubToken(
     owner: github.owner,
     repositories: github.repositories,
     permissions: github.permissions,
+    organizationPermissions: github.organizationPermissions,
+    ownerId: github.ownerId,
     auditEventId: event.id,
     ttlSeconds: grant.ttlSeconds,
     repositoryId: claim('repository_id'),
@@ -296,6 +298,7 @@ async function issueGitHubToken(
     owner: github.owner,
     repositories: minted.repositories,
     permissions: minted.permissions,
+    ...(Object.keys(minted.organizationPermissions).length === 0 ? {} : { organization_permissions: minted.organizationPermissions }),
     expires_at: new Date(minted.revokeAt).toISOString(),
     github_expires_at: new Date(minted.githubExpiresAt).toISOString(),
     token_sha256: minted.tokenSha256,
@@ -308,7 +311,7 @@ async function issueGitHubToken(
       issued_token_type: TOKEN_TYPE.githubInstallationToken,
       token_type: 'Bearer',
       expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
-      scope: Object.entries(minted.permissions)
+      scope: Object.entries({ ...minted.permissions, ...minted.organizationPermissions })
         .map(([name, level]) => `${name}:${level}`)
         .join(' '),
     },

@@ -6,7 +6,7 @@ import {
   type IssuerResolutionOptions,
   type TrustedIssuer,
 } from '../verify/trusted-issuer.ts';
-import { GITHUB_TOKEN_LIFETIME_SECONDS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { GITHUB_TOKEN_LIFETIME_SECONDS, ORGANIZATION_PERMISSIONS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
 import { asciiLowerCase } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
@@ -389,8 +389,26 @@ function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, 
     if (!REPOSITORY_PERMISSIONS[name]!.includes(level))
       fail(`grant.github.permissions.${name} can be ${REPOSITORY_PERMISSIONS[name]!.join(' or ')}, not ${level}`, ['grant', 'github', 'permissions', name]);
   }
+  const organizationPermissions = grant.organization_permissions ?? {};
+  for (const [name, level] of Object.entries(organizationPermissions)) {
+    if (!ORGANIZATION_PERMISSIONS[name]!.includes(level)) {
+      fail(`grant.github.organization_permissions.${name} can be ${ORGANIZATION_PERMISSIONS[name]!.join(' or ')}, not ${level}`, [
+        'grant',
+        'github',
+        'organization_permissions',
+        name,
+      ]);
+    }
+  }
+  if (Object.keys(organizationPermissions).length > 0 && (grant.owner === undefined || grant.owner_id === undefined)) {
+    fail('grant.github.organization_permissions needs the organization named (owner) and pinned by its numeric id (owner_id): a login can be renamed', [
+      'grant',
+      'github',
+      'organization_permissions',
+    ]);
+  }
   const owner = grant.owner ?? grant.repositories.find((written) => written.includes('/'))!.split('/')[0]!;
-  return { owner, repositories, permissions: grant.permissions };
+  return { owner, repositories, permissions: grant.permissions, ownerId: grant.owner_id, organizationPermissions };
 }
 
 /**

@@ -25,6 +25,10 @@ export interface GitHubGrant {
   readonly repositories: readonly string[];
   /** Permission → level. */
   readonly permissions: Readonly<Record<string, PermissionLevel>>;
+  /** The owner's numeric account id (`owner_id`): required with organization permissions. */
+  readonly ownerId: string | undefined;
+  /** Organization permission → level; empty unless the policy grants some. */
+  readonly organizationPermissions: Readonly<Record<string, PermissionLevel>>;
 }
 
 export interface Grant {

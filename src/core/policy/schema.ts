@@ -2,7 +2,7 @@ import * as v from 'valibot';
 import { ASYMMETRIC_ALGORITHMS } from '../verify/issuer-preset.ts';
 import { DIAGNOSTICS } from '../verify/trusted-issuer.ts';
 import { PRESETS } from '../verify/presets.ts';
-import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { ORGANIZATION_PERMISSIONS, PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 
 /**
@@ -145,6 +145,31 @@ export const GitHubGrantSchema = v.pipe(
       ),
       v.minEntries(1, 'grant.github.permissions needs at least one permission'),
       v.description('permission → read | write (admin for repository_projects); the caller may ask for less'),
+    ),
+    owner_id: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^[1-9]\d{0,19}$/, 'owner_id is the numeric id of the GitHub account, as a string'),
+        v.description("the owner's numeric account id: required with organization_permissions; the installation's account must have it"),
+      ),
+    ),
+    organization_permissions: v.optional(
+      v.pipe(
+        mapOf(
+          v.pipe(
+            v.string(),
+            v.check(
+              (name) => Object.hasOwn(ORGANIZATION_PERMISSIONS, name),
+              `an organization permission is one of ${Object.keys(ORGANIZATION_PERMISSIONS).join(', ')}`,
+            ),
+          ),
+          v.picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(', ')}`),
+        ),
+        v.minEntries(1, 'grant.github.organization_permissions, when present, needs at least one permission'),
+        v.description(
+          "organization permission → level, for the owner (an organization) pinned by owner_id; central policies only, and only those on the operator's allowlist (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS)",
+        ),
+      ),
     ),
   }),
   v.description(

@@ -117,7 +117,11 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     const githubWrites = Object.entries(policy.grant?.github?.permissions ?? {})
       .filter(([, level]) => level !== 'read')
       .map(([name, level]) => `github ${name}:${level}`);
-    const writes = [...scopeWrites, ...githubWrites];
+    // An organization write (members, secrets, runners) reaches every repository of the organization: the same rule, named apart.
+    const organizationWrites = Object.entries(policy.grant?.github?.organizationPermissions ?? {})
+      .filter(([, level]) => level !== 'read')
+      .map(([name, level]) => `github organization ${name}:${level}`);
+    const writes = [...scopeWrites, ...githubWrites, ...organizationWrites];
     if (policy.effect !== 'allow' || writes.length === 0 || facts === undefined) return;
     for (const context of facts.untrustedContexts) {
       const line = policy.conditions.find((condition) => condition.key === context.claim);
@@ -128,7 +132,13 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       report(
         'write-from-untrusted',
         `write-like scope${writes.length > 1 ? 's' : ''} ${writes.join(', ')} reachable from ${context.what}: add ${fix}, or a deny guardrail`,
-        line !== undefined ? ['match', context.claim] : scopeWrites.length > 0 ? ['grant', 'scopes'] : ['grant', 'github', 'permissions'],
+        line !== undefined
+          ? ['match', context.claim]
+          : scopeWrites.length > 0
+            ? ['grant', 'scopes']
+            : githubWrites.length > 0
+              ? ['grant', 'github', 'permissions']
+              : ['grant', 'github', 'organization_permissions'],
       );
     }
   },

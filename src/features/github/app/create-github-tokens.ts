@@ -27,5 +27,6 @@ export async function createGitHubTokens(
     box: parts.box,
     now: parts.now,
     scheduled: parts.scheduled,
+    organizationPermissions: settings.organizationPermissions,
   });
 }

@@ -1,5 +1,7 @@
 import { DEFAULT_GITHUB_API_URL } from '../../../core/exchange/github-access-request.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../../../core/settings/read-settings.ts';
+import { ORGANIZATION_PERMISSIONS, type PermissionLevel } from '../../../core/policy/github-permissions.ts';
+import { readPermissionCeilings } from './permission-ceilings.ts';
 
 /** The GitHub App keyway acts as. */
 export interface GitHubAppSettings {
@@ -11,11 +13,14 @@ export interface GitHubAppSettings {
   readonly apiUrl: string;
   /** How long an owner's installation id is cached. */
   readonly installationCacheSeconds: number;
+  /** KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS: organization permission → the highest level any policy may grant; empty: none. */
+  readonly organizationPermissions: Readonly<Record<string, PermissionLevel>>;
 }
 
 /**
  * `KEYWAY_GITHUB_APP_ID` and `KEYWAY_GITHUB_APP_PRIVATE_KEY` (both, or neither: then no GitHub
- * grants can be served), `KEYWAY_GITHUB_API_URL`, `KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS`.
+ * grants can be served), `KEYWAY_GITHUB_API_URL`, `KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS`,
+ * `KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS`.
  */
 export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | undefined {
   const appId = env['KEYWAY_GITHUB_APP_ID'];
@@ -37,5 +42,6 @@ export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | 
     privateKeyPem,
     apiUrl: base,
     installationCacheSeconds: readInteger(env, 'KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS', 300, 0, 3600),
+    organizationPermissions: readPermissionCeilings(env, 'KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS', ORGANIZATION_PERMISSIONS, {}),
   };
 }

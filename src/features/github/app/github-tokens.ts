@@ -2,6 +2,7 @@ import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
+import { isOrganizationPermission, levelCovers } from '../../../core/policy/github-permissions.ts';
 import type { GitHubClient } from './github-client.ts';
 import { GitHubError } from './github-error.ts';
 import type { InstallationCache } from './installation-cache.ts';
@@ -17,6 +18,8 @@ export interface GitHubTokensDeps {
   readonly now: () => number;
   /** Told after each new schedule entry and each run made due, so the runtime's timer or alarm can move. */
   readonly scheduled: () => void;
+  /** The operator's allowlist of organization permissions (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS): permission → highest level. */
+  readonly organizationPermissions: Readonly<Record<string, string>>;
 }
 
 /**
@@ -55,11 +58,20 @@ export class GitHubTokens implements GitHubTokenMinter {
 
   async #mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
     const { client, revocations, box } = this.#deps;
+    const forOrganization = Object.keys(request.organizationPermissions).length > 0;
+    if (forOrganization) this.#checkAllowlist(request.organizationPermissions);
     const installation = await this.#deps.installations.get(request.owner);
+    // A login can be renamed and registered again by someone else: organization permissions go to the account pinned by id.
+    if (forOrganization && (request.ownerId === undefined || String(installation.ownerId) !== request.ownerId)) {
+      throw new ExchangeError(
+        'github_owner_mismatch',
+        `the App's installation for ${request.owner} is on account id ${installation.ownerId ?? '(unknown)'}, not ${request.ownerId ?? '(none)'} as the policy pins`,
+      );
+    }
     const minted = await createInstallationToken(client, {
       installationId: installation.id,
       repositories: request.repositories,
-      permissions: request.permissions,
+      permissions: { ...request.permissions, ...request.organizationPermissions },
     });
     const revokeNow = async (): Promise<void> => {
       await revokeInstallationToken(client, minted.token);
@@ -92,11 +104,24 @@ export class GitHubTokens implements GitHubTokenMinter {
       tokenSha256,
       installationId: installation.id,
       repositories: minted.repositories.map((repository) => repository.name),
-      permissions: minted.permissions,
+      permissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => !isOrganizationPermission(name))),
+      organizationPermissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => isOrganizationPermission(name))),
       revokeAt,
       githubExpiresAt: minted.expiresAt,
       revokeNow,
     };
+  }
+
+  /** Refuses, before GitHub is asked, organization permissions above what the operator's allowlist allows. */
+  #checkAllowlist(asked: Readonly<Record<string, string>>): void {
+    const allowed = this.#deps.organizationPermissions;
+    const beyond = Object.entries(asked).filter(([name, level]) => !levelCovers(allowed[name], level));
+    if (beyond.length === 0) return;
+    const list = Object.entries(allowed).map(([name, level]) => `${name}:${level}`);
+    throw new ExchangeError(
+      'github_permission_not_allowed',
+      `${beyond.map(([name, level]) => `${name}:${level}`).join(' ')} is beyond KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS (${list.length === 0 ? 'none' : list.join(' ')})`,
+    );
   }
 
   /**
