@@ -100,6 +100,24 @@ export class FakeGitHub {
   }
 
   /** While on, every API call is answered 403 with `x-ratelimit-remaining: 0`, as GitHub answers once the quota is spent. */
+  /**
+   * Gives the App a rate limit that every call counts down (reported in x-ratelimit-* headers, reset in `resetInSeconds`);
+   * at 0 every call is refused with 403 as GitHub does. `null` takes it away.
+   */
+  async setQuota(quota: { remaining: number; resetInSeconds: number } | null): Promise<void> {
+    await this.#admin('POST', 'settings', { quota });
+  }
+
+  /** The API base every App shares, as on github.com: the fake tells Apps apart by their JWT's iss or their token. */
+  get sharedApiUrl(): string {
+    return this.apiUrl.replace(/\/apps\/\d+$/, '/apps/shared');
+  }
+
+  /** Settings that make this App the `n`th of keyway's pool (n from 2), on the shared API base. */
+  poolSettings(n: number): Record<string, string> {
+    return { [`KEYWAY_GITHUB_APP_${n}_ID`]: this.appId, [`KEYWAY_GITHUB_APP_${n}_PRIVATE_KEY`]: this.privateKeyPem };
+  }
+
   async setRateLimited(rateLimited: boolean): Promise<void> {
     await this.#admin('POST', 'settings', { rateLimited });
   }

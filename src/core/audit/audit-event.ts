@@ -56,6 +56,8 @@ export interface AuditEvent {
   /** A GitHub installation token issued (never the token: its SHA-256). */
   readonly github?: {
     readonly installation_id: number;
+    /** The GitHub App of the pool that minted it. */
+    readonly app_id?: string;
     readonly owner: string;
     readonly repositories: readonly string[];
     readonly permissions: Readonly<Record<string, string>>;

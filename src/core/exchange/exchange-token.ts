@@ -295,6 +295,7 @@ async function issueGitHubToken(
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = {
     installation_id: minted.installationId,
+    app_id: minted.appId,
     owner: github.owner,
     repositories: minted.repositories,
     permissions: minted.permissions,

@@ -42,6 +42,8 @@ export interface GitHubTokenRequest {
 }
 
 export interface MintedGitHubToken {
+  /** The GitHub App it was minted with (of the pool keyway holds). */
+  readonly appId: string;
   readonly token: string;
   readonly tokenSha256: string;
   readonly installationId: number;

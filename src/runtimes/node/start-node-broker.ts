@@ -191,7 +191,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         )
       : undefined;
     const scheduled = timer === undefined ? () => options.cluster?.announce('revocations-scheduled') : () => timer.arm();
-    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled });
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled, log });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
     timer?.arm();
     revocationTimer = timer;
