@@ -76,6 +76,12 @@ export function githubAppPoolSuite(runtime: string, start: StartBroker, issuerBa
       expect(quotas[0]).toEqual([appA.appId, 98]);
       expect(quotas.at(-1)?.[0]).toBe(appB.appId);
       expect(quotas.at(-1)?.[1]).toBeLessThan(4000);
+      // On Node, /metrics shows them too (Workers keep no metrics: the logs carry the same facts).
+      if (runtime === 'Node') {
+        const metrics = await (await broker.request('/metrics')).text();
+        expect(metrics).toContain(`keyway_github_app_rate_limit_remaining{app="${appA.appId}"} ${quotas[0]?.[1]}`);
+        expect(metrics).toContain(`keyway_github_app_rate_limit_remaining{app="${appB.appId}"} ${quotas.at(-1)?.[1]}`);
+      }
     });
 
     it('backs off an App GitHub rate limits and retries another within the request, then returns to it once its window resets', async () => {

@@ -194,6 +194,13 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled, log });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
     timer?.arm();
+    const apps = github;
+    registry.gauge(
+      'keyway_github_app_rate_limit_remaining',
+      "What GitHub last reported of each GitHub App's rate limit (x-ratelimit-remaining).",
+      ['app'],
+      () => apps.quotas().map(({ appId, remaining }) => [{ app: appId }, remaining] as const),
+    );
     revocationTimer = timer;
   }
   const { app, jwks } = createBroker({

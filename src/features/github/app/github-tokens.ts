@@ -71,6 +71,13 @@ export class GitHubTokens implements GitHubTokenMinter {
     return this.#primary.client.apiUrl;
   }
 
+  /** Each App's rate limit as GitHub last reported it, for /metrics; Apps not heard from yet are left out. */
+  quotas(): { readonly appId: string; readonly remaining: number }[] {
+    return this.#deps.apps.flatMap((app, index) =>
+      app.client.quota.remaining === undefined ? [] : [{ appId: this.#appId(index), remaining: app.client.quota.remaining }],
+    );
+  }
+
   get #primary(): GitHubAppSlot {
     return this.#deps.apps[0]!;
   }
