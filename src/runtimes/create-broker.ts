@@ -161,7 +161,7 @@ export function createBroker(parts: BrokerParts): Broker {
             ...(github === undefined
               ? {}
               : {
-                  installationChanged: (owner: string) => github.installations.invalidate(owner),
+                  installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
             audit: parts.audit,

@@ -71,6 +71,11 @@ export class GitHubTokens implements GitHubTokenMinter {
     return this.#primary.client.apiUrl;
   }
 
+  /** Forgets `owner`'s installation in every App of the pool (an installation webhook says it changed). */
+  invalidateInstallations(owner: string): void {
+    for (const app of this.#deps.apps) app.installations.invalidate(owner);
+  }
+
   /** Each App's rate limit as GitHub last reported it, for /metrics; Apps not heard from yet are left out. */
   quotas(): { readonly appId: string; readonly remaining: number }[] {
     return this.#deps.apps.flatMap((app, index) =>
