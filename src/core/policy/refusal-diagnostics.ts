@@ -11,6 +11,8 @@ import type { PolicySet } from './policy-set.ts';
  * stranger from another organisation learns nothing about this one's policies.
  */
 export function refusalDiagnostics(policies: PolicySet, token: SubjectClaims, request: AccessRequest): RefusalDiagnostics | undefined {
+  // Every policy of the issuer is evaluated again: only where some policy asks for it, so a silent issuer's refusals cost nothing more.
+  if (!policies.diagnoses(token.issuer.url)) return undefined;
   const decision = decide(policies, token, request, { everyPolicyOfIssuer: true });
   if (decision.granted) return undefined;
   const closest = closestAllowPolicy(decision.evaluations);
