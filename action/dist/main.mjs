@@ -138,6 +138,84 @@ function checkJwtShape(value, from) {
   return token;
 }
 
+// node_modules/jose/dist/webapi/lib/buffer_utils.js
+var encoder = new TextEncoder();
+var decoder = new TextDecoder();
+var strictDecoder = new TextDecoder("utf-8", { fatal: true });
+var UINT32_RANGE = 2 ** 32;
+function decodeBase64(encoded, url = false) {
+  if (Uint8Array.fromBase64)
+    return Uint8Array.fromBase64(encoded, { alphabet: url ? "base64url" : "base64" });
+  if (url) {
+    if (encoded.includes("+") || encoded.includes("/"))
+      throw new TypeError("Invalid base64url");
+    encoded = encoded.replace(/-/g, "+").replace(/_/g, "/");
+  }
+  const binary = atob(encoded), bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++)
+    bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+// node_modules/jose/dist/webapi/util/errors.js
+var JOSEError = class extends Error {
+  static code = "ERR_JOSE_GENERIC";
+  code = "ERR_JOSE_GENERIC";
+  constructor(message, options) {
+    super(message, options), this.name = this.constructor.name, Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var JWTInvalid = class extends JOSEError {
+  static code = "ERR_JWT_INVALID";
+  code = "ERR_JWT_INVALID";
+};
+
+// node_modules/jose/dist/webapi/util/base64url.js
+var invalid = "The input to be decoded is not correctly encoded.";
+function decode(input) {
+  try {
+    return decodeBase64(typeof input == "string" ? input : decoder.decode(input), true);
+  } catch (cause) {
+    throw new TypeError(invalid, { cause });
+  }
+}
+
+// node_modules/jose/dist/webapi/lib/validate.js
+function isObject(input) {
+  if (typeof input != "object" || input === null || Object.prototype.toString.call(input) !== "[object Object]")
+    return false;
+  const prototype = Object.getPrototypeOf(input);
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
+}
+
+// node_modules/jose/dist/webapi/util/decode_jwt.js
+function decodeJwt(jwt) {
+  if (typeof jwt != "string")
+    throw new JWTInvalid("JWTs must use Compact JWS serialization, JWT must be a string");
+  const { 1: encodedPayload, length } = jwt.split(".");
+  if (length === 5)
+    throw new JWTInvalid("Only JWTs using Compact JWS serialization can be decoded");
+  if (length !== 3)
+    throw new JWTInvalid("Invalid JWT");
+  if (!encodedPayload)
+    throw new JWTInvalid("JWTs must contain a payload");
+  let claimsSetBytes;
+  try {
+    claimsSetBytes = decode(encodedPayload);
+  } catch (cause) {
+    throw new JWTInvalid("Failed to base64url decode the payload", { cause });
+  }
+  let claimsSet;
+  try {
+    claimsSet = JSON.parse(strictDecoder.decode(claimsSetBytes));
+  } catch (cause) {
+    throw new JWTInvalid("Failed to parse the decoded payload as JSON", { cause });
+  }
+  if (!isObject(claimsSet))
+    throw new JWTInvalid("Invalid JWT Claims Set");
+  return claimsSet;
+}
+
 // node_modules/oauth4webapi/build/index.js
 var USER_AGENT;
 if (typeof navigator === "undefined" || !navigator.userAgent?.startsWith?.("Mozilla/5.0 ")) {
@@ -167,13 +245,13 @@ var clockSkew = /* @__PURE__ */ Symbol();
 var clockTolerance = /* @__PURE__ */ Symbol();
 var customFetch = /* @__PURE__ */ Symbol();
 var jweDecrypt = /* @__PURE__ */ Symbol();
-var encoder = new TextEncoder();
-var decoder = new TextDecoder();
+var encoder2 = new TextEncoder();
+var decoder2 = new TextDecoder();
 function buf(input) {
   if (typeof input === "string") {
-    return encoder.encode(input);
+    return encoder2.encode(input);
   }
-  return decoder.decode(input);
+  return decoder2.decode(input);
 }
 var encodeBase64Url;
 if (Uint8Array.prototype.toBase64) {
@@ -1038,7 +1116,7 @@ var ClientError = class extends Error {
     Error.captureStackTrace?.(this, this.constructor);
   }
 };
-var decoder2 = new TextDecoder();
+var decoder3 = new TextDecoder();
 function e(msg, cause, code) {
   return new ClientError(msg, { cause, code });
 }
@@ -1800,7 +1878,11 @@ var BrokerRefusedError = class extends KeywayError {
   error;
   description;
   auditEventId;
-  constructor(status, body) {
+  /** The claims of the CI token that was sent, decoded here without verification: the job's own, for its log. */
+  sentClaims;
+  /** What the operator lets the pipeline learn (`diagnostics: claim-names`); undefined when the broker said nothing more. */
+  diagnostics;
+  constructor(status, body, sentToken) {
     const error = typeof body["error"] === "string" ? body["error"] : "invalid_response";
     const description = typeof body["error_description"] === "string" ? body["error_description"] : void 0;
     super(description === void 0 ? error : `${error}: ${description}`);
@@ -1808,8 +1890,24 @@ var BrokerRefusedError = class extends KeywayError {
     this.error = error;
     this.description = description;
     this.auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
+    this.sentClaims = sentToken === void 0 ? void 0 : decodedClaims(sentToken);
+    this.diagnostics = readDiagnostics(body["diagnostics"]);
   }
 };
+function decodedClaims(token) {
+  try {
+    return decodeJwt(token);
+  } catch {
+    return void 0;
+  }
+}
+var names = (value) => Array.isArray(value) && value.every((item) => typeof item === "string") ? value : void 0;
+function readDiagnostics(value) {
+  if (typeof value !== "object" || value === null) return void 0;
+  const failedClaims = names(value["failed_claims"]);
+  const deniedBy = names(value["denied_by"]);
+  return failedClaims === void 0 || deniedBy === void 0 ? void 0 : { failedClaims, deniedBy };
+}
 var BrokerUnavailableError = class extends KeywayError {
   name = "BrokerUnavailableError";
   code = "broker_unavailable";
@@ -1841,7 +1939,7 @@ async function exchangeWithBroker(request) {
   try {
     response = await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
   } catch (error) {
-    throw await classify(error, tokenEndpoint);
+    throw await classify(error, tokenEndpoint, subjectToken);
   }
   const body = response;
   const expiresIn = response.expires_in ?? 0;
@@ -1869,8 +1967,8 @@ async function discover(request, insecure) {
     throw new BrokerUnavailableError(`cannot discover the broker at ${request.url.href}: ${reason}`, { cause: error });
   }
 }
-async function classify(error, tokenEndpoint) {
-  if (error instanceof ResponseBodyError) return new BrokerRefusedError(error.status, error.cause);
+async function classify(error, tokenEndpoint, subjectToken) {
+  if (error instanceof ResponseBodyError) return new BrokerRefusedError(error.status, error.cause, subjectToken);
   if (error instanceof ClientError && error.cause instanceof Response) {
     const status = error.cause.status;
     const body = await error.cause.json().catch(() => ({}));
@@ -1919,16 +2017,36 @@ function retryLine(notice) {
 function grantLine(issued) {
   return `granted: audit_event_id=${issued.auditEventId ?? "-"} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ""}"`;
 }
+function sentClaimLines(error) {
+  if (error.sentClaims === void 0) return ["the CI token sent is not a JWT: it has no claims to show"];
+  return [
+    "claims of the CI token sent (decoded here, not verified):",
+    ...Object.entries(error.sentClaims).map(([name, value]) => `  ${name}: ${JSON.stringify(value)}`)
+  ];
+}
+function learnedLines(error) {
+  const explain = `an operator with audit:read sees the whole explanation: keyway audit explain ${error.auditEventId ?? "EVENT_ID"}`;
+  const { diagnostics } = error;
+  if (diagnostics === void 0) {
+    return [`the broker's operators share nothing more with pipelines (diagnostics: none, the default); ${explain}`];
+  }
+  const failed = diagnostics.failedClaims.length === 0 ? "none" : diagnostics.failedClaims.join(", ");
+  return [
+    `the operator shares claim names (diagnostics: claim-names): claims that failed for the closest allow policy: ${failed}`,
+    `deny guardrails that fired: ${diagnostics.deniedBy.length === 0 ? "none" : diagnostics.deniedBy.join(", ")}`,
+    explain
+  ];
+}
 function describeFailure(error) {
   if (error instanceof CiTokenError) return { exitCode: EXIT.noCiToken, lines: [`no CI token: ${error.message}`] };
   if (error instanceof BrokerRefusedError) {
-    const id = error.auditEventId ?? "(none)";
     return {
       exitCode: EXIT.refused,
       lines: [
         `refused (HTTP ${error.status}): ${error.message}`,
         `audit_event_id=${error.auditEventId ?? "-"}`,
-        `hint: the broker never tells the pipeline which policy line decided; its operators can, with \`keyway policy explain\` for audit event ${id}`
+        ...sentClaimLines(error),
+        ...learnedLines(error)
       ]
     };
   }

@@ -4,7 +4,7 @@ import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { allRecords } from '../core/audit/all-records.ts';
 import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
 import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audit/record-json.ts';
-import type { AuditRecord } from '../core/audit/audit-event.ts';
+import type { AuditEvent, AuditRecord } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
@@ -22,6 +22,8 @@ import { brokerSecretBox } from './key-source.ts';
 export interface AuditSource {
   query(params: URLSearchParams): Promise<{ events: AuditRecordJson[]; next_cursor?: string }>;
   stats(params: URLSearchParams): Promise<AuditStats>;
+  /** One event by its id; undefined when the log has none. */
+  event(id: string): Promise<AuditEvent | undefined>;
   /** The export, as text chunks: NDJSON or CSV. */
   export(params: URLSearchParams, format: 'ndjson' | 'csv'): AsyncIterable<string>;
   /**
@@ -59,14 +61,14 @@ export const SOURCE_OPTIONS = {
 type ParsedValues = Record<string, string | boolean | undefined>;
 
 /** Parses a command's arguments: the source, the filters, and the command's own `options`. */
-export function parseAuditArgs(args: readonly string[], extra: NonNullable<ParseArgsConfig['options']>) {
-  const { values } = parseArgs({ args: [...args], options: { ...SOURCE_OPTIONS, ...extra }, strict: true, allowPositionals: false });
+export function parseAuditArgs(args: readonly string[], extra: NonNullable<ParseArgsConfig['options']>, allowPositionals = false) {
+  const { values, positionals } = parseArgs({ args: [...args], options: { ...SOURCE_OPTIONS, ...extra }, strict: true, allowPositionals });
   const params = new URLSearchParams();
   for (const name of FILTERS) {
     const value = (values as ParsedValues)[name];
     if (typeof value === 'string') params.set(name, value);
   }
-  return { values: values as ParsedValues, params };
+  return { values: values as ParsedValues, params, positionals };
 }
 
 export function openAuditSource(values: ParsedValues): AuditSource {
@@ -106,6 +108,7 @@ function localSource(config: NodeBrokerConfig): AuditSource {
       return { events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: String(page.next) }) };
     },
     stats: async (params) => store.stats(parsed(() => parseAuditStatsQuery(params, Date.now()))),
+    event: (id) => store.get(id),
     async *export(params, format) {
       const query = { ...parsed(() => parseAuditQuery(params, Date.now(), 'asc')), limit: 500 };
       if (format === 'csv') yield CSV_HEADER;
@@ -134,7 +137,8 @@ function remoteSource(base: string, token: string): AuditSource {
   const origin = new URL(base);
   if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
     throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
-  const get = async (path: string, params?: URLSearchParams, authorized = true): Promise<Response> => {
+  /** `expected`: statuses besides 2xx that the caller handles itself (a 404 that means "no such record"). */
+  const get = async (path: string, params?: URLSearchParams, authorized = true, expected: readonly number[] = []): Promise<Response> => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
     let response: Response;
@@ -148,7 +152,7 @@ function remoteSource(base: string, token: string): AuditSource {
     } finally {
       clearTimeout(timer);
     }
-    if (!response.ok) {
+    if (!response.ok && !expected.includes(response.status)) {
       const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
       throw new CliError(
         `${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`,
@@ -170,6 +174,10 @@ function remoteSource(base: string, token: string): AuditSource {
   return {
     query: (params) => json('/v1/audit/events', params),
     stats: (params) => json('/v1/audit/stats', params),
+    async event(id) {
+      const response = await get(`/v1/audit/events/${encodeURIComponent(id)}`, undefined, true, [404]);
+      return response.status === 404 ? undefined : fromRecordJson((await response.json()) as AuditRecordJson).event;
+    },
     async *export(params, format) {
       const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { auditExplain } from './audit-explain.ts';
 import { auditExport } from './audit-export.ts';
 import { auditQuery } from './audit-query.ts';
 import { auditStats } from './audit-stats.ts';
@@ -29,6 +30,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'audit export': auditExport,
   'audit stats': auditStats,
   'audit verify': auditVerify,
+  'audit explain': auditExplain,
   'keys list': keysList,
   'keys rotate': keysRotate,
   'keys seal': keysSeal,

@@ -128,7 +128,13 @@ export function renderExplanation(explanation: Explanation, notes: readonly stri
     if (policy.grant !== undefined) out.push(policy.grant.ok ? '    grant: covers this request' : `    grant: ${policy.grant.reason}: ${policy.grant.detail}`);
   }
   if (explanation.inactive.length > 0) out.push('', `inactive: ${explanation.inactive.map((entry) => `${entry.id} (${entry.why})`).join(', ')}`);
-  out.push('', `deny guardrails fired: ${explanation.denied_by.length === 0 ? 'none' : explanation.denied_by.join(', ')}`);
+  const { closest } = explanation;
+  out.push('');
+  if (closest !== null) {
+    const failed = closest.failed_claims.length === 0 ? 'every line held' : `failed: ${closest.failed_claims.join(', ')}`;
+    out.push(`closest allow policy: ${closest.policy} (${failed})`);
+  }
+  out.push(`deny guardrails fired: ${explanation.denied_by.length === 0 ? 'none' : explanation.denied_by.join(', ')}`);
   const { decision } = explanation;
   if (decision.granted) {
     out.push(

@@ -47,6 +47,8 @@ export const OAUTH_ERRORS = {
   github_unavailable: { status: 503, error: 'temporarily_unavailable' },
   github_refused: { status: 503, error: 'temporarily_unavailable' },
   internal_error: { status: 500, error: 'server_error' },
+  github_permission_not_allowed: { status: 400, error: 'invalid_scope' },
+  github_owner_mismatch: { status: 400, error: 'invalid_target' },
 } as const satisfies Record<Refusal, OAuthError>;
 
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */
@@ -74,7 +76,12 @@ export function oauthResponse(answer: ExchangeAnswer, auditEventId: string | und
     answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {};
   return {
     status: spec.status,
-    body: { error: spec.error, error_description: answer.description, ...recorded },
+    body: {
+      error: spec.error,
+      error_description: answer.description,
+      ...recorded,
+      ...(answer.kind === 'refused' && answer.diagnostics !== undefined ? { diagnostics: answer.diagnostics } : {}),
+    },
     headers: { ...NO_STORE, ...spec.headers, ...retryAfter },
   };
 }

@@ -131,7 +131,7 @@ export function createBroker(parts: BrokerParts): Broker {
         : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
     },
     clientIp: parts.clientIp,
-    audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now },
+    audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now, policies: parts.policies },
     answered: (c, { context, result, status, seconds }) => {
       // Alert rules read each durable record in the background; the log line and the metrics are written now.
       if (result.recorded !== undefined) background(c, onAudited(result.recorded.event, result.recorded.link));
@@ -161,7 +161,7 @@ export function createBroker(parts: BrokerParts): Broker {
             ...(github === undefined
               ? {}
               : {
-                  installationChanged: (owner: string) => github.installations.invalidate(owner),
+                  installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
             audit: parts.audit,

@@ -367,6 +367,60 @@ describe('the audit log in a real database file', () => {
   });
 
   it(
+    'keyway audit explain replays a recorded refusal with the policy set that decided, and says so once that set is gone',
+    async () => {
+      const { root, github, people, dataDir } = setup();
+      const broker = await start(root);
+      const refused = await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { ref: 'refs/heads/nope' }))));
+      const id = String(refused.body['audit_event_id']);
+      const token = await auditorToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people);
+      const env = { KEYWAY_TOKEN: token, KEYWAY_ISSUER: BROKER_ISSUER, KEYWAY_ALLOW_HTTP_LOOPBACK: '1' };
+      const policies = join(root, 'policies');
+
+      for (const source of [
+        ['--data-dir', dataDir],
+        ['--url', broker.url],
+      ]) {
+        const explained = await cli(['audit', 'explain', id, ...source, '--policies', policies, '--json'], env);
+        expect(explained.code, explained.stderr).toBe(0);
+        expect(JSON.parse(explained.stdout)).toMatchObject({
+          evaluated: true,
+          audit_event: { id, decision: 'denied', reason: 'no_policy_matched' },
+          policy_set: { same: true },
+          closest: { policy: 'deploy/production', failed_claims: ['ref'] },
+          decision: { granted: false, reason: 'no_policy_matched' },
+        });
+      }
+      const text = await cli(['audit', 'explain', id, '--data-dir', dataDir, '--policies', policies], env);
+      expect(text.stdout).toContain('note: explained by the policy set that decided (sha256:');
+      expect(text.stdout).toContain('✗ ref: "refs/heads/main"  — token has "refs/heads/nope"');
+      expect(text.stdout).toContain('closest allow policy: deploy/production (failed: ref)');
+
+      // The policies changed since: the set that decided is not the one given, and the answer says so.
+      const later = writeTree({
+        'policies/deploy/production.yaml': readFileSync(join(policies, 'deploy/production.yaml'), 'utf8').replace(
+          'refs/heads/main',
+          '{ glob: "refs/heads/*" }',
+        ),
+      });
+      const changed = JSON.parse((await cli(['audit', 'explain', id, '--data-dir', dataDir, '--policies', join(later, 'policies'), '--json'], env)).stdout);
+      expect(changed).toMatchObject({ policy_set: { same: false }, decision: { granted: true, policy: 'deploy/production' } });
+      expect(changed.policy_set.decided).not.toBe(changed.policy_set.explained);
+      expect(changed.note).toMatch(/is not the one given here .* may differ from what was decided then/);
+
+      expect(await cli(['audit', 'explain', '01JBZ7N3D8K1C2F4G6H8J0K2M4', '--data-dir', dataDir, '--policies', policies], env)).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('no audit event has id 01JBZ7N3D8K1C2F4G6H8J0K2M4'),
+      });
+      expect(await cli(['audit', 'explain', 'nope', '--data-dir', dataDir], env)).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('not an audit event id'),
+      });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
     'keyway audit query, export, stats and verify read the data directory and a running broker alike',
     async () => {
       const { root, github, people, dataDir } = setup();

@@ -50,6 +50,18 @@ grant:
   scopes: [deploy:write, artifacts:read]
   ttl: 10m
 `,
+      // The release repository's operators let a refused pipeline learn which claims failed (never their values).
+      'policies/release.yaml': `
+version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+diagnostics: claim-names
+match:
+  repository_owner_id: "1200934"
+  repository_id: "99"
+  ref: refs/tags/release
+grant:
+  audience: ${AUDIENCE}
+`,
     });
     // The broker's public URL is the proxy's, as behind a load balancer: discovery must name it.
     const config = testConfig(root, { issuer: proxy.url });
@@ -178,14 +190,33 @@ grant:
     expect(result.stderr).toContain('cannot run keyway-no-such-command');
   });
 
-  it('a refusal: exit 4 with the RFC 6749 error, the audit event id and a hint; a 4xx is never retried', async () => {
+  it('a refusal: exit 4 with the RFC 6749 error, the audit event id, the claims sent and what the operator shares; a 4xx is never retried', async () => {
     const result = await keyway(['--url', proxy.url, '--scope', 'admin'], githubEnv());
     expect(result.code).toBe(4);
     expect(result.stdout).toBe('');
     expect(result.stderr).toContain('refused (HTTP 400): invalid_scope: the requested scope is not granted');
-    expect(result.stderr).toContain('keyway policy explain');
-    expect(await audit.get(logged(result.stderr, 'audit_event_id') ?? '')).toMatchObject({ decision: 'denied', reason: 'scope_not_granted' });
+    const id = logged(result.stderr, 'audit_event_id') ?? '';
+    expect(await audit.get(id)).toMatchObject({ decision: 'denied', reason: 'scope_not_granted' });
+    expect(result.stderr).toContain('keyway: claims of the CI token sent (decoded here, not verified):\nkeyway:   iss: ');
+    expect(result.stderr).toContain('keyway:   repository_id: "734201"\n');
+    expect(result.stderr).toContain(
+      `share nothing more with pipelines (diagnostics: none, the default); an operator with audit:read sees the whole explanation: keyway audit explain ${id}`,
+    );
     expect(proxy.tokenRequests).toBe(1);
+  });
+
+  it("a refusal whose closest policy shares claim names: the log names the claims that failed, never the policy's values", async () => {
+    const token = await issuer.sign(ciClaims(issuer.url, proxy.url, { repository_id: '99', ref: 'refs/tags/v1' }));
+    const result = await keyway(['--url', proxy.url], jobEnv({ GITLAB_CI: 'true', KEYWAY_ID_TOKEN: token }));
+    expect(result.code).toBe(4);
+    const id = logged(result.stderr, 'audit_event_id') ?? '';
+    expect(await audit.get(id)).toMatchObject({ decision: 'denied', reason: 'no_policy_matched' });
+    expect(result.stderr).toContain('keyway:   ref: "refs/tags/v1"\n');
+    expect(result.stderr).toContain(
+      '(diagnostics: claim-names): claims that failed for the closest allow policy: ref\nkeyway: deny guardrails that fired: none',
+    );
+    expect(result.stderr).toContain(`keyway audit explain ${id}`);
+    expect(result.stderr).not.toContain('refs/tags/release');
   });
 
   it('retries a dropped connection and a 503 with backoff, then succeeds', async () => {

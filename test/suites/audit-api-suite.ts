@@ -13,7 +13,7 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { ACME_INSTALLATION, githubForm, githubPolicies } from './github-exchange-suite.ts';
+import { ACME_INSTALLATION, githubForm, githubPolicies, ORGANIZATION_PERMISSIONS_SETTING } from './github-exchange-suite.ts';
 import {
   exchangeForm,
   freshIssuer,
@@ -124,7 +124,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
           'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
         },
-        { settings: githubApi.settings },
+        { settings: { ...githubApi.settings, ...ORGANIZATION_PERMISSIONS_SETTING } },
       );
       expect(broker.issuer).toBe(HARNESS_ISSUER);
       token = await auditorToken(broker, people);
@@ -400,6 +400,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         github_repository_not_granted: async () => post(githubForm(await good(), { audience: 'acme/infra' })),
         github_permission_not_granted: async () => post(githubForm(await good(), { scope: 'issues:write' })),
         github_refused: async () => post(githubForm(await good({ ref: 'refs/heads/ghost' }))),
+        github_permission_not_allowed: async () => post(githubForm(await good({ ref: 'refs/heads/org-write' }))),
+        github_owner_mismatch: async () => post(githubForm(await good({ ref: 'refs/heads/org-renamed' }))),
         github_unavailable: async () => {
           await githubApi.setDown(true);
           try {

@@ -13,8 +13,22 @@ export const ACME_INSTALLATION = {
     { id: 734202, name: 'docs' },
     { id: 734203, name: 'infra' },
   ],
-  permissions: { contents: 'write', pull_requests: 'write', issues: 'write', checks: 'write', metadata: 'read' },
+  ownerId: 1200934,
+  permissions: { contents: 'write', pull_requests: 'write', issues: 'write', checks: 'write', metadata: 'read', members: 'write' },
 };
+
+/** A personal account: GitHub gives its installations no organization permissions. */
+export const PERSONAL_INSTALLATION = {
+  id: 6160,
+  owner: 'octo-user',
+  ownerType: 'User' as const,
+  ownerId: 777,
+  repositories: [{ id: 9001, name: 'dots' }],
+  permissions: { contents: 'read', metadata: 'read', members: 'read' },
+};
+
+/** The operator's allowlist of organization permissions the suites run with. */
+export const ORGANIZATION_PERMISSIONS_SETTING = { KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS: 'members:read' };
 
 /** Policies granting GitHub tokens to the test issuer's acme/api jobs. */
 export function githubPolicies(issuer: TestIssuer): Record<string, string> {
@@ -38,6 +52,23 @@ grant:
 `,
     'jwt/only.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/jwt-only }
 grant: { audience: https://deploy.acme.dev }
+`,
+    // Organization permissions: central policies only, for an owner pinned by id, within the operator's allowlist.
+    'github/org.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/org }
+grant:
+  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read }, organization_permissions: { members: read } }
+`,
+    'github/org-write.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/org-write }
+grant:
+  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read }, organization_permissions: { members: write } }
+`,
+    'github/org-renamed.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/org-renamed }
+grant:
+  github: { owner: acme, owner_id: "4242", repositories: [api], permissions: { contents: read }, organization_permissions: { members: read } }
+`,
+    'github/org-personal.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/org-personal }
+grant:
+  github: { owner: octo-user, owner_id: "777", repositories: [dots], permissions: { contents: read }, organization_permissions: { members: read } }
 `,
   };
 }
@@ -63,7 +94,11 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       issuer = freshIssuer(issuerBase(), 'github-grants');
       github = await FakeGitHub.create(githubBase());
       await github.install(ACME_INSTALLATION);
-      broker = await start(githubPolicies(issuer), { settings: github.settings, now: () => Date.now() - clockBehindMs });
+      await github.install(PERSONAL_INSTALLATION);
+      broker = await start(githubPolicies(issuer), {
+        settings: { ...github.settings, ...ORGANIZATION_PERMISSIONS_SETTING },
+        now: () => Date.now() - clockBehindMs,
+      });
     });
     afterAll(() => broker.close());
 
@@ -127,6 +162,40 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
         form['resource'] = ([] as string[]).concat(resource).map((target) => (target.includes('://') ? target : repositoryUrl(target)));
       await expectRefusal(broker, await postToken(broker, githubForm(await job(ref), form)), { error, reason });
       expect((await github.calls()).length).toBe(before);
+    });
+
+    it('grants organization permissions from a central policy for the owner pinned by id, audited apart from repository permissions', async () => {
+      const result = await postToken(broker, githubForm(await job('refs/heads/org')));
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      expect(result.body['scope']).toBe('contents:read metadata:read members:read');
+      expect((await github.calls()).at(-1)).toMatchObject({ body: { repositories: ['api'], permissions: { contents: 'read', members: 'read' } }, status: 201 });
+      const token = result.body['access_token'] as string;
+      expect(await github.organizationMembersStatus(token, 'acme')).toBe(200);
+      const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+      expect(event?.github).toMatchObject({ permissions: { contents: 'read', metadata: 'read' }, organization_permissions: { members: 'read' } });
+      expect(event?.github?.permissions).not.toHaveProperty('members');
+
+      // A repository-only token reaches no organization endpoint.
+      const repositoryOnly = await postToken(broker, githubForm(await job()));
+      expect(await github.organizationMembersStatus(repositoryOnly.body['access_token'] as string, 'acme')).toBe(403);
+      expect((await broker.auditEvent(repositoryOnly.body['audit_event_id'] as string))?.github).not.toHaveProperty('organization_permissions');
+    });
+
+    it.each([
+      ['beyond the operator allowlist', 'refs/heads/org-write', 'invalid_scope', 'github_permission_not_allowed'],
+      ['for an owner whose account id is not the pinned one', 'refs/heads/org-renamed', 'invalid_target', 'github_owner_mismatch'],
+    ] as const)('refuses organization permissions %s, audited, before any token is minted', async (_what, ref, error, reason) => {
+      const before = await tokenCalls();
+      const refused = await postToken(broker, githubForm(await job(ref)));
+      await expectRefusal(broker, refused, { error, reason });
+      expect(await tokenCalls()).toBe(before);
+    });
+
+    it('answers 503 github_refused when GitHub will not give organization permissions to a personal account installation', async () => {
+      const refused = await postToken(broker, githubForm(await job('refs/heads/org-personal')));
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });
+      expect(event.detail).toContain('not granted to this installation: members');
+      expect((await github.calls()).at(-1)).toMatchObject({ path: `/app/installations/${PERSONAL_INSTALLATION.id}/access_tokens`, status: 422 });
     });
 
     it('gives no keyway JWT from a policy that grants only a GitHub token', async () => {

@@ -107,6 +107,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
   describe(`POST /webhooks/github on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: FakeGitHub;
+    /** The pool's second App, with its own webhook secret. */
+    let second: FakeGitHub;
+    const SECOND_SECRET = 'second-app-webhook-secret-0123456789';
     let ci: TestIssuer;
 
     const deliver = async (delivery: Delivery) => {
@@ -144,6 +147,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     beforeAll(async () => {
       people = freshIssuer(issuerBase(), 'webhooks-ops');
       github = await FakeGitHub.create(fakeGitHubBase());
+      second = await FakeGitHub.create(fakeGitHubBase());
       await installApp(POLICY_REPO_ID);
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
@@ -164,6 +168,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
             KEYWAY_GITHUB_POLICY_REPOSITORY: `${POLICY_REPO.owner}/${POLICY_REPO.name}`,
             KEYWAY_GITHUB_POLICY_REPOSITORY_ID: String(POLICY_REPO_ID),
             KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
+            ...second.poolSettings(2),
+            KEYWAY_GITHUB_APP_2_WEBHOOK_SECRET: SECOND_SECRET,
           },
           ownState: true,
         },
@@ -559,6 +565,23 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       }
       await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       expect(await health()).toEqual(healthBefore);
+    });
+
+    it("verifies another App's deliveries with that App's own secret, and takes only installation and job events from it", async () => {
+      const fromSecond = { secret: SECOND_SECRET, headers: { 'x-github-hook-installation-target-id': second.appId } };
+      expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'added'), ...fromSecond })).toMatchObject({
+        status: 200,
+        body: { status: 'handled' },
+      });
+      // Its secret is no good for the primary App's deliveries, nor the primary's for its deliveries.
+      expect(await deliver({ event: 'ping', payload: { zen: 'second alone', hook_id: 2 }, secret: SECOND_SECRET })).toMatchObject({ status: 401 });
+      expect(await deliver({ event: 'ping', payload: { zen: 'primary as second', hook_id: 3 }, headers: fromSecond.headers })).toMatchObject({ status: 401 });
+      // A pull_request from it is the primary App's to review: no check run from this copy.
+      const checkRuns = async () => (await github.calls()).filter((call) => call.path.endsWith('/check-runs')).length;
+      const before = await checkRuns();
+      const pullRequest = payloads.pullRequest(POLICY_REPO, { number: 99, baseSha: sha('second-base'), headSha: sha('second-head') });
+      expect(await deliver({ event: 'pull_request', payload: pullRequest, ...fromSecond })).toMatchObject({ status: 202, body: { status: 'ignored' } });
+      expect(await checkRuns()).toBe(before);
     });
 
     it('refreshes the installation cache on installation events', async () => {

@@ -1,10 +1,13 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
-import { importSPKI, jwtVerify } from 'jose';
+import { decodeJwt, importSPKI, jwtVerify } from 'jose';
 import type { FakeCall, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
+
+/** GitHub's organization permissions, by its naming: `members`, `team_discussions` and every `organization_…`. */
+const isOrganizationPermission = (name: string): boolean => name === 'members' || name === 'team_discussions' || name.startsWith('organization_');
 
 /**
  * A fake GitHub REST API on 127.0.0.1, for the endpoints keyway calls. Each App created through
@@ -39,6 +42,8 @@ interface FakeApp {
   misbehaviour: Misbehaviour | undefined;
   /** Answers every API call as GitHub does once the rate limit is spent: 403 with x-ratelimit-remaining 0. */
   rateLimited: boolean;
+  /** A rate limit counted down by every API call, reported in x-ratelimit-* headers; at 0 the App is rate limited until reset. */
+  quota: { remaining: number; resetAt: number } | undefined;
 }
 
 type FakeEnv = { Bindings: HttpBindings; Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
@@ -70,6 +75,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       down: false,
       misbehaviour: undefined,
       rateLimited: false,
+      quota: undefined,
     });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
@@ -81,8 +87,23 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
 
   const api = new Hono<FakeEnv>();
 
+  /** On the shared base every App calls, as on github.com, the App is the App JWT's iss or the App whose token it is. */
+  const appOfCredential = (c: Context<FakeEnv>): FakeApp | undefined => {
+    const credential = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1];
+    if (credential === undefined) return undefined;
+    if (credential.split('.').length !== 3) return [...apps.values()].find((app) => app.tokens.has(credential));
+    try {
+      return apps.get(Number(decodeJwt(credential).iss));
+    } catch {
+      return undefined;
+    }
+  };
+
   api.use('*', async (c, next) => {
-    const app = apps.get(Number(c.req.param('app')));
+    const shared = c.req.param('app') === 'shared';
+    const app = shared ? appOfCredential(c) : apps.get(Number(c.req.param('app')));
+    // GitHub's answer to a JWT for an App it does not know (or whose key does not match).
+    if (app === undefined && shared) return c.json({ message: 'A JSON web token could not be decoded' }, 401);
     if (app === undefined) return c.json({ message: 'no such app' }, 404);
     c.set('app', app);
     const isAdmin = c.req.path.includes('/_test/');
@@ -104,6 +125,19 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       c.header('x-ratelimit-reset', reset);
       const documentation = 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api';
       return c.json({ message: 'API rate limit exceeded for installation.', documentation_url: documentation }, 403);
+    }
+    if (app.quota !== undefined) {
+      const reset = String(Math.ceil(app.quota.resetAt / 1000));
+      c.header('x-ratelimit-limit', '5000');
+      c.header('x-ratelimit-reset', reset);
+      if (app.quota.remaining <= 0) {
+        c.header('x-ratelimit-remaining', '0');
+        const body = c.req.method === 'POST' ? ((await c.req.raw.clone().json()) as unknown) : undefined;
+        app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth: 'none', body, status: 403 });
+        return c.json({ message: `API rate limit exceeded for app ID ${app.id}.` }, 403);
+      }
+      app.quota.remaining -= 1;
+      c.header('x-ratelimit-remaining', String(app.quota.remaining));
     }
     const authorization = c.req.header('authorization') ?? '';
     const credential = /^Bearer (.+)$/.exec(authorization)?.[1];
@@ -134,7 +168,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     );
   const installationJson = (installation: FakeInstallation): object => ({
     id: installation.id,
-    account: { login: installation.owner, type: installation.ownerType ?? 'Organization' },
+    account: { login: installation.owner, id: installation.ownerId ?? installation.id * 10, type: installation.ownerType ?? 'Organization' },
     permissions: installation.permissions,
     repository_selection: 'selected',
   });
@@ -175,6 +209,10 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (repositories.some((repository) => repository === undefined))
       return c.json({ message: 'There is at least one repository that does not exist or is not accessible to the parent installation.' }, 422);
     const permissions = request.permissions ?? installation.permissions;
+    // GitHub: organization permissions exist only for an App installed on an organization; a personal account has none to give.
+    const organizationOnly = Object.keys(permissions).filter(isOrganizationPermission);
+    if (organizationOnly.length > 0 && (installation.ownerType ?? 'Organization') !== 'Organization')
+      return c.json({ message: `The permissions requested are not granted to this installation: ${organizationOnly.join(', ')}` }, 422);
     for (const [name, level] of Object.entries(permissions)) {
       if (!covers(installation.permissions[name], level))
         return c.json({ message: `The permissions requested are not granted to this installation: ${name}` }, 422);
@@ -211,6 +249,16 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       total_count: token.repositories.length,
       repositories: token.repositories.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })),
     });
+  });
+
+  // Organization permissions reach the organization whatever repositories the token names: "List organization members".
+  api.get('/orgs/:org/members', (c) => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const installation = c.get('app').installations.get(token.installationId)!;
+    if (installation.owner.toLowerCase() !== c.req.param('org').toLowerCase()) return c.json({ message: 'Not Found' }, 404);
+    if (!covers(token.permissions['members'], 'read')) return c.json({ message: 'Resource not accessible by integration' }, 403);
+    return c.json([{ login: 'octocat', id: 1, type: 'User' }]);
   });
 
   const repositoryAccess = (c: Context<FakeEnv>, permission: string, level: string): FakeToken | Response => {
@@ -308,7 +356,15 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/settings', async (c) => {
-    const settings = await c.req.json<{ down?: boolean; misbehaviour?: Misbehaviour | null; rateLimited?: boolean }>();
+    const settings = await c.req.json<{
+      down?: boolean;
+      misbehaviour?: Misbehaviour | null;
+      rateLimited?: boolean;
+      quota?: { remaining: number; resetInSeconds: number } | null;
+    }>();
+    if (settings.quota !== undefined)
+      c.get('app').quota =
+        settings.quota === null ? undefined : { remaining: settings.quota.remaining, resetAt: Date.now() + settings.quota.resetInSeconds * 1000 };
     if (settings.down !== undefined) c.get('app').down = settings.down;
     if (settings.misbehaviour !== undefined) c.get('app').misbehaviour = settings.misbehaviour ?? undefined;
     if (settings.rateLimited !== undefined) c.get('app').rateLimited = settings.rateLimited;
@@ -334,7 +390,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
 }
 
 function apiPath(c: Context): string {
-  return c.req.path.replace(/^\/apps\/\d+/, '');
+  return c.req.path.replace(/^\/apps\/[^/]+/, '');
 }
 
 /** GitHub's rules for an App JWT: RS256 with the App's key, `iss` the App id, at most 10 minutes between iat and exp. */

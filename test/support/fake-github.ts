@@ -4,6 +4,8 @@ export interface FakeInstallation {
   readonly id: number;
   readonly owner: string;
   readonly ownerType?: 'Organization' | 'User';
+  /** The account's numeric id (GitHub's `account.id`); default: ten times the installation id. */
+  readonly ownerId?: number;
   readonly repositories: readonly { readonly id: number; readonly name: string }[];
   readonly permissions: Readonly<Record<string, string>>;
 }
@@ -98,6 +100,24 @@ export class FakeGitHub {
   }
 
   /** While on, every API call is answered 403 with `x-ratelimit-remaining: 0`, as GitHub answers once the quota is spent. */
+  /**
+   * Gives the App a rate limit that every call counts down (reported in x-ratelimit-* headers, reset in `resetInSeconds`);
+   * at 0 every call is refused with 403 as GitHub does. `null` takes it away.
+   */
+  async setQuota(quota: { remaining: number; resetInSeconds: number } | null): Promise<void> {
+    await this.#admin('POST', 'settings', { quota });
+  }
+
+  /** The API base every App shares, as on github.com: the fake tells Apps apart by their JWT's iss or their token. */
+  get sharedApiUrl(): string {
+    return this.apiUrl.replace(/\/apps\/\d+$/, '/apps/shared');
+  }
+
+  /** Settings that make this App the `n`th of keyway's pool (n from 2), on the shared API base. */
+  poolSettings(n: number): Record<string, string> {
+    return { [`KEYWAY_GITHUB_APP_${n}_ID`]: this.appId, [`KEYWAY_GITHUB_APP_${n}_PRIVATE_KEY`]: this.privateKeyPem };
+  }
+
   async setRateLimited(rateLimited: boolean): Promise<void> {
     await this.#admin('POST', 'settings', { rateLimited });
   }
@@ -112,6 +132,15 @@ export class FakeGitHub {
   }
 
   /** What a token can see (`GET /installation/repositories`), as any caller of the API would. */
+  /** What an installation token may do at the organization level: `GET /orgs/{org}/members` (needs `members: read`). */
+  async organizationMembersStatus(token: string, org: string): Promise<number> {
+    const response = await fetch(`${this.apiUrl}/orgs/${org}/members`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+    });
+    await response.body?.cancel();
+    return response.status;
+  }
+
   async repositoriesVisibleTo(token: string): Promise<{ status: number; names: string[] }> {
     const response = await fetch(`${this.apiUrl}/installation/repositories`, {
       headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },

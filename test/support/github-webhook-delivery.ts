@@ -13,6 +13,8 @@ export interface Delivery {
   readonly signature?: string;
   /** Sends these bytes, signed as they are, instead of the JSON of `payload`. */
   readonly body?: string;
+  /** More headers, e.g. X-GitHub-Hook-Installation-Target-ID (the App a delivery is for). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A delivery as GitHub sends one: the JSON body signed with HMAC-SHA256 (`X-Hub-Signature-256`) by @octokit/webhooks. */
@@ -24,6 +26,7 @@ export async function deliveryRequest(delivery: Delivery): Promise<{ id: string;
     'x-github-event': delivery.event,
     'x-github-delivery': id,
     'user-agent': 'GitHub-Hookshot/test',
+    ...delivery.headers,
   };
   if (delivery.signature !== undefined) headers['x-hub-signature-256'] = delivery.signature;
   else if (delivery.secret !== null) headers['x-hub-signature-256'] = await new Webhooks({ secret: delivery.secret ?? WEBHOOK_SECRET }).sign(body);

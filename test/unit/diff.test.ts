@@ -69,6 +69,21 @@ describe('diffPolicies', () => {
     );
   });
 
+  it('names organization permissions on a line of their own, apart from repository permissions', () => {
+    const org = (level: string) =>
+      `version: 1\nissuer: github\nmatch: { repository_owner_id: "1200934", repository_id: "1", ref_protected: "true", event_name: push, runner_environment: github-hosted }\n` +
+      `grant:\n  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read }, organization_permissions: { members: ${level} } }\n`;
+    expect(diff({}, { 'o.yaml': org('read') })[0]?.changes.map((change) => [change.what, change.access])).toEqual([
+      ['allow, enforced', 'widened'],
+      ['organization permissions for acme (id 1200934): members:read', 'widened'],
+    ]);
+    const [raised] = diff({ 'o.yaml': org('read') }, { 'o.yaml': org('write') });
+    expect(raised?.changes.map((change) => change.what)).toEqual([
+      'grant.github.organization_permissions: + members:write',
+      'grant.github.organization_permissions: - members:read',
+    ]);
+  });
+
   it('reads a deny policy the other way round: matching more narrows access', () => {
     expect(diff({ 'g.yaml': GUARD }, { 'g.yaml': GUARD.replace('[pull_request_target, workflow_run]', 'pull_request_target') })[0]?.status).toBe('widened');
     expect(diff({ 'g.yaml': GUARD }, { 'g.yaml': GUARD.replace('workflow_run]', 'workflow_run, schedule]') })[0]?.status).toBe('narrowed');

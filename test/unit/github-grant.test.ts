@@ -154,7 +154,13 @@ describe('a GitHub token request', () => {
     const ask = (repositories: { owner: string; name: string }[] | undefined, permissions: Record<string, string> | undefined) =>
       decide(set, token, { audiences: [], scopes: undefined, github: { repositories, permissions } });
     const granted = ask([{ owner: 'ACME', name: 'API' }], { contents: 'read' });
-    expect(granted.granted && granted.grant.github).toEqual({ owner: 'acme', repositories: ['api'], permissions: { contents: 'read' } });
+    expect(granted.granted && granted.grant.github).toEqual({
+      owner: 'acme',
+      ownerId: undefined,
+      repositories: ['api'],
+      permissions: { contents: 'read' },
+      organizationPermissions: {},
+    });
     expect(ask(undefined, undefined)).toMatchObject({
       granted: true,
       grant: { github: { repositories: ['api', 'docs'], permissions: { contents: 'write', issues: 'read' } } },

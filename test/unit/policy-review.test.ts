@@ -237,6 +237,16 @@ describe("what a repository's own policies may use", () => {
     }
   });
 
+  it('never grants organization permissions, whatever the ceiling: only central policies can', () => {
+    const org = own('{ contents: read }').text.replace(
+      '  github: { repositories: [acme/api], permissions: { contents: read } }',
+      '  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read }, organization_permissions: { members: read } }',
+    );
+    expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: org }, { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:write' })).toEqual([
+      "5: a repository's own policy cannot grant organization permissions: only central policies can, for an organization pinned by id",
+    ]);
+  });
+
   it("takes the operator's ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one", () => {
     const ceiling = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read, administration:write' };
     expect(problems(own('{ administration: write }'), ceiling)).toEqual([]);

@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
@@ -40,8 +41,12 @@ export class BrokerRefusedError extends KeywayError {
   readonly error: string;
   readonly description: string | undefined;
   readonly auditEventId: string | undefined;
+  /** The claims of the CI token that was sent, decoded here without verification: the job's own, for its log. */
+  readonly sentClaims: Readonly<Record<string, unknown>> | undefined;
+  /** What the operator lets the pipeline learn (`diagnostics: claim-names`); undefined when the broker said nothing more. */
+  readonly diagnostics: { readonly failedClaims: readonly string[]; readonly deniedBy: readonly string[] } | undefined;
 
-  constructor(status: number, body: Readonly<Record<string, unknown>>) {
+  constructor(status: number, body: Readonly<Record<string, unknown>>, sentToken?: string) {
     const error = typeof body['error'] === 'string' ? body['error'] : 'invalid_response';
     const description = typeof body['error_description'] === 'string' ? body['error_description'] : undefined;
     super(description === undefined ? error : `${error}: ${description}`);
@@ -49,7 +54,27 @@ export class BrokerRefusedError extends KeywayError {
     this.error = error;
     this.description = description;
     this.auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
+    this.sentClaims = sentToken === undefined ? undefined : decodedClaims(sentToken);
+    this.diagnostics = readDiagnostics(body['diagnostics']);
   }
+}
+
+function decodedClaims(token: string): Record<string, unknown> | undefined {
+  try {
+    return decodeJwt(token);
+  } catch {
+    return undefined;
+  }
+}
+
+const names = (value: unknown): string[] | undefined =>
+  Array.isArray(value) && value.every((item) => typeof item === 'string') ? (value as string[]) : undefined;
+
+function readDiagnostics(value: unknown): BrokerRefusedError['diagnostics'] {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const failedClaims = names((value as Record<string, unknown>)['failed_claims']);
+  const deniedBy = names((value as Record<string, unknown>)['denied_by']);
+  return failedClaims === undefined || deniedBy === undefined ? undefined : { failedClaims, deniedBy };
 }
 
 /** The broker could not be reached or did not answer usefully, even after retries. Exit code 5. */
@@ -95,7 +120,7 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
   try {
     response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
   } catch (error) {
-    throw await classify(error, tokenEndpoint);
+    throw await classify(error, tokenEndpoint, subjectToken);
   }
   const body = response as unknown as Readonly<Record<string, unknown>>;
   const expiresIn = response.expires_in ?? 0;
@@ -125,8 +150,8 @@ async function discover(request: BrokerExchangeRequest, insecure: boolean): Prom
   }
 }
 
-async function classify(error: unknown, tokenEndpoint: string): Promise<Error> {
-  if (error instanceof client.ResponseBodyError) return new BrokerRefusedError(error.status, error.cause);
+async function classify(error: unknown, tokenEndpoint: string, subjectToken: string): Promise<Error> {
+  if (error instanceof client.ResponseBodyError) return new BrokerRefusedError(error.status, error.cause, subjectToken);
   // A 5xx (after the retries): openid-client hands back the response unread, so its RFC 6749 body can still be read.
   if (error instanceof client.ClientError && error.cause instanceof Response) {
     const status = error.cause.status;

@@ -21,17 +21,41 @@ export function grantLine(issued: IssuedToken): string {
   return `granted: audit_event_id=${issued.auditEventId ?? '-'} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ''}"`;
 }
 
+/** The claims of the token the job sent, one per line: its own, so the job log may show them (never the token). */
+function sentClaimLines(error: BrokerRefusedError): string[] {
+  if (error.sentClaims === undefined) return ['the CI token sent is not a JWT: it has no claims to show'];
+  return [
+    'claims of the CI token sent (decoded here, not verified):',
+    ...Object.entries(error.sentClaims).map(([name, value]) => `  ${name}: ${JSON.stringify(value)}`),
+  ];
+}
+
+/** What the operator lets the pipeline learn of a refusal, and where the rest is. */
+function learnedLines(error: BrokerRefusedError): string[] {
+  const explain = `an operator with audit:read sees the whole explanation: keyway audit explain ${error.auditEventId ?? 'EVENT_ID'}`;
+  const { diagnostics } = error;
+  if (diagnostics === undefined) {
+    return [`the broker's operators share nothing more with pipelines (diagnostics: none, the default); ${explain}`];
+  }
+  const failed = diagnostics.failedClaims.length === 0 ? 'none' : diagnostics.failedClaims.join(', ');
+  return [
+    `the operator shares claim names (diagnostics: claim-names): claims that failed for the closest allow policy: ${failed}`,
+    `deny guardrails that fired: ${diagnostics.deniedBy.length === 0 ? 'none' : diagnostics.deniedBy.join(', ')}`,
+    explain,
+  ];
+}
+
 /** What the job log says when an exchange fails; undefined for errors that are bugs, not outcomes. */
 export function describeFailure(error: unknown): FailureReport | undefined {
   if (error instanceof CiTokenError) return { exitCode: EXIT.noCiToken, lines: [`no CI token: ${error.message}`] };
   if (error instanceof BrokerRefusedError) {
-    const id = error.auditEventId ?? '(none)';
     return {
       exitCode: EXIT.refused,
       lines: [
         `refused (HTTP ${error.status}): ${error.message}`,
         `audit_event_id=${error.auditEventId ?? '-'}`,
-        `hint: the broker never tells the pipeline which policy line decided; its operators can, with \`keyway policy explain\` for audit event ${id}`,
+        ...sentClaimLines(error),
+        ...learnedLines(error),
       ],
     };
   }

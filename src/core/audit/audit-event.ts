@@ -42,6 +42,8 @@ export interface AuditEvent {
     readonly matched: readonly string[];
     readonly denied_by: readonly string[];
     readonly audit_mode: readonly { readonly policy: string; readonly would: 'grant' | 'deny' }[];
+    /** The version of the central policy set that decided (`sha256:…` of its files); absent for a repository's own policy. */
+    readonly set_version?: string;
   };
   readonly issued?: {
     readonly jti: string;
@@ -54,9 +56,13 @@ export interface AuditEvent {
   /** A GitHub installation token issued (never the token: its SHA-256). */
   readonly github?: {
     readonly installation_id: number;
+    /** The GitHub App of the pool that minted it. */
+    readonly app_id?: string;
     readonly owner: string;
     readonly repositories: readonly string[];
     readonly permissions: Readonly<Record<string, string>>;
+    /** Organization permissions, kept apart from the repository ones; absent when none. */
+    readonly organization_permissions?: Readonly<Record<string, string>>;
     /** When keyway revokes it (the policy TTL), ISO 8601. */
     readonly expires_at: string;
     /** When GitHub would expire it on its own, ISO 8601. */

@@ -57,6 +57,11 @@ export const REASONS = {
       'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation',
   },
   internal_error: { decision: 'error', description: 'internal error' },
+  github_permission_not_allowed: {
+    decision: 'denied',
+    description: "the GitHub organization permission is not on the broker's allowlist (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS)",
+  },
+  github_owner_mismatch: { decision: 'denied', description: 'the GitHub account is not the one the policy pins by id' },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;

@@ -17,7 +17,8 @@ import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
 import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
 import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
-import { ExchangeError } from '../errors/exchange-error.ts';
+import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
+import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
@@ -72,7 +73,14 @@ export interface IssuedToken {
  */
 export type ExchangeAnswer =
   | { readonly kind: 'granted'; readonly token: IssuedToken }
-  | { readonly kind: 'refused'; readonly reason: Refusal; readonly description: string; readonly retryAfterSeconds?: number }
+  | {
+      readonly kind: 'refused';
+      readonly reason: Refusal;
+      readonly description: string;
+      readonly retryAfterSeconds?: number;
+      /** What the operator lets the caller learn of a policy refusal (`diagnostics: claim-names`); absent by default. */
+      readonly diagnostics?: RefusalDiagnostics;
+    }
   | { readonly kind: 'unavailable'; readonly description: string };
 
 export interface ExchangeResult {
@@ -163,7 +171,13 @@ function refusal(failure: ExchangeError): ExchangeAnswer {
   // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
   const description = failure.detailIsPublic ? boundText(failure.message, AUDIT_BOUNDS.detail) : REASONS[failure.reason].description;
   const retryAfterSeconds = failure instanceof RateLimitedError ? failure.retryAfterSeconds : undefined;
-  return { kind: 'refused', reason: failure.reason, description, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
+  return {
+    kind: 'refused',
+    reason: failure.reason,
+    description,
+    ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+    ...(failure.diagnostics === undefined ? {} : { diagnostics: failure.diagnostics }),
+  };
 }
 
 /** A granted exchange's token, and for a GitHub token how to take it back if the exchange cannot be audited. */
@@ -208,14 +222,18 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
-  const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
+  const accessRequest = github === undefined ? request : { ...request, github };
+  const decision = decide(policies, verified, accessRequest);
   event.policy = {
     candidates: decision.trace.candidates,
     matched: decision.trace.matched,
     denied_by: decision.trace.deniedBy,
     audit_mode: decision.trace.audit,
+    ...(policies.version === undefined ? {} : { set_version: policies.version }),
   };
-  if (!decision.granted) throw new ExchangeError(decision.reason, decision.detail);
+  if (!decision.granted) {
+    throw new ExchangeError(decision.reason, decision.detail, { diagnostics: refusalDiagnostics(policies, verified, accessRequest) });
+  }
 
   const { grant } = decision;
   if (grant.policy.singleUse) {
@@ -267,6 +285,8 @@ async function issueGitHubToken(
     owner: github.owner,
     repositories: github.repositories,
     permissions: github.permissions,
+    organizationPermissions: github.organizationPermissions,
+    ownerId: github.ownerId,
     auditEventId: event.id,
     ttlSeconds: grant.ttlSeconds,
     repositoryId: claim('repository_id'),
@@ -275,9 +295,11 @@ async function issueGitHubToken(
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = {
     installation_id: minted.installationId,
+    app_id: minted.appId,
     owner: github.owner,
     repositories: minted.repositories,
     permissions: minted.permissions,
+    ...(Object.keys(minted.organizationPermissions).length === 0 ? {} : { organization_permissions: minted.organizationPermissions }),
     expires_at: new Date(minted.revokeAt).toISOString(),
     github_expires_at: new Date(minted.githubExpiresAt).toISOString(),
     token_sha256: minted.tokenSha256,
@@ -290,7 +312,7 @@ async function issueGitHubToken(
       issued_token_type: TOKEN_TYPE.githubInstallationToken,
       token_type: 'Bearer',
       expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
-      scope: Object.entries(minted.permissions)
+      scope: Object.entries({ ...minted.permissions, ...minted.organizationPermissions })
         .map(([name, level]) => `${name}:${level}`)
         .join(' '),
     },

@@ -28,6 +28,10 @@ export interface GitHubTokenRequest {
   readonly owner: string;
   readonly repositories: readonly string[];
   readonly permissions: Readonly<Record<string, string>>;
+  /** Organization permissions (empty for most grants): only on the operator's allowlist, only for the account `ownerId`. */
+  readonly organizationPermissions: Readonly<Record<string, string>>;
+  /** The owner's account id the policy pins; required with organization permissions. */
+  readonly ownerId: string | undefined;
   /** The audit event id of the exchange: the revocation row's id. */
   readonly auditEventId: string;
   /** The policy TTL: when keyway revokes the token. */
@@ -38,11 +42,16 @@ export interface GitHubTokenRequest {
 }
 
 export interface MintedGitHubToken {
+  /** The GitHub App it was minted with (of the pool keyway holds). */
+  readonly appId: string;
   readonly token: string;
   readonly tokenSha256: string;
   readonly installationId: number;
   readonly repositories: readonly string[];
+  /** Repository permissions, as GitHub granted them. */
   readonly permissions: Readonly<Record<string, string>>;
+  /** Organization permissions, as GitHub granted them; empty for most tokens. */
+  readonly organizationPermissions: Readonly<Record<string, string>>;
   /** When keyway revokes it (the policy TTL), ms since the epoch. */
   readonly revokeAt: number;
   /** When GitHub expires it, ms since the epoch. */

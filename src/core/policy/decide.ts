@@ -1,6 +1,6 @@
 import type { Reason } from '../errors/reasons.ts';
 import { asciiLowerCase } from '../claims/case-fold.ts';
-import { levelCovers } from './github-permissions.ts';
+import { isOrganizationPermission, levelCovers } from './github-permissions.ts';
 import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
@@ -28,7 +28,11 @@ export interface GitHubAccessRequest {
 export interface IssuedGitHubGrant {
   readonly owner: string;
   readonly repositories: readonly string[];
+  /** Repository permissions. */
   readonly permissions: Readonly<Record<string, string>>;
+  /** Organization permissions (empty unless the policy grants some), for the owner with this account id. */
+  readonly organizationPermissions: Readonly<Record<string, string>>;
+  readonly ownerId: string | undefined;
 }
 
 /** A subject token's verified claims and the issuer that signed them (or, for explain and tests, claims taken as given). */
@@ -217,8 +221,10 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
     repositories = request.repositories.map((asked) => github.repositories.find((name) => asciiLowerCase(name) === asciiLowerCase(asked.name))!);
   }
   let permissions: Readonly<Record<string, string>> = github.permissions;
+  let organizationPermissions: Readonly<Record<string, string>> = github.organizationPermissions;
   if (request.permissions !== undefined) {
-    const beyond = Object.entries(request.permissions).filter(([name, level]) => !levelCovers(github.permissions[name], level));
+    const held = (name: string) => (isOrganizationPermission(name) ? github.organizationPermissions[name] : github.permissions[name]);
+    const beyond = Object.entries(request.permissions).filter(([name, level]) => !levelCovers(held(name), level));
     if (beyond.length > 0) {
       return {
         ok: false,
@@ -226,7 +232,9 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
         detail: `${policy.id} does not grant ${beyond.map(([name, level]) => `${name}:${level}`).join(' ')}`,
       };
     }
-    permissions = request.permissions;
+    const asked = Object.entries(request.permissions);
+    permissions = Object.fromEntries(asked.filter(([name]) => !isOrganizationPermission(name)));
+    organizationPermissions = Object.fromEntries(asked.filter(([name]) => isOrganizationPermission(name)));
   }
   return {
     ok: true,
@@ -237,7 +245,7 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
       ttlSeconds: grant.ttlSeconds,
       subject: `${token.issuer.url}#${String(token.claims['sub'])}`,
       claims: {},
-      github: { owner: github.owner, repositories: [...new Set(repositories)], permissions },
+      github: { owner: github.owner, ownerId: github.ownerId, repositories: [...new Set(repositories)], permissions, organizationPermissions },
     },
   };
 }

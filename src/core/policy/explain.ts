@@ -1,5 +1,6 @@
 import type { Reason } from '../errors/reasons.ts';
 import type { AccessRequest, GrantOutcome, PolicyEvaluation } from './decide.ts';
+import { closestAllowPolicy } from './closest-policy.ts';
 import { decideForClaims } from './decide-for-claims.ts';
 import type { PolicySet } from './policy-set.ts';
 import type { Matcher } from './schema.ts';
@@ -47,6 +48,8 @@ export interface Explanation {
   readonly inactive: readonly { readonly id: string; readonly why: string }[];
   /** Enforcing deny policies whose lines all held. */
   readonly denied_by: readonly string[];
+  /** The enforcing allow policy with the fewest failed lines (what a refusal's diagnostics are about), and its failed claim names. */
+  readonly closest: { readonly policy: string; readonly failed_claims: readonly string[] } | null;
   readonly decision: ExplainedDecision;
 }
 
@@ -61,6 +64,7 @@ export function explainClaims(policies: PolicySet, claims: Readonly<Record<strin
       policies: [],
       inactive: [],
       denied_by: [],
+      closest: null,
       decision: { granted: false, reason: 'issuer_untrusted', detail: `no active policy trusts iss ${JSON.stringify(verdict.iss)}` },
     };
   }
@@ -93,8 +97,14 @@ export function explainClaims(policies: PolicySet, claims: Readonly<Record<strin
     policies: decision.evaluations.map(explainPolicy),
     inactive: policies.inactive.filter((entry) => entry.policy?.issuer.url === issuer.url).map((entry) => ({ id: entry.id, why: entry.why })),
     denied_by: decision.trace.deniedBy,
+    closest: closestOf(decision.evaluations),
     decision: outcome,
   };
+}
+
+function closestOf(evaluations: readonly PolicyEvaluation[]): Explanation['closest'] {
+  const closest = closestAllowPolicy(evaluations);
+  return closest === undefined ? null : { policy: closest.evaluation.policy.id, failed_claims: closest.failedClaims };
 }
 
 function explainPolicy(evaluation: PolicyEvaluation): ExplainedPolicy {

@@ -38,6 +38,36 @@ export const REPOSITORY_PERMISSIONS: Readonly<Record<string, readonly Permission
   workflows: ['write'],
 };
 
+/**
+ * The organization permissions an installation token can carry (same REST API), with their levels. Grantable only by
+ * a central policy, for an owner pinned by id (`grant.github.owner_id`), and only those on the operator's allowlist
+ * (`KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS`): a repository policy that handed out `members: write` was a real incident.
+ */
+export const ORGANIZATION_PERMISSIONS: Readonly<Record<string, readonly PermissionLevel[]>> = {
+  members: ['read', 'write'],
+  organization_administration: ['read', 'write'],
+  organization_announcement_banners: ['read', 'write'],
+  organization_copilot_seat_management: ['write'],
+  organization_custom_org_roles: ['read', 'write'],
+  organization_custom_properties: ['read', 'write', 'admin'],
+  organization_custom_roles: ['read', 'write'],
+  organization_events: ['read'],
+  organization_hooks: ['read', 'write'],
+  organization_packages: ['read', 'write'],
+  organization_personal_access_token_requests: ['read', 'write'],
+  organization_personal_access_tokens: ['read', 'write'],
+  organization_plan: ['read'],
+  organization_projects: ['read', 'write', 'admin'],
+  organization_secrets: ['read', 'write'],
+  organization_self_hosted_runners: ['read', 'write'],
+  organization_user_blocking: ['read', 'write'],
+  team_discussions: ['read', 'write'],
+};
+
+export function isOrganizationPermission(name: string): boolean {
+  return Object.hasOwn(ORGANIZATION_PERMISSIONS, name);
+}
+
 export function isPermissionLevel(value: string): value is PermissionLevel {
   return (PERMISSION_LEVELS as readonly string[]).includes(value);
 }

@@ -6,12 +6,12 @@ import {
   type IssuerResolutionOptions,
   type TrustedIssuer,
 } from '../verify/trusted-issuer.ts';
-import { GITHUB_TOKEN_LIFETIME_SECONDS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { GITHUB_TOKEN_LIFETIME_SECONDS, ORGANIZATION_PERMISSIONS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
 import { asciiLowerCase } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
-import { lintPolicies } from './lint/lint-policies.ts';
+import { lintPolicies, pinsTenant } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
 import type { ClaimCondition, GitHubGrant, Grant, Policy } from './policy.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
@@ -19,6 +19,7 @@ import { UnsafeRegexError } from './safe-regex.ts';
 import { PolicySchema, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
 
 export interface PolicyFile {
   /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */
@@ -184,7 +185,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
 }
 
 /** The policy set a compilation describes: active policies in id order, the others listed as inactive. */
-export function policySetOf(compilation: PolicyCompilation): PolicySet {
+export function policySetOf(compilation: PolicyCompilation, version?: string): PolicySet {
   const active: Policy[] = [];
   const inactive: InactivePolicy[] = [];
   for (const entry of compilation.files) {
@@ -195,7 +196,14 @@ export function policySetOf(compilation: PolicyCompilation): PolicySet {
   return new PolicySet(
     active.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     inactive.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    version,
   );
+}
+
+/** The version of a policy set: `sha256:` and the hex SHA-256 of every file's path and text, in path order. Same files, same version. */
+export function policySetVersion(files: readonly PolicyFile[]): string {
+  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((file) => [file.path, file.text]);
+  return `sha256:${sha256Hex(JSON.stringify(sorted))}`;
 }
 
 /** The policy's `issuer` as the resolver takes it, with `max_token_age` in seconds. */
@@ -209,11 +217,11 @@ function issuerReference(written: PolicyDocument['issuer'], report: (message: st
     );
     return undefined;
   }
-  return { kind: written.kind, url: written.url, maxTokenAgeSeconds, extraAlgorithms: written.extra_algorithms };
+  return { kind: written.kind, url: written.url, maxTokenAgeSeconds, extraAlgorithms: written.extra_algorithms, diagnostics: written.diagnostics };
 }
 
 function describeRules(issuer: TrustedIssuer): string {
-  return `${issuer.preset.name} (algorithms ${[...issuer.algorithms].sort().join(', ')}; max token age ${issuer.maxTokenAgeSeconds}s)`;
+  return `${issuer.preset.name} (algorithms ${[...issuer.algorithms].sort().join(', ')}; max token age ${issuer.maxTokenAgeSeconds}s; diagnostics ${issuer.diagnostics})`;
 }
 
 /**
@@ -228,7 +236,7 @@ export function loadPolicies(files: readonly PolicyFile[], options: PolicyLoadOp
     .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` }));
   const problems = [...compilation.problems, ...lintErrors];
   if (problems.length > 0) throw new PolicyLoadError(problems);
-  return policySetOf(compilation);
+  return policySetOf(compilation, policySetVersion(files));
 }
 
 /** A policy file, parsed and validated against the schema; positions point into the file. */
@@ -275,6 +283,18 @@ function compilePolicy(
   }
 
   const grant = data.grant === undefined ? undefined : compileGrant(data.grant, issuer, options, fail);
+  const diagnostics = data.diagnostics ?? issuer.diagnostics;
+  if (data.effect === 'deny' && data.diagnostics !== undefined) {
+    fail("diagnostics belongs on allow policies: a refusal names the deny guardrails that fired when its closest allow policy's diagnostics allow it", [
+      'diagnostics',
+    ]);
+  }
+  if (data.effect === 'allow' && diagnostics === 'claim-names' && issuer.shared && !pinsTenant(preset.tenantClaims, conditions)) {
+    fail(
+      `diagnostics: claim-names on ${issuer.url}, which signs tokens for every project it serves, needs a tenant pin (one of ${preset.tenantClaims.join(', ')}): otherwise strangers learn this policy's claim names`,
+      data.diagnostics === undefined ? ['issuer', 'diagnostics'] : ['diagnostics'],
+    );
+  }
   if (!ok) return undefined;
   return {
     id,
@@ -287,6 +307,7 @@ function compilePolicy(
     singleUse: preset.singleUse || data.single_use === true,
     conditions,
     grant,
+    diagnostics,
   };
 }
 
@@ -368,8 +389,26 @@ function compileGitHubGrant(grant: GitHubGrantDocument, fail: (message: string, 
     if (!REPOSITORY_PERMISSIONS[name]!.includes(level))
       fail(`grant.github.permissions.${name} can be ${REPOSITORY_PERMISSIONS[name]!.join(' or ')}, not ${level}`, ['grant', 'github', 'permissions', name]);
   }
+  const organizationPermissions = grant.organization_permissions ?? {};
+  for (const [name, level] of Object.entries(organizationPermissions)) {
+    if (!ORGANIZATION_PERMISSIONS[name]!.includes(level)) {
+      fail(`grant.github.organization_permissions.${name} can be ${ORGANIZATION_PERMISSIONS[name]!.join(' or ')}, not ${level}`, [
+        'grant',
+        'github',
+        'organization_permissions',
+        name,
+      ]);
+    }
+  }
+  if (Object.keys(organizationPermissions).length > 0 && (grant.owner === undefined || grant.owner_id === undefined)) {
+    fail('grant.github.organization_permissions needs the organization named (owner) and pinned by its numeric id (owner_id): a login can be renamed', [
+      'grant',
+      'github',
+      'organization_permissions',
+    ]);
+  }
   const owner = grant.owner ?? grant.repositories.find((written) => written.includes('/'))!.split('/')[0]!;
-  return { owner, repositories, permissions: grant.permissions };
+  return { owner, repositories, permissions: grant.permissions, ownerId: grant.owner_id, organizationPermissions };
 }
 
 /**

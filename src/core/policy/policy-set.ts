@@ -21,14 +21,22 @@ export class PolicySet implements IssuerDirectory {
   readonly policies: readonly Policy[];
   readonly inactive: readonly InactivePolicy[];
   readonly index: PolicyIndex;
+  /**
+   * What identifies the files this set was loaded from (`policySetVersion`), recorded with every decision so that
+   * `keyway audit explain` can tell whether it still holds the set that decided. Undefined for sets made in memory.
+   */
+  readonly version: string | undefined;
   readonly #issuers = new Map<string, TrustedIssuer>();
   readonly #audiences = new Map<string, string[]>();
   readonly #byIssuer = new Map<string, Policy[]>();
   /** Claims some policy of the issuer reads, plus the preset's audit claims: recorded in audit events. */
   readonly #recordedClaims = new Map<string, Map<string, ClaimReader>>();
+  /** Issuers with an allow policy that lets refused callers learn claim names: only their refusals are looked at again. */
+  readonly #diagnosed = new Set<string>();
 
-  constructor(policies: readonly Policy[], inactive: readonly InactivePolicy[] = []) {
+  constructor(policies: readonly Policy[], inactive: readonly InactivePolicy[] = [], version?: string) {
     this.policies = policies;
+    this.version = version;
     this.inactive = inactive;
     this.index = new PolicyIndex(policies);
     for (const policy of policies) {
@@ -47,6 +55,7 @@ export class PolicySet implements IssuerDirectory {
         this.#recordedClaims.set(url, recorded);
       }
       for (const condition of policy.conditions) recorded.set(condition.key, condition.read);
+      if (policy.effect === 'allow' && policy.diagnostics === 'claim-names') this.#diagnosed.add(url);
     }
   }
 
@@ -57,6 +66,11 @@ export class PolicySet implements IssuerDirectory {
   /** The active policies of one issuer, in id order. */
   forIssuer(url: string): readonly Policy[] {
     return this.#byIssuer.get(url) ?? [];
+  }
+
+  /** True when some allow policy of the issuer has `diagnostics: claim-names`. */
+  diagnoses(url: string): boolean {
+    return this.#diagnosed.has(url);
   }
 
   acceptedAudiences(url: string): readonly string[] {

@@ -1,5 +1,5 @@
 import type { PermissionLevel } from './github-permissions.ts';
-import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
+import type { Diagnostics, TrustedIssuer } from '../verify/trusted-issuer.ts';
 import type { CaseFold } from '../claims/case-fold.ts';
 import type { ClaimReader } from '../claims/claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
@@ -25,6 +25,10 @@ export interface GitHubGrant {
   readonly repositories: readonly string[];
   /** Permission → level. */
   readonly permissions: Readonly<Record<string, PermissionLevel>>;
+  /** The owner's numeric account id (`owner_id`): required with organization permissions. */
+  readonly ownerId: string | undefined;
+  /** Organization permission → level; empty unless the policy grants some. */
+  readonly organizationPermissions: Readonly<Record<string, PermissionLevel>>;
 }
 
 export interface Grant {
@@ -53,6 +57,8 @@ export interface Policy {
   readonly singleUse: boolean;
   readonly conditions: readonly ClaimCondition[];
   readonly grant: Grant | undefined;
+  /** What a refused caller learns when this is the closest allow policy: its own `diagnostics`, else its issuer's. */
+  readonly diagnostics: Diagnostics;
 }
 
 export function audienceIncludes(aud: unknown, expected: string): boolean {

@@ -1,7 +1,8 @@
 import * as v from 'valibot';
 import { ASYMMETRIC_ALGORITHMS } from '../verify/issuer-preset.ts';
+import { DIAGNOSTICS } from '../verify/trusted-issuer.ts';
 import { PRESETS } from '../verify/presets.ts';
-import { PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
+import { ORGANIZATION_PERMISSIONS, PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 
 /**
@@ -76,6 +77,8 @@ export const MatcherSchema: v.GenericSchema<Matcher> = v.pipe(
 
 const Duration = v.pipe(v.string(), v.regex(DURATION_PATTERN, 'a duration is a number and a unit: 90s, 10m, 1h'));
 
+const DIAGNOSTICS_HELP = `diagnostics is ${DIAGNOSTICS.join(' or ')}`;
+
 const Audience = v.pipe(v.string(), v.minLength(1), v.maxLength(2048));
 
 export const IssuerSchema = v.pipe(
@@ -94,6 +97,14 @@ export const IssuerSchema = v.pipe(
             v.array(v.picklist(ASYMMETRIC_ALGORITHMS)),
             v.minLength(1),
             v.description("signature algorithms accepted besides the preset's own; never none or HMAC"),
+          ),
+        ),
+        diagnostics: v.optional(
+          v.pipe(
+            v.picklist(DIAGNOSTICS, DIAGNOSTICS_HELP),
+            v.description(
+              'what a refused pipeline learns for every policy of this issuer: none (default), or claim-names (the claim names that failed for the closest allow policy, never values or patterns, and the deny guardrails that fired)',
+            ),
           ),
         ),
       }),
@@ -134,6 +145,31 @@ export const GitHubGrantSchema = v.pipe(
       ),
       v.minEntries(1, 'grant.github.permissions needs at least one permission'),
       v.description('permission → read | write (admin for repository_projects); the caller may ask for less'),
+    ),
+    owner_id: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^[1-9]\d{0,19}$/, 'owner_id is the numeric id of the GitHub account, as a string'),
+        v.description("the owner's numeric account id: required with organization_permissions; the installation's account must have it"),
+      ),
+    ),
+    organization_permissions: v.optional(
+      v.pipe(
+        mapOf(
+          v.pipe(
+            v.string(),
+            v.check(
+              (name) => Object.hasOwn(ORGANIZATION_PERMISSIONS, name),
+              `an organization permission is one of ${Object.keys(ORGANIZATION_PERMISSIONS).join(', ')}`,
+            ),
+          ),
+          v.picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(', ')}`),
+        ),
+        v.minEntries(1, 'grant.github.organization_permissions, when present, needs at least one permission'),
+        v.description(
+          "organization permission → level, for the owner (an organization) pinned by owner_id; central policies only, and only those on the operator's allowlist (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS)",
+        ),
+      ),
     ),
   }),
   v.description(
@@ -231,6 +267,12 @@ export const PolicySchema = v.pipe(
       v.description('claim name or /json/pointer → matcher; every line must hold'),
     ),
     grant: v.optional(GrantSchema),
+    diagnostics: v.optional(
+      v.pipe(
+        v.picklist(DIAGNOSTICS, DIAGNOSTICS_HELP),
+        v.description("allow policies: what a refused pipeline learns when this is its closest allow policy; default: the issuer's diagnostics"),
+      ),
+    ),
     lint: v.optional(LintSchema),
   }),
   v.check((policy) => policy.effect !== 'allow' || policy.grant !== undefined, 'an allow policy needs a grant'),

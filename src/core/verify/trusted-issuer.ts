@@ -3,6 +3,13 @@ import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
+/**
+ * What a refused pipeline may learn: nothing beyond the reason (`none`, the default), or the names of the claims
+ * that failed for the closest allow policy and the ids of the deny guardrails that fired (`claim-names`).
+ */
+export const DIAGNOSTICS = ['none', 'claim-names'] as const;
+export type Diagnostics = (typeof DIAGNOSTICS)[number];
+
 /** An issuer some policy trusts: its exact `iss` string and the rules for its tokens. */
 export interface TrustedIssuer {
   /** Compared byte for byte with `iss`: no trailing-slash or case normalisation. */
@@ -17,12 +24,15 @@ export interface TrustedIssuer {
   readonly maxTokenAgeSeconds: number;
   /** Claims whose value the issuer URL itself fixes (CircleCI `/org/<uuid>` → `oidc.circleci.com/org-id`). */
   readonly boundClaims: Readonly<Record<string, string>>;
+  /** What its refused callers learn, unless a policy says otherwise (`issuer.diagnostics`). */
+  readonly diagnostics: Diagnostics;
 }
 
 /** Operator overrides of a preset's rules, written on the policy's `issuer`. */
 export interface IssuerOverrides {
   readonly maxTokenAgeSeconds?: number | undefined;
   readonly extraAlgorithms?: readonly string[] | undefined;
+  readonly diagnostics?: Diagnostics | undefined;
 }
 
 /** How a policy names its issuer: a preset name, an exact URL, or a preset kind (at an instance URL) with overrides. */
@@ -115,6 +125,7 @@ function trust(preset: IssuerPreset, value: string, shape: IssuerShape, override
     algorithms: [...new Set([...preset.algorithms, ...(overrides.extraAlgorithms ?? [])])],
     maxTokenAgeSeconds: overrides.maxTokenAgeSeconds ?? preset.maxTokenAgeSeconds,
     boundClaims: shape.tenantClaim === undefined || tenant === undefined ? {} : { [shape.tenantClaim]: tenant },
+    diagnostics: overrides.diagnostics ?? 'none',
   };
 }
 

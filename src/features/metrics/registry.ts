@@ -1,6 +1,6 @@
 /**
  * A small metrics registry and its Prometheus text exposition (format 0.0.4): counters and
- * histograms with labels, nothing else. Runtime-neutral; the Node broker serves it at /metrics.
+ * histograms with labels, and gauges read when scraped, nothing else. Runtime-neutral; the Node broker serves it at /metrics.
  */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -98,6 +98,30 @@ export class Histogram<L extends string = never> extends LabelledMetric<L, Histo
   }
 }
 
+/** A gauge whose series are read from `collect` at each scrape: a value that lives elsewhere (an App's rate limit). */
+export class CollectedGauge<L extends string = never> implements Metric {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #labelNames: readonly L[];
+  readonly #collect: () => Iterable<readonly [LabelValues<L>, number]>;
+
+  constructor(name: string, help: string, labelNames: readonly L[], collect: () => Iterable<readonly [LabelValues<L>, number]>) {
+    this.#name = name;
+    this.#help = help;
+    this.#labelNames = labelNames;
+    this.#collect = collect;
+  }
+
+  expose(): string {
+    const lines = [`# HELP ${this.#name} ${this.#help}`, `# TYPE ${this.#name} gauge`];
+    for (const [labels, value] of this.#collect()) {
+      const written = this.#labelNames.map((name) => `${name}="${escapeLabel(labels[name])}"`).join(',');
+      lines.push(`${this.#name}${braces(written)} ${formatNumber(value)}`);
+    }
+    return lines.join('\n');
+  }
+}
+
 export class MetricsRegistry {
   readonly #metrics = new Map<string, Metric>();
 
@@ -107,6 +131,15 @@ export class MetricsRegistry {
 
   histogram<L extends string = never>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]): Histogram<L> {
     return this.#register(name, new Histogram<L>(name, help, labelNames, buckets));
+  }
+
+  gauge<L extends string = never>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    collect: () => Iterable<readonly [LabelValues<L>, number]>,
+  ): CollectedGauge<L> {
+    return this.#register(name, new CollectedGauge<L>(name, help, labelNames, collect));
   }
 
   /** Every metric in the Prometheus text format, in registration order. */

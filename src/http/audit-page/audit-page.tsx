@@ -9,6 +9,8 @@ import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
 import { EventDetail } from './event-detail.tsx';
+import { EventExplanation } from './event-explanation.tsx';
+import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 import { EventsTable } from './events-table.tsx';
 import { Layout } from './layout.tsx';
 import { SearchForm } from './search-form.tsx';
@@ -158,6 +160,7 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
     return c.html(
       <Layout title={`Event ${record.event.id}`} who={who}>
         <EventDetail record={record} />
+        <EventExplanation explanation={explainAuditEvent(record.event, deps.policies(), deps.issuer)} />
       </Layout>,
     );
   });

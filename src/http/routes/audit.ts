@@ -8,6 +8,8 @@ import { ownKeys } from '../middleware/own-keys.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { CSV_HEADER, csvRow } from '../../core/audit/csv.ts';
 import { toRecordJson } from '../../core/audit/record-json.ts';
+import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
 
 export interface AuditApiDeps {
   /** The broker's issuer: the audience and issuer of the tokens that may read the log. */
@@ -16,6 +18,8 @@ export interface AuditApiDeps {
   readonly alerts: AlertStore;
   readonly keys: () => KeyRing;
   readonly now: () => number;
+  /** The policy set loaded now: what `GET /v1/audit/events/:id/explanation` and the page's event view explain with. */
+  readonly policies: () => PolicySet;
 }
 
 /** The scope a keyway token needs to read the audit log. */
@@ -72,6 +76,12 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
   api.get('/events/:id', async (c) => {
     const record = await deps.audit.record(c.req.param('id'));
     return record === undefined ? c.json({ error: 'not_found' }, 404, NO_STORE) : c.json(toRecordJson(record), 200, NO_STORE);
+  });
+
+  api.get('/events/:id/explanation', async (c) => {
+    const event = await deps.audit.get(c.req.param('id'));
+    if (event === undefined) return c.json({ error: 'not_found' }, 404, NO_STORE);
+    return c.json(explainAuditEvent(event, deps.policies(), deps.issuer), 200, NO_STORE);
   });
 
   api.get('/export', async (c) => {

@@ -24,6 +24,8 @@ type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => 
 type HandledEvent = 'ping' | 'pull_request' | 'push' | 'installation' | 'installation_repositories' | 'workflow_job';
 
 const REVIEWED_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
+/** What keyway takes from a pool's other Apps: their installations change, and jobs that used their tokens end. */
+const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'workflow_job']);
 
 function handlers(deps: GitHubWebhookDeps): Handlers {
   const repositoryOf = (repository: { name: string; owner: { login: string } }) => ({ owner: repository.owner.login, name: repository.name });
@@ -82,6 +84,8 @@ function accountLogin(account: unknown): string | undefined {
 export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Hono {
   const app = new Hono();
   const webhooks = new Webhooks({ secret });
+  // A pool's other Apps sign with their own secrets; GitHub names the App in X-GitHub-Hook-Installation-Target-ID.
+  const poolApps = new Map(Object.entries(deps.settings.appSecrets).map(([appId, appSecret]) => [appId, new Webhooks({ secret: appSecret })]));
   const handle = handlers(deps);
   const log: Logger = deps.log;
   const unauthorized = () =>
@@ -104,9 +108,11 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
     async (c) => {
       const body = await c.req.text();
       const signature = c.req.header('x-hub-signature-256') ?? '';
+      const target = c.req.header('x-github-hook-installation-target-id');
+      const poolApp = target === undefined ? undefined : poolApps.get(target);
       let verified = false;
       try {
-        verified = await webhooks.verify(body, signature);
+        verified = await (poolApp ?? webhooks).verify(body, signature);
       } catch {
         verified = false;
       }
@@ -118,6 +124,9 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
         return c.json({ error: 'invalid_request', error_description: 'X-GitHub-Delivery and X-GitHub-Event are required' }, 400, NO_STORE);
       }
       if (!(name in handle)) return c.json({ status: 'ignored', event: name }, 202, NO_STORE);
+      // Reviews and the live set are the primary App's: another App's copy of a pull_request or push is not acted on twice.
+      if (poolApp !== undefined && !POOL_APP_EVENTS.has(name))
+        return c.json({ status: 'ignored', event: name, detail: 'handled through the primary App' }, 202, NO_STORE);
       let payload: unknown;
       try {
         payload = JSON.parse(body);

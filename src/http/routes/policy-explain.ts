@@ -8,7 +8,8 @@ import { ownKeys } from '../middleware/own-keys.ts';
 import type { AccessRequest } from '../../core/policy/decide.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../../core/policy/explain.ts';
-import { auditedClaims, auditedRequest } from '../../core/policy/audited-decision-input.ts';
+import { auditedRequest } from '../../core/policy/audited-decision-input.ts';
+import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
@@ -81,37 +82,7 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
       }
       const event = await deps.audit.get(input.audit_event_id as string);
       if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
-      const recorded = {
-        id: event.id,
-        time: event.time,
-        decision: event.decision,
-        reason: event.reason,
-        ...(event.detail === undefined ? {} : { detail: event.detail }),
-      };
-      const claims = auditedClaims(event, deps.issuer);
-      if (claims === undefined) {
-        return c.json(
-          {
-            explained: 'audit_event',
-            audit_event: recorded,
-            evaluated: false,
-            note: 'the subject token never verified, so no policy was evaluated; the reason above is the whole story',
-          },
-          200,
-          NO_STORE,
-        );
-      }
-      return c.json(
-        {
-          explained: 'audit_event',
-          audit_event: recorded,
-          evaluated: true,
-          note: "explained by the policies loaded now, with the claims recorded at decision time (the claims some policy read then, and the issuer preset's audit claims)",
-          ...explainClaims(deps.policies(), claims, requestOf(event.request)),
-        },
-        200,
-        NO_STORE,
-      );
+      return c.json(explainAuditEvent(event, deps.policies(), deps.issuer, requestOf(event.request)), 200, NO_STORE);
     },
   );
   return app;

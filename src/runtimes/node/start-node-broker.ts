@@ -191,9 +191,16 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         )
       : undefined;
     const scheduled = timer === undefined ? () => options.cluster?.announce('revocations-scheduled') : () => timer.arm();
-    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled });
+    github = await createGitHubTokens(config.github, { http, revocations, box, now, scheduled, log });
     // Whatever was scheduled before a restart (and fell due meanwhile) is picked up here.
     timer?.arm();
+    const apps = github;
+    registry.gauge(
+      'keyway_github_app_rate_limit_remaining',
+      "What GitHub last reported of each GitHub App's rate limit (x-ratelimit-remaining).",
+      ['app'],
+      () => apps.quotas().map(({ appId, remaining }) => [{ app: appId }, remaining] as const),
+    );
     revocationTimer = timer;
   }
   const { app, jwks } = createBroker({

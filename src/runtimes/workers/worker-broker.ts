@@ -98,6 +98,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
       now,
       // KeywayState sets its own alarm when a revocation is scheduled or made due.
       scheduled: () => {},
+      log: options.log,
     });
   }
   // With a policy repository, the set pushed to it (kept in KeywayState) serves; the bundle until the first push.

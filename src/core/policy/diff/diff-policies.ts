@@ -59,14 +59,14 @@ export function diffPolicies(before: PolicyCompilation, after: PolicyCompilation
         id,
         status: 'added',
         access: roleAccess(roleOf(b), true),
-        changes: [{ what: describeRole(roleOf(b)), access: roleAccess(roleOf(b), true) }],
+        changes: [{ what: describeRole(roleOf(b)), access: roleAccess(roleOf(b), true) }, ...organizationGrant(b, roleAccess(roleOf(b), true))],
       });
     } else if (b === undefined && a !== undefined) {
       diffs.push({
         id,
         status: 'removed',
         access: roleAccess(roleOf(a), false),
-        changes: [{ what: `was ${describeRole(roleOf(a))}`, access: roleAccess(roleOf(a), false) }],
+        changes: [{ what: `was ${describeRole(roleOf(a))}`, access: roleAccess(roleOf(a), false) }, ...organizationGrant(a, roleAccess(roleOf(a), false))],
       });
     } else if (a !== undefined && b !== undefined) {
       const changes = changesOf(a, b);
@@ -75,6 +75,17 @@ export function diffPolicies(before: PolicyCompilation, after: PolicyCompilation
   }
   return diffs;
 }
+
+/** Organization permissions reach a whole organization: an added or removed policy's are named on a line of their own. */
+function organizationGrant(entry: CompiledPolicyFile, access: PolicyChange['access']): PolicyChange[] {
+  const github = entry.policy?.grant?.github;
+  const permissions = permissionList(github?.organizationPermissions);
+  if (github === undefined || permissions.length === 0) return [];
+  return [{ what: `organization permissions for ${github.owner} (id ${github.ownerId}): ${permissions.join(' ')}`, access }];
+}
+
+const permissionList = (permissions: Readonly<Record<string, string>> | undefined): string[] =>
+  Object.entries(permissions ?? {}).map(([name, level]) => `${name}:${level}`);
 
 function statusOf(changes: readonly PolicyChange[]): PolicyDiffStatus {
   const moves = new Set(changes.map((change) => change.access));
@@ -162,6 +173,9 @@ function grantChanges(a: Policy, b: Policy): { what: string; widening: Widening 
     changes.push({ what: `grant.audience: default ${show(ga.audiences[0])} → ${show(gb.audiences[0])}`, widening: 'changed' });
   }
   lists('grant.scopes', ga.scopes, gb.scopes);
+  lists('grant.github.repositories', ga.github?.repositories ?? [], gb.github?.repositories ?? []);
+  lists('grant.github.permissions', permissionList(ga.github?.permissions), permissionList(gb.github?.permissions));
+  lists('grant.github.organization_permissions', permissionList(ga.github?.organizationPermissions), permissionList(gb.github?.organizationPermissions));
   if (ga.ttlSeconds !== gb.ttlSeconds) {
     changes.push({ what: `grant.ttl: ${ga.ttlSeconds}s → ${gb.ttlSeconds}s`, widening: gb.ttlSeconds > ga.ttlSeconds ? 'wider' : 'narrower' });
   }

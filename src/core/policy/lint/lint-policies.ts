@@ -76,7 +76,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
   function unpinnedTenant({ policy, preset, report }) {
     // Shared or not is decided per deployment: CircleCI's per-organization issuer is not, its root issuer is.
     if (policy.effect !== 'allow' || !policy.issuer.shared) return;
-    if (policy.conditions.some((condition) => preset.tenantClaims.includes(condition.key) && pinsOneTenant(condition.written))) return;
+    if (pinsTenant(preset.tenantClaims, policy.conditions)) return;
     report(
       'unpinned-tenant',
       `${policy.issuer.url} signs tokens for every project it serves, and this allow policy pins none of ${preset.tenantClaims.join(', ')} to one owner or project`,
@@ -117,7 +117,11 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     const githubWrites = Object.entries(policy.grant?.github?.permissions ?? {})
       .filter(([, level]) => level !== 'read')
       .map(([name, level]) => `github ${name}:${level}`);
-    const writes = [...scopeWrites, ...githubWrites];
+    // An organization write (members, secrets, runners) reaches every repository of the organization: the same rule, named apart.
+    const organizationWrites = Object.entries(policy.grant?.github?.organizationPermissions ?? {})
+      .filter(([, level]) => level !== 'read')
+      .map(([name, level]) => `github organization ${name}:${level}`);
+    const writes = [...scopeWrites, ...githubWrites, ...organizationWrites];
     if (policy.effect !== 'allow' || writes.length === 0 || facts === undefined) return;
     for (const context of facts.untrustedContexts) {
       const line = policy.conditions.find((condition) => condition.key === context.claim);
@@ -128,7 +132,13 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       report(
         'write-from-untrusted',
         `write-like scope${writes.length > 1 ? 's' : ''} ${writes.join(', ')} reachable from ${context.what}: add ${fix}, or a deny guardrail`,
-        line !== undefined ? ['match', context.claim] : scopeWrites.length > 0 ? ['grant', 'scopes'] : ['grant', 'github', 'permissions'],
+        line !== undefined
+          ? ['match', context.claim]
+          : scopeWrites.length > 0
+            ? ['grant', 'scopes']
+            : githubWrites.length > 0
+              ? ['grant', 'github', 'permissions']
+              : ['grant', 'github', 'organization_permissions'],
       );
     }
   },
@@ -214,6 +224,15 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 ];
+
+/** The policy's lines that pin one tenant of a shared issuer (an owner, project or organisation id). */
+export function tenantPins<T extends { readonly key: string; readonly written: Matcher }>(tenantClaims: readonly string[], lines: readonly T[]): T[] {
+  return lines.filter((line) => tenantClaims.includes(line.key) && pinsOneTenant(line.written));
+}
+
+export function pinsTenant(tenantClaims: readonly string[], lines: readonly { readonly key: string; readonly written: Matcher }[]): boolean {
+  return tenantPins(tenantClaims, lines).length > 0;
+}
 
 /**
  * True when a matcher on a tenant claim admits one tenant only: an exact value, or a glob whose

@@ -1,3 +1,4 @@
+import type { Logger } from '../../../core/log.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { GitHubClient, type GitHubHttp } from './github-client.ts';
 import { GitHubTokens } from './github-tokens.ts';
@@ -17,15 +18,23 @@ export async function createGitHubTokens(
     readonly box: SecretBox;
     readonly now: () => number;
     readonly scheduled: () => void;
+    readonly log: Logger;
   },
 ): Promise<GitHubTokens> {
-  const client = await GitHubClient.forApp(settings, parts.http, parts.now);
+  const apps = await Promise.all(
+    [settings, ...settings.extraApps].map(async (app) => {
+      const client = await GitHubClient.forApp({ ...settings, ...app }, parts.http, parts.now);
+      const cache = { ttlSeconds: settings.installationCacheSeconds, maxEntries: INSTALLATION_CACHE_ENTRIES };
+      return { client, installations: new InstallationCache(client, cache, parts.now) };
+    }),
+  );
   return new GitHubTokens({
-    client,
-    installations: new InstallationCache(client, { ttlSeconds: settings.installationCacheSeconds, maxEntries: INSTALLATION_CACHE_ENTRIES }, parts.now),
+    apps,
+    log: parts.log,
     revocations: parts.revocations,
     box: parts.box,
     now: parts.now,
     scheduled: parts.scheduled,
+    organizationPermissions: settings.organizationPermissions,
   });
 }

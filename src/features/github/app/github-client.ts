@@ -33,6 +33,20 @@ export interface GitHubRequest {
   readonly expect?: readonly number[];
 }
 
+/** The rate limit GitHub last reported to this client (`x-ratelimit-remaining`, `x-ratelimit-reset`, `retry-after`). */
+export interface GitHubQuota {
+  readonly remaining: number | undefined;
+  /** When the window resets, ms since the epoch. */
+  readonly resetAt: number | undefined;
+  /** A secondary limit's `retry-after`, in seconds, from the last answer that had one. */
+  readonly retryAfterSeconds: number | undefined;
+}
+
+const headerNumber = (headers: Headers, name: string): number | undefined => {
+  const value = headers.get(name);
+  return value === null || !/^\d{1,12}$/.test(value) ? undefined : Number(value);
+};
+
 export interface GitHubResponse {
   readonly status: number;
   readonly body: unknown;
@@ -49,6 +63,7 @@ export class GitHubClient {
   readonly #http: GitHubHttp;
   readonly #app: AppIdentity | undefined;
   readonly #base: string;
+  #quota: GitHubQuota = { remaining: undefined, resetAt: undefined, retryAfterSeconds: undefined };
 
   private constructor(apiUrl: string, http: GitHubHttp, app: AppIdentity | undefined) {
     this.#http = http;
@@ -68,6 +83,16 @@ export class GitHubClient {
 
   get apiUrl(): string {
     return this.#base;
+  }
+
+  /** The App this client acts as; undefined for a tokens-only client. */
+  get appId(): string | undefined {
+    return this.#app?.appId;
+  }
+
+  /** What GitHub last said of this client's rate limit: the headroom an App pool picks by. */
+  get quota(): GitHubQuota {
+    return this.#quota;
   }
 
   async request(request: GitHubRequest): Promise<GitHubResponse> {
@@ -92,6 +117,13 @@ export class GitHubClient {
     } catch (cause) {
       throw new GitHubError('unavailable', `${request.method} ${request.path} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
+    const remaining = headerNumber(response.headers, 'x-ratelimit-remaining');
+    const reset = headerNumber(response.headers, 'x-ratelimit-reset');
+    this.#quota = {
+      remaining: remaining ?? this.#quota.remaining,
+      resetAt: reset === undefined ? this.#quota.resetAt : reset * 1000,
+      retryAfterSeconds: headerNumber(response.headers, 'retry-after'),
+    };
     const expected = request.expect ?? [200, 201];
     if (!expected.includes(response.status)) {
       const message = await this.#errorMessage(response, url);

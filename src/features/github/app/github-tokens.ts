@@ -2,21 +2,44 @@ import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
+import { isOrganizationPermission, levelCovers } from '../../../core/policy/github-permissions.ts';
 import type { GitHubClient } from './github-client.ts';
 import { GitHubError } from './github-error.ts';
 import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';
 import type { RevocationStore } from './revocation-store.ts';
 import { GITHUB_TOKEN_PURPOSE } from './revoke-due-tokens.ts';
+import type { Logger } from '../../../core/log.ts';
 
-export interface GitHubTokensDeps {
+/** What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. */
+function refusalOf(error: GitHubError): ExchangeError {
+  return new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+}
+
+/** One GitHub App of the pool: its client (App JWT, rate limit seen) and its installation cache. */
+export interface GitHubAppSlot {
   readonly client: GitHubClient;
   readonly installations: InstallationCache;
+}
+
+/** How long an App whose key GitHub refused (401 to its App JWT) is left out before it is tried again. */
+export const KEY_REFUSED_BACKOFF_MS = 5 * 60_000;
+/** How long a rate-limited App is left out when GitHub says nothing about when its window resets. */
+export const RATE_LIMITED_BACKOFF_MS = 60_000;
+/** The most one exchange spends going from App to App (each call has its own deadline too). */
+export const MINT_DEADLINE_MS = 15_000;
+
+export interface GitHubTokensDeps {
+  /** The Apps keyway mints with, the first the primary: checks tokens, repository reads and check runs stay on it. */
+  readonly apps: readonly GitHubAppSlot[];
   readonly revocations: RevocationStore;
   readonly box: SecretBox;
   readonly now: () => number;
   /** Told after each new schedule entry and each run made due, so the runtime's timer or alarm can move. */
   readonly scheduled: () => void;
+  readonly log: Logger;
+  /** The operator's allowlist of organization permissions (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS): permission → highest level. */
+  readonly organizationPermissions: Readonly<Record<string, string>>;
 }
 
 /**
@@ -26,40 +49,125 @@ export interface GitHubTokensDeps {
  */
 export class GitHubTokens implements GitHubTokenMinter {
   readonly #deps: GitHubTokensDeps;
+  /** Per App (by index): until when it is left out, and why. */
+  readonly #backedOff = new Map<number, { readonly until: number; readonly why: string }>();
 
   constructor(deps: GitHubTokensDeps) {
+    if (deps.apps.length === 0) throw new Error('GitHubTokens needs at least one App');
     this.#deps = deps;
   }
 
+  /** The primary App's installation cache (installation webhooks refresh it). */
   get installations(): InstallationCache {
-    return this.#deps.installations;
+    return this.#primary.installations;
   }
 
+  /** The primary App's client: repository reads and check runs are made as it, so one App owns what it wrote. */
   get client(): GitHubClient {
-    return this.#deps.client;
+    return this.#primary.client;
   }
 
   get apiUrl(): string {
-    return this.#deps.client.apiUrl;
+    return this.#primary.client.apiUrl;
   }
 
-  /** A GitHub failure is a refusal with its reason (`github_unavailable`, `github_refused`), never a token. */
+  /** Forgets `owner`'s installation in every App of the pool (an installation webhook says it changed). */
+  invalidateInstallations(owner: string): void {
+    for (const app of this.#deps.apps) app.installations.invalidate(owner);
+  }
+
+  /** Each App's rate limit as GitHub last reported it, for /metrics; Apps not heard from yet are left out. */
+  quotas(): { readonly appId: string; readonly remaining: number }[] {
+    return this.#deps.apps.flatMap((app, index) =>
+      app.client.quota.remaining === undefined ? [] : [{ appId: this.#appId(index), remaining: app.client.quota.remaining }],
+    );
+  }
+
+  get #primary(): GitHubAppSlot {
+    return this.#deps.apps[0]!;
+  }
+
+  /**
+   * Mints from the App with the most headroom by the rate limit GitHub last reported to it. A rate-limited answer
+   * (403 or 429) or a refused App key leaves that App out for a while and tries the next, within MINT_DEADLINE_MS.
+   * A token with `checks` stays on the primary App: GitHub lets only the App that created a check run update it.
+   * A GitHub failure is a refusal with its reason (`github_unavailable`, `github_refused`), never a token.
+   */
   async mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
-    try {
-      return await this.#mint(request);
-    } catch (error) {
-      if (!(error instanceof GitHubError)) throw error;
-      throw new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+    const started = this.#deps.now();
+    let last: GitHubError | undefined;
+    for (const index of this.#candidates(request)) {
+      if (last !== undefined && this.#deps.now() - started > MINT_DEADLINE_MS) break;
+      try {
+        return await this.#mint(index, request);
+      } catch (error) {
+        if (!(error instanceof GitHubError)) throw error;
+        if (!this.#backOff(index, error)) throw refusalOf(error);
+        last = error;
+      }
     }
+    if (last !== undefined) throw refusalOf(last);
+    const waits = [...this.#backedOff].map(([index, state]) => `App ${this.#appId(index)} ${state.why} until ${new Date(state.until).toISOString()}`);
+    throw new ExchangeError('github_unavailable', `every GitHub App is left out for now: ${waits.join('; ')}`);
   }
 
-  async #mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
-    const { client, revocations, box } = this.#deps;
-    const installation = await this.#deps.installations.get(request.owner);
+  /** The Apps to try, best first: the primary alone for checks, else every App not backed off, most headroom first. */
+  #candidates(request: GitHubTokenRequest): number[] {
+    if (Object.hasOwn(request.permissions, 'checks')) return [0];
+    const now = this.#deps.now();
+    const available = this.#deps.apps.map((_, index) => index).filter((index) => (this.#backedOff.get(index)?.until ?? 0) <= now);
+    // What GitHub last reported, until its window resets: an App not asked since has its whole quota again, as far as keyway knows.
+    const headroom = (index: number) => {
+      const { remaining, resetAt } = this.#deps.apps[index]!.client.quota;
+      return remaining === undefined || (resetAt !== undefined && resetAt <= now) ? Number.POSITIVE_INFINITY : remaining;
+    };
+    return available.sort((a, b) => headroom(b) - headroom(a) || a - b);
+  }
+
+  /** Leaves an App out after a rate limit or a refused key; false for any other failure, which ends the attempt. */
+  #backOff(index: number, error: GitHubError): boolean {
+    const now = this.#deps.now();
+    const quota = this.#deps.apps[index]!.client.quota;
+    let until: number;
+    let why: string;
+    if (error.code === 'unavailable' && (error.status === 403 || error.status === 429)) {
+      const retryAt = quota.retryAfterSeconds === undefined ? undefined : now + quota.retryAfterSeconds * 1000;
+      until = retryAt ?? (quota.resetAt !== undefined && quota.resetAt > now ? quota.resetAt : now + RATE_LIMITED_BACKOFF_MS);
+      why = 'rate limited';
+    } else if (error.code === 'unauthorized') {
+      until = now + KEY_REFUSED_BACKOFF_MS;
+      why = 'key refused by GitHub';
+    } else {
+      return false;
+    }
+    this.#backedOff.set(index, { until, why });
+    const fields = { app_id: this.#appId(index), why, until: new Date(until).toISOString(), remaining: quota.remaining, error: error.message };
+    if (error.code === 'unauthorized') this.#deps.log.error('github app left out', fields);
+    else this.#deps.log.warn('github app left out', fields);
+    return true;
+  }
+
+  #appId(index: number): string {
+    return this.#deps.apps[index]!.client.appId ?? String(index);
+  }
+
+  async #mint(index: number, request: GitHubTokenRequest): Promise<MintedGitHubToken> {
+    const { revocations, box } = this.#deps;
+    const { client, installations } = this.#deps.apps[index]!;
+    const forOrganization = Object.keys(request.organizationPermissions).length > 0;
+    if (forOrganization) this.#checkAllowlist(request.organizationPermissions);
+    const installation = await installations.get(request.owner);
+    // A login can be renamed and registered again by someone else: organization permissions go to the account pinned by id.
+    if (forOrganization && (request.ownerId === undefined || String(installation.ownerId) !== request.ownerId)) {
+      throw new ExchangeError(
+        'github_owner_mismatch',
+        `the App's installation for ${request.owner} is on account id ${installation.ownerId ?? '(unknown)'}, not ${request.ownerId ?? '(none)'} as the policy pins`,
+      );
+    }
     const minted = await createInstallationToken(client, {
       installationId: installation.id,
       repositories: request.repositories,
-      permissions: request.permissions,
+      permissions: { ...request.permissions, ...request.organizationPermissions },
     });
     const revokeNow = async (): Promise<void> => {
       await revokeInstallationToken(client, minted.token);
@@ -87,16 +195,37 @@ export class GitHubTokens implements GitHubTokenMinter {
       throw error;
     }
     this.#deps.scheduled();
+    this.#backedOff.delete(index);
+    const { quota } = client;
+    this.#deps.log.info('github app quota', {
+      app_id: this.#appId(index),
+      remaining: quota.remaining,
+      reset_at: quota.resetAt === undefined ? undefined : new Date(quota.resetAt).toISOString(),
+    });
     return {
+      appId: this.#appId(index),
       token: minted.token,
       tokenSha256,
       installationId: installation.id,
       repositories: minted.repositories.map((repository) => repository.name),
-      permissions: minted.permissions,
+      permissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => !isOrganizationPermission(name))),
+      organizationPermissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => isOrganizationPermission(name))),
       revokeAt,
       githubExpiresAt: minted.expiresAt,
       revokeNow,
     };
+  }
+
+  /** Refuses, before GitHub is asked, organization permissions above what the operator's allowlist allows. */
+  #checkAllowlist(asked: Readonly<Record<string, string>>): void {
+    const allowed = this.#deps.organizationPermissions;
+    const beyond = Object.entries(asked).filter(([name, level]) => !levelCovers(allowed[name], level));
+    if (beyond.length === 0) return;
+    const list = Object.entries(allowed).map(([name, level]) => `${name}:${level}`);
+    throw new ExchangeError(
+      'github_permission_not_allowed',
+      `${beyond.map(([name, level]) => `${name}:${level}`).join(' ')} is beyond KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS (${list.length === 0 ? 'none' : list.join(' ')})`,
+    );
   }
 
   /**

@@ -7,6 +7,9 @@ export interface Installation {
   readonly id: number;
   /** The account it is installed on, as GitHub spells it. */
   readonly owner: string;
+  /** That account's numeric id, which a rename does not change; and whether it is an organization. */
+  readonly ownerId: number | undefined;
+  readonly ownerType: string | undefined;
   /** What the installation allows the App: the ceiling of every token minted through it. */
   readonly permissions: Readonly<Record<string, string>>;
   readonly repositorySelection: 'all' | 'selected';
@@ -14,7 +17,7 @@ export interface Installation {
 
 const InstallationAnswer = v.looseObject({
   id: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  account: v.looseObject({ login: v.string() }),
+  account: v.looseObject({ login: v.string(), id: v.optional(v.number()), type: v.optional(v.string()) }),
   permissions: v.optional(v.record(v.string(), v.string()), {}),
   repository_selection: v.optional(v.picklist(['all', 'selected']), 'selected'),
 });
@@ -41,5 +44,12 @@ export async function findRepositoryInstallation(client: GitHubClient, owner: st
 }
 
 function installationOf(answer: v.InferOutput<typeof InstallationAnswer>): Installation {
-  return { id: answer.id, owner: answer.account.login, permissions: answer.permissions, repositorySelection: answer.repository_selection };
+  return {
+    id: answer.id,
+    owner: answer.account.login,
+    ownerId: answer.account.id,
+    ownerType: answer.account.type,
+    permissions: answer.permissions,
+    repositorySelection: answer.repository_selection,
+  };
 }

@@ -59,6 +59,13 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     if (document.effect === 'deny') continue;
     const grant = document.grant;
     if (grant === undefined) continue;
+    if (grant.github?.organization_permissions !== undefined) {
+      report("a repository's own policy cannot grant organization permissions: only central policies can, for an organization pinned by id", [
+        'grant',
+        'github',
+        'organization_permissions',
+      ]);
+    }
     if (grant.audience !== undefined)
       report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never tokens for other audiences: remove grant.audience`, [
         'grant',

@@ -1,4 +1,5 @@
-import { isPermissionLevel, REPOSITORY_PERMISSIONS, type PermissionLevel } from '../../../core/policy/github-permissions.ts';
+import { REPOSITORY_PERMISSIONS, type PermissionLevel } from '../../../core/policy/github-permissions.ts';
+import { readPermissionCeilings } from '../app/permission-ceilings.ts';
 import { isLoopbackHttpUrl } from '../../../core/outbound/loopback-http-url.ts';
 import { ConfigError, type SettingsSource } from '../../../core/settings/read-settings.ts';
 
@@ -29,25 +30,6 @@ export const DEFAULT_REPOSITORY_POLICY_PERMISSIONS: Readonly<Record<string, Perm
 
 const list = (value: string): string[] => value.split(/[\s,]+/).filter((item) => item !== '');
 
-function readPermissions(env: SettingsSource): Readonly<Record<string, PermissionLevel>> {
-  const name = 'KEYWAY_REPOSITORY_POLICY_PERMISSIONS';
-  const value = env[name];
-  if (value === undefined || value === '') return DEFAULT_REPOSITORY_POLICY_PERMISSIONS;
-  if (typeof value !== 'string') throw new ConfigError(`${name} must be a string`);
-  if (value.trim() === 'none') return {};
-  const permissions: Record<string, PermissionLevel> = {};
-  for (const entry of list(value)) {
-    const [permission = '', level = '', ...rest] = entry.split(':');
-    const levels = Object.hasOwn(REPOSITORY_PERMISSIONS, permission) ? REPOSITORY_PERMISSIONS[permission] : undefined;
-    if (levels === undefined || rest.length > 0 || !isPermissionLevel(level) || !levels.includes(level)) {
-      throw new ConfigError(`${name}: ${JSON.stringify(entry)} is not a repository permission and one of its levels, like contents:write`);
-    }
-    if (permission in permissions) throw new ConfigError(`${name} names ${permission} twice`);
-    permissions[permission] = level;
-  }
-  return permissions;
-}
-
 function readIssuers(env: SettingsSource): readonly string[] | undefined {
   const name = 'KEYWAY_REPOSITORY_POLICY_ISSUERS';
   const value = env[name];
@@ -65,5 +47,8 @@ function readIssuers(env: SettingsSource): readonly string[] | undefined {
 
 /** Read by both runtimes (Node environment, Worker vars) through readBrokerSettings. */
 export function readRepositoryPolicySettings(env: SettingsSource): RepositoryPolicySettings {
-  return { permissions: readPermissions(env), issuers: readIssuers(env) };
+  return {
+    permissions: readPermissionCeilings(env, 'KEYWAY_REPOSITORY_POLICY_PERMISSIONS', REPOSITORY_PERMISSIONS, DEFAULT_REPOSITORY_POLICY_PERMISSIONS),
+    issuers: readIssuers(env),
+  };
 }

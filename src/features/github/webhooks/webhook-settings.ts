@@ -14,6 +14,8 @@ export interface GitHubWebhookSettings {
   readonly policyPath: string;
   /** KEYWAY_GITHUB_POLICY_BRANCH: the branch whose pushes become the live set; default: the repository's default branch. */
   readonly policyBranch: string | undefined;
+  /** The other Apps of a pool: App id (KEYWAY_GITHUB_APP_<n>_ID) → its webhook secret (KEYWAY_GITHUB_APP_<n>_WEBHOOK_SECRET). */
+  readonly appSecrets: Readonly<Record<string, string>>;
 }
 
 export interface PolicyRepository {
@@ -36,13 +38,30 @@ const text = (env: SettingsSource, name: string): string | undefined => {
   return value;
 };
 
+/** Webhook secrets of the pool's other Apps, n from 2 to 9, each beside its App id. */
+function readAppSecrets(env: SettingsSource): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  for (let n = 2; n <= 9; n += 1) {
+    const name = `KEYWAY_GITHUB_APP_${n}_WEBHOOK_SECRET`;
+    const secret = text(env, name);
+    if (secret === undefined) continue;
+    const appId = text(env, `KEYWAY_GITHUB_APP_${n}_ID`);
+    if (appId === undefined) throw new ConfigError(`${name} needs KEYWAY_GITHUB_APP_${n}_ID: a secret belongs to one App`);
+    if (secret.length < MIN_WEBHOOK_SECRET_CHARS) throw new ConfigError(`${name} must be at least ${MIN_WEBHOOK_SECRET_CHARS} characters`);
+    secrets[appId] = secret;
+  }
+  return secrets;
+}
+
 export function readGitHubWebhookSettings(env: SettingsSource): GitHubWebhookSettings | undefined {
   const secret = text(env, 'KEYWAY_GITHUB_WEBHOOK_SECRET');
+  const appSecrets = readAppSecrets(env);
   const repository = text(env, 'KEYWAY_GITHUB_POLICY_REPOSITORY');
   const repositoryId = text(env, 'KEYWAY_GITHUB_POLICY_REPOSITORY_ID');
   const path = text(env, 'KEYWAY_GITHUB_POLICY_PATH') ?? 'policies';
   const branch = text(env, 'KEYWAY_GITHUB_POLICY_BRANCH');
   if (secret === undefined) {
+    if (Object.keys(appSecrets).length > 0) throw new ConfigError("a pool App's webhook secret needs the primary App's, KEYWAY_GITHUB_WEBHOOK_SECRET");
     if (repository !== undefined)
       throw new ConfigError('KEYWAY_GITHUB_POLICY_REPOSITORY needs KEYWAY_GITHUB_WEBHOOK_SECRET: the policy repository is followed through webhooks');
     return undefined;
@@ -68,5 +87,6 @@ export function readGitHubWebhookSettings(env: SettingsSource): GitHubWebhookSet
     policyRepository: owner === undefined || name === undefined ? undefined : { owner, name, id: Number(repositoryId) },
     policyPath: path,
     policyBranch: branch,
+    appSecrets,
   };
 }

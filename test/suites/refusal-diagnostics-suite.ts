@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+const BROKER_ISSUER = 'https://keyway.test';
+
+/** A deploy policy that lets a refused pipeline of its organisation learn claim names, a guardrail, and the auditors' policy. */
+function diagnosticPolicies(github: TestIssuer, broker: string): Record<string, string> {
+  return {
+    'deploy.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+diagnostics: claim-names
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+  ref: refs/heads/main
+  environment: production
+grant:
+  audience: https://deploy.acme.dev
+`,
+    'guard.yaml': `
+version: 1
+effect: deny
+issuer: { kind: github, url: "${github.url}" }
+match:
+  event_name: [pull_request_target, workflow_run]
+`,
+    'auditors.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "555"
+  environment: keyway-auditors
+grant:
+  audience: ${broker}
+  scopes: [audit:read]
+`,
+  };
+}
+
+/** Refusals a pipeline can act on (`diagnostics: claim-names`) and their explanation for auditors. Runs on Node and inside workerd. */
+export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`refusal diagnostics on ${runtime}`, { shuffle: true }, () => {
+    let broker: BrokerHarness;
+    let github: TestIssuer;
+    let auditorToken: string;
+
+    const exchange = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}) =>
+      postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, overrides)), extra));
+    const explanation = (id: unknown, token: string | null = auditorToken) =>
+      broker.request(`/v1/audit/events/${String(id)}/explanation`, { headers: token === null ? {} : { authorization: `Bearer ${token}` } });
+
+    beforeAll(async () => {
+      github = freshIssuer(issuerBase(), 'diagnostics');
+      broker = await start(diagnosticPolicies(github, BROKER_ISSUER));
+      const granted = await exchange({ repository_id: '555', environment: 'keyway-auditors' });
+      expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+      auditorToken = granted.body['access_token'] as string;
+    });
+    afterAll(() => broker.close());
+
+    it('names the claims that failed for the closest allow policy, never their values or patterns', async () => {
+      const refused = await exchange({ ref: 'refs/heads/feature' });
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'no_policy_matched' });
+      expect(refused.body['diagnostics']).toEqual({ failed_claims: ['ref'], denied_by: [] });
+      expect(JSON.stringify(refused.body)).not.toMatch(/refs\/heads|feature|main|1200934|734201/);
+    });
+
+    it('names the deny guardrails that fired, by id', async () => {
+      const refused = await exchange({ event_name: 'workflow_run', environment: 'staging' });
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'denied_by_policy' });
+      expect(refused.body['diagnostics']).toEqual({ failed_claims: ['environment'], denied_by: ['guard'] });
+    });
+
+    it('tells a pipeline of another organisation nothing more than the reason', async () => {
+      const refused = await exchange({ repository_owner_id: '666', repository_id: '1' });
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'no_policy_matched' });
+      expect(Object.keys(refused.body).sort()).toEqual(['audit_event_id', 'error', 'error_description']);
+    });
+
+    it('explains the event to an auditor with the policy set that decided', async () => {
+      const refused = await exchange({ ref: 'refs/heads/feature' });
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'no_policy_matched' });
+      const event = await broker.auditEvent(refused.body['audit_event_id'] as string);
+      expect(event?.policy?.set_version).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+      const response = await explanation(refused.body['audit_event_id']);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({
+        explained: 'audit_event',
+        evaluated: true,
+        audit_event: { id: refused.body['audit_event_id'], reason: 'no_policy_matched' },
+        policy_set: { decided: event?.policy?.set_version, explained: event?.policy?.set_version, same: true },
+        closest: { policy: 'deploy', failed_claims: ['ref'] },
+        decision: { granted: false, reason: 'no_policy_matched' },
+      });
+      const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find((p) => p.id === 'deploy');
+      expect(deploy?.lines.filter((line) => !line.held)).toEqual([{ claim: 'ref', matcher: 'refs/heads/main', actual: 'refs/heads/feature', held: false }]);
+    });
+
+    it("shows the explanation on the /audit page's event view", async () => {
+      const refused = await exchange({ ref: 'refs/heads/feature' });
+      const id = refused.body['audit_event_id'] as string;
+      const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: `__Host-keyway_audit=${auditorToken}` } });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain('data-testid="event-explanation"');
+      expect(html).toContain('explained by the policy set that decided');
+      expect(html).toMatch(/<tr data-policy="deploy" data-claim="ref" data-held="false">/);
+      expect(html).toMatch(/data-field="closest">deploy \(failed: ref\)</);
+    });
+
+    it('answers the explanation only to a token with audit:read, and 404 for an unknown event', async () => {
+      const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'];
+      expect((await explanation(id, null)).status).toBe(401);
+      // The pipeline's CI token is not a keyway token for this broker.
+      expect((await explanation(id, await github.sign(ciClaims(github.url, broker.issuer)))).status).toBe(401);
+      expect((await explanation('01JBZ7N3D8K1C2F4G6H8J0K2M4')).status).toBe(404);
+    });
+  });
+}

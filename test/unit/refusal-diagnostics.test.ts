@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { explainAuditEvent } from '../../src/core/policy/explain-audit-event.ts';
+import { explainClaims } from '../../src/core/policy/explain.ts';
+import { loadPolicies, PolicyLoadError, policySetVersion, type PolicyFile } from '../../src/core/policy/load-policies.ts';
+import { refusalDiagnostics } from '../../src/core/policy/refusal-diagnostics.ts';
+
+const GITHUB = 'https://token.actions.githubusercontent.com';
+const BROKER = 'https://keyway.test';
+const OPTIONS = { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false };
+const ANY = { audiences: [], scopes: undefined };
+
+const files = (entries: Record<string, string>): PolicyFile[] => Object.entries(entries).map(([path, text]) => ({ path, text }));
+const load = (entries: Record<string, string>) => loadPolicies(files(entries), OPTIONS);
+const problems = (entries: Record<string, string>): string => {
+  try {
+    load(entries);
+  } catch (error) {
+    if (error instanceof PolicyLoadError) return error.message;
+    throw error;
+  }
+  return '';
+};
+
+/** Pinned to one organisation by id, and to a ref and an environment whose values the pipeline must not learn. */
+const DEPLOY = (diagnostics: string) => `version: 1
+issuer: github
+${diagnostics}
+match:
+  repository_owner_id: "1200934"
+  ref: { glob: "refs/tags/v*" }
+  environment: secret-env-name
+grant: { audience: https://deploy.example }
+`;
+const WIDER = `version: 1
+issuer: github
+diagnostics: claim-names
+match:
+  repository_owner_id: "1200934"
+  repository_id: "42"
+  ref: refs/heads/release
+  environment: staging
+  workflow: ci
+grant: { audience: https://deploy.example }
+`;
+const GUARD = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: pull_request_target\n';
+
+const claims = (overrides: Record<string, unknown> = {}) => ({
+  iss: GITHUB,
+  aud: BROKER,
+  sub: 'repo:acme/api:ref:refs/heads/main',
+  repository_owner_id: '1200934',
+  repository_id: '42',
+  ref: 'refs/heads/main',
+  environment: 'production',
+  event_name: 'push',
+  ...overrides,
+});
+
+describe('diagnostics: what a refused pipeline may learn', () => {
+  it('stays silent by default', () => {
+    const set = load({ 'deploy.yaml': DEPLOY(''), 'guard.yaml': GUARD });
+    const issuer = set.issuer(GITHUB)!;
+    expect(refusalDiagnostics(set, { issuer, claims: claims() }, ANY)).toBeUndefined();
+  });
+
+  it('names the claims that failed for the closest allow policy, never their values or patterns, and the guardrails that fired', () => {
+    const set = load({ 'deploy.yaml': DEPLOY('diagnostics: claim-names'), 'wider.yaml': WIDER, 'guard.yaml': GUARD });
+    const issuer = set.issuer(GITHUB)!;
+    // deploy fails ref and environment (2 lines), wider fails ref, environment and workflow (3): deploy is closest.
+    const diagnostics = refusalDiagnostics(set, { issuer, claims: claims({ event_name: 'pull_request_target' }) }, ANY);
+    expect(diagnostics).toEqual({ failed_claims: ['ref', 'environment'], denied_by: ['guard'] });
+    expect(JSON.stringify(diagnostics)).not.toMatch(/refs\/|secret-env-name|production|1200934/);
+    // The same measure as `keyway policy explain`.
+    expect(explainClaims(set, claims({ event_name: 'pull_request_target' }), ANY).closest).toEqual({ policy: 'deploy', failed_claims: ['ref', 'environment'] });
+  });
+
+  it("follows the closest policy's own setting: a closest policy with diagnostics none says nothing", () => {
+    const set = load({ 'deploy.yaml': DEPLOY('diagnostics: none'), 'wider.yaml': WIDER });
+    expect(refusalDiagnostics(set, { issuer: set.issuer(GITHUB)!, claims: claims() }, ANY)).toBeUndefined();
+  });
+
+  it('tells a stranger from another organisation of a shared issuer nothing, even when the closest policy allows claim names', () => {
+    const set = load({ 'deploy.yaml': DEPLOY('diagnostics: claim-names') });
+    expect(refusalDiagnostics(set, { issuer: set.issuer(GITHUB)!, claims: claims({ repository_owner_id: '666' }) }, ANY)).toBeUndefined();
+  });
+
+  it('is set per issuer too, and every policy of the issuer must agree on it', () => {
+    const perIssuer = DEPLOY('').replace('issuer: github', 'issuer: { kind: github, diagnostics: claim-names }');
+    const set = load({ 'deploy.yaml': perIssuer });
+    expect(refusalDiagnostics(set, { issuer: set.issuer(GITHUB)!, claims: claims() }, ANY)).toEqual({ failed_claims: ['ref', 'environment'], denied_by: [] });
+    expect(problems({ 'deploy.yaml': perIssuer, 'guard.yaml': GUARD })).toMatch(/every policy naming one issuer must give it the same kind and overrides/);
+  });
+
+  it('cannot be enabled on a shared issuer for a policy without a tenant pin', () => {
+    const unpinned =
+      'version: 1\nissuer: github\ndiagnostics: claim-names\nmatch:\n  ref: refs/heads/main\ngrant: { audience: x }\nlint: { ignore: { unpinned-tenant: test } }\n';
+    expect(problems({ 'open.yaml': unpinned })).toMatch(
+      /open.yaml:3:\d+ diagnostics: claim-names on https:\/\/token.actions.githubusercontent.com, .* needs a tenant pin/,
+    );
+    const byIssuer = unpinned.replace('issuer: github\ndiagnostics: claim-names', 'issuer: { kind: github, diagnostics: claim-names }');
+    expect(problems({ 'open.yaml': byIssuer })).toMatch(/needs a tenant pin/);
+    // An issuer that serves one tenant needs no pin.
+    expect(problems({ 'own.yaml': 'version: 1\nissuer: https://oidc.acme.dev\ndiagnostics: claim-names\nmatch: { sub: svc }\ngrant: { audience: x }\n' })).toBe(
+      '',
+    );
+  });
+
+  it('belongs on allow policies only', () => {
+    expect(problems({ 'guard.yaml': `${GUARD}diagnostics: claim-names\n` })).toMatch(/diagnostics belongs on allow policies/);
+  });
+});
+
+describe('the version of a policy set', () => {
+  it('is the same for the same files and changes with any text', () => {
+    const entries = { 'deploy.yaml': DEPLOY(''), 'guard.yaml': GUARD };
+    expect(load(entries).version).toBe(policySetVersion(files(entries)));
+    expect(load(entries).version).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(load({ ...entries, 'guard.yaml': `${GUARD}# changed\n` }).version).not.toBe(load(entries).version);
+  });
+});
+
+describe('explaining an audit event', () => {
+  const entries = { 'deploy.yaml': DEPLOY(''), 'guard.yaml': GUARD };
+  const set = load(entries);
+  const event = (setVersion: string | undefined): AuditEvent => ({
+    id: '01JEXAMPLE0000000000000000',
+    time: '2026-12-03T12:00:00.000Z',
+    decision: 'denied',
+    reason: 'no_policy_matched',
+    request: { id: 'r1' },
+    issuer: GITHUB,
+    subject: 'repo:acme/api:ref:refs/heads/main',
+    claims: claims(),
+    policy: { candidates: ['deploy'], matched: [], denied_by: [], audit_mode: [], ...(setVersion === undefined ? {} : { set_version: setVersion }) },
+  });
+
+  it('says when it replays the very set that decided', () => {
+    const explained = explainAuditEvent(event(set.version), set, BROKER);
+    expect(explained).toMatchObject({
+      evaluated: true,
+      policy_set: { decided: set.version, explained: set.version, same: true },
+      closest: { policy: 'deploy' },
+    });
+  });
+
+  it('says so when that set is no longer the one given, and explains with the one given', () => {
+    const later = load({ ...entries, 'guard.yaml': `${GUARD}# changed\n` });
+    const explained = explainAuditEvent(event(set.version), later, BROKER);
+    expect(explained).toMatchObject({ evaluated: true, policy_set: { decided: set.version, explained: later.version, same: false } });
+    expect(explained.note).toMatch(/is not the one given here .* --policies DIR/);
+  });
+
+  it('says so when the record names no version', () => {
+    const explained = explainAuditEvent(event(undefined), set, BROKER);
+    expect(explained).toMatchObject({ policy_set: { decided: null, same: false } });
+    expect(explained.note).toMatch(/names no policy-set version/);
+  });
+});
