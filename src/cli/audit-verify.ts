@@ -1,4 +1,5 @@
 import { verifyAuditLog } from '../core/audit/verify-chain.ts';
+import { verifyShardedAuditLog, type ShardedReport } from '../core/audit/verify-shards.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { readKeptCheckpoints } from './kept-checkpoints.ts';
@@ -36,7 +37,12 @@ export const auditVerify: Command = {
     const kept = typeof values['checkpoints'] === 'string' ? readKeptCheckpoints(values['checkpoints']) : undefined;
     const source = openAuditSource(values);
     try {
-      const report = await verifyAuditLog({ ...(await source.verification(pinned)), ...(kept === undefined ? {} : { kept }) });
+      const log = await source.verification(pinned);
+      if ('chains' in log) {
+        if (kept !== undefined) throw new CliError("--checkpoints holds one chain's checkpoints: a sharded log is held to its root checkpoints");
+        return reportShards(await verifyShardedAuditLog(log), values['json'] === true);
+      }
+      const report = await verifyAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
       if (values['json'] === true) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else if (report.ok) {
@@ -58,3 +64,26 @@ export const auditVerify: Command = {
     }
   },
 };
+
+/** A sharded log's verdict: one line per chain, then the first problem, naming its shard and record. */
+function reportShards(report: ShardedReport, json: boolean): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.ok ? 0 : 1;
+  }
+  for (const chain of report.chains) {
+    const range = chain.records === 0 ? 'no records' : `${chain.records} records (seq ${chain.first_seq}…${chain.last_seq})`;
+    process.stdout.write(`shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints\n`);
+  }
+  const latest = report.latest_root === undefined ? 'none yet' : `the latest signed at ${report.latest_root.time} covers ${report.latest_root.chains} chains`;
+  process.stdout.write(`${report.root_checkpoints} root checkpoints (${latest})\n`);
+  const { problem } = report;
+  if (problem === undefined) {
+    process.stdout.write(`intact: ${report.chains.length} chains\n`);
+    return 0;
+  }
+  const verdict = problem.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
+  const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
+  process.stdout.write(`${verdict} (${problem.kind})${where}: ${problem.message}\n`);
+  return 1;
+}

@@ -2,6 +2,8 @@ import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/aud
 import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../core/audit/audit-index.ts';
 import {
   BUCKETS,
+  cursorPositions,
+  rankCounts,
   STATS_TOP,
   zeroCounts,
   type AuditFilter,
@@ -122,9 +124,10 @@ export class SqliteAuditStore implements AuditStore {
 
   async query(query: AuditQuery): Promise<AuditPage> {
     const where = whereClause(query);
-    if (query.after !== undefined) {
+    const [after] = cursorPositions(query.after, 1);
+    if (after !== undefined) {
       where.conditions.push(query.order === 'desc' ? 'seq < ?' : 'seq > ?');
-      where.params.push(query.after);
+      where.params.push(after);
     }
     const rows = this.#db.all<RecordRow>(
       `SELECT ${RECORD_COLUMNS} FROM audit_events ${sqlWhere(where.conditions)} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
@@ -132,7 +135,7 @@ export class SqliteAuditStore implements AuditStore {
     );
     const records = rows.slice(0, query.limit).map(toRecord);
     const last = records.at(-1);
-    return rows.length > query.limit && last !== undefined ? { records, next: last.chain.seq } : { records };
+    return rows.length > query.limit && last !== undefined ? { records, next: String(last.chain.seq) } : { records };
   }
 
   async stats(query: AuditStatsQuery): Promise<AuditStats> {
@@ -164,8 +167,7 @@ export class SqliteAuditStore implements AuditStore {
         counts[row.decision] += row.n;
         byKey.set(key, counts);
       }
-      const total = (counts: Record<Decision, number>) => counts.granted + counts.denied + counts.malformed + counts.error;
-      return [...byKey].sort((a, b) => total(b[1]) - total(a[1]) || String(a[0]).localeCompare(String(b[0]))).slice(0, STATS_TOP);
+      return rankCounts(byKey, query.top ?? STATS_TOP);
     };
     return {
       since: new Date(query.since).toISOString(),

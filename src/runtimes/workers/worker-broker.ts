@@ -20,12 +20,18 @@ import { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
+import type { RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { KeyRing } from '../../core/mint/key-ring.ts';
+import type { AuditShardState } from './audit-shard-state.ts';
+import { openWorkerAuditLog, shardedAuditUpkeep, type WorkerAuditLog } from './worker-audit-log.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
   readonly STATE: DurableObjectNamespace<KeywayState>;
   readonly REPLAY: DurableObjectNamespace<ReplayGuardState>;
   readonly LIMITS: DurableObjectNamespace<RateLimitState>;
+  readonly AUDIT: DurableObjectNamespace<AuditShardState>;
+  readonly KEYWAY_AUDIT_SHARDS?: string;
   readonly KEYWAY_ISSUER: string;
   readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
   readonly KEYWAY_MAX_TTL_SECONDS?: string;
@@ -71,6 +77,8 @@ export interface WorkerBrokerOptions {
 export interface WorkerBroker extends Broker {
   /** This isolate's key ring: the entry awaits `refreshIfStale` at the start of each request. */
   readonly keys: LiveKeyRing;
+  /** The audit log's shards and its sealed legacy chain. */
+  readonly audit: WorkerAuditLog;
 }
 
 /**
@@ -87,6 +95,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   const stores = stateStores(state);
   const now = options.now ?? Date.now;
   const keys = await LiveKeyRing.open(stores.keys, now());
+  const audit = await openWorkerAuditLog(env, state, stores.alerts);
   let github: GitHubTokens | undefined;
   if (settings.github !== undefined) {
     github = await createGitHubTokens(settings.github, {
@@ -116,8 +125,8 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     },
     keys: () => keys.ring,
     keyStore: stores.keys,
-    audit: stores.audit,
-    alerts: stores.alerts,
+    audit: { sharded: audit.log, api: audit.api },
+    alerts: audit.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),
     replay: replayGuardShards(env.REPLAY),
     limiter: rateLimitShards(env.LIMITS),
@@ -126,7 +135,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     now,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
-  if (!following) return { ...broker, keys };
+  if (!following) return { ...broker, keys, audit };
   // Every request first catches up with the live set, so no isolate serves one a push replaced.
   const app = new Hono<AppEnv>();
   app.use(async (_c, next) => {
@@ -134,7 +143,15 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     await next();
   });
   app.route('/', broker.app);
-  return { ...broker, app, keys };
+  return { ...broker, app, keys, audit };
+}
+
+/** The Cron Trigger's round of the sharded audit log: shard checkpoints and pruning, then a root checkpoint over every chain. */
+export async function scheduledAuditUpkeep(env: WorkerEnv, now: number, log: Logger): Promise<RootCheckpoint | undefined> {
+  const state = () => keywayState(env.STATE);
+  const stores = stateStores(state);
+  const audit = await openWorkerAuditLog(env, state, stores.alerts);
+  return shardedAuditUpkeep(audit, { env, keys: await KeyRing.from(await stores.keys.listKeys()), now, log });
 }
 
 /** The Cron Trigger's round of the signing key life cycle, at the trigger's scheduled time, in the state Durable Object. */

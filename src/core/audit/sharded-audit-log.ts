@@ -1,0 +1,119 @@
+import type { AuditLog, AuditRecord, AuditStore, ChainLink, AuditEvent } from './audit-event.ts';
+import {
+  cursorOf,
+  cursorPositions,
+  rankCounts,
+  STATS_TOP,
+  zeroCounts,
+  type AuditPage,
+  type AuditQuery,
+  type AuditStats,
+  type AuditStatsQuery,
+  type DecisionCounts,
+} from './audit-query.ts';
+import { auditShardOf } from './audit-shards.ts';
+
+/** One hash chain of a sharded log, by the name `audit verify` and the API call it: `legacy`, `0`, `1`, … */
+export interface AuditChain {
+  readonly name: string;
+  readonly store: AuditStore;
+}
+
+/** The policies and repositories each chain ranks for a merge: past this many in one chain, the merged ranking may miss some. */
+const MERGED_STATS_TOP = 10_000;
+
+/**
+ * The audit log of a Workers deployment: one hash chain per shard, each appended to on its own
+ * (auditShardOf picks the shard), and the sealed single chain of before the shards (`legacy`).
+ * Queries, stats and exports read every chain and merge them in time order (ULIDs); a page's
+ * cursor carries each chain's position, so a record is returned once whichever chains move.
+ */
+export class ShardedAuditLog implements AuditLog {
+  readonly #shards: readonly AuditStore[];
+  /** Every chain read, in cursor order: the legacy one first when there is one, then the shards. */
+  readonly chains: readonly AuditChain[];
+
+  constructor(shards: readonly AuditStore[], legacy?: AuditStore) {
+    this.#shards = shards;
+    this.chains = [...(legacy === undefined ? [] : [{ name: 'legacy', store: legacy }]), ...shards.map((store, shard) => ({ name: String(shard), store }))];
+  }
+
+  /** The shard `event` is appended to, and where the rules that read its identity's history run. */
+  shardOf(event: AuditEvent): number {
+    return auditShardOf(event, this.#shards.length);
+  }
+
+  append(event: AuditEvent): Promise<ChainLink> {
+    return (this.#shards[this.shardOf(event)] as AuditStore).append(event);
+  }
+
+  async get(id: string): Promise<AuditEvent | undefined> {
+    return (await this.record(id))?.event;
+  }
+
+  async record(id: string): Promise<AuditRecord | undefined> {
+    return (await Promise.all(this.chains.map(({ store }) => store.record(id)))).find((record) => record !== undefined);
+  }
+
+  async query(query: AuditQuery): Promise<AuditPage> {
+    const { after, ...rest } = query;
+    const positions = cursorPositions(after, this.chains.length);
+    const pages = await Promise.all(
+      this.chains.map(({ store }, chain) => {
+        const at = positions[chain];
+        return store.query(at === undefined ? rest : { ...rest, after: String(at) });
+      }),
+    );
+    const taken = pages.map(() => 0);
+    const records: AuditRecord[] = [];
+    const before = (a: AuditRecord, b: AuditRecord) => (query.order === 'asc' ? a.event.id < b.event.id : a.event.id > b.event.id);
+    while (records.length < query.limit) {
+      let best: { chain: number; record: AuditRecord } | undefined;
+      for (const [chain, page] of pages.entries()) {
+        const record = page.records[taken[chain] as number];
+        if (record !== undefined && (best === undefined || before(record, best.record))) best = { chain, record };
+      }
+      if (best === undefined) break;
+      records.push(best.record);
+      taken[best.chain] = (taken[best.chain] as number) + 1;
+    }
+    const more = pages.some((page, chain) => (taken[chain] as number) < page.records.length || page.next !== undefined);
+    if (!more) return { records };
+    const next = pages.map((page, chain) => page.records[(taken[chain] as number) - 1]?.chain.seq ?? positions[chain]);
+    return { records, next: cursorOf(next) };
+  }
+
+  async stats(query: AuditStatsQuery): Promise<AuditStats> {
+    const [first, ...others] = await Promise.all(this.chains.map(({ store }) => store.stats({ ...query, top: MERGED_STATS_TOP })));
+    if (first === undefined) throw new RangeError('a sharded audit log has at least one chain');
+    const totals = zeroCounts();
+    const series = first.series.map((bucket) => ({ start: bucket.start, counts: zeroCounts() }));
+    const byPolicy = new Map<string | null, DecisionCounts>();
+    const byRepository = new Map<string | null, DecisionCounts>();
+    for (const stats of [first, ...others]) {
+      add(totals, stats.totals);
+      for (const [index, bucket] of stats.series.entries()) {
+        const merged = series[index];
+        if (merged !== undefined) add(merged.counts, bucket.counts);
+      }
+      for (const { policy, counts } of stats.by_policy) byPolicy.set(policy, add(zeroCounts(), byPolicy.get(policy), counts));
+      for (const { repository, counts } of stats.by_repository) byRepository.set(repository, add(zeroCounts(), byRepository.get(repository), counts));
+    }
+    const top = query.top ?? STATS_TOP;
+    return {
+      ...first,
+      totals,
+      series,
+      by_policy: rankCounts(byPolicy, top).map(([policy, counts]) => ({ policy, counts })),
+      by_repository: rankCounts(byRepository, top).map(([repository, counts]) => ({ repository, counts })),
+    };
+  }
+}
+
+function add(sum: Record<keyof DecisionCounts, number>, ...counts: (DecisionCounts | undefined)[]): DecisionCounts {
+  for (const each of counts) {
+    if (each === undefined) continue;
+    for (const decision of Object.keys(sum) as (keyof DecisionCounts)[]) sum[decision] += each[decision];
+  }
+  return sum;
+}

@@ -1,0 +1,59 @@
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { MAX_AUDIT_SHARDS } from '../../core/audit/audit-shards.ts';
+import type { ChainHead } from '../../core/audit/checkpoint.ts';
+import { readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
+import type { AlertObservation, ObserveOptions } from '../../features/alerts/alert-store.ts';
+import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
+import { AuditChainObject } from './audit-chain-object.ts';
+import type { WorkerEnv } from './worker-broker.ts';
+
+/** What one shard says of itself: its chain's head, and the appends this instance made since it started, with their time inside it. */
+export interface AuditShardReport {
+  readonly head: ChainHead;
+  readonly appends: number;
+  /** Milliseconds per append inside the object (the SQL insert and commit), averaged over `appends`; 0 before the first. */
+  readonly append_ms: number;
+}
+
+/**
+ * One shard of the audit log on Workers (KEYWAY_AUDIT_SHARDS of them): its own hash chain and its
+ * own checkpoints, appended to by the exchanges of the identities it holds (auditShardOf). The
+ * alert rules that read one identity's history run here, beside that history.
+ */
+export class AuditShardState extends AuditChainObject {
+  readonly #alerts: SqliteAlertStore;
+  #appends = 0;
+  #appendMs = 0;
+
+  constructor(ctx: DurableObjectState, env: WorkerEnv) {
+    super(ctx, env);
+    this.#alerts = new SqliteAlertStore(this.db);
+  }
+
+  override async append(event: AuditEvent): Promise<ChainLink> {
+    const started = performance.now();
+    const link = await super.append(event);
+    this.#appendMs += performance.now() - started;
+    this.#appends += 1;
+    return link;
+  }
+
+  observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
+    return this.#alerts.observe(event, link, options);
+  }
+
+  async report(): Promise<AuditShardReport> {
+    return { head: await this.audit.head(), appends: this.#appends, append_ms: this.#appends === 0 ? 0 : this.#appendMs / this.#appends };
+  }
+}
+
+export const DEFAULT_AUDIT_SHARDS = 16;
+
+/** KEYWAY_AUDIT_SHARDS: how many shards the audit log is spread over. */
+export function readAuditShards(env: SettingsSource): number {
+  return readInteger(env, 'KEYWAY_AUDIT_SHARDS', DEFAULT_AUDIT_SHARDS, 1, MAX_AUDIT_SHARDS);
+}
+
+export function auditShard(namespace: DurableObjectNamespace<AuditShardState>, shard: number): DurableObjectStub<AuditShardState> {
+  return namespace.get(namespace.idFromName(`audit-shard-${shard}`));
+}

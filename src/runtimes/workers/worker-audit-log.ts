@@ -1,0 +1,112 @@
+import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
+import { readAuditSettings } from '../../core/audit/audit-settings.ts';
+import type { ChainHead } from '../../core/audit/checkpoint.ts';
+import { signRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
+import { auditStatementSigner, checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import type { Logger } from '../../core/log.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import type { AlertStore } from '../../features/alerts/alert-store.ts';
+import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
+import { chainStore } from './audit-chain-object.ts';
+import { auditShard, readAuditShards } from './audit-shard-state.ts';
+import type { KeywayState } from './keyway-state.ts';
+import type { WorkerEnv } from './worker-broker.ts';
+
+export interface WorkerAuditLog {
+  readonly log: ShardedAuditLog;
+  readonly api: AuditShardsApi;
+  /** The alert store with `observe` in the shard of the event's identity, where its history is. */
+  readonly alerts: AlertStore;
+  addRoot(root: RootCheckpoint): Promise<void>;
+}
+
+/**
+ * The audit log of a Workers deployment, in KEYWAY_AUDIT_SHARDS shards (AuditShardState), after
+ * recording the count in KeywayState and sealing its single chain of before the shards, which
+ * stays readable and verifiable as the chain `legacy` when it holds records. A count below the
+ * recorded one is refused with a ConfigError: the broker does not start.
+ */
+export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObjectStub<KeywayState>, alerts: AlertStore): Promise<WorkerAuditLog> {
+  const count = readAuditShards(env);
+  const opening = await state().openAuditShards(count);
+  if (!opening.ok) {
+    throw new ConfigError(
+      `KEYWAY_AUDIT_SHARDS is ${count}, but the audit log has ${opening.recorded} shards: fewer would orphan the records of shards ` +
+        `${count}…${opening.recorded - 1}. Set it to ${opening.recorded} or more (the count can grow, never shrink)`,
+    );
+  }
+  const shard = (index: number) => () => auditShard(env.AUDIT, index);
+  const log = new ShardedAuditLog(
+    Array.from({ length: count }, (_, index) => chainStore(shard(index))),
+    opening.legacy === undefined ? undefined : chainStore(state),
+  );
+  const api: AuditShardsApi = {
+    chains: () =>
+      Promise.all(
+        log.chains.map(async ({ name, store }) =>
+          name === 'legacy' ? { shard: name, head: await store.head() } : { shard: name, ...(await shard(Number(name))().report()) },
+        ),
+      ),
+    roots: (after, limit) => state().rootCheckpoints(after, limit),
+    latestRoot: () => state().latestRootCheckpoint(),
+  };
+  return {
+    log,
+    api,
+    alerts: { ...alerts, observe: (event, link, options) => shard(log.shardOf(event))().observe(event, link, options) },
+    addRoot: (root) => state().addRootCheckpoint(root),
+  };
+}
+
+/**
+ * The Cron round of the sharded log: each shard's upkeep (prune past the retention, sign a
+ * checkpoint of a head that moved), then a root checkpoint over every chain's head when one moved.
+ * A shard that cannot be reached is logged and leaves this round without a root checkpoint: a
+ * root checkpoint always covers every chain.
+ */
+export async function shardedAuditUpkeep(
+  audit: WorkerAuditLog,
+  options: { readonly env: WorkerEnv; readonly keys: KeyRing; readonly now: number; readonly log: Logger },
+): Promise<RootCheckpoint | undefined> {
+  const { env, keys, now, log } = options;
+  const { retentionDays } = readAuditSettings(env);
+  const sign = checkpointSigner(
+    env.KEYWAY_ISSUER,
+    () => keys,
+    () => now,
+  );
+  const settled = await Promise.allSettled(
+    audit.log.chains.map(async ({ name, store }): Promise<[string, ChainHead]> => {
+      // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
+      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays });
+      return [name, await store.head()];
+    }),
+  );
+  const failed = settled.flatMap((outcome, index) =>
+    outcome.status === 'rejected' ? [{ chain: audit.log.chains[index]?.name, error: String(outcome.reason) }] : [],
+  );
+  if (failed.length > 0) {
+    log.error('audit shard upkeep failed; no root checkpoint this round', { failed });
+    return undefined;
+  }
+  const heads = Object.fromEntries(settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])));
+  const latest = await audit.api.latestRoot();
+  if (latest !== undefined && sameHeads(latest.heads, heads)) return undefined;
+  const root = await signRootCheckpoint(
+    auditStatementSigner(
+      env.KEYWAY_ISSUER,
+      () => keys,
+      () => now,
+    ),
+    heads,
+  );
+  await audit.addRoot(root);
+  return root;
+}
+
+function sameHeads(a: Readonly<Record<string, ChainHead>>, b: Readonly<Record<string, ChainHead>>): boolean {
+  const names = Object.keys(b);
+  return Object.keys(a).length === names.length && names.every((name) => a[name]?.seq === b[name]?.seq && a[name]?.hash === b[name]?.hash);
+}
