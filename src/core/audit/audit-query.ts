@@ -27,8 +27,10 @@ export interface AuditQuery extends AuditFilter {
   readonly limit: number;
   /** `desc`: newest first (the default for people); `asc`: chain order (exports, verification). */
   readonly order: 'asc' | 'desc';
-  /** Continue where the page that returned this cursor (its `next`) stopped: one chain's `seq`, or one per shard. */
+  /** Continue where the page that returned this cursor (its `next`) stopped: a `seq`, or with `by: 'id'` an id; a merge's cursor holds one per chain. */
   readonly after?: string;
+  /** The order within one chain: `seq` (chain order, the default) or `id` (time, exactly: what a merge of several chains reads). */
+  readonly by?: 'seq' | 'id';
 }
 
 export interface AuditPage {
@@ -71,22 +73,9 @@ export class AuditQueryError extends KeywayError {
   readonly code = 'audit_query_invalid';
 }
 
-/** A chain's `seq`, or on a sharded log one position per shard (empty where none was read yet), joined by dots. */
-const CURSOR = /^\d{0,15}(\.\d{0,15}){0,256}$/;
+/** A chain's `seq`, or on a sharded log one position per chain (the last id read there, or empty), joined by dots. */
+const CURSOR = /^[0-9A-Z]{0,26}(\.[0-9A-Z]{0,26}){0,256}$/;
 export const CURSOR_INVALID = 'cursor is not one this API returned';
-
-/** The per-chain positions a cursor holds, `count` of them; an AuditQueryError when it is not one a store of `count` chains returned. */
-export function cursorPositions(cursor: string | undefined, count: number): (number | undefined)[] {
-  if (cursor === undefined) return Array.from({ length: count }, () => undefined);
-  const parts = cursor.split('.');
-  if (!CURSOR.test(cursor) || parts.length !== count || (count === 1 && cursor === '')) throw new AuditQueryError(CURSOR_INVALID);
-  return parts.map((part) => (part === '' ? undefined : Number(part)));
-}
-
-/** The cursor of per-chain positions: the inverse of cursorPositions. */
-export function cursorOf(positions: readonly (number | undefined)[]): string {
-  return positions.map((position) => (position === undefined ? '' : String(position))).join('.');
-}
 
 /** Policies or repositories by their counts, busiest first, ties by name: at most `top` of them. */
 export function rankCounts<Key extends string | null>(byKey: ReadonlyMap<Key, DecisionCounts>, top: number): [Key, DecisionCounts][] {

@@ -1,7 +1,7 @@
 import type { AuditLog, AuditRecord, AuditStore, ChainLink, AuditEvent } from './audit-event.ts';
 import {
-  cursorOf,
-  cursorPositions,
+  AuditQueryError,
+  CURSOR_INVALID,
   rankCounts,
   STATS_TOP,
   zeroCounts,
@@ -19,14 +19,17 @@ export interface AuditChain {
   readonly store: AuditStore;
 }
 
+const ULID = /^[0-9A-Z]{26}$/;
+
 /** The policies and repositories each chain ranks for a merge: past this many in one chain, the merged ranking may miss some. */
 const MERGED_STATS_TOP = 10_000;
 
 /**
  * The audit log of a Workers deployment: one hash chain per shard, each appended to on its own
  * (auditShardOf picks the shard), and the sealed single chain of before the shards (`legacy`).
- * Queries, stats and exports read every chain and merge them in time order (ULIDs); a page's
- * cursor carries each chain's position, so a record is returned once whichever chains move.
+ * Queries, stats and exports read every chain in id order and merge them in time order (ULIDs);
+ * a page's cursor carries each chain's position (the last id read there), so a record is returned
+ * once whichever chains move.
  */
 export class ShardedAuditLog implements AuditLog {
   readonly #shards: readonly AuditStore[];
@@ -57,12 +60,13 @@ export class ShardedAuditLog implements AuditLog {
 
   async query(query: AuditQuery): Promise<AuditPage> {
     const { after, ...rest } = query;
-    const positions = cursorPositions(after, this.chains.length);
+    const positions = after === undefined ? this.chains.map(() => '') : after.split('.');
+    if (positions.length !== this.chains.length || positions.some((position) => position !== '' && !ULID.test(position))) {
+      throw new AuditQueryError(CURSOR_INVALID);
+    }
+    // Each chain in id order, so that the merge is exactly in time order.
     const pages = await Promise.all(
-      this.chains.map(({ store }, chain) => {
-        const at = positions[chain];
-        return store.query(at === undefined ? rest : { ...rest, after: String(at) });
-      }),
+      this.chains.map(({ store }, chain) => store.query({ ...rest, by: 'id', ...(positions[chain] ? { after: positions[chain] } : {}) })),
     );
     const taken = pages.map(() => 0);
     const records: AuditRecord[] = [];
@@ -79,8 +83,7 @@ export class ShardedAuditLog implements AuditLog {
     }
     const more = pages.some((page, chain) => (taken[chain] as number) < page.records.length || page.next !== undefined);
     if (!more) return { records };
-    const next = pages.map((page, chain) => page.records[(taken[chain] as number) - 1]?.chain.seq ?? positions[chain]);
-    return { records, next: cursorOf(next) };
+    return { records, next: pages.map((page, chain) => page.records[(taken[chain] as number) - 1]?.event.id ?? positions[chain]).join('.') };
   }
 
   async stats(query: AuditStatsQuery): Promise<AuditStats> {

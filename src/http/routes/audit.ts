@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
-import type { AuditLog, AuditStore } from '../../core/audit/audit-event.ts';
+import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth.ts';
@@ -138,13 +138,21 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
       return invalid(c, error);
     }
     const records = allRecords(chain, query);
+    let first: IteratorResult<AuditRecord> | undefined;
+    try {
+      // The first page is read before the answer starts: a cursor the store refuses is a 400, not a broken stream.
+      first = await records.next();
+    } catch (error) {
+      return invalid(c, error);
+    }
     const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         if (format === 'csv') controller.enqueue(encoder.encode(CSV_HEADER));
       },
       async pull(controller) {
-        const next = await records.next();
+        const next = first ?? (await records.next());
+        first = undefined;
         if (next.done === true) return controller.close();
         controller.enqueue(encoder.encode(format === 'csv' ? csvRow(next.value) : `${JSON.stringify(toRecordJson(next.value))}\n`));
       },
