@@ -55,7 +55,7 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
   }
   const { shards } = (await (await successful('/v1/audit/shards', listed)).json()) as { shards: AuditChainInfo[] };
   const roots: string[] = [];
-  let after = '0';
+  let after = '';
   for (;;) {
     const page = await json<{ root_checkpoints: RootCheckpoint[]; next_cursor?: string }>('/v1/audit/root-checkpoints', new URLSearchParams({ after }), false);
     roots.push(...page.root_checkpoints.map((root) => root.jws));

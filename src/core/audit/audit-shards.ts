@@ -30,8 +30,8 @@ export interface AuditChainInfo {
 
 export interface AuditShardsApi {
   chains(): Promise<readonly AuditChainInfo[]>;
-  /** Root checkpoints signed after `after` (milliseconds since the epoch), oldest first. */
-  roots(after: number, limit: number): Promise<readonly RootCheckpoint[]>;
+  /** Root checkpoints after the one at position `after` (rootCheckpointPosition; empty: from the first), oldest first. */
+  roots(after: string, limit: number): Promise<readonly RootCheckpoint[]>;
   latestRoot(): Promise<RootCheckpoint | undefined>;
 }
 

@@ -1,5 +1,6 @@
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import * as v from 'valibot';
+import { sha256Hex } from '../mint/sha256-hex.ts';
 import type { ChainHead } from './checkpoint.ts';
 import type { AuditStatementSigner } from './sign-checkpoint.ts';
 import { CheckpointError } from './verify-checkpoint.ts';
@@ -20,6 +21,13 @@ export interface RootCheckpoint {
 }
 
 export const ROOT_CHECKPOINT_TYPE = 'keyway-root-checkpoint+jwt';
+
+/** Where a root checkpoint sits in the list, oldest first: its time, then its JWS's hash (two may be signed in one second). */
+export function rootCheckpointPosition(root: RootCheckpoint): string {
+  return `${String(Date.parse(root.time)).padStart(15, '0')}-${sha256Hex(root.jws).slice(0, 16)}`;
+}
+
+export const ROOT_CHECKPOINT_POSITION = /^\d{15}-[0-9a-f]{16}$/;
 
 export async function signRootCheckpoint(sign: AuditStatementSigner, heads: Readonly<Record<string, ChainHead>>): Promise<RootCheckpoint> {
   const { jws, iat } = await sign({ heads }, ROOT_CHECKPOINT_TYPE);

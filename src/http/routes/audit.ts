@@ -3,6 +3,7 @@ import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
 import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
+import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
@@ -79,15 +80,15 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
   api.get('/root-checkpoints', async (c) => {
     const { shards } = deps;
     if (shards === undefined) return c.json({ error: 'not_found', error_description: 'this audit log is one chain: it has no root checkpoints' }, 404);
-    const after = Number(c.req.query('after') ?? '0');
+    const after = c.req.query('after') ?? '';
     const limit = Number(c.req.query('limit') ?? String(QUERY_LIMITS.maxPage));
-    if (!Number.isSafeInteger(after) || after < 0 || !Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage) {
-      return c.json({ error: 'invalid_request', error_description: `after is a time in milliseconds, limit from 1 to ${QUERY_LIMITS.maxPage}` }, 400);
+    if ((after !== '' && !ROOT_CHECKPOINT_POSITION.test(after)) || !Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage) {
+      return c.json({ error: 'invalid_request', error_description: `after is a next_cursor this API returned, limit from 1 to ${QUERY_LIMITS.maxPage}` }, 400);
     }
     const roots = await shards.roots(after, limit + 1);
     const page = roots.slice(0, limit);
     const last = page.at(-1);
-    const next = roots.length > limit && last !== undefined ? { next_cursor: String(Date.parse(last.time)) } : {};
+    const next = roots.length > limit && last !== undefined ? { next_cursor: rootCheckpointPosition(last) } : {};
     return c.json({ root_checkpoints: page, ...next }, 200, NO_STORE);
   });
   api.get('/root-checkpoints/latest', async (c) => {

@@ -5,7 +5,7 @@ import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner, type CheckpointSigner } from '../../core/audit/sign-checkpoint.ts';
-import type { RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { rootCheckpointPosition, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { AuditChainObject, chainStore } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
@@ -113,12 +113,14 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   /** Stores a root checkpoint the Cron round signed over every chain's head. */
   async addRootCheckpoint(root: RootCheckpoint): Promise<void> {
-    await this.ctx.storage.put(rootCheckpointKey(Date.parse(root.time)), root);
+    await this.ctx.storage.put(`${ROOT_CHECKPOINT_PREFIX}${rootCheckpointPosition(root)}`, root);
   }
 
-  /** Root checkpoints signed after `after` (milliseconds since the epoch), oldest first. */
-  async rootCheckpoints(after: number, limit: number): Promise<RootCheckpoint[]> {
-    return [...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, startAfter: rootCheckpointKey(after), limit })).values()];
+  /** Root checkpoints after the one at `after` (rootCheckpointPosition; empty: from the first), oldest first. */
+  async rootCheckpoints(after: string, limit: number): Promise<RootCheckpoint[]> {
+    return [
+      ...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, startAfter: `${ROOT_CHECKPOINT_PREFIX}${after}`, limit })).values(),
+    ];
   }
 
   async latestRootCheckpoint(): Promise<RootCheckpoint | undefined> {
@@ -327,7 +329,6 @@ export const AUDIT_SHARD_COUNT = 'audit:shards';
 export const LEGACY_CHAIN_SEALED = 'audit:legacy-sealed';
 const LEGACY_SEALED_MESSAGE = 'the single audit chain of before the shards is sealed: appends go to the audit shards';
 const ROOT_CHECKPOINT_PREFIX = 'audit:root:';
-const rootCheckpointKey = (time: number) => `${ROOT_CHECKPOINT_PREFIX}${String(time).padStart(15, '0')}`;
 
 /** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
 export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';
