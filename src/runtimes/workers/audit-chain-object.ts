@@ -7,6 +7,8 @@ import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
+import type { SecretBox } from '../../core/secrets/secret-box.ts';
+import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, usedTables, type RestoredState } from '../../storage/state-dump.ts';
 
 /**
  * A SQLite-backed Durable Object holding one audit hash chain with the store the Node SQLite file
@@ -68,7 +70,43 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
   prune(anchor: Checkpoint): Promise<number> {
     return this.audit.prune(anchor);
   }
+
+  // Issue 21: export and restore (GET /v1/backup, POST /v1/backup/restore), of the state and of every shard.
+
+  /** Every keyway table as one JSON text, read in one synchronous transaction; undefined when it exceeds MAX_STATE_EXPORT_BYTES. */
+  exportState(): string | undefined {
+    const text = JSON.stringify(dumpDatabase(this.db, Date.now()));
+    return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
+  }
+
+  /** The keyway tables that hold rows here (none but signing_keys: fresh, an export may be restored into it). */
+  usedTables(): string[] {
+    return usedTables(this.db);
+  }
+
+  /** Restores an export into this object if it is fresh and the export checks out (storage/state-dump.ts); nothing is written otherwise. */
+  protected async restoreFrom(text: string, box: SecretBox, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
+    try {
+      return { ok: true, restored: await restoreDump(this.db, parseStateDump(text), box, options) };
+    } catch (error) {
+      if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
+      throw error;
+    }
+  }
 }
+
+/**
+ * The largest export one call returns (a Durable Object RPC result is limited to 32 MiB): with
+ * audit records of about 1–2 KB, some 10,000 to 20,000 of them. A larger log is pruned by
+ * KEYWAY_AUDIT_RETENTION_DAYS, or read with GET /v1/audit/export.
+ */
+export const MAX_STATE_EXPORT_BYTES = 24 * 1024 * 1024;
+
+export type RestoreOptions = NonNullable<Parameters<typeof restoreDump>[3]>;
+
+export type StateRestoreOutcome =
+  | { readonly ok: true; readonly restored: RestoredState }
+  | { readonly ok: false; readonly problem: StateRestoreError['problem']; readonly message: string };
 
 /** The Worker-side AuditStore of one chain object: RPC to it. A stub belongs to the request that made it, so each call makes its own. */
 export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): AuditStore {

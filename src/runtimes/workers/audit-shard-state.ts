@@ -4,7 +4,11 @@ import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
 import type { AlertObservation, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
-import { AuditChainObject } from './audit-chain-object.ts';
+import { AuditChainObject, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
+import { readMasterKeys } from '../../core/secrets/master-keys.ts';
+import { SecretBox } from '../../core/secrets/secret-box.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import { MASTER_KEY_MISSING } from './keyway-state.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 /** What one shard says of itself: its chain's head, and the appends this instance made since it started, with their time inside it. */
@@ -40,6 +44,13 @@ export class AuditShardState extends AuditChainObject {
 
   observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
     return this.#alerts.observe(event, link, options);
+  }
+
+  /** Restores a shard's export (its chain and checkpoints), its checkpoints vouched for by the deployment's `signingKeys` (from the state's export). */
+  async restoreState(text: string, options: RestoreOptions): Promise<StateRestoreOutcome> {
+    const master = readMasterKeys(this.env);
+    if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
+    return this.restoreFrom(text, await SecretBox.fromMasterKeys(master), options);
   }
 
   async report(): Promise<AuditShardReport> {

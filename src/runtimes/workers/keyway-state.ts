@@ -6,7 +6,7 @@ import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner, type CheckpointSigner } from '../../core/audit/sign-checkpoint.ts';
 import { rootCheckpointPosition, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
-import { AuditChainObject, chainStore } from './audit-chain-object.ts';
+import { AuditChainObject, chainStore, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
@@ -26,7 +26,6 @@ import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts'
 import { jsonLogger } from '../../core/log.ts';
 import { readFlag } from '../../core/settings/read-settings.ts';
 import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
-import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, type RestoredState } from '../../storage/state-dump.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 /**
@@ -281,38 +280,19 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   // Issue 21: export and restore of the whole state (GET /v1/backup, POST /v1/backup/restore).
 
-  /** Every keyway table as one JSON text, read in one synchronous transaction; undefined when it exceeds MAX_STATE_EXPORT_BYTES. */
-  exportState(): string | undefined {
-    const text = JSON.stringify(dumpDatabase(this.db, Date.now()));
-    return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
-  }
-
-  /** Restores an export into this state if it is fresh and the export checks out (storage/state-dump.ts); nothing is written otherwise. */
-  async restoreState(text: string): Promise<StateRestoreOutcome> {
-    try {
-      const restored = await restoreDump(this.db, parseStateDump(text), await this.#secretBox());
-      // What this object remembered of the state before is void: keys are read anew, upkeep restarts.
+  /** Restores an export of the state (its sealed keys, its legacy chain, …) if this state is fresh and the export checks out; nothing is written otherwise. */
+  async restoreState(text: string, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
+    const outcome = await this.restoreFrom(text, await this.#secretBox(), options);
+    if (outcome.ok && options.write !== false) {
+      // What this object remembered of the state before is void: keys are read anew, upkeep restarts, the restored chain is the sealed one.
       this.#keysUpgraded = undefined;
       this.#alarmSet = true;
       await this.#armAlarm(Date.now() + 1000);
-      return { ok: true, restored };
-    } catch (error) {
-      if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
-      throw error;
+      await this.ctx.storage.put(LEGACY_CHAIN_SEALED, await this.audit.head());
     }
+    return outcome;
   }
 }
-
-/**
- * The largest export one call returns (a Durable Object RPC result is limited to 32 MiB): with
- * audit records of about 1–2 KB, some 10,000 to 20,000 of them. A larger log is pruned by
- * KEYWAY_AUDIT_RETENTION_DAYS, or read with GET /v1/audit/export.
- */
-export const MAX_STATE_EXPORT_BYTES = 24 * 1024 * 1024;
-
-export type StateRestoreOutcome =
-  | { readonly ok: true; readonly restored: RestoredState }
-  | { readonly ok: false; readonly problem: StateRestoreError['problem']; readonly message: string };
 
 export interface LivePolicyState {
   readonly version: number;

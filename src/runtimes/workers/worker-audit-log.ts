@@ -9,8 +9,11 @@ import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
-import { chainStore } from './audit-chain-object.ts';
-import { auditShard, readAuditShards } from './audit-shard-state.ts';
+import * as v from 'valibot';
+import type { BackupApiDeps, StateRestoreResult } from '../../http/routes/backup.ts';
+import { notFresh } from '../../storage/state-dump.ts';
+import { chainStore, MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
+import { auditShard, readAuditShards, type AuditShardState } from './audit-shard-state.ts';
 import type { KeywayState } from './keyway-state.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
@@ -20,7 +23,12 @@ export interface WorkerAuditLog {
   /** The alert store with `observe` in the shard of the event's identity, where its history is. */
   readonly alerts: AlertStore;
   addRoot(root: RootCheckpoint): Promise<void>;
+  /** GET /v1/backup and POST /v1/backup/restore over the state and every shard. */
+  readonly backup: Pick<BackupApiDeps, 'exportState' | 'restoreState'>;
 }
+
+/** An export of a sharded deployment: the state's export (keys, legacy chain, …) and each shard's, in shard order. */
+export const SHARDED_STATE_FORMAT = 'keyway-sharded-state';
 
 /**
  * The audit log of a Workers deployment, in KEYWAY_AUDIT_SHARDS shards (AuditShardState), after
@@ -57,6 +65,16 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
     api,
     alerts: { ...alerts, observe: (event, link, options) => shard(log.shardOf(event))().observe(event, link, options) },
     addRoot: (root) => state().addRootCheckpoint(root),
+    backup: {
+      exportState: async () => {
+        const texts = await Promise.all([state().exportState(), ...Array.from({ length: count }, (_, index) => shard(index)().exportState())]);
+        if (texts.some((text) => text === undefined)) return undefined;
+        const [stateText, ...shardTexts] = texts;
+        const text = `{"format":"${SHARDED_STATE_FORMAT}","state":${stateText},"shards":[${shardTexts.join(',')}]}`;
+        return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
+      },
+      restoreState: (text) => restoreSharded(text, count, state, (index) => shard(index)()),
+    },
   };
 }
 
@@ -109,4 +127,59 @@ export async function shardedAuditUpkeep(
 function sameHeads(a: Readonly<Record<string, ChainHead>>, b: Readonly<Record<string, ChainHead>>): boolean {
   const names = Object.keys(b);
   return Object.keys(a).length === names.length && names.every((name) => a[name]?.seq === b[name]?.seq && a[name]?.hash === b[name]?.hash);
+}
+
+const ShardedExport = v.looseObject({
+  format: v.literal(SHARDED_STATE_FORMAT),
+  state: v.looseObject({ tables: v.looseObject({ signing_keys: v.array(v.record(v.string(), v.nullable(v.union([v.string(), v.number()])))) }) }),
+  shards: v.array(v.unknown()),
+});
+
+/**
+ * Restores an export into a fresh deployment: every object must be fresh, and every object's part of
+ * the export must check out (each shard's chain vouched for by the state's signing keys) before any
+ * is written. An export of the single chain of before the shards restores into the state, where it
+ * is the sealed legacy chain.
+ */
+async function restoreSharded(
+  text: string,
+  count: number,
+  state: () => DurableObjectStub<KeywayState>,
+  shard: (index: number) => DurableObjectStub<AuditShardState>,
+): Promise<StateRestoreResult> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: 'malformed', message: 'the export is not JSON' };
+  }
+  const sharded = v.safeParse(ShardedExport, json);
+  const shards = sharded.success ? sharded.output.shards : [];
+  if (shards.length > count) {
+    const message = `the export holds ${shards.length} audit shards, this deployment ${count}: set KEYWAY_AUDIT_SHARDS to ${shards.length} or more first`;
+    return { ok: false, problem: 'malformed', message };
+  }
+  const used = (await Promise.all([state().usedTables(), ...Array.from({ length: count }, (_, index) => shard(index).usedTables())])).flat();
+  if (used.length > 0) return { ok: false, problem: 'not_fresh', message: notFresh([...new Set(used)]).message };
+  if (!sharded.success) return state().restoreState(text);
+  const signingKeys = sharded.output.state.tables.signing_keys;
+  const stateText = JSON.stringify(sharded.output.state);
+  const shardTexts = shards.map((dump) => JSON.stringify(dump));
+  // Every object's export is checked before any is written: a refusal writes nothing anywhere.
+  const restoreAll = async (write: boolean): Promise<StateRestoreResult> => {
+    let records = 0;
+    let checkpoints = 0;
+    for (const [index, shardText] of shardTexts.entries()) {
+      const restored = await shard(index).restoreState(shardText, { signingKeys, write });
+      if (!restored.ok) return { ...restored, message: `audit shard ${index}: ${restored.message}` };
+      records += restored.restored.records;
+      checkpoints += restored.restored.checkpoints;
+    }
+    const restored = await state().restoreState(stateText, { write });
+    if (!restored.ok) return restored;
+    const total = { records: records + restored.restored.records, checkpoints: checkpoints + restored.restored.checkpoints };
+    return { ok: true, restored: { ...restored.restored, ...total, shards: shards.length } };
+  };
+  const checked = await restoreAll(false);
+  return checked.ok ? restoreAll(true) : checked;
 }

@@ -11,7 +11,8 @@ import { ConfigError } from '../../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
-import { keywayState, MASTER_KEY_MISSING, MAX_STATE_EXPORT_BYTES, stateStores, type KeywayState } from './keyway-state.ts';
+import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
+import { MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
@@ -118,8 +119,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     health: () => policyHealth(live.current, live.lastSwitch),
     webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     backup: {
-      exportState: () => state().exportState(),
-      restoreState: (text) => state().restoreState(text),
+      ...audit.backup,
       restoreToken: env.KEYWAY_RESTORE_TOKEN === '' ? undefined : env.KEYWAY_RESTORE_TOKEN,
       maxBytes: MAX_STATE_EXPORT_BYTES,
     },
