@@ -1,4 +1,4 @@
-import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -14,7 +14,7 @@ import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
 import { createWorkerBroker, type WorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
-import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
+import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { auditEvent } from '../suites/store-contract.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
@@ -35,14 +35,19 @@ describe('the sharded audit log on Workers (workerd)', () => {
     ...auditorPolicies(people, workerEnv.KEYWAY_ISSUER),
   });
 
-  async function start(deployment: Deployment, shards: number) {
-    const env = { ...workerEnv, STATE: deployment.states, AUDIT: deployment.shards, KEYWAY_AUDIT_SHARDS: String(shards) };
+  async function start(deployment: Deployment, shards: number, settings: Record<string, string> = {}) {
+    const env = { ...workerEnv, ...settings, STATE: deployment.states, AUDIT: deployment.shards, KEYWAY_AUDIT_SHARDS: String(shards) };
     const files = Object.entries(policies()).map(([path, text]) => ({ path, text }));
     const broker: WorkerBroker = await createWorkerBroker(env, files, { log: silentLogger });
     const client = {
       issuer: workerEnv.KEYWAY_ISSUER,
-      request: async (path: string, init?: RequestInit) =>
-        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
+      request: async (path: string, init?: RequestInit) => {
+        const ctx = createExecutionContext();
+        const response = await broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, ctx);
+        // The alert rules run after the answer, in waitUntil: done before the next request.
+        await waitOnExecutionContext(ctx);
+        return response;
+      },
     };
     const token = await auditorToken(client, people);
     const get = (path: string, bearer: string | null = token) =>
@@ -51,10 +56,12 @@ describe('the sharded audit log on Workers (workerd)', () => {
       broker,
       client,
       get,
-      exchange: async (sub: string) => {
+      exchange: async (sub: string, from?: string) => {
         const now = Math.floor(Date.now() / 1000);
         const subjectToken = await service.sign({ iss: service.url, aud: workerEnv.KEYWAY_ISSUER, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
-        return postToken(client, exchangeForm(subjectToken));
+        const headers = { 'content-type': 'application/x-www-form-urlencoded', ...(from === undefined ? {} : { 'cf-connecting-ip': from }) };
+        const response = await client.request('/token', { method: 'POST', body: exchangeForm(subjectToken), headers });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
       },
       upkeep: () => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now: Date.now(), log: silentLogger }),
       verify: async () => {
@@ -75,8 +82,9 @@ describe('the sharded audit log on Workers (workerd)', () => {
 
   /** The shard an exchange by `sub` of the service issuer lands in. */
   const shardOfSubject = (sub: string, shards: number) => auditShardOf({ ...auditEvent(), issuer: service.url, subject: sub } as AuditEvent, shards);
-  const subjectIn = (shard: number, shards: number, label: string) => {
-    for (let index = 0; ; index += 1) if (shardOfSubject(`svc-${label}-${index}`, shards) === shard) return `svc-${label}-${index}`;
+  /** A subject (`svc-…`: the policy matches it; another prefix: it does not) whose exchanges land in `shard`. */
+  const subjectIn = (shard: number, shards: number, label: string, prefix = 'svc-') => {
+    for (let index = 0; ; index += 1) if (shardOfSubject(`${prefix}${label}-${index}`, shards) === shard) return `${prefix}${label}-${index}`;
   };
   const editRecord = (deployment: Deployment, shard: number, sql: string, params: unknown[]) =>
     runInDurableObject(auditShard(deployment.shards, shard), (_instance, state) => void state.storage.sql.exec(sql, ...params));
@@ -201,6 +209,23 @@ describe('the sharded audit log on Workers (workerd)', () => {
     await expect(start(deployment, 4)).rejects.toThrow(/KEYWAY_AUDIT_SHARDS is 4, but the audit log has 8 shards: fewer would orphan the records/);
     // Still refused after the refusal: the recorded count did not move.
     await expect(start(deployment, 7)).rejects.toThrow(/has 8 shards/);
+  });
+
+  it('alert rules across identities count across shards: an address refused for identities in three shards, a policy granting in two', async () => {
+    const deployment = fresh();
+    const settings = { KEYWAY_ALERT_RULES: 'denial_burst_address,first_policy_exchange,denial_burst_identity', KEYWAY_ALERT_BURST_THRESHOLD: '3' };
+    const broker = await start(deployment, 16, settings);
+    // Subjects the policy (svc-*) does not match, each in a shard of its own, all from one address.
+    const refused = [3, 7, 11].map((shard) => subjectIn(shard, 16, 'spray', 'other-'));
+    expect(new Set(refused.map((sub) => shardOfSubject(sub, 16))).size).toBe(3);
+    for (const sub of refused) expect((await broker.exchange(sub, '203.0.113.9')).status).toBe(400);
+    for (const shard of [1, 2]) expect((await broker.exchange(subjectIn(shard, 16, 'first'), '198.51.100.7')).status).toBe(200);
+    const { alerts } = (await (await broker.get('/v1/audit/alerts')).json()) as { alerts: { rule: string; details: Record<string, unknown> }[] };
+    expect(alerts.filter((alert) => alert.rule === 'denial_burst_address')).toEqual([
+      expect.objectContaining({ details: expect.objectContaining({ client_ip: '203.0.113.9', denials: 3 }) }),
+    ]);
+    expect(alerts.filter((alert) => alert.rule === 'first_policy_exchange' && alert.details['policy'] === 'shards/service')).toHaveLength(1);
+    expect(alerts.filter((alert) => alert.rule === 'denial_burst_identity')).toEqual([]);
   });
 
   it('migrates a single-chain state object: its chain is sealed with a final checkpoint and stays readable and verifiable as the legacy chain', async () => {

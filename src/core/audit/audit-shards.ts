@@ -15,7 +15,11 @@ export const MAX_AUDIT_SHARDS = 256;
 export function auditShardOf(event: AuditEvent, shards: number): number {
   const issuer = event.issuer ?? event.subject_token?.claimed_iss;
   const subject = event.subject ?? event.subject_token?.claimed_sub;
-  const key = subject === undefined ? (event.subject_token?.sha256 ?? event.id) : `${issuer ?? ''}\n${subject}`;
+  return shardOfKey(subject === undefined ? (event.subject_token?.sha256 ?? event.id) : `${issuer ?? ''}\n${subject}`, shards);
+}
+
+/** The shard of any key (an identity, a client address, a policy id): the same key always lands on the same one of `shards`. */
+export function shardOfKey(key: string, shards: number): number {
   return jumpHash(BigInt(`0x${sha256Hex(key).slice(0, 16)}`), shards);
 }
 

@@ -46,6 +46,32 @@ export class AuditShardState extends AuditChainObject {
     return this.#alerts.observe(event, link, options);
   }
 
+  // Counters for the alert rules across identities, each kept in the shard its key (an address, a policy) hashes to.
+
+  /**
+   * Counts a refused exchange from `address` at `time` and returns how many this shard counted
+   * from it since `windowStart`, this one included. Counts are kept per second and dropped once
+   * older than the window: exact to the second at the window's start.
+   */
+  async countAddressRefusal(address: string, time: number, windowStart: number): Promise<number> {
+    const prefix = `alert:address:${address}:`;
+    const key = (ms: number) => `${prefix}${String(Math.floor(ms / 1000)).padStart(12, '0')}`;
+    const stale = await this.ctx.storage.list<number>({ prefix, end: key(windowStart), limit: 128 });
+    if (stale.size > 0) await this.ctx.storage.delete([...stale.keys()]);
+    await this.ctx.storage.put(key(time), ((await this.ctx.storage.get<number>(key(time))) ?? 0) + 1);
+    let count = 0;
+    for (const value of (await this.ctx.storage.list<number>({ prefix, start: key(windowStart) })).values()) count += value;
+    return count;
+  }
+
+  /** Remembers a grant by `policy`: true the first time ever (its key always lands in this shard). */
+  async firstGrantBy(policy: string, time: number): Promise<boolean> {
+    const key = `alert:policy:${policy}`;
+    if ((await this.ctx.storage.get<number>(key)) !== undefined) return false;
+    await this.ctx.storage.put(key, time);
+    return true;
+  }
+
   /** Restores a shard's export (its chain and checkpoints), its checkpoints vouched for by the deployment's `signingKeys` (from the state's export). */
   async restoreState(text: string, options: RestoreOptions): Promise<StateRestoreOutcome> {
     const master = readMasterKeys(this.env);

@@ -7,7 +7,9 @@ import { auditStatementSigner, checkpointSigner } from '../../core/audit/sign-ch
 import type { Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
-import type { AlertStore } from '../../features/alerts/alert-store.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { auditShardOf, shardOfKey } from '../../core/audit/audit-shards.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import * as v from 'valibot';
 import type { BackupApiDeps, StateRestoreResult } from '../../http/routes/backup.ts';
@@ -63,7 +65,7 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
   return {
     log,
     api,
-    alerts: { ...alerts, observe: (event, link, options) => shard(log.shardOf(event))().observe(event, link, options) },
+    alerts: { ...alerts, observe: (event, link, options) => observeSharded(event, link, options, count, (index) => shard(index)()) },
     addRoot: (root) => state().addRootCheckpoint(root),
     backup: {
       exportState: async () => {
@@ -182,4 +184,30 @@ async function restoreSharded(
   };
   const checked = await restoreAll(false);
   return checked.ok ? restoreAll(true) : checked;
+}
+
+/**
+ * The alert facts of one event on a sharded log. Those of its identity's history (denial bursts of
+ * the identity, replays of its token, new networks, retired policies) come from its identity's
+ * shard, where that history is. Those across identities come from counters each kept in the shard
+ * its key hashes to: refusals per client address, and whether a policy ever granted before, so
+ * they stay exact without one object every exchange waits on.
+ */
+async function observeSharded(
+  event: AuditEvent,
+  link: ChainLink,
+  options: ObserveOptions,
+  count: number,
+  shard: (index: number) => DurableObjectStub<AuditShardState>,
+): Promise<AlertObservation> {
+  const ip = event.request.client_ip;
+  const refused = event.decision === 'denied' || event.decision === 'malformed';
+  const policy = event.decision === 'granted' ? event.policy?.granted_by : undefined;
+  const time = Date.parse(event.time);
+  const [local, addressDenials, firstForPolicy] = await Promise.all([
+    shard(auditShardOf(event, count)).observe(event, link, options),
+    refused && ip !== undefined ? shard(shardOfKey(`address\n${ip}`, count)).countAddressRefusal(ip, time, options.windowStart) : 0,
+    policy === undefined ? false : shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time),
+  ]);
+  return { ...local, addressDenials, firstForPolicy };
 }
