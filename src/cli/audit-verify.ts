@@ -15,6 +15,10 @@ hashed record, and reports the first record that was edited, deleted or re-order
 broker's keys, the log must match every one up to its head, and one beyond the head says how
 many records are missing. Exit code 0: intact; 1: tampered, incomplete (or unreadable).
 
+A Workers broker keeps its log in shards, each its own chain (GET /v1/audit/shards lists them):
+with --url, every chain is verified on its own and held to the heads its root checkpoints signed;
+the first break is named by its shard and record.
+
 Which keys count as the broker's: with --url, those its /v1/audit/keys publishes; with
 --data-dir, those the master key attests (KEYWAY_MASTER_KEY, or the data directory's master key
 file), never a key only the database vouches for. A key in the database nothing vouches for (a
