@@ -5,7 +5,9 @@ import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway
 import { REPLAY_SHARDS, replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
-import { auditShard } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { auditShard, readAuditShards, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
+import type { AuditStore } from '../../src/core/audit/audit-event.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const workerEnv = env as unknown as WorkerEnv;
@@ -70,3 +72,13 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     close: async () => {},
   };
 };
+
+/** The audit shard objects of the shared namespace, as the Worker's own broker uses them (KEYWAY_AUDIT_SHARDS from wrangler.toml). */
+export function sharedAuditShardObjects(): DurableObjectStub<AuditShardState>[] {
+  return Array.from({ length: readAuditShards(workerEnv) }, (_, shard) => auditShard(workerEnv.AUDIT, shard));
+}
+
+/** The same, as the AuditStore each one is. */
+export function sharedAuditShards(): AuditStore[] {
+  return sharedAuditShardObjects().map((shard) => chainStore(() => shard));
+}
