@@ -186,6 +186,10 @@ describe('the sharded audit log on Workers (workerd)', () => {
       const granted = await broker.exchange(up);
       expect(granted.status).toBe(200);
       expect(granted.body['access_token']).toBeTypeOf('string');
+      // Reading the whole log says which shard it cannot read, rather than answer without its records.
+      const read = await broker.get('/v1/audit/events');
+      expect(read.status).toBe(503);
+      expect(await read.json()).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('audit shard 2 cannot be read') });
     } finally {
       await editRecord(deployment, 2, 'ALTER TABLE audit_events_away RENAME TO audit_events', []);
     }

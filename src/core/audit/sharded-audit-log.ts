@@ -12,6 +12,13 @@ import {
   type DecisionCounts,
 } from './audit-query.ts';
 import { auditShardOf } from './audit-shards.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
+
+/** A chain of a sharded log could not be read: the read is answered 503, naming it. */
+export class AuditShardUnavailableError extends KeywayError {
+  override readonly name = 'AuditShardUnavailableError';
+  readonly code = 'audit_shard_unavailable';
+}
 
 /** One hash chain of a sharded log, by the name `audit verify` and the API call it: `legacy`, `0`, `1`, … */
 export interface AuditChain {
@@ -55,7 +62,19 @@ export class ShardedAuditLog implements AuditLog {
   }
 
   async record(id: string): Promise<AuditRecord | undefined> {
-    return (await Promise.all(this.chains.map(({ store }) => store.record(id)))).find((record) => record !== undefined);
+    return (await this.#readEvery((store) => store.record(id))).find((record) => record !== undefined);
+  }
+
+  /** `read` of every chain, in chain order; an AuditShardUnavailableError naming the first chain that could not be read. */
+  async #readEvery<T>(read: (store: AuditStore, chain: number) => Promise<T>): Promise<T[]> {
+    const settled = await Promise.allSettled(this.chains.map(({ store }, chain) => read(store, chain)));
+    const failed = settled.findIndex((outcome) => outcome.status === 'rejected');
+    const reason = settled[failed];
+    if (reason?.status === 'rejected') {
+      const why = reason.reason instanceof Error ? reason.reason.message : String(reason.reason);
+      throw new AuditShardUnavailableError(`audit shard ${this.chains[failed]?.name} cannot be read: ${why}`, { cause: reason.reason });
+    }
+    return settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
   }
 
   async query(query: AuditQuery): Promise<AuditPage> {
@@ -65,9 +84,7 @@ export class ShardedAuditLog implements AuditLog {
       throw new AuditQueryError(CURSOR_INVALID);
     }
     // Each chain in id order, so that the merge is exactly in time order.
-    const pages = await Promise.all(
-      this.chains.map(({ store }, chain) => store.query({ ...rest, by: 'id', ...(positions[chain] ? { after: positions[chain] } : {}) })),
-    );
+    const pages = await this.#readEvery((store, chain) => store.query({ ...rest, by: 'id', ...(positions[chain] ? { after: positions[chain] } : {}) }));
     const taken = pages.map(() => 0);
     const records: AuditRecord[] = [];
     const before = (a: AuditRecord, b: AuditRecord) => (query.order === 'asc' ? a.event.id < b.event.id : a.event.id > b.event.id);
@@ -87,7 +104,7 @@ export class ShardedAuditLog implements AuditLog {
   }
 
   async stats(query: AuditStatsQuery): Promise<AuditStats> {
-    const [first, ...others] = await Promise.all(this.chains.map(({ store }) => store.stats({ ...query, top: MERGED_STATS_TOP })));
+    const [first, ...others] = await this.#readEvery((store) => store.stats({ ...query, top: MERGED_STATS_TOP }));
     if (first === undefined) throw new RangeError('a sharded audit log has at least one chain');
     const totals = zeroCounts();
     const series = first.series.map((bucket) => ({ start: bucket.start, counts: zeroCounts() }));

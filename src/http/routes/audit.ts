@@ -3,6 +3,7 @@ import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
 import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
+import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth.ts';
@@ -32,7 +33,11 @@ export const AUDIT_READ_SCOPE = 'audit:read';
 const EXPORT_PAGE = 500;
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 
+/** A query auditors got wrong (400), or on a sharded log a shard that cannot be read now (503); anything else is not the caller's. */
 function invalid(c: Context, error: unknown): Response {
+  if (error instanceof AuditShardUnavailableError) {
+    return c.json({ error: 'temporarily_unavailable', error_description: error.message }, 503, { ...NO_STORE, 'Retry-After': '5' });
+  }
   if (!(error instanceof AuditQueryError)) throw error;
   return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
 }
@@ -119,7 +124,12 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
   });
 
   api.get('/events/:id', async (c) => {
-    const record = await deps.audit.record(c.req.param('id'));
+    let record: AuditRecord | undefined;
+    try {
+      record = await deps.audit.record(c.req.param('id'));
+    } catch (error) {
+      return invalid(c, error);
+    }
     return record === undefined ? c.json({ error: 'not_found' }, 404, NO_STORE) : c.json(toRecordJson(record), 200, NO_STORE);
   });
 
