@@ -30,8 +30,9 @@ import type { WorkerEnv } from './worker-broker.ts';
 
 /**
  * The broker's state on Workers: one SQLite-backed Durable Object running the same stores as
- * the Node SQLite file. A Durable Object is single-threaded and strongly consistent, so every
- * append is ordered and committed before its RPC returns.
+ * the Node SQLite file (signing keys, stored alerts, the live policy set, GitHub revocations and
+ * webhook deliveries, the audit shard count and root checkpoints). The audit log is in the shards
+ * (AuditShardState); the chain this object held before them is sealed, kept as `legacy`.
  */
 export class KeywayState extends AuditChainObject implements KeyStore, AlertStore, RevocationStore {
   readonly #alerts: SqliteAlertStore;

@@ -83,8 +83,8 @@ export interface WorkerBroker extends Broker {
 }
 
 /**
- * The broker inside a Worker isolate: policies from the bundle, keys and audit log in the
- * KeywayState Durable Object. Built once per isolate.
+ * The broker inside a Worker isolate: policies from the bundle, keys in the KeywayState Durable
+ * Object, the audit log in the AuditShardState objects. Built once per isolate.
  */
 export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<WorkerBroker> {
   const settings = readBrokerSettings(env);
