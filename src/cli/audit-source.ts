@@ -1,12 +1,11 @@
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import type { JSONWebKeySet } from 'jose';
 import { allRecords } from '../core/audit/all-records.ts';
 import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
 import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audit/record-json.ts';
-import type { AuditEvent, AuditRecord } from '../core/audit/audit-event.ts';
+import type { AuditEvent } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
-import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
@@ -14,8 +13,10 @@ import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { checkSchema } from '../storage/migrate.ts';
-import { sqliteAuditLogSource, withPinned } from '../storage/sqlite-audit-log-source.ts';
+import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { CliError } from './command.ts';
+import { remoteAuditLog, successful, type BrokerGet } from './remote-audit-log.ts';
+import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
 import { brokerSecretBox } from './key-source.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
@@ -31,7 +32,7 @@ export interface AuditSource {
    * GET /v1/audit/keys), and those the broker vouches for: what its /v1/audit/keys publishes, or in
    * the data directory, those the master key attests. Without the master key, the pinned ones only.
    */
-  verification(pinned?: JSONWebKeySet): Promise<AuditLogSource>;
+  verification(pinned?: JSONWebKeySet): Promise<AuditLogSource | ShardedLogSource>;
   close(): void;
 }
 
@@ -105,7 +106,7 @@ function localSource(config: NodeBrokerConfig): AuditSource {
   return {
     async query(params) {
       const page = await store.query(parsed(() => parseAuditQuery(params, Date.now())));
-      return { events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: String(page.next) }) };
+      return { events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: page.next }) };
     },
     stats: async (params) => store.stats(parsed(() => parseAuditStatsQuery(params, Date.now()))),
     event: (id) => store.get(id),
@@ -137,76 +138,35 @@ function remoteSource(base: string, token: string): AuditSource {
   const origin = new URL(base);
   if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
     throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
-  /** `expected`: statuses besides 2xx that the caller handles itself (a 404 that means "no such record"). */
-  const get = async (path: string, params?: URLSearchParams, authorized = true, expected: readonly number[] = []): Promise<Response> => {
+  const fetchAnswer: BrokerGet = async (path, params, authorized = true) => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
-    let response: Response;
     // A deadline for the answer to start, not for an export that streams for minutes.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new Error(`no answer within ${REMOTE_ANSWER_TIMEOUT_MS / 1000} s`)), REMOTE_ANSWER_TIMEOUT_MS);
     try {
-      response = await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error', signal: deadline.signal });
+      return await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error', signal: deadline.signal });
     } catch (error) {
       throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
     } finally {
       clearTimeout(timer);
     }
-    if (!response.ok && !expected.includes(response.status)) {
-      const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
-      throw new CliError(
-        `${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`,
-        1,
-      );
-    }
-    return response;
   };
-  const json = async <T>(path: string, params?: URLSearchParams, authorized = true): Promise<T> => (await (await get(path, params, authorized)).json()) as T;
-  async function* lines(response: Response): AsyncGenerator<string> {
-    let rest = '';
-    for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split('\n');
-      rest = parts.pop() ?? '';
-      yield* parts.filter((line) => line !== '');
-    }
-    if (rest !== '') yield rest;
-  }
+  const get = async (path: string, params?: URLSearchParams): Promise<Response> => successful(path, await fetchAnswer(path, params));
+  const json = async <T>(path: string, params?: URLSearchParams): Promise<T> => (await (await get(path, params)).json()) as T;
   return {
     query: (params) => json('/v1/audit/events', params),
     stats: (params) => json('/v1/audit/stats', params),
     async event(id) {
-      const response = await get(`/v1/audit/events/${encodeURIComponent(id)}`, undefined, true, [404]);
-      return response.status === 404 ? undefined : fromRecordJson((await response.json()) as AuditRecordJson).event;
+      const path = `/v1/audit/events/${encodeURIComponent(id)}`;
+      const response = await fetchAnswer(path);
+      return response.status === 404 ? undefined : fromRecordJson((await (await successful(path, response)).json()) as AuditRecordJson).event;
     },
     async *export(params, format) {
       const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;
     },
-    async verification(pinned) {
-      const { issuer } = await json<{ issuer: string }>('/.well-known/oauth-authorization-server', undefined, false);
-      // Not the JWKS: it drops a key once its tokens have expired, but the checkpoints it signed stay.
-      const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
-      const checkpoints: Checkpoint[] = [];
-      let after = '0';
-      for (;;) {
-        const page = await json<{ checkpoints: Checkpoint[]; next_cursor?: string }>('/v1/audit/checkpoints', new URLSearchParams({ after }), false);
-        checkpoints.push(...page.checkpoints);
-        if (page.next_cursor === undefined) break;
-        after = page.next_cursor;
-      }
-      const exported = await get('/v1/audit/export', new URLSearchParams({ format: 'ndjson' }));
-      async function* records(): AsyncGenerator<AuditRecord> {
-        for await (const line of lines(exported)) {
-          const record = fromRecordJson(JSON.parse(line) as AuditRecordJson);
-          // Queries, stats and alerts read the index: without it, verify would vouch for what it never saw.
-          if (record.index === undefined) {
-            throw new CliError(`the broker exported record ${record.chain.seq} without its index columns: it is older than this keyway; upgrade it`, 1);
-          }
-          yield record;
-        }
-      }
-      return { records: records(), checkpoints, keys: createLocalJWKSet(withPinned(pinned, jwks.keys)), issuer };
-    },
+    verification: (pinned) => remoteAuditLog(fetchAnswer, pinned),
     close: () => {},
   };
 }

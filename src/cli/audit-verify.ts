@@ -1,4 +1,5 @@
 import { verifyAuditLog } from '../core/audit/verify-chain.ts';
+import { verifyShardedAuditLog, type ShardedReport } from '../core/audit/verify-shards.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { readKeptCheckpoints } from './kept-checkpoints.ts';
@@ -13,6 +14,10 @@ hashed record, and reports the first record that was edited, deleted or re-order
 --checkpoints, it holds the log to checkpoints kept elsewhere too: each must be signed by the
 broker's keys, the log must match every one up to its head, and one beyond the head says how
 many records are missing. Exit code 0: intact; 1: tampered, incomplete (or unreadable).
+
+A Workers broker keeps its log in shards, each its own chain (GET /v1/audit/shards lists them):
+with --url, every chain is verified on its own and held to the heads its root checkpoints signed;
+the first break is named by its shard and record.
 
 Which keys count as the broker's: with --url, those its /v1/audit/keys publishes; with
 --data-dir, those the master key attests (KEYWAY_MASTER_KEY, or the data directory's master key
@@ -36,7 +41,12 @@ export const auditVerify: Command = {
     const kept = typeof values['checkpoints'] === 'string' ? readKeptCheckpoints(values['checkpoints']) : undefined;
     const source = openAuditSource(values);
     try {
-      const report = await verifyAuditLog({ ...(await source.verification(pinned)), ...(kept === undefined ? {} : { kept }) });
+      const log = await source.verification(pinned);
+      if ('chains' in log) {
+        if (kept !== undefined) throw new CliError("--checkpoints holds one chain's checkpoints: a sharded log is held to its root checkpoints");
+        return reportShards(await verifyShardedAuditLog(log), values['json'] === true);
+      }
+      const report = await verifyAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
       if (values['json'] === true) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else if (report.ok) {
@@ -58,3 +68,26 @@ export const auditVerify: Command = {
     }
   },
 };
+
+/** A sharded log's verdict: one line per chain, then the first problem, naming its shard and record. */
+function reportShards(report: ShardedReport, json: boolean): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.ok ? 0 : 1;
+  }
+  for (const chain of report.chains) {
+    const range = chain.records === 0 ? 'no records' : `${chain.records} records (seq ${chain.first_seq}…${chain.last_seq})`;
+    process.stdout.write(`shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints\n`);
+  }
+  const latest = report.latest_root === undefined ? 'none yet' : `the latest signed at ${report.latest_root.time} covers ${report.latest_root.chains} chains`;
+  process.stdout.write(`${report.root_checkpoints} root checkpoints (${latest})\n`);
+  const { problem } = report;
+  if (problem === undefined) {
+    process.stdout.write(`intact: ${report.chains.length} chains\n`);
+    return 0;
+  }
+  const verdict = problem.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
+  const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
+  process.stdout.write(`${verdict} (${problem.kind})${where}: ${problem.message}\n`);
+  return 1;
+}

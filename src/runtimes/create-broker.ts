@@ -2,7 +2,8 @@ import type { Context } from 'hono';
 import { createApp, type AppEnv } from '../http/app.ts';
 import { reportExchange } from '../http/report-exchange.ts';
 import { policyHealth, type HealthReport } from '../core/policy/policy-health.ts';
-import type { AuditStore } from '../core/audit/audit-event.ts';
+import type { AuditLog, AuditStore } from '../core/audit/audit-event.ts';
+import type { ShardedAuditLog } from '../core/audit/sharded-audit-log.ts';
 import { DEFAULT_JWKS_CACHE_POLICY, JwksCache, type JwksCachePolicy } from '../core/verify/jwks-cache.ts';
 import { outboundHttp } from '../core/outbound/outbound-http.ts';
 import type { Logger } from '../core/log.ts';
@@ -23,6 +24,8 @@ import { noMetrics, type BrokerMetrics } from '../features/metrics/broker-metric
 import type { GitHubTokens } from '../features/github/app/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from '../http/routes/github-webhooks.ts';
 import type { BackupApiDeps } from '../http/routes/backup.ts';
+import type { AuditApiDeps } from '../http/routes/audit.ts';
+import type { AuditShardsApi } from '../core/audit/audit-shards.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from '../features/github/repository-policies/github-repository-access.ts';
 import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from '../features/github/repository-policies/repository-policies.ts';
 
@@ -33,7 +36,8 @@ export interface BrokerParts {
   readonly keys: () => KeyRing;
   /** Where the ring comes from: `/v1/keys` lists and rotates through it (both runtimes supply it). */
   readonly keyStore?: KeyStore;
-  readonly audit: AuditStore;
+  /** One hash chain (Node), or the shards' chains with their root checkpoints (Workers). */
+  readonly audit: AuditStore | { readonly sharded: ShardedAuditLog; readonly api: AuditShardsApi };
   readonly replay: ReplayGuard;
   /** Alert state, in the same database as the audit log. */
   readonly alerts: AlertStore;
@@ -86,6 +90,7 @@ export function createBroker(parts: BrokerParts): Broker {
     else parts.log.warn('jwks fetch', fields);
   });
   const { alerts: alertSettings } = parts.settings;
+  const audit = auditParts(parts.audit);
   const onAudited = alertRaiser({
     store: parts.alerts,
     settings: alertSettings,
@@ -119,7 +124,7 @@ export function createBroker(parts: BrokerParts): Broker {
       policies: parts.policies,
       keys: parts.keys,
       jwks,
-      audit: parts.audit,
+      audit: audit.log,
       replay: parts.replay,
       now,
       log: parts.log,
@@ -131,7 +136,16 @@ export function createBroker(parts: BrokerParts): Broker {
         : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
     },
     clientIp: parts.clientIp,
-    audit: { issuer: parts.settings.issuer, audit: parts.audit, alerts: parts.alerts, keys: parts.keys, now, policies: parts.policies },
+    audit: {
+      issuer: parts.settings.issuer,
+      audit: audit.log,
+      chain: audit.chain,
+      ...(audit.shards === undefined ? {} : { shards: audit.shards }),
+      alerts: parts.alerts,
+      keys: parts.keys,
+      now,
+      policies: parts.policies,
+    },
     answered: (c, { context, result, status, seconds }) => {
       // Alert rules read each durable record in the background; the log line and the metrics are written now.
       if (result.recorded !== undefined) background(c, onAudited(result.recorded.event, result.recorded.link));
@@ -164,7 +178,7 @@ export function createBroker(parts: BrokerParts): Broker {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
-            audit: parts.audit,
+            audit: audit.log,
             now,
             log: parts.log,
           }),
@@ -172,6 +186,13 @@ export function createBroker(parts: BrokerParts): Broker {
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
   });
   return { app, jwks, github: parts.github };
+}
+
+/** What the audit routes read: the log, its chains by name, and a sharded log's root checkpoints. */
+function auditParts(audit: BrokerParts['audit']): Pick<AuditApiDeps, 'chain' | 'shards'> & { readonly log: AuditLog } {
+  if (!('sharded' in audit)) return { log: audit, chain: (name) => (name === undefined ? audit : undefined) };
+  const { sharded, api } = audit;
+  return { log: sharded, chain: (name) => sharded.chains.find((chain) => chain.name === name)?.store, shards: api };
 }
 
 /** How long a repository's own policy is used before it is fetched again, and how many are kept. */

@@ -1,7 +1,10 @@
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../core/audit/audit-index.ts';
 import {
+  AuditQueryError,
   BUCKETS,
+  CURSOR_INVALID,
+  rankCounts,
   STATS_TOP,
   zeroCounts,
   type AuditFilter,
@@ -122,17 +125,20 @@ export class SqliteAuditStore implements AuditStore {
 
   async query(query: AuditQuery): Promise<AuditPage> {
     const where = whereClause(query);
+    const by = query.by ?? 'seq';
     if (query.after !== undefined) {
-      where.conditions.push(query.order === 'desc' ? 'seq < ?' : 'seq > ?');
-      where.params.push(query.after);
+      if (!(by === 'seq' ? /^\d{1,15}$/ : /^[0-9A-Z]{26}$/).test(query.after)) throw new AuditQueryError(CURSOR_INVALID);
+      where.conditions.push(`${by} ${query.order === 'desc' ? '<' : '>'} ?`);
+      where.params.push(by === 'seq' ? Number(query.after) : query.after);
     }
     const rows = this.#db.all<RecordRow>(
-      `SELECT ${RECORD_COLUMNS} FROM audit_events ${sqlWhere(where.conditions)} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+      `SELECT ${RECORD_COLUMNS} FROM audit_events ${sqlWhere(where.conditions)} ORDER BY ${by} ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
       [...where.params, query.limit + 1],
     );
     const records = rows.slice(0, query.limit).map(toRecord);
     const last = records.at(-1);
-    return rows.length > query.limit && last !== undefined ? { records, next: last.chain.seq } : { records };
+    if (rows.length <= query.limit || last === undefined) return { records };
+    return { records, next: by === 'seq' ? String(last.chain.seq) : last.event.id };
   }
 
   async stats(query: AuditStatsQuery): Promise<AuditStats> {
@@ -164,8 +170,7 @@ export class SqliteAuditStore implements AuditStore {
         counts[row.decision] += row.n;
         byKey.set(key, counts);
       }
-      const total = (counts: Record<Decision, number>) => counts.granted + counts.denied + counts.malformed + counts.error;
-      return [...byKey].sort((a, b) => total(b[1]) - total(a[1]) || String(a[0]).localeCompare(String(b[0]))).slice(0, STATS_TOP);
+      return rankCounts(byKey, query.top ?? STATS_TOP);
     };
     return {
       since: new Date(query.since).toISOString(),

@@ -109,7 +109,17 @@ export interface RestoredState {
  * policy set. Then, in one transaction, the
  * fresh keys go and every row of the dump is written: all of it or nothing.
  */
-export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretBox): Promise<RestoredState> {
+export async function restoreDump(
+  db: SqlDatabase,
+  dump: StateDump,
+  box: SecretBox,
+  options: {
+    /** The signing keys that vouch for its checkpoints when the dump holds none of its own: an audit shard's are its deployment's. */
+    readonly signingKeys?: readonly Readonly<Record<string, SqlValue>>[];
+    /** False: check everything, write nothing (a restore over several objects checks them all first). */
+    readonly write?: boolean;
+  } = {},
+): Promise<RestoredState> {
   const version = checkSchema(db);
   if (dump.schema_version > SCHEMA_VERSION) {
     throw new StateRestoreError('schema_too_new', `the export has schema version ${dump.schema_version}, newer than the ${SCHEMA_VERSION} this keyway knows`);
@@ -124,7 +134,7 @@ export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretB
   const layout = new Map(tables.map((table) => [table, columnsOf(db, table)]));
   checkLayout(dump, layout);
   checkFresh(db, tables);
-  const keyRows = rowsOf<KeyRow>(dump, 'signing_keys');
+  const keyRows = (options.signingKeys as KeyRow[] | undefined) ?? rowsOf<KeyRow>(dump, 'signing_keys');
   if (keyRows.some((row) => !isJson(row.public_jwk)))
     throw new StateRestoreError('malformed', 'a signing key in the export has a public part that is not JSON');
   let trusted: Awaited<ReturnType<typeof vouchKeys>>;
@@ -149,6 +159,17 @@ export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretB
       `the audit log in the export does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`,
     );
   }
+  if (options.write !== false) writeDump(db, dump, layout, tables);
+  return {
+    schema_version: version,
+    records: report.records,
+    ...(report.last_seq === undefined ? {} : { head_seq: report.last_seq }),
+    checkpoints: report.checkpoints,
+    signing_keys: rowsOf(dump, 'signing_keys').length,
+  };
+}
+
+function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string, readonly string[]>, tables: readonly string[]): void {
   db.transaction(() => {
     // Checked again where nothing can interleave: an exchange may have been recorded while the export was verified.
     checkFresh(db, tables);
@@ -162,13 +183,6 @@ export async function restoreDump(db: SqlDatabase, dump: StateDump, box: SecretB
         );
     }
   });
-  return {
-    schema_version: version,
-    records: report.records,
-    ...(report.last_seq === undefined ? {} : { head_seq: report.last_seq }),
-    checkpoints: report.checkpoints,
-    signing_keys: keyRows.length,
-  };
 }
 
 /** The dump names exactly the database's tables, each row exactly its columns: nothing unknown is written, nothing is left out. */
@@ -189,14 +203,20 @@ function checkLayout(dump: StateDump, layout: ReadonlyMap<string, readonly strin
   }
 }
 
+/** The tables that hold rows: a database is fresh when none but signing_keys does. */
+export function usedTables(db: SqlDatabase, tables: readonly string[] = keywayTables(db)): string[] {
+  return tables.filter((table) => table !== 'signing_keys' && db.all(`SELECT 1 AS one FROM ${quoted(table)} LIMIT 1`).length > 0);
+}
+
+export const notFresh = (used: readonly string[]): StateRestoreError =>
+  new StateRestoreError(
+    'not_fresh',
+    `this deployment is not fresh (${used.join(', ')} hold rows): an export is restored only into a deployment that has served nothing yet`,
+  );
+
 function checkFresh(db: SqlDatabase, tables: readonly string[]): void {
-  const used = tables.filter((table) => table !== 'signing_keys' && db.all(`SELECT 1 AS one FROM ${quoted(table)} LIMIT 1`).length > 0);
-  if (used.length > 0) {
-    throw new StateRestoreError(
-      'not_fresh',
-      `this deployment is not fresh (${used.join(', ')} hold rows): an export is restored only into a deployment that has served nothing yet`,
-    );
-  }
+  const used = usedTables(db, tables);
+  if (used.length > 0) throw notFresh(used);
 }
 
 function rowsOf<Row>(dump: StateDump, table: string): Row[] {

@@ -8,10 +8,11 @@ import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts'
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
-import { SIGNING_KEY_PURPOSE } from '../../src/storage/sqlite-key-store.ts';
+import { SIGNING_KEY_PURPOSE, SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
 import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
-import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
+import { auditShard, DEFAULT_AUDIT_SHARDS } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { createWorkerBroker, scheduledAuditUpkeep, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.ts';
 import type { StateDump } from '../../src/storage/state-dump.ts';
@@ -37,7 +38,13 @@ interface Deployment {
 
 /** A deployment with a state Durable Object of its own; `request` goes through a new isolate's broker, started now. */
 async function deployment(settings: Partial<WorkerEnv> = {}): Promise<Deployment> {
-  const env: WorkerEnv = { ...workerEnv, STATE: ownStateNamespace(), KEYWAY_RESTORE_TOKEN: RESTORE_TOKEN, ...settings };
+  const env: WorkerEnv = {
+    ...workerEnv,
+    STATE: ownStateNamespace(),
+    AUDIT: ownStateNamespace(workerEnv.AUDIT),
+    KEYWAY_RESTORE_TOKEN: RESTORE_TOKEN,
+    ...settings,
+  };
   return isolate(env);
 }
 
@@ -66,22 +73,47 @@ async function tokenFor(d: Deployment, sub: string, scope: string): Promise<stri
 const restore = (d: Deployment, body: string, token = RESTORE_TOKEN) =>
   d.request('/v1/backup/restore', { method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
 
-/** What a state holds, read from its storage: audit ids in order, kids, checkpoints, and whether the log verifies. */
+/** What a deployment holds, read from its storage: audit ids in order (shard by shard), kids, checkpoints, and whether every chain verifies. */
 async function stateOf(d: Deployment) {
-  return runInDurableObject(keywayState(d.env.STATE), async (_instance, state) => {
-    const db = durableObjectSql(state.storage);
-    // Checkpoints verified against the keys this deployment's master key attests, as keyway audit verify would.
-    const report = await verifyAuditLog(await sqliteAuditLogSource(db, { box: await SecretBox.fromMasterKeys(readMasterKeys(d.env) as MasterKeys) }));
+  const box = await SecretBox.fromMasterKeys(readMasterKeys(d.env) as MasterKeys);
+  const state = await runInDurableObject(keywayState(d.env.STATE), async (_instance, storage) => {
+    const db = durableObjectSql(storage.storage);
     return {
-      ids: db.all<{ id: string }>('SELECT id FROM audit_events ORDER BY seq').map((row) => row.id),
+      // The keys this deployment's master key attests, as keyway audit verify trusts them.
+      pinned: { keys: (await new SqliteKeyStore(db, box).vouchedKeys()).vouched.map((key) => key.publicJwk) },
       kids: db.all<{ kid: string; state: string }>('SELECT kid, state FROM signing_keys ORDER BY kid'),
-      checkpoints: db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq').map((row) => row.seq),
       policyVersion: db.all<{ version: number }>('SELECT version FROM live_policy_set').map((row) => row.version),
       revocations: db.all<{ id: string }>('SELECT id FROM github_token_revocations').map((row) => row.id),
-      report,
     };
   });
+  const chains = [];
+  for (let shard = 0; shard < DEFAULT_AUDIT_SHARDS; shard += 1) {
+    chains.push(
+      await runInDurableObject(auditShard(d.env.AUDIT, shard), async (_instance, storage) => {
+        const db = durableObjectSql(storage.storage);
+        return {
+          ids: db.all<{ id: string }>('SELECT id FROM audit_events ORDER BY seq').map((row) => row.id),
+          checkpoints: db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq').map((row) => `${shard}:${row.seq}`),
+          report: await verifyAuditLog(await sqliteAuditLogSource(db, { pinned: state.pinned })),
+        };
+      }),
+    );
+  }
+  const { kids, policyVersion, revocations } = state;
+  return {
+    ids: chains.flatMap((chain) => chain.ids),
+    checkpoints: chains.flatMap((chain) => chain.checkpoints),
+    heads: chains.map((chain) => chain.report.head_hash),
+    ok: chains.every((chain) => chain.report.ok),
+    kids,
+    policyVersion,
+    revocations,
+  };
 }
+
+/** An export of a sharded deployment: the state's dump and each shard's. */
+type ShardedExport = { state: StateDump; shards: StateDump[] };
+type EditableDump = { schema_version: number; tables: Record<string, Record<string, unknown>[]> };
 
 describe('export and restore of a Workers deployment (workerd, real state Durable Objects)', () => {
   let source: Deployment;
@@ -94,6 +126,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect((await exchange(source, 'bob@acme.dev', 'backup:read')).status).toBe(400);
     // A checkpoint signed by the alarm, a live policy set pushed, a GitHub token awaiting revocation (sealed).
     await runDurableObjectAlarm(keywayState(source.env.STATE));
+    await scheduledAuditUpkeep(source.env, Date.now(), silentLogger);
     await keywayState(source.env.STATE).saveLivePolicySet(policies, 'acme/policies@0123abc', Date.now());
     await keywayState(source.env.STATE).add({
       id: 'rev-1',
@@ -118,11 +151,12 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const before = await stateOf(source);
     expect(before.ids.length).toBeGreaterThanOrEqual(3);
     expect(before.checkpoints.length).toBeGreaterThan(0);
-    const dump = JSON.parse(exported) as StateDump;
-    expect(dump.schema_version).toBe(SCHEMA_VERSION);
+    const dump = JSON.parse(exported) as ShardedExport;
+    expect(dump.state.schema_version).toBe(SCHEMA_VERSION);
+    expect(dump.shards).toHaveLength(DEFAULT_AUDIT_SHARDS);
     // Private parts as stored: sealed, never a JWK in the clear, and no master key anywhere.
     expect(exported).not.toContain(workerEnv.KEYWAY_MASTER_KEY);
-    for (const row of dump.tables['signing_keys'] ?? []) expect(String(row['private_jwk'])).not.toMatch(/^\{/);
+    for (const row of dump.state.tables['signing_keys'] ?? []) expect(String(row['private_jwk'])).not.toMatch(/^\{/);
 
     const target = await deployment();
     const response = await restore(target, exported);
@@ -130,9 +164,9 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(((await response.json()) as { restored: { records: number } }).restored.records).toBe(before.ids.length);
 
     const after = await stateOf(target);
-    expect(after.report.ok).toBe(true);
+    expect(after.ok).toBe(true);
     expect(after.ids).toEqual(before.ids);
-    expect(after.report.head_hash).toBe(before.report.head_hash);
+    expect(after.heads).toEqual(before.heads);
     expect(after.checkpoints).toEqual(before.checkpoints);
     expect(after.kids).toEqual(before.kids);
     expect(after.policyVersion).toEqual(before.policyVersion);
@@ -144,8 +178,8 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const minted = await tokenFor(served, 'olga@acme.dev', 'audit:read');
     expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current')?.kid);
     const continued = await stateOf(target);
-    expect(continued.report.ok).toBe(true);
-    expect(continued.ids.slice(0, before.ids.length)).toEqual(before.ids);
+    expect(continued.ok).toBe(true);
+    expect(continued.ids.filter((id) => before.ids.includes(id))).toEqual(before.ids);
     expect(continued.ids).toHaveLength(before.ids.length + 1);
   });
 
@@ -172,13 +206,16 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const after = await stateOf(target);
       expect(after.ids).toEqual([]);
       expect(after.kids).toEqual(before.kids);
-      expect(after.kids.map((key) => key.kid)).not.toContain((JSON.parse(exported) as StateDump).tables['signing_keys']?.[0]?.['kid']);
+      expect(after.kids.map((key) => key.kid)).not.toContain((JSON.parse(exported) as ShardedExport).state.tables['signing_keys']?.[0]?.['kid']);
       expect(after.policyVersion).toEqual([]);
     };
-    const edited = (edit: (dump: { schema_version: number; tables: Record<string, Record<string, unknown>[]> }) => void): string => {
-      const dump = JSON.parse(exported) as { schema_version: number; tables: Record<string, Record<string, unknown>[]> };
-      edit(dump);
-      return JSON.stringify(dump);
+    /** The export with the state's dump edited, or with `shard` given the first shard that holds records. */
+    const edited = (edit: (dump: EditableDump) => void, part: 'state' | 'shard' = 'state'): string => {
+      const exportedDump = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
+      const shard = exportedDump.shards.find((dump) => (dump.tables['audit_events'] ?? []).length > 1);
+      if (shard === undefined) throw new Error('a shard of the export holds two records');
+      edit(part === 'state' ? exportedDump.state : shard);
+      return JSON.stringify(exportedDump);
     };
 
     it('without the restore token, with a wrong one, or when KEYWAY_RESTORE_TOKEN is unset', async () => {
@@ -203,8 +240,8 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const target = await deployment();
       const tampered = edited((dump) => {
         const record = dump.tables['audit_events']?.[1];
-        if (record !== undefined) record['event'] = String(record['event']).replace('"bob@acme.dev"', '"olga@acme.dev"');
-      });
+        if (record !== undefined) record['event'] = String(record['event']).replace('"decision":"', '"decision":"x');
+      }, 'shard');
       expect(tampered).not.toBe(exported);
       await refusedLeavesFresh(target, await restore(target, tampered), 400, 'audit_log_invalid');
     });
@@ -212,11 +249,11 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     it('an export carrying a key of its own that re-signs a checkpoint: nothing vouches for it', async () => {
       // Write access to an export, not the master key: a removed key (no private part to check) and a checkpoint it signed.
       const planted = await generateSigningKey(Date.now());
-      const forged = JSON.parse(exported) as { tables: Record<string, Record<string, unknown>[]> };
-      const [model] = forged.tables['signing_keys'] ?? [];
-      const [checkpoint] = forged.tables['audit_checkpoints'] ?? [];
+      const forged = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
+      const [model] = forged.state.tables['signing_keys'] ?? [];
+      const [checkpoint] = forged.shards.flatMap((shard) => shard.tables['audit_checkpoints'] ?? []);
       if (model === undefined || checkpoint === undefined) throw new Error('the export holds a key and a checkpoint');
-      forged.tables['signing_keys']?.push({
+      forged.state.tables['signing_keys']?.push({
         ...Object.fromEntries(Object.keys(model).map((column) => [column, null])),
         kid: planted.kid,
         alg: 'ES256',
@@ -234,7 +271,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
 
     // The restored deployment serves the live set as restored: whoever could edit the export must not choose it.
     it('an export whose live policy set was edited under its attestation, or stripped of it: the master key did not attest it', async () => {
-      const liveSet = (dump: { tables: Record<string, Record<string, unknown>[]> }) => {
+      const liveSet = (dump: EditableDump) => {
         const [row] = dump.tables['live_policy_set'] ?? [];
         expect(row?.['attestation']).toBeTypeOf('string');
         return row!;
@@ -258,8 +295,8 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const other = await SecretBox.fromMasterKeys(
         readMasterKeys({ KEYWAY_MASTER_KEY: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))) }) as MasterKeys,
       );
-      const resealed = JSON.parse(exported) as { tables: Record<string, Record<string, unknown>[]> };
-      for (const row of resealed.tables['signing_keys'] ?? []) {
+      const resealed = JSON.parse(exported) as { state: EditableDump };
+      for (const row of resealed.state.tables['signing_keys'] ?? []) {
         const key = await generateSigningKey(Date.now());
         if (row['private_jwk'] !== null) row['private_jwk'] = await other.seal(JSON.stringify(key.privateJwk), SIGNING_KEY_PURPOSE, String(row['kid']));
       }

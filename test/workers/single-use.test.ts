@@ -1,12 +1,11 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { replayKey } from '../../src/core/replay/replay-key.ts';
-import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { replaySuite } from '../suites/replay-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { startWorkersHarness, workerEnv } from './workers-harness.ts';
+import { sharedAuditShardObjects, startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 replaySuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
 
@@ -34,14 +33,15 @@ describe('single use on Workers when storage fails', () => {
 
   it('fails closed when the audit record of a claimed exchange cannot be written: no token, and the token stays used', async () => {
     const { exchange, broker } = await setup();
-    const state = keywayState(workerEnv.STATE);
-    await runInDurableObject(state, sql('ALTER TABLE audit_events RENAME TO audit_events_away'));
+    // Every audit shard, so whichever this identity's is cannot write.
+    const everyShard = (statement: string) => Promise.all(sharedAuditShardObjects().map((shard) => runInDurableObject(shard, sql(statement))));
+    await everyShard('ALTER TABLE audit_events RENAME TO audit_events_away');
     try {
       const unrecorded = await exchange();
       expect(unrecorded.status).toBe(503);
       expect(unrecorded.body).not.toHaveProperty('access_token');
     } finally {
-      await runInDurableObject(state, sql('ALTER TABLE audit_events_away RENAME TO audit_events'));
+      await everyShard('ALTER TABLE audit_events_away RENAME TO audit_events');
     }
     const retry = await exchange();
     expect(retry.status).toBe(400);

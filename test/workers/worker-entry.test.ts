@@ -4,14 +4,14 @@ import { describe, expect, inject, it, vi } from 'vitest';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { allRecords } from '../../src/core/audit/all-records.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
-import { keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
+import { ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
 import bundledPolicies from '../../build/policies.json';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import worker from '../../src/runtimes/workers/main.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { startWorkersHarness, workerEnv } from './workers-harness.ts';
+import { sharedAuditShardObjects, sharedAuditShards, startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 const entry = (exports as unknown as { default: Fetcher }).default;
 
@@ -52,7 +52,10 @@ describe('the deployed Worker entry', () => {
     expect(response.status).toBe(400);
     const body = (await response.json()) as { error: string; audit_event_id: string };
     expect(body.error).toBe('unsupported_grant_type');
-    expect(await keywayState(workerEnv.STATE).get(body.audit_event_id)).toMatchObject({ decision: 'malformed', request: { client_ip: '203.0.113.9' } });
+    expect(await new ShardedAuditLog(sharedAuditShards()).get(body.audit_event_id)).toMatchObject({
+      decision: 'malformed',
+      request: { client_ip: '203.0.113.9' },
+    });
   });
 });
 
@@ -123,10 +126,11 @@ describe('the Worker broker when the audit log fails', () => {
         body: exchangeForm(await github.sign(ciClaims(github.url, broker.issuer))),
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
       });
-    const state = keywayState(workerEnv.STATE);
+    const everyShard = (sql: string) =>
+      Promise.all(sharedAuditShardObjects().map((shard) => runInDurableObject(shard, (_instance, storage) => void storage.storage.sql.exec(sql))));
     expect((await exchange()).status).toBe(200);
 
-    await runInDurableObject(state, (_instance, storage) => void storage.storage.sql.exec('ALTER TABLE audit_events RENAME TO audit_events_away'));
+    await everyShard('ALTER TABLE audit_events RENAME TO audit_events_away');
     try {
       const refused = await exchange();
       expect(refused.status).toBe(503);
@@ -134,24 +138,27 @@ describe('the Worker broker when the audit log fails', () => {
       expect(body['error']).toBe('temporarily_unavailable');
       expect(body).not.toHaveProperty('access_token');
     } finally {
-      await runInDurableObject(state, (_instance, storage) => void storage.storage.sql.exec('ALTER TABLE audit_events_away RENAME TO audit_events'));
+      await everyShard('ALTER TABLE audit_events_away RENAME TO audit_events');
     }
     const after = await exchange();
     expect(after.status).toBe(200);
 
-    // Every answered request has its record, and the chain runs unbroken through the outage.
-    const { audit } = stateStores(() => keywayState(workerEnv.STATE));
+    // Every answered request has its record, and every chain runs unbroken through the outage.
     const answered = ((await after.json()) as { audit_event_id: string }).audit_event_id;
-    expect(await audit.get(answered)).toMatchObject({ decision: 'granted' });
+    expect(await new ShardedAuditLog(sharedAuditShards()).get(answered)).toMatchObject({ decision: 'granted' });
     await broker.auditUpkeep();
     const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-    const report = await verifyAuditLog({
-      records: allRecords(audit, { order: 'asc', limit: 500 }),
-      checkpoints: await audit.checkpoints(0, 500),
-      keys: createLocalJWKSet(jwks),
-      issuer: broker.issuer,
-    });
-    expect(report).toMatchObject({ ok: true });
-    expect(report.checkpoints).toBeGreaterThan(0);
+    let checkpoints = 0;
+    for (const audit of sharedAuditShards()) {
+      const report = await verifyAuditLog({
+        records: allRecords(audit, { order: 'asc', limit: 500 }),
+        checkpoints: await audit.checkpoints(0, 500),
+        keys: createLocalJWKSet(jwks),
+        issuer: broker.issuer,
+      });
+      expect(report).toMatchObject({ ok: true });
+      checkpoints += report.checkpoints;
+    }
+    expect(checkpoints).toBeGreaterThan(0);
   });
 });

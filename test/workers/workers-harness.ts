@@ -4,6 +4,10 @@ import { silentLogger } from '../../src/core/log.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { REPLAY_SHARDS, replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
+import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
+import { auditShard, readAuditShards, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
+import type { AuditStore } from '../../src/core/audit/audit-event.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const workerEnv = env as unknown as WorkerEnv;
@@ -13,7 +17,9 @@ export const workerEnv = env as unknown as WorkerEnv;
  * audit log, keys, live policy set and deliveries in a state Durable Object no other broker of the
  * test file reaches, as a Node broker in a fresh data directory does.
  */
-export function ownStateNamespace(shared: DurableObjectNamespace<KeywayState> = workerEnv.STATE): DurableObjectNamespace<KeywayState> {
+export function ownStateNamespace<T extends Rpc.DurableObjectBranded | undefined = KeywayState>(
+  shared: DurableObjectNamespace<T> = workerEnv.STATE as unknown as DurableObjectNamespace<T>,
+): DurableObjectNamespace<T> {
   const suffix = crypto.randomUUID();
   const idFromName = (name: string) => shared.idFromName(`${name}/${suffix}`);
   return {
@@ -30,7 +36,8 @@ export function ownStateNamespace(shared: DurableObjectNamespace<KeywayState> = 
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
   const states = options.ownState === true ? ownStateNamespace() : workerEnv.STATE;
-  const brokerEnv = { ...workerEnv, ...options.settings, STATE: states };
+  const shards = options.ownState === true ? ownStateNamespace(workerEnv.AUDIT) : workerEnv.AUDIT;
+  const brokerEnv = { ...workerEnv, ...options.settings, STATE: states, AUDIT: shards };
   const broker = await createWorkerBroker(brokerEnv, files, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),
@@ -39,9 +46,10 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
   return {
     issuer: workerEnv.KEYWAY_ISSUER,
     request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), brokerEnv, createExecutionContext()),
-    auditEvent: (id) => keywayState(states).get(id),
+    auditEvent: (id) => broker.audit.log.get(id),
     auditUpkeep: async () => {
       await runDurableObjectAlarm(keywayState(states));
+      await shardedAuditUpkeep(broker.audit, { env: brokerEnv, keys: broker.keys.ring, now: options.now?.() ?? Date.now(), log: silentLogger });
     },
     setReplayGuardDown: async (down) => {
       const statement = down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims';
@@ -53,7 +61,14 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     revokeDueGitHubTokens: async () => {
       await runDurableObjectAlarm(keywayState(states));
     },
-    tamper: (sql, params) => runInDurableObject(keywayState(states), (_instance, state) => void state.storage.sql.exec(sql, ...params)),
+    tamper: async (sql, params) => {
+      const edit = (_instance: unknown, state: DurableObjectState) => void state.storage.sql.exec(sql, ...params);
+      await runInDurableObject(keywayState(states), edit);
+      // An edit of the audit log reaches every shard: it changes the record it names in whichever holds it.
+      if (sql.includes('audit_events')) {
+        for (const { name } of broker.audit.log.chains) if (name !== 'legacy') await runInDurableObject(auditShard(shards, Number(name)), edit);
+      }
+    },
     close: async () => {},
   };
 };
@@ -86,4 +101,14 @@ export function watchedNamespace<N extends object>(namespace: N): { namespace: N
     },
   });
   return { namespace: watched, names, calls };
+}
+
+/** The audit shard objects of the shared namespace, as the Worker's own broker uses them (KEYWAY_AUDIT_SHARDS from wrangler.toml). */
+export function sharedAuditShardObjects(): DurableObjectStub<AuditShardState>[] {
+  return Array.from({ length: readAuditShards(workerEnv) }, (_, shard) => auditShard(workerEnv.AUDIT, shard));
+}
+
+/** The same, as the AuditStore each one is. */
+export function sharedAuditShards(): AuditStore[] {
+  return sharedAuditShardObjects().map((shard) => chainStore(() => shard));
 }

@@ -1,8 +1,8 @@
-import type { AuditRecord, AuditStore } from './audit-event.ts';
+import type { AuditLog, AuditRecord } from './audit-event.ts';
 import type { AuditQuery } from './audit-query.ts';
 
 /** Every record matching `query`, page by page, in the query's order. */
-export async function* allRecords(audit: AuditStore, query: AuditQuery): AsyncGenerator<AuditRecord> {
+export async function* allRecords(audit: Pick<AuditLog, 'query'>, query: AuditQuery): AsyncGenerator<AuditRecord> {
   let after = query.after;
   for (;;) {
     const page = await audit.query({ ...query, ...(after === undefined ? {} : { after }) });

@@ -110,3 +110,6 @@ export interface AuditStore {
   /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
   prune(anchor: Checkpoint): Promise<number>;
 }
+
+/** What exchanges write and auditors read: one chain (an AuditStore), or on Workers the shards' chains merged. */
+export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats'>;

@@ -27,14 +27,16 @@ export interface AuditQuery extends AuditFilter {
   readonly limit: number;
   /** `desc`: newest first (the default for people); `asc`: chain order (exports, verification). */
   readonly order: 'asc' | 'desc';
-  /** Continue after this `seq` (a page's `next`). */
-  readonly after?: number;
+  /** Continue where the page that returned this cursor (its `next`) stopped: a `seq`, or with `by: 'id'` an id; a merge's cursor holds one per chain. */
+  readonly after?: string;
+  /** The order within one chain: `seq` (chain order, the default) or `id` (time, exactly: what a merge of several chains reads). */
+  readonly by?: 'seq' | 'id';
 }
 
 export interface AuditPage {
   readonly records: readonly AuditRecord[];
   /** Pass as `after` for the next page; absent on the last page. */
-  readonly next?: number;
+  readonly next?: string;
 }
 
 export const BUCKETS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
@@ -44,6 +46,8 @@ export interface AuditStatsQuery extends AuditFilter {
   readonly since: number;
   readonly until: number;
   readonly bucket: Bucket;
+  /** How many policies and repositories to rank (default STATS_TOP): a merge across shards asks each for all of them. */
+  readonly top?: number;
 }
 
 export type DecisionCounts = Readonly<Record<Decision, number>>;
@@ -67,6 +71,16 @@ export const STATS_TOP = 25;
 export class AuditQueryError extends KeywayError {
   override readonly name = 'AuditQueryError';
   readonly code = 'audit_query_invalid';
+}
+
+/** A chain's `seq`, or on a sharded log one position per chain (the last id read there, or empty), joined by dots. */
+const CURSOR = /^[0-9A-Z]{0,26}(\.[0-9A-Z]{0,26}){0,256}$/;
+export const CURSOR_INVALID = 'cursor is not one this API returned';
+
+/** Policies or repositories by their counts, busiest first, ties by name: at most `top` of them. */
+export function rankCounts<Key extends string | null>(byKey: ReadonlyMap<Key, DecisionCounts>, top: number): [Key, DecisionCounts][] {
+  const total = (counts: DecisionCounts) => counts.granted + counts.denied + counts.malformed + counts.error;
+  return [...byKey].sort((a, b) => total(b[1]) - total(a[1]) || String(a[0]).localeCompare(String(b[0]))).slice(0, top);
 }
 
 const TEXT_FILTERS = ['issuer', 'subject', 'repository', 'policy', 'jti'] as const;
@@ -130,8 +144,8 @@ export function parseAuditQuery(params: URLSearchParams, now: number, order: 'as
   if (!Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage)
     throw new AuditQueryError(`limit must be an integer from 1 to ${QUERY_LIMITS.maxPage}`);
   const cursor = single(params, 'cursor');
-  if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) throw new AuditQueryError('cursor is not one this API returned');
-  return { ...parseAuditFilter(params, now), limit, order, ...(cursor === undefined ? {} : { after: Number(cursor) }) };
+  if (cursor !== undefined && !CURSOR.test(cursor)) throw new AuditQueryError(CURSOR_INVALID);
+  return { ...parseAuditFilter(params, now), limit, order, ...(cursor === undefined ? {} : { after: cursor }) };
 }
 
 /** Stats default to the last 24 hours by hour; a window may hold at most QUERY_LIMITS.maxBuckets buckets. */

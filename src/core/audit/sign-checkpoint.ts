@@ -1,19 +1,26 @@
-import { SignJWT } from 'jose';
+import { SignJWT, type JWTPayload } from 'jose';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint } from './checkpoint.ts';
 
 export type CheckpointSigner = (head: ChainHead) => Promise<Checkpoint>;
 
-/** Signs checkpoints with the broker's current signing key, as the broker's issuer. */
-export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number): CheckpointSigner {
-  return async (head) => {
+/** A statement about the log signed with the broker's current signing key, as the broker's issuer: its JWS and `iat`. */
+export type AuditStatementSigner = (payload: JWTPayload, typ: string) => Promise<{ readonly jws: string; readonly iat: number }>;
+
+export function auditStatementSigner(issuer: string, keys: () => KeyRing, now: () => number): AuditStatementSigner {
+  return async (payload, typ) => {
     const iat = Math.floor(now() / 1000);
     const { signing } = keys();
-    const jws = await new SignJWT({ seq: head.seq, hash: head.hash })
-      .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: CHECKPOINT_TYPE })
-      .setIssuer(issuer)
-      .setIssuedAt(iat)
-      .sign(signing.key);
+    const jws = await new SignJWT(payload).setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ }).setIssuer(issuer).setIssuedAt(iat).sign(signing.key);
+    return { jws, iat };
+  };
+}
+
+/** Signs checkpoints with the broker's current signing key, as the broker's issuer. */
+export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number): CheckpointSigner {
+  const sign = auditStatementSigner(issuer, keys, now);
+  return async (head) => {
+    const { jws, iat } = await sign({ seq: head.seq, hash: head.hash }, CHECKPOINT_TYPE);
     return { seq: head.seq, hash: head.hash, time: new Date(iat * 1000).toISOString(), jws };
   };
 }

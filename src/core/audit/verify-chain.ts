@@ -18,7 +18,9 @@ export type ChainProblemKind =
   | 'key_unvouched'
   | 'kept_checkpoint_invalid'
   | 'kept_checkpoint_mismatch'
-  | 'records_missing';
+  | 'records_missing'
+  | 'root_checkpoint_invalid'
+  | 'root_chain_missing';
 
 export interface ChainProblem {
   readonly kind: ChainProblemKind;
@@ -212,6 +214,8 @@ export interface AuditLogSource {
   readonly unvouched?: readonly UnvouchedKey[];
   /** Checkpoints kept elsewhere (a witness's copies), as given: their signatures are checked here with `keys`. */
   readonly kept?: readonly Checkpoint[];
+  /** Heads signed by root checkpoints already verified (verify-shards.ts): held to the log as kept checkpoints are. */
+  readonly witnessed?: readonly Checkpoint[];
   readonly issuer?: string;
 }
 
@@ -257,7 +261,8 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
       };
     }
   }
-  const verifier = new ChainVerifier(valid, source.kept === undefined ? undefined : kept);
+  const witnessed = source.witnessed ?? [];
+  const verifier = new ChainVerifier(valid, source.kept === undefined && witnessed.length === 0 ? undefined : [...kept, ...witnessed]);
   for await (const record of source.records) {
     verifier.push(record);
     if (!verifier.wantsMore) break;

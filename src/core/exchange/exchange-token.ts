@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import { pooledRandom } from '../audit/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
@@ -31,7 +31,7 @@ export interface ExchangeDeps {
   readonly policies: () => PolicySet;
   readonly keys: () => KeyRing;
   readonly jwks: JwksCache;
-  readonly audit: AuditStore;
+  readonly audit: AuditLog;
   /** Single use of subject tokens, for policies and issuers that demand it. */
   readonly replay: ReplayGuard;
   readonly now: () => number;

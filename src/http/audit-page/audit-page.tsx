@@ -115,7 +115,7 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
         deps.alerts.alerts(SHOWN_ALERTS),
       ]);
       const older = new URLSearchParams(params);
-      if (results.next !== undefined) older.set('cursor', String(results.next));
+      if (results.next !== undefined) older.set('cursor', results.next);
       body = (
         <>
           <SearchForm params={params} />

@@ -1,8 +1,11 @@
 import { Hono, type Context } from 'hono';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
-import type { AuditStore } from '../../core/audit/audit-event.ts';
-import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditQuery } from '../../core/audit/audit-query.ts';
+import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
+import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
+import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
+import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
+import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
 import { keywayAuth } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
@@ -14,7 +17,14 @@ import type { PolicySet } from '../../core/policy/policy-set.ts';
 export interface AuditApiDeps {
   /** The broker's issuer: the audience and issuer of the tokens that may read the log. */
   readonly issuer: string;
-  readonly audit: AuditStore;
+  readonly audit: AuditLog;
+  /**
+   * The hash chain checkpoints and a `shard=` export read: the one chain (Node) for no name, or on a
+   * sharded log (Workers) the shard named; undefined where the name names none.
+   */
+  readonly chain: (shard: string | undefined) => AuditStore | undefined;
+  /** A sharded log's chains and root checkpoints (Workers). */
+  readonly shards?: AuditShardsApi;
   readonly alerts: AlertStore;
   readonly keys: () => KeyRing;
   readonly now: () => number;
@@ -27,7 +37,11 @@ export const AUDIT_READ_SCOPE = 'audit:read';
 const EXPORT_PAGE = 500;
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 
+/** A query auditors got wrong (400), or on a sharded log a shard that cannot be read now (503); anything else is not the caller's. */
 function invalid(c: Context, error: unknown): Response {
+  if (error instanceof AuditShardUnavailableError) {
+    return c.json({ error: 'temporarily_unavailable', error_description: error.message }, 503, { ...NO_STORE, 'Retry-After': '5' });
+  }
   if (!(error instanceof AuditQueryError)) throw error;
   return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
 }
@@ -40,19 +54,54 @@ function invalid(c: Context, error: unknown): Response {
 export function auditRoutes(deps: AuditApiDeps): Hono {
   const api = new Hono();
 
+  const chainOf = (c: Context): AuditStore | Response => {
+    const shard = c.req.query('shard');
+    const chain = deps.chain(shard === '' ? undefined : shard);
+    if (chain !== undefined) return chain;
+    const description =
+      shard === undefined
+        ? 'this audit log is sharded: name a shard (shard=0, 1, … or legacy; GET /v1/audit/shards lists them)'
+        : `shard ${JSON.stringify(shard.slice(0, 64))} is not one of this audit log's`;
+    return c.json({ error: 'invalid_request', error_description: description }, 400, NO_STORE);
+  };
+
   api.get('/checkpoints', async (c) => {
+    const chain = chainOf(c);
+    if (chain instanceof Response) return chain;
     const after = Number(c.req.query('after') ?? '0');
     const limit = Number(c.req.query('limit') ?? String(QUERY_LIMITS.maxPage));
     if (!Number.isSafeInteger(after) || after < 0 || !Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage) {
       return c.json({ error: 'invalid_request', error_description: `after is a seq, limit from 1 to ${QUERY_LIMITS.maxPage}` }, 400);
     }
-    const checkpoints = await deps.audit.checkpoints(after, limit + 1);
+    const checkpoints = await chain.checkpoints(after, limit + 1);
     const page = checkpoints.slice(0, limit);
     const last = page.at(-1);
     return c.json({ checkpoints: page, ...(checkpoints.length > limit && last !== undefined ? { next_cursor: String(last.seq) } : {}) }, 200, NO_STORE);
   });
   api.get('/checkpoints/latest', async (c) => {
-    const latest = await deps.audit.latestCheckpoint();
+    const chain = chainOf(c);
+    if (chain instanceof Response) return chain;
+    const latest = await chain.latestCheckpoint();
+    return latest === undefined ? c.json({ error: 'not_found' }, 404) : c.json(latest, 200, NO_STORE);
+  });
+
+  // Public like the checkpoints: a sharded log's root checkpoints, each signing every chain's head.
+  api.get('/root-checkpoints', async (c) => {
+    const { shards } = deps;
+    if (shards === undefined) return c.json({ error: 'not_found', error_description: 'this audit log is one chain: it has no root checkpoints' }, 404);
+    const after = c.req.query('after') ?? '';
+    const limit = Number(c.req.query('limit') ?? String(QUERY_LIMITS.maxPage));
+    if ((after !== '' && !ROOT_CHECKPOINT_POSITION.test(after)) || !Number.isInteger(limit) || limit < 1 || limit > QUERY_LIMITS.maxPage) {
+      return c.json({ error: 'invalid_request', error_description: `after is a next_cursor this API returned, limit from 1 to ${QUERY_LIMITS.maxPage}` }, 400);
+    }
+    const roots = await shards.roots(after, limit + 1);
+    const page = roots.slice(0, limit);
+    const last = page.at(-1);
+    const next = roots.length > limit && last !== undefined ? { next_cursor: rootCheckpointPosition(last) } : {};
+    return c.json({ root_checkpoints: page, ...next }, 200, NO_STORE);
+  });
+  api.get('/root-checkpoints/latest', async (c) => {
+    const latest = await deps.shards?.latestRoot();
     return latest === undefined ? c.json({ error: 'not_found' }, 404) : c.json(latest, 200, NO_STORE);
   });
 
@@ -62,19 +111,29 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
 
   api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys: ownKeys(deps.keys) }));
 
+  api.get('/shards', async (c) => {
+    const { shards } = deps;
+    if (shards === undefined) return c.json({ error: 'not_found', error_description: 'this audit log is one chain' }, 404, NO_STORE);
+    return c.json({ shards: await shards.chains() }, 200, NO_STORE);
+  });
+
   api.get('/events', async (c) => {
-    let query: AuditQuery;
+    let page: AuditPage;
     try {
-      query = parseAuditQuery(new URL(c.req.url).searchParams, deps.now());
+      page = await deps.audit.query(parseAuditQuery(new URL(c.req.url).searchParams, deps.now()));
     } catch (error) {
       return invalid(c, error);
     }
-    const page = await deps.audit.query(query);
-    return c.json({ events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: String(page.next) }) }, 200, NO_STORE);
+    return c.json({ events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: page.next }) }, 200, NO_STORE);
   });
 
   api.get('/events/:id', async (c) => {
-    const record = await deps.audit.record(c.req.param('id'));
+    let record: AuditRecord | undefined;
+    try {
+      record = await deps.audit.record(c.req.param('id'));
+    } catch (error) {
+      return invalid(c, error);
+    }
     return record === undefined ? c.json({ error: 'not_found' }, 404, NO_STORE) : c.json(toRecordJson(record), 200, NO_STORE);
   });
 
@@ -88,21 +147,33 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
     let query: AuditQuery;
     const params = new URL(c.req.url).searchParams;
     const format = params.get('format') ?? 'ndjson';
+    // One chain of a sharded log, in chain order, as `audit verify` reads it; the whole log otherwise.
+    const chain = params.has('shard') ? chainOf(c) : deps.audit;
+    if (chain instanceof Response) return chain;
     try {
       if (format !== 'ndjson' && format !== 'csv') throw new AuditQueryError('format must be ndjson or csv');
       params.delete('format');
+      params.delete('shard');
       query = { ...parseAuditQuery(params, deps.now(), 'asc'), limit: EXPORT_PAGE };
     } catch (error) {
       return invalid(c, error);
     }
-    const records = allRecords(deps.audit, query);
+    const records = allRecords(chain, query);
+    let first: IteratorResult<AuditRecord> | undefined;
+    try {
+      // The first page is read before the answer starts: a cursor the store refuses is a 400, not a broken stream.
+      first = await records.next();
+    } catch (error) {
+      return invalid(c, error);
+    }
     const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         if (format === 'csv') controller.enqueue(encoder.encode(CSV_HEADER));
       },
       async pull(controller) {
-        const next = await records.next();
+        const next = first ?? (await records.next());
+        first = undefined;
         if (next.done === true) return controller.close();
         controller.enqueue(encoder.encode(format === 'csv' ? csvRow(next.value) : `${JSON.stringify(toRecordJson(next.value))}\n`));
       },

@@ -1,18 +1,16 @@
-import { DurableObject } from 'cloudflare:workers';
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/alerts/alert.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
-import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
-import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
+import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
-import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
+import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { checkpointSigner, type CheckpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { rootCheckpointPosition, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { AuditChainObject, chainStore, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
-import { migrate } from '../../storage/migrate.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
-import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
 import { SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts';
@@ -22,25 +20,21 @@ import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts
 import { KeyRing } from '../../core/mint/key-ring.ts';
 import type { KeyRingPlan } from '../../core/mint/key-life-cycle.ts';
 import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../../core/mint/key-store.ts';
-import type { SqlDatabase } from '../../storage/sql-database.ts';
-import { durableObjectSql } from './durable-object-sql.ts';
 import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import type { PendingRevocation, RevocationStore } from '../../features/github/app/revocation-store.ts';
 import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
 import { jsonLogger } from '../../core/log.ts';
 import { readFlag } from '../../core/settings/read-settings.ts';
 import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
-import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, type RestoredState } from '../../storage/state-dump.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 /**
  * The broker's state on Workers: one SQLite-backed Durable Object running the same stores as
- * the Node SQLite file. A Durable Object is single-threaded and strongly consistent, so every
- * append is ordered and committed before its RPC returns.
+ * the Node SQLite file (signing keys, stored alerts, the live policy set, GitHub revocations and
+ * webhook deliveries, the audit shard count and root checkpoints). The audit log is in the shards
+ * (AuditShardState); the chain this object held before them is sealed, kept as `legacy`.
  */
-export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore, KeyStore, AlertStore, RevocationStore {
-  readonly #audit: SqliteAuditStore;
-  readonly #db: SqlDatabase;
+export class KeywayState extends AuditChainObject implements KeyStore, AlertStore, RevocationStore {
   readonly #alerts: SqliteAlertStore;
   #box: Promise<SecretBox> | undefined;
   #keysUpgraded: Promise<void> | undefined;
@@ -51,10 +45,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
-    const db = durableObjectSql(ctx.storage);
-    migrate(db);
-    this.#db = db;
-    this.#audit = new SqliteAuditStore(db);
+    const db = this.db;
     this.#alerts = new SqliteAlertStore(db);
     this.#deliveries = new SqliteDeliveryLog(db);
     this.#livePolicies = new SqliteLivePolicyStore(db);
@@ -67,8 +58,10 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
-  async append(event: AuditEvent): Promise<ChainLink> {
-    const link = await this.#audit.append(event);
+  override async append(event: AuditEvent): Promise<ChainLink> {
+    // Once the shards took over, this chain is sealed: nothing is appended after its final checkpoint.
+    if ((await this.ctx.storage.get<ChainHead>(LEGACY_CHAIN_SEALED)) !== undefined) throw new Error(LEGACY_SEALED_MESSAGE);
+    const link = await this.audit.append(event);
     // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
     if (!this.#alarmSet) {
       this.#alarmSet = true;
@@ -82,17 +75,56 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     this.#alarmSet = false;
     await this.#revokeDueTokens();
     const settings = readAuditSettings(this.env);
-    const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
-    await maintainAuditLog(
-      this.#audit,
-      checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now),
-      { now: Date.now(), retentionDays: settings.retentionDays },
-    );
+    await maintainAuditLog(this.audit, await this.#checkpointSigner(), { now: Date.now(), retentionDays: settings.retentionDays });
     // While retention applies, keep pruning even when no exchange comes to set the alarm.
-    if (settings.retentionDays > 0 && (await this.#audit.head()).seq > 0) {
+    if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) {
       this.#alarmSet = true;
       await this.#armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
     }
+  }
+
+  async #checkpointSigner(): Promise<CheckpointSigner> {
+    const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
+    return checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now);
+  }
+
+  // Issue 15: the audit log in shards (AuditShardState); this object's chain is the sealed legacy one.
+
+  /**
+   * Records how many shards the audit log has and seals this object's own chain (the log of
+   * before the shards) with a final checkpoint of its head. A count below the recorded one is
+   * refused: the shards beyond it hold records no one would read or verify any more.
+   */
+  async openAuditShards(requested: number): Promise<AuditShardsOpening> {
+    const recorded = await this.ctx.storage.get<number>(AUDIT_SHARD_COUNT);
+    if (recorded !== undefined && requested < recorded) return { ok: false, recorded };
+    if (recorded !== requested) await this.ctx.storage.put(AUDIT_SHARD_COUNT, requested);
+    let sealed = await this.ctx.storage.get<ChainHead>(LEGACY_CHAIN_SEALED);
+    if (sealed === undefined) {
+      // The head is read and the seal stored with no await between them that lets an append in: append checks the seal first.
+      sealed = await this.audit.head();
+      await this.ctx.storage.put(LEGACY_CHAIN_SEALED, sealed);
+    }
+    if (sealed.seq > 0 && ((await this.audit.latestCheckpoint())?.seq ?? 0) < sealed.seq) {
+      await this.audit.addCheckpoint(await (await this.#checkpointSigner())(sealed));
+    }
+    return { ok: true, ...(sealed.seq === 0 ? {} : { legacy: sealed }) };
+  }
+
+  /** Stores a root checkpoint the Cron round signed over every chain's head. */
+  async addRootCheckpoint(root: RootCheckpoint): Promise<void> {
+    await this.ctx.storage.put(`${ROOT_CHECKPOINT_PREFIX}${rootCheckpointPosition(root)}`, root);
+  }
+
+  /** Root checkpoints after the one at `after` (rootCheckpointPosition; empty: from the first), oldest first. */
+  async rootCheckpoints(after: string, limit: number): Promise<RootCheckpoint[]> {
+    return [
+      ...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, startAfter: `${ROOT_CHECKPOINT_PREFIX}${after}`, limit })).values(),
+    ];
+  }
+
+  async latestRootCheckpoint(): Promise<RootCheckpoint | undefined> {
+    return [...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, reverse: true, limit: 1 })).values()][0];
   }
 
   /** Revokes the GitHub tokens that are due and sets the alarm for the next one. A failure here never stops audit upkeep. */
@@ -142,46 +174,6 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
     return count;
   }
 
-  get(id: string): Promise<AuditEvent | undefined> {
-    return this.#audit.get(id);
-  }
-
-  record(id: string): Promise<AuditRecord | undefined> {
-    return this.#audit.record(id);
-  }
-
-  query(query: AuditQuery): Promise<AuditPage> {
-    return this.#audit.query(query);
-  }
-
-  stats(query: AuditStatsQuery): Promise<AuditStats> {
-    return this.#audit.stats(query);
-  }
-
-  head(): Promise<ChainHead> {
-    return this.#audit.head();
-  }
-
-  checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
-    return this.#audit.checkpoints(afterSeq, limit);
-  }
-
-  latestCheckpoint(): Promise<Checkpoint | undefined> {
-    return this.#audit.latestCheckpoint();
-  }
-
-  addCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    return this.#audit.addCheckpoint(checkpoint);
-  }
-
-  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
-    return this.#audit.pruneCandidate(before, maxRecords);
-  }
-
-  prune(anchor: Checkpoint): Promise<number> {
-    return this.#audit.prune(anchor);
-  }
-
   observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
     return this.#alerts.observe(event, link, options);
   }
@@ -203,7 +195,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   }
 
   async describeKeys(): Promise<SigningKeyInfo[]> {
-    return new SqliteKeyStore(this.#db).describeKeys();
+    return new SqliteKeyStore(this.db).describeKeys();
   }
 
   async initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
@@ -215,7 +207,7 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
   }
 
   async #keyStore(): Promise<SqliteKeyStore> {
-    const store = new SqliteKeyStore(this.#db, await this.#secretBox());
+    const store = new SqliteKeyStore(this.db, await this.#secretBox());
     this.#keysUpgraded ??= this.#sealKeysOnce(store);
     // A failure is not remembered: the next call tries the upgrade again.
     this.#keysUpgraded.catch(() => (this.#keysUpgraded = undefined));
@@ -289,38 +281,19 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
 
   // Issue 21: export and restore of the whole state (GET /v1/backup, POST /v1/backup/restore).
 
-  /** Every keyway table as one JSON text, read in one synchronous transaction; undefined when it exceeds MAX_STATE_EXPORT_BYTES. */
-  exportState(): string | undefined {
-    const text = JSON.stringify(dumpDatabase(this.#db, Date.now()));
-    return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
-  }
-
-  /** Restores an export into this state if it is fresh and the export checks out (storage/state-dump.ts); nothing is written otherwise. */
-  async restoreState(text: string): Promise<StateRestoreOutcome> {
-    try {
-      const restored = await restoreDump(this.#db, parseStateDump(text), await this.#secretBox());
-      // What this object remembered of the state before is void: keys are read anew, upkeep restarts.
+  /** Restores an export of the state (its sealed keys, its legacy chain, …) if this state is fresh and the export checks out; nothing is written otherwise. */
+  async restoreState(text: string, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
+    const outcome = await this.restoreFrom(text, await this.#secretBox(), options);
+    if (outcome.ok && options.write !== false) {
+      // What this object remembered of the state before is void: keys are read anew, upkeep restarts, the restored chain is the sealed one.
       this.#keysUpgraded = undefined;
       this.#alarmSet = true;
       await this.#armAlarm(Date.now() + 1000);
-      return { ok: true, restored };
-    } catch (error) {
-      if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
-      throw error;
+      await this.ctx.storage.put(LEGACY_CHAIN_SEALED, await this.audit.head());
     }
+    return outcome;
   }
 }
-
-/**
- * The largest export one call returns (a Durable Object RPC result is limited to 32 MiB): with
- * audit records of about 1–2 KB, some 10,000 to 20,000 of them. A larger log is pruned by
- * KEYWAY_AUDIT_RETENTION_DAYS, or read with GET /v1/audit/export.
- */
-export const MAX_STATE_EXPORT_BYTES = 24 * 1024 * 1024;
-
-export type StateRestoreOutcome =
-  | { readonly ok: true; readonly restored: RestoredState }
-  | { readonly ok: false; readonly problem: StateRestoreError['problem']; readonly message: string };
 
 export interface LivePolicyState {
   readonly version: number;
@@ -329,6 +302,14 @@ export interface LivePolicyState {
   readonly refused?: string;
   readonly lastSwitch?: PolicyReloadStatus;
 }
+
+export type AuditShardsOpening = { readonly ok: true; readonly legacy?: ChainHead } | { readonly ok: false; readonly recorded: number };
+
+/** Storage keys: the audit shard count (it may grow, never shrink), and the legacy chain's head when it was sealed. */
+export const AUDIT_SHARD_COUNT = 'audit:shards';
+export const LEGACY_CHAIN_SEALED = 'audit:legacy-sealed';
+const LEGACY_SEALED_MESSAGE = 'the single audit chain of before the shards is sealed: appends go to the audit shards';
+const ROOT_CHECKPOINT_PREFIX = 'audit:root:';
 
 /** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
 export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';
@@ -353,19 +334,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
   deliveries: DeliveryLog;
 } {
   return {
-    audit: {
-      append: (event) => stub().append(event),
-      get: (id) => stub().get(id),
-      record: (id) => stub().record(id),
-      query: (query) => stub().query(query),
-      stats: (query) => stub().stats(query),
-      head: () => stub().head(),
-      checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
-      latestCheckpoint: () => stub().latestCheckpoint(),
-      addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
-      pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
-      prune: (anchor) => stub().prune(anchor),
-    },
+    audit: chainStore(stub),
     alerts: {
       observe: (event, link, options) => stub().observe(event, link, options),
       addAlerts: (drafts, delivery) => stub().addAlerts(drafts, delivery),

@@ -1,13 +1,14 @@
 import { jsonLogger } from '../../core/log.ts';
 import type { PolicyFile } from '../../core/policy/load-policies.ts';
 import bundledPolicies from '../../../build/policies.json';
-import { createWorkerBroker, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
+import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
 export { RateLimitState } from './rate-limit-state.ts';
+export { AuditShardState } from './audit-shard-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<WorkerBroker> | undefined;
@@ -62,12 +63,22 @@ export default {
     return started instanceof Response ? started : started.app.fetch(request, env, ctx);
   },
 
-  /** The Cron Trigger (wrangler.toml [triggers]): rotates, activates and removes signing keys as they fall due. */
+  /**
+   * The Cron Trigger (wrangler.toml [triggers]): rotates, activates and removes signing keys as they fall due;
+   * then signs the audit shards' checkpoints and a root checkpoint over every chain.
+   */
   async scheduled(controller, env): Promise<void> {
     try {
       for (const transition of await scheduledKeyUpkeep(env, controller.scheduledTime)) log.info('signing key life cycle', { ...transition });
     } catch (error) {
       log.error('signing key upkeep failed', { error: describe(error) });
+      throw error;
+    }
+    try {
+      const root = await scheduledAuditUpkeep(env, controller.scheduledTime, log);
+      if (root !== undefined) log.info('audit root checkpoint', { time: root.time, chains: Object.keys(root.heads).length });
+    } catch (error) {
+      log.error('audit upkeep failed', { error: describe(error) });
       throw error;
     }
   },

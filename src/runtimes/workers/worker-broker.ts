@@ -11,7 +11,8 @@ import { ConfigError, readInteger } from '../../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
-import { keywayState, MASTER_KEY_MISSING, MAX_STATE_EXPORT_BYTES, stateStores, type KeywayState } from './keyway-state.ts';
+import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
+import { MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
 import { replayGuardShards, type ReplayGuardState } from './replay-guard-state.ts';
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
@@ -20,12 +21,18 @@ import { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
+import type { RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { KeyRing } from '../../core/mint/key-ring.ts';
+import type { AuditShardState } from './audit-shard-state.ts';
+import { openWorkerAuditLog, shardedAuditUpkeep, type WorkerAuditLog } from './worker-audit-log.ts';
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
   readonly STATE: DurableObjectNamespace<KeywayState>;
   readonly REPLAY: DurableObjectNamespace<ReplayGuardState>;
   readonly LIMITS: DurableObjectNamespace<RateLimitState>;
+  readonly AUDIT: DurableObjectNamespace<AuditShardState>;
+  readonly KEYWAY_AUDIT_SHARDS?: string;
   readonly KEYWAY_ISSUER: string;
   readonly KEYWAY_ALLOW_HTTP_LOOPBACK?: string;
   readonly KEYWAY_MAX_TTL_SECONDS?: string;
@@ -72,11 +79,13 @@ export interface WorkerBrokerOptions {
 export interface WorkerBroker extends Broker {
   /** This isolate's key ring: the entry awaits `refreshIfStale` at the start of each request. */
   readonly keys: LiveKeyRing;
+  /** The audit log's shards and its sealed legacy chain. */
+  readonly audit: WorkerAuditLog;
 }
 
 /**
- * The broker inside a Worker isolate: policies from the bundle, keys and audit log in the
- * KeywayState Durable Object. Built once per isolate.
+ * The broker inside a Worker isolate: policies from the bundle, keys in the KeywayState Durable
+ * Object, the audit log in the AuditShardState objects. Built once per isolate.
  */
 export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly PolicyFile[], options: WorkerBrokerOptions): Promise<WorkerBroker> {
   const settings = readBrokerSettings(env);
@@ -88,6 +97,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   const stores = stateStores(state);
   const now = options.now ?? Date.now;
   const keys = await LiveKeyRing.open(stores.keys, now());
+  const audit = await openWorkerAuditLog(env, state, stores.alerts);
   let github: GitHubTokens | undefined;
   if (settings.github !== undefined) {
     github = await createGitHubTokens(settings.github, {
@@ -112,15 +122,14 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     health: () => policyHealth(live.current, live.lastSwitch),
     webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     backup: {
-      exportState: () => state().exportState(),
-      restoreState: (text) => state().restoreState(text),
+      ...audit.backup,
       restoreToken: env.KEYWAY_RESTORE_TOKEN === '' ? undefined : env.KEYWAY_RESTORE_TOKEN,
       maxBytes: MAX_STATE_EXPORT_BYTES,
     },
     keys: () => keys.ring,
     keyStore: stores.keys,
-    audit: stores.audit,
-    alerts: stores.alerts,
+    audit: { sharded: audit.log, api: audit.api },
+    alerts: audit.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),
     replay: replayGuardShards(env.REPLAY),
     limiter: rateLimitShards(env.LIMITS),
@@ -129,7 +138,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     now,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
-  if (!following) return { ...broker, keys };
+  if (!following) return { ...broker, keys, audit };
   // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more.
   const app = new Hono<AppEnv>();
   app.use(async (_c, next) => {
@@ -137,7 +146,15 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     await next();
   });
   app.route('/', broker.app);
-  return { ...broker, app, keys };
+  return { ...broker, app, keys, audit };
+}
+
+/** The Cron Trigger's round of the sharded audit log: shard checkpoints and pruning, then a root checkpoint over every chain. */
+export async function scheduledAuditUpkeep(env: WorkerEnv, now: number, log: Logger): Promise<RootCheckpoint | undefined> {
+  const state = () => keywayState(env.STATE);
+  const stores = stateStores(state);
+  const audit = await openWorkerAuditLog(env, state, stores.alerts);
+  return shardedAuditUpkeep(audit, { env, keys: await KeyRing.from(await stores.keys.listKeys()), now, log });
 }
 
 /** The Cron Trigger's round of the signing key life cycle, at the trigger's scheduled time, in the state Durable Object. */

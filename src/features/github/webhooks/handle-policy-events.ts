@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditStore } from '../../../core/audit/audit-event.ts';
+import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
 import type { Logger } from '../../../core/log.ts';
 import type { PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../repository-policies/fetch-policy-files.ts';
@@ -20,7 +20,7 @@ export interface PolicyEventDeps {
   /** Undefined when no GitHub App is configured: then nothing can be read from GitHub. */
   readonly openRepository: OpenRepositoryAccess | undefined;
   readonly live: LivePolicySet;
-  readonly audit: AuditStore;
+  readonly audit: AuditLog;
   /** How the broker loads policies: the review judges a change as the live switch would. */
   readonly loadOptions: () => PolicyLoadOptions;
   /** The operator's bounds on repository-owned policies: the review judges them as the exchange would. */
@@ -98,9 +98,9 @@ async function withAccess(
 }
 
 /** The audited exchanges of the replay window the policies decided, oldest first, bounded. */
-async function replayWindow(audit: AuditStore, now: number): Promise<AuditEvent[]> {
+async function replayWindow(audit: AuditLog, now: number): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
-  let after: number | undefined;
+  let after: string | undefined;
   const since = now - IMPACT_WINDOW_DAYS * 86_400_000;
   do {
     const page = await audit.query({ since, until: now, reasons: [...POLICY_REASONS], order: 'desc', limit: PAGE, ...(after === undefined ? {} : { after }) });

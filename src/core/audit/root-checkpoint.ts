@@ -1,0 +1,58 @@
+import { jwtVerify, type JWTVerifyGetKey } from 'jose';
+import * as v from 'valibot';
+import { sha256Hex } from '../mint/sha256-hex.ts';
+import type { ChainHead } from './checkpoint.ts';
+import type { AuditStatementSigner } from './sign-checkpoint.ts';
+import { CheckpointError } from './verify-checkpoint.ts';
+
+/**
+ * A signed statement "the log's chains end here": every shard's head (and the sealed legacy
+ * chain's), signed together on the Cron schedule. Holding each shard to the root checkpoints shows
+ * that none was rewritten, cut short, or left out since: a chain the root names must pass through
+ * the head it signed.
+ */
+export interface RootCheckpoint {
+  /** ISO 8601, when it was signed (the JWS `iat`). */
+  readonly time: string;
+  /** Every chain's head, by the chain's name (`legacy`, `0`, `1`, …). */
+  readonly heads: Readonly<Record<string, ChainHead>>;
+  /** Compact JWS (ES256, `typ: keyway-root-checkpoint+jwt`) over `{iss, iat, heads}`. */
+  readonly jws: string;
+}
+
+export const ROOT_CHECKPOINT_TYPE = 'keyway-root-checkpoint+jwt';
+
+/** Where a root checkpoint sits in the list, oldest first: its time, then its JWS's hash (two may be signed in one second). */
+export function rootCheckpointPosition(root: RootCheckpoint): string {
+  return `${String(Date.parse(root.time)).padStart(15, '0')}-${sha256Hex(root.jws).slice(0, 16)}`;
+}
+
+export const ROOT_CHECKPOINT_POSITION = /^\d{15}-[0-9a-f]{16}$/;
+
+export async function signRootCheckpoint(sign: AuditStatementSigner, heads: Readonly<Record<string, ChainHead>>): Promise<RootCheckpoint> {
+  const { jws, iat } = await sign({ heads }, ROOT_CHECKPOINT_TYPE);
+  return { time: new Date(iat * 1000).toISOString(), heads, jws };
+}
+
+const Heads = v.record(
+  v.pipe(v.string(), v.regex(/^(legacy|\d{1,3})$/)),
+  v.strictObject({ seq: v.pipe(v.number(), v.safeInteger(), v.minValue(0)), hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) }),
+);
+
+/** Verifies a root checkpoint's JWS with the broker's keys and returns what it signs (never the text stored beside it). */
+export async function verifyRootCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string): Promise<RootCheckpoint> {
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(jws, keys, {
+      typ: ROOT_CHECKPOINT_TYPE,
+      algorithms: ['ES256'],
+      requiredClaims: ['iss', 'iat'],
+      ...(issuer === undefined ? {} : { issuer }),
+    }));
+  } catch (error) {
+    throw new CheckpointError(`the root checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const heads = v.safeParse(Heads, payload['heads']);
+  if (!heads.success || typeof payload['iat'] !== 'number') throw new CheckpointError('the root checkpoint payload is not {heads, iat}');
+  return { time: new Date(payload['iat'] * 1000).toISOString(), heads: heads.output, jws };
+}

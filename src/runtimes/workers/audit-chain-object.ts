@@ -1,0 +1,126 @@
+import { DurableObject } from 'cloudflare:workers';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
+import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
+import { migrate } from '../../storage/migrate.ts';
+import type { SqlDatabase } from '../../storage/sql-database.ts';
+import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import { durableObjectSql } from './durable-object-sql.ts';
+import type { WorkerEnv } from './worker-broker.ts';
+import type { SecretBox } from '../../core/secrets/secret-box.ts';
+import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, usedTables, type RestoredState } from '../../storage/state-dump.ts';
+
+/**
+ * A SQLite-backed Durable Object holding one audit hash chain with the store the Node SQLite file
+ * runs (SqliteAuditStore), served over RPC: KeywayState (the sealed legacy chain) and every
+ * AuditShardState. A Durable Object runs one call at a time and commits before its RPC returns,
+ * so each append is ordered in its chain and durable when it resolves.
+ */
+export abstract class AuditChainObject extends DurableObject<WorkerEnv> implements AuditStore {
+  protected readonly db: SqlDatabase;
+  protected readonly audit: SqliteAuditStore;
+
+  constructor(ctx: DurableObjectState, env: WorkerEnv) {
+    super(ctx, env);
+    this.db = durableObjectSql(ctx.storage);
+    migrate(this.db);
+    this.audit = new SqliteAuditStore(this.db);
+  }
+
+  append(event: AuditEvent): Promise<ChainLink> {
+    return this.audit.append(event);
+  }
+
+  get(id: string): Promise<AuditEvent | undefined> {
+    return this.audit.get(id);
+  }
+
+  record(id: string): Promise<AuditRecord | undefined> {
+    return this.audit.record(id);
+  }
+
+  query(query: AuditQuery): Promise<AuditPage> {
+    return this.audit.query(query);
+  }
+
+  stats(query: AuditStatsQuery): Promise<AuditStats> {
+    return this.audit.stats(query);
+  }
+
+  head(): Promise<ChainHead> {
+    return this.audit.head();
+  }
+
+  checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {
+    return this.audit.checkpoints(afterSeq, limit);
+  }
+
+  latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return this.audit.latestCheckpoint();
+  }
+
+  addCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.audit.addCheckpoint(checkpoint);
+  }
+
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+    return this.audit.pruneCandidate(before, maxRecords);
+  }
+
+  prune(anchor: Checkpoint): Promise<number> {
+    return this.audit.prune(anchor);
+  }
+
+  // Issue 21: export and restore (GET /v1/backup, POST /v1/backup/restore), of the state and of every shard.
+
+  /** Every keyway table as one JSON text, read in one synchronous transaction; undefined when it exceeds MAX_STATE_EXPORT_BYTES. */
+  exportState(): string | undefined {
+    const text = JSON.stringify(dumpDatabase(this.db, Date.now()));
+    return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
+  }
+
+  /** The keyway tables that hold rows here (none but signing_keys: fresh, an export may be restored into it). */
+  usedTables(): string[] {
+    return usedTables(this.db);
+  }
+
+  /** Restores an export into this object if it is fresh and the export checks out (storage/state-dump.ts); nothing is written otherwise. */
+  protected async restoreFrom(text: string, box: SecretBox, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
+    try {
+      return { ok: true, restored: await restoreDump(this.db, parseStateDump(text), box, options) };
+    } catch (error) {
+      if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
+      throw error;
+    }
+  }
+}
+
+/**
+ * The largest export one call returns (a Durable Object RPC result is limited to 32 MiB): with
+ * audit records of about 1–2 KB, some 10,000 to 20,000 of them. A larger log is pruned by
+ * KEYWAY_AUDIT_RETENTION_DAYS, or read with GET /v1/audit/export.
+ */
+export const MAX_STATE_EXPORT_BYTES = 24 * 1024 * 1024;
+
+export type RestoreOptions = NonNullable<Parameters<typeof restoreDump>[3]>;
+
+export type StateRestoreOutcome =
+  | { readonly ok: true; readonly restored: RestoredState }
+  | { readonly ok: false; readonly problem: StateRestoreError['problem']; readonly message: string };
+
+/** The Worker-side AuditStore of one chain object: RPC to it. A stub belongs to the request that made it, so each call makes its own. */
+export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): AuditStore {
+  return {
+    append: (event) => stub().append(event),
+    get: (id) => stub().get(id),
+    record: (id) => stub().record(id),
+    query: (query) => stub().query(query),
+    stats: (query) => stub().stats(query),
+    head: () => stub().head(),
+    checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
+    latestCheckpoint: () => stub().latestCheckpoint(),
+    addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
+    pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
+    prune: (anchor) => stub().prune(anchor),
+  };
+}

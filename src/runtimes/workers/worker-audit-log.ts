@@ -1,0 +1,213 @@
+import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
+import { readAuditSettings } from '../../core/audit/audit-settings.ts';
+import type { ChainHead } from '../../core/audit/checkpoint.ts';
+import { signRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
+import { auditStatementSigner, checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import type { Logger } from '../../core/log.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { auditShardOf, shardOfKey } from '../../core/audit/audit-shards.ts';
+import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
+import * as v from 'valibot';
+import type { BackupApiDeps, StateRestoreResult } from '../../http/routes/backup.ts';
+import { notFresh } from '../../storage/state-dump.ts';
+import { chainStore, MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
+import { auditShard, readAuditShards, type AuditShardState } from './audit-shard-state.ts';
+import type { KeywayState } from './keyway-state.ts';
+import type { WorkerEnv } from './worker-broker.ts';
+
+export interface WorkerAuditLog {
+  readonly log: ShardedAuditLog;
+  readonly api: AuditShardsApi;
+  /** The alert store with `observe` in the shard of the event's identity, where its history is. */
+  readonly alerts: AlertStore;
+  addRoot(root: RootCheckpoint): Promise<void>;
+  /** GET /v1/backup and POST /v1/backup/restore over the state and every shard. */
+  readonly backup: Pick<BackupApiDeps, 'exportState' | 'restoreState'>;
+}
+
+/** An export of a sharded deployment: the state's export (keys, legacy chain, …) and each shard's, in shard order. */
+export const SHARDED_STATE_FORMAT = 'keyway-sharded-state';
+
+/**
+ * The audit log of a Workers deployment, in KEYWAY_AUDIT_SHARDS shards (AuditShardState), after
+ * recording the count in KeywayState and sealing its single chain of before the shards, which
+ * stays readable and verifiable as the chain `legacy` when it holds records. A count below the
+ * recorded one is refused with a ConfigError: the broker does not start.
+ */
+export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObjectStub<KeywayState>, alerts: AlertStore): Promise<WorkerAuditLog> {
+  const count = readAuditShards(env);
+  const opening = await state().openAuditShards(count);
+  if (!opening.ok) {
+    throw new ConfigError(
+      `KEYWAY_AUDIT_SHARDS is ${count}, but the audit log has ${opening.recorded} shards: fewer would orphan the records of shards ` +
+        `${count}…${opening.recorded - 1}. Set it to ${opening.recorded} or more (the count can grow, never shrink)`,
+    );
+  }
+  const shard = (index: number) => () => auditShard(env.AUDIT, index);
+  const log = new ShardedAuditLog(
+    Array.from({ length: count }, (_, index) => chainStore(shard(index))),
+    opening.legacy === undefined ? undefined : chainStore(state),
+  );
+  const api: AuditShardsApi = {
+    chains: () =>
+      Promise.all(
+        log.chains.map(async ({ name, store }) =>
+          name === 'legacy' ? { shard: name, head: await store.head() } : { shard: name, ...(await shard(Number(name))().report()) },
+        ),
+      ),
+    roots: (after, limit) => state().rootCheckpoints(after, limit),
+    latestRoot: () => state().latestRootCheckpoint(),
+  };
+  return {
+    log,
+    api,
+    alerts: { ...alerts, observe: (event, link, options) => observeSharded(event, link, options, count, (index) => shard(index)()) },
+    addRoot: (root) => state().addRootCheckpoint(root),
+    backup: {
+      exportState: async () => {
+        const texts = await Promise.all([state().exportState(), ...Array.from({ length: count }, (_, index) => shard(index)().exportState())]);
+        if (texts.some((text) => text === undefined)) return undefined;
+        const [stateText, ...shardTexts] = texts;
+        const text = `{"format":"${SHARDED_STATE_FORMAT}","state":${stateText},"shards":[${shardTexts.join(',')}]}`;
+        return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
+      },
+      restoreState: (text) => restoreSharded(text, count, state, (index) => shard(index)()),
+    },
+  };
+}
+
+/**
+ * The Cron round of the sharded log: each shard's upkeep (prune past the retention, sign a
+ * checkpoint of a head that moved), then a root checkpoint over every chain's head when one moved.
+ * A shard that cannot be reached is logged and leaves this round without a root checkpoint: a
+ * root checkpoint always covers every chain.
+ */
+export async function shardedAuditUpkeep(
+  audit: WorkerAuditLog,
+  options: { readonly env: WorkerEnv; readonly keys: KeyRing; readonly now: number; readonly log: Logger },
+): Promise<RootCheckpoint | undefined> {
+  const { env, keys, now, log } = options;
+  const { retentionDays } = readAuditSettings(env);
+  const sign = checkpointSigner(
+    env.KEYWAY_ISSUER,
+    () => keys,
+    () => now,
+  );
+  const settled = await Promise.allSettled(
+    audit.log.chains.map(async ({ name, store }): Promise<[string, ChainHead]> => {
+      // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
+      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays });
+      return [name, await store.head()];
+    }),
+  );
+  const failed = settled.flatMap((outcome, index) =>
+    outcome.status === 'rejected' ? [{ chain: audit.log.chains[index]?.name, error: String(outcome.reason) }] : [],
+  );
+  if (failed.length > 0) {
+    log.error('audit shard upkeep failed; no root checkpoint this round', { failed });
+    return undefined;
+  }
+  const heads = Object.fromEntries(settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])));
+  const latest = await audit.api.latestRoot();
+  if (latest !== undefined && sameHeads(latest.heads, heads)) return undefined;
+  const root = await signRootCheckpoint(
+    auditStatementSigner(
+      env.KEYWAY_ISSUER,
+      () => keys,
+      () => now,
+    ),
+    heads,
+  );
+  await audit.addRoot(root);
+  return root;
+}
+
+function sameHeads(a: Readonly<Record<string, ChainHead>>, b: Readonly<Record<string, ChainHead>>): boolean {
+  const names = Object.keys(b);
+  return Object.keys(a).length === names.length && names.every((name) => a[name]?.seq === b[name]?.seq && a[name]?.hash === b[name]?.hash);
+}
+
+const ShardedExport = v.looseObject({
+  format: v.literal(SHARDED_STATE_FORMAT),
+  state: v.looseObject({ tables: v.looseObject({ signing_keys: v.array(v.record(v.string(), v.nullable(v.union([v.string(), v.number()])))) }) }),
+  shards: v.array(v.unknown()),
+});
+
+/**
+ * Restores an export into a fresh deployment: every object must be fresh, and every object's part of
+ * the export must check out (each shard's chain vouched for by the state's signing keys) before any
+ * is written. An export of the single chain of before the shards restores into the state, where it
+ * is the sealed legacy chain.
+ */
+async function restoreSharded(
+  text: string,
+  count: number,
+  state: () => DurableObjectStub<KeywayState>,
+  shard: (index: number) => DurableObjectStub<AuditShardState>,
+): Promise<StateRestoreResult> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: 'malformed', message: 'the export is not JSON' };
+  }
+  const sharded = v.safeParse(ShardedExport, json);
+  const shards = sharded.success ? sharded.output.shards : [];
+  if (shards.length > count) {
+    const message = `the export holds ${shards.length} audit shards, this deployment ${count}: set KEYWAY_AUDIT_SHARDS to ${shards.length} or more first`;
+    return { ok: false, problem: 'malformed', message };
+  }
+  const used = (await Promise.all([state().usedTables(), ...Array.from({ length: count }, (_, index) => shard(index).usedTables())])).flat();
+  if (used.length > 0) return { ok: false, problem: 'not_fresh', message: notFresh([...new Set(used)]).message };
+  if (!sharded.success) return state().restoreState(text);
+  const signingKeys = sharded.output.state.tables.signing_keys;
+  const stateText = JSON.stringify(sharded.output.state);
+  const shardTexts = shards.map((dump) => JSON.stringify(dump));
+  // Every object's export is checked before any is written: a refusal writes nothing anywhere.
+  const restoreAll = async (write: boolean): Promise<StateRestoreResult> => {
+    let records = 0;
+    let checkpoints = 0;
+    for (const [index, shardText] of shardTexts.entries()) {
+      const restored = await shard(index).restoreState(shardText, { signingKeys, write });
+      if (!restored.ok) return { ...restored, message: `audit shard ${index}: ${restored.message}` };
+      records += restored.restored.records;
+      checkpoints += restored.restored.checkpoints;
+    }
+    const restored = await state().restoreState(stateText, { write });
+    if (!restored.ok) return restored;
+    const total = { records: records + restored.restored.records, checkpoints: checkpoints + restored.restored.checkpoints };
+    return { ok: true, restored: { ...restored.restored, ...total, shards: shards.length } };
+  };
+  const checked = await restoreAll(false);
+  return checked.ok ? restoreAll(true) : checked;
+}
+
+/**
+ * The alert facts of one event on a sharded log. Those of its identity's history (denial bursts of
+ * the identity, replays of its token, new networks, retired policies) come from its identity's
+ * shard, where that history is. Those across identities come from counters each kept in the shard
+ * its key hashes to: refusals per client address, and whether a policy ever granted before, so
+ * they stay exact without one object every exchange waits on.
+ */
+async function observeSharded(
+  event: AuditEvent,
+  link: ChainLink,
+  options: ObserveOptions,
+  count: number,
+  shard: (index: number) => DurableObjectStub<AuditShardState>,
+): Promise<AlertObservation> {
+  const ip = event.request.client_ip;
+  const refused = event.decision === 'denied' || event.decision === 'malformed';
+  const policy = event.decision === 'granted' ? event.policy?.granted_by : undefined;
+  const time = Date.parse(event.time);
+  const [local, addressDenials, firstForPolicy] = await Promise.all([
+    shard(auditShardOf(event, count)).observe(event, link, options),
+    refused && ip !== undefined ? shard(shardOfKey(`address\n${ip}`, count)).countAddressRefusal(ip, time, options.windowStart) : 0,
+    policy === undefined ? false : shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time),
+  ]);
+  return { ...local, addressDenials, firstForPolicy };
+}

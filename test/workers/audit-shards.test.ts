@@ -1,0 +1,265 @@
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
+import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
+import { verifyRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
+import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
+import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { auditShard, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
+import { createWorkerBroker, type WorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
+import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
+import { auditEvent } from '../suites/store-contract.ts';
+import type { TestIssuer } from '../support/test-issuer.ts';
+import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+
+/** A deployment of its own: a KeywayState and audit shards no other test reaches. */
+interface Deployment {
+  readonly states: DurableObjectNamespace<KeywayState>;
+  readonly shards: DurableObjectNamespace<AuditShardState>;
+}
+
+const fresh = (): Deployment => ({ states: ownStateNamespace(), shards: ownStateNamespace(workerEnv.AUDIT) });
+
+describe('the sharded audit log on Workers (workerd)', () => {
+  let service: TestIssuer;
+  let people: TestIssuer;
+  const policies = () => ({
+    'shards/service.yaml': `version: 1\nissuer: "${service.url}"\nmatch: { sub: { glob: "svc-*" } }\ngrant: { audience: https://shards.example }\n`,
+    ...auditorPolicies(people, workerEnv.KEYWAY_ISSUER),
+  });
+
+  async function start(deployment: Deployment, shards: number, settings: Record<string, string> = {}) {
+    const env = { ...workerEnv, ...settings, STATE: deployment.states, AUDIT: deployment.shards, KEYWAY_AUDIT_SHARDS: String(shards) };
+    const files = Object.entries(policies()).map(([path, text]) => ({ path, text }));
+    const broker: WorkerBroker = await createWorkerBroker(env, files, { log: silentLogger });
+    const client = {
+      issuer: workerEnv.KEYWAY_ISSUER,
+      request: async (path: string, init?: RequestInit) => {
+        const ctx = createExecutionContext();
+        const response = await broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, ctx);
+        // The alert rules run after the answer, in waitUntil: done before the next request.
+        await waitOnExecutionContext(ctx);
+        return response;
+      },
+    };
+    const token = await auditorToken(client, people);
+    const get = (path: string, bearer: string | null = token) =>
+      client.request(path, bearer === null ? {} : { headers: { authorization: `Bearer ${bearer}` } });
+    return {
+      broker,
+      client,
+      get,
+      exchange: async (sub: string, from?: string) => {
+        const now = Math.floor(Date.now() / 1000);
+        const subjectToken = await service.sign({ iss: service.url, aud: workerEnv.KEYWAY_ISSUER, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+        const headers = { 'content-type': 'application/x-www-form-urlencoded', ...(from === undefined ? {} : { 'cf-connecting-ip': from }) };
+        const response = await client.request('/token', { method: 'POST', body: exchangeForm(subjectToken), headers });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      },
+      upkeep: () => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now: Date.now(), log: silentLogger }),
+      verify: async () => {
+        const log = await remoteAuditLog((path, params, authorized = true) =>
+          get(`${path}${params === undefined ? '' : `?${params}`}`, authorized ? token : null),
+        );
+        if (!('chains' in log)) throw new Error('a Workers deployment lists its shards');
+        return verifyShardedAuditLog(log);
+      },
+      shardList: async () =>
+        (
+          (await (await get('/v1/audit/shards')).json()) as {
+            shards: { shard: string; head: { seq: number; hash: string }; appends?: number; append_ms?: number }[];
+          }
+        ).shards,
+    };
+  }
+
+  /** The shard an exchange by `sub` of the service issuer lands in. */
+  const shardOfSubject = (sub: string, shards: number) => auditShardOf({ ...auditEvent(), issuer: service.url, subject: sub } as AuditEvent, shards);
+  /** A subject (`svc-…`: the policy matches it; another prefix: it does not) whose exchanges land in `shard`. */
+  const subjectIn = (shard: number, shards: number, label: string, prefix = 'svc-') => {
+    for (let index = 0; ; index += 1) if (shardOfSubject(`${prefix}${label}-${index}`, shards) === shard) return `${prefix}${label}-${index}`;
+  };
+  const editRecord = (deployment: Deployment, shard: number, sql: string, params: unknown[]) =>
+    runInDurableObject(auditShard(deployment.shards, shard), (_instance, state) => void state.storage.sql.exec(sql, ...params));
+
+  beforeAll(() => {
+    service = freshIssuer(inject('testIssuerBase'), 'shards-svc');
+    people = freshIssuer(inject('testIssuerBase'), 'shards-people');
+  });
+
+  describe('1,000 exchanges across 16 shards', () => {
+    const deployment = fresh();
+    let broker: Awaited<ReturnType<typeof start>>;
+    const ids: string[] = [];
+
+    beforeAll(async () => {
+      broker = await start(deployment, 16);
+      for (let batch = 0; batch < 10; batch += 1) {
+        const answers = await Promise.all(Array.from({ length: 100 }, (_, index) => broker.exchange(`svc-spread-${batch * 100 + index}`)));
+        for (const answer of answers) {
+          expect(answer.status).toBe(200);
+          ids.push(answer.body['audit_event_id'] as string);
+        }
+      }
+      await broker.upkeep();
+    }, 120_000);
+
+    it('spreads them with no shard above twice the mean, and each shard reports its appends and their time inside it', async () => {
+      const shards = await broker.shardList();
+      expect(shards.map(({ shard }) => shard)).toEqual(Array.from({ length: 16 }, (_, shard) => String(shard)));
+      // The auditor's own exchange is in the log too.
+      const total = shards.reduce((sum, { head }) => sum + head.seq, 0);
+      expect(total).toBe(ids.length + 1);
+      const mean = total / 16;
+      for (const { head, appends, append_ms } of shards) {
+        expect(head.seq).toBeGreaterThan(0);
+        expect(head.seq).toBeLessThanOrEqual(2 * mean);
+        expect(appends).toBe(head.seq);
+        expect(append_ms).toBeGreaterThanOrEqual(0);
+      }
+    });
+
+    it('signs a root checkpoint that covers every shard at its head', async () => {
+      const latest = await broker.get('/v1/audit/root-checkpoints/latest', null);
+      expect(latest.status).toBe(200);
+      const jwks = (await (await broker.get('/v1/audit/keys', null)).json()) as JSONWebKeySet;
+      const root = await verifyRootCheckpoint(((await latest.json()) as RootCheckpoint).jws, createLocalJWKSet(jwks), workerEnv.KEYWAY_ISSUER);
+      const heads = Object.fromEntries((await broker.shardList()).map(({ shard, head }) => [shard, head]));
+      expect(root.heads).toEqual(heads);
+      expect(Object.keys(root.heads)).toHaveLength(16);
+    });
+
+    it('returns every record once, in time order, across pages of a query that spans the shards', async () => {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const params = new URLSearchParams({ limit: '37', ...(cursor === undefined ? {} : { cursor }) });
+        const page = (await (await broker.get(`/v1/audit/events?${params}`)).json()) as { events: AuditRecordJson[]; next_cursor?: string };
+        seen.push(...page.events.map((event) => event.id));
+        cursor = page.next_cursor;
+      } while (cursor !== undefined);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen).toEqual([...seen].sort().reverse());
+      expect(seen.filter((id) => ids.includes(id)).sort()).toEqual([...ids].sort());
+      const stats = (await (await broker.get('/v1/audit/stats?since=1h&bucket=hour')).json()) as { totals: { granted: number } };
+      expect(stats.totals.granted).toBe(seen.length);
+    });
+
+    it('verifies every shard against the root checkpoints, then names the shard and record of an edit in any one of them', async () => {
+      expect(await broker.verify()).toMatchObject({ ok: true, root_checkpoints: 1 });
+      for (let shard = 0; shard < 16; shard += 1) {
+        const [row] = await runInDurableObject(auditShard(deployment.shards, shard), (_instance, state) =>
+          state.storage.sql.exec<{ id: string; seq: number; event: string }>('SELECT id, seq, event FROM audit_events ORDER BY seq LIMIT 1').toArray(),
+        );
+        if (row === undefined) throw new Error(`shard ${shard} holds no record`);
+        await editRecord(deployment, shard, 'UPDATE audit_events SET event = ? WHERE seq = ?', [row.event.replace('"granted"', '"denied"'), row.seq]);
+        try {
+          expect(await broker.verify()).toMatchObject({ ok: false, problem: { kind: 'edited', shard: String(shard), seq: row.seq, id: row.id } });
+        } finally {
+          await editRecord(deployment, shard, 'UPDATE audit_events SET event = ? WHERE seq = ?', [row.event, row.seq]);
+        }
+      }
+      expect(await broker.verify()).toMatchObject({ ok: true });
+    }, 120_000);
+  });
+
+  it('one shard unavailable: its exchanges get 503 and no token, the others keep working, and nothing is lost', async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 4);
+    const down = subjectIn(2, 4, 'down');
+    const up = subjectIn(1, 4, 'up');
+    const before = await broker.exchange(down);
+    expect(before.status).toBe(200);
+    await editRecord(deployment, 2, 'ALTER TABLE audit_events RENAME TO audit_events_away', []);
+    try {
+      const refused = await broker.exchange(down);
+      expect(refused.status).toBe(503);
+      expect(refused.body['error']).toBe('temporarily_unavailable');
+      expect(refused.body).not.toHaveProperty('access_token');
+      const granted = await broker.exchange(up);
+      expect(granted.status).toBe(200);
+      expect(granted.body['access_token']).toBeTypeOf('string');
+      // Reading the whole log says which shard it cannot read, rather than answer without its records.
+      const read = await broker.get('/v1/audit/events');
+      expect(read.status).toBe(503);
+      expect(await read.json()).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('audit shard 2 cannot be read') });
+    } finally {
+      await editRecord(deployment, 2, 'ALTER TABLE audit_events_away RENAME TO audit_events', []);
+    }
+    expect(await broker.broker.audit.log.get(before.body['audit_event_id'] as string)).toMatchObject({ subject: down, decision: 'granted' });
+    await broker.upkeep();
+    expect(await broker.verify()).toMatchObject({ ok: true });
+  });
+
+  it('grows the shard count: the chains stay verifiable and the root checkpoint covers the new shards; a lower count is refused', async () => {
+    const deployment = fresh();
+    const four = await start(deployment, 4);
+    for (let index = 0; index < 20; index += 1) expect((await four.exchange(`svc-grow-${index}`)).status).toBe(200);
+    await four.upkeep();
+    const eight = await start(deployment, 8);
+    for (let index = 20; index < 40; index += 1) expect((await eight.exchange(`svc-grow-${index}`)).status).toBe(200);
+    await eight.upkeep();
+    expect(await eight.verify()).toMatchObject({ ok: true, root_checkpoints: 2, latest_root: { chains: 8 } });
+    const grown = await eight.shardList();
+    expect(grown.filter(({ shard }) => Number(shard) >= 4).some(({ head }) => head.seq > 0)).toBe(true);
+
+    await expect(start(deployment, 4)).rejects.toThrow(/KEYWAY_AUDIT_SHARDS is 4, but the audit log has 8 shards: fewer would orphan the records/);
+    // Still refused after the refusal: the recorded count did not move.
+    await expect(start(deployment, 7)).rejects.toThrow(/has 8 shards/);
+  });
+
+  it('alert rules across identities count across shards: an address refused for identities in three shards, a policy granting in two', async () => {
+    const deployment = fresh();
+    const settings = { KEYWAY_ALERT_RULES: 'denial_burst_address,first_policy_exchange,denial_burst_identity', KEYWAY_ALERT_BURST_THRESHOLD: '3' };
+    const broker = await start(deployment, 16, settings);
+    // Subjects the policy (svc-*) does not match, each in a shard of its own, all from one address.
+    const refused = [3, 7, 11].map((shard) => subjectIn(shard, 16, 'spray', 'other-'));
+    expect(new Set(refused.map((sub) => shardOfSubject(sub, 16))).size).toBe(3);
+    for (const sub of refused) expect((await broker.exchange(sub, '203.0.113.9')).status).toBe(400);
+    for (const shard of [1, 2]) expect((await broker.exchange(subjectIn(shard, 16, 'first'), '198.51.100.7')).status).toBe(200);
+    const { alerts } = (await (await broker.get('/v1/audit/alerts')).json()) as { alerts: { rule: string; details: Record<string, unknown> }[] };
+    expect(alerts.filter((alert) => alert.rule === 'denial_burst_address')).toEqual([
+      expect.objectContaining({ details: expect.objectContaining({ client_ip: '203.0.113.9', denials: 3 }) }),
+    ]);
+    expect(alerts.filter((alert) => alert.rule === 'first_policy_exchange' && alert.details['policy'] === 'shards/service')).toHaveLength(1);
+    expect(alerts.filter((alert) => alert.rule === 'denial_burst_identity')).toEqual([]);
+  });
+
+  it('migrates a single-chain state object: its chain is sealed with a final checkpoint and stays readable and verifiable as the legacy chain', async () => {
+    const deployment = fresh();
+    const legacy = keywayState(deployment.states);
+    // Records as the single-chain KeywayState wrote them, before the shards.
+    const written = [];
+    for (let index = 0; index < 5; index += 1) {
+      const event = auditEvent({ issuer: 'https://legacy.example', subject: `legacy-${index}` });
+      await legacy.append(event);
+      written.push(event.id);
+    }
+    const broker = await start(deployment, 4);
+    const chains = await broker.shardList();
+    expect(chains[0]).toMatchObject({ shard: 'legacy', head: { seq: 5 } });
+    expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 5, hash: chains[0]?.head.hash });
+    await expect(legacy.append(auditEvent())).rejects.toThrow(/sealed/);
+
+    const granted = await broker.exchange('svc-after-migration');
+    expect(granted.status).toBe(200);
+    const found = (await (await broker.get('/v1/audit/events?limit=500')).json()) as { events: AuditRecordJson[] };
+    const ids = found.events.map((event) => event.id);
+    for (const id of [...written, granted.body['audit_event_id']]) expect(ids).toContain(id);
+
+    await broker.upkeep();
+    const report = await broker.verify();
+    expect(report).toMatchObject({ ok: true, latest_root: { chains: 5 } });
+    expect(report.chains.find((chain) => chain.shard === 'legacy')).toMatchObject({ ok: true, records: 5, checkpoints: 1 });
+    // A second start neither seals again nor signs another final checkpoint.
+    await start(deployment, 4);
+    expect(await legacy.checkpoints(0, 10)).toHaveLength(1);
+  });
+});
