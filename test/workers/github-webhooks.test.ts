@@ -63,7 +63,7 @@ describe('the live policy set on Workers', () => {
     const refused = await exchange(two, 'staging');
     expect(refused.status).toBe(400);
     expect(refused.body).not.toHaveProperty('access_token');
-    expect(await keywayState(env.STATE).get(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'no_policy_matched' });
+    expect(await two.audit.log.get(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'no_policy_matched' });
     expect((await exchange(two, 'qa')).status).toBe(200);
     // A third isolate started after the push serves it too, not its bundle.
     const three = await createWorkerBroker(env, files, { log: silentLogger });

@@ -2,7 +2,8 @@ import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { replayKey } from '../../src/core/replay/replay-key.ts';
-import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import type { AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
+import type { KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import type { RateLimitState } from '../../src/runtimes/workers/rate-limit-state.ts';
 import type { ReplayGuardState } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
@@ -17,7 +18,8 @@ describe('the Workers exchange path', () => {
     const replay = watchedNamespace<DurableObjectNamespace<ReplayGuardState>>(workerEnv.REPLAY);
     const state = watchedNamespace<DurableObjectNamespace<KeywayState>>(ownStateNamespace());
     const limits = watchedNamespace<DurableObjectNamespace<RateLimitState>>(workerEnv.LIMITS);
-    const env = { ...workerEnv, REPLAY: replay.namespace, STATE: state.namespace, LIMITS: limits.namespace };
+    const audit = watchedNamespace<DurableObjectNamespace<AuditShardState>>(workerEnv.AUDIT);
+    const env = { ...workerEnv, REPLAY: replay.namespace, STATE: state.namespace, LIMITS: limits.namespace, AUDIT: audit.namespace };
     const policy = `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsingle_use: true\nmatch:\n  repository_id: "734201"\ngrant:\n  audience: https://deploy.acme.dev\n`;
     const broker = await createWorkerBroker(env, [{ path: 'deploy.yaml', text: policy }], { log: silentLogger });
     const client = {
@@ -32,10 +34,12 @@ describe('the Workers exchange path', () => {
     expect(state.calls.filter((method) => method === 'listKeys')).toHaveLength(1);
     state.calls.length = 0;
 
+    let firstGrantQuestions = 0;
     for (let round = 0; round < 8; round += 1) {
       replay.names.length = 0;
       replay.calls.length = 0;
       limits.names.length = 0;
+      audit.calls.length = 0;
       const claims = ciClaims(github.url, env.KEYWAY_ISSUER);
       const token = await github.sign(claims);
       const granted = await postToken(client, exchangeForm(token));
@@ -47,17 +51,25 @@ describe('the Workers exchange path', () => {
       // One object per rate limit: the client's, one global budget, the subject's.
       expect(limits.names).toHaveLength(3);
       expect(limits.names[1]).toMatch(/^global-60000-2000-budget-\d+$/);
+      // One append, in the one audit shard the identity hashes to.
+      expect(audit.calls.filter((method) => method === 'append')).toHaveLength(1);
+      firstGrantQuestions += audit.calls.filter((method) => method === 'firstGrantBy').length;
       // The second exchange of the same token asks the same one shard, and is refused there.
       replay.names.length = 0;
+      audit.calls.length = 0;
       const replayed = await postToken(client, exchangeForm(token));
+      expect(audit.calls.filter((method) => method === 'append')).toHaveLength(1);
       expect(replayed.status).toBe(400);
       expect(replayed.body).toMatchObject({ error: 'invalid_request' });
       expect(replayed.body).not.toHaveProperty('access_token');
-      expect(await keywayState(state.namespace).get(replayed.body['audit_event_id'] as string)).toMatchObject({ reason: 'replayed' });
+      expect(await broker.audit.log.get(replayed.body['audit_event_id'] as string)).toMatchObject({ reason: 'replayed' });
       expect(replay.names).toHaveLength(1);
     }
     // Every exchange was signed from the isolate's cached key ring.
     expect(state.calls.filter((method) => method === 'listKeys' || method === 'describeKeys')).toEqual([]);
-    expect(state.calls).toContain('append');
+    // The policy's first grant was asked of its shard once, not on each of the 8 grants.
+    expect(firstGrantQuestions).toBe(1);
+    // The audit log is in the shards: nothing was appended to the state object.
+    expect(state.calls).not.toContain('append');
   });
 });

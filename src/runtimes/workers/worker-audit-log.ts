@@ -62,10 +62,12 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
     roots: (after, limit) => state().rootCheckpoints(after, limit),
     latestRoot: () => state().latestRootCheckpoint(),
   };
+  // Policies this isolate knows have granted before: asked of their shard once, not on every grant of a busy policy.
+  const grantedBefore = new Set<string>();
   return {
     log,
     api,
-    alerts: { ...alerts, observe: (event, link, options) => observeSharded(event, link, options, count, (index) => shard(index)()) },
+    alerts: { ...alerts, observe: (event, link, options) => observeSharded(event, link, options, count, (index) => shard(index)(), grantedBefore) },
     addRoot: (root) => state().addRootCheckpoint(root),
     backup: {
       exportState: async () => {
@@ -191,7 +193,8 @@ async function restoreSharded(
  * the identity, replays of its token, new networks, retired policies) come from its identity's
  * shard, where that history is. Those across identities come from counters each kept in the shard
  * its key hashes to: refusals per client address, and whether a policy ever granted before, so
- * they stay exact without one object every exchange waits on.
+ * they stay exact without one object every exchange waits on. A policy's first grant is a fact that
+ * never becomes false again, so once an isolate has seen a policy grant it stops asking.
  */
 async function observeSharded(
   event: AuditEvent,
@@ -199,6 +202,7 @@ async function observeSharded(
   options: ObserveOptions,
   count: number,
   shard: (index: number) => DurableObjectStub<AuditShardState>,
+  grantedBefore: Set<string>,
 ): Promise<AlertObservation> {
   const ip = event.request.client_ip;
   const refused = event.decision === 'denied' || event.decision === 'malformed';
@@ -207,7 +211,8 @@ async function observeSharded(
   const [local, addressDenials, firstForPolicy] = await Promise.all([
     shard(auditShardOf(event, count)).observe(event, link, options),
     refused && ip !== undefined ? shard(shardOfKey(`address\n${ip}`, count)).countAddressRefusal(ip, time, options.windowStart) : 0,
-    policy === undefined ? false : shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time),
+    policy === undefined || grantedBefore.has(policy) ? false : shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time),
   ]);
+  if (policy !== undefined) grantedBefore.add(policy);
   return { ...local, addressDenials, firstForPolicy };
 }
