@@ -168,6 +168,7 @@ describe('readGitHubWebhookSettings', () => {
       policyRepository: { owner: 'acme', name: 'policies', id: 4242 },
       policyPath: 'config/keyway',
       policyBranch: 'release',
+      appSecrets: {},
     });
     expect(readGitHubWebhookSettings({ KEYWAY_GITHUB_WEBHOOK_SECRET: secret })).toMatchObject({
       policyRepository: undefined,
