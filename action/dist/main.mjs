@@ -2017,11 +2017,14 @@ function retryLine(notice) {
 function grantLine(issued) {
   return `granted: audit_event_id=${issued.auditEventId ?? "-"} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ""}"`;
 }
+var EMAIL_CLAIM = /e-?mail/i;
 function sentClaimLines(error) {
   if (error.sentClaims === void 0) return ["the CI token sent is not a JWT: it has no claims to show"];
   return [
     "claims of the CI token sent (decoded here, not verified):",
-    ...Object.entries(error.sentClaims).map(([name, value]) => `  ${name}: ${JSON.stringify(value)}`)
+    ...Object.entries(error.sentClaims).map(
+      ([name, value]) => `  ${name}: ${EMAIL_CLAIM.test(name) ? "(withheld: an e-mail address)" : JSON.stringify(value)}`
+    )
   ];
 }
 function learnedLines(error) {

@@ -219,6 +219,16 @@ grant:
     expect(result.stderr).not.toContain('refs/tags/release');
   });
 
+  it("a refusal's log shows the claims sent but not an e-mail address: job logs can be public, GitLab's user_email is not", async () => {
+    const token = await issuer.sign(ciClaims(issuer.url, proxy.url, { user_email: 'jane.doe@acme.dev', user_login: 'jane' }));
+    const result = await keyway(['--url', proxy.url, '--scope', 'admin'], jobEnv({ GITLAB_CI: 'true', KEYWAY_ID_TOKEN: token }));
+    expect(result.code).toBe(4);
+    expect(await audit.get(logged(result.stderr, 'audit_event_id') ?? '')).toMatchObject({ decision: 'denied', reason: 'scope_not_granted' });
+    expect(result.stderr).toContain('keyway:   user_login: "jane"\n');
+    expect(result.stderr).toContain('keyway:   user_email: (withheld: an e-mail address)\n');
+    expect(result.stderr).not.toContain('jane.doe@acme.dev');
+  });
+
   it('retries a dropped connection and a 503 with backoff, then succeeds', async () => {
     proxy.faults.push('drop', 503);
     const result = await keyway(['--url', proxy.url], githubEnv());

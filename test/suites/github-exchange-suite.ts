@@ -66,6 +66,10 @@ grant:
 grant:
   github: { owner: acme, owner_id: "4242", repositories: [api], permissions: { contents: read }, organization_permissions: { members: read } }
 `,
+    'github/pinned.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/pinned }
+grant:
+  github: { owner: acme, owner_id: "4242", repositories: [api], permissions: { contents: read } }
+`,
     'github/org-personal.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/org-personal }
 grant:
   github: { owner: octo-user, owner_id: "777", repositories: [dots], permissions: { contents: read }, organization_permissions: { members: read } }
@@ -188,6 +192,18 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       const before = await tokenCalls();
       const refused = await postToken(broker, githubForm(await job(ref)));
       await expectRefusal(broker, refused, { error, reason });
+      expect(await tokenCalls()).toBe(before);
+    });
+
+    it("holds the owner_id pin when the caller asks only for repository permissions: no token for another account's repositories", async () => {
+      const before = await tokenCalls();
+      const refused = await postToken(broker, githubForm(await job('refs/heads/org-renamed'), { scope: 'contents:read' }));
+      await expectRefusal(broker, refused, { error: 'invalid_target', reason: 'github_owner_mismatch' });
+      // A grant of repository permissions only that writes an owner_id is held to it too.
+      await expectRefusal(broker, await postToken(broker, githubForm(await job('refs/heads/pinned'))), {
+        error: 'invalid_target',
+        reason: 'github_owner_mismatch',
+      });
       expect(await tokenCalls()).toBe(before);
     });
 

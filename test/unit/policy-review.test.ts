@@ -248,6 +248,16 @@ describe("what a repository's own policies may use", () => {
     ]);
   });
 
+  it("never chooses what refused pipelines learn: diagnostics are the operator's, and would name the central guardrails", () => {
+    const message =
+      "a repository's own policy cannot set diagnostics: what a refused pipeline learns (the central guardrails that fired among it) is the operator's choice";
+    const perPolicy = own('{ contents: read }').text.replace('match:', 'diagnostics: claim-names\nmatch:');
+    expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: perPolicy })).toEqual([`3: ${message}`]);
+    const perIssuer = own('{ contents: read }', '{ kind: github, diagnostics: claim-names }');
+    expect(problems(perIssuer)).toEqual([`2: ${message}`]);
+    expect(problems(own('{ contents: read }', '{ kind: github, diagnostics: none }'))).toEqual([]);
+  });
+
   it("takes the operator's ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one", () => {
     const ceiling = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read, administration:write' };
     expect(problems(own('{ administration: write }'), ceiling)).toEqual([]);

@@ -85,6 +85,25 @@ describe('diagnostics: what a refused pipeline may learn', () => {
     expect(refusalDiagnostics(set, { issuer: set.issuer(GITHUB)!, claims: claims({ repository_owner_id: '666' }) }, ANY)).toBeUndefined();
   });
 
+  it("tells a pipeline nothing about another organisation's policies on a shared issuer: only its own tenant's policies can be closest", () => {
+    // The stranger's own policy (first by id, so it wins ties) fails ref and workflow for its tokens.
+    const stranger = `version: 1
+issuer: github
+diagnostics: claim-names
+match:
+  repository_owner_id: "666"
+  ref: refs/heads/release
+  workflow: deploy
+grant: { audience: https://deploy.example }
+`;
+    const set = load({ 'a-stranger.yaml': stranger, 'deploy.yaml': DEPLOY('diagnostics: claim-names') });
+    const probe = (environment: string) =>
+      refusalDiagnostics(set, { issuer: set.issuer(GITHUB)!, claims: claims({ repository_owner_id: '666', ref: 'refs/tags/v1', environment }) }, ANY);
+    // Guessing acme's environment right brings acme's policy within one line (its tenant pin): that must not show.
+    expect(probe('secret-env-name')).toEqual({ failed_claims: ['ref', 'workflow'], denied_by: [] });
+    expect(probe('production')).toEqual({ failed_claims: ['ref', 'workflow'], denied_by: [] });
+  });
+
   it('is set per issuer too, and every policy of the issuer must agree on it', () => {
     const perIssuer = DEPLOY('').replace('issuer: github', 'issuer: { kind: github, diagnostics: claim-names }');
     const set = load({ 'deploy.yaml': perIssuer });

@@ -21,12 +21,17 @@ export function grantLine(issued: IssuedToken): string {
   return `granted: audit_event_id=${issued.auditEventId ?? '-'} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ''}"`;
 }
 
-/** The claims of the token the job sent, one per line: its own, so the job log may show them (never the token). */
+/** Claims holding someone's e-mail address (GitLab's `user_email`, Google's `email`): a job log can be public, they are not. */
+const EMAIL_CLAIM = /e-?mail/i;
+
+/** The claims of the token the job sent, one per line: its own, so the job log may show them (never the token, nor an e-mail address). */
 function sentClaimLines(error: BrokerRefusedError): string[] {
   if (error.sentClaims === undefined) return ['the CI token sent is not a JWT: it has no claims to show'];
   return [
     'claims of the CI token sent (decoded here, not verified):',
-    ...Object.entries(error.sentClaims).map(([name, value]) => `  ${name}: ${JSON.stringify(value)}`),
+    ...Object.entries(error.sentClaims).map(
+      ([name, value]) => `  ${name}: ${EMAIL_CLAIM.test(name) ? '(withheld: an e-mail address)' : JSON.stringify(value)}`,
+    ),
   ];
 }
 

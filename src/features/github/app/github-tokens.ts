@@ -157,8 +157,9 @@ export class GitHubTokens implements GitHubTokenMinter {
     const forOrganization = Object.keys(request.organizationPermissions).length > 0;
     if (forOrganization) this.#checkAllowlist(request.organizationPermissions);
     const installation = await installations.get(request.owner);
-    // A login can be renamed and registered again by someone else: organization permissions go to the account pinned by id.
-    if (forOrganization && (request.ownerId === undefined || String(installation.ownerId) !== request.ownerId)) {
+    // A login can be renamed and registered again by someone else: a grant pinned by id (every one with organization
+    // permissions) goes to that account only, whatever part of the grant the caller asked for.
+    if ((forOrganization || request.ownerId !== undefined) && (request.ownerId === undefined || String(installation.ownerId) !== request.ownerId)) {
       throw new ExchangeError(
         'github_owner_mismatch',
         `the App's installation for ${request.owner} is on account id ${installation.ownerId ?? '(unknown)'}, not ${request.ownerId ?? '(none)'} as the policy pins`,

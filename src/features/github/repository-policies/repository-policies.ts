@@ -57,6 +57,12 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
       report(`${issuer} is not an issuer the operator allows repository policies to name (${setting})`, ['issuer']);
     }
     if (document.effect === 'deny') continue;
+    if (entry.policy !== undefined && entry.policy.diagnostics !== 'none') {
+      report(
+        "a repository's own policy cannot set diagnostics: what a refused pipeline learns (the central guardrails that fired among it) is the operator's choice",
+        document.diagnostics === undefined ? ['issuer', 'diagnostics'] : ['diagnostics'],
+      );
+    }
     const grant = document.grant;
     if (grant === undefined) continue;
     if (grant.github?.organization_permissions !== undefined) {
