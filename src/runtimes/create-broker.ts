@@ -126,6 +126,7 @@ export function createBroker(parts: BrokerParts): Broker {
       clockToleranceSeconds: 60,
       limits,
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
+      ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
       ...(parts.github === undefined
         ? {}
         : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),

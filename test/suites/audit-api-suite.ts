@@ -14,6 +14,7 @@ import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from './github-exchange-suite.ts';
+import { DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import {
   exchangeForm,
   freshIssuer,
@@ -122,6 +123,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           ...auditorPolicies(people, HARNESS_ISSUER),
           'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
           'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
+          'dpop/service.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-dpop }\ngrant: { audience: https://dpop.example, require_dpop: true }\n`,
           'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
         },
         { settings: githubApi.settings },
@@ -351,6 +353,11 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
       const now = () => Math.floor(Date.now() / 1000);
       const singleUse = () => generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-once', iat: now(), exp: now() + 300, jti: crypto.randomUUID() });
+      const service = (sub: string, claims: Record<string, unknown> = {}) =>
+        generic.sign({ iss: generic.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, ...claims });
+      const withProof = (body: URLSearchParams, proof: string) =>
+        broker.request('/token', { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: proof } });
+      const proof = async (options: ProofOptions = {}) => (await DpopKey.generate()).proof('POST', `${broker.issuer}/token`, options);
       const alg = (header: Record<string, unknown>) =>
         `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(ciClaims(github.url, broker.issuer)))}.`;
       const scenarios = {
@@ -422,8 +429,18 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
               }),
             ),
           ),
-      } satisfies Record<Exclude<Reason, 'internal_error' | 'rate_limited'>, () => Promise<Response>>;
+        dpop_proof_invalid: async () => withProof(exchangeForm(await service('svc-dpop')), await proof({ typ: 'JWT' })),
+        dpop_proof_replayed: async () => {
+          const once = await proof();
+          expect((await withProof(exchangeForm(await service('svc-dpop')), once)).status).toBe(200);
+          return withProof(exchangeForm(await service('svc-dpop')), once);
+        },
+        dpop_required: async () => post(exchangeForm(await service('svc-dpop'))),
+        dpop_not_supported: async () => withProof(githubForm(await good()), await proof()),
+        subject_token_bound: async () => post(exchangeForm(await service('svc-b', { cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } }))),
+      } satisfies Record<Exclude<Reason, 'internal_error' | 'rate_limited' | 'dpop_nonce_required'>, () => Promise<Response>>;
       // internal_error (a bug, by definition) is driven by a broker whose policy source throws: test/node/audit-log.test.ts.
+      // dpop_nonce_required needs a broker that hands out nonces: test/suites/dpop-suite.ts reads its records on both runtimes.
       // rate_limited needs a broker with small limits: test/suites/limits-suite.ts finds its records on both runtimes.
 
       it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('%s', async (reason) => {

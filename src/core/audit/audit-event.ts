@@ -50,6 +50,8 @@ export interface AuditEvent {
     readonly scope: readonly string[];
     /** Seconds since the epoch. */
     readonly exp: number;
+    /** The RFC 7638 thumbprint of the DPoP key the token is bound to (`cnf.jkt`), when it is. */
+    readonly cnf_jkt?: string;
   };
   /** A GitHub installation token issued (never the token: its SHA-256). */
   readonly github?: {

@@ -57,6 +57,16 @@ export const REASONS = {
       'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation',
   },
   internal_error: { decision: 'error', description: 'internal error' },
+
+  dpop_proof_invalid: { decision: 'denied', description: 'the DPoP proof is not valid for this request' },
+  dpop_proof_replayed: { decision: 'denied', description: 'the DPoP proof was already used; make a new proof for every request' },
+  dpop_nonce_required: { decision: 'denied', description: 'the DPoP proof must carry the nonce from the DPoP-Nonce header of this answer' },
+  dpop_required: { decision: 'denied', description: 'the granting policy requires a DPoP proof' },
+  dpop_not_supported: { decision: 'denied', description: 'a GitHub installation token cannot be bound to a DPoP key; send no DPoP proof for it' },
+  subject_token_bound: {
+    decision: 'denied',
+    description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',
+  },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;

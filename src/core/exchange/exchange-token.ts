@@ -22,6 +22,8 @@ import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } fro
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
+import type { DpopNonces } from '../verify/dpop-nonce.ts';
+import { bindingFor, claimProof, verifyTokenRequestProof } from './dpop-binding.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -44,6 +46,8 @@ export interface ExchangeDeps {
   readonly repositoryPolicies?: RepositoryPolicies;
   /** Verifying and signing tokens: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
   readonly crypto?: JwtCrypto;
+  /** RFC 9449 server nonces (KEYWAY_DPOP_NONCE_KEY); undefined when DPoP proofs need none. */
+  readonly dpopNonces?: DpopNonces;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -53,14 +57,15 @@ export interface RequestContext {
   readonly userAgent: string | undefined;
 }
 
-/** The form body, or the reason the HTTP layer refused it before parsing. */
-export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refused: ExchangeError };
+/** The form body and the `DPoP` header (RFC 9449), or the reason the HTTP layer refused the request before parsing. */
+export type ExchangeInput = { readonly form: URLSearchParams; readonly dpopProof?: string } | { readonly refused: ExchangeError };
 
 /** The answer fields of a granted exchange (RFC 8693 §2.2.1), as the caller receives them. */
 export interface IssuedToken {
   readonly access_token: string;
   readonly issued_token_type: string;
-  readonly token_type: 'Bearer';
+  /** `DPoP` when the token is bound to the key of the request's DPoP proof (`cnf.jkt`). */
+  readonly token_type: 'Bearer' | 'DPoP';
   readonly expires_in: number;
   readonly scope: string;
 }
@@ -110,7 +115,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   let settled: { readonly granted: Granted } | { readonly failure: ExchangeError };
   try {
     if ('refused' in input) throw input.refused;
-    settled = { granted: await grantOrThrow(deps, input.form, now, event) };
+    settled = { granted: await grantOrThrow(deps, input, now, event) };
   } catch (error) {
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
     if (failure.reason === 'internal_error') {
@@ -172,8 +177,8 @@ interface Granted {
   readonly revoke?: () => Promise<void>;
 }
 
-async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Granted> {
-  const request = parseTokenExchangeRequest(form);
+async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { form: URLSearchParams }>, now: number, event: Draft): Promise<Granted> {
+  const request = parseTokenExchangeRequest(input.form);
   const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
@@ -187,6 +192,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   };
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
   event.subject_token = describeSubjectToken(request.subjectToken, crypto);
+  const proof = await verifyTokenRequestProof(input.dpopProof, { tokenEndpoint: `${deps.issuer}/token`, now, nonces: deps.dpopNonces });
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
@@ -218,6 +224,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   if (!decision.granted) throw new ExchangeError(decision.reason, decision.detail);
 
   const { grant } = decision;
+  const binding = bindingFor(proof, verified.claims, { requireDpop: grant.policy.grant?.requireDpop === true, github: grant.github !== undefined });
+  if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) {
     await claimSingleUse(request.subjectToken, verified, {
       guard: deps.replay,
@@ -235,16 +243,24 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     source: { iss: verified.issuer.url, sub: String(verified.claims.sub) },
     now,
     crypto,
+    ...(binding === undefined ? {} : { confirmation: binding }),
   });
   event.policy = { ...event.policy, granted_by: grant.policy.id };
-  event.issued = { jti: minted.jti, sub: grant.subject, aud: grant.audiences, scope: grant.scopes, exp: minted.expiresAt };
+  event.issued = {
+    jti: minted.jti,
+    sub: grant.subject,
+    aud: grant.audiences,
+    scope: grant.scopes,
+    exp: minted.expiresAt,
+    ...(binding === undefined ? {} : { cnf_jkt: binding.jkt }),
+  };
   event.decision = 'granted';
   event.reason = 'granted';
   return {
     token: {
       access_token: minted.token,
       issued_token_type: TOKEN_TYPE.accessToken,
-      token_type: 'Bearer',
+      token_type: binding === undefined ? 'Bearer' : 'DPoP',
       expires_in: minted.expiresAt - minted.issuedAt,
       scope: grant.scopes.join(' '),
     },

@@ -23,6 +23,8 @@ export interface MintInput {
   readonly now: number;
   /** What signs: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
   readonly crypto?: JwtCrypto;
+  /** RFC 9449 §6: the key the token is bound to, by its RFC 7638 thumbprint (`cnf.jkt`). */
+  readonly confirmation?: { readonly jkt: string };
 }
 
 export interface MintedAccessToken {
@@ -55,6 +57,7 @@ export async function mintAccessToken(input: MintInput): Promise<MintedAccessTok
     nbf: iat,
     exp,
     jti,
+    ...(input.confirmation === undefined ? {} : { cnf: { jkt: input.confirmation.jkt } }),
   };
   const token = await (input.crypto ?? JOSE_JWT_CRYPTO).sign({ alg: input.key.alg, typ: 'at+jwt', kid: input.key.kid }, payload, input.key);
   return { token, jti, issuedAt: iat, expiresAt: exp };

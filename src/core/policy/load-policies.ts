@@ -336,7 +336,7 @@ function compileGrant(
   if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
   }
-  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
+  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims, requireDpop: grant.require_dpop === true };
 }
 
 /** `grant.github`: every repository under one owner, each named once. */

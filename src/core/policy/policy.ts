@@ -36,6 +36,8 @@ export interface Grant {
   readonly ttlSeconds: number;
   readonly subject: Template | undefined;
   readonly claims: ReadonlyMap<string, Template>;
+  /** `grant.require_dpop`: refuse a request without a DPoP proof; the issued token is bound to its key. */
+  readonly requireDpop: boolean;
 }
 
 /** A trust policy as the broker evaluates it: plain data, checked in one place (`decide`). */

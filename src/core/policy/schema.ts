@@ -166,8 +166,18 @@ export const GrantSchema = v.pipe(
         v.description('extra claims of the issued token, each a template over the verified claims'),
       ),
     ),
+    require_dpop: v.optional(
+      v.pipe(
+        v.boolean(),
+        v.description('true: the request must carry a DPoP proof (RFC 9449) and the issued token is bound to its key (cnf.jkt); not with github'),
+      ),
+    ),
   }),
   v.check((grant) => grant.audience !== undefined || grant.github !== undefined, 'a grant needs an audience, a github token, or both'),
+  v.check(
+    (grant) => grant.require_dpop !== true || grant.github === undefined,
+    'grant.require_dpop cannot go with grant.github: a GitHub token cannot be bound to a key',
+  ),
   v.description('what an allow policy issues; absent on deny policies'),
 );
 

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { TOKEN_EXCHANGE_GRANT } from '../../core/exchange/token-exchange-request.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../../core/mint/key-life-cycle.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { DPOP_ALGORITHMS } from '../../core/verify/dpop-proof.ts';
 
 /** RFC 8414 authorization server metadata (also at the OpenID Connect discovery path) and the JWKS downstream services verify with. */
 export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: () => KeyRing }): Hono {
@@ -14,6 +15,7 @@ export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: 
     grant_types_supported: [TOKEN_EXCHANGE_GRANT],
     token_endpoint_auth_methods_supported: ['none'],
     response_types_supported: [],
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
   };
   routes.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
   routes.get('/.well-known/openid-configuration', (c) => c.json(metadata));
