@@ -6,7 +6,7 @@ import { readKeySettings, type KeySettings } from '../core/mint/key-life-cycle.t
 import { readLimitSettings, type LimitSettings } from '../core/limits/limit-settings.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../features/github/webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
-import { readDpopNonces, type DpopNonces } from '../core/verify/dpop-nonce.ts';
+import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */

@@ -1,7 +1,9 @@
-import { base64url, decodeJwt, SignJWT, type JWTHeaderParameters } from 'jose';
+import { Hono } from 'hono';
+import { base64url, createLocalJWKSet, decodeJwt, SignJWT, type JSONWebKeySet, type JWTHeaderParameters } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestIssuer } from '../support/test-issuer.ts';
-import { DpopKey, type ProofOptions } from '../support/dpop-key.ts';
+import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../../src/http/middleware/keyway-auth.ts';
 import { exchangeForm, expectRefusal, freshIssuer, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 
 /** 32 bytes, base64url: the nonce key of the broker that demands nonces. */
@@ -155,6 +157,20 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
         );
         await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
       });
+    });
+
+    it('issues a token a service behind keywayAuth accepts with a proof of its key, and refuses with another key or as Bearer', async () => {
+      const jwks = createLocalJWKSet((await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet);
+      const service = new Hono<{ Variables: KeywayAuthVariables }>();
+      service.get('/artifacts', keywayAuth({ issuer: broker.issuer, audience: 'https://bound.example', keys: jwks }), (c) => c.json(c.get('keywayToken')));
+      const token = (await withProof('svc-bound')).body['access_token'] as string;
+      const use = async (by: DpopKey, scheme = 'DPoP') =>
+        service.request('https://bound.example/artifacts', {
+          headers: { authorization: `${scheme} ${token}`, dpop: await by.proof('GET', 'https://bound.example/artifacts', { ath: await athOf(token) }) },
+        });
+      expect((await use(key)).status).toBe(200);
+      expect((await use(await DpopKey.generate())).status).toBe(401);
+      expect((await use(key, 'Bearer')).status).toBe(401);
     });
 
     it('advertises the proof algorithms it accepts in its metadata', async () => {

@@ -1,8 +1,7 @@
 import { ExchangeError } from '../errors/exchange-error.ts';
-import { sha256Hex } from '../mint/sha256-hex.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
-import type { DpopNonces } from '../verify/dpop-nonce.ts';
-import { DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../verify/dpop-proof.ts';
+import type { DpopNonces } from '../dpop/dpop-nonce.ts';
+import { dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 
 /**
  * RFC 9449 at the token endpoint: checks the request's DPoP proof, if any, against this request
@@ -69,7 +68,7 @@ export async function claimProof(
   guard: ReplayGuard,
   context: { readonly auditEventId: string; readonly now: number },
 ): Promise<void> {
-  const key = sha256Hex(`dpop\n${proof.jkt}\n${proof.jti}`);
+  const key = dpopProofKey(proof);
   let result;
   try {
     result = await guard.claim({ key, expiresAt: proof.acceptedUntil, auditEventId: context.auditEventId, now: context.now });

@@ -22,7 +22,7 @@ import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } fro
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
-import type { DpopNonces } from '../verify/dpop-nonce.ts';
+import type { DpopNonces } from '../dpop/dpop-nonce.ts';
 import { bindingFor, claimProof, verifyTokenRequestProof } from './dpop-binding.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { TOKEN_EXCHANGE_GRANT } from '../../core/exchange/token-exchange-request.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../../core/mint/key-life-cycle.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
-import { DPOP_ALGORITHMS } from '../../core/verify/dpop-proof.ts';
+import { DPOP_ALGORITHMS } from '../../core/dpop/dpop-proof.ts';
 
 /** RFC 8414 authorization server metadata (also at the OpenID Connect discovery path) and the JWKS downstream services verify with. */
 export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: () => KeyRing }): Hono {

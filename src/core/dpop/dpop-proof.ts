@@ -1,5 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { base64url, calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { KeywayError } from '../errors/keyway-error.ts';
 
@@ -99,6 +99,11 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
     jti,
     acceptedUntil: (iat as number) + DPOP_PROOF_LIMITS.maxAgeSeconds + DPOP_PROOF_LIMITS.clockSkewSeconds,
   };
+}
+
+/** What a replay store keeps for an accepted proof: its `jti` within its key, as lower-case hex SHA-256 (the shape replay keys have). */
+export function dpopProofKey(proof: VerifiedDpopProof): string {
+  return bytesToHex(sha256(utf8ToBytes(`dpop\n${proof.jkt}\n${proof.jti}`)));
 }
 
 /** RFC 9449 §4.2 `ath`: base64url SHA-256 of the access token's ASCII. */
