@@ -8,6 +8,7 @@ import { outboundHttp } from '../core/outbound/outbound-http.ts';
 import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
+import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -35,6 +36,8 @@ export interface BrokerParts {
   readonly keyStore?: KeyStore;
   readonly audit: AuditStore;
   readonly replay: ReplayGuard;
+  /** Keyway tokens revoked before their `exp` (RFC 7009), kept in the replay guard's store. */
+  readonly revocations: RevocationList;
   /** Alert state, in the same database as the audit log. */
   readonly alerts: AlertStore;
   /** Keeps work alive after the response (Workers: waitUntil). Default: let it run, log a failure. */
@@ -171,6 +174,7 @@ export function createBroker(parts: BrokerParts): Broker {
           }),
         }),
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
+    revocations: parts.revocations,
   });
   return { app, jwks, github: parts.github };
 }

@@ -63,6 +63,8 @@ export const REASONS = {
   dpop_nonce_required: { decision: 'denied', description: 'the DPoP proof must carry the nonce from the DPoP-Nonce header of this answer' },
   dpop_required: { decision: 'denied', description: 'the granting policy requires a DPoP proof' },
   dpop_not_supported: { decision: 'denied', description: 'a GitHub installation token cannot be bound to a DPoP key; send no DPoP proof for it' },
+  token_revoked: { decision: 'granted', description: 'the keyway token was revoked (RFC 7009)' },
+  token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
   subject_token_bound: {
     decision: 'denied',
     description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',
@@ -71,5 +73,5 @@ export const REASONS = {
 
 export type Reason = keyof typeof REASONS;
 
-/** Every reason but `granted`: why no token was issued. */
-export type Refusal = Exclude<Reason, 'granted'>;
+/** Every reason whose decision is not `granted`: why no token was issued. */
+export type Refusal = { [K in Reason]: (typeof REASONS)[K]['decision'] extends 'granted' ? never : K }[Reason];

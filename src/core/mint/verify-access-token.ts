@@ -16,6 +16,17 @@ export interface VerifyAccessTokenOptions {
   readonly clockToleranceSeconds?: number;
   /** Where accepted DPoP proofs are remembered so each is good once. Default: this process's memory (one store for every call). */
   readonly dpopReplay?: DpopReplayStore;
+  /** Ask the broker (RFC 7662 `POST /introspect`) whether the token was revoked; without it, revocation is not seen here. */
+  readonly revocation?: RevocationCheck;
+}
+
+/** How `verifyAccessToken` learns of revocations: introspection at the broker, its "active" answers cached for a short while. */
+export interface RevocationCheck {
+  /** A keyway token for this broker (`aud` its issuer) with scope `tokens:introspect`, this service's own. */
+  readonly credential: () => string | Promise<string>;
+  /** How long an "active" answer is reused, so a revocation is seen within this delay; default 30, 0 asks every time. */
+  readonly cacheSeconds?: number;
+  readonly fetch?: typeof fetch;
 }
 
 /** How a DPoP-bound token was presented (RFC 9449 §7): `Authorization: DPoP <token>` and the `DPoP` proof header. */
@@ -51,6 +62,9 @@ export class AccessTokenError extends KeywayError {
 
 const remoteKeys = new Map<string, JWTVerifyGetKey>();
 const defaultDpopReplay = new MemoryDpopReplayStore();
+/** `issuer jti` → when (ms) the broker last answered "active"; each verifier reuses it for its own `cacheSeconds`. */
+const activeAt = new Map<string, number>();
+const ACTIVE_CACHE_SWEEP_AT = 10_000;
 
 function brokerKeys(issuer: string): JWTVerifyGetKey {
   let keys = remoteKeys.get(issuer);
@@ -84,6 +98,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     throw error;
   }
   await checkBinding(token, payload['cnf'], dpop, options.dpopReplay ?? defaultDpopReplay);
+  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
   if (missing.length > 0) throw new AccessTokenError('insufficient_scope', `the token lacks scope ${missing.join(' ')}`);
@@ -106,4 +121,34 @@ async function checkBinding(token: string, cnf: unknown, dpop: DpopPresentation 
   }
   if (proof.jkt !== jkt) throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof is signed by another key than the token is bound to');
   if (!(await replay.claim(dpopProofKey(proof), proof.acceptedUntil, now))) throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
+}
+
+/** Fails closed: an introspection that does not answer `active: true` refuses the token. */
+async function checkNotRevoked(token: string, jti: string, issuer: string, check: RevocationCheck): Promise<void> {
+  const key = `${issuer} ${jti}`;
+  const now = Date.now();
+  const maxAgeMs = (check.cacheSeconds ?? 30) * 1000;
+  if (now - (activeAt.get(key) ?? Number.NEGATIVE_INFINITY) < maxAgeMs) return;
+  let active: unknown;
+  try {
+    const response = await (check.fetch ?? fetch)(`${issuer}/introspect`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await check.credential()}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+    });
+    if (!response.ok) throw new Error(`the broker answered ${response.status}`);
+    ({ active } = (await response.json()) as { active?: unknown });
+  } catch (error) {
+    throw new AccessTokenError(
+      'invalid_token',
+      `whether the token was revoked could not be checked: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (active !== true) throw new AccessTokenError('invalid_token', 'the token was revoked');
+  // Entries older than any sensible delay (an hour) are dropped once the map grows.
+  if (activeAt.size >= ACTIVE_CACHE_SWEEP_AT) for (const [seen, at] of activeAt) if (now - at > 3600_000) activeAt.delete(seen);
+  activeAt.set(key, now);
 }
