@@ -9,6 +9,7 @@ import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import { revokeRunTokens, type EndedRun } from '../features/github/webhooks/revoke-run-tokens.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -169,6 +170,11 @@ export function createBroker(parts: BrokerParts): Broker {
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
             audit: parts.audit,
+            runEnded: (run: EndedRun) =>
+              revokeRunTokens(
+                { issuer: parts.settings.issuer, audit: parts.audit, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
+                run,
+              ),
             now,
             log: parts.log,
           }),

@@ -18,8 +18,8 @@ export interface RevocationDeps {
   readonly now: () => number;
 }
 
-/** Who asks: the token's own holder (it came with nothing else), or an operator by the `sub` of its keyway token. */
-export type Caller = { readonly holder: true } | { readonly operator: string };
+/** Who asks: the token's own holder (it came with nothing else), an operator by the `sub` of its keyway token, or a webhook by its event. */
+export type Caller = { readonly holder: true } | { readonly operator: string } | { readonly webhook: string };
 
 /** A token examined: live and this broker's, with its claims; or why not, as an audit reason. */
 export type Examined =
@@ -59,11 +59,14 @@ function joseReason(error: errors.JOSEError): Reason {
 
 const nextId = monotonicFactory(pooledRandom);
 
-/** The audit record of a revocation or introspection: the token by its hash and claimed `jti`, the caller, the outcome. */
+/**
+ * The audit record of a revocation or introspection: the token by its hash and claimed `jti` when it
+ * is at hand (a run's tokens are known by `jti` alone, named in `detail`), the caller, the outcome.
+ */
 export async function recordExamination(
-  deps: RevocationDeps,
+  deps: Pick<RevocationDeps, 'audit' | 'issuer'>,
   facts: {
-    readonly token: string;
+    readonly token?: string;
     readonly caller: Caller;
     readonly reason: Reason;
     readonly detail: string;
@@ -72,14 +75,6 @@ export async function recordExamination(
   },
 ): Promise<string> {
   const { token, caller, context, now } = facts;
-  let claimed: JWTPayload = {};
-  try {
-    claimed = decodeJwt(token);
-  } catch {
-    // A token that does not decode is recorded by its hash alone.
-  }
-  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
-  const [jti, iss, sub] = [text(claimed.jti), text(claimed.iss), text(claimed.sub)];
   const event: AuditEvent = {
     id: nextId(now),
     time: new Date(now).toISOString(),
@@ -91,15 +86,27 @@ export async function recordExamination(
       ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
       ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent }),
     },
-    subject_token: {
-      sha256: sha256Hex(token),
-      ...(jti === undefined ? {} : { jti }),
-      ...(iss === undefined ? {} : { claimed_iss: iss }),
-      ...(sub === undefined ? {} : { claimed_sub: sub }),
-    },
+    ...(token === undefined ? {} : { subject_token: describeToken(token) }),
     ...('operator' in caller ? { issuer: deps.issuer, subject: caller.operator } : {}),
   };
   const recorded = boundAuditEvent(event);
   await deps.audit.append(recorded);
   return recorded.id;
+}
+
+function describeToken(token: string): NonNullable<AuditEvent['subject_token']> {
+  let claimed: JWTPayload = {};
+  try {
+    claimed = decodeJwt(token);
+  } catch {
+    // A token that does not decode is recorded by its hash alone.
+  }
+  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+  const [jti, iss, sub] = [text(claimed.jti), text(claimed.iss), text(claimed.sub)];
+  return {
+    sha256: sha256Hex(token),
+    ...(jti === undefined ? {} : { jti }),
+    ...(iss === undefined ? {} : { claimed_iss: iss }),
+    ...(sub === undefined ? {} : { claimed_sub: sub }),
+  };
 }

@@ -7,7 +7,7 @@ import { examineToken, recordExamination, type Caller, type RevocationDeps } fro
  * an error), so it tells a caller nothing; the audit record says what happened. Resolves once the
  * revocation and its record are durable, and rejects (no answer but an error) if either fails.
  */
-export async function revokeToken(deps: RevocationDeps, token: string, caller: Caller, context: RequestContext): Promise<void> {
+export async function revokeToken(deps: RevocationDeps, token: string, caller: Exclude<Caller, { webhook: string }>, context: RequestContext): Promise<void> {
   const now = deps.now();
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
