@@ -366,7 +366,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         method_not_allowed: async () => broker.request('/token'),
         unsupported_media_type: async () => post('{}', 'application/json'),
         request_too_large: async () => post(`grant_type=${encodeURIComponent(GRANT_TYPE)}&pad=${'x'.repeat(100_000)}`),
-        unsupported_grant_type: async () => post(new URLSearchParams({ grant_type: 'client_credentials' })),
+        unsupported_grant_type: async () => post(new URLSearchParams({ grant_type: 'password' })),
         target_malformed: async () => post(exchangeForm(await good(), { resource: 'not a uri' })),
         token_malformed: async () => post(exchangeForm('garbage')),
         header_forbidden: async () =>

@@ -275,8 +275,8 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
             issuer: broker.issuer,
             token_endpoint: `${broker.issuer}/token`,
             jwks_uri: `${broker.issuer}/.well-known/jwks.json`,
-            grant_types_supported: [GRANT_TYPE],
-            token_endpoint_auth_methods_supported: ['none'],
+            grant_types_supported: [GRANT_TYPE, 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'client_credentials'],
+            token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
           });
         }
       });
@@ -467,7 +467,7 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
 
     describe('malformed requests get RFC 6749 errors and an audit record, never a 5xx', () => {
       it('refuses a wrong or missing grant_type', async () => {
-        await refused(new URLSearchParams({ grant_type: 'client_credentials', subject_token: 'a.b.c', subject_token_type: ID_TOKEN }), {
+        await refused(new URLSearchParams({ grant_type: 'password', subject_token: 'a.b.c', subject_token_type: ID_TOKEN }), {
           error: 'unsupported_grant_type',
           reason: 'unsupported_grant_type',
         });

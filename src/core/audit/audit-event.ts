@@ -23,6 +23,8 @@ export interface AuditEvent {
     readonly user_agent?: string;
     readonly audience?: readonly string[];
     readonly scope?: readonly string[];
+    /** The grant, when it was not token exchange: the RFC 7523 JWT bearer grant, or client credentials with a client assertion. */
+    readonly grant_type?: string;
   };
   readonly subject_token?: {
     readonly sha256: string;

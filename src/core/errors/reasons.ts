@@ -19,7 +19,10 @@ export const REASONS = {
   method_not_allowed: { decision: 'malformed', description: 'the token endpoint only accepts POST' },
   unsupported_media_type: { decision: 'malformed', description: 'the request body must be application/x-www-form-urlencoded' },
   request_too_large: { decision: 'malformed', description: 'the request body is too large' },
-  unsupported_grant_type: { decision: 'malformed', description: 'grant_type must be urn:ietf:params:oauth:grant-type:token-exchange' },
+  unsupported_grant_type: {
+    decision: 'malformed',
+    description: 'grant_type must be urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:jwt-bearer or client_credentials',
+  },
   target_malformed: { decision: 'malformed', description: 'resource must be an absolute URI without a fragment' },
   token_malformed: { decision: 'malformed', description: 'the subject token is not a well-formed signed JWT' },
 

@@ -15,7 +15,8 @@ import { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
-import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './token-exchange-request.ts';
+import { parseTokenRequest } from './rfc7523-grants.ts';
 import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
@@ -178,7 +179,7 @@ interface Granted {
 }
 
 async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { form: URLSearchParams }>, now: number, event: Draft): Promise<Granted> {
-  const request = parseTokenExchangeRequest(input.form);
+  const request = parseTokenRequest(input.form);
   const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
@@ -187,6 +188,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     : undefined;
   event.request = {
     ...event.request,
+    ...(request.grantType === TOKEN_EXCHANGE_GRANT ? {} : { grant_type: request.grantType }),
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
