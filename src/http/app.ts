@@ -54,6 +54,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       now: deps.audit.now,
       clientIp: deps.clientIp,
       log: deps.exchange.log,
+      limits: deps.exchange.limits,
     }),
   );
   app.route('/v1/audit', auditRoutes(deps.audit));

@@ -179,6 +179,26 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect(unscoped.body).not.toHaveProperty('active');
     });
 
+    it('sheds a flood of revocations with 429 before reading it, under the limits of /token', async () => {
+      const limited = await start(
+        { 'svc/app.yaml': service('svc-a', 'https://a.example', 'a:read') },
+        { settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '3' }, ownState: true },
+      );
+      try {
+        const send = () =>
+          limited.request('/revoke', { method: 'POST', body: form('garbage'), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        const statuses = [];
+        for (let i = 0; i < 4; i += 1) statuses.push((await send()).status);
+        expect(statuses).toEqual([200, 200, 200, 429]);
+        const shed = await send();
+        expect(shed.status).toBe(429);
+        expect(shed.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(((await shed.json()) as Record<string, unknown>)['error']).toBe('temporarily_unavailable');
+      } finally {
+        await limited.close();
+      }
+    });
+
     it('lets verifyAccessToken see a revocation through introspection, after at most its cache delay', async () => {
       const token = await tokenFor('svc-a');
       const rs = await tokenFor('svc-rs');

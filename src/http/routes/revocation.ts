@@ -2,6 +2,8 @@ import { Hono, type Context } from 'hono';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import type { Logger } from '../../core/log.ts';
+import type { RequestLimits } from '../../core/limits/request-limits.ts';
+import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken } from '../../core/revocation/rfc7009-revoke.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
@@ -17,6 +19,8 @@ export const TOKENS_INTROSPECT_SCOPE = 'tokens:introspect';
 export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys'> {
   readonly ring: () => KeyRing;
   readonly log: Logger;
+  /** The per-client and global limits of `/token`: an unauthenticated revocation is shed before its body is read, as an exchange is. */
+  readonly limits: RequestLimits;
   readonly clientIp: (c: Context) => string | undefined;
 }
 
@@ -38,6 +42,10 @@ export function revocationRoutes(deps: RevocationRouteDeps): Hono<Env> {
   const examine: RevocationDeps = { ...deps, keys: ownKeys(deps.ring) };
   const operator = (scope: string) => keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [scope], keys: examine.keys });
   const revoker = operator(TOKENS_REVOKE_SCOPE);
+  // A flood is answered 429 without a record: each record it caused would be one more row for whoever floods.
+  const shed = rateLimitBeforeBody(deps.limits, deps.clientIp, async (c, limited) =>
+    c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) }),
+  );
   const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
   const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
     if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
@@ -57,7 +65,9 @@ export function revocationRoutes(deps: RevocationRouteDeps): Hono<Env> {
 
   routes.post(
     '/revoke',
+    shed,
     limit,
+    // An operator only when an Authorization header comes. keywayAuth is typed for its own variables; this router also has the request id's.
     async (c, next) => (c.req.header('authorization') === undefined ? next() : revoker(c as unknown as Context<{ Variables: KeywayAuthVariables }>, next)),
     async (c) => {
       const token = await tokenOf(c);
@@ -69,7 +79,7 @@ export function revocationRoutes(deps: RevocationRouteDeps): Hono<Env> {
       });
     },
   );
-  routes.post('/introspect', limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
+  routes.post('/introspect', shed, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
     const token = await tokenOf(c);
     if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
     return answer(c, async () => c.json(await introspectToken(examine, token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
