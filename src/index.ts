@@ -5,3 +5,5 @@ export { MemoryDpopReplayStore } from './core/dpop/dpop-replay.ts';
 export type { DpopReplayStore } from './core/dpop/dpop-replay.ts';
 export { keywayAuth } from './http/middleware/keyway-auth.ts';
 export type { KeywayAuthOptions, KeywayAuthVariables } from './http/middleware/keyway-auth.ts';
+export { createDpopProof, dpopFetch, generateDpopKey } from './core/dpop/dpop-fetch.ts';
+export type { DpopKeyPair } from './core/dpop/dpop-fetch.ts';

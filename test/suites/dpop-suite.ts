@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestIssuer } from '../support/test-issuer.ts';
 import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../../src/http/middleware/keyway-auth.ts';
+import { dpopFetch, generateDpopKey } from '../../src/core/dpop/dpop-fetch.ts';
 import { exchangeForm, expectRefusal, freshIssuer, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 
 /** 32 bytes, base64url: the nonce key of the broker that demands nonces. */
@@ -200,6 +201,16 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
         const retry = await post(strict, exchangeForm(await subjectToken('svc-a')), await strictProof({ nonce: nonce as string }));
         expect(retry.status, JSON.stringify(retry.body)).toBe(200);
         expect(retry.body['token_type']).toBe('DPoP');
+      });
+
+      it('is answered by dpopFetch, which retries once with the nonce it was handed', async () => {
+        const call = dpopFetch(await generateDpopKey(), {
+          fetch: ((url: RequestInfo | URL, init?: RequestInit) => strict.request(new URL(String(url)).pathname, init)) as typeof fetch,
+        });
+        const response = await call(`${strict.issuer}/token`, { method: 'POST', body: exchangeForm(await subjectToken('svc-a')) });
+        const body = (await response.json()) as Record<string, unknown>;
+        expect(response.status, JSON.stringify(body)).toBe(200);
+        expect(body['token_type']).toBe('DPoP');
       });
 
       it('refuses a nonce it did not hand out', async () => {
