@@ -61,6 +61,8 @@ export const OAUTH_ERRORS = {
   dpop_required: { status: 400, error: 'invalid_dpop_proof' },
   dpop_not_supported: { status: 400, error: 'invalid_request' },
   subject_token_bound: { status: 400, error: 'invalid_dpop_proof' },
+  actor_not_permitted: { status: 400, error: 'invalid_request' },
+  actor_chain_too_deep: { status: 400, error: 'invalid_request' },
 } as const satisfies Record<Refusal, OAuthError>;
 
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */

@@ -475,11 +475,13 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused('', { error: 'invalid_request', reason: 'malformed_request' });
       });
 
-      it('refuses repeated single-valued parameters, bad token types and delegation', async () => {
+      it('refuses repeated single-valued parameters, bad token types, and delegation no policy takes', async () => {
         const token = await good();
         await refused(exchangeForm(token, { subject_token: token }), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token).toString().replace(encodeURIComponent(ID_TOKEN), 'saml2'), { error: 'invalid_request', reason: 'malformed_request' });
-        await refused(exchangeForm(token, { actor_token: token, actor_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'malformed_request' });
+        // No policy here has match_actor, so none grants a request with an actor (test/suites/delegation-suite.ts has those that do).
+        await refused(exchangeForm(token, { actor_token: token, actor_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'no_policy_matched' });
+        await refused(exchangeForm(token, { actor_token: token }), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token, { requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }), {
           error: 'invalid_request',
           reason: 'malformed_request',

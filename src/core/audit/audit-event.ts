@@ -33,6 +33,12 @@ export interface AuditEvent {
     readonly claimed_iss?: string;
     readonly claimed_sub?: string;
   };
+  /** The actor of a delegated exchange (RFC 8693 `actor_token`): its hash, and once verified its issuer and subject. */
+  readonly actor?: {
+    readonly sha256: string;
+    readonly issuer?: string;
+    readonly subject?: string;
+  };
   /** Set only when the subject token verified. */
   readonly issuer?: string;
   readonly subject?: string;

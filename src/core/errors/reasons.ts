@@ -68,6 +68,8 @@ export const REASONS = {
   dpop_not_supported: { decision: 'denied', description: 'a GitHub installation token cannot be bound to a DPoP key; send no DPoP proof for it' },
   token_revoked: { decision: 'granted', description: 'the keyway token was revoked (RFC 7009)' },
   token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
+  actor_not_permitted: { decision: 'denied', description: "the subject token's may_act does not name the actor" },
+  actor_chain_too_deep: { decision: 'denied', description: 'the chain of actors (act) is deeper than keyway accepts' },
   subject_token_bound: {
     decision: 'denied',
     description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',

@@ -4,7 +4,8 @@ import type { AuditEvent, AuditStore, ChainLink } from '../audit/audit-event.ts'
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import { pooledRandom } from '../audit/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
-import { verifySubjectToken } from '../verify/verify-subject-token.ts';
+import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
+import { actorClaim } from './rfc8693-delegation.ts';
 import type { Logger } from '../log.ts';
 import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
@@ -211,12 +212,18 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
+  const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
+  const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const caller = { issuer: event.issuer, subject: event.subject };
   const policies =
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
-  const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
+  const decision = decide(policies, verified, {
+    ...request,
+    ...(github === undefined ? {} : { github }),
+    ...(actor === undefined ? {} : { actor: actor.claims }),
+  });
   event.policy = {
     candidates: decision.trace.candidates,
     matched: decision.trace.matched,
@@ -246,6 +253,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     now,
     crypto,
     ...(binding === undefined ? {} : { confirmation: binding }),
+    ...(act === undefined ? {} : { actor: act }),
   });
   event.policy = { ...event.policy, granted_by: grant.policy.id };
   event.issued = {
@@ -314,6 +322,20 @@ async function issueGitHubToken(
     },
     revoke: minted.revokeNow,
   };
+}
+
+/** The actor token of a delegated request, verified as a subject token is; its refusals name it. */
+async function verifyActor(token: string, issuers: PolicySet, now: number, crypto: JwtCrypto, deps: ExchangeDeps, event: Draft): Promise<VerifiedSubjectToken> {
+  event.actor = { sha256: crypto.sha256Hex(token) };
+  let verified: VerifiedSubjectToken;
+  try {
+    verified = await verifySubjectToken(token, { issuers, jwks: deps.jwks, now, clockToleranceSeconds: deps.clockToleranceSeconds, crypto });
+  } catch (error) {
+    if (!(error instanceof ExchangeError)) throw error;
+    throw new ExchangeError(error.reason, `actor_token: ${error.message}`, { public: error.detailIsPublic, cause: error });
+  }
+  event.actor = { ...event.actor, issuer: verified.issuer.url, subject: String(verified.claims.sub) };
+  return verified;
 }
 
 function describeSubjectToken(token: string, crypto: JwtCrypto): NonNullable<AuditEvent['subject_token']> {

@@ -235,6 +235,15 @@ export const PolicySchema = v.pipe(
         ),
       ),
     ),
+    match_actor: v.optional(
+      v.pipe(
+        mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
+        v.minEntries(1, 'match_actor needs at least one claim of the actor token'),
+        v.description(
+          'RFC 8693 delegation: claim → matcher over the verified actor_token (its iss included). An allow policy without it grants no request that carries an actor_token',
+        ),
+      ),
+    ),
     match: v.pipe(
       mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
       v.minEntries(1, 'match needs at least one claim: a policy never matches every token'),
