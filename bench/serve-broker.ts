@@ -7,6 +7,7 @@
 // `npm start` does.
 import cluster from 'node:cluster';
 import '../src/runtimes/node/register-jsx.ts';
+import { revocationList } from '../src/core/revocation/revocation-list.ts';
 
 process.on('message', (message) => {
   if (message !== 'memory') return;
@@ -66,6 +67,7 @@ if (mode === 'on') {
     audit: new DiscardAuditStore(memory),
     alerts: new SqliteAlertStore(memory),
     replay: new SqliteReplayGuard(memory),
+    revocations: ((guard) => revocationList(guard, (key, now) => guard.holds(key, now)))(new SqliteReplayGuard(memory)),
     clientIp: (c) => getConnInfo(c).remote.address,
     limiter: new (await import('../src/core/limits/memory-rate-limiter.ts')).MemoryRateLimiter(),
     log: silentLogger,

@@ -6,7 +6,8 @@ import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.
 import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
-import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from './pipeline/revoke-token.ts';
+import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS, revokeKeywayToken } from './pipeline/revoke-token.ts';
+import { TOKEN_TYPE } from '../core/exchange/token-exchange-request.ts';
 import { CliError, type Command } from './command.ts';
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
@@ -33,7 +34,8 @@ delivery (default: print the token alone on standard output; in GitHub Actions, 
   --github-output NAME      set step output NAME, after ::add-mask::
   --github-env NAME         set NAME for later steps of the job, after ::add-mask::
   --exec -- COMMAND ...     run COMMAND with the token in its environment only, and exit with its status;
-                            a GitHub token is revoked (DELETE $GITHUB_API_URL/installation/token) when COMMAND ends
+                            the token is revoked when COMMAND ends: a keyway token at the broker (POST /revoke),
+                            a GitHub token at GitHub (DELETE $GITHUB_API_URL/installation/token)
   --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN)
 
 exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
@@ -131,12 +133,17 @@ export const exchange: Command = {
     if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(issued.accessToken));
     if (values.exec) {
       const status = await execWithToken(command, values['exec-env'], issued.accessToken, log);
-      const revoke = issued.issuedTokenType === undefined ? undefined : REVOCATIONS[issued.issuedTokenType];
+      const type = issued.issuedTokenType;
+      const atGitHub = type === undefined ? undefined : REVOCATIONS[type];
+      const revoke =
+        type === TOKEN_TYPE.accessToken
+          ? () => revokeKeywayToken(issued.accessToken, { broker: new URL(url), fetch })
+          : atGitHub === undefined
+            ? undefined
+            : () => atGitHub(issued.accessToken, { env: process.env, fetch });
       if (revoke !== undefined) {
         // The command is done with it: take it back now rather than at the policy's TTL.
-        await revoke(issued.accessToken, { env: process.env, fetch }).then(log, (error: unknown) =>
-          log(`could not revoke the token: ${(error as Error).message}`),
-        );
+        await revoke().then(log, (error: unknown) => log(`could not revoke the token: ${(error as Error).message}`));
       }
       return status;
     }

@@ -6,6 +6,7 @@ import { readKeySettings, type KeySettings } from '../core/mint/key-life-cycle.t
 import { readLimitSettings, type LimitSettings } from '../core/limits/limit-settings.ts';
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../features/github/webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
+import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
@@ -37,6 +38,8 @@ export interface BrokerSettings {
   readonly githubWebhooks?: GitHubWebhookSettings;
   /** What repository-owned policies may grant and which issuers they may name. */
   readonly repositoryPolicies: RepositoryPolicySettings;
+  /** RFC 9449 server nonces at /token (KEYWAY_DPOP_NONCE_KEY); undefined when proofs need none. */
+  readonly dpopNonces?: DpopNonces | undefined;
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
@@ -53,5 +56,6 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     github: readGitHubAppSettings(env),
     repositoryPolicies: readRepositoryPolicySettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
+    dpopNonces: readDpopNonces(env),
   };
 }

@@ -10,6 +10,8 @@ import { healthRoutes } from './routes/health.ts';
 import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
 import { policyExplainRoutes } from './routes/policy-explain.ts';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
+import { revocationRoutes } from './routes/revocation.ts';
+import type { RevocationList } from '../core/revocation/revocation-list.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;
@@ -26,6 +28,8 @@ export interface AppDeps {
   readonly backupApi?: BackupApiDeps;
   /** `POST /webhooks/github`, when a webhook secret is configured. */
   readonly webhooks?: Hono;
+  /** Revoked keyway tokens, for `POST /revoke` and `POST /introspect`. */
+  readonly revocations: RevocationList;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -40,6 +44,19 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/', discoveryRoutes({ issuer, keys }));
   app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
+  app.route(
+    '/',
+    revocationRoutes({
+      issuer,
+      ring: keys,
+      revocations: deps.revocations,
+      audit: deps.audit.audit,
+      now: deps.audit.now,
+      clientIp: deps.clientIp,
+      log: deps.exchange.log,
+      limits: deps.exchange.limits,
+    }),
+  );
   app.route('/v1/audit', auditRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));

@@ -1,8 +1,16 @@
 import type { Refusal } from '../core/errors/reasons.ts';
 import type { ExchangeAnswer } from '../core/exchange/exchange-token.ts';
 
-/** The RFC 6749 §5.2 (and RFC 8693, RFC 8707) error codes the token endpoint answers with. */
-export type OAuthErrorCode = 'invalid_request' | 'invalid_target' | 'invalid_scope' | 'unsupported_grant_type' | 'temporarily_unavailable' | 'server_error';
+/** The RFC 6749 §5.2 (and RFC 8693, RFC 8707, RFC 9449) error codes the token endpoint answers with. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_target'
+  | 'invalid_scope'
+  | 'unsupported_grant_type'
+  | 'temporarily_unavailable'
+  | 'server_error'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce';
 
 interface OAuthError {
   readonly status: 400 | 405 | 413 | 415 | 429 | 500 | 503;
@@ -49,6 +57,14 @@ export const OAUTH_ERRORS = {
   internal_error: { status: 500, error: 'server_error' },
   github_permission_not_allowed: { status: 400, error: 'invalid_scope' },
   github_owner_mismatch: { status: 400, error: 'invalid_target' },
+  dpop_proof_invalid: { status: 400, error: 'invalid_dpop_proof' },
+  dpop_proof_replayed: { status: 400, error: 'invalid_dpop_proof' },
+  dpop_nonce_required: { status: 400, error: 'use_dpop_nonce' },
+  dpop_required: { status: 400, error: 'invalid_dpop_proof' },
+  dpop_not_supported: { status: 400, error: 'invalid_request' },
+  subject_token_bound: { status: 400, error: 'invalid_dpop_proof' },
+  actor_not_permitted: { status: 400, error: 'invalid_request' },
+  actor_chain_too_deep: { status: 400, error: 'invalid_request' },
 } as const satisfies Record<Refusal, OAuthError>;
 
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */

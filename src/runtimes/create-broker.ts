@@ -9,6 +9,8 @@ import { outboundHttp } from '../core/outbound/outbound-http.ts';
 import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
+import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import { revokeRunTokens, type EndedRun } from '../features/github/webhooks/revoke-run-tokens.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -39,6 +41,8 @@ export interface BrokerParts {
   /** One hash chain (Node), or the shards' chains with their root checkpoints (Workers). */
   readonly audit: AuditStore | { readonly sharded: ShardedAuditLog; readonly api: AuditShardsApi };
   readonly replay: ReplayGuard;
+  /** Keyway tokens revoked before their `exp` (RFC 7009), kept in the replay guard's store. */
+  readonly revocations: RevocationList;
   /** Alert state, in the same database as the audit log. */
   readonly alerts: AlertStore;
   /** Keeps work alive after the response (Workers: waitUntil). Default: let it run, log a failure. */
@@ -131,6 +135,7 @@ export function createBroker(parts: BrokerParts): Broker {
       clockToleranceSeconds: 60,
       limits,
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
+      ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
       ...(parts.github === undefined
         ? {}
         : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
@@ -179,11 +184,17 @@ export function createBroker(parts: BrokerParts): Broker {
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
             audit: audit.log,
+            runEnded: (run: EndedRun) =>
+              revokeRunTokens(
+                { issuer: parts.settings.issuer, audit: audit.log, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
+                run,
+              ),
             now,
             log: parts.log,
           }),
         }),
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
+    revocations: parts.revocations,
   });
   return { app, jwks, github: parts.github };
 }

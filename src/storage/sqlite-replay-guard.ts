@@ -29,4 +29,9 @@ export class SqliteReplayGuard implements ReplayGuard {
       return { claimed: false, heldBy: { auditEventId: held.audit_event_id, claimedAt: held.claimed_at } } as const;
     });
   }
+
+  /** Whether a claim of the key stands (has not expired by `now`, in ms): a read, for the revocation list. */
+  async holds(key: string, now: number): Promise<boolean> {
+    return this.#db.all('SELECT 1 FROM replay_claims WHERE key = ? AND expires_at >= ?', [key, Math.floor(now / 1000)]).length > 0;
+  }
 }

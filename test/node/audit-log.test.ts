@@ -26,6 +26,7 @@ import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-sui
 import { auditEvent } from '../suites/store-contract.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
+import { revocationList } from '../../src/core/revocation/revocation-list.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -342,6 +343,7 @@ describe('the audit log in a real database file', () => {
       audit,
       alerts: new SqliteAlertStore(db),
       replay: new SqliteReplayGuard(db),
+      revocations: ((guard) => revocationList(guard, (key, now) => guard.holds(key, now)))(new SqliteReplayGuard(db)),
       clientIp: () => '127.0.0.1',
       limiter: new MemoryRateLimiter(),
       log: silentLogger,

@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -182,6 +183,19 @@ grant:
     const files = [...walk(job.cwd), ...walk(root)];
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) expect(readFileSync(file).includes(token), file).toBe(false);
+  });
+
+  it('--exec revokes the keyway token at the broker when the command ends, whatever its status', async () => {
+    const child = `process.stdout.write('child-token=' + process.env.KEYWAY_TOKEN + '\\n'); process.exit(3)`;
+    const result = await keyway(['--url', proxy.url, '--exec', '--', process.execPath, '-e', child], githubEnv());
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('keyway: revoked the keyway token');
+    const token = /^child-token=(\S+)$/m.exec(result.stdout)?.[1] ?? '';
+    const { jti } = decodeJwt(token);
+    const { records } = await audit.query({ jti: String(jti), reasons: ['token_revoked'], limit: 10, order: 'desc' });
+    expect(records.map((record) => record.event)).toEqual([
+      expect.objectContaining({ reason: 'token_revoked', detail: 'revoked by its holder', subject_token: expect.objectContaining({ sha256: sha256(token) }) }),
+    ]);
   });
 
   it('--exec passes on 127 when the command does not exist', async () => {

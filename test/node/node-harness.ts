@@ -114,10 +114,14 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const { github, githubWebhooks, limits, repositoryPolicies, allowHttpLoopback } = readBrokerSettings({ ...options.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+  const { github, githubWebhooks, limits, repositoryPolicies, allowHttpLoopback, dpopNonces } = readBrokerSettings({
+    ...options.settings,
+    KEYWAY_ISSUER: BROKER_ISSUER,
+  });
   const config = testConfig(root, {
     limits,
     repositoryPolicies,
+    dpopNonces,
     trustedProxies: readTrustedProxies({ ...options.settings }),
     ...(github === undefined ? {} : { github }),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),

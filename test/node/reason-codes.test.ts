@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { REASONS, type Reason } from '../../src/core/errors/reasons.ts';
+import { REASONS, type Reason, type Refusal } from '../../src/core/errors/reasons.ts';
 import { OAUTH_ERRORS } from '../../src/http/oauth-errors.ts';
 import { documentedReasonCodes } from '../support/reason-code-docs.ts';
 
-/** What the HTTP layer answers for a reason: a granted exchange is a 200 with no error. */
-const answered = (reason: Reason): { readonly status: string; readonly error: string } =>
-  reason === 'granted' ? { status: '200', error: '' } : { status: String(OAUTH_ERRORS[reason].status), error: OAUTH_ERRORS[reason].error };
+/** What the HTTP layer answers for a reason: a granted exchange (or a revocation or introspection made) is a 200 with no error. */
+const answered = (reason: Reason): { readonly status: string; readonly error: string } => {
+  const spec = REASONS[reason];
+  return spec.decision === 'granted'
+    ? { status: '200', error: '' }
+    : { status: String(OAUTH_ERRORS[reason as Refusal].status), error: OAUTH_ERRORS[reason as Refusal].error };
+};
 
 describe('the documented reason codes', () => {
   const { file, columns, rows } = documentedReasonCodes();

@@ -16,6 +16,7 @@ import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies, ORGANIZATION_PERMISSIONS_SETTING } from './github-exchange-suite.ts';
+import { DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import {
   exchangeForm,
   freshIssuer,
@@ -140,6 +141,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           ...auditorPolicies(people, HARNESS_ISSUER),
           'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
           'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
+          'dpop/service.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-dpop }\ngrant: { audience: https://dpop.example, require_dpop: true }\n`,
           'cluster/ci.yaml': `version: 1\nissuer: { kind: kubernetes, url: "${cluster.url}" }\nmatch:\n  /kubernetes.io/namespace: ci\n  /kubernetes.io/serviceaccount/uid: ${SERVICE_ACCOUNT_UID}\ngrant: { audience: https://cluster.example }\n`,
         },
         { settings: { ...githubApi.settings, ...ORGANIZATION_PERMISSIONS_SETTING } },
@@ -354,6 +356,11 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         broker.request('/token', { method: 'POST', body, headers: { 'content-type': contentType } });
       const now = () => Math.floor(Date.now() / 1000);
       const singleUse = () => generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-once', iat: now(), exp: now() + 300, jti: crypto.randomUUID() });
+      const service = (sub: string, claims: Record<string, unknown> = {}) =>
+        generic.sign({ iss: generic.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, ...claims });
+      const withProof = (body: URLSearchParams, proof: string) =>
+        broker.request('/token', { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: proof } });
+      const proof = async (options: ProofOptions = {}) => (await DpopKey.generate()).proof('POST', `${broker.issuer}/token`, options);
       const alg = (header: Record<string, unknown>) =>
         `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(ciClaims(github.url, broker.issuer)))}.`;
       const scenarios = {
@@ -362,7 +369,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         method_not_allowed: async () => broker.request('/token'),
         unsupported_media_type: async () => post('{}', 'application/json'),
         request_too_large: async () => post(`grant_type=${encodeURIComponent(GRANT_TYPE)}&pad=${'x'.repeat(100_000)}`),
-        unsupported_grant_type: async () => post(new URLSearchParams({ grant_type: 'client_credentials' })),
+        unsupported_grant_type: async () => post(new URLSearchParams({ grant_type: 'password' })),
         target_malformed: async () => post(exchangeForm(await good(), { resource: 'not a uri' })),
         token_malformed: async () => post(exchangeForm('garbage')),
         header_forbidden: async () =>
@@ -427,8 +434,26 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
               }),
             ),
           ),
-      } satisfies Record<Exclude<Reason, 'internal_error' | 'rate_limited'>, () => Promise<Response>>;
+        dpop_proof_invalid: async () => withProof(exchangeForm(await service('svc-dpop')), await proof({ typ: 'JWT' })),
+        dpop_proof_replayed: async () => {
+          const once = await proof();
+          expect((await withProof(exchangeForm(await service('svc-dpop')), once)).status).toBe(200);
+          return withProof(exchangeForm(await service('svc-dpop')), once);
+        },
+        dpop_required: async () => post(exchangeForm(await service('svc-dpop'))),
+        dpop_not_supported: async () => withProof(githubForm(await good()), await proof()),
+        subject_token_bound: async () => post(exchangeForm(await service('svc-b', { cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } }))),
+      } satisfies Record<
+        Exclude<
+          Reason,
+          'internal_error' | 'rate_limited' | 'dpop_nonce_required' | 'token_revoked' | 'token_introspected' | 'actor_not_permitted' | 'actor_chain_too_deep'
+        >,
+        () => Promise<Response>
+      >;
       // internal_error (a bug, by definition) is driven by a broker whose policy source throws: test/node/audit-log.test.ts.
+      // dpop_nonce_required needs a broker that hands out nonces: test/suites/dpop-suite.ts reads its records on both runtimes.
+      // token_revoked and token_introspected are not exchanges: test/suites/revocation-suite.ts reads their records on both runtimes.
+      // actor_not_permitted and actor_chain_too_deep need policies with match_actor: test/suites/delegation-suite.ts reads their records.
       // rate_limited needs a broker with small limits: test/suites/limits-suite.ts finds its records on both runtimes.
 
       it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('%s', async (reason) => {

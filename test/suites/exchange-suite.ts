@@ -275,8 +275,8 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
             issuer: broker.issuer,
             token_endpoint: `${broker.issuer}/token`,
             jwks_uri: `${broker.issuer}/.well-known/jwks.json`,
-            grant_types_supported: [GRANT_TYPE],
-            token_endpoint_auth_methods_supported: ['none'],
+            grant_types_supported: [GRANT_TYPE, 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'client_credentials'],
+            token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
           });
         }
       });
@@ -467,7 +467,7 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
 
     describe('malformed requests get RFC 6749 errors and an audit record, never a 5xx', () => {
       it('refuses a wrong or missing grant_type', async () => {
-        await refused(new URLSearchParams({ grant_type: 'client_credentials', subject_token: 'a.b.c', subject_token_type: ID_TOKEN }), {
+        await refused(new URLSearchParams({ grant_type: 'password', subject_token: 'a.b.c', subject_token_type: ID_TOKEN }), {
           error: 'unsupported_grant_type',
           reason: 'unsupported_grant_type',
         });
@@ -475,11 +475,13 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused('', { error: 'invalid_request', reason: 'malformed_request' });
       });
 
-      it('refuses repeated single-valued parameters, bad token types and delegation', async () => {
+      it('refuses repeated single-valued parameters, bad token types, and delegation no policy takes', async () => {
         const token = await good();
         await refused(exchangeForm(token, { subject_token: token }), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token).toString().replace(encodeURIComponent(ID_TOKEN), 'saml2'), { error: 'invalid_request', reason: 'malformed_request' });
-        await refused(exchangeForm(token, { actor_token: token, actor_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'malformed_request' });
+        // No policy here has match_actor, so none grants a request with an actor (test/suites/delegation-suite.ts has those that do).
+        await refused(exchangeForm(token, { actor_token: token, actor_token_type: ID_TOKEN }), { error: 'invalid_request', reason: 'no_policy_matched' });
+        await refused(exchangeForm(token, { actor_token: token }), { error: 'invalid_request', reason: 'malformed_request' });
         await refused(exchangeForm(token, { requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }), {
           error: 'invalid_request',
           reason: 'malformed_request',

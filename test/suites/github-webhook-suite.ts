@@ -52,12 +52,13 @@ grant:
 `;
 }
 
-/** A GitHub token for jobs on the release branch (the policy repository's installation is the only one). */
+/** A GitHub token, or a keyway token, for jobs on the release branch (the policy repository's installation is the only one). */
 function githubPolicy(issuer: string): string {
   return `version: 1
 issuer: { kind: github, url: "${issuer}" }
 match: { repository_id: "734201", ref: refs/heads/release }
 grant:
+  audience: https://release.acme.dev
   github: { repositories: [${OWNER}/keyway-policies], permissions: { contents: read } }
   ttl: 10m
 `;
@@ -159,7 +160,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
           'deploy.yaml': deployPolicy(ci.url, 'production'),
           'guard.yaml': guardPolicy(ci.url),
           'github/read.yaml': githubPolicy(ci.url),
-          'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE]),
+          'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE, 'tokens:introspect']),
         },
         {
           settings: {
@@ -460,7 +461,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       });
       expect((await deliver({ event: 'workflow_job', payload: job(run, 'in_progress') })).body['status']).toBe('ignored');
       const completed = await deliver({ event: 'workflow_job', payload: job(run, 'completed') });
-      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `1 GitHub tokens of run ${run} revoked` } });
+      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `1 GitHub tokens and 0 keyway tokens of run ${run} revoked` } });
       // The revocation runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL.
       for (let attempt = 0; attempt < 50 && (await state(finishing))?.revoked !== true; attempt += 1) {
         await broker.auditUpkeep();
@@ -468,6 +469,38 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       }
       expect(await state(finishing)).toMatchObject({ revoked: true });
       expect(await state(other)).toMatchObject({ revoked: false });
+    });
+
+    it("revokes the keyway tokens of a run when its workflow job completes, and no other run's", async () => {
+      const keywayToken = async (runId: string) => {
+        const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId }))));
+        expect(result.status).toBe(200);
+        return result.body['access_token'] as string;
+      };
+      const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);
+      const [first, second, other] = [await keywayToken(String(run)), await keywayToken(String(run)), await keywayToken(String(run + 1))];
+      const introspector = await auditorToken(broker, people, 'olga@acme.dev', 'tokens:introspect');
+      const active = async (token: string) => {
+        const response = await broker.request('/introspect', {
+          method: 'POST',
+          body: new URLSearchParams({ token }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${introspector}` },
+        });
+        expect(response.status).toBe(200);
+        return ((await response.json()) as { active: boolean }).active;
+      };
+      expect(await active(first)).toBe(true);
+      const completed = await deliver({
+        event: 'workflow_job',
+        payload: {
+          action: 'completed',
+          workflow_job: { id: 2, run_id: run, run_attempt: 1, status: 'completed', conclusion: 'success', name: 'release' },
+          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+          installation: { id: 71 },
+        },
+      });
+      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens of run ${run} revoked` } });
+      expect([await active(first), await active(second), await active(other)]).toEqual([false, false, true]);
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {

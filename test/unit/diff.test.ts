@@ -119,6 +119,20 @@ describe('diffPolicies', () => {
     ).toBe('edited');
   });
 
+  it('shows delegation and DPoP edits: match_actor changed, require_dpop off widens and on narrows', () => {
+    const actor = DEPLOY.replace('grant:', 'match_actor: { sub: orchestrator }\ngrant:');
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': actor })[0]).toMatchObject({
+      status: 'changed',
+      changes: [{ what: 'match_actor: undefined → {"sub":"orchestrator"}', access: 'changed' }],
+    });
+    const bound = DEPLOY.replace('  ttl: 10m', '  ttl: 10m\n  require_dpop: true');
+    expect(diff({ 'd.yaml': bound }, { 'd.yaml': DEPLOY })[0]).toMatchObject({
+      status: 'widened',
+      changes: [{ what: 'grant.require_dpop: true → false', access: 'widened' }],
+    });
+    expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': bound })[0]?.status).toBe('narrowed');
+  });
+
   it('calls a description edit an edit, without effect on access', () => {
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('description: deploy', 'description: deploy acme/api') })).toEqual([
       { id: 'd', status: 'edited', access: 'none', changes: [{ what: 'description: "deploy" → "deploy acme/api"', access: 'none' }] },

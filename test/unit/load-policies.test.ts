@@ -100,6 +100,11 @@ describe('loading policies', () => {
       /match: expected a map/,
     ],
     ['grant.claims written as a list', GOOD.replace('  scopes', '  claims: ["{repository}"]\n  scopes'), /grant.claims: expected a map/],
+    [
+      'require_dpop beside a GitHub token, which cannot be bound to a key',
+      GOOD.replace('  scopes', '  require_dpop: true\n  github: { repositories: [acme/api], permissions: { contents: read } }\n  scopes'),
+      /require_dpop cannot go with grant.github/,
+    ],
   ])('rejects %s', (_name, text, message) => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
   });
@@ -120,6 +125,14 @@ describe('loading policies', () => {
     const gitlab = GOOD.replace('issuer: github', 'issuer: { kind: gitlab, url: "https://gitlab.acme.dev" }').replace('repository_id', 'project_id');
     const set = loadPolicies(toFiles({ 'p.yaml': gitlab }), OPTIONS);
     expect(set.issuer('https://gitlab.acme.dev')?.preset.requiredClaims).toContain('job_id');
+  });
+
+  it('reads grant.require_dpop, off unless set', () => {
+    const [plain, bound] = ['', '  require_dpop: true\n'].map((line) =>
+      loadPolicies(toFiles({ 'p.yaml': GOOD.replace('  scopes', `${line}  scopes`) }), OPTIONS),
+    );
+    expect(plain?.policies[0]?.grant?.requireDpop).toBe(false);
+    expect(bound?.policies[0]?.grant?.requireDpop).toBe(true);
   });
 
   it('rejects two policies with one id', () => {

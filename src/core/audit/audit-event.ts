@@ -23,6 +23,8 @@ export interface AuditEvent {
     readonly user_agent?: string;
     readonly audience?: readonly string[];
     readonly scope?: readonly string[];
+    /** The grant, when it was not token exchange: the RFC 7523 JWT bearer grant, or client credentials with a client assertion. */
+    readonly grant_type?: string;
   };
   readonly subject_token?: {
     readonly sha256: string;
@@ -30,6 +32,12 @@ export interface AuditEvent {
     /** `iss` and `sub` as the token claimed them, recorded whether or not it verified. */
     readonly claimed_iss?: string;
     readonly claimed_sub?: string;
+  };
+  /** The actor of a delegated exchange (RFC 8693 `actor_token`): its hash, and once verified its issuer and subject. */
+  readonly actor?: {
+    readonly sha256: string;
+    readonly issuer?: string;
+    readonly subject?: string;
   };
   /** Set only when the subject token verified. */
   readonly issuer?: string;
@@ -52,6 +60,8 @@ export interface AuditEvent {
     readonly scope: readonly string[];
     /** Seconds since the epoch. */
     readonly exp: number;
+    /** The RFC 7638 thumbprint of the DPoP key the token is bound to (`cnf.jkt`), when it is. */
+    readonly cnf_jkt?: string;
   };
   /** A GitHub installation token issued (never the token: its SHA-256). */
   readonly github?: {

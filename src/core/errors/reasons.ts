@@ -19,7 +19,10 @@ export const REASONS = {
   method_not_allowed: { decision: 'malformed', description: 'the token endpoint only accepts POST' },
   unsupported_media_type: { decision: 'malformed', description: 'the request body must be application/x-www-form-urlencoded' },
   request_too_large: { decision: 'malformed', description: 'the request body is too large' },
-  unsupported_grant_type: { decision: 'malformed', description: 'grant_type must be urn:ietf:params:oauth:grant-type:token-exchange' },
+  unsupported_grant_type: {
+    decision: 'malformed',
+    description: 'grant_type must be urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:jwt-bearer or client_credentials',
+  },
   target_malformed: { decision: 'malformed', description: 'resource must be an absolute URI without a fragment' },
   token_malformed: { decision: 'malformed', description: 'the subject token is not a well-formed signed JWT' },
 
@@ -62,9 +65,22 @@ export const REASONS = {
     description: "the GitHub organization permission is not on the broker's allowlist (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS)",
   },
   github_owner_mismatch: { decision: 'denied', description: 'the GitHub account is not the one the policy pins by id' },
+  dpop_proof_invalid: { decision: 'denied', description: 'the DPoP proof is not valid for this request' },
+  dpop_proof_replayed: { decision: 'denied', description: 'the DPoP proof was already used; make a new proof for every request' },
+  dpop_nonce_required: { decision: 'denied', description: 'the DPoP proof must carry the nonce from the DPoP-Nonce header of this answer' },
+  dpop_required: { decision: 'denied', description: 'the granting policy requires a DPoP proof' },
+  dpop_not_supported: { decision: 'denied', description: 'a GitHub installation token cannot be bound to a DPoP key; send no DPoP proof for it' },
+  token_revoked: { decision: 'granted', description: 'the keyway token was revoked (RFC 7009)' },
+  token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
+  actor_not_permitted: { decision: 'denied', description: "the subject token's may_act does not name the actor" },
+  actor_chain_too_deep: { decision: 'denied', description: 'the chain of actors (act) is deeper than keyway accepts' },
+  subject_token_bound: {
+    decision: 'denied',
+    description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',
+  },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;
 
-/** Every reason but `granted`: why no token was issued. */
-export type Refusal = Exclude<Reason, 'granted'>;
+/** Every reason whose decision is not `granted`: why no token was issued. */
+export type Refusal = { [K in Reason]: (typeof REASONS)[K]['decision'] extends 'granted' ? never : K }[Reason];

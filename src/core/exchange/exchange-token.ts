@@ -4,7 +4,8 @@ import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import { pooledRandom } from '../audit/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
-import { verifySubjectToken } from '../verify/verify-subject-token.ts';
+import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
+import { actorClaim } from './rfc8693-delegation.ts';
 import type { Logger } from '../log.ts';
 import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
@@ -15,7 +16,8 @@ import { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
-import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.ts';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './token-exchange-request.ts';
+import { parseTokenRequest } from './rfc7523-grants.ts';
 import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
@@ -23,6 +25,8 @@ import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } fro
 import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
+import type { DpopNonces } from '../dpop/dpop-nonce.ts';
+import { bindingFor, claimProof, verifyTokenRequestProof } from './dpop-binding.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -45,6 +49,8 @@ export interface ExchangeDeps {
   readonly repositoryPolicies?: RepositoryPolicies;
   /** Verifying and signing tokens: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
   readonly crypto?: JwtCrypto;
+  /** RFC 9449 server nonces (KEYWAY_DPOP_NONCE_KEY); undefined when DPoP proofs need none. */
+  readonly dpopNonces?: DpopNonces;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -54,14 +60,15 @@ export interface RequestContext {
   readonly userAgent: string | undefined;
 }
 
-/** The form body, or the reason the HTTP layer refused it before parsing. */
-export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refused: ExchangeError };
+/** The form body and the `DPoP` header (RFC 9449), or the reason the HTTP layer refused the request before parsing. */
+export type ExchangeInput = { readonly form: URLSearchParams; readonly dpopProof?: string } | { readonly refused: ExchangeError };
 
 /** The answer fields of a granted exchange (RFC 8693 §2.2.1), as the caller receives them. */
 export interface IssuedToken {
   readonly access_token: string;
   readonly issued_token_type: string;
-  readonly token_type: 'Bearer';
+  /** `DPoP` when the token is bound to the key of the request's DPoP proof (`cnf.jkt`). */
+  readonly token_type: 'Bearer' | 'DPoP';
   readonly expires_in: number;
   readonly scope: string;
 }
@@ -118,7 +125,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   let settled: { readonly granted: Granted } | { readonly failure: ExchangeError };
   try {
     if ('refused' in input) throw input.refused;
-    settled = { granted: await grantOrThrow(deps, input.form, now, event) };
+    settled = { granted: await grantOrThrow(deps, input, now, event) };
   } catch (error) {
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
     if (failure.reason === 'internal_error') {
@@ -186,8 +193,8 @@ interface Granted {
   readonly revoke?: () => Promise<void>;
 }
 
-async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: number, event: Draft): Promise<Granted> {
-  const request = parseTokenExchangeRequest(form);
+async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { form: URLSearchParams }>, now: number, event: Draft): Promise<Granted> {
+  const request = parseTokenRequest(input.form);
   const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
@@ -196,11 +203,13 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     : undefined;
   event.request = {
     ...event.request,
+    ...(request.grantType === TOKEN_EXCHANGE_GRANT ? {} : { grant_type: request.grantType }),
     ...(request.audiences.length > 0 ? { audience: request.audiences } : {}),
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
   event.subject_token = describeSubjectToken(request.subjectToken, crypto);
+  const proof = await verifyTokenRequestProof(input.dpopProof, { tokenEndpoint: `${deps.issuer}/token`, now, nonces: deps.dpopNonces });
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
@@ -217,12 +226,14 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
+  const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
+  const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const caller = { issuer: event.issuer, subject: event.subject };
   const policies =
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
-  const accessRequest = github === undefined ? request : { ...request, github };
+  const accessRequest = { ...request, ...(github === undefined ? {} : { github }), ...(actor === undefined ? {} : { actor: actor.claims }) };
   const decision = decide(policies, verified, accessRequest);
   event.policy = {
     candidates: decision.trace.candidates,
@@ -236,6 +247,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
   }
 
   const { grant } = decision;
+  const binding = bindingFor(proof, verified.claims, { requireDpop: grant.policy.grant?.requireDpop === true, github: grant.github !== undefined });
+  if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) {
     await claimSingleUse(request.subjectToken, verified, {
       guard: deps.replay,
@@ -253,16 +266,25 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     source: { iss: verified.issuer.url, sub: String(verified.claims.sub) },
     now,
     crypto,
+    ...(binding === undefined ? {} : { confirmation: binding }),
+    ...(act === undefined ? {} : { actor: act }),
   });
   event.policy = { ...event.policy, granted_by: grant.policy.id };
-  event.issued = { jti: minted.jti, sub: grant.subject, aud: grant.audiences, scope: grant.scopes, exp: minted.expiresAt };
+  event.issued = {
+    jti: minted.jti,
+    sub: grant.subject,
+    aud: grant.audiences,
+    scope: grant.scopes,
+    exp: minted.expiresAt,
+    ...(binding === undefined ? {} : { cnf_jkt: binding.jkt }),
+  };
   event.decision = 'granted';
   event.reason = 'granted';
   return {
     token: {
       access_token: minted.token,
       issued_token_type: TOKEN_TYPE.accessToken,
-      token_type: 'Bearer',
+      token_type: binding === undefined ? 'Bearer' : 'DPoP',
       expires_in: minted.expiresAt - minted.issuedAt,
       scope: grant.scopes.join(' '),
     },
@@ -318,6 +340,20 @@ async function issueGitHubToken(
     },
     revoke: minted.revokeNow,
   };
+}
+
+/** The actor token of a delegated request, verified as a subject token is; its refusals name it. */
+async function verifyActor(token: string, issuers: PolicySet, now: number, crypto: JwtCrypto, deps: ExchangeDeps, event: Draft): Promise<VerifiedSubjectToken> {
+  event.actor = { sha256: crypto.sha256Hex(token) };
+  let verified: VerifiedSubjectToken;
+  try {
+    verified = await verifySubjectToken(token, { issuers, jwks: deps.jwks, now, clockToleranceSeconds: deps.clockToleranceSeconds, crypto });
+  } catch (error) {
+    if (!(error instanceof ExchangeError)) throw error;
+    throw new ExchangeError(error.reason, `actor_token: ${error.message}`, { public: error.detailIsPublic, cause: error });
+  }
+  event.actor = { ...event.actor, issuer: verified.issuer.url, subject: String(verified.claims.sub) };
+  return verified;
 }
 
 function describeSubjectToken(token: string, crypto: JwtCrypto): NonNullable<AuditEvent['subject_token']> {

@@ -29,6 +29,8 @@ export interface TokenExchangeRequest {
   /** Requested scopes, or undefined when the caller asked for the policy's default. */
   readonly scopes: readonly string[] | undefined;
   readonly requestedTokenType: string;
+  /** RFC 8693 delegation: the token of the party acting for the subject (`actor_token`), verified as a subject token is. */
+  readonly actorToken?: string;
 }
 
 const SINGLE_VALUED = ['grant_type', 'subject_token', 'subject_token_type', 'scope', 'requested_token_type', 'actor_token', 'actor_token_type'] as const;
@@ -73,8 +75,15 @@ export function parseTokenExchangeRequest(form: URLSearchParams): TokenExchangeR
     throw malformed(`subject_token_type must be ${TOKEN_TYPE.idToken} or ${TOKEN_TYPE.jwt}`);
   }
 
-  if (single.has('actor_token') || single.has('actor_token_type')) {
-    throw malformed('delegation (actor_token) is not supported');
+  const actorToken = single.get('actor_token');
+  const actorTokenType = single.get('actor_token_type');
+  if ((actorToken === undefined) !== (actorTokenType === undefined)) throw malformed('actor_token and actor_token_type go together');
+  if (actorTokenType !== undefined && actorTokenType !== TOKEN_TYPE.idToken && actorTokenType !== TOKEN_TYPE.jwt) {
+    throw malformed(`actor_token_type must be ${TOKEN_TYPE.idToken} or ${TOKEN_TYPE.jwt}`);
+  }
+  if (actorToken !== undefined && actorToken.length > REQUEST_LIMITS.subjectTokenBytes) throw malformed('actor_token is too large');
+  if (actorToken !== undefined && !COMPACT_JWS.test(actorToken)) {
+    throw new ExchangeError('token_malformed', 'actor_token is not a compact JWS', { public: true });
   }
 
   const requestedTokenType = single.get('requested_token_type') ?? TOKEN_TYPE.accessToken;
@@ -88,6 +97,7 @@ export function parseTokenExchangeRequest(form: URLSearchParams): TokenExchangeR
     audiences: parseTargets(form),
     scopes: parseScope(single.get('scope')),
     requestedTokenType,
+    ...(actorToken === undefined ? {} : { actorToken }),
   };
 }
 

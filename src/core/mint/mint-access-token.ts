@@ -23,6 +23,16 @@ export interface MintInput {
   readonly now: number;
   /** What signs: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
   readonly crypto?: JwtCrypto;
+  /** RFC 9449 §6: the key the token is bound to, by its RFC 7638 thumbprint (`cnf.jkt`). */
+  readonly confirmation?: { readonly jkt: string };
+  /** RFC 8693 §4.1: who acts for the subject, prior actors nested inside. */
+  readonly actor?: ActorClaim;
+}
+
+export interface ActorClaim {
+  readonly iss?: string;
+  readonly sub: string;
+  readonly act?: ActorClaim;
 }
 
 export interface MintedAccessToken {
@@ -55,6 +65,8 @@ export async function mintAccessToken(input: MintInput): Promise<MintedAccessTok
     nbf: iat,
     exp,
     jti,
+    ...(input.confirmation === undefined ? {} : { cnf: { jkt: input.confirmation.jkt } }),
+    ...(input.actor === undefined ? {} : { act: input.actor }),
   };
   const token = await (input.crypto ?? JOSE_JWT_CRYPTO).sign({ alg: input.key.alg, typ: 'at+jwt', kid: input.key.kid }, payload, input.key);
   return { token, jti, issuedAt: iat, expiresAt: exp };

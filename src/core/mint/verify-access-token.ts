@@ -1,5 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { KeywayError } from '../errors/keyway-error.ts';
+import { dpopProofKey, DpopProofError, verifyDpopProof } from '../dpop/dpop-proof.ts';
+import { MemoryDpopReplayStore, type DpopReplayStore } from '../dpop/dpop-replay.ts';
 
 export interface VerifyAccessTokenOptions {
   /** The keyway broker's issuer URL (its KEYWAY_ISSUER). */
@@ -12,6 +14,28 @@ export interface VerifyAccessTokenOptions {
   readonly keys?: JWTVerifyGetKey;
   /** Seconds of clock skew tolerated; default 30. */
   readonly clockToleranceSeconds?: number;
+  /** Where accepted DPoP proofs are remembered so each is good once. Default: this process's memory (one store for every call). */
+  readonly dpopReplay?: DpopReplayStore;
+  /** Ask the broker (RFC 7662 `POST /introspect`) whether the token was revoked; without it, revocation is not seen here. */
+  readonly revocation?: RevocationCheck;
+}
+
+/** How `verifyAccessToken` learns of revocations: introspection at the broker, its "active" answers cached for a short while. */
+export interface RevocationCheck {
+  /** A keyway token for this broker (`aud` its issuer) with scope `tokens:introspect`, this service's own. */
+  readonly credential: () => string | Promise<string>;
+  /** How long an "active" answer is reused, so a revocation is seen within this delay; default 30, 0 asks every time. */
+  readonly cacheSeconds?: number;
+  readonly fetch?: typeof fetch;
+}
+
+/** How a DPoP-bound token was presented (RFC 9449 §7): `Authorization: DPoP <token>` and the `DPoP` proof header. */
+export interface DpopPresentation {
+  /** The request's `DPoP` header; undefined when it had none. */
+  readonly proof: string | undefined;
+  readonly method: string;
+  /** The request URL as the client addressed it: behind a proxy, the external one. */
+  readonly url: string;
 }
 
 export interface KeywayAccessToken extends JWTPayload {
@@ -23,9 +47,9 @@ export interface KeywayAccessToken extends JWTPayload {
   readonly exp: number;
 }
 
-export type AccessTokenErrorCode = 'invalid_token' | 'insufficient_scope';
+export type AccessTokenErrorCode = 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof';
 
-/** An RFC 6750 error: `invalid_token` (401) or `insufficient_scope` (403). */
+/** An RFC 6750 error: `invalid_token` (401) or `insufficient_scope` (403); or RFC 9449's `invalid_dpop_proof` (401). */
 export class AccessTokenError extends KeywayError {
   override readonly name = 'AccessTokenError';
   readonly code: AccessTokenErrorCode;
@@ -37,6 +61,10 @@ export class AccessTokenError extends KeywayError {
 }
 
 const remoteKeys = new Map<string, JWTVerifyGetKey>();
+const defaultDpopReplay = new MemoryDpopReplayStore();
+/** `issuer jti` → when (ms) the broker last answered "active"; each verifier reuses it for its own `cacheSeconds`. */
+const activeAt = new Map<string, number>();
+const ACTIVE_CACHE_SWEEP_AT = 10_000;
 
 function brokerKeys(issuer: string): JWTVerifyGetKey {
   let keys = remoteKeys.get(issuer);
@@ -49,9 +77,12 @@ function brokerKeys(issuer: string): JWTVerifyGetKey {
 
 /**
  * RFC 9068 §4 validation of a keyway access token: `typ` at+jwt, exact `iss`, `aud` containing
- * ours, ES256 signature from the broker's keys, `exp`, then every required scope.
+ * ours, ES256 signature from the broker's keys, `exp`, then every required scope. A token bound
+ * to a DPoP key (`cnf.jkt`) is accepted only with `dpop`, the presentation of RFC 9449 §7: a proof
+ * of this request, with `ath` of this token, signed by that key and not seen before. A bound token
+ * without it (sent as a Bearer token) is refused, and so is an unbound one presented as DPoP.
  */
-export async function verifyAccessToken(token: string, options: VerifyAccessTokenOptions): Promise<KeywayAccessToken> {
+export async function verifyAccessToken(token: string, options: VerifyAccessTokenOptions, dpop?: DpopPresentation): Promise<KeywayAccessToken> {
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, options.keys ?? brokerKeys(options.issuer), {
@@ -66,8 +97,58 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     if (error instanceof errors.JOSEError) throw new AccessTokenError('invalid_token', error.message, { cause: error });
     throw error;
   }
+  await checkBinding(token, payload['cnf'], dpop, options.dpopReplay ?? defaultDpopReplay);
+  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
   if (missing.length > 0) throw new AccessTokenError('insufficient_scope', `the token lacks scope ${missing.join(' ')}`);
   return payload as KeywayAccessToken;
+}
+
+async function checkBinding(token: string, cnf: unknown, dpop: DpopPresentation | undefined, replay: DpopReplayStore): Promise<void> {
+  if (cnf === undefined && dpop === undefined) return;
+  const jkt = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
+  if (dpop === undefined) throw new AccessTokenError('invalid_token', 'the token is bound to a DPoP key: send it as Authorization: DPoP with a proof');
+  if (jkt === undefined) throw new AccessTokenError('invalid_token', 'the token is not bound to a DPoP key: send it as a Bearer token');
+  if (dpop.proof === undefined) throw new AccessTokenError('invalid_dpop_proof', 'a DPoP-bound token needs a DPoP proof header');
+  const now = Date.now();
+  let proof;
+  try {
+    proof = await verifyDpopProof(dpop.proof, { method: dpop.method, url: dpop.url, now, accessToken: token });
+  } catch (error) {
+    if (error instanceof DpopProofError) throw new AccessTokenError('invalid_dpop_proof', error.message, { cause: error });
+    throw error;
+  }
+  if (proof.jkt !== jkt) throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof is signed by another key than the token is bound to');
+  if (!(await replay.claim(dpopProofKey(proof), proof.acceptedUntil, now))) throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
+}
+
+/** Fails closed: an introspection that does not answer `active: true` refuses the token. */
+async function checkNotRevoked(token: string, jti: string, issuer: string, check: RevocationCheck): Promise<void> {
+  const key = `${issuer} ${jti}`;
+  const now = Date.now();
+  const maxAgeMs = (check.cacheSeconds ?? 30) * 1000;
+  if (now - (activeAt.get(key) ?? Number.NEGATIVE_INFINITY) < maxAgeMs) return;
+  let active: unknown;
+  try {
+    const response = await (check.fetch ?? fetch)(`${issuer}/introspect`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await check.credential()}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+    });
+    if (!response.ok) throw new Error(`the broker answered ${response.status}`);
+    ({ active } = (await response.json()) as { active?: unknown });
+  } catch (error) {
+    throw new AccessTokenError(
+      'invalid_token',
+      `whether the token was revoked could not be checked: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (active !== true) throw new AccessTokenError('invalid_token', 'the token was revoked');
+  // Entries older than any sensible delay (an hour) are dropped once the map grows.
+  if (activeAt.size >= ACTIVE_CACHE_SWEEP_AT) for (const [seen, at] of activeAt) if (now - at > 3600_000) activeAt.delete(seen);
+  activeAt.set(key, now);
 }

@@ -14,6 +14,8 @@ export interface AccessRequest {
   readonly scopes: readonly string[] | undefined;
   /** Present when the caller asks for a GitHub installation token rather than a keyway JWT. */
   readonly github?: GitHubAccessRequest;
+  /** The verified claims of the actor token of a delegated request (RFC 8693), for `match_actor`. */
+  readonly actor?: Readonly<Record<string, unknown>>;
 }
 
 /** What a caller asks of `grant.github`. */
@@ -149,7 +151,7 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
 }
 
 function evaluate(policy: Policy, token: SubjectClaims, request: AccessRequest): PolicyEvaluation {
-  const match = matchPolicy(policy, token.claims);
+  const match = matchPolicy(policy, token.claims, request.actor);
   if (!match.matched || policy.grant === undefined) return match;
   return { ...match, grant: issue(policy, policy.grant, token, request) };
 }

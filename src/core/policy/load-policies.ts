@@ -275,6 +275,17 @@ function compilePolicy(
     }
   }
 
+  // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding.
+  const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
+  for (const [key, written] of Object.entries(data.match_actor ?? {})) {
+    try {
+      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, 'exact'), fold: 'exact' });
+    } catch (error) {
+      if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
+      fail(error.message, ['match_actor', key]);
+    }
+  }
+
   if (preset.fixedAudience !== undefined && data.subject_audience !== undefined && data.subject_audience !== preset.fixedAudience) {
     fail(`subject_audience: ${preset.name} tokens always carry aud ${preset.fixedAudience}, which the job cannot change`, ['subject_audience']);
   }
@@ -306,6 +317,7 @@ function compilePolicy(
     subjectAudience: data.subject_audience ?? preset.fixedAudience ?? options.brokerIssuer,
     singleUse: preset.singleUse || data.single_use === true,
     conditions,
+    actorConditions,
     grant,
     diagnostics,
   };
@@ -357,7 +369,7 @@ function compileGrant(
   if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
   }
-  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims };
+  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims, requireDpop: grant.require_dpop === true };
 }
 
 /** `grant.github`: every repository under one owner, each named once. */

@@ -40,6 +40,8 @@ export interface Grant {
   readonly ttlSeconds: number;
   readonly subject: Template | undefined;
   readonly claims: ReadonlyMap<string, Template>;
+  /** `grant.require_dpop`: refuse a request without a DPoP proof; the issued token is bound to its key. */
+  readonly requireDpop: boolean;
 }
 
 /** A trust policy as the broker evaluates it: plain data, checked in one place (`decide`). */
@@ -56,6 +58,8 @@ export interface Policy {
   /** The first exchange this policy grants for a token claims it; later ones are refused as `replayed`. */
   readonly singleUse: boolean;
   readonly conditions: readonly ClaimCondition[];
+  /** `match_actor`: what the actor of a delegated request must be; undefined when the policy takes no actor. */
+  readonly actorConditions: readonly ClaimCondition[] | undefined;
   readonly grant: Grant | undefined;
   /** What a refused caller learns when this is the closest allow policy: its own `diagnostics`, else its issuer's. */
   readonly diagnostics: Diagnostics;
@@ -87,7 +91,7 @@ export interface PolicyMatch {
  * for the policy's subject audience, and every `match` line must hold. The only place a
  * policy's lines are evaluated; decisions, explain and tests all read its outcome.
  */
-export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>): PolicyMatch {
+export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>, actor?: Readonly<Record<string, unknown>>): PolicyMatch {
   const audience = claims['aud'];
   const lines: LineOutcome[] = [
     { key: 'subject_audience', written: policy.subjectAudience, actual: audience, held: audienceIncludes(audience, policy.subjectAudience) },
@@ -95,6 +99,15 @@ export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unkn
   for (const condition of policy.conditions) {
     const actual = condition.read(claims);
     lines.push({ key: condition.key, written: condition.written, actual, held: condition.matcher.test(actual) });
+  }
+  // Deny by default for delegation: an allow policy that names no actor grants no request with one. A deny policy
+  // without match_actor still applies, actor or not, so an actor_token can never slip past a guardrail.
+  if (policy.actorConditions === undefined && actor !== undefined && policy.effect === 'allow') {
+    lines.push({ key: 'match_actor', written: 'absent', actual: actor['sub'], held: false });
+  }
+  for (const condition of policy.actorConditions ?? []) {
+    const actual = actor === undefined ? undefined : condition.read(actor);
+    lines.push({ key: `match_actor.${condition.key}`, written: condition.written, actual, held: actor !== undefined && condition.matcher.test(actual) });
   }
   return { policy, lines, matched: lines.every((line) => line.held) };
 }

@@ -202,8 +202,18 @@ export const GrantSchema = v.pipe(
         v.description('extra claims of the issued token, each a template over the verified claims'),
       ),
     ),
+    require_dpop: v.optional(
+      v.pipe(
+        v.boolean(),
+        v.description('true: the request must carry a DPoP proof (RFC 9449) and the issued token is bound to its key (cnf.jkt); not with github'),
+      ),
+    ),
   }),
   v.check((grant) => grant.audience !== undefined || grant.github !== undefined, 'a grant needs an audience, a github token, or both'),
+  v.check(
+    (grant) => grant.require_dpop !== true || grant.github === undefined,
+    'grant.require_dpop cannot go with grant.github: a GitHub token cannot be bound to a key',
+  ),
   v.description('what an allow policy issues; absent on deny policies'),
 );
 
@@ -258,6 +268,15 @@ export const PolicySchema = v.pipe(
         v.boolean(),
         v.description(
           'true: each subject token is good for one granted exchange; a replay is refused until it expires. Forced by presets whose tokens are accepted elsewhere (azure-devops)',
+        ),
+      ),
+    ),
+    match_actor: v.optional(
+      v.pipe(
+        mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
+        v.minEntries(1, 'match_actor needs at least one claim of the actor token'),
+        v.description(
+          'RFC 8693 delegation: claim → matcher over the verified actor_token (its iss included). An allow policy without it grants no request that carries an actor_token',
         ),
       ),
     ),

@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
-import { TOKEN_EXCHANGE_GRANT } from '../../core/exchange/token-exchange-request.ts';
+import { GRANT_TYPES } from '../../core/exchange/rfc7523-grants.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../../core/mint/key-life-cycle.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { DPOP_ALGORITHMS } from '../../core/dpop/dpop-proof.ts';
 
 /** RFC 8414 authorization server metadata (also at the OpenID Connect discovery path) and the JWKS downstream services verify with. */
 export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: () => KeyRing }): Hono {
@@ -11,9 +12,10 @@ export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: 
     issuer,
     token_endpoint: `${issuer}/token`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
-    grant_types_supported: [TOKEN_EXCHANGE_GRANT],
-    token_endpoint_auth_methods_supported: ['none'],
+    grant_types_supported: [...GRANT_TYPES],
+    token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
     response_types_supported: [],
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
   };
   routes.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
   routes.get('/.well-known/openid-configuration', (c) => c.json(metadata));

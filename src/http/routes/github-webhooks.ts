@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
+import type { EndedRun } from '../../features/github/webhooks/revoke-run-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 
 /** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */
@@ -18,6 +19,8 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly installationChanged?: (owner: string) => void;
   /** A workflow job completed: revoke the GitHub tokens minted for its run (by `repository_id` and `run_id`). Resolves to how many. */
   readonly jobCompleted?: (run: { readonly repositoryId: string; readonly runId: string }) => Promise<number>;
+  /** Revokes the keyway access tokens granted to a run's jobs (`workflow_job` completed); returns how many. */
+  readonly runEnded?: (run: EndedRun) => Promise<number>;
 }
 
 type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
@@ -56,12 +59,14 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       }),
     installation: async ({ payload }) => installation(accountLogin(payload.installation.account)),
     installation_repositories: async ({ payload }) => installation(accountLogin(payload.installation.account)),
-    workflow_job: async ({ payload }) => {
+    workflow_job: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
-      if (deps.jobCompleted === undefined) return { handled: false, detail: 'no GitHub tokens are minted here' };
+      if (deps.jobCompleted === undefined && deps.runEnded === undefined) return { handled: false, detail: 'no tokens are revoked here' };
       const job = payload.workflow_job;
-      const revoked = await deps.jobCompleted({ repositoryId: String(payload.repository.id), runId: String(job.run_id) });
-      return { handled: true, detail: `${revoked} GitHub tokens of run ${job.run_id} revoked` };
+      const run = { repository: payload.repository.full_name, repositoryId: String(payload.repository.id), runId: String(job.run_id), deliveryId: id };
+      const github = deps.jobCompleted === undefined ? [] : [`${await deps.jobCompleted(run)} GitHub tokens`];
+      const keyway = deps.runEnded === undefined ? [] : [`${await deps.runEnded(run)} keyway tokens`];
+      return { handled: true, detail: `${[...github, ...keyway].join(' and ')} of run ${job.run_id} revoked` };
     },
   };
 }

@@ -42,7 +42,11 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
     const result = await exchangeToken(deps.exchange, input, context);
     const response = oauthResponse(result.answer, result.recorded?.event.id);
     deps.answered(c, { context, result, status: response.status, seconds: (performance.now() - started) / 1000 });
-    return c.json(response.body, response.status, response.headers);
+    // RFC 9449 §8: every answer hands out the current nonce, so a client learns it from its first refusal or keeps it fresh.
+    const nonces = deps.exchange.dpopNonces;
+    const headers: Record<string, string> =
+      nonces === undefined ? { ...response.headers } : { ...response.headers, 'DPoP-Nonce': nonces.current(deps.exchange.now()) };
+    return c.json(response.body, response.status, headers);
   };
   const refuse = (reason: Refusal, detail: string) => ({ refused: new ExchangeError(reason, detail, { public: true }) });
 
@@ -57,7 +61,10 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
       if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) {
         return respond(c, refuse('unsupported_media_type', 'the request body must be application/x-www-form-urlencoded'));
       }
-      return respond(c, { form: new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())) });
+      const form = new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer()));
+      // Several DPoP headers arrive joined by commas, which no compact JWS holds: refused as malformed proofs.
+      const dpopProof = c.req.header('dpop');
+      return respond(c, { form, ...(dpopProof === undefined ? {} : { dpopProof }) });
     },
   );
   routes.all('/token', (c) => respond(c, refuse('method_not_allowed', 'the token endpoint only accepts POST')));

@@ -35,6 +35,8 @@ import type { LivePolicySet } from '../../features/github/repository-policies/li
 import type { NodeBrokerConfig } from '../../config/node-config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
+import { revocationList } from '../../core/revocation/revocation-list.ts';
+import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { readPolicyDirectory } from '../../storage/read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../storage/sqlite-file.ts';
@@ -203,6 +205,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     );
     revocationTimer = timer;
   }
+  // Revocations are claims made on the writer thread; whether one stands is read on this thread's connection.
+  const revocationReads = new SqliteReplayGuard(db);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -217,6 +221,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         task.catch((error: unknown) => log.error('background task failed', { error: String(error) })),
       ),
     replay: writerThreadReplayGuard(audit),
+    revocations: revocationList(writerThreadReplayGuard(audit), (key, at) => revocationReads.holds(key, at)),
     clientIp,
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,

@@ -1,5 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../../core/replay/replay-guard.ts';
+import { revocationList, type RevocationList } from '../../core/revocation/revocation-list.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
@@ -26,6 +27,10 @@ export class ReplayGuardState extends DurableObject<WorkerEnv> implements Replay
   claim(claim: ReplayClaim): Promise<ReplayClaimResult> {
     return this.#guard.claim(claim);
   }
+
+  holds(key: string, now: number): Promise<boolean> {
+    return this.#guard.holds(key, now);
+  }
 }
 
 export const REPLAY_SHARDS = 16;
@@ -41,3 +46,10 @@ export function replayShard(namespace: DurableObjectNamespace<ReplayGuardState>,
 export function replayGuardShards(namespace: DurableObjectNamespace<ReplayGuardState>, prefix = 'replay'): ReplayGuard {
   return { claim: (claim) => replayShard(namespace, claim.key, prefix).claim(claim) };
 }
+
+/** Revoked keyway tokens on Workers: the same shards' store under their own names, so revocations never queue behind claims. */
+export function revocationShards(namespace: DurableObjectNamespace<ReplayGuardState>): RevocationList {
+  return revocationList(replayGuardShards(namespace, REVOCATION_PREFIX), (key, now) => replayShard(namespace, key, REVOCATION_PREFIX).holds(key, now));
+}
+
+export const REVOCATION_PREFIX = 'revoked';

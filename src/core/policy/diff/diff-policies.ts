@@ -132,6 +132,9 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[]
     changes.push({ what: `subject_audience: ${show(policyA.subjectAudience)} → ${show(policyB.subjectAudience)}`, access: toAccess('changed') });
   }
   for (const change of lineChanges(policyA, policyB)) changes.push({ what: change.what, access: toAccess(change.widening) });
+  if (show(a.document.match_actor) !== show(b.document.match_actor)) {
+    changes.push({ what: `match_actor: ${show(a.document.match_actor)} → ${show(b.document.match_actor)}`, access: toAccess('changed') });
+  }
   if (effect === 'allow') changes.push(...grantChanges(policyA, policyB).map((change) => ({ what: change.what, access: toAccess(change.widening) })));
   else if (show(a.document.grant) !== show(b.document.grant)) changes.push({ what: 'grant changed', access: 'none' });
   return changes;
@@ -168,6 +171,8 @@ function grantChanges(a: Policy, b: Policy): { what: string; widening: Widening 
     for (const item of before.filter((value) => !after.includes(value))) changes.push({ what: `${what}: - ${item}`, widening: 'narrower' });
   };
   lists('grant.audience', ga.audiences, gb.audiences);
+  if (ga.requireDpop !== gb.requireDpop)
+    changes.push({ what: `grant.require_dpop: ${ga.requireDpop} → ${gb.requireDpop}`, widening: gb.requireDpop ? 'narrower' : 'wider' });
   const sameAudiences = ga.audiences.length === gb.audiences.length && ga.audiences.every((audience) => gb.audiences.includes(audience));
   if (sameAudiences && ga.audiences[0] !== gb.audiences[0]) {
     changes.push({ what: `grant.audience: default ${show(ga.audiences[0])} → ${show(gb.audiences[0])}`, widening: 'changed' });

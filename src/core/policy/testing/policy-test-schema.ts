@@ -11,7 +11,7 @@ export const Claims = v.pipe(mapOf(v.string(), v.unknown()), v.description('toke
 
 const Strings = v.union([v.string(), v.pipe(v.array(v.string()), v.minLength(1))], 'a string or a list of strings');
 
-const DENIAL_REASONS = Object.keys(REASONS).filter((reason) => reason !== 'granted') as [string, ...string[]];
+const DENIAL_REASONS = Object.entries(REASONS).flatMap(([reason, spec]) => (spec.decision === 'granted' ? [] : [reason])) as [string, ...string[]];
 
 /** Repositories and permissions of a GitHub token, as a case asks for them or expects them asked of GitHub. */
 function GitHubToken(repositories: string, permissions: string) {

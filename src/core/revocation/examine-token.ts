@@ -1,0 +1,112 @@
+import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { monotonicFactory } from 'ulid';
+import type { AuditEvent, AuditLog } from '../audit/audit-event.ts';
+import { boundAuditEvent } from '../audit/bound-audit-event.ts';
+import { pooledRandom } from '../audit/pooled-random.ts';
+import { REASONS, type Reason } from '../errors/reasons.ts';
+import type { RequestContext } from '../exchange/exchange-token.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
+import type { RevocationList } from './revocation-list.ts';
+
+/** What revocation and introspection need: the broker's own keys and issuer, the list, the log. */
+export interface RevocationDeps {
+  readonly issuer: string;
+  /** The broker's own key ring, never a remote fetch. */
+  readonly keys: JWTVerifyGetKey;
+  readonly revocations: RevocationList;
+  readonly audit: AuditLog;
+  readonly now: () => number;
+}
+
+/** Who asks: the token's own holder (it came with nothing else), an operator by the `sub` of its keyway token, or a webhook by its event. */
+export type Caller = { readonly holder: true } | { readonly operator: string } | { readonly webhook: string };
+
+/** A token examined: live and this broker's, with its claims; or why not, as an audit reason. */
+export type Examined =
+  | { readonly live: true; readonly claims: JWTPayload & { readonly jti: string; readonly exp: number } }
+  | { readonly live: false; readonly reason: Reason; readonly detail: string };
+
+/**
+ * Checks that a token is a live keyway access token of this broker (RFC 9068: typ at+jwt, ES256,
+ * our `iss`, signed by our keys, not expired, and not revoked), whatever its audience.
+ */
+export async function examineToken(deps: RevocationDeps, token: string, now: number): Promise<Examined> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, deps.keys, {
+      issuer: deps.issuer,
+      typ: 'at+jwt',
+      algorithms: ['ES256'],
+      currentDate: new Date(now),
+      requiredClaims: ['jti', 'exp', 'sub'],
+    }));
+  } catch (error) {
+    if (!(error instanceof errors.JOSEError)) throw error;
+    return { live: false, reason: joseReason(error), detail: error.message };
+  }
+  const claims = payload as JWTPayload & { jti: string; exp: number };
+  if (await deps.revocations.isRevoked(claims.jti, now)) return { live: false, reason: 'token_revoked', detail: 'the token was revoked' };
+  return { live: true, claims };
+}
+
+function joseReason(error: errors.JOSEError): Reason {
+  if (error instanceof errors.JWTExpired) return 'token_expired';
+  if (error instanceof errors.JWTClaimValidationFailed) return 'claims_invalid';
+  if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey) return 'signature_invalid';
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'algorithm_not_allowed';
+  return 'token_malformed';
+}
+
+const nextId = monotonicFactory(pooledRandom);
+
+/**
+ * The audit record of a revocation or introspection: the token by its hash and claimed `jti` when it
+ * is at hand (a run's tokens are known by `jti` alone, named in `detail`), the caller, the outcome.
+ */
+export async function recordExamination(
+  deps: Pick<RevocationDeps, 'audit' | 'issuer'>,
+  facts: {
+    readonly token?: string;
+    readonly caller: Caller;
+    readonly reason: Reason;
+    readonly detail: string;
+    readonly context: RequestContext;
+    readonly now: number;
+  },
+): Promise<string> {
+  const { token, caller, context, now } = facts;
+  const event: AuditEvent = {
+    id: nextId(now),
+    time: new Date(now).toISOString(),
+    decision: REASONS[facts.reason].decision,
+    reason: facts.reason,
+    detail: facts.detail,
+    request: {
+      id: context.requestId,
+      ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
+      ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent }),
+    },
+    ...(token === undefined ? {} : { subject_token: describeToken(token) }),
+    ...('operator' in caller ? { issuer: deps.issuer, subject: caller.operator } : {}),
+  };
+  const recorded = boundAuditEvent(event);
+  await deps.audit.append(recorded);
+  return recorded.id;
+}
+
+function describeToken(token: string): NonNullable<AuditEvent['subject_token']> {
+  let claimed: JWTPayload = {};
+  try {
+    claimed = decodeJwt(token);
+  } catch {
+    // A token that does not decode is recorded by its hash alone.
+  }
+  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+  const [jti, iss, sub] = [text(claimed.jti), text(claimed.iss), text(claimed.sub)];
+  return {
+    sha256: sha256Hex(token),
+    ...(jti === undefined ? {} : { jti }),
+    ...(iss === undefined ? {} : { claimed_iss: iss }),
+    ...(sub === undefined ? {} : { claimed_sub: sub }),
+  };
+}

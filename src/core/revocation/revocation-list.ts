@@ -1,0 +1,31 @@
+import { sha256Hex } from '../mint/sha256-hex.ts';
+import type { ReplayGuard } from '../replay/replay-guard.ts';
+
+/**
+ * The keyway tokens ended before their `exp` (RFC 7009), by `jti`. An entry is kept until the
+ * token's own `exp`, after which the token is refused anyway. Written through the replay guard's
+ * store (the SQLite file on Node, the sharded Durable Objects on Workers), so a revocation is as
+ * durable, and as spread out, as a single-use claim.
+ */
+export interface RevocationList {
+  /** Resolves once durable. Revoking a revoked token again changes nothing. */
+  revoke(token: { readonly jti: string; readonly exp: number }, auditEventId: string, now: number): Promise<void>;
+  isRevoked(jti: string, now: number): Promise<boolean>;
+}
+
+/** Whether the store holds an unexpired entry for a key: the read beside the guard's `claim`. */
+export type HoldsKey = (key: string, now: number) => Promise<boolean>;
+
+/** Lower-case hex, so Workers shard it as they shard replay keys; apart from every replay key by its prefix. */
+export function revocationKey(jti: string): string {
+  return sha256Hex(`revoked\n${jti}`);
+}
+
+export function revocationList(guard: ReplayGuard, holds: HoldsKey): RevocationList {
+  return {
+    revoke: async (token, auditEventId, now) => {
+      await guard.claim({ key: revocationKey(token.jti), expiresAt: token.exp, auditEventId, now });
+    },
+    isRevoked: (jti, now) => holds(revocationKey(jti), now),
+  };
+}

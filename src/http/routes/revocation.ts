@@ -1,0 +1,88 @@
+import { Hono, type Context } from 'hono';
+import type { RequestIdVariables } from 'hono/request-id';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import type { Logger } from '../../core/log.ts';
+import type { RequestLimits } from '../../core/limits/request-limits.ts';
+import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
+import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
+import { revokeToken } from '../../core/revocation/rfc7009-revoke.ts';
+import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
+import { bodyLimit } from '../middleware/body-limit.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import { NO_STORE } from '../oauth-errors.ts';
+
+/** Scopes of the operator's (or resource server's) keyway token: to end any token, and to ask about one. */
+export const TOKENS_REVOKE_SCOPE = 'tokens:revoke';
+export const TOKENS_INTROSPECT_SCOPE = 'tokens:introspect';
+
+export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys'> {
+  readonly ring: () => KeyRing;
+  readonly log: Logger;
+  /** The per-client and global limits of `/token`: an unauthenticated revocation is shed before its body is read, as an exchange is. */
+  readonly limits: RequestLimits;
+  readonly clientIp: (c: Context) => string | undefined;
+}
+
+type Env = { Variables: KeywayAuthVariables & RequestIdVariables };
+
+/** A keyway token is a few hundred bytes; the form holds it and a hint. */
+const BODY_BYTES = 16 * 1024;
+const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+const invalidRequest = (description: string) => ({ error: 'invalid_request', error_description: description });
+
+/**
+ * `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662) for keyway's own access tokens.
+ * Revoking needs no other credential than the token itself (its holder ends it) unless an
+ * `Authorization` header comes, which must then be an operator's keyway token with `tokens:revoke`;
+ * introspection needs a keyway token with `tokens:introspect`. Both are audited.
+ */
+export function revocationRoutes(deps: RevocationRouteDeps): Hono<Env> {
+  const routes = new Hono<Env>();
+  const examine: RevocationDeps = { ...deps, keys: ownKeys(deps.ring) };
+  const operator = (scope: string) => keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [scope], keys: examine.keys });
+  const revoker = operator(TOKENS_REVOKE_SCOPE);
+  // A flood is answered 429 without a record: each record it caused would be one more row for whoever floods.
+  const shed = rateLimitBeforeBody(deps.limits, deps.clientIp, async (c, limited) =>
+    c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) }),
+  );
+  const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
+  const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
+    if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
+    const values = new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())).getAll('token');
+    return values.length === 1 && values[0] !== '' ? values[0] : undefined;
+  };
+  // The audit log or the revocation list cannot be written or read: nothing was done, and the caller may retry.
+  const answer = async (c: Context<Env>, work: () => Promise<Response>): Promise<Response> => {
+    try {
+      return await work();
+    } catch (error) {
+      deps.log.error('revocation or introspection failed', { request_id: c.get('requestId'), error: String(error) });
+      return c.json({ error: 'temporarily_unavailable', error_description: 'the revocation list or the audit log is unavailable; retry later' }, 503, NO_STORE);
+    }
+  };
+  const context = (c: Context<Env>) => ({ requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') });
+
+  routes.post(
+    '/revoke',
+    shed,
+    limit,
+    // An operator only when an Authorization header comes. keywayAuth is typed for its own variables; this router also has the request id's.
+    async (c, next) => (c.req.header('authorization') === undefined ? next() : revoker(c as unknown as Context<{ Variables: KeywayAuthVariables }>, next)),
+    async (c) => {
+      const token = await tokenOf(c);
+      if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
+      const caller = c.req.header('authorization') === undefined ? { holder: true as const } : { operator: c.get('keywayToken').sub };
+      return answer(c, async () => {
+        await revokeToken(examine, token, caller, context(c));
+        return c.body(null, 200, NO_STORE);
+      });
+    },
+  );
+  routes.post('/introspect', shed, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
+    const token = await tokenOf(c);
+    if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
+    return answer(c, async () => c.json(await introspectToken(examine, token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
+  });
+  return routes;
+}

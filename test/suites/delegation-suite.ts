@@ -1,0 +1,95 @@
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import type { TestIssuer } from '../support/test-issuer.ts';
+import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** RFC 8693 delegation (`actor_token`, `match_actor`, `act`, `may_act`): a deploy orchestrator acting for a pipeline, on Node and in workerd. */
+export function delegationSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`delegation on ${runtime}`, { shuffle: true }, () => {
+    let broker: BrokerHarness;
+    let ci: TestIssuer;
+    let orchestrators: TestIssuer;
+    let stranger: TestIssuer;
+    const now = () => Math.floor(Date.now() / 1000);
+    const sign = (issuer: TestIssuer, sub: string, claims: Record<string, unknown> = {}) =>
+      issuer.sign({ iss: issuer.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, jti: crypto.randomUUID(), ...claims }, { alg: 'ES256' });
+    const pipeline = (claims: Record<string, unknown> = {}) => sign(ci, 'svc-pipeline', claims);
+    const orchestrator = (claims: Record<string, unknown> = {}) => sign(orchestrators, 'deploy-orchestrator', claims);
+    const delegated = async (subject: string, actor: string) => postToken(broker, exchangeForm(subject, { actor_token: actor, actor_token_type: ID_TOKEN }));
+    const refused = async (subject: string, actor: string | undefined, reason: Reason) =>
+      expectRefusal(broker, actor === undefined ? await postToken(broker, exchangeForm(subject)) : await delegated(subject, actor), {
+        error: 'invalid_request',
+        reason,
+      });
+
+    beforeAll(async () => {
+      ci = freshIssuer(issuerBase(), 'deleg-ci');
+      orchestrators = freshIssuer(issuerBase(), 'deleg-orch');
+      stranger = freshIssuer(issuerBase(), 'deleg-stranger');
+      await Promise.all([ci.rotate({ alg: 'ES256' }), orchestrators.rotate({ alg: 'ES256' }), stranger.rotate({ alg: 'ES256' })]);
+      const issuer = (at: TestIssuer) => `{ kind: oidc, url: "${at.url}", extra_algorithms: [ES256] }`;
+      broker = await start({
+        'deploy/delegated.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-pipeline }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  sub: deploy-orchestrator\ngrant: { audience: https://deploy.example }\n`,
+        'deploy/direct.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-direct }\ngrant: { audience: https://direct.example }\n`,
+        'deploy/guard.yaml': `version: 1\neffect: deny\nissuer: ${issuer(ci)}\nmatch: { env: frozen }\n`,
+        // The orchestrator's issuer is trusted because a policy names it; its own tokens get nothing from the pipeline's policy.
+        'orchestrator/own.yaml': `version: 1\nissuer: ${issuer(orchestrators)}\nmatch: { sub: deploy-orchestrator }\ngrant: { audience: https://orchestrator.example }\n`,
+      });
+    });
+    afterAll(() => broker.close());
+
+    it('issues a token for the pipeline that names the orchestrator in act, and records the actor', async () => {
+      const result = await delegated(await pipeline(), await orchestrator());
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      const claims = decodeJwt(result.body['access_token'] as string);
+      expect(claims).toMatchObject({ aud: 'https://deploy.example', src_sub: 'svc-pipeline', act: { iss: orchestrators.url, sub: 'deploy-orchestrator' } });
+      expect(claims['act']).not.toHaveProperty('act');
+      expect(await broker.auditEvent(result.body['audit_event_id'] as string)).toMatchObject({
+        decision: 'granted',
+        actor: { issuer: orchestrators.url, subject: 'deploy-orchestrator', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      });
+    });
+
+    it('grants a policy with match_actor only to its actor, and a policy without it to no actor at all', async () => {
+      await refused(await pipeline(), undefined, 'no_policy_matched');
+      await refused(await pipeline(), await sign(orchestrators, 'someone-else'), 'no_policy_matched');
+      expect((await postToken(broker, exchangeForm(await sign(ci, 'svc-direct')))).status).toBe(200);
+      await refused(await sign(ci, 'svc-direct'), await orchestrator(), 'no_policy_matched');
+    });
+
+    it('keeps deny guardrails in force for delegated requests', async () => {
+      await refused(await pipeline({ env: 'frozen' }), await orchestrator(), 'denied_by_policy');
+    });
+
+    it("honours the subject's may_act: the actor it names may act, another may not", async () => {
+      const named = await delegated(await pipeline({ may_act: { iss: orchestrators.url, sub: 'deploy-orchestrator' } }), await orchestrator());
+      expect(named.status, JSON.stringify(named.body)).toBe(200);
+      await refused(await pipeline({ may_act: { sub: 'release-bot' } }), await orchestrator(), 'actor_not_permitted');
+      await refused(await pipeline({ may_act: { iss: stranger.url, sub: 'deploy-orchestrator' } }), await orchestrator(), 'actor_not_permitted');
+    });
+
+    it('nests the actors the subject token already names, and refuses a chain deeper than four', async () => {
+      const prior = { sub: 'release-bot', iss: 'https://bots.example', act: { sub: 'alice' } };
+      const result = await delegated(await pipeline({ act: prior }), await orchestrator());
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      expect(decodeJwt(result.body['access_token'] as string)['act']).toEqual({ iss: orchestrators.url, sub: 'deploy-orchestrator', act: prior });
+      const deep = { sub: 'a', act: { sub: 'b', act: { sub: 'c', act: { sub: 'd' } } } };
+      await refused(await pipeline({ act: deep }), await orchestrator(), 'actor_chain_too_deep');
+      await refused(await pipeline({ act: { sub: 42 } }), await orchestrator(), 'claims_invalid');
+    });
+
+    it('verifies the actor token as a subject token, and names it in the refusal', async () => {
+      const untrusted = await refused(await pipeline(), await sign(stranger, 'deploy-orchestrator'), 'issuer_untrusted');
+      expect(untrusted.detail).toMatch(/^actor_token: /);
+      await refused(await pipeline(), await orchestrator({ iat: now() - 600, exp: now() - 300 }), 'token_expired');
+      await refused(
+        await pipeline(),
+        await orchestrators.sign({ iss: orchestrators.url, aud: broker.issuer, sub: 'x', iat: now(), exp: now() + 60 }, { key: 'foreign', alg: 'ES256' }),
+        'signature_invalid',
+      );
+      await refused(await pipeline(), await orchestrator({ aud: 'https://elsewhere.example' }), 'audience_mismatch');
+      await expectRefusal(broker, await delegated(await pipeline(), 'garbage'), { error: 'invalid_request', reason: 'token_malformed' });
+    });
+  });
+}

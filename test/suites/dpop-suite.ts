@@ -1,0 +1,227 @@
+import { Hono } from 'hono';
+import { base64url, createLocalJWKSet, decodeJwt, SignJWT, type JSONWebKeySet, type JWTHeaderParameters } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestIssuer } from '../support/test-issuer.ts';
+import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../../src/http/middleware/keyway-auth.ts';
+import { dpopFetch, generateDpopKey } from '../../src/core/dpop/dpop-fetch.ts';
+import { exchangeForm, expectRefusal, freshIssuer, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
+
+/** 32 bytes, base64url: the nonce key of the broker that demands nonces. */
+const NONCE_KEY = base64url.encode(new Uint8Array(32).fill(7));
+
+/** DPoP (RFC 9449) at `POST /token`, on Node and inside workerd. */
+export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`DPoP at the token endpoint on ${runtime}`, { shuffle: true }, () => {
+    let broker: BrokerHarness;
+    let ci: TestIssuer;
+    let key: DpopKey;
+    const now = () => Math.floor(Date.now() / 1000);
+    const subjectToken = (sub: string, claims: Record<string, unknown> = {}) =>
+      ci.sign({ iss: ci.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, jti: crypto.randomUUID(), ...claims }, { alg: 'ES256' });
+    const endpoint = () => `${broker.issuer}/token`;
+
+    const post = async (on: BrokerHarness, form: URLSearchParams, proof?: string): Promise<TokenResponse> => {
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...(proof === undefined ? {} : { dpop: proof }) };
+      const response = await on.request('/token', { method: 'POST', body: form, headers });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+    };
+    const withProof = async (sub: string, options: ProofOptions = {}) =>
+      post(broker, exchangeForm(await subjectToken(sub)), await key.proof('POST', endpoint(), options));
+    const invalidProof = { error: 'invalid_dpop_proof', reason: 'dpop_proof_invalid' } as const;
+
+    beforeAll(async () => {
+      ci = freshIssuer(issuerBase(), 'dpop-ci');
+      await ci.rotate({ alg: 'ES256' });
+      key = await DpopKey.generate();
+      broker = await start({
+        'dpop/optional.yaml': `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-a }\ngrant: { audience: https://a.example }\n`,
+        'dpop/required.yaml':
+          `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-bound }\n` +
+          'grant: { audience: https://bound.example, require_dpop: true }\n',
+      });
+    });
+    afterAll(() => broker.close());
+
+    it('binds the issued token to the proof key: cnf.jkt, token_type DPoP, and the thumbprint in the audit record', async () => {
+      const result = await withProof('svc-bound');
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      expect(result.body['token_type']).toBe('DPoP');
+      expect(decodeJwt(result.body['access_token'] as string)['cnf']).toEqual({ jkt: key.jkt });
+      expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.issued?.cnf_jkt).toBe(key.jkt);
+    });
+
+    it.each(['PS256', 'Ed25519'] as const)('accepts a proof made with a %s key', async (alg) => {
+      const other = await DpopKey.generate(alg);
+      const result = await post(broker, exchangeForm(await subjectToken('svc-bound')), await other.proof('POST', endpoint()));
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      expect(decodeJwt(result.body['access_token'] as string)['cnf']).toEqual({ jkt: other.jkt });
+    });
+
+    it('issues a Bearer token without cnf when no proof comes and the policy does not require one', async () => {
+      const result = await post(broker, exchangeForm(await subjectToken('svc-a')));
+      expect(result.status).toBe(200);
+      expect(result.body['token_type']).toBe('Bearer');
+      expect(decodeJwt(result.body['access_token'] as string)).not.toHaveProperty('cnf');
+    });
+
+    it('refuses a request without a proof when the policy has require_dpop', async () => {
+      await expectRefusal(broker, await post(broker, exchangeForm(await subjectToken('svc-bound'))), { error: 'invalid_dpop_proof', reason: 'dpop_required' });
+    });
+
+    it('refuses a proof used a second time, even with a fresh subject token', async () => {
+      const proof = await key.proof('POST', endpoint());
+      expect((await post(broker, exchangeForm(await subjectToken('svc-a')), proof)).status).toBe(200);
+      const again = await post(broker, exchangeForm(await subjectToken('svc-a')), proof);
+      const event = await expectRefusal(broker, again, { error: 'invalid_dpop_proof', reason: 'dpop_proof_replayed' });
+      expect(event.detail).toContain('already used');
+    });
+
+    it('grants exactly one of several concurrent requests with one proof', async () => {
+      const proof = await key.proof('POST', endpoint());
+      const results = await Promise.all(Array.from({ length: 4 }, async () => post(broker, exchangeForm(await subjectToken('svc-a')), proof)));
+      expect(results.filter((result) => result.status === 200)).toHaveLength(1);
+      for (const loser of results.filter((result) => result.status !== 200)) {
+        await expectRefusal(broker, loser, { error: 'invalid_dpop_proof', reason: 'dpop_proof_replayed' });
+      }
+    });
+
+    it('ignores the query of htu, as RFC 9449 says, and normalizes case and the default port', async () => {
+      const url = new URL(endpoint());
+      const shouted = `${url.protocol}//${url.host.toUpperCase()}${url.port === '' ? `:${url.protocol === 'https:' ? 443 : 80}` : ''}${url.pathname}?x=1`;
+      const result = await post(broker, exchangeForm(await subjectToken('svc-bound')), await key.proof('POST', shouted));
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+    });
+
+    describe('refuses every malformed or mismatched proof, with no token', () => {
+      const cases: Record<string, () => Promise<string>> = {
+        'another method (htm GET)': () => key.proof('GET', endpoint()),
+        'another URL (htu)': () => key.proof('POST', `${broker.issuer}/v1/audit`),
+        'another origin (htu)': () => key.proof('POST', 'https://evil.example/token'),
+        'htu that is not a URL': () => key.proof('POST', 'token'),
+        'a stale iat': () => key.proof('POST', endpoint(), { iat: now() - 120 }),
+        'an iat in the future': () => key.proof('POST', endpoint(), { iat: now() + 120 }),
+        'typ JWT': () => key.proof('POST', endpoint(), { typ: 'JWT' }),
+        'no jti': () => key.proof('POST', endpoint(), { claims: { jti: undefined } }),
+        'a jti that is not a string': () => key.proof('POST', endpoint(), { claims: { jti: 42 } }),
+        'an overlong jti': () => key.proof('POST', endpoint(), { jti: 'j'.repeat(300) }),
+        'the private key in its jwk': () => key.proof('POST', endpoint(), { jwk: key.privateJwk }),
+        'the jwk of another key': async () => key.proof('POST', endpoint(), { jwk: (await DpopKey.generate()).publicJwk }),
+        'no jwk': () => key.proof('POST', endpoint(), { header: { jwk: undefined } }),
+        'an HMAC signature with the secret in the header': () =>
+          new SignJWT({ htm: 'POST', htu: endpoint(), iat: now(), jti: crypto.randomUUID() })
+            // jose's types forbid a secret in a header; an attacker's client does not.
+            .setProtectedHeader({
+              alg: 'HS256',
+              typ: 'dpop+jwt',
+              jwk: { kty: 'oct', k: base64url.encode('secret-secret-secret-secret-32by') },
+            } as JWTHeaderParameters)
+            .sign(new TextEncoder().encode('secret-secret-secret-secret-32by')),
+        'alg none': async () =>
+          `${base64url.encode(JSON.stringify({ alg: 'none', typ: 'dpop+jwt', jwk: key.publicJwk }))}.${base64url.encode(
+            JSON.stringify({ htm: 'POST', htu: endpoint(), iat: now(), jti: crypto.randomUUID() }),
+          )}.`,
+        'two proofs in one header': async () => `${await key.proof('POST', endpoint())}, ${await key.proof('POST', endpoint())}`,
+        garbage: async () => 'not-a-proof',
+        'an oversized proof': () => key.proof('POST', endpoint(), { claims: { pad: 'x'.repeat(9000) } }),
+      };
+      it.each(Object.keys(cases))('%s', async (name) => {
+        const proof = await (cases[name] as () => Promise<string>)();
+        await expectRefusal(broker, await post(broker, exchangeForm(await subjectToken('svc-bound')), proof), invalidProof);
+      });
+    });
+
+    describe('a subject token that is itself bound (cnf)', () => {
+      it('keeps the binding when the request proves possession of that key', async () => {
+        const result = await post(broker, exchangeForm(await subjectToken('svc-a', { cnf: { jkt: key.jkt } })), await key.proof('POST', endpoint()));
+        expect(result.status, JSON.stringify(result.body)).toBe(200);
+        expect(result.body['token_type']).toBe('DPoP');
+        expect(decodeJwt(result.body['access_token'] as string)['cnf']).toEqual({ jkt: key.jkt });
+      });
+
+      it('is refused without a proof: it never becomes a bearer token', async () => {
+        const result = await post(broker, exchangeForm(await subjectToken('svc-a', { cnf: { jkt: key.jkt } })));
+        await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
+      });
+
+      it('is refused with a proof of another key', async () => {
+        const other = await DpopKey.generate();
+        const result = await post(broker, exchangeForm(await subjectToken('svc-a', { cnf: { jkt: key.jkt } })), await other.proof('POST', endpoint()));
+        await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
+      });
+
+      it('is refused when bound by a method keyway cannot check (mTLS x5t#S256)', async () => {
+        const result = await post(
+          broker,
+          exchangeForm(await subjectToken('svc-a', { cnf: { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
+          await key.proof('POST', endpoint()),
+        );
+        await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
+      });
+    });
+
+    it('issues a token a service behind keywayAuth accepts with a proof of its key, and refuses with another key or as Bearer', async () => {
+      const jwks = createLocalJWKSet((await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet);
+      const service = new Hono<{ Variables: KeywayAuthVariables }>();
+      service.get('/artifacts', keywayAuth({ issuer: broker.issuer, audience: 'https://bound.example', keys: jwks }), (c) => c.json(c.get('keywayToken')));
+      const token = (await withProof('svc-bound')).body['access_token'] as string;
+      const use = async (by: DpopKey, scheme = 'DPoP') =>
+        service.request('https://bound.example/artifacts', {
+          headers: { authorization: `${scheme} ${token}`, dpop: await by.proof('GET', 'https://bound.example/artifacts', { ath: await athOf(token) }) },
+        });
+      expect((await use(key)).status).toBe(200);
+      expect((await use(await DpopKey.generate())).status).toBe(401);
+      expect((await use(key, 'Bearer')).status).toBe(401);
+    });
+
+    it('advertises the proof algorithms it accepts in its metadata', async () => {
+      const metadata = (await (await broker.request('/.well-known/oauth-authorization-server')).json()) as Record<string, unknown>;
+      expect(metadata['dpop_signing_alg_values_supported']).toEqual(expect.arrayContaining(['ES256', 'EdDSA']));
+      expect(metadata['dpop_signing_alg_values_supported']).not.toContain('HS256');
+    });
+
+    describe('with server nonces (KEYWAY_DPOP_NONCE_KEY)', () => {
+      let strict: BrokerHarness;
+      beforeAll(async () => {
+        strict = await start(
+          {
+            'dpop/optional.yaml': `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-a }\ngrant: { audience: https://a.example }\n`,
+          },
+          { settings: { KEYWAY_DPOP_NONCE_KEY: NONCE_KEY }, ownState: true },
+        );
+      });
+      afterAll(() => strict.close());
+      const strictProof = (options: ProofOptions = {}) => key.proof('POST', `${strict.issuer}/token`, options);
+
+      it('answers use_dpop_nonce with a DPoP-Nonce header to a proof without one, and grants the retry that carries it', async () => {
+        const first = await post(strict, exchangeForm(await subjectToken('svc-a')), await strictProof());
+        await expectRefusal(strict, first, { error: 'use_dpop_nonce', reason: 'dpop_nonce_required' });
+        const nonce = first.headers.get('dpop-nonce');
+        expect(nonce).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        const retry = await post(strict, exchangeForm(await subjectToken('svc-a')), await strictProof({ nonce: nonce as string }));
+        expect(retry.status, JSON.stringify(retry.body)).toBe(200);
+        expect(retry.body['token_type']).toBe('DPoP');
+      });
+
+      it('is answered by dpopFetch, which retries once with the nonce it was handed', async () => {
+        const call = dpopFetch(await generateDpopKey(), {
+          fetch: ((url: RequestInfo | URL, init?: RequestInit) => strict.request(new URL(String(url)).pathname, init)) as typeof fetch,
+        });
+        const response = await call(`${strict.issuer}/token`, { method: 'POST', body: exchangeForm(await subjectToken('svc-a')) });
+        const body = (await response.json()) as Record<string, unknown>;
+        expect(response.status, JSON.stringify(body)).toBe(200);
+        expect(body['token_type']).toBe('DPoP');
+      });
+
+      it('refuses a nonce it did not hand out', async () => {
+        const result = await post(strict, exchangeForm(await subjectToken('svc-a')), await strictProof({ nonce: base64url.encode(new Uint8Array(32)) }));
+        await expectRefusal(strict, result, { error: 'use_dpop_nonce', reason: 'dpop_nonce_required' });
+      });
+
+      it('still refuses an invalid proof as invalid, not with a nonce request', async () => {
+        const result = await post(strict, exchangeForm(await subjectToken('svc-a')), await strictProof({ typ: 'JWT' }));
+        await expectRefusal(strict, result, invalidProof);
+      });
+    });
+  });
+}

@@ -1,0 +1,237 @@
+import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { AccessTokenError, verifyAccessToken } from '../../src/core/mint/verify-access-token.ts';
+import { REASONS, type Reason } from '../../src/core/errors/reasons.ts';
+import type { TestIssuer } from '../support/test-issuer.ts';
+import { DpopKey } from '../support/dpop-key.ts';
+import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
+const HARNESS_ISSUER = 'https://keyway.test';
+
+/** RFC 7009 `POST /revoke` and RFC 7662 `POST /introspect`, and `verifyAccessToken` seeing revocations, on Node and inside workerd. */
+export function revocationSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+  describe(`revocation and introspection on ${runtime}`, { shuffle: true }, () => {
+    let broker: BrokerHarness;
+    let ci: TestIssuer;
+    /** The broker's clock runs this many ms ahead of the test's, to see a token expire without waiting. */
+    let skew = 0;
+    const now = () => Math.floor(Date.now() / 1000);
+    const tokenFor = async (sub: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}) => {
+      const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, jti: crypto.randomUUID() }, { alg: 'ES256' });
+      const response = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(subject, extra),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status, JSON.stringify(body)).toBe(200);
+      return body['access_token'] as string;
+    };
+    const form = (token: string) => new URLSearchParams({ token, token_type_hint: 'access_token' });
+    const revoke = (token: string, authorization?: string) =>
+      broker.request('/revoke', {
+        method: 'POST',
+        body: form(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
+      });
+    const introspect = async (token: string, authorization?: string) => {
+      const response = await broker.request('/introspect', {
+        method: 'POST',
+        body: form(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: authorization ?? `Bearer ${await tokenFor('svc-rs')}` },
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+    };
+    /** The newest audit record about a token (by its hash) with this reason, read through the audit API. */
+    const recordAbout = async (token: string, reason: Reason): Promise<AuditEvent | undefined> => {
+      const reader = await tokenFor('svc-reader');
+      const response = await broker.request(`/v1/audit/events?reason=${reason}&limit=500`, { headers: { authorization: `Bearer ${reader}` } });
+      expect(response.status).toBe(200);
+      const { events } = (await response.json()) as { events: AuditEvent[] };
+      return events.find((event) => event.subject_token?.sha256 === sha256Hex(token));
+    };
+    const service = (sub: string, audience: string, scopes: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: ${sub} }\ngrant: { audience: ${audience}, scopes: [${scopes}] }\n`;
+
+    beforeAll(async () => {
+      ci = freshIssuer(issuerBase(), 'revocation-ci');
+      await ci.rotate({ alg: 'ES256' });
+      broker = await start(
+        {
+          'svc/app.yaml': service('svc-a', 'https://a.example', 'a:read'),
+          'ops/introspector.yaml': service('svc-rs', HARNESS_ISSUER, 'tokens:introspect'),
+          'ops/revoker.yaml': service('svc-ops', HARNESS_ISSUER, 'tokens:revoke'),
+          'ops/reader.yaml': service('svc-reader', HARNESS_ISSUER, 'audit:read'),
+        },
+        { now: () => Date.now() + skew, ownState: true },
+      );
+      expect(broker.issuer).toBe(HARNESS_ISSUER);
+    });
+    afterAll(() => broker.close());
+
+    it("lets a token's holder revoke it: introspection then says inactive, and the record names the token", async () => {
+      const token = await tokenFor('svc-a');
+      expect((await introspect(token)).body['active']).toBe(true);
+      const response = await revoke(token);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(await introspect(token)).toMatchObject({ status: 200, body: { active: false } });
+      expect((await introspect(token)).body).toEqual({ active: false });
+      const record = await recordAbout(token, 'token_revoked');
+      expect(record).toMatchObject({ decision: 'granted', detail: 'revoked by its holder' });
+      expect(JSON.stringify(record)).not.toContain(token);
+      expect((await revoke(token)).status).toBe(200);
+    });
+
+    it('lets an operator with tokens:revoke revoke any token, and records who', async () => {
+      const token = await tokenFor('svc-a');
+      expect((await revoke(token, `Bearer ${await tokenFor('svc-ops')}`)).status).toBe(200);
+      expect((await introspect(token)).body).toEqual({ active: false });
+      expect(await recordAbout(token, 'token_revoked')).toMatchObject({
+        subject: expect.stringContaining('svc-ops'),
+        detail: expect.stringMatching(/^revoked by operator/),
+      });
+    });
+
+    it('refuses a caller whose token lacks tokens:revoke, or is not a keyway token, and revokes nothing', async () => {
+      const token = await tokenFor('svc-a');
+      const unscoped = await revoke(token, `Bearer ${await tokenFor('svc-reader')}`);
+      expect(unscoped.status).toBe(403);
+      expect(((await unscoped.json()) as Record<string, unknown>)['error']).toBe('insufficient_scope');
+      expect((await revoke(token, 'Bearer not-a-token')).status).toBe(401);
+      expect((await revoke(token, `Bearer ${await tokenFor('svc-a')}`)).status).toBe(401);
+      expect((await introspect(token)).body['active']).toBe(true);
+    });
+
+    const invalidTokens: [string, () => Promise<string>, Reason][] = [
+      ['garbage', async () => 'garbage', 'token_malformed'],
+      [
+        'a token whose signature is another token’s',
+        async () => {
+          const [header, payload] = (await tokenFor('svc-a')).split('.');
+          const other = (await tokenFor('svc-a')).split('.')[2];
+          return `${header}.${payload}.${other}`;
+        },
+        'signature_invalid',
+      ],
+    ];
+    it.each(invalidTokens)('answers 200 to revoking %s (RFC 7009 §2.2) and records why nothing was revoked', async (_name, make, reason) => {
+      const token = await make();
+      expect((await revoke(token)).status).toBe(200);
+      expect(await recordAbout(token, reason)).toMatchObject({ decision: REASONS[reason].decision, detail: expect.stringMatching(/^not revoked/) });
+    });
+
+    it('refuses a revocation request without exactly one token parameter', async () => {
+      const none = await broker.request('/revoke', { method: 'POST', body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expect(none.status).toBe(400);
+      expect(((await none.json()) as Record<string, unknown>)['error']).toBe('invalid_request');
+      const two = await broker.request('/revoke', {
+        method: 'POST',
+        body: 'token=a.b.c&token=d.e.f',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(two.status).toBe(400);
+    });
+
+    it('introspects an active token with its claims, and a DPoP-bound one with its cnf', async () => {
+      const token = await tokenFor('svc-a');
+      const { status, headers, body } = await introspect(token);
+      expect(status).toBe(200);
+      expect(headers.get('cache-control')).toBe('no-store');
+      expect(body).toMatchObject({
+        active: true,
+        token_type: 'Bearer',
+        aud: 'https://a.example',
+        scope: 'a:read',
+        jti: decodeJwt(token).jti,
+        iss: broker.issuer,
+      });
+      const key = await DpopKey.generate();
+      const bound = await tokenFor('svc-a', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
+      expect((await introspect(bound)).body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: key.jkt } });
+      expect(await recordAbout(bound, 'token_introspected')).toMatchObject({
+        decision: 'granted',
+        detail: 'active',
+        subject: expect.stringContaining('svc-rs'),
+      });
+    });
+
+    it('introspects an expired token as inactive, and records why', async () => {
+      const token = await tokenFor('svc-a');
+      const rs = await tokenFor('svc-rs');
+      skew = 3600_000;
+      try {
+        expect((await introspect(token, `Bearer ${rs}`)).body).toEqual({ active: false });
+      } finally {
+        skew = 0;
+      }
+      expect(await recordAbout(token, 'token_introspected')).toMatchObject({ detail: expect.stringMatching(/^inactive: token_expired/) });
+    });
+
+    it('answers introspection only to callers with tokens:introspect', async () => {
+      const token = await tokenFor('svc-a');
+      expect((await introspect(token, 'Bearer not-a-token')).status).toBe(401);
+      const unscoped = await introspect(token, `Bearer ${await tokenFor('svc-reader')}`);
+      expect(unscoped).toMatchObject({ status: 403, body: { error: 'insufficient_scope' } });
+      expect(unscoped.body).not.toHaveProperty('active');
+    });
+
+    it('sheds a flood of revocations with 429 before reading it, under the limits of /token', async () => {
+      const limited = await start(
+        { 'svc/app.yaml': service('svc-a', 'https://a.example', 'a:read') },
+        { settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '3' }, ownState: true },
+      );
+      try {
+        const send = () =>
+          limited.request('/revoke', { method: 'POST', body: form('garbage'), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        const statuses = [];
+        for (let i = 0; i < 4; i += 1) statuses.push((await send()).status);
+        expect(statuses).toEqual([200, 200, 200, 429]);
+        const shed = await send();
+        expect(shed.status).toBe(429);
+        expect(shed.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(((await shed.json()) as Record<string, unknown>)['error']).toBe('temporarily_unavailable');
+      } finally {
+        await limited.close();
+      }
+    });
+
+    it('lets verifyAccessToken see a revocation through introspection, after at most its cache delay', async () => {
+      const token = await tokenFor('svc-a');
+      const rs = await tokenFor('svc-rs');
+      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+      const options = (cacheSeconds: number) => ({
+        issuer: broker.issuer,
+        audience: 'https://a.example',
+        keys: createLocalJWKSet(jwks),
+        revocation: {
+          credential: () => rs,
+          cacheSeconds,
+          fetch: (input: RequestInfo | URL, init?: RequestInit) => broker.request(new URL(String(input)).pathname, init),
+        },
+      });
+      await expect(verifyAccessToken(token, options(30))).resolves.toMatchObject({ sub: expect.any(String) });
+      expect((await revoke(token)).status).toBe(200);
+      // Within the delay the cached "active" answer stands (documented); past it, the revocation is seen.
+      await expect(verifyAccessToken(token, options(30))).resolves.toMatchObject({ sub: expect.any(String) });
+      const refused = verifyAccessToken(token, options(0));
+      await expect(refused).rejects.toBeInstanceOf(AccessTokenError);
+      await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
+    });
+
+    it('fails closed when the broker cannot be asked', async () => {
+      const token = await tokenFor('svc-a');
+      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+      const refused = verifyAccessToken(token, {
+        issuer: broker.issuer,
+        audience: 'https://a.example',
+        keys: createLocalJWKSet(jwks),
+        revocation: { credential: () => 'not-a-token', cacheSeconds: 0, fetch: (input, init) => broker.request(new URL(String(input)).pathname, init) },
+      });
+      await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: expect.stringMatching(/could not be checked: the broker answered 401/) });
+    });
+  });
+}

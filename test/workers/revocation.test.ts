@@ -1,0 +1,43 @@
+import { runInDurableObject } from 'cloudflare:test';
+import { decodeJwt } from 'jose';
+import { describe, expect, inject, it } from 'vitest';
+import { revocationKey } from '../../src/core/revocation/revocation-list.ts';
+import { REVOCATION_PREFIX, replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
+import { revocationSuite } from '../suites/revocation-suite.ts';
+import { startWorkersHarness, workerEnv } from './workers-harness.ts';
+
+revocationSuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
+
+describe('revocations on Workers', () => {
+  it("are kept in the key's own revocation shard until the token's exp, not in one global object", async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'revocation-shard');
+    await ci.rotate({ alg: 'ES256' });
+    const broker = await startWorkersHarness(
+      {
+        'svc.yaml': `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-a }\ngrant: { audience: https://a.example }\n`,
+      },
+      { ownState: true },
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub: 'svc-a', iat: now, exp: now + 300 }, { alg: 'ES256' });
+    const token = (await postToken(broker, exchangeForm(subject))).body['access_token'] as string;
+    const { jti, exp } = decodeJwt(token);
+    const revoked = await broker.request('/revoke', {
+      method: 'POST',
+      body: new URLSearchParams({ token }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(revoked.status).toBe(200);
+    const key = revocationKey(String(jti));
+    const rows = await runInDurableObject(replayShard(workerEnv.REPLAY, key, REVOCATION_PREFIX), (_instance, state) =>
+      state.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM replay_claims WHERE key = ?', key).toArray(),
+    );
+    expect(rows).toEqual([{ expires_at: exp }]);
+    // The single-use shard of the same number holds nothing of it.
+    const replayRows = await runInDurableObject(replayShard(workerEnv.REPLAY, key), (_instance, state) =>
+      state.storage.sql.exec('SELECT 1 FROM replay_claims WHERE key = ?', key).toArray(),
+    );
+    expect(replayRows).toEqual([]);
+  });
+});
