@@ -14,6 +14,7 @@ import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from './github-exchange-suite.ts';
+import { cloudPolicies } from './cloud-exchange-suite.ts';
 import {
   exchangeForm,
   freshIssuer,
@@ -119,6 +120,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         {
           ...suitePolicies(github, generic),
           ...githubPolicies(github),
+          ...cloudPolicies(github),
           ...auditorPolicies(people, HARNESS_ISSUER),
           'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
           'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
@@ -397,6 +399,10 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
             await broker.setReplayGuardDown(false);
           }
         },
+        cloud_role_not_granted: async () =>
+          post(exchangeForm(await good({ environment: 'cloud-aws' }), { requested_token_type: ID_TOKEN, audience: 'arn:aws:iam::123456789012:role/admin' })),
+        cloud_limit_exceeded: async () =>
+          post(exchangeForm(await good({ environment: 'cloud-aws', ref: 'refs/heads/fix#1' }), { requested_token_type: ID_TOKEN })),
         github_repository_not_granted: async () => post(githubForm(await good(), { audience: 'acme/infra' })),
         github_permission_not_granted: async () => post(githubForm(await good(), { scope: 'issues:write' })),
         github_refused: async () => post(githubForm(await good({ ref: 'refs/heads/ghost' }))),

@@ -42,6 +42,11 @@ export const REASONS = {
   github_repository_not_granted: { decision: 'denied', description: 'the requested GitHub repository is not granted' },
   github_permission_not_granted: { decision: 'denied', description: 'the requested GitHub permission is not granted' },
   replayed: { decision: 'denied', description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
+  cloud_role_not_granted: { decision: 'denied', description: 'no trust policy grants a cloud token for the requested role, service account or application' },
+  cloud_limit_exceeded: {
+    decision: 'denied',
+    description: "a value the cloud token would carry breaks the cloud's limits (AWS session tags, subject length); keyway never truncates it",
+  },
 
   rate_limited: { decision: 'denied', description: 'too many requests; retry after the number of seconds in Retry-After' },
 

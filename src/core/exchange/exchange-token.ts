@@ -19,7 +19,9 @@ import { parseTokenExchangeRequest, TOKEN_TYPE } from './token-exchange-request.
 import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import type { GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
+import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
+import { mintCloudToken } from '../mint/mint-cloud-token.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 
@@ -60,7 +62,7 @@ export type ExchangeInput = { readonly form: URLSearchParams } | { readonly refu
 export interface IssuedToken {
   readonly access_token: string;
   readonly issued_token_type: string;
-  readonly token_type: 'Bearer';
+  readonly token_type: 'Bearer' | 'N_A';
   readonly expires_in: number;
   readonly scope: string;
 }
@@ -208,7 +210,8 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
-  const decision = decide(policies, verified, github === undefined ? request : { ...request, github });
+  const wantsCloud = request.requestedTokenType === TOKEN_TYPE.idToken;
+  const decision = decide(policies, verified, github !== undefined ? { ...request, github } : wantsCloud ? { ...request, cloud: true } : request);
   event.policy = {
     candidates: decision.trace.candidates,
     matched: decision.trace.matched,
@@ -227,6 +230,7 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
     });
   }
   if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
+  if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
   const minted = await mintAccessToken({
     issuer: deps.issuer,
@@ -247,6 +251,48 @@ async function grantOrThrow(deps: ExchangeDeps, form: URLSearchParams, now: numb
       token_type: 'Bearer',
       expires_in: minted.expiresAt - minted.issuedAt,
       scope: grant.scopes.join(' '),
+    },
+  };
+}
+
+/** Mints the token a cloud's web-identity federation takes, signed with a key of the algorithm that cloud accepts. */
+async function issueCloudToken(
+  deps: ExchangeDeps,
+  grant: IssuedGrant,
+  cloud: IssuedCloudGrant,
+  now: number,
+  event: Draft,
+  crypto: JwtCrypto,
+): Promise<Granted> {
+  const minted = await mintCloudToken({
+    issuer: deps.issuer,
+    key: deps.keys().signingFor(CLOUD_PROFILES[cloud.provider].alg),
+    subject: grant.subject,
+    ttlSeconds: grant.ttlSeconds,
+    claims: grant.claims,
+    cloud,
+    now,
+    crypto,
+  });
+  event.policy = { ...event.policy!, granted_by: grant.policy.id };
+  event.issued = { jti: minted.jti, sub: grant.subject, aud: [cloud.audience], scope: [], exp: minted.expiresAt };
+  event.cloud = {
+    provider: cloud.provider,
+    ...(cloud.identity === undefined ? {} : { identity: cloud.identity }),
+    ...(Object.keys(cloud.sessionTags).length === 0 ? {} : { session_tags: cloud.sessionTags }),
+    ...(cloud.transitiveTagKeys.length === 0 ? {} : { transitive_tag_keys: cloud.transitiveTagKeys }),
+    jti: minted.jti,
+  };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    token: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.idToken,
+      // RFC 8693 §2.2.1: the token is not an OAuth access token, so it has no token type to use it with.
+      token_type: 'N_A',
+      expires_in: minted.expiresAt - minted.issuedAt,
+      scope: '',
     },
   };
 }
