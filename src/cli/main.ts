@@ -4,6 +4,7 @@ import { auditQuery } from './audit-query.ts';
 import { auditStats } from './audit-stats.ts';
 import { auditVerify } from './audit-verify.ts';
 import { backup } from './backup.ts';
+import { cloudCheck } from './cloud-check.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
 import { keysList } from './keys-list.ts';
@@ -34,6 +35,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'keys seal': keysSeal,
   backup,
   restore,
+  'cloud check': cloudCheck,
 };
 
 const USAGE = `usage: keyway <command> [options]

@@ -74,7 +74,7 @@ async function stateOf(d: Deployment) {
     const report = await verifyAuditLog(await sqliteAuditLogSource(db, { box: await SecretBox.fromMasterKeys(readMasterKeys(d.env) as MasterKeys) }));
     return {
       ids: db.all<{ id: string }>('SELECT id FROM audit_events ORDER BY seq').map((row) => row.id),
-      kids: db.all<{ kid: string; state: string }>('SELECT kid, state FROM signing_keys ORDER BY kid'),
+      kids: db.all<{ kid: string; alg: string; state: string }>('SELECT kid, alg, state FROM signing_keys ORDER BY kid'),
       checkpoints: db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq').map((row) => row.seq),
       policyVersion: db.all<{ version: number }>('SELECT version FROM live_policy_set').map((row) => row.version),
       revocations: db.all<{ id: string }>('SELECT id FROM github_token_revocations').map((row) => row.id),
@@ -142,7 +142,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const served = await isolate(target.env);
     expect((await served.request('/v1/audit/events', { headers: { authorization: `Bearer ${earlierToken}` } })).status).toBe(200);
     const minted = await tokenFor(served, 'olga@acme.dev', 'audit:read');
-    expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current')?.kid);
+    expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current' && key.alg === 'ES256')?.kid);
     const continued = await stateOf(target);
     expect(continued.report.ok).toBe(true);
     expect(continued.ids.slice(0, before.ids.length)).toEqual(before.ids);

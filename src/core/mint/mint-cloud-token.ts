@@ -5,6 +5,9 @@ import type { MintedAccessToken } from './mint-access-token.ts';
 /** The claim AWS reads session tags from. */
 export const AWS_TAGS_CLAIM = 'https://aws.amazon.com/tags';
 
+/** The claims every cloud token may carry besides a policy's own `grant.claims`: discovery's claims_supported. */
+export const CLOUD_TOKEN_CLAIMS = ['iss', 'sub', 'aud', 'iat', 'nbf', 'exp', 'jti', AWS_TAGS_CLAIM];
+
 /** What a cloud grant puts in the token (the policy's IssuedCloudGrant is one). */
 export interface CloudTokenContent {
   readonly audience: string;

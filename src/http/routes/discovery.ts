@@ -2,6 +2,8 @@ import { Hono } from 'hono';
 import { TOKEN_EXCHANGE_GRANT } from '../../core/exchange/token-exchange-request.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../../core/mint/key-life-cycle.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { SIGNING_ALGORITHMS } from '../../core/mint/key-store.ts';
+import { CLOUD_TOKEN_CLAIMS } from '../../core/mint/mint-cloud-token.ts';
 
 /** RFC 8414 authorization server metadata (also at the OpenID Connect discovery path) and the JWKS downstream services verify with. */
 export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: () => KeyRing }): Hono {
@@ -13,7 +15,11 @@ export function discoveryRoutes(deps: { readonly issuer: string; readonly keys: 
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     grant_types_supported: [TOKEN_EXCHANGE_GRANT],
     token_endpoint_auth_methods_supported: ['none'],
-    response_types_supported: [],
+    // What a cloud's OIDC federation reads (AWS, Google, Entra): keyway issues ID-token-shaped cloud tokens (grant.cloud).
+    response_types_supported: ['id_token'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [...SIGNING_ALGORITHMS],
+    claims_supported: CLOUD_TOKEN_CLAIMS,
   };
   routes.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata));
   routes.get('/.well-known/openid-configuration', (c) => c.json(metadata));
