@@ -8,6 +8,7 @@ import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from './pipeline/revoke-token.ts';
 import { CliError, type Command } from './command.ts';
+import { awsStsUrl, CLOUD_TOKEN_TYPE, deliverAwsCredentials, type AwsDelivery } from './pipeline/aws-delivery.ts';
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
 
@@ -28,6 +29,17 @@ options:
   --repository OWNER/REPO   with --github-token: a repository wanted (repeatable; default: all the policy grants);
                             --scope then names permissions, e.g. --scope "contents:read pull_requests:write"
   --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
+
+cloud credentials (a policy's grant.cloud; the keyway token goes to the cloud, never to the log or standard output):
+  --cloud aws               exchange the keyway token for AWS credentials (AssumeRoleWithWebIdentity)
+  --role-arn ARN            the IAM role to assume (the policy must name it)
+  --aws-region REGION       set AWS_REGION, and call that region's STS; default $AWS_REGION
+  --aws-sts-url URL         STS endpoint; default $AWS_ENDPOINT_URL_STS, else the region's, else https://sts.amazonaws.com
+  --duration-seconds N      how long the AWS credentials live, 900 to 43200 (default: the role's, 3600)
+  --aws-profile NAME        write the credentials to profile NAME of the shared credentials file instead of the environment
+  --aws-credentials-file F  that file; default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
+  In GitHub Actions the credentials are masked and set for later steps (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_REGION); with --exec only the command gets them; otherwise standard output has export lines for eval.
 
 delivery (default: print the token alone on standard output; in GitHub Actions, after ::add-mask:: on standard error):
   --github-output NAME      set step output NAME, after ::add-mask::
@@ -67,6 +79,13 @@ export const exchange: Command = {
         'github-output': { type: 'string' },
         'github-env': { type: 'string' },
         exec: { type: 'boolean', default: false },
+        cloud: { type: 'string' },
+        'role-arn': { type: 'string' },
+        'aws-region': { type: 'string' },
+        'aws-sts-url': { type: 'string' },
+        'duration-seconds': { type: 'string' },
+        'aws-profile': { type: 'string' },
+        'aws-credentials-file': { type: 'string' },
         'exec-env': { type: 'string', default: 'KEYWAY_TOKEN' },
       },
       strict: true,
@@ -96,6 +115,7 @@ export const exchange: Command = {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
 
+    const aws = values.cloud === undefined ? undefined : awsDeliveryOf(values, command);
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
@@ -110,12 +130,14 @@ export const exchange: Command = {
         source,
         subjectAudience: values['subject-audience'],
         // Repositories go as RFC 8693 audience names (OWNER/REPO), which the broker reads for any GitHub host.
-        audiences: [...values.audience, ...values.repository],
+        audiences: aws === undefined ? [...values.audience, ...values.repository] : [aws.roleArn],
         scopes: values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== ''),
-        requestedTokenType: values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
+        requestedTokenType: aws !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
       });
+      log(grantLine(issued));
+      if (aws !== undefined) return await deliverAwsCredentials(aws, issued.accessToken, issued.auditEventId, { env: process.env, fetch, log });
     } catch (error) {
       const failure = describeFailure(error);
       if (failure === undefined) throw error;
@@ -123,7 +145,6 @@ export const exchange: Command = {
       return failure.exitCode;
     }
 
-    log(grantLine(issued));
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
     // masked once, before it can reach the log by any path (printed, written to a runner file, or printed by the
@@ -151,3 +172,35 @@ export const exchange: Command = {
     return EXIT.ok;
   },
 };
+
+/** `--cloud aws` and its options, checked: what the keyway token is exchanged for, and where the credentials go. */
+function awsDeliveryOf(values: Readonly<Record<string, string | boolean | string[] | undefined>>, command: readonly string[]): AwsDelivery {
+  const option = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  if (option('cloud') !== 'aws') throw new CliError(`--cloud ${option('cloud')} is not one keyway exchange supports: aws`);
+  for (const other of ['github-token', 'github-output', 'github-env'] as const) {
+    if (values[other] === true || typeof values[other] === 'string') throw new CliError(`--cloud does not combine with --${other}`);
+  }
+  if ((values['audience'] as string[]).length > 0 || (values['scope'] as string[]).length > 0 || (values['repository'] as string[]).length > 0) {
+    throw new CliError('--cloud asks for the role --role-arn names: it does not combine with --audience, --scope or --repository');
+  }
+  const roleArn = option('role-arn');
+  if (roleArn === undefined || !/^arn:aws(?:-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/.test(roleArn)) {
+    throw new CliError('--cloud aws needs --role-arn arn:aws:iam::ACCOUNT:role/NAME');
+  }
+  const region = option('aws-region') ?? process.env['AWS_REGION'];
+  if (region !== undefined && !/^[a-z]{2}(?:-[a-z]+)+-\d$/.test(region)) throw new CliError(`--aws-region ${region} is not an AWS region`);
+  const sts = awsStsUrl(option('aws-sts-url'), process.env, region);
+  if (!URL.canParse(sts)) throw new CliError(`the STS URL ${sts} is not a URL`);
+  const stsUrl = new URL(sts);
+  if (stsUrl.protocol !== 'https:' && !isLoopbackHttpUrl(stsUrl)) throw new CliError('the STS URL must be https, unless it is on this machine');
+  const duration = option('duration-seconds');
+  const durationSeconds = duration === undefined ? undefined : Number(duration);
+  if (durationSeconds !== undefined && (!Number.isInteger(durationSeconds) || durationSeconds < 900 || durationSeconds > 43_200)) {
+    throw new CliError('--duration-seconds is a whole number from 900 to 43200');
+  }
+  const profile = option('aws-profile');
+  if (profile !== undefined && !/^[\w.+=,@-]{1,64}$/.test(profile)) throw new CliError(`--aws-profile ${profile} is not a profile name`);
+  if (profile !== undefined && command.length > 0) throw new CliError('--aws-profile writes a file; --exec keeps the credentials out of files');
+  if (option('aws-credentials-file') !== undefined && profile === undefined) throw new CliError('--aws-credentials-file needs --aws-profile');
+  return { roleArn, stsUrl, region, durationSeconds, profile, credentialsFile: option('aws-credentials-file'), command };
+}
