@@ -9,6 +9,8 @@ import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.t
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from './pipeline/revoke-token.ts';
 import { CliError, type Command } from './command.ts';
 import { awsStsUrl, CLOUD_TOKEN_TYPE, deliverAwsCredentials, type AwsDelivery } from './pipeline/aws-delivery.ts';
+import { DEFAULT_ENTRA_URL, DEFAULT_GOOGLE_IAM_CREDENTIALS_URL, DEFAULT_GOOGLE_STS_URL } from './pipeline/cloud-token-exchanges.ts';
+import { deliverAzureCredentials, deliverGoogleCredentials, type AzureDelivery, type GoogleDelivery } from './pipeline/google-azure-delivery.ts';
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
 
@@ -31,15 +33,25 @@ options:
   --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
 
 cloud credentials (a policy's grant.cloud; the keyway token goes to the cloud, never to the log or standard output):
-  --cloud aws               exchange the keyway token for AWS credentials (AssumeRoleWithWebIdentity)
-  --role-arn ARN            the IAM role to assume (the policy must name it)
+  --cloud PROVIDER          aws: AWS credentials (AssumeRoleWithWebIdentity); gcp: a Google external-account credential
+                            file (STS token exchange, optional impersonation); azure: Entra workload identity variables
+  --role-arn ARN            aws: the IAM role to assume (the policy must name it)
   --aws-region REGION       set AWS_REGION, and call that region's STS; default $AWS_REGION
   --aws-sts-url URL         STS endpoint; default $AWS_ENDPOINT_URL_STS, else the region's, else https://sts.amazonaws.com
   --duration-seconds N      how long the AWS credentials live, 900 to 43200 (default: the role's, 3600)
   --aws-profile NAME        write the credentials to profile NAME of the shared credentials file instead of the environment
   --aws-credentials-file F  that file; default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
+  --service-account EMAIL   gcp: the service account to impersonate (the policy must name it); default none (direct access)
+  --google-sts-url URL      gcp: default https://sts.googleapis.com/v1/token
+  --google-iam-credentials-url URL  gcp: default https://iamcredentials.googleapis.com
+  --client-id ID            azure: the application or managed identity client id (the policy must name it)
+  --tenant-id ID            azure: the directory (tenant) id
+  --azure-authority-url URL azure: default https://login.microsoftonline.com (sets AZURE_AUTHORITY_HOST when another)
+  --azure-scope SCOPE       azure: the scope of the check request; default https://management.azure.com/.default
+  --credentials-dir DIR     gcp, azure: where the token and credential files go; default $RUNNER_TEMP or the temp dir
   In GitHub Actions the credentials are masked and set for later steps (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-  AWS_SESSION_TOKEN, AWS_REGION); with --exec only the command gets them; otherwise standard output has export lines for eval.
+  AWS_SESSION_TOKEN, AWS_REGION; GOOGLE_APPLICATION_CREDENTIALS; AZURE_CLIENT_ID, AZURE_TENANT_ID,
+  AZURE_FEDERATED_TOKEN_FILE); with --exec only the command gets them; otherwise standard output has export lines for eval.
 
 delivery (default: print the token alone on standard output; in GitHub Actions, after ::add-mask:: on standard error):
   --github-output NAME      set step output NAME, after ::add-mask::
@@ -86,6 +98,14 @@ export const exchange: Command = {
         'duration-seconds': { type: 'string' },
         'aws-profile': { type: 'string' },
         'aws-credentials-file': { type: 'string' },
+        'service-account': { type: 'string' },
+        'google-sts-url': { type: 'string' },
+        'google-iam-credentials-url': { type: 'string' },
+        'client-id': { type: 'string' },
+        'tenant-id': { type: 'string' },
+        'azure-authority-url': { type: 'string' },
+        'azure-scope': { type: 'string' },
+        'credentials-dir': { type: 'string' },
         'exec-env': { type: 'string', default: 'KEYWAY_TOKEN' },
       },
       strict: true,
@@ -115,7 +135,7 @@ export const exchange: Command = {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
 
-    const aws = values.cloud === undefined ? undefined : awsDeliveryOf(values, command);
+    const cloud = values.cloud === undefined ? undefined : cloudDeliveryOf(values, command);
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
@@ -130,14 +150,17 @@ export const exchange: Command = {
         source,
         subjectAudience: values['subject-audience'],
         // Repositories go as RFC 8693 audience names (OWNER/REPO), which the broker reads for any GitHub host.
-        audiences: aws === undefined ? [...values.audience, ...values.repository] : [aws.roleArn],
+        audiences: cloud === undefined ? [...values.audience, ...values.repository] : cloud.identity === undefined ? [] : [cloud.identity],
         scopes: values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== ''),
-        requestedTokenType: aws !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
+        requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
       });
       log(grantLine(issued));
-      if (aws !== undefined) return await deliverAwsCredentials(aws, issued.accessToken, issued.auditEventId, { env: process.env, fetch, log });
+      const io = { env: process.env, fetch, log };
+      if (cloud?.provider === 'aws') return await deliverAwsCredentials(cloud.delivery, issued.accessToken, issued.auditEventId, io);
+      if (cloud?.provider === 'gcp') return await deliverGoogleCredentials(cloud.delivery, issued.accessToken, io);
+      if (cloud?.provider === 'azure') return await deliverAzureCredentials(cloud.delivery, issued.accessToken, io);
     } catch (error) {
       const failure = describeFailure(error);
       if (failure === undefined) throw error;
@@ -173,15 +196,79 @@ export const exchange: Command = {
   },
 };
 
-/** `--cloud aws` and its options, checked: what the keyway token is exchanged for, and where the credentials go. */
-function awsDeliveryOf(values: Readonly<Record<string, string | boolean | string[] | undefined>>, command: readonly string[]): AwsDelivery {
+type CloudDelivery =
+  | { readonly provider: 'aws'; readonly identity: string; readonly delivery: AwsDelivery }
+  | { readonly provider: 'gcp'; readonly identity: string | undefined; readonly delivery: GoogleDelivery }
+  | { readonly provider: 'azure'; readonly identity: string; readonly delivery: AzureDelivery };
+
+type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
+
+const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
+  aws: ['role-arn', 'aws-region', 'aws-sts-url', 'duration-seconds', 'aws-profile', 'aws-credentials-file'],
+  gcp: ['service-account', 'google-sts-url', 'google-iam-credentials-url', 'credentials-dir'],
+  azure: ['client-id', 'tenant-id', 'azure-authority-url', 'azure-scope', 'credentials-dir'],
+};
+
+/** A cloud endpoint: https, or http on this machine (tests, a local emulator). */
+function endpoint(url: string, what: string): string {
+  if (!URL.canParse(url)) throw new CliError(`${what} ${url} is not a URL`);
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'https:' && !isLoopbackHttpUrl(parsed)) throw new CliError(`${what} must be https, unless it is on this machine`);
+  return url.replace(/\/$/, '');
+}
+
+/** `--cloud` and its options, checked: what the keyway token is exchanged for, and where the credentials go. */
+function cloudDeliveryOf(values: Values, command: readonly string[]): CloudDelivery {
   const option = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
-  if (option('cloud') !== 'aws') throw new CliError(`--cloud ${option('cloud')} is not one keyway exchange supports: aws`);
+  const provider = option('cloud') ?? '';
+  if (!Object.hasOwn(OPTIONS_OF, provider)) throw new CliError(`--cloud ${provider} is not a cloud keyway exchange supports: aws, gcp, azure`);
   for (const other of ['github-token', 'github-output', 'github-env'] as const) {
     if (values[other] === true || typeof values[other] === 'string') throw new CliError(`--cloud does not combine with --${other}`);
   }
   if ((values['audience'] as string[]).length > 0 || (values['scope'] as string[]).length > 0 || (values['repository'] as string[]).length > 0) {
-    throw new CliError('--cloud asks for the role --role-arn names: it does not combine with --audience, --scope or --repository');
+    throw new CliError('--cloud asks for the identity its own options name: it does not combine with --audience, --scope or --repository');
+  }
+  const foreign = Object.entries(OPTIONS_OF)
+    .filter(([name]) => name !== provider)
+    .flatMap(([, names]) => names)
+    .filter((name) => !OPTIONS_OF[provider]?.includes(name) && option(name) !== undefined);
+  if (foreign.length > 0) throw new CliError(`--cloud ${provider} does not take --${foreign.join(', --')}`);
+  if (provider === 'gcp') {
+    const serviceAccount = option('service-account');
+    if (serviceAccount !== undefined && !/^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,200}\.gserviceaccount\.com$/.test(serviceAccount)) {
+      throw new CliError(`--service-account ${serviceAccount} is not a service account email`);
+    }
+    return {
+      provider,
+      identity: serviceAccount,
+      delivery: {
+        serviceAccount,
+        stsUrl: endpoint(option('google-sts-url') ?? DEFAULT_GOOGLE_STS_URL, '--google-sts-url'),
+        iamCredentialsUrl: endpoint(option('google-iam-credentials-url') ?? DEFAULT_GOOGLE_IAM_CREDENTIALS_URL, '--google-iam-credentials-url'),
+        directory: option('credentials-dir'),
+        command,
+      },
+    };
+  }
+  if (provider === 'azure') {
+    const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+    const clientId = option('client-id');
+    const tenantId = option('tenant-id');
+    if (clientId === undefined || !uuid.test(clientId) || tenantId === undefined || !uuid.test(tenantId)) {
+      throw new CliError('--cloud azure needs --client-id and --tenant-id, each a GUID');
+    }
+    return {
+      provider,
+      identity: clientId,
+      delivery: {
+        clientId,
+        tenantId,
+        authorityUrl: endpoint(option('azure-authority-url') ?? DEFAULT_ENTRA_URL, '--azure-authority-url'),
+        scope: option('azure-scope') ?? 'https://management.azure.com/.default',
+        directory: option('credentials-dir'),
+        command,
+      },
+    };
   }
   const roleArn = option('role-arn');
   if (roleArn === undefined || !/^arn:aws(?:-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/.test(roleArn)) {
@@ -189,10 +276,7 @@ function awsDeliveryOf(values: Readonly<Record<string, string | boolean | string
   }
   const region = option('aws-region') ?? process.env['AWS_REGION'];
   if (region !== undefined && !/^[a-z]{2}(?:-[a-z]+)+-\d$/.test(region)) throw new CliError(`--aws-region ${region} is not an AWS region`);
-  const sts = awsStsUrl(option('aws-sts-url'), process.env, region);
-  if (!URL.canParse(sts)) throw new CliError(`the STS URL ${sts} is not a URL`);
-  const stsUrl = new URL(sts);
-  if (stsUrl.protocol !== 'https:' && !isLoopbackHttpUrl(stsUrl)) throw new CliError('the STS URL must be https, unless it is on this machine');
+  const stsUrl = new URL(endpoint(awsStsUrl(option('aws-sts-url'), process.env, region), 'the STS URL'));
   const duration = option('duration-seconds');
   const durationSeconds = duration === undefined ? undefined : Number(duration);
   if (durationSeconds !== undefined && (!Number.isInteger(durationSeconds) || durationSeconds < 900 || durationSeconds > 43_200)) {
@@ -202,5 +286,9 @@ function awsDeliveryOf(values: Readonly<Record<string, string | boolean | string
   if (profile !== undefined && !/^[\w.+=,@-]{1,64}$/.test(profile)) throw new CliError(`--aws-profile ${profile} is not a profile name`);
   if (profile !== undefined && command.length > 0) throw new CliError('--aws-profile writes a file; --exec keeps the credentials out of files');
   if (option('aws-credentials-file') !== undefined && profile === undefined) throw new CliError('--aws-credentials-file needs --aws-profile');
-  return { roleArn, stsUrl, region, durationSeconds, profile, credentialsFile: option('aws-credentials-file'), command };
+  return {
+    provider: 'aws',
+    identity: roleArn,
+    delivery: { roleArn, stsUrl, region, durationSeconds, profile, credentialsFile: option('aws-credentials-file'), command },
+  };
 }

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
-import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, errors, jwtVerify } from 'jose';
+import { fetchIssuerKeys } from './issuer-keys.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
 
 /**
@@ -98,23 +99,6 @@ export class FakeAwsSts {
     return this.#close();
   }
 
-  async #keys(issuer: string): Promise<JSONWebKeySet> {
-    const fail = () =>
-      new StsError(
-        400,
-        'IDPCommunicationError',
-        "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements",
-      );
-    try {
-      const signal = AbortSignal.timeout(5000);
-      const metadata = (await (await fetch(`${issuer}/.well-known/openid-configuration`, { signal })).json()) as { jwks_uri?: string; issuer?: string };
-      if (metadata.issuer !== issuer || typeof metadata.jwks_uri !== 'string') throw fail();
-      return (await (await fetch(metadata.jwks_uri, { signal })).json()) as JSONWebKeySet;
-    } catch {
-      throw fail();
-    }
-  }
-
   async #assume(form: URLSearchParams): Promise<string> {
     if (form.get('Action') !== 'AssumeRoleWithWebIdentity' || form.get('Version') !== '2011-06-15')
       throw new StsError(400, 'InvalidAction', 'Could not find operation');
@@ -140,7 +124,14 @@ export class FakeAwsSts {
       throw new StsError(400, 'InvalidIdentityToken', `No OpenIDConnect provider found in your account for ${String(claimed['iss'])}`);
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, createLocalJWKSet(await this.#keys(this.provider.issuer)), { algorithms: ALGORITHMS, clockTolerance: 300 }));
+      const keys = await fetchIssuerKeys(this.provider.issuer).catch(() => {
+        throw new StsError(
+          400,
+          'IDPCommunicationError',
+          "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements",
+        );
+      });
+      ({ payload } = await jwtVerify(token, createLocalJWKSet(keys), { algorithms: ALGORITHMS, clockTolerance: 300 }));
     } catch (error) {
       if (error instanceof StsError) throw error;
       if (error instanceof errors.JWTExpired)

@@ -2,8 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { assumeRoleWithWebIdentity, awsEnvironment, DEFAULT_AWS_STS_URL, writeCredentialsProfile, type AwsCredentials } from './aws-sts.ts';
-import { execWithEnvironment } from './exec-with-token.ts';
-import { addMask, appendEnvironmentFile } from './github-commands.ts';
+import { handOverEnvironment, maskInActions } from './hand-over-environment.ts';
 import { EXIT } from './job-log.ts';
 import type { FetchLike } from './retrying-fetch.ts';
 
@@ -52,22 +51,14 @@ export async function deliverAwsCredentials(
     fetch: io.fetch,
   });
   io.log(`assumed ${credentials.assumedRoleArn ?? delivery.roleArn} until ${credentials.expiration} (session ${roleSessionName(auditEventId)})`);
-  const inActions = io.env['GITHUB_ACTIONS'] === 'true';
   // Masked before they can reach the log by any path, as configure-aws-credentials does.
-  if (inActions) for (const secret of [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken]) process.stderr.write(addMask(secret));
+  maskInActions([credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken], io.env);
   const variables = awsEnvironment(credentials, delivery.region);
-  if (delivery.command.length > 0) return execWithEnvironment(delivery.command, Object.fromEntries(variables), io.log);
   if (delivery.profile !== undefined) {
     const file = delivery.credentialsFile ?? io.env['AWS_SHARED_CREDENTIALS_FILE'] ?? join(homedir(), '.aws', 'credentials');
     writeCredentialsProfile(file, delivery.profile, credentials);
     io.log(`credentials written to profile ${delivery.profile} of ${file}`);
     return EXIT.ok;
   }
-  if (inActions && io.env['GITHUB_ENV']) {
-    for (const [name, value] of variables) appendEnvironmentFile(io.env['GITHUB_ENV'], 'GITHUB_ENV', name, value);
-    io.log(`credentials set for later steps: ${variables.map(([name]) => name).join(', ')}`);
-    return EXIT.ok;
-  }
-  process.stdout.write(variables.map(([name, value]) => `export ${name}='${value}'\n`).join(''));
-  return EXIT.ok;
+  return handOverEnvironment(variables, delivery.command, io);
 }
