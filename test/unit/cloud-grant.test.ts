@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { lintPolicies } from '../../src/core/policy/lint/lint-policies.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 7200, allowHttpLoopback: false };
 
@@ -88,5 +89,47 @@ describe('grant.cloud', () => {
 
   it('refuses a grant.claims entry that would overwrite the session tags claim', () => {
     expect(messages(policy(AWS, '  claims: { "https://aws.amazon.com/tags": "{repository}" }\n')).join('\n')).toMatch(/keyway sets it/);
+  });
+});
+
+describe('lint: cloud-subject-collision', () => {
+  const aws = (subject: string | undefined, extra = '') =>
+    policy(AWS, `${subject === undefined ? '' : `  subject: "${subject}"\n`}`).replace('grant:\n', `${extra}grant:\n`);
+  const found = (files: Record<string, string>) =>
+    lintPolicies(
+      compilePolicyFiles(
+        Object.entries(files).map(([path, text]) => ({ path, text })),
+        OPTIONS,
+      ),
+    )
+      .filter((finding) => finding.rule === 'cloud-subject-collision')
+      .map((finding) => `${finding.file}: ${finding.message}`);
+
+  it('refuses two grants to one cloud whose subs could be the same, in both policies, and stops the set from loading', () => {
+    const files = { 'a.yaml': aws('repo:{repository}'), 'b.yaml': aws('repo:acme/api') };
+    expect(found(files)).toEqual([
+      "a.yaml: the cloud token's sub (repo:{repository}) could be the sub of b's (repo:acme/api), and sts.amazonaws.com tells them apart by sub alone",
+      "b.yaml: the cloud token's sub (repo:acme/api) could be the sub of a's (repo:{repository}), and sts.amazonaws.com tells them apart by sub alone",
+    ]);
+    expect(() =>
+      loadPolicies(
+        Object.entries(files).map(([path, text]) => ({ path, text })),
+        OPTIONS,
+      ),
+    ).toThrow(/cloud-subject-collision|could be the sub of/);
+    // A default sub is its policy's own, and another's template can still reach it.
+    expect(found({ 'a.yaml': aws(undefined), 'b.yaml': aws('policy:{ref}') })).toHaveLength(2);
+  });
+
+  it('lets subs apart stand: a delimiter a value cannot hold, another cloud, default subs, or a reasoned ignore', () => {
+    expect(found({ 'a.yaml': aws('repo:{repository}'), 'b.yaml': aws('repo:{repository}:env:{environment}') })).toEqual([]);
+    expect(found({ 'a.yaml': aws(undefined), 'b.yaml': aws(undefined) })).toEqual([]);
+    const azure = policy(
+      'provider: azure\ntenant_id: 8d9f2c6e-1b3a-4c5d-9e7f-0a1b2c3d4e5f\nclient_ids: [3f2504e0-4f89-41d3-9a0c-0305e82c3301]',
+      '  subject: "repo:acme/api"\n',
+    );
+    expect(found({ 'a.yaml': aws('repo:{repository}'), 'b.yaml': azure })).toEqual([]);
+    const silenced = (text: string) => `${text}lint:\n  ignore:\n    cloud-subject-collision: both policies name one repository's deploys\n`;
+    expect(found({ 'a.yaml': silenced(aws('repo:{repository}')), 'b.yaml': silenced(aws('repo:acme/api')) })).toEqual([]);
   });
 });
