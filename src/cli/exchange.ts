@@ -8,9 +8,8 @@ import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from './pipeline/revoke-token.ts';
 import { CliError, type Command } from './command.ts';
-import { awsStsUrl, CLOUD_TOKEN_TYPE, deliverAwsCredentials, type AwsDelivery } from './pipeline/aws-delivery.ts';
-import { DEFAULT_ENTRA_URL, DEFAULT_GOOGLE_IAM_CREDENTIALS_URL, DEFAULT_GOOGLE_STS_URL } from './pipeline/cloud-token-exchanges.ts';
-import { deliverAzureCredentials, deliverGoogleCredentials, type AzureDelivery, type GoogleDelivery } from './pipeline/google-azure-delivery.ts';
+import { CLOUD_TOKEN_TYPE } from './pipeline/aws-delivery.ts';
+import { CloudOptionError, cloudDeliveryOf, deliverCloudCredentials, type CloudDelivery } from './pipeline/cloud-delivery-options.ts';
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
 
@@ -135,7 +134,7 @@ export const exchange: Command = {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
 
-    const cloud = values.cloud === undefined ? undefined : cloudDeliveryOf(values, command);
+    const cloud = values.cloud === undefined ? undefined : cliCloudDelivery(values, command);
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
@@ -157,10 +156,7 @@ export const exchange: Command = {
         log,
       });
       log(grantLine(issued));
-      const io = { env: process.env, fetch, log };
-      if (cloud?.provider === 'aws') return await deliverAwsCredentials(cloud.delivery, issued.accessToken, issued.auditEventId, io);
-      if (cloud?.provider === 'gcp') return await deliverGoogleCredentials(cloud.delivery, issued.accessToken, io);
-      if (cloud?.provider === 'azure') return await deliverAzureCredentials(cloud.delivery, issued.accessToken, io);
+      if (cloud !== undefined) return await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log });
     } catch (error) {
       const failure = describeFailure(error);
       if (failure === undefined) throw error;
@@ -196,99 +192,18 @@ export const exchange: Command = {
   },
 };
 
-type CloudDelivery =
-  | { readonly provider: 'aws'; readonly identity: string; readonly delivery: AwsDelivery }
-  | { readonly provider: 'gcp'; readonly identity: string | undefined; readonly delivery: GoogleDelivery }
-  | { readonly provider: 'azure'; readonly identity: string; readonly delivery: AzureDelivery };
-
-type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
-
-const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
-  aws: ['role-arn', 'aws-region', 'aws-sts-url', 'duration-seconds', 'aws-profile', 'aws-credentials-file'],
-  gcp: ['service-account', 'google-sts-url', 'google-iam-credentials-url', 'credentials-dir'],
-  azure: ['client-id', 'tenant-id', 'azure-authority-url', 'azure-scope', 'credentials-dir'],
-};
-
-/** A cloud endpoint: https, or http on this machine (tests, a local emulator). */
-function endpoint(url: string, what: string): string {
-  if (!URL.canParse(url)) throw new CliError(`${what} ${url} is not a URL`);
-  const parsed = new URL(url);
-  if (parsed.protocol !== 'https:' && !isLoopbackHttpUrl(parsed)) throw new CliError(`${what} must be https, unless it is on this machine`);
-  return url.replace(/\/$/, '');
-}
-
-/** `--cloud` and its options, checked: what the keyway token is exchanged for, and where the credentials go. */
-function cloudDeliveryOf(values: Values, command: readonly string[]): CloudDelivery {
-  const option = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
-  const provider = option('cloud') ?? '';
-  if (!Object.hasOwn(OPTIONS_OF, provider)) throw new CliError(`--cloud ${provider} is not a cloud keyway exchange supports: aws, gcp, azure`);
+/** `--cloud` and its options, checked: the CLI's own combinations, then what every pipeline side checks. */
+function cliCloudDelivery(values: Readonly<Record<string, string | boolean | string[] | undefined>>, command: readonly string[]): CloudDelivery {
   for (const other of ['github-token', 'github-output', 'github-env'] as const) {
     if (values[other] === true || typeof values[other] === 'string') throw new CliError(`--cloud does not combine with --${other}`);
   }
   if ((values['audience'] as string[]).length > 0 || (values['scope'] as string[]).length > 0 || (values['repository'] as string[]).length > 0) {
     throw new CliError('--cloud asks for the identity its own options name: it does not combine with --audience, --scope or --repository');
   }
-  const foreign = Object.entries(OPTIONS_OF)
-    .filter(([name]) => name !== provider)
-    .flatMap(([, names]) => names)
-    .filter((name) => !OPTIONS_OF[provider]?.includes(name) && option(name) !== undefined);
-  if (foreign.length > 0) throw new CliError(`--cloud ${provider} does not take --${foreign.join(', --')}`);
-  if (provider === 'gcp') {
-    const serviceAccount = option('service-account');
-    if (serviceAccount !== undefined && !/^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,200}\.gserviceaccount\.com$/.test(serviceAccount)) {
-      throw new CliError(`--service-account ${serviceAccount} is not a service account email`);
-    }
-    return {
-      provider,
-      identity: serviceAccount,
-      delivery: {
-        serviceAccount,
-        stsUrl: endpoint(option('google-sts-url') ?? DEFAULT_GOOGLE_STS_URL, '--google-sts-url'),
-        iamCredentialsUrl: endpoint(option('google-iam-credentials-url') ?? DEFAULT_GOOGLE_IAM_CREDENTIALS_URL, '--google-iam-credentials-url'),
-        directory: option('credentials-dir'),
-        command,
-      },
-    };
+  try {
+    return cloudDeliveryOf((name) => (typeof values[name] === 'string' ? (values[name] as string) : undefined), command, process.env);
+  } catch (error) {
+    if (error instanceof CloudOptionError) throw new CliError(error.message);
+    throw error;
   }
-  if (provider === 'azure') {
-    const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-    const clientId = option('client-id');
-    const tenantId = option('tenant-id');
-    if (clientId === undefined || !uuid.test(clientId) || tenantId === undefined || !uuid.test(tenantId)) {
-      throw new CliError('--cloud azure needs --client-id and --tenant-id, each a GUID');
-    }
-    return {
-      provider,
-      identity: clientId,
-      delivery: {
-        clientId,
-        tenantId,
-        authorityUrl: endpoint(option('azure-authority-url') ?? DEFAULT_ENTRA_URL, '--azure-authority-url'),
-        scope: option('azure-scope') ?? 'https://management.azure.com/.default',
-        directory: option('credentials-dir'),
-        command,
-      },
-    };
-  }
-  const roleArn = option('role-arn');
-  if (roleArn === undefined || !/^arn:aws(?:-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/.test(roleArn)) {
-    throw new CliError('--cloud aws needs --role-arn arn:aws:iam::ACCOUNT:role/NAME');
-  }
-  const region = option('aws-region') ?? process.env['AWS_REGION'];
-  if (region !== undefined && !/^[a-z]{2}(?:-[a-z]+)+-\d$/.test(region)) throw new CliError(`--aws-region ${region} is not an AWS region`);
-  const stsUrl = new URL(endpoint(awsStsUrl(option('aws-sts-url'), process.env, region), 'the STS URL'));
-  const duration = option('duration-seconds');
-  const durationSeconds = duration === undefined ? undefined : Number(duration);
-  if (durationSeconds !== undefined && (!Number.isInteger(durationSeconds) || durationSeconds < 900 || durationSeconds > 43_200)) {
-    throw new CliError('--duration-seconds is a whole number from 900 to 43200');
-  }
-  const profile = option('aws-profile');
-  if (profile !== undefined && !/^[\w.+=,@-]{1,64}$/.test(profile)) throw new CliError(`--aws-profile ${profile} is not a profile name`);
-  if (profile !== undefined && command.length > 0) throw new CliError('--aws-profile writes a file; --exec keeps the credentials out of files');
-  if (option('aws-credentials-file') !== undefined && profile === undefined) throw new CliError('--aws-credentials-file needs --aws-profile');
-  return {
-    provider: 'aws',
-    identity: roleArn,
-    delivery: { roleArn, stsUrl, region, durationSeconds, profile, credentialsFile: option('aws-credentials-file'), command },
-  };
 }

@@ -3,12 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { parseAllDocuments } from 'yaml';
 import { FakeAwsSts } from '../support/fake-aws-sts.ts';
+import { startFakeCi } from '../support/fake-ci.ts';
+import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { AWS_READ_ROLE, AWS_ROLE, cloudPolicies } from '../suites/cloud-exchange-suite.ts';
-import { OWN_URL_ISSUER, runProcess, testConfig, writeTree, type ProcessResult } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type ProcessResult } from './node-harness.ts';
 
 const JWT = /eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/;
+const ACTION_ROLE = 'arn:aws:iam::123456789012:role/action';
 
 /** From a CI token to AWS credentials the AWS CLI reads: the real broker, the real CLI, a fake STS written from AWS's documentation. */
 describe('keyway exchange --cloud aws, end to end (Node broker, CLI process, fake STS on loopback)', () => {
@@ -21,10 +25,16 @@ describe('keyway exchange --cloud aws, end to end (Node broker, CLI process, fak
   beforeAll(async () => {
     github = new TestIssuer(inject('testIssuerBase'), `aws-${crypto.randomUUID().slice(0, 8)}`);
     const policies = Object.fromEntries(Object.entries(cloudPolicies(github)).map(([path, text]) => [`policies/${path}`, text]));
+    // The fake CI's tokens are for the production environment: the Action and the GitLab component ask through this one.
+    policies['policies/cloud/aws-production.yaml'] = (policies['policies/cloud/aws.yaml'] ?? '')
+      .replace('environment: cloud-aws', 'environment: production')
+      .replace(/roles: \[.*\]/, `roles: [${ACTION_ROLE}]`)
+      .replace(/ {4}session_tags:[\s\S]*$/, '');
     broker = await startNodeBroker(testConfig(writeTree(policies), { issuer: OWN_URL_ISSUER }), { now: () => Date.now() + skewMs });
     sts = await FakeAwsSts.start({ issuer: broker.config.issuer, clientIds: ['sts.amazonaws.com'] }, [
       { arn: AWS_ROLE, sub: 'policy:cloud/aws', aud: 'sts.amazonaws.com', tagSession: true, maxSessionSeconds: 7200 },
       { arn: AWS_READ_ROLE, sub: 'policy:cloud/aws', aud: 'sts.amazonaws.com' },
+      { arn: ACTION_ROLE, sub: 'policy:cloud/aws-production', aud: 'sts.amazonaws.com' },
     ]);
   });
   afterAll(async () => {
@@ -128,5 +138,52 @@ describe('keyway exchange --cloud aws, end to end (Node broker, CLI process, fak
     expect(notGranted.stderr).toContain('invalid_target');
     expect(sts.calls.length).toBe(before);
     expect((await exchange(['--role-arn', 'not-an-arn'])).code).toBe(2);
+  });
+
+  it('the GitHub Action with cloud: aws sets the masked AWS credentials for later steps and no token output', async () => {
+    const ci = await startFakeCi(github);
+    try {
+      const step = actionStep(ci, { url: broker.url, cloud: 'aws', 'role-arn': ACTION_ROLE, 'aws-region': 'eu-west-1' }, { AWS_ENDPOINT_URL_STS: sts.url });
+      const result = await step.run('main');
+      expect(result, result.stdout + result.stderr).toMatchObject({ code: 0 });
+      const env = readEnvironmentFile(step.files.GITHUB_ENV);
+      expect(Object.keys(env)).toEqual(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION']);
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
+        const secret = env[name] ?? '';
+        expect(`${result.stdout}${result.stderr}`.split(secret)).toHaveLength(2);
+        expect(result.stderr).toContain(`::add-mask::${secret}`);
+      }
+      expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
+      expect(sts.calls.at(-1)).toMatchObject({ roleArn: ACTION_ROLE, outcome: 'ok' });
+    } finally {
+      await ci.close();
+    }
+  });
+
+  it('the GitLab component with cloud: aws exports the AWS credentials to the job, and a refusal fails it before its script', async () => {
+    const [, jobs] = parseAllDocuments(readFileSync(join(REPOSITORY_ROOT, 'templates/keyway.yml'), 'utf8')).map((document) => document.toJS()) as [
+      unknown,
+      { '.keyway': { variables: Record<string, string>; before_script: string[] } },
+    ];
+    const job = jobs['.keyway'];
+    const runJob = async (inputs: Record<string, string>) => {
+      const values: Record<string, string> = { variable: 'KEYWAY_TOKEN', version: '0.1.0', url: broker.url, audience: '', scope: '', ...inputs };
+      const interpolate = (text: string) => text.replace(/\$\[\[ inputs\.([\w-]+) \]\]/g, (_, name: string) => values[name] ?? '');
+      const script = [
+        'set -eo pipefail',
+        `npx() { shift 2; "${process.execPath}" "${join(REPOSITORY_ROOT, 'src/cli/main.ts')}" "$@"; }`,
+        ...job.before_script.map(interpolate),
+        'printenv AWS_ACCESS_KEY_ID',
+      ].join('\n');
+      const variables = Object.fromEntries(Object.entries(job.variables).map(([name, value]) => [name, interpolate(value)]));
+      const idToken = await github.sign(ciClaims(github.url, broker.config.issuer, { environment: 'production' }));
+      return runProcess('bash', ['-c', script], {
+        env: { PATH: process.env['PATH'], HOME: dir, GITLAB_CI: 'true', KEYWAY_ID_TOKEN: idToken, AWS_ENDPOINT_URL_STS: sts.url, ...variables },
+      });
+    };
+    const granted = await runJob({ cloud: 'aws', 'role-arn': ACTION_ROLE });
+    expect(granted, granted.stderr).toMatchObject({ code: 0 });
+    expect(granted.stdout).toMatch(/^ASIA\w+\n$/);
+    expect(await runJob({ cloud: 'aws', 'role-arn': AWS_READ_ROLE })).toMatchObject({ code: 4, stdout: '' });
   });
 });
