@@ -532,19 +532,19 @@ function checkProtocol(url, enforceHttps) {
     throw OPE("only HTTP and HTTPS requests are allowed", REQUEST_PROTOCOL_FORBIDDEN, url);
   }
 }
-function validateEndpoint(value, endpoint, useMtlsAlias, enforceHttps) {
+function validateEndpoint(value, endpoint2, useMtlsAlias, enforceHttps) {
   let url;
   if (typeof value !== "string" || !(url = URLParse(value))) {
-    throw OPE(`authorization server metadata does not contain a valid ${useMtlsAlias ? `"as.mtls_endpoint_aliases.${endpoint}"` : `"as.${endpoint}"`}`, value === void 0 ? MISSING_SERVER_METADATA : INVALID_SERVER_METADATA, { attribute: useMtlsAlias ? `mtls_endpoint_aliases.${endpoint}` : endpoint });
+    throw OPE(`authorization server metadata does not contain a valid ${useMtlsAlias ? `"as.mtls_endpoint_aliases.${endpoint2}"` : `"as.${endpoint2}"`}`, value === void 0 ? MISSING_SERVER_METADATA : INVALID_SERVER_METADATA, { attribute: useMtlsAlias ? `mtls_endpoint_aliases.${endpoint2}` : endpoint2 });
   }
   checkProtocol(url, enforceHttps);
   return url;
 }
-function resolveEndpoint(as, endpoint, useMtlsAlias, enforceHttps) {
-  if (useMtlsAlias && as.mtls_endpoint_aliases && endpoint in as.mtls_endpoint_aliases) {
-    return validateEndpoint(as.mtls_endpoint_aliases[endpoint], endpoint, useMtlsAlias, enforceHttps);
+function resolveEndpoint(as, endpoint2, useMtlsAlias, enforceHttps) {
+  if (useMtlsAlias && as.mtls_endpoint_aliases && endpoint2 in as.mtls_endpoint_aliases) {
+    return validateEndpoint(as.mtls_endpoint_aliases[endpoint2], endpoint2, useMtlsAlias, enforceHttps);
   }
-  return validateEndpoint(as[endpoint], endpoint, useMtlsAlias, enforceHttps);
+  return validateEndpoint(as[endpoint2], endpoint2, useMtlsAlias, enforceHttps);
 }
 function isDPoPNonceError(err) {
   if (err instanceof WWWAuthenticateChallengeError) {
@@ -1827,7 +1827,7 @@ var sha256 = /* @__PURE__ */ createHasher(
 );
 
 // src/core/mint/sha256-hex.ts
-var sha256Hex = (text2) => bytesToHex(sha256(utf8ToBytes(text2)));
+var sha256Hex = (text3) => bytesToHex(sha256(utf8ToBytes(text3)));
 
 // src/cli/pipeline/retrying-fetch.ts
 var DEFAULT_RETRY_POLICY = { attempts: 4, baseDelayMs: 500, maxDelayMs: 5e3, attemptTimeoutMs: 1e4 };
@@ -1923,8 +1923,8 @@ async function exchangeWithBroker(request) {
   const config = await discover(request, insecure);
   const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
   if (tokenEndpoint === void 0) throw new BrokerUnavailableError(`${issuer} publishes no token_endpoint`);
-  const endpoint = new URL(tokenEndpoint);
-  if (endpoint.protocol !== "https:" && !isLoopbackHttpUrl(endpoint)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
+  const endpoint2 = new URL(tokenEndpoint);
+  if (endpoint2.protocol !== "https:" && !isLoopbackHttpUrl(endpoint2)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
   const audience = request.subjectAudience ?? issuer;
   const subjectToken = await request.source.read(audience);
   request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
@@ -1973,9 +1973,9 @@ async function classify(error, tokenEndpoint, subjectToken) {
     const status = error.cause.status;
     const body = await error.cause.json().catch(() => ({}));
     const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
-    const oauthError = typeof body["error"] === "string" ? `: ${body["error"]}${typeof body["error_description"] === "string" ? ` (${body["error_description"]})` : ""}` : "";
+    const oauthError2 = typeof body["error"] === "string" ? `: ${body["error"]}${typeof body["error_description"] === "string" ? ` (${body["error_description"]})` : ""}` : "";
     if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
-    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
+    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError2}`, { cause: error, auditEventId });
   }
   if (error instanceof ClientError || isNetworkError(error))
     return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
@@ -2007,6 +2007,219 @@ function appendEnvironmentFile(path, variable, name, value) {
 ${value}
 ${delimiter}
 `, "utf8");
+}
+
+// src/cli/pipeline/aws-sts.ts
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+var DEFAULT_AWS_STS_URL = "https://sts.amazonaws.com";
+var StsRefusedError = class extends KeywayError {
+  name = "StsRefusedError";
+  code = "sts_refused";
+  status;
+  stsCode;
+  constructor(status, stsCode, message) {
+    super(`${stsCode}: ${message}`);
+    this.status = status;
+    this.stsCode = stsCode;
+  }
+};
+var StsUnavailableError = class extends KeywayError {
+  name = "StsUnavailableError";
+  code = "sts_unavailable";
+};
+var ENTITIES = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&" };
+function element(xml, name) {
+  const found = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
+  return found?.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => ENTITIES[entity] ?? entity);
+}
+function withoutSecret(text3, token) {
+  return text3.replaceAll(token, "[web identity token]").replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, "[a JWT]").slice(0, 1024);
+}
+async function assumeRoleWithWebIdentity(request) {
+  const body = new URLSearchParams({
+    Action: "AssumeRoleWithWebIdentity",
+    Version: "2011-06-15",
+    RoleArn: request.roleArn,
+    RoleSessionName: request.roleSessionName,
+    WebIdentityToken: request.webIdentityToken,
+    ...request.durationSeconds === void 0 ? {} : { DurationSeconds: String(request.durationSeconds) }
+  });
+  let response;
+  try {
+    response = await request.fetch(request.stsUrl.href, {
+      method: "POST",
+      body: body.toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8", accept: "text/xml" }
+    });
+  } catch (error) {
+    throw new StsUnavailableError(`${request.stsUrl.origin}: ${describeNetworkError(error)}`, { cause: error });
+  }
+  const xml = await response.text();
+  if (!response.ok) {
+    const code = element(xml, "Code");
+    if (code === void 0 || response.status >= 500) {
+      throw new StsUnavailableError(`${request.stsUrl.origin} answered ${response.status}${code === void 0 ? "" : ` ${code}`}`);
+    }
+    throw new StsRefusedError(
+      response.status,
+      withoutSecret(code, request.webIdentityToken),
+      withoutSecret(element(xml, "Message") ?? "", request.webIdentityToken)
+    );
+  }
+  const credentials = {
+    accessKeyId: element(xml, "AccessKeyId"),
+    secretAccessKey: element(xml, "SecretAccessKey"),
+    sessionToken: element(xml, "SessionToken"),
+    expiration: element(xml, "Expiration")
+  };
+  if (Object.values(credentials).some((value) => value === void 0 || value === "")) {
+    throw new StsUnavailableError(`${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
+  }
+  return { ...credentials, assumedRoleArn: element(xml, "Arn") };
+}
+function awsEnvironment(credentials, region) {
+  return [
+    ["AWS_ACCESS_KEY_ID", credentials.accessKeyId],
+    ["AWS_SECRET_ACCESS_KEY", credentials.secretAccessKey],
+    ["AWS_SESSION_TOKEN", credentials.sessionToken],
+    ...region === void 0 ? [] : [["AWS_REGION", region]]
+  ];
+}
+function writeCredentialsProfile(path, profile, credentials) {
+  const kept = [];
+  let inProfile = false;
+  for (const line of existsSync(path) ? readFileSync(path, "utf8").split("\n") : []) {
+    const section2 = /^\s*\[([^\]]+)\]\s*$/.exec(line)?.[1];
+    if (section2 !== void 0) inProfile = section2.trim() === profile;
+    if (!inProfile) kept.push(line);
+  }
+  while (kept.length > 0 && kept.at(-1)?.trim() === "") kept.pop();
+  const section = [
+    `[${profile}]`,
+    `aws_access_key_id = ${credentials.accessKeyId}`,
+    `aws_secret_access_key = ${credentials.secretAccessKey}`,
+    `aws_session_token = ${credentials.sessionToken}`
+  ];
+  mkdirSync(dirname(path), { recursive: true, mode: 448 });
+  writeFileSync(path, `${[...kept, ...kept.length > 0 ? [""] : [], ...section].join("\n")}
+`, { mode: 384 });
+  chmodSync(path, 384);
+}
+
+// src/cli/pipeline/cloud-token-exchanges.ts
+var DEFAULT_GOOGLE_STS_URL = "https://sts.googleapis.com/v1/token";
+var DEFAULT_GOOGLE_IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com";
+var DEFAULT_ENTRA_URL = "https://login.microsoftonline.com";
+var CloudRefusedError = class extends KeywayError {
+  name = "CloudRefusedError";
+  code = "cloud_refused";
+  status;
+  service;
+  constructor(service, status, message) {
+    super(message);
+    this.service = service;
+    this.status = status;
+  }
+};
+var CloudUnavailableError = class extends KeywayError {
+  name = "CloudUnavailableError";
+  code = "cloud_unavailable";
+};
+function withoutSecrets(text3, secrets) {
+  let cleaned = text3;
+  for (const secret of secrets) cleaned = cleaned.replaceAll(secret, "[token]");
+  return cleaned.replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, "[a JWT]").slice(0, 1024);
+}
+async function postForJson(service, url, init, fetch2, secrets, describeError) {
+  let response;
+  try {
+    response = await fetch2(url, { method: "POST", ...init });
+  } catch (error) {
+    throw new CloudUnavailableError(`${service} ${new URL(url).origin}: ${describeNetworkError(error)}`, { cause: error });
+  }
+  const body = await response.json().catch(() => void 0);
+  if (response.ok && body !== void 0) return body;
+  const said = body === void 0 ? void 0 : describeError(body);
+  if (response.status >= 500 || said === void 0) throw new CloudUnavailableError(`${service} answered ${response.status}`);
+  throw new CloudRefusedError(service, response.status, withoutSecrets(said, secrets));
+}
+var oauthError = (body) => typeof body["error"] === "string" ? `${body["error"]}${typeof body["error_description"] === "string" ? `: ${body["error_description"]}` : ""}` : void 0;
+var text2 = (value) => typeof value === "string" && value !== "" ? value : void 0;
+function googleStsAudience(keywayToken) {
+  const aud = decodeJwt(keywayToken).aud;
+  const audience = typeof aud === "string" ? aud : void 0;
+  if (audience === void 0 || !audience.startsWith("https://iam.googleapis.com/")) {
+    throw new CloudUnavailableError("the keyway token is not for a Google Workload Identity provider");
+  }
+  return audience.slice("https:".length);
+}
+async function googleAccess(request) {
+  const audience = googleStsAudience(request.keywayToken);
+  const federated = await postForJson(
+    "Google STS",
+    request.stsUrl,
+    {
+      body: new URLSearchParams({
+        grantType: "urn:ietf:params:oauth:grant-type:token-exchange",
+        audience,
+        scope: "https://www.googleapis.com/auth/cloud-platform",
+        requestedTokenType: "urn:ietf:params:oauth:token-type:access_token",
+        subjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
+        subjectToken: request.keywayToken
+      }).toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded" }
+    },
+    request.fetch,
+    [request.keywayToken],
+    oauthError
+  );
+  const federatedToken = text2(federated["access_token"]);
+  if (federatedToken === void 0) throw new CloudUnavailableError("Google STS answered without an access_token");
+  const expiresIn = typeof federated["expires_in"] === "number" ? federated["expires_in"] : 3600;
+  if (request.serviceAccount === void 0) {
+    return { accessToken: federatedToken, expiresAt: new Date(Date.now() + expiresIn * 1e3).toISOString(), serviceAccount: void 0 };
+  }
+  const impersonated = await postForJson(
+    "Google IAM Credentials",
+    `${request.iamCredentialsUrl}/v1/projects/-/serviceAccounts/${encodeURIComponent(request.serviceAccount)}:generateAccessToken`,
+    {
+      body: JSON.stringify({ scope: ["https://www.googleapis.com/auth/cloud-platform"], lifetime: "3600s" }),
+      headers: { "content-type": "application/json", authorization: `Bearer ${federatedToken}` }
+    },
+    request.fetch,
+    [request.keywayToken, federatedToken],
+    (body) => {
+      const error = body["error"];
+      return typeof error?.message === "string" ? `${String(error.status ?? "error")}: ${error.message}` : void 0;
+    }
+  );
+  const accessToken = text2(impersonated["accessToken"]);
+  const expiresAt = text2(impersonated["expireTime"]);
+  if (accessToken === void 0 || expiresAt === void 0) throw new CloudUnavailableError("IAM Credentials answered without an accessToken");
+  return { accessToken, expiresAt, serviceAccount: request.serviceAccount };
+}
+async function entraAccess(request) {
+  const answer = await postForJson(
+    "Entra ID",
+    `${request.authorityUrl}/${encodeURIComponent(request.tenantId)}/oauth2/v2.0/token`,
+    {
+      body: new URLSearchParams({
+        client_id: request.clientId,
+        scope: request.scope,
+        client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion: request.keywayToken,
+        grant_type: "client_credentials"
+      }).toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded" }
+    },
+    request.fetch,
+    [request.keywayToken],
+    oauthError
+  );
+  const accessToken = text2(answer["access_token"]);
+  if (accessToken === void 0) throw new CloudUnavailableError("Entra ID answered without an access_token");
+  return { accessToken, expiresIn: typeof answer["expires_in"] === "number" ? answer["expires_in"] : 3600 };
 }
 
 // src/cli/pipeline/job-log.ts
@@ -2053,6 +2266,10 @@ function describeFailure(error) {
       ]
     };
   }
+  if (error instanceof StsRefusedError) return { exitCode: EXIT.refused, lines: [`AWS STS refused (HTTP ${error.status}): ${error.message}`] };
+  if (error instanceof CloudRefusedError) return { exitCode: EXIT.refused, lines: [`${error.service} refused (HTTP ${error.status}): ${error.message}`] };
+  if (error instanceof CloudUnavailableError) return { exitCode: EXIT.unavailable, lines: [`cloud unavailable: ${error.message}`] };
+  if (error instanceof StsUnavailableError) return { exitCode: EXIT.unavailable, lines: [`AWS STS unavailable: ${error.message}`] };
   if (error instanceof BrokerUnavailableError) {
     return {
       exitCode: EXIT.unavailable,
@@ -2078,6 +2295,228 @@ async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
   return response.status === 204 ? "revoked the GitHub installation token" : "the GitHub installation token had already expired";
 }
 
+// src/cli/pipeline/aws-delivery.ts
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+// src/cli/pipeline/exec-with-token.ts
+import { spawn } from "node:child_process";
+import { constants } from "node:os";
+function execWithEnvironment(command, variables, report) {
+  const [file, ...args] = command;
+  if (file === void 0) return Promise.resolve(2);
+  const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...variables } });
+  const forward = (signal3) => child.kill(signal3);
+  process.on("SIGINT", forward).on("SIGTERM", forward);
+  return new Promise((resolve) => {
+    const done = (status) => {
+      process.off("SIGINT", forward).off("SIGTERM", forward);
+      resolve(status);
+    };
+    child.once("error", (error) => {
+      report(`cannot run ${file}: ${error.message}`);
+      done(error.code === "ENOENT" ? 127 : 126);
+    });
+    child.once("exit", (code, signal3) => done(code ?? 128 + (signal3 === null ? 0 : constants.signals[signal3])));
+  });
+}
+
+// src/cli/pipeline/hand-over-environment.ts
+function maskInActions(secrets, env) {
+  if (env["GITHUB_ACTIONS"] === "true") for (const secret of secrets) process.stderr.write(addMask(secret));
+}
+async function handOverEnvironment(variables, command, io) {
+  if (command.length > 0) return execWithEnvironment(command, Object.fromEntries(variables), io.log);
+  if (io.env["GITHUB_ACTIONS"] === "true" && io.env["GITHUB_ENV"]) {
+    for (const [name, value] of variables) appendEnvironmentFile(io.env["GITHUB_ENV"], "GITHUB_ENV", name, value);
+    io.log(`set for later steps: ${variables.map(([name]) => name).join(", ")}`);
+    return EXIT.ok;
+  }
+  process.stdout.write(variables.map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'
+`).join(""));
+  return EXIT.ok;
+}
+
+// src/cli/pipeline/aws-delivery.ts
+var CLOUD_TOKEN_TYPE = TOKEN_TYPE.idToken;
+function awsStsUrl(flag, env, region) {
+  return flag ?? env["AWS_ENDPOINT_URL_STS"] ?? (region === void 0 ? DEFAULT_AWS_STS_URL : `https://sts.${region}.amazonaws.com`);
+}
+function roleSessionName(auditEventId) {
+  return `keyway-${(auditEventId ?? crypto.randomUUID()).replace(/[^\w+=,.@-]/g, "")}`.slice(0, 64);
+}
+async function deliverAwsCredentials(delivery, webIdentityToken, auditEventId, io) {
+  const credentials = await assumeRoleWithWebIdentity({
+    stsUrl: delivery.stsUrl,
+    roleArn: delivery.roleArn,
+    roleSessionName: roleSessionName(auditEventId),
+    webIdentityToken,
+    durationSeconds: delivery.durationSeconds,
+    fetch: io.fetch
+  });
+  io.log(`assumed ${credentials.assumedRoleArn ?? delivery.roleArn} until ${credentials.expiration} (session ${roleSessionName(auditEventId)})`);
+  maskInActions([credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken], io.env);
+  const variables = awsEnvironment(credentials, delivery.region);
+  if (delivery.profile !== void 0) {
+    const file = delivery.credentialsFile ?? io.env["AWS_SHARED_CREDENTIALS_FILE"] ?? join(homedir(), ".aws", "credentials");
+    writeCredentialsProfile(file, delivery.profile, credentials);
+    io.log(`credentials written to profile ${delivery.profile} of ${file}`);
+    return EXIT.ok;
+  }
+  return handOverEnvironment(variables, delivery.command, io);
+}
+
+// src/cli/pipeline/google-azure-delivery.ts
+import { chmodSync as chmodSync2, mkdirSync as mkdirSync2, mkdtempSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as join2 } from "node:path";
+function privateDirectory(directory, env, prefix) {
+  const parent = directory ?? env["RUNNER_TEMP"] ?? tmpdir();
+  mkdirSync2(parent, { recursive: true });
+  const made = mkdtempSync(join2(parent, prefix));
+  chmodSync2(made, 448);
+  return made;
+}
+function writePrivate(path, text3) {
+  writeFileSync2(path, text3, { mode: 384 });
+  chmodSync2(path, 384);
+}
+async function deliverGoogleCredentials(delivery, keywayToken, io) {
+  const access = await googleAccess({ keywayToken, ...delivery, fetch: io.fetch });
+  maskInActions([access.accessToken], io.env);
+  io.log(
+    `Google accepted the token${access.serviceAccount === void 0 ? "" : ` and ${access.serviceAccount} was impersonated`} (access until ${access.expiresAt})`
+  );
+  const directory = privateDirectory(delivery.directory, io.env, "keyway-gcp-");
+  const tokenFile2 = join2(directory, "keyway-token.jwt");
+  const credentialFile = join2(directory, "credentials.json");
+  writePrivate(tokenFile2, keywayToken);
+  const credential = {
+    type: "external_account",
+    audience: googleStsAudience(keywayToken),
+    subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+    token_url: delivery.stsUrl,
+    credential_source: { file: tokenFile2 },
+    ...access.serviceAccount === void 0 ? {} : {
+      service_account_impersonation_url: `${delivery.iamCredentialsUrl}/v1/projects/-/serviceAccounts/${encodeURIComponent(access.serviceAccount)}:generateAccessToken`
+    }
+  };
+  writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}
+`);
+  io.log(`external-account credential file ${credentialFile}`);
+  return handOverEnvironment(
+    [
+      ["GOOGLE_APPLICATION_CREDENTIALS", credentialFile],
+      ["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", credentialFile]
+    ],
+    delivery.command,
+    io
+  );
+}
+async function deliverAzureCredentials(delivery, keywayToken, io) {
+  const access = await entraAccess({ keywayToken, ...delivery, fetch: io.fetch });
+  maskInActions([access.accessToken], io.env);
+  io.log(`Entra ID accepted the token for ${delivery.clientId} (${delivery.scope}, ${access.expiresIn} s)`);
+  const tokenFile2 = join2(privateDirectory(delivery.directory, io.env, "keyway-azure-"), "keyway-token.jwt");
+  writePrivate(tokenFile2, keywayToken);
+  return handOverEnvironment(
+    [
+      ["AZURE_CLIENT_ID", delivery.clientId],
+      ["AZURE_TENANT_ID", delivery.tenantId],
+      ["AZURE_FEDERATED_TOKEN_FILE", tokenFile2],
+      ...delivery.authorityUrl === DEFAULT_ENTRA_URL ? [] : [["AZURE_AUTHORITY_HOST", delivery.authorityUrl]]
+    ],
+    delivery.command,
+    io
+  );
+}
+
+// src/cli/pipeline/cloud-delivery-options.ts
+var CloudOptionError = class extends KeywayError {
+  name = "CloudOptionError";
+  code = "cloud_option";
+};
+var OPTIONS_OF = {
+  aws: ["role-arn", "aws-region", "aws-sts-url", "duration-seconds", "aws-profile", "aws-credentials-file"],
+  gcp: ["service-account", "google-sts-url", "google-iam-credentials-url", "credentials-dir"],
+  azure: ["client-id", "tenant-id", "azure-authority-url", "azure-scope", "credentials-dir"]
+};
+function endpoint(url, what) {
+  if (!URL.canParse(url)) throw new CloudOptionError(`${what} ${url} is not a URL`);
+  const parsed = new URL(url);
+  if (parsed.protocol !== "https:" && !isLoopbackHttpUrl(parsed)) throw new CloudOptionError(`${what} must be https, unless it is on this machine`);
+  return url.replace(/\/$/, "");
+}
+function cloudDeliveryOf(option, command, env) {
+  const provider = option("cloud") ?? "";
+  if (!Object.hasOwn(OPTIONS_OF, provider)) throw new CloudOptionError(`--cloud ${provider} is not a cloud keyway exchange supports: aws, gcp, azure`);
+  const foreign = Object.entries(OPTIONS_OF).filter(([name]) => name !== provider).flatMap(([, names2]) => names2).filter((name) => !OPTIONS_OF[provider]?.includes(name) && option(name) !== void 0);
+  if (foreign.length > 0) throw new CloudOptionError(`--cloud ${provider} does not take --${foreign.join(", --")}`);
+  if (provider === "gcp") {
+    const serviceAccount = option("service-account");
+    if (serviceAccount !== void 0 && !/^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,200}\.gserviceaccount\.com$/.test(serviceAccount)) {
+      throw new CloudOptionError(`--service-account ${serviceAccount} is not a service account email`);
+    }
+    return {
+      provider,
+      identity: serviceAccount,
+      delivery: {
+        serviceAccount,
+        stsUrl: endpoint(option("google-sts-url") ?? DEFAULT_GOOGLE_STS_URL, "--google-sts-url"),
+        iamCredentialsUrl: endpoint(option("google-iam-credentials-url") ?? DEFAULT_GOOGLE_IAM_CREDENTIALS_URL, "--google-iam-credentials-url"),
+        directory: option("credentials-dir"),
+        command
+      }
+    };
+  }
+  if (provider === "azure") {
+    const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+    const clientId = option("client-id");
+    const tenantId = option("tenant-id");
+    if (clientId === void 0 || !uuid.test(clientId) || tenantId === void 0 || !uuid.test(tenantId)) {
+      throw new CloudOptionError("--cloud azure needs --client-id and --tenant-id, each a GUID");
+    }
+    return {
+      provider,
+      identity: clientId,
+      delivery: {
+        clientId,
+        tenantId,
+        authorityUrl: endpoint(option("azure-authority-url") ?? DEFAULT_ENTRA_URL, "--azure-authority-url"),
+        scope: option("azure-scope") ?? "https://management.azure.com/.default",
+        directory: option("credentials-dir"),
+        command
+      }
+    };
+  }
+  const roleArn = option("role-arn");
+  if (roleArn === void 0 || !/^arn:aws(?:-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/.test(roleArn)) {
+    throw new CloudOptionError("--cloud aws needs --role-arn arn:aws:iam::ACCOUNT:role/NAME");
+  }
+  const region = option("aws-region") ?? env["AWS_REGION"];
+  if (region !== void 0 && !/^[a-z]{2}(?:-[a-z]+)+-\d$/.test(region)) throw new CloudOptionError(`--aws-region ${region} is not an AWS region`);
+  const stsUrl = new URL(endpoint(awsStsUrl(option("aws-sts-url"), env, region), "the STS URL"));
+  const duration = option("duration-seconds");
+  const durationSeconds = duration === void 0 ? void 0 : Number(duration);
+  if (durationSeconds !== void 0 && (!Number.isInteger(durationSeconds) || durationSeconds < 900 || durationSeconds > 43200)) {
+    throw new CloudOptionError("--duration-seconds is a whole number from 900 to 43200");
+  }
+  const profile = option("aws-profile");
+  if (profile !== void 0 && !/^[\w.+=,@-]{1,64}$/.test(profile)) throw new CloudOptionError(`--aws-profile ${profile} is not a profile name`);
+  if (profile !== void 0 && command.length > 0) throw new CloudOptionError("--aws-profile writes a file; --exec keeps the credentials out of files");
+  if (option("aws-credentials-file") !== void 0 && profile === void 0) throw new CloudOptionError("--aws-credentials-file needs --aws-profile");
+  return {
+    provider: "aws",
+    identity: roleArn,
+    delivery: { roleArn, stsUrl, region, durationSeconds, profile, credentialsFile: option("aws-credentials-file"), command }
+  };
+}
+function deliverCloudCredentials(cloud, issued, io) {
+  if (cloud.provider === "aws") return deliverAwsCredentials(cloud.delivery, issued.accessToken, issued.auditEventId, io);
+  if (cloud.provider === "gcp") return deliverGoogleCredentials(cloud.delivery, issued.accessToken, io);
+  return deliverAzureCredentials(cloud.delivery, issued.accessToken, io);
+}
+
 // action/src/runner.ts
 function actionInput(name) {
   return (process.env[`INPUT_${name.replaceAll(" ", "_").toUpperCase()}`] ?? "").trim();
@@ -2093,16 +2532,22 @@ async function main() {
   const url = actionInput("url");
   if (url === "" || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
   const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
+  const cloud = actionInput("cloud") === "" ? void 0 : cloudDeliveryOf((name) => actionInput(name) || void 0, [], process.env);
   const issued = await exchangeWithBroker({
     url: new URL(url),
     source: selectCiTokenSource({ from: "github" }, { env: process.env, fetch: fetch2 }),
-    audiences: [...actionInput("audience").split(/\s+/), ...actionInput("repositories").split(/\s+/)].filter(Boolean),
-    scopes: actionInput("scope").split(/\s+/).filter(Boolean),
-    requestedTokenType: actionInput("github-token") === "true" ? GITHUB_INSTALLATION_TOKEN_TYPE : void 0,
+    audiences: cloud === void 0 ? [...actionInput("audience").split(/\s+/), ...actionInput("repositories").split(/\s+/)].filter(Boolean) : [cloud.identity].filter((identity) => identity !== void 0),
+    scopes: cloud === void 0 ? actionInput("scope").split(/\s+/).filter(Boolean) : [],
+    requestedTokenType: cloud !== void 0 ? CLOUD_TOKEN_TYPE : actionInput("github-token") === "true" ? GITHUB_INSTALLATION_TOKEN_TYPE : void 0,
     fetch: fetch2,
     log
   });
   process.stdout.write(addMask(issued.accessToken));
+  if (cloud !== void 0) {
+    log(grantLine(issued));
+    if (await deliverCloudCredentials(cloud, issued, { env: process.env, fetch: fetch2, log }) !== 0) process.exitCode = 1;
+    return;
+  }
   appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "token", issued.accessToken);
   appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "expires-at", issued.expiresAt.toISOString());
   log(grantLine(issued));

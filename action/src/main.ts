@@ -5,6 +5,8 @@ import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeli
 import { describeFailure, grantLine, retryLine } from '../../src/cli/pipeline/job-log.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
+import { CLOUD_TOKEN_TYPE } from '../../src/cli/pipeline/aws-delivery.ts';
+import { cloudDeliveryOf, deliverCloudCredentials } from '../../src/cli/pipeline/cloud-delivery-options.ts';
 import { actionInput, REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
@@ -15,16 +17,26 @@ async function main(): Promise<void> {
   const url = actionInput('url');
   if (url === '' || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
   const fetch = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
+  const cloud = actionInput('cloud') === '' ? undefined : cloudDeliveryOf((name) => actionInput(name) || undefined, [], process.env);
   const issued = await exchangeWithBroker({
     url: new URL(url),
     source: selectCiTokenSource({ from: 'github' }, { env: process.env, fetch }),
-    audiences: [...actionInput('audience').split(/\s+/), ...actionInput('repositories').split(/\s+/)].filter(Boolean),
-    scopes: actionInput('scope').split(/\s+/).filter(Boolean),
-    requestedTokenType: actionInput('github-token') === 'true' ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
+    audiences:
+      cloud === undefined
+        ? [...actionInput('audience').split(/\s+/), ...actionInput('repositories').split(/\s+/)].filter(Boolean)
+        : [cloud.identity].filter((identity) => identity !== undefined),
+    scopes: cloud === undefined ? actionInput('scope').split(/\s+/).filter(Boolean) : [],
+    requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : actionInput('github-token') === 'true' ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
     fetch,
     log,
   });
   process.stdout.write(addMask(issued.accessToken));
+  if (cloud !== undefined) {
+    // The keyway token goes to the cloud only; later steps get the cloud's credentials, masked.
+    log(grantLine(issued));
+    if ((await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log })) !== 0) process.exitCode = 1;
+    return;
+  }
   appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'token', issued.accessToken);
   appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'expires-at', issued.expiresAt.toISOString());
   log(grantLine(issued));

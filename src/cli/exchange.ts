@@ -9,6 +9,8 @@ import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.t
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS, revokeKeywayToken } from './pipeline/revoke-token.ts';
 import { TOKEN_TYPE } from '../core/exchange/token-exchange-request.ts';
 import { CliError, type Command } from './command.ts';
+import { CLOUD_TOKEN_TYPE } from './pipeline/aws-delivery.ts';
+import { CloudOptionError, cloudDeliveryOf, deliverCloudCredentials, type CloudDelivery } from './pipeline/cloud-delivery-options.ts';
 
 const USAGE = `usage: keyway exchange [options] [--exec -- COMMAND [ARG...]]
 
@@ -29,6 +31,27 @@ options:
   --repository OWNER/REPO   with --github-token: a repository wanted (repeatable; default: all the policy grants);
                             --scope then names permissions, e.g. --scope "contents:read pull_requests:write"
   --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
+
+cloud credentials (a policy's grant.cloud; the keyway token goes to the cloud, never to the log or standard output):
+  --cloud PROVIDER          aws: AWS credentials (AssumeRoleWithWebIdentity); gcp: a Google external-account credential
+                            file (STS token exchange, optional impersonation); azure: Entra workload identity variables
+  --role-arn ARN            aws: the IAM role to assume (the policy must name it)
+  --aws-region REGION       set AWS_REGION, and call that region's STS; default $AWS_REGION
+  --aws-sts-url URL         STS endpoint; default $AWS_ENDPOINT_URL_STS, else the region's, else https://sts.amazonaws.com
+  --duration-seconds N      how long the AWS credentials live, 900 to 43200 (default: the role's, 3600)
+  --aws-profile NAME        write the credentials to profile NAME of the shared credentials file instead of the environment
+  --aws-credentials-file F  that file; default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
+  --service-account EMAIL   gcp: the service account to impersonate (the policy must name it); default none (direct access)
+  --google-sts-url URL      gcp: default https://sts.googleapis.com/v1/token
+  --google-iam-credentials-url URL  gcp: default https://iamcredentials.googleapis.com
+  --client-id ID            azure: the application or managed identity client id (the policy must name it)
+  --tenant-id ID            azure: the directory (tenant) id
+  --azure-authority-url URL azure: default https://login.microsoftonline.com (sets AZURE_AUTHORITY_HOST when another)
+  --azure-scope SCOPE       azure: the scope of the check request; default https://management.azure.com/.default
+  --credentials-dir DIR     gcp, azure: where the token and credential files go; default $RUNNER_TEMP or the temp dir
+  In GitHub Actions the credentials are masked and set for later steps (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_REGION; GOOGLE_APPLICATION_CREDENTIALS; AZURE_CLIENT_ID, AZURE_TENANT_ID,
+  AZURE_FEDERATED_TOKEN_FILE); with --exec only the command gets them; otherwise standard output has export lines for eval.
 
 delivery (default: print the token alone on standard output; in GitHub Actions, after ::add-mask:: on standard error):
   --github-output NAME      set step output NAME, after ::add-mask::
@@ -69,6 +92,21 @@ export const exchange: Command = {
         'github-output': { type: 'string' },
         'github-env': { type: 'string' },
         exec: { type: 'boolean', default: false },
+        cloud: { type: 'string' },
+        'role-arn': { type: 'string' },
+        'aws-region': { type: 'string' },
+        'aws-sts-url': { type: 'string' },
+        'duration-seconds': { type: 'string' },
+        'aws-profile': { type: 'string' },
+        'aws-credentials-file': { type: 'string' },
+        'service-account': { type: 'string' },
+        'google-sts-url': { type: 'string' },
+        'google-iam-credentials-url': { type: 'string' },
+        'client-id': { type: 'string' },
+        'tenant-id': { type: 'string' },
+        'azure-authority-url': { type: 'string' },
+        'azure-scope': { type: 'string' },
+        'credentials-dir': { type: 'string' },
         'exec-env': { type: 'string', default: 'KEYWAY_TOKEN' },
       },
       strict: true,
@@ -98,6 +136,7 @@ export const exchange: Command = {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
 
+    const cloud = values.cloud === undefined ? undefined : cliCloudDelivery(values, command);
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
@@ -112,12 +151,14 @@ export const exchange: Command = {
         source,
         subjectAudience: values['subject-audience'],
         // Repositories go as RFC 8693 audience names (OWNER/REPO), which the broker reads for any GitHub host.
-        audiences: [...values.audience, ...values.repository],
+        audiences: cloud === undefined ? [...values.audience, ...values.repository] : cloud.identity === undefined ? [] : [cloud.identity],
         scopes: values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== ''),
-        requestedTokenType: values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
+        requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
       });
+      log(grantLine(issued));
+      if (cloud !== undefined) return await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log });
     } catch (error) {
       const failure = describeFailure(error);
       if (failure === undefined) throw error;
@@ -125,7 +166,6 @@ export const exchange: Command = {
       return failure.exitCode;
     }
 
-    log(grantLine(issued));
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
     // masked once, before it can reach the log by any path (printed, written to a runner file, or printed by the
@@ -158,3 +198,19 @@ export const exchange: Command = {
     return EXIT.ok;
   },
 };
+
+/** `--cloud` and its options, checked: the CLI's own combinations, then what every pipeline side checks. */
+function cliCloudDelivery(values: Readonly<Record<string, string | boolean | string[] | undefined>>, command: readonly string[]): CloudDelivery {
+  for (const other of ['github-token', 'github-output', 'github-env'] as const) {
+    if (values[other] === true || typeof values[other] === 'string') throw new CliError(`--cloud does not combine with --${other}`);
+  }
+  if ((values['audience'] as string[]).length > 0 || (values['scope'] as string[]).length > 0 || (values['repository'] as string[]).length > 0) {
+    throw new CliError('--cloud asks for the identity its own options name: it does not combine with --audience, --scope or --repository');
+  }
+  try {
+    return cloudDeliveryOf((name) => (typeof values[name] === 'string' ? (values[name] as string) : undefined), command, process.env);
+  } catch (error) {
+    if (error instanceof CloudOptionError) throw new CliError(error.message);
+    throw error;
+  }
+}

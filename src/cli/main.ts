@@ -5,6 +5,8 @@ import { auditQuery } from './audit-query.ts';
 import { auditStats } from './audit-stats.ts';
 import { auditVerify } from './audit-verify.ts';
 import { backup } from './backup.ts';
+import { cloudCheck } from './cloud-check.ts';
+import { cloudTrust } from './cloud-trust.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
 import { keysList } from './keys-list.ts';
@@ -36,6 +38,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'keys seal': keysSeal,
   backup,
   restore,
+  'cloud check': cloudCheck,
+  'cloud trust': cloudTrust,
 };
 
 const USAGE = `usage: keyway <command> [options]

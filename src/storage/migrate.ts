@@ -190,6 +190,15 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     id: LIVE_POLICY_ATTESTATION_SCHEMA,
     sql: 'ALTER TABLE live_policy_set ADD COLUMN attestation TEXT;',
   },
+  {
+    // Issue 16: an RS256 key ring beside the ES256 one, for clouds that take only RSA (Entra). At
+    // most one next and one current key of each algorithm, whatever races.
+    id: 10,
+    sql: `
+      DROP INDEX signing_keys_one_per_state;
+      CREATE UNIQUE INDEX signing_keys_one_per_state ON signing_keys (alg, state) WHERE state IN ('next', 'current');
+    `,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

@@ -4,7 +4,15 @@ import { ConfigError } from '../core/settings/read-settings.ts';
 import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
 import { KEY_ATTESTATION_PURPOSE, keyAttestationText } from '../core/mint/key-attestation.ts';
 import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
-import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey, UnvouchedKey } from '../core/mint/key-store.ts';
+import {
+  SIGNING_ALGORITHMS,
+  type KeyStore,
+  type KeyTransition,
+  type SigningAlgorithm,
+  type SigningKeyInfo,
+  type StoredSigningKey,
+  type UnvouchedKey,
+} from '../core/mint/key-store.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 export type KeyRow = {
@@ -29,7 +37,7 @@ function infoOf(row: KeyRow): SigningKeyInfo {
   const times = { activatesAt: row.activates_at, activatedAt: row.activated_at, retiredAt: row.retired_at, removedAt: row.removed_at };
   return {
     kid: row.kid,
-    alg: 'ES256',
+    alg: row.alg as SigningKeyInfo['alg'],
     state: row.state as SigningKeyInfo['state'],
     createdAt: row.created_at,
     ...Object.fromEntries(Object.entries(times).filter(([, time]) => time !== null)),
@@ -82,12 +90,13 @@ export class UnvouchedKeyError extends ConfigError {
 /** Why a removed key without an attestation is not vouched for. */
 const UNATTESTED = 'was removed without an attestation (before keyway attested keys, or planted)';
 
-/** The members of an EC public key (RFC 7518 §6.2.1): a published JWK and its private key must share them. */
-const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y'] as const;
+/** The members of an EC or RSA public key (RFC 7518 §6.2.1, §6.3.1): a published JWK and its private key must share them. */
+const PUBLIC_MEMBERS = { EC: ['kty', 'crv', 'x', 'y'], RSA: ['kty', 'n', 'e'] } as const;
 
 function checkVouched(row: KeyRow, info: SigningKeyInfo, privateJwk: JWK): void {
   const published = info.publicJwk;
-  const same = PUBLIC_MEMBERS.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
+  const members = published.kty === 'RSA' ? PUBLIC_MEMBERS.RSA : PUBLIC_MEMBERS.EC;
+  const same = members.every((member) => typeof published[member] === 'string' && published[member] === privateJwk[member]);
   if (!same || (published.kid !== undefined && published.kid !== row.kid)) {
     throw new UnvouchedKeyError(row.kid, "has a public part that is not its sealed private key's");
   }
@@ -240,19 +249,27 @@ export class SqliteKeyStore implements KeyStore {
   async initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]> {
     const sealed = await this.#seal(candidate);
     this.#db.transaction(() => {
-      const current = this.#db.all<{ kid: string }>("SELECT kid FROM signing_keys WHERE state = 'current'");
+      const current = this.#db.all<{ kid: string }>("SELECT kid FROM signing_keys WHERE state = 'current' AND alg = ?", [candidate.alg]);
       if (current.length === 0) this.#insert(candidate, sealed, 'current', { activated_at: candidate.createdAt });
     });
     return this.listKeys();
   }
 
+  /** One round for each algorithm's keys: each has its own next, current and retired keys, on the same schedule. */
   async advanceKeys(plan: KeyRingPlan): Promise<KeyTransition[]> {
+    const applied: KeyTransition[] = [];
+    for (const alg of SIGNING_ALGORITHMS) applied.push(...(await this.#advance(alg, plan)));
+    return applied;
+  }
+
+  async #advance(alg: SigningAlgorithm, plan: KeyRingPlan): Promise<KeyTransition[]> {
+    const ofAlg = (keys: readonly SigningKeyInfo[]) => keys.filter((key) => key.alg === alg);
     // The fresh key is made outside the transaction (crypto is async); used only if the plan inside still wants it.
-    const wanted = planKeyRing(await this.describeKeys(), plan, 'candidate').some((transition) => transition.kind === 'publish');
-    const candidate = wanted ? await generateSigningKey(plan.now) : undefined;
+    const wanted = planKeyRing(ofAlg(await this.describeKeys()), plan, 'candidate').some((transition) => transition.kind === 'publish');
+    const candidate = wanted ? await generateSigningKey(plan.now, alg) : undefined;
     const sealed = candidate === undefined ? undefined : await this.#seal(candidate);
     return this.#db.transaction(() => {
-      const transitions = planKeyRing(this.#rows().map(infoOf), plan, candidate?.kid ?? '');
+      const transitions = planKeyRing(ofAlg(this.#rows().map(infoOf)), plan, candidate?.kid ?? '');
       const applied: KeyTransition[] = [];
       for (const transition of transitions) {
         switch (transition.kind) {

@@ -46,7 +46,19 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
 
   it('action.yml: inputs url, audience, scope, github-token, repositories; outputs token, expires-at; the bundled files on a current Node runner', () => {
     const action = parse(readFileSync(join(ACTION, 'action.yml'), 'utf8')) as Record<string, Record<string, unknown>>;
-    expect(Object.keys(action['inputs'] ?? {})).toEqual(['url', 'audience', 'scope', 'github-token', 'repositories']);
+    expect(Object.keys(action['inputs'] ?? {})).toEqual([
+      'url',
+      'audience',
+      'scope',
+      'github-token',
+      'repositories',
+      'cloud',
+      'role-arn',
+      'aws-region',
+      'service-account',
+      'client-id',
+      'tenant-id',
+    ]);
     expect(Object.keys(action['outputs'] ?? {})).toEqual(['token', 'expires-at']);
     expect(action['runs']).toEqual({ using: 'node24', main: 'dist/main.mjs', post: 'dist/post.mjs' });
   });

@@ -14,7 +14,7 @@ import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts'
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
-import type { StoredSigningKey } from '../../src/core/mint/key-store.ts';
+import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
@@ -88,8 +88,16 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
     return body.access_token ?? '';
   }
   const kidOf = (token: string): string => (JSON.parse(atob(token.split('.')[0]?.replaceAll('-', '+').replaceAll('_', '/') ?? '')) as { kid: string }).kid;
-  const published = async (path = '/.well-known/jwks.json'): Promise<string[]> =>
-    ((await (await fetch(`${broker.url}${path}`)).json()) as JSONWebKeySet).keys.map((key) => key.kid ?? '');
+  /** The kids published at `path` of one algorithm: the ES256 ring signs keyway's tokens, the RS256 ring (for Entra) runs the same life cycle beside it. */
+  const published = async (path = '/.well-known/jwks.json', alg = 'ES256'): Promise<string[]> =>
+    ((await (await fetch(`${broker.url}${path}`)).json()) as JSONWebKeySet).keys.filter((key) => key.alg === alg).map((key) => key.kid ?? '');
+  /** The transitions of one ring, and the other ring's, which must be the same kinds at the same times. */
+  const byRing = async (transitions: readonly KeyTransition[]) => {
+    const rsa = new Set(await published('/v1/audit/keys', 'RS256'));
+    const ec = transitions.filter((transition) => !rsa.has(transition.kid));
+    expect(transitions.filter((transition) => rsa.has(transition.kid)).map(({ kid: _, ...rest }) => rest)).toEqual(ec.map(({ kid: _, ...rest }) => rest));
+    return ec;
+  };
 
   beforeAll(async () => {
     issuer = new TestIssuer(inject('testIssuerBase'), `rotation-${crypto.randomUUID().slice(0, 8)}`);
@@ -108,17 +116,18 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
     await broker.auditUpkeep(); // a checkpoint signed by the key about to be retired
 
     // On demand: the next key is published now but does not sign before the lead time.
-    const started = await broker.keyUpkeep({ rotate: true });
+    const started = await byRing(await broker.keyUpkeep({ rotate: true }));
     expect(started).toEqual([expect.objectContaining({ kind: 'publish', activatesAt: clock + cycle.leadMs })]);
     const nextKid = started[0]?.kid ?? '';
     expect(await published()).toEqual(expect.arrayContaining([oldKid, nextKid]));
+    const [oldRsaKid, nextRsaKid] = await published('/.well-known/jwks.json', 'RS256');
     expect(cycle.leadMs).toBeGreaterThanOrEqual((300 + 60) * 1000); // max-age + a refresh period
     clock += cycle.leadMs - MINUTE;
     await broker.keyUpkeep();
     expect(kidOf(await exchange())).toBe(oldKid);
 
     clock += MINUTE;
-    expect(await broker.keyUpkeep()).toEqual([
+    expect(await byRing(await broker.keyUpkeep())).toEqual([
       { kind: 'retire', kid: oldKid },
       { kind: 'activate', kid: nextKid },
     ]);
@@ -143,8 +152,10 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
     expect(await broker.keyUpkeep()).toEqual([]);
     expect(await published()).toEqual(expect.arrayContaining([oldKid, nextKid]));
     clock = retiredAt + cycle.retainMs;
-    expect(await broker.keyUpkeep()).toEqual([{ kind: 'remove', kid: oldKid }]);
+    expect(await byRing(await broker.keyUpkeep())).toEqual([{ kind: 'remove', kid: oldKid }]);
     expect(await published()).toEqual([nextKid]);
+    expect(await published('/.well-known/jwks.json', 'RS256')).toEqual([nextRsaKid]);
+    expect(await published('/v1/audit/keys', 'RS256')).toEqual(expect.arrayContaining([oldRsaKid, nextRsaKid]));
     // …but not from the audit keys: its checkpoint still verifies, locally and against /v1/audit/keys.
     expect(await published('/v1/audit/keys')).toEqual(expect.arrayContaining([oldKid, nextKid]));
     const verified = await cli(['audit', 'verify', '--json', '--data-dir', broker.config.dataDir]);
@@ -164,10 +175,12 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
       const disk = onDisk(own.config.dataDir);
       const logged = ownLog.text();
       const keys = await privateParts(own.config.dataDir);
-      const secrets = keys.map((key) => key.privateJwk?.d);
-      expect(secrets).toEqual([expect.stringMatching(/^[A-Za-z0-9_-]{40,}$/), expect.stringMatching(/^[A-Za-z0-9_-]{40,}$/)]);
+      const secrets = keys.flatMap((key) => (key.alg === 'RS256' ? [key.privateJwk?.d, key.privateJwk?.p, key.privateJwk?.q] : [key.privateJwk?.d]));
+      // The first and next key of each ring: ES256, and RS256 with its primes.
+      expect(secrets).toHaveLength(8);
+      for (const secret of secrets) expect(secret).toMatch(/^[A-Za-z0-9_-]{40,}$/);
       // What is looked through holds the keys' public parts and the rotation's log line.
-      for (const key of keys) expect(disk).toContain(key.publicJwk.x);
+      for (const key of keys) expect(disk).toContain(key.publicJwk.x ?? key.publicJwk.n);
       expect(logged).toContain(published?.kid);
       for (const secret of secrets) {
         expect(disk).not.toContain(secret);
@@ -287,9 +300,9 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
       renameSync(join(dataDir, MASTER_KEY_FILE), join(root, 'moved.key'));
       const listed = await cli(['keys', 'list', '--json', '--data-dir', dataDir]);
       expect(listed.code, listed.stderr).toBe(0);
-      const { keys } = JSON.parse(listed.stdout) as { keys: { kid: string; state: string; published_at: string; signs_from: string }[] };
-      expect(keys.map((key) => key.state).sort()).toEqual(['current', 'next']);
-      const next = keys.find((key) => key.state === 'next');
+      const { keys } = JSON.parse(listed.stdout) as { keys: { kid: string; alg: string; state: string; published_at: string; signs_from: string }[] };
+      expect(keys.map((key) => `${key.alg} ${key.state}`).sort()).toEqual(['ES256 current', 'ES256 next', 'RS256 current', 'RS256 next']);
+      const next = keys.find((key) => key.state === 'next' && key.alg === 'ES256');
       expect(Date.parse(next?.signs_from ?? '') - Date.parse(next?.published_at ?? '')).toBe(keyLifeCycle(readKeySettings({}), 3600).leadMs);
       const table = await cli(['keys', 'list', '--data-dir', dataDir]);
       expect(table.stdout).toMatch(/^kid\s+state\s+published/);
@@ -349,14 +362,18 @@ grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
         const rotated = await cli(['keys', 'rotate', ...remote, '--json'], { KEYWAY_TOKEN: olga });
         expect(rotated.code, rotated.stderr).toBe(0);
         const { transitions, next } = JSON.parse(rotated.stdout) as { transitions: { kind: string; kid: string }[]; next: { kid: string; state: string } };
-        expect(transitions).toEqual([expect.objectContaining({ kind: 'publish', kid: next.kid })]);
+        expect(transitions).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'publish', kid: next.kid })]));
+        expect(transitions.map((transition) => transition.kind)).toEqual(['publish', 'publish']);
         expect(log.text()).toContain('signing key rotation requested');
         expect(log.text()).toContain('olga@acme.dev');
 
         const listed = await cli(['keys', 'list', ...remote, '--json'], { KEYWAY_TOKEN: rita });
         expect(listed.code, listed.stderr).toBe(0);
-        const remoteKeys = (JSON.parse(listed.stdout) as { keys: unknown[] }).keys;
-        expect(remoteKeys).toEqual([expect.objectContaining({ state: 'current' }), expect.objectContaining({ kid: next.kid, state: 'next' })]);
+        const remoteKeys = (JSON.parse(listed.stdout) as { keys: { alg: string }[] }).keys;
+        expect(remoteKeys.filter((key) => key.alg === 'ES256')).toEqual([
+          expect.objectContaining({ state: 'current' }),
+          expect.objectContaining({ kid: next.kid, state: 'next' }),
+        ]);
         // The same answer as the data dir gives.
         expect(JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', broker.config.dataDir])).stdout)).toEqual({ keys: remoteKeys });
       } finally {

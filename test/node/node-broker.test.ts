@@ -165,11 +165,17 @@ describe('the Node broker', () => {
     const rotation = broker.keyUpkeep({ rotate: true });
     const checkpoint = broker.auditUpkeep();
     await broker.close();
-    expect((await rotation).map((transition) => transition.kind)).toEqual(['publish']);
+    // A next key for each ring, ES256 and RS256.
+    expect((await rotation).map((transition) => transition.kind)).toEqual(['publish', 'publish']);
     await checkpoint;
     const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
     try {
-      expect(db.all<{ state: string }>('SELECT state FROM signing_keys ORDER BY state').map((row) => row.state)).toEqual(['current', 'next']);
+      expect(db.all<{ key: string }>("SELECT alg || ' ' || state AS key FROM signing_keys ORDER BY alg, state").map((row) => row.key)).toEqual([
+        'ES256 current',
+        'ES256 next',
+        'RS256 current',
+        'RS256 next',
+      ]);
       const head = db.all<{ seq: number }>('SELECT max(seq) AS seq FROM audit_events')[0]?.seq;
       expect(db.all<{ seq: number }>('SELECT max(seq) AS seq FROM audit_checkpoints')[0]?.seq).toBe(head);
     } finally {

@@ -17,6 +17,7 @@ import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies, ORGANIZATION_PERMISSIONS_SETTING } from './github-exchange-suite.ts';
 import { DpopKey, type ProofOptions } from '../support/dpop-key.ts';
+import { cloudPolicies } from './cloud-exchange-suite.ts';
 import {
   exchangeForm,
   freshIssuer,
@@ -138,6 +139,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         {
           ...suitePolicies(github, generic),
           ...githubPolicies(github),
+          ...cloudPolicies(github),
           ...auditorPolicies(people, HARNESS_ISSUER),
           'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
           'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
@@ -407,6 +409,10 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
             await broker.setReplayGuardDown(false);
           }
         },
+        cloud_role_not_granted: async () =>
+          post(exchangeForm(await good({ environment: 'cloud-aws' }), { requested_token_type: ID_TOKEN, audience: 'arn:aws:iam::123456789012:role/admin' })),
+        cloud_limit_exceeded: async () =>
+          post(exchangeForm(await good({ environment: 'cloud-aws', ref: 'refs/heads/fix#1' }), { requested_token_type: ID_TOKEN })),
         github_repository_not_granted: async () => post(githubForm(await good(), { audience: 'acme/infra' })),
         github_permission_not_granted: async () => post(githubForm(await good(), { scope: 'issues:write' })),
         github_refused: async () => post(githubForm(await good({ ref: 'refs/heads/ghost' }))),

@@ -353,8 +353,10 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const now = Date.now();
       const ring = await KeyRing.open(keys, now);
       const current = ring.signing.kid;
+      const rsa = ring.signingFor('RS256').kid;
       // Whoever could write the database, without the master key: their own key, to be published in the broker's JWKS.
       const planted = await generateSigningKey(now);
+      const plantedRsa = await generateSigningKey(now, 'RS256');
       const edits: [string, string, readonly SqlValue[], string, readonly SqlValue[]][] = [
         [
           'a retired key with no private part',
@@ -370,6 +372,13 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
           [JSON.stringify((await keys.describeKeys()).find((key) => key.kid === current)?.publicJwk), current],
         ],
+        [
+          'the current RS256 key with another RSA public part',
+          'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
+          [JSON.stringify({ ...plantedRsa.publicJwk, kid: rsa }), rsa],
+          'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
+          [JSON.stringify((await keys.describeKeys()).find((key) => key.kid === rsa)?.publicJwk), rsa],
+        ],
       ];
       for (const [what, plant, params, undo, undoParams] of edits) {
         await tamper(plant, params);
@@ -377,8 +386,8 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         await tamper(undo, undoParams);
       }
       const listed = await keys.listKeys();
-      expect(listed.map((key) => key.kid)).toEqual([current]);
-      expect((await KeyRing.from(listed)).jwks.keys.map((key) => key.x)).toEqual([ring.jwks.keys[0]?.x]);
+      expect(listed.map((key) => key.kid).sort()).toEqual([current, rsa].sort());
+      expect((await KeyRing.from(listed)).jwks).toEqual(ring.jwks);
     });
 
     it('publishes no removed key the master key has not attested: a planted one is left out of the checkpoint keys, a forged attestation refused', async () => {
@@ -391,8 +400,9 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const plant = "INSERT INTO signing_keys (kid, alg, state, created_at, removed_at, public_jwk, private_jwk) VALUES (?, 'ES256', 'removed', ?, ?, ?, NULL)";
       await tamper(plant, [planted.kid, now, now, JSON.stringify(planted.publicJwk)]);
       const listed = await keys.listKeys();
-      expect(listed.map((key) => key.kid)).toEqual([current]);
-      expect((await KeyRing.from(listed)).checkpointKeys.keys.map((key) => key.kid)).toEqual([current]);
+      const currents = [current, ring.signingFor('RS256').kid].sort();
+      expect(listed.map((key) => key.kid).sort()).toEqual(currents);
+      expect((await KeyRing.from(listed)).checkpointKeys.keys.map((key) => key.kid).sort()).toEqual(currents);
 
       // The current key's attestation, copied to the planted row: it covers another kid and public key.
       await tamper('UPDATE signing_keys SET attestation = (SELECT attestation FROM signing_keys WHERE kid = ?) WHERE kid = ?', [current, planted.kid]);
@@ -403,7 +413,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await tamper('UPDATE signing_keys SET attestation = NULL WHERE kid = ?', [current]);
       await keys.listKeys();
       await tamper("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ?", [now, current]);
-      expect((await keys.listKeys()).map((key) => key.kid)).toEqual([current]);
+      expect((await keys.listKeys()).map((key) => key.kid).sort()).toEqual(currents);
     });
 
     it('walks the key life cycle: the JWKS never drops a key with live tokens, and a key is published a cache lifetime before it signs', async () => {

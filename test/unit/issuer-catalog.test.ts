@@ -163,7 +163,9 @@ describe('overrides on a policy’s issuer', () => {
       'c.yaml': policy('https://gitlab.acme.dev', 'project_id: "22"'),
     });
     expect(found).toHaveLength(2);
-    expect(found[0]).toMatch(/gitlab \(algorithms RS256; max token age 3600s; diagnostics none\) here but gitlab \(algorithms RS256; max token age 10800s; diagnostics none\) in a\.yaml/);
+    expect(found[0]).toMatch(
+      /gitlab \(algorithms RS256; max token age 3600s; diagnostics none\) here but gitlab \(algorithms RS256; max token age 10800s; diagnostics none\) in a\.yaml/,
+    );
     expect(found[1]).toMatch(/oidc .* here but gitlab/);
   });
 });

@@ -105,6 +105,11 @@ describe('loading policies', () => {
       GOOD.replace('  scopes', '  require_dpop: true\n  github: { repositories: [acme/api], permissions: { contents: read } }\n  scopes'),
       /require_dpop cannot go with grant.github/,
     ],
+    [
+      'require_dpop beside a cloud token, which the cloud would not check',
+      GOOD.replace('  scopes', '  require_dpop: true\n  cloud: { provider: aws, roles: [arn:aws:iam::123456789012:role/deploy] }\n  scopes'),
+      /require_dpop cannot go with grant.github or grant.cloud/,
+    ],
   ])('rejects %s', (_name, text, message) => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
   });

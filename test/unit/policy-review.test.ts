@@ -258,6 +258,15 @@ describe("what a repository's own policies may use", () => {
     expect(problems(own('{ contents: read }', '{ kind: github, diagnostics: none }'))).toEqual([]);
   });
 
+  it('never grants a cloud token: a cloud trusts the sub alone, which a repository could otherwise choose', () => {
+    const file = own('{ contents: read }');
+    const cloud = {
+      ...file,
+      text: `${file.text}  subject: "policy:deploy/production"\n  cloud: { provider: aws, roles: [arn:aws:iam::123456789012:role/deploy] }\n`,
+    };
+    expect(problems(cloud)).toEqual(["7: a repository's own policy grants only GitHub tokens for acme/api, never cloud tokens: remove grant.cloud"]);
+  });
+
   it("takes the operator's ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one", () => {
     const ceiling = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read, administration:write' };
     expect(problems(own('{ administration: write }'), ceiling)).toEqual([]);

@@ -81,7 +81,7 @@ async function stateOf(d: Deployment) {
     return {
       // The keys this deployment's master key attests, as keyway audit verify trusts them.
       pinned: { keys: (await new SqliteKeyStore(db, box).vouchedKeys()).vouched.map((key) => key.publicJwk) },
-      kids: db.all<{ kid: string; state: string }>('SELECT kid, state FROM signing_keys ORDER BY kid'),
+      kids: db.all<{ kid: string; alg: string; state: string }>('SELECT kid, alg, state FROM signing_keys ORDER BY kid'),
       policyVersion: db.all<{ version: number }>('SELECT version FROM live_policy_set').map((row) => row.version),
       revocations: db.all<{ id: string }>('SELECT id FROM github_token_revocations').map((row) => row.id),
     };
@@ -176,7 +176,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const served = await isolate(target.env);
     expect((await served.request('/v1/audit/events', { headers: { authorization: `Bearer ${earlierToken}` } })).status).toBe(200);
     const minted = await tokenFor(served, 'olga@acme.dev', 'audit:read');
-    expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current')?.kid);
+    expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current' && key.alg === 'ES256')?.kid);
     const continued = await stateOf(target);
     expect(continued.ok).toBe(true);
     expect(continued.ids.filter((id) => before.ids.includes(id))).toEqual(before.ids);

@@ -32,7 +32,10 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
 
   it('the Cron Trigger publishes the next key ahead of its turn and switches keys when due; a fresh isolate publishes both', async () => {
     expect((await entry.fetch(`${workerEnv.KEYWAY_ISSUER}/healthz`)).status).toBe(200);
-    const current = (await keys.describeKeys()).find((key) => key.state === 'current');
+    // The ES256 ring; the RS256 ring beside it runs the same schedule.
+    const ring = async (alg = 'ES256') => (await keys.describeKeys()).filter((key) => key.alg === alg);
+    const current = (await ring()).find((key) => key.state === 'current');
+    const currentRsa = (await ring('RS256')).find((key) => key.state === 'current');
     expect(current?.activatedAt).toBeTypeOf('number');
     const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
     const due = (current?.activatedAt ?? 0) + cycle.rotationMs;
@@ -40,17 +43,20 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     await cron(due - cycle.leadMs - 60_000);
     expect((await keys.describeKeys()).filter((key) => key.state === 'next')).toHaveLength(0);
     await cron(due - cycle.leadMs);
-    const next = (await keys.describeKeys()).find((key) => key.state === 'next');
+    const next = (await ring()).find((key) => key.state === 'next');
     expect(next).toMatchObject({ activatesAt: due });
+    const nextRsa = (await ring('RS256')).find((key) => key.state === 'next');
 
     await cron(due);
-    const ring = await keys.describeKeys();
-    expect(ring.find((key) => key.kid === next?.kid)?.state).toBe('current');
-    expect(ring.find((key) => key.kid === current?.kid)).toMatchObject({ state: 'retired', retiredAt: due });
+    const after = await keys.describeKeys();
+    expect(after.find((key) => key.kid === next?.kid)?.state).toBe('current');
+    expect(after.find((key) => key.kid === current?.kid)).toMatchObject({ state: 'retired', retiredAt: due });
+    expect(after.find((key) => key.kid === nextRsa?.kid)?.state).toBe('current');
+    expect(after.find((key) => key.kid === currentRsa?.kid)?.state).toBe('retired');
 
     const isolate = await createWorkerBroker(workerEnv, [], { log: silentLogger });
     const published = await jwksOf({ fetch: (url) => Promise.resolve(isolate.app.fetch(new Request(url), workerEnv)) });
-    expect(published).toEqual(expect.arrayContaining([current?.kid, next?.kid]));
+    expect(published).toEqual(expect.arrayContaining([current?.kid, next?.kid, currentRsa?.kid, nextRsa?.kid]));
     expect(isolate.keys.ring.signing.kid).toBe(next?.kid);
   });
 
@@ -59,23 +65,26 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     vi.useFakeTimers({ toFake: ['Date'] });
     const refreshMs = KEY_RING_REFRESH_SECONDS * 1000;
     const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
-    let started: KeyTransition | undefined;
+    let started: KeyTransition[] = [];
     try {
       // A refresh period past any earlier load: this request makes the running isolate load its ring, at `loaded`.
       const loaded = Date.now() + refreshMs;
       vi.setSystemTime(loaded);
       const published = await jwksOf(entry);
-      [started] = await keys.advanceKeys({ now: loaded, cycle, rotate: true, upkeep: true });
-      if (started?.kind !== 'publish') throw new Error(`no key was published: ${JSON.stringify(started)}`);
+      // One next key for each ring: ES256 and RS256.
+      started = await keys.advanceKeys({ now: loaded, cycle, rotate: true, upkeep: true });
+      if (started.length !== 2 || started.some((transition) => transition.kind !== 'publish'))
+        throw new Error(`no key was published: ${JSON.stringify(started)}`);
       // Within the refresh period the isolate serves the ring it loaded; then it loads the store's.
       vi.setSystemTime(loaded + refreshMs - 1);
       expect(await jwksOf(entry)).toEqual(published);
       vi.setSystemTime(loaded + refreshMs);
-      expect((await jwksOf(entry)).sort()).toEqual([...published, started.kid].sort());
+      expect((await jwksOf(entry)).sort()).toEqual([...published, ...started.map((transition) => transition.kid)].sort());
     } finally {
       vi.useRealTimers();
       // Switch to the new key as the cron would, so no key is left waiting for the tests after this one.
-      if (started?.kind === 'publish') await keys.advanceKeys({ now: started.activatesAt, cycle, rotate: false, upkeep: true });
+      const due = started.find((transition) => transition.kind === 'publish');
+      if (due?.kind === 'publish') await keys.advanceKeys({ now: due.activatesAt, cycle, rotate: false, upkeep: true });
     }
   });
 
@@ -85,14 +94,18 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     await createWorkerBroker({ ...workerEnv, STATE: states }, [], { log: silentLogger });
     const own = stateStores(() => keywayState(states)).keys;
     const cycle = keyLifeCycle(readKeySettings(workerEnv), Number(workerEnv.KEYWAY_MAX_TTL_SECONDS));
-    expect(await own.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false })).toEqual([expect.objectContaining({ kind: 'publish' })]);
+    expect(await own.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false })).toEqual([
+      expect.objectContaining({ kind: 'publish' }),
+      expect.objectContaining({ kind: 'publish' }),
+    ]);
     // The rows as stored, read before the keys are opened (opening seals a plaintext key it finds).
     const rows = await runInDurableObject(keywayState(states), (_instance, state) =>
       state.storage.sql.exec<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys').toArray(),
     );
     const opened = await own.listKeys();
     expect(rows.map((row) => row.kid).sort()).toEqual(opened.map((key) => key.kid).sort());
-    expect(rows).toHaveLength(2);
+    // The first and the next key of each ring, ES256 and RS256.
+    expect(rows).toHaveLength(4);
     for (const row of rows) {
       const d = opened.find((key) => key.kid === row.kid)?.privateJwk?.d;
       expect(d).toBeTypeOf('string');
@@ -189,7 +202,7 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     expect(rotated.status).toBe(200);
     const body = (await rotated.json()) as { next: { kid: string; state: string } };
     expect(body.next.state).toBe('next');
-    expect((await keys.describeKeys()).find((key) => key.state === 'next')?.kid).toBe(body.next.kid);
+    expect((await keys.describeKeys()).find((key) => key.state === 'next' && key.alg === 'ES256')?.kid).toBe(body.next.kid);
     expect((await request('/v1/keys/rotate', { method: 'POST' })).status).toBe(401);
   });
 });

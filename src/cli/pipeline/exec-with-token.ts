@@ -7,9 +7,14 @@ import { constants } from 'node:os';
  * ended it, 126/127 when it cannot be run, as shells do). SIGINT and SIGTERM are passed on.
  */
 export function execWithToken(command: readonly string[], variable: string, token: string, report: (line: string) => void): Promise<number> {
+  return execWithEnvironment(command, { [variable]: token }, report);
+}
+
+/** Runs `command` with `variables` added to its environment only (cloud credentials: several at once), as execWithToken. */
+export function execWithEnvironment(command: readonly string[], variables: Readonly<Record<string, string>>, report: (line: string) => void): Promise<number> {
   const [file, ...args] = command;
   if (file === undefined) return Promise.resolve(2);
-  const child = spawn(file, args, { stdio: 'inherit', env: { ...process.env, [variable]: token } });
+  const child = spawn(file, args, { stdio: 'inherit', env: { ...process.env, ...variables } });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   process.on('SIGINT', forward).on('SIGTERM', forward);
   return new Promise((resolve) => {

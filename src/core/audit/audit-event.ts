@@ -79,6 +79,20 @@ export interface AuditEvent {
     readonly github_expires_at: string;
     readonly token_sha256: string;
   };
+  /**
+   * A cloud token issued (`grant.cloud`): what joins this record to the cloud's own log
+   * (CloudTrail, Cloud Audit Logs, Entra sign-in logs), which name the token's jti or sub.
+   */
+  readonly cloud?: {
+    readonly provider: 'aws' | 'gcp' | 'azure';
+    /** The IAM role ARN, service account or application client id asked for; absent for Google's federated identity used directly. */
+    readonly identity?: string;
+    /** AWS session tags the token carries (principal_tags), each within AWS's limits. */
+    readonly session_tags?: Readonly<Record<string, string>>;
+    readonly transitive_tag_keys?: readonly string[];
+    /** The issued token's jti (also in `issued`). */
+    readonly jti: string;
+  };
 }
 
 /** Where a record sits in the hash chain (see chain-hash.ts). */

@@ -45,6 +45,11 @@ export const REASONS = {
   github_repository_not_granted: { decision: 'denied', description: 'the requested GitHub repository is not granted' },
   github_permission_not_granted: { decision: 'denied', description: 'the requested GitHub permission is not granted' },
   replayed: { decision: 'denied', description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
+  cloud_role_not_granted: { decision: 'denied', description: 'no trust policy grants a cloud token for the requested role, service account or application' },
+  cloud_limit_exceeded: {
+    decision: 'denied',
+    description: "a value the cloud token would carry breaks the cloud's limits (AWS session tags, subject length); keyway never truncates it",
+  },
 
   rate_limited: { decision: 'denied', description: 'too many requests; retry after the number of seconds in Retry-After' },
 
@@ -69,7 +74,10 @@ export const REASONS = {
   dpop_proof_replayed: { decision: 'denied', description: 'the DPoP proof was already used; make a new proof for every request' },
   dpop_nonce_required: { decision: 'denied', description: 'the DPoP proof must carry the nonce from the DPoP-Nonce header of this answer' },
   dpop_required: { decision: 'denied', description: 'the granting policy requires a DPoP proof' },
-  dpop_not_supported: { decision: 'denied', description: 'a GitHub installation token cannot be bound to a DPoP key; send no DPoP proof for it' },
+  dpop_not_supported: {
+    decision: 'denied',
+    description: 'a GitHub installation token or a cloud token cannot be bound to a DPoP key; send no DPoP proof for it',
+  },
   token_revoked: { decision: 'granted', description: 'the keyway token was revoked (RFC 7009)' },
   token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
   actor_not_permitted: { decision: 'denied', description: "the subject token's may_act does not name the actor" },

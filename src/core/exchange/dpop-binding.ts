@@ -37,7 +37,7 @@ export async function verifyTokenRequestProof(
 export function bindingFor(
   proof: VerifiedDpopProof | undefined,
   subject: Readonly<Record<string, unknown>>,
-  grant: { readonly requireDpop: boolean; readonly github: boolean },
+  grant: { readonly requireDpop: boolean; readonly token: 'access' | 'github' | 'cloud' },
 ): { readonly jkt: string } | undefined {
   if (subject['cnf'] !== undefined) {
     const jkt = boundThumbprint(subject['cnf']);
@@ -48,7 +48,10 @@ export function bindingFor(
     if (grant.requireDpop) throw new ExchangeError('dpop_required', 'the granting policy requires a DPoP proof (grant.require_dpop)');
     return undefined;
   }
-  if (grant.github) throw new ExchangeError('dpop_not_supported', 'a GitHub installation token cannot be bound to a DPoP key', { public: true });
+  // Neither GitHub nor a cloud's STS checks cnf: a bound request must not leave with a token anyone can replay.
+  if (grant.token === 'github') throw new ExchangeError('dpop_not_supported', 'a GitHub installation token cannot be bound to a DPoP key', { public: true });
+  if (grant.token === 'cloud')
+    throw new ExchangeError('dpop_not_supported', "a cloud token cannot be bound to a DPoP key: the cloud's STS does not check it", { public: true });
   return { jkt: proof.jkt };
 }
 

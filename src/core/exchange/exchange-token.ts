@@ -22,7 +22,9 @@ import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import type { GitHubAccessRequest, IssuedGrant } from '../policy/decide.ts';
+import type { GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
+import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
+import { mintCloudToken } from '../mint/mint-cloud-token.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 import type { DpopNonces } from '../dpop/dpop-nonce.ts';
@@ -67,8 +69,8 @@ export type ExchangeInput = { readonly form: URLSearchParams; readonly dpopProof
 export interface IssuedToken {
   readonly access_token: string;
   readonly issued_token_type: string;
-  /** `DPoP` when the token is bound to the key of the request's DPoP proof (`cnf.jkt`). */
-  readonly token_type: 'Bearer' | 'DPoP';
+  /** `DPoP` when the token is bound to the key of the request's DPoP proof (`cnf.jkt`); `N_A` for a cloud token (RFC 8693: not an access token). */
+  readonly token_type: 'Bearer' | 'DPoP' | 'N_A';
   readonly expires_in: number;
   readonly scope: string;
 }
@@ -233,7 +235,12 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
-  const accessRequest = { ...request, ...(github === undefined ? {} : { github }), ...(actor === undefined ? {} : { actor: actor.claims }) };
+  const wantsCloud = request.requestedTokenType === TOKEN_TYPE.idToken;
+  const accessRequest = {
+    ...request,
+    ...(github !== undefined ? { github } : wantsCloud ? { cloud: true as const } : {}),
+    ...(actor === undefined ? {} : { actor: actor.claims }),
+  };
   const decision = decide(policies, verified, accessRequest);
   event.policy = {
     candidates: decision.trace.candidates,
@@ -247,7 +254,10 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   }
 
   const { grant } = decision;
-  const binding = bindingFor(proof, verified.claims, { requireDpop: grant.policy.grant?.requireDpop === true, github: grant.github !== undefined });
+  const binding = bindingFor(proof, verified.claims, {
+    requireDpop: grant.policy.grant?.requireDpop === true,
+    token: grant.github !== undefined ? 'github' : grant.cloud !== undefined ? 'cloud' : 'access',
+  });
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) {
     await claimSingleUse(request.subjectToken, verified, {
@@ -258,6 +268,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     });
   }
   if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
+  if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
   const minted = await mintAccessToken({
     issuer: deps.issuer,
@@ -287,6 +298,48 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
       token_type: binding === undefined ? 'Bearer' : 'DPoP',
       expires_in: minted.expiresAt - minted.issuedAt,
       scope: grant.scopes.join(' '),
+    },
+  };
+}
+
+/** Mints the token a cloud's web-identity federation takes, signed with a key of the algorithm that cloud accepts. */
+async function issueCloudToken(
+  deps: ExchangeDeps,
+  grant: IssuedGrant,
+  cloud: IssuedCloudGrant,
+  now: number,
+  event: Draft,
+  crypto: JwtCrypto,
+): Promise<Granted> {
+  const minted = await mintCloudToken({
+    issuer: deps.issuer,
+    key: deps.keys().signingFor(CLOUD_PROFILES[cloud.provider].alg),
+    subject: grant.subject,
+    ttlSeconds: grant.ttlSeconds,
+    claims: grant.claims,
+    cloud,
+    now,
+    crypto,
+  });
+  event.policy = { ...event.policy!, granted_by: grant.policy.id };
+  event.issued = { jti: minted.jti, sub: grant.subject, aud: [cloud.audience], scope: [], exp: minted.expiresAt };
+  event.cloud = {
+    provider: cloud.provider,
+    ...(cloud.identity === undefined ? {} : { identity: cloud.identity }),
+    ...(Object.keys(cloud.sessionTags).length === 0 ? {} : { session_tags: cloud.sessionTags }),
+    ...(cloud.transitiveTagKeys.length === 0 ? {} : { transitive_tag_keys: cloud.transitiveTagKeys }),
+    jti: minted.jti,
+  };
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return {
+    token: {
+      access_token: minted.token,
+      issued_token_type: TOKEN_TYPE.idToken,
+      // RFC 8693 §2.2.1: the token is not an OAuth access token, so it has no token type to use it with.
+      token_type: 'N_A',
+      expires_in: minted.expiresAt - minted.issuedAt,
+      scope: '',
     },
   };
 }

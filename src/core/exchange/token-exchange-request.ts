@@ -87,9 +87,9 @@ export function parseTokenExchangeRequest(form: URLSearchParams): TokenExchangeR
   }
 
   const requestedTokenType = single.get('requested_token_type') ?? TOKEN_TYPE.accessToken;
-  if (requestedTokenType !== TOKEN_TYPE.accessToken && requestedTokenType !== TOKEN_TYPE.githubInstallationToken) {
-    throw malformed(`requested_token_type must be ${TOKEN_TYPE.accessToken} or ${TOKEN_TYPE.githubInstallationToken}`);
-  }
+  // id_token: a token for a cloud's web-identity federation (`grant.cloud`).
+  const requestable: readonly string[] = [TOKEN_TYPE.accessToken, TOKEN_TYPE.githubInstallationToken, TOKEN_TYPE.idToken];
+  if (!requestable.includes(requestedTokenType)) throw malformed(`requested_token_type must be one of ${requestable.join(', ')}`);
 
   return {
     subjectToken,

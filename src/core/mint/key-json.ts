@@ -37,6 +37,7 @@ export function keyJson(key: SigningKeyInfo, retainMs: number): KeyJson {
 }
 
 export function rotationJson(transitions: readonly KeyTransition[], keys: readonly SigningKeyInfo[], retainMs: number): RotationJson {
-  const next = keys.find((key) => key.state === 'next');
+  // The ES256 ring's: keyway's own tokens change key when it activates; the RS256 ring rotates on the same schedule.
+  const next = keys.find((key) => key.state === 'next' && key.alg === 'ES256');
   return { transitions, ...(next === undefined ? {} : { next: keyJson(next, retainMs) }) };
 }

@@ -9,10 +9,17 @@ import type { KeyRingPlan } from './key-life-cycle.ts';
  */
 export type KeyState = 'next' | 'current' | 'retired' | 'removed';
 
+/**
+ * The key ring holds one life cycle per algorithm: ES256 signs keyway's own tokens and every cloud
+ * token a cloud takes it for; RS256 signs only for clouds that accept nothing else (Entra).
+ */
+export const SIGNING_ALGORITHMS = ['ES256', 'RS256'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
 /** What is known about a key without opening its private part. Times in milliseconds since the epoch. */
 export interface SigningKeyInfo {
   readonly kid: string;
-  readonly alg: 'ES256';
+  readonly alg: SigningAlgorithm;
   readonly state: KeyState;
   /** When it was generated and published. */
   readonly createdAt: number;
@@ -49,8 +56,8 @@ export interface KeyStore {
   /** Every key, public parts only: needs no master key. */
   describeKeys(): Promise<SigningKeyInfo[]>;
   /**
-   * Stores `candidate` as the current key when the ring has no current key, atomically, and
-   * returns the ring. When two processes start at once, one candidate wins and both use it.
+   * Stores `candidate` as the current key when the ring has no current key of its algorithm,
+   * atomically, and returns the ring. When two processes start at once, one candidate wins and both use it.
    */
   initializeKeys(candidate: StoredSigningKey): Promise<StoredSigningKey[]>;
   /**

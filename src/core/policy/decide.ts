@@ -5,6 +5,7 @@ import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
 import type { TemplateRefusal } from './template.ts';
+import { awsTagValueProblem, CLOUD_PROFILES, type CloudProvider } from './cloud-profile.ts';
 
 /** What the caller asked for, beyond the subject token. */
 export interface AccessRequest {
@@ -16,6 +17,8 @@ export interface AccessRequest {
   readonly github?: GitHubAccessRequest;
   /** The verified claims of the actor token of a delegated request (RFC 8693), for `match_actor`. */
   readonly actor?: Readonly<Record<string, unknown>>;
+  /** Present when the caller asks for a cloud token (`grant.cloud`); then `audiences` names the role, service account or application. */
+  readonly cloud?: true;
 }
 
 /** What a caller asks of `grant.github`. */
@@ -35,6 +38,19 @@ export interface IssuedGitHubGrant {
   /** Organization permissions (empty unless the policy grants some), for the owner with this account id. */
   readonly organizationPermissions: Readonly<Record<string, string>>;
   readonly ownerId: string | undefined;
+}
+
+/** The cloud token a grant gives: what it carries beyond the common claims, and what the audit record names. */
+export interface IssuedCloudGrant {
+  readonly provider: CloudProvider;
+  readonly audience: string;
+  /** The role, service account or application asked for; undefined for Google's federated identity used directly. */
+  readonly identity: string | undefined;
+  /** AWS principal_tags, rendered: key → value. */
+  readonly sessionTags: Readonly<Record<string, string>>;
+  readonly transitiveTagKeys: readonly string[];
+  /** Google: the Workload Identity provider. Azure: the tenant id. */
+  readonly home: string | undefined;
 }
 
 /** A subject token's verified claims and the issuer that signed them (or, for explain and tests, claims taken as given). */
@@ -64,6 +80,8 @@ export interface IssuedGrant {
   readonly claims: Readonly<Record<string, string>>;
   /** Set for GitHub token requests (then `audiences` and `scopes` are empty). */
   readonly github?: IssuedGitHubGrant;
+  /** Set for cloud token requests (then `audiences` holds the cloud's audience and `scopes` is empty). */
+  readonly cloud?: IssuedCloudGrant;
 }
 
 export type GrantRefusal = Extract<
@@ -74,6 +92,8 @@ export type GrantRefusal = Extract<
   | 'template_value_forbidden'
   | 'github_repository_not_granted'
   | 'github_permission_not_granted'
+  | 'cloud_role_not_granted'
+  | 'cloud_limit_exceeded'
 >;
 
 /** What an allow policy whose lines all held gives this request, or why it gives nothing. */
@@ -140,11 +160,13 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
   // The most specific reason that applies to every matching policy: audience (or repository), then scope (or permission), then templates.
   const reasons = new Set(refusals.map((refusal) => refusal.reason));
   const specifics = [
+    'cloud_limit_exceeded',
     'template_value_forbidden',
     'template_claim_missing',
     'scope_not_granted',
     'github_permission_not_granted',
     'github_repository_not_granted',
+    'cloud_role_not_granted',
   ] as const;
   const reason: GrantRefusal = specifics.find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
   return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
@@ -169,7 +191,8 @@ function scopesFor(grant: Grant, request: AccessRequest): readonly string[] | un
 /** The grant this policy issues for this request, or why it cannot. */
 function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: AccessRequest): GrantOutcome {
   if (request.github !== undefined) return issueGitHub(policy, grant, token, request.github);
-  if (grant.audiences.length === 0) return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} grants only a GitHub token` };
+  if (request.cloud !== undefined) return issueCloud(policy, grant, token, request);
+  if (grant.audiences.length === 0) return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} grants no keyway access token` };
   const audiences = audiencesFor(grant, request);
   if (audiences === undefined) {
     return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} does not grant audience ${request.audiences.join(' ')}` };
@@ -178,28 +201,96 @@ function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: Acce
   if (scopes === undefined) {
     return { ok: false, reason: 'scope_not_granted', detail: `${policy.id} does not grant scope ${request.scopes?.join(' ') ?? ''}` };
   }
-  const claims = token.claims;
-  const refuse = (where: string, refusal: TemplateRefusal): GrantOutcome =>
-    refusal.problem === 'missing'
-      ? {
-          ok: false,
-          reason: 'template_claim_missing',
-          detail: `${policy.id} ${where} reads {${refusal.key}}, which the token lacks or holds as more than one value`,
-        }
-      : { ok: false, reason: 'template_value_forbidden', detail: `${policy.id} ${where}: {${refusal.key}} ${refusal.why}` };
-  let subject = `${token.issuer.url}#${String(claims['sub'])}`;
+  const rendered = renderGrant(policy, grant, token, `${token.issuer.url}#${String(token.claims['sub'])}`);
+  if (!rendered.ok) return rendered;
+  return { ok: true, grant: { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject: rendered.subject, claims: rendered.claims } };
+}
+
+type Rendered = { readonly ok: true; readonly subject: string; readonly claims: Record<string, string> } | Extract<GrantOutcome, { ok: false }>;
+
+function templateRefusal(policy: Policy, where: string, refusal: TemplateRefusal): Extract<GrantOutcome, { ok: false }> {
+  return refusal.problem === 'missing'
+    ? {
+        ok: false,
+        reason: 'template_claim_missing',
+        detail: `${policy.id} ${where} reads {${refusal.key}}, which the token lacks or holds as more than one value`,
+      }
+    : { ok: false, reason: 'template_value_forbidden', detail: `${policy.id} ${where}: {${refusal.key}} ${refusal.why}` };
+}
+
+/** `grant.subject` (or `fallback`) and `grant.claims`, rendered over the token's claims. */
+function renderGrant(policy: Policy, grant: Grant, token: SubjectClaims, fallback: string): Rendered {
+  let subject = fallback;
   if (grant.subject !== undefined) {
-    const rendered = grant.subject.render(claims);
-    if (!rendered.ok) return refuse('grant.subject', rendered);
+    const rendered = grant.subject.render(token.claims);
+    if (!rendered.ok) return templateRefusal(policy, 'grant.subject', rendered);
     subject = rendered.value;
   }
-  const extra: Record<string, string> = {};
+  const claims: Record<string, string> = {};
   for (const [name, template] of grant.claims) {
-    const rendered = template.render(claims);
-    if (!rendered.ok) return refuse(`grant.claims.${name}`, rendered);
-    extra[name] = rendered.value;
+    const rendered = template.render(token.claims);
+    if (!rendered.ok) return templateRefusal(policy, `grant.claims.${name}`, rendered);
+    claims[name] = rendered.value;
   }
-  return { ok: true, grant: { policy, audiences, scopes, ttlSeconds: grant.ttlSeconds, subject, claims: extra } };
+  return { ok: true, subject, claims };
+}
+
+/** The `sub` of a cloud token when the policy writes no `grant.subject`: stable, one per policy (docs/cloud/). */
+export function defaultCloudSubject(policyId: string): string {
+  return `policy:${policyId}`;
+}
+
+/**
+ * A cloud token: the identity asked for must be one `grant.cloud` names, and every rendered value
+ * must fit the cloud's limits. A value that does not fit is refused, never cut: a cut tag or
+ * subject would be another identity to the cloud.
+ */
+function issueCloud(policy: Policy, grant: Grant, token: SubjectClaims, request: AccessRequest): GrantOutcome {
+  const cloud = grant.cloud;
+  if (cloud === undefined) return { ok: false, reason: 'cloud_role_not_granted', detail: `${policy.id} grants no cloud token` };
+  if (request.audiences.length > 1) {
+    return { ok: false, reason: 'cloud_role_not_granted', detail: `${policy.id}: a cloud token is for one role, service account or application` };
+  }
+  const asked = request.audiences[0];
+  const identity =
+    asked === undefined ? cloud.identities[0] : cloud.identities.find((one) => (cloud.provider === 'azure' ? one === asked.toLowerCase() : one === asked));
+  if (asked !== undefined && identity === undefined) {
+    return { ok: false, reason: 'cloud_role_not_granted', detail: `${policy.id} does not grant a ${cloud.provider} token for ${asked}` };
+  }
+  const rendered = renderGrant(policy, grant, token, defaultCloudSubject(policy.id));
+  if (!rendered.ok) return rendered;
+  const limit = CLOUD_PROFILES[cloud.provider].maxSubjectBytes;
+  const subjectBytes = new TextEncoder().encode(rendered.subject).length;
+  if (subjectBytes > limit) {
+    return { ok: false, reason: 'cloud_limit_exceeded', detail: `${policy.id}: the sub is ${subjectBytes} bytes; ${cloud.provider} takes at most ${limit}` };
+  }
+  const sessionTags: Record<string, string> = {};
+  for (const [key, template] of cloud.sessionTags) {
+    const value = template.render(token.claims);
+    if (!value.ok) return templateRefusal(policy, `grant.cloud.session_tags.${key}`, value);
+    const problem = awsTagValueProblem(value.value);
+    if (problem !== undefined) return { ok: false, reason: 'cloud_limit_exceeded', detail: `${policy.id}: session tag ${key} ${problem}` };
+    sessionTags[key] = value.value;
+  }
+  return {
+    ok: true,
+    grant: {
+      policy,
+      audiences: [cloud.audience],
+      scopes: [],
+      ttlSeconds: grant.ttlSeconds,
+      subject: rendered.subject,
+      claims: rendered.claims,
+      cloud: {
+        provider: cloud.provider,
+        audience: cloud.audience,
+        identity,
+        sessionTags,
+        transitiveTagKeys: cloud.transitiveTagKeys,
+        home: cloud.home,
+      },
+    },
+  };
 }
 
 /** A GitHub installation token: the repositories and permissions asked for must lie within `grant.github`. */

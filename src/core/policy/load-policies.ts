@@ -13,10 +13,12 @@ import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../cl
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies, pinsTenant } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
-import type { ClaimCondition, GitHubGrant, Grant, Policy } from './policy.ts';
+import type { ClaimCondition, CloudGrant, GitHubGrant, Grant, Policy } from './policy.ts';
+import { AWS_AUDIENCE, AZURE_AUDIENCE, CLOUD_MAX_TTL_SECONDS, gcpAudience } from './cloud-profile.ts';
+import { AWS_TAGS_CLAIM } from '../mint/mint-cloud-token.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
-import { PolicySchema, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
+import { PolicySchema, type CloudGrantDocument, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
@@ -74,6 +76,7 @@ export const RESERVED_CLAIMS = new Set([
   'cnf',
   'act',
   'may_act',
+  AWS_TAGS_CLAIM,
   'auth_time',
   'acr',
   'amr',
@@ -369,7 +372,72 @@ function compileGrant(
   if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
   }
-  return { audiences, github, scopes: [...new Set(grant.scopes ?? [])], ttlSeconds, subject, claims, requireDpop: grant.require_dpop === true };
+  const cloud = grant.cloud === undefined ? undefined : compileCloudGrant(grant.cloud, template, fail);
+  if (cloud !== undefined && ttlSeconds > CLOUD_MAX_TTL_SECONDS) {
+    fail(`grant.ttl ${grant.ttl} is longer than a cloud token needs to reach the cloud's STS (at most 1h)`, ['grant', 'ttl']);
+  }
+  return {
+    audiences,
+    github,
+    ...(cloud === undefined ? {} : { cloud }),
+    scopes: [...new Set(grant.scopes ?? [])],
+    ttlSeconds,
+    subject,
+    claims,
+    requireDpop: grant.require_dpop === true,
+  };
+}
+
+/** `grant.cloud`: the cloud's audience, the identities the caller may name, AWS session tags compiled and held to AWS's rules. */
+function compileCloudGrant(
+  grant: CloudGrantDocument,
+  template: (source: string, path: readonly PropertyKey[]) => Template | undefined,
+  fail: (message: string, path: readonly PropertyKey[]) => void,
+): CloudGrant {
+  switch (grant.provider) {
+    case 'aws': {
+      const sessionTags = new Map<string, Template>();
+      const seen = new Map<string, string>();
+      for (const [key, source] of Object.entries(grant.session_tags ?? {})) {
+        // AWS treats tag keys without case: Project and project would be one tag.
+        const twin = seen.get(key.toLowerCase());
+        if (twin !== undefined) fail(`grant.cloud.session_tags has ${twin} and ${key}, which AWS takes for one key`, ['grant', 'cloud', 'session_tags', key]);
+        seen.set(key.toLowerCase(), key);
+        const compiled = template(source, ['grant', 'cloud', 'session_tags', key]);
+        if (compiled !== undefined) sessionTags.set(key, compiled);
+      }
+      for (const [i, key] of (grant.transitive_tag_keys ?? []).entries()) {
+        if (!sessionTags.has(key))
+          fail(`grant.cloud.transitive_tag_keys names ${key}, which is not a session tag`, ['grant', 'cloud', 'transitive_tag_keys', i]);
+      }
+      return {
+        provider: 'aws',
+        audience: AWS_AUDIENCE,
+        identities: [...new Set(grant.roles)],
+        sessionTags,
+        transitiveTagKeys: [...new Set(grant.transitive_tag_keys ?? [])],
+        home: undefined,
+      };
+    }
+    case 'gcp':
+      return {
+        provider: 'gcp',
+        audience: gcpAudience(grant.workload_identity_provider),
+        identities: [...new Set(grant.service_accounts ?? [])],
+        sessionTags: new Map(),
+        transitiveTagKeys: [],
+        home: grant.workload_identity_provider,
+      };
+    case 'azure':
+      return {
+        provider: 'azure',
+        audience: AZURE_AUDIENCE,
+        identities: [...new Set(grant.client_ids.map((id) => id.toLowerCase()))],
+        sessionTags: new Map(),
+        transitiveTagKeys: [],
+        home: grant.tenant_id.toLowerCase(),
+      };
+  }
 }
 
 /** `grant.github`: every repository under one owner, each named once. */

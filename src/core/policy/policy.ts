@@ -5,6 +5,7 @@ import type { ClaimReader } from '../claims/claim-value.ts';
 import type { CompiledMatcher } from './compile-matcher.ts';
 import type { Matcher } from './schema.ts';
 import type { Template } from './template.ts';
+import type { CloudProvider } from './cloud-profile.ts';
 
 /** One `match` line, compiled. */
 export interface ClaimCondition {
@@ -31,11 +32,31 @@ export interface GitHubGrant {
   readonly organizationPermissions: Readonly<Record<string, PermissionLevel>>;
 }
 
+/** `grant.cloud`, checked: the token a cloud's web-identity federation takes. */
+export interface CloudGrant {
+  readonly provider: CloudProvider;
+  /** The token's `aud`: fixed by the provider (for Google, by the Workload Identity provider). */
+  readonly audience: string;
+  /**
+   * What the caller may name with `audience`: IAM role ARNs (aws), service accounts to impersonate
+   * (gcp), application client ids (azure). The first is the default; empty (gcp only) means the
+   * federated identity itself.
+   */
+  readonly identities: readonly string[];
+  /** AWS session tags: key → template (principal_tags). */
+  readonly sessionTags: ReadonlyMap<string, Template>;
+  readonly transitiveTagKeys: readonly string[];
+  /** Google: the Workload Identity provider's resource name. Azure: the tenant id. */
+  readonly home: string | undefined;
+}
+
 export interface Grant {
   /** The first is issued when the caller names no audience. Empty when the policy grants only a GitHub token. */
   readonly audiences: readonly string[];
   /** A GitHub installation token, for requests of that token type. */
   readonly github: GitHubGrant | undefined;
+  /** A token for a cloud's web-identity federation, for requests of the id_token type. */
+  readonly cloud?: CloudGrant;
   readonly scopes: readonly string[];
   readonly ttlSeconds: number;
   readonly subject: Template | undefined;

@@ -4,6 +4,7 @@ import { DIAGNOSTICS } from '../verify/trusted-issuer.ts';
 import { PRESETS } from '../verify/presets.ts';
 import { ORGANIZATION_PERMISSIONS, PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
+import { AWS_ROLE_ARN, AWS_TAG_LIMITS, awsTagKeyProblem, GCP_SERVICE_ACCOUNT, GCP_WORKLOAD_IDENTITY_PROVIDER, UUID } from './cloud-profile.ts';
 
 /**
  * The trust policy file format, version 1. The loader validates with this schema and the
@@ -177,6 +178,72 @@ export const GitHubGrantSchema = v.pipe(
   ),
 );
 
+const AwsTagKey = v.pipe(
+  v.string(),
+  v.check(
+    (key) => awsTagKeyProblem(key) === undefined,
+    (issue) => `session tag key ${JSON.stringify(issue.input)}: ${awsTagKeyProblem(String(issue.input))}`,
+  ),
+);
+
+/** `grant.cloud`: a token for one cloud's web-identity federation (docs/cloud/). */
+export const CloudGrantSchema = v.pipe(
+  v.variant(
+    'provider',
+    [
+      v.strictObject({
+        provider: v.literal('aws'),
+        roles: v.pipe(
+          v.array(v.pipe(v.string(), v.regex(AWS_ROLE_ARN, 'a role is an IAM role ARN: arn:aws:iam::123456789012:role/name'))),
+          v.minLength(1, 'grant.cloud.roles needs at least one role ARN'),
+          v.maxLength(100),
+          v.description('IAM role ARNs the caller may name (audience); the first is the default'),
+        ),
+        session_tags: v.optional(
+          v.pipe(
+            mapOf(AwsTagKey, v.pipe(v.string(), v.minLength(1), v.maxLength(1024))),
+            v.maxEntries(AWS_TAG_LIMITS.count, `AWS takes at most ${AWS_TAG_LIMITS.count} session tags`),
+            v.description('session tag key → template over the verified claims (principal_tags); a value AWS would refuse is refused, never cut'),
+          ),
+        ),
+        transitive_tag_keys: v.optional(
+          v.pipe(v.array(AwsTagKey), v.minLength(1), v.description('session tag keys that stay on the session through role chaining')),
+        ),
+      }),
+      v.strictObject({
+        provider: v.literal('gcp'),
+        workload_identity_provider: v.pipe(
+          v.string(),
+          v.regex(GCP_WORKLOAD_IDENTITY_PROVIDER, 'projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER'),
+          v.description("the Workload Identity provider's resource name; the token's audience is https://iam.googleapis.com/ + it"),
+        ),
+        service_accounts: v.optional(
+          v.pipe(
+            v.array(v.pipe(v.string(), v.regex(GCP_SERVICE_ACCOUNT, 'a service account is its email, NAME@PROJECT.iam.gserviceaccount.com'))),
+            v.minLength(1),
+            v.maxLength(100),
+            v.description('service accounts the caller may impersonate (audience); without one the caller uses the federated identity directly'),
+          ),
+        ),
+      }),
+      v.strictObject({
+        provider: v.literal('azure'),
+        tenant_id: v.pipe(v.string(), v.regex(UUID, 'tenant_id is the directory (tenant) id, a GUID')),
+        client_ids: v.pipe(
+          v.array(v.pipe(v.string(), v.regex(UUID, 'a client id is the application (client) id, a GUID'))),
+          v.minLength(1, 'grant.cloud.client_ids needs at least one application (client) id'),
+          v.maxLength(100),
+          v.description('application or managed identity client ids the caller may name (audience); the first is the default'),
+        ),
+      }),
+    ],
+    'grant.cloud.provider is aws, gcp or azure',
+  ),
+  v.description(
+    "a token for a cloud's web-identity federation (requested_token_type urn:ietf:params:oauth:token-type:id_token): typ JWT, the cloud's audience, sub from grant.subject",
+  ),
+);
+
 export const GrantSchema = v.pipe(
   v.strictObject({
     audience: v.optional(
@@ -186,6 +253,7 @@ export const GrantSchema = v.pipe(
       ),
     ),
     github: v.optional(GitHubGrantSchema),
+    cloud: v.optional(CloudGrantSchema),
     scopes: v.optional(
       v.pipe(
         v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN_PATTERN, 'a scope is one RFC 6749 scope-token, no spaces'))),
@@ -209,10 +277,13 @@ export const GrantSchema = v.pipe(
       ),
     ),
   }),
-  v.check((grant) => grant.audience !== undefined || grant.github !== undefined, 'a grant needs an audience, a github token, or both'),
   v.check(
-    (grant) => grant.require_dpop !== true || grant.github === undefined,
-    'grant.require_dpop cannot go with grant.github: a GitHub token cannot be bound to a key',
+    (grant) => grant.audience !== undefined || grant.github !== undefined || grant.cloud !== undefined,
+    'a grant needs an audience, a github token, a cloud token, or more than one',
+  ),
+  v.check(
+    (grant) => grant.require_dpop !== true || (grant.github === undefined && grant.cloud === undefined),
+    'grant.require_dpop cannot go with grant.github or grant.cloud: a GitHub or cloud token cannot be bound to a key',
   ),
   v.description('what an allow policy issues; absent on deny policies'),
 );
@@ -302,3 +373,4 @@ export const PolicySchema = v.pipe(
 export type PolicyDocument = v.InferOutput<typeof PolicySchema>;
 export type GrantDocument = v.InferOutput<typeof GrantSchema>;
 export type GitHubGrantDocument = v.InferOutput<typeof GitHubGrantSchema>;
+export type CloudGrantDocument = v.InferOutput<typeof CloudGrantSchema>;

@@ -20,6 +20,10 @@ export interface Template {
   readonly source: string;
   /** The claim keys the template reads. */
   readonly claims: readonly string[];
+  /** Literal text and placeholders in order: what `cloud-subject-collision` compares. */
+  readonly shape: readonly ({ readonly text: string } | { readonly placeholder: string })[];
+  /** The characters no placed value may hold. */
+  readonly delimiters: ReadonlySet<string>;
   /** The rendered text, or why the first claim that cannot be placed cannot. */
   render(claims: Readonly<Record<string, unknown>>): { readonly ok: true; readonly value: string } | TemplateRefusal;
 }
@@ -110,6 +114,8 @@ export function compileTemplate(source: string): Template {
   return {
     source,
     claims,
+    shape: parts.map((part) => ('text' in part ? { text: part.text } : { placeholder: part.key })),
+    delimiters,
     render(values) {
       let value = '';
       for (const part of parts) {

@@ -5,6 +5,7 @@ import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { ClaimCondition, Policy } from '../policy.ts';
 import { compileSafeRegex } from '../safe-regex.ts';
+import { defaultCloudSubject } from '../decide.ts';
 import type { Matcher } from '../schema.ts';
 import { INVALID_POLICY, LINT_RULES, type LintRuleId, type LintSeverity } from './lint-rules.ts';
 
@@ -35,6 +36,8 @@ interface RuleContext {
   readonly facts: PresetLintFacts | undefined;
   /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
   readonly guardrails: readonly Policy[];
+  /** Every policy of the set that compiled: what a rule across policies compares with. */
+  readonly peers: readonly Policy[];
   readonly report: Report;
 }
 
@@ -50,10 +53,11 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
   const guardrails = compilation.files.flatMap((entry) =>
     entry.policy !== undefined && entry.inactive === undefined && entry.policy.effect === 'deny' && entry.policy.mode === 'enforce' ? [entry.policy] : [],
   );
-  return compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, guardrails)));
+  const peers = compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : [entry.policy]));
+  return compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, guardrails, peers)));
 }
 
-function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: readonly Policy[]): LintFinding[] {
+function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: readonly Policy[], peers: readonly Policy[]): LintFinding[] {
   const findings: LintFinding[] = [];
   const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
   const used = new Set<string>();
@@ -64,7 +68,7 @@ function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: reado
     }
     findings.push({ file: entry.file, ...entry.locate(path), severity: LINT_RULES[rule].severity, rule, message });
   };
-  const context: RuleContext = { policy, preset: policy.issuer.preset, facts: policy.issuer.preset.lint, guardrails, report };
+  const context: RuleContext = { policy, preset: policy.issuer.preset, facts: policy.issuer.preset.lint, guardrails, peers, report };
   for (const rule of RULES) rule(context);
   for (const rule of ignored.keys()) {
     if (!used.has(rule)) report('unused-ignore', `lint.ignore.${rule} silences nothing here any more`, ['lint', 'ignore', rule]);
@@ -203,6 +207,20 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     if (texts.some((text) => hint.pattern.test(text))) report('name-based-sub', `sub is matched by name only. ${hint.advice}`, ['match', 'sub']);
   },
 
+  function cloudSubjectCollision({ policy, peers, report }) {
+    const mine = cloudSubject(policy);
+    if (mine === undefined) return;
+    for (const peer of peers) {
+      const theirs = cloudSubject(peer);
+      if (peer === policy || theirs === undefined || theirs.audience !== mine.audience || !subjectsOverlap(mine.shape, theirs.shape)) continue;
+      report(
+        'cloud-subject-collision',
+        `the cloud token's sub (${mine.written}) could be the sub of ${peer.id}'s (${theirs.written}), and ${mine.audience} tells them apart by sub alone`,
+        policy.grant?.subject === undefined ? ['grant', 'cloud'] : ['grant', 'subject'],
+      );
+    }
+  },
+
   function templateClaimOptional({ policy, preset, report }) {
     const grant = policy.grant;
     if (grant === undefined) return;
@@ -292,4 +310,42 @@ function blocksEveryToken(guard: Policy, policy: Policy, claim: string, value: s
     guard.conditions.length > 0 &&
     guard.conditions.every((condition: ClaimCondition) => condition.key === claim && condition.matcher.test(value))
   );
+}
+
+type Piece = { readonly char: string } | { readonly except: ReadonlySet<string> };
+
+/** An allow policy's cloud token `sub` as pieces (a character, or a placeholder's value: any run of characters but the template's delimiters), and its audience. */
+function cloudSubject(policy: Policy): { audience: string; written: string; shape: Piece[] } | undefined {
+  const cloud = policy.grant?.cloud;
+  if (policy.effect !== 'allow' || cloud === undefined) return undefined;
+  const template = policy.grant?.subject;
+  if (template === undefined) {
+    const sub = defaultCloudSubject(policy.id);
+    return { audience: cloud.audience, written: sub, shape: Array.from(sub, (char) => ({ char })) };
+  }
+  const shape = template.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: template.delimiters }]));
+  return { audience: cloud.audience, written: template.source, shape };
+}
+
+/** Whether some text could be rendered from both shapes: a walk of both at once, each placeholder taking none or more characters it may hold. */
+export function subjectsOverlap(a: readonly Piece[], b: readonly Piece[]): boolean {
+  const seen = new Set<number>();
+  const walk = (i: number, j: number): boolean => {
+    const key = i * (b.length + 1) + j;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    const x = a[i];
+    const y = b[j];
+    if (x === undefined && y === undefined) return true;
+    if (x !== undefined && 'except' in x) {
+      if (walk(i + 1, j)) return true;
+      if (y !== undefined && 'char' in y && !x.except.has(y.char) && walk(i, j + 1)) return true;
+    }
+    if (y !== undefined && 'except' in y) {
+      if (walk(i, j + 1)) return true;
+      if (x !== undefined && 'char' in x && !y.except.has(x.char) && walk(i + 1, j)) return true;
+    }
+    return x !== undefined && y !== undefined && 'char' in x && 'char' in y && x.char === y.char && walk(i + 1, j + 1);
+  };
+  return walk(0, 0);
 }

@@ -55,6 +55,10 @@ export const LINT_RULES = {
     severity: 'notice',
     why: 'a grant template reads a claim not every token carries; tokens without it get no grant from this policy',
   },
+  'cloud-subject-collision': {
+    severity: 'error',
+    why: "a cloud trusts keyway's sub alone: two policies granting one cloud a sub that could be the same let a pipeline of one take the other's role",
+  },
   'unused-ignore': {
     severity: 'warning',
     why: 'a silenced rule that no longer fires would hide the next real finding; remove the entry',

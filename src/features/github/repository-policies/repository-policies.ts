@@ -77,6 +77,10 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
         'grant',
         'audience',
       ]);
+    // A cloud trusts keyway's sub alone: a repository must never choose a token a cloud would take for a central policy's.
+    if (grant.cloud !== undefined) {
+      report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never cloud tokens: remove grant.cloud`, ['grant', 'cloud']);
+    }
     const github = entry.policy?.grant?.github;
     if (github === undefined) {
       if (entry.policy !== undefined) report(`a repository's own policy must grant a GitHub token for ${fullName(repository)} (grant.github)`, ['grant']);

@@ -1,0 +1,143 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
+import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
+
+/**
+ * AssumeRoleWithWebIdentity, as AWS documents it
+ * (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html):
+ * an unsigned Query API call, form-encoded, answered in XML. A plain request rather than the AWS
+ * SDK: the call needs no signature, and @aws-sdk/client-sts would add some forty packages to
+ * the pipeline side for one POST (docs/dependencies.md).
+ */
+export const DEFAULT_AWS_STS_URL = 'https://sts.amazonaws.com';
+
+export interface AssumeRoleRequest {
+  readonly stsUrl: URL;
+  readonly roleArn: string;
+  /** 2 to 64 of `[\w+=,.@-]`: CloudTrail shows it, so keyway names it after the audit event. */
+  readonly roleSessionName: string;
+  readonly webIdentityToken: string;
+  readonly durationSeconds?: number | undefined;
+  readonly fetch: FetchLike;
+}
+
+export interface AwsCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken: string;
+  readonly expiration: string;
+  readonly assumedRoleArn: string | undefined;
+}
+
+/** STS answered with an error document: its code and message, which never hold the token (it is cut out if echoed). */
+export class StsRefusedError extends KeywayError {
+  override readonly name = 'StsRefusedError';
+  readonly code = 'sts_refused';
+  readonly status: number;
+  readonly stsCode: string;
+  constructor(status: number, stsCode: string, message: string) {
+    super(`${stsCode}: ${message}`);
+    this.status = status;
+    this.stsCode = stsCode;
+  }
+}
+
+/** STS could not be reached or answered what is not AssumeRoleWithWebIdentity's document, after the retries. */
+export class StsUnavailableError extends KeywayError {
+  override readonly name = 'StsUnavailableError';
+  readonly code = 'sts_unavailable';
+}
+
+const ENTITIES: Readonly<Record<string, string>> = { '&lt;': '<', '&gt;': '>', '&quot;': '"', '&apos;': "'", '&amp;': '&' };
+
+/** The text of the first `<name>` element: the documented answer is flat, one element of each name. */
+function element(xml: string, name: string): string | undefined {
+  const found = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
+  return found?.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => ENTITIES[entity] ?? entity);
+}
+
+/** Whatever STS said, without the token, should it ever echo it, and bounded. */
+function withoutSecret(text: string, token: string): string {
+  return text
+    .replaceAll(token, '[web identity token]')
+    .replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '[a JWT]')
+    .slice(0, 1024);
+}
+
+export async function assumeRoleWithWebIdentity(request: AssumeRoleRequest): Promise<AwsCredentials> {
+  const body = new URLSearchParams({
+    Action: 'AssumeRoleWithWebIdentity',
+    Version: '2011-06-15',
+    RoleArn: request.roleArn,
+    RoleSessionName: request.roleSessionName,
+    WebIdentityToken: request.webIdentityToken,
+    ...(request.durationSeconds === undefined ? {} : { DurationSeconds: String(request.durationSeconds) }),
+  });
+  let response: Response;
+  try {
+    response = await request.fetch(request.stsUrl.href, {
+      method: 'POST',
+      body: body.toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', accept: 'text/xml' },
+    });
+  } catch (error) {
+    throw new StsUnavailableError(`${request.stsUrl.origin}: ${describeNetworkError(error)}`, { cause: error });
+  }
+  const xml = await response.text();
+  if (!response.ok) {
+    const code = element(xml, 'Code');
+    if (code === undefined || response.status >= 500) {
+      throw new StsUnavailableError(`${request.stsUrl.origin} answered ${response.status}${code === undefined ? '' : ` ${code}`}`);
+    }
+    throw new StsRefusedError(
+      response.status,
+      withoutSecret(code, request.webIdentityToken),
+      withoutSecret(element(xml, 'Message') ?? '', request.webIdentityToken),
+    );
+  }
+  const credentials = {
+    accessKeyId: element(xml, 'AccessKeyId'),
+    secretAccessKey: element(xml, 'SecretAccessKey'),
+    sessionToken: element(xml, 'SessionToken'),
+    expiration: element(xml, 'Expiration'),
+  };
+  if (Object.values(credentials).some((value) => value === undefined || value === '')) {
+    throw new StsUnavailableError(`${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
+  }
+  return { ...(credentials as Omit<AwsCredentials, 'assumedRoleArn'>), assumedRoleArn: element(xml, 'Arn') };
+}
+
+/** The environment the AWS CLI and SDKs read credentials from (AWS_REGION only when given). */
+export function awsEnvironment(credentials: AwsCredentials, region: string | undefined): [string, string][] {
+  return [
+    ['AWS_ACCESS_KEY_ID', credentials.accessKeyId],
+    ['AWS_SECRET_ACCESS_KEY', credentials.secretAccessKey],
+    ['AWS_SESSION_TOKEN', credentials.sessionToken],
+    ...(region === undefined ? [] : ([['AWS_REGION', region]] as [string, string][])),
+  ];
+}
+
+/**
+ * Writes `[profile]` of a shared credentials file (INI, as the AWS CLI and SDKs read
+ * ~/.aws/credentials), replacing that section and keeping every other one; the file is 0600.
+ */
+export function writeCredentialsProfile(path: string, profile: string, credentials: AwsCredentials): void {
+  const kept: string[] = [];
+  let inProfile = false;
+  for (const line of existsSync(path) ? readFileSync(path, 'utf8').split('\n') : []) {
+    const section = /^\s*\[([^\]]+)\]\s*$/.exec(line)?.[1];
+    if (section !== undefined) inProfile = section.trim() === profile;
+    if (!inProfile) kept.push(line);
+  }
+  while (kept.length > 0 && kept.at(-1)?.trim() === '') kept.pop();
+  const section = [
+    `[${profile}]`,
+    `aws_access_key_id = ${credentials.accessKeyId}`,
+    `aws_secret_access_key = ${credentials.secretAccessKey}`,
+    `aws_session_token = ${credentials.sessionToken}`,
+  ];
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${[...kept, ...(kept.length > 0 ? [''] : []), ...section].join('\n')}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}

@@ -1,0 +1,212 @@
+import { defaultCloudSubject } from '../../core/policy/decide.ts';
+import type { CloudProvider } from '../../core/policy/cloud-profile.ts';
+import type { Policy } from '../../core/policy/policy.ts';
+
+/** One policy's part in a cloud's trust: the sub its tokens carry (exact, or a template), and what it grants. */
+interface Trusted {
+  readonly policy: string;
+  readonly sub: string;
+  /** A template with placeholders: the cloud can only match it with a pattern, or not at all (Entra). */
+  readonly templated: boolean;
+  readonly identities: readonly string[];
+  readonly sessionTags: boolean;
+  readonly home: string | undefined;
+}
+
+function trustedOf(policies: readonly Policy[], provider: CloudProvider): Trusted[] {
+  return policies.flatMap((policy) => {
+    const cloud = policy.grant?.cloud;
+    if (policy.effect !== 'allow' || cloud?.provider !== provider) return [];
+    const template = policy.grant?.subject;
+    return [
+      {
+        policy: policy.id,
+        sub: template === undefined ? defaultCloudSubject(policy.id) : template.source,
+        templated: template !== undefined && template.claims.length > 0,
+        identities: cloud.identities,
+        sessionTags: cloud.sessionTags.size > 0,
+        home: cloud.home,
+      },
+    ];
+  });
+}
+
+const quoteShell = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+const hcl = (text: string) => JSON.stringify(text);
+const name = (text: string) => text.replace(/[^A-Za-z0-9_]/g, '_');
+/** A template's sub as a pattern: each placeholder any run of characters (AWS StringLike `*`). */
+const likePattern = (template: string) => template.replace(/\{\{|\}\}/g, (brace) => brace[0] ?? '').replace(/\{[^}]*\}/g, '*');
+/** The same as an anchored RE2 expression (CEL `matches`), each placeholder a run without `:` or `/`. */
+const celPattern = (template: string) =>
+  `^${template
+    .split(/(\{[^}]*\})/)
+    .map((part) => (part.startsWith('{') ? '[^:/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('')}$`;
+
+/**
+ * The exact trust to create in a cloud for the keyway policies that grant it: the OIDC provider
+ * with keyway's issuer and the cloud's audience, and the narrow condition on `sub` (and `aud`),
+ * as Terraform and as the cloud's CLI commands. Nothing wider than the policies grant.
+ */
+export function renderTrust(provider: CloudProvider, issuer: string, policies: readonly Policy[]): string {
+  const trusted = trustedOf(policies, provider);
+  if (trusted.length === 0) return `# no allow policy grants a ${provider} token (grant.cloud.provider: ${provider})\n`;
+  if (provider === 'aws') return renderAws(issuer, trusted);
+  if (provider === 'gcp') return renderGcp(issuer, trusted);
+  return renderAzure(issuer, trusted);
+}
+
+function renderAws(issuer: string, trusted: readonly Trusted[]): string {
+  const host = issuer.replace(/^https:\/\//, '');
+  const roles = [...new Set(trusted.flatMap((entry) => entry.identities))];
+  const terraform = [
+    '# Terraform',
+    'resource "aws_iam_openid_connect_provider" "keyway" {',
+    `  url            = ${hcl(issuer)}`,
+    '  client_id_list = ["sts.amazonaws.com"]',
+    '}',
+  ];
+  const cli = ['# AWS CLI', `aws iam create-open-id-connect-provider --url ${quoteShell(issuer)} --client-id-list sts.amazonaws.com`];
+  for (const role of roles) {
+    const granting = trusted.filter((entry) => entry.identities.includes(role));
+    const exact = granting.filter((entry) => !entry.templated).map((entry) => entry.sub);
+    const patterns = granting.filter((entry) => entry.templated).map((entry) => likePattern(entry.sub));
+    const actions = ['sts:AssumeRoleWithWebIdentity', ...(granting.some((entry) => entry.sessionTags) ? ['sts:TagSession'] : [])];
+    const account = /^arn:[^:]+:iam::(\d{12}):/.exec(role)?.[1] ?? 'ACCOUNT';
+    const federated = `arn:aws:iam::${account}:oidc-provider/${host}`;
+    const statements = [
+      ...(exact.length === 0 ? [] : [{ test: 'StringEquals', values: exact }]),
+      ...(patterns.length === 0 ? [] : [{ test: 'StringLike', values: patterns }]),
+    ];
+    const roleName =
+      role
+        .slice(role.indexOf(':role/') + ':role/'.length)
+        .split('/')
+        .at(-1) ?? role;
+    terraform.push('', `# ${role}: trusted for keyway policies ${granting.map((entry) => entry.policy).join(', ')}`);
+    if (patterns.length > 0) {
+      terraform.push("# StringLike: AWS's * also matches : and /, so a templated sub is wider here than in keyway; prefer the default policy:<id> sub");
+    }
+    terraform.push(`data "aws_iam_policy_document" "keyway_${name(roleName)}" {`);
+    for (const statement of statements) {
+      terraform.push(
+        '  statement {',
+        `    actions = [${actions.map(hcl).join(', ')}]`,
+        '    principals {',
+        '      type        = "Federated"',
+        '      identifiers = [aws_iam_openid_connect_provider.keyway.arn]',
+        '    }',
+        '    condition {',
+        '      test     = "StringEquals"',
+        `      variable = ${hcl(`${host}:aud`)}`,
+        '      values   = ["sts.amazonaws.com"]',
+        '    }',
+        '    condition {',
+        `      test     = ${hcl(statement.test)}`,
+        `      variable = ${hcl(`${host}:sub`)}`,
+        `      values   = [${statement.values.map(hcl).join(', ')}]`,
+        '    }',
+        '  }',
+      );
+    }
+    terraform.push('}', `# aws_iam_role for ${roleName}: assume_role_policy = data.aws_iam_policy_document.keyway_${name(roleName)}.json`);
+    const document = {
+      Version: '2012-10-17',
+      Statement: statements.map((statement) => ({
+        Effect: 'Allow',
+        Principal: { Federated: federated },
+        Action: actions,
+        Condition: {
+          StringEquals: { [`${host}:aud`]: 'sts.amazonaws.com', ...(statement.test === 'StringEquals' ? { [`${host}:sub`]: statement.values } : {}) },
+          ...(statement.test === 'StringLike' ? { StringLike: { [`${host}:sub`]: statement.values } } : {}),
+        },
+      })),
+    };
+    cli.push(`aws iam update-assume-role-policy --role-name ${quoteShell(roleName)} --policy-document ${quoteShell(JSON.stringify(document))}`);
+  }
+  return `${[...terraform, '', ...cli].join('\n')}\n`;
+}
+
+function renderGcp(issuer: string, trusted: readonly Trusted[]): string {
+  const lines: string[] = [];
+  for (const home of [...new Set(trusted.map((entry) => entry.home ?? ''))]) {
+    const [, project = '', , , , pool = '', , providerId = ''] = home.split('/');
+    const here = trusted.filter((entry) => entry.home === home);
+    const exact = here.filter((entry) => !entry.templated).map((entry) => `'${entry.sub}'`);
+    const condition = [
+      ...(exact.length === 0 ? [] : [`assertion.sub in [${exact.join(', ')}]`]),
+      ...here.filter((entry) => entry.templated).map((entry) => `assertion.sub.matches('${celPattern(entry.sub)}')`),
+    ].join(' || ');
+    const principal = (sub: string) => `principal://iam.googleapis.com/projects/${project}/locations/global/workloadIdentityPools/${pool}/subject/${sub}`;
+    const bindings = here.flatMap((entry) => entry.identities.map((account) => ({ account, entry })));
+    lines.push(
+      `# ${home}: trusted for keyway policies ${here.map((entry) => entry.policy).join(', ')}`,
+      '# Terraform',
+      `resource "google_iam_workload_identity_pool_provider" "keyway_${name(providerId)}" {`,
+      `  project                            = ${hcl(project)}`,
+      `  workload_identity_pool_id          = ${hcl(pool)}`,
+      `  workload_identity_pool_provider_id = ${hcl(providerId)}`,
+      '  attribute_mapping                  = { "google.subject" = "assertion.sub" }',
+      `  attribute_condition                = ${hcl(condition)}`,
+      `  oidc { issuer_uri = ${hcl(issuer)} }`,
+      '}',
+    );
+    for (const [i, { account, entry }] of bindings.entries()) {
+      if (entry.templated) {
+        lines.push(`# ${account} for ${entry.policy}: its sub is a template (${entry.sub}); bind each subject it renders to, as below`);
+        continue;
+      }
+      lines.push(
+        `resource "google_service_account_iam_member" "keyway_${name(providerId)}_${i}" {`,
+        `  service_account_id = ${hcl(`projects/-/serviceAccounts/${account}`)}`,
+        '  role               = "roles/iam.workloadIdentityUser"',
+        `  member             = ${hcl(principal(entry.sub))}`,
+        '}',
+      );
+    }
+    lines.push(
+      '',
+      '# gcloud',
+      `gcloud iam workload-identity-pools providers create-oidc ${quoteShell(providerId)} --project=${quoteShell(project)} --location=global ` +
+        `--workload-identity-pool=${quoteShell(pool)} --issuer-uri=${quoteShell(issuer)} --attribute-mapping=google.subject=assertion.sub ` +
+        `--attribute-condition=${quoteShell(condition)}`,
+      ...bindings
+        .filter(({ entry }) => !entry.templated)
+        .map(
+          ({ account, entry }) =>
+            `gcloud iam service-accounts add-iam-policy-binding ${quoteShell(account)} --role=roles/iam.workloadIdentityUser --member=${quoteShell(principal(entry.sub))}`,
+        ),
+      '',
+    );
+  }
+  return `${lines.join('\n')}`;
+}
+
+function renderAzure(issuer: string, trusted: readonly Trusted[]): string {
+  const terraform = ['# Terraform'];
+  const cli = ['# Azure CLI'];
+  for (const [i, entry] of trusted.entries()) {
+    if (entry.templated) {
+      const note = `# ${entry.policy}: Entra matches sub exactly and its sub is a template (${entry.sub}); give the policy a sub without placeholders`;
+      terraform.push(note);
+      cli.push(note);
+      continue;
+    }
+    const credential = `keyway-${entry.policy.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 120);
+    for (const [j, clientId] of entry.identities.entries()) {
+      terraform.push(
+        `data "azuread_application" "keyway_${i}_${j}" { client_id = ${hcl(clientId)} }`,
+        `resource "azuread_application_federated_identity_credential" "keyway_${i}_${j}" {`,
+        `  application_id = data.azuread_application.keyway_${i}_${j}.id`,
+        `  display_name   = ${hcl(credential)}`,
+        `  issuer         = ${hcl(issuer)}`,
+        `  subject        = ${hcl(entry.sub)}`,
+        '  audiences      = ["api://AzureADTokenExchange"]',
+        '}',
+      );
+      const parameters = { name: credential, issuer, subject: entry.sub, audiences: ['api://AzureADTokenExchange'] };
+      cli.push(`az ad app federated-credential create --id ${quoteShell(clientId)} --parameters ${quoteShell(JSON.stringify(parameters))}`);
+    }
+  }
+  return `${[...terraform, '', ...cli].join('\n')}\n`;
+}
