@@ -13,6 +13,7 @@ import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
 import { policyTest } from './policy-test.ts';
+import { policyWhoCan } from './policy-who-can.ts';
 import { restore } from './restore.ts';
 import { PolicyLoadError } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
@@ -34,6 +35,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'keys seal': keysSeal,
   backup,
   restore,
+  'policy who-can': policyWhoCan,
 };
 
 const USAGE = `usage: keyway <command> [options]

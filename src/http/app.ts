@@ -9,6 +9,7 @@ import { discoveryRoutes } from './routes/discovery.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
 import { policyExplainRoutes } from './routes/policy-explain.ts';
+import { policyWhoCanRoutes } from './routes/policy-who-can.ts';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 
 export interface AppDeps {
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/', discoveryRoutes({ issuer, keys }));
   app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
+  app.route('/v1/policy', policyWhoCanRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
