@@ -7,6 +7,7 @@ import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audi
 import type { AuditRecord } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
+import { buildInventory, parseInventoryQuery, type Inventory } from '../core/audit/inventory.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
@@ -22,6 +23,8 @@ import { brokerSecretBox } from './key-source.ts';
 export interface AuditSource {
   query(params: URLSearchParams): Promise<{ events: AuditRecordJson[]; next_cursor?: string }>;
   stats(params: URLSearchParams): Promise<AuditStats>;
+  /** The identity inventory (`keyway inventory`): GET /v1/inventory, or built from the file's usage roll-up and records. */
+  inventory(params: URLSearchParams): Promise<Inventory>;
   /** The export, as text chunks: NDJSON or CSV. */
   export(params: URLSearchParams, format: 'ndjson' | 'csv'): AsyncIterable<string>;
   /**
@@ -106,6 +109,10 @@ function localSource(config: NodeBrokerConfig): AuditSource {
       return { events: page.records.map(toRecordJson), ...(page.next === undefined ? {} : { next_cursor: String(page.next) }) };
     },
     stats: async (params) => store.stats(parsed(() => parseAuditStatsQuery(params, Date.now()))),
+    async inventory(params) {
+      const query = parsed(() => parseInventoryQuery(params, Date.now()));
+      return buildInventory(await store.usage(query), query);
+    },
     async *export(params, format) {
       const query = { ...parsed(() => parseAuditQuery(params, Date.now(), 'asc')), limit: 500 };
       if (format === 'csv') yield CSV_HEADER;
@@ -170,6 +177,7 @@ function remoteSource(base: string, token: string): AuditSource {
   return {
     query: (params) => json('/v1/audit/events', params),
     stats: (params) => json('/v1/audit/stats', params),
+    inventory: (params) => json('/v1/inventory', params),
     async *export(params, format) {
       const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;

@@ -6,6 +6,7 @@ import { auditVerify } from './audit-verify.ts';
 import { backup } from './backup.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
+import { inventory } from './inventory.ts';
 import { keysList } from './keys-list.ts';
 import { keysRotate } from './keys-rotate.ts';
 import { keysSeal } from './keys-seal.ts';
@@ -36,6 +37,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   backup,
   restore,
   'policy who-can': policyWhoCan,
+  inventory,
 };
 
 const USAGE = `usage: keyway <command> [options]

@@ -7,6 +7,7 @@ import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
 import { backupRoutes, type BackupApiDeps } from './routes/backup.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
 import { healthRoutes } from './routes/health.ts';
+import { inventoryRoutes } from './routes/inventory.ts';
 import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
 import { policyExplainRoutes } from './routes/policy-explain.ts';
 import { policyWhoCanRoutes } from './routes/policy-who-can.ts';
@@ -43,6 +44,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/policy', policyExplainRoutes(deps.exchange));
   app.route('/v1/policy', policyWhoCanRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
+  app.route('/v1/inventory', inventoryRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
   app.route('/audit', auditPage(deps.audit));

@@ -1,3 +1,4 @@
+import { AUDIT_USAGE_MIGRATION } from './sqlite-audit-usage.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
@@ -190,6 +191,8 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     id: LIVE_POLICY_ATTESTATION_SCHEMA,
     sql: 'ALTER TABLE live_policy_set ADD COLUMN attestation TEXT;',
   },
+  // Issue 22: the usage roll-up the inventory and the unused-access analysis read (sqlite-audit-usage.ts).
+  { id: 10, sql: AUDIT_USAGE_MIGRATION },
 ];
 
 /** The schema this code writes: the id of its last migration. */

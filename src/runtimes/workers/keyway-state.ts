@@ -3,6 +3,7 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/aler
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
+import type { UsageQuery, UsageRow } from '../../core/audit/inventory.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
@@ -156,6 +157,10 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
 
   stats(query: AuditStatsQuery): Promise<AuditStats> {
     return this.#audit.stats(query);
+  }
+
+  usage(query: UsageQuery): Promise<UsageRow[]> {
+    return this.#audit.usage(query);
   }
 
   head(): Promise<ChainHead> {
@@ -358,6 +363,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       get: (id) => stub().get(id),
       record: (id) => stub().record(id),
       query: (query) => stub().query(query),
+      usage: (query) => stub().usage(query),
       stats: (query) => stub().stats(query),
       head: () => stub().head(),
       checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
