@@ -13,6 +13,7 @@ import { keysSeal } from './keys-seal.ts';
 import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
+import { policySuggest } from './policy-suggest.ts';
 import { policyTest } from './policy-test.ts';
 import { policyWhoCan } from './policy-who-can.ts';
 import { restore } from './restore.ts';
@@ -38,6 +39,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   restore,
   'policy who-can': policyWhoCan,
   inventory,
+  'policy suggest': policySuggest,
 };
 
 const USAGE = `usage: keyway <command> [options]

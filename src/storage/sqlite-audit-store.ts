@@ -10,8 +10,8 @@ import {
   type AuditStats,
   type AuditStatsQuery,
 } from '../core/audit/audit-query.ts';
-import type { UsageQuery, UsageRow } from '../core/audit/inventory.ts';
-import { auditUsage, refreshUsage } from './sqlite-audit-usage.ts';
+import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../core/audit/inventory.ts';
+import { auditClaimUsage, auditUsage, refreshUsage } from './sqlite-audit-usage.ts';
 import { chainHash, GENESIS_HASH, storableEvent } from '../core/audit/chain-hash.ts';
 import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
@@ -184,6 +184,11 @@ export class SqliteAuditStore implements AuditStore {
     refreshUsage(this.#db);
     const { since: _since, until: _until, ...filter } = query;
     return auditUsage(this.#db, query, whereClause(filter));
+  }
+
+  async claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
+    refreshUsage(this.#db);
+    return auditClaimUsage(this.#db, window);
   }
 
   async checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {

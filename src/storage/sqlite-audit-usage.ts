@@ -1,4 +1,4 @@
-import { TENANT_CLAIMS, type UsageQuery, type UsageRow } from '../core/audit/inventory.ts';
+import { TENANT_CLAIMS, type ClaimUsageRow, type UsageQuery, type UsageRow, type UsageWindow } from '../core/audit/inventory.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 /**
@@ -114,7 +114,7 @@ export function refreshUsage(db: SqlDatabase, budgetMs = ROLLUP_BUDGET_MS, now: 
 }
 
 /** The whole UTC days inside [since, until), as day numbers [first, end). */
-function wholeDays(query: UsageQuery): { first: number; end: number } {
+function wholeDays(query: UsageWindow): { first: number; end: number } {
   const first = Math.ceil(query.since / DAY);
   const end = Math.floor(query.until / DAY);
   return end > first ? { first, end } : { first: 0, end: 0 };
@@ -139,6 +139,25 @@ export function auditUsage(db: SqlDatabase, query: UsageQuery, filter: Where): U
     `SELECT ${GROUPED}, sum(count) AS count, min(first) AS first, max(last) AS last FROM audit_usage
       ${sqlWhere(['day >= ? AND day < ?', ...filter.conditions])} GROUP BY grp`,
     [days.first, days.end, ...filter.params],
+  );
+  return [...rolled, ...raw];
+}
+
+/** Per granting policy and claim of its grants, the least and greatest text value and how many grants carried it; split as `auditUsage` is. */
+export function auditClaimUsage(db: SqlDatabase, query: UsageWindow): ClaimUsageRow[] {
+  const seq = rolledUpTo(db);
+  const days = wholeDays(query);
+  const raw = db.all<ClaimUsageRow>(
+    `SELECT policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
+      FROM audit_events, json_each(audit_events.event, '$.claims') AS claims
+      ${sqlWhere(['time >= ? AND time < ?', '(seq > ? OR time < ? OR time >= ?)', "decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'"])}
+      GROUP BY 1, 2`,
+    [query.since, query.until, seq, days.first * DAY, days.end * DAY],
+  );
+  const rolled = db.all<ClaimUsageRow>(
+    `SELECT policy_id, claim, min(least) AS least, max(greatest) AS greatest, sum(count) AS count FROM audit_usage_claims
+      WHERE day >= ? AND day < ? GROUP BY 1, 2`,
+    [days.first, days.end],
   );
   return [...rolled, ...raw];
 }

@@ -110,5 +110,6 @@ describe('the benchmark scripts', () => {
     expect(bench.stderr).toBe('');
     expect(bench.code).toBe(0);
     expect(bench.stdout).toMatch(/\| inventory of 3000 records +\| [\d.]+ s \(20 identities\) \| ≤ 10 s \| (MET|MISSED) \|/);
+    expect(bench.stdout).toMatch(/\| unused access of 3000 records +\| [\d.]+ s \(\d+ groups\) \| ≤ 10 s \| (MET|MISSED) \|/);
   }, 120_000);
 });

@@ -92,6 +92,7 @@ const PROTECTED = [
   '/v1/audit/alerts',
   '/v1/inventory',
   '/v1/inventory?format=csv',
+  '/v1/inventory/usage',
 ];
 
 /** The audit query API end to end, on whichever runtime: who may read, what they read, and a record for every reason code. */

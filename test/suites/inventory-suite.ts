@@ -93,6 +93,16 @@ export function inventorySuite(runtime: string, start: StartBroker, issuerBase: 
       expect(((await (await get('?until=2020-01-01')).json()) as Inventory).identities).toEqual([]);
     });
 
+    it("answers what policy suggest --url reads: usage groups and the claims of each policy's grants", async () => {
+      const response = await get('/usage?since=1d');
+      expect(response.status).toBe(200);
+      const usage = (await response.json()) as { rows: { policy_id: string; decision: string; count: number }[]; claims: Record<string, unknown>[] };
+      const granted = usage.rows.filter((row) => row.policy_id === 'deploy/production' && row.decision === 'granted');
+      expect(granted.reduce((total, row) => total + row.count, 0)).toBe(3);
+      expect(usage.claims).toContainEqual({ policy_id: 'deploy/production', claim: 'environment', least: 'production', greatest: 'production', count: 3 });
+      expect((await get('/usage?since=soon')).status).toBe(400);
+    });
+
     it('refuses a malformed window, sort or filter with 400, never a 500', async () => {
       for (const query of ['?since=yesterday', '?since=1d&until=2d', '?sort=size', '?order=up', '?format=xml', '?jti=x', '?decision=maybe']) {
         const response = await get(query);

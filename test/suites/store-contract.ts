@@ -334,6 +334,30 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await audit.usage({ since: day + 60 * HOUR, until: day + 70 * HOUR })).toEqual([]);
       const denials = await audit.usage({ since: day, until: day + 3 * 24 * HOUR, decisions: ['denied'] });
       expect(denials.map((row) => [row.subject, row.count])).toEqual([['svc-x', 1]]);
+
+      // The claims of each policy's grants: least and greatest value, and how many grants carried one, rolled up or raw alike.
+      const spread = async (since: number, until: number) => {
+        const merged = new Map<string, [string, string, number]>();
+        for (const row of await audit.claimUsage({ since, until })) {
+          const key = `${row.policy_id} ${row.claim}`;
+          const seen = merged.get(key);
+          merged.set(
+            key,
+            seen === undefined
+              ? [row.least, row.greatest, row.count]
+              : [[row.least, seen[0]].sort()[0] as string, [row.greatest, seen[1]].sort()[1] as string, seen[2] + row.count],
+          );
+        }
+        return Object.fromEntries(merged);
+      };
+      expect(await spread(day, day + 3 * 24 * HOUR)).toEqual({
+        'deploy/prod environment': ['production', 'production', 4],
+        'deploy/prod repository': ['acme/api', 'acme/web', 4],
+        'deploy/prod repository_owner_id': ['42', '42', 4],
+        'bot repository': ['acme/api', 'acme/api', 1],
+        'bot repository_owner_id': ['42', '42', 1],
+      });
+      expect((await spread(day + 12 * HOUR, day + 49 * HOUR))['deploy/prod repository']).toEqual(['acme/api', 'acme/api', 2]);
     });
 
     it('stores signed checkpoints only where they match the chain', async () => {

@@ -17,10 +17,12 @@ export const TENANT_CLAIMS = [
 ] as const;
 
 /** The records of a window, grouped by what the inventory and the unused-access analysis read. */
-export interface UsageQuery extends Pick<AuditFilter, 'issuer' | 'repository' | 'policy' | 'decisions' | 'reasons'> {
+export interface UsageWindow {
   readonly since: number;
   readonly until: number;
 }
+
+export interface UsageQuery extends UsageWindow, Pick<AuditFilter, 'issuer' | 'repository' | 'policy' | 'decisions' | 'reasons'> {}
 
 /**
  * One group of records with the same identity, policy, outcome and grant. Groups add up: a log
@@ -45,6 +47,15 @@ export type UsageRow = {
   /** Milliseconds since the epoch. */
   readonly first: number;
   readonly last: number;
+};
+
+/** Per granting policy and claim: the least and greatest text value its grants carried, and how many carried one. Adds up like UsageRow. */
+export type ClaimUsageRow = {
+  readonly policy_id: string;
+  readonly claim: string;
+  readonly least: string;
+  readonly greatest: string;
+  readonly count: number;
 };
 
 export interface Count {

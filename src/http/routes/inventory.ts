@@ -41,5 +41,19 @@ export function inventoryRoutes(deps: AuditApiDeps): Hono {
       'Content-Disposition': `attachment; filename="keyway-inventory.${format}"`,
     });
   });
+  // What `keyway policy suggest --url` reads: the window's usage groups and the claims of its grants.
+  api.get('/usage', async (c) => {
+    let window: { since: number; until: number };
+    try {
+      const { since, until } = parseInventoryQuery(new URLSearchParams(pick(new URL(c.req.url).searchParams, ['since', 'until'])), deps.now());
+      window = { since, until };
+    } catch (error) {
+      if (!(error instanceof AuditQueryError)) throw error;
+      return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
+    }
+    return c.json({ rows: await deps.audit.usage(window), claims: await deps.audit.claimUsage(window) }, 200, NO_STORE);
+  });
   return api;
 }
+
+const pick = (params: URLSearchParams, names: readonly string[]) => [...params].filter(([name]) => names.includes(name));

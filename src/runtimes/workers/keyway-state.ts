@@ -3,7 +3,7 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/aler
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
-import type { UsageQuery, UsageRow } from '../../core/audit/inventory.ts';
+import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../../core/audit/inventory.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
@@ -161,6 +161,10 @@ export class KeywayState extends DurableObject<WorkerEnv> implements AuditStore,
 
   usage(query: UsageQuery): Promise<UsageRow[]> {
     return this.#audit.usage(query);
+  }
+
+  claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
+    return this.#audit.claimUsage(window);
   }
 
   head(): Promise<ChainHead> {
@@ -364,6 +368,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       record: (id) => stub().record(id),
       query: (query) => stub().query(query),
       usage: (query) => stub().usage(query),
+      claimUsage: (query) => stub().claimUsage(query),
       stats: (query) => stub().stats(query),
       head: () => stub().head(),
       checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
