@@ -88,6 +88,7 @@ export function createBroker(parts: BrokerParts): Broker {
   const { alerts: alertSettings } = parts.settings;
   const onAudited = alertRaiser({
     store: parts.alerts,
+    audit: parts.audit,
     settings: alertSettings,
     policies: parts.policies,
     now,

@@ -44,7 +44,8 @@ export const MIN_GRANTS_FOR_PIN = 3;
 const DAY = 86_400_000;
 const sum = (rows: readonly UsageRow[]) => rows.reduce((total, row) => total + row.count, 0);
 
-function windowText(evidence: UsageEvidence): string {
+/** `in the 90 days from 2026-09-04`: the window, for evidence. */
+export function windowText(evidence: Pick<UsageEvidence, 'since' | 'until'>): string {
   const days = Math.round((evidence.until - evidence.since) / DAY);
   return `in the ${days} day${days === 1 ? '' : 's'} from ${new Date(evidence.since).toISOString().slice(0, 10)}`;
 }
@@ -70,17 +71,13 @@ export function suggestNarrowing(files: readonly PolicyFile[], options: PolicyLo
     if (policy === undefined || entry.inactive !== undefined || policy.effect !== 'allow' || policy.mode !== 'enforce' || policy.grant === undefined) continue;
     const source = files.find((file) => file.path === entry.file);
     if (source === undefined) continue;
-    const grants = evidence.rows.filter((row) => row.decision === 'granted' && row.policy_id === policy.id);
-    const total = sum(grants);
-    const add = (element: GrantElement, value: string, status: UsageFinding['status'], count: number, text: string) =>
+    const usage = grantUsage(policy, entry.file, evidence.rows, span);
+    findings.push(...usage.findings);
+    if (usage.grants === 0) continue;
+    const add: Add = (element, value, status, count, text) =>
       findings.push({ policy: policy.id, file: entry.file, element, value, status, count, evidence: text });
-    if (total === 0) {
-      add('policy', policy.id, 'unused', 0, `granted nothing ${span}: consider removing it`);
-      continue;
-    }
-    add('policy', policy.id, 'used', total, `${total} grant${total === 1 ? '' : 's'} ${span}`);
-    const edits = narrowGrant(policy, grants, add, span);
-    const pins = pinsFor(entry, policy, evidence.claims, total, add, span);
+    const edits = usage.edits;
+    const pins = pinsFor(entry, policy, evidence.claims, usage.grants, add, span);
     if (edits.length + pins.length === 0) continue;
     const document = parseDocument(source.text);
     for (const [path, value] of [...edits, ...pins]) {
@@ -103,6 +100,24 @@ export function suggestNarrowing(files: readonly PolicyFile[], options: PolicyLo
 
 type Add = (element: GrantElement, value: string, status: UsageFinding['status'], count: number, text: string) => void;
 type Edit = [readonly (string | number)[], unknown];
+
+/**
+ * What one allow policy's grant was used for, from the window's usage groups (`span` says which
+ * window, for the evidence): the policy and each grant element with its status, and the edits that
+ * narrow the grant to what was used. The `stale_grant` alert rule reads the `unused` ones.
+ */
+export function grantUsage(policy: Policy, file: string, rows: readonly UsageRow[], span: string): { grants: number; findings: UsageFinding[]; edits: Edit[] } {
+  const findings: UsageFinding[] = [];
+  const add: Add = (element, value, status, count, text) => findings.push({ policy: policy.id, file, element, value, status, count, evidence: text });
+  const grants = rows.filter((row) => row.decision === 'granted' && row.policy_id === policy.id);
+  const total = sum(grants);
+  if (total === 0) {
+    add('policy', policy.id, 'unused', 0, `granted nothing ${span}: consider removing it`);
+    return { grants: 0, findings, edits: [] };
+  }
+  add('policy', policy.id, 'used', total, `${total} grant${total === 1 ? '' : 's'} ${span}`);
+  return { grants: total, findings, edits: narrowGrant(policy, grants, add, span) };
+}
 
 function narrowGrant(policy: Policy, grants: readonly UsageRow[], add: Add, span: string): Edit[] {
   const grant = policy.grant as NonNullable<Policy['grant']>;
