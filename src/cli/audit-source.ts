@@ -6,6 +6,7 @@ import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
 import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audit/record-json.ts';
 import type { AuditEvent } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
+import { buildInventory, parseInventoryQuery, type ClaimUsageRow, type Inventory, type UsageRow, type UsageWindow } from '../core/audit/inventory.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
@@ -25,6 +26,10 @@ export interface AuditSource {
   stats(params: URLSearchParams): Promise<AuditStats>;
   /** One event by its id; undefined when the log has none. */
   event(id: string): Promise<AuditEvent | undefined>;
+  /** The identity inventory (`keyway inventory`): GET /v1/inventory, or built from the file's usage roll-up and records. */
+  inventory(params: URLSearchParams): Promise<Inventory>;
+  /** The window's usage groups and claims of grants (`keyway policy suggest`): GET /v1/inventory/usage, or the file's. */
+  usage(window: UsageWindow): Promise<{ rows: UsageRow[]; claims: ClaimUsageRow[] }>;
   /** The export, as text chunks: NDJSON or CSV. */
   export(params: URLSearchParams, format: 'ndjson' | 'csv'): AsyncIterable<string>;
   /**
@@ -110,6 +115,11 @@ function localSource(config: NodeBrokerConfig): AuditSource {
     },
     stats: async (params) => store.stats(parsed(() => parseAuditStatsQuery(params, Date.now()))),
     event: (id) => store.get(id),
+    async inventory(params) {
+      const query = parsed(() => parseInventoryQuery(params, Date.now()));
+      return buildInventory(await store.usage(query), query);
+    },
+    usage: async (window) => ({ rows: await store.usage(window), claims: await store.claimUsage(window) }),
     async *export(params, format) {
       const query = { ...parsed(() => parseAuditQuery(params, Date.now(), 'asc')), limit: 500 };
       if (format === 'csv') yield CSV_HEADER;
@@ -162,6 +172,9 @@ function remoteSource(base: string, token: string): AuditSource {
       const response = await fetchAnswer(path);
       return response.status === 404 ? undefined : fromRecordJson((await (await successful(path, response)).json()) as AuditRecordJson).event;
     },
+    inventory: (params) => json('/v1/inventory', params),
+    usage: (window) =>
+      json('/v1/inventory/usage', new URLSearchParams({ since: new Date(window.since).toISOString(), until: new Date(window.until).toISOString() })),
     async *export(params, format) {
       const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;

@@ -9,13 +9,16 @@ import { cloudCheck } from './cloud-check.ts';
 import { cloudTrust } from './cloud-trust.ts';
 import { devToken } from './dev-token.ts';
 import { exchange } from './exchange.ts';
+import { inventory } from './inventory.ts';
 import { keysList } from './keys-list.ts';
 import { keysRotate } from './keys-rotate.ts';
 import { keysSeal } from './keys-seal.ts';
 import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
+import { policySuggest } from './policy-suggest.ts';
 import { policyTest } from './policy-test.ts';
+import { policyWhoCan } from './policy-who-can.ts';
 import { restore } from './restore.ts';
 import { PolicyLoadError } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
@@ -40,6 +43,9 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   restore,
   'cloud check': cloudCheck,
   'cloud trust': cloudTrust,
+  'policy who-can': policyWhoCan,
+  inventory,
+  'policy suggest': policySuggest,
 };
 
 const USAGE = `usage: keyway <command> [options]

@@ -21,13 +21,18 @@ options:
   --format text       (default)
   --format markdown   for a pull request comment`;
 
-function renderText(diffs: readonly PolicyDiff[], findings: readonly LintFinding[], newDir: string): string {
+/** Each policy's diff status, then its changes with their direction: the text form `keyway policy diff` and `policy suggest` print. */
+export function renderDiffText(diffs: readonly PolicyDiff[]): string[] {
   const out: string[] = diffs.length === 0 ? ['no policy changed'] : [];
   for (const diff of diffs) {
     out.push(`${diff.id}: ${diff.status}${diff.status === 'added' || diff.status === 'removed' ? ` (${ARROW[diff.access]})` : ''}`);
     out.push(...diff.changes.map((change) => `  ${change.what}${change.access === 'none' ? '' : ` [${change.access}]`}`));
   }
-  out.push('', `lint of ${newDir}: ${summarizeFindings(findings)}`);
+  return out;
+}
+
+function renderText(diffs: readonly PolicyDiff[], findings: readonly LintFinding[], newDir: string): string {
+  const out = [...renderDiffText(diffs), '', `lint of ${newDir}: ${summarizeFindings(findings)}`];
   return `${out.join('\n')}\n${formatFindings(findings, newDir, 'text')}`;
 }
 

@@ -7,8 +7,10 @@ import { auditRoutes, type AuditApiDeps } from './routes/audit.ts';
 import { backupRoutes, type BackupApiDeps } from './routes/backup.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
 import { healthRoutes } from './routes/health.ts';
+import { inventoryRoutes } from './routes/inventory.ts';
 import { keyRoutes, type KeyApiDeps } from './routes/keys.ts';
 import { policyExplainRoutes } from './routes/policy-explain.ts';
+import { policyWhoCanRoutes } from './routes/policy-who-can.ts';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 import { revocationRoutes } from './routes/revocation.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
@@ -57,7 +59,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       limits: deps.exchange.limits,
     }),
   );
+  app.route('/v1/policy', policyWhoCanRoutes(deps.exchange));
   app.route('/v1/audit', auditRoutes(deps.audit));
+  app.route('/v1/inventory', inventoryRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
   app.route('/audit', auditPage(deps.audit));

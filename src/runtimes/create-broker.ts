@@ -97,6 +97,7 @@ export function createBroker(parts: BrokerParts): Broker {
   const audit = auditParts(parts.audit);
   const onAudited = alertRaiser({
     store: parts.alerts,
+    audit: audit.log,
     settings: alertSettings,
     policies: parts.policies,
     now,

@@ -1,3 +1,4 @@
+import { AUDIT_USAGE_MIGRATION } from './sqlite-audit-usage.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
@@ -199,6 +200,8 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE UNIQUE INDEX signing_keys_one_per_state ON signing_keys (alg, state) WHERE state IN ('next', 'current');
     `,
   },
+  // Issue 22: the usage roll-up the inventory and the unused-access analysis read (sqlite-audit-usage.ts).
+  { id: 11, sql: AUDIT_USAGE_MIGRATION },
 ];
 
 /** The schema this code writes: the id of its last migration. */

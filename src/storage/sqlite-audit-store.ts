@@ -13,6 +13,8 @@ import {
   type AuditStats,
   type AuditStatsQuery,
 } from '../core/audit/audit-query.ts';
+import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../core/audit/inventory.ts';
+import { auditClaimUsage, auditUsage, refreshUsage } from './sqlite-audit-usage.ts';
 import { chainHash, GENESIS_HASH, storableEvent } from '../core/audit/chain-hash.ts';
 import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
@@ -181,6 +183,17 @@ export class SqliteAuditStore implements AuditStore {
       by_policy: top(grouped('policy_id')).map(([policy, counts]) => ({ policy, counts })),
       by_repository: top(grouped('repository')).map(([repository, counts]) => ({ repository, counts })),
     };
+  }
+
+  async usage(query: UsageQuery): Promise<UsageRow[]> {
+    refreshUsage(this.#db);
+    const { since: _since, until: _until, ...filter } = query;
+    return auditUsage(this.#db, query, whereClause(filter));
+  }
+
+  async claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
+    refreshUsage(this.#db);
+    return auditClaimUsage(this.#db, window);
   }
 
   async checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {

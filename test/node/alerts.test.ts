@@ -181,6 +181,41 @@ describe('alerts on anomalies', () => {
     expect(sent('first_policy_exchange')).toHaveLength(1);
   });
 
+  it('raises stale_grant once per unused policy and grant element, only once the log covers the period, and signs it like the others', async () => {
+    const { exchange, sign, sent, stored, raisedBy, deliveriesSettled, root, start, broker } = await setup({ KEYWAY_ALERT_STALE_GRANT_DAYS: '1' });
+    // A young log proves nothing unused: the first exchange raises only its first-grant alert.
+    const first = await exchange(await sign());
+    expect(first.status).toBe(200);
+    expect(await raisedBy(first)).toEqual(['first_policy_exchange']);
+    // The log now reaches back two days; the next grant asks for deploy:write on the first audience only.
+    const file = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const twoDaysAgo = Date.now() - 2 * 86_400_000;
+    file.run("UPDATE audit_events SET time = ?, event = json_set(event, '$.time', ?) WHERE seq = 1", [twoDaysAgo, new Date(twoDaysAgo).toISOString()]);
+    file.close();
+    const second = await exchange(await sign(), '127.0.0.1');
+    expect(second.status).toBe(200);
+    // Unused in the last day: deploy/production's second audience (the grant gave its first), and generic/service altogether.
+    expect(await raisedBy(second)).toEqual(['stale_grant', 'stale_grant']);
+    const staleAlerts = async () => (await stored()).filter((alert) => alert.rule === 'stale_grant');
+    expect((await staleAlerts()).map((alert) => `${alert.details['policy']} ${alert.details['element']} ${alert.details['value']}`).sort()).toEqual([
+      'deploy/production audience https://artifacts.acme.dev',
+      'generic/service policy generic/service',
+    ]);
+    expect((await staleAlerts())[0]?.summary).toMatch(/never granted in the 1 day from|granted nothing in the 1 day from/);
+    // Delivered like every alert: signed JSON to the webhook.
+    await deliveriesSettled();
+    expect(sent('stale_grant')).toHaveLength(2);
+    // Once per element per period: a restarted broker (its hourly throttle forgotten) looks again and raises none.
+    await broker().close();
+    await start();
+    const third = await exchange(await sign(), '127.0.2.9');
+    expect(third.status).toBe(200);
+    expect(await raisedBy(third)).toEqual(['new_network']);
+    await deliveriesSettled();
+    expect(await staleAlerts()).toHaveLength(2);
+    expect(sent('stale_grant')).toHaveLength(2);
+  });
+
   it('raises a denial burst once per identity and once per address, at the threshold', async () => {
     const { exchange, sign, sent, raisedBy, deliveriesSettled } = await setup();
     // Two identities (I: production, K: staging) denied from three loopback addresses, so that each denial past a threshold

@@ -1,3 +1,4 @@
+import type { Inventory } from '../../src/core/audit/inventory.ts';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -417,6 +418,64 @@ describe('the audit log in a real database file', () => {
       expect(await cli(['audit', 'explain', 'nope', '--data-dir', dataDir], env)).toMatchObject({
         code: 2,
         stderr: expect.stringContaining('not an audit event id'),
+      });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'keyway inventory reads the data directory (read-only: the roll-up as the broker left it, the rest raw) and a running broker alike',
+    async () => {
+      const { root, github, people, dataDir } = setup();
+      const broker = await start(root);
+      await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
+      await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { ref: 'refs/heads/nope' }))));
+      const token = await auditorToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people);
+      const env = { KEYWAY_TOKEN: token };
+      const rolledUp = () => openSqliteFile(join(dataDir, DATABASE_FILE)).all<{ seq: number }>('SELECT seq FROM audit_usage_state');
+      const counts = async (source: string[]) => {
+        const result = await cli(['inventory', ...source, '--json', '--sort', 'identity'], env);
+        expect(result.stderr).toBe('');
+        const inventory = JSON.parse(result.stdout) as Inventory;
+        return inventory.identities.map((identity) => [identity.repository ?? identity.subject, identity.grants, identity.denials, identity.scopes]);
+      };
+      // By identity: the GitHub issuer (…/log-gh-…) sorts before the people's (…/log-people-…).
+      const expected = [
+        [
+          'acme/api',
+          1,
+          1,
+          [
+            { value: 'artifacts:read', count: 1 },
+            { value: 'deploy:write', count: 1 },
+          ],
+        ],
+        ['alice@acme.dev', 1, 0, [{ value: 'audit:read', count: 1 }]],
+      ];
+      // Read-only, before the broker rolled anything up: every record raw, and nothing written.
+      expect(await counts(['--data-dir', dataDir])).toEqual(expected);
+      expect(rolledUp()).toEqual([]);
+      // The broker rolls up as it answers; the data directory then reads the roll-up, and the same counts.
+      expect(await counts(['--url', broker.url])).toEqual(expected);
+      expect(rolledUp()).toEqual([{ seq: 3 }]);
+      expect(await counts(['--data-dir', dataDir])).toEqual(expected);
+
+      const table = await cli(['inventory', '--data-dir', dataDir], env);
+      expect(table.stdout).toMatch(/^\S+ to \S+: 2 identities\n\nidentity\s+tenant\s+grants\s+denials\s+last seen\s+policies\s+granted\n/);
+      expect(table.stdout).toMatch(/acme\/api\s+1200934\s+1\s+1\s+/);
+      const csv = await cli(['inventory', '--data-dir', dataDir, '--format', 'csv']);
+      expect(csv.stdout.split('\r\n')[0]).toMatch(/^issuer,tenant,repository,subject,first_seen,last_seen,grants,denials,/);
+      for (const [args, message] of [
+        [['--since', 'last week'], 'since must be'],
+        [['--sort', 'size'], 'sort must be one of'],
+        [['--format', 'xml'], '--format is one of'],
+        [['--subject', 'x'], 'not subject'],
+      ] as const) {
+        expect(await cli(['inventory', '--data-dir', dataDir, ...args])).toMatchObject({ code: 2, stderr: expect.stringContaining(message) });
+      }
+      expect(await cli(['inventory', '--url', broker.url, '--since', 'last week'], env)).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('400 invalid_request'),
       });
     },
     CLI_RUNS_TIMEOUT_MS,

@@ -124,4 +124,33 @@ describe('the /audit page in a real browser', () => {
     expect(after?.status()).toBe(401);
     expect(dialogs).toEqual([]);
   }, 60_000);
+
+  it('shows the identity inventory tab: counts per identity, sortable, filterable', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${broker.url}/audit/sign-in`);
+    await page.fill('textarea[name=token]', token);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${broker.url}/audit`);
+    await page.click('header nav a[href="/audit/inventory"]');
+    await page.waitForURL(`${broker.url}/audit/inventory`);
+    const row = page.locator('[data-testid=inventory] tr[data-identity="acme/api"]');
+    expect(await row.locator('[data-field=grants]').textContent()).toBe('3');
+    expect(await row.locator('[data-field=denials]').textContent()).toBe('1');
+    expect(await row.locator('[data-field=granted]').textContent()).toContain('deploy:write ×3');
+    expect(await page.locator('[data-testid=inventory] tr[data-identity="alice@acme.dev"] [data-field=grants]').textContent()).toBe('1');
+
+    await page.click('[data-testid=inventory] th a:text("grants")');
+    await page.waitForURL(/sort=grants/);
+    expect(await page.locator('[data-testid=inventory] tbody tr').first().getAttribute('data-identity')).toBe('acme/api');
+    await page.fill('input[name=repository]', 'acme/api');
+    await page.click('form.search button[type=submit]');
+    await page.waitForURL(/repository=acme/);
+    expect(await page.locator('[data-testid=inventory] tbody tr').evaluateAll((rows) => rows.map((tr) => tr.getAttribute('data-identity')))).toEqual([
+      'acme/api',
+    ]);
+    const bad = await page.goto(`${broker.url}/audit/inventory?since=last%20week`);
+    expect(bad?.status()).toBe(400);
+    expect(await page.textContent('[data-testid=problem]')).toContain('since must be');
+    expect(await page.locator('main script').count()).toBe(0);
+  }, 60_000);
 });

@@ -133,4 +133,11 @@ describe('the benchmark scripts', () => {
     expect(verify.records).toBeGreaterThanOrEqual(Number(summary['exchanges']) + 1);
     expect(summary['appendsPerShard']).toEqual([verify.records]);
   }, 180_000);
+  it('npm run bench:inventory seeds the log, rolls it up and prints the inventory figure', async () => {
+    const bench = await run('bench/inventory.ts', { BENCH_RECORDS: '3000', BENCH_TAIL: '500', BENCH_REPOSITORIES: '20' });
+    expect(bench.stderr).toBe('');
+    expect(bench.code).toBe(0);
+    expect(bench.stdout).toMatch(/\| inventory of 3000 records +\| [\d.]+ s \(20 identities\) \| ≤ 10 s \| (MET|MISSED) \|/);
+    expect(bench.stdout).toMatch(/\| unused access of 3000 records +\| [\d.]+ s \(\d+ groups\) \| ≤ 10 s \| (MET|MISSED) \|/);
+  }, 120_000);
 });

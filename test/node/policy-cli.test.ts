@@ -323,3 +323,39 @@ describe('keyway policy diff', () => {
     expect(await keyway(['policy', 'diff', join(before, 'old')])).toMatchObject({ code: 2, stderr: expect.stringContaining('OLD_DIR and NEW_DIR') });
   });
 });
+
+describe('keyway policy who-can', () => {
+  const dir = writeTree({
+    'p/deploy.yaml': DEPLOY,
+    'p/guard.yaml': GUARD,
+    'p/preview.yaml': DEPLOY.replace('  ref_protected: "true"\n', '')
+      .replace('  event_name: [push, workflow_dispatch]\n', '')
+      .replace('repository_id: "734201"', 'repository_id: "9"'),
+  });
+
+  it('lists the policies that grant a scope, with their lines, guardrails and untrusted contexts', async () => {
+    const result = await keyway(['policy', 'who-can', 'p', '--scope', 'deploy:write'], { cwd: dir });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('who can get scope deploy:write: deploy, preview\n');
+    expect(result.stdout).toContain('    environment: "production"\n');
+    expect(result.stdout).toContain('deny guardrails: none cut into it');
+    expect(result.stdout).toContain('deny guardrails that may refuse some of these tokens: guard');
+    expect(result.stdout).toContain('! reachable from unprotected refs (anyone with write access can push them) (ref_protected: "false")');
+    const json = JSON.parse((await keyway(['policy', 'who-can', 'p', '--scope', 'artifacts:read', '--format', 'json'], { cwd: dir })).stdout);
+    expect(json.allow.map((policy: { id: string }) => policy.id)).toEqual(['deploy', 'preview']);
+  });
+
+  it('exits 2 on a scope no policy grants or a malformed permission, 1 when the policies do not load', async () => {
+    const unknown = await keyway(['policy', 'who-can', 'p', '--scope', 'deploy:wirte'], { cwd: dir });
+    expect(unknown).toMatchObject({ code: 2, stdout: '' });
+    expect(unknown.stderr).toContain('no policy grants scope "deploy:wirte"; the policies grant artifacts:read deploy:write');
+    const permission = await keyway(['policy', 'who-can', 'p', '--github-permission', 'contents'], { cwd: dir });
+    expect(permission.code).toBe(2);
+    expect(permission.stderr).toContain('is not a GitHub repository permission and level');
+    const broken = writeTree({ 'p/d.yaml': DEPLOY.replace('scopes:', 'scope:') });
+    const failed = await keyway(['policy', 'who-can', 'p', '--scope', 'deploy:write'], { cwd: broken });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('the policies do not load');
+  });
+});

@@ -87,7 +87,17 @@ const SERVICE_ACCOUNT_UID = '5d7c3a9e-2f41-4b8e-9c06-1a2b3c4d5e6f';
 
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
 const HARNESS_ISSUER = 'https://keyway.test';
-const PROTECTED = ['/v1/audit/events', '/v1/audit/events/01ANYTHING', '/v1/audit/export', '/v1/audit/export?format=csv', '/v1/audit/stats', '/v1/audit/alerts'];
+const PROTECTED = [
+  '/v1/audit/events',
+  '/v1/audit/events/01ANYTHING',
+  '/v1/audit/export',
+  '/v1/audit/export?format=csv',
+  '/v1/audit/stats',
+  '/v1/audit/alerts',
+  '/v1/inventory',
+  '/v1/inventory?format=csv',
+  '/v1/inventory/usage',
+];
 
 /** The audit query API end to end, on whichever runtime: who may read, what they read, and a record for every reason code. */
 export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {

@@ -300,6 +300,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(run).toMatchObject({ name: 'keyway policy review', head_sha: head, status: 'completed', conclusion: 'success' });
       expect(run.output.title).toContain('would newly allow 2, newly deny 3');
       expect(run.output.summary).toContain('**Impact replay: would newly allow 2, newly deny 3** of 5 exchanges');
+      // The policy it touches granted 3 times in the last 90 days: its unused access is shown beside the replay.
+      expect(run.output.summary).toContain('**Unused access** of the policies this change touches, in the 90 days from');
+      expect(run.output.summary).toMatch(/\| `deploy` \| 3 \| /);
       expect(run.output.summary).toContain('| `deploy` | **changed** |');
       expect(run.output.summary).toContain('match.environment: \\"production\\" → \\"staging\\"'.replaceAll('\\"', '"'));
       // Lint warnings are annotated on their lines; nothing fails.
@@ -345,6 +348,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const trusted = await review(50, { author: 'maintainer' });
       expect(trusted.output.title).toMatch(/^would newly allow [1-9]\d*, newly deny \d+/);
       expect(trusted.output.summary).toContain('`repo:acme/api:environment:');
+      expect(trusted.output.summary).toContain('**Unused access**');
       expect(trusted.output.summary).toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
 
       // A fork's head (whoever wrote it), a triager (an organization MEMBER by author_association), a user GitHub does not know,
@@ -363,6 +367,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect(run.output.summary).toContain('No impact replay: it shows audited exchanges');
         expect(run.output.summary).toContain('| `deploy` | **changed** |');
         expect(run.output.summary).not.toContain('**Impact replay');
+        expect(run.output.summary).not.toContain('**Unused access**');
         expect(run.output.summary).not.toContain('repo:acme/api:environment');
         expect(run.output.summary).not.toMatch(/\b[0-9A-HJKMNP-TV-Z]{26}\b/);
       }

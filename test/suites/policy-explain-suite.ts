@@ -168,5 +168,48 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       expect((await explain({ audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' })).status).toBe(404);
       expect((await explain(JSON.stringify({ claims: { x: 'a'.repeat(70_000) } }))).status).toBe(400);
     });
+
+    it('answers POST /v1/policy/who-can from the loaded policies, to operators only', async () => {
+      const whoCan = (body: unknown, token: string | null = operatorToken) =>
+        broker.request('/v1/policy/who-can', {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+        });
+      const response = await whoCan({ scope: 'deploy:write' });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      const answer = (await response.json()) as { allow: { id: string; conditions: unknown[]; guardrails: unknown[] }[]; audit_only: string[] };
+      expect(answer.allow.map((policy) => policy.id)).toEqual(['deploy']);
+      expect(answer.allow[0]?.conditions).toContainEqual({ claim: 'environment', matcher: 'production' });
+      // The guardrail's events are neither push nor pinned out by deploy's lines: it may cut in.
+      expect(answer.allow[0]?.guardrails).toEqual([
+        {
+          id: 'guard',
+          conditions: [
+            { claim: 'subject_audience', matcher: broker.issuer },
+            { claim: 'event_name', matcher: ['pull_request_target', 'workflow_run'] },
+          ],
+        },
+      ]);
+
+      for (const [body, message] of [
+        [{ scope: 'nobody:grants' }, /no policy grants scope "nobody:grants"/],
+        [{ github_permission: 'contents:admin' }, /not a GitHub repository permission/],
+        [{}, /ask about a scope/],
+        [{ scope: 'x', extra: 1 }, /./],
+      ] as const) {
+        const refused = await whoCan(body);
+        expect(refused.status, JSON.stringify(body)).toBe(400);
+        const error = (await refused.json()) as Record<string, string>;
+        expect(error['error']).toBe('invalid_request');
+        expect(error['error_description']).toMatch(message);
+      }
+      expect((await whoCan({ scope: 'deploy:write' }, null)).status).toBe(401);
+      const opsRead = await accessToken({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'ops:read' });
+      const forbidden = await whoCan({ scope: 'deploy:write' }, opsRead);
+      expect(forbidden.status).toBe(403);
+      expect(JSON.stringify(await forbidden.json())).not.toContain('deploy');
+    });
   });
 }

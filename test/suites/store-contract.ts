@@ -6,6 +6,7 @@ import { allRecords } from '../../src/core/audit/all-records.ts';
 import type { AuditEvent, AuditRecord, AuditStore } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-index.ts';
 import { chainHash, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
+import { buildInventory } from '../../src/core/audit/inventory.ts';
 import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
@@ -241,6 +242,122 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(stats.by_repository).toContainEqual({ repository: 'acme/web', counts: { granted: 1, denied: 0, malformed: 0, error: 0 } });
       const denied = await audit.stats({ since: base, until: base + 4 * HOUR, bucket: 'hour', decisions: ['denied'] });
       expect(denied.totals).toEqual({ granted: 0, denied: 1, malformed: 0, error: 0 });
+    });
+
+    it('groups usage by identity, policy and grant: whole days from the roll-up, partial days and new records raw, each counted once', async () => {
+      const { audit } = await open();
+      const day = Date.parse('2026-05-01T00:00:00Z');
+      const at = (hours: number) => new Date(day + hours * HOUR).toISOString();
+      const owner = { repository_owner_id: '42' };
+      const grant = (hours: number, repository: string, scope: string[], policy = 'deploy/prod') =>
+        auditEvent({
+          time: at(hours),
+          decision: 'granted',
+          reason: 'granted',
+          issuer: 'https://ci.example',
+          subject: `repo:${repository}`,
+          claims: { repository, ...owner, environment: 'production' },
+          policy: { granted_by: policy, candidates: [], matched: [policy], denied_by: [], audit_mode: [] },
+          issued: { jti: crypto.randomUUID(), sub: 's', aud: ['https://deploy.example'], scope, exp: 1 },
+        });
+      const bot = auditEvent({
+        time: at(30),
+        decision: 'granted',
+        reason: 'granted',
+        issuer: 'https://ci.example',
+        claims: { repository: 'acme/api', ...owner },
+        policy: { granted_by: 'bot', candidates: [], matched: ['bot'], denied_by: [], audit_mode: [] },
+        github: {
+          installation_id: 1,
+          owner: 'acme',
+          repositories: ['api'],
+          permissions: { contents: 'write' },
+          expires_at: at(31),
+          github_expires_at: at(31),
+          token_sha256: 'f'.repeat(64),
+        },
+      });
+      const refused = auditEvent({ time: at(34), issuer: 'https://ci.example', subject: 'svc-x', reason: 'no_policy_matched' });
+      for (const event of [
+        grant(10, 'acme/api', ['deploy:write']),
+        grant(26, 'acme/api', ['deploy:write', 'artifacts:read']),
+        bot,
+        refused,
+        grant(50, 'acme/web', ['artifacts:read']),
+      ]) {
+        await audit.append(event);
+      }
+      const inventory = async (since: number, until: number) =>
+        buildInventory(await audit.usage({ since, until }), { since, until, sort: 'identity', order: 'asc' }).identities;
+
+      const all = await inventory(day, day + 3 * 24 * HOUR);
+      // Sorted by issuer, tenant, then repository or subject: no tenant sorts first.
+      expect(all.map((identity) => [identity.repository ?? identity.subject, identity.tenant, identity.grants, identity.denials])).toEqual([
+        ['svc-x', null, 0, 1],
+        ['acme/api', '42', 3, 0],
+        ['acme/web', '42', 1, 0],
+      ]);
+      expect(all[1]).toMatchObject({
+        issuer: 'https://ci.example',
+        first_seen: at(10),
+        last_seen: at(30),
+        policies: [
+          { value: 'deploy/prod', count: 2 },
+          { value: 'bot', count: 1 },
+        ],
+        scopes: [
+          { value: 'deploy:write', count: 2 },
+          { value: 'artifacts:read', count: 1 },
+        ],
+        audiences: [{ value: 'https://deploy.example', count: 2 }],
+        github_permissions: [{ value: 'contents:write', count: 1 }],
+        github_repositories: [{ value: 'api', count: 1 }],
+      });
+      expect(all[0]?.denial_reasons).toEqual([{ value: 'no_policy_matched', count: 1 }]);
+      expect(JSON.stringify(all)).not.toMatch(/sha256|jti|f{64}/);
+
+      // A record appended after the roll-up, into a day it already holds, is counted once more.
+      await audit.append(grant(27, 'acme/api', ['deploy:write']));
+      // Partial first and last days (from 12:00 on day 0, to 09:00 on day 2) around one whole day.
+      const partial = await inventory(day + 12 * HOUR, day + 57 * HOUR);
+      expect(partial.map((identity) => [identity.repository ?? identity.subject, identity.grants, identity.denials])).toEqual([
+        ['svc-x', 0, 1],
+        ['acme/api', 3, 0],
+        ['acme/web', 1, 0],
+      ]);
+      expect(partial[1]?.scopes).toEqual([
+        { value: 'deploy:write', count: 2 },
+        { value: 'artifacts:read', count: 1 },
+      ]);
+      expect(partial[1]?.first_seen).toBe(at(26));
+      expect((await inventory(day, day + 3 * 24 * HOUR))[1]?.grants).toBe(4);
+      expect(await audit.usage({ since: day + 60 * HOUR, until: day + 70 * HOUR })).toEqual([]);
+      const denials = await audit.usage({ since: day, until: day + 3 * 24 * HOUR, decisions: ['denied'] });
+      expect(denials.map((row) => [row.subject, row.count])).toEqual([['svc-x', 1]]);
+
+      // The claims of each policy's grants: least and greatest value, and how many grants carried one, rolled up or raw alike.
+      const spread = async (since: number, until: number) => {
+        const merged = new Map<string, [string, string, number]>();
+        for (const row of await audit.claimUsage({ since, until })) {
+          const key = `${row.policy_id} ${row.claim}`;
+          const seen = merged.get(key);
+          merged.set(
+            key,
+            seen === undefined
+              ? [row.least, row.greatest, row.count]
+              : [[row.least, seen[0]].sort()[0] as string, [row.greatest, seen[1]].sort()[1] as string, seen[2] + row.count],
+          );
+        }
+        return Object.fromEntries(merged);
+      };
+      expect(await spread(day, day + 3 * 24 * HOUR)).toEqual({
+        'deploy/prod environment': ['production', 'production', 4],
+        'deploy/prod repository': ['acme/api', 'acme/web', 4],
+        'deploy/prod repository_owner_id': ['42', '42', 4],
+        'bot repository': ['acme/api', 'acme/api', 1],
+        'bot repository_owner_id': ['42', '42', 1],
+      });
+      expect((await spread(day + 12 * HOUR, day + 49 * HOUR))['deploy/prod repository']).toEqual(['acme/api', 'acme/api', 2]);
     });
 
     it('stores signed checkpoints only where they match the chain', async () => {

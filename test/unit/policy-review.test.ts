@@ -293,4 +293,36 @@ describe("what a repository's own policies may use", () => {
       expect(() => readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ISSUERS: value })).toThrow(/KEYWAY_REPOSITORY_POLICY_ISSUERS/);
     }
   });
+
+  it('shows the unused access of the policies it touches, from the usage it is given, and none without it', () => {
+    const day = 86_400_000;
+    const until = Date.UTC(2026, 10, 30);
+    const granted = { issuer: GITHUB, tenant: null, repository: 'acme/api', subject: null, decision: 'granted' as const, reason: 'granted' };
+    const rows = [
+      {
+        ...granted,
+        policy_id: 'deploy',
+        scopes: '["deploy:write"]',
+        audiences: '["https://deploy.example"]',
+        github_permissions: null,
+        github_repositories: null,
+        count: 2,
+        first: until - 5 * day,
+        last: until - day,
+      },
+    ];
+    const change = {
+      base: [deploy('production'), guard],
+      proposed: [deploy('[production, staging]'), guard],
+      events: [],
+      loadOptions: OPTIONS,
+      directory: 'policies',
+    };
+    const review = reviewPolicyChange({ ...change, usage: { since: until - 90 * day, until, rows } });
+    expect(review.output.summary).toContain('**Unused access** of the policies this change touches, in the 90 days from 2026-09-01');
+    expect(review.output.summary).toContain('| `deploy` | 2 | scope `deploy:read`: never granted in the 90 days from 2026-09-01: remove it |');
+    // The guardrail is untouched and denies: not listed.
+    expect(review.output.summary).not.toContain('| `guard` |');
+    expect(reviewPolicyChange(change).output.summary).not.toContain('Unused access');
+  });
 });

@@ -2,6 +2,7 @@ import type { Decision, Reason } from '../errors/reasons.ts';
 import type { AuditIndex } from './audit-index.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
 import type { ChainHead, Checkpoint } from './checkpoint.ts';
+import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
 
 /**
  * One record per decision. Never holds a raw token: the subject token is known by its
@@ -122,6 +123,10 @@ export interface AuditStore {
   record(id: string): Promise<AuditRecord | undefined>;
   query(query: AuditQuery): Promise<AuditPage>;
   stats(query: AuditStatsQuery): Promise<AuditStats>;
+  /** The window's records grouped by identity, policy, outcome and grant (inventory, unused access); groups of several shards add up. */
+  usage(query: UsageQuery): Promise<UsageRow[]>;
+  /** Per granting policy and claim of the window's grants, the least and greatest value (the unused-access analysis's pins). */
+  claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]>;
   /** The last record's link, or after pruning everything the anchor checkpoint, or the genesis. */
   head(): Promise<ChainHead>;
   /** Checkpoints with `seq` above `afterSeq`, oldest first. */
@@ -136,4 +141,4 @@ export interface AuditStore {
 }
 
 /** What exchanges write and auditors read: one chain (an AuditStore), or on Workers the shards' chains merged. */
-export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats'>;
+export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage'>;

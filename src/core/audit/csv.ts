@@ -36,7 +36,7 @@ export const CSV_HEADER = `${COLUMNS.map(([name]) => name).join(',')}\r\n`;
  * is attacker-chosen, and a cell starting with = + - @ (or a tab or CR) would run as a
  * formula in a spreadsheet, so such cells get a leading apostrophe.
  */
-function cell(value: unknown): string {
+export function csvCell(value: unknown): string {
   if (value === undefined || value === null) return '';
   let text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
   if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
@@ -44,5 +44,5 @@ function cell(value: unknown): string {
 }
 
 export function csvRow(record: AuditRecord): string {
-  return `${COLUMNS.map(([, read]) => cell(read(record))).join(',')}\r\n`;
+  return `${COLUMNS.map(([, read]) => csvCell(read(record))).join(',')}\r\n`;
 }

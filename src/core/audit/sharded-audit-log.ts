@@ -12,6 +12,7 @@ import {
   type DecisionCounts,
 } from './audit-query.ts';
 import { auditShardOf } from './audit-shards.ts';
+import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /** A chain of a sharded log could not be read: the read is answered 503, naming it. */
@@ -101,6 +102,15 @@ export class ShardedAuditLog implements AuditLog {
     const more = pages.some((page, chain) => (taken[chain] as number) < page.records.length || page.next !== undefined);
     if (!more) return { records };
     return { records, next: pages.map((page, chain) => page.records[(taken[chain] as number) - 1]?.event.id ?? positions[chain]).join('.') };
+  }
+
+  /** Usage groups add up across chains (their consumers sum them by key), so every chain's rows are returned together. */
+  async usage(query: UsageQuery): Promise<UsageRow[]> {
+    return (await this.#readEvery((store) => store.usage(query))).flat();
+  }
+
+  async claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
+    return (await this.#readEvery((store) => store.claimUsage(window))).flat();
   }
 
   async stats(query: AuditStatsQuery): Promise<AuditStats> {

@@ -12,6 +12,8 @@ export interface AlertSettings {
   /** Prefix lengths that make a client address a network, for `new_network`. */
   readonly networkPrefixV4: number;
   readonly networkPrefixV6: number;
+  /** KEYWAY_ALERT_STALE_GRANT_DAYS: a policy or grant element unused this long raises `stale_grant`. */
+  readonly staleGrantDays: number;
   /** KEYWAY_ALERT_WEBHOOK_URL: where alerts are POSTed, signed; none means stored and shown only. */
   readonly webhookUrl: string | undefined;
   /** Attempts per alert, the first included. */
@@ -54,6 +56,7 @@ export function readAlertSettings(env: SettingsSource, allowHttpLoopback: boolea
     burstWindowSeconds: readInteger(env, 'KEYWAY_ALERT_BURST_WINDOW_SECONDS', 300, 10, 86_400),
     networkPrefixV4: readInteger(env, 'KEYWAY_ALERT_NETWORK_PREFIX_V4', 24, 8, 32),
     networkPrefixV6: readInteger(env, 'KEYWAY_ALERT_NETWORK_PREFIX_V6', 48, 16, 128),
+    staleGrantDays: readInteger(env, 'KEYWAY_ALERT_STALE_GRANT_DAYS', 90, 1, 3650),
     webhookUrl,
     webhookAttempts: readInteger(env, 'KEYWAY_ALERT_WEBHOOK_ATTEMPTS', 4, 1, 10),
     webhookBackoffMs: readInteger(env, 'KEYWAY_ALERT_WEBHOOK_BACKOFF_MS', 1000, 10, 60_000),

@@ -6,6 +6,7 @@ export const ALERT_RULES = [
   'first_policy_exchange',
   'new_network',
   'retired_policy',
+  'stale_grant',
 ] as const;
 
 export type AlertRule = (typeof ALERT_RULES)[number];

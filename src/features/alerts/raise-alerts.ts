@@ -1,9 +1,11 @@
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import { pooledRandom } from '../../core/audit/pooled-random.ts';
 import type { Logger } from '../../core/log.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';
+import type { AlertDraft } from './alert.ts';
+import { staleGrantDrafts } from './stale-grants.ts';
 import type { AlertSettings } from './alert-settings.ts';
 import { deliverWebhook, type WebhookTarget } from './deliver-webhook.ts';
 import { evaluateAlerts } from './evaluate-alerts.ts';
@@ -16,9 +18,14 @@ export interface AlertDeps {
   readonly webhook: WebhookTarget | undefined;
   readonly now: () => number;
   readonly log: Logger;
+  /** The audit log, for `stale_grant`: its usage over the last days, and its oldest record. */
+  readonly audit?: Pick<AuditStore, 'usage' | 'query'>;
 }
 
 const nextId = monotonicFactory(pooledRandom);
+/** `stale_grant` looks at the log at most this often per process, after an answered exchange. */
+export const STALE_GRANT_CHECK_MS = 3_600_000;
+const DAY = 86_400_000;
 /** Deliveries under way at once per process; beyond this an alert is stored and shown, but not sent. */
 export const MAX_DELIVERIES_IN_FLIGHT = 32;
 
@@ -45,6 +52,19 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
     }
   };
 
+  let staleChecked = Number.NEGATIVE_INFINITY;
+  /** `stale_grant`, once an hour at most, and only once the log goes back the whole period: before that, unused proves nothing. */
+  const staleGrants = async (): Promise<Omit<AlertDraft, 'id' | 'time' | 'event_id'>[]> => {
+    const now = deps.now();
+    const { audit, settings } = deps;
+    if (audit === undefined || !settings.rules.has('stale_grant') || now - staleChecked < STALE_GRANT_CHECK_MS) return [];
+    const since = now - settings.staleGrantDays * DAY;
+    const [oldest] = (await audit.query({ order: 'asc', limit: 1 })).records;
+    if (oldest === undefined || Date.parse(oldest.event.time) > since) return [];
+    staleChecked = now;
+    return staleGrantDrafts(deps.policies(), await audit.usage({ since, until: now }), now, settings.staleGrantDays);
+  };
+
   return async (event, link) => {
     const { settings } = deps;
     if (settings.rules.size === 0) return;
@@ -57,7 +77,7 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
         windowStart: Date.parse(event.time) - settings.burstWindowSeconds * 1000,
         ...(network === undefined ? {} : { network }),
       });
-      const drafts = evaluateAlerts(event, facts, deps.policies(), settings);
+      const drafts = [...evaluateAlerts(event, facts, deps.policies(), settings), ...(await staleGrants())];
       if (drafts.length === 0) return;
       const time = new Date(deps.now()).toISOString();
       const stored = await deps.store.addAlerts(

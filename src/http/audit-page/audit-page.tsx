@@ -6,12 +6,14 @@ import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseT
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
+import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
 import { EventDetail } from './event-detail.tsx';
 import { EventExplanation } from './event-explanation.tsx';
 import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 import { EventsTable } from './events-table.tsx';
+import { InventoryTable } from './inventory-table.tsx';
 import { Layout } from './layout.tsx';
 import { SearchForm } from './search-form.tsx';
 import { SignInForm } from './sign-in-form.tsx';
@@ -142,6 +144,31 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
     return c.html(
       <Layout title="Search" who={who}>
         {body}
+      </Layout>,
+    );
+  });
+
+  page.get('/inventory', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const who = c.get('auditor').sub;
+    let query: InventoryQuery;
+    try {
+      query = parseInventoryQuery(params, deps.now());
+    } catch (error) {
+      if (!(error instanceof AuditQueryError)) throw error;
+      return c.html(
+        <Layout title="Inventory" who={who}>
+          <p class="notice" data-testid="problem">
+            {error.message}
+          </p>
+        </Layout>,
+        400,
+      );
+    }
+    return c.html(
+      <Layout title="Inventory" who={who}>
+        <h2>Identity inventory</h2>
+        <InventoryTable inventory={buildInventory(await deps.audit.usage(query), query)} params={params} />
       </Layout>,
     );
   });

@@ -16,6 +16,11 @@ export function Layout(props: { title: string; who?: string; children?: Child })
             <a href="/audit">keyway audit log</a>
           </h1>
           {props.who === undefined ? null : (
+            <nav>
+              <a href="/audit">events</a> · <a href="/audit/inventory">inventory</a>
+            </nav>
+          )}
+          {props.who === undefined ? null : (
             <div>
               signed in as <strong data-testid="who">{props.who}</strong>{' '}
               <form method="post" action="/audit/sign-out">

@@ -1,4 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
+import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../../core/audit/inventory.ts';
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
@@ -45,6 +46,14 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
 
   stats(query: AuditStatsQuery): Promise<AuditStats> {
     return this.audit.stats(query);
+  }
+
+  usage(query: UsageQuery): Promise<UsageRow[]> {
+    return this.audit.usage(query);
+  }
+
+  claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
+    return this.audit.claimUsage(window);
   }
 
   head(): Promise<ChainHead> {
@@ -116,6 +125,8 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): Aud
     record: (id) => stub().record(id),
     query: (query) => stub().query(query),
     stats: (query) => stub().stats(query),
+    usage: (query) => stub().usage(query),
+    claimUsage: (window) => stub().claimUsage(window),
     head: () => stub().head(),
     checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
     latestCheckpoint: () => stub().latestCheckpoint(),

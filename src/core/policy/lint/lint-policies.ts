@@ -114,7 +114,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 
-  function writeFromUntrusted({ policy, facts, guardrails, report }) {
+  function writeFromUntrusted({ policy, guardrails, report }) {
     const scopes = policy.grant?.scopes ?? [];
     const scopeWrites = scopes.filter((scope) => !isReadOnlyScope(scope));
     // A GitHub token's write and admin permissions are write-like in the same way.
@@ -126,11 +126,9 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       .filter(([, level]) => level !== 'read')
       .map(([name, level]) => `github organization ${name}:${level}`);
     const writes = [...scopeWrites, ...githubWrites, ...organizationWrites];
-    if (policy.effect !== 'allow' || writes.length === 0 || facts === undefined) return;
-    for (const context of facts.untrustedContexts) {
+    if (policy.effect !== 'allow' || writes.length === 0) return;
+    for (const context of untrustedContextsReaching(policy, guardrails)) {
       const line = policy.conditions.find((condition) => condition.key === context.claim);
-      if (line !== undefined && !line.matcher.test(context.value)) continue;
-      if (guardrails.some((guard) => blocksEveryToken(guard, policy, context.claim, context.value))) continue;
       const fix =
         context.sample === true ? `a ${context.claim} line that pins your own` : `a ${context.claim} line that excludes ${JSON.stringify(context.value)}`;
       report(
@@ -300,6 +298,18 @@ export function isReadOnlyScope(scope: string): boolean {
     .toLowerCase()
     .split(/[:._/-]/)
     .some((part) => READ_WORDS.has(part));
+}
+
+/**
+ * The untrusted contexts of the policy's issuer (pull requests, forks, comment triggers, …) whose tokens the policy's lines
+ * let through and no deny guardrail blocks outright: where whatever it grants can be reached from unreviewed code.
+ */
+export function untrustedContextsReaching(policy: Policy, guardrails: readonly Policy[]): PresetLintFacts['untrustedContexts'] {
+  return (policy.issuer.preset.lint?.untrustedContexts ?? []).filter((context) => {
+    const line = policy.conditions.find((condition) => condition.key === context.claim);
+    if (line !== undefined && !line.matcher.test(context.value)) return false;
+    return !guardrails.some((guard) => blocksEveryToken(guard, policy, context.claim, context.value));
+  });
 }
 
 /** True when `guard` denies every token of the policy's issuer and audience whose `claim` is `value`. */

@@ -1,6 +1,7 @@
 import type { AuditEvent } from '../../../core/audit/audit-event.ts';
 import type { CheckRunAnnotation } from '../app/check-run.ts';
-import { diffPolicies } from '../../../core/policy/diff/diff-policies.ts';
+import { diffPolicies, type PolicyDiff } from '../../../core/policy/diff/diff-policies.ts';
+import { grantUsage, windowText, type UsageEvidence } from '../../../core/policy/suggest-narrowing.ts';
 import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
 import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
 import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
@@ -43,7 +44,12 @@ export interface PolicyReviewInput {
   readonly directory: string;
   /** The live set's last switch, when it failed: a broken push must not go unnoticed. */
   readonly lastSwitch?: PolicyReloadStatus;
+  /** The audit log's usage of the last UNUSED_WINDOW_DAYS, given where the replay is (it reveals as much): unused access of the policies touched. */
+  readonly usage?: Pick<UsageEvidence, 'since' | 'until' | 'rows'>;
 }
+
+/** How far back the review looks for unused access, as `keyway policy suggest` does by default. */
+export const UNUSED_WINDOW_DAYS = 90;
 
 /** GitHub takes at most 50 annotations per request and 65535 characters of summary. */
 export const CHECK_RUN_LIMITS = { annotations: 50, summaryChars: 65_535 } as const;
@@ -79,6 +85,37 @@ function impactTable(heading: string, examples: readonly ImpactExample[], total:
     out.push(`| \`${example.event_id}\` | ${example.time} | \`${cell(example.subject ?? '')}\` | ${example.was} | ${now} |`);
   }
   return out;
+}
+
+/**
+ * The unused-access findings (`keyway policy suggest`'s, pins aside) of the allow policies a change
+ * touches and keeps, judged as proposed: what of each grant the log shows unused, or nothing.
+ */
+function unusedAccess(after: PolicyCompilation, diffs: readonly PolicyDiff[], usage: NonNullable<PolicyReviewInput['usage']>): string[] {
+  const touched = new Set(diffs.filter((diff) => diff.status !== 'added' && diff.status !== 'removed').map((diff) => diff.id));
+  const span = windowText(usage);
+  const out: string[] = [];
+  for (const entry of after.files) {
+    const policy = entry.policy;
+    if (!touched.has(entry.id) || policy === undefined || policy.effect !== 'allow' || policy.mode !== 'enforce' || policy.grant === undefined) continue;
+    const { grants, findings } = grantUsage(policy, entry.file, usage.rows, span);
+    const unused = findings.filter((finding) => finding.status !== 'used');
+    out.push(
+      unused.length === 0
+        ? `| \`${cell(policy.id)}\` | ${grants} | everything it grants was used |`
+        : `| \`${cell(policy.id)}\` | ${grants} | ${unused.map((finding) => `${finding.element === 'policy' ? 'the policy' : `${finding.element} \`${cell(finding.value)}\``}: ${cell(finding.evidence)}`).join('<br>')} |`,
+    );
+  }
+  return out.length === 0
+    ? []
+    : [
+        '',
+        `**Unused access** of the policies this change touches, ${span} (\`keyway policy suggest\` proposes the narrowing):`,
+        '',
+        '| policy | grants | unused |',
+        '|---|---|---|',
+        ...out,
+      ];
 }
 
 /** "would newly allow 2, newly deny 5". */
@@ -123,6 +160,7 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
       ...impactTable('Newly denied', impact.examples.denied, impact.newlyDenied),
     );
   }
+  if (errors === 0 && input.usage !== undefined) out.push(...unusedAccess(after, diffs, input.usage));
   out.push('', renderDiffMarkdown(diffs, findings, input.directory));
 
   const annotations = findings.slice(0, CHECK_RUN_LIMITS.annotations).map((finding) => annotationOf(finding, input.directory));

@@ -6,7 +6,7 @@ import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess } from '../repository-policies/repository-access.ts';
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../repository-policies/replay-impact.ts';
-import { CHECK_RUN_NAME, reviewPolicyChange, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
+import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
 import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
@@ -161,11 +161,15 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   // Nor in a public repository, whose check runs anyone can read.
   const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
   const replay = scope.replay && author !== undefined && REPLAY_ROLES.has(await access.permissionOf(author));
-  const [baseFiles, proposedFiles, events, lastSwitch] = await Promise.all([
+  const now = deps.now();
+  const usageWindow = { since: now - UNUSED_WINDOW_DAYS * 86_400_000, until: now };
+  const [baseFiles, proposedFiles, events, lastSwitch, usage] = await Promise.all([
     fetchPolicyFiles(access, dir, pr.baseSha, base),
     fetchPolicyFiles(access, dir, pr.headSha, head),
-    replay ? replayWindow(deps.audit, deps.now()) : undefined,
+    replay ? replayWindow(deps.audit, now) : undefined,
     scope.replay ? deps.live.lastSwitch() : undefined,
+    // Usage counts are audit data too: shown only where the replay is.
+    replay ? deps.audit.usage(usageWindow) : undefined,
   ]);
   const outcome = reviewPolicyChange({
     base: baseFiles,
@@ -174,6 +178,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     loadOptions: deps.loadOptions(),
     directory: dir,
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
+    ...(usage === undefined ? {} : { usage: { ...usageWindow, rows: usage } }),
     ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
     ...(scope.replay && !replay ? { replayWithheld: REPLAY_WITHHELD } : {}),
   });

@@ -1,0 +1,59 @@
+import { Hono } from 'hono';
+import { AuditQueryError } from '../../core/audit/audit-query.ts';
+import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
+import { INVENTORY_CSV_HEADER, inventoryCsvRow } from '../../core/audit/inventory-csv.ts';
+import { keywayAuth } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import { AUDIT_READ_SCOPE, type AuditApiDeps } from './audit.ts';
+
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+const FORMATS = { json: 'application/json', csv: 'text/csv; charset=utf-8', ndjson: 'application/x-ndjson' } as const;
+
+/**
+ * `GET /v1/inventory`: every CI identity seen in a window (30 days unless told), with what it was
+ * granted and refused, for auditors (scope `audit:read`, as the log itself). Read through the
+ * audit store's `usage`, so it covers whatever the store covers. No token, hash or jti appears in it.
+ */
+export function inventoryRoutes(deps: AuditApiDeps): Hono {
+  const api = new Hono();
+  api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys: ownKeys(deps.keys) }));
+  api.get('/', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const format = params.get('format') ?? 'json';
+    let query: InventoryQuery;
+    try {
+      if (!Object.hasOwn(FORMATS, format)) throw new AuditQueryError('format must be json, csv or ndjson');
+      params.delete('format');
+      query = parseInventoryQuery(params, deps.now());
+    } catch (error) {
+      if (!(error instanceof AuditQueryError)) throw error;
+      return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
+    }
+    const inventory = buildInventory(await deps.audit.usage(query), query);
+    if (format === 'json') return c.json(inventory, 200, NO_STORE);
+    const body =
+      format === 'csv'
+        ? INVENTORY_CSV_HEADER + inventory.identities.map(inventoryCsvRow).join('')
+        : inventory.identities.map((identity) => `${JSON.stringify(identity)}\n`).join('');
+    return c.body(body, 200, {
+      ...NO_STORE,
+      'Content-Type': FORMATS[format as keyof typeof FORMATS],
+      'Content-Disposition': `attachment; filename="keyway-inventory.${format}"`,
+    });
+  });
+  // What `keyway policy suggest --url` reads: the window's usage groups and the claims of its grants.
+  api.get('/usage', async (c) => {
+    let window: { since: number; until: number };
+    try {
+      const { since, until } = parseInventoryQuery(new URLSearchParams(pick(new URL(c.req.url).searchParams, ['since', 'until'])), deps.now());
+      window = { since, until };
+    } catch (error) {
+      if (!(error instanceof AuditQueryError)) throw error;
+      return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
+    }
+    return c.json({ rows: await deps.audit.usage(window), claims: await deps.audit.claimUsage(window) }, 200, NO_STORE);
+  });
+  return api;
+}
+
+const pick = (params: URLSearchParams, names: readonly string[]) => [...params].filter(([name]) => names.includes(name));

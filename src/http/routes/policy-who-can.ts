@@ -1,0 +1,50 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import * as v from 'valibot';
+import { whoCan, WhoCanError } from '../../core/policy/who-can.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import { POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
+
+const Text = v.pipe(v.string(), v.minLength(1), v.maxLength(1024));
+const WhoCanRequestSchema = v.strictObject({ scope: v.optional(Text), audience: v.optional(Text), github_permission: v.optional(Text) });
+
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+const WHO_CAN_BODY_BYTES = 8 * 1024;
+
+/**
+ * `POST /v1/policy/who-can`: who can get a scope, audience or GitHub permission, from the loaded
+ * policies alone. For the same operators as `explain` (scope `policy:explain`), checked before the body is read.
+ */
+export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'policies' | 'keys'>): Hono<{ Variables: KeywayAuthVariables }> {
+  const app = new Hono<{ Variables: KeywayAuthVariables }>();
+  const invalid = (description: string) => Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
+  app.post(
+    '/who-can',
+    keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [POLICY_EXPLAIN_SCOPE], keys: ownKeys(deps.keys) }),
+    bodyLimit({ maxSize: WHO_CAN_BODY_BYTES, onError: () => invalid(`the request body is larger than ${WHO_CAN_BODY_BYTES} bytes`) }),
+    async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return invalid('the request body must be a JSON object');
+      }
+      const parsed = v.safeParse(WhoCanRequestSchema, body);
+      if (!parsed.success) return invalid(parsed.issues.map((issue) => issue.message).join('; '));
+      const { scope, audience, github_permission: githubPermission } = parsed.output;
+      try {
+        const question = {
+          ...(scope === undefined ? {} : { scope }),
+          ...(audience === undefined ? {} : { audience }),
+          ...(githubPermission === undefined ? {} : { githubPermission }),
+        };
+        return c.json(whoCan(deps.policies(), question), 200, NO_STORE);
+      } catch (error) {
+        if (error instanceof WhoCanError) return invalid(error.message);
+        throw error;
+      }
+    },
+  );
+  return app;
+}

@@ -1,0 +1,166 @@
+import { TENANT_CLAIMS, type ClaimUsageRow, type UsageQuery, type UsageRow, type UsageWindow } from '../core/audit/inventory.ts';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
+
+/**
+ * The usage roll-up (issue 22): the audit records grouped per UTC day by identity, policy, outcome
+ * and grant, and per day and policy the least and greatest value of each claim of its grants. Kept
+ * incrementally from the log (records up to `audit_usage_state.seq`), never from the append path;
+ * the records are the truth, the roll-up a cache of sums over them. Made by this migration.
+ */
+export const AUDIT_USAGE_MIGRATION = `
+  CREATE TABLE audit_usage (
+    day INTEGER NOT NULL,
+    grp TEXT NOT NULL,
+    issuer TEXT,
+    tenant TEXT,
+    repository TEXT,
+    subject TEXT,
+    policy_id TEXT,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    scopes TEXT,
+    audiences TEXT,
+    github_permissions TEXT,
+    github_repositories TEXT,
+    count INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    PRIMARY KEY (day, grp)
+  ) WITHOUT ROWID;
+  CREATE TABLE audit_usage_claims (
+    day INTEGER NOT NULL,
+    policy_id TEXT NOT NULL,
+    claim TEXT NOT NULL,
+    least TEXT NOT NULL,
+    greatest TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, policy_id, claim)
+  ) WITHOUT ROWID;
+  CREATE TABLE audit_usage_state (
+    slot INTEGER PRIMARY KEY CHECK (slot = 1),
+    seq INTEGER NOT NULL
+  );
+`;
+
+const DAY = 86_400_000;
+/** Records rolled up per transaction, so one refresh never holds the database for long. */
+export const ROLLUP_BATCH = 5000;
+/**
+ * How long one query may spend bringing the roll-up up to date before it reads the rest raw. Short:
+ * on Workers the Durable Object that appends runs it, so exchanges wait meanwhile.
+ */
+const ROLLUP_BUDGET_MS = 250;
+
+const claim = (name: string) => `json_extract(event, '$.claims."${name}"')`;
+const TENANT = `coalesce(${TENANT_CLAIMS.map(claim).join(', ')})`;
+/** Only grants carry grant columns, and the subject only where no repository names the identity: groups stay few. */
+const granted = (path: string) => `CASE WHEN decision = 'granted' THEN json_extract(event, '${path}') END`;
+const GROUP_COLUMNS = `issuer, ${TENANT} AS tenant, repository, CASE WHEN repository IS NULL THEN subject END AS subject, policy_id, decision, reason,
+  ${granted('$.issued.scope')} AS scopes, ${granted('$.issued.aud')} AS audiences,
+  ${granted('$.github.permissions')} AS github_permissions, ${granted('$.github.repositories')} AS github_repositories`;
+const GROUPED = 'issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories';
+
+type Where = { readonly conditions: readonly string[]; readonly params: readonly SqlValue[] };
+const sqlWhere = (conditions: readonly string[]) => (conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`);
+
+function rolledUpTo(db: SqlDatabase): number {
+  return db.all<{ seq: number }>('SELECT seq FROM audit_usage_state WHERE slot = 1')[0]?.seq ?? 0;
+}
+
+/** Rolls up the next batch of records; false once nothing is left. */
+function rollUpBatch(db: SqlDatabase): boolean {
+  return db.transaction(() => {
+    const from = rolledUpTo(db);
+    const [upper] = db.all<{ seq: number | null }>('SELECT max(seq) AS seq FROM (SELECT seq FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?)', [
+      from,
+      ROLLUP_BATCH,
+    ]);
+    const to = upper?.seq ?? null;
+    if (to === null) return false;
+    db.run(
+      `INSERT INTO audit_usage (day, grp, ${GROUPED}, count, first, last)
+        SELECT day, json_array(${GROUPED}), ${GROUPED}, count(*), min(time), max(time)
+        FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM audit_events WHERE seq > ? AND seq <= ?)
+        WHERE true GROUP BY day, ${GROUPED}
+        ON CONFLICT (day, grp) DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)`,
+      [from, to],
+    );
+    db.run(
+      `INSERT INTO audit_usage_claims (day, policy_id, claim, least, greatest, count)
+        SELECT time / ${DAY}, policy_id, claims.key, min(claims.value), max(claims.value), count(*)
+        FROM audit_events, json_each(audit_events.event, '$.claims') AS claims
+        WHERE seq > ? AND seq <= ? AND decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'
+        GROUP BY 1, 2, 3
+        ON CONFLICT (day, policy_id, claim) DO UPDATE SET
+          least = min(least, excluded.least), greatest = max(greatest, excluded.greatest), count = count + excluded.count`,
+      [from, to],
+    );
+    db.run('INSERT INTO audit_usage_state (slot, seq) VALUES (1, ?) ON CONFLICT (slot) DO UPDATE SET seq = excluded.seq', [to]);
+    // Days the log no longer holds (pruned) leave the roll-up too.
+    db.run(`DELETE FROM audit_usage WHERE day < (SELECT min(time) / ${DAY} FROM audit_events)`);
+    db.run(`DELETE FROM audit_usage_claims WHERE day < (SELECT min(time) / ${DAY} FROM audit_events)`);
+    return true;
+  });
+}
+
+/**
+ * Brings the roll-up up to date, for at most `budgetMs`. A read-only connection (`keyway
+ * inventory --data-dir`) cannot: it reads what the broker rolled up and the rest raw.
+ */
+export function refreshUsage(db: SqlDatabase, budgetMs = ROLLUP_BUDGET_MS, now: () => number = Date.now): void {
+  const deadline = now() + budgetMs;
+  try {
+    while (rollUpBatch(db) && now() < deadline);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'SQLITE_READONLY') throw error;
+  }
+}
+
+/** The whole UTC days inside [since, until), as day numbers [first, end). */
+function wholeDays(query: UsageWindow): { first: number; end: number } {
+  const first = Math.ceil(query.since / DAY);
+  const end = Math.floor(query.until / DAY);
+  return end > first ? { first, end } : { first: 0, end: 0 };
+}
+
+/**
+ * The window's usage: whole days from the roll-up, and raw from the log the records it does not
+ * hold (newer than it, or in the window's partial first and last days). Exact either way.
+ * `filter` is the store's WHERE over the columns both tables share, without the window.
+ */
+export function auditUsage(db: SqlDatabase, query: UsageQuery, filter: Where): UsageRow[] {
+  const seq = rolledUpTo(db);
+  const days = wholeDays(query);
+  const raw = db.all<UsageRow>(
+    `SELECT ${GROUPED}, count(*) AS count, min(time) AS first, max(time) AS last
+      FROM (SELECT time, ${GROUP_COLUMNS} FROM audit_events
+        ${sqlWhere(['time >= ? AND time < ?', '(seq > ? OR time < ? OR time >= ?)', ...filter.conditions])})
+      GROUP BY ${GROUPED}`,
+    [query.since, query.until, seq, days.first * DAY, days.end * DAY, ...filter.params],
+  );
+  const rolled = db.all<UsageRow>(
+    `SELECT ${GROUPED}, sum(count) AS count, min(first) AS first, max(last) AS last FROM audit_usage
+      ${sqlWhere(['day >= ? AND day < ?', ...filter.conditions])} GROUP BY grp`,
+    [days.first, days.end, ...filter.params],
+  );
+  return [...rolled, ...raw];
+}
+
+/** Per granting policy and claim of its grants, the least and greatest text value and how many grants carried it; split as `auditUsage` is. */
+export function auditClaimUsage(db: SqlDatabase, query: UsageWindow): ClaimUsageRow[] {
+  const seq = rolledUpTo(db);
+  const days = wholeDays(query);
+  const raw = db.all<ClaimUsageRow>(
+    `SELECT policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
+      FROM audit_events, json_each(audit_events.event, '$.claims') AS claims
+      ${sqlWhere(['time >= ? AND time < ?', '(seq > ? OR time < ? OR time >= ?)', "decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'"])}
+      GROUP BY 1, 2`,
+    [query.since, query.until, seq, days.first * DAY, days.end * DAY],
+  );
+  const rolled = db.all<ClaimUsageRow>(
+    `SELECT policy_id, claim, min(least) AS least, max(greatest) AS greatest, sum(count) AS count FROM audit_usage_claims
+      WHERE day >= ? AND day < ? GROUP BY 1, 2`,
+    [days.first, days.end],
+  );
+  return [...rolled, ...raw];
+}
