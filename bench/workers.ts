@@ -2,9 +2,8 @@
 // same bundle and Durable Object classes `wrangler dev` runs, state in a fresh temp dir), driven
 // with distinct subject tokens from the loopback test issuer, bounded in count and time. Then the
 // audit log is verified over HTTP with `keyway audit verify --url`, and one JSON line is printed:
-// exchanges/s, latency, workerd's CPU per exchange, and, where the deployment's audit stats
-// report them (`shards` in GET /v1/audit/stats, issue 15's sharded audit log), appends and CPU ms
-// per append for each audit shard. Loopback only: the Worker, the issuer and the load generator.
+// exchanges/s, latency, workerd's CPU per exchange, and from GET /v1/audit/shards the appends and
+// the milliseconds per append inside each audit shard object (KEYWAY_AUDIT_SHARDS, 16 by default). Loopback only: the Worker, the issuer and the load generator.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,20 +24,18 @@ const AUDIT_SHARDS = process.env['KEYWAY_AUDIT_SHARDS'];
 const POLICIES = 10;
 const ROOT = resolve(import.meta.dirname, '..');
 
-/** One audit shard's figures, as the audit stats API reports them once the audit log is sharded. */
+/** One audit shard's figures, as GET /v1/audit/shards reports them. */
 interface ShardFigures {
   readonly appends: number;
-  readonly cpuMsPerAppend: number | null;
+  readonly cpuMsPerAppend: number;
 }
 
-/** `shards` of GET /v1/audit/stats when the deployment reports them; undefined for a single chain that does not. */
-function shardFigures(stats: unknown): ShardFigures[] | undefined {
-  const shards = (stats as { shards?: unknown }).shards;
-  if (!Array.isArray(shards)) return undefined;
-  return shards.map((shard: { appends?: unknown; cpu_ms_per_append?: unknown }) => ({
-    appends: Number(shard.appends),
-    cpuMsPerAppend: typeof shard.cpu_ms_per_append === 'number' ? shard.cpu_ms_per_append : null,
-  }));
+/** The numbered shards of GET /v1/audit/shards (the sealed `legacy` chain, when there is one, takes no appends). */
+function shardFigures(listed: unknown): ShardFigures[] {
+  const { shards } = listed as { shards: { shard: string; appends?: number; append_ms?: number }[] };
+  return shards
+    .filter((shard) => shard.shard !== 'legacy')
+    .map((shard) => ({ appends: Number(shard.appends), cpuMsPerAppend: Math.round(Number(shard.append_ms) * 1000) / 1000 }));
 }
 
 /** CPU time of the workerd processes this process started (wrangler's local mode runs the Worker and its objects in them), in ms. */
@@ -147,25 +144,29 @@ try {
   const cpuMs = workerdCpuMs() - cpuBefore;
 
   const auditToken = await auditorExchange();
-  const stats = await (await fetch(`${url}/v1/audit/stats?since=1h&bucket=minute`, { headers: { authorization: `Bearer ${auditToken}` } })).json();
+  const listed = await (await fetch(`${url}/v1/audit/shards`, { headers: { authorization: `Bearer ${auditToken}` } })).json();
   const verify = await auditVerify(url, auditToken);
-  const perShard = shardFigures(stats);
+  const perShard = shardFigures(listed);
+  const chains = (verify['chains'] ?? []) as { records: number; checkpoints: number }[];
   const summary = {
     bench: 'workers',
-    shards: perShard?.length ?? (AUDIT_SHARDS === undefined ? 1 : Number(AUDIT_SHARDS)),
+    shards: perShard.length,
     exchanges: load.answered,
     failures: load.failures,
     tokensOutsideGrants,
     exchangesPerSecond: Math.round(load.rate * 10) / 10,
     latencyMs: { p50: load.p50, p99: load.p99, max: load.max },
     workerdCpuMsPerExchange: load.answered === 0 ? null : Math.round((cpuMs / load.answered) * 100) / 100,
-    // A single chain is one shard holding every record; a deployment whose stats do not report its shards leaves these null.
-    appendsPerShard: perShard?.map((shard) => shard.appends) ?? (AUDIT_SHARDS === undefined ? [verify['records']] : null),
-    cpuMsPerAppend: perShard?.map((shard) => shard.cpuMsPerAppend) ?? null,
+    appendsPerShard: perShard.map((shard) => shard.appends),
+    // Milliseconds inside the shard object per append, as workerd's clock reads them (locally they move; deployed, only on I/O).
+    cpuMsPerAppend: perShard.map((shard) => shard.cpuMsPerAppend),
     verify: {
       ok: verify['ok'],
-      records: verify['records'],
-      checkpoints: verify['checkpoints'],
+      // Every shard's chain verified on its own and held to the root checkpoints; the records of them all.
+      chains: chains.length,
+      records: chains.reduce((sum, chain) => sum + chain.records, 0),
+      checkpoints: chains.reduce((sum, chain) => sum + chain.checkpoints, 0),
+      rootCheckpoints: verify['root_checkpoints'],
       ...(verify['problem'] === undefined ? {} : { problem: verify['problem'] }),
     },
   };
