@@ -1,6 +1,7 @@
 import canonicalize from 'canonicalize';
 import { sha256Hex, type Sha256Hex } from '../mint/sha256-hex.ts';
 import type { AuditEvent } from './audit-event.ts';
+import { auditIndex, type AuditIndex } from './audit-index.ts';
 
 /** The predecessor of the first record ever written. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -18,20 +19,37 @@ export function chainHash(prevHash: string, event: AuditEvent, digest: Sha256Hex
 }
 
 /**
- * An event as it will be stored, from its JSON.stringify text: plain JSON, every string
- * well-formed Unicode. A subject token can carry a lone surrogate (`"sub":"\ud800"`), which
- * JCS refuses to encode; it is recorded as U+FFFD instead, so a hostile token is refused with
- * a record, not a 503.
+ * `chainHash` for an event given as its JCS text (`canonicalEvent`): the same SHA-256 over the
+ * same bytes, since JCS orders `event` before `prev_hash`, without encoding the event again.
  */
-export function storableEvent(text: string): { readonly event: AuditEvent; readonly text: string } {
-  const parsed = JSON.parse(text) as AuditEvent;
-  // JSON.stringify escapes every lone surrogate, so text without such an escape needs no repair.
-  if (!LONE_SURROGATE_ESCAPE.test(text)) return { event: parsed, text };
-  const event = wellFormed(parsed) as AuditEvent;
-  return { event, text: JSON.stringify(event) };
+export function chainHashOfCanonical(prevHash: string, canonicalText: string, digest: Sha256Hex = sha256Hex): string {
+  return digest(`{"event":${canonicalText},"prev_hash":"${prevHash}"}`);
 }
 
-const LONE_SURROGATE_ESCAPE = /\\ud[89a-f][0-9a-f]{2}/i;
+/** An event as the log stores and hashes it: its JCS text, and the index columns derived from it. */
+export interface CanonicalEvent {
+  readonly text: string;
+  readonly index: AuditIndex;
+}
+
+/**
+ * An event in the one form the log keeps: its JCS (RFC 8785) text, which is what is stored,
+ * what the chain hashes and plain JSON, encoded once. A subject token can carry a lone surrogate
+ * (`"sub":"\ud800"`), which JCS refuses to encode; it is recorded as U+FFFD instead, so a
+ * hostile token is refused with a record, not a 503.
+ */
+export function canonicalEvent(event: AuditEvent): CanonicalEvent {
+  let stored = event;
+  let text: string | undefined;
+  try {
+    text = canonicalize(event);
+  } catch {
+    stored = wellFormed(event) as AuditEvent;
+    text = canonicalize(stored);
+  }
+  if (text === undefined) throw new TypeError('an audit event must be a JSON object');
+  return { text, index: auditIndex(stored) };
+}
 
 function wellFormed(value: unknown): unknown {
   if (typeof value === 'string') return value.toWellFormed();
