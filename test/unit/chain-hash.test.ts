@@ -33,4 +33,11 @@ describe('an audit event in its canonical form', () => {
     expect(canonical.index.subject).toBe('x\ufffdy');
     expect(chainHashOfCanonical(GENESIS_HASH, canonical.text)).toBe(chainHash(GENESIS_HASH, stored));
   });
+
+  it('records a number JSON has no form for (a claim of 1e400 parses to Infinity) as null, as JSON.stringify writes it', () => {
+    const canonical = canonicalEvent(auditEvent({ claims: { run_id: Number.POSITIVE_INFINITY, run_attempt: Number.NaN, sub: 'x\ud800' } }));
+    const stored = JSON.parse(canonical.text) as AuditEvent;
+    expect(stored.claims).toEqual({ run_id: null, run_attempt: null, sub: 'x\ufffd' });
+    expect(chainHashOfCanonical(GENESIS_HASH, canonical.text)).toBe(chainHash(GENESIS_HASH, stored));
+  });
 });

@@ -34,21 +34,23 @@ export interface CanonicalEvent {
 
 /**
  * An event in the one form the log keeps: its JCS (RFC 8785) text, which is what is stored,
- * what the chain hashes and plain JSON, encoded once. A subject token can carry a lone surrogate
- * (`"sub":"\ud800"`), which JCS refuses to encode; it is recorded as U+FFFD instead, so a
- * hostile token is refused with a record, not a 503.
+ * what the chain hashes and plain JSON, encoded once. What JCS cannot encode as it is gets the
+ * form JSON.stringify gives it, so that a hostile token is refused with a record, not a 503: a
+ * lone surrogate (`"sub":"\ud800"`) is recorded as U+FFFD, a number JSON has no form for (a
+ * claim of `1e400` parses to Infinity) as null.
  */
 export function canonicalEvent(event: AuditEvent): CanonicalEvent {
-  let stored = event;
-  let text: string | undefined;
   try {
-    text = canonicalize(event);
+    return encoded(event);
   } catch {
-    stored = wellFormed(event) as AuditEvent;
-    text = canonicalize(stored);
+    return encoded(wellFormed(JSON.parse(JSON.stringify(event))) as AuditEvent);
   }
+}
+
+function encoded(event: AuditEvent): CanonicalEvent {
+  const text = canonicalize(event);
   if (text === undefined) throw new TypeError('an audit event must be a JSON object');
-  return { text, index: auditIndex(stored) };
+  return { text, index: auditIndex(event) };
 }
 
 function wellFormed(value: unknown): unknown {
