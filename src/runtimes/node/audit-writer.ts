@@ -22,8 +22,8 @@ export type Outcome<T> = { readonly result: T } | { readonly error: string };
 
 /**
  * What the broker's main thread sends, all that waited while the writer was busy: audit events
- * (in their canonical form, encoded once on the main thread) to append in one transaction, single-use claims to make in one transaction, and
- * alert store calls, run in turn.
+ * (in their canonical form, encoded once on the main thread) to append in one transaction,
+ * single-use claims to make in one transaction, and alert store calls, run in turn.
  */
 export interface WriterRequest {
   readonly batch: number;
