@@ -18,6 +18,8 @@ export interface BrokerProcessOptions {
   readonly env: Readonly<Record<string, string>>;
   /** Pin the whole process (event loop, libuv threadpool, audit writer, V8 helpers, and the processes it starts) to these CPUs with taskset: one, or a list (`0-1`). */
   readonly cpu?: number | string;
+  /** The checkout whose bench/serve-broker.ts (and so whose src/) runs; this one by default (npm run bench:ab runs others). */
+  readonly checkout?: string;
 }
 
 /** A server of the benchmarks in a process of its own. */
@@ -50,6 +52,22 @@ export function pinSelf(cpus: string): void {
   if (result.status !== 0) throw new Error(`taskset could not pin the load generator: ${result.stderr}`);
 }
 
+/** CPU time so far of each thread of `pid`, by thread name and id (the event loop is the thread whose id is the pid), in milliseconds, from /proc. */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = Number(tid) === pid ? 'event loop' : `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))} ${tid}`;
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      byName.set(name, ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND);
+    } catch {
+      // A thread that ended between listing and reading.
+    }
+  }
+  return byName;
+}
+
 /** CPU time so far of process `pid` and every process below it (KEYWAY_PROCESSES' brokers), in milliseconds, from /proc. */
 export function processTreeCpuMs(pid: number): number {
   const processes = new Map<number, { parent: number; ms: number }>();
@@ -72,9 +90,11 @@ async function startServerProcess(
   args: readonly string[],
   env: Readonly<Record<string, string>>,
   cpu?: number | string,
+  cwd?: string,
 ): Promise<{ server: ServerProcess; child: ChildProcess }> {
   const [command, argv] = cpu === undefined ? [process.execPath, args] : ['taskset', ['-c', String(cpu), process.execPath, ...args]];
   const child: ChildProcess = spawn(command, argv, {
+    ...(cwd === undefined ? {} : { cwd }),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -98,7 +118,7 @@ async function startServerProcess(
 
 export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
   // --expose-gc: memory() reports what survives a full collection. Nothing else calls gc().
-  const { server, child } = await startServerProcess(['--expose-gc', 'bench/serve-broker.ts', options.audit], options.env, options.cpu);
+  const { server, child } = await startServerProcess(['--expose-gc', 'bench/serve-broker.ts', options.audit], options.env, options.cpu, options.checkout);
   return {
     ...server,
     memory: () =>
@@ -141,6 +161,7 @@ export async function startBenchBroker(options: {
   audit?: 'on' | 'off';
   cpu?: number | string;
   env?: Readonly<Record<string, string>>;
+  checkout?: string;
 }): Promise<BenchBroker> {
   const root = mkdtempSync(join(tmpdir(), 'keyway-bench-'));
   const policiesDir = join(root, 'policies');
@@ -152,6 +173,7 @@ export async function startBenchBroker(options: {
   const broker = await startBrokerProcess({
     audit: options.audit ?? 'on',
     ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
+    ...(options.checkout === undefined ? {} : { checkout: options.checkout }),
     env: {
       PORT: '0',
       KEYWAY_ISSUER: BROKER_ISSUER,

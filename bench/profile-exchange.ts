@@ -9,7 +9,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer } from './broker-process.ts';
+import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer, threadCpuMs } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
 import { runLoad, TokenSupply, warmUp } from './exchange-load.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
@@ -18,7 +18,6 @@ const EXCHANGES = envNumber('PROFILE_EXCHANGES', 20_000);
 const CONNECTIONS = envNumber('PROFILE_CONNECTIONS', 32);
 const TOP = envNumber('PROFILE_TOP', 25);
 const EXTRA_ENV = JSON.parse(process.env['PROFILE_ENV'] ?? '{}') as Record<string, string>;
-const CLOCK_TICKS_PER_SECOND = 100;
 
 interface ProfileNode {
   readonly id: number;
@@ -28,23 +27,6 @@ interface Profile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
-}
-
-/** CPU time so far of each thread of `pid`, by thread name and id (the event loop is the thread whose id is the pid), in milliseconds. */
-function threadCpu(pid: number): Map<string, number> {
-  const byName = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = Number(tid) === pid ? 'event loop' : `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))} ${tid}`;
-      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-      byName.set(name, ms);
-    } catch {
-      // A thread that ended between listing and reading.
-    }
-  }
-  return byName;
 }
 
 /** Where a frame's code lives, coarsely: the buckets the issue names. */
@@ -89,9 +71,9 @@ const broker = await startBenchBroker({
 try {
   await tokens.reserve(EXCHANGES + 500);
   await warmUp(broker.url, tokens, 500);
-  const before = threadCpu(broker.pid);
+  const before = threadCpuMs(broker.pid);
   const result = await runLoad({ url: broker.url, tokens, seconds: 600, connections: CONNECTIONS });
-  const after = threadCpu(broker.pid);
+  const after = threadCpuMs(broker.pid);
   await broker.stop();
   const exchanges = result.answered;
   const perExchange = (ms: number) => ((ms * 1000) / exchanges).toFixed(1).padStart(7);

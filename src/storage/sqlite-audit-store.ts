@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
-import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from '../core/audit/audit-index.ts';
+import { AUDIT_INDEX_COLUMNS, type AuditIndex } from '../core/audit/audit-index.ts';
 import {
   AuditQueryError,
   BUCKETS,
@@ -15,7 +15,7 @@ import {
 } from '../core/audit/audit-query.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../core/audit/inventory.ts';
 import { auditClaimUsage, auditUsage, refreshUsage } from './sqlite-audit-usage.ts';
-import { chainHash, GENESIS_HASH, storableEvent } from '../core/audit/chain-hash.ts';
+import { canonicalEvent, chainHash, chainHashOfCanonical, GENESIS_HASH, type CanonicalEvent } from '../core/audit/chain-hash.ts';
 import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
 import type { Decision } from '../core/errors/reasons.ts';
@@ -66,25 +66,23 @@ export class SqliteAuditStore implements AuditStore {
 
   /** Appends events in order in one transaction: all become durable together, or none do. */
   async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
-    return this.appendJson(events.map((event) => JSON.stringify(event)));
+    return this.appendCanonical(events.map(canonicalEvent));
   }
 
-  /** The same, for events already serialized with JSON.stringify (the Node writer thread receives them so). */
-  async appendJson(texts: readonly string[]): Promise<ChainLink[]> {
-    const stored = texts.map(storableEvent);
+  /** The same, for events already in their canonical form (the Node writer thread receives them so): hashed and stored as they are. */
+  async appendCanonical(events: readonly CanonicalEvent[]): Promise<ChainLink[]> {
     return this.#db.transaction(() => {
       let head = this.#head();
-      return stored.map(({ event, text }) => {
-        const link = { seq: head.seq + 1, prev_hash: head.hash, hash: chainHash(head.hash, event, this.#digest) };
-        this.#insert(event, text, link);
+      return events.map(({ text, index }) => {
+        const link = { seq: head.seq + 1, prev_hash: head.hash, hash: chainHashOfCanonical(head.hash, text, this.#digest) };
+        this.#insert(text, index, link);
         head = link;
         return link;
       });
     });
   }
 
-  #insert(event: AuditEvent, text: string, link: ChainLink): void {
-    const index = auditIndex(event);
+  #insert(text: string, index: AuditIndex, link: ChainLink): void {
     this.#db.run(INSERT, [link.seq, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), link.prev_hash, link.hash, text]);
   }
 

@@ -4,14 +4,14 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// Proves `npm run bench`, `npm run soak` and `npm run bench:workers` run end to end, with tiny durations and low rates.
+// Proves `npm run bench`, `npm run bench:ab`, `npm run soak`, `npm run bench:workers` and `npm run bench:inventory` run end to end, with tiny durations and low rates.
 // Their figures are not checked here (a timed test proves nothing on a shared machine); the
 // soak's fault handling is, since it does not depend on timing: no token without a record.
 const ROOT = resolve(import.meta.dirname, '../..');
 
-function run(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(script: string, env: Record<string, string>, args: readonly string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -82,6 +82,15 @@ describe('the benchmark scripts', () => {
     expect(summary.tokens.repeated).toBe(0);
     expect(summary.jwks.fetchesDuringWarmUp).toBeGreaterThan(0);
     expect(summary.bundle.gzipBytes).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('npm run bench:ab checks each revision out and prints its CPU per exchange, round by round', async () => {
+    const ab = await run('bench/ab-exchange.ts', { AB_ROUNDS: '2', AB_EXCHANGES: '20', AB_WARM_UP: '100', AB_CONNECTIONS: '4' }, ['HEAD', 'HEAD~1']);
+    expect(ab.stderr).toBe('');
+    expect(ab.code).toBe(0);
+    for (const line of ['CPU µs per exchange, median [each round]', 'HEAD\n  all threads', 'HEAD~1\n  all threads', 'busiest other', 'HEAD~1 − HEAD']) {
+      expect(ab.stdout).toContain(line);
+    }
   }, 180_000);
 
   it('npm run soak runs the steady phase and both faults, and no token leaves without its audit record', async () => {

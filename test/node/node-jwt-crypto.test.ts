@@ -191,7 +191,7 @@ describe('NODE_JWT_CRYPTO signs as jose does', () => {
     const pair = await generateKeyPair('ES256');
     const key = { kid: 'k1', alg: 'ES256' as const, key: pair.privateKey as CryptoKey };
     const header = { alg: 'ES256' as const, typ: 'at+jwt', kid: 'k1' };
-    const payload = { scope: 'deploy:write', aud: ['a', 'b'], iat: NOW, nested: { ü: 'ẞ', n: 1.5 } };
+    const payload = { scope: 'deploy:write', aud: ['a', 'b'], iat: NOW, nested: { ü: 'ẞ', n: 1.5, emoji: '🔑', lone: '\ud800' } };
     const [node, jose] = await Promise.all([NODE_JWT_CRYPTO.sign(header, payload, key), JOSE_JWT_CRYPTO.sign(header, payload, key)]);
     expect(node.split('.').slice(0, 2)).toEqual(jose.split('.').slice(0, 2));
     const publicKeys = createLocalJWKSet({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1' }] });

@@ -151,6 +151,15 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await audit.get(written.id))?.subject_token?.claimed_sub).toBe('x\ufffdy');
     });
 
+    it('records a claim JSON has no number for (1e400 parses to Infinity) as null, and the chain verifies', async () => {
+      const { audit } = await open();
+      const written = auditEvent({ claims: { run_id: Number.POSITIVE_INFINITY, repository: 'acme/api' } });
+      const link = await audit.append(written);
+      const record = await audit.record(written.id);
+      expect(record?.event.claims).toEqual({ run_id: null, repository: 'acme/api' });
+      expect(link.hash).toBe(chainHash(link.prev_hash, record?.event as AuditEvent));
+    });
+
     it('filters by time, decision, reason, issuer, subject, repository, policy and jti, and pages by cursor', async () => {
       const { audit } = await open();
       const base = Date.parse('2026-03-10T12:00:00Z');

@@ -1,6 +1,7 @@
 import canonicalize from 'canonicalize';
 import { sha256Hex, type Sha256Hex } from '../mint/sha256-hex.ts';
 import type { AuditEvent } from './audit-event.ts';
+import { auditIndex, type AuditIndex } from './audit-index.ts';
 
 /** The predecessor of the first record ever written. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -18,20 +19,39 @@ export function chainHash(prevHash: string, event: AuditEvent, digest: Sha256Hex
 }
 
 /**
- * An event as it will be stored, from its JSON.stringify text: plain JSON, every string
- * well-formed Unicode. A subject token can carry a lone surrogate (`"sub":"\ud800"`), which
- * JCS refuses to encode; it is recorded as U+FFFD instead, so a hostile token is refused with
- * a record, not a 503.
+ * `chainHash` for an event given as its JCS text (`canonicalEvent`): the same SHA-256 over the
+ * same bytes, since JCS orders `event` before `prev_hash`, without encoding the event again.
  */
-export function storableEvent(text: string): { readonly event: AuditEvent; readonly text: string } {
-  const parsed = JSON.parse(text) as AuditEvent;
-  // JSON.stringify escapes every lone surrogate, so text without such an escape needs no repair.
-  if (!LONE_SURROGATE_ESCAPE.test(text)) return { event: parsed, text };
-  const event = wellFormed(parsed) as AuditEvent;
-  return { event, text: JSON.stringify(event) };
+export function chainHashOfCanonical(prevHash: string, canonicalText: string, digest: Sha256Hex = sha256Hex): string {
+  return digest(`{"event":${canonicalText},"prev_hash":"${prevHash}"}`);
 }
 
-const LONE_SURROGATE_ESCAPE = /\\ud[89a-f][0-9a-f]{2}/i;
+/** An event as the log stores and hashes it: its JCS text, and the index columns derived from it. */
+export interface CanonicalEvent {
+  readonly text: string;
+  readonly index: AuditIndex;
+}
+
+/**
+ * An event in the one form the log keeps: its JCS (RFC 8785) text, which is what is stored,
+ * what the chain hashes and plain JSON, encoded once. What JCS cannot encode as it is gets the
+ * form JSON.stringify gives it, so that a hostile token is refused with a record, not a 503: a
+ * lone surrogate (`"sub":"\ud800"`) is recorded as U+FFFD, a number JSON has no form for (a
+ * claim of `1e400` parses to Infinity) as null.
+ */
+export function canonicalEvent(event: AuditEvent): CanonicalEvent {
+  try {
+    return encoded(event);
+  } catch {
+    return encoded(wellFormed(JSON.parse(JSON.stringify(event))) as AuditEvent);
+  }
+}
+
+function encoded(event: AuditEvent): CanonicalEvent {
+  const text = canonicalize(event);
+  if (text === undefined) throw new TypeError('an audit event must be a JSON object');
+  return { text, index: auditIndex(event) };
+}
 
 function wellFormed(value: unknown): unknown {
   if (typeof value === 'string') return value.toWellFormed();

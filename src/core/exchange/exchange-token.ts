@@ -1,4 +1,4 @@
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
@@ -210,7 +210,8 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
-  event.subject_token = describeSubjectToken(request.subjectToken, crypto);
+  const { described, decoded } = describeSubjectToken(request.subjectToken, crypto);
+  event.subject_token = described;
   const proof = await verifyTokenRequestProof(input.dpopProof, { tokenEndpoint: `${deps.issuer}/token`, now, nonces: deps.dpopNonces });
 
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
@@ -222,6 +223,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     now,
     clockToleranceSeconds: deps.clockToleranceSeconds,
     crypto,
+    ...(decoded === undefined ? {} : { decoded }),
   });
   event.issuer = verified.issuer.url;
   event.subject = String(verified.claims.sub);
@@ -409,24 +411,26 @@ async function verifyActor(token: string, issuers: PolicySet, now: number, crypt
   return verified;
 }
 
-function describeSubjectToken(token: string, crypto: JwtCrypto): NonNullable<AuditEvent['subject_token']> {
+/** What the record says of the subject token before it is verified, and its payload decoded (once: verification reuses it). */
+function describeSubjectToken(token: string, crypto: JwtCrypto): { described: NonNullable<AuditEvent['subject_token']>; decoded?: JWTPayload } {
   const sha256 = crypto.sha256Hex(token);
-  let claimed: Record<string, unknown> = {};
+  let decoded: JWTPayload | undefined;
   try {
-    claimed = decodeJwt(token);
+    decoded = decodeJwt(token);
   } catch {
-    // A token that does not decode is refused by verification; its hash is still recorded.
+    // A token that does not decode is refused by verification (which decodes it again, and says why); its hash is still recorded.
   }
   const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
-  const jti = text(claimed['jti']);
-  const iss = text(claimed['iss']);
-  const sub = text(claimed['sub']);
-  return {
+  const jti = text(decoded?.jti);
+  const iss = text(decoded?.iss);
+  const sub = text(decoded?.sub);
+  const described = {
     sha256,
     ...(jti === undefined ? {} : { jti }),
     ...(iss === undefined ? {} : { claimed_iss: iss }),
     ...(sub === undefined ? {} : { claimed_sub: sub }),
   };
+  return decoded === undefined ? { described } : { described, decoded };
 }
 
 function describe(error: unknown): string {

@@ -28,6 +28,8 @@ export interface VerifyOptions {
   readonly clockToleranceSeconds: number;
   /** How the signature and claims are checked: jose on WebCrypto unless the runtime has faster (Node: node:crypto). */
   readonly crypto?: JwtCrypto;
+  /** The token's payload as jose's decodeJwt returned it, when the caller decoded it already (for the record); otherwise decoded here. */
+  readonly decoded?: JWTPayload;
 }
 
 /** Header parameters that point at keys. Following them lets the token choose its own verifier. */
@@ -41,7 +43,7 @@ const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt']);
  * audience, required claims and claim types must be right. Throws ExchangeError otherwise.
  */
 export async function verifySubjectToken(token: string, options: VerifyOptions): Promise<VerifiedSubjectToken> {
-  const { header, unverified } = decodeUnverified(token);
+  const { header, unverified } = decodeUnverified(token, options.decoded);
 
   for (const name of KEY_LOCATING_HEADERS) {
     if (name in header) throw new ExchangeError('header_forbidden', `header carries ${name}`);
@@ -62,9 +64,9 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
   return { issuer, header, claims };
 }
 
-function decodeUnverified(token: string): { header: ProtectedHeaderParameters; unverified: JWTPayload } {
+function decodeUnverified(token: string, decoded: JWTPayload | undefined): { header: ProtectedHeaderParameters; unverified: JWTPayload } {
   try {
-    return { header: decodeProtectedHeader(token), unverified: decodeJwt(token) };
+    return { header: decodeProtectedHeader(token), unverified: decoded ?? decodeJwt(token) };
   } catch (cause) {
     throw new ExchangeError('token_malformed', `not a JWT: ${(cause as Error).message}`, { public: true, cause });
   }

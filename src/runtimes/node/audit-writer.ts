@@ -1,29 +1,33 @@
 import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { AlertStore } from '../../features/alerts/alert-store.ts';
+import type { AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
+import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
 
-/** The alert store's writes, and its reads that come with them (observe remembers what it saw). */
-export type AlertCall = { [M in 'observe' | 'addAlerts' | 'setDelivery']: { readonly method: M; readonly args: Parameters<AlertStore[M]> } }[
-  | 'observe'
-  | 'addAlerts'
-  | 'setDelivery'];
+/**
+ * The alert store's writes, and its reads that come with them (observe remembers what it saw).
+ * `observe` names its event by the link this writer appended it at, instead of carrying it again.
+ */
+export type AlertCall =
+  | { readonly method: 'observe'; readonly args: readonly [link: ChainLink, options: ObserveOptions] }
+  | { [M in 'addAlerts' | 'setDelivery']: { readonly method: M; readonly args: Parameters<AlertStore[M]> } }['addAlerts' | 'setDelivery'];
 
 /** Per piece of work, its result or why it failed (the rest of its batch stands). */
 export type Outcome<T> = { readonly result: T } | { readonly error: string };
 
 /**
  * What the broker's main thread sends, all that waited while the writer was busy: audit events
- * (as JSON text) to append in one transaction, single-use claims to make in one transaction, and
- * alert store calls, run in turn.
+ * (in their canonical form, encoded once on the main thread) to append in one transaction,
+ * single-use claims to make in one transaction, and alert store calls, run in turn.
  */
 export interface WriterRequest {
   readonly batch: number;
-  readonly events: readonly string[];
+  readonly events: readonly CanonicalEvent[];
   readonly claims: readonly ReplayClaim[];
   readonly alerts: readonly AlertCall[];
 }
@@ -31,7 +35,7 @@ export interface WriterRequest {
 export interface WriterReply {
   readonly batch: number;
   /** The appends' links, or why their transaction failed. */
-  readonly appended: Outcome<import('../../core/audit/audit-event.ts').ChainLink[]>;
+  readonly appended: Outcome<ChainLink[]>;
   /** Per claim: a failed transaction fails every claim in it, a failed claim only itself. */
   readonly claims: Outcome<ReplayClaimResult>[];
   readonly alerts: Outcome<unknown>[];
@@ -50,6 +54,30 @@ db.exec('PRAGMA cache_size = -65536');
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db);
+
+/** The text of the events appended lately, by seq, until their observe call comes (it follows the append's reply). */
+const appended = new Map<number, string>();
+const REMEMBERED = 4096;
+
+function remember(events: readonly CanonicalEvent[], links: readonly ChainLink[]): void {
+  for (const [index, link] of links.entries()) appended.set(link.seq, (events[index] as CanonicalEvent).text);
+  for (const seq of appended.keys()) {
+    if (appended.size <= REMEMBERED) break;
+    appended.delete(seq);
+  }
+}
+
+/** The event appended at `link`: remembered, or read back (and held to the link's hash). */
+function appendedEvent(link: ChainLink): AuditEvent {
+  let text = appended.get(link.seq);
+  appended.delete(link.seq);
+  if (text === undefined) {
+    const [row] = db.all<{ event: string; hash: string | null }>('SELECT event, hash FROM audit_events WHERE seq = ?', [link.seq]);
+    if (row === undefined || row.hash !== link.hash) throw new Error(`no audit record ${link.seq} with hash ${link.hash}`);
+    text = row.event;
+  }
+  return JSON.parse(text) as AuditEvent;
+}
 
 /** Runs `work` now (a store call runs its transaction synchronously) and settles what it returns or throws. */
 function settle<T>(work: () => T | Promise<T>): Promise<Outcome<T>> {
@@ -73,20 +101,21 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
           // One transaction, one fsync for the claims; each in a savepoint of its own, so one that fails fails alone.
           db.transaction(() => request.claims.map((claim) => settle(() => guard.claim(claim)))),
         ).then((batch) => ('result' in batch ? Promise.all(batch.result) : request.claims.map(() => batch)));
-  const appended = request.events.length === 0 ? { result: [] } : await settle(() => store.appendJson(request.events));
+  const appendedNow = request.events.length === 0 ? { result: [] } : await settle(() => store.appendCanonical(request.events));
+  if ('result' in appendedNow) remember(request.events, appendedNow.result);
   const results: Outcome<unknown>[] = [];
   for (const call of request.alerts) {
     results.push(
       await settle<unknown>(() =>
         call.method === 'observe'
-          ? alerts.observe(...call.args)
+          ? alerts.observe(appendedEvent(call.args[0]), ...call.args)
           : call.method === 'addAlerts'
             ? alerts.addAlerts(...call.args)
             : alerts.setDelivery(...call.args),
       ),
     );
   }
-  return { batch: request.batch, appended, claims, alerts: results };
+  return { batch: request.batch, appended: appendedNow, claims, alerts: results };
 }
 
 parentPort?.on('message', async (request: WriterRequest) => parentPort?.postMessage(await serve(request)));

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { canonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
@@ -8,7 +9,7 @@ import type { AlertCall, Outcome, WriterReply, WriterRequest } from './audit-wri
 
 /** What waits for the writer thread, by kind. */
 type Work =
-  | { readonly kind: 'append'; readonly event: AuditEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
+  | { readonly kind: 'append'; readonly event: CanonicalEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
   | { readonly kind: 'claim'; readonly claim: ReplayClaim; readonly resolve: (result: ReplayClaimResult) => void; readonly reject: (error: unknown) => void }
   | { readonly kind: 'alerts'; readonly call: AlertCall; readonly resolve: (result: unknown) => void; readonly reject: (error: unknown) => void };
 type Kind = Work['kind'];
@@ -73,8 +74,9 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     return [...this.#inFlight.values(), this.#queues].reduce((sum, work) => sum + work.append.length + work.claim.length + work.alerts.length, 0);
   }
 
+  /** The event is encoded here, once: the writer hashes and stores that text (see canonicalEvent). */
   override append(event: AuditEvent): Promise<ChainLink> {
-    return new Promise((resolve, reject) => this.#enqueue({ kind: 'append', event, resolve, reject }));
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'append', event: canonicalEvent(event), resolve, reject }));
   }
 
   /** Claims a subject token for single use, durably (synchronous=FULL) before it answers; see SqliteReplayGuard. */
@@ -83,10 +85,8 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   }
 
   /** One of the alert store's calls, on the writer's connection. */
-  alerts<M extends AlertCall['method']>(method: M, ...args: Parameters<AlertStore[M]>): ReturnType<AlertStore[M]> {
-    return new Promise<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call: { method, args } as AlertCall, resolve, reject })) as ReturnType<
-      AlertStore[M]
-    >;
+  alerts<M extends AlertCall['method']>(call: Extract<AlertCall, { method: M }>): ReturnType<AlertStore[M]> {
+    return new Promise<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call, resolve, reject })) as ReturnType<AlertStore[M]>;
   }
 
   /** Commits every append, claim and alert call already made (the group commit flushed), then stops the writer thread. */
@@ -169,7 +169,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#inFlight.set(id, batch);
     const request: WriterRequest = {
       batch: id,
-      events: batch.append.map((work) => JSON.stringify(work.event)),
+      events: batch.append.map((work) => work.event),
       claims: batch.claim.map((work) => work.claim),
       alerts: batch.alerts.map((work) => work.call),
     };

@@ -21,9 +21,10 @@ export function writerThreadReplayGuard(writer: GroupCommitAuditStore): ReplayGu
 export function writerThreadAlertStore(writer: GroupCommitAuditStore, reads: SqlDatabase): AlertStore {
   const local = new SqliteAlertStore(reads);
   return {
-    observe: (...args) => writer.alerts('observe', ...args),
-    addAlerts: (...args) => writer.alerts('addAlerts', ...args),
-    setDelivery: (...args) => writer.alerts('setDelivery', ...args),
+    // The writer appended the event itself: only its link goes over, not the event again.
+    observe: (_event, link, options) => writer.alerts({ method: 'observe', args: [link, options] }),
+    addAlerts: (...args) => writer.alerts({ method: 'addAlerts', args }),
+    setDelivery: (...args) => writer.alerts({ method: 'setDelivery', args }),
     alerts: (limit) => local.alerts(limit),
   };
 }
