@@ -32,7 +32,7 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
   const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
   const keys = createLocalJWKSet(withPinned(pinned, jwks.keys));
   const chain = async (shard?: string): Promise<AuditLogSource> => {
-    const named = shard === undefined ? [] : [['shard', shard]];
+    const named: [string, string][] = shard === undefined ? [] : [['shard', shard]];
     const checkpoints: Checkpoint[] = [];
     let after = '0';
     for (;;) {
