@@ -151,6 +151,7 @@ export function createBroker(parts: BrokerParts): Broker {
       keys: parts.keys,
       now,
       policies: parts.policies,
+      log: parts.log,
     },
     answered: (c, { context, result, status, seconds }) => {
       // Alert rules read each durable record in the background; the log line and the metrics are written now.

@@ -1,4 +1,4 @@
-import { AUDIT_USAGE_MIGRATION } from './sqlite-audit-usage.ts';
+import { AUDIT_USAGE_MIGRATION, AUDIT_USAGE_VERIFIED_MIGRATION } from './sqlite-audit-usage.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
@@ -202,6 +202,8 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   },
   // Issue 22: the usage roll-up the inventory and the unused-access analysis read (sqlite-audit-usage.ts).
   { id: 11, sql: AUDIT_USAGE_MIGRATION },
+  // Review of issue 22: a refused token that did not verify had its claimed iss and sub counted as an identity's (sqlite-audit-usage.ts).
+  { id: 12, sql: AUDIT_USAGE_VERIFIED_MIGRATION },
 ];
 
 /** The schema this code writes: the id of its last migration. */

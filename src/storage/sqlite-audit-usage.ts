@@ -7,6 +7,9 @@ import type { SqlDatabase, SqlValue } from './sql-database.ts';
  * incrementally from the log (records up to `audit_usage_state.seq`), never from the append path;
  * the records are the truth, the roll-up a cache of sums over them. Made by this migration.
  */
+/** Schema 12: the roll-up is emptied, to be rebuilt from the records with identities held to what the tokens proved. */
+export const AUDIT_USAGE_VERIFIED_MIGRATION = 'DELETE FROM audit_usage; DELETE FROM audit_usage_claims; DELETE FROM audit_usage_state;';
+
 export const AUDIT_USAGE_MIGRATION = `
   CREATE TABLE audit_usage (
     day INTEGER NOT NULL,
@@ -55,7 +58,14 @@ const claim = (name: string) => `json_extract(event, '$.claims."${name}"')`;
 const TENANT = `coalesce(${TENANT_CLAIMS.map(claim).join(', ')})`;
 /** Only grants carry grant columns, and the subject only where no repository names the identity: groups stay few. */
 const granted = (path: string) => `CASE WHEN decision = 'granted' THEN json_extract(event, '${path}') END`;
-const GROUP_COLUMNS = `issuer, ${TENANT} AS tenant, repository, CASE WHEN repository IS NULL THEN subject END AS subject, policy_id, decision, reason,
+/**
+ * The issuer and subject the token proved, never the index's (which for a token that did not verify are the ones it claimed):
+ * anyone can send a token claiming a real identity, and its refusal must not count as that identity's. Such refusals
+ * group under no identity at all.
+ */
+const VERIFIED_ISSUER = "json_extract(event, '$.issuer')";
+const GROUP_COLUMNS = `${VERIFIED_ISSUER} AS issuer, ${TENANT} AS tenant, repository,
+  CASE WHEN repository IS NULL THEN json_extract(event, '$.subject') END AS subject, policy_id, decision, reason,
   ${granted('$.issued.scope')} AS scopes, ${granted('$.issued.aud')} AS audiences,
   ${granted('$.github.permissions')} AS github_permissions, ${granted('$.github.repositories')} AS github_repositories`;
 const GROUPED = 'issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories';
@@ -126,16 +136,16 @@ function wholeDays(query: UsageWindow): { first: number; end: number } {
 /**
  * The window's usage: whole days from the roll-up, and raw from the log the records it does not
  * hold (newer than it, or in the window's partial first and last days). Exact either way.
- * `filter` is the store's WHERE over the columns both tables share, without the window.
+ * `filter` is the store's WHERE over the columns both tables share, without the window: applied to
+ * the grouped columns on both sides, so `issuer` is the verified one in raw records as in the roll-up.
  */
 export function auditUsage(db: SqlDatabase, query: UsageQuery, filter: Where): UsageRow[] {
   const seq = rolledUpTo(db);
   const days = wholeDays(query);
   const raw = db.all<UsageRow>(
     `SELECT ${GROUPED}, count(*) AS count, min(time) AS first, max(time) AS last
-      FROM (SELECT time, ${GROUP_COLUMNS} FROM audit_events
-        ${sqlWhere(['time >= ? AND time < ?', '(seq > ? OR time < ? OR time >= ?)', ...filter.conditions])})
-      GROUP BY ${GROUPED}`,
+      FROM (SELECT time, ${GROUP_COLUMNS} FROM audit_events WHERE time >= ? AND time < ? AND (seq > ? OR time < ? OR time >= ?))
+      ${sqlWhere(filter.conditions)} GROUP BY ${GROUPED}`,
     [query.since, query.until, seq, days.first * DAY, days.end * DAY, ...filter.params],
   );
   const rolled = db.all<UsageRow>(

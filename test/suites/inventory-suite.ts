@@ -103,6 +103,28 @@ export function inventorySuite(runtime: string, start: StartBroker, issuerBase: 
       expect((await get('/usage?since=soon')).status).toBe(400);
     });
 
+    it('never names an identity after a token that did not verify: its claimed iss and sub are not evidence', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const forged = async (sub: string) => {
+        const claims = { iss: people.url, aud: broker.issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() };
+        const refused = await postToken(broker, exchangeForm(await people.sign(claims, { key: 'foreign' }), { audience: broker.issuer }));
+        expect(refused.status).toBe(400);
+        expect(refused.body['access_token']).toBeUndefined();
+        expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.subject_token?.claimed_sub).toBe(sub);
+      };
+      await forged('alice@acme.dev');
+      await forged('mallory-invented-identity');
+      // Today is read raw by default, and from the roll-up when the window ends after it.
+      const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+      for (const query of ['', `?since=2d&until=${tomorrow}`]) {
+        const inventory = (await (await get(query)).json()) as Inventory;
+        expect(identity(inventory, 'alice@acme.dev'), query).toMatchObject({ issuer: people.url, grants: 1, denials: 0 });
+        expect(JSON.stringify(inventory), query).not.toContain('mallory-invented-identity');
+        const unverified = inventory.identities.find((entry) => entry.issuer === null && entry.subject === null && entry.repository === null);
+        expect(unverified?.denials, query).toBeGreaterThanOrEqual(2);
+      }
+    });
+
     it('refuses a malformed window, sort or filter with 400, never a 500', async () => {
       for (const query of ['?since=yesterday', '?since=1d&until=2d', '?sort=size', '?order=up', '?format=xml', '?jti=x', '?decision=maybe']) {
         const response = await get(query);

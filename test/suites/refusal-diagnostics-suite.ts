@@ -1,4 +1,6 @@
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LogFields, Logger } from '../../src/core/log.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
@@ -35,7 +37,7 @@ match:
   environment: keyway-auditors
 grant:
   audience: ${broker}
-  scopes: [audit:read]
+  scopes: [audit:read, policy:explain]
 `,
   };
 }
@@ -46,6 +48,10 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
     let broker: BrokerHarness;
     let github: TestIssuer;
     let auditorToken: string;
+    /** A token for the log alone (audit:read), without policy:explain. */
+    let readerToken: string;
+    const explained: LogFields[] = [];
+    const log: Logger = { info: (message, fields = {}) => void (message === 'policy explained' && explained.push(fields)), warn() {}, error() {} };
 
     const exchange = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}) =>
       postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, overrides)), extra));
@@ -54,10 +60,14 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
 
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'diagnostics');
-      broker = await start(diagnosticPolicies(github, BROKER_ISSUER));
-      const granted = await exchange({ repository_id: '555', environment: 'keyway-auditors' });
-      expect(granted.status, JSON.stringify(granted.body)).toBe(200);
-      auditorToken = granted.body['access_token'] as string;
+      broker = await start(diagnosticPolicies(github, BROKER_ISSUER), { log });
+      const auditor = async (scope: string) => {
+        const granted = await exchange({ repository_id: '555', environment: 'keyway-auditors' }, { scope });
+        expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+        return granted.body['access_token'] as string;
+      };
+      auditorToken = await auditor('audit:read policy:explain');
+      readerToken = await auditor('audit:read');
     });
     afterAll(() => broker.close());
 
@@ -114,9 +124,38 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
       expect(html).toMatch(/data-field="closest">deploy \(failed: ref\)</);
     });
 
-    it('answers the explanation only to a token with audit:read, and 404 for an unknown event', async () => {
+    it("withholds the event view's explanation from a token without policy:explain", async () => {
+      const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'] as string;
+      const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: `__Host-keyway_audit=${readerToken}` } });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain(id);
+      expect(html).toContain('data-testid="explanation-withheld"');
+      expect(html).not.toContain('data-testid="event-explanation"');
+      // No policy's lines (their patterns beside the recorded values) are on the page.
+      expect(html).not.toMatch(/data-policy=|data-held=|closest/);
+      expect(explained.filter((fields) => fields['audit_event_id'] === id)).toEqual([]);
+    });
+
+    it('logs the operator of every explanation, from the API and from the event view', async () => {
+      const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'] as string;
+      expect((await explanation(id)).status).toBe(200);
+      expect((await broker.request(`/audit/events/${id}`, { headers: { cookie: `__Host-keyway_audit=${auditorToken}` } })).status).toBe(200);
+      const { sub, client_id: clientId, jti } = decodeJwt(auditorToken);
+      const operator = { operator: sub, client_id: clientId, token_jti: jti, audit_event_id: id };
+      expect(explained.filter((fields) => fields['audit_event_id'] === id)).toEqual([operator, operator]);
+    });
+
+    it('answers the explanation only to a token with audit:read and policy:explain, and 404 for an unknown event', async () => {
       const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'];
       expect((await explanation(id, null)).status).toBe(401);
+      // Reading the log is not enough: the explanation shows every policy's patterns, as POST /v1/policy/explain does.
+      const forbidden = await explanation(id, readerToken);
+      expect(forbidden.status).toBe(403);
+      expect(forbidden.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="audit:read policy:explain"');
+      const body = (await forbidden.json()) as Record<string, unknown>;
+      expect(body['error']).toBe('insufficient_scope');
+      expect(JSON.stringify(body)).not.toMatch(/refs\/heads\/main|1200934|deploy/);
       // The pipeline's CI token is not a keyway token for this broker.
       expect((await explanation(id, await github.sign(ciClaims(github.url, broker.issuer)))).status).toBe(401);
       expect((await explanation('01JBZ7N3D8K1C2F4G6H8J0K2M4')).status).toBe(404);

@@ -78,9 +78,20 @@ describe('diffPolicies', () => {
       ['organization permissions for acme (id 1200934): members:read', 'widened'],
     ]);
     const [raised] = diff({ 'o.yaml': org('read') }, { 'o.yaml': org('write') });
-    expect(raised?.changes.map((change) => change.what)).toEqual([
-      'grant.github.organization_permissions: + members:write',
-      'grant.github.organization_permissions: - members:read',
+    expect(raised).toMatchObject({ status: 'widened', changes: [{ what: 'grant.github.organization_permissions: members: read → write', access: 'widened' }] });
+  });
+
+  it('reads a GitHub permission level lowered as narrowing, raised or added as widening', () => {
+    const levels = (permissions: string) =>
+      `version: 1\nissuer: github\nmatch: { repository_owner_id: "1", repository_id: "2" }\n` +
+      `grant:\n  github: { owner: acme, repositories: [api], permissions: { ${permissions} } }\n`;
+    const summary = (before: string, after: string) =>
+      diff({ 'p.yaml': levels(before) }, { 'p.yaml': levels(after) }).map((entry) => [entry.status, entry.changes.map((change) => change.what)]);
+    expect(summary('contents: write, issues: write', 'contents: read')).toEqual([
+      ['narrowed', ['grant.github.permissions: contents: write → read', 'grant.github.permissions: - issues:write']],
+    ]);
+    expect(summary('contents: read', 'contents: write, pull_requests: read')).toEqual([
+      ['widened', ['grant.github.permissions: contents: read → write', 'grant.github.permissions: + pull_requests:read']],
     ]);
   });
 

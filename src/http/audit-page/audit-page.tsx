@@ -5,7 +5,9 @@ import { secureHeaders } from 'hono/secure-headers';
 import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../../core/audit/audit-query.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
+import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
+import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
@@ -173,9 +175,16 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
     );
   });
 
+  // As GET /v1/audit/events/:id/explanation: the operator who saw every policy's patterns is logged.
+  const explained = (auditor: KeywayAccessToken, event: AuditEvent) => {
+    logExplained(deps.log, auditor, event.id);
+    return <EventExplanation explanation={explainAuditEvent(event, deps.policies(), deps.issuer)} />;
+  };
+
   page.get('/events/:id', async (c) => {
     const record = await deps.audit.record(c.req.param('id'));
-    const who = c.get('auditor').sub;
+    const auditor = c.get('auditor');
+    const who = auditor.sub;
     if (record === undefined) {
       return c.html(
         <Layout title="Not found" who={who}>
@@ -187,7 +196,13 @@ export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
     return c.html(
       <Layout title={`Event ${record.event.id}`} who={who}>
         <EventDetail record={record} />
-        <EventExplanation explanation={explainAuditEvent(record.event, deps.policies(), deps.issuer)} />
+        {auditor.scope.split(' ').includes(POLICY_EXPLAIN_SCOPE) ? (
+          explained(auditor, record.event)
+        ) : (
+          <p class="notice" data-testid="explanation-withheld">
+            The explanation shows every policy's patterns: it needs a token with policy:explain as well.
+          </p>
+        )}
       </Layout>,
     );
   });

@@ -6,13 +6,15 @@ import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
-import { keywayAuth } from '../middleware/keyway-auth.ts';
+import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { CSV_HEADER, csvRow } from '../../core/audit/csv.ts';
 import { toRecordJson } from '../../core/audit/record-json.ts';
 import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { Logger } from '../../core/log.ts';
+import { logExplained, POLICY_EXPLAIN_SCOPE } from './policy-explain.ts';
 
 export interface AuditApiDeps {
   /** The broker's issuer: the audience and issuer of the tokens that may read the log. */
@@ -30,6 +32,8 @@ export interface AuditApiDeps {
   readonly now: () => number;
   /** The policy set loaded now: what `GET /v1/audit/events/:id/explanation` and the page's event view explain with. */
   readonly policies: () => PolicySet;
+  /** Where each explanation names the operator who asked for it. */
+  readonly log: Logger;
 }
 
 /** The scope a keyway token needs to read the audit log. */
@@ -51,8 +55,9 @@ function invalid(c: Context, error: unknown): Response {
  * (`aud` = its issuer) with scope `audit:read`; checkpoints are public, so anyone can keep
  * them and hold the log to them later.
  */
-export function auditRoutes(deps: AuditApiDeps): Hono {
-  const api = new Hono();
+export function auditRoutes(deps: AuditApiDeps): Hono<{ Variables: KeywayAuthVariables }> {
+  const api = new Hono<{ Variables: KeywayAuthVariables }>();
+  const keys = ownKeys(deps.keys);
 
   const chainOf = (c: Context): AuditStore | Response => {
     const shard = c.req.query('shard');
@@ -109,7 +114,7 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
   // private parts are destroyed). For checkpoints only: access tokens verify against the JWKS.
   api.get('/keys', (c) => c.json(deps.keys().checkpointKeys, 200, NO_STORE));
 
-  api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys: ownKeys(deps.keys) }));
+  api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys }));
 
   api.get('/shards', async (c) => {
     const { shards } = deps;
@@ -137,7 +142,10 @@ export function auditRoutes(deps: AuditApiDeps): Hono {
     return record === undefined ? c.json({ error: 'not_found' }, 404, NO_STORE) : c.json(toRecordJson(record), 200, NO_STORE);
   });
 
-  api.get('/events/:id/explanation', async (c) => {
+  // It shows every policy's patterns, as POST /v1/policy/explain does: for the same operators, logged the same way.
+  const explainer = keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE], keys });
+  api.get('/events/:id/explanation', explainer, async (c) => {
+    logExplained(deps.log, c.get('keywayToken'), c.req.param('id'));
     const event = await deps.audit.get(c.req.param('id'));
     if (event === undefined) return c.json({ error: 'not_found' }, 404, NO_STORE);
     return c.json(explainAuditEvent(event, deps.policies(), deps.issuer), 200, NO_STORE);

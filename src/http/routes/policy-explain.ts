@@ -3,6 +3,8 @@ import { bodyLimit } from 'hono/body-limit';
 import * as v from 'valibot';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
+import type { Logger } from '../../core/log.ts';
+import type { KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import type { AccessRequest } from '../../core/policy/decide.ts';
@@ -13,6 +15,14 @@ import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
+
+/**
+ * Logs who asked for an explanation: it shows every policy's patterns, so each one, wherever it is
+ * asked for (this route, the audit log's explanation, the /audit event view), names its operator.
+ */
+export function logExplained(log: Logger, operator: KeywayAccessToken, auditEventId: string | undefined): void {
+  log.info('policy explained', { operator: operator.sub, client_id: operator.client_id, token_jti: operator.jti, audit_event_id: auditEventId });
+}
 
 /** The exchange's own parts: `issuer` is also the audience an operator token must carry. */
 export type PolicyExplainDeps = Pick<ExchangeDeps, 'issuer' | 'policies' | 'keys' | 'audit' | 'log'>;
@@ -61,13 +71,7 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
       const parsed = v.safeParse(ExplainRequestSchema, body);
       if (!parsed.success) return invalid(parsed.issues.map((issue) => issue.message).join('; '));
       const input = parsed.output;
-      const operator = c.get('keywayToken');
-      deps.log.info('policy explained', {
-        operator: operator.sub,
-        client_id: operator.client_id,
-        token_jti: operator.jti,
-        audit_event_id: input.audit_event_id,
-      });
+      logExplained(deps.log, c.get('keywayToken'), input.audit_event_id);
 
       const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
         auditedRequest({

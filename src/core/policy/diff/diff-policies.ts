@@ -1,5 +1,6 @@
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { Policy } from '../policy.ts';
+import { PERMISSION_LEVELS, type PermissionLevel } from '../github-permissions.ts';
 import { compareMatchers, type Widening } from './matcher-inclusion.ts';
 
 /** What a policy contributes to decisions: nothing (disabled, audit, does not load), allows, or denies. */
@@ -179,8 +180,18 @@ function grantChanges(a: Policy, b: Policy): { what: string; widening: Widening 
   }
   lists('grant.scopes', ga.scopes, gb.scopes);
   lists('grant.github.repositories', ga.github?.repositories ?? [], gb.github?.repositories ?? []);
-  lists('grant.github.permissions', permissionList(ga.github?.permissions), permissionList(gb.github?.permissions));
-  lists('grant.github.organization_permissions', permissionList(ga.github?.organizationPermissions), permissionList(gb.github?.organizationPermissions));
+  // A permission is one grant at a level: lowering it narrows, raising it widens (not a removal beside an addition).
+  const levels = (what: string, before: Readonly<Record<string, string>> = {}, after: Readonly<Record<string, string>> = {}): void => {
+    const rank = (level: string | undefined) => (level === undefined ? -1 : PERMISSION_LEVELS.indexOf(level as PermissionLevel));
+    for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      const [was, now] = [before[name], after[name]];
+      if (was === now) continue;
+      const change = was === undefined ? `+ ${name}:${now}` : now === undefined ? `- ${name}:${was}` : `${name}: ${was} → ${now}`;
+      changes.push({ what: `${what}: ${change}`, widening: rank(now) > rank(was) ? 'wider' : 'narrower' });
+    }
+  };
+  levels('grant.github.permissions', ga.github?.permissions, gb.github?.permissions);
+  levels('grant.github.organization_permissions', ga.github?.organizationPermissions, gb.github?.organizationPermissions);
   if (ga.ttlSeconds !== gb.ttlSeconds) {
     changes.push({ what: `grant.ttl: ${ga.ttlSeconds}s → ${gb.ttlSeconds}s`, widening: gb.ttlSeconds > ga.ttlSeconds ? 'wider' : 'narrower' });
   }
