@@ -14,7 +14,7 @@ import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies, pinsTenant } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
 import type { ClaimCondition, CloudGrant, GitHubGrant, Grant, Policy } from './policy.ts';
-import { AWS_AUDIENCE, AZURE_AUDIENCE, CLOUD_MAX_TTL_SECONDS, gcpAudience } from './cloud-profile.ts';
+import { AWS_AUDIENCE, AZURE_AUDIENCE, CLOUD_MAX_TTL_SECONDS, cloudOfAudience, gcpAudience } from './cloud-profile.ts';
 import { AWS_TAGS_CLAIM } from '../mint/mint-cloud-token.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
@@ -368,6 +368,15 @@ function compileGrant(
     if (compiled !== undefined) claims.set(name, compiled);
   }
   const audiences = grant.audience === undefined ? [] : typeof grant.audience === 'string' ? [grant.audience] : [...new Set(grant.audience)];
+  for (const audience of audiences) {
+    const cloud = cloudOfAudience(audience);
+    if (cloud !== undefined) {
+      fail(`grant.audience ${audience} is ${cloud}'s STS audience: a keyway access token for it would pass as a cloud token; write grant.cloud`, [
+        'grant',
+        'audience',
+      ]);
+    }
+  }
   const github = grant.github === undefined ? undefined : compileGitHubGrant(grant.github, fail);
   if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
