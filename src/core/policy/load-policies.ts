@@ -278,8 +278,19 @@ function compilePolicy(
     }
   }
 
-  // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding.
+  // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding, and its
+  // issuer is named exactly: another trusted issuer (a GitHub Enterprise Server, a self-managed GitLab) can sign the same sub.
   const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
+  const actorIssuer = data.match_actor?.['iss'];
+  if (
+    data.match_actor !== undefined &&
+    !(typeof actorIssuer === 'string' || (Array.isArray(actorIssuer) && actorIssuer.every((one) => typeof one === 'string')))
+  ) {
+    fail(
+      "match_actor needs iss, the actor token's issuer written exactly (a URL or a list of them): the actor may come from any issuer a policy trusts, and another's tokens can carry the same claims",
+      ['match_actor'],
+    );
+  }
   for (const [key, written] of Object.entries(data.match_actor ?? {})) {
     try {
       actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, 'exact'), fold: 'exact' });
