@@ -140,6 +140,7 @@ export const exchange: Command = {
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
+    const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     let issued;
     try {
       const source = selectCiTokenSource(
@@ -158,6 +159,10 @@ export const exchange: Command = {
         log,
       });
       log(grantLine(issued));
+      // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
+      // masked once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file,
+      // or printed by a later command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
+      if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(issued.accessToken));
       if (cloud !== undefined) return await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log });
     } catch (error) {
       const failure = describeFailure(error);
@@ -166,11 +171,6 @@ export const exchange: Command = {
       return failure.exitCode;
     }
 
-    const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
-    // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
-    // masked once, before it can reach the log by any path (printed, written to a runner file, or printed by the
-    // --exec command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
-    if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(issued.accessToken));
     if (values.exec) {
       const status = await execWithToken(command, values['exec-env'], issued.accessToken, log);
       const type = issued.issuedTokenType;

@@ -88,7 +88,9 @@ describe('keyway exchange --cloud gcp | azure, end to end (Node broker, CLI proc
     const result = await exchange('cloud-gcp', gcpArgs('--service-account', GCP_SERVICE_ACCOUNT), env);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/::add-mask::ya29\.sa-/);
-    expect(result.stderr).not.toMatch(JWT);
+    // The keyway token that the credential file points at is masked for later steps, and appears nowhere but in that command.
+    expect(result.stderr).toMatch(new RegExp(`^::add-mask::${JWT.source}$`, 'm'));
+    expect(result.stderr.replace(/^::add-mask::.*\n/gm, '')).not.toMatch(JWT);
     const path = envValue(file, 'GOOGLE_APPLICATION_CREDENTIALS');
     expect(envValue(file, 'CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE')).toBe(path);
     const credential = JSON.parse(readFileSync(path, 'utf8')) as {
@@ -171,6 +173,8 @@ describe('keyway exchange --cloud gcp | azure, end to end (Node broker, CLI proc
     expect(envValue(file, 'AZURE_AUTHORITY_HOST')).toBe(entra.url);
     const tokenFile = envValue(file, 'AZURE_FEDERATED_TOKEN_FILE');
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    // The keyway token stays good at Entra until it expires: a later step printing the file (az login --debug) shows *** in the log.
+    expect(result.stderr).toContain(`::add-mask::${readFileSync(tokenFile, 'utf8')}`);
     // What azure-identity's WorkloadIdentityCredential does with the file.
     const answer = await fetch(`${entra.url}/${AZURE_TENANT}/oauth2/v2.0/token`, {
       method: 'POST',

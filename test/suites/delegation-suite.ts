@@ -67,6 +67,8 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
       expect(named.status, JSON.stringify(named.body)).toBe(200);
       await refused(await pipeline({ may_act: { sub: 'release-bot' } }), await orchestrator(), 'actor_not_permitted');
       await refused(await pipeline({ may_act: { iss: stranger.url, sub: 'deploy-orchestrator' } }), await orchestrator(), 'actor_not_permitted');
+      // A may_act without iss names a party of the subject token's own issuer, not the same sub signed by any trusted issuer.
+      await refused(await pipeline({ may_act: { sub: 'deploy-orchestrator' } }), await orchestrator(), 'actor_not_permitted');
     });
 
     it('nests the actors the subject token already names, and refuses a chain deeper than four', async () => {

@@ -87,6 +87,17 @@ describe('grant.cloud', () => {
     expect(messages(text).join('\n')).toMatch(message);
   });
 
+  it.each([
+    ['sts.amazonaws.com', /sts\.amazonaws\.com is aws's STS audience/],
+    ['STS.AmazonAWS.com', /is aws's STS audience/],
+    ['api://AzureADTokenExchange', /is azure's STS audience/],
+    ['https://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
+    ['//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
+  ])('refuses a keyway access token for %s: the cloud would take it without grant.cloud and its sub lint', (audience, message) => {
+    const text = `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\ngrant:\n  audience: [https://api.example, "${audience}"]\n  subject: "policy:prod"\n`;
+    expect(messages(text).join('\n')).toMatch(message);
+  });
+
   it('refuses a grant.claims entry that would overwrite the session tags claim', () => {
     expect(messages(policy(AWS, '  claims: { "https://aws.amazon.com/tags": "{repository}" }\n')).join('\n')).toMatch(/keyway sets it/);
   });

@@ -131,10 +131,10 @@ describe('diffPolicies', () => {
   });
 
   it('shows delegation and DPoP edits: match_actor changed, require_dpop off widens and on narrows', () => {
-    const actor = DEPLOY.replace('grant:', 'match_actor: { sub: orchestrator }\ngrant:');
+    const actor = DEPLOY.replace('grant:', 'match_actor: { iss: https://ci.example, sub: orchestrator }\ngrant:');
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': actor })[0]).toMatchObject({
       status: 'changed',
-      changes: [{ what: 'match_actor: undefined → {"sub":"orchestrator"}', access: 'changed' }],
+      changes: [{ what: 'match_actor: undefined → {"iss":"https://ci.example","sub":"orchestrator"}', access: 'changed' }],
     });
     const bound = DEPLOY.replace('  ttl: 10m', '  ttl: 10m\n  require_dpop: true');
     expect(diff({ 'd.yaml': bound }, { 'd.yaml': DEPLOY })[0]).toMatchObject({

@@ -140,6 +140,22 @@ describe('loading policies', () => {
     expect(bound?.policies[0]?.grant?.requireDpop).toBe(true);
   });
 
+  it.each([
+    ['no iss', 'match_actor: { sub: deploy-orchestrator }'],
+    ['an iss glob', 'match_actor: { iss: { glob: "https://*" }, sub: deploy-orchestrator }'],
+    ['an iss regex', 'match_actor: { iss: { regex: "^https://token\\\\.actions" }, sub: deploy-orchestrator }'],
+  ])('rejects match_actor with %s: the actor may come from any trusted issuer, whose tokens can carry the same sub', (_, line) => {
+    const found = problems({ 'p.yaml': GOOD.replace('grant:', `${line}\ngrant:`) });
+    expect(found.map((problem) => problem.message).join('\n')).toMatch(/match_actor needs iss/);
+  });
+
+  it('loads match_actor that names the actor issuer exactly, one or a list', () => {
+    for (const iss of ['https://token.actions.githubusercontent.com', '[https://token.actions.githubusercontent.com, https://gitlab.com]']) {
+      const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('grant:', `match_actor: { iss: ${iss}, sub: deploy-orchestrator }\ngrant:`) }), OPTIONS);
+      expect(set.policies[0]?.actorConditions?.map((condition) => condition.key)).toEqual(['iss', 'sub']);
+    }
+  });
+
   it('rejects two policies with one id', () => {
     expect(
       problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 1\nid: same'), 'b.yaml': GOOD.replace('version: 1', 'version: 1\nid: same') })[0]?.message,

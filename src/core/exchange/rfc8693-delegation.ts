@@ -12,17 +12,18 @@ export const MAX_ACTOR_DEPTH = 4;
  */
 export function actorClaim(subject: Readonly<Record<string, unknown>>, actor: { readonly iss: string; readonly sub: string }): ActorClaim {
   const mayAct = subject['may_act'];
-  if (mayAct !== undefined && !names(mayAct, actor)) {
+  if (mayAct !== undefined && !names(mayAct, subject['iss'], actor)) {
     throw new ExchangeError('actor_not_permitted', `may_act of the subject token does not name ${actor.iss} ${actor.sub}`);
   }
   const prior = subject['act'] === undefined ? undefined : chain(subject['act'], 2);
   return { iss: actor.iss, sub: actor.sub, ...(prior === undefined ? {} : { act: prior }) };
 }
 
-function names(mayAct: unknown, actor: { readonly iss: string; readonly sub: string }): boolean {
+/** A `may_act` without `iss` names a party of the subject token's own issuer: a `sub` alone means nothing across issuers. */
+function names(mayAct: unknown, subjectIssuer: unknown, actor: { readonly iss: string; readonly sub: string }): boolean {
   if (typeof mayAct !== 'object' || mayAct === null) return false;
   const { sub, iss } = mayAct as { sub?: unknown; iss?: unknown };
-  return sub === actor.sub && (iss === undefined || iss === actor.iss);
+  return sub === actor.sub && (iss ?? subjectIssuer) === actor.iss;
 }
 
 function chain(act: unknown, depth: number): ActorClaim {

@@ -33,6 +33,19 @@ export const AZURE_AUDIENCE = 'api://AzureADTokenExchange';
 /** The default audience a Workload Identity provider accepts: https://iam.googleapis.com/ + its resource name. */
 export const gcpAudience = (workloadIdentityProvider: string): string => `https://iam.googleapis.com/${workloadIdentityProvider}`;
 
+/**
+ * The cloud whose STS takes a token for this audience, or undefined. A keyway access token is
+ * refused one: AWS and Google check no `typ`, so it would pass as a cloud token without
+ * grant.cloud's limits and sub-collision lint. Hosts are compared without case, as the clouds do.
+ */
+export function cloudOfAudience(audience: string): CloudProvider | undefined {
+  const lower = audience.toLowerCase();
+  if (lower === AWS_AUDIENCE) return 'aws';
+  if (lower === AZURE_AUDIENCE.toLowerCase()) return 'azure';
+  if (/^(?:https:)?\/\/iam\.googleapis\.com\//.test(lower)) return 'gcp';
+  return undefined;
+}
+
 /** AWS session tag limits (AssumeRoleWithWebIdentity, IAM session tags). */
 export const AWS_TAG_LIMITS = { count: 50, keyChars: 128, valueChars: 256 } as const;
 /** Letters, digits, spaces and `_ . : / = + - @`, in any script. */

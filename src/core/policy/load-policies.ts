@@ -14,7 +14,7 @@ import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies, pinsTenant } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
 import type { ClaimCondition, CloudGrant, GitHubGrant, Grant, Policy } from './policy.ts';
-import { AWS_AUDIENCE, AZURE_AUDIENCE, CLOUD_MAX_TTL_SECONDS, gcpAudience } from './cloud-profile.ts';
+import { AWS_AUDIENCE, AZURE_AUDIENCE, CLOUD_MAX_TTL_SECONDS, cloudOfAudience, gcpAudience } from './cloud-profile.ts';
 import { AWS_TAGS_CLAIM } from '../mint/mint-cloud-token.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
@@ -278,8 +278,19 @@ function compilePolicy(
     }
   }
 
-  // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding.
+  // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding, and its
+  // issuer is named exactly: another trusted issuer (a GitHub Enterprise Server, a self-managed GitLab) can sign the same sub.
   const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
+  const actorIssuer = data.match_actor?.['iss'];
+  if (
+    data.match_actor !== undefined &&
+    !(typeof actorIssuer === 'string' || (Array.isArray(actorIssuer) && actorIssuer.every((one) => typeof one === 'string')))
+  ) {
+    fail(
+      "match_actor needs iss, the actor token's issuer written exactly (a URL or a list of them): the actor may come from any issuer a policy trusts, and another's tokens can carry the same claims",
+      ['match_actor'],
+    );
+  }
   for (const [key, written] of Object.entries(data.match_actor ?? {})) {
     try {
       actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, 'exact'), fold: 'exact' });
@@ -368,6 +379,15 @@ function compileGrant(
     if (compiled !== undefined) claims.set(name, compiled);
   }
   const audiences = grant.audience === undefined ? [] : typeof grant.audience === 'string' ? [grant.audience] : [...new Set(grant.audience)];
+  for (const audience of audiences) {
+    const cloud = cloudOfAudience(audience);
+    if (cloud !== undefined) {
+      fail(`grant.audience ${audience} is ${cloud}'s STS audience: a keyway access token for it would pass as a cloud token; write grant.cloud`, [
+        'grant',
+        'audience',
+      ]);
+    }
+  }
   const github = grant.github === undefined ? undefined : compileGitHubGrant(grant.github, fail);
   if (github !== undefined && ttlSeconds > GITHUB_TOKEN_LIFETIME_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than GitHub installation tokens live (1h)`, ['grant', 'ttl']);
