@@ -1,11 +1,13 @@
-import { verifyAuditLog } from '../core/audit/verify-chain.ts';
-import { verifyShardedAuditLog, type ShardedReport } from '../core/audit/verify-shards.ts';
+import type { Checkpoint } from '../core/audit/checkpoint.ts';
+import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
+import { verifyShardedAuditLog, type ShardedLogSource, type ShardedReport } from '../core/audit/verify-shards.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
+import { readExportedAuditLog } from './exported-audit-log.ts';
 import { readKeptCheckpoints } from './kept-checkpoints.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
 
-const USAGE = `usage: keyway audit verify [source] [--keys FILE] [--checkpoints FILE] [--json]
+const USAGE = `usage: keyway audit verify [source | --backup FILE] [--keys FILE] [--checkpoints FILE] [--json]
 
 Re-computes the audit log's hash chain from the first kept record to the head, checks every
 checkpoint's signature with the broker's keys and that the chain passes through it, holds the
@@ -17,17 +19,20 @@ many records are missing. Exit code 0: intact; 1: tampered, incomplete (or unrea
 
 A Workers broker keeps its log in shards, each its own chain (GET /v1/audit/shards lists them):
 with --url, every chain is verified on its own and held to the heads its root checkpoints signed;
-the first break is named by its shard and record.
+the first break is named by its shard and record. With --backup, the same from an export saved
+from a Workers broker's GET /v1/backup: every shard's chain and the root checkpoints in it.
 
 Which keys count as the broker's: with --url, those its /v1/audit/keys publishes; with
 --data-dir, those the master key attests (KEYWAY_MASTER_KEY, or the data directory's master key
-file), never a key only the database vouches for. A key in the database nothing vouches for (a
+file), never a key only the database vouches for; with --backup, the export's keys that
+KEYWAY_MASTER_KEY (the Worker's) attests. A key in the database nothing vouches for (a
 key removed before keyway attested keys, or one planted there) fails the verification unless
 --keys pins it.
 
 ${SOURCE_USAGE}
+  --backup FILE             an export saved from a Workers broker's GET /v1/backup, instead of a source
   --keys FILE               a JWKS saved earlier from GET /v1/audit/keys: these keys count as the
-                            broker's too, and with --data-dir they need no master key
+                            broker's too, and with --data-dir or --backup they need no master key
   --checkpoints FILE        checkpoints kept elsewhere: what GET /v1/audit/checkpoints (or …/latest)
                             answered, one answer or several one after another`;
 
@@ -35,39 +40,49 @@ export const auditVerify: Command = {
   summary: 'check the audit log against its hash chain and signed checkpoints',
   usage: USAGE,
   async run(args) {
-    const { values, params } = parseAuditArgs(args, { keys: { type: 'string' }, checkpoints: { type: 'string' } });
+    const { values, params } = parseAuditArgs(args, { keys: { type: 'string' }, checkpoints: { type: 'string' }, backup: { type: 'string' } });
     if (params.size > 0) throw new CliError('verify checks the whole log: filters do not apply');
     const pinned = typeof values['keys'] === 'string' ? readPinnedKeys(values['keys']) : undefined;
     const kept = typeof values['checkpoints'] === 'string' ? readKeptCheckpoints(values['checkpoints']) : undefined;
+    const json = values['json'] === true;
+    const backup = values['backup'];
+    if (typeof backup === 'string') {
+      if (values['url'] !== undefined || values['data-dir'] !== undefined || values['token'] !== undefined)
+        throw new CliError('--backup is the source: give it without --url, --token or --data-dir');
+      return verify(await readExportedAuditLog(backup, pinned), kept, json);
+    }
     const source = openAuditSource(values);
     try {
-      const log = await source.verification(pinned);
-      if ('chains' in log) {
-        if (kept !== undefined) throw new CliError("--checkpoints holds one chain's checkpoints: a sharded log is held to its root checkpoints");
-        return reportShards(await verifyShardedAuditLog(log), values['json'] === true);
-      }
-      const report = await verifyAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
-      if (values['json'] === true) {
-        process.stdout.write(`${JSON.stringify(report)}\n`);
-      } else if (report.ok) {
-        const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
-        const anchor = report.anchor === undefined ? '' : `, anchored after pruning at checkpoint ${report.anchor}`;
-        const kept = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
-        process.stdout.write(
-          `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${kept}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
-        );
-      } else {
-        const { problem } = report;
-        const verdict = problem?.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
-        process.stdout.write(`${verdict} (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}\n`);
-        for (const key of report.unvouched_keys ?? []) process.stdout.write(`unvouched key ${key.kid}: it ${key.why}\n`);
-      }
-      return report.ok ? 0 : 1;
+      return await verify(await source.verification(pinned), kept, json);
     } finally {
       source.close();
     }
   },
 };
+
+async function verify(log: AuditLogSource | ShardedLogSource, kept: Checkpoint[] | undefined, json: boolean): Promise<number> {
+  if ('chains' in log) {
+    if (kept !== undefined) throw new CliError("--checkpoints holds one chain's checkpoints: a sharded log is held to its root checkpoints");
+    return reportShards(await verifyShardedAuditLog(log), json);
+  }
+  const report = await verifyAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } else if (report.ok) {
+    const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
+    const anchor = report.anchor === undefined ? '' : `, anchored after pruning at checkpoint ${report.anchor}`;
+    const kept = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
+    process.stdout.write(
+      `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${kept}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
+    );
+  } else {
+    const { problem } = report;
+    const verdict = problem?.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
+    process.stdout.write(`${verdict} (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}\n`);
+    for (const key of report.unvouched_keys ?? []) process.stdout.write(`unvouched key ${key.kid}: it ${key.why}\n`);
+  }
+  return report.ok ? 0 : 1;
+}
 
 /** A sharded log's verdict: one line per chain, then the first problem, naming its shard and record. */
 function reportShards(report: ShardedReport, json: boolean): number {

@@ -2,7 +2,7 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWK } from 'jose';
 import { allRecords } from '../core/audit/all-records.ts';
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
-import type { UnvouchedKey } from '../core/mint/key-store.ts';
+import type { SigningKeyInfo, UnvouchedKey } from '../core/mint/key-store.ts';
 import type { SecretBox } from '../core/secrets/secret-box.ts';
 import type { SqlDatabase } from './sql-database.ts';
 import { SqliteAuditStore } from './sqlite-audit-store.ts';
@@ -25,19 +25,32 @@ export async function sqliteAuditLogSource(db: SqlDatabase, trust: CheckpointKey
   // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
   if (trust === 'stored')
     return { records, checkpoints, keys: createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) }) };
-  const { vouched, unvouched } =
-    trust.box === undefined
-      ? {
-          vouched: [],
-          unvouched: (await new SqliteKeyStore(db).describeKeys()).map(
-            (key): UnvouchedKey => ({ kid: key.kid, why: 'is not pinned, and no master key was given' }),
-          ),
-        }
-      : await new SqliteKeyStore(db, trust.box).vouchedKeys();
-  const pinnedKids = new Set(trust.pinned?.keys.map((key) => key.kid));
   return {
     records,
     checkpoints,
+    ...(await trustedKeys(
+      trust,
+      (await new SqliteKeyStore(db).describeKeys()).map((key) => key.kid),
+      (box) => new SqliteKeyStore(db, box).vouchedKeys(),
+    )),
+  };
+}
+
+/**
+ * The keys `trust` counts among a store's (`kids`, which `vouch` checks with the master key): those
+ * the master key vouches for and the pinned ones; every other key is unvouched, naming why.
+ */
+export async function trustedKeys(
+  trust: { readonly box?: SecretBox; readonly pinned?: JSONWebKeySet },
+  kids: readonly string[],
+  vouch: (box: SecretBox) => Promise<{ vouched: SigningKeyInfo[]; unvouched: UnvouchedKey[] }>,
+): Promise<Pick<AuditLogSource, 'keys' | 'unvouched'>> {
+  const { vouched, unvouched } =
+    trust.box === undefined
+      ? { vouched: [], unvouched: kids.map((kid): UnvouchedKey => ({ kid, why: 'is not pinned, and no master key was given' })) }
+      : await vouch(trust.box);
+  const pinnedKids = new Set(trust.pinned?.keys.map((key) => key.kid));
+  return {
     keys: createLocalJWKSet(
       withPinned(
         trust.pinned,

@@ -4,7 +4,6 @@ import type { AuditRecord } from '../core/audit/audit-event.ts';
 import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { KeyRing } from '../core/mint/key-ring.ts';
-import type { SigningKeyInfo, UnvouchedKey } from '../core/mint/key-store.ts';
 import type { SecretBox } from '../core/secrets/secret-box.ts';
 import { checkSchema, SCHEMA_VERSION } from './migrate.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
@@ -86,6 +85,11 @@ export function parseStateDump(text: string): StateDump {
   } catch {
     throw new StateRestoreError('malformed', 'the export is not JSON');
   }
+  return stateDumpOf(json);
+}
+
+/** A dump from its parsed JSON; StateRestoreError (malformed) when it is not one. */
+export function stateDumpOf(json: unknown): StateDump {
   const parsed = v.safeParse(Dump, json);
   if (!parsed.success) throw new StateRestoreError('malformed', `the export is not a keyway state dump: ${parsed.issues[0].message}`);
   return parsed.output as StateDump;
@@ -151,7 +155,9 @@ export async function restoreDump(
     const check = await checkLivePolicyRow(row, box);
     if (!check.ok) throw new StateRestoreError('live_policy_set_unvouched', `the export's ${check.why}`);
   }
-  const report = await verifyAuditLog(dumpAuditLogSource(dump, trusted));
+  const report = await verifyAuditLog(
+    dumpAuditLogSource(dump, { keys: createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) }), unvouched: trusted.unvouched }),
+  );
   if (!report.ok) {
     const problem = report.problem;
     throw new StateRestoreError(
@@ -223,8 +229,8 @@ function rowsOf<Row>(dump: StateDump, table: string): Row[] {
   return (dump.tables[table] ?? []) as unknown as Row[];
 }
 
-/** The dump's audit log and checkpoints, and the keys `trusted` vouches for, as `verifyAuditLog` reads a database's. */
-function dumpAuditLogSource(dump: StateDump, trusted: { vouched: readonly SigningKeyInfo[]; unvouched: readonly UnvouchedKey[] }): AuditLogSource {
+/** The dump's audit log and checkpoints, with the keys trusted to have signed them, as `verifyAuditLog` reads a database's. */
+export function dumpAuditLogSource(dump: StateDump, trusted: Pick<AuditLogSource, 'keys' | 'unvouched'>): AuditLogSource {
   const bySeq = <Row extends { seq: number }>(rows: Row[]): Row[] => rows.sort((a, b) => a.seq - b.seq);
   const records = bySeq(rowsOf<RecordRow>(dump, 'audit_events'));
   return {
@@ -238,8 +244,7 @@ function dumpAuditLogSource(dump: StateDump, trusted: { vouched: readonly Signin
       }
     })(),
     checkpoints: bySeq(rowsOf<CheckpointRow>(dump, 'audit_checkpoints')).map(toCheckpoint),
-    keys: createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) }),
-    unvouched: trusted.unvouched,
+    ...trusted,
   };
 }
 

@@ -2,7 +2,9 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } fro
 import { decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import type { RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
+import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
@@ -15,6 +17,7 @@ import { auditShard, DEFAULT_AUDIT_SHARDS } from '../../src/runtimes/workers/aud
 import { createWorkerBroker, scheduledAuditUpkeep, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.ts';
+import { exportedAuditLog } from '../../src/storage/sharded-state-export.ts';
 import type { StateDump } from '../../src/storage/state-dump.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
@@ -112,7 +115,7 @@ async function stateOf(d: Deployment) {
 }
 
 /** An export of a sharded deployment: the state's dump and each shard's. */
-type ShardedExport = { state: StateDump; shards: StateDump[] };
+type ShardedExport = { state: StateDump; shards: StateDump[]; root_checkpoints?: RootCheckpoint[] };
 type EditableDump = { schema_version: number; tables: Record<string, Record<string, unknown>[]> };
 
 describe('export and restore of a Workers deployment (workerd, real state Durable Objects)', () => {
@@ -181,6 +184,62 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(continued.ok).toBe(true);
     expect(continued.ids.filter((id) => before.ids.includes(id))).toEqual(before.ids);
     expect(continued.ids).toHaveLength(before.ids.length + 1);
+  });
+
+  it('exports the root checkpoints; verify reads the export file: intact, then names the shard and record of an edit', async () => {
+    const dump = JSON.parse(exported) as ShardedExport;
+    const box = await SecretBox.fromMasterKeys(readMasterKeys(source.env) as MasterKeys);
+    const roots = await keywayState(source.env.STATE).allRootCheckpoints();
+    expect(roots.length).toBeGreaterThan(0);
+    expect(dump.root_checkpoints?.map((root) => root.jws)).toEqual(roots.map((root) => root.jws));
+    const verified = async (text: string) => {
+      const log = await exportedAuditLog(text, { box });
+      if (!('chains' in log)) throw new Error('a sharded export reads as a sharded log');
+      return verifyShardedAuditLog(log);
+    };
+    const intact = await verified(exported);
+    expect(intact.problem).toBeUndefined();
+    expect(intact.ok).toBe(true);
+    expect(intact.root_checkpoints).toBe(roots.length);
+    expect(intact.chains.map((chain) => chain.shard)).toEqual(Array.from({ length: DEFAULT_AUDIT_SHARDS }, (_, shard) => String(shard)));
+    expect(intact.latest_root?.chains).toBe(DEFAULT_AUDIT_SHARDS);
+
+    // One record of one shard edited in the file, its chain link left as it was.
+    const edited = JSON.parse(exported) as { shards: EditableDump[] };
+    const shard = edited.shards.findIndex((each) => (each.tables['audit_events'] ?? []).length > 0);
+    const record = edited.shards[shard]?.tables['audit_events']?.[0];
+    if (record === undefined) throw new Error('a shard of the export holds a record');
+    record['event'] = String(record['event']).replace('"decision":"', '"decision":"x');
+    const tampered = await verified(JSON.stringify(edited));
+    expect(tampered.ok).toBe(false);
+    expect(tampered.problem).toMatchObject({ kind: 'edited', shard: String(shard), seq: Number(record['seq']) });
+    expect(tampered.chains.filter((chain) => !chain.ok).map((chain) => chain.shard)).toEqual([String(shard)]);
+  });
+
+  it('restores the root checkpoints with the export, and refuses an export whose root checkpoint was forged', async () => {
+    const dump = JSON.parse(exported) as ShardedExport;
+    const target = await deployment();
+    // A fresh deployment's Cron round signs a root checkpoint of its empty chains, with the key the restore replaces.
+    await scheduledAuditUpkeep(target.env, Date.now(), silentLogger);
+    expect(await keywayState(target.env.STATE).allRootCheckpoints()).toHaveLength(1);
+    expect((await restore(target, exported)).status).toBe(200);
+    expect((await keywayState(target.env.STATE).allRootCheckpoints()).map((root) => root.jws)).toEqual(dump.root_checkpoints?.map((root) => root.jws));
+
+    const forged = JSON.parse(exported) as { root_checkpoints: { jws: string }[] };
+    const [root] = forged.root_checkpoints;
+    if (root === undefined) throw new Error('the export holds a root checkpoint');
+    const [header, payload, signature] = root.jws.split('.');
+    const claims = JSON.parse(atob(String(payload).replaceAll('-', '+').replaceAll('_', '/'))) as { heads: Record<string, { seq: number }> };
+    for (const head of Object.values(claims.heads)) head.seq += 1;
+    root.jws = `${header}.${btoa(JSON.stringify(claims)).replaceAll('+', '-').replaceAll('/', '_').replaceAll('=', '')}.${signature}`;
+    const refused = await deployment();
+    const response = await restore(refused, JSON.stringify(forged));
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: string; problem: string; error_description: string };
+    expect(body).toMatchObject({ error: 'invalid_request', problem: 'audit_log_invalid' });
+    expect(body.error_description).toContain('root_checkpoint_invalid');
+    expect((await stateOf(refused)).ids).toEqual([]);
+    expect(await keywayState(refused.env.STATE).allRootCheckpoints()).toEqual([]);
   });
 
   it('exports only for a keyway token with backup:read: none, a wrong one, audit:read or the restore token get no data', async () => {

@@ -123,6 +123,26 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     ];
   }
 
+  /** Every root checkpoint, oldest first: for the export. */
+  async allRootCheckpoints(): Promise<RootCheckpoint[]> {
+    return [...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX })).values()];
+  }
+
+  /**
+   * The root checkpoints of a restored export, verified by the caller, in place of this fresh
+   * deployment's: those cover only empty chains, signed by a key the restore replaced.
+   */
+  async restoreRootCheckpoints(roots: readonly RootCheckpoint[]): Promise<void> {
+    const fresh = [...(await this.ctx.storage.list({ prefix: ROOT_CHECKPOINT_PREFIX })).keys()];
+    // Storage calls take at most 128 keys each.
+    for (let start = 0; start < fresh.length; start += 128) await this.ctx.storage.delete(fresh.slice(start, start + 128));
+    for (let start = 0; start < roots.length; start += 128) {
+      await this.ctx.storage.put(
+        Object.fromEntries(roots.slice(start, start + 128).map((root) => [`${ROOT_CHECKPOINT_PREFIX}${rootCheckpointPosition(root)}`, root])),
+      );
+    }
+  }
+
   async latestRootCheckpoint(): Promise<RootCheckpoint | undefined> {
     return [...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, reverse: true, limit: 1 })).values()][0];
   }

@@ -1,7 +1,10 @@
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
-import { signRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { signRootCheckpoint, verifyRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { verifyShardedAuditLog } from '../../core/audit/verify-shards.ts';
+import { readMasterKeys } from '../../core/secrets/master-keys.ts';
+import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
 import { auditStatementSigner, checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
 import type { Logger } from '../../core/log.ts';
@@ -12,11 +15,12 @@ import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { auditShardOf, shardOfKey } from '../../core/audit/audit-shards.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import * as v from 'valibot';
+import { exportedAuditLog, ShardedExport, shardedExportText } from '../../storage/sharded-state-export.ts';
 import type { BackupApiDeps, StateRestoreResult } from '../../http/routes/backup.ts';
 import { notFresh } from '../../storage/state-dump.ts';
 import { chainStore, MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
 import { auditShard, readAuditShards, type AuditShardState } from './audit-shard-state.ts';
-import type { KeywayState } from './keyway-state.ts';
+import { MASTER_KEY_MISSING, type KeywayState } from './keyway-state.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 
 export interface WorkerAuditLog {
@@ -28,9 +32,6 @@ export interface WorkerAuditLog {
   /** GET /v1/backup and POST /v1/backup/restore over the state and every shard. */
   readonly backup: Pick<BackupApiDeps, 'exportState' | 'restoreState'>;
 }
-
-/** An export of a sharded deployment: the state's export (keys, legacy chain, …) and each shard's, in shard order. */
-export const SHARDED_STATE_FORMAT = 'keyway-sharded-state';
 
 /**
  * The audit log of a Workers deployment, in KEYWAY_AUDIT_SHARDS shards (AuditShardState), after
@@ -71,13 +72,15 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
     addRoot: (root) => state().addRootCheckpoint(root),
     backup: {
       exportState: async () => {
+        // The root checkpoints before the shards: every head one signed, the shards read after it have reached.
+        const roots = await state().allRootCheckpoints();
         const texts = await Promise.all([state().exportState(), ...Array.from({ length: count }, (_, index) => shard(index)().exportState())]);
         if (texts.some((text) => text === undefined)) return undefined;
-        const [stateText, ...shardTexts] = texts;
-        const text = `{"format":"${SHARDED_STATE_FORMAT}","state":${stateText},"shards":[${shardTexts.join(',')}]}`;
+        const [stateText, ...shardTexts] = texts as string[];
+        const text = shardedExportText(stateText as string, shardTexts, roots);
         return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
       },
-      restoreState: (text) => restoreSharded(text, count, state, (index) => shard(index)()),
+      restoreState: (text) => restoreSharded(text, count, state, (index) => shard(index)(), env),
     },
   };
 }
@@ -133,12 +136,6 @@ function sameHeads(a: Readonly<Record<string, ChainHead>>, b: Readonly<Record<st
   return Object.keys(a).length === names.length && names.every((name) => a[name]?.seq === b[name]?.seq && a[name]?.hash === b[name]?.hash);
 }
 
-const ShardedExport = v.looseObject({
-  format: v.literal(SHARDED_STATE_FORMAT),
-  state: v.looseObject({ tables: v.looseObject({ signing_keys: v.array(v.record(v.string(), v.nullable(v.union([v.string(), v.number()])))) }) }),
-  shards: v.array(v.unknown()),
-});
-
 /**
  * Restores an export into a fresh deployment: every object must be fresh, and every object's part of
  * the export must check out (each shard's chain vouched for by the state's signing keys) before any
@@ -150,6 +147,7 @@ async function restoreSharded(
   count: number,
   state: () => DurableObjectStub<KeywayState>,
   shard: (index: number) => DurableObjectStub<AuditShardState>,
+  env: WorkerEnv,
 ): Promise<StateRestoreResult> {
   let json: unknown;
   try {
@@ -185,7 +183,30 @@ async function restoreSharded(
     return { ok: true, restored: { ...restored.restored, ...total, shards: shards.length } };
   };
   const checked = await restoreAll(false);
-  return checked.ok ? restoreAll(true) : checked;
+  if (!checked.ok) return checked;
+  const roots = await checkRootCheckpoints(text, env);
+  if (!Array.isArray(roots)) return roots;
+  const restored = await restoreAll(true);
+  if (restored.ok) await state().restoreRootCheckpoints(roots);
+  return restored;
+}
+
+/**
+ * The export's root checkpoints, each verified with the signing keys this deployment's master key
+ * vouches for in it, and every chain of the export held to them (verifyShardedAuditLog, as
+ * `keyway audit verify` holds it): a restored deployment serves only root checkpoints it could have signed.
+ */
+async function checkRootCheckpoints(text: string, env: WorkerEnv): Promise<RootCheckpoint[] | Extract<StateRestoreResult, { ok: false }>> {
+  const master = readMasterKeys(env);
+  if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
+  const log = await exportedAuditLog(text, { box: await SecretBox.fromMasterKeys(master) });
+  if (!('chains' in log)) throw new TypeError('a sharded export reads as a sharded log');
+  const { problem } = await verifyShardedAuditLog(log);
+  if (problem !== undefined) {
+    const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
+    return { ok: false, problem: 'audit_log_invalid', message: `the audit log in the export does not verify (${problem.kind}${where}): ${problem.message}` };
+  }
+  return Promise.all(log.roots.map((jws) => verifyRootCheckpoint(jws, log.keys)));
 }
 
 /**
