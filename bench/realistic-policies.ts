@@ -41,9 +41,13 @@ grant:
 
 /** The claims of a GitHub Actions job (without iss, aud and times) that the policy in the middle of a set of `size` grants. */
 export function claimsGrantedIn(size: number): Record<string, unknown> {
-  const i = Math.floor(size / 2) - 1;
+  return { ...claimsOfRepository(Math.floor(size / 2) - 1), sub: 'repo:acme/api:environment:production' };
+}
+
+/** The claims of a production deploy job of repository `i` of a realistic policy set, its `sub` its own as GitHub writes it. */
+export function claimsOfRepository(i: number): Record<string, unknown> {
   return {
-    sub: 'repo:acme/api:environment:production',
+    sub: `repo:acme/repo-${i}:environment:production`,
     repository: `acme/repo-${i}`,
     repository_id: String(500_000 + i),
     repository_owner: 'acme',

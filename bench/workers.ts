@@ -14,14 +14,16 @@ import { startTestIssuerServer } from '../test/support/test-issuer-server.ts';
 import { TestIssuer } from '../test/support/test-issuer.ts';
 import { BROKER_ISSUER, processTreeCpuMs } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
-import { EXCHANGE, runLoad, TokenSupply, type Answer } from './exchange-load.ts';
-import { claimsGrantedIn, realisticPolicyFiles } from './realistic-policies.ts';
+import { EXCHANGE, runLoad, TokenSupply, type Answer, type TokenSource } from './exchange-load.ts';
+import { claimsOfRepository, realisticPolicyFiles } from './realistic-policies.ts';
 
 const EXCHANGES = envNumber('BENCH_WORKERS_EXCHANGES', 2_000);
 const SECONDS = envNumber('BENCH_WORKERS_SECONDS', 30);
 const CONNECTIONS = envNumber('BENCH_WORKERS_CONNECTIONS', 8);
 const AUDIT_SHARDS = process.env['KEYWAY_AUDIT_SHARDS'];
-const POLICIES = 10;
+// A fleet: one deploy policy per repository, and the exchanges spread over the repositories, each
+// job's `sub` its own, as the audit shards see a real organisation's traffic (a shard per identity).
+const REPOSITORIES = envNumber('BENCH_WORKERS_REPOSITORIES', 256);
 const ROOT = resolve(import.meta.dirname, '..');
 
 /** One audit shard's figures, as GET /v1/audit/shards reports them. */
@@ -86,14 +88,24 @@ const people = new TestIssuer(server.base, 'people');
 const root = mkdtempSync(join(tmpdir(), 'keyway-bench-workers-'));
 const policiesDir = join(root, 'policies');
 const auditor = `version: 1\nissuer: "${people.url}"\nmatch:\n  sub: auditor@acme.dev\ngrant:\n  audience: ${BROKER_ISSUER}\n  scopes: [audit:read]\n  ttl: 10m\n`;
-const files = [...realisticPolicyFiles(POLICIES, `{ kind: github, url: "${ci.url}", max_token_age: 24h }`), { path: 'auditors/auditor.yaml', text: auditor }];
+const files = [
+  ...realisticPolicyFiles(REPOSITORIES + 2, `{ kind: github, url: "${ci.url}", max_token_age: 24h }`),
+  { path: 'auditors/auditor.yaml', text: auditor },
+];
 for (const file of files) {
   mkdirSync(dirname(join(policiesDir, file.path)), { recursive: true });
   writeFileSync(join(policiesDir, file.path), file.text);
 }
-// Distinct tokens, each sent once, signed before the Worker starts.
-const tokens = new TokenSupply(ci, BROKER_ISSUER, claimsGrantedIn(POLICIES), SECONDS + 3600).reader();
-await tokens.reserve(EXCHANGES);
+// Distinct tokens, each sent once, signed before the Worker starts, taken from the repositories in turn.
+const fleet = Array.from({ length: REPOSITORIES }, (_, i) => new TokenSupply(ci, BROKER_ISSUER, claimsOfRepository(i), SECONDS + 3600).reader());
+for (const reader of fleet) await reader.reserve(Math.ceil(EXCHANGES / REPOSITORIES));
+let turn = 0;
+const tokens: TokenSource = {
+  next: () => (fleet[turn++ % REPOSITORIES] as (typeof fleet)[number]).next(),
+  get remaining() {
+    return fleet.reduce((sum, reader) => sum + reader.remaining, 0);
+  },
+};
 
 // wrangler.toml's build step bundles KEYWAY_POLICIES into build/policies.json: these policies, for this run.
 process.env['KEYWAY_POLICIES'] = policiesDir;
