@@ -25,7 +25,9 @@ export const keysRotate: Command = {
       } else if (next === undefined) {
         process.stdout.write('no rotation started: the key store holds no current key yet (start the broker once)\n');
       } else {
-        const what = result.transitions.some((transition) => transition.kind === 'publish') ? 'published next key' : 'rotation already under way: next key';
+        // The ES256 ring's next key: another process may have published it while this one published only the RS256 ring's.
+        const published = result.transitions.some((transition) => transition.kind === 'publish' && transition.kid === next.kid);
+        const what = published ? 'published next key' : 'rotation already under way: next key';
         process.stdout.write(`${what} ${next.kid}; it signs from ${next.signs_from} (the broker switches at its first key upkeep after that)\n`);
       }
       return next === undefined ? 1 : 0;

@@ -114,13 +114,18 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
     const before = await exchange();
     const oldKid = kidOf(before);
     await broker.auditUpkeep(); // a checkpoint signed by the key about to be retired
+    const [oldRsaKid] = await published('/.well-known/jwks.json', 'RS256');
 
     // On demand: the next key is published now but does not sign before the lead time.
     const started = await byRing(await broker.keyUpkeep({ rotate: true }));
     expect(started).toEqual([expect.objectContaining({ kind: 'publish', activatesAt: clock + cycle.leadMs })]);
     const nextKid = started[0]?.kid ?? '';
     expect(await published()).toEqual(expect.arrayContaining([oldKid, nextKid]));
-    const [oldRsaKid, nextRsaKid] = await published('/.well-known/jwks.json', 'RS256');
+    // The JWKS lists keys in no promised order: the RS256 ring's next key is the one that was not there before.
+    const rsaKids = await published('/.well-known/jwks.json', 'RS256');
+    expect(rsaKids).toHaveLength(2);
+    expect(rsaKids).toContain(oldRsaKid);
+    const nextRsaKid = rsaKids.find((kid) => kid !== oldRsaKid);
     expect(cycle.leadMs).toBeGreaterThanOrEqual((300 + 60) * 1000); // max-age + a refresh period
     clock += cycle.leadMs - MINUTE;
     await broker.keyUpkeep();
@@ -234,8 +239,9 @@ describe('signing keys at rest across master keys and schema versions', () => {
       let broker = await startNodeBroker(config, { log: recordingLogger() });
       const signed = await exchange(broker);
       await broker.close();
-      // The key as a keyway from before sealing stored it: its private JWK in the clear.
-      const [legacy] = await privateParts(config.dataDir);
+      // The key as a keyway from before sealing stored it: its private JWK in the clear. The ES256 key,
+      // the one that signs keyway's tokens (the RS256 ring's key was created in the same millisecond).
+      const legacy = (await privateParts(config.dataDir)).find((key) => key.alg === 'ES256');
       const db = openSqliteFile(join(config.dataDir, DATABASE_FILE));
       db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [JSON.stringify(legacy?.privateJwk), legacy?.kid ?? '']);
       db.close();
