@@ -119,11 +119,14 @@ export async function shardedAuditUpkeep(
   const heads = Object.fromEntries(settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])));
   const latest = await audit.api.latestRoot();
   if (latest !== undefined && sameHeads(latest.heads, heads)) return undefined;
+  // Roots are ordered by their signed time, in whole seconds: a root signed in the same second as the
+  // latest one is dated a second later, so the newest root is always the last in the list.
+  const signedAt = latest === undefined ? now : Math.max(now, Date.parse(latest.time) + 1000);
   const root = await signRootCheckpoint(
     auditStatementSigner(
       env.KEYWAY_ISSUER,
       () => keys,
-      () => now,
+      () => signedAt,
     ),
     heads,
   );
