@@ -2009,32 +2009,112 @@ ${delimiter}
 `, "utf8");
 }
 
+// src/cli/pipeline/cloud-service-errors.ts
+var CloudRefusedError = class extends KeywayError {
+  name = "CloudRefusedError";
+  code = "cloud_refused";
+  status;
+  service;
+  constructor(service, status, message) {
+    super(message);
+    this.service = service;
+    this.status = status;
+  }
+};
+var CloudUnavailableError = class extends KeywayError {
+  name = "CloudUnavailableError";
+  code = "cloud_unavailable";
+};
+function withoutSecrets(text3, secrets) {
+  let cleaned = text3;
+  for (const secret of secrets) cleaned = cleaned.replaceAll(secret, "[token]");
+  return cleaned.replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, "[a JWT]").slice(0, 1024);
+}
+
+// src/cli/pipeline/job-log.ts
+var EXIT = { ok: 0, usage: 2, noCiToken: 3, refused: 4, unavailable: 5 };
+function retryLine(notice) {
+  return `${notice.method} ${notice.url.split("?")[0]} ${notice.reason}; try ${notice.attempt + 1} of ${notice.attempts} in ${(notice.delayMs / 1e3).toFixed(1)} s`;
+}
+function grantLine(issued) {
+  return `granted: audit_event_id=${issued.auditEventId ?? "-"} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ""}"`;
+}
+var EMAIL_CLAIM = /e-?mail/i;
+function sentClaimLines(error) {
+  if (error.sentClaims === void 0) return ["the CI token sent is not a JWT: it has no claims to show"];
+  return [
+    "claims of the CI token sent (decoded here, not verified):",
+    ...Object.entries(error.sentClaims).map(
+      ([name, value]) => `  ${name}: ${EMAIL_CLAIM.test(name) ? "(withheld: an e-mail address)" : JSON.stringify(value)}`
+    )
+  ];
+}
+function learnedLines(error) {
+  const explain = `an operator with audit:read sees the whole explanation: keyway audit explain ${error.auditEventId ?? "EVENT_ID"}`;
+  const { diagnostics } = error;
+  if (diagnostics === void 0) {
+    return [`the broker's operators share nothing more with pipelines (diagnostics: none, the default); ${explain}`];
+  }
+  const failed = diagnostics.failedClaims.length === 0 ? "none" : diagnostics.failedClaims.join(", ");
+  return [
+    `the operator shares claim names (diagnostics: claim-names): claims that failed for the closest allow policy: ${failed}`,
+    `deny guardrails that fired: ${diagnostics.deniedBy.length === 0 ? "none" : diagnostics.deniedBy.join(", ")}`,
+    explain
+  ];
+}
+function describeFailure(error) {
+  if (error instanceof CiTokenError) return { exitCode: EXIT.noCiToken, lines: [`no CI token: ${error.message}`] };
+  if (error instanceof BrokerRefusedError) {
+    return {
+      exitCode: EXIT.refused,
+      lines: [
+        `refused (HTTP ${error.status}): ${error.message}`,
+        `audit_event_id=${error.auditEventId ?? "-"}`,
+        ...sentClaimLines(error),
+        ...learnedLines(error)
+      ]
+    };
+  }
+  if (error instanceof CloudRefusedError) return { exitCode: EXIT.refused, lines: [`${error.service} refused (HTTP ${error.status}): ${error.message}`] };
+  if (error instanceof CloudUnavailableError) return { exitCode: EXIT.unavailable, lines: [`cloud unavailable: ${error.message}`] };
+  if (error instanceof BrokerUnavailableError) {
+    return {
+      exitCode: EXIT.unavailable,
+      lines: [`broker unavailable: ${error.message}`, ...error.auditEventId === void 0 ? [] : [`audit_event_id=${error.auditEventId}`]]
+    };
+  }
+  return void 0;
+}
+
+// src/cli/pipeline/revoke-token.ts
+var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
+var REVOCATIONS = {
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
+};
+async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
+  const api = env["GITHUB_API_URL"];
+  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
+  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
+  });
+  if (response.status !== 204 && response.status !== 401) throw new Error(`GitHub answered ${response.status} to the revocation`);
+  return response.status === 204 ? "revoked the GitHub installation token" : "the GitHub installation token had already expired";
+}
+
+// src/cli/pipeline/aws-delivery.ts
+import { homedir } from "node:os";
+import { join } from "node:path";
+
 // src/cli/pipeline/aws-sts.ts
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 var DEFAULT_AWS_STS_URL = "https://sts.amazonaws.com";
-var StsRefusedError = class extends KeywayError {
-  name = "StsRefusedError";
-  code = "sts_refused";
-  status;
-  stsCode;
-  constructor(status, stsCode, message) {
-    super(`${stsCode}: ${message}`);
-    this.status = status;
-    this.stsCode = stsCode;
-  }
-};
-var StsUnavailableError = class extends KeywayError {
-  name = "StsUnavailableError";
-  code = "sts_unavailable";
-};
+var STS = "AWS STS";
 var ENTITIES = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&" };
 function element(xml, name) {
   const found = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
   return found?.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => ENTITIES[entity] ?? entity);
-}
-function withoutSecret(text3, token) {
-  return text3.replaceAll(token, "[web identity token]").replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, "[a JWT]").slice(0, 1024);
 }
 async function assumeRoleWithWebIdentity(request) {
   const body = new URLSearchParams({
@@ -2053,19 +2133,15 @@ async function assumeRoleWithWebIdentity(request) {
       headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8", accept: "text/xml" }
     });
   } catch (error) {
-    throw new StsUnavailableError(`${request.stsUrl.origin}: ${describeNetworkError(error)}`, { cause: error });
+    throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin}: ${describeNetworkError(error)}`, { cause: error });
   }
   const xml = await response.text();
   if (!response.ok) {
     const code = element(xml, "Code");
     if (code === void 0 || response.status >= 500) {
-      throw new StsUnavailableError(`${request.stsUrl.origin} answered ${response.status}${code === void 0 ? "" : ` ${code}`}`);
+      throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered ${response.status}${code === void 0 ? "" : ` ${code}`}`);
     }
-    throw new StsRefusedError(
-      response.status,
-      withoutSecret(code, request.webIdentityToken),
-      withoutSecret(element(xml, "Message") ?? "", request.webIdentityToken)
-    );
+    throw new CloudRefusedError(STS, response.status, withoutSecrets(`${code}: ${element(xml, "Message") ?? ""}`, [request.webIdentityToken]));
   }
   const credentials = {
     accessKeyId: element(xml, "AccessKeyId"),
@@ -2074,7 +2150,7 @@ async function assumeRoleWithWebIdentity(request) {
     expiration: element(xml, "Expiration")
   };
   if (Object.values(credentials).some((value) => value === void 0 || value === "")) {
-    throw new StsUnavailableError(`${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
+    throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
   }
   return { ...credentials, assumedRoleArn: element(xml, "Arn") };
 }
@@ -2107,30 +2183,77 @@ function writeCredentialsProfile(path, profile, credentials) {
   chmodSync(path, 384);
 }
 
+// src/cli/pipeline/exec-with-token.ts
+import { spawn } from "node:child_process";
+import { constants } from "node:os";
+function execWithEnvironment(command, variables, report) {
+  const [file, ...args] = command;
+  if (file === void 0) return Promise.resolve(2);
+  const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...variables } });
+  const forward = (signal3) => child.kill(signal3);
+  process.on("SIGINT", forward).on("SIGTERM", forward);
+  return new Promise((resolve) => {
+    const done = (status) => {
+      process.off("SIGINT", forward).off("SIGTERM", forward);
+      resolve(status);
+    };
+    child.once("error", (error) => {
+      report(`cannot run ${file}: ${error.message}`);
+      done(error.code === "ENOENT" ? 127 : 126);
+    });
+    child.once("exit", (code, signal3) => done(code ?? 128 + (signal3 === null ? 0 : constants.signals[signal3])));
+  });
+}
+
+// src/cli/pipeline/hand-over-environment.ts
+function maskInActions(secrets, env) {
+  if (env["GITHUB_ACTIONS"] === "true") for (const secret of secrets) process.stderr.write(addMask(secret));
+}
+async function handOverEnvironment(variables, command, io) {
+  if (command.length > 0) return execWithEnvironment(command, Object.fromEntries(variables), io.log);
+  if (io.env["GITHUB_ACTIONS"] === "true" && io.env["GITHUB_ENV"]) {
+    for (const [name, value] of variables) appendEnvironmentFile(io.env["GITHUB_ENV"], "GITHUB_ENV", name, value);
+    io.log(`set for later steps: ${variables.map(([name]) => name).join(", ")}`);
+    return EXIT.ok;
+  }
+  process.stdout.write(variables.map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'
+`).join(""));
+  return EXIT.ok;
+}
+
+// src/cli/pipeline/aws-delivery.ts
+var CLOUD_TOKEN_TYPE = TOKEN_TYPE.idToken;
+function awsStsUrl(flag, env, region) {
+  return flag ?? env["AWS_ENDPOINT_URL_STS"] ?? (region === void 0 ? DEFAULT_AWS_STS_URL : `https://sts.${region}.amazonaws.com`);
+}
+function roleSessionName(auditEventId) {
+  return `keyway-${(auditEventId ?? crypto.randomUUID()).replace(/[^\w+=,.@-]/g, "")}`.slice(0, 64);
+}
+async function deliverAwsCredentials(delivery, webIdentityToken, auditEventId, io) {
+  const credentials = await assumeRoleWithWebIdentity({
+    stsUrl: delivery.stsUrl,
+    roleArn: delivery.roleArn,
+    roleSessionName: roleSessionName(auditEventId),
+    webIdentityToken,
+    durationSeconds: delivery.durationSeconds,
+    fetch: io.fetch
+  });
+  io.log(`assumed ${credentials.assumedRoleArn ?? delivery.roleArn} until ${credentials.expiration} (session ${roleSessionName(auditEventId)})`);
+  maskInActions([credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken], io.env);
+  const variables = awsEnvironment(credentials, delivery.region);
+  if (delivery.profile !== void 0) {
+    const file = delivery.credentialsFile ?? io.env["AWS_SHARED_CREDENTIALS_FILE"] ?? join(homedir(), ".aws", "credentials");
+    writeCredentialsProfile(file, delivery.profile, credentials);
+    io.log(`credentials written to profile ${delivery.profile} of ${file}`);
+    return EXIT.ok;
+  }
+  return handOverEnvironment(variables, delivery.command, io);
+}
+
 // src/cli/pipeline/cloud-token-exchanges.ts
 var DEFAULT_GOOGLE_STS_URL = "https://sts.googleapis.com/v1/token";
 var DEFAULT_GOOGLE_IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com";
 var DEFAULT_ENTRA_URL = "https://login.microsoftonline.com";
-var CloudRefusedError = class extends KeywayError {
-  name = "CloudRefusedError";
-  code = "cloud_refused";
-  status;
-  service;
-  constructor(service, status, message) {
-    super(message);
-    this.service = service;
-    this.status = status;
-  }
-};
-var CloudUnavailableError = class extends KeywayError {
-  name = "CloudUnavailableError";
-  code = "cloud_unavailable";
-};
-function withoutSecrets(text3, secrets) {
-  let cleaned = text3;
-  for (const secret of secrets) cleaned = cleaned.replaceAll(secret, "[token]");
-  return cleaned.replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, "[a JWT]").slice(0, 1024);
-}
 async function postForJson(service, url, init, fetch2, secrets, describeError) {
   let response;
   try {
@@ -2220,150 +2343,6 @@ async function entraAccess(request) {
   const accessToken = text2(answer["access_token"]);
   if (accessToken === void 0) throw new CloudUnavailableError("Entra ID answered without an access_token");
   return { accessToken, expiresIn: typeof answer["expires_in"] === "number" ? answer["expires_in"] : 3600 };
-}
-
-// src/cli/pipeline/job-log.ts
-var EXIT = { ok: 0, usage: 2, noCiToken: 3, refused: 4, unavailable: 5 };
-function retryLine(notice) {
-  return `${notice.method} ${notice.url.split("?")[0]} ${notice.reason}; try ${notice.attempt + 1} of ${notice.attempts} in ${(notice.delayMs / 1e3).toFixed(1)} s`;
-}
-function grantLine(issued) {
-  return `granted: audit_event_id=${issued.auditEventId ?? "-"} access_token_sha256=${issued.sha256} expires_at=${issued.expiresAt.toISOString()} scope="${issued.scope ?? ""}"`;
-}
-var EMAIL_CLAIM = /e-?mail/i;
-function sentClaimLines(error) {
-  if (error.sentClaims === void 0) return ["the CI token sent is not a JWT: it has no claims to show"];
-  return [
-    "claims of the CI token sent (decoded here, not verified):",
-    ...Object.entries(error.sentClaims).map(
-      ([name, value]) => `  ${name}: ${EMAIL_CLAIM.test(name) ? "(withheld: an e-mail address)" : JSON.stringify(value)}`
-    )
-  ];
-}
-function learnedLines(error) {
-  const explain = `an operator with audit:read sees the whole explanation: keyway audit explain ${error.auditEventId ?? "EVENT_ID"}`;
-  const { diagnostics } = error;
-  if (diagnostics === void 0) {
-    return [`the broker's operators share nothing more with pipelines (diagnostics: none, the default); ${explain}`];
-  }
-  const failed = diagnostics.failedClaims.length === 0 ? "none" : diagnostics.failedClaims.join(", ");
-  return [
-    `the operator shares claim names (diagnostics: claim-names): claims that failed for the closest allow policy: ${failed}`,
-    `deny guardrails that fired: ${diagnostics.deniedBy.length === 0 ? "none" : diagnostics.deniedBy.join(", ")}`,
-    explain
-  ];
-}
-function describeFailure(error) {
-  if (error instanceof CiTokenError) return { exitCode: EXIT.noCiToken, lines: [`no CI token: ${error.message}`] };
-  if (error instanceof BrokerRefusedError) {
-    return {
-      exitCode: EXIT.refused,
-      lines: [
-        `refused (HTTP ${error.status}): ${error.message}`,
-        `audit_event_id=${error.auditEventId ?? "-"}`,
-        ...sentClaimLines(error),
-        ...learnedLines(error)
-      ]
-    };
-  }
-  if (error instanceof StsRefusedError) return { exitCode: EXIT.refused, lines: [`AWS STS refused (HTTP ${error.status}): ${error.message}`] };
-  if (error instanceof CloudRefusedError) return { exitCode: EXIT.refused, lines: [`${error.service} refused (HTTP ${error.status}): ${error.message}`] };
-  if (error instanceof CloudUnavailableError) return { exitCode: EXIT.unavailable, lines: [`cloud unavailable: ${error.message}`] };
-  if (error instanceof StsUnavailableError) return { exitCode: EXIT.unavailable, lines: [`AWS STS unavailable: ${error.message}`] };
-  if (error instanceof BrokerUnavailableError) {
-    return {
-      exitCode: EXIT.unavailable,
-      lines: [`broker unavailable: ${error.message}`, ...error.auditEventId === void 0 ? [] : [`audit_event_id=${error.auditEventId}`]]
-    };
-  }
-  return void 0;
-}
-
-// src/cli/pipeline/revoke-token.ts
-var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
-var REVOCATIONS = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
-};
-async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
-  const api = env["GITHUB_API_URL"];
-  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
-  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
-  });
-  if (response.status !== 204 && response.status !== 401) throw new Error(`GitHub answered ${response.status} to the revocation`);
-  return response.status === 204 ? "revoked the GitHub installation token" : "the GitHub installation token had already expired";
-}
-
-// src/cli/pipeline/aws-delivery.ts
-import { homedir } from "node:os";
-import { join } from "node:path";
-
-// src/cli/pipeline/exec-with-token.ts
-import { spawn } from "node:child_process";
-import { constants } from "node:os";
-function execWithEnvironment(command, variables, report) {
-  const [file, ...args] = command;
-  if (file === void 0) return Promise.resolve(2);
-  const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...variables } });
-  const forward = (signal3) => child.kill(signal3);
-  process.on("SIGINT", forward).on("SIGTERM", forward);
-  return new Promise((resolve) => {
-    const done = (status) => {
-      process.off("SIGINT", forward).off("SIGTERM", forward);
-      resolve(status);
-    };
-    child.once("error", (error) => {
-      report(`cannot run ${file}: ${error.message}`);
-      done(error.code === "ENOENT" ? 127 : 126);
-    });
-    child.once("exit", (code, signal3) => done(code ?? 128 + (signal3 === null ? 0 : constants.signals[signal3])));
-  });
-}
-
-// src/cli/pipeline/hand-over-environment.ts
-function maskInActions(secrets, env) {
-  if (env["GITHUB_ACTIONS"] === "true") for (const secret of secrets) process.stderr.write(addMask(secret));
-}
-async function handOverEnvironment(variables, command, io) {
-  if (command.length > 0) return execWithEnvironment(command, Object.fromEntries(variables), io.log);
-  if (io.env["GITHUB_ACTIONS"] === "true" && io.env["GITHUB_ENV"]) {
-    for (const [name, value] of variables) appendEnvironmentFile(io.env["GITHUB_ENV"], "GITHUB_ENV", name, value);
-    io.log(`set for later steps: ${variables.map(([name]) => name).join(", ")}`);
-    return EXIT.ok;
-  }
-  process.stdout.write(variables.map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'
-`).join(""));
-  return EXIT.ok;
-}
-
-// src/cli/pipeline/aws-delivery.ts
-var CLOUD_TOKEN_TYPE = TOKEN_TYPE.idToken;
-function awsStsUrl(flag, env, region) {
-  return flag ?? env["AWS_ENDPOINT_URL_STS"] ?? (region === void 0 ? DEFAULT_AWS_STS_URL : `https://sts.${region}.amazonaws.com`);
-}
-function roleSessionName(auditEventId) {
-  return `keyway-${(auditEventId ?? crypto.randomUUID()).replace(/[^\w+=,.@-]/g, "")}`.slice(0, 64);
-}
-async function deliverAwsCredentials(delivery, webIdentityToken, auditEventId, io) {
-  const credentials = await assumeRoleWithWebIdentity({
-    stsUrl: delivery.stsUrl,
-    roleArn: delivery.roleArn,
-    roleSessionName: roleSessionName(auditEventId),
-    webIdentityToken,
-    durationSeconds: delivery.durationSeconds,
-    fetch: io.fetch
-  });
-  io.log(`assumed ${credentials.assumedRoleArn ?? delivery.roleArn} until ${credentials.expiration} (session ${roleSessionName(auditEventId)})`);
-  maskInActions([credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken], io.env);
-  const variables = awsEnvironment(credentials, delivery.region);
-  if (delivery.profile !== void 0) {
-    const file = delivery.credentialsFile ?? io.env["AWS_SHARED_CREDENTIALS_FILE"] ?? join(homedir(), ".aws", "credentials");
-    writeCredentialsProfile(file, delivery.profile, credentials);
-    io.log(`credentials written to profile ${delivery.profile} of ${file}`);
-    return EXIT.ok;
-  }
-  return handOverEnvironment(variables, delivery.command, io);
 }
 
 // src/cli/pipeline/google-azure-delivery.ts

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { KeywayError } from '../../core/errors/keyway-error.ts';
+import { CloudRefusedError, CloudUnavailableError, withoutSecrets } from './cloud-service-errors.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
 
 /**
@@ -30,24 +30,8 @@ export interface AwsCredentials {
   readonly assumedRoleArn: string | undefined;
 }
 
-/** STS answered with an error document: its code and message, which never hold the token (it is cut out if echoed). */
-export class StsRefusedError extends KeywayError {
-  override readonly name = 'StsRefusedError';
-  readonly code = 'sts_refused';
-  readonly status: number;
-  readonly stsCode: string;
-  constructor(status: number, stsCode: string, message: string) {
-    super(`${stsCode}: ${message}`);
-    this.status = status;
-    this.stsCode = stsCode;
-  }
-}
-
-/** STS could not be reached or answered what is not AssumeRoleWithWebIdentity's document, after the retries. */
-export class StsUnavailableError extends KeywayError {
-  override readonly name = 'StsUnavailableError';
-  readonly code = 'sts_unavailable';
-}
+/** How the job log names the service. */
+const STS = 'AWS STS';
 
 const ENTITIES: Readonly<Record<string, string>> = { '&lt;': '<', '&gt;': '>', '&quot;': '"', '&apos;': "'", '&amp;': '&' };
 
@@ -55,14 +39,6 @@ const ENTITIES: Readonly<Record<string, string>> = { '&lt;': '<', '&gt;': '>', '
 function element(xml: string, name: string): string | undefined {
   const found = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
   return found?.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => ENTITIES[entity] ?? entity);
-}
-
-/** Whatever STS said, without the token, should it ever echo it, and bounded. */
-function withoutSecret(text: string, token: string): string {
-  return text
-    .replaceAll(token, '[web identity token]')
-    .replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '[a JWT]')
-    .slice(0, 1024);
 }
 
 export async function assumeRoleWithWebIdentity(request: AssumeRoleRequest): Promise<AwsCredentials> {
@@ -82,19 +58,15 @@ export async function assumeRoleWithWebIdentity(request: AssumeRoleRequest): Pro
       headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', accept: 'text/xml' },
     });
   } catch (error) {
-    throw new StsUnavailableError(`${request.stsUrl.origin}: ${describeNetworkError(error)}`, { cause: error });
+    throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin}: ${describeNetworkError(error)}`, { cause: error });
   }
   const xml = await response.text();
   if (!response.ok) {
     const code = element(xml, 'Code');
     if (code === undefined || response.status >= 500) {
-      throw new StsUnavailableError(`${request.stsUrl.origin} answered ${response.status}${code === undefined ? '' : ` ${code}`}`);
+      throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered ${response.status}${code === undefined ? '' : ` ${code}`}`);
     }
-    throw new StsRefusedError(
-      response.status,
-      withoutSecret(code, request.webIdentityToken),
-      withoutSecret(element(xml, 'Message') ?? '', request.webIdentityToken),
-    );
+    throw new CloudRefusedError(STS, response.status, withoutSecrets(`${code}: ${element(xml, 'Message') ?? ''}`, [request.webIdentityToken]));
   }
   const credentials = {
     accessKeyId: element(xml, 'AccessKeyId'),
@@ -103,7 +75,7 @@ export async function assumeRoleWithWebIdentity(request: AssumeRoleRequest): Pro
     expiration: element(xml, 'Expiration'),
   };
   if (Object.values(credentials).some((value) => value === undefined || value === '')) {
-    throw new StsUnavailableError(`${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
+    throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
   }
   return { ...(credentials as Omit<AwsCredentials, 'assumedRoleArn'>), assumedRoleArn: element(xml, 'Arn') };
 }

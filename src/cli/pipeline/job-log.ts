@@ -1,8 +1,7 @@
 import { CiTokenError } from './ci-token-sources.ts';
 import type { RetryNotice } from './retrying-fetch.ts';
 import { BrokerRefusedError, BrokerUnavailableError, type IssuedToken } from './exchange-with-broker.ts';
-import { StsRefusedError, StsUnavailableError } from './aws-sts.ts';
-import { CloudRefusedError, CloudUnavailableError } from './cloud-token-exchanges.ts';
+import { CloudRefusedError, CloudUnavailableError } from './cloud-service-errors.ts';
 
 /** Exit codes of `keyway exchange`, documented in docs/reference/cli.md. */
 export const EXIT = { ok: 0, usage: 2, noCiToken: 3, refused: 4, unavailable: 5 } as const;
@@ -66,10 +65,8 @@ export function describeFailure(error: unknown): FailureReport | undefined {
       ],
     };
   }
-  if (error instanceof StsRefusedError) return { exitCode: EXIT.refused, lines: [`AWS STS refused (HTTP ${error.status}): ${error.message}`] };
   if (error instanceof CloudRefusedError) return { exitCode: EXIT.refused, lines: [`${error.service} refused (HTTP ${error.status}): ${error.message}`] };
   if (error instanceof CloudUnavailableError) return { exitCode: EXIT.unavailable, lines: [`cloud unavailable: ${error.message}`] };
-  if (error instanceof StsUnavailableError) return { exitCode: EXIT.unavailable, lines: [`AWS STS unavailable: ${error.message}`] };
   if (error instanceof BrokerUnavailableError) {
     return {
       exitCode: EXIT.unavailable,
