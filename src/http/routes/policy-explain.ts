@@ -1,5 +1,4 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import * as v from 'valibot';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
@@ -7,6 +6,7 @@ import type { Logger } from '../../core/log.ts';
 import type { KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
+import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import type { AccessRequest } from '../../core/policy/decide.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../../core/policy/explain.ts';
@@ -55,22 +55,15 @@ export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: 
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
   // The broker's own keys, as they are at each request: a rotation needs no restart.
   const keys = ownKeys(deps.keys);
-  const invalid = (description: string) => Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
 
   app.post(
     '/explain',
     keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [POLICY_EXPLAIN_SCOPE], keys }),
-    bodyLimit({ maxSize: EXPLAIN_BODY_BYTES, onError: () => invalid(`the request body is larger than ${EXPLAIN_BODY_BYTES} bytes`) }),
+    jsonBodyLimit(EXPLAIN_BODY_BYTES),
     async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return invalid('the request body must be a JSON object');
-      }
-      const parsed = v.safeParse(ExplainRequestSchema, body);
-      if (!parsed.success) return invalid(parsed.issues.map((issue) => issue.message).join('; '));
-      const input = parsed.output;
+      const parsed = await readJsonBody(c, ExplainRequestSchema);
+      if (!parsed.ok) return parsed.answer;
+      const input = parsed.value;
       logExplained(deps.log, c.get('keywayToken'), input.audit_event_id);
 
       const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>

@@ -1,9 +1,9 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import * as v from 'valibot';
 import { whoCan, WhoCanError } from '../../core/policy/who-can.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
+import { invalidRequest, jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
 
 const Text = v.pipe(v.string(), v.minLength(1), v.maxLength(1024));
@@ -18,21 +18,14 @@ const WHO_CAN_BODY_BYTES = 8 * 1024;
  */
 export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'policies' | 'keys'>): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
-  const invalid = (description: string) => Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
   app.post(
     '/who-can',
     keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [POLICY_EXPLAIN_SCOPE], keys: ownKeys(deps.keys) }),
-    bodyLimit({ maxSize: WHO_CAN_BODY_BYTES, onError: () => invalid(`the request body is larger than ${WHO_CAN_BODY_BYTES} bytes`) }),
+    jsonBodyLimit(WHO_CAN_BODY_BYTES),
     async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return invalid('the request body must be a JSON object');
-      }
-      const parsed = v.safeParse(WhoCanRequestSchema, body);
-      if (!parsed.success) return invalid(parsed.issues.map((issue) => issue.message).join('; '));
-      const { scope, audience, github_permission: githubPermission } = parsed.output;
+      const parsed = await readJsonBody(c, WhoCanRequestSchema);
+      if (!parsed.ok) return parsed.answer;
+      const { scope, audience, github_permission: githubPermission } = parsed.value;
       try {
         const question = {
           ...(scope === undefined ? {} : { scope }),
@@ -41,7 +34,7 @@ export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'pol
         };
         return c.json(whoCan(deps.policies(), question), 200, NO_STORE);
       } catch (error) {
-        if (error instanceof WhoCanError) return invalid(error.message);
+        if (error instanceof WhoCanError) return invalidRequest(error.message);
         throw error;
       }
     },

@@ -1,0 +1,29 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import * as v from 'valibot';
+
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+
+/** An RFC 6749-style 400 for a JSON API request that is not one this route takes. */
+export const invalidRequest = (description: string): Response =>
+  Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
+
+/** A body limit of `maxSize` bytes, answered as an invalid request past it. */
+export const jsonBodyLimit = (maxSize: number): MiddlewareHandler =>
+  bodyLimit({ maxSize, onError: () => invalidRequest(`the request body is larger than ${maxSize} bytes`) });
+
+/** The request's JSON body as `schema` reads it, or the 400 answer that says why not. */
+export async function readJsonBody<S extends v.GenericSchema>(
+  c: Context,
+  schema: S,
+): Promise<{ readonly ok: true; readonly value: v.InferOutput<S> } | { readonly ok: false; readonly answer: Response }> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return { ok: false, answer: invalidRequest('the request body must be a JSON object') };
+  }
+  const parsed = v.safeParse(schema, body);
+  if (!parsed.success) return { ok: false, answer: invalidRequest(parsed.issues.map((issue) => issue.message).join('; ')) };
+  return { ok: true, value: parsed.output };
+}
