@@ -13,7 +13,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer, threadCpuMs, type BenchBroker } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
-import { runLoad, TokenSupply, warmUp, type TokenReader } from './exchange-load.ts';
+import { firstTokens, runLoad, TokenSupply, warmUp, type TokenReader } from './exchange-load.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
 
 const ROUNDS = envNumber('AB_ROUNDS', 6);
@@ -34,20 +34,6 @@ function checkout(revision: string): string {
   if (archive.status !== 0) throw new Error(`git archive ${revision} failed: ${archive.stderr}`);
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;
-}
-
-/** The first `count` tokens of `tokens`, as a source that says it has no more after them. */
-function first(tokens: TokenReader, count: number) {
-  let left = count;
-  return {
-    next: () => {
-      left -= 1;
-      return tokens.next();
-    },
-    get remaining() {
-      return Math.min(left, tokens.remaining);
-    },
-  };
 }
 
 interface Contender {
@@ -78,12 +64,12 @@ try {
     await tokens.reserve(WARM_UP + ROUNDS * EXCHANGES);
     await warmUp(broker.url, tokens, 100);
     // The rest under load, as the rounds run (a run needs a token per connection at least).
-    if (WARM_UP - 100 >= CONNECTIONS) await runLoad({ url: broker.url, tokens: first(tokens, WARM_UP - 100), seconds: 600, connections: CONNECTIONS });
+    if (WARM_UP - 100 >= CONNECTIONS) await runLoad({ url: broker.url, tokens: firstTokens(tokens, WARM_UP - 100), seconds: 600, connections: CONNECTIONS });
   }
   for (let round = 0; round < ROUNDS; round += 1) {
     for (const contender of round % 2 === 0 ? contenders : [...contenders].reverse()) {
       const before = threadCpuMs(contender.broker.pid);
-      const result = await runLoad({ url: contender.broker.url, tokens: first(contender.tokens, EXCHANGES), seconds: 600, connections: CONNECTIONS });
+      const result = await runLoad({ url: contender.broker.url, tokens: firstTokens(contender.tokens, EXCHANGES), seconds: 600, connections: CONNECTIONS });
       const spent = [...threadCpuMs(contender.broker.pid)].map(([name, ms]) => [name, ms - (before.get(name) ?? 0)] as const);
       if (result.failures > 0) throw new Error(`${contender.revision}: ${result.failures} exchanges failed`);
       const perExchange = (ms: number) => (ms * 1000) / result.answered;

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { BROKER_ISSUER, cpuPlan, pinSelf, startBaselineBroker, startBenchBroker, startBenchIssuer, type ServerProcess } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
-import { runLoad, TokenSupply, warmUp, type LoadResult, type TokenReader, type TokenSource } from './exchange-load.ts';
+import { firstTokens, runLoad, TokenSupply, warmUp, type LoadResult, type TokenReader } from './exchange-load.ts';
 
 const SECONDS = envNumber('BENCH_SECONDS', 10);
 const ROUNDS = envNumber('BENCH_ROUNDS', 3);
@@ -108,19 +108,6 @@ interface Target {
   granted(): { exchanges: number; distinctTokens: number };
 }
 
-/** The first `count` tokens of `tokens`, as a source that says it has no more after them. */
-const limited = (tokens: TokenReader, count: number): TokenSource => {
-  let left = count;
-  return {
-    next: () => {
-      left -= 1;
-      return tokens.next();
-    },
-    get remaining() {
-      return Math.min(left, tokens.remaining);
-    },
-  };
-};
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const best = (target: Target) => target.runs.reduce<Run | undefined>((a, b) => (a === undefined || b.rate > a.rate ? b : a), undefined);
 /** Exchanges per second of the CPU time the server used, median of the rounds: what one core does even when a neighbour takes part of it. */
@@ -217,7 +204,7 @@ try {
   if (allCores !== undefined) {
     // node:cluster hands each connection to the next process: over many connections, every process fetches the JWKS and warms up.
     await allCores.tokens.reserve(WARM_UP * machine.cpus);
-    await runLoad({ url: allCores.server.url, tokens: limited(allCores.tokens, WARM_UP * machine.cpus), seconds: 60, connections: CONNECTIONS });
+    await runLoad({ url: allCores.server.url, tokens: firstTokens(allCores.tokens, WARM_UP * machine.cpus), seconds: 60, connections: CONNECTIONS });
   }
   const jwksAfterWarmUp = await issuer.hits();
   /** keyway's JWKS fetches after warm-up: counted around its own runs only (the baseline's jwks-rsa has a cache of its own). */

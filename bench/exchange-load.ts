@@ -54,6 +54,20 @@ export interface TokenReader extends TokenSource {
   reserve(count: number): Promise<void>;
 }
 
+/** The first `count` tokens of `tokens`, as a source that says it has no more after them. */
+export function firstTokens(tokens: TokenSource, count: number): TokenSource {
+  let left = count;
+  return {
+    next: () => {
+      left -= 1;
+      return tokens.next();
+    },
+    get remaining() {
+      return Math.min(left, tokens.remaining);
+    },
+  };
+}
+
 /** A fixed pool exchanged round and round (soak, bench:audit): once it wraps, a token is posted again. */
 export function cycle(tokens: readonly string[]): TokenSource {
   let next = 0;
