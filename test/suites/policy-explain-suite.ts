@@ -1,5 +1,6 @@
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger, LogFields } from '../../src/core/log.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
@@ -49,6 +50,8 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
     let broker: BrokerHarness;
     let github: TestIssuer;
     let operatorToken: string;
+    const whoCanAsked: LogFields[] = [];
+    const log: Logger = { info: (message, fields = {}) => void (message === 'policy who-can asked' && whoCanAsked.push(fields)), warn() {}, error() {} };
 
     const exchange = async (overrides: Record<string, unknown>, extra: Record<string, string> = {}) =>
       postToken(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, overrides)), extra));
@@ -80,7 +83,7 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
 
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'explain');
-      broker = await start(explainPolicies(github, BROKER_ISSUER));
+      broker = await start(explainPolicies(github, BROKER_ISSUER), { log });
       expect(broker.issuer).toBe(BROKER_ISSUER);
       operatorToken = await accessToken({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'policy:explain' });
     });
@@ -178,6 +181,9 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
         });
       const response = await whoCan({ scope: 'deploy:write' });
       expect(response.status).toBe(200);
+      // The answer shows policy conditions: the operator who asked is in the log, as for explanations.
+      const operator = decodeJwt(operatorToken);
+      expect(whoCanAsked).toEqual([{ operator: operator.sub, client_id: operator['client_id'], token_jti: operator.jti, question: { scope: 'deploy:write' } }]);
       expect(response.headers.get('cache-control')).toBe('no-store');
       const answer = (await response.json()) as { allow: { id: string; conditions: unknown[]; guardrails: unknown[] }[]; audit_only: string[] };
       expect(answer.allow.map((policy) => policy.id)).toEqual(['deploy']);

@@ -16,12 +16,17 @@ import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
 
+/** The fields that name the operator behind a question about the policies. */
+export function operatorLogFields(operator: KeywayAccessToken): { operator: string; client_id: string; token_jti: string } {
+  return { operator: operator.sub, client_id: operator.client_id, token_jti: operator.jti };
+}
+
 /**
  * Logs who asked for an explanation: it shows every policy's patterns, so each one, wherever it is
  * asked for (this route, the audit log's explanation, the /audit event view), names its operator.
  */
 export function logExplained(log: Logger, operator: KeywayAccessToken, auditEventId: string | undefined): void {
-  log.info('policy explained', { operator: operator.sub, client_id: operator.client_id, token_jti: operator.jti, audit_event_id: auditEventId });
+  log.info('policy explained', { ...operatorLogFields(operator), audit_event_id: auditEventId });
 }
 
 /** The exchange's own parts: `issuer` is also the audience an operator token must carry. */

@@ -4,7 +4,7 @@ import { whoCan, WhoCanError } from '../../core/policy/who-can.ts';
 import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { invalidRequest, jsonBodyLimit, readJsonBody } from './json-request-body.ts';
-import { POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
+import { operatorLogFields, POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
 
 const Text = v.pipe(v.string(), v.minLength(1), v.maxLength(1024));
 const WhoCanRequestSchema = v.strictObject({ scope: v.optional(Text), audience: v.optional(Text), github_permission: v.optional(Text) });
@@ -15,8 +15,9 @@ const WHO_CAN_BODY_BYTES = 8 * 1024;
 /**
  * `POST /v1/policy/who-can`: who can get a scope, audience or GitHub permission, from the loaded
  * policies alone. For the same operators as `explain` (scope `policy:explain`), checked before the body is read.
+ * The answer shows policy conditions, so like an explanation it is logged with the operator who asked.
  */
-export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'policies' | 'keys'>): Hono<{ Variables: KeywayAuthVariables }> {
+export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'policies' | 'keys' | 'log'>): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
   app.post(
     '/who-can',
@@ -32,7 +33,9 @@ export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'pol
           ...(audience === undefined ? {} : { audience }),
           ...(githubPermission === undefined ? {} : { githubPermission }),
         };
-        return c.json(whoCan(deps.policies(), question), 200, NO_STORE);
+        const answer = whoCan(deps.policies(), question);
+        deps.log.info('policy who-can asked', { ...operatorLogFields(c.get('keywayToken')), question });
+        return c.json(answer, 200, NO_STORE);
       } catch (error) {
         if (error instanceof WhoCanError) return invalidRequest(error.message);
         throw error;
