@@ -9,6 +9,8 @@ import { readTrustedProxies, type TrustedProxies } from './trusted-proxies.ts';
 export interface NodeBrokerConfig extends BrokerSettings {
   readonly port: number;
   readonly host: string;
+  /** KEYWAY_MAX_CONNECTIONS: open client connections one process holds at most; beyond it new ones are closed at once. */
+  readonly maxConnections: number;
   readonly policiesDir: string;
   readonly dataDir: string;
   /** KEYWAY_DEV=1: serve the development issuer. Never in production. */
@@ -23,6 +25,12 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly trustedProxies?: TrustedProxies;
   readonly shutdown: ShutdownSettings;
 }
+
+/**
+ * Each client's connection stays open for Node's 5 s keep-alive after its answer, so 1,000 new
+ * runners a second hold about 5,000; twice that leaves room for bursts.
+ */
+const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 /** How SIGTERM ends the Node broker (src/runtimes/node/graceful-shutdown.ts). */
 export interface ShutdownSettings {
@@ -67,6 +75,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     trustedProxies: readTrustedProxies(env),
     port,
     host: text('KEYWAY_HOST', '127.0.0.1'),
+    maxConnections: readInteger(env, 'KEYWAY_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
     policiesDir: resolve(cwd, text('KEYWAY_POLICIES', 'policies')),
     dataDir: resolve(cwd, text('KEYWAY_DATA_DIR', '.keyway')),
     // The dev issuer is itself an http loopback issuer.

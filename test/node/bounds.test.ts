@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { INBOUND_LIMITS } from '../../src/runtimes/node/broker-listener.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
-import { startNodeHarness } from './node-harness.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { startNodeHarness, testConfig, writeTree } from './node-harness.ts';
 
 /** Raw HTTP/1.1 over a socket: what a hostile client sends, not what fetch would. Resolves with the first response's head, or 'closed'. */
 function raw(url: string, send: (socket: ReturnType<typeof connect>) => void): Promise<{ head: string; elapsedMs: number }> {
@@ -268,4 +270,41 @@ describe('inbound bounds on Node', () => {
     },
     INBOUND_LIMITS.headersTimeout + 10_000,
   );
+
+  it('closes a connection past KEYWAY_MAX_CONNECTIONS as it is accepted, and serves again once one ends', async () => {
+    const capped = await startNodeBroker(testConfig(writeTree({ 'policies/README': 'none' }), { maxConnections: 2 }), { log: silentLogger });
+    const { hostname, port } = new URL(capped.url);
+    /** A client that asked once and keeps its connection open (keep-alive), so the server counts it until it ends. */
+    const holdConnection = async (): Promise<Socket> => {
+      const socket = connect(Number(port), hostname);
+      await once(socket, 'connect');
+      socket.write('GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      const [answer] = (await once(socket, 'data')) as [Buffer];
+      expect(answer.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+      return socket;
+    };
+    try {
+      const held = [await holdConnection(), await holdConnection()];
+      // Past the cap the server closes the new connection without a byte; under it, a silent client would get 408 only after 10 s.
+      const third = connect(Number(port), hostname);
+      let received = '';
+      third.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      third.on('error', () => undefined);
+      await once(third, 'close');
+      expect(received).toBe('');
+
+      held[0]?.destroy();
+      const deadline = Date.now() + 5_000;
+      let served = false;
+      while (!served && Date.now() < deadline)
+        served = await fetch(`${capped.url}/livez`, { headers: { connection: 'close' } }).then(
+          (r) => r.ok,
+          () => false,
+        );
+      expect(served).toBe(true);
+      held[1]?.destroy();
+    } finally {
+      await capped.close();
+    }
+  });
 });

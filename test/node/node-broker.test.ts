@@ -47,6 +47,9 @@ describe('the Node broker', () => {
     const broker = await startNodeBroker(nodeConfigFromEnv(production, REPOSITORY_ROOT), { log: silentLogger });
     running.push(broker);
     expect(broker.config.policiesDir).toBe(join(REPOSITORY_ROOT, 'policies'));
+    expect(broker.config.maxConnections).toBe(10_000);
+    expect(nodeConfigFromEnv({ ...production, KEYWAY_MAX_CONNECTIONS: '64' }, REPOSITORY_ROOT).maxConnections).toBe(64);
+    expect(() => nodeConfigFromEnv({ ...production, KEYWAY_MAX_CONNECTIONS: '0' }, REPOSITORY_ROOT)).toThrow(/KEYWAY_MAX_CONNECTIONS/);
     expect(broker.policies().policies).toEqual([]);
     expect(broker.policies().inactive.map((policy) => [policy.id, policy.why])).toEqual([
       ['dev/auditor', expect.stringContaining('KEYWAY_DEV')],

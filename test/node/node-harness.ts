@@ -94,6 +94,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
   return {
     port: 0,
     host: '127.0.0.1',
+    maxConnections: 10_000,
     issuer: BROKER_ISSUER,
     policiesDir: join(root, 'policies'),
     dataDir: join(root, 'data'),

@@ -31,7 +31,11 @@ export class BrokerListener {
     server.on('request', (_request, response) => response.on('finish', () => this.#closed && setImmediate(() => this.#closeIdle())));
   }
 
-  static listen(options: { readonly port: number; readonly host: string }): Promise<BrokerListener> {
+  /**
+   * `maxConnections` bounds the sockets one process holds: past it, Node closes each new connection as
+   * it is accepted, so idle or slow clients cannot take every file descriptor and starve the rest.
+   */
+  static listen(options: { readonly port: number; readonly host: string; readonly maxConnections: number }): Promise<BrokerListener> {
     let listener: BrokerListener | undefined;
     return new Promise<BrokerListener>((resolve, reject) => {
       const server = serve(
@@ -43,6 +47,7 @@ export class BrokerListener {
         },
         () => resolve(listener as BrokerListener),
       );
+      server.maxConnections = options.maxConnections;
       listener = new BrokerListener(server);
       server.once('error', reject);
     });
