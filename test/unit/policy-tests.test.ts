@@ -99,4 +99,50 @@ describe('policy tests', () => {
     expect(results).toEqual([]);
     expect(problems).toEqual([{ file: 't.test.yaml', line: 15, column: 34, message: 'unknown field cases.0.expect.polcy' }]);
   });
+
+  it('asks for a cloud token with request.cloud, and checks the cloud token the grant gives', () => {
+    const cloudSet = loadPolicies(
+      [
+        {
+          path: 'aws.yaml',
+          text: 'version: 1\nissuer: github\nmatch:\n  repository_id: "1"\ngrant:\n  cloud:\n    provider: aws\n    roles: [arn:aws:iam::123456789012:role/deploy]\n    session_tags: { Repository: "{repository}" }\n',
+        },
+      ],
+      OPTIONS,
+    );
+    const role = 'arn:aws:iam::123456789012:role/deploy';
+    const { results, problems } = runPolicyTests(
+      cloudSet,
+      [
+        {
+          path: 't.test.yaml',
+          text: `${FILE}  - name: holds
+    fixture: main
+    request: { cloud: true, audience: "${role}" }
+    expect: { decision: granted, cloud: { provider: aws, identity: "${role}", audience: sts.amazonaws.com, session_tags: { Repository: acme/api } } }
+  - name: wrong
+    fixture: main
+    request: { cloud: true, audience: "${role}" }
+    expect: { decision: granted, cloud: { provider: gcp, identity: "arn:aws:iam::123456789012:role/admin", audience: x, session_tags: {} } }
+  - name: not asked as a cloud token
+    fixture: main
+    request: { audience: "${role}" }
+    expect: { decision: granted }
+`,
+        },
+      ],
+      OPTIONS,
+    );
+    expect(problems).toEqual([]);
+    expect(results.map((result) => result.failures)).toEqual([
+      [],
+      [
+        'expected cloud.provider "gcp", got "aws"',
+        `expected cloud.identity "arn:aws:iam::123456789012:role/admin", got "${role}"`,
+        'expected cloud.audience "x", got "sts.amazonaws.com"',
+        'expected cloud.session_tags {}, got {"Repository":"acme/api"}',
+      ],
+      [expect.stringMatching(/^expected granted, got denied/)],
+    ]);
+  });
 });

@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { REASONS } from '../../errors/reasons.ts';
+import { CLOUD_PROVIDERS } from '../cloud-profile.ts';
 import { DURATION_PATTERN, IssuerSchema, mapOf } from '../schema.ts';
 
 /**
@@ -38,6 +39,17 @@ export const ExpectationSchema = v.pipe(
         v.description('for a GitHub token request: what keyway would ask GitHub for'),
       ),
     ),
+    cloud: v.optional(
+      v.pipe(
+        v.strictObject({
+          provider: v.picklist(CLOUD_PROVIDERS, 'provider is aws, gcp or azure'),
+          identity: v.optional(v.pipe(v.string(), v.description('the role, service account or application granted'))),
+          audience: v.optional(v.pipe(v.string(), v.description("the token's audience, the one the cloud's STS expects"))),
+          session_tags: v.optional(v.pipe(mapOf(v.string(), v.string()), v.description('AWS session tags, rendered, all of them'))),
+        }),
+        v.description('for a cloud token request: the cloud token the grant gives'),
+      ),
+    ),
   }),
   v.description('what the policies must decide'),
 );
@@ -56,6 +68,9 @@ export const PolicyTestCaseSchema = v.pipe(
             GitHubToken('owner/name each; default every repository granted', 'default every permission granted'),
             v.description('ask for a GitHub installation token rather than a keyway JWT'),
           ),
+        ),
+        cloud: v.optional(
+          v.pipe(v.literal(true), v.description('ask for a cloud token (grant.cloud); audience then names the role, service account or application')),
         ),
       }),
     ),

@@ -1,5 +1,5 @@
 import { IssuerReferenceError, resolveIssuer } from '../../verify/trusted-issuer.ts';
-import type { AccessRequest } from '../decide.ts';
+import type { AccessRequest, IssuedCloudGrant } from '../decide.ts';
 import { decideForClaims } from '../decide-for-claims.ts';
 import { parseDuration, type PolicyFile, type PolicyLoadOptions, type PolicyProblem } from '../load-policies.ts';
 import { parseYamlFile, type Position } from '../parse-yaml-file.ts';
@@ -33,6 +33,7 @@ interface Outcome {
   readonly subject?: string;
   readonly claims?: Readonly<Record<string, string>>;
   readonly github?: { readonly repositories: readonly string[]; readonly permissions: Readonly<Record<string, string>> };
+  readonly cloud?: IssuedCloudGrant;
 }
 
 const list = (value: string | readonly string[] | undefined): string[] =>
@@ -89,6 +90,7 @@ function requestOf(testCase: PolicyTestCase): AccessRequest {
   return {
     audiences: list(testCase.request?.audience),
     scopes: scopes.length === 0 ? undefined : scopes,
+    ...(testCase.request?.cloud === true ? { cloud: true as const } : {}),
     ...(github === undefined
       ? {}
       : {
@@ -121,6 +123,7 @@ function outcomeOf(policies: PolicySet, claims: Record<string, unknown>, request
     subject: grant.subject,
     claims: grant.claims,
     ...(grant.github === undefined ? {} : { github: grant.github }),
+    ...(grant.cloud === undefined ? {} : { cloud: grant.cloud }),
   };
 }
 
@@ -160,6 +163,16 @@ function compare(expected: Expectation, actual: Outcome): string[] {
     const want = Object.entries(expected.github.permissions).sort();
     const got = Object.entries(actual.github?.permissions ?? {}).sort();
     check('github.permissions', show(want) === show(got), expected.github.permissions, actual.github?.permissions);
+  }
+  if (expected.cloud !== undefined) {
+    const { provider, identity, audience, session_tags: tags } = expected.cloud;
+    check('cloud.provider', provider === actual.cloud?.provider, provider, actual.cloud?.provider);
+    if (identity !== undefined) check('cloud.identity', identity === actual.cloud?.identity, identity, actual.cloud?.identity);
+    if (audience !== undefined) check('cloud.audience', audience === actual.cloud?.audience, audience, actual.cloud?.audience);
+    if (tags !== undefined) {
+      const got = actual.cloud?.sessionTags ?? {};
+      check('cloud.session_tags', show(Object.entries(tags).sort()) === show(Object.entries(got).sort()), tags, got);
+    }
   }
   return failures;
 }
