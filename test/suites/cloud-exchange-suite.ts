@@ -76,7 +76,15 @@ export function cloudExchangeSuite(runtime: string, start: StartBroker, issuerBa
 
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'cloud-gh');
-      broker = await start(cloudPolicies(github));
+      // The suite's auditors read the records on the /audit page (audience: the broker, as a harness runs it).
+      broker = await start({
+        ...cloudPolicies(github),
+        'auditors.yaml': `version: 1
+issuer: { kind: github, url: "${github.url}" }
+match: { repository_owner_id: "1200934", repository_id: "555", environment: keyway-auditors }
+grant: { audience: https://keyway.test, scopes: [audit:read] }
+`,
+      });
     });
     afterAll(async () => broker?.close());
 
@@ -102,6 +110,22 @@ export function cloudExchangeSuite(runtime: string, start: StartBroker, issuerBa
       });
       expect(event?.issued).toMatchObject({ jti: payload.jti, sub: 'policy:cloud/aws', aud: ['sts.amazonaws.com'] });
       expect(event?.policy?.granted_by).toBe('cloud/aws');
+    });
+
+    it("shows the cloud token's provider, role and session tags on the /audit page's event view", async () => {
+      const result = await postToken(broker, await cloudForm('cloud-aws'));
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      const auditor = await postToken(broker, exchangeForm(await ciToken('keyway-auditors', { repository_id: '555' }), { scope: 'audit:read' }));
+      expect(auditor.status, JSON.stringify(auditor.body)).toBe(200);
+      const page = await broker.request(`/audit/events/${String(result.body['audit_event_id'])}`, {
+        headers: { cookie: `__Host-keyway_audit=${String(auditor.body['access_token'])}` },
+      });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain('<dd data-field="cloud">aws</dd>');
+      expect(html).toContain(`<dd data-field="cloud identity">${AWS_ROLE}</dd>`);
+      expect(html).toContain('<dd data-field="cloud session tags">Ref=refs/heads/main, Repository=acme/api</dd>');
+      expect(html).not.toContain('data-field="GitHub repositories"');
     });
 
     it('records the role the caller names when the policy grants it', async () => {

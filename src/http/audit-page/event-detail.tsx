@@ -3,6 +3,35 @@ import type { AuditRecord } from '../../core/audit/audit-event.ts';
 import { Decision } from './events-table.tsx';
 
 const list = (values: readonly string[] | undefined) => (values === undefined || values.length === 0 ? '—' : values.join(', '));
+const pairs = (map: Readonly<Record<string, string>> | undefined, joiner: string) =>
+  list(
+    Object.entries(map ?? {})
+      .map((pair) => pair.join(joiner))
+      .sort(),
+  );
+
+/** The rows of what a GitHub or cloud grant issued beside the keyway token's own fields, present only when it did. */
+function issuedElsewhere(event: AuditRecord['event']): [string, unknown][] {
+  const { github, cloud } = event;
+  return [
+    ...(github === undefined
+      ? []
+      : ([
+          ['GitHub owner / installation', `${github.owner} / ${github.installation_id}${github.app_id === undefined ? '' : ` (App ${github.app_id})`}`],
+          ['GitHub repositories', list(github.repositories)],
+          ['GitHub permissions', pairs(github.permissions, ':')],
+          ['GitHub organization permissions', pairs(github.organization_permissions, ':')],
+          ['GitHub token revoked at', github.expires_at],
+        ] satisfies [string, unknown][])),
+    ...(cloud === undefined
+      ? []
+      : ([
+          ['cloud', cloud.provider],
+          ['cloud identity', cloud.identity ?? '— (the federated identity itself)'],
+          ['cloud session tags', pairs(cloud.session_tags, '=')],
+        ] satisfies [string, unknown][])),
+  ];
+}
 
 /** Everything one record holds, field by field, then the record itself as JSON. */
 export function EventDetail(props: { record: AuditRecord }) {
@@ -27,6 +56,8 @@ export function EventDetail(props: { record: AuditRecord }) {
     ['issued aud', list(event.issued?.aud)],
     ['issued scope', list(event.issued?.scope)],
     ['issued exp', event.issued === undefined ? '—' : new Date(event.issued.exp * 1000).toISOString()],
+    ['DPoP key (cnf.jkt)', event.issued?.cnf_jkt ?? '—'],
+    ...issuedElsewhere(event),
     ['requested aud / scope', `${list(event.request.audience)} / ${list(event.request.scope)}`],
     ['client ip', event.request.client_ip ?? '—'],
     ['user agent', event.request.user_agent ?? '—'],
