@@ -79,8 +79,8 @@ export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthV
     }),
     async (c) => {
       const body = await restoreBody(c.req);
-      if (typeof body === 'string') return c.json({ error: 'invalid_request', error_description: body, problem: 'malformed' }, 400, NO_STORE);
-      const result = await deps.restoreState(body.text, body.keptRoots);
+      const result: StateRestoreResult =
+        typeof body === 'string' ? { ok: false, problem: 'malformed', message: body } : await deps.restoreState(body.text, body.keptRoots);
       if (!result.ok) {
         deps.log.warn('state restore refused', { problem: result.problem, error: result.message });
         const status = result.problem === 'not_fresh' || result.problem.startsWith('schema_') ? 409 : 400;

@@ -218,13 +218,12 @@ async function checkRootCheckpoints(
 ): Promise<RootCheckpoint[] | Extract<StateRestoreResult, { ok: false }>> {
   const master = readMasterKeys(env);
   if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
-  let log;
-  try {
-    log = await exportedAuditLog(text, { box: await SecretBox.fromMasterKeys(master) });
-  } catch (error) {
-    if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
+  const box = await SecretBox.fromMasterKeys(master);
+  const log = await exportedAuditLog(text, { box }).catch((error: unknown) => {
+    if (error instanceof StateRestoreError) return error;
     throw error;
-  }
+  });
+  if (log instanceof StateRestoreError) return { ok: false, problem: log.problem, message: log.message };
   if (!('chains' in log)) throw new TypeError('a sharded export reads as a sharded log');
   const { problem } = await verifyShardedAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
   if (problem !== undefined) {
