@@ -161,6 +161,8 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
   let older: string;
   let current: string;
   let grown: string;
+  /** An export of one chain (`keyway-state-dump`), as a deployment of before the shards wrote it. */
+  let single: string;
   /** A chain with a checkpoint the broker signed, its records dated between the two root checkpoints. */
   let early: unknown;
 
@@ -204,6 +206,7 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
     log.shards.push(openDb(dir, 'shard-2.db'));
     await append(log, log.shards[2] as SqliteFile, 2, now - 30_000);
     grown = exportOf(log);
+    single = JSON.stringify(dumpDatabase(log.state, now));
     for (const db of [log.state, stray, ...log.shards]) db.close();
   }, 60_000);
 
@@ -300,6 +303,16 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
     expect(legacy.report.chains.map((chain) => chain.shard)).toEqual(['legacy', '0', '1']);
     expect(legacy.report).toMatchObject({ ok: false, problem: { kind: 'root_chain_unnamed', shard: 'legacy' } });
     expect(legacy.code).toBe(1);
+  }, 60_000);
+
+  it('refuses --roots for a log of one chain, and --checkpoints for a sharded one (exit 2)', async () => {
+    const one = await verify(file('single.json', single), '--roots', kept);
+    expect(one.stderr).toContain("--roots holds a sharded log's root checkpoints: this log is one chain");
+    expect(one.code).toBe(2);
+    const checkpoint = file('kept-checkpoints.json', JSON.stringify({ seq: 3, hash: 'a'.repeat(64), time: new Date(now).toISOString(), jws: 'a.b.c' }));
+    const sharded = await verify(file('current.json', current), '--checkpoints', checkpoint);
+    expect(sharded.stderr).toContain("--checkpoints holds one chain's checkpoints");
+    expect(sharded.code).toBe(2);
   }, 60_000);
 
   it('passes a shard count grown since the newest root checkpoint: the added shard holds only later records', async () => {
