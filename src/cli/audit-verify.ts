@@ -5,9 +5,10 @@ import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { readExportedAuditLog } from './exported-audit-log.ts';
 import { readKeptCheckpoints } from './kept-checkpoints.ts';
+import { readKeptRoots } from './kept-roots.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
 
-const USAGE = `usage: keyway audit verify [source | --backup FILE] [--keys FILE] [--checkpoints FILE] [--json]
+const USAGE = `usage: keyway audit verify [source | --backup FILE] [--keys FILE] [--checkpoints FILE | --roots FILE] [--json]
 
 Re-computes the audit log's hash chain from the first kept record to the head, checks every
 checkpoint's signature with the broker's keys and that the chain passes through it, holds the
@@ -20,7 +21,12 @@ many records are missing. Exit code 0: intact; 1: tampered, incomplete (or unrea
 A Workers broker keeps its log in shards, each its own chain (GET /v1/audit/shards lists them):
 with --url, every chain is verified on its own and held to the heads its root checkpoints signed;
 the first break is named by its shard and record. With --backup, the same from an export saved
-from a Workers broker's GET /v1/backup: every shard's chain and the root checkpoints in it.
+from a Workers broker's GET /v1/backup: every shard's chain and the root checkpoints in it (an
+export that holds records without one is refused). A chain the newest root checkpoint does not
+name fails, unless it is a shard added since whose records are all dated after it. With --roots,
+the log is held to root checkpoints kept apart from it too: each must be signed by the broker's
+keys and every chain must pass through the heads it signed, and the log fails when its newest
+root checkpoint is older than the newest kept one (rolled back, or its newest roots taken out).
 
 Which keys count as the broker's: with --url, those its /v1/audit/keys publishes; with
 --data-dir, those the master key attests (KEYWAY_MASTER_KEY, or the data directory's master key
@@ -34,16 +40,26 @@ ${SOURCE_USAGE}
   --keys FILE               a JWKS saved earlier from GET /v1/audit/keys: these keys count as the
                             broker's too, and with --data-dir or --backup they need no master key
   --checkpoints FILE        checkpoints kept elsewhere: what GET /v1/audit/checkpoints (or …/latest)
-                            answered, one answer or several one after another`;
+                            answered, one answer or several one after another
+  --roots FILE              root checkpoints kept elsewhere (a sharded log): what GET /v1/audit/root-checkpoints
+                            (or …/latest) answered, one answer or several one after another`;
 
 export const auditVerify: Command = {
   summary: 'check the audit log against its hash chain and signed checkpoints',
   usage: USAGE,
   async run(args) {
-    const { values, params } = parseAuditArgs(args, { keys: { type: 'string' }, checkpoints: { type: 'string' }, backup: { type: 'string' } });
+    const { values, params } = parseAuditArgs(args, {
+      keys: { type: 'string' },
+      checkpoints: { type: 'string' },
+      roots: { type: 'string' },
+      backup: { type: 'string' },
+    });
     if (params.size > 0) throw new CliError('verify checks the whole log: filters do not apply');
     const pinned = typeof values['keys'] === 'string' ? readPinnedKeys(values['keys']) : undefined;
-    const kept = typeof values['checkpoints'] === 'string' ? readKeptCheckpoints(values['checkpoints']) : undefined;
+    const kept = {
+      ...(typeof values['checkpoints'] === 'string' ? { checkpoints: readKeptCheckpoints(values['checkpoints']) } : {}),
+      ...(typeof values['roots'] === 'string' ? { roots: readKeptRoots(values['roots']) } : {}),
+    };
     const json = values['json'] === true;
     const backup = values['backup'];
     if (typeof backup === 'string') {
@@ -60,20 +76,28 @@ export const auditVerify: Command = {
   },
 };
 
-async function verify(log: AuditLogSource | ShardedLogSource, kept: Checkpoint[] | undefined, json: boolean): Promise<number> {
+/** Checkpoints kept apart from the log: one chain's (`--checkpoints`), or a sharded log's root checkpoints (`--roots`). */
+interface Kept {
+  readonly checkpoints?: Checkpoint[];
+  readonly roots?: string[];
+}
+
+async function verify(log: AuditLogSource | ShardedLogSource, kept: Kept, json: boolean): Promise<number> {
   if ('chains' in log) {
-    if (kept !== undefined) throw new CliError("--checkpoints holds one chain's checkpoints: a sharded log is held to its root checkpoints");
-    return reportShards(await verifyShardedAuditLog(log), json);
+    if (kept.checkpoints !== undefined) throw new CliError("--checkpoints holds one chain's checkpoints: a sharded log is held to root checkpoints (--roots)");
+    return reportShards(await verifyShardedAuditLog({ ...log, ...(kept.roots === undefined ? {} : { kept: kept.roots }) }), json);
   }
-  const report = await verifyAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
+  if (kept.roots !== undefined)
+    throw new CliError("--roots holds a sharded log's root checkpoints: this log is one chain (--checkpoints holds its kept checkpoints)");
+  const report = await verifyAuditLog({ ...log, ...(kept.checkpoints === undefined ? {} : { kept: kept.checkpoints }) });
   if (json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else if (report.ok) {
     const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
     const anchor = report.anchor === undefined ? '' : `, anchored after pruning at checkpoint ${report.anchor}`;
-    const kept = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
+    const agree = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
     process.stdout.write(
-      `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${kept}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
+      `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${agree}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
     );
   } else {
     const { problem } = report;
@@ -92,16 +116,18 @@ function reportShards(report: ShardedReport, json: boolean): number {
   }
   for (const chain of report.chains) {
     const range = chain.records === 0 ? 'no records' : `${chain.records} records (seq ${chain.first_seq}…${chain.last_seq})`;
-    process.stdout.write(`shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints\n`);
+    const unnamed = chain.unnamed === true ? ', in no root checkpoint yet (a shard added since the newest)' : '';
+    process.stdout.write(`shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints${unnamed}\n`);
   }
   const latest = report.latest_root === undefined ? 'none yet' : `the latest signed at ${report.latest_root.time} covers ${report.latest_root.chains} chains`;
-  process.stdout.write(`${report.root_checkpoints} root checkpoints (${latest})\n`);
+  const kept = report.kept_root_checkpoints === undefined ? '' : ` and ${report.kept_root_checkpoints} kept`;
+  process.stdout.write(`${report.root_checkpoints} root checkpoints${kept} (${latest})\n`);
   const { problem } = report;
   if (problem === undefined) {
     process.stdout.write(`intact: ${report.chains.length} chains\n`);
     return 0;
   }
-  const verdict = problem.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
+  const verdict = problem.kind === 'records_missing' || problem.kind === 'root_checkpoints_rolled_back' ? 'INCOMPLETE' : 'TAMPERED';
   const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
   process.stdout.write(`${verdict} (${problem.kind})${where}: ${problem.message}\n`);
   return 1;

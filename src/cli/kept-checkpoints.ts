@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
+import { jsonSequence } from '../core/audit/json-sequence.ts';
 import { CliError } from './command.ts';
 
 const KeptCheckpoint = v.object({ seq: v.pipe(v.number(), v.integer()), hash: v.string(), time: v.string(), jws: v.string() });
@@ -19,8 +20,14 @@ export function readKeptCheckpoints(path: string): Checkpoint[] {
   } catch (error) {
     throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
   }
+  let documents: unknown[];
+  try {
+    documents = jsonSequence(text);
+  } catch (error) {
+    throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
+  }
   const kept: Checkpoint[] = [];
-  for (const [index, document] of jsonDocuments(text, path).entries()) {
+  for (const [index, document] of documents.entries()) {
     for (const answer of Array.isArray(document) ? document : [document]) {
       const parsed = v.safeParse(Answer, answer);
       if (!parsed.success) {
@@ -31,40 +38,4 @@ export function readKeptCheckpoints(path: string): Checkpoint[] {
   }
   if (kept.length === 0) throw new CliError(`--checkpoints ${path} holds no checkpoint`);
   return kept;
-}
-
-/** The JSON values written one after another in `text`, with or without whitespace between them. */
-function jsonDocuments(text: string, path: string): unknown[] {
-  const documents: unknown[] = [];
-  let depth = 0;
-  let inString = false;
-  let start = -1;
-  for (let at = 0; at < text.length; at += 1) {
-    const char = text[at];
-    if (inString) {
-      if (char === '\\') at += 1;
-      else if (char === '"') inString = false;
-      continue;
-    }
-    if (char === '"') inString = true;
-    else if (char === '{' || char === '[') {
-      if (depth === 0) start = at;
-      depth += 1;
-    } else if (char === '}' || char === ']') {
-      depth -= 1;
-      if (depth === 0) documents.push(parse(text.slice(start, at + 1), path));
-    } else if (depth === 0 && char?.trim() !== '') {
-      throw new CliError(`--checkpoints ${path}: not JSON at character ${at + 1}`);
-    }
-  }
-  if (depth !== 0 || inString) throw new CliError(`--checkpoints ${path}: the JSON ends unfinished`);
-  return documents;
-}
-
-function parse(text: string, path: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
-  }
 }

@@ -15,7 +15,7 @@ export const ShardedExport = v.looseObject({
   format: v.literal(SHARDED_STATE_FORMAT),
   state: v.looseObject({ tables: v.looseObject({ signing_keys: v.array(v.record(v.string(), v.nullable(v.union([v.string(), v.number()])))) }) }),
   shards: v.array(v.unknown()),
-  // Absent from an export made before they were exported.
+  // Absent, or empty, in an export that holds no audit record yet: one that holds records is refused without them.
   root_checkpoints: v.optional(v.array(v.looseObject({ jws: v.string() }))),
 });
 
@@ -29,7 +29,8 @@ export function shardedExportText(state: string, shards: readonly string[], root
  * (the sealed `legacy` one when the state holds records, then each shard by index) and the root
  * checkpoints' JWS; on an export of one chain, that chain. The keys it trusts: the state's signing
  * keys the master key vouches for (`box`) and the `pinned` ones, never a key only the export carries.
- * A document that is no export is a StateRestoreError (malformed).
+ * A document that is no export is a StateRestoreError (malformed); a sharded one that holds audit
+ * records without a root checkpoint is one too (audit_log_invalid): it could not be held to any.
  */
 export async function exportedAuditLog(
   text: string,
@@ -56,11 +57,24 @@ export async function exportedAuditLog(
     }
   });
   const legacy = (state.tables['audit_events'] ?? []).length > 0 ? [{ name: 'legacy', source: dumpAuditLogSource(state, keys) }] : [];
+  const roots = sharded.output.root_checkpoints ?? [];
+  // Each chain is held to the root checkpoints: without them, a shard cut short with its checkpoints would still hold.
+  if (roots.length === 0 && [state, ...shards].some(holdsAuditLog)) {
+    throw new StateRestoreError(
+      'audit_log_invalid',
+      'the export holds audit records but no root checkpoint, so a shard cut short in it could not be told: ' +
+        'they were taken out of it, or it was exported before the first Cron round signed one (export it again after that round)',
+    );
+  }
   return {
     chains: [...legacy, ...shards.map((shard, index) => ({ name: String(index), source: dumpAuditLogSource(shard, keys) }))],
-    roots: (sharded.output.root_checkpoints ?? []).map((root) => root.jws),
+    roots: roots.map((root) => root.jws),
     keys: keys.keys,
   };
+}
+
+function holdsAuditLog(dump: StateDump): boolean {
+  return (dump.tables['audit_events'] ?? []).length > 0 || (dump.tables['audit_checkpoints'] ?? []).length > 0;
 }
 
 function trustOf(dump: StateDump, trust: { readonly box?: SecretBox; readonly pinned?: JSONWebKeySet }): ReturnType<typeof trustedKeys> {

@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ChainHead } from '../../src/core/audit/checkpoint.ts';
-import { signRootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
+import { signRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { auditStatementSigner, checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
@@ -13,7 +13,7 @@ import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { shardedExportText } from '../../src/storage/sharded-state-export.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
-import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { dumpDatabase } from '../../src/storage/state-dump.ts';
 import { auditEvent } from '../suites/store-contract.ts';
@@ -30,7 +30,67 @@ function cli(args: string[], env: Record<string, string>): Promise<{ code: numbe
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-type EditableExport = { shards: { tables: Record<string, Record<string, unknown>[]> }[] };
+type EditableExport = {
+  state: { tables: Record<string, Record<string, unknown>[]> };
+  shards: { tables: Record<string, Record<string, unknown>[]> }[];
+  root_checkpoints?: { jws: string }[];
+};
+
+/** A sharded log as a Workers deployment keeps it, in real SQLite files: the state (its keys sealed under the master key) and each shard. */
+interface ShardedLog {
+  readonly dir: string;
+  readonly ring: KeyRing;
+  readonly state: SqliteFile;
+  readonly shards: SqliteFile[];
+  readonly roots: RootCheckpoint[];
+}
+
+async function shardedLog(dir: string, masterKey: string, count: number): Promise<ShardedLog> {
+  const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys);
+  const state = openDb(dir, 'state.db');
+  const keys = new SqliteKeyStore(state, box);
+  await keys.initializeKeys(await generateSigningKey(Date.now()));
+  const ring = await KeyRing.from(await keys.listKeys());
+  return { dir, ring, state, shards: Array.from({ length: count }, (_, index) => openDb(dir, `shard-${index}.db`)), roots: [] };
+}
+
+function openDb(dir: string, name: string): SqliteFile {
+  const db = openSqliteFile(join(dir, name));
+  migrate(db);
+  return db;
+}
+
+/** `n` records dated `time` appended to a chain, then a checkpoint of its head signed, as the shard's Cron upkeep signs one. */
+async function append(log: ShardedLog, db: SqliteFile, n: number, time = Date.now()): Promise<void> {
+  const store = new SqliteAuditStore(db);
+  for (let count = 0; count < n; count += 1) await store.append(auditEvent({ time: new Date(time).toISOString() }));
+  await store.addCheckpoint(await checkpointSigner(ISSUER, () => log.ring, Date.now)(await store.head()));
+}
+
+/** A root checkpoint over the first `named` shards' heads, signed at `at`, as the Cron round signs one. */
+async function signRoot(log: ShardedLog, at: number, named = log.shards.length): Promise<RootCheckpoint> {
+  const heads: Record<string, ChainHead> = {};
+  for (const [index, db] of log.shards.slice(0, named).entries()) heads[String(index)] = await new SqliteAuditStore(db).head();
+  const root = await signRootCheckpoint(
+    auditStatementSigner(
+      ISSUER,
+      () => log.ring,
+      () => at,
+    ),
+    heads,
+  );
+  log.roots.push(root);
+  return root;
+}
+
+/** The export GET /v1/backup writes of the log as it is now, with its root checkpoints. */
+function exportOf(log: ShardedLog): string {
+  return shardedExportText(
+    JSON.stringify(dumpDatabase(log.state, Date.now())),
+    log.shards.map((db) => JSON.stringify(dumpDatabase(db, Date.now()))),
+    log.roots,
+  );
+}
 
 /**
  * An export as a Workers deployment's GET /v1/backup writes it, from the same stores and dump in
@@ -38,34 +98,11 @@ type EditableExport = { shards: { tables: Record<string, Record<string, unknown>
  * records each with a signed checkpoint, and a root checkpoint over both heads.
  */
 async function shardedExport(dir: string, masterKey: string): Promise<string> {
-  const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys);
-  const open = (name: string) => {
-    const db = openSqliteFile(join(dir, name));
-    migrate(db);
-    return db;
-  };
-  const state = open('state.db');
-  const keys = new SqliteKeyStore(state, box);
-  await keys.initializeKeys(await generateSigningKey(Date.now()));
-  const ring = await KeyRing.from(await keys.listKeys());
-  const shards = [open('shard-0.db'), open('shard-1.db')];
-  const heads: Record<string, ChainHead> = {};
-  for (const [index, db] of shards.entries()) {
-    const store = new SqliteAuditStore(db);
-    for (let n = 0; n < 3; n += 1) await store.append(auditEvent());
-    await store.addCheckpoint(await checkpointSigner(ISSUER, () => ring, Date.now)(await store.head()));
-    heads[String(index)] = await store.head();
-  }
-  const root = await signRootCheckpoint(
-    auditStatementSigner(ISSUER, () => ring, Date.now),
-    heads,
-  );
-  const text = shardedExportText(
-    JSON.stringify(dumpDatabase(state, Date.now())),
-    shards.map((db) => JSON.stringify(dumpDatabase(db, Date.now()))),
-    [root],
-  );
-  for (const db of [state, ...shards]) db.close();
+  const log = await shardedLog(dir, masterKey, 2);
+  for (const db of log.shards) await append(log, db, 3);
+  await signRoot(log, Date.now());
+  const text = exportOf(log);
+  for (const db of [log.state, ...log.shards]) db.close();
   return text;
 }
 
@@ -111,5 +148,177 @@ describe('keyway audit verify --backup: an export of a sharded Workers log', () 
     expect(unkeyed.stderr).toContain('trusts no key on the export');
     expect(unkeyed.stdout).toBe('');
     expect(unkeyed.code).toBe(2);
+  }, 60_000);
+});
+
+describe('keyway audit verify --backup: a file that chooses its own root checkpoints, held to those kept apart (--roots)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keyway-verify-roots-'));
+  const masterKey = generateMasterKey();
+  const env = { KEYWAY_MASTER_KEY: masterKey };
+  const kept = join(dir, 'kept-roots.json');
+  const now = Date.now();
+  /** The export after the first root checkpoint, after the second, and after the shard count grew from 2 to 3. */
+  let older: string;
+  let current: string;
+  let grown: string;
+  /** An export of one chain (`keyway-state-dump`), as a deployment of before the shards wrote it. */
+  let single: string;
+  /** A chain with a checkpoint the broker signed, its records dated between the two root checkpoints. */
+  let early: unknown;
+
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const edited = (text: string, edit: (json: EditableExport) => void): string => {
+    const json = JSON.parse(text) as EditableExport;
+    edit(json);
+    return JSON.stringify(json);
+  };
+  /** Shard 0 cut back to its first three records and the checkpoint of them, as the older root checkpoint signed it. */
+  const cutShard0 = (json: EditableExport): void => {
+    const tables = json.shards[0]?.tables;
+    if (tables === undefined) throw new Error('the export holds shard 0');
+    tables['audit_events'] = (tables['audit_events'] ?? []).slice(0, 3);
+    tables['audit_checkpoints'] = (tables['audit_checkpoints'] ?? []).filter((row) => Number(row['seq']) <= 3);
+  };
+  const verify = (path: string, ...args: string[]) => cli(['audit', 'verify', '--backup', path, ...args], env);
+  const verdict = async (path: string, ...args: string[]) => {
+    const result = await verify(path, ...args, '--json');
+    return { code: result.code, report: JSON.parse(result.stdout) as { ok: boolean; problem?: Record<string, unknown>; chains: { shard: string }[] } };
+  };
+
+  beforeAll(async () => {
+    const log = await shardedLog(dir, masterKey, 2);
+    for (const db of log.shards) await append(log, db, 3, now - 120_000);
+    const first = await signRoot(log, now - 100_000);
+    older = exportOf(log);
+    for (const db of log.shards) await append(log, db, 2, now - 90_000);
+    const second = await signRoot(log, now - 60_000);
+    current = exportOf(log);
+    // What a witness kept: a page of GET /v1/audit/root-checkpoints, then a …/latest answer appended to it.
+    writeFileSync(kept, `${JSON.stringify({ root_checkpoints: [first, second] })}\n${JSON.stringify(second)}\n`);
+    const stray = openDb(dir, 'early.db');
+    await append(log, stray, 2, now - 80_000);
+    early = dumpDatabase(stray, now);
+    // KEYWAY_AUDIT_SHARDS grown from 2 to 3 after the second root checkpoint: shard 2's records are all later.
+    log.shards.push(openDb(dir, 'shard-2.db'));
+    await append(log, log.shards[2] as SqliteFile, 2, now - 30_000);
+    grown = exportOf(log);
+    single = JSON.stringify(dumpDatabase(log.state, now));
+    for (const db of [log.state, stray, ...log.shards]) db.close();
+  }, 60_000);
+
+  it('refuses an export that holds audit records but no root checkpoint: taken out with a shard cut short, or emptied', async () => {
+    const stripped = file(
+      'stripped.json',
+      edited(current, (json) => {
+        delete json.root_checkpoints;
+        cutShard0(json);
+      }),
+    );
+    const refused = await verify(stripped);
+    expect(refused.stderr).toContain('the export holds audit records but no root checkpoint');
+    expect(refused.stdout).toBe('');
+    expect(refused.code).toBe(1);
+    const emptied = await verify(
+      file(
+        'emptied.json',
+        edited(current, (json) => (json.root_checkpoints = [])),
+      ),
+    );
+    expect(emptied.stderr).toContain('the export holds audit records but no root checkpoint');
+    expect(emptied.code).toBe(1);
+  }, 60_000);
+
+  it('names the records gone from a file whose newest root checkpoint was taken out and a shard cut back to the older one (--roots)', async () => {
+    const cut = file(
+      'cut.json',
+      edited(current, (json) => {
+        json.root_checkpoints = json.root_checkpoints?.slice(0, 1);
+        cutShard0(json);
+      }),
+    );
+    // The file alone agrees with itself: only a witness kept apart tells.
+    expect((await verify(cut)).code).toBe(0);
+    const held = await verify(cut, '--roots', kept);
+    expect(held.stdout).toContain('1 root checkpoints and 3 kept');
+    expect(held.stdout).toMatch(/^INCOMPLETE \(records_missing\) in shard 0 at seq 4: the log ends at 3; a kept checkpoint covers up to 5/m);
+    expect(held.code).toBe(1);
+  }, 60_000);
+
+  it('fails a file older than the kept root checkpoints: an older export, or a whole one with its newest root taken out', async () => {
+    const old = await verdict(file('older.json', older), '--roots', kept);
+    expect(old.report).toMatchObject({ ok: false, problem: { kind: 'records_missing', shard: '0', seq: 4 } });
+    expect(old.code).toBe(1);
+    const trimmed = await verify(
+      file(
+        'trimmed.json',
+        edited(current, (json) => (json.root_checkpoints = json.root_checkpoints?.slice(0, 1))),
+      ),
+      '--roots',
+      kept,
+    );
+    expect(trimmed.stdout).toMatch(
+      /^INCOMPLETE \(root_checkpoints_rolled_back\): the log's newest root checkpoint was signed at .*, but one you kept was signed at/m,
+    );
+    expect(trimmed.code).toBe(1);
+    const whole = await verify(file('current.json', current), '--roots', kept);
+    expect(whole.stdout).toContain('2 root checkpoints and 3 kept');
+    expect(whole.stdout).toContain('intact: 2 chains');
+    expect(whole.code).toBe(0);
+  }, 60_000);
+
+  it('fails on a kept root checkpoint the broker did not sign (kept_root_checkpoint_invalid)', async () => {
+    const answer = JSON.parse(readFileSync(kept, 'utf8').split('\n')[1] ?? '') as { jws: string };
+    const [header, payload, signature] = answer.jws.split('.');
+    const claims = JSON.parse(Buffer.from(String(payload), 'base64url').toString()) as { heads: Record<string, { seq: number }> };
+    for (const head of Object.values(claims.heads)) head.seq -= 1;
+    const forged = file('forged-roots.json', JSON.stringify({ jws: `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}` }));
+    const { code, report } = await verdict(file('current.json', current), '--roots', forged);
+    expect(report).toMatchObject({ ok: false, problem: { kind: 'kept_root_checkpoint_invalid' } });
+    expect(code).toBe(1);
+  }, 60_000);
+
+  it('fails on a chain no root checkpoint names: a shard past the count with earlier records, a legacy chain from nowhere', async () => {
+    const extra = await verdict(
+      file(
+        'extra.json',
+        edited(current, (json) => json.shards.push(early as EditableExport['shards'][number])),
+      ),
+    );
+    expect(extra.report).toMatchObject({ ok: false, problem: { kind: 'root_chain_unnamed', shard: '2', seq: 1 } });
+    expect(extra.code).toBe(1);
+    const legacy = await verdict(
+      file(
+        'legacy.json',
+        edited(current, (json) => {
+          const tables = json.shards[0]?.tables ?? {};
+          json.state.tables['audit_events'] = tables['audit_events'] ?? [];
+          json.state.tables['audit_checkpoints'] = tables['audit_checkpoints'] ?? [];
+        }),
+      ),
+    );
+    expect(legacy.report.chains.map((chain) => chain.shard)).toEqual(['legacy', '0', '1']);
+    expect(legacy.report).toMatchObject({ ok: false, problem: { kind: 'root_chain_unnamed', shard: 'legacy' } });
+    expect(legacy.code).toBe(1);
+  }, 60_000);
+
+  it('refuses --roots for a log of one chain, and --checkpoints for a sharded one (exit 2)', async () => {
+    const one = await verify(file('single.json', single), '--roots', kept);
+    expect(one.stderr).toContain("--roots holds a sharded log's root checkpoints: this log is one chain");
+    expect(one.code).toBe(2);
+    const checkpoint = file('kept-checkpoints.json', JSON.stringify({ seq: 3, hash: 'a'.repeat(64), time: new Date(now).toISOString(), jws: 'a.b.c' }));
+    const sharded = await verify(file('current.json', current), '--checkpoints', checkpoint);
+    expect(sharded.stderr).toContain("--checkpoints holds one chain's checkpoints");
+    expect(sharded.code).toBe(2);
+  }, 60_000);
+
+  it('passes a shard count grown since the newest root checkpoint: the added shard holds only later records', async () => {
+    const result = await verify(file('grown.json', grown), '--roots', kept);
+    expect(result.stdout).toContain('shard 2: intact: 2 records (seq 1…2), 1 signed checkpoints, in no root checkpoint yet');
+    expect(result.stdout).toContain('intact: 3 chains');
+    expect(result.code).toBe(0);
   }, 60_000);
 });

@@ -63,7 +63,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
         const response = await client.request('/token', { method: 'POST', body: exchangeForm(subjectToken), headers });
         return { status: response.status, body: (await response.json()) as Record<string, unknown> };
       },
-      upkeep: () => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now: Date.now(), log: silentLogger }),
+      upkeep: (now = Date.now()) => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now, log: silentLogger }),
       verify: async () => {
         const log = await remoteAuditLog((path, params, authorized = true) =>
           get(`${path}${params === undefined ? '' : `?${params}`}`, authorized ? token : null),
@@ -202,9 +202,14 @@ describe('the sharded audit log on Workers (workerd)', () => {
     const deployment = fresh();
     const four = await start(deployment, 4);
     for (let index = 0; index < 20; index += 1) expect((await four.exchange(`svc-grow-${index}`)).status).toBe(200);
-    await four.upkeep();
+    // The Cron round's time, a few seconds before the count grows: the added shards' records are all later than its root.
+    await four.upkeep(Date.now() - 5000);
     const eight = await start(deployment, 8);
     for (let index = 20; index < 40; index += 1) expect((await eight.exchange(`svc-grow-${index}`)).status).toBe(200);
+    // Before the next round, the newest root names shards 0…3: the added ones, in no root yet, pass as shards added since.
+    const between = await eight.verify();
+    expect(between).toMatchObject({ ok: true, root_checkpoints: 1, latest_root: { chains: 4 } });
+    expect(between.chains.filter((chain) => chain.unnamed === true).map((chain) => chain.shard)).toEqual(['4', '5', '6', '7']);
     await eight.upkeep();
     expect(await eight.verify()).toMatchObject({ ok: true, root_checkpoints: 2, latest_root: { chains: 8 } });
     const grown = await eight.shardList();

@@ -5,6 +5,8 @@ import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import type { RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
+import { keptRootCheckpoints } from '../../src/core/audit/kept-roots.ts';
+import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
@@ -258,7 +260,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const refusedLeavesFresh = async (target: Deployment, response: Response, status: number, problem: string | undefined, error = 'invalid_request') => {
       const before = await stateOf(target);
       expect(response.status).toBe(status);
-      const body = (await response.json()) as { error: string; problem?: string; restored?: unknown };
+      const body = (await response.json()) as { error: string; error_description?: string; problem?: string; restored?: unknown };
       expect(body.error).toBe(error);
       expect(body.problem).toBe(problem);
       expect(body.restored).toBeUndefined();
@@ -267,6 +269,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       expect(after.kids).toEqual(before.kids);
       expect(after.kids.map((key) => key.kid)).not.toContain((JSON.parse(exported) as ShardedExport).state.tables['signing_keys']?.[0]?.['kid']);
       expect(after.policyVersion).toEqual([]);
+      return body.error_description;
     };
     /** The export with the state's dump edited, or with `shard` given the first shard that holds records. */
     const edited = (edit: (dump: EditableDump) => void, part: 'state' | 'shard' = 'state'): string => {
@@ -303,6 +306,87 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       }, 'shard');
       expect(tampered).not.toBe(exported);
       await refusedLeavesFresh(target, await restore(target, tampered), 400, 'audit_log_invalid');
+    });
+
+    it('an export whose root checkpoints were taken out, with a shard cut short: its records are held to none', async () => {
+      const stripped = JSON.parse(
+        edited((dump) => {
+          const records = dump.tables['audit_events'] ?? [];
+          dump.tables['audit_events'] = records.slice(0, 1);
+          dump.tables['audit_checkpoints'] = (dump.tables['audit_checkpoints'] ?? []).filter((row) => Number(row['seq']) <= 1);
+        }, 'shard'),
+      ) as ShardedExport;
+      delete stripped.root_checkpoints;
+      const target = await deployment();
+      const why = await refusedLeavesFresh(target, await restore(target, JSON.stringify(stripped)), 400, 'audit_log_invalid');
+      expect(why).toContain('the export holds audit records but no root checkpoint');
+      expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual([]);
+    });
+
+    it('an export with a chain no root checkpoint names: a shard past the count whose records are older than the newest root', async () => {
+      const extra = JSON.parse(exported) as ShardedExport;
+      const copied = extra.shards.find((dump) => (dump.tables['audit_events'] ?? []).length > 0);
+      if (copied === undefined) throw new Error('a shard of the export holds records');
+      extra.shards.push(copied);
+      const target = await deployment({ KEYWAY_AUDIT_SHARDS: String(DEFAULT_AUDIT_SHARDS + 1) });
+      const why = await refusedLeavesFresh(target, await restore(target, JSON.stringify(extra)), 400, 'audit_log_invalid');
+      expect(why).toContain(`(root_chain_unnamed in shard ${DEFAULT_AUDIT_SHARDS} at seq 1)`);
+    });
+
+    it('with root checkpoints kept apart (a multipart form): an export older than them is refused, one that agrees is restored', async () => {
+      const origin = await deployment();
+      const backup = async () =>
+        (await origin.request('/v1/backup', { headers: { authorization: `Bearer ${await tokenFor(origin, 'olga@acme.dev', 'backup:read')}` } })).text();
+      await tokenFor(origin, 'olga@acme.dev', 'audit:read');
+      await scheduledAuditUpkeep(origin.env, Date.now(), silentLogger);
+      const older = await backup();
+      await tokenFor(origin, 'olga@acme.dev', 'audit:read');
+      expect(await scheduledAuditUpkeep(origin.env, Date.now(), silentLogger)).toBeDefined();
+      // What a witness kept apart: the public GET /v1/audit/root-checkpoints answer.
+      const kept = await (await origin.request('/v1/audit/root-checkpoints')).text();
+      expect((JSON.parse(kept) as { root_checkpoints: unknown[] }).root_checkpoints).toHaveLength(2);
+      const form = (text: string | undefined, roots: string) => {
+        const body = new FormData();
+        if (text !== undefined) body.append('export', new Blob([text], { type: 'application/json' }), 'keyway-state.json');
+        body.append('roots', new Blob([roots], { type: 'application/json' }), 'kept-roots.json');
+        return body;
+      };
+      const restoreWith = (d: Deployment, body: FormData) =>
+        d.request('/v1/backup/restore', { method: 'POST', body, headers: { authorization: `Bearer ${RESTORE_TOKEN}` } });
+
+      const target = await deployment();
+      const why = await refusedLeavesFresh(target, await restoreWith(target, form(older, kept)), 400, 'audit_log_invalid');
+      expect(why).toMatch(/\(records_missing in shard \d+ at seq \d+\)/);
+      // Only the newest root checkpoint taken out of an export that holds every record: rolled back.
+      const trimmed = JSON.parse(await backup()) as ShardedExport;
+      const whole = JSON.stringify(trimmed);
+      trimmed.root_checkpoints = trimmed.root_checkpoints?.slice(0, 1);
+      expect(await refusedLeavesFresh(target, await restoreWith(target, form(JSON.stringify(trimmed), kept)), 400, 'audit_log_invalid')).toContain(
+        '(root_checkpoints_rolled_back)',
+      );
+      expect(await refusedLeavesFresh(target, await restoreWith(target, form(whole, 'not json')), 400, 'malformed')).toContain('the kept root checkpoints');
+      expect(await refusedLeavesFresh(target, await restoreWith(target, form(undefined, kept)), 400, 'malformed')).toContain('`export` part');
+
+      const restored = await restoreWith(target, form(whole, kept));
+      expect(restored.status).toBe(200);
+      expect((await stateOf(target)).ok).toBe(true);
+
+      // The same witness held to a live broker (audit verify --url --roots): one restored from the older export is behind it.
+      const rolled = await deployment();
+      expect((await restore(rolled, older)).status).toBe(200);
+      const served = await isolate(rolled.env);
+      // A token the origin minted: the restored deployment has its keys, and verifying it appends nothing there.
+      const auditor = await tokenFor(origin, 'olga@acme.dev', 'audit:read');
+      const live = async () => {
+        const log = await remoteAuditLog((path, params, authorized = true) =>
+          served.request(`${path}${params === undefined ? '' : `?${params}`}`, authorized ? { headers: { authorization: `Bearer ${auditor}` } } : {}),
+        );
+        if (!('chains' in log)) throw new Error('a Workers deployment lists its shards');
+        return log;
+      };
+      expect(await verifyShardedAuditLog(await live())).toMatchObject({ ok: true });
+      const held = await verifyShardedAuditLog({ ...(await live()), kept: keptRootCheckpoints(kept) });
+      expect(held).toMatchObject({ ok: false, kept_root_checkpoints: 2, problem: { kind: 'records_missing', seq: 3 } });
     });
 
     it('an export carrying a key of its own that re-signs a checkpoint: nothing vouches for it', async () => {

@@ -20,7 +20,10 @@ export type ChainProblemKind =
   | 'kept_checkpoint_mismatch'
   | 'records_missing'
   | 'root_checkpoint_invalid'
-  | 'root_chain_missing';
+  | 'root_chain_missing'
+  | 'root_chain_unnamed'
+  | 'root_checkpoints_rolled_back'
+  | 'kept_root_checkpoint_invalid';
 
 export interface ChainProblem {
   readonly kind: ChainProblemKind;

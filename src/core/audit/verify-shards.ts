@@ -1,4 +1,5 @@
 import type { JWTVerifyGetKey } from 'jose';
+import type { AuditRecord } from './audit-event.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { verifyRootCheckpoint, type RootCheckpoint } from './root-checkpoint.ts';
 import { verifyAuditLog, type AuditLogSource, type ChainProblem, type ChainReport } from './verify-chain.ts';
@@ -8,39 +9,45 @@ export interface ShardedLogSource {
   readonly chains: readonly { readonly name: string; readonly source: AuditLogSource }[];
   /** The root checkpoints' JWS, as stored: verified here with `keys`. */
   readonly roots: readonly string[];
+  /** Root checkpoints kept apart from the log (`--roots`), as given: the log must agree with each and be no older than the newest. */
+  readonly kept?: readonly string[];
   readonly keys: JWTVerifyGetKey;
   readonly issuer?: string;
 }
 
+type ShardedProblem = ChainProblem & { readonly shard?: string };
+
 export interface ShardedReport {
   readonly ok: boolean;
-  /** Each chain's own report, by name. */
-  readonly chains: readonly (ChainReport & { readonly shard: string })[];
+  /** Each chain's own report, by name; `unnamed` for a shard added since the newest root checkpoint, which none signs yet. */
+  readonly chains: readonly (ChainReport & { readonly shard: string; readonly unnamed?: true })[];
   /** Root checkpoints whose signature verified. */
   readonly root_checkpoints: number;
-  /** When the newest of them was signed, and how many chains it covers. */
+  /** Kept root checkpoints (`kept`) whose signature verified, when some were given. */
+  readonly kept_root_checkpoints?: number;
+  /** When the newest of them (kept ones included) was signed, and how many chains it covers. */
   readonly latest_root?: { readonly time: string; readonly chains: number };
   /** The first problem: a root checkpoint's, or the first broken chain's, naming it. */
-  readonly problem?: ChainProblem & { readonly shard?: string };
+  readonly problem?: ShardedProblem;
 }
 
 /**
- * Verifies the root checkpoints, then every chain on its own (its checkpoints, its records) held
- * to every head a root checkpoint signed for it: a chain rewritten, cut short or emptied since a
- * root checkpoint no longer passes through the head it signed, and a chain a root names that the
- * log no longer has is missing. Chains are read one after another, so memory stays constant.
+ * Verifies the root checkpoints (the log's and those kept apart from it), then every chain on its
+ * own (its checkpoints, its records) held to every head a root checkpoint signed for it: a chain
+ * rewritten, cut short or emptied since a root checkpoint no longer passes through the head it
+ * signed, and a chain a root names that the log no longer has is missing. A chain the newest root
+ * does not name is refused, unless it is a shard added since (an index past every one that root
+ * names) whose every record is dated after the second that root was signed in: what no root signs
+ * yet is then no more than what a named chain holds past its newest head. A log whose newest root
+ * is older than the newest kept one was rolled back, or its newest roots taken out. Chains are
+ * read one after another, so memory stays constant.
  */
 export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<ShardedReport> {
-  const roots: RootCheckpoint[] = [];
-  let problem: ShardedReport['problem'];
-  for (const jws of source.roots) {
-    try {
-      roots.push(await verifyRootCheckpoint(jws, source.keys, source.issuer));
-    } catch (error) {
-      problem ??= { kind: 'root_checkpoint_invalid', message: `a root checkpoint is not signed by the broker: ${(error as Error).message}` };
-    }
-  }
-  const latest = roots.toSorted((a, b) => Date.parse(b.time) - Date.parse(a.time))[0];
+  const stored = await verifiedRoots(source.roots, source, 'root_checkpoint_invalid', 'a root checkpoint is not signed by the broker');
+  const kept = await verifiedRoots(source.kept ?? [], source, 'kept_root_checkpoint_invalid', "a root checkpoint you kept is not signed by the broker's keys");
+  let problem: ShardedProblem | undefined = stored.problem ?? kept.problem;
+  const roots = [...stored.valid, ...kept.valid];
+  const latest = newest(roots);
   const names = new Set(source.chains.map(({ name }) => name));
   const gone = latest === undefined ? undefined : Object.keys(latest.heads).find((name) => !names.has(name));
   if (gone !== undefined && latest !== undefined) {
@@ -50,21 +57,95 @@ export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<S
       message: `shard ${gone} is missing: the root checkpoint signed at ${latest.time} covers it up to seq ${latest.heads[gone]?.seq}`,
     };
   }
-  const chains: (ChainReport & { shard: string })[] = [];
+  const chains: ShardedReport['chains'][number][] = [];
   for (const { name, source: chain } of source.chains) {
     const witnessed = roots.flatMap((root): Checkpoint[] => {
       const head = root.heads[name];
       return head === undefined || head.seq === 0 ? [] : [{ ...head, time: root.time, jws: root.jws }];
     });
-    const report = await verifyAuditLog({ ...chain, witnessed });
-    chains.push({ shard: name, ...report });
+    const unnamed = latest !== undefined && latest.heads[name] === undefined;
+    let early: AuditRecord | undefined;
+    const records = unnamed
+      ? watched(chain.records, (record) => {
+          // The root's time is its JWS iat, in whole seconds: a record of that second may be older than the root.
+          if (early === undefined && Date.parse(record.event.time) < Date.parse(latest.time) + 1000) early = record;
+        })
+      : chain.records;
+    const report = await verifyAuditLog({ ...chain, records, witnessed });
+    const refusal = unnamed ? unnamedProblem(name, latest, early) : undefined;
+    chains.push({ shard: name, ...report, ...(refusal === undefined ? {} : { ok: false }), ...(unnamed ? { unnamed: true } : {}) });
     if (report.problem !== undefined) problem ??= { shard: name, ...report.problem };
+    if (refusal !== undefined) problem ??= { shard: name, ...refusal };
+  }
+  const latestStored = newest(stored.valid);
+  const latestKept = newest(kept.valid);
+  if (latestKept !== undefined && (latestStored === undefined || Date.parse(latestStored.time) < Date.parse(latestKept.time))) {
+    problem ??= {
+      kind: 'root_checkpoints_rolled_back',
+      message:
+        `the log's newest root checkpoint ${latestStored === undefined ? 'is none' : `was signed at ${latestStored.time}`}, ` +
+        `but one you kept was signed at ${latestKept.time}: the log is older than your witness, or its newest root checkpoints were taken out`,
+    };
   }
   return {
     ok: problem === undefined && chains.every((chain) => chain.ok),
     chains,
-    root_checkpoints: roots.length,
+    root_checkpoints: stored.valid.length,
+    ...(source.kept === undefined ? {} : { kept_root_checkpoints: kept.valid.length }),
     ...(latest === undefined ? {} : { latest_root: { time: latest.time, chains: Object.keys(latest.heads).length } }),
     ...(problem === undefined ? {} : { problem }),
   };
+}
+
+async function verifiedRoots(
+  jwsList: readonly string[],
+  source: ShardedLogSource,
+  kind: 'root_checkpoint_invalid' | 'kept_root_checkpoint_invalid',
+  what: string,
+): Promise<{ valid: RootCheckpoint[]; problem?: ShardedProblem }> {
+  const valid: RootCheckpoint[] = [];
+  let problem: ShardedProblem | undefined;
+  for (const jws of jwsList) {
+    try {
+      valid.push(await verifyRootCheckpoint(jws, source.keys, source.issuer));
+    } catch (error) {
+      problem ??= { kind, message: `${what}: ${(error as Error).message}` };
+    }
+  }
+  return { valid, ...(problem === undefined ? {} : { problem }) };
+}
+
+function newest(roots: readonly RootCheckpoint[]): RootCheckpoint | undefined {
+  return roots.toSorted((a, b) => Date.parse(b.time) - Date.parse(a.time))[0];
+}
+
+/**
+ * Why a chain the newest root does not name is refused: it is the legacy chain (sealed before the
+ * first root, so every root names it), or a shard at or below an index that root names, or it
+ * holds a record dated no later than that root, which would have named its shard.
+ */
+function unnamedProblem(name: string, latest: RootCheckpoint, early: AuditRecord | undefined): ChainProblem | undefined {
+  const named = Object.keys(latest.heads).filter((each) => each !== 'legacy');
+  const grown = name !== 'legacy' && named.every((each) => Number(each) < Number(name));
+  const why = !grown
+    ? name === 'legacy'
+      ? 'every root checkpoint names the legacy chain when there is one'
+      : `it names shards ${named.toSorted((a, b) => Number(a) - Number(b)).join(', ')}, so a shard added since comes after them`
+    : early === undefined
+      ? undefined
+      : `record ${early.chain.seq} (${early.event.id}) is dated ${early.event.time}, no later than it: a shard added since holds only later records`;
+  if (why === undefined) return undefined;
+  return {
+    kind: 'root_chain_unnamed',
+    ...(grown && early !== undefined ? { seq: early.chain.seq, id: early.event.id } : {}),
+    message: `chain ${name} is in no root checkpoint: the newest, signed at ${latest.time}, does not name it, and ${why}`,
+  };
+}
+
+/** The records as they are read, each shown to `see` first. */
+async function* watched(records: AsyncIterable<AuditRecord>, see: (record: AuditRecord) => void): AsyncGenerator<AuditRecord> {
+  for await (const record of records) {
+    see(record);
+    yield record;
+  }
 }

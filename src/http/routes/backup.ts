@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type HonoRequest } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
@@ -17,7 +17,8 @@ export interface BackupApiDeps {
   readonly keys: () => KeyRing;
   /** The whole state as one JSON text, read in one transaction; undefined when it is larger than `maxBytes`. */
   readonly exportState: () => Promise<string | undefined>;
-  readonly restoreState: (text: string) => Promise<StateRestoreResult>;
+  /** `keptRoots`: root checkpoints the operator kept apart from the export (what GET /v1/audit/root-checkpoints answered), as given. */
+  readonly restoreState: (text: string, keptRoots?: string) => Promise<StateRestoreResult>;
   /** KEYWAY_RESTORE_TOKEN: without it, restore is refused. */
   readonly restoreToken: string | undefined;
   readonly maxBytes: number;
@@ -33,7 +34,8 @@ const NO_STORE = { 'Cache-Control': 'no-store' } as const;
  * sealed signing keys, live policy set, sealed GitHub revocation schedule) for a keyway token with
  * scope `backup:read`. `POST /restore` writes such an export into a fresh deployment; a fresh one
  * cannot have minted the token that would authorise it, so it takes the KEYWAY_RESTORE_TOKEN secret
- * instead, and is refused while that is unset.
+ * instead, and is refused while that is unset. The export is the body, or the `export` part of a
+ * multipart form whose `roots` part holds root checkpoints kept apart from it, a witness it must agree with.
  */
 export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
@@ -76,7 +78,9 @@ export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthV
       onError: (c) => c.json({ error: 'request_too_large', error_description: `an export larger than ${deps.maxBytes} bytes is refused` }, 413, NO_STORE),
     }),
     async (c) => {
-      const result = await deps.restoreState(await c.req.text());
+      const body = await restoreBody(c.req);
+      const result: StateRestoreResult =
+        typeof body === 'string' ? { ok: false, problem: 'malformed', message: body } : await deps.restoreState(body.text, body.keptRoots);
       if (!result.ok) {
         deps.log.warn('state restore refused', { problem: result.problem, error: result.message });
         const status = result.problem === 'not_fresh' || result.problem.startsWith('schema_') ? 409 : 400;
@@ -87,4 +91,17 @@ export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthV
     },
   );
   return api;
+}
+
+/** The export, and the kept root checkpoints when the body is a form of the two; a string says what is wrong with the form. */
+async function restoreBody(request: HonoRequest): Promise<{ text: string; keptRoots?: string } | string> {
+  if (!(request.header('content-type') ?? '').toLowerCase().startsWith('multipart/form-data')) return { text: await request.text() };
+  const form = await request.parseBody().catch(() => undefined);
+  const part = async (name: string) => {
+    const value = form?.[name];
+    return value === undefined ? undefined : typeof value === 'string' ? value : value.text();
+  };
+  const [text, keptRoots] = [await part('export'), await part('roots')];
+  if (text === undefined) return 'a multipart restore holds the export in its `export` part (and the kept root checkpoints in `roots`)';
+  return { text, ...(keptRoots === undefined ? {} : { keptRoots }) };
 }

@@ -3,6 +3,7 @@ import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { signRootCheckpoint, verifyRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { verifyShardedAuditLog } from '../../core/audit/verify-shards.ts';
+import { keptRootCheckpoints } from '../../core/audit/kept-roots.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
@@ -17,7 +18,7 @@ import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import * as v from 'valibot';
 import { exportedAuditLog, ShardedExport, shardedExportText } from '../../storage/sharded-state-export.ts';
 import type { BackupApiDeps, StateRestoreResult } from '../../http/routes/backup.ts';
-import { notFresh } from '../../storage/state-dump.ts';
+import { notFresh, StateRestoreError } from '../../storage/state-dump.ts';
 import { chainStore, MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
 import { auditShard, readAuditShards, type AuditShardState } from './audit-shard-state.ts';
 import { MASTER_KEY_MISSING, type KeywayState } from './keyway-state.ts';
@@ -80,7 +81,7 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
         const text = shardedExportText(stateText as string, shardTexts, roots);
         return text.length > MAX_STATE_EXPORT_BYTES ? undefined : text;
       },
-      restoreState: (text) => restoreSharded(text, count, state, (index) => shard(index)(), env),
+      restoreState: (text, keptRoots) => restoreSharded({ text, keptRoots }, count, state, (index) => shard(index)(), env),
     },
   };
 }
@@ -143,10 +144,11 @@ function sameHeads(a: Readonly<Record<string, ChainHead>>, b: Readonly<Record<st
  * Restores an export into a fresh deployment: every object must be fresh, and every object's part of
  * the export must check out (each shard's chain vouched for by the state's signing keys) before any
  * is written. An export of the single chain of before the shards restores into the state, where it
- * is the sealed legacy chain.
+ * is the sealed legacy chain. Root checkpoints the operator kept apart from the export
+ * (`keptRoots`) hold it as `keyway audit verify --roots` does: an export older than them is refused.
  */
 async function restoreSharded(
-  text: string,
+  { text, keptRoots }: { readonly text: string; readonly keptRoots: string | undefined },
   count: number,
   state: () => DurableObjectStub<KeywayState>,
   shard: (index: number) => DurableObjectStub<AuditShardState>,
@@ -159,6 +161,15 @@ async function restoreSharded(
     return { ok: false, problem: 'malformed', message: 'the export is not JSON' };
   }
   const sharded = v.safeParse(ShardedExport, json);
+  if (!sharded.success && keptRoots !== undefined) {
+    return { ok: false, problem: 'malformed', message: 'kept root checkpoints hold a sharded log, but the export is of the single chain of before the shards' };
+  }
+  let kept: string[] | undefined;
+  try {
+    kept = keptRoots === undefined ? undefined : keptRootCheckpoints(keptRoots);
+  } catch (error) {
+    return { ok: false, problem: 'malformed', message: `the kept root checkpoints: ${(error as Error).message}` };
+  }
   const shards = sharded.success ? sharded.output.shards : [];
   if (shards.length > count) {
     const message = `the export holds ${shards.length} audit shards, this deployment ${count}: set KEYWAY_AUDIT_SHARDS to ${shards.length} or more first`;
@@ -187,7 +198,7 @@ async function restoreSharded(
   };
   const checked = await restoreAll(false);
   if (!checked.ok) return checked;
-  const roots = await checkRootCheckpoints(text, env);
+  const roots = await checkRootCheckpoints(text, kept, env);
   if (!Array.isArray(roots)) return roots;
   const restored = await restoreAll(true);
   if (restored.ok) await state().restoreRootCheckpoints(roots);
@@ -196,15 +207,25 @@ async function restoreSharded(
 
 /**
  * The export's root checkpoints, each verified with the signing keys this deployment's master key
- * vouches for in it, and every chain of the export held to them (verifyShardedAuditLog, as
- * `keyway audit verify` holds it): a restored deployment serves only root checkpoints it could have signed.
+ * vouches for in it, and every chain of the export held to them and to the `kept` ones
+ * (verifyShardedAuditLog, as `keyway audit verify --roots` holds it): a restored deployment serves
+ * only root checkpoints it could have signed, and an export that holds records without one is refused.
  */
-async function checkRootCheckpoints(text: string, env: WorkerEnv): Promise<RootCheckpoint[] | Extract<StateRestoreResult, { ok: false }>> {
+async function checkRootCheckpoints(
+  text: string,
+  kept: readonly string[] | undefined,
+  env: WorkerEnv,
+): Promise<RootCheckpoint[] | Extract<StateRestoreResult, { ok: false }>> {
   const master = readMasterKeys(env);
   if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
-  const log = await exportedAuditLog(text, { box: await SecretBox.fromMasterKeys(master) });
+  const box = await SecretBox.fromMasterKeys(master);
+  const log = await exportedAuditLog(text, { box }).catch((error: unknown) => {
+    if (error instanceof StateRestoreError) return error;
+    throw error;
+  });
+  if (log instanceof StateRestoreError) return { ok: false, problem: log.problem, message: log.message };
   if (!('chains' in log)) throw new TypeError('a sharded export reads as a sharded log');
-  const { problem } = await verifyShardedAuditLog(log);
+  const { problem } = await verifyShardedAuditLog({ ...log, ...(kept === undefined ? {} : { kept }) });
   if (problem !== undefined) {
     const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
     return { ok: false, problem: 'audit_log_invalid', message: `the audit log in the export does not verify (${problem.kind}${where}): ${problem.message}` };
