@@ -8,6 +8,7 @@ import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAcc
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../repository-policies/replay-impact.ts';
 import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
 import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
+import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems } from '../repository-policies/org-guardrails.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 
@@ -84,12 +85,13 @@ async function withAccess(
   repository: RepositoryName,
   use: (access: RepositoryAccess) => Promise<Handled>,
   id?: number,
+  ownerId?: number,
 ): Promise<Handled> {
   if (deps.openRepository === undefined) {
     deps.log.error('policy repository event not handled', { detail: NO_APP.detail });
     return NO_APP;
   }
-  const access = await deps.openRepository(repository, id);
+  const access = await deps.openRepository(repository, id, ownerId);
   try {
     return await use(access);
   } finally {
@@ -110,38 +112,87 @@ async function replayWindow(audit: AuditLog, now: number): Promise<AuditEvent[]>
   return events.slice(0, MAX_REPLAYED_EVENTS).reverse();
 }
 
+/** The ids a repository is read under: the central policy repository's, or an organisation's pinned `.github`. */
+interface Pinned {
+  readonly id: number;
+  readonly ownerId?: number;
+}
+
 /**
- * A pull request on the policy repository: when it changes a policy file, the review of the
- * change is published as a check run on its head commit.
+ * What a pull request's repository holds for keyway, and under which ids it is read: the central set, or a
+ * repository's own policies and, in an organisation's pinned `.github` repository, its guardrails too. A
+ * `.github` under the pinned organisation's name with another id (deleted and re-created, or renamed into its
+ * place) is refused, as the central repository is.
  */
-export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
+function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: readonly ReviewScope[]; pinned?: Pinned } | Handled {
   const role = centralRole(deps, pr.repository, pr.repositoryId);
   if (typeof role === 'object') return role;
-  const central = role === 'central';
+  if (role === 'central') return { scopes: [{ dir: deps.settings.policyPath, replay: true, checkName: CHECK_RUN_NAME }], pinned: { id: pr.repositoryId } };
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
-  const scope: ReviewScope = central
-    ? { dir: deps.settings.policyPath, replay: true }
-    : {
-        dir: REPOSITORY_POLICY_DIR,
-        replay: false,
-        extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
-      };
+  const own: ReviewScope = {
+    dir: REPOSITORY_POLICY_DIR,
+    replay: false,
+    checkName: CHECK_RUN_NAME,
+    extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
+  };
+  const pin = orgGuardrailPin(deps.repositoryRules(), pr.repository);
+  if (pin === undefined || pr.repository.name.toLowerCase() !== ORG_GUARDRAILS_REPOSITORY) return { scopes: [own] };
+  if (pr.repositoryId !== pin.repositoryId) {
+    deps.log.warn('organisation guardrail repository event refused', {
+      repository: fullName(pr.repository),
+      repository_id: pr.repositoryId,
+      expected_id: pin.repositoryId,
+    });
+    const detail =
+      `refused: repository ${fullName(pr.repository)} has id ${pr.repositoryId}, but the organisation's guardrail repository's is ${pin.repositoryId} ` +
+      '(KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS): a repository re-created under its name is not followed';
+    return { handled: false, detail };
+  }
+  // Its guardrails get the same review, held to what a guardrail may be; no impact replay, as for a repository's own policies.
+  const guardrails: ReviewScope = {
+    dir: ORG_GUARDRAILS_DIR,
+    replay: false,
+    checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
+    extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
+  };
+  return { scopes: [guardrails, own], pinned: { id: pin.repositoryId, ownerId: pin.ownerId } };
+}
+
+/** The check run of a change to an organisation's guardrails, apart from the one of its `.github` repository's own policies. */
+export const ORG_GUARDRAIL_CHECK_RUN_NAME = 'keyway organisation guardrail review';
+
+/**
+ * A pull request on the policy repository, or on a repository holding its own policies or its organisation's
+ * guardrails: when it changes a policy file, the review of the change is published as a check run on its head commit.
+ */
+export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
+  const review = reviewScopes(deps, pr);
+  if ('handled' in review) return review;
   return withAccess(
     deps,
     pr.repository,
     async (access) => {
-      try {
-        return await publishReview(deps, pr, access, scope);
-      } catch (error) {
-        // A policy directory keyway refuses to read is a failed review, not a failed delivery.
-        if (!(error instanceof PolicyFetchError)) throw error;
-        const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
-        await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
-        return { handled: true, detail: `check run failure: ${error.message}` };
-      }
+      const outcomes: Handled[] = [];
+      for (const scope of review.scopes) outcomes.push(await reviewScope(deps, pr, access, scope));
+      const [only] = outcomes;
+      if (only !== undefined && outcomes.length === 1) return only;
+      return { handled: outcomes.some((outcome) => outcome.handled), detail: outcomes.map((outcome) => outcome.detail).join('; ') };
     },
-    central ? pr.repositoryId : undefined,
+    review.pinned?.id,
+    review.pinned?.ownerId,
   );
+}
+
+async function reviewScope(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
+  try {
+    return await publishReview(deps, pr, access, scope);
+  } catch (error) {
+    // A policy directory keyway refuses to read is a failed review, not a failed delivery.
+    if (!(error instanceof PolicyFetchError)) throw error;
+    const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
+    await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+    return { handled: true, detail: `check run failure: ${error.message}` };
+  }
 }
 
 /** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
@@ -149,6 +200,7 @@ interface ReviewScope {
   readonly dir: string;
   /** Replay audited exchanges (the central set only) and mention the live set's last switch. */
   readonly replay: boolean;
+  readonly checkName: string;
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
 }
 
@@ -156,7 +208,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   const { dir } = scope;
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
-  if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
+  if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file under ${dir}` };
   // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
   // Nor in a public repository, whose check runs anyone can read.
   const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
@@ -182,7 +234,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
     ...(scope.replay && !replay ? { replayWithheld: REPLAY_WITHHELD } : {}),
   });
-  await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
+  await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
   deps.log.info('policy change reviewed', {
     repository: fullName(pr.repository),
     pull_request: pr.number,
