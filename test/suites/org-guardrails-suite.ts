@@ -232,9 +232,14 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
           .filter((call: FakeCall) => call.method === 'POST' && call.path === '/repos/acme/.github/check-runs' && call.status === 201)
           .map((call) => call.body as CheckRunBody);
       const put = (ref: string, name: string, text: string) => github.putFile({ owner: 'acme', repo: '.github', path: `keyway/guardrails/${name}`, ref, text });
-      const pullRequest = (number: number, base: string, head: string, id: number = ORGS.acme.dotGithub): Delivery => ({
+      const pullRequest = (number: number, base: string, head: string, { id = ORGS.acme.dotGithub, author = 'wile' } = {}): Delivery => ({
         event: 'pull_request',
-        payload: payloads.pullRequest({ owner: 'acme', name: '.github', id }, { number, baseSha: base, headSha: head }),
+        payload: payloads.pullRequest({ owner: 'acme', name: '.github', id }, { number, baseSha: base, headSha: head, author }),
+      });
+      beforeAll(async () => {
+        // wile may write to acme/.github; olivia owns it (admin).
+        await github.setRole({ owner: 'acme', repo: '.github', username: 'wile', role: 'write' });
+        await github.setRole({ owner: 'acme', repo: '.github', username: 'olivia', role: 'admin' });
       });
 
       it('publishes a check run on a pull request to the pinned .github: a widening fails on its line, a new deny passes and shows in the diff', async () => {
@@ -267,7 +272,33 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         const [passed] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
         expect(passed).toMatchObject({ name: 'keyway organisation guardrail review', head_sha: narrowing, conclusion: 'success' });
         expect(passed.output.summary).toMatch(/\| `no-dispatch` \| \*\*added/);
-        expect(passed.output.summary).not.toContain('Impact replay');
+        // wile may write, but the replay shows every acme repository's exchanges: for admins only.
+        expect(passed.output.summary).toContain('No impact replay');
+        expect(passed.output.summary).toContain('whose author has admin access');
+      });
+
+      it("replays the organisation's audited exchanges for an admin's pull request: what a new guardrail denies, what a removed one lets through", async () => {
+        const dispatched = await ask('acme', { event_name: 'workflow_dispatch' });
+        expect(dispatched.status).toBe(200);
+        const selfHosted = await ask('acme', { runner_environment: 'self-hosted' });
+        expect(selfHosted.status).toBe(400);
+        // Another organisation's exchange, granted: none of acme's, never replayed for it.
+        const stark = await ask('stark', { event_name: 'workflow_dispatch' });
+        expect(stark.status).toBe(200);
+        const base = sha('replay-base');
+        await put(base, 'hosted-runners.yaml', hostedOnly());
+        // The head drops hosted-runners and adds no-dispatch.
+        const head = sha('replay-head');
+        await put(head, 'no-dispatch.yaml', `${header()}effect: deny\nmatch: { event_name: workflow_dispatch }\n`);
+        const before = (await checkRuns()).length;
+        expect(await deliver(pullRequest(54, base, head, { author: 'olivia' }))).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ name: 'keyway organisation guardrail review', head_sha: head, conclusion: 'success' });
+        expect(run.output.title).toMatch(/^would newly allow [1-9]\d*, newly deny [1-9]\d*/);
+        const [allowedTable, deniedTable] = run.output.summary.split('**Newly denied**');
+        expect(allowedTable).toContain(`\`${selfHosted.body['audit_event_id'] as string}\``);
+        expect(deniedTable).toContain(`\`${dispatched.body['audit_event_id'] as string}\``);
+        expect(run.output.summary).not.toContain(stark.body['audit_event_id'] as string);
       });
 
       it('reviews nothing of a .github repository under the pinned name with another id', async () => {
@@ -275,7 +306,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         const head = sha('other-head');
         await put(head, 'prt.yaml', `${header()}effect: deny\nmatch: { event_name: pull_request_target }\n`);
         const before = (await checkRuns()).length;
-        const refused = await deliver(pullRequest(53, base, head, 666));
+        const refused = await deliver(pullRequest(53, base, head, { id: 666, author: 'olivia' }));
         expect(refused).toMatchObject({ status: 200, body: { status: 'ignored' } });
         expect(String(refused.body['detail'])).toMatch(/has id 666, but the organisation's guardrail repository's is 810101/);
         expect((await checkRuns()).length).toBe(before);

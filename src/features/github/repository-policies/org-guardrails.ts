@@ -5,7 +5,15 @@ import type { PolicySet } from '../../../core/policy/policy-set.ts';
 import { GitHubError } from '../app/github-error.ts';
 import { PolicyFetchError, readPolicyFilesAt } from './fetch-policy-files.ts';
 import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
-import { loadBoundedPolicies, readFailure, repositoryPolicyProblems, type MoreGuardrails, type RepositoryPolicyRules } from './repository-policies.ts';
+import type { OrganisationIds } from './replay-impact.ts';
+import {
+  loadBoundedPolicies,
+  readFailure,
+  REPOSITORY_POLICY_DIR,
+  repositoryPolicyProblems,
+  type MoreGuardrails,
+  type RepositoryPolicyRules,
+} from './repository-policies.ts';
 import type { OrgGuardrailPin } from './repository-policy-settings.ts';
 
 /** The repository an organisation's guardrails live in: GitHub's own place for what holds organisation-wide. */
@@ -17,6 +25,21 @@ export const ORG_GUARDRAILS_REPOSITORY = '.github';
 export const ORG_GUARDRAILS_DIR = 'keyway/guardrails';
 
 export const guardrailRepository = (pin: OrgGuardrailPin): RepositoryName => ({ owner: pin.owner, name: ORG_GUARDRAILS_REPOSITORY });
+/** Where the guardrails are, as their ids start at exchange: `acme/.github/keyway/guardrails`. */
+const guardrailPlace = (pin: OrgGuardrailPin): string => `${fullName(guardrailRepository(pin))}/${ORG_GUARDRAILS_DIR}`;
+
+/** The ids the audit log records for an organisation's policies: its repositories' own (`acme/api/.github/keyway/release`) and its guardrails. */
+export function orgPolicyIds(pin: OrgGuardrailPin): OrganisationIds {
+  const owner = pin.owner.toLowerCase();
+  const guardrail = `${guardrailPlace(pin).toLowerCase()}/`;
+  return {
+    isPolicy: (id) => {
+      const [idOwner, , ...rest] = id.toLowerCase().split('/');
+      return idOwner === owner && rest.join('/').startsWith(`${REPOSITORY_POLICY_DIR}/`);
+    },
+    isGuardrail: (id) => id.toLowerCase().startsWith(guardrail),
+  };
+}
 
 /** The pin of the organisation that owns `repository`, when the operator lets it publish guardrails. */
 export function orgGuardrailPin(rules: RepositoryPolicyRules, repository: RepositoryName): OrgGuardrailPin | undefined {
@@ -67,7 +90,7 @@ export function orgGuardrailsFor(options: OrgGuardrailOptions): (repository: Rep
 
 async function fetchOrgGuardrails(options: OrgGuardrailOptions, pin: OrgGuardrailPin): Promise<PolicySet> {
   const repository = guardrailRepository(pin);
-  const where = `${fullName(repository)}/${ORG_GUARDRAILS_DIR}`;
+  const where = guardrailPlace(pin);
   const unusable = (why: string): ExchangeError => new ExchangeError('org_guardrails_unusable', `organisation guardrails ${where}: ${why}`);
   let files;
   try {

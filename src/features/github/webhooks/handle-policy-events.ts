@@ -5,10 +5,10 @@ import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt 
 import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess } from '../repository-policies/repository-access.ts';
-import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../repository-policies/replay-impact.ts';
+import { IMPACT_WINDOW_DAYS, POLICY_REASONS, replayGuardrailImpact } from '../repository-policies/replay-impact.ts';
 import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
 import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
-import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems } from '../repository-policies/org-guardrails.ts';
+import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems, orgPolicyIds } from '../repository-policies/org-guardrails.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 
@@ -45,11 +45,21 @@ export interface PullRequestFacts {
   readonly publicRepository: boolean;
 }
 
-/** Roles whose holders may see audited subjects and event ids in a review. */
-const REPLAY_ROLES: ReadonlySet<RepositoryRole> = new Set(['admin', 'write']);
-const REPLAY_WITHHELD =
-  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
-  'for pull requests from a branch of it whose author has write access';
+/** Who may see the impact replay of a review (audited subjects, event ids, counts), and why others do not. */
+interface ReplayRule {
+  readonly roles: ReadonlySet<RepositoryRole>;
+  readonly withheld: string;
+  /** How the proposed set is replayed; default: the central set's (every exchange the policies decided). */
+  readonly impact?: PolicyReviewInput['replayImpact'];
+}
+
+/** The central policy repository: its writers are the operator's. */
+const CENTRAL_REPLAY: ReplayRule = {
+  roles: new Set(['admin', 'write']),
+  withheld:
+    'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
+    'for pull requests from a branch of it whose author has write access',
+};
 
 export interface PushFacts {
   readonly repository: RepositoryName;
@@ -127,11 +137,13 @@ interface Pinned {
 function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: readonly ReviewScope[]; pinned?: Pinned } | Handled {
   const role = centralRole(deps, pr.repository, pr.repositoryId);
   if (typeof role === 'object') return role;
-  if (role === 'central') return { scopes: [{ dir: deps.settings.policyPath, replay: true, checkName: CHECK_RUN_NAME }], pinned: { id: pr.repositoryId } };
+  if (role === 'central') {
+    return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME }], pinned: { id: pr.repositoryId } };
+  }
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const own: ReviewScope = {
     dir: REPOSITORY_POLICY_DIR,
-    replay: false,
+    central: false,
     checkName: CHECK_RUN_NAME,
     extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
   };
@@ -148,10 +160,19 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
       '(KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS): a repository re-created under its name is not followed';
     return { handled: false, detail };
   }
-  // Its guardrails get the same review, held to what a guardrail may be; no impact replay, as for a repository's own policies.
+  // Its guardrails get the same review, held to what a guardrail may be, with the replay of the organisation's exchanges only. Those
+  // are of every repository of the organisation, which a writer of .github may not read: so only for its admins (the owners among them).
+  const ids = orgPolicyIds(pin);
   const guardrails: ReviewScope = {
     dir: ORG_GUARDRAILS_DIR,
-    replay: false,
+    central: false,
+    replay: {
+      roles: new Set(['admin']),
+      withheld:
+        "it shows the audited exchanges of the organisation's repositories (subjects, event ids, counts), so keyway runs it only in a private " +
+        '.github repository, for pull requests from a branch of it whose author has admin access',
+      impact: (proposed, events, brokerIssuer) => replayGuardrailImpact(proposed, events, brokerIssuer, ids),
+    },
     checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
@@ -198,8 +219,10 @@ async function reviewScope(deps: PolicyEventDeps, pr: PullRequestFacts, access: 
 /** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
 interface ReviewScope {
   readonly dir: string;
-  /** Replay audited exchanges (the central set only) and mention the live set's last switch. */
-  readonly replay: boolean;
+  /** The central set: mention the live set's last switch, and show unused access where the replay is. */
+  readonly central: boolean;
+  /** Replay audited exchanges, for whom and how; none for a repository's own policies. */
+  readonly replay?: ReplayRule;
   readonly checkName: string;
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
 }
@@ -212,16 +235,16 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
   // Nor in a public repository, whose check runs anyone can read.
   const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
-  const replay = scope.replay && author !== undefined && REPLAY_ROLES.has(await access.permissionOf(author));
+  const replay = scope.replay !== undefined && author !== undefined && scope.replay.roles.has(await access.permissionOf(author));
   const now = deps.now();
   const usageWindow = { since: now - UNUSED_WINDOW_DAYS * 86_400_000, until: now };
   const [baseFiles, proposedFiles, events, lastSwitch, usage] = await Promise.all([
     fetchPolicyFiles(access, dir, pr.baseSha, base),
     fetchPolicyFiles(access, dir, pr.headSha, head),
     replay ? replayWindow(deps.audit, now) : undefined,
-    scope.replay ? deps.live.lastSwitch() : undefined,
+    scope.central ? deps.live.lastSwitch() : undefined,
     // Usage counts are audit data too: shown only where the replay is.
-    replay ? deps.audit.usage(usageWindow) : undefined,
+    replay && scope.central ? deps.audit.usage(usageWindow) : undefined,
   ]);
   const outcome = reviewPolicyChange({
     base: baseFiles,
@@ -232,7 +255,8 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
     ...(usage === undefined ? {} : { usage: { ...usageWindow, rows: usage } }),
     ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
-    ...(scope.replay && !replay ? { replayWithheld: REPLAY_WITHHELD } : {}),
+    ...(scope.replay !== undefined && !replay ? { replayWithheld: scope.replay.withheld } : {}),
+    ...(replay && scope.replay?.impact !== undefined ? { replayImpact: scope.replay.impact } : {}),
   });
   await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
   deps.log.info('policy change reviewed', {
@@ -241,7 +265,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     head_sha: pr.headSha,
     conclusion: outcome.conclusion,
     title: outcome.output.title,
-    ...(scope.replay ? { impact_replay: replay } : {}),
+    ...(scope.replay === undefined ? {} : { impact_replay: replay }),
   });
   return { handled: true, detail: `check run ${outcome.conclusion}: ${outcome.output.title}` };
 }
