@@ -232,7 +232,12 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
           .filter((call: FakeCall) => call.method === 'POST' && call.path === '/repos/acme/.github/check-runs' && call.status === 201)
           .map((call) => call.body as CheckRunBody);
       const put = (ref: string, name: string, text: string) => github.putFile({ owner: 'acme', repo: '.github', path: `keyway/guardrails/${name}`, ref, text });
-      const pullRequest = (number: number, base: string, head: string, { id = ORGS.acme.dotGithub, author = 'wile' } = {}): Delivery => ({
+      const pullRequest = (
+        number: number,
+        base: string,
+        head: string,
+        { id = ORGS.acme.dotGithub, author = 'wile' }: { id?: number; author?: string } = {},
+      ): Delivery => ({
         event: 'pull_request',
         payload: payloads.pullRequest({ owner: 'acme', name: '.github', id }, { number, baseSha: base, headSha: head, author }),
       });
@@ -299,6 +304,17 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         expect(allowedTable).toContain(`\`${selfHosted.body['audit_event_id'] as string}\``);
         expect(deniedTable).toContain(`\`${dispatched.body['audit_event_id'] as string}\``);
         expect(run.output.summary).not.toContain(stark.body['audit_event_id'] as string);
+      });
+
+      it('fails the review of a change that removes every guardrail: the organisation would be refused', async () => {
+        const base = sha('empty-base');
+        await put(base, 'hosted-runners.yaml', hostedOnly());
+        const head = sha('empty-head');
+        const before = (await checkRuns()).length;
+        expect(await deliver(pullRequest(55, base, head))).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ name: 'keyway organisation guardrail review', head_sha: head, conclusion: 'failure' });
+        expect(run.output.summary).toMatch(/keyway refuses every repository-owned policy of acme \(fail closed\)/);
       });
 
       it('reviews nothing of a .github repository under the pinned name with another id', async () => {

@@ -174,6 +174,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
       impact: (proposed, events, brokerIssuer) => replayGuardrailImpact(proposed, events, brokerIssuer, ids),
     },
     checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
+    required: `with no guardrail in ${ORG_GUARDRAILS_DIR}, keyway refuses every repository-owned policy of ${pin.owner} (fail closed)`,
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
   return { scopes: [guardrails, own], pinned: { id: pin.repositoryId, ownerId: pin.ownerId } };
@@ -224,6 +225,8 @@ interface ReviewScope {
   /** Replay audited exchanges, for whom and how; none for a repository's own policies. */
   readonly replay?: ReplayRule;
   readonly checkName: string;
+  /** Why the directory must not be left empty, when it must not (an organisation's guardrails: none at all refuses every policy). */
+  readonly required?: string;
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
 }
 
@@ -232,6 +235,15 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
   if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file under ${dir}` };
+  if (head.size === 0 && scope.required !== undefined) {
+    const output = {
+      title: `no policy file left in ${dir}`,
+      summary: `**Merged as it is, this change breaks the directory:** ${scope.required}.`,
+      annotations: [],
+    };
+    await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+    return { handled: true, detail: `check run failure: ${output.title}` };
+  }
   // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
   // Nor in a public repository, whose check runs anyone can read.
   const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
