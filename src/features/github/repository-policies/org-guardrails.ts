@@ -56,10 +56,10 @@ export function orgGuardrailProblems(compilation: PolicyCompilation, pin: OrgGua
   const problems = repositoryPolicyProblems(compilation, guardrailRepository(pin), rules);
   for (const entry of compilation.files) {
     if (entry.document.effect === 'deny') continue;
-    const where = entry.locate(entry.document.grant === undefined ? [] : ['grant']);
+    // An allow policy has a grant (the schema says so): the problem is there.
     problems.push({
       file: entry.file,
-      ...where,
+      ...entry.locate(['grant']),
       message: "an organisation's guardrail is a deny policy (effect: deny): it can only narrow what its repositories' policies grant",
     });
   }

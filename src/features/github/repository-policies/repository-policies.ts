@@ -183,7 +183,8 @@ const isDefinitive = (error: unknown): boolean =>
  * policy that does not load or is missing is refused, and so is one in a repository the App
  * cannot read (not installed there, no such repository): the caller cannot tell these apart, so
  * the answer says nothing about which private repositories exist. Those refusals are cached as
- * long as a policy; GitHub failing is `github_unavailable`, and is not.
+ * long as a policy; GitHub failing is `github_unavailable`, and is not. More guardrails for the
+ * repository (its organisation's, `guardrailsFor`) are fetched first, and cached the same way.
  */
 export class RepositoryPolicySource implements RepositoryPolicies {
   readonly #options: RepositoryPolicySourceOptions;
