@@ -124,6 +124,7 @@ export function createBroker(parts: BrokerParts): Broker {
   const github = parts.github;
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
+  const repositoryPolicies = github === undefined ? undefined : repositoryPolicySource(github, parts.settings, { limits, rules: repositoryRules, now });
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -138,9 +139,7 @@ export function createBroker(parts: BrokerParts): Broker {
       limits,
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
       ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
-      ...(parts.github === undefined
-        ? {}
-        : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
+      ...(github === undefined || repositoryPolicies === undefined ? {} : { github, repositoryPolicies }),
     },
     clientIp: parts.clientIp,
     audit: {
@@ -184,6 +183,7 @@ export function createBroker(parts: BrokerParts): Broker {
               ? {}
               : {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
+                  guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
             audit: audit.log,

@@ -22,6 +22,8 @@ const ORGS = {
   stark: { installation: 8108, ownerId: 9900, repo: { id: 940001, name: 'suit' }, dotGithub: 8108_01 },
   // Publishes a guardrail that would take the central guardrail's place, in audit mode.
   cyberdyne: { installation: 8109, ownerId: 9911, repo: { id: 950001, name: 'skynet' }, dotGithub: 8109_01 },
+  // Adds a guardrail and pushes it.
+  tyrell: { installation: 8110, ownerId: 9922, repo: { id: 960001, name: 'nexus' }, dotGithub: 8110_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -34,6 +36,7 @@ const PINS: Record<Org, string> = {
   wayne: `wayne:${ORGS.wayne.ownerId}:${ORGS.wayne.dotGithub}`,
   stark: `stark:${ORGS.stark.ownerId}:${ORGS.stark.dotGithub}`,
   cyberdyne: `cyberdyne:${ORGS.cyberdyne.ownerId}:${ORGS.cyberdyne.dotGithub}`,
+  tyrell: `tyrell:${ORGS.tyrell.ownerId}:${ORGS.tyrell.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -88,6 +91,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       // initech's guardrail (line 4) names a field the schema does not have.
       await putGuardrail('initech', 'hosted-runners.yaml', `${header()}effect: deny\nmatch: { runner_environment: { not: github-hosted } }\nlifetime: 5m\n`);
       await putGuardrail('stark', 'hosted-runners.yaml', hostedOnly());
+      await putGuardrail('tyrell', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail(
         'cyberdyne',
         'guard.yaml',
@@ -221,12 +225,30 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       expect(await guardrailReads('umbrella')).toBe(reads);
     });
 
+    const deliver = async (delivery: Delivery) => {
+      const { init } = await deliveryRequest(delivery);
+      const response = await broker.request('/webhooks/github', init);
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+
+    it("reads an organisation's guardrails again after a push to its pinned .github, not one under its name with another id", async () => {
+      expect((await ask('tyrell')).status).toBe(200);
+      await putGuardrail('tyrell', 'freeze.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/main }\n`);
+      const push = (id: number): Delivery => ({
+        event: 'push',
+        payload: payloads.push({ owner: 'tyrell', name: '.github', id }, { ref: 'refs/heads/main', after: sha('tyrell-freeze') }),
+      });
+      // Cached, and a push from another repository under the name changes nothing.
+      const refused = await deliver(push(666));
+      expect(refused).toMatchObject({ status: 200, body: { status: 'ignored' } });
+      expect(String(refused.body['detail'])).toMatch(/has id 666, but the organisation's guardrail repository's is 811001/);
+      expect((await ask('tyrell')).status).toBe(200);
+      expect(await deliver(push(ORGS.tyrell.dotGithub))).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const frozen = await expectRefusal(broker, await ask('tyrell'), { error: 'invalid_request', reason: 'denied_by_policy' });
+      expect(frozen.policy).toMatchObject({ denied_by: ['tyrell/.github/keyway/guardrails/freeze'] });
+    });
+
     describe('review of a change to the guardrails', () => {
-      const deliver = async (delivery: Delivery) => {
-        const { init } = await deliveryRequest(delivery);
-        const response = await broker.request('/webhooks/github', init);
-        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-      };
       const checkRuns = async (): Promise<CheckRunBody[]> =>
         (await github.calls())
           .filter((call: FakeCall) => call.method === 'POST' && call.path === '/repos/acme/.github/check-runs' && call.status === 201)

@@ -42,7 +42,7 @@ export function orgPolicyIds(pin: OrgGuardrailPin): OrganisationIds {
 }
 
 /** The pin of the organisation that owns `repository`, when the operator lets it publish guardrails. */
-export function orgGuardrailPin(rules: RepositoryPolicyRules, repository: RepositoryName): OrgGuardrailPin | undefined {
+export function orgGuardrailPin(rules: RepositoryPolicyRules, repository: Pick<RepositoryName, 'owner'>): OrgGuardrailPin | undefined {
   return rules.orgGuardrails.find((pin) => pin.owner.toLowerCase() === repository.owner.toLowerCase());
 }
 
@@ -80,9 +80,9 @@ export interface OrgGuardrailOptions {
  * directory gone, a guardrail that does not load) refuses every policy of the organisation's repositories:
  * dropping a guardrail must never widen what they grant.
  */
-export function orgGuardrailsFor(options: OrgGuardrailOptions): (repository: RepositoryName) => MoreGuardrails | undefined {
-  return (repository) => {
-    const pin = orgGuardrailPin(options.rules(), repository);
+export function orgGuardrailsFor(options: OrgGuardrailOptions): (owner: string) => MoreGuardrails | undefined {
+  return (owner) => {
+    const pin = orgGuardrailPin(options.rules(), { owner });
     if (pin === undefined) return undefined;
     return { key: `${fullName(guardrailRepository(pin)).toLowerCase()}:${ORG_GUARDRAILS_DIR}`, fetch: () => fetchOrgGuardrails(options, pin) };
   };

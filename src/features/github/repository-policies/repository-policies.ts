@@ -170,7 +170,7 @@ export interface RepositoryPolicySourceOptions {
   /** Asked before each fetch from GitHub with the verified caller that would cause it: a refusal stops the fetch. */
   readonly beforeFetch: (caller: VerifiedCaller) => Promise<ExchangeError | undefined>;
   /** What else holds for the repository's policies: undefined for none. */
-  readonly guardrailsFor?: (repository: RepositoryName) => MoreGuardrails | undefined;
+  readonly guardrailsFor?: (owner: string) => MoreGuardrails | undefined;
 }
 
 /** Refusals that are an answer about the policy or the guardrails (missing, unreadable, does not load): remembered like a policy. */
@@ -202,7 +202,7 @@ export class RepositoryPolicySource implements RepositoryPolicies {
    */
   async get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet> {
     // The guardrails first: while they do not load, every policy of the organisation is refused alike, whether it exists or not.
-    const more = this.#options.guardrailsFor?.(repository);
+    const more = this.#options.guardrailsFor?.(repository.owner);
     const guardrails = more === undefined ? undefined : await this.#cached(more.key, caller, () => more.fetch());
     const policy = await this.#cached(`${fullName(repository).toLowerCase()}:${name}`, caller, () => this.#fetch(repository, name));
     return guardrails === undefined ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
@@ -215,6 +215,12 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     if (refused !== undefined) throw refused;
     // Another exchange may have fetched it meanwhile.
     return this.#fresh(key) ?? this.#remember(key, fetch());
+  }
+
+  /** Drops the cached guardrails of an organisation (its `.github` was pushed to): the next exchange reads them again. */
+  forgetGuardrails(owner: string): void {
+    const more = this.#options.guardrailsFor?.(owner);
+    if (more !== undefined) this.#cache.delete(more.key);
   }
 
   #fresh(key: string): Promise<PolicySet> | undefined {

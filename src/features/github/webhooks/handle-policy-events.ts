@@ -11,6 +11,7 @@ import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyR
 import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems, orgPolicyIds } from '../repository-policies/org-guardrails.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
+import type { OrgGuardrailPin } from '../repository-policies/repository-policy-settings.ts';
 
 /** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */
 export const MAX_REPLAYED_EVENTS = 20_000;
@@ -26,6 +27,8 @@ export interface PolicyEventDeps {
   readonly loadOptions: () => PolicyLoadOptions;
   /** The operator's bounds on repository-owned policies: the review judges them as the exchange would. */
   readonly repositoryRules: () => RepositoryPolicyRules;
+  /** Drops an organisation's cached guardrails; undefined when no GitHub App is configured. */
+  readonly guardrailsChanged?: (owner: string) => void;
   readonly now: () => number;
   readonly log: Logger;
 }
@@ -147,19 +150,9 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     checkName: CHECK_RUN_NAME,
     extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
   };
-  const pin = orgGuardrailPin(deps.repositoryRules(), pr.repository);
-  if (pin === undefined || pr.repository.name.toLowerCase() !== ORG_GUARDRAILS_REPOSITORY) return { scopes: [own] };
-  if (pr.repositoryId !== pin.repositoryId) {
-    deps.log.warn('organisation guardrail repository event refused', {
-      repository: fullName(pr.repository),
-      repository_id: pr.repositoryId,
-      expected_id: pin.repositoryId,
-    });
-    const detail =
-      `refused: repository ${fullName(pr.repository)} has id ${pr.repositoryId}, but the organisation's guardrail repository's is ${pin.repositoryId} ` +
-      '(KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS): a repository re-created under its name is not followed';
-    return { handled: false, detail };
-  }
+  const pin = guardrailRole(deps, pr.repository, pr.repositoryId);
+  if (pin === undefined) return { scopes: [own] };
+  if ('handled' in pin) return pin;
   // Its guardrails get the same review, held to what a guardrail may be, with the replay of the organisation's exchanges only. Those
   // are of every repository of the organisation, which a writer of .github may not read: so only for its admins (the owners among them).
   const ids = orgPolicyIds(pin);
@@ -178,6 +171,37 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
   return { scopes: [guardrails, own], pinned: { id: pin.repositoryId, ownerId: pin.ownerId } };
+}
+
+/**
+ * Where an event's repository stands to the organisation guardrails: the pinned `.github` of its organisation
+ * (its pin), none of them, or one under that name with another id (deleted and re-created, or renamed into its
+ * place), which is refused as the central repository would be.
+ */
+function guardrailRole(deps: PolicyEventDeps, repository: RepositoryName, id: number): OrgGuardrailPin | Handled | undefined {
+  const pin = orgGuardrailPin(deps.repositoryRules(), repository);
+  if (pin === undefined || repository.name.toLowerCase() !== ORG_GUARDRAILS_REPOSITORY) return undefined;
+  if (id === pin.repositoryId) return pin;
+  deps.log.warn('organisation guardrail repository event refused', { repository: fullName(repository), repository_id: id, expected_id: pin.repositoryId });
+  const detail =
+    `refused: repository ${fullName(repository)} has id ${id}, but the organisation's guardrail repository's is ${pin.repositoryId} ` +
+    '(KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS): a repository re-created under its name is not followed';
+  return { handled: false, detail };
+}
+
+/**
+ * A push to an organisation's pinned `.github` default branch: its cached guardrails are dropped, so the next
+ * exchange for the organisation reads them again rather than within the cache's minute (in this process or isolate;
+ * the others' caches age out).
+ */
+function refreshGuardrailsOnPush(deps: PolicyEventDeps, push: PushFacts): Handled {
+  const pin = guardrailRole(deps, push.repository, push.repositoryId);
+  if (pin === undefined) return { handled: false, detail: 'not the policy repository' };
+  if ('handled' in pin) return pin;
+  if (push.ref !== `refs/heads/${push.defaultBranch}` || push.deleted) return { handled: false, detail: `not a push to ${push.defaultBranch}` };
+  if (deps.guardrailsChanged === undefined) return NO_APP;
+  deps.guardrailsChanged(pin.owner);
+  return { handled: true, detail: `the guardrails of ${pin.owner} are read again at its next exchange` };
 }
 
 /** The check run of a change to an organisation's guardrails, apart from the one of its `.github` repository's own policies. */
@@ -289,7 +313,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
  */
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
   const role = centralRole(deps, push.repository, push.repositoryId);
-  if (role === 'other') return { handled: false, detail: 'not the policy repository' };
+  if (role === 'other') return refreshGuardrailsOnPush(deps, push);
   if (role !== 'central') return role;
   const branch = deps.settings.policyBranch ?? push.defaultBranch;
   if (push.ref !== `refs/heads/${branch}` || push.deleted) return { handled: false, detail: `not a push to ${branch}` };
