@@ -29,6 +29,7 @@ import type { BackupApiDeps } from '../http/routes/backup.ts';
 import type { AuditApiDeps } from '../http/routes/audit.ts';
 import type { AuditShardsApi } from '../core/audit/audit-shards.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from '../features/github/repository-policies/github-repository-access.ts';
+import { orgGuardrailsFor } from '../features/github/repository-policies/org-guardrails.ts';
 import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from '../features/github/repository-policies/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
@@ -123,6 +124,7 @@ export function createBroker(parts: BrokerParts): Broker {
   const github = parts.github;
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
+  const repositoryPolicies = github === undefined ? undefined : repositoryPolicySource(github, parts.settings, { limits, rules: repositoryRules, now });
   const app = createApp({
     exchange: {
       issuer: parts.settings.issuer,
@@ -137,9 +139,7 @@ export function createBroker(parts: BrokerParts): Broker {
       limits,
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
       ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
-      ...(parts.github === undefined
-        ? {}
-        : { github: parts.github, repositoryPolicies: repositoryPolicySource(parts.github, parts.settings, { limits, rules: repositoryRules, now }) }),
+      ...(github === undefined || repositoryPolicies === undefined ? {} : { github, repositoryPolicies }),
     },
     clientIp: parts.clientIp,
     audit: {
@@ -183,6 +183,7 @@ export function createBroker(parts: BrokerParts): Broker {
               ? {}
               : {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
+                  guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
                   jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
                 }),
             audit: audit.log,
@@ -213,19 +214,22 @@ export const REPOSITORY_POLICY_CACHE = { ttlSeconds: 60, maxEntries: 1000 } as c
 
 /**
  * Repository-owned policies, read through the App with contents: read only, at most at the per-caller fetch rate,
- * loaded with the broker's own limits (never the dev issuer).
+ * loaded with the broker's own limits (never the dev issuer), with their organisation's own guardrails where the operator pins them.
  */
 function repositoryPolicySource(
   app: GitHubApp,
   settings: BrokerSettings,
   { limits, rules, now }: { limits: RequestLimits; rules: () => RepositoryPolicyRules; now: () => number },
 ): RepositoryPolicySource {
+  const open = repositoryAccessVia(app, READ_PERMISSIONS);
+  const loadOptions = { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback };
   return new RepositoryPolicySource({
-    open: repositoryAccessVia(app, READ_PERMISSIONS),
-    loadOptions: { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback },
+    open,
+    loadOptions,
     rules,
     now,
     beforeFetch: (caller) => limits.forRepositoryPolicyFetch(caller.issuer, caller.subject),
+    guardrailsFor: orgGuardrailsFor({ open, loadOptions, rules }),
     ...REPOSITORY_POLICY_CACHE,
   });
 }

@@ -294,6 +294,17 @@ describe("what a repository's own policies may use", () => {
     }
   });
 
+  it('pins the organisations of KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS by ids, and refuses an entry without them', () => {
+    expect(readRepositoryPolicySettings({}).orgGuardrails).toEqual([]);
+    expect(readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: 'acme:1200934:88001122, globex:3300:990' }).orgGuardrails).toEqual([
+      { owner: 'acme', ownerId: 1200934, repositoryId: 88001122 },
+      { owner: 'globex', ownerId: 3300, repositoryId: 990 },
+    ]);
+    for (const value of ['acme', 'acme:1200934', 'acme:x:1', 'acme:0:1', 'acme/.github:1:2', 'acme:1:2:3', 'acme:1:2 ACME:3:4', 'acme:1:99999999999999999']) {
+      expect(() => readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: value })).toThrow(/KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS/);
+    }
+  });
+
   it('shows the unused access of the policies it touches, from the usage it is given, and none without it', () => {
     const day = 86_400_000;
     const until = Date.UTC(2026, 10, 30);

@@ -86,6 +86,11 @@ export const REASONS = {
     decision: 'denied',
     description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',
   },
+  org_guardrails_unusable: {
+    decision: 'error',
+    description:
+      "the organisation's own guardrails cannot be read or do not load, so its repositories' own policies grant nothing; its owners or the broker operator must fix them",
+  },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;

@@ -10,18 +10,21 @@ export class PolicyFetchError extends KeywayError {
   readonly code = 'policy_fetch_refused';
 }
 
+/** Where a read is: ` at REF`, or nothing for the default branch. */
+const at = (ref: string | undefined): string => (ref === undefined ? '' : ` at ${ref}`);
+
 /**
- * The policy files under `dir` at `ref` (recursively, bounded): path under `dir` → blob sha.
+ * The policy files under `dir` at `ref` (default: the default branch; recursively, bounded): path under `dir` → blob sha.
  * Listing alone shows whether a change touches them, at the cost of one call per directory.
  */
-export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref: string): Promise<Map<string, string>> {
+export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref: string | undefined): Promise<Map<string, string>> {
   const blobs = new Map<string, string>();
   let directories = 0;
   const walk = async (path: string, depth: number): Promise<void> => {
     if (++directories > POLICY_FETCH_LIMITS.directories) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.directories} directories under ${dir}`);
     const listing = await access.contents(path, ref);
     if (listing === undefined && path === dir) return; // no policy directory at this commit: an empty set
-    if (!isListing(listing)) throw new PolicyFetchError(`${path} at ${ref} is not a directory`);
+    if (!isListing(listing)) throw new PolicyFetchError(`${path}${at(ref)} is not a directory`);
     for (const entry of listing) {
       if (!entry.path.startsWith(`${path}/`)) throw new PolicyFetchError(`${entry.path} is listed under ${path}`);
       if (entry.type === 'dir') {
@@ -38,17 +41,22 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
 }
 
 /** Fetches the listed policy files at `ref`, with paths under `dir` as the loader names them. */
-export async function fetchPolicyFiles(access: RepositoryAccess, dir: string, ref: string, blobs: ReadonlyMap<string, string>): Promise<PolicyFile[]> {
+export async function fetchPolicyFiles(
+  access: RepositoryAccess,
+  dir: string,
+  ref: string | undefined,
+  blobs: ReadonlyMap<string, string>,
+): Promise<PolicyFile[]> {
   const files: PolicyFile[] = [];
   for (const path of [...blobs.keys()].sort()) {
     const file = await access.contents(`${dir}/${path}`, ref);
-    if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path} at ${ref} is not a file`);
+    if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file`);
     files.push({ path, text: file.text });
   }
   return files;
 }
 
-/** The policy directory at `ref`, listed and fetched. */
-export async function readPolicyFilesAt(access: RepositoryAccess, dir: string, ref: string): Promise<PolicyFile[]> {
+/** The policy directory at `ref` (default: the default branch), listed and fetched. */
+export async function readPolicyFilesAt(access: RepositoryAccess, dir: string, ref: string | undefined): Promise<PolicyFile[]> {
   return fetchPolicyFiles(access, dir, ref, await listPolicyFiles(access, dir, ref));
 }

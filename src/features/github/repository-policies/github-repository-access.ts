@@ -28,9 +28,15 @@ const BranchAnswer = v.looseObject({ commit: v.looseObject({ sha: v.pipe(v.strin
  * revoked when done.
  */
 export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record<string, string>> = REVIEW_PERMISSIONS): OpenRepositoryAccess {
-  return async (repository, id) => {
+  return async (repository, id, ownerId) => {
     const { client, installations } = app;
     const installation = await installations.get(repository.owner);
+    if (ownerId !== undefined && installation.ownerId !== ownerId) {
+      throw new GitHubError(
+        'rejected',
+        `${repository.owner} is the account ${installation.ownerId ?? 'of no id'}, not ${ownerId}: it is not read under that name`,
+      );
+    }
     // Pinned by id: the token reaches that repository alone, so a call by name that now leads to another is a 404.
     const minted = await createInstallationToken(client, {
       installationId: installation.id,

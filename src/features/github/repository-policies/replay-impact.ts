@@ -95,3 +95,55 @@ export function replayImpact(proposed: PolicySet, events: Iterable<AuditEvent>, 
   }
   return { replayed, skipped, newlyAllowed, newlyDenied, examples: { allowed, denied } };
 }
+
+/** Which recorded policy ids are an organisation's: its repositories' own policies, and its guardrails. */
+export interface OrganisationIds {
+  readonly isPolicy: (id: string) => boolean;
+  readonly isGuardrail: (id: string) => boolean;
+}
+
+/**
+ * Re-decides, under an organisation's proposed guardrails, the audited exchanges its repositories' own
+ * policies decided: a granted one a proposed guardrail denies is newly denied; one its guardrails alone
+ * denied that none denies now is newly allowed, provided the repository's policy still grants (the record
+ * does not hold that policy). Every other exchange is none of the organisation's and is left out.
+ */
+export function replayGuardrailImpact(proposed: PolicySet, events: Iterable<AuditEvent>, brokerIssuer: string, organisation: OrganisationIds): ReplayImpact {
+  let replayed = 0;
+  let skipped = 0;
+  let newlyAllowed = 0;
+  let newlyDenied = 0;
+  const allowed: ImpactExample[] = [];
+  const denied: ImpactExample[] = [];
+  for (const event of events) {
+    const wasGranted = event.reason === 'granted' && event.policy?.granted_by !== undefined && organisation.isPolicy(event.policy.granted_by);
+    const deniedBy = event.reason === 'denied_by_policy' ? (event.policy?.denied_by ?? []) : [];
+    const wasGuarded = deniedBy.length > 0 && deniedBy.every(organisation.isGuardrail);
+    if (!wasGranted && !wasGuarded) continue;
+    const claims = auditedClaims(event, brokerIssuer);
+    if (claims === undefined) {
+      skipped++;
+      continue;
+    }
+    replayed++;
+    const verdict = decideForClaims(proposed, claims, auditedRequest(event.request));
+    const denies = verdict.kind !== 'untrusted' && verdict.decision.trace.deniedBy.length > 0;
+    if (wasGranted !== denies) continue;
+    const example: ImpactExample = {
+      event_id: event.id,
+      time: event.time,
+      issuer: event.issuer as string,
+      ...(event.subject === undefined ? {} : { subject: event.subject }),
+      was: event.reason,
+      now: denies ? 'denied_by_policy' : 'granted',
+    };
+    if (denies) {
+      newlyDenied++;
+      if (denied.length < MAX_IMPACT_EXAMPLES) denied.push(example);
+    } else {
+      newlyAllowed++;
+      if (allowed.length < MAX_IMPACT_EXAMPLES) allowed.push(example);
+    }
+  }
+  return { replayed, skipped, newlyAllowed, newlyDenied, examples: { allowed, denied } };
+}

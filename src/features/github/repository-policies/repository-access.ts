@@ -27,6 +27,7 @@ export const isListing = (answer: RepositoryFile | readonly DirectoryEntry[] | u
 
 /**
  * Opens access to a repository by name; with `id`, only if the name still belongs to the repository of
- * that id (GitHub's numeric id, never reused), and every call of the access reaches that one only.
+ * that id (GitHub's numeric id, never reused), and every call of the access reaches that one only; with
+ * `ownerId`, only if the App's installation under the owner's name is on the account of that id.
  */
-export type OpenRepositoryAccess = (repository: RepositoryName, id?: number) => Promise<RepositoryAccess>;
+export type OpenRepositoryAccess = (repository: RepositoryName, id?: number, ownerId?: number) => Promise<RepositoryAccess>;

@@ -11,10 +11,11 @@ import {
   type PolicyLoadOptions,
   type PolicyProblem,
 } from '../../../core/policy/load-policies.ts';
-import type { PolicySet } from '../../../core/policy/policy-set.ts';
+import { PolicySet } from '../../../core/policy/policy-set.ts';
+import type { Refusal } from '../../../core/errors/reasons.ts';
 import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
 import { fullName, isListing, type OpenRepositoryAccess } from './repository-access.ts';
-import type { RepositoryPolicySettings } from './repository-policy-settings.ts';
+import type { OrgGuardrailPin, RepositoryPolicySettings } from './repository-policy-settings.ts';
 
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
 export const REPOSITORY_POLICY_DIR = '.github/keyway';
@@ -25,6 +26,8 @@ export interface RepositoryPolicyRules {
   readonly permissions: Readonly<Record<string, string>>;
   /** The issuer URLs a repository's own policy may name: KEYWAY_REPOSITORY_POLICY_ISSUERS among those the central set trusts. */
   readonly issuers: ReadonlySet<string>;
+  /** The organisations whose own guardrails hold for their repositories' policies (KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS). */
+  readonly orgGuardrails: readonly OrgGuardrailPin[];
 }
 
 /**
@@ -35,7 +38,7 @@ export interface RepositoryPolicyRules {
 export function repositoryPolicyRules(settings: RepositoryPolicySettings, central: PolicySet): RepositoryPolicyRules {
   const trusted = central.issuers.map((issuer) => issuer.url);
   const allowed = settings.issuers === undefined ? trusted : settings.issuers.filter((url) => trusted.includes(url));
-  return { permissions: settings.permissions, issuers: new Set(allowed) };
+  return { permissions: settings.permissions, issuers: new Set(allowed), orgGuardrails: settings.orgGuardrails };
 }
 
 /**
@@ -107,22 +110,51 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
   return problems;
 }
 
-/** A repository's policy files, loaded as the broker loads its own (schema, issuers, lint errors) and held to what a repository may grant. */
-export function loadRepositoryPolicies(
+/** Policy files loaded as the broker loads its own (schema, issuers, lint errors) and held to `bounds`. */
+export function loadBoundedPolicies(
   files: readonly PolicyFile[],
-  repository: RepositoryName,
   options: PolicyLoadOptions,
-  rules: RepositoryPolicyRules,
+  bounds: (compilation: PolicyCompilation) => readonly PolicyProblem[],
 ): PolicySet {
   const compilation = compilePolicyFiles(files, options);
   const problems = [
     ...checkPolicies(compilation)
       .filter((finding) => finding.severity === 'error')
       .map((finding) => ({ file: finding.file, line: finding.line, column: finding.column, message: `${finding.message} (${finding.rule})` })),
-    ...repositoryPolicyProblems(compilation, repository, rules),
+    ...bounds(compilation),
   ];
   if (problems.length > 0) throw new PolicyLoadError(problems);
   return policySetOf(compilation);
+}
+
+/** A repository's policy files, loaded as the broker loads its own and held to what a repository may grant. */
+export function loadRepositoryPolicies(
+  files: readonly PolicyFile[],
+  repository: RepositoryName,
+  options: PolicyLoadOptions,
+  rules: RepositoryPolicyRules,
+): PolicySet {
+  return loadBoundedPolicies(files, options, (compilation) => repositoryPolicyProblems(compilation, repository, rules));
+}
+
+/**
+ * Deny policies beyond the central guardrails that hold for a repository's policies (its organisation's own,
+ * org-guardrails.ts): fetched, charged and cached as a policy is, under `key`.
+ */
+export interface MoreGuardrails {
+  readonly key: string;
+  fetch(): Promise<PolicySet>;
+}
+
+/**
+ * A failed read from GitHub as the exchange answers it: GitHub down is `github_unavailable`, the App's own
+ * credentials refused `github_refused` (the operator's to fix), anything else (not installed there, no such
+ * repository, not readable, another repository under the name) `unreadable`.
+ */
+export function readFailure(error: GitHubError, detail: string, unreadable: Refusal): ExchangeError {
+  if (error.code === 'unavailable') return new ExchangeError('github_unavailable', detail, { cause: error });
+  if (error.code === 'unauthorized') return new ExchangeError('github_refused', detail, { cause: error });
+  return new ExchangeError(unreadable, detail, { cause: error });
 }
 
 export interface RepositoryPolicySourceOptions {
@@ -137,10 +169,13 @@ export interface RepositoryPolicySourceOptions {
   readonly maxEntries: number;
   /** Asked before each fetch from GitHub with the verified caller that would cause it: a refusal stops the fetch. */
   readonly beforeFetch: (caller: VerifiedCaller) => Promise<ExchangeError | undefined>;
+  /** What else holds for the repository's policies: undefined for none. */
+  readonly guardrailsFor?: (owner: string) => MoreGuardrails | undefined;
 }
 
-/** Refusals that are an answer about the policy (missing, unreadable, does not load): remembered like a policy. */
-const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError && error.reason === 'no_policy_matched';
+/** Refusals that are an answer about the policy or the guardrails (missing, unreadable, does not load): remembered like a policy. */
+const isDefinitive = (error: unknown): boolean =>
+  error instanceof ExchangeError && (error.reason === 'no_policy_matched' || error.reason === 'org_guardrails_unusable');
 
 /**
  * Repository-owned policies, fetched through the GitHub App from the repository's default
@@ -148,7 +183,8 @@ const isDefinitive = (error: unknown): boolean => error instanceof ExchangeError
  * policy that does not load or is missing is refused, and so is one in a repository the App
  * cannot read (not installed there, no such repository): the caller cannot tell these apart, so
  * the answer says nothing about which private repositories exist. Those refusals are cached as
- * long as a policy; GitHub failing is `github_unavailable`, and is not.
+ * long as a policy; GitHub failing is `github_unavailable`, and is not. More guardrails for the
+ * repository (its organisation's, `guardrailsFor`) are fetched first, and cached the same way.
  */
 export class RepositoryPolicySource implements RepositoryPolicies {
   readonly #options: RepositoryPolicySourceOptions;
@@ -165,13 +201,26 @@ export class RepositoryPolicySource implements RepositoryPolicies {
    * comes before the fetch is shared, so one caller's refusal is never another's answer.
    */
   async get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet> {
-    const key = `${fullName(repository).toLowerCase()}:${name}`;
+    // The guardrails first: while they do not load, every policy of the organisation is refused alike, whether it exists or not.
+    const more = this.#options.guardrailsFor?.(repository.owner);
+    const guardrails = more === undefined ? undefined : await this.#cached(more.key, caller, () => more.fetch());
+    const policy = await this.#cached(`${fullName(repository).toLowerCase()}:${name}`, caller, () => this.#fetch(repository, name));
+    return guardrails === undefined ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
+  }
+
+  async #cached(key: string, caller: VerifiedCaller, fetch: () => Promise<PolicySet>): Promise<PolicySet> {
     const cached = this.#fresh(key);
     if (cached !== undefined) return cached;
     const refused = await this.#options.beforeFetch(caller);
     if (refused !== undefined) throw refused;
     // Another exchange may have fetched it meanwhile.
-    return this.#fresh(key) ?? this.#remember(key, this.#fetch(repository, name));
+    return this.#fresh(key) ?? this.#remember(key, fetch());
+  }
+
+  /** Drops the cached guardrails of an organisation (its `.github` was pushed to): the next exchange reads them again. */
+  forgetGuardrails(owner: string): void {
+    const more = this.#options.guardrailsFor?.(owner);
+    if (more !== undefined) this.#cache.delete(more.key);
   }
 
   #fresh(key: string): Promise<PolicySet> | undefined {
@@ -204,12 +253,8 @@ export class RepositoryPolicySource implements RepositoryPolicies {
       }
     } catch (error) {
       if (!(error instanceof GitHubError)) throw error;
-      const detail = `${fullName(repository)}: ${error.message}`;
-      if (error.code === 'unavailable') throw new ExchangeError('github_unavailable', detail, { cause: error });
-      // The App's own credentials refused: the operator's to fix, whatever repository is named.
-      if (error.code === 'unauthorized') throw new ExchangeError('github_refused', detail, { cause: error });
       // Not installed there, no such repository, not readable: to the caller, no policy, as for a missing file.
-      throw new ExchangeError('no_policy_matched', detail, { cause: error });
+      throw readFailure(error, `${fullName(repository)}: ${error.message}`, 'no_policy_matched');
     }
     try {
       const files = [{ path: `${fullName(repository)}/${path}`, text }];

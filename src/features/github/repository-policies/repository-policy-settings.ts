@@ -9,6 +9,15 @@ export interface RepositoryPolicySettings {
   readonly permissions: Readonly<Record<string, PermissionLevel>>;
   /** KEYWAY_REPOSITORY_POLICY_ISSUERS: issuer URLs they may name; undefined means every issuer the central set trusts. */
   readonly issuers: readonly string[] | undefined;
+  /** KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: the organisations whose own guardrails (in `<org>/.github`) hold for their repositories' policies. */
+  readonly orgGuardrails: readonly OrgGuardrailPin[];
+}
+
+/** An organisation that publishes guardrails, pinned by ids GitHub never gives twice: its account's and its `.github` repository's. */
+export interface OrgGuardrailPin {
+  readonly owner: string;
+  readonly ownerId: number;
+  readonly repositoryId: number;
 }
 
 /**
@@ -45,10 +54,34 @@ function readIssuers(env: SettingsSource): readonly string[] | undefined {
   return issuers;
 }
 
+const ORG_GUARDRAIL_ENTRY = /^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})):([1-9][0-9]{0,15}):([1-9][0-9]{0,15})$/;
+
+/** `acme:1200934:88001122 other:…`: each organisation's login, account id and the id of its `.github` repository. */
+function readOrgGuardrails(env: SettingsSource): readonly OrgGuardrailPin[] {
+  const name = 'KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS';
+  const value = env[name];
+  if (value === undefined || value === '') return [];
+  if (typeof value !== 'string') throw new ConfigError(`${name} must be a string`);
+  const pins: OrgGuardrailPin[] = [];
+  for (const entry of list(value)) {
+    const [, owner, ownerId, repositoryId] = ORG_GUARDRAIL_ENTRY.exec(entry) ?? [];
+    if (owner === undefined || !Number.isSafeInteger(Number(ownerId)) || !Number.isSafeInteger(Number(repositoryId))) {
+      throw new ConfigError(
+        `${name}: ${JSON.stringify(entry)} is not ORG:ORG_ID:REPOSITORY_ID (the organisation, its account id and the id of its .github repository: ` +
+          'ids, because a name freed by a deletion or a rename can be taken by someone else)',
+      );
+    }
+    if (pins.some((pin) => pin.owner.toLowerCase() === owner.toLowerCase())) throw new ConfigError(`${name} names ${owner} twice`);
+    pins.push({ owner, ownerId: Number(ownerId), repositoryId: Number(repositoryId) });
+  }
+  return pins;
+}
+
 /** Read by both runtimes (Node environment, Worker vars) through readBrokerSettings. */
 export function readRepositoryPolicySettings(env: SettingsSource): RepositoryPolicySettings {
   return {
     permissions: readPermissionCeilings(env, 'KEYWAY_REPOSITORY_POLICY_PERMISSIONS', REPOSITORY_PERMISSIONS, DEFAULT_REPOSITORY_POLICY_PERMISSIONS),
     issuers: readIssuers(env),
+    orgGuardrails: readOrgGuardrails(env),
   };
 }

@@ -14,6 +14,7 @@ import {
   type PolicyProblem,
 } from '../../../core/policy/load-policies.ts';
 import type { PolicyReloadStatus } from '../../../core/policy/policy-reload-status.ts';
+import type { PolicySet } from '../../../core/policy/policy-set.ts';
 import { IMPACT_WINDOW_DAYS, replayImpact, type ImpactExample, type ReplayImpact } from './replay-impact.ts';
 
 /** What the review publishes: a completed check run's conclusion and output. */
@@ -36,6 +37,8 @@ export interface PolicyReviewInput {
   readonly events: Iterable<AuditEvent> | undefined;
   /** Why the replay is withheld from this pull request (its author is not trusted with audit data), to say so in the summary. */
   readonly replayWithheld?: string;
+  /** How the proposed set is replayed; default: every exchange the policies decided, re-decided by the proposed set alone (the central set). */
+  readonly replayImpact?: (proposed: PolicySet, events: Iterable<AuditEvent>, brokerIssuer: string) => ReplayImpact;
   /** Problems beyond the loader's: what a repository's own policies may not grant. */
   readonly extraProblems?: (compilation: PolicyCompilation) => readonly PolicyProblem[];
   /** The broker's own load options: the review judges the files as the live switch would. */
@@ -136,7 +139,8 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   const findings = [...checkPolicies(after), ...extra].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   const errors = findings.filter((finding) => finding.severity === 'error').length;
   const diffs = diffPolicies(before, after);
-  const impact = errors === 0 && input.events !== undefined ? replayImpact(policySetOf(after), input.events, input.loadOptions.brokerIssuer) : undefined;
+  const replay = input.replayImpact ?? replayImpact;
+  const impact = errors === 0 && input.events !== undefined ? replay(policySetOf(after), input.events, input.loadOptions.brokerIssuer) : undefined;
 
   const out: string[] = [];
   if (input.lastSwitch !== undefined && !input.lastSwitch.ok) {

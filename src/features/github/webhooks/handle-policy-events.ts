@@ -5,11 +5,13 @@ import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt 
 import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess } from '../repository-policies/repository-access.ts';
-import { IMPACT_WINDOW_DAYS, POLICY_REASONS } from '../repository-policies/replay-impact.ts';
+import { IMPACT_WINDOW_DAYS, POLICY_REASONS, replayGuardrailImpact } from '../repository-policies/replay-impact.ts';
 import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
 import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
+import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems, orgPolicyIds } from '../repository-policies/org-guardrails.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
+import type { OrgGuardrailPin } from '../repository-policies/repository-policy-settings.ts';
 
 /** The audited exchanges one review replays at most (newest kept); a bound on the work a pull request causes. */
 export const MAX_REPLAYED_EVENTS = 20_000;
@@ -25,6 +27,8 @@ export interface PolicyEventDeps {
   readonly loadOptions: () => PolicyLoadOptions;
   /** The operator's bounds on repository-owned policies: the review judges them as the exchange would. */
   readonly repositoryRules: () => RepositoryPolicyRules;
+  /** Drops an organisation's cached guardrails; undefined when no GitHub App is configured. */
+  readonly guardrailsChanged?: (owner: string) => void;
   readonly now: () => number;
   readonly log: Logger;
 }
@@ -44,11 +48,21 @@ export interface PullRequestFacts {
   readonly publicRepository: boolean;
 }
 
-/** Roles whose holders may see audited subjects and event ids in a review. */
-const REPLAY_ROLES: ReadonlySet<RepositoryRole> = new Set(['admin', 'write']);
-const REPLAY_WITHHELD =
-  'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
-  'for pull requests from a branch of it whose author has write access';
+/** Who may see the impact replay of a review (audited subjects, event ids, counts), and why others do not. */
+interface ReplayRule {
+  readonly roles: ReadonlySet<RepositoryRole>;
+  readonly withheld: string;
+  /** How the proposed set is replayed; default: the central set's (every exchange the policies decided). */
+  readonly impact?: PolicyReviewInput['replayImpact'];
+}
+
+/** The central policy repository: its writers are the operator's. */
+const CENTRAL_REPLAY: ReplayRule = {
+  roles: new Set(['admin', 'write']),
+  withheld:
+    'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
+    'for pull requests from a branch of it whose author has write access',
+};
 
 export interface PushFacts {
   readonly repository: RepositoryName;
@@ -84,12 +98,13 @@ async function withAccess(
   repository: RepositoryName,
   use: (access: RepositoryAccess) => Promise<Handled>,
   id?: number,
+  ownerId?: number,
 ): Promise<Handled> {
   if (deps.openRepository === undefined) {
     deps.log.error('policy repository event not handled', { detail: NO_APP.detail });
     return NO_APP;
   }
-  const access = await deps.openRepository(repository, id);
+  const access = await deps.openRepository(repository, id, ownerId);
   try {
     return await use(access);
   } finally {
@@ -110,45 +125,132 @@ async function replayWindow(audit: AuditLog, now: number): Promise<AuditEvent[]>
   return events.slice(0, MAX_REPLAYED_EVENTS).reverse();
 }
 
+/** The ids a repository is read under: the central policy repository's, or an organisation's pinned `.github`. */
+interface Pinned {
+  readonly id: number;
+  readonly ownerId?: number;
+}
+
 /**
- * A pull request on the policy repository: when it changes a policy file, the review of the
- * change is published as a check run on its head commit.
+ * What a pull request's repository holds for keyway, and under which ids it is read: the central set, or a
+ * repository's own policies and, in an organisation's pinned `.github` repository, its guardrails too. A
+ * `.github` under the pinned organisation's name with another id (deleted and re-created, or renamed into its
+ * place) is refused, as the central repository is.
  */
-export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
+function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: readonly ReviewScope[]; pinned?: Pinned } | Handled {
   const role = centralRole(deps, pr.repository, pr.repositoryId);
   if (typeof role === 'object') return role;
-  const central = role === 'central';
+  if (role === 'central') {
+    return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME }], pinned: { id: pr.repositoryId } };
+  }
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
-  const scope: ReviewScope = central
-    ? { dir: deps.settings.policyPath, replay: true }
-    : {
-        dir: REPOSITORY_POLICY_DIR,
-        replay: false,
-        extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
-      };
+  const own: ReviewScope = {
+    dir: REPOSITORY_POLICY_DIR,
+    central: false,
+    checkName: CHECK_RUN_NAME,
+    extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
+  };
+  const pin = guardrailRole(deps, pr.repository, pr.repositoryId);
+  if (pin === undefined) return { scopes: [own] };
+  if ('handled' in pin) return pin;
+  // Its guardrails get the same review, held to what a guardrail may be, with the replay of the organisation's exchanges only. Those
+  // are of every repository of the organisation, which a writer of .github may not read: so only for its admins (the owners among them).
+  const ids = orgPolicyIds(pin);
+  const guardrails: ReviewScope = {
+    dir: ORG_GUARDRAILS_DIR,
+    central: false,
+    replay: {
+      roles: new Set(['admin']),
+      withheld:
+        "it shows the audited exchanges of the organisation's repositories (subjects, event ids, counts), so keyway runs it only in a private " +
+        '.github repository, for pull requests from a branch of it whose author has admin access',
+      impact: (proposed, events, brokerIssuer) => replayGuardrailImpact(proposed, events, brokerIssuer, ids),
+    },
+    checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
+    required: `with no guardrail in ${ORG_GUARDRAILS_DIR}, keyway refuses every repository-owned policy of ${pin.owner} (fail closed)`,
+    extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
+  };
+  return { scopes: [guardrails, own], pinned: { id: pin.repositoryId, ownerId: pin.ownerId } };
+}
+
+/**
+ * Where an event's repository stands to the organisation guardrails: the pinned `.github` of its organisation
+ * (its pin), none of them, or one under that name with another id (deleted and re-created, or renamed into its
+ * place), which is refused as the central repository would be.
+ */
+function guardrailRole(deps: PolicyEventDeps, repository: RepositoryName, id: number): OrgGuardrailPin | Handled | undefined {
+  const pin = orgGuardrailPin(deps.repositoryRules(), repository);
+  if (pin === undefined || repository.name.toLowerCase() !== ORG_GUARDRAILS_REPOSITORY) return undefined;
+  if (id === pin.repositoryId) return pin;
+  deps.log.warn('organisation guardrail repository event refused', { repository: fullName(repository), repository_id: id, expected_id: pin.repositoryId });
+  const detail =
+    `refused: repository ${fullName(repository)} has id ${id}, but the organisation's guardrail repository's is ${pin.repositoryId} ` +
+    '(KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS): a repository re-created under its name is not followed';
+  return { handled: false, detail };
+}
+
+/**
+ * A push to an organisation's pinned `.github` default branch: its cached guardrails are dropped, so the next
+ * exchange for the organisation reads them again rather than within the cache's minute (in this process or isolate;
+ * the others' caches age out).
+ */
+function refreshGuardrailsOnPush(deps: PolicyEventDeps, push: PushFacts): Handled {
+  const pin = guardrailRole(deps, push.repository, push.repositoryId);
+  if (pin === undefined) return { handled: false, detail: 'not the policy repository' };
+  if ('handled' in pin) return pin;
+  if (push.ref !== `refs/heads/${push.defaultBranch}` || push.deleted) return { handled: false, detail: `not a push to ${push.defaultBranch}` };
+  if (deps.guardrailsChanged === undefined) return NO_APP;
+  deps.guardrailsChanged(pin.owner);
+  return { handled: true, detail: `the guardrails of ${pin.owner} are read again at its next exchange` };
+}
+
+/** The check run of a change to an organisation's guardrails, apart from the one of its `.github` repository's own policies. */
+export const ORG_GUARDRAIL_CHECK_RUN_NAME = 'keyway organisation guardrail review';
+
+/**
+ * A pull request on the policy repository, or on a repository holding its own policies or its organisation's
+ * guardrails: when it changes a policy file, the review of the change is published as a check run on its head commit.
+ */
+export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
+  const review = reviewScopes(deps, pr);
+  if ('handled' in review) return review;
   return withAccess(
     deps,
     pr.repository,
     async (access) => {
-      try {
-        return await publishReview(deps, pr, access, scope);
-      } catch (error) {
-        // A policy directory keyway refuses to read is a failed review, not a failed delivery.
-        if (!(error instanceof PolicyFetchError)) throw error;
-        const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
-        await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
-        return { handled: true, detail: `check run failure: ${error.message}` };
-      }
+      const outcomes: Handled[] = [];
+      for (const scope of review.scopes) outcomes.push(await reviewScope(deps, pr, access, scope));
+      const [only] = outcomes;
+      if (only !== undefined && outcomes.length === 1) return only;
+      return { handled: outcomes.some((outcome) => outcome.handled), detail: outcomes.map((outcome) => outcome.detail).join('; ') };
     },
-    central ? pr.repositoryId : undefined,
+    review.pinned?.id,
+    review.pinned?.ownerId,
   );
+}
+
+async function reviewScope(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
+  try {
+    return await publishReview(deps, pr, access, scope);
+  } catch (error) {
+    // A policy directory keyway refuses to read is a failed review, not a failed delivery.
+    if (!(error instanceof PolicyFetchError)) throw error;
+    const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
+    await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+    return { handled: true, detail: `check run failure: ${error.message}` };
+  }
 }
 
 /** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
 interface ReviewScope {
   readonly dir: string;
-  /** Replay audited exchanges (the central set only) and mention the live set's last switch. */
-  readonly replay: boolean;
+  /** The central set: mention the live set's last switch, and show unused access where the replay is. */
+  readonly central: boolean;
+  /** Replay audited exchanges, for whom and how; none for a repository's own policies. */
+  readonly replay?: ReplayRule;
+  readonly checkName: string;
+  /** Why the directory must not be left empty, when it must not (an organisation's guardrails: none at all refuses every policy). */
+  readonly required?: string;
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
 }
 
@@ -156,20 +258,29 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   const { dir } = scope;
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
-  if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file` };
+  if (!touched) return { handled: false, detail: `pull request ${pr.number} changes no policy file under ${dir}` };
+  if (head.size === 0 && scope.required !== undefined) {
+    const output = {
+      title: `no policy file left in ${dir}`,
+      summary: `**Merged as it is, this change breaks the directory:** ${scope.required}.`,
+      annotations: [],
+    };
+    await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+    return { handled: true, detail: `check run failure: ${output.title}` };
+  }
   // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
   // Nor in a public repository, whose check runs anyone can read.
   const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
-  const replay = scope.replay && author !== undefined && REPLAY_ROLES.has(await access.permissionOf(author));
+  const replay = scope.replay !== undefined && author !== undefined && scope.replay.roles.has(await access.permissionOf(author));
   const now = deps.now();
   const usageWindow = { since: now - UNUSED_WINDOW_DAYS * 86_400_000, until: now };
   const [baseFiles, proposedFiles, events, lastSwitch, usage] = await Promise.all([
     fetchPolicyFiles(access, dir, pr.baseSha, base),
     fetchPolicyFiles(access, dir, pr.headSha, head),
     replay ? replayWindow(deps.audit, now) : undefined,
-    scope.replay ? deps.live.lastSwitch() : undefined,
+    scope.central ? deps.live.lastSwitch() : undefined,
     // Usage counts are audit data too: shown only where the replay is.
-    replay ? deps.audit.usage(usageWindow) : undefined,
+    replay && scope.central ? deps.audit.usage(usageWindow) : undefined,
   ]);
   const outcome = reviewPolicyChange({
     base: baseFiles,
@@ -180,16 +291,17 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
     ...(usage === undefined ? {} : { usage: { ...usageWindow, rows: usage } }),
     ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
-    ...(scope.replay && !replay ? { replayWithheld: REPLAY_WITHHELD } : {}),
+    ...(scope.replay !== undefined && !replay ? { replayWithheld: scope.replay.withheld } : {}),
+    ...(replay && scope.replay?.impact !== undefined ? { replayImpact: scope.replay.impact } : {}),
   });
-  await access.createCheckRun({ name: CHECK_RUN_NAME, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
+  await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
   deps.log.info('policy change reviewed', {
     repository: fullName(pr.repository),
     pull_request: pr.number,
     head_sha: pr.headSha,
     conclusion: outcome.conclusion,
     title: outcome.output.title,
-    ...(scope.replay ? { impact_replay: replay } : {}),
+    ...(scope.replay === undefined ? {} : { impact_replay: replay }),
   });
   return { handled: true, detail: `check run ${outcome.conclusion}: ${outcome.output.title}` };
 }
@@ -201,7 +313,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
  */
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
   const role = centralRole(deps, push.repository, push.repositoryId);
-  if (role === 'other') return { handled: false, detail: 'not the policy repository' };
+  if (role === 'other') return refreshGuardrailsOnPush(deps, push);
   if (role !== 'central') return role;
   const branch = deps.settings.policyBranch ?? push.defaultBranch;
   if (push.ref !== `refs/heads/${branch}` || push.deleted) return { handled: false, detail: `not a push to ${branch}` };

@@ -1,0 +1,118 @@
+import { ExchangeError } from '../../../core/errors/exchange-error.ts';
+import type { RepositoryName } from '../../../core/exchange/ports.ts';
+import { PolicyLoadError, type PolicyCompilation, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
+import type { PolicySet } from '../../../core/policy/policy-set.ts';
+import { GitHubError } from '../app/github-error.ts';
+import { PolicyFetchError, readPolicyFilesAt } from './fetch-policy-files.ts';
+import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
+import type { OrganisationIds } from './replay-impact.ts';
+import {
+  loadBoundedPolicies,
+  readFailure,
+  REPOSITORY_POLICY_DIR,
+  repositoryPolicyProblems,
+  type MoreGuardrails,
+  type RepositoryPolicyRules,
+} from './repository-policies.ts';
+import type { OrgGuardrailPin } from './repository-policy-settings.ts';
+
+/** The repository an organisation's guardrails live in: GitHub's own place for what holds organisation-wide. */
+export const ORG_GUARDRAILS_REPOSITORY = '.github';
+/**
+ * Their directory there, one deny policy per file. Not under `.github/keyway/`, where the `.github`
+ * repository's own policies live: a guardrail is never asked for as `policy:NAME`.
+ */
+export const ORG_GUARDRAILS_DIR = 'keyway/guardrails';
+
+export const guardrailRepository = (pin: OrgGuardrailPin): RepositoryName => ({ owner: pin.owner, name: ORG_GUARDRAILS_REPOSITORY });
+/** Where the guardrails are, as their ids start at exchange: `acme/.github/keyway/guardrails`. */
+const guardrailPlace = (pin: OrgGuardrailPin): string => `${fullName(guardrailRepository(pin))}/${ORG_GUARDRAILS_DIR}`;
+
+/** The ids the audit log records for an organisation's policies: its repositories' own (`acme/api/.github/keyway/release`) and its guardrails. */
+export function orgPolicyIds(pin: OrgGuardrailPin): OrganisationIds {
+  const owner = pin.owner.toLowerCase();
+  const guardrail = `${guardrailPlace(pin).toLowerCase()}/`;
+  return {
+    isPolicy: (id) => {
+      const [idOwner, , ...rest] = id.toLowerCase().split('/');
+      return idOwner === owner && rest.join('/').startsWith(`${REPOSITORY_POLICY_DIR}/`);
+    },
+    isGuardrail: (id) => id.toLowerCase().startsWith(guardrail),
+  };
+}
+
+/** The pin of the organisation that owns `repository`, when the operator lets it publish guardrails. */
+export function orgGuardrailPin(rules: RepositoryPolicyRules, repository: Pick<RepositoryName, 'owner'>): OrgGuardrailPin | undefined {
+  return rules.orgGuardrails.find((pin) => pin.owner.toLowerCase() === repository.owner.toLowerCase());
+}
+
+/**
+ * What an organisation's guardrail may not be: anything but a deny policy (it can only narrow what its
+ * repositories' policies grant, never widen it, and a deny cannot relax a central guardrail: deny beats
+ * allow), or what no repository's own policy may be either (an id of its own, an issuer the operator
+ * does not allow repository policies).
+ */
+export function orgGuardrailProblems(compilation: PolicyCompilation, pin: OrgGuardrailPin, rules: RepositoryPolicyRules): PolicyProblem[] {
+  const problems = repositoryPolicyProblems(compilation, guardrailRepository(pin), rules);
+  for (const entry of compilation.files) {
+    if (entry.document.effect === 'deny') continue;
+    // An allow policy has a grant (the schema says so): the problem is there.
+    problems.push({
+      file: entry.file,
+      ...entry.locate(['grant']),
+      message: "an organisation's guardrail is a deny policy (effect: deny): it can only narrow what its repositories' policies grant",
+    });
+  }
+  return problems;
+}
+
+export interface OrgGuardrailOptions {
+  /** Reads with contents: read, pinned by the repository's id and its owner's account id. */
+  readonly open: OpenRepositoryAccess;
+  readonly loadOptions: PolicyLoadOptions;
+  readonly rules: () => RepositoryPolicyRules;
+}
+
+/**
+ * Each organisation's guardrails for RepositoryPolicySource: the deny policies under `keyway/guardrails/` in
+ * `<org>/.github`, read from its default branch only if the repository still has the pinned id and its owner
+ * the pinned account id. Whatever keeps them from use (the repository re-created or renamed, unreadable, the
+ * directory gone, a guardrail that does not load) refuses every policy of the organisation's repositories:
+ * dropping a guardrail must never widen what they grant.
+ */
+export function orgGuardrailsFor(options: OrgGuardrailOptions): (owner: string) => MoreGuardrails | undefined {
+  return (owner) => {
+    const pin = orgGuardrailPin(options.rules(), { owner });
+    if (pin === undefined) return undefined;
+    return { key: `${fullName(guardrailRepository(pin)).toLowerCase()}:${ORG_GUARDRAILS_DIR}`, fetch: () => fetchOrgGuardrails(options, pin) };
+  };
+}
+
+async function fetchOrgGuardrails(options: OrgGuardrailOptions, pin: OrgGuardrailPin): Promise<PolicySet> {
+  const repository = guardrailRepository(pin);
+  const where = guardrailPlace(pin);
+  const unusable = (why: string): ExchangeError => new ExchangeError('org_guardrails_unusable', `organisation guardrails ${where}: ${why}`);
+  let files;
+  try {
+    const access = await options.open(repository, pin.repositoryId, pin.ownerId);
+    try {
+      // From the default branch, file by file: a push between two reads mixes the two commits at worst (a file gone since the listing is refused).
+      files = await readPolicyFilesAt(access, ORG_GUARDRAILS_DIR, undefined);
+    } finally {
+      await access.close().catch(() => undefined);
+    }
+  } catch (error) {
+    if (error instanceof PolicyFetchError) throw unusable(error.message);
+    if (!(error instanceof GitHubError)) throw error;
+    throw readFailure(error, `organisation guardrails ${where}: ${error.message}`, 'org_guardrails_unusable');
+  }
+  // The organisation publishes guardrails (the operator says so): none at all is a deletion, not a choice.
+  if (files.length === 0) throw unusable('no guardrail there');
+  try {
+    const named = files.map((file) => ({ path: `${where}/${file.path}`, text: file.text }));
+    return loadBoundedPolicies(named, options.loadOptions, (compilation) => orgGuardrailProblems(compilation, pin, options.rules()));
+  } catch (error) {
+    if (!(error instanceof PolicyLoadError)) throw error;
+    throw unusable(`does not load: ${error.message.replaceAll('\n', '; ')}`);
+  }
+}
