@@ -172,15 +172,15 @@ export class GitHubTokens implements GitHubTokenMinter {
     });
     const revokeNow = async (): Promise<void> => {
       await revokeInstallationToken(client, minted.token);
-      await revocations.remove(request.auditEventId);
+      await revocations.remove(request.revocationId);
     };
     const now = this.#deps.now();
     const revokeAt = Math.min(now + request.ttlSeconds * 1000, minted.expiresAt);
     const tokenSha256 = sha256Hex(minted.token);
     try {
       await revocations.add({
-        id: request.auditEventId,
-        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, request.auditEventId),
+        id: request.revocationId,
+        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, request.revocationId),
         tokenSha256,
         apiUrl: client.apiUrl,
         installationId: installation.id,
