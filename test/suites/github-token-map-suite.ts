@@ -30,6 +30,14 @@ const REBORN_INSTALLATION: FakeInstallation = {
   repositories: [{ id: 880301, name: 'app' }],
   permissions: { contents: 'read', metadata: 'read' },
 };
+/** An owner whose token GitHub mints, but refuses to revoke the first time it is asked. */
+const BRITTLE_INSTALLATION: FakeInstallation = {
+  id: 7174,
+  owner: 'brittle-org',
+  repositories: [{ id: 880501, name: 'lib' }],
+  permissions: { contents: 'read', metadata: 'read' },
+  revokeFailures: 1,
+};
 /** An account the App is installed on that no policy grants. */
 const STRANGER_INSTALLATION: FakeInstallation = {
   id: 7173,
@@ -47,6 +55,7 @@ function tokenMapPolicies(issuer: TestIssuer): Record<string, string> {
     'map/octo.yaml': policy('{ owner: Octo-Org, owner_id: "31337", repositories: [site], permissions: { contents: write } }', '5m'),
     'map/flaky.yaml': policy('{ owner: flaky-org, repositories: [tools], permissions: { contents: read } }', '5m'),
     'map/reborn.yaml': policy('{ owner: reborn-org, owner_id: "5555", repositories: [app], permissions: { contents: read } }', '5m'),
+    'map/brittle.yaml': policy('{ owner: brittle-org, repositories: [lib], permissions: { contents: read } }', '5m'),
     'map/uninstalled.yaml': policy('{ owner: gone-org, repositories: [old], permissions: { contents: read } }', '5m'),
   };
 }
@@ -63,7 +72,7 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'github-map');
       github = await FakeGitHub.create(githubBase());
-      for (const installation of [ACME_INSTALLATION, OCTO_INSTALLATION, FLAKY_INSTALLATION, REBORN_INSTALLATION, STRANGER_INSTALLATION]) {
+      for (const installation of [ACME_INSTALLATION, OCTO_INSTALLATION, FLAKY_INSTALLATION, REBORN_INSTALLATION, STRANGER_INSTALLATION, BRITTLE_INSTALLATION]) {
         await github.install(installation);
       }
       broker = await start(tokenMapPolicies(issuer), { settings: github.settings, now: () => Date.now() - clockBehindMs });
@@ -189,6 +198,19 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       expect(minted).toEqual([expect.objectContaining({ revoked: true, repositories: ['docs'] })]);
       const deletes = (await github.calls()).filter((call) => call.method === 'DELETE' && call.path === '/installation/token');
       expect(deletes.at(-1)).toMatchObject({ auth: `token:${minted[0]!.sha256.slice(0, 12)}`, status: 204 });
+    });
+
+    it('makes a minted token of a refused map due for revocation now when GitHub fails its first revocation, not at its TTL', async () => {
+      const before = (await github.tokens()).length;
+      const result = await askFor(['brittle-org/lib', 'flaky-org/tools']);
+      await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
+      const [minted] = (await github.tokens()).slice(before);
+      expect(minted).toMatchObject({ repositories: ['lib'] });
+      const deletes = (await github.calls()).filter((call) => call.method === 'DELETE' && call.auth === `token:${minted!.sha256.slice(0, 12)}`);
+      expect(deletes[0]).toMatchObject({ status: 502 });
+      // Its five-minute TTL is far off: only a revocation due now is taken back by this round (or by the timer before it).
+      await broker.revokeDueGitHubTokens();
+      expect((await github.tokens()).slice(before)[0]).toMatchObject({ revoked: true });
     });
 
     it('revokes every token of the map and answers 503 with none when the audit record cannot be written', async () => {

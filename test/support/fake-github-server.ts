@@ -239,6 +239,11 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   api.delete('/installation/token', (c) => {
     const token = requireToken(c);
     if (token instanceof Response) return token;
+    const installation = c.get('app').installations.get(token.installationId);
+    if (installation !== undefined && (installation.revokeFailures ?? 0) > 0) {
+      c.get('app').installations.set(installation.id, { ...installation, revokeFailures: (installation.revokeFailures ?? 0) - 1 });
+      return c.json({ message: 'failing for the test' }, 502);
+    }
     token.revoked = true;
     return c.body(null, 204);
   });

@@ -124,8 +124,8 @@ export async function mintTokenMap(
     const outcomes = await Promise.allSettled(minted.map(({ token }) => token.revokeNow()));
     const failed = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [minted[index]!.owner] : []));
     if (failed.length > 0) {
-      // Their schedules stay: the revocation round takes them back at their TTL.
-      context.log.error('github token map: tokens could not be revoked now; their schedules stay', {
+      // Their schedules stay, due now: the revocation round tries again with its backoff.
+      context.log.error('github token map: tokens could not be revoked now; the revocation round retries them', {
         audit_event_id: context.auditEventId,
         owners: failed,
       });

@@ -171,7 +171,14 @@ export class GitHubTokens implements GitHubTokenMinter {
       permissions: { ...request.permissions, ...request.organizationPermissions },
     });
     const revokeNow = async (): Promise<void> => {
-      await revokeInstallationToken(client, minted.token);
+      try {
+        await revokeInstallationToken(client, minted.token);
+      } catch (error) {
+        // Not taken back now: the revocation round tries again from now, with its backoff, rather than at the TTL.
+        await revocations.retry(request.revocationId, 0, this.#deps.now());
+        this.#deps.scheduled();
+        throw error;
+      }
       await revocations.remove(request.revocationId);
     };
     const now = this.#deps.now();
