@@ -3,6 +3,8 @@ import { FakeGitHub, type FakeInstallation } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
+import { auditorPolicies, auditorToken } from './audit-api-suite.ts';
+import type { Inventory } from '../../src/core/audit/inventory.ts';
 
 export const GITHUB_TOKEN_MAP_TYPE = 'urn:keyway:params:oauth:token-type:github-installation-token-map';
 
@@ -68,14 +70,19 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
     let github: FakeGitHub;
     /** How far the broker's clock runs behind the real one: a token minted in the past is due by the real clock. */
     let clockBehindMs = 0;
+    let people: TestIssuer;
 
     beforeAll(async () => {
+      people = freshIssuer(issuerBase(), 'github-map-people');
       issuer = freshIssuer(issuerBase(), 'github-map');
       github = await FakeGitHub.create(githubBase());
       for (const installation of [ACME_INSTALLATION, OCTO_INSTALLATION, FLAKY_INSTALLATION, REBORN_INSTALLATION, STRANGER_INSTALLATION, BRITTLE_INSTALLATION]) {
         await github.install(installation);
       }
-      broker = await start(tokenMapPolicies(issuer), { settings: github.settings, now: () => Date.now() - clockBehindMs });
+      broker = await start(
+        { ...tokenMapPolicies(issuer), ...auditorPolicies(people, 'https://keyway.test') },
+        { settings: github.settings, now: () => Date.now() - clockBehindMs },
+      );
     });
     afterAll(() => broker.close());
 
@@ -211,6 +218,41 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       // Its five-minute TTL is far off: only a revocation due now is taken back by this round (or by the timer before it).
       await broker.revokeDueGitHubTokens();
       expect((await github.tokens()).slice(before)[0]).toMatchObject({ revoked: true });
+    });
+
+    it("counts each owner's token in the inventory as a grant by its own policy, with its permissions and repositories", async () => {
+      // A repository of its own, so no other test's grants are counted with these.
+      const token = await issuer.sign(ciClaims(issuer.url, broker.issuer, { ref: 'refs/heads/multi', repository: 'acme/inventoried' }));
+      const result = await postToken(
+        broker,
+        exchangeForm(token, {
+          requested_token_type: GITHUB_TOKEN_MAP_TYPE,
+          resource: ['acme/docs', 'octo-org/site'].map(repositoryUrl),
+          scope: 'contents:read',
+        }),
+      );
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      const response = await broker.request('/v1/inventory?repository=acme/inventoried', {
+        headers: { authorization: `Bearer ${await auditorToken(broker, people)}` },
+      });
+      expect(response.status).toBe(200);
+      const [identity, ...others] = ((await response.json()) as Inventory).identities;
+      expect(others).toEqual([]);
+      expect(identity).toMatchObject({
+        repository: 'acme/inventoried',
+        policies: [
+          { value: 'map/acme', count: 1 },
+          { value: 'map/octo', count: 1 },
+        ],
+        github_permissions: [
+          { value: 'contents:read', count: 2 },
+          { value: 'metadata:read', count: 2 },
+        ],
+        github_repositories: [
+          { value: 'docs', count: 1 },
+          { value: 'site', count: 1 },
+        ],
+      });
     });
 
     it('revokes every token of the map and answers 503 with none when the audit record cannot be written', async () => {
