@@ -22,7 +22,7 @@ import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import type { AccessRequest, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
+import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
@@ -264,13 +264,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   if (owners !== undefined)
     return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken }, now, event);
   const decision = decide(policies, verified, accessRequest);
-  event.policy = {
-    candidates: decision.trace.candidates,
-    matched: decision.trace.matched,
-    denied_by: decision.trace.deniedBy,
-    audit_mode: decision.trace.audit,
-    ...(policies.version === undefined ? {} : { set_version: policies.version }),
-  };
+  event.policy = policyRecord(decision.trace, policies);
   if (!decision.granted) {
     throw new ExchangeError(decision.reason, decision.detail, { diagnostics: refusalDiagnostics(policies, verified, accessRequest) });
   }
@@ -375,8 +369,7 @@ async function issueGitHubToken(
   now: number,
   event: Draft,
 ): Promise<Granted> {
-  if (deps.github === undefined)
-    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  if (deps.github === undefined) throw noGitHubApp();
   const minted = await deps.github.mint({
     owner: github.owner,
     repositories: github.repositories,
@@ -418,21 +411,14 @@ async function issueGitHubTokenMap(
 ): Promise<Granted> {
   const { policies, verified } = asked;
   const decided = decideEachOwner(policies, verified, asked.accessRequest, asked.owners);
-  event.policy = {
-    candidates: decided.trace.candidates,
-    matched: decided.trace.matched,
-    denied_by: decided.trace.deniedBy,
-    audit_mode: decided.trace.audit,
-    ...(policies.version === undefined ? {} : { set_version: policies.version }),
-  };
+  event.policy = policyRecord(decided.trace, policies);
   if (!decided.granted) throw decided.refusal;
   // GitHub tokens cannot be bound to a key: a bound subject token or a DPoP proof is refused here, as for one token.
   bindingFor(asked.proof, verified.claims, { requireDpop: false, token: 'github' });
   if (decided.grants.some(({ grant }) => grant.policy.singleUse)) {
     await claimSingleUse(asked.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
   }
-  if (deps.github === undefined)
-    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
     repositoryId: claimText(verified.claims, 'repository_id'),
@@ -483,6 +469,21 @@ function describeSubjectToken(token: string, crypto: JwtCrypto): { described: No
   return decoded === undefined ? { described } : { described, decoded };
 }
 
+/** What the record keeps of how the policies decided. */
+function policyRecord(trace: DecisionTrace, policies: PolicySet): NonNullable<AuditEvent['policy']> {
+  return {
+    candidates: trace.candidates,
+    matched: trace.matched,
+    denied_by: trace.deniedBy,
+    audit_mode: trace.audit,
+    ...(policies.version === undefined ? {} : { set_version: policies.version }),
+  };
+}
+
+function noGitHubApp(): ExchangeError {
+  return new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+}
+
 /** A string or number claim as text (`repository_id`, `run_id`: what ties a GitHub token to its CI run). */
 function claimText(claims: Readonly<Record<string, unknown>>, name: string): string | undefined {
   const value = claims[name];
@@ -506,8 +507,7 @@ async function repositoryPolicySet(
   name: string,
   caller: VerifiedCaller,
 ): Promise<PolicySet> {
-  if (deps.repositoryPolicies === undefined)
-    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
     throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {
