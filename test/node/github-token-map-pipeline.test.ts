@@ -37,7 +37,8 @@ describe('GitHub token maps in a pipeline', () => {
     await github.install(ACME_INSTALLATION);
     await github.install(OCTO_INSTALLATION);
     const policy = (grant: string) =>
-      `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: ${grant}\n  ttl: 10m\n`;
+      `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n` +
+      `match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: ${grant}\n  ttl: 10m\n`;
     const root = writeTree({
       'policies/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }'),
       'policies/octo.yaml': policy('{ owner: Octo-Org, repositories: [site], permissions: { contents: read } }'),

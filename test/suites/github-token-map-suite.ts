@@ -51,7 +51,8 @@ const STRANGER_INSTALLATION: FakeInstallation = {
 /** Each owner granted by its own central policy to the acme/api job on refs/heads/multi. */
 function tokenMapPolicies(issuer: TestIssuer): Record<string, string> {
   const policy = (grant: string, ttl: string) =>
-    `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/multi }\ngrant:\n  github: ${grant}\n  ttl: ${ttl}\n`;
+    `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n` +
+    `match: { repository_id: "734201", ref: refs/heads/multi }\ngrant:\n  github: ${grant}\n  ttl: ${ttl}\n`;
   return {
     'map/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }', '10m'),
     'map/octo.yaml': policy('{ owner: Octo-Org, owner_id: "31337", repositories: [site], permissions: { contents: write } }', '5m'),

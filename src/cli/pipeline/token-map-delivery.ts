@@ -31,7 +31,7 @@ export function exportLines(prefix: string, map: IssuedTokenMap): string {
 export function tokenMapGrantLines(map: IssuedTokenMap): string[] {
   return map.tokens.map(
     (token: IssuedOwnerToken) =>
-      `granted: audit_event_id=${map.auditEventId ?? '-'} owner=${token.owner} access_token_sha256=${token.sha256} expires_at=${token.expiresAt.toISOString()} ` +
-      `scope="${token.scope ?? ''}" repositories="${token.repositories.join(' ')}"`,
+      `granted: audit_event_id=${map.auditEventId ?? '-'} owner=${token.owner} access_token_sha256=${token.sha256} ` +
+      `expires_at=${token.expiresAt.toISOString()} scope="${token.scope ?? ''}" repositories="${token.repositories.join(' ')}"`,
   );
 }
