@@ -82,7 +82,7 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       }
       broker = await start(
         { ...tokenMapPolicies(issuer), ...auditorPolicies(people, 'https://keyway.test') },
-        { settings: github.settings, now: () => Date.now() - clockBehindMs },
+        { settings: { ...github.settings, KEYWAY_ALERT_RULES: 'first_policy_exchange' }, now: () => Date.now() - clockBehindMs },
       );
     });
     afterAll(() => broker.close());
@@ -254,6 +254,24 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
           { value: 'site', count: 1 },
         ],
       });
+    });
+
+    it("raises first_policy_exchange for each owner's policy the first time it grants, the second owner's too", async () => {
+      expect((await askFor(['acme/api', 'octo-org/site'])).status).toBe(200);
+      const bearer = `Bearer ${await auditorToken(broker, people)}`;
+      const firstUses = async () => {
+        const { alerts } = (await (await broker.request('/v1/audit/alerts', { headers: { authorization: bearer } })).json()) as {
+          alerts: { rule: string; details: Record<string, unknown> }[];
+        };
+        return alerts.filter((alert) => alert.rule === 'first_policy_exchange').map((alert) => alert.details['policy']);
+      };
+      // Alerts are raised once the answer has left: wait for them, a bounded number of times.
+      let policies = await firstUses();
+      for (let attempt = 0; attempt < 50 && !(policies.includes('map/acme') && policies.includes('map/octo')); attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        policies = await firstUses();
+      }
+      expect(policies.filter((policy) => policy === 'map/acme' || policy === 'map/octo').sort()).toEqual(['map/acme', 'map/octo']);
     });
 
     it('revokes every token of the map and answers 503 with none when the audit record cannot be written', async () => {
