@@ -1400,6 +1400,457 @@ async function genericGrantRequest(config, grantType, parameters, options) {
   return result;
 }
 
+// node_modules/valibot/dist/index.mjs
+var store$4;
+var DEFAULT_CONFIG = {
+  lang: void 0,
+  message: void 0,
+  abortEarly: void 0,
+  abortPipeEarly: void 0
+};
+// @__NO_SIDE_EFFECTS__
+function getGlobalConfig(config$1) {
+  if (!config$1 && !store$4) return DEFAULT_CONFIG;
+  return {
+    lang: config$1?.lang ?? store$4?.lang,
+    message: config$1?.message,
+    abortEarly: config$1?.abortEarly ?? store$4?.abortEarly,
+    abortPipeEarly: config$1?.abortPipeEarly ?? store$4?.abortPipeEarly
+  };
+}
+var store$3;
+// @__NO_SIDE_EFFECTS__
+function getGlobalMessage(lang) {
+  return store$3?.get(lang);
+}
+var store$2;
+// @__NO_SIDE_EFFECTS__
+function getSchemaMessage(lang) {
+  return store$2?.get(lang);
+}
+var store$1;
+// @__NO_SIDE_EFFECTS__
+function getSpecificMessage(reference, lang) {
+  return store$1?.get(reference)?.get(lang);
+}
+// @__NO_SIDE_EFFECTS__
+function _stringify(input) {
+  const type = typeof input;
+  if (type === "string") return `"${input}"`;
+  if (type === "number" || type === "bigint" || type === "boolean") return `${input}`;
+  if (type === "object" || type === "function") return (input && Object.getPrototypeOf(input)?.constructor?.name) ?? "null";
+  return type;
+}
+function _addIssue(context, label, dataset, config$1, other) {
+  const input = other && "input" in other ? other.input : dataset.value;
+  const expected = other?.expected ?? context.expects ?? null;
+  const received = other?.received ?? /* @__PURE__ */ _stringify(input);
+  const issue = {
+    kind: context.kind,
+    type: context.type,
+    input,
+    expected,
+    received,
+    message: `Invalid ${label}: ${expected ? `Expected ${expected} but r` : "R"}eceived ${received}`,
+    requirement: context.requirement,
+    path: other?.path,
+    issues: other?.issues,
+    lang: config$1.lang,
+    abortEarly: config$1.abortEarly,
+    abortPipeEarly: config$1.abortPipeEarly
+  };
+  const isSchema = context.kind === "schema";
+  const message$1 = other?.message ?? context.message ?? /* @__PURE__ */ getSpecificMessage(context.reference, issue.lang) ?? (isSchema ? /* @__PURE__ */ getSchemaMessage(issue.lang) : null) ?? config$1.message ?? /* @__PURE__ */ getGlobalMessage(issue.lang);
+  if (message$1 !== void 0) issue.message = typeof message$1 === "function" ? message$1(issue) : message$1;
+  if (isSchema) dataset.typed = false;
+  if (dataset.issues) dataset.issues.push(issue);
+  else dataset.issues = [issue];
+}
+// @__NO_SIDE_EFFECTS__
+function _isSameValueZero(value1, value2) {
+  return value1 === value2 || Number.isNaN(value1) && Number.isNaN(value2);
+}
+// @__NO_SIDE_EFFECTS__
+function _isValidObjectKey(object$1, key) {
+  return Object.prototype.hasOwnProperty.call(object$1, key) && key !== "__proto__" && key !== "prototype" && key !== "constructor";
+}
+function _standardSchema(schema) {
+  schema["~standard"] = {
+    version: 1,
+    vendor: "valibot",
+    validate: (value$1) => schema["~run"]({ value: value$1 }, /* @__PURE__ */ getGlobalConfig())
+  };
+  return schema;
+}
+// @__NO_SIDE_EFFECTS__
+function getDotPath(issue) {
+  if (issue.path) {
+    let key = "";
+    for (const item of issue.path) if (typeof item.key === "string" || typeof item.key === "number") if (key) key += `.${item.key}`;
+    else key += item.key;
+    else return null;
+    return key;
+  }
+  return null;
+}
+var EMOJI_REGEX = new RegExp("^(?:[\\u{1F1E6}-\\u{1F1FF}]{2}|\\u{1F3F4}[\\u{E0061}-\\u{E007A}]{2}[\\u{E0030}-\\u{E0039}\\u{E0061}-\\u{E007A}]{1,3}\\u{E007F}|(?:\\p{Emoji}\\uFE0F\\u20E3?|\\p{Emoji_Modifier_Base}\\p{Emoji_Modifier}?|(?![\\p{Emoji_Modifier_Base}\\u{1F1E6}-\\u{1F1FF}])\\p{Emoji_Presentation})(?:\\u200D(?:\\p{Emoji}\\uFE0F\\u20E3?|\\p{Emoji_Modifier_Base}\\p{Emoji_Modifier}?|(?![\\p{Emoji_Modifier_Base}\\u{1F1E6}-\\u{1F1FF}])\\p{Emoji_Presentation}))*)+$", "u");
+// @__NO_SIDE_EFFECTS__
+function integer(message$1) {
+  return {
+    kind: "validation",
+    type: "integer",
+    reference: integer,
+    async: false,
+    expects: null,
+    requirement: Number.isInteger,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.typed && !this.requirement(dataset.value)) _addIssue(this, "integer", dataset, config$1);
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function minEntries(requirement, message$1) {
+  return {
+    kind: "validation",
+    type: "min_entries",
+    reference: minEntries,
+    async: false,
+    expects: `>=${requirement}`,
+    requirement,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (!dataset.typed) return dataset;
+      const count = Object.keys(dataset.value).length;
+      if (dataset.typed && count < this.requirement) _addIssue(this, "entries", dataset, config$1, { received: `${count}` });
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function minValue(requirement, message$1) {
+  return {
+    kind: "validation",
+    type: "min_value",
+    reference: minValue,
+    async: false,
+    expects: `>=${requirement instanceof Date ? requirement.toJSON() : /* @__PURE__ */ _stringify(requirement)}`,
+    requirement,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.typed && !(dataset.value >= this.requirement)) _addIssue(this, "value", dataset, config$1, { received: dataset.value instanceof Date ? dataset.value.toJSON() : /* @__PURE__ */ _stringify(dataset.value) });
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function regex(requirement, message$1) {
+  return {
+    kind: "validation",
+    type: "regex",
+    reference: regex,
+    async: false,
+    expects: `${requirement}`,
+    requirement,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.typed && !this.requirement.test(dataset.value)) _addIssue(this, "format", dataset, config$1);
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function getFallback(schema, dataset, config$1) {
+  return typeof schema.fallback === "function" ? schema.fallback(dataset, config$1) : schema.fallback;
+}
+// @__NO_SIDE_EFFECTS__
+function getDefault(schema, dataset, config$1) {
+  return typeof schema.default === "function" ? schema.default(dataset, config$1) : schema.default;
+}
+// @__NO_SIDE_EFFECTS__
+function array(item, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "array",
+    reference: array,
+    expects: "Array",
+    async: false,
+    item,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (Array.isArray(input)) {
+        dataset.typed = true;
+        dataset.value = [];
+        for (let key = 0; key < input.length; key++) {
+          const value$1 = input[key];
+          const itemDataset = this.item["~run"]({ value: value$1 }, config$1);
+          if (itemDataset.issues) {
+            const pathItem = {
+              type: "array",
+              origin: "value",
+              input,
+              key,
+              value: value$1
+            };
+            for (const issue of itemDataset.issues) {
+              if (issue.path) issue.path.unshift(pathItem);
+              else issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = itemDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          if (!itemDataset.typed) dataset.typed = false;
+          dataset.value.push(itemDataset.value);
+        }
+      } else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function literal(literal_, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "literal",
+    reference: literal,
+    expects: /* @__PURE__ */ _stringify(literal_),
+    async: false,
+    literal: literal_,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (/* @__PURE__ */ _isSameValueZero(dataset.value, this.literal)) dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function number(message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "number",
+    reference: number,
+    expects: "number",
+    async: false,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (typeof dataset.value === "number" && !isNaN(dataset.value)) dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function object(entries$1, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "object",
+    reference: object,
+    expects: "Object",
+    async: false,
+    entries: entries$1,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (input && typeof input === "object") {
+        dataset.typed = true;
+        dataset.value = {};
+        for (const key in this.entries) {
+          const valueSchema = this.entries[key];
+          if (key in input || (valueSchema.type === "exact_optional" || valueSchema.type === "optional" || valueSchema.type === "nullish") && valueSchema.default !== void 0) {
+            const value$1 = key in input ? input[key] : /* @__PURE__ */ getDefault(valueSchema);
+            const valueDataset = valueSchema["~run"]({ value: value$1 }, config$1);
+            if (valueDataset.issues) {
+              const pathItem = {
+                type: "object",
+                origin: "value",
+                input,
+                key,
+                value: value$1
+              };
+              for (const issue of valueDataset.issues) {
+                if (issue.path) issue.path.unshift(pathItem);
+                else issue.path = [pathItem];
+                dataset.issues?.push(issue);
+              }
+              if (!dataset.issues) dataset.issues = valueDataset.issues;
+              if (config$1.abortEarly) {
+                dataset.typed = false;
+                break;
+              }
+            }
+            if (!valueDataset.typed) dataset.typed = false;
+            dataset.value[key] = valueDataset.value;
+          } else if (valueSchema.fallback !== void 0) dataset.value[key] = /* @__PURE__ */ getFallback(valueSchema);
+          else if (valueSchema.type !== "exact_optional" && valueSchema.type !== "optional" && valueSchema.type !== "nullish") {
+            _addIssue(this, "key", dataset, config$1, {
+              input: void 0,
+              expected: `"${key}"`,
+              path: [{
+                type: "object",
+                origin: "key",
+                input,
+                key,
+                value: input[key]
+              }]
+            });
+            if (config$1.abortEarly) break;
+          }
+        }
+      } else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function optional(wrapped, default_) {
+  return _standardSchema({
+    kind: "schema",
+    type: "optional",
+    reference: optional,
+    expects: `(${wrapped.expects} | undefined)`,
+    async: false,
+    wrapped,
+    default: default_,
+    "~run"(dataset, config$1) {
+      if (dataset.value === void 0) {
+        if (this.default !== void 0) dataset.value = /* @__PURE__ */ getDefault(this, dataset, config$1);
+        if (dataset.value === void 0) {
+          dataset.typed = true;
+          return dataset;
+        }
+      }
+      return this.wrapped["~run"](dataset, config$1);
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function record(key, value$1, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "record",
+    reference: record,
+    expects: "Object",
+    async: false,
+    key,
+    value: value$1,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (input && typeof input === "object") {
+        dataset.typed = true;
+        dataset.value = {};
+        for (const entryKey in input) if (/* @__PURE__ */ _isValidObjectKey(input, entryKey)) {
+          const entryValue = input[entryKey];
+          const keyDataset = this.key["~run"]({ value: entryKey }, config$1);
+          if (keyDataset.issues) {
+            const pathItem = {
+              type: "object",
+              origin: "key",
+              input,
+              key: entryKey,
+              value: entryValue
+            };
+            for (const issue of keyDataset.issues) {
+              issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = keyDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          const valueDataset = this.value["~run"]({ value: entryValue }, config$1);
+          if (valueDataset.issues) {
+            const pathItem = {
+              type: "object",
+              origin: "value",
+              input,
+              key: entryKey,
+              value: entryValue
+            };
+            for (const issue of valueDataset.issues) {
+              if (issue.path) issue.path.unshift(pathItem);
+              else issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = valueDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          if (!keyDataset.typed || !valueDataset.typed) dataset.typed = false;
+          if (keyDataset.typed) dataset.value[keyDataset.value] = valueDataset.value;
+        }
+      } else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function string(message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "string",
+    reference: string,
+    expects: "string",
+    async: false,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (typeof dataset.value === "string") dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function pipe(...pipe$1) {
+  return _standardSchema({
+    ...pipe$1[0],
+    pipe: pipe$1,
+    "~run"(dataset, config$1) {
+      for (const item of pipe$1) if (item.kind !== "metadata") {
+        if (dataset.issues && (item.kind === "schema" || item.kind === "transformation")) {
+          dataset.typed = false;
+          break;
+        }
+        if (!dataset.issues || !config$1.abortEarly && !config$1.abortPipeEarly) dataset = item["~run"](dataset, config$1);
+      }
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function safeParse(schema, input, config$1) {
+  const dataset = schema["~run"]({ value: input }, /* @__PURE__ */ getGlobalConfig(config$1));
+  return {
+    typed: dataset.typed,
+    success: !dataset.issues,
+    output: dataset.value,
+    issues: dataset.issues
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function summarize(issues) {
+  let summary = "";
+  for (const issue of issues) {
+    if (summary) summary += "\n";
+    summary += `\xD7 ${issue.message}`;
+    const dotPath = /* @__PURE__ */ getDotPath(issue);
+    if (dotPath) summary += `
+  \u2192 at ${dotPath}`;
+  }
+  return summary;
+}
+
 // src/core/exchange/token-exchange-request.ts
 var TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 var TOKEN_TYPE = {
@@ -1407,7 +1858,9 @@ var TOKEN_TYPE = {
   idToken: "urn:ietf:params:oauth:token-type:id_token",
   jwt: "urn:ietf:params:oauth:token-type:jwt",
   /** keyway's own type: a GitHub App installation token (`grant.github`). */
-  githubInstallationToken: "urn:keyway:params:oauth:token-type:github-installation-token"
+  githubInstallationToken: "urn:keyway:params:oauth:token-type:github-installation-token",
+  /** keyway's own type: one GitHub App installation token per owner the resources name, answered as a map (github-token-map.ts). */
+  githubInstallationTokenMap: "urn:keyway:params:oauth:token-type:github-installation-token-map"
 };
 var REQUEST_LIMITS = {
   /** Whole form body. */
@@ -1919,22 +2372,7 @@ var BrokerUnavailableError = class extends KeywayError {
 };
 var CLIENT_ID = "keyway-cli";
 async function exchangeWithBroker(request) {
-  const insecure = request.url.protocol === "http:" && isLoopbackHttpUrl(request.url);
-  const config = await discover(request, insecure);
-  const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
-  if (tokenEndpoint === void 0) throw new BrokerUnavailableError(`${issuer} publishes no token_endpoint`);
-  const endpoint2 = new URL(tokenEndpoint);
-  if (endpoint2.protocol !== "https:" && !isLoopbackHttpUrl(endpoint2)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
-  const audience = request.subjectAudience ?? issuer;
-  const subjectToken = await request.source.read(audience);
-  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
-  const parameters = new URLSearchParams({
-    subject_token: subjectToken,
-    subject_token_type: TOKEN_TYPE.idToken,
-    requested_token_type: request.requestedTokenType ?? TOKEN_TYPE.accessToken
-  });
-  for (const item of request.audiences) parameters.append("audience", item);
-  if (request.scopes.length > 0) parameters.set("scope", request.scopes.join(" "));
+  const { config, tokenEndpoint, subjectToken, parameters } = await prepareExchange(request);
   let response;
   try {
     response = await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
@@ -1951,6 +2389,75 @@ async function exchangeWithBroker(request) {
     auditEventId: typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0,
     sha256: sha256Hex(response.access_token)
   };
+}
+var OWNER_KEY = /^[a-z0-9][a-z0-9-]{0,38}$/;
+var OwnerTokenAnswer = object({
+  // RFC 6750's b64token: no quote, no space, no shell syntax, so it can go into an export line as it is.
+  access_token: pipe(string(), regex(/^[A-Za-z0-9\-._~+/]+=*$/)),
+  expires_in: pipe(number(), integer(), minValue(1)),
+  scope: optional(string()),
+  repositories: optional(array(string()), [])
+});
+var TokenMapAnswer = object({
+  issued_token_type: literal(TOKEN_TYPE.githubInstallationTokenMap),
+  github_tokens: pipe(record(pipe(string(), regex(OWNER_KEY)), OwnerTokenAnswer), minEntries(1)),
+  audit_event_id: optional(string())
+});
+async function exchangeForTokenMap(request) {
+  const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
+  parameters.set("grant_type", TOKEN_EXCHANGE_GRANT);
+  parameters.set("client_id", CLIENT_ID);
+  let response;
+  try {
+    response = await request.fetch(tokenEndpoint, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body: parameters.toString()
+    });
+  } catch (error) {
+    throw await classify(error, tokenEndpoint, subjectToken);
+  }
+  const body = await response.json().catch(() => ({}));
+  if (response.status >= 400 && response.status < 500) throw new BrokerRefusedError(response.status, body, subjectToken);
+  const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
+  if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
+  const parsed = safeParse(TokenMapAnswer, body);
+  if (!parsed.success)
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${summarize(parsed.issues)}`, { auditEventId });
+  const now = Date.now();
+  return {
+    auditEventId,
+    tokens: Object.entries(parsed.output.github_tokens).map(([owner, token]) => ({
+      owner,
+      accessToken: token.access_token,
+      expiresAt: new Date(now + token.expires_in * 1e3),
+      scope: token.scope,
+      repositories: token.repositories,
+      sha256: sha256Hex(token.access_token)
+    }))
+  };
+}
+async function prepareExchange(request) {
+  const insecure = request.url.protocol === "http:" && isLoopbackHttpUrl(request.url);
+  const config = await discover(request, insecure);
+  const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
+  if (tokenEndpoint === void 0) throw new BrokerUnavailableError(`${issuer} publishes no token_endpoint`);
+  const endpoint2 = new URL(tokenEndpoint);
+  if (endpoint2.protocol !== "https:" && !isLoopbackHttpUrl(endpoint2)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
+  const audience = request.subjectAudience ?? issuer;
+  const subjectToken = await request.source.read(audience);
+  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
+  const parameters = new URLSearchParams({
+    subject_token: subjectToken,
+    subject_token_type: TOKEN_TYPE.idToken,
+    requested_token_type: request.requestedTokenType ?? TOKEN_TYPE.accessToken
+  });
+  for (const item of request.audiences) parameters.append("audience", item);
+  if (request.scopes.length > 0) parameters.set("scope", request.scopes.join(" "));
+  return { config, tokenEndpoint, subjectToken, parameters };
+}
+function oauthErrorOf(body) {
+  return typeof body["error"] === "string" ? `: ${body["error"]}${typeof body["error_description"] === "string" ? ` (${body["error_description"]})` : ""}` : "";
 }
 async function discover(request, insecure) {
   try {
@@ -1973,9 +2480,8 @@ async function classify(error, tokenEndpoint, subjectToken) {
     const status = error.cause.status;
     const body = await error.cause.json().catch(() => ({}));
     const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
-    const oauthError2 = typeof body["error"] === "string" ? `: ${body["error"]}${typeof body["error_description"] === "string" ? ` (${body["error_description"]})` : ""}` : "";
     if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
-    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError2}`, { cause: error, auditEventId });
+    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthErrorOf(body)}`, { cause: error, auditEventId });
   }
   if (error instanceof ClientError || isNetworkError(error))
     return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
@@ -2496,6 +3002,16 @@ function deliverCloudCredentials(cloud, issued, io) {
   return deliverAzureCredentials(cloud.delivery, issued.accessToken, io);
 }
 
+// src/cli/pipeline/token-map-delivery.ts
+function ownerOutput(prefix, owner) {
+  return `${prefix}-${owner}`;
+}
+function tokenMapGrantLines(map) {
+  return map.tokens.map(
+    (token) => `granted: audit_event_id=${map.auditEventId ?? "-"} owner=${token.owner} access_token_sha256=${token.sha256} expires_at=${token.expiresAt.toISOString()} scope="${token.scope ?? ""}" repositories="${token.repositories.join(" ")}"`
+  );
+}
+
 // action/src/runner.ts
 function actionInput(name) {
   return (process.env[`INPUT_${name.replaceAll(" ", "_").toUpperCase()}`] ?? "").trim();
@@ -2511,6 +3027,7 @@ async function main() {
   const url = actionInput("url");
   if (url === "" || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
   const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
+  if (actionInput("github-token-map") === "true") return tokenMap(url, fetch2);
   const cloud = actionInput("cloud") === "" ? void 0 : cloudDeliveryOf((name) => actionInput(name) || void 0, [], process.env);
   const issued = await exchangeWithBroker({
     url: new URL(url),
@@ -2538,6 +3055,28 @@ async function main() {
       JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken })
     );
   }
+}
+async function tokenMap(url, fetch2) {
+  if (actionInput("cloud") !== "" || actionInput("github-token") === "true" || actionInput("audience") !== "") {
+    throw new Error("github-token-map asks for the owners of `repositories`: not with cloud, github-token or audience");
+  }
+  const issued = await exchangeForTokenMap({
+    url: new URL(url),
+    source: selectCiTokenSource({ from: "github" }, { env: process.env, fetch: fetch2 }),
+    audiences: actionInput("repositories").split(/\s+/).filter(Boolean),
+    scopes: actionInput("scope").split(/\s+/).filter(Boolean),
+    fetch: fetch2,
+    log
+  });
+  for (const token of issued.tokens) process.stdout.write(addMask(token.accessToken));
+  for (const token of issued.tokens) {
+    appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", ownerOutput("token", token.owner), token.accessToken);
+    appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", ownerOutput("expires-at", token.owner), token.expiresAt.toISOString());
+  }
+  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "owners", issued.tokens.map((token) => token.owner).join(" "));
+  for (const line of tokenMapGrantLines(issued)) log(line);
+  const tokens = issued.tokens.map((token) => token.accessToken);
+  appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
 }
 try {
   await main();

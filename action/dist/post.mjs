@@ -56,7 +56,9 @@ var TOKEN_TYPE = {
   idToken: "urn:ietf:params:oauth:token-type:id_token",
   jwt: "urn:ietf:params:oauth:token-type:jwt",
   /** keyway's own type: a GitHub App installation token (`grant.github`). */
-  githubInstallationToken: "urn:keyway:params:oauth:token-type:github-installation-token"
+  githubInstallationToken: "urn:keyway:params:oauth:token-type:github-installation-token",
+  /** keyway's own type: one GitHub App installation token per owner the resources name, answered as a map (github-token-map.ts). */
+  githubInstallationTokenMap: "urn:keyway:params:oauth:token-type:github-installation-token-map"
 };
 var REQUEST_LIMITS = {
   /** Whole form body. */
@@ -96,14 +98,20 @@ var log = (line) => {
 async function post() {
   const saved = process.env[`STATE_${REVOKE_STATE}`];
   if (!saved) return log("nothing to revoke: keyway access tokens expire on their own");
-  const { type, token } = JSON.parse(saved);
+  const { type, token, tokens } = JSON.parse(saved);
   const revoke = REVOCATIONS[type];
   if (revoke === void 0) return log(`nothing to revoke: no revocation for ${type}`);
-  log(await revoke(token, { env: process.env, fetch: retryingFetch(DEFAULT_RETRY_POLICY, () => {
-  }) }));
+  const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, () => {
+  });
+  for (const each of tokens ?? (token === void 0 ? [] : [token])) {
+    await revoke(each, { env: process.env, fetch: fetch2 }).then(log, warnNotRevoked);
+  }
+}
+function warnNotRevoked(error) {
+  process.stdout.write(annotation("warning", `keyway: could not revoke the token: ${error.message}`));
 }
 try {
   await post();
 } catch (error) {
-  process.stdout.write(annotation("warning", `keyway: could not revoke the token: ${error.message}`));
+  warnNotRevoked(error);
 }

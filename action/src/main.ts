@@ -1,12 +1,13 @@
 // The GitHub Action's main step: the job's OIDC token for a keyway access token, as step outputs.
 import { selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts';
-import { exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.ts';
+import { exchangeForTokenMap, exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.ts';
 import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
 import { describeFailure, grantLine, retryLine } from '../../src/cli/pipeline/job-log.ts';
-import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
+import { DEFAULT_RETRY_POLICY, retryingFetch, type FetchLike } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
 import { CLOUD_TOKEN_TYPE } from '../../src/cli/pipeline/aws-delivery.ts';
 import { cloudDeliveryOf, deliverCloudCredentials } from '../../src/cli/pipeline/cloud-delivery-options.ts';
+import { ownerOutput, tokenMapGrantLines } from '../../src/cli/pipeline/token-map-delivery.ts';
 import { actionInput, REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   const url = actionInput('url');
   if (url === '' || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
   const fetch = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
+  if (actionInput('github-token-map') === 'true') return tokenMap(url, fetch);
   const cloud = actionInput('cloud') === '' ? undefined : cloudDeliveryOf((name) => actionInput(name) || undefined, [], process.env);
   const issued = await exchangeWithBroker({
     url: new URL(url),
@@ -48,6 +50,33 @@ async function main(): Promise<void> {
       JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }),
     );
   }
+}
+
+/**
+ * github-token-map: one GitHub installation token per owner of `repositories`, all or none. Each is masked first, then set
+ * as output `token-<owner>` (and `expires-at-<owner>`), `owners` lists them; the post step revokes every one.
+ */
+async function tokenMap(url: string, fetch: FetchLike): Promise<void> {
+  if (actionInput('cloud') !== '' || actionInput('github-token') === 'true' || actionInput('audience') !== '') {
+    throw new Error('github-token-map asks for the owners of `repositories`: not with cloud, github-token or audience');
+  }
+  const issued = await exchangeForTokenMap({
+    url: new URL(url),
+    source: selectCiTokenSource({ from: 'github' }, { env: process.env, fetch }),
+    audiences: actionInput('repositories').split(/\s+/).filter(Boolean),
+    scopes: actionInput('scope').split(/\s+/).filter(Boolean),
+    fetch,
+    log,
+  });
+  for (const token of issued.tokens) process.stdout.write(addMask(token.accessToken));
+  for (const token of issued.tokens) {
+    appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', ownerOutput('token', token.owner), token.accessToken);
+    appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', ownerOutput('expires-at', token.owner), token.expiresAt.toISOString());
+  }
+  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'owners', issued.tokens.map((token) => token.owner).join(' '));
+  for (const line of tokenMapGrantLines(issued)) log(line);
+  const tokens = issued.tokens.map((token) => token.accessToken);
+  appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
 }
 
 try {

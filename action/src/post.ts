@@ -11,15 +11,24 @@ const log = (line: string): void => {
 async function post(): Promise<void> {
   const saved = process.env[`STATE_${REVOKE_STATE}`];
   if (!saved) return log('nothing to revoke: keyway access tokens expire on their own');
-  const { type, token } = JSON.parse(saved) as { type: string; token: string };
+  // One token, or (github-token-map) one per owner.
+  const { type, token, tokens } = JSON.parse(saved) as { type: string; token?: string; tokens?: string[] };
   const revoke = REVOCATIONS[type];
   if (revoke === undefined) return log(`nothing to revoke: no revocation for ${type}`);
-  log(await revoke(token, { env: process.env, fetch: retryingFetch(DEFAULT_RETRY_POLICY, () => {}) }));
+  const fetch = retryingFetch(DEFAULT_RETRY_POLICY, () => {});
+  for (const each of tokens ?? (token === undefined ? [] : [token])) {
+    // Each on its own: one that cannot be revoked must not keep the others alive.
+    await revoke(each, { env: process.env, fetch }).then(log, warnNotRevoked);
+  }
+}
+
+/** The job's work is done; a failed revocation is worth a warning, not a failed job (the token expires within the hour). */
+function warnNotRevoked(error: unknown): void {
+  process.stdout.write(annotation('warning', `keyway: could not revoke the token: ${(error as Error).message}`));
 }
 
 try {
   await post();
 } catch (error) {
-  // The job's work is done; a failed revocation is worth a warning, not a failed job (the token expires within the hour).
-  process.stdout.write(annotation('warning', `keyway: could not revoke the token: ${(error as Error).message}`));
+  warnNotRevoked(error);
 }

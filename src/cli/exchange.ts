@@ -1,9 +1,11 @@
 import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
-import { execWithToken } from './pipeline/exec-with-token.ts';
+import { selectCiTokenSource, SOURCE_NAMES, type CiTokenSource, type SourceName } from './pipeline/ci-token-sources.ts';
+import { execWithEnvironment, execWithToken } from './pipeline/exec-with-token.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
-import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
+import { exchangeForTokenMap, exchangeWithBroker, type IssuedTokenMap } from './pipeline/exchange-with-broker.ts';
+import { DEFAULT_TOKEN_MAP_PREFIX, exportLines, ownerOutput, ownerVariable, ownerVariables, tokenMapGrantLines } from './pipeline/token-map-delivery.ts';
+import type { FetchLike } from './pipeline/retrying-fetch.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS, revokeKeywayToken } from './pipeline/revoke-token.ts';
@@ -30,6 +32,11 @@ options:
   --github-token            ask for a GitHub App installation token (a policy's grant.github) instead
   --repository OWNER/REPO   with --github-token: a repository wanted (repeatable; default: all the policy grants);
                             --scope then names permissions, e.g. --scope "contents:read pull_requests:write"
+  --github-token-map        ask for one GitHub App installation token per owner of the --repository values (repositories
+                            of several owners, e.g. --repository acme/api --repository octo-org/site), all or none;
+                            printed as export lines for eval, one variable per owner: KEYWAY_GITHUB_TOKEN_<OWNER>
+                            (the login upper-cased, - as _); --github-env and --exec-env then name the prefix,
+                            --github-output a prefix of outputs PREFIX-<owner>
   --retries N               retries of network errors and 5xx answers, with backoff (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
 
 cloud credentials (a policy's grant.cloud; the keyway token goes to the cloud, never to the log or standard output):
@@ -59,7 +66,7 @@ delivery (default: print the token alone on standard output; in GitHub Actions, 
   --exec -- COMMAND ...     run COMMAND with the token in its environment only, and exit with its status;
                             the token is revoked when COMMAND ends: a keyway token at the broker (POST /revoke),
                             a GitHub token at GitHub (DELETE $GITHUB_API_URL/installation/token)
-  --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN)
+  --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN; with --github-token-map the prefix, default KEYWAY_GITHUB_TOKEN)
 
 exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
 4 refused by the broker (the RFC 6749 error and audit event id are printed), 5 broker unreachable or failing`;
@@ -87,6 +94,7 @@ export const exchange: Command = {
         'subject-token-file': { type: 'string' },
         'subject-audience': { type: 'string' },
         'github-token': { type: 'boolean', default: false },
+        'github-token-map': { type: 'boolean', default: false },
         repository: { type: 'string', multiple: true, default: [] },
         retries: { type: 'string', default: String(DEFAULT_RETRY_POLICY.attempts - 1) },
         'github-output': { type: 'string' },
@@ -107,7 +115,7 @@ export const exchange: Command = {
         'azure-authority-url': { type: 'string' },
         'azure-scope': { type: 'string' },
         'credentials-dir': { type: 'string' },
-        'exec-env': { type: 'string', default: 'KEYWAY_TOKEN' },
+        'exec-env': { type: 'string' },
       },
       strict: true,
     });
@@ -128,7 +136,13 @@ export const exchange: Command = {
     for (const [variable, option] of RUNNER_FILES) {
       if (values[option] !== undefined && !process.env[variable]) throw new CliError(`--${option} needs $${variable}: it only works in a GitHub Actions step`);
     }
-    if (values.repository.length > 0 && !values['github-token']) throw new CliError('--repository names what a GitHub token covers: it needs --github-token');
+    const map = values['github-token-map'];
+    if (values.repository.length > 0 && !values['github-token'] && !map) {
+      throw new CliError('--repository names what a GitHub token covers: it needs --github-token or --github-token-map');
+    }
+    if (map && (values['github-token'] || values.audience.length > 0 || values.cloud !== undefined || values.repository.length === 0)) {
+      throw new CliError('--github-token-map asks for the owners of its --repository values (at least one): not with --github-token, --audience or --cloud');
+    }
     for (const repository of values.repository) {
       if (!/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/.test(repository)) throw new CliError(`--repository ${repository} is not OWNER/REPO`);
     }
@@ -141,19 +155,25 @@ export const exchange: Command = {
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
-    let issued;
-    try {
-      const source = selectCiTokenSource(
+    const source = (): CiTokenSource =>
+      selectCiTokenSource(
         { from: from as SourceName | undefined, tokenEnv: values['token-env'], tokenFile: values['subject-token-file'] },
         { env: process.env, fetch },
       );
+    const scopes = values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== '');
+    if (map) {
+      const asked = { url: new URL(url), subjectAudience: values['subject-audience'], audiences: values.repository, scopes, fetch, log };
+      return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, fetch, log });
+    }
+    let issued;
+    try {
       issued = await exchangeWithBroker({
         url: new URL(url),
-        source,
+        source: source(),
         subjectAudience: values['subject-audience'],
         // Repositories go as RFC 8693 audience names (OWNER/REPO), which the broker reads for any GitHub host.
         audiences: cloud === undefined ? [...values.audience, ...values.repository] : cloud.identity === undefined ? [] : [cloud.identity],
-        scopes: values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== ''),
+        scopes,
         requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
@@ -172,7 +192,7 @@ export const exchange: Command = {
     }
 
     if (values.exec) {
-      const status = await execWithToken(command, values['exec-env'], issued.accessToken, log);
+      const status = await execWithToken(command, values['exec-env'] ?? 'KEYWAY_TOKEN', issued.accessToken, log);
       const type = issued.issuedTokenType;
       const atGitHub = type === undefined ? undefined : REVOCATIONS[type];
       const revoke =
@@ -198,6 +218,62 @@ export const exchange: Command = {
     return EXIT.ok;
   },
 };
+
+/**
+ * `--github-token-map`: one GitHub installation token per owner, all or none. Every token is masked before anything else
+ * (in GitHub Actions, or when it goes to a runner file); then the command gets them as PREFIX_OWNER and each is revoked
+ * when it ends, or they go to runner files, or to standard output as export lines.
+ */
+async function runTokenMap(
+  exchangeMap: () => Promise<IssuedTokenMap>,
+  options: {
+    readonly values: { readonly exec: boolean; readonly 'exec-env'?: string | undefined } & Readonly<Record<string, unknown>>;
+    readonly command: readonly string[];
+    readonly deliveries: readonly (typeof RUNNER_FILES)[number][];
+    readonly fetch: FetchLike;
+    readonly log: (line: string) => void;
+  },
+): Promise<number> {
+  const { values, command, deliveries, fetch, log } = options;
+  let issued: IssuedTokenMap;
+  try {
+    issued = await exchangeMap();
+  } catch (error) {
+    const failure = describeFailure(error);
+    if (failure === undefined) throw error;
+    for (const line of failure.lines) log(line);
+    return failure.exitCode;
+  }
+  if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) {
+    for (const token of issued.tokens) process.stderr.write(addMask(token.accessToken));
+  }
+  for (const line of tokenMapGrantLines(issued)) log(line);
+  if (values.exec) {
+    const status = await execWithEnvironment(command, ownerVariables(values['exec-env'] ?? DEFAULT_TOKEN_MAP_PREFIX, issued), log);
+    // The command is done with them: take each back now rather than at its policy's TTL.
+    const revoke = REVOCATIONS[GITHUB_INSTALLATION_TOKEN_TYPE]!;
+    for (const token of issued.tokens) {
+      await revoke(token.accessToken, { env: process.env, fetch }).then(
+        (line) => log(`${token.owner}: ${line}`),
+        (error: unknown) => log(`${token.owner}: could not revoke the token: ${(error as Error).message}`),
+      );
+    }
+    return status;
+  }
+  if (deliveries.length === 0) {
+    process.stdout.write(exportLines(DEFAULT_TOKEN_MAP_PREFIX, issued));
+    return EXIT.ok;
+  }
+  for (const [variable, option, what] of deliveries) {
+    const prefix = values[option] as string;
+    for (const token of issued.tokens) {
+      const name = option === 'github-output' ? ownerOutput(prefix, token.owner) : ownerVariable(prefix, token.owner);
+      appendEnvironmentFile(process.env[variable], variable, name, token.accessToken);
+      log(`${token.owner}: token set as ${what} ${name}`);
+    }
+  }
+  return EXIT.ok;
+}
 
 /** `--cloud` and its options, checked: the CLI's own combinations, then what every pipeline side checks. */
 function cliCloudDelivery(values: Readonly<Record<string, string | boolean | string[] | undefined>>, command: readonly string[]): CloudDelivery {

@@ -1,5 +1,6 @@
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/alert.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
+import { grantingPolicies } from '../core/audit/granting-policies.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
@@ -62,8 +63,7 @@ export class SqliteAlertStore implements AlertStore {
       this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)])
         .changes > 0;
     const identity = `${event.issuer ?? ''}#${event.subject ?? ''}`;
-    const policy = event.policy?.granted_by;
-    const firstForPolicy = granted && policy !== undefined && remember('policy', '', policy);
+    const firstForPolicies = grantingPolicies(event).filter((policy) => remember('policy', '', policy));
     const newNetwork =
       granted &&
       options.network !== undefined &&
@@ -82,7 +82,7 @@ export class SqliteAlertStore implements AlertStore {
       addressDenials,
       earlierPresentations: presented?.n ?? 0,
       earlierGrant: presented?.granted === 1,
-      firstForPolicy,
+      firstForPolicies,
       newNetwork,
       ...(last?.policy_id == null ? {} : { lastGrantedPolicy: last.policy_id }),
     };

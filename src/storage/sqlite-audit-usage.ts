@@ -67,7 +67,19 @@ const VERIFIED_ISSUER = "json_extract(event, '$.issuer')";
 const GROUP_COLUMNS = `${VERIFIED_ISSUER} AS issuer, ${TENANT} AS tenant, repository,
   CASE WHEN repository IS NULL THEN json_extract(event, '$.subject') END AS subject, policy_id, decision, reason,
   ${granted('$.issued.scope')} AS scopes, ${granted('$.issued.aud')} AS audiences,
-  ${granted('$.github.permissions')} AS github_permissions, ${granted('$.github.repositories')} AS github_repositories`;
+  CASE WHEN decision = 'granted' THEN json_extract(github, '$.permissions') END AS github_permissions,
+  CASE WHEN decision = 'granted' THEN json_extract(github, '$.repositories') END AS github_repositories`;
+/**
+ * The log as grants: a row per record, but for a GitHub token map (issue 19) a row per owner's token, its policy the one
+ * that granted that owner (`github_tokens[].granted_by`), so each policy's use and each token's permissions are counted.
+ */
+const GRANT_ROWS = `(
+  SELECT seq, time, repository, policy_id, decision, reason, event, json_extract(event, '$.github') AS github FROM audit_events
+    WHERE decision <> 'granted' OR json_type(event, '$.github_tokens') IS NULL
+  UNION ALL
+  SELECT seq, time, repository, json_extract(token.value, '$.granted_by'), decision, reason, event, token.value
+    FROM audit_events, json_each(audit_events.event, '$.github_tokens') AS token WHERE decision = 'granted'
+)`;
 const GROUPED = 'issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories';
 
 type Where = { readonly conditions: readonly string[]; readonly params: readonly SqlValue[] };
@@ -90,7 +102,7 @@ function rollUpBatch(db: SqlDatabase): boolean {
     db.run(
       `INSERT INTO audit_usage (day, grp, ${GROUPED}, count, first, last)
         SELECT day, json_array(${GROUPED}), ${GROUPED}, count(*), min(time), max(time)
-        FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM audit_events WHERE seq > ? AND seq <= ?)
+        FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE seq > ? AND seq <= ?)
         WHERE true GROUP BY day, ${GROUPED}
         ON CONFLICT (day, grp) DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)`,
       [from, to],
@@ -98,7 +110,7 @@ function rollUpBatch(db: SqlDatabase): boolean {
     db.run(
       `INSERT INTO audit_usage_claims (day, policy_id, claim, least, greatest, count)
         SELECT time / ${DAY}, policy_id, claims.key, min(claims.value), max(claims.value), count(*)
-        FROM audit_events, json_each(audit_events.event, '$.claims') AS claims
+        FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims
         WHERE seq > ? AND seq <= ? AND decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'
         GROUP BY 1, 2, 3
         ON CONFLICT (day, policy_id, claim) DO UPDATE SET
@@ -144,7 +156,7 @@ export function auditUsage(db: SqlDatabase, query: UsageQuery, filter: Where): U
   const days = wholeDays(query);
   const raw = db.all<UsageRow>(
     `SELECT ${GROUPED}, count(*) AS count, min(time) AS first, max(time) AS last
-      FROM (SELECT time, ${GROUP_COLUMNS} FROM audit_events WHERE time >= ? AND time < ? AND (seq > ? OR time < ? OR time >= ?))
+      FROM (SELECT time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE time >= ? AND time < ? AND (seq > ? OR time < ? OR time >= ?))
       ${sqlWhere(filter.conditions)} GROUP BY ${GROUPED}`,
     [query.since, query.until, seq, days.first * DAY, days.end * DAY, ...filter.params],
   );
@@ -162,7 +174,7 @@ export function auditClaimUsage(db: SqlDatabase, query: UsageWindow): ClaimUsage
   const days = wholeDays(query);
   const raw = db.all<ClaimUsageRow>(
     `SELECT policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
-      FROM audit_events, json_each(audit_events.event, '$.claims') AS claims
+      FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims
       ${sqlWhere(['time >= ? AND time < ?', '(seq > ? OR time < ? OR time >= ?)', "decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'"])}
       GROUP BY 1, 2`,
     [query.since, query.until, seq, days.first * DAY, days.end * DAY],

@@ -429,11 +429,24 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           policy: { granted_by: 'p', candidates: [], matched: [], denied_by: [], audit_mode: [] },
         });
       expect(await observe(grant('198.51.100.1', '01'.repeat(32)), '198.51.100.0/24')).toMatchObject({
-        firstForPolicy: true,
+        firstForPolicies: ['p'],
         newNetwork: false,
         earlierPresentations: 0,
       });
-      expect(await observe(grant('198.51.100.2', '02'.repeat(32)), '198.51.100.0/24')).toMatchObject({ firstForPolicy: false, newNetwork: false });
+      expect(await observe(grant('198.51.100.2', '02'.repeat(32)), '198.51.100.0/24')).toMatchObject({ firstForPolicies: [], newNetwork: false });
+      // A GitHub token map (issue 19) is granted by each owner's policy: the first use of each is seen, whichever owner it is.
+      const token = (owner: string, grantedBy: string) => ({
+        installation_id: 1,
+        owner,
+        repositories: ['r'],
+        permissions: { contents: 'read' },
+        expires_at: new Date(now).toISOString(),
+        github_expires_at: new Date(now).toISOString(),
+        token_sha256: '03'.repeat(32),
+        granted_by: grantedBy,
+      });
+      const map = { ...grant('198.51.100.3', '04'.repeat(32)), github_tokens: [token('acme', 'p'), token('octo-org', 'q')] };
+      expect(await observe(map, '198.51.100.0/24')).toMatchObject({ firstForPolicies: ['q'] });
       expect(await observe(grant('192.0.2.1', '02'.repeat(32)), '192.0.2.0/24')).toMatchObject({
         newNetwork: true,
         earlierPresentations: 1,

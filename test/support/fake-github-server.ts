@@ -1,6 +1,7 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { decodeJwt, importSPKI, jwtVerify } from 'jose';
 import type { FakeCall, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
@@ -198,6 +199,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const app = c.get('app');
     const installation = app.installations.get(Number(c.req.param('id')));
     if (installation === undefined) return c.json({ message: 'Not Found' }, 404);
+    if (installation.tokenStatus !== undefined) return c.json({ message: 'failing for the test' }, installation.tokenStatus as ContentfulStatusCode);
     const request = await c.req.json<{ repositories?: string[]; repository_ids?: number[]; permissions?: Record<string, string> }>();
     const byName = new Map(installation.repositories.map((repository) => [repository.name.toLowerCase(), repository]));
     const names = request.repositories ?? [];
@@ -237,6 +239,11 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   api.delete('/installation/token', (c) => {
     const token = requireToken(c);
     if (token instanceof Response) return token;
+    const installation = c.get('app').installations.get(token.installationId);
+    if (installation !== undefined && (installation.revokeFailures ?? 0) > 0) {
+      c.get('app').installations.set(installation.id, { ...installation, revokeFailures: (installation.revokeFailures ?? 0) - 1 });
+      return c.json({ message: 'failing for the test' }, 502);
+    }
     token.revoked = true;
     return c.body(null, 204);
   });

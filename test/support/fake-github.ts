@@ -8,6 +8,10 @@ export interface FakeInstallation {
   readonly ownerId?: number;
   readonly repositories: readonly { readonly id: number; readonly name: string }[];
   readonly permissions: Readonly<Record<string, string>>;
+  /** When set, `POST /app/installations/{id}/access_tokens` answers this status (a 5xx: GitHub failing for this one account). */
+  readonly tokenStatus?: number;
+  /** How many `DELETE /installation/token` calls for this installation's tokens fail (502) before GitHub takes them again. */
+  readonly revokeFailures?: number;
 }
 
 export interface FakeCall {

@@ -5,11 +5,19 @@ import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubExchangeSuite, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
+import { githubTokenMapSuite } from '../suites/github-token-map-suite.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 githubExchangeSuite(
+  'Workers',
+  startWorkersHarness,
+  () => inject('testIssuerBase'),
+  () => inject('fakeGitHubBase'),
+);
+
+githubTokenMapSuite(
   'Workers',
   startWorkersHarness,
   () => inject('testIssuerBase'),

@@ -1,5 +1,6 @@
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
+import * as v from 'valibot';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
@@ -97,6 +98,101 @@ const CLIENT_ID = 'keyway-cli';
  * for the broker's audience, exchange it. http is allowed only for a loopback broker.
  */
 export async function exchangeWithBroker(request: BrokerExchangeRequest): Promise<IssuedToken> {
+  const { config, tokenEndpoint, subjectToken, parameters } = await prepareExchange(request);
+  let response: Awaited<ReturnType<typeof client.genericGrantRequest>>;
+  try {
+    response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+  } catch (error) {
+    throw await classify(error, tokenEndpoint, subjectToken);
+  }
+  const body = response as unknown as Readonly<Record<string, unknown>>;
+  const expiresIn = response.expires_in ?? 0;
+  return {
+    accessToken: response.access_token,
+    issuedTokenType: typeof body['issued_token_type'] === 'string' ? body['issued_token_type'] : undefined,
+    expiresAt: new Date(Date.now() + expiresIn * 1000),
+    scope: response.scope,
+    auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
+    sha256: sha256Hex(response.access_token),
+  };
+}
+
+/** One owner's GitHub installation token of a token map (issue 19). */
+export interface IssuedOwnerToken {
+  /** The owner's login in lower case, as the broker keys it. */
+  readonly owner: string;
+  readonly accessToken: string;
+  readonly expiresAt: Date;
+  readonly scope: string | undefined;
+  readonly repositories: readonly string[];
+  readonly sha256: string;
+}
+
+export interface IssuedTokenMap {
+  readonly tokens: readonly IssuedOwnerToken[];
+  readonly auditEventId: string | undefined;
+}
+
+/** An owner's login as the broker keys the map: GitHub's login characters, in lower case (env var and output names are built from it). */
+const OWNER_KEY = /^[a-z0-9][a-z0-9-]{0,38}$/;
+
+const OwnerTokenAnswer = v.object({
+  // RFC 6750's b64token: no quote, no space, no shell syntax, so it can go into an export line as it is.
+  access_token: v.pipe(v.string(), v.regex(/^[A-Za-z0-9\-._~+/]+=*$/)),
+  expires_in: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  scope: v.optional(v.string()),
+  repositories: v.optional(v.array(v.string()), []),
+});
+const TokenMapAnswer = v.object({
+  issued_token_type: v.literal(TOKEN_TYPE.githubInstallationTokenMap),
+  github_tokens: v.pipe(v.record(v.pipe(v.string(), v.regex(OWNER_KEY)), OwnerTokenAnswer), v.minEntries(1)),
+  audit_event_id: v.optional(v.string()),
+});
+
+/**
+ * A GitHub token map (requested_token_type …github-installation-token-map): one installation token per owner of the
+ * repositories asked for, all or none. Its answer has no top-level access_token (RFC 8693 wants one, which an OAuth
+ * client library insists on), so it is posted and read here rather than through openid-client.
+ */
+export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType'>): Promise<IssuedTokenMap> {
+  const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
+  parameters.set('grant_type', TOKEN_EXCHANGE_GRANT);
+  parameters.set('client_id', CLIENT_ID);
+  let response: Response;
+  try {
+    response = await request.fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: parameters.toString(),
+    });
+  } catch (error) {
+    throw await classify(error, tokenEndpoint, subjectToken);
+  }
+  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  if (response.status >= 400 && response.status < 500) throw new BrokerRefusedError(response.status, body, subjectToken);
+  const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
+  if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
+  const parsed = v.safeParse(TokenMapAnswer, body);
+  if (!parsed.success)
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${v.summarize(parsed.issues)}`, { auditEventId });
+  const now = Date.now();
+  return {
+    auditEventId,
+    tokens: Object.entries(parsed.output.github_tokens).map(([owner, token]) => ({
+      owner,
+      accessToken: token.access_token,
+      expiresAt: new Date(now + token.expires_in * 1000),
+      scope: token.scope,
+      repositories: token.repositories,
+      sha256: sha256Hex(token.access_token),
+    })),
+  };
+}
+
+/** Discovery, the token endpoint (https, or http on loopback), the job's own CI token, and the RFC 8693 parameters. */
+async function prepareExchange(
+  request: BrokerExchangeRequest,
+): Promise<{ config: client.Configuration; tokenEndpoint: string; subjectToken: string; parameters: URLSearchParams }> {
   const insecure = request.url.protocol === 'http:' && isLoopbackHttpUrl(request.url);
   const config = await discover(request, insecure);
   const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
@@ -115,23 +211,11 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
   });
   for (const item of request.audiences) parameters.append('audience', item);
   if (request.scopes.length > 0) parameters.set('scope', request.scopes.join(' '));
+  return { config, tokenEndpoint, subjectToken, parameters };
+}
 
-  let response: Awaited<ReturnType<typeof client.genericGrantRequest>>;
-  try {
-    response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
-  } catch (error) {
-    throw await classify(error, tokenEndpoint, subjectToken);
-  }
-  const body = response as unknown as Readonly<Record<string, unknown>>;
-  const expiresIn = response.expires_in ?? 0;
-  return {
-    accessToken: response.access_token,
-    issuedTokenType: typeof body['issued_token_type'] === 'string' ? body['issued_token_type'] : undefined,
-    expiresAt: new Date(Date.now() + expiresIn * 1000),
-    scope: response.scope,
-    auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
-    sha256: sha256Hex(response.access_token),
-  };
+function oauthErrorOf(body: Readonly<Record<string, unknown>>): string {
+  return typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
 }
 
 async function discover(request: BrokerExchangeRequest, insecure: boolean): Promise<client.Configuration> {
@@ -157,10 +241,8 @@ async function classify(error: unknown, tokenEndpoint: string, subjectToken: str
     const status = error.cause.status;
     const body = (await error.cause.json().catch(() => ({}))) as Record<string, unknown>;
     const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
-    const oauthError =
-      typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
     if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
-    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthError}`, { cause: error, auditEventId });
+    return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthErrorOf(body)}`, { cause: error, auditEventId });
   }
   if (error instanceof client.ClientError || isNetworkError(error))
     return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });

@@ -65,21 +65,12 @@ export interface AuditEvent {
     readonly cnf_jkt?: string;
   };
   /** A GitHub installation token issued (never the token: its SHA-256). */
-  readonly github?: {
-    readonly installation_id: number;
-    /** The GitHub App of the pool that minted it. */
-    readonly app_id?: string;
-    readonly owner: string;
-    readonly repositories: readonly string[];
-    readonly permissions: Readonly<Record<string, string>>;
-    /** Organization permissions, kept apart from the repository ones; absent when none. */
-    readonly organization_permissions?: Readonly<Record<string, string>>;
-    /** When keyway revokes it (the policy TTL), ISO 8601. */
-    readonly expires_at: string;
-    /** When GitHub would expire it on its own, ISO 8601. */
-    readonly github_expires_at: string;
-    readonly token_sha256: string;
-  };
+  readonly github?: GitHubTokenRecord;
+  /**
+   * The GitHub installation tokens of a multi-owner exchange (requested_token_type …github-installation-token-map), one
+   * per owner, in request order: one record for the one answer, so every token of it is audited or none is handed out.
+   */
+  readonly github_tokens?: readonly OwnerTokenRecord[];
   /**
    * A cloud token issued (`grant.cloud`): what joins this record to the cloud's own log
    * (CloudTrail, Cloud Audit Logs, Entra sign-in logs), which name the token's jti or sub.
@@ -94,6 +85,28 @@ export interface AuditEvent {
     /** The issued token's jti (also in `issued`). */
     readonly jti: string;
   };
+}
+
+/** What the audit record keeps of a GitHub installation token issued (never the token: its SHA-256). */
+export interface GitHubTokenRecord {
+  readonly installation_id: number;
+  /** The GitHub App of the pool that minted it. */
+  readonly app_id?: string;
+  readonly owner: string;
+  readonly repositories: readonly string[];
+  readonly permissions: Readonly<Record<string, string>>;
+  /** Organization permissions, kept apart from the repository ones; absent when none. */
+  readonly organization_permissions?: Readonly<Record<string, string>>;
+  /** When keyway revokes it (the policy TTL), ISO 8601. */
+  readonly expires_at: string;
+  /** When GitHub would expire it on its own, ISO 8601. */
+  readonly github_expires_at: string;
+  readonly token_sha256: string;
+}
+
+/** A token of a multi-owner exchange, and the policy that granted it (`policy.granted_by` names the first owner's). */
+export interface OwnerTokenRecord extends GitHubTokenRecord {
+  readonly granted_by: string;
 }
 
 /** Where a record sits in the hash chain (see chain-hash.ts). */

@@ -22,12 +22,22 @@ import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
-import type { GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
+import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
 import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 import type { DpopNonces } from '../dpop/dpop-nonce.ts';
+import type { VerifiedDpopProof } from '../dpop/dpop-proof.ts';
+import {
+  decideEachOwner,
+  githubTokenRecord,
+  issuedOwnerToken,
+  mintTokenMap,
+  ownerRequests,
+  type IssuedGitHubTokenMap,
+  type OwnerRequest,
+} from './github-token-map.ts';
 import { bindingFor, claimProof, verifyTokenRequestProof } from './dpop-binding.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
@@ -81,7 +91,7 @@ export interface IssuedToken {
  * it to a status and an RFC 6749 body in one place (http/oauth-errors.ts).
  */
 export type ExchangeAnswer =
-  | { readonly kind: 'granted'; readonly token: IssuedToken }
+  | { readonly kind: 'granted'; readonly token: IssuedToken | IssuedGitHubTokenMap }
   | {
       readonly kind: 'refused';
       readonly reason: Refusal;
@@ -178,7 +188,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
 /** What the caller is told of a refusal: the reason's public description, or the refusal's own detail when it is public. */
 function refusal(failure: ExchangeError): ExchangeAnswer {
   // A public detail can quote the request back (a scope, a resource): bounded as the record's detail is.
-  const description = failure.detailIsPublic ? boundText(failure.message, AUDIT_BOUNDS.detail) : REASONS[failure.reason].description;
+  const description = boundText(failure.publicDescription, AUDIT_BOUNDS.detail);
   const retryAfterSeconds = failure instanceof RateLimitedError ? failure.retryAfterSeconds : undefined;
   return {
     kind: 'refused',
@@ -189,20 +199,28 @@ function refusal(failure: ExchangeError): ExchangeAnswer {
   };
 }
 
-/** A granted exchange's token, and for a GitHub token how to take it back if the exchange cannot be audited. */
+/** A granted exchange's token (or map of them), and for GitHub tokens how to take them back if the exchange cannot be audited. */
 interface Granted {
-  readonly token: IssuedToken;
+  readonly token: IssuedToken | IssuedGitHubTokenMap;
   readonly revoke?: () => Promise<void>;
 }
 
 async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { form: URLSearchParams }>, now: number, event: Draft): Promise<Granted> {
   const request = parseTokenRequest(input.form);
-  const wantsGitHub = request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
+  const wantsMap = request.requestedTokenType === TOKEN_TYPE.githubInstallationTokenMap;
+  const wantsGitHub = wantsMap || request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
   const github = wantsGitHub
     ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL))
     : undefined;
+  // Issue 19: a repository's own policy grants a token for that repository only; a map is for the central set's owners.
+  if (wantsMap && repositoryPolicy !== undefined) {
+    throw new ExchangeError('github_repository_not_granted', `a repository's own policy grants one token: ask for ${TOKEN_TYPE.githubInstallationToken}`, {
+      public: true,
+    });
+  }
+  const owners = wantsMap && github !== undefined ? ownerRequests(github) : undefined;
   event.request = {
     ...event.request,
     ...(request.grantType === TOKEN_EXCHANGE_GRANT ? {} : { grant_type: request.grantType }),
@@ -243,14 +261,10 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     ...(github !== undefined ? { github } : wantsCloud ? { cloud: true as const } : {}),
     ...(actor === undefined ? {} : { actor: actor.claims }),
   };
+  if (owners !== undefined)
+    return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken }, now, event);
   const decision = decide(policies, verified, accessRequest);
-  event.policy = {
-    candidates: decision.trace.candidates,
-    matched: decision.trace.matched,
-    denied_by: decision.trace.deniedBy,
-    audit_mode: decision.trace.audit,
-    ...(policies.version === undefined ? {} : { set_version: policies.version }),
-  };
+  event.policy = policyRecord(decision.trace, policies);
   if (!decision.granted) {
     throw new ExchangeError(decision.reason, decision.detail, { diagnostics: refusalDiagnostics(policies, verified, accessRequest) });
   }
@@ -355,46 +369,68 @@ async function issueGitHubToken(
   now: number,
   event: Draft,
 ): Promise<Granted> {
-  if (deps.github === undefined)
-    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
-  const claim = (name: string): string | undefined => (typeof claims[name] === 'string' || typeof claims[name] === 'number' ? String(claims[name]) : undefined);
+  if (deps.github === undefined) throw noGitHubApp();
   const minted = await deps.github.mint({
     owner: github.owner,
     repositories: github.repositories,
     permissions: github.permissions,
     organizationPermissions: github.organizationPermissions,
     ownerId: github.ownerId,
-    auditEventId: event.id,
+    revocationId: event.id,
     ttlSeconds: grant.ttlSeconds,
-    repositoryId: claim('repository_id'),
-    runId: claim('run_id'),
+    repositoryId: claimText(claims, 'repository_id'),
+    runId: claimText(claims, 'run_id'),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
-  event.github = {
-    installation_id: minted.installationId,
-    app_id: minted.appId,
-    owner: github.owner,
-    repositories: minted.repositories,
-    permissions: minted.permissions,
-    ...(Object.keys(minted.organizationPermissions).length === 0 ? {} : { organization_permissions: minted.organizationPermissions }),
-    expires_at: new Date(minted.revokeAt).toISOString(),
-    github_expires_at: new Date(minted.githubExpiresAt).toISOString(),
-    token_sha256: minted.tokenSha256,
-  };
+  event.github = githubTokenRecord(github.owner, minted);
   event.decision = 'granted';
   event.reason = 'granted';
+  const { access_token, token_type, expires_in, scope } = issuedOwnerToken(minted, now);
   return {
-    token: {
-      access_token: minted.token,
-      issued_token_type: TOKEN_TYPE.githubInstallationToken,
-      token_type: 'Bearer',
-      expires_in: Math.max(1, Math.round((minted.revokeAt - now) / 1000)),
-      scope: Object.entries({ ...minted.permissions, ...minted.organizationPermissions })
-        .map(([name, level]) => `${name}:${level}`)
-        .join(' '),
-    },
+    token: { access_token, issued_token_type: TOKEN_TYPE.githubInstallationToken, token_type, expires_in, scope },
     revoke: minted.revokeNow,
   };
+}
+
+/**
+ * A multi-owner request (issue 19): each owner decided on its own, then one token minted per owner, all or nothing, under
+ * this one audit record (one record per answer: if it cannot be appended, every token of the map is revoked).
+ */
+async function issueGitHubTokenMap(
+  deps: ExchangeDeps,
+  asked: {
+    readonly policies: PolicySet;
+    readonly verified: VerifiedSubjectToken;
+    readonly accessRequest: AccessRequest;
+    readonly owners: readonly OwnerRequest[];
+    readonly proof: VerifiedDpopProof | undefined;
+    readonly subjectToken: string;
+  },
+  now: number,
+  event: Draft,
+): Promise<Granted> {
+  const { policies, verified } = asked;
+  const decided = decideEachOwner(policies, verified, asked.accessRequest, asked.owners);
+  event.policy = policyRecord(decided.trace, policies);
+  if (!decided.granted) throw decided.refusal;
+  // GitHub tokens cannot be bound to a key: a bound subject token or a DPoP proof is refused here, as for one token.
+  bindingFor(asked.proof, verified.claims, { requireDpop: false, token: 'github' });
+  if (decided.grants.some(({ grant }) => grant.policy.singleUse)) {
+    await claimSingleUse(asked.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
+  }
+  if (deps.github === undefined) throw noGitHubApp();
+  const minted = await mintTokenMap(deps.github, decided.grants, {
+    auditEventId: event.id,
+    repositoryId: claimText(verified.claims, 'repository_id'),
+    runId: claimText(verified.claims, 'run_id'),
+    now,
+    log: deps.log,
+  });
+  event.policy = { ...event.policy, granted_by: decided.grants[0]!.grant.policy.id };
+  event.github_tokens = minted.records;
+  event.decision = 'granted';
+  event.reason = 'granted';
+  return { token: minted.answer, revoke: minted.revoke };
 }
 
 /** The actor token of a delegated request, verified as a subject token is; its refusals name it. */
@@ -433,6 +469,27 @@ function describeSubjectToken(token: string, crypto: JwtCrypto): { described: No
   return decoded === undefined ? { described } : { described, decoded };
 }
 
+/** What the record keeps of how the policies decided. */
+function policyRecord(trace: DecisionTrace, policies: PolicySet): NonNullable<AuditEvent['policy']> {
+  return {
+    candidates: trace.candidates,
+    matched: trace.matched,
+    denied_by: trace.deniedBy,
+    audit_mode: trace.audit,
+    ...(policies.version === undefined ? {} : { set_version: policies.version }),
+  };
+}
+
+function noGitHubApp(): ExchangeError {
+  return new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+}
+
+/** A string or number claim as text (`repository_id`, `run_id`: what ties a GitHub token to its CI run). */
+function claimText(claims: Readonly<Record<string, unknown>>, name: string): string | undefined {
+  const value = claims[name];
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
@@ -450,8 +507,7 @@ async function repositoryPolicySet(
   name: string,
   caller: VerifiedCaller,
 ): Promise<PolicySet> {
-  if (deps.repositoryPolicies === undefined)
-    throw new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+  if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
     throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {

@@ -32,8 +32,11 @@ export interface GitHubTokenRequest {
   readonly organizationPermissions: Readonly<Record<string, string>>;
   /** The owner's account id the policy pins; required with organization permissions. */
   readonly ownerId: string | undefined;
-  /** The audit event id of the exchange: the revocation row's id. */
-  readonly auditEventId: string;
+  /**
+   * The revocation row's id, which the sealed token is also bound to: the audit event id of the exchange, followed by
+   * `/OWNER` (lower case) for a token of a multi-owner exchange, which mints one token per owner under one record.
+   */
+  readonly revocationId: string;
   /** The policy TTL: when keyway revokes the token. */
   readonly ttlSeconds: number;
   /** The CI run that asks (`repository_id`, `run_id` claims), for revocation when its job ends. */

@@ -7,6 +7,8 @@ export const TOKEN_TYPE = {
   jwt: 'urn:ietf:params:oauth:token-type:jwt',
   /** keyway's own type: a GitHub App installation token (`grant.github`). */
   githubInstallationToken: 'urn:keyway:params:oauth:token-type:github-installation-token',
+  /** keyway's own type: one GitHub App installation token per owner the resources name, answered as a map (github-token-map.ts). */
+  githubInstallationTokenMap: 'urn:keyway:params:oauth:token-type:github-installation-token-map',
 } as const;
 
 export const REQUEST_LIMITS = {
@@ -88,7 +90,12 @@ export function parseTokenExchangeRequest(form: URLSearchParams): TokenExchangeR
 
   const requestedTokenType = single.get('requested_token_type') ?? TOKEN_TYPE.accessToken;
   // id_token: a token for a cloud's web-identity federation (`grant.cloud`).
-  const requestable: readonly string[] = [TOKEN_TYPE.accessToken, TOKEN_TYPE.githubInstallationToken, TOKEN_TYPE.idToken];
+  const requestable: readonly string[] = [
+    TOKEN_TYPE.accessToken,
+    TOKEN_TYPE.githubInstallationToken,
+    TOKEN_TYPE.idToken,
+    TOKEN_TYPE.githubInstallationTokenMap,
+  ];
   if (!requestable.includes(requestedTokenType)) throw malformed(`requested_token_type must be one of ${requestable.join(', ')}`);
 
   return {

@@ -11,8 +11,8 @@ export interface AlertObservation {
   readonly earlierPresentations: number;
   /** Whether one of those earlier presentations was granted. */
   readonly earlierGrant: boolean;
-  /** A grant, and the first one ever by its policy. */
-  readonly firstForPolicy: boolean;
+  /** The policies that granted this record (for a token map, each owner's) and had never granted before. */
+  readonly firstForPolicies: readonly string[];
   /** A grant from a network this identity had never been granted from, having been granted from another. */
   readonly newNetwork: boolean;
   /** The policy that last granted this (verified) identity before this record, if any. */

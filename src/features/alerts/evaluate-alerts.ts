@@ -39,8 +39,7 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
       dedupe: `subject_token_replayed:${sha256}`,
     });
   }
-  const policy = event.policy?.granted_by;
-  if (facts.firstForPolicy && policy !== undefined) {
+  for (const policy of facts.firstForPolicies) {
     drafts.push({ rule: 'first_policy_exchange', summary: `first exchange ever granted by policy ${policy}, to ${identity}`, details: { policy, identity } });
   }
   if (facts.newNetwork && ip !== undefined) {

@@ -14,6 +14,7 @@ import { ConfigError } from '../../core/settings/read-settings.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { auditShardOf, shardOfKey } from '../../core/audit/audit-shards.ts';
+import { grantingPolicies } from '../../core/audit/granting-policies.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import * as v from 'valibot';
 import { exportedAuditLog, ShardedExport, shardedExportText } from '../../storage/sharded-state-export.ts';
@@ -251,13 +252,16 @@ async function observeSharded(
 ): Promise<AlertObservation> {
   const ip = event.request.client_ip;
   const refused = event.decision === 'denied' || event.decision === 'malformed';
-  const policy = event.decision === 'granted' ? event.policy?.granted_by : undefined;
+  const granting = grantingPolicies(event);
+  const unseen = granting.filter((policy) => !grantedBefore.has(policy));
   const time = Date.parse(event.time);
-  const [local, addressDenials, firstForPolicy] = await Promise.all([
-    shard(auditShardOf(event, count)).observe(event, link, options),
-    refused && ip !== undefined ? shard(shardOfKey(`address\n${ip}`, count)).countAddressRefusal(ip, time, options.windowStart) : 0,
-    policy === undefined || grantedBefore.has(policy) ? false : shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time),
+  const [[local, addressDenials], firsts] = await Promise.all([
+    Promise.all([
+      shard(auditShardOf(event, count)).observe(event, link, options),
+      refused && ip !== undefined ? shard(shardOfKey(`address\n${ip}`, count)).countAddressRefusal(ip, time, options.windowStart) : 0,
+    ]),
+    Promise.all(unseen.map((policy) => shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time))),
   ]);
-  if (policy !== undefined) grantedBefore.add(policy);
-  return { ...local, addressDenials, firstForPolicy };
+  for (const policy of granting) grantedBefore.add(policy);
+  return { ...local, addressDenials, firstForPolicies: unseen.filter((_, index) => firsts[index] === true) };
 }

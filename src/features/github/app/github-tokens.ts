@@ -171,16 +171,23 @@ export class GitHubTokens implements GitHubTokenMinter {
       permissions: { ...request.permissions, ...request.organizationPermissions },
     });
     const revokeNow = async (): Promise<void> => {
-      await revokeInstallationToken(client, minted.token);
-      await revocations.remove(request.auditEventId);
+      try {
+        await revokeInstallationToken(client, minted.token);
+      } catch (error) {
+        // Not taken back now: the revocation round tries again from now, with its backoff, rather than at the TTL.
+        await revocations.retry(request.revocationId, 0, this.#deps.now());
+        this.#deps.scheduled();
+        throw error;
+      }
+      await revocations.remove(request.revocationId);
     };
     const now = this.#deps.now();
     const revokeAt = Math.min(now + request.ttlSeconds * 1000, minted.expiresAt);
     const tokenSha256 = sha256Hex(minted.token);
     try {
       await revocations.add({
-        id: request.auditEventId,
-        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, request.auditEventId),
+        id: request.revocationId,
+        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, request.revocationId),
         tokenSha256,
         apiUrl: client.apiUrl,
         installationId: installation.id,

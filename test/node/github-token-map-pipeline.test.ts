@@ -1,0 +1,136 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
+import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
+
+const OCTO_INSTALLATION = {
+  id: 7270,
+  owner: 'Octo-Org',
+  repositories: [{ id: 890101, name: 'site' }],
+  permissions: { contents: 'write', metadata: 'read' },
+};
+
+/** A job step that lists, for each owner's variable, what its token can see on the (fake) GitHub API. */
+const LIST_REPOSITORIES = `const list = (name) => fetch(process.env.GITHUB_API_URL + '/installation/repositories', { headers: { authorization: 'Bearer ' + process.env[name], accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' } })
+  .then((response) => response.json()).then((body) => name + ': ' + body.repositories.map((repository) => repository.name).join(','));
+Promise.all(['KEYWAY_GITHUB_TOKEN_ACME', 'KEYWAY_GITHUB_TOKEN_OCTO_ORG'].map(list)).then((lines) => console.log(lines.join('\\n')))`;
+
+/** Issue 19 on the pipeline side: `keyway exchange --github-token-map` and the Action's github-token-map, as processes. */
+describe('GitHub token maps in a pipeline', () => {
+  let ci: FakeCi;
+  let broker: NodeBroker;
+  let github: FakeGitHub;
+
+  beforeAll(async () => {
+    const issuer = new TestIssuer(inject('testIssuerBase'), `github-map-pipeline-${crypto.randomUUID().slice(0, 8)}`);
+    ci = await startFakeCi(issuer);
+    github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    await github.install(ACME_INSTALLATION);
+    await github.install(OCTO_INSTALLATION);
+    const policy = (grant: string) =>
+      `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n` +
+      `match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: ${grant}\n  ttl: 10m\n`;
+    const root = writeTree({
+      'policies/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }'),
+      'policies/octo.yaml': policy('{ owner: Octo-Org, repositories: [site], permissions: { contents: read } }'),
+    });
+    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
+  });
+  afterAll(async () => {
+    await Promise.all([ci?.close(), broker?.close()]);
+  });
+
+  const jobEnvironment = (): Environment => {
+    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
+    return {
+      PATH: process.env['PATH'],
+      HOME: cwd,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_API_URL: github.apiUrl,
+      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
+    };
+  };
+  const keyway = (args: readonly string[], env: Environment) => runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env });
+  const tokenStates = async (hashes: readonly string[]) => (await github.tokens()).filter((state) => hashes.includes(state.sha256));
+
+  it('--github-token-map --exec: the command gets one variable per owner, each token masked first and revoked when it ends', async () => {
+    const args = [
+      'exchange',
+      '--url',
+      broker.url,
+      '--github-token-map',
+      '--repository',
+      'acme/docs',
+      '--repository',
+      'octo-org/site',
+      '--scope',
+      'contents:read',
+    ];
+    const result = await keyway([...args, '--exec', '--', process.execPath, '-e', LIST_REPOSITORIES], jobEnvironment());
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('KEYWAY_GITHUB_TOKEN_ACME: docs\nKEYWAY_GITHUB_TOKEN_OCTO_ORG: site\n');
+    const hashes = [...result.stderr.matchAll(/owner=([\w-]+) access_token_sha256=(\w+)/g)].map((match) => match[2]!);
+    expect([...result.stderr.matchAll(/owner=([\w-]+) access_token_sha256/g)].map((match) => match[1])).toEqual(['acme', 'octo-org']);
+    // Masked before any other line: the masks come first, and no token appears outside them.
+    const masks = result.stderr.split('\n').filter((line) => line.startsWith('::add-mask::'));
+    expect(masks).toHaveLength(2);
+    expect(result.stderr.indexOf('::add-mask::')).toBeLessThan(result.stderr.indexOf('granted:'));
+    expect(result.stderr).toMatch(/acme: revoked the GitHub installation token/);
+    expect(result.stderr).toMatch(/octo-org: revoked the GitHub installation token/);
+    expect(await tokenStates(hashes)).toEqual([
+      expect.objectContaining({ revoked: true, repositories: ['docs'] }),
+      expect.objectContaining({ revoked: true, repositories: ['site'] }),
+    ]);
+  });
+
+  it('--github-token-map prints export lines for eval; a refused owner gets exit 4, its name, and no token at all', async () => {
+    const printed = await keyway(
+      ['exchange', '--url', broker.url, '--github-token-map', '--repository', 'acme/api', '--repository', 'Octo-Org/site'],
+      jobEnvironment(),
+    );
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toMatch(/^export KEYWAY_GITHUB_TOKEN_ACME='ghs_[\w-]+'\nexport KEYWAY_GITHUB_TOKEN_OCTO_ORG='ghs_[\w-]+'\n$/);
+
+    const refused = await keyway(
+      ['exchange', '--url', broker.url, '--github-token-map', '--repository', 'acme/api', '--repository', 'octo-org/site', '--scope', 'contents:write'],
+      jobEnvironment(),
+    );
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/invalid_scope: owner octo-org: /);
+    expect(refused.stderr).not.toMatch(/ghs_|::add-mask::/);
+  });
+
+  it('the GitHub Action: github-token-map sets token-<owner> outputs, masked, and post revokes every one', async () => {
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token-map': 'true', repositories: 'acme/api Octo-Org/site', scope: 'contents:read' },
+    );
+    const main = await step.run('main');
+    expect(main.code, main.stdout + main.stderr).toBe(0);
+    const outputs = readEnvironmentFile(step.files.GITHUB_OUTPUT);
+    expect(outputs['owners']).toBe('acme octo-org');
+    const tokens = [outputs['token-acme'] ?? '', outputs['token-octo-org'] ?? ''];
+    for (const token of tokens) {
+      expect(token).toMatch(/^ghs_/);
+      expect(main.stdout.split('\n').filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`]);
+    }
+    expect(Date.parse(outputs['expires-at-acme'] ?? '')).toBeGreaterThan(Date.now());
+    expect(await github.repositoriesVisibleTo(tokens[0]!)).toEqual({ status: 200, names: ['api'] });
+    expect(await github.repositoriesVisibleTo(tokens[1]!)).toEqual({ status: 200, names: ['site'] });
+
+    const post = await step.run('post', { STATE_revoke: readEnvironmentFile(step.files.GITHUB_STATE)['revoke'] ?? '' });
+    expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n'.repeat(2) });
+    for (const token of tokens) expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+  });
+});
