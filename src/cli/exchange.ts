@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
-import { execWithToken } from './pipeline/exec-with-token.ts';
+import { execWithEnvironment, execWithToken } from './pipeline/exec-with-token.ts';
+import { calculateJwkThumbprint } from 'jose';
+import { generateDpopKey, type DpopKeyPair } from '../core/dpop/dpop-fetch.ts';
+import { DPOP_HELPER_ENV, startDpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
 import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
@@ -61,6 +64,13 @@ delivery (default: print the token alone on standard output; in GitHub Actions, 
                             a GitHub token at GitHub (DELETE $GITHUB_API_URL/installation/token)
   --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN)
 
+sender-constrained token (RFC 9449 DPoP; needs --exec, not on Windows):
+  --dpop                    make a key for this job (non-extractable, in this process's memory only), and get a token
+                            bound to it (token_type DPoP): a copy of the token is useless without the key. COMMAND gets
+                            the token and a signing helper: \`keyway dpop proof --method M --url U\` prints a proof for
+                            one request (${DPOP_HELPER_ENV.socket} and ${DPOP_HELPER_ENV.secret} name it). The helper stops and
+                            the token is revoked when COMMAND ends. Without --exec no later step could sign: refused
+
 exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
 4 refused by the broker (the RFC 6749 error and audit event id are printed), 5 broker unreachable or failing`;
 
@@ -108,6 +118,7 @@ export const exchange: Command = {
         'azure-scope': { type: 'string' },
         'credentials-dir': { type: 'string' },
         'exec-env': { type: 'string', default: 'KEYWAY_TOKEN' },
+        dpop: { type: 'boolean', default: false },
       },
       strict: true,
     });
@@ -122,6 +133,7 @@ export const exchange: Command = {
     const retries = Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw new CliError('--retries is a whole number from 0 to 10');
     if (values.exec !== command.length > 0) throw new CliError('--exec needs a command after --, and a command after -- needs --exec');
+    if (values.dpop) checkDpopUsage(values);
     if (values.exec && (values['github-output'] !== undefined || values['github-env'] !== undefined)) {
       throw new CliError('--exec keeps the token out of files: it does not combine with --github-output or --github-env');
     }
@@ -142,6 +154,8 @@ export const exchange: Command = {
 
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);
     let issued;
+    // Made before anything is asked, so the CI token is only ever exchanged for a bound token.
+    const key = values.dpop ? await generateDpopKey() : undefined;
     try {
       const source = selectCiTokenSource(
         { from: from as SourceName | undefined, tokenEnv: values['token-env'], tokenFile: values['subject-token-file'] },
@@ -157,8 +171,10 @@ export const exchange: Command = {
         requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
+        dpop: key,
       });
       log(grantLine(issued));
+      if (key !== undefined) log(`token bound to this job's DPoP key, jkt ${await calculateJwkThumbprint(key.publicJwk, 'sha256')}`);
       // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
       // masked once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file,
       // or printed by a later command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
@@ -172,7 +188,10 @@ export const exchange: Command = {
     }
 
     if (values.exec) {
-      const status = await execWithToken(command, values['exec-env'], issued.accessToken, log);
+      const status =
+        key === undefined
+          ? await execWithToken(command, values['exec-env'], issued.accessToken, log)
+          : await execWithSigningHelper(key, issued, command, values['exec-env'], log);
       const type = issued.issuedTokenType;
       const atGitHub = type === undefined ? undefined : REVOCATIONS[type];
       const revoke =
@@ -198,6 +217,33 @@ export const exchange: Command = {
     return EXIT.ok;
   },
 };
+
+/** `--dpop` gives the key to no one: the token it binds is only of use to a command run here that can ask for proofs. */
+function checkDpopUsage(values: Readonly<Record<string, string | boolean | string[] | undefined>>): void {
+  if (values['exec'] !== true) {
+    throw new CliError('--dpop needs --exec: the key lives in this process only, so a token printed or set for later steps could never be used');
+  }
+  for (const other of ['github-token', 'cloud'] as const) {
+    if (values[other] === true || typeof values[other] === 'string') throw new CliError(`--dpop binds a keyway token: it does not combine with --${other}`);
+  }
+  if (process.platform === 'win32') throw new CliError('--dpop needs a Unix domain socket in a private directory for its signing helper: not on Windows');
+}
+
+/** `--dpop --exec`: the command gets the token and the signing helper's socket and secret; the helper ends with it. */
+async function execWithSigningHelper(
+  key: DpopKeyPair,
+  issued: { readonly accessToken: string },
+  command: readonly string[],
+  variable: string,
+  log: (line: string) => void,
+): Promise<number> {
+  const helper = await startDpopSigningHelper(key, issued.accessToken);
+  try {
+    return await execWithEnvironment(command, { [variable]: issued.accessToken, ...helper.env }, log);
+  } finally {
+    await helper.close();
+  }
+}
 
 /** `--cloud` and its options, checked: the CLI's own combinations, then what every pipeline side checks. */
 function cliCloudDelivery(values: Readonly<Record<string, string | boolean | string[] | undefined>>, command: readonly string[]): CloudDelivery {
