@@ -4,7 +4,7 @@ import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/c
 import { execWithEnvironment, execWithToken } from './pipeline/exec-with-token.ts';
 import { calculateJwkThumbprint } from 'jose';
 import { generateDpopKey, type DpopKeyPair } from '../core/dpop/dpop-fetch.ts';
-import { DPOP_HELPER_ENV, startDpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
+import { DPOP_HELPER_ENV, DpopHelperError, startDpopSigningHelper, type DpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
 import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
@@ -229,7 +229,10 @@ function checkDpopUsage(values: Readonly<Record<string, string | boolean | strin
   if (process.platform === 'win32') throw new CliError('--dpop needs a Unix domain socket in a private directory for its signing helper: not on Windows');
 }
 
-/** `--dpop --exec`: the command gets the token and the signing helper's socket and secret; the helper ends with it. */
+/**
+ * `--dpop --exec`: the command gets the token and the signing helper's socket and secret; the helper ends with it. A helper that
+ * cannot start runs no command (126, as a command that cannot be run), and the token is revoked all the same.
+ */
 async function execWithSigningHelper(
   key: DpopKeyPair,
   issued: { readonly accessToken: string },
@@ -237,7 +240,14 @@ async function execWithSigningHelper(
   variable: string,
   log: (line: string) => void,
 ): Promise<number> {
-  const helper = await startDpopSigningHelper(key, issued.accessToken);
+  let helper: DpopSigningHelper;
+  try {
+    helper = await startDpopSigningHelper(key, issued.accessToken);
+  } catch (error) {
+    if (!(error instanceof DpopHelperError)) throw error;
+    log(error.message);
+    return 126;
+  }
   try {
     return await execWithEnvironment(command, { [variable]: issued.accessToken, ...helper.env }, log);
   } finally {

@@ -1,5 +1,5 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono } from 'hono';
@@ -191,6 +191,32 @@ grant:
       nonce: 'n0nce',
       ath: createHash('sha256').update('eyJother.token.value').digest('base64url'),
     });
+  }, 60_000);
+
+  it('a helper that cannot start (TMPDIR too deep for a socket path) runs no command: exit 126, and the token is revoked', async () => {
+    const job = await jobEnv();
+    const deep = join(job.cwd, 'd'.repeat(100));
+    mkdirSync(deep);
+    const marker = join(job.cwd, 'ran');
+    const result = await keyway(
+      [
+        'exchange',
+        '--url',
+        broker.config.issuer,
+        '--dpop',
+        '--exec',
+        '--',
+        process.execPath,
+        '-e',
+        `require('fs').writeFileSync(${JSON.stringify(marker)}, '')`,
+      ],
+      { cwd: job.cwd, env: { ...job.env, TMPDIR: deep } },
+    );
+    expect(result.code).toBe(126);
+    expect(result.stderr).toContain('is too long for a Unix domain socket: set TMPDIR to a shorter directory');
+    expect(existsSync(marker)).toBe(false);
+    expect(readdirSync(deep)).toEqual([]);
+    expect(result.stderr).toContain('keyway: revoked the keyway token');
   }, 60_000);
 
   it('refuses --dpop without --exec, or with a GitHub or cloud token, with exit 2 before any exchange', async () => {

@@ -77,10 +77,15 @@ export async function startDpopSigningHelper(key: DpopKeyPair, accessToken: stri
     return reply(response, 200, { proof });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socket, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socket, () => resolve());
+    });
+  } catch (error) {
+    rmSync(directory, { recursive: true, force: true });
+    throw new DpopHelperError(`the signing helper cannot listen on ${socket}: ${(error as Error).message}`, { cause: error });
+  }
   return {
     env: { [DPOP_HELPER_ENV.socket]: socket, [DPOP_HELPER_ENV.secret]: secret },
     close: () =>
