@@ -6,6 +6,7 @@ import { calculateJwkThumbprint } from 'jose';
 import { generateDpopKey, type DpopKeyPair } from '../core/dpop/dpop-fetch.ts';
 import { DPOP_HELPER_ENV, DpopHelperError, startDpopSigningHelper, type DpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
+import { maskInActions } from './pipeline/hand-over-environment.ts';
 import { exchangeWithBroker } from './pipeline/exchange-with-broker.ts';
 import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
@@ -248,6 +249,8 @@ async function execWithSigningHelper(
     log(error.message);
     return 126;
   }
+  // Useless once the command ends, but masked all the same should the command print its environment.
+  maskInActions([helper.env[DPOP_HELPER_ENV.secret]], process.env);
   try {
     return await execWithEnvironment(command, { [variable]: issued.accessToken, ...helper.env }, log);
   } finally {

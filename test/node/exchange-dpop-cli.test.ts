@@ -172,18 +172,25 @@ grant:
     expect(records).toHaveLength(1);
   }, 90_000);
 
-  it('a proof for another token the command holds: --token-file gives the helper its hash, never the token', async () => {
+  it('a proof for another token the command holds: --token-file gives the helper its hash, never the token; in GitHub Actions the secret is masked', async () => {
     const job = await jobEnv();
     writeFileSync(join(job.cwd, 'other-token'), 'eyJother.token.value\n');
     const script = `
       const { execFileSync } = await import('node:child_process');
       const proof = execFileSync(process.env.TEST_NODE, [process.env.TEST_CLI, 'dpop', 'proof', '--method', 'get', '--url', 'https://api.acme.dev/x?q=1', '--token-file', 'other-token', '--nonce', 'n0nce'], { encoding: 'utf8' });
-      process.stdout.write(proof);`;
+      process.stdout.write(proof + process.env.KEYWAY_DPOP_SECRET + '\\n');`;
     writeFileSync(join(job.cwd, 'job.mjs'), script);
-    const env = { ...job.env, TEST_NODE: process.execPath, TEST_CLI: CLI };
-    const result = await keyway(['exchange', '--url', broker.config.issuer, '--dpop', '--exec', '--', process.execPath, 'job.mjs'], { cwd: job.cwd, env });
+    // In GitHub Actions: the token and the helper's secret are masked before the command runs.
+    const env = { ...job.env, GITHUB_ACTIONS: 'true', TEST_NODE: process.execPath, TEST_CLI: CLI };
+    const result = await keyway(['exchange', '--url', broker.config.issuer, '--from', 'circleci', '--dpop', '--exec', '--', process.execPath, 'job.mjs'], {
+      cwd: job.cwd,
+      env,
+    });
     expect(result.code).toBe(0);
-    const claims = decodeJwt(result.stdout.trim());
+    const [proof = '', secret = ''] = result.stdout.trim().split('\n');
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(result.stderr.split('\n')).toContain(`::add-mask::${secret}`);
+    const claims = decodeJwt(proof);
     const { createHash } = await import('node:crypto');
     expect(claims).toMatchObject({
       htm: 'GET',

@@ -28,7 +28,7 @@ const MAX_SOCKET_PATH = 100;
 
 export interface DpopSigningHelper {
   /** The variables to give the command: the socket's path and the per-run secret. Never the key. */
-  readonly env: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<(typeof DPOP_HELPER_ENV)[keyof typeof DPOP_HELPER_ENV], string>>;
   /** Stops answering, closes every connection and removes the socket's directory. */
   close(): Promise<void>;
 }
