@@ -130,6 +130,16 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect((await introspect(token)).body['active']).toBe(true);
     });
 
+    it('the /audit page refuses a revoked token kept in its sign-in cookie', async () => {
+      const reader = await tokenFor('svc-reader');
+      const page = () => broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${reader}` } });
+      expect((await page()).status).toBe(200);
+      expect((await revoke(reader)).status).toBe(200);
+      const refused = await page();
+      expect(refused.status).toBe(401);
+      expect(await refused.text()).toContain('That token is not valid');
+    });
+
     const invalidTokens: [string, () => Promise<string>, Reason][] = [
       ['garbage', async () => 'garbage', 'token_malformed'],
       [
