@@ -244,6 +244,7 @@ var allowInsecureRequests = /* @__PURE__ */ Symbol();
 var clockSkew = /* @__PURE__ */ Symbol();
 var clockTolerance = /* @__PURE__ */ Symbol();
 var customFetch = /* @__PURE__ */ Symbol();
+var modifyAssertion = /* @__PURE__ */ Symbol();
 var jweDecrypt = /* @__PURE__ */ Symbol();
 var encoder2 = new TextEncoder();
 var decoder2 = new TextDecoder();
@@ -325,6 +326,60 @@ var OperationProcessingError = class extends Error {
 };
 function OPE(message, code, cause) {
   return new OperationProcessingError(message, { code, cause });
+}
+async function calculateJwkThumbprint(jwk) {
+  let components;
+  switch (jwk.kty) {
+    case "EC":
+      components = {
+        crv: jwk.crv,
+        kty: jwk.kty,
+        x: jwk.x,
+        y: jwk.y
+      };
+      break;
+    case "OKP":
+      components = {
+        crv: jwk.crv,
+        kty: jwk.kty,
+        x: jwk.x
+      };
+      break;
+    case "AKP":
+      components = {
+        alg: jwk.alg,
+        kty: jwk.kty,
+        pub: jwk.pub
+      };
+      break;
+    case "RSA":
+      components = {
+        e: jwk.e,
+        kty: jwk.kty,
+        n: jwk.n
+      };
+      break;
+    default:
+      throw new UnsupportedOperationError("unsupported JWK key type", { cause: jwk });
+  }
+  return b64u(await crypto.subtle.digest("SHA-256", buf(JSON.stringify(components))));
+}
+function assertCryptoKey(key, it) {
+  if (!(key instanceof CryptoKey)) {
+    throw CodedTypeError(`${it} must be a CryptoKey`, ERR_INVALID_ARG_TYPE);
+  }
+}
+function assertPrivateKey(key, it) {
+  assertCryptoKey(key, it);
+  if (key.type !== "private") {
+    throw CodedTypeError(`${it} must be a private CryptoKey`, ERR_INVALID_ARG_VALUE);
+  }
+}
+function assertPublicKey(key, it) {
+  assertCryptoKey(key, it);
+  if (key.type !== "public") {
+    throw CodedTypeError(`${it} must be a public CryptoKey`, ERR_INVALID_ARG_VALUE);
+  }
 }
 function isJsonObject(input) {
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
@@ -482,6 +537,68 @@ function assertContentType(response, contentType) {
     throw notJson(response, contentType);
   }
 }
+function randomBytes() {
+  return b64u(crypto.getRandomValues(new Uint8Array(32)));
+}
+function psAlg(key) {
+  switch (key.algorithm.hash.name) {
+    case "SHA-256":
+      return "PS256";
+    case "SHA-384":
+      return "PS384";
+    case "SHA-512":
+      return "PS512";
+    default:
+      throw new UnsupportedOperationError("unsupported RsaHashedKeyAlgorithm hash name", {
+        cause: key
+      });
+  }
+}
+function rsAlg(key) {
+  switch (key.algorithm.hash.name) {
+    case "SHA-256":
+      return "RS256";
+    case "SHA-384":
+      return "RS384";
+    case "SHA-512":
+      return "RS512";
+    default:
+      throw new UnsupportedOperationError("unsupported RsaHashedKeyAlgorithm hash name", {
+        cause: key
+      });
+  }
+}
+function esAlg(key) {
+  switch (key.algorithm.namedCurve) {
+    case "P-256":
+      return "ES256";
+    case "P-384":
+      return "ES384";
+    case "P-521":
+      return "ES512";
+    default:
+      throw new UnsupportedOperationError("unsupported EcKeyAlgorithm namedCurve", { cause: key });
+  }
+}
+function keyToJws(key) {
+  switch (key.algorithm.name) {
+    case "RSA-PSS":
+      return psAlg(key);
+    case "RSASSA-PKCS1-v1_5":
+      return rsAlg(key);
+    case "ECDSA":
+      return esAlg(key);
+    case "Ed25519":
+    case "ML-DSA-44":
+    case "ML-DSA-65":
+    case "ML-DSA-87":
+      return key.algorithm.name;
+    case "EdDSA":
+      return "Ed25519";
+    default:
+      throw new UnsupportedOperationError("unsupported CryptoKey algorithm name", { cause: key });
+  }
+}
 function getClockSkew(client) {
   const skew = client?.[clockSkew];
   return typeof skew === "number" && Number.isFinite(skew) ? skew : 0;
@@ -517,6 +634,27 @@ function None() {
     body.set("client_id", client.client_id);
   };
 }
+async function signJwt(header, payload, key) {
+  if (!key.usages.includes("sign")) {
+    throw CodedTypeError('CryptoKey instances used for signing assertions must include "sign" in their "usages"', ERR_INVALID_ARG_VALUE);
+  }
+  const input = `${b64u(buf(JSON.stringify(header)))}.${b64u(buf(JSON.stringify(payload)))}`;
+  const signature = b64u(await crypto.subtle.sign(keyToSubtle(key), key, buf(input)));
+  return `${input}.${signature}`;
+}
+var jwkCache;
+async function getSetPublicJwkCache(key, alg) {
+  const { kty, e: e2, n, x, y, crv, pub } = await crypto.subtle.exportKey("jwk", key);
+  const jwk = { kty, e: e2, n, x, y, crv, pub };
+  if (kty === "AKP")
+    jwk.alg = alg;
+  jwkCache.set(key, jwk);
+  return jwk;
+}
+async function publicJwk(key, alg) {
+  jwkCache ||= /* @__PURE__ */ new WeakMap();
+  return jwkCache.get(key) || getSetPublicJwkCache(key, alg);
+}
 var URLParse = URL.parse ? (url, base) => URL.parse(url, base) : (url, base) => {
   try {
     return new URL(url, base);
@@ -546,6 +684,80 @@ function resolveEndpoint(as, endpoint2, useMtlsAlias, enforceHttps) {
   }
   return validateEndpoint(as[endpoint2], endpoint2, useMtlsAlias, enforceHttps);
 }
+var DPoPHandler = class {
+  #header;
+  #privateKey;
+  #publicKey;
+  #clockSkew;
+  #modifyAssertion;
+  #map;
+  #jkt;
+  constructor(client, keyPair, options) {
+    assertPrivateKey(keyPair?.privateKey, '"DPoP.privateKey"');
+    assertPublicKey(keyPair?.publicKey, '"DPoP.publicKey"');
+    if (!keyPair.publicKey.extractable) {
+      throw CodedTypeError('"DPoP.publicKey.extractable" must be true', ERR_INVALID_ARG_VALUE);
+    }
+    this.#modifyAssertion = options?.[modifyAssertion];
+    this.#clockSkew = getClockSkew(client);
+    this.#privateKey = keyPair.privateKey;
+    this.#publicKey = keyPair.publicKey;
+    branded.add(this);
+  }
+  #get(key) {
+    this.#map ||= /* @__PURE__ */ new Map();
+    let item = this.#map.get(key);
+    if (item) {
+      this.#map.delete(key);
+      this.#map.set(key, item);
+    }
+    return item;
+  }
+  #set(key, val) {
+    this.#map ||= /* @__PURE__ */ new Map();
+    this.#map.delete(key);
+    if (this.#map.size === 100) {
+      this.#map.delete(this.#map.keys().next().value);
+    }
+    this.#map.set(key, val);
+  }
+  async calculateThumbprint() {
+    if (!this.#jkt) {
+      const jwk = await crypto.subtle.exportKey("jwk", this.#publicKey);
+      this.#jkt ||= await calculateJwkThumbprint(jwk);
+    }
+    return this.#jkt;
+  }
+  async addProof(url, headers2, htm, accessToken) {
+    const alg = keyToJws(this.#privateKey);
+    this.#header ||= {
+      alg,
+      typ: "dpop+jwt",
+      jwk: await publicJwk(this.#publicKey, alg)
+    };
+    const nonce = this.#get(url.origin);
+    const now = epochTime() + this.#clockSkew;
+    const payload = {
+      iat: now,
+      jti: randomBytes(),
+      htm,
+      nonce,
+      htu: `${url.origin}${url.pathname}`,
+      ath: accessToken ? b64u(await crypto.subtle.digest("SHA-256", buf(accessToken))) : void 0
+    };
+    this.#modifyAssertion?.(this.#header, payload);
+    headers2.set("dpop", await signJwt(this.#header, payload, this.#privateKey));
+  }
+  cacheNonce(response, url) {
+    try {
+      const nonce = response.headers.get("dpop-nonce");
+      if (nonce) {
+        this.#set(url.origin, nonce);
+      }
+    } catch {
+    }
+  }
+};
 function isDPoPNonceError(err) {
   if (err instanceof WWWAuthenticateChallengeError) {
     return err.cause.some((challenge) => challenge.scheme === "dpop" && challenge.parameters.error === "use_dpop_nonce");
@@ -554,6 +766,9 @@ function isDPoPNonceError(err) {
     return err.error === "use_dpop_nonce";
   }
   return false;
+}
+function DPoP(client, keyPair, options) {
+  return new DPoPHandler(client, keyPair, options);
 }
 var ResponseBodyError = class extends Error {
   cause;
@@ -934,6 +1149,59 @@ function assertReadableResponse(response) {
   if (response.bodyUsed) {
     throw CodedTypeError('"response" body has been used already', ERR_INVALID_ARG_VALUE);
   }
+}
+function checkRsaKeyAlgorithm(key) {
+  const { algorithm } = key;
+  if (typeof algorithm.modulusLength !== "number" || algorithm.modulusLength < 2048) {
+    throw new UnsupportedOperationError(`unsupported ${algorithm.name} modulusLength`, {
+      cause: key
+    });
+  }
+}
+function ecdsaHashName(key) {
+  const { algorithm } = key;
+  switch (algorithm.namedCurve) {
+    case "P-256":
+      return "SHA-256";
+    case "P-384":
+      return "SHA-384";
+    case "P-521":
+      return "SHA-512";
+    default:
+      throw new UnsupportedOperationError("unsupported ECDSA namedCurve", { cause: key });
+  }
+}
+function keyToSubtle(key) {
+  switch (key.algorithm.name) {
+    case "ECDSA":
+      return {
+        name: key.algorithm.name,
+        hash: ecdsaHashName(key)
+      };
+    case "RSA-PSS": {
+      checkRsaKeyAlgorithm(key);
+      switch (key.algorithm.hash.name) {
+        case "SHA-256":
+        case "SHA-384":
+        case "SHA-512":
+          return {
+            name: key.algorithm.name,
+            saltLength: parseInt(key.algorithm.hash.name.slice(-3), 10) >> 3
+          };
+        default:
+          throw new UnsupportedOperationError("unsupported RSA-PSS hash name", { cause: key });
+      }
+    }
+    case "RSASSA-PKCS1-v1_5":
+      checkRsaKeyAlgorithm(key);
+      return key.algorithm.name;
+    case "ML-DSA-44":
+    case "ML-DSA-65":
+    case "ML-DSA-87":
+    case "Ed25519":
+      return key.algorithm.name;
+  }
+  throw new UnsupportedOperationError("unsupported CryptoKey algorithm name", { cause: key });
 }
 async function validateJwt(jws, checkAlg, clockSkew2, clockTolerance2, decryptJwt) {
   let { 0: protectedHeader, 1: payload, length } = jws.split(".");
@@ -1342,6 +1610,10 @@ function getHelpers(response) {
 }
 function addHelpers(response) {
   Object.defineProperties(response, getHelpers(response));
+}
+function getDPoPHandle(config, keyPair, options) {
+  checkConfig(config);
+  return DPoP(int(config).c, keyPair, options);
 }
 function allowInsecureRequests2(config) {
   int(config).tlsOnly = false;
@@ -2375,15 +2647,22 @@ async function exchangeWithBroker(request) {
   const { config, tokenEndpoint, subjectToken, parameters } = await prepareExchange(request);
   let response;
   try {
-    response = await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+    const options = request.dpop === void 0 ? void 0 : { DPoP: getDPoPHandle(config, request.dpop) };
+    response = await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters, options);
   } catch (error) {
     throw await classify(error, tokenEndpoint, subjectToken);
   }
   const body = response;
+  if (request.dpop !== void 0 && response.token_type !== "dpop") {
+    throw new BrokerUnavailableError(`the broker answered a ${response.token_type} token to a DPoP request: it did not bind the token to the job's key`, {
+      auditEventId: typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0
+    });
+  }
   const expiresIn = response.expires_in ?? 0;
   return {
     accessToken: response.access_token,
     issuedTokenType: typeof body["issued_token_type"] === "string" ? body["issued_token_type"] : void 0,
+    tokenType: response.token_type,
     expiresAt: new Date(Date.now() + expiresIn * 1e3),
     scope: response.scope,
     auditEventId: typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0,

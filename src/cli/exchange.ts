@@ -2,7 +2,11 @@ import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type CiTokenSource, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execWithEnvironment, execWithToken } from './pipeline/exec-with-token.ts';
+import { calculateJwkThumbprint } from 'jose';
+import { generateDpopKey, type DpopKeyPair } from '../core/dpop/dpop-fetch.ts';
+import { DPOP_HELPER_ENV, DpopHelperError, startDpopSigningHelper, type DpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
 import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
+import { maskInActions } from './pipeline/hand-over-environment.ts';
 import { exchangeForTokenMap, exchangeWithBroker, type IssuedTokenMap } from './pipeline/exchange-with-broker.ts';
 import { DEFAULT_TOKEN_MAP_PREFIX, exportLines, ownerOutput, ownerVariable, ownerVariables, tokenMapGrantLines } from './pipeline/token-map-delivery.ts';
 import type { FetchLike } from './pipeline/retrying-fetch.ts';
@@ -68,6 +72,13 @@ delivery (default: print the token alone on standard output; in GitHub Actions, 
                             a GitHub token at GitHub (DELETE $GITHUB_API_URL/installation/token)
   --exec-env NAME           the variable --exec sets (default KEYWAY_TOKEN; with --github-token-map the prefix, default KEYWAY_GITHUB_TOKEN)
 
+sender-constrained token (RFC 9449 DPoP; needs --exec, not on Windows):
+  --dpop                    make a key for this job (non-extractable, in this process's memory only), and get a token
+                            bound to it (token_type DPoP): a copy of the token is useless without the key. COMMAND gets
+                            the token and a signing helper: \`keyway dpop proof --method M --url U\` prints a proof for
+                            one request (${DPOP_HELPER_ENV.socket} and ${DPOP_HELPER_ENV.secret} name it). The helper stops and
+                            the token is revoked when COMMAND ends. Without --exec no later step could sign: refused
+
 exit codes: 0 issued (with --exec: the command's status), 2 bad usage, 3 no CI token,
 4 refused by the broker (the RFC 6749 error and audit event id are printed), 5 broker unreachable or failing`;
 
@@ -116,6 +127,7 @@ export const exchange: Command = {
         'azure-scope': { type: 'string' },
         'credentials-dir': { type: 'string' },
         'exec-env': { type: 'string' },
+        dpop: { type: 'boolean', default: false },
       },
       strict: true,
     });
@@ -130,6 +142,7 @@ export const exchange: Command = {
     const retries = Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw new CliError('--retries is a whole number from 0 to 10');
     if (values.exec !== command.length > 0) throw new CliError('--exec needs a command after --, and a command after -- needs --exec');
+    if (values.dpop) checkDpopUsage(values);
     if (values.exec && (values['github-output'] !== undefined || values['github-env'] !== undefined)) {
       throw new CliError('--exec keeps the token out of files: it does not combine with --github-output or --github-env');
     }
@@ -166,6 +179,8 @@ export const exchange: Command = {
       return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, fetch, log });
     }
     let issued;
+    // Made before anything is asked, so the CI token is only ever exchanged for a bound token.
+    const key = values.dpop ? await generateDpopKey() : undefined;
     try {
       issued = await exchangeWithBroker({
         url: new URL(url),
@@ -177,8 +192,10 @@ export const exchange: Command = {
         requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : values['github-token'] ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
         fetch,
         log,
+        dpop: key,
       });
       log(grantLine(issued));
+      if (key !== undefined) log(`token bound to this job's DPoP key, jkt ${await calculateJwkThumbprint(key.publicJwk, 'sha256')}`);
       // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
       // masked once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file,
       // or printed by a later command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
@@ -192,7 +209,9 @@ export const exchange: Command = {
     }
 
     if (values.exec) {
-      const status = await execWithToken(command, values['exec-env'] ?? 'KEYWAY_TOKEN', issued.accessToken, log);
+      const variable = values['exec-env'] ?? 'KEYWAY_TOKEN';
+      const status =
+        key === undefined ? await execWithToken(command, variable, issued.accessToken, log) : await execWithSigningHelper(key, issued, command, variable, log);
       const type = issued.issuedTokenType;
       const atGitHub = type === undefined ? undefined : REVOCATIONS[type];
       const revoke =
@@ -273,6 +292,45 @@ async function runTokenMap(
     }
   }
   return EXIT.ok;
+}
+
+/** `--dpop` gives the key to no one: the token it binds is only of use to a command run here that can ask for proofs. */
+function checkDpopUsage(values: Readonly<Record<string, string | boolean | string[] | undefined>>): void {
+  if (values['exec'] !== true) {
+    throw new CliError('--dpop needs --exec: the key lives in this process only, so a token printed or set for later steps could never be used');
+  }
+  for (const other of ['github-token', 'github-token-map', 'cloud'] as const) {
+    if (values[other] === true || typeof values[other] === 'string') throw new CliError(`--dpop binds a keyway token: it does not combine with --${other}`);
+  }
+  if (process.platform === 'win32') throw new CliError('--dpop needs a Unix domain socket in a private directory for its signing helper: not on Windows');
+}
+
+/**
+ * `--dpop --exec`: the command gets the token and the signing helper's socket and secret; the helper ends with it. A helper that
+ * cannot start runs no command (126, as a command that cannot be run), and the token is revoked all the same.
+ */
+async function execWithSigningHelper(
+  key: DpopKeyPair,
+  issued: { readonly accessToken: string },
+  command: readonly string[],
+  variable: string,
+  log: (line: string) => void,
+): Promise<number> {
+  let helper: DpopSigningHelper;
+  try {
+    helper = await startDpopSigningHelper(key, issued.accessToken);
+  } catch (error) {
+    if (!(error instanceof DpopHelperError)) throw error;
+    log(error.message);
+    return 126;
+  }
+  // Useless once the command ends, but masked all the same should the command print its environment.
+  maskInActions([helper.env[DPOP_HELPER_ENV.secret]], process.env);
+  try {
+    return await execWithEnvironment(command, { [variable]: issued.accessToken, ...helper.env }, log);
+  } finally {
+    await helper.close();
+  }
 }
 
 /** `--cloud` and its options, checked: the CLI's own combinations, then what every pipeline side checks. */

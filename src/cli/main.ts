@@ -8,6 +8,7 @@ import { backup } from './backup.ts';
 import { cloudCheck } from './cloud-check.ts';
 import { cloudTrust } from './cloud-trust.ts';
 import { devToken } from './dev-token.ts';
+import { dpopProof } from './dpop-proof.ts';
 import { exchange } from './exchange.ts';
 import { inventory } from './inventory.ts';
 import { keysList } from './keys-list.ts';
@@ -46,6 +47,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'policy who-can': policyWhoCan,
   inventory,
   'policy suggest': policySuggest,
+  'dpop proof': dpopProof,
 };
 
 const USAGE = `usage: keyway <command> [options]

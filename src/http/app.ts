@@ -14,6 +14,7 @@ import { policyWhoCanRoutes } from './routes/policy-who-can.ts';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 import { revocationRoutes } from './routes/revocation.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;
@@ -42,6 +43,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { issuer, keys } = deps.exchange;
 
   app.use(requestId({ limitLength: 128 }));
+  // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it.
+  for (const path of ['/v1/*', '/introspect', '/revoke']) app.use(path, refuseRevokedTokens(deps.revocations, deps.audit.now));
   app.route('/', healthRoutes({ issuer, keys, health: deps.health }));
   app.route('/', discoveryRoutes({ issuer, keys }));
   app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
@@ -64,7 +67,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/inventory', inventoryRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
-  app.route('/audit', auditPage(deps.audit));
+  app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));

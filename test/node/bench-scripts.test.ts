@@ -4,7 +4,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// Proves `npm run bench`, `npm run bench:ab`, `npm run soak`, `npm run bench:workers` and `npm run bench:inventory` run end to end, with tiny durations and low rates.
+// Proves `npm run bench`, `npm run bench:ab`, `npm run soak`, `npm run bench:workers`, `npm run bench:inventory` and
+// `npm run bench:revocation` run end to end, with tiny durations and low rates.
 // Their figures are not checked here (a timed test proves nothing on a shared machine); the
 // soak's fault handling is, since it does not depend on timing: no token without a record.
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -151,5 +152,14 @@ describe('the benchmark scripts', () => {
     expect(bench.code).toBe(0);
     expect(bench.stdout).toMatch(/\| inventory of 3000 records +\| [\d.]+ s \(20 identities\) \| ≤ 10 s \| (MET|MISSED) \|/);
     expect(bench.stdout).toMatch(/\| unused access of 3000 records +\| [\d.]+ s \(\d+ groups\) \| ≤ 10 s \| (MET|MISSED) \|/);
+  }, 120_000);
+  it('npm run bench:revocation verifies distinct tokens with and without the check, and counts the introspections the cache saves', async () => {
+    const bench = await run('bench/revocation-check.ts', { BENCH_TOKENS: '12', BENCH_REUSE: '4' });
+    expect(bench.stderr).toBe('');
+    expect(bench.code).toBe(0);
+    // The figures in µs depend on the machine; what was sent does not: one introspection per token, then cache hits within cacheSeconds.
+    expect(bench.stdout).toMatch(/\| no revocation check \| 12 \| \d+ \| 0 \| — \|/);
+    expect(bench.stdout).toMatch(/\| check, each token once \(every verify introspects\) \| 12 \| \d+ \| 12 \| 0\.000 \|/);
+    expect(bench.stdout).toMatch(/\| check, each token 4 times within cacheSeconds \| 48 \| \d+ \| 12 \| 0\.750 \|/);
   }, 120_000);
 });

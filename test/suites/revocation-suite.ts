@@ -106,6 +106,40 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect((await introspect(token)).body['active']).toBe(true);
     });
 
+    it('the operator APIs refuse a revoked operator token: /v1/*, /introspect, and /revoke as operator', async () => {
+      const reader = await tokenFor('svc-reader');
+      const events = () => broker.request('/v1/audit/events?limit=1', { headers: { authorization: `Bearer ${reader}` } });
+      expect((await events()).status).toBe(200);
+      expect((await revoke(reader)).status).toBe(200);
+      const refused = await events();
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+      expect(await refused.json()).toEqual({ error: 'invalid_token', error_description: 'the access token was revoked' });
+
+      const token = await tokenFor('svc-a');
+      const introspector = `Bearer ${await tokenFor('svc-rs')}`;
+      expect((await introspect(token, introspector)).body).toMatchObject({ active: true });
+      expect((await revoke(introspector.slice('Bearer '.length))).status).toBe(200);
+      expect(await introspect(token, introspector)).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
+
+      const revoker = await tokenFor('svc-ops');
+      expect((await revoke(revoker)).status).toBe(200);
+      const notRevoked = await revoke(token, `Bearer ${revoker}`);
+      expect(notRevoked.status).toBe(401);
+      expect(((await notRevoked.json()) as Record<string, unknown>)['error']).toBe('invalid_token');
+      expect((await introspect(token)).body['active']).toBe(true);
+    });
+
+    it('the /audit page refuses a revoked token kept in its sign-in cookie', async () => {
+      const reader = await tokenFor('svc-reader');
+      const page = () => broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${reader}` } });
+      expect((await page()).status).toBe(200);
+      expect((await revoke(reader)).status).toBe(200);
+      const refused = await page();
+      expect(refused.status).toBe(401);
+      expect(await refused.text()).toContain('That token is not valid');
+    });
+
     const invalidTokens: [string, () => Promise<string>, Reason][] = [
       ['garbage', async () => 'garbage', 'token_malformed'],
       [

@@ -252,6 +252,48 @@ describe('lint rules', () => {
     });
   });
 
+  describe('match_actor: the per-line rules read the actor lines, against the actor issuer', () => {
+    const GITHUB = 'https://token.actions.githubusercontent.com';
+    /** A pinned GitHub policy whose actor must satisfy `actor` (YAML lines under match_actor, after its iss). */
+    const delegated = (actor: string, iss = GITHUB) => github(PINNED).replace('grant:\n', `match_actor:\n  iss: ${iss}\n${actor}\ngrant:\n`);
+    const ORCHESTRATOR = '  job_workflow_ref: acme/orchestrator/.github/workflows/deploy.yml@refs/heads/main';
+
+    it('unpinned-tenant (error): an actor from a shared issuer with no tenant pin, on the match_actor line', () => {
+      const findings = lint({ 'p.yaml': delegated(ORCHESTRATOR) });
+      expect(findings).toEqual([expect.objectContaining({ rule: 'unpinned-tenant', severity: 'error', line: 7, column: 1 })]);
+      expect(findings[0]?.message).toContain(`${GITHUB} signs tokens for every project it serves, and this allow policy's match_actor`);
+      expect(() => loadPolicies([{ path: 'p.yaml', text: delegated(ORCHESTRATOR) }], OPTIONS)).toThrow(PolicyLoadError);
+      expect(rules({ 'p.yaml': delegated(`  repository_owner_id: "1200934"\n${ORCHESTRATOR}`) })).toEqual([]);
+    });
+
+    it('unpinned-tenant: an actor issuer that serves one tenant, or a deny policy, needs no pin', () => {
+      const own = 'version: 1\nissuer: https://oidc.acme.dev\nmatch: { sub: orchestrator }\ngrant: { audience: x }\n';
+      expect(rules({ 'p.yaml': delegated('  sub: orchestrator', 'https://oidc.acme.dev'), 'own.yaml': own })).toEqual([]);
+      const deny = `version: 1\neffect: deny\nissuer: github\nmatch: { repository_id: "734201" }\nmatch_actor: { iss: ${GITHUB}, environment: dev }\n`;
+      expect(rules({ 'g.yaml': deny })).toEqual([]);
+    });
+
+    it.each([
+      ['matches-everything', '  repository_owner_id: "1200934"\n  environment: { glob: "**" }', 'match_actor.environment: { glob: "**" } accepts every value'],
+      [
+        'wildcard-owner',
+        '  repository_owner_id: "1200934"\n  job_workflow_ref: { glob: "*/orchestrator/.github/workflows/deploy.yml@refs/heads/main" }',
+        'match_actor.job_workflow_ref: { glob: "*/orchestrator/.github/workflows/deploy.yml@refs/heads/main" } has a wildcard',
+      ],
+      ['spoofable-claim', '  repository_owner_id: "1200934"\n  workflow: Deploy', 'match_actor.workflow is chosen by whoever edits the pipeline'],
+      ['unknown-claim', '  repository_owner_id: "1200934"\n  enviroment: production', `never carry enviroment (match_actor, for actors from ${GITHUB})`],
+      ['name-without-id', '  repository_owner_id: "1200934"\n  repository: acme/orchestrator', 'match_actor.repository is a name that can be renamed'],
+    ])('%s on a match_actor line', (rule, actor, message) => {
+      const findings = lint({ 'p.yaml': delegated(actor) });
+      expect(findings.map((finding) => [finding.rule, finding.line])).toEqual([[rule, 10]]);
+      expect(findings[0]?.message).toContain(message);
+    });
+
+    it('an actor issuer no policy trusts: no issuer to judge its lines by, but a pattern that accepts everything is still one', () => {
+      expect(rules({ 'p.yaml': delegated('  sub: { regex: ".*" }', 'https://ci.elsewhere.dev') })).toEqual(['matches-everything']);
+    });
+  });
+
   describe('case-insensitive-ref (error): git refs are case-sensitive', () => {
     const REFS = `${PINNED}  ref: refs/heads/main\n  job_workflow_ref: acme/workflows/.github/workflows/deploy.yml@refs/heads/main\n  repository: acme/api\n`;
     /** The compilation as an issuer would make it that compared these claims without case (GitHub's preset did, for workflow refs). */

@@ -7,6 +7,7 @@ import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
+import type { DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
 
 export interface BrokerExchangeRequest {
   /** The broker's issuer URL; its RFC 8414 metadata says where the token endpoint is. */
@@ -22,11 +23,15 @@ export interface BrokerExchangeRequest {
   readonly fetch: FetchLike;
   /** Progress lines for the job log; never given a token. */
   readonly log: (line: string) => void;
+  /** A key to bind the token to (RFC 9449): the exchange carries a DPoP proof, and only a DPoP-bound token is accepted back. */
+  readonly dpop?: DpopKeyPair | undefined;
 }
 
 export interface IssuedToken {
   readonly accessToken: string;
   readonly issuedTokenType: string | undefined;
+  /** `bearer` or `dpop` (RFC 6749 token_type, lower-cased). */
+  readonly tokenType: string;
   readonly expiresAt: Date;
   readonly scope: string | undefined;
   readonly auditEventId: string | undefined;
@@ -101,15 +106,23 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
   const { config, tokenEndpoint, subjectToken, parameters } = await prepareExchange(request);
   let response: Awaited<ReturnType<typeof client.genericGrantRequest>>;
   try {
-    response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+    // openid-client signs a fresh proof for the request, and retries once with the nonce of a `use_dpop_nonce` answer.
+    const options = request.dpop === undefined ? undefined : { DPoP: client.getDPoPHandle(config, request.dpop) };
+    response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters, options);
   } catch (error) {
     throw await classify(error, tokenEndpoint, subjectToken);
   }
   const body = response as unknown as Readonly<Record<string, unknown>>;
+  if (request.dpop !== undefined && response.token_type !== 'dpop') {
+    throw new BrokerUnavailableError(`the broker answered a ${response.token_type} token to a DPoP request: it did not bind the token to the job's key`, {
+      auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
+    });
+  }
   const expiresIn = response.expires_in ?? 0;
   return {
     accessToken: response.access_token,
     issuedTokenType: typeof body['issued_token_type'] === 'string' ? body['issued_token_type'] : undefined,
+    tokenType: response.token_type,
     expiresAt: new Date(Date.now() + expiresIn * 1000),
     scope: response.scope,
     auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,

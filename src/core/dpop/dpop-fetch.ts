@@ -1,10 +1,14 @@
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { accessTokenHash } from './dpop-proof.ts';
 
-/** A client's DPoP key: the private half never leaves WebCrypto (non-extractable), the public half goes in every proof. */
+/**
+ * A client's DPoP key: the private half never leaves WebCrypto (non-extractable), the public half goes in every proof.
+ * It is a WebCrypto `CryptoKeyPair`, so OAuth clients that take one (openid-client's `getDPoPHandle`) can sign with it too.
+ */
 export interface DpopKeyPair {
   readonly alg: 'ES256';
   readonly privateKey: CryptoKey;
+  readonly publicKey: CryptoKey;
   readonly publicJwk: JWK;
 }
 
@@ -12,20 +16,24 @@ export interface DpopKeyPair {
 export async function generateDpopKey(): Promise<DpopKeyPair> {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: false });
   const { kty, crv, x, y } = await exportJWK(publicKey);
-  return { alg: 'ES256', privateKey, publicJwk: { kty, crv, x, y } };
+  return { alg: 'ES256', privateKey, publicKey, publicJwk: { kty, crv, x, y } };
 }
 
-/** An RFC 9449 proof for one request: `htm`, `htu` (without query and fragment), `iat`, a fresh `jti`, `ath` with an access token, the server's nonce. */
+/**
+ * An RFC 9449 proof for one request: `htm`, `htu` (without query and fragment), `iat`, a fresh `jti`, `ath` with an access token
+ * (or `ath` itself, for a signer that is only given the token's hash), the server's nonce.
+ */
 export function createDpopProof(
   key: DpopKeyPair,
-  request: { readonly method: string; readonly url: string; readonly accessToken?: string; readonly nonce?: string },
+  request: { readonly method: string; readonly url: string; readonly accessToken?: string; readonly ath?: string; readonly nonce?: string },
 ): Promise<string> {
   const url = new URL(request.url);
+  const ath = request.accessToken === undefined ? request.ath : accessTokenHash(request.accessToken);
   return new SignJWT({
     htm: request.method.toUpperCase(),
     htu: `${url.origin}${url.pathname}`,
     jti: crypto.randomUUID(),
-    ...(request.accessToken === undefined ? {} : { ath: accessTokenHash(request.accessToken) }),
+    ...(ath === undefined ? {} : { ath }),
     ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
   })
     .setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.publicJwk })

@@ -8,6 +8,7 @@ import { ownKeys } from '../middleware/own-keys.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
@@ -32,12 +33,21 @@ const SHOWN_ALERTS = 20;
  * which is kept in an HttpOnly, SameSite=Strict cookie (`__Host-` and Secure when the broker is
  * https) until the token expires. Only the sign-in form is reachable without it.
  */
-export function auditPage(deps: AuditApiDeps): Hono<PageEnv> {
+export function auditPage(deps: AuditApiDeps & { readonly revocations: RevocationList }): Hono<PageEnv> {
   const page = new Hono<PageEnv>();
   const secure = deps.issuer.startsWith('https:');
   const cookieName = secure ? '__Host-keyway_audit' : 'keyway_audit';
   const keys = ownKeys(deps.keys);
-  const verify = (token: string) => verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
+  // The cookie outlives a revocation unless the list is read on each request, as the operator APIs read it.
+  const verify = async (token: string) => {
+    const claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
+    // A list that cannot be read leaves the token unproven: the sign-in form, never a 500.
+    const revoked = await deps.revocations.isRevoked(claims.jti, deps.now()).catch((error: unknown) => {
+      throw new AccessTokenError('invalid_token', 'whether the token was revoked could not be checked', { cause: error });
+    });
+    if (revoked) throw new AccessTokenError('invalid_token', 'the access token was revoked');
+    return claims;
+  };
   const refuse = (c: Context, error: AccessTokenError) =>
     c.html(
       <SignInForm

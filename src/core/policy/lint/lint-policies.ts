@@ -4,6 +4,7 @@ import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { ClaimCondition, Policy } from '../policy.ts';
+import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
 import { compileSafeRegex } from '../safe-regex.ts';
 import { defaultCloudSubject } from '../decide.ts';
 import type { Matcher } from '../schema.ts';
@@ -33,13 +34,40 @@ type Report = (rule: LintRuleId, message: string, path: readonly PropertyKey[]) 
 interface RuleContext {
   readonly policy: Policy;
   readonly preset: IssuerPreset;
-  readonly facts: PresetLintFacts | undefined;
   /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
   readonly guardrails: readonly Policy[];
   /** Every policy of the set that compiled: what a rule across policies compares with. */
   readonly peers: readonly Policy[];
+  /** The policy's `match` lines, and its `match_actor` lines once per actor issuer: what the per-line rules read. */
+  readonly lineSets: readonly LineSet[];
   readonly report: Report;
 }
+
+/** Lines of a policy with the issuer whose tokens they are checked against. */
+interface LineSet {
+  /** `match` (the subject token) or `match_actor` (the actor token of a delegated request). */
+  readonly at: 'match' | 'match_actor';
+  readonly lines: readonly ClaimCondition[];
+  readonly issuer: TrustedIssuer;
+}
+
+/**
+ * `match` with the policy's issuer, and `match_actor` with each issuer its `iss` names that the set trusts (an actor token is
+ * verified against the issuers of the set's policies, so the actor lines read that issuer's tokens, with its tenants and claims).
+ */
+function lineSetsOf(policy: Policy, peers: readonly Policy[]): LineSet[] {
+  const sets: LineSet[] = [{ at: 'match', lines: policy.conditions, issuer: policy.issuer }];
+  const actorLines = policy.actorConditions ?? [];
+  const iss = actorLines.find((condition) => condition.key === 'iss')?.written;
+  for (const url of iss === undefined ? [] : values(iss)) {
+    const issuer = peers.find((peer) => peer.issuer.url === url)?.issuer;
+    if (issuer !== undefined) sets.push({ at: 'match_actor', lines: actorLines, issuer });
+  }
+  return sets;
+}
+
+/** How a finding names a line: `ref` in match, `match_actor.sub` in match_actor. */
+const lineName = (set: Pick<LineSet, 'at'>, key: string): string => (set.at === 'match' ? key : `match_actor.${key}`);
 
 /** Longest grant that passes without a warning. */
 export const LONG_TTL_SECONDS = 15 * 60;
@@ -68,7 +96,8 @@ function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: reado
     }
     findings.push({ file: entry.file, ...entry.locate(path), severity: LINT_RULES[rule].severity, rule, message });
   };
-  const context: RuleContext = { policy, preset: policy.issuer.preset, facts: policy.issuer.preset.lint, guardrails, peers, report };
+  const lineSets = lineSetsOf(policy, peers);
+  const context: RuleContext = { policy, preset: policy.issuer.preset, guardrails, peers, lineSets, report };
   for (const rule of RULES) rule(context);
   for (const rule of ignored.keys()) {
     if (!used.has(rule)) report('unused-ignore', `lint.ignore.${rule} silences nothing here any more`, ['lint', 'ignore', rule]);
@@ -77,15 +106,18 @@ function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: reado
 }
 
 const RULES: readonly ((context: RuleContext) => void)[] = [
-  function unpinnedTenant({ policy, preset, report }) {
+  function unpinnedTenant({ policy, lineSets, report }) {
     // Shared or not is decided per deployment: CircleCI's per-organization issuer is not, its root issuer is.
-    if (policy.effect !== 'allow' || !policy.issuer.shared) return;
-    if (pinsTenant(preset.tenantClaims, policy.conditions)) return;
-    report(
-      'unpinned-tenant',
-      `${policy.issuer.url} signs tokens for every project it serves, and this allow policy pins none of ${preset.tenantClaims.join(', ')} to one owner or project`,
-      ['match'],
-    );
+    if (policy.effect !== 'allow') return;
+    for (const { at, lines, issuer } of lineSets) {
+      if (!issuer.shared || pinsTenant(issuer.preset.tenantClaims, lines)) continue;
+      const whose = at === 'match' ? 'this allow policy' : "this allow policy's match_actor (so any of them can act)";
+      report(
+        'unpinned-tenant',
+        `${issuer.url} signs tokens for every project it serves, and ${whose} pins none of ${issuer.preset.tenantClaims.join(', ')} to one owner or project`,
+        [at],
+      );
+    }
   },
 
   function caseInsensitiveRef({ policy, preset, report }) {
@@ -102,15 +134,18 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 
-  function nameWithoutId({ policy, facts, report }) {
-    if (policy.effect !== 'allow' || facts === undefined) return;
-    for (const condition of policy.conditions) {
-      const id = facts.namesWithIds[condition.key];
-      if (id === undefined || isPresenceOnly(condition.written) || policy.conditions.some((other) => other.key === id)) continue;
-      report('name-without-id', `${condition.key} is a name that can be renamed and registered again by someone else: pin ${id} beside it`, [
-        'match',
-        condition.key,
-      ]);
+  function nameWithoutId({ policy, lineSets, report }) {
+    if (policy.effect !== 'allow') return;
+    for (const set of lineSets) {
+      const facts = set.issuer.preset.lint;
+      for (const condition of facts === undefined ? [] : set.lines) {
+        const id = facts?.namesWithIds[condition.key];
+        if (id === undefined || isPresenceOnly(condition.written) || set.lines.some((other) => other.key === id)) continue;
+        report('name-without-id', `${lineName(set, condition.key)} is a name that can be renamed and registered again by someone else: pin ${id} beside it`, [
+          set.at,
+          condition.key,
+        ]);
+      }
     }
   },
 
@@ -146,40 +181,54 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
   },
 
   function matchesEverything({ policy, report }) {
-    for (const condition of policy.conditions) {
-      for (const part of patterns(condition.written)) {
-        if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text)) {
-          report(
-            'matches-everything',
-            `${condition.key}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`,
-            ['match', condition.key],
-          );
+    // Whatever the issuer: the actor's lines too, even when the set trusts no issuer its iss names.
+    const sets = [
+      { at: 'match', lines: policy.conditions },
+      { at: 'match_actor', lines: policy.actorConditions ?? [] },
+    ] as const;
+    for (const set of sets) {
+      for (const condition of set.lines) {
+        for (const part of patterns(condition.written)) {
+          if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text)) {
+            report(
+              'matches-everything',
+              `${lineName(set, condition.key)}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`,
+              [set.at, condition.key],
+            );
+          }
         }
       }
     }
   },
 
-  function wildcardOwner({ policy, facts, report }) {
-    if (policy.effect !== 'allow' || facts === undefined) return;
-    for (const condition of policy.conditions) {
-      if (!facts.ownerFirstNames.includes(condition.key)) continue;
-      for (const part of patterns(condition.written)) {
-        const owner = part.kind === 'glob' ? (part.text.split('/')[0] ?? '') : '';
-        if (/[*?]/.test(owner)) {
-          report('wildcard-owner', `${condition.key}: { glob: ${JSON.stringify(part.text)} } has a wildcard in the owner part, so other owners' names match`, [
-            'match',
-            condition.key,
-          ]);
+  function wildcardOwner({ policy, lineSets, report }) {
+    if (policy.effect !== 'allow') return;
+    for (const set of lineSets) {
+      for (const condition of set.lines) {
+        if (!set.issuer.preset.lint?.ownerFirstNames.includes(condition.key)) continue;
+        for (const part of patterns(condition.written)) {
+          const owner = part.kind === 'glob' ? (part.text.split('/')[0] ?? '') : '';
+          if (/[*?]/.test(owner)) {
+            report(
+              'wildcard-owner',
+              `${lineName(set, condition.key)}: { glob: ${JSON.stringify(part.text)} } has a wildcard in the owner part, so other owners' names match`,
+              [set.at, condition.key],
+            );
+          }
         }
       }
     }
   },
 
-  function spoofableClaim({ policy, facts, report }) {
-    if (policy.effect !== 'allow' || facts === undefined) return;
-    for (const condition of policy.conditions) {
-      const advice = facts.spoofable[condition.key];
-      if (advice !== undefined) report('spoofable-claim', `${condition.key} is chosen by whoever edits the pipeline: ${advice}`, ['match', condition.key]);
+  function spoofableClaim({ policy, lineSets, report }) {
+    if (policy.effect !== 'allow') return;
+    for (const set of lineSets) {
+      for (const condition of set.lines) {
+        const advice = set.issuer.preset.lint?.spoofable[condition.key];
+        if (advice !== undefined) {
+          report('spoofable-claim', `${lineName(set, condition.key)} is chosen by whoever edits the pipeline: ${advice}`, [set.at, condition.key]);
+        }
+      }
     }
   },
 
@@ -190,19 +239,29 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 
-  function unknownClaim({ policy, preset, report }) {
-    for (const condition of policy.conditions) {
-      const claim = topLevelClaim(condition.key);
-      if (!presetMaySend(preset, claim)) report('unknown-claim', `${preset.name} tokens never carry ${claim} (a typo?)`, ['match', condition.key]);
+  function unknownClaim({ lineSets, report }) {
+    for (const set of lineSets) {
+      const preset = set.issuer.preset;
+      for (const condition of set.lines) {
+        const claim = topLevelClaim(condition.key);
+        if (!presetMaySend(preset, claim)) {
+          const where = set.at === 'match' ? '' : ` (match_actor, for actors from ${set.issuer.url})`;
+          report('unknown-claim', `${preset.name} tokens never carry ${claim}${where} (a typo?)`, [set.at, condition.key]);
+        }
+      }
     }
   },
 
-  function nameBasedSub({ policy, facts, report }) {
-    const hint = facts?.nameBasedSubject;
-    const sub = policy.conditions.find((condition) => condition.key === 'sub');
-    if (hint === undefined || sub === undefined) return;
-    const texts = [...patterns(sub.written).map((part) => part.text.replace(/^\^/, '')), ...values(sub.written)];
-    if (texts.some((text) => hint.pattern.test(text))) report('name-based-sub', `sub is matched by name only. ${hint.advice}`, ['match', 'sub']);
+  function nameBasedSub({ lineSets, report }) {
+    for (const set of lineSets) {
+      const hint = set.issuer.preset.lint?.nameBasedSubject;
+      const sub = set.lines.find((condition) => condition.key === 'sub');
+      if (hint === undefined || sub === undefined) continue;
+      const texts = [...patterns(sub.written).map((part) => part.text.replace(/^\^/, '')), ...values(sub.written)];
+      if (texts.some((text) => hint.pattern.test(text))) {
+        report('name-based-sub', `${lineName(set, 'sub')} is matched by name only. ${hint.advice}`, [set.at, 'sub']);
+      }
+    }
   },
 
   function cloudSubjectCollision({ policy, peers, report }) {
