@@ -99,10 +99,17 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       github = await FakeGitHub.create(githubBase());
       await github.install(ACME_INSTALLATION);
       await github.install(PERSONAL_INSTALLATION);
-      broker = await start(githubPolicies(issuer), {
-        settings: { ...github.settings, ...ORGANIZATION_PERMISSIONS_SETTING },
-        now: () => Date.now() - clockBehindMs,
-      });
+      // The suite's auditors read records on the /audit page (audience: the broker, as a harness runs it).
+      const auditors = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/auditors }
+grant: { audience: https://keyway.test, scopes: [audit:read] }
+`;
+      broker = await start(
+        { ...githubPolicies(issuer), 'auditors.yaml': auditors },
+        {
+          settings: { ...github.settings, ...ORGANIZATION_PERMISSIONS_SETTING },
+          now: () => Date.now() - clockBehindMs,
+        },
+      );
     });
     afterAll(() => broker.close());
 
@@ -183,6 +190,26 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       const repositoryOnly = await postToken(broker, githubForm(await job()));
       expect(await github.organizationMembersStatus(repositoryOnly.body['access_token'] as string, 'acme')).toBe(403);
       expect((await broker.auditEvent(repositoryOnly.body['audit_event_id'] as string))?.github).not.toHaveProperty('organization_permissions');
+    });
+
+    it("shows the GitHub token's owner, installation, repositories and permissions on the /audit page's event view", async () => {
+      const result = await postToken(broker, githubForm(await job('refs/heads/org')));
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      const auditor = await postToken(broker, exchangeForm(await job('refs/heads/auditors'), { scope: 'audit:read' }));
+      expect(auditor.status, JSON.stringify(auditor.body)).toBe(200);
+      const page = await broker.request(`/audit/events/${String(result.body['audit_event_id'])}`, {
+        headers: { cookie: `__Host-keyway_audit=${String(auditor.body['access_token'])}` },
+      });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const appId = (await broker.auditEvent(String(result.body['audit_event_id'])))?.github?.app_id;
+      expect(appId).toBeTypeOf('string');
+      expect(html).toContain(`<dd data-field="GitHub owner / installation">acme / ${ACME_INSTALLATION.id} (App ${String(appId)})</dd>`);
+      expect(html).toContain('<dd data-field="GitHub repositories">api</dd>');
+      expect(html).toContain('<dd data-field="GitHub permissions">contents:read, metadata:read</dd>');
+      expect(html).toContain('<dd data-field="GitHub organization permissions">members:read</dd>');
+      expect(html).not.toContain(String(result.body['access_token']));
+      expect(html).not.toContain('data-field="cloud"');
     });
 
     it.each([
