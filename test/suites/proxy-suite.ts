@@ -202,6 +202,23 @@ grant:
       await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
     });
 
+    it('makes no call when the decision cannot be recorded: 503, Keyway-Error, nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      await broker.tamper("CREATE TRIGGER proxy_audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'down for the test'); END", []);
+      let response: Response;
+      try {
+        response = await send('/proxy/vendor/x/ok');
+      } finally {
+        await broker.tamper('DROP TRIGGER proxy_audit_down', []);
+      }
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status).toBe(503);
+      expect(response.headers.get('keyway-error')).toBe('audit_unavailable');
+      expect(body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(body).not.toHaveProperty('audit_event_id');
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
     it('strips hop-by-hop headers both ways, the upstream’s cookies, and a Keyway-Error it tries to forge', async () => {
       const headers = { authorization: `Bearer ${await job()}`, connection: 'x-named-hop', 'x-named-hop': 'secret', 'proxy-authorization': 'Basic eA==' };
       // fetch refuses to send a Connection header; the raw request line can (Node), and workerd's own Request takes it.
