@@ -17,7 +17,7 @@ import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { callerResponseHeaders, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
-import { cappedStream, type StreamEnd } from './capped-stream.ts';
+import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
 export interface ProxyDeps {
@@ -287,7 +287,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   });
   return {
     kind: 'upstream',
-    response: new Response(passed?.stream ?? null, {
+    response: new Response(passed === undefined ? null : redactedStream(passed.stream, credential.secret), {
       status: response.status,
       statusText: response.statusText,
       headers,
