@@ -13,6 +13,7 @@ import { inventory } from './inventory.ts';
 import { keysList } from './keys-list.ts';
 import { keysRotate } from './keys-rotate.ts';
 import { keysSeal } from './keys-seal.ts';
+import { keysSecret } from './keys-secret.ts';
 import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
@@ -46,6 +47,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'policy who-can': policyWhoCan,
   inventory,
   'policy suggest': policySuggest,
+  'keys secret': keysSecret,
 };
 
 const USAGE = `usage: keyway <command> [options]

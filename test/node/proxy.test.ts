@@ -1,9 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { inject } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
 import { proxyGitHubSuite, proxySuite, type ProxyRuntime } from '../suites/proxy-suite.ts';
-import { BROKER_ISSUER, startNodeHarness } from './node-harness.ts';
+import { BROKER_ISSUER, runProcess, startNodeHarness, type Environment } from './node-harness.ts';
 
 const masterKey = randomBytes(32).toString('base64');
 
@@ -51,3 +57,26 @@ const runtime: ProxyRuntime = {
 
 proxySuite(runtime);
 proxyGitHubSuite(runtime);
+
+describe('keyway keys secret', () => {
+  const cli = (args: readonly string[], env: Environment, stdin: string) =>
+    runProcess(process.execPath, ['src/cli/main.ts', 'keys', 'secret', ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdin });
+
+  it('seals a secret read from standard input under the master key, for that upstream only', async () => {
+    const result = await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, 'vendor-secret\n');
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const sealed = result.stdout.trim();
+    expect(sealed).not.toContain('vendor-secret');
+    const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey })!);
+    expect(await box.open(sealed, UPSTREAM_SECRET_PURPOSE, 'vendor')).toBe('vendor-secret');
+    await expect(box.open(sealed, UPSTREAM_SECRET_PURPOSE, 'other')).rejects.toThrow();
+  });
+
+  it('refuses without an upstream, a master key or a secret', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'keyway-seal-'));
+    expect((await cli([], { KEYWAY_MASTER_KEY: masterKey }, 'x')).code).toBe(2);
+    expect((await cli(['--upstream', 'vendor', '--data-dir', empty], {}, 'x')).code).toBe(1);
+    expect((await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, '')).code).toBe(2);
+  });
+});
