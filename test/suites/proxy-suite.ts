@@ -50,6 +50,7 @@ export function proxySuite(runtime: ProxyRuntime): void {
       const sealed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'vendor');
       const sealedShort = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'short');
       const sealedKeyed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'keyed');
+      const sealedLimited = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'limited');
       const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
       broker = await runtime.start(
         {
@@ -76,6 +77,10 @@ match: { sub: "${issuer.url}#repo:acme/api:environment:production", client_id: p
 grant:
   proxy: { upstream: keyed, allow: [{ method: GET, path: "/x/**" }] }
 `,
+          'proxy/limited.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/limited }
+grant:
+  proxy: { upstream: limited, allow: [{ method: GET, path: "/x/**" }] }
+`,
           'proxy/short.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/short }
 grant:
   proxy: { upstream: short, allow: [{ method: GET, path: "/**" }] }
@@ -96,6 +101,10 @@ grant:
   keyed:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedKeyed}" }
+  limited:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedLimited}" }
+    limits: { requests_per_minute: 1 }
   short:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedShort}" }
@@ -173,6 +182,8 @@ grant:
       expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed' });
       expect(outcome?.proxy?.request_bytes).toBe(16);
       expect(outcome?.proxy?.response_bytes).toBe(11);
+      const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);
+      expect(line).toMatchObject({ message: 'proxy request', upstream: 'vendor', reason: 'proxy_completed', status: 200 });
     });
 
     it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature', async () => {
@@ -292,6 +303,18 @@ grant:
       await expect(response.arrayBuffer()).rejects.toThrow();
       const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
       expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_response_too_large' });
+    });
+
+    it('holds each caller to the upstream’s rate: 429 with Retry-After and a record, nothing upstream', async () => {
+      const token = await job({ repository: 'acme/limited' });
+      const first = await send('/proxy/limited/x/ok', {}, token);
+      expect(first.status).toBe(200);
+      await first.arrayBuffer();
+      const before = (await upstreamCalls()).length;
+      const second = await send('/proxy/limited/x/ok', {}, token);
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+      await expectKeywayRefusal(second, 429, 'temporarily_unavailable', 'rate_limited');
+      expect((await upstreamCalls()).length).toBe(before);
     });
 
     it('refuses a request with both Content-Length and Transfer-Encoding (smuggling), and sends nothing upstream', async () => {

@@ -98,6 +98,7 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
     event.decision = REASONS[failure.reason].decision;
     event.detail = failure.message;
     const recorded = await append(deps, event, input.context);
+    report(deps, event, input.context);
     return recorded ? refusalOf(failure, event.id) : unavailable();
   }
   event.decision = 'granted';
@@ -349,7 +350,26 @@ async function recordOutcome(
     ...(detail === undefined ? {} : { detail }),
   };
   setProxy(event, { ...facts, decision_id: decided.id });
-  return (await append(deps, event, context)) ? event.id : undefined;
+  const recorded = await append(deps, event, context);
+  report(deps, event, context);
+  return recorded ? event.id : undefined;
+}
+
+/** One log line per proxied request, at its end: what was asked and how it ended (never a credential). */
+function report(deps: ProxyDeps, event: Draft, context: RequestContext): void {
+  const proxy = event.proxy!;
+  const fields = {
+    request_id: context.requestId,
+    upstream: boundText(proxy.upstream),
+    method: boundText(proxy.method),
+    path: boundText(proxy.path, AUDIT_BOUNDS.value),
+    decision: event.decision,
+    reason: event.reason,
+    ...(proxy.status === undefined ? {} : { status: proxy.status }),
+    ...(proxy.duration_ms === undefined ? {} : { duration_ms: proxy.duration_ms }),
+  };
+  if (event.decision === 'error') deps.log.warn('proxy request', fields);
+  else deps.log.info('proxy request', fields);
 }
 
 function setProxy(event: Draft, facts: Partial<ProxyRecord>): void {
