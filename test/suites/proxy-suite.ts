@@ -343,6 +343,13 @@ grant:
         ['no credential', () => send('/proxy/vendor/x/y', { headers: { authorization: '' } }), 401, 'invalid_token', 'proxy_unauthenticated'],
         ['an unsigned token', () => send('/proxy/vendor/x/y', {}, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'), 400, 'invalid_request', 'issuer_untrusted'],
         [
+          'a CI token bound to a key',
+          async () => send('/proxy/vendor/x/y', {}, await job({ cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
+          400,
+          'invalid_dpop_proof',
+          'subject_token_bound',
+        ],
+        [
           'an expired CI token',
           async () => send('/proxy/vendor/x/y', {}, await job({ exp: Math.floor(Date.now() / 1000) - 600 })),
           400,

@@ -216,6 +216,10 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
       crypto,
       ...(decoded === undefined ? {} : { decoded }),
     });
+    // A CI token bound to a key (cnf) is good only with a proof of that key, which /proxy does not take: a thief's copy is refused.
+    if (subject.claims['cnf'] !== undefined) {
+      throw new ProxyRefusal('subject_token_bound', 'the CI token is bound to a key (cnf); proxied requests take no proof of it', { public: true });
+    }
     verified = { issuer: subject.issuer, claims: subject.claims };
   }
   event.issuer = verified.issuer.url;

@@ -36,7 +36,9 @@ export function proxyRoutes(deps: ProxyRouteDeps): Hono<ProxyEnv> {
   const routes = new Hono<ProxyEnv>();
   const keys = ownKeys(deps.keys);
   routes.all('/proxy/*', async (c) => {
-    const target = deps.requestTarget?.(c) ?? pathAndQuery(c.req.url);
+    // The raw target in origin form (`/proxy/…`) only: an absolute-form request line names a host, which keyway never reads.
+    const raw = deps.requestTarget?.(c);
+    const target = raw?.startsWith('/proxy/') === true ? raw : pathAndQuery(c.req.url);
     const queryAt = target.indexOf('?');
     const path = queryAt === -1 ? target : target.slice(0, queryAt);
     const query = queryAt === -1 ? '' : target.slice(queryAt + 1);
