@@ -280,6 +280,16 @@ grant:
       expect(event.proxy?.decision_id).toBeTypeOf('string');
     });
 
+    it('ends an answer that stalls at the deadline too: the body errors, the outcome record says timeout', async () => {
+      const started = Date.now();
+      const response = await send('/proxy/short/trickle', {}, await job({ repository: 'acme/short' }));
+      expect(response.status).toBe(200);
+      await expect(response.arrayBuffer()).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(5000);
+      const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+      expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_upstream_timeout' });
+    });
+
     it('streams a large answer within the cap as it arrives, never buffering it whole', async () => {
       const gate = crypto.randomUUID();
       const response = await send(`/proxy/vendor/x/gate/${gate}`);

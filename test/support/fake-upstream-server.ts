@@ -13,6 +13,7 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/big/{bytes}`: that many bytes, in 64 KiB chunks;
  * - `…/gate/{id}`: one chunk, then the rest (1 MiB) once `POST /_test/open/{id}` is called;
  * - `…/slow`: headers never sent (until the client goes away);
+ * - `…/trickle`: headers and one chunk, then nothing;
  * - `…/status/{code}`: that status, a JSON body and a header of the upstream's own;
  * - `…/redirect-away`, `…/redirect-home`: a 302 to another host, or to this base;
  * - `…/echo-credential`: the Authorization it received, in a header and in the body;
@@ -56,6 +57,11 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     }
     // Never answers: the client's deadline ends it.
     if (path.endsWith('/slow')) return;
+    // Answers, sends one chunk, and stalls: the deadline must end the body too.
+    if (path.endsWith('/trickle')) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' });
+      return void response.write(CHUNK);
+    }
     const status = /\/status\/(\d{3})$/.exec(path);
     if (status !== null) {
       response.setHeader('x-upstream-own', 'kept');
