@@ -179,7 +179,8 @@ grant:
       const decision = await broker.auditEvent(outcome!.proxy!.decision_id!);
       expect(decision).toMatchObject({ decision: 'granted', reason: 'granted', subject: 'repo:acme/api:environment:production' });
       expect(decision?.proxy).toMatchObject({ rule: 'POST /repos/{repository}/issues/*/comments', path: '/repos/acme/api/issues/7/comments', query_bytes: 10 });
-      expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed' });
+      expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed', subject: 'repo:acme/api:environment:production' });
+      expect(outcome).not.toHaveProperty('policy');
       expect(outcome?.proxy?.request_bytes).toBe(16);
       expect(outcome?.proxy?.response_bytes).toBe(11);
       const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);

@@ -345,8 +345,11 @@ async function recordOutcome(
   detail: string | undefined,
 ): Promise<string | undefined> {
   const now = deps.now();
+  // The caller is repeated (queries by subject find both records); the policy trace is not: the decision record holds it,
+  // so the usage roll-up and the inventory count one grant per request, not two.
+  const { policy: _trace, ...caller } = decided;
   const event: Draft = {
-    ...decided,
+    ...caller,
     id: nextId(now),
     time: new Date(now).toISOString(),
     decision: REASONS[reason].decision,
