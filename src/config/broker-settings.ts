@@ -48,6 +48,7 @@ export interface BrokerSettings {
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
   const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
   const githubWebhooks = readGitHubWebhookSettings(env);
+  const github = readGitHubAppSettings(env);
   return {
     issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
     allowHttpLoopback,
@@ -56,10 +57,10 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
     keys: readKeySettings(env),
     limits: readLimitSettings(env),
-    github: readGitHubAppSettings(env),
+    github,
     repositoryPolicies: readRepositoryPolicySettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
     dpopNonces: readDpopNonces(env),
-    proxyUpstreams: readProxyUpstreams(env, allowHttpLoopback),
+    proxyUpstreams: readProxyUpstreams(env, allowHttpLoopback, github !== undefined),
   };
 }

@@ -49,7 +49,7 @@ export function readShutdownSettings(env: SettingsSource): ShutdownSettings {
 }
 
 /** KEYWAY_PROXY_UPSTREAMS_FILE: the upstream declarations in a file (Node only), instead of KEYWAY_PROXY_UPSTREAMS's text. */
-function proxyUpstreamsFile(env: SettingsSource, cwd: string, allowHttpLoopback: boolean): Pick<NodeBrokerConfig, 'proxyUpstreams'> {
+function proxyUpstreamsFile(env: SettingsSource, cwd: string, allowHttpLoopback: boolean, githubApp: boolean): Pick<NodeBrokerConfig, 'proxyUpstreams'> {
   const file = env['KEYWAY_PROXY_UPSTREAMS_FILE'];
   if (typeof file !== 'string' || file === '') return {};
   if (typeof env['KEYWAY_PROXY_UPSTREAMS'] === 'string' && env['KEYWAY_PROXY_UPSTREAMS'] !== '') {
@@ -61,7 +61,7 @@ function proxyUpstreamsFile(env: SettingsSource, cwd: string, allowHttpLoopback:
   } catch (error) {
     throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS_FILE ${file} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
   }
-  return { proxyUpstreams: parseProxyUpstreams(text, allowHttpLoopback) };
+  return { proxyUpstreams: parseProxyUpstreams(text, allowHttpLoopback, githubApp) };
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -92,7 +92,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     dev,
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
     ...masterKeysOf(env),
-    ...proxyUpstreamsFile(env, cwd, dev || settings.allowHttpLoopback),
+    ...proxyUpstreamsFile(env, cwd, dev || settings.allowHttpLoopback, settings.github !== undefined),
     shutdown: readShutdownSettings(env),
   };
 }

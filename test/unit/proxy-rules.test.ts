@@ -101,13 +101,20 @@ grant:
 
 describe('upstream declarations', () => {
   it('pins an https base and refuses what could name another target', () => {
-    expect(parseProxyUpstreams('upstreams:\n  api: { url: "https://api.example/v1/", auth: { kind: keyway-jwt, audience: x } }\n', false)[0]?.url).toBe(
+    expect(parseProxyUpstreams('upstreams:\n  api: { url: "https://api.example/v1/", auth: { kind: keyway-jwt, audience: x } }\n', false, false)[0]?.url).toBe(
       'https://api.example/v1',
     );
     for (const url of ['http://api.example', 'https://u:p@api.example', 'https://api.example/?a=1', 'https://api.example/#x']) {
-      expect(() => parseProxyUpstreams(`upstreams:\n  api: { url: "${url}", auth: { kind: keyway-jwt, audience: x } }\n`, false)).toThrow(/url/);
+      expect(() => parseProxyUpstreams(`upstreams:\n  api: { url: "${url}", auth: { kind: keyway-jwt, audience: x } }\n`, false, false)).toThrow(/url/);
     }
-    expect(() => parseProxyUpstreams('upstreams:\n  gh: { url: "https://evil.example", auth: { kind: github-app } }\n', false)).toThrow(/no url/);
-    expect(() => parseProxyUpstreams('upstreams:\n  v: { url: "https://v.example", auth: { kind: static, header: host, sealed: x } }\n', false)).toThrow();
+    expect(() => parseProxyUpstreams('upstreams:\n  gh: { url: "https://evil.example", auth: { kind: github-app } }\n', false, true)).toThrow(/no url/);
+    expect(() =>
+      parseProxyUpstreams('upstreams:\n  v: { url: "https://v.example", auth: { kind: static, header: host, sealed: x } }\n', false, false),
+    ).toThrow();
+  });
+
+  it('refuses a github-app upstream when no GitHub App is configured, at start rather than on a request', () => {
+    expect(() => parseProxyUpstreams('upstreams:\n  github: { auth: { kind: github-app } }\n', false, false)).toThrow(/needs the GitHub App/);
+    expect(parseProxyUpstreams('upstreams:\n  github: { auth: { kind: github-app } }\n', false, true)[0]?.url).toBeUndefined();
   });
 });

@@ -73,12 +73,13 @@ const ProxyFile = v.strictObject({ upstreams: v.record(v.pipe(v.string(), v.rege
  * declarations (on Workers a var, as every setting); on Node `KEYWAY_PROXY_UPSTREAMS_FILE` names a
  * file that holds it instead. No upstream declared: `/proxy/…` answers `proxy_upstream_unknown`.
  */
-export function readProxyUpstreams(env: SettingsSource, allowHttpLoopback: boolean): readonly UpstreamDeclaration[] {
+export function readProxyUpstreams(env: SettingsSource, allowHttpLoopback: boolean, githubApp: boolean): readonly UpstreamDeclaration[] {
   const text = env['KEYWAY_PROXY_UPSTREAMS'];
-  return typeof text === 'string' && text.trim() !== '' ? parseProxyUpstreams(text, allowHttpLoopback) : [];
+  return typeof text === 'string' && text.trim() !== '' ? parseProxyUpstreams(text, allowHttpLoopback, githubApp) : [];
 }
 
-export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean): readonly UpstreamDeclaration[] {
+/** The declarations in `text`; `githubApp`: whether a GitHub App is configured, without which a github-app upstream cannot start. */
+export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean, githubApp: boolean): readonly UpstreamDeclaration[] {
   let document: unknown;
   try {
     document = parse(text);
@@ -92,6 +93,9 @@ export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean): r
   }
   return Object.entries(parsed.output.upstreams).map(([name, upstream]) => {
     const where = `KEYWAY_PROXY_UPSTREAMS upstreams.${name}`;
+    if (upstream.auth.kind === 'github-app' && !githubApp) {
+      throw new ConfigError(`${where}: a github-app upstream needs the GitHub App (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)`);
+    }
     if (upstream.auth.kind === 'github-app' && upstream.url !== undefined) {
       throw new ConfigError(`${where}: a github-app upstream calls the GitHub App's API URL (KEYWAY_GITHUB_API_URL); it takes no url`);
     }
