@@ -30,14 +30,20 @@ function sendRaw(url: string, target: string, headers: Record<string, string>): 
   });
 }
 
-/** Raw bytes on a socket, and the first line of the answer. */
+/** Raw bytes on a socket, the socket left open, and the first line of the answer once it comes (or of nothing, once closed). */
 function sendBytes(url: string, bytes: string): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     let answer = '';
-    const socket = connect(Number(port), hostname, () => socket.end(bytes));
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
     socket.setTimeout(10_000, () => socket.destroy(new Error('no answer')));
-    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+      if (answer.includes('\r\n')) {
+        resolve(answer.split('\r\n')[0] ?? '');
+        socket.destroy();
+      }
+    });
     socket.on('close', () => resolve(answer.split('\r\n')[0] ?? ''));
     socket.on('error', reject);
   });

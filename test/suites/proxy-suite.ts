@@ -83,7 +83,7 @@ grant:
 `,
           'proxy/short.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/short }
 grant:
-  proxy: { upstream: short, allow: [{ method: GET, path: "/**" }] }
+  proxy: { upstream: short, allow: [{ method: GET, path: "/**" }, { method: PUT, path: "/upload" }] }
 `,
         },
         {
@@ -326,6 +326,18 @@ grant:
       expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
       await expectKeywayRefusal(second, 429, 'temporarily_unavailable', 'rate_limited');
       expect((await upstreamCalls()).length).toBe(before);
+    });
+
+    it.runIf(runtime.sendBytes !== undefined)('ends a request whose body stalls at the deadline, and sends nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      const token = await job({ repository: 'acme/short' });
+      const started = Date.now();
+      const request = `PUT /proxy/short/upload HTTP/1.1\r\nHost: keyway.test\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100\r\n\r\nhello`;
+      expect(await runtime.sendBytes!(broker, request)).toMatch(/^HTTP\/1\.1 400 /);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await upstreamCalls()).length).toBe(before);
+      const outcome = (await broker.recentAuditEvents()).find((event) => event.reason === 'malformed_request' && event.proxy?.upstream === 'short');
+      expect(outcome?.proxy?.decision_id).toBeTypeOf('string');
     });
 
     it('refuses a request with both Content-Length and Transfer-Encoding (smuggling), and sends nothing upstream', async () => {

@@ -254,9 +254,11 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   const deadline = AbortSignal.timeout(upstream.limits.timeoutSeconds * 1000);
   // The request body is read whole (within its cap) before the upstream is called: a stream cut short by the cap could
   // otherwise reach the upstream as a complete, shorter body (workerd ends a chunked request when its source errors).
+  // Bound by the same deadline: a caller that stalls its upload holds nothing open longer than the upstream could.
   const body =
-    input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes);
+    input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes, deadline);
   if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
+  if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
   let response: Response;
   try {
     response = await deps.fetch(target, { method: input.method, headers: sent, signal: deadline, redirect: 'manual', ...(body === undefined ? {} : { body }) });
@@ -302,18 +304,32 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   };
 }
 
-/** The body, read chunk by chunk and given up on as soon as it passes `max` bytes: memory never holds more than the cap. */
-async function readCapped(source: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | 'too_large'> {
+/** The body, read chunk by chunk and given up on as soon as it passes `max` bytes, breaks off or outlives the deadline. */
+async function readCapped(source: ReadableStream<Uint8Array>, max: number, deadline: AbortSignal): Promise<Uint8Array | 'too_large' | 'broken'> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   const reader = source.getReader();
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-    bytes += chunk.value.byteLength;
-    if (bytes > max) {
-      await reader.cancel('too large');
-      return 'too_large';
+  const expired = new Promise<'expired'>((resolve) => {
+    if (deadline.aborted) resolve('expired');
+    deadline.addEventListener('abort', () => resolve('expired'), { once: true });
+  });
+  try {
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), expired]);
+      if (chunk === 'expired') {
+        await reader.cancel('deadline').catch(() => undefined);
+        return 'broken';
+      }
+      if (chunk.done) break;
+      bytes += chunk.value.byteLength;
+      if (bytes > max) {
+        await reader.cancel('too large').catch(() => undefined);
+        return 'too_large';
+      }
+      chunks.push(chunk.value);
     }
-    chunks.push(chunk.value);
+  } catch {
+    return 'broken';
   }
   const body = new Uint8Array(bytes);
   let at = 0;
