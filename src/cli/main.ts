@@ -14,6 +14,7 @@ import { inventory } from './inventory.ts';
 import { keysList } from './keys-list.ts';
 import { keysRotate } from './keys-rotate.ts';
 import { keysSeal } from './keys-seal.ts';
+import { keysSecret } from './keys-secret.ts';
 import { policyCheck } from './policy-check.ts';
 import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
@@ -48,6 +49,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   inventory,
   'policy suggest': policySuggest,
   'dpop proof': dpopProof,
+  'keys secret': keysSecret,
 };
 
 const USAGE = `usage: keyway <command> [options]

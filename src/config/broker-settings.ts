@@ -7,6 +7,7 @@ import { readLimitSettings, type LimitSettings } from '../core/limits/limit-sett
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../features/github/webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
 import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
+import { readProxyUpstreams, type UpstreamDeclaration } from '../features/proxy/proxy-settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
@@ -40,11 +41,14 @@ export interface BrokerSettings {
   readonly repositoryPolicies: RepositoryPolicySettings;
   /** RFC 9449 server nonces at /token (KEYWAY_DPOP_NONCE_KEY); undefined when proofs need none. */
   readonly dpopNonces?: DpopNonces | undefined;
+  /** Proxy mode's upstreams (KEYWAY_PROXY_UPSTREAMS); empty when none is declared. */
+  readonly proxyUpstreams?: readonly UpstreamDeclaration[];
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
   const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
   const githubWebhooks = readGitHubWebhookSettings(env);
+  const github = readGitHubAppSettings(env);
   return {
     issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
     allowHttpLoopback,
@@ -53,9 +57,10 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     alerts: readAlertSettings(env, allowHttpLoopback || readFlag(env, 'KEYWAY_DEV')),
     keys: readKeySettings(env),
     limits: readLimitSettings(env),
-    github: readGitHubAppSettings(env),
+    github,
     repositoryPolicies: readRepositoryPolicySettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
     dpopNonces: readDpopNonces(env),
+    proxyUpstreams: readProxyUpstreams(env, allowHttpLoopback, github !== undefined),
   };
 }

@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { nodeConfigFromEnv } from '../config/node-config.ts';
+import { PROXY_UPSTREAM_NAME } from '../core/policy/schema.ts';
+import { UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
+import { CliError, type Command } from './command.ts';
+import { brokerSecretBox } from './key-source.ts';
+
+const USAGE = `usage: keyway keys secret --upstream NAME [--data-dir DIR] < secret
+
+Seals a proxy upstream's static secret (docs/proxy.md) under the broker's master key
+(KEYWAY_MASTER_KEY as the broker has it, or the data dir's master key file) and prints the
+sealed value to put in the upstream's auth.sealed. The secret is read from standard input,
+never from the command line; one trailing newline is dropped. The sealed value opens for that
+upstream only.
+
+  --upstream NAME           the upstream the secret is for (its name in KEYWAY_PROXY_UPSTREAMS)
+  --data-dir DIR            the broker's data directory, for its master key file (default KEYWAY_DATA_DIR or .keyway)`;
+
+export const keysSecret: Command = {
+  summary: "seal a proxy upstream's static secret under the master key",
+  usage: USAGE,
+  async run(args) {
+    const options = { upstream: { type: 'string' }, 'data-dir': { type: 'string' } } as const;
+    const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
+    const upstream = values.upstream;
+    if (upstream === undefined || !PROXY_UPSTREAM_NAME.test(upstream)) throw new CliError('--upstream NAME is required: a-z, 0-9 and -');
+    const dataDir = values['data-dir'];
+    const box = await brokerSecretBox(nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir }));
+    if (box === undefined) throw new CliError('no master key: set KEYWAY_MASTER_KEY as the broker has it, or pass the --data-dir that holds its key file', 1);
+    const secret = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+    if (secret === '') throw new CliError('no secret on standard input');
+    process.stdout.write(`${await box.seal(secret, UPSTREAM_SECRET_PURPOSE, upstream)}\n`);
+    return 0;
+  },
+};

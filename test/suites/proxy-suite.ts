@@ -1,0 +1,546 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import { jsonLogger } from '../../src/core/log.ts';
+import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
+import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../support/fake-upstream.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { ACME_INSTALLATION } from './github-exchange-suite.ts';
+
+/** What a proxy test needs of the runtime beyond the harness: the request target as sent, where the runtime can send one unparsed. */
+export interface ProxyRuntime {
+  readonly name: string;
+  readonly start: StartBroker;
+  readonly issuerBase: () => string;
+  readonly upstreamBase: () => string;
+  readonly githubBase: () => string;
+  /** The broker's issuer URL, known before it starts (policies name it). */
+  readonly brokerIssuer: string;
+  /** A master key the broker is given (KEYWAY_MASTER_KEY), to seal the static upstream secret under. */
+  readonly masterKey: () => string;
+  /**
+   * Sends `target` exactly as written (Node: the request line); undefined where every request goes
+   * through a URL parser first (workerd), which resolves dot segments before keyway sees them.
+   */
+  readonly sendRaw?: (broker: BrokerHarness, target: string, headers: Record<string, string>) => Promise<Response>;
+  /** Writes these bytes on a socket to the broker and returns the status line of what comes back (Node). */
+  readonly sendBytes?: (broker: BrokerHarness, bytes: string) => Promise<string>;
+}
+
+/** The upstream's secret: it must never reach the caller, a refusal or a log line. */
+const STATIC_SECRET = `upstream-secret-${crypto.randomUUID()}`;
+
+export function proxySuite(runtime: ProxyRuntime): void {
+  describe(`proxy mode on ${runtime.name}`, () => {
+    let broker: BrokerHarness;
+    let issuer: TestIssuer;
+    const tenant = `p${crypto.randomUUID().slice(0, 8)}`;
+    const logLines: string[] = [];
+    const upstreamCalls = (): Promise<UpstreamCall[]> => fakeUpstreamCalls(runtime.upstreamBase(), tenant);
+
+    beforeAll(async () => {
+      issuer = freshIssuer(runtime.issuerBase(), 'proxy');
+      const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: runtime.masterKey() })!);
+      // Each sealed for its upstream: a sealed secret copied to another upstream does not open there.
+      const sealed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'vendor');
+      const sealedShort = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'short');
+      const sealedKeyed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'keyed');
+      const sealedLimited = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'limited');
+      const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
+      broker = await runtime.start(
+        {
+          'proxy/vendor.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/api }
+grant:
+  proxy:
+    upstream: vendor
+    allow:
+      - { method: GET, path: "/repos/{repository}/**" }
+      - { method: POST, path: "/repos/{repository}/issues/*/comments" }
+      - { method: GET, path: "/x/**" }
+      - { method: PUT, path: "/x/upload" }
+`,
+          'proxy/jwt.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/jwt }
+grant:
+  proxy: { upstream: jwt, allow: [{ method: GET, path: "/x/**" }] }
+  audience: ${runtime.brokerIssuer}/proxy/keyed
+`,
+          // Keyway access tokens presented to /proxy are decided by policies that name the broker as their issuer.
+          'proxy/keyed.yaml': `version: 1
+issuer: { kind: oidc, url: "${runtime.brokerIssuer}" }
+subject_audience: ${runtime.brokerIssuer}/proxy/keyed
+match: { sub: "${issuer.url}#repo:acme/api:environment:production", client_id: proxy/jwt }
+grant:
+  proxy: { upstream: keyed, allow: [{ method: GET, path: "/x/**" }] }
+`,
+          'proxy/limited.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/limited }
+grant:
+  proxy: { upstream: limited, allow: [{ method: GET, path: "/x/**" }] }
+`,
+          'proxy/short.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/short }
+grant:
+  proxy: { upstream: short, allow: [{ method: GET, path: "/**" }, { method: PUT, path: "/upload" }] }
+`,
+        },
+        {
+          settings: {
+            KEYWAY_MASTER_KEY: runtime.masterKey(),
+            KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+            KEYWAY_PROXY_UPSTREAMS: `upstreams:
+  vendor:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealed}" }
+    limits: { request_bytes: 4096, response_bytes: 8388608, query_bytes: 256 }
+  jwt:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: keyway-jwt, audience: "https://svc.example" }
+  keyed:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedKeyed}" }
+  limited:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedLimited}" }
+    limits: { requests_per_minute: 1 }
+  short:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedShort}" }
+    limits: { response_bytes: 1048576, timeout_seconds: 1 }
+`,
+          },
+          log: jsonLogger({}, { write: (line) => logLines.push(line) }),
+        },
+      );
+    });
+    afterAll(() => broker.close());
+
+    const job = (overrides: Record<string, unknown> = {}): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, overrides));
+    const send = async (path: string, init: RequestInit = {}, token?: string): Promise<Response> => {
+      const headers = new Headers(init.headers);
+      if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token ?? (await job())}`);
+      return broker.request(path, { ...init, headers });
+    };
+    const callsTo = async (path: string): Promise<UpstreamCall[]> => (await upstreamCalls()).filter((call) => call.url.startsWith(`/t/${tenant}${path}`));
+
+    /** keyway's own refusal: the status, the RFC 6749 error, Keyway-Error, no token, no-store, and its audit record. */
+    async function expectKeywayRefusal(response: Response, status: number, error: string, reason: Reason): Promise<AuditEvent> {
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status, JSON.stringify(body)).toBe(status);
+      expect(response.headers.get('keyway-error')).toBe(reason);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(body['error']).toBe(error);
+      expect(body).not.toHaveProperty('access_token');
+      expect(JSON.stringify(body)).not.toContain(STATIC_SECRET);
+      const event = await broker.auditEvent(body['audit_event_id'] as string);
+      expect(event?.reason).toBe(reason);
+      return event!;
+    }
+
+    it('makes an allowed request with keyway’s credential, forwards none of the caller’s, passes the answer back, and audits it twice', async () => {
+      const token = await job();
+      const response = await send(
+        '/proxy/vendor/repos/acme/api/issues/7/comments?per_page=5',
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            cookie: 'session=caller',
+            dpop: 'not-a-proof',
+            'x-forwarded-for': '203.0.113.9',
+            'x-forwarded-host': 'evil.example',
+            forwarded: 'for=203.0.113.9',
+            'x-request-note': 'kept',
+          },
+          body: JSON.stringify({ body: 'built' }),
+        },
+        token,
+      );
+      expect(response.status).toBe(200);
+      expect(response.headers.get('keyway-error')).toBeNull();
+      expect(await response.json()).toEqual({ ok: true });
+
+      const [call, ...more] = await callsTo('/repos/acme/api/issues/7/comments');
+      expect(more).toEqual([]);
+      expect(call!.url).toBe(`/t/${tenant}/repos/acme/api/issues/7/comments?per_page=5`);
+      expect(call!.method).toBe('POST');
+      expect(call!.body).toBe('{"body":"built"}');
+      expect(call!.headers['authorization']).toBe(`Bearer ${STATIC_SECRET}`);
+      expect(call!.headers['x-request-note']).toBe('kept');
+      for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded']) expect(call!.headers).not.toHaveProperty(name);
+      expect(JSON.stringify(call!.headers)).not.toContain(token);
+      expect(call!.headers['host']).toBe(new URL(runtime.upstreamBase()).host);
+
+      // The decision record, then the outcome record naming it.
+      const outcome = (await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'))) ?? undefined;
+      expect(outcome?.proxy).toMatchObject({ upstream: 'vendor', method: 'POST', path: '/repos/acme/api/issues/7/comments', status: 200 });
+      const decision = await broker.auditEvent(outcome!.proxy!.decision_id!);
+      expect(decision).toMatchObject({ decision: 'granted', reason: 'granted', subject: 'repo:acme/api:environment:production' });
+      expect(decision?.proxy).toMatchObject({ rule: 'POST /repos/{repository}/issues/*/comments', path: '/repos/acme/api/issues/7/comments', query_bytes: 10 });
+      expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed', subject: 'repo:acme/api:environment:production' });
+      expect(outcome).not.toHaveProperty('policy');
+      expect(outcome?.proxy?.request_bytes).toBe(16);
+      expect(outcome?.proxy?.response_bytes).toBe(11);
+      const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);
+      expect(line).toMatchObject({ message: 'proxy request', upstream: 'vendor', reason: 'proxy_completed', status: 200 });
+    });
+
+    it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature', async () => {
+      const token = await job({ repository: 'acme/jwt' });
+      const response = await send('/proxy/jwt/x/echo-credential', {}, token);
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const [call] = await callsTo('/x/echo-credential').then((calls) => calls.filter((each) => each.headers['authorization'] !== `Bearer ${STATIC_SECRET}`));
+      const minted = String(call!.headers['authorization']).replace(/^Bearer /, '');
+      expect(minted).not.toBe(token);
+      const jwks = createLocalJWKSet((await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet);
+      const { payload } = await jwtVerify(minted, jwks, { issuer: broker.issuer, audience: 'https://svc.example', typ: 'at+jwt' });
+      expect(payload).toMatchObject({ sub: `${issuer.url}#repo:acme/api:environment:production`, client_id: 'proxy/jwt' });
+      expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
+    });
+
+    it('takes a keyway access token for {issuer}/proxy/{upstream}, decided by policies that name the broker as issuer', async () => {
+      const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
+      expect(exchanged.status).toBe(200);
+      const access = exchanged.body['access_token'] as string;
+      const response = await send('/proxy/keyed/x/ok', {}, access);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('keyway-error')).toBeNull();
+      const decision = await broker.auditEvent(response.headers.get('keyway-audit-event-id')!);
+      expect(decision).toMatchObject({ issuer: broker.issuer, policy: { granted_by: 'proxy/keyed' } });
+      // Another upstream's audience does not pass for this one.
+      await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
+    });
+
+    it('makes no call when the decision cannot be recorded: 503, Keyway-Error, nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      await broker.tamper("CREATE TRIGGER proxy_audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'down for the test'); END", []);
+      let response: Response;
+      try {
+        response = await send('/proxy/vendor/x/ok');
+      } finally {
+        // Named on audit_events so the Workers harness runs it on every audit shard, as it ran the CREATE.
+        await broker.tamper('DROP TRIGGER proxy_audit_down /* audit_events */', []);
+      }
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status).toBe(503);
+      expect(response.headers.get('keyway-error')).toBe('audit_unavailable');
+      expect(body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(body).not.toHaveProperty('audit_event_id');
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
+    it('strips hop-by-hop headers both ways, the upstream’s cookies, and a Keyway-Error it tries to forge', async () => {
+      const headers = { authorization: `Bearer ${await job()}`, connection: 'x-named-hop', 'x-named-hop': 'secret', 'proxy-authorization': 'Basic eA==' };
+      // fetch refuses to send a Connection header; the raw request line can (Node), and workerd's own Request takes it.
+      const response =
+        runtime.sendRaw !== undefined
+          ? await runtime.sendRaw(broker, '/proxy/vendor/x/hop', headers)
+          : await broker.request('/proxy/vendor/x/hop', { headers });
+      expect(response.status).toBe(200);
+      for (const name of ['keyway-error', 'x-named-hop', 'proxy-authenticate', 'set-cookie']) expect(response.headers.get(name)).toBeNull();
+      // keyway's own server may keep its connection alive; the upstream's Keep-Alive is never passed on.
+      expect(response.headers.get('keep-alive')).not.toBe('timeout=77, max=3');
+      expect(response.headers.get('x-upstream-own')).toBe('kept');
+      const [call] = await callsTo('/x/hop');
+      for (const name of ['x-named-hop', 'proxy-authorization']) expect(call!.headers).not.toHaveProperty(name);
+    });
+
+    it('passes upstream errors back faithfully, without Keyway-Error', async () => {
+      const response = await send('/proxy/vendor/x/status/422');
+      expect(response.status).toBe(422);
+      expect(response.headers.get('keyway-error')).toBeNull();
+      expect(response.headers.get('x-upstream-own')).toBe('kept');
+      expect(await response.json()).toEqual({ message: 'from the upstream', documentation_url: 'https://upstream.example/docs' });
+    });
+
+    it('never hands the upstream credential back, in a header or a body that echoes it, nor in a log line', async () => {
+      const response = await send('/proxy/vendor/x/echo-credential');
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-echo')).toBeNull();
+      expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
+      expect(logLines.join('\n')).not.toContain(STATIC_SECRET);
+    });
+
+    it('refuses a redirect to another host (502, Keyway-Error) and rewrites one to the upstream itself to come back through keyway', async () => {
+      const away = await send('/proxy/vendor/x/redirect-away');
+      const event = await expectKeywayRefusal(away, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
+      expect(event.proxy).toMatchObject({ status: 302, path: '/x/redirect-away' });
+      const home = await send('/proxy/vendor/x/redirect-home', { redirect: 'manual' });
+      expect(home.status).toBe(302);
+      expect(home.headers.get('location')).toBe(`${broker.issuer}/proxy/vendor/landing?x=1`);
+    });
+
+    it('times a slow upstream out: 504 with Keyway-Error, within the limit, and an audit record', async () => {
+      const started = Date.now();
+      const response = await send('/proxy/short/slow', {}, await job({ repository: 'acme/short' }));
+      const event = await expectKeywayRefusal(response, 504, 'temporarily_unavailable', 'proxy_upstream_timeout');
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(event.proxy?.decision_id).toBeTypeOf('string');
+    });
+
+    it('ends an answer that stalls at the deadline too: the body errors, the outcome record says timeout', async () => {
+      const started = Date.now();
+      const response = await send('/proxy/short/trickle', {}, await job({ repository: 'acme/short' }));
+      expect(response.status).toBe(200);
+      await expect(response.arrayBuffer()).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(5000);
+      const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+      expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_upstream_timeout' });
+    });
+
+    it('streams a large answer within the cap as it arrives, never buffering it whole', async () => {
+      const gate = crypto.randomUUID();
+      const response = await send(`/proxy/vendor/x/gate/${gate}`);
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader();
+      // The upstream has sent one chunk and waits: keyway passes it on before the rest exists.
+      const first = await reader.read();
+      expect(first.value?.byteLength).toBeGreaterThan(0);
+      await openFakeUpstreamGate(runtime.upstreamBase(), gate);
+      let bytes = first.value!.byteLength;
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) bytes += chunk.value.byteLength;
+      expect(bytes).toBe(64 * 1024 + 1024 * 1024);
+
+      const large = await send('/proxy/vendor/x/big/6291456');
+      expect((await large.arrayBuffer()).byteLength).toBe(6 * 1024 * 1024);
+    });
+
+    it('cuts an answer that passes the cap and records why', async () => {
+      const response = await send('/proxy/short/big/3145728', {}, await job({ repository: 'acme/short' }));
+      expect(response.status).toBe(200);
+      await expect(response.arrayBuffer()).rejects.toThrow();
+      const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+      expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_response_too_large' });
+    });
+
+    it('holds each caller to the upstream’s rate: 429 with Retry-After and a record, nothing upstream', async () => {
+      const token = await job({ repository: 'acme/limited' });
+      const first = await send('/proxy/limited/x/ok', {}, token);
+      expect(first.status).toBe(200);
+      await first.arrayBuffer();
+      const before = (await upstreamCalls()).length;
+      const second = await send('/proxy/limited/x/ok', {}, token);
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+      await expectKeywayRefusal(second, 429, 'temporarily_unavailable', 'rate_limited');
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
+    it.runIf(runtime.sendBytes !== undefined)('ends a request whose body stalls at the deadline, and sends nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      const token = await job({ repository: 'acme/short' });
+      const started = Date.now();
+      const request = `PUT /proxy/short/upload HTTP/1.1\r\nHost: keyway.test\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100\r\n\r\nhello`;
+      expect(await runtime.sendBytes!(broker, request)).toMatch(/^HTTP\/1\.1 400 /);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await upstreamCalls()).length).toBe(before);
+      const outcome = (await broker.recentAuditEvents()).find((event) => event.reason === 'malformed_request' && event.proxy?.upstream === 'short');
+      expect(outcome?.proxy?.decision_id).toBeTypeOf('string');
+    });
+
+    it('refuses a request with both Content-Length and Transfer-Encoding (smuggling), and sends nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      const token = await job();
+      if (runtime.sendBytes !== undefined) {
+        // Node's HTTP parser refuses the pair before keyway sees the request: a bare 400 and the connection closed.
+        const request =
+          `POST /proxy/vendor/x/upload HTTP/1.1\r\nHost: keyway.test\r\nAuthorization: Bearer ${token}\r\n` +
+          'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /proxy/vendor/x/smuggled HTTP/1.1\r\nHost: keyway.test\r\n\r\n';
+        expect(await runtime.sendBytes(broker, request)).toMatch(/^HTTP\/1\.1 400 /);
+      } else {
+        const response = await broker.request('/proxy/vendor/x/upload', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}`, 'content-length': '5', 'transfer-encoding': 'chunked' },
+          body: 'hello',
+        });
+        await expectKeywayRefusal(response, 400, 'invalid_request', 'proxy_header_refused');
+      }
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
+    describe('bad input: each a clear 4xx, a Keyway-Error, an audit record, and nothing sent upstream', () => {
+      const refusals: [string, () => Promise<Response>, number, string, Reason][] = [
+        ['an unknown upstream', () => send('/proxy/nowhere/x/y'), 404, 'invalid_request', 'proxy_upstream_unknown'],
+        ['no credential', () => send('/proxy/vendor/x/y', { headers: { authorization: '' } }), 401, 'invalid_token', 'proxy_unauthenticated'],
+        ['an unsigned token', () => send('/proxy/vendor/x/y', {}, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'), 400, 'invalid_request', 'issuer_untrusted'],
+        [
+          'a CI token bound to a key',
+          async () => send('/proxy/vendor/x/y', {}, await job({ cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
+          400,
+          'invalid_dpop_proof',
+          'subject_token_bound',
+        ],
+        [
+          'an expired CI token',
+          async () => send('/proxy/vendor/x/y', {}, await job({ exp: Math.floor(Date.now() / 1000) - 600 })),
+          400,
+          'invalid_request',
+          'token_expired',
+        ],
+        [
+          'X-HTTP-Method-Override',
+          () => send('/proxy/vendor/x/y', { headers: { 'x-http-method-override': 'DELETE' } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ],
+        ['X-HTTP-Method', () => send('/proxy/vendor/x/y', { headers: { 'x-http-method': 'DELETE' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a _method query parameter', () => send('/proxy/vendor/x/y?_method=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a disallowed method', () => send('/proxy/vendor/repos/acme/api/issues/7', { method: 'DELETE' }), 403, 'access_denied', 'proxy_not_allowed'],
+        ['another repository', () => send('/proxy/vendor/repos/acme/infra/issues'), 403, 'access_denied', 'proxy_not_allowed'],
+        ['a path outside every rule', () => send('/proxy/vendor/admin/keys'), 403, 'access_denied', 'proxy_not_allowed'],
+        ['another upstream than the grant’s', () => send('/proxy/short/x/y'), 403, 'access_denied', 'proxy_not_allowed'],
+        ['an oversize body', () => send('/proxy/vendor/x/upload', { method: 'PUT', body: 'x'.repeat(5000) }), 413, 'invalid_request', 'request_too_large'],
+        ['an overlong query', () => send(`/proxy/vendor/x/y?q=${'a'.repeat(300)}`), 413, 'invalid_request', 'request_too_large'],
+      ];
+      it.each(refusals)('%s', async (_label, request, status, error, reason) => {
+        const before = (await upstreamCalls()).length;
+        await expectKeywayRefusal(await request(), status, error, reason);
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
+      // Path confusion, after Orange Tsai's "Breaking Parser Logic" (Black Hat 2018) and PortSwigger's path normalisation research.
+      // `parsed`: what a URL parser in front of keyway (workerd's) already resolves, so the request keyway sees is another path,
+      // decided as such (the remaining path names another repository: refused by policy); sent raw (Node), keyway refuses the
+      // ambiguity itself. The path that reaches a rule is the path the upstream receives, either way.
+      const traversals: [string, Reason, 'parsed'?][] = [
+        ['/proxy/vendor/repos/acme/api/../infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/%2e%2e/infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/.%2E/infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/./../infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/..;/infra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/issues;x=1', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%252e%252e/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/..%2finfra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api%2f..%2finfra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/..%5cinfra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%c0%ae%c0%ae/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%e0%80%ae/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%ef%bc%8e%ef%bc%8e/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%e2%80%a4%e2%80%a4/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api//issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/issues/', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%00/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%0d%0aX-Injected:%201', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%e2%80%ae/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%zz/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/ACME/API/../../acme/infra/issues', 'proxy_path_refused', 'parsed'],
+      ];
+      it.each(traversals)('%s', async (target, reason, parsed) => {
+        const before = (await upstreamCalls()).length;
+        const authorization = `Bearer ${await job()}`;
+        if (runtime.sendRaw !== undefined) {
+          await expectKeywayRefusal(await runtime.sendRaw(broker, target, { authorization }), 400, 'invalid_request', reason);
+        } else {
+          const response = await broker.request(target, { headers: { authorization } });
+          if (parsed === 'parsed') {
+            // Resolved before keyway: the path that remains names another repository, which no rule allows.
+            await expectKeywayRefusal(response, 403, 'access_denied', 'proxy_not_allowed');
+          } else {
+            await expectKeywayRefusal(response, 400, 'invalid_request', reason);
+          }
+        }
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+    });
+  });
+}
+
+/** The GitHub App upstream against the fake GitHub API: `gh`-shaped calls, an installation token per repository and rule, minted once. */
+export function proxyGitHubSuite(runtime: ProxyRuntime): void {
+  describe(`proxy mode to GitHub on ${runtime.name}`, () => {
+    let broker: BrokerHarness;
+    let issuer: TestIssuer;
+    let github: FakeGitHub;
+    const GH_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
+
+    beforeAll(async () => {
+      issuer = freshIssuer(runtime.issuerBase(), 'proxy-github');
+      github = await FakeGitHub.create(runtime.githubBase());
+      await github.install(ACME_INSTALLATION);
+      const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
+      broker = await runtime.start(
+        {
+          'proxy/github.yaml': `${header}match: { repository_owner_id: "1200934" }
+grant:
+  proxy:
+    upstream: github
+    allow:
+      - { chore: check-run }
+      - { method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }
+`,
+        },
+        {
+          settings: {
+            ...github.settings,
+            KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+            KEYWAY_PROXY_UPSTREAMS: 'upstreams:\n  github:\n    auth: { kind: github-app }\n',
+          },
+        },
+      );
+    });
+    afterAll(() => broker.close());
+
+    const job = (repository = 'acme/api'): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, { repository }));
+    const checkRun = async (path: string, token: string): Promise<Response> =>
+      broker.request(path, { method: 'POST', headers: { ...GH_HEADERS, authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'lint' }) });
+    const mints = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens'));
+
+    it('mints an installation token scoped to the one repository and the chore’s permissions, once for several calls, never returned', async () => {
+      const token = await job();
+      const first = await checkRun('/proxy/github/repos/acme/api/check-runs', token);
+      expect(first.status).toBe(201);
+      const answer = await first.text();
+      // GitHub compares owner and repository names without case; the token is still scoped to the claim's repository.
+      const second = await checkRun('/proxy/github/repos/ACME/Api/check-runs', token);
+      expect(second.status).toBe(201);
+      await second.arrayBuffer();
+
+      const minted = await mints();
+      expect(minted).toHaveLength(1);
+      expect(minted[0]!.body).toEqual({ repositories: ['api'], permissions: { checks: 'write' } });
+      const runs = (await github.calls()).filter((call) => call.path.endsWith('/check-runs'));
+      expect(runs.map((call) => call.path)).toEqual(['/repos/acme/api/check-runs', '/repos/ACME/Api/check-runs']);
+      expect(new Set(runs.map((call) => call.auth)).size).toBe(1);
+      expect(runs[0]!.auth).toMatch(/^token:/);
+      const [state] = await github.tokens();
+      expect(state).toMatchObject({ repositories: ['api'], permissions: { checks: 'write', metadata: 'read' } });
+      expect(answer).not.toMatch(/ghs_/);
+      expect(JSON.stringify(Object.fromEntries(first.headers))).not.toMatch(/ghs_/);
+
+      const decision = await broker.auditEvent(first.headers.get('keyway-audit-event-id')!);
+      expect(decision?.proxy).toMatchObject({ rule: 'chore check-run', credential: { repository: 'acme/api', permissions: { checks: 'write' } } });
+      expect(JSON.stringify(decision)).not.toMatch(/ghs_/);
+    });
+
+    it('mints another token for another rule’s permissions, and none for a repository the claims do not name', async () => {
+      const before = (await mints()).length;
+      const read = await broker.request('/proxy/github/repos/acme/api/contents/README.md', {
+        headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` },
+      });
+      expect(read.headers.get('keyway-error')).toBeNull();
+      await read.arrayBuffer();
+      const minted = await mints();
+      expect(minted).toHaveLength(before + 1);
+      expect(minted.at(-1)!.body).toEqual({ repositories: ['api'], permissions: { contents: 'read' } });
+
+      const other = await checkRun('/proxy/github/repos/acme/infra/check-runs', await job());
+      expect(other.status).toBe(403);
+      expect(other.headers.get('keyway-error')).toBe('proxy_not_allowed');
+      expect(await mints()).toHaveLength(before + 1);
+    });
+  });
+}
+
+/** The outcome record of a proxied request: appended once the answer has streamed, so read until it is there (bounded). */
+async function waitForOutcomeOf(broker: BrokerHarness, decisionId: string | null): Promise<AuditEvent | undefined> {
+  expect(decisionId).toBeTypeOf('string');
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const outcome = (await broker.recentAuditEvents()).find((event) => event.proxy?.decision_id === decisionId);
+    if (outcome !== undefined) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return undefined;
+}
