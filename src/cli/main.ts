@@ -19,6 +19,7 @@ import { policyExplain } from './policy-explain.ts';
 import { policySuggest } from './policy-suggest.ts';
 import { policyTest } from './policy-test.ts';
 import { policyWhoCan } from './policy-who-can.ts';
+import { proxy } from './proxy.ts';
 import { restore } from './restore.ts';
 import { PolicyLoadError } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
@@ -46,6 +47,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'policy who-can': policyWhoCan,
   inventory,
   'policy suggest': policySuggest,
+  proxy,
 };
 
 const USAGE = `usage: keyway <command> [options]
