@@ -14,6 +14,7 @@ var CiTokenError = class extends KeywayError {
   name = "CiTokenError";
   code = "ci_token_unavailable";
 };
+var SOURCE_NAMES = ["github", "gitlab", "circleci", "buildkite", "kubernetes", "google"];
 var KUBERNETES_TOKEN_FILE = "/var/run/secrets/keyway/token";
 var GITLAB_DEFAULT_TOKEN_ENV = "KEYWAY_ID_TOKEN";
 var MAX_TOKEN_BYTES = 64 * 1024;
@@ -53,6 +54,7 @@ function selectCiTokenSource(selection, context) {
       );
   }
 }
+var NO_GITHUB_ID_TOKEN = "GitHub Actions offers this job no OIDC token: give the job `permissions: id-token: write` (pull_request runs from forks never get one)";
 function githubActions({ env, fetch: fetch2 }) {
   return {
     name: "GitHub Actions",
@@ -60,9 +62,7 @@ function githubActions({ env, fetch: fetch2 }) {
       const requestUrl = env["ACTIONS_ID_TOKEN_REQUEST_URL"];
       const requestToken = env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"];
       if (!requestUrl || !requestToken) {
-        throw new CiTokenError(
-          "GitHub Actions offers this job no OIDC token: give the job `permissions: id-token: write` (pull_request runs from forks never get one)"
-        );
+        throw new CiTokenError(NO_GITHUB_ID_TOKEN);
       }
       const url = new URL(requestUrl);
       url.searchParams.set("audience", audience);
@@ -2187,9 +2187,12 @@ function writeCredentialsProfile(path, profile, credentials) {
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 function execWithEnvironment(command, variables, report) {
+  return execInEnvironment(command, { ...process.env, ...variables }, report);
+}
+function execInEnvironment(command, env, report) {
   const [file, ...args] = command;
   if (file === void 0) return Promise.resolve(2);
-  const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...variables } });
+  const child = spawn(file, args, { stdio: "inherit", env });
   const forward = (signal3) => child.kill(signal3);
   process.on("SIGINT", forward).on("SIGTERM", forward);
   return new Promise((resolve) => {
@@ -2496,6 +2499,88 @@ function deliverCloudCredentials(cloud, issued, io) {
   return deliverAzureCredentials(cloud.delivery, issued.accessToken, io);
 }
 
+// action/src/install-proxy.ts
+import { appendFileSync as appendFileSync2, mkdirSync as mkdirSync3, writeFileSync as writeFileSync3 } from "node:fs";
+import { dirname as dirname2, join as join3 } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// src/cli/pipeline/proxy-environment.ts
+var GH_LOCALHOST_API = "api.github.localhost";
+
+// src/cli/pipeline/proxy-forwarder.ts
+var REFUSALS = {
+  forwarder_unauthenticated: [401, "invalid_client", "send the per-run secret of `keyway proxy` ($KEYWAY_PROXY_SECRET) as the bearer token"],
+  forwarder_host_refused: [403, "access_denied", `this forwarder is not an open proxy: it serves ${GH_LOCALHOST_API} and its own address only`],
+  forwarder_path_refused: [400, "invalid_request", "the path has dot segments or characters a URL parser would rewrite; send it as the upstream expects it"],
+  ci_token_unavailable: [503, "temporarily_unavailable", "the job has no CI token to prove its identity with"],
+  broker_unavailable: [502, "temporarily_unavailable", "the broker could not be reached"]
+};
+var MAX_LOGGED_ERROR_BYTES = 16 * 1024;
+
+// src/cli/proxy.ts
+var UPSTREAM_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+var USAGE = `usage: keyway proxy --upstream NAME [options] -- COMMAND [ARG...]
+
+Runs COMMAND with no token in its environment: its calls to the upstream go to a forwarder on
+127.0.0.1, which sends each one to {broker}/proxy/NAME/... with this job's CI token; the broker
+decides, calls the upstream with a credential that never leaves it, and the answer comes back.
+The CI token is requested with the broker as its audience and read again before it expires.
+
+options:
+  --upstream NAME           the broker's upstream, e.g. github (required)
+  --url URL                 the broker's URL (its KEYWAY_ISSUER); default $KEYWAY_URL
+  --from SOURCE             take the CI token from ${SOURCE_NAMES.join(", ")} (default: detected)
+  --token-env NAME          take the CI token from variable NAME (GitLab: the id_tokens name; default KEYWAY_ID_TOKEN)
+  --subject-token-file PATH take the CI token from PATH
+  --subject-audience AUD    request the CI token for AUD instead of the broker's URL
+  --retries N               retries of the CI token service's network errors and 5xx answers (default ${DEFAULT_RETRY_POLICY.attempts - 1}, at most 10)
+
+COMMAND's environment: KEYWAY_PROXY_URL (the forwarder, http://127.0.0.1:PORT) and
+KEYWAY_PROXY_SECRET (this run's key to the forwarder, not a GitHub credential). With
+--upstream github also GITHUB_API_URL and GITHUB_GRAPHQL_URL (the forwarder), GITHUB_TOKEN and
+GH_TOKEN (the per-run secret), GH_HOST=github.localhost and HTTP_PROXY (the forwarder), so gh
+and REST clients call through it. GITHUB_TOKEN, GH_TOKEN, GH_ENTERPRISE_TOKEN,
+GITHUB_ENTERPRISE_TOKEN, the Actions token service (ACTIONS_ID_TOKEN_REQUEST_*,
+ACTIONS_RUNTIME_TOKEN) and any variable holding the CI token are withheld.
+The broker's refusals (answers with Keyway-Error) are logged on standard error with their code.
+
+exit codes: COMMAND's status, 2 bad usage, 3 no CI token (COMMAND does not run)`;
+
+// action/src/install-proxy.ts
+var TOKEN_INPUTS = ["audience", "scope", "repositories", "cloud", "role-arn", "aws-region", "service-account", "client-id", "tenant-id"];
+var quoted = (text3) => `'${text3.replaceAll("'", "'\\''")}'`;
+function installProxy(url, upstream, input, log2) {
+  if (!UPSTREAM_NAME.test(upstream)) throw new Error("the `proxy` input names one of the broker\u2019s upstreams, e.g. github");
+  const others = [...TOKEN_INPUTS.filter((name) => input(name) !== ""), ...input("github-token") === "true" ? ["github-token"] : []];
+  if (others.length > 0) throw new Error(`proxy mode asks the broker for no token: it does not combine with ${others.join(", ")}`);
+  if (!process.env["ACTIONS_ID_TOKEN_REQUEST_URL"] || !process.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]) {
+    throw new CiTokenError(NO_GITHUB_ID_TOKEN);
+  }
+  const runnerTemp = process.env["RUNNER_TEMP"];
+  if (!runnerTemp) throw new Error("$RUNNER_TEMP is not set: this is not a GitHub Actions step");
+  const directory = join3(runnerTemp, "keyway-bin");
+  const command = join3(directory, "keyway-proxy");
+  const bundle = join3(dirname2(fileURLToPath(import.meta.url)), "proxy.mjs");
+  mkdirSync3(directory, { recursive: true });
+  writeFileSync3(
+    command,
+    `#!/bin/sh
+# Written by the keyway action (proxy: ${upstream}): keyway proxy, run by the runner's Node.
+exec ${quoted(process.execPath)} ${quoted(bundle)} --upstream ${quoted(upstream)} --url ${quoted(url)} "$@"
+`,
+    { mode: 493 }
+  );
+  appendFileSync2(requiredFile("GITHUB_PATH"), `${directory}
+`, "utf8");
+  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "proxy-command", command);
+  log2(`proxy mode: later steps run \`keyway-proxy -- COMMAND\` (${command}); each run has its own forwarder, and no step gets a token`);
+}
+function requiredFile(variable) {
+  const path = process.env[variable];
+  if (!path) throw new Error(`$${variable} is not set: this is not a GitHub Actions step`);
+  return path;
+}
+
 // action/src/runner.ts
 function actionInput(name) {
   return (process.env[`INPUT_${name.replaceAll(" ", "_").toUpperCase()}`] ?? "").trim();
@@ -2510,6 +2595,7 @@ var log = (line) => {
 async function main() {
   const url = actionInput("url");
   if (url === "" || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
+  if (actionInput("proxy") !== "") return installProxy(url, actionInput("proxy"), actionInput, log);
   const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
   const cloud = actionInput("cloud") === "" ? void 0 : cloudDeliveryOf((name) => actionInput(name) || void 0, [], process.env);
   const issued = await exchangeWithBroker({
