@@ -22,7 +22,7 @@ function viaGh(method, path, body) {
   const proxy = new URL(env.HTTP_PROXY);
   const host = 'api.' + env.GH_HOST;
   return new Promise((resolve, reject) => {
-    const headers = { host, authorization: 'token ' + env.GH_TOKEN, accept: 'application/vnd.github+json', 'content-type': 'application/json' };
+    const headers = { host, authorization: 'token ' + env.GH_TOKEN, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
     const outbound = request({ host: proxy.hostname, port: proxy.port, method, path: 'http://' + host + path, headers }, (response) => {
       let text = '';
       response.on('data', (chunk) => (text += chunk)).on('end', () =>
@@ -37,7 +37,7 @@ function viaGh(method, path, body) {
 async function viaBaseUrl(method, path, body) {
   const response = await fetch(env.GITHUB_API_URL + path, {
     method,
-    headers: { authorization: 'Bearer ' + env.GITHUB_TOKEN, accept: 'application/vnd.github+json', 'content-type': 'application/json' },
+    headers: { authorization: 'Bearer ' + env.GITHUB_TOKEN, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' },
     body,
   });
   return { status: response.status, keywayError: response.headers.get('keyway-error'), body: await response.text() };
