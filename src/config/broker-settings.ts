@@ -7,6 +7,7 @@ import { readLimitSettings, type LimitSettings } from '../core/limits/limit-sett
 import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../features/github/webhooks/webhook-settings.ts';
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
 import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
+import { readProxyUpstreams, type UpstreamDeclaration } from '../features/proxy/proxy-settings.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
@@ -40,6 +41,8 @@ export interface BrokerSettings {
   readonly repositoryPolicies: RepositoryPolicySettings;
   /** RFC 9449 server nonces at /token (KEYWAY_DPOP_NONCE_KEY); undefined when proofs need none. */
   readonly dpopNonces?: DpopNonces | undefined;
+  /** Proxy mode's upstreams (KEYWAY_PROXY_UPSTREAMS); empty when none is declared. */
+  readonly proxyUpstreams?: readonly UpstreamDeclaration[];
 }
 
 export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string): BrokerSettings {
@@ -57,5 +60,6 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     repositoryPolicies: readRepositoryPolicySettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
     dpopNonces: readDpopNonces(env),
+    proxyUpstreams: readProxyUpstreams(env, allowHttpLoopback),
   };
 }

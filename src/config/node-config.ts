@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseProxyUpstreams } from '../features/proxy/proxy-settings.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { readBrokerSettings, type BrokerSettings } from './broker-settings.ts';
@@ -46,6 +48,22 @@ export function readShutdownSettings(env: SettingsSource): ShutdownSettings {
   return { seconds, drainSeconds };
 }
 
+/** KEYWAY_PROXY_UPSTREAMS_FILE: the upstream declarations in a file (Node only), instead of KEYWAY_PROXY_UPSTREAMS's text. */
+function proxyUpstreamsFile(env: SettingsSource, cwd: string, allowHttpLoopback: boolean): Pick<NodeBrokerConfig, 'proxyUpstreams'> {
+  const file = env['KEYWAY_PROXY_UPSTREAMS_FILE'];
+  if (typeof file !== 'string' || file === '') return {};
+  if (typeof env['KEYWAY_PROXY_UPSTREAMS'] === 'string' && env['KEYWAY_PROXY_UPSTREAMS'] !== '') {
+    throw new ConfigError('set KEYWAY_PROXY_UPSTREAMS or KEYWAY_PROXY_UPSTREAMS_FILE, not both');
+  }
+  let text: string;
+  try {
+    text = readFileSync(resolve(cwd, file), 'utf8');
+  } catch (error) {
+    throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS_FILE ${file} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return { proxyUpstreams: parseProxyUpstreams(text, allowHttpLoopback) };
+}
+
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
   const port = readInteger(env, 'PORT', 8787, 0, 65535);
   const settings = readBrokerSettings(env, `http://127.0.0.1:${port}`);
@@ -74,6 +92,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     dev,
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
     ...masterKeysOf(env),
+    ...proxyUpstreamsFile(env, cwd, dev || settings.allowHttpLoopback),
     shutdown: readShutdownSettings(env),
   };
 }

@@ -13,6 +13,7 @@ import { policyExplainRoutes } from './routes/policy-explain.ts';
 import { policyWhoCanRoutes } from './routes/policy-who-can.ts';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 import { revocationRoutes } from './routes/revocation.ts';
+import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 
 export interface AppDeps {
@@ -32,6 +33,8 @@ export interface AppDeps {
   readonly webhooks?: Hono;
   /** Revoked keyway tokens, for `POST /revoke` and `POST /introspect`. */
   readonly revocations: RevocationList;
+  /** `/proxy/{upstream}/…` (docs/proxy.md). */
+  readonly proxy: ProxyRouteDeps;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -66,6 +69,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
   app.route('/audit', auditPage(deps.audit));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
+  app.route('/', proxyRoutes(deps.proxy));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

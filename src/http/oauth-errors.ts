@@ -10,10 +10,12 @@ export type OAuthErrorCode =
   | 'temporarily_unavailable'
   | 'server_error'
   | 'invalid_dpop_proof'
-  | 'use_dpop_nonce';
+  | 'use_dpop_nonce'
+  | 'invalid_token'
+  | 'access_denied';
 
 interface OAuthError {
-  readonly status: 400 | 405 | 413 | 415 | 429 | 500 | 503;
+  readonly status: 400 | 401 | 403 | 404 | 405 | 413 | 415 | 429 | 500 | 502 | 503 | 504;
   readonly error: OAuthErrorCode;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -67,6 +69,15 @@ export const OAUTH_ERRORS = {
   subject_token_bound: { status: 400, error: 'invalid_dpop_proof' },
   actor_not_permitted: { status: 400, error: 'invalid_request' },
   actor_chain_too_deep: { status: 400, error: 'invalid_request' },
+  proxy_unauthenticated: { status: 401, error: 'invalid_token', headers: { 'WWW-Authenticate': 'Bearer' } },
+  proxy_upstream_unknown: { status: 404, error: 'invalid_request' },
+  proxy_path_refused: { status: 400, error: 'invalid_request' },
+  proxy_header_refused: { status: 400, error: 'invalid_request' },
+  proxy_not_allowed: { status: 403, error: 'access_denied' },
+  proxy_upstream_unavailable: { status: 502, error: 'temporarily_unavailable' },
+  proxy_upstream_timeout: { status: 504, error: 'temporarily_unavailable' },
+  proxy_redirect_refused: { status: 502, error: 'temporarily_unavailable' },
+  proxy_response_too_large: { status: 502, error: 'temporarily_unavailable' },
 } as const satisfies Record<Refusal, OAuthError>;
 
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */

@@ -29,6 +29,7 @@ import type { BackupApiDeps } from '../http/routes/backup.ts';
 import type { AuditApiDeps } from '../http/routes/audit.ts';
 import type { AuditShardsApi } from '../core/audit/audit-shards.ts';
 import { READ_PERMISSIONS, repositoryAccessVia, type GitHubApp } from '../features/github/repository-policies/github-repository-access.ts';
+import { UpstreamCredentials, type Upstream } from '../features/proxy/upstream-credential.ts';
 import { RepositoryPolicySource, repositoryPolicyRules, type RepositoryPolicyRules } from '../features/github/repository-policies/repository-policies.ts';
 
 /** What a runtime adapter supplies; everything else is the same on Node and Workers. */
@@ -69,6 +70,10 @@ export interface BrokerParts {
   readonly webhooks?: Pick<GitHubWebhookDeps, 'deliveries' | 'live' | 'loadOptions'>;
   /** Export and restore of the whole state, where the runtime offers them (Workers: the state Durable Object). */
   readonly backup?: Pick<BackupApiDeps, 'exportState' | 'restoreState' | 'restoreToken' | 'maxBytes'>;
+  /** Proxy mode's upstreams, their static secrets opened (features/proxy/upstream-credential.ts: openUpstreams); none by default. */
+  readonly proxyUpstreams?: ReadonlyMap<string, Upstream>;
+  /** The request target as the client sent it, where the runtime has it (Node), so /proxy/… sees dot segments before any URL parser resolves them. */
+  readonly requestTarget?: (c: Context) => string | undefined;
 }
 
 export interface Broker {
@@ -197,6 +202,33 @@ export function createBroker(parts: BrokerParts): Broker {
         }),
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
     revocations: parts.revocations,
+    proxy: {
+      proxy: {
+        issuer: parts.settings.issuer,
+        policies: parts.policies,
+        jwks,
+        audit: audit.log,
+        now,
+        log: parts.log,
+        clockToleranceSeconds: 60,
+        ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
+        upstreams: parts.proxyUpstreams ?? new Map(),
+        credentials: new UpstreamCredentials({
+          issuer: parts.settings.issuer,
+          keys: parts.keys,
+          now,
+          ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
+          ...(github === undefined ? {} : { github }),
+        }),
+        fetch: http.fetch,
+        limits,
+        limiter: parts.limiter,
+      },
+      keys: parts.keys,
+      clientIp: parts.clientIp,
+      ...(parts.requestTarget === undefined ? {} : { requestTarget: parts.requestTarget }),
+      background,
+    },
   });
   return { app, jwks, github: parts.github };
 }

@@ -14,6 +14,7 @@ import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
+import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import type { StartBroker } from '../suites/exchange-suite.ts';
 
 export const BROKER_ISSUER = 'https://keyway.test';
@@ -114,7 +115,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const { github, githubWebhooks, limits, repositoryPolicies, allowHttpLoopback, dpopNonces } = readBrokerSettings({
+  const { github, githubWebhooks, limits, repositoryPolicies, allowHttpLoopback, dpopNonces, proxyUpstreams } = readBrokerSettings({
     ...options.settings,
     KEYWAY_ISSUER: BROKER_ISSUER,
   });
@@ -122,6 +123,8 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     limits,
     repositoryPolicies,
     dpopNonces,
+    ...(proxyUpstreams === undefined ? {} : { proxyUpstreams }),
+    ...masterKeysFrom(options.settings ?? {}),
     trustedProxies: readTrustedProxies({ ...options.settings }),
     ...(github === undefined ? {} : { github }),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
@@ -137,8 +140,10 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const audit = new SqliteAuditStore(reader);
   return {
     issuer: config.issuer,
+    url: broker.url,
     request: (path, init) => fetch(`${broker.url}${path}`, init),
     auditEvent: (id) => audit.get(id),
+    recentAuditEvents: async () => (await audit.query({ limit: 50, order: 'desc' })).records.map((record) => record.event),
     auditUpkeep: () => broker.auditUpkeep(),
     setReplayGuardDown: async (down) => {
       reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
@@ -151,3 +156,9 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     },
   };
 };
+
+/** KEYWAY_MASTER_KEY among a test's settings: the broker seals under it rather than its data dir's key file. */
+function masterKeysFrom(settings: Readonly<Record<string, string>>): Partial<NodeBrokerConfig> {
+  const masterKeys = readMasterKeys(settings);
+  return masterKeys === undefined ? {} : { masterKeys };
+}

@@ -14,9 +14,13 @@ import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 export interface BrokerHarness {
   /** The broker's issuer URL: default audience of subject tokens, `iss` of issued tokens. */
   readonly issuer: string;
+  /** Where a broker that listens on a socket (Node) listens; undefined in workerd. */
+  readonly url?: string;
   request(path: string, init?: RequestInit): Promise<Response>;
   /** Reads the audit record from the runtime's own durable store. */
   auditEvent(id: string): Promise<AuditEvent | undefined>;
+  /** The newest audit records (up to 50), newest first. */
+  recentAuditEvents(): Promise<readonly AuditEvent[]>;
   /** Runs a round of audit log upkeep now: signs a checkpoint of the head. */
   auditUpkeep(): Promise<void>;
   /** Takes the single-use store away (its table renamed, in every shard) or brings it back. */

@@ -3,6 +3,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     testIssuerBase: string;
     fakeGitHubBase: string;
+    fakeUpstreamBase: string;
   }
 }
 

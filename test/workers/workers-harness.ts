@@ -47,6 +47,7 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     issuer: workerEnv.KEYWAY_ISSUER,
     request: async (path, init) => broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), brokerEnv, createExecutionContext()),
     auditEvent: (id) => broker.audit.log.get(id),
+    recentAuditEvents: async () => (await broker.audit.log.query({ limit: 50, order: 'desc', by: 'id' })).records.map((record) => record.event),
     auditUpkeep: async () => {
       await runDurableObjectAlarm(keywayState(states));
       await shardedAuditUpkeep(broker.audit, { env: brokerEnv, keys: broker.keys.ring, now: options.now?.() ?? Date.now(), log: silentLogger });

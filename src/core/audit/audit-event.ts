@@ -94,6 +94,28 @@ export interface AuditEvent {
     /** The issued token's jti (also in `issued`). */
     readonly jti: string;
   };
+  /**
+   * A proxied request (`/proxy/{upstream}/…`, docs/proxy.md). The decision record, durable before the
+   * upstream is called, holds what was asked and the rule that allowed it; the outcome record
+   * (reason `proxy_completed` or an upstream failure) names it in `decision_id` and adds what came back.
+   */
+  readonly proxy?: {
+    readonly upstream: string;
+    readonly method: string;
+    /** The normalised path the rules saw and the upstream received (or, for a refused path, the path as sent). */
+    readonly path: string;
+    readonly query_bytes?: number;
+    /** The allow rule that took the request, as the policy wrote it. */
+    readonly rule?: string;
+    /** A GitHub App upstream: the repository and permissions its installation token was minted for (never the token). */
+    readonly credential?: { readonly repository?: string; readonly permissions?: Readonly<Record<string, string>> };
+    /** Outcome record only: the decision record it completes. */
+    readonly decision_id?: string;
+    readonly status?: number;
+    readonly request_bytes?: number;
+    readonly response_bytes?: number;
+    readonly duration_ms?: number;
+  };
 }
 
 /** Where a record sits in the hash chain (see chain-hash.ts). */

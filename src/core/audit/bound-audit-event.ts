@@ -107,6 +107,16 @@ export function boundAuditEvent(event: AuditEvent): AuditEvent {
     ...(event.claims === undefined
       ? {}
       : { claims: Object.fromEntries(Object.entries(event.claims).map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)])) }),
+    ...(event.proxy === undefined
+      ? {}
+      : {
+          proxy: {
+            ...event.proxy,
+            upstream: boundText(event.proxy.upstream),
+            method: boundText(event.proxy.method),
+            path: boundText(event.proxy.path, AUDIT_BOUNDS.value),
+          },
+        }),
     ...(issued === undefined ? {} : { issued: { ...issued, sub: boundText(issued.sub), aud: boundList(issued.aud), scope: boundList(issued.scope) } }),
   };
 }

@@ -86,6 +86,25 @@ export const REASONS = {
     decision: 'denied',
     description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',
   },
+  proxy_completed: { decision: 'granted', description: 'a proxied request was answered by its upstream (the outcome record of an allowed request)' },
+  proxy_unauthenticated: {
+    decision: 'denied',
+    description: 'a proxied request needs Authorization: Bearer with a CI OIDC token or a keyway access token (or DPoP with its proof)',
+  },
+  proxy_upstream_unknown: { decision: 'malformed', description: 'no upstream of that name is declared' },
+  proxy_path_refused: {
+    decision: 'malformed',
+    description: 'the request path is ambiguous (dot segments, encoded slashes, double encoding, empty segments, path parameters or control characters)',
+  },
+  proxy_header_refused: {
+    decision: 'malformed',
+    description: 'the request carries a header the proxy refuses (a method override, or conflicting Content-Length and Transfer-Encoding)',
+  },
+  proxy_not_allowed: { decision: 'denied', description: 'no trust policy allows this request through the proxy' },
+  proxy_upstream_unavailable: { decision: 'error', description: 'the upstream could not be reached, or its credential could not be had; retry later' },
+  proxy_upstream_timeout: { decision: 'error', description: 'the upstream did not answer in time' },
+  proxy_redirect_refused: { decision: 'error', description: 'the upstream redirected to another host, which the proxy never follows' },
+  proxy_response_too_large: { decision: 'error', description: "the upstream's answer is larger than the proxy passes on" },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;

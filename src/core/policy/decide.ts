@@ -5,6 +5,7 @@ import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
 import type { TemplateRefusal } from './template.ts';
+import { matchProxyRule } from './proxy-rule.ts';
 import { awsTagValueProblem, CLOUD_PROFILES, type CloudProvider } from './cloud-profile.ts';
 
 /** What the caller asked for, beyond the subject token. */
@@ -19,6 +20,21 @@ export interface AccessRequest {
   readonly actor?: Readonly<Record<string, unknown>>;
   /** Present when the caller asks for a cloud token (`grant.cloud`); then `audiences` names the role, service account or application. */
   readonly cloud?: true;
+  /** Present for a proxied request (`grant.proxy`): the upstream, the method and the normalised path's decoded segments. */
+  readonly proxy?: ProxyAccessRequest;
+}
+
+export interface ProxyAccessRequest {
+  readonly upstream: string;
+  readonly method: string;
+  readonly segments: readonly string[];
+}
+
+/** The proxied request a grant allows: the rule that allowed it, and the permissions a GitHub App upstream mints for. */
+export interface IssuedProxyGrant {
+  readonly upstream: string;
+  readonly rule: string;
+  readonly permissions: Readonly<Record<string, string>>;
 }
 
 /** What a caller asks of `grant.github`. */
@@ -82,6 +98,8 @@ export interface IssuedGrant {
   readonly github?: IssuedGitHubGrant;
   /** Set for cloud token requests (then `audiences` holds the cloud's audience and `scopes` is empty). */
   readonly cloud?: IssuedCloudGrant;
+  /** Set for proxied requests (then `audiences` and `scopes` are empty). */
+  readonly proxy?: IssuedProxyGrant;
 }
 
 export type GrantRefusal = Extract<
@@ -94,6 +112,7 @@ export type GrantRefusal = Extract<
   | 'github_permission_not_granted'
   | 'cloud_role_not_granted'
   | 'cloud_limit_exceeded'
+  | 'proxy_not_allowed'
 >;
 
 /** What an allow policy whose lines all held gives this request, or why it gives nothing. */
@@ -167,6 +186,7 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
     'github_permission_not_granted',
     'github_repository_not_granted',
     'cloud_role_not_granted',
+    'proxy_not_allowed',
   ] as const;
   const reason: GrantRefusal = specifics.find((specific) => reasons.has(specific)) ?? 'audience_not_granted';
   return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
@@ -192,6 +212,7 @@ function scopesFor(grant: Grant, request: AccessRequest): readonly string[] | un
 function issue(policy: Policy, grant: Grant, token: SubjectClaims, request: AccessRequest): GrantOutcome {
   if (request.github !== undefined) return issueGitHub(policy, grant, token, request.github);
   if (request.cloud !== undefined) return issueCloud(policy, grant, token, request);
+  if (request.proxy !== undefined) return issueProxy(policy, grant, token, request.proxy);
   if (grant.audiences.length === 0) return { ok: false, reason: 'audience_not_granted', detail: `${policy.id} grants no keyway access token` };
   const audiences = audiencesFor(grant, request);
   if (audiences === undefined) {
@@ -291,6 +312,34 @@ function issueCloud(policy: Policy, grant: Grant, token: SubjectClaims, request:
       },
     },
   };
+}
+
+/** A proxied request: the upstream must be the grant's, and one allow rule must take the method and the normalised path. */
+function issueProxy(policy: Policy, grant: Grant, token: SubjectClaims, request: ProxyAccessRequest): GrantOutcome {
+  const proxy = grant.proxy;
+  if (proxy === undefined || proxy.upstream !== request.upstream) {
+    return { ok: false, reason: 'proxy_not_allowed', detail: `${policy.id} grants no request through upstream ${request.upstream}` };
+  }
+  let refused: Extract<GrantOutcome, { ok: false }> | undefined;
+  for (const rule of proxy.rules) {
+    const match = matchProxyRule(rule, token.claims, request.method, request.segments);
+    if (match.matched) {
+      return {
+        ok: true,
+        grant: {
+          policy,
+          audiences: [],
+          scopes: [],
+          ttlSeconds: grant.ttlSeconds,
+          subject: `${token.issuer.url}#${String(token.claims['sub'])}`,
+          claims: {},
+          proxy: { upstream: proxy.upstream, rule: rule.written, permissions: rule.permissions },
+        },
+      };
+    }
+    if (match.refusal !== undefined) refused ??= templateRefusal(policy, `grant.proxy.allow ${rule.written}`, match.refusal);
+  }
+  return refused ?? { ok: false, reason: 'proxy_not_allowed', detail: `${policy.id} allows no ${request.method} of this path through ${request.upstream}` };
 }
 
 /** A GitHub installation token: the repositories and permissions asked for must lie within `grant.github`. */

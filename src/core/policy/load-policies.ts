@@ -18,7 +18,17 @@ import { AWS_AUDIENCE, AZURE_AUDIENCE, CLOUD_MAX_TTL_SECONDS, cloudOfAudience, g
 import { AWS_TAGS_CLAIM } from '../mint/mint-cloud-token.ts';
 import { PolicySet, type InactivePolicy } from './policy-set.ts';
 import { UnsafeRegexError } from './safe-regex.ts';
-import { PolicySchema, type CloudGrantDocument, type GitHubGrantDocument, type GrantDocument, type Matcher, type PolicyDocument } from './schema.ts';
+import { GITHUB_CHORES } from './proxy-chores.ts';
+import { compileProxyRule, ProxyRuleError, type ProxyGrant, type ProxyRule } from './proxy-rule.ts';
+import {
+  PolicySchema,
+  type CloudGrantDocument,
+  type GitHubGrantDocument,
+  type GrantDocument,
+  type ProxyGrantDocument,
+  type Matcher,
+  type PolicyDocument,
+} from './schema.ts';
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
@@ -396,16 +406,49 @@ function compileGrant(
   if (cloud !== undefined && ttlSeconds > CLOUD_MAX_TTL_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than a cloud token needs to reach the cloud's STS (at most 1h)`, ['grant', 'ttl']);
   }
+  const proxy = grant.proxy === undefined ? undefined : compileProxyGrant(grant.proxy, template, fail);
   return {
     audiences,
     github,
     ...(cloud === undefined ? {} : { cloud }),
+    ...(proxy === undefined ? {} : { proxy }),
     scopes: [...new Set(grant.scopes ?? [])],
     ttlSeconds,
     subject,
     claims,
     requireDpop: grant.require_dpop === true,
   };
+}
+
+/** `grant.proxy`: each allow entry (a chore is its requests) compiled into a rule; a path whose templates read unknown claims fails as templates do. */
+function compileProxyGrant(
+  proxy: ProxyGrantDocument,
+  template: (source: string, path: readonly PropertyKey[]) => Template | undefined,
+  fail: (message: string, path: readonly PropertyKey[]) => void,
+): ProxyGrant {
+  const rules: ProxyRule[] = [];
+  for (const [index, entry] of proxy.allow.entries()) {
+    const where = ['grant', 'proxy', 'allow', index];
+    const requests =
+      'chore' in entry
+        ? GITHUB_CHORES[entry.chore].requests.map((request) => ({
+            ...request,
+            permissions: GITHUB_CHORES[entry.chore].permissions,
+            written: `chore ${entry.chore}`,
+          }))
+        : [{ method: entry.method, path: entry.path, permissions: entry.permissions ?? {}, written: `${entry.method} ${entry.path}` }];
+    for (const request of requests) {
+      // The claims each placeholder reads are checked as any template's are (known to the issuer, not a secret).
+      for (const part of request.path.split('/').filter((segment) => segment.includes('{'))) template(part, [...where, 'path']);
+      try {
+        rules.push(compileProxyRule(request.method, request.path, request.permissions, request.written));
+      } catch (error) {
+        if (!(error instanceof ProxyRuleError || error instanceof TemplateSyntaxError || error instanceof ClaimPathError)) throw error;
+        fail(`grant.proxy.allow: ${error.message}`, [...where, 'path']);
+      }
+    }
+  }
+  return { upstream: proxy.upstream, rules };
 }
 
 /** `grant.cloud`: the cloud's audience, the identities the caller may name, AWS session tags compiled and held to AWS's rules. */

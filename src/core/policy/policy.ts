@@ -6,6 +6,7 @@ import type { CompiledMatcher } from './compile-matcher.ts';
 import type { Matcher } from './schema.ts';
 import type { Template } from './template.ts';
 import type { CloudProvider } from './cloud-profile.ts';
+import type { ProxyGrant } from './proxy-rule.ts';
 
 /** One `match` line, compiled. */
 export interface ClaimCondition {
@@ -57,6 +58,8 @@ export interface Grant {
   readonly github: GitHubGrant | undefined;
   /** A token for a cloud's web-identity federation, for requests of the id_token type. */
   readonly cloud?: CloudGrant;
+  /** Requests keyway makes for the caller through an upstream (`/proxy/{upstream}/…`). */
+  readonly proxy?: ProxyGrant;
   readonly scopes: readonly string[];
   readonly ttlSeconds: number;
   readonly subject: Template | undefined;

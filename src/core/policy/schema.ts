@@ -4,6 +4,8 @@ import { DIAGNOSTICS } from '../verify/trusted-issuer.ts';
 import { PRESETS } from '../verify/presets.ts';
 import { ORGANIZATION_PERMISSIONS, PERMISSION_LEVELS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
+import { CHORE_NAMES } from './proxy-chores.ts';
+import { PROXY_METHODS } from './proxy-rule.ts';
 import { AWS_ROLE_ARN, AWS_TAG_LIMITS, awsTagKeyProblem, GCP_SERVICE_ACCOUNT, GCP_WORKLOAD_IDENTITY_PROVIDER, UUID } from './cloud-profile.ts';
 
 /**
@@ -12,6 +14,8 @@ import { AWS_ROLE_ARN, AWS_TAG_LIMITS, awsTagKeyProblem, GCP_SERVICE_ACCOUNT, GC
  * is strict: an unknown field is an error, because a typo must never silently widen a policy.
  */
 
+/** An upstream's name, as it appears in /proxy/{upstream}/…. */
+export const PROXY_UPSTREAM_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
 export const DURATION_PATTERN = /^[1-9]\d{0,5}(s|m|h)$/;
 export const POLICY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 // RFC 6749 §3.3 scope-token
@@ -244,6 +248,52 @@ export const CloudGrantSchema = v.pipe(
   ),
 );
 
+const ProxyPermissions = mapOf(
+  v.pipe(
+    v.string(),
+    v.check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(', ')}`),
+  ),
+  v.picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(', ')}`),
+);
+
+/** `grant.proxy`: the requests keyway makes for the job through an operator-declared upstream (docs/proxy.md). */
+export const ProxyGrantSchema = v.pipe(
+  v.strictObject({
+    upstream: v.pipe(
+      v.string(),
+      v.regex(PROXY_UPSTREAM_NAME, 'an upstream is named with a-z, 0-9 and -'),
+      v.description('an upstream declared by the operator'),
+    ),
+    allow: v.pipe(
+      v.array(
+        v.union(
+          [
+            v.strictObject({
+              method: v.pipe(v.picklist(PROXY_METHODS, `a method is one of ${PROXY_METHODS.join(', ')}`), v.description('matched exactly')),
+              path: v.pipe(
+                v.string(),
+                v.minLength(1),
+                v.maxLength(1024),
+                v.description('a path from /, templated from the claims ({repository}); * is one segment, ** the rest'),
+              ),
+              permissions: v.optional(
+                v.pipe(ProxyPermissions, v.description('GitHub App upstream: the installation token permissions this request needs; default metadata: read')),
+              ),
+            }),
+            v.strictObject({
+              chore: v.pipe(v.picklist(CHORE_NAMES, `a chore is one of ${CHORE_NAMES.join(', ')}`), v.description('a named GitHub CI chore')),
+            }),
+          ],
+          'an allow entry is { method, path } or { chore }',
+        ),
+      ),
+      v.minLength(1, 'grant.proxy.allow needs at least one entry'),
+      v.maxLength(100),
+    ),
+  }),
+  v.description('requests keyway makes for the caller through /proxy/{upstream}/…, each allowed by method and normalised path'),
+);
+
 export const GrantSchema = v.pipe(
   v.strictObject({
     audience: v.optional(
@@ -254,6 +304,7 @@ export const GrantSchema = v.pipe(
     ),
     github: v.optional(GitHubGrantSchema),
     cloud: v.optional(CloudGrantSchema),
+    proxy: v.optional(ProxyGrantSchema),
     scopes: v.optional(
       v.pipe(
         v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN_PATTERN, 'a scope is one RFC 6749 scope-token, no spaces'))),
@@ -278,8 +329,8 @@ export const GrantSchema = v.pipe(
     ),
   }),
   v.check(
-    (grant) => grant.audience !== undefined || grant.github !== undefined || grant.cloud !== undefined,
-    'a grant needs an audience, a github token, a cloud token, or more than one',
+    (grant) => grant.audience !== undefined || grant.github !== undefined || grant.cloud !== undefined || grant.proxy !== undefined,
+    'a grant needs an audience, a github token, a cloud token, proxied requests, or more than one',
   ),
   v.check(
     (grant) => grant.require_dpop !== true || (grant.github === undefined && grant.cloud === undefined),
@@ -373,4 +424,5 @@ export const PolicySchema = v.pipe(
 export type PolicyDocument = v.InferOutput<typeof PolicySchema>;
 export type GrantDocument = v.InferOutput<typeof GrantSchema>;
 export type GitHubGrantDocument = v.InferOutput<typeof GitHubGrantSchema>;
+export type ProxyGrantDocument = v.InferOutput<typeof ProxyGrantSchema>;
 export type CloudGrantDocument = v.InferOutput<typeof CloudGrantSchema>;

@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import type { HttpBindings } from '@hono/node-server';
+import { openUpstreams } from '../../features/proxy/upstream-credential.ts';
 import { createBroker } from '../create-broker.ts';
 import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import { createGitHubTokens } from '../../features/github/app/create-github-tokens.ts';
@@ -230,6 +232,9 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     log,
     now,
     ...(github === undefined ? {} : { github }),
+    proxyUpstreams: await openUpstreams(config.proxyUpstreams ?? [], box),
+    // The request line's target, before @hono/node-server's URL parse resolves its dot segments.
+    requestTarget: (c) => (c.env as HttpBindings | undefined)?.incoming?.url,
     fetch: connect,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
     webhooks: {

@@ -2,6 +2,7 @@ import { createBroker } from '../create-broker.ts';
 import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import { createGitHubTokens } from '../../features/github/app/create-github-tokens.ts';
 import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
+import { openUpstreams } from '../../features/proxy/upstream-credential.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import type { Logger } from '../../core/log.ts';
@@ -98,13 +99,14 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   const now = options.now ?? Date.now;
   const keys = await LiveKeyRing.open(stores.keys, now());
   const audit = await openWorkerAuditLog(env, state, stores.alerts);
+  const box = await SecretBox.fromMasterKeys(master);
   let github: GitHubTokens | undefined;
   if (settings.github !== undefined) {
     github = await createGitHubTokens(settings.github, {
       // Cloudflare's fetch never reaches private addresses; outboundHttp refuses them written as IP addresses.
       http: outboundHttp((input, init) => fetch(input, init), settings.allowHttpLoopback),
       revocations: stores.revocations,
-      box: await SecretBox.fromMasterKeys(master),
+      box,
       now,
       // KeywayState sets its own alarm when a revocation is scheduled or made due.
       scheduled: () => {},
@@ -117,6 +119,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   const live = new WorkerLivePolicies(state, bundled, loadOptions, options.log, now, checkSeconds);
   const broker = createBroker({
     ...(github === undefined ? {} : { github }),
+    proxyUpstreams: await openUpstreams(settings.proxyUpstreams ?? [], box),
     settings,
     policies: () => live.current,
     health: () => policyHealth(live.current, live.lastSwitch),

@@ -1,0 +1,96 @@
+import { asciiLowerCase } from '../claims/case-fold.ts';
+import { compileTemplate, type Template, type TemplateRefusal } from './template.ts';
+import { normaliseProxyPath } from './proxy-path.ts';
+
+/** The methods a rule may name; matched exactly, as HTTP methods are case-sensitive. */
+export const PROXY_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+/**
+ * One segment of a rule's path: literal text (exact), `*` (one segment), `**` (one or more, last
+ * only), or a template over the claims. A segment that is one placeholder alone (`{repository}`)
+ * may render several segments (`acme/api`); those compare without regard to ASCII case, as
+ * GitHub's owner and repository names do, but the value a token is scoped to always comes from the claim.
+ */
+type RuleSegment =
+  | { readonly kind: 'literal'; readonly text: string }
+  | { readonly kind: 'one' }
+  | { readonly kind: 'rest' }
+  | { readonly kind: 'claim'; readonly template: Template; readonly spans: boolean };
+
+/** `grant.proxy.allow`, one entry compiled: a method, a path pattern, and for a GitHub App upstream the permissions it needs. */
+export interface ProxyRule {
+  /** As the policy wrote it (`POST /repos/{repository}/issues/*\/comments`, or `chore comment`): what the audit record names. */
+  readonly written: string;
+  readonly method: string;
+  readonly segments: readonly RuleSegment[];
+  readonly permissions: Readonly<Record<string, string>>;
+}
+
+export interface ProxyGrant {
+  readonly upstream: string;
+  readonly rules: readonly ProxyRule[];
+}
+
+export class ProxyRuleError extends Error {}
+
+/** Compiles a rule's path; throws ProxyRuleError (or the template's syntax error) when it cannot be matched unambiguously. */
+export function compileProxyRule(method: string, path: string, permissions: Readonly<Record<string, string>>, written: string): ProxyRule {
+  if (!path.startsWith('/')) throw new ProxyRuleError(`path ${path} must start with /`);
+  const parts = path === '/' ? [] : path.slice(1).split('/');
+  const segments = parts.map((part, index): RuleSegment => {
+    if (part === '**') {
+      if (index !== parts.length - 1) throw new ProxyRuleError(`path ${path}: ** may only be the last segment`);
+      return { kind: 'rest' };
+    }
+    if (part === '*') return { kind: 'one' };
+    if (part.includes('{')) {
+      const template = compileTemplate(part);
+      return { kind: 'claim', template, spans: template.shape.length === 1 && 'placeholder' in template.shape[0]! };
+    }
+    if (part.includes('*')) throw new ProxyRuleError(`path ${path}: * and ** stand for whole segments only`);
+    const normal = normaliseProxyPath(`/${part}`);
+    if (!normal.ok || normal.segments[0] !== part) throw new ProxyRuleError(`path ${path}: segment ${JSON.stringify(part)} is not a plain path segment`);
+    return { kind: 'literal', text: part };
+  });
+  return { written, method, segments, permissions };
+}
+
+export type ProxyRuleMatch = { readonly matched: true } | { readonly matched: false; readonly refusal?: TemplateRefusal };
+
+/** Whether a normalised request (method, decoded segments) is one the rule allows for a token with these claims. */
+export function matchProxyRule(rule: ProxyRule, claims: Readonly<Record<string, unknown>>, method: string, segments: readonly string[]): ProxyRuleMatch {
+  if (rule.method !== method) return { matched: false };
+  type Expected = { readonly kind: 'literal' | 'claim'; readonly text: string } | { readonly kind: 'one' | 'rest' };
+  const expected: Expected[] = [];
+  for (const segment of rule.segments) {
+    if (segment.kind !== 'claim') {
+      expected.push(segment);
+      continue;
+    }
+    const rendered = segment.template.render(claims);
+    if (!rendered.ok) return { matched: false, refusal: rendered };
+    const pieces = segment.spans ? rendered.value.split('/') : [rendered.value];
+    const unsafe = pieces.find((piece) => !isPlainPiece(piece));
+    if (unsafe !== undefined) {
+      return { matched: false, refusal: { ok: false, key: segment.template.claims[0] ?? '', problem: 'unsafe', why: 'is not a plain path segment' } };
+    }
+    for (const piece of pieces) expected.push({ kind: 'claim', text: piece });
+  }
+  let at = 0;
+  for (const [index, want] of expected.entries()) {
+    if (want.kind === 'rest') return { matched: index === expected.length - 1 && segments.length > at };
+    const got = segments[at];
+    if (got === undefined) return { matched: false };
+    if (want.kind === 'literal' && got !== want.text) return { matched: false };
+    if (want.kind === 'claim' && asciiLowerCase(got) !== asciiLowerCase(want.text)) return { matched: false };
+    at += 1;
+  }
+  return { matched: at === segments.length };
+}
+
+/** A claim's value placed in a path: one plain segment, which the request's own segments are held to after normalisation. */
+function isPlainPiece(piece: string): boolean {
+  if (piece === '' || piece === '.' || piece === '..') return false;
+  if (/[%\\;*?#\p{Cc}\p{Cf}]/u.test(piece)) return false;
+  return piece.normalize('NFKC') === piece;
+}

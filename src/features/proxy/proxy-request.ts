@@ -1,0 +1,395 @@
+import { decodeJwt, type JWTPayload } from 'jose';
+import { monotonicFactory } from 'ulid';
+import type { AuditEvent, AuditLog } from '../../core/audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
+import { pooledRandom } from '../../core/audit/pooled-random.ts';
+import { ExchangeError } from '../../core/errors/exchange-error.ts';
+import { REASONS, type Reason, type Refusal } from '../../core/errors/reasons.ts';
+import type { RequestContext } from '../../core/exchange/exchange-token.ts';
+import type { RequestLimits } from '../../core/limits/request-limits.ts';
+import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
+import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
+import type { Logger } from '../../core/log.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
+import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/decide.ts';
+import type { PolicySet } from '../../core/policy/policy-set.ts';
+import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
+import type { JwksCache } from '../../core/verify/jwks-cache.ts';
+import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
+import { callerResponseHeaders, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
+import { cappedStream, type StreamEnd } from './capped-stream.ts';
+import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
+
+export interface ProxyDeps {
+  readonly issuer: string;
+  readonly policies: () => PolicySet;
+  readonly jwks: JwksCache;
+  readonly audit: AuditLog;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly clockToleranceSeconds: number;
+  readonly crypto?: JwtCrypto;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly credentials: UpstreamCredentials;
+  /** The broker's outbound fetch (public addresses only, redirects never followed). */
+  readonly fetch: typeof fetch;
+  readonly limits: RequestLimits;
+  readonly limiter: RateLimiter;
+  /**
+   * Verifies a keyway access token presented to `/proxy/{upstream}` (its `aud` `{issuer}/proxy/{upstream}`), with the
+   * broker's own keys and, for `Authorization: DPoP`, its proof; throws an Error whose message says why.
+   */
+  readonly verifyKeywayToken: (token: string, audience: string, dpop: boolean) => Promise<JWTPayload>;
+}
+
+/** The request as the HTTP layer hands it over: the upstream's name and the path after it exactly as received. */
+export interface ProxyInput {
+  readonly upstream: string;
+  readonly method: string;
+  /** The path after `/proxy/{upstream}`, still percent-encoded; on Node the raw request target's, so dot segments are seen. */
+  readonly rawPath: string;
+  /** The query string without its `?`; empty when none. */
+  readonly query: string;
+  readonly headers: Headers;
+  readonly body: ReadableStream<Uint8Array> | null;
+  readonly context: RequestContext;
+}
+
+/** keyway's own answer (a refusal, or no record so no call), or the upstream's, streamed; `done` settles once its outcome is recorded. */
+export type ProxyAnswer =
+  | { readonly kind: 'refused'; readonly reason: Refusal; readonly description: string; readonly auditEventId?: string; readonly retryAfterSeconds?: number }
+  | { readonly kind: 'unavailable'; readonly description: string }
+  | { readonly kind: 'upstream'; readonly response: Response; readonly auditEventId: string; readonly done: Promise<void> };
+
+const nextId = monotonicFactory(pooledRandom);
+type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
+type ProxyRecord = NonNullable<AuditEvent['proxy']>;
+
+class ProxyRefusal extends ExchangeError {}
+
+/**
+ * One proxied request: bound and normalise it, verify the caller as /token would, decide by
+ * `grant.proxy`, make the decision durable, then call the upstream with keyway's credential and
+ * stream its answer back within the caps. "No record, no call": nothing reaches the upstream
+ * (nor GitHub for a token) before the decision record is durable; the outcome (status, bytes,
+ * duration) is a second record once the answer has streamed, naming the first.
+ */
+export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<ProxyAnswer> {
+  const started = performance.now();
+  const now = deps.now();
+  const event: Draft = {
+    id: nextId(now),
+    time: new Date(now).toISOString(),
+    decision: 'error',
+    reason: 'internal_error',
+    request: requestFacts(input.context),
+    proxy: { upstream: input.upstream, method: input.method, path: input.rawPath, query_bytes: input.query.length },
+  };
+  let allowed: Allowed;
+  try {
+    allowed = await authorize(deps, input, event, now);
+  } catch (error) {
+    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
+    if (failure.reason === 'internal_error')
+      deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: describe(error) });
+    const limited = failure instanceof RateLimitedError ? failure : undefined;
+    if (limited !== undefined && !limited.recorded) return refusalOf(failure, undefined);
+    event.reason = failure.reason;
+    event.decision = REASONS[failure.reason].decision;
+    event.detail = failure.message;
+    const recorded = await append(deps, event, input.context);
+    return recorded ? refusalOf(failure, event.id) : unavailable();
+  }
+  event.decision = 'granted';
+  event.reason = 'granted';
+  if (!(await append(deps, event, input.context))) return unavailable();
+  return forward(deps, input, allowed, event, started);
+}
+
+interface Allowed {
+  readonly upstream: Upstream;
+  readonly grant: IssuedGrant;
+  readonly source: { readonly iss: string; readonly sub: string };
+  readonly path: string;
+  readonly scope: GitHubScope | undefined;
+}
+
+async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: number): Promise<Allowed> {
+  const upstream = deps.upstreams.get(input.upstream);
+  if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
+  const refusedHeader = METHOD_OVERRIDE_HEADERS.find((name) => input.headers.has(name));
+  if (refusedHeader !== undefined)
+    throw new ProxyRefusal('proxy_header_refused', `${refusedHeader} is refused: the method is the request's own`, { public: true });
+  if (input.headers.has('content-length') && input.headers.has('transfer-encoding')) {
+    throw new ProxyRefusal('proxy_header_refused', 'Content-Length and Transfer-Encoding together are refused (request smuggling)', { public: true });
+  }
+  const normal = normaliseProxyPath(input.rawPath);
+  if (!normal.ok) throw new ProxyRefusal('proxy_path_refused', normal.why, { public: true });
+  setProxy(event, { path: normal.path });
+  if (new TextEncoder().encode(input.query).length > upstream.limits.queryBytes) {
+    throw new ProxyRefusal('request_too_large', `the query is longer than ${upstream.limits.queryBytes} bytes`, { public: true });
+  }
+  if (new URLSearchParams(input.query).has('_method')) throw new ProxyRefusal('proxy_header_refused', 'a _method query parameter is refused', { public: true });
+  const length = Number(input.headers.get('content-length') ?? '0');
+  if (!Number.isSafeInteger(length) || length < 0 || length > upstream.limits.requestBytes) {
+    throw new ProxyRefusal('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`, { public: true });
+  }
+
+  const limited = await deps.limits.beforeVerification(input.context.clientIp);
+  if (limited !== undefined) throw limited;
+  const policies = deps.policies();
+  const caller = await authenticate(deps, input, policies, event, now);
+  const subjectLimit = { name: `proxy:${upstream.name}`, perMinute: upstream.limits.requestsPerMinute, burst: upstream.limits.requestsPerMinute };
+  const verdict = await deps.limiter.take(subjectLimit, `proxy\n${upstream.name}\n${caller.issuer.url}\n${String(caller.claims['sub'])}`, now);
+  if (!verdict.allowed) throw new RateLimitedError(subjectLimit, verdict.retryAfterSeconds, verdict.refused);
+
+  const decision = decide(policies, caller, {
+    audiences: [],
+    scopes: undefined,
+    proxy: { upstream: upstream.name, method: input.method, segments: normal.segments },
+  });
+  event.policy = {
+    candidates: decision.trace.candidates,
+    matched: decision.trace.matched,
+    denied_by: decision.trace.deniedBy,
+    audit_mode: decision.trace.audit,
+    ...(policies.version === undefined ? {} : { set_version: policies.version }),
+  };
+  if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
+  const grant = decision.grant;
+  event.policy = { ...event.policy, granted_by: grant.policy.id };
+  const permissions = grant.proxy?.permissions ?? {};
+  const scope = upstream.auth.kind === 'github-app' ? githubScopeOf(normal.segments, permissions) : undefined;
+  if (upstream.auth.kind === 'github-app' && scope === undefined) {
+    throw new ProxyRefusal('proxy_not_allowed', 'a GitHub App upstream reaches /repos/{owner}/{repo}/… only: its token is scoped to one repository', {
+      public: true,
+    });
+  }
+  setProxy(event, {
+    ...(grant.proxy === undefined ? {} : { rule: grant.proxy.rule }),
+    ...(scope === undefined ? {} : { credential: { repository: `${scope.owner}/${scope.repository}`, permissions: scope.permissions } }),
+  });
+  return { upstream, grant, source: { iss: caller.issuer.url, sub: String(caller.claims['sub']) }, path: normal.path, scope };
+}
+
+const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
+
+/**
+ * The caller: a CI OIDC token, verified exactly as at /token (the central set's issuers), or a keyway
+ * access token for `{issuer}/proxy/{upstream}`, verified with the broker's own keys and decided by
+ * the policies that trust the broker as an issuer.
+ */
+async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: PolicySet, event: Draft, now: number): Promise<SubjectClaims> {
+  const [, scheme, token] = CREDENTIALS.exec(input.headers.get('authorization') ?? '') ?? [];
+  if (scheme === undefined || token === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
+  const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
+  let decoded: JWTPayload | undefined;
+  try {
+    decoded = decodeJwt(token);
+  } catch {
+    // Verification refuses it, and says why.
+  }
+  event.subject_token = {
+    sha256: crypto.sha256Hex(token),
+    ...(typeof decoded?.jti === 'string' ? { jti: decoded.jti } : {}),
+    ...(typeof decoded?.iss === 'string' ? { claimed_iss: decoded.iss } : {}),
+    ...(typeof decoded?.sub === 'string' ? { claimed_sub: decoded.sub } : {}),
+  };
+  let verified: SubjectClaims;
+  if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
+    let claims: JWTPayload;
+    try {
+      claims = await deps.verifyKeywayToken(token, `${deps.issuer}/proxy/${input.upstream}`, scheme === 'DPoP');
+    } catch (error) {
+      throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${describe(error)}`);
+    }
+    const issuer = policies.issuer(deps.issuer);
+    if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
+    verified = { issuer, claims };
+  } else {
+    const subject = await verifySubjectToken(token, {
+      issuers: policies,
+      jwks: deps.jwks,
+      now,
+      clockToleranceSeconds: deps.clockToleranceSeconds,
+      crypto,
+      ...(decoded === undefined ? {} : { decoded }),
+    });
+    verified = { issuer: subject.issuer, claims: subject.claims };
+  }
+  event.issuer = verified.issuer.url;
+  event.subject = String(verified.claims['sub']);
+  event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
+  return verified;
+}
+
+/** The upstream call, after the decision record is durable: keyway's credential, the caps, the deadline, no redirect followed. */
+async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, decided: Draft, started: number): Promise<ProxyAnswer> {
+  const { upstream } = allowed;
+  const outcome = (reason: Reason, facts: Partial<ProxyRecord>, detail?: string): Promise<string | undefined> =>
+    recordOutcome(deps, input.context, decided, reason, { ...facts, duration_ms: Math.round(performance.now() - started) }, detail);
+  // keyway's own answer after the decision: it names the outcome record, which holds the reason (and names the decision).
+  const fail = async (reason: Refusal, detail: string, facts: Partial<ProxyRecord> = {}): Promise<ProxyAnswer> => {
+    const id = await outcome(reason, facts, detail);
+    return { kind: 'refused', reason, description: REASONS[reason].description, ...(id === undefined ? {} : { auditEventId: id }) };
+  };
+
+  let credential;
+  try {
+    credential = await deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
+  } catch (error) {
+    deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: describe(error) });
+    return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${describe(error)}`);
+  }
+  const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');
+  const target = `${base}${allowed.path === '/' ? '' : allowed.path}${input.query === '' ? '' : `?${input.query}`}`;
+  const sent = upstreamRequestHeaders(input.headers);
+  sent.set(credential.header, credential.value);
+
+  const deadline = AbortSignal.timeout(upstream.limits.timeoutSeconds * 1000);
+  // The request body is read whole (within its cap) before the upstream is called: a stream cut short by the cap could
+  // otherwise reach the upstream as a complete, shorter body (workerd ends a chunked request when its source errors).
+  const body =
+    input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes);
+  if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
+  let response: Response;
+  try {
+    response = await deps.fetch(target, { method: input.method, headers: sent, signal: deadline, redirect: 'manual', ...(body === undefined ? {} : { body }) });
+  } catch (error) {
+    if (deadline.aborted) return fail('proxy_upstream_timeout', `upstream ${upstream.name} did not answer within ${upstream.limits.timeoutSeconds} s`);
+    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} could not be reached: ${describe(error)}`);
+  }
+
+  const headers = callerResponseHeaders(response.headers, credential.secret);
+  if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
+    const location = sameUpstreamLocation(response.headers.get('location')!, base, `${deps.issuer}/proxy/${upstream.name}`);
+    if (location === undefined) {
+      await response.body?.cancel();
+      return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected to another host; not followed`, { status: response.status });
+    }
+    headers.set('location', location);
+  }
+  const announced = Number(response.headers.get('content-length') ?? '0');
+  if (announced > upstream.limits.responseBytes) {
+    await response.body?.cancel();
+    return fail('proxy_response_too_large', `upstream ${upstream.name} announced ${announced} bytes; at most ${upstream.limits.responseBytes} pass`, {
+      status: response.status,
+    });
+  }
+  const responseBytes: StreamEnd = { bytes: 0, error: undefined };
+  const passed = response.body === null ? undefined : cappedStream(response.body, upstream.limits.responseBytes, responseBytes, deadline);
+  const done = (passed?.ended ?? Promise.resolve()).then((): Promise<unknown> => {
+    const facts = { status: response.status, request_bytes: body?.byteLength ?? 0, response_bytes: responseBytes.bytes };
+    if (responseBytes.error === 'too_large') return outcome('proxy_response_too_large', facts, `the answer passed ${upstream.limits.responseBytes} bytes; cut`);
+    if (responseBytes.error === 'timeout') return outcome('proxy_upstream_timeout', facts, `the answer did not end within ${upstream.limits.timeoutSeconds} s`);
+    if (responseBytes.error !== undefined) return outcome('proxy_upstream_unavailable', facts, `the answer broke off: ${responseBytes.error}`);
+    return outcome('proxy_completed', facts);
+  });
+  return {
+    kind: 'upstream',
+    response: new Response(passed?.stream ?? null, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    }),
+    auditEventId: decided.id,
+    done: done.then(() => undefined),
+  };
+}
+
+/** The body, read chunk by chunk and given up on as soon as it passes `max` bytes: memory never holds more than the cap. */
+async function readCapped(source: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | 'too_large'> {
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const reader = source.getReader();
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    bytes += chunk.value.byteLength;
+    if (bytes > max) {
+      await reader.cancel('too large');
+      return 'too_large';
+    }
+    chunks.push(chunk.value);
+  }
+  const body = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
+}
+
+/**
+ * A redirect the caller may see: one to the upstream's own base, rewritten to the proxy's address
+ * (so a client that follows it comes back through keyway); anything else is refused.
+ */
+function sameUpstreamLocation(location: string, base: string, proxyBase: string): string | undefined {
+  if (!URL.canParse(location, `${base}/`)) return undefined;
+  const target = new URL(location, `${base}/`);
+  const root = new URL(`${base}/`);
+  if (target.origin !== root.origin || !target.pathname.startsWith(root.pathname)) return undefined;
+  return `${proxyBase}/${target.pathname.slice(root.pathname.length)}${target.search}`;
+}
+
+async function recordOutcome(
+  deps: ProxyDeps,
+  context: RequestContext,
+  decided: Draft,
+  reason: Reason,
+  facts: Partial<ProxyRecord>,
+  detail: string | undefined,
+): Promise<string | undefined> {
+  const now = deps.now();
+  const event: Draft = {
+    ...decided,
+    id: nextId(now),
+    time: new Date(now).toISOString(),
+    decision: REASONS[reason].decision,
+    reason,
+    ...(detail === undefined ? {} : { detail }),
+  };
+  setProxy(event, { ...facts, decision_id: decided.id });
+  return (await append(deps, event, context)) ? event.id : undefined;
+}
+
+function setProxy(event: Draft, facts: Partial<ProxyRecord>): void {
+  event.proxy = { ...event.proxy!, ...facts };
+}
+
+async function append(deps: ProxyDeps, event: Draft, context: RequestContext): Promise<boolean> {
+  try {
+    await deps.audit.append(boundAuditEvent(event));
+    return true;
+  } catch (error) {
+    deps.log.error('audit append failed; the proxied request is not made', { request_id: context.requestId, error: describe(error) });
+    return false;
+  }
+}
+
+function requestFacts(context: RequestContext): Draft['request'] {
+  return {
+    id: context.requestId,
+    ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
+    ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent }),
+  };
+}
+
+function refusalOf(failure: ExchangeError, auditEventId: string | undefined): ProxyAnswer {
+  const reason = failure.reason as Refusal;
+  const description = failure.detailIsPublic ? boundText(failure.message, AUDIT_BOUNDS.detail) : REASONS[reason].description;
+  return {
+    kind: 'refused',
+    reason,
+    description,
+    ...(auditEventId === undefined ? {} : { auditEventId }),
+    ...(failure instanceof RateLimitedError ? { retryAfterSeconds: failure.retryAfterSeconds } : {}),
+  };
+}
+
+function unavailable(): ProxyAnswer {
+  return { kind: 'unavailable', description: 'the audit log is unavailable, so the request was not made; retry later' };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

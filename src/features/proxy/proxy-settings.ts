@@ -1,0 +1,128 @@
+import * as v from 'valibot';
+import { parse } from 'yaml';
+import { PROXY_UPSTREAM_NAME } from '../../core/policy/schema.ts';
+import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
+import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+
+/** What keyway holds back an upstream's answers and the caller's requests to, unless the operator says otherwise. */
+export const DEFAULT_PROXY_LIMITS = {
+  requestBytes: 1024 * 1024,
+  responseBytes: 16 * 1024 * 1024,
+  queryBytes: 2048,
+  timeoutSeconds: 30,
+  requestsPerMinute: 600,
+} as const;
+
+export type ProxyLimits = { readonly [K in keyof typeof DEFAULT_PROXY_LIMITS]: number };
+
+/** How keyway authenticates to the upstream; the caller never sees the credential. */
+export type UpstreamAuth =
+  /** An installation token of the broker's GitHub App, scoped to the one repository and the permissions of the matched rule. */
+  | { readonly kind: 'github-app' }
+  /** A keyway JWT minted per request, `aud` this audience, `sub` the caller's. */
+  | { readonly kind: 'keyway-jwt'; readonly audience: string }
+  /** A secret keyway holds, sealed at rest under the master key; sent as `header: prefix + secret`. */
+  | { readonly kind: 'static'; readonly header: string; readonly prefix: string; readonly sealed: string };
+
+export interface UpstreamDeclaration {
+  readonly name: string;
+  /** The pinned base URL (no query or fragment); undefined for `github-app`, which calls the App's own API URL. */
+  readonly url: string | undefined;
+  readonly auth: UpstreamAuth;
+  readonly limits: ProxyLimits;
+}
+
+/** The purpose a static upstream secret is sealed for; its context is the upstream's name, so it opens for that upstream only. */
+export const UPSTREAM_SECRET_PURPOSE = 'proxy-upstream-secret';
+
+const Positive = (max: number) => v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(max));
+const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+/** Headers a static secret may not go in: keyway sets or strips these itself. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'cookie']);
+
+const Limits = v.strictObject({
+  request_bytes: v.optional(Positive(1024 * 1024 * 1024)),
+  response_bytes: v.optional(Positive(1024 * 1024 * 1024)),
+  query_bytes: v.optional(Positive(16 * 1024)),
+  timeout_seconds: v.optional(Positive(300)),
+  requests_per_minute: v.optional(Positive(1_000_000)),
+});
+
+const Auth = v.variant('kind', [
+  v.strictObject({ kind: v.literal('github-app') }),
+  v.strictObject({ kind: v.literal('keyway-jwt'), audience: v.pipe(v.string(), v.minLength(1), v.maxLength(2048)) }),
+  v.strictObject({
+    kind: v.literal('static'),
+    header: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(HEADER_NAME, 'header is a header name'),
+        v.check((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'header is one keyway sets itself'),
+      ),
+    ),
+    prefix: v.optional(v.pipe(v.string(), v.regex(/^[\x20-\x7e]{0,32}$/, 'prefix is printable ASCII'))),
+    sealed: v.pipe(v.string(), v.minLength(1)),
+  }),
+]);
+
+const Upstream = v.strictObject({ url: v.optional(v.string()), auth: Auth, limits: v.optional(Limits) });
+const ProxyFile = v.strictObject({ upstreams: v.record(v.pipe(v.string(), v.regex(PROXY_UPSTREAM_NAME, 'an upstream name is a-z, 0-9 and -')), Upstream) });
+
+/**
+ * The upstreams of proxy mode (docs/proxy.md): `KEYWAY_PROXY_UPSTREAMS`, the YAML text of the
+ * declarations (on Workers a var, as every setting); on Node `KEYWAY_PROXY_UPSTREAMS_FILE` names a
+ * file that holds it instead. No upstream declared: `/proxy/…` answers `proxy_upstream_unknown`.
+ */
+export function readProxyUpstreams(env: SettingsSource, allowHttpLoopback: boolean): readonly UpstreamDeclaration[] {
+  const text = env['KEYWAY_PROXY_UPSTREAMS'];
+  return typeof text === 'string' && text.trim() !== '' ? parseProxyUpstreams(text, allowHttpLoopback) : [];
+}
+
+export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean): readonly UpstreamDeclaration[] {
+  let document: unknown;
+  try {
+    document = parse(text);
+  } catch (error) {
+    throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS is not YAML: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const parsed = v.safeParse(ProxyFile, document);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS ${v.getDotPath(issue) ?? ''}: ${issue.message}`);
+  }
+  return Object.entries(parsed.output.upstreams).map(([name, upstream]) => {
+    const where = `KEYWAY_PROXY_UPSTREAMS upstreams.${name}`;
+    if (upstream.auth.kind === 'github-app' && upstream.url !== undefined) {
+      throw new ConfigError(`${where}: a github-app upstream calls the GitHub App's API URL (KEYWAY_GITHUB_API_URL); it takes no url`);
+    }
+    if (upstream.auth.kind !== 'github-app' && upstream.url === undefined) throw new ConfigError(`${where}.url is required`);
+    const auth: UpstreamAuth =
+      upstream.auth.kind === 'static'
+        ? { kind: 'static', header: upstream.auth.header ?? 'authorization', prefix: upstream.auth.prefix ?? 'Bearer ', sealed: upstream.auth.sealed }
+        : upstream.auth;
+    const limits = upstream.limits ?? {};
+    return {
+      name,
+      url: upstream.url === undefined ? undefined : checkBaseUrl(upstream.url, where, allowHttpLoopback),
+      auth,
+      limits: {
+        requestBytes: limits.request_bytes ?? DEFAULT_PROXY_LIMITS.requestBytes,
+        responseBytes: limits.response_bytes ?? DEFAULT_PROXY_LIMITS.responseBytes,
+        queryBytes: limits.query_bytes ?? DEFAULT_PROXY_LIMITS.queryBytes,
+        timeoutSeconds: limits.timeout_seconds ?? DEFAULT_PROXY_LIMITS.timeoutSeconds,
+        requestsPerMinute: limits.requests_per_minute ?? DEFAULT_PROXY_LIMITS.requestsPerMinute,
+      },
+    };
+  });
+}
+
+/** A pinned base: https (http on loopback in development only), no credentials, query or fragment; a trailing / is dropped. */
+function checkBaseUrl(text: string, where: string, allowHttpLoopback: boolean): string {
+  if (!URL.canParse(text)) throw new ConfigError(`${where}.url is not a URL`);
+  const url = new URL(text);
+  if (url.protocol !== 'https:' && !(allowHttpLoopback && isLoopbackHttpUrl(url))) throw new ConfigError(`${where}.url must use https`);
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw new ConfigError(`${where}.url must have no credentials, query or fragment`);
+  }
+  return url.href.replace(/\/$/, '');
+}

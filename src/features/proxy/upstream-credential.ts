@@ -1,0 +1,152 @@
+import { ConfigError } from '../../core/settings/read-settings.ts';
+import type { GitHubTokenMinter } from '../../core/exchange/ports.ts';
+import { asciiLowerCase } from '../../core/claims/case-fold.ts';
+import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { mintAccessToken } from '../../core/mint/mint-access-token.ts';
+import type { IssuedGrant } from '../../core/policy/decide.ts';
+import type { SecretBox } from '../../core/secrets/secret-box.ts';
+import { UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
+
+/** A declared upstream, its static secret (if any) opened: held in memory only, never logged. */
+export interface Upstream extends UpstreamDeclaration {
+  readonly secret?: string;
+}
+
+/** Opens every static upstream's sealed secret once, at start: one that does not open stops the broker, never a request. */
+export async function openUpstreams(declarations: readonly UpstreamDeclaration[], box: SecretBox | undefined): Promise<ReadonlyMap<string, Upstream>> {
+  const upstreams = new Map<string, Upstream>();
+  for (const declaration of declarations) {
+    if (declaration.auth.kind !== 'static') {
+      upstreams.set(declaration.name, declaration);
+      continue;
+    }
+    if (box === undefined) throw new ConfigError(`upstream ${declaration.name} holds a sealed secret, and no master key is configured to open it`);
+    try {
+      upstreams.set(declaration.name, { ...declaration, secret: await box.open(declaration.auth.sealed, UPSTREAM_SECRET_PURPOSE, declaration.name) });
+    } catch (error) {
+      throw new ConfigError(`upstream ${declaration.name}: its sealed secret does not open: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return upstreams;
+}
+
+/** What a GitHub App upstream's installation token is scoped to: the one repository the path names, the rule's permissions. */
+export interface GitHubScope {
+  readonly owner: string;
+  readonly repository: string;
+  readonly permissions: Readonly<Record<string, string>>;
+}
+
+/** GitHub's installation tokens always carry metadata: read; a rule that names no permission gets that and nothing more. */
+const LEAST_PERMISSIONS = { metadata: 'read' } as const;
+
+/**
+ * The scope of a GitHub App upstream's token for a normalised path: `/repos/{owner}/{repo}/…` only, so
+ * a token is never minted for every repository of an installation. Names are lower-cased: the
+ * policy already held them to the claim without regard to case, and GitHub compares them so too.
+ */
+export function githubScopeOf(segments: readonly string[], permissions: Readonly<Record<string, string>>): GitHubScope | undefined {
+  const [root, owner, repository] = segments;
+  if (root !== 'repos' || owner === undefined || repository === undefined) return undefined;
+  return {
+    owner: asciiLowerCase(owner),
+    repository: asciiLowerCase(repository),
+    permissions: Object.keys(permissions).length === 0 ? LEAST_PERMISSIONS : permissions,
+  };
+}
+
+/** The header keyway adds upstream, and the secret inside it (dropped from any response header that echoes it). */
+export interface UpstreamCredential {
+  readonly header: string;
+  readonly value: string;
+  readonly secret: string;
+}
+
+export interface CredentialDeps {
+  readonly issuer: string;
+  readonly keys: () => KeyRing;
+  readonly now: () => number;
+  readonly crypto?: JwtCrypto;
+  readonly github?: GitHubTokenMinter;
+}
+
+/** How long a proxy installation token is kept (and when keyway revokes it); a minute before that it is no longer handed to a request. */
+export const PROXY_GITHUB_TOKEN_SECONDS = 600;
+const REUSE_MARGIN_MS = 60_000;
+/** A keyway JWT for an upstream lives long enough for one request. */
+const KEYWAY_JWT_SECONDS = 60;
+const MAX_CACHED_TOKENS = 1000;
+
+/**
+ * Credentials for upstreams: installation tokens minted through the GitHub App machinery (the
+ * pool, the sealed revocation schedule) and cached for their lifetime per repository and
+ * permissions, so several calls cost one mint; a keyway JWT per request; or the static secret.
+ */
+export class UpstreamCredentials {
+  readonly #deps: CredentialDeps;
+  readonly #tokens = new Map<string, { readonly token: string; readonly until: number }>();
+
+  constructor(deps: CredentialDeps) {
+    this.#deps = deps;
+  }
+
+  /** Where a GitHub App upstream's requests go: the App's own API, never a URL a declaration or a request names. */
+  get githubApiUrl(): string | undefined {
+    return this.#deps.github?.apiUrl;
+  }
+
+  async for(
+    upstream: Upstream,
+    request: { readonly grant: IssuedGrant; readonly source: { readonly iss: string; readonly sub: string } },
+    scope: GitHubScope | undefined,
+    auditEventId: string,
+  ): Promise<UpstreamCredential> {
+    const { grant, source } = request;
+    const auth = upstream.auth;
+    if (auth.kind === 'static') {
+      const secret = upstream.secret ?? '';
+      return { header: auth.header, value: `${auth.prefix}${secret}`, secret };
+    }
+    if (auth.kind === 'keyway-jwt') {
+      const now = this.#deps.now();
+      const minted = await mintAccessToken({
+        issuer: this.#deps.issuer,
+        key: this.#deps.keys().signing,
+        grant: { policy: grant.policy, audiences: [auth.audience], scopes: [], ttlSeconds: KEYWAY_JWT_SECONDS, subject: grant.subject, claims: {} },
+        source,
+        now,
+        crypto: this.#deps.crypto ?? JOSE_JWT_CRYPTO,
+      });
+      return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token };
+    }
+    if (scope === undefined || this.#deps.github === undefined) throw new Error('a github-app upstream needs the GitHub App and a repository scope');
+    const token = await this.#githubToken(scope, auditEventId);
+    return { header: 'authorization', value: `Bearer ${token}`, secret: token };
+  }
+
+  async #githubToken(scope: GitHubScope, auditEventId: string): Promise<string> {
+    const now = this.#deps.now();
+    const permissions = Object.entries(scope.permissions).sort(([a], [b]) => a.localeCompare(b));
+    const key = `${scope.owner}/${scope.repository}\n${JSON.stringify(permissions)}`;
+    const cached = this.#tokens.get(key);
+    if (cached !== undefined && cached.until > now) return cached.token;
+    const minted = await this.#deps.github!.mint({
+      owner: scope.owner,
+      repositories: [scope.repository],
+      permissions: scope.permissions,
+      organizationPermissions: {},
+      ownerId: undefined,
+      auditEventId,
+      ttlSeconds: PROXY_GITHUB_TOKEN_SECONDS,
+      // Shared by every job of the repository, so no one run's end revokes it: it is revoked at its own time.
+      repositoryId: undefined,
+      runId: undefined,
+    });
+    if (this.#tokens.size >= MAX_CACHED_TOKENS) for (const [old, entry] of this.#tokens) if (entry.until <= now) this.#tokens.delete(old);
+    if (this.#tokens.size < MAX_CACHED_TOKENS) {
+      this.#tokens.set(key, { token: minted.token, until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS });
+    }
+    return minted.token;
+  }
+}

@@ -1,0 +1,94 @@
+import { Hono, type Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { RequestIdVariables } from 'hono/request-id';
+import { proxyRequest, type ProxyAnswer, type ProxyDeps } from '../../features/proxy/proxy-request.ts';
+import { verifyAccessToken } from '../../core/mint/verify-access-token.ts';
+import type { KeyRing } from '../../core/mint/key-ring.ts';
+import { ownKeys } from '../middleware/own-keys.ts';
+import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
+
+type ProxyEnv = { Variables: RequestIdVariables };
+
+export interface ProxyRouteDeps {
+  readonly proxy: Omit<ProxyDeps, 'verifyKeywayToken'>;
+  readonly keys: () => KeyRing;
+  readonly clientIp: (c: Context) => string | undefined;
+  /**
+   * The request target exactly as the client sent it, where the runtime has it (Node: the request
+   * line), so dot segments a URL parser would resolve are seen and refused; elsewhere the parsed URL's.
+   */
+  readonly requestTarget?: (c: Context) => string | undefined;
+  /** Keeps the outcome record's append alive after the answer (Workers: waitUntil). */
+  readonly background: (c: Context, task: Promise<void>) => void;
+}
+
+/** The header that marks keyway's own answers at `/proxy/…`; an upstream's answers never carry it. */
+export const KEYWAY_ERROR_HEADER = 'Keyway-Error';
+/** On an upstream's answer: the id of the decision record that let the request through. */
+export const AUDIT_EVENT_HEADER = 'Keyway-Audit-Event-Id';
+
+/**
+ * `ANY /proxy/{upstream}/{path}` (docs/proxy.md): the caller's request made to a declared upstream
+ * with keyway's credential, if a policy's `grant.proxy` allows it. keyway's own answers are
+ * RFC 6749-style JSON with `Keyway-Error: <reason>`; the upstream's pass through without it.
+ */
+export function proxyRoutes(deps: ProxyRouteDeps): Hono<ProxyEnv> {
+  const routes = new Hono<ProxyEnv>();
+  const keys = ownKeys(deps.keys);
+  routes.all('/proxy/*', async (c) => {
+    const target = deps.requestTarget?.(c) ?? pathAndQuery(c.req.url);
+    const queryAt = target.indexOf('?');
+    const path = queryAt === -1 ? target : target.slice(0, queryAt);
+    const query = queryAt === -1 ? '' : target.slice(queryAt + 1);
+    const rest = path.slice('/proxy/'.length);
+    const slash = rest.indexOf('/');
+    const upstream = slash === -1 ? rest : rest.slice(0, slash);
+    const rawPath = slash === -1 ? '/' : rest.slice(slash);
+    // A DPoP proof's htu is the URL the client addressed: this broker's origin and the path (RFC 9449 §4.3).
+    const presented = (dpop: boolean) =>
+      dpop ? { proof: c.req.header('dpop'), method: c.req.method, url: `${deps.proxy.issuer}${new URL(c.req.url).pathname}` } : undefined;
+    const verifyKeywayToken: ProxyDeps['verifyKeywayToken'] = (token, audience, dpop) =>
+      verifyAccessToken(token, { issuer: deps.proxy.issuer, audience, keys }, presented(dpop));
+    const answer = await proxyRequest(
+      { ...deps.proxy, verifyKeywayToken },
+      {
+        upstream,
+        method: c.req.method,
+        rawPath,
+        query,
+        headers: c.req.raw.headers,
+        body: c.req.raw.body,
+        context: { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') },
+      },
+    );
+    return respond(c, answer, deps.background);
+  });
+  return routes;
+}
+
+function pathAndQuery(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.pathname}${parsed.search}`;
+}
+
+function respond(c: Context, answer: ProxyAnswer, background: ProxyRouteDeps['background']): Response {
+  if (answer.kind === 'upstream') {
+    background(c, answer.done);
+    // Which decision record made this call: the caller can quote it; it is no error marker.
+    answer.response.headers.set(AUDIT_EVENT_HEADER, answer.auditEventId);
+    return answer.response;
+  }
+  const spec = answer.kind === 'refused' ? OAUTH_ERRORS[answer.reason] : { status: 503, error: 'temporarily_unavailable' as const };
+  const headers: Record<string, string> = {
+    ...NO_STORE,
+    ...('headers' in spec ? spec.headers : {}),
+    [KEYWAY_ERROR_HEADER]: answer.kind === 'refused' ? answer.reason : 'audit_unavailable',
+    ...(answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {}),
+  };
+  const body = {
+    error: spec.error,
+    error_description: answer.description,
+    ...(answer.kind === 'refused' && answer.auditEventId !== undefined ? { audit_event_id: answer.auditEventId } : {}),
+  };
+  return c.json(body, spec.status as ContentfulStatusCode, headers);
+}

@@ -1,0 +1,314 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import type { Reason } from '../../src/core/errors/reasons.ts';
+import { jsonLogger } from '../../src/core/log.ts';
+import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
+import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../support/fake-upstream.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** What a proxy test needs of the runtime beyond the harness: the request target as sent, where the runtime can send one unparsed. */
+export interface ProxyRuntime {
+  readonly name: string;
+  readonly start: StartBroker;
+  readonly issuerBase: () => string;
+  readonly upstreamBase: () => string;
+  /** A master key the broker is given (KEYWAY_MASTER_KEY), to seal the static upstream secret under. */
+  readonly masterKey: () => string;
+  /**
+   * Sends `target` exactly as written (Node: the request line); undefined where every request goes
+   * through a URL parser first (workerd), which resolves dot segments before keyway sees them.
+   */
+  readonly sendRaw?: (broker: BrokerHarness, target: string, headers: Record<string, string>) => Promise<Response>;
+}
+
+/** The upstream's secret: it must never reach the caller, a refusal or a log line. */
+const STATIC_SECRET = `upstream-secret-${crypto.randomUUID()}`;
+
+export function proxySuite(runtime: ProxyRuntime): void {
+  describe(`proxy mode on ${runtime.name}`, () => {
+    let broker: BrokerHarness;
+    let issuer: TestIssuer;
+    const tenant = `p${crypto.randomUUID().slice(0, 8)}`;
+    const logLines: string[] = [];
+    const upstreamCalls = (): Promise<UpstreamCall[]> => fakeUpstreamCalls(runtime.upstreamBase(), tenant);
+
+    beforeAll(async () => {
+      issuer = freshIssuer(runtime.issuerBase(), 'proxy');
+      const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: runtime.masterKey() })!);
+      // Each sealed for its upstream: a sealed secret copied to another upstream does not open there.
+      const sealed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'vendor');
+      const sealedShort = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'short');
+      const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
+      broker = await runtime.start(
+        {
+          'proxy/vendor.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/api }
+grant:
+  proxy:
+    upstream: vendor
+    allow:
+      - { method: GET, path: "/repos/{repository}/**" }
+      - { method: POST, path: "/repos/{repository}/issues/*/comments" }
+      - { method: GET, path: "/x/**" }
+      - { method: PUT, path: "/x/upload" }
+`,
+          'proxy/short.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/short }
+grant:
+  proxy: { upstream: short, allow: [{ method: GET, path: "/**" }] }
+`,
+        },
+        {
+          settings: {
+            KEYWAY_MASTER_KEY: runtime.masterKey(),
+            KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+            KEYWAY_PROXY_UPSTREAMS: `upstreams:
+  vendor:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealed}" }
+    limits: { request_bytes: 4096, response_bytes: 8388608, query_bytes: 256 }
+  short:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedShort}" }
+    limits: { response_bytes: 1048576, timeout_seconds: 1 }
+`,
+          },
+          log: jsonLogger({}, { write: (line) => logLines.push(line) }),
+        },
+      );
+    });
+    afterAll(() => broker.close());
+
+    const job = (overrides: Record<string, unknown> = {}): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, overrides));
+    const send = async (path: string, init: RequestInit = {}, token?: string): Promise<Response> => {
+      const headers = new Headers(init.headers);
+      if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token ?? (await job())}`);
+      return broker.request(path, { ...init, headers });
+    };
+    const callsTo = async (path: string): Promise<UpstreamCall[]> => (await upstreamCalls()).filter((call) => call.url.startsWith(`/t/${tenant}${path}`));
+
+    /** keyway's own refusal: the status, the RFC 6749 error, Keyway-Error, no token, no-store, and its audit record. */
+    async function expectKeywayRefusal(response: Response, status: number, error: string, reason: Reason): Promise<AuditEvent> {
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status, JSON.stringify(body)).toBe(status);
+      expect(response.headers.get('keyway-error')).toBe(reason);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(body['error']).toBe(error);
+      expect(body).not.toHaveProperty('access_token');
+      expect(JSON.stringify(body)).not.toContain(STATIC_SECRET);
+      const event = await broker.auditEvent(body['audit_event_id'] as string);
+      expect(event?.reason).toBe(reason);
+      return event!;
+    }
+
+    it('makes an allowed request with keyway’s credential, forwards none of the caller’s, passes the answer back, and audits it twice', async () => {
+      const token = await job();
+      const response = await send(
+        '/proxy/vendor/repos/acme/api/issues/7/comments?per_page=5',
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            cookie: 'session=caller',
+            dpop: 'not-a-proof',
+            'x-forwarded-for': '203.0.113.9',
+            'x-forwarded-host': 'evil.example',
+            forwarded: 'for=203.0.113.9',
+            'x-request-note': 'kept',
+          },
+          body: JSON.stringify({ body: 'built' }),
+        },
+        token,
+      );
+      expect(response.status).toBe(200);
+      expect(response.headers.get('keyway-error')).toBeNull();
+      expect(await response.json()).toEqual({ ok: true });
+
+      const [call, ...more] = await callsTo('/repos/acme/api/issues/7/comments');
+      expect(more).toEqual([]);
+      expect(call!.url).toBe(`/t/${tenant}/repos/acme/api/issues/7/comments?per_page=5`);
+      expect(call!.method).toBe('POST');
+      expect(call!.body).toBe('{"body":"built"}');
+      expect(call!.headers['authorization']).toBe(`Bearer ${STATIC_SECRET}`);
+      expect(call!.headers['x-request-note']).toBe('kept');
+      for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded']) expect(call!.headers).not.toHaveProperty(name);
+      expect(JSON.stringify(call!.headers)).not.toContain(token);
+      expect(call!.headers['host']).toBe(new URL(runtime.upstreamBase()).host);
+
+      // The decision record, then the outcome record naming it.
+      const outcome = (await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'))) ?? undefined;
+      expect(outcome?.proxy).toMatchObject({ upstream: 'vendor', method: 'POST', path: '/repos/acme/api/issues/7/comments', status: 200 });
+      const decision = await broker.auditEvent(outcome!.proxy!.decision_id!);
+      expect(decision).toMatchObject({ decision: 'granted', reason: 'granted', subject: 'repo:acme/api:environment:production' });
+      expect(decision?.proxy).toMatchObject({ rule: 'POST /repos/{repository}/issues/*/comments', path: '/repos/acme/api/issues/7/comments', query_bytes: 10 });
+      expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed' });
+      expect(outcome?.proxy?.request_bytes).toBe(16);
+      expect(outcome?.proxy?.response_bytes).toBe(11);
+    });
+
+    it('strips hop-by-hop headers both ways, the upstream’s cookies, and a Keyway-Error it tries to forge', async () => {
+      const headers = { authorization: `Bearer ${await job()}`, connection: 'x-named-hop', 'x-named-hop': 'secret', 'proxy-authorization': 'Basic eA==' };
+      // fetch refuses to send a Connection header; the raw request line can (Node), and workerd's own Request takes it.
+      const response =
+        runtime.sendRaw !== undefined
+          ? await runtime.sendRaw(broker, '/proxy/vendor/x/hop', headers)
+          : await broker.request('/proxy/vendor/x/hop', { headers });
+      expect(response.status).toBe(200);
+      for (const name of ['keyway-error', 'x-named-hop', 'proxy-authenticate', 'set-cookie']) expect(response.headers.get(name)).toBeNull();
+      // keyway's own server may keep its connection alive; the upstream's Keep-Alive is never passed on.
+      expect(response.headers.get('keep-alive')).not.toBe('timeout=77, max=3');
+      expect(response.headers.get('x-upstream-own')).toBe('kept');
+      const [call] = await callsTo('/x/hop');
+      for (const name of ['x-named-hop', 'proxy-authorization']) expect(call!.headers).not.toHaveProperty(name);
+    });
+
+    it('passes upstream errors back faithfully, without Keyway-Error', async () => {
+      const response = await send('/proxy/vendor/x/status/422');
+      expect(response.status).toBe(422);
+      expect(response.headers.get('keyway-error')).toBeNull();
+      expect(response.headers.get('x-upstream-own')).toBe('kept');
+      expect(await response.json()).toEqual({ message: 'from the upstream', documentation_url: 'https://upstream.example/docs' });
+    });
+
+    it('never hands the upstream credential back in a header that echoes it, nor in a log line', async () => {
+      const response = await send('/proxy/vendor/x/echo-credential');
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-echo')).toBeNull();
+      await response.arrayBuffer();
+      expect(logLines.join('\n')).not.toContain(STATIC_SECRET);
+    });
+
+    it('refuses a redirect to another host (502, Keyway-Error) and rewrites one to the upstream itself to come back through keyway', async () => {
+      const away = await send('/proxy/vendor/x/redirect-away');
+      const event = await expectKeywayRefusal(away, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
+      expect(event.proxy).toMatchObject({ status: 302, path: '/x/redirect-away' });
+      const home = await send('/proxy/vendor/x/redirect-home', { redirect: 'manual' });
+      expect(home.status).toBe(302);
+      expect(home.headers.get('location')).toBe(`${broker.issuer}/proxy/vendor/landing?x=1`);
+    });
+
+    it('times a slow upstream out: 504 with Keyway-Error, within the limit, and an audit record', async () => {
+      const started = Date.now();
+      const response = await send('/proxy/short/slow', {}, await job({ repository: 'acme/short' }));
+      const event = await expectKeywayRefusal(response, 504, 'temporarily_unavailable', 'proxy_upstream_timeout');
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(event.proxy?.decision_id).toBeTypeOf('string');
+    });
+
+    it('streams a large answer within the cap as it arrives, never buffering it whole', async () => {
+      const gate = crypto.randomUUID();
+      const response = await send(`/proxy/vendor/x/gate/${gate}`);
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader();
+      // The upstream has sent one chunk and waits: keyway passes it on before the rest exists.
+      const first = await reader.read();
+      expect(first.value?.byteLength).toBeGreaterThan(0);
+      await openFakeUpstreamGate(runtime.upstreamBase(), gate);
+      let bytes = first.value!.byteLength;
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) bytes += chunk.value.byteLength;
+      expect(bytes).toBe(64 * 1024 + 1024 * 1024);
+
+      const large = await send('/proxy/vendor/x/big/6291456');
+      expect((await large.arrayBuffer()).byteLength).toBe(6 * 1024 * 1024);
+    });
+
+    it('cuts an answer that passes the cap and records why', async () => {
+      const response = await send('/proxy/short/big/3145728', {}, await job({ repository: 'acme/short' }));
+      expect(response.status).toBe(200);
+      await expect(response.arrayBuffer()).rejects.toThrow();
+      const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+      expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_response_too_large' });
+    });
+
+    describe('bad input: each a clear 4xx, a Keyway-Error, an audit record, and nothing sent upstream', () => {
+      const refusals: [string, () => Promise<Response>, number, string, Reason][] = [
+        ['an unknown upstream', () => send('/proxy/nowhere/x/y'), 404, 'invalid_request', 'proxy_upstream_unknown'],
+        ['no credential', () => send('/proxy/vendor/x/y', { headers: { authorization: '' } }), 401, 'invalid_token', 'proxy_unauthenticated'],
+        ['an unsigned token', () => send('/proxy/vendor/x/y', {}, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'), 400, 'invalid_request', 'issuer_untrusted'],
+        [
+          'an expired CI token',
+          async () => send('/proxy/vendor/x/y', {}, await job({ exp: Math.floor(Date.now() / 1000) - 600 })),
+          400,
+          'invalid_request',
+          'token_expired',
+        ],
+        [
+          'X-HTTP-Method-Override',
+          () => send('/proxy/vendor/x/y', { headers: { 'x-http-method-override': 'DELETE' } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ],
+        ['X-HTTP-Method', () => send('/proxy/vendor/x/y', { headers: { 'x-http-method': 'DELETE' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a _method query parameter', () => send('/proxy/vendor/x/y?_method=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a disallowed method', () => send('/proxy/vendor/repos/acme/api/issues/7', { method: 'DELETE' }), 403, 'access_denied', 'proxy_not_allowed'],
+        ['another repository', () => send('/proxy/vendor/repos/acme/infra/issues'), 403, 'access_denied', 'proxy_not_allowed'],
+        ['a path outside every rule', () => send('/proxy/vendor/admin/keys'), 403, 'access_denied', 'proxy_not_allowed'],
+        ['another upstream than the grant’s', () => send('/proxy/short/x/y'), 403, 'access_denied', 'proxy_not_allowed'],
+        ['an oversize body', () => send('/proxy/vendor/x/upload', { method: 'PUT', body: 'x'.repeat(5000) }), 413, 'invalid_request', 'request_too_large'],
+        ['an overlong query', () => send(`/proxy/vendor/x/y?q=${'a'.repeat(300)}`), 413, 'invalid_request', 'request_too_large'],
+      ];
+      it.each(refusals)('%s', async (_label, request, status, error, reason) => {
+        const before = (await upstreamCalls()).length;
+        await expectKeywayRefusal(await request(), status, error, reason);
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
+      // Path confusion, after Orange Tsai's "Breaking Parser Logic" (Black Hat 2018) and PortSwigger's path normalisation research.
+      // `parsed`: what a URL parser in front of keyway (workerd's) already resolves, so the request keyway sees is another path,
+      // decided as such (the remaining path names another repository: refused by policy); sent raw (Node), keyway refuses the
+      // ambiguity itself. The path that reaches a rule is the path the upstream receives, either way.
+      const traversals: [string, Reason, 'parsed'?][] = [
+        ['/proxy/vendor/repos/acme/api/../infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/%2e%2e/infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/.%2E/infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/./../infra/issues', 'proxy_path_refused', 'parsed'],
+        ['/proxy/vendor/repos/acme/api/..;/infra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/issues;x=1', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%252e%252e/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/..%2finfra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api%2f..%2finfra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/..%5cinfra/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%c0%ae%c0%ae/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%e0%80%ae/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%ef%bc%8e%ef%bc%8e/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%e2%80%a4%e2%80%a4/infra', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api//issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/issues/', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%00/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%0d%0aX-Injected:%201', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%e2%80%ae/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/acme/api/%zz/issues', 'proxy_path_refused'],
+        ['/proxy/vendor/repos/ACME/API/../../acme/infra/issues', 'proxy_path_refused', 'parsed'],
+      ];
+      it.each(traversals)('%s', async (target, reason, parsed) => {
+        const before = (await upstreamCalls()).length;
+        const authorization = `Bearer ${await job()}`;
+        if (runtime.sendRaw !== undefined) {
+          await expectKeywayRefusal(await runtime.sendRaw(broker, target, { authorization }), 400, 'invalid_request', reason);
+        } else {
+          const response = await broker.request(target, { headers: { authorization } });
+          if (parsed === 'parsed') {
+            // Resolved before keyway: the path that remains names another repository, which no rule allows.
+            await expectKeywayRefusal(response, 403, 'access_denied', 'proxy_not_allowed');
+          } else {
+            await expectKeywayRefusal(response, 400, 'invalid_request', reason);
+          }
+        }
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+    });
+  });
+}
+
+/** The outcome record of a proxied request: appended once the answer has streamed, so read until it is there (bounded). */
+async function waitForOutcomeOf(broker: BrokerHarness, decisionId: string | null): Promise<AuditEvent | undefined> {
+  expect(decisionId).toBeTypeOf('string');
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const outcome = (await broker.recentAuditEvents()).find((event) => event.proxy?.decision_id === decisionId);
+    if (outcome !== undefined) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return undefined;
+}

@@ -1,0 +1,116 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { UpstreamCall } from './fake-upstream.ts';
+
+const KEPT_BODY = 64 * 1024;
+const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
+
+/**
+ * A fake upstream on 127.0.0.1 for proxy mode, on node:http so it records exactly what arrived
+ * (the raw target, the raw headers). Each test takes a tenant (`/t/{tenant}/…` is its base URL)
+ * and reads its calls back with `GET /_test/calls/{tenant}`, from Node or from workerd alike.
+ * What a tenant's path asks for, it answers:
+ * - `…/big/{bytes}`: that many bytes, in 64 KiB chunks;
+ * - `…/gate/{id}`: one chunk, then the rest (1 MiB) once `POST /_test/open/{id}` is called;
+ * - `…/slow`: headers never sent (until the client goes away);
+ * - `…/status/{code}`: that status, a JSON body and a header of the upstream's own;
+ * - `…/redirect-away`, `…/redirect-home`: a 302 to another host, or to this base;
+ * - `…/echo-credential`: the Authorization it received, in a header and in the body;
+ * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
+ * - anything else: 200 with `{"ok":true}`.
+ */
+export async function startFakeUpstreamServer(): Promise<{ base: string; close(): Promise<void> }> {
+  const calls = new Map<string, UpstreamCall[]>();
+  const gates = new Map<string, () => void>();
+  const server = createServer((request, response) => void handle(request, response));
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = request.url ?? '/';
+    const control = /^\/_test\/(calls|open)\/([\w-]+)$/.exec(url);
+    if (control !== null) {
+      if (control[1] === 'calls') return json(response, 200, calls.get(control[2]!) ?? []);
+      gates.get(control[2]!)?.();
+      return json(response, 200, {});
+    }
+    const tenant = /^\/t\/([\w-]+)(\/.*)?$/.exec(url);
+    if (tenant === null) return json(response, 404, { message: 'Not Found' });
+    let bodyBytes = 0;
+    let body = '';
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      bodyBytes += chunk.length;
+      if (body.length < KEPT_BODY) body += chunk.toString('utf8').slice(0, KEPT_BODY - body.length);
+    }
+    const list = calls.get(tenant[1]!) ?? [];
+    list.push({ method: request.method ?? '', url, headers: request.headers, bodyBytes, body });
+    calls.set(tenant[1]!, list);
+    const path = tenant[2] ?? '/';
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/t/${tenant[1]}`;
+    const big = /\/big\/(\d+)$/.exec(path);
+    if (big !== null) return stream(response, Number(big[1]));
+    const gate = /\/gate\/([\w-]+)$/.exec(path);
+    if (gate !== null) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' });
+      response.write(CHUNK);
+      await new Promise<void>((resolve) => gates.set(gate[1]!, resolve));
+      return stream(response, 1024 * 1024, false);
+    }
+    // Never answers: the client's deadline ends it.
+    if (path.endsWith('/slow')) return;
+    const status = /\/status\/(\d{3})$/.exec(path);
+    if (status !== null) {
+      response.setHeader('x-upstream-own', 'kept');
+      return json(response, Number(status[1]), { message: 'from the upstream', documentation_url: 'https://upstream.example/docs' });
+    }
+    if (path.endsWith('/redirect-away')) return redirect(response, 'https://elsewhere.example/steal');
+    if (path.endsWith('/redirect-home')) return redirect(response, `${base}/landing?x=1`);
+    if (path.endsWith('/echo-credential')) {
+      const credential = String(request.headers['authorization'] ?? '');
+      response.setHeader('x-echo', credential);
+      return json(response, 200, { credential });
+    }
+    if (path.endsWith('/hop')) {
+      response.writeHead(200, {
+        'content-type': 'application/json',
+        connection: 'x-named-hop',
+        'x-named-hop': 'dropped',
+        'keep-alive': 'timeout=77, max=3',
+        'proxy-authenticate': 'Basic',
+        'set-cookie': 'session=upstream',
+        'keyway-error': 'forged',
+        'x-upstream-own': 'kept',
+      });
+      return void response.end('{"ok":true}');
+    }
+    return json(response, 200, { ok: true });
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const open of gates.values()) open();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function json(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' });
+  response.end(JSON.stringify(body));
+}
+
+function redirect(response: ServerResponse, location: string): void {
+  response.writeHead(302, { location });
+  response.end();
+}
+
+async function stream(response: ServerResponse, bytes: number, head = true): Promise<void> {
+  if (head) response.writeHead(200, { 'content-type': 'application/octet-stream' });
+  for (let sent = 0; sent < bytes && !response.destroyed; sent += CHUNK.length) {
+    const chunk = CHUNK.subarray(0, Math.min(CHUNK.length, bytes - sent));
+    if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve));
+  }
+  response.end();
+}
