@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CiTokenError, NO_GITHUB_ID_TOKEN } from '../../src/cli/pipeline/ci-token-sources.ts';
 import { appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
-import { UPSTREAM_NAME } from '../../src/cli/proxy.ts';
+import { PROXY_UPSTREAM_NAME } from '../../src/core/policy/schema.ts';
 
 /** The inputs of the other modes: proxy mode asks the broker for no token, so none of them applies. */
 const TOKEN_INPUTS = ['audience', 'scope', 'repositories', 'cloud', 'role-arn', 'aws-region', 'service-account', 'client-id', 'tenant-id'] as const;
@@ -17,7 +17,7 @@ const quoted = (text: string): string => `'${text.replaceAll("'", "'\\''")}'`;
  * for exactly that command's life. Nothing secret is written anywhere: each run makes its own.
  */
 export function installProxy(url: string, upstream: string, input: (name: string) => string, log: (line: string) => void): void {
-  if (!UPSTREAM_NAME.test(upstream)) throw new Error('the `proxy` input names one of the broker’s upstreams, e.g. github');
+  if (!PROXY_UPSTREAM_NAME.test(upstream)) throw new Error('the `proxy` input names one of the broker’s upstreams, e.g. github');
   const others = [...TOKEN_INPUTS.filter((name) => input(name) !== ''), ...(input('github-token') === 'true' ? ['github-token'] : [])];
   if (others.length > 0) throw new Error(`proxy mode asks the broker for no token: it does not combine with ${others.join(', ')}`);
   if (!process.env['ACTIONS_ID_TOKEN_REQUEST_URL'] || !process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']) {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
+import { PROXY_UPSTREAM_NAME } from '../core/policy/schema.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execInEnvironment } from './pipeline/exec-with-token.ts';
 import { describeFailure, retryLine } from './pipeline/job-log.ts';
@@ -9,9 +10,6 @@ import { startForwarder } from './pipeline/proxy-forwarder.ts';
 import { refreshingCiToken } from './pipeline/refreshing-ci-token.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
 import { CliError, type Command } from './command.ts';
-
-/** An upstream's name, as the broker declares it. */
-export const UPSTREAM_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** A CI token this close to its expiry is replaced before it is sent. */
 const REFRESH_BEFORE_SECONDS = 60;
@@ -65,7 +63,7 @@ export const proxy: Command = {
       strict: true,
     });
     const upstream = values.upstream;
-    if (upstream === undefined || !UPSTREAM_NAME.test(upstream)) throw new CliError("--upstream names one of the broker's upstreams, e.g. github");
+    if (upstream === undefined || !PROXY_UPSTREAM_NAME.test(upstream)) throw new CliError("--upstream names one of the broker's upstreams, e.g. github");
     const url = values.url ?? process.env['KEYWAY_URL'];
     if (!url) throw new CliError('--url is required (or set KEYWAY_URL): the broker, e.g. https://keyway.example.com');
     if (!URL.canParse(url)) throw new CliError(`--url ${url} is not a URL`);
