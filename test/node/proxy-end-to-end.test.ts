@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
@@ -7,9 +8,10 @@ import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
+import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { PROXIED_JOB_SCRIPT, proxiedJob, runKeywayProxy } from '../support/proxied-job.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { OWN_URL_ISSUER, testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, runProcess, testConfig, writeTree } from './node-harness.ts';
 
 const sha256Prefix = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
 
@@ -102,5 +104,26 @@ grant:
     expect(values).not.toContain(ci.githubRequestToken);
     expect(env['GITHUB_TOKEN']).toBe(env['KEYWAY_PROXY_SECRET']);
     expect(result.stdout + result.stderr).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
+  });
+
+  it('the Action’s proxy mode: a later step’s `keyway-proxy -- COMMAND` (the committed bundle) makes the same call through the broker', async () => {
+    const step = actionStep(ci, { url: broker.url, proxy: 'github' });
+    const installed = await step.run('main');
+    expect(installed.code, installed.stdout).toBe(0);
+    const command = readEnvironmentFile(step.files.GITHUB_OUTPUT)['proxy-command'] ?? '';
+    const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+    const result = await runProcess(
+      command,
+      ['--', process.execPath, join(directory, 'job.mjs'), join(directory, 'env.json'), '0', 'POST /repos/acme/api/issues/3/comments'],
+      {
+        env: { ...step.env, GITHUB_TOKEN: 'ghs_the_steps_own_token' },
+        cwd: directory,
+      },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const { env, calls } = proxiedJob(result, directory);
+    expect(calls.map(({ call, status }) => [call, status])).toEqual([['POST /repos/acme/api/issues/3/comments', 201]]);
+    expect((await github.calls()).at(-1)).toMatchObject({ method: 'POST', path: '/repos/acme/api/issues/3/comments', auth: expect.stringMatching(/^token:/) });
+    expect(Object.values(env).join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
   });
 });
