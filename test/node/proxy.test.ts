@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { inject } from 'vitest';
-import { proxySuite } from '../suites/proxy-suite.ts';
+import { proxyGitHubSuite, proxySuite, type ProxyRuntime } from '../suites/proxy-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
 const masterKey = randomBytes(32).toString('base64');
@@ -23,11 +23,15 @@ function sendRaw(url: string, target: string, headers: Record<string, string>): 
   });
 }
 
-proxySuite({
+const runtime: ProxyRuntime = {
   name: 'Node',
   start: startNodeHarness,
   issuerBase: () => inject('testIssuerBase'),
   upstreamBase: () => inject('fakeUpstreamBase'),
+  githubBase: () => inject('fakeGitHubBase'),
   masterKey: () => masterKey,
   sendRaw: (broker, target, headers) => sendRaw(broker.url!, target, headers),
-});
+};
+
+proxySuite(runtime);
+proxyGitHubSuite(runtime);

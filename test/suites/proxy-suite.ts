@@ -7,7 +7,9 @@ import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
 import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../support/fake-upstream.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
 import { freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
 /** What a proxy test needs of the runtime beyond the harness: the request target as sent, where the runtime can send one unparsed. */
 export interface ProxyRuntime {
@@ -15,6 +17,7 @@ export interface ProxyRuntime {
   readonly start: StartBroker;
   readonly issuerBase: () => string;
   readonly upstreamBase: () => string;
+  readonly githubBase: () => string;
   /** A master key the broker is given (KEYWAY_MASTER_KEY), to seal the static upstream secret under. */
   readonly masterKey: () => string;
   /**
@@ -298,6 +301,92 @@ grant:
         }
         expect((await upstreamCalls()).length).toBe(before);
       });
+    });
+  });
+}
+
+/** The GitHub App upstream against the fake GitHub API: `gh`-shaped calls, an installation token per repository and rule, minted once. */
+export function proxyGitHubSuite(runtime: ProxyRuntime): void {
+  describe(`proxy mode to GitHub on ${runtime.name}`, () => {
+    let broker: BrokerHarness;
+    let issuer: TestIssuer;
+    let github: FakeGitHub;
+    const GH_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
+
+    beforeAll(async () => {
+      issuer = freshIssuer(runtime.issuerBase(), 'proxy-github');
+      github = await FakeGitHub.create(runtime.githubBase());
+      await github.install(ACME_INSTALLATION);
+      const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
+      broker = await runtime.start(
+        {
+          'proxy/github.yaml': `${header}match: { repository_owner_id: "1200934" }
+grant:
+  proxy:
+    upstream: github
+    allow:
+      - { chore: check-run }
+      - { method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }
+`,
+        },
+        {
+          settings: {
+            ...github.settings,
+            KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+            KEYWAY_PROXY_UPSTREAMS: 'upstreams:\n  github:\n    auth: { kind: github-app }\n',
+          },
+        },
+      );
+    });
+    afterAll(() => broker.close());
+
+    const job = (repository = 'acme/api'): Promise<string> => issuer.sign(ciClaims(issuer.url, broker.issuer, { repository }));
+    const checkRun = async (path: string, token: string): Promise<Response> =>
+      broker.request(path, { method: 'POST', headers: { ...GH_HEADERS, authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'lint' }) });
+    const mints = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens'));
+
+    it('mints an installation token scoped to the one repository and the chore’s permissions, once for several calls, never returned', async () => {
+      const token = await job();
+      const first = await checkRun('/proxy/github/repos/acme/api/check-runs', token);
+      expect(first.status).toBe(201);
+      const answer = await first.text();
+      // GitHub compares owner and repository names without case; the token is still scoped to the claim's repository.
+      const second = await checkRun('/proxy/github/repos/ACME/Api/check-runs', token);
+      expect(second.status).toBe(201);
+      await second.arrayBuffer();
+
+      const minted = await mints();
+      expect(minted).toHaveLength(1);
+      expect(minted[0]!.body).toEqual({ repositories: ['api'], permissions: { checks: 'write' } });
+      const runs = (await github.calls()).filter((call) => call.path.endsWith('/check-runs'));
+      expect(runs.map((call) => call.path)).toEqual(['/repos/acme/api/check-runs', '/repos/ACME/Api/check-runs']);
+      expect(new Set(runs.map((call) => call.auth)).size).toBe(1);
+      expect(runs[0]!.auth).toMatch(/^token:/);
+      const [state] = await github.tokens();
+      expect(state).toMatchObject({ repositories: ['api'], permissions: { checks: 'write', metadata: 'read' } });
+      expect(answer).not.toMatch(/ghs_/);
+      expect(JSON.stringify(Object.fromEntries(first.headers))).not.toMatch(/ghs_/);
+
+      const decision = await broker.auditEvent(first.headers.get('keyway-audit-event-id')!);
+      expect(decision?.proxy).toMatchObject({ rule: 'chore check-run', credential: { repository: 'acme/api', permissions: { checks: 'write' } } });
+      expect(JSON.stringify(decision)).not.toMatch(/ghs_/);
+    });
+
+    it('mints another token for another rule’s permissions, and none for a repository the claims do not name', async () => {
+      const before = (await mints()).length;
+      const read = await broker.request('/proxy/github/repos/acme/api/contents/README.md', {
+        headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` },
+      });
+      expect(read.headers.get('keyway-error')).toBeNull();
+      await read.arrayBuffer();
+      const minted = await mints();
+      expect(minted).toHaveLength(before + 1);
+      expect(minted.at(-1)!.body).toEqual({ repositories: ['api'], permissions: { contents: 'read' } });
+
+      const other = await checkRun('/proxy/github/repos/acme/infra/check-runs', await job());
+      expect(other.status).toBe(403);
+      expect(other.headers.get('keyway-error')).toBe('proxy_not_allowed');
+      expect(await mints()).toHaveLength(before + 1);
     });
   });
 }

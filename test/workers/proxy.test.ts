@@ -1,11 +1,15 @@
 import { inject } from 'vitest';
-import { proxySuite } from '../suites/proxy-suite.ts';
+import { proxyGitHubSuite, proxySuite, type ProxyRuntime } from '../suites/proxy-suite.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
-proxySuite({
+const runtime: ProxyRuntime = {
   name: 'Workers',
   start: startWorkersHarness,
   issuerBase: () => inject('testIssuerBase'),
   upstreamBase: () => inject('fakeUpstreamBase'),
+  githubBase: () => inject('fakeGitHubBase'),
   masterKey: () => workerEnv.KEYWAY_MASTER_KEY ?? '',
-});
+};
+
+proxySuite(runtime);
+proxyGitHubSuite(runtime);
