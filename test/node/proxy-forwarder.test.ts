@@ -238,6 +238,12 @@ describe('the proxy forwarder', () => {
     expect(lines).toEqual([
       expect.stringContaining('ci_token_unavailable: the job has no CI token to prove its identity with: GitHub Actions offers this job no OIDC token'),
     ]);
+    // The token service out of reach after its retries is the same: no identity to send, and no call made.
+    ciToken = async () => {
+      throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
+    };
+    expectRefusedHere(await send(forwarder, 'GET', '/repos/acme/app', bearer), 503, 'ci_token_unavailable', 'temporarily_unavailable');
+    expect(lines[1]).toContain('ci_token_unavailable: the job has no CI token to prove its identity with: fetch failed (ECONNREFUSED)');
 
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { CiTokenError } from './ci-token-sources.ts';
+import { describeNetworkError } from './retrying-fetch.ts';
 import { GH_LOCALHOST_API } from './proxy-environment.ts';
 
 const GH_LOCALHOST_AUTHORITY = /^api\.github\.localhost(:80)?$/i;
@@ -124,8 +125,8 @@ async function forward(
   try {
     ciToken = await options.ciToken();
   } catch (error) {
-    if (error instanceof CiTokenError) return refuse(response, what, 'ci_token_unavailable', error.message);
-    throw error;
+    // A refusal of the token service, or the service out of reach after its retries: either way no identity to send.
+    return refuse(response, what, 'ci_token_unavailable', error instanceof CiTokenError ? error.message : describeNetworkError(error));
   }
   const answer = await send(target, request, { ...outboundHeaders(request.headers), authorization: `Bearer ${ciToken}` }, options.idleTimeoutMs);
   counts.forwarded += 1;
