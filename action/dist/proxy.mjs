@@ -3770,8 +3770,7 @@ async function forward(request, response, options, counts, refuse) {
   try {
     ciToken = await options.ciToken();
   } catch (error) {
-    if (error instanceof CiTokenError) return refuse(response, what, "ci_token_unavailable", error.message);
-    throw error;
+    return refuse(response, what, "ci_token_unavailable", error instanceof CiTokenError ? error.message : describeNetworkError(error));
   }
   const answer = await send(target, request, { ...outboundHeaders(request.headers), authorization: `Bearer ${ciToken}` }, options.idleTimeoutMs);
   counts.forwarded += 1;
