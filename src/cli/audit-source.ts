@@ -52,9 +52,9 @@ export const FILTER_USAGE = `filters:
   --until TIME              exclusive
   --decision D[,D]          granted, denied, malformed, error
   --reason R[,R]            reason codes (docs/reference/reason-codes.md)
-  --issuer URL  --subject SUB  --repository OWNER/NAME  --policy ID  --jti JTI`;
+  --issuer URL  --subject SUB  --repository OWNER/NAME  --policy ID  --jti JTI  --upstream NAME`;
 
-const FILTERS = ['since', 'until', 'decision', 'reason', 'issuer', 'subject', 'repository', 'policy', 'jti'] as const;
+const FILTERS = ['since', 'until', 'decision', 'reason', 'issuer', 'subject', 'repository', 'policy', 'jti', 'upstream'] as const;
 
 export const SOURCE_OPTIONS = {
   'data-dir': { type: 'string' },

@@ -263,6 +263,8 @@ function whereClause(filter: AuditFilter): { conditions: string[]; params: SqlVa
     if (value !== undefined) add(`${column} = ?`, value);
   }
   if (filter.jti !== undefined) add('(issued_jti = ? OR subject_jti = ?)', filter.jti, filter.jti);
+  // Read from the event itself, not an index column: proxied requests are a slice of the log, and the time index narrows first.
+  if (filter.upstream !== undefined) add("json_extract(event, '$.proxy.upstream') = ?", filter.upstream);
   return { conditions, params };
 }
 

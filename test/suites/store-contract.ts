@@ -217,6 +217,25 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(second.next).toBeUndefined();
     });
 
+    it('filters proxied requests by their upstream, decision and outcome records alike', async () => {
+      const { audit } = await open();
+      const proxied = (upstream: string, path: string) => auditEvent({ decision: 'granted', reason: 'granted', proxy: { upstream, method: 'GET', path } });
+      const github = proxied('github', '/repos/acme/api/issues');
+      const vendor = proxied('vendor', '/v1/things');
+      const outcome = auditEvent({
+        decision: 'granted',
+        reason: 'proxy_completed',
+        proxy: { upstream: 'github', method: 'GET', path: '/repos/acme/api/issues', decision_id: github.id, status: 200 },
+      });
+      const exchange = auditEvent({ decision: 'granted', reason: 'granted' });
+      for (const event of [github, vendor, outcome, exchange]) await audit.append(event);
+      const ids = async (upstream: string) => (await audit.query({ order: 'asc', limit: 50, upstream })).records.map((record) => record.event.id);
+      expect(await ids('github')).toEqual([github.id, outcome.id]);
+      expect(await ids('vendor')).toEqual([vendor.id]);
+      expect(await ids('nowhere')).toEqual([]);
+      expect((await audit.stats({ since: Date.now() - HOUR, until: Date.now() + HOUR, bucket: 'hour', upstream: 'vendor' })).totals.granted).toBe(1);
+    });
+
     it('counts by decision per time bucket, and by policy and repository', async () => {
       const { audit } = await open();
       const base = Date.parse('2026-04-01T00:00:00Z');

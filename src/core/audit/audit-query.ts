@@ -21,6 +21,8 @@ export interface AuditFilter {
   readonly policy?: string;
   /** The issued token's `jti` or the subject token's. */
   readonly jti?: string;
+  /** Proxied requests through this upstream (`proxy.upstream`), decision and outcome records alike. */
+  readonly upstream?: string;
 }
 
 export interface AuditQuery extends AuditFilter {
@@ -83,7 +85,7 @@ export function rankCounts<Key extends string | null>(byKey: ReadonlyMap<Key, De
   return [...byKey].sort((a, b) => total(b[1]) - total(a[1]) || String(a[0]).localeCompare(String(b[0]))).slice(0, top);
 }
 
-const TEXT_FILTERS = ['issuer', 'subject', 'repository', 'policy', 'jti'] as const;
+const TEXT_FILTERS = ['issuer', 'subject', 'repository', 'policy', 'jti', 'upstream'] as const;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 const AGO = /^(\d{1,6})([mhd])$/;
 

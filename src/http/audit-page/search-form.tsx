@@ -9,6 +9,7 @@ const TEXT_FIELDS = [
   ['repository', 'repository'],
   ['policy', 'policy'],
   ['jti', 'jti (issued or subject token)'],
+  ['upstream', 'upstream (proxied requests)'],
 ] as const;
 
 /** The filters of GET /v1/audit/events, as a form that submits to this page. */

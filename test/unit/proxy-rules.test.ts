@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { loadPolicies, PolicyLoadError } from '../../src/core/policy/load-policies.ts';
+import { normaliseProxyPath } from '../../src/core/policy/proxy-path.ts';
+import { compileProxyRule, matchProxyRule } from '../../src/core/policy/proxy-rule.ts';
+import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
+
+describe('the proxied path, normalised once', () => {
+  it.each([
+    ['/repos/acme/api/issues', ['repos', 'acme', 'api', 'issues'], '/repos/acme/api/issues'],
+    ['/repos/acme/api/contents/a%20b.md', ['repos', 'acme', 'api', 'contents', 'a b.md'], '/repos/acme/api/contents/a%20b.md'],
+    ['/repos/acme/api/git/refs/heads%3Amain', ['repos', 'acme', 'api', 'git', 'refs', 'heads:main'], '/repos/acme/api/git/refs/heads:main'],
+    ['/x/caf%C3%A9', ['x', 'café'], '/x/caf%C3%A9'],
+    ['/', [], '/'],
+  ])('%s decodes to its segments and is forwarded as %s', (raw, segments, path) => {
+    expect(normaliseProxyPath(raw)).toEqual({ ok: true, segments, path });
+  });
+
+  it.each([
+    ['/a/../b', '. or ..'],
+    ['/a/./b', '. or ..'],
+    ['/a/%2e%2e/b', '. or ..'],
+    ['/a/%2E/b', '. or ..'],
+    ['/a/..;/b', ';'],
+    ['/a/b;jsessionid=1', ';'],
+    ['/a/%3b/b', ';'],
+    ['/a/%252e%252e/b', 'double encoding'],
+    ['/a/..%2fb', 'slash'],
+    ['/a/..%2Fb', 'slash'],
+    ['/a/..%5cb', 'slash'],
+    ['/a\\b', 'backslash'],
+    ['/a/%c0%ae%c0%ae/b', 'UTF-8'],
+    ['/a/%e0%80%ae/b', 'UTF-8'],
+    ['/a/%ff/b', 'UTF-8'],
+    ['/a/%ef%bc%8e%ef%bc%8e/b', 'NFKC'],
+    ['/a/%e2%80%a4/b', 'NFKC'],
+    ['/a/%e2%80%8b/b', 'invisible'],
+    ['/a/%00/b', 'control'],
+    ['/a/%0a/b', 'control'],
+    ['/a//b', 'empty segment'],
+    ['/a/b/', 'empty segment'],
+    ['/a/%zz', 'UTF-8'],
+    ['/a/%2', 'UTF-8'],
+    ['/a/b c', 'not percent-encoded'],
+    ['/a/é', 'not percent-encoded'],
+    ['a/b', 'start with /'],
+  ])('%s is refused (%s)', (raw, why) => {
+    const normal = normaliseProxyPath(raw);
+    expect(normal.ok).toBe(false);
+    expect(normal.ok ? '' : normal.why).toContain(why);
+  });
+});
+
+describe('grant.proxy rules', () => {
+  const claims = { repository: 'acme/api', sub: 'x' };
+  const segments = (path: string) => path.slice(1).split('/');
+  const rule = (path: string, method = 'GET') => compileProxyRule(method, path, {}, `${method} ${path}`);
+
+  it('matches the method exactly, * one segment and ** the rest', () => {
+    expect(matchProxyRule(rule('/repos/{repository}/issues/*'), claims, 'GET', segments('/repos/acme/api/issues/7')).matched).toBe(true);
+    expect(matchProxyRule(rule('/repos/{repository}/issues/*'), claims, 'get', segments('/repos/acme/api/issues/7')).matched).toBe(false);
+    expect(matchProxyRule(rule('/repos/{repository}/issues/*'), claims, 'GET', segments('/repos/acme/api/issues/7/comments')).matched).toBe(false);
+    expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/acme/api/a/b/c')).matched).toBe(true);
+    expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/acme/api')).matched).toBe(false);
+  });
+
+  it('compares what the claims place without ASCII case, literals exactly, and never lets a claim place a wildcard or a traversal', () => {
+    expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/ACME/Api/x')).matched).toBe(true);
+    expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/REPOS/acme/api/x')).matched).toBe(false);
+    expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/acme/infra/x')).matched).toBe(false);
+    for (const repository of ['acme/..', 'acme/*', '../x', 'acme//api', 'acme/a%2fb']) {
+      const match = matchProxyRule(rule('/repos/{repository}/**'), { repository }, 'GET', segments(`/repos/${repository}/x`));
+      expect(match.matched).toBe(false);
+    }
+  });
+
+  it('refuses rule paths that cannot be matched unambiguously', () => {
+    for (const path of ['/a/**/b', '/a/b*', '/a/../b', '/a//b', 'a/b']) expect(() => rule(path)).toThrow();
+  });
+
+  const policy = (allow: string) => `version: 1
+issuer: github
+match: { repository_owner_id: "1", repository: acme/api }
+grant:
+  proxy: { upstream: github, allow: ${allow} }
+`;
+  const load = (allow: string) => loadPolicies([{ path: 'p.yaml', text: policy(allow) }], { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600 });
+
+  it('loads chores as their requests and permissions, and refuses unknown chores, methods and bad paths', () => {
+    const grant = load('[{ chore: check-run }]').policies[0]!.grant!;
+    expect(grant.proxy?.rules.map((each) => [each.method, each.written, each.permissions])).toEqual([
+      ['POST', 'chore check-run', { checks: 'write' }],
+      ['PATCH', 'chore check-run', { checks: 'write' }],
+    ]);
+    expect(() => load('[{ chore: delete-repo }]')).toThrow(PolicyLoadError);
+    expect(() => load('[{ method: TRACE, path: "/x" }]')).toThrow(PolicyLoadError);
+    expect(() => load('[{ method: GET, path: "/a/**/b" }]')).toThrow(/grant.proxy.allow/);
+    expect(() => load('[{ method: GET, path: "/x", permissions: { contents: delete } }]')).toThrow(PolicyLoadError);
+  });
+});
+
+describe('upstream declarations', () => {
+  it('pins an https base and refuses what could name another target', () => {
+    expect(parseProxyUpstreams('upstreams:\n  api: { url: "https://api.example/v1/", auth: { kind: keyway-jwt, audience: x } }\n', false)[0]?.url).toBe(
+      'https://api.example/v1',
+    );
+    for (const url of ['http://api.example', 'https://u:p@api.example', 'https://api.example/?a=1', 'https://api.example/#x']) {
+      expect(() => parseProxyUpstreams(`upstreams:\n  api: { url: "${url}", auth: { kind: keyway-jwt, audience: x } }\n`, false)).toThrow(/url/);
+    }
+    expect(() => parseProxyUpstreams('upstreams:\n  gh: { url: "https://evil.example", auth: { kind: github-app } }\n', false)).toThrow(/no url/);
+    expect(() => parseProxyUpstreams('upstreams:\n  v: { url: "https://v.example", auth: { kind: static, header: host, sealed: x } }\n', false)).toThrow();
+  });
+});
