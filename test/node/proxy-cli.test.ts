@@ -90,6 +90,29 @@ describe('keyway proxy', () => {
     expect(result.stderr).not.toContain(env['KEYWAY_PROXY_SECRET']);
   });
 
+  it('reads the CI token again once it is within a minute of its expiry: a long job’s later calls carry a fresh one', async () => {
+    // Tokens that live 61 s are fresh for one second: the call after the pause needs a new one.
+    const shortLived = await startFakeCi(new TestIssuer(inject('testIssuerBase'), `proxy-cli-short-${crypto.randomUUID().slice(0, 8)}`), {
+      lifetimeSeconds: 61,
+    });
+    try {
+      const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+      const result = await runKeywayProxy(shortLived, ['--upstream', 'github', '--url', brokerUrl], directory, 0, [
+        'GET /repos/acme/app',
+        'WAIT 1500',
+        'GET /repos/acme/app',
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const [first, second] = received.map(({ authorization }) => authorization);
+      expect(received).toHaveLength(2);
+      expect(second).not.toBe(first);
+      expect(shortLived.requests.length).toBeGreaterThanOrEqual(2);
+      expect(result.stderr.match(/^keyway: CI token from GitHub Actions/gm)?.length).toBe(shortLived.requests.length);
+    } finally {
+      await shortLived.close();
+    }
+  });
+
   it('hands the broker’s Keyway-Error refusal to the command as it came and names it in the job log', async () => {
     const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
     const result = await runKeywayProxy(ci, ['--upstream', 'github', '--url', brokerUrl], directory, 0, ['DELETE /repos/acme/app']);

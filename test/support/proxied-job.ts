@@ -7,7 +7,7 @@ import type { FakeCi } from './fake-ci.ts';
  * A job's command run under `keyway proxy`, as a script: it writes its environment to the file
  * named first, makes each call named after the exit status (`METHOD /path` through GITHUB_API_URL
  * with GITHUB_TOKEN, as octokit does; `METHOD /path gh` as gh does with GH_HOST=github.localhost:
- * absolute-form through HTTP_PROXY with GH_TOKEN), prints what came back as one JSON line, and
+ * absolute-form through HTTP_PROXY with GH_TOKEN; `WAIT ms` pauses, as a long job does), prints what came back as one JSON line, and
  * exits with the status given.
  */
 export const PROXIED_JOB_SCRIPT = `
@@ -46,6 +46,10 @@ async function viaBaseUrl(method, path, body) {
 const results = [];
 for (const call of calls) {
   const [method, path, client] = call.split(' ');
+  if (method === 'WAIT') {
+    await new Promise((resolve) => setTimeout(resolve, Number(path)));
+    continue;
+  }
   const body = method === 'POST' ? JSON.stringify({ body: 'Built by the job' }) : undefined;
   results.push({ call, ...(await (client === 'gh' ? viaGh : viaBaseUrl)(method, path, body)) });
 }
