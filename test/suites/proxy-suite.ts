@@ -1,3 +1,4 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
@@ -8,7 +9,7 @@ import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings
 import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../support/fake-upstream.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
-import { freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
 /** What a proxy test needs of the runtime beyond the harness: the request target as sent, where the runtime can send one unparsed. */
@@ -18,6 +19,8 @@ export interface ProxyRuntime {
   readonly issuerBase: () => string;
   readonly upstreamBase: () => string;
   readonly githubBase: () => string;
+  /** The broker's issuer URL, known before it starts (policies name it). */
+  readonly brokerIssuer: string;
   /** A master key the broker is given (KEYWAY_MASTER_KEY), to seal the static upstream secret under. */
   readonly masterKey: () => string;
   /**
@@ -25,6 +28,8 @@ export interface ProxyRuntime {
    * through a URL parser first (workerd), which resolves dot segments before keyway sees them.
    */
   readonly sendRaw?: (broker: BrokerHarness, target: string, headers: Record<string, string>) => Promise<Response>;
+  /** Writes these bytes on a socket to the broker and returns the status line of what comes back (Node). */
+  readonly sendBytes?: (broker: BrokerHarness, bytes: string) => Promise<string>;
 }
 
 /** The upstream's secret: it must never reach the caller, a refusal or a log line. */
@@ -44,6 +49,7 @@ export function proxySuite(runtime: ProxyRuntime): void {
       // Each sealed for its upstream: a sealed secret copied to another upstream does not open there.
       const sealed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'vendor');
       const sealedShort = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'short');
+      const sealedKeyed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'keyed');
       const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
       broker = await runtime.start(
         {
@@ -56,6 +62,19 @@ grant:
       - { method: POST, path: "/repos/{repository}/issues/*/comments" }
       - { method: GET, path: "/x/**" }
       - { method: PUT, path: "/x/upload" }
+`,
+          'proxy/jwt.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/jwt }
+grant:
+  proxy: { upstream: jwt, allow: [{ method: GET, path: "/x/**" }] }
+  audience: ${runtime.brokerIssuer}/proxy/keyed
+`,
+          // Keyway access tokens presented to /proxy are decided by policies that name the broker as their issuer.
+          'proxy/keyed.yaml': `version: 1
+issuer: { kind: oidc, url: "${runtime.brokerIssuer}" }
+subject_audience: ${runtime.brokerIssuer}/proxy/keyed
+match: { sub: "${issuer.url}#repo:acme/api:environment:production", client_id: proxy/jwt }
+grant:
+  proxy: { upstream: keyed, allow: [{ method: GET, path: "/x/**" }] }
 `,
           'proxy/short.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/short }
 grant:
@@ -71,6 +90,12 @@ grant:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealed}" }
     limits: { request_bytes: 4096, response_bytes: 8388608, query_bytes: 256 }
+  jwt:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: keyway-jwt, audience: "https://svc.example" }
+  keyed:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedKeyed}" }
   short:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedShort}" }
@@ -150,6 +175,50 @@ grant:
       expect(outcome?.proxy?.response_bytes).toBe(11);
     });
 
+    it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature', async () => {
+      const token = await job({ repository: 'acme/jwt' });
+      const response = await send('/proxy/jwt/x/echo-credential', {}, token);
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const [call] = await callsTo('/x/echo-credential').then((calls) => calls.filter((each) => each.headers['authorization'] !== `Bearer ${STATIC_SECRET}`));
+      const minted = String(call!.headers['authorization']).replace(/^Bearer /, '');
+      expect(minted).not.toBe(token);
+      const jwks = createLocalJWKSet((await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet);
+      const { payload } = await jwtVerify(minted, jwks, { issuer: broker.issuer, audience: 'https://svc.example', typ: 'at+jwt' });
+      expect(payload).toMatchObject({ sub: `${issuer.url}#repo:acme/api:environment:production`, client_id: 'proxy/jwt' });
+      expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
+    });
+
+    it('takes a keyway access token for {issuer}/proxy/{upstream}, decided by policies that name the broker as issuer', async () => {
+      const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
+      expect(exchanged.status).toBe(200);
+      const access = exchanged.body['access_token'] as string;
+      const response = await send('/proxy/keyed/x/ok', {}, access);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('keyway-error')).toBeNull();
+      const decision = await broker.auditEvent(response.headers.get('keyway-audit-event-id')!);
+      expect(decision).toMatchObject({ issuer: broker.issuer, policy: { granted_by: 'proxy/keyed' } });
+      // Another upstream's audience does not pass for this one.
+      await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
+    });
+
+    it('makes no call when the decision cannot be recorded: 503, Keyway-Error, nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      await broker.tamper("CREATE TRIGGER proxy_audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'down for the test'); END", []);
+      let response: Response;
+      try {
+        response = await send('/proxy/vendor/x/ok');
+      } finally {
+        await broker.tamper('DROP TRIGGER proxy_audit_down', []);
+      }
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status).toBe(503);
+      expect(response.headers.get('keyway-error')).toBe('audit_unavailable');
+      expect(body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(body).not.toHaveProperty('audit_event_id');
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
     it('strips hop-by-hop headers both ways, the upstream’s cookies, and a Keyway-Error it tries to forge', async () => {
       const headers = { authorization: `Bearer ${await job()}`, connection: 'x-named-hop', 'x-named-hop': 'secret', 'proxy-authorization': 'Basic eA==' };
       // fetch refuses to send a Connection header; the raw request line can (Node), and workerd's own Request takes it.
@@ -222,6 +291,26 @@ grant:
       await expect(response.arrayBuffer()).rejects.toThrow();
       const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
       expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_response_too_large' });
+    });
+
+    it('refuses a request with both Content-Length and Transfer-Encoding (smuggling), and sends nothing upstream', async () => {
+      const before = (await upstreamCalls()).length;
+      const token = await job();
+      if (runtime.sendBytes !== undefined) {
+        // Node's HTTP parser refuses the pair before keyway sees the request: a bare 400 and the connection closed.
+        const request =
+          `POST /proxy/vendor/x/upload HTTP/1.1\r\nHost: keyway.test\r\nAuthorization: Bearer ${token}\r\n` +
+          'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /proxy/vendor/x/smuggled HTTP/1.1\r\nHost: keyway.test\r\n\r\n';
+        expect(await runtime.sendBytes(broker, request)).toMatch(/^HTTP\/1\.1 400 /);
+      } else {
+        const response = await broker.request('/proxy/vendor/x/upload', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}`, 'content-length': '5', 'transfer-encoding': 'chunked' },
+          body: 'hello',
+        });
+        await expectKeywayRefusal(response, 400, 'invalid_request', 'proxy_header_refused');
+      }
+      expect((await upstreamCalls()).length).toBe(before);
     });
 
     describe('bad input: each a clear 4xx, a Keyway-Error, an audit record, and nothing sent upstream', () => {

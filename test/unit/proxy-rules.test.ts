@@ -83,7 +83,8 @@ match: { repository_owner_id: "1", repository: acme/api }
 grant:
   proxy: { upstream: github, allow: ${allow} }
 `;
-  const load = (allow: string) => loadPolicies([{ path: 'p.yaml', text: policy(allow) }], { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600 });
+  const load = (allow: string) =>
+    loadPolicies([{ path: 'p.yaml', text: policy(allow) }], { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false });
 
   it('loads chores as their requests and permissions, and refuses unknown chores, methods and bad paths', () => {
     const grant = load('[{ chore: check-run }]').policies[0]!.grant!;

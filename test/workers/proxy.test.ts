@@ -8,6 +8,7 @@ const runtime: ProxyRuntime = {
   issuerBase: () => inject('testIssuerBase'),
   upstreamBase: () => inject('fakeUpstreamBase'),
   githubBase: () => inject('fakeGitHubBase'),
+  brokerIssuer: workerEnv.KEYWAY_ISSUER,
   masterKey: () => workerEnv.KEYWAY_MASTER_KEY ?? '',
 };
 
