@@ -8,7 +8,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export async function buildAction(outdir: string): Promise<void> {
   await build({
     absWorkingDir: ROOT,
-    entryPoints: { main: 'action/src/main.ts', post: 'action/src/post.ts' },
+    entryPoints: { main: 'action/src/main.ts', post: 'action/src/post.ts', proxy: 'action/src/proxy.ts' },
     outdir,
     outExtension: { '.js': '.mjs' },
     bundle: true,

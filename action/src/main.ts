@@ -1,4 +1,5 @@
-// The GitHub Action's main step: the job's OIDC token for a keyway access token, as step outputs.
+// The GitHub Action's main step: the job's OIDC token for a keyway access token, as step outputs;
+// in proxy mode, `keyway-proxy` for later steps instead.
 import { selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts';
 import { exchangeForTokenMap, exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.ts';
 import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
@@ -8,6 +9,7 @@ import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipel
 import { CLOUD_TOKEN_TYPE } from '../../src/cli/pipeline/aws-delivery.ts';
 import { cloudDeliveryOf, deliverCloudCredentials } from '../../src/cli/pipeline/cloud-delivery-options.ts';
 import { ownerOutput, tokenMapGrantLines } from '../../src/cli/pipeline/token-map-delivery.ts';
+import { installProxy } from './install-proxy.ts';
 import { actionInput, REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
@@ -17,6 +19,7 @@ const log = (line: string): void => {
 async function main(): Promise<void> {
   const url = actionInput('url');
   if (url === '' || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
+  if (actionInput('proxy') !== '') return installProxy(url, actionInput('proxy'), actionInput, log);
   const fetch = retryingFetch(DEFAULT_RETRY_POLICY, (notice) => log(retryLine(notice)));
   if (actionInput('github-token-map') === 'true') return tokenMap(url, fetch);
   const cloud = actionInput('cloud') === '' ? undefined : cloudDeliveryOf((name) => actionInput(name) || undefined, [], process.env);

@@ -21,6 +21,7 @@ import { policyExplain } from './policy-explain.ts';
 import { policySuggest } from './policy-suggest.ts';
 import { policyTest } from './policy-test.ts';
 import { policyWhoCan } from './policy-who-can.ts';
+import { proxy } from './proxy.ts';
 import { restore } from './restore.ts';
 import { PolicyLoadError } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
@@ -50,6 +51,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'policy suggest': policySuggest,
   'dpop proof': dpopProof,
   'keys secret': keysSecret,
+  proxy,
 };
 
 const USAGE = `usage: keyway <command> [options]

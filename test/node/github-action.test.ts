@@ -10,8 +10,9 @@ import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-
 import { buildAction } from '../../scripts/build-action.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
+import { PROXIED_JOB_SCRIPT, proxiedJob } from '../support/proxied-job.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
 
 const ACTION = join(REPOSITORY_ROOT, 'action');
 const AUDIENCE = 'https://deploy.acme.dev';
@@ -52,14 +53,16 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
       'scope',
       'github-token',
       'repositories',
+      'github-token-map',
       'cloud',
       'role-arn',
       'aws-region',
       'service-account',
       'client-id',
       'tenant-id',
+      'proxy',
     ]);
-    expect(Object.keys(action['outputs'] ?? {})).toEqual(['token', 'expires-at']);
+    expect(Object.keys(action['outputs'] ?? {})).toEqual(['token', 'expires-at', 'owners', 'proxy-command']);
     expect(action['runs']).toEqual({ using: 'node24', main: 'dist/main.mjs', post: 'dist/post.mjs' });
   });
 
@@ -116,10 +119,65 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
     expect(ci.githubApiCalls).toEqual([{ method: 'DELETE', path: '/installation/token', authorization: 'Bearer ghs_installation' }]);
   });
 
+  it('proxy mode asks for no token: it installs keyway-proxy on GITHUB_PATH for later steps, writes no secret, and a later step runs a command with it', async () => {
+    const step = runner({ url: broker.url, proxy: 'github' });
+    const result = await step.run('main');
+    expect(result, result.stdout + result.stderr).toMatchObject({ code: 0 });
+    expect(ci.requests).toEqual([]);
+    const directory = readFileSync(step.files.GITHUB_PATH, 'utf8').trim();
+    const command = join(directory, 'keyway-proxy');
+    expect(readEnvironmentFile(step.files.GITHUB_OUTPUT)).toEqual({ 'proxy-command': command });
+    expect(readFileSync(step.files.GITHUB_ENV, 'utf8')).toBe('');
+    expect(readFileSync(step.files.GITHUB_STATE, 'utf8')).toBe('');
+    expect(result.stdout).toContain('keyway: proxy mode: later steps run `keyway-proxy -- COMMAND`');
+
+    // A later `run:` step: PATH with the runner's addition, the token service, the step's own GITHUB_TOKEN.
+    const job = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+    const later = await runProcess(command, ['--', process.execPath, join(job, 'job.mjs'), join(job, 'env.json'), '5'], {
+      env: { ...step.env, PATH: `${directory}:${process.env['PATH']}`, GITHUB_TOKEN: 'ghs_the_steps_own_token' },
+      cwd: job,
+    });
+    expect(later.code, later.stderr).toBe(5);
+    const { env } = proxiedJob(later, job);
+    expect(env['GITHUB_API_URL']).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(Object.values(env).join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_the_steps_own_token/);
+    expect(env).not.toHaveProperty('ACTIONS_ID_TOKEN_REQUEST_TOKEN');
+    expect(ci.requests).toEqual([{ source: 'github', audience: broker.url }]);
+    expect(later.stderr).toContain(`proxy: http://127.0.0.1:`);
+  });
+
+  it('proxy mode fails the step without `permissions: id-token: write`, or combined with a token input, installing nothing', async () => {
+    for (const [inputs, extra, message] of [
+      [
+        { proxy: 'github' },
+        { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined },
+        /^::error::keyway: no CI token: .*id-token: write/m,
+      ],
+      [
+        { proxy: 'github', scope: 'deploy:write', 'github-token': 'true' },
+        {},
+        /^::error::keyway: proxy mode asks the broker for no token: it does not combine with scope, github-token$/m,
+      ],
+      [
+        { proxy: 'github', 'github-token-map': 'true', repositories: 'acme/api octo-org/site' },
+        {},
+        /^::error::keyway: proxy mode asks the broker for no token: it does not combine with repositories, github-token-map$/m,
+      ],
+      [{ proxy: 'GitHub API' }, {}, /^::error::keyway: the `proxy` input names one of the broker’s upstreams/m],
+    ] as const) {
+      const step = runner({ url: broker.url, ...inputs }, extra);
+      const result = await step.run('main');
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(message);
+      expect(readFileSync(step.files.GITHUB_PATH, 'utf8')).toBe('');
+      expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
+    }
+  });
+
   it('the committed bundle is what `npm run build:action` makes from the source', async () => {
     const outdir = writeTree({});
     await buildAction(outdir);
-    for (const file of ['main.mjs', 'post.mjs']) {
+    for (const file of ['main.mjs', 'post.mjs', 'proxy.mjs']) {
       expect(readFileSync(join(ACTION, 'dist', file), 'utf8'), `action/dist/${file} is stale: run npm run build:action`).toBe(
         readFileSync(join(outdir, file), 'utf8'),
       );

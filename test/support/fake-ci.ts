@@ -31,13 +31,16 @@ export interface FakeCi {
 
 /**
  * The CI systems' token services on 127.0.0.1, each answering the way the real one does, with
- * GitHub-shaped tokens signed by `issuer` (a real test issuer) for whatever audience was asked.
+ * GitHub-shaped tokens signed by `issuer` (a real test issuer) for whatever audience was asked,
+ * living five minutes as GitHub's do, or `lifetimeSeconds`.
  */
-export async function startFakeCi(issuer: TestIssuer): Promise<FakeCi> {
+export async function startFakeCi(issuer: TestIssuer, options: { readonly lifetimeSeconds?: number } = {}): Promise<FakeCi> {
   const requestToken = `request-${crypto.randomUUID()}`;
   const requests: CiTokenRequest[] = [];
   const githubApiCalls: GithubApiCall[] = [];
-  const mint = (audience: string | undefined) => issuer.sign(ciClaims(issuer.url, audience ?? 'https://github.com/acme'));
+  const lifetime = (): Record<string, unknown> =>
+    options.lifetimeSeconds === undefined ? {} : { exp: Math.floor(Date.now() / 1000) + options.lifetimeSeconds };
+  const mint = (audience: string | undefined) => issuer.sign(ciClaims(issuer.url, audience ?? 'https://github.com/acme', lifetime()));
   const app = new Hono();
 
   app.get('/_apis/pipelines/idtoken', async (c) => {

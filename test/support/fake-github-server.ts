@@ -348,6 +348,19 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ id, html_url: `https://github.test/${c.req.param('owner')}/${c.req.param('repo')}/runs/${id}`, ...(await c.req.json<object>()) }, 201);
   });
 
+  // What a job's own REST calls ask for (gh api, octokit), made for it through keyway's proxy: a repository, an issue comment.
+  api.get('/repos/:owner/:repo', (c) => {
+    const access = repositoryAccess(c, 'metadata', 'read');
+    if (access instanceof Response) return access;
+    return c.json({ full_name: `${c.req.param('owner')}/${c.req.param('repo')}`, private: true });
+  });
+  api.post('/repos/:owner/:repo/issues/:number/comments', async (c) => {
+    const access = repositoryAccess(c, 'issues', 'write');
+    if (access instanceof Response) return access;
+    const { body } = await c.req.json<{ body: string }>();
+    return c.json({ id: c.get('app').calls.length + 1, body }, 201);
+  });
+
   api.post('/_test/installations', async (c) => {
     const installation = await c.req.json<FakeInstallation>();
     c.get('app').installations.set(installation.id, installation);

@@ -27,9 +27,14 @@ export function readEnvironmentFile(path: string): Record<string, string> {
   return values;
 }
 
-/** The files a runner gives a step: empty GITHUB_OUTPUT, GITHUB_ENV and GITHUB_STATE under `directory`. */
-export function runnerFiles(directory: string): { GITHUB_OUTPUT: string; GITHUB_ENV: string; GITHUB_STATE: string } {
-  const files = { GITHUB_OUTPUT: join(directory, 'output'), GITHUB_ENV: join(directory, 'env'), GITHUB_STATE: join(directory, 'state') };
+/** The files a runner gives a step: empty GITHUB_OUTPUT, GITHUB_ENV, GITHUB_STATE and GITHUB_PATH under `directory`. */
+export function runnerFiles(directory: string): { GITHUB_OUTPUT: string; GITHUB_ENV: string; GITHUB_STATE: string; GITHUB_PATH: string } {
+  const files = {
+    GITHUB_OUTPUT: join(directory, 'output'),
+    GITHUB_ENV: join(directory, 'env'),
+    GITHUB_STATE: join(directory, 'state'),
+    GITHUB_PATH: join(directory, 'path'),
+  };
   for (const file of Object.values(files)) writeFileSync(file, '');
   return files;
 }

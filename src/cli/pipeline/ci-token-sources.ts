@@ -85,6 +85,9 @@ export function selectCiTokenSource(selection: SourceSelection, context: SourceC
   }
 }
 
+export const NO_GITHUB_ID_TOKEN =
+  'GitHub Actions offers this job no OIDC token: give the job `permissions: id-token: write` (pull_request runs from forks never get one)';
+
 /** The GitHub Actions token service: `$ACTIONS_ID_TOKEN_REQUEST_URL&audience=…` with the request token. */
 function githubActions({ env, fetch }: SourceContext): CiTokenSource {
   return {
@@ -93,9 +96,7 @@ function githubActions({ env, fetch }: SourceContext): CiTokenSource {
       const requestUrl = env['ACTIONS_ID_TOKEN_REQUEST_URL'];
       const requestToken = env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
       if (!requestUrl || !requestToken) {
-        throw new CiTokenError(
-          'GitHub Actions offers this job no OIDC token: give the job `permissions: id-token: write` (pull_request runs from forks never get one)',
-        );
+        throw new CiTokenError(NO_GITHUB_ID_TOKEN);
       }
       const url = new URL(requestUrl);
       url.searchParams.set('audience', audience);

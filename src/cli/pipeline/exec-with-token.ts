@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import type { Environment } from './ci-token-sources.ts';
 
 /**
  * Runs `command` with the token in its environment as `variable`, and nowhere else: no file,
@@ -12,9 +13,14 @@ export function execWithToken(command: readonly string[], variable: string, toke
 
 /** Runs `command` with `variables` added to its environment only (cloud credentials: several at once), as execWithToken. */
 export function execWithEnvironment(command: readonly string[], variables: Readonly<Record<string, string>>, report: (line: string) => void): Promise<number> {
+  return execInEnvironment(command, { ...process.env, ...variables }, report);
+}
+
+/** Runs `command` with exactly `env` (what `keyway proxy` withholds is not there), as execWithToken. */
+export function execInEnvironment(command: readonly string[], env: Environment, report: (line: string) => void): Promise<number> {
   const [file, ...args] = command;
   if (file === undefined) return Promise.resolve(2);
-  const child = spawn(file, args, { stdio: 'inherit', env: { ...process.env, ...variables } });
+  const child = spawn(file, args, { stdio: 'inherit', env: env as NodeJS.ProcessEnv });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   process.on('SIGINT', forward).on('SIGTERM', forward);
   return new Promise((resolve) => {

@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/core/log.ts';
+import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
+import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
+import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
+import { PROXIED_JOB_SCRIPT, proxiedJob, runKeywayProxy } from '../support/proxied-job.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
+import { OWN_URL_ISSUER, runProcess, testConfig, writeTree } from './node-harness.ts';
+
+const sha256Prefix = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+
+/**
+ * `keyway proxy --upstream github -- node job.mjs` as a process, against the real Node broker
+ * (its /proxy/github route, a github-app upstream), the test issuer and the fake GitHub API, all
+ * on 127.0.0.1: the job makes gh-shaped and octokit-shaped calls and never holds a token.
+ */
+describe('keyway proxy end to end', () => {
+  let ci: FakeCi;
+  let github: FakeGitHub;
+  let broker: NodeBroker;
+
+  beforeAll(async () => {
+    const issuer = new TestIssuer(inject('testIssuerBase'), `proxy-e2e-${crypto.randomUUID().slice(0, 8)}`);
+    ci = await startFakeCi(issuer);
+    github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    await github.install(ACME_INSTALLATION);
+    const root = writeTree({
+      'policies/proxy.yaml': `
+version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_owner_id: "1200934", repository_id: "734201", ref: refs/heads/main }
+grant:
+  proxy:
+    upstream: github
+    allow:
+      - { method: GET, path: "/repos/{repository}" }
+      - { method: POST, path: "/repos/{repository}/issues/*/comments", permissions: { issues: write } }
+`,
+    });
+    broker = await startNodeBroker(
+      testConfig(root, {
+        issuer: OWN_URL_ISSUER,
+        github: readGitHubAppSettings(github.settings),
+        proxyUpstreams: parseProxyUpstreams('upstreams:\n  github:\n    auth: { kind: github-app }\n', true, true),
+      }),
+      { log: silentLogger },
+    );
+  });
+  afterAll(async () => {
+    await Promise.all([ci?.close(), broker?.close()]);
+  });
+
+  it('the job’s gh- and octokit-shaped calls reach GitHub with an installation token the job never sees; a disallowed call gets the Keyway-Error refusal', async () => {
+    const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+    const before = (await github.calls()).length;
+    const result = await runKeywayProxy(ci, ['--upstream', 'github', '--url', broker.url], directory, 0, [
+      'GET /repos/acme/api',
+      'POST /repos/acme/api/issues/12/comments',
+      'GET /repos/acme/api gh',
+      'DELETE /repos/acme/api',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const { env, calls } = proxiedJob(result, directory);
+
+    expect(calls.map(({ call, status, keywayError }) => [call, status, keywayError])).toEqual([
+      ['GET /repos/acme/api', 200, null],
+      ['POST /repos/acme/api/issues/12/comments', 201, null],
+      ['GET /repos/acme/api gh', 200, null],
+      ['DELETE /repos/acme/api', 403, 'proxy_not_allowed'],
+    ]);
+    expect(JSON.parse(calls[0]?.body ?? '{}')).toEqual({ full_name: 'acme/api', private: true });
+    expect(JSON.parse(calls[1]?.body ?? '{}')).toMatchObject({ body: 'Built by the job' });
+    const refusal = JSON.parse(calls[3]?.body ?? '{}') as Record<string, unknown>;
+    expect(refusal).toMatchObject({ error: 'access_denied' });
+    expect(refusal).not.toHaveProperty('access_token');
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^keyway: refused by the broker: DELETE /repos/acme/api → HTTP 403 proxy_not_allowed access_denied: .*\\(audit_event_id=${refusal['audit_event_id']}\\)$`,
+        'm',
+      ),
+    );
+    expect(result.stderr).toMatch(/^keyway: proxy: 4 request\(s\) forwarded \(1 answered with Keyway-Error\), 0 refused here$/m);
+
+    // GitHub got exactly the three allowed calls, each with a live installation token keyway minted; the DELETE never left keyway.
+    const made = (await github.calls()).slice(before).filter((call) => !call.path.endsWith('/access_tokens') && !call.path.endsWith('/installation'));
+    expect(made.map(({ method, path, status }) => [method, path, status])).toEqual([
+      ['GET', '/repos/acme/api', 200],
+      ['POST', '/repos/acme/api/issues/12/comments', 201],
+      ['GET', '/repos/acme/api', 200],
+    ]);
+    for (const call of made) expect(call.auth).toMatch(/^token:[0-9a-f]{12}$/);
+
+    // Not one of those tokens, nor any CI token, nor the token service's, is in the job's environment.
+    const minted = new Set(made.map((call) => call.auth.slice('token:'.length)));
+    const values = Object.values(env);
+    expect(values.filter((value) => minted.has(sha256Prefix(value)))).toEqual([]);
+    expect(values.join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
+    expect(values).not.toContain(ci.githubRequestToken);
+    expect(env['GITHUB_TOKEN']).toBe(env['KEYWAY_PROXY_SECRET']);
+    expect(result.stdout + result.stderr).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
+  });
+
+  it('the Action’s proxy mode: a later step’s `keyway-proxy -- COMMAND` (the committed bundle) makes the same call through the broker', async () => {
+    const step = actionStep(ci, { url: broker.url, proxy: 'github' });
+    const installed = await step.run('main');
+    expect(installed.code, installed.stdout).toBe(0);
+    const command = readEnvironmentFile(step.files.GITHUB_OUTPUT)['proxy-command'] ?? '';
+    const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+    const result = await runProcess(
+      command,
+      ['--', process.execPath, join(directory, 'job.mjs'), join(directory, 'env.json'), '0', 'POST /repos/acme/api/issues/3/comments'],
+      {
+        env: { ...step.env, GITHUB_TOKEN: 'ghs_the_steps_own_token' },
+        cwd: directory,
+      },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const { env, calls } = proxiedJob(result, directory);
+    expect(calls.map(({ call, status }) => [call, status])).toEqual([['POST /repos/acme/api/issues/3/comments', 201]]);
+    expect((await github.calls()).at(-1)).toMatchObject({ method: 'POST', path: '/repos/acme/api/issues/3/comments', auth: expect.stringMatching(/^token:/) });
+    expect(Object.values(env).join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
+  });
+});
