@@ -1,844 +1,4 @@
 // Built by `npm run build:action` from action/src; do not edit.
-var __create = Object.create;
-var __defProp = Object.defineProperty;
-var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
-var __getOwnPropNames = Object.getOwnPropertyNames;
-var __getProtoOf = Object.getPrototypeOf;
-var __hasOwnProp = Object.prototype.hasOwnProperty;
-var __commonJS = (cb, mod) => function __require() {
-  try {
-    return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
-  } catch (e) {
-    throw mod = 0, e;
-  }
-};
-var __copyProps = (to, from, except, desc) => {
-  if (from && typeof from === "object" || typeof from === "function") {
-    for (let key of __getOwnPropNames(from))
-      if (!__hasOwnProp.call(to, key) && key !== except)
-        __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
-  }
-  return to;
-};
-var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__getProtoOf(mod)) : {}, __copyProps(
-  // If the importer is in node compatibility mode or this is not an ESM
-  // file that has been converted to a CommonJS file using a Babel-
-  // compatible transform (i.e. "__esModule" has not been set), then set
-  // "default" to the CommonJS "module.exports" for node compatibility.
-  isNodeMode || !mod || !mod.__esModule ? __defProp(target, "default", { value: mod, enumerable: true }) : target,
-  mod
-));
-
-// node_modules/ipaddr.js/lib/ipaddr.js
-var require_ipaddr = __commonJS({
-  "node_modules/ipaddr.js/lib/ipaddr.js"(exports, module) {
-    (function(root) {
-      "use strict";
-      const ipv4Part = "(0?\\d+|0x[a-f0-9]+)";
-      const ipv4Regexes = {
-        fourOctet: new RegExp(`^${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}$`, "i"),
-        threeOctet: new RegExp(`^${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}$`, "i"),
-        twoOctet: new RegExp(`^${ipv4Part}\\.${ipv4Part}$`, "i"),
-        longValue: new RegExp(`^${ipv4Part}$`, "i")
-      };
-      const octalRegex = new RegExp(`^0[0-7]+$`, "i");
-      const hexRegex = new RegExp(`^0x[a-f0-9]+$`, "i");
-      const zoneIndex = "%[0-9a-z]{1,}";
-      const ipv6Part = "(?:[0-9a-f]+::?)+";
-      const ipv6Regexes = {
-        zoneIndex: new RegExp(zoneIndex, "i"),
-        "native": new RegExp(`^(::)?(${ipv6Part})?([0-9a-f]+)?(::)?(${zoneIndex})?$`, "i"),
-        deprecatedTransitional: new RegExp(`^(?:::)(${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}(${zoneIndex})?)$`, "i"),
-        transitional: new RegExp(`^((?:${ipv6Part})|(?:::)(?:${ipv6Part})?)${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}(${zoneIndex})?$`, "i")
-      };
-      function expandIPv6(string2, parts) {
-        if (string2.indexOf("::") !== string2.lastIndexOf("::")) {
-          return null;
-        }
-        let colonCount = 0;
-        let lastColon = -1;
-        let zoneId = (string2.match(ipv6Regexes.zoneIndex) || [])[0];
-        let replacement, replacementCount;
-        if (zoneId) {
-          zoneId = zoneId.substring(1);
-          string2 = string2.replace(/%.+$/, "");
-        }
-        while ((lastColon = string2.indexOf(":", lastColon + 1)) >= 0) {
-          colonCount++;
-        }
-        if (string2.substr(0, 2) === "::") {
-          colonCount--;
-        }
-        if (string2.substr(-2, 2) === "::") {
-          colonCount--;
-        }
-        if (colonCount >= parts) {
-          return null;
-        }
-        replacementCount = parts - colonCount;
-        replacement = ":";
-        while (replacementCount--) {
-          replacement += "0:";
-        }
-        string2 = string2.replace("::", replacement);
-        if (string2[0] === ":") {
-          string2 = string2.slice(1);
-        }
-        if (string2[string2.length - 1] === ":") {
-          string2 = string2.slice(0, -1);
-        }
-        parts = (function() {
-          const ref = string2.split(":");
-          const results = [];
-          for (let i = 0; i < ref.length; i++) {
-            results.push(ref[i].length > 4 ? NaN : parseInt(ref[i], 16));
-          }
-          return results;
-        })();
-        return {
-          parts,
-          zoneId
-        };
-      }
-      function matchCIDR(first, second, partSize, cidrBits) {
-        if (first.length !== second.length) {
-          throw new Error("ipaddr: cannot match CIDR for objects with different lengths");
-        }
-        let part = 0;
-        let shift;
-        while (cidrBits > 0) {
-          shift = partSize - cidrBits;
-          if (shift < 0) {
-            shift = 0;
-          }
-          if (first[part] >> shift !== second[part] >> shift) {
-            return false;
-          }
-          cidrBits -= partSize;
-          part += 1;
-        }
-        return true;
-      }
-      function parseIntAuto(string2) {
-        if (hexRegex.test(string2)) {
-          return parseInt(string2, 16);
-        }
-        if (string2[0] === "0" && !isNaN(parseInt(string2[1], 10))) {
-          if (octalRegex.test(string2)) {
-            return parseInt(string2, 8);
-          }
-          throw new Error(`ipaddr: cannot parse ${string2} as octal`);
-        }
-        return parseInt(string2, 10);
-      }
-      function padPart(part, length) {
-        while (part.length < length) {
-          part = `0${part}`;
-        }
-        return part;
-      }
-      const ipaddr2 = {};
-      ipaddr2.IPv4 = (function() {
-        function IPv4(octets) {
-          if (octets.length !== 4) {
-            throw new Error("ipaddr: ipv4 octet count should be 4");
-          }
-          let i, octet;
-          for (i = 0; i < octets.length; i++) {
-            octet = octets[i];
-            if (!(0 <= octet && octet <= 255)) {
-              throw new Error("ipaddr: ipv4 octet should fit in 8 bits");
-            }
-          }
-          this.octets = octets;
-        }
-        IPv4.prototype.SpecialRanges = {
-          unspecified: [[new IPv4([0, 0, 0, 0]), 8]],
-          broadcast: [[new IPv4([255, 255, 255, 255]), 32]],
-          // RFC3171
-          multicast: [[new IPv4([224, 0, 0, 0]), 4]],
-          // RFC3927
-          linkLocal: [[new IPv4([169, 254, 0, 0]), 16]],
-          // RFC5735
-          loopback: [[new IPv4([127, 0, 0, 0]), 8]],
-          // RFC6598
-          carrierGradeNat: [[new IPv4([100, 64, 0, 0]), 10]],
-          // RFC1918
-          "private": [
-            [new IPv4([10, 0, 0, 0]), 8],
-            [new IPv4([172, 16, 0, 0]), 12],
-            [new IPv4([192, 168, 0, 0]), 16]
-          ],
-          // Reserved and testing-only ranges; RFCs 5735, 5737, 2544, 1700
-          reserved: [
-            [new IPv4([192, 0, 0, 0]), 24],
-            [new IPv4([192, 0, 2, 0]), 24],
-            [new IPv4([192, 88, 99, 0]), 24],
-            [new IPv4([198, 18, 0, 0]), 15],
-            [new IPv4([198, 51, 100, 0]), 24],
-            [new IPv4([203, 0, 113, 0]), 24],
-            [new IPv4([240, 0, 0, 0]), 4]
-          ],
-          // RFC7534, RFC7535
-          as112: [
-            [new IPv4([192, 175, 48, 0]), 24],
-            [new IPv4([192, 31, 196, 0]), 24]
-          ],
-          // RFC7450
-          amt: [
-            [new IPv4([192, 52, 193, 0]), 24]
-          ]
-        };
-        IPv4.prototype.kind = function() {
-          return "ipv4";
-        };
-        IPv4.prototype.match = function(other, cidrRange) {
-          let ref;
-          if (cidrRange === void 0) {
-            ref = other;
-            other = ref[0];
-            cidrRange = ref[1];
-          }
-          if (other.kind() !== "ipv4") {
-            throw new Error("ipaddr: cannot match ipv4 address with non-ipv4 one");
-          }
-          return matchCIDR(this.octets, other.octets, 8, cidrRange);
-        };
-        IPv4.prototype.prefixLengthFromSubnetMask = function() {
-          let cidr = 0;
-          let stop = false;
-          const zerotable = {
-            0: 8,
-            128: 7,
-            192: 6,
-            224: 5,
-            240: 4,
-            248: 3,
-            252: 2,
-            254: 1,
-            255: 0
-          };
-          let i, octet, zeros;
-          for (i = 3; i >= 0; i -= 1) {
-            octet = this.octets[i];
-            if (octet in zerotable) {
-              zeros = zerotable[octet];
-              if (stop && zeros !== 0) {
-                return null;
-              }
-              if (zeros !== 8) {
-                stop = true;
-              }
-              cidr += zeros;
-            } else {
-              return null;
-            }
-          }
-          return 32 - cidr;
-        };
-        IPv4.prototype.range = function() {
-          return ipaddr2.subnetMatch(this, this.SpecialRanges);
-        };
-        IPv4.prototype.toByteArray = function() {
-          return this.octets.slice(0);
-        };
-        IPv4.prototype.toIPv4MappedAddress = function() {
-          return ipaddr2.IPv6.parse(`::ffff:${this.toString()}`);
-        };
-        IPv4.prototype.toNormalizedString = function() {
-          return this.toString();
-        };
-        IPv4.prototype.toString = function() {
-          return this.octets.join(".");
-        };
-        return IPv4;
-      })();
-      ipaddr2.IPv4.broadcastAddressFromCIDR = function(string2) {
-        try {
-          const cidr = this.parseCIDR(string2);
-          const ipInterfaceOctets = cidr[0].toByteArray();
-          const subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
-          const octets = [];
-          let i = 0;
-          while (i < 4) {
-            octets.push(parseInt(ipInterfaceOctets[i], 10) | parseInt(subnetMaskOctets[i], 10) ^ 255);
-            i++;
-          }
-          return new this(octets);
-        } catch (e) {
-          throw new Error("ipaddr: the address does not have IPv4 CIDR format", { cause: e });
-        }
-      };
-      ipaddr2.IPv4.isIPv4 = function(string2) {
-        return this.parser(string2) !== null;
-      };
-      ipaddr2.IPv4.isValid = function(string2) {
-        try {
-          new this(this.parser(string2));
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      ipaddr2.IPv4.isValidCIDR = function(string2) {
-        try {
-          this.parseCIDR(string2);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      ipaddr2.IPv4.isValidFourPartDecimal = function(string2) {
-        if (ipaddr2.IPv4.isValid(string2) && string2.match(/^(0|[1-9]\d*)(\.(0|[1-9]\d*)){3}$/)) {
-          return true;
-        } else {
-          return false;
-        }
-      };
-      ipaddr2.IPv4.isValidCIDRFourPartDecimal = function(string2) {
-        const match = string2.match(/^(.+)\/(\d+)$/);
-        if (!ipaddr2.IPv4.isValidCIDR(string2) || !match) {
-          return false;
-        }
-        return ipaddr2.IPv4.isValidFourPartDecimal(match[1]);
-      };
-      ipaddr2.IPv4.networkAddressFromCIDR = function(string2) {
-        let cidr, i, ipInterfaceOctets, octets, subnetMaskOctets;
-        try {
-          cidr = this.parseCIDR(string2);
-          ipInterfaceOctets = cidr[0].toByteArray();
-          subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
-          octets = [];
-          i = 0;
-          while (i < 4) {
-            octets.push(parseInt(ipInterfaceOctets[i], 10) & parseInt(subnetMaskOctets[i], 10));
-            i++;
-          }
-          return new this(octets);
-        } catch (e) {
-          throw new Error("ipaddr: the address does not have IPv4 CIDR format", { cause: e });
-        }
-      };
-      ipaddr2.IPv4.parse = function(string2) {
-        const parts = this.parser(string2);
-        if (parts === null) {
-          throw new Error("ipaddr: string is not formatted like an IPv4 Address");
-        }
-        return new this(parts);
-      };
-      ipaddr2.IPv4.parseCIDR = function(string2) {
-        let match;
-        if (match = string2.match(/^(.+)\/(\d+)$/)) {
-          const maskLength = parseInt(match[2]);
-          if (maskLength >= 0 && maskLength <= 32) {
-            const parsed = [this.parse(match[1]), maskLength];
-            Object.defineProperty(parsed, "toString", {
-              value: function() {
-                return this.join("/");
-              }
-            });
-            return parsed;
-          }
-        }
-        throw new Error("ipaddr: string is not formatted like an IPv4 CIDR range");
-      };
-      ipaddr2.IPv4.parser = function(string2) {
-        let match, part, value;
-        if (match = string2.match(ipv4Regexes.fourOctet)) {
-          return (function() {
-            const ref = match.slice(1, 6);
-            const results = [];
-            for (let i = 0; i < ref.length; i++) {
-              part = ref[i];
-              results.push(parseIntAuto(part));
-            }
-            return results;
-          })();
-        } else if (match = string2.match(ipv4Regexes.longValue)) {
-          value = parseIntAuto(match[1]);
-          if (value > 4294967295 || value < 0) {
-            throw new Error("ipaddr: address outside defined range");
-          }
-          return (function() {
-            const results = [];
-            let shift;
-            for (shift = 0; shift <= 24; shift += 8) {
-              results.push(value >> shift & 255);
-            }
-            return results;
-          })().reverse();
-        } else if (match = string2.match(ipv4Regexes.twoOctet)) {
-          return (function() {
-            const ref = match.slice(1, 4);
-            const results = [];
-            value = parseIntAuto(ref[1]);
-            if (value > 16777215 || value < 0) {
-              throw new Error("ipaddr: address outside defined range");
-            }
-            results.push(parseIntAuto(ref[0]));
-            results.push(value >> 16 & 255);
-            results.push(value >> 8 & 255);
-            results.push(value & 255);
-            return results;
-          })();
-        } else if (match = string2.match(ipv4Regexes.threeOctet)) {
-          return (function() {
-            const ref = match.slice(1, 5);
-            const results = [];
-            value = parseIntAuto(ref[2]);
-            if (value > 65535 || value < 0) {
-              throw new Error("ipaddr: address outside defined range");
-            }
-            results.push(parseIntAuto(ref[0]));
-            results.push(parseIntAuto(ref[1]));
-            results.push(value >> 8 & 255);
-            results.push(value & 255);
-            return results;
-          })();
-        } else {
-          return null;
-        }
-      };
-      ipaddr2.IPv4.subnetMaskFromPrefixLength = function(prefix) {
-        prefix = parseInt(prefix);
-        if (Number.isNaN(prefix) || prefix < 0 || prefix > 32) {
-          throw new Error("ipaddr: invalid IPv4 prefix length");
-        }
-        const octets = [0, 0, 0, 0];
-        let j = 0;
-        const filledOctetCount = Math.floor(prefix / 8);
-        while (j < filledOctetCount) {
-          octets[j] = 255;
-          j++;
-        }
-        if (filledOctetCount < 4) {
-          octets[filledOctetCount] = Math.pow(2, prefix % 8) - 1 << 8 - prefix % 8;
-        }
-        return new this(octets);
-      };
-      ipaddr2.IPv6 = (function() {
-        function IPv6(parts, zoneId) {
-          let i, part;
-          if (parts.length === 16) {
-            this.parts = [];
-            for (i = 0; i <= 14; i += 2) {
-              this.parts.push(parts[i] << 8 | parts[i + 1]);
-            }
-          } else if (parts.length === 8) {
-            this.parts = parts;
-          } else {
-            throw new Error("ipaddr: ipv6 part count should be 8 or 16");
-          }
-          for (i = 0; i < this.parts.length; i++) {
-            part = this.parts[i];
-            if (!(0 <= part && part <= 65535)) {
-              throw new Error("ipaddr: ipv6 part should fit in 16 bits");
-            }
-          }
-          if (zoneId) {
-            this.zoneId = zoneId;
-          }
-        }
-        IPv6.prototype.SpecialRanges = {
-          // RFC4291, here and after
-          unspecified: [new IPv6([0, 0, 0, 0, 0, 0, 0, 0]), 128],
-          linkLocal: [new IPv6([65152, 0, 0, 0, 0, 0, 0, 0]), 10],
-          multicast: [new IPv6([65280, 0, 0, 0, 0, 0, 0, 0]), 8],
-          loopback: [new IPv6([0, 0, 0, 0, 0, 0, 0, 1]), 128],
-          uniqueLocal: [new IPv6([64512, 0, 0, 0, 0, 0, 0, 0]), 7],
-          ipv4Mapped: [new IPv6([0, 0, 0, 0, 0, 65535, 0, 0]), 96],
-          // RFC3879
-          deprecatedSiteLocal: [new IPv6([65216, 0, 0, 0, 0, 0, 0, 0]), 10],
-          // RFC6666
-          discard: [new IPv6([256, 0, 0, 0, 0, 0, 0, 0]), 64],
-          // RFC6145
-          rfc6145: [new IPv6([0, 0, 0, 0, 65535, 0, 0, 0]), 96],
-          rfc6052: [
-            // RFC6052
-            [new IPv6([100, 65435, 0, 0, 0, 0, 0, 0]), 96],
-            // RFC8215
-            [new IPv6([100, 65435, 1, 0, 0, 0, 0, 0]), 48]
-          ],
-          // RFC3056
-          "6to4": [new IPv6([8194, 0, 0, 0, 0, 0, 0, 0]), 16],
-          // RFC6052, RFC6146
-          teredo: [new IPv6([8193, 0, 0, 0, 0, 0, 0, 0]), 32],
-          // RFC5180
-          benchmarking: [new IPv6([8193, 2, 0, 0, 0, 0, 0, 0]), 48],
-          // RFC7450
-          amt: [new IPv6([8193, 3, 0, 0, 0, 0, 0, 0]), 32],
-          as112v6: [
-            // RFC7535
-            [new IPv6([8193, 4, 274, 0, 0, 0, 0, 0]), 48],
-            // RFC7534
-            [new IPv6([9760, 79, 32768, 0, 0, 0, 0, 0]), 48]
-          ],
-          // RFC4843
-          deprecatedOrchid: [new IPv6([8193, 16, 0, 0, 0, 0, 0, 0]), 28],
-          // RFC7343
-          orchid2: [new IPv6([8193, 32, 0, 0, 0, 0, 0, 0]), 28],
-          // RFC9374
-          droneRemoteIdProtocolEntityTags: [new IPv6([8193, 48, 0, 0, 0, 0, 0, 0]), 28],
-          // RFC9602
-          segmentRouting: [new IPv6([24320, 0, 0, 0, 0, 0, 0, 0]), 16],
-          reserved: [
-            // RFC3849
-            [new IPv6([8193, 0, 0, 0, 0, 0, 0, 0]), 23],
-            // RFC2928
-            [new IPv6([8193, 3512, 0, 0, 0, 0, 0, 0]), 32],
-            // RFC9637
-            [new IPv6([16383, 0, 0, 0, 0, 0, 0, 0]), 20]
-          ]
-        };
-        IPv6.prototype.isIPv4MappedAddress = function() {
-          return this.range() === "ipv4Mapped";
-        };
-        IPv6.prototype.kind = function() {
-          return "ipv6";
-        };
-        IPv6.prototype.match = function(other, cidrRange) {
-          let ref;
-          if (cidrRange === void 0) {
-            ref = other;
-            other = ref[0];
-            cidrRange = ref[1];
-          }
-          if (other.kind() !== "ipv6") {
-            throw new Error("ipaddr: cannot match ipv6 address with non-ipv6 one");
-          }
-          return matchCIDR(this.parts, other.parts, 16, cidrRange);
-        };
-        IPv6.prototype.prefixLengthFromSubnetMask = function() {
-          let cidr = 0;
-          let stop = false;
-          const zerotable = {
-            0: 16,
-            32768: 15,
-            49152: 14,
-            57344: 13,
-            61440: 12,
-            63488: 11,
-            64512: 10,
-            65024: 9,
-            65280: 8,
-            65408: 7,
-            65472: 6,
-            65504: 5,
-            65520: 4,
-            65528: 3,
-            65532: 2,
-            65534: 1,
-            65535: 0
-          };
-          let part, zeros;
-          for (let i = 7; i >= 0; i -= 1) {
-            part = this.parts[i];
-            if (part in zerotable) {
-              zeros = zerotable[part];
-              if (stop && zeros !== 0) {
-                return null;
-              }
-              if (zeros !== 16) {
-                stop = true;
-              }
-              cidr += zeros;
-            } else {
-              return null;
-            }
-          }
-          return 128 - cidr;
-        };
-        IPv6.prototype.range = function() {
-          return ipaddr2.subnetMatch(this, this.SpecialRanges);
-        };
-        IPv6.prototype.toByteArray = function() {
-          let part;
-          const bytes = [];
-          const ref = this.parts;
-          for (let i = 0; i < ref.length; i++) {
-            part = ref[i];
-            bytes.push(part >> 8);
-            bytes.push(part & 255);
-          }
-          return bytes;
-        };
-        IPv6.prototype.toFixedLengthString = function() {
-          const addr = (function() {
-            const results = [];
-            for (let i = 0; i < this.parts.length; i++) {
-              results.push(padPart(this.parts[i].toString(16), 4));
-            }
-            return results;
-          }).call(this).join(":");
-          let suffix = "";
-          if (this.zoneId) {
-            suffix = `%${this.zoneId}`;
-          }
-          return addr + suffix;
-        };
-        IPv6.prototype.toIPv4Address = function() {
-          if (!this.isIPv4MappedAddress()) {
-            throw new Error("ipaddr: trying to convert a generic ipv6 address to ipv4");
-          }
-          const ref = this.parts.slice(-2);
-          const high = ref[0];
-          const low = ref[1];
-          return new ipaddr2.IPv4([high >> 8, high & 255, low >> 8, low & 255]);
-        };
-        IPv6.prototype.toNormalizedString = function() {
-          const addr = (function() {
-            const results = [];
-            for (let i = 0; i < this.parts.length; i++) {
-              results.push(this.parts[i].toString(16));
-            }
-            return results;
-          }).call(this).join(":");
-          let suffix = "";
-          if (this.zoneId) {
-            suffix = `%${this.zoneId}`;
-          }
-          return addr + suffix;
-        };
-        IPv6.prototype.toRFC5952String = function() {
-          const regex2 = /((^|:)(0(:|$)){2,})/g;
-          let suffix = "";
-          if (this.zoneId) {
-            suffix = `%${this.zoneId}`;
-          }
-          const normalized = this.toNormalizedString();
-          const string2 = normalized.slice(0, normalized.length - suffix.length);
-          let bestMatchIndex = 0;
-          let bestMatchLength = -1;
-          let bestMatchGroups = -1;
-          let match;
-          while (match = regex2.exec(string2)) {
-            const groups = (match[0].match(/0/g) || []).length;
-            if (groups > bestMatchGroups) {
-              bestMatchGroups = groups;
-              bestMatchIndex = match.index;
-              bestMatchLength = match[0].length;
-            }
-          }
-          if (bestMatchLength < 0) {
-            return string2 + suffix;
-          }
-          return `${string2.substring(0, bestMatchIndex)}::${string2.substring(bestMatchIndex + bestMatchLength)}${suffix}`;
-        };
-        IPv6.prototype.toString = function() {
-          return this.toRFC5952String();
-        };
-        return IPv6;
-      })();
-      ipaddr2.IPv6.broadcastAddressFromCIDR = function(string2) {
-        try {
-          const cidr = this.parseCIDR(string2);
-          const ipInterfaceOctets = cidr[0].toByteArray();
-          const subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
-          const octets = [];
-          let i = 0;
-          while (i < 16) {
-            octets.push(parseInt(ipInterfaceOctets[i], 10) | parseInt(subnetMaskOctets[i], 10) ^ 255);
-            i++;
-          }
-          return new this(octets);
-        } catch (e) {
-          throw new Error("ipaddr: the address does not have IPv6 CIDR format", { cause: e });
-        }
-      };
-      ipaddr2.IPv6.isIPv6 = function(string2) {
-        return this.parser(string2) !== null;
-      };
-      ipaddr2.IPv6.isValid = function(string2) {
-        if (typeof string2 === "string" && string2.indexOf(":") === -1) {
-          return false;
-        }
-        try {
-          const addr = this.parser(string2);
-          new this(addr.parts, addr.zoneId);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      ipaddr2.IPv6.isValidCIDR = function(string2) {
-        if (typeof string2 === "string" && string2.indexOf(":") === -1) {
-          return false;
-        }
-        try {
-          this.parseCIDR(string2);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      ipaddr2.IPv6.networkAddressFromCIDR = function(string2) {
-        let cidr, i, ipInterfaceOctets, octets, subnetMaskOctets;
-        try {
-          cidr = this.parseCIDR(string2);
-          ipInterfaceOctets = cidr[0].toByteArray();
-          subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
-          octets = [];
-          i = 0;
-          while (i < 16) {
-            octets.push(parseInt(ipInterfaceOctets[i], 10) & parseInt(subnetMaskOctets[i], 10));
-            i++;
-          }
-          return new this(octets);
-        } catch (e) {
-          throw new Error("ipaddr: the address does not have IPv6 CIDR format", { cause: e });
-        }
-      };
-      ipaddr2.IPv6.parse = function(string2) {
-        const addr = this.parser(string2);
-        if (addr === null) {
-          throw new Error("ipaddr: string is not formatted like an IPv6 Address");
-        }
-        return new this(addr.parts, addr.zoneId);
-      };
-      ipaddr2.IPv6.parseCIDR = function(string2) {
-        let maskLength, match, parsed;
-        if (match = string2.match(/^(.+)\/(\d+)$/)) {
-          maskLength = parseInt(match[2]);
-          if (maskLength >= 0 && maskLength <= 128) {
-            parsed = [this.parse(match[1]), maskLength];
-            Object.defineProperty(parsed, "toString", {
-              value: function() {
-                return this.join("/");
-              }
-            });
-            return parsed;
-          }
-        }
-        throw new Error("ipaddr: string is not formatted like an IPv6 CIDR range");
-      };
-      ipaddr2.IPv6.parser = function(string2) {
-        let addr, i, match, octet, octets, zoneId;
-        if (match = string2.match(ipv6Regexes.deprecatedTransitional)) {
-          return this.parser(`::ffff:${match[1]}`);
-        }
-        if (ipv6Regexes.native.test(string2)) {
-          return expandIPv6(string2, 8);
-        }
-        if (match = string2.match(ipv6Regexes.transitional)) {
-          zoneId = match[6] || "";
-          addr = match[1];
-          if (!match[1].endsWith("::")) {
-            addr = addr.slice(0, -1);
-          }
-          addr = expandIPv6(addr + zoneId, 6);
-          if (addr && addr.parts) {
-            octets = [
-              parseInt(match[2]),
-              parseInt(match[3]),
-              parseInt(match[4]),
-              parseInt(match[5])
-            ];
-            for (i = 0; i < octets.length; i++) {
-              octet = octets[i];
-              if (!(0 <= octet && octet <= 255)) {
-                return null;
-              }
-            }
-            addr.parts.push(octets[0] << 8 | octets[1]);
-            addr.parts.push(octets[2] << 8 | octets[3]);
-            return {
-              parts: addr.parts,
-              zoneId: addr.zoneId
-            };
-          }
-        }
-        return null;
-      };
-      ipaddr2.IPv6.subnetMaskFromPrefixLength = function(prefix) {
-        prefix = parseInt(prefix);
-        if (Number.isNaN(prefix) || prefix < 0 || prefix > 128) {
-          throw new Error("ipaddr: invalid IPv6 prefix length");
-        }
-        const octets = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let j = 0;
-        const filledOctetCount = Math.floor(prefix / 8);
-        while (j < filledOctetCount) {
-          octets[j] = 255;
-          j++;
-        }
-        if (filledOctetCount < 16) {
-          octets[filledOctetCount] = Math.pow(2, prefix % 8) - 1 << 8 - prefix % 8;
-        }
-        return new this(octets);
-      };
-      ipaddr2.fromByteArray = function(bytes) {
-        const length = bytes.length;
-        if (length === 4) {
-          return new ipaddr2.IPv4(bytes);
-        } else if (length === 16) {
-          return new ipaddr2.IPv6(bytes);
-        } else {
-          throw new Error("ipaddr: the binary input is neither an IPv6 nor IPv4 address");
-        }
-      };
-      ipaddr2.isValid = function(string2) {
-        return ipaddr2.IPv6.isValid(string2) || ipaddr2.IPv4.isValid(string2);
-      };
-      ipaddr2.isValidCIDR = function(string2) {
-        return ipaddr2.IPv6.isValidCIDR(string2) || ipaddr2.IPv4.isValidCIDR(string2);
-      };
-      ipaddr2.parse = function(string2) {
-        if (ipaddr2.IPv6.isValid(string2)) {
-          return ipaddr2.IPv6.parse(string2);
-        } else if (ipaddr2.IPv4.isValid(string2)) {
-          return ipaddr2.IPv4.parse(string2);
-        } else {
-          throw new Error("ipaddr: the address has neither IPv6 nor IPv4 format");
-        }
-      };
-      ipaddr2.parseCIDR = function(string2) {
-        try {
-          return ipaddr2.IPv6.parseCIDR(string2);
-        } catch {
-          try {
-            return ipaddr2.IPv4.parseCIDR(string2);
-          } catch (e) {
-            throw new Error("ipaddr: the address has neither IPv6 nor IPv4 CIDR format", { cause: e });
-          }
-        }
-      };
-      ipaddr2.process = function(string2) {
-        const addr = this.parse(string2);
-        if (addr.kind() === "ipv6" && addr.isIPv4MappedAddress()) {
-          return addr.toIPv4Address();
-        } else {
-          return addr;
-        }
-      };
-      ipaddr2.subnetMatch = function(address, rangeList, defaultName) {
-        let i, rangeName, rangeSubnets, subnet;
-        if (defaultName === void 0 || defaultName === null) {
-          defaultName = "unicast";
-        }
-        for (rangeName in rangeList) {
-          if (Object.prototype.hasOwnProperty.call(rangeList, rangeName)) {
-            rangeSubnets = rangeList[rangeName];
-            if (rangeSubnets[0] && !(rangeSubnets[0] instanceof Array)) {
-              rangeSubnets = [rangeSubnets];
-            }
-            for (i = 0; i < rangeSubnets.length; i++) {
-              subnet = rangeSubnets[i];
-              if (address.kind() === subnet[0].kind() && address.match.apply(address, subnet)) {
-                return rangeName;
-              }
-            }
-          }
-        }
-        return defaultName;
-      };
-      if (typeof module !== "undefined" && module.exports) {
-        module.exports = ipaddr2;
-      } else {
-        root.ipaddr = ipaddr2;
-      }
-    })(exports);
-  }
-});
 
 // src/core/errors/keyway-error.ts
 var KeywayError = class extends Error {
@@ -865,2103 +25,8 @@ function isLoopbackHttpUrl(url) {
   return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
 }
 
-// node_modules/valibot/dist/index.mjs
-var store$4;
-var DEFAULT_CONFIG = {
-  lang: void 0,
-  message: void 0,
-  abortEarly: void 0,
-  abortPipeEarly: void 0
-};
-// @__NO_SIDE_EFFECTS__
-function getGlobalConfig(config$1) {
-  if (!config$1 && !store$4) return DEFAULT_CONFIG;
-  return {
-    lang: config$1?.lang ?? store$4?.lang,
-    message: config$1?.message,
-    abortEarly: config$1?.abortEarly ?? store$4?.abortEarly,
-    abortPipeEarly: config$1?.abortPipeEarly ?? store$4?.abortPipeEarly
-  };
-}
-var store$3;
-// @__NO_SIDE_EFFECTS__
-function getGlobalMessage(lang) {
-  return store$3?.get(lang);
-}
-var store$2;
-// @__NO_SIDE_EFFECTS__
-function getSchemaMessage(lang) {
-  return store$2?.get(lang);
-}
-var store$1;
-// @__NO_SIDE_EFFECTS__
-function getSpecificMessage(reference, lang) {
-  return store$1?.get(reference)?.get(lang);
-}
-// @__NO_SIDE_EFFECTS__
-function _stringify(input) {
-  const type = typeof input;
-  if (type === "string") return `"${input}"`;
-  if (type === "number" || type === "bigint" || type === "boolean") return `${input}`;
-  if (type === "object" || type === "function") return (input && Object.getPrototypeOf(input)?.constructor?.name) ?? "null";
-  return type;
-}
-function _addIssue(context, label, dataset, config$1, other) {
-  const input = other && "input" in other ? other.input : dataset.value;
-  const expected = other?.expected ?? context.expects ?? null;
-  const received = other?.received ?? /* @__PURE__ */ _stringify(input);
-  const issue = {
-    kind: context.kind,
-    type: context.type,
-    input,
-    expected,
-    received,
-    message: `Invalid ${label}: ${expected ? `Expected ${expected} but r` : "R"}eceived ${received}`,
-    requirement: context.requirement,
-    path: other?.path,
-    issues: other?.issues,
-    lang: config$1.lang,
-    abortEarly: config$1.abortEarly,
-    abortPipeEarly: config$1.abortPipeEarly
-  };
-  const isSchema = context.kind === "schema";
-  const message$1 = other?.message ?? context.message ?? /* @__PURE__ */ getSpecificMessage(context.reference, issue.lang) ?? (isSchema ? /* @__PURE__ */ getSchemaMessage(issue.lang) : null) ?? config$1.message ?? /* @__PURE__ */ getGlobalMessage(issue.lang);
-  if (message$1 !== void 0) issue.message = typeof message$1 === "function" ? message$1(issue) : message$1;
-  if (isSchema) dataset.typed = false;
-  if (dataset.issues) dataset.issues.push(issue);
-  else dataset.issues = [issue];
-}
-// @__NO_SIDE_EFFECTS__
-function _isSameValueZero(value1, value2) {
-  return value1 === value2 || Number.isNaN(value1) && Number.isNaN(value2);
-}
-// @__NO_SIDE_EFFECTS__
-function _isValidObjectKey(object$1, key) {
-  return Object.prototype.hasOwnProperty.call(object$1, key) && key !== "__proto__" && key !== "prototype" && key !== "constructor";
-}
-// @__NO_SIDE_EFFECTS__
-function _joinExpects(values$1, separator) {
-  const list = [...new Set(values$1)];
-  if (list.length > 1) return `(${list.join(` ${separator} `)})`;
-  return list[0] ?? "never";
-}
-function _standardSchema(schema) {
-  schema["~standard"] = {
-    version: 1,
-    vendor: "valibot",
-    validate: (value$1) => schema["~run"]({ value: value$1 }, /* @__PURE__ */ getGlobalConfig())
-  };
-  return schema;
-}
-var EMOJI_REGEX = new RegExp("^(?:[\\u{1F1E6}-\\u{1F1FF}]{2}|\\u{1F3F4}[\\u{E0061}-\\u{E007A}]{2}[\\u{E0030}-\\u{E0039}\\u{E0061}-\\u{E007A}]{1,3}\\u{E007F}|(?:\\p{Emoji}\\uFE0F\\u20E3?|\\p{Emoji_Modifier_Base}\\p{Emoji_Modifier}?|(?![\\p{Emoji_Modifier_Base}\\u{1F1E6}-\\u{1F1FF}])\\p{Emoji_Presentation})(?:\\u200D(?:\\p{Emoji}\\uFE0F\\u20E3?|\\p{Emoji_Modifier_Base}\\p{Emoji_Modifier}?|(?![\\p{Emoji_Modifier_Base}\\u{1F1E6}-\\u{1F1FF}])\\p{Emoji_Presentation}))*)+$", "u");
-// @__NO_SIDE_EFFECTS__
-function check(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "check",
-    reference: check,
-    async: false,
-    expects: null,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (dataset.typed && !this.requirement(dataset.value)) _addIssue(this, "input", dataset, config$1);
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function description(description_) {
-  return {
-    kind: "metadata",
-    type: "description",
-    reference: description,
-    description: description_
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function integer(message$1) {
-  return {
-    kind: "validation",
-    type: "integer",
-    reference: integer,
-    async: false,
-    expects: null,
-    requirement: Number.isInteger,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (dataset.typed && !this.requirement(dataset.value)) _addIssue(this, "integer", dataset, config$1);
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function maxEntries(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "max_entries",
-    reference: maxEntries,
-    async: false,
-    expects: `<=${requirement}`,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (!dataset.typed) return dataset;
-      const count = Object.keys(dataset.value).length;
-      if (dataset.typed && count > this.requirement) _addIssue(this, "entries", dataset, config$1, { received: `${count}` });
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function maxLength(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "max_length",
-    reference: maxLength,
-    async: false,
-    expects: `<=${requirement}`,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (dataset.typed && dataset.value.length > this.requirement) _addIssue(this, "length", dataset, config$1, { received: `${dataset.value.length}` });
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function minEntries(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "min_entries",
-    reference: minEntries,
-    async: false,
-    expects: `>=${requirement}`,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (!dataset.typed) return dataset;
-      const count = Object.keys(dataset.value).length;
-      if (dataset.typed && count < this.requirement) _addIssue(this, "entries", dataset, config$1, { received: `${count}` });
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function minLength(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "min_length",
-    reference: minLength,
-    async: false,
-    expects: `>=${requirement}`,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (dataset.typed && dataset.value.length < this.requirement) _addIssue(this, "length", dataset, config$1, { received: `${dataset.value.length}` });
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function minValue(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "min_value",
-    reference: minValue,
-    async: false,
-    expects: `>=${requirement instanceof Date ? requirement.toJSON() : /* @__PURE__ */ _stringify(requirement)}`,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (dataset.typed && !(dataset.value >= this.requirement)) _addIssue(this, "value", dataset, config$1, { received: dataset.value instanceof Date ? dataset.value.toJSON() : /* @__PURE__ */ _stringify(dataset.value) });
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function regex(requirement, message$1) {
-  return {
-    kind: "validation",
-    type: "regex",
-    reference: regex,
-    async: false,
-    expects: `${requirement}`,
-    requirement,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (dataset.typed && !this.requirement.test(dataset.value)) _addIssue(this, "format", dataset, config$1);
-      return dataset;
-    }
-  };
-}
-// @__NO_SIDE_EFFECTS__
-function title(title_) {
-  return {
-    kind: "metadata",
-    type: "title",
-    reference: title,
-    title: title_
-  };
-}
-var ABORT_EARLY_CONFIG = { abortEarly: true };
-// @__NO_SIDE_EFFECTS__
-function getFallback(schema, dataset, config$1) {
-  return typeof schema.fallback === "function" ? schema.fallback(dataset, config$1) : schema.fallback;
-}
-// @__NO_SIDE_EFFECTS__
-function getDefault(schema, dataset, config$1) {
-  return typeof schema.default === "function" ? schema.default(dataset, config$1) : schema.default;
-}
-// @__NO_SIDE_EFFECTS__
-function array(item, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "array",
-    reference: array,
-    expects: "Array",
-    async: false,
-    item,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      const input = dataset.value;
-      if (Array.isArray(input)) {
-        dataset.typed = true;
-        dataset.value = [];
-        for (let key = 0; key < input.length; key++) {
-          const value$1 = input[key];
-          const itemDataset = this.item["~run"]({ value: value$1 }, config$1);
-          if (itemDataset.issues) {
-            const pathItem = {
-              type: "array",
-              origin: "value",
-              input,
-              key,
-              value: value$1
-            };
-            for (const issue of itemDataset.issues) {
-              if (issue.path) issue.path.unshift(pathItem);
-              else issue.path = [pathItem];
-              dataset.issues?.push(issue);
-            }
-            if (!dataset.issues) dataset.issues = itemDataset.issues;
-            if (config$1.abortEarly) {
-              dataset.typed = false;
-              break;
-            }
-          }
-          if (!itemDataset.typed) dataset.typed = false;
-          dataset.value.push(itemDataset.value);
-        }
-      } else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function boolean(message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "boolean",
-    reference: boolean,
-    expects: "boolean",
-    async: false,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (typeof dataset.value === "boolean") dataset.typed = true;
-      else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function custom(check$1, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "custom",
-    reference: custom,
-    expects: "unknown",
-    async: false,
-    check: check$1,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (this.check(dataset.value)) dataset.typed = true;
-      else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function lazy(getter) {
-  return _standardSchema({
-    kind: "schema",
-    type: "lazy",
-    reference: lazy,
-    expects: "unknown",
-    async: false,
-    getter,
-    "~run"(dataset, config$1) {
-      return this.getter(dataset.value)["~run"](dataset, config$1);
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function literal(literal_, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "literal",
-    reference: literal,
-    expects: /* @__PURE__ */ _stringify(literal_),
-    async: false,
-    literal: literal_,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (/* @__PURE__ */ _isSameValueZero(dataset.value, this.literal)) dataset.typed = true;
-      else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function number(message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "number",
-    reference: number,
-    expects: "number",
-    async: false,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (typeof dataset.value === "number" && !isNaN(dataset.value)) dataset.typed = true;
-      else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function object(entries$1, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "object",
-    reference: object,
-    expects: "Object",
-    async: false,
-    entries: entries$1,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      const input = dataset.value;
-      if (input && typeof input === "object") {
-        dataset.typed = true;
-        dataset.value = {};
-        for (const key in this.entries) {
-          const valueSchema = this.entries[key];
-          if (key in input || (valueSchema.type === "exact_optional" || valueSchema.type === "optional" || valueSchema.type === "nullish") && valueSchema.default !== void 0) {
-            const value$1 = key in input ? input[key] : /* @__PURE__ */ getDefault(valueSchema);
-            const valueDataset = valueSchema["~run"]({ value: value$1 }, config$1);
-            if (valueDataset.issues) {
-              const pathItem = {
-                type: "object",
-                origin: "value",
-                input,
-                key,
-                value: value$1
-              };
-              for (const issue of valueDataset.issues) {
-                if (issue.path) issue.path.unshift(pathItem);
-                else issue.path = [pathItem];
-                dataset.issues?.push(issue);
-              }
-              if (!dataset.issues) dataset.issues = valueDataset.issues;
-              if (config$1.abortEarly) {
-                dataset.typed = false;
-                break;
-              }
-            }
-            if (!valueDataset.typed) dataset.typed = false;
-            dataset.value[key] = valueDataset.value;
-          } else if (valueSchema.fallback !== void 0) dataset.value[key] = /* @__PURE__ */ getFallback(valueSchema);
-          else if (valueSchema.type !== "exact_optional" && valueSchema.type !== "optional" && valueSchema.type !== "nullish") {
-            _addIssue(this, "key", dataset, config$1, {
-              input: void 0,
-              expected: `"${key}"`,
-              path: [{
-                type: "object",
-                origin: "key",
-                input,
-                key,
-                value: input[key]
-              }]
-            });
-            if (config$1.abortEarly) break;
-          }
-        }
-      } else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function optional(wrapped, default_) {
-  return _standardSchema({
-    kind: "schema",
-    type: "optional",
-    reference: optional,
-    expects: `(${wrapped.expects} | undefined)`,
-    async: false,
-    wrapped,
-    default: default_,
-    "~run"(dataset, config$1) {
-      if (dataset.value === void 0) {
-        if (this.default !== void 0) dataset.value = /* @__PURE__ */ getDefault(this, dataset, config$1);
-        if (dataset.value === void 0) {
-          dataset.typed = true;
-          return dataset;
-        }
-      }
-      return this.wrapped["~run"](dataset, config$1);
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function picklist(options, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "picklist",
-    reference: picklist,
-    expects: /* @__PURE__ */ _joinExpects(options.map(_stringify), "|"),
-    async: false,
-    options,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (this.options.includes(dataset.value)) dataset.typed = true;
-      else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function record(key, value$1, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "record",
-    reference: record,
-    expects: "Object",
-    async: false,
-    key,
-    value: value$1,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      const input = dataset.value;
-      if (input && typeof input === "object") {
-        dataset.typed = true;
-        dataset.value = {};
-        for (const entryKey in input) if (/* @__PURE__ */ _isValidObjectKey(input, entryKey)) {
-          const entryValue = input[entryKey];
-          const keyDataset = this.key["~run"]({ value: entryKey }, config$1);
-          if (keyDataset.issues) {
-            const pathItem = {
-              type: "object",
-              origin: "key",
-              input,
-              key: entryKey,
-              value: entryValue
-            };
-            for (const issue of keyDataset.issues) {
-              issue.path = [pathItem];
-              dataset.issues?.push(issue);
-            }
-            if (!dataset.issues) dataset.issues = keyDataset.issues;
-            if (config$1.abortEarly) {
-              dataset.typed = false;
-              break;
-            }
-          }
-          const valueDataset = this.value["~run"]({ value: entryValue }, config$1);
-          if (valueDataset.issues) {
-            const pathItem = {
-              type: "object",
-              origin: "value",
-              input,
-              key: entryKey,
-              value: entryValue
-            };
-            for (const issue of valueDataset.issues) {
-              if (issue.path) issue.path.unshift(pathItem);
-              else issue.path = [pathItem];
-              dataset.issues?.push(issue);
-            }
-            if (!dataset.issues) dataset.issues = valueDataset.issues;
-            if (config$1.abortEarly) {
-              dataset.typed = false;
-              break;
-            }
-          }
-          if (!keyDataset.typed || !valueDataset.typed) dataset.typed = false;
-          if (keyDataset.typed) dataset.value[keyDataset.value] = valueDataset.value;
-        }
-      } else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function strictObject(entries$1, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "strict_object",
-    reference: strictObject,
-    expects: "Object",
-    async: false,
-    entries: entries$1,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      const input = dataset.value;
-      if (input && typeof input === "object") {
-        dataset.typed = true;
-        dataset.value = {};
-        for (const key in this.entries) {
-          const valueSchema = this.entries[key];
-          if (key in input || (valueSchema.type === "exact_optional" || valueSchema.type === "optional" || valueSchema.type === "nullish") && valueSchema.default !== void 0) {
-            const value$1 = key in input ? input[key] : /* @__PURE__ */ getDefault(valueSchema);
-            const valueDataset = valueSchema["~run"]({ value: value$1 }, config$1);
-            if (valueDataset.issues) {
-              const pathItem = {
-                type: "object",
-                origin: "value",
-                input,
-                key,
-                value: value$1
-              };
-              for (const issue of valueDataset.issues) {
-                if (issue.path) issue.path.unshift(pathItem);
-                else issue.path = [pathItem];
-                dataset.issues?.push(issue);
-              }
-              if (!dataset.issues) dataset.issues = valueDataset.issues;
-              if (config$1.abortEarly) {
-                dataset.typed = false;
-                break;
-              }
-            }
-            if (!valueDataset.typed) dataset.typed = false;
-            dataset.value[key] = valueDataset.value;
-          } else if (valueSchema.fallback !== void 0) dataset.value[key] = /* @__PURE__ */ getFallback(valueSchema);
-          else if (valueSchema.type !== "exact_optional" && valueSchema.type !== "optional" && valueSchema.type !== "nullish") {
-            _addIssue(this, "key", dataset, config$1, {
-              input: void 0,
-              expected: `"${key}"`,
-              path: [{
-                type: "object",
-                origin: "key",
-                input,
-                key,
-                value: input[key]
-              }]
-            });
-            if (config$1.abortEarly) break;
-          }
-        }
-        if (!dataset.issues || !config$1.abortEarly) {
-          for (const key in input) if (!Object.prototype.hasOwnProperty.call(this.entries, key)) {
-            _addIssue(this, "key", dataset, config$1, {
-              input: key,
-              expected: "never",
-              path: [{
-                type: "object",
-                origin: "key",
-                input,
-                key,
-                value: input[key]
-              }]
-            });
-            break;
-          }
-        }
-      } else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function string(message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "string",
-    reference: string,
-    expects: "string",
-    async: false,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      if (typeof dataset.value === "string") dataset.typed = true;
-      else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function _subIssues(datasets) {
-  let issues;
-  if (datasets) for (const dataset of datasets) if (issues) for (const issue of dataset.issues) issues.push(issue);
-  else issues = dataset.issues;
-  return issues;
-}
-// @__NO_SIDE_EFFECTS__
-function union(options, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "union",
-    reference: union,
-    expects: /* @__PURE__ */ _joinExpects(options.map((option) => option.expects), "|"),
-    async: false,
-    options,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      let validDataset;
-      let typedDatasets;
-      let untypedDatasets;
-      for (const schema of this.options) {
-        const optionDataset = schema["~run"]({ value: dataset.value }, config$1);
-        if (optionDataset.typed) if (optionDataset.issues) if (typedDatasets) typedDatasets.push(optionDataset);
-        else typedDatasets = [optionDataset];
-        else {
-          validDataset = optionDataset;
-          break;
-        }
-        else if (untypedDatasets) untypedDatasets.push(optionDataset);
-        else untypedDatasets = [optionDataset];
-      }
-      if (validDataset) return validDataset;
-      if (typedDatasets) {
-        if (typedDatasets.length === 1) return typedDatasets[0];
-        _addIssue(this, "type", dataset, config$1, { issues: /* @__PURE__ */ _subIssues(typedDatasets) });
-        dataset.typed = true;
-      } else if (untypedDatasets?.length === 1) return untypedDatasets[0];
-      else _addIssue(this, "type", dataset, config$1, { issues: /* @__PURE__ */ _subIssues(untypedDatasets) });
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function variant(key, options, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "variant",
-    reference: variant,
-    expects: "Object",
-    async: false,
-    key,
-    options,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      const input = dataset.value;
-      if (input && typeof input === "object") {
-        let outputDataset;
-        let maxDiscriminatorPriority = 0;
-        let invalidDiscriminatorKey = this.key;
-        let expectedDiscriminators = [];
-        const parseOptions = (variant$1, allKeys) => {
-          for (const schema of variant$1.options) {
-            if (schema.type === "variant") parseOptions(schema, new Set(allKeys).add(schema.key));
-            else {
-              let keysAreValid = true;
-              let currentPriority = 0;
-              for (const currentKey of allKeys) {
-                const discriminatorSchema = schema.entries[currentKey];
-                if (currentKey in input ? discriminatorSchema["~run"]({
-                  typed: false,
-                  value: input[currentKey]
-                }, ABORT_EARLY_CONFIG).issues : discriminatorSchema.type !== "exact_optional" && discriminatorSchema.type !== "optional" && discriminatorSchema.type !== "nullish") {
-                  keysAreValid = false;
-                  if (invalidDiscriminatorKey !== currentKey && (maxDiscriminatorPriority < currentPriority || maxDiscriminatorPriority === currentPriority && currentKey in input && !(invalidDiscriminatorKey in input))) {
-                    maxDiscriminatorPriority = currentPriority;
-                    invalidDiscriminatorKey = currentKey;
-                    expectedDiscriminators = [];
-                  }
-                  if (invalidDiscriminatorKey === currentKey) expectedDiscriminators.push(schema.entries[currentKey].expects);
-                  break;
-                }
-                currentPriority++;
-              }
-              if (keysAreValid) {
-                const optionDataset = schema["~run"]({ value: input }, config$1);
-                if (!outputDataset || !outputDataset.typed && optionDataset.typed) outputDataset = optionDataset;
-              }
-            }
-            if (outputDataset && !outputDataset.issues) break;
-          }
-        };
-        parseOptions(this, /* @__PURE__ */ new Set([this.key]));
-        if (outputDataset) return outputDataset;
-        _addIssue(this, "type", dataset, config$1, {
-          input: input[invalidDiscriminatorKey],
-          expected: /* @__PURE__ */ _joinExpects(expectedDiscriminators, "|"),
-          path: [{
-            type: "object",
-            origin: "value",
-            input,
-            key: invalidDiscriminatorKey,
-            value: input[invalidDiscriminatorKey]
-          }]
-        });
-      } else _addIssue(this, "type", dataset, config$1);
-      return dataset;
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function pipe(...pipe$1) {
-  return _standardSchema({
-    ...pipe$1[0],
-    pipe: pipe$1,
-    "~run"(dataset, config$1) {
-      for (const item of pipe$1) if (item.kind !== "metadata") {
-        if (dataset.issues && (item.kind === "schema" || item.kind === "transformation")) {
-          dataset.typed = false;
-          break;
-        }
-        if (!dataset.issues || !config$1.abortEarly && !config$1.abortPipeEarly) dataset = item["~run"](dataset, config$1);
-      }
-      return dataset;
-    }
-  });
-}
-
-// src/core/verify/issuer-preset.ts
-var REGISTERED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
-var documentedClaims = (names2, prefixes) => ({
-  names: [.../* @__PURE__ */ new Set([...REGISTERED_CLAIMS, ...names2])],
-  ...prefixes === void 0 ? {} : { prefixes }
-});
-var ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
-var stringClaims = (names2) => Object.fromEntries(names2.map((name) => [name, "string"]));
-var formats = (names2, format) => Object.fromEntries(names2.map((name) => [name, format]));
-var NUMERIC_ID = { pattern: /^\d{1,20}$/, description: 'a number in a string, like "734201"' };
-var UUID_SOURCE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
-var LOWERCASE_UUID = {
-  pattern: new RegExp(`^${UUID_SOURCE}$`),
-  description: 'a lower-case UUID, like "8d5a3a2c-3c16-4a3e-9d55-4c4d2f3e9b11"'
-};
-
-// src/core/outbound/outbound-address.ts
-var import_ipaddr = __toESM(require_ipaddr(), 1);
-var IPV4_COMPATIBLE = import_ipaddr.default.parseCIDR("::/96");
-
-// src/core/verify/presets/azure-devops.ts
-var AZURE_DEVOPS_CLAIMS = ["sub", "jti", "org_id", "prj_id", "def_id", "rpo_id", "rpo_uri", "rpo_ver", "rpo_ref", "run_id"];
-var azureDevops = {
-  name: "azure-devops",
-  shapes: [
-    {
-      deployment: "Azure DevOps Services, per organization",
-      host: /^vstoken\.dev\.azure\.com$/,
-      path: new RegExp(`^/(?<tenant>${UUID_SOURCE})$`),
-      // One JWKS signs for every organization, so the organization the issuer names must be the one the token names.
-      tenantClaim: "org_id",
-      example: "https://vstoken.dev.azure.com/<organization-guid>"
-    }
-  ],
-  algorithms: ["RS256"],
-  // Tokens live about 5 minutes; a job requests one when it needs it.
-  maxTokenAgeSeconds: 10 * 60,
-  // Pipeline tokens carry these; service-connection tokens carry only names and are not accepted.
-  requiredClaims: ["org_id", "prj_id", "def_id"],
-  claimTypes: stringClaims(AZURE_DEVOPS_CLAIMS),
-  claimFormats: { ...formats(["org_id", "prj_id"], LOWERCASE_UUID), ...formats(["def_id", "run_id"], NUMERIC_ID) },
-  caseFolds: {},
-  auditClaims: ["org_id", "prj_id", "def_id", "rpo_id", "rpo_ref", "rpo_ver", "run_id"],
-  shared: false,
-  tenantClaims: ["org_id", "prj_id", "def_id"],
-  // The audience cannot be changed: a token meant for Entra ID is also one for keyway, so each is good for one exchange.
-  fixedAudience: "api://AzureADTokenExchange",
-  singleUse: true,
-  claimNames: documentedClaims(AZURE_DEVOPS_CLAIMS),
-  lint: {
-    namesWithIds: {},
-    ownerFirstNames: [],
-    untrustedContexts: [{ claim: "rpo_ref", value: "refs/pull/1/merge", sample: true, what: "pull request validation builds (rpo_ref refs/pull/<n>/merge)" }],
-    spoofable: {}
-  }
-};
-
-// src/core/verify/presets/bitbucket.ts
-var UUID_CLAIMS = ["workspaceUuid", "repositoryUuid", "pipelineUuid", "stepUuid", "deploymentEnvironmentUuid"];
-var bitbucket = {
-  name: "bitbucket",
-  shapes: [
-    {
-      deployment: "Bitbucket Cloud, per workspace",
-      host: /^api\.bitbucket\.org$/,
-      path: /^\/2\.0\/workspaces\/[^/]+\/pipelines-config\/identity\/oidc$/,
-      example: "https://api.bitbucket.org/2.0/workspaces/<workspace-slug>/pipelines-config/identity/oidc"
-    }
-  ],
-  algorithms: ["RS256"],
-  // $BITBUCKET_STEP_OIDC_TOKEN is minted when the step starts; its lifetime is not documented.
-  maxTokenAgeSeconds: 60 * 60,
-  requiredClaims: ["workspaceUuid", "repositoryUuid", "pipelineUuid", "stepUuid"],
-  claimTypes: {
-    sub: "string",
-    ...Object.fromEntries(UUID_CLAIMS.map((name) => [name, "string"])),
-    branchName: "string",
-    compliant: "boolean"
-  },
-  // Every Bitbucket UUID comes wrapped in braces; a policy value without them could never match.
-  claimFormats: formats(UUID_CLAIMS, {
-    pattern: new RegExp(`^\\{${UUID_SOURCE}\\}$`),
-    description: 'a lower-case UUID in braces, like "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"'
-  }),
-  caseFolds: {},
-  auditClaims: ["workspaceUuid", "repositoryUuid", "pipelineUuid", "stepUuid", "deploymentEnvironmentUuid", "branchName"],
-  // Each workspace has its own issuer, but the issuer names the workspace by its slug, which can be renamed and re-registered.
-  shared: false,
-  tenantClaims: ["workspaceUuid", "repositoryUuid"],
-  singleUse: false,
-  // pipelineRunUuid and commitSha appear only in third-party parsers: accepted so a policy can use them if they are real.
-  claimNames: documentedClaims([...UUID_CLAIMS, "branchName", "compliant", "pipelineRunUuid", "commitSha"]),
-  // Fork pull requests do not run in the parent repository's pipelines; deployment environments are the gate.
-  lint: { namesWithIds: {}, ownerFirstNames: [], untrustedContexts: [], spoofable: {} }
-};
-
-// src/core/verify/presets/buildkite.ts
-var buildkite = {
-  name: "buildkite",
-  url: "https://agent.buildkite.com",
-  shapes: [{ deployment: "Buildkite", host: /^agent\.buildkite\.com$/, path: /^$/, example: "https://agent.buildkite.com" }],
-  algorithms: ["RS256"],
-  // Tokens live 5 minutes unless `--lifetime` asks for up to 2 hours; a job requests one when it needs it.
-  maxTokenAgeSeconds: 10 * 60,
-  // organization_id comes only with `--claim organization_id`; the slug in every token can be renamed and re-registered.
-  requiredClaims: ["organization_id", "organization_slug", "pipeline_slug", "build_number", "job_id"],
-  claimTypes: {
-    sub: "string",
-    organization_slug: "string",
-    pipeline_slug: "string",
-    build_number: "number",
-    build_branch: "string",
-    build_tag: "string",
-    build_commit: "string",
-    step_key: "string|null",
-    job_id: "string",
-    agent_id: "string",
-    build_source: "string",
-    runner_environment: "string",
-    organization_id: "string",
-    pipeline_id: "string",
-    build_id: "string",
-    cluster_id: "string",
-    cluster_name: "string",
-    queue_id: "string",
-    queue_key: "string",
-    "https://aws.amazon.com/tags": "object"
-  },
-  claimFormats: formats(["organization_id", "pipeline_id", "cluster_id", "queue_id", "build_id", "job_id"], LOWERCASE_UUID),
-  caseFolds: {},
-  auditClaims: [
-    "organization_id",
-    "organization_slug",
-    "pipeline_id",
-    "pipeline_slug",
-    "build_number",
-    "build_branch",
-    "build_tag",
-    "build_commit",
-    "build_source",
-    "step_key",
-    "job_id",
-    "agent_id",
-    "runner_environment",
-    "cluster_id",
-    "queue_key"
-  ],
-  // One issuer and one key set for every Buildkite organization.
-  shared: true,
-  tenantClaims: ["organization_id"],
-  singleUse: false,
-  // agent_tag:<NAME> with `--claim agent_tag:<NAME>`.
-  claimNames: documentedClaims(
-    [
-      "organization_slug",
-      "pipeline_slug",
-      "build_number",
-      "build_branch",
-      "build_tag",
-      "build_commit",
-      "step_key",
-      "job_id",
-      "agent_id",
-      "build_source",
-      "runner_environment",
-      "organization_id",
-      "pipeline_id",
-      "build_id",
-      "cluster_id",
-      "cluster_name",
-      "queue_id",
-      "queue_key",
-      "https://aws.amazon.com/tags"
-    ],
-    ["agent_tag:"]
-  ),
-  lint: {
-    namesWithIds: { organization_slug: "organization_id", pipeline_slug: "pipeline_id", cluster_name: "cluster_id", queue_key: "queue_id" },
-    ownerFirstNames: [],
-    // Buildkite does not protect branches: whoever can start a build by hand or through the API picks the branch and commit.
-    untrustedContexts: [
-      { claim: "build_source", value: "ui", what: "builds started by hand in the Buildkite UI (any branch, any commit)" },
-      { claim: "build_source", value: "api", what: "builds started through the Buildkite API (any branch, any commit)" },
-      { claim: "runner_environment", value: "self-hosted", what: "self-hosted agents (the token is only as safe as the agent host)" }
-    ],
-    spoofable: { step_key: "step_key is whatever the pipeline definition says; gate on pipeline_id, build_source and build_branch" }
-  }
-};
-
-// src/core/verify/presets/circleci.ts
-var claim = (name) => `oidc.circleci.com/${name}`;
-var ORG_PATH = new RegExp(`^/org/(?<tenant>${UUID_SOURCE})$`);
-var circleci = {
-  name: "circleci",
-  shapes: [
-    {
-      deployment: "CircleCI cloud, per organization",
-      host: /^oidc\.circleci\.com$/,
-      path: ORG_PATH,
-      tenantClaim: claim("org-id"),
-      example: "https://oidc.circleci.com/org/<org-uuid>"
-    },
-    // `circleci run oidc get --root-issuer`: one issuer for every organization.
-    { deployment: "CircleCI cloud, root issuer", host: /^oidc\.circleci\.com$/, path: /^$/, shared: true, example: "https://oidc.circleci.com" },
-    { deployment: "CircleCI server, per organization", path: ORG_PATH, tenantClaim: claim("org-id"), example: "https://<circleci-oidc-host>/org/<org-uuid>" },
-    { deployment: "CircleCI server, root issuer", path: /^$/, shared: true, example: "https://<circleci-oidc-host>" }
-  ],
-  algorithms: ["RS256"],
-  // Tokens live an hour and are minted shortly before the job starts.
-  maxTokenAgeSeconds: 60 * 60,
-  requiredClaims: [claim("org-id"), claim("project-id"), claim("job-id")],
-  claimTypes: {
-    sub: "string",
-    [claim("context-ids")]: "string[]",
-    [claim("job-id")]: "string",
-    [claim("org-id")]: "string",
-    [claim("pipeline-definition-id")]: "string",
-    [claim("pipeline-id")]: "string",
-    [claim("project-id")]: "string",
-    [claim("ssh-rerun")]: "boolean",
-    [claim("vcs-origin")]: "string",
-    [claim("vcs-ref")]: "string",
-    [claim("workflow-id")]: "string"
-  },
-  claimFormats: formats(
-    [claim("org-id"), claim("project-id"), claim("pipeline-id"), claim("job-id"), claim("workflow-id"), claim("pipeline-definition-id")],
-    LOWERCASE_UUID
-  ),
-  // github.com/Acme/API and github.com/acme/api are one repository.
-  caseFolds: { [claim("vcs-origin")]: "whole" },
-  auditClaims: [
-    claim("org-id"),
-    claim("project-id"),
-    claim("pipeline-definition-id"),
-    claim("pipeline-id"),
-    claim("workflow-id"),
-    claim("job-id"),
-    claim("vcs-origin"),
-    claim("vcs-ref"),
-    claim("ssh-rerun"),
-    claim("context-ids")
-  ],
-  // A per-organization issuer names its tenant; the root issuer (its shape says so) does not.
-  shared: false,
-  // The UUIDs pin the organization; sub starts with the same org/<uuid>/, but a glob on it pins nothing a reader can check.
-  tenantClaims: [claim("org-id"), claim("project-id")],
-  singleUse: false,
-  claimNames: documentedClaims(
-    ["context-ids", "job-id", "org-id", "pipeline-definition-id", "pipeline-id", "project-id", "ssh-rerun", "vcs-origin", "vcs-ref", "workflow-id"].map(claim)
-  ),
-  lint: {
-    // The origin is the repository's name on its VCS host; the project UUID stays with the project.
-    namesWithIds: { [claim("vcs-origin")]: claim("project-id") },
-    ownerFirstNames: [],
-    untrustedContexts: [
-      { claim: claim("ssh-rerun"), value: "true", what: "jobs rerun with SSH (a person has a shell in the job)" },
-      // With "Pass secrets to builds from forked pull requests" on, a fork's build runs in the project with the fork as its origin.
-      { claim: claim("vcs-origin"), value: "github.com/someone-else/fork", sample: true, what: "forked pull request builds (the fork is the vcs-origin)" }
-    ],
-    spoofable: {}
-  }
-};
-
-// src/core/verify/presets/forgejo.ts
-var FORGEJO_CLAIMS = [
-  "sub",
-  "jti",
-  "actor",
-  "actor_id",
-  "base_ref",
-  "event_name",
-  "ref",
-  "ref_protected",
-  "ref_type",
-  "repository",
-  "repository_id",
-  "repository_owner",
-  "repository_owner_id",
-  "run_attempt",
-  "run_id",
-  "run_number",
-  "sha",
-  "workflow",
-  "workflow_ref"
-];
-var forgejo = {
-  name: "forgejo",
-  shapes: [{ deployment: "Forgejo instance", path: /^(\/[^/]+)*\/api\/actions$/, example: "https://codeberg.org/api/actions" }],
-  algorithms: ["RS256"],
-  // Like GitHub, a job asks for a token when it needs one.
-  maxTokenAgeSeconds: 10 * 60,
-  requiredClaims: ["repository", "repository_owner", "ref", "event_name", "run_id"],
-  claimTypes: stringClaims(FORGEJO_CLAIMS),
-  // Ids arrive with Forgejo's immutable-subject change; names are all older instances send.
-  claimFormats: formats(["repository_id", "repository_owner_id", "actor_id"], NUMERIC_ID),
-  // Names fold; workflow_ref's ref after the @ is a git ref, and git refs are case-sensitive.
-  caseFolds: { repository: "whole", repository_owner: "whole", actor: "whole", workflow_ref: "before-@" },
-  auditClaims: [
-    "repository",
-    "repository_id",
-    "repository_owner",
-    "repository_owner_id",
-    "ref",
-    "ref_type",
-    "ref_protected",
-    "event_name",
-    "workflow_ref",
-    "sha",
-    "run_id",
-    "actor"
-  ],
-  // One issuer per instance, for all of its users.
-  shared: true,
-  tenantClaims: ["repository_owner_id", "repository_id", "repository_owner", "repository", "sub"],
-  singleUse: false,
-  claimNames: documentedClaims(FORGEJO_CLAIMS),
-  lint: {
-    // The ids come with Forgejo's immutable-subject change; on an instance that sends only names, silence this with that reason.
-    namesWithIds: { repository: "repository_id", repository_owner: "repository_owner_id", actor: "actor_id" },
-    ownerFirstNames: ["repository", "repository_owner", "workflow_ref"],
-    untrustedContexts: [
-      { claim: "event_name", value: "pull_request", what: "pull_request runs (the pull request author's code)" },
-      { claim: "event_name", value: "pull_request_target", what: "pull_request_target runs (base-repository context, often checking out a fork's code)" },
-      // Comment and review triggers, as Forgejo's modules/actions/github.go knows them; event_name is the workflow's on: key.
-      // Comments run on the default branch (IsDefaultBranchWorkflow); pull_request_comment is Forgejo's alias of issue_comment.
-      {
-        claim: "event_name",
-        value: "issue_comment",
-        what: "issue_comment runs (started by anyone who can comment on an issue or pull request, on the default branch with its secrets)"
-      },
-      {
-        claim: "event_name",
-        value: "pull_request_comment",
-        what: "pull_request_comment runs (Forgejo's issue_comment for pull requests: anyone who can comment, on the default branch with its secrets)"
-      },
-      {
-        claim: "event_name",
-        value: "pull_request_review",
-        what: "pull_request_review runs (a pull request's code, started by whoever approves or rejects it)"
-      },
-      {
-        claim: "event_name",
-        value: "pull_request_review_comment",
-        what: "pull_request_review_comment runs (a pull request's code, started by whoever comments on its diff)"
-      },
-      { claim: "ref_protected", value: "false", what: "unprotected refs (anyone with write access can push them)" }
-    ],
-    spoofable: { workflow: "workflow is the free-text name: of a workflow; gate on workflow_ref" }
-  }
-};
-
-// src/core/verify/presets/github.ts
-var GITHUB_CLAIMS = [
-  "sub",
-  "jti",
-  "actor",
-  "actor_id",
-  "base_ref",
-  "head_ref",
-  "enterprise",
-  "enterprise_id",
-  "environment",
-  "environment_node_id",
-  "event_name",
-  "job_workflow_ref",
-  "job_workflow_sha",
-  "ref",
-  "ref_type",
-  "ref_protected",
-  "repository",
-  "repository_id",
-  "repository_owner",
-  "repository_owner_id",
-  "repository_visibility",
-  "run_id",
-  "run_number",
-  "run_attempt",
-  "runner_environment",
-  "sha",
-  "workflow",
-  "workflow_ref",
-  "workflow_sha",
-  "check_run_id"
-];
-var SLUG = "[A-Za-z0-9][A-Za-z0-9_-]*";
-var GITHUB_HOST = /^token\.actions\.githubusercontent\.com$/;
-var github = {
-  name: "github",
-  url: "https://token.actions.githubusercontent.com",
-  shapes: [
-    { deployment: "github.com", host: GITHUB_HOST, path: /^$/, example: "https://token.actions.githubusercontent.com" },
-    // The enterprise "unique issuer" setting (GHEC): tokens of that enterprise name it in `iss`.
-    {
-      deployment: "GitHub Enterprise Cloud with a unique issuer",
-      host: GITHUB_HOST,
-      path: new RegExp(`^/${SLUG}$`),
-      example: "https://token.actions.githubusercontent.com/<enterprise-slug>"
-    },
-    // Data residency; the unique-issuer form (`/<subdomain>`) is not confirmed against a live token.
-    {
-      deployment: "GHE.com",
-      host: /^token\.actions\.[a-z0-9-]+\.ghe\.com$/,
-      path: new RegExp(`^(/${SLUG})?$`),
-      example: "https://token.actions.<subdomain>.ghe.com"
-    },
-    { deployment: "GitHub Enterprise Server", path: /^\/_services\/token$/, example: "https://<ghes-host>/_services/token" }
-  ],
-  algorithms: ["RS256"],
-  // Tokens live 5 minutes; a job may ask for one at any time, so a fresh one is always at hand.
-  maxTokenAgeSeconds: 10 * 60,
-  requiredClaims: ["repository", "repository_id", "repository_owner_id", "ref", "event_name", "run_id"],
-  claimTypes: stringClaims(GITHUB_CLAIMS),
-  claimFormats: formats(["repository_id", "repository_owner_id", "enterprise_id", "actor_id"], NUMERIC_ID),
-  // Names fold; the ref after a workflow ref's @ is a git ref, and git refs are case-sensitive.
-  caseFolds: { repository: "whole", repository_owner: "whole", actor: "whole", enterprise: "whole", workflow_ref: "before-@", job_workflow_ref: "before-@" },
-  auditClaims: [
-    "repository",
-    "repository_id",
-    "repository_owner",
-    "repository_owner_id",
-    "enterprise_id",
-    "ref",
-    "ref_type",
-    "ref_protected",
-    "environment",
-    "event_name",
-    "workflow_ref",
-    "job_workflow_ref",
-    "sha",
-    "runner_environment",
-    "run_id",
-    "run_attempt",
-    "actor"
-  ],
-  // github.com's issuer serves every GitHub customer; an enterprise or GHES issuer, every org in it.
-  shared: true,
-  tenantClaims: ["repository_owner_id", "repository_id", "enterprise_id", "sub"],
-  singleUse: false,
-  // repo_property_<name>: organisation custom properties copied into the token (2026).
-  claimNames: documentedClaims(GITHUB_CLAIMS, ["repo_property_"]),
-  lint: {
-    namesWithIds: { repository: "repository_id", repository_owner: "repository_owner_id", actor: "actor_id", enterprise: "enterprise_id" },
-    ownerFirstNames: ["repository", "repository_owner", "workflow_ref", "job_workflow_ref"],
-    untrustedContexts: [
-      { claim: "event_name", value: "pull_request", what: "pull_request runs (the pull request author's code)" },
-      {
-        claim: "event_name",
-        value: "pull_request_target",
-        what: "pull_request_target runs (base-repository context with its secrets, often checking out a fork's code; since December 2025 their ref is always the default branch, so ref: refs/heads/main alone does not exclude them)"
-      },
-      { claim: "event_name", value: "workflow_run", what: "workflow_run runs (can be triggered by a fork's pull request)" },
-      // Comment and review triggers: whoever may comment or review starts them, and the text they wrote is in the event.
-      {
-        claim: "event_name",
-        value: "issue_comment",
-        what: "issue_comment runs (started by anyone who can comment on an issue or pull request, on the default branch with its secrets)"
-      },
-      { claim: "event_name", value: "pull_request_review", what: "pull_request_review runs (a pull request's code, started by whoever submits a review)" },
-      {
-        claim: "event_name",
-        value: "pull_request_review_comment",
-        what: "pull_request_review_comment runs (a pull request's code, started by whoever comments on its diff)"
-      },
-      {
-        claim: "event_name",
-        value: "discussion_comment",
-        what: "discussion_comment runs (started by anyone who can comment on a discussion, on the default branch with its secrets)"
-      },
-      { claim: "runner_environment", value: "self-hosted", what: "self-hosted runners (outside GitHub's control)" },
-      { claim: "ref_protected", value: "false", what: "unprotected refs (anyone with write access can push them)" }
-    ],
-    spoofable: { workflow: "workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref" },
-    nameBasedSubject: {
-      pattern: /^repo:[^:@]*(:|$)/,
-      advice: "GitHub gives repositories created, renamed or transferred after 2026-07-15 (and any that opt in) the immutable subject repo:OWNER@OWNER_ID/REPO@REPO_ID:\u2026; this name-only pattern will not match them, and a re-registered name satisfies it. Pin repository_owner_id and repository_id, or match the immutable form"
-    }
-  }
-};
-
-// src/core/verify/presets/gitlab.ts
-var GITLAB_STRING_CLAIMS = [
-  "sub",
-  "jti",
-  "namespace_id",
-  "namespace_path",
-  "project_id",
-  "project_path",
-  "user_id",
-  "user_login",
-  "user_email",
-  "user_access_level",
-  "pipeline_id",
-  "pipeline_source",
-  "job_id",
-  "ref",
-  "ref_type",
-  "ref_path",
-  "ref_protected",
-  "environment",
-  "environment_protected",
-  "deployment_tier",
-  "environment_action",
-  "runner_environment",
-  "sha",
-  "project_visibility",
-  "job_project_id",
-  "job_project_path",
-  "job_namespace_id",
-  "job_namespace_path"
-];
-var gitlab = {
-  name: "gitlab",
-  url: "https://gitlab.com",
-  shapes: [
-    { deployment: "gitlab.com", host: /^gitlab\.com$/, path: /^$/, example: "https://gitlab.com" },
-    // The instance URL, which may have a relative root (https://example.com/gitlab).
-    { deployment: "GitLab self-managed", path: /^(\/[^/]+)*$/, example: "https://gitlab.example.com" }
-  ],
-  algorithms: ["RS256"],
-  // ID tokens are minted at job start and live for the job timeout.
-  maxTokenAgeSeconds: 60 * 60,
-  // The same keys sign GitLab's user login ID tokens; these claims exist only in CI job tokens.
-  requiredClaims: ["project_id", "pipeline_id", "job_id", "ref", "ref_type"],
-  claimTypes: {
-    ...stringClaims(GITLAB_STRING_CLAIMS),
-    // Null when the pipeline configuration comes from another project or a URL.
-    ci_config_ref_uri: "string|null",
-    ci_config_sha: "string|null",
-    runner_id: "number",
-    groups_direct: "string[]",
-    user_identities: "array"
-  },
-  claimFormats: formats(["project_id", "namespace_id", "job_project_id", "job_namespace_id", "pipeline_id", "job_id", "user_id"], NUMERIC_ID),
-  // Paths fold; ci_config_ref_uri's ref after the @ is a git ref, and git refs are case-sensitive.
-  caseFolds: { namespace_path: "whole", project_path: "whole", job_project_path: "whole", job_namespace_path: "whole", ci_config_ref_uri: "before-@" },
-  auditClaims: [
-    "project_id",
-    "project_path",
-    "namespace_id",
-    "job_project_id",
-    "job_project_path",
-    "ref",
-    "ref_type",
-    "ref_protected",
-    "environment",
-    "environment_protected",
-    "pipeline_source",
-    "pipeline_id",
-    "job_id",
-    "ci_config_ref_uri",
-    "sha",
-    "runner_environment",
-    "user_login"
-  ],
-  // Each GitLab instance is one issuer for all of its projects; gitlab.com serves everyone.
-  shared: true,
-  tenantClaims: ["project_id", "namespace_id", "job_project_id", "job_namespace_id", "sub"],
-  singleUse: false,
-  claimNames: documentedClaims([
-    ...GITLAB_STRING_CLAIMS,
-    "ci_config_ref_uri",
-    "ci_config_sha",
-    "runner_id",
-    "groups_direct",
-    "user_identities",
-    "target_audience",
-    // GitLab 18.x (MR !258245): the merge request's source project.
-    "source_project_id",
-    "source_project_path",
-    "source_namespace_id",
-    "source_namespace_path",
-    // Announced, not yet confirmed in a live token: accepted so a policy can use them when they ship.
-    "pipeline_source_event",
-    "target_ref",
-    "target_ref_protected",
-    "job_source",
-    "job_policy_ref_uri"
-  ]),
-  lint: {
-    namesWithIds: {
-      project_path: "project_id",
-      namespace_path: "namespace_id",
-      job_project_path: "job_project_id",
-      job_namespace_path: "job_namespace_id",
-      user_login: "user_id"
-    },
-    ownerFirstNames: ["project_path", "namespace_path", "job_project_path", "job_namespace_path"],
-    untrustedContexts: [
-      { claim: "ref_protected", value: "false", what: "unprotected refs (any developer can push them)" },
-      { claim: "runner_environment", value: "self-hosted", what: "self-hosted runners" },
-      { claim: "pipeline_source", value: "merge_request_event", what: "merge request pipelines (the author's code, possibly from a fork)" }
-    ],
-    spoofable: {}
-  }
-};
-
-// src/core/verify/presets/google.ts
-var google = {
-  name: "google",
-  url: "https://accounts.google.com",
-  shapes: [{ deployment: "Google", host: /^accounts\.google\.com$/, path: /^$/, example: "https://accounts.google.com" }],
-  algorithms: ["RS256"],
-  // Tokens live an hour, and the metadata server hands out a cached one until it nearly expires.
-  maxTokenAgeSeconds: 60 * 60,
-  // `format=full` / `--include-email`: without the email, a service account token cannot be told from a person's.
-  requiredClaims: ["email", "email_verified"],
-  claimTypes: { sub: "string", azp: "string", email: "string", email_verified: "boolean", google: "object" },
-  claimFormats: {
-    // The service account's unique id: an email can be deleted and created again by someone else; this id cannot.
-    sub: { pattern: /^\d{1,64}$/, description: 'the numeric unique id of the service account, like "110987294251917851298"' },
-    // The same issuer signs every Google sign-in; keyway's google preset is for workloads, so service accounts only.
-    email: {
-      pattern: /^[^@\s]+@([a-z0-9-]+\.)*gserviceaccount\.com$/i,
-      description: 'a service account email, like "deployer@acme-prod.iam.gserviceaccount.com"'
-    },
-    email_verified: { pattern: /^true$/, description: "true" }
-  },
-  caseFolds: { email: "whole" },
-  auditClaims: ["sub", "email", "azp", "/google/compute_engine/project_id", "/google/compute_engine/instance_name"],
-  // Every Google identity of every customer, people included.
-  shared: true,
-  tenantClaims: ["sub"],
-  singleUse: false,
-  claimNames: documentedClaims(["azp", "email", "email_verified", "google"]),
-  lint: {
-    // A deleted service account's email can be created again by someone else; its numeric id never comes back.
-    namesWithIds: { email: "sub" },
-    ownerFirstNames: [],
-    untrustedContexts: [],
-    spoofable: {}
-  }
-};
-
-// src/core/verify/presets/kubernetes.ts
-var kubernetes = {
-  name: "kubernetes",
-  shapes: [
-    {
-      deployment: "Amazon EKS",
-      host: /^oidc\.eks\.[a-z0-9-]+\.amazonaws\.com$/,
-      path: /^\/id\/[A-Za-z0-9]+$/,
-      example: "https://oidc.eks.<region>.amazonaws.com/id/<cluster-oidc-id>"
-    },
-    {
-      deployment: "Google GKE",
-      host: /^container\.googleapis\.com$/,
-      path: /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/clusters\/[^/]+$/,
-      example: "https://container.googleapis.com/v1/projects/<project>/locations/<location>/clusters/<cluster>"
-    },
-    // AKS issuers end in a slash, and `iss` is compared byte for byte.
-    {
-      deployment: "Azure AKS",
-      host: /^[a-z0-9-]+\.oic\.prod-aks\.azure\.com$/,
-      path: new RegExp(`^/${UUID_SOURCE}/${UUID_SOURCE}/$`, "i"),
-      example: "https://<region>.oic.prod-aks.azure.com/<tenant-id>/<uuid>/"
-    },
-    { deployment: "self-managed cluster", path: /^(\/[^/]+)*\/?$/, example: "https://<the cluster --service-account-issuer>" }
-  ],
-  algorithms: ["RS256", "ES256", "ES384", "ES512"],
-  // Projected tokens default to an hour, and the kubelet replaces them at 80% of that.
-  maxTokenAgeSeconds: 60 * 60,
-  // Default-audience tokens may be extended to a year; they outlive the pod they name, which no verifier outside the cluster can check.
-  maxTokenLifetimeSeconds: 24 * 60 * 60,
-  requiredClaims: ["/kubernetes.io/namespace", "/kubernetes.io/serviceaccount/name", "/kubernetes.io/serviceaccount/uid"],
-  claimTypes: {
-    sub: "string",
-    jti: "string",
-    "kubernetes.io": "object",
-    "/kubernetes.io/namespace": "string",
-    "/kubernetes.io/serviceaccount": "object",
-    "/kubernetes.io/serviceaccount/name": "string",
-    "/kubernetes.io/serviceaccount/uid": "string",
-    "/kubernetes.io/pod": "object",
-    "/kubernetes.io/pod/name": "string",
-    "/kubernetes.io/pod/uid": "string",
-    "/kubernetes.io/node/name": "string",
-    "/kubernetes.io/secret/name": "string",
-    "/kubernetes.io/warnafter": "number"
-  },
-  claimFormats: {
-    sub: { pattern: /^system:serviceaccount:[^:]+:[^:]+$/, description: "system:serviceaccount:<namespace>:<name>" }
-  },
-  caseFolds: {},
-  auditClaims: [
-    "/kubernetes.io/namespace",
-    "/kubernetes.io/serviceaccount/name",
-    "/kubernetes.io/serviceaccount/uid",
-    "/kubernetes.io/pod/name",
-    "/kubernetes.io/node/name"
-  ],
-  // One issuer per cluster, but anyone who can create a service account in a namespace can hold its tokens.
-  shared: false,
-  tenantClaims: ["/kubernetes.io/namespace", "/kubernetes.io/serviceaccount/name", "/kubernetes.io/serviceaccount/uid", "sub"],
-  singleUse: false,
-  claimNames: documentedClaims(["kubernetes.io"]),
-  lint: {
-    // A service account deleted and created again under the same name gets a new uid.
-    namesWithIds: { "/kubernetes.io/serviceaccount/name": "/kubernetes.io/serviceaccount/uid" },
-    ownerFirstNames: [],
-    untrustedContexts: [],
-    spoofable: {}
-  }
-};
-
-// src/core/verify/presets/terraform.ts
-var TERRAFORM_CLAIMS = [
-  "sub",
-  "jti",
-  "terraform_organization_id",
-  "terraform_organization_name",
-  "terraform_project_id",
-  "terraform_project_name",
-  "terraform_workspace_id",
-  "terraform_workspace_name",
-  "terraform_full_workspace",
-  "terraform_run_id",
-  "terraform_run_phase"
-];
-var id = (prefix) => ({ pattern: new RegExp(`^${prefix}-[A-Za-z0-9]+$`), description: `an id like "${prefix}-GRNbCjYNpBB6NEH9"` });
-var terraform = {
-  name: "terraform",
-  url: "https://app.terraform.io",
-  shapes: [
-    { deployment: "HCP Terraform", host: /^app\.terraform\.io$/, path: /^$/, example: "https://app.terraform.io" },
-    { deployment: "HCP Terraform Europe", host: /^app\.eu\.terraform\.io$/, path: /^$/, example: "https://app.eu.terraform.io" },
-    { deployment: "Terraform Enterprise", path: /^$/, example: "https://tfe.example.com" }
-  ],
-  algorithms: ["RS256"],
-  // A token lives until its plan or apply phase times out, which can be hours.
-  maxTokenAgeSeconds: 60 * 60,
-  requiredClaims: ["terraform_organization_id", "terraform_run_id", "terraform_run_phase"],
-  claimTypes: stringClaims(TERRAFORM_CLAIMS),
-  claimFormats: {
-    terraform_organization_id: id("org"),
-    terraform_project_id: id("prj"),
-    terraform_workspace_id: id("ws"),
-    terraform_run_id: id("run")
-  },
-  caseFolds: {},
-  auditClaims: [
-    "terraform_organization_id",
-    "terraform_organization_name",
-    "terraform_project_id",
-    "terraform_workspace_id",
-    "terraform_workspace_name",
-    "terraform_full_workspace",
-    "terraform_run_id",
-    "terraform_run_phase"
-  ],
-  // HCP Terraform is one issuer for every organization; so is a Terraform Enterprise instance for its own.
-  shared: true,
-  tenantClaims: ["terraform_organization_id", "terraform_workspace_id", "terraform_project_id"],
-  singleUse: false,
-  claimNames: documentedClaims(TERRAFORM_CLAIMS),
-  lint: {
-    namesWithIds: {
-      terraform_organization_name: "terraform_organization_id",
-      terraform_project_name: "terraform_project_id",
-      terraform_workspace_name: "terraform_workspace_id"
-    },
-    ownerFirstNames: [],
-    // Speculative plans run unreviewed pull request code, and providers and data sources run arbitrary code during a plan.
-    untrustedContexts: [{ claim: "terraform_run_phase", value: "plan", what: "plan runs (speculative plans of unreviewed pull requests run their code)" }],
-    spoofable: {}
-  }
-};
-
-// src/core/verify/presets.ts
-var dev = {
-  ...github,
-  name: "dev",
-  url: void 0,
-  shapes: [],
-  shared: false
-};
-var GENERIC_PRESET = {
-  name: "oidc",
-  shapes: [{ deployment: "OIDC issuer", path: /^.*$/, example: "https://issuer.example.com" }],
-  algorithms: ["RS256"],
-  maxTokenAgeSeconds: 60 * 60,
-  requiredClaims: [],
-  claimTypes: { sub: "string", jti: "string" },
-  claimFormats: {},
-  caseFolds: {},
-  auditClaims: [],
-  shared: false,
-  tenantClaims: [],
-  singleUse: false
-};
-var PRESETS = new Map(
-  [github, gitlab, circleci, buildkite, bitbucket, azureDevops, google, kubernetes, terraform, forgejo, dev, GENERIC_PRESET].map((preset) => [
-    preset.name,
-    preset
-  ])
-);
-
-// src/core/verify/trusted-issuer.ts
-var DIAGNOSTICS = ["none", "claim-names"];
-
-// src/core/policy/github-permissions.ts
-var PERMISSION_LEVELS = ["read", "write", "admin"];
-var REPOSITORY_PERMISSIONS = {
-  actions: ["read", "write"],
-  administration: ["read", "write"],
-  attestations: ["read", "write"],
-  checks: ["read", "write"],
-  codespaces: ["read", "write"],
-  contents: ["read", "write"],
-  dependabot_secrets: ["read", "write"],
-  deployments: ["read", "write"],
-  environments: ["read", "write"],
-  issues: ["read", "write"],
-  merge_queues: ["read", "write"],
-  metadata: ["read"],
-  packages: ["read", "write"],
-  pages: ["read", "write"],
-  pull_requests: ["read", "write"],
-  repository_custom_properties: ["read", "write"],
-  repository_hooks: ["read", "write"],
-  repository_projects: ["read", "write", "admin"],
-  secret_scanning_alerts: ["read", "write"],
-  secrets: ["read", "write"],
-  security_events: ["read", "write"],
-  single_file: ["read", "write"],
-  statuses: ["read", "write"],
-  vulnerability_alerts: ["read", "write"],
-  workflows: ["write"]
-};
-var ORGANIZATION_PERMISSIONS = {
-  members: ["read", "write"],
-  organization_administration: ["read", "write"],
-  organization_announcement_banners: ["read", "write"],
-  organization_copilot_seat_management: ["write"],
-  organization_custom_org_roles: ["read", "write"],
-  organization_custom_properties: ["read", "write", "admin"],
-  organization_custom_roles: ["read", "write"],
-  organization_events: ["read"],
-  organization_hooks: ["read", "write"],
-  organization_packages: ["read", "write"],
-  organization_personal_access_token_requests: ["read", "write"],
-  organization_personal_access_tokens: ["read", "write"],
-  organization_plan: ["read"],
-  organization_projects: ["read", "write", "admin"],
-  organization_secrets: ["read", "write"],
-  organization_self_hosted_runners: ["read", "write"],
-  organization_user_blocking: ["read", "write"],
-  team_discussions: ["read", "write"]
-};
-
-// src/core/policy/lint/lint-rules.ts
-var LINT_RULES = {
-  "unpinned-tenant": {
-    severity: "error",
-    why: "a shared issuer signs tokens for every customer of that CI system; without a tenant pin (an owner, project or organisation id) any of them can match"
-  },
-  "case-insensitive-ref": {
-    severity: "error",
-    why: "git refs are case-sensitive: a claim carrying a ref that compares without case lets refs/heads/MAIN, which anyone who can push may create unprotected, pass for refs/heads/main"
-  },
-  "name-without-id": {
-    severity: "warning",
-    why: "names can be renamed, deleted and registered again by someone else (resurrected); the id beside a name cannot"
-  },
-  "write-from-untrusted": {
-    severity: "warning",
-    why: "write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target (whose ref is the default branch), workflow_run, comment and review triggers, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans"
-  },
-  "matches-everything": {
-    severity: "warning",
-    why: "a glob or regex that accepts every value checks nothing, yet reads as if it did"
-  },
-  "wildcard-owner": {
-    severity: "warning",
-    why: "a wildcard in the owner or top-level group of a path (`*/api`, `**`) matches other owners' repositories"
-  },
-  "spoofable-claim": {
-    severity: "warning",
-    why: "anyone who can edit a workflow chooses this value freely, so it proves nothing about which pipeline ran"
-  },
-  "long-ttl": {
-    severity: "warning",
-    why: "a leaked token works until it expires; a pipeline step needs minutes, so grants above 15 minutes widen the window for nothing"
-  },
-  "unknown-claim": {
-    severity: "warning",
-    why: "the issuer never sends this claim, so the line never holds (or, with exists: false, always does): probably a typo"
-  },
-  "name-based-sub": {
-    severity: "notice",
-    why: "a name-only `sub` pattern misses GitHub's immutable owner@id/repo@id subjects and is satisfied by a resurrected name"
-  },
-  "template-claim-optional": {
-    severity: "notice",
-    why: "a grant template reads a claim not every token carries; tokens without it get no grant from this policy"
-  },
-  "cloud-subject-collision": {
-    severity: "error",
-    why: "a cloud trusts keyway's sub alone: two policies granting one cloud a sub that could be the same let a pipeline of one take the other's role"
-  },
-  "unused-ignore": {
-    severity: "warning",
-    why: "a silenced rule that no longer fires would hide the next real finding; remove the entry"
-  }
-};
-var LINT_RULE_IDS = Object.keys(LINT_RULES);
-
-// src/core/policy/proxy-chores.ts
-var GITHUB_CHORES = {
-  comment: {
-    description: "comment on an issue or pull request",
-    requests: [{ method: "POST", path: "/repos/{repository}/issues/*/comments" }],
-    permissions: { issues: "write" }
-  },
-  "commit-status": {
-    description: "set a commit status",
-    requests: [{ method: "POST", path: "/repos/{repository}/statuses/*" }],
-    permissions: { statuses: "write" }
-  },
-  "check-run": {
-    description: "create a check run, and update it",
-    requests: [
-      { method: "POST", path: "/repos/{repository}/check-runs" },
-      { method: "PATCH", path: "/repos/{repository}/check-runs/*" }
-    ],
-    permissions: { checks: "write" }
-  },
-  release: {
-    description: "create a release (assets go to uploads.github.com, which this upstream does not reach)",
-    requests: [{ method: "POST", path: "/repos/{repository}/releases" }],
-    permissions: { contents: "write" }
-  },
-  dispatch: {
-    description: "dispatch a workflow (workflow_dispatch)",
-    requests: [{ method: "POST", path: "/repos/{repository}/actions/workflows/*/dispatches" }],
-    permissions: { actions: "write" }
-  }
-};
-var CHORE_NAMES = Object.keys(GITHUB_CHORES);
-
-// src/core/policy/template.ts
-var UNPAIRED = new RegExp("\\p{Cs}", "u");
-var MARK = new RegExp("^\\p{M}", "u");
-
-// src/core/policy/proxy-path.ts
-var STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-// src/core/policy/proxy-rule.ts
-var PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
-
-// src/core/policy/cloud-profile.ts
-var CLOUD_MAX_TTL_SECONDS = 60 * 60;
-var AWS_TAG_LIMITS = { count: 50, keyChars: 128, valueChars: 256 };
-var AWS_TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
-function awsTagKeyProblem(key) {
-  if (key.length < 1 || key.length > AWS_TAG_LIMITS.keyChars) return `a session tag key is 1 to ${AWS_TAG_LIMITS.keyChars} characters`;
-  if (!AWS_TAG_TEXT.test(key)) return "a session tag key holds only letters, digits, spaces and _ . : / = + - @";
-  if (key.toLowerCase().startsWith("aws:")) return "a session tag key may not begin with aws:";
-  return void 0;
-}
-var AWS_ROLE_ARN = /^arn:aws(?:-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
-var GCP_WORKLOAD_IDENTITY_PROVIDER = /^projects\/\d{1,20}\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
-var GCP_SERVICE_ACCOUNT = /^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,200}\.gserviceaccount\.com$/;
-var UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
-// src/core/policy/schema.ts
+// src/core/policy/proxy-upstream-name.ts
 var PROXY_UPSTREAM_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
-var DURATION_PATTERN = /^[1-9]\d{0,5}(s|m|h)$/;
-var POLICY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
-var SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-var MATCHER_HELP = "a matcher is a value, a list of matchers, or one of { glob }, { regex }, { not }, { exists }";
-function mapOf(key, value) {
-  return pipe(
-    custom(
-      (input) => typeof input === "object" && input !== null && !Array.isArray(input),
-      "expected a map (name: value), not a list"
-    ),
-    record(key, value)
-  );
-}
-var Scalar = union([string(), number(), boolean()]);
-var MatcherSchema = pipe(
-  union(
-    [
-      pipe(Scalar, description('the claim equals it, compared as text (true matches "true")')),
-      pipe(array(lazy(() => MatcherSchema)), minLength(1, "a list matcher needs at least one entry"), description("any entry matches")),
-      strictObject({
-        glob: pipe(
-          string(),
-          minLength(1),
-          maxLength(512),
-          description("whole value; * is any run without /, ** any run, ? one character other than /")
-        )
-      }),
-      strictObject({
-        regex: pipe(
-          string(),
-          minLength(1),
-          maxLength(512),
-          description("whole value (anchored); no backreferences, lookaround or nested quantifiers")
-        )
-      }),
-      strictObject({
-        not: pipe(
-          lazy(() => MatcherSchema),
-          description("the claim exists and this matcher does not match")
-        )
-      }),
-      strictObject({ exists: pipe(boolean(), description("presence only; null counts as absent")) })
-    ],
-    MATCHER_HELP
-  ),
-  description(MATCHER_HELP)
-);
-var Duration = pipe(string(), regex(DURATION_PATTERN, "a duration is a number and a unit: 90s, 10m, 1h"));
-var DIAGNOSTICS_HELP = `diagnostics is ${DIAGNOSTICS.join(" or ")}`;
-var Audience = pipe(string(), minLength(1), maxLength(2048));
-var IssuerSchema = pipe(
-  union(
-    [
-      pipe(string(), minLength(1)),
-      strictObject({
-        kind: pipe(string(), description(`the preset whose rules apply: ${[...PRESETS.keys()].filter((name) => name !== "dev").join(", ")}`)),
-        url: optional(
-          pipe(string(), description("the instance or tenant issuer URL, exactly as its tokens write iss; default: the preset's public issuer"))
-        ),
-        // Overrides for what operators legitimately need; every policy naming the issuer must agree on them.
-        max_token_age: optional(pipe(Duration, description("oldest token accepted, by iat, instead of the preset's limit; at most 24h"))),
-        extra_algorithms: optional(
-          pipe(
-            array(picklist(ASYMMETRIC_ALGORITHMS)),
-            minLength(1),
-            description("signature algorithms accepted besides the preset's own; never none or HMAC")
-          )
-        ),
-        diagnostics: optional(
-          pipe(
-            picklist(DIAGNOSTICS, DIAGNOSTICS_HELP),
-            description(
-              "what a refused pipeline learns for every policy of this issuer: none (default), or claim-names (the claim names that failed for the closest allow policy, never values or patterns, and the deny guardrails that fired)"
-            )
-          )
-        )
-      })
-    ],
-    `issuer is a preset name, an exact https URL, or { kind, url, max_token_age, extra_algorithms } with extra algorithms from ${ASYMMETRIC_ALGORITHMS.join(", ")} (never none or HMAC)`
-  ),
-  description(
-    "a preset name (github, gitlab, buildkite, google, terraform, dev\u2026), an exact issuer URL, or { kind, url } for an instance or tenant, with optional overrides"
-  )
-);
-var GITHUB_OWNER_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
-var GITHUB_REPOSITORY_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/)?[A-Za-z0-9._-]{1,100}$/;
-var GitHubGrantSchema = pipe(
-  strictObject({
-    owner: optional(
-      pipe(
-        string(),
-        regex(GITHUB_OWNER_PATTERN, "owner is a GitHub organization or user login"),
-        description("the account the repositories belong to; default: the owner the repositories name")
-      )
-    ),
-    repositories: pipe(
-      array(pipe(string(), regex(GITHUB_REPOSITORY_PATTERN, "a repository is name or owner/name"))),
-      minLength(1, "grant.github.repositories needs at least one repository"),
-      maxLength(500, "an installation token covers at most 500 repositories"),
-      description("repositories the token may cover (owner/name, or name with owner); the caller may ask for a subset")
-    ),
-    permissions: pipe(
-      mapOf(
-        pipe(
-          string(),
-          check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(", ")}`)
-        ),
-        picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(", ")}`)
-      ),
-      minEntries(1, "grant.github.permissions needs at least one permission"),
-      description("permission \u2192 read | write (admin for repository_projects); the caller may ask for less")
-    ),
-    owner_id: optional(
-      pipe(
-        string(),
-        regex(/^[1-9]\d{0,19}$/, "owner_id is the numeric id of the GitHub account, as a string"),
-        description("the owner's numeric account id: required with organization_permissions; the installation's account must have it")
-      )
-    ),
-    organization_permissions: optional(
-      pipe(
-        mapOf(
-          pipe(
-            string(),
-            check(
-              (name) => Object.hasOwn(ORGANIZATION_PERMISSIONS, name),
-              `an organization permission is one of ${Object.keys(ORGANIZATION_PERMISSIONS).join(", ")}`
-            )
-          ),
-          picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(", ")}`)
-        ),
-        minEntries(1, "grant.github.organization_permissions, when present, needs at least one permission"),
-        description(
-          "organization permission \u2192 level, for the owner (an organization) pinned by owner_id; central policies only, and only those on the operator's allowlist (KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS)"
-        )
-      )
-    )
-  }),
-  description(
-    "a GitHub App installation token for these repositories with these permissions (requested_token_type urn:keyway:params:oauth:token-type:github-installation-token)"
-  )
-);
-var AwsTagKey = pipe(
-  string(),
-  check(
-    (key) => awsTagKeyProblem(key) === void 0,
-    (issue) => `session tag key ${JSON.stringify(issue.input)}: ${awsTagKeyProblem(String(issue.input))}`
-  )
-);
-var CloudGrantSchema = pipe(
-  variant(
-    "provider",
-    [
-      strictObject({
-        provider: literal("aws"),
-        roles: pipe(
-          array(pipe(string(), regex(AWS_ROLE_ARN, "a role is an IAM role ARN: arn:aws:iam::123456789012:role/name"))),
-          minLength(1, "grant.cloud.roles needs at least one role ARN"),
-          maxLength(100),
-          description("IAM role ARNs the caller may name (audience); the first is the default")
-        ),
-        session_tags: optional(
-          pipe(
-            mapOf(AwsTagKey, pipe(string(), minLength(1), maxLength(1024))),
-            maxEntries(AWS_TAG_LIMITS.count, `AWS takes at most ${AWS_TAG_LIMITS.count} session tags`),
-            description("session tag key \u2192 template over the verified claims (principal_tags); a value AWS would refuse is refused, never cut")
-          )
-        ),
-        transitive_tag_keys: optional(
-          pipe(array(AwsTagKey), minLength(1), description("session tag keys that stay on the session through role chaining"))
-        )
-      }),
-      strictObject({
-        provider: literal("gcp"),
-        workload_identity_provider: pipe(
-          string(),
-          regex(GCP_WORKLOAD_IDENTITY_PROVIDER, "projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"),
-          description("the Workload Identity provider's resource name; the token's audience is https://iam.googleapis.com/ + it")
-        ),
-        service_accounts: optional(
-          pipe(
-            array(pipe(string(), regex(GCP_SERVICE_ACCOUNT, "a service account is its email, NAME@PROJECT.iam.gserviceaccount.com"))),
-            minLength(1),
-            maxLength(100),
-            description("service accounts the caller may impersonate (audience); without one the caller uses the federated identity directly")
-          )
-        )
-      }),
-      strictObject({
-        provider: literal("azure"),
-        tenant_id: pipe(string(), regex(UUID, "tenant_id is the directory (tenant) id, a GUID")),
-        client_ids: pipe(
-          array(pipe(string(), regex(UUID, "a client id is the application (client) id, a GUID"))),
-          minLength(1, "grant.cloud.client_ids needs at least one application (client) id"),
-          maxLength(100),
-          description("application or managed identity client ids the caller may name (audience); the first is the default")
-        )
-      })
-    ],
-    "grant.cloud.provider is aws, gcp or azure"
-  ),
-  description(
-    "a token for a cloud's web-identity federation (requested_token_type urn:ietf:params:oauth:token-type:id_token): typ JWT, the cloud's audience, sub from grant.subject"
-  )
-);
-var ProxyPermissions = mapOf(
-  pipe(
-    string(),
-    check((name) => Object.hasOwn(REPOSITORY_PERMISSIONS, name), `a permission is one of ${Object.keys(REPOSITORY_PERMISSIONS).join(", ")}`)
-  ),
-  picklist(PERMISSION_LEVELS, `a permission level is ${PERMISSION_LEVELS.join(", ")}`)
-);
-var ProxyGrantSchema = pipe(
-  strictObject({
-    upstream: pipe(
-      string(),
-      regex(PROXY_UPSTREAM_NAME, "an upstream is named with a-z, 0-9 and -"),
-      description("an upstream declared by the operator")
-    ),
-    allow: pipe(
-      array(
-        union(
-          [
-            strictObject({
-              method: pipe(picklist(PROXY_METHODS, `a method is one of ${PROXY_METHODS.join(", ")}`), description("matched exactly")),
-              path: pipe(
-                string(),
-                minLength(1),
-                maxLength(1024),
-                description("a path from /, templated from the claims ({repository}); * is one segment, ** the rest")
-              ),
-              permissions: optional(
-                pipe(ProxyPermissions, description("GitHub App upstream: the installation token permissions this request needs; default metadata: read"))
-              )
-            }),
-            strictObject({
-              chore: pipe(picklist(CHORE_NAMES, `a chore is one of ${CHORE_NAMES.join(", ")}`), description("a named GitHub CI chore"))
-            })
-          ],
-          "an allow entry is { method, path } or { chore }"
-        )
-      ),
-      minLength(1, "grant.proxy.allow needs at least one entry"),
-      maxLength(100)
-    )
-  }),
-  description("requests keyway makes for the caller through /proxy/{upstream}/\u2026, each allowed by method and normalised path")
-);
-var GrantSchema = pipe(
-  strictObject({
-    audience: optional(
-      pipe(
-        union([Audience, pipe(array(Audience), minLength(1))], "grant.audience is a string or a non-empty list of strings"),
-        description("aud of the issued token; with a list the caller chooses, and the first is the default. Optional only beside github")
-      )
-    ),
-    github: optional(GitHubGrantSchema),
-    cloud: optional(CloudGrantSchema),
-    proxy: optional(ProxyGrantSchema),
-    scopes: optional(
-      pipe(
-        array(pipe(string(), regex(SCOPE_TOKEN_PATTERN, "a scope is one RFC 6749 scope-token, no spaces"))),
-        description("scopes the caller may ask for (a subset); all of them by default")
-      )
-    ),
-    ttl: optional(pipe(Duration, description("lifetime of the issued token: 90s, 10m, 1h; default 5m"))),
-    subject: optional(
-      pipe(string(), minLength(1), maxLength(1024), description('template for the issued sub, e.g. "github:{repository}"; default <issuer>#<sub>'))
-    ),
-    claims: optional(
-      pipe(
-        mapOf(pipe(string(), minLength(1)), pipe(string(), maxLength(1024))),
-        description("extra claims of the issued token, each a template over the verified claims")
-      )
-    ),
-    require_dpop: optional(
-      pipe(
-        boolean(),
-        description("true: the request must carry a DPoP proof (RFC 9449) and the issued token is bound to its key (cnf.jkt); not with github")
-      )
-    )
-  }),
-  check(
-    (grant) => grant.audience !== void 0 || grant.github !== void 0 || grant.cloud !== void 0 || grant.proxy !== void 0,
-    "a grant needs an audience, a github token, a cloud token, proxied requests, or more than one"
-  ),
-  check(
-    (grant) => grant.require_dpop !== true || grant.github === void 0 && grant.cloud === void 0,
-    "grant.require_dpop cannot go with grant.github or grant.cloud: a GitHub or cloud token cannot be bound to a key"
-  ),
-  description("what an allow policy issues; absent on deny policies")
-);
-var Reason = pipe(string(), regex(/\S/, "say why the rule does not apply here"), maxLength(1024));
-var LintSchema = pipe(
-  strictObject({
-    ignore: optional(
-      pipe(
-        strictObject(
-          Object.fromEntries(
-            LINT_RULE_IDS.filter((id2) => id2 !== "unused-ignore").map((id2) => [
-              id2,
-              optional(pipe(Reason, description(`why ${id2} does not apply: ${LINT_RULES[id2].why}`)))
-            ])
-          )
-        ),
-        description("lint rule id \u2192 why it does not apply to this policy")
-      )
-    )
-  }),
-  description("settings for keyway policy check")
-);
-var PolicySchema = pipe(
-  strictObject({
-    version: literal(1, "version must be 1"),
-    id: optional(
-      pipe(
-        string(),
-        regex(POLICY_ID_PATTERN, "an id is letters, digits, . _ / -, at most 128 characters"),
-        description("default: the path under policies/ without extension")
-      )
-    ),
-    description: optional(pipe(string(), description("for people: shown in explain output"))),
-    effect: optional(pipe(picklist(["allow", "deny"], "effect is allow or deny"), description("a matching deny policy beats every allow")), "allow"),
-    mode: optional(
-      pipe(
-        picklist(["enforce", "audit"], "mode is enforce or audit"),
-        description("audit: evaluated and recorded as would grant / would deny, never enforced")
-      ),
-      "enforce"
-    ),
-    disabled: optional(pipe(boolean(), description("true takes the policy out of every decision (a kill switch)")), false),
-    issuer: IssuerSchema,
-    subject_audience: optional(
-      pipe(Audience, description("the aud the CI token must carry; default: the broker's own issuer URL (or the issuer's fixed audience)"))
-    ),
-    single_use: optional(
-      pipe(
-        boolean(),
-        description(
-          "true: each subject token is good for one granted exchange; a replay is refused until it expires. Forced by presets whose tokens are accepted elsewhere (azure-devops)"
-        )
-      )
-    ),
-    match_actor: optional(
-      pipe(
-        mapOf(pipe(string(), minLength(1)), MatcherSchema),
-        minEntries(1, "match_actor needs at least one claim of the actor token"),
-        description(
-          "RFC 8693 delegation: claim \u2192 matcher over the verified actor_token (its iss included). An allow policy without it grants no request that carries an actor_token"
-        )
-      )
-    ),
-    match: pipe(
-      mapOf(pipe(string(), minLength(1)), MatcherSchema),
-      minEntries(1, "match needs at least one claim: a policy never matches every token"),
-      description("claim name or /json/pointer \u2192 matcher; every line must hold")
-    ),
-    grant: optional(GrantSchema),
-    diagnostics: optional(
-      pipe(
-        picklist(DIAGNOSTICS, DIAGNOSTICS_HELP),
-        description("allow policies: what a refused pipeline learns when this is its closest allow policy; default: the issuer's diagnostics")
-      )
-    ),
-    lint: optional(LintSchema)
-  }),
-  check((policy) => policy.effect !== "allow" || policy.grant !== void 0, "an allow policy needs a grant"),
-  check((policy) => policy.effect !== "deny" || policy.grant === void 0, "a deny policy has no grant"),
-  title("keyway trust policy")
-);
 
 // src/cli/pipeline/ci-token-sources.ts
 import { execFile } from "node:child_process";
@@ -3195,6 +260,424 @@ function decodeJwt(jwt) {
   return claimsSet;
 }
 
+// node_modules/valibot/dist/index.mjs
+var store$4;
+var DEFAULT_CONFIG = {
+  lang: void 0,
+  message: void 0,
+  abortEarly: void 0,
+  abortPipeEarly: void 0
+};
+// @__NO_SIDE_EFFECTS__
+function getGlobalConfig(config$1) {
+  if (!config$1 && !store$4) return DEFAULT_CONFIG;
+  return {
+    lang: config$1?.lang ?? store$4?.lang,
+    message: config$1?.message,
+    abortEarly: config$1?.abortEarly ?? store$4?.abortEarly,
+    abortPipeEarly: config$1?.abortPipeEarly ?? store$4?.abortPipeEarly
+  };
+}
+var store$3;
+// @__NO_SIDE_EFFECTS__
+function getGlobalMessage(lang) {
+  return store$3?.get(lang);
+}
+var store$2;
+// @__NO_SIDE_EFFECTS__
+function getSchemaMessage(lang) {
+  return store$2?.get(lang);
+}
+var store$1;
+// @__NO_SIDE_EFFECTS__
+function getSpecificMessage(reference, lang) {
+  return store$1?.get(reference)?.get(lang);
+}
+// @__NO_SIDE_EFFECTS__
+function _stringify(input) {
+  const type = typeof input;
+  if (type === "string") return `"${input}"`;
+  if (type === "number" || type === "bigint" || type === "boolean") return `${input}`;
+  if (type === "object" || type === "function") return (input && Object.getPrototypeOf(input)?.constructor?.name) ?? "null";
+  return type;
+}
+function _addIssue(context, label, dataset, config$1, other) {
+  const input = other && "input" in other ? other.input : dataset.value;
+  const expected = other?.expected ?? context.expects ?? null;
+  const received = other?.received ?? /* @__PURE__ */ _stringify(input);
+  const issue = {
+    kind: context.kind,
+    type: context.type,
+    input,
+    expected,
+    received,
+    message: `Invalid ${label}: ${expected ? `Expected ${expected} but r` : "R"}eceived ${received}`,
+    requirement: context.requirement,
+    path: other?.path,
+    issues: other?.issues,
+    lang: config$1.lang,
+    abortEarly: config$1.abortEarly,
+    abortPipeEarly: config$1.abortPipeEarly
+  };
+  const isSchema = context.kind === "schema";
+  const message$1 = other?.message ?? context.message ?? /* @__PURE__ */ getSpecificMessage(context.reference, issue.lang) ?? (isSchema ? /* @__PURE__ */ getSchemaMessage(issue.lang) : null) ?? config$1.message ?? /* @__PURE__ */ getGlobalMessage(issue.lang);
+  if (message$1 !== void 0) issue.message = typeof message$1 === "function" ? message$1(issue) : message$1;
+  if (isSchema) dataset.typed = false;
+  if (dataset.issues) dataset.issues.push(issue);
+  else dataset.issues = [issue];
+}
+// @__NO_SIDE_EFFECTS__
+function _isSameValueZero(value1, value2) {
+  return value1 === value2 || Number.isNaN(value1) && Number.isNaN(value2);
+}
+// @__NO_SIDE_EFFECTS__
+function _isValidObjectKey(object$1, key) {
+  return Object.prototype.hasOwnProperty.call(object$1, key) && key !== "__proto__" && key !== "prototype" && key !== "constructor";
+}
+function _standardSchema(schema) {
+  schema["~standard"] = {
+    version: 1,
+    vendor: "valibot",
+    validate: (value$1) => schema["~run"]({ value: value$1 }, /* @__PURE__ */ getGlobalConfig())
+  };
+  return schema;
+}
+var EMOJI_REGEX = new RegExp("^(?:[\\u{1F1E6}-\\u{1F1FF}]{2}|\\u{1F3F4}[\\u{E0061}-\\u{E007A}]{2}[\\u{E0030}-\\u{E0039}\\u{E0061}-\\u{E007A}]{1,3}\\u{E007F}|(?:\\p{Emoji}\\uFE0F\\u20E3?|\\p{Emoji_Modifier_Base}\\p{Emoji_Modifier}?|(?![\\p{Emoji_Modifier_Base}\\u{1F1E6}-\\u{1F1FF}])\\p{Emoji_Presentation})(?:\\u200D(?:\\p{Emoji}\\uFE0F\\u20E3?|\\p{Emoji_Modifier_Base}\\p{Emoji_Modifier}?|(?![\\p{Emoji_Modifier_Base}\\u{1F1E6}-\\u{1F1FF}])\\p{Emoji_Presentation}))*)+$", "u");
+// @__NO_SIDE_EFFECTS__
+function integer(message$1) {
+  return {
+    kind: "validation",
+    type: "integer",
+    reference: integer,
+    async: false,
+    expects: null,
+    requirement: Number.isInteger,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.typed && !this.requirement(dataset.value)) _addIssue(this, "integer", dataset, config$1);
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function minEntries(requirement, message$1) {
+  return {
+    kind: "validation",
+    type: "min_entries",
+    reference: minEntries,
+    async: false,
+    expects: `>=${requirement}`,
+    requirement,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (!dataset.typed) return dataset;
+      const count = Object.keys(dataset.value).length;
+      if (dataset.typed && count < this.requirement) _addIssue(this, "entries", dataset, config$1, { received: `${count}` });
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function minValue(requirement, message$1) {
+  return {
+    kind: "validation",
+    type: "min_value",
+    reference: minValue,
+    async: false,
+    expects: `>=${requirement instanceof Date ? requirement.toJSON() : /* @__PURE__ */ _stringify(requirement)}`,
+    requirement,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.typed && !(dataset.value >= this.requirement)) _addIssue(this, "value", dataset, config$1, { received: dataset.value instanceof Date ? dataset.value.toJSON() : /* @__PURE__ */ _stringify(dataset.value) });
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function regex(requirement, message$1) {
+  return {
+    kind: "validation",
+    type: "regex",
+    reference: regex,
+    async: false,
+    expects: `${requirement}`,
+    requirement,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.typed && !this.requirement.test(dataset.value)) _addIssue(this, "format", dataset, config$1);
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function getFallback(schema, dataset, config$1) {
+  return typeof schema.fallback === "function" ? schema.fallback(dataset, config$1) : schema.fallback;
+}
+// @__NO_SIDE_EFFECTS__
+function getDefault(schema, dataset, config$1) {
+  return typeof schema.default === "function" ? schema.default(dataset, config$1) : schema.default;
+}
+// @__NO_SIDE_EFFECTS__
+function array(item, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "array",
+    reference: array,
+    expects: "Array",
+    async: false,
+    item,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (Array.isArray(input)) {
+        dataset.typed = true;
+        dataset.value = [];
+        for (let key = 0; key < input.length; key++) {
+          const value$1 = input[key];
+          const itemDataset = this.item["~run"]({ value: value$1 }, config$1);
+          if (itemDataset.issues) {
+            const pathItem = {
+              type: "array",
+              origin: "value",
+              input,
+              key,
+              value: value$1
+            };
+            for (const issue of itemDataset.issues) {
+              if (issue.path) issue.path.unshift(pathItem);
+              else issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = itemDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          if (!itemDataset.typed) dataset.typed = false;
+          dataset.value.push(itemDataset.value);
+        }
+      } else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function literal(literal_, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "literal",
+    reference: literal,
+    expects: /* @__PURE__ */ _stringify(literal_),
+    async: false,
+    literal: literal_,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (/* @__PURE__ */ _isSameValueZero(dataset.value, this.literal)) dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function number(message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "number",
+    reference: number,
+    expects: "number",
+    async: false,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (typeof dataset.value === "number" && !isNaN(dataset.value)) dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function object(entries$1, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "object",
+    reference: object,
+    expects: "Object",
+    async: false,
+    entries: entries$1,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (input && typeof input === "object") {
+        dataset.typed = true;
+        dataset.value = {};
+        for (const key in this.entries) {
+          const valueSchema = this.entries[key];
+          if (key in input || (valueSchema.type === "exact_optional" || valueSchema.type === "optional" || valueSchema.type === "nullish") && valueSchema.default !== void 0) {
+            const value$1 = key in input ? input[key] : /* @__PURE__ */ getDefault(valueSchema);
+            const valueDataset = valueSchema["~run"]({ value: value$1 }, config$1);
+            if (valueDataset.issues) {
+              const pathItem = {
+                type: "object",
+                origin: "value",
+                input,
+                key,
+                value: value$1
+              };
+              for (const issue of valueDataset.issues) {
+                if (issue.path) issue.path.unshift(pathItem);
+                else issue.path = [pathItem];
+                dataset.issues?.push(issue);
+              }
+              if (!dataset.issues) dataset.issues = valueDataset.issues;
+              if (config$1.abortEarly) {
+                dataset.typed = false;
+                break;
+              }
+            }
+            if (!valueDataset.typed) dataset.typed = false;
+            dataset.value[key] = valueDataset.value;
+          } else if (valueSchema.fallback !== void 0) dataset.value[key] = /* @__PURE__ */ getFallback(valueSchema);
+          else if (valueSchema.type !== "exact_optional" && valueSchema.type !== "optional" && valueSchema.type !== "nullish") {
+            _addIssue(this, "key", dataset, config$1, {
+              input: void 0,
+              expected: `"${key}"`,
+              path: [{
+                type: "object",
+                origin: "key",
+                input,
+                key,
+                value: input[key]
+              }]
+            });
+            if (config$1.abortEarly) break;
+          }
+        }
+      } else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function optional(wrapped, default_) {
+  return _standardSchema({
+    kind: "schema",
+    type: "optional",
+    reference: optional,
+    expects: `(${wrapped.expects} | undefined)`,
+    async: false,
+    wrapped,
+    default: default_,
+    "~run"(dataset, config$1) {
+      if (dataset.value === void 0) {
+        if (this.default !== void 0) dataset.value = /* @__PURE__ */ getDefault(this, dataset, config$1);
+        if (dataset.value === void 0) {
+          dataset.typed = true;
+          return dataset;
+        }
+      }
+      return this.wrapped["~run"](dataset, config$1);
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function record(key, value$1, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "record",
+    reference: record,
+    expects: "Object",
+    async: false,
+    key,
+    value: value$1,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (input && typeof input === "object") {
+        dataset.typed = true;
+        dataset.value = {};
+        for (const entryKey in input) if (/* @__PURE__ */ _isValidObjectKey(input, entryKey)) {
+          const entryValue = input[entryKey];
+          const keyDataset = this.key["~run"]({ value: entryKey }, config$1);
+          if (keyDataset.issues) {
+            const pathItem = {
+              type: "object",
+              origin: "key",
+              input,
+              key: entryKey,
+              value: entryValue
+            };
+            for (const issue of keyDataset.issues) {
+              issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = keyDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          const valueDataset = this.value["~run"]({ value: entryValue }, config$1);
+          if (valueDataset.issues) {
+            const pathItem = {
+              type: "object",
+              origin: "value",
+              input,
+              key: entryKey,
+              value: entryValue
+            };
+            for (const issue of valueDataset.issues) {
+              if (issue.path) issue.path.unshift(pathItem);
+              else issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = valueDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          if (!keyDataset.typed || !valueDataset.typed) dataset.typed = false;
+          if (keyDataset.typed) dataset.value[keyDataset.value] = valueDataset.value;
+        }
+      } else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function string(message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "string",
+    reference: string,
+    expects: "string",
+    async: false,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (typeof dataset.value === "string") dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function pipe(...pipe$1) {
+  return _standardSchema({
+    ...pipe$1[0],
+    pipe: pipe$1,
+    "~run"(dataset, config$1) {
+      for (const item of pipe$1) if (item.kind !== "metadata") {
+        if (dataset.issues && (item.kind === "schema" || item.kind === "transformation")) {
+          dataset.typed = false;
+          break;
+        }
+        if (!dataset.issues || !config$1.abortEarly && !config$1.abortPipeEarly) dataset = item["~run"](dataset, config$1);
+      }
+      return dataset;
+    }
+  });
+}
+
 // src/core/exchange/token-exchange-request.ts
 var TOKEN_TYPE = {
   accessToken: "urn:ietf:params:oauth:token-type:access_token",
@@ -3230,15 +713,15 @@ function setU64FromNum(view, byteOffset, n, isLE) {
 function isBytes(a) {
   return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a && a.BYTES_PER_ELEMENT === 1;
 }
-var atitle = (title2) => title2 ? `"${title2}" ` : "";
-function anumber(n, title2 = "") {
+var atitle = (title) => title ? `"${title}" ` : "";
+function anumber(n, title = "") {
   if (typeof n !== "number")
-    throw new TypeError(atitle(title2) + "expected number, got " + typeof n);
+    throw new TypeError(atitle(title) + "expected number, got " + typeof n);
   if (!Number.isSafeInteger(n) || n < 0)
-    throw new RangeError(atitle(title2) + "expected integer >= 0, got " + n);
+    throw new RangeError(atitle(title) + "expected integer >= 0, got " + n);
   return n;
 }
-function abytes(value, length, title2 = "") {
+function abytes(value, length, title = "") {
   if (isBytes(value) && (length === void 0 || value.length === length))
     return value;
   if (length !== void 0)
@@ -3246,7 +729,7 @@ function abytes(value, length, title2 = "") {
   const bytes = isBytes(value);
   const ofLen = length !== void 0 ? ` of length ${length}` : "";
   const got = bytes ? `length=${value.length}` : `type=${typeof value}`;
-  const message = atitle(title2) + "expected Uint8Array" + ofLen + ", got " + got;
+  const message = atitle(title) + "expected Uint8Array" + ofLen + ", got " + got;
   if (!bytes)
     throw new TypeError(message);
   throw new RangeError(message);
@@ -3312,10 +795,10 @@ function utf8ToBytes(str) {
     clean(encoded);
   }
 }
-function checkOpts(defaults, opts, title2 = "opts") {
+function checkOpts(defaults, opts, title = "opts") {
   aopts(defaults, "defaults");
   if (opts !== void 0)
-    aopts(opts, title2);
+    aopts(opts, title);
   const merged = Object.assign(/* @__PURE__ */ Object.create(null), defaults, opts);
   return merged;
 }
@@ -3674,11 +1157,11 @@ var BrokerRefusedError = class extends KeywayError {
   diagnostics;
   constructor(status, body, sentToken) {
     const error = typeof body["error"] === "string" ? body["error"] : "invalid_response";
-    const description2 = typeof body["error_description"] === "string" ? body["error_description"] : void 0;
-    super(description2 === void 0 ? error : `${error}: ${description2}`);
+    const description = typeof body["error_description"] === "string" ? body["error_description"] : void 0;
+    super(description === void 0 ? error : `${error}: ${description}`);
     this.status = status;
     this.error = error;
-    this.description = description2;
+    this.description = description;
     this.auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
     this.sentClaims = sentToken === void 0 ? void 0 : decodedClaims(sentToken);
     this.diagnostics = readDiagnostics(body["diagnostics"]);
@@ -3847,8 +1330,8 @@ async function startForwarder(options) {
   const counts = { forwarded: 0, refusedByBroker: 0, refusedHere: 0 };
   const refuse = (response, what, code, detail) => {
     counts.refusedHere += 1;
-    const [status, error, description2] = REFUSALS[code];
-    const text2 = detail === void 0 ? description2 : `${description2}: ${detail}`;
+    const [status, error, description] = REFUSALS[code];
+    const text2 = detail === void 0 ? description : `${description}: ${detail}`;
     options.log(`refused here: ${what} \u2192 HTTP ${status} ${code}: ${text2}`);
     response.writeHead(status, { "content-type": "application/json", "keyway-error": code, "cache-control": "no-store" });
     response.end(JSON.stringify({ error, error_description: text2 }));

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CiTokenError, NO_GITHUB_ID_TOKEN } from '../../src/cli/pipeline/ci-token-sources.ts';
 import { appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
-import { PROXY_UPSTREAM_NAME } from '../../src/core/policy/schema.ts';
+import { PROXY_UPSTREAM_NAME } from '../../src/core/policy/proxy-upstream-name.ts';
 
 /** The inputs of the other modes: proxy mode asks the broker for no token, so none of them applies. */
 const TOKEN_INPUTS = ['audience', 'scope', 'repositories', 'cloud', 'role-arn', 'aws-region', 'service-account', 'client-id', 'tenant-id'] as const;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
-import { PROXY_UPSTREAM_NAME } from '../core/policy/schema.ts';
+import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
 import { CliError, type Command } from './command.ts';
 import { brokerSecretBox } from './key-source.ts';

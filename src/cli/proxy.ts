@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
-import { PROXY_UPSTREAM_NAME } from '../core/policy/schema.ts';
+import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execInEnvironment } from './pipeline/exec-with-token.ts';
 import { describeFailure, retryLine } from './pipeline/job-log.ts';

@@ -7,6 +7,7 @@ import { LINT_RULE_IDS, LINT_RULES } from './lint/lint-rules.ts';
 import { CHORE_NAMES } from './proxy-chores.ts';
 import { PROXY_METHODS } from './proxy-rule.ts';
 import { AWS_ROLE_ARN, AWS_TAG_LIMITS, awsTagKeyProblem, GCP_SERVICE_ACCOUNT, GCP_WORKLOAD_IDENTITY_PROVIDER, UUID } from './cloud-profile.ts';
+import { PROXY_UPSTREAM_NAME } from './proxy-upstream-name.ts';
 
 /**
  * The trust policy file format, version 1. The loader validates with this schema and the
@@ -15,7 +16,6 @@ import { AWS_ROLE_ARN, AWS_TAG_LIMITS, awsTagKeyProblem, GCP_SERVICE_ACCOUNT, GC
  */
 
 /** An upstream's name, as it appears in /proxy/{upstream}/…. */
-export const PROXY_UPSTREAM_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
 export const DURATION_PATTERN = /^[1-9]\d{0,5}(s|m|h)$/;
 export const POLICY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 // RFC 6749 §3.3 scope-token

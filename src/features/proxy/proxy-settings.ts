@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { parse } from 'yaml';
-import { PROXY_UPSTREAM_NAME } from '../../core/policy/schema.ts';
+import { PROXY_UPSTREAM_NAME } from '../../core/policy/proxy-upstream-name.ts';
 import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 
