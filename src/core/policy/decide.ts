@@ -315,6 +315,12 @@ function issueCloud(policy: Policy, grant: Grant, token: SubjectClaims, request:
 }
 
 /** A proxied request: the upstream must be the grant's, and one allow rule must take the method and the normalised path. */
+/** A grant of something other than a keyway token (a GitHub token, a proxied request): no audience or scope of its own, the caller as subject. */
+function grantedApart(policy: Policy, grant: Grant, token: SubjectClaims, part: Pick<IssuedGrant, 'github'> | Pick<IssuedGrant, 'proxy'>): GrantOutcome {
+  const subject = `${token.issuer.url}#${String(token.claims['sub'])}`;
+  return { ok: true, grant: { policy, audiences: [], scopes: [], ttlSeconds: grant.ttlSeconds, subject, claims: {}, ...part } };
+}
+
 function issueProxy(policy: Policy, grant: Grant, token: SubjectClaims, request: ProxyAccessRequest): GrantOutcome {
   const proxy = grant.proxy;
   if (proxy === undefined || proxy.upstream !== request.upstream) {
@@ -324,18 +330,7 @@ function issueProxy(policy: Policy, grant: Grant, token: SubjectClaims, request:
   for (const rule of proxy.rules) {
     const match = matchProxyRule(rule, token.claims, request.method, request.segments);
     if (match.matched) {
-      return {
-        ok: true,
-        grant: {
-          policy,
-          audiences: [],
-          scopes: [],
-          ttlSeconds: grant.ttlSeconds,
-          subject: `${token.issuer.url}#${String(token.claims['sub'])}`,
-          claims: {},
-          proxy: { upstream: proxy.upstream, rule: rule.written, permissions: rule.permissions },
-        },
-      };
+      return grantedApart(policy, grant, token, { proxy: { upstream: proxy.upstream, rule: rule.written, permissions: rule.permissions } });
     }
     if (match.refusal !== undefined) refused ??= templateRefusal(policy, `grant.proxy.allow ${rule.written}`, match.refusal);
   }
@@ -378,16 +373,7 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
     permissions = Object.fromEntries(asked.filter(([name]) => !isOrganizationPermission(name)));
     organizationPermissions = Object.fromEntries(asked.filter(([name]) => isOrganizationPermission(name)));
   }
-  return {
-    ok: true,
-    grant: {
-      policy,
-      audiences: [],
-      scopes: [],
-      ttlSeconds: grant.ttlSeconds,
-      subject: `${token.issuer.url}#${String(token.claims['sub'])}`,
-      claims: {},
-      github: { owner: github.owner, ownerId: github.ownerId, repositories: [...new Set(repositories)], permissions, organizationPermissions },
-    },
-  };
+  return grantedApart(policy, grant, token, {
+    github: { owner: github.owner, ownerId: github.ownerId, repositories: [...new Set(repositories)], permissions, organizationPermissions },
+  });
 }
