@@ -24,6 +24,8 @@ const ORGS = {
   cyberdyne: { installation: 8109, ownerId: 9911, repo: { id: 950001, name: 'skynet' }, dotGithub: 8109_01 },
   // Adds a guardrail and pushes it.
   tyrell: { installation: 8110, ownerId: 9922, repo: { id: 960001, name: 'nexus' }, dotGithub: 8110_01 },
+  // Publishes one guardrail as a file and another as a symlink (which the contents API lists as `symlink`).
+  oscorp: { installation: 8111, ownerId: 9933, repo: { id: 970001, name: 'glider' }, dotGithub: 8111_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -37,6 +39,7 @@ const PINS: Record<Org, string> = {
   stark: `stark:${ORGS.stark.ownerId}:${ORGS.stark.dotGithub}`,
   cyberdyne: `cyberdyne:${ORGS.cyberdyne.ownerId}:${ORGS.cyberdyne.dotGithub}`,
   tyrell: `tyrell:${ORGS.tyrell.ownerId}:${ORGS.tyrell.dotGithub}`,
+  oscorp: `oscorp:${ORGS.oscorp.ownerId}:${ORGS.oscorp.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -92,6 +95,8 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       await putGuardrail('initech', 'hosted-runners.yaml', `${header()}effect: deny\nmatch: { runner_environment: { not: github-hosted } }\nlifetime: 5m\n`);
       await putGuardrail('stark', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('tyrell', 'hosted-runners.yaml', hostedOnly());
+      await putGuardrail('oscorp', 'freeze-dev.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/dev }\n`);
+      await github.putFile({ owner: 'oscorp', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly(), symlink: true });
       await putGuardrail(
         'cyberdyne',
         'guard.yaml',
@@ -194,6 +199,12 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       const missing = await ask('wayne');
       const none = await expectRefusal(broker, missing, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
       expect(none.detail).toMatch(/wayne\/\.github\/keyway\/guardrails: no guardrail there/);
+    });
+
+    it('refuses every policy of an organisation with a guardrail that is a symlink: it is not skipped, which would drop its deny', async () => {
+      const refused = await ask('oscorp', { runner_environment: 'self-hosted' });
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
+      expect(event.detail).toMatch(/oscorp\/\.github\/keyway\/guardrails: keyway\/guardrails\/hosted-runners\.yaml is a symlink/);
     });
 
     it('does not remember GitHub failing as broken guardrails: refused while it fails, granted once it answers', async () => {

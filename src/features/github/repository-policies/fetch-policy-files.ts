@@ -30,7 +30,9 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
       if (entry.type === 'dir') {
         if (depth >= POLICY_FETCH_LIMITS.depth) throw new PolicyFetchError(`${entry.path} is nested deeper than ${POLICY_FETCH_LIMITS.depth} directories`);
         await walk(entry.path, depth + 1);
-      } else if (entry.type === 'file' && isPolicyFile(entry.name)) {
+      } else if (isPolicyFile(entry.name)) {
+        // A symlink (or anything but a file) named as a policy: skipping it would silently drop a policy, a deny among them.
+        if (entry.type !== 'file') throw new PolicyFetchError(`${entry.path}${at(ref)} is a ${entry.type}, not a file: keyway reads policy files only`);
         if (blobs.size >= POLICY_FETCH_LIMITS.files) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.files} policy files under ${dir}`);
         blobs.set(entry.path.slice(dir.length + 1), entry.sha);
       }
