@@ -372,6 +372,11 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const twoWitnesses = form(older, kept);
       twoWitnesses.append('roots', new Blob([oldest], { type: 'application/json' }), 'oldest-root.json');
       expect(await refusedLeavesFresh(target, await restoreWith(target, twoWitnesses), 400, 'malformed')).toContain('one `roots` part');
+      // A misspelt part (`root`) is no witness the restore could skip unseen: refused, not ignored.
+      const misspelt = new FormData();
+      misspelt.append('export', new Blob([older], { type: 'application/json' }), 'keyway-state.json');
+      misspelt.append('root', new Blob([kept], { type: 'application/json' }), 'kept-roots.json');
+      expect(await refusedLeavesFresh(target, await restoreWith(target, misspelt), 400, 'malformed')).toContain('not one named "root"');
       const twoExports = form(whole, kept);
       twoExports.append('export', new Blob([whole], { type: 'application/json' }), 'again.json');
       expect(await refusedLeavesFresh(target, await restoreWith(target, twoExports), 400, 'malformed')).toContain('one `export` part');

@@ -95,11 +95,14 @@ export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthV
 
 /**
  * The export, and the kept root checkpoints when the body is a form of the two; a string says what is wrong with the form.
- * A part given twice is refused: keeping either would silently drop the other (a witness, or the export meant).
+ * A part given twice, or one of another name, is refused: keeping one, or ignoring it, would silently drop a witness or the export meant.
  */
 async function restoreBody(request: HonoRequest): Promise<{ text: string; keptRoots?: string } | string> {
   if (!(request.header('content-type') ?? '').toLowerCase().startsWith('multipart/form-data')) return { text: await request.text() };
   const form = await request.parseBody({ all: true }).catch(() => undefined);
+  // A part under another name (a misspelt `roots`) is refused: ignoring it would restore without the witness meant.
+  const other = Object.keys(form ?? {}).find((name) => name !== 'export' && name !== 'roots');
+  if (other !== undefined) return `a multipart restore holds an \`export\` part and a \`roots\` part only, not one named ${JSON.stringify(other.slice(0, 64))}`;
   const twice = (['export', 'roots'] as const).find((name) => Array.isArray(form?.[name]));
   if (twice !== undefined) return `a multipart restore holds one \`${twice}\` part, not several (kept root checkpoints go one after another in one part)`;
   const part = async (name: string) => {
