@@ -24,6 +24,10 @@ const ORGS = {
   cyberdyne: { installation: 8109, ownerId: 9911, repo: { id: 950001, name: 'skynet' }, dotGithub: 8109_01 },
   // Adds a guardrail and pushes it.
   tyrell: { installation: 8110, ownerId: 9922, repo: { id: 960001, name: 'nexus' }, dotGithub: 8110_01 },
+  // Publishes one guardrail as a file and another as a symlink (which the contents API lists as `symlink`).
+  oscorp: { installation: 8111, ownerId: 9933, repo: { id: 970001, name: 'glider' }, dotGithub: 8111_01 },
+  // Publishes more policy text than keyway holds in memory for one directory, in files each below the loader's limit.
+  lexcorp: { installation: 8112, ownerId: 9944, repo: { id: 980001, name: 'tower' }, dotGithub: 8112_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -37,6 +41,8 @@ const PINS: Record<Org, string> = {
   stark: `stark:${ORGS.stark.ownerId}:${ORGS.stark.dotGithub}`,
   cyberdyne: `cyberdyne:${ORGS.cyberdyne.ownerId}:${ORGS.cyberdyne.dotGithub}`,
   tyrell: `tyrell:${ORGS.tyrell.ownerId}:${ORGS.tyrell.dotGithub}`,
+  oscorp: `oscorp:${ORGS.oscorp.ownerId}:${ORGS.oscorp.dotGithub}`,
+  lexcorp: `lexcorp:${ORGS.lexcorp.ownerId}:${ORGS.lexcorp.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -92,6 +98,11 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       await putGuardrail('initech', 'hosted-runners.yaml', `${header()}effect: deny\nmatch: { runner_environment: { not: github-hosted } }\nlifetime: 5m\n`);
       await putGuardrail('stark', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('tyrell', 'hosted-runners.yaml', hostedOnly());
+      await putGuardrail('oscorp', 'freeze-dev.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/dev }\n`);
+      await github.putFile({ owner: 'oscorp', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly(), symlink: true });
+      // 47 guardrails of 180 KiB each (a comment pads them), each within what the GitHub client reads for one answer, 8.3 MiB together.
+      const padded = `${hostedOnly()}# ${'x'.repeat(180 * 1024 - hostedOnly().length - 3)}\n`;
+      for (let i = 0; i < 47; i += 1) await putGuardrail('lexcorp', `g${String(i).padStart(2, '0')}.yaml`, padded);
       await putGuardrail(
         'cyberdyne',
         'guard.yaml',
@@ -194,6 +205,18 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       const missing = await ask('wayne');
       const none = await expectRefusal(broker, missing, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
       expect(none.detail).toMatch(/wayne\/\.github\/keyway\/guardrails: no guardrail there/);
+    });
+
+    it('refuses every policy of an organisation with a guardrail that is a symlink: it is not skipped, which would drop its deny', async () => {
+      const refused = await ask('oscorp', { runner_environment: 'self-hosted' });
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
+      expect(event.detail).toMatch(/oscorp\/\.github\/keyway\/guardrails: keyway\/guardrails\/hosted-runners\.yaml is a symlink/);
+    });
+
+    it('refuses every policy of an organisation whose guardrails hold more text than keyway reads for one directory', async () => {
+      const refused = await ask('lexcorp');
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
+      expect(event.detail).toMatch(/lexcorp\/\.github\/keyway\/guardrails: the policy files under keyway\/guardrails hold more than 8388608 characters/);
     });
 
     it('does not remember GitHub failing as broken guardrails: refused while it fails, granted once it answers', async () => {

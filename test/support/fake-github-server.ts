@@ -34,6 +34,8 @@ interface FakeApp {
   readonly installations: Map<number, FakeInstallation>;
   readonly tokens: Map<string, FakeToken>;
   readonly files: Map<string, string>;
+  /** Files (keys of `files`) that are symlinks: listed as `symlink`, read as their target's text, as GitHub does for a file target. */
+  readonly symlinks: Set<string>;
   readonly branches: Map<string, string>;
   /** Repository roles by `owner/repo:user` (lower case): admin, maintain, write, triage, read. */
   readonly roles: Map<string, string>;
@@ -70,6 +72,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       installations: new Map(),
       tokens: new Map(),
       files: new Map(),
+      symlinks: new Set(),
       branches: new Map(),
       roles: new Map(),
       calls: [],
@@ -305,7 +308,8 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json(
       entries.map(([key, content]) => {
         const entryPath = key.slice(prefix.length);
-        return { type: 'file', path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
+        const type = c.get('app').symlinks.has(key) ? 'symlink' : 'file';
+        return { type, path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
       }),
     );
   });
@@ -371,8 +375,11 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/files', async (c) => {
-    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string }>();
-    c.get('app').files.set(fileKey(file.owner, file.repo, file.path, file.ref ?? 'main'), file.text);
+    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean }>();
+    const key = fileKey(file.owner, file.repo, file.path, file.ref ?? 'main');
+    c.get('app').files.set(key, file.text);
+    if (file.symlink === true) c.get('app').symlinks.add(key);
+    else c.get('app').symlinks.delete(key);
     return c.json({ ok: true });
   });
   api.post('/_test/settings', async (c) => {

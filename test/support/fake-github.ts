@@ -80,7 +80,8 @@ export class FakeGitHub {
     await this.#admin('DELETE', `installations/${id}`);
   }
 
-  async putFile(file: { owner: string; repo: string; path: string; ref?: string; text: string }): Promise<void> {
+  /** With `symlink`, a symlink to a file of that text: listed as one, read as the file it points at. */
+  async putFile(file: { owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean }): Promise<void> {
     await this.#admin('POST', 'files', file);
   }
 

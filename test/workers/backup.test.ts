@@ -366,6 +366,20 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       );
       expect(await refusedLeavesFresh(target, await restoreWith(target, form(whole, 'not json')), 400, 'malformed')).toContain('the kept root checkpoints');
       expect(await refusedLeavesFresh(target, await restoreWith(target, form(undefined, kept)), 400, 'malformed')).toContain('`export` part');
+      // Two witnesses in two `roots` parts, the second holding only the oldest root: the form is refused, never the first dropped
+      // (which would let the older export through), and two `export` parts are as ambiguous.
+      const oldest = JSON.stringify({ root_checkpoints: (JSON.parse(kept) as { root_checkpoints: unknown[] }).root_checkpoints.slice(0, 1) });
+      const twoWitnesses = form(older, kept);
+      twoWitnesses.append('roots', new Blob([oldest], { type: 'application/json' }), 'oldest-root.json');
+      expect(await refusedLeavesFresh(target, await restoreWith(target, twoWitnesses), 400, 'malformed')).toContain('one `roots` part');
+      // A misspelt part (`root`) is no witness the restore could skip unseen: refused, not ignored.
+      const misspelt = new FormData();
+      misspelt.append('export', new Blob([older], { type: 'application/json' }), 'keyway-state.json');
+      misspelt.append('root', new Blob([kept], { type: 'application/json' }), 'kept-roots.json');
+      expect(await refusedLeavesFresh(target, await restoreWith(target, misspelt), 400, 'malformed')).toContain('not one named "root"');
+      const twoExports = form(whole, kept);
+      twoExports.append('export', new Blob([whole], { type: 'application/json' }), 'again.json');
+      expect(await refusedLeavesFresh(target, await restoreWith(target, twoExports), 400, 'malformed')).toContain('one `export` part');
 
       const restored = await restoreWith(target, form(whole, kept));
       expect(restored.status).toBe(200);

@@ -1,5 +1,5 @@
 /**
- * The JSON values written one after another in `text`, with or without whitespace between them, as
+ * The JSON objects and arrays written one after another in `text`, with or without whitespace between them, as
  * `curl -s … >> FILE` appends a witness's answers. A SyntaxError says where the text is not JSON.
  */
 export function jsonSequence(text: string): unknown[] {
@@ -14,6 +14,11 @@ export function jsonSequence(text: string): unknown[] {
       else if (char === '"') inString = false;
       continue;
     }
+    // Between values only whitespace: a string, a number or a stray bracket there would be skipped, and what it hides with it.
+    if (depth === 0 && char !== '{' && char !== '[') {
+      if (char?.trim() !== '') throw new SyntaxError(`not JSON at character ${at + 1}: an object or an array starts each value`);
+      continue;
+    }
     if (char === '"') inString = true;
     else if (char === '{' || char === '[') {
       if (depth === 0) start = at;
@@ -21,8 +26,6 @@ export function jsonSequence(text: string): unknown[] {
     } else if (char === '}' || char === ']') {
       depth -= 1;
       if (depth === 0) documents.push(JSON.parse(text.slice(start, at + 1)));
-    } else if (depth === 0 && char?.trim() !== '') {
-      throw new SyntaxError(`not JSON at character ${at + 1}`);
     }
   }
   if (depth !== 0 || inString) throw new SyntaxError('the JSON ends unfinished');

@@ -93,13 +93,21 @@ export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthV
   return api;
 }
 
-/** The export, and the kept root checkpoints when the body is a form of the two; a string says what is wrong with the form. */
+/**
+ * The export, and the kept root checkpoints when the body is a form of the two; a string says what is wrong with the form.
+ * A part given twice, or one of another name, is refused: keeping one, or ignoring it, would silently drop a witness or the export meant.
+ */
 async function restoreBody(request: HonoRequest): Promise<{ text: string; keptRoots?: string } | string> {
   if (!(request.header('content-type') ?? '').toLowerCase().startsWith('multipart/form-data')) return { text: await request.text() };
-  const form = await request.parseBody().catch(() => undefined);
+  const form = await request.parseBody({ all: true }).catch(() => undefined);
+  // A part under another name (a misspelt `roots`) is refused: ignoring it would restore without the witness meant.
+  const other = Object.keys(form ?? {}).find((name) => name !== 'export' && name !== 'roots');
+  if (other !== undefined) return `a multipart restore holds an \`export\` part and a \`roots\` part only, not one named ${JSON.stringify(other.slice(0, 64))}`;
+  const twice = (['export', 'roots'] as const).find((name) => Array.isArray(form?.[name]));
+  if (twice !== undefined) return `a multipart restore holds one \`${twice}\` part, not several (kept root checkpoints go one after another in one part)`;
   const part = async (name: string) => {
     const value = form?.[name];
-    return value === undefined ? undefined : typeof value === 'string' ? value : value.text();
+    return value === undefined || Array.isArray(value) ? undefined : typeof value === 'string' ? value : value.text();
   };
   const [text, keptRoots] = [await part('export'), await part('roots')];
   if (text === undefined) return 'a multipart restore holds the export in its `export` part (and the kept root checkpoints in `roots`)';

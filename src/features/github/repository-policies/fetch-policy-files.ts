@@ -2,8 +2,11 @@ import { isPolicyFile, type PolicyFile } from '../../../core/policy/load-policie
 import { isListing, type RepositoryAccess } from './repository-access.ts';
 import { KeywayError } from '../../../core/errors/keyway-error.ts';
 
-/** Bounds on what one fetch walks: a repository cannot make keyway fetch without end. */
-export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8 } as const;
+/**
+ * Bounds on what one fetch walks: a repository cannot make keyway fetch without end, nor hold more policy text in memory than a
+ * Worker isolate can spare (500 files of what the GitHub client reads for one answer would be some 90 MiB).
+ */
+export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8, characters: 8 * 1024 * 1024 } as const;
 
 export class PolicyFetchError extends KeywayError {
   override readonly name = 'PolicyFetchError';
@@ -30,7 +33,9 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
       if (entry.type === 'dir') {
         if (depth >= POLICY_FETCH_LIMITS.depth) throw new PolicyFetchError(`${entry.path} is nested deeper than ${POLICY_FETCH_LIMITS.depth} directories`);
         await walk(entry.path, depth + 1);
-      } else if (entry.type === 'file' && isPolicyFile(entry.name)) {
+      } else if (isPolicyFile(entry.name)) {
+        // A symlink (or anything but a file) named as a policy: skipping it would silently drop a policy, a deny among them.
+        if (entry.type !== 'file') throw new PolicyFetchError(`${entry.path}${at(ref)} is a ${entry.type}, not a file: keyway reads policy files only`);
         if (blobs.size >= POLICY_FETCH_LIMITS.files) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.files} policy files under ${dir}`);
         blobs.set(entry.path.slice(dir.length + 1), entry.sha);
       }
@@ -48,9 +53,14 @@ export async function fetchPolicyFiles(
   blobs: ReadonlyMap<string, string>,
 ): Promise<PolicyFile[]> {
   const files: PolicyFile[] = [];
+  let characters = 0;
   for (const path of [...blobs.keys()].sort()) {
     const file = await access.contents(`${dir}/${path}`, ref);
     if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file`);
+    characters += file.text.length;
+    if (characters > POLICY_FETCH_LIMITS.characters) {
+      throw new PolicyFetchError(`the policy files under ${dir}${at(ref)} hold more than ${POLICY_FETCH_LIMITS.characters} characters`);
+    }
     files.push({ path, text: file.text });
   }
   return files;
