@@ -3372,9 +3372,6 @@ async function main() {
     if (await deliverCloudCredentials(cloud, issued, { env: process.env, fetch: fetch2, log }) !== 0) process.exitCode = 1;
     return;
   }
-  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "token", issued.accessToken);
-  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "expires-at", issued.expiresAt.toISOString());
-  log(grantLine(issued));
   if (issued.issuedTokenType !== void 0 && REVOCATIONS[issued.issuedTokenType] !== void 0) {
     appendEnvironmentFile(
       process.env["GITHUB_STATE"],
@@ -3383,6 +3380,9 @@ async function main() {
       JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken })
     );
   }
+  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "token", issued.accessToken);
+  appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "expires-at", issued.expiresAt.toISOString());
+  log(grantLine(issued));
 }
 async function tokenMap(url, fetch2) {
   if (actionInput("cloud") !== "" || actionInput("github-token") === "true" || actionInput("audience") !== "") {
@@ -3397,14 +3397,14 @@ async function tokenMap(url, fetch2) {
     log
   });
   for (const token of issued.tokens) process.stdout.write(addMask(token.accessToken));
+  const tokens = issued.tokens.map((token) => token.accessToken);
+  appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
   for (const token of issued.tokens) {
     appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", ownerOutput("token", token.owner), token.accessToken);
     appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", ownerOutput("expires-at", token.owner), token.expiresAt.toISOString());
   }
   appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "owners", issued.tokens.map((token) => token.owner).join(" "));
   for (const line of tokenMapGrantLines(issued)) log(line);
-  const tokens = issued.tokens.map((token) => token.accessToken);
-  appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
 }
 try {
   await main();

@@ -42,9 +42,7 @@ async function main(): Promise<void> {
     if ((await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log })) !== 0) process.exitCode = 1;
     return;
   }
-  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'token', issued.accessToken);
-  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'expires-at', issued.expiresAt.toISOString());
-  log(grantLine(issued));
+  // Saved for the post step before the outputs, which can fail: a token minted is a token to take back.
   if (issued.issuedTokenType !== undefined && REVOCATIONS[issued.issuedTokenType] !== undefined) {
     appendEnvironmentFile(
       process.env['GITHUB_STATE'],
@@ -53,6 +51,9 @@ async function main(): Promise<void> {
       JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }),
     );
   }
+  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'token', issued.accessToken);
+  appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'expires-at', issued.expiresAt.toISOString());
+  log(grantLine(issued));
 }
 
 /**
@@ -72,14 +73,15 @@ async function tokenMap(url: string, fetch: FetchLike): Promise<void> {
     log,
   });
   for (const token of issued.tokens) process.stdout.write(addMask(token.accessToken));
+  // Saved for the post step before anything else can fail: a token minted is a token to take back.
+  const tokens = issued.tokens.map((token) => token.accessToken);
+  appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
   for (const token of issued.tokens) {
     appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', ownerOutput('token', token.owner), token.accessToken);
     appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', ownerOutput('expires-at', token.owner), token.expiresAt.toISOString());
   }
   appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'owners', issued.tokens.map((token) => token.owner).join(' '));
   for (const line of tokenMapGrantLines(issued)) log(line);
-  const tokens = issued.tokens.map((token) => token.accessToken);
-  appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
 }
 
 try {

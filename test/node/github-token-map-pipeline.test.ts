@@ -133,4 +133,19 @@ describe('GitHub token maps in a pipeline', () => {
     expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n'.repeat(2) });
     for (const token of tokens) expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
   });
+
+  it('the GitHub Action: a map whose outputs cannot be written still leaves every token for the post step to revoke', async () => {
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token-map': 'true', repositories: 'acme/api Octo-Org/site', scope: 'contents:read' },
+    );
+    // A directory where the runner's output file should be: the first output write fails.
+    const main = await step.run('main', { GITHUB_OUTPUT: writeTree({ 'output/.keep': '' }) });
+    expect(main.code).toBe(1);
+    const saved = JSON.parse(readEnvironmentFile(step.files.GITHUB_STATE)['revoke'] ?? '{}') as { tokens?: string[] };
+    expect(saved.tokens).toHaveLength(2);
+    const post = await step.run('post', { STATE_revoke: JSON.stringify(saved) });
+    expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n'.repeat(2) });
+    for (const token of saved.tokens ?? []) expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+  });
 });
