@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { BROKER_ISSUER, cpuPlan, pinSelf, startBaselineBroker, startBenchBroker, startBenchIssuer, type ServerProcess } from './broker-process.ts';
+import { brokerTimings, shareOver } from './broker-timings.ts';
 import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
 import { firstTokens, runLoad, TokenSupply, warmUp, type LoadResult, type TokenReader } from './exchange-load.ts';
@@ -226,8 +227,19 @@ try {
     }
   }
   const [small, large] = keyway as [Target, Target];
+  const pct = (value: number) => `${Number((value * 100).toFixed(1))}%`;
+  const timingsBefore = await brokerTimings(small.server.url);
   const fixed = await keywayRun(small, RATE);
+  const timingsAfter = await brokerTimings(small.server.url);
+  // What makes the tail: the broker's own timing of its answers, and of the durable audit append within each.
+  const overTarget = {
+    exchanges: shareOver(timingsBefore.exchange, timingsAfter.exchange, TARGET.p99Ms / 1000),
+    auditAppends: shareOver(timingsBefore.auditAppend, timingsAfter.auditAppend, TARGET.p99Ms / 1000),
+  };
   console.log(`  fixed rate ${RATE}/s for ${RATE_SECONDS}s, ${small.label}: ${runLine(fixed)}, max ${fixed.max} ms`);
+  console.log(
+    `    over ${TARGET.p99Ms} ms as the broker timed them: ${pct(overTarget.exchanges)} of its answers, ${pct(overTarget.auditAppends)} of their audit appends alone`,
+  );
 
   // The servers' own records say whether any of them was sent a token twice (each token has its own jti; keyway logs each token's SHA-256).
   await Promise.all(servers.map((server) => server.stop()));
@@ -266,7 +278,6 @@ try {
   const failures = [...targets.flatMap((target) => target.runs), fixed].reduce((sum, run) => sum + run.failures, 0);
   const rateHeld = fixed.rate >= RATE * 0.98 && fixed.failures === 0;
 
-  const pct = (value: number) => `${Number((value * 100).toFixed(1))}%`;
   const times = (value: number) => `${Number(value.toFixed(2))}×`;
   const verdict = (met: boolean) => (met ? 'MET' : 'MISSED');
   /** A ratio's target, judged per CPU-second, with the wall-clock ratio beside it. */
@@ -298,7 +309,9 @@ try {
       target: `p99 < ${TARGET.p99Ms} ms at ${RATE}/s`,
       value: fixed.p99,
       verdict: verdict(rateHeld && fixed.p99 < TARGET.p99Ms),
-      reason: rateHeld ? `p99 ${fixed.p99} ms` : `${fixed.rate.toFixed(0)}/s answered with ${fixed.failures} failures, not ${RATE}/s: the queue grew all run`,
+      reason:
+        (rateHeld ? `p99 ${fixed.p99} ms` : `${fixed.rate.toFixed(0)}/s answered with ${fixed.failures} failures, not ${RATE}/s: the queue grew all run`) +
+        `; over ${TARGET.p99Ms} ms in the broker: ${pct(overTarget.exchanges)} of answers, ${pct(overTarget.auditAppends)} of audit appends alone`,
     },
     coreScaling: {
       target: `1 → ${Math.max(2, machine.cpus)} cores ≥ ${times(scalingTarget)}`,
@@ -371,6 +384,7 @@ try {
       p99Ms: fixed.p99,
       maxMs: fixed.max,
       brokerCpuCores: Number(fixed.cpuCores.toFixed(2)),
+      overTargetInBroker: { ms: TARGET.p99Ms, exchanges: Number(overTarget.exchanges.toFixed(4)), auditAppends: Number(overTarget.auditAppends.toFixed(4)) },
     },
     policies: Object.fromEntries(keyway.map((target, index) => [POLICY_SIZES[index], Math.round((best(target) as Run).rate)])),
     bundle,

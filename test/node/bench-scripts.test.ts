@@ -58,6 +58,7 @@ describe('the benchmark scripts', () => {
       tokens: { repeated: number; grantedByServer: Record<string, { exchanges: number; distinctTokens: number }> };
       scaling: { cores: number; keyway: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number }> };
       targets: Record<string, { verdict: string; reason: string }>;
+      fixedRate: { overTargetInBroker: { ms: number; exchanges: number; auditAppends: number } };
     };
     const targets = ['baselineRatio', 'nodeCryptoFloorRatio', 'floorRatio', 'p99AtRate', 'coreScaling', 'policyCost', 'bundleGzip', 'jwksFetchesSteady'];
     expect(Object.keys(summary.targets)).toEqual(targets);
@@ -67,6 +68,11 @@ describe('the benchmark scripts', () => {
       expect(reason).not.toBe('');
     }
     expect(summary.failures).toBe(0);
+    // Where the fixed-rate run's tail was, by the broker's own histograms: the share of its answers, and of their audit appends alone, over 10 ms.
+    const { overTargetInBroker } = summary.fixedRate;
+    expect(overTargetInBroker).toEqual({ ms: 10, exchanges: expect.any(Number), auditAppends: expect.any(Number) });
+    for (const share of [overTargetInBroker.exchanges, overTargetInBroker.auditAppends]) expect(share >= 0 && share <= 1).toBe(true);
+    expect(bench.stdout).toMatch(/over 10 ms as the broker timed them: [\d.]+% of its answers, [\d.]+% of their audit appends alone/);
     // The hand-rolled baseline ran in the same run, and every ratio has both figures.
     expect(summary.baseline.exchangesPerSecond).toBeGreaterThan(0);
     expect(summary.nodeCryptoFloor.unitsPerCpuSecond).toBeGreaterThan(0);

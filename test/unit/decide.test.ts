@@ -139,6 +139,17 @@ describe('decide', () => {
         reason: 'template_value_forbidden',
         detail: expect.stringContaining('U+000A, a control or invisible character'),
       });
+      // DEL, and a tab, border the printable ASCII that is only checked for delimiters.
+      for (const [value, code] of [
+        ['prod\u007F', 'U+007F'],
+        ['prod\tmain', 'U+0009'],
+      ]) {
+        expect(subjectFor(value as string)).toMatchObject({
+          granted: false,
+          reason: 'template_value_forbidden',
+          detail: expect.stringContaining(code as string),
+        });
+      }
       expect(subjectFor('prod\u202Enoitcudorp')).toMatchObject({
         granted: false,
         reason: 'template_value_forbidden',

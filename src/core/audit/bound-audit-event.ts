@@ -18,14 +18,24 @@ export const AUDIT_BOUNDS = {
 
 const CUT = '…';
 
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** Characters `char` (one UTF-16 code unit or a surrogate pair) takes in JSON: escapes count in full, a lone surrogate is `\udxxx`. */
 function jsonSize(char: string): number {
   return JSON.stringify(char).length - 2;
 }
 
+/** Printable ASCII but `"` and `\`: each such character is one in JSON. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** Characters `text` takes in JSON, quotes aside. */
+function jsonLength(text: string): number {
+  return PLAIN.test(text) ? text.length : JSON.stringify(text).length - 2;
+}
+
 /** `text`, or its head ending in … when it would serialize to more than `max` characters; a surrogate pair is never split. */
 export function boundText(text: string, max: number = AUDIT_BOUNDS.text): string {
-  if (JSON.stringify(text).length - 2 <= max) return text;
+  if (jsonLength(text) <= max) return text;
   let size = CUT.length;
   let end = 0;
   while (end < text.length) {
@@ -58,9 +68,9 @@ export function boundJson(value: unknown, budget: number): unknown {
   for (const [key, item] of entries) {
     if (kept.length === AUDIT_BOUNDS.entries) break;
     const name = array ? key : boundText(key);
-    const keySize = array ? 0 : JSON.stringify(name).length + 1;
+    const keySize = array ? 0 : jsonLength(name) + 3;
     const bounded = boundJson(item, left - keySize - 1);
-    const size = keySize + JSON.stringify(bounded ?? null).length + 1;
+    const size = keySize + (typeof bounded === 'string' ? jsonLength(bounded) + 2 : JSON.stringify(bounded ?? null).length) + 1;
     if (size > left) break;
     kept.push([name, bounded]);
     left -= size;
@@ -81,42 +91,35 @@ function boundList(list: readonly string[]): string[] {
  * issuer URL, policy ids, GitHub grants) is kept as it is.
  */
 export function boundAuditEvent(event: AuditEvent): AuditEvent {
+  // Copies assigned field by field: one object each, where spreading a `{}` or `{ field }` per optional field made two.
   const { request, subject_token: token, issued } = event;
-  return {
-    ...event,
-    ...(event.detail === undefined ? {} : { detail: boundText(event.detail, AUDIT_BOUNDS.detail) }),
-    request: {
-      ...request,
-      id: boundText(request.id),
-      ...(request.client_ip === undefined ? {} : { client_ip: boundText(request.client_ip) }),
-      ...(request.user_agent === undefined ? {} : { user_agent: boundText(request.user_agent) }),
-      ...(request.audience === undefined ? {} : { audience: boundList(request.audience) }),
-      ...(request.scope === undefined ? {} : { scope: boundList(request.scope) }),
-    },
-    ...(token === undefined
-      ? {}
-      : {
-          subject_token: {
-            ...token,
-            ...(token.jti === undefined ? {} : { jti: boundText(token.jti) }),
-            ...(token.claimed_iss === undefined ? {} : { claimed_iss: boundText(token.claimed_iss) }),
-            ...(token.claimed_sub === undefined ? {} : { claimed_sub: boundText(token.claimed_sub) }),
-          },
-        }),
-    ...(event.subject === undefined ? {} : { subject: boundText(event.subject) }),
-    ...(event.claims === undefined
-      ? {}
-      : { claims: Object.fromEntries(Object.entries(event.claims).map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)])) }),
-    ...(event.proxy === undefined
-      ? {}
-      : {
-          proxy: {
-            ...event.proxy,
-            upstream: boundText(event.proxy.upstream),
-            method: boundText(event.proxy.method),
-            path: boundText(event.proxy.path, AUDIT_BOUNDS.value),
-          },
-        }),
-    ...(issued === undefined ? {} : { issued: { ...issued, sub: boundText(issued.sub), aud: boundList(issued.aud), scope: boundList(issued.scope) } }),
-  };
+  const bounded: Writable<AuditEvent> = { ...event };
+  if (event.detail !== undefined) bounded.detail = boundText(event.detail, AUDIT_BOUNDS.detail);
+  const boundedRequest: Writable<AuditEvent['request']> = { ...request, id: boundText(request.id) };
+  if (request.client_ip !== undefined) boundedRequest.client_ip = boundText(request.client_ip);
+  if (request.user_agent !== undefined) boundedRequest.user_agent = boundText(request.user_agent);
+  if (request.audience !== undefined) boundedRequest.audience = boundList(request.audience);
+  if (request.scope !== undefined) boundedRequest.scope = boundList(request.scope);
+  bounded.request = boundedRequest;
+  if (token !== undefined) {
+    const boundedToken: Writable<NonNullable<AuditEvent['subject_token']>> = { ...token };
+    if (token.jti !== undefined) boundedToken.jti = boundText(token.jti);
+    if (token.claimed_iss !== undefined) boundedToken.claimed_iss = boundText(token.claimed_iss);
+    if (token.claimed_sub !== undefined) boundedToken.claimed_sub = boundText(token.claimed_sub);
+    bounded.subject_token = boundedToken;
+  }
+  if (event.subject !== undefined) bounded.subject = boundText(event.subject);
+  if (event.claims !== undefined) {
+    bounded.claims = Object.fromEntries(Object.entries(event.claims).map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)]));
+  }
+  if (event.proxy !== undefined) {
+    bounded.proxy = {
+      ...event.proxy,
+      upstream: boundText(event.proxy.upstream),
+      method: boundText(event.proxy.method),
+      path: boundText(event.proxy.path, AUDIT_BOUNDS.value),
+    };
+  }
+  if (issued !== undefined) bounded.issued = { ...issued, sub: boundText(issued.sub), aud: boundList(issued.aud), scope: boundList(issued.scope) };
+  return bounded;
 }

@@ -51,6 +51,8 @@ const UNPAIRED = /\p{Cs}/u;
 /** Never a delimiter: letters, their combining marks, digits. */
 const WORD = /[\p{L}\p{M}\p{N}]/u;
 const MARK = /^\p{M}/u;
+/** Printable ASCII: none of it is invisible or a mark, and every normal form of such text is the text itself. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 const NORMAL_FORMS = ['NFC', 'NFD', 'NFKC', 'NFKD'] as const;
 
 export function compileTemplate(source: string): Template {
@@ -99,11 +101,15 @@ export function compileTemplate(source: string): Template {
     unparted = part.key;
   }
   const unsafe = (text: string): string | undefined => {
+    // Most values (repository names, refs, environments): only their delimiters can be wrong.
+    const ascii = PRINTABLE_ASCII.test(text);
     for (const char of text) {
       if (delimiters.has(char)) return `holds ${JSON.stringify(char)}, a delimiter of the template`;
+      if (ascii) continue;
       if (INVISIBLE.test(char)) return `holds ${codePoint(char)}, a control or invisible character`;
       if (UNPAIRED.test(char)) return `holds ${codePoint(char)}, half of a surrogate pair`;
     }
+    if (ascii) return undefined;
     if (MARK.test(text)) return `begins with ${codePoint(text)}, a mark that joins the character before it`;
     for (const form of NORMAL_FORMS) {
       const found = Array.from(text.normalize(form)).find((char) => delimiters.has(char));

@@ -53,14 +53,25 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
   };
 
   let staleChecked = Number.NEGATIVE_INFINITY;
+  /**
+   * When the oldest record last read is `staleGrantDays` old. Records are appended after it or pruned from the front, so
+   * the log cannot cover the period sooner: until then no exchange reads the log for this rule (a young log, or one
+   * pruned to fewer days than the rule's, would otherwise be read after every exchange).
+   */
+  let coveredFrom = Number.NEGATIVE_INFINITY;
   /** `stale_grant`, once an hour at most, and only once the log goes back the whole period: before that, unused proves nothing. */
   const staleGrants = async (): Promise<Omit<AlertDraft, 'id' | 'time' | 'event_id'>[]> => {
     const now = deps.now();
     const { audit, settings } = deps;
-    if (audit === undefined || !settings.rules.has('stale_grant') || now - staleChecked < STALE_GRANT_CHECK_MS) return [];
+    if (audit === undefined || !settings.rules.has('stale_grant') || now - staleChecked < STALE_GRANT_CHECK_MS || now < coveredFrom) return [];
     const since = now - settings.staleGrantDays * DAY;
     const [oldest] = (await audit.query({ order: 'asc', limit: 1 })).records;
-    if (oldest === undefined || Date.parse(oldest.event.time) > since) return [];
+    if (oldest === undefined) return [];
+    const oldestTime = Date.parse(oldest.event.time);
+    if (oldestTime > since) {
+      coveredFrom = oldestTime + settings.staleGrantDays * DAY;
+      return [];
+    }
     staleChecked = now;
     return staleGrantDrafts(deps.policies(), await audit.usage({ since, until: now }), now, settings.staleGrantDays);
   };

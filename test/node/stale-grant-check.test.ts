@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { alertRaiser, STALE_GRANT_CHECK_MS } from '../../src/features/alerts/raise-alerts.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { policySetOf } from '../../src/core/policy/load-policies.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { openSqliteMemory } from '../../src/storage/sqlite-file.ts';
+import { auditEvent } from '../suites/store-contract.ts';
+
+const DAY = 86_400_000;
+
+describe('stale_grant on a log younger than its period', () => {
+  it('reads the log once, not after every answered exchange, until its oldest record is old enough; then looks again', async () => {
+    const db = openSqliteMemory();
+    migrate(db);
+    const audit = new SqliteAuditStore(db);
+    const first = Date.parse('2026-12-01T12:00:00Z');
+    let clock = first;
+    let reads = 0;
+    const raise = alertRaiser({
+      store: new SqliteAlertStore(db),
+      settings: readAlertSettings({ KEYWAY_ALERT_RULES: 'stale_grant', KEYWAY_ALERT_STALE_GRANT_DAYS: '1' }, false),
+      policies: () => policySetOf({ files: [], problems: [] }),
+      webhook: undefined,
+      now: () => clock,
+      log: silentLogger,
+      // The real store, counting the rule's reads of the oldest record.
+      audit: {
+        usage: (query) => audit.usage(query),
+        query: (query) => {
+          reads += 1;
+          return audit.query(query);
+        },
+      },
+    });
+    const exchange = async () => {
+      const event = auditEvent({ time: new Date(clock).toISOString() });
+      await raise(event, await audit.append(event));
+    };
+
+    await exchange();
+    expect(reads).toBe(1);
+    // Hours later, beyond the hourly throttle, the first record is still under a day old: nothing can be stale yet.
+    clock += 2 * STALE_GRANT_CHECK_MS;
+    for (let index = 0; index < 5; index += 1) await exchange();
+    expect(reads).toBe(1);
+    // Once the first record is a day old, the rule reads the log again (and then at most hourly).
+    clock = first + DAY + 1000;
+    await exchange();
+    expect(reads).toBe(2);
+    await exchange();
+    expect(reads).toBe(2);
+    db.close();
+  });
+});
