@@ -1,6 +1,7 @@
 import { asciiLowerCase } from '../claims/case-fold.ts';
 import { compileTemplate, type Template, type TemplateRefusal } from './template.ts';
 import { normaliseProxyPath } from './proxy-path.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 
 /** The methods a rule may name; matched exactly, as HTTP methods are case-sensitive. */
 export const PROXY_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -31,7 +32,11 @@ export interface ProxyGrant {
   readonly rules: readonly ProxyRule[];
 }
 
-export class ProxyRuleError extends Error {}
+/** A `grant.proxy` rule that cannot be matched unambiguously: the policy does not load. */
+export class ProxyRuleError extends KeywayError {
+  override readonly name = 'ProxyRuleError';
+  readonly code = 'proxy_rule_invalid';
+}
 
 /** Compiles a rule's path; throws ProxyRuleError (or the template's syntax error) when it cannot be matched unambiguously. */
 export function compileProxyRule(method: string, path: string, permissions: Readonly<Record<string, string>>, written: string): ProxyRule {
