@@ -214,6 +214,23 @@ grant:
       await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
     });
 
+    it('refuses a revoked keyway access token: 401 invalid_token, a proxy refusal on record, nothing upstream', async () => {
+      const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
+      const access = exchanged.body['access_token'] as string;
+      expect((await send('/proxy/keyed/x/before-revocation', {}, access)).status).toBe(200);
+      const revoked = await broker.request('/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token: access, token_type_hint: 'access_token' }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(revoked.status).toBe(200);
+      const before = (await upstreamCalls()).length;
+      const event = await expectKeywayRefusal(await send('/proxy/keyed/x/after-revocation', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
+      expect(event.detail).toContain('revoked');
+      expect(event.proxy).toMatchObject({ upstream: 'keyed', path: '/x/after-revocation' });
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
     it('makes no call when the decision cannot be recorded: 503, Keyway-Error, nothing upstream', async () => {
       const before = (await upstreamCalls()).length;
       await broker.tamper("CREATE TRIGGER proxy_audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'down for the test'); END", []);

@@ -13,6 +13,7 @@ import type { Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
 import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/decide.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
@@ -40,6 +41,8 @@ export interface ProxyDeps {
    * broker's own keys and, for `Authorization: DPoP`, its proof; throws an Error whose message says why.
    */
   readonly verifyKeywayToken: (token: string, audience: string, dpop: boolean) => Promise<JWTPayload>;
+  /** The keyway tokens revoked before their `exp` (`POST /revoke`, a job's end): one of them is refused here as at /v1/*. */
+  readonly revocations: RevocationList;
 }
 
 /** The request as the HTTP layer hands it over: the upstream's name and the path after it exactly as received. */
@@ -204,6 +207,7 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
     } catch (error) {
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${describe(error)}`);
     }
+    await refuseRevoked(deps, claims, now);
     const issuer = policies.issuer(deps.issuer);
     if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
     verified = { issuer, claims };
@@ -226,6 +230,18 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
   event.subject = String(verified.claims['sub']);
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   return verified;
+}
+
+/** A verified keyway token that was revoked is refused as one that does not verify; an unreadable list refuses too (fail closed). */
+async function refuseRevoked(deps: ProxyDeps, claims: JWTPayload, now: number): Promise<void> {
+  if (typeof claims.jti !== 'string') throw new ProxyRefusal('proxy_unauthenticated', 'the keyway access token has no jti');
+  let revoked: boolean;
+  try {
+    revoked = await deps.revocations.isRevoked(claims.jti, now);
+  } catch (error) {
+    throw new ProxyRefusal('proxy_revocation_unavailable', `the revocation list cannot be read: ${describe(error)}`, { cause: error });
+  }
+  if (revoked) throw new ProxyRefusal('proxy_unauthenticated', 'the keyway access token was revoked', { public: true });
 }
 
 /** The upstream call, after the decision record is durable: keyway's credential, the caps, the deadline, no redirect followed. */
