@@ -278,6 +278,10 @@ grant:
       expect(response.status).toBe(200);
       expect(response.headers.get('x-echo')).toBeNull();
       expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
+      // Nor in a redirect to the upstream itself that carries it (a signed URL): keyway's rewritten Location is checked too.
+      const redirected = await send('/proxy/vendor/x/redirect-credential', { redirect: 'manual' });
+      for (const [, value] of redirected.headers) expect(decodeURIComponent(value)).not.toContain(STATIC_SECRET);
+      await expectKeywayRefusal(redirected, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
       expect(logLines.join('\n')).not.toContain(STATIC_SECRET);
     });
 

@@ -17,7 +17,7 @@ import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
-import { callerResponseHeaders, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
+import { callerResponseHeaders, echoesCredential, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
@@ -289,6 +289,13 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (location === undefined) {
       await response.body?.cancel();
       return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected to another host; not followed`, { status: response.status });
+    }
+    // The rewritten Location is keyway's own header: the credential check on the upstream's headers does not cover it.
+    if (echoesCredential(location, credential.secret)) {
+      await response.body?.cancel();
+      return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected with its credential in the Location; not passed on`, {
+        status: response.status,
+      });
     }
     headers.set('location', location);
   }
