@@ -312,6 +312,23 @@ grant:
       expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_upstream_timeout' });
     });
 
+    it('records a caller that stops reading as such (the upstream answered), never as the upstream failing', async () => {
+      const gate = crypto.randomUUID();
+      const response = await send(`/proxy/vendor/x/gate/${gate}`);
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader();
+      expect((await reader.read()).value?.byteLength).toBeGreaterThan(0);
+      await reader.cancel();
+      try {
+        const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+        expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed', proxy: { status: 200 } });
+        expect(outcome?.detail).toMatch(/caller stopped reading/);
+        expect(outcome?.proxy?.response_bytes).toBeGreaterThan(0);
+      } finally {
+        await openFakeUpstreamGate(runtime.upstreamBase(), gate);
+      }
+    });
+
     it('streams a large answer within the cap as it arrives, never buffering it whole', async () => {
       const gate = crypto.randomUUID();
       const response = await send(`/proxy/vendor/x/gate/${gate}`);

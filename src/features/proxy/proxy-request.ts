@@ -313,6 +313,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (responseBytes.error === 'too_large') return outcome('proxy_response_too_large', facts, `the answer passed ${upstream.limits.responseBytes} bytes; cut`);
     if (responseBytes.error === 'timeout') return outcome('proxy_upstream_timeout', facts, `the answer did not end within ${upstream.limits.timeoutSeconds} s`);
     if (responseBytes.error !== undefined) return outcome('proxy_upstream_unavailable', facts, `the answer broke off: ${responseBytes.error}`);
+    if (responseBytes.readerLeft === true) return outcome('proxy_completed', facts, 'the caller stopped reading the answer before its end');
     return outcome('proxy_completed', facts);
   });
   return {
