@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
 import { jsonLogger } from '../../src/core/log.ts';
@@ -183,8 +183,11 @@ grant:
       expect(outcome).not.toHaveProperty('policy');
       expect(outcome?.proxy?.request_bytes).toBe(16);
       expect(outcome?.proxy?.response_bytes).toBe(11);
-      const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);
-      expect(line).toMatchObject({ message: 'proxy request', upstream: 'vendor', reason: 'proxy_completed', status: 200 });
+      // The line follows the outcome record's append, which a reader of the audit log may see first.
+      await vi.waitFor(() => {
+        const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);
+        expect(line).toMatchObject({ message: 'proxy request', upstream: 'vendor', reason: 'proxy_completed', status: 200 });
+      });
     });
 
     it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature', async () => {
