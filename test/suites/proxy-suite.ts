@@ -234,6 +234,25 @@ grant:
       expect((await upstreamCalls()).length).toBe(before);
     });
 
+    // Node only: its revocation list is a table the harness can take away; on Workers it is the replay shards' storage.
+    it.skipIf(runtime.sendRaw === undefined)(
+      'refuses a keyway access token while the revocation list cannot be read: 503, a record, nothing upstream',
+      async () => {
+        const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
+        const access = exchanged.body['access_token'] as string;
+        const before = (await upstreamCalls()).length;
+        await broker.tamper('ALTER TABLE replay_claims RENAME TO replay_claims_away', []);
+        let response: Response;
+        try {
+          response = await send('/proxy/keyed/x/revocation-unknown', {}, access);
+        } finally {
+          await broker.tamper('ALTER TABLE replay_claims_away RENAME TO replay_claims', []);
+        }
+        await expectKeywayRefusal(response, 503, 'temporarily_unavailable', 'proxy_revocation_unavailable');
+        expect((await upstreamCalls()).length).toBe(before);
+      },
+    );
+
     it('makes no call when the decision cannot be recorded: 503, Keyway-Error, nothing upstream', async () => {
       const before = (await upstreamCalls()).length;
       await broker.tamper("CREATE TRIGGER proxy_audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'down for the test'); END", []);
