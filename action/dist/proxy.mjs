@@ -1360,9 +1360,9 @@ async function startForwarder(options) {
 }
 async function forward(request, response, options, counts, refuse) {
   const what = describe(request);
-  if (!presentsSecret(request.headers.authorization, options.secret)) return refuse(response, what, "forwarder_unauthenticated");
   const requested = requestedPath(request.url ?? "");
   if (requested === void 0) return refuse(response, what, "forwarder_host_refused");
+  if (!presentsSecret(request.headers.authorization, options.secret)) return refuse(response, what, "forwarder_unauthenticated");
   const target = brokerTarget(options.broker, options.upstream, requested);
   if (target === void 0) return refuse(response, what, "forwarder_path_refused");
   let ciToken;
@@ -1388,7 +1388,7 @@ async function forward(request, response, options, counts, refuse) {
 }
 function describe(request) {
   const url = request.url ?? "";
-  return `${request.method} ${url.split("?")[0]}`;
+  return `${request.method} ${url.split("?")[0].replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, "$1")}`;
 }
 function presentsSecret(authorization, secret) {
   if (authorization === void 0) return false;

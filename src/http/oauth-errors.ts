@@ -79,6 +79,7 @@ export const OAUTH_ERRORS = {
   proxy_upstream_timeout: { status: 504, error: 'temporarily_unavailable' },
   proxy_redirect_refused: { status: 502, error: 'temporarily_unavailable' },
   proxy_response_too_large: { status: 502, error: 'temporarily_unavailable' },
+  proxy_revocation_unavailable: { status: 503, error: 'temporarily_unavailable' },
 } as const satisfies Record<Refusal, OAuthError>;
 
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */

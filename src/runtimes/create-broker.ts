@@ -224,6 +224,7 @@ export function createBroker(parts: BrokerParts): Broker {
         fetch: http.fetch,
         limits,
         limiter: parts.limiter,
+        revocations: parts.revocations,
       },
       keys: parts.keys,
       clientIp: parts.clientIp,

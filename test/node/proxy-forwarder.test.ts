@@ -136,6 +136,16 @@ describe('the proxy forwarder', () => {
     expectRefusedHere(result, 403, 'forwarder_host_refused', 'access_denied');
   });
 
+  it('answers another tool’s plain-http request through HTTP_PROXY, which carries no secret, 403 forwarder_host_refused (as docs/ci/proxy.md says)', async () => {
+    const result = await send(forwarder, 'GET', 'http://mirror.internal/simple/left-pad/');
+    expectRefusedHere(result, 403, 'forwarder_host_refused', 'access_denied');
+    expect(lines).toEqual([expect.stringMatching(/^refused here: GET http:\/\/mirror\.internal\/simple\/left-pad\/ → HTTP 403 forwarder_host_refused: /)]);
+    // A URL's user info (another tool's credential) never reaches the job log.
+    lines.length = 0;
+    expectRefusedHere(await send(forwarder, 'GET', 'http://ci:mirror-password@mirror.internal/simple/'), 403, 'forwarder_host_refused', 'access_denied');
+    expect(lines).toEqual([expect.stringMatching(/^refused here: GET http:\/\/mirror\.internal\/simple\/ → HTTP 403 /)]);
+  });
+
   it('refuses CONNECT: no tunnel to anywhere', async () => {
     const { port } = new URL(forwarder.url);
     const status = await new Promise<number>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
 import { jsonLogger } from '../../src/core/log.ts';
@@ -183,8 +183,11 @@ grant:
       expect(outcome).not.toHaveProperty('policy');
       expect(outcome?.proxy?.request_bytes).toBe(16);
       expect(outcome?.proxy?.response_bytes).toBe(11);
-      const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);
-      expect(line).toMatchObject({ message: 'proxy request', upstream: 'vendor', reason: 'proxy_completed', status: 200 });
+      // The line follows the outcome record's append, which a reader of the audit log may see first.
+      await vi.waitFor(() => {
+        const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry['request_id'] === outcome?.request.id);
+        expect(line).toMatchObject({ message: 'proxy request', upstream: 'vendor', reason: 'proxy_completed', status: 200 });
+      });
     });
 
     it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature', async () => {
@@ -213,6 +216,42 @@ grant:
       // Another upstream's audience does not pass for this one.
       await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
     });
+
+    it('refuses a revoked keyway access token: 401 invalid_token, a proxy refusal on record, nothing upstream', async () => {
+      const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
+      const access = exchanged.body['access_token'] as string;
+      expect((await send('/proxy/keyed/x/before-revocation', {}, access)).status).toBe(200);
+      const revoked = await broker.request('/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token: access, token_type_hint: 'access_token' }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(revoked.status).toBe(200);
+      const before = (await upstreamCalls()).length;
+      const event = await expectKeywayRefusal(await send('/proxy/keyed/x/after-revocation', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
+      expect(event.detail).toContain('revoked');
+      expect(event.proxy).toMatchObject({ upstream: 'keyed', path: '/x/after-revocation' });
+      expect((await upstreamCalls()).length).toBe(before);
+    });
+
+    // Node only: its revocation list is a table the harness can take away; on Workers it is the replay shards' storage.
+    it.skipIf(runtime.sendRaw === undefined)(
+      'refuses a keyway access token while the revocation list cannot be read: 503, a record, nothing upstream',
+      async () => {
+        const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
+        const access = exchanged.body['access_token'] as string;
+        const before = (await upstreamCalls()).length;
+        await broker.tamper('ALTER TABLE replay_claims RENAME TO replay_claims_away', []);
+        let response: Response;
+        try {
+          response = await send('/proxy/keyed/x/revocation-unknown', {}, access);
+        } finally {
+          await broker.tamper('ALTER TABLE replay_claims_away RENAME TO replay_claims', []);
+        }
+        await expectKeywayRefusal(response, 503, 'temporarily_unavailable', 'proxy_revocation_unavailable');
+        expect((await upstreamCalls()).length).toBe(before);
+      },
+    );
 
     it('makes no call when the decision cannot be recorded: 503, Keyway-Error, nothing upstream', async () => {
       const before = (await upstreamCalls()).length;
@@ -261,6 +300,10 @@ grant:
       expect(response.status).toBe(200);
       expect(response.headers.get('x-echo')).toBeNull();
       expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
+      // Nor in a redirect to the upstream itself that carries it (a signed URL): keyway's rewritten Location is checked too.
+      const redirected = await send('/proxy/vendor/x/redirect-credential', { redirect: 'manual' });
+      for (const [, value] of redirected.headers) expect(decodeURIComponent(value)).not.toContain(STATIC_SECRET);
+      await expectKeywayRefusal(redirected, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
       expect(logLines.join('\n')).not.toContain(STATIC_SECRET);
     });
 
@@ -289,6 +332,23 @@ grant:
       expect(Date.now() - started).toBeLessThan(5000);
       const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
       expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_upstream_timeout' });
+    });
+
+    it('records a caller that stops reading as such (the upstream answered), never as the upstream failing', async () => {
+      const gate = crypto.randomUUID();
+      const response = await send(`/proxy/vendor/x/gate/${gate}`);
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader();
+      expect((await reader.read()).value?.byteLength).toBeGreaterThan(0);
+      await reader.cancel();
+      try {
+        const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+        expect(outcome).toMatchObject({ decision: 'granted', reason: 'proxy_completed', proxy: { status: 200 } });
+        expect(outcome?.detail).toMatch(/caller stopped reading/);
+        expect(outcome?.proxy?.response_bytes).toBeGreaterThan(0);
+      } finally {
+        await openFakeUpstreamGate(runtime.upstreamBase(), gate);
+      }
     });
 
     it('streams a large answer within the cap as it arrives, never buffering it whole', async () => {

@@ -16,6 +16,7 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/trickle`: headers and one chunk, then nothing;
  * - `…/status/{code}`: that status, a JSON body and a header of the upstream's own;
  * - `…/redirect-away`, `…/redirect-home`: a 302 to another host, or to this base;
+ * - `…/redirect-credential`: a 302 to this base whose query carries the credential it received;
  * - `…/echo-credential`: the Authorization it received, in a header and in the body;
  * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
  * - anything else: 200 with `{"ok":true}`.
@@ -69,6 +70,13 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     }
     if (path.endsWith('/redirect-away')) return redirect(response, 'https://elsewhere.example/steal');
     if (path.endsWith('/redirect-home')) return redirect(response, `${base}/landing?x=1`);
+    // A signed-URL style redirect to itself that carries the credential it was called with.
+    if (path.endsWith('/redirect-credential')) {
+      const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
+      // Every character percent-encoded, as a URL may carry it: found only by decoding.
+      const encoded = [...credential].map((character) => `%${character.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
+      return redirect(response, `${base}/landing?token=${encoded}`);
+    }
     if (path.endsWith('/echo-credential')) {
       const credential = String(request.headers['authorization'] ?? '');
       response.setHeader('x-echo', credential);

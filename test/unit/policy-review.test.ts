@@ -267,6 +267,12 @@ describe("what a repository's own policies may use", () => {
     expect(problems(cloud)).toEqual(["7: a repository's own policy grants only GitHub tokens for acme/api, never cloud tokens: remove grant.cloud"]);
   });
 
+  it('never grants proxy access: an upstream (a static secret, another repository through the App) is the operator’s to hand out', () => {
+    const file = own('{ contents: read }');
+    const proxy = { ...file, text: `${file.text}  proxy: { upstream: vendor, allow: [{ method: GET, path: "/**" }] }\n` };
+    expect(problems(proxy)).toEqual(["6: a repository's own policy grants only GitHub tokens for acme/api, never proxy access: remove grant.proxy"]);
+  });
+
   it("takes the operator's ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS, and refuses a setting that is not one", () => {
     const ceiling = { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read, administration:write' };
     expect(problems(own('{ administration: write }'), ceiling)).toEqual([]);

@@ -115,9 +115,10 @@ async function forward(
   refuse: (response: ServerResponse, what: string, code: RefusalCode, detail?: string) => void,
 ): Promise<void> {
   const what = describe(request);
-  if (!presentsSecret(request.headers.authorization, options.secret)) return refuse(response, what, 'forwarder_unauthenticated');
+  // The host first: another tool's plain-http request through HTTP_PROXY carries no secret, and is told the forwarder is no open proxy.
   const requested = requestedPath(request.url ?? '');
   if (requested === undefined) return refuse(response, what, 'forwarder_host_refused');
+  if (!presentsSecret(request.headers.authorization, options.secret)) return refuse(response, what, 'forwarder_unauthenticated');
   const target = brokerTarget(options.broker, options.upstream, requested);
   if (target === undefined) return refuse(response, what, 'forwarder_path_refused');
 
@@ -145,10 +146,10 @@ async function forward(
   options.log(`refused by the broker: ${what} → HTTP ${answer.statusCode} ${keywayError}${errorDetail(Buffer.concat(start).toString('utf8'))}`);
 }
 
-/** `METHOD /path` for the job log: the query is left out (it may carry anything). */
+/** `METHOD /path` for the job log: the query and an absolute-form URL's user info are left out (they may carry anything). */
 function describe(request: IncomingMessage): string {
   const url = request.url ?? '';
-  return `${request.method} ${url.split('?')[0]}`;
+  return `${request.method} ${url.split('?')[0]!.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1')}`;
 }
 
 /** `Bearer S`, `token S` (gh's scheme) or Basic with S as the password (git's): S compared in constant time. */

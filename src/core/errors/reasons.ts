@@ -110,6 +110,10 @@ export const REASONS = {
   proxy_upstream_timeout: { decision: 'error', description: 'the upstream did not answer in time' },
   proxy_redirect_refused: { decision: 'error', description: 'the upstream redirected to another host, which the proxy never follows' },
   proxy_response_too_large: { decision: 'error', description: "the upstream's answer is larger than the proxy passes on" },
+  proxy_revocation_unavailable: {
+    decision: 'error',
+    description: 'whether the keyway token was revoked cannot be checked right now, so it was not used; retry later',
+  },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;

@@ -1,7 +1,11 @@
-/** How a passed-on body ended: its bytes, and why it was cut (`too_large`, `timeout`, or what broke it), if it was. */
+/**
+ * How a passed-on body ended: its bytes, why it was cut (`too_large`, `timeout`, or what broke it), if it was, and whether
+ * its reader (the caller) stopped reading before the end, which is neither an error of the source nor of keyway.
+ */
 export interface StreamEnd {
   bytes: number;
   error: string | undefined;
+  readerLeft?: boolean;
 }
 
 /**
@@ -56,7 +60,7 @@ export function cappedStream(
         controller.enqueue(chunk.value);
       },
       cancel(reason) {
-        end.error ??= `cancelled by the reader: ${String(reason)}`;
+        if (end.error === undefined) end.readerLeft = true;
         if (onAbort !== undefined) deadline?.removeEventListener('abort', onAbort);
         finish();
         return reader.cancel(reason);

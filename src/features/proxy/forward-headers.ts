@@ -52,8 +52,16 @@ export function callerResponseHeaders(upstream: Headers, credential: string | un
   const headers = new Headers();
   for (const [name, value] of upstream) {
     if (dropped(name, named, UPSTREAM_ONLY)) continue;
-    if (credential !== undefined && credential !== '' && value.includes(credential)) continue;
+    if (echoesCredential(value, credential)) continue;
     headers.append(name, value);
   }
   return headers;
+}
+
+/** Whether a value holds the credential, as it is or percent-encoded (a URL that carries it, such as a redirect's Location). */
+export function echoesCredential(value: string, credential: string | undefined): boolean {
+  if (credential === undefined || credential === '') return false;
+  // A credential travels in a header, so it is ASCII: decoding the ASCII escapes alone finds it however a URL encodes it.
+  const decoded = value.replace(/%([0-7][0-9A-Fa-f])/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  return value.includes(credential) || decoded.includes(credential);
 }

@@ -13,10 +13,11 @@ import type { Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
 import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/decide.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
+import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
-import { callerResponseHeaders, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
+import { callerResponseHeaders, echoesCredential, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
@@ -40,6 +41,8 @@ export interface ProxyDeps {
    * broker's own keys and, for `Authorization: DPoP`, its proof; throws an Error whose message says why.
    */
   readonly verifyKeywayToken: (token: string, audience: string, dpop: boolean) => Promise<JWTPayload>;
+  /** The keyway tokens revoked before their `exp` (`POST /revoke`, a job's end): one of them is refused here as at /v1/*. */
+  readonly revocations: RevocationList;
 }
 
 /** The request as the HTTP layer hands it over: the upstream's name and the path after it exactly as received. */
@@ -204,6 +207,7 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
     } catch (error) {
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${describe(error)}`);
     }
+    await refuseRevoked(deps, claims, now);
     const issuer = policies.issuer(deps.issuer);
     if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
     verified = { issuer, claims };
@@ -226,6 +230,18 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
   event.subject = String(verified.claims['sub']);
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   return verified;
+}
+
+/** A verified keyway token that was revoked is refused as one that does not verify; an unreadable list refuses too (fail closed). */
+async function refuseRevoked(deps: ProxyDeps, claims: JWTPayload, now: number): Promise<void> {
+  if (typeof claims.jti !== 'string') throw new ProxyRefusal('proxy_unauthenticated', 'the keyway access token has no jti');
+  let revoked: boolean;
+  try {
+    revoked = await deps.revocations.isRevoked(claims.jti, now);
+  } catch (error) {
+    throw new ProxyRefusal('proxy_revocation_unavailable', `the revocation list cannot be read: ${describe(error)}`, { cause: error });
+  }
+  if (revoked) throw new ProxyRefusal('proxy_unauthenticated', 'the keyway access token was revoked', { public: true });
 }
 
 /** The upstream call, after the decision record is durable: keyway's credential, the caps, the deadline, no redirect followed. */
@@ -274,6 +290,13 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
       await response.body?.cancel();
       return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected to another host; not followed`, { status: response.status });
     }
+    // The rewritten Location is keyway's own header: the credential check on the upstream's headers does not cover it.
+    if (echoesCredential(location, credential.secret)) {
+      await response.body?.cancel();
+      return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected with its credential in the Location; not passed on`, {
+        status: response.status,
+      });
+    }
     headers.set('location', location);
   }
   const announced = Number(response.headers.get('content-length') ?? '0');
@@ -290,6 +313,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (responseBytes.error === 'too_large') return outcome('proxy_response_too_large', facts, `the answer passed ${upstream.limits.responseBytes} bytes; cut`);
     if (responseBytes.error === 'timeout') return outcome('proxy_upstream_timeout', facts, `the answer did not end within ${upstream.limits.timeoutSeconds} s`);
     if (responseBytes.error !== undefined) return outcome('proxy_upstream_unavailable', facts, `the answer broke off: ${responseBytes.error}`);
+    if (responseBytes.readerLeft === true) return outcome('proxy_completed', facts, 'the caller stopped reading the answer before its end');
     return outcome('proxy_completed', facts);
   });
   return {

@@ -84,6 +84,10 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     if (grant.cloud !== undefined) {
       report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never cloud tokens: remove grant.cloud`, ['grant', 'cloud']);
     }
+    // An upstream's credential (a static secret, the App's token for whatever repository a rule names) is the operator's to hand out.
+    if (grant.proxy !== undefined) {
+      report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never proxy access: remove grant.proxy`, ['grant', 'proxy']);
+    }
     const github = entry.policy?.grant?.github;
     if (github === undefined) {
       if (entry.policy !== undefined) report(`a repository's own policy must grant a GitHub token for ${fullName(repository)} (grant.github)`, ['grant']);
