@@ -42,7 +42,7 @@ describe('grant.github at load time', () => {
   });
 
   it.each([
-    ['no audience and no github', '  ttl: 5m\n', /needs an audience, a github token, a cloud token, or more than one/],
+    ['no audience and no github', '  ttl: 5m\n', /needs an audience, a github token, a cloud token, proxied requests, or more than one/],
     ['repositories under two owners', '  github: { repositories: [acme/api, evil/api], permissions: { contents: read } }\n', /one owner/],
     ['an owner the repositories contradict', '  github: { owner: acme, repositories: [evil/api], permissions: { contents: read } }\n', /one owner/],
     ['no owner at all', '  github: { repositories: [api], permissions: { contents: read } }\n', /needs an owner/],
