@@ -44,6 +44,38 @@ export interface ReplayImpact {
 
 export const MAX_IMPACT_EXAMPLES = 10;
 
+/** A replay's counts, and the first examples of each side, as the events go by. */
+class ImpactTally {
+  replayed = 0;
+  skipped = 0;
+  readonly #allowed: ImpactExample[] = [];
+  readonly #denied: ImpactExample[] = [];
+  #newlyAllowed = 0;
+  #newlyDenied = 0;
+
+  /** An exchange whose outcome changes: `now` says which way. */
+  changed(event: AuditEvent, now: Reason, policy?: string): void {
+    const example: ImpactExample = {
+      event_id: event.id,
+      time: event.time,
+      issuer: event.issuer as string,
+      ...(event.subject === undefined ? {} : { subject: event.subject }),
+      was: event.reason,
+      now,
+      ...(policy === undefined ? {} : { policy }),
+    };
+    const examples = now === 'granted' ? this.#allowed : this.#denied;
+    if (now === 'granted') this.#newlyAllowed++;
+    else this.#newlyDenied++;
+    if (examples.length < MAX_IMPACT_EXAMPLES) examples.push(example);
+  }
+
+  result(): ReplayImpact {
+    const { replayed, skipped } = this;
+    return { replayed, skipped, newlyAllowed: this.#newlyAllowed, newlyDenied: this.#newlyDenied, examples: { allowed: this.#allowed, denied: this.#denied } };
+  }
+}
+
 /**
  * Re-decides audited exchanges under a proposed policy set and compares with what happened:
  * "would newly allow 2, newly deny 5". Pure: the caller reads the events. A recorded event keeps
@@ -52,19 +84,14 @@ export const MAX_IMPACT_EXAMPLES = 10;
  * towards "no new access", never towards a false "no change" for existing lines.
  */
 export function replayImpact(proposed: PolicySet, events: Iterable<AuditEvent>, brokerIssuer: string): ReplayImpact {
-  let replayed = 0;
-  let skipped = 0;
-  let newlyAllowed = 0;
-  let newlyDenied = 0;
-  const allowed: ImpactExample[] = [];
-  const denied: ImpactExample[] = [];
+  const tally = new ImpactTally();
   for (const event of events) {
     const claims = auditedClaims(event, brokerIssuer);
     if (claims === undefined || !POLICY_REASONS.has(event.reason)) {
-      skipped++;
+      tally.skipped++;
       continue;
     }
-    replayed++;
+    tally.replayed++;
     const verdict = decideForClaims(proposed, claims, auditedRequest(event.request));
     const now: Reason =
       verdict.kind === 'untrusted'
@@ -74,26 +101,10 @@ export function replayImpact(proposed: PolicySet, events: Iterable<AuditEvent>, 
           : verdict.decision.granted
             ? 'granted'
             : verdict.decision.reason;
-    const wasGranted = event.reason === 'granted';
-    if (wasGranted === (now === 'granted')) continue;
-    const example: ImpactExample = {
-      event_id: event.id,
-      time: event.time,
-      issuer: event.issuer as string,
-      ...(event.subject === undefined ? {} : { subject: event.subject }),
-      was: event.reason,
-      now,
-      ...(verdict.kind === 'decided' && verdict.decision.granted ? { policy: verdict.decision.grant.policy.id } : {}),
-    };
-    if (wasGranted) {
-      newlyDenied++;
-      if (denied.length < MAX_IMPACT_EXAMPLES) denied.push(example);
-    } else {
-      newlyAllowed++;
-      if (allowed.length < MAX_IMPACT_EXAMPLES) allowed.push(example);
-    }
+    if ((event.reason === 'granted') === (now === 'granted')) continue;
+    tally.changed(event, now, verdict.kind === 'decided' && verdict.decision.granted ? verdict.decision.grant.policy.id : undefined);
   }
-  return { replayed, skipped, newlyAllowed, newlyDenied, examples: { allowed, denied } };
+  return tally.result();
 }
 
 /** Which recorded policy ids are an organisation's: its repositories' own policies, and its guardrails. */
@@ -109,12 +120,7 @@ export interface OrganisationIds {
  * does not hold that policy). Every other exchange is none of the organisation's and is left out.
  */
 export function replayGuardrailImpact(proposed: PolicySet, events: Iterable<AuditEvent>, brokerIssuer: string, organisation: OrganisationIds): ReplayImpact {
-  let replayed = 0;
-  let skipped = 0;
-  let newlyAllowed = 0;
-  let newlyDenied = 0;
-  const allowed: ImpactExample[] = [];
-  const denied: ImpactExample[] = [];
+  const tally = new ImpactTally();
   for (const event of events) {
     const wasGranted = event.reason === 'granted' && event.policy?.granted_by !== undefined && organisation.isPolicy(event.policy.granted_by);
     const deniedBy = event.reason === 'denied_by_policy' ? (event.policy?.denied_by ?? []) : [];
@@ -122,28 +128,14 @@ export function replayGuardrailImpact(proposed: PolicySet, events: Iterable<Audi
     if (!wasGranted && !wasGuarded) continue;
     const claims = auditedClaims(event, brokerIssuer);
     if (claims === undefined) {
-      skipped++;
+      tally.skipped++;
       continue;
     }
-    replayed++;
+    tally.replayed++;
     const verdict = decideForClaims(proposed, claims, auditedRequest(event.request));
     const denies = verdict.kind !== 'untrusted' && verdict.decision.trace.deniedBy.length > 0;
     if (wasGranted !== denies) continue;
-    const example: ImpactExample = {
-      event_id: event.id,
-      time: event.time,
-      issuer: event.issuer as string,
-      ...(event.subject === undefined ? {} : { subject: event.subject }),
-      was: event.reason,
-      now: denies ? 'denied_by_policy' : 'granted',
-    };
-    if (denies) {
-      newlyDenied++;
-      if (denied.length < MAX_IMPACT_EXAMPLES) denied.push(example);
-    } else {
-      newlyAllowed++;
-      if (allowed.length < MAX_IMPACT_EXAMPLES) allowed.push(example);
-    }
+    tally.changed(event, denies ? 'denied_by_policy' : 'granted');
   }
-  return { replayed, skipped, newlyAllowed, newlyDenied, examples: { allowed, denied } };
+  return tally.result();
 }
