@@ -1305,6 +1305,28 @@ import { timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { pipeline } from "node:stream/promises";
+
+// src/features/proxy/hop-by-hop.ts
+var HOP_BY_HOP = /* @__PURE__ */ new Set([
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "http2-settings"
+]);
+function connectionNamed(connection) {
+  return new Set(
+    (connection ?? "").split(",").map((name) => name.trim().toLowerCase()).filter((name) => name !== "")
+  );
+}
+function isHopByHop(lower, named) {
+  return HOP_BY_HOP.has(lower) || lower.startsWith("proxy-") || named.has(lower);
+}
+
+// src/cli/pipeline/proxy-forwarder.ts
 var GH_LOCALHOST_AUTHORITY = /^api\.github\.localhost(:80)?$/i;
 var REFUSALS = {
   forwarder_unauthenticated: [401, "invalid_client", "send the per-run secret of `keyway proxy` ($KEYWAY_PROXY_SECRET) as the bearer token"],
@@ -1313,17 +1335,6 @@ var REFUSALS = {
   ci_token_unavailable: [503, "temporarily_unavailable", "the job has no CI token to prove its identity with"],
   broker_unavailable: [502, "temporarily_unavailable", "the broker could not be reached"]
 };
-var HOP_BY_HOP = /* @__PURE__ */ new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade"
-]);
 var CALLER_HEADERS = /* @__PURE__ */ new Set(["host", "authorization", "cookie", "forwarded", "via"]);
 var MAX_LOGGED_ERROR_BYTES = 16 * 1024;
 async function startForwarder(options) {
@@ -1419,17 +1430,14 @@ function brokerTarget(broker, upstream, requested) {
   return target;
 }
 function outboundHeaders(headers) {
-  const named = connectionListed(headers);
+  const named = connectionNamed(headers.connection);
   return Object.fromEntries(
-    Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name) && !CALLER_HEADERS.has(name) && !named.has(name) && !name.startsWith("x-forwarded-"))
+    Object.entries(headers).filter(([name]) => !isHopByHop(name, named) && !CALLER_HEADERS.has(name) && !name.startsWith("x-forwarded-"))
   );
 }
 function passedBack(headers) {
-  const named = connectionListed(headers);
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name) && !named.has(name)));
-}
-function connectionListed(headers) {
-  return new Set((headers.connection ?? "").split(",").map((name) => name.trim().toLowerCase()));
+  const named = connectionNamed(headers.connection);
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !isHopByHop(name, named)));
 }
 function send(target, body, headers, idleTimeoutMs) {
   const outbound = (target.protocol === "https:" ? httpsRequest : httpRequest)(target, { method: body.method, headers, timeout: idleTimeoutMs });

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { CiTokenError } from './ci-token-sources.ts';
 import { describeNetworkError } from './retrying-fetch.ts';
 import { GH_LOCALHOST_API } from './proxy-environment.ts';
+import { connectionNamed, isHopByHop } from '../../features/proxy/hop-by-hop.ts';
 
 const GH_LOCALHOST_AUTHORITY = /^api\.github\.localhost(:80)?$/i;
 
@@ -48,18 +49,6 @@ const REFUSALS = {
 } as const satisfies Record<string, readonly [number, string, string]>;
 type RefusalCode = keyof typeof REFUSALS;
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1), never passed on either way. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 /** Request headers that identify the caller or its machine: the broker sees the job's identity and nothing else. */
 const CALLER_HEADERS = new Set(['host', 'authorization', 'cookie', 'forwarded', 'via']);
 const MAX_LOGGED_ERROR_BYTES = 16 * 1024;
@@ -196,20 +185,16 @@ export function brokerTarget(broker: URL, upstream: string, requested: string): 
 
 /** Every end-to-end header but the caller's credentials and address: hop-by-hop ones, those `Connection` names, cookies, X-Forwarded-*. */
 function outboundHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = connectionListed(headers);
+  const named = connectionNamed(headers.connection);
   return Object.fromEntries(
-    Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name) && !CALLER_HEADERS.has(name) && !named.has(name) && !name.startsWith('x-forwarded-')),
+    Object.entries(headers).filter(([name]) => !isHopByHop(name, named) && !CALLER_HEADERS.has(name) && !name.startsWith('x-forwarded-')),
   );
 }
 
 /** The broker's answer as it came, but for its hop-by-hop headers. */
 function passedBack(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = connectionListed(headers);
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name) && !named.has(name)));
-}
-
-function connectionListed(headers: IncomingHttpHeaders): Set<string> {
-  return new Set((headers.connection ?? '').split(',').map((name) => name.trim().toLowerCase()));
+  const named = connectionNamed(headers.connection);
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !isHopByHop(name, named)));
 }
 
 function send(target: URL, body: IncomingMessage, headers: OutgoingHttpHeaders, idleTimeoutMs: number): Promise<IncomingMessage> {

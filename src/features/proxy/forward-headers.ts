@@ -1,10 +1,9 @@
+import { connectionNamed, isHopByHop } from './hop-by-hop.ts';
 /**
  * Which headers cross the proxy. Hop-by-hop headers (RFC 9110 §7.6.1) and whatever `Connection`
  * names are dropped both ways; the caller's credentials and forwarding claims never reach the
  * upstream; the upstream's cookies and anything claiming to be keyway's own error never reach the caller.
  */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'http2-settings'];
-
 /**
  * Never forwarded upstream: the caller's credentials, what would let it name the target or the client, and what fetch sets
  * itself. `accept-encoding` too: fetch decodes the answer (on both runtimes), so keyway passes on identity bodies only.
@@ -20,23 +19,14 @@ const UPSTREAM_ONLY = ['set-cookie', 'set-cookie2', 'content-length', 'content-e
 /** Headers that ask a server to treat the request as another method: refused outright, never stripped silently. */
 export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
-function connectionNamed(headers: Headers): Set<string> {
-  return new Set(
-    (headers.get('connection') ?? '')
-      .split(',')
-      .map((name) => name.trim().toLowerCase())
-      .filter((name) => name !== ''),
-  );
-}
-
-function dropped(name: string, named: Set<string>, extra: readonly string[]): boolean {
+function dropped(name: string, named: ReadonlySet<string>, extra: readonly string[]): boolean {
   const lower = name.toLowerCase();
-  return HOP_BY_HOP.includes(lower) || lower.startsWith('proxy-') || named.has(lower) || extra.includes(lower);
+  return isHopByHop(lower, named) || extra.includes(lower);
 }
 
 /** What the upstream receives of the caller's headers, before keyway adds its own credential. */
 export function upstreamRequestHeaders(caller: Headers): Headers {
-  const named = connectionNamed(caller);
+  const named = connectionNamed(caller.get('connection') ?? undefined);
   const headers = new Headers();
   for (const [name, value] of caller) {
     const lower = name.toLowerCase();
@@ -48,7 +38,7 @@ export function upstreamRequestHeaders(caller: Headers): Headers {
 
 /** What the caller receives of the upstream's headers; a header that echoes the upstream credential is dropped too. */
 export function callerResponseHeaders(upstream: Headers, credential: string | undefined): Headers {
-  const named = connectionNamed(upstream);
+  const named = connectionNamed(upstream.get('connection') ?? undefined);
   const headers = new Headers();
   for (const [name, value] of upstream) {
     if (dropped(name, named, UPSTREAM_ONLY)) continue;
