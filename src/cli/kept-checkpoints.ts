@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
 import { jsonSequence } from '../core/audit/json-sequence.ts';
 import { CliError } from './command.ts';
+import { readOptionFile } from './option-file.ts';
 
 const KeptCheckpoint = v.object({ seq: v.pipe(v.number(), v.integer()), hash: v.string(), time: v.string(), jws: v.string() });
 /** A page of `GET /v1/audit/checkpoints`, or the one checkpoint `GET /v1/audit/checkpoints/latest` answers. */
@@ -14,18 +14,7 @@ const Answer = v.union([v.object({ checkpoints: v.array(KeptCheckpoint) }), Kept
  * appends them). Their `seq` and `hash` are taken only from the signed JWS, when verified.
  */
 export function readKeptCheckpoints(path: string): Checkpoint[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
-  }
-  let documents: unknown[];
-  try {
-    documents = jsonSequence(text);
-  } catch (error) {
-    throw new CliError(`--checkpoints ${path}: ${(error as Error).message}`);
-  }
+  const documents = readOptionFile('--checkpoints', path, jsonSequence);
   const kept: Checkpoint[] = [];
   for (const [index, document] of documents.entries()) {
     for (const answer of Array.isArray(document) ? document : [document]) {
