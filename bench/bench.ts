@@ -3,8 +3,9 @@
 // issuer of the test suite; keyway's brokers in processes of their own with the durable audit
 // log (exactly `npm start`: hash chain, writer thread, WAL with synchronous=FULL, every alert
 // rule), on one core and, with KEYWAY_PROCESSES, on every core; beside them, in the same rounds, the hand-rolled express + jsonwebtoken + jwks-rsa
-// baseline (bench/baseline-broker.ts); both crypto floors (bench/crypto-floor.ts: jose, and
-// node:crypto alone); the load generator in this process. It reports what it measures and
+// baseline (bench/baseline-broker.ts) and the HTTP + crypto floor (bench/http-floor-broker.ts: Hono on
+// @hono/node-server with only the two signatures and the claims checks); both crypto floors
+// (bench/crypto-floor.ts: jose, and node:crypto alone); the load generator in this process. It reports what it measures and
 // exits 0; a run that breaks (a broker refusing exchanges in warm-up, wrangler failing) exits 1.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,16 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { BROKER_ISSUER, cpuPlan, pinSelf, startBaselineBroker, startBenchBroker, startBenchIssuer, type ServerProcess } from './broker-process.ts';
+import {
+  BROKER_ISSUER,
+  cpuPlan,
+  pinSelf,
+  startBaselineBroker,
+  startBenchBroker,
+  startBenchIssuer,
+  startHttpFloorBroker,
+  type ServerProcess,
+} from './broker-process.ts';
 import { brokerTimings, shareOver } from './broker-timings.ts';
 import { envNumber } from './env-number.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
@@ -197,7 +207,17 @@ try {
       return { exchanges: grants.length, distinctTokens: new Set(grants.map((line) => line.jti)).size };
     },
   };
-  const targets = [...keyway, ...(allCores === undefined ? [] : [allCores]), baseline];
+  // Granting what the baseline grants, it shares those tokens too.
+  const httpFloorServer = await startHttpFloorBroker({ issuer, claims: claimsGrantedIn(POLICY_SIZES[0]), ...cpu });
+  servers.push(httpFloorServer);
+  const httpFloor: Target = {
+    label: 'HTTP + crypto floor',
+    server: httpFloorServer,
+    tokens: (supplies[0] as TokenSupply).reader(),
+    runs: [],
+    granted: () => httpFloorServer.granted(),
+  };
+  const targets = [...keyway, ...(allCores === undefined ? [] : [allCores]), baseline, httpFloor];
   for (const target of targets) {
     await target.tokens.reserve(WARM_UP);
     await warmUp(target.server.url, target.tokens, WARM_UP);
@@ -220,7 +240,7 @@ try {
   // Interleaved rounds, so that a neighbour's load on a shared machine hits every server alike; best round counts.
   for (let round = 1; round <= ROUNDS; round += 1) {
     for (const target of targets) {
-      const run = target === baseline ? await measuredRun(target) : await keywayRun(target);
+      const run = target === baseline || target === httpFloor ? await measuredRun(target) : await keywayRun(target);
       target.runs.push(run);
       const dry = target.tokens.remaining === 0 ? ' (ran out of tokens before the time was up: the next round signs more)' : '';
       console.log(`  round ${round}, ${target.label.padEnd(24)}: ${runLine(run)}${dry}`);
@@ -250,6 +270,10 @@ try {
   const baselineBest = best(baseline) as Run;
   const keywayPerCpu = perCpuSecond(small);
   const baselinePerCpu = perCpuSecond(baseline);
+  const httpFloorBest = best(httpFloor) as Run;
+  const httpFloorPerCpu = perCpuSecond(httpFloor);
+  /** CPU µs per exchange, every thread of the server: what a per-CPU-second rate means for one exchange. */
+  const cpuMicros = (perCpu: number) => Math.round(1_000_000 / perCpu);
   const ratios: Record<'baseline' | 'nodeCryptoFloor' | 'joseFloor', Ratio> = {
     baseline: { perCpuSecond: keywayPerCpu / baselinePerCpu, wallClock: throughput.rate / baselineBest.rate },
     nodeCryptoFloor: { perCpuSecond: keywayPerCpu / nodeFloor.unitsPerCpuSecond, wallClock: throughput.rate / nodeFloor.unitsPerSecond },
@@ -346,6 +370,8 @@ try {
         'HTTP/1.1 on 127.0.0.1 from the bench process (a second process): autocannon for the throughput runs, evenly spaced requests for the fixed rate',
       broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, every alert rule), one process; and KEYWAY_PROCESSES=<CPUs> on every CPU',
       baseline: 'bench/baseline-broker.ts: express + jsonwebtoken + jwks-rsa, one hard-coded rule, ES256 minting, a log line per decision to a file; one core',
+      httpFloor:
+        'bench/http-floor-broker.ts: Hono on @hono/node-server, node:crypto RS256 verify + ES256 sign, the claims checks and one rule, nothing else; one core',
       brokerCpu:
         plan === undefined
           ? 'unpinned (one CPU machine)'
@@ -374,6 +400,14 @@ try {
       p99Ms: baselineBest.p99,
       cpuCores: Number(baselineBest.cpuCores.toFixed(2)),
     },
+    httpFloor: {
+      exchangesPerSecond: Math.round(httpFloorBest.rate),
+      exchangesPerCpuSecond: Math.round(httpFloorPerCpu),
+      p50Ms: httpFloorBest.p50,
+      p99Ms: httpFloorBest.p99,
+      cpuCores: Number(httpFloorBest.cpuCores.toFixed(2)),
+    },
+    cpuMicrosPerExchange: { keyway: cpuMicros(keywayPerCpu), baseline: cpuMicros(baselinePerCpu), httpFloor: cpuMicros(httpFloorPerCpu) },
     ratios,
     scaling: { cores: machine.cpus, keyway: keywayByCores, baseline: { 1: Math.round(baselineBest.rate) } },
     fixedRate: {
@@ -408,6 +442,12 @@ try {
   const rows: Row[] = [
     row('exchange throughput (max, 1 core)', serverCell(throughput, keywayPerCpu)),
     row('hand-rolled baseline (max, 1 core)', serverCell(baselineBest, baselinePerCpu)),
+    row('HTTP + crypto floor (max, 1 core)', serverCell(httpFloorBest, httpFloorPerCpu)),
+    row(
+      'CPU µs per exchange',
+      `keyway ${cpuMicros(keywayPerCpu)}, baseline ${cpuMicros(baselinePerCpu)}, HTTP + crypto floor ${cpuMicros(httpFloorPerCpu)}: ` +
+        `keyway's own work ${cpuMicros(keywayPerCpu) - cpuMicros(httpFloorPerCpu)}`,
+    ),
     row('node:crypto floor (1 core)', floorCell(nodeFloor)),
     row('jose floor (1 core)', floorCell(floor)),
     row('keyway / hand-rolled baseline', ratioCell(ratios.baseline, times), targetsSummary.baselineRatio),

@@ -215,3 +215,26 @@ export async function startBaselineBroker(options: { issuer: TestIssuer; claims:
   const { server } = await startServerProcess(['bench/baseline-broker.ts'], env, options.cpu);
   return { ...server, logFile };
 }
+
+export interface HttpFloorBroker extends ServerProcess {
+  /** What it granted, from the file it writes when stopped. */
+  granted(): { exchanges: number; distinctTokens: number };
+}
+
+/**
+ * The HTTP + crypto floor (bench/http-floor-broker.ts) trusting `issuer`, granting exactly the tokens of
+ * `claims` (their repository and ref), pinned like startBenchBroker when `cpu` is given.
+ */
+export async function startHttpFloorBroker(options: { issuer: TestIssuer; claims: Record<string, unknown>; cpu?: number }): Promise<HttpFloorBroker> {
+  const grants = join(mkdtempSync(join(tmpdir(), 'keyway-bench-floor-')), 'granted.json');
+  const env = {
+    PORT: '0',
+    FLOOR_ISSUER: options.issuer.url,
+    FLOOR_AUDIENCE: BROKER_ISSUER,
+    FLOOR_REPOSITORY: String(options.claims['repository']),
+    FLOOR_REF: String(options.claims['ref']),
+    FLOOR_GRANTS: grants,
+  };
+  const { server } = await startServerProcess(['bench/http-floor-broker.ts'], env, options.cpu);
+  return { ...server, granted: () => JSON.parse(readFileSync(grants, 'utf8')) as { exchanges: number; distinctTokens: number } };
+}

@@ -53,6 +53,8 @@ describe('the benchmark scripts', () => {
       jwks: { fetchesDuringWarmUp: number };
       bundle: { gzipBytes: number };
       baseline: { exchangesPerSecond: number; exchangesPerCpuSecond: number };
+      httpFloor: { exchangesPerSecond: number; exchangesPerCpuSecond: number };
+      cpuMicrosPerExchange: Record<string, number>;
       nodeCryptoFloor: { unitsPerCpuSecond: number };
       ratios: Record<string, { perCpuSecond: number; wallClock: number }>;
       tokens: { repeated: number; grantedByServer: Record<string, { exchanges: number; distinctTokens: number }> };
@@ -76,6 +78,11 @@ describe('the benchmark scripts', () => {
     // The hand-rolled baseline ran in the same run, and every ratio has both figures.
     expect(summary.baseline.exchangesPerSecond).toBeGreaterThan(0);
     expect(summary.nodeCryptoFloor.unitsPerCpuSecond).toBeGreaterThan(0);
+    // So did the HTTP + crypto floor, and each server's CPU per exchange is printed beside keyway's own share above the floor.
+    expect(summary.httpFloor.exchangesPerCpuSecond).toBeGreaterThan(0);
+    expect(Object.keys(summary.cpuMicrosPerExchange)).toEqual(['keyway', 'baseline', 'httpFloor']);
+    for (const micros of Object.values(summary.cpuMicrosPerExchange)) expect(micros).toBeGreaterThan(0);
+    expect(bench.stdout).toMatch(/\| CPU µs per exchange +\| keyway \d+, baseline \d+, HTTP \+ crypto floor \d+: keyway's own work -?\d+ /);
     expect(Object.keys(summary.ratios)).toEqual(['baseline', 'nodeCryptoFloor', 'joseFloor']);
     for (const ratio of Object.values(summary.ratios)) expect(ratio).toEqual({ perCpuSecond: expect.any(Number), wallClock: expect.any(Number) });
     // One core, and every core: KEYWAY_PROCESSES=<CPUs> measured beside the one-process broker, in the same rounds.
@@ -83,8 +90,14 @@ describe('the benchmark scripts', () => {
     const allCores = cores > 1 ? [`keyway, ${cores} processes`] : [];
     expect(Object.keys(summary.scaling.keyway)).toEqual(cores > 1 ? ['1', String(cores)] : ['1']);
     for (const entry of Object.values(summary.scaling.keyway)) expect(entry.exchangesPerCpuSecond).toBeGreaterThan(0);
-    // No server was sent a token twice, by its own records (keyway's audit logs, the baseline's decision log).
-    expect(Object.keys(summary.tokens.grantedByServer)).toEqual(['keyway, 10 policies', 'keyway, 100 policies', ...allCores, 'hand-rolled baseline']);
+    // No server was sent a token twice, by its own records (keyway's audit logs, the baseline's decision log, the floor's list of granted jti).
+    expect(Object.keys(summary.tokens.grantedByServer)).toEqual([
+      'keyway, 10 policies',
+      'keyway, 100 policies',
+      ...allCores,
+      'hand-rolled baseline',
+      'HTTP + crypto floor',
+    ]);
     for (const use of Object.values(summary.tokens.grantedByServer)) expect(use.exchanges).toBeGreaterThan(0);
     expect(summary.tokens.repeated).toBe(0);
     expect(summary.jwks.fetchesDuringWarmUp).toBeGreaterThan(0);
