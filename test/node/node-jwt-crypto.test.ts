@@ -173,7 +173,76 @@ const CASES: Case[] = [
   ['another audience', () => rs256({}, claims({ aud: 'https://evil.example.com' })), 'JWTClaimValidationFailed'],
   ['an audience list holding an accepted one', () => rs256({}, claims({ aud: ['https://x.example.com', AUDIENCE] })), 'ok'],
   ['an audience of the wrong type', () => rs256({}, claims({ aud: { AUDIENCE } })), 'JWTClaimValidationFailed'],
+  // Segments Buffer would decode otherwise than jose: jose's decoder judges them.
+  ['a header behind a byte order mark', () => craft(withBom({ alg: 'RS256', kid: 'rsa' }), claims(), 'rsa', 'RS256'), 'ok'],
+  ['a payload behind a byte order mark', () => rs256({}, withBom(claims())), 'ok'],
+  ['a header with a byte in a string that is not UTF-8', () => craft(notUtf8InString({ alg: 'RS256', kid: 'rsa' }), claims(), 'rsa', 'RS256'), 'JWSInvalid'],
+  ['a payload with a byte in a string that is not UTF-8', () => rs256({}, notUtf8InString(claims())), 'JWTInvalid'],
+  ['a payload with padding', () => rs256({}, padded(segment(claims()))), 'ok'],
+  ['a payload with padding in the middle', () => rs256({}, `${segment(claims()).slice(0, 8)}=${segment(claims()).slice(8)}`), 'JWSInvalid'],
+  ['a payload with a space in it', () => rs256({}, `${segment(claims()).slice(0, 8)} ${segment(claims()).slice(8)}`), 'ok'],
+  ['a payload one character too long', () => rs256({}, `${unpaddedLength(segment(claims({ x: 'ab' })), 0)}A`), 'JWSInvalid'],
+  ['a payload in base64 rather than base64url', () => rs256({}, Buffer.from(JSON.stringify(claims({ x: '~~~?' }))).toString('base64')), 'JWSInvalid'],
+  ['a payload whose last character carries stray bits', () => rs256({}, strayBits(segment(claims({ x: 'a' })))), 'ok'],
+  ['a header whose last character carries stray bits', () => craft(strayBits(segment({ alg: 'RS256', kid: 'rsa', x: 12 })), claims(), 'rsa', 'RS256'), 'ok'],
+  ['a signature with padding', () => padded(rs256()), 'JWSInvalid'],
+  ['a signature whose last character carries stray bits', () => strayBits(rs256()), 'ok'],
+  ['a payload of UTF-8 text', () => rs256({}, claims({ x: 'é ẞ 🔑 \ud800', y: { '': [1.5e300, -0, null] } })), 'ok'],
+  ['a payload with a __proto__ member', () => rs256({}, base64url.encode(`{"__proto__":{"iss":"x"},${JSON.stringify(claims()).slice(1)}`)), 'ok'],
+  ['a payload with a repeated member', () => rs256({}, base64url.encode(`{"exp":1,${JSON.stringify(claims()).slice(1)}`)), 'ok'],
+  // The claims checks at their edges, and options the exchange does not pass.
+  ['exp at the edge of the clock tolerance', () => rs256({}, claims({ exp: NOW - 60 })), 'JWTExpired'],
+  ['an infinite exp', () => rs256({}, base64url.encode(JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e999'))), 'ok'],
+  ['a null exp', () => rs256({}, claims({ exp: null })), 'JWTClaimValidationFailed'],
+  ['nbf at the edge of the clock tolerance', () => rs256({}, claims({ nbf: NOW + 60 })), 'ok'],
+  ['nbf that is not a number', () => rs256({}, claims({ nbf: String(NOW) })), 'JWTClaimValidationFailed'],
+  ['iat at the edge of the maximum age', () => rs256({}, claims({ iat: NOW - 3660 })), 'ok'],
+  ['iat at the edge of the future', () => rs256({}, claims({ iat: NOW + 60 })), 'ok'],
+  ['iat that is not a number, no maximum age', () => rs256({}, claims({ iat: 'x' })), 'JWTClaimValidationFailed', { maxTokenAge: undefined }],
+  ['no iat, no maximum age, not required', () => rs256({}, claims({ iat: undefined })), 'ok', { maxTokenAge: undefined, requiredClaims: [] }],
+  ['no exp', () => rs256({}, claims({ exp: undefined })), 'JWTClaimValidationFailed'],
+  ['an issuer among several accepted', () => rs256(), 'ok', { issuer: ['https://x.example.com', ISSUER] }],
+  ['an issuer that is not a string', () => rs256({}, claims({ iss: [ISSUER] })), 'JWTClaimValidationFailed'],
+  ['the expected subject', () => rs256(), 'ok', { subject: 'repo:acme/api' }],
+  ['another subject', () => rs256(), 'JWTClaimValidationFailed', { subject: 'repo:acme/web' }],
+  ['an audience option that is a string', () => rs256(), 'ok', { audience: AUDIENCE }],
+  ['an audience list of other types', () => rs256({}, claims({ aud: [1, { AUDIENCE }] })), 'JWTClaimValidationFailed'],
+  ['no audience', () => rs256({}, claims({ aud: undefined })), 'JWTClaimValidationFailed'],
+  ['durations in words', () => rs256({}, claims({ iat: NOW - 3500 })), 'JWTExpired', { clockTolerance: '1 min', maxTokenAge: '30 min' }],
+  ['a negative clock tolerance', () => rs256(), 'TypeError', { clockTolerance: -1 }],
+  ['a required claim missing', () => rs256(), 'JWTClaimValidationFailed', { requiredClaims: ['sub', 'jti'] }],
 ];
+
+/** A segment of `value`'s JSON behind a UTF-8 byte order mark, which jose's TextDecoder drops. */
+function withBom(value: unknown): string {
+  return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(value))]).toString('base64url');
+}
+
+/** A segment of `value`'s JSON with a member whose string holds a byte that is not UTF-8 (which Buffer would read as U+FFFD). */
+function notUtf8InString(value: object): string {
+  const json = Buffer.from(JSON.stringify({ ...value, x: '#' }));
+  json[json.lastIndexOf('#')] = 0xff;
+  return json.toString('base64url');
+}
+
+/** A compact JWS or segment with base64 padding on its last segment. */
+function padded(text: string): string {
+  return `${text}${'='.repeat((4 - (text.length % 4)) % 4)}`;
+}
+
+/** `segment` cut to a whole number of base64 quanta plus `extra` characters. */
+function unpaddedLength(segment: string, extra: number): string {
+  return segment.slice(0, segment.length - (segment.length % 4) + extra);
+}
+
+/** A compact JWS or segment whose last character has a bit set beyond its bytes (which both decoders drop), where it has such bits. */
+function strayBits(text: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = text.at(-1) ?? '';
+  const spare = text.length % 4 === 2 ? 0b1111 : text.length % 4 === 3 ? 0b11 : 0;
+  if (spare === 0) throw new Error('no stray bits to set: the length is a whole number of bytes');
+  return `${text.slice(0, -1)}${alphabet[alphabet.indexOf(last) | 1]}`;
+}
 
 describe('NODE_JWT_CRYPTO verifies exactly as jose does', () => {
   it.each(CASES)('%s', async (...[, token, expected, options]: Case) => {

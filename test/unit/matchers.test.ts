@@ -377,3 +377,53 @@ describe('matcher inclusion and widening', () => {
     expect(matcherIncludes({ not: 'pull_request_target' }, ['push', 'pull_request_target'], 'exact')).toBe(false);
   });
 });
+
+describe('glob matching against a regular expression of the spec', () => {
+  // compileGlob compares a pattern's literal head character by character and simulates the rest: over random patterns
+  // (literals, wildcards, `@`, a letter in both cases, non-ASCII and astral characters) it must agree with the spec's own
+  // regular expression (`*` = [^/]*, `**` = anything, `?` = one character but `/`), for exact and whole-value folds.
+  const asciiLower = (text: string): string => text.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+  const oracle = (pattern: string, value: string, fold: 'exact' | 'whole'): boolean => {
+    const folded = (text: string): string => (fold === 'whole' ? asciiLower(text) : text);
+    const source = Array.from(folded(pattern).replace(/\*\*+/g, '\u0000'))
+      .map((char) => {
+        if (char === '\u0000') return '[\\s\\S]*';
+        if (char === '*') return '[^/]*';
+        if (char === '?') return '[^/]';
+        return char.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+      })
+      .join('');
+    return new RegExp(`^(?:${source})$`, 'u').test(folded(value));
+  };
+
+  it('folds only the value before its first @ wherever the literal head ends (before-@)', () => {
+    expect(compileGlob('ab/*@r', 'before-@')('AB/c@r')).toBe(true);
+    expect(compileGlob('ab/*@r', 'before-@')('ab/c@R')).toBe(false);
+    expect(compileGlob('ab/c@r', 'before-@')('ab/c@R')).toBe(false);
+    expect(compileGlob('a😀/*@r', 'before-@')('A😀/c@R')).toBe(false);
+  });
+
+  it('agrees on thousands of random patterns and values', () => {
+    let seed = 7;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const pick = (items: readonly string[], most: number): string =>
+      Array.from({ length: Math.floor(random() * most) }, () => items[Math.floor(random() * items.length)]).join('');
+    let matched = 0;
+    for (let round = 0; round < 20_000; round += 1) {
+      const value = pick(['a', 'A', 'b', '/', '@', 'é', '😀', '.'], 7);
+      const pattern =
+        random() < 0.5
+          ? value.slice(0, Math.floor(random() * (value.length + 1))) + pick(['*', '**', '?', 'a', 'A', '/', '😀'], 4)
+          : pick(['a', 'A', '/', '@', '*', '**', '?', 'é', '😀'], 7);
+      for (const fold of ['exact', 'whole'] as const) {
+        const expected = oracle(pattern, value, fold);
+        expect(compileGlob(pattern, fold)(value), `${fold} ${JSON.stringify(pattern)} ${JSON.stringify(value)}`).toBe(expected);
+        if (expected) matched += 1;
+      }
+    }
+    expect(matched).toBeGreaterThan(2000);
+  });
+});

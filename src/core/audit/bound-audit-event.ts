@@ -85,24 +85,38 @@ function boundList(list: readonly string[]): string[] {
 }
 
 /**
+ * A copy of `object` with its members in UTF-16 code unit order, the order of the record's JCS text, so that jcs() can
+ * encode the record with JSON.stringify. For the record's own objects only: a caller's key could be `__proto__`.
+ */
+function inJcsOrder<T extends object>(object: T): Writable<T> {
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(object).sort()) copy[key] = (object as Record<string, unknown>)[key];
+  return copy as Writable<T>;
+}
+
+const byName = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : 1);
+
+/**
  * The record as it is appended: every string and list a caller chose (in the request, in the
  * subject token verified or not, and echoed in the detail) bounded by AUDIT_BOUNDS. The one
  * place this happens, so no call site has to remember it. What configuration decides (the
- * issuer URL, policy ids, GitHub grants) is kept as it is.
+ * issuer URL, policy ids, GitHub grants) is kept as it is. The record and the objects copied
+ * here have their members in the order its JCS text has them (the text does not depend on it).
  */
 export function boundAuditEvent(event: AuditEvent): AuditEvent {
   // Copies assigned field by field: one object each, where spreading a `{}` or `{ field }` per optional field made two.
-  const { request, subject_token: token, issued } = event;
-  const bounded: Writable<AuditEvent> = { ...event };
+  const { request, subject_token: token, issued, policy } = event;
+  const bounded = inJcsOrder(event);
   if (event.detail !== undefined) bounded.detail = boundText(event.detail, AUDIT_BOUNDS.detail);
-  const boundedRequest: Writable<AuditEvent['request']> = { ...request, id: boundText(request.id) };
+  const boundedRequest = inJcsOrder(request);
+  boundedRequest.id = boundText(request.id);
   if (request.client_ip !== undefined) boundedRequest.client_ip = boundText(request.client_ip);
   if (request.user_agent !== undefined) boundedRequest.user_agent = boundText(request.user_agent);
   if (request.audience !== undefined) boundedRequest.audience = boundList(request.audience);
   if (request.scope !== undefined) boundedRequest.scope = boundList(request.scope);
   bounded.request = boundedRequest;
   if (token !== undefined) {
-    const boundedToken: Writable<NonNullable<AuditEvent['subject_token']>> = { ...token };
+    const boundedToken = inJcsOrder(token);
     if (token.jti !== undefined) boundedToken.jti = boundText(token.jti);
     if (token.claimed_iss !== undefined) boundedToken.claimed_iss = boundText(token.claimed_iss);
     if (token.claimed_sub !== undefined) boundedToken.claimed_sub = boundText(token.claimed_sub);
@@ -110,16 +124,27 @@ export function boundAuditEvent(event: AuditEvent): AuditEvent {
   }
   if (event.subject !== undefined) bounded.subject = boundText(event.subject);
   if (event.claims !== undefined) {
-    bounded.claims = Object.fromEntries(Object.entries(event.claims).map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)]));
+    // Claim names are the operator's (the claims policies record), but made members the way JSON.parse makes them all the same.
+    bounded.claims = Object.fromEntries(
+      Object.entries(event.claims)
+        .sort(byName)
+        .map(([name, value]) => [name, boundJson(value, AUDIT_BOUNDS.value)]),
+    );
   }
+  if (policy !== undefined) bounded.policy = inJcsOrder(policy);
   if (event.proxy !== undefined) {
-    bounded.proxy = {
-      ...event.proxy,
-      upstream: boundText(event.proxy.upstream),
-      method: boundText(event.proxy.method),
-      path: boundText(event.proxy.path, AUDIT_BOUNDS.value),
-    };
+    const boundedProxy = inJcsOrder(event.proxy);
+    boundedProxy.upstream = boundText(event.proxy.upstream);
+    boundedProxy.method = boundText(event.proxy.method);
+    boundedProxy.path = boundText(event.proxy.path, AUDIT_BOUNDS.value);
+    bounded.proxy = boundedProxy;
   }
-  if (issued !== undefined) bounded.issued = { ...issued, sub: boundText(issued.sub), aud: boundList(issued.aud), scope: boundList(issued.scope) };
+  if (issued !== undefined) {
+    const boundedIssued = inJcsOrder(issued);
+    boundedIssued.sub = boundText(issued.sub);
+    boundedIssued.aud = boundList(issued.aud);
+    boundedIssued.scope = boundList(issued.scope);
+    bounded.issued = boundedIssued;
+  }
   return bounded;
 }

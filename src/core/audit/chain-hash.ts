@@ -1,7 +1,7 @@
-import canonicalize from 'canonicalize';
 import { sha256Hex, type Sha256Hex } from '../mint/sha256-hex.ts';
 import type { AuditEvent } from './audit-event.ts';
 import { auditIndex, type AuditIndex } from './audit-index.ts';
+import { jcs } from './jcs.ts';
 
 /** The predecessor of the first record ever written. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -13,7 +13,7 @@ export const GENESIS_HASH = '0'.repeat(64);
  * be read, extended and written inside one storage transaction.
  */
 export function chainHash(prevHash: string, event: AuditEvent, digest: Sha256Hex = sha256Hex): string {
-  const encoded = canonicalize({ event, prev_hash: prevHash });
+  const encoded = jcs({ event, prev_hash: prevHash });
   if (encoded === undefined) throw new TypeError('an audit event must be a JSON object');
   return digest(encoded);
 }
@@ -48,7 +48,7 @@ export function canonicalEvent(event: AuditEvent): CanonicalEvent {
 }
 
 function encoded(event: AuditEvent): CanonicalEvent {
-  const text = canonicalize(event);
+  const text = jcs(event);
   if (text === undefined) throw new TypeError('an audit event must be a JSON object');
   return { text, index: auditIndex(event) };
 }

@@ -25,7 +25,27 @@ export type GlobTest = (text: string) => boolean;
 
 export function compileGlob(pattern: string, fold: CaseFold): GlobTest {
   const tokens = tokenize(pattern, fold);
-  return (text) => simulate(tokens, text, foldedLength(text, fold));
+  const head = tokens.findIndex((token) => token.kind !== 'literal');
+  const literals = head === -1 ? tokens.length : head;
+  return (text) => matchesValue(tokens, literals, text, foldedLength(text, fold));
+}
+
+/**
+ * The NFA over a value. Until the pattern's first wildcard it has one live state, the characters
+ * matched so far: those `literals` are compared one by one, without a step of the simulation each
+ * (a pattern like `acme/workflows/deploy.yml@refs/tags/v*` is mostly its head), and the rest of the
+ * value is simulated from there.
+ */
+function matchesValue(tokens: readonly GlobToken[], literals: number, text: string, foldedUnits: number): boolean {
+  let units = 0;
+  for (let state = 0; state < literals; state++) {
+    const code = text.codePointAt(units);
+    if (code === undefined) return false;
+    const width = code > 0xffff ? 2 : 1;
+    if (!literalMatches(tokens[state] as Extract<GlobToken, { kind: 'literal' }>, text.slice(units, units + width), units < foldedUnits)) return false;
+    units += width;
+  }
+  return simulate(tokens, units === 0 ? text : text.slice(units), foldedUnits - units, literals);
 }
 
 function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
@@ -61,20 +81,20 @@ function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
 type GlobInput = string | GlobToken;
 
 /**
- * Runs the pattern's NFA over a sequence of inputs, tracking only the live states (usually
- * one or two). For a value every input is a character, the first `foldedUnits` UTF-16 units of
+ * Runs the pattern's NFA over a sequence of inputs from state `start`, tracking only the live
+ * states (usually one or two). For a value every input is a character, the first `foldedUnits` UTF-16 units of
  * it folding case; for `globIncludes` the input is another glob, each of whose tokens must be
  * absorbed whole by one pattern token: a literal by an equal literal (equal without case when
  * either is surely in the folded part), `?` or a star; `?` by `?` or a star; `*` by a star;
  * `**` by `**` alone (`/` never by `?` or `*`; `@`, or a wildcard that may match it, never by
  * an `atFree` wildcard).
  */
-function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number): boolean {
+function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number, start = 0): boolean {
   // seen[state] === step marks a state already live at this step: no Set per character.
   const seen = new Int32Array(tokens.length + 1).fill(-1);
   let step = 0;
   let units = 0;
-  let live = closure(tokens, [0], seen, step);
+  let live = closure(tokens, [start], seen, step);
   for (const item of input) {
     step += 1;
     const char = typeof item === 'string' ? item : item.kind === 'literal' ? item.char : undefined;
