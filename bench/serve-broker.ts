@@ -38,7 +38,7 @@ if (mode === 'on') {
   const { silentLogger } = await import('../src/core/log.ts');
   const { loadPolicies } = await import('../src/core/policy/load-policies.ts');
   const { readPolicyDirectory } = await import('../src/storage/read-policy-directory.ts');
-  const { openSqliteFile } = await import('../src/storage/sqlite-file.ts');
+  const { openSqliteMemory } = await import('../src/storage/sqlite-file.ts');
   const { migrate } = await import('../src/storage/migrate.ts');
   const { SqliteAuditStore } = await import('../src/storage/sqlite-audit-store.ts');
   const { SqliteAlertStore } = await import('../src/storage/sqlite-alert-store.ts');
@@ -52,7 +52,7 @@ if (mode === 'on') {
       return { seq: 0, prev_hash: '', hash: '' };
     }
   }
-  const memory = openSqliteFile(':memory:');
+  const memory = openSqliteMemory();
   migrate(memory);
   const policies = loadPolicies(readPolicyDirectory(config.policiesDir), {
     brokerIssuer: config.issuer,
