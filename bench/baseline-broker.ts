@@ -7,24 +7,16 @@
 // No audit chain, no policies, no replay checks, no rate limits: the point of comparison.
 // Started by bench/broker-process.ts (startBaselineBroker) in a process of its own; prints its URL
 // once it listens; SIGTERM closes it.
-// Environment: BASELINE_ISSUER (the CI issuer, its JWKS found by discovery at start),
-// BASELINE_AUDIENCE (the CI token's `aud`, the token's `iss`), BASELINE_REPOSITORY and
-// BASELINE_REF (the rule), BASELINE_LOG (the log file), PORT.
+// Environment: bench/one-rule-settings.ts's (issuer, audience, the rule), BASELINE_LOG (the log
+// file), PORT.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import jwt, { type JwtPayload } from 'jsonwebtoken';
 import jwksClient from 'jwks-rsa';
+import { AUDIENCE, ISSUER, RULE, setting } from './one-rule-settings.ts';
 
-const setting = (name: string): string => {
-  const value = process.env[name];
-  if (value === undefined || value === '') throw new Error(`${name} is not set`);
-  return value;
-};
-const ISSUER = setting('BASELINE_ISSUER');
-const AUDIENCE = setting('BASELINE_AUDIENCE');
-const RULE = { repository: setting('BASELINE_REPOSITORY'), ref: setting('BASELINE_REF') };
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const TOKEN_TTL_SECONDS = 600;
 

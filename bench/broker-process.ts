@@ -197,6 +197,17 @@ export interface BaselineBroker extends ServerProcess {
   readonly logFile: string;
 }
 
+/** The environment of a one-rule server (bench/one-rule-settings.ts): trusting `issuer`, granting exactly the tokens of `claims` (their repository and ref). */
+function oneRuleEnv(options: { issuer: TestIssuer; claims: Record<string, unknown> }): Record<string, string> {
+  return {
+    PORT: '0',
+    RULE_ISSUER: options.issuer.url,
+    RULE_AUDIENCE: BROKER_ISSUER,
+    RULE_REPOSITORY: String(options.claims['repository']),
+    RULE_REF: String(options.claims['ref']),
+  };
+}
+
 /**
  * The hand-rolled baseline (bench/baseline-broker.ts) trusting `issuer`, with its one rule
  * granting exactly the tokens of `claims` (their repository and ref), its log file in a fresh
@@ -204,15 +215,7 @@ export interface BaselineBroker extends ServerProcess {
  */
 export async function startBaselineBroker(options: { issuer: TestIssuer; claims: Record<string, unknown>; cpu?: number }): Promise<BaselineBroker> {
   const logFile = join(mkdtempSync(join(tmpdir(), 'keyway-bench-baseline-')), 'decisions.log');
-  const env = {
-    PORT: '0',
-    BASELINE_ISSUER: options.issuer.url,
-    BASELINE_AUDIENCE: BROKER_ISSUER,
-    BASELINE_REPOSITORY: String(options.claims['repository']),
-    BASELINE_REF: String(options.claims['ref']),
-    BASELINE_LOG: logFile,
-  };
-  const { server } = await startServerProcess(['bench/baseline-broker.ts'], env, options.cpu);
+  const { server } = await startServerProcess(['bench/baseline-broker.ts'], { ...oneRuleEnv(options), BASELINE_LOG: logFile }, options.cpu);
   return { ...server, logFile };
 }
 
@@ -227,14 +230,6 @@ export interface HttpFloorBroker extends ServerProcess {
  */
 export async function startHttpFloorBroker(options: { issuer: TestIssuer; claims: Record<string, unknown>; cpu?: number }): Promise<HttpFloorBroker> {
   const grants = join(mkdtempSync(join(tmpdir(), 'keyway-bench-floor-')), 'granted.json');
-  const env = {
-    PORT: '0',
-    FLOOR_ISSUER: options.issuer.url,
-    FLOOR_AUDIENCE: BROKER_ISSUER,
-    FLOOR_REPOSITORY: String(options.claims['repository']),
-    FLOOR_REF: String(options.claims['ref']),
-    FLOOR_GRANTS: grants,
-  };
-  const { server } = await startServerProcess(['bench/http-floor-broker.ts'], env, options.cpu);
+  const { server } = await startServerProcess(['bench/http-floor-broker.ts'], { ...oneRuleEnv(options), FLOOR_GRANTS: grants }, options.cpu);
   return { ...server, granted: () => JSON.parse(readFileSync(grants, 'utf8')) as { exchanges: number; distinctTokens: number } };
 }

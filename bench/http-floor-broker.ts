@@ -7,21 +7,13 @@
 // run: the line below which no broker on this stack and these signatures can go, so that the
 // bench can say how much of keyway's CPU per exchange is keyway's own.
 // Started by bench/broker-process.ts (startHttpFloorBroker) in a process of its own; prints its URL
-// once it listens. Environment: FLOOR_ISSUER, FLOOR_AUDIENCE, FLOOR_REPOSITORY, FLOOR_REF, PORT,
-// FLOOR_GRANTS (a file: on SIGTERM it writes {"exchanges", "distinctTokens"} of what it granted).
+// once it listens. Environment: bench/one-rule-settings.ts's, PORT, and FLOOR_GRANTS (a file: on SIGTERM it writes {"exchanges", "distinctTokens"} of what it granted).
 import { createPublicKey, generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { AUDIENCE, ISSUER, RULE, setting } from './one-rule-settings.ts';
 
-const setting = (name: string): string => {
-  const value = process.env[name];
-  if (value === undefined || value === '') throw new Error(`${name} is not set`);
-  return value;
-};
-const ISSUER = setting('FLOOR_ISSUER');
-const AUDIENCE = setting('FLOOR_AUDIENCE');
-const RULE = { repository: setting('FLOOR_REPOSITORY'), ref: setting('FLOOR_REF') };
 const TOKEN_TTL_SECONDS = 600;
 
 const discovery = (await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json()) as { jwks_uri: string };

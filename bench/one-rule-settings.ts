@@ -1,0 +1,15 @@
+// The settings of the bench's one-rule servers (bench/baseline-broker.ts, bench/http-floor-broker.ts),
+// read from the environment bench/broker-process.ts gives them: the CI issuer (its JWKS found by
+// discovery), the CI token's `aud` (also their tokens' `iss`), and the rule: the repository and ref
+// they grant.
+
+/** An environment variable that must be set. */
+export function setting(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`${name} is not set`);
+  return value;
+}
+
+export const ISSUER = setting('RULE_ISSUER');
+export const AUDIENCE = setting('RULE_AUDIENCE');
+export const RULE = { repository: setting('RULE_REPOSITORY'), ref: setting('RULE_REF') };
