@@ -1272,6 +1272,12 @@ function describeFailure(error) {
   }
   return void 0;
 }
+function reportFailure(error, log) {
+  const failure = describeFailure(error);
+  if (failure === void 0) throw error;
+  for (const line of failure.lines) log(line);
+  return failure.exitCode;
+}
 
 // src/cli/pipeline/proxy-environment.ts
 var GH_LOCALHOST_API = "api.github.localhost";
@@ -1562,10 +1568,7 @@ var proxy = {
       });
       first = await ciToken();
     } catch (error) {
-      const failure = describeFailure(error);
-      if (failure === void 0) throw error;
-      for (const line of failure.lines) log(line);
-      return failure.exitCode;
+      return reportFailure(error, log);
     }
     const secret = randomBytes(32).toString("base64url");
     const forwarder = await startForwarder({ broker, upstream, secret, ciToken, log, idleTimeoutMs: IDLE_TIMEOUT_MS });

@@ -5,7 +5,7 @@ import { execWithEnvironment, execWithToken } from './pipeline/exec-with-token.t
 import { calculateJwkThumbprint } from 'jose';
 import { generateDpopKey, type DpopKeyPair } from '../core/dpop/dpop-fetch.ts';
 import { DPOP_HELPER_ENV, DpopHelperError, startDpopSigningHelper, type DpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
-import { describeFailure, EXIT, grantLine, retryLine } from './pipeline/job-log.ts';
+import { EXIT, grantLine, reportFailure, retryLine } from './pipeline/job-log.ts';
 import { maskInActions } from './pipeline/hand-over-environment.ts';
 import { exchangeForTokenMap, exchangeWithBroker, type IssuedTokenMap } from './pipeline/exchange-with-broker.ts';
 import { DEFAULT_TOKEN_MAP_PREFIX, exportLines, ownerOutput, ownerVariable, ownerVariables, tokenMapGrantLines } from './pipeline/token-map-delivery.ts';
@@ -202,10 +202,7 @@ export const exchange: Command = {
       if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(issued.accessToken));
       if (cloud !== undefined) return await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log });
     } catch (error) {
-      const failure = describeFailure(error);
-      if (failure === undefined) throw error;
-      for (const line of failure.lines) log(line);
-      return failure.exitCode;
+      return reportFailure(error, log);
     }
 
     if (values.exec) {
@@ -258,10 +255,7 @@ async function runTokenMap(
   try {
     issued = await exchangeMap();
   } catch (error) {
-    const failure = describeFailure(error);
-    if (failure === undefined) throw error;
-    for (const line of failure.lines) log(line);
-    return failure.exitCode;
+    return reportFailure(error, log);
   }
   if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) {
     for (const token of issued.tokens) process.stderr.write(addMask(token.accessToken));

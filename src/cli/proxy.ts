@@ -4,7 +4,7 @@ import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execInEnvironment } from './pipeline/exec-with-token.ts';
-import { describeFailure, retryLine } from './pipeline/job-log.ts';
+import { reportFailure, retryLine } from './pipeline/job-log.ts';
 import { proxyEnvironment } from './pipeline/proxy-environment.ts';
 import { startForwarder } from './pipeline/proxy-forwarder.ts';
 import { refreshingCiToken } from './pipeline/refreshing-ci-token.ts';
@@ -97,10 +97,7 @@ export const proxy: Command = {
       // Read once before the command runs: a job without a CI token fails here, clearly, not on its first call.
       first = await ciToken();
     } catch (error) {
-      const failure = describeFailure(error);
-      if (failure === undefined) throw error;
-      for (const line of failure.lines) log(line);
-      return failure.exitCode;
+      return reportFailure(error, log);
     }
 
     const secret = randomBytes(32).toString('base64url');

@@ -75,3 +75,11 @@ export function describeFailure(error: unknown): FailureReport | undefined {
   }
   return undefined;
 }
+
+/** Logs what the job log says of a failed exchange and gives its exit code; an error that is a bug, not an outcome, is thrown on. */
+export function reportFailure(error: unknown, log: (line: string) => void): number {
+  const failure = describeFailure(error);
+  if (failure === undefined) throw error;
+  for (const line of failure.lines) log(line);
+  return failure.exitCode;
+}
