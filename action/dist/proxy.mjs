@@ -5,6 +5,10 @@ var KeywayError = class extends Error {
 };
 
 // src/cli/command.ts
+function splitAtCommand(argv) {
+  const split = argv.indexOf("--");
+  return split === -1 ? { args: [...argv], command: [] } : { args: argv.slice(0, split), command: argv.slice(split + 1) };
+}
 var CliError = class extends KeywayError {
   name = "CliError";
   code = "cli_input";
@@ -1520,10 +1524,9 @@ var proxy = {
   summary: "run a command whose upstream calls go through the broker's proxy, with no token in its environment",
   usage: USAGE,
   async run(argv) {
-    const split = argv.indexOf("--");
-    const command = split === -1 ? [] : argv.slice(split + 1);
+    const { args, command } = splitAtCommand(argv);
     const { values } = parseArgs({
-      args: split === -1 ? [...argv] : argv.slice(0, split),
+      args,
       options: {
         upstream: { type: "string" },
         url: { type: "string" },

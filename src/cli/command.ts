@@ -7,6 +7,12 @@ export interface Command {
   run(args: readonly string[]): Promise<number>;
 }
 
+/** A subcommand's own arguments, and the command to run that follows `--` (empty without one). */
+export function splitAtCommand(argv: readonly string[]): { readonly args: string[]; readonly command: string[] } {
+  const split = argv.indexOf('--');
+  return split === -1 ? { args: [...argv], command: [] } : { args: argv.slice(0, split), command: argv.slice(split + 1) };
+}
+
 /** A usage or input problem: printed without a stack trace. Exit code 2 means bad usage. */
 export class CliError extends KeywayError {
   override readonly name = 'CliError';

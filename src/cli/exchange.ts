@@ -14,7 +14,7 @@ import { addMask, appendEnvironmentFile } from './pipeline/github-commands.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS, revokeKeywayToken } from './pipeline/revoke-token.ts';
 import { TOKEN_TYPE } from '../core/exchange/token-exchange-request.ts';
-import { CliError, type Command } from './command.ts';
+import { CliError, type Command, splitAtCommand } from './command.ts';
 import { CLOUD_TOKEN_TYPE } from './pipeline/aws-delivery.ts';
 import { CloudOptionError, cloudDeliveryOf, deliverCloudCredentials, type CloudDelivery } from './pipeline/cloud-delivery-options.ts';
 
@@ -92,10 +92,9 @@ export const exchange: Command = {
   summary: "swap this CI job's OIDC token for a keyway access token",
   usage: USAGE,
   async run(argv) {
-    const split = argv.indexOf('--');
-    const command = split === -1 ? [] : argv.slice(split + 1);
+    const { args, command } = splitAtCommand(argv);
     const { values } = parseArgs({
-      args: split === -1 ? [...argv] : argv.slice(0, split),
+      args,
       options: {
         url: { type: 'string' },
         audience: { type: 'string', multiple: true, default: [] },

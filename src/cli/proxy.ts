@@ -9,7 +9,7 @@ import { proxyEnvironment } from './pipeline/proxy-environment.ts';
 import { startForwarder } from './pipeline/proxy-forwarder.ts';
 import { refreshingCiToken } from './pipeline/refreshing-ci-token.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
-import { CliError, type Command } from './command.ts';
+import { CliError, type Command, splitAtCommand } from './command.ts';
 
 /** A CI token this close to its expiry is replaced before it is sent. */
 const REFRESH_BEFORE_SECONDS = 60;
@@ -47,10 +47,9 @@ export const proxy: Command = {
   summary: "run a command whose upstream calls go through the broker's proxy, with no token in its environment",
   usage: USAGE,
   async run(argv) {
-    const split = argv.indexOf('--');
-    const command = split === -1 ? [] : argv.slice(split + 1);
+    const { args, command } = splitAtCommand(argv);
     const { values } = parseArgs({
-      args: split === -1 ? [...argv] : argv.slice(0, split),
+      args,
       options: {
         upstream: { type: 'string' },
         url: { type: 'string' },
