@@ -66,10 +66,15 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 const NON_ASCII = /[^\p{ASCII}]/u;
 
+/** A canonical base64url segment's bytes, decoded by Buffer as jose decodes them, in a sixth of the time; undefined for any other segment, jose's to decode or refuse. */
+function canonicalBytes(segment: string): Buffer | undefined {
+  const bytes = Buffer.from(segment, 'base64url');
+  return bytes.toString('base64url') === segment ? bytes : undefined;
+}
+
 function decodeBase64url(value: string, label: string): Uint8Array {
-  // Canonical base64url decodes alike by Buffer and by jose (in a sixth of the time); anything else is jose's to decode or refuse.
-  const bytes = Buffer.from(value, 'base64url');
-  if (bytes.toString('base64url') === value) return bytes;
+  const canonical = canonicalBytes(value);
+  if (canonical !== undefined) return canonical;
   try {
     return base64url.decode(value);
   } catch (cause) {
@@ -84,8 +89,8 @@ function decodeBase64url(value: string, label: string): Uint8Array {
  * drops, is not), which jose's own code then decodes or refuses.
  */
 function parseCanonicalSegment(segment: string): unknown {
-  const bytes = Buffer.from(segment, 'base64url');
-  if (bytes.toString('base64url') !== segment || !isUtf8(bytes)) return undefined;
+  const bytes = canonicalBytes(segment);
+  if (bytes === undefined || !isUtf8(bytes)) return undefined;
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch {
