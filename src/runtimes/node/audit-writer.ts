@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, Worker, workerData } from 'node:worker_threads';
 import type { AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import type { CanonicalEvent } from '../../core/audit/chain-hash.ts';
@@ -48,9 +48,12 @@ const describe = (error: unknown): string => (error instanceof Error ? `${error.
  * (hashing included), single-use claims and the alert store's writes, each batch committed with
  * its WAL fsync here, so the thread serving HTTP never waits on the disk.
  */
-const db = openSqliteFile((workerData as { path: string }).path);
+const { path } = workerData as { path: string };
+const db = openSqliteFile(path);
 // Index pages of random keys (jti, SHA-256) are touched all over; keep more of them in memory.
 db.exec('PRAGMA cache_size = -65536');
+// Copies the WAL into the database file off this thread, so commits do not wait for it; it ends with this thread.
+new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path } });
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db);
