@@ -23,12 +23,14 @@ export interface SqliteFile extends SqlDatabase {
  * committed audit record survives a power cut, prepared statements cached by SQL text.
  * Transactions begin IMMEDIATE: one that reads the chain's head and then extends it holds the
  * write lock from its first read, so two writers can never fork the chain.
- * `readonly` opens an existing file for reading only (the `keyway audit` CLI). A new file is
- * created 0600, so its -wal and -shm files are too.
+ * `readonly` opens an existing file for reading only (the `keyway audit` CLI); `existing` opens
+ * one for writing but never creates it (a second connection to the broker's file, which must not
+ * make an empty database where the file went missing). A new file is created 0600, so its -wal and
+ * -shm files are too.
  */
-export function openSqliteFile(path: string, options: { readonly?: boolean } = {}): SqliteFile {
-  if (options.readonly !== true) createPrivateFile(path);
-  const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
+export function openSqliteFile(path: string, options: { readonly?: boolean; existing?: boolean } = {}): SqliteFile {
+  if (options.readonly !== true && options.existing !== true) createPrivateFile(path);
+  const db = new Database(path, { readonly: options.readonly === true, fileMustExist: options.readonly === true || options.existing === true });
   if (options.readonly !== true) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');

@@ -8,6 +8,7 @@ import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
+import type { WalCheckpointerData, WalCheckpointFailure } from './wal-checkpointer.ts';
 
 /**
  * The alert store's writes, and its reads that come with them (observe remembers what it saw).
@@ -32,6 +33,9 @@ export interface WriterRequest {
   readonly alerts: readonly AlertCall[];
 }
 
+/** What the writer thread sends the main thread: a reply to a request, or word that WAL checkpoints failed (to log). */
+export type WriterMessage = WriterReply | WalCheckpointFailure;
+
 export interface WriterReply {
   readonly batch: number;
   /** The appends' links, or why their transaction failed. */
@@ -53,7 +57,13 @@ const db = openSqliteFile(path);
 // Index pages of random keys (jti, SHA-256) are touched all over; keep more of them in memory.
 db.exec('PRAGMA cache_size = -65536');
 // Copies the WAL into the database file off this thread, so commits do not wait for it; it ends with this thread.
-new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path } });
+// It is best effort: a failure, even to start, is reported to the main thread (to log) and never stops this writer.
+const commits = new SharedArrayBuffer(4);
+const committed = new Int32Array(commits);
+const reportCheckpointFailure = (failure: WalCheckpointFailure): void => parentPort?.postMessage(failure satisfies WriterMessage);
+new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, commits } satisfies WalCheckpointerData })
+  .on('message', reportCheckpointFailure)
+  .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${describe(error)}` }));
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db);
@@ -118,6 +128,8 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
       ),
     );
   }
+  // One more commit (or up to three: claims, appends, alert writes) for the checkpoint thread to copy.
+  Atomics.add(committed, 0, 1);
   return { batch: request.batch, appended: appendedNow, claims, alerts: results };
 }
 

@@ -5,7 +5,7 @@ import { canonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
-import type { AlertCall, Outcome, WriterReply, WriterRequest } from './audit-writer.ts';
+import type { AlertCall, Outcome, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
 
 /** What waits for the writer thread, by kind. */
 type Work =
@@ -45,6 +45,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
   readonly #onCommit: ((records: number) => void) | undefined;
   readonly #now: () => number;
+  readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
   #writer: Worker | undefined;
   #queues: { [K in Kind]: Of<K>[] } = { append: [], claim: [], alerts: [] };
   #inFlight = new Map<number, InFlight>();
@@ -56,12 +57,20 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   #failedAt: number | undefined;
   #idle: (() => void)[] = [];
 
-  /** `db` serves reads; `path` is the same file, opened again by the writer thread. */
-  constructor(db: SqlDatabase, path: string, options: { onCommit?: (records: number) => void; now?: () => number } = {}) {
+  /**
+   * `db` serves reads; `path` is the same file, opened again by the writer thread (and by the WAL
+   * checkpoint thread beside it, whose failures, harmless to the log, `onWalCheckpointFailure` hears).
+   */
+  constructor(
+    db: SqlDatabase,
+    path: string,
+    options: { onCommit?: (records: number) => void; now?: () => number; onWalCheckpointFailure?: (error: string) => void } = {},
+  ) {
     super(db);
     this.#path = path;
     this.#onCommit = options.onCommit;
     this.#now = options.now ?? Date.now;
+    this.#onWalCheckpointFailure = options.onWalCheckpointFailure;
   }
 
   /** False for a while after a commit failed (UNWRITABLE_AFTER_FAILURE_MS), unless one has succeeded since. */
@@ -114,7 +123,9 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   #thread(): Worker {
     if (this.#writer !== undefined) return this.#writer;
     const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), { workerData: { path: this.#path } });
-    writer.on('message', (reply: WriterReply) => this.#settle(reply));
+    writer.on('message', (message: WriterMessage) =>
+      'walCheckpointFailed' in message ? this.#onWalCheckpointFailure?.(message.walCheckpointFailed) : this.#settle(message),
+    );
     writer.on('error', (error) => this.#fail(error));
     writer.on('exit', () => {
       if (this.#writer === writer) this.#writer = undefined;

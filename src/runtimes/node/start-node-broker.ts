@@ -177,7 +177,11 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
   const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
   const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
-  const audit = new GroupCommitAuditStore(db, databasePath, { now });
+  const audit = new GroupCommitAuditStore(db, databasePath, {
+    now,
+    // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
+    onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
+  });
   const work = new RunningWork();
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
