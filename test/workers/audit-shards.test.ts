@@ -177,6 +177,10 @@ describe('the sharded audit log on Workers (workerd)', () => {
     const up = subjectIn(1, 4, 'up');
     const before = await broker.exchange(down);
     expect(before.status).toBe(200);
+    // Shard 2 fails inside its own object, across real RPC. workerd, run --verbose by the pool, logs every Durable
+    // Object call that throws, even one its caller handles: the append and the read below each print "uncaught
+    // exception; source = Uncaught (in promise); stack = Error: no such table: audit_events". Expected: only a fake
+    // stub outside the object would keep the log quiet, and it would prove less.
     await editRecord(deployment, 2, 'ALTER TABLE audit_events RENAME TO audit_events_away', []);
     try {
       const refused = await broker.exchange(down);
@@ -251,6 +255,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     const chains = await broker.shardList();
     expect(chains[0]).toMatchObject({ shard: 'legacy', head: { seq: 5 } });
     expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 5, hash: chains[0]?.head.hash });
+    // workerd logs this refused call too ("uncaught exception; … the single audit chain of before the shards is sealed"), as above.
     await expect(legacy.append(auditEvent())).rejects.toThrow(/sealed/);
 
     const granted = await broker.exchange('svc-after-migration');
