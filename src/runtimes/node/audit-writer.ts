@@ -57,13 +57,19 @@ const db = openSqliteFile(path);
 // Index pages of random keys (jti, SHA-256) are touched all over; keep more of them in memory.
 db.exec('PRAGMA cache_size = -65536');
 // Copies the WAL into the database file off this thread, so commits do not wait for it; it ends with this thread.
-// It is best effort: a failure, even to start, is reported to the main thread (to log) and never stops this writer.
-const commits = new SharedArrayBuffer(4);
-const committed = new Int32Array(commits);
+// It is best effort: a failure, even to start, is reported to the main thread (to log) and never stops this writer,
+// whose own automatic checkpoints then do the work. A thread that stopped is not started again until the writer is.
+const batches = new SharedArrayBuffer(4);
+const served = new Int32Array(batches);
 const reportCheckpointFailure = (failure: WalCheckpointFailure): void => parentPort?.postMessage(failure satisfies WriterMessage);
-new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, commits } satisfies WalCheckpointerData })
-  .on('message', reportCheckpointFailure)
-  .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${describe(error)}` }));
+try {
+  new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, batches } satisfies WalCheckpointerData })
+    .on('message', reportCheckpointFailure)
+    .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${describe(error)}` }));
+} catch (error) {
+  // No thread to be had (EAGAIN near a process's thread limit): Node throws here, not through 'error'.
+  reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread did not start: ${describe(error)}` });
+}
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db);
@@ -128,8 +134,8 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
       ),
     );
   }
-  // One more commit (or up to three: claims, appends, alert writes) for the checkpoint thread to copy.
-  Atomics.add(committed, 0, 1);
+  // One more batch served (its claims, its appends and the alert store's writes, each their own commits) for the checkpoint thread.
+  Atomics.add(served, 0, 1);
   return { batch: request.batch, appended: appendedNow, claims, alerts: results };
 }
 
