@@ -15,6 +15,7 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/core/mint/key-life-cycle.ts';
 import type { KeyStore } from '../../src/core/mint/key-store.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
+import { auditEvent } from '../support/audit-event.ts';
 
 export interface Stores {
   readonly audit: AuditStore;
@@ -26,22 +27,7 @@ export interface Stores {
 
 const ISSUER = 'https://keyway.test';
 const HOUR = 3_600_000;
-let counter = 0;
-
-export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
-  counter += 1;
-  const id = `01TEST${String(counter).padStart(6, '0')}${crypto.randomUUID().replaceAll('-', '').slice(0, 14).toUpperCase()}`;
-  return {
-    id,
-    time: new Date().toISOString(),
-    decision: 'denied',
-    reason: 'no_policy_matched',
-    request: { id: `req-${id}`, client_ip: '127.0.0.1' },
-    subject_token: { sha256: crypto.randomUUID().replaceAll('-', '').repeat(2), claimed_iss: 'https://ci.example' },
-    policy: { candidates: ['a'], matched: [], denied_by: [], audit_mode: [] },
-    ...overrides,
-  };
-}
+export { auditEvent };
 
 async function everything(audit: AuditStore): Promise<AuditRecord[]> {
   const records: AuditRecord[] = [];

@@ -7,23 +7,9 @@ import { join } from 'node:path';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
-import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { auditEvent as event } from './audit-event.ts';
 
 const [k = '5', g = '0'] = process.argv.slice(2);
-let n = 0;
-const event = (): AuditEvent => {
-  n += 1;
-  const id = `01PROBE0${String(n).padStart(6, '0')}${crypto.randomUUID().replaceAll('-', '').slice(0, 12).toUpperCase()}`;
-  return {
-    id,
-    time: new Date().toISOString(),
-    decision: 'denied',
-    reason: 'no_policy_matched',
-    request: { id: `req-${id}`, client_ip: '127.0.0.1' },
-    subject_token: { sha256: crypto.randomUUID().replaceAll('-', '').repeat(2), claimed_iss: 'https://ci.example' },
-    policy: { candidates: ['a'], matched: [], denied_by: [], audit_mode: [] },
-  } as AuditEvent;
-};
 const dir = mkdtempSync(join(process.env['PROBE_DIR'] ?? tmpdir(), 'kw-probe-'));
 const path = join(dir, DATABASE_FILE);
 const db = openSqliteFile(path);
