@@ -33,3 +33,8 @@ export function jsonLogger(base: LogFields = {}, options: JsonLoggerOptions = {}
 }
 
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/** What a log line (or a report of a failure) says of an error: its name and message, or what it is when not an Error. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
+import { errorText } from '../core/log.ts';
 import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
 import type { HealthReport } from '../core/policy/policy-health.ts';
 import { auditPage } from './audit-page/audit-page.tsx';
@@ -76,7 +77,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {
-    deps.exchange.log.error('unhandled error', { request_id: c.get('requestId'), error: `${error.name}: ${error.message}` });
+    deps.exchange.log.error('unhandled error', { request_id: c.get('requestId'), error: errorText(error) });
     return c.json({ error: 'server_error', error_description: 'internal error' }, 500);
   });
   return app;

@@ -6,7 +6,7 @@ import { pooledRandom } from '../audit/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
 import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';
-import type { Logger } from '../log.ts';
+import { errorText, type Logger } from '../log.ts';
 import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { claimSingleUse } from '../replay/claim-single-use.ts';
@@ -139,9 +139,9 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     if ('refused' in input) throw input.refused;
     settled = { granted: await grantOrThrow(deps, input, now, event) };
   } catch (error) {
-    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
+    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error') {
-      deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(describe(error), AUDIT_BOUNDS.detail) });
+      deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(errorText(error), AUDIT_BOUNDS.detail) });
     }
     event.reason = failure.reason;
     event.decision = REASONS[failure.reason].decision;
@@ -163,7 +163,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
   try {
     link = await deps.audit.append(recordedEvent);
   } catch (error) {
-    deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: describe(error) });
+    deps.log.error('audit append failed; refusing to answer with a token', { request_id: context.requestId, error: errorText(error) });
     const revoke = 'granted' in settled ? settled.granted.revoke : undefined;
     if (revoke !== undefined) {
       // A GitHub token was minted but cannot be accounted for: take it back at once.
@@ -172,7 +172,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
         (revokeError: unknown) =>
           deps.log.error('unaudited GitHub token could not be revoked now; its schedule stays', {
             request_id: context.requestId,
-            error: describe(revokeError),
+            error: errorText(revokeError),
           }),
       );
     }
@@ -488,10 +488,6 @@ function noGitHubApp(): ExchangeError {
 function claimText(claims: Readonly<Record<string, unknown>>, name: string): string | undefined {
   const value = claims[name];
   return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { networkOf } from './network-of.ts';
-import type { Logger } from '../log.ts';
+import { errorText, type Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
 import { RateLimitedError } from './rate-limited-error.ts';
 import type { RateLimiter } from './rate-limiter.ts';
@@ -42,7 +42,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     } catch (error) {
       log.error('rate limiter unavailable; request let through', {
         limit: limit.name,
-        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        error: errorText(error),
       });
       return undefined;
     }

@@ -1,3 +1,4 @@
+import { errorText } from '../log.ts';
 import { PolicyLoadError } from './load-policies.ts';
 
 /** The outcome of the last attempt to replace the live policy set, for the log and `GET /v1/health`. */
@@ -20,6 +21,6 @@ export function reloadProblems(error: unknown): string[] {
   const problems =
     error instanceof PolicyLoadError
       ? error.problems.map((problem) => `${problem.file}:${problem.line}:${problem.column} ${problem.message}`)
-      : [error instanceof Error ? `${error.name}: ${error.message}` : String(error)];
+      : [errorText(error)];
   return problems.slice(0, MAX_REPORTED_PROBLEMS);
 }

@@ -1,7 +1,7 @@
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import { pooledRandom } from '../../core/audit/pooled-random.ts';
-import type { Logger } from '../../core/log.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';
 import type { AlertDraft } from './alert.ts';
@@ -99,7 +99,7 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
       const { webhook } = deps;
       if (webhook !== undefined) await Promise.all(stored.map((alert) => deliver(alert, webhook)));
     } catch (error) {
-      deps.log.error('alert evaluation failed', { event_id: event.id, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      deps.log.error('alert evaluation failed', { event_id: event.id, error: errorText(error) });
     }
   };
 }

@@ -9,7 +9,7 @@ import type { RequestContext } from '../../core/exchange/exchange-token.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
-import type { Logger } from '../../core/log.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
 import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/decide.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
@@ -92,9 +92,9 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
   try {
     allowed = await authorize(deps, input, event, now);
   } catch (error) {
-    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', describe(error), { cause: error });
+    const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error')
-      deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: describe(error) });
+      deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
     const limited = failure instanceof RateLimitedError ? failure : undefined;
     if (limited !== undefined && !limited.recorded) return refusalOf(failure, undefined);
     event.reason = failure.reason;
@@ -205,7 +205,7 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
     try {
       claims = await deps.verifyKeywayToken(token, `${deps.issuer}/proxy/${input.upstream}`, scheme === 'DPoP');
     } catch (error) {
-      throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${describe(error)}`);
+      throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
     await refuseRevoked(deps, claims, now);
     const issuer = policies.issuer(deps.issuer);
@@ -239,7 +239,7 @@ async function refuseRevoked(deps: ProxyDeps, claims: JWTPayload, now: number): 
   try {
     revoked = await deps.revocations.isRevoked(claims.jti, now);
   } catch (error) {
-    throw new ProxyRefusal('proxy_revocation_unavailable', `the revocation list cannot be read: ${describe(error)}`, { cause: error });
+    throw new ProxyRefusal('proxy_revocation_unavailable', `the revocation list cannot be read: ${errorText(error)}`, { cause: error });
   }
   if (revoked) throw new ProxyRefusal('proxy_unauthenticated', 'the keyway access token was revoked', { public: true });
 }
@@ -259,8 +259,8 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   try {
     credential = await deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
   } catch (error) {
-    deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: describe(error) });
-    return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${describe(error)}`);
+    deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: errorText(error) });
+    return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${errorText(error)}`);
   }
   const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');
   const target = `${base}${allowed.path === '/' ? '' : allowed.path}${input.query === '' ? '' : `?${input.query}`}`;
@@ -280,7 +280,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     response = await deps.fetch(target, { method: input.method, headers: sent, signal: deadline, redirect: 'manual', ...(body === undefined ? {} : { body }) });
   } catch (error) {
     if (deadline.aborted) return fail('proxy_upstream_timeout', `upstream ${upstream.name} did not answer within ${upstream.limits.timeoutSeconds} s`);
-    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} could not be reached: ${describe(error)}`);
+    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} could not be reached: ${errorText(error)}`);
   }
 
   const headers = callerResponseHeaders(response.headers, credential.secret);
@@ -428,7 +428,7 @@ async function append(deps: ProxyDeps, event: Draft, context: RequestContext): P
     await deps.audit.append(boundAuditEvent(event));
     return true;
   } catch (error) {
-    deps.log.error('audit append failed; the proxied request is not made', { request_id: context.requestId, error: describe(error) });
+    deps.log.error('audit append failed; the proxied request is not made', { request_id: context.requestId, error: errorText(error) });
     return false;
   }
 }
@@ -455,8 +455,4 @@ function refusalOf(failure: ExchangeError, auditEventId: string | undefined): Pr
 
 function unavailable(): ProxyAnswer {
   return { kind: 'unavailable', description: 'the audit log is unavailable, so the request was not made; retry later' };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -1,7 +1,7 @@
 import { Webhooks, type EmitterWebhookEvent } from '@octokit/webhooks';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { Logger } from '../../core/log.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
 import type { EndedRun } from '../../features/github/webhooks/revoke-run-tokens.ts';
@@ -157,7 +157,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
         log.error('github webhook failed; the delivery may be sent again', {
           delivery,
           event: name,
-          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+          error: errorText(error),
         });
         return c.json({ error: 'temporarily_unavailable', error_description: 'the event could not be handled now; redeliver it later' }, 503, NO_STORE);
       }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
+import { errorText } from '../../core/log.ts';
 import type { AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import type { CanonicalEvent } from '../../core/audit/chain-hash.ts';
@@ -45,8 +46,6 @@ export interface WriterReply {
   readonly alerts: Outcome<unknown>[];
 }
 
-const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-
 /**
  * The broker's single writer, on its own thread with its own connection: the audit log's appends
  * (hashing included), single-use claims and the alert store's writes, each batch committed with
@@ -65,10 +64,10 @@ const reportCheckpointFailure = (failure: WalCheckpointFailure): void => parentP
 try {
   new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, batches } satisfies WalCheckpointerData })
     .on('message', reportCheckpointFailure)
-    .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${describe(error)}` }));
+    .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${errorText(error)}` }));
 } catch (error) {
   // No thread to be had (EAGAIN near a process's thread limit): Node throws here, not through 'error'.
-  reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread did not start: ${describe(error)}` });
+  reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread did not start: ${errorText(error)}` });
 }
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
 const guard = new SqliteReplayGuard(db);
@@ -104,11 +103,11 @@ function settle<T>(work: () => T | Promise<T>): Promise<Outcome<T>> {
   try {
     returned = work();
   } catch (error) {
-    return Promise.resolve({ error: describe(error) });
+    return Promise.resolve({ error: errorText(error) });
   }
   return Promise.resolve(returned).then(
     (result): Outcome<T> => ({ result }),
-    (error: unknown): Outcome<T> => ({ error: describe(error) }),
+    (error: unknown): Outcome<T> => ({ error: errorText(error) }),
   );
 }
 

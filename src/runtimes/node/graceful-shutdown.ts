@@ -1,5 +1,5 @@
 import type { ShutdownSettings } from '../../config/node-config.ts';
-import type { Logger } from '../../core/log.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 import type { NodeBroker } from './start-node-broker.ts';
 
 /** Exit code of a shutdown that did not finish in KEYWAY_SHUTDOWN_SECONDS, or failed. */
@@ -37,7 +37,7 @@ export function gracefulShutdown(
       },
       (error: unknown) => {
         clearTimeout(deadline);
-        log.error('shutdown failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error), ...broker.closing() });
+        log.error('shutdown failed', { error: errorText(error), ...broker.closing() });
         exit(SHUTDOWN_INCOMPLETE);
       },
     );

@@ -1,4 +1,4 @@
-import type { Logger } from '../../core/log.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 
 /** setTimeout's ceiling (about 24.8 days). */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -44,8 +44,7 @@ export class RevocationTimer {
     clearTimeout(this.#timer);
     this.#round = this.#run().then(
       () => undefined,
-      (error: unknown) =>
-        this.#log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+      (error: unknown) => this.#log.error('github token revocation round failed', { error: errorText(error) }),
     );
     await this.#round;
     this.#round = undefined;

@@ -17,7 +17,7 @@ import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../../features/dev-issuer/dev-issuer.ts';
 import { devIssuerRoutes } from '../../http/routes/dev-issuer.ts';
 import type { JwksCache, JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
-import { jsonLogger, type LogFields, type Logger } from '../../core/log.ts';
+import { errorText, jsonLogger, type LogFields, type Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
@@ -255,7 +255,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
       if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
     } catch (error) {
-      log.error('audit log upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      log.error('audit log upkeep failed', { error: errorText(error) });
     }
   };
   if (leader) await maintain();
@@ -279,9 +279,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     );
   await keyUpkeep();
   const keyTimer = setInterval(() => {
-    keyUpkeep().catch((error: unknown) =>
-      log.error('signing key upkeep failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
-    );
+    keyUpkeep().catch((error: unknown) => log.error('signing key upkeep failed', { error: errorText(error) }));
   }, KEY_RING_REFRESH_SECONDS * 1000);
   keyTimer.unref();
 

@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { errorText } from '../../core/log.ts';
 import { openSqliteFile, type SqliteFile } from '../../storage/sqlite-file.ts';
 
 /** What the audit writer gives its checkpoint thread: the file, and a count of the batches it served (Int32, index 0). */
@@ -56,10 +57,7 @@ setInterval(() => {
     copiedUpTo = served;
     failedAt = undefined;
   } catch (error) {
-    if (failedAt === undefined)
-      parentPort?.postMessage({
-        walCheckpointFailed: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      } satisfies WalCheckpointFailure);
+    if (failedAt === undefined) parentPort?.postMessage({ walCheckpointFailed: errorText(error) } satisfies WalCheckpointFailure);
     failedAt = performance.now();
   }
 }, LOOK_EVERY_MS);

@@ -23,7 +23,7 @@ import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '
 import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import type { PendingRevocation, RevocationStore } from '../../features/github/app/revocation-store.ts';
 import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
-import { jsonLogger } from '../../core/log.ts';
+import { errorText, jsonLogger } from '../../core/log.ts';
 import { readFlag } from '../../core/settings/read-settings.ts';
 import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
 import type { WorkerEnv } from './worker-broker.ts';
@@ -161,7 +161,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
         });
       }
     } catch (error) {
-      log.error('github token revocation round failed', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      log.error('github token revocation round failed', { error: errorText(error) });
     }
     const next = await this.#revocations.nextAttemptAt();
     if (next !== undefined) await this.#armAlarm(Math.max(next, Date.now() + 1000));

@@ -1,4 +1,4 @@
-import { jsonLogger } from '../../core/log.ts';
+import { errorText, jsonLogger } from '../../core/log.ts';
 import type { PolicyFile } from '../../core/policy/load-policies.ts';
 import bundledPolicies from '../../../build/policies.json';
 import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
@@ -12,8 +12,6 @@ export { AuditShardState } from './audit-shard-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<WorkerBroker> | undefined;
-
-const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 /**
  * wrangler.toml ships KEYWAY_ISSUER=http://127.0.0.1:8787 for `wrangler dev`. A Worker reached
@@ -41,14 +39,14 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
   } catch (error) {
     // Try again on the next request; until then, say so rather than fail obscurely.
     broker = undefined;
-    log.error('broker failed to start', { error: describe(error) });
+    log.error('broker failed to start', { error: errorText(error) });
     return Response.json({ error: 'temporarily_unavailable', error_description: 'the broker is not configured correctly' }, { status: 503 });
   }
   try {
     // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
     await ready.keys.refreshIfStale(Date.now());
   } catch (error) {
-    log.error('signing keys failed to load', { error: describe(error) });
+    log.error('signing keys failed to load', { error: errorText(error) });
     return Response.json({ error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' }, { status: 503 });
   }
   return ready;
@@ -71,14 +69,14 @@ export default {
     try {
       for (const transition of await scheduledKeyUpkeep(env, controller.scheduledTime)) log.info('signing key life cycle', { ...transition });
     } catch (error) {
-      log.error('signing key upkeep failed', { error: describe(error) });
+      log.error('signing key upkeep failed', { error: errorText(error) });
       throw error;
     }
     try {
       const root = await scheduledAuditUpkeep(env, controller.scheduledTime, log);
       if (root !== undefined) log.info('audit root checkpoint', { time: root.time, chains: Object.keys(root.heads).length });
     } catch (error) {
-      log.error('audit upkeep failed', { error: describe(error) });
+      log.error('audit upkeep failed', { error: errorText(error) });
       throw error;
     }
   },

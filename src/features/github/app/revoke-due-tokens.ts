@@ -1,4 +1,4 @@
-import type { Logger } from '../../../core/log.ts';
+import { errorText, type Logger } from '../../../core/log.ts';
 import { SecretBoxError, type SecretBox } from '../../../core/secrets/secret-box.ts';
 import { GitHubClient, type GitHubHttp } from './github-client.ts';
 import { GitHubError } from './github-error.ts';
@@ -76,7 +76,7 @@ async function revokeOne(deps: RevokeDueTokensDeps, retry: RevocationRetryPolicy
   try {
     return await finish(await revokeInstallationToken(GitHubClient.withTokensOnly(pending.apiUrl, deps.http), token));
   } catch (error) {
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const message = errorText(error);
     const attempts = pending.attempts + 1;
     const next = now + retry.backoffMs * 2 ** (attempts - 1);
     if (attempts >= retry.attempts || next >= pending.githubExpiresAt) return finish('gave_up', 'error', { error: message });

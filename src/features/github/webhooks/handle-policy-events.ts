@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
-import type { Logger } from '../../../core/log.ts';
+import { errorText, type Logger } from '../../../core/log.ts';
 import type { PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../repository-policies/fetch-policy-files.ts';
 import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
@@ -330,7 +330,7 @@ export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Prom
         // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set;
         // GitHub failing is not, and is left to a redelivery.
         if (!(error instanceof PolicyFetchError)) throw error;
-        const status = await deps.live.refuse(`${error.name}: ${error.message}`, source(sha));
+        const status = await deps.live.refuse(errorText(error), source(sha));
         return { handled: true, detail: `live set kept: ${status.problems?.join('; ') ?? ''}` };
       }
       const status = await deps.live.adopt(files, source(sha));
