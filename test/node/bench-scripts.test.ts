@@ -29,6 +29,7 @@ describe('the benchmark scripts', () => {
       BENCH_ROUNDS: '1',
       BENCH_RATE: '50',
       BENCH_RATE_SECONDS: '1',
+      BENCH_RATE_WARM_UP_SECONDS: '1',
       BENCH_CONNECTIONS: '4',
       BENCH_FLOOR_SECONDS: '1',
       BENCH_WARM_UP: '10',
@@ -60,7 +61,7 @@ describe('the benchmark scripts', () => {
       tokens: { repeated: number; grantedByServer: Record<string, { exchanges: number; distinctTokens: number }> };
       scaling: { cores: number; keyway: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number }> };
       targets: Record<string, { verdict: string; reason: string }>;
-      fixedRate: { overTargetInBroker: { ms: number; exchanges: number; auditAppends: number } };
+      fixedRate: { overTargetInBroker: { ms: number; exchanges: number; auditAppends: number }; warmUp: { seconds: number; p99Ms: number } | null };
     };
     const targets = ['baselineRatio', 'nodeCryptoFloorRatio', 'floorRatio', 'p99AtRate', 'coreScaling', 'policyCost', 'bundleGzip', 'jwksFetchesSteady'];
     expect(Object.keys(summary.targets)).toEqual(targets);
@@ -75,6 +76,10 @@ describe('the benchmark scripts', () => {
     expect(overTargetInBroker).toEqual({ ms: 10, exchanges: expect.any(Number), auditAppends: expect.any(Number) });
     for (const share of [overTargetInBroker.exchanges, overTargetInBroker.auditAppends]) expect(share >= 0 && share <= 1).toBe(true);
     expect(bench.stdout).toMatch(/over 10 ms as the broker timed them: [\d.]+% of its answers, [\d.]+% of their audit appends alone/);
+    // The first seconds at the rate, after the rounds as fast as the broker answers, are run and reported but not counted.
+    expect(summary.fixedRate.warmUp).toEqual({ seconds: 1, p50Ms: expect.any(Number), p99Ms: expect.any(Number), maxMs: expect.any(Number) });
+    expect(bench.stdout).toMatch(/fixed rate 50\/s, first 1s \(warm-up, not counted\), keyway, 10 policies: +\d+ exchanges\/s, p50 [\d.]+ ms, p99 [\d.]+ ms/);
+    expect(bench.stdout).toMatch(/\| latency at 50\/s +\| p50 [\d.]+ ms, p99 [\d.]+ ms \(\d+\/s answered\); the 1 s before, not counted: p99 [\d.]+ ms/);
     // The hand-rolled baseline ran in the same run, and every ratio has both figures.
     expect(summary.baseline.exchangesPerSecond).toBeGreaterThan(0);
     expect(summary.nodeCryptoFloor.unitsPerCpuSecond).toBeGreaterThan(0);
