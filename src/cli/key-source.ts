@@ -67,7 +67,8 @@ export async function openDataDirKeyStore(
   }
   let db;
   try {
-    db = openSqliteFile(path, { readonly: !sealed });
+    // Never created here, even if the file went away since the check above: a rotation into a new empty database would be lost.
+    db = openSqliteFile(path, sealed ? { existing: true } : { readonly: true });
     // Read-only, the schema is still checked: a newer keyway's database is never read half-understood.
     if (sealed) migrate(db);
     else checkSchema(db);
