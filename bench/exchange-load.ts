@@ -146,6 +146,8 @@ export interface LoadResult {
   readonly max: number;
   /** Non-2xx answers, socket errors and timeouts. */
   readonly failures: number;
+  /** At a fixed rate only: every 2xx answer's latency in milliseconds, sorted, so that runs can be taken together. */
+  readonly latenciesMs?: readonly number[];
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
@@ -250,15 +252,20 @@ async function runPaced(options: LoadOptions, rate: number): Promise<LoadResult>
   });
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  const percentile = (p: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? Number.NaN).toFixed(2));
   return {
     rate: latencies.length / Math.max(options.seconds, (performance.now() - start) / 1000),
     answered: latencies.length,
-    p50: percentile(0.5),
-    p99: percentile(0.99),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
     max: Number((latencies.at(-1) ?? Number.NaN).toFixed(2)),
     failures,
+    latenciesMs: latencies,
   };
+}
+
+/** The `p` quantile (0 to 1) of latencies sorted ascending, in milliseconds to two decimals; NaN when there are none. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return Number((sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN).toFixed(2));
 }
 
 /** Exchanges `count` tokens one at a time, failing on any refusal: the JWKS fetch, JIT and caches before a measured run. */
