@@ -53,8 +53,9 @@ export interface WriterReply {
  */
 const { path } = workerData as { path: string };
 const db = openSqliteFile(path);
-// Index pages of random keys (jti, SHA-256) are touched all over; keep more of them in memory.
-db.exec('PRAGMA cache_size = -65536');
+// better-sqlite3's page cache (16 MB), not a larger one: a commit whose inserts split a B-tree page walks the whole
+// cache, because SQLite renumbers the split's pages through the page past 1 GiB and then drops every cached page past
+// the end of the file. A 64 MiB cache cost about 100 µs more per record on a log of 300,000 (docs/operations/capacity.md).
 // Copies the WAL into the database file off this thread, so commits do not wait for it; it ends with this thread.
 // It is best effort: a failure, even to start, is reported to the main thread (to log) and never stops this writer,
 // whose own automatic checkpoints then do the work. A thread that stopped is not started again until the writer is.
