@@ -53,9 +53,12 @@ export interface WriterReply {
  */
 const { path } = workerData as { path: string };
 const db = openSqliteFile(path);
-// better-sqlite3's page cache (16 MB), not a larger one: a commit whose inserts split a B-tree page walks the whole
-// cache, because SQLite renumbers the split's pages through the page past 1 GiB and then drops every cached page past
-// the end of the file. A 64 MiB cache cost about 100 µs more per record on a log of 300,000 (docs/operations/capacity.md).
+// 16,000 KiB of page cache (better-sqlite3's default, set here so that another build cannot change it), not more. While
+// the file is under 1 GiB, a commit in which SQLite reorders a split's new page numbers (through the page at 1 GiB) ends
+// with a scan of every cached page: a 64 MiB cache cost about 100 µs more per record on a log of 300,000 records, and
+// on a 2 GiB log the two sizes cost the same (docs/operations/capacity.md).
+db.exec('PRAGMA cache_size = -16000');
+
 // Copies the WAL into the database file off this thread, so commits do not wait for it; it ends with this thread.
 // It is best effort: a failure, even to start, is reported to the main thread (to log) and never stops this writer,
 // whose own automatic checkpoints then do the work. A thread that stopped is not started again until the writer is.
