@@ -177,6 +177,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         'generic/templated.yaml': templated,
         'main-only/glob.yaml': mainOnly('734301', '{ glob: "acme/api/**@refs/heads/main" }'),
         'main-only/regex.yaml': mainOnly('734302', '{ regex: "acme/api/.*@refs/heads/main" }'),
+        // An allow policy whose tokens are minted for an audience of its own, not the broker's.
+        'own-audience/deploy.yaml':
+          `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
+          `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
       });
     });
     afterAll(() => broker.close());
@@ -292,6 +296,15 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           error: 'invalid_request',
           reason: 'denied_by_policy',
         });
+        expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
+      });
+
+      it('a guardrail that names no subject_audience holds for every audience: asking for an allow policy’s own audience does not step around it', async () => {
+        const minted = (eventName: string) =>
+          github.sign(ciClaims(github.url, 'https://own-audience.example', { repository_id: '734303', event_name: eventName }));
+        const asked = { audience: 'https://own-audience-api.example' };
+        expect((await postToken(broker, exchangeForm(await minted('push'), asked))).status).toBe(200);
+        const { event } = await refused(exchangeForm(await minted('pull_request_target'), asked), { error: 'invalid_request', reason: 'denied_by_policy' });
         expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
       });
 

@@ -82,6 +82,16 @@ describe('decide', () => {
     expect(decide(set, token(set, { repository_id: '1', aud: ['x', 'https://special.example'] }), ANY).granted).toBe(true);
   });
 
+  it('holds a deny policy that names no subject_audience for every audience, and one that names it for that audience alone', () => {
+    const special = allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n');
+    const deny = (extra = '') => `version: 1\neffect: deny\nissuer: github\n${extra}match:\n  event_name: pull_request_target\n`;
+    const claims = { repository_id: '1', aud: 'https://special.example', event_name: 'pull_request_target' };
+    const everywhere = load({ 'p.yaml': special, 'guard.yaml': deny() });
+    expect(decide(everywhere, token(everywhere, claims), ANY)).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { deniedBy: ['guard'] } });
+    const scoped = load({ 'p.yaml': special, 'guard.yaml': deny(`subject_audience: ${BROKER}\n`) });
+    expect(decide(scoped, token(scoped, claims), ANY)).toMatchObject({ granted: true, trace: { deniedBy: [] } });
+  });
+
   it('grants only the requested audience and scope when the policy covers them', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: [https://a.example, https://b.example]\n  scopes: [read, write]') });
     const claims = { repository_id: '1' };

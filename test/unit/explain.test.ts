@@ -49,7 +49,8 @@ describe('explainClaims', () => {
       { claim: 'environment', matcher: 'production', actual: 'production', held: true },
       { claim: 'event_name', matcher: ['push', 'workflow_dispatch'], actual: 'push', held: true },
     ]);
-    expect(explanation.policies[2]?.lines[1]).toEqual({ claim: 'runner_environment', matcher: 'self-hosted', held: false });
+    // A deny policy that names no subject_audience has no audience line: it holds whatever audience the token was minted for.
+    expect(explanation.policies[2]?.lines).toEqual([{ claim: 'runner_environment', matcher: 'self-hosted', held: false }]);
     expect(explanation.inactive).toEqual([{ id: 'off', why: 'disabled: true' }]);
     expect(explanation.decision).toEqual({
       granted: true,

@@ -195,6 +195,15 @@ describe('lint rules', () => {
     it('counts a deny guardrail that refuses the context for every token', () => {
       const guard = { 'g.yaml': `version: 1\neffect: deny\nissuer: github\nmatch: { event_name: [${UNTRUSTED_EVENTS.join(', ')}] }\n` };
       expect(contexts(`${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"`, '[deploy:write]', guard)).toEqual([]);
+      // A guardrail that names no audience holds for an allow policy with an audience of its own too.
+      const ownAudience = github(
+        `${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"\n`,
+        '[deploy:write]',
+        'subject_audience: https://own.example\n',
+      );
+      const findings = lint({ 'p.yaml': ownAudience, ...guard }).filter((finding) => finding.rule === 'write-from-untrusted');
+      expect(findings).toEqual([]);
+      expect(lint({ 'p.yaml': ownAudience }).filter((finding) => finding.rule === 'write-from-untrusted')).not.toEqual([]);
     });
 
     it('does not count guardrails that are narrower, in audit mode, or for another audience', () => {

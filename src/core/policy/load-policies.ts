@@ -339,6 +339,7 @@ function compilePolicy(
     mode: data.mode,
     issuer,
     subjectAudience: data.subject_audience ?? preset.fixedAudience ?? options.brokerIssuer,
+    everyAudience: data.effect === 'deny' && data.subject_audience === undefined,
     singleUse: preset.singleUse || data.single_use === true,
     conditions,
     actorConditions,

@@ -77,8 +77,14 @@ export interface Policy {
   readonly effect: 'allow' | 'deny';
   readonly mode: 'enforce' | 'audit';
   readonly issuer: TrustedIssuer;
-  /** The `aud` the subject token must carry. */
+  /** The `aud` the subject token must carry (unless `everyAudience`), and one its issuer's tokens are accepted for. */
   readonly subjectAudience: string;
+  /**
+   * A deny policy that names no `subject_audience`: it holds for every audience its issuer's tokens
+   * are accepted for, so no allow policy steps around a guardrail by having its tokens minted for
+   * an audience of its own.
+   */
+  readonly everyAudience: boolean;
   /** The first exchange this policy grants for a token claims it; later ones are refused as `replayed`. */
   readonly singleUse: boolean;
   readonly conditions: readonly ClaimCondition[];
@@ -87,6 +93,11 @@ export interface Policy {
   readonly grant: Grant | undefined;
   /** What a refused caller learns when this is the closest allow policy: its own `diagnostics`, else its issuer's. */
   readonly diagnostics: Diagnostics;
+}
+
+/** Whether a deny policy's audience line lets it hold for the tokens another policy takes: it names none, or the same one. */
+export function guardHoldsForAudienceOf(guard: Policy, policy: Policy): boolean {
+  return guard.everyAudience || guard.subjectAudience === policy.subjectAudience;
 }
 
 export function audienceIncludes(aud: unknown, expected: string): boolean {
@@ -105,7 +116,7 @@ export interface LineOutcome {
 
 export interface PolicyMatch {
   readonly policy: Policy;
-  /** The subject audience line first, then every `match` line in written order. */
+  /** The subject audience line first (none for a deny policy that names no audience), then every `match` line in written order. */
   readonly lines: readonly LineOutcome[];
   readonly matched: boolean;
 }
@@ -116,10 +127,11 @@ export interface PolicyMatch {
  * policy's lines are evaluated; decisions, explain and tests all read its outcome.
  */
 export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>, actor?: Readonly<Record<string, unknown>>): PolicyMatch {
+  const expected = policy.subjectAudience;
   const audience = claims['aud'];
-  const lines: LineOutcome[] = [
-    { key: 'subject_audience', written: policy.subjectAudience, actual: audience, held: audienceIncludes(audience, policy.subjectAudience) },
-  ];
+  const lines: LineOutcome[] = policy.everyAudience
+    ? []
+    : [{ key: 'subject_audience', written: expected, actual: audience, held: audienceIncludes(audience, expected) }];
   for (const condition of policy.conditions) {
     const actual = condition.read(claims);
     lines.push({ key: condition.key, written: condition.written, actual, held: condition.matcher.test(actual) });

@@ -383,7 +383,12 @@ export const PolicySchema = v.pipe(
     disabled: v.optional(v.pipe(v.boolean(), v.description('true takes the policy out of every decision (a kill switch)')), false),
     issuer: IssuerSchema,
     subject_audience: v.optional(
-      v.pipe(Audience, v.description("the aud the CI token must carry; default: the broker's own issuer URL (or the issuer's fixed audience)")),
+      v.pipe(
+        Audience,
+        v.description(
+          "the aud the CI token must carry; default: the broker's own issuer URL (or the issuer's fixed audience). A deny policy without it holds for every audience",
+        ),
+      ),
     ),
     single_use: v.optional(
       v.pipe(

@@ -1,7 +1,7 @@
 import { KeywayError } from '../errors/keyway-error.ts';
 import { isPermissionLevel, levelCovers, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { untrustedContextsReaching } from './lint/lint-policies.ts';
-import type { ClaimCondition, Policy } from './policy.ts';
+import { guardHoldsForAudienceOf, type ClaimCondition, type Policy } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
 import { SCOPE_TOKEN_PATTERN, type Matcher } from './schema.ts';
 
@@ -94,7 +94,7 @@ function grants(policy: Policy, question: WhoCanQuestion): boolean {
 }
 
 const lines = (policy: Policy): WhoCanLine[] => [
-  { claim: 'subject_audience', matcher: policy.subjectAudience },
+  ...(policy.everyAudience ? [] : [{ claim: 'subject_audience', matcher: policy.subjectAudience }]),
   ...policy.conditions.map((condition) => ({ claim: condition.key, matcher: condition.written })),
 ];
 
@@ -113,9 +113,9 @@ function disjoint(a: ClaimCondition, b: ClaimCondition): boolean {
   return none(exactValues(a.written), b) || none(exactValues(b.written), a);
 }
 
-/** A deny policy cuts into an allow policy unless a line of each on the same claim provably excludes the other. */
+/** A deny policy cuts into an allow policy unless a line of each on the same claim (the audience too) provably excludes the other. */
 function cutsInto(guard: Policy, policy: Policy): boolean {
-  if (guard.issuer.url !== policy.issuer.url || guard.subjectAudience !== policy.subjectAudience) return false;
+  if (guard.issuer.url !== policy.issuer.url || !guardHoldsForAudienceOf(guard, policy)) return false;
   return !guard.conditions.some((line) => policy.conditions.some((other) => other.key === line.key && disjoint(line, other)));
 }
 

@@ -129,8 +129,9 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[]
   const policyB = b.policy;
 
   if (policyA.issuer.url !== policyB.issuer.url) changes.push({ what: `issuer: ${policyA.issuer.url} → ${policyB.issuer.url}`, access: toAccess('changed') });
-  if (policyA.subjectAudience !== policyB.subjectAudience) {
-    changes.push({ what: `subject_audience: ${show(policyA.subjectAudience)} → ${show(policyB.subjectAudience)}`, access: toAccess('changed') });
+  if (policyA.subjectAudience !== policyB.subjectAudience || policyA.everyAudience !== policyB.everyAudience) {
+    const audience = (policy: Policy): string => (policy.everyAudience ? 'every audience (a deny policy that names none)' : show(policy.subjectAudience));
+    changes.push({ what: `subject_audience: ${audience(policyA)} → ${audience(policyB)}`, access: toAccess('changed') });
   }
   for (const change of lineChanges(policyA, policyB)) changes.push({ what: change.what, access: toAccess(change.widening) });
   if (show(a.document.match_actor) !== show(b.document.match_actor)) {

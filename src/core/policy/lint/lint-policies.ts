@@ -3,7 +3,7 @@ import { carriesGitRef } from '../../claims/case-fold.ts';
 import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
-import type { ClaimCondition, Policy } from '../policy.ts';
+import { guardHoldsForAudienceOf, type ClaimCondition, type Policy } from '../policy.ts';
 import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
 import { compileSafeRegex } from '../safe-regex.ts';
 import { defaultCloudSubject } from '../decide.ts';
@@ -375,7 +375,7 @@ export function untrustedContextsReaching(policy: Policy, guardrails: readonly P
 function blocksEveryToken(guard: Policy, policy: Policy, claim: string, value: string): boolean {
   return (
     guard.issuer.url === policy.issuer.url &&
-    guard.subjectAudience === policy.subjectAudience &&
+    guardHoldsForAudienceOf(guard, policy) &&
     guard.conditions.length > 0 &&
     guard.conditions.every((condition: ClaimCondition) => condition.key === claim && condition.matcher.test(value))
   );
