@@ -258,6 +258,13 @@ describe("what a repository's own policies may use", () => {
     expect(problems(own('{ contents: read }', '{ kind: github, diagnostics: none }'))).toEqual([]);
   });
 
+  it('never chooses the subject token’s audience: which audiences the broker accepts, and which guardrails hold for them, is the operator’s', () => {
+    const chosen = own('{ contents: read }').text.replace('match:', 'subject_audience: https://team.example\nmatch:');
+    expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: chosen })).toEqual([
+      "3: a repository's own policy cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)",
+    ]);
+  });
+
   it('never grants a cloud token: a cloud trusts the sub alone, which a repository could otherwise choose', () => {
     const file = own('{ contents: read }');
     const cloud = {

@@ -43,7 +43,7 @@ export function repositoryPolicyRules(settings: RepositoryPolicySettings, centra
 
 /**
  * What a repository's own policies may not do, positioned for the loader's error and the review's
- * annotations: name an issuer the operator does not allow them, grant anything but a GitHub token
+ * annotations: name an issuer the operator does not allow them, choose the subject token's audience, grant anything but a GitHub token
  * for that same repository (another repository, a keyway JWT for some audience) or a permission
  * above the operator's ceiling, or choose their own id (it is their path, so no repository can
  * take a central policy's place).
@@ -60,6 +60,10 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
       report(`${issuer} is not an issuer the operator allows repository policies to name (${setting})`, ['issuer']);
     }
     if (document.effect === 'deny') continue;
+    // Its tokens are minted for the broker: which other audiences it accepts, and which guardrails hold for them, is the operator's choice.
+    if (document.subject_audience !== undefined) {
+      report("a repository's own policy cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)", ['subject_audience']);
+    }
     if (entry.policy !== undefined && entry.policy.diagnostics !== 'none') {
       report(
         "a repository's own policy cannot set diagnostics: what a refused pipeline learns (the central guardrails that fired among it) is the operator's choice",
