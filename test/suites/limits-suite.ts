@@ -114,6 +114,33 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect(await github.hits()).toMatchObject({ discovery: 1, jwks: 1 });
     });
 
+    /** The records of requests sent with this User-Agent, however they were answered. */
+    async function recordsFrom(broker: BrokerHarness, userAgent: string) {
+      return (await broker.recentAuditEvents()).filter((event) => event.request.user_agent === userAgent);
+    }
+
+    it('sheds a flood of GET /token like one of exchanges: 405 and a record while within the limit, then 429 and one record for the whole run', async () => {
+      const { broker } = await setup({ KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '2' });
+      const userAgent = `flood-${crypto.randomUUID()}`;
+      const get = async (): Promise<TokenResponse> => {
+        const response = await broker.request('/token', { headers: { 'user-agent': userAgent, 'cf-connecting-ip': '127.0.0.1' } });
+        return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+      };
+      const notAllowed = { status: 405, error: 'invalid_request', reason: 'method_not_allowed' } as const;
+      const first = await get();
+      expect(first.headers.get('allow')).toBe('POST');
+      await expectRefusal(broker, first, notAllowed);
+      expect(await recordsFrom(broker, userAgent)).toHaveLength(1);
+      await expectRefusal(broker, await get(), notAllowed);
+
+      const shed = await get();
+      expect(shed.headers.get('retry-after')).toBe('60');
+      expect(shed.body['error_description']).toContain('client rate limit');
+      await expectRefusal(broker, shed, limited);
+      for (let request = 0; request < 20; request += 1) await expectRefusal(broker, await get(), limitedAgain);
+      expect((await recordsFrom(broker, userAgent)).map((event) => event.reason)).toEqual(['rate_limited', 'method_not_allowed', 'method_not_allowed']);
+    });
+
     it('holds every caller to the global limit', async () => {
       const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '3', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '2' });
       expect((await post(broker, exchangeForm(await good()))).status).toBe(200);

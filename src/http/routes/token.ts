@@ -50,9 +50,13 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
   };
   const refuse = (reason: Refusal, detail: string) => ({ refused: new ExchangeError(reason, detail, { public: true }) });
 
-  routes.post(
+  // Every method: a refusal of any request to /token is a record, so a flood of them is shed like a flood of exchanges.
+  routes.use(
     '/token',
     rateLimitBeforeBody(deps.exchange.limits, deps.clientIp, (c, limited) => respond(c as Context<TokenEnv>, { refused: limited })),
+  );
+  routes.post(
+    '/token',
     bodyLimit({
       maxSize: REQUEST_LIMITS.bodyBytes,
       onError: (c) => respond(c as Context<TokenEnv>, refuse('request_too_large', `the request body is larger than ${REQUEST_LIMITS.bodyBytes} bytes`)),
