@@ -141,6 +141,35 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect((await recordsFrom(broker, userAgent)).map((event) => event.reason)).toEqual(['rate_limited', 'method_not_allowed', 'method_not_allowed']);
     });
 
+    it('sheds a flood of refused /proxy requests before they are recorded, with no upstream declared', async () => {
+      const { broker } = await setup({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '2' });
+      const userAgent = `flood-${crypto.randomUUID()}`;
+      const get = async (index: number) => {
+        const response = await broker.request(`/proxy/nope-${index}/${'a'.repeat(2000)}`, { headers: { 'user-agent': userAgent } });
+        return { response, body: (await response.json()) as Record<string, unknown> };
+      };
+      for (let index = 0; index < 2; index += 1) {
+        const { response, body } = await get(index);
+        expect(response.status).toBe(404);
+        expect(response.headers.get('keyway-error')).toBe('proxy_upstream_unknown');
+        expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'proxy_upstream_unknown' });
+      }
+      for (let index = 2; index < 22; index += 1) {
+        const { response, body } = await get(index);
+        expect(response.status).toBe(429);
+        expect(response.headers.get('keyway-error')).toBe('rate_limited');
+        expect(response.headers.get('retry-after')).toBe('60');
+        expect(body['error']).toBe('temporarily_unavailable');
+        expect(body['error_description']).toContain('global rate limit');
+        // Only the first refusal of the run is recorded.
+        if (index === 2) expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'rate_limited' });
+        else expect(body).not.toHaveProperty('audit_event_id');
+      }
+      const recorded = await recordsFrom(broker, userAgent);
+      expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', 'proxy_upstream_unknown', 'proxy_upstream_unknown']);
+      expect(recorded[0]?.proxy).toMatchObject({ upstream: 'nope-2' });
+    });
+
     it('holds every caller to the global limit', async () => {
       const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '3', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '2' });
       expect((await post(broker, exchangeForm(await good()))).status).toBe(200);

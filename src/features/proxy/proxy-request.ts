@@ -119,6 +119,9 @@ interface Allowed {
 }
 
 async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: number): Promise<Allowed> {
+  // First: every refusal below is a record, and anyone can send requests that earn one.
+  const limited = await deps.limits.beforeVerification(input.context.clientIp);
+  if (limited !== undefined) throw limited;
   const upstream = deps.upstreams.get(input.upstream);
   if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
   const refusedHeader = METHOD_OVERRIDE_HEADERS.find((name) => input.headers.has(name));
@@ -139,8 +142,6 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
     throw new ProxyRefusal('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`, { public: true });
   }
 
-  const limited = await deps.limits.beforeVerification(input.context.clientIp);
-  if (limited !== undefined) throw limited;
   const policies = deps.policies();
   const caller = await authenticate(deps, input, policies, event, now);
   const subjectLimit = { name: `proxy:${upstream.name}`, perMinute: upstream.limits.requestsPerMinute, burst: upstream.limits.requestsPerMinute };
