@@ -71,7 +71,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/inventory', inventoryRoutes(deps.audit));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
-  app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations }));
+  app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
   app.route('/', proxyRoutes(deps.proxy));
 

@@ -24,6 +24,8 @@ function raw(url: string, send: (socket: ReturnType<typeof connect>) => void): P
 interface RawResponse {
   readonly status: number;
   readonly headers: ReadonlyMap<string, string>;
+  readonly text: string;
+  /** The answer's JSON; empty for one in another format (the /audit page's HTML). */
   readonly body: Record<string, unknown>;
 }
 
@@ -100,9 +102,10 @@ class KeepAliveClient {
         const headers = new Map(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
         const length = Number(headers.get('content-length'));
         if (this.#received.length >= end + 4 + length) {
-          const body = this.#received.subarray(end + 4, end + 4 + length).toString('utf8');
+          const text = this.#received.subarray(end + 4, end + 4 + length).toString('utf8');
           this.#received = this.#received.subarray(end + 4 + length);
-          return { status: Number(statusLine.split(' ')[1]), headers, body: JSON.parse(body) as Record<string, unknown> };
+          const json = headers.get('content-type')?.startsWith('application/json') === true;
+          return { status: Number(statusLine.split(' ')[1]), headers, text, body: json ? (JSON.parse(text) as Record<string, unknown>) : {} };
         }
       }
       if (this.#closed) throw new Error('the server closed the connection before it answered');
@@ -181,6 +184,21 @@ describe('inbound bounds on Node', () => {
           slow: true,
         },
       ));
+  });
+
+  it('answers a sign-in form over 32 KiB on the /audit page with 413 before the rest is sent, and serves the next request', async () => {
+    const client = new KeepAliveClient(url);
+    try {
+      const form = Buffer.concat([Buffer.from('token='), Buffer.alloc(1024 * 1024, 'a')]);
+      const head = `POST /audit/sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n\r\n`;
+      const refused = await client.send(head, form, { slow: true });
+      expect(refused.status).toBe(413);
+      expect(refused.headers.get('connection')).toBe('close');
+      expect(refused.text).toContain('larger than 32768 bytes');
+      expect((await client.send('GET /audit/sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).status).toBe(200);
+    } finally {
+      client.close();
+    }
   });
 
   it('answers 431 to request headers over 16 KiB', async () => {

@@ -228,6 +228,67 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       });
     });
 
+    describe('the /audit sign-in form', () => {
+      /** A post of the sign-in form as the page's own form sends it: a browser says Sec-Fetch-Site: same-origin. */
+      const signIn = (harness: BrokerClient, body: BodyInit, headers: Record<string, string> = {}) =>
+        harness.request('/audit/sign-in', {
+          method: 'POST',
+          body,
+          redirect: 'manual',
+          duplex: 'half',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', ...headers },
+        } as RequestInit);
+      const MEGABYTE = 1024 * 1024;
+
+      it('refuses a form over 32 KiB with 413, declared or streamed, and goes on signing people in', async () => {
+        // Its connection is not reused: the Node server stops draining the unread rest and destroys the socket.
+        const declared = await signIn(broker, `token=${'a'.repeat(MEGABYTE)}`, { connection: 'close' });
+        expect(declared.status).toBe(413);
+        expect(declared.headers.get('content-type')).toMatch(/^text\/html/);
+        expect(await declared.text()).toContain('larger than 32768 bytes');
+        const chunks = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('token='));
+            for (let sent = 0; sent < MEGABYTE; sent += 8192) controller.enqueue(new Uint8Array(8192).fill(0x61));
+            controller.close();
+          },
+        });
+        const streamed = await signIn(broker, chunks, { connection: 'close' });
+        expect(streamed.status).toBe(413);
+        expect(await streamed.text()).toContain('larger than 32768 bytes');
+        // Under the limit, a token too long to be one is refused as before.
+        const long = await signIn(broker, new URLSearchParams({ token: 'a'.repeat(20_000) }));
+        expect(long.status).toBe(400);
+        expect(await long.text()).toContain('Paste an access token');
+
+        const signedIn = await signIn(broker, new URLSearchParams({ token }));
+        expect(signedIn.status).toBe(303);
+        expect(signedIn.headers.get('location')).toBe('/audit');
+      });
+
+      it('is shed by the per-client and global rate limits of /token before its body is read: 429 with Retry-After', async () => {
+        const limited = await start(auditorPolicies(people, HARNESS_ISSUER), {
+          settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '3' },
+          ownState: true,
+        });
+        try {
+          const statuses = [];
+          for (let i = 0; i < 3; i += 1) statuses.push((await signIn(limited, 'token=garbage')).status);
+          expect(statuses).toEqual([401, 401, 401]);
+          // Over the body limit too: the rate limit answers first, without reading it.
+          const shed = await signIn(limited, `token=${'a'.repeat(MEGABYTE)}`, { connection: 'close' });
+          expect(shed.status).toBe(429);
+          expect(shed.headers.get('retry-after')).toMatch(/^\d+$/);
+          expect(shed.headers.get('content-type')).toMatch(/^text\/html/);
+          expect(await shed.text()).toContain('global rate limit');
+          // The sign-in spent the budget /token draws on.
+          expect((await postToken(limited, exchangeForm(await personToken(people, limited.issuer, 'alice@acme.dev')))).status).toBe(429);
+        } finally {
+          await limited.close();
+        }
+      });
+    });
+
     describe('what auditors read', () => {
       it('finds who got a production token, from which commit, under which policy, and who was refused', async () => {
         const granted = await postToken(broker, exchangeForm(await good({ sha: 'c0ffee', sub: 'repo:acme/api:environment:production:find' })));

@@ -4,11 +4,14 @@ import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
 import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../../core/audit/audit-query.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
+import { bodyLimit } from '../middleware/body-limit.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
+import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
+import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
@@ -25,6 +28,8 @@ import { STYLE } from './style.ts';
 type PageEnv = { Variables: { auditor: KeywayAccessToken } };
 
 const MAX_TOKEN_CHARS = 16 * 1024;
+/** The sign-in form holds one token of at most MAX_TOKEN_CHARS; twice that leaves room for its encoding. */
+const SIGN_IN_BODY_BYTES = 2 * MAX_TOKEN_CHARS;
 const SHOWN_ALERTS = 20;
 
 /**
@@ -33,7 +38,14 @@ const SHOWN_ALERTS = 20;
  * which is kept in an HttpOnly, SameSite=Strict cookie (`__Host-` and Secure when the broker is
  * https) until the token expires. Only the sign-in form is reachable without it.
  */
-export function auditPage(deps: AuditApiDeps & { readonly revocations: RevocationList }): Hono<PageEnv> {
+export interface AuditPageDeps extends AuditApiDeps {
+  readonly revocations: RevocationList;
+  /** The per-client and global limits of `/token`: a sign-in, unauthenticated, is shed before its body is read, as an exchange is. */
+  readonly limits: RequestLimits;
+  readonly clientIp: (c: Context) => string | undefined;
+}
+
+export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   const page = new Hono<PageEnv>();
   const secure = deps.issuer.startsWith('https:');
   const cookieName = secure ? '__Host-keyway_audit' : 'keyway_audit';
@@ -78,27 +90,37 @@ export function auditPage(deps: AuditApiDeps & { readonly revocations: Revocatio
 
   page.get('/style.css', (c) => c.body(STYLE, 200, { 'Content-Type': 'text/css; charset=utf-8' }));
   page.get('/sign-in', (c) => c.html(<SignInForm issuer={deps.issuer} />));
-  page.post('/sign-in', async (c) => {
-    const form = await c.req.parseBody();
-    const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
-    if (token === '' || token.length > MAX_TOKEN_CHARS) return c.html(<SignInForm issuer={deps.issuer} problem="Paste an access token." />, 400);
-    let claims: KeywayAccessToken;
-    try {
-      claims = await verify(token);
-    } catch (error) {
-      if (error instanceof AccessTokenError) return refuse(c, error);
-      throw error;
-    }
-    setCookie(c, cookieName, token, {
-      httpOnly: true,
-      sameSite: 'Strict',
-      path: '/',
-      secure,
-      ...(secure ? { prefix: 'host' as const } : {}),
-      maxAge: Math.max(1, claims.exp - Math.floor(deps.now() / 1000)),
-    });
-    return c.redirect('/audit', 303);
-  });
+  page.post(
+    '/sign-in',
+    rateLimitBeforeBody(deps.limits, deps.clientIp, async (c, limited) =>
+      c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) }),
+    ),
+    bodyLimit({
+      maxSize: SIGN_IN_BODY_BYTES,
+      onError: (c) => c.html(<SignInForm issuer={deps.issuer} problem={`The form is larger than ${SIGN_IN_BODY_BYTES} bytes: paste one access token.`} />, 413),
+    }),
+    async (c) => {
+      const form = await c.req.parseBody();
+      const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
+      if (token === '' || token.length > MAX_TOKEN_CHARS) return c.html(<SignInForm issuer={deps.issuer} problem="Paste an access token." />, 400);
+      let claims: KeywayAccessToken;
+      try {
+        claims = await verify(token);
+      } catch (error) {
+        if (error instanceof AccessTokenError) return refuse(c, error);
+        throw error;
+      }
+      setCookie(c, cookieName, token, {
+        httpOnly: true,
+        sameSite: 'Strict',
+        path: '/',
+        secure,
+        ...(secure ? { prefix: 'host' as const } : {}),
+        maxAge: Math.max(1, claims.exp - Math.floor(deps.now() / 1000)),
+      });
+      return c.redirect('/audit', 303);
+    },
+  );
   page.post('/sign-out', (c) => {
     deleteCookie(c, cookieName, { path: '/', secure, ...(secure ? { prefix: 'host' as const } : {}) });
     return c.redirect('/audit/sign-in', 303);
