@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { errorText } from '../core/log.ts';
 import type { ExchangeDeps } from '../core/exchange/exchange-token.ts';
@@ -77,6 +78,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {
+    // Hono's middleware refuses a request by throwing one (csrf() its 403): the answer it chose. A 5xx one is a fault like any other.
+    if (error instanceof HTTPException && error.status < 500) return error.getResponse();
     deps.exchange.log.error('unhandled error', { request_id: c.get('requestId'), error: errorText(error) });
     return c.json({ error: 'server_error', error_description: 'internal error' }, 500);
   });

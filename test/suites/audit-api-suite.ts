@@ -266,6 +266,34 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(signedIn.headers.get('location')).toBe('/audit');
       });
 
+      it('refuses a form post from another site, or one that names no origin, with 403: not a 500, and no unhandled error logged', async () => {
+        const logged: string[] = [];
+        const keep = (message: string) => void logged.push(message);
+        const watched = await start(auditorPolicies(people, HARNESS_ISSUER), { log: { info: keep, warn: keep, error: keep }, ownState: true });
+        try {
+          for (const path of ['/audit/sign-in', '/audit/sign-out']) {
+            const origins: Record<string, string>[] = [{}, { origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }];
+            for (const origin of origins) {
+              const refused = await watched.request(path, {
+                method: 'POST',
+                body: 'token=garbage',
+                redirect: 'manual',
+                headers: { 'content-type': 'application/x-www-form-urlencoded', ...origin },
+              });
+              expect(refused.status).toBe(403);
+              expect(await refused.text()).toBe('Forbidden');
+              expect(refused.headers.get('cache-control')).toBe('no-store');
+              expect(refused.headers.get('content-security-policy')).toContain("default-src 'none'");
+            }
+          }
+          // The page's own form passes.
+          expect((await signIn(watched, 'token=garbage')).status).toBe(401);
+          expect(logged.filter((message) => message === 'unhandled error')).toEqual([]);
+        } finally {
+          await watched.close();
+        }
+      });
+
       it('is shed by the per-client and global rate limits of /token before its body is read: 429 with Retry-After', async () => {
         const limited = await start(auditorPolicies(people, HARNESS_ISSUER), {
           settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '3' },
