@@ -1,8 +1,8 @@
 import type { Inventory } from '../../src/core/audit/inventory.ts';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
@@ -514,9 +514,26 @@ describe('the audit log in a real database file', () => {
         expect((await cli(['audit', 'stats', ...source], env)).stdout).toMatch(/total\s+2\s+1\s+0\s+0/);
 
         const out = join(mkdtempSync(join(tmpdir(), 'keyway-export-')), 'audit.csv');
-        expect((await cli(['audit', 'export', ...source, '--format', 'csv', '--output', out], env)).code).toBe(0);
+        // It holds subjects, claims and client addresses: 0600 whatever the umask.
+        const umask = process.umask(0o000);
+        try {
+          expect((await cli(['audit', 'export', ...source, '--format', 'csv', '--output', out], env)).code).toBe(0);
+        } finally {
+          process.umask(umask);
+        }
+        expect(statSync(out).mode & 0o777).toBe(0o600);
         expect(readFileSync(out, 'utf8').trim().split('\r\n')).toHaveLength(4);
         expect(await cli(['audit', 'export', ...source, '--output', out], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('exists') });
+        // An export that fails leaves no file, not even an empty or partial one.
+        const refused = join(dirname(out), 'refused.ndjson');
+        const failed = await cli(['audit', 'export', ...source, '--since', 'last week', '--output', refused], env);
+        expect(failed).toMatchObject({ stderr: expect.stringContaining('since') });
+        expect(failed.code).not.toBe(0);
+        expect(readdirSync(dirname(out))).toEqual(['audit.csv']);
+        expect(await cli(['audit', 'export', ...source, '--output', join(dirname(out), 'no-such-directory', 'audit.csv')], env)).toMatchObject({
+          code: 1,
+          stderr: expect.stringContaining('cannot write the export to'),
+        });
         const ndjson = (await cli(['audit', 'export', ...source, '--decision', 'denied'], env)).stdout.trim().split('\n');
         expect(ndjson.map((line) => JSON.parse(line).reason)).toEqual(['no_policy_matched']);
 
