@@ -266,6 +266,20 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(signedIn.headers.get('location')).toBe('/audit');
       });
 
+      it('on an https broker, keeps the token in a __Host- cookie that the next page reads, and sign-out deletes it', async () => {
+        const signedIn = await signIn(broker, new URLSearchParams({ token }));
+        expect(signedIn.status).toBe(303);
+        const set = signedIn.headers.get('set-cookie') ?? '';
+        expect(set).toMatch(/^__Host-keyway_audit=[^;]+; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Strict$/);
+        const cookie = set.slice(0, set.indexOf(';'));
+        const page = await broker.request('/audit', { headers: { cookie } });
+        expect(page.status).toBe(200);
+        expect(await page.text()).toContain('alice@acme.dev');
+        const signedOut = await broker.request('/audit/sign-out', { method: 'POST', redirect: 'manual', headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+        expect(signedOut.status).toBe(303);
+        expect(signedOut.headers.get('set-cookie')).toMatch(/^__Host-keyway_audit=; Max-Age=0; Path=\/; Secure/);
+      });
+
       it('refuses a form post from another site, or one that names no origin, with 403: not a 500, and no unhandled error logged', async () => {
         const logged: string[] = [];
         const keep = (message: string) => void logged.push(message);

@@ -48,6 +48,7 @@ export interface AuditPageDeps extends AuditApiDeps {
 export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   const page = new Hono<PageEnv>();
   const secure = deps.issuer.startsWith('https:');
+  // The name carries the prefix, so no `prefix` option: hono would add it again. Secure, Path=/ and no Domain make it a valid __Host- cookie.
   const cookieName = secure ? '__Host-keyway_audit' : 'keyway_audit';
   const keys = ownKeys(deps.keys);
   // The cookie outlives a revocation unless the list is read on each request, as the operator APIs read it.
@@ -115,14 +116,13 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
         sameSite: 'Strict',
         path: '/',
         secure,
-        ...(secure ? { prefix: 'host' as const } : {}),
         maxAge: Math.max(1, claims.exp - Math.floor(deps.now() / 1000)),
       });
       return c.redirect('/audit', 303);
     },
   );
   page.post('/sign-out', (c) => {
-    deleteCookie(c, cookieName, { path: '/', secure, ...(secure ? { prefix: 'host' as const } : {}) });
+    deleteCookie(c, cookieName, { path: '/', secure });
     return c.redirect('/audit/sign-in', 303);
   });
 
