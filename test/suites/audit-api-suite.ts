@@ -266,6 +266,23 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(signedIn.headers.get('location')).toBe('/audit');
       });
 
+      it('takes the form multipart too, and answers one it cannot parse with 400 and the form, not a 500', async () => {
+        const form = new FormData();
+        form.set('token', token);
+        const multipart = await broker.request('/audit/sign-in', {
+          method: 'POST',
+          body: form,
+          redirect: 'manual',
+          headers: { 'sec-fetch-site': 'same-origin' },
+        });
+        expect(multipart.status).toBe(303);
+        for (const contentType of ['multipart/form-data; boundary=x', 'multipart/form-data']) {
+          const malformed = await signIn(broker, '--x\r\nnot a part', { 'content-type': contentType });
+          expect(malformed.status).toBe(400);
+          expect(await malformed.text()).toContain('Paste an access token');
+        }
+      });
+
       it('on an https broker, keeps the token in a __Host- cookie that the next page reads, and sign-out deletes it', async () => {
         const signedIn = await signIn(broker, new URLSearchParams({ token }));
         expect(signedIn.status).toBe(303);

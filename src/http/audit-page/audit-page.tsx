@@ -101,8 +101,9 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
       onError: (c) => c.html(<SignInForm issuer={deps.issuer} problem={`The form is larger than ${SIGN_IN_BODY_BYTES} bytes: paste one access token.`} />, 413),
     }),
     async (c) => {
-      const form = await c.req.parseBody();
-      const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
+      // A body the form parser cannot read (a malformed multipart one) holds no token: the form again, not a 500.
+      const form = await c.req.parseBody().catch(() => undefined);
+      const token = typeof form?.['token'] === 'string' ? form['token'].trim() : '';
       if (token === '' || token.length > MAX_TOKEN_CHARS) return c.html(<SignInForm issuer={deps.issuer} problem="Paste an access token." />, 400);
       let claims: KeywayAccessToken;
       try {
