@@ -206,14 +206,19 @@ describe('lint rules', () => {
       expect(lint({ 'p.yaml': ownAudience }).filter((finding) => finding.rule === 'write-from-untrusted')).not.toEqual([]);
     });
 
-    it('does not count guardrails that are narrower, in audit mode, or for another audience', () => {
+    it('does not count guardrails that are narrower, in audit mode, for another audience, or for delegated requests only', () => {
       const base = `${PINNED}  runner_environment: github-hosted\n  ref_protected: "true"\n  event_name: [push, workflow_run]`;
       const narrower = { 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: workflow_run, repository_id: "1" }\n' };
       const audit = { 'g.yaml': 'version: 1\neffect: deny\nmode: audit\nissuer: github\nmatch: { event_name: workflow_run }\n' };
       const elsewhere = {
         'g.yaml': 'version: 1\neffect: deny\nissuer: github\nsubject_audience: https://other.example\nmatch: { event_name: workflow_run }\n',
       };
-      for (const guard of [narrower, audit, elsewhere]) expect(contexts(base, '[deploy:write]', guard)).toEqual(['workflow_run']);
+      // It names an actor, so it holds only when a request carries an actor_token; the pipeline's own token passes it.
+      const delegated = {
+        'g.yaml':
+          'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: workflow_run }\nmatch_actor: { iss: https://token.actions.githubusercontent.com, sub: some-bot }\n',
+      };
+      for (const guard of [narrower, audit, elsewhere, delegated]) expect(contexts(base, '[deploy:write]', guard)).toEqual(['workflow_run']);
     });
 
     it('leaves read-only grants alone', () => {

@@ -24,14 +24,14 @@ export interface WhoCanPolicy {
   readonly description?: string;
   readonly issuer: string;
   readonly preset: string;
-  /** The subject audience line first, then every `match` line in written order: a token must meet them all. */
+  /** The subject audience line first (none for a guardrail that names no audience), then every `match` line in written order: a token must meet them all. */
   readonly conditions: readonly WhoCanLine[];
   readonly grant: {
     readonly audiences: readonly string[];
     readonly scopes: readonly string[];
     readonly github?: { readonly owner: string; readonly repositories: readonly string[]; readonly permissions: Readonly<Record<string, string>> };
   };
-  /** Enforcing deny policies of the same issuer and subject audience that may refuse some of those tokens. */
+  /** Enforcing deny policies of the same issuer (that name no subject audience, or the same one) that may refuse some of those tokens. */
   readonly guardrails: readonly { readonly id: string; readonly conditions: readonly WhoCanLine[] }[];
   /** Untrusted contexts (the `write-from-untrusted` lint rule's) whose tokens reach this grant. */
   readonly untrusted: readonly { readonly claim: string; readonly value: string; readonly what: string }[];

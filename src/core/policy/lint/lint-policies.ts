@@ -376,6 +376,8 @@ function blocksEveryToken(guard: Policy, policy: Policy, claim: string, value: s
   return (
     guard.issuer.url === policy.issuer.url &&
     guardHoldsForAudienceOf(guard, policy) &&
+    // One that names an actor holds only for delegated requests, not for the pipeline's own token.
+    guard.actorConditions === undefined &&
     guard.conditions.length > 0 &&
     guard.conditions.every((condition: ClaimCondition) => condition.key === claim && condition.matcher.test(value))
   );

@@ -59,11 +59,12 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
       const setting = 'KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust';
       report(`${issuer} is not an issuer the operator allows repository policies to name (${setting})`, ['issuer']);
     }
-    if (document.effect === 'deny') continue;
-    // Its tokens are minted for the broker: which other audiences it accepts, and which guardrails hold for them, is the operator's choice.
+    // Its pipeline's tokens are minted for the broker: which other audiences keyway accepts is the operator's choice, and a
+    // deny policy (an organisation's guardrail too) that named one would hold for that audience alone, so for none of them.
     if (document.subject_audience !== undefined) {
       report("a repository's own policy cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)", ['subject_audience']);
     }
+    if (document.effect === 'deny') continue;
     if (entry.policy !== undefined && entry.policy.diagnostics !== 'none') {
       report(
         "a repository's own policy cannot set diagnostics: what a refused pipeline learns (the central guardrails that fired among it) is the operator's choice",
