@@ -170,6 +170,22 @@ describe('explaining an audit event', () => {
     expect(explained.note).toMatch(/is not the one given here .* --policies DIR/);
   });
 
+  it('says so when the very set that decided decides otherwise now: the keyway that decided read it otherwise', () => {
+    // A grant past the guardrail, as a keyway before 2026-12-04 could record one (the guard held only for the broker's audience).
+    const granted: AuditEvent = {
+      ...event(set.version),
+      decision: 'granted',
+      reason: 'granted',
+      claims: claims({ repository: 'acme/api', run_id: '7', event_name: 'pull_request_target' }),
+    };
+    const explained = explainAuditEvent(granted, set, BROKER);
+    expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false, reason: 'denied_by_policy' } });
+    expect(explained.note).toMatch(
+      /yet these policies refuse it now, where the broker granted it: the keyway that decided evaluated the same policies otherwise/,
+    );
+    expect(explainAuditEvent(event(set.version), set, BROKER).note).not.toMatch(/yet these policies/);
+  });
+
   it('says so when the record names no version', () => {
     const explained = explainAuditEvent(event(undefined), set, BROKER);
     expect(explained).toMatchObject({ policy_set: { decided: null, same: false } });

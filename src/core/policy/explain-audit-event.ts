@@ -36,8 +36,16 @@ export type AuditEventExplanation =
 /** A repository's own policy was asked for with `scope=policy:NAME`; the record keeps no copy of that file. */
 const asksRepositoryPolicy = (event: AuditEvent): boolean => (event.request.scope ?? []).some((scope) => scope.startsWith('policy:'));
 
-function policySetNote(event: AuditEvent, set: ExplainedPolicySet): string {
-  if (set.same) return `explained by the policy set that decided (${set.decided}), with the claims recorded at decision time`;
+function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: boolean): string {
+  if (set.same) {
+    const note = `explained by the policy set that decided (${set.decided}), with the claims recorded at decision time`;
+    if (grantedNow === (event.decision === 'granted')) return note;
+    // The same files, another outcome: the keyway that decided read them otherwise.
+    return (
+      `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where the broker ${event.decision === 'granted' ? 'granted' : 'refused'} it: ` +
+      'the keyway that decided evaluated the same policies otherwise (before 2026-12-04, a deny policy that names no subject_audience held only for tokens minted for the broker)'
+    );
+  }
   if (set.decided === null) {
     return asksRepositoryPolicy(event)
       ? "decided by a repository's own policy (scope policy:NAME), of which the record keeps no copy: explained by the central policies given here, which may decide otherwise"
@@ -79,12 +87,13 @@ export function explainAuditEvent(
   const decided = event.policy?.set_version ?? null;
   const explained = policies.version ?? null;
   const policy_set = { decided, explained, same: decided !== null && decided === explained };
+  const explanation = explainClaims(policies, claims, request);
   return {
     explained: 'audit_event',
     audit_event,
     evaluated: true,
-    note: policySetNote(event, policy_set),
+    note: policySetNote(event, policy_set, explanation.decision.granted),
     policy_set,
-    ...explainClaims(policies, claims, request),
+    ...explanation,
   };
 }
