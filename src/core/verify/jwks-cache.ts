@@ -1,4 +1,4 @@
-import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { base64url, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
 import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
@@ -196,7 +196,22 @@ export class JwksCache {
   }
 }
 
-/** RFC 7517 §5: keys that are not public signature keys are ignored, never used. */
+/** jose's floor for RSA keys, which it (and the Node verifier) enforces by throwing, not as a refusal: such a key is never offered. */
+const MIN_RSA_BITS = 2048;
+
+function rsaModulusBits(key: object): number {
+  const n = (key as { n?: unknown }).n;
+  if (typeof n !== 'string') return 0;
+  try {
+    const bytes = base64url.decode(n);
+    const first = bytes.findIndex((byte) => byte !== 0);
+    return first === -1 ? 0 : (bytes.length - first - 1) * 8 + (32 - Math.clz32(bytes[first] as number));
+  } catch {
+    return 0;
+  }
+}
+
+/** RFC 7517 §5: keys that are not public signature keys are ignored, never used, and so are RSA keys too short to verify with. */
 function publicSigningKeys(body: unknown, jwksUri: string): JSONWebKeySet {
   const keys = (body as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) throw new FetchError(`${jwksUri} is not a JWK Set`);
@@ -207,6 +222,7 @@ function publicSigningKeys(body: unknown, jwksUri: string): JSONWebKeySet {
       typeof (key as { kty?: unknown }).kty === 'string' &&
       (key as { kty: string }).kty !== 'oct' &&
       !('d' in key) &&
+      ((key as { kty: string }).kty !== 'RSA' || rsaModulusBits(key) >= MIN_RSA_BITS) &&
       ((key as { use?: unknown }).use === undefined || (key as { use?: unknown }).use === 'sig'),
   );
   if (usable.length === 0) throw new FetchError(`${jwksUri} holds no public signing keys`);

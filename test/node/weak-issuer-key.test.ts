@@ -1,0 +1,45 @@
+import { createSign, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { Hono } from 'hono';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchangeForm, expectRefusal, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
+import { startNodeHarness } from './node-harness.ts';
+
+// An issuer that publishes a 1024-bit RSA key beside a 2048-bit one. jose, and keyway's Node verifier with it, refuse to verify
+// with the short key by throwing a TypeError, which is no refusal: it must never reach the exchange as a 500.
+const keys = { weak: generateKeyPairSync('rsa', { modulusLength: 1024 }), strong: generateKeyPairSync('rsa', { modulusLength: 2048 }) };
+const jwk = (kid: keyof typeof keys) => ({ ...keys[kid].publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' });
+
+function sign(key: KeyObject, kid: string, claims: Record<string, unknown>): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const input = `${encode({ alg: 'RS256', kid, typ: 'JWT' })}.${encode(claims)}`;
+  return `${input}.${createSign('RSA-SHA256').update(input).sign(key).toString('base64url')}`;
+}
+
+describe('an issuer that publishes an RSA key shorter than 2048 bits', () => {
+  let issuer: Awaited<ReturnType<typeof serveOnLoopback>>;
+  let broker: BrokerHarness;
+  const token = (kid: keyof typeof keys) => {
+    const now = Math.floor(Date.now() / 1000);
+    return sign(keys[kid].privateKey, kid, { iss: issuer.base, aud: broker.issuer, sub: 'svc', iat: now, exp: now + 300, jti: randomUUID() });
+  };
+
+  beforeAll(async () => {
+    const app = new Hono();
+    app.get('/.well-known/openid-configuration', (c) => c.json({ issuer: issuer.base, jwks_uri: `${issuer.base}/jwks` }));
+    app.get('/jwks', (c) => c.json({ keys: [jwk('weak'), jwk('strong')] }));
+    issuer = await serveOnLoopback(app.fetch);
+    broker = await startNodeHarness({ 'svc.yaml': `version: 1\nissuer: "${issuer.base}"\nmatch: { sub: svc }\ngrant: { audience: https://svc.example }\n` });
+  });
+  afterAll(async () => {
+    await broker.close();
+    await issuer.close();
+  });
+
+  it('never verifies with the short key: its tokens are refused signature_invalid with a record, not a 500, and the long key still works', async () => {
+    expect((await postToken(broker, exchangeForm(token('strong')))).status).toBe(200);
+    const refused = await postToken(broker, exchangeForm(token('weak')));
+    const event = await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'signature_invalid' });
+    expect(event.issuer ?? event.subject_token?.claimed_iss).toBe(issuer.base);
+  });
+});
