@@ -181,9 +181,30 @@ describe('explaining an audit event', () => {
     const explained = explainAuditEvent(granted, set, BROKER);
     expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false, reason: 'denied_by_policy' } });
     expect(explained.note).toMatch(
-      /yet these policies refuse it now, where the broker granted it: the keyway that decided evaluated the same policies otherwise/,
+      /yet these policies refuse it now, where they granted it then: the keyway that decided evaluated the same policies otherwise/,
     );
     expect(explainAuditEvent(event(set.version), set, BROKER).note).not.toMatch(/yet these policies/);
+  });
+
+  it('compares with what the policies decided, not with a refusal that came after them', () => {
+    // The policies granted; then GitHub failed (or a DPoP proof was missing, or a single-use token came again).
+    const grantable = claims({ repository: 'acme/api', run_id: '7', ref: 'refs/tags/v1.2.0', environment: 'secret-env-name' });
+    const refusedAfter: AuditEvent = {
+      ...event(set.version),
+      decision: 'denied',
+      reason: 'github_unavailable',
+      request: { id: 'r2', audience: ['https://deploy.example'] },
+      claims: grantable,
+    };
+    const explained = explainAuditEvent(refusedAfter, set, BROKER);
+    expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: true } });
+    expect(explained.note).not.toMatch(/yet these policies/);
+    expect(explained.note).toMatch(/the policies granted it, and it was refused after them \(github_unavailable\)$/);
+    // A policy refusal recorded by the same set that refuses it now: the plain note.
+    const refused: AuditEvent = { ...refusedAfter, reason: 'no_policy_matched', claims: claims() };
+    expect(explainAuditEvent(refused, set, BROKER).note).toBe(
+      `explained by the policy set that decided (${set.version}), with the claims recorded at decision time`,
+    );
   });
 
   it('says so when the record names no version', () => {

@@ -125,6 +125,24 @@ export interface PolicyEvaluation extends PolicyMatch {
 
 export type DenialReason = Extract<Reason, 'no_policy_matched' | 'denied_by_policy'> | GrantRefusal;
 
+// A record, so that the compiler checks it names every denial reason.
+const DENIAL_REASONS: Readonly<Record<DenialReason, true>> = {
+  no_policy_matched: true,
+  denied_by_policy: true,
+  audience_not_granted: true,
+  scope_not_granted: true,
+  template_claim_missing: true,
+  template_value_forbidden: true,
+  github_repository_not_granted: true,
+  github_permission_not_granted: true,
+  cloud_role_not_granted: true,
+  cloud_limit_exceeded: true,
+  proxy_not_allowed: true,
+};
+
+/** True for the reasons the policies give; every other refusal came before them (the token) or after them (binding, single use, minting). */
+export const isDenialReason = (reason: Reason): reason is DenialReason => Object.hasOwn(DENIAL_REASONS, reason);
+
 export type PolicyDecision = (
   | { readonly granted: true; readonly grant: IssuedGrant }
   | { readonly granted: false; readonly reason: DenialReason; readonly detail: string }

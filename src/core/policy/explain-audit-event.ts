@@ -1,6 +1,6 @@
 import type { AuditEvent } from '../audit/audit-event.ts';
 import { auditedClaims, auditedRequest } from './audited-decision-input.ts';
-import type { AccessRequest } from './decide.ts';
+import { type AccessRequest, isDenialReason } from './decide.ts';
 import { explainClaims, type Explanation } from './explain.ts';
 import type { PolicySet } from './policy-set.ts';
 
@@ -39,10 +39,14 @@ const asksRepositoryPolicy = (event: AuditEvent): boolean => (event.request.scop
 function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: boolean): string {
   if (set.same) {
     const note = `explained by the policy set that decided (${set.decided}), with the claims recorded at decision time`;
-    if (grantedNow === (event.decision === 'granted')) return note;
+    // A record refused after the policies granted (a DPoP proof missing, a single-use token again, GitHub unavailable) was granted by them.
+    const policiesGranted = event.decision === 'granted' || !isDenialReason(event.reason);
+    if (grantedNow === policiesGranted) {
+      return policiesGranted && event.decision !== 'granted' ? `${note}; the policies granted it, and it was refused after them (${event.reason})` : note;
+    }
     // The same files, another outcome: the keyway that decided read them otherwise.
     return (
-      `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where the broker ${event.decision === 'granted' ? 'granted' : 'refused'} it: ` +
+      `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where they ${policiesGranted ? 'granted' : 'refused'} it then: ` +
       'the keyway that decided evaluated the same policies otherwise (before 2026-12-04, a deny policy that names no subject_audience held only for tokens minted for the broker)'
     );
   }
