@@ -19,17 +19,22 @@ function sign(key: KeyObject, kid: string, claims: Record<string, unknown>): str
 describe('an issuer that publishes an RSA key shorter than 2048 bits', () => {
   let issuer: Awaited<ReturnType<typeof serveOnLoopback>>;
   let broker: BrokerHarness;
-  const token = (kid: keyof typeof keys) => {
+  // A second issuer on the same server publishes the short key alone.
+  const weakOnly = () => `${issuer.base}/weak-only`;
+  const token = (kid: keyof typeof keys, iss = issuer.base) => {
     const now = Math.floor(Date.now() / 1000);
-    return sign(keys[kid].privateKey, kid, { iss: issuer.base, aud: broker.issuer, sub: 'svc', iat: now, exp: now + 300, jti: randomUUID() });
+    return sign(keys[kid].privateKey, kid, { iss, aud: broker.issuer, sub: 'svc', iat: now, exp: now + 300, jti: randomUUID() });
   };
+  const policy = (iss: string) => `version: 1\nissuer: "${iss}"\nmatch: { sub: svc }\ngrant: { audience: https://svc.example }\n`;
 
   beforeAll(async () => {
     const app = new Hono();
     app.get('/.well-known/openid-configuration', (c) => c.json({ issuer: issuer.base, jwks_uri: `${issuer.base}/jwks` }));
     app.get('/jwks', (c) => c.json({ keys: [jwk('weak'), jwk('strong')] }));
+    app.get('/weak-only/.well-known/openid-configuration', (c) => c.json({ issuer: weakOnly(), jwks_uri: `${weakOnly()}/jwks` }));
+    app.get('/weak-only/jwks', (c) => c.json({ keys: [jwk('weak')] }));
     issuer = await serveOnLoopback(app.fetch);
-    broker = await startNodeHarness({ 'svc.yaml': `version: 1\nissuer: "${issuer.base}"\nmatch: { sub: svc }\ngrant: { audience: https://svc.example }\n` });
+    broker = await startNodeHarness({ 'svc.yaml': policy(issuer.base), 'weak-only.yaml': policy(weakOnly()) });
   });
   afterAll(async () => {
     await broker.close();
@@ -41,5 +46,11 @@ describe('an issuer that publishes an RSA key shorter than 2048 bits', () => {
     const refused = await postToken(broker, exchangeForm(token('weak')));
     const event = await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'signature_invalid' });
     expect(event.issuer ?? event.subject_token?.claimed_iss).toBe(issuer.base);
+  });
+
+  it('treats a JWKS whose keys are all too short as keys it cannot fetch: issuer_unavailable, with a record', async () => {
+    const refused = await postToken(broker, exchangeForm(token('weak', weakOnly())));
+    const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'issuer_unavailable' });
+    expect(event.subject_token?.claimed_iss).toBe(weakOnly());
   });
 });
