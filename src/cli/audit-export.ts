@@ -1,18 +1,17 @@
-import { randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, linkSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { once } from 'node:events';
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createPrivateFile } from '../storage/private-data-dir.ts';
 import { CliError, type Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
+import { writeNewPrivateFile } from './new-private-file.ts';
 
 const USAGE = `usage: keyway audit export [source] [filters] [--format ndjson|csv] [--output FILE]
 
 Writes every matching audit event, oldest first, as NDJSON (one record a line, with its chain
 link and index columns: what \`keyway audit verify\` and any JCS implementation can check) or
-CSV. FILE holds subjects, claims and client addresses: it is written 0600 through a temporary
-file beside it, so it is whole or absent, and an existing FILE is never overwritten.
+CSV. FILE holds subjects, claims and client addresses: it is written 0600 through a 0700
+staging directory beside it, so it is whole or absent, and an existing FILE is never overwritten.
 
 ${SOURCE_USAGE}
 
@@ -49,20 +48,14 @@ export const auditExport: Command = {
 
 /** `chunks` into a new file at `output`, as keyway backup writes its file: 0600 whatever the umask, whole or absent, never over another. */
 async function writePrivateFile(output: string, chunks: AsyncIterable<string>): Promise<void> {
-  const partial = join(dirname(output), `.${basename(output)}.partial-${randomUUID()}`);
   try {
-    createPrivateFile(partial);
     // Into the 0600 file as it is: a stream that created the file would give it the umask's mode.
-    await pipeline(chunks, createWriteStream(partial, { flags: 'r+' }));
-    // link, not rename: it fails if FILE appeared meanwhile, where rename would replace it.
-    linkSync(partial, output);
+    await writeNewPrivateFile(output, (partial) => pipeline(chunks, createWriteStream(partial, { flags: 'r+' })));
   } catch (error) {
     const { code, syscall } = error as NodeJS.ErrnoException;
     if (code === 'EEXIST') throw new CliError(`--output ${output} exists; an export never overwrites a file`);
     // The file system's refusal (no such directory, no space); the source's errors are its own.
     if (syscall !== undefined) throw new CliError(`cannot write the export to ${output}: ${(error as Error).message}`, 1);
     throw error;
-  } finally {
-    rmSync(partial, { force: true });
   }
 }

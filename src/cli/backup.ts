@@ -1,15 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, linkSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { checkSchema } from '../storage/migrate.ts';
-import { createPrivateFile } from '../storage/private-data-dir.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { CliError, type Command } from './command.ts';
 import { checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
+import { writeNewPrivateFile } from './new-private-file.ts';
 
 const USAGE = `usage: keyway backup --output FILE [--data-dir DIR] [--json]
 
@@ -17,9 +16,9 @@ Copies a Node broker's database (${DATABASE_FILE}: the audit log and its checkpo
 signing keys, single-use claims, the GitHub revocation schedule, the live policy set) into FILE
 through SQLite's online backup API: one consistent state, taken while the broker serves, which
 it does not pause. The master key is never in it, even when ${MASTER_KEY_FILE} is in the data directory:
-keep it in a secret store, apart from the backups. FILE is written 0600 through a temporary file
-beside it, so it is whole or absent, and an existing FILE is never overwritten. The snapshot is
-then checked (SQLite integrity, the schema exactly as keyway's migrations make it, the audit
+keep it in a secret store, apart from the backups. FILE is written 0600 through a 0700
+staging directory beside it, so it is whole or absent, and an existing FILE is never overwritten.
+The snapshot is then checked (SQLite integrity, the schema exactly as keyway's migrations make it, the audit
 chain and its signed checkpoints against the keys stored in the copy: that the copy is whole;
 which keys to trust is keyway restore's and keyway audit verify's to decide) and what it holds is
 printed. Exit code 0: written and verified; 1: an error (nothing written), or a snapshot with
@@ -39,12 +38,9 @@ export const backup: Command = {
     if (values.output === undefined) throw new CliError('--output FILE is required: where to write the backup');
     const output = resolve(values.output);
     const source = openDataDir(values['data-dir'] ?? nodeConfigFromEnv(process.env).dataDir);
-    let partial: string | undefined;
     try {
-      partial = createPartial(output);
-      await source.backup(partial);
-      // link, not rename: it fails if FILE appeared meanwhile, where rename would replace it.
-      linkSync(partial, output);
+      if (existsSync(output)) throw new CliError(`${output} exists: keyway backup never overwrites a file`, 1);
+      await writeNewPrivateFile(output, (partial) => source.backup(partial));
     } catch (error) {
       if (error instanceof KeywayError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
@@ -54,7 +50,6 @@ export const backup: Command = {
       );
     } finally {
       source.close();
-      if (partial !== undefined) rmSync(partial, { force: true });
     }
     const snapshot = openSnapshot(output, output, { readonly: true });
     try {
@@ -88,12 +83,4 @@ function openDataDir(dataDir: string): SqliteFile {
     if (error instanceof KeywayError) throw error;
     throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
   }
-}
-
-/** A new, empty, 0600 file beside `output`, to write the backup into before it takes its name. */
-function createPartial(output: string): string {
-  if (existsSync(output)) throw new CliError(`${output} exists: keyway backup never overwrites a file`, 1);
-  const partial = join(dirname(output), `.${basename(output)}.partial-${randomUUID()}`);
-  createPrivateFile(partial);
-  return partial;
 }
