@@ -259,7 +259,8 @@ describe("what a repository's own policies may use", () => {
   });
 
   it('never chooses the subject token’s audience: which audiences the broker accepts, and which guardrails hold for them, is the operator’s', () => {
-    const message = "a repository's own policy cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)";
+    const message =
+      "a repository's own policy or an organisation's guardrail cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)";
     const chosen = own('{ contents: read }').text.replace('match:', 'subject_audience: https://team.example\nmatch:');
     expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: chosen })).toEqual([`3: ${message}`]);
     // A deny policy (an organisation's guardrail is one) that named an audience would hold for that audience alone: none of its repositories'.

@@ -62,7 +62,10 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     // Its pipeline's tokens are minted for the broker: which other audiences keyway accepts is the operator's choice, and a
     // deny policy (an organisation's guardrail too) that named one would hold for that audience alone, so for none of them.
     if (document.subject_audience !== undefined) {
-      report("a repository's own policy cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)", ['subject_audience']);
+      report(
+        "a repository's own policy or an organisation's guardrail cannot set subject_audience: its pipeline asks for a token for the broker (KEYWAY_ISSUER)",
+        ['subject_audience'],
+      );
     }
     if (document.effect === 'deny') continue;
     if (entry.policy !== undefined && entry.policy.diagnostics !== 'none') {
