@@ -181,7 +181,7 @@ describe('explaining an audit event', () => {
     const explained = explainAuditEvent(granted, set, BROKER);
     expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false, reason: 'denied_by_policy' } });
     expect(explained.note).toMatch(
-      /yet these policies refuse it now, where they granted it then: the keyway that decided evaluated the same policies otherwise/,
+      /yet these policies refuse it now, where they granted it then: either it asked for a GitHub token, a cloud token or proxy access \(the record keeps only the audience and scope asked for, so the replay asks for an access token\), or the keyway that decided evaluated the same policies otherwise/,
     );
     expect(explainAuditEvent(event(set.version), set, BROKER).note).not.toMatch(/yet these policies/);
   });
@@ -205,6 +205,26 @@ describe('explaining an audit event', () => {
     expect(explainAuditEvent(refused, set, BROKER).note).toBe(
       `explained by the policy set that decided (${set.version}), with the claims recorded at decision time`,
     );
+  });
+
+  it('does not blame the policies when the record asked for a GitHub token, which the replay cannot ask for', () => {
+    const github =
+      'version: 1\nissuer: github\nmatch: { repository_owner_id: "1200934" }\ngrant:\n  github: { owner: acme, repositories: [api], permissions: { contents: read } }\n';
+    const withGitHub = load({ ...entries, 'contents.yaml': github });
+    // The policies granted a GitHub token; GitHub then failed. Replayed as a request for an access token, the policies refuse it.
+    const refusedAfter: AuditEvent = {
+      ...event(withGitHub.version),
+      decision: 'error',
+      reason: 'github_unavailable',
+      request: { id: 'r3', scope: ['contents:read'] },
+      claims: claims({ repository: 'acme/api', run_id: '7' }),
+    };
+    const explained = explainAuditEvent(refusedAfter, withGitHub, BROKER);
+    expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false } });
+    expect(explained.note).toMatch(
+      /where they granted it then: it asked for a GitHub token, and the record keeps only the audience and scope asked for, so the replay asks for an access token, so the two outcomes do not compare$/,
+    );
+    expect(explained.note).not.toMatch(/evaluated the same policies otherwise/);
   });
 
   it('says so when the record names no version', () => {

@@ -36,18 +36,31 @@ export type AuditEventExplanation =
 /** A repository's own policy was asked for with `scope=policy:NAME`; the record keeps no copy of that file. */
 const asksRepositoryPolicy = (event: AuditEvent): boolean => (event.request.scope ?? []).some((scope) => scope.startsWith('policy:'));
 
+/** What a record shows it asked for beyond an access token; undefined when it does not say (a refusal before any grant). */
+function recordedTokenKind(event: AuditEvent): string | undefined {
+  if (event.proxy !== undefined || event.reason.startsWith('proxy_')) return 'proxy access';
+  if (event.github !== undefined || event.github_tokens !== undefined || event.reason.startsWith('github_')) return 'a GitHub token';
+  if (event.cloud !== undefined || event.reason.startsWith('cloud_')) return 'a cloud token';
+  return undefined;
+}
+
+// The record keeps the audience and scope asked for, not the token type or the repositories: the replay asks for an access token.
+const REPLAYED_AS_ACCESS_TOKEN = 'the record keeps only the audience and scope asked for, so the replay asks for an access token';
+
 function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: boolean): string {
   if (set.same) {
     const note = `explained by the policy set that decided (${set.decided}), with the claims recorded at decision time`;
     // A record refused after the policies granted (a DPoP proof missing, a single-use token again, GitHub unavailable) was granted by them.
-    const policiesGranted = event.decision === 'granted' || !isDenialReason(event.reason);
+    const policiesGranted = event.decision === 'granted' || event.policy?.granted_by !== undefined || !isDenialReason(event.reason);
     if (grantedNow === policiesGranted) {
       return policiesGranted && event.decision !== 'granted' ? `${note}; the policies granted it, and it was refused after them (${event.reason})` : note;
     }
-    // The same files, another outcome: the keyway that decided read them otherwise.
+    const outcome = `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where they ${policiesGranted ? 'granted' : 'refused'} it then`;
+    const kind = recordedTokenKind(event);
+    if (kind !== undefined) return `${outcome}: it asked for ${kind}, and ${REPLAYED_AS_ACCESS_TOKEN}, so the two outcomes do not compare`;
     return (
-      `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where they ${policiesGranted ? 'granted' : 'refused'} it then: ` +
-      'the keyway that decided evaluated the same policies otherwise (before 2026-12-04, a deny policy that names no subject_audience held only for tokens minted for the broker)'
+      `${outcome}: either it asked for a GitHub token, a cloud token or proxy access (${REPLAYED_AS_ACCESS_TOKEN}), ` +
+      'or the keyway that decided evaluated the same policies otherwise (before 2026-12-04, a deny policy that names no subject_audience held only for tokens minted for the broker)'
     );
   }
   if (set.decided === null) {
