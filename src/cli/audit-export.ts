@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CliError, type Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
-import { writeNewPrivateFile } from './new-private-file.ts';
+import { OutputRefused, writeNewPrivateFile } from './new-private-file.ts';
 
 const USAGE = `usage: keyway audit export [source] [filters] [--format ndjson|csv] [--output FILE]
 
@@ -54,8 +54,8 @@ async function writePrivateFile(output: string, chunks: AsyncIterable<string>): 
   } catch (error) {
     const { code, syscall } = error as NodeJS.ErrnoException;
     if (code === 'EEXIST') throw new CliError(`--output ${output} exists; an export never overwrites a file`);
-    // The file system's refusal (no such directory, no space); the source's errors are its own.
-    if (syscall !== undefined) throw new CliError(`cannot write the export to ${output}: ${(error as Error).message}`, 1);
+    // The file system's refusal (no such directory, no space) or the output path's; the source's errors are its own.
+    if (syscall !== undefined || error instanceof OutputRefused) throw new CliError(`cannot write the export to ${output}: ${(error as Error).message}`, 1);
     throw error;
   }
 }
