@@ -181,9 +181,12 @@ describe('explaining an audit event', () => {
     const explained = explainAuditEvent(granted, set, BROKER);
     expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false, reason: 'denied_by_policy' } });
     expect(explained.note).toMatch(
-      /yet these policies refuse it now, where they granted it then: either it asked for a GitHub token, a cloud token or proxy access \(the record keeps only the audience and scope asked for, so the replay asks for an access token\), or the keyway that decided evaluated the same policies otherwise/,
+      /yet these policies refuse it now, where they granted it then: either it asked for a GitHub token, a cloud token or proxy access \(the record keeps only the audience and scope asked for, so the replay asks for an access token, with no actor\), or the keyway that decided evaluated the same policies otherwise/,
     );
     expect(explainAuditEvent(event(set.version), set, BROKER).note).not.toMatch(/yet these policies/);
+    // A delegated request: the replay has no actor to match match_actor against, so the outcomes do not compare.
+    const delegated = explainAuditEvent({ ...granted, actor: { sha256: 'a'.repeat(64) } }, set, BROKER);
+    expect(delegated.note).toMatch(/it was a delegated request \(with an actor token\), and the record keeps only .* so the two outcomes do not compare$/);
   });
 
   it('compares with what the policies decided, not with a refusal that came after them', () => {
@@ -222,7 +225,7 @@ describe('explaining an audit event', () => {
     const explained = explainAuditEvent(refusedAfter, withGitHub, BROKER);
     expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false } });
     expect(explained.note).toMatch(
-      /where they granted it then: it asked for a GitHub token, and the record keeps only the audience and scope asked for, so the replay asks for an access token, so the two outcomes do not compare$/,
+      /where they granted it then: it asked for a GitHub token, and the record keeps only the audience and scope asked for, so the replay asks for an access token, with no actor, so the two outcomes do not compare$/,
     );
     expect(explained.note).not.toMatch(/evaluated the same policies otherwise/);
   });

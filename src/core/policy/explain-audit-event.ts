@@ -36,16 +36,17 @@ export type AuditEventExplanation =
 /** A repository's own policy was asked for with `scope=policy:NAME`; the record keeps no copy of that file. */
 const asksRepositoryPolicy = (event: AuditEvent): boolean => (event.request.scope ?? []).some((scope) => scope.startsWith('policy:'));
 
-/** What a record shows it asked for beyond an access token; undefined when it does not say (a refusal before any grant). */
-function recordedTokenKind(event: AuditEvent): string | undefined {
-  if (event.proxy !== undefined || event.reason.startsWith('proxy_')) return 'proxy access';
-  if (event.github !== undefined || event.github_tokens !== undefined || event.reason.startsWith('github_')) return 'a GitHub token';
-  if (event.cloud !== undefined || event.reason.startsWith('cloud_')) return 'a cloud token';
+/** What a record shows it asked for beyond a plain access token; undefined when it does not say (a refusal before any grant). */
+function recordedRequestKind(event: AuditEvent): string | undefined {
+  if (event.proxy !== undefined || event.reason.startsWith('proxy_')) return 'it asked for proxy access';
+  if (event.github !== undefined || event.github_tokens !== undefined || event.reason.startsWith('github_')) return 'it asked for a GitHub token';
+  if (event.cloud !== undefined || event.reason.startsWith('cloud_')) return 'it asked for a cloud token';
+  if (event.actor !== undefined) return 'it was a delegated request (with an actor token)';
   return undefined;
 }
 
-// The record keeps the audience and scope asked for, not the token type or the repositories: the replay asks for an access token.
-const REPLAYED_AS_ACCESS_TOKEN = 'the record keeps only the audience and scope asked for, so the replay asks for an access token';
+// The record keeps the audience and scope asked for, not the token type, the repositories or the actor's claims.
+const REPLAYED_AS_ACCESS_TOKEN = 'the record keeps only the audience and scope asked for, so the replay asks for an access token, with no actor';
 
 function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: boolean): string {
   if (set.same) {
@@ -56,8 +57,8 @@ function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: b
       return policiesGranted && event.decision !== 'granted' ? `${note}; the policies granted it, and it was refused after them (${event.reason})` : note;
     }
     const outcome = `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where they ${policiesGranted ? 'granted' : 'refused'} it then`;
-    const kind = recordedTokenKind(event);
-    if (kind !== undefined) return `${outcome}: it asked for ${kind}, and ${REPLAYED_AS_ACCESS_TOKEN}, so the two outcomes do not compare`;
+    const kind = recordedRequestKind(event);
+    if (kind !== undefined) return `${outcome}: ${kind}, and ${REPLAYED_AS_ACCESS_TOKEN}, so the two outcomes do not compare`;
     return (
       `${outcome}: either it asked for a GitHub token, a cloud token or proxy access (${REPLAYED_AS_ACCESS_TOKEN}), ` +
       'or the keyway that decided evaluated the same policies otherwise (before 2026-12-04, a deny policy that names no subject_audience held only for tokens minted for the broker)'
