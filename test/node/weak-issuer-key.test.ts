@@ -52,5 +52,6 @@ describe('an issuer that publishes an RSA key shorter than 2048 bits', () => {
     const refused = await postToken(broker, exchangeForm(token('weak', weakOnly())));
     const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'issuer_unavailable' });
     expect(event.subject_token?.claimed_iss).toBe(weakOnly());
+    expect(event.detail).toMatch(/weak-only\/jwks holds no public signing keys/);
   });
 });
