@@ -8,7 +8,7 @@ import { checkSchema } from '../storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { CliError, type Command } from './command.ts';
 import { checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
-import { writeNewPrivateFile } from './new-private-file.ts';
+import { OutputRefused, writeNewPrivateFile } from './new-private-file.ts';
 
 const USAGE = `usage: keyway backup --output FILE [--data-dir DIR] [--json]
 
@@ -42,7 +42,7 @@ export const backup: Command = {
       if (existsSync(output)) throw new CliError(`${output} exists: keyway backup never overwrites a file`, 1);
       await writeNewPrivateFile(output, (partial) => source.backup(partial));
     } catch (error) {
-      if (error instanceof KeywayError) throw error;
+      if (error instanceof KeywayError && !(error instanceof OutputRefused)) throw error;
       const code = (error as NodeJS.ErrnoException).code;
       throw new CliError(
         code === 'EEXIST' ? `${output} exists: keyway backup never overwrites a file` : `cannot write the backup to ${output}: ${(error as Error).message}`,

@@ -1,6 +1,7 @@
 import { linkSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { KeywayError } from '../core/errors/keyway-error.ts';
 import { createPrivateFile } from '../storage/private-data-dir.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -8,7 +9,10 @@ const GROUP_OR_OTHERS_WRITE = 0o022;
 const STICKY = 0o1000;
 
 /** Why `output` is not written: its directory is missing, or others could change what is on its path. */
-export class OutputRefused extends Error {}
+export class OutputRefused extends KeywayError {
+  override readonly name = 'OutputRefused';
+  readonly code = 'output_refused';
+}
 
 /**
  * Makes a new file at `output` that is 0600 whatever the umask, whole or absent, and never over another file. `write`
