@@ -4,7 +4,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runProcess } from './node-harness.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -36,16 +36,16 @@ describe('keyway audit export --output, interrupted', () => {
       });
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       // Mid-write: the partial file exists in its staging directory (0700, the writer's alone) and holds the first record.
-      const deadline = Date.now() + 20_000;
-      let staging: string | undefined;
-      while (Date.now() < deadline) {
-        staging = readdirSync(dir).find((name) => name.startsWith('.audit.ndjson.partial-'));
-        if (staging !== undefined && statSync(join(dir, staging, 'audit.ndjson'), { throwIfNoEntry: false })?.size) break;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      expect(staging).toBeDefined();
-      expect(statSync(join(dir, staging!)).mode & 0o777).toBe(0o700);
-      expect(statSync(join(dir, staging!, 'audit.ndjson')).size).toBeGreaterThan(0);
+      const staging = await vi.waitFor(
+        () => {
+          const name = readdirSync(dir).find((entry) => entry.startsWith('.audit.ndjson.partial-'));
+          expect(name).toBeDefined();
+          expect(statSync(join(dir, name!, 'audit.ndjson')).size).toBeGreaterThan(0);
+          return name!;
+        },
+        { timeout: 20_000, interval: 25 },
+      );
+      expect(statSync(join(dir, staging)).mode & 0o777).toBe(0o700);
       child.kill(signal);
       expect(await exited).toBe(128 + constants.signals[signal]);
       expect(readdirSync(dir)).toEqual([]);
