@@ -1,6 +1,6 @@
 import { monotonicFactory } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import { pooledRandom } from '../../src/core/audit/pooled-random.ts';
+import { pooledRandom, pooledRandom16 } from '../../src/core/mint/pooled-random.ts';
 
 describe('pooledRandom', () => {
   it('gives the fractions ulid draws from a random byte, across pool refills', () => {
@@ -19,5 +19,14 @@ describe('pooledRandom', () => {
     const ids = Array.from({ length: 5000 }, (_, index) => nextId(1_800_000_000_000 + Math.floor(index / 100)));
     expect(new Set(ids).size).toBe(ids.length);
     expect([...ids].sort()).toEqual(ids);
+  });
+});
+
+describe('pooledRandom16', () => {
+  it('gives 16 bytes at a time, none shared between draws, across pool refills and after single bytes', () => {
+    pooledRandom();
+    const draws = Array.from({ length: 600 }, () => Array.from(pooledRandom16(), (byte) => byte.toString(16).padStart(2, '0')).join(''));
+    for (const draw of draws) expect(draw).toHaveLength(32);
+    expect(new Set(draws).size).toBe(draws.length);
   });
 });

@@ -2,7 +2,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
-import { pooledRandom } from '../audit/pooled-random.ts';
+import { pooledRandom } from '../mint/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
 import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';

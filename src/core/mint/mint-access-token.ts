@@ -1,3 +1,4 @@
+import { tokenId } from './token-id.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from './jwt-crypto.ts';
 import type { SigningKey } from './key-ring.ts';
 
@@ -50,7 +51,7 @@ export async function mintAccessToken(input: MintInput): Promise<MintedAccessTok
   const { grant } = input;
   const iat = Math.floor(input.now / 1000);
   const exp = iat + grant.ttlSeconds;
-  const jti = crypto.randomUUID();
+  const jti = tokenId(input.now);
   const audience = grant.audiences.length === 1 ? (grant.audiences[0] as string) : [...grant.audiences];
   const payload = {
     ...grant.claims,

@@ -1,6 +1,7 @@
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from './jwt-crypto.ts';
 import type { SigningKey } from './key-ring.ts';
 import type { MintedAccessToken } from './mint-access-token.ts';
+import { tokenId } from './token-id.ts';
 
 /** The claim AWS reads session tags from. */
 export const AWS_TAGS_CLAIM = 'https://aws.amazon.com/tags';
@@ -38,7 +39,7 @@ export interface CloudMintInput {
 export async function mintCloudToken(input: CloudMintInput): Promise<MintedAccessToken> {
   const iat = Math.floor(input.now / 1000);
   const exp = iat + input.ttlSeconds;
-  const jti = crypto.randomUUID();
+  const jti = tokenId(input.now);
   const { cloud } = input;
   const tags =
     Object.keys(cloud.sessionTags).length === 0

@@ -2,7 +2,7 @@ import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } f
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
-import { pooledRandom } from '../audit/pooled-random.ts';
+import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';

@@ -1,6 +1,6 @@
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
-import { pooledRandom } from '../../core/audit/pooled-random.ts';
+import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';

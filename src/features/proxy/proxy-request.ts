@@ -2,7 +2,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog } from '../../core/audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
-import { pooledRandom } from '../../core/audit/pooled-random.ts';
+import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { ExchangeError } from '../../core/errors/exchange-error.ts';
 import { REASONS, type Reason, type Refusal } from '../../core/errors/reasons.ts';
 import type { RequestContext } from '../../core/exchange/exchange-token.ts';

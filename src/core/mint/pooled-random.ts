@@ -2,6 +2,16 @@ const POOL_BYTES = 4096;
 const pool = new Uint8Array(POOL_BYTES);
 let next = POOL_BYTES;
 
+function take(count: number): number {
+  if (next + count > POOL_BYTES) {
+    crypto.getRandomValues(pool);
+    next = 0;
+  }
+  const at = next;
+  next += count;
+  return at;
+}
+
 /**
  * A random fraction in [0, 1) from one byte, as ulid's own generator makes it (`byte / 256`),
  * but drawn from a pool that crypto.getRandomValues refills 4 KiB at a time: ulid's default
@@ -9,9 +19,11 @@ let next = POOL_BYTES;
  * more than the rest of an id together.
  */
 export function pooledRandom(): number {
-  if (next === POOL_BYTES) {
-    crypto.getRandomValues(pool);
-    next = 0;
-  }
-  return (pool[next++] as number) / 256;
+  return (pool[take(1)] as number) / 256;
+}
+
+/** 16 random bytes from the same pool, for a UUID: a view to read at once, before the next draw. */
+export function pooledRandom16(): Uint8Array {
+  const at = take(16);
+  return pool.subarray(at, at + 16);
 }
