@@ -150,9 +150,9 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       };
       for (let index = 0; index < 2; index += 1) {
         const { response, body } = await get(index);
-        expect(response.status).toBe(404);
-        expect(response.headers.get('keyway-error')).toBe('proxy_upstream_unknown');
-        expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'proxy_upstream_unknown' });
+        expect(response.status).toBe(401);
+        expect(response.headers.get('keyway-error')).toBe('proxy_unauthenticated');
+        expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'proxy_unauthenticated' });
       }
       for (let index = 2; index < 22; index += 1) {
         const { response, body } = await get(index);
@@ -166,7 +166,7 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
         else expect(body).not.toHaveProperty('audit_event_id');
       }
       const recorded = await recordsFrom(broker, userAgent);
-      expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', 'proxy_upstream_unknown', 'proxy_upstream_unknown']);
+      expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', 'proxy_unauthenticated', 'proxy_unauthenticated']);
       expect(recorded[0]?.proxy).toMatchObject({ upstream: 'nope-2' });
     });
 

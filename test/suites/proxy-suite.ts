@@ -152,6 +152,13 @@ grant:
             'x-forwarded-for': '203.0.113.9',
             'x-forwarded-host': 'evil.example',
             forwarded: 'for=203.0.113.9',
+            'x-real-ip': '10.0.0.1',
+            'true-client-ip': '10.0.0.1',
+            'x-client-ip': '10.0.0.1',
+            'x-cluster-client-ip': '10.0.0.1',
+            'fastly-client-ip': '10.0.0.1',
+            'x-host': 'internal.example',
+            'x-original-host': 'internal.example',
             'x-request-note': 'kept',
           },
           body: JSON.stringify({ body: 'built' }),
@@ -169,7 +176,9 @@ grant:
       expect(call!.body).toBe('{"body":"built"}');
       expect(call!.headers['authorization']).toBe(`Bearer ${STATIC_SECRET}`);
       expect(call!.headers['x-request-note']).toBe('kept');
-      for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded']) expect(call!.headers).not.toHaveProperty(name);
+      const claimsOfClientOrHost = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip', 'fastly-client-ip', 'x-host', 'x-original-host'];
+      for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded', ...claimsOfClientOrHost])
+        expect(call!.headers).not.toHaveProperty(name);
       expect(JSON.stringify(call!.headers)).not.toContain(token);
       expect(call!.headers['host']).toBe(new URL(runtime.upstreamBase()).host);
 
@@ -423,6 +432,21 @@ grant:
     describe('bad input: each a clear 4xx, a Keyway-Error, an audit record, and nothing sent upstream', () => {
       const refusals: [string, () => Promise<Response>, number, string, Reason][] = [
         ['an unknown upstream', () => send('/proxy/nowhere/x/y'), 404, 'invalid_request', 'proxy_upstream_unknown'],
+        // Told only to a caller that authenticates: a stranger gets the answer a declared upstream gives.
+        [
+          'an unknown upstream, with no credential',
+          () => send('/proxy/nowhere/x/y', { headers: { authorization: '' } }),
+          401,
+          'invalid_token',
+          'proxy_unauthenticated',
+        ],
+        [
+          'an unknown upstream, with a bad path and no credential',
+          () => send('/proxy/nowhere/x//y', { headers: { authorization: '' } }),
+          400,
+          'invalid_request',
+          'proxy_path_refused',
+        ],
         ['no credential', () => send('/proxy/vendor/x/y', { headers: { authorization: '' } }), 401, 'invalid_token', 'proxy_unauthenticated'],
         ['an unsigned token', () => send('/proxy/vendor/x/y', {}, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'), 400, 'invalid_request', 'issuer_untrusted'],
         [
@@ -448,6 +472,25 @@ grant:
         ],
         ['X-HTTP-Method', () => send('/proxy/vendor/x/y', { headers: { 'x-http-method': 'DELETE' } }), 400, 'invalid_request', 'proxy_header_refused'],
         ['a _method query parameter', () => send('/proxy/vendor/x/y?_method=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a _method query parameter after a ;', () => send('/proxy/vendor/x/y?a=1;_method=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a percent-encoded _method', () => send('/proxy/vendor/x/y?%5Fmethod=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        ['X-Original-Method', () => send('/proxy/vendor/x/y', { headers: { 'x-original-method': 'DELETE' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        ['X-Original-URL', () => send('/proxy/vendor/x/y', { headers: { 'x-original-url': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        ['X-Rewrite-URL', () => send('/proxy/vendor/x/y', { headers: { 'x-rewrite-url': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        ...(
+          [
+            ['a form body', 'application/x-www-form-urlencoded', 'body=x&_method=DELETE'],
+            ['a form body, after a ;', 'application/x-www-form-urlencoded; charset=utf-8', 'body=x;_method=DELETE'],
+            ['a JSON body', 'application/json', '{"body":"x","_method":"DELETE"}'],
+            ['a multipart body', 'multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n'],
+          ] as const
+        ).map(([label, type, body]): [string, () => Promise<Response>, number, string, Reason] => [
+          `a _method field in ${label}`,
+          () => send('/proxy/vendor/repos/acme/api/issues/7/comments', { method: 'POST', headers: { 'content-type': type }, body }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ]),
         ['a disallowed method', () => send('/proxy/vendor/repos/acme/api/issues/7', { method: 'DELETE' }), 403, 'access_denied', 'proxy_not_allowed'],
         ['another repository', () => send('/proxy/vendor/repos/acme/infra/issues'), 403, 'access_denied', 'proxy_not_allowed'],
         ['a path outside every rule', () => send('/proxy/vendor/admin/keys'), 403, 'access_denied', 'proxy_not_allowed'],
@@ -488,6 +531,20 @@ grant:
         ['/proxy/vendor/repos/acme/api/%zz/issues', 'proxy_path_refused'],
         ['/proxy/vendor/repos/ACME/API/../../acme/infra/issues', 'proxy_path_refused', 'parsed'],
       ];
+      it
+        .runIf(runtime.sendRaw !== undefined)
+        .each([
+          'http://keyway.test/proxy/vendor/repos/acme/api/issues',
+          'http://keyway.test/proxy/vendor/repos/acme/api/issues/%2e%2e/./pulls',
+          '/./proxy/vendor/repos/acme/api/issues',
+          '/x/../proxy/vendor/repos/acme/api/issues',
+        ])('a request target a URL parser resolves before /proxy/: %s', async (target) => {
+        const before = (await upstreamCalls()).length;
+        const authorization = `Bearer ${await job()}`;
+        await expectKeywayRefusal(await runtime.sendRaw!(broker, target, { authorization }), 400, 'invalid_request', 'proxy_path_refused');
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
       it.each(traversals)('%s', async (target, reason, parsed) => {
         const before = (await upstreamCalls()).length;
         const authorization = `Bearer ${await job()}`;

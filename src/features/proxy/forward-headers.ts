@@ -5,19 +5,35 @@ import { connectionNamed, isHopByHop } from './hop-by-hop.ts';
  * upstream; the upstream's cookies and anything claiming to be keyway's own error never reach the caller.
  */
 /**
- * Never forwarded upstream: the caller's credentials, what would let it name the target or the client, and what fetch sets
- * itself. `accept-encoding` too: fetch decodes the answer (on both runtimes), so keyway passes on identity bodies only.
+ * Never forwarded upstream: the caller's credentials, what would let it name the target host or the client (the
+ * headers servers and frameworks read a client address or original host from), and what fetch sets itself.
+ * `accept-encoding` too: fetch decodes the answer (on both runtimes), so keyway passes on identity bodies only.
  */
-const CALLER_ONLY = ['authorization', 'cookie', 'dpop', 'forwarded', 'host', 'content-length', 'expect', 'origin', 'referer', 'accept-encoding'];
+const CALLER_ONLY = [
+  'authorization',
+  'cookie',
+  'dpop',
+  'forwarded',
+  'host',
+  'x-host',
+  'x-original-host',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'fastly-client-ip',
+  'content-length',
+  'expect',
+  'origin',
+  'referer',
+  'accept-encoding',
+];
 
 /**
  * Never passed back: the upstream's cookies, what no longer describes the body fetch decoded and keyway streams
  * (`content-encoding`, `content-length`), and keyway's own marker (an upstream cannot pass for a keyway error).
  */
 const UPSTREAM_ONLY = ['set-cookie', 'set-cookie2', 'content-length', 'content-encoding', 'keyway-error'];
-
-/** Headers that ask a server to treat the request as another method: refused outright, never stripped silently. */
-export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
 function dropped(name: string, named: ReadonlySet<string>, extra: readonly string[]): boolean {
   const lower = name.toLowerCase();

@@ -17,7 +17,8 @@ import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
-import { callerResponseHeaders, echoesCredential, METHOD_OVERRIDE_HEADERS, upstreamRequestHeaders } from './forward-headers.ts';
+import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from './forward-headers.ts';
+import { bodyOverridesMethod, hasMethodField, OVERRIDE_HEADERS } from './method-override.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
@@ -53,6 +54,8 @@ export interface ProxyInput {
   readonly rawPath: string;
   /** The query string without its `?`; empty when none. */
   readonly query: string;
+  /** Why the request target as sent cannot be decided on, when the route found it so (an absolute form on Node). */
+  readonly targetRefused?: string;
   readonly headers: Headers;
   readonly body: ReadableStream<Uint8Array> | null;
   readonly context: RequestContext;
@@ -122,28 +125,31 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
   // First: every refusal below is a record, and anyone can send requests that earn one.
   const limited = await deps.limits.beforeVerification(input.context.clientIp);
   if (limited !== undefined) throw limited;
-  const upstream = deps.upstreams.get(input.upstream);
-  if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
-  const refusedHeader = METHOD_OVERRIDE_HEADERS.find((name) => input.headers.has(name));
+  // Then what holds for every upstream, and the caller: whether an upstream of that name is declared is
+  // told only to a caller that authenticates, so the answers before it are the same for every name.
+  if (input.targetRefused !== undefined) throw new ProxyRefusal('proxy_path_refused', input.targetRefused, { public: true });
+  const refusedHeader = OVERRIDE_HEADERS.find((name) => input.headers.has(name));
   if (refusedHeader !== undefined)
-    throw new ProxyRefusal('proxy_header_refused', `${refusedHeader} is refused: the method is the request's own`, { public: true });
+    throw new ProxyRefusal('proxy_header_refused', `${refusedHeader} is refused: the method and path are the request's own`, { public: true });
   if (input.headers.has('content-length') && input.headers.has('transfer-encoding')) {
     throw new ProxyRefusal('proxy_header_refused', 'Content-Length and Transfer-Encoding together are refused (request smuggling)', { public: true });
   }
   const normal = normaliseProxyPath(input.rawPath);
   if (!normal.ok) throw new ProxyRefusal('proxy_path_refused', normal.why, { public: true });
   setProxy(event, { path: normal.path });
+  if (hasMethodField(input.query)) throw new ProxyRefusal('proxy_header_refused', 'a _method query parameter is refused', { public: true });
+
+  const policies = deps.policies();
+  const caller = await authenticate(deps, input, policies, event, now);
+  const upstream = deps.upstreams.get(input.upstream);
+  if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
   if (new TextEncoder().encode(input.query).length > upstream.limits.queryBytes) {
     throw new ProxyRefusal('request_too_large', `the query is longer than ${upstream.limits.queryBytes} bytes`, { public: true });
   }
-  if (new URLSearchParams(input.query).has('_method')) throw new ProxyRefusal('proxy_header_refused', 'a _method query parameter is refused', { public: true });
   const length = Number(input.headers.get('content-length') ?? '0');
   if (!Number.isSafeInteger(length) || length < 0 || length > upstream.limits.requestBytes) {
     throw new ProxyRefusal('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`, { public: true });
   }
-
-  const policies = deps.policies();
-  const caller = await authenticate(deps, input, policies, event, now);
   const subjectLimit = { name: `proxy:${upstream.name}`, perMinute: upstream.limits.requestsPerMinute, burst: upstream.limits.requestsPerMinute };
   const verdict = await deps.limiter.take(subjectLimit, `proxy\n${upstream.name}\n${caller.issuer.url}\n${String(caller.claims['sub'])}`, now);
   if (!verdict.allowed) throw new RateLimitedError(subjectLimit, verdict.retryAfterSeconds, verdict.refused);
@@ -276,6 +282,9 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes, deadline);
   if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
   if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
+  if (body !== undefined && bodyOverridesMethod(body, input.headers.get('content-type'))) {
+    return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
+  }
   let response: Response;
   try {
     response = await deps.fetch(target, { method: input.method, headers: sent, signal: deadline, redirect: 'manual', ...(body === undefined ? {} : { body }) });

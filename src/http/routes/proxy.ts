@@ -36,9 +36,12 @@ export function proxyRoutes(deps: ProxyRouteDeps): Hono<ProxyEnv> {
   const routes = new Hono<ProxyEnv>();
   const keys = ownKeys(deps.keys);
   routes.all('/proxy/*', async (c) => {
-    // The raw target in origin form (`/proxy/…`) only: an absolute-form request line names a host, which keyway never reads.
+    // Where the runtime hands over the request line (Node), its target must be the origin form `/proxy/…` as sent: an
+    // absolute form (`http://host/proxy/…`) or dot segments before `/proxy/` came to this route through a URL parser,
+    // which had already resolved the dot segments the path check is there to refuse.
     const raw = deps.requestTarget?.(c);
-    const target = raw?.startsWith('/proxy/') === true ? raw : pathAndQuery(c.req.url);
+    const originForm = raw === undefined || raw.startsWith('/proxy/');
+    const target = raw !== undefined && originForm ? raw : pathAndQuery(c.req.url);
     const queryAt = target.indexOf('?');
     const path = queryAt === -1 ? target : target.slice(0, queryAt);
     const query = queryAt === -1 ? '' : target.slice(queryAt + 1);
@@ -58,6 +61,7 @@ export function proxyRoutes(deps: ProxyRouteDeps): Hono<ProxyEnv> {
         method: c.req.method,
         rawPath,
         query,
+        ...(originForm ? {} : { targetRefused: 'the request target is not /proxy/… as sent (an absolute URL, or dot segments before /proxy/)' }),
         headers: c.req.raw.headers,
         body: c.req.raw.body,
         context: { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') },
