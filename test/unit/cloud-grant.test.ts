@@ -93,10 +93,23 @@ describe('grant.cloud', () => {
     ['api://AzureADTokenExchange', /is azure's STS audience/],
     ['https://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
     ['//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
+    ['sts.amazonaws.com.cn', /is aws's STS audience/],
+    ['api://AzureADTokenExchangeUSGov', /is azure's STS audience/],
+    ['api://AzureADTokenExchangeChina', /is azure's STS audience/],
+    ['https://iam.googleapis.com:443/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
+    ['HTTPS://IAM.googleapis.com./projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
   ])('refuses a keyway access token for %s: the cloud would take it without grant.cloud and its sub lint', (audience, message) => {
     const text = `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\ngrant:\n  audience: [https://api.example, "${audience}"]\n  subject: "policy:prod"\n`;
     expect(messages(text).join('\n')).toMatch(message);
   });
+
+  it.each(['https://iam.googleapis.com.evil.example/x', 'api://deploy', 'https://sts.amazonaws.com.example', 'sts.amazonaws.com.evil'])(
+    'loads a keyway access token for %s, which no cloud STS takes',
+    (audience) => {
+      const text = `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\ngrant:\n  audience: [https://api.example, "${audience}"]\n  subject: "policy:prod"\n`;
+      expect(loadPolicies([{ path: 'p.yaml', text }], OPTIONS).policies[0]?.grant?.audiences).toContain(audience);
+    },
+  );
 
   it('refuses a grant.claims entry that would overwrite the session tags claim', () => {
     expect(messages(policy(AWS, '  claims: { "https://aws.amazon.com/tags": "{repository}" }\n')).join('\n')).toMatch(/keyway sets it/);

@@ -37,12 +37,14 @@ export const gcpAudience = (workloadIdentityProvider: string): string => `https:
  * The cloud whose STS takes a token for this audience, or undefined. A keyway access token is
  * refused one: AWS and Google check no `typ`, so it would pass as a cloud token without
  * grant.cloud's limits and sub-collision lint. Hosts are compared without case, as the clouds do.
+ * Wider than what grant.cloud mints for: AWS China's `sts.amazonaws.com.cn`, Entra's national
+ * clouds (`api://AzureADTokenExchangeUSGov`, `…China`), a Google audience with any scheme or port.
  */
 export function cloudOfAudience(audience: string): CloudProvider | undefined {
   const lower = audience.toLowerCase();
-  if (lower === AWS_AUDIENCE) return 'aws';
-  if (lower === AZURE_AUDIENCE.toLowerCase()) return 'azure';
-  if (/^(?:https:)?\/\/iam\.googleapis\.com\//.test(lower)) return 'gcp';
+  if (lower === AWS_AUDIENCE || lower === `${AWS_AUDIENCE}.cn`) return 'aws';
+  if (lower.startsWith(AZURE_AUDIENCE.toLowerCase())) return 'azure';
+  if (/^(?:[a-z][a-z0-9+.-]*:)?\/\/iam\.googleapis\.com\.?(?::\d*)?(?:[/?#]|$)/.test(lower)) return 'gcp';
   return undefined;
 }
 
