@@ -111,6 +111,14 @@ describe('grant.cloud', () => {
     },
   );
 
+  it('refuses a policy trusting the broker itself for tokens of a cloud audience: those are the cloud tokens it minted, not identities', () => {
+    const trustingTheBroker = (audience: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { sub: "policy:deploy" }\ngrant: { audience: https://api.example }\n`;
+    expect(messages(trustingTheBroker('sts.amazonaws.com')).join('\n')).toMatch(/subject_audience sts\.amazonaws\.com is a cloud STS audience/);
+    expect(messages(trustingTheBroker('api://AzureADTokenExchange')).join('\n')).toMatch(/is a cloud STS audience/);
+    expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://keyway.test/proxy/keyed') }], OPTIONS).policies).toHaveLength(1);
+  });
+
   it('refuses a grant.claims entry that would overwrite the session tags claim', () => {
     expect(messages(policy(AWS, '  claims: { "https://aws.amazon.com/tags": "{repository}" }\n')).join('\n')).toMatch(/keyway sets it/);
   });

@@ -313,6 +313,12 @@ function compilePolicy(
   if (preset.fixedAudience !== undefined && data.subject_audience !== undefined && data.subject_audience !== preset.fixedAudience) {
     fail(`subject_audience: ${preset.name} tokens always carry aud ${preset.fixedAudience}, which the job cannot change`, ['subject_audience']);
   }
+  if (issuer.url === options.brokerIssuer && data.subject_audience !== undefined && cloudOfAudience(data.subject_audience) !== undefined) {
+    fail(
+      `subject_audience ${data.subject_audience} is a cloud STS audience: the broker's own tokens for it are the cloud tokens grant.cloud mints, credentials for the cloud, never identities to exchange`,
+      ['subject_audience'],
+    );
+  }
   if (preset.singleUse && data.single_use === false) {
     fail(`single_use: ${preset.name} tokens are also accepted elsewhere, so each is good for one exchange; single_use cannot be false`, ['single_use']);
   }
