@@ -55,6 +55,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     return {
       broker,
       client,
+      token,
       get,
       exchange: async (sub: string, from?: string) => {
         const now = Math.floor(Date.now() / 1000);
@@ -194,6 +195,14 @@ describe('the sharded audit log on Workers (workerd)', () => {
       const read = await broker.get('/v1/audit/events');
       expect(read.status).toBe(503);
       expect(await read.json()).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('audit shard 2 cannot be read') });
+      // The /audit page says so too: a 503 page for the signed-in auditor, not a 500.
+      const cookie = `${workerEnv.KEYWAY_ISSUER.startsWith('https:') ? '__Host-' : ''}keyway_audit=${broker.token}`;
+      for (const path of ['/audit', `/audit/events/${String(before.body['audit_event_id'])}`, '/audit/inventory']) {
+        const page = await broker.client.request(path, { headers: { cookie } });
+        expect(page.status, path).toBe(503);
+        expect(page.headers.get('retry-after')).toBe('5');
+        expect(await page.text()).toContain('audit shard 2 cannot be read');
+      }
     } finally {
       await editRecord(deployment, 2, 'ALTER TABLE audit_events_away RENAME TO audit_events', []);
     }

@@ -10,6 +10,7 @@ import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
@@ -88,6 +89,19 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     c.header('Cache-Control', 'no-store');
   });
   page.use(csrf());
+  // On a sharded log (Workers) a shard that cannot be read now is a 503, as the API answers it, never a 500.
+  page.onError((error, c) => {
+    if (!(error instanceof AuditShardUnavailableError)) throw error;
+    return c.html(
+      <Layout title="Unavailable">
+        <p class="notice" data-testid="problem">
+          {error.message}. Try again in a moment.
+        </p>
+      </Layout>,
+      503,
+      { 'Retry-After': '5', 'Cache-Control': 'no-store' },
+    );
+  });
 
   page.get('/style.css', (c) => c.body(STYLE, 200, { 'Content-Type': 'text/css; charset=utf-8' }));
   page.get('/sign-in', (c) => c.html(<SignInForm issuer={deps.issuer} />));
