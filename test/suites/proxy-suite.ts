@@ -211,6 +211,10 @@ grant:
       const { payload } = await jwtVerify(minted, jwks, { issuer: broker.issuer, audience: 'https://svc.example', typ: 'at+jwt' });
       expect(payload).toMatchObject({ sub: `${issuer.url}#repo:acme/api:environment:production`, client_id: 'proxy/jwt' });
       expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
+      // The outcome record names the JWT by its jti, so the upstream's log joins keyway's; never the JWT itself.
+      const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+      expect(outcome?.proxy?.credential).toEqual({ jti: payload.jti });
+      expect(JSON.stringify(outcome)).not.toContain(minted);
     });
 
     it('takes a keyway access token for {issuer}/proxy/{upstream}, decided by policies that name the broker as issuer', async () => {
@@ -630,6 +634,12 @@ grant:
       const decision = await broker.auditEvent(first.headers.get('keyway-audit-event-id')!);
       expect(decision?.proxy).toMatchObject({ rule: 'chore check-run', credential: { repository: 'acme/api', permissions: { checks: 'write' } } });
       expect(JSON.stringify(decision)).not.toMatch(/ghs_/);
+      // The outcome record adds the installation token's SHA-256 (the fake GitHub logs its first 12 hex digits), never the token.
+      const outcome = await waitForOutcomeOf(broker, first.headers.get('keyway-audit-event-id'));
+      expect(outcome?.proxy?.credential).toMatchObject({ repository: 'acme/api', permissions: { checks: 'write' } });
+      expect(outcome?.proxy?.credential?.token_sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(outcome?.proxy?.credential?.token_sha256?.slice(0, 12)).toBe(runs[0]!.auth.slice('token:'.length));
+      expect(JSON.stringify(outcome)).not.toMatch(/ghs_/);
     });
 
     it('mints another token for another rule’s permissions, and none for a repository the claims do not name', async () => {

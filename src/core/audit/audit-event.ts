@@ -98,8 +98,16 @@ export interface AuditEvent {
     readonly query_bytes?: number;
     /** The allow rule that took the request, as the policy wrote it. */
     readonly rule?: string;
-    /** A GitHub App upstream: the repository and permissions its installation token was minted for (never the token). */
-    readonly credential?: { readonly repository?: string; readonly permissions?: Readonly<Record<string, string>> };
+    /**
+     * A GitHub App upstream: the repository and permissions its installation token was minted for; on the outcome record
+     * also what keyway minted, to join the upstream's own log: a GitHub token's SHA-256, a keyway JWT's jti. Never a credential.
+     */
+    readonly credential?: {
+      readonly repository?: string;
+      readonly permissions?: Readonly<Record<string, string>>;
+      readonly token_sha256?: string;
+      readonly jti?: string;
+    };
     /** Outcome record only: the decision record it completes. */
     readonly decision_id?: string;
     readonly status?: number;

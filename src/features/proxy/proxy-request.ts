@@ -254,8 +254,10 @@ async function refuseRevoked(deps: ProxyDeps, claims: JWTPayload, now: number): 
 /** The upstream call, after the decision record is durable: keyway's credential, the caps, the deadline, no redirect followed. */
 async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, decided: Draft, started: number): Promise<ProxyAnswer> {
   const { upstream } = allowed;
+  // Once keyway holds the upstream credential, each outcome record names what it minted (never the credential).
+  let minted: Partial<ProxyRecord> = {};
   const outcome = (reason: Reason, facts: Partial<ProxyRecord>, detail?: string): Promise<string | undefined> =>
-    recordOutcome(deps, input.context, decided, reason, { ...facts, duration_ms: Math.round(performance.now() - started) }, detail);
+    recordOutcome(deps, input.context, decided, reason, { ...minted, ...facts, duration_ms: Math.round(performance.now() - started) }, detail);
   // keyway's own answer after the decision: it names the outcome record, which holds the reason (and names the decision).
   const fail = async (reason: Refusal, detail: string, facts: Partial<ProxyRecord> = {}): Promise<ProxyAnswer> => {
     const id = await outcome(reason, facts, detail);
@@ -269,6 +271,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: errorText(error) });
     return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${errorText(error)}`);
   }
+  if (credential.recorded !== undefined) minted = { credential: { ...decided.proxy?.credential, ...credential.recorded } };
   const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');
   const target = `${base}${allowed.path === '/' ? '' : allowed.path}${input.query === '' ? '' : `?${input.query}`}`;
   const sent = upstreamRequestHeaders(input.headers);

@@ -61,6 +61,11 @@ export interface UpstreamCredential {
   readonly header: string;
   readonly value: string;
   readonly secret: string;
+  /**
+   * What the outcome record keeps of a credential keyway minted, so the upstream's own log can be joined to it: a keyway
+   * JWT's jti, an installation token's SHA-256 (GitHub's audit log's `hashed_token` is its base64). Never the credential.
+   */
+  readonly recorded?: { readonly jti: string } | { readonly token_sha256: string };
 }
 
 export interface CredentialDeps {
@@ -118,11 +123,12 @@ export class UpstreamCredentials {
         now,
         crypto: this.#deps.crypto ?? JOSE_JWT_CRYPTO,
       });
-      return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token };
+      return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token, recorded: { jti: minted.jti } };
     }
     if (scope === undefined || this.#deps.github === undefined) throw new Error('a github-app upstream needs the GitHub App and a repository scope');
     const token = await this.#githubToken(scope, auditEventId);
-    return { header: 'authorization', value: `Bearer ${token}`, secret: token };
+    const recorded = { token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token) };
+    return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded };
   }
 
   async #githubToken(scope: GitHubScope, auditEventId: string): Promise<string> {
