@@ -77,6 +77,11 @@ match: { sub: "${issuer.url}#repo:acme/api:environment:production", client_id: p
 grant:
   proxy: { upstream: keyed, allow: [{ method: GET, path: "/x/**" }] }
 `,
+          // A policy for an upstream no one declared: its callers, and only they, learn that it is not declared.
+          'proxy/ghost.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/ghost }
+grant:
+  proxy: { upstream: ghost, allow: [{ method: GET, path: "/x/**" }] }
+`,
           'proxy/limited.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/limited }
 grant:
   proxy: { upstream: limited, allow: [{ method: GET, path: "/x/**" }] }
@@ -159,6 +164,11 @@ grant:
             'fastly-client-ip': '10.0.0.1',
             'x-host': 'internal.example',
             'x-original-host': 'internal.example',
+            'client-ip': '10.0.0.1',
+            'x-originating-ip': '10.0.0.1',
+            'x-remote-addr': '10.0.0.1',
+            'x-forwarded': 'for=10.0.0.1',
+            x_real_ip: '10.0.0.1',
             'x-request-note': 'kept',
           },
           body: JSON.stringify({ body: 'built' }),
@@ -176,7 +186,20 @@ grant:
       expect(call!.body).toBe('{"body":"built"}');
       expect(call!.headers['authorization']).toBe(`Bearer ${STATIC_SECRET}`);
       expect(call!.headers['x-request-note']).toBe('kept');
-      const claimsOfClientOrHost = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip', 'fastly-client-ip', 'x-host', 'x-original-host'];
+      const claimsOfClientOrHost = [
+        'x-real-ip',
+        'true-client-ip',
+        'x-client-ip',
+        'x-cluster-client-ip',
+        'fastly-client-ip',
+        'x-host',
+        'x-original-host',
+        'client-ip',
+        'x-originating-ip',
+        'x-remote-addr',
+        'x-forwarded',
+        'x_real_ip',
+      ];
       for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded', ...claimsOfClientOrHost])
         expect(call!.headers).not.toHaveProperty(name);
       expect(JSON.stringify(call!.headers)).not.toContain(token);
@@ -435,7 +458,15 @@ grant:
 
     describe('bad input: each a clear 4xx, a Keyway-Error, an audit record, and nothing sent upstream', () => {
       const refusals: [string, () => Promise<Response>, number, string, Reason][] = [
-        ['an unknown upstream', () => send('/proxy/nowhere/x/y'), 404, 'invalid_request', 'proxy_upstream_unknown'],
+        [
+          'an unknown upstream, to a caller a policy allows there',
+          async () => send('/proxy/ghost/x/y', {}, await job({ repository: 'acme/ghost' })),
+          404,
+          'invalid_request',
+          'proxy_upstream_unknown',
+        ],
+        // Any other caller is answered as at a declared upstream that no policy allows it: 'another upstream than the grant’s' below.
+        ['an unknown upstream, to a caller no policy allows there', () => send('/proxy/nowhere/x/y'), 403, 'access_denied', 'proxy_not_allowed'],
         // Told only to a caller that authenticates: a stranger gets the answer a declared upstream gives.
         [
           'an unknown upstream, with no credential',
@@ -481,16 +512,42 @@ grant:
         ['X-Original-Method', () => send('/proxy/vendor/x/y', { headers: { 'x-original-method': 'DELETE' } }), 400, 'invalid_request', 'proxy_header_refused'],
         ['X-Original-URL', () => send('/proxy/vendor/x/y', { headers: { 'x-original-url': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
         ['X-Rewrite-URL', () => send('/proxy/vendor/x/y', { headers: { 'x-rewrite-url': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        ['X-Original-URI', () => send('/proxy/vendor/x/y', { headers: { 'x-original-uri': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
+        [
+          'X_Original_URL (CGI reads _ as -)',
+          () => send('/proxy/vendor/x/y', { headers: { x_original_url: '/admin/keys' } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ],
+        ['a .method query parameter (PHP reads . as _)', () => send('/proxy/vendor/x/y?.method=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        ['a _method[] query parameter', () => send('/proxy/vendor/x/y?_method[]=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
         ...(
           [
             ['a form body', 'application/x-www-form-urlencoded', 'body=x&_method=DELETE'],
             ['a form body, after a ;', 'application/x-www-form-urlencoded; charset=utf-8', 'body=x;_method=DELETE'],
             ['a JSON body', 'application/json', '{"body":"x","_method":"DELETE"}'],
             ['a multipart body', 'multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n'],
+            [
+              'a multipart body, as an RFC 2231 name*',
+              'multipart/form-data; boundary=b',
+              "--b\r\nContent-Disposition: form-data; name*=utf-8''%5Fmethod\r\n\r\nDELETE\r\n--b--\r\n",
+            ],
+            ['a body with no content type (Rack reads it as a form)', undefined, 'body=x&_method=DELETE'],
+            ['a form body whose type PHP cuts at the comma', 'application/x-www-form-urlencoded, text/plain', 'body=x&_method=DELETE'],
+            ['a form body, as _method[]', 'application/x-www-form-urlencoded', 'body=x&_method[]=DELETE'],
+            ['a form body, as .method', 'application/x-www-form-urlencoded', 'body=x&.method=DELETE'],
+            ['a text/json body', 'text/json', '{"body":"x","_method":"DELETE"}'],
           ] as const
         ).map(([label, type, body]): [string, () => Promise<Response>, number, string, Reason] => [
           `a _method field in ${label}`,
-          () => send('/proxy/vendor/repos/acme/api/issues/7/comments', { method: 'POST', headers: { 'content-type': type }, body }),
+          () =>
+            // A byte body: fetch gives it no content type of its own.
+            send('/proxy/vendor/repos/acme/api/issues/7/comments', {
+              method: 'POST',
+              headers: type === undefined ? {} : { 'content-type': type },
+              body: new TextEncoder().encode(body),
+            }),
           400,
           'invalid_request',
           'proxy_header_refused',
@@ -608,6 +665,18 @@ grant:
     const checkRun = async (path: string, token: string): Promise<Response> =>
       broker.request(path, { method: 'POST', headers: { ...GH_HEADERS, authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'lint' }) });
     const mints = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens'));
+
+    it('reads and checks the body before it mints: a body refused for its _method costs no installation token', async () => {
+      const before = (await mints()).length;
+      const response = await broker.request('/proxy/github/repos/acme/never-minted/check-runs', {
+        method: 'POST',
+        headers: { ...GH_HEADERS, authorization: `Bearer ${await job('acme/never-minted')}` },
+        body: JSON.stringify({ name: 'lint', _method: 'DELETE' }),
+      });
+      expect(response.status).toBe(400);
+      expect(response.headers.get('keyway-error')).toBe('proxy_header_refused');
+      expect((await mints()).length).toBe(before);
+    });
 
     it('mints an installation token scoped to the one repository and the chore’s permissions, once for several calls, never returned', async () => {
       const token = await job();

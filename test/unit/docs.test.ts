@@ -131,6 +131,6 @@ function specifiedIndex(event: Record<string, unknown>): Record<string, unknown>
     client_ip: text(field('request.client_ip')),
     subject_sha256: text(field('subject_token.sha256')),
     subject_jti: text(field('subject_token.jti')),
-    issued_jti: text(field('issued.jti')),
+    issued_jti: text(field('issued.jti')) ?? text(field('proxy.credential.jti')),
   };
 }

@@ -59,7 +59,8 @@ export function auditIndex(event: AuditEvent): AuditIndex {
     client_ip: event.request.client_ip ?? null,
     subject_sha256: event.subject_token?.sha256 ?? null,
     subject_jti: event.subject_token?.jti ?? null,
-    issued_jti: event.issued?.jti ?? null,
+    // A proxied call's keyway JWT (on its outcome record) is found by jti as a token /token issued is.
+    issued_jti: event.issued?.jti ?? event.proxy?.credential?.jti ?? null,
   };
 }
 

@@ -22,6 +22,11 @@ const CALLER_ONLY = [
   'true-client-ip',
   'x-cluster-client-ip',
   'fastly-client-ip',
+  'client-ip',
+  'x-originating-ip',
+  'x-remote-addr',
+  'x-remote-ip',
+  'x-forwarded',
   'content-length',
   'expect',
   'origin',
@@ -46,6 +51,8 @@ export function upstreamRequestHeaders(caller: Headers): Headers {
   const headers = new Headers();
   for (const [name, value] of caller) {
     const lower = name.toLowerCase();
+    // A name with `_`: CGI, PHP and WSGI read it as the `-` spelling (X_Real_IP as X-Real-IP), which nginx and Apache drop for that reason.
+    if (lower.includes('_')) continue;
     if (dropped(lower, named, CALLER_ONLY) || lower.startsWith('x-forwarded-') || lower.startsWith('cf-') || lower.startsWith('keyway-')) continue;
     headers.append(name, value);
   }

@@ -18,7 +18,8 @@ import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from './forward-headers.ts';
-import { bodyOverridesMethod, hasMethodField, OVERRIDE_HEADERS } from './method-override.ts';
+import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader } from './method-override.ts';
+import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
@@ -125,10 +126,10 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
   // First: every refusal below is a record, and anyone can send requests that earn one.
   const limited = await deps.limits.beforeVerification(input.context.clientIp);
   if (limited !== undefined) throw limited;
-  // Then what holds for every upstream, and the caller: whether an upstream of that name is declared is
-  // told only to a caller that authenticates, so the answers before it are the same for every name.
+  // Then what holds for every upstream, the caller, and the policies. Whether an upstream of that name is declared is
+  // told only to a caller a policy allows there: until then the answers are the same for every name.
   if (input.targetRefused !== undefined) throw new ProxyRefusal('proxy_path_refused', input.targetRefused, { public: true });
-  const refusedHeader = OVERRIDE_HEADERS.find((name) => input.headers.has(name));
+  const refusedHeader = refusedOverrideHeader(input.headers);
   if (refusedHeader !== undefined)
     throw new ProxyRefusal('proxy_header_refused', `${refusedHeader} is refused: the method and path are the request's own`, { public: true });
   if (input.headers.has('content-length') && input.headers.has('transfer-encoding')) {
@@ -137,27 +138,21 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
   const normal = normaliseProxyPath(input.rawPath);
   if (!normal.ok) throw new ProxyRefusal('proxy_path_refused', normal.why, { public: true });
   setProxy(event, { path: normal.path });
-  if (hasMethodField(input.query)) throw new ProxyRefusal('proxy_header_refused', 'a _method query parameter is refused', { public: true });
+  if (formNamesMethod(input.query)) throw new ProxyRefusal('proxy_header_refused', 'a _method query parameter is refused', { public: true });
 
   const policies = deps.policies();
   const caller = await authenticate(deps, input, policies, event, now);
   const upstream = deps.upstreams.get(input.upstream);
-  if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
-  if (new TextEncoder().encode(input.query).length > upstream.limits.queryBytes) {
-    throw new ProxyRefusal('request_too_large', `the query is longer than ${upstream.limits.queryBytes} bytes`, { public: true });
-  }
-  const length = Number(input.headers.get('content-length') ?? '0');
-  if (!Number.isSafeInteger(length) || length < 0 || length > upstream.limits.requestBytes) {
-    throw new ProxyRefusal('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`, { public: true });
-  }
-  const subjectLimit = { name: `proxy:${upstream.name}`, perMinute: upstream.limits.requestsPerMinute, burst: upstream.limits.requestsPerMinute };
-  const verdict = await deps.limiter.take(subjectLimit, `proxy\n${upstream.name}\n${caller.issuer.url}\n${String(caller.claims['sub'])}`, now);
+  // An undeclared name has the default rate, as an upstream that sets none.
+  const perMinute = upstream?.limits.requestsPerMinute ?? DEFAULT_PROXY_LIMITS.requestsPerMinute;
+  const subjectLimit = { name: `proxy:${input.upstream}`, perMinute, burst: perMinute };
+  const verdict = await deps.limiter.take(subjectLimit, `proxy\n${input.upstream}\n${caller.issuer.url}\n${String(caller.claims['sub'])}`, now);
   if (!verdict.allowed) throw new RateLimitedError(subjectLimit, verdict.retryAfterSeconds, verdict.refused);
 
   const decision = decide(policies, caller, {
     audiences: [],
     scopes: undefined,
-    proxy: { upstream: upstream.name, method: input.method, segments: normal.segments },
+    proxy: { upstream: input.upstream, method: input.method, segments: normal.segments },
   });
   event.policy = {
     candidates: decision.trace.candidates,
@@ -169,6 +164,14 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
   if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
   const grant = decision.grant;
   event.policy = { ...event.policy, granted_by: grant.policy.id };
+  if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
+  if (new TextEncoder().encode(input.query).length > upstream.limits.queryBytes) {
+    throw new ProxyRefusal('request_too_large', `the query is longer than ${upstream.limits.queryBytes} bytes`, { public: true });
+  }
+  const length = Number(input.headers.get('content-length') ?? '0');
+  if (!Number.isSafeInteger(length) || length < 0 || length > upstream.limits.requestBytes) {
+    throw new ProxyRefusal('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`, { public: true });
+  }
   const permissions = grant.proxy?.permissions ?? {};
   const scope = upstream.auth.kind === 'github-app' ? githubScopeOf(normal.segments, permissions) : undefined;
   if (upstream.auth.kind === 'github-app' && scope === undefined) {
@@ -264,6 +267,19 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     return { kind: 'refused', reason, description: REASONS[reason].description, ...(id === undefined ? {} : { auditEventId: id }) };
   };
 
+  const deadline = AbortSignal.timeout(upstream.limits.timeoutSeconds * 1000);
+  // The request body is read whole (within its cap) before the upstream is called: a stream cut short by the cap could
+  // otherwise reach the upstream as a complete, shorter body (workerd ends a chunked request when its source errors).
+  // Bound by the same deadline: a caller that stalls its upload holds nothing open longer than the upstream could.
+  // Read and checked before the credential, so a refused body costs no installation token.
+  const body =
+    input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes, deadline);
+  if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
+  if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
+  if (body !== undefined && bodyOverridesMethod(body, input.headers.get('content-type'))) {
+    return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
+  }
+
   let credential;
   try {
     credential = await deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
@@ -276,18 +292,6 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   const target = `${base}${allowed.path === '/' ? '' : allowed.path}${input.query === '' ? '' : `?${input.query}`}`;
   const sent = upstreamRequestHeaders(input.headers);
   sent.set(credential.header, credential.value);
-
-  const deadline = AbortSignal.timeout(upstream.limits.timeoutSeconds * 1000);
-  // The request body is read whole (within its cap) before the upstream is called: a stream cut short by the cap could
-  // otherwise reach the upstream as a complete, shorter body (workerd ends a chunked request when its source errors).
-  // Bound by the same deadline: a caller that stalls its upload holds nothing open longer than the upstream could.
-  const body =
-    input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes, deadline);
-  if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
-  if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
-  if (body !== undefined && bodyOverridesMethod(body, input.headers.get('content-type'))) {
-    return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
-  }
   let response: Response;
   try {
     response = await deps.fetch(target, { method: input.method, headers: sent, signal: deadline, redirect: 'manual', ...(body === undefined ? {} : { body }) });
