@@ -96,6 +96,7 @@ describe('grant.cloud', () => {
     ['sts.amazonaws.com.cn', /is aws's STS audience/],
     ['api://AzureADTokenExchangeUSGov', /is azure's STS audience/],
     ['api://AzureADTokenExchangeChina', /is azure's STS audience/],
+    ['api://azureadtokenexchangeussec', /is azure's STS audience/],
     ['https://iam.googleapis.com:443/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
     ['HTTPS://IAM.googleapis.com./projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
   ])('refuses a keyway access token for %s: the cloud would take it without grant.cloud and its sub lint', (audience, message) => {
@@ -103,13 +104,17 @@ describe('grant.cloud', () => {
     expect(messages(text).join('\n')).toMatch(message);
   });
 
-  it.each(['https://iam.googleapis.com.evil.example/x', 'api://deploy', 'https://sts.amazonaws.com.example', 'sts.amazonaws.com.evil'])(
-    'loads a keyway access token for %s, which no cloud STS takes',
-    (audience) => {
-      const text = `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\ngrant:\n  audience: [https://api.example, "${audience}"]\n  subject: "policy:prod"\n`;
-      expect(loadPolicies([{ path: 'p.yaml', text }], OPTIONS).policies[0]?.grant?.audiences).toContain(audience);
-    },
-  );
+  it.each([
+    'https://iam.googleapis.com.evil.example/x',
+    'api://deploy',
+    'https://sts.amazonaws.com.example',
+    'sts.amazonaws.com.evil',
+    'api://AzureADTokenExchangeBroker',
+    'api://azureadtokenexchange-gateway/read',
+  ])('loads a keyway access token for %s, which no cloud STS takes', (audience) => {
+    const text = `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\ngrant:\n  audience: [https://api.example, "${audience}"]\n  subject: "policy:prod"\n`;
+    expect(loadPolicies([{ path: 'p.yaml', text }], OPTIONS).policies[0]?.grant?.audiences).toContain(audience);
+  });
 
   it('refuses a policy trusting the broker itself for tokens of a cloud audience: those are the cloud tokens it minted, not identities', () => {
     const trustingTheBroker = (audience: string) =>

@@ -30,6 +30,8 @@ export const CLOUD_MAX_TTL_SECONDS = 60 * 60;
 
 export const AWS_AUDIENCE = 'sts.amazonaws.com';
 export const AZURE_AUDIENCE = 'api://AzureADTokenExchange';
+/** Entra's token exchange audiences: the public cloud's, then the national clouds' (US Government, China, US Nat, US Sec). */
+const ENTRA_AUDIENCES = new Set(['', 'USGov', 'China', 'USNat', 'USSec'].map((cloud) => `${AZURE_AUDIENCE}${cloud}`.toLowerCase()));
 /** The default audience a Workload Identity provider accepts: https://iam.googleapis.com/ + its resource name. */
 export const gcpAudience = (workloadIdentityProvider: string): string => `https://iam.googleapis.com/${workloadIdentityProvider}`;
 
@@ -38,12 +40,14 @@ export const gcpAudience = (workloadIdentityProvider: string): string => `https:
  * refused one: AWS and Google check no `typ`, so it would pass as a cloud token without
  * grant.cloud's limits and sub-collision lint. Hosts are compared without case, as the clouds do.
  * Wider than what grant.cloud mints for: AWS China's `sts.amazonaws.com.cn`, Entra's national
- * clouds (`api://AzureADTokenExchangeUSGov`, `…China`), a Google audience with any scheme or port.
+ * clouds (`api://AzureADTokenExchangeUSGov`, `…China`, `…USNat`, `…USSec`), a Google audience with
+ * any scheme or port. Never complete: an AWS OIDC provider's client ids and a Google provider's
+ * allowed audiences are whatever its operator lists.
  */
 export function cloudOfAudience(audience: string): CloudProvider | undefined {
   const lower = audience.toLowerCase();
   if (lower === AWS_AUDIENCE || lower === `${AWS_AUDIENCE}.cn`) return 'aws';
-  if (lower.startsWith(AZURE_AUDIENCE.toLowerCase())) return 'azure';
+  if (ENTRA_AUDIENCES.has(lower)) return 'azure';
   if (/^(?:[a-z][a-z0-9+.-]*:)?\/\/iam\.googleapis\.com\.?(?::\d*)?(?:[/?#]|$)/.test(lower)) return 'gcp';
   return undefined;
 }
