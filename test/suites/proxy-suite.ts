@@ -169,6 +169,10 @@ grant:
             'x-remote-addr': '10.0.0.1',
             'x-forwarded': 'for=10.0.0.1',
             x_real_ip: '10.0.0.1',
+            'forwarded-for': '10.0.0.1',
+            via: '1.1 evil.example',
+            'x-envoy-external-address': '10.0.0.1',
+            'wl-proxy-client-ip': '10.0.0.1',
             'x-request-note': 'kept',
           },
           body: JSON.stringify({ body: 'built' }),
@@ -199,6 +203,10 @@ grant:
         'x-remote-addr',
         'x-forwarded',
         'x_real_ip',
+        'forwarded-for',
+        'via',
+        'x-envoy-external-address',
+        'wl-proxy-client-ip',
       ];
       for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded', ...claimsOfClientOrHost])
         expect(call!.headers).not.toHaveProperty(name);
@@ -424,6 +432,24 @@ grant:
       expect((await upstreamCalls()).length).toBe(before);
     });
 
+    it('limits a caller no policy allows at a name at the default rate, whatever the name: the upstream’s own rate tells nothing', async () => {
+      // acme/api is no caller of limited (1 a minute): refused by the policies, twice, as at a name no one declared.
+      const token = await job();
+      for (const name of ['limited', `nowhere-${crypto.randomUUID().slice(0, 8)}`]) {
+        for (let attempt = 0; attempt < 2; attempt += 1) {
+          await expectKeywayRefusal(await send(`/proxy/${name}/x/ok`, {}, token), 403, 'access_denied', 'proxy_not_allowed');
+        }
+      }
+    });
+
+    it('takes a _method from a POST body only, as frameworks do: a PUT body that holds one is forwarded as sent', async () => {
+      const response = await send('/proxy/vendor/x/upload', { method: 'PUT', body: new TextEncoder().encode('_method=DELETE') });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const [call] = (await callsTo('/x/upload')).filter((each) => each.body === '_method=DELETE');
+      expect(call?.method).toBe('PUT');
+    });
+
     it.runIf(runtime.sendBytes !== undefined)('ends a request whose body stalls at the deadline, and sends nothing upstream', async () => {
       const before = (await upstreamCalls()).length;
       const token = await job({ repository: 'acme/short' });
@@ -538,6 +564,12 @@ grant:
             ['a form body, as _method[]', 'application/x-www-form-urlencoded', 'body=x&_method[]=DELETE'],
             ['a form body, as .method', 'application/x-www-form-urlencoded', 'body=x&.method=DELETE'],
             ['a text/json body', 'text/json', '{"body":"x","_method":"DELETE"}'],
+            ['a multipart body, as a Content-ID', 'multipart/form-data; boundary=b', '--b\r\nContent-ID: <_method>\r\n\r\nDELETE\r\n--b--\r\n'],
+            [
+              'a multipart body whose part header is folded (unreadable)',
+              'multipart/form-data; boundary=b',
+              '--b\r\nContent-Disposition: form-data;\r\n name="_method"\r\n\r\nDELETE\r\n--b--\r\n',
+            ],
           ] as const
         ).map(([label, type, body]): [string, () => Promise<Response>, number, string, Reason] => [
           `a _method field in ${label}`,

@@ -27,6 +27,13 @@ const CALLER_ONLY = [
   'x-remote-addr',
   'x-remote-ip',
   'x-forwarded',
+  'forwarded-for',
+  'x-original-forwarded-for',
+  'wl-proxy-client-ip',
+  'x-proxyuser-ip',
+  'x-azure-clientip',
+  'x-appengine-user-ip',
+  'via',
   'content-length',
   'expect',
   'origin',
@@ -53,7 +60,14 @@ export function upstreamRequestHeaders(caller: Headers): Headers {
     const lower = name.toLowerCase();
     // A name with `_`: CGI, PHP and WSGI read it as the `-` spelling (X_Real_IP as X-Real-IP), which nginx and Apache drop for that reason.
     if (lower.includes('_')) continue;
-    if (dropped(lower, named, CALLER_ONLY) || lower.startsWith('x-forwarded-') || lower.startsWith('cf-') || lower.startsWith('keyway-')) continue;
+    if (
+      dropped(lower, named, CALLER_ONLY) ||
+      lower.startsWith('x-forwarded-') ||
+      lower.startsWith('x-envoy-') ||
+      lower.startsWith('cf-') ||
+      lower.startsWith('keyway-')
+    )
+      continue;
     headers.append(name, value);
   }
   return headers;

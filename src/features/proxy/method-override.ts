@@ -25,12 +25,15 @@ export function refusedOverrideHeader(headers: Headers): string | undefined {
 
 /**
  * The name a framework would read a field as, for the comparison with `_method`: without case, as PHP
- * reads it (leading spaces dropped, `.` and spaces made `_`, the part before `[`), so `.method`,
- * `_method[]` and `_METHOD` are all `_method`.
+ * and Rack read it (leading spaces and brackets dropped, `.` and spaces made `_`, the part before the
+ * next bracket), so `.method`, `_method[]`, `[_method]` and `_METHOD` are all `_method`.
  */
 function fieldName(name: string): string {
-  const php = name.trimStart().toLowerCase().replace(/[.\s]/g, '_');
-  const bracket = php.indexOf('[');
+  const php = name
+    .toLowerCase()
+    .replace(/^[\s[\]]+/, '')
+    .replace(/[.\s]/g, '_');
+  const bracket = php.search(/[[\]]/);
   return bracket === -1 ? php : php.slice(0, bracket);
 }
 
@@ -42,47 +45,74 @@ export function formNamesMethod(form: string): boolean {
   return false;
 }
 
-const DISPOSITION = /^content-disposition:([^\r\n]*)$/gim;
-const NAME_PARAMETER = /;\s*name(\*?)\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi;
+const BOUNDARY = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i;
+const NAME_PARAMETER = /(?:^|[;\s])name(\*\d*\*?)?\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^;\s]*)/gi;
 
-/** The field names of a multipart body's parts: `name`, and RFC 2231's `name*` (`utf-8''%5Fmethod`) decoded. */
-function multipartNames(text: string): string[] {
+/**
+ * The field names a multipart body's part headers give, read strictly: `name` (quoted with `"` or
+ * `'`, escapes undone), RFC 2231's `name*`, and `Content-ID` (Rack names a part by it). Undefined when
+ * a reader could see other names than these: no boundary, a folded or malformed header line, a part
+ * with no header block, or a name split over `name*0`, `name*1` (RFC 2231 continuations).
+ */
+function multipartFieldNames(text: string, contentType: string): string[] | undefined {
+  const [, quoted, bare] = BOUNDARY.exec(contentType) ?? [];
+  const boundary = quoted ?? bare;
+  if (boundary === undefined) return undefined;
   const names: string[] = [];
-  for (const [, parameters] of text.matchAll(DISPOSITION)) {
-    for (const [, extended, quoted, bare] of (parameters ?? '').matchAll(NAME_PARAMETER)) {
-      const value = quoted ?? bare ?? '';
-      if (extended === '') {
-        names.push(value);
-        continue;
-      }
-      const encoded = value.slice(value.lastIndexOf("'") + 1);
-      try {
-        names.push(decodeURIComponent(encoded));
-      } catch {
-        names.push(encoded);
+  for (const part of text.split(`--${boundary}`).slice(1)) {
+    if (part.startsWith('--')) break;
+    const afterDelimiter = part.replace(/^[ \t]*\r?\n/, '');
+    const blank = /\r?\n\r?\n/.exec(afterDelimiter);
+    if (/^\r?\n/.test(afterDelimiter)) continue;
+    if (blank === null) return undefined;
+    for (const line of afterDelimiter.slice(0, blank.index).split(/\r?\n/)) {
+      const colon = line.indexOf(':');
+      if (/^[ \t]/.test(line) || colon <= 0) return undefined;
+      const header = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1);
+      if (header.includes('content-id')) names.push(value.trim().replace(/^<|>$/g, ''));
+      if (!header.includes('disposition')) continue;
+      for (const [, star, raw = ''] of value.matchAll(NAME_PARAMETER)) {
+        if (star !== undefined && star !== '*') return undefined;
+        if (star === '*') names.push(decodeExtended(raw));
+        else if (raw.startsWith('"')) names.push(raw.slice(1, -1).replace(/\\(.)/g, '$1'));
+        else if (raw.startsWith("'")) names.push(raw.slice(1, -1));
+        else names.push(raw);
       }
     }
   }
   return names;
 }
 
+/** RFC 2231 `charset'language'value`, percent-decoded. */
+function decodeExtended(raw: string): string {
+  const encoded = raw.slice(raw.lastIndexOf("'") + 1);
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return encoded;
+  }
+}
+
 /**
- * Whether a request body a framework reads parameters from holds a `_method` field: a form (Rack reads a
- * POST without a content type as one), a multipart form, or a JSON object (Laravel reads any type with
- * `json` in it). The media type is cut at `;`, `,` or a space, as PHP cuts it.
+ * Whether a POST body a framework reads parameters from holds a `_method` field (Rack, Symfony,
+ * Laravel, Spring, ASP.NET and method-override take one from a POST only): a form (Rack reads a POST
+ * without a content type as one), any multipart body, or a JSON object when the content type holds
+ * `json` anywhere (Laravel reads any such type as JSON). The media type is cut at `;`, `,` or a space,
+ * as PHP cuts it. `unreadable`: a multipart body whose field names cannot be read unambiguously.
  */
-export function bodyOverridesMethod(body: Uint8Array, contentType: string | null): boolean {
-  const type =
-    (contentType ?? '')
-      .trim()
-      .split(/[;,\s]/)[0]
-      ?.toLowerCase() ?? '';
+export function bodyOverridesMethod(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
+  const header = (contentType ?? '').trim().toLowerCase();
+  const type = header.split(/[;,\s]/)[0] ?? '';
   if (type === '' || type === 'application/x-www-form-urlencoded') return formNamesMethod(new TextDecoder().decode(body));
-  if (type === 'multipart/form-data') return multipartNames(new TextDecoder('latin1').decode(body)).some(isMethodField);
-  if (type.includes('json')) {
+  if (type.startsWith('multipart/')) {
+    const names = multipartFieldNames(new TextDecoder('latin1').decode(body), contentType ?? '');
+    return names === undefined ? 'unreadable' : names.some(isMethodField);
+  }
+  if (header.includes('json')) {
     try {
       const parsed: unknown = JSON.parse(new TextDecoder().decode(body));
-      return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && Object.keys(parsed).some(isMethodField);
+      return typeof parsed === 'object' && parsed !== null && Object.keys(parsed).some(isMethodField);
     } catch {
       return false;
     }

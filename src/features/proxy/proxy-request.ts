@@ -142,13 +142,6 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
 
   const policies = deps.policies();
   const caller = await authenticate(deps, input, policies, event, now);
-  const upstream = deps.upstreams.get(input.upstream);
-  // An undeclared name has the default rate, as an upstream that sets none.
-  const perMinute = upstream?.limits.requestsPerMinute ?? DEFAULT_PROXY_LIMITS.requestsPerMinute;
-  const subjectLimit = { name: `proxy:${input.upstream}`, perMinute, burst: perMinute };
-  const verdict = await deps.limiter.take(subjectLimit, `proxy\n${input.upstream}\n${caller.issuer.url}\n${String(caller.claims['sub'])}`, now);
-  if (!verdict.allowed) throw new RateLimitedError(subjectLimit, verdict.retryAfterSeconds, verdict.refused);
-
   const decision = decide(policies, caller, {
     audiences: [],
     scopes: undefined,
@@ -161,6 +154,14 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
     audit_mode: decision.trace.audit,
     ...(policies.version === undefined ? {} : { set_version: policies.version }),
   };
+  // A refused caller's rate is one bucket per caller at the default rate, whatever name it sent: no bucket per
+  // invented name, and nothing that tells a declared upstream (or its own rate) from an undeclared one.
+  const upstream = decision.granted ? deps.upstreams.get(input.upstream) : undefined;
+  const perMinute = upstream?.limits.requestsPerMinute ?? DEFAULT_PROXY_LIMITS.requestsPerMinute;
+  const callerLimit = { name: upstream === undefined ? 'proxy' : `proxy:${upstream.name}`, perMinute, burst: perMinute };
+  const who = `${caller.issuer.url}\n${String(caller.claims['sub'])}`;
+  const verdict = await deps.limiter.take(callerLimit, upstream === undefined ? `proxy\n${who}` : `proxy\n${upstream.name}\n${who}`, now);
+  if (!verdict.allowed) throw new RateLimitedError(callerLimit, verdict.retryAfterSeconds, verdict.refused);
   if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
   const grant = decision.grant;
   event.policy = { ...event.policy, granted_by: grant.policy.id };
@@ -276,9 +277,13 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes, deadline);
   if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
   if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
-  if (body !== undefined && bodyOverridesMethod(body, input.headers.get('content-type'))) {
-    return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
+  if (body !== undefined && input.method.toUpperCase() === 'POST') {
+    const override = bodyOverridesMethod(body, input.headers.get('content-type'));
+    if (override === 'unreadable') return fail('proxy_header_refused', 'a multipart body whose field names cannot be read unambiguously is refused');
+    if (override) return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
   }
+  // A caller that stalled its upload until the deadline gets no credential minted for a call that cannot be made.
+  if (deadline.aborted) return fail('proxy_upstream_timeout', `the request did not reach upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
 
   let credential;
   try {
