@@ -452,6 +452,13 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused(exchangeForm(await github.sign(claims)), { error: 'invalid_request', reason: 'claims_invalid' });
       });
 
+      it('refuses a token without exp, iat or sub: a token with no end is no proof of a running job', async () => {
+        for (const missing of ['exp', 'iat', 'sub'] as const) {
+          const { [missing]: _dropped, ...claims } = ciClaims(github.url, broker.issuer);
+          await refused(exchangeForm(await github.sign(claims)), { error: 'invalid_request', reason: 'claims_invalid' });
+        }
+      });
+
       it('treats an injected kid as an unknown key: no lookup by it, at most one refetch per cooldown', async () => {
         // The issuer's keys are cached first, whichever tests ran before: only refetches are counted.
         expect((await postToken(broker, exchangeForm(await good()))).status).toBe(200);

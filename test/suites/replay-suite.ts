@@ -99,6 +99,14 @@ grant:
       expect(second.event.detail).toContain(first.event.id);
     });
 
+    it('holds a claim for as long as the token verifies: one first exchanged within the clock tolerance after its exp is refused when sent again', async () => {
+      // exp 30 s ago: still accepted under the broker's 60 s of clock tolerance, so its claim must outlive exp by as much.
+      const token = await release({ jti: crypto.randomUUID(), iat: now() - 330, exp: now() - 30 });
+      const first = await exchange(token);
+      expect(first.status, JSON.stringify(first.body)).toBe(200);
+      await expectRefusal(broker, await exchange(token), replayed);
+    });
+
     it('grants exactly one of two concurrent exchanges of one token', async () => {
       const token = await production();
       const results = await Promise.all([exchange(token), exchange(token)]);
