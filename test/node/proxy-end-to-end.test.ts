@@ -102,6 +102,8 @@ grant:
     expect(values.filter((value) => minted.has(sha256Prefix(value)))).toEqual([]);
     expect(values.join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
     expect(values).not.toContain(ci.githubRequestToken);
+    // GITHUB_TOKEN is the forwarder's per-run secret, not a token anyone issued (and not undefined on both sides).
+    expect(env['KEYWAY_PROXY_SECRET']).toMatch(/^\S{16,}$/);
     expect(env['GITHUB_TOKEN']).toBe(env['KEYWAY_PROXY_SECRET']);
     expect(result.stdout + result.stderr).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
   });

@@ -21,7 +21,10 @@ function sendRaw(url: string, target: string, headers: Record<string, string>): 
       answer.on('data', (chunk: Buffer) => chunks.push(chunk));
       answer.on('end', () => {
         const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(answer.headers)) if (typeof value === 'string') responseHeaders.set(name, value);
+        // node:http gives set-cookie as an array: each value kept, so an assertion that none passed can fail.
+        for (const [name, value] of Object.entries(answer.headers)) {
+          for (const each of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, each);
+        }
         resolve(new Response(Buffer.concat(chunks), { status: answer.statusCode ?? 0, headers: responseHeaders }));
       });
     });

@@ -94,6 +94,7 @@ const PROTECTED = [
   '/v1/audit/export?format=csv',
   '/v1/audit/stats',
   '/v1/audit/alerts',
+  '/v1/audit/shards',
   '/v1/inventory',
   '/v1/inventory?format=csv',
   '/v1/inventory/usage',

@@ -128,6 +128,8 @@ grant:
       if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token ?? (await job())}`);
       return broker.request(path, { ...init, headers });
     };
+    const base64url = (value: unknown) => btoa(JSON.stringify(value)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+    const unsigned = (payload: Record<string, unknown>) => `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(payload)}.`;
     const callsTo = async (path: string): Promise<UpstreamCall[]> => (await upstreamCalls()).filter((call) => call.url.startsWith(`/t/${tenant}${path}`));
 
     /** keyway's own refusal: the status, the RFC 6749 error, Keyway-Error, no token, no-store, and its audit record. */
@@ -509,7 +511,21 @@ grant:
           'proxy_path_refused',
         ],
         ['no credential', () => send('/proxy/vendor/x/y', { headers: { authorization: '' } }), 401, 'invalid_token', 'proxy_unauthenticated'],
-        ['an unsigned token', () => send('/proxy/vendor/x/y', {}, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'), 400, 'invalid_request', 'issuer_untrusted'],
+        ['a token of an issuer no policy trusts', () => send('/proxy/vendor/x/y', {}, unsigned({ sub: 'x' })), 400, 'invalid_request', 'issuer_untrusted'],
+        [
+          'an unsigned token (alg none) of the trusted CI issuer',
+          () => send('/proxy/vendor/x/y', {}, unsigned(ciClaims(issuer.url, broker.issuer))),
+          400,
+          'invalid_request',
+          'algorithm_not_allowed',
+        ],
+        [
+          'an unsigned token (alg none) claiming to be the broker’s own',
+          () => send('/proxy/keyed/x/y', {}, unsigned({ iss: broker.issuer, sub: 'x', aud: `${broker.issuer}/proxy/keyed`, exp: 4_000_000_000, jti: 'x' })),
+          401,
+          'invalid_token',
+          'proxy_unauthenticated',
+        ],
         [
           'a CI token bound to a key',
           async () => send('/proxy/vendor/x/y', {}, await job({ cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
