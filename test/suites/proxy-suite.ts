@@ -360,6 +360,9 @@ grant:
       const home = await send('/proxy/vendor/x/redirect-home', { redirect: 'manual' });
       expect(home.status).toBe(302);
       expect(home.headers.get('location')).toBe(`${broker.issuer}/proxy/vendor/landing?x=1`);
+      // The same host, outside the upstream's base path: not the upstream, so refused too.
+      const sideways = await send('/proxy/vendor/x/redirect-sideways', { redirect: 'manual' });
+      await expectKeywayRefusal(sideways, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
     });
 
     it('times a slow upstream out: 504 with Keyway-Error, within the limit, and an audit record', async () => {
@@ -412,6 +415,12 @@ grant:
 
       const large = await send('/proxy/vendor/x/big/6291456');
       expect((await large.arrayBuffer()).byteLength).toBe(6 * 1024 * 1024);
+    });
+
+    it('refuses an answer whose Content-Length announces more than the cap: 502, nothing of it passed on', async () => {
+      const response = await send('/proxy/short/announced/3145728', {}, await job({ repository: 'acme/short' }));
+      const event = await expectKeywayRefusal(response, 502, 'temporarily_unavailable', 'proxy_response_too_large');
+      expect(event.proxy).toMatchObject({ status: 200 });
     });
 
     it('cuts an answer that passes the cap and records why', async () => {
@@ -605,6 +614,21 @@ grant:
         ['a path outside every rule', () => send('/proxy/vendor/admin/keys'), 403, 'access_denied', 'proxy_not_allowed'],
         ['another upstream than the grant’s', () => send('/proxy/short/x/y'), 403, 'access_denied', 'proxy_not_allowed'],
         ['an oversize body', () => send('/proxy/vendor/x/upload', { method: 'PUT', body: 'x'.repeat(5000) }), 413, 'invalid_request', 'request_too_large'],
+        [
+          'an oversize body streamed with no Content-Length, cut at the cap as it is read',
+          () => {
+            const body = new ReadableStream<Uint8Array>({
+              start(controller) {
+                for (let chunk = 0; chunk < 5; chunk += 1) controller.enqueue(new Uint8Array(1000).fill(120));
+                controller.close();
+              },
+            });
+            return send('/proxy/vendor/x/upload', { method: 'PUT', body, duplex: 'half' } as RequestInit);
+          },
+          413,
+          'invalid_request',
+          'request_too_large',
+        ],
         ['an overlong query', () => send(`/proxy/vendor/x/y?q=${'a'.repeat(300)}`), 413, 'invalid_request', 'request_too_large'],
       ];
       it.each(refusals)('%s', async (_label, request, status, error, reason) => {

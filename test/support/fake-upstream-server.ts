@@ -49,6 +49,12 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/t/${tenant[1]}`;
     const big = /\/big\/(\d+)$/.exec(path);
     if (big !== null) return stream(response, Number(big[1]));
+    // As /big, but announced: a Content-Length the proxy can refuse before any of the body passes.
+    const announced = /\/announced\/(\d+)$/.exec(path);
+    if (announced !== null) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': announced[1] });
+      return stream(response, Number(announced[1]), false);
+    }
     const gate = /\/gate\/([\w-]+)$/.exec(path);
     if (gate !== null) {
       response.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -70,6 +76,8 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     }
     if (path.endsWith('/redirect-away')) return redirect(response, 'https://elsewhere.example/steal');
     if (path.endsWith('/redirect-home')) return redirect(response, `${base}/landing?x=1`);
+    // The same host and port, outside this upstream's base path.
+    if (path.endsWith('/redirect-sideways')) return redirect(response, `${base.replace(/\/t\/[^/]+$/, '/t/someone-else')}/landing`);
     // A signed-URL style redirect to itself that carries the credential it was called with.
     if (path.endsWith('/redirect-credential')) {
       const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
