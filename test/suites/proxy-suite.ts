@@ -720,6 +720,7 @@ grant:
     allow:
       - { chore: check-run }
       - { method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }
+      - { method: GET, path: "/user" }
 `,
         },
         {
@@ -737,6 +738,16 @@ grant:
     const checkRun = async (path: string, token: string): Promise<Response> =>
       broker.request(path, { method: 'POST', headers: { ...GH_HEADERS, authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'lint' }) });
     const mints = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens'));
+
+    it('refuses a path outside /repos/{owner}/{repo}/… even where a rule allows it: an installation token reaches one repository', async () => {
+      const before = (await mints()).length;
+      const response = await broker.request('/proxy/github/user', { headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` } });
+      expect(response.status).toBe(403);
+      expect(response.headers.get('keyway-error')).toBe('proxy_not_allowed');
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ decision: 'denied', reason: 'proxy_not_allowed' });
+      expect((await mints()).length).toBe(before);
+    });
 
     it('reads and checks the body before it mints: a body refused for its _method costs no installation token', async () => {
       const before = (await mints()).length;
