@@ -7,6 +7,7 @@ import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
 import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../support/fake-upstream.ts';
+import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -261,6 +262,36 @@ grant:
       expect(decision).toMatchObject({ issuer: broker.issuer, policy: { granted_by: 'proxy/keyed' } });
       // Another upstream's audience does not pass for this one.
       await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
+    });
+
+    it('takes a DPoP-bound keyway token with a proof of its key, and refuses it as Bearer, with a proof for another path or used before', async () => {
+      const key = await DpopKey.generate();
+      const exchanged = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+      });
+      const body = (await exchanged.json()) as Record<string, unknown>;
+      expect(exchanged.status, JSON.stringify(body)).toBe(200);
+      expect(body['token_type']).toBe('DPoP');
+      const access = body['access_token'] as string;
+      const ath = await athOf(access);
+      const proof = await key.proof('GET', `${broker.issuer}/proxy/keyed/x/bound`, { ath });
+      const bound = { authorization: `DPoP ${access}` };
+      const answered = await broker.request('/proxy/keyed/x/bound', { headers: { ...bound, dpop: proof } });
+      expect(answered.status).toBe(200);
+      await answered.arrayBuffer();
+      expect(await callsTo('/x/bound')).toHaveLength(1);
+
+      const refusals = [
+        await broker.request('/proxy/keyed/x/bound', { headers: { authorization: `Bearer ${access}` } }),
+        await broker.request('/proxy/keyed/x/bound', { headers: { ...bound, dpop: await key.proof('GET', `${broker.issuer}/proxy/keyed/x/other`, { ath }) } }),
+        await broker.request('/proxy/keyed/x/bound', { headers: { ...bound, dpop: proof } }),
+        // The DPoP scheme is for keyway's own tokens: a CI token under it is not taken as a CI token.
+        await broker.request('/proxy/vendor/x/bound', { headers: { authorization: `DPoP ${await job()}`, dpop: proof } }),
+      ];
+      for (const refused of refusals) await expectKeywayRefusal(refused, 401, 'invalid_token', 'proxy_unauthenticated');
+      expect(await callsTo('/x/bound')).toHaveLength(1);
     });
 
     it('refuses a revoked keyway access token: 401 invalid_token, a proxy refusal on record, nothing upstream', async () => {
