@@ -17,6 +17,7 @@ import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 import { revocationRoutes } from './routes/revocation.ts';
 import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import { guardedDpopReplay } from './middleware/operator-auth.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
 
 export interface AppDeps {
@@ -50,31 +51,36 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(requestId({ limitLength: 128 }));
   // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it.
   for (const path of ['/v1/*', '/introspect', '/revoke']) app.use(path, refuseRevokedTokens(deps.revocations, deps.audit.now));
-  app.route('/', healthRoutes({ issuer, keys, health: deps.health }));
+  // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them.
+  const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay) };
+  app.route('/', healthRoutes({ health: deps.health }, own));
   app.route('/', discoveryRoutes({ issuer, keys }));
   app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
-  app.route('/v1/policy', policyExplainRoutes(deps.exchange));
+  app.route('/v1/policy', policyExplainRoutes(deps.exchange, own));
   app.route(
     '/',
-    revocationRoutes({
-      issuer,
-      ring: keys,
-      revocations: deps.revocations,
-      audit: deps.audit.audit,
-      now: deps.audit.now,
-      clientIp: deps.clientIp,
-      log: deps.exchange.log,
-      limits: deps.exchange.limits,
-    }),
+    revocationRoutes(
+      {
+        issuer,
+        ring: keys,
+        revocations: deps.revocations,
+        audit: deps.audit.audit,
+        now: deps.audit.now,
+        clientIp: deps.clientIp,
+        log: deps.exchange.log,
+        limits: deps.exchange.limits,
+      },
+      own,
+    ),
   );
-  app.route('/v1/policy', policyWhoCanRoutes(deps.exchange));
-  app.route('/v1/audit', auditRoutes(deps.audit));
-  app.route('/v1/inventory', inventoryRoutes(deps.audit));
-  if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi));
-  if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi));
+  app.route('/v1/policy', policyWhoCanRoutes(deps.exchange, own));
+  app.route('/v1/audit', auditRoutes(deps.audit, own));
+  app.route('/v1/inventory', inventoryRoutes(deps.audit, own));
+  if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi, own));
+  if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi, own));
   app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
-  app.route('/', proxyRoutes(deps.proxy));
+  app.route('/', proxyRoutes(deps.proxy, own));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

@@ -167,15 +167,13 @@ export function createBroker(parts: BrokerParts): Broker {
       ? {}
       : {
           keyApi: {
-            issuer: parts.settings.issuer,
-            keys: parts.keys,
             store: parts.keyStore,
             cycle: keyLifeCycle(parts.settings.keys, parts.settings.maxTtlSeconds),
             now,
             log: parts.log,
           },
         }),
-    ...(parts.backup === undefined ? {} : { backupApi: { ...parts.backup, issuer: parts.settings.issuer, keys: parts.keys, log: parts.log } }),
+    ...(parts.backup === undefined ? {} : { backupApi: { ...parts.backup, log: parts.log } }),
     ...(parts.settings.githubWebhooks === undefined || parts.webhooks === undefined
       ? {}
       : {

@@ -12,6 +12,8 @@ import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, suitePolicies, type TokenResponse } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies } from '../suites/github-exchange-suite.ts';
+import { auditorPolicies, personToken } from '../suites/audit-api-suite.ts';
+import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { policyRepositoryOnFakeGitHub } from '../suites/github-webhook-suite.ts';
 import { deliveryRequest } from '../support/github-webhook-delivery.ts';
@@ -183,6 +185,39 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
       .filter((line) => line['reason'] === 'replayed')
       .map((line) => line.process);
     expect(refusedBy).toContain(grantedBy === 1 ? 2 : 1);
+  });
+
+  it('a DPoP proof at an operator API is good once for every process, not once in each', async () => {
+    const people = freshIssuer(inject('testIssuerBase'), 'processes-dpop');
+    const processes = await start(auditorPolicies(people, ISSUER));
+    const key = await DpopKey.generate();
+    const exchanged = await fetch(`${processes.url}/token`, {
+      method: 'POST',
+      body: exchangeForm(await personToken(people, ISSUER, 'alice@acme.dev'), { audience: ISSUER, scope: 'audit:read' }),
+      headers: { 'content-type': FORM, dpop: await key.proof('POST', `${ISSUER}/token`) },
+    });
+    const body = (await exchanged.json()) as Record<string, unknown>;
+    expect(exchanged.status, JSON.stringify(body)).toBe(200);
+    const access = body['access_token'] as string;
+    const url = `${processes.url}/v1/audit/alerts`;
+    const headers = { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { ath: await athOf(access) }) };
+    // Each on a connection of its own, so that the supervisor deals them to both processes.
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 8 },
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const sent = request(url, { agent: false, headers }, (answer) => {
+              answer.resume();
+              answer.on('end', () => resolve(answer.statusCode ?? 0));
+            });
+            sent.on('error', reject);
+            sent.end();
+          }),
+      ),
+    );
+    expect(statuses.filter((status) => status === 200)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(7);
   });
 
   it('one leader signs the checkpoints; when it dies another takes its part, and the follower never signs', async () => {

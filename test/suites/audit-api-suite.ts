@@ -16,7 +16,7 @@ import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies, ORGANIZATION_PERMISSIONS_SETTING } from './github-exchange-suite.ts';
-import { DpopKey, type ProofOptions } from '../support/dpop-key.ts';
+import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import { cloudPolicies } from './cloud-exchange-suite.ts';
 import {
   exchangeForm,
@@ -201,6 +201,40 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         const response = await get(path, await auditorToken(broker, people, 'bob@acme.dev', 'keys:read'));
         expect(response.status).toBe(403);
         expect(response.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="audit:read"');
+      });
+
+      it('takes a DPoP-bound operator token with each proof once, claimed in the single-use store every process shares; unclaimable, refused 401, never a 500', async () => {
+        const key = await DpopKey.generate();
+        const exchanged = await broker.request('/token', {
+          method: 'POST',
+          body: exchangeForm(await personToken(people, broker.issuer, 'alice@acme.dev'), { audience: broker.issuer, scope: 'audit:read' }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+        });
+        const body = (await exchanged.json()) as Record<string, unknown>;
+        expect(exchanged.status, JSON.stringify(body)).toBe(200);
+        const access = body['access_token'] as string;
+        const ath = await athOf(access);
+        // The URL the broker sees: its socket's on Node, the issuer's in workerd.
+        const url = `${broker.url ?? broker.issuer}/v1/audit/alerts`;
+        const withProof = (proof: string) => broker.request('/v1/audit/alerts', { headers: { authorization: `DPoP ${access}`, dpop: proof } });
+        const proof = await key.proof('GET', url, { ath });
+        expect((await withProof(proof)).status).toBe(200);
+        expect((await withProof(proof)).status).toBe(401);
+        await broker.setReplayGuardDown(true);
+        try {
+          const unclaimable = await withProof(await key.proof('GET', url, { ath }));
+          if (broker.url === undefined) {
+            expect(unclaimable.status).toBe(401);
+            expect(unclaimable.headers.get('www-authenticate')).toContain('error="invalid_dpop_proof"');
+          } else {
+            // On Node the revocation list lives in the same table, so the revoked-token check before every operator route refuses first.
+            expect(unclaimable.status).toBe(503);
+            expect(await unclaimable.json()).toMatchObject({ error: 'temporarily_unavailable' });
+          }
+        } finally {
+          await broker.setReplayGuardDown(false);
+        }
+        expect((await withProof(await key.proof('GET', url, { ath }))).status).toBe(200);
       });
 
       it('the /audit page answers 401 without a sign-in and 403 for a token without audit:read', async () => {

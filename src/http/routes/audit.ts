@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
 import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
@@ -6,8 +7,7 @@ import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
-import { ownKeys } from '../middleware/own-keys.ts';
+import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { CSV_HEADER, csvRow } from '../../core/audit/csv.ts';
 import { toRecordJson } from '../../core/audit/record-json.ts';
@@ -55,9 +55,8 @@ function invalid(c: Context, error: unknown): Response {
  * (`aud` = its issuer) with scope `audit:read`; checkpoints are public, so anyone can keep
  * them and hold the log to them later.
  */
-export function auditRoutes(deps: AuditApiDeps): Hono<{ Variables: KeywayAuthVariables }> {
+export function auditRoutes(deps: AuditApiDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
-  const keys = ownKeys(deps.keys);
 
   const chainOf = (c: Context): AuditStore | Response => {
     const shard = c.req.query('shard');
@@ -114,7 +113,7 @@ export function auditRoutes(deps: AuditApiDeps): Hono<{ Variables: KeywayAuthVar
   // private parts are destroyed). For checkpoints only: access tokens verify against the JWKS.
   api.get('/keys', (c) => c.json(deps.keys().checkpointKeys, 200, NO_STORE));
 
-  api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys }));
+  api.use('*', operatorAuth(own, [AUDIT_READ_SCOPE]));
 
   api.get('/shards', async (c) => {
     const { shards } = deps;
@@ -143,7 +142,7 @@ export function auditRoutes(deps: AuditApiDeps): Hono<{ Variables: KeywayAuthVar
   });
 
   // It shows every policy's patterns, as POST /v1/policy/explain does: for the same operators, logged the same way.
-  const explainer = keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE], keys });
+  const explainer = operatorAuth(own, [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE]);
   api.get('/events/:id/explanation', explainer, async (c) => {
     logExplained(deps.log, c.get('keywayToken'), c.req.param('id'));
     const event = await deps.audit.get(c.req.param('id'));

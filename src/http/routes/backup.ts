@@ -1,9 +1,8 @@
 import { Hono, type HonoRequest } from 'hono';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../core/log.ts';
-import type { KeyRing } from '../../core/mint/key-ring.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
-import { ownKeys } from '../middleware/own-keys.ts';
+import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { staticBearer } from '../middleware/static-bearer.ts';
 
 /** A restore's answer: what was written, or why nothing was. */
@@ -12,9 +11,6 @@ export type StateRestoreResult =
   | { readonly ok: false; readonly problem: string; readonly message: string };
 
 export interface BackupApiDeps {
-  /** The broker's issuer: the audience and issuer of the tokens that may export. */
-  readonly issuer: string;
-  readonly keys: () => KeyRing;
   /** The whole state as one JSON text, read in one transaction; undefined when it is larger than `maxBytes`. */
   readonly exportState: () => Promise<string | undefined>;
   /** `keptRoots`: root checkpoints the operator kept apart from the export (what GET /v1/audit/root-checkpoints answered), as given. */
@@ -37,11 +33,11 @@ const NO_STORE = { 'Cache-Control': 'no-store' } as const;
  * instead, and is refused while that is unset. The export is the body, or the `export` part of a
  * multipart form whose `roots` part holds root checkpoints kept apart from it, a witness it must agree with.
  */
-export function backupRoutes(deps: BackupApiDeps): Hono<{ Variables: KeywayAuthVariables }> {
+export function backupRoutes(deps: BackupApiDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
   const restoreAuthorized = staticBearer(deps.restoreToken);
 
-  api.get('/', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [BACKUP_READ_SCOPE], keys: ownKeys(deps.keys) }), async (c) => {
+  api.get('/', operatorAuth(own, [BACKUP_READ_SCOPE]), async (c) => {
     const caller = c.get('keywayToken');
     const text = await deps.exportState();
     if (text === undefined) {

@@ -1,9 +1,8 @@
 import { Hono } from 'hono';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import { AuditQueryError } from '../../core/audit/audit-query.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { INVENTORY_CSV_HEADER, inventoryCsvRow } from '../../core/audit/inventory-csv.ts';
-import { keywayAuth } from '../middleware/keyway-auth.ts';
-import { ownKeys } from '../middleware/own-keys.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from './audit.ts';
 
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
@@ -14,9 +13,9 @@ const FORMATS = { json: 'application/json', csv: 'text/csv; charset=utf-8', ndjs
  * granted and refused, for auditors (scope `audit:read`, as the log itself). Read through the
  * audit store's `usage`, so it covers whatever the store covers. No token, hash or jti appears in it.
  */
-export function inventoryRoutes(deps: AuditApiDeps): Hono {
+export function inventoryRoutes(deps: AuditApiDeps, own: OwnTokens): Hono {
   const api = new Hono();
-  api.use('*', keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys: ownKeys(deps.keys) }));
+  api.use('*', operatorAuth(own, [AUDIT_READ_SCOPE]));
   api.get('/', async (c) => {
     const params = new URL(c.req.url).searchParams;
     const format = params.get('format') ?? 'json';

@@ -1,16 +1,12 @@
 import { Hono } from 'hono';
-import { ownKeys } from '../middleware/own-keys.ts';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { Logger } from '../../core/log.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
-import type { KeyRing } from '../../core/mint/key-ring.ts';
+import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import type { KeyLifeCycle } from '../../core/mint/key-life-cycle.ts';
 import type { KeyStore } from '../../core/mint/key-store.ts';
 import { keyJson, rotationJson } from '../../core/mint/key-json.ts';
 
 export interface KeyApiDeps {
-  /** The broker's issuer: the audience and issuer of the tokens that may call this API. */
-  readonly issuer: string;
-  readonly keys: () => KeyRing;
   readonly store: KeyStore;
   readonly cycle: KeyLifeCycle;
   readonly now: () => number;
@@ -27,9 +23,9 @@ const NO_STORE = { 'Cache-Control': 'no-store' } as const;
  * `keyway keys rotate` (the only on-demand rotation on Workers). Needs a keyway access token
  * for this broker (`aud` = its issuer) with scope `keys:read` or `keys:rotate`.
  */
-export function keyRoutes(deps: KeyApiDeps): Hono<{ Variables: KeywayAuthVariables }> {
+export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
-  const allow = (scope: string) => keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [scope], keys: ownKeys(deps.keys) });
+  const allow = (scope: string) => operatorAuth(own, [scope]);
 
   api.get('/', allow(KEYS_READ_SCOPE), async (c) =>
     c.json({ keys: (await deps.store.describeKeys()).map((key) => keyJson(key, deps.cycle.retainMs)) }, 200, NO_STORE),

@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import * as v from 'valibot';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
-import { ownKeys } from '../middleware/own-keys.ts';
+import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import type { AccessRequest } from '../../core/policy/decide.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
@@ -56,36 +56,29 @@ const list = (value: string | readonly string[] | undefined): string[] =>
  * to a keyway access token for the broker itself with scope `policy:explain`, checked before
  * anything is looked up, so a pipeline holding an audit event id learns nothing from it.
  */
-export function policyExplainRoutes(deps: PolicyExplainDeps): Hono<{ Variables: KeywayAuthVariables }> {
+export function policyExplainRoutes(deps: PolicyExplainDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
-  // The broker's own keys, as they are at each request: a rotation needs no restart.
-  const keys = ownKeys(deps.keys);
 
-  app.post(
-    '/explain',
-    keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [POLICY_EXPLAIN_SCOPE], keys }),
-    jsonBodyLimit(EXPLAIN_BODY_BYTES),
-    async (c) => {
-      const parsed = await readJsonBody(c, ExplainRequestSchema);
-      if (!parsed.ok) return parsed.answer;
-      const input = parsed.value;
-      logExplained(deps.log, c.get('keywayToken'), input.audit_event_id);
+  app.post('/explain', operatorAuth(own, [POLICY_EXPLAIN_SCOPE]), jsonBodyLimit(EXPLAIN_BODY_BYTES), async (c) => {
+    const parsed = await readJsonBody(c, ExplainRequestSchema);
+    if (!parsed.ok) return parsed.answer;
+    const input = parsed.value;
+    logExplained(deps.log, c.get('keywayToken'), input.audit_event_id);
 
-      const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
-        auditedRequest({
-          ...recorded,
-          ...(input.audience === undefined ? {} : { audience: list(input.audience) }),
-          ...(input.scope === undefined ? {} : { scope: list(input.scope) }),
-        });
+    const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
+      auditedRequest({
+        ...recorded,
+        ...(input.audience === undefined ? {} : { audience: list(input.audience) }),
+        ...(input.scope === undefined ? {} : { scope: list(input.scope) }),
+      });
 
-      if (input.claims !== undefined) {
-        const claims = { aud: deps.issuer, ...input.claims };
-        return c.json({ explained: 'claims', ...explainClaims(deps.policies(), claims, requestOf()) }, 200, NO_STORE);
-      }
-      const event = await deps.audit.get(input.audit_event_id as string);
-      if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
-      return c.json(explainAuditEvent(event, deps.policies(), deps.issuer, requestOf(event.request)), 200, NO_STORE);
-    },
-  );
+    if (input.claims !== undefined) {
+      const claims = { aud: deps.issuer, ...input.claims };
+      return c.json({ explained: 'claims', ...explainClaims(deps.policies(), claims, requestOf()) }, 200, NO_STORE);
+    }
+    const event = await deps.audit.get(input.audit_event_id as string);
+    if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
+    return c.json(explainAuditEvent(event, deps.policies(), deps.issuer, requestOf(event.request)), 200, NO_STORE);
+  });
   return app;
 }

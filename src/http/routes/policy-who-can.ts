@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import * as v from 'valibot';
 import { whoCan, WhoCanError } from '../../core/policy/who-can.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
-import { ownKeys } from '../middleware/own-keys.ts';
+import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { invalidRequest, jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { operatorLogFields, POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
 
@@ -17,30 +17,25 @@ const WHO_CAN_BODY_BYTES = 8 * 1024;
  * policies alone. For the same operators as `explain` (scope `policy:explain`), checked before the body is read.
  * The answer shows policy conditions, so like an explanation it is logged with the operator who asked.
  */
-export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'issuer' | 'policies' | 'keys' | 'log'>): Hono<{ Variables: KeywayAuthVariables }> {
+export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'policies' | 'log'>, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
-  app.post(
-    '/who-can',
-    keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [POLICY_EXPLAIN_SCOPE], keys: ownKeys(deps.keys) }),
-    jsonBodyLimit(WHO_CAN_BODY_BYTES),
-    async (c) => {
-      const parsed = await readJsonBody(c, WhoCanRequestSchema);
-      if (!parsed.ok) return parsed.answer;
-      const { scope, audience, github_permission: githubPermission } = parsed.value;
-      try {
-        const question = {
-          ...(scope === undefined ? {} : { scope }),
-          ...(audience === undefined ? {} : { audience }),
-          ...(githubPermission === undefined ? {} : { githubPermission }),
-        };
-        const answer = whoCan(deps.policies(), question);
-        deps.log.info('policy who-can asked', { ...operatorLogFields(c.get('keywayToken')), question });
-        return c.json(answer, 200, NO_STORE);
-      } catch (error) {
-        if (error instanceof WhoCanError) return invalidRequest(error.message);
-        throw error;
-      }
-    },
-  );
+  app.post('/who-can', operatorAuth(own, [POLICY_EXPLAIN_SCOPE]), jsonBodyLimit(WHO_CAN_BODY_BYTES), async (c) => {
+    const parsed = await readJsonBody(c, WhoCanRequestSchema);
+    if (!parsed.ok) return parsed.answer;
+    const { scope, audience, github_permission: githubPermission } = parsed.value;
+    try {
+      const question = {
+        ...(scope === undefined ? {} : { scope }),
+        ...(audience === undefined ? {} : { audience }),
+        ...(githubPermission === undefined ? {} : { githubPermission }),
+      };
+      const answer = whoCan(deps.policies(), question);
+      deps.log.info('policy who-can asked', { ...operatorLogFields(c.get('keywayToken')), question });
+      return c.json(answer, 200, NO_STORE);
+    } catch (error) {
+      if (error instanceof WhoCanError) return invalidRequest(error.message);
+      throw error;
+    }
+  });
   return app;
 }

@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import type { OwnTokens } from '../middleware/operator-auth.ts';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { RequestIdVariables } from 'hono/request-id';
 import { proxyRequest, type ProxyAnswer, type ProxyDeps } from '../../features/proxy/proxy-request.ts';
@@ -32,7 +33,7 @@ export const AUDIT_EVENT_HEADER = 'Keyway-Audit-Event-Id';
  * with keyway's credential, if a policy's `grant.proxy` allows it. keyway's own answers are
  * RFC 6749-style JSON with `Keyway-Error: <reason>`; the upstream's pass through without it.
  */
-export function proxyRoutes(deps: ProxyRouteDeps): Hono<ProxyEnv> {
+export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv> {
   const routes = new Hono<ProxyEnv>();
   const keys = ownKeys(deps.keys);
   routes.all('/proxy/*', async (c) => {
@@ -53,7 +54,7 @@ export function proxyRoutes(deps: ProxyRouteDeps): Hono<ProxyEnv> {
     const presented = (dpop: boolean) =>
       dpop ? { proof: c.req.header('dpop'), method: c.req.method, url: `${deps.proxy.issuer}${new URL(c.req.url).pathname}` } : undefined;
     const verifyKeywayToken: ProxyDeps['verifyKeywayToken'] = (token, audience, dpop) =>
-      verifyAccessToken(token, { issuer: deps.proxy.issuer, audience, keys }, presented(dpop));
+      verifyAccessToken(token, { issuer: deps.proxy.issuer, audience, keys, dpopReplay: own.dpopReplay }, presented(dpop));
     const answer = await proxyRequest(
       { ...deps.proxy, verifyKeywayToken },
       {

@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import type { Logger } from '../../core/log.ts';
@@ -8,7 +9,7 @@ import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken } from '../../core/revocation/rfc7009-revoke.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
-import { keywayAuth, type KeywayAuthVariables } from '../middleware/keyway-auth.ts';
+import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { NO_STORE } from '../oauth-errors.ts';
 
@@ -37,10 +38,10 @@ const invalidRequest = (description: string) => ({ error: 'invalid_request', err
  * `Authorization` header comes, which must then be an operator's keyway token with `tokens:revoke`;
  * introspection needs a keyway token with `tokens:introspect`. Both are audited.
  */
-export function revocationRoutes(deps: RevocationRouteDeps): Hono<Env> {
+export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hono<Env> {
   const routes = new Hono<Env>();
   const examine: RevocationDeps = { ...deps, keys: ownKeys(deps.ring) };
-  const operator = (scope: string) => keywayAuth({ issuer: deps.issuer, audience: deps.issuer, scopes: [scope], keys: examine.keys });
+  const operator = (scope: string) => operatorAuth(own, [scope]);
   const revoker = operator(TOKENS_REVOKE_SCOPE);
   // A flood is answered 429 without a record: each record it caused would be one more row for whoever floods.
   const shed = rateLimitBeforeBody(deps.limits, deps.clientIp, async (c, limited) =>
