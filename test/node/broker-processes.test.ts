@@ -200,7 +200,7 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     expect(exchanged.status, JSON.stringify(body)).toBe(200);
     const access = body['access_token'] as string;
     const url = `${processes.url}/v1/audit/alerts`;
-    const headers = { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { ath: await athOf(access) }) };
+    const headers = { authorization: `DPoP ${access}`, dpop: await key.proof('GET', `${ISSUER}/v1/audit/alerts`, { ath: await athOf(access) }) };
     // Each on a connection of its own, so that the supervisor deals them to both processes.
     const statuses = await Promise.all(
       Array.from(

@@ -8,6 +8,9 @@ import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';
+import { describe, expect, it } from 'vitest';
+import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../src/core/mint/verify-access-token.ts';
+import { revocationList } from '../../src/core/revocation/revocation-list.ts';
 
 const files = new WeakMap<ReplayGuard, string>();
 
@@ -38,3 +41,19 @@ replayGuardContract(
   async () => writerGuard(join(mkdtempSync(join(tmpdir(), 'keyway-replay-writer-')), 'keyway.db')),
   async (guard) => writerGuard(files.get(guard) ?? ''),
 );
+
+describe('the revocation list over the SQLite store', () => {
+  it('holds a revocation for as long as the token verifies: until exp and the clock skew verifyAccessToken tolerates', async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-revoked-')), 'keyway.db'));
+    migrate(db);
+    const guard = new SqliteReplayGuard(db);
+    const list = revocationList(guard, (key, now) => guard.holds(key, now));
+    const exp = 1_800_000_000;
+    await list.revoke({ jti: 'revoked-1', exp }, 'audit-1', (exp - 60) * 1000);
+    // Ten seconds after exp verifyAccessToken still takes the token: the revocation must still hold.
+    expect(await list.isRevoked('revoked-1', (exp + 10) * 1000)).toBe(true);
+    expect(await list.isRevoked('revoked-1', (exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS - 1) * 1000)).toBe(true);
+    expect(await list.isRevoked('revoked-1', (exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS + 1) * 1000)).toBe(false);
+    db.close();
+  });
+});

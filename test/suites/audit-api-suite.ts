@@ -214,12 +214,24 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(exchanged.status, JSON.stringify(body)).toBe(200);
         const access = body['access_token'] as string;
         const ath = await athOf(access);
-        // The URL the broker sees: its socket's on Node, the issuer's in workerd.
-        const url = `${broker.url ?? broker.issuer}/v1/audit/alerts`;
+        // The URL the client addresses: the issuer's, on every runtime, whatever the request's Host header says.
+        const url = `${broker.issuer}/v1/audit/alerts`;
         const withProof = (proof: string) => broker.request('/v1/audit/alerts', { headers: { authorization: `DPoP ${access}`, dpop: proof } });
+        if (broker.url !== undefined) expect((await withProof(await key.proof('GET', `${broker.url}/v1/audit/alerts`, { ath }))).status).toBe(401);
         const proof = await key.proof('GET', url, { ath });
         expect((await withProof(proof)).status).toBe(200);
         expect((await withProof(proof)).status).toBe(401);
+        // A token without the route's scope is refused before its proof is claimed: the same proof is refused for the scope again.
+        const bobs = await broker.request('/token', {
+          method: 'POST',
+          body: exchangeForm(await personToken(people, broker.issuer, 'bob@acme.dev'), { audience: broker.issuer, scope: 'keys:read' }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+        });
+        const bob = ((await bobs.json()) as Record<string, unknown>)['access_token'] as string;
+        const bobsProof = await key.proof('GET', url, { ath: await athOf(bob) });
+        for (let attempt = 0; attempt < 2; attempt += 1) {
+          expect((await broker.request('/v1/audit/alerts', { headers: { authorization: `DPoP ${bob}`, dpop: bobsProof } })).status).toBe(403);
+        }
         await broker.setReplayGuardDown(true);
         try {
           const unclaimable = await withProof(await key.proof('GET', url, { ath }));

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { KeywayError } from '../errors/keyway-error.ts';
-import { dpopProofKey, DpopProofError, verifyDpopProof } from '../dpop/dpop-proof.ts';
+import { dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import { MemoryDpopReplayStore, type DpopReplayStore } from '../dpop/dpop-replay.ts';
 
 export interface VerifyAccessTokenOptions {
@@ -60,6 +60,9 @@ export class AccessTokenError extends KeywayError {
   }
 }
 
+/** Seconds of clock skew `verifyAccessToken` tolerates by default: a token is good until `exp` plus this. */
+export const ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS = 30;
+
 const remoteKeys = new Map<string, JWTVerifyGetKey>();
 const defaultDpopReplay = new MemoryDpopReplayStore();
 /** `issuer jti` → when (ms) the broker last answered "active"; each verifier reuses it for its own `cacheSeconds`. */
@@ -90,23 +93,32 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
       audience: options.audience,
       typ: 'at+jwt',
       algorithms: ['ES256'],
-      clockTolerance: options.clockToleranceSeconds ?? 30,
+      clockTolerance: options.clockToleranceSeconds ?? ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id'],
     }));
   } catch (error) {
     if (error instanceof errors.JOSEError) throw new AccessTokenError('invalid_token', error.message, { cause: error });
     throw error;
   }
-  await checkBinding(token, payload['cnf'], dpop, options.dpopReplay ?? defaultDpopReplay);
+  const bound = await checkBinding(token, payload['cnf'], dpop);
   if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
   if (missing.length > 0) throw new AccessTokenError('insufficient_scope', `the token lacks scope ${missing.join(' ')}`);
+  // Claimed last, once everything else holds: a request refused for any other reason leaves nothing in the store.
+  if (bound !== undefined && !(await (options.dpopReplay ?? defaultDpopReplay).claim(dpopProofKey(bound.proof), bound.proof.acceptedUntil, bound.now))) {
+    throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
+  }
   return payload as KeywayAccessToken;
 }
 
-async function checkBinding(token: string, cnf: unknown, dpop: DpopPresentation | undefined, replay: DpopReplayStore): Promise<void> {
-  if (cnf === undefined && dpop === undefined) return;
+/** The verified proof of a bound token's presentation (not yet claimed), or undefined for an unbound Bearer token. */
+async function checkBinding(
+  token: string,
+  cnf: unknown,
+  dpop: DpopPresentation | undefined,
+): Promise<{ readonly proof: VerifiedDpopProof; readonly now: number } | undefined> {
+  if (cnf === undefined && dpop === undefined) return undefined;
   const jkt = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
   if (dpop === undefined) throw new AccessTokenError('invalid_token', 'the token is bound to a DPoP key: send it as Authorization: DPoP with a proof');
   if (jkt === undefined) throw new AccessTokenError('invalid_token', 'the token is not bound to a DPoP key: send it as a Bearer token');
@@ -120,7 +132,7 @@ async function checkBinding(token: string, cnf: unknown, dpop: DpopPresentation 
     throw error;
   }
   if (proof.jkt !== jkt) throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof is signed by another key than the token is bound to');
-  if (!(await replay.claim(dpopProofKey(proof), proof.acceptedUntil, now))) throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
+  return { proof, now };
 }
 
 /** Fails closed: an introspection that does not answer `active: true` refuses the token. */

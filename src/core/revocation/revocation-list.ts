@@ -1,9 +1,10 @@
 import { sha256Hex } from '../mint/sha256-hex.ts';
+import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../mint/verify-access-token.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
 
 /**
  * The keyway tokens ended before their `exp` (RFC 7009), by `jti`. An entry is kept until the
- * token's own `exp`, after which the token is refused anyway. Written through the replay guard's
+ * token's own `exp` and the clock skew tolerated beyond it, after which the token is refused anyway. Written through the replay guard's
  * store (the SQLite file on Node, the sharded Durable Objects on Workers), so a revocation is as
  * durable, and as spread out, as a single-use claim.
  */
@@ -24,7 +25,8 @@ export function revocationKey(jti: string): string {
 export function revocationList(guard: ReplayGuard, holds: HoldsKey): RevocationList {
   return {
     revoke: async (token, auditEventId, now) => {
-      await guard.claim({ key: revocationKey(token.jti), expiresAt: token.exp, auditEventId, now });
+      // Kept as long as the token verifies: until exp plus the clock skew verifyAccessToken tolerates.
+      await guard.claim({ key: revocationKey(token.jti), expiresAt: token.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS, auditEventId, now });
     },
     isRevoked: (jti, now) => holds(revocationKey(jti), now),
   };

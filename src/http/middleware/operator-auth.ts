@@ -16,7 +16,8 @@ export interface OwnTokens {
 
 /** The broker's own access token, issued by and for it (verified with its own keys), carrying `scopes`. */
 export function operatorAuth(own: OwnTokens, scopes: readonly string[]): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
-  return keywayAuth({ issuer: own.issuer, audience: own.issuer, scopes, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay });
+  // A DPoP proof names the URL the client addressed: the issuer's origin, never one the request's Host header claims.
+  return keywayAuth({ issuer: own.issuer, audience: own.issuer, scopes, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay, externalOrigin: own.issuer });
 }
 
 /**

@@ -30,7 +30,7 @@ export function logExplained(log: Logger, operator: KeywayAccessToken, auditEven
 }
 
 /** The exchange's own parts: `issuer` is also the audience an operator token must carry. */
-export type PolicyExplainDeps = Pick<ExchangeDeps, 'issuer' | 'policies' | 'keys' | 'audit' | 'log'>;
+export type PolicyExplainDeps = Pick<ExchangeDeps, 'issuer' | 'policies' | 'audit' | 'log'>;
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
