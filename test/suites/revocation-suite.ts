@@ -5,7 +5,8 @@ import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AccessTokenError, verifyAccessToken } from '../../src/core/mint/verify-access-token.ts';
 import { REASONS, type Reason } from '../../src/core/errors/reasons.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
-import { DpopKey } from '../support/dpop-key.ts';
+import { athOf, DpopKey } from '../support/dpop-key.ts';
+import { MemoryDpopReplayStore } from '../../src/core/dpop/dpop-replay.ts';
 import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
@@ -254,6 +255,33 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       const refused = verifyAccessToken(token, options(0));
       await expect(refused).rejects.toBeInstanceOf(AccessTokenError);
       await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
+    });
+
+    it('claims a DPoP proof before asking the broker about revocation: a replayed proof costs the broker nothing', async () => {
+      const key = await DpopKey.generate();
+      const token = await tokenFor('svc-a', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
+      const rs = await tokenFor('svc-rs');
+      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+      let asked = 0;
+      const options = {
+        issuer: broker.issuer,
+        audience: 'https://a.example',
+        keys: createLocalJWKSet(jwks),
+        dpopReplay: new MemoryDpopReplayStore(),
+        revocation: {
+          credential: () => rs,
+          cacheSeconds: 0,
+          fetch: (input: RequestInfo | URL, init?: RequestInit) => {
+            asked += 1;
+            return broker.request(new URL(String(input)).pathname, init);
+          },
+        },
+      };
+      const presented = { proof: await key.proof('GET', 'https://a.example/x', { ath: await athOf(token) }), method: 'GET', url: 'https://a.example/x' };
+      await expect(verifyAccessToken(token, options, presented)).resolves.toMatchObject({ sub: expect.any(String) });
+      expect(asked).toBe(1);
+      await expect(verifyAccessToken(token, options, presented)).rejects.toMatchObject({ code: 'invalid_dpop_proof' });
+      expect(asked).toBe(1);
     });
 
     it('fails closed when the broker cannot be asked', async () => {

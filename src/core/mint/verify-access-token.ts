@@ -101,14 +101,15 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     throw error;
   }
   const bound = await checkBinding(token, payload['cnf'], dpop);
-  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
   if (missing.length > 0) throw new AccessTokenError('insufficient_scope', `the token lacks scope ${missing.join(' ')}`);
-  // Claimed last, once everything else holds: a request refused for any other reason leaves nothing in the store.
+  // Claimed once the token, the proof and the scopes hold (a request refused for them stores nothing), and
+  // before asking the broker about revocation, so a replayed proof costs no call to it.
   if (bound !== undefined && !(await (options.dpopReplay ?? defaultDpopReplay).claim(dpopProofKey(bound.proof), bound.proof.acceptedUntil, bound.now))) {
     throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
   }
+  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation);
   return payload as KeywayAccessToken;
 }
 

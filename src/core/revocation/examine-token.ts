@@ -6,6 +6,7 @@ import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
+import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../mint/verify-access-token.ts';
 import type { RevocationList } from './revocation-list.ts';
 
 /** What revocation and introspection need: the broker's own keys and issuer, the list, the log. */
@@ -38,6 +39,8 @@ export async function examineToken(deps: RevocationDeps, token: string, now: num
       typ: 'at+jwt',
       algorithms: ['ES256'],
       currentDate: new Date(now),
+      // As long as verifyAccessToken takes it: a token in the skew after exp still works, so it can still be revoked.
+      clockTolerance: ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ['jti', 'exp', 'sub'],
     }));
   } catch (error) {

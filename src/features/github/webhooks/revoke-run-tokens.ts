@@ -1,4 +1,5 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
+import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-access-token.ts';
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 
@@ -46,7 +47,9 @@ export async function revokeRunTokens(deps: RunTokenDeps, run: EndedRun): Promis
     for (const { event } of found.records) {
       const claims = event.claims ?? {};
       const ofRun = String(claims['repository_id']) === run.repositoryId && String(claims['run_id']) === run.runId;
-      if (ofRun && event.issued !== undefined && event.issued.exp * 1000 > now) live.push({ jti: event.issued.jti, exp: event.issued.exp });
+      // Still verifiable (exp and the skew tolerated beyond it): worth revoking.
+      const { issued } = event;
+      if (ofRun && issued !== undefined && (issued.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 > now) live.push({ jti: issued.jti, exp: issued.exp });
     }
     if (found.next === undefined) break;
     after = found.next;

@@ -1,0 +1,76 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
+import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../src/core/mint/verify-access-token.ts';
+import { PolicySet } from '../../src/core/policy/policy-set.ts';
+import { revocationList, type RevocationList } from '../../src/core/revocation/revocation-list.ts';
+import { createBroker } from '../../src/runtimes/create-broker.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { DATABASE_FILE } from '../../src/runtimes/node/start-node-broker.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
+import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
+import { BROKER_ISSUER, testConfig } from './node-harness.ts';
+
+/** A keyway token still verifies for the clock skew tolerated after its exp, so it can still be revoked then. */
+describe('revoking a keyway token in the skew after its exp', () => {
+  let db: SqliteFile;
+  let audit: GroupCommitAuditStore;
+  let ring: KeyRing;
+  let revocations: RevocationList;
+  let app: ReturnType<typeof createBroker>['app'];
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-revocation-skew-'));
+    db = openSqliteFile(join(dir, DATABASE_FILE));
+    migrate(db);
+    audit = new GroupCommitAuditStore(db, join(dir, DATABASE_FILE));
+    ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    const guard = new SqliteReplayGuard(db);
+    revocations = revocationList(guard, (key, now) => guard.holds(key, now));
+    ({ app } = createBroker({
+      settings: testConfig(dir),
+      policies: () => new PolicySet([]),
+      keys: () => ring,
+      audit,
+      alerts: new SqliteAlertStore(db),
+      replay: guard,
+      revocations,
+      clientIp: () => '127.0.0.1',
+      limiter: new MemoryRateLimiter(),
+      log: silentLogger,
+    }));
+  });
+  afterAll(async () => {
+    await audit.close();
+    db.close();
+  });
+
+  const expiredSecondsAgo = async (seconds: number) =>
+    mintAccessToken({
+      issuer: BROKER_ISSUER,
+      key: ring.signing,
+      grant: { policy: { id: 'deploy' }, audiences: ['https://deploy.acme.dev'], scopes: [], ttlSeconds: 60, subject: 'ci', claims: {} },
+      source: { iss: 'https://ci.example', sub: 'job' },
+      now: Date.now() - (60 + seconds) * 1000,
+    });
+  const revoke = (token: string) =>
+    app.request('/revoke', { method: 'POST', body: new URLSearchParams({ token }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+
+  it('revokes one that expired 5 s ago (verifiers take it for 30 s more), and not one past the skew', async () => {
+    const recent = await expiredSecondsAgo(5);
+    expect((await revoke(recent.token)).status).toBe(200);
+    expect(await revocations.isRevoked(recent.jti, Date.now())).toBe(true);
+
+    const gone = await expiredSecondsAgo(ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS + 5);
+    expect((await revoke(gone.token)).status).toBe(200);
+    expect(await revocations.isRevoked(gone.jti, Date.now())).toBe(false);
+  });
+});
