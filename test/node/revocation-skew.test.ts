@@ -18,6 +18,9 @@ import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { BROKER_ISSUER, testConfig } from './node-harness.ts';
+import { auditEvent } from '../support/audit-event.ts';
+import { tokenId } from '../../src/core/mint/token-id.ts';
+import { revokeRunTokens } from '../../src/features/github/webhooks/revoke-run-tokens.ts';
 
 /** A keyway token still verifies for the clock skew tolerated after its exp, so it can still be revoked then. */
 describe('revoking a keyway token in the skew after its exp', () => {
@@ -63,6 +66,26 @@ describe('revoking a keyway token in the skew after its exp', () => {
     });
   const revoke = (token: string) =>
     app.request('/revoke', { method: 'POST', body: new URLSearchParams({ token }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+
+  it('revokes at the end of a run a token of the longest TTL in its skew after exp: its grant is found and its jti held', async () => {
+    const maxTtlSeconds = 3600;
+    const grantedAt = Date.now() - (maxTtlSeconds + 10) * 1000;
+    const jti = tokenId(grantedAt);
+    const exp = Math.floor(grantedAt / 1000) + maxTtlSeconds;
+    await audit.append(
+      auditEvent({
+        time: new Date(grantedAt).toISOString(),
+        decision: 'granted',
+        reason: 'granted',
+        claims: { repository: 'acme/skew', repository_id: '901', run_id: '77' },
+        issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
+      }),
+    );
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds };
+    const revoked = await revokeRunTokens(deps, { repository: 'acme/skew', repositoryId: '901', runId: '77', deliveryId: 'delivery-1' });
+    expect(revoked).toBe(1);
+    expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
+  });
 
   it('revokes one that expired 5 s ago (verifiers take it for 30 s more), and not one past the skew', async () => {
     const recent = await expiredSecondsAgo(5);

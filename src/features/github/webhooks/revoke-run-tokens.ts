@@ -39,7 +39,8 @@ export async function revokeRunTokens(deps: RunTokenDeps, run: EndedRun): Promis
       decisions: ['granted'],
       reasons: ['granted'],
       repository: run.repository,
-      since: now - deps.maxTtlSeconds * 1000,
+      // A token granted maxTtl ago still verifies for the skew after its exp.
+      since: now - (deps.maxTtlSeconds + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000,
       limit: PAGE,
       order: 'asc',
       ...(after === undefined ? {} : { after }),
