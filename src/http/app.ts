@@ -61,8 +61,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     '/',
     revocationRoutes(
       {
-        issuer,
-        ring: keys,
         revocations: deps.revocations,
         audit: deps.audit.audit,
         now: deps.audit.now,

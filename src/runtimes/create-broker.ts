@@ -224,7 +224,6 @@ export function createBroker(parts: BrokerParts): Broker {
         limiter: parts.limiter,
         revocations: parts.revocations,
       },
-      keys: parts.keys,
       clientIp: parts.clientIp,
       ...(parts.requestTarget === undefined ? {} : { requestTarget: parts.requestTarget }),
       background,

@@ -4,7 +4,6 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { RequestIdVariables } from 'hono/request-id';
 import { proxyRequest, type ProxyAnswer, type ProxyDeps } from '../../features/proxy/proxy-request.ts';
 import { verifyAccessToken } from '../../core/mint/verify-access-token.ts';
-import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
 
@@ -12,7 +11,6 @@ type ProxyEnv = { Variables: RequestIdVariables };
 
 export interface ProxyRouteDeps {
   readonly proxy: Omit<ProxyDeps, 'verifyKeywayToken'>;
-  readonly keys: () => KeyRing;
   readonly clientIp: (c: Context) => string | undefined;
   /**
    * The request target exactly as the client sent it, where the runtime has it (Node: the request
@@ -35,7 +33,7 @@ export const AUDIT_EVENT_HEADER = 'Keyway-Audit-Event-Id';
  */
 export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv> {
   const routes = new Hono<ProxyEnv>();
-  const keys = ownKeys(deps.keys);
+  const keys = ownKeys(own.keys);
   routes.all('/proxy/*', async (c) => {
     // Where the runtime hands over the request line (Node), its target must be the origin form `/proxy/…` as sent: an
     // absolute form (`http://host/proxy/…`) or dot segments before `/proxy/` came to this route through a URL parser,

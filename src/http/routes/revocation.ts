@@ -1,7 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { RequestIdVariables } from 'hono/request-id';
-import type { KeyRing } from '../../core/mint/key-ring.ts';
 import type { Logger } from '../../core/log.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
@@ -17,8 +16,8 @@ import { NO_STORE } from '../oauth-errors.ts';
 export const TOKENS_REVOKE_SCOPE = 'tokens:revoke';
 export const TOKENS_INTROSPECT_SCOPE = 'tokens:introspect';
 
-export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys'> {
-  readonly ring: () => KeyRing;
+/** The broker's issuer and keys come with `own`, as for every route that takes its tokens. */
+export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys' | 'issuer'> {
   readonly log: Logger;
   /** The per-client and global limits of `/token`: an unauthenticated revocation is shed before its body is read, as an exchange is. */
   readonly limits: RequestLimits;
@@ -40,7 +39,7 @@ const invalidRequest = (description: string) => ({ error: 'invalid_request', err
  */
 export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hono<Env> {
   const routes = new Hono<Env>();
-  const examine: RevocationDeps = { ...deps, keys: ownKeys(deps.ring) };
+  const examine: RevocationDeps = { ...deps, issuer: own.issuer, keys: ownKeys(own.keys) };
   const operator = (scope: string) => operatorAuth(own, [scope]);
   const revoker = operator(TOKENS_REVOKE_SCOPE);
   // A flood is answered 429 without a record: each record it caused would be one more row for whoever floods.
