@@ -6,12 +6,14 @@
 // every other round, so a neighbour's load falls on all of them alike); per round, the CPU time
 // per exchange of the broker's threads: the event loop, the busiest other thread (the audit
 // writer) and all of them. The medians say what the change bought; the rounds say how far to trust
-// them. Not a test, no target. Settings: AB_ROUNDS (6), AB_EXCHANGES (2500), AB_CONNECTIONS (32), AB_WARM_UP (2500).
+// them. With AB_PROCESSES=N, each revision runs as KEYWAY_PROCESSES=N on every CPU (as npm run bench's
+// every-core run) and the CPU time is the process tree's, the supervisor's included, split by nothing.
+// Not a test, no target. Settings: AB_ROUNDS (6), AB_EXCHANGES (2500), AB_CONNECTIONS (32), AB_WARM_UP (2500), AB_PROCESSES (1).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, symlinkSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BROKER_ISSUER, cpuPlan, pinSelf, startBenchBroker, startBenchIssuer, threadCpuMs, type BenchBroker } from './broker-process.ts';
+import { BROKER_ISSUER, cpuPlan, pinSelf, processTreeCpuMs, startBenchBroker, startBenchIssuer, threadCpuMs, type BenchBroker } from './broker-process.ts';
 import { envNumber } from './env-number.ts';
 import { firstTokens, runLoad, TokenSupply, warmUp, type TokenReader } from './exchange-load.ts';
 import { claimsGrantedIn } from './realistic-policies.ts';
@@ -21,6 +23,7 @@ const EXCHANGES = envNumber('AB_EXCHANGES', 2500);
 const CONNECTIONS = envNumber('AB_CONNECTIONS', 32);
 /** Exchanges before the first round, so that V8 has compiled the hot path of every broker alike. */
 const WARM_UP = Math.max(100, envNumber('AB_WARM_UP', 2500));
+const PROCESSES = envNumber('AB_PROCESSES', 1);
 const ROOT = resolve(import.meta.dirname, '..');
 
 const revisions = process.argv.slice(2);
@@ -55,8 +58,8 @@ try {
       issuer,
       policies: 10,
       checkout: checkout(revision),
-      ...(plan === undefined ? {} : { cpu: plan.broker }),
-      env: { KEYWAY_ALERT_RULES: 'all' },
+      ...(plan === undefined ? {} : { cpu: PROCESSES > 1 ? `0-${availableParallelism() - 1}` : plan.broker }),
+      env: { KEYWAY_ALERT_RULES: 'all', ...(PROCESSES > 1 ? { KEYWAY_PROCESSES: String(PROCESSES) } : {}) },
     });
     contenders.push({ revision, broker, tokens: supply.reader(), perRound: [] });
   }
@@ -69,12 +72,14 @@ try {
   for (let round = 0; round < ROUNDS; round += 1) {
     for (const contender of round % 2 === 0 ? contenders : [...contenders].reverse()) {
       const before = threadCpuMs(contender.broker.pid);
+      const treeBefore = processTreeCpuMs(contender.broker.pid);
       const result = await runLoad({ url: contender.broker.url, tokens: firstTokens(contender.tokens, EXCHANGES), seconds: 600, connections: CONNECTIONS });
       const spent = [...threadCpuMs(contender.broker.pid)].map(([name, ms]) => [name, ms - (before.get(name) ?? 0)] as const);
+      const treeSpent = processTreeCpuMs(contender.broker.pid) - treeBefore;
       if (result.failures > 0) throw new Error(`${contender.revision}: ${result.failures} exchanges failed`);
       const perExchange = (ms: number) => (ms * 1000) / result.answered;
       contender.perRound.push({
-        all: perExchange(spent.reduce((sum, [, ms]) => sum + ms, 0)),
+        all: perExchange(PROCESSES > 1 ? treeSpent : spent.reduce((sum, [, ms]) => sum + ms, 0)),
         loop: perExchange(spent.find(([name]) => name === 'event loop')?.[1] ?? 0),
         busiest: perExchange(Math.max(0, ...spent.filter(([name]) => name !== 'event loop').map(([, ms]) => ms))),
         rate: result.rate,
@@ -91,9 +96,11 @@ const column = (values: number[]) => `${median(values).toFixed(0).padStart(5)} [
 console.log(`CPU µs per exchange, median [each round]; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? 0).toFixed(1)} after`);
 for (const { revision, perRound } of contenders) {
   console.log(`${revision}`);
-  console.log(`  all threads   ${column(perRound.map((round) => round.all))}`);
-  console.log(`  event loop    ${column(perRound.map((round) => round.loop))}`);
-  console.log(`  busiest other ${column(perRound.map((round) => round.busiest))}  (the audit writer)`);
+  console.log(`  all threads   ${column(perRound.map((round) => round.all))}${PROCESSES > 1 ? `  (${PROCESSES} processes and their supervisor)` : ''}`);
+  if (PROCESSES === 1) {
+    console.log(`  event loop    ${column(perRound.map((round) => round.loop))}`);
+    console.log(`  busiest other ${column(perRound.map((round) => round.busiest))}  (the audit writer)`);
+  }
   console.log(`  exchanges/s   ${column(perRound.map((round) => round.rate))}`);
 }
 // Rounds next to each other saw the same neighbours: the median of the differences round by round is the steadier figure.
