@@ -229,6 +229,10 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     const leader = listening.find((line) => line['leader'] === true);
     const follower = listening.find((line) => line['leader'] === false);
     expect([leader?.process, follower?.process]).toEqual([1, 2]);
+    // One audit writer, the leader's, commits for both.
+    expect(listening.map((line) => line['shared_audit_writer'])).toEqual([true, true]);
+    const joined = () => processes.lines("audit log written through the leader's writer").map((line) => line.process);
+    expect(joined()).toEqual([2]);
     /** Exchanges from both processes, then a checkpoint signed after them. */
     const roundSignedBy = async (): Promise<number | undefined> => {
       const signed = processes.lines('audit checkpoint signed').length;
@@ -244,6 +248,12 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
 
     process.kill(leader?.['pid'] as number, 'SIGKILL');
     await processes.waitFor((all) => all.some((line) => line.message === 'keyway listening' && line.process === 3 && line['leader'] === true), 'a new leader');
+    // The follower wrote for itself while no leader listened, and joined the new leader's writer once it did.
+    await processes.waitFor(() => joined().length === 2, 'the follower joining the new leader');
+    expect(joined()).toEqual([2, 2]);
+    expect(
+      processes.lines("the leader's audit writer went away: this process writes for itself until a leader listens again").map((line) => line.process),
+    ).toEqual([2]);
     expect([await roundSignedBy(), await roundSignedBy()]).toEqual([3, 3]);
     expect(new Set(processes.lines('audit checkpoint signed').map((line) => line.process))).toEqual(new Set([1, 3]));
     expect(new Set(processes.lines('token exchange').map((line) => line.process))).toEqual(new Set([1, 2, 3]));

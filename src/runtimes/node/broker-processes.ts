@@ -6,13 +6,15 @@ import type { Logger } from '../../core/log.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
 
 /** What one broker process tells the others, through the supervisor. */
-export type ClusterEvent = 'policies-switched' | 'revocations-scheduled';
+export type ClusterEvent = 'policies-switched' | 'revocations-scheduled' | 'audit-writer-listening';
 
 /** A broker process's part among several on one data directory (KEYWAY_PROCESSES). */
 export interface BrokerCluster {
   /**
    * The leader runs the timers: audit checkpoints and retention, the signing key life cycle,
-   * GitHub token revocation. Every process serves, reloads its key ring and watches the policies.
+   * GitHub token revocation; and the audit writer every process sends its appends, single-use
+   * claims and alert writes to (shared-audit-writer.ts). Every process serves, reloads its key ring
+   * and watches the policies.
    */
   readonly leader: boolean;
   /** Tells every other broker process. */

@@ -3,9 +3,11 @@ import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { canonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
+import { errorText } from '../../core/log.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { AlertCall, Outcome, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
+import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 
 /** What waits for the writer thread, by kind. */
 type Work =
@@ -18,11 +20,13 @@ type Of<K extends Kind> = Extract<Work, { kind: K }>;
 const MAX_BATCH = 512;
 const KINDS: readonly Kind[] = ['append', 'claim', 'alerts'];
 
-/** One message to the writer thread: what it carries of each kind. */
+/** One message to the writer (this process's thread, or the leader's over a shared writer connection): what it carries of each kind. */
 interface InFlight {
   readonly append: Of<'append'>[];
   readonly claim: Of<'claim'>[];
   readonly alerts: Of<'alerts'>[];
+  /** Sent to the leader's writer rather than this process's. */
+  readonly shared: boolean;
 }
 
 /**
@@ -40,6 +44,10 @@ export const UNWRITABLE_AFTER_FAILURE_MS = 10_000;
  * it. Single-use claims (`claim`, as WriterThreadReplayGuard) are group-committed the same way,
  * each answered once its batch is durable; the alert store's calls (`alerts`) run there in turn.
  * One message carries all three kinds, and one reply answers them: a round trip per batch.
+ *
+ * With several broker processes, a follower's store sends its batches to the leader's writer
+ * instead (`useSharedWriter`), which takes them into its own group commit (`serveShared`); while
+ * no leader is connected, the follower starts a writer thread of its own, as before.
  */
 export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
@@ -47,6 +55,8 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #now: () => number;
   readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
   #writer: Worker | undefined;
+  #shared: SharedWriterConnection | undefined;
+  #joining: Promise<boolean> | undefined;
   #queues: { [K in Kind]: Of<K>[] } = { append: [], claim: [], alerts: [] };
   #inFlight = new Map<number, InFlight>();
   #batches = 0;
@@ -56,6 +66,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   /** When the last commit failed, if the commit since has not succeeded. */
   #failedAt: number | undefined;
   #idle: (() => void)[] = [];
+  #closed = false;
 
   /**
    * `db` serves reads; `path` is the same file, opened again by the writer thread (and by the WAL
@@ -98,11 +109,74 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     return new Promise<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call, resolve, reject })) as ReturnType<AlertStore[M]>;
   }
 
+  /**
+   * A follower's batch, taken into this store's group commit piece by piece and answered once every
+   * piece is: each as this process's own callers are (an append that fails in its batch is retried
+   * alone here, so a reply never leaves the follower to guess which of its appends were committed).
+   */
+  async serveShared(request: WriterRequest): Promise<SharedWriterReply> {
+    const outcome = <T>(work: (resolve: (value: T) => void, reject: (error: unknown) => void) => void): Promise<Outcome<T>> =>
+      new Promise<T>((resolve, reject) => (this.#closed ? reject(new Error('the audit log is closed')) : work(resolve, reject))).then(
+        // JSON has no undefined: a call that returns nothing is answered null.
+        (result) => ({ result: result ?? (null as T) }),
+        (error: unknown) => ({ error: errorText(error) }),
+      );
+    const [appended, claims, alerts] = await Promise.all([
+      Promise.all(request.events.map((event) => outcome<ChainLink>((resolve, reject) => this.#enqueue({ kind: 'append', event, resolve, reject })))),
+      Promise.all(request.claims.map((claim) => outcome<ReplayClaimResult>((resolve, reject) => this.#enqueue({ kind: 'claim', claim, resolve, reject })))),
+      Promise.all(request.alerts.map((call) => outcome<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call, resolve, reject })))),
+    ]);
+    return { batch: request.batch, appended, claims, alerts };
+  }
+
+  /**
+   * Sends the batches from now on to the leader's writer over `connect`'s connection, if it makes
+   * one. When that connection ends, the batch it carried fails (whether the leader committed it
+   * cannot be known, so nobody is told it did) and the batches after it go to a writer thread of this
+   * process's own until a leader is connected again.
+   */
+  useSharedWriter(
+    connect: (onReply: (reply: SharedWriterReply) => void, onClose: () => void) => Promise<SharedWriterConnection | undefined>,
+  ): Promise<boolean> {
+    this.#joining ??= this.#join(connect).finally(() => {
+      this.#joining = undefined;
+    });
+    return this.#joining;
+  }
+
+  async #join(connect: Parameters<GroupCommitAuditStore['useSharedWriter']>[0]): Promise<boolean> {
+    if (this.#shared !== undefined || this.#closed) return this.#shared !== undefined;
+    let connection: SharedWriterConnection | undefined;
+    connection = await connect(
+      (reply) => this.#settleShared(reply),
+      () => {
+        if (this.#shared !== connection) return;
+        this.#shared = undefined;
+        this.#failShared(new Error('the connection to the shared audit writer ended'));
+      },
+    );
+    if (connection === undefined || this.#closed) {
+      connection?.close();
+      return false;
+    }
+    this.#shared = connection;
+    return true;
+  }
+
+  /** Whether batches go to the leader's writer now. */
+  get shared(): boolean {
+    return this.#shared !== undefined;
+  }
+
   /** Commits every append, claim and alert call already made (the group commit flushed), then stops the writer thread. */
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.queued > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
     const writer = this.#writer;
     this.#writer = undefined;
+    const shared = this.#shared;
+    this.#shared = undefined;
+    shared?.close();
     await writer?.terminate();
     this.#fail(new Error('the audit log is closed'));
   }
@@ -165,15 +239,52 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#next();
   }
 
+  #settleShared(reply: SharedWriterReply): void {
+    const batch = this.#inFlight.get(reply.batch);
+    this.#inFlight.delete(reply.batch);
+    if (batch !== undefined) {
+      const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
+        if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
+        else work.reject(new Error(outcome?.error ?? 'the shared writer gave no answer'));
+      };
+      let committed = 0;
+      for (const [index, work] of batch.append.entries()) {
+        const outcome = reply.appended[index];
+        if (outcome !== undefined && 'result' in outcome) committed += 1;
+        else this.#failedAt = this.#now();
+        answer(work, outcome);
+      }
+      if (committed > 0) {
+        if (committed === batch.append.length) this.#failedAt = undefined;
+        this.#onCommit?.(committed);
+      }
+      for (const [index, work] of batch.claim.entries()) answer(work, reply.claims[index]);
+      for (const [index, work] of batch.alerts.entries()) answer(work, reply.alerts[index]);
+    }
+    this.#next();
+  }
+
+  /** The batches in flight to the leader's writer fail; what waits goes to this process's writer. */
+  #failShared(error: unknown): void {
+    for (const [id, batch] of this.#inFlight) {
+      if (!batch.shared) continue;
+      this.#inFlight.delete(id);
+      for (const work of [...batch.append, ...batch.claim, ...batch.alerts]) work.reject(error);
+    }
+    this.#next();
+  }
+
   #next(): void {
     if (this.queued === 0) for (const resolve of this.#idle.splice(0)) resolve();
     if (this.#inFlight.size > 0 || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
     const appends = this.#singles > 0 ? 1 : MAX_BATCH;
     if (this.#singles > 0) this.#singles -= 1;
+    const shared = this.#shared;
     const batch: InFlight = {
       append: this.#queues.append.splice(0, appends),
       claim: this.#queues.claim.splice(0, MAX_BATCH),
       alerts: this.#queues.alerts.splice(0, MAX_BATCH),
+      shared: shared !== undefined,
     };
     this.#batches += 1;
     const id = this.#batches;
@@ -184,7 +295,8 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
       claims: batch.claim.map((work) => work.claim),
       alerts: batch.alerts.map((work) => work.call),
     };
-    this.#thread().postMessage(request);
+    if (shared === undefined) this.#thread().postMessage(request);
+    else shared.send(request);
   }
 
   #fail(error: unknown): void {

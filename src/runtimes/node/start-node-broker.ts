@@ -36,6 +36,7 @@ import { STORED_LIVE_SET } from '../../core/policy/live-policy-attestation.ts';
 import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { NodeBrokerConfig } from '../../config/node-config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
+import { connectSharedWriter, serveSharedWriter, sharedWriterPath } from './shared-audit-writer.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
 import { revocationList } from '../../core/revocation/revocation-list.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
@@ -182,6 +183,25 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
   });
+  // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
+  const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(config.dataDir);
+  const sharedWriter = leader && sharedPath !== undefined ? await serveSharedWriter(sharedPath, (request) => audit.serveShared(request), log) : undefined;
+  const joinSharedWriter = async (): Promise<void> => {
+    if (leader || sharedPath === undefined) return;
+    const joined = await audit.useSharedWriter((onReply, onClose) =>
+      connectSharedWriter(sharedPath, onReply, () => {
+        // Not when this process closed it itself.
+        if (audit.shared) log.warn("the leader's audit writer went away: this process writes for itself until a leader listens again");
+        onClose();
+      }),
+    );
+    if (joined) log.info("audit log written through the leader's writer");
+    else log.warn("no leader's audit writer to join: this process writes for itself until a leader listens", { path: sharedPath });
+  };
+  if (options.cluster !== undefined && sharedPath === undefined) {
+    log.info('the broker processes write the audit log each for itself: the data directory has no path for a socket', { data_dir: config.dataDir });
+  }
+  await joinSharedWriter();
   const work = new RunningWork();
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
@@ -299,8 +319,9 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     data_dir: config.dataDir,
     watching_policies: watcher !== undefined,
     pid: process.pid,
-    ...(options.cluster === undefined ? {} : { leader }),
+    ...(options.cluster === undefined ? {} : { leader, shared_audit_writer: sharedWriter !== undefined || audit.shared }),
   });
+  if (sharedWriter !== undefined) options.cluster?.announce('audit-writer-listening');
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
       dev_issuer: devUrl,
@@ -323,6 +344,9 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     await revocationTimer?.close();
     // A key rotation or checkpoint round under way ends in its own transaction, before the database closes.
     await work.settled();
+    // What the followers sent is committed and answered before the last checkpoint.
+    stage = 'closing_shared_audit_writer';
+    await sharedWriter?.close();
     stage = 'final_checkpoint';
     // Sign the head on the way out, so the last records are anchored too (the leader, which stops last, anchors everyone's).
     if (leader) await maintain();
@@ -349,7 +373,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
           .read()
           .then(reloadPolicies)
           .catch((error: unknown) => log.error('live policy set not read', { error: String(error) }));
-      } else revocationTimer?.arm();
+      } else if (event === 'revocations-scheduled') revocationTimer?.arm();
+      else void joinSharedWriter();
     },
     close: () => {
       closed ??= shutDown();

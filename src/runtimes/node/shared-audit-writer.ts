@@ -1,0 +1,189 @@
+import { lstatSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { ChainLink } from '../../core/audit/audit-event.ts';
+import { errorText, type Logger } from '../../core/log.ts';
+import type { ReplayClaimResult } from '../../core/replay/replay-guard.ts';
+import type { Outcome, WriterRequest } from './audit-writer.ts';
+
+/**
+ * One audit writer for every broker process (KEYWAY_PROCESSES): the leader's. A follower sends its
+ * batches (appends, single-use claims, alert calls) over a Unix socket in the data directory to the
+ * leader, whose group commit takes them into its own batches, one transaction and one fsync for the
+ * work of every process; each is answered once it is durable, as a local writer answers. Without it,
+ * each process had a writer of its own: they took turns at SQLite's write lock, each with smaller
+ * batches, and each commit emptied the other connections' page caches.
+ */
+
+const SOCKET_FILE = 'audit-writer.sock';
+/** sun_path holds 108 bytes on Linux, 104 on macOS, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = 103;
+/** A line longer than this is no batch a follower sends (512 records of at most a few hundred KiB each would be). */
+const MAX_LINE_BYTES = 256 * 1024 * 1024;
+const CONNECT_TIMEOUT_MS = 2000;
+
+/** The leader's answer to one follower batch: per piece of work, as the leader's own callers are answered. */
+export interface SharedWriterReply {
+  readonly batch: number;
+  readonly appended: readonly Outcome<ChainLink>[];
+  readonly claims: readonly Outcome<ReplayClaimResult>[];
+  readonly alerts: readonly Outcome<unknown>[];
+}
+
+/** A follower's line to the leader's writer. */
+export interface SharedWriterConnection {
+  send(request: WriterRequest): void;
+  /** Ends the connection once what was sent is written. */
+  close(): void;
+}
+
+/**
+ * Where the leader listens: in the data directory, whose owner-only mode (private-data-dir.ts) is
+ * the socket's guard. Undefined where that cannot be had (Windows' named pipes have no directory to
+ * guard them; a path too long for a socket address): every process then writes for itself.
+ */
+export function sharedWriterPath(dataDir: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  const path = join(dataDir, SOCKET_FILE);
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES ? path : undefined;
+}
+
+/** Calls `onLine` with each newline-terminated line `socket` receives; destroys it on a line over the bound. */
+function readLines(socket: Socket, onLine: (line: string) => void): void {
+  let pending = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    let start = 0;
+    let end = chunk.indexOf('\n');
+    while (end !== -1) {
+      const line = pending + chunk.slice(start, end);
+      pending = '';
+      onLine(line);
+      start = end + 1;
+      end = chunk.indexOf('\n', start);
+    }
+    pending += chunk.slice(start);
+    if (pending.length > MAX_LINE_BYTES) socket.destroy(new Error('a line over the shared writer bound'));
+  });
+}
+
+/** The leader's end: serves each follower batch with `serve` and writes its reply back. */
+export interface SharedWriterServer {
+  /** Stops taking connections; ends each once the replies owed on it are written. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens at `path`, or, when it cannot (something other than a socket has that name), says why in
+ * the log and returns undefined: every process then writes for itself, as it did before.
+ */
+export async function serveSharedWriter(
+  path: string,
+  serve: (request: WriterRequest) => Promise<SharedWriterReply>,
+  log: Logger,
+): Promise<SharedWriterServer | undefined> {
+  // A socket a broker that stopped left behind; anything else of that name is not ours to remove.
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const connections = new Map<Socket, Set<Promise<void>>>();
+  let closing = false;
+  const server = createServer((socket) => {
+    const owed = new Set<Promise<void>>();
+    connections.set(socket, owed);
+    socket.on('close', () => connections.delete(socket));
+    socket.on('error', (error) => log.warn('shared audit writer: a follower connection failed', { error: errorText(error) }));
+    readLines(socket, (line) => {
+      // Once closing, nothing more is committed that could not be answered: the follower's batch fails and it writes for itself.
+      if (closing) return;
+      let request: WriterRequest;
+      try {
+        request = JSON.parse(line) as WriterRequest;
+      } catch {
+        socket.destroy(new Error('a line that is not JSON'));
+        return;
+      }
+      const reply = serve(request).then((answer) => {
+        if (!socket.destroyed) socket.write(`${JSON.stringify(answer)}\n`);
+      });
+      owed.add(reply);
+      void reply.finally(() => owed.delete(reply));
+    });
+  });
+  const listening = await new Promise<boolean>((resolve) => {
+    const refused = (error: Error): void => {
+      log.warn('the shared audit writer cannot listen: every broker process writes the audit log for itself', { path, error: errorText(error) });
+      resolve(false);
+    };
+    server.once('error', refused);
+    server.listen(path, () => {
+      server.off('error', refused);
+      resolve(true);
+    });
+  });
+  if (!listening) return undefined;
+  server.on('error', (error) => log.warn('shared audit writer failed', { error: errorText(error) }));
+  return {
+    close: async () => {
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(
+        [...connections].map(async ([socket, owed]) => {
+          await Promise.allSettled([...owed]);
+          socket.end();
+        }),
+      );
+      await closed;
+    },
+  };
+}
+
+/**
+ * A follower's end: connected to the leader at `path`, or undefined when no leader listens there
+ * (the follower then writes for itself). `onReply` hears each reply; `onClose` once, when the
+ * connection ends for whatever reason.
+ */
+export async function connectSharedWriter(
+  path: string,
+  onReply: (reply: SharedWriterReply) => void,
+  onClose: () => void,
+): Promise<SharedWriterConnection | undefined> {
+  const socket = createConnection(path);
+  const connected = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+  if (!connected) {
+    socket.destroy();
+    return undefined;
+  }
+  socket.on('error', () => socket.destroy());
+  socket.once('close', onClose);
+  readLines(socket, (line) => {
+    let reply: SharedWriterReply;
+    try {
+      reply = JSON.parse(line) as SharedWriterReply;
+    } catch {
+      socket.destroy();
+      return;
+    }
+    onReply(reply);
+  });
+  socket.unref();
+  return {
+    send: (request) => void socket.write(`${JSON.stringify(request)}\n`),
+    close: () => void socket.end(),
+  };
+}

@@ -1,0 +1,199 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createConnection, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/core/log.ts';
+import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
+import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { connectSharedWriter, serveSharedWriter, sharedWriterPath, type SharedWriterServer } from '../../src/runtimes/node/shared-audit-writer.ts';
+import { writerThreadAlertStore, writerThreadReplayGuard } from '../../src/runtimes/node/writer-thread-stores.ts';
+import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { replayGuardContract } from '../suites/replay-guard-contract.ts';
+import { auditEvent, storeContract } from '../suites/store-contract.ts';
+
+// KEYWAY_PROCESSES' followers send their audit appends, single-use claims and alert writes to the leader's writer
+// over a Unix socket in the data directory. Real parts: SQLite files, the leader's writer thread, the socket.
+
+interface Leader {
+  readonly dir: string;
+  readonly databasePath: string;
+  readonly socket: string;
+  readonly store: GroupCommitAuditStore;
+  readonly server: SharedWriterServer;
+  /** Records per commit of the leader's writer, its followers' included. */
+  readonly commits: number[];
+}
+
+async function startLeader(dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'))): Promise<Leader> {
+  const databasePath = join(dir, 'keyway.db');
+  const db = openSqliteFile(databasePath);
+  migrate(db);
+  const commits: number[] = [];
+  const store = new GroupCommitAuditStore(db, databasePath, { onCommit: (records) => commits.push(records) });
+  const socket = sharedWriterPath(dir) as string;
+  const server = (await serveSharedWriter(socket, (request) => store.serveShared(request), silentLogger)) as SharedWriterServer;
+  expect(server).toBeDefined();
+  return { dir, databasePath, socket, store, server, commits };
+}
+
+/**
+ * A follower on the leader's file, joined to its writer. Its own writer thread would open `ownWriterPath`; by default
+ * one in a directory that does not exist, so anything it wrote without the leader would fail.
+ */
+async function startFollower(leader: Leader, ownWriterPath = join(leader.dir, 'no-such-directory', 'keyway.db')) {
+  const db = openSqliteFile(leader.databasePath);
+  const store = new GroupCommitAuditStore(db, ownWriterPath);
+  const joined = await store.useSharedWriter((onReply, onClose) => connectSharedWriter(leader.socket, onReply, onClose));
+  expect(joined).toBe(true);
+  expect(store.shared).toBe(true);
+  return { db, store };
+}
+
+storeContract("Node (a follower process's stores, through the leader's shared writer)", async () => {
+  const leader = await startLeader();
+  const { db, store } = await startFollower(leader);
+  return {
+    audit: store,
+    keys: new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] })),
+    alerts: writerThreadAlertStore(store, db),
+    tamper: async (sql, params) => void db.run(sql, params),
+  };
+});
+
+const leadersOf = new WeakMap<ReplayGuard, Leader>();
+const followerGuard = async (leader: Leader): Promise<ReplayGuard> => {
+  const guard = writerThreadReplayGuard((await startFollower(leader)).store);
+  leadersOf.set(guard, leader);
+  return guard;
+};
+replayGuardContract(
+  "Node (a follower process's claims, group-committed by the leader's shared writer)",
+  async () => followerGuard(await startLeader()),
+  // The twin is another follower of the same leader: the second broker process of three.
+  async (guard) => followerGuard(leadersOf.get(guard) as Leader),
+);
+
+describe('the shared audit writer of several broker processes', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("commits the appends of the leader and its followers together in the leader's batches", async () => {
+    const leader = await startLeader();
+    const followers = [await startFollower(leader), await startFollower(leader)];
+    const appended = await Promise.all([
+      ...Array.from({ length: 10 }, (_, index) => leader.store.append(auditEvent({ id: `leader-${index}` }))),
+      ...followers.flatMap(({ store }, follower) =>
+        Array.from({ length: 10 }, (_, index) => store.append(auditEvent({ id: `follower-${follower}-${index}` }))),
+      ),
+    ]);
+    expect(appended.map((link) => link.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, index) => index + 1));
+    // Fewer commits than records: the followers' appends rode in the leader's batches (their own writers could not even open the file).
+    expect(leader.commits.reduce((sum, records) => sum + records, 0)).toBe(30);
+    expect(leader.commits.length).toBeLessThan(30);
+  });
+
+  it('answers a follower batch piece by piece: an append that fails fails alone, and its neighbours are committed once', async () => {
+    const leader = await startLeader();
+    const { db, store } = await startFollower(leader);
+    await store.append(auditEvent({ id: 'taken' }));
+    const results = await Promise.allSettled([
+      store.append(auditEvent({ id: 'first' })),
+      store.append(auditEvent({ id: 'taken' })),
+      store.append(auditEvent({ id: 'third' })),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/UNIQUE/);
+    const rows = db.all<{ id: string }>('SELECT id FROM audit_events ORDER BY seq');
+    expect(rows.map((row) => row.id).sort()).toEqual(['first', 'taken', 'third']);
+  });
+
+  it('fails the batch in flight when the leader goes away, writes for itself after, and joins a leader that listens again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const socket = sharedWriterPath(dir) as string;
+    // A leader that dies with a batch in flight: it reads the batch and drops the connection without an answer.
+    const dying = createServer((connection) => connection.once('data', () => connection.destroy()));
+    servers.push(dying);
+    dying.listen(socket);
+    await once(dying, 'listening');
+    const databasePath = join(dir, 'keyway.db');
+    const db = openSqliteFile(databasePath);
+    migrate(db);
+    const follower = new GroupCommitAuditStore(db, databasePath);
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose))).toBe(true);
+
+    await expect(follower.append(auditEvent({ id: 'in-flight' }))).rejects.toThrow('the connection to the shared audit writer ended');
+    expect(follower.shared).toBe(false);
+    // Nobody was told it was committed, and nothing was: then the follower's own writer thread takes the next.
+    const own = await follower.append(auditEvent({ id: 'own-writer' }));
+    expect(own.seq).toBe(1);
+    expect(db.all<{ id: string }>('SELECT id FROM audit_events').map((row) => row.id)).toEqual(['own-writer']);
+
+    await new Promise((resolve) => dying.close(resolve));
+    const leader = await startLeader(dir);
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose))).toBe(true);
+    const shared = await follower.append(auditEvent({ id: 'through-the-new-leader' }));
+    expect(shared.seq).toBe(2);
+    expect(leader.commits).toEqual([1]);
+    await follower.close();
+    await leader.server.close();
+    await leader.store.close();
+  });
+
+  it('a follower finds no leader to join when none listens, and writes for itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const databasePath = join(dir, 'keyway.db');
+    const db = openSqliteFile(databasePath);
+    migrate(db);
+    const follower = new GroupCommitAuditStore(db, databasePath);
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(sharedWriterPath(dir) as string, onReply, onClose))).toBe(false);
+    expect((await follower.append(auditEvent({ id: 'alone' }))).seq).toBe(1);
+    await follower.close();
+  });
+
+  it('drops a connection that sends what is not a batch, and goes on serving the others', async () => {
+    const leader = await startLeader();
+    const { store } = await startFollower(leader);
+    const stranger = createConnection(leader.socket);
+    await once(stranger, 'connect');
+    stranger.write('GET / HTTP/1.1\n');
+    await once(stranger, 'close');
+    expect((await store.append(auditEvent({ id: 'after-the-stranger' }))).seq).toBe(1);
+  });
+
+  it('on close, answers what its followers sent before, then commits nothing more for them', async () => {
+    const leader = await startLeader();
+    const { db, store } = await startFollower(leader);
+    const before = await store.append(auditEvent({ id: 'before-close' }));
+    await leader.server.close();
+    // The follower's next batch meets the ended connection, or its own writer, which cannot open its file here: either
+    // way it fails, and the closing leader commits nothing of it.
+    await expect(store.append(auditEvent({ id: 'after-close' }))).rejects.toThrow();
+    expect(before.seq).toBe(1);
+    expect(store.shared).toBe(false);
+    expect(db.all<{ id: string }>('SELECT id FROM audit_events').map((row) => row.id)).toEqual(['before-close']);
+  });
+
+  it('does not remove a file of its name that is not a socket, and then serves nobody', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const socket = sharedWriterPath(dir) as string;
+    writeFileSync(socket, 'not a socket');
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    expect(await serveSharedWriter(socket, () => Promise.reject(new Error('never called')), log)).toBeUndefined();
+    expect(readFileSync(socket, 'utf8')).toBe('not a socket');
+    expect(warnings).toEqual(['the shared audit writer cannot listen: every broker process writes the audit log for itself']);
+  });
+
+  it('takes no socket where the data directory gives no path for one', () => {
+    expect(sharedWriterPath(`/${'d'.repeat(120)}`)).toBeUndefined();
+    expect(sharedWriterPath('/var/lib/keyway')).toBe('/var/lib/keyway/audit-writer.sock');
+  });
+});
