@@ -158,14 +158,39 @@ describe('the shared audit writer of several broker processes', () => {
     await follower.close();
   });
 
-  it('drops a connection that sends what is not a batch, and goes on serving the others', async () => {
+  it.each([
+    ['not JSON', 'GET / HTTP/1.1\n'],
+    ['JSON, but no batch', '{"batch":1}\n'],
+  ])('drops a connection that sends a line that is %s, and goes on serving the others', async (_, line) => {
     const leader = await startLeader();
     const { store } = await startFollower(leader);
     const stranger = createConnection(leader.socket);
     await once(stranger, 'connect');
-    stranger.write('GET / HTTP/1.1\n');
+    stranger.write(line);
     await once(stranger, 'close');
     expect((await store.append(auditEvent({ id: 'after-the-stranger' }))).seq).toBe(1);
+  });
+
+  it.each([
+    ['not JSON', () => 'not json\n'],
+    ['short of the pieces its batch had', (batch: number) => `${JSON.stringify({ batch, appended: [], claims: [], alerts: [] })}\n`],
+  ])('fails its batch on a reply that is %s, and writes for itself after', async (_, reply) => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const socket = sharedWriterPath(dir) as string;
+    const garbling = createServer((connection) =>
+      connection.once('data', (request: Buffer) => connection.write(reply((JSON.parse(request.toString()) as { batch: number }).batch))),
+    );
+    servers.push(garbling);
+    garbling.listen(socket);
+    await once(garbling, 'listening');
+    const databasePath = join(dir, 'keyway.db');
+    const db = openSqliteFile(databasePath);
+    migrate(db);
+    const follower = new GroupCommitAuditStore(db, databasePath);
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose))).toBe(true);
+    await expect(follower.append(auditEvent({ id: 'garbled' }))).rejects.toThrow('the connection to the shared audit writer ended');
+    expect((await follower.append(auditEvent({ id: 'own-writer' }))).seq).toBe(1);
+    await follower.close();
   });
 
   it('on close, answers what its followers sent before, then commits nothing more for them', async () => {

@@ -239,8 +239,16 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#next();
   }
 
+  /** Throws, settling nothing, on a reply that does not answer its batch piece by piece (the connection then ends, failing the batch). */
   #settleShared(reply: SharedWriterReply): void {
-    const batch = this.#inFlight.get(reply.batch);
+    const sent = this.#inFlight.get(reply.batch);
+    if (
+      sent !== undefined &&
+      (reply.appended?.length !== sent.append.length || reply.claims?.length !== sent.claim.length || reply.alerts?.length !== sent.alerts.length)
+    ) {
+      throw new TypeError('a shared writer reply that does not answer its batch');
+    }
+    const batch = sent;
     this.#inFlight.delete(reply.batch);
     if (batch !== undefined) {
       const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {

@@ -105,9 +105,11 @@ export async function serveSharedWriter(
         socket.destroy(new Error('a line that is not JSON'));
         return;
       }
-      const reply = serve(request).then((answer) => {
-        if (!socket.destroyed) socket.write(`${JSON.stringify(answer)}\n`);
-      });
+      // A line that is JSON but no batch (serve finds no lists in it) ends the connection, as one that is not JSON.
+      const reply = serve(request).then(
+        (answer) => void (socket.destroyed || socket.write(`${JSON.stringify(answer)}\n`)),
+        () => void socket.destroy(new Error('a line that is not a batch')),
+      );
       owed.add(reply);
       void reply.finally(() => owed.delete(reply));
     });
@@ -172,14 +174,12 @@ export async function connectSharedWriter(
   socket.on('error', () => socket.destroy());
   socket.once('close', onClose);
   readLines(socket, (line) => {
-    let reply: SharedWriterReply;
+    // A line that is not a reply ends the connection: the batch it should have answered fails.
     try {
-      reply = JSON.parse(line) as SharedWriterReply;
+      onReply(JSON.parse(line) as SharedWriterReply);
     } catch {
       socket.destroy();
-      return;
     }
-    onReply(reply);
   });
   socket.unref();
   return {
