@@ -294,6 +294,29 @@ grant:
       expect(await callsTo('/x/bound')).toHaveLength(1);
     });
 
+    it('answers 503 with a record, nothing upstream, when the proof of a DPoP-bound keyway token cannot be claimed (the single-use store down)', async () => {
+      const key = await DpopKey.generate();
+      const exchanged = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+      });
+      const access = ((await exchanged.json()) as Record<string, unknown>)['access_token'] as string;
+      const proof = await key.proof('GET', `${broker.issuer}/proxy/keyed/x/unclaimable`, { ath: await athOf(access) });
+      await broker.setReplayGuardDown(true);
+      let event: AuditEvent;
+      try {
+        const answered = await broker.request('/proxy/keyed/x/unclaimable', { headers: { authorization: `DPoP ${access}`, dpop: proof } });
+        event = await expectKeywayRefusal(answered, 503, 'temporarily_unavailable', 'replay_guard_unavailable');
+      } finally {
+        await broker.setReplayGuardDown(false);
+      }
+      expect(event.detail).toContain('whether the DPoP proof was used before could not be checked');
+      expect(await callsTo('/x/unclaimable')).toHaveLength(0);
+      // Never claimed, the proof is good once the store is back.
+      expect((await broker.request('/proxy/keyed/x/unclaimable', { headers: { authorization: `DPoP ${access}`, dpop: proof } })).status).toBe(200);
+    });
+
     it('refuses a revoked keyway access token: 401 invalid_token, a proxy refusal on record, nothing upstream', async () => {
       const exchanged = await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }));
       const access = exchanged.body['access_token'] as string;

@@ -1,3 +1,5 @@
+import { KeywayError } from '../errors/keyway-error.ts';
+
 /**
  * Where a resource server remembers the DPoP proofs it accepted, so each is good once (RFC 9449
  * §11.1). `claim` answers true for the first claim of a key and false for every later one until
@@ -6,6 +8,15 @@
 export interface DpopReplayStore {
   /** `expiresAt`: seconds since the epoch; `now`: milliseconds since the epoch. */
   claim(key: string, expiresAt: number, now: number): Promise<boolean>;
+}
+
+/**
+ * The store could not say whether a proof was used before (a shared store that is down): the
+ * request is neither admitted nor refused as replayed, and is worth retrying (503).
+ */
+export class DpopReplayUnavailableError extends KeywayError {
+  override readonly name = 'DpopReplayUnavailableError';
+  readonly code = 'dpop_replay_unavailable';
 }
 
 /** How many remembered proofs trigger a sweep of the expired ones. */

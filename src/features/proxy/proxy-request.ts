@@ -3,6 +3,7 @@ import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog } from '../../core/audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
 import { pooledRandom } from '../../core/mint/pooled-random.ts';
+import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { ExchangeError } from '../../core/errors/exchange-error.ts';
 import { REASONS, type Reason, type Refusal } from '../../core/errors/reasons.ts';
 import type { RequestContext } from '../../core/exchange/exchange-token.ts';
@@ -216,6 +217,7 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
     try {
       claims = await deps.verifyKeywayToken(token, `${deps.issuer}/proxy/${input.upstream}`, scheme === 'DPoP');
     } catch (error) {
+      if (error instanceof DpopReplayUnavailableError) throw new ExchangeError('replay_guard_unavailable', errorText(error), { cause: error });
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
     await refuseRevoked(deps, claims, now);

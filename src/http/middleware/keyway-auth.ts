@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { DPOP_ALGORITHMS } from '../../core/dpop/dpop-proof.ts';
+import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken, type VerifyAccessTokenOptions } from '../../core/mint/verify-access-token.ts';
 
 export type KeywayAuthVariables = { keywayToken: KeywayAccessToken };
@@ -19,7 +20,8 @@ const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
  * Protects a route with a keyway access token: `Authorization: Bearer <token>`, or for a token bound
  * to a DPoP key `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449 §7), verified
  * as RFC 9068 requires. Answers RFC 6750 errors: 401 without a valid token or proof, 403 without
- * the scopes. The verified claims are on `c.get('keywayToken')`.
+ * the scopes; 503 when whether the proof was used before cannot be checked. The verified claims
+ * are on `c.get('keywayToken')`.
  */
 export function keywayAuth(options: KeywayAuthOptions): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
   const required = (options.scopes ?? []).join(' ');
@@ -35,6 +37,11 @@ export function keywayAuth(options: KeywayAuthOptions): MiddlewareHandler<{ Vari
     try {
       c.set('keywayToken', await verifyAccessToken(token, options, dpop));
     } catch (error) {
+      if (error instanceof DpopReplayUnavailableError) {
+        return c.json({ error: 'temporarily_unavailable', error_description: 'the DPoP proof cannot be checked right now; retry later' }, 503, {
+          'cache-control': 'no-store',
+        });
+      }
       if (!(error instanceof AccessTokenError)) throw error;
       const status = error.code === 'insufficient_scope' ? 403 : 401;
       const scope = error.code === 'insufficient_scope' && required !== '' ? `, scope="${required}"` : '';

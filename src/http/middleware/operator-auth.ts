@@ -1,7 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
-import type { DpopReplayStore } from '../../core/dpop/dpop-replay.ts';
+import { DpopReplayUnavailableError, type DpopReplayStore } from '../../core/dpop/dpop-replay.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
-import { AccessTokenError } from '../../core/mint/verify-access-token.ts';
 import type { ReplayGuard } from '../../core/replay/replay-guard.ts';
 import { keywayAuth, type KeywayAuthVariables } from './keyway-auth.ts';
 import { ownKeys } from './own-keys.ts';
@@ -23,7 +22,7 @@ export function operatorAuth(own: OwnTokens, scopes: readonly string[]): Middlew
 /**
  * DPoP proofs claimed in the broker's single-use guard, which every process (Node) and isolate
  * (Workers) shares: an in-memory store would take a copied proof once more in each. A guard that
- * cannot answer leaves the proof unproven (401), never a 500.
+ * cannot answer leaves the proof unclaimed: the request is answered 503 (retry), never a 500.
  */
 export function guardedDpopReplay(guard: ReplayGuard): DpopReplayStore {
   return {
@@ -31,7 +30,7 @@ export function guardedDpopReplay(guard: ReplayGuard): DpopReplayStore {
       try {
         return (await guard.claim({ key, expiresAt, auditEventId: '', now })).claimed;
       } catch (cause) {
-        throw new AccessTokenError('invalid_dpop_proof', 'whether the DPoP proof was used before could not be checked', { cause });
+        throw new DpopReplayUnavailableError('whether the DPoP proof was used before could not be checked', { cause });
       }
     },
   };
