@@ -18,6 +18,7 @@ import { revocationRoutes } from './routes/revocation.ts';
 import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import { guardedDpopReplay } from './middleware/operator-auth.ts';
+import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
 
 export interface AppDeps {
@@ -49,6 +50,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { issuer, keys } = deps.exchange;
 
   app.use(requestId({ limitLength: 128 }));
+  // The operator APIs are shed by /token's per-client and global limits before a token's signature is checked, as /revoke and /introspect are.
+  app.use('/v1/*', shedBeforeBody(deps.exchange.limits, deps.clientIp));
   // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it.
   for (const path of ['/v1/*', '/introspect', '/revoke']) app.use(path, refuseRevokedTokens(deps.revocations, deps.audit.now));
   // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them.

@@ -395,6 +395,29 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           await limited.close();
         }
       });
+
+      it('sheds the operator APIs under /v1 by the rate limits of /token before any token is checked: 429 with Retry-After, no record', async () => {
+        const limited = await start(auditorPolicies(people, HARNESS_ISSUER), {
+          settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '3' },
+          ownState: true,
+        });
+        try {
+          const query = () => limited.request('/v1/audit/events', { headers: { authorization: 'Bearer not.a.token' } });
+          const statuses = [];
+          for (let i = 0; i < 3; i += 1) statuses.push((await query()).status);
+          expect(statuses).toEqual([401, 401, 401]);
+          const shed = await query();
+          expect(shed.status).toBe(429);
+          expect(shed.headers.get('retry-after')).toMatch(/^\d+$/);
+          expect(shed.headers.get('www-authenticate')).toBeNull();
+          expect(await shed.json()).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('global rate limit') });
+          // The same budget as /token's, which the queries spent; a flood shed leaves no rows behind.
+          expect((await postToken(limited, exchangeForm(await personToken(people, limited.issuer, 'alice@acme.dev')))).status).toBe(429);
+          expect(await limited.recentAuditEvents()).toEqual([]);
+        } finally {
+          await limited.close();
+        }
+      });
     });
 
     describe('what auditors read', () => {

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
+import { NO_STORE } from '../oauth-errors.ts';
 
 /**
  * The rate limits of a request before its body is read or any signature checked (per client
@@ -18,4 +19,14 @@ export function rateLimitBeforeBody(
     if (limited !== undefined) return refuse(c, limited);
     await next();
   };
+}
+
+/**
+ * rateLimitBeforeBody for the routes that take the broker's own tokens: a flood is answered 429
+ * without a record (each record it caused would be one more row for whoever floods).
+ */
+export function shedBeforeBody(limits: RequestLimits, clientIp: (c: Context) => string | undefined): MiddlewareHandler {
+  return rateLimitBeforeBody(limits, clientIp, async (c, limited) =>
+    c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) }),
+  );
 }

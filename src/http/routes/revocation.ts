@@ -3,7 +3,7 @@ import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { Logger } from '../../core/log.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
-import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
+import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken } from '../../core/revocation/rfc7009-revoke.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
@@ -42,10 +42,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const examine: RevocationDeps = { ...deps, issuer: own.issuer, keys: ownKeys(own.keys) };
   const operator = (scope: string) => operatorAuth(own, [scope]);
   const revoker = operator(TOKENS_REVOKE_SCOPE);
-  // A flood is answered 429 without a record: each record it caused would be one more row for whoever floods.
-  const shed = rateLimitBeforeBody(deps.limits, deps.clientIp, async (c, limited) =>
-    c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) }),
-  );
+  const shed = shedBeforeBody(deps.limits, deps.clientIp);
   const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
   const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
     if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
