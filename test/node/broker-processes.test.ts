@@ -6,6 +6,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import type { BrokerCluster, ClusterEvent } from '../../src/runtimes/node/broker-processes.ts';
+import { REJOIN_SECONDS } from '../../src/runtimes/node/shared-audit-writer.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
@@ -332,6 +333,38 @@ describe('a leader and a follower on one data directory, in one test process', (
     started.push(brokers.follower);
     return brokers as Record<'leader' | 'follower', NodeBroker>;
   }
+
+  it("a follower that missed a new leader's announcement joins its audit writer within seconds anyway, and serves meanwhile", async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'processes-rejoin');
+    const root = writeTree({ 'policies/deploy.yaml': suitePolicies(issuer, issuer)['deploy/production.yaml'] as string });
+    const said: string[] = [];
+    const log = { ...silentLogger, info: (message: string) => void said.push(message), warn: (message: string) => void said.push(message) };
+    const joins = () => said.filter((message) => message === "audit log written through the leader's writer").length;
+    // Announcements that reach nobody.
+    const part = (leader: boolean): BrokerCluster => ({ leader, announce: () => undefined });
+    const first = await startNodeBroker(testConfig(root), { log: silentLogger, cluster: part(true) });
+    started.push(first);
+    const follower = await startNodeBroker(testConfig(root), { log, cluster: part(false) });
+    started.push(follower);
+    expect(joins()).toBe(1);
+    const exchange = async () => {
+      const result = await postToken(
+        { issuer: follower.config.issuer, request: (path, init) => fetch(`${follower.url}${path}`, init) },
+        exchangeForm(await issuer.sign(ciClaims(issuer.url, follower.config.issuer))),
+      );
+      return result.status;
+    };
+    expect(await exchange()).toBe(200);
+
+    await first.close();
+    expect(said).toContain("the leader's audit writer went away: this process writes for itself until a leader listens again");
+    expect(await exchange()).toBe(200);
+    started.push(await startNodeBroker(testConfig(root), { log: silentLogger, cluster: part(true) }));
+    const deadline = Date.now() + (REJOIN_SECONDS + 5) * 1000;
+    while (joins() < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(joins()).toBe(2);
+    expect(await exchange()).toBe(200);
+  }, 20_000);
 
   it('only the leader advances the signing key life cycle; the follower reloads the ring and signs with what the leader activated', async () => {
     const issuer = freshIssuer(inject('testIssuerBase'), 'processes-keys');

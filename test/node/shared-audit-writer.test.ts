@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
+import { canonicalEvent } from '../../src/core/audit/chain-hash.ts';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { connectSharedWriter, serveSharedWriter, sharedWriterPath, type SharedWriterServer } from '../../src/runtimes/node/shared-audit-writer.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from '../../src/runtimes/node/writer-thread-stores.ts';
@@ -174,6 +175,7 @@ describe('the shared audit writer of several broker processes', () => {
   it.each([
     ['not JSON', () => 'not json\n'],
     ['short of the pieces its batch had', (batch: number) => `${JSON.stringify({ batch, appended: [], claims: [], alerts: [] })}\n`],
+    ['an outcome that is not an object', (batch: number) => `${JSON.stringify({ batch, appended: [null], claims: [], alerts: [] })}\n`],
   ])('fails its batch on a reply that is %s, and writes for itself after', async (_, reply) => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
     const socket = sharedWriterPath(dir) as string;
@@ -193,17 +195,113 @@ describe('the shared audit writer of several broker processes', () => {
     await follower.close();
   });
 
-  it('on close, answers what its followers sent before, then commits nothing more for them', async () => {
+  it('on close, answers the batches it owes, serves no line that comes after, and is not held open by a peer that keeps its end open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const databasePath = join(dir, 'keyway.db');
+    const db = openSqliteFile(databasePath);
+    migrate(db);
+    const store = new GroupCommitAuditStore(db, databasePath);
+    const socket = sharedWriterPath(dir) as string;
+    // The leader's commits take a while here, so that its close finds a batch owed.
+    let received: () => void = () => undefined;
+    const arrived = new Promise<void>((resolve) => (received = resolve));
+    const server = (await serveSharedWriter(
+      socket,
+      async (request) => {
+        received();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return store.serveShared(request);
+      },
+      silentLogger,
+    )) as SharedWriterServer;
+    const peer = createConnection({ path: socket, allowHalfOpen: true });
+    await once(peer, 'connect');
+    let replies = '';
+    peer.setEncoding('utf8');
+    peer.on('data', (chunk: string) => (replies += chunk));
+    const batch = (id: number, event: string) =>
+      `${JSON.stringify({ batch: id, events: [canonicalEvent(auditEvent({ id: event }))], claims: [], alerts: [] })}\n`;
+    peer.write(batch(1, 'owed'));
+    await arrived;
+    const closed = server.close();
+    peer.write(batch(2, 'after-close'));
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The owed batch was committed and answered; the line after the close was neither.
+    expect(
+      replies
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { batch: number }).batch),
+    ).toEqual([1]);
+    expect(db.all<{ id: string }>('SELECT id FROM audit_events').map((row) => row.id)).toEqual(['owed']);
+    await store.close();
+  });
+
+  it("sends its next batch without waiting for the leader's answer to the one before", async () => {
     const leader = await startLeader();
-    const { db, store } = await startFollower(leader);
-    const before = await store.append(auditEvent({ id: 'before-close' }));
-    await leader.server.close();
-    // The follower's next batch meets the ended connection, or its own writer, which cannot open its file here: either
-    // way it fails, and the closing leader commits nothing of it.
-    await expect(store.append(auditEvent({ id: 'after-close' }))).rejects.toThrow();
-    expect(before.seq).toBe(1);
-    expect(store.shared).toBe(false);
-    expect(db.all<{ id: string }>('SELECT id FROM audit_events').map((row) => row.id)).toEqual(['before-close']);
+    const received: number[] = [];
+    // Between the follower and the leader: holds every batch until two have come, then passes them on.
+    const relayPath = join(leader.dir, 'relay.sock');
+    const relay = createServer((follower) => {
+      const upstream = createConnection(leader.socket);
+      upstream.pipe(follower);
+      let held = '';
+      follower.setEncoding('utf8');
+      follower.on('data', (chunk: string) => {
+        held += chunk;
+        received.push(...[...chunk.matchAll(/"batch":(\d+)/g)].map((match) => Number(match[1])));
+        if (received.length >= 2) {
+          upstream.write(held);
+          held = '';
+        }
+      });
+    });
+    servers.push(relay);
+    relay.listen(relayPath);
+    await once(relay, 'listening');
+    const db = openSqliteFile(leader.databasePath);
+    const follower = new GroupCommitAuditStore(db, join(leader.dir, 'no-such-directory', 'keyway.db'));
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(relayPath, onReply, onClose))).toBe(true);
+    const first = follower.append(auditEvent({ id: 'first' }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = follower.append(auditEvent({ id: 'second' }));
+    expect((await Promise.all([first, second])).map((link) => link.seq)).toEqual([1, 2]);
+    expect(received).toEqual([1, 2]);
+    await follower.close();
+  });
+
+  it('takes a batch its leader does not answer for lost: the connection ends, the batch fails, and the follower writes for itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const socket = sharedWriterPath(dir) as string;
+    // A leader that is there, reads and says nothing (stalled).
+    const silent = createServer((connection) => connection.resume());
+    servers.push(silent);
+    silent.listen(socket);
+    await once(silent, 'listening');
+    const databasePath = join(dir, 'keyway.db');
+    const db = openSqliteFile(databasePath);
+    migrate(db);
+    const follower = new GroupCommitAuditStore(db, databasePath);
+    const joined = await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, { replyTimeoutMs: 300 }));
+    expect(joined).toBe(true);
+    await expect(follower.append(auditEvent({ id: 'unanswered' }))).rejects.toThrow('the connection to the shared audit writer ended');
+    expect(follower.shared).toBe(false);
+    expect((await follower.append(auditEvent({ id: 'own-writer' }))).seq).toBe(1);
+    await follower.close();
+  });
+
+  it('reads nothing more from a connection once a line on it was refused, even what came in the same write', async () => {
+    const leader = await startLeader();
+    const stranger = createConnection(leader.socket);
+    await once(stranger, 'connect');
+    const claim = { key: 'after-a-refused-line', expiresAt: 4_000_000_000, auditEventId: '01AUDIT', now: Date.now() };
+    stranger.write(`not json\n${JSON.stringify({ batch: 1, events: [], claims: [claim], alerts: [] })}\n`);
+    await once(stranger, 'close');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const db = openSqliteFile(leader.databasePath);
+    expect(db.all('SELECT key FROM replay_claims')).toEqual([]);
+    db.close();
   });
 
   it('does not remove a file of its name that is not a socket, and then serves nobody', async () => {

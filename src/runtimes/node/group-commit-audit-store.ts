@@ -9,6 +9,11 @@ import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { AlertCall, Outcome, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 
+/** Whether `outcomes` (from a reply off a socket) are `count` outcomes, each an object. */
+function answers(outcomes: unknown, count: number): boolean {
+  return Array.isArray(outcomes) && outcomes.length === count && outcomes.every((outcome) => typeof outcome === 'object' && outcome !== null);
+}
+
 /** What waits for the writer thread, by kind. */
 type Work =
   | { readonly kind: 'append'; readonly event: CanonicalEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
@@ -183,7 +188,17 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
 
   #enqueue(work: Work): void {
     (this.#queues[work.kind] as Work[]).push(work);
-    if (!this.#scheduled && this.#inFlight.size === 0) {
+    this.#schedule();
+  }
+
+  /**
+   * Sends what waits once this turn of the event loop has added all it will. To this process's
+   * writer one batch at a time (what arrives meanwhile is the next batch); to the leader's without
+   * waiting for the batch before it, since the leader batches what its followers send with its own
+   * (waiting would add a round trip, and a commit, to every follower batch).
+   */
+  #schedule(): void {
+    if (!this.#scheduled && (this.#inFlight.size === 0 || this.#shared !== undefined)) {
       this.#scheduled = true;
       setImmediate(() => this.#send());
     }
@@ -244,7 +259,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const sent = this.#inFlight.get(reply.batch);
     if (
       sent !== undefined &&
-      (reply.appended?.length !== sent.append.length || reply.claims?.length !== sent.claim.length || reply.alerts?.length !== sent.alerts.length)
+      !(answers(reply.appended, sent.append.length) && answers(reply.claims, sent.claim.length) && answers(reply.alerts, sent.alerts.length))
     ) {
       throw new TypeError('a shared writer reply that does not answer its batch');
     }
@@ -284,7 +299,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
 
   #next(): void {
     if (this.queued === 0) for (const resolve of this.#idle.splice(0)) resolve();
-    if (this.#inFlight.size > 0 || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
+    if ((this.#inFlight.size > 0 && this.#shared === undefined) || KINDS.every((kind) => this.#queues[kind].length === 0)) return;
     const appends = this.#singles > 0 ? 1 : MAX_BATCH;
     if (this.#singles > 0) this.#singles -= 1;
     const shared = this.#shared;
@@ -304,7 +319,11 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
       alerts: batch.alerts.map((work) => work.call),
     };
     if (shared === undefined) this.#thread().postMessage(request);
-    else shared.send(request);
+    else {
+      shared.send(request);
+      // More than one batch waited (or some waited to go one by one).
+      this.#schedule();
+    }
   }
 
   #fail(error: unknown): void {

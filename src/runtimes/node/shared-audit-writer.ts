@@ -21,6 +21,14 @@ const MAX_SOCKET_PATH_BYTES = 103;
 /** A line longer than this is no batch a follower sends (512 records of at most a few hundred KiB each would be). */
 const MAX_LINE_BYTES = 256 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 2000;
+/**
+ * A batch the leader has not answered in this long is taken for lost: the connection ends, the
+ * batches on it fail and the follower writes for itself (a leader stopped or stalled must not stall
+ * its followers). Far above a commit's time, even with a slow disk's fsync.
+ */
+export const SHARED_REPLY_TIMEOUT_MS = 10_000;
+/** How often a follower writing for itself tries to join a leader again, besides when one announces itself. */
+export const REJOIN_SECONDS = 5;
 
 /** The leader's answer to one follower batch: per piece of work, as the leader's own callers are answered. */
 export interface SharedWriterReply {
@@ -55,7 +63,8 @@ function readLines(socket: Socket, onLine: (line: string) => void): void {
   socket.on('data', (chunk: string) => {
     let start = 0;
     let end = chunk.indexOf('\n');
-    while (end !== -1) {
+    // Once the socket is destroyed (a line refused, or the bound), nothing after it is read.
+    while (end !== -1 && !socket.destroyed) {
       const line = pending + chunk.slice(start, end);
       pending = '';
       onLine(line);
@@ -69,7 +78,7 @@ function readLines(socket: Socket, onLine: (line: string) => void): void {
 
 /** The leader's end: serves each follower batch with `serve` and writes its reply back. */
 export interface SharedWriterServer {
-  /** Stops taking connections; ends each once the replies owed on it are written. */
+  /** Stops taking connections and serving lines; ends each connection once the replies owed on it are written. */
   close(): Promise<void>;
 }
 
@@ -134,7 +143,9 @@ export async function serveSharedWriter(
       await Promise.all(
         [...connections].map(async ([socket, owed]) => {
           await Promise.allSettled([...owed]);
-          socket.end();
+          // Destroyed once the replies are flushed: a peer that keeps its end open must not hold up the leader's shutdown.
+          await new Promise<void>((resolve) => socket.end(() => resolve()));
+          socket.destroy();
         }),
       );
       await closed;
@@ -151,7 +162,9 @@ export async function connectSharedWriter(
   path: string,
   onReply: (reply: SharedWriterReply) => void,
   onClose: () => void,
+  options: { replyTimeoutMs?: number } = {},
 ): Promise<SharedWriterConnection | undefined> {
+  const replyTimeoutMs = options.replyTimeoutMs ?? SHARED_REPLY_TIMEOUT_MS;
   const socket = createConnection(path);
   const connected = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
@@ -171,19 +184,37 @@ export async function connectSharedWriter(
     socket.destroy();
     return undefined;
   }
+  /** When each batch unanswered yet was sent. */
+  const unanswered = new Map<number, number>();
+  const overdue = setInterval(
+    () => {
+      const [oldest] = unanswered.values();
+      if (oldest !== undefined && Date.now() - oldest > replyTimeoutMs) socket.destroy(new Error('the shared audit writer did not answer'));
+    },
+    Math.min(1000, replyTimeoutMs / 4),
+  );
+  overdue.unref();
   socket.on('error', () => socket.destroy());
-  socket.once('close', onClose);
+  socket.once('close', () => {
+    clearInterval(overdue);
+    onClose();
+  });
   readLines(socket, (line) => {
     // A line that is not a reply ends the connection: the batch it should have answered fails.
     try {
-      onReply(JSON.parse(line) as SharedWriterReply);
+      const reply = JSON.parse(line) as SharedWriterReply;
+      unanswered.delete(reply.batch);
+      onReply(reply);
     } catch {
       socket.destroy();
     }
   });
   socket.unref();
   return {
-    send: (request) => void socket.write(`${JSON.stringify(request)}\n`),
+    send: (request) => {
+      unanswered.set(request.batch, Date.now());
+      socket.write(`${JSON.stringify(request)}\n`);
+    },
     close: () => void socket.end(),
   };
 }

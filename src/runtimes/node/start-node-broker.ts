@@ -36,7 +36,7 @@ import { STORED_LIVE_SET } from '../../core/policy/live-policy-attestation.ts';
 import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { NodeBrokerConfig } from '../../config/node-config.ts';
 import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
-import { connectSharedWriter, serveSharedWriter, sharedWriterPath } from './shared-audit-writer.ts';
+import { connectSharedWriter, REJOIN_SECONDS, serveSharedWriter, sharedWriterPath } from './shared-audit-writer.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
 import { revocationList } from '../../core/revocation/revocation-list.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
@@ -186,22 +186,29 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
   const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(config.dataDir);
   const sharedWriter = leader && sharedPath !== undefined ? await serveSharedWriter(sharedPath, (request) => audit.serveShared(request), log) : undefined;
+  // Said once per spell without a leader: joins are tried again on its announcement and every REJOIN_SECONDS.
+  let alone = false;
   const joinSharedWriter = async (): Promise<void> => {
-    if (leader || sharedPath === undefined) return;
+    if (leader || sharedPath === undefined || audit.shared) return;
     const joined = await audit.useSharedWriter((onReply, onClose) =>
       connectSharedWriter(sharedPath, onReply, () => {
         // Not when this process closed it itself.
         if (audit.shared) log.warn("the leader's audit writer went away: this process writes for itself until a leader listens again");
+        alone = true;
         onClose();
       }),
     );
     if (joined) log.info("audit log written through the leader's writer");
-    else log.warn("no leader's audit writer to join: this process writes for itself until a leader listens", { path: sharedPath });
+    else if (!alone) log.warn("no leader's audit writer to join: this process writes for itself until a leader listens", { path: sharedPath });
+    alone = !joined;
   };
   if (options.cluster !== undefined && sharedPath === undefined) {
     log.info('the broker processes write the audit log each for itself: the data directory has no path for a socket', { data_dir: config.dataDir });
   }
   await joinSharedWriter();
+  // An announcement this process did not hear (it was starting again itself) must not leave it writing alone for good.
+  const rejoin = leader || sharedPath === undefined ? undefined : setInterval(() => void joinSharedWriter(), REJOIN_SECONDS * 1000);
+  rejoin?.unref();
   const work = new RunningWork();
   const revocations = new SqliteRevocationStore(db);
   let revocationTimer: RevocationTimer | undefined;
@@ -346,6 +353,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     await work.settled();
     // What the followers sent is committed and answered before the last checkpoint.
     stage = 'closing_shared_audit_writer';
+    clearInterval(rejoin);
     await sharedWriter?.close();
     stage = 'final_checkpoint';
     // Sign the head on the way out, so the last records are anchored too (the leader, which stops last, anchors everyone's).
