@@ -764,6 +764,15 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
       issuer = freshIssuer(runtime.issuerBase(), 'proxy-github');
       github = await FakeGitHub.create(runtime.githubBase());
       await github.install(ACME_INSTALLATION);
+      // Other owners' accounts: globex's name now on an account that is not the one the policy pins (renamed, registered
+      // again by someone else), umbrella's on the pinned one, initech's pinned by nobody.
+      for (const [id, owner, ownerId] of [
+        [7101, 'globex', 9999],
+        [7102, 'umbrella', 4343],
+        [7103, 'initech', 5555],
+      ] as const) {
+        await github.install({ id, owner, ownerId, repositories: [{ id: id * 10, name: 'config' }], permissions: { contents: 'read', metadata: 'read' } });
+      }
       const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
       broker = await runtime.start(
         {
@@ -775,6 +784,9 @@ grant:
       - { chore: check-run }
       - { method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }
       - { method: GET, path: "/user" }
+      - { method: GET, path: "/repos/globex/config/contents/**", permissions: { contents: read }, owner_id: "4242" }
+      - { method: GET, path: "/repos/umbrella/config/contents/**", permissions: { contents: read }, owner_id: "4343" }
+      - { method: GET, path: "/repos/initech/config/contents/**", permissions: { contents: read } }
 `,
         },
         {
@@ -838,7 +850,11 @@ grant:
       expect(JSON.stringify(Object.fromEntries(first.headers))).not.toMatch(/ghs_/);
 
       const decision = await broker.auditEvent(first.headers.get('keyway-audit-event-id')!);
-      expect(decision?.proxy).toMatchObject({ rule: 'chore check-run', credential: { repository: 'acme/api', permissions: { checks: 'write' } } });
+      // The caller's own account, pinned by the id its token carries.
+      expect(decision?.proxy).toMatchObject({
+        rule: 'chore check-run',
+        credential: { repository: 'acme/api', permissions: { checks: 'write' }, owner_id: '1200934' },
+      });
       expect(JSON.stringify(decision)).not.toMatch(/ghs_/);
       // The outcome record adds the installation token's SHA-256 (the fake GitHub logs its first 12 hex digits), never the token.
       const outcome = await waitForOutcomeOf(broker, first.headers.get('keyway-audit-event-id'));
@@ -863,6 +879,32 @@ grant:
       expect(other.status).toBe(403);
       expect(other.headers.get('keyway-error')).toBe('proxy_not_allowed');
       expect(await mints()).toHaveLength(before + 1);
+    });
+
+    it("holds another owner's repository to the account id its rule pins: a name on another account, or a rule that pins none, gets no token", async () => {
+      const read = async (owner: string) =>
+        broker.request(`/proxy/github/repos/${owner}/config/contents/settings.yaml`, { headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` } });
+      const before = (await mints()).length;
+      const impostor = await read('globex');
+      expect(impostor.status).toBe(400);
+      expect(impostor.headers.get('keyway-error')).toBe('github_owner_mismatch');
+      // Allowed by the policy, refused at the credential: the outcome record says why.
+      const refused = await broker.auditEvent(((await impostor.json()) as Record<string, unknown>)['audit_event_id'] as string);
+      expect(refused).toMatchObject({ decision: 'denied', reason: 'github_owner_mismatch' });
+      expect(refused?.detail).toContain('on account id 9999, not 4242');
+      const unpinned = await read('initech');
+      expect(unpinned.status).toBe(403);
+      expect(unpinned.headers.get('keyway-error')).toBe('proxy_not_allowed');
+      expect(((await unpinned.json()) as Record<string, unknown>)['error_description']).toContain("initech is not the caller's own account");
+      expect(await mints()).toHaveLength(before);
+      expect((await github.calls()).filter((call) => call.path.startsWith('/repos/globex') || call.path.startsWith('/repos/initech'))).toEqual([]);
+
+      const pinned = await read('umbrella');
+      expect(pinned.headers.get('keyway-error')).toBeNull();
+      await pinned.arrayBuffer();
+      expect(await mints()).toHaveLength(before + 1);
+      const decision = await broker.auditEvent(pinned.headers.get('keyway-audit-event-id')!);
+      expect(decision?.proxy?.credential).toMatchObject({ repository: 'umbrella/config', owner_id: '4343' });
     });
   });
 }

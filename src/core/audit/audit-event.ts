@@ -105,6 +105,8 @@ export interface AuditEvent {
     readonly credential?: {
       readonly repository?: string;
       readonly permissions?: Readonly<Record<string, string>>;
+      /** The account id the repository's owner was held to (the rule's `owner_id`, or the caller's own). */
+      readonly owner_id?: string;
       readonly token_sha256?: string;
       readonly jti?: string;
     };

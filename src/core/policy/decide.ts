@@ -35,6 +35,8 @@ export interface IssuedProxyGrant {
   readonly upstream: string;
   readonly rule: string;
   readonly permissions: Readonly<Record<string, string>>;
+  /** The rule's `owner_id`, when it pins one. */
+  readonly ownerId?: string;
 }
 
 /** What a caller asks of `grant.github`. */
@@ -348,7 +350,14 @@ function issueProxy(policy: Policy, grant: Grant, token: SubjectClaims, request:
   for (const rule of proxy.rules) {
     const match = matchProxyRule(rule, token.claims, request.method, request.segments);
     if (match.matched) {
-      return grantedApart(policy, grant, token, { proxy: { upstream: proxy.upstream, rule: rule.written, permissions: rule.permissions } });
+      return grantedApart(policy, grant, token, {
+        proxy: {
+          upstream: proxy.upstream,
+          rule: rule.written,
+          permissions: rule.permissions,
+          ...(rule.ownerId === undefined ? {} : { ownerId: rule.ownerId }),
+        },
+      });
     }
     if (match.refusal !== undefined) refused ??= templateRefusal(policy, `grant.proxy.allow ${rule.written}`, match.refusal);
   }

@@ -443,12 +443,12 @@ function compileProxyGrant(
             permissions: GITHUB_CHORES[entry.chore].permissions,
             written: `chore ${entry.chore}`,
           }))
-        : [{ method: entry.method, path: entry.path, permissions: entry.permissions ?? {}, written: `${entry.method} ${entry.path}` }];
+        : [{ method: entry.method, path: entry.path, permissions: entry.permissions ?? {}, written: `${entry.method} ${entry.path}`, ownerId: entry.owner_id }];
     for (const request of requests) {
       // The claims each placeholder reads are checked as any template's are (known to the issuer, not a secret).
       for (const part of request.path.split('/').filter((segment) => segment.includes('{'))) template(part, [...where, 'path']);
       try {
-        rules.push(compileProxyRule(request.method, request.path, request.permissions, request.written));
+        rules.push(compileProxyRule(request.method, request.path, request.permissions, request.written, 'ownerId' in request ? request.ownerId : undefined));
       } catch (error) {
         if (!(error instanceof ProxyRuleError || error instanceof TemplateSyntaxError || error instanceof ClaimPathError)) throw error;
         fail(`grant.proxy.allow: ${error.message}`, [...where, 'path']);

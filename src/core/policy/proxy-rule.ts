@@ -25,6 +25,8 @@ export interface ProxyRule {
   readonly method: string;
   readonly segments: readonly RuleSegment[];
   readonly permissions: Readonly<Record<string, string>>;
+  /** A GitHub App upstream: the account id the path's owner must be (`owner_id`). */
+  readonly ownerId?: string;
 }
 
 export interface ProxyGrant {
@@ -39,7 +41,7 @@ export class ProxyRuleError extends KeywayError {
 }
 
 /** Compiles a rule's path; throws ProxyRuleError (or the template's syntax error) when it cannot be matched unambiguously. */
-export function compileProxyRule(method: string, path: string, permissions: Readonly<Record<string, string>>, written: string): ProxyRule {
+export function compileProxyRule(method: string, path: string, permissions: Readonly<Record<string, string>>, written: string, ownerId?: string): ProxyRule {
   if (!path.startsWith('/')) throw new ProxyRuleError(`path ${path} must start with /`);
   const parts = path === '/' ? [] : path.slice(1).split('/');
   const segments = parts.map((part, index): RuleSegment => {
@@ -57,7 +59,7 @@ export function compileProxyRule(method: string, path: string, permissions: Read
     if (!normal.ok || normal.segments[0] !== part) throw new ProxyRuleError(`path ${path}: segment ${JSON.stringify(part)} is not a plain path segment`);
     return { kind: 'literal', text: part };
   });
-  return { written, method, segments, permissions };
+  return { written, method, segments, permissions, ...(ownerId === undefined ? {} : { ownerId }) };
 }
 
 export type ProxyRuleMatch = { readonly matched: true } | { readonly matched: false; readonly refusal?: TemplateRefusal };

@@ -279,6 +279,15 @@ export const ProxyGrantSchema = v.pipe(
               permissions: v.optional(
                 v.pipe(ProxyPermissions, v.description('GitHub App upstream: the installation token permissions this request needs; default metadata: read')),
               ),
+              owner_id: v.optional(
+                v.pipe(
+                  v.string(),
+                  v.regex(/^[1-9]\d{0,19}$/, 'owner_id is the numeric id of the GitHub account, as a string'),
+                  v.description(
+                    "GitHub App upstream: the numeric id of the account the path's owner must be (a login can be renamed and registered again); needed for a repository of another owner than the caller's",
+                  ),
+                ),
+              ),
             }),
             v.strictObject({
               chore: v.pipe(v.picklist(CHORE_NAMES, `a chore is one of ${CHORE_NAMES.join(', ')}`), v.description('a named GitHub CI chore')),

@@ -1,4 +1,5 @@
 import { decodeJwt, type JWTPayload } from 'jose';
+import { asciiLowerCase } from '../../core/claims/case-fold.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog } from '../../core/audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
@@ -175,20 +176,38 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
     throw new ProxyRefusal('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`, { public: true });
   }
   const permissions = grant.proxy?.permissions ?? {};
-  const scope = upstream.auth.kind === 'github-app' ? githubScopeOf(normal.segments, permissions) : undefined;
-  if (upstream.auth.kind === 'github-app' && scope === undefined) {
+  const repository = upstream.auth.kind === 'github-app' ? githubScopeOf(normal.segments, permissions) : undefined;
+  if (upstream.auth.kind === 'github-app' && repository === undefined) {
     throw new ProxyRefusal('proxy_not_allowed', 'a GitHub App upstream reaches /repos/{owner}/{repo}/… only: its token is scoped to one repository', {
       public: true,
     });
   }
+  const ownerId = repository === undefined ? undefined : (grant.proxy?.ownerId ?? callersOwnerId(caller.claims, repository.owner));
+  if (repository !== undefined && ownerId === undefined) {
+    throw new ProxyRefusal(
+      'proxy_not_allowed',
+      `${repository.owner} is not the caller's own account: the allow rule must pin it by id (owner_id), since a login can be renamed and registered again`,
+      { public: true },
+    );
+  }
+  const scope = repository === undefined ? undefined : { ...repository, ownerId };
   setProxy(event, {
     ...(grant.proxy === undefined ? {} : { rule: grant.proxy.rule }),
-    ...(scope === undefined ? {} : { credential: { repository: `${scope.owner}/${scope.repository}`, permissions: scope.permissions } }),
+    ...(scope === undefined ? {} : { credential: { repository: `${scope.owner}/${scope.repository}`, permissions: scope.permissions, owner_id: ownerId } }),
   });
   return { upstream, grant, source: { iss: caller.issuer.url, sub: String(caller.claims['sub']) }, path: normal.path, scope };
 }
 
 const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
+
+/**
+ * The account id of `owner` when it is the verified caller's own (GitHub Actions' `repository_owner`,
+ * pinned by its `repository_owner_id`): the installation must be on that account.
+ */
+function callersOwnerId(claims: Readonly<Record<string, unknown>>, owner: string): string | undefined {
+  const { repository_owner: login, repository_owner_id: id } = claims;
+  return typeof login === 'string' && asciiLowerCase(login) === owner && typeof id === 'string' && /^[1-9]\d{0,19}$/.test(id) ? id : undefined;
+}
 
 /**
  * The caller: a CI OIDC token, verified exactly as at /token (the central set's issuers), or a keyway
@@ -291,6 +310,8 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   try {
     credential = await deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
   } catch (error) {
+    // The installation under the owner's name is on another account than the one pinned: refused, not unavailable.
+    if (error instanceof ExchangeError && error.reason === 'github_owner_mismatch') return fail(error.reason, error.message);
     deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: errorText(error) });
     return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${errorText(error)}`);
   }

@@ -36,6 +36,8 @@ export interface GitHubScope {
   readonly owner: string;
   readonly repository: string;
   readonly permissions: Readonly<Record<string, string>>;
+  /** The account id the owner's installation must be on (a login can be renamed and registered again). */
+  readonly ownerId?: string;
 }
 
 /** GitHub's installation tokens always carry metadata: read; a rule that names no permission gets that and nothing more. */
@@ -134,7 +136,7 @@ export class UpstreamCredentials {
   async #githubToken(scope: GitHubScope, auditEventId: string): Promise<string> {
     const now = this.#deps.now();
     const permissions = Object.entries(scope.permissions).sort(([a], [b]) => a.localeCompare(b));
-    const key = `${scope.owner}/${scope.repository}\n${JSON.stringify(permissions)}`;
+    const key = `${scope.owner}/${scope.repository}\n${scope.ownerId ?? ''}\n${JSON.stringify(permissions)}`;
     const cached = this.#tokens.get(key);
     if (cached !== undefined && cached.until > now) return cached.token;
     const minted = await this.#deps.github!.mint({
@@ -142,7 +144,7 @@ export class UpstreamCredentials {
       repositories: [scope.repository],
       permissions: scope.permissions,
       organizationPermissions: {},
-      ownerId: undefined,
+      ownerId: scope.ownerId,
       revocationId: auditEventId,
       ttlSeconds: PROXY_GITHUB_TOKEN_SECONDS,
       // Shared by every job of the repository, so no one run's end revokes it: it is revoked at its own time.
