@@ -1,4 +1,5 @@
 import type { AuditRecord } from './audit-event.ts';
+import { auditIndex } from './audit-index.ts';
 
 /** One row per record: the fields auditors sort and filter on in a spreadsheet. */
 const COLUMNS: readonly [string, (record: AuditRecord) => unknown][] = [
@@ -15,7 +16,8 @@ const COLUMNS: readonly [string, (record: AuditRecord) => unknown][] = [
   ['sha', (r) => r.event.claims?.['sha']],
   ['environment', (r) => r.event.claims?.['environment']],
   ['policy', (r) => r.event.policy?.granted_by ?? r.event.policy?.denied_by[0]],
-  ['issued_jti', (r) => r.event.issued?.jti],
+  // As the index column has it: a proxied call's keyway JWT too, so the export finds what `?jti=` finds.
+  ['issued_jti', (r) => auditIndex(r.event).issued_jti],
   ['issued_aud', (r) => r.event.issued?.aud.join(' ')],
   ['issued_scope', (r) => r.event.issued?.scope.join(' ')],
   ['issued_exp', (r) => r.event.issued?.exp],

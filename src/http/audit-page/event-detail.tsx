@@ -1,5 +1,6 @@
 import { toRecordJson } from '../../core/audit/record-json.ts';
 import type { AuditRecord } from '../../core/audit/audit-event.ts';
+import { auditIndex } from '../../core/audit/audit-index.ts';
 import { Decision } from './events-table.tsx';
 
 const list = (values: readonly string[] | undefined) => (values === undefined || values.length === 0 ? '—' : values.join(', '));
@@ -10,10 +11,23 @@ const pairs = (map: Readonly<Record<string, string>> | undefined, joiner: string
       .sort(),
   );
 
-/** The rows of what a GitHub or cloud grant issued beside the keyway token's own fields, present only when it did. */
+/** The rows of what a proxied call, or a GitHub or cloud grant, issued beside the keyway token's own fields, present only when it did. */
 function issuedElsewhere(event: AuditRecord['event']): [string, unknown][] {
-  const { github, cloud } = event;
+  const { github, cloud, proxy } = event;
   return [
+    ...(proxy === undefined
+      ? []
+      : ([
+          ['proxy upstream / request', `${proxy.upstream} ${proxy.method} ${proxy.path}`],
+          ['proxy rule', proxy.rule ?? '—'],
+          [
+            'proxy credential scope',
+            proxy.credential?.repository === undefined ? '—' : `${proxy.credential.repository} ${pairs(proxy.credential.permissions, ':')}`,
+          ],
+          ['proxy owner id', proxy.credential?.owner_id ?? '—'],
+          ['proxy token sha256', proxy.credential?.token_sha256 ?? '—'],
+          ['proxy decision / status', `${proxy.decision_id ?? '—'} / ${proxy.status ?? '—'}`],
+        ] satisfies [string, unknown][])),
     ...(github === undefined
       ? []
       : ([
@@ -51,7 +65,8 @@ export function EventDetail(props: { record: AuditRecord }) {
     ['matched', list(event.policy?.matched)],
     ['denied by', list(event.policy?.denied_by)],
     ['candidates', list(event.policy?.candidates)],
-    ['issued jti', event.issued?.jti ?? '—'],
+    // As the index column has it: a proxied call's keyway JWT (its outcome record) too.
+    ['issued jti', auditIndex(event).issued_jti ?? '—'],
     ['issued sub', event.issued?.sub ?? '—'],
     ['issued aud', list(event.issued?.aud)],
     ['issued scope', list(event.issued?.scope)],
