@@ -291,17 +291,112 @@ describe('the shared audit writer of several broker processes', () => {
     await follower.close();
   });
 
-  it('reads nothing more from a connection once a line on it was refused, even what came in the same write', async () => {
+  it.each([
+    ['not JSON', 'not json'],
+    ['JSON, but no batch', '{}'],
+  ])('reads nothing more from a connection once a line on it was refused (%s), even what came in the same write', async (_, refused) => {
     const leader = await startLeader();
+    const { db, store } = await startFollower(leader);
     const stranger = createConnection(leader.socket);
     await once(stranger, 'connect');
     const claim = { key: 'after-a-refused-line', expiresAt: 4_000_000_000, auditEventId: '01AUDIT', now: Date.now() };
-    stranger.write(`not json\n${JSON.stringify({ batch: 1, events: [], claims: [claim], alerts: [] })}\n`);
+    stranger.write(`${refused}\n${JSON.stringify({ batch: 1, events: [], claims: [claim], alerts: [] })}\n`);
     await once(stranger, 'close');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const db = openSqliteFile(leader.databasePath);
+    // A claim served from that line would have been queued before this append, so committed by the time it is.
+    await store.append(auditEvent({ id: 'after-the-stranger' }));
     expect(db.all('SELECT key FROM replay_claims')).toEqual([]);
+  });
+
+  it('on a leader restarted under load, a follower is told of every batch the leader committed, and of none it did not', async () => {
+    const leader = await startLeader();
+    const db = openSqliteFile(leader.databasePath);
+    // Its own writer is a real one here: between leaders, it writes for itself.
+    const follower = new GroupCommitAuditStore(db, leader.databasePath);
+    const join = () => follower.useSharedWriter((onReply, onClose) => connectSharedWriter(leader.socket, onReply, onClose));
+    expect(await join()).toBe(true);
+    const told = new Map<string, boolean>();
+    let stop = false;
+    // Open-loop load, as connections bring it: 20 appends every 2 ms whatever is still in flight.
+    const answers: Promise<unknown>[] = [];
+    let next = 0;
+    const load = (async () => {
+      while (!stop) {
+        for (let index = 0; index < 20; index += 1) {
+          const id = `load-${(next += 1)}`;
+          answers.push(
+            follower.append(auditEvent({ id })).then(
+              () => told.set(id, true),
+              () => told.set(id, false),
+            ),
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    let server = leader.server;
+    for (let restart = 0; restart < 4; restart += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await server.close();
+      server = (await serveSharedWriter(leader.socket, (request) => leader.store.serveShared(request), silentLogger)) as SharedWriterServer;
+      await join();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    stop = true;
+    await load;
+    await Promise.all(answers);
+    const committed = new Set(db.all<{ id: string }>('SELECT id FROM audit_events').map((row) => row.id));
+    const failedButCommitted = [...told].filter(([id, ok]) => !ok && committed.has(id));
+    const grantedButMissing = [...told].filter(([id, ok]) => ok && !committed.has(id));
+    expect({ failedButCommitted, grantedButMissing }).toEqual({ failedButCommitted: [], grantedButMissing: [] });
+    expect(told.size).toBeGreaterThan(100);
+    await server.close();
+    await follower.close();
+  }, 30_000);
+
+  it('closes within its grace period when a connected peer reads none of the replies it owes', async () => {
+    const leader = await startLeader();
+    const peer = createConnection({ path: leader.socket, allowHalfOpen: true });
+    await once(peer, 'connect');
+    peer.pause();
+    const events = (batch: number) => Array.from({ length: 200 }, (_, index) => canonicalEvent(auditEvent({ id: `unread-${batch}-${index}` })));
+    for (let batch = 1; batch <= 40; batch += 1) peer.write(`${JSON.stringify({ batch, events: events(batch), claims: [], alerts: [] })}\n`);
+    // Every batch committed (its replies, unread, fill the socket's buffers), then the close.
+    const db = openSqliteFile(leader.databasePath);
+    const deadline = Date.now() + 20_000;
+    while (db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n !== 8000 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const started = performance.now();
+    await leader.server.close();
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(peer.destroyed || peer.readableEnded || peer.isPaused()).toBe(true);
+    peer.destroy();
     db.close();
+  }, 30_000);
+
+  it('judges a batch overdue only after reading what came: a reply that arrived while the follower was busy is taken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+    const socket = sharedWriterPath(dir) as string;
+    // A leader that answers at once, then keeps this process (the follower's too) busy past the reply timeout.
+    const busy = createServer((connection) =>
+      connection.on('data', (request: Buffer) => {
+        const { batch } = JSON.parse(request.toString()) as { batch: number };
+        connection.write(`${JSON.stringify({ batch, appended: [{ result: { seq: 1, hash: 'a'.repeat(64) } }], claims: [], alerts: [] })}\n`);
+        const until = performance.now() + 700;
+        while (performance.now() < until);
+      }),
+    );
+    servers.push(busy);
+    busy.listen(socket);
+    await once(busy, 'listening');
+    const databasePath = join(dir, 'keyway.db');
+    const db = openSqliteFile(databasePath);
+    migrate(db);
+    const follower = new GroupCommitAuditStore(db, join(dir, 'no-such-directory', 'keyway.db'));
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, { replyTimeoutMs: 300 }))).toBe(true);
+    expect(await follower.append(auditEvent({ id: 'answered-while-busy' }))).toEqual({ seq: 1, hash: 'a'.repeat(64) });
+    expect(follower.shared).toBe(true);
+    await follower.close();
   });
 
   it('does not remove a file of its name that is not a socket, and then serves nobody', async () => {

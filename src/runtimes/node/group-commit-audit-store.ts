@@ -259,7 +259,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const sent = this.#inFlight.get(reply.batch);
     if (
       sent !== undefined &&
-      !(answers(reply.appended, sent.append.length) && answers(reply.claims, sent.claim.length) && answers(reply.alerts, sent.alerts.length))
+      !(sent.shared && answers(reply.appended, sent.append.length) && answers(reply.claims, sent.claim.length) && answers(reply.alerts, sent.alerts.length))
     ) {
       throw new TypeError('a shared writer reply that does not answer its batch');
     }

@@ -22,6 +22,13 @@ const MAX_SOCKET_PATH_BYTES = 103;
 const MAX_LINE_BYTES = 256 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 2000;
 /**
+ * On close, how long the leader waits, once it has ended a connection, for the follower to read what
+ * it owes and end its side: destroying it at once would make a follower still writing fail with
+ * EPIPE before it read replies already sent; waiting for ever would let a peer that reads nothing
+ * hold up the leader's shutdown and its final checkpoint.
+ */
+const CLOSE_GRACE_MS = 2000;
+/**
  * A batch the leader has not answered in this long is taken for lost: the connection ends, the
  * batches on it fail and the follower writes for itself (a leader stopped or stalled must not stall
  * its followers). Far above a commit's time, even with a slow disk's fsync.
@@ -54,6 +61,13 @@ export function sharedWriterPath(dataDir: string): string | undefined {
   if (process.platform === 'win32') return undefined;
   const path = join(dataDir, SOCKET_FILE);
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES ? path : undefined;
+}
+
+/** Whether a parsed line is a batch: its id and its three lists of pieces. */
+function isBatch(request: unknown): request is WriterRequest {
+  if (typeof request !== 'object' || request === null) return false;
+  const { batch, events, claims, alerts } = request as Record<string, unknown>;
+  return Number.isSafeInteger(batch) && Array.isArray(events) && Array.isArray(claims) && Array.isArray(alerts);
 }
 
 /** Calls `onLine` with each newline-terminated line `socket` receives; destroys it on a line over the bound. */
@@ -114,7 +128,12 @@ export async function serveSharedWriter(
         socket.destroy(new Error('a line that is not JSON'));
         return;
       }
-      // A line that is JSON but no batch (serve finds no lists in it) ends the connection, as one that is not JSON.
+      // Refused here, before anything of it is served, so that no line after it on the connection is read.
+      if (!isBatch(request)) {
+        socket.destroy(new Error('a line that is not a batch'));
+        return;
+      }
+      // A batch whose pieces serve cannot take ends the connection too.
       const reply = serve(request).then(
         (answer) => void (socket.destroyed || socket.write(`${JSON.stringify(answer)}\n`)),
         () => void socket.destroy(new Error('a line that is not a batch')),
@@ -143,8 +162,11 @@ export async function serveSharedWriter(
       await Promise.all(
         [...connections].map(async ([socket, owed]) => {
           await Promise.allSettled([...owed]);
-          // Destroyed once the replies are flushed: a peer that keeps its end open must not hold up the leader's shutdown.
-          await new Promise<void>((resolve) => socket.end(() => resolve()));
+          const ended = new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+          socket.end();
+          let grace: NodeJS.Timeout | undefined;
+          await Promise.race([ended, new Promise<void>((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+          clearTimeout(grace);
           socket.destroy();
         }),
       );
@@ -186,10 +208,15 @@ export async function connectSharedWriter(
   }
   /** When each batch unanswered yet was sent. */
   const unanswered = new Map<number, number>();
+  // Timed on the monotonic clock; and a batch found overdue is judged again after the socket was read, since after a stall
+  // of this process the timer runs before the replies that came meanwhile are read.
+  const isOverdue = (): boolean => {
+    const [oldest] = unanswered.values();
+    return oldest !== undefined && performance.now() - oldest > replyTimeoutMs;
+  };
   const overdue = setInterval(
     () => {
-      const [oldest] = unanswered.values();
-      if (oldest !== undefined && Date.now() - oldest > replyTimeoutMs) socket.destroy(new Error('the shared audit writer did not answer'));
+      if (isOverdue()) setImmediate(() => isOverdue() && socket.destroy(new Error('the shared audit writer did not answer')));
     },
     Math.min(1000, replyTimeoutMs / 4),
   );
@@ -212,7 +239,7 @@ export async function connectSharedWriter(
   socket.unref();
   return {
     send: (request) => {
-      unanswered.set(request.batch, Date.now());
+      unanswered.set(request.batch, performance.now());
       socket.write(`${JSON.stringify(request)}\n`);
     },
     close: () => void socket.end(),

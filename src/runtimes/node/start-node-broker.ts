@@ -186,10 +186,19 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
   const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(config.dataDir);
   const sharedWriter = leader && sharedPath !== undefined ? await serveSharedWriter(sharedPath, (request) => audit.serveShared(request), log) : undefined;
-  // Said once per spell without a leader: joins are tried again on its announcement and every REJOIN_SECONDS.
+  // Said once per spell without a leader: joins are tried again on its announcement and every REJOIN_SECONDS, one at a
+  // time, and not once the shutdown began.
   let alone = false;
-  const joinSharedWriter = async (): Promise<void> => {
-    if (leader || sharedPath === undefined || audit.shared) return;
+  let joinsStopped = false;
+  let joining: Promise<void> | undefined;
+  const joinSharedWriter = (): Promise<void> => {
+    joining ??= joinOnce().finally(() => {
+      joining = undefined;
+    });
+    return joining;
+  };
+  const joinOnce = async (): Promise<void> => {
+    if (leader || sharedPath === undefined || audit.shared || joinsStopped) return;
     const joined = await audit.useSharedWriter((onReply, onClose) =>
       connectSharedWriter(sharedPath, onReply, () => {
         // Not when this process closed it itself.
@@ -198,6 +207,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         onClose();
       }),
     );
+    if (joinsStopped) return;
     if (joined) log.info("audit log written through the leader's writer");
     else if (!alone) log.warn("no leader's audit writer to join: this process writes for itself until a leader listens", { path: sharedPath });
     alone = !joined;
@@ -339,6 +349,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   let stage = 'serving';
   async function shutDown(): Promise<void> {
     shuttingDown = true;
+    joinsStopped = true;
     listener.endKeepAlive();
     stage = 'draining';
     if (config.shutdown.drainSeconds > 0) await sleep(config.shutdown.drainSeconds * 1000);
