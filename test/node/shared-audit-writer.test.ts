@@ -322,7 +322,8 @@ describe('the shared audit writer of several broker processes', () => {
     const load = (async () => {
       while (!stop) {
         for (let index = 0; index < 20; index += 1) {
-          const id = `load-${(next += 1)}`;
+          next += 1;
+          const id = `load-${next}`;
           answers.push(
             follower.append(auditEvent({ id })).then(
               () => told.set(id, true),
