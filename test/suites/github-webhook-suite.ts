@@ -476,7 +476,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await state(other)).toMatchObject({ revoked: false });
     });
 
-    it("revokes the keyway tokens of a run when its workflow job completes, and no other run's", async () => {
+    it("revokes the keyway tokens of a run when its workflow job completes, and no other run's, each once", async () => {
       const keywayToken = async (runId: string) => {
         const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId }))));
         expect(result.status).toBe(200);
@@ -506,6 +506,21 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       });
       expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens of run ${run} revoked` } });
       expect([await active(first), await active(second), await active(other)]).toEqual([false, false, true]);
+      // Another job of the run completes: the tokens already revoked are left alone, with no second record each.
+      const revocationsOfRun = async () =>
+        (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked' && event.detail?.includes(`run ${run} completed`)).length;
+      expect(await revocationsOfRun()).toBe(2);
+      const again = await deliver({
+        event: 'workflow_job',
+        payload: {
+          action: 'completed',
+          workflow_job: { id: 3, run_id: run, run_attempt: 1, status: 'completed', conclusion: 'success', name: 'test' },
+          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+          installation: { id: 71 },
+        },
+      });
+      expect(again).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens of run ${run} revoked` } });
+      expect(await revocationsOfRun()).toBe(2);
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {

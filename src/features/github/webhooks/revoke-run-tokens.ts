@@ -28,7 +28,9 @@ const PAGE = 500;
 /**
  * Revokes every live keyway access token granted to a run's jobs, found in the audit log: the
  * grants of the repository within the broker's longest TTL whose verified claims name this
- * `repository_id` and `run_id`. Each revocation has its record. Returns how many were revoked.
+ * `repository_id` and `run_id`. Each revocation has its record; a token already revoked (by an
+ * earlier job of the run, or `POST /revoke`) is left alone, without another. Returns how many were
+ * revoked now.
  */
 export async function revokeRunTokens(deps: RunTokenDeps, run: EndedRun): Promise<number> {
   const now = deps.now();
@@ -55,7 +57,9 @@ export async function revokeRunTokens(deps: RunTokenDeps, run: EndedRun): Promis
     if (found.next === undefined) break;
     after = found.next;
   }
+  let revoked = 0;
   for (const token of live) {
+    if (await deps.revocations.isRevoked(token.jti, now)) continue;
     const detail = `revoked keyway token ${token.jti}: the workflow job of run ${run.runId} completed`;
     const id = await recordExamination(deps, {
       caller: { webhook: 'workflow_job' },
@@ -65,6 +69,7 @@ export async function revokeRunTokens(deps: RunTokenDeps, run: EndedRun): Promis
       now,
     });
     await deps.revocations.revoke(token, id, now);
+    revoked += 1;
   }
-  return live.length;
+  return revoked;
 }
