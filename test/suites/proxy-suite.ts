@@ -758,10 +758,12 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
     let broker: BrokerHarness;
     let issuer: TestIssuer;
     let github: FakeGitHub;
+    let other: TestIssuer;
     const GH_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
 
     beforeAll(async () => {
       issuer = freshIssuer(runtime.issuerBase(), 'proxy-github');
+      other = freshIssuer(runtime.issuerBase(), 'proxy-github-other');
       github = await FakeGitHub.create(runtime.githubBase());
       await github.install(ACME_INSTALLATION);
       // Other owners' accounts: globex's name now on an account that is not the one the policy pins (renamed, registered
@@ -787,6 +789,13 @@ grant:
       - { method: GET, path: "/repos/globex/config/contents/**", permissions: { contents: read }, owner_id: "4242" }
       - { method: GET, path: "/repos/umbrella/config/contents/**", permissions: { contents: read }, owner_id: "4343" }
       - { method: GET, path: "/repos/initech/config/contents/**", permissions: { contents: read } }
+`,
+          // Another issuer whose tokens carry claims of GitHub's names: they say nothing of a GitHub account.
+          'proxy/generic.yaml': `version: 1
+issuer: { kind: oidc, url: "${other.url}" }
+match: { sub: generic-caller }
+grant:
+  proxy: { upstream: github, allow: [{ method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }] }
 `,
         },
         {
@@ -898,6 +907,22 @@ grant:
       expect(((await unpinned.json()) as Record<string, unknown>)['error_description']).toContain("initech is not the caller's own account");
       expect(await mints()).toHaveLength(before);
       expect((await github.calls()).filter((call) => call.path.startsWith('/repos/globex') || call.path.startsWith('/repos/initech'))).toEqual([]);
+
+      // A caller of another issuer names GitHub's owner and its id in claims of the same names: not its own account.
+      const claimed = await broker.request('/proxy/github/repos/acme/api/contents/README.md', {
+        headers: {
+          ...GH_HEADERS,
+          authorization: `Bearer ${await other.sign({
+            ...ciClaims(other.url, broker.issuer, { sub: 'generic-caller' }),
+            repository: 'acme/api',
+            repository_owner: 'acme',
+            repository_owner_id: '1200934',
+          })}`,
+        },
+      });
+      expect(claimed.status).toBe(403);
+      expect(claimed.headers.get('keyway-error')).toBe('proxy_not_allowed');
+      expect(await mints()).toHaveLength(before);
 
       const pinned = await read('umbrella');
       expect(pinned.headers.get('keyway-error')).toBeNull();

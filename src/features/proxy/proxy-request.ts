@@ -182,7 +182,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
       public: true,
     });
   }
-  const ownerId = repository === undefined ? undefined : (grant.proxy?.ownerId ?? callersOwnerId(caller.claims, repository.owner));
+  const ownerId = repository === undefined ? undefined : (grant.proxy?.ownerId ?? callersOwnerId(caller, repository.owner));
   if (repository !== undefined && ownerId === undefined) {
     throw new ProxyRefusal(
       'proxy_not_allowed',
@@ -201,11 +201,14 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
 const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
 
 /**
- * The account id of `owner` when it is the verified caller's own (GitHub Actions' `repository_owner`,
- * pinned by its `repository_owner_id`): the installation must be on that account.
+ * The account id of `owner` when it is the verified caller's own: GitHub Actions' `repository_owner`,
+ * pinned by its `repository_owner_id`; the installation must be on that account. Only a GitHub
+ * issuer's claims say so: other issuers (Forgejo, a keyway token's templates) may carry claims of
+ * those names that are no GitHub account's.
  */
-function callersOwnerId(claims: Readonly<Record<string, unknown>>, owner: string): string | undefined {
-  const { repository_owner: login, repository_owner_id: id } = claims;
+function callersOwnerId(caller: SubjectClaims, owner: string): string | undefined {
+  if (caller.issuer.preset.name !== 'github') return undefined;
+  const { repository_owner: login, repository_owner_id: id } = caller.claims;
   return typeof login === 'string' && asciiLowerCase(login) === owner && typeof id === 'string' && /^[1-9]\d{0,19}$/.test(id) ? id : undefined;
 }
 
