@@ -13,6 +13,11 @@ export interface RequestLimits {
    */
   beforeVerification(clientIp: string | undefined): Promise<RateLimitedError | undefined>;
   /**
+   * Per client network only: for the operator APIs, which a flood from elsewhere must not lock out
+   * by spending the global budget, and which must not spend the exchanges' share of it.
+   */
+  forClient(clientIp: string | undefined): Promise<RateLimitedError | undefined>;
+  /**
    * After the subject token verified: per issuer and subject. A forged `sub` never verifies, so
    * it cannot drain the bucket of the identity it names.
    */
@@ -47,11 +52,13 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       return undefined;
     }
   };
+  const forClient = async (clientIp: string | undefined): Promise<RateLimitedError | undefined> => {
+    const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
+    return network === undefined ? undefined : await check(settings.client, network);
+  };
   return {
-    async beforeVerification(clientIp) {
-      const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
-      return (network === undefined ? undefined : await check(settings.client, network)) ?? (await check(settings.global, undefined));
-    },
+    beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
+    forClient,
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
     forRepositoryPolicyFetch: (issuer, subject) => check(settings.repositoryPolicy, `${issuer}\n${subject}`),
   };

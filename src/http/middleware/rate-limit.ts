@@ -10,7 +10,7 @@ import { NO_STORE } from '../oauth-errors.ts';
  * audits it as the exchange audits any other.
  */
 export function rateLimitBeforeBody(
-  limits: RequestLimits,
+  limits: Pick<RequestLimits, 'beforeVerification'>,
   clientIp: (c: Context) => string | undefined,
   refuse: (c: Context, limited: RateLimitedError) => Promise<Response>,
 ): MiddlewareHandler {
@@ -25,7 +25,7 @@ export function rateLimitBeforeBody(
  * rateLimitBeforeBody for the routes that take the broker's own tokens: a flood is answered 429
  * without a record (each record it caused would be one more row for whoever floods).
  */
-export function shedBeforeBody(limits: RequestLimits, clientIp: (c: Context) => string | undefined): MiddlewareHandler {
+export function shedBeforeBody(limits: Pick<RequestLimits, 'beforeVerification'>, clientIp: (c: Context) => string | undefined): MiddlewareHandler {
   return rateLimitBeforeBody(limits, clientIp, async (c, limited) =>
     c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) }),
   );
