@@ -32,12 +32,14 @@ export function ownStateNamespace<T extends Rpc.DurableObjectBranded | undefined
   };
 }
 
-/** The Worker broker inside workerd, with the real KeywayState Durable Object binding (one of its own with `ownState`). */
+/** The Worker broker inside workerd, with the real Durable Object bindings (state, audit shards and rate limits of its own with `ownState`). */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
   const states = options.ownState === true ? ownStateNamespace() : workerEnv.STATE;
   const shards = options.ownState === true ? ownStateNamespace(workerEnv.AUDIT) : workerEnv.AUDIT;
-  const brokerEnv = { ...workerEnv, ...options.settings, STATE: states, AUDIT: shards };
+  // Rate-limit buckets of its own too, as a Node broker's are its process's: a test that spends a global budget spends no other's.
+  const limits = options.ownState === true ? ownStateNamespace(workerEnv.LIMITS) : workerEnv.LIMITS;
+  const brokerEnv = { ...workerEnv, ...options.settings, STATE: states, AUDIT: shards, LIMITS: limits };
   const broker = await createWorkerBroker(brokerEnv, files, {
     log: options.log ?? silentLogger,
     ...(options.now === undefined ? {} : { now: options.now }),
