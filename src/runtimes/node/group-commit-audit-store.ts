@@ -14,6 +14,12 @@ function answers(outcomes: unknown, count: number): boolean {
   return Array.isArray(outcomes) && outcomes.length === count && outcomes.every((outcome) => typeof outcome === 'object' && outcome !== null);
 }
 
+/** Settles one piece of work with its outcome from a writer's reply; one the reply says nothing of fails. */
+function settleWith<T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void {
+  if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
+  else work.reject(new Error(outcome?.error ?? 'the writer gave no answer'));
+}
+
 /** What waits for the writer thread, by kind. */
 type Work =
   | { readonly kind: 'append'; readonly event: CanonicalEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
@@ -244,45 +250,36 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
         this.#failedAt = this.#now();
         for (const work of batch.append) work.reject(new Error(appended.error));
       }
-      const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
-        if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
-        else work.reject(new Error(outcome?.error ?? 'the writer gave no answer'));
-      };
-      for (const [index, work] of batch.claim.entries()) answer(work, reply.claims[index]);
-      for (const [index, work] of batch.alerts.entries()) answer(work, reply.alerts[index]);
+      for (const [index, work] of batch.claim.entries()) settleWith(work, reply.claims[index]);
+      for (const [index, work] of batch.alerts.entries()) settleWith(work, reply.alerts[index]);
     }
     this.#next();
   }
 
   /** Throws, settling nothing, on a reply that does not answer its batch piece by piece (the connection then ends, failing the batch). */
   #settleShared(reply: SharedWriterReply): void {
-    const sent = this.#inFlight.get(reply.batch);
+    const batch = this.#inFlight.get(reply.batch);
     if (
-      sent !== undefined &&
-      !(sent.shared && answers(reply.appended, sent.append.length) && answers(reply.claims, sent.claim.length) && answers(reply.alerts, sent.alerts.length))
+      batch !== undefined &&
+      !(batch.shared && answers(reply.appended, batch.append.length) && answers(reply.claims, batch.claim.length) && answers(reply.alerts, batch.alerts.length))
     ) {
       throw new TypeError('a shared writer reply that does not answer its batch');
     }
-    const batch = sent;
     this.#inFlight.delete(reply.batch);
     if (batch !== undefined) {
-      const answer = <T>(work: { resolve(value: T): void; reject(error: unknown): void }, outcome: Outcome<T> | undefined): void => {
-        if (outcome !== undefined && 'result' in outcome) work.resolve(outcome.result);
-        else work.reject(new Error(outcome?.error ?? 'the shared writer gave no answer'));
-      };
       let committed = 0;
       for (const [index, work] of batch.append.entries()) {
         const outcome = reply.appended[index];
         if (outcome !== undefined && 'result' in outcome) committed += 1;
         else this.#failedAt = this.#now();
-        answer(work, outcome);
+        settleWith(work, outcome);
       }
       if (committed > 0) {
         if (committed === batch.append.length) this.#failedAt = undefined;
         this.#onCommit?.(committed);
       }
-      for (const [index, work] of batch.claim.entries()) answer(work, reply.claims[index]);
-      for (const [index, work] of batch.alerts.entries()) answer(work, reply.alerts[index]);
+      for (const [index, work] of batch.claim.entries()) settleWith(work, reply.claims[index]);
+      for (const [index, work] of batch.alerts.entries()) settleWith(work, reply.alerts[index]);
     }
     this.#next();
   }

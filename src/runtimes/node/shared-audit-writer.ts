@@ -136,7 +136,7 @@ export async function serveSharedWriter(
       // A batch whose pieces serve cannot take ends the connection too.
       const reply = serve(request).then(
         (answer) => void (socket.destroyed || socket.write(`${JSON.stringify(answer)}\n`)),
-        () => void socket.destroy(new Error('a line that is not a batch')),
+        () => void socket.destroy(new Error('a batch that could not be served')),
       );
       owed.add(reply);
       void reply.finally(() => owed.delete(reply));
