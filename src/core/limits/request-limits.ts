@@ -5,18 +5,21 @@ import { RateLimitedError } from './rate-limited-error.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import type { RateLimit } from './token-bucket.ts';
 
+/** A limit checked before a request's body is read, keyed on its client's address; detachable, as middleware takes it. */
+export type LimitBeforeBody = (clientIp: string | undefined) => Promise<RateLimitedError | undefined>;
+
 /** The /token rate limits, at the two points of a request where they belong. */
 export interface RequestLimits {
   /**
    * Before the body is read or any signature checked: per client network, then global. Keys on
    * nothing the caller writes, so it protects the expensive part without trusting the request.
    */
-  beforeVerification(clientIp: string | undefined): Promise<RateLimitedError | undefined>;
+  readonly beforeVerification: LimitBeforeBody;
   /**
    * Per client network only: for the operator APIs, which a flood from elsewhere must not lock out
    * by spending the global budget, and which must not spend the exchanges' share of it.
    */
-  forClient(clientIp: string | undefined): Promise<RateLimitedError | undefined>;
+  readonly forClient: LimitBeforeBody;
   /**
    * After the subject token verified: per issuer and subject. A forged `sub` never verifies, so
    * it cannot drain the bucket of the identity it names.
@@ -52,7 +55,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       return undefined;
     }
   };
-  const forClient = async (clientIp: string | undefined): Promise<RateLimitedError | undefined> => {
+  const forClient: LimitBeforeBody = async (clientIp) => {
     const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
     return network === undefined ? undefined : await check(settings.client, network);
   };

@@ -107,7 +107,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   page.get('/sign-in', (c) => c.html(<SignInForm issuer={deps.issuer} />));
   page.post(
     '/sign-in',
-    rateLimitBeforeBody(deps.limits, deps.clientIp, async (c, limited) =>
+    rateLimitBeforeBody(deps.limits.beforeVerification, deps.clientIp, async (c, limited) =>
       c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) }),
     ),
     bodyLimit({

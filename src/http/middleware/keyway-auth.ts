@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { DPOP_ALGORITHMS } from '../../core/dpop/dpop-proof.ts';
 import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken, type VerifyAccessTokenOptions } from '../../core/mint/verify-access-token.ts';
+import { NO_STORE } from '../oauth-errors.ts';
 
 export type KeywayAuthVariables = { keywayToken: KeywayAccessToken };
 
@@ -38,9 +39,7 @@ export function keywayAuth(options: KeywayAuthOptions): MiddlewareHandler<{ Vari
       c.set('keywayToken', await verifyAccessToken(token, options, dpop));
     } catch (error) {
       if (error instanceof DpopReplayUnavailableError) {
-        return c.json({ error: 'temporarily_unavailable', error_description: 'the DPoP proof cannot be checked right now; retry later' }, 503, {
-          'cache-control': 'no-store',
-        });
+        return c.json({ error: 'temporarily_unavailable', error_description: 'the DPoP proof cannot be checked right now; retry later' }, 503, NO_STORE);
       }
       if (!(error instanceof AccessTokenError)) throw error;
       const status = error.code === 'insufficient_scope' ? 403 : 401;

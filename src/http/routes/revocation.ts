@@ -42,7 +42,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const examine: RevocationDeps = { ...deps, issuer: own.issuer, keys: ownKeys(own.keys) };
   const operator = (scope: string) => operatorAuth(own, [scope]);
   const revoker = operator(TOKENS_REVOKE_SCOPE);
-  const shed = shedBeforeBody(deps.limits, deps.clientIp);
+  const shed = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp);
   const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
   const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
     if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;

@@ -53,7 +53,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
   // Every method: a refusal of any request to /token is a record, so a flood of them is shed like a flood of exchanges.
   routes.use(
     '/token',
-    rateLimitBeforeBody(deps.exchange.limits, deps.clientIp, (c, limited) => respond(c as Context<TokenEnv>, { refused: limited })),
+    rateLimitBeforeBody(deps.exchange.limits.beforeVerification, deps.clientIp, (c, limited) => respond(c as Context<TokenEnv>, { refused: limited })),
   );
   routes.post(
     '/token',
