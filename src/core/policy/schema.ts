@@ -124,6 +124,12 @@ export const IssuerSchema = v.pipe(
 // GitHub's rules for logins and repository names.
 export const GITHUB_OWNER_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
 export const GITHUB_REPOSITORY_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/)?[A-Za-z0-9._-]{1,100}$/;
+/** A GitHub account's numeric id, as policies write it (`owner_id`) and GitHub's tokens carry it. */
+export const GITHUB_ACCOUNT_ID_PATTERN = /^[1-9]\d{0,19}$/;
+
+/** `owner_id`: an account pinned by its id, since a login can be renamed and registered again. */
+const GitHubAccountId = (description: string) =>
+  v.pipe(v.string(), v.regex(GITHUB_ACCOUNT_ID_PATTERN, 'owner_id is the numeric id of the GitHub account, as a string'), v.description(description));
 
 export const GitHubGrantSchema = v.pipe(
   v.strictObject({
@@ -151,13 +157,7 @@ export const GitHubGrantSchema = v.pipe(
       v.minEntries(1, 'grant.github.permissions needs at least one permission'),
       v.description('permission → read | write (admin for repository_projects); the caller may ask for less'),
     ),
-    owner_id: v.optional(
-      v.pipe(
-        v.string(),
-        v.regex(/^[1-9]\d{0,19}$/, 'owner_id is the numeric id of the GitHub account, as a string'),
-        v.description("the owner's numeric account id: required with organization_permissions; the installation's account must have it"),
-      ),
-    ),
+    owner_id: v.optional(GitHubAccountId("the owner's numeric account id: required with organization_permissions; the installation's account must have it")),
     organization_permissions: v.optional(
       v.pipe(
         mapOf(
@@ -280,12 +280,8 @@ export const ProxyGrantSchema = v.pipe(
                 v.pipe(ProxyPermissions, v.description('GitHub App upstream: the installation token permissions this request needs; default metadata: read')),
               ),
               owner_id: v.optional(
-                v.pipe(
-                  v.string(),
-                  v.regex(/^[1-9]\d{0,19}$/, 'owner_id is the numeric id of the GitHub account, as a string'),
-                  v.description(
-                    "GitHub App upstream: the numeric id of the account the path's owner must be (a login can be renamed and registered again); needed for a repository of another owner than the caller's",
-                  ),
+                GitHubAccountId(
+                  "GitHub App upstream: the numeric id of the account the path's owner must be (a login can be renamed and registered again); needed for a repository of another owner than the caller's",
                 ),
               ),
             }),

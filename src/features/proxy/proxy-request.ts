@@ -17,6 +17,7 @@ import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
+import { GITHUB_ACCOUNT_ID_PATTERN } from '../../core/policy/schema.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from './forward-headers.ts';
@@ -209,7 +210,7 @@ const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
 function callersOwnerId(caller: SubjectClaims, owner: string): string | undefined {
   if (caller.issuer.preset.name !== 'github') return undefined;
   const { repository_owner: login, repository_owner_id: id } = caller.claims;
-  return typeof login === 'string' && asciiLowerCase(login) === owner && typeof id === 'string' && /^[1-9]\d{0,19}$/.test(id) ? id : undefined;
+  return typeof login === 'string' && asciiLowerCase(login) === owner && typeof id === 'string' && GITHUB_ACCOUNT_ID_PATTERN.test(id) ? id : undefined;
 }
 
 /**
