@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { writerThreadAlertStore, writerThreadReplayGuard } from '../../src/runti
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { migrate } from '../../src/storage/migrate.ts';
+import type { SqlDatabase } from '../../src/storage/sql-database.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';
@@ -31,30 +32,48 @@ interface Leader {
   readonly commits: number[];
 }
 
-async function startLeader(dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'))): Promise<Leader> {
+/** A fresh data directory: its SQLite file (migrated, and open as `db`), and the socket its leader would listen at. */
+function freshDataDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
+  return { dir, ...openDatabase(dir) };
+}
+
+/** The data directory's SQLite file, migrated, on a connection of its own (what each broker process has), and its socket. */
+function openDatabase(dir: string) {
   const databasePath = join(dir, 'keyway.db');
   const db = openSqliteFile(databasePath);
   migrate(db);
+  return { databasePath, db, socket: sharedWriterPath(dir) as string };
+}
+
+/**
+ * A follower store on `db`, joined to whatever listens at `socket`. Its own writer thread (while it has no leader) would
+ * open `ownWriterPath`: one in a directory that does not exist makes anything it wrote without the leader fail.
+ */
+async function joinedFollower(socket: string, db: SqlDatabase, ownWriterPath: string, options: { replyTimeoutMs?: number } = {}) {
+  const store = new GroupCommitAuditStore(db, ownWriterPath);
+  expect(await store.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, options))).toBe(true);
+  expect(store.shared).toBe(true);
+  return store;
+}
+
+async function startLeader(dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'))): Promise<Leader> {
+  const { databasePath, db, socket } = openDatabase(dir);
   const commits: number[] = [];
   const store = new GroupCommitAuditStore(db, databasePath, { onCommit: (records) => commits.push(records) });
-  const socket = sharedWriterPath(dir) as string;
   const server = (await serveSharedWriter(socket, (request) => store.serveShared(request), silentLogger)) as SharedWriterServer;
   expect(server).toBeDefined();
   return { dir, databasePath, socket, store, server, commits };
 }
 
-/**
- * A follower on the leader's file, joined to its writer. Its own writer thread would open `ownWriterPath`; by default
- * one in a directory that does not exist, so anything it wrote without the leader would fail.
- */
-async function startFollower(leader: Leader, ownWriterPath = join(leader.dir, 'no-such-directory', 'keyway.db')) {
+/** A follower on the leader's file, joined to its writer; its own writer could not open the file. */
+async function startFollower(leader: Leader) {
   const db = openSqliteFile(leader.databasePath);
-  const store = new GroupCommitAuditStore(db, ownWriterPath);
-  const joined = await store.useSharedWriter((onReply, onClose) => connectSharedWriter(leader.socket, onReply, onClose));
-  expect(joined).toBe(true);
-  expect(store.shared).toBe(true);
-  return { db, store };
+  return { db, store: await joinedFollower(leader.socket, db, unopenable(leader.dir)) };
 }
+
+/** A database path in a directory that does not exist: a writer thread on it fails. */
+const unopenable = (dir: string) => join(dir, 'no-such-directory', 'keyway.db');
 
 storeContract("Node (a follower process's stores, through the leader's shared writer)", async () => {
   const leader = await startLeader();
@@ -85,6 +104,15 @@ describe('the shared audit writer of several broker processes', () => {
   afterEach(async () => {
     for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
   });
+
+  /** A stand-in for a leader at `socket`: a plain server that does with each connection what `onConnection` says. */
+  async function standIn(socket: string, onConnection: (connection: Socket) => void): Promise<Server> {
+    const server = createServer(onConnection);
+    servers.push(server);
+    server.listen(socket);
+    await once(server, 'listening');
+    return server;
+  }
 
   it("commits the appends of the leader and its followers together in the leader's batches", async () => {
     const leader = await startLeader();
@@ -117,18 +145,10 @@ describe('the shared audit writer of several broker processes', () => {
   });
 
   it('fails the batch in flight when the leader goes away, writes for itself after, and joins a leader that listens again', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
-    const socket = sharedWriterPath(dir) as string;
+    const { dir, socket, databasePath, db } = freshDataDir();
     // A leader that dies with a batch in flight: it reads the batch and drops the connection without an answer.
-    const dying = createServer((connection) => connection.once('data', () => connection.destroy()));
-    servers.push(dying);
-    dying.listen(socket);
-    await once(dying, 'listening');
-    const databasePath = join(dir, 'keyway.db');
-    const db = openSqliteFile(databasePath);
-    migrate(db);
-    const follower = new GroupCommitAuditStore(db, databasePath);
-    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose))).toBe(true);
+    const dying = await standIn(socket, (connection) => connection.once('data', () => connection.destroy()));
+    const follower = await joinedFollower(socket, db, databasePath);
 
     await expect(follower.append(auditEvent({ id: 'in-flight' }))).rejects.toThrow('the connection to the shared audit writer ended');
     expect(follower.shared).toBe(false);
@@ -149,12 +169,9 @@ describe('the shared audit writer of several broker processes', () => {
   });
 
   it('a follower finds no leader to join when none listens, and writes for itself', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
-    const databasePath = join(dir, 'keyway.db');
-    const db = openSqliteFile(databasePath);
-    migrate(db);
+    const { socket, databasePath, db } = freshDataDir();
     const follower = new GroupCommitAuditStore(db, databasePath);
-    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(sharedWriterPath(dir) as string, onReply, onClose))).toBe(false);
+    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose))).toBe(false);
     expect((await follower.append(auditEvent({ id: 'alone' }))).seq).toBe(1);
     await follower.close();
   });
@@ -177,31 +194,19 @@ describe('the shared audit writer of several broker processes', () => {
     ['short of the pieces its batch had', (batch: number) => `${JSON.stringify({ batch, appended: [], claims: [], alerts: [] })}\n`],
     ['an outcome that is not an object', (batch: number) => `${JSON.stringify({ batch, appended: [null], claims: [], alerts: [] })}\n`],
   ])('fails its batch on a reply that is %s, and writes for itself after', async (_, reply) => {
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
-    const socket = sharedWriterPath(dir) as string;
-    const garbling = createServer((connection) =>
+    const { socket, databasePath, db } = freshDataDir();
+    await standIn(socket, (connection) =>
       connection.once('data', (request: Buffer) => connection.write(reply((JSON.parse(request.toString()) as { batch: number }).batch))),
     );
-    servers.push(garbling);
-    garbling.listen(socket);
-    await once(garbling, 'listening');
-    const databasePath = join(dir, 'keyway.db');
-    const db = openSqliteFile(databasePath);
-    migrate(db);
-    const follower = new GroupCommitAuditStore(db, databasePath);
-    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose))).toBe(true);
+    const follower = await joinedFollower(socket, db, databasePath);
     await expect(follower.append(auditEvent({ id: 'garbled' }))).rejects.toThrow('the connection to the shared audit writer ended');
     expect((await follower.append(auditEvent({ id: 'own-writer' }))).seq).toBe(1);
     await follower.close();
   });
 
   it('on close, answers the batches it owes, serves no line that comes after, and is not held open by a peer that keeps its end open', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
-    const databasePath = join(dir, 'keyway.db');
-    const db = openSqliteFile(databasePath);
-    migrate(db);
+    const { socket, databasePath, db } = freshDataDir();
     const store = new GroupCommitAuditStore(db, databasePath);
-    const socket = sharedWriterPath(dir) as string;
     // The leader's commits take a while here, so that its close finds a batch owed.
     let received: () => void = () => undefined;
     const arrived = new Promise<void>((resolve) => (received = resolve));
@@ -243,7 +248,7 @@ describe('the shared audit writer of several broker processes', () => {
     const received: number[] = [];
     // Between the follower and the leader: holds every batch until two have come, then passes them on.
     const relayPath = join(leader.dir, 'relay.sock');
-    const relay = createServer((follower) => {
+    await standIn(relayPath, (follower) => {
       const upstream = createConnection(leader.socket);
       upstream.pipe(follower);
       let held = '';
@@ -257,12 +262,7 @@ describe('the shared audit writer of several broker processes', () => {
         }
       });
     });
-    servers.push(relay);
-    relay.listen(relayPath);
-    await once(relay, 'listening');
-    const db = openSqliteFile(leader.databasePath);
-    const follower = new GroupCommitAuditStore(db, join(leader.dir, 'no-such-directory', 'keyway.db'));
-    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(relayPath, onReply, onClose))).toBe(true);
+    const follower = await joinedFollower(relayPath, openSqliteFile(leader.databasePath), unopenable(leader.dir));
     const first = follower.append(auditEvent({ id: 'first' }));
     await new Promise((resolve) => setTimeout(resolve, 50));
     const second = follower.append(auditEvent({ id: 'second' }));
@@ -272,19 +272,10 @@ describe('the shared audit writer of several broker processes', () => {
   });
 
   it('takes a batch its leader does not answer for lost: the connection ends, the batch fails, and the follower writes for itself', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
-    const socket = sharedWriterPath(dir) as string;
+    const { socket, databasePath, db } = freshDataDir();
     // A leader that is there, reads and says nothing (stalled).
-    const silent = createServer((connection) => connection.resume());
-    servers.push(silent);
-    silent.listen(socket);
-    await once(silent, 'listening');
-    const databasePath = join(dir, 'keyway.db');
-    const db = openSqliteFile(databasePath);
-    migrate(db);
-    const follower = new GroupCommitAuditStore(db, databasePath);
-    const joined = await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, { replyTimeoutMs: 300 }));
-    expect(joined).toBe(true);
+    await standIn(socket, (connection) => connection.resume());
+    const follower = await joinedFollower(socket, db, databasePath, { replyTimeoutMs: 300 });
     await expect(follower.append(auditEvent({ id: 'unanswered' }))).rejects.toThrow('the connection to the shared audit writer ended');
     expect(follower.shared).toBe(false);
     expect((await follower.append(auditEvent({ id: 'own-writer' }))).seq).toBe(1);
@@ -376,10 +367,9 @@ describe('the shared audit writer of several broker processes', () => {
   }, 30_000);
 
   it('judges a batch overdue only after reading what came: a reply that arrived while the follower was busy is taken', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'));
-    const socket = sharedWriterPath(dir) as string;
+    const { dir, socket, db } = freshDataDir();
     // A leader that answers at once, then keeps this process (the follower's too) busy past the reply timeout.
-    const busy = createServer((connection) =>
+    await standIn(socket, (connection) =>
       connection.on('data', (request: Buffer) => {
         const { batch } = JSON.parse(request.toString()) as { batch: number };
         connection.write(`${JSON.stringify({ batch, appended: [{ result: { seq: 1, hash: 'a'.repeat(64) } }], claims: [], alerts: [] })}\n`);
@@ -387,14 +377,7 @@ describe('the shared audit writer of several broker processes', () => {
         while (performance.now() < until);
       }),
     );
-    servers.push(busy);
-    busy.listen(socket);
-    await once(busy, 'listening');
-    const databasePath = join(dir, 'keyway.db');
-    const db = openSqliteFile(databasePath);
-    migrate(db);
-    const follower = new GroupCommitAuditStore(db, join(dir, 'no-such-directory', 'keyway.db'));
-    expect(await follower.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, { replyTimeoutMs: 300 }))).toBe(true);
+    const follower = await joinedFollower(socket, db, unopenable(dir), { replyTimeoutMs: 300 });
     expect(await follower.append(auditEvent({ id: 'answered-while-busy' }))).toEqual({ seq: 1, hash: 'a'.repeat(64) });
     expect(follower.shared).toBe(true);
     await follower.close();

@@ -436,6 +436,21 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       ).toBe('ignored');
     });
 
+    /** A `workflow_job` delivery's payload: job `id` (named `name`) of run `runId` in the api repository, at `action`. */
+    const workflowJob = (runId: number, action: string, { id, name } = { id: 1, name: 'release' }) => ({
+      action,
+      workflow_job: {
+        id,
+        run_id: runId,
+        run_attempt: 1,
+        status: action === 'completed' ? 'completed' : 'in_progress',
+        conclusion: action === 'completed' ? 'success' : null,
+        name,
+      },
+      repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+      installation: { id: 71 },
+    });
+
     it("revokes the GitHub tokens of a run when its workflow job completes, and no other run's", async () => {
       const githubToken = async (runId: string) => {
         const form = exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId })), {
@@ -451,21 +466,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const state = async (hash: string) => (await github.tokens()).find((token) => token.sha256 === hash);
       expect(await state(finishing)).toMatchObject({ revoked: false });
 
-      const job = (runId: number, action: string) => ({
-        action,
-        workflow_job: {
-          id: 1,
-          run_id: runId,
-          run_attempt: 1,
-          status: action === 'completed' ? 'completed' : 'in_progress',
-          conclusion: action === 'completed' ? 'success' : null,
-          name: 'release',
-        },
-        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-        installation: { id: 71 },
-      });
-      expect((await deliver({ event: 'workflow_job', payload: job(run, 'in_progress') })).body['status']).toBe('ignored');
-      const completed = await deliver({ event: 'workflow_job', payload: job(run, 'completed') });
+      expect((await deliver({ event: 'workflow_job', payload: workflowJob(run, 'in_progress') })).body['status']).toBe('ignored');
+      const completed = await deliver({ event: 'workflow_job', payload: workflowJob(run, 'completed') });
       expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `1 GitHub tokens and 0 keyway tokens of run ${run} revoked` } });
       // The revocation runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL.
       for (let attempt = 0; attempt < 50 && (await state(finishing))?.revoked !== true; attempt += 1) {
@@ -495,30 +497,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         return ((await response.json()) as { active: boolean }).active;
       };
       expect(await active(first)).toBe(true);
-      const completed = await deliver({
-        event: 'workflow_job',
-        payload: {
-          action: 'completed',
-          workflow_job: { id: 2, run_id: run, run_attempt: 1, status: 'completed', conclusion: 'success', name: 'release' },
-          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-          installation: { id: 71 },
-        },
-      });
+      const completed = await deliver({ event: 'workflow_job', payload: workflowJob(run, 'completed', { id: 2, name: 'release' }) });
       expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens of run ${run} revoked` } });
       expect([await active(first), await active(second), await active(other)]).toEqual([false, false, true]);
       // Another job of the run completes: the tokens already revoked are left alone, with no second record each.
       const revocationsOfRun = async () =>
         (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked' && event.detail?.includes(`run ${run} completed`)).length;
       expect(await revocationsOfRun()).toBe(2);
-      const again = await deliver({
-        event: 'workflow_job',
-        payload: {
-          action: 'completed',
-          workflow_job: { id: 3, run_id: run, run_attempt: 1, status: 'completed', conclusion: 'success', name: 'test' },
-          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-          installation: { id: 71 },
-        },
-      });
+      const again = await deliver({ event: 'workflow_job', payload: workflowJob(run, 'completed', { id: 3, name: 'test' }) });
       expect(again).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens of run ${run} revoked` } });
       expect(await revocationsOfRun()).toBe(2);
     });

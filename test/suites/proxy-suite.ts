@@ -264,7 +264,8 @@ grant:
       await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
     });
 
-    it('takes a DPoP-bound keyway token with a proof of its key, and refuses it as Bearer, with a proof for another path or used before', async () => {
+    /** A keyway access token for the `keyed` upstream, bound to a new DPoP key. */
+    async function boundKeyedToken(): Promise<{ key: DpopKey; access: string }> {
       const key = await DpopKey.generate();
       const exchanged = await broker.request('/token', {
         method: 'POST',
@@ -274,7 +275,11 @@ grant:
       const body = (await exchanged.json()) as Record<string, unknown>;
       expect(exchanged.status, JSON.stringify(body)).toBe(200);
       expect(body['token_type']).toBe('DPoP');
-      const access = body['access_token'] as string;
+      return { key, access: body['access_token'] as string };
+    }
+
+    it('takes a DPoP-bound keyway token with a proof of its key, and refuses it as Bearer, with a proof for another path or used before', async () => {
+      const { key, access } = await boundKeyedToken();
       const ath = await athOf(access);
       const proof = await key.proof('GET', `${broker.issuer}/proxy/keyed/x/bound`, { ath });
       const bound = { authorization: `DPoP ${access}` };
@@ -295,13 +300,7 @@ grant:
     });
 
     it('answers 503 with a record, nothing upstream, when the proof of a DPoP-bound keyway token cannot be claimed (the single-use store down)', async () => {
-      const key = await DpopKey.generate();
-      const exchanged = await broker.request('/token', {
-        method: 'POST',
-        body: exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }),
-        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
-      });
-      const access = ((await exchanged.json()) as Record<string, unknown>)['access_token'] as string;
+      const { key, access } = await boundKeyedToken();
       const proof = await key.proof('GET', `${broker.issuer}/proxy/keyed/x/unclaimable`, { ath: await athOf(access) });
       await broker.setReplayGuardDown(true);
       let event: AuditEvent;
