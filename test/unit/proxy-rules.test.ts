@@ -97,6 +97,17 @@ grant:
     expect(() => load('[{ method: GET, path: "/a/**/b" }]')).toThrow(/grant.proxy.allow/);
     expect(() => load('[{ method: GET, path: "/x", permissions: { contents: delete } }]')).toThrow(PolicyLoadError);
   });
+
+  it('takes an owner_id as a GitHub account id, and refuses one that is not', () => {
+    const grant = load('[{ method: GET, path: "/repos/globex/config/**", owner_id: "4242" }]').policies[0]!.grant!;
+    expect(grant.proxy?.rules.map((each) => each.ownerId)).toEqual(['4242']);
+    for (const ownerId of ['globex', '0042', '-1', '', '1'.repeat(21)]) {
+      expect(() => load(`[{ method: GET, path: "/repos/globex/config/**", owner_id: "${ownerId}" }]`)).toThrow(
+        /owner_id is the numeric id of the GitHub account, as a string/,
+      );
+    }
+    expect(() => load('[{ chore: comment, owner_id: "4242" }]')).toThrow(PolicyLoadError);
+  });
 });
 
 describe('upstream declarations', () => {
