@@ -90,9 +90,10 @@ grant:
     // GitHub got exactly the three allowed calls, each with a live installation token keyway minted; the DELETE never left keyway.
     const made = (await github.calls()).slice(before).filter((call) => !call.path.endsWith('/access_tokens') && !call.path.endsWith('/installation'));
     expect(made.map(({ method, path, status }) => [method, path, status])).toEqual([
-      ['GET', '/repos/acme/api', 200],
-      ['POST', '/repos/acme/api/issues/12/comments', 201],
-      ['GET', '/repos/acme/api', 200],
+      // Addressed by the repository's id, which a rename does not move.
+      ['GET', '/repositories/734201', 200],
+      ['POST', '/repositories/734201/issues/12/comments', 201],
+      ['GET', '/repositories/734201', 200],
     ]);
     for (const call of made) expect(call.auth).toMatch(/^token:[0-9a-f]{12}$/);
 
@@ -125,7 +126,11 @@ grant:
     expect(result.code, result.stderr).toBe(0);
     const { env, calls } = proxiedJob(result, directory);
     expect(calls.map(({ call, status }) => [call, status])).toEqual([['POST /repos/acme/api/issues/3/comments', 201]]);
-    expect((await github.calls()).at(-1)).toMatchObject({ method: 'POST', path: '/repos/acme/api/issues/3/comments', auth: expect.stringMatching(/^token:/) });
+    expect((await github.calls()).at(-1)).toMatchObject({
+      method: 'POST',
+      path: '/repositories/734201/issues/3/comments',
+      auth: expect.stringMatching(/^token:/),
+    });
     expect(Object.values(env).join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
   });
 });

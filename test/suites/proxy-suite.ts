@@ -766,11 +766,12 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
       github = await FakeGitHub.create(runtime.githubBase());
       await github.install(ACME_INSTALLATION);
       // Other owners' accounts: globex's name now on an account that is not the one the policy pins (renamed, registered
-      // again by someone else), umbrella's on the pinned one, initech's pinned by nobody.
+      // again by someone else), umbrella's and hooli's on the pinned one, initech's pinned by nobody.
       for (const [id, owner, ownerId] of [
         [7101, 'globex', 9999],
         [7102, 'umbrella', 4343],
         [7103, 'initech', 5555],
+        [7104, 'hooli', 4444],
       ] as const) {
         await github.install({ id, owner, ownerId, repositories: [{ id: id * 10, name: 'config' }], permissions: { contents: 'read', metadata: 'read' } });
       }
@@ -788,6 +789,7 @@ grant:
       - { method: GET, path: "/repos/globex/config/contents/**", permissions: { contents: read }, owner_id: "4242" }
       - { method: GET, path: "/repos/umbrella/config/contents/**", permissions: { contents: read }, owner_id: "4343" }
       - { method: GET, path: "/repos/initech/config/contents/**", permissions: { contents: read } }
+      - { method: GET, path: "/repos/hooli/config/contents/**", permissions: { contents: read }, owner_id: "4444" }
 `,
           // Another issuer whose tokens carry claims of GitHub's names: they say nothing of a GitHub account.
           'proxy/generic.yaml': `version: 1
@@ -849,7 +851,8 @@ grant:
       expect(minted).toHaveLength(1);
       expect(minted[0]!.body).toEqual({ repositories: ['api'], permissions: { checks: 'write' } });
       const runs = (await github.calls()).filter((call) => call.path.endsWith('/check-runs'));
-      expect(runs.map((call) => call.path)).toEqual(['/repos/acme/api/check-runs', '/repos/ACME/Api/check-runs']);
+      // Addressed by the id of the repository the token holds, whatever case the caller wrote.
+      expect(runs.map((call) => call.path)).toEqual(['/repositories/734201/check-runs', '/repositories/734201/check-runs']);
       expect(new Set(runs.map((call) => call.auth)).size).toBe(1);
       expect(runs[0]!.auth).toMatch(/^token:/);
       const [state] = await github.tokens();
@@ -866,7 +869,7 @@ grant:
       expect(JSON.stringify(decision)).not.toMatch(/ghs_/);
       // The outcome record adds the installation token's SHA-256 (the fake GitHub logs its first 12 hex digits), never the token.
       const outcome = await waitForOutcomeOf(broker, first.headers.get('keyway-audit-event-id'));
-      expect(outcome?.proxy?.credential).toMatchObject({ repository: 'acme/api', permissions: { checks: 'write' } });
+      expect(outcome?.proxy?.credential).toMatchObject({ repository: 'acme/api', permissions: { checks: 'write' }, repository_id: 734201 });
       expect(outcome?.proxy?.credential?.token_sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(outcome?.proxy?.credential?.token_sha256?.slice(0, 12)).toBe(runs[0]!.auth.slice('token:'.length));
       expect(JSON.stringify(outcome)).not.toMatch(/ghs_/);
@@ -929,6 +932,46 @@ grant:
       expect(await mints()).toHaveLength(before + 1);
       const decision = await broker.auditEvent(pinned.headers.get('keyway-audit-event-id')!);
       expect(decision?.proxy?.credential).toMatchObject({ repository: 'umbrella/config', owner_id: '4343' });
+    });
+
+    it("keeps reaching the pinned account's repository when its login is renamed and registered again while the token is reused", async () => {
+      const read = async (): Promise<string> => {
+        const response = await broker.request('/proxy/github/repos/hooli/config/contents/settings.yaml', {
+          headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` },
+        });
+        expect(response.status).toBe(200);
+        const { content } = (await response.json()) as { content: string };
+        return atob(content.replace(/\n/g, ''));
+      };
+      await github.putFile({ owner: 'hooli', repo: 'config', path: 'settings.yaml', text: 'deploy: hooli' });
+      const before = (await mints()).length;
+      expect(await read()).toBe('deploy: hooli');
+      expect(await mints()).toHaveLength(before + 1);
+
+      // hooli renames its account; someone else registers the login, installs the App and publishes a repository of the same name.
+      await github.install({
+        id: 7104,
+        owner: 'hooli-renamed',
+        ownerId: 4444,
+        repositories: [{ id: 71040, name: 'config' }],
+        permissions: { contents: 'read', metadata: 'read' },
+      });
+      await github.putFile({ owner: 'hooli-renamed', repo: 'config', path: 'settings.yaml', text: 'deploy: hooli' });
+      await github.install({
+        id: 7105,
+        owner: 'hooli',
+        ownerId: 6666,
+        repositories: [{ id: 71050, name: 'config', public: true }],
+        permissions: { contents: 'read', metadata: 'read' },
+      });
+      await github.putFile({ owner: 'hooli', repo: 'config', path: 'settings.yaml', text: 'deploy: impostor' });
+
+      // The token minted for hooli's repository is reused, and the call goes to that repository by its id, not to the name's new holder.
+      const calls = (await github.calls()).length;
+      expect(await read()).toBe('deploy: hooli');
+      expect(await mints()).toHaveLength(before + 1);
+      const made = (await github.calls()).slice(calls);
+      expect(made.map(({ method, path, status }) => [method, path, status])).toEqual([['GET', '/repositories/71040/contents/settings.yaml', 200]]);
     });
   });
 }

@@ -49,6 +49,16 @@ interface FakeApp {
   quota: { remaining: number; resetAt: number } | undefined;
 }
 
+/** What a repository route names, by name or by id. */
+interface NamedRepository {
+  readonly owner: string;
+  readonly repo: string;
+  readonly public: boolean;
+}
+
+/** A repository's REST routes, each also under GitHub's id alias (`/repositories/{id}/…`), which keyway's proxy calls. */
+const REPOSITORY_ROUTES = ['/repos/:owner/:repo', '/repositories/:id{[0-9]+}'];
+
 type FakeEnv = { Bindings: HttpBindings; Variables: { app: FakeApp; auth: string; token: FakeToken | undefined } };
 
 const LEVELS = ['read', 'write', 'admin'];
@@ -271,48 +281,79 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json([{ login: 'octocat', id: 1, type: 'User' }]);
   });
 
-  const repositoryAccess = (c: Context<FakeEnv>, permission: string, level: string): FakeToken | Response => {
-    const token = requireToken(c);
-    if (token instanceof Response) return token;
-    const installation = c.get('app').installations.get(token.installationId)!;
-    const inToken =
-      installation.owner.toLowerCase() === c.req.param('owner')!.toLowerCase() &&
-      token.repositories.some((repository) => repository.name.toLowerCase() === c.req.param('repo')!.toLowerCase());
-    if (!inToken) return c.json({ message: 'Not Found' }, 404);
-    if (!covers(token.permissions[permission], level)) return c.json({ message: 'Resource not accessible by integration' }, 403);
-    return token;
+  /**
+   * The repository a path names: `/repos/{owner}/{repo}` by name (as the caller wrote it), `/repositories/{id}` by id,
+   * GitHub's alias that a rename does not move. Undefined for an id no installation holds.
+   */
+  const namedRepository = (c: Context<FakeEnv>): NamedRepository | undefined => {
+    const id = c.req.param('id');
+    const owner = c.req.param('owner');
+    const name = c.req.param('repo');
+    for (const installation of c.get('app').installations.values()) {
+      for (const repository of installation.repositories) {
+        const named =
+          id === undefined
+            ? installation.owner.toLowerCase() === owner!.toLowerCase() && repository.name.toLowerCase() === name!.toLowerCase()
+            : repository.id === Number(id);
+        if (!named) continue;
+        return id === undefined
+          ? { owner: owner!, repo: name!, public: repository.public === true }
+          : { owner: installation.owner, repo: repository.name, public: repository.public === true };
+      }
+    }
+    return id === undefined ? { owner: owner!, repo: name!, public: false } : undefined;
   };
 
-  api.get('/repos/:owner/:repo/contents/*', (c) => {
-    const access = repositoryAccess(c, 'contents', 'read');
-    if (access instanceof Response) return access;
-    const path = decodeURIComponent(c.req.path.replace(/^.*?\/contents\//, ''));
-    const ref = c.req.query('ref') ?? 'main';
-    const prefix = fileKey(c.req.param('owner'), c.req.param('repo'), '', ref);
-    const files = c.get('app').files;
-    const text = files.get(fileKey(c.req.param('owner'), c.req.param('repo'), path, ref));
-    if (text !== undefined) {
-      return c.json({
-        type: 'file',
-        path,
-        name: path.split('/').pop(),
-        sha: createHash('sha1').update(text).digest('hex'),
-        encoding: 'base64',
-        content: Buffer.from(text)
-          .toString('base64')
-          .replace(/(.{60})/g, '$1\n'),
-      });
-    }
-    const entries = [...files.entries()].filter(([key]) => key.startsWith(`${prefix}${path}/`) && !key.slice(prefix.length + path.length + 1).includes('/'));
-    if (entries.length === 0) return c.json({ message: 'Not Found' }, 404);
-    return c.json(
-      entries.map(([key, content]) => {
-        const entryPath = key.slice(prefix.length);
-        const type = c.get('app').symlinks.has(key) ? 'symlink' : 'file';
-        return { type, path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
-      }),
-    );
-  });
+  /** A token's access to the named repository: one it holds, at the permission's level; a public one to read, as any token may. */
+  const repositoryAccess = (c: Context<FakeEnv>, permission: string, level: string): NamedRepository | Response => {
+    const token = requireToken(c);
+    if (token instanceof Response) return token;
+    const repository = namedRepository(c);
+    if (repository === undefined) return c.json({ message: 'Not Found' }, 404);
+    const installation = c.get('app').installations.get(token.installationId)!;
+    const inToken =
+      installation.owner.toLowerCase() === repository.owner.toLowerCase() &&
+      token.repositories.some((held) => held.name.toLowerCase() === repository.repo.toLowerCase());
+    if (!inToken && repository.public && level === 'read') return repository;
+    if (!inToken) return c.json({ message: 'Not Found' }, 404);
+    if (!covers(token.permissions[permission], level)) return c.json({ message: 'Resource not accessible by integration' }, 403);
+    return repository;
+  };
+
+  api.on(
+    'GET',
+    REPOSITORY_ROUTES.map((route) => `${route}/contents/*`),
+    (c) => {
+      const access = repositoryAccess(c, 'contents', 'read');
+      if (access instanceof Response) return access;
+      const path = decodeURIComponent(c.req.path.replace(/^.*?\/contents\//, ''));
+      const ref = c.req.query('ref') ?? 'main';
+      const prefix = fileKey(access.owner, access.repo, '', ref);
+      const files = c.get('app').files;
+      const text = files.get(fileKey(access.owner, access.repo, path, ref));
+      if (text !== undefined) {
+        return c.json({
+          type: 'file',
+          path,
+          name: path.split('/').pop(),
+          sha: createHash('sha1').update(text).digest('hex'),
+          encoding: 'base64',
+          content: Buffer.from(text)
+            .toString('base64')
+            .replace(/(.{60})/g, '$1\n'),
+        });
+      }
+      const entries = [...files.entries()].filter(([key]) => key.startsWith(`${prefix}${path}/`) && !key.slice(prefix.length + path.length + 1).includes('/'));
+      if (entries.length === 0) return c.json({ message: 'Not Found' }, 404);
+      return c.json(
+        entries.map(([key, content]) => {
+          const entryPath = key.slice(prefix.length);
+          const type = c.get('app').symlinks.has(key) ? 'symlink' : 'file';
+          return { type, path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
+        }),
+      );
+    },
+  );
 
   // Issue 6 part B (webhooks): branch heads, set by tests.
   api.get('/repos/:owner/:repo/branches/:branch', (c) => {
@@ -344,26 +385,34 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
 
-  api.post('/repos/:owner/:repo/check-runs', async (c) => {
-    const access = repositoryAccess(c, 'checks', 'write');
-    if (access instanceof Response) return access;
-    const app = c.get('app');
-    const id = app.calls.filter((call) => call.path.endsWith('/check-runs')).length + 1;
-    return c.json({ id, html_url: `https://github.test/${c.req.param('owner')}/${c.req.param('repo')}/runs/${id}`, ...(await c.req.json<object>()) }, 201);
-  });
+  api.on(
+    'POST',
+    REPOSITORY_ROUTES.map((route) => `${route}/check-runs`),
+    async (c) => {
+      const access = repositoryAccess(c, 'checks', 'write');
+      if (access instanceof Response) return access;
+      const app = c.get('app');
+      const id = app.calls.filter((call) => call.path.endsWith('/check-runs')).length + 1;
+      return c.json({ id, html_url: `https://github.test/${access.owner}/${access.repo}/runs/${id}`, ...(await c.req.json<object>()) }, 201);
+    },
+  );
 
   // What a job's own REST calls ask for (gh api, octokit), made for it through keyway's proxy: a repository, an issue comment.
-  api.get('/repos/:owner/:repo', (c) => {
+  api.on('GET', REPOSITORY_ROUTES, (c) => {
     const access = repositoryAccess(c, 'metadata', 'read');
     if (access instanceof Response) return access;
-    return c.json({ full_name: `${c.req.param('owner')}/${c.req.param('repo')}`, private: true });
+    return c.json({ full_name: `${access.owner}/${access.repo}`, private: !access.public });
   });
-  api.post('/repos/:owner/:repo/issues/:number/comments', async (c) => {
-    const access = repositoryAccess(c, 'issues', 'write');
-    if (access instanceof Response) return access;
-    const { body } = await c.req.json<{ body: string }>();
-    return c.json({ id: c.get('app').calls.length + 1, body }, 201);
-  });
+  api.on(
+    'POST',
+    REPOSITORY_ROUTES.map((route) => `${route}/issues/:number/comments`),
+    async (c) => {
+      const access = repositoryAccess(c, 'issues', 'write');
+      if (access instanceof Response) return access;
+      const { body } = await c.req.json<{ body: string }>();
+      return c.json({ id: c.get('app').calls.length + 1, body }, 201);
+    },
+  );
 
   api.post('/_test/installations', async (c) => {
     const installation = await c.req.json<FakeInstallation>();

@@ -6,7 +6,8 @@ export interface FakeInstallation {
   readonly ownerType?: 'Organization' | 'User';
   /** The account's numeric id (GitHub's `account.id`); default: ten times the installation id. */
   readonly ownerId?: number;
-  readonly repositories: readonly { readonly id: number; readonly name: string }[];
+  /** With `public`, a repository any installation token may read (contents, metadata), as on GitHub. */
+  readonly repositories: readonly { readonly id: number; readonly name: string; readonly public?: boolean }[];
   readonly permissions: Readonly<Record<string, string>>;
   /** When set, `POST /app/installations/{id}/access_tokens` answers this status (a 5xx: GitHub failing for this one account). */
   readonly tokenStatus?: number;

@@ -16,7 +16,13 @@ const proxied: AuditRecord = {
       upstream: 'svc',
       method: 'GET',
       path: '/x/report',
-      credential: { repository: 'umbrella/config', permissions: { contents: 'read' }, owner_id: '4343', jti: '019aee00-0000-7000-8000-00000000beef' },
+      credential: {
+        repository: 'umbrella/config',
+        permissions: { contents: 'read' },
+        owner_id: '4343',
+        repository_id: 71020,
+        jti: '019aee00-0000-7000-8000-00000000beef',
+      },
       decision_id: '01PROXIEDDECISION000000000',
       status: 200,
     },
@@ -31,13 +37,13 @@ describe('the views of a proxied call’s outcome record', () => {
     expect(row[header.indexOf('issued_jti')]).toBe('019aee00-0000-7000-8000-00000000beef');
   });
 
-  it('shows the keyway JWT, the credential’s scope and owner id and the decision it completes on the /audit page', () => {
+  it('shows the keyway JWT, the credential’s scope, owner id and repository id and the decision it completes on the /audit page', () => {
     const html = String(EventDetail({ record: proxied }));
     const field = (name: string) => new RegExp(`<dd data-field="${name}">([^<]*)</dd>`).exec(html)?.[1];
     expect(field('issued jti')).toBe('019aee00-0000-7000-8000-00000000beef');
     expect(field('proxy upstream / request')).toBe('svc GET /x/report');
     expect(field('proxy credential scope')).toBe('umbrella/config contents:read');
-    expect(field('proxy owner id')).toBe('4343');
+    expect(field('proxy owner id / repository id')).toBe('4343 / 71020');
     expect(field('proxy decision / status')).toBe('01PROXIEDDECISION000000000 / 200');
   });
 });

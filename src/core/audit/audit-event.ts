@@ -93,7 +93,10 @@ export interface AuditEvent {
   readonly proxy?: {
     readonly upstream: string;
     readonly method: string;
-    /** The normalised path the rules saw and the upstream received (or, for a refused path, the path as sent). */
+    /**
+     * The normalised path the rules saw and the upstream received (or, for a refused path, the path as sent). A GitHub App
+     * upstream receives it addressed by the repository's id (`credential.repository_id`).
+     */
     readonly path: string;
     readonly query_bytes?: number;
     /** The allow rule that took the request, as the policy wrote it. */
@@ -107,6 +110,8 @@ export interface AuditEvent {
       readonly permissions?: Readonly<Record<string, string>>;
       /** The account id the repository's owner was held to (the rule's `owner_id`, or the caller's own). */
       readonly owner_id?: string;
+      /** The id of the repository the installation token holds: the upstream call is addressed by it (`/repositories/{id}/…`). */
+      readonly repository_id?: number;
       readonly token_sha256?: string;
       readonly jti?: string;
     };

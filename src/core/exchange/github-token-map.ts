@@ -171,7 +171,7 @@ export function githubTokenRecord(owner: string, minted: MintedGitHubToken): Git
     installation_id: minted.installationId,
     app_id: minted.appId,
     owner,
-    repositories: minted.repositories,
+    repositories: minted.repositories.map((repository) => repository.name),
     permissions: minted.permissions,
     ...(Object.keys(minted.organizationPermissions).length === 0 ? {} : { organization_permissions: minted.organizationPermissions }),
     expires_at: new Date(minted.revokeAt).toISOString(),
@@ -189,6 +189,6 @@ export function issuedOwnerToken(minted: MintedGitHubToken, now: number): Issued
     scope: Object.entries({ ...minted.permissions, ...minted.organizationPermissions })
       .map(([name, level]) => `${name}:${level}`)
       .join(' '),
-    repositories: minted.repositories,
+    repositories: minted.repositories.map((repository) => repository.name),
   };
 }

@@ -50,7 +50,8 @@ export interface MintedGitHubToken {
   readonly token: string;
   readonly tokenSha256: string;
   readonly installationId: number;
-  readonly repositories: readonly string[];
+  /** The repositories GitHub scoped it to, each with its id: a name can be renamed and registered again, an id cannot. */
+  readonly repositories: readonly { readonly id: number; readonly name: string }[];
   /** Repository permissions, as GitHub granted them. */
   readonly permissions: Readonly<Record<string, string>>;
   /** Organization permissions, as GitHub granted them; empty for most tokens. */

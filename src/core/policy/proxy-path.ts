@@ -1,7 +1,8 @@
 /**
  * The path of a proxied request (`/proxy/{upstream}{path}`), normalised once, before any rule
- * sees it; the upstream receives exactly the normalised path, so what was matched is what is
- * called. Ambiguity is refused, never resolved: whatever two parsers could read two ways
+ * sees it; the upstream receives exactly the normalised path (a GitHub App upstream at the
+ * repository's id), so what was matched is what is called. Ambiguity is refused, never
+ * resolved: whatever two parsers could read two ways
  * (an upstream, a framework, a cache in between) never reaches a rule.
  *
  * Each segment is percent-decoded once, as strict UTF-8 (an overlong `%c0%ae` or a stray

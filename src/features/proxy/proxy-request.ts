@@ -24,7 +24,7 @@ import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from 
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
-import { githubScopeOf, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
+import { githubScopeOf, pathByRepositoryId, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
 export interface ProxyDeps {
   readonly issuer: string;
@@ -321,7 +321,9 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   }
   if (credential.recorded !== undefined) minted = { credential: { ...decided.proxy?.credential, ...credential.recorded } };
   const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');
-  const target = `${base}${allowed.path === '/' ? '' : allowed.path}${input.query === '' ? '' : `?${input.query}`}`;
+  const recorded = credential.recorded;
+  const path = recorded !== undefined && 'repository_id' in recorded ? pathByRepositoryId(allowed.path, recorded.repository_id) : allowed.path;
+  const target = `${base}${path === '/' ? '' : path}${input.query === '' ? '' : `?${input.query}`}`;
   const sent = upstreamRequestHeaders(input.headers);
   sent.set(credential.header, credential.value);
   let response: Response;

@@ -58,6 +58,16 @@ export function githubScopeOf(segments: readonly string[], permissions: Readonly
   };
 }
 
+/**
+ * The path a GitHub App upstream is called at: `/repos/{owner}/{repo}/…` addressed by the id of the repository the token was
+ * minted for, `/repositories/{id}/…`, GitHub's alias that a rename does not move. A login renamed and registered again by
+ * someone else while the token is still reused reaches the pinned account's repository, never the new holder's.
+ */
+export function pathByRepositoryId(path: string, repositoryId: number): string {
+  const rest = path.split('/').slice(4);
+  return `/repositories/${repositoryId}${rest.length === 0 ? '' : `/${rest.join('/')}`}`;
+}
+
 /** The header keyway adds upstream, and the secret inside it (dropped from any response header that echoes it). */
 export interface UpstreamCredential {
   readonly header: string;
@@ -65,9 +75,10 @@ export interface UpstreamCredential {
   readonly secret: string;
   /**
    * What the outcome record keeps of a credential keyway minted, so the upstream's own log can be joined to it: a keyway
-   * JWT's jti, an installation token's SHA-256 (GitHub's audit log's `hashed_token` is its base64). Never the credential.
+   * JWT's jti, an installation token's SHA-256 (GitHub's audit log's `hashed_token` is its base64) and the id of the
+   * repository it holds, which the call is addressed by. Never the credential.
    */
-  readonly recorded?: { readonly jti: string } | { readonly token_sha256: string };
+  readonly recorded?: { readonly jti: string } | { readonly token_sha256: string; readonly repository_id: number };
 }
 
 export interface CredentialDeps {
@@ -92,7 +103,7 @@ const MAX_CACHED_TOKENS = 1000;
  */
 export class UpstreamCredentials {
   readonly #deps: CredentialDeps;
-  readonly #tokens = new Map<string, { readonly token: string; readonly until: number }>();
+  readonly #tokens = new Map<string, GitHubToken>();
 
   constructor(deps: CredentialDeps) {
     this.#deps = deps;
@@ -128,17 +139,17 @@ export class UpstreamCredentials {
       return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token, recorded: { jti: minted.jti } };
     }
     if (scope === undefined || this.#deps.github === undefined) throw new Error('a github-app upstream needs the GitHub App and a repository scope');
-    const token = await this.#githubToken(scope, auditEventId);
-    const recorded = { token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token) };
+    const { token, repositoryId } = await this.#githubToken(scope, auditEventId);
+    const recorded = { token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token), repository_id: repositoryId };
     return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded };
   }
 
-  async #githubToken(scope: GitHubScope, auditEventId: string): Promise<string> {
+  async #githubToken(scope: GitHubScope, auditEventId: string): Promise<GitHubToken> {
     const now = this.#deps.now();
     const permissions = Object.entries(scope.permissions).sort(([a], [b]) => a.localeCompare(b));
     const key = `${scope.owner}/${scope.repository}\n${scope.ownerId ?? ''}\n${JSON.stringify(permissions)}`;
     const cached = this.#tokens.get(key);
-    if (cached !== undefined && cached.until > now) return cached.token;
+    if (cached !== undefined && cached.until > now) return cached;
     const minted = await this.#deps.github!.mint({
       owner: scope.owner,
       repositories: [scope.repository],
@@ -151,10 +162,19 @@ export class UpstreamCredentials {
       repositoryId: undefined,
       runId: undefined,
     });
+    const held = minted.repositories.find((repository) => asciiLowerCase(repository.name) === scope.repository);
+    // Without the id the call could only be addressed by a name that may have changed hands: no call.
+    if (held === undefined) throw new Error(`GitHub did not say which repository id the token for ${scope.owner}/${scope.repository} holds`);
+    const token = { token: minted.token, repositoryId: held.id, until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS };
     if (this.#tokens.size >= MAX_CACHED_TOKENS) for (const [old, entry] of this.#tokens) if (entry.until <= now) this.#tokens.delete(old);
-    if (this.#tokens.size < MAX_CACHED_TOKENS) {
-      this.#tokens.set(key, { token: minted.token, until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS });
-    }
-    return minted.token;
+    if (this.#tokens.size < MAX_CACHED_TOKENS) this.#tokens.set(key, token);
+    return token;
   }
+}
+
+/** An installation token for one repository, the repository's id, and until when it is handed to requests. */
+interface GitHubToken {
+  readonly token: string;
+  readonly repositoryId: number;
+  readonly until: number;
 }

@@ -24,7 +24,7 @@ function issuedElsewhere(event: AuditRecord['event']): [string, unknown][] {
             'proxy credential scope',
             proxy.credential?.repository === undefined ? '—' : `${proxy.credential.repository} ${pairs(proxy.credential.permissions, ':')}`,
           ],
-          ['proxy owner id', proxy.credential?.owner_id ?? '—'],
+          ['proxy owner id / repository id', `${proxy.credential?.owner_id ?? '—'} / ${proxy.credential?.repository_id ?? '—'}`],
           ['proxy token sha256', proxy.credential?.token_sha256 ?? '—'],
           ['proxy decision / status', `${proxy.decision_id ?? '—'} / ${proxy.status ?? '—'}`],
         ] satisfies [string, unknown][])),

@@ -215,7 +215,7 @@ export class GitHubTokens implements GitHubTokenMinter {
       token: minted.token,
       tokenSha256,
       installationId: installation.id,
-      repositories: minted.repositories.map((repository) => repository.name),
+      repositories: minted.repositories,
       permissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => !isOrganizationPermission(name))),
       organizationPermissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => isOrganizationPermission(name))),
       revokeAt,
