@@ -775,6 +775,15 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
       ] as const) {
         await github.install({ id, owner, ownerId, repositories: [{ id: id * 10, name: 'config' }], permissions: { contents: 'read', metadata: 'read' } });
       }
+      // An account whose token answers leave out the repository (and so its id).
+      await github.install({
+        id: 7106,
+        owner: 'piedpiper',
+        ownerId: 4545,
+        repositories: [{ id: 71060, name: 'config' }],
+        permissions: { contents: 'read', metadata: 'read' },
+        tokenAnswerNamesNoRepository: true,
+      });
       const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
       broker = await runtime.start(
         {
@@ -790,6 +799,7 @@ grant:
       - { method: GET, path: "/repos/umbrella/config/contents/**", permissions: { contents: read }, owner_id: "4343" }
       - { method: GET, path: "/repos/initech/config/contents/**", permissions: { contents: read } }
       - { method: GET, path: "/repos/hooli/config/contents/**", permissions: { contents: read }, owner_id: "4444" }
+      - { method: GET, path: "/repos/piedpiper/config/contents/**", permissions: { contents: read }, owner_id: "4545" }
 `,
           // Another issuer whose tokens carry claims of GitHub's names: they say nothing of a GitHub account.
           'proxy/generic.yaml': `version: 1
@@ -972,6 +982,25 @@ grant:
       expect(await mints()).toHaveLength(before + 1);
       const made = (await github.calls()).slice(calls);
       expect(made.map(({ method, path, status }) => [method, path, status])).toEqual([['GET', '/repositories/71040/contents/settings.yaml', 200]]);
+    });
+
+    it('makes no call, and takes the token back, when GitHub does not say which repository id the token holds', async () => {
+      const calls = (await github.calls()).length;
+      const response = await broker.request('/proxy/github/repos/piedpiper/config/contents/settings.yaml', {
+        headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` },
+      });
+      expect(response.status).toBe(502);
+      expect(response.headers.get('keyway-error')).toBe('proxy_upstream_unavailable');
+      const outcome = await broker.auditEvent(((await response.json()) as Record<string, unknown>)['audit_event_id'] as string);
+      expect(outcome).toMatchObject({ decision: 'error', reason: 'proxy_upstream_unavailable' });
+      expect(outcome?.detail).toContain('did not say which repository id');
+      const made = (await github.calls()).slice(calls);
+      expect(made.map(({ method, path }) => `${method} ${path}`)).toEqual([
+        'GET /orgs/piedpiper/installation',
+        'POST /app/installations/7106/access_tokens',
+        'DELETE /installation/token',
+      ]);
+      expect((await github.tokens()).at(-1)).toMatchObject({ revoked: true, repositories: ['config'] });
     });
   });
 }

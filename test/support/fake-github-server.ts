@@ -243,7 +243,9 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
         expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         permissions: granted,
         repository_selection: 'selected',
-        repositories: selected.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })),
+        ...(installation.tokenAnswerNamesNoRepository === true
+          ? {}
+          : { repositories: selected.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })) }),
       },
       201,
     );

@@ -11,6 +11,8 @@ export interface FakeInstallation {
   readonly permissions: Readonly<Record<string, string>>;
   /** When set, `POST /app/installations/{id}/access_tokens` answers this status (a 5xx: GitHub failing for this one account). */
   readonly tokenStatus?: number;
+  /** When set, the answer to a token request leaves out the `repositories` list it is scoped to. */
+  readonly tokenAnswerNamesNoRepository?: boolean;
   /** How many `DELETE /installation/token` calls for this installation's tokens fail (502) before GitHub takes them again. */
   readonly revokeFailures?: number;
 }

@@ -321,8 +321,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   }
   if (credential.recorded !== undefined) minted = { credential: { ...decided.proxy?.credential, ...credential.recorded } };
   const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');
-  const recorded = credential.recorded;
-  const path = recorded !== undefined && 'repository_id' in recorded ? pathByRepositoryId(allowed.path, recorded.repository_id) : allowed.path;
+  const path = credential.repositoryId === undefined ? allowed.path : pathByRepositoryId(allowed.path, credential.repositoryId);
   const target = `${base}${path === '/' ? '' : path}${input.query === '' ? '' : `?${input.query}`}`;
   const sent = upstreamRequestHeaders(input.headers);
   sent.set(credential.header, credential.value);

@@ -79,6 +79,8 @@ export interface UpstreamCredential {
    * repository it holds, which the call is addressed by. Never the credential.
    */
   readonly recorded?: { readonly jti: string } | { readonly token_sha256: string; readonly repository_id: number };
+  /** A GitHub App upstream's: the id of the one repository the token holds, which the call is addressed by. */
+  readonly repositoryId?: number;
 }
 
 export interface CredentialDeps {
@@ -141,7 +143,7 @@ export class UpstreamCredentials {
     if (scope === undefined || this.#deps.github === undefined) throw new Error('a github-app upstream needs the GitHub App and a repository scope');
     const { token, repositoryId } = await this.#githubToken(scope, auditEventId);
     const recorded = { token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token), repository_id: repositoryId };
-    return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded };
+    return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded, repositoryId };
   }
 
   async #githubToken(scope: GitHubScope, auditEventId: string): Promise<GitHubToken> {
@@ -163,8 +165,11 @@ export class UpstreamCredentials {
       runId: undefined,
     });
     const held = minted.repositories.find((repository) => asciiLowerCase(repository.name) === scope.repository);
-    // Without the id the call could only be addressed by a name that may have changed hands: no call.
-    if (held === undefined) throw new Error(`GitHub did not say which repository id the token for ${scope.owner}/${scope.repository} holds`);
+    if (held === undefined) {
+      // Without the id the call could only be addressed by a name that may have changed hands: no call, and the token taken back.
+      await minted.revokeNow().catch(() => undefined);
+      throw new Error(`GitHub did not say which repository id the token for ${scope.owner}/${scope.repository} holds; the token was revoked`);
+    }
     const token = { token: minted.token, repositoryId: held.id, until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS };
     if (this.#tokens.size >= MAX_CACHED_TOKENS) for (const [old, entry] of this.#tokens) if (entry.until <= now) this.#tokens.delete(old);
     if (this.#tokens.size < MAX_CACHED_TOKENS) this.#tokens.set(key, token);
