@@ -1394,7 +1394,8 @@ async function forward(request, response, options, counts, refuse) {
   }
   const answer = await send(target, request, { ...outboundHeaders(request.headers), authorization: `Bearer ${ciToken}` }, options.idleTimeoutMs);
   counts.forwarded += 1;
-  response.writeHead(answer.statusCode ?? 502, passedBack(answer.headers));
+  const calledAt = request.url?.startsWith("/") === true ? `http://127.0.0.1:${request.socket.localPort}` : `http://${GH_LOCALHOST_API}`;
+  response.writeHead(answer.statusCode ?? 502, passedBack(answer.headers, proxyBase(options.broker, options.upstream), calledAt));
   const keywayError = answer.headers["keyway-error"];
   if (typeof keywayError !== "string") return pipeline(answer, response);
   counts.refusedByBroker += 1;
@@ -1434,7 +1435,7 @@ function brokerTarget(broker, upstream, requested) {
   const at = requested.indexOf("?");
   const path = at === -1 ? requested : requested.slice(0, at);
   const query = at === -1 || at === requested.length - 1 ? "" : requested.slice(at);
-  const prefix = `${broker.pathname.replace(/\/$/, "")}/proxy/${upstream}`;
+  const prefix = proxyPrefix(broker, upstream);
   const target = new URL(`${prefix}${path}${query}`, broker.origin);
   if (target.origin !== broker.origin || target.pathname !== `${prefix}${path}` || target.search !== query) return void 0;
   return target;
@@ -1445,9 +1446,19 @@ function outboundHeaders(headers) {
     Object.entries(headers).filter(([name]) => !isHopByHop(name, named) && !CALLER_HEADERS.has(name) && !name.startsWith("x-forwarded-"))
   );
 }
-function passedBack(headers) {
+var proxyPrefix = (broker, upstream) => `${broker.pathname.replace(/\/$/, "")}/proxy/${upstream}`;
+var proxyBase = (broker, upstream) => `${broker.origin}${proxyPrefix(broker, upstream)}`;
+function passedBack(headers, brokerBase, calledAt) {
   const named = connectionNamed(headers.connection);
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !isHopByHop(name, named)));
+  const throughHere = (url) => url === brokerBase || url.startsWith(`${brokerBase}/`) || url.startsWith(`${brokerBase}?`) ? `${calledAt}${url.slice(brokerBase.length)}` : url;
+  const passed = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (isHopByHop(name, named) || value === void 0) continue;
+    if (name === "location" && typeof value === "string") passed[name] = throughHere(value);
+    else if (name === "link" && typeof value === "string") passed[name] = value.replace(/<([^>]*)>/g, (_, url) => `<${throughHere(url)}>`);
+    else passed[name] = value;
+  }
+  return passed;
 }
 function send(target, body, headers, idleTimeoutMs) {
   const outbound = (target.protocol === "https:" ? httpsRequest : httpRequest)(target, { method: body.method, headers, timeout: idleTimeoutMs });

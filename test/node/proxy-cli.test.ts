@@ -117,13 +117,14 @@ describe('keyway proxy', () => {
     const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
     const result = await runKeywayProxy(ci, ['--upstream', 'github', '--url', brokerUrl], directory, 0, ['DELETE /repos/acme/app']);
     expect(result.code, result.stderr).toBe(0);
-    const { calls } = proxiedJob(result, directory);
+    const { env, calls } = proxiedJob(result, directory);
     expect(calls).toEqual([
       {
         call: 'DELETE /repos/acme/app',
         status: 403,
         keywayError: 'proxy_request_denied',
         body: '{"error":"access_denied","error_description":"the request is not allowed","audit_event_id":"01JF0000000000000000000000"}',
+        pages: [{ url: `${env['GITHUB_API_URL']}/repos/acme/app`, status: 403 }],
       },
     ]);
     expect(result.stderr).toContain(

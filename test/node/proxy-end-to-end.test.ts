@@ -41,6 +41,7 @@ grant:
     allow:
       - { method: GET, path: "/repos/{repository}" }
       - { method: POST, path: "/repos/{repository}/issues/*/comments", permissions: { issues: write } }
+      - { method: GET, path: "/repos/{repository}/issues", permissions: { issues: read } }
 `,
     });
     broker = await startNodeBroker(
@@ -107,6 +108,23 @@ grant:
     expect(env['KEYWAY_PROXY_SECRET']).toMatch(/^\S{16,}$/);
     expect(env['GITHUB_TOKEN']).toBe(env['KEYWAY_PROXY_SECRET']);
     expect(result.stdout + result.stderr).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
+  });
+
+  it('a paginating client, octokit- or gh-shaped, follows GitHub’s next page back through the forwarder and keyway, with the secret it was given', async () => {
+    const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+    const result = await runKeywayProxy(ci, ['--upstream', 'github', '--url', broker.url], directory, 0, [
+      'GET /repos/acme/api/issues',
+      'GET /repos/acme/api/issues gh',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const { env, calls } = proxiedJob(result, directory);
+    const pages = (base: string) => [1, 2, 3].map((page) => ({ url: `${base}/repos/acme/api/issues${page === 1 ? '' : `?page=${page}`}`, status: 200 }));
+    // Each next page at the address the client called: the forwarder's own, or gh's api.github.localhost through HTTP_PROXY.
+    expect(env['GITHUB_API_URL']).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(calls[0]?.pages).toEqual(pages(env['GITHUB_API_URL']!));
+    expect(calls[1]?.pages).toEqual(pages('http://api.github.localhost'));
+    expect(JSON.parse(calls[1]?.body ?? '[]')).toEqual([{ number: 5, title: 'issue 5' }]);
+    expect(result.stderr).toMatch(/^keyway: proxy: 6 request\(s\) forwarded \(0 answered with Keyway-Error\), 0 refused here$/m);
   });
 
   it('the Action’s proxy mode: a later step’s `keyway-proxy -- COMMAND` (the committed bundle) makes the same call through the broker', async () => {

@@ -418,6 +418,16 @@ grant:
       await expectKeywayRefusal(sideways, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
     });
 
+    it('rewrites a Link to a page of the upstream itself to come back through keyway, and leaves a link elsewhere as it is', async () => {
+      const paged = await send('/proxy/vendor/x/paged');
+      expect(paged.status).toBe(200);
+      await paged.arrayBuffer();
+      const [next, last, other] = (paged.headers.get('link') ?? '').split(', ');
+      expect(next).toBe(`<${broker.issuer}/proxy/vendor/items?page=2>; rel="next"`);
+      expect(last).toBe('<https://elsewhere.example/items?page=9>; rel="last"');
+      expect(other).toMatch(/^<http:\/\/127\.0\.0\.1:\d+\/t\/someone-else\/items\?page=2>; rel="other"$/);
+    });
+
     it('times a slow upstream out: 504 with Keyway-Error, within the limit, and an audit record', async () => {
       const started = Date.now();
       const response = await send('/proxy/short/slow', {}, await job({ repository: 'acme/short' }));
@@ -794,6 +804,7 @@ grant:
     allow:
       - { chore: check-run }
       - { method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }
+      - { method: GET, path: "/repos/{repository}/issues", permissions: { issues: read } }
       - { method: GET, path: "/user" }
       - { method: GET, path: "/repos/globex/config/contents/**", permissions: { contents: read }, owner_id: "4242" }
       - { method: GET, path: "/repos/umbrella/config/contents/**", permissions: { contents: read }, owner_id: "4343" }
@@ -982,6 +993,27 @@ grant:
       expect(await mints()).toHaveLength(before + 1);
       const made = (await github.calls()).slice(calls);
       expect(made.map(({ method, path, status }) => [method, path, status])).toEqual([['GET', '/repositories/71040/contents/settings.yaml', 200]]);
+    });
+
+    it("follows GitHub's pagination through keyway: each page's Link, at the repository's id, comes back as the caller's own path", async () => {
+      const token = await job();
+      const titles: string[] = [];
+      const links: string[] = [];
+      let url: string | undefined = `${broker.issuer}/proxy/github/repos/Acme/API/issues`;
+      while (url !== undefined) {
+        expect(url.startsWith(`${broker.issuer}/proxy/github/repos/Acme/API/issues`)).toBe(true);
+        const page = await broker.request(url.slice(broker.issuer.length), { headers: { ...GH_HEADERS, authorization: `Bearer ${token}` } });
+        expect(page.status).toBe(200);
+        titles.push(...((await page.json()) as { title: string }[]).map((issue) => issue.title));
+        const link = page.headers.get('link') ?? '';
+        links.push(link);
+        url = /<([^>]+)>; rel="next"/.exec(link)?.[1];
+      }
+      expect(titles).toEqual(['issue 1', 'issue 2', 'issue 3', 'issue 4', 'issue 5']);
+      expect(links[0]).toBe(
+        `<${broker.issuer}/proxy/github/repos/Acme/API/issues?page=2>; rel="next", <${broker.issuer}/proxy/github/repos/Acme/API/issues?page=3>; rel="last"`,
+      );
+      expect(links.join(', ')).not.toContain('/repositories/');
     });
 
     it('makes no call, and takes the token back, when GitHub does not say which repository id the token holds', async () => {

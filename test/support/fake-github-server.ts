@@ -53,6 +53,8 @@ interface FakeApp {
 interface NamedRepository {
   readonly owner: string;
   readonly repo: string;
+  /** Undefined for a name no installation holds. */
+  readonly id: number | undefined;
   readonly public: boolean;
 }
 
@@ -298,12 +300,11 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
             ? installation.owner.toLowerCase() === owner!.toLowerCase() && repository.name.toLowerCase() === name!.toLowerCase()
             : repository.id === Number(id);
         if (!named) continue;
-        return id === undefined
-          ? { owner: owner!, repo: name!, public: repository.public === true }
-          : { owner: installation.owner, repo: repository.name, public: repository.public === true };
+        const found = { id: repository.id, public: repository.public === true };
+        return id === undefined ? { owner: owner!, repo: name!, ...found } : { owner: installation.owner, repo: repository.name, ...found };
       }
     }
-    return id === undefined ? { owner: owner!, repo: name!, public: false } : undefined;
+    return id === undefined ? { owner: owner!, repo: name!, id: undefined, public: false } : undefined;
   };
 
   /** A token's access to the named repository: one it holds, at the permission's level; a public one to read, as any token may. */
@@ -405,6 +406,29 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (access instanceof Response) return access;
     return c.json({ full_name: `${access.owner}/${access.repo}`, private: !access.public });
   });
+  // "List repository issues", 2 per page, 5 in all; its Link names the pages at the id alias, as GitHub's does.
+  api.on(
+    'GET',
+    REPOSITORY_ROUTES.map((route) => `${route}/issues`),
+    (c) => {
+      const access = repositoryAccess(c, 'issues', 'read');
+      if (access instanceof Response) return access;
+      const page = Number(c.req.query('page') ?? '1');
+      const pages = 3;
+      const at = (n: number) => `${new URL(c.req.url).origin}/apps/${c.req.param('app')}/repositories/${access.id}/issues?page=${n}`;
+      const links = [
+        ...(page < pages ? [`<${at(page + 1)}>; rel="next"`, `<${at(pages)}>; rel="last"`] : []),
+        ...(page > 1 ? [`<${at(1)}>; rel="first"`] : []),
+      ];
+      if (links.length > 0) c.header('link', links.join(', '));
+      return c.json(
+        [1, 2]
+          .map((k) => (page - 1) * 2 + k)
+          .filter((n) => n <= 5)
+          .map((number) => ({ number, title: `issue ${number}` })),
+      );
+    },
+  );
   api.on(
     'POST',
     REPOSITORY_ROUTES.map((route) => `${route}/issues/:number/comments`),

@@ -17,6 +17,7 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/status/{code}`: that status, a JSON body and a header of the upstream's own;
  * - `…/redirect-away`, `…/redirect-home`: a 302 to another host, or to this base;
  * - `…/redirect-credential`: a 302 to this base whose query carries the credential it received;
+ * - `…/paged`: 200 with a `Link` to a page of this base, one on another host and one beside this base;
  * - `…/echo-credential`: the Authorization it received, in a header and in the body;
  * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
  * - anything else: 200 with `{"ok":true}`.
@@ -84,6 +85,11 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
       // Every character percent-encoded, as a URL may carry it: found only by decoding.
       const encoded = [...credential].map((character) => `%${character.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
       return redirect(response, `${base}/landing?token=${encoded}`);
+    }
+    if (path.endsWith('/paged')) {
+      const sideways = `${base.replace(/\/t\/[^/]+$/, '/t/someone-else')}/items?page=2`;
+      response.setHeader('link', `<${base}/items?page=2>; rel="next", <https://elsewhere.example/items?page=9>; rel="last", <${sideways}>; rel="other"`);
+      return json(response, 200, [{ id: 1 }]);
     }
     if (path.endsWith('/echo-credential')) {
       const credential = String(request.headers['authorization'] ?? '');

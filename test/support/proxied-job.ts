@@ -8,7 +8,8 @@ import type { FakeCi } from './fake-ci.ts';
  * named first, makes each call named after the exit status (`METHOD /path` through GITHUB_API_URL
  * with GITHUB_TOKEN, as octokit does; `METHOD /path gh` as gh does with GH_HOST=github.localhost:
  * absolute-form through HTTP_PROXY with GH_TOKEN; `WAIT ms` pauses, as a long job does), prints what came back as one JSON line, and
- * exits with the status given.
+ * exits with the status given. Each call follows its answer's `Link: <…>; rel="next"` as a paginating client does, with the
+ * same credential and the same way of calling, and reports the pages it read (`pages`: each page's URL and status).
  */
 export const PROXIED_JOB_SCRIPT = `
 import { request } from 'node:http';
@@ -18,15 +19,15 @@ const [environmentFile, status, ...calls] = process.argv.slice(2);
 writeFileSync(environmentFile, JSON.stringify(process.env));
 const env = process.env;
 
-function viaGh(method, path, body) {
+function viaGh(method, url, body) {
   const proxy = new URL(env.HTTP_PROXY);
   const host = 'api.' + env.GH_HOST;
   return new Promise((resolve, reject) => {
     const headers = { host, authorization: 'token ' + env.GH_TOKEN, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
-    const outbound = request({ host: proxy.hostname, port: proxy.port, method, path: 'http://' + host + path, headers }, (response) => {
+    const outbound = request({ host: proxy.hostname, port: proxy.port, method, path: url, headers }, (response) => {
       let text = '';
       response.on('data', (chunk) => (text += chunk)).on('end', () =>
-        resolve({ status: response.statusCode, keywayError: response.headers['keyway-error'] ?? null, body: text }),
+        resolve({ status: response.statusCode, keywayError: response.headers['keyway-error'] ?? null, link: response.headers['link'] ?? null, body: text }),
       );
     });
     outbound.once('error', reject);
@@ -34,13 +35,26 @@ function viaGh(method, path, body) {
   });
 }
 
-async function viaBaseUrl(method, path, body) {
-  const response = await fetch(env.GITHUB_API_URL + path, {
+async function viaBaseUrl(method, url, body) {
+  const response = await fetch(url, {
     method,
     headers: { authorization: 'Bearer ' + env.GITHUB_TOKEN, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' },
     body,
   });
-  return { status: response.status, keywayError: response.headers.get('keyway-error'), body: await response.text() };
+  return { status: response.status, keywayError: response.headers.get('keyway-error'), link: response.headers.get('link'), body: await response.text() };
+}
+
+async function paginated(method, path, client, body) {
+  const gh = client === 'gh';
+  let url = (gh ? 'http://api.' + env.GH_HOST : env.GITHUB_API_URL) + path;
+  const pages = [];
+  for (;;) {
+    const answer = await (gh ? viaGh : viaBaseUrl)(method, url, body);
+    pages.push({ url, status: answer.status });
+    const next = /<([^>]+)>; rel="next"/.exec(answer.link ?? '')?.[1];
+    if (next === undefined || pages.length === 10) return { status: answer.status, keywayError: answer.keywayError, body: answer.body, pages };
+    url = next;
+  }
 }
 
 const results = [];
@@ -51,7 +65,7 @@ for (const call of calls) {
     continue;
   }
   const body = method === 'POST' ? JSON.stringify({ body: 'Built by the job' }) : undefined;
-  results.push({ call, ...(await (client === 'gh' ? viaGh : viaBaseUrl)(method, path, body)) });
+  results.push({ call, ...(await paginated(method, path, client, body)) });
 }
 console.log(JSON.stringify(results));
 process.exit(Number(status));
@@ -61,7 +75,10 @@ export interface ProxiedCall {
   readonly call: string;
   readonly status: number;
   readonly keywayError: string | null;
+  /** The last page's body. */
   readonly body: string;
+  /** Each page read, the first included: its URL and status. */
+  readonly pages: readonly { readonly url: string; readonly status: number }[];
 }
 
 /** What the job's command saw and got back: its environment, its calls' answers. */

@@ -120,7 +120,9 @@ async function forward(
   }
   const answer = await send(target, request, { ...outboundHeaders(request.headers), authorization: `Bearer ${ciToken}` }, options.idleTimeoutMs);
   counts.forwarded += 1;
-  response.writeHead(answer.statusCode ?? 502, passedBack(answer.headers));
+  // Where the command called: gh's api.github.localhost through HTTP_PROXY, or this forwarder's own address.
+  const calledAt = request.url?.startsWith('/') === true ? `http://127.0.0.1:${request.socket.localPort}` : `http://${GH_LOCALHOST_API}`;
+  response.writeHead(answer.statusCode ?? 502, passedBack(answer.headers, proxyBase(options.broker, options.upstream), calledAt));
   const keywayError = answer.headers['keyway-error'];
   if (typeof keywayError !== 'string') return pipeline(answer, response);
 
@@ -177,7 +179,7 @@ export function brokerTarget(broker: URL, upstream: string, requested: string): 
   const at = requested.indexOf('?');
   const path = at === -1 ? requested : requested.slice(0, at);
   const query = at === -1 || at === requested.length - 1 ? '' : requested.slice(at);
-  const prefix = `${broker.pathname.replace(/\/$/, '')}/proxy/${upstream}`;
+  const prefix = proxyPrefix(broker, upstream);
   const target = new URL(`${prefix}${path}${query}`, broker.origin);
   if (target.origin !== broker.origin || target.pathname !== `${prefix}${path}` || target.search !== query) return undefined;
   return target;
@@ -191,10 +193,26 @@ function outboundHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   );
 }
 
-/** The broker's answer as it came, but for its hop-by-hop headers. */
-function passedBack(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+const proxyPrefix = (broker: URL, upstream: string): string => `${broker.pathname.replace(/\/$/, '')}/proxy/${upstream}`;
+const proxyBase = (broker: URL, upstream: string): string => `${broker.origin}${proxyPrefix(broker, upstream)}`;
+
+/**
+ * The broker's answer as it came, but for its hop-by-hop headers, and with a `Link` or `Location` that leads back
+ * through the broker's proxy route (GitHub's next page, a redirect within the upstream) leading back through this
+ * forwarder, where the command called: followed, it carries the per-run secret to the forwarder, never to the broker.
+ */
+function passedBack(headers: IncomingHttpHeaders, brokerBase: string, calledAt: string): OutgoingHttpHeaders {
   const named = connectionNamed(headers.connection);
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !isHopByHop(name, named)));
+  const throughHere = (url: string): string =>
+    url === brokerBase || url.startsWith(`${brokerBase}/`) || url.startsWith(`${brokerBase}?`) ? `${calledAt}${url.slice(brokerBase.length)}` : url;
+  const passed: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (isHopByHop(name, named) || value === undefined) continue;
+    if (name === 'location' && typeof value === 'string') passed[name] = throughHere(value);
+    else if (name === 'link' && typeof value === 'string') passed[name] = value.replace(/<([^>]*)>/g, (_, url: string) => `<${throughHere(url)}>`);
+    else passed[name] = value;
+  }
+  return passed;
 }
 
 function send(target: URL, body: IncomingMessage, headers: OutgoingHttpHeaders, idleTimeoutMs: number): Promise<IncomingMessage> {

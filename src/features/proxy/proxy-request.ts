@@ -24,7 +24,7 @@ import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from 
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
-import { githubScopeOf, pathByRepositoryId, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
+import { githubScopeOf, pathByRepositoryId, pathByRepositoryName, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
 
 export interface ProxyDeps {
   readonly issuer: string;
@@ -334,8 +334,23 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   }
 
   const headers = callerResponseHeaders(response.headers, credential.secret);
+  const proxyBase = `${deps.issuer}/proxy/${upstream.name}`;
+  const callerPathOf = (upstreamPath: string): string =>
+    credential.repositoryId === undefined ? upstreamPath : pathByRepositoryName(upstreamPath, allowed.path, credential.repositoryId);
+  // A page link to the upstream itself (GitHub's pagination) leads back through keyway, so a client that follows it
+  // keeps keyway's credential and never sends its own to the upstream; a link elsewhere passes as it is.
+  const link = headers.get('link');
+  if (link !== null) {
+    headers.set(
+      'link',
+      link.replace(/<([^>]*)>/g, (whole, target: string) => {
+        const through = sameUpstreamLocation(target, base, proxyBase, callerPathOf);
+        return through === undefined ? whole : `<${through}>`;
+      }),
+    );
+  }
   if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
-    const location = sameUpstreamLocation(response.headers.get('location')!, base, `${deps.issuer}/proxy/${upstream.name}`);
+    const location = sameUpstreamLocation(response.headers.get('location')!, base, proxyBase, callerPathOf);
     if (location === undefined) {
       await response.body?.cancel();
       return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected to another host; not followed`, { status: response.status });
@@ -418,12 +433,12 @@ async function readCapped(source: ReadableStream<Uint8Array>, max: number, deadl
  * A redirect the caller may see: one to the upstream's own base, rewritten to the proxy's address
  * (so a client that follows it comes back through keyway); anything else is refused.
  */
-function sameUpstreamLocation(location: string, base: string, proxyBase: string): string | undefined {
+function sameUpstreamLocation(location: string, base: string, proxyBase: string, callerPathOf: (path: string) => string): string | undefined {
   if (!URL.canParse(location, `${base}/`)) return undefined;
   const target = new URL(location, `${base}/`);
   const root = new URL(`${base}/`);
   if (target.origin !== root.origin || !target.pathname.startsWith(root.pathname)) return undefined;
-  return `${proxyBase}/${target.pathname.slice(root.pathname.length)}${target.search}`;
+  return `${proxyBase}${callerPathOf(`/${target.pathname.slice(root.pathname.length)}`)}${target.search}`;
 }
 
 async function recordOutcome(

@@ -68,6 +68,16 @@ export function pathByRepositoryId(path: string, repositoryId: number): string {
   return `/repositories/${repositoryId}${rest.length === 0 ? '' : `/${rest.join('/')}`}`;
 }
 
+/**
+ * What GitHub answers at the id alias (a `Link`, a `Location`), named again as the caller named the repository:
+ * `/repositories/{id}/…` of the token's repository → `/repos/{owner}/{repo}/…` of `callerPath`. Any other path as it is.
+ */
+export function pathByRepositoryName(path: string, callerPath: string, repositoryId: number): string {
+  const alias = `/repositories/${repositoryId}`;
+  if (path !== alias && !path.startsWith(`${alias}/`)) return path;
+  return `${callerPath.split('/').slice(0, 4).join('/')}${path.slice(alias.length)}`;
+}
+
 /** The header keyway adds upstream, and the secret inside it (dropped from any response header that echoes it). */
 export interface UpstreamCredential {
   readonly header: string;
