@@ -67,6 +67,7 @@ export const OAUTH_ERRORS = {
   dpop_required: { status: 400, error: 'invalid_dpop_proof' },
   dpop_not_supported: { status: 400, error: 'invalid_request' },
   subject_token_bound: { status: 400, error: 'invalid_dpop_proof' },
+  actor_token_bound: { status: 400, error: 'invalid_dpop_proof' },
   actor_not_permitted: { status: 400, error: 'invalid_request' },
   actor_chain_too_deep: { status: 400, error: 'invalid_request' },
   org_guardrails_unusable: { status: 503, error: 'temporarily_unavailable' },

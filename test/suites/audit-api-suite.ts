@@ -673,6 +673,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           | 'token_introspected'
           | 'actor_not_permitted'
           | 'actor_chain_too_deep'
+          | 'actor_token_bound'
           | 'org_guardrails_unusable'
           | `proxy_${string}`
         >,
@@ -681,7 +682,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       // internal_error (a bug, by definition) is driven by a broker whose policy source throws: test/node/audit-log.test.ts.
       // dpop_nonce_required needs a broker that hands out nonces: test/suites/dpop-suite.ts reads its records on both runtimes.
       // token_revoked and token_introspected are not exchanges: test/suites/revocation-suite.ts reads their records on both runtimes.
-      // actor_not_permitted and actor_chain_too_deep need policies with match_actor: test/suites/delegation-suite.ts reads their records.
+      // actor_not_permitted, actor_chain_too_deep and actor_token_bound need policies with match_actor: test/suites/delegation-suite.ts reads their records.
       // proxy_* are not exchanges: test/suites/proxy-suite.ts reads their records on both runtimes.
       // rate_limited needs a broker with small limits: test/suites/limits-suite.ts finds its records on both runtimes.
       // org_guardrails_unusable needs an organisation's pinned .github repository: test/suites/org-guardrails-suite.ts reads its records.

@@ -1,8 +1,9 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reason } from '../../src/core/errors/reasons.ts';
+import { DpopKey } from '../support/dpop-key.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
-import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 
 /** RFC 8693 delegation (`actor_token`, `match_actor`, `act`, `may_act`): a deploy orchestrator acting for a pipeline, on Node and in workerd. */
 export function delegationSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
@@ -79,6 +80,31 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
       const deep = { sub: 'a', act: { sub: 'b', act: { sub: 'c', act: { sub: 'd' } } } };
       await refused(await pipeline({ act: deep }), await orchestrator(), 'actor_chain_too_deep');
       await refused(await pipeline({ act: { sub: 42 } }), await orchestrator(), 'claims_invalid');
+    });
+
+    it('takes an actor token bound to a key (cnf) only with a DPoP proof of that key, never as a bearer token', async () => {
+      const key = await DpopKey.generate();
+      const boundActor = (cnf: Record<string, string> = { jkt: key.jkt }) => orchestrator({ cnf });
+      const send = async (actor: string, proofOf?: DpopKey): Promise<TokenResponse> => {
+        const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+        if (proofOf !== undefined) headers['dpop'] = await proofOf.proof('POST', `${broker.issuer}/token`);
+        const response = await broker.request('/token', {
+          method: 'POST',
+          body: exchangeForm(await pipeline(), { actor_token: actor, actor_token_type: ID_TOKEN }),
+          headers,
+        });
+        return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+      };
+      const bound = { error: 'invalid_dpop_proof', reason: 'actor_token_bound' } as const;
+      const bearer = await expectRefusal(broker, await send(await boundActor()), bound);
+      expect(bearer.detail).toBe('the actor token is bound to a key (cnf.jkt) this request has no DPoP proof of');
+      await expectRefusal(broker, await send(await boundActor(), await DpopKey.generate()), bound);
+      const otherMethod = await expectRefusal(broker, await send(await boundActor({ 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' }), key), bound);
+      expect(otherMethod.detail).toBe('the actor token is bound (cnf) by a method other than a DPoP key thumbprint');
+      // With a proof of the actor's key the delegation is granted, and the token issued is bound to that key.
+      const proven = await send(await boundActor(), key);
+      expect(proven.status, JSON.stringify(proven.body)).toBe(200);
+      expect(decodeJwt(proven.body['access_token'] as string)).toMatchObject({ cnf: { jkt: key.jkt }, act: { sub: 'deploy-orchestrator' } });
     });
 
     it('verifies the actor token as a subject token, and names it in the refusal', async () => {

@@ -86,6 +86,10 @@ export const REASONS = {
     decision: 'denied',
     description: 'the subject token is bound to a key (cnf); send a DPoP proof made with that key, or a subject token that is not bound',
   },
+  actor_token_bound: {
+    decision: 'denied',
+    description: 'the actor token is bound to a key (cnf); send a DPoP proof made with that key, or an actor token that is not bound',
+  },
   org_guardrails_unusable: {
     decision: 'error',
     description:

@@ -39,11 +39,7 @@ export function bindingFor(
   subject: Readonly<Record<string, unknown>>,
   grant: { readonly requireDpop: boolean; readonly token: 'access' | 'github' | 'cloud' },
 ): { readonly jkt: string } | undefined {
-  if (subject['cnf'] !== undefined) {
-    const jkt = boundThumbprint(subject['cnf']);
-    if (jkt === undefined) throw new ExchangeError('subject_token_bound', 'the subject token is bound (cnf) by a method other than a DPoP key thumbprint');
-    if (proof?.jkt !== jkt) throw new ExchangeError('subject_token_bound', 'the subject token is bound to a key (cnf.jkt) this request has no DPoP proof of');
-  }
+  requireProofOfKey('subject', subject, proof);
   if (proof === undefined) {
     if (grant.requireDpop) throw new ExchangeError('dpop_required', 'the granting policy requires a DPoP proof (grant.require_dpop)');
     return undefined;
@@ -53,6 +49,18 @@ export function bindingFor(
   if (grant.token === 'cloud')
     throw new ExchangeError('dpop_not_supported', "a cloud token cannot be bound to a DPoP key: the cloud's STS does not check it", { public: true });
   return { jkt: proof.jkt };
+}
+
+/**
+ * A subject or actor token bound to a key (`cnf`) is good only with a DPoP proof of that very key (`cnf.jkt`): without
+ * one it is refused, never taken as a bearer token, which would turn a stolen bound token into one anyone can use.
+ */
+export function requireProofOfKey(token: 'subject' | 'actor', claims: Readonly<Record<string, unknown>>, proof: VerifiedDpopProof | undefined): void {
+  if (claims['cnf'] === undefined) return;
+  const reason = token === 'subject' ? 'subject_token_bound' : 'actor_token_bound';
+  const jkt = boundThumbprint(claims['cnf']);
+  if (jkt === undefined) throw new ExchangeError(reason, `the ${token} token is bound (cnf) by a method other than a DPoP key thumbprint`);
+  if (proof?.jkt !== jkt) throw new ExchangeError(reason, `the ${token} token is bound to a key (cnf.jkt) this request has no DPoP proof of`);
 }
 
 function boundThumbprint(cnf: unknown): string | undefined {

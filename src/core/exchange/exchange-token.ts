@@ -38,7 +38,7 @@ import {
   type IssuedGitHubTokenMap,
   type OwnerRequest,
 } from './github-token-map.ts';
-import { bindingFor, claimProof, verifyTokenRequestProof } from './dpop-binding.ts';
+import { bindingFor, claimProof, requireProofOfKey, verifyTokenRequestProof } from './dpop-binding.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -249,6 +249,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
+  if (actor !== undefined) requireProofOfKey('actor', actor.claims, proof);
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const caller = { issuer: event.issuer, subject: event.subject };
   const policies =
