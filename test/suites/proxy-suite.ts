@@ -68,7 +68,21 @@ grant:
           'proxy/jwt.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/jwt }
 grant:
   proxy: { upstream: jwt, allow: [{ method: GET, path: "/x/**" }] }
-  audience: ${runtime.brokerIssuer}/proxy/keyed
+  audience: [${runtime.brokerIssuer}/proxy/keyed, ${runtime.brokerIssuer}/proxy/short]
+`,
+          // A policy that requires DPoP: /proxy takes a proof only with a DPoP-bound keyway token.
+          'proxy/keyed-dpop.yaml': `version: 1
+issuer: { kind: oidc, url: "${runtime.brokerIssuer}" }
+subject_audience: ${runtime.brokerIssuer}/proxy/short
+match: { sub: "${issuer.url}#repo:acme/api:environment:production", client_id: proxy/jwt }
+grant:
+  proxy: { upstream: short, allow: [{ method: GET, path: "/x/**" }] }
+  require_dpop: true
+`,
+          'proxy/ci-dpop.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/dpop }
+grant:
+  proxy: { upstream: vendor, allow: [{ method: GET, path: "/x/**" }] }
+  require_dpop: true
 `,
           // Keyway access tokens presented to /proxy are decided by policies that name the broker as their issuer.
           'proxy/keyed.yaml': `version: 1
@@ -297,6 +311,33 @@ grant:
       ];
       for (const refused of refusals) await expectKeywayRefusal(refused, 401, 'invalid_token', 'proxy_unauthenticated');
       expect(await callsTo('/x/bound')).toHaveLength(1);
+    });
+
+    it('holds grant.require_dpop at /proxy: a CI token or an unbound keyway token is refused, a DPoP-bound one with its proof is taken', async () => {
+      const ci = await send('/proxy/vendor/x/needs-proof', {}, await job({ repository: 'acme/dpop' }));
+      const refused = await expectKeywayRefusal(ci, 400, 'invalid_dpop_proof', 'dpop_required');
+      expect(refused.policy).toMatchObject({ granted_by: 'proxy/ci-dpop' });
+      const exchanged = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/short` }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      const unbound = ((await exchanged.json()) as Record<string, unknown>)['access_token'] as string;
+      await expectKeywayRefusal(await send('/proxy/short/x/needs-proof', {}, unbound), 400, 'invalid_dpop_proof', 'dpop_required');
+      expect(await callsTo('/x/needs-proof')).toEqual([]);
+
+      const key = await DpopKey.generate();
+      const bound = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/short` }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+      });
+      const access = ((await bound.json()) as Record<string, unknown>)['access_token'] as string;
+      const proof = await key.proof('GET', `${broker.issuer}/proxy/short/x/needs-proof`, { ath: await athOf(access) });
+      const taken = await broker.request('/proxy/short/x/needs-proof', { headers: { authorization: `DPoP ${access}`, dpop: proof } });
+      expect(taken.status).toBe(200);
+      await taken.arrayBuffer();
+      expect(await callsTo('/x/needs-proof')).toHaveLength(1);
     });
 
     it('answers 503 with a record, nothing upstream, when the proof of a DPoP-bound keyway token cannot be claimed (the single-use store down)', async () => {

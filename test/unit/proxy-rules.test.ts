@@ -108,6 +108,16 @@ grant:
     }
     expect(() => load('[{ chore: comment, owner_id: "4242" }]')).toThrow(PolicyLoadError);
   });
+
+  it('is never single use: /proxy takes the subject token with every request, so a token good for one exchange would be good for any number of calls', () => {
+    const options = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
+    const proxied = 'grant:\n  proxy: { upstream: vendor, allow: [{ method: GET, path: "/x" }] }\n';
+    const singleUse = `version: 1\nissuer: github\nsingle_use: true\nmatch: { repository_owner_id: "1" }\n${proxied}`;
+    expect(() => loadPolicies([{ path: 'p.yaml', text: singleUse }], options)).toThrow(/grant.proxy cannot be single use/);
+    const azureDevOps = `version: 1\nissuer: { kind: azure-devops, url: "https://vstoken.dev.azure.com/0b6e8a7d-2bb8-4f0f-9f7a-0e1c8a7b9c10" }\nmatch: { def_id: "1" }\n${proxied}`;
+    expect(() => loadPolicies([{ path: 'p.yaml', text: azureDevOps }], options)).toThrow(/azure-devops tokens are always single use/);
+    expect(load('[{ method: GET, path: "/x" }]').policies[0]!.singleUse).toBe(false);
+  });
 });
 
 describe('upstream declarations', () => {

@@ -322,6 +322,13 @@ function compilePolicy(
   if (preset.singleUse && data.single_use === false) {
     fail(`single_use: ${preset.name} tokens are also accepted elsewhere, so each is good for one exchange; single_use cannot be false`, ['single_use']);
   }
+  if (data.grant?.proxy !== undefined && (preset.singleUse || data.single_use === true)) {
+    // /proxy uses the subject token up on no call: the forwarder sends one token with many.
+    fail(
+      `grant.proxy cannot be single use: /proxy takes the subject token with every request, so a token good for one exchange would be good for any number of calls${preset.singleUse ? ` (${preset.name} tokens are always single use)` : ''}`,
+      data.single_use === true ? ['single_use'] : ['grant', 'proxy'],
+    );
+  }
 
   const grant = data.grant === undefined ? undefined : compileGrant(data.grant, issuer, options, fail);
   const diagnostics = data.diagnostics ?? issuer.diagnostics;

@@ -168,6 +168,12 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
   if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
   const grant = decision.grant;
   event.policy = { ...event.policy, granted_by: grant.policy.id };
+  // /proxy takes a proof only with a DPoP-bound keyway token: a CI token, or a keyway token sent as Bearer, has none.
+  if (grant.policy.grant?.requireDpop === true && !caller.keyProven) {
+    throw new ProxyRefusal('dpop_required', 'the granting policy requires a DPoP proof (grant.require_dpop): send a DPoP-bound keyway token as DPoP', {
+      public: true,
+    });
+  }
   if (upstream === undefined) throw new ProxyRefusal('proxy_upstream_unknown', `no upstream named ${input.upstream} is declared`, { public: true });
   if (new TextEncoder().encode(input.query).length > upstream.limits.queryBytes) {
     throw new ProxyRefusal('request_too_large', `the query is longer than ${upstream.limits.queryBytes} bytes`, { public: true });
@@ -218,7 +224,13 @@ function callersOwnerId(caller: SubjectClaims, owner: string): string | undefine
  * access token for `{issuer}/proxy/{upstream}`, verified with the broker's own keys and decided by
  * the policies that trust the broker as an issuer.
  */
-async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: PolicySet, event: Draft, now: number): Promise<SubjectClaims> {
+async function authenticate(
+  deps: ProxyDeps,
+  input: ProxyInput,
+  policies: PolicySet,
+  event: Draft,
+  now: number,
+): Promise<SubjectClaims & { readonly keyProven: boolean }> {
   const [, scheme, token] = CREDENTIALS.exec(input.headers.get('authorization') ?? '') ?? [];
   if (scheme === undefined || token === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
@@ -265,7 +277,8 @@ async function authenticate(deps: ProxyDeps, input: ProxyInput, policies: Policy
   event.issuer = verified.issuer.url;
   event.subject = String(verified.claims['sub']);
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
-  return verified;
+  // Verified as DPoP: the proof of the keyway token's key was checked with it.
+  return { ...verified, keyProven: scheme === 'DPoP' };
 }
 
 /** A verified keyway token that was revoked is refused as one that does not verify; an unreadable list refuses too (fail closed). */
