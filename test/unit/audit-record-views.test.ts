@@ -16,13 +16,7 @@ const proxied: AuditRecord = {
       upstream: 'svc',
       method: 'GET',
       path: '/x/report',
-      credential: {
-        repository: 'umbrella/config',
-        permissions: { contents: 'read' },
-        owner_id: '4343',
-        repository_id: 71020,
-        jti: '019aee00-0000-7000-8000-00000000beef',
-      },
+      credential: { jti: '019aee00-0000-7000-8000-00000000beef' },
       decision_id: '01PROXIEDDECISION000000000',
       status: 200,
     },
@@ -37,13 +31,41 @@ describe('the views of a proxied call’s outcome record', () => {
     expect(row[header.indexOf('issued_jti')]).toBe('019aee00-0000-7000-8000-00000000beef');
   });
 
-  it('shows the keyway JWT, the credential’s scope, owner id and repository id and the decision it completes on the /audit page', () => {
+  it('shows the keyway JWT and the decision it completes on the /audit page', () => {
     const html = String(EventDetail({ record: proxied }));
     const field = (name: string) => new RegExp(`<dd data-field="${name}">([^<]*)</dd>`).exec(html)?.[1];
     expect(field('issued jti')).toBe('019aee00-0000-7000-8000-00000000beef');
     expect(field('proxy upstream / request')).toBe('svc GET /x/report');
+    expect(field('proxy credential scope')).toBe('—');
+    expect(field('proxy decision / status')).toBe('01PROXIEDDECISION000000000 / 200');
+  });
+
+  it('shows a GitHub App call’s credential: its scope, the owner and repository ids it was held to, the token’s SHA-256', () => {
+    const github: AuditRecord = {
+      ...proxied,
+      event: {
+        ...proxied.event,
+        proxy: {
+          upstream: 'github',
+          method: 'GET',
+          path: '/repos/umbrella/config/contents/settings.yaml',
+          credential: {
+            repository: 'umbrella/config',
+            permissions: { contents: 'read' },
+            owner_id: '4343',
+            repository_id: 71020,
+            token_sha256: 'a'.repeat(64),
+          },
+          decision_id: '01PROXIEDDECISION000000000',
+          status: 200,
+        },
+      },
+    };
+    const html = String(EventDetail({ record: github }));
+    const field = (name: string) => new RegExp(`<dd data-field="${name}">([^<]*)</dd>`).exec(html)?.[1];
     expect(field('proxy credential scope')).toBe('umbrella/config contents:read');
     expect(field('proxy owner id / repository id')).toBe('4343 / 71020');
-    expect(field('proxy decision / status')).toBe('01PROXIEDDECISION000000000 / 200');
+    expect(field('proxy token sha256')).toBe('a'.repeat(64));
+    expect(field('issued jti')).toBe('—');
   });
 });
