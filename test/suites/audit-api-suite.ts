@@ -346,7 +346,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(signedOut.headers.get('set-cookie')).toMatch(/^__Host-keyway_audit=; Max-Age=0; Path=\/; Secure/);
       });
 
-      it('refuses a form post from another site, or one that names no origin, with 403: not a 500, and no unhandled error logged', async () => {
+      it('refuses a form post from another site, or one that names no origin, with 403: not a 500, and logs each as refused, not as an unhandled error', async () => {
         const logged: string[] = [];
         const keep = (message: string) => void logged.push(message);
         const watched = await start(auditorPolicies(people, HARNESS_ISSUER), { log: { info: keep, warn: keep, error: keep }, ownState: true });
@@ -369,6 +369,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           // The page's own form passes.
           expect((await signIn(watched, 'token=garbage')).status).toBe(401);
           expect(logged.filter((message) => message === 'unhandled error')).toEqual([]);
+          expect(logged.filter((message) => message === 'audit page form refused: not from the page itself')).toHaveLength(6);
         } finally {
           await watched.close();
         }

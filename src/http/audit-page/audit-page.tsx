@@ -10,6 +10,7 @@ import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import { boundText } from '../../core/audit/bound-audit-event.ts';
 import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
@@ -88,7 +89,27 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     await next();
     c.header('Cache-Control', 'no-store');
   });
-  page.use(csrf());
+  // A cross-site form post is an attack on a signed-in auditor, or a misconfigured proxy: either way the operator should see it.
+  const sameSiteForms = csrf();
+  page.use(async (c, next) => {
+    let passed = false;
+    try {
+      await sameSiteForms(c, async () => {
+        passed = true;
+        await next();
+      });
+    } catch (error) {
+      if (!passed) {
+        deps.log.warn('audit page form refused: not from the page itself', {
+          path: c.req.path,
+          origin: boundText(c.req.header('origin') ?? '—'),
+          sec_fetch_site: boundText(c.req.header('sec-fetch-site') ?? '—'),
+          client_ip: deps.clientIp(c) ?? null,
+        });
+      }
+      throw error;
+    }
+  });
   // On a sharded log (Workers) a shard that cannot be read now is a 503, as the API answers it, never a 500.
   page.onError((error, c) => {
     if (!(error instanceof AuditShardUnavailableError)) throw error;
