@@ -1358,7 +1358,8 @@ async function startForwarder(options) {
     response.end(JSON.stringify({ error, error_description: text2 }));
   };
   const server = createServer((request, response) => {
-    forward(request, response, options, counts, refuse).catch((error) => {
+    const own = `http://127.0.0.1:${server.address().port}`;
+    forward(request, response, { ...options, own }, counts, refuse).catch((error) => {
       if (!response.headersSent) return refuse(response, describe(request), "broker_unavailable", error.message);
       response.destroy();
     });
@@ -1394,7 +1395,7 @@ async function forward(request, response, options, counts, refuse) {
   }
   const answer = await send(target, request, { ...outboundHeaders(request.headers), authorization: `Bearer ${ciToken}` }, options.idleTimeoutMs);
   counts.forwarded += 1;
-  const calledAt = request.url?.startsWith("/") === true ? `http://127.0.0.1:${request.socket.localPort}` : `http://${GH_LOCALHOST_API}`;
+  const calledAt = request.url?.startsWith("/") === true ? options.own : `http://${GH_LOCALHOST_API}`;
   response.writeHead(answer.statusCode ?? 502, passedBack(answer.headers, proxyBase(options.broker, options.upstream), calledAt));
   const keywayError = answer.headers["keyway-error"];
   if (typeof keywayError !== "string") return pipeline(answer, response);

@@ -454,6 +454,10 @@ grant:
       const home = await send('/proxy/vendor/x/redirect-home', { redirect: 'manual' });
       expect(home.status).toBe(302);
       expect(home.headers.get('location')).toBe(`${broker.issuer}/proxy/vendor/landing?x=1`);
+      // A relative Location is relative to the URL that was called.
+      const relative = await send('/proxy/vendor/x/redirect-relative', { redirect: 'manual' });
+      expect(relative.status).toBe(302);
+      expect(relative.headers.get('location')).toBe(`${broker.issuer}/proxy/vendor/x/landing?x=2`);
       // The same host, outside the upstream's base path: not the upstream, so refused too.
       const sideways = await send('/proxy/vendor/x/redirect-sideways', { redirect: 'manual' });
       await expectKeywayRefusal(sideways, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
@@ -463,10 +467,20 @@ grant:
       const paged = await send('/proxy/vendor/x/paged');
       expect(paged.status).toBe(200);
       await paged.arrayBuffer();
-      const [next, last, other] = (paged.headers.get('link') ?? '').split(', ');
+      const [next, last, other, prev, more] = (paged.headers.get('link') ?? '').split(', ');
       expect(next).toBe(`<${broker.issuer}/proxy/vendor/items?page=2>; rel="next"`);
       expect(last).toBe('<https://elsewhere.example/items?page=9>; rel="last"');
       expect(other).toMatch(/^<http:\/\/127\.0\.0\.1:\d+\/t\/someone-else\/items\?page=2>; rel="other"$/);
+      // Relative references resolve against the URL that was called, as the caller's client would have resolved them.
+      expect(prev).toBe(`<${broker.issuer}/proxy/vendor/x/paged?page=3>; rel="prev"`);
+      expect(more).toBe(`<${broker.issuer}/proxy/vendor/x/more>; rel="more"`);
+
+      // A Link that the rewrite would make carry the credential (split by a tab, which the URL parser drops) is dropped.
+      const split = await send('/proxy/vendor/x/paged-credential');
+      expect(split.status).toBe(200);
+      await split.arrayBuffer();
+      expect(split.headers.has('link')).toBe(false);
+      for (const [, value] of split.headers) expect(value).not.toContain(STATIC_SECRET);
     });
 
     it('times a slow upstream out: 504 with Keyway-Error, within the limit, and an audit record', async () => {

@@ -15,9 +15,10 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/slow`: headers never sent (until the client goes away);
  * - `…/trickle`: headers and one chunk, then nothing;
  * - `…/status/{code}`: that status, a JSON body and a header of the upstream's own;
- * - `…/redirect-away`, `…/redirect-home`: a 302 to another host, or to this base;
+ * - `…/redirect-away`, `…/redirect-home`, `…/redirect-relative`: a 302 to another host, to this base, or to `landing?x=2`;
  * - `…/redirect-credential`: a 302 to this base whose query carries the credential it received;
- * - `…/paged`: 200 with a `Link` to a page of this base, one on another host and one beside this base;
+ * - `…/paged`: 200 with a `Link` to a page of this base, one on another host, one beside this base and two relative ones;
+ * - `…/paged-credential`: 200 with a `Link` to this base whose query carries the credential it received, split by a tab;
  * - `…/echo-credential`: the Authorization it received, in a header and in the body;
  * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
  * - anything else: 200 with `{"ok":true}`.
@@ -77,6 +78,7 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     }
     if (path.endsWith('/redirect-away')) return redirect(response, 'https://elsewhere.example/steal');
     if (path.endsWith('/redirect-home')) return redirect(response, `${base}/landing?x=1`);
+    if (path.endsWith('/redirect-relative')) return redirect(response, 'landing?x=2');
     // The same host and port, outside this upstream's base path.
     if (path.endsWith('/redirect-sideways')) return redirect(response, `${base.replace(/\/t\/[^/]+$/, '/t/someone-else')}/landing`);
     // A signed-URL style redirect to itself that carries the credential it was called with.
@@ -88,7 +90,14 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     }
     if (path.endsWith('/paged')) {
       const sideways = `${base.replace(/\/t\/[^/]+$/, '/t/someone-else')}/items?page=2`;
-      response.setHeader('link', `<${base}/items?page=2>; rel="next", <https://elsewhere.example/items?page=9>; rel="last", <${sideways}>; rel="other"`);
+      const links = [`<${base}/items?page=2>; rel="next"`, '<https://elsewhere.example/items?page=9>; rel="last"', `<${sideways}>; rel="other"`];
+      response.setHeader('link', [...links, '<?page=3>; rel="prev"', '<more>; rel="more"'].join(', '));
+      return json(response, 200, [{ id: 1 }]);
+    }
+    if (path.endsWith('/paged-credential')) {
+      const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
+      const half = Math.floor(credential.length / 2);
+      response.setHeader('link', `<${base}/items?t=${credential.slice(0, half)}\t${credential.slice(half)}>; rel="next"`);
       return json(response, 200, [{ id: 1 }]);
     }
     if (path.endsWith('/echo-credential')) {

@@ -72,7 +72,8 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
   };
 
   const server = createServer((request, response) => {
-    forward(request, response, options, counts, refuse).catch((error: unknown) => {
+    const own = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    forward(request, response, { ...options, own }, counts, refuse).catch((error: unknown) => {
       if (!response.headersSent) return refuse(response, describe(request), 'broker_unavailable', (error as Error).message);
       response.destroy();
     });
@@ -99,7 +100,7 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
 async function forward(
   request: IncomingMessage,
   response: ServerResponse,
-  options: ForwarderOptions,
+  options: ForwarderOptions & { readonly own: string },
   counts: ForwarderCounts,
   refuse: (response: ServerResponse, what: string, code: RefusalCode, detail?: string) => void,
 ): Promise<void> {
@@ -121,7 +122,7 @@ async function forward(
   const answer = await send(target, request, { ...outboundHeaders(request.headers), authorization: `Bearer ${ciToken}` }, options.idleTimeoutMs);
   counts.forwarded += 1;
   // Where the command called: gh's api.github.localhost through HTTP_PROXY, or this forwarder's own address.
-  const calledAt = request.url?.startsWith('/') === true ? `http://127.0.0.1:${request.socket.localPort}` : `http://${GH_LOCALHOST_API}`;
+  const calledAt = request.url?.startsWith('/') === true ? options.own : `http://${GH_LOCALHOST_API}`;
   response.writeHead(answer.statusCode ?? 502, passedBack(answer.headers, proxyBase(options.broker, options.upstream), calledAt));
   const keywayError = answer.headers['keyway-error'];
   if (typeof keywayError !== 'string') return pipeline(answer, response);

@@ -354,16 +354,16 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   // keeps keyway's credential and never sends its own to the upstream; a link elsewhere passes as it is.
   const link = headers.get('link');
   if (link !== null) {
-    headers.set(
-      'link',
-      link.replace(/<([^>]*)>/g, (whole, target: string) => {
-        const through = sameUpstreamLocation(target, base, proxyBase, callerPathOf);
-        return through === undefined ? whole : `<${through}>`;
-      }),
-    );
+    const rewritten = link.replace(/<([^>]*)>/g, (whole, reference: string) => {
+      const through = sameUpstreamLocation(reference, target, base, proxyBase, callerPathOf);
+      return through === undefined ? whole : `<${through}>`;
+    });
+    // Checked again once rewritten: the URL parser drops tabs and newlines, which could join a credential split by them.
+    if (echoesCredential(rewritten, credential.secret)) headers.delete('link');
+    else headers.set('link', rewritten);
   }
   if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
-    const location = sameUpstreamLocation(response.headers.get('location')!, base, proxyBase, callerPathOf);
+    const location = sameUpstreamLocation(response.headers.get('location')!, target, base, proxyBase, callerPathOf);
     if (location === undefined) {
       await response.body?.cancel();
       return fail('proxy_redirect_refused', `upstream ${upstream.name} redirected to another host; not followed`, { status: response.status });
@@ -446,9 +446,10 @@ async function readCapped(source: ReadableStream<Uint8Array>, max: number, deadl
  * A redirect the caller may see: one to the upstream's own base, rewritten to the proxy's address
  * (so a client that follows it comes back through keyway); anything else is refused.
  */
-function sameUpstreamLocation(location: string, base: string, proxyBase: string, callerPathOf: (path: string) => string): string | undefined {
-  if (!URL.canParse(location, `${base}/`)) return undefined;
-  const target = new URL(location, `${base}/`);
+function sameUpstreamLocation(location: string, called: string, base: string, proxyBase: string, callerPathOf: (path: string) => string): string | undefined {
+  // A relative reference is relative to the URL that was called (RFC 9110 §10.2.2, RFC 8288 §3.2).
+  if (!URL.canParse(location, called)) return undefined;
+  const target = new URL(location, called);
   const root = new URL(`${base}/`);
   if (target.origin !== root.origin || !target.pathname.startsWith(root.pathname)) return undefined;
   return `${proxyBase}${callerPathOf(`/${target.pathname.slice(root.pathname.length)}`)}${target.search}`;
