@@ -41,7 +41,7 @@ describe('GitHub token maps in a pipeline', () => {
       `match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: ${grant}\n  ttl: 10m\n`;
     const root = writeTree({
       'policies/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }'),
-      'policies/octo.yaml': policy('{ owner: Octo-Org, repositories: [site], permissions: { contents: read } }'),
+      'policies/octo.yaml': policy('{ owner: Octo-Org, owner_id: "72700", repositories: [site], permissions: { contents: read } }'),
     });
     broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
   });

@@ -70,6 +70,11 @@ grant:
 grant:
   github: { owner: acme, owner_id: "4242", repositories: [api], permissions: { contents: read } }
 `,
+    // Another owner's repositories with no owner_id: granted only to a caller whose own account that owner is.
+    'github/unpinned.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/unpinned }
+grant:
+  github: { owner: globex, repositories: [cfg], permissions: { contents: read } }
+`,
     'github/org-personal.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/org-personal }
 grant:
   github: { owner: octo-user, owner_id: "777", repositories: [dots], permissions: { contents: read }, organization_permissions: { members: read } }
@@ -99,6 +104,14 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       github = await FakeGitHub.create(githubBase());
       await github.install(ACME_INSTALLATION);
       await github.install(PERSONAL_INSTALLATION);
+      // The login globex, held now by an account (666) other than the one a globex job's token names (100): renamed, registered again.
+      await github.install({
+        id: 8666,
+        owner: 'globex',
+        ownerId: 666,
+        repositories: [{ id: 96601, name: 'cfg' }],
+        permissions: { contents: 'write', metadata: 'read' },
+      });
       // The suite's auditors read records on the /audit page (audience: the broker, as a harness runs it).
       const auditors = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/auditors }
 grant: { audience: https://keyway.test, scopes: [audit:read] }
@@ -231,6 +244,21 @@ grant: { audience: https://keyway.test, scopes: [audit:read] }
         error: 'invalid_target',
         reason: 'github_owner_mismatch',
       });
+      expect(await tokenCalls()).toBe(before);
+    });
+
+    it("gives a token for an owner the policy does not pin by id only on the caller's own account, held by the id its token carries", async () => {
+      const before = await tokenCalls();
+      // Not the caller's own account: the grant needs owner_id.
+      const stranger = await expectRefusal(broker, await postToken(broker, githubForm(await job('refs/heads/unpinned'))), {
+        error: 'invalid_target',
+        reason: 'github_repository_not_granted',
+      });
+      expect(stranger.detail).toContain('grants repositories of globex, which is not the caller');
+      // The caller's own account by login, but the login is now on another account than the one its token names.
+      const renamed = await job('refs/heads/unpinned', { repository_owner: 'globex', repository_owner_id: '100' });
+      const impostor = await expectRefusal(broker, await postToken(broker, githubForm(renamed)), { error: 'invalid_target', reason: 'github_owner_mismatch' });
+      expect(impostor.detail).toContain('on account id 666, not 100');
       expect(await tokenCalls()).toBe(before);
     });
 

@@ -56,10 +56,10 @@ function tokenMapPolicies(issuer: TestIssuer): Record<string, string> {
   return {
     'map/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }', '10m'),
     'map/octo.yaml': policy('{ owner: Octo-Org, owner_id: "31337", repositories: [site], permissions: { contents: write } }', '5m'),
-    'map/flaky.yaml': policy('{ owner: flaky-org, repositories: [tools], permissions: { contents: read } }', '5m'),
+    'map/flaky.yaml': policy('{ owner: flaky-org, owner_id: "71710", repositories: [tools], permissions: { contents: read } }', '5m'),
     'map/reborn.yaml': policy('{ owner: reborn-org, owner_id: "5555", repositories: [app], permissions: { contents: read } }', '5m'),
-    'map/brittle.yaml': policy('{ owner: brittle-org, repositories: [lib], permissions: { contents: read } }', '5m'),
-    'map/uninstalled.yaml': policy('{ owner: gone-org, repositories: [old], permissions: { contents: read } }', '5m'),
+    'map/brittle.yaml': policy('{ owner: brittle-org, owner_id: "71740", repositories: [lib], permissions: { contents: read } }', '5m'),
+    'map/uninstalled.yaml': policy('{ owner: gone-org, owner_id: "71750", repositories: [old], permissions: { contents: read } }', '5m'),
   };
 }
 

@@ -132,6 +132,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       github.install({
         id: 71,
         owner: OWNER,
+        ownerId: 1200934,
         repositories: [
           { id: policyRepositoryId, name: POLICY_REPO.name },
           { id: 734201, name: 'api' },
@@ -799,6 +800,7 @@ export async function policyRepositoryOnFakeGitHub(fakeGitHubBase: string, issue
   await github.install({
     id: 72,
     owner: OWNER,
+    ownerId: 1200934,
     repositories: [{ id: POLICY_REPO_ID, name: POLICY_REPO.name }],
     permissions: { contents: 'read', checks: 'write' },
   });

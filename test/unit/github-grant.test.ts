@@ -12,6 +12,7 @@ const SAFE_CONTEXT = '  event_name: push\n  runner_environment: github-hosted\n 
 /** The claims of a push to a protected branch on a GitHub-hosted runner, pinned by owner and repository id. */
 const PUSH_CLAIMS = {
   aud: 'https://keyway.test',
+  repository_owner: 'acme',
   repository_owner_id: '1200934',
   repository_id: '734201',
   event_name: 'push',
@@ -154,9 +155,10 @@ describe('a GitHub token request', () => {
     const ask = (repositories: { owner: string; name: string }[] | undefined, permissions: Record<string, string> | undefined) =>
       decide(set, token, { audiences: [], scopes: undefined, github: { repositories, permissions } });
     const granted = ask([{ owner: 'ACME', name: 'API' }], { contents: 'read' });
+    // With no owner_id, held to the caller's own account: the id its token carries.
     expect(granted.granted && granted.grant.github).toEqual({
       owner: 'acme',
-      ownerId: undefined,
+      ownerId: '1200934',
       repositories: ['api'],
       permissions: { contents: 'read' },
       organizationPermissions: {},
@@ -169,13 +171,21 @@ describe('a GitHub token request', () => {
     expect(ask([{ owner: 'other', name: 'api' }], undefined)).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
     expect(ask(undefined, { issues: 'write' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
     expect(ask(undefined, { pull_requests: 'read' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
+    // Another owner's job, or a token of another issuer with claims of those names, is not the owner's own account.
+    const other = decide(
+      set,
+      { ...token, claims: { ...PUSH_CLAIMS, repository_owner: 'globex' } },
+      { audiences: [], scopes: undefined, github: { repositories: undefined, permissions: undefined } },
+    );
+    expect(other).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
+    expect(other.granted === false && other.detail).toContain('without pinning it by id (grant.github.owner_id)');
   });
 
   it('folds only ASCII letters: a repository or owner written with the Kelvin sign is not the granted one', () => {
     const set = loadPolicies([{ path: 'p.yaml', text: policy('  github: { repositories: [kit-co/kube], permissions: { contents: read } }\n') }], OPTIONS);
     const token = {
       issuer: set.policies[0]!.issuer,
-      claims: PUSH_CLAIMS,
+      claims: { ...PUSH_CLAIMS, repository_owner: 'kit-co' },
     };
     const ask = (owner: string, name: string) =>
       decide(set, token, { audiences: [], scopes: undefined, github: { repositories: [{ owner, name }], permissions: undefined } });

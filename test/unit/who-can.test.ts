@@ -47,6 +47,7 @@ function tokenMeeting(conditions: readonly { claim: string; matcher: Matcher }[]
     iss: GITHUB,
     sub: 'repo:acme/x:ref:refs/heads/main',
     repository: 'acme/x',
+    repository_owner: 'acme',
     ref: 'refs/heads/main',
     event_name: 'push',
     run_id: '7',
@@ -67,6 +68,27 @@ const requestFor = (question: WhoCanQuestion): AccessRequest => {
 };
 
 describe('whoCan', () => {
+  it("lists a GitHub grant that pins no owner_id with the owner as the job's own account, and never for another issuer's tokens", () => {
+    const [bot] = whoCan(set, { githubPermission: 'contents:write' }).allow;
+    expect(bot?.conditions.at(-1)).toEqual({ claim: 'repository_owner', matcher: 'acme' });
+    const other = { ...tokenMeeting(bot?.conditions ?? []), repository_owner: 'globex' };
+    expect(explainClaims(set, other, requestFor({ githubPermission: 'contents:write' })).decision).toMatchObject({ granted: false });
+    const generic = loadPolicies(
+      [
+        {
+          path: 'unpinned.yaml',
+          text: 'version: 1\nissuer: { kind: oidc, url: "https://ci.example" }\nmatch: { sub: x }\ngrant:\n  github: { owner: acme, repositories: [api], permissions: { contents: write } }\n',
+        },
+        {
+          path: 'pinned.yaml',
+          text: 'version: 1\nissuer: { kind: oidc, url: "https://ci.example" }\nmatch: { sub: y }\ngrant:\n  github: { owner: acme, owner_id: "9", repositories: [api], permissions: { contents: write } }\n',
+        },
+      ],
+      { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false },
+    );
+    expect(whoCan(generic, { githubPermission: 'contents:write' }).allow.map((policy) => policy.id)).toEqual(['pinned']);
+  });
+
   it.each<WhoCanQuestion>([
     { scope: 'deploy:write' },
     { scope: 'artifacts:read' },

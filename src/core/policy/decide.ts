@@ -1,6 +1,7 @@
 import type { Reason } from '../errors/reasons.ts';
 import { asciiLowerCase } from '../claims/case-fold.ts';
 import { isOrganizationPermission, levelCovers } from './github-permissions.ts';
+import { callersGitHubAccount } from './callers-github-account.ts';
 import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
@@ -55,7 +56,8 @@ export interface IssuedGitHubGrant {
   readonly permissions: Readonly<Record<string, string>>;
   /** Organization permissions (empty unless the policy grants some), for the owner with this account id. */
   readonly organizationPermissions: Readonly<Record<string, string>>;
-  readonly ownerId: string | undefined;
+  /** The account id the owner's installation must be on: the policy's `owner_id`, or the caller's own account's. */
+  readonly ownerId: string;
 }
 
 /** The cloud token a grant gives: what it carries beyond the common claims, and what the audit record names. */
@@ -400,7 +402,16 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
     permissions = Object.fromEntries(asked.filter(([name]) => !isOrganizationPermission(name)));
     organizationPermissions = Object.fromEntries(asked.filter(([name]) => isOrganizationPermission(name)));
   }
+  // A login can be renamed and registered again: the token goes to the account the policy pins, or to the caller's own.
+  const ownerId = github.ownerId ?? callersGitHubAccount(token, github.owner);
+  if (ownerId === undefined) {
+    return {
+      ok: false,
+      reason: 'github_repository_not_granted',
+      detail: `${policy.id} grants repositories of ${github.owner}, which is not the caller's own account, without pinning it by id (grant.github.owner_id): a login can be renamed and registered again`,
+    };
+  }
   return grantedApart(policy, grant, token, {
-    github: { owner: github.owner, ownerId: github.ownerId, repositories: [...new Set(repositories)], permissions, organizationPermissions },
+    github: { owner: github.owner, ownerId, repositories: [...new Set(repositories)], permissions, organizationPermissions },
   });
 }

@@ -85,7 +85,9 @@ function grants(policy: Policy, question: WhoCanQuestion): boolean {
   if (grant === undefined) return false;
   if (question.githubPermission !== undefined) {
     const [name, level] = question.githubPermission.split(':') as [string, string];
-    return grant.github !== undefined && levelCovers(grant.github.permissions[name], level);
+    // Without owner_id, only a GitHub issuer's token can name the owner as its own account.
+    const reachable = grant.github?.ownerId !== undefined || policy.issuer.preset.name === 'github';
+    return grant.github !== undefined && reachable && levelCovers(grant.github.permissions[name], level);
   }
   // A keyway token needs an audience; `scope` alone is asked of the policy's audiences.
   if (grant.audiences.length === 0) return false;
@@ -97,6 +99,16 @@ const lines = (policy: Policy): WhoCanLine[] => [
   ...(policy.everyAudience ? [] : [{ claim: 'subject_audience', matcher: policy.subjectAudience }]),
   ...policy.conditions.map((condition) => ({ claim: condition.key, matcher: condition.written })),
 ];
+
+/**
+ * A GitHub token's lines: the policy's, and, for a grant that pins no `owner_id`, the owner as the job's own account
+ * (decide holds such a token to the `repository_owner_id` of a job whose `repository_owner` the owner is).
+ */
+const githubLines = (policy: Policy): WhoCanLine[] => {
+  const github = policy.grant?.github;
+  if (github === undefined || github.ownerId !== undefined) return lines(policy);
+  return [...lines(policy), { claim: 'repository_owner', matcher: github.owner }];
+};
 
 /** The values a matcher admits when it lists exact values only; undefined for globs, regexes, `not` and `exists`. */
 function exactValues(matcher: Matcher): readonly (string | number | boolean)[] | undefined {
@@ -147,7 +159,7 @@ export function whoCan(policies: PolicySet, question: WhoCanQuestion): WhoCanAns
           ...(policy.description === undefined ? {} : { description: policy.description }),
           issuer: policy.issuer.url,
           preset: policy.issuer.preset.name,
-          conditions: lines(policy),
+          conditions: question.githubPermission === undefined ? lines(policy) : githubLines(policy),
           grant: {
             audiences: grant.audiences,
             scopes: grant.scopes,

@@ -1,5 +1,4 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import { asciiLowerCase } from '../../core/claims/case-fold.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog } from '../../core/audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
@@ -17,7 +16,7 @@ import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
-import { GITHUB_ACCOUNT_ID_PATTERN } from '../../core/policy/schema.ts';
+import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from './forward-headers.ts';
@@ -189,7 +188,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
       public: true,
     });
   }
-  const ownerId = repository === undefined ? undefined : (grant.proxy?.ownerId ?? callersOwnerId(caller, repository.owner));
+  const ownerId = repository === undefined ? undefined : (grant.proxy?.ownerId ?? callersGitHubAccount(caller, repository.owner));
   if (repository !== undefined && ownerId === undefined) {
     throw new ProxyRefusal(
       'proxy_not_allowed',
@@ -206,18 +205,6 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
 }
 
 const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
-
-/**
- * The account id of `owner` when it is the verified caller's own: GitHub Actions' `repository_owner`,
- * pinned by its `repository_owner_id`; the installation must be on that account. Only a GitHub
- * issuer's claims say so: other issuers (Forgejo, a keyway token's templates) may carry claims of
- * those names that are no GitHub account's.
- */
-function callersOwnerId(caller: SubjectClaims, owner: string): string | undefined {
-  if (caller.issuer.preset.name !== 'github') return undefined;
-  const { repository_owner: login, repository_owner_id: id } = caller.claims;
-  return typeof login === 'string' && asciiLowerCase(login) === owner && typeof id === 'string' && GITHUB_ACCOUNT_ID_PATTERN.test(id) ? id : undefined;
-}
 
 /**
  * The caller: a CI OIDC token, verified exactly as at /token (the central set's issuers), or a keyway
