@@ -169,4 +169,18 @@ describe('lint: cloud-subject-collision', () => {
     const silenced = (text: string) => `${text}lint:\n  ignore:\n    cloud-subject-collision: both policies name one repository's deploys\n`;
     expect(found({ 'a.yaml': silenced(aws('repo:{repository}')), 'b.yaml': silenced(aws('repo:acme/api')) })).toEqual([]);
   });
+
+  it('compares Google grants per Workload Identity pool, not per provider: a principal names the pool and the sub, never the provider', () => {
+    const gcp = (pool: string, provider: string, subject: string) =>
+      policy(
+        `provider: gcp\nworkload_identity_provider: projects/123456789/locations/global/workloadIdentityPools/${pool}/providers/${provider}\nservice_accounts: [deployer@acme-prod.iam.gserviceaccount.com]`,
+        `  subject: "${subject}"\n`,
+      );
+    const pool = 'projects/123456789/locations/global/workloadIdentityPools/keyway';
+    expect(found({ 'a.yaml': gcp('keyway', 'prod', 'policy:a'), 'b.yaml': gcp('keyway', 'team-b', 'policy:{ref}') })).toEqual([
+      `a.yaml: the cloud token's sub (policy:a) could be the sub of b's (policy:{ref}), and Workload Identity pool ${pool} tells them apart by sub alone`,
+      `b.yaml: the cloud token's sub (policy:{ref}) could be the sub of a's (policy:a), and Workload Identity pool ${pool} tells them apart by sub alone`,
+    ]);
+    expect(found({ 'a.yaml': gcp('keyway', 'prod', 'policy:a'), 'b.yaml': gcp('keyway-dev', 'prod', 'policy:a') })).toEqual([]);
+  });
 });

@@ -269,10 +269,10 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     if (mine === undefined) return;
     for (const peer of peers) {
       const theirs = cloudSubject(peer);
-      if (peer === policy || theirs === undefined || theirs.audience !== mine.audience || !subjectsOverlap(mine.shape, theirs.shape)) continue;
+      if (peer === policy || theirs === undefined || theirs.trust !== mine.trust || !subjectsOverlap(mine.shape, theirs.shape)) continue;
       report(
         'cloud-subject-collision',
-        `the cloud token's sub (${mine.written}) could be the sub of ${peer.id}'s (${theirs.written}), and ${mine.audience} tells them apart by sub alone`,
+        `the cloud token's sub (${mine.written}) could be the sub of ${peer.id}'s (${theirs.written}), and ${mine.trust} tells them apart by sub alone`,
         policy.grant?.subject === undefined ? ['grant', 'cloud'] : ['grant', 'subject'],
       );
     }
@@ -385,17 +385,23 @@ function blocksEveryToken(guard: Policy, policy: Policy, claim: string, value: s
 
 type Piece = { readonly char: string } | { readonly except: ReadonlySet<string> };
 
-/** An allow policy's cloud token `sub` as pieces (a character, or a placeholder's value: any run of characters but the template's delimiters), and its audience. */
-function cloudSubject(policy: Policy): { audience: string; written: string; shape: Piece[] } | undefined {
+/**
+ * An allow policy's cloud token `sub` as pieces (a character, or a placeholder's value: any run of characters but the template's delimiters),
+ * and the trust that tells subs apart. AWS (an OIDC provider per issuer, role trust on aud + sub) and Azure (credentials on issuer + sub +
+ * audience): the one audience keyway mints for. Google: the Workload Identity pool, not the provider the audience names, since a principal
+ * (`principal://…/workloadIdentityPools/POOL/subject/SUB`) names only the pool: a sub through one provider is the same principal through another.
+ */
+function cloudSubject(policy: Policy): { trust: string; written: string; shape: Piece[] } | undefined {
   const cloud = policy.grant?.cloud;
   if (policy.effect !== 'allow' || cloud === undefined) return undefined;
+  const trust = cloud.provider === 'gcp' ? `Workload Identity pool ${(cloud.home ?? cloud.audience).replace(/\/providers\/[^/]*$/, '')}` : cloud.audience;
   const template = policy.grant?.subject;
   if (template === undefined) {
     const sub = defaultCloudSubject(policy.id);
-    return { audience: cloud.audience, written: sub, shape: Array.from(sub, (char) => ({ char })) };
+    return { trust, written: sub, shape: Array.from(sub, (char) => ({ char })) };
   }
   const shape = template.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: template.delimiters }]));
-  return { audience: cloud.audience, written: template.source, shape };
+  return { trust, written: template.source, shape };
 }
 
 /** Whether some text could be rendered from both shapes: a walk of both at once, each placeholder taking none or more characters it may hold. */
