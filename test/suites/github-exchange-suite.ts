@@ -505,6 +505,22 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(granted).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
     });
 
+    it('refuses a policy that is a symlink, as one that does not load: GitHub answers it with the file it points at, outside .github/keyway/', async () => {
+      await github.putFile({
+        owner: 'acme',
+        repo: 'api',
+        path: '.github/keyway/linked.yaml',
+        text: ownPolicy('{ contents: read }'),
+        symlink: 'docs/linked.yaml',
+      });
+      const result = await ask(await job(), 'acme/api', 'linked');
+      expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(result.body).not.toHaveProperty('access_token');
+      const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+      expect(event?.reason).toBe('no_policy_matched');
+      expect(event?.detail).toContain('acme/api/.github/keyway/linked.yaml is not a file (GitHub answered with docs/linked.yaml)');
+    });
+
     it('answers a verified caller the same for a repository without the policy and one the App cannot see', async () => {
       const answers = [];
       for (const repository of ['acme/infra', 'acme/secret', 'nobody/ghost']) {

@@ -34,8 +34,11 @@ interface FakeApp {
   readonly installations: Map<number, FakeInstallation>;
   readonly tokens: Map<string, FakeToken>;
   readonly files: Map<string, string>;
-  /** Files (keys of `files`) that are symlinks: listed as `symlink`, read as their target's text, as GitHub does for a file target. */
-  readonly symlinks: Set<string>;
+  /**
+   * Files (keys of `files`) that are symlinks, with their target's path: listed as `symlink`, read as their target's
+   * text and path, as GitHub does for a file target.
+   */
+  readonly symlinks: Map<string, string>;
   readonly branches: Map<string, string>;
   /** Repository roles by `owner/repo:user` (lower case): admin, maintain, write, triage, read. */
   readonly roles: Map<string, string>;
@@ -84,7 +87,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       installations: new Map(),
       tokens: new Map(),
       files: new Map(),
-      symlinks: new Set(),
+      symlinks: new Map(),
       branches: new Map(),
       roles: new Map(),
       calls: [],
@@ -333,12 +336,15 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const ref = c.req.query('ref') ?? 'main';
       const prefix = fileKey(access.owner, access.repo, '', ref);
       const files = c.get('app').files;
-      const text = files.get(fileKey(access.owner, access.repo, path, ref));
+      const key = fileKey(access.owner, access.repo, path, ref);
+      const text = files.get(key);
       if (text !== undefined) {
+        // A symlink to a file is answered as that file, under the target's path.
+        const answered = c.get('app').symlinks.get(key) ?? path;
         return c.json({
           type: 'file',
-          path,
-          name: path.split('/').pop(),
+          path: answered,
+          name: answered.split('/').pop(),
           sha: createHash('sha1').update(text).digest('hex'),
           encoding: 'base64',
           content: Buffer.from(text)
@@ -450,11 +456,12 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/files', async (c) => {
-    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean }>();
+    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean | string }>();
     const key = fileKey(file.owner, file.repo, file.path, file.ref ?? 'main');
     c.get('app').files.set(key, file.text);
-    if (file.symlink === true) c.get('app').symlinks.add(key);
-    else c.get('app').symlinks.delete(key);
+    // `true`: a target of the same name at the repository's root.
+    if (file.symlink === undefined || file.symlink === false) c.get('app').symlinks.delete(key);
+    else c.get('app').symlinks.set(key, file.symlink === true ? file.path.split('/').pop()! : file.symlink);
     return c.json({ ok: true });
   });
   api.post('/_test/settings', async (c) => {

@@ -83,8 +83,11 @@ export class FakeGitHub {
     await this.#admin('DELETE', `installations/${id}`);
   }
 
-  /** With `symlink`, a symlink to a file of that text: listed as one, read as the file it points at. */
-  async putFile(file: { owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean }): Promise<void> {
+  /**
+   * With `symlink`, a symlink to a file of that text (at the path given, or of the same name at the repository's root):
+   * listed as one, read as the file it points at, under that file's path.
+   */
+  async putFile(file: { owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean | string }): Promise<void> {
     await this.#admin('POST', 'files', file);
   }
 

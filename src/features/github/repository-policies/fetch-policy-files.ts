@@ -57,6 +57,8 @@ export async function fetchPolicyFiles(
   for (const path of [...blobs.keys()].sort()) {
     const file = await access.contents(`${dir}/${path}`, ref);
     if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file`);
+    // Listed as a file, but a symlink by now (a push since the listing): GitHub answers with its target.
+    if (file.path !== `${dir}/${path}`) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file (GitHub answered with ${file.path})`);
     characters += file.text.length;
     if (characters > POLICY_FETCH_LIMITS.characters) {
       throw new PolicyFetchError(`the policy files under ${dir}${at(ref)} hold more than ${POLICY_FETCH_LIMITS.characters} characters`);

@@ -259,6 +259,14 @@ export class RepositoryPolicySource implements RepositoryPolicies {
       try {
         const file = await access.contents(path);
         if (file === undefined || isListing(file)) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
+        // GitHub answers a symlink to a file with that file, under its own path: the policy would be text outside
+        // the policy directory, changed without the review it gets. Refused like a policy that does not load.
+        if (file.path !== path) {
+          throw new ExchangeError(
+            'no_policy_matched',
+            `${fullName(repository)}/${path} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`,
+          );
+        }
         text = file.text;
       } finally {
         await access.close().catch(() => undefined);
