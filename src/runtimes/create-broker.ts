@@ -259,7 +259,7 @@ function repositoryPolicySource(
     rules,
     now,
     beforeFetch: (caller) => limits.forRepositoryPolicyFetch(caller.issuer, caller.subject),
-    guardrailsFor: orgGuardrailsFor({ open, loadOptions, rules }),
+    guardrailsFor: orgGuardrailsFor({ open, account: (owner) => app.installations.get(owner), loadOptions, rules }),
     ...REPOSITORY_POLICY_CACHE,
   });
 }

@@ -28,6 +28,8 @@ const ORGS = {
   oscorp: { installation: 8111, ownerId: 9933, repo: { id: 970001, name: 'glider' }, dotGithub: 8111_01 },
   // Publishes more policy text than keyway holds in memory for one directory, in files each below the loader's limit.
   lexcorp: { installation: 8112, ownerId: 9944, repo: { id: 980001, name: 'tower' }, dotGithub: 8112_01 },
+  // Renames itself (same account, same repositories) while pinned under its old name.
+  wonka: { installation: 8113, ownerId: 9955, repo: { id: 990001, name: 'factory' }, dotGithub: 8113_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -43,6 +45,7 @@ const PINS: Record<Org, string> = {
   tyrell: `tyrell:${ORGS.tyrell.ownerId}:${ORGS.tyrell.dotGithub}`,
   oscorp: `oscorp:${ORGS.oscorp.ownerId}:${ORGS.oscorp.dotGithub}`,
   lexcorp: `lexcorp:${ORGS.lexcorp.ownerId}:${ORGS.lexcorp.dotGithub}`,
+  wonka: `wonka:${ORGS.wonka.ownerId}:${ORGS.wonka.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -68,10 +71,10 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
     let github: FakeGitHub;
 
     const header = (): string => `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
-    /** A repository's own policy for its main branch. */
-    const ownPolicy = (org: Org): string =>
+    /** A repository's own policy for its main branch (`owner`: the organisation's name now). */
+    const ownPolicy = (org: Org, owner: string = org): string =>
       `${header()}match: { repository_id: "${ORGS[org].repo.id}", ref: refs/heads/main }\n` +
-      `grant:\n  github: { repositories: [${org}/${ORGS[org].repo.name}], permissions: { contents: read } }\n`;
+      `grant:\n  github: { repositories: [${owner}/${ORGS[org].repo.name}], permissions: { contents: read } }\n`;
     const putGuardrail = (org: Org, name: string, text: string) => github.putFile({ owner: org, repo: '.github', path: `keyway/guardrails/${name}`, text });
     /** Self-hosted runners are refused: a required pin, written as a deny. */
     const hostedOnly = (): string => `${header()}effect: deny\nmatch:\n  runner_environment: { not: github-hosted }\n`;
@@ -98,6 +101,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       await putGuardrail('initech', 'hosted-runners.yaml', `${header()}effect: deny\nmatch: { runner_environment: { not: github-hosted } }\nlifetime: 5m\n`);
       await putGuardrail('stark', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('tyrell', 'hosted-runners.yaml', hostedOnly());
+      await putGuardrail('wonka', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('oscorp', 'freeze-dev.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/dev }\n`);
       await github.putFile({ owner: 'oscorp', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly(), symlink: true });
       // 47 guardrails of 180 KiB each (a comment pads them), each within what the GitHub client reads for one answer, 8.3 MiB together.
@@ -133,18 +137,19 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
     beforeEach(() => {
       caller += 1;
     });
-    const repositoryUrl = (org: Org): string => `${new URL(github.apiUrl).origin}/${org}/${ORGS[org].repo.name}`;
-    const ask = async (org: Org, overrides: Record<string, unknown> = {}) => {
+    const repositoryUrl = (org: Org, owner: string = org): string => `${new URL(github.apiUrl).origin}/${owner}/${ORGS[org].repo.name}`;
+    /** An exchange for `org`'s repository policy, by a pipeline of that repository (`owner`: the organisation's name now). */
+    const ask = async (org: Org, overrides: Record<string, unknown> = {}, owner: string = org) => {
       const { repo, ownerId } = ORGS[org];
       const claims = ciClaims(issuer.url, broker.issuer, {
-        sub: `repo:${org}/${repo.name}:ref:refs/heads/main:org-${caller}`,
-        repository: `${org}/${repo.name}`,
+        sub: `repo:${owner}/${repo.name}:ref:refs/heads/main:org-${caller}`,
+        repository: `${owner}/${repo.name}`,
         repository_id: String(repo.id),
-        repository_owner: org,
+        repository_owner: owner,
         repository_owner_id: String(ownerId),
         ...overrides,
       });
-      return postToken(broker, githubForm(await issuer.sign(claims), { scope: 'policy:release', resource: repositoryUrl(org) }));
+      return postToken(broker, githubForm(await issuer.sign(claims), { scope: 'policy:release', resource: repositoryUrl(org, owner) }));
     };
     const guardrailReads = async (org: Org) =>
       (await github.calls()).filter((call) => call.path.startsWith(`/repos/${org}/.github/contents/keyway/guardrails`)).length;
@@ -253,6 +258,37 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       const response = await broker.request('/webhooks/github', init);
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
+
+    it('keeps applying the guardrails of an organisation that renamed itself: the pin is its account id and its .github id, not its name', async () => {
+      const before = await expectRefusal(broker, await ask('wonka', { runner_environment: 'self-hosted' }), {
+        error: 'invalid_request',
+        reason: 'denied_by_policy',
+      });
+      expect(before.policy).toMatchObject({ denied_by: ['wonka/.github/keyway/guardrails/hosted-runners'] });
+      // wonka becomes wonka-industries: the same installation, account and repositories, under the new name only.
+      const { installation, ownerId, repo, dotGithub } = ORGS.wonka;
+      await github.install({
+        id: installation,
+        owner: 'wonka-industries',
+        ownerId,
+        repositories: [repo, { id: dotGithub, name: '.github' }],
+        permissions: { contents: 'write', metadata: 'read', checks: 'write' },
+      });
+      await github.putFile({ owner: 'wonka-industries', repo: repo.name, path: '.github/keyway/release.yaml', text: ownPolicy('wonka', 'wonka-industries') });
+      await github.putFile({ owner: 'wonka-industries', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly() });
+      const after = await expectRefusal(broker, await ask('wonka', { runner_environment: 'self-hosted' }, 'wonka-industries'), {
+        error: 'invalid_request',
+        reason: 'denied_by_policy',
+      });
+      expect(after.policy).toMatchObject({ denied_by: ['wonka-industries/.github/keyway/guardrails/hosted-runners'] });
+      expect((await ask('wonka', {}, 'wonka-industries')).status).toBe(200);
+      // A push to its .github under the new name is the pinned repository's: its guardrails are read again.
+      const push: Delivery = {
+        event: 'push',
+        payload: payloads.push({ owner: 'wonka-industries', name: '.github', id: dotGithub }, { ref: 'refs/heads/main', after: sha('wonka-push') }),
+      };
+      expect(await deliver(push)).toMatchObject({ status: 200, body: { status: 'handled' } });
+    });
 
     it("reads an organisation's guardrails again after a push to its pinned .github, not one under its name with another id", async () => {
       expect((await ask('tyrell')).status).toBe(200);

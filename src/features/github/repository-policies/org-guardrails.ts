@@ -1,7 +1,7 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import { PolicyLoadError, type PolicyCompilation, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
-import type { PolicySet } from '../../../core/policy/policy-set.ts';
+import { PolicySet } from '../../../core/policy/policy-set.ts';
 import { GitHubError } from '../app/github-error.ts';
 import { PolicyFetchError, readPolicyFilesAt } from './fetch-policy-files.ts';
 import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
@@ -41,9 +41,24 @@ export function orgPolicyIds(pin: OrgGuardrailPin): OrganisationIds {
   };
 }
 
-/** The pin of the organisation that owns `repository`, when the operator lets it publish guardrails. */
+/**
+ * The pin the operator wrote under an organisation's name. Only for refusing: the name is the organisation's until it
+ * renames itself, and anyone's after; the ids say which organisation it is (orgGuardrailPinOf, the webhooks' guardrailRole).
+ */
 export function orgGuardrailPin(rules: RepositoryPolicyRules, repository: Pick<RepositoryName, 'owner'>): OrgGuardrailPin | undefined {
   return rules.orgGuardrails.find((pin) => pin.owner.toLowerCase() === repository.owner.toLowerCase());
+}
+
+/**
+ * The pin of the account `owner` is now (its id, as the App's installation there says), named by that login: a renamed
+ * organisation keeps its guardrails, and its ids in the audit log follow its new name as its repositories' do.
+ */
+export function orgGuardrailPinOf(
+  rules: RepositoryPolicyRules,
+  account: { readonly owner: string; readonly ownerId: number | undefined },
+): OrgGuardrailPin | undefined {
+  const pin = rules.orgGuardrails.find((candidate) => candidate.ownerId === account.ownerId);
+  return pin === undefined ? undefined : { ...pin, owner: account.owner };
 }
 
 /**
@@ -69,23 +84,51 @@ export function orgGuardrailProblems(compilation: PolicyCompilation, pin: OrgGua
 export interface OrgGuardrailOptions {
   /** Reads with contents: read, pinned by the repository's id and its owner's account id. */
   readonly open: OpenRepositoryAccess;
+  /** The account the App's installation under a login is on, as GitHub spells the login (the installation lookup). */
+  readonly account: (owner: string) => Promise<{ readonly owner: string; readonly ownerId: number | undefined }>;
   readonly loadOptions: PolicyLoadOptions;
   readonly rules: () => RepositoryPolicyRules;
 }
 
+/** An organisation the operator lets publish no guardrails: nothing more holds for its repositories' policies. */
+const NONE = new PolicySet([]);
+
 /**
  * Each organisation's guardrails for RepositoryPolicySource: the deny policies under `keyway/guardrails/` in
  * `<org>/.github`, read from its default branch only if the repository still has the pinned id and its owner
- * the pinned account id. Whatever keeps them from use (the repository re-created or renamed, unreadable, the
- * directory gone, a guardrail that does not load) refuses every policy of the organisation's repositories:
- * dropping a guardrail must never widen what they grant.
+ * the pinned account id. The pin is chosen by the account the App's installation under the owner's name is on,
+ * not by the name: an organisation that renames itself keeps its guardrails. Whatever keeps them from use (the
+ * repository re-created or renamed, unreadable, the directory gone, a guardrail that does not load, the pinned
+ * name now another account's) refuses every policy of the organisation's repositories: dropping a guardrail must
+ * never widen what they grant. Which account an owner is is looked up, charged and cached with its guardrails
+ * (none, for an account not pinned), under its name.
  */
 export function orgGuardrailsFor(options: OrgGuardrailOptions): (owner: string) => MoreGuardrails | undefined {
   return (owner) => {
-    const pin = orgGuardrailPin(options.rules(), { owner });
-    if (pin === undefined) return undefined;
-    return { key: `${fullName(guardrailRepository(pin)).toLowerCase()}:${ORG_GUARDRAILS_DIR}`, fetch: () => fetchOrgGuardrails(options, pin) };
+    if (options.rules().orgGuardrails.length === 0) return undefined;
+    return { key: `${owner.toLowerCase()}/${ORG_GUARDRAILS_REPOSITORY}:${ORG_GUARDRAILS_DIR}`, fetch: () => fetchOrgGuardrailsOf(options, owner) };
   };
+}
+
+async function fetchOrgGuardrailsOf(options: OrgGuardrailOptions, owner: string): Promise<PolicySet> {
+  const named = orgGuardrailPin(options.rules(), { owner });
+  let account;
+  try {
+    account = await options.account(owner);
+  } catch (error) {
+    if (!(error instanceof GitHubError)) throw error;
+    // Not installed there: none of its policies can be read either. Under a name the operator pinned, refused as its guardrails are.
+    if (named === undefined) throw readFailure(error, `${owner}: ${error.message}`, 'no_policy_matched');
+    throw readFailure(error, `organisation guardrails ${guardrailPlace(named)}: ${error.message}`, 'org_guardrails_unusable');
+  }
+  const pin = orgGuardrailPinOf(options.rules(), account);
+  if (pin !== undefined) return fetchOrgGuardrails(options, pin);
+  if (named === undefined) return NONE;
+  // The pinned organisation renamed itself and another account took the name (or never had it): its policies are not taken unchecked.
+  throw new ExchangeError(
+    'org_guardrails_unusable',
+    `organisation guardrails ${fullName(guardrailRepository(named))}/${ORG_GUARDRAILS_DIR}: ${owner} is the account ${account.ownerId ?? 'of no id'}, not ${named.ownerId}: it is not read under that name`,
+  );
 }
 
 async function fetchOrgGuardrails(options: OrgGuardrailOptions, pin: OrgGuardrailPin): Promise<PolicySet> {

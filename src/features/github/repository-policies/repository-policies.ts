@@ -217,7 +217,8 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     const more = this.#options.guardrailsFor?.(repository.owner);
     const guardrails = more === undefined ? undefined : await this.#cached(more.key, caller, () => more.fetch());
     const policy = await this.#cached(`${fullName(repository).toLowerCase()}:${name}`, caller, () => this.#fetch(repository, name));
-    return guardrails === undefined ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
+    // None, for an organisation that publishes no guardrails: the policy's set as it loaded.
+    return guardrails === undefined || guardrails.policies.length === 0 ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
   }
 
   async #cached(key: string, caller: VerifiedCaller, fetch: () => Promise<PolicySet>): Promise<PolicySet> {

@@ -179,9 +179,12 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
  * place), which is refused as the central repository would be.
  */
 function guardrailRole(deps: PolicyEventDeps, repository: RepositoryName, id: number): OrgGuardrailPin | Handled | undefined {
+  if (repository.name.toLowerCase() !== ORG_GUARDRAILS_REPOSITORY) return undefined;
+  // By its id, under the organisation's name now: a renamed organisation's .github is still the pinned one.
+  const pinned = deps.repositoryRules().orgGuardrails.find((candidate) => candidate.repositoryId === id);
+  if (pinned !== undefined) return { ...pinned, owner: repository.owner };
   const pin = orgGuardrailPin(deps.repositoryRules(), repository);
-  if (pin === undefined || repository.name.toLowerCase() !== ORG_GUARDRAILS_REPOSITORY) return undefined;
-  if (id === pin.repositoryId) return pin;
+  if (pin === undefined) return undefined;
   deps.log.warn('organisation guardrail repository event refused', { repository: fullName(repository), repository_id: id, expected_id: pin.repositoryId });
   const detail =
     `refused: repository ${fullName(repository)} has id ${id}, but the organisation's guardrail repository's is ${pin.repositoryId} ` +
