@@ -36,7 +36,12 @@ const RECORD_COLUMNS = `seq, prev_hash, hash, event, ${AUDIT_INDEX_COLUMNS.join(
 
 export function toRecord(row: RecordRow): AuditRecord {
   const index = Object.fromEntries(AUDIT_INDEX_COLUMNS.map((column) => [column, row[column]])) as AuditIndex;
-  return { event: JSON.parse(row.event) as AuditEvent, chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' }, index };
+  return {
+    event: JSON.parse(row.event) as AuditEvent,
+    chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' },
+    index,
+    text: row.event,
+  };
 }
 
 const INSERT = `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event)

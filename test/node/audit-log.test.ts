@@ -270,6 +270,28 @@ describe('the audit log in a real database file', () => {
     CLI_RUNS_TIMEOUT_MS,
   );
 
+  it(
+    'names the record whose stored text holds a member twice: the hash covers the last, the queries read the first',
+    async () => {
+      const log = await closedLog(3);
+      let id = '';
+      const dir = log.tampered((db) => {
+        const [row] = db.all<{ id: string; event: string }>('SELECT id, event FROM audit_events WHERE seq = 2');
+        id = row?.id ?? '';
+        // JSON.parse keeps the last "issuer", SQLite's json_extract the first: the hash still holds, the inventory would not.
+        db.run('UPDATE audit_events SET event = ? WHERE seq = 2', [row!.event.replace(/^\{/, '{"issuer":"https://elsewhere.example",')]);
+      });
+      const verified = await cli(['audit', 'verify', '--data-dir', dir]);
+      expect(verified.code).toBe(1);
+      expect(verified.stdout).toMatch(
+        new RegExp(
+          `^TAMPERED \\(edited\\) at seq 2: record 2 \\(${id}\\) was edited: its stored text names "issuer" twice, so queries read another value than the hash covers`,
+        ),
+      );
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
   it('issues no token while the log cannot be written, and afterwards the chain is whole and no answered request lacks its record', async () => {
     const { root, github, dataDir } = setup();
     const broker = await start(root);

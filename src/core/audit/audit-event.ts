@@ -160,6 +160,8 @@ export interface AuditRecord {
   readonly chain: ChainLink;
   /** As stored, which is what queries read: `audit verify` holds it to the event. Absent where no store kept one. */
   readonly index?: AuditIndex;
+  /** The event's text as stored, which SQL reads: `audit verify` holds it to name no member twice. Absent where no store kept one. */
+  readonly text?: string;
 }
 
 /**

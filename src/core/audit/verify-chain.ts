@@ -2,6 +2,7 @@ import { decodeProtectedHeader, type JWTVerifyGetKey } from 'jose';
 import type { UnvouchedKey } from '../mint/key-store.ts';
 import type { AuditRecord } from './audit-event.ts';
 import { indexMismatch } from './audit-index.ts';
+import { duplicateMember } from './duplicate-member.ts';
 import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { verifyCheckpoint } from './verify-checkpoint.ts';
@@ -108,8 +109,15 @@ export class ChainVerifier {
     if (this.#problem !== undefined) return;
 
     const mismatch = record.index === undefined ? undefined : indexMismatch(event, record.index);
+    const twice = record.text === undefined ? undefined : duplicateMember(record.text);
     if (chainHash(chain.prev_hash, event) !== chain.hash) {
       this.#problem = problem('edited', record, `record ${chain.seq} (${event.id}) was edited: its content no longer matches its hash`);
+    } else if (twice !== undefined) {
+      this.#problem = problem(
+        'edited',
+        record,
+        `record ${chain.seq} (${event.id}) was edited: its stored text names ${JSON.stringify(twice)} twice, so queries read another value than the hash covers`,
+      );
     } else if (mismatch !== undefined) {
       const { column, stored, derived } = mismatch;
       const holds = `its ${column} column holds ${JSON.stringify(stored) ?? 'nothing'}, the hashed record says ${JSON.stringify(derived)}`;
