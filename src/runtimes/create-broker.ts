@@ -258,7 +258,7 @@ function repositoryPolicySource(
     loadOptions,
     rules,
     now,
-    beforeFetch: (caller) => limits.forRepositoryPolicyFetch(caller.issuer, caller.subject),
+    beforeFetch: (caller) => limits.forRepositoryPolicyFetch(caller),
     guardrailsFor: orgGuardrailsFor({ open, account: (owner) => app.installations.get(owner), loadOptions, rules }),
     ...REPOSITORY_POLICY_CACHE,
   });

@@ -371,7 +371,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
         `issuer: { kind: github, url: "${issuerUrl}" }`,
         'match: { repository_id: "734201", ref: refs/heads/main }',
         'grant:',
-        `  github: { repositories: [acme/${repo}], permissions: ${permissions} }`,
+        `  github: { repositories: [acme/${repo}], owner_id: "1200934", permissions: ${permissions} }`,
         '',
       ].join('\n');
     const putOwnPolicy = (name: string, text: string, repo = 'api') => github.putFile({ owner: 'acme', repo, path: `.github/keyway/${name}.yaml`, text });
@@ -394,16 +394,26 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     afterAll(() => broker.close());
 
     const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
-    // Fetches are budgeted per verified caller: each test is a caller of its own (a pipeline of acme/api with its own sub).
+    // Fetches are budgeted per verified caller's account: each test is a caller of its own.
     let caller = 0;
     beforeEach(() => {
       caller += 1;
     });
+    // The budget is the account's (repository_owner_id), whatever the subject: each test's jobs name an account of their own,
+    // and the policies pin acme's by owner_id.
     const job = (overrides: Record<string, unknown> = {}): Promise<string> =>
-      issuer.sign(ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, ...overrides }));
+      issuer.sign(
+        ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, repository_owner_id: `5000${caller}`, ...overrides }),
+      );
     /** A pipeline of someone else's repository, verified by the same shared issuer (as any GitHub Actions job is). */
     const stranger = (): Promise<string> =>
-      job({ sub: `repo:mallory/tools:ref:refs/heads/main:test-${caller}`, repository: 'mallory/tools', repository_id: '666', repository_owner: 'mallory' });
+      job({
+        sub: `repo:mallory/tools:ref:refs/heads/main:test-${caller}`,
+        repository: 'mallory/tools',
+        repository_id: '666',
+        repository_owner: 'mallory',
+        repository_owner_id: `666${caller}`,
+      });
     const ask = async (token: string, repository: string, policy = 'release') =>
       postToken(broker, githubForm(token, { scope: `policy:${policy}`, resource: repositoryUrl(repository) }));
     const contentsCalls = async (repository: string, policy: string) =>
@@ -444,7 +454,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(await contentsCalls('acme/api', 'absent')).toBe(1);
     });
 
-    it("fetches at most a caller's budget, however many repositories and policy names it invents; another caller has its own", async () => {
+    it("fetches at most an account's budget, however many repositories, policy names and subjects it invents; another account has its own", async () => {
       for (const name of ['one', 'two', 'three', 'four', 'five']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
       const before = (await github.calls()).length;
       // Neither another name nor another repository (one that does not exist, or one that does) gets a fresh budget.
@@ -468,8 +478,11 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect((await ask(await job(), 'acme/docs', 'one')).status).toBe(400);
       expect((await github.calls()).length).toBe(before);
       expect(await contentsCalls('acme/docs', 'one')).toBe(1);
-      // Another caller spends its own budget.
-      expect((await ask(await job({ sub: `repo:acme/docs:ref:refs/heads/main:test-${caller}` }), 'acme/infra', 'one')).status).toBe(400);
+      // Another job of the same account shares the account's budget, whatever its subject: no fresh budget per branch or matrix job.
+      expect((await ask(await job({ sub: `repo:acme/docs:ref:refs/heads/other:test-${caller}` }), 'acme/infra', 'two')).status).toBe(429);
+      // Another account spends its own budget.
+      const other = await job({ sub: `repo:initech/app:ref:refs/heads/main:test-${caller}`, repository_owner: 'initech', repository_owner_id: `777${caller}` });
+      expect((await ask(other, 'acme/infra', 'one')).status).toBe(400);
       expect(await contentsCalls('acme/infra', 'one')).toBe(1);
     });
 

@@ -251,7 +251,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
   if (actor !== undefined) requireProofOfKey('actor', actor.claims, proof);
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
-  const caller = { issuer: event.issuer, subject: event.subject };
+  const caller = { issuer: event.issuer, subject: event.subject, ...tenantOf(verified) };
   const policies =
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
@@ -432,6 +432,13 @@ async function issueGitHubTokenMap(
   event.decision = 'granted';
   event.reason = 'granted';
   return { token: minted.answer, revoke: minted.revoke };
+}
+
+/** The caller's tenant, its issuer's first tenant claim, when its token holds one as text or a number. */
+function tenantOf(verified: VerifiedSubjectToken): { readonly tenant?: string } {
+  const [claim] = verified.issuer.preset.tenantClaims;
+  const value = claim === undefined ? undefined : verified.claims[claim];
+  return typeof value === 'string' || typeof value === 'number' ? { tenant: String(value) } : {};
 }
 
 /** The actor token of a delegated request, verified as a subject token is; its refusals name it. */

@@ -12,6 +12,12 @@ export interface RepositoryName {
 export interface VerifiedCaller {
   readonly issuer: string;
   readonly subject: string;
+  /**
+   * The account or project its issuer serves it under (the preset's first tenant claim: GitHub's
+   * `repository_owner_id`), when its token names one: what a caller's budgets are charged to, since
+   * one account can mint tokens of many subjects.
+   */
+  readonly tenant?: string;
 }
 
 /**

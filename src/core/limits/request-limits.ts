@@ -26,11 +26,13 @@ export interface RequestLimits {
    */
   forSubject(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
   /**
-   * Before a repository's own policy is fetched from GitHub (a cache miss), per verified issuer
-   * and subject: however many repositories and policy names a caller invents, it costs the App's
-   * GitHub quota at this rate at most, and it spends no budget but its own.
+   * Before a repository's own policy is fetched from GitHub (a cache miss), per verified caller:
+   * its tenant where its issuer names one (one account mints tokens of as many subjects as it has
+   * branches, environments or matrix jobs), else its subject. However many repositories, policy
+   * names and subjects a caller invents, it costs the App's GitHub quota at this rate at most, and
+   * it spends no budget but its own.
    */
-  forRepositoryPolicyFetch(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
+  forRepositoryPolicyFetch(caller: { readonly issuer: string; readonly subject: string; readonly tenant?: string }): Promise<RateLimitedError | undefined>;
 }
 
 /** An IPv6 client holds a /64 (an address per second is free to it), so that is one client. */
@@ -63,6 +65,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
-    forRepositoryPolicyFetch: (issuer, subject) => check(settings.repositoryPolicy, `${issuer}\n${subject}`),
+    forRepositoryPolicyFetch: ({ issuer, subject, tenant }) =>
+      check(settings.repositoryPolicy, tenant === undefined ? `${issuer}\nsubject\n${subject}` : `${issuer}\ntenant\n${tenant}`),
   };
 }
