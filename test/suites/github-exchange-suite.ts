@@ -371,7 +371,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
         `issuer: { kind: github, url: "${issuerUrl}" }`,
         'match: { repository_id: "734201", ref: refs/heads/main }',
         'grant:',
-        `  github: { repositories: [acme/${repo}], owner_id: "1200934", permissions: ${permissions} }`,
+        `  github: { repositories: [acme/${repo}], permissions: ${permissions} }`,
         '',
       ].join('\n');
     const putOwnPolicy = (name: string, text: string, repo = 'api') => github.putFile({ owner: 'acme', repo, path: `.github/keyway/${name}.yaml`, text });
@@ -394,25 +394,22 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
     afterAll(() => broker.close());
 
     const repositoryUrl = (path: string): string => `${new URL(github.apiUrl).origin}/${path}`;
-    // Fetches are budgeted per verified caller's account: each test is a caller of its own.
+    // Fetches are budgeted per verified caller (and its account's at ten times that): each test is a caller of its own.
     let caller = 0;
     beforeEach(() => {
       caller += 1;
     });
-    // The budget is the account's (repository_owner_id), whatever the subject: each test's jobs name an account of their own,
-    // and the policies pin acme's by owner_id.
     const job = (overrides: Record<string, unknown> = {}): Promise<string> =>
-      issuer.sign(
-        ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, repository_owner_id: `5000${caller}`, ...overrides }),
-      );
+      issuer.sign(ciClaims(issuer.url, broker.issuer, { sub: `repo:acme/api:ref:refs/heads/main:test-${caller}`, ...overrides }));
     /** A pipeline of someone else's repository, verified by the same shared issuer (as any GitHub Actions job is). */
-    const stranger = (): Promise<string> =>
+    const stranger = (overrides: Record<string, unknown> = {}): Promise<string> =>
       job({
         sub: `repo:mallory/tools:ref:refs/heads/main:test-${caller}`,
         repository: 'mallory/tools',
         repository_id: '666',
         repository_owner: 'mallory',
         repository_owner_id: `666${caller}`,
+        ...overrides,
       });
     const ask = async (token: string, repository: string, policy = 'release') =>
       postToken(broker, githubForm(token, { scope: `policy:${policy}`, resource: repositoryUrl(repository) }));
@@ -454,7 +451,7 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(await contentsCalls('acme/api', 'absent')).toBe(1);
     });
 
-    it("fetches at most an account's budget, however many repositories, policy names and subjects it invents; another account has its own", async () => {
+    it("fetches at most a caller's budget, however many repositories and policy names it invents; another caller has its own", async () => {
       for (const name of ['one', 'two', 'three', 'four', 'five']) expect((await ask(await job(), 'acme/docs', name)).status).toBe(400);
       const before = (await github.calls()).length;
       // Neither another name nor another repository (one that does not exist, or one that does) gets a fresh budget.
@@ -478,12 +475,22 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect((await ask(await job(), 'acme/docs', 'one')).status).toBe(400);
       expect((await github.calls()).length).toBe(before);
       expect(await contentsCalls('acme/docs', 'one')).toBe(1);
-      // Another job of the same account shares the account's budget, whatever its subject: no fresh budget per branch or matrix job.
-      expect((await ask(await job({ sub: `repo:acme/docs:ref:refs/heads/other:test-${caller}` }), 'acme/infra', 'two')).status).toBe(429);
-      // Another account spends its own budget.
-      const other = await job({ sub: `repo:initech/app:ref:refs/heads/main:test-${caller}`, repository_owner: 'initech', repository_owner_id: `777${caller}` });
-      expect((await ask(other, 'acme/infra', 'one')).status).toBe(400);
+      // Another caller spends its own budget.
+      expect((await ask(await job({ sub: `repo:acme/docs:ref:refs/heads/main:test-${caller}` }), 'acme/infra', 'one')).status).toBe(400);
       expect(await contentsCalls('acme/infra', 'one')).toBe(1);
+    });
+
+    it("fetches for one account's callers together at most ten callers' budgets, however many subjects it mints", async () => {
+      // One account, a subject per branch or matrix job: each subject has a budget of 5, the account 50 in all.
+      const statuses: number[] = [];
+      for (let subject = 0; subject < 11; subject += 1) {
+        const token = await stranger({ sub: `repo:mallory/tools:ref:refs/heads/b${subject}:test-${caller}`, repository_owner_id: `888${caller}` });
+        for (let i = 0; i < 5; i += 1) statuses.push((await ask(token, 'mallory/tools', `s${subject}-${i}`)).status);
+      }
+      expect(statuses.filter((status) => status === 400)).toHaveLength(50);
+      expect(statuses.slice(50)).toEqual([429, 429, 429, 429, 429]);
+      // Another account is not held to that one's.
+      expect((await ask(await stranger({ repository_owner_id: `999${caller}` }), 'mallory/tools', 'elsewhere')).status).toBe(400);
     });
 
     it("lets no stranger spend a repository's fetches: invented names of acme/api do not lock out acme/api's own pipeline", async () => {
@@ -559,6 +566,22 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
         .filter((call) => call.path.endsWith('/access_tokens'))
         .map((call) => call.body as { permissions: Record<string, string> });
       expect(asked.filter((body) => 'administration' in body.permissions)).toEqual([]);
+    });
+
+    it('refuses a repository policy that pins owner_id: whoever holds the login wrote it, so its pin proves nothing', async () => {
+      await putOwnPolicy(
+        'pinned',
+        ownPolicy('{ contents: read }').replace('github: { repositories: [acme/api],', 'github: { repositories: [acme/api], owner_id: "1200934",'),
+      );
+      const before = (await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).length;
+      const result = await ask(await job(), 'acme/api', 'pinned');
+      expect(result).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(result.body).not.toHaveProperty('access_token');
+      const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+      expect(event?.reason).toBe('no_policy_matched');
+      expect(event?.detail).toContain("a repository's own policy cannot pin owner_id");
+      // One token, to read the policy; none for the grant.
+      expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).length - before).toBe(1);
     });
 
     it('takes the ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS: what the operator allows is granted, nothing above it', async () => {

@@ -39,6 +39,7 @@ import {
   type OwnerRequest,
 } from './github-token-map.ts';
 import { bindingFor, claimProof, requireProofOfKey, verifyTokenRequestProof } from './dpop-binding.ts';
+import { canonicalText, claimReader } from '../claims/claim-value.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -434,11 +435,11 @@ async function issueGitHubTokenMap(
   return { token: minted.answer, revoke: minted.revoke };
 }
 
-/** The caller's tenant, its issuer's first tenant claim, when its token holds one as text or a number. */
+/** The caller's tenant, its issuer's first tenant claim (a name or a JSON Pointer), when its token holds one as a scalar. */
 function tenantOf(verified: VerifiedSubjectToken): { readonly tenant?: string } {
   const [claim] = verified.issuer.preset.tenantClaims;
-  const value = claim === undefined ? undefined : verified.claims[claim];
-  return typeof value === 'string' || typeof value === 'number' ? { tenant: String(value) } : {};
+  const tenant = claim === undefined ? undefined : canonicalText(claimReader(claim)(verified.claims));
+  return tenant === undefined ? {} : { tenant };
 }
 
 /** The actor token of a delegated request, verified as a subject token is; its refusals name it. */

@@ -26,14 +26,20 @@ export interface RequestLimits {
    */
   forSubject(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
   /**
-   * Before a repository's own policy is fetched from GitHub (a cache miss), per verified caller:
-   * its tenant where its issuer names one (one account mints tokens of as many subjects as it has
-   * branches, environments or matrix jobs), else its subject. However many repositories, policy
-   * names and subjects a caller invents, it costs the App's GitHub quota at this rate at most, and
-   * it spends no budget but its own.
+   * Before a repository's own policy is fetched from GitHub (a cache miss): per verified subject at
+   * the configured rate, and per tenant where its issuer names one at ten times that (one account
+   * mints tokens of as many subjects as it has branches, environments or matrix jobs). However many
+   * repositories, policy names and subjects a caller invents, it costs the App's GitHub quota at
+   * these rates at most, and it spends no budget but its own and its tenant's.
    */
   forRepositoryPolicyFetch(caller: { readonly issuer: string; readonly subject: string; readonly tenant?: string }): Promise<RateLimitedError | undefined>;
 }
+
+/**
+ * How many callers' repository-policy budgets one tenant's together may spend: enough for an organisation's pipelines,
+ * a bound on one account that invents subjects (branches, environments, matrix jobs) to spend the App's quota.
+ */
+const TENANT_SHARE = 10;
 
 /** An IPv6 client holds a /64 (an address per second is free to it), so that is one client. */
 const CLIENT_PREFIX_V4 = 32;
@@ -65,7 +71,12 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
-    forRepositoryPolicyFetch: ({ issuer, subject, tenant }) =>
-      check(settings.repositoryPolicy, tenant === undefined ? `${issuer}\nsubject\n${subject}` : `${issuer}\ntenant\n${tenant}`),
+    forRepositoryPolicyFetch: async ({ issuer, subject, tenant }) => {
+      const bySubject = await check(settings.repositoryPolicy, `${issuer}\nsubject\n${subject}`);
+      if (bySubject !== undefined || tenant === undefined) return bySubject;
+      const { perMinute, burst } = settings.repositoryPolicy;
+      const byTenant = { ...settings.repositoryPolicy, perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE };
+      return check(byTenant, `${issuer}\ntenant\n${tenant}`);
+    },
   };
 }

@@ -83,6 +83,13 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
         'organization_permissions',
       ]);
     }
+    // Whoever holds the owner's login writes the file: an id it pins proves nothing. Its grants go to the caller's own account.
+    if (grant.github?.owner_id !== undefined) {
+      report(
+        "a repository's own policy cannot pin owner_id: whoever holds the owner's login writes it; its token goes to the caller's own account, pinned by the repository_owner_id its token carries",
+        ['grant', 'github', 'owner_id'],
+      );
+    }
     if (grant.audience !== undefined)
       report(`a repository's own policy grants only GitHub tokens for ${fullName(repository)}, never tokens for other audiences: remove grant.audience`, [
         'grant',
