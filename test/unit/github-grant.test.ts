@@ -178,7 +178,7 @@ describe('a GitHub token request', () => {
       { audiences: [], scopes: undefined, github: { repositories: undefined, permissions: undefined } },
     );
     expect(other).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
-    expect(other.granted === false && other.detail).toContain('without pinning it by id (grant.github.owner_id)');
+    expect(other.granted === false && other.detail).toContain("without pinning it by id (a central policy's grant.github.owner_id)");
   });
 
   it('folds only ASCII letters: a repository or owner written with the Kelvin sign is not the granted one', () => {

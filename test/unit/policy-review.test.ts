@@ -245,6 +245,7 @@ describe("what a repository's own policies may use", () => {
     );
     expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: org }, { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:write' })).toEqual([
       "5: a repository's own policy cannot grant organization permissions: only central policies can, for an organization pinned by id",
+      "5: a repository's own policy cannot pin owner_id: whoever holds the owner's login writes it; its token goes to the caller's own account, pinned by the repository_owner_id its token carries",
     ]);
   });
 
@@ -309,6 +310,24 @@ describe("what a repository's own policies may use", () => {
     for (const value of ['gitlab.com', 'http://ci.example', 'github']) {
       expect(() => readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ISSUERS: value })).toThrow(/KEYWAY_REPOSITORY_POLICY_ISSUERS/);
     }
+  });
+
+  it('grants only GitHub Actions jobs of its own account: a policy naming another issuer the central set trusts does not load', () => {
+    const ci = '{ kind: oidc, url: "https://ci.example" }';
+    const trusting = loadPolicies(
+      [
+        deploy('production'),
+        guard,
+        { path: 'ci.yaml', text: `version: 1\nissuer: ${ci}\nmatch: { sub: build }\ngrant: { audience: https://ci.example/deploy }\n` },
+      ],
+      OPTIONS,
+    );
+    const load = () =>
+      loadRepositoryPolicies([own('{ contents: read }', ci)], repository, OPTIONS, repositoryPolicyRules(readRepositoryPolicySettings({}), trusting));
+    expect(load).toThrow(PolicyLoadError);
+    expect(load).toThrow(
+      /a repository's own policy grants only GitHub Actions jobs of its own account, which their tokens name by repository_owner_id; https:\/\/ci\.example is not a GitHub issuer/,
+    );
   });
 
   it('pins the organisations of KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS by ids, and refuses an entry without them', () => {

@@ -75,7 +75,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       const bySubject = await check(settings.repositoryPolicy, `${issuer}\nsubject\n${subject}`);
       if (bySubject !== undefined || tenant === undefined) return bySubject;
       const { perMinute, burst } = settings.repositoryPolicy;
-      const byTenant = { ...settings.repositoryPolicy, perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE };
+      const byTenant = { name: 'repository_policy_tenant', perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE };
       return check(byTenant, `${issuer}\ntenant\n${tenant}`);
     },
   };

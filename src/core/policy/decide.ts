@@ -408,7 +408,7 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
     return {
       ok: false,
       reason: 'github_repository_not_granted',
-      detail: `${policy.id} grants repositories of ${github.owner}, which is not the caller's own account, without pinning it by id (grant.github.owner_id): a login can be renamed and registered again`,
+      detail: `${policy.id} grants repositories of ${github.owner}, which is not the caller's own account, without pinning it by id (a central policy's grant.github.owner_id): a login can be renamed and registered again`,
     };
   }
   return grantedApart(policy, grant, token, {

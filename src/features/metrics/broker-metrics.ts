@@ -31,11 +31,13 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
     ['outcome'],
     LATENCY_BUCKETS,
   );
-  const limited = registry.counter('keyway_rate_limited_total', 'Requests refused by a rate limit, by limit (global, client, subject, repository_policy).', [
-    'limit',
-  ]);
+  const limited = registry.counter(
+    'keyway_rate_limited_total',
+    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant).',
+    ['limit'],
+  );
   // Known series start at 0, so a rate() over them has a beginning.
-  for (const limit of ['global', 'client', 'subject', 'repository_policy']) limited.inc({ limit }, 0);
+  for (const limit of ['global', 'client', 'subject', 'repository_policy', 'repository_policy_tenant']) limited.inc({ limit }, 0);
   return {
     exchange: (decision, reason, seconds) => {
       exchanges.inc({ decision, reason });

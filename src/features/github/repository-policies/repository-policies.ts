@@ -68,6 +68,13 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
       );
     }
     if (document.effect === 'deny') continue;
+    // Its token goes to the caller's own account, which only a GitHub issuer's token names (repository_owner_id).
+    if (entry.policy !== undefined && entry.policy.issuer.preset.name !== 'github') {
+      report(
+        `a repository's own policy grants only GitHub Actions jobs of its own account, which their tokens name by repository_owner_id; ${issuer} is not a GitHub issuer: grant its jobs from a central policy that pins owner_id`,
+        ['issuer'],
+      );
+    }
     if (entry.policy !== undefined && entry.policy.diagnostics !== 'none') {
       report(
         "a repository's own policy cannot set diagnostics: what a refused pipeline learns (the central guardrails that fired among it) is the operator's choice",
