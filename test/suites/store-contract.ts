@@ -5,7 +5,7 @@ import type { AlertStore } from '../../src/features/alerts/alert-store.ts';
 import { allRecords } from '../../src/core/audit/all-records.ts';
 import type { AuditEvent, AuditRecord, AuditStore } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-index.ts';
-import { chainHash, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
+import { canonicalEvent, chainHash, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { buildInventory } from '../../src/core/audit/inventory.ts';
 import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
@@ -52,7 +52,8 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const written = auditEvent({ claims: { repository_id: '1', aud: ['a', 'b'] }, issued: { jti: 'j', sub: 's', aud: ['x'], scope: ['r'], exp: 1 } });
       const link = await audit.append(written);
       expect(await audit.get(written.id)).toEqual(written);
-      expect(await audit.record(written.id)).toEqual({ event: written, chain: link, index: auditIndex(written) });
+      // The text stored is the event's JCS text, the one the chain hashes.
+      expect(await audit.record(written.id)).toEqual({ event: written, chain: link, index: auditIndex(written), text: canonicalEvent(written).text });
       expect(await audit.get('missing')).toBeUndefined();
     });
 
