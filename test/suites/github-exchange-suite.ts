@@ -493,16 +493,19 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect((await ask(await stranger({ repository_owner_id: `999${caller}` }), 'mallory/tools', 'elsewhere')).status).toBe(400);
     });
 
-    it("lets no stranger spend a repository's fetches: invented names of acme/api do not lock out acme/api's own pipeline", async () => {
+    it("lets no stranger spend a repository's fetches: another account's job costs acme/api nothing, and is answered as a missing policy", async () => {
       await putOwnPolicy('deploy', ownPolicy('{ contents: read }'));
-      // The stranger invents names until it is refused: its budget (burst 5) is spent.
-      const statuses = [];
-      for (let i = 1; i <= 6; i += 1) {
-        const probe = await ask(await stranger(), 'acme/api', `invented-${i}`);
+      const before = (await github.calls()).length;
+      // A repository's policies grant only its owner's jobs: a stranger's names are never fetched, however many.
+      for (const name of ['deploy', ...Array.from({ length: 6 }, (_, i) => `invented-${i}`)]) {
+        const probe = await ask(await stranger(), 'acme/api', name);
+        expect(probe).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
         expect(probe.body).not.toHaveProperty('access_token');
-        statuses.push(probe.status);
+        const event = await broker.auditEvent(probe.body['audit_event_id'] as string);
+        expect(event?.reason).toBe('no_policy_matched');
+        expect(event?.detail).toContain("acme/api's own policies grant only GitHub Actions jobs of acme's account");
       }
-      expect(statuses.at(-1)).toBe(429);
+      expect((await github.calls()).length).toBe(before);
       const pipeline = await ask(await job(), 'acme/api', 'deploy');
       expect(pipeline).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
       const event = await broker.auditEvent(pipeline.body['audit_event_id'] as string);

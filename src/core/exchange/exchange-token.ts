@@ -40,6 +40,7 @@ import {
 } from './github-token-map.ts';
 import { bindingFor, claimProof, requireProofOfKey, verifyTokenRequestProof } from './dpop-binding.ts';
 import { canonicalText, claimReader } from '../claims/claim-value.ts';
+import { callersGitHubAccount } from '../policy/callers-github-account.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
 export interface ExchangeDeps {
@@ -254,7 +255,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const caller = { issuer: event.issuer, subject: event.subject, ...tenantOf(verified) };
   const policies =
-    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller);
+    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller, verified);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
   const wantsCloud = request.requestedTokenType === TOKEN_TYPE.idToken;
@@ -511,6 +512,7 @@ async function repositoryPolicySet(
   github: GitHubAccessRequest,
   name: string,
   caller: VerifiedCaller,
+  verified: VerifiedSubjectToken,
 ): Promise<PolicySet> {
   if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   const [repository, ...others] = github.repositories ?? [];
@@ -518,6 +520,14 @@ async function repositoryPolicySet(
     throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {
       public: true,
     });
+  }
+  // Its policies grant only GitHub Actions jobs of its owner's account: anyone else's request costs no fetch, and is
+  // answered as a missing policy is.
+  if (callersGitHubAccount(verified, repository.owner) === undefined) {
+    throw new ExchangeError(
+      'no_policy_matched',
+      `${repository.owner}/${repository.name}'s own policies grant only GitHub Actions jobs of ${repository.owner}'s account, which this caller is not: nothing was fetched`,
+    );
   }
   return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name, caller));
 }
