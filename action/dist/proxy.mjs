@@ -1336,6 +1336,14 @@ function isHopByHop(lower, named) {
   return HOP_BY_HOP.has(lower) || lower.startsWith("proxy-") || named.has(lower);
 }
 
+// src/features/proxy/forward-headers.ts
+function rewriteLinkTargets(link, rewrite) {
+  return link.replace(/<([^>]*)>/g, (whole, url) => {
+    const rewritten = rewrite(url);
+    return rewritten === void 0 ? whole : `<${rewritten}>`;
+  });
+}
+
 // src/cli/pipeline/proxy-forwarder.ts
 var GH_LOCALHOST_AUTHORITY = /^api\.github\.localhost(:80)?$/i;
 var REFUSALS = {
@@ -1456,7 +1464,7 @@ function passedBack(headers, brokerBase, calledAt) {
   for (const [name, value] of Object.entries(headers)) {
     if (isHopByHop(name, named) || value === void 0) continue;
     if (name === "location" && typeof value === "string") passed[name] = throughHere(value);
-    else if (name === "link" && typeof value === "string") passed[name] = value.replace(/<([^>]*)>/g, (_, url) => `<${throughHere(url)}>`);
+    else if (name === "link" && typeof value === "string") passed[name] = rewriteLinkTargets(value, throughHere);
     else passed[name] = value;
   }
   return passed;

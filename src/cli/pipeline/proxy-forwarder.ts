@@ -7,6 +7,7 @@ import { CiTokenError } from './ci-token-sources.ts';
 import { describeNetworkError } from './retrying-fetch.ts';
 import { GH_LOCALHOST_API } from './proxy-environment.ts';
 import { connectionNamed, isHopByHop } from '../../features/proxy/hop-by-hop.ts';
+import { rewriteLinkTargets } from '../../features/proxy/forward-headers.ts';
 
 const GH_LOCALHOST_AUTHORITY = /^api\.github\.localhost(:80)?$/i;
 
@@ -210,7 +211,7 @@ function passedBack(headers: IncomingHttpHeaders, brokerBase: string, calledAt: 
   for (const [name, value] of Object.entries(headers)) {
     if (isHopByHop(name, named) || value === undefined) continue;
     if (name === 'location' && typeof value === 'string') passed[name] = throughHere(value);
-    else if (name === 'link' && typeof value === 'string') passed[name] = value.replace(/<([^>]*)>/g, (_, url: string) => `<${throughHere(url)}>`);
+    else if (name === 'link' && typeof value === 'string') passed[name] = rewriteLinkTargets(value, throughHere);
     else passed[name] = value;
   }
   return passed;

@@ -92,3 +92,11 @@ export function echoesCredential(value: string, credential: string | undefined):
   const decoded = value.replace(/%([0-7][0-9A-Fa-f])/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
   return value.includes(credential) || decoded.includes(credential);
 }
+
+/** A `Link` header with each target (`<URL>`) passed through `rewrite`; a target it gives undefined for stays as it is. */
+export function rewriteLinkTargets(link: string, rewrite: (url: string) => string | undefined): string {
+  return link.replace(/<([^>]*)>/g, (whole, url: string) => {
+    const rewritten = rewrite(url);
+    return rewritten === undefined ? whole : `<${rewritten}>`;
+  });
+}

@@ -19,7 +19,7 @@ import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
-import { callerResponseHeaders, echoesCredential, upstreamRequestHeaders } from './forward-headers.ts';
+import { callerResponseHeaders, echoesCredential, rewriteLinkTargets, upstreamRequestHeaders } from './forward-headers.ts';
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
@@ -341,10 +341,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   // keeps keyway's credential and never sends its own to the upstream; a link elsewhere passes as it is.
   const link = headers.get('link');
   if (link !== null) {
-    const rewritten = link.replace(/<([^>]*)>/g, (whole, reference: string) => {
-      const through = sameUpstreamLocation(reference, target, base, proxyBase, callerPathOf);
-      return through === undefined ? whole : `<${through}>`;
-    });
+    const rewritten = rewriteLinkTargets(link, (reference) => sameUpstreamLocation(reference, target, base, proxyBase, callerPathOf));
     // Checked again once rewritten: the URL parser drops tabs and newlines, which could join a credential split by them.
     if (echoesCredential(rewritten, credential.secret)) headers.delete('link');
     else headers.set('link', rewritten);
