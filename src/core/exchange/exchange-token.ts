@@ -253,9 +253,8 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
   if (actor !== undefined) requireProofOfKey('actor', actor.claims, proof);
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
-  const caller = { issuer: event.issuer, subject: event.subject, ...tenantOf(verified) };
   const policies =
-    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, caller, verified);
+    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified);
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
   const wantsCloud = request.requestedTokenType === TOKEN_TYPE.idToken;
@@ -511,7 +510,6 @@ async function repositoryPolicySet(
   central: PolicySet,
   github: GitHubAccessRequest,
   name: string,
-  caller: VerifiedCaller,
   verified: VerifiedSubjectToken,
 ): Promise<PolicySet> {
   if (deps.repositoryPolicies === undefined) throw noGitHubApp();
@@ -529,5 +527,6 @@ async function repositoryPolicySet(
       `${repository.owner}/${repository.name}'s own policies grant only GitHub Actions jobs of ${repository.owner}'s account, which this caller is not: nothing was fetched`,
     );
   }
+  const caller: VerifiedCaller = { issuer: verified.issuer.url, subject: String(verified.claims.sub), ...tenantOf(verified) };
   return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name, caller));
 }
