@@ -45,6 +45,18 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
   return blobs;
 }
 
+/**
+ * The text of the policy file at `path` and `ref`, or undefined when there is none (or a directory is there). GitHub answers
+ * a symlink to a file with that file, under its own path: the policy would be text outside the policy directory, changed
+ * without the review it gets, so that answer is refused.
+ */
+export async function readPolicyFile(access: RepositoryAccess, path: string, ref: string | undefined): Promise<string | undefined> {
+  const file = await access.contents(path, ref);
+  if (file === undefined || isListing(file)) return undefined;
+  if (file.path !== path) throw new PolicyFetchError(`${path}${at(ref)} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`);
+  return file.text;
+}
+
 /** Fetches the listed policy files at `ref`, with paths under `dir` as the loader names them. */
 export async function fetchPolicyFiles(
   access: RepositoryAccess,
@@ -55,15 +67,14 @@ export async function fetchPolicyFiles(
   const files: PolicyFile[] = [];
   let characters = 0;
   for (const path of [...blobs.keys()].sort()) {
-    const file = await access.contents(`${dir}/${path}`, ref);
-    if (file === undefined || isListing(file)) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file`);
-    // Listed as a file, but a symlink by now (a push since the listing): GitHub answers with its target.
-    if (file.path !== `${dir}/${path}`) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file (GitHub answered with ${file.path})`);
-    characters += file.text.length;
+    // Listed as a file, but possibly a symlink or gone by now (a push since the listing).
+    const text = await readPolicyFile(access, `${dir}/${path}`, ref);
+    if (text === undefined) throw new PolicyFetchError(`${dir}/${path}${at(ref)} is not a file`);
+    characters += text.length;
     if (characters > POLICY_FETCH_LIMITS.characters) {
       throw new PolicyFetchError(`the policy files under ${dir}${at(ref)} hold more than ${POLICY_FETCH_LIMITS.characters} characters`);
     }
-    files.push({ path, text: file.text });
+    files.push({ path, text });
   }
   return files;
 }

@@ -14,7 +14,8 @@ import {
 import { PolicySet } from '../../../core/policy/policy-set.ts';
 import type { Refusal } from '../../../core/errors/reasons.ts';
 import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
-import { fullName, isListing, type OpenRepositoryAccess } from './repository-access.ts';
+import { PolicyFetchError, readPolicyFile } from './fetch-policy-files.ts';
+import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
 import type { OrgGuardrailPin, RepositoryPolicySettings } from './repository-policy-settings.ts';
 
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
@@ -272,21 +273,15 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     try {
       const access = await this.#options.open(repository);
       try {
-        const file = await access.contents(path);
-        if (file === undefined || isListing(file)) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
-        // GitHub answers a symlink to a file with that file, under its own path: the policy would be text outside
-        // the policy directory, changed without the review it gets. Refused like a policy that does not load.
-        if (file.path !== path) {
-          throw new ExchangeError(
-            'no_policy_matched',
-            `${fullName(repository)}/${path} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`,
-          );
-        }
-        text = file.text;
+        const file = await readPolicyFile(access, path, undefined);
+        if (file === undefined) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
+        text = file;
       } finally {
         await access.close().catch(() => undefined);
       }
     } catch (error) {
+      // A symlink: refused like a policy that does not load.
+      if (error instanceof PolicyFetchError) throw new ExchangeError('no_policy_matched', `${fullName(repository)}/${error.message}`);
       if (!(error instanceof GitHubError)) throw error;
       // Not installed there, no such repository, not readable: to the caller, no policy, as for a missing file.
       throw readFailure(error, `${fullName(repository)}: ${error.message}`, 'no_policy_matched');
