@@ -250,6 +250,14 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(alerts.filter((alert) => alert.rule === 'denial_burst_identity')).toEqual([]);
   });
 
+  it("counts an IPv6 address's refusals apart from a longer address it is a prefix of (1::2:3:4:5:6 and 1::2:3:4:5:6:7)", async () => {
+    const shard = auditShard(fresh().shards, 0);
+    const now = Date.now();
+    for (let i = 0; i < 9; i += 1) await shard.countAddressRefusal('1::2:3:4:5:6:7', now, now - 60_000);
+    expect(await shard.countAddressRefusal('1::2:3:4:5:6', now, now - 60_000)).toBe(1);
+    expect(await shard.countAddressRefusal('1::2:3:4:5:6:7', now, now - 60_000)).toBe(10);
+  });
+
   it('migrates a single-chain state object: its chain is sealed with a final checkpoint and stays readable and verifiable as the legacy chain', async () => {
     const deployment = fresh();
     const legacy = keywayState(deployment.states);

@@ -54,7 +54,8 @@ export class AuditShardState extends AuditChainObject {
    * older than the window: exact to the second at the window's start.
    */
   async countAddressRefusal(address: string, time: number, windowStart: number): Promise<number> {
-    const prefix = `alert:address:${address}:`;
+    // Ended by a character no address holds: with `:`, an IPv6 address's prefix would be a longer address's too.
+    const prefix = `alert:address:${address}/`;
     const key = (ms: number) => `${prefix}${String(Math.floor(ms / 1000)).padStart(12, '0')}`;
     const stale = await this.ctx.storage.list<number>({ prefix, end: key(windowStart), limit: 128 });
     if (stale.size > 0) await this.ctx.storage.delete([...stale.keys()]);
