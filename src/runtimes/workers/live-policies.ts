@@ -70,6 +70,8 @@ export class WorkerLivePolicies {
   /** Catches up with the live set in the Durable Object. */
   async #refresh(): Promise<void> {
     const state = await this.#state().livePolicyState(this.#version);
+    // Versions only grow: a check asked before a newer one but answered after it must not take this isolate back.
+    if (state.version < this.#version) return;
     this.#lastSwitch = state.lastSwitch;
     if (state.version === this.#version) return;
     if (state.refused !== undefined) {
