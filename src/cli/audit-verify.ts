@@ -1,5 +1,5 @@
 import type { Checkpoint } from '../core/audit/checkpoint.ts';
-import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
+import { verifyAuditLog, type AuditLogSource, type ChainReport } from '../core/audit/verify-chain.ts';
 import { verifyShardedAuditLog, type ShardedLogSource, type ShardedReport } from '../core/audit/verify-shards.ts';
 import { CliError, type Command } from './command.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
@@ -94,10 +94,9 @@ async function verify(log: AuditLogSource | ShardedLogSource, kept: Kept, json: 
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else if (report.ok) {
     const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
-    const anchor = report.anchor === undefined ? '' : `, anchored after pruning at checkpoint ${report.anchor}`;
     const agree = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
     process.stdout.write(
-      `intact: ${range}, ${report.checkpoints} signed checkpoints${anchor}${agree}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
+      `intact: ${range}, ${report.checkpoints} signed checkpoints${anchored(report)}${agree}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
     );
   } else {
     const { problem } = report;
@@ -109,6 +108,14 @@ async function verify(log: AuditLogSource | ShardedLogSource, kept: Kept, json: 
 }
 
 /** A sharded log's verdict: one line per chain, then the first problem, naming its shard and record. */
+/** Where a pruned chain starts, and a caveat when its anchor is one signed before anchors were marked (ChainReport.anchor_unmarked). */
+function anchored(report: ChainReport): string {
+  if (report.anchor === undefined) return '';
+  const unmarked =
+    report.anchor_unmarked === true ? ' (signed before anchors were marked: it shows the records before it are gone, not that pruning removed them)' : '';
+  return `, anchored after pruning at checkpoint ${report.anchor}${unmarked}`;
+}
+
 function reportShards(report: ShardedReport, json: boolean): number {
   if (json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -117,7 +124,9 @@ function reportShards(report: ShardedReport, json: boolean): number {
   for (const chain of report.chains) {
     const range = chain.records === 0 ? 'no records' : `${chain.records} records (seq ${chain.first_seq}…${chain.last_seq})`;
     const unnamed = chain.unnamed === true ? ', in no root checkpoint yet (a shard added since the newest)' : '';
-    process.stdout.write(`shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints${unnamed}\n`);
+    process.stdout.write(
+      `shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints${anchored(chain)}${unnamed}\n`,
+    );
   }
   const latest = report.latest_root === undefined ? 'none yet' : `the latest signed at ${report.latest_root.time} covers ${report.latest_root.chains} chains`;
   const kept = report.kept_root_checkpoints === undefined ? '' : ` and ${report.kept_root_checkpoints} kept`;

@@ -239,12 +239,13 @@ export class SqliteAuditStore implements AuditStore {
     return this.#db.transaction(() => {
       const [row] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [anchor.seq]);
       if (row?.hash !== anchor.hash) throw new ChainConflictError(`record ${anchor.seq} does not have the hash the anchor signs`);
+      // Older checkpoints sign records that are gone, and a head checkpoint at the anchor's seq is no anchor (verify-chain.ts):
+      // the anchor now stands for all of them.
+      this.#db.run('DELETE FROM audit_checkpoints WHERE seq <= ?', [anchor.seq]);
       this.#insertCheckpoint(anchor);
       // Counted, not taken from the DELETE: a Durable Object reports index rows written too.
       const [counted] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq <= ?', [anchor.seq]);
       this.#db.run('DELETE FROM audit_events WHERE seq <= ?', [anchor.seq]);
-      // Older checkpoints sign records that are gone; the anchor now stands for all of them.
-      this.#db.run('DELETE FROM audit_checkpoints WHERE seq < ?', [anchor.seq]);
       return counted?.n ?? 0;
     });
   }

@@ -8,7 +8,8 @@ import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-inde
 import { canonicalEvent, chainHash, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { buildInventory } from '../../src/core/audit/inventory.ts';
 import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { auditStatementSigner, checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint } from '../../src/core/audit/checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
@@ -37,7 +38,13 @@ async function everything(audit: AuditStore): Promise<AuditRecord[]> {
 
 async function signer() {
   const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
-  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), keys: createLocalJWKSet(ring.jwks) };
+  const statement = auditStatementSigner(ISSUER, () => ring, Date.now);
+  /** A checkpoint as keyway signed them before it named their role: pruning anchors too. */
+  const unmarked = async (head: ChainHead): Promise<Checkpoint> => {
+    const { jws, iat } = await statement({ seq: head.seq, hash: head.hash }, CHECKPOINT_TYPE);
+    return { ...head, time: new Date(iat * 1000).toISOString(), jws };
+  };
+  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), unmarked, keys: createLocalJWKSet(ring.jwks) };
 }
 
 async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>) {
@@ -411,6 +418,49 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const after = await audit.append(auditEvent());
       expect(after.seq).toBe(7);
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 7, anchor: 6 });
+    });
+
+    it('refuses a log cut back to a head checkpoint: only the anchor pruning signs stands for the records before the first', async () => {
+      const { audit, tamper } = await open();
+      const { sign, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0 })).checkpoint?.seq).toBe(3);
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
+      await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0 });
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 5 });
+      // Someone who can write the store (no key) deletes the oldest records, as pruning would, up to a head checkpoint.
+      await tamper('DELETE FROM audit_events WHERE seq <= ?', [3]);
+      await tamper('DELETE FROM audit_checkpoints WHERE seq < ?', [3]);
+      expect(await verify(audit, keys)).toMatchObject({
+        ok: false,
+        problem: {
+          kind: 'deleted',
+          seq: 4,
+          message: "records before seq 4 were deleted: the checkpoint at seq 3 was signed as the log's head, not as the anchor pruning leaves",
+        },
+      });
+    });
+
+    it('prunes up to a record a head checkpoint signed: the anchor takes its place, and the log stays verifiable', async () => {
+      const { audit } = await open();
+      const { sign, keys } = await signer();
+      const now = Date.now();
+      for (const days of [40, 35]) await audit.append(auditEvent({ time: new Date(now - days * 24 * HOUR).toISOString() }));
+      // An earlier round, before the records left the window, signed the head: seq 2.
+      expect((await maintainAuditLog(audit, sign, { now: now - 20 * 24 * HOUR, retentionDays: 30 })).checkpoint?.seq).toBe(2);
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30 })).pruned).toBe(2);
+      await audit.append(auditEvent());
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 3, anchor: 2 });
+      expect(await verify(audit, keys)).not.toHaveProperty('anchor_unmarked');
+    });
+
+    it('verifies a log an older keyway pruned, whose anchor names no role, and says that anchor cannot tell pruning from deletion', async () => {
+      const { audit } = await open();
+      const { unmarked, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      const head = await audit.head();
+      expect(await audit.prune(await unmarked({ seq: 2, hash: (await everything(audit))[1]!.chain.hash }))).toBe(2);
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 3, last_seq: head.seq, anchor: 2, anchor_unmarked: true });
     });
 
     it('observes what alert rules need: bursts in a window, repeated tokens, first policy use, new networks', async () => {

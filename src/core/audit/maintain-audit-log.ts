@@ -26,7 +26,7 @@ export async function maintainAuditLog(
   let pruned = 0;
   if (options.retentionDays > 0) {
     const candidate = await store.pruneCandidate(options.now - options.retentionDays * DAY_MS, PRUNE_BATCH);
-    if (candidate !== undefined) pruned = await store.prune(await sign(candidate));
+    if (candidate !== undefined) pruned = await store.prune(await sign(candidate, 'anchor'));
   }
   const head = await store.head();
   const latest = await store.latestCheckpoint();

@@ -1,8 +1,8 @@
 import { SignJWT, type JWTPayload } from 'jose';
 import type { KeyRing } from '../mint/key-ring.ts';
-import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint } from './checkpoint.ts';
+import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint, type CheckpointRole } from './checkpoint.ts';
 
-export type CheckpointSigner = (head: ChainHead) => Promise<Checkpoint>;
+export type CheckpointSigner = (head: ChainHead, role?: CheckpointRole) => Promise<Checkpoint>;
 
 /** A statement about the log signed with the broker's current signing key, as the broker's issuer: its JWS and `iat`. */
 export type AuditStatementSigner = (payload: JWTPayload, typ: string) => Promise<{ readonly jws: string; readonly iat: number }>;
@@ -19,8 +19,8 @@ export function auditStatementSigner(issuer: string, keys: () => KeyRing, now: (
 /** Signs checkpoints with the broker's current signing key, as the broker's issuer. */
 export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number): CheckpointSigner {
   const sign = auditStatementSigner(issuer, keys, now);
-  return async (head) => {
-    const { jws, iat } = await sign({ seq: head.seq, hash: head.hash }, CHECKPOINT_TYPE);
+  return async (head, role = 'head') => {
+    const { jws, iat } = await sign({ seq: head.seq, hash: head.hash, role }, CHECKPOINT_TYPE);
     return { seq: head.seq, hash: head.hash, time: new Date(iat * 1000).toISOString(), jws };
   };
 }

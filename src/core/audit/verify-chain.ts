@@ -5,7 +5,7 @@ import { indexMismatch } from './audit-index.ts';
 import { duplicateMember } from './duplicate-member.ts';
 import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
-import { verifyCheckpoint } from './verify-checkpoint.ts';
+import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 
 export type ChainProblemKind =
   | 'edited'
@@ -46,6 +46,11 @@ export interface ChainReport {
   readonly checkpoints: number;
   /** The checkpoint the oldest kept record's predecessor is anchored in, after pruning. */
   readonly anchor?: number;
+  /**
+   * The anchor was signed before keyway marked pruning anchors (it names no role): it shows the records before
+   * it are gone, not that pruning removed them. The next upkeep round that prunes replaces it with a marked one.
+   */
+  readonly anchor_unmarked?: true;
   /** Checkpoints kept elsewhere (`--checkpoints`) whose signature verified, when some were given. */
   readonly kept_checkpoints?: number;
   /** The first problem, by position in the log. */
@@ -64,7 +69,7 @@ export interface ChainReport {
  * the log.
  */
 export class ChainVerifier {
-  readonly #checkpoints: ReadonlyMap<number, Checkpoint>;
+  readonly #checkpoints: ReadonlyMap<number, VerifiedCheckpoint>;
   readonly #kept: ReadonlyMap<number, readonly Checkpoint[]>;
   readonly #keptCount: number | undefined;
   #expected: string | undefined;
@@ -72,13 +77,13 @@ export class ChainVerifier {
   #first: AuditRecord | undefined;
   #last: AuditRecord | undefined;
   #records = 0;
-  #anchor: number | undefined;
+  #anchor: VerifiedCheckpoint | undefined;
   #problem: ChainProblem | undefined;
   /** A record whose predecessor was not the record before it: re-ordered if that predecessor turns up later. */
   #broken: { readonly record: AuditRecord; readonly wanted: string } | undefined;
 
   /** `kept`: checkpoints kept elsewhere (signatures verified), which the log must agree with and reach. */
-  constructor(checkpoints: readonly Checkpoint[], kept?: readonly Checkpoint[]) {
+  constructor(checkpoints: readonly VerifiedCheckpoint[], kept?: readonly Checkpoint[]) {
     this.#checkpoints = new Map(checkpoints.map((checkpoint) => [checkpoint.seq, checkpoint]));
     this.#kept = Map.groupBy(kept ?? [], (checkpoint) => checkpoint.seq);
     this.#keptCount = kept?.length;
@@ -167,7 +172,16 @@ export class ChainVerifier {
       );
       return first.chain.prev_hash;
     }
-    this.#anchor = anchor.seq;
+    // Any head checkpoint would do as an anchor otherwise: whoever can write the store could delete the log up to one.
+    if (anchor.role === 'head') {
+      this.#problem = problem(
+        'deleted',
+        first,
+        `records before seq ${first.chain.seq} were deleted: the checkpoint at seq ${anchor.seq} was signed as the log's head, not as the anchor pruning leaves`,
+      );
+      return first.chain.prev_hash;
+    }
+    this.#anchor = anchor;
     return anchor.hash;
   }
 
@@ -203,7 +217,8 @@ export class ChainVerifier {
       ...(this.#first === undefined ? {} : { first_seq: this.#first.chain.seq }),
       ...(this.#last === undefined ? {} : { last_seq: this.#last.chain.seq, head_hash: this.#last.chain.hash }),
       checkpoints: this.#checkpoints.size,
-      ...(this.#anchor === undefined ? {} : { anchor: this.#anchor }),
+      ...(this.#anchor === undefined ? {} : { anchor: this.#anchor.seq }),
+      ...(this.#anchor !== undefined && this.#anchor.role === undefined ? { anchor_unmarked: true as const } : {}),
       ...(this.#keptCount === undefined ? {} : { kept_checkpoints: this.#keptCount }),
       ...(this.#problem === undefined ? {} : { problem: this.#problem }),
     };
@@ -236,7 +251,7 @@ export interface AuditLogSource {
  */
 export async function verifyAuditLog(source: AuditLogSource): Promise<ChainReport> {
   const unvouched = new Map((source.unvouched ?? []).map((key) => [key.kid, key.why]));
-  const valid: Checkpoint[] = [];
+  const valid: VerifiedCheckpoint[] = [];
   let forged: ChainProblem | undefined;
   for (const stored of source.checkpoints) {
     const kid = signingKid(stored.jws);

@@ -1,5 +1,5 @@
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { CHECKPOINT_TYPE, type Checkpoint } from './checkpoint.ts';
+import { CHECKPOINT_TYPE, type Checkpoint, type CheckpointRole } from './checkpoint.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 export class CheckpointError extends KeywayError {
@@ -7,11 +7,16 @@ export class CheckpointError extends KeywayError {
   readonly code = 'checkpoint_invalid';
 }
 
+/** A checkpoint as its signature vouches for it; `role` undefined: signed before keyway named roles (all alike, pruning anchors too). */
+export interface VerifiedCheckpoint extends Checkpoint {
+  readonly role: CheckpointRole | undefined;
+}
+
 /**
  * Verifies a checkpoint's JWS with the broker's keys and returns what it signs. The stored
  * `seq`, `hash` and `time` beside it count for nothing: only the signed payload does.
  */
-export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string): Promise<Checkpoint> {
+export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string): Promise<VerifiedCheckpoint> {
   let payload: Record<string, unknown>;
   try {
     ({ payload } = await jwtVerify(jws, keys, {
@@ -23,9 +28,10 @@ export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issue
   } catch (error) {
     throw new CheckpointError(`the checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const { seq, hash, iat } = payload;
+  const { seq, hash, iat, role } = payload;
   if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof iat !== 'number') {
     throw new CheckpointError('the checkpoint payload is not {seq, hash, iat}');
   }
-  return { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws };
+  if (role !== undefined && role !== 'head' && role !== 'anchor') throw new CheckpointError('the checkpoint role is neither head nor anchor');
+  return { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws, role };
 }
