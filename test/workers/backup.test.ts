@@ -53,6 +53,9 @@ async function deployment(settings: Partial<WorkerEnv> = {}): Promise<Deployment
   return isolate(env);
 }
 
+/** The deployment once restored: KEYWAY_RESTORE_TOKEN deleted (the runbook's step 4), so it serves again. */
+const afterRestore = (d: Deployment): WorkerEnv => ({ ...d.env, KEYWAY_RESTORE_TOKEN: undefined });
+
 async function isolate(env: WorkerEnv): Promise<Deployment> {
   const broker = await createWorkerBroker(env, policies, { log: silentLogger });
   return { env, request: async (path, init) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext()) };
@@ -126,7 +129,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
   let earlierToken: string;
 
   beforeAll(async () => {
-    source = await deployment();
+    source = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
     earlierToken = await tokenFor(source, 'olga@acme.dev', 'audit:read');
     expect((await exchange(source, 'bob@acme.dev', 'backup:read')).status).toBe(400);
     // A checkpoint signed by the alarm, a live policy set pushed, a GitHub token awaiting revocation (sealed).
@@ -178,7 +181,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(after.revocations).toEqual(['rev-1']);
 
     // A new isolate of the restored deployment: a token minted before the export verifies, and new ones are signed with the restored key.
-    const served = await isolate(target.env);
+    const served = await isolate(afterRestore(target));
     expect((await served.request('/v1/audit/events', { headers: { authorization: `Bearer ${earlierToken}` } })).status).toBe(200);
     const minted = await tokenFor(served, 'olga@acme.dev', 'audit:read');
     expect(decodeProtectedHeader(minted).kid).toBe(before.kids.find((key) => key.state === 'current' && key.alg === 'ES256')?.kid);
@@ -256,6 +259,25 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(await restoreToken.text()).not.toContain('audit_events');
   });
 
+  it("serves nothing but the restore while KEYWAY_RESTORE_TOKEN is set: a stranger's request meanwhile writes no record, so the deployment stays fresh", async () => {
+    const target = await deployment();
+    const before = await stateOf(target);
+    const stranger = await target.request('/token', {
+      method: 'POST',
+      body: exchangeForm('not-a-jwt'),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(stranger.status).toBe(503);
+    expect(await stranger.json()).toEqual({
+      error: 'temporarily_unavailable',
+      error_description:
+        'this deployment is being restored: while KEYWAY_RESTORE_TOKEN is set it answers only POST /v1/backup/restore (delete the secret once restored)',
+    });
+    for (const path of ['/.well-known/jwks.json', '/v1/audit/root-checkpoints', '/v1/backup']) expect((await target.request(path)).status).toBe(503);
+    expect(await stateOf(target)).toEqual(before);
+    expect((await restore(target, exported)).status).toBe(200);
+  });
+
   describe('a restore refused writes nothing', () => {
     const refusedLeavesFresh = async (target: Deployment, response: Response, status: number, problem: string | undefined, error = 'invalid_request') => {
       const before = await stateOf(target);
@@ -289,10 +311,10 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     });
 
     it('into a deployment that has served an exchange (not fresh)', async () => {
-      const used = await deployment();
+      const used = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
       await tokenFor(used, 'olga@acme.dev', 'audit:read');
       const before = await stateOf(used);
-      const response = await restore(used, exported);
+      const response = await restore(await isolate({ ...used.env, KEYWAY_RESTORE_TOKEN: RESTORE_TOKEN }), exported);
       expect(response.status).toBe(409);
       expect(((await response.json()) as { problem: string }).problem).toBe('not_fresh');
       expect(await stateOf(used)).toEqual(before);
@@ -334,7 +356,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     });
 
     it('with root checkpoints kept apart (a multipart form): an export older than them is refused, one that agrees is restored', async () => {
-      const origin = await deployment();
+      const origin = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
       const backup = async () =>
         (await origin.request('/v1/backup', { headers: { authorization: `Bearer ${await tokenFor(origin, 'olga@acme.dev', 'backup:read')}` } })).text();
       await tokenFor(origin, 'olga@acme.dev', 'audit:read');
@@ -388,7 +410,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       // The same witness held to a live broker (audit verify --url --roots): one restored from the older export is behind it.
       const rolled = await deployment();
       expect((await restore(rolled, older)).status).toBe(200);
-      const served = await isolate(rolled.env);
+      const served = await isolate(afterRestore(rolled));
       // A token the origin minted: the restored deployment has its keys, and verifying it appends nothing there.
       const auditor = await tokenFor(origin, 'olga@acme.dev', 'audit:read');
       const live = async () => {

@@ -142,16 +142,28 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     now,
     ...(options.jwksCachePolicy === undefined ? {} : { jwksCachePolicy: options.jwksCachePolicy }),
   });
-  if (!following) return { ...broker, keys, audit };
-  // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more.
+  const restoring = env.KEYWAY_RESTORE_TOKEN !== undefined && env.KEYWAY_RESTORE_TOKEN !== '';
+  if (!following && !restoring) return { ...broker, keys, audit };
   const app = new Hono<AppEnv>();
-  app.use(async (_c, next) => {
-    await live.refreshIfStale();
-    await next();
-  });
+  // A restore writes only into a fresh deployment, object by object: any other answer meanwhile (a stranger's refused
+  // /token has its audit record) would leave a shard not fresh and the deployment half restored.
+  if (restoring) app.use(async (c, next) => (c.req.path === RESTORE_PATH ? next() : c.json(RESTORING, 503, { 'Cache-Control': 'no-store' })));
+  // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more.
+  if (following) {
+    app.use(async (_c, next) => {
+      await live.refreshIfStale();
+      await next();
+    });
+  }
   app.route('/', broker.app);
   return { ...broker, app, keys, audit };
 }
+
+const RESTORE_PATH = '/v1/backup/restore';
+const RESTORING = {
+  error: 'temporarily_unavailable',
+  error_description: `this deployment is being restored: while KEYWAY_RESTORE_TOKEN is set it answers only POST ${RESTORE_PATH} (delete the secret once restored)`,
+} as const;
 
 /** The Cron Trigger's round of the sharded audit log: shard checkpoints and pruning, then a root checkpoint over every chain. */
 export async function scheduledAuditUpkeep(env: WorkerEnv, now: number, log: Logger): Promise<RootCheckpoint | undefined> {
