@@ -3,6 +3,7 @@ import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
+import { repositoryPolicyShareSuite } from '../suites/repository-policy-share-suite.ts';
 
 const limit: RateLimit = { name: 'subject', perMinute: 60, burst: 3 };
 
@@ -70,3 +71,5 @@ describe('limit settings', () => {
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: 'lots' })).toThrow(ConfigError);
   });
 });
+
+repositoryPolicyShareSuite('Node (in memory)', () => new MemoryRateLimiter());

@@ -6,11 +6,13 @@ import type { RateLimit } from '../../src/core/limits/token-bucket.ts';
 import { RATE_LIMIT_SHARDS, rateLimitShards, sharedBudgets } from '../../src/runtimes/workers/rate-limit-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
+import { repositoryPolicyShareSuite } from '../suites/repository-policy-share-suite.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 limitsSuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
+repositoryPolicyShareSuite('Workers (RateLimitState objects)', () => rateLimitShards(workerEnv.LIMITS));
 
 describe('rate limits on Workers when the limiter cannot be reached', () => {
   it('lets the request through and logs it: a limit sheds load, it does not decide who gets a token', async () => {

@@ -1,5 +1,5 @@
 import type { RateLimiter } from './rate-limiter.ts';
-import { isFull, takeToken, type Bucket, type RateLimit, type RateVerdict } from './token-bucket.ts';
+import { isFull, returnToken, takeToken, type Bucket, type RateLimit, type RateVerdict } from './token-bucket.ts';
 
 /** Buckets kept before full ones are forgotten: bounds memory however many keys an attacker invents. */
 export const MAX_BUCKETS = 100_000;
@@ -27,6 +27,17 @@ export class MemoryRateLimiter implements RateLimiter {
 
   async takeShared(limit: RateLimit, now: number): Promise<RateVerdict> {
     return this.takeNow(limit, '', now);
+  }
+
+  async giveBack(limit: RateLimit, key: string, now: number): Promise<void> {
+    this.giveBackNow(limit, key, now);
+  }
+
+  /** Gives a token back to the bucket; one forgotten meanwhile was full, and stays forgotten. */
+  giveBackNow(limit: RateLimit, key: string, now: number): void {
+    const id = `${limit.name}\n${key}`;
+    const held = this.#buckets.get(id);
+    if (held !== undefined) this.#buckets.set(id, { limit, bucket: returnToken(limit, held.bucket, now) });
   }
 
   /** The synchronous step, for a caller that must not yield between reading and writing a bucket. */

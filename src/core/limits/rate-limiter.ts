@@ -8,4 +8,6 @@ export interface RateLimiter {
    * one; on Workers, budgets in several objects that sum to `limit`, so no one object sees every request.
    */
   takeShared(limit: RateLimit, now: number): Promise<RateVerdict>;
+  /** Gives back the token `take` took for a request another limit then refused. */
+  giveBack(limit: RateLimit, key: string, now: number): Promise<void>;
 }

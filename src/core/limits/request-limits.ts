@@ -72,11 +72,17 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     forClient,
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
     forRepositoryPolicyFetch: async ({ issuer, subject, tenant }) => {
-      const bySubject = await check(settings.repositoryPolicy, `${issuer}\nsubject\n${subject}`);
+      const subjectKey = `${issuer}\nsubject\n${subject}`;
+      const bySubject = await check(settings.repositoryPolicy, subjectKey);
       if (bySubject !== undefined || tenant === undefined) return bySubject;
       const { perMinute, burst } = settings.repositoryPolicy;
-      const byTenant = { name: 'repository_policy_tenant', perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE };
-      return check(byTenant, `${issuer}\ntenant\n${tenant}`);
+      const byTenant = await check(
+        { name: 'repository_policy_tenant', perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE },
+        `${issuer}\ntenant\n${tenant}`,
+      );
+      // Refused by its account's share, the fetch never happens: a caller that obeys Retry-After keeps its own budget for when it does.
+      if (byTenant !== undefined) await limiter.giveBack(settings.repositoryPolicy, subjectKey, now()).catch(() => undefined);
+      return byTenant;
     },
   };
 }

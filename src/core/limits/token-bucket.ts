@@ -40,6 +40,15 @@ export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: num
   };
 }
 
+/**
+ * The bucket with the token of a request it let through given back, never above `burst`: another
+ * limit refused that request after this one took its token, so it never happened.
+ */
+export function returnToken(limit: RateLimit, bucket: Bucket, now: number): Bucket {
+  const tokens = bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000);
+  return { tokens: Math.min(limit.burst, tokens + 1), updatedAt: now, refused: bucket.refused };
+}
+
 /** True when the bucket is back to full at `now`: forgetting it changes nothing. */
 export function isFull(limit: RateLimit, bucket: Bucket, now: number): boolean {
   return bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000) >= limit.burst;

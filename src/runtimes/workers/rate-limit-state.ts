@@ -17,6 +17,10 @@ export class RateLimitState extends DurableObject<WorkerEnv> {
   take(limit: RateLimit, key: string, now: number): RateVerdict {
     return this.#buckets.takeNow(limit, key, now);
   }
+
+  giveBack(limit: RateLimit, key: string, now: number): void {
+    this.#buckets.giveBackNow(limit, key, now);
+  }
 }
 
 export const RATE_LIMIT_SHARDS = 16;
@@ -49,8 +53,10 @@ const randomBudget: BudgetPick = (count) => Math.floor(Math.random() * count);
  */
 export function rateLimitShards(namespace: DurableObjectNamespace<RateLimitState>, pick: BudgetPick = randomBudget): RateLimiter {
   const object = (limit: RateLimit, shard: string) => namespace.get(namespace.idFromName(`${limit.name}-${limit.perMinute}-${limit.burst}-${shard}`));
+  const holding = (limit: RateLimit, key: string) => object(limit, String(fnv1a(`${limit.name}\n${key}`) % RATE_LIMIT_SHARDS));
   return {
-    take: async (limit, key, now) => object(limit, String(fnv1a(`${limit.name}\n${key}`) % RATE_LIMIT_SHARDS)).take(limit, key, now),
+    take: async (limit, key, now) => holding(limit, key).take(limit, key, now),
+    giveBack: async (limit, key, now) => holding(limit, key).giveBack(limit, key, now),
     takeShared: async (limit, now) => {
       const budgets = sharedBudgets(limit);
       const index = pick(budgets.length);

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/core/log.ts';
+import type { LimitSettings } from '../../src/core/limits/limit-settings.ts';
+import type { RateLimiter } from '../../src/core/limits/rate-limiter.ts';
+import { requestLimits } from '../../src/core/limits/request-limits.ts';
+
+const OFF = { perMinute: 0, burst: 1 } as const;
+
+/**
+ * The repository-policy fetch budgets over a runtime's real limiter: a caller's own, and its account's share at ten
+ * times that. Runs on Node (in memory) and in workerd (the RateLimitState objects).
+ */
+export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateLimiter): void {
+  describe(`repository-policy fetch budgets on ${runtime}`, () => {
+    it("gives a caller's own token back when its account's share refuses the fetch: obeying Retry-After, it fetches its whole burst once the share refills", async () => {
+      const settings: LimitSettings = {
+        global: { name: 'global', ...OFF },
+        client: { name: 'client', ...OFF },
+        subject: { name: 'subject', ...OFF },
+        repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
+      };
+      let clock = Date.now();
+      const limits = requestLimits(limiter(), settings, () => clock, silentLogger);
+      // An issuer of its own: on Workers the buckets outlive a test.
+      const issuer = `https://ci.example/${crypto.randomUUID()}`;
+      const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
+      // Ten of the account's callers spend its share (ten budgets of 2).
+      for (let caller = 0; caller < 10; caller += 1) for (let i = 0; i < 2; i += 1) expect(await fetch(`branch-${caller}`)).toBeUndefined();
+      const refused = [];
+      for (let i = 0; i < 4; i += 1) refused.push(await fetch('late'));
+      expect(refused.map((refusal) => refusal?.limit)).toEqual(Array(4).fill('repository_policy_tenant'));
+      // The share refills one fetch every 6 s; the caller's own budget, one a minute, was never spent.
+      clock += 12_000;
+      expect([await fetch('late'), await fetch('late')]).toEqual([undefined, undefined]);
+      expect((await fetch('late'))?.limit).toBe('repository_policy');
+    });
+  });
+}
