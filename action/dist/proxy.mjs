@@ -1114,29 +1114,50 @@ function backoffDelayMs(policy, attempt, retryAfter, random = Math.random) {
   const asked = retryAfter !== null && /^\d+$/.test(retryAfter) ? Math.min(Number(retryAfter) * 1e3, policy.maxDelayMs) : 0;
   return Math.round(Math.max(jittered, asked));
 }
+var REDIRECT_STATUSES = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+var RedirectRefusedError = class extends KeywayError {
+  name = "RedirectRefusedError";
+  code = "redirect_refused";
+  status;
+  /** The origin the redirect pointed to (not its path or query, which the job log has no use for). */
+  locationOrigin;
+  constructor(method, url, status, location) {
+    const origin = URL.canParse(location, url) ? new URL(location, url).origin : "an unreadable Location";
+    super(`${method} ${url.split("?")[0]} answered a ${status} redirect to ${origin}; keyway does not follow redirects with a token`);
+    this.status = status;
+    this.locationOrigin = origin;
+  }
+};
 function retryingFetch(policy, onRetry, fetchImpl = fetch) {
   return async (url, init = {}) => {
     const method = init.method ?? "GET";
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
-      let reason;
-      let retryAfter = null;
+      let response;
       try {
         const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
-        const response = await fetchImpl(url, { ...init, signal: AbortSignal.any(signals) });
-        if (response.status < 500 || last) return response;
-        reason = `answered ${response.status}`;
-        retryAfter = response.headers.get("retry-after");
-        await response.body?.cancel();
+        response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
       } catch (error) {
         if (last || init.signal?.aborted === true) throw error;
-        reason = describeNetworkError(error);
+        await pause(policy, onRetry, { method, url, attempt, reason: describeNetworkError(error), retryAfter: null });
+        continue;
       }
-      const delayMs = backoffDelayMs(policy, attempt, retryAfter);
-      onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const location = response.headers.get("location");
+      if (init.redirect === void 0 && REDIRECT_STATUSES.has(response.status) && location !== null) {
+        await response.body?.cancel();
+        throw new RedirectRefusedError(method, url, response.status, location);
+      }
+      if (response.status < 500 || last) return response;
+      const retryAfter = response.headers.get("retry-after");
+      await response.body?.cancel();
+      await pause(policy, onRetry, { method, url, attempt, reason: `answered ${response.status}`, retryAfter });
     }
   };
+}
+async function pause(policy, onRetry, { method, url, attempt, reason, retryAfter }) {
+  const delayMs = backoffDelayMs(policy, attempt, retryAfter);
+  onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
 }
 function describeNetworkError(error) {
   if (!(error instanceof Error)) return String(error);

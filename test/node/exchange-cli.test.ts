@@ -15,6 +15,7 @@ import { verifyAccessToken } from '../../src/index.ts';
 import { KUBERNETES_TOKEN_FILE, selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts';
 import { fakeBuildkiteAgent, startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { startFlakyProxy, type FlakyProxy } from '../support/flaky-proxy.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment, type ProcessResult } from './node-harness.ts';
 
@@ -78,6 +79,7 @@ grant:
   beforeEach(() => {
     proxy.faults.length = 0;
     proxy.tokenRequests = 0;
+    proxy.redirects.clear();
     ci.requests.length = 0;
   });
 
@@ -196,6 +198,30 @@ grant:
     expect(records.map((record) => record.event)).toEqual([
       expect.objectContaining({ reason: 'token_revoked', detail: 'revoked by its holder', subject_token: expect.objectContaining({ sha256: sha256(token) }) }),
     ]);
+  });
+
+  it('--exec does not follow a redirect answered to the revocation: the token goes nowhere else, and the log says why it stays valid', async () => {
+    const elsewhere: string[] = [];
+    const other = await serveOnLoopback(async (request) => {
+      elsewhere.push(`${request.method} ${new URL(request.url).pathname} ${await request.text()}`);
+      return new Response(null, { status: 200 });
+    });
+    try {
+      proxy.redirects.set('/revoke', `${other.base}/revoke`);
+      const child = `process.stdout.write('child-token=' + process.env.KEYWAY_TOKEN + '\\n')`;
+      const result = await keyway(['--url', proxy.url, '--exec', '--', process.execPath, '-e', child], githubEnv());
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(
+        /keyway: could not revoke the token: POST http:\/\/127\.0\.0\.1:\d+\/revoke answered a 307 redirect to http:\/\/127\.0\.0\.1:\d+; keyway does not follow redirects with a token\n/,
+      );
+      expect(result.stderr).not.toContain('revoked the keyway token');
+      expect(elsewhere).toEqual([]);
+      // Not revoked: the broker never had the request, so the token's jti has no revocation.
+      const { jti } = decodeJwt(/^child-token=(\S+)$/m.exec(result.stdout)?.[1] ?? '');
+      expect((await audit.query({ jti: String(jti), reasons: ['token_revoked'], limit: 10, order: 'desc' })).records).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('--exec passes on 127 when the command does not exist', async () => {

@@ -12,6 +12,8 @@ export interface FlakyProxy {
   readonly faults: Fault[];
   /** POST /token requests seen, faulted or not. */
   tokenRequests: number;
+  /** Paths whose POSTs the proxy answers with a 307 to the URL given, as a misconfigured load balancer could. */
+  readonly redirects: Map<string, string>;
   close(): Promise<void>;
 }
 
@@ -25,6 +27,11 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
 export async function startFlakyProxy(): Promise<FlakyProxy> {
   const server = createServer(async (request, response) => {
     const body = await readBody(request);
+    const redirect = request.method === 'POST' ? proxy.redirects.get(request.url ?? '') : undefined;
+    if (redirect !== undefined) {
+      response.writeHead(307, { location: redirect });
+      return response.end();
+    }
     if (request.method === 'POST' && request.url === '/token') {
       proxy.tokenRequests += 1;
       const fault = proxy.faults.shift();
@@ -49,6 +56,7 @@ export async function startFlakyProxy(): Promise<FlakyProxy> {
     target: '',
     faults: [],
     tokenRequests: 0,
+    redirects: new Map(),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

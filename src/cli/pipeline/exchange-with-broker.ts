@@ -5,7 +5,7 @@ import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exch
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
-import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
+import { describeNetworkError, RedirectRefusedError, type FetchLike } from './retrying-fetch.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
 import type { DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
 
@@ -259,6 +259,8 @@ async function classify(error: unknown, tokenEndpoint: string, subjectToken: str
   }
   if (error instanceof client.ClientError || isNetworkError(error))
     return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
+  // The CI token went to the broker alone: a redirect is not followed with it, and is the broker's (or its proxy's) failure.
+  if (error instanceof RedirectRefusedError) return new BrokerUnavailableError(error.message, { cause: error });
   return error instanceof Error ? error : new Error(String(error));
 }
 

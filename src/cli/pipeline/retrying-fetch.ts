@@ -1,3 +1,5 @@
+import { KeywayError } from '../../core/errors/keyway-error.ts';
+
 /** How hard the pipeline side tries before it gives up on a broker or a CI token service. */
 export interface RetryPolicy {
   /** Tries in all, the first included. */
@@ -34,35 +36,74 @@ export function backoffDelayMs(policy: RetryPolicy, attempt: number, retryAfter:
   return Math.round(Math.max(jittered, asked));
 }
 
+/** The statuses fetch would follow (Fetch standard, "redirect status"), when the answer names a Location. */
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * A redirect answered to a request that did not choose how to handle one. The pipeline's requests carry a token (the
+ * CI token posted to the broker, a keyway token posted to /revoke or to a cloud's STS): a 307 or 308 would have fetch
+ * send the same body to whatever host the Location names, so none is followed, and none is retried (it is an answer).
+ */
+export class RedirectRefusedError extends KeywayError {
+  override readonly name = 'RedirectRefusedError';
+  readonly code = 'redirect_refused';
+  readonly status: number;
+  /** The origin the redirect pointed to (not its path or query, which the job log has no use for). */
+  readonly locationOrigin: string;
+
+  constructor(method: string, url: string, status: number, location: string) {
+    const origin = URL.canParse(location, url) ? new URL(location, url).origin : 'an unreadable Location';
+    super(`${method} ${url.split('?')[0]} answered a ${status} redirect to ${origin}; keyway does not follow redirects with a token`);
+    this.status = status;
+    this.locationOrigin = origin;
+  }
+}
+
 /**
  * `fetch` that retries network errors and 5xx answers, never 4xx: a 4xx is an answer (a
  * refusal, a missing permission), and asking again would only repeat it. After the last try
  * the last 5xx response is returned as it is, so the caller still reads its error body.
  * Requests are replayed as given, so bodies must be replayable (strings, URLSearchParams).
+ *
+ * Redirects are not followed unless the caller passes its own `redirect`: a redirect answer is thrown as a
+ * RedirectRefusedError, at once (fetch's `redirect: 'error'`, with the status and where it pointed in the message).
  */
 export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice) => void, fetchImpl: FetchLike = fetch): FetchLike {
   return async (url, init = {}) => {
     const method = init.method ?? 'GET';
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
-      let reason: string;
-      let retryAfter: string | null = null;
+      let response: Response;
       try {
         const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...(init.signal ? [init.signal] : [])];
-        const response = await fetchImpl(url, { ...init, signal: AbortSignal.any(signals) });
-        if (response.status < 500 || last) return response;
-        reason = `answered ${response.status}`;
-        retryAfter = response.headers.get('retry-after');
-        await response.body?.cancel();
+        // 'manual' rather than 'error': the answer is seen, so the error can say what it was; it is never followed either way.
+        response = await fetchImpl(url, { ...init, redirect: init.redirect ?? 'manual', signal: AbortSignal.any(signals) });
       } catch (error) {
         if (last || init.signal?.aborted === true) throw error;
-        reason = describeNetworkError(error);
+        await pause(policy, onRetry, { method, url, attempt, reason: describeNetworkError(error), retryAfter: null });
+        continue;
       }
-      const delayMs = backoffDelayMs(policy, attempt, retryAfter);
-      onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const location = response.headers.get('location');
+      if (init.redirect === undefined && REDIRECT_STATUSES.has(response.status) && location !== null) {
+        await response.body?.cancel();
+        throw new RedirectRefusedError(method, url, response.status, location);
+      }
+      if (response.status < 500 || last) return response;
+      const retryAfter = response.headers.get('retry-after');
+      await response.body?.cancel();
+      await pause(policy, onRetry, { method, url, attempt, reason: `answered ${response.status}`, retryAfter });
     }
   };
+}
+
+async function pause(
+  policy: RetryPolicy,
+  onRetry: (notice: RetryNotice) => void,
+  { method, url, attempt, reason, retryAfter }: { method: string; url: string; attempt: number; reason: string; retryAfter: string | null },
+): Promise<void> {
+  const delayMs = backoffDelayMs(policy, attempt, retryAfter);
+  onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
 }
 
 /** fetch's own message is "fetch failed"; the useful part (ECONNREFUSED, a reset) is in its cause. */
