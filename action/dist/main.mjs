@@ -2910,11 +2910,12 @@ async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
 
 // src/cli/pipeline/aws-delivery.ts
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join as join2 } from "node:path";
 
 // src/cli/pipeline/aws-sts.ts
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 var DEFAULT_AWS_STS_URL = "https://sts.amazonaws.com";
 var STS = "AWS STS";
 var ENTITIES = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&" };
@@ -2969,6 +2970,7 @@ function awsEnvironment(credentials, region) {
   ];
 }
 function writeCredentialsProfile(path, profile, credentials) {
+  const target = existsSync(path) ? realpathSync(path) : path;
   const kept = [];
   let inProfile = false;
   for (const line of existsSync(path) ? readFileSync(path, "utf8").split("\n") : []) {
@@ -2983,10 +2985,23 @@ function writeCredentialsProfile(path, profile, credentials) {
     `aws_secret_access_key = ${credentials.secretAccessKey}`,
     `aws_session_token = ${credentials.sessionToken}`
   ];
-  mkdirSync(dirname(path), { recursive: true, mode: 448 });
-  writeFileSync(path, `${[...kept, ...kept.length > 0 ? [""] : [], ...section].join("\n")}
-`, { mode: 384 });
-  chmodSync(path, 384);
+  mkdirSync(dirname(target), { recursive: true, mode: 448 });
+  const temporary = join(dirname(target), `.${basename(target)}.keyway-${randomBytes2(8).toString("hex")}`);
+  try {
+    const fd = openSync(temporary, "wx", 384);
+    try {
+      fchmodSync(fd, 384);
+      writeFileSync(fd, `${[...kept, ...kept.length > 0 ? [""] : [], ...section].join("\n")}
+`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, target);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
 
 // src/cli/pipeline/exec-with-token.ts
@@ -3051,7 +3066,7 @@ async function deliverAwsCredentials(delivery, webIdentityToken, auditEventId, i
   maskInActions([credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken], io.env);
   const variables = awsEnvironment(credentials, delivery.region);
   if (delivery.profile !== void 0) {
-    const file = delivery.credentialsFile ?? io.env["AWS_SHARED_CREDENTIALS_FILE"] ?? join(homedir(), ".aws", "credentials");
+    const file = delivery.credentialsFile ?? io.env["AWS_SHARED_CREDENTIALS_FILE"] ?? join2(homedir(), ".aws", "credentials");
     writeCredentialsProfile(file, delivery.profile, credentials);
     io.log(`credentials written to profile ${delivery.profile} of ${file}`);
     return EXIT.ok;
@@ -3155,19 +3170,19 @@ async function entraAccess(request) {
 }
 
 // src/cli/pipeline/google-azure-delivery.ts
-import { chmodSync as chmodSync2, mkdirSync as mkdirSync2, mkdtempSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { chmodSync, mkdirSync as mkdirSync2, mkdtempSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join as join2 } from "node:path";
+import { join as join3 } from "node:path";
 function privateDirectory(directory, env, prefix) {
   const parent = directory ?? env["RUNNER_TEMP"] ?? tmpdir();
   mkdirSync2(parent, { recursive: true });
-  const made = mkdtempSync(join2(parent, prefix));
-  chmodSync2(made, 448);
+  const made = mkdtempSync(join3(parent, prefix));
+  chmodSync(made, 448);
   return made;
 }
 function writePrivate(path, text3) {
   writeFileSync2(path, text3, { mode: 384 });
-  chmodSync2(path, 384);
+  chmodSync(path, 384);
 }
 async function deliverGoogleCredentials(delivery, keywayToken, io) {
   const access = await googleAccess({ keywayToken, ...delivery, fetch: io.fetch });
@@ -3176,8 +3191,8 @@ async function deliverGoogleCredentials(delivery, keywayToken, io) {
     `Google accepted the token${access.serviceAccount === void 0 ? "" : ` and ${access.serviceAccount} was impersonated`} (access until ${access.expiresAt})`
   );
   const directory = privateDirectory(delivery.directory, io.env, "keyway-gcp-");
-  const tokenFile2 = join2(directory, "keyway-token.jwt");
-  const credentialFile = join2(directory, "credentials.json");
+  const tokenFile2 = join3(directory, "keyway-token.jwt");
+  const credentialFile = join3(directory, "credentials.json");
   writePrivate(tokenFile2, keywayToken);
   const credential = {
     type: "external_account",
@@ -3205,7 +3220,7 @@ async function deliverAzureCredentials(delivery, keywayToken, io) {
   const access = await entraAccess({ keywayToken, ...delivery, fetch: io.fetch });
   maskInActions([access.accessToken], io.env);
   io.log(`Entra ID accepted the token for ${delivery.clientId} (${delivery.scope}, ${access.expiresIn} s)`);
-  const tokenFile2 = join2(privateDirectory(delivery.directory, io.env, "keyway-azure-"), "keyway-token.jwt");
+  const tokenFile2 = join3(privateDirectory(delivery.directory, io.env, "keyway-azure-"), "keyway-token.jwt");
   writePrivate(tokenFile2, keywayToken);
   return handOverEnvironment(
     [
@@ -3317,7 +3332,7 @@ function tokenMapGrantLines(map) {
 
 // action/src/install-proxy.ts
 import { appendFileSync as appendFileSync2, mkdirSync as mkdirSync3, writeFileSync as writeFileSync3 } from "node:fs";
-import { dirname as dirname2, join as join3 } from "node:path";
+import { dirname as dirname2, join as join4 } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // src/core/policy/proxy-upstream-name.ts
@@ -3338,9 +3353,9 @@ function installProxy(url, upstream, input, log2) {
   }
   const runnerTemp = process.env["RUNNER_TEMP"];
   if (!runnerTemp) throw new Error("$RUNNER_TEMP is not set: this is not a GitHub Actions step");
-  const directory = join3(runnerTemp, "keyway-bin");
-  const command = join3(directory, "keyway-proxy");
-  const bundle = join3(dirname2(fileURLToPath(import.meta.url)), "proxy.mjs");
+  const directory = join4(runnerTemp, "keyway-bin");
+  const command = join4(directory, "keyway-proxy");
+  const bundle = join4(dirname2(fileURLToPath(import.meta.url)), "proxy.mjs");
   mkdirSync3(directory, { recursive: true });
   writeFileSync3(
     command,

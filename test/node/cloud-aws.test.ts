@@ -1,7 +1,21 @@
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { writeCredentialsProfile } from '../../src/cli/pipeline/aws-sts.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { parseAllDocuments } from 'yaml';
 import { FakeAwsSts } from '../support/fake-aws-sts.ts';
@@ -86,14 +100,25 @@ describe('keyway exchange --cloud aws, end to end (Node broker, CLI process, fak
   it('writes a credentials profile (0600), keeping the other profiles; or export lines for eval', async () => {
     const file = join(dir, 'aws', 'credentials');
     mkdirSync(join(dir, 'aws'), { recursive: true });
-    writeFileSync(file, '[default]\naws_access_key_id = AKIAKEEP\n\n[ci]\naws_access_key_id = OLD\n');
-    const profile = await exchange(['--role-arn', AWS_ROLE, '--aws-profile', 'ci', '--aws-credentials-file', file]);
-    expect(profile.code, profile.stderr).toBe(0);
-    const text = readFileSync(file, 'utf8');
-    expect(text).toMatch(
-      /^\[default\]\naws_access_key_id = AKIAKEEP\n\n\[ci\]\naws_access_key_id = ASIA\w+\naws_secret_access_key = \S+\naws_session_token = \S+\n$/,
-    );
-    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const before = '[default]\naws_access_key_id = AKIAKEEP\n\n[ci]\naws_access_key_id = OLD\n';
+    writeFileSync(file, before);
+    chmodSync(file, 0o644);
+    // Another user's process that opened the (then world-readable) file before the exchange.
+    const opened = openSync(file, 'r');
+    try {
+      const profile = await exchange(['--role-arn', AWS_ROLE, '--aws-profile', 'ci', '--aws-credentials-file', file]);
+      expect(profile.code, profile.stderr).toBe(0);
+      const text = readFileSync(file, 'utf8');
+      expect(text).toMatch(
+        /^\[default\]\naws_access_key_id = AKIAKEEP\n\n\[ci\]\naws_access_key_id = ASIA\w+\naws_secret_access_key = \S+\naws_session_token = \S+\n$/,
+      );
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      // The credentials went to a new file, 0600 from the start: the old one, and a descriptor on it, never held them.
+      expect(readFileSync(opened, 'utf8')).toBe(before);
+      expect(readdirSync(join(dir, 'aws'))).toEqual(['credentials']);
+    } finally {
+      closeSync(opened);
+    }
 
     const printed = await exchange(['--role-arn', AWS_ROLE]);
     expect(printed.code, printed.stderr).toBe(0);
@@ -189,5 +214,25 @@ describe('keyway exchange --cloud aws, end to end (Node broker, CLI process, fak
     expect(granted, granted.stderr).toMatchObject({ code: 0 });
     expect(granted.stdout).toMatch(/^ASIA\w+\n$/);
     expect(await runJob({ cloud: 'aws', 'role-arn': AWS_READ_ROLE })).toMatchObject({ code: 4, stdout: '' });
+  });
+});
+
+describe('the AWS credentials file keyway writes', () => {
+  const credentials = { accessKeyId: 'ASIANEW', secretAccessKey: 'new/secret', sessionToken: 'new-session', expiration: '', assumedRoleArn: undefined };
+
+  it('is replaced where a symlink points, the link kept, and the profiles kept', () => {
+    const dotfiles = mkdtempSync(join(tmpdir(), 'keyway-dotfiles-'));
+    const home = mkdtempSync(join(tmpdir(), 'keyway-home-'));
+    writeFileSync(join(dotfiles, 'credentials'), '[default]\naws_access_key_id = AKIAKEEP\n', { mode: 0o644 });
+    mkdirSync(join(home, '.aws'));
+    symlinkSync(join(dotfiles, 'credentials'), join(home, '.aws', 'credentials'));
+    writeCredentialsProfile(join(home, '.aws', 'credentials'), 'ci', credentials);
+    expect(lstatSync(join(home, '.aws', 'credentials')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(home, '.aws', 'credentials'))).toBe(join(dotfiles, 'credentials'));
+    expect(readFileSync(join(dotfiles, 'credentials'), 'utf8')).toBe(
+      '[default]\naws_access_key_id = AKIAKEEP\n\n[ci]\naws_access_key_id = ASIANEW\naws_secret_access_key = new/secret\naws_session_token = new-session\n',
+    );
+    expect(statSync(join(dotfiles, 'credentials')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dotfiles)).toEqual(['credentials']);
   });
 });

@@ -1,5 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { CloudRefusedError, CloudUnavailableError, withoutSecrets } from './cloud-service-errors.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
 
@@ -93,8 +94,14 @@ export function awsEnvironment(credentials: AwsCredentials, region: string | und
 /**
  * Writes `[profile]` of a shared credentials file (INI, as the AWS CLI and SDKs read
  * ~/.aws/credentials), replacing that section and keeping every other one; the file is 0600.
+ *
+ * The new content goes to a new file, 0600 from its creation, renamed over the old one: never into
+ * the old file, which may be readable by others (0644) or held open by another process, whose
+ * descriptor keeps reading the old content whatever its mode becomes. A symlinked credentials file
+ * (dotfiles kept elsewhere) is replaced where the link points, so the link still leads to it.
  */
 export function writeCredentialsProfile(path: string, profile: string, credentials: AwsCredentials): void {
+  const target = existsSync(path) ? realpathSync(path) : path;
   const kept: string[] = [];
   let inProfile = false;
   for (const line of existsSync(path) ? readFileSync(path, 'utf8').split('\n') : []) {
@@ -109,7 +116,21 @@ export function writeCredentialsProfile(path: string, profile: string, credentia
     `aws_secret_access_key = ${credentials.secretAccessKey}`,
     `aws_session_token = ${credentials.sessionToken}`,
   ];
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${[...kept, ...(kept.length > 0 ? [''] : []), ...section].join('\n')}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+  // In the target's own directory, so that the rename stays on one file system and replaces it in one step.
+  const temporary = join(dirname(target), `.${basename(target)}.keyway-${randomBytes(8).toString('hex')}`);
+  try {
+    const fd = openSync(temporary, 'wx', 0o600);
+    try {
+      fchmodSync(fd, 0o600); // whatever the umask left
+      writeFileSync(fd, `${[...kept, ...(kept.length > 0 ? [''] : []), ...section].join('\n')}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, target);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
