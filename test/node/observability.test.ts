@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { jsonLogger } from '../../src/core/log.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
@@ -8,6 +9,21 @@ import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-sui
 import { parsePrometheusText } from '../support/prometheus-text.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { testConfig, writeTree } from './node-harness.ts';
+
+/** GET /metrics with the Host header given (fetch sends its own): the status and the JSON body of a refusal. */
+function scrapeWithHost(base: string, host: string): Promise<{ status: number; body: unknown }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const asked = request({ host: hostname, port, path: '/metrics', headers: { host } }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: response.statusCode === 200 ? undefined : JSON.parse(text) }));
+    });
+    asked.on('error', reject);
+    asked.end();
+  });
+}
 
 describe('observability on Node', () => {
   const running: NodeBroker[] = [];
@@ -158,13 +174,22 @@ describe('observability on Node', () => {
     expect(lines[0]).not.toContain('eyJzdWIiOiJ4In0');
   });
 
-  it('serves /metrics to loopback callers that came through no proxy, or to the bearer of KEYWAY_METRICS_TOKEN', async () => {
+  it('serves /metrics to loopback callers that came through no proxy and name a loopback Host, or to the bearer of KEYWAY_METRICS_TOKEN', async () => {
     const open = await setup();
     expect((await fetch(`${open.broker.url}/metrics`)).status).toBe(200);
     for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip']) {
       const proxied = await fetch(`${open.broker.url}/metrics`, { headers: { [header]: '203.0.113.9' } });
       expect(proxied.status).toBe(403);
       expect(await proxied.json()).toMatchObject({ error: 'forbidden' });
+    }
+    // A browser on this host, on a page whose name rebinds to 127.0.0.1 (DNS rebinding): loopback, no forwarding header,
+    // but its own name as Host. Only a loopback name is this host.
+    const port = new URL(open.broker.url).port;
+    for (const host of [`rebind.attacker.example:${port}`, 'rebind.attacker.example', `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`]) {
+      expect(await scrapeWithHost(open.broker.url, host), host).toEqual({ status: 403, body: { error: 'forbidden', error_description: expect.any(String) } });
+    }
+    for (const host of [`localhost:${port}`, 'LOCALHOST', `127.0.0.1:${port}`, '127.1.2.3', `[::1]:${port}`]) {
+      expect((await scrapeWithHost(open.broker.url, host)).status, host).toBe(200);
     }
 
     const secret = 'm'.repeat(40);
