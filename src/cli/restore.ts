@@ -27,7 +27,8 @@ audit chain verifies and its checkpoints are signed by keys the master key attes
 pins; a key only the file vouches for counts for nothing), and that every signing key opens with
 the master key given. Any failure leaves DIR as it was (removed again if restore created it).
 DIR is created owner-only (0700) and ${DATABASE_FILE} 0600, as the broker demands. The master key is not
-written into DIR.
+written into DIR. On success it notes, on standard error, that keyway tokens revoked after the backup
+was taken are live again until they expire.
 
   --backup FILE             the backup to restore (it is only read)
   --data-dir DIR            the data directory to create or fill (must not hold ${DATABASE_FILE})
@@ -36,6 +37,16 @@ written into DIR.
   --keys FILE               a JWKS saved earlier from GET /v1/audit/keys: these keys count as the broker's
                             too (a key removed before keyway attested keys verifies its checkpoints only so)
   --json                    machine-readable output: {"data_dir", "schema_version", "records", "head_seq", …}`;
+
+/**
+ * Revoked keyway tokens are single-use claims (their jti), which a backup holds as of its time: whatever was revoked
+ * since is live again in the restored broker until it expires. Nothing in the backup says what that was, so restore
+ * says it every time (docs/operations/backup-and-upgrade.md).
+ */
+const REVOCATIONS_NOTE =
+  'note: keyway tokens revoked after this backup was taken (POST /revoke, or when their GitHub Actions job ended) are not revoked in it: ' +
+  'each verifies again until its exp, at most KEYWAY_MAX_TTL_SECONDS after it was issued. Have their holders revoke them again, or start ' +
+  'the broker only once KEYWAY_MAX_TTL_SECONDS have passed since the old one last served';
 
 /** What a database in DIR leaves: the file, and SQLite's write-ahead log and shared memory beside it. */
 const DATABASE_FILES = [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
@@ -97,6 +108,7 @@ export const restore: Command = {
       linkSync(partial, join(dataDir, DATABASE_FILE));
       if (values.json === true) process.stdout.write(`${JSON.stringify({ data_dir: dataDir, ...summary })}\n`);
       else process.stdout.write(`restored into ${dataDir}: ${describeSnapshot(summary)}\n`);
+      process.stderr.write(`${REVOCATIONS_NOTE}\n`);
       return 0;
     } catch (error) {
       removePartial(partial);
