@@ -66,7 +66,7 @@ export class RedirectRefusedError extends KeywayError {
  * Requests are replayed as given, so bodies must be replayable (strings, URLSearchParams).
  *
  * Redirects are not followed unless the caller passes its own `redirect`: a redirect answer is thrown as a
- * RedirectRefusedError, at once (fetch's `redirect: 'error'`, with the status and where it pointed in the message).
+ * RedirectRefusedError, at once, with the status and where it pointed in the message.
  */
 export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice) => void, fetchImpl: FetchLike = fetch): FetchLike {
   return async (url, init = {}) => {
