@@ -84,6 +84,7 @@ try {
     githubExpiresAt: NOW + 3_600_000,
     repositoryId: '1001',
     runId: '2002',
+    checkRunId: '3003',
     attempts: 0,
     nextAttemptAt: NOW + 600_000,
   });

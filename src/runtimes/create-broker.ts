@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
-import { revokeRunTokens, type EndedRun } from '../features/github/webhooks/revoke-run-tokens.ts';
+import { revokeRunTokens, type CompletedJob } from '../features/github/webhooks/revoke-run-tokens.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -187,13 +187,13 @@ export function createBroker(parts: BrokerParts): Broker {
               : {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
-                  jobCompleted: (run: { repositoryId: string; runId: string }) => github.revokeRun(run.repositoryId, run.runId),
+                  jobCompleted: (job: CompletedJob) => github.revokeRun(job.repositoryId, job.runId, job.checkRunId),
                 }),
             audit: audit.log,
-            runEnded: (run: EndedRun) =>
+            runEnded: (job: CompletedJob) =>
               revokeRunTokens(
                 { issuer: parts.settings.issuer, audit: audit.log, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
-                run,
+                job,
               ),
             now,
             log: parts.log,

@@ -204,6 +204,13 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   { id: 11, sql: AUDIT_USAGE_MIGRATION },
   // Review of issue 22: a refused token that did not verify had its claimed iss and sub counted as an identity's (sqlite-audit-usage.ts).
   { id: 12, sql: AUDIT_USAGE_VERIFIED_MIGRATION },
+  {
+    // A GitHub token is revoked when its own job completes, not any job of its run: the job's check
+    // run (`check_run_id` claim), NULL for a token whose OIDC token had none (older GHES) or one
+    // scheduled before this migration, which any completed job of its run revokes, as before.
+    id: 13,
+    sql: 'ALTER TABLE github_token_revocations ADD COLUMN check_run_id TEXT;',
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

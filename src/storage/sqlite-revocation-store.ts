@@ -11,6 +11,7 @@ interface Row extends Record<string, string | number | null> {
   github_expires_at: number;
   repository_id: string | null;
   run_id: string | null;
+  check_run_id: string | null;
   attempts: number;
   next_attempt_at: number;
 }
@@ -25,8 +26,8 @@ export class SqliteRevocationStore implements RevocationStore {
 
   async add(pending: PendingRevocation): Promise<void> {
     this.#db.run(
-      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, attempts, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, check_run_id, attempts, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         pending.id,
         pending.sealedToken,
@@ -37,6 +38,7 @@ export class SqliteRevocationStore implements RevocationStore {
         pending.githubExpiresAt,
         pending.repositoryId ?? null,
         pending.runId ?? null,
+        pending.checkRunId ?? null,
         pending.attempts,
         pending.nextAttemptAt,
       ],
@@ -60,11 +62,14 @@ export class SqliteRevocationStore implements RevocationStore {
     this.#db.run('UPDATE github_token_revocations SET attempts = ?, next_attempt_at = ? WHERE id = ?', [attempts, nextAttemptAt, id]);
   }
 
-  async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
+  async dueForRun(repositoryId: string, runId: string, checkRunId: string | undefined, now: number): Promise<number> {
+    // A token of another job of the run is left alone; one without a check run cannot be told apart, so any job's end
+    // takes it. `check_run_id = NULL` is never true: with no check run named, only those without one are due.
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
     return this.#db.all<{ id: string }>(
-      'UPDATE github_token_revocations SET next_attempt_at = ? WHERE repository_id = ? AND run_id = ? AND next_attempt_at > ? RETURNING id',
-      [now, repositoryId, runId, now],
+      `UPDATE github_token_revocations SET next_attempt_at = ?
+        WHERE repository_id = ? AND run_id = ? AND (check_run_id IS NULL OR check_run_id = ?) AND next_attempt_at > ? RETURNING id`,
+      [now, repositoryId, runId, checkRunId ?? null, now],
     ).length;
   }
 }
@@ -80,6 +85,7 @@ function fromRow(row: Row): PendingRevocation {
     githubExpiresAt: row.github_expires_at,
     repositoryId: row.repository_id ?? undefined,
     runId: row.run_id ?? undefined,
+    checkRunId: row.check_run_id ?? undefined,
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
   };

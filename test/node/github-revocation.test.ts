@@ -109,18 +109,25 @@ describe('GitHub token revocation on Node', () => {
     await until(async () => (await github.repositoriesVisibleTo(token)).status === 401);
   });
 
-  it('revokes every token of a CI run at once on revokeRun, and no other', async () => {
+  it("revokes at once on revokeRun the tokens of the job that completed and its run's without check_run_id, and no other", async () => {
     const { issuer, github, start } = await setup();
     const broker = await start();
-    const ours = [
-      (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body,
-      (await exchange(broker, issuer, 'refs/heads/main', { run_id: '777' })).body,
-    ];
-    const theirs = (await exchange(broker, issuer, 'refs/heads/main', { run_id: '778' })).body;
-    expect(await broker.github?.revokeRun('734201', '777')).toBe(2);
-    for (const body of ours) await until(async () => (await github.repositoriesVisibleTo(body['access_token'] as string)).status === 401);
-    expect((await github.repositoriesVisibleTo(theirs['access_token'] as string)).status).toBe(200);
-    expect(await broker.github?.revokeRun('734201', '777')).toBe(0);
+    const token = async (claims: Record<string, unknown>) => (await exchange(broker, issuer, 'refs/heads/main', claims)).body['access_token'] as string;
+    const ours = [await token({ run_id: '777', check_run_id: '5001' }), await token({ run_id: '777', check_run_id: '5001' })];
+    // An older GHES token, without check_run_id: any job of its run ends it.
+    const unmatched = await token({ run_id: '777' });
+    const sibling = await token({ run_id: '777', check_run_id: '5002' });
+    const theirs = await token({ run_id: '778', check_run_id: '5001' });
+    const live = async (value: string) => (await github.repositoriesVisibleTo(value)).status === 200;
+    expect(await broker.github?.revokeRun('734201', '777', '5001')).toBe(3);
+    for (const value of [...ours, unmatched]) await until(async () => !(await live(value)));
+    expect([await live(sibling), await live(theirs)]).toEqual([true, true]);
+    // A job whose check run is unknown can only end the run's tokens without one: none are left.
+    expect(await broker.github?.revokeRun('734201', '777', undefined)).toBe(0);
+    expect(await broker.github?.revokeRun('734201', '777', '5002')).toBe(1);
+    await until(async () => !(await live(sibling)));
+    expect(await live(theirs)).toBe(true);
+    expect(await broker.github?.revokeRun('734201', '777', '5001')).toBe(0);
   });
 
   it('revokes a minted token at once when the audit record cannot be written, and answers 503 without it', async () => {

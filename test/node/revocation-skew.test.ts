@@ -82,7 +82,14 @@ describe('revoking a keyway token in the skew after its exp', () => {
       }),
     );
     const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds };
-    const revoked = await revokeRunTokens(deps, { repository: 'acme/skew', repositoryId: '901', runId: '77', deliveryId: 'delivery-1' });
+    const revoked = await revokeRunTokens(deps, {
+      repository: 'acme/skew',
+      repositoryId: '901',
+      runId: '77',
+      jobId: '78',
+      checkRunId: '78',
+      deliveryId: 'delivery-1',
+    });
     expect(revoked).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   });

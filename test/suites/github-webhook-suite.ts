@@ -437,8 +437,17 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       ).toBe('ignored');
     });
 
-    /** A `workflow_job` delivery's payload: job `id` (named `name`) of run `runId` in the api repository, at `action`. */
-    const workflowJob = (runId: number, action: string, { id, name } = { id: 1, name: 'release' }) => ({
+    /** A job's check run as the REST API addresses it, under `api` (GitHub Enterprise Server serves it under /api/v3). */
+    const checkRunUrl = (id: number, api = 'https://api.github.com') => `${api}/repos/${OWNER}/api/check-runs/${id}`;
+    /**
+     * A `workflow_job` delivery's payload: job `id` (named `name`) of run `runId` in the api repository, at `action`. Its
+     * check run is GitHub's: the same id as the job (what the job's OIDC tokens carry as `check_run_id`); null leaves it out.
+     */
+    const workflowJob = (
+      runId: number,
+      action: string,
+      { id = 1, name = 'release', checkRun = checkRunUrl(id) }: { id?: number; name?: string; checkRun?: string | null } = {},
+    ) => ({
       action,
       workflow_job: {
         id,
@@ -447,67 +456,181 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         status: action === 'completed' ? 'completed' : 'in_progress',
         conclusion: action === 'completed' ? 'success' : null,
         name,
+        ...(checkRun === null ? {} : { check_run_url: checkRun }),
       },
       repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
       installation: { id: 71 },
     });
-
-    it("revokes the GitHub tokens of a run when its workflow job completes, and no other run's", async () => {
-      const githubToken = async (runId: string) => {
-        const form = exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId })), {
-          requested_token_type: GITHUB_TOKEN_TYPE,
-        });
-        const result = await postToken(broker, form);
-        expect(result.status).toBe(200);
-        return sha256Hex(result.body['access_token'] as string);
-      };
-      // Run ids of their own: the revocation schedule outlives a test file in workerd's storage.
-      const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);
-      const [finishing, other] = [await githubToken(String(run)), await githubToken(String(run + 1))];
-      const state = async (hash: string) => (await github.tokens()).find((token) => token.sha256 === hash);
-      expect(await state(finishing)).toMatchObject({ revoked: false });
-
-      expect((await deliver({ event: 'workflow_job', payload: workflowJob(run, 'in_progress') })).body['status']).toBe('ignored');
-      const completed = await deliver({ event: 'workflow_job', payload: workflowJob(run, 'completed') });
-      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `1 GitHub tokens and 0 keyway tokens of run ${run} revoked` } });
-      // The revocation runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL.
-      for (let attempt = 0; attempt < 50 && (await state(finishing))?.revoked !== true; attempt += 1) {
+    const completedJob = (runId: number, id: number, options: { name?: string; checkRun?: string | null } = {}) =>
+      deliver({ event: 'workflow_job', payload: workflowJob(runId, 'completed', { id, ...options }) });
+    /** Run and job ids of their own: the revocation schedule outlives a test file in workerd's storage. */
+    const freshId = () => 100_000 + Math.floor(Math.random() * 1_000_000_000);
+    /** A job's OIDC token claims: run `runId`, and check run `checkRunId` unless it is an older GHES token without one. */
+    const jobClaims = (runId: number, checkRunId: number | undefined) => ({
+      ref: 'refs/heads/release',
+      run_id: String(runId),
+      ...(checkRunId === undefined ? {} : { check_run_id: String(checkRunId) }),
+    });
+    /** A GitHub token for a job, known by its SHA-256 as the fake GitHub API knows it. */
+    const githubTokenFor = async (runId: number, checkRunId?: number) => {
+      const result = await postToken(
+        broker,
+        exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId))), { requested_token_type: GITHUB_TOKEN_TYPE }),
+      );
+      expect(result.status).toBe(200);
+      return sha256Hex(result.body['access_token'] as string);
+    };
+    const keywayTokenFor = async (runId: number, checkRunId?: number) => {
+      const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId)))));
+      expect(result.status).toBe(200);
+      return result.body['access_token'] as string;
+    };
+    const githubRevoked = async (hash: string) => (await github.tokens()).find((token) => token.sha256 === hash)?.revoked;
+    /** Waits for the revocation, which runs on the schedule's own timer (Node) or alarm (Workers), now rather than at the TTL. */
+    const untilGitHubRevoked = async (hash: string) => {
+      for (let attempt = 0; attempt < 50 && (await githubRevoked(hash)) !== true; attempt += 1) {
         await broker.auditUpkeep();
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      expect(await state(finishing)).toMatchObject({ revoked: true });
-      expect(await state(other)).toMatchObject({ revoked: false });
+      expect(await githubRevoked(hash)).toBe(true);
+    };
+    /** Whether keyway tokens are active, as an operator's introspection says. */
+    const introspection = async () => {
+      const introspector = await auditorToken(broker, people, 'olga@acme.dev', 'tokens:introspect');
+      return async (...tokens: string[]) => {
+        const active: boolean[] = [];
+        for (const token of tokens) {
+          const response = await broker.request('/introspect', {
+            method: 'POST',
+            body: new URLSearchParams({ token }),
+            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${introspector}` },
+          });
+          expect(response.status).toBe(200);
+          active.push(((await response.json()) as { active: boolean }).active);
+        }
+        return active;
+      };
+    };
+
+    it("revokes the GitHub tokens of a workflow job when it completes, and no other job's or run's", async () => {
+      const [run, job, sibling] = [freshId(), freshId(), freshId()];
+      const [finishing, ofSibling, ofOtherRun] = [await githubTokenFor(run, job), await githubTokenFor(run, sibling), await githubTokenFor(run + 1, job)];
+      expect(await githubRevoked(finishing)).toBe(false);
+
+      expect((await deliver({ event: 'workflow_job', payload: workflowJob(run, 'in_progress', { id: job }) })).body['status']).toBe('ignored');
+      expect(await completedJob(run, job)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 0 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      await untilGitHubRevoked(finishing);
+      expect([await githubRevoked(ofSibling), await githubRevoked(ofOtherRun)]).toEqual([false, false]);
     });
 
-    it("revokes the keyway tokens of a run when its workflow job completes, and no other run's, each once", async () => {
-      const keywayToken = async (runId: string) => {
-        const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ref: 'refs/heads/release', run_id: runId }))));
-        expect(result.status).toBe(200);
-        return result.body['access_token'] as string;
-      };
-      const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);
-      const [first, second, other] = [await keywayToken(String(run)), await keywayToken(String(run)), await keywayToken(String(run + 1))];
-      const introspector = await auditorToken(broker, people, 'olga@acme.dev', 'tokens:introspect');
-      const active = async (token: string) => {
-        const response = await broker.request('/introspect', {
-          method: 'POST',
-          body: new URLSearchParams({ token }),
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${introspector}` },
+    it("revokes the keyway tokens of a workflow job when it completes, and no other job's or run's, each once", async () => {
+      const [run, job, sibling] = [freshId(), freshId(), freshId()];
+      const [first, second, ofSibling, ofOtherRun] = [
+        await keywayTokenFor(run, job),
+        await keywayTokenFor(run, job),
+        await keywayTokenFor(run, sibling),
+        await keywayTokenFor(run + 1, job),
+      ];
+      const active = await introspection();
+      expect(await active(first)).toEqual([true]);
+      expect(await completedJob(run, job)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      expect(await active(first, second, ofSibling, ofOtherRun)).toEqual([false, false, true, true]);
+      const revocationsOf = async (ended: number) =>
+        (await broker.recentAuditEvents()).filter(
+          (event) => event.reason === 'token_revoked' && event.detail?.endsWith(`: the workflow job ${ended} of run ${run} completed`),
+        ).length;
+      expect(await revocationsOf(job)).toBe(2);
+      // The job's end told again (another body, so not a duplicate delivery): its tokens already revoked are left alone, with no second record each.
+      expect(await completedJob(run, job, { name: 'release (retold)' })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      expect(await revocationsOf(job)).toBe(2);
+    });
+
+    it("revokes only the finished job's tokens in a matrix run: the other job's GitHub and keyway tokens stay live until it completes", async () => {
+      // Two jobs of one run in parallel (a matrix build), each with its own check run and its own tokens.
+      const [run, jobA, jobB] = [freshId(), freshId(), freshId()];
+      const githubA = await githubTokenFor(run, jobA);
+      const githubB = await githubTokenFor(run, jobB);
+      const [keywayA, keywayB] = [await keywayTokenFor(run, jobA), await keywayTokenFor(run, jobB)];
+      const active = await introspection();
+
+      expect(await completedJob(run, jobA, { name: 'test (node 20)' })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow job ${jobA} of run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubA);
+      expect(await active(keywayA, keywayB)).toEqual([false, true]);
+      // Job B is still running: its GitHub API calls must keep working.
+      expect(await githubRevoked(githubB)).toBe(false);
+
+      expect(await completedJob(run, jobB, { name: 'test (node 22)' })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow job ${jobB} of run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubB);
+      expect(await active(keywayB)).toEqual([false]);
+    });
+
+    it('still revokes a token without check_run_id (older GHES) when any job of its run completes', async () => {
+      const [run, job, finishing] = [freshId(), freshId(), freshId()];
+      const [githubOld, keywayOld] = [await githubTokenFor(run), await keywayTokenFor(run)];
+      const [githubJob, keywayJob] = [await githubTokenFor(run, job), await keywayTokenFor(run, job)];
+      const active = await introspection();
+
+      // Another job of the run completes: the tokens without check_run_id cannot be told apart from its own, so they go.
+      expect(await completedJob(run, finishing)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow job ${finishing} of run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubOld);
+      expect(await active(keywayOld, keywayJob)).toEqual([false, true]);
+      expect(await githubRevoked(githubJob)).toBe(false);
+    });
+
+    it('ends only the tokens without check_run_id for a job whose payload has no usable check_run_url; a GHES check run URL is read', async () => {
+      const [run, job] = [freshId(), freshId()];
+      const [githubOld, keywayOld] = [await githubTokenFor(run), await keywayTokenFor(run)];
+      const [githubJob, keywayJob] = [await githubTokenFor(run, job), await keywayTokenFor(run, job)];
+      const active = await introspection();
+      const unmatched = ' (no usable check_run_url: only tokens without check_run_id)';
+
+      // This job may be the one that holds githubJob and keywayJob, but nothing says so: they are left to their TTL.
+      const [noUrl, notACheckRun] = [freshId(), freshId()];
+      expect(await completedJob(run, noUrl, { checkRun: null })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow job ${noUrl} of run ${run} completed${unmatched}` },
+      });
+      await untilGitHubRevoked(githubOld);
+      expect(await active(keywayOld, keywayJob)).toEqual([false, true]);
+      for (const checkRun of [
+        `${checkRunUrl(job)}x`,
+        `${checkRunUrl(job)}/annotations`,
+        `https://api.github.com/repos/${OWNER}/api/check-suites/${job}`,
+        'not a url',
+      ]) {
+        expect(await completedJob(run, notACheckRun, { checkRun })).toMatchObject({
+          status: 200,
+          body: { detail: `0 GitHub tokens and 0 keyway tokens revoked: the workflow job ${notACheckRun} of run ${run} completed${unmatched}` },
         });
-        expect(response.status).toBe(200);
-        return ((await response.json()) as { active: boolean }).active;
-      };
-      expect(await active(first)).toBe(true);
-      const completed = await deliver({ event: 'workflow_job', payload: workflowJob(run, 'completed', { id: 2, name: 'release' }) });
-      expect(completed).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens of run ${run} revoked` } });
-      expect([await active(first), await active(second), await active(other)]).toEqual([false, false, true]);
-      // Another job of the run completes: the tokens already revoked are left alone, with no second record each.
-      const revocationsOfRun = async () =>
-        (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked' && event.detail?.includes(`run ${run} completed`)).length;
-      expect(await revocationsOfRun()).toBe(2);
-      const again = await deliver({ event: 'workflow_job', payload: workflowJob(run, 'completed', { id: 3, name: 'test' }) });
-      expect(again).toMatchObject({ status: 200, body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens of run ${run} revoked` } });
-      expect(await revocationsOfRun()).toBe(2);
+      }
+      expect(await githubRevoked(githubJob)).toBe(false);
+      expect(await active(keywayJob)).toEqual([true]);
+
+      // Its own completion, from GitHub Enterprise Server: the check run is read from the path under its API base.
+      expect(await completedJob(run, job, { checkRun: checkRunUrl(job, 'https://github.acme.dev/api/v3') })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubJob);
+      expect(await active(keywayJob)).toEqual([false]);
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {

@@ -146,6 +146,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       githubExpiresAt: Date.now() + 3_600_000,
       repositoryId: '734201',
       runId: '42',
+      checkRunId: '4242',
       attempts: 0,
       nextAttemptAt: Date.now() + 3_600_000,
     });

@@ -32,7 +32,7 @@ describe('GitHub tokens on Workers', () => {
     );
   });
 
-  it("revokeRun makes a CI run's tokens due, and the KeywayState alarm revokes them", async () => {
+  it("revokeRun makes a CI job's tokens due, and its run's without check_run_id, and the KeywayState alarm revokes them", async () => {
     const issuer = freshIssuer(inject('testIssuerBase'), 'github-run');
     const github = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
@@ -43,16 +43,23 @@ describe('GitHub tokens on Workers', () => {
       request: async (path: string, init?: RequestInit) =>
         broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), workerEnv, createExecutionContext()),
     };
-    const exchange = async (runId: string) =>
-      (await postToken(client, githubForm(await issuer.sign(ciClaims(issuer.url, workerEnv.KEYWAY_ISSUER, { ref: 'refs/heads/main', run_id: runId }))))).body[
+    const exchange = async (claims: Record<string, unknown>) =>
+      (await postToken(client, githubForm(await issuer.sign(ciClaims(issuer.url, workerEnv.KEYWAY_ISSUER, { ref: 'refs/heads/main', ...claims }))))).body[
         'access_token'
       ] as string;
-    const ours = await exchange('4401');
-    const theirs = await exchange('4402');
-    expect([ours, theirs]).toEqual([expect.stringMatching(/^ghs_/), expect.stringMatching(/^ghs_/)]);
-    expect(await broker.github?.revokeRun('734201', '4401')).toBe(1);
+    const ours = await exchange({ run_id: '4401', check_run_id: '5501' });
+    // The same run's other job (a matrix build), and an older GHES token of the run, without check_run_id.
+    const sibling = await exchange({ run_id: '4401', check_run_id: '5502' });
+    const unmatched = await exchange({ run_id: '4401' });
+    const theirs = await exchange({ run_id: '4402', check_run_id: '5501' });
+    expect([ours, sibling, unmatched, theirs]).toEqual(Array(4).fill(expect.stringMatching(/^ghs_/)));
+    expect(await broker.github?.revokeRun('734201', '4401', '5501')).toBe(2);
     await runDurableObjectAlarm(keywayState(workerEnv.STATE));
-    expect((await github.repositoriesVisibleTo(ours)).status).toBe(401);
-    expect((await github.repositoriesVisibleTo(theirs)).status).toBe(200);
+    const status = async (token: string) => (await github.repositoriesVisibleTo(token)).status;
+    expect([await status(ours), await status(unmatched)]).toEqual([401, 401]);
+    expect([await status(sibling), await status(theirs)]).toEqual([200, 200]);
+    expect(await broker.github?.revokeRun('734201', '4401', '5502')).toBe(1);
+    await runDurableObjectAlarm(keywayState(workerEnv.STATE));
+    expect([await status(sibling), await status(theirs)]).toEqual([401, 200]);
   });
 });

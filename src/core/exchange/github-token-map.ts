@@ -100,11 +100,12 @@ function mergeTraces(traces: readonly DecisionTrace[]): DecisionTrace {
   return { ...first, audit: [...would].map(([policy, outcome]) => ({ policy, would: outcome })) };
 }
 
-/** What the caller (`repository_id`, `run_id` claims) and the exchange (its audit event id) give every token of the map. */
+/** What the caller (`repository_id`, `run_id`, `check_run_id` claims) and the exchange (its audit event id) give every token of the map. */
 export interface TokenMapContext {
   readonly auditEventId: string;
   readonly repositoryId: string | undefined;
   readonly runId: string | undefined;
+  readonly checkRunId: string | undefined;
   readonly now: number;
   readonly log: Logger;
 }
@@ -144,6 +145,7 @@ export async function mintTokenMap(
         ttlSeconds: grant.ttlSeconds,
         repositoryId: context.repositoryId,
         runId: context.runId,
+        checkRunId: context.checkRunId,
       });
       minted.push({ owner, grant, token });
     } catch (error) {

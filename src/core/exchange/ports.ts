@@ -48,6 +48,8 @@ export interface GitHubTokenRequest {
   /** The CI run that asks (`repository_id`, `run_id` claims), for revocation when its job ends. */
   readonly repositoryId: string | undefined;
   readonly runId: string | undefined;
+  /** Its job (`check_run_id` claim): only that job's end revokes the token; without it, any job of the run does. */
+  readonly checkRunId: string | undefined;
 }
 
 export interface MintedGitHubToken {

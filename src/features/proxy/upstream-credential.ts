@@ -170,9 +170,10 @@ export class UpstreamCredentials {
       ownerId: scope.ownerId,
       revocationId: auditEventId,
       ttlSeconds: PROXY_GITHUB_TOKEN_SECONDS,
-      // Shared by every job of the repository, so no one run's end revokes it: it is revoked at its own time.
+      // Shared by every job of the repository, so no one job's end revokes it: it is revoked at its own time.
       repositoryId: undefined,
       runId: undefined,
+      checkRunId: undefined,
     });
     const held = minted.repositories.find((repository) => asciiLowerCase(repository.name) === scope.repository);
     if (held === undefined) {

@@ -188,8 +188,8 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return this.#revocations.retry(id, attempts, nextAttemptAt);
   }
 
-  async dueForRun(repositoryId: string, runId: string, now: number): Promise<number> {
-    const count = await this.#revocations.dueForRun(repositoryId, runId, now);
+  async dueForRun(repositoryId: string, runId: string, checkRunId: string | undefined, now: number): Promise<number> {
+    const count = await this.#revocations.dueForRun(repositoryId, runId, checkRunId, now);
     if (count > 0) await this.#armAlarm(now);
     return count;
   }
@@ -378,7 +378,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       nextAttemptAt: () => stub().nextAttemptAt(),
       remove: (id) => stub().remove(id),
       retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
-      dueForRun: (repositoryId, runId, now) => stub().dueForRun(repositoryId, runId, now),
+      dueForRun: (repositoryId, runId, checkRunId, now) => stub().dueForRun(repositoryId, runId, checkRunId, now),
     },
   };
 }

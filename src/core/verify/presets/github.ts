@@ -83,6 +83,8 @@ export const github: IssuerPreset = {
     'runner_environment',
     'run_id',
     'run_attempt',
+    // The job's check run: the end of that job (workflow_job webhook) revokes the keyway tokens granted to it.
+    'check_run_id',
     'actor',
   ],
   // github.com's issuer serves every GitHub customer; an enterprise or GHES issuer, every org in it.

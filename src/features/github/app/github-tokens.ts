@@ -195,6 +195,7 @@ export class GitHubTokens implements GitHubTokenMinter {
         githubExpiresAt: minted.expiresAt,
         repositoryId: request.repositoryId,
         runId: request.runId,
+        checkRunId: request.checkRunId,
         attempts: 0,
         nextAttemptAt: revokeAt,
       });
@@ -237,11 +238,14 @@ export class GitHubTokens implements GitHubTokenMinter {
   }
 
   /**
-   * Revokes, now rather than at their TTL, every token obtained by this CI run (GitHub's
-   * `workflow_job` completed webhook names it). Returns how many were pending.
+   * A job of this CI run completed (GitHub's `workflow_job` webhook names it, and its check run
+   * `checkRunId` when the payload has one): revokes now, rather than at their TTL, the tokens that
+   * job obtained (their `check_run_id` claim is `checkRunId`), and the run's tokens obtained with no
+   * `check_run_id` (older GHES), which cannot be told apart by job. Tokens of the run's other jobs
+   * stay. Returns how many were pending.
    */
-  async revokeRun(repositoryId: string, runId: string): Promise<number> {
-    const count = await this.#deps.revocations.dueForRun(repositoryId, runId, this.#deps.now());
+  async revokeRun(repositoryId: string, runId: string, checkRunId: string | undefined): Promise<number> {
+    const count = await this.#deps.revocations.dueForRun(repositoryId, runId, checkRunId, this.#deps.now());
     if (count > 0) this.#deps.scheduled();
     return count;
   }

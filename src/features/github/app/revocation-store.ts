@@ -12,9 +12,11 @@ export interface PendingRevocation {
   readonly revokeAt: number;
   /** When GitHub expires it anyway: past this there is nothing left to revoke. */
   readonly githubExpiresAt: number;
-  /** The CI run that obtained it (`repository_id`, `run_id` claims), for revocation when the job ends. */
+  /** The CI run that obtained it (`repository_id`, `run_id` claims), for revocation when its job ends. */
   readonly repositoryId: string | undefined;
   readonly runId: string | undefined;
+  /** The job of that run (`check_run_id` claim, its check run): undefined when the token had none (older GHES). */
+  readonly checkRunId: string | undefined;
   readonly attempts: number;
   readonly nextAttemptAt: number;
 }
@@ -33,6 +35,9 @@ export interface RevocationStore {
   remove(id: string): Promise<void>;
   /** A failed attempt: try again at `nextAttemptAt`. */
   retry(id: string, attempts: number, nextAttemptAt: number): Promise<void>;
-  /** Makes every token of this CI run due at `now`; returns how many. */
-  dueForRun(repositoryId: string, runId: string, now: number): Promise<number>;
+  /**
+   * A job of this CI run completed (its check run `checkRunId`, undefined when unknown): makes due at `now` the
+   * run's tokens of that job, and those of the run with no check run; returns how many.
+   */
+  dueForRun(repositoryId: string, runId: string, checkRunId: string | undefined, now: number): Promise<number>;
 }
