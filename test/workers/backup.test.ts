@@ -1,4 +1,4 @@
-import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
@@ -17,6 +17,7 @@ import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.
 import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { auditShard, DEFAULT_AUDIT_SHARDS } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { createWorkerBroker, scheduledAuditUpkeep, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
+import worker from '../../src/runtimes/workers/main.ts';
 import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.ts';
 import { exportedAuditLog } from '../../src/storage/sharded-state-export.ts';
@@ -275,6 +276,15 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
         'this deployment is being restored: while KEYWAY_RESTORE_TOKEN is set it answers only POST /v1/backup/restore (delete the secret once restored)',
     });
     for (const path of ['/.well-known/jwks.json', '/v1/audit/root-checkpoints', '/v1/backup']) expect((await target.request(path)).status).toBe(503);
+    expect(await stateOf(target)).toEqual(before);
+    expect((await restore(target, exported)).status).toBe(200);
+  });
+
+  it('runs no Cron round while KEYWAY_RESTORE_TOKEN is set: one overlapping the restore would sign restored shards with the key it replaces', async () => {
+    const target = await deployment();
+    const before = await stateOf(target);
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '*/5 * * * *' }), target.env);
+    expect(await keywayState(target.env.STATE).rootCheckpoints('', 10)).toEqual([]);
     expect(await stateOf(target)).toEqual(before);
     expect((await restore(target, exported)).status).toBe(200);
   });

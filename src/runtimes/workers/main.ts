@@ -66,6 +66,11 @@ export default {
    * then signs the audit shards' checkpoints and a root checkpoint over every chain.
    */
   async scheduled(controller, env): Promise<void> {
+    // While restoring, only the restore writes: a round overlapping it would sign restored shards (and a root) with the key it replaces.
+    if (env.KEYWAY_RESTORE_TOKEN !== undefined && env.KEYWAY_RESTORE_TOKEN !== '') {
+      log.warn('scheduled upkeep skipped: KEYWAY_RESTORE_TOKEN is set (restore mode)');
+      return;
+    }
     try {
       for (const transition of await scheduledKeyUpkeep(env, controller.scheduledTime)) log.info('signing key life cycle', { ...transition });
     } catch (error) {
