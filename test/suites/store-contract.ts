@@ -47,8 +47,14 @@ async function signer() {
   return { sign: checkpointSigner(ISSUER, () => ring, Date.now), unmarked, keys: createLocalJWKSet(ring.jwks) };
 }
 
-async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>) {
-  return verifyAuditLog({ records: allRecords(audit, { order: 'asc', limit: 500 }), checkpoints: await audit.checkpoints(0, 500), keys, issuer: ISSUER });
+async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>, kept?: readonly Checkpoint[]) {
+  return verifyAuditLog({
+    records: allRecords(audit, { order: 'asc', limit: 500 }),
+    checkpoints: await audit.checkpoints(0, 500),
+    keys,
+    issuer: ISSUER,
+    ...(kept === undefined ? {} : { kept }),
+  });
 }
 
 /** What every AuditStore, AlertStore and KeyStore adapter must do, whichever runtime holds it. */
@@ -452,6 +458,34 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await audit.append(auditEvent());
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 3, anchor: 2 });
       expect(await verify(audit, keys)).not.toHaveProperty('anchor_unmarked');
+    });
+
+    it('refuses a log whose every record was deleted, its head checkpoint left: an empty log holds the anchor pruning leaves, or nothing', async () => {
+      const { audit, tamper } = await open();
+      const { sign, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0 });
+      await tamper('DELETE FROM audit_events', []);
+      expect(await verify(audit, keys)).toMatchObject({
+        ok: false,
+        records: 0,
+        problem: {
+          kind: 'deleted',
+          seq: 3,
+          message: 'records up to seq 3 were deleted: the log holds none, and the checkpoint at seq 3 was signed as its head, not as the anchor pruning leaves',
+        },
+      });
+    });
+
+    it('verifies a log pruned of every record, against a witness that kept a head checkpoint of what was pruned', async () => {
+      const { audit } = await open();
+      const { sign, keys } = await signer();
+      const now = Date.now();
+      for (const days of [40, 35]) await audit.append(auditEvent({ time: new Date(now - days * 24 * HOUR).toISOString() }));
+      const kept = (await maintainAuditLog(audit, sign, { now: now - 20 * 24 * HOUR, retentionDays: 30 })).checkpoint;
+      expect(kept?.seq).toBe(2);
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30 })).pruned).toBe(2);
+      expect(await verify(audit, keys, [kept as Checkpoint])).toMatchObject({ ok: true, records: 0, anchor: 2, kept_checkpoints: 1 });
     });
 
     it('verifies a log an older keyway pruned, whose anchor names no role, and says that anchor cannot tell pruning from deletion', async () => {

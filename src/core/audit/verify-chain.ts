@@ -185,6 +185,24 @@ export class ChainVerifier {
     return anchor.hash;
   }
 
+  /**
+   * A chain with no records: empty since its genesis, or pruned to its anchor (which pruning leaves, and only it, at
+   * the head's seq). A head checkpoint there signs records that were deleted.
+   */
+  #emptyChain(): void {
+    const top = [...this.#checkpoints.values()].sort((a, b) => b.seq - a.seq)[0];
+    if (top === undefined || this.#problem !== undefined) return;
+    if (top.role === 'head') {
+      this.#problem = {
+        kind: 'deleted',
+        seq: top.seq,
+        message: `records up to seq ${top.seq} were deleted: the log holds none, and the checkpoint at seq ${top.seq} was signed as its head, not as the anchor pruning leaves`,
+      };
+      return;
+    }
+    this.#anchor = top;
+  }
+
   finish(): ChainReport {
     if (this.#problem === undefined && this.#broken !== undefined) {
       const { record } = this.#broken;
@@ -194,7 +212,8 @@ export class ChainVerifier {
         `the chain breaks before record ${record.chain.seq} (${record.event.id}): the record it commits to is gone, deleted or rewritten with a new hash`,
       );
     }
-    const lastSeq = this.#last?.chain.seq ?? 0;
+    if (this.#records === 0) this.#emptyChain();
+    const lastSeq = this.#last?.chain.seq ?? this.#anchor?.seq ?? 0;
     const beyond = [...this.#checkpoints.values()].filter((checkpoint) => checkpoint.seq > lastSeq).sort((a, b) => a.seq - b.seq)[0];
     if (this.#problem === undefined && beyond !== undefined && this.#records > 0) {
       this.#problem = {
