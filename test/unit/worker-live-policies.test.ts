@@ -33,4 +33,28 @@ describe("a Worker isolate's live policy set", () => {
     await before;
     expect(live.current.policies.map((policy) => policy.id)).toEqual(['live/v6']);
   });
+
+  it('follows the state object back to an earlier version (recovered to a bookmark), and on to the next push', async () => {
+    let clock = 0;
+    let stored: { version: number; files: PolicyFile[] } = { version: 8, files: [file('v8')] };
+    const stub = { livePolicyState: async (known: number) => (known === stored.version ? { version: known } : stored) };
+    const live = new WorkerLivePolicies(
+      () => stub as never,
+      loadPolicies([file('bundled')], options),
+      options,
+      silentLogger,
+      () => clock,
+      5,
+    );
+    const serving = async () => {
+      clock += 10_000;
+      await live.refreshIfStale();
+      return live.current.policies.map((policy) => policy.id);
+    };
+    expect(await serving()).toEqual(['live/v8']);
+    stored = { version: 6, files: [file('v6')] };
+    expect(await serving()).toEqual(['live/v6']);
+    stored = { version: 7, files: [file('v7')] };
+    expect(await serving()).toEqual(['live/v7']);
+  });
 });

@@ -29,6 +29,9 @@ export class WorkerLivePolicies {
   #refused: PolicyReloadStatus | undefined;
   /** When the last check whose answer this isolate serves was asked. */
   #checkedAt = Number.NEGATIVE_INFINITY;
+  /** Checks asked (and switches made) so far, and the latest of them this isolate serves: an answer to an earlier one is stale. */
+  #asks = 0;
+  #applied = 0;
 
   /** `bundled`: the set built into the Worker, serving until the first push, and while the stored set is one the master key does not vouch for. */
   constructor(
@@ -69,9 +72,12 @@ export class WorkerLivePolicies {
 
   /** Catches up with the live set in the Durable Object. */
   async #refresh(): Promise<void> {
+    const asked = ++this.#asks;
     const state = await this.#state().livePolicyState(this.#version);
-    // Versions only grow: a check asked before a newer one but answered after it must not take this isolate back.
-    if (state.version < this.#version) return;
+    // A check asked before a newer one (or a switch) but answered after it must not take this isolate back. By the order
+    // asked, not by version: a state object recovered to an earlier point holds a lower version, which is the one to serve.
+    if (asked < this.#applied) return;
+    this.#applied = asked;
     this.#lastSwitch = state.lastSwitch;
     if (state.version === this.#version) return;
     if (state.refused !== undefined) {
@@ -114,6 +120,7 @@ export class WorkerLivePolicies {
           return record({ ok: false, at: at(), policies: this.#set.policies.length, source, problems });
         }
         this.#version = await this.#state().saveLivePolicySet(files, source, this.#now());
+        this.#applied = ++this.#asks;
         this.#set = set;
         this.#refused = undefined;
         this.#log.info('policies switched', { source, policies: set.policies.length });
