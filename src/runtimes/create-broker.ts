@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
-import { revokeRunTokens, type CompletedJob } from '../features/github/webhooks/revoke-run-tokens.ts';
+import { revokeRunTokens, runEnd, type RunWorkEnded } from '../features/github/webhooks/revoke-run-tokens.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -187,13 +187,13 @@ export function createBroker(parts: BrokerParts): Broker {
               : {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
-                  jobCompleted: (job: CompletedJob) => github.revokeRun(job.repositoryId, job.runId, job.checkRunId),
+                  jobCompleted: (ended: RunWorkEnded) => github.revokeRun(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),
             audit: audit.log,
-            runEnded: (job: CompletedJob) =>
+            runEnded: (ended: RunWorkEnded) =>
               revokeRunTokens(
                 { issuer: parts.settings.issuer, audit: audit.log, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
-                job,
+                ended,
               ),
             now,
             log: parts.log,

@@ -1,4 +1,5 @@
 import type { PendingRevocation, RevocationStore } from '../features/github/app/revocation-store.ts';
+import type { RunEnd } from '../core/claims/check-run-id.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
 interface Row extends Record<string, string | number | null> {
@@ -62,14 +63,15 @@ export class SqliteRevocationStore implements RevocationStore {
     this.#db.run('UPDATE github_token_revocations SET attempts = ?, next_attempt_at = ? WHERE id = ?', [attempts, nextAttemptAt, id]);
   }
 
-  async dueForRun(repositoryId: string, runId: string, checkRunId: string | undefined, now: number): Promise<number> {
-    // A token of another job of the run is left alone; one without a check run cannot be told apart, so any job's end
-    // takes it. `check_run_id = NULL` is never true: with no check run named, only those without one are due.
+  async dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
+    // For a job, a token of another job of the run is left alone; one without a check run cannot be told apart, so any
+    // job's end takes it. `check_run_id = NULL` is never true: with no check run named, only those without one are due.
+    const ofJob = ended.kind === 'job' ? ' AND (check_run_id IS NULL OR check_run_id = ?)' : '';
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
     return this.#db.all<{ id: string }>(
       `UPDATE github_token_revocations SET next_attempt_at = ?
-        WHERE repository_id = ? AND run_id = ? AND (check_run_id IS NULL OR check_run_id = ?) AND next_attempt_at > ? RETURNING id`,
-      [now, repositoryId, runId, checkRunId ?? null, now],
+        WHERE repository_id = ? AND run_id = ?${ofJob} AND next_attempt_at > ? RETURNING id`,
+      [now, repositoryId, runId, ...(ended.kind === 'job' ? [ended.checkRunId ?? null] : []), now],
     ).length;
   }
 }

@@ -86,8 +86,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
       repository: 'acme/skew',
       repositoryId: '901',
       runId: '77',
-      jobId: '78',
-      checkRunId: '78',
+      job: { id: '78', checkRunId: '78' },
       deliveryId: 'delivery-1',
     });
     expect(revoked).toBe(1);

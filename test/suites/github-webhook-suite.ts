@@ -466,13 +466,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     /** Run and job ids of their own: the revocation schedule outlives a test file in workerd's storage. */
     const freshId = () => 100_000 + Math.floor(Math.random() * 1_000_000_000);
     /** A job's OIDC token claims: run `runId`, and check run `checkRunId` unless it is an older GHES token without one. */
-    const jobClaims = (runId: number, checkRunId: number | undefined) => ({
+    const jobClaims = (runId: number, checkRunId: number | string | undefined) => ({
       ref: 'refs/heads/release',
       run_id: String(runId),
       ...(checkRunId === undefined ? {} : { check_run_id: String(checkRunId) }),
     });
     /** A GitHub token for a job, known by its SHA-256 as the fake GitHub API knows it. */
-    const githubTokenFor = async (runId: number, checkRunId?: number) => {
+    const githubTokenFor = async (runId: number, checkRunId?: number | string) => {
       const result = await postToken(
         broker,
         exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId))), { requested_token_type: GITHUB_TOKEN_TYPE }),
@@ -480,7 +480,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(result.status).toBe(200);
       return sha256Hex(result.body['access_token'] as string);
     };
-    const keywayTokenFor = async (runId: number, checkRunId?: number) => {
+    const keywayTokenFor = async (runId: number, checkRunId?: number | string) => {
       const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId)))));
       expect(result.status).toBe(200);
       return result.body['access_token'] as string;
@@ -631,6 +631,47 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       });
       await untilGitHubRevoked(githubJob);
       expect(await active(keywayJob)).toEqual([false]);
+    });
+
+    it("revokes every token of a run when the run completes: one exchanged after its job's completion was told, one whose job's was never told", async () => {
+      const [run, late, untold] = [freshId(), freshId(), freshId()];
+      expect(await completedJob(run, late)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      // The job's OIDC token is still young enough: exchanged after its completion was delivered, nothing of the job's ends it.
+      const [githubLate, keywayLate] = [await githubTokenFor(run, late), await keywayTokenFor(run, late)];
+      const [githubUntold, keywayUntold] = [await githubTokenFor(run, untold), await keywayTokenFor(run, untold)];
+      const [githubOther, keywayOther] = [await githubTokenFor(run + 1, late), await keywayTokenFor(run + 1, late)];
+      const active = await introspection();
+      expect(await active(keywayLate, keywayUntold)).toEqual([true, true]);
+      const workflowRun = (action: string) => ({
+        action,
+        workflow_run: { id: run, run_attempt: 1, status: action === 'completed' ? 'completed' : 'in_progress' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      });
+      expect((await deliver({ event: 'workflow_run', payload: workflowRun('in_progress') })).body['status']).toBe('ignored');
+      expect(await deliver({ event: 'workflow_run', payload: workflowRun('completed') })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `2 GitHub tokens and 2 keyway tokens revoked: the workflow run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubLate);
+      await untilGitHubRevoked(githubUntold);
+      expect(await active(keywayLate, keywayUntold, keywayOther)).toEqual([false, false, true]);
+      expect(await githubRevoked(githubOther)).toBe(false);
+      const records = (await broker.recentAuditEvents()).filter((event) => event.detail?.endsWith(`: the workflow run ${run} completed`));
+      expect(records.map((event) => event.reason)).toEqual(['token_revoked', 'token_revoked']);
+    });
+
+    it('treats a check_run_id that names no check run (empty, padded) as none: any job of its run ends the token', async () => {
+      const [run, finishing] = [freshId(), freshId()];
+      const padded = [await githubTokenFor(run, `0${finishing}`), await githubTokenFor(run, '')];
+      const [keywayPadded, keywayEmpty] = [await keywayTokenFor(run, `0${finishing}`), await keywayTokenFor(run, ' ')];
+      const active = await introspection();
+      expect(await completedJob(run, freshId())).toMatchObject({
+        status: 200,
+        body: { detail: expect.stringMatching(/^2 GitHub tokens and 2 keyway tokens revoked/) },
+      });
+      for (const hash of padded) await untilGitHubRevoked(hash);
+      expect(await active(keywayPadded, keywayEmpty)).toEqual([false, false]);
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {

@@ -1,4 +1,5 @@
 import { decodeJwt, type JWTPayload } from 'jose';
+import { checkRunIdOf } from '../claims/check-run-id.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
@@ -382,7 +383,7 @@ async function issueGitHubToken(
     ttlSeconds: grant.ttlSeconds,
     repositoryId: claimText(claims, 'repository_id'),
     runId: claimText(claims, 'run_id'),
-    checkRunId: claimText(claims, 'check_run_id'),
+    checkRunId: checkRunIdOf(claims['check_run_id']),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(github.owner, minted);
@@ -426,7 +427,7 @@ async function issueGitHubTokenMap(
     auditEventId: event.id,
     repositoryId: claimText(verified.claims, 'repository_id'),
     runId: claimText(verified.claims, 'run_id'),
-    checkRunId: claimText(verified.claims, 'check_run_id'),
+    checkRunId: checkRunIdOf(verified.claims['check_run_id']),
     now,
     log: deps.log,
   });
@@ -495,7 +496,7 @@ function noGitHubApp(): ExchangeError {
   return new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
 }
 
-/** A string or number claim as text (`repository_id`, `run_id`, `check_run_id`: what ties a GitHub token to its CI job). */
+/** A string or number claim as text (`repository_id`, `run_id`: what ties a GitHub token to its CI run). */
 function claimText(claims: Readonly<Record<string, unknown>>, name: string): string | undefined {
   const value = claims[name];
   return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;

@@ -4,7 +4,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
-import { jobEnded, type CompletedJob } from '../../features/github/webhooks/revoke-run-tokens.ts';
+import { checkRunIdOf } from '../../core/claims/check-run-id.ts';
+import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-run-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 
 /** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */
@@ -18,20 +19,20 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   /** An installation was created, removed or changed its repositories: forget what is cached for the account. */
   readonly installationChanged?: (owner: string) => void;
   /**
-   * A workflow job completed: revoke the GitHub tokens minted for it (by `repository_id`, `run_id` and `check_run_id`),
-   * and those of its run minted without `check_run_id`. Resolves to how many.
+   * A workflow job or run completed: revoke the GitHub tokens minted for it (a job: by `repository_id`, `run_id` and
+   * `check_run_id`, and those of its run minted without `check_run_id`; a run: all of the run's). Resolves to how many.
    */
-  readonly jobCompleted?: (job: CompletedJob) => Promise<number>;
-  /** Revokes the keyway access tokens granted to a completed job (`workflow_job` completed), as `jobCompleted` picks them; returns how many. */
-  readonly runEnded?: (job: CompletedJob) => Promise<number>;
+  readonly jobCompleted?: (ended: RunWorkEnded) => Promise<number>;
+  /** Revokes the keyway access tokens granted to a completed job or run, as `jobCompleted` picks them; returns how many. */
+  readonly runEnded?: (ended: RunWorkEnded) => Promise<number>;
 }
 
 type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
-type HandledEvent = 'ping' | 'pull_request' | 'push' | 'installation' | 'installation_repositories' | 'workflow_job';
+type HandledEvent = 'ping' | 'pull_request' | 'push' | 'installation' | 'installation_repositories' | 'workflow_job' | 'workflow_run';
 
 const REVIEWED_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
 /** What keyway takes from a pool's other Apps: their installations change, and jobs that used their tokens end. */
-const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'workflow_job']);
+const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'workflow_job', 'workflow_run']);
 /** A check run's REST path, under whatever API base (GHES serves it under /api/v3): its id is the last segment. */
 const CHECK_RUN_PATH = /\/check-runs\/(\d{1,20})$/;
 
@@ -39,12 +40,24 @@ const CHECK_RUN_PATH = /\/check-runs\/(\d{1,20})$/;
  * The check run of a workflow job, from its `check_run_url` (`https://api.github.com/repos/OWNER/REPO/check-runs/ID`):
  * what the `check_run_id` claim of the job's OIDC tokens holds. Undefined when the URL is missing or not of that form.
  */
-function checkRunIdOf(url: unknown): string | undefined {
+function checkRunOfUrl(url: unknown): string | undefined {
   if (typeof url !== 'string' || !URL.canParse(url)) return undefined;
-  return CHECK_RUN_PATH.exec(new URL(url).pathname)?.[1];
+  return checkRunIdOf(CHECK_RUN_PATH.exec(new URL(url).pathname)?.[1]);
 }
 
 function handlers(deps: GitHubWebhookDeps): Handlers {
+  const revokeEnded = async (
+    run: Pick<RunWorkEnded, 'repository' | 'repositoryId' | 'runId'>,
+    job: RunWorkEnded['job'],
+    deliveryId: string,
+    note: string,
+  ): Promise<Handled> => {
+    if (deps.jobCompleted === undefined && deps.runEnded === undefined) return { handled: false, detail: 'no tokens are revoked here' };
+    const ended: RunWorkEnded = { ...run, job, deliveryId };
+    const github = deps.jobCompleted === undefined ? [] : [`${await deps.jobCompleted(ended)} GitHub tokens`];
+    const keyway = deps.runEnded === undefined ? [] : [`${await deps.runEnded(ended)} keyway tokens`];
+    return { handled: true, detail: `${[...github, ...keyway].join(' and ')} revoked: ${whatEnded(ended)}${note}` };
+  };
   const repositoryOf = (repository: { name: string; owner: { login: string } }) => ({ owner: repository.owner.login, name: repository.name });
   const installation = async (owner: string | undefined): Promise<Handled> => {
     if (owner === undefined || deps.installationChanged === undefined) return { handled: false, detail: 'no installation cache' };
@@ -75,20 +88,22 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     installation_repositories: async ({ payload }) => installation(accountLogin(payload.installation.account)),
     workflow_job: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
-      if (deps.jobCompleted === undefined && deps.runEnded === undefined) return { handled: false, detail: 'no tokens are revoked here' };
-      const job: CompletedJob = {
-        repository: payload.repository.full_name,
-        repositoryId: String(payload.repository.id),
-        runId: String(payload.workflow_job.run_id),
-        jobId: String(payload.workflow_job.id),
-        checkRunId: checkRunIdOf((payload.workflow_job as { check_run_url?: unknown }).check_run_url),
-        deliveryId: id,
-      };
-      const github = deps.jobCompleted === undefined ? [] : [`${await deps.jobCompleted(job)} GitHub tokens`];
-      const keyway = deps.runEnded === undefined ? [] : [`${await deps.runEnded(job)} keyway tokens`];
-      // Without its check run, the job's own tokens cannot be told from its run's other jobs': only those without one went.
-      const unmatched = job.checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
-      return { handled: true, detail: `${[...github, ...keyway].join(' and ')} revoked: ${jobEnded(job)}${unmatched}` };
+      const checkRunId = checkRunOfUrl((payload.workflow_job as { check_run_url?: unknown }).check_run_url);
+      // Without its check run, the job's own tokens cannot be told from its run's other jobs': only those without one go.
+      const unmatched = checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
+      return revokeEnded(
+        { repository: payload.repository.full_name, repositoryId: String(payload.repository.id), runId: String(payload.workflow_job.run_id) },
+        { id: String(payload.workflow_job.id), checkRunId },
+        id,
+        unmatched,
+      );
+    },
+    // The backstop of the jobs': a token exchanged after its job's completion was delivered, or whose job's delivery
+    // never came, or that no job's check run matched, ends with its run.
+    workflow_run: async ({ id, payload }) => {
+      if (payload.action !== 'completed') return { handled: false, detail: `workflow_run ${payload.action} needs nothing` };
+      const { repository, workflow_run: run } = payload;
+      return revokeEnded({ repository: repository.full_name, repositoryId: String(repository.id), runId: String(run.id) }, undefined, id, '');
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/alerts/alert.ts';
+import type { RunEnd } from '../../core/claims/check-run-id.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
@@ -188,8 +189,8 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return this.#revocations.retry(id, attempts, nextAttemptAt);
   }
 
-  async dueForRun(repositoryId: string, runId: string, checkRunId: string | undefined, now: number): Promise<number> {
-    const count = await this.#revocations.dueForRun(repositoryId, runId, checkRunId, now);
+  async dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
+    const count = await this.#revocations.dueForRun(repositoryId, runId, ended, now);
     if (count > 0) await this.#armAlarm(now);
     return count;
   }
@@ -378,7 +379,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       nextAttemptAt: () => stub().nextAttemptAt(),
       remove: (id) => stub().remove(id),
       retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
-      dueForRun: (repositoryId, runId, checkRunId, now) => stub().dueForRun(repositoryId, runId, checkRunId, now),
+      dueForRun: (repositoryId, runId, ended, now) => stub().dueForRun(repositoryId, runId, ended, now),
     },
   };
 }

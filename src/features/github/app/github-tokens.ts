@@ -1,4 +1,5 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
+import type { RunEnd } from '../../../core/claims/check-run-id.ts';
 import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
@@ -238,14 +239,14 @@ export class GitHubTokens implements GitHubTokenMinter {
   }
 
   /**
-   * A job of this CI run completed (GitHub's `workflow_job` webhook names it, and its check run
-   * `checkRunId` when the payload has one): revokes now, rather than at their TTL, the tokens that
-   * job obtained (their `check_run_id` claim is `checkRunId`), and the run's tokens obtained with no
-   * `check_run_id` (older GHES), which cannot be told apart by job. Tokens of the run's other jobs
-   * stay. Returns how many were pending.
+   * Something of this CI run ended: revokes now, rather than at their TTL, the tokens it ends. A job
+   * (GitHub's `workflow_job` webhook names it, and its check run when the payload has one) ends the
+   * tokens it obtained (their `check_run_id` claim) and the run's tokens obtained with no
+   * `check_run_id` (older GHES), which cannot be told apart by job; the run's other jobs keep theirs.
+   * The whole run (`workflow_run`) ends every token of the run still pending. Returns how many were pending.
    */
-  async revokeRun(repositoryId: string, runId: string, checkRunId: string | undefined): Promise<number> {
-    const count = await this.#deps.revocations.dueForRun(repositoryId, runId, checkRunId, this.#deps.now());
+  async revokeRun(repositoryId: string, runId: string, ended: RunEnd): Promise<number> {
+    const count = await this.#deps.revocations.dueForRun(repositoryId, runId, ended, this.#deps.now());
     if (count > 0) this.#deps.scheduled();
     return count;
   }

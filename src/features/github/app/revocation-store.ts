@@ -1,3 +1,5 @@
+import type { RunEnd } from '../../../core/claims/check-run-id.ts';
+
 /** A GitHub token keyway minted and must revoke: the token itself only ever sealed. */
 export interface PendingRevocation {
   /** The audit event id of the exchange that minted it. */
@@ -36,8 +38,8 @@ export interface RevocationStore {
   /** A failed attempt: try again at `nextAttemptAt`. */
   retry(id: string, attempts: number, nextAttemptAt: number): Promise<void>;
   /**
-   * A job of this CI run completed (its check run `checkRunId`, undefined when unknown): makes due at `now` the
-   * run's tokens of that job, and those of the run with no check run; returns how many.
+   * Something of this CI run ended: makes due at `now` the tokens it ends, and returns how many. A job (its check run,
+   * undefined when unknown) ends the run's tokens of that job and those of the run with no check run; the run ends all.
    */
-  dueForRun(repositoryId: string, runId: string, checkRunId: string | undefined, now: number): Promise<number>;
+  dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number>;
 }
