@@ -91,13 +91,13 @@ function googleMetadata({ env, fetch: fetch2 }) {
 function buildkiteAgent() {
   return {
     name: "Buildkite",
-    read: (audience) => new Promise((resolve, reject) => {
+    read: (audience) => new Promise((resolve2, reject) => {
       execFile(
         "buildkite-agent",
         ["oidc", "request-token", "--audience", audience],
         { timeout: 3e4, maxBuffer: MAX_TOKEN_BYTES },
         (error, stdout, stderr) => {
-          if (error === null) return resolve(checkJwtShape(stdout, "buildkite-agent"));
+          if (error === null) return resolve2(checkJwtShape(stdout, "buildkite-agent"));
           if (error.code === "ENOENT") return reject(new CiTokenError("buildkite-agent is not on PATH"));
           reject(new CiTokenError(`buildkite-agent oidc request-token failed: ${stderr.trim() || error.message}`));
         }
@@ -1466,10 +1466,10 @@ async function performDiscovery2(server, options) {
   if (!(server instanceof URL)) {
     throw CodedTypeError2('"server" must be an instance of URL', ERR_INVALID_ARG_TYPE2);
   }
-  const resolve = !server.href.includes("/.well-known/");
+  const resolve2 = !server.href.includes("/.well-known/");
   const timeout = options?.timeout ?? 30;
   const signal3 = AbortSignal.timeout(timeout * 1e3);
-  const as = await (resolve ? discoveryRequest(server, {
+  const as = await (resolve2 ? discoveryRequest(server, {
     algorithm: options?.algorithm,
     [customFetch]: options?.[customFetch2],
     [allowInsecureRequests]: options?.execute?.includes(allowInsecureRequests2),
@@ -1485,7 +1485,7 @@ async function performDiscovery2(server, options) {
     redirect: "manual",
     signal: signal3
   })).then((response) => processDiscoveryResponse(_nodiscoverycheck, response)).catch(errorHandler);
-  if (resolve && new URL(as.issuer).href !== server.href) {
+  if (resolve2 && new URL(as.issuer).href !== server.href) {
     handleEntraId(server, as, options) || handleB2Clogin(server, options) || (() => {
       throw new ClientError("discovered metadata issuer does not match the expected issuer", {
         code: JSON_ATTRIBUTE_COMPARISON,
@@ -2604,7 +2604,7 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
 async function pause(policy, onRetry, { method, url, attempt, reason, retryAfter }) {
   const delayMs = backoffDelayMs(policy, attempt, retryAfter);
   onRetry({ method, url, attempt, attempts: policy.attempts, reason, delayMs });
-  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  await new Promise((resolve2) => setTimeout(resolve2, delayMs));
 }
 function describeNetworkError(error) {
   if (!(error instanceof Error)) return String(error);
@@ -2914,8 +2914,22 @@ import { join as join2 } from "node:path";
 
 // src/cli/pipeline/aws-sts.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync
+} from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 var DEFAULT_AWS_STS_URL = "https://sts.amazonaws.com";
 var STS = "AWS STS";
 var ENTITIES = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&" };
@@ -2969,8 +2983,16 @@ function awsEnvironment(credentials, region) {
     ...region === void 0 ? [] : [["AWS_REGION", region]]
   ];
 }
+function linkTarget(path) {
+  if (existsSync(path)) return realpathSync(path);
+  try {
+    return lstatSync(path).isSymbolicLink() ? resolve(dirname(path), readlinkSync(path)) : path;
+  } catch {
+    return path;
+  }
+}
 function writeCredentialsProfile(path, profile, credentials) {
-  const target = existsSync(path) ? realpathSync(path) : path;
+  const target = linkTarget(path);
   const kept = [];
   let inProfile = false;
   for (const line of existsSync(path) ? readFileSync(path, "utf8").split("\n") : []) {
@@ -3016,10 +3038,10 @@ function execInEnvironment(command, env, report) {
   const child = spawn(file, args, { stdio: "inherit", env });
   const forward = (signal3) => child.kill(signal3);
   process.on("SIGINT", forward).on("SIGTERM", forward);
-  return new Promise((resolve) => {
+  return new Promise((resolve2) => {
     const done = (status) => {
       process.off("SIGINT", forward).off("SIGTERM", forward);
-      resolve(status);
+      resolve2(status);
     };
     child.once("error", (error) => {
       report(`cannot run ${file}: ${error.message}`);

@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeCredentialsProfile } from '../../src/cli/pipeline/aws-sts.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
@@ -234,5 +234,19 @@ describe('the AWS credentials file keyway writes', () => {
     );
     expect(statSync(join(dotfiles, 'credentials')).mode & 0o777).toBe(0o600);
     expect(readdirSync(dotfiles)).toEqual(['credentials']);
+  });
+
+  it('is written where a symlink points that leads nowhere yet, the link kept', () => {
+    const dotfiles = mkdtempSync(join(tmpdir(), 'keyway-dotfiles-'));
+    const home = mkdtempSync(join(tmpdir(), 'keyway-home-'));
+    mkdirSync(join(home, '.aws'));
+    // Relative, as dotfile managers write them: resolved from the link's own directory.
+    symlinkSync(relative(join(home, '.aws'), join(dotfiles, 'credentials')), join(home, '.aws', 'credentials'));
+    writeCredentialsProfile(join(home, '.aws', 'credentials'), 'ci', credentials);
+    expect(lstatSync(join(home, '.aws', 'credentials')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dotfiles, 'credentials'), 'utf8')).toBe(
+      '[ci]\naws_access_key_id = ASIANEW\naws_secret_access_key = new/secret\naws_session_token = new-session\n',
+    );
+    expect(statSync(join(dotfiles, 'credentials')).mode & 0o777).toBe(0o600);
   });
 });

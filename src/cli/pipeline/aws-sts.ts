@@ -1,6 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CloudRefusedError, CloudUnavailableError, withoutSecrets } from './cloud-service-errors.ts';
 import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
 
@@ -91,6 +105,16 @@ export function awsEnvironment(credentials: AwsCredentials, region: string | und
   ];
 }
 
+/** Where `path` leads: itself, or where its symlink points, even a link to a file not written yet (the first write makes it). */
+function linkTarget(path: string): string {
+  if (existsSync(path)) return realpathSync(path);
+  try {
+    return lstatSync(path).isSymbolicLink() ? resolve(dirname(path), readlinkSync(path)) : path;
+  } catch {
+    return path;
+  }
+}
+
 /**
  * Writes `[profile]` of a shared credentials file (INI, as the AWS CLI and SDKs read
  * ~/.aws/credentials), replacing that section and keeping every other one; the file is 0600.
@@ -101,7 +125,7 @@ export function awsEnvironment(credentials: AwsCredentials, region: string | und
  * (dotfiles kept elsewhere) is replaced where the link points, so the link still leads to it.
  */
 export function writeCredentialsProfile(path: string, profile: string, credentials: AwsCredentials): void {
-  const target = existsSync(path) ? realpathSync(path) : path;
+  const target = linkTarget(path);
   const kept: string[] = [];
   let inProfile = false;
   for (const line of existsSync(path) ? readFileSync(path, 'utf8').split('\n') : []) {
