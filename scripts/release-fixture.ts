@@ -85,6 +85,7 @@ try {
     repositoryId: '1001',
     runId: '2002',
     checkRunId: '3003',
+    runAttempt: 1,
     attempts: 0,
     nextAttemptAt: NOW + 600_000,
   });

@@ -207,9 +207,13 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   {
     // A GitHub token is revoked when its own job completes, not any job of its run: the job's check
     // run (`check_run_id` claim), NULL for a token whose OIDC token had none (older GHES) or one
-    // scheduled before this migration, which any completed job of its run revokes, as before.
+    // scheduled before this migration, which any completed job of its run revokes, as before. And
+    // when its run's attempt completes (`run_attempt` claim): a re-run's tokens outlive the attempt before.
     id: 13,
-    sql: 'ALTER TABLE github_token_revocations ADD COLUMN check_run_id TEXT;',
+    sql: `
+      ALTER TABLE github_token_revocations ADD COLUMN check_run_id TEXT;
+      ALTER TABLE github_token_revocations ADD COLUMN run_attempt INTEGER;
+    `,
   },
 ];
 

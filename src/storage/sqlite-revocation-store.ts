@@ -1,6 +1,6 @@
 import type { PendingRevocation, RevocationStore } from '../features/github/app/revocation-store.ts';
 import type { RunEnd } from '../core/claims/check-run-id.ts';
-import type { SqlDatabase } from './sql-database.ts';
+import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 interface Row extends Record<string, string | number | null> {
   id: string;
@@ -13,6 +13,7 @@ interface Row extends Record<string, string | number | null> {
   repository_id: string | null;
   run_id: string | null;
   check_run_id: string | null;
+  run_attempt: number | null;
   attempts: number;
   next_attempt_at: number;
 }
@@ -27,8 +28,8 @@ export class SqliteRevocationStore implements RevocationStore {
 
   async add(pending: PendingRevocation): Promise<void> {
     this.#db.run(
-      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, check_run_id, attempts, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, check_run_id, run_attempt, attempts, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         pending.id,
         pending.sealedToken,
@@ -40,6 +41,7 @@ export class SqliteRevocationStore implements RevocationStore {
         pending.repositoryId ?? null,
         pending.runId ?? null,
         pending.checkRunId ?? null,
+        pending.runAttempt ?? null,
         pending.attempts,
         pending.nextAttemptAt,
       ],
@@ -66,12 +68,18 @@ export class SqliteRevocationStore implements RevocationStore {
   async dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
     // For a job, a token of another job of the run is left alone; one without a check run cannot be told apart, so any
     // job's end takes it. `check_run_id = NULL` is never true: with no check run named, only those without one are due.
-    const ofJob = ended.kind === 'job' ? ' AND (check_run_id IS NULL OR check_run_id = ?)' : '';
+    // For an attempt of the run, a later attempt's tokens (a re-run already under way) are left alone.
+    const [which, values]: [string, SqlValue[]] =
+      ended.kind === 'job'
+        ? [' AND (check_run_id IS NULL OR check_run_id = ?)', [ended.checkRunId ?? null]]
+        : ended.attempt === undefined
+          ? ['', []]
+          : [' AND (run_attempt IS NULL OR run_attempt <= ?)', [ended.attempt]];
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
     return this.#db.all<{ id: string }>(
       `UPDATE github_token_revocations SET next_attempt_at = ?
-        WHERE repository_id = ? AND run_id = ?${ofJob} AND next_attempt_at > ? RETURNING id`,
-      [now, repositoryId, runId, ...(ended.kind === 'job' ? [ended.checkRunId ?? null] : []), now],
+        WHERE repository_id = ? AND run_id = ?${which} AND next_attempt_at > ? RETURNING id`,
+      [now, repositoryId, runId, ...values, now],
     ).length;
   }
 }
@@ -88,6 +96,7 @@ function fromRow(row: Row): PendingRevocation {
     repositoryId: row.repository_id ?? undefined,
     runId: row.run_id ?? undefined,
     checkRunId: row.check_run_id ?? undefined,
+    runAttempt: row.run_attempt ?? undefined,
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
   };

@@ -87,6 +87,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
       repositoryId: '901',
       runId: '77',
       job: { id: '78', checkRunId: '78' },
+      runAttempt: 1,
       deliveryId: 'delivery-1',
     });
     expect(revoked).toBe(1);

@@ -466,22 +466,23 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     /** Run and job ids of their own: the revocation schedule outlives a test file in workerd's storage. */
     const freshId = () => 100_000 + Math.floor(Math.random() * 1_000_000_000);
     /** A job's OIDC token claims: run `runId`, and check run `checkRunId` unless it is an older GHES token without one. */
-    const jobClaims = (runId: number, checkRunId: number | string | undefined) => ({
+    const jobClaims = (runId: number, checkRunId: number | string | undefined, attempt = 1) => ({
       ref: 'refs/heads/release',
       run_id: String(runId),
+      run_attempt: String(attempt),
       ...(checkRunId === undefined ? {} : { check_run_id: String(checkRunId) }),
     });
     /** A GitHub token for a job, known by its SHA-256 as the fake GitHub API knows it. */
-    const githubTokenFor = async (runId: number, checkRunId?: number | string) => {
+    const githubTokenFor = async (runId: number, checkRunId?: number | string, attempt?: number) => {
       const result = await postToken(
         broker,
-        exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId))), { requested_token_type: GITHUB_TOKEN_TYPE }),
+        exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId, attempt))), { requested_token_type: GITHUB_TOKEN_TYPE }),
       );
       expect(result.status).toBe(200);
       return sha256Hex(result.body['access_token'] as string);
     };
-    const keywayTokenFor = async (runId: number, checkRunId?: number | string) => {
-      const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId)))));
+    const keywayTokenFor = async (runId: number, checkRunId?: number | string, attempt?: number) => {
+      const result = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(runId, checkRunId, attempt)))));
       expect(result.status).toBe(200);
       return result.body['access_token'] as string;
     };
@@ -633,18 +634,20 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await active(keywayJob)).toEqual([false]);
     });
 
-    it("revokes every token of a run when the run completes: one exchanged after its job's completion was told, one whose job's was never told", async () => {
-      const [run, late, untold] = [freshId(), freshId(), freshId()];
+    it("revokes every token of a run's attempt when it completes: one exchanged after its job's completion was told, one whose job's was never told; a re-run's stay", async () => {
+      const [run, late, untold, rerun] = [freshId(), freshId(), freshId(), freshId()];
       expect(await completedJob(run, late)).toMatchObject({ status: 200, body: { status: 'handled' } });
       // The job's OIDC token is still young enough: exchanged after its completion was delivered, nothing of the job's ends it.
       const [githubLate, keywayLate] = [await githubTokenFor(run, late), await keywayTokenFor(run, late)];
       const [githubUntold, keywayUntold] = [await githubTokenFor(run, untold), await keywayTokenFor(run, untold)];
       const [githubOther, keywayOther] = [await githubTokenFor(run + 1, late), await keywayTokenFor(run + 1, late)];
+      // A re-run of the run already under way (attempt 2) when attempt 1's completion is delivered, late.
+      const [githubRerun, keywayRerun] = [await githubTokenFor(run, rerun, 2), await keywayTokenFor(run, rerun, 2)];
       const active = await introspection();
       expect(await active(keywayLate, keywayUntold)).toEqual([true, true]);
-      const workflowRun = (action: string) => ({
+      const workflowRun = (action: string, attempt = 1) => ({
         action,
-        workflow_run: { id: run, run_attempt: 1, status: action === 'completed' ? 'completed' : 'in_progress' },
+        workflow_run: { id: run, run_attempt: attempt, status: action === 'completed' ? 'completed' : 'in_progress' },
         repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
         installation: { id: 71 },
       });
@@ -655,10 +658,17 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       });
       await untilGitHubRevoked(githubLate);
       await untilGitHubRevoked(githubUntold);
-      expect(await active(keywayLate, keywayUntold, keywayOther)).toEqual([false, false, true]);
-      expect(await githubRevoked(githubOther)).toBe(false);
+      expect(await active(keywayLate, keywayUntold, keywayOther, keywayRerun)).toEqual([false, false, true, true]);
+      expect([await githubRevoked(githubOther), await githubRevoked(githubRerun)]).toEqual([false, false]);
       const records = (await broker.recentAuditEvents()).filter((event) => event.detail?.endsWith(`: the workflow run ${run} completed`));
       expect(records.map((event) => event.reason)).toEqual(['token_revoked', 'token_revoked']);
+      // The re-run's own completion ends its tokens.
+      expect(await deliver({ event: 'workflow_run', payload: workflowRun('completed', 2) })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubRerun);
+      expect(await active(keywayRerun)).toEqual([false]);
     });
 
     it('treats a check_run_id that names no check run (empty, padded) as none: any job of its run ends the token', async () => {

@@ -148,6 +148,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       repositoryId: '734201',
       runId: '42',
       checkRunId: '4242',
+      runAttempt: 1,
       attempts: 0,
       nextAttemptAt: Date.now() + 3_600_000,
     });

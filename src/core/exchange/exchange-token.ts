@@ -1,5 +1,5 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import { checkRunIdOf } from '../claims/check-run-id.ts';
+import { checkRunIdOf, runAttemptOf } from '../claims/check-run-id.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
@@ -384,6 +384,7 @@ async function issueGitHubToken(
     repositoryId: claimText(claims, 'repository_id'),
     runId: claimText(claims, 'run_id'),
     checkRunId: checkRunIdOf(claims['check_run_id']),
+    runAttempt: runAttemptOf(claims['run_attempt']),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(github.owner, minted);
@@ -428,6 +429,7 @@ async function issueGitHubTokenMap(
     repositoryId: claimText(verified.claims, 'repository_id'),
     runId: claimText(verified.claims, 'run_id'),
     checkRunId: checkRunIdOf(verified.claims['check_run_id']),
+    runAttempt: runAttemptOf(verified.claims['run_attempt']),
     now,
     log: deps.log,
   });

@@ -100,12 +100,13 @@ function mergeTraces(traces: readonly DecisionTrace[]): DecisionTrace {
   return { ...first, audit: [...would].map(([policy, outcome]) => ({ policy, would: outcome })) };
 }
 
-/** What the caller (`repository_id`, `run_id`, `check_run_id` claims) and the exchange (its audit event id) give every token of the map. */
+/** What the caller (`repository_id`, `run_id`, `check_run_id`, `run_attempt` claims) and the exchange (its audit event id) give every token of the map. */
 export interface TokenMapContext {
   readonly auditEventId: string;
   readonly repositoryId: string | undefined;
   readonly runId: string | undefined;
   readonly checkRunId: string | undefined;
+  readonly runAttempt: number | undefined;
   readonly now: number;
   readonly log: Logger;
 }
@@ -146,6 +147,7 @@ export async function mintTokenMap(
         repositoryId: context.repositoryId,
         runId: context.runId,
         checkRunId: context.checkRunId,
+        runAttempt: context.runAttempt,
       });
       minted.push({ owner, grant, token });
     } catch (error) {

@@ -50,6 +50,8 @@ export interface GitHubTokenRequest {
   readonly runId: string | undefined;
   /** Its job (`check_run_id` claim): only that job's end revokes the token; without it, any job of the run does. */
   readonly checkRunId: string | undefined;
+  /** Its run's attempt (`run_attempt` claim): the end of an earlier attempt leaves it alone. */
+  readonly runAttempt: number | undefined;
 }
 
 export interface MintedGitHubToken {

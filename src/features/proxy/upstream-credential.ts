@@ -174,6 +174,7 @@ export class UpstreamCredentials {
       repositoryId: undefined,
       runId: undefined,
       checkRunId: undefined,
+      runAttempt: undefined,
     });
     const held = minted.repositories.find((repository) => asciiLowerCase(repository.name) === scope.repository);
     if (held === undefined) {

@@ -4,7 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
-import { checkRunIdOf } from '../../core/claims/check-run-id.ts';
+import { checkRunIdOf, runAttemptOf } from '../../core/claims/check-run-id.ts';
 import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-run-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 
@@ -47,7 +47,7 @@ function checkRunOfUrl(url: unknown): string | undefined {
 
 function handlers(deps: GitHubWebhookDeps): Handlers {
   const revokeEnded = async (
-    run: Pick<RunWorkEnded, 'repository' | 'repositoryId' | 'runId'>,
+    run: Pick<RunWorkEnded, 'repository' | 'repositoryId' | 'runId' | 'runAttempt'>,
     job: RunWorkEnded['job'],
     deliveryId: string,
     note: string,
@@ -92,18 +92,24 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       // Without its check run, the job's own tokens cannot be told from its run's other jobs': only those without one go.
       const unmatched = checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
       return revokeEnded(
-        { repository: payload.repository.full_name, repositoryId: String(payload.repository.id), runId: String(payload.workflow_job.run_id) },
+        {
+          repository: payload.repository.full_name,
+          repositoryId: String(payload.repository.id),
+          runId: String(payload.workflow_job.run_id),
+          runAttempt: runAttemptOf(payload.workflow_job.run_attempt),
+        },
         { id: String(payload.workflow_job.id), checkRunId },
         id,
         unmatched,
       );
     },
     // The backstop of the jobs': a token exchanged after its job's completion was delivered, or whose job's delivery
-    // never came, or that no job's check run matched, ends with its run.
+    // never came, or that no job's check run matched, ends with its run's attempt (a later attempt's tokens stay).
     workflow_run: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_run ${payload.action} needs nothing` };
       const { repository, workflow_run: run } = payload;
-      return revokeEnded({ repository: repository.full_name, repositoryId: String(repository.id), runId: String(run.id) }, undefined, id, '');
+      const ended = { repository: repository.full_name, repositoryId: String(repository.id), runId: String(run.id), runAttempt: runAttemptOf(run.run_attempt) };
+      return revokeEnded(ended, undefined, id, '');
     },
   };
 }

@@ -197,6 +197,7 @@ export class GitHubTokens implements GitHubTokenMinter {
         repositoryId: request.repositoryId,
         runId: request.runId,
         checkRunId: request.checkRunId,
+        runAttempt: request.runAttempt,
         attempts: 0,
         nextAttemptAt: revokeAt,
       });

@@ -19,6 +19,8 @@ export interface PendingRevocation {
   readonly runId: string | undefined;
   /** The job of that run (`check_run_id` claim, its check run): undefined when the token had none (older GHES). */
   readonly checkRunId: string | undefined;
+  /** The run's attempt (`run_attempt` claim): undefined when the token had none. */
+  readonly runAttempt: number | undefined;
   readonly attempts: number;
   readonly nextAttemptAt: number;
 }

@@ -1,5 +1,5 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
-import { checkRunIdOf, type RunEnd } from '../../../core/claims/check-run-id.ts';
+import { checkRunIdOf, runAttemptOf, type RunEnd } from '../../../core/claims/check-run-id.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-access-token.ts';
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
@@ -24,24 +24,29 @@ export interface RunWorkEnded {
    * no usable one. The whole run (`workflow_run`): undefined.
    */
   readonly job: { readonly id: string; readonly checkRunId: string | undefined } | undefined;
+  /** The run's attempt that ended (`run_attempt`): a later one's tokens (a re-run already under way) stay. */
+  readonly runAttempt: number | undefined;
   /** The webhook delivery, for the records. */
   readonly deliveryId: string;
 }
 
 /** What ended, as the revocation schedule takes it. */
 export function runEnd(ended: RunWorkEnded): RunEnd {
-  return ended.job === undefined ? { kind: 'run' } : { kind: 'job', checkRunId: ended.job.checkRunId };
+  return ended.job === undefined ? { kind: 'run', attempt: ended.runAttempt } : { kind: 'job', checkRunId: ended.job.checkRunId };
 }
 
 /**
  * Whether a token granted for these verified claims ends with what ended: same `repository_id` and `run_id`, and for
  * a job its own `check_run_id`. A token without one (GitHub Enterprise Server releases whose tokens lack it) cannot be
  * told apart from the run's other jobs: the end of any job of its run ends it, as before the claim existed. A job whose
- * check run is unknown ends only those. The end of the run ends them all.
+ * check run is unknown ends only those. The end of an attempt of the run ends them all but a later attempt's.
  */
 function endsWith(claims: Readonly<Record<string, unknown>>, ended: RunWorkEnded): boolean {
   if (String(claims['repository_id']) !== ended.repositoryId || String(claims['run_id']) !== ended.runId) return false;
-  if (ended.job === undefined) return true;
+  if (ended.job === undefined) {
+    const attempt = runAttemptOf(claims['run_attempt']);
+    return ended.runAttempt === undefined || attempt === undefined || attempt <= ended.runAttempt;
+  }
   const checkRunId = checkRunIdOf(claims['check_run_id']);
   return checkRunId === undefined || checkRunId === ended.job.checkRunId;
 }
