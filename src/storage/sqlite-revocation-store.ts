@@ -1,5 +1,5 @@
 import type { PendingRevocation, RevocationStore } from '../features/github/app/revocation-store.ts';
-import type { RunEnd } from '../core/claims/check-run-id.ts';
+import type { RunEnd } from '../core/claims/github-run.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 interface Row extends Record<string, string | number | null> {

@@ -1,5 +1,5 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import { checkRunIdOf, runAttemptOf } from '../claims/check-run-id.ts';
+import { checkRunIdOf, runAttemptOf } from '../claims/github-run.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';

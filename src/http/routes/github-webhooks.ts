@@ -4,7 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
-import { checkRunIdOf, runAttemptOf } from '../../core/claims/check-run-id.ts';
+import { checkRunIdOf, runAttemptOf } from '../../core/claims/github-run.ts';
 import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-run-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 

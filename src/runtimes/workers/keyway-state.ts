@@ -1,5 +1,5 @@
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/alerts/alert.ts';
-import type { RunEnd } from '../../core/claims/check-run-id.ts';
+import type { RunEnd } from '../../core/claims/github-run.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';

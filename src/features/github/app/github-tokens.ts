@@ -1,5 +1,5 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
-import type { RunEnd } from '../../../core/claims/check-run-id.ts';
+import type { RunEnd } from '../../../core/claims/github-run.ts';
 import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';

@@ -1,4 +1,4 @@
-import type { RunEnd } from '../../../core/claims/check-run-id.ts';
+import type { RunEnd } from '../../../core/claims/github-run.ts';
 
 /** A GitHub token keyway minted and must revoke: the token itself only ever sealed. */
 export interface PendingRevocation {

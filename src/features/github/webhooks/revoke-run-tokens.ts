@@ -1,5 +1,5 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
-import { checkRunIdOf, runAttemptOf, type RunEnd } from '../../../core/claims/check-run-id.ts';
+import { checkRunIdOf, runAttemptOf, type RunEnd } from '../../../core/claims/github-run.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-access-token.ts';
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
