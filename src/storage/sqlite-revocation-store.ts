@@ -66,15 +66,15 @@ export class SqliteRevocationStore implements RevocationStore {
   }
 
   async dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
+    // A later attempt's tokens (a re-run already under way when an earlier attempt's end is told) are left alone.
+    const [ofAttempt, attempt]: [string, SqlValue[]] = ended.attempt === undefined ? ['1', []] : ['(run_attempt IS NULL OR run_attempt <= ?)', [ended.attempt]];
     // For a job, a token of another job of the run is left alone; one without a check run cannot be told apart, so any
-    // job's end takes it. `check_run_id = NULL` is never true: with no check run named, only those without one are due.
-    // For an attempt of the run, a later attempt's tokens (a re-run already under way) are left alone.
+    // job's end (of its attempt or a later one) takes it. `check_run_id = NULL` is never true: with no check run named,
+    // only those without one are due.
     const [which, values]: [string, SqlValue[]] =
       ended.kind === 'job'
-        ? [' AND (check_run_id IS NULL OR check_run_id = ?)', [ended.checkRunId ?? null]]
-        : ended.attempt === undefined
-          ? ['', []]
-          : [' AND (run_attempt IS NULL OR run_attempt <= ?)', [ended.attempt]];
+        ? [` AND (check_run_id = ? OR (check_run_id IS NULL AND ${ofAttempt}))`, [ended.checkRunId ?? null, ...attempt]]
+        : [` AND ${ofAttempt}`, attempt];
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
     return this.#db.all<{ id: string }>(
       `UPDATE github_token_revocations SET next_attempt_at = ?

@@ -112,7 +112,7 @@ describe('GitHub token revocation on Node', () => {
   it("revokes at once on revokeRun the tokens of the job that completed and its run's without check_run_id, and no other; the run's end, all of the run's", async () => {
     const { issuer, github, start } = await setup();
     const broker = await start();
-    const job = (checkRunId: string | undefined) => ({ kind: 'job', checkRunId }) as const;
+    const job = (checkRunId: string | undefined) => ({ kind: 'job', checkRunId, attempt: undefined }) as const;
     const token = async (claims: Record<string, unknown>) => (await exchange(broker, issuer, 'refs/heads/main', claims)).body['access_token'] as string;
     const ours = [await token({ run_id: '777', check_run_id: '5001' }), await token({ run_id: '777', check_run_id: '5001' })];
     // An older GHES token, without check_run_id: any job of its run ends it.

@@ -69,9 +69,12 @@ describe('databases written by earlier releases (test/fixtures/releases, one per
         expect(ring.signing.kid).toBeTypeOf('string');
         const [pending] = await new SqliteRevocationStore(db).due(Number.MAX_SAFE_INTEGER, 10);
         expect(await box.open(pending?.sealedToken ?? '', GITHUB_TOKEN_PURPOSE, pending?.id)).toBe('ghs_fixture-token');
-        // Scheduled before the job's check run was kept (schema 13): none, so the end of any job of its run ends the token.
-        if (written < 13) expect(db.all('SELECT check_run_id FROM github_token_revocations')).toEqual([{ check_run_id: null }]);
-        expect(await new SqliteRevocationStore(db).dueForRun('1001', '2002', { kind: 'job', checkRunId: '3003' }, 0)).toBe(1);
+        // Scheduled before the job's check run and the run's attempt were kept (schema 13): none, so the end of any job
+        // of its run, of whatever attempt, ends the token.
+        if (written < 13) {
+          expect(db.all('SELECT check_run_id, run_attempt FROM github_token_revocations')).toEqual([{ check_run_id: null, run_attempt: null }]);
+        }
+        expect(await new SqliteRevocationStore(db).dueForRun('1001', '2002', { kind: 'job', checkRunId: '3003', attempt: 1 }, 0)).toBe(1);
         expect(db.all('SELECT key FROM replay_claims')).toHaveLength(1);
       } finally {
         db.close();

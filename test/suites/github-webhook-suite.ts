@@ -446,13 +446,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     const workflowJob = (
       runId: number,
       action: string,
-      { id = 1, name = 'release', checkRun = checkRunUrl(id) }: { id?: number; name?: string; checkRun?: string | null } = {},
+      { id = 1, name = 'release', checkRun = checkRunUrl(id), attempt = 1 }: { id?: number; name?: string; checkRun?: string | null; attempt?: number } = {},
     ) => ({
       action,
       workflow_job: {
         id,
         run_id: runId,
-        run_attempt: 1,
+        run_attempt: attempt,
         status: action === 'completed' ? 'completed' : 'in_progress',
         conclusion: action === 'completed' ? 'success' : null,
         name,
@@ -461,7 +461,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
       installation: { id: 71 },
     });
-    const completedJob = (runId: number, id: number, options: { name?: string; checkRun?: string | null } = {}) =>
+    const completedJob = (runId: number, id: number, options: { name?: string; checkRun?: string | null; attempt?: number } = {}) =>
       deliver({ event: 'workflow_job', payload: workflowJob(runId, 'completed', { id, ...options }) });
     /** Run and job ids of their own: the revocation schedule outlives a test file in workerd's storage. */
     const freshId = () => 100_000 + Math.floor(Math.random() * 1_000_000_000);
@@ -666,6 +666,23 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await deliver({ event: 'workflow_run', payload: workflowRun('completed', 2) })).toMatchObject({
         status: 200,
         body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubRerun);
+      expect(await active(keywayRerun)).toEqual([false]);
+    });
+
+    it("leaves a re-run's tokens without check_run_id to its own attempt: a late job completion of the attempt before does not end them", async () => {
+      const [run, earlier, own] = [freshId(), freshId(), freshId()];
+      const [githubRerun, keywayRerun] = [await githubTokenFor(run, undefined, 2), await keywayTokenFor(run, undefined, 2)];
+      const active = await introspection();
+      expect(await completedJob(run, earlier, { attempt: 1 })).toMatchObject({
+        status: 200,
+        body: { detail: `0 GitHub tokens and 0 keyway tokens revoked: the workflow job ${earlier} of run ${run} completed` },
+      });
+      expect([await githubRevoked(githubRerun), ...(await active(keywayRerun))]).toEqual([false, true]);
+      expect(await completedJob(run, own, { attempt: 2 })).toMatchObject({
+        status: 200,
+        body: { detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow job ${own} of run ${run} completed` },
       });
       await untilGitHubRevoked(githubRerun);
       expect(await active(keywayRerun)).toEqual([false]);

@@ -22,7 +22,10 @@ export function runAttemptOf(value: unknown): number | undefined {
 }
 
 /**
- * What ended in a CI run: one job, by its check run (undefined when the webhook named none usable), or one attempt of
- * the whole run (a later attempt, a re-run already under way, keeps its tokens; undefined when the webhook named none).
+ * What ended in a CI run: one job, by its check run (undefined when the webhook named none usable), or the whole run;
+ * either of one attempt (undefined when the webhook named none): a later attempt's tokens, a re-run already under
+ * way, are not taken by it.
  */
-export type RunEnd = { readonly kind: 'job'; readonly checkRunId: string | undefined } | { readonly kind: 'run'; readonly attempt: number | undefined };
+export type RunEnd =
+  | { readonly kind: 'job'; readonly checkRunId: string | undefined; readonly attempt: number | undefined }
+  | { readonly kind: 'run'; readonly attempt: number | undefined };

@@ -20,7 +20,7 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly installationChanged?: (owner: string) => void;
   /**
    * A workflow job or run completed: revoke the GitHub tokens minted for it (a job: by `repository_id`, `run_id` and
-   * `check_run_id`, and those of its run minted without `check_run_id`; a run: all of the run's). Resolves to how many.
+   * `check_run_id`, and those of its run minted without `check_run_id`; an attempt of the run: all of its and earlier attempts'). Resolves to how many.
    */
   readonly jobCompleted?: (ended: RunWorkEnded) => Promise<number>;
   /** Revokes the keyway access tokens granted to a completed job or run, as `jobCompleted` picks them; returns how many. */

@@ -244,7 +244,7 @@ export class GitHubTokens implements GitHubTokenMinter {
    * (GitHub's `workflow_job` webhook names it, and its check run when the payload has one) ends the
    * tokens it obtained (their `check_run_id` claim) and the run's tokens obtained with no
    * `check_run_id` (older GHES), which cannot be told apart by job; the run's other jobs keep theirs.
-   * The whole run (`workflow_run`) ends every token of the run still pending. Returns how many were pending.
+   * An attempt of the whole run (`workflow_run`) ends every token of it, or of an earlier attempt, still pending. Returns how many were pending.
    */
   async revokeRun(repositoryId: string, runId: string, ended: RunEnd): Promise<number> {
     const count = await this.#deps.revocations.dueForRun(repositoryId, runId, ended, this.#deps.now());

@@ -32,23 +32,23 @@ export interface RunWorkEnded {
 
 /** What ended, as the revocation schedule takes it. */
 export function runEnd(ended: RunWorkEnded): RunEnd {
-  return ended.job === undefined ? { kind: 'run', attempt: ended.runAttempt } : { kind: 'job', checkRunId: ended.job.checkRunId };
+  return ended.job === undefined ? { kind: 'run', attempt: ended.runAttempt } : { kind: 'job', checkRunId: ended.job.checkRunId, attempt: ended.runAttempt };
 }
 
 /**
  * Whether a token granted for these verified claims ends with what ended: same `repository_id` and `run_id`, and for
  * a job its own `check_run_id`. A token without one (GitHub Enterprise Server releases whose tokens lack it) cannot be
- * told apart from the run's other jobs: the end of any job of its run ends it, as before the claim existed. A job whose
- * check run is unknown ends only those. The end of an attempt of the run ends them all but a later attempt's.
+ * told apart from the run's other jobs: the end of any job of its run (of its attempt or a later one) ends it, as before
+ * the claim existed. A job whose check run is unknown ends only those. The end of an attempt of the run ends them all but
+ * a later attempt's.
  */
 function endsWith(claims: Readonly<Record<string, unknown>>, ended: RunWorkEnded): boolean {
   if (String(claims['repository_id']) !== ended.repositoryId || String(claims['run_id']) !== ended.runId) return false;
-  if (ended.job === undefined) {
-    const attempt = runAttemptOf(claims['run_attempt']);
-    return ended.runAttempt === undefined || attempt === undefined || attempt <= ended.runAttempt;
-  }
+  const attempt = runAttemptOf(claims['run_attempt']);
+  const ofAttempt = ended.runAttempt === undefined || attempt === undefined || attempt <= ended.runAttempt;
+  if (ended.job === undefined) return ofAttempt;
   const checkRunId = checkRunIdOf(claims['check_run_id']);
-  return checkRunId === undefined || checkRunId === ended.job.checkRunId;
+  return checkRunId === undefined ? ofAttempt : checkRunId === ended.job.checkRunId;
 }
 
 /** What the records say ended: `the workflow job 96193868770 of run 32291736541 completed`, `the workflow run 32291736541 completed`. */
