@@ -187,10 +187,10 @@ export function createBroker(parts: BrokerParts): Broker {
               : {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
-                  jobCompleted: (ended: RunWorkEnded) => github.revokeRun(ended.repositoryId, ended.runId, runEnd(ended)),
+                  endGitHubTokens: (ended: RunWorkEnded) => github.revokeRun(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),
             audit: audit.log,
-            runEnded: (ended: RunWorkEnded) =>
+            endKeywayTokens: (ended: RunWorkEnded) =>
               revokeRunTokens(
                 { issuer: parts.settings.issuer, audit: audit.log, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
                 ended,

@@ -21,6 +21,28 @@ export function runAttemptOf(value: unknown): number | undefined {
   return text === undefined || text.length > 6 ? undefined : Number(text);
 }
 
+/** A string or number claim as text. */
+const claimText = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
+
+/** The CI job a GitHub token is minted for, as its verified claims name it: what ends the token early (the `workflow_job` and `workflow_run` webhooks). */
+export interface CiJob {
+  readonly repositoryId: string | undefined;
+  readonly runId: string | undefined;
+  /** Its job (`check_run_id` claim): only that job's end revokes the token; without it, any job of the run does. */
+  readonly checkRunId: string | undefined;
+  /** Its run's attempt (`run_attempt` claim): the end of an earlier attempt leaves it alone. */
+  readonly runAttempt: number | undefined;
+}
+
+export function ciJobOf(claims: Readonly<Record<string, unknown>>): CiJob {
+  return {
+    repositoryId: claimText(claims['repository_id']),
+    runId: claimText(claims['run_id']),
+    checkRunId: checkRunIdOf(claims['check_run_id']),
+    runAttempt: runAttemptOf(claims['run_attempt']),
+  };
+}
+
 /**
  * What ended in a CI run: one job, by its check run (undefined when the webhook named none usable), or the whole run;
  * either of one attempt (undefined when the webhook named none): a later attempt's tokens, a re-run already under

@@ -1,5 +1,5 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import { checkRunIdOf, runAttemptOf } from '../claims/github-run.ts';
+import { ciJobOf } from '../claims/github-run.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
@@ -381,10 +381,7 @@ async function issueGitHubToken(
     ownerId: github.ownerId,
     revocationId: event.id,
     ttlSeconds: grant.ttlSeconds,
-    repositoryId: claimText(claims, 'repository_id'),
-    runId: claimText(claims, 'run_id'),
-    checkRunId: checkRunIdOf(claims['check_run_id']),
-    runAttempt: runAttemptOf(claims['run_attempt']),
+    ...ciJobOf(claims),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(github.owner, minted);
@@ -426,10 +423,7 @@ async function issueGitHubTokenMap(
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
-    repositoryId: claimText(verified.claims, 'repository_id'),
-    runId: claimText(verified.claims, 'run_id'),
-    checkRunId: checkRunIdOf(verified.claims['check_run_id']),
-    runAttempt: runAttemptOf(verified.claims['run_attempt']),
+    ...ciJobOf(verified.claims),
     now,
     log: deps.log,
   });
@@ -496,12 +490,6 @@ function policyRecord(trace: DecisionTrace, policies: PolicySet): NonNullable<Au
 
 function noGitHubApp(): ExchangeError {
   return new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
-}
-
-/** A string or number claim as text (`repository_id`, `run_id`: what ties a GitHub token to its CI run). */
-function claimText(claims: Readonly<Record<string, unknown>>, name: string): string | undefined {
-  const value = claims[name];
-  return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
 }
 
 /**

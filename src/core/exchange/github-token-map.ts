@@ -1,5 +1,6 @@
 // Issue 19: one exchange, GitHub installation tokens for repositories of several owners, answered as a map.
 import { asciiLowerCase } from '../claims/case-fold.ts';
+import type { CiJob } from '../claims/github-run.ts';
 import type { GitHubTokenRecord, OwnerTokenRecord } from '../audit/audit-event.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { decide, type AccessRequest, type DecisionTrace, type GitHubAccessRequest, type IssuedGrant, type SubjectClaims } from '../policy/decide.ts';
@@ -100,13 +101,9 @@ function mergeTraces(traces: readonly DecisionTrace[]): DecisionTrace {
   return { ...first, audit: [...would].map(([policy, outcome]) => ({ policy, would: outcome })) };
 }
 
-/** What the caller (`repository_id`, `run_id`, `check_run_id`, `run_attempt` claims) and the exchange (its audit event id) give every token of the map. */
-export interface TokenMapContext {
+/** What the caller (its CI job) and the exchange (its audit event id) give every token of the map. */
+export interface TokenMapContext extends CiJob {
   readonly auditEventId: string;
-  readonly repositoryId: string | undefined;
-  readonly runId: string | undefined;
-  readonly checkRunId: string | undefined;
-  readonly runAttempt: number | undefined;
   readonly now: number;
   readonly log: Logger;
 }

@@ -1,6 +1,7 @@
 // What the exchange needs from the GitHub feature, as ports: features/github implements them,
 // runtimes/create-broker.ts plugs them in, and the exchange never imports a feature.
 import type { PolicySet } from '../policy/policy-set.ts';
+import type { CiJob } from '../claims/github-run.ts';
 
 /** A repository, by owner and name as GitHub spells them (compared without regard to case, as GitHub does). */
 export interface RepositoryName {
@@ -30,7 +31,8 @@ export interface RepositoryPolicies {
   get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet>;
 }
 
-export interface GitHubTokenRequest {
+/** What a GitHub token is minted for, and the CI job whose end revokes it early. */
+export interface GitHubTokenRequest extends CiJob {
   readonly owner: string;
   readonly repositories: readonly string[];
   readonly permissions: Readonly<Record<string, string>>;
@@ -45,13 +47,6 @@ export interface GitHubTokenRequest {
   readonly revocationId: string;
   /** The policy TTL: when keyway revokes the token. */
   readonly ttlSeconds: number;
-  /** The CI run that asks (`repository_id`, `run_id` claims), for revocation when its job ends. */
-  readonly repositoryId: string | undefined;
-  readonly runId: string | undefined;
-  /** Its job (`check_run_id` claim): only that job's end revokes the token; without it, any job of the run does. */
-  readonly checkRunId: string | undefined;
-  /** Its run's attempt (`run_attempt` claim): the end of an earlier attempt leaves it alone. */
-  readonly runAttempt: number | undefined;
 }
 
 export interface MintedGitHubToken {

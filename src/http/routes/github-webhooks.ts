@@ -20,11 +20,12 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly installationChanged?: (owner: string) => void;
   /**
    * A workflow job or run completed: revoke the GitHub tokens minted for it (a job: by `repository_id`, `run_id` and
-   * `check_run_id`, and those of its run minted without `check_run_id`; an attempt of the run: all of its and earlier attempts'). Resolves to how many.
+   * `check_run_id`, and those of its run minted without `check_run_id`; an attempt of the run: all of its and earlier
+   * attempts'). Resolves to how many.
    */
-  readonly jobCompleted?: (ended: RunWorkEnded) => Promise<number>;
-  /** Revokes the keyway access tokens granted to a completed job or run, as `jobCompleted` picks them; returns how many. */
-  readonly runEnded?: (ended: RunWorkEnded) => Promise<number>;
+  readonly endGitHubTokens?: (ended: RunWorkEnded) => Promise<number>;
+  /** Revokes the keyway access tokens granted to a completed job or run, as `endGitHubTokens` picks them; returns how many. */
+  readonly endKeywayTokens?: (ended: RunWorkEnded) => Promise<number>;
 }
 
 type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
@@ -46,16 +47,10 @@ function checkRunOfUrl(url: unknown): string | undefined {
 }
 
 function handlers(deps: GitHubWebhookDeps): Handlers {
-  const revokeEnded = async (
-    run: Pick<RunWorkEnded, 'repository' | 'repositoryId' | 'runId' | 'runAttempt'>,
-    job: RunWorkEnded['job'],
-    deliveryId: string,
-    note: string,
-  ): Promise<Handled> => {
-    if (deps.jobCompleted === undefined && deps.runEnded === undefined) return { handled: false, detail: 'no tokens are revoked here' };
-    const ended: RunWorkEnded = { ...run, job, deliveryId };
-    const github = deps.jobCompleted === undefined ? [] : [`${await deps.jobCompleted(ended)} GitHub tokens`];
-    const keyway = deps.runEnded === undefined ? [] : [`${await deps.runEnded(ended)} keyway tokens`];
+  const revokeEnded = async (ended: RunWorkEnded, note = ''): Promise<Handled> => {
+    if (deps.endGitHubTokens === undefined && deps.endKeywayTokens === undefined) return { handled: false, detail: 'no tokens are revoked here' };
+    const github = deps.endGitHubTokens === undefined ? [] : [`${await deps.endGitHubTokens(ended)} GitHub tokens`];
+    const keyway = deps.endKeywayTokens === undefined ? [] : [`${await deps.endKeywayTokens(ended)} keyway tokens`];
     return { handled: true, detail: `${[...github, ...keyway].join(' and ')} revoked: ${whatEnded(ended)}${note}` };
   };
   const repositoryOf = (repository: { name: string; owner: { login: string } }) => ({ owner: repository.owner.login, name: repository.name });
@@ -97,9 +92,9 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
           repositoryId: String(payload.repository.id),
           runId: String(payload.workflow_job.run_id),
           runAttempt: runAttemptOf(payload.workflow_job.run_attempt),
+          job: { id: String(payload.workflow_job.id), checkRunId },
+          deliveryId: id,
         },
-        { id: String(payload.workflow_job.id), checkRunId },
-        id,
         unmatched,
       );
     },
@@ -108,8 +103,14 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     workflow_run: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_run ${payload.action} needs nothing` };
       const { repository, workflow_run: run } = payload;
-      const ended = { repository: repository.full_name, repositoryId: String(repository.id), runId: String(run.id), runAttempt: runAttemptOf(run.run_attempt) };
-      return revokeEnded(ended, undefined, id, '');
+      return revokeEnded({
+        repository: repository.full_name,
+        repositoryId: String(repository.id),
+        runId: String(run.id),
+        runAttempt: runAttemptOf(run.run_attempt),
+        job: undefined,
+        deliveryId: id,
+      });
     },
   };
 }

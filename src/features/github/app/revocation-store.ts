@@ -1,7 +1,7 @@
-import type { RunEnd } from '../../../core/claims/github-run.ts';
+import type { CiJob, RunEnd } from '../../../core/claims/github-run.ts';
 
-/** A GitHub token keyway minted and must revoke: the token itself only ever sealed. */
-export interface PendingRevocation {
+/** A GitHub token keyway minted and must revoke, the token itself only ever sealed, with the CI job that obtained it (whose end revokes it early). */
+export interface PendingRevocation extends CiJob {
   /** The audit event id of the exchange that minted it. */
   readonly id: string;
   /** SecretBox-sealed (purpose `github-token`, context `id`). */
@@ -14,13 +14,6 @@ export interface PendingRevocation {
   readonly revokeAt: number;
   /** When GitHub expires it anyway: past this there is nothing left to revoke. */
   readonly githubExpiresAt: number;
-  /** The CI run that obtained it (`repository_id`, `run_id` claims), for revocation when its job ends. */
-  readonly repositoryId: string | undefined;
-  readonly runId: string | undefined;
-  /** The job of that run (`check_run_id` claim, its check run): undefined when the token had none (older GHES). */
-  readonly checkRunId: string | undefined;
-  /** The run's attempt (`run_attempt` claim): undefined when the token had none. */
-  readonly runAttempt: number | undefined;
   readonly attempts: number;
   readonly nextAttemptAt: number;
 }
