@@ -23,6 +23,11 @@ export type RateVerdict =
       readonly refused: number;
     };
 
+/** The tokens a bucket holds at `now`, refilled since it was last touched but not capped at `burst`; time running backwards refills nothing. */
+function refilled(limit: RateLimit, bucket: Bucket, now: number): number {
+  return bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000);
+}
+
 /**
  * The token bucket algorithm as a pure step: the bucket as it was (undefined: never used, so
  * full), the time now, and the bucket after one request with the verdict on it. Time running
@@ -30,8 +35,7 @@ export type RateVerdict =
  */
 export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: number): { bucket: Bucket; verdict: RateVerdict } {
   const perMs = limit.perMinute / 60_000;
-  const elapsed = bucket === undefined ? 0 : Math.max(0, now - bucket.updatedAt);
-  const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, bucket.tokens + elapsed * perMs);
+  const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, refilled(limit, bucket, now));
   if (tokens >= 1) return { bucket: { tokens: tokens - 1, updatedAt: now, refused: 0 }, verdict: { allowed: true } };
   const refused = (bucket?.refused ?? 0) + 1;
   return {
@@ -45,11 +49,10 @@ export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: num
  * limit refused that request after this one took its token, so it never happened.
  */
 export function returnToken(limit: RateLimit, bucket: Bucket, now: number): Bucket {
-  const tokens = bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000);
-  return { tokens: Math.min(limit.burst, tokens + 1), updatedAt: now, refused: bucket.refused };
+  return { tokens: Math.min(limit.burst, refilled(limit, bucket, now) + 1), updatedAt: now, refused: bucket.refused };
 }
 
 /** True when the bucket is back to full at `now`: forgetting it changes nothing. */
 export function isFull(limit: RateLimit, bucket: Bucket, now: number): boolean {
-  return bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000) >= limit.burst;
+  return refilled(limit, bucket, now) >= limit.burst;
 }
