@@ -1,8 +1,11 @@
 /** A positive whole number as GitHub writes ids and counts in claims and payloads: digits, no leading zero. */
 const GITHUB_NUMBER = /^[1-9]\d{0,19}$/;
 
+/** A string or number claim as text. */
+const claimText = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
+
 const githubNumberText = (value: unknown): string | undefined => {
-  const text = typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+  const text = claimText(value);
   return text !== undefined && GITHUB_NUMBER.test(text) ? text : undefined;
 };
 
@@ -21,16 +24,16 @@ export function runAttemptOf(value: unknown): number | undefined {
   return text === undefined || text.length > 6 ? undefined : Number(text);
 }
 
-/** A string or number claim as text. */
-const claimText = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
-
 /** The CI job a GitHub token is minted for, as its verified claims name it: what ends the token early (the `workflow_job` and `workflow_run` webhooks). */
 export interface CiJob {
   readonly repositoryId: string | undefined;
   readonly runId: string | undefined;
-  /** Its job (`check_run_id` claim): only that job's end revokes the token; without it, any job of the run does. */
+  /**
+   * Its job (`check_run_id` claim): only that job's end revokes the token. Undefined when its token had none (GitHub
+   * Enterprise Server releases without the claim): then any job of the run does.
+   */
   readonly checkRunId: string | undefined;
-  /** Its run's attempt (`run_attempt` claim): the end of an earlier attempt leaves it alone. */
+  /** Its run's attempt (`run_attempt` claim; undefined when its token had none): the end of an earlier attempt leaves it alone. */
   readonly runAttempt: number | undefined;
 }
 

@@ -423,7 +423,7 @@ async function issueGitHubTokenMap(
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
-    ...ciJobOf(verified.claims),
+    job: ciJobOf(verified.claims),
     now,
     log: deps.log,
   });

@@ -102,8 +102,9 @@ function mergeTraces(traces: readonly DecisionTrace[]): DecisionTrace {
 }
 
 /** What the caller (its CI job) and the exchange (its audit event id) give every token of the map. */
-export interface TokenMapContext extends CiJob {
+export interface TokenMapContext {
   readonly auditEventId: string;
+  readonly job: CiJob;
   readonly now: number;
   readonly log: Logger;
 }
@@ -141,10 +142,7 @@ export async function mintTokenMap(
         ownerId: github.ownerId,
         revocationId: `${context.auditEventId}/${owner}`,
         ttlSeconds: grant.ttlSeconds,
-        repositoryId: context.repositoryId,
-        runId: context.runId,
-        checkRunId: context.checkRunId,
-        runAttempt: context.runAttempt,
+        ...context.job,
       });
       minted.push({ owner, grant, token });
     } catch (error) {
