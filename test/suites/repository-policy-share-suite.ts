@@ -34,5 +34,36 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateL
       expect([await fetch('late'), await fetch('late')]).toEqual([undefined, undefined]);
       expect((await fetch('late'))?.limit).toBe('repository_policy');
     });
+
+    it("gives back nothing when the caller's own take failed open (its limiter unreachable): no fetch it never paid for", async () => {
+      const settings: LimitSettings = {
+        global: { name: 'global', ...OFF },
+        client: { name: 'client', ...OFF },
+        subject: { name: 'subject', ...OFF },
+        repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
+      };
+      const real = limiter();
+      let failSubjectTakes = false;
+      const flaky: RateLimiter = {
+        take: (limit, key, at) =>
+          failSubjectTakes && key.includes('\nsubject\n') ? Promise.reject(new Error('limiter unreachable')) : real.take(limit, key, at),
+        takeShared: (limit, at) => real.takeShared(limit, at),
+        giveBack: (limit, key, at) => real.giveBack(limit, key, at),
+      };
+      let clock = Date.now();
+      const limits = requestLimits(flaky, settings, () => clock, silentLogger);
+      const issuer = `https://ci.example/${crypto.randomUUID()}`;
+      const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
+      // The caller spends one of its two; the account's other callers spend the rest of its share.
+      expect(await fetch('late')).toBeUndefined();
+      for (let caller = 0; caller < 10; caller += 1) for (let i = 0; i < 2; i += 1) await fetch(`branch-${caller}`);
+      // Its own limiter fails (the fetch would go on), the share refuses: nothing was taken, so nothing comes back.
+      failSubjectTakes = true;
+      expect((await fetch('late'))?.limit).toBe('repository_policy_tenant');
+      failSubjectTakes = false;
+      clock += 12_000;
+      expect(await fetch('late')).toBeUndefined();
+      expect((await fetch('late'))?.limit).toBe('repository_policy');
+    });
   });
 }

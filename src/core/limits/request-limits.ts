@@ -50,19 +50,21 @@ const CLIENT_PREFIX_V6 = 64;
  * unreachable), the request goes on: a limit sheds load, it does not decide who gets a token.
  */
 export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now: () => number, log: Logger): RequestLimits {
-  const check = async (limit: RateLimit, key: string | undefined): Promise<RateLimitedError | undefined> => {
-    if (limit.perMinute === 0) return undefined;
+  /** `took` says a token was spent, which only a bucket that answered did: a refusal or a failed-open take spent none. */
+  const attempt = async (limit: RateLimit, key: string | undefined): Promise<{ refusal?: RateLimitedError; took: boolean }> => {
+    if (limit.perMinute === 0) return { took: false };
     try {
       const verdict = await (key === undefined ? limiter.takeShared(limit, now()) : limiter.take(limit, key, now()));
-      return verdict.allowed ? undefined : new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused);
+      return verdict.allowed ? { took: true } : { refusal: new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused), took: false };
     } catch (error) {
       log.error('rate limiter unavailable; request let through', {
         limit: limit.name,
         error: errorText(error),
       });
-      return undefined;
+      return { took: false };
     }
   };
+  const check = async (limit: RateLimit, key: string | undefined): Promise<RateLimitedError | undefined> => (await attempt(limit, key)).refusal;
   const forClient: LimitBeforeBody = async (clientIp) => {
     const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
     return network === undefined ? undefined : await check(settings.client, network);
@@ -73,15 +75,15 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
     forRepositoryPolicyFetch: async ({ issuer, subject, tenant }) => {
       const subjectKey = `${issuer}\nsubject\n${subject}`;
-      const bySubject = await check(settings.repositoryPolicy, subjectKey);
-      if (bySubject !== undefined || tenant === undefined) return bySubject;
+      const bySubject = await attempt(settings.repositoryPolicy, subjectKey);
+      if (bySubject.refusal !== undefined || tenant === undefined) return bySubject.refusal;
       const { perMinute, burst } = settings.repositoryPolicy;
       const byTenant = await check(
         { name: 'repository_policy_tenant', perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE },
         `${issuer}\ntenant\n${tenant}`,
       );
       // Refused by its account's share, the fetch never happens: a caller that obeys Retry-After keeps its own budget for when it does.
-      if (byTenant !== undefined) await limiter.giveBack(settings.repositoryPolicy, subjectKey, now()).catch(() => undefined);
+      if (byTenant !== undefined && bySubject.took) await limiter.giveBack(settings.repositoryPolicy, subjectKey, now()).catch(() => undefined);
       return byTenant;
     },
   };
