@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
-import { revokeRunTokens, runEnd, type RunWorkEnded } from '../features/github/webhooks/revoke-run-tokens.ts';
+import { revokeEndedWorkTokens, runEnd, type RunWorkEnded } from '../features/github/webhooks/revoke-ended-work-tokens.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -187,11 +187,11 @@ export function createBroker(parts: BrokerParts): Broker {
               : {
                   installationChanged: (owner: string) => github.invalidateInstallations(owner),
                   guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
-                  endGitHubTokens: (ended: RunWorkEnded) => github.revokeRun(ended.repositoryId, ended.runId, runEnd(ended)),
+                  endGitHubTokens: (ended: RunWorkEnded) => github.revokeEndedWork(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),
             audit: audit.log,
             endKeywayTokens: (ended: RunWorkEnded) =>
-              revokeRunTokens(
+              revokeEndedWorkTokens(
                 { issuer: parts.settings.issuer, audit: audit.log, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
                 ended,
               ),

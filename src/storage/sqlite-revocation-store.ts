@@ -65,7 +65,7 @@ export class SqliteRevocationStore implements RevocationStore {
     this.#db.run('UPDATE github_token_revocations SET attempts = ?, next_attempt_at = ? WHERE id = ?', [attempts, nextAttemptAt, id]);
   }
 
-  async dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
+  async dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
     // A later attempt's tokens (a re-run already under way when an earlier attempt's end is told) are left alone.
     const [ofAttempt, attempt]: [string, SqlValue[]] = ended.attempt === undefined ? ['1', []] : ['(run_attempt IS NULL OR run_attempt <= ?)', [ended.attempt]];
     // For a job, a token of another job of the run is left alone; one without a check run cannot be told apart, so any

@@ -109,7 +109,7 @@ describe('GitHub token revocation on Node', () => {
     await until(async () => (await github.repositoriesVisibleTo(token)).status === 401);
   });
 
-  it("revokes at once on revokeRun the tokens of the job that completed and its run's without check_run_id, and no other; the run's end, all of the run's", async () => {
+  it("revokes at once on revokeEndedWork the tokens of the job that completed and its run's without check_run_id, and no other; the run's end, all of the run's", async () => {
     const { issuer, github, start } = await setup();
     const broker = await start();
     const job = (checkRunId: string | undefined) => ({ kind: 'job', checkRunId, attempt: undefined }) as const;
@@ -120,17 +120,17 @@ describe('GitHub token revocation on Node', () => {
     const sibling = await token({ run_id: '777', check_run_id: '5002' });
     const theirs = await token({ run_id: '778', check_run_id: '5001' });
     const live = async (value: string) => (await github.repositoriesVisibleTo(value)).status === 200;
-    expect(await broker.github?.revokeRun('734201', '777', job('5001'))).toBe(3);
+    expect(await broker.github?.revokeEndedWork('734201', '777', job('5001'))).toBe(3);
     for (const value of [...ours, unmatched]) await until(async () => !(await live(value)));
     expect([await live(sibling), await live(theirs)]).toEqual([true, true]);
     // A job whose check run is unknown can only end the run's tokens without one: none are left.
-    expect(await broker.github?.revokeRun('734201', '777', job(undefined))).toBe(0);
-    expect(await broker.github?.revokeRun('734201', '777', job('5002'))).toBe(1);
+    expect(await broker.github?.revokeEndedWork('734201', '777', job(undefined))).toBe(0);
+    expect(await broker.github?.revokeEndedWork('734201', '777', job('5002'))).toBe(1);
     await until(async () => !(await live(sibling)));
     expect(await live(theirs)).toBe(true);
-    expect(await broker.github?.revokeRun('734201', '777', job('5001'))).toBe(0);
+    expect(await broker.github?.revokeEndedWork('734201', '777', job('5001'))).toBe(0);
     // Run 778 ends: its token goes whatever its job.
-    expect(await broker.github?.revokeRun('734201', '778', { kind: 'run', attempt: undefined })).toBe(1);
+    expect(await broker.github?.revokeEndedWork('734201', '778', { kind: 'run', attempt: undefined })).toBe(1);
     await until(async () => !(await live(theirs)));
   });
 

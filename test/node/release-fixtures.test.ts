@@ -74,7 +74,7 @@ describe('databases written by earlier releases (test/fixtures/releases, one per
         if (written < 13) {
           expect(db.all('SELECT check_run_id, run_attempt FROM github_token_revocations')).toEqual([{ check_run_id: null, run_attempt: null }]);
         }
-        expect(await new SqliteRevocationStore(db).dueForRun('1001', '2002', { kind: 'job', checkRunId: '3003', attempt: 1 }, 0)).toBe(1);
+        expect(await new SqliteRevocationStore(db).dueForEndedWork('1001', '2002', { kind: 'job', checkRunId: '3003', attempt: 1 }, 0)).toBe(1);
         expect(db.all('SELECT key FROM replay_claims')).toHaveLength(1);
       } finally {
         db.close();

@@ -20,7 +20,7 @@ import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
 import { BROKER_ISSUER, testConfig } from './node-harness.ts';
 import { auditEvent } from '../support/audit-event.ts';
 import { tokenId } from '../../src/core/mint/token-id.ts';
-import { revokeRunTokens } from '../../src/features/github/webhooks/revoke-run-tokens.ts';
+import { revokeEndedWorkTokens } from '../../src/features/github/webhooks/revoke-ended-work-tokens.ts';
 
 /** A keyway token still verifies for the clock skew tolerated after its exp, so it can still be revoked then. */
 describe('revoking a keyway token in the skew after its exp', () => {
@@ -82,7 +82,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
       }),
     );
     const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds };
-    const revoked = await revokeRunTokens(deps, {
+    const revoked = await revokeEndedWorkTokens(deps, {
       repository: 'acme/skew',
       repositoryId: '901',
       runId: '77',

@@ -32,7 +32,7 @@ describe('GitHub tokens on Workers', () => {
     );
   });
 
-  it("revokeRun makes a CI job's tokens due, and its run's without check_run_id, and the KeywayState alarm revokes them", async () => {
+  it("revokeEndedWork makes a CI job's tokens due, and its run's without check_run_id, and the KeywayState alarm revokes them", async () => {
     const issuer = freshIssuer(inject('testIssuerBase'), 'github-run');
     const github = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
@@ -53,16 +53,16 @@ describe('GitHub tokens on Workers', () => {
     const unmatched = await exchange({ run_id: '4401' });
     const theirs = await exchange({ run_id: '4402', check_run_id: '5501' });
     expect([ours, sibling, unmatched, theirs]).toEqual(Array(4).fill(expect.stringMatching(/^ghs_/)));
-    expect(await broker.github?.revokeRun('734201', '4401', { kind: 'job', checkRunId: '5501', attempt: undefined })).toBe(2);
+    expect(await broker.github?.revokeEndedWork('734201', '4401', { kind: 'job', checkRunId: '5501', attempt: undefined })).toBe(2);
     await runDurableObjectAlarm(keywayState(workerEnv.STATE));
     const status = async (token: string) => (await github.repositoriesVisibleTo(token)).status;
     expect([await status(ours), await status(unmatched)]).toEqual([401, 401]);
     expect([await status(sibling), await status(theirs)]).toEqual([200, 200]);
-    expect(await broker.github?.revokeRun('734201', '4401', { kind: 'job', checkRunId: '5502', attempt: undefined })).toBe(1);
+    expect(await broker.github?.revokeEndedWork('734201', '4401', { kind: 'job', checkRunId: '5502', attempt: undefined })).toBe(1);
     await runDurableObjectAlarm(keywayState(workerEnv.STATE));
     expect([await status(sibling), await status(theirs)]).toEqual([401, 200]);
     // Run 4402 ends: its token goes whatever its job.
-    expect(await broker.github?.revokeRun('734201', '4402', { kind: 'run', attempt: undefined })).toBe(1);
+    expect(await broker.github?.revokeEndedWork('734201', '4402', { kind: 'run', attempt: undefined })).toBe(1);
     await runDurableObjectAlarm(keywayState(workerEnv.STATE));
     expect(await status(theirs)).toBe(401);
   });

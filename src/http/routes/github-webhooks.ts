@@ -5,7 +5,7 @@ import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
 import { checkRunIdOf, runAttemptOf } from '../../core/claims/github-run.ts';
-import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-run-tokens.ts';
+import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-ended-work-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 
 /** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */

@@ -189,8 +189,8 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return this.#revocations.retry(id, attempts, nextAttemptAt);
   }
 
-  async dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
-    const count = await this.#revocations.dueForRun(repositoryId, runId, ended, now);
+  async dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
+    const count = await this.#revocations.dueForEndedWork(repositoryId, runId, ended, now);
     if (count > 0) await this.#armAlarm(now);
     return count;
   }
@@ -379,7 +379,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       nextAttemptAt: () => stub().nextAttemptAt(),
       remove: (id) => stub().remove(id),
       retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
-      dueForRun: (repositoryId, runId, ended, now) => stub().dueForRun(repositoryId, runId, ended, now),
+      dueForEndedWork: (repositoryId, runId, ended, now) => stub().dueForEndedWork(repositoryId, runId, ended, now),
     },
   };
 }

@@ -246,8 +246,8 @@ export class GitHubTokens implements GitHubTokenMinter {
    * `check_run_id` (older GHES), which cannot be told apart by job; the run's other jobs keep theirs.
    * An attempt of the whole run (`workflow_run`) ends every token of it, or of an earlier attempt, still pending. Returns how many were pending.
    */
-  async revokeRun(repositoryId: string, runId: string, ended: RunEnd): Promise<number> {
-    const count = await this.#deps.revocations.dueForRun(repositoryId, runId, ended, this.#deps.now());
+  async revokeEndedWork(repositoryId: string, runId: string, ended: RunEnd): Promise<number> {
+    const count = await this.#deps.revocations.dueForEndedWork(repositoryId, runId, ended, this.#deps.now());
     if (count > 0) this.#deps.scheduled();
     return count;
   }

@@ -36,5 +36,5 @@ export interface RevocationStore {
    * Something of this CI run ended: makes due at `now` the tokens it ends, and returns how many. A job (its check run,
    * undefined when unknown) ends the run's tokens of that job and those of the run with no check run; the run ends all.
    */
-  dueForRun(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number>;
+  dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number>;
 }

@@ -4,7 +4,7 @@ import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 
-export interface RunTokenDeps {
+export interface EndedWorkTokenDeps {
   readonly issuer: string;
   readonly audit: AuditLog;
   readonly revocations: RevocationList;
@@ -67,7 +67,7 @@ const PAGE = 500;
  * has its record; a token already revoked (by an earlier job of the run, or `POST /revoke`) is left
  * alone, without another. Returns how many were revoked now.
  */
-export async function revokeRunTokens(deps: RunTokenDeps, ended: RunWorkEnded): Promise<number> {
+export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<number> {
   const now = deps.now();
   const live: { readonly jti: string; readonly exp: number }[] = [];
   let after: string | undefined;
