@@ -36,11 +36,25 @@ export interface AttestedPolicySet {
  */
 export type LivePolicyCheck =
   | { readonly ok: true; readonly set: StoredPolicySet; readonly stale: boolean }
-  | { readonly ok: false; readonly version: number; readonly why: string; readonly unattested: boolean };
+  | { readonly ok: false; readonly version: number; readonly switchedAt: number; readonly why: string; readonly unattested: boolean };
+
+/**
+ * Which save of the live set a row is: its version and when it was saved. The version alone repeats once a store is
+ * recovered to an earlier point and pushed to again; the time it was saved does not. '' when none is stored.
+ */
+export function liveSetStamp(row: { readonly version: number; readonly switchedAt: number } | undefined): string {
+  return row === undefined ? '' : `${row.version}@${row.switchedAt}`;
+}
 
 export async function checkLivePolicyRow(row: LivePolicyRow, box: SecretBox): Promise<LivePolicyCheck> {
   const unattested = row.attestation === null || row.attestation === undefined;
-  const refused = (why: string): LivePolicyCheck => ({ ok: false, version: row.version, why: `live policy set version ${row.version} ${why}`, unattested });
+  const refused = (why: string): LivePolicyCheck => ({
+    ok: false,
+    version: row.version,
+    switchedAt: row.switched_at,
+    why: `live policy set version ${row.version} ${why}`,
+    unattested,
+  });
   if (unattested) return refused('has no attestation (stored before keyway attested it, or planted): the master key does not vouch for it');
   let files: PolicyFile[];
   try {
@@ -68,6 +82,12 @@ export class SqliteLivePolicyStore {
 
   version(): number {
     return this.#db.all<{ version: number }>('SELECT version FROM live_policy_set WHERE slot = 1')[0]?.version ?? 0;
+  }
+
+  /** The stored set's `liveSetStamp`. */
+  stamp(): string {
+    const [row] = this.#db.all<{ version: number; switchedAt: number }>('SELECT version, switched_at AS switchedAt FROM live_policy_set WHERE slot = 1');
+    return liveSetStamp(row);
   }
 
   /**

@@ -10,7 +10,7 @@ const file = (name: string): PolicyFile => ({
 });
 
 /** An isolate whose KeywayState answers as `livePolicyState` does, on a clock the test moves, checking every 5 s. */
-function isolate(livePolicyState: (known: number) => Promise<unknown>) {
+function isolate(livePolicyState: (known: string) => Promise<unknown>) {
   const clock = { now: 0 };
   const live = new WorkerLivePolicies(
     () => ({ livePolicyState }) as never,
@@ -27,31 +27,59 @@ function isolate(livePolicyState: (known: number) => Promise<unknown>) {
 describe("a Worker isolate's live policy set", () => {
   it('is never taken back to an older version by a check asked before a newer one and answered after it', async () => {
     // The KeywayState object's answers, released by the test in the order it chooses.
-    const pending: ((state: { version: number; files: PolicyFile[] }) => void)[] = [];
+    const pending: ((state: { stamp: string; files: PolicyFile[] }) => void)[] = [];
     const { clock, live, serving } = isolate(() => new Promise((resolve) => pending.push(resolve)));
     const before = live.refreshIfStale();
     clock.now = 10_000;
     const after = live.refreshIfStale();
-    pending[1]?.({ version: 6, files: [file('v6')] });
+    pending[1]?.({ stamp: '6@60', files: [file('v6')] });
     await after;
     expect(serving()).toEqual(['live/v6']);
-    pending[0]?.({ version: 5, files: [file('v5')] });
+    pending[0]?.({ stamp: '5@50', files: [file('v5')] });
     await before;
     expect(serving()).toEqual(['live/v6']);
   });
 
   it('follows the state object back to an earlier version (recovered to a bookmark), and on to the next push', async () => {
-    let stored: { version: number; files: PolicyFile[] } = { version: 8, files: [file('v8')] };
-    const { clock, live, serving } = isolate(async (known) => (known === stored.version ? { version: known } : stored));
-    const next = async () => {
+    const { next, store } = polled();
+    store({ stamp: '8@80', files: [file('v8')] });
+    expect(await next()).toEqual(['live/v8']);
+    store({ stamp: '6@60', files: [file('v6')] });
+    expect(await next()).toEqual(['live/v6']);
+    store({ stamp: '7@70', files: [file('v7')] });
+    expect(await next()).toEqual(['live/v7']);
+  });
+
+  it('takes a push that reuses the version it serves (the state object recovered to before it, then pushed to again)', async () => {
+    const { next, store } = polled();
+    store({ stamp: '7@70', files: [file('v7')] });
+    expect(await next()).toEqual(['live/v7']);
+    // Recovered to version 6, then a new push saved as version 7 again, with other files.
+    store({ stamp: '7@95', files: [file('v7-again')] });
+    expect(await next()).toEqual(['live/v7-again']);
+  });
+
+  it('serves the bundled set again when the state object is recovered to before the first push', async () => {
+    const { next, store } = polled();
+    store({ stamp: '1@10', files: [file('v1')] });
+    expect(await next()).toEqual(['live/v1']);
+    store({ stamp: '' });
+    expect(await next()).toEqual(['live/bundled']);
+  });
+});
+
+/** An isolate polling a state object that sends files only when the stamp the isolate holds is not the stored one, as KeywayState does. */
+function polled() {
+  let stored: { stamp: string; files?: PolicyFile[] } = { stamp: '' };
+  const { clock, live, serving } = isolate(async (known) => (known === stored.stamp ? { stamp: known } : stored));
+  return {
+    store: (state: typeof stored) => {
+      stored = state;
+    },
+    next: async () => {
       clock.now += 10_000;
       await live.refreshIfStale();
       return serving();
-    };
-    expect(await next()).toEqual(['live/v8']);
-    stored = { version: 6, files: [file('v6')] };
-    expect(await next()).toEqual(['live/v6']);
-    stored = { version: 7, files: [file('v7')] };
-    expect(await next()).toEqual(['live/v7']);
-  });
-});
+    },
+  };
+}

@@ -89,6 +89,44 @@ describe('the live policy set on Workers', () => {
     expect(state.calls.filter((method) => method === 'livePolicyState')).toHaveLength(1);
   });
 
+  // Point-in-time recovery of the state object to before a push, then a push: the new set has the version the isolate holds.
+  it('reaches an isolate when the state object is recovered to before its set and the next push reuses its version', async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'isolates-recovered');
+    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace(), KEYWAY_GITHUB_POLICY_CHECK_SECONDS: String(CHECK_SECONDS) };
+    const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
+    const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
+    const client = (broker: typeof one) => ({
+      issuer: workerEnv.KEYWAY_ISSUER,
+      request: async (path: string, init?: RequestInit) =>
+        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
+    });
+    const grants = async (broker: typeof one, environment: string) =>
+      (await postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))))).status === 200;
+    const push = async (label: string, environment: string) => {
+      const { init } = await deliveryRequest(await repo.commit(label, environment));
+      expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
+      return Date.now();
+    };
+    const storedVersion = () =>
+      runInDurableObject(keywayState(env.STATE), async (_instance, state) =>
+        durableObjectSql(state.storage).all<{ version: number }>('SELECT version FROM live_policy_set'),
+      );
+
+    await withinBound(await push('recovered-qa', 'qa'), () => grants(two, 'qa'));
+    expect(await storedVersion()).toEqual([{ version: 1 }]);
+    // Recovered to before that push: no set is stored, and an isolate serves its bundle, as a new one would.
+    await runInDurableObject(keywayState(env.STATE), async (_instance, state) => void durableObjectSql(state.storage).run('DELETE FROM live_policy_set'));
+    const recovered = Date.now();
+    await withinBound(recovered, async () => !(await grants(two, 'qa')));
+    expect(await grants(two, 'production')).toBe(true);
+    // The next push is version 1 again, with other files: the isolate that served the first version 1 takes it.
+    const stagingPushed = await push('recovered-staging', 'staging');
+    expect(await storedVersion()).toEqual([{ version: 1 }]);
+    await withinBound(stagingPushed, () => grants(two, 'staging'));
+    expect(await grants(two, 'qa')).toBe(false);
+  });
+
   // Whoever can write the state (an edited export restored by hand, say) but not the master key must not choose what is allowed.
   it('is not served when the master key did not attest it: the bundled policies serve, health is degraded, the log says why', async () => {
     const ci = freshIssuer(inject('testIssuerBase'), 'planted');

@@ -14,7 +14,7 @@ import { ConfigError } from '../../core/settings/read-settings.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
-import { SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts';
+import { liveSetStamp, SqliteLivePolicyStore } from '../../storage/sqlite-live-policy-store.ts';
 import type { PolicyFile } from '../../core/policy/load-policies.ts';
 import type { PolicyReloadStatus } from '../../core/policy/policy-reload-status.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
@@ -276,24 +276,24 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
   }
 
   /**
-   * The live set's version and last switch; when the caller's version is not the current one, its
-   * files if the master key vouches for them, or why not (`refused`).
+   * The live set's stamp (`liveSetStamp`) and last switch; when the caller's stamp is not the current one, its
+   * files if the master key vouches for them, or why not (`refused`), or neither when no set is stored.
    */
-  async livePolicyState(knownVersion: number): Promise<LivePolicyState> {
+  async livePolicyState(knownStamp: string): Promise<LivePolicyState> {
     const lastSwitch = this.#livePolicies.lastSwitch();
-    const version = this.#livePolicies.version();
-    const check = version === knownVersion ? undefined : await this.#livePolicies.vouched(await this.#secretBox());
+    const stamp = this.#livePolicies.stamp();
+    const check = stamp === knownStamp ? undefined : await this.#livePolicies.vouched(await this.#secretBox());
     return {
-      version: check === undefined ? version : check.ok ? check.set.version : check.version,
+      stamp: check === undefined ? stamp : liveSetStamp(check.ok ? check.set : check),
       ...(check === undefined ? {} : check.ok ? { files: check.set.files } : { refused: check.why }),
       ...(lastSwitch === undefined ? {} : { lastSwitch }),
     };
   }
 
-  /** Stores a set the caller has loaded cleanly as the live one, attested under the master key; returns its version. */
-  async saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): Promise<number> {
+  /** Stores a set the caller has loaded cleanly as the live one, attested under the master key; returns its stamp. */
+  async saveLivePolicySet(files: readonly PolicyFile[], source: string, now: number): Promise<string> {
     const attested = await this.#livePolicies.attest(files, await this.#secretBox());
-    return this.#livePolicies.save(files, source, now, attested);
+    return liveSetStamp({ version: this.#livePolicies.save(files, source, now, attested), switchedAt: now });
   }
 
   recordPolicySwitch(status: PolicyReloadStatus): void {
@@ -317,7 +317,8 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 }
 
 export interface LivePolicyState {
-  readonly version: number;
+  /** Which save of the live set this is (`liveSetStamp`): '' when none is stored. */
+  readonly stamp: string;
   readonly files?: readonly PolicyFile[];
   /** Why the stored set is not served: the master key does not vouch for it. */
   readonly refused?: string;

@@ -9,8 +9,8 @@ import type { KeywayState } from './keyway-state.ts';
 /**
  * The policy set a Worker isolate serves when a policy repository is configured. The live set
  * is kept in the KeywayState Durable Object, which is strongly consistent: an isolate asks it for
- * the current version at most once per `checkSeconds` (KEYWAY_GITHUB_POLICY_CHECK_SECONDS), and
- * before a request once its last answer is older (files only travel when the version moved), so
+ * the current one at most once per `checkSeconds` (KEYWAY_GITHUB_POLICY_CHECK_SECONDS), and
+ * before a request once its last answer is older (files only travel when the stored set changed), so
  * a push's switch reaches every isolate within that bound without one call per request to the
  * one object. Workers KV would be cheaper to read but is eventually consistent: an isolate could
  * go on serving a set a push replaced (or withdrew access from) for a minute or more.
@@ -22,7 +22,8 @@ export class WorkerLivePolicies {
   readonly #now: () => number;
   readonly #bundled: PolicySet;
   readonly #checkMs: number;
-  #version = 0;
+  /** Which save of the stored set this isolate serves (`liveSetStamp`); '' for none: the bundled set. */
+  #stamp = '';
   #set: PolicySet;
   #lastSwitch: PolicyReloadStatus | undefined;
   /** Why the stored set is not served, while it is not: reported as the last switch. */
@@ -73,23 +74,27 @@ export class WorkerLivePolicies {
   /** Catches up with the live set in the Durable Object. */
   async #refresh(): Promise<void> {
     const asked = ++this.#asks;
-    const state = await this.#state().livePolicyState(this.#version);
+    const state = await this.#state().livePolicyState(this.#stamp);
     // A check asked before a newer one (or a switch) but answered after it must not take this isolate back. By the order
     // asked, not by version: a state object recovered to an earlier point holds a lower version, which is the one to serve.
     if (asked < this.#applied) return;
     this.#applied = asked;
     this.#lastSwitch = state.lastSwitch;
-    if (state.version === this.#version) return;
+    if (state.stamp === this.#stamp) return;
+    this.#stamp = state.stamp;
     if (state.refused !== undefined) {
       const problems = [`${state.refused}. It is not served: the bundled policies serve until the next push to the policy repository replaces it`];
       this.#log.error('stored live policy set not served: the master key does not vouch for it', { problems });
       this.#set = this.#bundled;
       this.#refused = { ok: false, at: new Date(this.#now()).toISOString(), policies: this.#set.policies.length, source: STORED_LIVE_SET, problems };
-      this.#version = state.version;
       return;
     }
-    if (state.files === undefined) return;
     this.#refused = undefined;
+    // None stored (the state object recovered to before the first push): the bundled set, as a new isolate serves.
+    if (state.files === undefined) {
+      this.#set = this.#bundled;
+      return;
+    }
     try {
       this.#set = loadPolicies(state.files, this.#options);
     } catch (error) {
@@ -98,7 +103,6 @@ export class WorkerLivePolicies {
         problems: reloadProblems(error),
       });
     }
-    this.#version = state.version;
   }
 
   /** The port the webhook handlers switch through. */
@@ -119,7 +123,7 @@ export class WorkerLivePolicies {
           this.#log.error('policies not switched: the pushed set does not load, so the previous set keeps serving', { source, problems });
           return record({ ok: false, at: at(), policies: this.#set.policies.length, source, problems });
         }
-        this.#version = await this.#state().saveLivePolicySet(files, source, this.#now());
+        this.#stamp = await this.#state().saveLivePolicySet(files, source, this.#now());
         this.#applied = ++this.#asks;
         this.#set = set;
         this.#refused = undefined;
@@ -127,7 +131,7 @@ export class WorkerLivePolicies {
         return record({ ok: true, at: at(), policies: set.policies.length, source });
       },
       refuse: async (problem: string, source: string) => record({ ok: false, at: at(), policies: this.#set.policies.length, source, problems: [problem] }),
-      lastSwitch: async () => (await this.#state().livePolicyState(this.#version)).lastSwitch,
+      lastSwitch: async () => (await this.#state().livePolicyState(this.#stamp)).lastSwitch,
     };
   }
 }
