@@ -192,7 +192,14 @@ export function createBroker(parts: BrokerParts): Broker {
             audit: audit.log,
             endKeywayTokens: (ended: RunWorkEnded) =>
               revokeEndedWorkTokens(
-                { issuer: parts.settings.issuer, audit: audit.log, revocations: parts.revocations, now, maxTtlSeconds: parts.settings.maxTtlSeconds },
+                {
+                  issuer: parts.settings.issuer,
+                  audit: audit.log,
+                  revocations: parts.revocations,
+                  now,
+                  maxTtlSeconds: parts.settings.maxTtlSeconds,
+                  log: parts.log,
+                },
                 ended,
               ),
             now,

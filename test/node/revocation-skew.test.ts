@@ -81,18 +81,88 @@ describe('revoking a keyway token in the skew after its exp', () => {
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
       }),
     );
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds };
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds, log: silentLogger };
     const revoked = await revokeEndedWorkTokens(deps, {
       repository: 'acme/skew',
       repositoryId: '901',
       runId: '77',
       job: { id: '78', checkRunId: '78' },
       runAttempt: 1,
+      startedAt: undefined,
       deliveryId: 'delivery-1',
     });
     expect(revoked).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   });
+
+  /** `count` grants of the repository's other runs, recorded `at`, in batches the audit writer commits together. */
+  const otherGrants = async (repository: string, count: number, at: number) => {
+    for (let done = 0; done < count; done += 500)
+      await Promise.all(
+        Array.from({ length: Math.min(500, count - done) }, () =>
+          audit.append(
+            auditEvent({
+              time: new Date(at).toISOString(),
+              decision: 'granted',
+              reason: 'granted',
+              claims: { repository, repository_id: '902', run_id: '1' },
+              issued: { jti: tokenId(at), sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
+            }),
+          ),
+        ),
+      );
+  };
+  const jobGrant = async (repository: string, at: number) => {
+    const jti = tokenId(at);
+    await audit.append(
+      auditEvent({
+        time: new Date(at).toISOString(),
+        decision: 'granted',
+        reason: 'granted',
+        claims: { repository, repository_id: '902', run_id: '88', check_run_id: '89' },
+        issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
+      }),
+    );
+    return jti;
+  };
+  const jobEnded = (repository: string, startedAt: number | undefined) => ({
+    repository,
+    repositoryId: '902',
+    runId: '88',
+    job: { id: '89', checkRunId: '89' },
+    runAttempt: 1,
+    startedAt,
+    deliveryId: `delivery-${repository}`,
+  });
+
+  it("finds a job's tokens past a busy hour of its repository's other grants before the job started", async () => {
+    const started = Date.now() - 60_000;
+    // More grants than a job's end looks through, all in the last hour, before the job started (and its clock skew).
+    await otherGrants('acme/busy', 10_001, started - 20 * 60_000);
+    const jti = await jobGrant('acme/busy', started + 1_000);
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
+    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy', started))).toBe(1);
+    expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
+    expect(warnings).toEqual([]);
+  }, 30_000);
+
+  it("says in the log when more of the repository's grants followed a job's start than a job's end looks through", async () => {
+    const started = Date.now() - 60_000;
+    await jobGrant('acme/busier', started + 1_000);
+    await otherGrants('acme/busier', 10_001, started + 2_000);
+    const warnings: { message: string; fields: unknown }[] = [];
+    const log = { ...silentLogger, warn: (message: string, fields?: unknown) => void warnings.push({ message, fields }) };
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
+    await revokeEndedWorkTokens(deps, jobEnded('acme/busier', started));
+    expect(warnings).toEqual([
+      {
+        message: "keyway tokens of ended CI work: the repository's older grants were not looked at",
+        fields: { repository: 'acme/busier', ended: 'the workflow job 89 of run 88 completed', grants_examined: 10_000 },
+      },
+    ]);
+  }, 30_000);
 
   it('revokes one that expired 5 s ago (verifiers take it for 30 s more), and not one past the skew', async () => {
     const recent = await expiredSecondsAgo(5);

@@ -453,6 +453,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         id,
         run_id: runId,
         run_attempt: attempt,
+        // A minute ago, before the tests' tokens: a job's end looks for its keyway tokens from its start.
+        started_at: new Date(Date.now() - 60_000).toISOString(),
         status: action === 'completed' ? 'completed' : 'in_progress',
         conclusion: action === 'completed' ? 'success' : null,
         name,
@@ -647,7 +649,12 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await active(keywayLate, keywayUntold)).toEqual([true, true]);
       const workflowRun = (action: string, attempt = 1) => ({
         action,
-        workflow_run: { id: run, run_attempt: attempt, status: action === 'completed' ? 'completed' : 'in_progress' },
+        workflow_run: {
+          id: run,
+          run_attempt: attempt,
+          run_started_at: new Date(Date.now() - 60_000).toISOString(),
+          status: action === 'completed' ? 'completed' : 'in_progress',
+        },
         repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
         installation: { id: 71 },
       });

@@ -92,6 +92,7 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
           repositoryId: String(payload.repository.id),
           runId: String(payload.workflow_job.run_id),
           runAttempt: runAttemptOf(payload.workflow_job.run_attempt),
+          startedAt: timeOf(payload.workflow_job.started_at),
           job: { id: String(payload.workflow_job.id), checkRunId },
           deliveryId: id,
         },
@@ -108,11 +109,18 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
         repositoryId: String(repository.id),
         runId: String(run.id),
         runAttempt: runAttemptOf(run.run_attempt),
+        startedAt: timeOf(run.run_started_at),
         job: undefined,
         deliveryId: id,
       });
     },
   };
+}
+
+/** A payload's ISO 8601 time in ms since the epoch; undefined when it is not one. */
+function timeOf(value: unknown): number | undefined {
+  const time = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+  return Number.isFinite(time) ? time : undefined;
 }
 
 function accountLogin(account: unknown): string | undefined {

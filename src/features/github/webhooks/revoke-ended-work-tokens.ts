@@ -1,4 +1,5 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
+import type { Logger } from '../../../core/log.ts';
 import { checkRunIdOf, runAttemptOf, type RunEnd } from '../../../core/claims/github-run.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-access-token.ts';
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
@@ -11,6 +12,7 @@ export interface EndedWorkTokenDeps {
   readonly now: () => number;
   /** No keyway token lives longer (KEYWAY_MAX_TTL_SECONDS): how far back the grants of a run are looked for. */
   readonly maxTtlSeconds: number;
+  readonly log: Logger;
 }
 
 /** What of a GitHub Actions run completed, as the `workflow_job` or `workflow_run` webhook names it. */
@@ -26,6 +28,11 @@ export interface RunWorkEnded {
   readonly job: { readonly id: string; readonly checkRunId: string | undefined } | undefined;
   /** The run's attempt that ended (`run_attempt`): a later one's tokens (a re-run already under way) stay. */
   readonly runAttempt: number | undefined;
+  /**
+   * When the job, or the run's attempt, started (`started_at`, `run_started_at`), in ms since the epoch, by GitHub's
+   * clock: no token of it was granted before. Undefined when the payload has none.
+   */
+  readonly startedAt: number | undefined;
   /** The webhook delivery, for the records. */
   readonly deliveryId: string;
 }
@@ -56,30 +63,36 @@ export function whatEnded(ended: RunWorkEnded): string {
   return ended.job === undefined ? `the workflow run ${ended.runId} completed` : `the workflow job ${ended.job.id} of run ${ended.runId} completed`;
 }
 
-/** How many audit pages of a repository's grants are read for one run, at most. */
+/** How many audit pages of a repository's grants are read for one job or run, at most. */
 const MAX_PAGES = 20;
 const PAGE = 500;
+/** How far GitHub's clock may be ahead of this broker's: grants recorded this long before the work started are looked at too. */
+const START_SKEW_MS = 5 * 60 * 1000;
 
 /**
  * Revokes every live keyway access token granted to what ended (a job, or the whole run), found in
- * the audit log: the grants of the repository within the broker's longest TTL whose recorded claims
- * end with it (`endsWith`). For a job, the tokens of the run's other jobs stay live. Each revocation
- * has its record; a token already revoked (by an earlier job of the run, or `POST /revoke`) is left
- * alone, without another. Returns how many were revoked now.
+ * the audit log: the grants of the repository since the work started (or within the broker's longest
+ * TTL, if later) whose recorded claims end with it (`endsWith`), newest first. For a job, the tokens
+ * of the run's other jobs stay live. Each revocation has its record; a token already revoked (by an
+ * earlier job of the run, or `POST /revoke`) is left alone, without another. Past MAX_PAGES pages of
+ * the repository's grants the older ones are not looked at, and the log says so. Returns how many
+ * were revoked now.
  */
 export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<number> {
   const now = deps.now();
   const live: { readonly jti: string; readonly exp: number }[] = [];
+  // A token granted maxTtl ago still verifies for the skew after its exp.
+  const stillVerifiable = now - (deps.maxTtlSeconds + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000;
+  const since = ended.startedAt === undefined ? stillVerifiable : Math.max(stillVerifiable, ended.startedAt - START_SKEW_MS);
   let after: string | undefined;
   for (let page = 0; page < MAX_PAGES; page += 1) {
     const found = await deps.audit.query({
       decisions: ['granted'],
       reasons: ['granted'],
       repository: ended.repository,
-      // A token granted maxTtl ago still verifies for the skew after its exp.
-      since: now - (deps.maxTtlSeconds + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000,
+      since,
       limit: PAGE,
-      order: 'asc',
+      order: 'desc',
       ...(after === undefined ? {} : { after }),
     });
     for (const { event } of found.records) {
@@ -88,8 +101,15 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
       if (endsWith(event.claims ?? {}, ended) && issued !== undefined && (issued.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 > now)
         live.push({ jti: issued.jti, exp: issued.exp });
     }
-    if (found.next === undefined) break;
     after = found.next;
+    if (after === undefined) break;
+  }
+  if (after !== undefined) {
+    deps.log.warn("keyway tokens of ended CI work: the repository's older grants were not looked at", {
+      repository: ended.repository,
+      ended: whatEnded(ended),
+      grants_examined: MAX_PAGES * PAGE,
+    });
   }
   let revoked = 0;
   for (const token of live) {
