@@ -46,21 +46,41 @@ export function formNamesMethod(form: string): boolean {
 }
 
 const BOUNDARY = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i;
+const BOUNDARY_PARAMETERS = /;\s*boundary\s*=/gi;
 const NAME_PARAMETER = /(?:^|[;\s])name(\*\d*\*?)?\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^;\s]*)/gi;
 
 /**
  * The field names a multipart body's part headers give, read strictly: `name` (quoted with `"` or
  * `'`, escapes undone), RFC 2231's `name*`, and `Content-ID` (Rack names a part by it). Undefined when
- * a reader could see other names than these: no boundary, a folded or malformed header line, a part
- * with no header block, or a name split over `name*0`, `name*1` (RFC 2231 continuations).
+ * a reader could see other names than these: no boundary or more than one (Rack takes the last, others
+ * the first), a folded or malformed header line, a part with no header block, a name split over `name*0`,
+ * `name*1` (RFC 2231 continuations), or parts after the close delimiter. Read twice, as RFC 2046 reads it
+ * (a delimiter starts a line) and as a lax reader might (a delimiter anywhere), and the names of both kept:
+ * a `--boundary--` inside a value must not hide the parts after it from this check while a reader takes them.
  */
 function multipartFieldNames(text: string, contentType: string): string[] | undefined {
+  if ((contentType.match(BOUNDARY_PARAMETERS) ?? []).length !== 1) return undefined;
   const [, quoted, bare] = BOUNDARY.exec(contentType) ?? [];
   const boundary = quoted ?? bare;
   if (boundary === undefined) return undefined;
+  const delimiter = `--${boundary}`;
+  const atLineStart = partNames(text.split(new RegExp(`(?:^|\r?\n)${escapeRegExp(delimiter)}`)).slice(1));
+  const anywhere = partNames(text.split(delimiter).slice(1));
+  return atLineStart === undefined || anywhere === undefined ? undefined : [...atLineStart, ...anywhere];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The names the parts give (each part what follows a delimiter), or undefined as `multipartFieldNames` says. */
+function partNames(parts: readonly string[]): string[] | undefined {
   const names: string[] = [];
-  for (const part of text.split(`--${boundary}`).slice(1)) {
-    if (part.startsWith('--')) break;
+  for (const [index, part] of parts.entries()) {
+    if (part.startsWith('--')) {
+      if (index < parts.length - 1) return undefined;
+      break;
+    }
     const afterDelimiter = part.replace(/^[ \t]*\r?\n/, '');
     const blank = /\r?\n\r?\n/.exec(afterDelimiter);
     if (/^\r?\n/.test(afterDelimiter)) continue;
@@ -99,23 +119,28 @@ function decodeExtended(raw: string): string {
  * Laravel, Spring, ASP.NET and method-override take one from a POST only): a form (Rack reads a POST
  * without a content type as one), any multipart body, or a JSON object when the content type holds
  * `json` anywhere (Laravel reads any such type as JSON). The media type is cut at `;`, `,` or a space,
- * as PHP cuts it. `unreadable`: a multipart body whose field names cannot be read unambiguously.
+ * as PHP cuts it. A content type two frameworks read two ways (`application/x-www-form-urlencoded;
+ * x=/json`) has the body checked under each reading. `unreadable`: a multipart body whose field names
+ * cannot be read unambiguously.
  */
 export function bodyOverridesMethod(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
   const header = (contentType ?? '').trim().toLowerCase();
   const type = header.split(/[;,\s]/)[0] ?? '';
-  if (type === '' || type === 'application/x-www-form-urlencoded') return formNamesMethod(new TextDecoder().decode(body));
+  const readings: (boolean | 'unreadable')[] = [];
+  if (type === '' || type === 'application/x-www-form-urlencoded') readings.push(formNamesMethod(new TextDecoder().decode(body)));
   if (type.startsWith('multipart/')) {
     const names = multipartFieldNames(new TextDecoder('latin1').decode(body), contentType ?? '');
-    return names === undefined ? 'unreadable' : names.some(isMethodField);
+    readings.push(names === undefined ? 'unreadable' : names.some(isMethodField));
   }
-  if (header.includes('json')) {
-    try {
-      const parsed: unknown = JSON.parse(new TextDecoder().decode(body));
-      return typeof parsed === 'object' && parsed !== null && Object.keys(parsed).some(isMethodField);
-    } catch {
-      return false;
-    }
+  if (header.includes('json')) readings.push(jsonNamesMethod(body));
+  return readings.includes(true) || (readings.includes('unreadable') ? 'unreadable' : false);
+}
+
+function jsonNamesMethod(body: Uint8Array): boolean {
+  try {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(body));
+    return typeof parsed === 'object' && parsed !== null && Object.keys(parsed).some(isMethodField);
+  } catch {
+    return false;
   }
-  return false;
 }
