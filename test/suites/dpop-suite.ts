@@ -124,7 +124,18 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
         'two proofs in one header': async () => `${await key.proof('POST', endpoint())}, ${await key.proof('POST', endpoint())}`,
         garbage: async () => 'not-a-proof',
         'an oversized proof': () => key.proof('POST', endpoint(), { claims: { pad: 'x'.repeat(9000) } }),
+        // Keys WebCrypto will not import (a DOMException, not a JOSEError): a bad proof, never a 500.
+        'an EC point not on the curve': async () => unimportable({ kty: 'EC', crv: 'P-256', x: zeros(32), y: zeros(32) }, 'ES256'),
+        'a jwk whose key_ops say sign': async () => unimportable({ ...key.publicJwk, key_ops: ['sign'] }, 'ES256'),
+        'a truncated Ed25519 key': async () => unimportable({ kty: 'OKP', crv: 'Ed25519', x: 'AA' }, 'Ed25519'),
       };
+      const zeros = (length: number) => base64url.encode(new Uint8Array(length));
+      const unimportable = (jwk: Record<string, unknown>, alg: string) =>
+        [
+          base64url.encode(JSON.stringify({ alg, typ: 'dpop+jwt', jwk })),
+          base64url.encode(JSON.stringify({ htm: 'POST', htu: endpoint(), iat: now(), jti: crypto.randomUUID() })),
+          zeros(64),
+        ].join('.');
       it.each(Object.keys(cases))('%s', async (name) => {
         const proof = await (cases[name] as () => Promise<string>)();
         await expectRefusal(broker, await post(broker, exchangeForm(await subjectToken('svc-bound')), proof), invalidProof);

@@ -597,6 +597,26 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         }
       });
 
+      it("refuses a token whose issuer's key for its kid will not import (a point off the curve): 400, audited, no token, never a 500", async () => {
+        const broken = freshIssuer(issuerBase(), 'broken-key');
+        await broken.rotate({ alg: 'ES256' });
+        const [key] = (await broken.jwks()).keys;
+        const zeros = base64url.encode(new Uint8Array(32));
+        await broken.settings({ jwks: { kind: 'replaced', body: { keys: [{ ...key, x: zeros, y: zeros }] } } });
+        const brokenBroker = await start({
+          'broken.yaml': `version: 1\nissuer: { kind: oidc, url: "${broken.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-b }\ngrant: { audience: https://a.example }\n`,
+        });
+        try {
+          const answer = await postToken(brokenBroker, exchangeForm(await broken.sign(ciClaims(broken.url, brokenBroker.issuer, { sub: 'svc-b' }))));
+          expect(answer.status).toBe(400);
+          expect(answer.body['error']).toBe('invalid_request');
+          expect(answer.body).not.toHaveProperty('access_token');
+          expect(await brokenBroker.auditEvent(answer.body['audit_event_id'] as string)).toMatchObject({ decision: 'denied', reason: 'signature_invalid' });
+        } finally {
+          await brokenBroker.close();
+        }
+      });
+
       it('keeps verifying with cached keys through an issuer outage, and says 503 when it has none', async () => {
         const flaky = freshIssuer(issuerBase(), 'flaky');
         const cold = freshIssuer(issuerBase(), 'cold');

@@ -12,13 +12,15 @@ import type { Context } from 'hono';
  * - `truncated`: answers `status` (200) with a Content-Length and half the body, then closes the connection.
  * - `padded`: the real answer, with whitespace added to make it exactly `bytes` long, sent in
  *   chunks, with a Content-Length only when `declared`, as `status` (200).
+ * - `replaced`: `body` as JSON instead of the real answer (a document a broken server sends).
  */
 export type Misbehaviour =
   | { readonly kind: 'stall' }
   | { readonly kind: 'cut' }
   | { readonly kind: 'redirect' }
   | { readonly kind: 'truncated'; readonly status?: number }
-  | { readonly kind: 'padded'; readonly bytes: number; readonly declared: boolean; readonly status?: number };
+  | { readonly kind: 'padded'; readonly bytes: number; readonly declared: boolean; readonly status?: number }
+  | { readonly kind: 'replaced'; readonly body: unknown };
 
 export type NodeContext = Context<{ Bindings: HttpBindings }>;
 
@@ -37,6 +39,8 @@ export async function misbehave<E extends { Bindings: HttpBindings }>(c: Context
       return truncated(c.env.outgoing, answer, how.status);
     case 'padded':
       return padded(answer, how.bytes, how.declared, how.status);
+    case 'replaced':
+      return c.json(how.body);
   }
 }
 

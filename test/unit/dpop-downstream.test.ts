@@ -69,6 +69,11 @@ describe('DPoP-bound tokens downstream (verifyAccessToken, keywayAuth)', () => {
     await expectRefused(await call(token, await proofFor(token, { by: await DpopKey.generate() })), 'invalid_dpop_proof');
   });
 
+  it('refuses a proof whose jwk WebCrypto will not import (key_ops without verify) as invalid_dpop_proof, not a 500', async () => {
+    const token = await mint(key.jkt);
+    await expectRefused(await call(token, await proofFor(token, { jwk: { ...key.publicJwk, key_ops: ['sign'] } })), 'invalid_dpop_proof');
+  });
+
   it('refuses a proof used a second time', async () => {
     const token = await mint(key.jkt);
     const proof = await proofFor(token);

@@ -1,6 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
-import { base64url, calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { base64url, calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /** RFC 9449 proofs keyway accepts: asymmetric algorithms only (never none or HMAC). */
@@ -81,8 +81,9 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
     }));
   } catch (error) {
     if (error instanceof DpopProofError) throw error;
-    if (error instanceof errors.JOSEError || error instanceof TypeError) throw invalid(`the DPoP proof is not valid: ${error.message}`, error);
-    throw error;
+    // Everything above reads only the proof: whatever fails in it (jose's errors, and WebCrypto's DOMException for a jwk
+    // it will not import: a point off the curve, key_ops without verify) is the proof's fault, never the server's.
+    throw invalid(`the DPoP proof is not valid: ${error instanceof Error ? error.message : String(error)}`, error);
   }
   const { jti, htm, htu, iat, ath, nonce } = payload as JWTPayload & Record<'htm' | 'htu' | 'ath' | 'nonce', unknown>;
   if (typeof jti !== 'string' || jti === '' || jti.length > DPOP_PROOF_LIMITS.jtiChars) throw invalid('the DPoP proof jti must be a short string');
