@@ -487,6 +487,24 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.subject_token?.claimed_iss).toBe(stranger.url);
         expect(await stranger.hits()).toEqual({ discovery: 0, jwks: 0, trap: 0 });
       });
+
+      // A stranger guessing which issuers (a GHES or GitLab host, a cluster) the policies trust learns nothing from the answer.
+      it('answers a forgery naming a trusted issuer as one naming an untrusted issuer, whatever its algorithm: only the record tells them apart', async () => {
+        const ask = async (iss: string, alg: string) => {
+          const forged = [base64url.encode(JSON.stringify({ alg, kid: 'guess' })), base64url.encode(JSON.stringify(ciClaims(iss, broker.issuer))), 'AAAA'].join(
+            '.',
+          );
+          const answer = await postToken(broker, exchangeForm(forged));
+          const event = await broker.auditEvent(answer.body['audit_event_id'] as string);
+          return { answer: { status: answer.status, error: answer.body['error'], error_description: answer.body['error_description'] }, reason: event?.reason };
+        };
+        const untrusted = await ask('https://gitlab.internal.example', 'RS256');
+        const trusted = await ask(github.url, 'RS256');
+        const trustedOtherAlg = await ask(github.url, 'HS256');
+        expect(trusted.answer).toEqual(untrusted.answer);
+        expect(trustedOtherAlg.answer).toEqual(untrusted.answer);
+        expect([untrusted.reason, trusted.reason, trustedOtherAlg.reason]).toEqual(['issuer_untrusted', 'signature_invalid', 'algorithm_not_allowed']);
+      });
     });
 
     describe('malformed requests get RFC 6749 errors and an audit record, never a 5xx', () => {

@@ -12,6 +12,8 @@ interface ReasonSpec {
   readonly description: string;
 }
 
+const UNVERIFIED = "the subject token could not be verified: its issuer is not one a policy trusts, or it is not signed with that issuer's keys and algorithms";
+
 export const REASONS = {
   granted: { decision: 'granted', description: 'token issued' },
 
@@ -27,9 +29,10 @@ export const REASONS = {
   token_malformed: { decision: 'malformed', description: 'the subject token is not a well-formed signed JWT' },
 
   header_forbidden: { decision: 'denied', description: 'the subject token header names a key location (jku, x5u, x5c or jwk), which is never accepted' },
-  algorithm_not_allowed: { decision: 'denied', description: 'the subject token is signed with an algorithm its issuer is not allowed to use' },
-  issuer_untrusted: { decision: 'denied', description: 'the subject token issuer is not trusted by any policy' },
-  signature_invalid: { decision: 'denied', description: "the subject token signature could not be verified with its issuer's keys" },
+  // One answer for the three: a stranger's forgery must not tell which issuers the policies trust (the record says which).
+  algorithm_not_allowed: { decision: 'denied', description: UNVERIFIED },
+  issuer_untrusted: { decision: 'denied', description: UNVERIFIED },
+  signature_invalid: { decision: 'denied', description: UNVERIFIED },
   token_expired: { decision: 'denied', description: 'the subject token has expired' },
   token_not_yet_valid: { decision: 'denied', description: 'the subject token is not valid yet' },
   token_too_old: { decision: 'denied', description: 'the subject token was issued too long ago' },
