@@ -217,6 +217,27 @@ describe('loading policies', () => {
     });
   });
 
+  it("refuses a top-level claim spelt as a JSON Pointer, which would skip its issuer's case folding and formats", () => {
+    // As a deny guardrail, `/repository: Acme/Legacy` would compare byte for byte and let acme/legacy through.
+    const guard = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  /repository: Acme/Legacy\n';
+    expect(problems({ 'guard.yaml': guard })).toEqual([
+      {
+        file: 'guard.yaml',
+        line: 5,
+        column: 3,
+        message: "match./repository: write it as repository: a JSON Pointer to a top-level claim skips github's rules for it (case folding, formats)",
+      },
+    ]);
+    expect(problems({ 'p.yaml': GOOD.replace('repository_id', '/repository_id') })[0]?.message).toMatch(/^match\.\/repository_id: write it as repository_id:/);
+    // A name holding "/" can be written plainly too; only one starting with "/" needs a pointer, as do nested claims.
+    expect(problems({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: https://oidc.acme.dev').replace('repository_id', '/a~1b') })[0]?.message).toMatch(
+      /write it as a\/b:/,
+    );
+    const open = (key: string) => GOOD.replace('issuer: github', 'issuer: https://oidc.acme.dev').replace('repository_id', key);
+    expect(() => loadPolicies(toFiles({ 'p.yaml': open('/~1rooted') }), OPTIONS)).not.toThrow();
+    expect(() => loadPolicies(toFiles({ 'p.yaml': open('/kubernetes.io/namespace') }), OPTIONS)).not.toThrow();
+  });
+
   it('compiles disabled policies too, so a broken one cannot hide until it is switched back on', () => {
     expect(problems({ 'p.yaml': GOOD.replace('version: 1', 'version: 1\ndisabled: true').replace('"734201"', '{ regex: "(a+)+" }') })[0]?.message).toMatch(
       /catastrophically/,

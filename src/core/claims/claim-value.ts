@@ -24,6 +24,22 @@ function claimPath(key: string): string[] {
     });
 }
 
+/**
+ * The plain name a JSON Pointer of one token reads, when that name could be written plainly (`/repository` is
+ * `repository`, `/a~1b` is `a/b`); undefined for a plain key, a deeper pointer, or a name only a pointer spells (one
+ * starting with `/`, `/~1name`).
+ */
+export function plainSpellingOf(key: string): string | undefined {
+  if (!key.startsWith('/') || key.indexOf('/', 1) !== -1) return undefined;
+  try {
+    const [name = ''] = claimPath(key);
+    return name === '' || name.startsWith('/') ? undefined : name;
+  } catch {
+    // Not a pointer at all: reading it says why.
+    return undefined;
+  }
+}
+
 /** The top-level claim a key reads: the name itself, or a JSON Pointer's first token. */
 export function topLevelClaim(key: string): string {
   return claimPath(key)[0] ?? '';

@@ -9,7 +9,7 @@ import {
 import { GITHUB_TOKEN_LIFETIME_SECONDS, ORGANIZATION_PERMISSIONS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
 import { asciiLowerCase } from '../claims/case-fold.ts';
-import { canonicalText, claimReader, ClaimPathError, topLevelClaim } from '../claims/claim-value.ts';
+import { canonicalText, claimReader, ClaimPathError, plainSpellingOf, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies, pinsTenant } from './lint/lint-policies.ts';
 import { parseYamlFile, type Locate, type ParsedYamlFile } from './parse-yaml-file.ts';
@@ -274,6 +274,15 @@ function compilePolicy(
   const preset = issuer.preset;
   const conditions: ClaimCondition[] = [];
   for (const [key, written] of Object.entries(data.match)) {
+    const plain = plainSpellingOf(key);
+    if (plain !== undefined) {
+      // Folding and formats are the preset's by claim name: spelt as a pointer, a deny policy would compare byte for byte.
+      fail(`match.${key}: write it as ${plain}: a JSON Pointer to a top-level claim skips ${preset.name}'s rules for it (case folding, formats)`, [
+        'match',
+        key,
+      ]);
+      continue;
+    }
     const format = preset.claimFormats[key];
     const neverMatching = format === undefined ? undefined : pinnedValues(written).find((value) => !format.pattern.test(canonicalText(value) ?? ''));
     if (format !== undefined && neverMatching !== undefined) {
