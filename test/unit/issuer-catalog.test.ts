@@ -114,6 +114,20 @@ describe('issuer presets', () => {
     expect(resolve('https://idp.acme.dev').preset.name).toBe('oidc');
   });
 
+  it("asks for the kind of a bare URL only a self-managed deployment's path has, which would otherwise be a plain OIDC issuer", () => {
+    expect(() => resolve('https://ghes.acme.dev/_services/token')).toThrow(
+      'https://ghes.acme.dev/_services/token has the path of a GitHub Enterprise Server issuer: write issuer: { kind: github, url: https://ghes.acme.dev/_services/token } ' +
+        'so its rules hold (tenant pins, claim types, case folding), or { kind: oidc, url: https://ghes.acme.dev/_services/token } if it is not one',
+    );
+    expect(() => resolve('https://git.acme.dev/api/actions')).toThrow(/Forgejo instance issuer: write issuer: \{ kind: forgejo,/);
+    expect(() => resolve(`https://circleci.acme.dev/org/${ORG}`)).toThrow(/CircleCI server, per organization issuer: write issuer: \{ kind: circleci,/);
+    // Written with its kind, either way, it loads; a path any issuer may have stays a plain OIDC issuer.
+    expect(resolve({ kind: 'github', url: 'https://ghes.acme.dev/_services/token' }).deployment).toBe('GitHub Enterprise Server');
+    expect(resolve({ kind: 'oidc', url: 'https://ghes.acme.dev/_services/token' }).preset.name).toBe('oidc');
+    expect(resolve('https://gitlab.acme.dev').preset.name).toBe('oidc');
+    expect(resolve('https://idp.acme.dev/realms/ci').preset.name).toBe('oidc');
+  });
+
   it('lets a loopback issuer stand in for a hosted one in development, still checking its path', () => {
     expect(resolve({ kind: 'circleci', url: `http://127.0.0.1:9000/org/${ORG}` }, true)).toMatchObject({ deployment: 'CircleCI cloud, per organization' });
     expect(() => resolve({ kind: 'circleci', url: 'http://127.0.0.1:9000/org/acme' }, true)).toThrow(/not a circleci issuer URL/);

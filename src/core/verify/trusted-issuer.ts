@@ -156,6 +156,29 @@ export function resolveIssuer(reference: IssuerReference, options: IssuerResolut
     return trust(preset, options.devIssuerUrl, DEV_SHAPE);
   }
   // A URL on a hosted CI service's own host follows that service's rules; any other, the plain OIDC ones.
-  const preset = hostOwner(checkIssuerUrl(reference, options).hostname) ?? GENERIC_PRESET;
-  return trustAt(preset, reference, options);
+  const url = checkIssuerUrl(reference, options);
+  const owner = hostOwner(url.hostname);
+  const lookalike = owner === undefined ? selfManagedLookalike(writtenPath(reference)) : undefined;
+  if (lookalike !== undefined) {
+    throw new IssuerReferenceError(
+      `${reference} has the path of a ${lookalike.shape.deployment} issuer: write issuer: { kind: ${lookalike.preset.name}, url: ${reference} } so its rules ` +
+        `hold (tenant pins, claim types, case folding), or { kind: oidc, url: ${reference} } if it is not one`,
+    );
+  }
+  return trustAt(owner ?? GENERIC_PRESET, reference, options);
+}
+
+/**
+ * The self-managed deployment a URL's path says it is, when only that deployment has such a path (GitHub Enterprise
+ * Server's `/_services/token`, Forgejo's `/api/actions`, CircleCI server's `/org/<uuid>`): written bare, it would be a
+ * plain OIDC issuer, trusted without the rules its tokens need.
+ */
+function selfManagedLookalike(path: string): { readonly preset: IssuerPreset; readonly shape: IssuerShape } | undefined {
+  for (const preset of PRESETS.values()) {
+    for (const shape of preset.shapes) {
+      const distinctive = shape.host === undefined && !shape.path.test('') && !shape.path.test('/x');
+      if (distinctive && shape.path.test(path)) return { preset, shape };
+    }
+  }
+  return undefined;
 }
