@@ -49,6 +49,13 @@ describe('which addresses the broker connects to', () => {
     else expect(addressRefusal(address, true)).toBeDefined();
   });
 
+  it.each(['168.63.129.16', '::ffff:168.63.129.16'])(
+    "refuses %s, Azure's WireServer: a public address that is every Azure VM's own host service",
+    (address) => {
+      expect(addressRefusal(address, true)).toBe(`${address} is a cloud host's own service; the broker only connects to public addresses`);
+    },
+  );
+
   it.each(PUBLIC)('connects to the public address %s', (address) => {
     expect(addressRefusal(address, false)).toBeUndefined();
   });

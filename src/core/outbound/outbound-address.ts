@@ -3,6 +3,11 @@ import { KeywayError } from '../errors/keyway-error.ts';
 
 /** IPv4-compatible IPv6 (RFC 4291 §2.5.5.1, deprecated): ipaddr.js calls it unicast, but it is no public address. */
 const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
+/**
+ * Public addresses that are a host's own services, not the internet: Azure's WireServer (168.63.129.16, reachable from
+ * every Azure VM, serving its provisioning and extension configuration). ipaddr.js calls it unicast.
+ */
+const HOST_SERVICES = ['168.63.129.16'];
 
 /**
  * Why the broker must not connect to `address`, or undefined when it may. Only public unicast
@@ -17,6 +22,8 @@ export function addressRefusal(address: string, allowLoopback: boolean): string 
   const parsed = ipaddr.process(address);
   const special = parsed.range();
   const range = special === 'unicast' && parsed.kind() === 'ipv6' && parsed.match(IPV4_COMPATIBLE) ? 'ipv4Compatible' : special;
+  if (parsed.kind() === 'ipv4' && HOST_SERVICES.includes(parsed.toString()))
+    return `${address} is a cloud host's own service; the broker only connects to public addresses`;
   if (range === 'unicast' || (range === 'loopback' && allowLoopback)) return undefined;
   const loopbackHint = range === 'loopback' ? ' (loopback only with KEYWAY_ALLOW_HTTP_LOOPBACK=1, for development)' : '';
   return `${address} is in the ${range} range; the broker only connects to public addresses${loopbackHint}`;
