@@ -49,8 +49,9 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
   const allowHttpLoopback = readFlag(env, 'KEYWAY_ALLOW_HTTP_LOOPBACK');
   const githubWebhooks = readGitHubWebhookSettings(env);
   const github = readGitHubAppSettings(env);
+  const issuer = checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer);
   return {
-    issuer: checkBrokerIssuer(env['KEYWAY_ISSUER'] || defaultIssuer),
+    issuer,
     allowHttpLoopback,
     maxTtlSeconds: readInteger(env, 'KEYWAY_MAX_TTL_SECONDS', 3600, 60, 24 * 3600),
     audit: readAuditSettings(env),
@@ -61,6 +62,6 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     repositoryPolicies: readRepositoryPolicySettings(env),
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
     dpopNonces: readDpopNonces(env),
-    proxyUpstreams: readProxyUpstreams(env, allowHttpLoopback, github !== undefined),
+    proxyUpstreams: readProxyUpstreams(env, { issuer, allowHttpLoopback, githubApp: github !== undefined }),
   };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseProxyUpstreams } from '../features/proxy/proxy-settings.ts';
+import { parseProxyUpstreams, type ProxyUpstreamContext } from '../features/proxy/proxy-settings.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { readBrokerSettings, type BrokerSettings } from './broker-settings.ts';
@@ -57,7 +57,7 @@ export function readShutdownSettings(env: SettingsSource): ShutdownSettings {
 }
 
 /** KEYWAY_PROXY_UPSTREAMS_FILE: the upstream declarations in a file (Node only), instead of KEYWAY_PROXY_UPSTREAMS's text. */
-function proxyUpstreamsFile(env: SettingsSource, cwd: string, allowHttpLoopback: boolean, githubApp: boolean): Pick<NodeBrokerConfig, 'proxyUpstreams'> {
+function proxyUpstreamsFile(env: SettingsSource, cwd: string, context: ProxyUpstreamContext): Pick<NodeBrokerConfig, 'proxyUpstreams'> {
   const file = env['KEYWAY_PROXY_UPSTREAMS_FILE'];
   if (typeof file !== 'string' || file === '') return {};
   if (typeof env['KEYWAY_PROXY_UPSTREAMS'] === 'string' && env['KEYWAY_PROXY_UPSTREAMS'] !== '') {
@@ -69,7 +69,7 @@ function proxyUpstreamsFile(env: SettingsSource, cwd: string, allowHttpLoopback:
   } catch (error) {
     throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS_FILE ${file} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
   }
-  return { proxyUpstreams: parseProxyUpstreams(text, allowHttpLoopback, githubApp) };
+  return { proxyUpstreams: parseProxyUpstreams(text, context) };
 }
 
 export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd()): NodeBrokerConfig {
@@ -101,7 +101,11 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     dev,
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
     ...masterKeysOf(env),
-    ...proxyUpstreamsFile(env, cwd, dev || settings.allowHttpLoopback, settings.github !== undefined),
+    ...proxyUpstreamsFile(env, cwd, {
+      issuer: settings.issuer,
+      allowHttpLoopback: dev || settings.allowHttpLoopback,
+      githubApp: settings.github !== undefined,
+    }),
     shutdown: readShutdownSettings(env),
   };
 }

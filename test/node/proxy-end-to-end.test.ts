@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { nodeConfigFromEnv } from '../../src/config/node-config.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
@@ -48,7 +49,11 @@ grant:
       testConfig(root, {
         issuer: OWN_URL_ISSUER,
         github: readGitHubAppSettings(github.settings),
-        proxyUpstreams: parseProxyUpstreams('upstreams:\n  github:\n    auth: { kind: github-app }\n', true, true),
+        proxyUpstreams: parseProxyUpstreams('upstreams:\n  github:\n    auth: { kind: github-app }\n', {
+          issuer: OWN_URL_ISSUER,
+          allowHttpLoopback: true,
+          githubApp: true,
+        }),
       }),
       { log: silentLogger },
     );
@@ -150,5 +155,27 @@ grant:
       auth: expect.stringMatching(/^token:/),
     });
     expect(Object.values(env).join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+|ghs_/);
+  });
+});
+
+describe('KEYWAY_PROXY_UPSTREAMS_FILE', () => {
+  const jwtUpstream = (audience: string): string =>
+    `upstreams:\n  deploy: { url: "https://deploy.example", auth: { kind: keyway-jwt, audience: "${audience}" } }\n`;
+
+  it("stops the Node broker at start when a keyway-jwt upstream's audience is its own issuer or under its /proxy, the default issuer included", () => {
+    // No KEYWAY_ISSUER: the issuer is the port's on loopback, http://127.0.0.1:8787.
+    const underProxy = writeTree({ 'upstreams.yaml': jwtUpstream('http://127.0.0.1:8787/proxy/deploy') });
+    expect(() => nodeConfigFromEnv({ KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' }, underProxy)).toThrow(
+      /KEYWAY_PROXY_UPSTREAMS upstreams\.deploy\.auth\.audience http:\/\/127\.0\.0\.1:8787\/proxy\/deploy is under the broker's own \/proxy/,
+    );
+    const own = writeTree({ 'upstreams.yaml': jwtUpstream('https://keyway.example.com') });
+    expect(() => nodeConfigFromEnv({ KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' }, own)).toThrow(
+      /upstreams\.deploy\.auth\.audience https:\/\/keyway\.example\.com is the broker's own issuer/,
+    );
+    // Another broker's issuer is an audience like any other.
+    expect(nodeConfigFromEnv({ KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' }, own).proxyUpstreams?.[0]?.auth).toEqual({
+      kind: 'keyway-jwt',
+      audience: 'https://keyway.example.com',
+    });
   });
 });

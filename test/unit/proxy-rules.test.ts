@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { loadPolicies, PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { normaliseProxyPath } from '../../src/core/policy/proxy-path.ts';
 import { compileProxyRule, matchProxyRule } from '../../src/core/policy/proxy-rule.ts';
+import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
+
+const ISSUER = 'https://keyway.example.com';
 
 describe('the proxied path, normalised once', () => {
   it.each([
@@ -122,20 +125,97 @@ grant:
 
 describe('upstream declarations', () => {
   it('pins an https base and refuses what could name another target', () => {
-    expect(parseProxyUpstreams('upstreams:\n  api: { url: "https://api.example/v1/", auth: { kind: keyway-jwt, audience: x } }\n', false, false)[0]?.url).toBe(
-      'https://api.example/v1',
-    );
+    expect(
+      parseProxyUpstreams('upstreams:\n  api: { url: "https://api.example/v1/", auth: { kind: keyway-jwt, audience: x } }\n', {
+        issuer: ISSUER,
+        allowHttpLoopback: false,
+        githubApp: false,
+      })[0]?.url,
+    ).toBe('https://api.example/v1');
     for (const url of ['http://api.example', 'https://u:p@api.example', 'https://api.example/?a=1', 'https://api.example/#x']) {
-      expect(() => parseProxyUpstreams(`upstreams:\n  api: { url: "${url}", auth: { kind: keyway-jwt, audience: x } }\n`, false, false)).toThrow(/url/);
+      expect(() =>
+        parseProxyUpstreams(`upstreams:\n  api: { url: "${url}", auth: { kind: keyway-jwt, audience: x } }\n`, {
+          issuer: ISSUER,
+          allowHttpLoopback: false,
+          githubApp: false,
+        }),
+      ).toThrow(/url/);
     }
-    expect(() => parseProxyUpstreams('upstreams:\n  gh: { url: "https://evil.example", auth: { kind: github-app } }\n', false, true)).toThrow(/no url/);
     expect(() =>
-      parseProxyUpstreams('upstreams:\n  v: { url: "https://v.example", auth: { kind: static, header: host, sealed: x } }\n', false, false),
+      parseProxyUpstreams('upstreams:\n  gh: { url: "https://evil.example", auth: { kind: github-app } }\n', {
+        issuer: ISSUER,
+        allowHttpLoopback: false,
+        githubApp: true,
+      }),
+    ).toThrow(/no url/);
+    expect(() =>
+      parseProxyUpstreams('upstreams:\n  v: { url: "https://v.example", auth: { kind: static, header: host, sealed: x } }\n', {
+        issuer: ISSUER,
+        allowHttpLoopback: false,
+        githubApp: false,
+      }),
     ).toThrow();
   });
 
   it('refuses a github-app upstream when no GitHub App is configured, at start rather than on a request', () => {
-    expect(() => parseProxyUpstreams('upstreams:\n  github: { auth: { kind: github-app } }\n', false, false)).toThrow(/needs the GitHub App/);
-    expect(parseProxyUpstreams('upstreams:\n  github: { auth: { kind: github-app } }\n', false, true)[0]?.url).toBeUndefined();
+    expect(() =>
+      parseProxyUpstreams('upstreams:\n  github: { auth: { kind: github-app } }\n', { issuer: ISSUER, allowHttpLoopback: false, githubApp: false }),
+    ).toThrow(/needs the GitHub App/);
+    expect(
+      parseProxyUpstreams('upstreams:\n  github: { auth: { kind: github-app } }\n', { issuer: ISSUER, allowHttpLoopback: false, githubApp: true })[0]?.url,
+    ).toBeUndefined();
+  });
+
+  const jwtUpstream = (audience: string): string =>
+    `upstreams:\n  deploy: { url: "https://deploy.example", auth: { kind: keyway-jwt, audience: "${audience}" } }\n`;
+
+  it.each([
+    [
+      'sts.amazonaws.com',
+      /upstreams\.deploy\.auth\.audience sts\.amazonaws\.com is aws's STS audience: a keyway access token for it would pass as a cloud token/,
+    ],
+    ['STS.AmazonAWS.com.cn', /is aws's STS audience/],
+    ['api://AzureADTokenExchange', /is azure's STS audience/],
+    ['api://AzureADTokenExchangeUSGov', /is azure's STS audience/],
+    ['https://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
+    ['//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
+    [ISSUER, /upstreams\.deploy\.auth\.audience https:\/\/keyway\.example\.com is the broker's own issuer/],
+    [`${ISSUER}/`, /is the broker's own issuer/],
+    ['HTTPS://KEYWAY.example.com:443', /is the broker's own issuer/],
+    [`${ISSUER}/proxy/deploy`, /upstreams\.deploy\.auth\.audience https:\/\/keyway\.example\.com\/proxy\/deploy is under the broker's own \/proxy/],
+    [`${ISSUER}/proxy/github`, /is under the broker's own \/proxy/],
+    [`${ISSUER}/proxy/`, /is under the broker's own \/proxy/],
+    [`${ISSUER}/x/../proxy/github`, /is under the broker's own \/proxy/],
+  ])(
+    'refuses a keyway-jwt upstream whose audience is %s: the upstream could present the token it is handed as a cloud token or to keyway',
+    (audience, error) => {
+      expect(() => parseProxyUpstreams(jwtUpstream(audience), { issuer: ISSUER, allowHttpLoopback: false, githubApp: false })).toThrow(error);
+    },
+  );
+
+  it.each([
+    'https://deploy.example',
+    `${ISSUER}/deploy`,
+    `${ISSUER}/proxyish`,
+    'https://keyway.example.com.evil.example',
+    'http://keyway.example.com',
+    'https://keyway.example.com:8443',
+    'sts.amazonaws.com.example',
+  ])('takes a keyway-jwt upstream whose audience is %s', (audience) => {
+    expect(parseProxyUpstreams(jwtUpstream(audience), { issuer: ISSUER, allowHttpLoopback: false, githubApp: false })[0]?.auth).toEqual({
+      kind: 'keyway-jwt',
+      audience,
+    });
+  });
+
+  it("stops the broker at start when a keyway-jwt upstream's audience is its own issuer or under its /proxy, from the settings both runtimes read", () => {
+    const upstreams = (audience: string) => ({ KEYWAY_ISSUER: ISSUER, KEYWAY_PROXY_UPSTREAMS: jwtUpstream(audience) });
+    expect(() => readBrokerSettings(upstreams(ISSUER))).toThrow(/upstreams\.deploy\.auth\.audience .* is the broker's own issuer/);
+    expect(() => readBrokerSettings(upstreams(`${ISSUER}/proxy/deploy`))).toThrow(/upstreams\.deploy\.auth\.audience .* is under the broker's own \/proxy/);
+    expect(() => readBrokerSettings(upstreams('sts.amazonaws.com'))).toThrow(/upstreams\.deploy\.auth\.audience .* is aws's STS audience/);
+    expect(readBrokerSettings(upstreams('https://deploy.example')).proxyUpstreams?.[0]?.auth).toEqual({
+      kind: 'keyway-jwt',
+      audience: 'https://deploy.example',
+    });
   });
 });

@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { parse } from 'yaml';
+import { cloudOfAudience } from '../../core/policy/cloud-profile.ts';
 import { PROXY_UPSTREAM_NAME } from '../../core/policy/proxy-upstream-name.ts';
 import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
@@ -68,18 +69,28 @@ const Auth = v.variant('kind', [
 const Upstream = v.strictObject({ url: v.optional(v.string()), auth: Auth, limits: v.optional(Limits) });
 const ProxyFile = v.strictObject({ upstreams: v.record(v.pipe(v.string(), v.regex(PROXY_UPSTREAM_NAME, 'an upstream name is a-z, 0-9 and -')), Upstream) });
 
+/** What the declarations are read against. */
+export interface ProxyUpstreamContext {
+  /** The broker's own issuer URL (KEYWAY_ISSUER), which no keyway-jwt upstream's audience may name. */
+  readonly issuer: string;
+  readonly allowHttpLoopback: boolean;
+  /** Whether a GitHub App is configured, without which a github-app upstream cannot start. */
+  readonly githubApp: boolean;
+}
+
 /**
  * The upstreams of proxy mode (docs/proxy.md): `KEYWAY_PROXY_UPSTREAMS`, the YAML text of the
  * declarations (on Workers a var, as every setting); on Node `KEYWAY_PROXY_UPSTREAMS_FILE` names a
  * file that holds it instead. No upstream declared: `/proxy/…` answers `proxy_upstream_unknown`.
  */
-export function readProxyUpstreams(env: SettingsSource, allowHttpLoopback: boolean, githubApp: boolean): readonly UpstreamDeclaration[] {
+export function readProxyUpstreams(env: SettingsSource, context: ProxyUpstreamContext): readonly UpstreamDeclaration[] {
   const text = env['KEYWAY_PROXY_UPSTREAMS'];
-  return typeof text === 'string' && text.trim() !== '' ? parseProxyUpstreams(text, allowHttpLoopback, githubApp) : [];
+  return typeof text === 'string' && text.trim() !== '' ? parseProxyUpstreams(text, context) : [];
 }
 
-/** The declarations in `text`; `githubApp`: whether a GitHub App is configured, without which a github-app upstream cannot start. */
-export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean, githubApp: boolean): readonly UpstreamDeclaration[] {
+/** The declarations in `text`. */
+export function parseProxyUpstreams(text: string, context: ProxyUpstreamContext): readonly UpstreamDeclaration[] {
+  const { issuer, allowHttpLoopback, githubApp } = context;
   let document: unknown;
   try {
     document = parse(text);
@@ -100,6 +111,10 @@ export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean, gi
       throw new ConfigError(`${where}: a github-app upstream calls the GitHub App's API URL (KEYWAY_GITHUB_API_URL); it takes no url`);
     }
     if (upstream.auth.kind !== 'github-app' && upstream.url === undefined) throw new ConfigError(`${where}.url is required`);
+    if (upstream.auth.kind === 'keyway-jwt') {
+      const problem = upstreamAudienceProblem(upstream.auth.audience, issuer);
+      if (problem !== undefined) throw new ConfigError(`${where}.auth.audience ${upstream.auth.audience} ${problem}`);
+    }
     const auth: UpstreamAuth =
       upstream.auth.kind === 'static'
         ? { kind: 'static', header: upstream.auth.header ?? 'authorization', prefix: upstream.auth.prefix ?? 'Bearer ', sealed: upstream.auth.sealed }
@@ -118,6 +133,30 @@ export function parseProxyUpstreams(text: string, allowHttpLoopback: boolean, gi
       },
     };
   });
+}
+
+/**
+ * Why a keyway-jwt upstream may not have this audience, or undefined. The upstream holds each token
+ * keyway mints for it (60 s), so its audience may name no one else who takes a keyway access token:
+ * a cloud's STS, as `grant.audience` may not (cloudOfAudience), nor keyway itself: the broker's
+ * issuer is the audience of its operator APIs (which also want a scope; this token has none) and of
+ * its own tokens as subject tokens at /token, and `{issuer}/proxy/{upstream}` that of a caller at
+ * /proxy. `grant.audience` may name both: there the policy hands the token to its caller on purpose.
+ * Compared as URLs (scheme and host without case, default port, dot segments resolved), stricter
+ * than verification's exact match.
+ */
+function upstreamAudienceProblem(audience: string, issuer: string): string | undefined {
+  const cloud = cloudOfAudience(audience);
+  if (cloud !== undefined) return `is ${cloud}'s STS audience: a keyway access token for it would pass as a cloud token`;
+  const url = URL.canParse(audience) ? new URL(audience) : undefined;
+  if (url === undefined || url.origin !== issuer) return undefined;
+  if (url.pathname === '/' && url.search === '' && url.hash === '') {
+    return "is the broker's own issuer (KEYWAY_ISSUER), the audience of keyway's operator APIs and of its own tokens at /token: the upstream could present the token back to keyway";
+  }
+  if (url.pathname === '/proxy' || url.pathname.startsWith('/proxy/')) {
+    return "is under the broker's own /proxy: the upstream could present the token to keyway as the caller";
+  }
+  return undefined;
 }
 
 /** A pinned base: https (http on loopback in development only), no credentials, query or fragment; a trailing / is dropped. */
