@@ -16,8 +16,25 @@ const dir = writeTree({
   'policies/gcp/deploy.yaml': `${head}  cloud:\n    provider: gcp\n    workload_identity_provider: ${GCP_PROVIDER}\n    service_accounts: [${GCP_SERVICE_ACCOUNT}]\n`,
   'policies/azure/deploy.yaml': `${head}  cloud:\n    provider: azure\n    tenant_id: ${AZURE_TENANT}\n    client_ids: [${AZURE_CLIENT}]\n`,
 });
-const trust = (cloud: string) =>
-  runProcess(process.execPath, ['src/cli/main.ts', 'cloud', 'trust', cloud, `${dir}/policies`, '--issuer', ISSUER], { env: { PATH: process.env['PATH'] } });
+const trustIn = (root: string, cloud: string) =>
+  runProcess(process.execPath, ['src/cli/main.ts', 'cloud', 'trust', cloud, `${root}/policies`, '--issuer', ISSUER], { env: { PATH: process.env['PATH'] } });
+const trust = (cloud: string) => trustIn(dir, cloud);
+
+/** A policy granting `cloud` with `grant.subject: subject`, the subject written as a YAML double-quoted scalar. */
+const withSubject = (subject: string, cloud: string) => `${head}  subject: ${JSON.stringify(subject)}\n  cloud:\n${cloud}`;
+const AWS_GRANT = `    provider: aws\n    roles: [${AWS_ROLE}]\n`;
+const GCP_GRANT = `    provider: gcp\n    workload_identity_provider: ${GCP_PROVIDER}\n    service_accounts: [${GCP_SERVICE_ACCOUNT}]\n`;
+const AZURE_GRANT = `    provider: azure\n    tenant_id: ${AZURE_TENANT}\n    client_ids: [${AZURE_CLIENT}]\n`;
+
+/** The CEL string literals of `condition`, read as CEL reads them ('…' with \\ and \' escapes), and the expression around them with each one as S. */
+function celLiterals(condition: string): { readonly shape: string; readonly literals: string[] } {
+  const literals: string[] = [];
+  const shape = condition.replace(/'((?:[^'\\\n]|\\.)*)'/g, (_, body: string) => {
+    literals.push(body.replace(/\\(.)/g, '$1'));
+    return 'S';
+  });
+  return { shape, literals };
+}
 
 describe('keyway cloud trust: the exact trust each cloud needs for the policies that grant it', () => {
   it('AWS: one OIDC provider for sts.amazonaws.com; each role trusts exactly the subs of the policies naming it, TagSession only with tags', async () => {
@@ -68,5 +85,70 @@ describe('keyway cloud trust: the exact trust each cloud needs for the policies 
     expect(result.stdout).toContain(`az ad app federated-credential create --id '${AZURE_CLIENT}'`);
     expect(result.stdout).toContain('resource "azuread_application_federated_identity_credential" "keyway_0_0" {');
     expect((await trust('oci')).code).toBe(2);
+  });
+
+  describe('a subject is written into each format exactly, escaped where the format has an escape, never wider than the policy', () => {
+    const hostile = writeTree({
+      'policies/gcp/inject.yaml': withSubject("deploy'] || true || assertion.sub in ['x", GCP_GRANT),
+      'policies/gcp/slash.yaml': withSubject('back\\slash', GCP_GRANT),
+      'policies/gcp/braces.yaml': withSubject('lit{{eral}}', GCP_GRANT),
+      'policies/gcp/templated.yaml': withSubject("x.{repository}') || true || assertion.sub.matches('y", GCP_GRANT),
+      'policies/aws/variable.yaml': withSubject(`\${{keyway.example.com:sub}}`, AWS_GRANT),
+      'policies/aws/wildcards.yaml': withSubject('deploy*?$:{repository}', AWS_GRANT),
+      'policies/azure/interpolation.yaml': withSubject(`a\${{b}}%{{c}}`, AZURE_GRANT),
+      'policies/azure/braces.yaml': withSubject('lit{{eral}}', AZURE_GRANT),
+    });
+
+    it("Google: each exact sub is one CEL string literal with \\\\ and \\' escaped, and a template's pattern one literal too", async () => {
+      const result = await trustIn(hostile, 'gcp');
+      expect(result.code, result.stderr).toBe(0);
+      const written = /^ {2}attribute_condition += (".*")$/m.exec(result.stdout)?.[1];
+      const condition = JSON.parse(written ?? '""') as string;
+      const { shape, literals } = celLiterals(condition);
+      expect(shape).toBe('assertion.sub in [S, S, S] || assertion.sub.matches(S)');
+      const pattern = literals.pop() ?? '';
+      expect(literals.sort()).toEqual(['back\\slash', "deploy'] || true || assertion.sub in ['x", 'lit{eral}']);
+      const matches = new RegExp(pattern);
+      expect(matches.test("x.octo-app') || true || assertion.sub.matches('y")).toBe(true);
+      expect(matches.test('anything')).toBe(false);
+      // A placeholder takes no delimiter of its template: what keyway never renders, the cloud never admits.
+      expect(matches.test("x.octo'app') || true || assertion.sub.matches('y")).toBe(false);
+      expect(result.stdout).toContain(`--attribute-condition='${condition.replaceAll("'", "'\\''")}'`);
+      expect(result.stdout).toContain('/subject/lit{eral}"');
+    });
+
+    it(`AWS: $ is \${$} in StringEquals, and * ? $ of the fixed text \${*} \${?} \${$} in StringLike; Terraform reads $\${ as \${`, async () => {
+      const result = await trustIn(hostile, 'aws');
+      expect(result.code, result.stderr).toBe(0);
+      const document = JSON.parse(/--policy-document '([^']+)'/.exec(result.stdout)?.[1] ?? '{}') as { Statement: { Condition: unknown }[] };
+      expect(document.Statement.map((statement) => statement.Condition)).toEqual([
+        { StringEquals: { 'keyway.example.com:aud': 'sts.amazonaws.com', 'keyway.example.com:sub': [`\${$}{keyway.example.com:sub}`] } },
+        { StringEquals: { 'keyway.example.com:aud': 'sts.amazonaws.com' }, StringLike: { 'keyway.example.com:sub': [`deploy\${*}\${?}\${$}:*`] } },
+      ]);
+      expect(result.stdout).toContain('      values   = ["$${$}{keyway.example.com:sub}"]');
+      expect(result.stdout).toContain('      values   = ["deploy$${*}$${?}$${$}:*"]');
+    });
+
+    it('Azure: the subject exactly as keyway issues it, {{ }} as single braces, ${ and %{ escaped for Terraform', async () => {
+      const result = await trustIn(hostile, 'azure');
+      expect(result.code, result.stderr).toBe(0);
+      const subjects = [...result.stdout.matchAll(/--parameters '([^']+)'/g)].map((match) => (JSON.parse(match[1] ?? '{}') as { subject: string }).subject);
+      expect(subjects.sort()).toEqual([`a\${b}%{c}`, 'lit{eral}']);
+      expect(result.stdout).toContain('  subject        = "a$${b}%%{c}"');
+      expect(result.stdout).toContain('  subject        = "lit{eral}"');
+    });
+
+    it('refuses, naming the policy, a sub no format here carries exactly: a control character, or &{ in AWS Terraform', async () => {
+      const newline = await trustIn(writeTree({ 'policies/gcp/newline.yaml': withSubject('deploy\nresource "x" "y" {{}}', GCP_GRANT) }), 'gcp');
+      expect(newline.code).toBe(1);
+      expect(newline.stdout).toBe('');
+      expect(newline.stderr).toContain('gcp/newline');
+      expect(newline.stderr).toContain('U+000A');
+      const ampersand = await trustIn(writeTree({ 'policies/aws/ampersand.yaml': withSubject('a&{{keyway.example.com:sub}}', AWS_GRANT) }), 'aws');
+      expect(ampersand.code).toBe(1);
+      expect(ampersand.stdout).toBe('');
+      expect(ampersand.stderr).toContain('aws/ampersand');
+      expect(ampersand.stderr).toContain('&{');
+    });
   });
 });

@@ -1,11 +1,24 @@
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 import { defaultCloudSubject } from '../../core/policy/decide.ts';
 import type { CloudProvider } from '../../core/policy/cloud-profile.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Template } from '../../core/policy/template.ts';
+
+/** A policy's sub that one of the formats printed cannot carry exactly: nothing is printed, rather than a trust that reads otherwise. */
+export class CloudTrustError extends KeywayError {
+  override readonly name = 'CloudTrustError';
+  readonly code = 'cloud_trust_unprintable';
+}
 
 /** One policy's part in a cloud's trust: the sub its tokens carry (exact, or a template), and what it grants. */
 interface Trusted {
   readonly policy: string;
+  /** The sub exactly as keyway issues it (`{{` and `}}` already single braces), or a template's source, as written. */
   readonly sub: string;
+  /** Literal text and placeholders in order: an exact sub is one text. */
+  readonly shape: Template['shape'];
+  /** The characters no placed value may hold (Template.delimiters); none for an exact sub. */
+  readonly delimiters: ReadonlySet<string>;
   /** A template with placeholders: the cloud can only match it with a pattern, or not at all (Entra). */
   readonly templated: boolean;
   readonly identities: readonly string[];
@@ -13,16 +26,34 @@ interface Trusted {
   readonly home: string | undefined;
 }
 
+/**
+ * Control characters, unpaired surrogates, line and paragraph separators: no format printed here
+ * carries them all exactly (a newline ends a Terraform comment, a CEL '…' literal and a shell word
+ * cannot hold one, NUL no command line can).
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Cs}\p{Zl}\p{Zp}]/u;
+
 function trustedOf(policies: readonly Policy[], provider: CloudProvider): Trusted[] {
   return policies.flatMap((policy) => {
     const cloud = policy.grant?.cloud;
     if (policy.effect !== 'allow' || cloud?.provider !== provider) return [];
     const template = policy.grant?.subject;
+    const shape = template?.shape ?? [{ text: defaultCloudSubject(policy.id) }];
+    const templated = shape.some((part) => 'placeholder' in part);
+    const sub = template !== undefined && templated ? template.source : shape.map((part) => ('text' in part ? part.text : '')).join('');
+    const unprintable = UNPRINTABLE.exec(template?.source ?? sub)?.[0];
+    if (unprintable !== undefined) {
+      throw new CloudTrustError(
+        `${policy.id}: grant.subject holds ${codePoint(unprintable)}, which the trust's formats cannot all carry exactly; no trust is printed for it`,
+      );
+    }
     return [
       {
         policy: policy.id,
-        sub: template === undefined ? defaultCloudSubject(policy.id) : template.source,
-        templated: template !== undefined && template.claims.length > 0,
+        sub,
+        shape,
+        delimiters: template?.delimiters ?? new Set<string>(),
+        templated,
         identities: cloud.identities,
         sessionTags: cloud.sessionTags.size > 0,
         home: cloud.home,
@@ -31,17 +62,36 @@ function trustedOf(policies: readonly Policy[], provider: CloudProvider): Truste
   });
 }
 
+const codePoint = (char: string) => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 const quoteShell = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-const hcl = (text: string) => JSON.stringify(text);
+/**
+ * A Terraform (HCL) quoted string: JSON's escapes, less \b and \f, which HCL lacks, and `${` and
+ * `%{` written `$${` and `%%{`, so Terraform reads them as text, never as an interpolation or directive.
+ */
+const hcl = (text: string) =>
+  JSON.stringify(text).replace(/\\(?:u[0-9a-fA-F]{4}|.)|[$%]\{/g, (token) => {
+    if (token === '\\b') return '\\u0008';
+    if (token === '\\f') return '\\u000c';
+    return token.endsWith('{') ? `${token[0]}${token}` : token;
+  });
 const name = (text: string) => text.replace(/[^A-Za-z0-9_]/g, '_');
-/** A template's sub as a pattern: each placeholder any run of characters (AWS StringLike `*`). */
-const likePattern = (template: string) => template.replace(/\{\{|\}\}/g, (brace) => brace[0] ?? '').replace(/\{[^}]*\}/g, '*');
-/** The same as an anchored RE2 expression (CEL `matches`), each placeholder a run without `:` or `/`. */
-const celPattern = (template: string) =>
-  `^${template
-    .split(/(\{[^}]*\})/)
-    .map((part) => (part.startsWith('{') ? '[^:/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-    .join('')}$`;
+/**
+ * Text IAM reads as itself in a condition value: `$`, which begins a policy variable in any string
+ * condition, as the policy variable `${$}`; in `StringLike` also its wildcards `*` and `?`, as `${*}` and `${?}`.
+ */
+const iamText = (text: string, like: boolean) => text.replace(like ? /[$*?]/g : /\$/g, (char) => `\${${char}}`);
+/** A template's sub as an AWS `StringLike` pattern: its text as itself, each placeholder `*`, any run of characters. */
+const likePattern = (entry: Trusted) => entry.shape.map((part) => ('text' in part ? iamText(part.text, true) : '*')).join('');
+/** A CEL string literal: '…' with `\` and `'` escaped (what UNPRINTABLE refuses never reaches one). */
+const celString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
+/**
+ * The same as an anchored RE2 expression (CEL `matches`), each placeholder a run without `:`, `/`
+ * or any delimiter of the template: the characters keyway never places there.
+ */
+const celPattern = (entry: Trusted) => {
+  const excluded = [...new Set([':', '/', ...entry.delimiters])].map((char) => char.replace(/[\\\][^-]/g, '\\$&')).join('');
+  return `^${entry.shape.map((part) => ('text' in part ? part.text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : `[^${excluded}]+`)).join('')}$`;
+};
 
 /**
  * The exact trust to create in a cloud for the keyway policies that grant it: the OIDC provider
@@ -58,6 +108,7 @@ export function renderTrust(provider: CloudProvider, issuer: string, policies: r
 
 function renderAws(issuer: string, trusted: readonly Trusted[]): string {
   const host = issuer.replace(/^https:\/\//, '');
+  if (host.includes('&{')) throw new CloudTrustError(`the issuer ${issuer} holds &{, which Terraform's aws_iam_policy_document reads as \${`);
   const roles = [...new Set(trusted.flatMap((entry) => entry.identities))];
   const terraform = [
     '# Terraform',
@@ -69,8 +120,16 @@ function renderAws(issuer: string, trusted: readonly Trusted[]): string {
   const cli = ['# AWS CLI', `aws iam create-open-id-connect-provider --url ${quoteShell(issuer)} --client-id-list sts.amazonaws.com`];
   for (const role of roles) {
     const granting = trusted.filter((entry) => entry.identities.includes(role));
-    const exact = granting.filter((entry) => !entry.templated).map((entry) => entry.sub);
-    const patterns = granting.filter((entry) => entry.templated).map((entry) => likePattern(entry.sub));
+    const value = (entry: Trusted) => (entry.templated ? likePattern(entry) : iamText(entry.sub, false));
+    // aws_iam_policy_document turns every &{ into ${ (its spelling of a policy variable in Terraform), and has no escape for &{ itself.
+    const ampersand = granting.find((entry) => value(entry).includes('&{'));
+    if (ampersand !== undefined) {
+      throw new CloudTrustError(
+        `${ampersand.policy}: grant.subject holds &{, which Terraform's aws_iam_policy_document reads as \${, the start of a policy variable; no trust is printed`,
+      );
+    }
+    const exact = granting.filter((entry) => !entry.templated).map(value);
+    const patterns = granting.filter((entry) => entry.templated).map(value);
     const actions = ['sts:AssumeRoleWithWebIdentity', ...(granting.some((entry) => entry.sessionTags) ? ['sts:TagSession'] : [])];
     const account = /^arn:[^:]+:iam::(\d{12}):/.exec(role)?.[1] ?? 'ACCOUNT';
     const federated = `arn:aws:iam::${account}:oidc-provider/${host}`;
@@ -132,10 +191,10 @@ function renderGcp(issuer: string, trusted: readonly Trusted[]): string {
   for (const home of [...new Set(trusted.map((entry) => entry.home ?? ''))]) {
     const [, project = '', , , , pool = '', , providerId = ''] = home.split('/');
     const here = trusted.filter((entry) => entry.home === home);
-    const exact = here.filter((entry) => !entry.templated).map((entry) => `'${entry.sub}'`);
+    const exact = here.filter((entry) => !entry.templated).map((entry) => celString(entry.sub));
     const condition = [
       ...(exact.length === 0 ? [] : [`assertion.sub in [${exact.join(', ')}]`]),
-      ...here.filter((entry) => entry.templated).map((entry) => `assertion.sub.matches('${celPattern(entry.sub)}')`),
+      ...here.filter((entry) => entry.templated).map((entry) => `assertion.sub.matches(${celString(celPattern(entry))})`),
     ].join(' || ');
     const principal = (sub: string) => `principal://iam.googleapis.com/projects/${project}/locations/global/workloadIdentityPools/${pool}/subject/${sub}`;
     const bindings = here.flatMap((entry) => entry.identities.map((account) => ({ account, entry })));
