@@ -51,6 +51,7 @@ export const OAUTH_ERRORS = {
   github_repository_not_granted: { status: 400, error: 'invalid_target' },
   github_permission_not_granted: { status: 400, error: 'invalid_scope' },
   replayed: { status: 400, error: 'invalid_request' },
+  ci_work_ended: { status: 400, error: 'invalid_request' },
   cloud_role_not_granted: { status: 400, error: 'invalid_target' },
   cloud_limit_exceeded: { status: 400, error: 'invalid_request' },
   rate_limited: { status: 429, error: 'temporarily_unavailable' },

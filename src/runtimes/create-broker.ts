@@ -10,6 +10,7 @@ import type { Logger } from '../core/log.ts';
 import type { PolicySet } from '../core/policy/policy-set.ts';
 import type { ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import type { EndedCiWork } from '../core/replay/ended-ci-work.ts';
 import { revokeEndedWorkTokens, runEnd, type RunWorkEnded } from '../features/github/webhooks/revoke-ended-work-tokens.ts';
 import type { BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
@@ -45,6 +46,8 @@ export interface BrokerParts {
   readonly replay: ReplayGuard;
   /** Keyway tokens revoked before their `exp` (RFC 7009), kept in the replay guard's store. */
   readonly revocations: RevocationList;
+  /** The CI jobs and run attempts GitHub's webhooks said completed, kept in the replay guard's store: their tokens are refused. */
+  readonly endedCiWork?: EndedCiWork;
   /** Alert state, in the same database as the audit log. */
   readonly alerts: AlertStore;
   /** Keeps work alive after the response (Workers: waitUntil). Default: let it run, log a failure. */
@@ -127,6 +130,7 @@ export function createBroker(parts: BrokerParts): Broker {
       task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
     });
   const github = parts.github;
+  const endedCiWork = parts.endedCiWork;
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
   const repositoryPolicies = github === undefined ? undefined : repositoryPolicySource(github, parts.settings, { limits, rules: repositoryRules, now });
@@ -145,6 +149,8 @@ export function createBroker(parts: BrokerParts): Broker {
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
       ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
       ...(github === undefined || repositoryPolicies === undefined ? {} : { github, repositoryPolicies }),
+      // Only GitHub's workflow webhooks record completions: without them there is nothing to read.
+      ...(endedCiWork === undefined || parts.settings.githubWebhooks === undefined ? {} : { endedCiWork }),
     },
     clientIp: parts.clientIp,
     audit: {
@@ -190,6 +196,9 @@ export function createBroker(parts: BrokerParts): Broker {
                   endGitHubTokens: (ended: RunWorkEnded) => github.revokeEndedWork(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),
             audit: audit.log,
+            ...(endedCiWork === undefined
+              ? {}
+              : { recordEnded: (ended: RunWorkEnded) => endedCiWork.record(ended.repositoryId, ended.runId, runEnd(ended), ended.deliveryId, now()) }),
             endKeywayTokens: (ended: RunWorkEnded) =>
               revokeEndedWorkTokens(
                 {

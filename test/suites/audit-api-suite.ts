@@ -676,6 +676,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           | 'actor_chain_too_deep'
           | 'actor_token_bound'
           | 'org_guardrails_unusable'
+          | 'ci_work_ended'
           | `proxy_${string}`
         >,
         () => Promise<Response>
@@ -687,6 +688,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       // proxy_* are not exchanges: test/suites/proxy-suite.ts reads their records on both runtimes.
       // rate_limited needs a broker with small limits: test/suites/limits-suite.ts finds its records on both runtimes.
       // org_guardrails_unusable needs an organisation's pinned .github repository: test/suites/org-guardrails-suite.ts reads its records.
+      // ci_work_ended needs GitHub's workflow webhooks: test/suites/github-webhook-suite.ts reads its records on both runtimes.
 
       it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('%s', async (reason) => {
         const response = await scenarios[reason]();

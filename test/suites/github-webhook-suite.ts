@@ -636,17 +636,72 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await active(keywayJob)).toEqual([false]);
     });
 
-    it("revokes every token of a run's attempt when it completes: one exchanged after its job's completion was told, one whose job's was never told; a re-run's stay", async () => {
-      const [run, late, untold, rerun] = [freshId(), freshId(), freshId(), freshId()];
+    it("refuses a job's token exchanged after its completion was told, and after its run's attempt's, while other jobs and a re-run's still exchange", async () => {
+      const [run, late, sibling, rerun] = [freshId(), freshId(), freshId(), freshId()];
       expect(await completedJob(run, late)).toMatchObject({ status: 200, body: { status: 'handled' } });
-      // The job's OIDC token is still young enough: exchanged after its completion was delivered, nothing of the job's ends it.
-      const [githubLate, keywayLate] = [await githubTokenFor(run, late), await keywayTokenFor(run, late)];
+      // The job's OIDC token is still young enough to verify, but the job is over: no token of any kind for it.
+      for (const requested of [{}, { requested_token_type: GITHUB_TOKEN_TYPE }] as Record<string, string>[]) {
+        const refused = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(run, late))), requested));
+        expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(refused.body).not.toHaveProperty('access_token');
+        expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({
+          decision: 'denied',
+          reason: 'ci_work_ended',
+          detail: `the job (check run ${late}) of run ${run} attempt 1 completed, as GitHub's webhook reported, before this exchange`,
+        });
+      }
+      // Its sibling, still running, and a token without check_run_id (older GHES: which job is not known) still exchange.
+      await keywayTokenFor(run, sibling);
+      await keywayTokenFor(run);
+      // The attempt's end: none of its jobs' tokens exchanges any more; a re-run's (attempt 2) does.
+      const attemptEnded = {
+        action: 'completed',
+        workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      };
+      expect(await deliver({ event: 'workflow_run', payload: attemptEnded })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      for (const claims of [jobClaims(run, sibling), jobClaims(run, undefined)]) {
+        const refused = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, claims))));
+        expect(refused.status).toBe(400);
+        expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'ci_work_ended' });
+      }
+      await keywayTokenFor(run, rerun, 2);
+      // Another run of the repository, and the same ids in another repository (which no policy here grants), are not touched.
+      await keywayTokenFor(run + 1, late);
+      const elsewhere = await postToken(
+        broker,
+        exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, { ...jobClaims(run, late), repository_id: '734202' }))),
+      );
+      expect(await broker.auditEvent(elsewhere.body['audit_event_id'] as string)).toMatchObject({ reason: 'no_policy_matched' });
+    });
+
+    it('issues no token while whether the job completed cannot be read: 503, audited, no token', async () => {
+      const token = await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(freshId(), freshId())));
+      await broker.setReplayGuardDown(true);
+      try {
+        const answer = await postToken(broker, exchangeForm(token));
+        expect(answer).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+        expect(answer.body).not.toHaveProperty('access_token');
+        expect(await broker.auditEvent(answer.body['audit_event_id'] as string)).toMatchObject({
+          decision: 'error',
+          reason: 'replay_guard_unavailable',
+          detail: expect.stringMatching(/^whether the CI job completed could not be checked: /),
+        });
+      } finally {
+        await broker.setReplayGuardDown(false);
+      }
+    });
+
+    it("revokes every token of a run's attempt when it completes, one whose job's completion was never told among them; a re-run's stay", async () => {
+      const [run, untold, rerun] = [freshId(), freshId(), freshId()];
       const [githubUntold, keywayUntold] = [await githubTokenFor(run, untold), await keywayTokenFor(run, untold)];
-      const [githubOther, keywayOther] = [await githubTokenFor(run + 1, late), await keywayTokenFor(run + 1, late)];
+      const [githubOld, keywayOld] = [await githubTokenFor(run), await keywayTokenFor(run)];
+      const [githubOther, keywayOther] = [await githubTokenFor(run + 1, untold), await keywayTokenFor(run + 1, untold)];
       // A re-run of the run already under way (attempt 2) when attempt 1's completion is delivered, late.
       const [githubRerun, keywayRerun] = [await githubTokenFor(run, rerun, 2), await keywayTokenFor(run, rerun, 2)];
       const active = await introspection();
-      expect(await active(keywayLate, keywayUntold)).toEqual([true, true]);
+      expect(await active(keywayUntold, keywayOld)).toEqual([true, true]);
       const workflowRun = (action: string, attempt = 1) => ({
         action,
         workflow_run: {
@@ -663,9 +718,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         status: 200,
         body: { status: 'handled', detail: `2 GitHub tokens and 2 keyway tokens revoked: the workflow run ${run} completed` },
       });
-      await untilGitHubRevoked(githubLate);
+      await untilGitHubRevoked(githubOld);
       await untilGitHubRevoked(githubUntold);
-      expect(await active(keywayLate, keywayUntold, keywayOther, keywayRerun)).toEqual([false, false, true, true]);
+      expect(await active(keywayOld, keywayUntold, keywayOther, keywayRerun)).toEqual([false, false, true, true]);
       expect([await githubRevoked(githubOther), await githubRevoked(githubRerun)]).toEqual([false, false]);
       const records = (await broker.recentAuditEvents()).filter((event) => event.detail?.endsWith(`: the workflow run ${run} completed`));
       expect(records.map((event) => event.reason)).toEqual(['token_revoked', 'token_revoked']);

@@ -2,7 +2,7 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } fro
 import { env } from 'cloudflare:workers';
 import { silentLogger } from '../../src/core/log.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
-import { REPLAY_SHARDS, replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { REPLAY_SHARDS, replayShard, ENDED_CI_WORK_PREFIX } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
 import { auditShard, readAuditShards, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
@@ -56,9 +56,12 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
     },
     setReplayGuardDown: async (down) => {
       const statement = down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims';
-      for (let shard = 0; shard < REPLAY_SHARDS; shard += 1) {
-        // A key's first hex digit picks its shard.
-        await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16)), (_instance, state) => void state.storage.sql.exec(statement));
+      // Single-use claims' shards, and those of completed CI work, which share their store.
+      for (const prefix of ['replay', ENDED_CI_WORK_PREFIX]) {
+        for (let shard = 0; shard < REPLAY_SHARDS; shard += 1) {
+          // A key's first hex digit picks its shard.
+          await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16), prefix), (_instance, state) => void state.storage.sql.exec(statement));
+        }
       }
     },
     revokeDueGitHubTokens: async () => {

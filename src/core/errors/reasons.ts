@@ -48,6 +48,10 @@ export const REASONS = {
   github_repository_not_granted: { decision: 'denied', description: 'the requested GitHub repository is not granted' },
   github_permission_not_granted: { decision: 'denied', description: 'the requested GitHub permission is not granted' },
   replayed: { decision: 'denied', description: 'the subject token was already exchanged and is single use; request a new one from the CI system' },
+  ci_work_ended: {
+    decision: 'denied',
+    description: "the subject token's CI job, or its run's attempt, has completed: a finished job's token is not exchanged",
+  },
   cloud_role_not_granted: { decision: 'denied', description: 'no trust policy grants a cloud token for the requested role, service account or application' },
   cloud_limit_exceeded: {
     decision: 'denied',
@@ -58,7 +62,7 @@ export const REASONS = {
 
   replay_guard_unavailable: {
     decision: 'error',
-    description: 'single use of the subject token cannot be checked right now, so no token was issued; retry later',
+    description: 'single use of the subject token, or whether its CI job has completed, cannot be checked right now, so no token was issued; retry later',
   },
   issuer_unavailable: { decision: 'error', description: "the subject token issuer's keys cannot be fetched right now; retry later" },
   github_unavailable: { decision: 'error', description: 'GitHub cannot mint the token right now, so none was issued; retry later' },

@@ -7,6 +7,9 @@ export interface ReplayGuard {
   claim(claim: ReplayClaim): Promise<ReplayClaimResult>;
 }
 
+/** Whether the store holds an unexpired entry for a key: the read beside the guard's `claim`. */
+export type HoldsKey = (key: string, now: number) => Promise<boolean>;
+
 export interface ReplayClaim {
   /** Derived from the token (`replay-key.ts`), never the token itself. */
   readonly key: string;

@@ -1,6 +1,6 @@
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../mint/verify-access-token.ts';
-import type { ReplayGuard } from '../replay/replay-guard.ts';
+import type { HoldsKey, ReplayGuard } from '../replay/replay-guard.ts';
 
 /**
  * The keyway tokens ended before their `exp` (RFC 7009), by `jti`. An entry is kept until the
@@ -13,9 +13,6 @@ export interface RevocationList {
   revoke(token: { readonly jti: string; readonly exp: number }, auditEventId: string, now: number): Promise<void>;
   isRevoked(jti: string, now: number): Promise<boolean>;
 }
-
-/** Whether the store holds an unexpired entry for a key: the read beside the guard's `claim`. */
-export type HoldsKey = (key: string, now: number) => Promise<boolean>;
 
 /** Lower-case hex, so Workers shard it as they shard replay keys; apart from every replay key by its prefix. */
 export function revocationKey(jti: string): string {

@@ -26,6 +26,8 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly endGitHubTokens?: (ended: RunWorkEnded) => Promise<number>;
   /** Revokes the keyway access tokens granted to a completed job or run, as `endGitHubTokens` picks them; returns how many. */
   readonly endKeywayTokens?: (ended: RunWorkEnded) => Promise<number>;
+  /** Records that a job or a run's attempt completed, so its tokens exchanged from now on are refused (EndedCiWork). */
+  readonly recordEnded?: (ended: RunWorkEnded) => Promise<void>;
 }
 
 type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
@@ -49,6 +51,8 @@ function checkRunOfUrl(url: unknown): string | undefined {
 function handlers(deps: GitHubWebhookDeps): Handlers {
   const revokeEnded = async (ended: RunWorkEnded, note = ''): Promise<Handled> => {
     if (deps.endGitHubTokens === undefined && deps.endKeywayTokens === undefined) return { handled: false, detail: 'no tokens are revoked here' };
+    // First, so a token of the work exchanged while the revocations below run is refused, not missed by them.
+    await deps.recordEnded?.(ended);
     const github = deps.endGitHubTokens === undefined ? [] : [`${await deps.endGitHubTokens(ended)} GitHub tokens`];
     const keyway = deps.endKeywayTokens === undefined ? [] : [`${await deps.endKeywayTokens(ended)} keyway tokens`];
     return { handled: true, detail: `${[...github, ...keyway].join(' and ')} revoked: ${whatEnded(ended)}${note}` };

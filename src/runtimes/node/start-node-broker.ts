@@ -39,6 +39,7 @@ import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
 import { connectSharedWriter, REJOIN_SECONDS, serveSharedWriter, sharedWriterPath } from './shared-audit-writer.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
 import { revocationList } from '../../core/revocation/revocation-list.ts';
+import { endedCiWork } from '../../core/replay/ended-ci-work.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { readPolicyDirectory } from '../../storage/read-policy-directory.ts';
 import { ReloadablePolicies, type PolicyReloadStatus } from './reloadable-policies.ts';
@@ -248,7 +249,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     );
     revocationTimer = timer;
   }
-  // Revocations are claims made on the writer thread; whether one stands is read on this thread's connection.
+  // Revocations (and completed CI work) are claims made on the writer thread; whether one stands is read on this thread's connection.
   const revocationReads = new SqliteReplayGuard(db);
   const { app, jwks } = createBroker({
     settings: config,
@@ -265,6 +266,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       ),
     replay: writerThreadReplayGuard(audit),
     revocations: revocationList(writerThreadReplayGuard(audit), (key, at) => revocationReads.holds(key, at)),
+    endedCiWork: endedCiWork(writerThreadReplayGuard(audit), (key, at) => revocationReads.holds(key, at)),
     clientIp,
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,

@@ -1,5 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../../core/replay/replay-guard.ts';
+import { endedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
 import { revocationList, type RevocationList } from '../../core/revocation/revocation-list.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
@@ -53,3 +54,10 @@ export function revocationShards(namespace: DurableObjectNamespace<ReplayGuardSt
 }
 
 export const REVOCATION_PREFIX = 'revoked';
+
+/** Completed CI work on Workers: the same shards' store under names of its own; a run's keys share one shard. */
+export function endedCiWorkShards(namespace: DurableObjectNamespace<ReplayGuardState>): EndedCiWork {
+  return endedCiWork(replayGuardShards(namespace, ENDED_CI_WORK_PREFIX), (key, now) => replayShard(namespace, key, ENDED_CI_WORK_PREFIX).holds(key, now));
+}
+
+export const ENDED_CI_WORK_PREFIX = 'ended-ci-work';

@@ -14,7 +14,7 @@ import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
 import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
 import { MAX_STATE_EXPORT_BYTES } from './audit-chain-object.ts';
-import { replayGuardShards, revocationShards, type ReplayGuardState } from './replay-guard-state.ts';
+import { endedCiWorkShards, replayGuardShards, revocationShards, type ReplayGuardState } from './replay-guard-state.ts';
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
 import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
@@ -136,6 +136,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     background: (c, task) => c.executionCtx.waitUntil(task),
     replay: replayGuardShards(env.REPLAY),
     revocations: revocationShards(env.REPLAY),
+    endedCiWork: endedCiWorkShards(env.REPLAY),
     limiter: rateLimitShards(env.LIMITS),
     clientIp: (c) => c.req.header('cf-connecting-ip'),
     log: options.log,

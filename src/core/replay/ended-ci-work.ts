@@ -1,0 +1,62 @@
+import type { CiJob, RunEnd } from '../claims/github-run.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
+import type { HoldsKey, ReplayGuard } from './replay-guard.ts';
+
+/**
+ * The GitHub Actions jobs and run attempts that completed (the `workflow_job` and `workflow_run` webhooks), so an OIDC
+ * token of one is refused at exchange afterwards: a job's token verifies for minutes after it was issued, and one
+ * copied out of a finished job (a log, an artifact, a compromised step) must not buy a token then. Only what is known
+ * exactly refuses: a job by its check run (`check_run_id`), a run by its attempt (`run_attempt`); a token without those
+ * claims, or a completion without them, refuses nothing, since "any job of the run" would cut off the run's other jobs.
+ */
+export interface EndedCiWork {
+  /** Records what ended; resolves once durable. Recording it again changes nothing. */
+  record(repositoryId: string, runId: string, ended: RunEnd, deliveryId: string, now: number): Promise<void>;
+  /** Whether the job a verified token names, or its run's attempt, completed. */
+  hasEnded(job: CiJob, now: number): Promise<boolean>;
+}
+
+/**
+ * How long a completion is remembered: longer than any GitHub Actions OIDC token lives (GitHub issues them for
+ * minutes), so every token issued before its job ended has expired by the time the record goes.
+ */
+export const ENDED_CI_WORK_SECONDS = 60 * 60;
+/** A run's re-runs each end as their own attempt; the end of attempt N marks this many before it too, for a delivery that never came. */
+const EARLIER_ATTEMPTS = 9;
+
+/**
+ * Keys in the replay guard's store (lower-case hex, apart from every other key by their text). The first digit is the
+ * run's, so a run's keys land on one Workers shard, whichever of them a token asks for.
+ */
+function endedKey(repositoryId: string, runId: string, what: string): string {
+  const shard = sha256Hex(`ended-ci-run\n${repositoryId}\n${runId}`).slice(0, 1);
+  return shard + sha256Hex(`ended-ci-work\n${repositoryId}\n${runId}\n${what}`).slice(1);
+}
+
+const jobKey = (repositoryId: string, runId: string, checkRunId: string): string => endedKey(repositoryId, runId, `job\n${checkRunId}`);
+const attemptKey = (repositoryId: string, runId: string, attempt: number): string => endedKey(repositoryId, runId, `attempt\n${attempt}`);
+
+export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
+  return {
+    record: async (repositoryId, runId, ended, deliveryId, now) => {
+      const keys =
+        ended.kind === 'job'
+          ? ended.checkRunId === undefined
+            ? []
+            : [jobKey(repositoryId, runId, ended.checkRunId)]
+          : ended.attempt === undefined
+            ? []
+            : Array.from({ length: Math.min(ended.attempt, EARLIER_ATTEMPTS + 1) }, (_, back) => attemptKey(repositoryId, runId, (ended.attempt ?? 1) - back));
+      const expiresAt = Math.floor(now / 1000) + ENDED_CI_WORK_SECONDS;
+      await Promise.all(keys.map((key) => guard.claim({ key, expiresAt, auditEventId: `webhook:${deliveryId}`, now })));
+    },
+    hasEnded: async ({ repositoryId, runId, checkRunId, runAttempt }, now) => {
+      if (repositoryId === undefined || runId === undefined) return false;
+      const keys = [
+        ...(checkRunId === undefined ? [] : [jobKey(repositoryId, runId, checkRunId)]),
+        ...(runAttempt === undefined ? [] : [attemptKey(repositoryId, runId, runAttempt)]),
+      ];
+      return (await Promise.all(keys.map((key) => holds(key, now)))).includes(true);
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CiJob } from '../../src/core/claims/github-run.ts';
+import { ENDED_CI_WORK_SECONDS, endedCiWork } from '../../src/core/replay/ended-ci-work.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
+
+/** Completed CI work in a real SQLite file, written and read as the Node broker does (the replay guard's store). */
+describe('completed CI work', () => {
+  const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-ended-ci-work-')), 'keyway.db'));
+  migrate(db);
+  const guard = new SqliteReplayGuard(db);
+  const ended = endedCiWork(guard, (key, now) => guard.holds(key, now));
+  afterAll(() => db.close());
+  const now = Date.now();
+  const job = (checkRunId: string | undefined, runAttempt: number | undefined, runId = '700'): CiJob => ({
+    repositoryId: '734201',
+    runId,
+    checkRunId,
+    runAttempt,
+  });
+
+  it("ends a job's tokens by its check run, and no sibling's, nor a token without check_run_id", async () => {
+    await ended.record('734201', '700', { kind: 'job', checkRunId: '7001', attempt: 1 }, 'delivery-1', now);
+    expect(await ended.hasEnded(job('7001', 1), now)).toBe(true);
+    expect(await ended.hasEnded(job('7001', undefined), now)).toBe(true);
+    expect(await ended.hasEnded(job('7002', 1), now)).toBe(false);
+    expect(await ended.hasEnded(job(undefined, 1), now)).toBe(false);
+    expect(await ended.hasEnded(job('7001', 1, '701'), now)).toBe(false);
+    expect(await ended.hasEnded({ ...job('7001', 1), repositoryId: '734202' }, now)).toBe(false);
+  });
+
+  it("ends a run's attempt and the nine before it, never a later attempt", async () => {
+    await ended.record('734201', '800', { kind: 'run', attempt: 12 }, 'delivery-2', now);
+    for (const attempt of [3, 7, 12]) expect(await ended.hasEnded(job('8001', attempt, '800'), now), `attempt ${attempt}`).toBe(true);
+    for (const attempt of [1, 2, 13]) expect(await ended.hasEnded(job('8001', attempt, '800'), now), `attempt ${attempt}`).toBe(false);
+    expect(await ended.hasEnded(job('8001', undefined, '800'), now)).toBe(false);
+  });
+
+  it('records nothing it cannot match exactly: a job without its check run, a run without its attempt', async () => {
+    const before = db.all<{ n: number }>('SELECT count(*) AS n FROM replay_claims')[0]?.n;
+    await ended.record('734201', '900', { kind: 'job', checkRunId: undefined, attempt: 1 }, 'delivery-3', now);
+    await ended.record('734201', '900', { kind: 'run', attempt: undefined }, 'delivery-4', now);
+    expect(db.all<{ n: number }>('SELECT count(*) AS n FROM replay_claims')[0]?.n).toBe(before);
+    expect(await ended.hasEnded(job('9001', 1, '900'), now)).toBe(false);
+  });
+
+  it('forgets a completion once every token of its work has expired, and takes it told again', async () => {
+    await ended.record('734201', '1000', { kind: 'job', checkRunId: '10001', attempt: 1 }, 'delivery-5', now);
+    await ended.record('734201', '1000', { kind: 'job', checkRunId: '10001', attempt: 1 }, 'delivery-5-again', now);
+    const later = now + (ENDED_CI_WORK_SECONDS + 1) * 1000;
+    expect(await ended.hasEnded(job('10001', 1, '1000'), later - 2000)).toBe(true);
+    expect(await ended.hasEnded(job('10001', 1, '1000'), later)).toBe(false);
+  });
+
+  it("keeps a run's keys on one shard: they share their first hex digit", async () => {
+    await ended.record('734201', '1100', { kind: 'run', attempt: 3 }, 'delivery-6', now);
+    await ended.record('734201', '1100', { kind: 'job', checkRunId: '11001', attempt: 3 }, 'delivery-7', now);
+    const keys = db.all<{ key: string }>("SELECT key FROM replay_claims WHERE audit_event_id IN ('webhook:delivery-6', 'webhook:delivery-7')");
+    expect(keys).toHaveLength(4);
+    expect(new Set(keys.map(({ key }) => key.slice(0, 1))).size).toBe(1);
+    for (const { key } of keys) expect(key).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
