@@ -130,7 +130,8 @@ export function createBroker(parts: BrokerParts): Broker {
       task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
     });
   const github = parts.github;
-  const endedCiWork = parts.endedCiWork;
+  // Only GitHub's workflow webhooks record completions: without them there is nothing to read.
+  const endedCiWork = parts.settings.githubWebhooks === undefined ? undefined : parts.endedCiWork;
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
   const repositoryPolicies = github === undefined ? undefined : repositoryPolicySource(github, parts.settings, { limits, rules: repositoryRules, now });
@@ -149,8 +150,7 @@ export function createBroker(parts: BrokerParts): Broker {
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
       ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
       ...(github === undefined || repositoryPolicies === undefined ? {} : { github, repositoryPolicies }),
-      // Only GitHub's workflow webhooks record completions: without them there is nothing to read.
-      ...(endedCiWork === undefined || parts.settings.githubWebhooks === undefined ? {} : { endedCiWork }),
+      ...(endedCiWork === undefined ? {} : { endedCiWork }),
     },
     clientIp: parts.clientIp,
     audit: {
@@ -227,6 +227,7 @@ export function createBroker(parts: BrokerParts): Broker {
         log: parts.log,
         clockToleranceSeconds: 60,
         ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
+        ...(endedCiWork === undefined ? {} : { endedCiWork }),
         upstreams: parts.proxyUpstreams ?? new Map(),
         credentials: new UpstreamCredentials({
           issuer: parts.settings.issuer,

@@ -647,7 +647,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({
           decision: 'denied',
           reason: 'ci_work_ended',
-          detail: `the job (check run ${late}) of run ${run} attempt 1 completed, as GitHub's webhook reported, before this exchange`,
+          detail: `the job (check run ${late}) of run ${run} attempt 1 completed (GitHub's webhook said so) before this request`,
         });
       }
       // Its sibling, still running, and a token without check_run_id (older GHES: which job is not known) still exchange.

@@ -10,6 +10,7 @@ import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../s
 import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
+import { deliveryRequest, WEBHOOK_SECRET } from '../support/github-webhook-delivery.ts';
 import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
@@ -110,6 +111,8 @@ grant:
           settings: {
             KEYWAY_MASTER_KEY: runtime.masterKey(),
             KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+            // GitHub's workflow webhooks tell which jobs completed: their CI tokens are refused here too.
+            KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
             KEYWAY_PROXY_UPSTREAMS: `upstreams:
   vendor:
     url: ${runtime.upstreamBase()}/t/${tenant}
@@ -160,6 +163,33 @@ grant:
       expect(event?.reason).toBe(reason);
       return event!;
     }
+
+    it("refuses a finished job's CI token once GitHub's webhook said the job completed, and calls nothing; its sibling's still calls", async () => {
+      const [run, finished, sibling] = ['81001', '81002', '81003'].map((id) => `${id}${Math.floor(Math.random() * 1000)}`) as [string, string, string];
+      const claims = (checkRunId: string) => ({ run_id: run, run_attempt: '1', check_run_id: checkRunId });
+      const { init } = await deliveryRequest({
+        event: 'workflow_job',
+        payload: {
+          action: 'completed',
+          workflow_job: {
+            id: Number(finished),
+            run_id: Number(run),
+            run_attempt: 1,
+            status: 'completed',
+            check_run_url: `https://api.github.com/repos/acme/api/check-runs/${finished}`,
+          },
+          repository: { id: 734201, name: 'api', full_name: 'acme/api', owner: { login: 'acme' } },
+          installation: { id: 71 },
+        },
+      });
+      expect((await broker.request('/webhooks/github', init)).status).toBe(200);
+      const before = (await callsTo('/x/finished')).length;
+      const refused = await send('/proxy/vendor/x/finished', {}, await job(claims(finished)));
+      const event = await expectKeywayRefusal(refused, 400, 'invalid_request', 'ci_work_ended');
+      expect(event.detail).toBe(`the job (check run ${finished}) of run ${run} attempt 1 completed (GitHub's webhook said so) before this request`);
+      expect((await callsTo('/x/finished')).length).toBe(before);
+      expect((await send('/proxy/vendor/x/finished', {}, await job(claims(sibling)))).status).toBe(200);
+    });
 
     it('makes an allowed request with keyway’s credential, forwards none of the caller’s, passes the answer back, and audits it twice', async () => {
       const token = await job();

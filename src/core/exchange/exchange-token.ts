@@ -1,6 +1,6 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import { ciJobOf, type CiJob } from '../claims/github-run.ts';
-import type { EndedCiWork } from '../replay/ended-ci-work.ts';
+import { ciJobOf } from '../claims/github-run.ts';
+import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
@@ -205,27 +205,6 @@ function refusal(failure: ExchangeError): ExchangeAnswer {
   };
 }
 
-/** A GitHub Actions token whose job, or run attempt, completed buys nothing; unknown when the store cannot be read: no token. */
-async function refuseEndedWork(ended: EndedCiWork, job: CiJob, now: number): Promise<void> {
-  let hasEnded: boolean;
-  try {
-    hasEnded = await ended.hasEnded(job, now);
-  } catch (cause) {
-    throw new ExchangeError(
-      'replay_guard_unavailable',
-      `whether the CI job completed could not be checked: ${cause instanceof Error ? cause.message : String(cause)}`,
-      {
-        cause,
-      },
-    );
-  }
-  if (hasEnded) {
-    const attempt = job.runAttempt === undefined ? '' : ` attempt ${job.runAttempt}`;
-    const which = job.checkRunId === undefined ? `run ${job.runId}${attempt}` : `job (check run ${job.checkRunId}) of run ${job.runId}${attempt}`;
-    throw new ExchangeError('ci_work_ended', `the ${which} completed, as GitHub's webhook reported, before this exchange`);
-  }
-}
-
 /** A granted exchange's token (or map of them), and for GitHub tokens how to take them back if the exchange cannot be audited. */
 interface Granted {
   readonly token: IssuedToken | IssuedGitHubTokenMap;
@@ -275,7 +254,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
   if (limited !== undefined) throw limited;
-  if (deps.endedCiWork !== undefined && verified.issuer.preset.name === 'github') await refuseEndedWork(deps.endedCiWork, ciJobOf(verified.claims), now);
+  await refuseEndedCiWork(deps.endedCiWork, verified, now);
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
   if (actor !== undefined) requireProofOfKey('actor', actor.claims, proof);
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });

@@ -1,6 +1,8 @@
-import type { CiJob, RunEnd } from '../claims/github-run.ts';
+import { ciJobOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
+import { ExchangeError } from '../errors/exchange-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import type { HoldsKey, ReplayGuard } from './replay-guard.ts';
+import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 
 /**
  * The GitHub Actions jobs and run attempts that completed (the `workflow_job` and `workflow_run` webhooks), so an OIDC
@@ -59,4 +61,35 @@ export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
       return (await Promise.all(keys.map((key) => holds(key, now)))).includes(true);
     },
   };
+}
+
+/**
+ * Refuses a verified GitHub Actions token whose job, or run attempt, completed (`ci_work_ended`), at /token and at
+ * /proxy alike; when the store cannot be read, no token and no call either (`replay_guard_unavailable`). Nothing to
+ * check without `ended` (no GitHub webhooks) or for another issuer's tokens.
+ */
+export async function refuseEndedCiWork(
+  ended: EndedCiWork | undefined,
+  verified: { readonly issuer: TrustedIssuer; readonly claims: Readonly<Record<string, unknown>> },
+  now: number,
+): Promise<void> {
+  if (ended === undefined || verified.issuer.preset.name !== 'github') return;
+  const job = ciJobOf(verified.claims);
+  let hasEnded: boolean;
+  try {
+    hasEnded = await ended.hasEnded(job, now);
+  } catch (cause) {
+    throw new ExchangeError(
+      'replay_guard_unavailable',
+      `whether the CI job completed could not be checked: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (hasEnded) {
+    const attempt = job.runAttempt === undefined ? '' : ` attempt ${job.runAttempt}`;
+    const which = job.checkRunId === undefined ? `run ${job.runId}${attempt}` : `job (check run ${job.checkRunId}) of run ${job.runId}${attempt}`;
+    throw new ExchangeError('ci_work_ended', `the ${which} completed (GitHub's webhook said so) before this request`);
+  }
 }

@@ -19,6 +19,7 @@ import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
+import { refuseEndedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
 import { callerResponseHeaders, echoesCredential, rewriteLinkTargets, upstreamRequestHeaders } from './forward-headers.ts';
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
@@ -47,6 +48,8 @@ export interface ProxyDeps {
   readonly verifyKeywayToken: (token: string, audience: string, dpop: boolean) => Promise<JWTPayload>;
   /** The keyway tokens revoked before their `exp` (`POST /revoke`, a job's end): one of them is refused here as at /v1/*. */
   readonly revocations: RevocationList;
+  /** The GitHub Actions jobs and run attempts whose completion a webhook reported: their CI tokens are refused here as at /token. */
+  readonly endedCiWork?: EndedCiWork;
 }
 
 /** The request as the HTTP layer hands it over: the upstream's name and the path after it exactly as received. */
@@ -259,6 +262,7 @@ async function authenticate(
     if (subject.claims['cnf'] !== undefined) {
       throw new ProxyRefusal('subject_token_bound', 'the CI token is bound to a key (cnf); proxied requests take no proof of it', { public: true });
     }
+    await refuseEndedCiWork(deps.endedCiWork, subject, now);
     verified = { issuer: subject.issuer, claims: subject.claims };
   }
   event.issuer = verified.issuer.url;
