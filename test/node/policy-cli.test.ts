@@ -203,6 +203,16 @@ describe('keyway policy explain', () => {
     expect(result.stdout).toContain('decision: GRANTED by deploy');
   });
 
+  it('--issuer takes a GitHub Enterprise Server URL, which a policy names with its kind: the flag looks the policies up', async () => {
+    const ghes = 'https://ghes.acme.dev/_services/token';
+    const enterprise = writeTree({ 'p/deploy.yaml': DEPLOY.replace('issuer: github', `issuer: { kind: github, url: "${ghes}" }`) });
+    const { iss: _iss, ...rest } = CLAIMS;
+    const result = await keyway(['policy', 'explain', join(enterprise, 'p'), '--claims', '-', '--issuer', ghes], { stdin: JSON.stringify(rest) });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain(`issuer: ${ghes} (github)`);
+    expect(result.stdout).toContain('decision: GRANTED by deploy');
+  });
+
   it('exits 2 without exactly one of --claims and --token, or with a token that is not a JWT', async () => {
     expect(await keyway(['policy', 'explain', join(dir, 'p')])).toMatchObject({
       code: 2,

@@ -114,18 +114,23 @@ describe('issuer presets', () => {
     expect(resolve('https://idp.acme.dev').preset.name).toBe('oidc');
   });
 
-  it("asks for the kind of a bare URL only a self-managed deployment's path has, which would otherwise be a plain OIDC issuer", () => {
-    expect(() => resolve('https://ghes.acme.dev/_services/token')).toThrow(
+  it("asks a policy for the kind of a bare URL only a self-managed deployment's path has, which would otherwise be a plain OIDC issuer", () => {
+    expect(problems({ 'p.yaml': policy('https://ghes.acme.dev/_services/token') })).toEqual([
       'https://ghes.acme.dev/_services/token has the path of a GitHub Enterprise Server issuer: write issuer: { kind: github, url: https://ghes.acme.dev/_services/token } ' +
         'so its rules hold (tenant pins, claim types, case folding), or { kind: oidc, url: https://ghes.acme.dev/_services/token } if it is not one',
-    );
-    expect(() => resolve('https://git.acme.dev/api/actions')).toThrow(/Forgejo instance issuer: write issuer: \{ kind: forgejo,/);
-    expect(() => resolve(`https://circleci.acme.dev/org/${ORG}`)).toThrow(/CircleCI server, per organization issuer: write issuer: \{ kind: circleci,/);
+    ]);
+    expect(problems({ 'p.yaml': policy('https://git.acme.dev/api/actions') })).toEqual([
+      expect.stringMatching(/Forgejo instance issuer: write issuer: \{ kind: forgejo,/),
+    ]);
+    expect(problems({ 'p.yaml': policy(`https://circleci.acme.dev/org/${ORG}`) })).toEqual([
+      expect.stringMatching(/CircleCI server, per organization issuer: write issuer: \{ kind: circleci,/),
+    ]);
     // Written with its kind, either way, it loads; a path any issuer may have stays a plain OIDC issuer.
-    expect(resolve({ kind: 'github', url: 'https://ghes.acme.dev/_services/token' }).deployment).toBe('GitHub Enterprise Server');
-    expect(resolve({ kind: 'oidc', url: 'https://ghes.acme.dev/_services/token' }).preset.name).toBe('oidc');
-    expect(resolve('https://gitlab.acme.dev').preset.name).toBe('oidc');
-    expect(resolve('https://idp.acme.dev/realms/ci').preset.name).toBe('oidc');
+    expect(load({ 'p.yaml': policy('{ kind: github, url: "https://ghes.acme.dev/_services/token" }', 'repository_owner_id: "1"') }).policies).toHaveLength(1);
+    expect(load({ 'p.yaml': policy('{ kind: oidc, url: "https://ghes.acme.dev/_services/token" }') }).policies).toHaveLength(1);
+    expect(load({ 'p.yaml': policy('https://gitlab.acme.dev') }).policies[0]?.issuer.preset.name).toBe('oidc');
+    // Naming the issuer to explain or test a request only looks the policies' issuers up: the resolver takes the bare URL.
+    expect(resolve('https://ghes.acme.dev/_services/token').preset.name).toBe('oidc');
   });
 
   it('lets a loopback issuer stand in for a hosted one in development, still checking its path', () => {

@@ -1,4 +1,5 @@
 import {
+  bareLookalikeProblem,
   DevIssuerDisabledError,
   IssuerReferenceError,
   resolveIssuer,
@@ -221,7 +222,11 @@ export function policySetVersion(files: readonly PolicyFile[]): string {
 
 /** The policy's `issuer` as the resolver takes it, with `max_token_age` in seconds. */
 function issuerReference(written: PolicyDocument['issuer'], report: (message: string, path?: readonly PropertyKey[]) => void): IssuerReference | undefined {
-  if (typeof written === 'string') return written;
+  if (typeof written === 'string') {
+    const lookalike = bareLookalikeProblem(written);
+    if (lookalike !== undefined) report(lookalike, ['issuer']);
+    return lookalike === undefined ? written : undefined;
+  }
   const maxTokenAgeSeconds = written.max_token_age === undefined ? undefined : parseDuration(written.max_token_age);
   if (maxTokenAgeSeconds !== undefined && maxTokenAgeSeconds > MAX_TOKEN_AGE_OVERRIDE_SECONDS) {
     report(

@@ -156,28 +156,28 @@ export function resolveIssuer(reference: IssuerReference, options: IssuerResolut
     return trust(preset, options.devIssuerUrl, DEV_SHAPE);
   }
   // A URL on a hosted CI service's own host follows that service's rules; any other, the plain OIDC ones.
-  const url = checkIssuerUrl(reference, options);
-  const owner = hostOwner(url.hostname);
-  const lookalike = owner === undefined ? selfManagedLookalike(writtenPath(reference)) : undefined;
-  if (lookalike !== undefined) {
-    throw new IssuerReferenceError(
-      `${reference} has the path of a ${lookalike.shape.deployment} issuer: write issuer: { kind: ${lookalike.preset.name}, url: ${reference} } so its rules ` +
-        `hold (tenant pins, claim types, case folding), or { kind: oidc, url: ${reference} } if it is not one`,
-    );
-  }
-  return trustAt(owner ?? GENERIC_PRESET, reference, options);
+  const preset = hostOwner(checkIssuerUrl(reference, options).hostname) ?? GENERIC_PRESET;
+  return trustAt(preset, reference, options);
 }
 
 /**
- * The self-managed deployment a URL's path says it is, when only that deployment has such a path (GitHub Enterprise
- * Server's `/_services/token`, Forgejo's `/api/actions`, CircleCI server's `/org/<uuid>`): written bare, it would be a
- * plain OIDC issuer, trusted without the rules its tokens need.
+ * Why a policy may not write this bare issuer URL: its path is one only a self-managed deployment has (GitHub Enterprise
+ * Server's `/_services/token`, Forgejo's `/api/actions`, CircleCI server's `/org/<uuid>`), so written bare it would be a
+ * plain OIDC issuer, trusted without the rules its tokens need. Undefined for any other reference. A policy's to say, not
+ * the resolver's: naming an issuer to explain or test a request (`--issuer`) only looks the policies' issuers up.
  */
-function selfManagedLookalike(path: string): { readonly preset: IssuerPreset; readonly shape: IssuerShape } | undefined {
+export function bareLookalikeProblem(reference: string): string | undefined {
+  if (!URL.canParse(reference) || hostOwner(new URL(reference).hostname) !== undefined) return undefined;
+  const path = writtenPath(reference);
   for (const preset of PRESETS.values()) {
     for (const shape of preset.shapes) {
       const distinctive = shape.host === undefined && !shape.path.test('') && !shape.path.test('/x');
-      if (distinctive && shape.path.test(path)) return { preset, shape };
+      if (distinctive && shape.path.test(path)) {
+        return (
+          `${reference} has the path of a ${shape.deployment} issuer: write issuer: { kind: ${preset.name}, url: ${reference} } so its rules ` +
+          `hold (tenant pins, claim types, case folding), or { kind: oidc, url: ${reference} } if it is not one`
+        );
+      }
     }
   }
   return undefined;
