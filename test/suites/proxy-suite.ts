@@ -743,6 +743,13 @@ grant:
               'multipart/form-data; boundary=b',
               '--b\r\nContent-Disposition: form-data;\r\n name="_method"\r\n\r\nDELETE\r\n--b--\r\n',
             ],
+            ['a form body, its name cut at a NUL as PHP reads it', 'application/x-www-form-urlencoded', 'body=x&_method%00x=DELETE'],
+            [
+              'a multipart body whose boundary PHP and Rack read as "b" (boundary=b,x)',
+              'multipart/form-data; boundary=b,x',
+              '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n',
+            ],
+            ['a JSON body in UTF-16 (body-parser decodes it)', 'application/json; charset=utf-16le', '{"_method":"DELETE"}'],
           ] as const
         ).map(([label, type, body]): [string, () => Promise<Response>, number, string, Reason] => [
           `a _method field in ${label}`,
@@ -757,6 +764,18 @@ grant:
           'invalid_request',
           'proxy_header_refused',
         ]),
+        [
+          'a compressed form body (body-parser inflates it before reading _method)',
+          () =>
+            send('/proxy/vendor/repos/acme/api/issues/7/comments', {
+              method: 'POST',
+              headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },
+              body: new TextEncoder().encode('not really gzip'),
+            }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ],
         ['a disallowed method', () => send('/proxy/vendor/repos/acme/api/issues/7', { method: 'DELETE' }), 403, 'access_denied', 'proxy_not_allowed'],
         ['another repository', () => send('/proxy/vendor/repos/acme/infra/issues'), 403, 'access_denied', 'proxy_not_allowed'],
         ['a path outside every rule', () => send('/proxy/vendor/admin/keys'), 403, 'access_denied', 'proxy_not_allowed'],

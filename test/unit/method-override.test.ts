@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bodyOverridesMethod } from '../../src/features/proxy/method-override.ts';
+import { bodyOverridesMethod, formNamesMethod, unreadableBody } from '../../src/features/proxy/method-override.ts';
 
 const mp = (headers: string, value = 'DELETE') => `--b\r\n${headers}\r\n\r\n${value}\r\n--b--\r\n`;
 const cases: [string, string | null, string, boolean | 'unreadable'][] = [
@@ -63,5 +63,67 @@ describe('bodyOverridesMethod', () => {
   // the multipart bodies whose names cannot be read unambiguously (refused).
   it.each(cases)('%s', (_label, type, body, expected) => {
     expect(bodyOverridesMethod(new TextEncoder().encode(body), type)).toBe(expected);
+  });
+});
+
+describe('what PHP, Rack and express read otherwise than a plain reading', () => {
+  it('cuts a name at its NUL, as PHP does, in a body and in a query', () => {
+    expect(bodyOverridesMethod(new TextEncoder().encode('body=x&_method%00x=DELETE'), 'application/x-www-form-urlencoded')).toBe(true);
+    expect(formNamesMethod('_method%00anything=DELETE')).toBe(true);
+  });
+
+  it.each([
+    ['boundary=b,x', 'multipart/form-data; boundary=b,x'],
+    ['a space after =', 'multipart/form-data; boundary= b'],
+    ['a space before =', 'multipart/form-data; boundary =b'],
+    ['; in a quoted boundary', 'multipart/form-data; boundary="b;c"'],
+    ['boundary inside another parameter', 'multipart/form-data; xboundary=d; boundary=r'],
+    ['two boundary parameters', 'multipart/form-data; boundary=decoy; boundary=real'],
+    ['no boundary', 'multipart/form-data'],
+  ])('refuses a multipart boundary readers take differently: %s', (_label, type) => {
+    expect(unreadableBody(type, null)).toMatch(/^a multipart boundary written otherwise/);
+  });
+
+  it.each([
+    ['gzip form', 'application/x-www-form-urlencoded', 'gzip', /^a body with Content-Encoding gzip is refused/],
+    ['deflate JSON', 'application/json', 'deflate', /^a body with Content-Encoding deflate is refused/],
+    ['UTF-16 JSON', 'application/json; charset=utf-16le', null, /^a body in charset utf-16le is refused/],
+    ['UTF-16 form', 'application/x-www-form-urlencoded; charset="UTF-16"', null, /^a body in charset utf-16 is refused/],
+    ['two charsets', 'application/json; charset=utf-8; charset=utf-16', null, /^a body in charset utf-8, utf-16 is refused/],
+  ])('refuses a body a framework decodes before reading its fields: %s', (_label, type, encoding, message) => {
+    expect(unreadableBody(type, encoding)).toMatch(message);
+  });
+
+  it.each([
+    ['a plain form', 'application/x-www-form-urlencoded', null],
+    ['UTF-8 JSON, quoted charset', 'application/json; charset="UTF-8"', 'identity'],
+    ['a quoted boundary', 'multipart/form-data; boundary="----keyway-0123"', null],
+    ['a gzip image (no fields read)', 'image/png', 'gzip'],
+    ['UTF-16 text (no fields read)', 'text/plain; charset=utf-16', null],
+  ])('takes %s', (_label, type, encoding) => {
+    expect(unreadableBody(type, encoding)).toBeUndefined();
+  });
+
+  it('refuses a multipart body that never closes, or whose part headers run past any reader', () => {
+    const open = '--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n';
+    expect(bodyOverridesMethod(new TextEncoder().encode(open), 'multipart/form-data; boundary=b')).toBe('unreadable');
+    const long = `--b\r\nContent-Disposition: form-data; name="${'a'.repeat(20_000)}"\r\n\r\nx\r\n--b--\r\n`;
+    expect(bodyOverridesMethod(new TextEncoder().encode(long), 'multipart/form-data; boundary=b')).toBe('unreadable');
+  });
+
+  it("takes a real client's multipart upload (undici's FormData, as fetch sends it), and finds its _method", async () => {
+    const upload = async (fields: Record<string, string>) => {
+      const form = new FormData();
+      for (const [name, value] of Object.entries(fields)) form.append(name, value);
+      form.append('file', new Blob(['--not-a-boundary\r\n_method=DELETE']), 'notes.txt');
+      const request = new Request('http://127.0.0.1/', { method: 'POST', body: form });
+      const type = request.headers.get('content-type');
+      return { type, body: new Uint8Array(await request.arrayBuffer()) };
+    };
+    const plain = await upload({ title: 'release notes' });
+    expect(unreadableBody(plain.type, null)).toBeUndefined();
+    expect(bodyOverridesMethod(plain.body, plain.type)).toBe(false);
+    const smuggled = await upload({ title: 'x', _method: 'DELETE' });
+    expect(bodyOverridesMethod(smuggled.body, smuggled.type)).toBe(true);
   });
 });

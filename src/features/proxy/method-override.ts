@@ -25,11 +25,12 @@ export function refusedOverrideHeader(headers: Headers): string | undefined {
 
 /**
  * The name a framework would read a field as, for the comparison with `_method`: without case, as PHP
- * and Rack read it (leading spaces and brackets dropped, `.` and spaces made `_`, the part before the
- * next bracket), so `.method`, `_method[]`, `[_method]` and `_METHOD` are all `_method`.
+ * and Rack read it (up to a NUL, leading spaces and brackets dropped, `.` and spaces made `_`, the part
+ * before the next bracket), so `.method`, `_method[]`, `[_method]`, `_method%00x` and `_METHOD` are all `_method`.
  */
 function fieldName(name: string): string {
-  const php = name
+  // PHP reads a name up to its first NUL (php_register_variable_ex is not binary safe): `_method%00x` is `_method`.
+  const php = (name.split('\0')[0] ?? '')
     .toLowerCase()
     .replace(/^[\s[\]]+/, '')
     .replace(/[.\s]/g, '_');
@@ -45,8 +46,55 @@ export function formNamesMethod(form: string): boolean {
   return false;
 }
 
-const BOUNDARY = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i;
-const BOUNDARY_PARAMETERS = /;\s*boundary\s*=/gi;
+/**
+ * The one spelling of the boundary every reader takes alike: `; boundary=VALUE` or `; boundary="VALUE"`, no space
+ * around `=`, the value without `"`, `,`, `;` or white space, then `;` or the end. PHP takes the first `boundary`
+ * anywhere in the header and keeps spaces, Rack reads up to `"`, `;` or `,`: any other spelling is refused.
+ */
+const BOUNDARY = /;[ \t]*boundary=(?:"([^",; \t]+)"|([^",; \t]+))[ \t]*(?:;|$)/i;
+const CHARSET = /;[ \t]*charset[ \t]*=[ \t]*("?)([^";,\s]*)\1/gi;
+/** The charsets a body's fields are read in here; in any other (UTF-16, say) a framework that decodes it reads other names. */
+const READABLE_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'iso-8859-1', 'latin1']);
+/** No reader needs a part's header block longer than this (Rack caps Content-Disposition at 1,536 bytes). */
+const MAX_PART_HEADERS = 16 * 1024;
+
+/**
+ * Why a POST body's fields cannot be checked as a framework would read them, from its headers alone, or undefined: a
+ * `Content-Encoding` (express's body-parser inflates gzip and reads the fields inside), a charset other than UTF-8,
+ * US-ASCII or ISO-8859-1 (body-parser and Tomcat decode UTF-16), or a multipart boundary spelt another way than the one
+ * every reader takes alike.
+ */
+export function unreadableBody(contentType: string | null, contentEncoding: string | null): string | undefined {
+  const header = contentType ?? '';
+  const type = mediaType(header);
+  if (!readAsFields(type, header)) return undefined;
+  const encoding = (contentEncoding ?? '').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity')
+    return `a body with Content-Encoding ${encoding} is refused: its fields cannot be checked before the upstream decodes it`;
+  const charsets = [...header.matchAll(CHARSET)].map((match) => (match[2] ?? '').toLowerCase());
+  if (charsets.length > 1 || (charsets[0] !== undefined && !READABLE_CHARSETS.has(charsets[0]))) {
+    return `a body in charset ${charsets.join(', ')} is refused: its fields are checked in UTF-8, US-ASCII or ISO-8859-1 only`;
+  }
+  if (type.startsWith('multipart/') && ((header.match(/boundary/gi) ?? []).length !== 1 || !BOUNDARY.test(header))) {
+    return 'a multipart boundary written otherwise than `; boundary=VALUE` once (no spaces, no `"`, `,` or `;` in it) is refused: frameworks read it differently';
+  }
+  return undefined;
+}
+
+/** Whether frameworks read fields from a body of this type: a form (or no type), any multipart, `json` anywhere in the header. */
+function readAsFields(type: string, header: string): boolean {
+  return type === '' || type === 'application/x-www-form-urlencoded' || type.startsWith('multipart/') || header.toLowerCase().includes('json');
+}
+
+/** The media type as PHP cuts it, at `;`, `,` or white space, without case. */
+function mediaType(contentType: string): string {
+  return (
+    contentType
+      .trim()
+      .toLowerCase()
+      .split(/[;,\s]/)[0] ?? ''
+  );
+}
 const NAME_PARAMETER = /(?:^|[;\s])name(\*\d*\*?)?\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^;\s]*)/gi;
 
 /**
@@ -59,12 +107,14 @@ const NAME_PARAMETER = /(?:^|[;\s])name(\*\d*\*?)?\s*=\s*("(?:[^"\\]|\\.)*"|'[^'
  * a `--boundary--` inside a value must not hide the parts after it from this check while a reader takes them.
  */
 function multipartFieldNames(text: string, contentType: string): string[] | undefined {
-  if ((contentType.match(BOUNDARY_PARAMETERS) ?? []).length !== 1) return undefined;
   const [, quoted, bare] = BOUNDARY.exec(contentType) ?? [];
   const boundary = quoted ?? bare;
   if (boundary === undefined) return undefined;
   const delimiter = `--${boundary}`;
-  const atLineStart = partNames(text.split(new RegExp(`(?:^|\r?\n)${escapeRegExp(delimiter)}`)).slice(1));
+  const lines = text.split(new RegExp(`(?:^|\r?\n)${escapeRegExp(delimiter)}`)).slice(1);
+  // Readers disagree on a body that never closes (Rack refuses it, PHP takes the parts it has): refused.
+  if (!lines.at(-1)?.startsWith('--')) return undefined;
+  const atLineStart = partNames(lines);
   const anywhere = partNames(text.split(delimiter).slice(1));
   return atLineStart === undefined || anywhere === undefined ? undefined : [...atLineStart, ...anywhere];
 }
@@ -84,7 +134,7 @@ function partNames(parts: readonly string[]): string[] | undefined {
     const afterDelimiter = part.replace(/^[ \t]*\r?\n/, '');
     const blank = /\r?\n\r?\n/.exec(afterDelimiter);
     if (/^\r?\n/.test(afterDelimiter)) continue;
-    if (blank === null) return undefined;
+    if (blank === null || blank.index > MAX_PART_HEADERS) return undefined;
     for (const line of afterDelimiter.slice(0, blank.index).split(/\r?\n/)) {
       const colon = line.indexOf(':');
       if (/^[ \t]/.test(line) || colon <= 0) return undefined;
@@ -124,8 +174,17 @@ function decodeExtended(raw: string): string {
  * cannot be read unambiguously.
  */
 export function bodyOverridesMethod(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
+  try {
+    return readBody(body, contentType);
+  } catch {
+    // A body no reading here survives (a regular expression out of stack on a huge header) is refused, never let through.
+    return 'unreadable';
+  }
+}
+
+function readBody(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
   const header = (contentType ?? '').trim().toLowerCase();
-  const type = header.split(/[;,\s]/)[0] ?? '';
+  const type = mediaType(header);
   const readings: (boolean | 'unreadable')[] = [];
   if (type === '' || type === 'application/x-www-form-urlencoded') readings.push(formNamesMethod(new TextDecoder().decode(body)));
   if (type.startsWith('multipart/')) {

@@ -21,7 +21,7 @@ import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
 import { callerResponseHeaders, echoesCredential, rewriteLinkTargets, upstreamRequestHeaders } from './forward-headers.ts';
-import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader } from './method-override.ts';
+import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, pathByRepositoryId, pathByRepositoryName, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
@@ -307,6 +307,8 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
   if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
   if (body !== undefined && input.method.toUpperCase() === 'POST') {
+    const unreadable = unreadableBody(input.headers.get('content-type'), input.headers.get('content-encoding'));
+    if (unreadable !== undefined) return fail('proxy_header_refused', unreadable);
     const override = bodyOverridesMethod(body, input.headers.get('content-type'));
     if (override === 'unreadable') return fail('proxy_header_refused', 'a multipart body whose field names cannot be read unambiguously is refused');
     if (override) return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
