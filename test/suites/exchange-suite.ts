@@ -490,10 +490,12 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
 
       // A stranger guessing which issuers (a GHES or GitLab host, a cluster) the policies trust learns nothing from the answer.
       it('answers a forgery naming a trusted issuer as one naming an untrusted issuer, whatever its algorithm: only the record tells them apart', async () => {
-        const ask = async (iss: string, alg: string) => {
-          const forged = [base64url.encode(JSON.stringify({ alg, kid: 'guess' })), base64url.encode(JSON.stringify(ciClaims(iss, broker.issuer))), 'AAAA'].join(
-            '.',
-          );
+        const ask = async (iss: string, alg: string, header: Record<string, unknown> = {}, signature = 'AAAA') => {
+          const forged = [
+            base64url.encode(JSON.stringify({ alg, kid: 'guess', ...header })),
+            base64url.encode(JSON.stringify(ciClaims(iss, broker.issuer))),
+            signature,
+          ].join('.');
           const answer = await postToken(broker, exchangeForm(forged));
           const event = await broker.auditEvent(answer.body['audit_event_id'] as string);
           return { answer: { status: answer.status, error: answer.body['error'], error_description: answer.body['error_description'] }, reason: event?.reason };
@@ -504,6 +506,16 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(trusted.answer).toEqual(untrusted.answer);
         expect(trustedOtherAlg.answer).toEqual(untrusted.answer);
         expect([untrusted.reason, trusted.reason, trustedOtherAlg.reason]).toEqual(['issuer_untrusted', 'signature_invalid', 'algorithm_not_allowed']);
+        // Nor a JWS its issuer's keys are never tried on for want of form: an empty crit (refused once its issuer is known),
+        // a signature that is not base64url (refused before any issuer is looked up).
+        for (const [header, signature, reason] of [
+          [{ crit: [] }, 'AAAA', 'signature_invalid'],
+          [{}, 'AA*A', 'token_malformed'],
+        ] as const) {
+          const fromTrusted = await ask(github.url, 'RS256', header, signature);
+          expect(fromTrusted.answer, signature).toEqual((await ask('https://gitlab.internal.example', 'RS256', header, signature)).answer);
+          expect(fromTrusted.reason, signature).toBe(reason);
+        }
       });
     });
 

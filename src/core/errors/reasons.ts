@@ -131,3 +131,20 @@ export type Reason = keyof typeof REASONS;
 
 /** Every reason whose decision is not `granted`: why no token was issued. */
 export type Refusal = { [K in Reason]: (typeof REASONS)[K]['decision'] extends 'granted' ? never : K }[Reason];
+
+/**
+ * The name a caller sees for a reason where an answer names one (the proxy's `Keyway-Error`): reasons whose descriptions
+ * are one on purpose, so a stranger learns nothing of the policies, share one name there too. The record keeps the reason.
+ */
+const PUBLIC_NAMES: Partial<Record<Reason, string>> = {
+  algorithm_not_allowed: 'subject_token_unverified',
+  issuer_untrusted: 'subject_token_unverified',
+  signature_invalid: 'subject_token_unverified',
+  denied_by_policy: 'no_policy_matched',
+  template_claim_missing: 'no_policy_matched',
+  template_value_forbidden: 'no_policy_matched',
+};
+
+export function publicReasonName(reason: Reason): string {
+  return PUBLIC_NAMES[reason] ?? reason;
+}

@@ -131,6 +131,9 @@ function toExchangeError(error: unknown): ExchangeError {
   if (error instanceof errors.JOSEAlgNotAllowed) return new ExchangeError('algorithm_not_allowed', detail, options);
   if (
     error instanceof errors.JWSSignatureVerificationFailed ||
+    // Its issuer is known by now: a JWS that does not verify for want of form (`crit`, a signature not base64url) is
+    // answered as one whose signature fails, as an untrusted issuer's would be, so the answer says nothing of trust.
+    error instanceof errors.JWSInvalid ||
     error instanceof errors.JWKSNoMatchingKey ||
     error instanceof errors.JWKSMultipleMatchingKeys ||
     error instanceof errors.JOSENotSupported ||
@@ -138,9 +141,7 @@ function toExchangeError(error: unknown): ExchangeError {
   ) {
     return new ExchangeError('signature_invalid', detail, options);
   }
-  if (error instanceof errors.JWTInvalid || error instanceof errors.JWSInvalid) {
-    return new ExchangeError('token_malformed', detail, options);
-  }
+  if (error instanceof errors.JWTInvalid) return new ExchangeError('token_malformed', detail, options);
   throw error;
 }
 

@@ -6,6 +6,7 @@ import { proxyRequest, type ProxyAnswer, type ProxyDeps } from '../../features/p
 import { verifyAccessToken } from '../../core/mint/verify-access-token.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
+import { publicReasonName } from '../../core/errors/reasons.ts';
 
 type ProxyEnv = { Variables: RequestIdVariables };
 
@@ -87,7 +88,7 @@ function respond(c: Context, answer: ProxyAnswer, background: ProxyRouteDeps['ba
   const headers: Record<string, string> = {
     ...NO_STORE,
     ...('headers' in spec ? spec.headers : {}),
-    [KEYWAY_ERROR_HEADER]: answer.kind === 'refused' ? answer.reason : 'audit_unavailable',
+    [KEYWAY_ERROR_HEADER]: answer.kind === 'refused' ? publicReasonName(answer.reason) : 'audit_unavailable',
     ...(answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {}),
   };
   const body = {
