@@ -374,6 +374,37 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       }
     });
 
+    it("replays audited exchanges for a writer's pull request only while whoever last pushed to or reopened it may write too", async () => {
+      for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
+      await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });
+      const base = sha('sender-base');
+      const head = sha('sender-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
+      const review = async (action: string, sender: string) => {
+        const before = (await checkRuns()).length;
+        const payload = payloads.pullRequest(POLICY_REPO, { number: 60, baseSha: base, headSha: head, action, sender });
+        expect(await deliver({ event: 'pull_request', payload })).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'success' });
+        return run;
+      };
+      // octocat (write) wrote the pull request; a triager reopens it, or a user GitHub does not know is the sender.
+      for (const [action, sender] of [
+        ['reopened', 'triager'],
+        ['synchronize', 'stranger'],
+      ] as const) {
+        const withheld = await review(action, sender);
+        expect(withheld.output.summary).toContain('No impact replay: it shows audited exchanges');
+        expect(withheld.output.summary).toContain('whoever last pushed to or reopened it, has write access');
+        expect(withheld.output.summary).not.toContain('**Impact replay');
+        expect(withheld.output.summary).not.toContain('repo:acme/api:environment');
+      }
+      const trusted = await review('synchronize', 'octocat');
+      expect(trusted.output.summary).toContain('**Impact replay');
+      expect(trusted.output.summary).toContain('`repo:acme/api:environment:');
+    });
+
     it('fails the check run of a broken change, with annotations on the offending lines', async () => {
       const base = sha('broken-base');
       const head = sha('broken-head');

@@ -317,10 +317,10 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         number: number,
         base: string,
         head: string,
-        { id = ORGS.acme.dotGithub, author = 'wile' }: { id?: number; author?: string } = {},
+        { id = ORGS.acme.dotGithub, author = 'wile', ...by }: { id?: number; author?: string; action?: string; sender?: string } = {},
       ): Delivery => ({
         event: 'pull_request',
-        payload: payloads.pullRequest({ owner: 'acme', name: '.github', id }, { number, baseSha: base, headSha: head, author }),
+        payload: payloads.pullRequest({ owner: 'acme', name: '.github', id }, { number, baseSha: base, headSha: head, author, ...by }),
       });
       beforeAll(async () => {
         // wile may write to acme/.github; olivia owns it (admin).
@@ -360,7 +360,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         expect(passed.output.summary).toMatch(/\| `no-dispatch` \| \*\*added/);
         // wile may write, but the replay shows every acme repository's exchanges: for admins only.
         expect(passed.output.summary).toContain('No impact replay');
-        expect(passed.output.summary).toContain('whose author has admin access');
+        expect(passed.output.summary).toContain('whose author, and whoever last pushed to or reopened it, has admin access');
       });
 
       it("replays the organisation's audited exchanges for an admin's pull request: what a new guardrail denies, what a removed one lets through", async () => {
@@ -385,6 +385,39 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         expect(allowedTable).toContain(`\`${selfHosted.body['audit_event_id'] as string}\``);
         expect(deniedTable).toContain(`\`${dispatched.body['audit_event_id'] as string}\``);
         expect(run.output.summary).not.toContain(stark.body['audit_event_id'] as string);
+      });
+
+      it("withholds the replay from an admin's pull request that a writer pushed to or reopened: each who shaped its head must be an admin", async () => {
+        const dispatched = await ask('acme', { event_name: 'workflow_dispatch' });
+        expect(dispatched.status).toBe(200);
+        const base = sha('shaped-base');
+        await put(base, 'hosted-runners.yaml', hostedOnly());
+        // wile (write) pushes a probe guardrail onto olivia's (admin) branch, or reopens her pull request with it.
+        const head = sha('shaped-head');
+        await put(head, 'hosted-runners.yaml', hostedOnly());
+        await put(head, 'probe.yaml', `${header()}effect: deny\nmatch: { event_name: workflow_dispatch }\n`);
+        const review = async (action: string, sender: string): Promise<CheckRunBody> => {
+          const before = (await checkRuns()).length;
+          expect(await deliver(pullRequest(56, base, head, { author: 'olivia', action, sender }))).toMatchObject({ status: 200, body: { status: 'handled' } });
+          const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+          expect(run).toMatchObject({ name: 'keyway organisation guardrail review', head_sha: head, conclusion: 'success' });
+          return run;
+        };
+        for (const [action, sender] of [
+          ['synchronize', 'wile'],
+          ['reopened', 'wile'],
+          // A sender GitHub does not know (a deleted account) has no role: withheld too.
+          ['synchronize', 'ghost'],
+        ] as const) {
+          const withheld = await review(action, sender);
+          expect(withheld.output.summary).toContain('No impact replay');
+          expect(withheld.output.title).not.toContain('would newly');
+          expect(withheld.output.summary).not.toContain(dispatched.body['audit_event_id'] as string);
+        }
+        // The same head pushed by olivia herself: her replay.
+        const replayed = await review('synchronize', 'olivia');
+        expect(replayed.output.title).toMatch(/newly deny [1-9]\d*/);
+        expect(replayed.output.summary).toContain(dispatched.body['audit_event_id'] as string);
       });
 
       it('fails the review of a change that removes every guardrail: the organisation would be refused', async () => {

@@ -50,10 +50,21 @@ const repository = (repo: RepositoryPayload & { readonly id?: number; readonly p
 
 /** Payload shapes as GitHub documents them, with the fields keyway reads (and a few around them). */
 export const payloads = {
-  /** By `author` (default octocat), from a branch of `repo` itself unless `fork` names the head's repository. */
+  /**
+   * By `author` (default octocat), from a branch of `repo` itself unless `fork` names the head's repository; sent by `sender`
+   * (who pushed, on `synchronize`; who reopened, on `reopened`), by default the author.
+   */
   pullRequest: (
     repo: RepositoryPayload & { readonly id?: number; readonly private?: boolean },
-    pr: { number: number; baseSha: string; headSha: string; action?: string; author?: string; fork?: RepositoryPayload & { readonly id: number } },
+    pr: {
+      number: number;
+      baseSha: string;
+      headSha: string;
+      action?: string;
+      author?: string;
+      sender?: string;
+      fork?: RepositoryPayload & { readonly id: number };
+    },
   ) => ({
     action: pr.action ?? 'opened',
     number: pr.number,
@@ -68,7 +79,7 @@ export const payloads = {
     },
     repository: repository(repo),
     installation: { id: 1 },
-    sender: { login: pr.author ?? 'octocat' },
+    sender: { login: pr.sender ?? pr.author ?? 'octocat' },
   }),
   push: (repo: RepositoryPayload & { readonly id?: number }, push: { ref: string; after: string; deleted?: boolean }) => ({
     ref: push.ref,

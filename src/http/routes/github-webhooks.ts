@@ -72,7 +72,15 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
       const repository = repositoryOf(payload.repository);
       const publicRepository = payload.repository.private !== true;
-      const facts = { number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, author: pr.user?.login, fromFork, publicRepository };
+      const facts = {
+        number: pr.number,
+        baseSha: pr.base.sha,
+        headSha: pr.head.sha,
+        author: pr.user?.login,
+        sender: payload.sender?.login,
+        fromFork,
+        publicRepository,
+      };
       return reviewPullRequest(deps, { repository, repositoryId: payload.repository.id, ...facts });
     },
     push: async ({ payload }) =>

@@ -42,6 +42,11 @@ export interface PullRequestFacts {
   readonly headSha: string;
   /** The pull request's author (`pull_request.user.login`); undefined when GitHub names none (a deleted account). */
   readonly author: string | undefined;
+  /**
+   * Who caused the delivery (`sender.login`): on `opened` the author, on `synchronize` who pushed the head, on `reopened` who
+   * reopened it; undefined when the payload names none.
+   */
+  readonly sender: string | undefined;
   /** The head branch is in another repository (a fork), or its repository is gone (`pull_request.head.repo` null). */
   readonly fromFork: boolean;
   /** Anyone may read the repository, and so its check runs (`repository.private` is not true). */
@@ -61,7 +66,7 @@ const CENTRAL_REPLAY: ReplayRule = {
   roles: new Set(['admin', 'write']),
   withheld:
     'it shows audited exchanges (subjects, event ids, counts), so keyway runs it only in a private policy repository, ' +
-    'for pull requests from a branch of it whose author has write access',
+    'for pull requests from a branch of it whose author, and whoever last pushed to or reopened it, has write access',
 };
 
 export interface PushFacts {
@@ -163,7 +168,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
       roles: new Set(['admin']),
       withheld:
         "it shows the audited exchanges of the organisation's repositories (subjects, event ids, counts), so keyway runs it only in a private " +
-        '.github repository, for pull requests from a branch of it whose author has admin access',
+        '.github repository, for pull requests from a branch of it whose author, and whoever last pushed to or reopened it, has admin access',
       impact: (proposed, events, brokerIssuer) => replayGuardrailImpact(proposed, events, brokerIssuer, ids),
     },
     checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
@@ -257,6 +262,19 @@ interface ReviewScope {
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
 }
 
+/**
+ * Whether a review may show the replay: a fork's head, or anyone without the rule's role, could probe the audit log with crafted
+ * policies, and a public repository's check runs are anyone's to read. The author shaped the head, and so did the delivery's sender
+ * (on `synchronize` whoever pushed onto the branch, on `reopened` whoever reopened it): each must hold the role now. Either unnamed,
+ * or a role GitHub does not answer (`none`), is no replay; GitHub failing to answer fails the delivery, which is sent again.
+ */
+async function mayReplay(pr: PullRequestFacts, access: RepositoryAccess, rule: ReplayRule): Promise<boolean> {
+  if (pr.publicRepository || pr.fromFork || pr.author === undefined || pr.sender === undefined) return false;
+  const people = new Set([pr.author, pr.sender].map((login) => login.toLowerCase()));
+  for (const login of people) if (!rule.roles.has(await access.permissionOf(login))) return false;
+  return true;
+}
+
 async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
   const { dir } = scope;
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
@@ -271,10 +289,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
     return { handled: true, detail: `check run failure: ${output.title}` };
   }
-  // A fork's head, or an author who cannot write here, could probe the audit log with crafted policies: no replay for them.
-  // Nor in a public repository, whose check runs anyone can read.
-  const author = pr.publicRepository || pr.fromFork ? undefined : pr.author;
-  const replay = scope.replay !== undefined && author !== undefined && scope.replay.roles.has(await access.permissionOf(author));
+  const replay = scope.replay !== undefined && (await mayReplay(pr, access, scope.replay));
   const now = deps.now();
   const usageWindow = { since: now - UNUSED_WINDOW_DAYS * 86_400_000, until: now };
   const [baseFiles, proposedFiles, events, lastSwitch, usage] = await Promise.all([
