@@ -1002,6 +1002,30 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         await expectRefusal(broker, await ask('policy:../release'), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
+      it('refuses policy:NAME.test, a policy test file the review never lists, as malformed before reading it', async () => {
+        // A grant to a job of any branch: loaded as policy:wide.test, it would serve though no review ever showed it.
+        const wide = repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }', 'match: { repository_id: "734201" }');
+        await putRepositoryPolicy('wide.test', wide);
+        const reads = async () => (await github.calls()).filter((call) => call.path.endsWith('/contents/.github/keyway/wide.test.yaml')).length;
+        const before = await reads();
+        for (const scope of ['policy:wide.test', 'policy:wide.test contents:read']) {
+          const refused = await expectRefusal(broker, await ask(scope, repositoryUrl(`${OWNER}/api`), { ref: 'refs/heads/feature' }), {
+            error: 'invalid_request',
+            reason: 'malformed_request',
+          });
+          expect(refused.detail).toMatch(/policy:wide\.test names a policy test \(wide\.test\.yaml\), not a policy/);
+        }
+        expect(await reads()).toBe(before);
+        // …as the review does not list it: a pull request adding it changes no policy file.
+        const head = sha('own-test-file');
+        await github.putFile({ owner: OWNER, repo: 'api', path: '.github/keyway/wide.test.yaml', ref: head, text: wide });
+        const reviewed = await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 43, baseSha: sha('own-test-base'), headSha: head }),
+        });
+        expect(reviewed).toMatchObject({ status: 200, body: { status: 'ignored', detail: 'pull request 43 changes no policy file under .github/keyway' } });
+      });
+
       it("reviews a pull request that changes a repository's own policies, held to what they may grant", async () => {
         const base = sha('own-base');
         const head = sha('own-head');

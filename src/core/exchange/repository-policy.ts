@@ -1,4 +1,5 @@
 import { ExchangeError } from '../errors/exchange-error.ts';
+import { isPolicyFile } from '../policy/load-policies.ts';
 import { PolicySet } from '../policy/policy-set.ts';
 
 /** The scope entry that names a repository's own policy: `policy:release` is `.github/keyway/release.yaml`. */
@@ -14,6 +15,9 @@ export function splitPolicyScope(scopes: readonly string[] | undefined): { reado
   const [policy] = named;
   if (policy !== undefined && !POLICY_NAME.test(policy))
     throw new ExchangeError('malformed_request', `policy:${policy} is not a policy name (letters, digits, . _ -)`, { public: true });
+  // NAME.test.yaml is a policy test: the review of .github/keyway/ lists policy files only, so it would be a policy nobody reviewed.
+  if (policy !== undefined && !isPolicyFile(`${policy}.yaml`))
+    throw new ExchangeError('malformed_request', `policy:${policy} names a policy test (${policy}.yaml), not a policy`, { public: true });
   return { policy, rest: rest.length === 0 ? undefined : rest };
 }
 
