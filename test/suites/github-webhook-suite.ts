@@ -848,6 +848,38 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
 
+    it("does not switch to a push's set when the branch moved while its files were read: a later push's set, adopted first, stays", async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      const slow = sha('race-slow');
+      await putPolicies(slow, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: slow });
+      // The first push's handler reads the head, then GitHub is slow to list its files…
+      const reads = await github.holdReads(slow);
+      let first;
+      try {
+        first = deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: slow }) });
+        await reads.held();
+        // …while its revert is pushed, and that push's delivery is handled first.
+        const revert = sha('race-revert');
+        await putPolicies(revert, { 'deploy.yaml': deployPolicy(ci.url, 'uat'), 'guard.yaml': guardPolicy(ci.url) });
+        await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: revert });
+        const later = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: revert }) });
+        expect(later).toMatchObject({ status: 200, body: { status: 'handled', detail: `live set switched to ${revert} (2 policies)` } });
+      } finally {
+        await reads.release();
+      }
+      expect(await first).toMatchObject({
+        status: 200,
+        body: {
+          status: 'ignored',
+          detail: `live set not switched: main moved from ${slow} to ${sha('race-revert')} while its files were read; the push of ${sha('race-revert')} switches it`,
+        },
+      });
+      expect((await exchange({ environment: 'uat' })).status).toBe(200);
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
+      expect(await health()).toMatchObject({ status: 'ok', policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${sha('race-revert')}` } });
+    });
+
     it('follows the policy repository by its id: a push or pull request from another repository under its name changes nothing', async () => {
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const healthBefore = await health();

@@ -50,6 +50,8 @@ interface FakeApp {
   rateLimited: boolean;
   /** A rate limit counted down by every API call, reported in x-ratelimit-* headers; at 0 the App is rate limited until reset. */
   quota: { remaining: number; resetAt: number } | undefined;
+  /** Contents reads at `ref` wait until the test releases them (a slow GitHub, for races); `waiting` counts those held now. */
+  hold: { ref: string; waiting: number; released: Promise<void>; release: () => void } | undefined;
 }
 
 /** What a repository route names, by name or by id. */
@@ -95,6 +97,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       misbehaviour: undefined,
       rateLimited: false,
       quota: undefined,
+      hold: undefined,
     });
     return c.json({
       apiUrl: `${base}/apps/${id}`,
@@ -329,11 +332,16 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   api.on(
     'GET',
     REPOSITORY_ROUTES.map((route) => `${route}/contents/*`),
-    (c) => {
+    async (c) => {
       const access = repositoryAccess(c, 'contents', 'read');
       if (access instanceof Response) return access;
       const path = decodeURIComponent(c.req.path.replace(/^.*?\/contents\//, ''));
       const ref = c.req.query('ref') ?? 'main';
+      const hold = c.get('app').hold;
+      if (hold !== undefined && hold.ref === ref) {
+        hold.waiting += 1;
+        await hold.released;
+      }
       const prefix = fileKey(access.owner, access.repo, '', ref);
       const files = c.get('app').files;
       const key = fileKey(access.owner, access.repo, path, ref);
@@ -477,6 +485,22 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     if (settings.down !== undefined) c.get('app').down = settings.down;
     if (settings.misbehaviour !== undefined) c.get('app').misbehaviour = settings.misbehaviour ?? undefined;
     if (settings.rateLimited !== undefined) c.get('app').rateLimited = settings.rateLimited;
+    return c.json({ ok: true });
+  });
+  api.post('/_test/hold', async (c) => {
+    const { ref } = await c.req.json<{ ref: string }>();
+    c.get('app').hold?.release();
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    c.get('app').hold = { ref, waiting: 0, released, release };
+    return c.json({ ok: true });
+  });
+  api.get('/_test/hold', (c) => c.json({ waiting: c.get('app').hold?.waiting ?? 0 }));
+  api.delete('/_test/hold', (c) => {
+    c.get('app').hold?.release();
+    c.get('app').hold = undefined;
     return c.json({ ok: true });
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));

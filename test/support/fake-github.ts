@@ -133,6 +133,26 @@ export class FakeGitHub {
     await this.#admin('POST', 'settings', { rateLimited });
   }
 
+  /**
+   * Holds every contents read at `ref` (a listing or a file) as a slow GitHub would, for races between deliveries: `held` waits
+   * until `reads` of them are waiting (so the test knows where a handler stands), `release` answers them and holds no more.
+   */
+  async holdReads(ref: string): Promise<{ held(reads?: number): Promise<void>; release(): Promise<void> }> {
+    await this.#admin('POST', 'hold', { ref });
+    return {
+      held: async (reads = 1) => {
+        for (let attempt = 0; attempt < 100; attempt += 1) {
+          if (((await this.#admin('GET', 'hold')) as { waiting: number }).waiting >= reads) return;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        throw new Error(`no read at ${ref} reached the fake GitHub within 5 s`);
+      },
+      release: async () => {
+        await this.#admin('DELETE', 'hold');
+      },
+    };
+  }
+
   /** Every API call the App received, oldest first. */
   async calls(): Promise<FakeCall[]> {
     return (await this.#admin('GET', 'calls')) as FakeCall[];

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
 import { errorText, type Logger } from '../../../core/log.ts';
-import type { PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
+import type { PolicyFile, PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../repository-policies/fetch-policy-files.ts';
 import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
@@ -327,7 +327,9 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
 /**
  * A push to the policy repository's policy branch: the policies at the branch's head become the
  * live set if they load. The head is read at handling time, not taken from the payload, so a
- * delivery sent again later can never bring an old set back.
+ * delivery sent again later can never bring an old set back; and read again before the switch,
+ * which is left to the later push's delivery when the branch moved meanwhile, so a slow delivery
+ * does not bring back the set a later push's delivery replaced.
  */
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
   const role = centralRole(deps, push.repository, push.repositoryId);
@@ -341,17 +343,36 @@ export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Prom
     push.repository,
     async (access) => {
       const sha = await access.branchHead(branch);
-      let files;
+      let read: PolicyFile[] | PolicyFetchError;
       try {
-        files = await readPolicyFilesAt(access, deps.settings.policyPath, sha);
+        read = await readPolicyFilesAt(access, deps.settings.policyPath, sha);
       } catch (error) {
         // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set;
         // GitHub failing is not, and is left to a redelivery.
         if (!(error instanceof PolicyFetchError)) throw error;
-        const status = await deps.live.refuse(errorText(error), source(sha));
+        read = error;
+      }
+      // Deliveries are handled concurrently and nothing orders their switches: while this one read its files, a later push may
+      // have moved the branch and its delivery switched the live set, which switching now would take back to this older commit.
+      // So the set read is taken only while the branch is still at its commit; otherwise the later push's own delivery switches.
+      const head = await access.branchHead(branch);
+      if (head !== sha) {
+        deps.log.info('live policy set not switched: the policy branch moved while its files were read', {
+          repository: fullName(push.repository),
+          branch,
+          read_at: sha,
+          head,
+        });
+        return {
+          handled: false,
+          detail: `live set not switched: ${branch} moved from ${sha} to ${head} while its files were read; the push of ${head} switches it`,
+        };
+      }
+      if (read instanceof PolicyFetchError) {
+        const status = await deps.live.refuse(errorText(read), source(sha));
         return { handled: true, detail: `live set kept: ${status.problems?.join('; ') ?? ''}` };
       }
-      const status = await deps.live.adopt(files, source(sha));
+      const status = await deps.live.adopt(read, source(sha));
       return {
         handled: true,
         detail: status.ok ? `live set switched to ${sha} (${status.policies} policies)` : `live set kept: ${status.problems?.length ?? 0} problems at ${sha}`,
