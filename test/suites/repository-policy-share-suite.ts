@@ -5,6 +5,13 @@ import type { RateLimiter } from '../../src/core/limits/rate-limiter.ts';
 import { requestLimits } from '../../src/core/limits/request-limits.ts';
 
 const OFF = { perMinute: 0, burst: 1 } as const;
+/** Only the repository-policy budget on: one fetch a minute, a burst of two. */
+const settings: LimitSettings = {
+  global: { name: 'global', ...OFF },
+  client: { name: 'client', ...OFF },
+  subject: { name: 'subject', ...OFF },
+  repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
+};
 
 /**
  * The repository-policy fetch budgets over a runtime's real limiter: a caller's own, and its account's share at ten
@@ -13,12 +20,6 @@ const OFF = { perMinute: 0, burst: 1 } as const;
 export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateLimiter): void {
   describe(`repository-policy fetch budgets on ${runtime}`, () => {
     it("gives a caller's own token back when its account's share refuses the fetch: obeying Retry-After, it fetches its whole burst once the share refills", async () => {
-      const settings: LimitSettings = {
-        global: { name: 'global', ...OFF },
-        client: { name: 'client', ...OFF },
-        subject: { name: 'subject', ...OFF },
-        repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
-      };
       let clock = Date.now();
       const limits = requestLimits(limiter(), settings, () => clock, silentLogger);
       // An issuer of its own: on Workers the buckets outlive a test.
@@ -36,12 +37,6 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateL
     });
 
     it("gives back nothing when the caller's own take failed open (its limiter unreachable): no fetch it never paid for", async () => {
-      const settings: LimitSettings = {
-        global: { name: 'global', ...OFF },
-        client: { name: 'client', ...OFF },
-        subject: { name: 'subject', ...OFF },
-        repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
-      };
       const real = limiter();
       let failSubjectTakes = false;
       const flaky: RateLimiter = {

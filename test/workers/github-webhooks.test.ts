@@ -30,26 +30,35 @@ async function withinBound(since: number, attempt: () => Promise<boolean>): Prom
   }
 }
 
+/**
+ * Two isolates of one deployment with a policy repository on the fake GitHub: each builds its own broker from the bundle,
+ * as runtimes/workers/main.ts does, over one state object of their own; pushes are delivered to the first.
+ */
+async function twoIsolates(name: string) {
+  const ci = freshIssuer(inject('testIssuerBase'), name);
+  const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+  const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace(), KEYWAY_GITHUB_POLICY_CHECK_SECONDS: String(CHECK_SECONDS) };
+  const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
+  const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
+  const client = (broker: typeof one) => ({
+    issuer: workerEnv.KEYWAY_ISSUER,
+    request: async (path: string, init?: RequestInit) =>
+      broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
+  });
+  const exchange = async (broker: typeof one, environment: string) =>
+    postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
+  /** Delivers a push of a commit allowing `environment`; resolves to when it was answered. */
+  const push = async (label: string, environment: string) => {
+    const { init } = await deliveryRequest(await repo.commit(label, environment));
+    expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
+    return Date.now();
+  };
+  return { env, files, one, two, exchange, push };
+}
+
 describe('the live policy set on Workers', () => {
   it('reaches an isolate that never saw the push within KEYWAY_GITHUB_POLICY_CHECK_SECONDS: a replaced set stops granting', async () => {
-    const ci = freshIssuer(inject('testIssuerBase'), 'isolates');
-    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
-    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace(), KEYWAY_GITHUB_POLICY_CHECK_SECONDS: String(CHECK_SECONDS) };
-    const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
-    // Two isolates: each builds its own broker from the bundle, as runtimes/workers/main.ts does.
-    const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
-    const client = (broker: typeof one) => ({
-      issuer: workerEnv.KEYWAY_ISSUER,
-      request: async (path: string, init?: RequestInit) =>
-        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
-    });
-    const exchange = async (broker: typeof one, environment: string) =>
-      postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))));
-    const push = async (label: string, environment: string) => {
-      const { init } = await deliveryRequest(await repo.commit(label, environment));
-      expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
-      return Date.now();
-    };
+    const { env, files, one, two, exchange, push } = await twoIsolates('isolates');
 
     expect((await exchange(two, 'staging')).status).toBe(400);
     const stagingPushed = await push('isolates-staging', 'staging');
@@ -91,23 +100,8 @@ describe('the live policy set on Workers', () => {
 
   // Point-in-time recovery of the state object to before a push, then a push: the new set has the version the isolate holds.
   it('reaches an isolate when the state object is recovered to before its set and the next push reuses its version', async () => {
-    const ci = freshIssuer(inject('testIssuerBase'), 'isolates-recovered');
-    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
-    const env = { ...workerEnv, ...repo.settings, STATE: ownStateNamespace(), KEYWAY_GITHUB_POLICY_CHECK_SECONDS: String(CHECK_SECONDS) };
-    const files = Object.entries(repo.initialPolicies).map(([path, text]) => ({ path, text }));
-    const [one, two] = await Promise.all([createWorkerBroker(env, files, { log: silentLogger }), createWorkerBroker(env, files, { log: silentLogger })]);
-    const client = (broker: typeof one) => ({
-      issuer: workerEnv.KEYWAY_ISSUER,
-      request: async (path: string, init?: RequestInit) =>
-        broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext()),
-    });
-    const grants = async (broker: typeof one, environment: string) =>
-      (await postToken(client(broker), exchangeForm(await ci.sign(ciClaims(ci.url, workerEnv.KEYWAY_ISSUER, { environment }))))).status === 200;
-    const push = async (label: string, environment: string) => {
-      const { init } = await deliveryRequest(await repo.commit(label, environment));
-      expect((await client(one).request('/webhooks/github', init)).status).toBe(200);
-      return Date.now();
-    };
+    const { env, two, exchange, push } = await twoIsolates('isolates-recovered');
+    const grants = async (broker: typeof two, environment: string) => (await exchange(broker, environment)).status === 200;
     const storedVersion = () =>
       runInDurableObject(keywayState(env.STATE), async (_instance, state) =>
         durableObjectSql(state.storage).all<{ version: number }>('SELECT version FROM live_policy_set'),
