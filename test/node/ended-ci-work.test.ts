@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CiJob } from '../../src/core/claims/github-run.ts';
-import { ENDED_CI_WORK_SECONDS, endedCiWork } from '../../src/core/replay/ended-ci-work.ts';
+import { ENDED_CI_WORK_SECONDS, endedCiWork, refuseEndedCiWork } from '../../src/core/replay/ended-ci-work.ts';
+import { resolveIssuer } from '../../src/core/verify/trusted-issuer.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
@@ -54,6 +55,17 @@ describe('completed CI work', () => {
     const later = now + (ENDED_CI_WORK_SECONDS + 1) * 1000;
     expect(await ended.hasEnded(job('10001', 1, '1000'), later - 2000)).toBe(true);
     expect(await ended.hasEnded(job('10001', 1, '1000'), later)).toBe(false);
+  });
+
+  it("refuses a GitHub Actions token of ended work, never another issuer's token that carries the same claims", async () => {
+    await ended.record('734201', '1200', { kind: 'job', checkRunId: '12001', attempt: 1 }, 'delivery-8', now);
+    const claims = { repository_id: '734201', run_id: '1200', check_run_id: '12001', run_attempt: '1' };
+    const github = resolveIssuer('github', { allowHttpLoopback: false });
+    await expect(refuseEndedCiWork(ended, { issuer: github, claims }, now)).rejects.toMatchObject({ reason: 'ci_work_ended' });
+    // A plain OIDC issuer's claims of those names mean whatever it says: nothing GitHub's webhooks speak for.
+    const other = resolveIssuer('https://idp.acme.dev', { allowHttpLoopback: false });
+    await expect(refuseEndedCiWork(ended, { issuer: other, claims }, now)).resolves.toBeUndefined();
+    await expect(refuseEndedCiWork(undefined, { issuer: github, claims }, now)).resolves.toBeUndefined();
   });
 
   it("keeps a run's keys on one shard: they share their first hex digit", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REASONS, type Reason, type Refusal } from '../../src/core/errors/reasons.ts';
+import { publicReasonName, REASONS, type Reason, type Refusal } from '../../src/core/errors/reasons.ts';
 import { OAUTH_ERRORS } from '../../src/http/oauth-errors.ts';
 import { documentedReasonCodes } from '../support/reason-code-docs.ts';
 
@@ -37,5 +37,18 @@ describe('the documented reason codes', () => {
       ]),
     );
     expect(documented, file).toEqual(expected);
+  });
+});
+
+describe("the names a caller sees for reasons (the proxy's Keyway-Error)", () => {
+  it('are one for reasons whose descriptions are one on purpose, and the reason itself for every other', () => {
+    const reasons = Object.keys(REASONS) as Reason[];
+    for (const reason of reasons) {
+      const alike = reasons.filter((other) => REASONS[other].description === REASONS[reason].description);
+      expect(new Set(alike.map(publicReasonName)), `${reason} shares its description with ${alike.join(', ')}`).toEqual(new Set([publicReasonName(reason)]));
+      if (alike.length === 1) expect(publicReasonName(reason)).toBe(reason);
+    }
+    expect(publicReasonName('signature_invalid')).toBe('subject_token_unverified');
+    expect(publicReasonName('denied_by_policy')).toBe('no_policy_matched');
   });
 });

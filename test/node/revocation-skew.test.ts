@@ -140,11 +140,13 @@ describe('revoking a keyway token in the skew after its exp', () => {
     // More grants than a job's end looks through, all in the last hour, before the job started (and its clock skew).
     await otherGrants('acme/busy', 10_001, started - 20 * 60_000);
     const jti = await jobGrant('acme/busy', started + 1_000);
+    // GitHub's clock a minute ahead of this broker's: the job's first grant is recorded before its started_at.
+    const early = await jobGrant('acme/busy', started - 60_000);
     const warnings: string[] = [];
     const log = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
     const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
-    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy', started))).toBe(1);
-    expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
+    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy', started))).toBe(2);
+    expect([await revocations.isRevoked(jti, Date.now()), await revocations.isRevoked(early, Date.now())]).toEqual([true, true]);
     expect(warnings).toEqual([]);
   }, 30_000);
 
@@ -152,10 +154,13 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const started = Date.now() - 60_000;
     await jobGrant('acme/busier', started + 1_000);
     await otherGrants('acme/busier', 10_001, started + 2_000);
+    // Newest first: the job's latest token, with the most life left, is among those looked at.
+    const latest = await jobGrant('acme/busier', started + 3_000);
     const warnings: { message: string; fields: unknown }[] = [];
     const log = { ...silentLogger, warn: (message: string, fields?: unknown) => void warnings.push({ message, fields }) };
     const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
     await revokeEndedWorkTokens(deps, jobEnded('acme/busier', started));
+    expect(await revocations.isRevoked(latest, Date.now())).toBe(true);
     expect(warnings).toEqual([
       {
         message: "keyway tokens of ended CI work: the repository's older grants were not looked at",

@@ -67,9 +67,18 @@ describe('bodyOverridesMethod', () => {
 });
 
 describe('what PHP, Rack and express read otherwise than a plain reading', () => {
-  it('cuts a name at its NUL, as PHP does, in a body and in a query', () => {
+  it('takes a name with a NUL as _method (PHP cuts it there), in a body and in a query', () => {
     expect(bodyOverridesMethod(new TextEncoder().encode('body=x&_method%00x=DELETE'), 'application/x-www-form-urlencoded')).toBe(true);
     expect(formNamesMethod('_method%00anything=DELETE')).toBe(true);
+    expect(formNamesMethod('_%00m%00e%00t%00h%00o%00d=DELETE')).toBe(true);
+    expect(formNamesMethod('method=card&payment_method=x')).toBe(false);
+  });
+
+  it('takes an RFC 2047 encoded-word part name as _method (commons-fileupload and Tomcat decode it)', () => {
+    for (const name of ['=?UTF-8?B?X21ldGhvZA==?=', '=?UTF-8?Q?=5Fmethod?=']) {
+      const body = new TextEncoder().encode(`--XyZ\r\nContent-Disposition: form-data; name="${name}"\r\n\r\nDELETE\r\n--XyZ--\r\n`);
+      expect(bodyOverridesMethod(body, 'multipart/form-data; boundary=XyZ'), name).toBe(true);
+    }
   });
 
   it.each([
@@ -90,6 +99,9 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
     ['UTF-16 JSON', 'application/json; charset=utf-16le', null, /^a body in charset utf-16le is refused/],
     ['UTF-16 form', 'application/x-www-form-urlencoded; charset="UTF-16"', null, /^a body in charset utf-16 is refused/],
     ['two charsets', 'application/json; charset=utf-8; charset=utf-16', null, /^a body in charset utf-8, utf-16 is refused/],
+    // Tomcat finds charset= anywhere in the header: a form in UTF-16LE to it, in no charset to a plain reading.
+    ['charset inside another parameter', 'application/x-www-form-urlencoded; xcharset=UTF-16LE', null, /^a charset written otherwise/],
+    ['charset* (RFC 2231)', "application/json; charset*=utf-8''x", null, /^a charset written otherwise/],
   ])('refuses a body a framework decodes before reading its fields: %s', (_label, type, encoding, message) => {
     expect(unreadableBody(type, encoding)).toMatch(message);
   });

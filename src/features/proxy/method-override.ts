@@ -25,12 +25,11 @@ export function refusedOverrideHeader(headers: Headers): string | undefined {
 
 /**
  * The name a framework would read a field as, for the comparison with `_method`: without case, as PHP
- * and Rack read it (up to a NUL, leading spaces and brackets dropped, `.` and spaces made `_`, the part
- * before the next bracket), so `.method`, `_method[]`, `[_method]`, `_method%00x` and `_METHOD` are all `_method`.
+ * and Rack read it (leading spaces and brackets dropped, `.` and spaces made `_`, the part before the
+ * next bracket), so `.method`, `_method[]`, `[_method]` and `_METHOD` are all `_method`.
  */
 function fieldName(name: string): string {
-  // PHP reads a name up to its first NUL (php_register_variable_ex is not binary safe): `_method%00x` is `_method`.
-  const php = (name.split('\0')[0] ?? '')
+  const php = name
     .toLowerCase()
     .replace(/^[\s[\]]+/, '')
     .replace(/[.\s]/g, '_');
@@ -38,7 +37,12 @@ function fieldName(name: string): string {
   return bracket === -1 ? php : php.slice(0, bracket);
 }
 
-const isMethodField = (name: string): boolean => fieldName(name) === '_method';
+/**
+ * A name with a NUL (PHP cuts it there, a reader decoding another charset finds other characters) or an RFC 2047
+ * encoded-word (`=?UTF-8?B?X21ldGhvZA==?=`, which commons-fileupload and Tomcat decode) may be `_method` to a framework:
+ * taken as one.
+ */
+const isMethodField = (name: string): boolean => name.includes('\0') || /=\?.*\?=/s.test(name) || fieldName(name) === '_method';
 
 /** Whether a query string or form body names `_method`, fields split at `&` or `;` as older parsers split them. */
 export function formNamesMethod(form: string): boolean {
@@ -72,6 +76,9 @@ export function unreadableBody(contentType: string | null, contentEncoding: stri
   if (encoding !== '' && encoding !== 'identity')
     return `a body with Content-Encoding ${encoding} is refused: its fields cannot be checked before the upstream decodes it`;
   const charsets = [...header.matchAll(CHARSET)].map((match) => (match[2] ?? '').toLowerCase());
+  // Tomcat finds `charset=` anywhere in the header (`xcharset=UTF-16LE` too): only one parameter, spelt as one, is read alike.
+  if ((header.match(/charset/gi) ?? []).length !== charsets.length)
+    return 'a charset written otherwise than as one `; charset=VALUE` parameter is refused: frameworks read it differently';
   if (charsets.length > 1 || (charsets[0] !== undefined && !READABLE_CHARSETS.has(charsets[0]))) {
     return `a body in charset ${charsets.join(', ')} is refused: its fields are checked in UTF-8, US-ASCII or ISO-8859-1 only`;
   }
