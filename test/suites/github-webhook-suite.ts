@@ -1,10 +1,10 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
-import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
 
 const OWNER = 'acme';
@@ -1148,6 +1148,62 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const before = (await checkRuns()).length;
       expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await checkRuns()).length).toBe(before + 1);
+    });
+
+    // A separate broker: a policy that takes a GitHub Actions job as the actor of another's exchange (RFC 8693).
+    describe(`a finished job's token as an actor on ${runtime}`, () => {
+      let broker: BrokerHarness;
+      let ci: TestIssuer;
+      beforeAll(async () => {
+        ci = freshIssuer(issuerBase(), 'webhooks-actor');
+        broker = await start(
+          {
+            'delegated.yaml': `version: 1
+issuer: { kind: github, url: "${ci.url}" }
+match: { repository_owner_id: "1200934", repository_id: "734201", environment: staging }
+match_actor:
+  iss: "${ci.url}"
+  repository_id: "734201"
+grant:
+  audience: https://delegated.acme.dev
+`,
+          },
+          { settings: { KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, ownState: true },
+        );
+      });
+      afterAll(() => broker.close());
+
+      it("refuses a finished job's OIDC token as the actor_token of another job's exchange, as it does as the subject", async () => {
+        const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);
+        const job = (checkRun: number) => ({ environment: 'staging', run_id: String(run), run_attempt: '1', check_run_id: String(checkRun) });
+        const { init } = await deliveryRequest({
+          event: 'workflow_job',
+          payload: {
+            action: 'completed',
+            workflow_job: {
+              id: run + 1,
+              run_id: run,
+              run_attempt: 1,
+              status: 'completed',
+              check_run_url: `https://api.github.com/repos/${OWNER}/api/check-runs/${run + 1}`,
+            },
+            repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+            installation: { id: 71 },
+          },
+        });
+        expect((await broker.request('/webhooks/github', init)).status).toBe(200);
+        const finished = await ci.sign(ciClaims(ci.url, broker.issuer, job(run + 1)));
+        const running = await ci.sign(ciClaims(ci.url, broker.issuer, job(run + 2)));
+        const delegated = (actor: string) => postToken(broker, exchangeForm(running, { actor_token: actor, actor_token_type: ID_TOKEN }));
+        expect((await delegated(await ci.sign(ciClaims(ci.url, broker.issuer, job(run + 3))))).status).toBe(200);
+        const refused = await delegated(finished);
+        expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(refused.body).not.toHaveProperty('access_token');
+        expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({
+          reason: 'ci_work_ended',
+          detail: `actor_token: the job (check run ${run + 1}) of run ${run} attempt 1 completed (GitHub's webhook said so) before this request`,
+        });
+      });
     });
   });
 }

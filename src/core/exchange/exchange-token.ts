@@ -256,7 +256,10 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
   if (limited !== undefined) throw limited;
   await refuseEndedCiWork(deps.endedCiWork, verified, now);
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
-  if (actor !== undefined) requireProofOfKey('actor', actor.claims, proof);
+  if (actor !== undefined) {
+    requireProofOfKey('actor', actor.claims, proof);
+    await refuseEndedCiWork(deps.endedCiWork, actor, now, 'actor');
+  }
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const policies =
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified);

@@ -64,14 +64,15 @@ export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
 }
 
 /**
- * Refuses a verified GitHub Actions token whose job, or run attempt, completed (`ci_work_ended`), at /token and at
- * /proxy alike; when the store cannot be read, no token and no call either (`replay_guard_unavailable`). Nothing to
+ * Refuses a verified GitHub Actions token whose job, or run attempt, completed (`ci_work_ended`), as the subject or the
+ * actor at /token and at /proxy alike; when the store cannot be read, no token and no call either (`replay_guard_unavailable`). Nothing to
  * check without `ended` (no GitHub webhooks) or for another issuer's tokens.
  */
 export async function refuseEndedCiWork(
   ended: EndedCiWork | undefined,
   verified: { readonly issuer: TrustedIssuer; readonly claims: Readonly<Record<string, unknown>> },
   now: number,
+  token: 'subject' | 'actor' = 'subject',
 ): Promise<void> {
   if (ended === undefined || verified.issuer.preset.name !== 'github') return;
   const job = ciJobOf(verified.claims);
@@ -90,6 +91,7 @@ export async function refuseEndedCiWork(
   if (hasEnded) {
     const attempt = job.runAttempt === undefined ? '' : ` attempt ${job.runAttempt}`;
     const which = job.checkRunId === undefined ? `run ${job.runId}${attempt}` : `job (check run ${job.checkRunId}) of run ${job.runId}${attempt}`;
-    throw new ExchangeError('ci_work_ended', `the ${which} completed (GitHub's webhook said so) before this request`);
+    const prefix = token === 'actor' ? 'actor_token: ' : '';
+    throw new ExchangeError('ci_work_ended', `${prefix}the ${which} completed (GitHub's webhook said so) before this request`);
   }
 }
