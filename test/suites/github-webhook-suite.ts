@@ -866,7 +866,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
 
-    it("does not switch to a push's set when the branch moved while its files were read: a later push's set, adopted first, stays", async () => {
+    it("does not switch to a push's set when the branch moved while its files were read: it reads the new head, so a later push's set, adopted first, stays", async () => {
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const slow = sha('race-slow');
       await putPolicies(slow, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
@@ -886,16 +886,39 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       } finally {
         await reads.release();
       }
-      expect(await first).toMatchObject({
-        status: 200,
-        body: {
-          status: 'ignored',
-          detail: `live set not switched: main moved from ${slow} to ${sha('race-revert')} while its files were read; the push of ${sha('race-revert')} switches it`,
-        },
-      });
+      // The slow delivery found the branch moved, and took the new head's set, not its own commit's.
+      expect(await first).toMatchObject({ status: 200, body: { status: 'handled', detail: `live set switched to ${sha('race-revert')} (2 policies)` } });
       expect((await exchange({ environment: 'uat' })).status).toBe(200);
       await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       expect(await health()).toMatchObject({ status: 'ok', policy_reload: { ok: true, source: `github ${OWNER}/${POLICY_REPO.name}@${sha('race-revert')}` } });
+    });
+
+    it("switches to the branch's new head when it moved while a push's files were read, though that later push is never delivered", async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      const granting = sha('moved-qa');
+      await putPolicies(granting, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: granting });
+      expect(await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: granting }) })).toMatchObject({
+        body: { status: 'handled' },
+      });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      // The grant is reverted; while the revert's files are read, another commit lands, whose delivery fails or never comes.
+      const [revert, unrelated] = [sha('moved-revert'), sha('moved-unrelated')];
+      await putPolicies(revert, { 'deploy.yaml': deployPolicy(ci.url, 'uat'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(unrelated, { 'deploy.yaml': deployPolicy(ci.url, 'uat'), 'guard.yaml': guardPolicy(ci.url) });
+      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: revert });
+      const reads = await github.holdReads(revert);
+      let delivered;
+      try {
+        delivered = deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: revert }) });
+        await reads.held();
+        await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: unrelated });
+      } finally {
+        await reads.release();
+      }
+      expect(await delivered).toMatchObject({ status: 200, body: { status: 'handled', detail: `live set switched to ${unrelated} (2 policies)` } });
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
+      expect((await exchange({ environment: 'uat' })).status).toBe(200);
     });
 
     it('follows the policy repository by its id: a push or pull request from another repository under its name changes nothing', async () => {

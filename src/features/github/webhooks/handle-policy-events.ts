@@ -324,12 +324,26 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
   return { handled: true, detail: `check run ${outcome.conclusion}: ${outcome.output.title}` };
 }
 
+/** How many times a push's delivery reads the policy branch while it keeps moving before it leaves the switch to a later delivery. */
+const SWITCH_READS = 3;
+
+/** The policy set at `sha`, or why keyway refuses to read it (a broken set); GitHub failing is thrown, for a redelivery. */
+async function readPolicySet(access: RepositoryAccess, path: string, sha: string): Promise<PolicyFile[] | PolicyFetchError> {
+  try {
+    return await readPolicyFilesAt(access, path, sha);
+  } catch (error) {
+    // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set.
+    if (!(error instanceof PolicyFetchError)) throw error;
+    return error;
+  }
+}
+
 /**
  * A push to the policy repository's policy branch: the policies at the branch's head become the
  * live set if they load. The head is read at handling time, not taken from the payload, so a
- * delivery sent again later can never bring an old set back; and read again before the switch,
- * which is left to the later push's delivery when the branch moved meanwhile, so a slow delivery
- * does not bring back the set a later push's delivery replaced.
+ * delivery sent again later can never bring an old set back; and read again before the switch, the
+ * set read anew when the branch moved meanwhile, so a slow delivery does not bring back the set a
+ * later push's delivery replaced, nor leave a pushed set unswitched when that delivery never comes.
  */
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
   const role = centralRole(deps, push.repository, push.repositoryId);
@@ -342,31 +356,26 @@ export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Prom
     deps,
     push.repository,
     async (access) => {
-      const sha = await access.branchHead(branch);
-      let read: PolicyFile[] | PolicyFetchError;
-      try {
-        read = await readPolicyFilesAt(access, deps.settings.policyPath, sha);
-      } catch (error) {
-        // A repository keyway refuses to read (too many files, a file where a directory should be) is a broken set;
-        // GitHub failing is not, and is left to a redelivery.
-        if (!(error instanceof PolicyFetchError)) throw error;
-        read = error;
-      }
       // Deliveries are handled concurrently and nothing orders their switches: while this one read its files, a later push may
-      // have moved the branch and its delivery switched the live set, which switching now would take back to this older commit.
-      // So the set read is taken only while the branch is still at its commit; otherwise the later push's own delivery switches.
-      const head = await access.branchHead(branch);
-      if (head !== sha) {
-        deps.log.info('live policy set not switched: the policy branch moved while its files were read', {
+      // have moved the branch and its delivery switched the live set, which switching now would take back to an older commit.
+      // So a set is taken only while the branch is still at the commit it was read at; when it moved, the new head is read
+      // instead (a later push's delivery may fail or never come), a few times at most.
+      let sha = await access.branchHead(branch);
+      let read: PolicyFile[] | PolicyFetchError;
+      for (let round = 1; ; round += 1) {
+        read = await readPolicySet(access, deps.settings.policyPath, sha);
+        const head = await access.branchHead(branch);
+        if (head === sha) break;
+        deps.log.info('live policy set not switched yet: the policy branch moved while its files were read', {
           repository: fullName(push.repository),
           branch,
           read_at: sha,
           head,
         });
-        return {
-          handled: false,
-          detail: `live set not switched: ${branch} moved from ${sha} to ${head} while its files were read; the push of ${head} switches it`,
-        };
+        if (round === SWITCH_READS) {
+          return { handled: false, detail: `live set not switched: ${branch} moved on ${SWITCH_READS} times while its files were read; now at ${head}` };
+        }
+        sha = head;
       }
       if (read instanceof PolicyFetchError) {
         const status = await deps.live.refuse(errorText(read), source(sha));
