@@ -38,11 +38,10 @@ function fieldName(name: string): string {
 }
 
 /**
- * A name with a NUL (PHP cuts it there, a reader decoding another charset finds other characters) or an RFC 2047
- * encoded-word (`=?UTF-8?B?X21ldGhvZA==?=`, which commons-fileupload and Tomcat decode) may be `_method` to a framework:
- * taken as one.
+ * A name with a control character (PHP cuts it at a NUL; a reader decoding another charset, UTF-16 or ISO-2022-JP's
+ * escapes, finds other characters) may be `_method` to a framework: taken as one.
  */
-const isMethodField = (name: string): boolean => name.includes('\0') || /=\?.*\?=/s.test(name) || fieldName(name) === '_method';
+const isMethodField = (name: string): boolean => /\p{Cc}/u.test(name) || fieldName(name) === '_method';
 
 /** Whether a query string or form body names `_method`, fields split at `&` or `;` as older parsers split them. */
 export function formNamesMethod(form: string): boolean {
@@ -50,23 +49,70 @@ export function formNamesMethod(form: string): boolean {
   return false;
 }
 
+/** RFC 9110's token and quoted-string, and `; name=value` parameters of them (no space around `=`), as a header is written that every reader reads alike. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const QUOTED = '"(?:[^"\\\\\\r\\n]|\\\\[^\\r\\n])*"';
+const PARAMETER = new RegExp(`;[ \\t]*(${TOKEN})=(${TOKEN}|${QUOTED})[ \\t]*`, 'y');
+const MEDIA_TYPE = new RegExp(`^[ \\t]*${TOKEN}/${TOKEN}[ \\t]*`);
+const DISPOSITION_TYPE = new RegExp(`^[ \\t]*${TOKEN}[ \\t]*(?=;|$)`);
+
 /**
- * The one spelling of the boundary every reader takes alike: `; boundary=VALUE` or `; boundary="VALUE"`, no space
- * around `=`, the value without `"`, `,`, `;` or white space, then `;` or the end. PHP takes the first `boundary`
- * anywhere in the header and keeps spaces, Rack reads up to `"`, `;` or `,`: any other spelling is refused.
+ * `; name=value` parameters, names without case and quoted values unquoted, or undefined when `text` is not only
+ * such parameters (an unclosed quote, a parameter without its `;`, a value with a character no token holds): readers
+ * part ways on those (PHP reads an unclosed quote to the line's end, Rack 3 finds `name=` after a quoted value).
  */
-const BOUNDARY = /;[ \t]*boundary=(?:"([^",; \t]+)"|([^",; \t]+))[ \t]*(?:;|$)/i;
-const CHARSET = /;[ \t]*charset[ \t]*=[ \t]*("?)([^";,\s]*)\1/gi;
+function parameters(text: string): [string, string][] | undefined {
+  const found: [string, string][] = [];
+  for (let at = 0; at < text.length; ) {
+    PARAMETER.lastIndex = at;
+    const match = PARAMETER.exec(text);
+    if (match === null) return undefined;
+    const [, name = '', value = ''] = match;
+    found.push([name.toLowerCase(), value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value]);
+    at = PARAMETER.lastIndex;
+  }
+  return found;
+}
+
 /** The charsets a body's fields are read in here; in any other (UTF-16, say) a framework that decodes it reads other names. */
 const READABLE_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'iso-8859-1', 'latin1']);
 /** No reader needs a part's header block longer than this (Rack caps Content-Disposition at 1,536 bytes). */
 const MAX_PART_HEADERS = 16 * 1024;
 
 /**
+ * A Content-Type's boundary and charset as every reader takes them alike, or why not. The header must be
+ * `type/subtype` and `; name=value` parameters; `boundary` and `charset` at most once each, spelt so (not `charset*`,
+ * `xcharset`), and no other `boundary=` or `charset=` anywhere in the header (PHP takes the first `boundary`
+ * anywhere, Tomcat the first `charset=`); a boundary of token characters (no space, `,`, `;` or `"`, which PHP keeps
+ * and Rack ends at); a charset that reads fields as UTF-8, US-ASCII or ISO-8859-1 do.
+ */
+function contentTypeFacts(header: string): { readonly boundary?: string } | { readonly refused: string } {
+  const media = MEDIA_TYPE.exec(header);
+  const found = media === null ? undefined : parameters(header.slice(media[0].length).trimEnd());
+  if (found === undefined) return { refused: 'a Content-Type not written as type/subtype; name=value … is refused: frameworks read it differently' };
+  const named = (word: string) => found.filter(([name]) => name === word).map(([, value]) => value);
+  const stray = (word: string) => found.some(([name]) => name !== word && name.includes(word));
+  const [boundary, ...more] = named('boundary');
+  const [charset, ...moreCharsets] = named('charset');
+  if (more.length > 0 || stray('boundary') || (header.match(/boundary[ \t]*=/gi) ?? []).length > (boundary === undefined ? 0 : 1)) {
+    return { refused: 'a boundary written otherwise than once as `; boundary=VALUE` is refused: frameworks read it differently' };
+  }
+  if (moreCharsets.length > 0 || stray('charset') || (header.match(/charset[ \t]*=/gi) ?? []).length > (charset === undefined ? 0 : 1)) {
+    return { refused: 'a charset written otherwise than once as `; charset=VALUE` is refused: frameworks read it differently' };
+  }
+  if (boundary !== undefined && !new RegExp(`^${TOKEN}$`).test(boundary)) {
+    return { refused: 'a multipart boundary with a space, `,`, `;` or `"` in it is refused: frameworks read it differently' };
+  }
+  if (charset !== undefined && !READABLE_CHARSETS.has(charset.toLowerCase())) {
+    return { refused: `a body in charset ${charset.toLowerCase()} is refused: its fields are checked in UTF-8, US-ASCII or ISO-8859-1 only` };
+  }
+  return boundary === undefined ? {} : { boundary };
+}
+
+/**
  * Why a POST body's fields cannot be checked as a framework would read them, from its headers alone, or undefined: a
- * `Content-Encoding` (express's body-parser inflates gzip and reads the fields inside), a charset other than UTF-8,
- * US-ASCII or ISO-8859-1 (body-parser and Tomcat decode UTF-16), or a multipart boundary spelt another way than the one
- * every reader takes alike.
+ * `Content-Encoding` (express's body-parser inflates gzip and reads the fields inside), a Content-Type whose charset
+ * or boundary readers take differently (contentTypeFacts), or a multipart type with no boundary.
  */
 export function unreadableBody(contentType: string | null, contentEncoding: string | null): string | undefined {
   const header = contentType ?? '';
@@ -75,16 +121,10 @@ export function unreadableBody(contentType: string | null, contentEncoding: stri
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity')
     return `a body with Content-Encoding ${encoding} is refused: its fields cannot be checked before the upstream decodes it`;
-  const charsets = [...header.matchAll(CHARSET)].map((match) => (match[2] ?? '').toLowerCase());
-  // Tomcat finds `charset=` anywhere in the header (`xcharset=UTF-16LE` too): only one parameter, spelt as one, is read alike.
-  if ((header.match(/charset/gi) ?? []).length !== charsets.length)
-    return 'a charset written otherwise than as one `; charset=VALUE` parameter is refused: frameworks read it differently';
-  if (charsets.length > 1 || (charsets[0] !== undefined && !READABLE_CHARSETS.has(charsets[0]))) {
-    return `a body in charset ${charsets.join(', ')} is refused: its fields are checked in UTF-8, US-ASCII or ISO-8859-1 only`;
-  }
-  if (type.startsWith('multipart/') && ((header.match(/boundary/gi) ?? []).length !== 1 || !BOUNDARY.test(header))) {
-    return 'a multipart boundary written otherwise than `; boundary=VALUE` once (no spaces, no `"`, `,` or `;` in it) is refused: frameworks read it differently';
-  }
+  if (header.trim() === '') return undefined;
+  const facts = contentTypeFacts(header);
+  if ('refused' in facts) return facts.refused;
+  if (type.startsWith('multipart/') && facts.boundary === undefined) return 'a multipart body without a boundary is refused';
   return undefined;
 }
 
@@ -102,22 +142,18 @@ function mediaType(contentType: string): string {
       .split(/[;,\s]/)[0] ?? ''
   );
 }
-const NAME_PARAMETER = /(?:^|[;\s])name(\*\d*\*?)?\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^;\s]*)/gi;
 
 /**
- * The field names a multipart body's part headers give, read strictly: `name` (quoted with `"` or
- * `'`, escapes undone), RFC 2231's `name*`, and `Content-ID` (Rack names a part by it). Undefined when
- * a reader could see other names than these: no boundary or more than one (Rack takes the last, others
- * the first), a folded or malformed header line, a part with no header block, a name split over `name*0`,
- * `name*1` (RFC 2231 continuations), or parts after the close delimiter. Read twice, as RFC 2046 reads it
- * (a delimiter starts a line) and as a lax reader might (a delimiter anywhere), and the names of both kept:
- * a `--boundary--` inside a value must not hide the parts after it from this check while a reader takes them.
+ * The field names a multipart body's part headers give, read strictly (partNames). Undefined when a reader could see
+ * other names than these: a Content-Type readers take differently, a body that never closes, or parts after its close.
+ * Read twice, as RFC 2046 reads it (a delimiter starts a line) and as a lax reader might (a delimiter anywhere), and the
+ * names of both kept: a `--boundary--` inside a value must not hide the parts after it from this check while a reader
+ * takes them.
  */
 function multipartFieldNames(text: string, contentType: string): string[] | undefined {
-  const [, quoted, bare] = BOUNDARY.exec(contentType) ?? [];
-  const boundary = quoted ?? bare;
-  if (boundary === undefined) return undefined;
-  const delimiter = `--${boundary}`;
+  const facts = contentTypeFacts(contentType);
+  if ('refused' in facts || facts.boundary === undefined) return undefined;
+  const delimiter = `--${facts.boundary}`;
   const lines = text.split(new RegExp(`(?:^|\r?\n)${escapeRegExp(delimiter)}`)).slice(1);
   // Readers disagree on a body that never closes (Rack refuses it, PHP takes the parts it has): refused.
   if (!lines.at(-1)?.startsWith('--')) return undefined;
@@ -130,7 +166,14 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The names the parts give (each part what follows a delimiter), or undefined as `multipartFieldNames` says. */
+/**
+ * The names the parts give (each part what follows a delimiter): `Content-Disposition`'s `name` (`"` quotes undone;
+ * `'` ones too, which PHP undoes) and RFC 2231's `name*`, and `Content-ID` (Rack names a part by it). Undefined when
+ * a reader could see others: a folded or malformed header line, a part header block over MAX_PART_HEADERS, a
+ * Content-Disposition not written as type and `; name=value` parameters (contentTypeFacts' grammar), a name split over
+ * `name*0`, `name*1`, an RFC 2047 encoded-word (`=?UTF-8?B?…?=`, which commons-fileupload and Tomcat decode), or a part
+ * Content-Type in a charset a reader would decode the name from (Rack re-encodes it).
+ */
 function partNames(parts: readonly string[]): string[] | undefined {
   const names: string[] = [];
   for (const [index, part] of parts.entries()) {
@@ -146,19 +189,26 @@ function partNames(parts: readonly string[]): string[] | undefined {
       const colon = line.indexOf(':');
       if (/^[ \t]/.test(line) || colon <= 0) return undefined;
       const header = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1);
-      if (header.includes('content-id')) names.push(value.trim().replace(/^<|>$/g, ''));
+      const value = line.slice(colon + 1).trim();
+      if (header.includes('content-id')) names.push(value.replace(/^<|>$/g, ''));
+      if (header.includes('content-type') && 'refused' in contentTypeFacts(value)) return undefined;
       if (!header.includes('disposition')) continue;
-      for (const [, star, raw = ''] of value.matchAll(NAME_PARAMETER)) {
-        if (star !== undefined && star !== '*') return undefined;
-        if (star === '*') names.push(decodeExtended(raw));
-        else if (raw.startsWith('"')) names.push(raw.slice(1, -1).replace(/\\(.)/g, '$1'));
-        else if (raw.startsWith("'")) names.push(raw.slice(1, -1));
-        else names.push(raw);
+      const type = DISPOSITION_TYPE.exec(value);
+      const found = parameters(type === null ? `;${value}` : value.slice(type[0].length));
+      if (found === undefined) return undefined;
+      for (const [name, raw] of found) {
+        if (!name.startsWith('name')) continue;
+        if (name === 'name') {
+          // PHP takes `'` quotes as `"` ones, and reads one left open to the line's end.
+          const singleQuoted = raw.startsWith("'") && raw.endsWith("'") && raw.length > 1;
+          if (!singleQuoted && raw.startsWith("'")) return undefined;
+          names.push(singleQuoted ? raw.slice(1, -1) : raw);
+        } else if (name === 'name*') names.push(decodeExtended(raw));
+        else if (/^name\*/.test(name)) return undefined;
       }
     }
   }
-  return names;
+  return names.some((name) => /=\?.*\?=/s.test(name)) ? undefined : names;
 }
 
 /** RFC 2231 `charset'language'value`, percent-decoded. */
