@@ -91,6 +91,7 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
     ['; in a quoted boundary', 'multipart/form-data; boundary="b;c"'],
     ['boundary inside another parameter', 'multipart/form-data; xboundary=d; boundary=r'],
     ['two boundary parameters', 'multipart/form-data; boundary=decoy; boundary=real'],
+    ['an RFC 2231 boundary* beside boundary', "multipart/form-data; boundary*=utf-8''decoy; boundary=real"],
     ['no boundary', 'multipart/form-data'],
   ])('refuses a multipart boundary readers take differently: %s', (_label, type) => {
     expect(unreadableBody(type, null)).toMatch(/^a (multipart )?(boundary|body|Content-Type)/);
@@ -115,6 +116,8 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
     ['a quoted boundary', 'multipart/form-data; boundary="----keyway-0123"', null],
     ['a gzip image (no fields read)', 'image/png', 'gzip'],
     ['UTF-16 text (no fields read)', 'text/plain; charset=utf-16', null],
+    ['no Content-Type (Rack reads a form)', null, null],
+    ['an empty Content-Type', '', null],
   ])('takes %s', (_label, type, encoding) => {
     expect(unreadableBody(type, encoding)).toBeUndefined();
   });
