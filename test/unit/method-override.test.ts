@@ -11,7 +11,7 @@ const cases: [string, string | null, string, boolean | 'unreadable'][] = [
     'x-content-disposition',
     'multipart/form-data; boundary=b',
     mp('X-Content-Disposition: form-data; name="_method"\r\nContent-Disposition: form-data; name="a"'),
-    true,
+    'unreadable',
   ],
   ['mixed', 'multipart/mixed; boundary=b', mp('Content-Disposition: form-data; name="_method"'), true],
   ['[_method]', 'application/x-www-form-urlencoded', '[_method]=DELETE', true],
@@ -29,7 +29,12 @@ const cases: [string, string | null, string, boolean | 'unreadable'][] = [
   ['json method', 'application/json', '{"method":"card"}', false],
   ['no name form-data only', 'multipart/form-data; boundary=b', mp('Content-Disposition: name="_method"'), true],
   ['empty headers part', 'multipart/form-data; boundary=b', '--b\r\n\r\nx\r\n--b--\r\n', false],
-  ['LF only', 'multipart/form-data; boundary=b', '--b\nContent-Disposition: form-data; name="_method"\n\nDELETE\n--b--\n', true],
+  [
+    'LF only (commons-fileupload ends header lines at CRLF only)',
+    'multipart/form-data; boundary=b',
+    '--b\nContent-Disposition: form-data; name="_method"\n\nDELETE\n--b--\n',
+    'unreadable',
+  ],
   // Rack takes the last boundary parameter, others the first: which one the parts use is not to be guessed.
   [
     'two boundary parameters',
@@ -164,6 +169,36 @@ describe("part headers readers take differently, and browsers' own uploads", () 
     ['a space around =', 'form-data; name = "_method"'],
   ])('refuses a Content-Disposition not written as type; name=value …: %s', (_label, disposition) => {
     expect(bodyOverridesMethod(part(disposition), MULTIPART)).toBe('unreadable');
+  });
+
+  it.each([
+    // PHP starts a quoted stretch at any ' in a word: a=x'y; b="' is one pair, then name=_method.
+    ['an unquoted value with a single quote', `form-data; a=x'y; b="'; name=_method; c="`, ''],
+    // Rack before 3.1.16 finds Content-Disposition: and Content-ID: anywhere in the header block.
+    ['Content-Disposition: inside another header', 'form-data; name="a"', 'X-Note: Content-Disposition: form-data; name=_method\r\n'],
+    ['Content-ID: inside another header', 'form-data; name="a"', 'X-Note: Content-ID: _method\r\n'],
+    ['a header name that is not a token', 'form-data; name="a"\r\nX; name=_method: 1', ''],
+    // commons-fileupload ends a header line at CRLF only: name="a"\nX: 1; name=_method is one line to it.
+    ['a bare LF in a header line', 'form-data; name="a"\nX: 1; name=_method', ''],
+  ])('refuses a part header readers take differently: %s', (_label, disposition, extra) => {
+    expect(bodyOverridesMethod(part(disposition, extra), MULTIPART)).toBe('unreadable');
+  });
+
+  it('takes a name commons-fileupload trims (`_method `) as _method, and names in UTF-8 (a byte 0x81, 0x8D, 0x90) as themselves', () => {
+    expect(bodyOverridesMethod(part('form-data; name="_method "'), MULTIPART)).toBe(true);
+    const utf8 = (text: string) => String.fromCharCode(...new TextEncoder().encode(text));
+    for (const name of ['名前', 'Á', 'Í', 'Ð', 'Ý']) expect(bodyOverridesMethod(part(`form-data; name="${utf8(name)}"`), MULTIPART), name).toBe(false);
+  });
+
+  it("takes Python's email package's quoted boundary (=== and = in it)", () => {
+    const type = 'multipart/related; boundary="===============5729013526853147234=="';
+    expect(unreadableBody(type, null)).toBeUndefined();
+    const body = bytes('--===============5729013526853147234==\r\nContent-Type: application/json\r\n\r\n{}\r\n--===============5729013526853147234==--\r\n');
+    expect(bodyOverridesMethod(body, type)).toBe(false);
+  });
+
+  it('reads a long name of encoded-word openers in one pass (no backtracking), and refuses it', () => {
+    expect(bodyOverridesMethod(part(`form-data; name="${"'=?a".repeat(3000)}?="`), MULTIPART)).toBe('unreadable');
   });
 
   it("takes a name with a control character as _method, and refuses a part in a charset a reader decodes its name from (Rack's ISO-2022-JP)", () => {

@@ -31,6 +31,8 @@ export function refusedOverrideHeader(headers: Headers): string | undefined {
 function fieldName(name: string): string {
   const php = name
     .toLowerCase()
+    // Trailing white space too: commons-fileupload trims a part's name (`_method ` is `_method` to Spring on Tomcat).
+    .replace(/\s+$/, '')
     .replace(/^[\s[\]]+/, '')
     .replace(/[.\s]/g, '_');
   const bracket = php.search(/[[\]]/);
@@ -38,10 +40,18 @@ function fieldName(name: string): string {
 }
 
 /**
- * A name with a control character (PHP cuts it at a NUL; a reader decoding another charset, UTF-16 or ISO-2022-JP's
- * escapes, finds other characters) may be `_method` to a framework: taken as one.
+ * A name with a C0 control character or DEL (PHP cuts it at a NUL; a reader decoding another charset, UTF-16 or
+ * ISO-2022-JP's escapes, finds other characters) may be `_method` to a framework: taken as one.
  */
-const isMethodField = (name: string): boolean => /\p{Cc}/u.test(name) || fieldName(name) === '_method';
+const isMethodField = (name: string): boolean => hasControl(name) || fieldName(name) === '_method';
+
+function hasControl(text: string): boolean {
+  for (const char of text) {
+    const code = char.codePointAt(0) ?? 0;
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
 
 /** Whether a query string or form body names `_method`, fields split at `&` or `;` as older parsers split them. */
 export function formNamesMethod(form: string): boolean {
@@ -55,20 +65,27 @@ const QUOTED = '"(?:[^"\\\\\\r\\n]|\\\\[^\\r\\n])*"';
 const PARAMETER = new RegExp(`;[ \\t]*(${TOKEN})=(${TOKEN}|${QUOTED})[ \\t]*`, 'y');
 const MEDIA_TYPE = new RegExp(`^[ \\t]*${TOKEN}/${TOKEN}[ \\t]*`);
 const DISPOSITION_TYPE = new RegExp(`^[ \\t]*${TOKEN}[ \\t]*(?=;|$)`);
+/** RFC 2046's boundary characters (quoted, `=` `:` `?` `(` `)` `/` too, as Python's email package writes them), and token ones, less space and `,`. */
+const BOUNDARY_CHARS = /^[0-9A-Za-z!#$%&'()*+\-./:=?^_`|~]+$/;
+/** A header name (RFC 9110 token); a part header line with another (`X; name=_method: 1`) is refused. */
+const HEADER_NAME = new RegExp(`^${TOKEN}$`);
+/** RFC 2231's ext-value (`utf-8''%5Fmethod`) of a `name*` or `filename*` parameter. */
+const EXT_VALUE = /^[0-9A-Za-z!#$&+^_`{}~-]*'[0-9A-Za-z-]*'[0-9A-Za-z!#$&+.^_`|~%-]*$/;
 
 /**
- * `; name=value` parameters, names without case and quoted values unquoted, or undefined when `text` is not only
+ * `; name=value` parameters, names without case and quoted values unquoted (and said to be), or undefined when `text` is not only
  * such parameters (an unclosed quote, a parameter without its `;`, a value with a character no token holds): readers
  * part ways on those (PHP reads an unclosed quote to the line's end, Rack 3 finds `name=` after a quoted value).
  */
-function parameters(text: string): [string, string][] | undefined {
-  const found: [string, string][] = [];
+function parameters(text: string): [name: string, value: string, quoted: boolean][] | undefined {
+  const found: [string, string, boolean][] = [];
   for (let at = 0; at < text.length; ) {
     PARAMETER.lastIndex = at;
     const match = PARAMETER.exec(text);
     if (match === null) return undefined;
     const [, name = '', value = ''] = match;
-    found.push([name.toLowerCase(), value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value]);
+    const quoted = value.startsWith('"');
+    found.push([name.toLowerCase(), quoted ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value, quoted]);
     at = PARAMETER.lastIndex;
   }
   return found;
@@ -100,7 +117,7 @@ function contentTypeFacts(header: string): { readonly boundary?: string } | { re
   if (moreCharsets.length > 0 || stray('charset') || (header.match(/charset[ \t]*=/gi) ?? []).length > (charset === undefined ? 0 : 1)) {
     return { refused: 'a charset written otherwise than once as `; charset=VALUE` is refused: frameworks read it differently' };
   }
-  if (boundary !== undefined && !new RegExp(`^${TOKEN}$`).test(boundary)) {
+  if (boundary !== undefined && !BOUNDARY_CHARS.test(boundary)) {
     return { refused: 'a multipart boundary with a space, `,`, `;` or `"` in it is refused: frameworks read it differently' };
   }
   if (charset !== undefined && !READABLE_CHARSETS.has(charset.toLowerCase())) {
@@ -181,34 +198,58 @@ function partNames(parts: readonly string[]): string[] | undefined {
       if (index < parts.length - 1) return undefined;
       break;
     }
-    const afterDelimiter = part.replace(/^[ \t]*\r?\n/, '');
-    const blank = /\r?\n\r?\n/.exec(afterDelimiter);
-    if (/^\r?\n/.test(afterDelimiter)) continue;
-    if (blank === null || blank.index > MAX_PART_HEADERS) return undefined;
-    for (const line of afterDelimiter.slice(0, blank.index).split(/\r?\n/)) {
+    // CRLF ends a header line, as commons-fileupload ends one (a bare LF inside a line is still that line to it).
+    const afterDelimiter = /^[ \t]*\r\n/.exec(part);
+    if (afterDelimiter === null) return undefined;
+    const block = part.slice(afterDelimiter[0].length);
+    if (block.startsWith('\r\n')) continue;
+    const blank = block.indexOf('\r\n\r\n');
+    if (blank === -1 || blank > MAX_PART_HEADERS) return undefined;
+    const headers = block.slice(0, blank);
+    if (/\r(?!\n)|(?<!\r)\n/.test(headers)) return undefined;
+    for (const line of headers.split('\r\n')) {
       const colon = line.indexOf(':');
-      if (/^[ \t]/.test(line) || colon <= 0) return undefined;
+      if (colon <= 0 || !HEADER_NAME.test(line.slice(0, colon))) return undefined;
       const header = line.slice(0, colon).toLowerCase();
       const value = line.slice(colon + 1).trim();
-      if (header.includes('content-id')) names.push(value.replace(/^<|>$/g, ''));
-      if (header.includes('content-type') && 'refused' in contentTypeFacts(value)) return undefined;
-      if (!header.includes('disposition')) continue;
-      const type = DISPOSITION_TYPE.exec(value);
-      const found = parameters(type === null ? `;${value}` : value.slice(type[0].length));
+      // Rack before 3.1.16 finds `Content-Disposition:` and `Content-ID:` anywhere in the header block (in `X-Content-ID:` too).
+      if (line.search(/content-(?:disposition|id)[ \t]*:/i) > 0) return undefined;
+      if (header === 'content-id') names.push(value.replace(/^<|>$/g, ''));
+      if (header === 'content-type' && 'refused' in contentTypeFacts(value)) return undefined;
+      if (header !== 'content-disposition') continue;
+      const found = dispositionNames(value);
       if (found === undefined) return undefined;
-      for (const [name, raw] of found) {
-        if (!name.startsWith('name')) continue;
-        if (name === 'name') {
-          // PHP takes `'` quotes as `"` ones, and reads one left open to the line's end.
-          const singleQuoted = raw.startsWith("'") && raw.endsWith("'") && raw.length > 1;
-          if (!singleQuoted && raw.startsWith("'")) return undefined;
-          names.push(singleQuoted ? raw.slice(1, -1) : raw);
-        } else if (name === 'name*') names.push(decodeExtended(raw));
-        else if (/^name\*/.test(name)) return undefined;
-      }
+      names.push(...found);
     }
   }
-  return names.some((name) => /=\?.*\?=/s.test(name)) ? undefined : names;
+  return names.some(isEncodedWord) ? undefined : names;
+}
+
+/**
+ * The names a Content-Disposition gives (`name`, `name*`), or undefined when readers could find others: not a type and
+ * `; name=value` parameters, a name split over `name*0`, or a `'` in an unquoted value but a whole `'…'` one or RFC 2231's
+ * ext-value (PHP starts a quoted stretch at any `'`, so `a=x'y; b="'; name=_method` hides nothing from it).
+ */
+function dispositionNames(value: string): string[] | undefined {
+  const type = DISPOSITION_TYPE.exec(value);
+  const found = parameters(type === null ? `;${value}` : value.slice(type[0].length));
+  if (found === undefined) return undefined;
+  const names: string[] = [];
+  for (const [name, raw, quoted] of found) {
+    const extended = name.endsWith('*');
+    const singleQuoted = !quoted && /^'[^']+'$/.test(raw);
+    if (!quoted && raw.includes("'") && !(extended ? EXT_VALUE.test(raw) : singleQuoted)) return undefined;
+    if (name === 'name') names.push(singleQuoted ? raw.slice(1, -1) : raw);
+    else if (name === 'name*') names.push(decodeExtended(raw));
+    else if (name.startsWith('name*')) return undefined;
+  }
+  return names;
+}
+
+/** An RFC 2047 encoded-word (`=?charset?B?…?=`), which commons-fileupload and Tomcat decode in a part's name. */
+function isEncodedWord(name: string): boolean {
+  const start = name.indexOf('=?');
+  return start !== -1 && name.indexOf('?=', start + 2) !== -1;
 }
 
 /** RFC 2231 `charset'language'value`, percent-decoded. */
