@@ -88,7 +88,6 @@ describe('revoking a keyway token in the skew after its exp', () => {
       runId: '77',
       job: { id: '78', checkRunId: '78' },
       runAttempt: 1,
-      startedAt: undefined,
       deliveryId: 'delivery-1',
     });
     expect(revoked).toBe(1);
@@ -125,30 +124,40 @@ describe('revoking a keyway token in the skew after its exp', () => {
     );
     return jti;
   };
-  const jobEnded = (repository: string, startedAt: number | undefined) => ({
+  const jobEnded = (repository: string) => ({
     repository,
     repositoryId: '902',
     runId: '88',
     job: { id: '89', checkRunId: '89' },
     runAttempt: 1,
-    startedAt,
     deliveryId: `delivery-${repository}`,
   });
 
-  it("finds a job's tokens past a busy hour of its repository's other grants before the job started", async () => {
-    const started = Date.now() - 60_000;
-    // More grants than a job's end looks through, all in the last hour, before the job started (and its clock skew).
-    await otherGrants('acme/busy', 10_001, started - 20 * 60_000);
-    const jti = await jobGrant('acme/busy', started + 1_000);
-    // GitHub's clock a minute ahead of this broker's: the job's first grant is recorded before its started_at.
-    const early = await jobGrant('acme/busy', started - 60_000);
-    const warnings: string[] = [];
-    const log = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
-    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy', started))).toBe(2);
-    expect([await revocations.isRevoked(jti, Date.now()), await revocations.isRevoked(early, Date.now())]).toEqual([true, true]);
-    expect(warnings).toEqual([]);
+  it("finds a job's tokens newest first, past more of its repository's older grants than it looks through", async () => {
+    const now = Date.now();
+    await otherGrants('acme/busy', 10_001, now - 20 * 60_000);
+    const jti = await jobGrant('acme/busy', now - 60_000);
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log: silentLogger };
+    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy'))).toBe(1);
+    expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   }, 30_000);
+
+  it('ends a token of the run without check_run_id (older GHES) granted long before the job that ended started', async () => {
+    const at = Date.now() - 40 * 60_000;
+    const jti = tokenId(at);
+    await audit.append(
+      auditEvent({
+        time: new Date(at).toISOString(),
+        decision: 'granted',
+        reason: 'granted',
+        claims: { repository: 'acme/older', repository_id: '902', run_id: '88' },
+        issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
+      }),
+    );
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log: silentLogger };
+    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/older'))).toBe(1);
+    expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
+  });
 
   it("says in the log when more of the repository's grants followed a job's start than a job's end looks through", async () => {
     const started = Date.now() - 60_000;
@@ -159,7 +168,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const warnings: { message: string; fields: unknown }[] = [];
     const log = { ...silentLogger, warn: (message: string, fields?: unknown) => void warnings.push({ message, fields }) };
     const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
-    await revokeEndedWorkTokens(deps, jobEnded('acme/busier', started));
+    await revokeEndedWorkTokens(deps, jobEnded('acme/busier'));
     expect(await revocations.isRevoked(latest, Date.now())).toBe(true);
     expect(warnings).toEqual([
       {

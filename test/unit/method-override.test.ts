@@ -180,6 +180,9 @@ describe("part headers readers take differently, and browsers' own uploads", () 
     ['a header name that is not a token', 'form-data; name="a"\r\nX; name=_method: 1', ''],
     // commons-fileupload ends a header line at CRLF only: name="a"\nX: 1; name=_method is one line to it.
     ['a bare LF in a header line', 'form-data; name="a"\nX: 1; name=_method', ''],
+    // Rack 2.2 and 3.0 take the line's last ; name=, inside a quoted value too.
+    ['; name= inside a quoted value', 'form-data; name="a"; x="; name=_method"', ''],
+    ['Content-Disposition: again inside a quoted value', 'form-data; name="a"; x="Content-Disposition: form-data; name=_method"', ''],
   ])('refuses a part header readers take differently: %s', (_label, disposition, extra) => {
     expect(bodyOverridesMethod(part(disposition, extra), MULTIPART)).toBe('unreadable');
   });

@@ -6,7 +6,7 @@ import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
 
 /**
  * The GitHub Actions jobs and run attempts that completed (the `workflow_job` and `workflow_run` webhooks), so an OIDC
- * token of one is refused at exchange afterwards: a job's token verifies for minutes after it was issued, and one
+ * token of one is refused afterwards, at /token and at /proxy: a job's token verifies for minutes after it was issued, and one
  * copied out of a finished job (a log, an artifact, a compromised step) must not buy a token then. Only what is known
  * exactly refuses: a job by its check run (`check_run_id`), a run by its attempt (`run_attempt`); a token without those
  * claims, or a completion without them, refuses nothing, since "any job of the run" would cut off the run's other jobs.
@@ -37,6 +37,9 @@ function endedKey(repositoryId: string, runId: string, what: string): string {
 
 const jobKey = (repositoryId: string, runId: string, checkRunId: string): string => endedKey(repositoryId, runId, `job\n${checkRunId}`);
 const attemptKey = (repositoryId: string, runId: string, attempt: number): string => endedKey(repositoryId, runId, `attempt\n${attempt}`);
+/** The keys of an attempt's end: its own and the EARLIER_ATTEMPTS before it; none for an attempt not named. */
+const attemptKeys = (repositoryId: string, runId: string, attempt: number | undefined): string[] =>
+  attempt === undefined ? [] : Array.from({ length: Math.min(attempt, EARLIER_ATTEMPTS + 1) }, (_, back) => attemptKey(repositoryId, runId, attempt - back));
 
 export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
   return {
@@ -46,9 +49,7 @@ export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
           ? ended.checkRunId === undefined
             ? []
             : [jobKey(repositoryId, runId, ended.checkRunId)]
-          : ended.attempt === undefined
-            ? []
-            : Array.from({ length: Math.min(ended.attempt, EARLIER_ATTEMPTS + 1) }, (_, back) => attemptKey(repositoryId, runId, (ended.attempt ?? 1) - back));
+          : attemptKeys(repositoryId, runId, ended.attempt);
       const expiresAt = Math.floor(now / 1000) + ENDED_CI_WORK_SECONDS;
       await Promise.all(keys.map((key) => guard.claim({ key, expiresAt, auditEventId: `webhook:${deliveryId}`, now })));
     },

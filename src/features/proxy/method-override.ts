@@ -100,7 +100,7 @@ const MAX_PART_HEADERS = 16 * 1024;
  * A Content-Type's boundary and charset as every reader takes them alike, or why not. The header must be
  * `type/subtype` and `; name=value` parameters; `boundary` and `charset` at most once each, spelt so (not `charset*`,
  * `xcharset`), and no other `boundary=` or `charset=` anywhere in the header (PHP takes the first `boundary`
- * anywhere, Tomcat the first `charset=`); a boundary of token characters (no space, `,`, `;` or `"`, which PHP keeps
+ * anywhere, Tomcat the first `charset=`); a boundary of BOUNDARY_CHARS (no space, `,`, `;` or `"`, which PHP keeps
  * and Rack ends at); a charset that reads fields as UTF-8, US-ASCII or ISO-8859-1 do.
  */
 function contentTypeFacts(header: string): { readonly boundary?: string } | { readonly refused: string } {
@@ -118,7 +118,9 @@ function contentTypeFacts(header: string): { readonly boundary?: string } | { re
     return { refused: 'a charset written otherwise than once as `; charset=VALUE` is refused: frameworks read it differently' };
   }
   if (boundary !== undefined && !BOUNDARY_CHARS.test(boundary)) {
-    return { refused: 'a multipart boundary with a space, `,`, `;` or `"` in it is refused: frameworks read it differently' };
+    return {
+      refused: 'a multipart boundary with a character outside RFC 2046\'s (a space, `,`, `;` or `"` among them) is refused: frameworks read it differently',
+    };
   }
   if (charset !== undefined && !READABLE_CHARSETS.has(charset.toLowerCase())) {
     return { refused: `a body in charset ${charset.toLowerCase()} is refused: its fields are checked in UTF-8, US-ASCII or ISO-8859-1 only` };
@@ -213,7 +215,7 @@ function partNames(parts: readonly string[]): string[] | undefined {
       const header = line.slice(0, colon).toLowerCase();
       const value = line.slice(colon + 1).trim();
       // Rack before 3.1.16 finds `Content-Disposition:` and `Content-ID:` anywhere in the header block (in `X-Content-ID:` too).
-      if (line.search(/content-(?:disposition|id)[ \t]*:/i) > 0) return undefined;
+      if ([...line.matchAll(/content-(?:disposition|id)[ \t]*:/gi)].some((found) => found.index > 0)) return undefined;
       if (header === 'content-id') names.push(value.replace(/^<|>$/g, ''));
       if (header === 'content-type' && 'refused' in contentTypeFacts(value)) return undefined;
       if (header !== 'content-disposition') continue;
@@ -227,8 +229,9 @@ function partNames(parts: readonly string[]): string[] | undefined {
 
 /**
  * The names a Content-Disposition gives (`name`, `name*`), or undefined when readers could find others: not a type and
- * `; name=value` parameters, a name split over `name*0`, or a `'` in an unquoted value but a whole `'…'` one or RFC 2231's
- * ext-value (PHP starts a quoted stretch at any `'`, so `a=x'y; b="'; name=_method` hides nothing from it).
+ * `; name=value` parameters, a name split over `name*0`, a quoted value holding `; name=`, or a `'` in an unquoted value
+ * but a whole `'…'` one or RFC 2231's ext-value (PHP starts a quoted stretch at any `'`, so `a=x'y; b="'; name=_method`
+ * hides nothing from it).
  */
 function dispositionNames(value: string): string[] | undefined {
   const type = DISPOSITION_TYPE.exec(value);
@@ -236,6 +239,8 @@ function dispositionNames(value: string): string[] | undefined {
   if (found === undefined) return undefined;
   const names: string[] = [];
   for (const [name, raw, quoted] of found) {
+    // Rack 2.2 and 3.0 take the line's last `; name=`, inside a quoted value too (`x="; name=_method"`).
+    if (quoted && /;\s*name\s*=/i.test(raw)) return undefined;
     const extended = name.endsWith('*');
     const singleQuoted = !quoted && /^'[^']+'$/.test(raw);
     if (!quoted && raw.includes("'") && !(extended ? EXT_VALUE.test(raw) : singleQuoted)) return undefined;
@@ -268,8 +273,8 @@ function decodeExtended(raw: string): string {
  * without a content type as one), any multipart body, or a JSON object when the content type holds
  * `json` anywhere (Laravel reads any such type as JSON). The media type is cut at `;`, `,` or a space,
  * as PHP cuts it. A content type two frameworks read two ways (`application/x-www-form-urlencoded;
- * x=/json`) has the body checked under each reading. `unreadable`: a multipart body whose field names
- * cannot be read unambiguously.
+ * x=/json`) has the body checked under each reading. `unreadable`: a body whose field names cannot be read
+ * unambiguously (a multipart body outside the grammar every reader takes alike, or one no reading here survives).
  */
 export function bodyOverridesMethod(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
   try {

@@ -310,7 +310,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     const unreadable = unreadableBody(input.headers.get('content-type'), input.headers.get('content-encoding'));
     if (unreadable !== undefined) return fail('proxy_header_refused', unreadable);
     const override = bodyOverridesMethod(body, input.headers.get('content-type'));
-    if (override === 'unreadable') return fail('proxy_header_refused', 'a multipart body whose field names cannot be read unambiguously is refused');
+    if (override === 'unreadable') return fail('proxy_header_refused', 'a body whose field names readers would read differently is refused');
     if (override) return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
   }
   // A caller that stalled its upload until the deadline gets no credential minted for a call that cannot be made.

@@ -51,11 +51,25 @@ function checkRunOfUrl(url: unknown): string | undefined {
 function handlers(deps: GitHubWebhookDeps): Handlers {
   const revokeEnded = async (ended: RunWorkEnded, note = ''): Promise<Handled> => {
     if (deps.endGitHubTokens === undefined && deps.endKeywayTokens === undefined) return { handled: false, detail: 'no tokens are revoked here' };
-    // First, so a token of the work exchanged while the revocations below run is refused, not missed by them.
-    await deps.recordEnded?.(ended);
-    const github = deps.endGitHubTokens === undefined ? [] : [`${await deps.endGitHubTokens(ended)} GitHub tokens`];
-    const keyway = deps.endKeywayTokens === undefined ? [] : [`${await deps.endKeywayTokens(ended)} keyway tokens`];
-    return { handled: true, detail: `${[...github, ...keyway].join(' and ')} revoked: ${whatEnded(ended)}${note}` };
+    // Each step runs whatever another's fate: one store down must not keep the others' tokens alive. Any failure fails
+    // the delivery after all ran (a redelivery repeats them all; each is idempotent). The record goes first, so a token
+    // of the work exchanged while the revocations run is refused, not missed by them.
+    const failures: unknown[] = [];
+    const attempt = async <T>(step: (() => Promise<T>) | undefined): Promise<T | undefined> => {
+      try {
+        return await step?.();
+      } catch (error) {
+        failures.push(error);
+        return undefined;
+      }
+    };
+    const { recordEnded, endGitHubTokens, endKeywayTokens } = deps;
+    await attempt(recordEnded === undefined ? undefined : () => recordEnded(ended));
+    const github = await attempt(endGitHubTokens === undefined ? undefined : () => endGitHubTokens(ended));
+    const keyway = await attempt(endKeywayTokens === undefined ? undefined : () => endKeywayTokens(ended));
+    if (failures.length > 0) throw failures[0];
+    const counts = [...(github === undefined ? [] : [`${github} GitHub tokens`]), ...(keyway === undefined ? [] : [`${keyway} keyway tokens`])];
+    return { handled: true, detail: `${counts.join(' and ')} revoked: ${whatEnded(ended)}${note}` };
   };
   const repositoryOf = (repository: { name: string; owner: { login: string } }) => ({ owner: repository.owner.login, name: repository.name });
   const installation = async (owner: string | undefined): Promise<Handled> => {
@@ -104,7 +118,6 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
           repositoryId: String(payload.repository.id),
           runId: String(payload.workflow_job.run_id),
           runAttempt: runAttemptOf(payload.workflow_job.run_attempt),
-          startedAt: timeOf(payload.workflow_job.started_at),
           job: { id: String(payload.workflow_job.id), checkRunId },
           deliveryId: id,
         },
@@ -121,18 +134,11 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
         repositoryId: String(repository.id),
         runId: String(run.id),
         runAttempt: runAttemptOf(run.run_attempt),
-        startedAt: timeOf(run.run_started_at),
         job: undefined,
         deliveryId: id,
       });
     },
   };
-}
-
-/** A payload's ISO 8601 time in ms since the epoch; undefined when it is not one. */
-function timeOf(value: unknown): number | undefined {
-  const time = typeof value === 'string' ? Date.parse(value) : Number.NaN;
-  return Number.isFinite(time) ? time : undefined;
 }
 
 function accountLogin(account: unknown): string | undefined {

@@ -250,7 +250,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     revocationTimer = timer;
   }
   // Revocations (and completed CI work) are claims made on the writer thread; whether one stands is read on this thread's connection.
-  const revocationReads = new SqliteReplayGuard(db);
+  const replayReads = new SqliteReplayGuard(db);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -265,8 +265,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         task.catch((error: unknown) => log.error('background task failed', { error: String(error) })),
       ),
     replay: writerThreadReplayGuard(audit),
-    revocations: revocationList(writerThreadReplayGuard(audit), (key, at) => revocationReads.holds(key, at)),
-    endedCiWork: endedCiWork(writerThreadReplayGuard(audit), (key, at) => revocationReads.holds(key, at)),
+    revocations: revocationList(writerThreadReplayGuard(audit), (key, at) => replayReads.holds(key, at)),
+    endedCiWork: endedCiWork(writerThreadReplayGuard(audit), (key, at) => replayReads.holds(key, at)),
     clientIp,
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,

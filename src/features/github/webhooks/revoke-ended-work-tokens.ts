@@ -28,11 +28,6 @@ export interface RunWorkEnded {
   readonly job: { readonly id: string; readonly checkRunId: string | undefined } | undefined;
   /** The run's attempt that ended (`run_attempt`): a later one's tokens (a re-run already under way) stay. */
   readonly runAttempt: number | undefined;
-  /**
-   * When the job, or the run's attempt, started (`started_at`, `run_started_at`), in ms since the epoch, by GitHub's
-   * clock: no token of it was granted before. Undefined when the payload has none.
-   */
-  readonly startedAt: number | undefined;
   /** The webhook delivery, for the records. */
   readonly deliveryId: string;
 }
@@ -66,13 +61,11 @@ export function whatEnded(ended: RunWorkEnded): string {
 /** How many audit pages of a repository's grants are read for one job or run, at most. */
 const MAX_PAGES = 20;
 const PAGE = 500;
-/** How far GitHub's clock may be ahead of this broker's: grants recorded this long before the work started are looked at too. */
-const START_SKEW_MS = 5 * 60 * 1000;
 
 /**
  * Revokes every live keyway access token granted to what ended (a job, or the whole run), found in
- * the audit log: the grants of the repository since the work started (or within the broker's longest
- * TTL, if later) whose recorded claims end with it (`endsWith`), newest first. For a job, the tokens
+ * the audit log: the grants of the repository within the broker's longest TTL whose recorded claims
+ * end with it (`endsWith`), newest first. For a job, the tokens
  * of the run's other jobs stay live. Each revocation has its record; a token already revoked (by an
  * earlier job of the run, or `POST /revoke`) is left alone, without another. Past MAX_PAGES pages of
  * the repository's grants the older ones are not looked at, and the log says so. Returns how many
@@ -81,9 +74,9 @@ const START_SKEW_MS = 5 * 60 * 1000;
 export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<number> {
   const now = deps.now();
   const live: { readonly jti: string; readonly exp: number }[] = [];
-  // A token granted maxTtl ago still verifies for the skew after its exp.
-  const stillVerifiable = now - (deps.maxTtlSeconds + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000;
-  const since = ended.startedAt === undefined ? stillVerifiable : Math.max(stillVerifiable, ended.startedAt - START_SKEW_MS);
+  // A token granted maxTtl ago still verifies for the skew after its exp. Not from the work's start: what ended takes
+  // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
+  const since = now - (deps.maxTtlSeconds + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000;
   let after: string | undefined;
   for (let page = 0; page < MAX_PAGES; page += 1) {
     const found = await deps.audit.query({
