@@ -111,14 +111,15 @@ describe('revoking a keyway token in the skew after its exp', () => {
         ),
       );
   };
-  const jobGrant = async (repository: string, at: number) => {
+  /** A grant of run 88 recorded `at`: of its job 89's check run, or of the run with no check_run_id (older GHES). */
+  const jobGrant = async (repository: string, at: number, checkRunId: string | undefined = '89') => {
     const jti = tokenId(at);
     await audit.append(
       auditEvent({
         time: new Date(at).toISOString(),
         decision: 'granted',
         reason: 'granted',
-        claims: { repository, repository_id: '902', run_id: '88', check_run_id: '89' },
+        claims: { repository, repository_id: '902', run_id: '88', ...(checkRunId === undefined ? {} : { check_run_id: checkRunId }) },
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
       }),
     );
@@ -143,17 +144,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
   }, 30_000);
 
   it('ends a token of the run without check_run_id (older GHES) granted long before the job that ended started', async () => {
-    const at = Date.now() - 40 * 60_000;
-    const jti = tokenId(at);
-    await audit.append(
-      auditEvent({
-        time: new Date(at).toISOString(),
-        decision: 'granted',
-        reason: 'granted',
-        claims: { repository: 'acme/older', repository_id: '902', run_id: '88' },
-        issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
-      }),
-    );
+    const jti = await jobGrant('acme/older', Date.now() - 40 * 60_000, undefined);
     const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log: silentLogger };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/older'))).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
