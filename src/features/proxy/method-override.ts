@@ -135,21 +135,31 @@ function contentTypeFacts(header: string): { readonly boundary?: string } | { re
  */
 export function unreadableBody(contentType: string | null, contentEncoding: string | null): string | undefined {
   const header = contentType ?? '';
-  const type = mediaType(header);
-  if (!readAsFields(type, header)) return undefined;
+  const readings = readingsOf(header);
+  if (readings.length === 0) return undefined;
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity')
     return `a body with Content-Encoding ${encoding} is refused: its fields cannot be checked before the upstream decodes it`;
   if (header.trim() === '') return undefined;
   const facts = contentTypeFacts(header);
   if ('refused' in facts) return facts.refused;
-  if (type.startsWith('multipart/') && facts.boundary === undefined) return 'a multipart body without a boundary is refused';
+  if (readings.includes('multipart') && facts.boundary === undefined) return 'a multipart body without a boundary is refused';
   return undefined;
 }
 
-/** Whether frameworks read fields from a body of this type: a form (or no type), any multipart, `json` anywhere in the header. */
-function readAsFields(type: string, header: string): boolean {
-  return type === '' || type === 'application/x-www-form-urlencoded' || type.startsWith('multipart/') || header.toLowerCase().includes('json');
+type Reading = 'form' | 'multipart' | 'json';
+
+/**
+ * How frameworks read fields from a body of this Content-Type, each way one does: a form (or no type: Rack reads one),
+ * any multipart, JSON when `json` is anywhere in the header (Laravel); none for any other type.
+ */
+function readingsOf(contentType: string): Reading[] {
+  const type = mediaType(contentType);
+  return [
+    ...(type === '' || type === 'application/x-www-form-urlencoded' ? (['form'] as const) : []),
+    ...(type.startsWith('multipart/') ? (['multipart'] as const) : []),
+    ...(contentType.toLowerCase().includes('json') ? (['json'] as const) : []),
+  ];
 }
 
 /** The media type as PHP cuts it, at `;`, `,` or white space, without case. */
@@ -286,16 +296,13 @@ export function bodyOverridesMethod(body: Uint8Array, contentType: string | null
 }
 
 function readBody(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
-  const header = (contentType ?? '').trim().toLowerCase();
-  const type = mediaType(header);
-  const readings: (boolean | 'unreadable')[] = [];
-  if (type === '' || type === 'application/x-www-form-urlencoded') readings.push(formNamesMethod(new TextDecoder().decode(body)));
-  if (type.startsWith('multipart/')) {
+  const verdicts = readingsOf(contentType ?? '').map((reading): boolean | 'unreadable' => {
+    if (reading === 'form') return formNamesMethod(new TextDecoder().decode(body));
+    if (reading === 'json') return jsonNamesMethod(body);
     const names = multipartFieldNames(new TextDecoder('latin1').decode(body), contentType ?? '');
-    readings.push(names === undefined ? 'unreadable' : names.some(isMethodField));
-  }
-  if (header.includes('json')) readings.push(jsonNamesMethod(body));
-  return readings.includes(true) || (readings.includes('unreadable') ? 'unreadable' : false);
+    return names === undefined ? 'unreadable' : names.some(isMethodField);
+  });
+  return verdicts.includes(true) || (verdicts.includes('unreadable') ? 'unreadable' : false);
 }
 
 function jsonNamesMethod(body: Uint8Array): boolean {
