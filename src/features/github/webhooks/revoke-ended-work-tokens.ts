@@ -1,6 +1,6 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
 import type { Logger } from '../../../core/log.ts';
-import { checkRunIdOf, runAttemptOf, type RunEnd } from '../../../core/claims/github-run.ts';
+import { ciJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-access-token.ts';
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
@@ -38,19 +38,17 @@ export function runEnd(ended: RunWorkEnded): RunEnd {
 }
 
 /**
- * Whether a token granted for these verified claims ends with what ended: same `repository_id` and `run_id`, and for
+ * Whether a token granted to this job (its verified claims, `ciJobOf`) ends with what ended: same `repository_id` and `run_id`, and for
  * a job its own `check_run_id`. A token without one (GitHub Enterprise Server releases whose tokens lack it) cannot be
  * told apart from the run's other jobs: the end of any job of its run (of its attempt or a later one) ends it, as before
  * the claim existed. A job whose check run is unknown ends only those. The end of an attempt of the run ends them all but
  * a later attempt's.
  */
-function endsWith(claims: Readonly<Record<string, unknown>>, ended: RunWorkEnded): boolean {
-  if (String(claims['repository_id']) !== ended.repositoryId || String(claims['run_id']) !== ended.runId) return false;
-  const attempt = runAttemptOf(claims['run_attempt']);
-  const ofAttempt = ended.runAttempt === undefined || attempt === undefined || attempt <= ended.runAttempt;
+function endsWith(job: CiJob, ended: RunWorkEnded): boolean {
+  if (job.repositoryId !== ended.repositoryId || job.runId !== ended.runId) return false;
+  const ofAttempt = ended.runAttempt === undefined || job.runAttempt === undefined || job.runAttempt <= ended.runAttempt;
   if (ended.job === undefined) return ofAttempt;
-  const checkRunId = checkRunIdOf(claims['check_run_id']);
-  return checkRunId === undefined ? ofAttempt : checkRunId === ended.job.checkRunId;
+  return job.checkRunId === undefined ? ofAttempt : job.checkRunId === ended.job.checkRunId;
 }
 
 /** What the records say ended: `the workflow job 96193868770 of run 32291736541 completed`, `the workflow run 32291736541 completed`. */
@@ -91,7 +89,7 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
     for (const { event } of found.records) {
       // Still verifiable (exp and the skew tolerated beyond it): worth revoking.
       const { issued } = event;
-      if (endsWith(event.claims ?? {}, ended) && issued !== undefined && (issued.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 > now)
+      if (endsWith(ciJobOf(event.claims ?? {}), ended) && issued !== undefined && (issued.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 > now)
         live.push({ jti: issued.jti, exp: issued.exp });
     }
     after = found.next;
