@@ -140,6 +140,7 @@ export function compileTemplate(source: string): Template {
   };
 }
 
-function codePoint(text: string): string {
+/** The first character of `text` as Unicode names it: `U+000A`. */
+export function codePoint(text: string): string {
   return `U+${(text.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 }

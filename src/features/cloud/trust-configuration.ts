@@ -1,8 +1,9 @@
 import { KeywayError } from '../../core/errors/keyway-error.ts';
+import { escapeRegExp } from '../../core/escape-reg-exp.ts';
 import { defaultCloudSubject } from '../../core/policy/decide.ts';
 import type { CloudProvider } from '../../core/policy/cloud-profile.ts';
 import type { Policy } from '../../core/policy/policy.ts';
-import type { Template } from '../../core/policy/template.ts';
+import { codePoint, type Template } from '../../core/policy/template.ts';
 
 /** A policy's sub that one of the formats printed cannot carry exactly: nothing is printed, rather than a trust that reads otherwise. */
 export class CloudTrustError extends KeywayError {
@@ -62,7 +63,6 @@ function trustedOf(policies: readonly Policy[], provider: CloudProvider): Truste
   });
 }
 
-const codePoint = (char: string) => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 const quoteShell = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
 /**
  * A Terraform (HCL) quoted string: JSON's escapes, less \b and \f, which HCL lacks, and `${` and
@@ -90,7 +90,7 @@ const celString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
  */
 const celPattern = (entry: Trusted) => {
   const excluded = [...new Set([':', '/', ...entry.delimiters])].map((char) => char.replace(/[\\\][^-]/g, '\\$&')).join('');
-  return `^${entry.shape.map((part) => ('text' in part ? part.text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : `[^${excluded}]+`)).join('')}$`;
+  return `^${entry.shape.map((part) => ('text' in part ? escapeRegExp(part.text) : `[^${excluded}]+`)).join('')}$`;
 };
 
 /**

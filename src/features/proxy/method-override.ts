@@ -1,3 +1,5 @@
+import { escapeRegExp } from '../../core/escape-reg-exp.ts';
+
 /**
  * What asks the upstream to route the request as another method or path than the one the rule
  * matched: refused outright, never stripped silently. Frameworks honour these (Rails and Rack,
@@ -189,10 +191,6 @@ function multipartFieldNames(text: string, contentType: string): string[] | unde
   const atLineStart = partNames(lines);
   const anywhere = partNames(text.split(delimiter).slice(1));
   return atLineStart === undefined || anywhere === undefined ? undefined : [...atLineStart, ...anywhere];
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /**
