@@ -123,6 +123,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       for (const [path, text] of Object.entries(files))
         await github.putFile({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, path: `${POLICY_DIR}/${path}`, ref, text });
     };
+    /** Moves the policy repository's main branch to `to`, as a push does before GitHub delivers it. */
+    const moveMain = (to: string) => github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: to });
+    /** The push delivery of main moved to `after`. */
+    const pushOf = (after: string) => ({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after }) });
     const checkRuns = async (): Promise<CheckRunBody[]> =>
       (await github.calls())
         .filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201)
@@ -198,11 +202,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // A push that would switch the live set to qa, and a pull request that would get a check run.
       const pushed = sha('forged-push');
       await putPolicies(pushed, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: pushed });
+      await moveMain(pushed);
       const [base, head] = [sha('forged-base'), sha('forged-head')];
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
       await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
-      const push = { event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: pushed }), id: crypto.randomUUID() };
+      const push = { ...pushOf(pushed), id: crypto.randomUUID() };
       const pullRequest = {
         event: 'pull_request',
         payload: payloads.pullRequest(POLICY_REPO, { number: 12, baseSha: base, headSha: head }),
@@ -811,8 +815,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       const good = sha('push-good');
       await putPolicies(good, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: good });
-      const pushed = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: good }) });
+      await moveMain(good);
+      const pushed = await deliver(pushOf(good));
       expect(pushed).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
       await expectRefusal(broker, await exchange({ environment: 'production' }), NO_POLICY);
@@ -830,8 +834,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // A broken set is refused: the good one keeps serving, /healthz says why.
       const broken = sha('push-broken');
       await putPolicies(broken, { 'deploy.yaml': brokenPolicy(ci.url), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: broken });
-      expect(await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: broken }) })).toMatchObject({ status: 200 });
+      await moveMain(broken);
+      expect(await deliver(pushOf(broken))).toMatchObject({ status: 200 });
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
       const status = await health();
       expect(status).toMatchObject({ status: 'degraded', policies: 2, policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` } });
@@ -863,18 +867,18 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const slow = sha('race-slow');
       await putPolicies(slow, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: slow });
+      await moveMain(slow);
       // The first push's handler reads the head, then GitHub is slow to list its files…
       const reads = await github.holdReads(slow);
       let first;
       try {
-        first = deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: slow }) });
+        first = deliver(pushOf(slow));
         await reads.held();
         // …while its revert is pushed, and that push's delivery is handled first.
         const revert = sha('race-revert');
         await putPolicies(revert, { 'deploy.yaml': deployPolicy(ci.url, 'uat'), 'guard.yaml': guardPolicy(ci.url) });
-        await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: revert });
-        const later = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: revert }) });
+        await moveMain(revert);
+        const later = await deliver(pushOf(revert));
         expect(later).toMatchObject({ status: 200, body: { status: 'handled', detail: `live set switched to ${revert} (2 policies)` } });
       } finally {
         await reads.release();
@@ -890,8 +894,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const granting = sha('moved-qa');
       await putPolicies(granting, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: granting });
-      expect(await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: granting }) })).toMatchObject({
+      await moveMain(granting);
+      expect(await deliver(pushOf(granting))).toMatchObject({
         body: { status: 'handled' },
       });
       expect((await exchange({ environment: 'qa' })).status).toBe(200);
@@ -899,13 +903,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const [revert, unrelated] = [sha('moved-revert'), sha('moved-unrelated')];
       await putPolicies(revert, { 'deploy.yaml': deployPolicy(ci.url, 'uat'), 'guard.yaml': guardPolicy(ci.url) });
       await putPolicies(unrelated, { 'deploy.yaml': deployPolicy(ci.url, 'uat'), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: revert });
+      await moveMain(revert);
       const reads = await github.holdReads(revert);
       let delivered;
       try {
-        delivered = deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: revert }) });
+        delivered = deliver(pushOf(revert));
         await reads.held();
-        await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: unrelated });
+        await moveMain(unrelated);
       } finally {
         await reads.release();
       }
@@ -921,7 +925,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const impostor = { ...POLICY_REPO, id: 9999 };
       const planted = sha('impostor-push');
       await putPolicies(planted, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
-      await github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: planted });
+      await moveMain(planted);
       const [base, head] = [sha('impostor-base'), sha('impostor-head')];
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
       await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
@@ -943,7 +947,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const readsBefore = await contentReads();
       await installApp(impostor.id);
       try {
-        const late = await deliver({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: planted }) });
+        const late = await deliver(pushOf(planted));
         expect(late).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
         expect(await contentReads()).toBe(readsBefore);
         expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)).toMatchObject({
