@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { POLICY_FETCH_CONCURRENCY } from '../../src/features/github/repository-policies/fetch-policy-files.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -916,6 +917,34 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await delivered).toMatchObject({ status: 200, body: { status: 'handled', detail: `live set switched to ${unrelated} (2 policies)` } });
       await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
       expect((await exchange({ environment: 'uat' })).status).toBe(200);
+    });
+
+    it('reads a pushed set of many policy files a few at a time, not one by one, and adopts them in full', async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      const many = sha('many-files');
+      const environments = Array.from({ length: 24 }, (_, index) => `env-${String(index).padStart(2, '0')}`);
+      await putPolicies(many, {
+        'guard.yaml': guardPolicy(ci.url),
+        ...Object.fromEntries(environments.map((environment) => [`deploy-${environment}.yaml`, deployPolicy(ci.url, environment)])),
+      });
+      await moveMain(many);
+      const reads = await github.holdReads(many, '.yaml');
+      let delivered;
+      let waiting;
+      try {
+        delivered = deliver(pushOf(many));
+        // One by one, a single file read would wait here; at once without bound, all 25.
+        await reads.held(2);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        waiting = await reads.waiting();
+      } finally {
+        await reads.release();
+      }
+      expect(waiting).toBeGreaterThanOrEqual(2);
+      expect(waiting).toBeLessThanOrEqual(POLICY_FETCH_CONCURRENCY);
+      expect(await delivered).toMatchObject({ status: 200, body: { status: 'handled', detail: `live set switched to ${many} (25 policies)` } });
+      expect((await exchange({ environment: 'env-23' })).status).toBe(200);
+      await expectRefusal(broker, await exchange({ environment: 'env-24' }), NO_POLICY);
     });
 
     it('follows the policy repository by its id: a push or pull request from another repository under its name changes nothing', async () => {

@@ -51,7 +51,7 @@ interface FakeApp {
   /** A rate limit counted down by every API call, reported in x-ratelimit-* headers; at 0 the App is rate limited until reset. */
   quota: { remaining: number; resetAt: number } | undefined;
   /** Contents reads at `ref` wait until the test releases them (a slow GitHub, for races); `waiting` counts those held now. */
-  hold: { ref: string; waiting: number; released: Promise<void>; release: () => void } | undefined;
+  hold: { ref: string; suffix: string; waiting: number; released: Promise<void>; release: () => void } | undefined;
 }
 
 /** What a repository route names, by name or by id. */
@@ -338,7 +338,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const path = decodeURIComponent(c.req.path.replace(/^.*?\/contents\//, ''));
       const ref = c.req.query('ref') ?? 'main';
       const hold = c.get('app').hold;
-      if (hold !== undefined && hold.ref === ref) {
+      if (hold !== undefined && hold.ref === ref && path.endsWith(hold.suffix)) {
         hold.waiting += 1;
         await hold.released;
       }
@@ -488,13 +488,13 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/hold', async (c) => {
-    const { ref } = await c.req.json<{ ref: string }>();
+    const { ref, suffix = '' } = await c.req.json<{ ref: string; suffix?: string }>();
     c.get('app').hold?.release();
     let release = (): void => undefined;
     const released = new Promise<void>((resolve) => {
       release = resolve;
     });
-    c.get('app').hold = { ref, waiting: 0, released, release };
+    c.get('app').hold = { ref, suffix, waiting: 0, released, release };
     return c.json({ ok: true });
   });
   api.get('/_test/hold', (c) => c.json({ waiting: c.get('app').hold?.waiting ?? 0 }));

@@ -134,19 +134,22 @@ export class FakeGitHub {
   }
 
   /**
-   * Holds every contents read at `ref` (a listing or a file) as a slow GitHub would, for races between deliveries: `held` waits
-   * until `reads` of them are waiting (so the test knows where a handler stands), `release` answers them and holds no more.
+   * Holds every contents read at `ref` (a listing or a file; with `suffix`, only those whose path ends so) as a slow GitHub
+   * would, for races between deliveries: `held` waits until `reads` of them are waiting (so the test knows where a handler
+   * stands), `waiting` says how many are, `release` answers them and holds no more.
    */
-  async holdReads(ref: string): Promise<{ held(reads?: number): Promise<void>; release(): Promise<void> }> {
-    await this.#admin('POST', 'hold', { ref });
+  async holdReads(ref: string, suffix = ''): Promise<{ held(reads?: number): Promise<void>; waiting(): Promise<number>; release(): Promise<void> }> {
+    await this.#admin('POST', 'hold', { ref, suffix });
+    const waiting = async () => ((await this.#admin('GET', 'hold')) as { waiting: number }).waiting;
     return {
       held: async (reads = 1) => {
         for (let attempt = 0; attempt < 100; attempt += 1) {
-          if (((await this.#admin('GET', 'hold')) as { waiting: number }).waiting >= reads) return;
+          if ((await waiting()) >= reads) return;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
-        throw new Error(`no read at ${ref} reached the fake GitHub within 5 s`);
+        throw new Error(`fewer than ${reads} reads at ${ref} reached the fake GitHub within 5 s`);
       },
+      waiting,
       release: async () => {
         await this.#admin('DELETE', 'hold');
       },
