@@ -1,3 +1,4 @@
+import { policyLoadOptionsOf } from '../config/broker-settings.ts';
 import { statSync } from 'node:fs';
 import { devIssuerUrl } from '../features/dev-issuer/dev-issuer.ts';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
@@ -11,12 +12,7 @@ import { CliError } from './command.ts';
  */
 export function policyLoadOptions(): PolicyLoadOptions {
   const config = nodeConfigFromEnv(process.env);
-  return {
-    brokerIssuer: config.issuer,
-    maxTtlSeconds: config.maxTtlSeconds,
-    allowHttpLoopback: config.allowHttpLoopback,
-    devIssuerUrl: devIssuerUrl(config.issuer),
-  };
+  return { ...policyLoadOptionsOf(config), devIssuerUrl: devIssuerUrl(config.issuer) };
 }
 
 /** The directory a policy command works on: its argument, else KEYWAY_POLICIES, else policies/. */

@@ -8,6 +8,7 @@ import { readGitHubWebhookSettings, type GitHubWebhookSettings } from '../featur
 import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../features/github/repository-policies/repository-policy-settings.ts';
 import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
 import { readProxyUpstreams, type UpstreamDeclaration } from '../features/proxy/proxy-settings.ts';
+import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
@@ -63,5 +64,18 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
     ...(githubWebhooks === undefined ? {} : { githubWebhooks }),
     dpopNonces: readDpopNonces(env),
     proxyUpstreams: readProxyUpstreams(env, { issuer, allowHttpLoopback, githubApp: github !== undefined }),
+  };
+}
+
+/**
+ * How this broker loads policies, wherever they come from (its directory or bundle, the live set, a repository's own, the
+ * policy commands): its issuer, its longest TTL, the loopback rule, and its keyway-jwt upstreams' audiences.
+ */
+export function policyLoadOptionsOf(settings: BrokerSettings): PolicyLoadOptions {
+  return {
+    brokerIssuer: settings.issuer,
+    maxTtlSeconds: settings.maxTtlSeconds,
+    allowHttpLoopback: settings.allowHttpLoopback,
+    upstreamAudiences: (settings.proxyUpstreams ?? []).flatMap((upstream) => (upstream.auth.kind === 'keyway-jwt' ? [upstream.auth.audience] : [])),
   };
 }

@@ -12,7 +12,7 @@ import type { ReplayGuard } from '../core/replay/replay-guard.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import type { EndedCiWork } from '../core/replay/ended-ci-work.ts';
 import { revokeEndedWorkTokens, runEnd, type RunWorkEnded } from '../features/github/webhooks/revoke-ended-work-tokens.ts';
-import type { BrokerSettings } from '../config/broker-settings.ts';
+import { policyLoadOptionsOf, type BrokerSettings } from '../config/broker-settings.ts';
 import type { KeyRing } from '../core/mint/key-ring.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import type { KeyStore } from '../core/mint/key-store.ts';
@@ -269,7 +269,7 @@ function repositoryPolicySource(
   { limits, rules, now }: { limits: RequestLimits; rules: () => RepositoryPolicyRules; now: () => number },
 ): RepositoryPolicySource {
   const open = repositoryAccessVia(app, READ_PERMISSIONS);
-  const loadOptions = { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback };
+  const loadOptions = policyLoadOptionsOf(settings);
   return new RepositoryPolicySource({
     open,
     loadOptions,

@@ -138,6 +138,24 @@ describe('keyway policy check', () => {
     expect(result.stdout).toBe('p/d.yaml:5:5 warning lint.ignore.spoofable-claim silences nothing here any more [unused-ignore]\n');
   });
 
+  it("refuses, with the broker's own settings, a policy taking the broker's tokens for a keyway-jwt proxy upstream's audience", async () => {
+    const trustingTheBroker = (audience: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "https://keyway.example.com", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { sub: "policy:deploy" }\ngrant: { audience: https://api.example }\n`;
+    const dir = writeTree({
+      'policies/relay.yaml': trustingTheBroker('https://deploy.internal'),
+      'policies/other.yaml': trustingTheBroker('https://other.internal'),
+      'upstreams.yaml': 'upstreams:\n  deploy: { url: "https://deploy.example", auth: { kind: keyway-jwt, audience: "https://deploy.internal" } }\n',
+    });
+    const env = { KEYWAY_ISSUER: 'https://keyway.example.com' };
+    const refused = await keyway(['policy', 'check', 'policies'], { cwd: dir, env: { ...env, KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' } });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout.split('\n').filter((line) => line.includes(' error '))).toEqual([
+      expect.stringMatching(/^policies\/relay\.yaml:3:1 error subject_audience https:\/\/deploy\.internal is the audience of a keyway-jwt proxy upstream/),
+    ]);
+    // Without that upstream declared, the same policies load.
+    expect((await keyway(['policy', 'check', 'policies'], { cwd: dir, env })).stdout).not.toMatch(/ error /);
+  });
+
   it('exits 2 on bad usage', async () => {
     expect(await keyway(['policy', 'check', 'policies', '--format', 'xml'])).toMatchObject({
       code: 2,

@@ -124,6 +124,18 @@ describe('grant.cloud', () => {
     expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://keyway.test/proxy/keyed') }], OPTIONS).policies).toHaveLength(1);
   });
 
+  it('refuses a policy trusting the broker itself for the audience of a keyway-jwt proxy upstream, which holds every such token', () => {
+    const trustingTheBroker = (audience: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { sub: "policy:deploy" }\ngrant: { audience: https://api.example }\n`;
+    const withUpstream = { ...OPTIONS, upstreamAudiences: ['https://deploy.internal'] };
+    const refused = () => loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://deploy.internal') }], withUpstream);
+    expect(refused).toThrow(/subject_audience https:\/\/deploy\.internal is the audience of a keyway-jwt proxy upstream \(KEYWAY_PROXY_UPSTREAMS\)/);
+    expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://other.internal') }], withUpstream).policies).toHaveLength(1);
+    // Another issuer's tokens for that audience are not the broker's: the upstream holds none of them.
+    const other = `version: 1\nissuer: { kind: oidc, url: "https://idp.example" }\nsubject_audience: https://deploy.internal\nmatch: { sub: "svc" }\ngrant: { audience: https://api.example }\n`;
+    expect(loadPolicies([{ path: 'p.yaml', text: other }], withUpstream).policies).toHaveLength(1);
+  });
+
   it('refuses a grant.claims entry that would overwrite the session tags claim', () => {
     expect(messages(policy(AWS, '  claims: { "https://aws.amazon.com/tags": "{repository}" }\n')).join('\n')).toMatch(/keyway sets it/);
   });

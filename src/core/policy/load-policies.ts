@@ -45,6 +45,11 @@ export interface PolicyLoadOptions extends IssuerResolutionOptions {
   readonly brokerIssuer: string;
   /** No grant may ask for a longer token than this. */
   readonly maxTtlSeconds: number;
+  /**
+   * The audiences of the keyway JWTs the proxy hands its `keyway-jwt` upstreams (KEYWAY_PROXY_UPSTREAMS): each upstream
+   * holds every token minted for it, so no policy may take the broker's own tokens for one of them as subject tokens.
+   */
+  readonly upstreamAudiences?: readonly string[];
 }
 
 export interface PolicyProblem {
@@ -330,6 +335,12 @@ function compilePolicy(
   if (issuer.url === options.brokerIssuer && data.subject_audience !== undefined && cloudOfAudience(data.subject_audience) !== undefined) {
     fail(
       `subject_audience ${data.subject_audience} is a cloud STS audience: the broker's own tokens for it are the cloud tokens grant.cloud mints, credentials for the cloud, never identities to exchange`,
+      ['subject_audience'],
+    );
+  }
+  if (issuer.url === options.brokerIssuer && data.subject_audience !== undefined && options.upstreamAudiences?.includes(data.subject_audience)) {
+    fail(
+      `subject_audience ${data.subject_audience} is the audience of a keyway-jwt proxy upstream (KEYWAY_PROXY_UPSTREAMS): that upstream holds every keyway token for it, and could exchange one here as its caller`,
       ['subject_audience'],
     );
   }

@@ -1,3 +1,4 @@
+import { policyLoadOptionsOf } from '../../config/broker-settings.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from 'hono';
@@ -138,12 +139,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const db = openSqliteFile(databasePath);
   migrate(db);
 
-  const loadOptions: PolicyLoadOptions = {
-    brokerIssuer: config.issuer,
-    maxTtlSeconds: config.maxTtlSeconds,
-    allowHttpLoopback: config.allowHttpLoopback,
-    devIssuerUrl: devUrl,
-  };
+  const loadOptions: PolicyLoadOptions = { ...policyLoadOptionsOf(config), devIssuerUrl: devUrl };
   const load = (files: readonly PolicyFile[]): PolicySet => {
     const set = loadPolicies(files, loadOptions);
     for (const inactive of set.inactive) log.info('policy inactive', { policy: inactive.id, file: inactive.file, why: inactive.why });

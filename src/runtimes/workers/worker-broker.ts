@@ -7,7 +7,7 @@ import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import type { Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../../core/policy/load-policies.ts';
-import { readBrokerSettings } from '../../config/broker-settings.ts';
+import { policyLoadOptionsOf, readBrokerSettings } from '../../config/broker-settings.ts';
 import { ConfigError, readInteger } from '../../core/settings/read-settings.ts';
 import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
@@ -92,7 +92,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   const settings = readBrokerSettings(env);
   const master = readMasterKeys(env);
   if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
-  const loadOptions = { brokerIssuer: settings.issuer, maxTtlSeconds: settings.maxTtlSeconds, allowHttpLoopback: settings.allowHttpLoopback };
+  const loadOptions = policyLoadOptionsOf(settings);
   const bundled = loadPolicies(policyFiles, loadOptions);
   const state = () => keywayState(env.STATE);
   const stores = stateStores(state);
