@@ -98,10 +98,17 @@ export class WorkerLivePolicies {
     try {
       this.#set = loadPolicies(state.files, this.#options);
     } catch (error) {
-      // It loaded when it was saved; only a change of this Worker's own settings can make it fail here.
-      this.#log.error("the stored live policy set does not load with this Worker's settings; the previous set keeps serving", {
-        problems: reloadProblems(error),
-      });
+      // It loaded when it was saved; only this Worker's own settings (a lower KEYWAY_MAX_TTL_SECONDS) or version (a stricter
+      // loader, an isolate of the version before a rolling deploy) can make it fail here. Neither the bundled set nor the one
+      // served before may stand in for it: either could grant what the push took away. So none serves, as a Node broker
+      // does not start, until a push this Worker can load; health says why.
+      const problems = [
+        ...reloadProblems(error),
+        "The stored live set does not load with this Worker's settings or version: no policy serves until a push to the policy repository that loads",
+      ];
+      this.#log.error("stored live policy set not served: it does not load with this Worker's settings or version; no policy serves", { problems });
+      this.#set = loadPolicies([], this.#options);
+      this.#refused = { ok: false, at: new Date(this.#now()).toISOString(), policies: 0, source: STORED_LIVE_SET, problems };
     }
   }
 
