@@ -227,12 +227,40 @@ export class SqliteAuditStore implements AuditStore {
     ]);
   }
 
+  /**
+   * Found by the `time` column, then held to the hashed records: each one up to the candidate must chain from the anchor
+   * (or the genesis) with its own hash, say in its hashed `time` that it is older than `before`, and be the one its
+   * successor commits to. The `time` column is not hashed: whoever can write the file, without the master key, could
+   * otherwise date a recent record back and have the broker sign an anchor over it and delete it, a log that verify,
+   * and checkpoints kept elsewhere, would pass as pruned. A record that fails is a ChainConflictError: nothing is pruned.
+   */
   async pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
-    const [row] = this.#db.all<{ seq: number; hash: string | null }>(
-      'SELECT seq, hash FROM audit_events WHERE time < ? AND seq < (SELECT min(seq) FROM audit_events) + ? ORDER BY seq DESC LIMIT 1',
-      [before, maxRecords],
-    );
-    return row === undefined || row.hash === null ? undefined : { seq: row.seq, hash: row.hash };
+    return this.#db.transaction(() => {
+      const [row] = this.#db.all<{ seq: number; hash: string | null }>(
+        'SELECT seq, hash FROM audit_events WHERE time < ? AND seq < (SELECT min(seq) FROM audit_events) + ? ORDER BY seq DESC LIMIT 1',
+        [before, maxRecords],
+      );
+      if (row === undefined || row.hash === null) return undefined;
+      const records = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
+        'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq <= ? ORDER BY seq',
+        [row.seq + 1],
+      );
+      const first = records[0]?.seq ?? 1;
+      const [anchor] = this.#db.all<{ hash: string }>('SELECT hash FROM audit_checkpoints WHERE seq = ?', [first - 1]);
+      let expected = first === 1 ? GENESIS_HASH : anchor?.hash;
+      for (const [index, record] of records.entries()) {
+        const refuse = (why: string) => new ChainConflictError(`not pruned: record ${record.seq} ${why}`);
+        if (record.seq !== first + index) throw refuse(`follows record ${first + index - 1}: records are missing`);
+        if (record.prev_hash !== expected) throw refuse('does not commit to the record (or anchor) before it');
+        if (record.seq > row.seq) break;
+        const event = JSON.parse(record.event) as AuditEvent;
+        if (chainHash(record.prev_hash, event, this.#digest) !== record.hash) throw refuse('no longer matches its hash');
+        if (!(Date.parse(event.time) < before))
+          throw refuse(`is dated ${event.time} in its hashed record, inside the retention window: its time column was edited`);
+        expected = record.hash;
+      }
+      return { seq: row.seq, hash: row.hash };
+    });
   }
 
   async prune(anchor: Checkpoint): Promise<number> {

@@ -426,6 +426,31 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 7, anchor: 6 });
     });
 
+    it('prunes by the hashed records, not the time column: a record dated back in its column, or re-hashed alone, prunes nothing', async () => {
+      const { audit, tamper } = await open();
+      const { sign, keys } = await signer();
+      const now = Date.now();
+      const recent = [];
+      for (let i = 0; i < 3; i += 1) recent.push(await audit.append(auditEvent({ time: new Date(now - (3 - i) * HOUR).toISOString() })));
+      // Whoever can write the store, without the key, dates record 2 back in the column pruning selects by.
+      await tamper('UPDATE audit_events SET time = 0 WHERE seq = 2', []);
+      const round = maintainAuditLog(audit, sign, { now, retentionDays: 30 });
+      await expect(round).rejects.toThrow(/^not pruned: record 1 is dated .* inside the retention window: its time column was edited$/);
+      expect((await everything(audit)).map((record) => record.chain)).toEqual(recent);
+      // The head is signed all the same.
+      expect((await audit.latestCheckpoint())?.seq).toBe(3);
+
+      // …or rewrites record 1 as an old one, hashed anew: record 2 no longer commits to it.
+      const [first] = await everything(audit);
+      const dated = { ...first!.event, time: new Date(now - 90 * 24 * HOUR).toISOString() };
+      await tamper('UPDATE audit_events SET event = ?, hash = ?, time = 0 WHERE seq = 1', [canonicalEvent(dated).text, chainHash(GENESIS_HASH, dated)]);
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30 })).rejects.toThrow(
+        /^not pruned: record 2 does not commit to the record \(or anchor\) before it$/,
+      );
+      expect((await everything(audit)).length).toBe(3);
+      expect((await verify(audit, keys)).ok).toBe(false);
+    });
+
     it('refuses a log cut back to a head checkpoint: only the anchor pruning signs stands for the records before the first', async () => {
       const { audit, tamper } = await open();
       const { sign, keys } = await signer();
