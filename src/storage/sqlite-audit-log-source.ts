@@ -7,6 +7,7 @@ import type { SecretBox } from '../core/secrets/secret-box.ts';
 import type { SqlDatabase } from './sql-database.ts';
 import { SqliteAuditStore } from './sqlite-audit-store.ts';
 import { SqliteKeyStore } from './sqlite-key-store.ts';
+import { usageMismatch } from './sqlite-audit-usage.ts';
 
 /**
  * Which keys verify the checkpoints. An audit trusts no key on the database's word: the keys the
@@ -22,12 +23,19 @@ export async function sqliteAuditLogSource(db: SqlDatabase, trust: CheckpointKey
   const checkpoints: Checkpoint[] = [];
   for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
   const records = allRecords(store, { order: 'asc', limit: 500 });
+  const derivedMismatch = async () => usageMismatch(db);
   // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
   if (trust === 'stored')
-    return { records, checkpoints, keys: createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) }) };
+    return {
+      records,
+      checkpoints,
+      derivedMismatch,
+      keys: createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) }),
+    };
   return {
     records,
     checkpoints,
+    derivedMismatch,
     ...(await trustedKeys(
       trust,
       (await new SqliteKeyStore(db).describeKeys()).map((key) => key.kid),

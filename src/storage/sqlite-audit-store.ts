@@ -14,7 +14,7 @@ import {
   type AuditStatsQuery,
 } from '../core/audit/audit-query.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../core/audit/inventory.ts';
-import { auditClaimUsage, auditUsage, refreshUsage } from './sqlite-audit-usage.ts';
+import { auditClaimUsage, auditUsage, dropPrunedUsage, refreshUsage } from './sqlite-audit-usage.ts';
 import { canonicalEvent, chainHash, chainHashOfCanonical, GENESIS_HASH, type CanonicalEvent } from '../core/audit/chain-hash.ts';
 import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
@@ -274,6 +274,7 @@ export class SqliteAuditStore implements AuditStore {
       // Counted, not taken from the DELETE: a Durable Object reports index rows written too.
       const [counted] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq <= ?', [anchor.seq]);
       this.#db.run('DELETE FROM audit_events WHERE seq <= ?', [anchor.seq]);
+      dropPrunedUsage(this.#db);
       return counted?.n ?? 0;
     });
   }

@@ -118,12 +118,68 @@ function rollUpBatch(db: SqlDatabase): boolean {
       [from, to],
     );
     db.run('INSERT INTO audit_usage_state (slot, seq) VALUES (1, ?) ON CONFLICT (slot) DO UPDATE SET seq = excluded.seq', [to]);
-    // Days the log no longer holds (pruned) leave the roll-up too.
-    db.run(`DELETE FROM audit_usage WHERE day < (SELECT min(time) / ${DAY} FROM audit_events)`);
-    db.run(`DELETE FROM audit_usage_claims WHERE day < (SELECT min(time) / ${DAY} FROM audit_events)`);
+    dropPrunedUsage(db);
     return true;
   });
 }
+
+/**
+ * Drops the roll-up's days the log no longer holds (pruned), and all of it once no record is left: run where records are
+ * pruned, so no day of the roll-up outlives its records until the next refresh.
+ */
+export function dropPrunedUsage(db: SqlDatabase): void {
+  for (const table of ['audit_usage', 'audit_usage_claims'])
+    db.run(`DELETE FROM ${table} WHERE day < coalesce((SELECT min(time) / ${DAY} FROM audit_events), 9e15)`);
+}
+
+/**
+ * Where the roll-up is not what the records up to `audit_usage_state.seq` sum to, or undefined when it is: the inventory
+ * (`/v1/inventory`, `keyway policy suggest`, the stale-grant alert) reads it instead of the records, and the chain does not
+ * cover it. A pruned log's first day is left out (the roll-up counted that day's pruned records too); every other day must
+ * match row for row, and no day before it may remain. `audit verify` holds a data directory to it.
+ */
+export function usageMismatch(db: SqlDatabase): string | undefined {
+  // A database from before the roll-up (schema 11) has nothing to hold to the records.
+  if (db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_usage_state'").length === 0) return undefined;
+  const seq = rolledUpTo(db);
+  const [log] = db.all<{ first: number | null; day: number | null }>(
+    `SELECT min(seq) AS first, (SELECT time / ${DAY} FROM audit_events ORDER BY seq LIMIT 1) AS day FROM audit_events`,
+  );
+  if (log?.first == null || log.day == null) {
+    const [left] = db.all<{ n: number }>('SELECT (SELECT count(*) FROM audit_usage) + (SELECT count(*) FROM audit_usage_claims) AS n');
+    return (left?.n ?? 0) > 0 ? 'the usage roll-up (the inventory) holds days of a log that holds no records' : undefined;
+  }
+  // Records before the first pruned day's: the roll-up has them only in sum, as it had the pruned ones.
+  const from = log.first > 1 ? log.day + 1 : 0;
+  const before = db.all<{ day: number }>('SELECT day FROM audit_usage WHERE day < ? UNION SELECT day FROM audit_usage_claims WHERE day < ? LIMIT 1', [
+    log.day,
+    log.day,
+  ]);
+  if (before[0] !== undefined) return `the usage roll-up (the inventory) holds day ${isoDay(before[0].day)}, before the log's first record`;
+  const rebuilt = `SELECT day, json_array(${GROUPED}) AS grp, count(*) AS count, min(time) AS first, max(time) AS last
+    FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE seq <= ?) WHERE day >= ? GROUP BY day, ${GROUPED}`;
+  const stored = 'SELECT day, grp, count, first, last FROM audit_usage WHERE day >= ?';
+  const [usage] = db.all<{ day: number; grp: string }>(
+    `SELECT day, grp FROM (${rebuilt} EXCEPT ${stored}) UNION ALL SELECT day, grp FROM (${stored} EXCEPT ${rebuilt}) LIMIT 1`,
+    [seq, from, from, from, seq, from],
+  );
+  if (usage !== undefined) return `the usage roll-up (the inventory) of ${isoDay(usage.day)} differs from the records for ${usage.grp}`;
+  const rebuiltClaims = `SELECT time / ${DAY} AS day, policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
+    FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims
+    WHERE seq <= ? AND time / ${DAY} >= ? AND decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text' GROUP BY 1, 2, 3`;
+  const storedClaims = 'SELECT day, policy_id, claim, least, greatest, count FROM audit_usage_claims WHERE day >= ?';
+  const [claims] = db.all<{ day: number; policy_id: string; claim: string }>(
+    `SELECT day, policy_id, claim FROM (${rebuiltClaims} EXCEPT ${storedClaims})
+      UNION ALL SELECT day, policy_id, claim FROM (${storedClaims} EXCEPT ${rebuiltClaims}) LIMIT 1`,
+    [seq, from, from, from, seq, from],
+  );
+  if (claims !== undefined) {
+    return `the usage roll-up (the inventory) of ${isoDay(claims.day)} differs from the records for claim ${claims.claim} of policy ${claims.policy_id}`;
+  }
+  return undefined;
+}
+
+const isoDay = (day: number): string => new Date(day * DAY).toISOString().slice(0, 10);
 
 /**
  * Brings the roll-up up to date, for at most `budgetMs`. A read-only connection (`keyway

@@ -17,6 +17,9 @@ import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
+import { refreshUsage, usageMismatch } from '../../src/storage/sqlite-audit-usage.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteReplayGuard } from '../../src/storage/sqlite-replay-guard.ts';
@@ -160,6 +163,74 @@ describe('the audit log in a real database file', () => {
     },
     CLI_RUNS_TIMEOUT_MS,
   );
+
+  it(
+    'holds the usage roll-up the inventory reads to the records: an edited, added or dated-back row fails verify (derived_mismatch)',
+    async () => {
+      const log = await closedLog(4);
+      const verify = (dir: string) => cli(['audit', 'verify', '--data-dir', dir]);
+      // Rolled up as the broker does when the inventory is asked for, then changed in the copy.
+      const rolled = (change: (db: SqliteFile) => void) =>
+        log.tampered((db) => {
+          refreshUsage(db);
+          expect(db.all('SELECT * FROM audit_usage').length).toBeGreaterThan(0);
+          change(db);
+        });
+      expect((await verify(rolled(() => {}))).stdout).toMatch(/^intact: 4 records/);
+      for (const [edit, what] of [
+        [
+          "UPDATE audit_usage SET repository = 'acme/other', decision = 'denied', reason = 'denied_by_policy', grp = json_array(issuer, tenant, 'acme/other', subject, policy_id, 'denied', 'denied_by_policy', scopes, audiences, github_permissions, github_repositories) WHERE decision = 'granted'",
+          /differs from the records for \[/,
+        ],
+        ['UPDATE audit_usage SET count = count + 1', /differs from the records for \[/],
+        [
+          'DELETE FROM audit_usage_claims WHERE (day, policy_id, claim) IN (SELECT day, policy_id, claim FROM audit_usage_claims LIMIT 1)',
+          /differs from the records for claim \S+ of policy /,
+        ],
+        ['UPDATE audit_usage_state SET seq = 2', /differs from the records/],
+        [
+          'INSERT INTO audit_usage SELECT day - 400, grp, issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories, count, first, last FROM audit_usage LIMIT 1',
+          /holds day \d{4}-\d\d-\d\d, before the log's first record/,
+        ],
+      ] as const) {
+        const edited = await verify(rolled((db) => db.run(edit)));
+        expect(edited.code, edit).toBe(1);
+        expect(edited.stdout, edit).toMatch(/^TAMPERED \(derived_mismatch\): the usage roll-up \(the inventory\) /);
+        expect(edited.stdout, edit).toMatch(what);
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it('keeps the roll-up held to the records through pruning: the first day (with pruned records in its sums) aside, and pruned days dropped', async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE));
+    migrate(db);
+    const store = new SqliteAuditStore(db);
+    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
+    const now = Date.now();
+    const cutoff = now - 30 * 86_400_000;
+    // Records 60 days back, then either side of the retention cutoff (one day in the roll-up may hold both), then today's.
+    for (const time of [now - 60 * 86_400_000, cutoff - 1000, cutoff + 1000, now - 1000])
+      await store.append(auditEvent({ time: new Date(time).toISOString() }));
+    refreshUsage(db);
+    expect(usageMismatch(db)).toBeUndefined();
+    expect((await maintainAuditLog(store, sign, { now, retentionDays: 30 })).pruned).toBe(2);
+    // The 60-day-old day left with its records; the cutoff's day (if it is one day) still sums the pruned record, and is not held.
+    expect(db.all<{ day: number }>('SELECT day FROM audit_usage WHERE day * 86400000 < ?', [cutoff - 86_400_000])).toEqual([]);
+    expect(usageMismatch(db)).toBeUndefined();
+    refreshUsage(db);
+    expect(usageMismatch(db)).toBeUndefined();
+    // Today's sums are held still.
+    db.run('UPDATE audit_usage SET count = count + 1 WHERE day = ?', [Math.floor(now / 86_400_000)]);
+    expect(usageMismatch(db)).toMatch(/^the usage roll-up \(the inventory\) of \d{4}-\d\d-\d\d differs from the records for \[/);
+    // A log pruned of every record keeps no roll-up.
+    db.run('UPDATE audit_usage SET count = count - 1 WHERE day = ?', [Math.floor(now / 86_400_000)]);
+    expect((await maintainAuditLog(store, sign, { now: now + 31 * 86_400_000, retentionDays: 30 })).pruned).toBe(2);
+    expect(db.all('SELECT day FROM audit_usage UNION ALL SELECT day FROM audit_usage_claims')).toEqual([]);
+    expect(usageMismatch(db)).toBeUndefined();
+    db.close();
+  });
 
   it(
     "trusts no key on the database's word: a planted key that re-signs a rewritten log, an unattested removed key, and keys pinned with --keys",

@@ -10,6 +10,7 @@ import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.t
 export type ChainProblemKind =
   | 'edited'
   | 'index_mismatch'
+  | 'derived_mismatch'
   | 'deleted'
   | 'reordered'
   | 'truncated'
@@ -262,6 +263,11 @@ export interface AuditLogSource {
   /** Heads signed by root checkpoints already verified (verify-shards.ts): held to the log as kept checkpoints are. */
   readonly witnessed?: readonly Checkpoint[];
   readonly issuer?: string;
+  /**
+   * Where a table derived from the records and read in their place (the usage roll-up the inventory reads) differs from
+   * them, or undefined; asked once the chain holds. Only a store read directly (a data directory) has one to ask.
+   */
+  readonly derivedMismatch?: () => Promise<string | undefined>;
 }
 
 /**
@@ -316,7 +322,9 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
   const report: ChainReport = unvouched.size === 0 ? found : { ...found, ok: false, unvouched_keys: source.unvouched };
   const chain = report.problem;
   const problem = (forged !== undefined && (chain === undefined || (chain.seq ?? 0) > (forged.seq ?? 0)) ? forged : chain) ?? keyProblem(source.unvouched?.[0]);
-  return problem === undefined ? report : { ...report, ok: false, problem };
+  if (problem !== undefined) return { ...report, ok: false, problem };
+  const derived = await source.derivedMismatch?.();
+  return derived === undefined ? report : { ...report, ok: false, problem: { kind: 'derived_mismatch', message: `${derived}: it was edited` } };
 }
 
 function keyProblem(key: UnvouchedKey | undefined): ChainProblem | undefined {
