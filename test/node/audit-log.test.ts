@@ -563,6 +563,7 @@ describe('the audit log in a real database file', () => {
         [['--sort', 'size'], 'sort must be one of'],
         [['--format', 'xml'], '--format is one of'],
         [['--subject', 'x'], 'not subject'],
+        [['--upstream', 'github'], 'not upstream'],
       ] as const) {
         expect(await cli(['inventory', '--data-dir', dataDir, ...args])).toMatchObject({ code: 2, stderr: expect.stringContaining(message) });
       }

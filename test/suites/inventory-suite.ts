@@ -126,7 +126,16 @@ export function inventorySuite(runtime: string, start: StartBroker, issuerBase: 
     });
 
     it('refuses a malformed window, sort or filter with 400, never a 500', async () => {
-      for (const query of ['?since=yesterday', '?since=1d&until=2d', '?sort=size', '?order=up', '?format=xml', '?jti=x', '?decision=maybe']) {
+      for (const query of [
+        '?since=yesterday',
+        '?since=1d&until=2d',
+        '?sort=size',
+        '?order=up',
+        '?format=xml',
+        '?jti=x',
+        '?upstream=github',
+        '?decision=maybe',
+      ]) {
         const response = await get(query);
         expect(response.status, query).toBe(400);
         expect(await response.json()).toMatchObject({ error: 'invalid_request' });

@@ -103,11 +103,11 @@ const DAY = 86_400_000;
 
 /** `since`/`until` and the audit filters, `sort` and `order`; the window is the last 30 days unless given. */
 export function parseInventoryQuery(params: URLSearchParams, now: number): InventoryQuery {
-  const unsupported = ['subject', 'jti'].find((name) => params.has(name));
+  const unsupported = ['subject', 'jti', 'upstream'].find((name) => params.has(name));
   if (unsupported !== undefined)
     throw new AuditQueryError(`the inventory filters on since, until, issuer, repository, policy, decision and reason, not ${unsupported}`);
   const rest = new URLSearchParams([...params].filter(([name]) => name !== 'sort' && name !== 'order'));
-  const { subject: _subject, jti: _jti, ...filter } = parseAuditFilter(rest, now);
+  const { subject: _subject, jti: _jti, upstream: _upstream, ...filter } = parseAuditFilter(rest, now);
   const sort = params.get('sort') ?? 'last_seen';
   if (!(INVENTORY_SORTS as readonly string[]).includes(sort)) throw new AuditQueryError(`sort must be one of ${INVENTORY_SORTS.join(', ')}`);
   const order = params.get('order') ?? (sort === 'identity' ? 'asc' : 'desc');
