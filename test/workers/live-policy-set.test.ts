@@ -1,10 +1,12 @@
+import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 import { policyHealth } from '../../src/core/policy/policy-health.ts';
-import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { WorkerLivePolicies } from '../../src/runtimes/workers/live-policies.ts';
-import { ownStateNamespace } from './workers-harness.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
 const policy = (path: string, sub: string, ttl: string): PolicyFile => ({
   path,
@@ -53,5 +55,54 @@ describe('a Worker isolate whose stored live policy set does not load', () => {
     await live.refreshIfStale();
     expect(served(live)).toEqual([]);
     expect(policyHealth(live.current, live.lastSwitch).status).toBe('degraded');
+  });
+});
+
+describe('a Worker following a policy repository while KeywayState cannot say which set is live', () => {
+  it('answers every request with the JSON 503 temporarily_unavailable, not a bare 500, and serves again once it can', async () => {
+    const real = ownStateNamespace();
+    let down = false;
+    // KeywayState's live-set check fails (overloaded, reset), as a Durable Object call can.
+    const states = {
+      ...real,
+      get: (id: DurableObjectId) =>
+        new Proxy(real.get(id), {
+          get: (target, name) =>
+            down && name === 'livePolicyState' ? () => Promise.reject(new Error('Durable Object is overloaded')) : Reflect.get(target, name),
+        }),
+    } as DurableObjectNamespace<KeywayState>;
+    const env = {
+      ...workerEnv,
+      STATE: states,
+      AUDIT: ownStateNamespace(workerEnv.AUDIT),
+      LIMITS: ownStateNamespace(workerEnv.LIMITS),
+      KEYWAY_GITHUB_WEBHOOK_SECRET: 'a-webhook-secret-of-enough-chars',
+      KEYWAY_GITHUB_POLICY_REPOSITORY: 'org/policies',
+      KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '1',
+      KEYWAY_GITHUB_POLICY_CHECK_SECONDS: '0',
+    };
+    const broker = await createWorkerBroker(env, [], { log: silentLogger });
+    const token = () =>
+      broker.app.fetch(
+        new Request(`${workerEnv.KEYWAY_ISSUER}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=urn:ietf:params:oauth:grant-type:token-exchange',
+        }),
+        env,
+        createExecutionContext(),
+      );
+    down = true;
+    const refused = await token();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('cache-control')).toBe('no-store');
+    expect(await refused.json()).toEqual({
+      error: 'temporarily_unavailable',
+      error_description: 'which policy set is live cannot be checked right now; retry later',
+    });
+    down = false;
+    const answered = await token();
+    expect(answered.status).toBe(400);
+    expect(await answered.json()).toMatchObject({ error: 'invalid_request' });
   });
 });

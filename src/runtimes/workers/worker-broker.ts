@@ -5,7 +5,7 @@ import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
 import { openUpstreams } from '../../features/proxy/upstream-credential.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
-import type { Logger } from '../../core/log.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../../core/policy/load-policies.ts';
 import { policyLoadOptionsOf, readBrokerSettings } from '../../config/broker-settings.ts';
 import { ConfigError, readInteger } from '../../core/settings/read-settings.ts';
@@ -149,17 +149,27 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   // A restore writes only into a fresh deployment, object by object: any other answer meanwhile (a stranger's refused
   // /token has its audit record) would leave a shard not fresh and the deployment half restored.
   if (restoring) app.use(async (c, next) => (c.req.path === RESTORE_PATH ? next() : c.json(RESTORING, 503, { 'Cache-Control': 'no-store' })));
-  // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more.
+  // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more. While
+  // KeywayState cannot say which set is live, nothing is decided by a set that may be stale past that bound: 503.
   if (following) {
-    app.use(async (_c, next) => {
-      await live.refreshIfStale();
-      await next();
+    app.use(async (c, next) => {
+      try {
+        await live.refreshIfStale();
+      } catch (error) {
+        options.log.error('live policy set could not be checked', { error: errorText(error) });
+        return c.json(LIVE_SET_UNCHECKED, 503, { 'Cache-Control': 'no-store' });
+      }
+      return next();
     });
   }
   app.route('/', broker.app);
   return { ...broker, app, keys, audit };
 }
 
+const LIVE_SET_UNCHECKED = {
+  error: 'temporarily_unavailable',
+  error_description: 'which policy set is live cannot be checked right now; retry later',
+} as const;
 const RESTORE_PATH = '/v1/backup/restore';
 const RESTORING = {
   error: 'temporarily_unavailable',
