@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { AuditShardUnavailableError } from '../core/audit/sharded-audit-log.ts';
 import { HTTPException } from 'hono/http-exception';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { errorText } from '../core/log.ts';
@@ -88,6 +89,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.onError((error, c) => {
     // Hono's middleware refuses a request by throwing one (csrf() its 403): the answer it chose. A 5xx one is a fault like any other.
     if (error instanceof HTTPException && error.status < 500) return error.getResponse();
+    // A shard of a sharded audit log that cannot be read now (Workers), wherever a route reads the log: retry, not a fault.
+    if (error instanceof AuditShardUnavailableError) {
+      return c.json({ error: 'temporarily_unavailable', error_description: error.message }, 503, { 'Cache-Control': 'no-store', 'Retry-After': '5' });
+    }
     deps.exchange.log.error('unhandled error', { request_id: c.get('requestId'), error: errorText(error) });
     return c.json({ error: 'server_error', error_description: 'internal error' }, 500);
   });

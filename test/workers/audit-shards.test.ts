@@ -33,6 +33,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
   const policies = () => ({
     'shards/service.yaml': `version: 1\nissuer: "${service.url}"\nmatch: { sub: { glob: "svc-*" } }\ngrant: { audience: https://shards.example }\n`,
     ...auditorPolicies(people, workerEnv.KEYWAY_ISSUER),
+    'auditors/carol.yaml': `version: 1\nissuer: "${people.url}"\nmatch: { sub: carol@acme.dev }\ngrant: { audience: ${workerEnv.KEYWAY_ISSUER}, scopes: [audit:read, policy:explain] }\n`,
   });
 
   async function start(deployment: Deployment, shards: number, settings: Record<string, string> = {}) {
@@ -178,6 +179,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     const up = subjectIn(1, 4, 'up');
     const before = await broker.exchange(down);
     expect(before.status).toBe(200);
+    const explainer = await auditorToken(broker.client, people, 'carol@acme.dev', 'audit:read policy:explain');
     // Shard 2 fails inside its own object, across real RPC. workerd, run --verbose by the pool, logs every Durable
     // Object call that throws, even one its caller handles: the append and the read below each print "uncaught
     // exception; source = Uncaught (in promise); stack = Error: no such table: audit_events". Expected: only a fake
@@ -202,6 +204,20 @@ describe('the sharded audit log on Workers (workerd)', () => {
         expect(page.status, path).toBe(503);
         expect(page.headers.get('retry-after')).toBe('5');
         expect(await page.text()).toContain('audit shard 2 cannot be read');
+      }
+      // An explanation of one of its records too: a 503 to retry, not a 500.
+      const id = String(before.body['audit_event_id']);
+      for (const [path, init] of [
+        [`/v1/audit/events/${id}/explanation`, {}],
+        ['/v1/policy/explain', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ audit_event_id: id }) }],
+      ] as const) {
+        const explained = await broker.client.request(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${explainer}` } });
+        expect(explained.status, path).toBe(503);
+        expect(explained.headers.get('retry-after'), path).toBe('5');
+        expect(await explained.json(), path).toMatchObject({
+          error: 'temporarily_unavailable',
+          error_description: expect.stringContaining('audit shard 2 cannot be read'),
+        });
       }
     } finally {
       await editRecord(deployment, 2, 'ALTER TABLE audit_events_away RENAME TO audit_events', []);

@@ -4,7 +4,6 @@ import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
 import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
-import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
@@ -41,11 +40,8 @@ export const AUDIT_READ_SCOPE = 'audit:read';
 const EXPORT_PAGE = 500;
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 
-/** A query auditors got wrong (400), or on a sharded log a shard that cannot be read now (503); anything else is not the caller's. */
+/** A query auditors got wrong (400); anything else is not the caller's (a shard that cannot be read now: the app's 503). */
 function invalid(c: Context, error: unknown): Response {
-  if (error instanceof AuditShardUnavailableError) {
-    return c.json({ error: 'temporarily_unavailable', error_description: error.message }, 503, { ...NO_STORE, 'Retry-After': '5' });
-  }
   if (!(error instanceof AuditQueryError)) throw error;
   return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
 }
