@@ -2900,12 +2900,21 @@ var REVOCATIONS = {
 async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
   const api = env["GITHUB_API_URL"];
   if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
+  const url = URL.canParse(api) ? new URL(api) : void 0;
+  if (url === void 0 || url.protocol !== "https:" && !isLoopbackHttpUrl(url)) {
+    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
+  }
   const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
     method: "DELETE",
     headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
   });
-  if (response.status !== 204 && response.status !== 401) throw new Error(`GitHub answered ${response.status} to the revocation`);
-  return response.status === 204 ? "revoked the GitHub installation token" : "the GitHub installation token had already expired";
+  await response.body?.cancel();
+  if (response.status === 204) return "revoked the GitHub installation token";
+  if (response.status === 401 && response.headers.has("x-github-request-id") && !response.headers.has("keyway-error")) {
+    return "the GitHub installation token had already expired";
+  }
+  const from = response.headers.has("x-github-request-id") ? "GitHub" : `${url.host} (not GitHub: no x-github-request-id)`;
+  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
 }
 
 // src/cli/pipeline/aws-delivery.ts

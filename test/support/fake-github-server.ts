@@ -121,6 +121,11 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     }
   };
 
+  // GitHub names every answer, its errors too, with a request id: what tells a client GitHub's 401 from another server's.
+  api.use('*', async (c, next) => {
+    c.header('x-github-request-id', crypto.randomUUID().toUpperCase());
+    await next();
+  });
   api.use('*', async (c, next) => {
     const shared = c.req.param('app') === 'shared';
     const app = shared ? appOfCredential(c) : apps.get(Number(c.req.param('app')));

@@ -1,4 +1,5 @@
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
+import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import type { Environment } from './ci-token-sources.ts';
 import type { FetchLike } from './retrying-fetch.ts';
 
@@ -17,17 +18,30 @@ export const REVOCATIONS: Readonly<Record<string, Revoke>> = {
   [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken,
 };
 
-/** `DELETE $GITHUB_API_URL/installation/token`, authenticated by the token itself. */
+/**
+ * `DELETE $GITHUB_API_URL/installation/token`, authenticated by the token itself. Sent over https only (http on this
+ * machine, for tests): outside GitHub Actions whoever sets CI variables names that URL, and the token is live.
+ */
 async function revokeGithubInstallationToken(token: string, { env, fetch }: { env: Environment; fetch: FetchLike }): Promise<string> {
   const api = env['GITHUB_API_URL'];
   if (!api) throw new Error('GITHUB_API_URL is not set: the runner names the GitHub API');
+  const url = URL.canParse(api) ? new URL(api) : undefined;
+  if (url === undefined || (url.protocol !== 'https:' && !isLoopbackHttpUrl(url))) {
+    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
+  }
   const response = await fetch(`${api.replace(/\/$/, '')}/installation/token`, {
     method: 'DELETE',
     headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
   });
-  // 401: it already expired or was revoked, which is the outcome wanted.
-  if (response.status !== 204 && response.status !== 401) throw new Error(`GitHub answered ${response.status} to the revocation`);
-  return response.status === 204 ? 'revoked the GitHub installation token' : 'the GitHub installation token had already expired';
+  await response.body?.cancel();
+  if (response.status === 204) return 'revoked the GitHub installation token';
+  // GitHub's 401 (it names every answer with a request id): the token already expired or was revoked, the outcome wanted.
+  // Another server's (keyway proxy's forwarder, which takes only its own secret, says keyway-error) is no such answer.
+  if (response.status === 401 && response.headers.has('x-github-request-id') && !response.headers.has('keyway-error')) {
+    return 'the GitHub installation token had already expired';
+  }
+  const from = response.headers.has('x-github-request-id') ? 'GitHub' : `${url.host} (not GitHub: no x-github-request-id)`;
+  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
 }
 
 /** `POST <broker>/revoke` (RFC 7009) with the token as its own credential: its holder ends it. The broker answers 200 whatever the token was. */
