@@ -194,6 +194,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const signed = await deliveryRequest({ event: 'ping', payload: ping, id });
       const tampered = await broker.request('/webhooks/github', { ...signed.init, body: JSON.stringify({ ...ping, hook_id: 2 }) });
       expect(tampered.status).toBe(401);
+      // …a byte order mark put before it (a text decoder drops it), or a byte that is not UTF-8 (one would replace it).
+      const bytes = new TextEncoder().encode(signed.init.body as string);
+      for (const body of [new Uint8Array([0xef, 0xbb, 0xbf, ...bytes]), new Uint8Array([...bytes.slice(0, -1), 0xff, ...bytes.slice(-1)])]) {
+        expect((await broker.request('/webhooks/github', { ...signed.init, body })).status).toBe(401);
+      }
       // None of them was recorded: the genuine delivery with the same id is handled, not a duplicate.
       const genuine = await deliver({ event: 'ping', payload: ping, id });
       expect(genuine).toMatchObject({ status: 200, body: { status: 'handled' } });

@@ -181,7 +181,13 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
         ),
     }),
     async (c) => {
-      const body = await c.req.text();
+      // Verified over the exact bytes: decoded keeping a byte order mark and refusing what is not UTF-8, the text is them.
+      let body: string;
+      try {
+        body = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(await c.req.arrayBuffer());
+      } catch {
+        return unauthorized();
+      }
       const signature = c.req.header('x-hub-signature-256') ?? '';
       const target = c.req.header('x-github-hook-installation-target-id');
       const poolApp = target === undefined ? undefined : poolApps.get(target);
