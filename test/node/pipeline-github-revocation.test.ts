@@ -18,9 +18,13 @@ describe('the pipeline revoking a GitHub installation token', () => {
   beforeAll(async () => {
     github = await FakeGitHub.create(inject('fakeGitHubBase'));
     // Answers as `keyway proxy`'s forwarder does a token that is not its per-run secret.
+    // Answers as `keyway proxy`'s forwarder does a token that is not its per-run secret; under /relayed, as keyway does
+    // with an upstream's headers passed on (GitHub's request id among them) beside its own refusal.
     server = await serveOnLoopback((request) => {
-      received.push(`${request.method} ${new URL(request.url).pathname} ${request.headers.get('authorization')}`);
-      return Response.json({ error: 'invalid_client' }, { status: 401, headers: { 'keyway-error': 'forwarder_unauthenticated' } });
+      const { pathname } = new URL(request.url);
+      received.push(`${request.method} ${pathname} ${request.headers.get('authorization')}`);
+      const relayed: Record<string, string> = pathname.startsWith('/relayed/') ? { 'x-github-request-id': 'C0FE:1234' } : {};
+      return Response.json({ error: 'invalid_client' }, { status: 401, headers: { 'keyway-error': 'forwarder_unauthenticated', ...relayed } });
     });
   });
   afterAll(async () => server.close());
@@ -35,6 +39,9 @@ describe('the pipeline revoking a GitHub installation token', () => {
       /^127\.0\.0\.1:\d+ \(not GitHub: no x-github-request-id\) answered 401 to the revocation: the token was not revoked$/,
     );
     expect(received).toEqual([`DELETE /installation/token Bearer ${TOKEN}`]);
+    await expect(revoke(TOKEN, { env: { GITHUB_API_URL: `${server.base}/relayed` }, fetch })).rejects.toThrow(
+      /^GitHub answered 401 to the revocation: the token was not revoked$/,
+    );
   });
 
   it('sends the token over plain http to no host but this machine by name (0.0.0.0 reaches it, and is not one)', async () => {
