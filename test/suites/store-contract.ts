@@ -449,6 +449,24 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       );
       expect((await everything(audit)).length).toBe(3);
       expect((await verify(audit, keys)).ok).toBe(false);
+
+      // …or rewrites both records up to the candidate as old ones, chained anew: the record after them no longer commits to them.
+      let prev = GENESIS_HASH;
+      for (const record of (await everything(audit)).slice(0, 2)) {
+        const rewritten = { ...record.event, time: new Date(now - 90 * 24 * HOUR).toISOString() };
+        const hash = chainHash(prev, rewritten);
+        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ?, time = 0 WHERE seq = ?', [
+          canonicalEvent(rewritten).text,
+          prev,
+          hash,
+          record.chain.seq,
+        ]);
+        prev = hash;
+      }
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30 })).rejects.toThrow(
+        /^not pruned: record 3 does not commit to the record \(or anchor\) before it$/,
+      );
+      expect((await everything(audit)).length).toBe(3);
     });
 
     it('refuses a log cut back to a head checkpoint: only the anchor pruning signs stands for the records before the first', async () => {
