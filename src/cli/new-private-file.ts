@@ -2,11 +2,9 @@ import { linkSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { KeywayError } from '../core/errors/keyway-error.ts';
-import { createPrivateFile } from '../storage/private-data-dir.ts';
+import { createPrivateFile, othersCanChange } from '../storage/private-data-dir.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-const GROUP_OR_OTHERS_WRITE = 0o022;
-const STICKY = 0o1000;
 
 /** Why `output` is not written: its directory is missing, or others could change what is on its path. */
 export class OutputRefused extends KeywayError {
@@ -63,22 +61,11 @@ function privateDirectory(directory: string): string {
     throw new OutputRefused(code === 'ENOENT' ? `there is no directory ${directory}` : code === 'ENOTDIR' ? `${directory} is not a directory` : message);
   }
   if (!statSync(real).isDirectory()) throw new OutputRefused(`${directory} is not a directory`);
-  if (process.platform === 'win32') return real;
-  const uid = process.getuid?.() ?? 0;
-  for (let current = real; ; current = dirname(current)) {
-    const { mode, uid: owner } = statSync(current);
-    const others =
-      owner !== uid && owner !== 0
-        ? `its owner (uid ${owner})`
-        : (mode & GROUP_OR_OTHERS_WRITE) !== 0 && (mode & STICKY) === 0
-          ? 'its group or others'
-          : undefined;
-    if (others !== undefined) {
-      throw new OutputRefused(
-        `${current} can be changed by ${others} (mode ${(mode & 0o7777).toString(8)}), who could swap the file while it is written; ` +
-          'write it into a directory that only you and root can change, then move it',
-      );
-    }
-    if (dirname(current) === current) return real;
+  const changeable = othersCanChange(real);
+  if (changeable !== undefined) {
+    throw new OutputRefused(
+      `${changeable}: whoever can change it could swap the file while it is written; write it into a directory that only you and root can change, then move it`,
+    );
   }
+  return real;
 }

@@ -66,20 +66,21 @@ export const restore: Command = {
     if (values.backup === undefined) throw new CliError('--backup FILE is required: the file `keyway backup` wrote');
     if (values['data-dir'] === undefined) throw new CliError('--data-dir DIR is required: the new data directory to restore into');
     const backupFile = resolve(values.backup);
-    const dataDir = resolve(values['data-dir']);
+    const given = resolve(values['data-dir']);
     const masterKeys = masterKeysFrom(values['master-key-file']);
     const pinned = values.keys === undefined ? undefined : readPinnedKeys(values.keys);
     if (!existsSync(backupFile) || !statSync(backupFile).isFile()) throw new CliError(`no backup file at ${backupFile}`, 1);
-    const held = DATABASE_FILES.filter((name) => existsSync(join(dataDir, name)));
+    const held = DATABASE_FILES.filter((name) => existsSync(join(given, name)));
     if (held.length > 0) {
       throw new CliError(
-        `${dataDir} holds ${held.join(', ')} already (a running broker's data directory, or an old one): ` +
+        `${given} holds ${held.join(', ')} already (a running broker's data directory, or an old one): ` +
           'keyway restore never overwrites a database; restore into a new directory',
         1,
       );
     }
-    const created = !existsSync(dataDir);
-    preparePrivateDataDir(dataDir);
+    const created = !existsSync(given);
+    // Written, and linked into place, under its real path: the directory checked is the one written.
+    const dataDir = preparePrivateDataDir(given).path;
     const partial = join(dataDir, `.${DATABASE_FILE}.restore-${randomUUID()}`);
     try {
       createPrivateFile(partial);

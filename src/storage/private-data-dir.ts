@@ -1,5 +1,5 @@
-import { chmodSync, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
 /** Owner only, whatever the umask: the data dir holds the master key, the signing keys and the audit log. */
@@ -7,7 +7,45 @@ const DIRECTORY_MODE = 0o700;
 const FILE_MODE = 0o600;
 const GROUP_OR_OTHERS = 0o077;
 
+const GROUP_OR_OTHERS_WRITE = 0o022;
+const STICKY = 0o1000;
+
 const octal = (mode: number): string => `0${(mode & 0o777).toString(8)}`;
+
+/**
+ * Why someone other than this user and root could change what `real` (a path without symbolic links, realpathSync's)
+ * names, or undefined: one of it and its parents belongs to someone else, or others may write to one that is not sticky
+ * (in a sticky directory such as /tmp, only an entry's owner may rename or replace it). What is opened by path later
+ * (SQLite, a thread's own connection, a socket) is then the file that was checked.
+ */
+export function othersCanChange(real: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  const uid = process.getuid?.() ?? 0;
+  for (let current = real; ; current = dirname(current)) {
+    const { mode, uid: owner } = statSync(current);
+    if (owner !== uid && owner !== 0) return `${current} belongs to uid ${owner} (mode ${(mode & 0o7777).toString(8)})`;
+    if ((mode & GROUP_OR_OTHERS_WRITE) !== 0 && (mode & STICKY) === 0) {
+      return `${current} can be changed by its group or others (mode ${(mode & 0o7777).toString(8)})`;
+    }
+    if (dirname(current) === current) return undefined;
+  }
+}
+
+/** The first symbolic link on `path` (the path itself or a parent, as given) that belongs to neither this user nor root. */
+function othersLink(path: string): { readonly path: string; readonly uid: number } | undefined {
+  const me = process.getuid?.() ?? 0;
+  for (let current = path; dirname(current) !== current; current = dirname(current)) {
+    const entry = lstatSync(current);
+    if (entry.isSymbolicLink() && entry.uid !== me && entry.uid !== 0) return { path: current, uid: entry.uid };
+  }
+  return undefined;
+}
+
+/** The data directory, as every file in it is opened: its real path, and the files `preparePrivateDataDir` set to 0600. */
+export interface PrivateDataDir {
+  readonly path: string;
+  readonly tightened: readonly string[];
+}
 
 /**
  * Makes `dataDir` the broker's alone, or refuses it. One that does not exist yet is created
@@ -17,18 +55,38 @@ const octal = (mode: number): string => `0${(mode & 0o777).toString(8)}`;
  * so it is refused with what to run, never opened up or quietly tightened. Files in it that
  * group or others could read (an earlier keyway created its SQLite file under the umask; the
  * owner-only directory kept it private) are set to 0600; their names are returned for the log.
+ *
+ * Its files are opened by path long after this check (the audit writer's and checkpointer's threads, the shared
+ * writer's socket on every rejoin), so the path must keep naming the directory checked: it is resolved once, every file
+ * is opened under that real path, and no one else may be able to change the real path or any of its parents
+ * (othersCanChange). A KEYWAY_DATA_DIR through another user's symbolic link in /tmp is refused.
  */
-export function preparePrivateDataDir(dataDir: string): string[] {
+export function preparePrivateDataDir(dataDir: string): PrivateDataDir {
   const created = mkdirSync(dataDir, { recursive: true, mode: DIRECTORY_MODE }) !== undefined;
+  const path = realpathSync(dataDir);
   // POSIX modes are not how Windows guards files.
-  if (process.platform === 'win32') return [];
-  if (created) {
-    chmodSync(dataDir, DIRECTORY_MODE);
-    return [];
+  if (process.platform === 'win32') return { path, tightened: [] };
+  const link = othersLink(dataDir);
+  if (link !== undefined) {
+    throw new ConfigError(
+      `the data directory ${dataDir} is reached through ${link.path}, a symbolic link of uid ${link.uid}: whoever made it chose where keyway's keys and audit log go; ` +
+        'set KEYWAY_DATA_DIR to a path without it',
+    );
   }
-  const { mode, uid } = statSync(dataDir);
-  const me = process.getuid?.();
   const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
+  const changeable = othersCanChange(dirname(path));
+  if (changeable !== undefined) {
+    throw new ConfigError(
+      `the data directory ${dataDir}${path === dataDir ? '' : ` (${path})`} is reached through a directory others could change: ${changeable}, ` +
+        `so what keyway opens there later need not be what it checked: put it under a directory only you and root can change`,
+    );
+  }
+  if (created) {
+    chmodSync(path, DIRECTORY_MODE);
+    return { path, tightened: [] };
+  }
+  const { mode, uid } = statSync(path);
+  const me = process.getuid?.();
   if (me !== undefined && uid !== me) {
     throw new ConfigError(
       `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}), ` +
@@ -43,7 +101,8 @@ export function preparePrivateDataDir(dataDir: string): string[] {
     );
   }
   // Regular files only: a symlink's target is not the data dir's to change.
-  return readdirSync(dataDir).filter((name) => lstatSync(join(dataDir, name)).isFile() && tightenPrivateFile(join(dataDir, name)));
+  const tightened = readdirSync(path).filter((name) => lstatSync(join(path, name)).isFile() && tightenPrivateFile(join(path, name)));
+  return { path, tightened };
 }
 
 /**

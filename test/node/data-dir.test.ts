@@ -1,10 +1,13 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { Logger } from '../../src/core/log.ts';
 import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
+import { ciClaims } from '../support/test-issuer.ts';
 import { runProcess, testConfig, writeTree } from './node-harness.ts';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;
@@ -88,5 +91,52 @@ describe('the data directory at rest (real files)', () => {
     chmodSync(dataDir, 0o700);
     await start(root);
     expect(modes(dataDir)[DATABASE_FILE]).toBe(0o600);
+  });
+
+  it('opens every file under the real path it checked: a link on KEYWAY_DATA_DIR pointed elsewhere after start changes nothing', async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'data-dir-link');
+    const root = writeTree({ 'policies/deploy.yaml': suitePolicies(issuer, issuer)['deploy/production.yaml'] as string });
+    const [checked, elsewhere, link] = [join(root, 'checked'), join(root, 'elsewhere'), join(root, 'data')];
+    mkdirSync(checked, { mode: 0o700 });
+    mkdirSync(elsewhere, { mode: 0o700 });
+    symlinkSync(checked, link);
+    const broker = await startNodeBroker(testConfig(root, { dataDir: link }), { log: warnings() });
+    running.push(broker);
+    // The link now names another directory, before the audit writer's thread first opens the database.
+    renameSync(link, join(root, 'old-link'));
+    symlinkSync(elsewhere, link);
+    const client = { issuer: broker.config.issuer, request: (path: string, init?: RequestInit) => fetch(`${broker.url}${path}`, init) };
+    for (let index = 0; index < 2; index += 1) {
+      const granted = await postToken(client, exchangeForm(await issuer.sign(ciClaims(issuer.url, broker.config.issuer))));
+      expect(granted.status).toBe(200);
+    }
+    expect(readdirSync(elsewhere)).toEqual([]);
+    const db = openSqliteFile(join(checked, DATABASE_FILE), { readonly: true });
+    expect(db.all("SELECT count(*) AS n FROM audit_events WHERE decision = 'granted'")).toEqual([{ n: 2 }]);
+    db.close();
+  });
+
+  it('refuses a data dir under a directory others may change (writable by them, not sticky): they could swap what it names', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const open = join(root, 'shared');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const refusal = startNodeBroker(testConfig(root, { dataDir: join(open, 'data') }), { log: warnings() });
+    await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+    await expect(refusal).rejects.toThrow(`is reached through a directory others could change: ${open} can be changed by its group or others (mode 777)`);
+  });
+
+  it.runIf(process.getuid?.() === 0)("refuses a data dir reached through another user's symbolic link in a sticky directory like /tmp", async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const [own, sticky] = [join(root, 'own'), join(root, 'tmp')];
+    mkdirSync(own, { mode: 0o700 });
+    mkdirSync(sticky);
+    chmodSync(sticky, 0o1777);
+    const planted = join(sticky, 'keyway');
+    symlinkSync(own, planted);
+    lchownSync(planted, 65534, 65534);
+    const refusal = startNodeBroker(testConfig(root, { dataDir: planted }), { log: warnings() });
+    await expect(refusal).rejects.toThrow(`the data directory ${planted} is reached through ${planted}, a symbolic link of uid 65534`);
+    expect(readdirSync(own)).toEqual([]);
   });
 });

@@ -132,10 +132,12 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const now = options.now ?? Date.now;
   // Checkpoints, retention, the key life cycle and GitHub revocation run in one process only.
   const leader = options.cluster?.leader ?? true;
-  for (const file of preparePrivateDataDir(config.dataDir)) log.warn('data file was readable beyond its owner: now 0600', { path: join(config.dataDir, file) });
+  // Every file of the data directory is opened under its real path, checked once here.
+  const { path: dataDir, tightened } = preparePrivateDataDir(config.dataDir);
+  for (const file of tightened) log.warn('data file was readable beyond its owner: now 0600', { path: join(dataDir, file) });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
-  const databasePath = join(config.dataDir, DATABASE_FILE);
+  const databasePath = join(dataDir, DATABASE_FILE);
   const db = openSqliteFile(databasePath);
   migrate(db);
 
@@ -146,7 +148,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     return set;
   };
   // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key, which also vouches for the live policy set.
-  const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, log));
+  const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, dataDir, log));
   // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push, or while
   // the stored set is one the master key does not vouch for.
   const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
@@ -181,7 +183,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
   });
   // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
-  const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(config.dataDir);
+  const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(dataDir);
   const sharedWriter = leader && sharedPath !== undefined ? await serveSharedWriter(sharedPath, (request) => audit.serveShared(request), log) : undefined;
   // Said once per spell without a leader: joins are tried again on its announcement and every REJOIN_SECONDS, one at a
   // time, and not once the shutdown began.
@@ -210,7 +212,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     alone = !joined;
   };
   if (options.cluster !== undefined && sharedPath === undefined) {
-    log.info('the broker processes write the audit log each for itself: the data directory has no path for a socket', { data_dir: config.dataDir });
+    log.info('the broker processes write the audit log each for itself: the data directory has no path for a socket', { data_dir: dataDir });
   }
   await joinSharedWriter();
   // An announcement this process did not hear (it was starting again itself) must not leave it writing alone for good.
@@ -319,7 +321,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   keyTimer.unref();
 
   app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
-  if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(config.dataDir)));
+  if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(dataDir)));
 
   // Policies loaded and signing keys open (start-up stops otherwise); ready while the audit log takes writes and no shutdown began.
   let shuttingDown = false;
