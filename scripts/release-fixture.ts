@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AuditEvent } from '../src/core/audit/audit-event.ts';
 import { maintainAuditLog } from '../src/core/audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../src/core/audit/sign-checkpoint.ts';
+import { checkpointSigner, checkpointVerifier } from '../src/core/audit/sign-checkpoint.ts';
 import { KeyRing } from '../src/core/mint/key-ring.ts';
 import { sha256Hex } from '../src/core/mint/sha256-hex.ts';
 import { SecretBox } from '../src/core/secrets/secret-box.ts';
@@ -64,7 +64,7 @@ try {
       () => ring,
       () => NOW + 5000,
     ),
-    { now: NOW + 5000, retentionDays: 0 },
+    { now: NOW + 5000, retentionDays: 0, verify: checkpointVerifier(FIXTURE_ISSUER, () => ring) },
   );
   await audit.append(exchange(5, true));
   await new SqliteReplayGuard(db).claim({

@@ -16,4 +16,9 @@ export interface SqlDatabase {
   all<Row extends Record<string, SqlValue>>(sql: string, params?: readonly SqlValue[]): Row[];
   /** Runs `fn` atomically: all of its writes commit, or none do. */
   transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn`'s reads on one state of the database, whatever another connection commits meanwhile, without keeping it
+   * from writing: a deferred read transaction on Node; on Workers the object's own storage, which nothing else writes.
+   */
+  read<T>(fn: () => T): T;
 }

@@ -228,39 +228,70 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   /**
-   * Found by the `time` column, then held to the hashed records: each one up to the candidate must chain from the anchor
-   * (or the genesis) with its own hash, say in its hashed `time` that it is older than `before`, and be the one its
-   * successor commits to. The `time` column is not hashed: whoever can write the file, without the master key, could
-   * otherwise date a recent record back and have the broker sign an anchor over it and delete it, a log that verify,
-   * and checkpoints kept elsewhere, would pass as pruned. A record that fails is a ChainConflictError: nothing is pruned.
+   * The last record of the longest run from the oldest kept one (at most `maxRecords`) that is older than `before` by its
+   * hashed `time`, read in chain order: what to prune up to. The `time` column is not hashed, so it decides nothing here
+   * (whoever can write the file could date a recent record back with it). Each record read must hash to its hash and
+   * commit to the one before (the anchor, or the genesis); one that does not is a ChainConflictError and nothing is
+   * pruned. Read in chain order, a record of a slow request (dated when it began, appended when it ended) only stops the
+   * run early; it is pruned the next round.
    */
   async pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
     return this.#db.transaction(() => {
-      const [row] = this.#db.all<{ seq: number; hash: string | null }>(
-        'SELECT seq, hash FROM audit_events WHERE time < ? AND seq < (SELECT min(seq) FROM audit_events) + ? ORDER BY seq DESC LIMIT 1',
-        [before, maxRecords],
-      );
-      if (row === undefined || row.hash === null) return undefined;
-      const records = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
-        'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq <= ? ORDER BY seq',
-        [row.seq + 1],
-      );
-      const first = records[0]?.seq ?? 1;
-      const [anchor] = this.#db.all<{ hash: string }>('SELECT hash FROM audit_checkpoints WHERE seq = ?', [first - 1]);
-      let expected = first === 1 ? GENESIS_HASH : anchor?.hash;
-      for (const [index, record] of records.entries()) {
-        const refuse = (why: string) => new ChainConflictError(`not pruned: record ${record.seq} ${why}`);
-        if (record.seq !== first + index) throw refuse(`follows record ${first + index - 1}: records are missing`);
-        if (record.prev_hash !== expected) throw refuse('does not commit to the record (or anchor) before it');
-        if (record.seq > row.seq) break;
-        const event = JSON.parse(record.event) as AuditEvent;
-        if (chainHash(record.prev_hash, event, this.#digest) !== record.hash) throw refuse('no longer matches its hash');
-        if (!(Date.parse(event.time) < before))
-          throw refuse(`is dated ${event.time} in its hashed record, inside the retention window: its time column was edited`);
-        expected = record.hash;
-      }
-      return { seq: row.seq, hash: row.hash };
+      const [first] = this.#db.all<{ seq: number | null }>('SELECT min(seq) AS seq FROM audit_events');
+      if (first?.seq == null) return undefined;
+      const [anchor] = this.#db.all<{ hash: string }>('SELECT hash FROM audit_checkpoints WHERE seq = ?', [first.seq - 1]);
+      let last: ChainHead | undefined;
+      this.#walk({ seq: first.seq - 1, hash: first.seq === 1 ? GENESIS_HASH : (anchor?.hash ?? '') }, first.seq + maxRecords - 1, (record, event) => {
+        if (!(Date.parse(event.time) < before)) return false;
+        last = record;
+        return true;
+      });
+      return last;
     });
+  }
+
+  /**
+   * Throws a ChainConflictError unless the records after `from` up to `to` hold: each hashes to its hash and commits to
+   * the one before, the first to `from` (a record still kept must have `from`'s hash too), and the one at `to.seq` has
+   * `to.hash`. With `from` and `to` taken from checkpoints whose signatures the broker checked, records re-hashed
+   * between them (which the chain alone, having no key, would not show) are found before anything is signed over them.
+   */
+  async chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
+    this.#db.transaction(() => {
+      const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [from.seq]);
+      if (kept !== undefined && kept.hash !== from.hash) throw new ChainConflictError(`record ${from.seq} differs from the checkpoint signed over it`);
+      const reached = this.#walk(from, to.seq, () => true);
+      if (reached.seq !== to.seq) throw new ChainConflictError(`records after ${reached.seq} up to ${to.seq} are missing`);
+      if (reached.hash !== to.hash) throw new ChainConflictError(`record ${to.seq} differs from the checkpoint signed over it`);
+    });
+  }
+
+  /**
+   * Reads the records after `from` up to `through` in chain order, each held to its hash and to its predecessor's
+   * (a ChainConflictError otherwise), while `go` takes them; returns the last one taken (`from` if none).
+   */
+  #walk(from: ChainHead, through: number, go: (record: ChainHead, event: AuditEvent) => boolean): ChainHead {
+    let reached = from;
+    const page = 500;
+    for (let after = from.seq; after < through; ) {
+      const rows = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
+        'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
+        [after, through, page],
+      );
+      for (const row of rows) {
+        const refuse = (why: string) => new ChainConflictError(`record ${row.seq} ${why}`);
+        if (row.seq !== reached.seq + 1) throw refuse(`follows record ${reached.seq}: records are missing`);
+        if (row.prev_hash !== reached.hash) throw refuse('does not commit to the record (or checkpoint) before it');
+        const event = JSON.parse(row.event) as AuditEvent;
+        if (chainHash(row.prev_hash, event, this.#digest) !== row.hash) throw refuse('no longer matches its hash');
+        const record = { seq: row.seq, hash: row.hash };
+        if (!go(record, event)) return reached;
+        reached = record;
+      }
+      if (rows.length < page) return reached;
+      after = reached.seq;
+    }
+    return reached;
   }
 
   async prune(anchor: Checkpoint): Promise<number> {

@@ -135,22 +135,25 @@ export function dropPrunedUsage(db: SqlDatabase): void {
 /**
  * Where the roll-up is not what the records up to `audit_usage_state.seq` sum to, or undefined when it is: the inventory
  * (`/v1/inventory`, `keyway policy suggest`, the stale-grant alert) reads it instead of the records, and the chain does not
- * cover it. A pruned log's first day is left out (the roll-up counted that day's pruned records too); every other day must
- * match row for row, and no day before it may remain. `audit verify` holds a data directory to it.
+ * cover it. The log's first day is left out, as the inventory reads it from the records (rolledDays); every other day
+ * must match row for row, and no day before it may remain. `audit verify` holds a data directory to it.
  */
 export function usageMismatch(db: SqlDatabase): string | undefined {
   // A database from before the roll-up (schema 11) has nothing to hold to the records.
   if (db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_usage_state'").length === 0) return undefined;
+  // One read: a broker serving from the file may roll up or prune between two statements.
+  return db.read(() => rollUpMismatch(db));
+}
+
+function rollUpMismatch(db: SqlDatabase): string | undefined {
   const seq = rolledUpTo(db);
-  const [log] = db.all<{ first: number | null; day: number | null }>(
-    `SELECT min(seq) AS first, (SELECT time / ${DAY} FROM audit_events ORDER BY seq LIMIT 1) AS day FROM audit_events`,
-  );
-  if (log?.first == null || log.day == null) {
+  const [log] = db.all<{ day: number | null }>(`SELECT min(time) / ${DAY} AS day FROM audit_events`);
+  if (log?.day == null) {
     const [left] = db.all<{ n: number }>('SELECT (SELECT count(*) FROM audit_usage) + (SELECT count(*) FROM audit_usage_claims) AS n');
     return (left?.n ?? 0) > 0 ? 'the usage roll-up (the inventory) holds days of a log that holds no records' : undefined;
   }
-  // Records before the first pruned day's: the roll-up has them only in sum, as it had the pruned ones.
-  const from = log.first > 1 ? log.day + 1 : 0;
+  // The log's first day is read from the records, never from the roll-up (rolledDays): its sums are not held.
+  const from = log.day + 1;
   const before = db.all<{ day: number }>('SELECT day FROM audit_usage WHERE day < ? UNION SELECT day FROM audit_usage_claims WHERE day < ? LIMIT 1', [
     log.day,
     log.day,
@@ -194,9 +197,14 @@ export function refreshUsage(db: SqlDatabase, budgetMs = ROLLUP_BUDGET_MS, now: 
   }
 }
 
-/** The whole UTC days inside [since, until), as day numbers [first, end). */
-function wholeDays(query: UsageWindow): { first: number; end: number } {
-  const first = Math.ceil(query.since / DAY);
+/**
+ * The days of [since, until) the roll-up answers for, as day numbers [first, end): the whole UTC days inside it, but never
+ * the log's first day, which is read from the records. Once the log is pruned, the roll-up's sums of that day count records
+ * it no longer holds, and nothing the records hold could check them.
+ */
+function rolledDays(db: SqlDatabase, query: UsageWindow): { first: number; end: number } {
+  const [log] = db.all<{ day: number | null }>(`SELECT min(time) / ${DAY} AS day FROM audit_events`);
+  const first = Math.max(Math.ceil(query.since / DAY), log?.day == null ? 0 : log.day + 1);
   const end = Math.floor(query.until / DAY);
   return end > first ? { first, end } : { first: 0, end: 0 };
 }
@@ -209,7 +217,7 @@ function wholeDays(query: UsageWindow): { first: number; end: number } {
  */
 export function auditUsage(db: SqlDatabase, query: UsageQuery, filter: Where): UsageRow[] {
   const seq = rolledUpTo(db);
-  const days = wholeDays(query);
+  const days = rolledDays(db, query);
   const raw = db.all<UsageRow>(
     `SELECT ${GROUPED}, count(*) AS count, min(time) AS first, max(time) AS last
       FROM (SELECT time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE time >= ? AND time < ? AND (seq > ? OR time < ? OR time >= ?))
@@ -227,7 +235,7 @@ export function auditUsage(db: SqlDatabase, query: UsageQuery, filter: Where): U
 /** Per granting policy and claim of its grants, the least and greatest text value and how many grants carried it; split as `auditUsage` is. */
 export function auditClaimUsage(db: SqlDatabase, query: UsageWindow): ClaimUsageRow[] {
   const seq = rolledUpTo(db);
-  const days = wholeDays(query);
+  const days = rolledDays(db, query);
   const raw = db.all<ClaimUsageRow>(
     `SELECT policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
       FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims

@@ -59,6 +59,7 @@ function wrap(db: Database.Database): SqliteFile {
     run: (sql, params: readonly SqlValue[] = []) => ({ changes: prepare(sql).run(...params).changes }),
     all: <Row>(sql: string, params: readonly SqlValue[] = []) => prepare(sql).all(...params) as Row[],
     transaction: (fn) => db.transaction(fn).immediate(),
+    read: (fn) => db.transaction(fn).deferred(),
     async backup(destination) {
       await db.backup(destination, { progress: () => ALL_PAGES });
       // One self-contained file: out of WAL mode, so reading it later leaves no -wal and -shm beside it.

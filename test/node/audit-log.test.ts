@@ -14,7 +14,7 @@ import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audi
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
-import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { checkpointSigner, checkpointVerifier } from '../../src/core/audit/sign-checkpoint.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { refreshUsage, usageMismatch } from '../../src/storage/sqlite-audit-usage.ts';
@@ -177,21 +177,12 @@ describe('the audit log in a real database file', () => {
           change(db);
         });
       expect((await verify(rolled(() => {}))).stdout).toMatch(/^intact: 4 records/);
+      // The log's first day is read from the records (its rows are not held); a day after it, or before it, is.
+      const columns =
+        'grp, issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories, count, first, last';
       for (const [edit, what] of [
-        [
-          "UPDATE audit_usage SET repository = 'acme/other', decision = 'denied', reason = 'denied_by_policy', grp = json_array(issuer, tenant, 'acme/other', subject, policy_id, 'denied', 'denied_by_policy', scopes, audiences, github_permissions, github_repositories) WHERE decision = 'granted'",
-          /differs from the records for \[/,
-        ],
-        ['UPDATE audit_usage SET count = count + 1', /differs from the records for \[/],
-        [
-          'DELETE FROM audit_usage_claims WHERE (day, policy_id, claim) IN (SELECT day, policy_id, claim FROM audit_usage_claims LIMIT 1)',
-          /differs from the records for claim \S+ of policy /,
-        ],
-        ['UPDATE audit_usage_state SET seq = 2', /differs from the records/],
-        [
-          'INSERT INTO audit_usage SELECT day - 400, grp, issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories, count, first, last FROM audit_usage LIMIT 1',
-          /holds day \d{4}-\d\d-\d\d, before the log's first record/,
-        ],
+        [`INSERT INTO audit_usage SELECT day + 1, ${columns} FROM audit_usage LIMIT 1`, /of \d{4}-\d\d-\d\d differs from the records for \[/],
+        [`INSERT INTO audit_usage SELECT day - 400, ${columns} FROM audit_usage LIMIT 1`, /holds day \d{4}-\d\d-\d\d, before the log's first record/],
       ] as const) {
         const edited = await verify(rolled((db) => db.run(edit)));
         expect(edited.code, edit).toBe(1);
@@ -202,12 +193,103 @@ describe('the audit log in a real database file', () => {
     CLI_RUNS_TIMEOUT_MS,
   );
 
+  it("finds every edit of the roll-up past the log's first day, and the inventory reads that first day from the records", async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE));
+    migrate(db);
+    const store = new SqliteAuditStore(db);
+    const now = Date.now();
+    const granted = (days: number, repository: string) =>
+      auditEvent({
+        time: new Date(now - days * 86_400_000).toISOString(),
+        decision: 'granted',
+        reason: 'granted',
+        issuer: 'https://ci.example',
+        subject: `repo:${repository}`,
+        claims: { repository, environment: 'production' },
+        policy: { granted_by: 'deploy', candidates: ['deploy'], matched: ['deploy'], denied_by: [], audit_mode: [] },
+      });
+    for (const [days, repository] of [
+      [3, 'acme/api'],
+      [2, 'acme/api'],
+      [2, 'acme/web'],
+      [1, 'acme/api'],
+    ] as const)
+      await store.append(granted(days, repository));
+    refreshUsage(db);
+    expect(usageMismatch(db)).toBeUndefined();
+    const window = { since: now - 5 * 86_400_000, until: now };
+    const grantsOf = async () =>
+      Object.fromEntries(
+        Object.entries(Object.groupBy(await store.usage(window), (row) => row.repository ?? '')).map(([name, rows]) => [
+          name,
+          (rows ?? []).reduce((sum, row) => sum + row.count, 0),
+        ]),
+      );
+    expect(await grantsOf()).toEqual({ 'acme/api': 3, 'acme/web': 1 });
+    const twoDaysAgo = Math.floor((now - 2 * 86_400_000) / 86_400_000);
+    for (const [edit, what] of [
+      [
+        `UPDATE audit_usage SET repository = 'acme/other', grp = json_array(issuer, tenant, 'acme/other', subject, policy_id, decision, reason, scopes, audiences, github_permissions, github_repositories) WHERE day = ${twoDaysAgo} AND repository = 'acme/web'`,
+        /differs from the records for \[/,
+      ],
+      [`UPDATE audit_usage SET count = count + 1 WHERE day = ${twoDaysAgo}`, /differs from the records for \[/],
+      [`UPDATE audit_usage_claims SET greatest = 'zzz' WHERE day = ${twoDaysAgo}`, /differs from the records for claim \S+ of policy deploy/],
+      [`DELETE FROM audit_usage WHERE day = ${twoDaysAgo}`, /differs from the records for \[/],
+      ['UPDATE audit_usage_state SET seq = 2', /differs from the records/],
+    ] as const) {
+      db.run('SAVEPOINT edit');
+      db.run(edit);
+      expect(usageMismatch(db), edit).toMatch(/^the usage roll-up \(the inventory\) of \d{4}-\d\d-\d\d /);
+      expect(usageMismatch(db), edit).toMatch(what);
+      db.run('ROLLBACK TO edit');
+      db.run('RELEASE edit');
+    }
+    // The first day's rows are not held, and nothing reads them: a thousand grants made up there change no count.
+    db.run(`UPDATE audit_usage SET count = 1000 WHERE day = ${twoDaysAgo - 1}`);
+    expect(usageMismatch(db)).toBeUndefined();
+    expect(await grantsOf()).toEqual({ 'acme/api': 3, 'acme/web': 1 });
+    db.close();
+  });
+
+  it('holds the roll-up in one read: a broker rolling up from the same file between two of its statements is no mismatch', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE);
+    const broker = openSqliteFile(path);
+    migrate(broker);
+    const store = new SqliteAuditStore(broker);
+    const append = async (count: number) => {
+      for (let i = 0; i < count; i += 1) await store.append(auditEvent({ time: new Date(Date.now() - 86_400_000 * (i % 2)).toISOString() }));
+    };
+    await append(3);
+    refreshUsage(broker);
+    await append(2);
+    const verifier = openSqliteFile(path);
+    let reads = 0;
+    // The broker's own roll-up (an inventory asked for) lands right after the check's second statement.
+    const interleaved = new Proxy(verifier, {
+      get(target, name) {
+        if (name !== 'all') return Reflect.get(target, name);
+        return (sql: string, params?: SqlValue[]) => {
+          const rows = target.all(sql, params);
+          reads += 1;
+          if (reads === 2) refreshUsage(broker);
+          return rows;
+        };
+      },
+    });
+    expect(usageMismatch(interleaved)).toBeUndefined();
+    expect(reads).toBeGreaterThan(2);
+    expect(broker.all('SELECT seq FROM audit_usage_state')).toEqual([{ seq: 5 }]);
+    verifier.close();
+    broker.close();
+  });
+
   it('keeps the roll-up held to the records through pruning: the first day (with pruned records in its sums) aside, and pruned days dropped', async () => {
     const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE));
     migrate(db);
     const store = new SqliteAuditStore(db);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
+    const verify = checkpointVerifier(BROKER_ISSUER, () => ring);
     const now = Date.now();
     const cutoff = now - 30 * 86_400_000;
     // Records 60 days back, then either side of the retention cutoff (one day in the roll-up may hold both), then today's.
@@ -215,7 +297,7 @@ describe('the audit log in a real database file', () => {
       await store.append(auditEvent({ time: new Date(time).toISOString() }));
     refreshUsage(db);
     expect(usageMismatch(db)).toBeUndefined();
-    expect((await maintainAuditLog(store, sign, { now, retentionDays: 30 })).pruned).toBe(2);
+    expect((await maintainAuditLog(store, sign, { now, retentionDays: 30, verify })).pruned).toBe(2);
     // The 60-day-old day left with its records; the cutoff's day (if it is one day) still sums the pruned record, and is not held.
     expect(db.all<{ day: number }>('SELECT day FROM audit_usage WHERE day * 86400000 < ?', [cutoff - 86_400_000])).toEqual([]);
     expect(usageMismatch(db)).toBeUndefined();
@@ -226,7 +308,7 @@ describe('the audit log in a real database file', () => {
     expect(usageMismatch(db)).toMatch(/^the usage roll-up \(the inventory\) of \d{4}-\d\d-\d\d differs from the records for \[/);
     // A log pruned of every record keeps no roll-up.
     db.run('UPDATE audit_usage SET count = count - 1 WHERE day = ?', [Math.floor(now / 86_400_000)]);
-    expect((await maintainAuditLog(store, sign, { now: now + 31 * 86_400_000, retentionDays: 30 })).pruned).toBe(2);
+    expect((await maintainAuditLog(store, sign, { now: now + 31 * 86_400_000, retentionDays: 30, verify })).pruned).toBe(2);
     expect(db.all('SELECT day FROM audit_usage UNION ALL SELECT day FROM audit_usage_claims')).toEqual([]);
     expect(usageMismatch(db)).toBeUndefined();
     db.close();

@@ -8,7 +8,7 @@ import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-inde
 import { canonicalEvent, chainHash, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { buildInventory } from '../../src/core/audit/inventory.ts';
 import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
-import { auditStatementSigner, checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../../src/core/audit/sign-checkpoint.ts';
 import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint } from '../../src/core/audit/checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
@@ -44,7 +44,7 @@ async function signer() {
     const { jws, iat } = await statement({ seq: head.seq, hash: head.hash }, CHECKPOINT_TYPE);
     return { ...head, time: new Date(iat * 1000).toISOString(), jws };
   };
-  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), unmarked, keys: createLocalJWKSet(ring.jwks) };
+  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), check: checkpointVerifier(ISSUER, () => ring), unmarked, keys: createLocalJWKSet(ring.jwks) };
 }
 
 async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>, kept?: readonly Checkpoint[]) {
@@ -404,13 +404,13 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
 
     it('prunes what left the retention window and stays verifiable from the anchor', async () => {
       const { audit } = await open();
-      const { sign, keys } = await signer();
+      const { sign, check, keys } = await signer();
       const now = Date.now();
       const old = (days: number) => new Date(now - days * 24 * HOUR).toISOString();
       for (const days of [40, 35, 31]) await audit.append(auditEvent({ time: old(days) }));
       const kept = [await audit.append(auditEvent({ time: old(2) })), await audit.append(auditEvent({ time: old(1) }))];
 
-      const round = await maintainAuditLog(audit, sign, { now, retentionDays: 30 });
+      const round = await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check });
       expect(round.pruned).toBe(3);
       expect(round.checkpoint?.seq).toBe(5);
       const records = await everything(audit);
@@ -419,43 +419,61 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
 
       // The chain goes on from the head, and survives pruning every record.
       await audit.append(auditEvent());
-      expect((await maintainAuditLog(audit, sign, { now: now + 60 * 24 * HOUR, retentionDays: 30 })).pruned).toBe(3);
+      expect((await maintainAuditLog(audit, sign, { now: now + 60 * 24 * HOUR, retentionDays: 30, verify: check })).pruned).toBe(3);
       expect((await everything(audit)).length).toBe(0);
       const after = await audit.append(auditEvent());
       expect(after.seq).toBe(7);
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 7, anchor: 6 });
     });
 
-    it('prunes by the hashed records, not the time column: a record dated back in its column, or re-hashed alone, prunes nothing', async () => {
+    it('prunes by the hashed records, and signs nothing over records re-hashed since its last signature', async () => {
       const { audit, tamper } = await open();
-      const { sign, keys } = await signer();
+      const { sign, check, keys } = await signer();
       const now = Date.now();
+      const dated = (hours: number) => new Date(now - hours * HOUR).toISOString();
       const recent = [];
-      for (let i = 0; i < 3; i += 1) recent.push(await audit.append(auditEvent({ time: new Date(now - (3 - i) * HOUR).toISOString() })));
-      // Whoever can write the store, without the key, dates record 2 back in the column pruning selects by.
+      for (let i = 0; i < 3; i += 1) recent.push(await audit.append(auditEvent({ time: dated(3 - i) })));
+      // Whoever can write the store, without the key, dates record 2 back in the column queries read: pruning goes by
+      // the hashed records, so nothing is pruned, and the round signs the head as always.
       await tamper('UPDATE audit_events SET time = 0 WHERE seq = 2', []);
-      const round = maintainAuditLog(audit, sign, { now, retentionDays: 30 });
-      await expect(round).rejects.toThrow(/^not pruned: record 1 is dated .* inside the retention window: its time column was edited$/);
+      expect(await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).toMatchObject({ pruned: 0, checkpoint: { seq: 3 } });
       expect((await everything(audit)).map((record) => record.chain)).toEqual(recent);
-      // The head is signed all the same.
-      expect((await audit.latestCheckpoint())?.seq).toBe(3);
 
-      // …or rewrites record 1 as an old one, hashed anew: record 2 no longer commits to it.
-      const [first] = await everything(audit);
-      const dated = { ...first!.event, time: new Date(now - 90 * 24 * HOUR).toISOString() };
-      await tamper('UPDATE audit_events SET event = ?, hash = ?, time = 0 WHERE seq = 1', [canonicalEvent(dated).text, chainHash(GENESIS_HASH, dated)]);
-      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30 })).rejects.toThrow(
-        /^not pruned: record 2 does not commit to the record \(or anchor\) before it$/,
-      );
-      expect((await everything(audit)).length).toBe(3);
-      expect((await verify(audit, keys)).ok).toBe(false);
-
-      // …or rewrites both records up to the candidate as old ones, chained anew: the record after them no longer commits to them.
+      // …or rewrites every record as 90 days old and chains them anew, up to the head: the last signature (the head's, at
+      // 3) no longer reaches the records, so neither a checkpoint of the next record nor an anchor is signed over them.
+      await audit.append(auditEvent({ time: dated(0) }));
       let prev = GENESIS_HASH;
-      for (const record of (await everything(audit)).slice(0, 2)) {
-        const rewritten = { ...record.event, time: new Date(now - 90 * 24 * HOUR).toISOString() };
+      for (const record of await everything(audit)) {
+        const rewritten = record.chain.seq === 4 ? record.event : { ...record.event, time: dated(90 * 24) };
         const hash = chainHash(prev, rewritten);
-        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ?, time = 0 WHERE seq = ?', [
+        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ?, time = ? WHERE seq = ?', [
+          canonicalEvent(rewritten).text,
+          prev,
+          hash,
+          Date.parse(rewritten.time),
+          record.chain.seq,
+        ]);
+        prev = hash;
+      }
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
+        /^record 3 differs from the checkpoint signed over it$/,
+      );
+      expect((await everything(audit)).length).toBe(4);
+      expect((await audit.latestCheckpoint())?.seq).toBe(3);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_mismatch', seq: 3 } });
+    });
+
+    it('signs no anchor over old records re-hashed since the checkpoint that covers them, though the head did not move', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const now = Date.now();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      let prev = GENESIS_HASH;
+      for (const record of await everything(audit)) {
+        const rewritten = { ...record.event, detail: 'rewritten' };
+        const hash = chainHash(prev, rewritten);
+        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
           canonicalEvent(rewritten).text,
           prev,
           hash,
@@ -463,19 +481,64 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         ]);
         prev = hash;
       }
-      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30 })).rejects.toThrow(
-        /^not pruned: record 3 does not commit to the record \(or anchor\) before it$/,
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
+        /^record 3 differs from the checkpoint signed over it$/,
       );
       expect((await everything(audit)).length).toBe(3);
+      expect(await audit.checkpoints(0, 10)).toHaveLength(1);
+    });
+
+    it('holds an anchor to a kept checkpoint at its seq: records re-hashed and then pruned by a broker that signed over them', async () => {
+      const { audit, tamper } = await open();
+      const { sign, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      const kept = await sign(await audit.head());
+      await audit.append(auditEvent());
+      // Records 1…3 re-hashed and 4 chained to them, then an anchor signed over the new record 3 (a keyway before upkeep
+      // checked, or another copy of the log with the same keys) and everything up to it pruned.
+      let prev = GENESIS_HASH;
+      for (const record of await everything(audit)) {
+        const rewritten = record.chain.seq === 4 ? record.event : { ...record.event, detail: 'rewritten' };
+        const hash = chainHash(prev, rewritten);
+        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
+          canonicalEvent(rewritten).text,
+          prev,
+          hash,
+          record.chain.seq,
+        ]);
+        prev = hash;
+      }
+      const third = (await everything(audit))[2]!.chain;
+      await audit.prune(await sign(third, 'anchor'));
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, anchor: 3 });
+      expect(await verify(audit, keys, [kept])).toMatchObject({ ok: false, problem: { kind: 'kept_checkpoint_mismatch', seq: 3 } });
+      // Pruned of every record, the same.
+      await audit.prune(await sign(await audit.head(), 'anchor'));
+      const fourth = await sign({ seq: 4, hash: 'f'.repeat(64) });
+      expect(await verify(audit, keys, [fourth])).toMatchObject({ ok: false, problem: { kind: 'kept_checkpoint_mismatch', seq: 4 } });
+    });
+
+    it('prunes a log whose records are out of time order (a slow request is appended after a faster later one): no false alarm', async () => {
+      const { audit } = await open();
+      const { sign, check, keys } = await signer();
+      const now = Date.now();
+      const day = 24 * HOUR;
+      // Record 2 began just after the cutoff but was appended before record 3, which began just before it.
+      for (const age of [40 * day, 30 * day - HOUR, 30 * day + HOUR, HOUR]) await audit.append(auditEvent({ time: new Date(now - age).toISOString() }));
+      const round = await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check });
+      expect(round.pruned).toBe(1);
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, first_seq: 2, anchor: 1 });
+      // Record 3, older than the window, goes once record 2 does.
+      expect((await maintainAuditLog(audit, sign, { now: now + 2 * HOUR, retentionDays: 30, verify: check })).pruned).toBe(2);
     });
 
     it('refuses a log cut back to a head checkpoint: only the anchor pruning signs stands for the records before the first', async () => {
       const { audit, tamper } = await open();
-      const { sign, keys } = await signer();
+      const { sign, check, keys } = await signer();
       for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
-      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0 })).checkpoint?.seq).toBe(3);
+      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
       for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
-      await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0 });
+      await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check });
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 5 });
       // Someone who can write the store (no key) deletes the oldest records, as pruning would, up to a head checkpoint.
       await tamper('DELETE FROM audit_events WHERE seq <= ?', [3]);
@@ -492,12 +555,12 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
 
     it('prunes up to a record a head checkpoint signed: the anchor takes its place, and the log stays verifiable', async () => {
       const { audit } = await open();
-      const { sign, keys } = await signer();
+      const { sign, check, keys } = await signer();
       const now = Date.now();
       for (const days of [40, 35]) await audit.append(auditEvent({ time: new Date(now - days * 24 * HOUR).toISOString() }));
       // An earlier round, before the records left the window, signed the head: seq 2.
-      expect((await maintainAuditLog(audit, sign, { now: now - 20 * 24 * HOUR, retentionDays: 30 })).checkpoint?.seq).toBe(2);
-      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30 })).pruned).toBe(2);
+      expect((await maintainAuditLog(audit, sign, { now: now - 20 * 24 * HOUR, retentionDays: 30, verify: check })).checkpoint?.seq).toBe(2);
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).pruned).toBe(2);
       await audit.append(auditEvent());
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 3, anchor: 2 });
       expect(await verify(audit, keys)).not.toHaveProperty('anchor_unmarked');
@@ -505,9 +568,9 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
 
     it('refuses a log whose every record was deleted, its head checkpoint left: an empty log holds the anchor pruning leaves, or nothing', async () => {
       const { audit, tamper } = await open();
-      const { sign, keys } = await signer();
+      const { sign, check, keys } = await signer();
       for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
-      await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0 });
+      await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check });
       await tamper('DELETE FROM audit_events', []);
       expect(await verify(audit, keys)).toMatchObject({
         ok: false,
@@ -522,12 +585,12 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
 
     it('verifies a log pruned of every record, against a witness that kept a head checkpoint of what was pruned', async () => {
       const { audit } = await open();
-      const { sign, keys } = await signer();
+      const { sign, check, keys } = await signer();
       const now = Date.now();
       for (const days of [40, 35]) await audit.append(auditEvent({ time: new Date(now - days * 24 * HOUR).toISOString() }));
-      const kept = (await maintainAuditLog(audit, sign, { now: now - 20 * 24 * HOUR, retentionDays: 30 })).checkpoint;
+      const kept = (await maintainAuditLog(audit, sign, { now: now - 20 * 24 * HOUR, retentionDays: 30, verify: check })).checkpoint;
       expect(kept?.seq).toBe(2);
-      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30 })).pruned).toBe(2);
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).pruned).toBe(2);
       expect(await verify(audit, keys, [kept as Checkpoint])).toMatchObject({ ok: true, records: 0, anchor: 2, kept_checkpoints: 1 });
     });
 

@@ -186,8 +186,10 @@ export interface AuditStore {
   latestCheckpoint(): Promise<Checkpoint | undefined>;
   /** Stores a signed checkpoint; refuses one that does not match the record at its `seq`. */
   addCheckpoint(checkpoint: Checkpoint): Promise<void>;
-  /** The newest record older than `before` (ms), at most `maxRecords` past the oldest kept one: what to prune up to. */
+  /** The last of the oldest kept records (at most `maxRecords`) dated before `before` (ms) in their hashed records: what to prune up to. */
   pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined>;
+  /** Throws unless the records after `from` up to `to` chain, from `from`'s hash to `to`'s (two signed checkpoints, say). */
+  chainHolds(from: ChainHead, to: ChainHead): Promise<void>;
   /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
   prune(anchor: Checkpoint): Promise<number>;
 }

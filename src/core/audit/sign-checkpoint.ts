@@ -1,6 +1,7 @@
-import { SignJWT, type JWTPayload } from 'jose';
+import { createLocalJWKSet, SignJWT, type JWTPayload } from 'jose';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint, type CheckpointRole } from './checkpoint.ts';
+import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 
 export type CheckpointSigner = (head: ChainHead, role?: CheckpointRole) => Promise<Checkpoint>;
 
@@ -23,4 +24,12 @@ export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () =>
     const { jws, iat } = await sign({ seq: head.seq, hash: head.hash, role }, CHECKPOINT_TYPE);
     return { seq: head.seq, hash: head.hash, time: new Date(iat * 1000).toISOString(), jws };
   };
+}
+
+/** A stored checkpoint as the broker's own signature vouches for it, or a CheckpointError: what upkeep holds the log to. */
+export type CheckpointVerifier = (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint>;
+
+/** Verifies checkpoints with every key the broker has held (KeyRing.checkpointKeys), as its issuer. */
+export function checkpointVerifier(issuer: string, keys: () => KeyRing): CheckpointVerifier {
+  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys), issuer);
 }

@@ -183,7 +183,20 @@ export class ChainVerifier {
       return first.chain.prev_hash;
     }
     this.#anchor = anchor;
+    this.#holdToKept(anchor);
     return anchor.hash;
+  }
+
+  /**
+   * A kept checkpoint at the anchor's seq must sign the anchor's hash: the records it covered are gone, and an anchor
+   * signed over them after they were re-hashed (by a keyway before it checked, or by another copy of the log with the
+   * same keys) would otherwise pass. Kept checkpoints before the anchor cannot be held to anything left.
+   */
+  #holdToKept(anchor: VerifiedCheckpoint): void {
+    const kept = this.#kept.get(anchor.seq)?.find((copy) => copy.hash !== anchor.hash);
+    if (kept === undefined || this.#problem !== undefined) return;
+    const message = `the anchor at seq ${anchor.seq} differs from the kept checkpoint signed at ${kept.time}: the records before it were rewritten before they were pruned`;
+    this.#problem = { kind: 'kept_checkpoint_mismatch', seq: anchor.seq, message };
   }
 
   /**
@@ -202,6 +215,7 @@ export class ChainVerifier {
       return;
     }
     this.#anchor = top;
+    this.#holdToKept(top);
   }
 
   finish(): ChainReport {

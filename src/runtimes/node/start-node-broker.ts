@@ -24,7 +24,7 @@ import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
-import { checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
 import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
@@ -286,9 +286,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   });
   // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
   const sign = checkpointSigner(config.issuer, keys, now);
+  const verify = checkpointVerifier(config.issuer, keys);
   const maintain = async (): Promise<void> => {
     try {
-      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays });
+      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify });
       if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
       if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
     } catch (error) {

@@ -76,6 +76,10 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
     return this.audit.pruneCandidate(before, maxRecords);
   }
 
+  chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
+    return this.audit.chainHolds(from, to);
+  }
+
   prune(anchor: Checkpoint): Promise<number> {
     return this.audit.prune(anchor);
   }
@@ -132,6 +136,7 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): Aud
     latestCheckpoint: () => stub().latestCheckpoint(),
     addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
     pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
+    chainHolds: (from, to) => stub().chainHolds(from, to),
     prune: (anchor) => stub().prune(anchor),
   };
 }

@@ -11,5 +11,6 @@ export function durableObjectSql(storage: DurableObjectStorage): SqlDatabase {
     },
     all: <Row extends Record<string, SqlValue>>(sql: string, params: readonly SqlValue[] = []) => storage.sql.exec<Row>(sql, ...params).toArray(),
     transaction: (fn) => storage.transactionSync(fn),
+    read: (fn) => fn(),
   };
 }

@@ -5,7 +5,7 @@ import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-e
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
-import { checkpointSigner, type CheckpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { checkpointSigner, checkpointVerifier, type CheckpointSigner, type CheckpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { rootCheckpointPosition, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { AuditChainObject, chainStore, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
@@ -76,7 +76,8 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     this.#alarmSet = false;
     await this.#revokeDueTokens();
     const settings = readAuditSettings(this.env);
-    await maintainAuditLog(this.audit, await this.#checkpointSigner(), { now: Date.now(), retentionDays: settings.retentionDays });
+    const { sign, verify } = await this.#checkpointKeys();
+    await maintainAuditLog(this.audit, sign, { now: Date.now(), retentionDays: settings.retentionDays, verify });
     // While retention applies, keep pruning even when no exchange comes to set the alarm.
     if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) {
       this.#alarmSet = true;
@@ -84,9 +85,9 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     }
   }
 
-  async #checkpointSigner(): Promise<CheckpointSigner> {
+  async #checkpointKeys(): Promise<{ readonly sign: CheckpointSigner; readonly verify: CheckpointVerifier }> {
     const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
-    return checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now);
+    return { sign: checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), verify: checkpointVerifier(this.env.KEYWAY_ISSUER, () => ring) };
   }
 
   // Issue 15: the audit log in shards (AuditShardState); this object's chain is the sealed legacy one.
@@ -107,7 +108,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
       await this.ctx.storage.put(LEGACY_CHAIN_SEALED, sealed);
     }
     if (sealed.seq > 0 && ((await this.audit.latestCheckpoint())?.seq ?? 0) < sealed.seq) {
-      await this.audit.addCheckpoint(await (await this.#checkpointSigner())(sealed));
+      await this.audit.addCheckpoint(await (await this.#checkpointKeys()).sign(sealed));
     }
     return { ok: true, ...(sealed.seq === 0 ? {} : { legacy: sealed }) };
   }

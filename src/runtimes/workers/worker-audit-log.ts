@@ -7,7 +7,7 @@ import { keptRootCheckpoints } from '../../core/audit/kept-roots.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
-import { auditStatementSigner, checkpointSigner } from '../../core/audit/sign-checkpoint.ts';
+import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
@@ -107,7 +107,7 @@ export async function shardedAuditUpkeep(
   const settled = await Promise.allSettled(
     audit.log.chains.map(async ({ name, store }): Promise<[string, ChainHead]> => {
       // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
-      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays });
+      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(env.KEYWAY_ISSUER, () => keys) });
       return [name, await store.head()];
     }),
   );
