@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import type { BrokerCluster, ClusterEvent } from '../../src/runtimes/node/broker-processes.ts';
@@ -462,6 +462,59 @@ describe('a leader and a follower on one data directory, in one test process', (
       expect((await exchange(follower, 'production')).status).toBe(200);
     } finally {
       audit.close();
+    }
+  });
+
+  it("a process whose own push switches while it reads another's announced set keeps its own, the newer one", async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'processes-live-race');
+    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
+    const root = writeTree(Object.fromEntries(Object.entries(repo.initialPolicies).map(([path, text]) => [`policies/${path}`, text])));
+    const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
+    const { leader, follower } = await pair(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
+    const exchange = async (broker: NodeBroker, environment: string) =>
+      postToken(
+        { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) },
+        exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
+      );
+
+    // Push 1 reaches the follower, which saves version 1 and announces it.
+    const first = await deliveryRequest(await repo.commit('processes-race-qa', 'qa'));
+    expect((await fetch(`${follower.url}/webhooks/github`, first.init)).status).toBe(200);
+    await expect.poll(async () => (await exchange(leader, 'qa')).status).toBe(200);
+
+    // The announcement reaches the leader (again, as late as it may): its read has the row of version 1 and checks its
+    // attestation, which is held here until push 2 has switched the leader.
+    const subtle = crypto.subtle;
+    const verify = subtle.verify.bind(subtle);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading: Promise<boolean> | undefined;
+    const spy = vi.spyOn(subtle, 'verify').mockImplementation((algorithm, key, signature, data) => {
+      const version1 = new TextDecoder().decode(data as Uint8Array).startsWith('{"version":1,');
+      const checked = version1 ? held.then(() => verify(algorithm, key, signature, data)) : verify(algorithm, key, signature, data);
+      if (version1) reading ??= checked;
+      return checked;
+    });
+    try {
+      leader.heard('policies-switched');
+      await expect.poll(() => reading !== undefined).toBe(true);
+      // Push 2 reaches the leader meanwhile: it saves version 2 and switches.
+      const second = await deliveryRequest(await repo.commit('processes-race-staging', 'staging'));
+      expect((await fetch(`${leader.url}/webhooks/github`, second.init)).status).toBe(200);
+      expect((await exchange(leader, 'staging')).status).toBe(200);
+      release();
+      expect(await reading).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      spy.mockRestore();
+    }
+
+    // The read of version 1 finished last, and changed nothing: both serve version 2, qa's grant withdrawn.
+    for (const broker of [leader, follower]) {
+      await expect.poll(async () => (await exchange(broker, 'staging')).status).toBe(200);
+      expect((await exchange(broker, 'qa')).status).toBe(400);
     }
   });
 });

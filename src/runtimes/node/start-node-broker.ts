@@ -388,10 +388,11 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     revokeDueGitHubTokens: async () => revocationTimer?.runNow(),
     heard: (event) => {
       if (event === 'policies-switched') {
-        // Another process saved a set: it is read, and served once the master key vouches for it.
+        // Another process saved a set: it is read, and served once the master key vouches for it. Unless this process
+        // switched meanwhile (its own push, or a later announcement read sooner): then what it serves is newer than this read.
         void liveSet
           .read()
-          .then(reloadPolicies)
+          .then((current) => (current ? reloadPolicies() : undefined))
           .catch((error: unknown) => log.error('live policy set not read', { error: String(error) }));
       } else if (event === 'revocations-scheduled') revocationTimer?.arm();
       else void joinSharedWriter();
