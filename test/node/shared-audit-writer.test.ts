@@ -144,6 +144,63 @@ describe('the shared audit writer of several broker processes', () => {
     expect(rows.map((row) => row.id).sort()).toEqual(['first', 'taken', 'third']);
   });
 
+  it('takes an event only as canonicalEvent makes it: any other is answered with an error and not stored, and its neighbours are', async () => {
+    const leader = await startLeader();
+    const peer = createConnection(leader.socket);
+    await once(peer, 'connect');
+    peer.setEncoding('utf8');
+    const replies: string[] = [];
+    let buffered = '';
+    peer.on('data', (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() as string;
+      replies.push(...lines);
+    });
+    const reply = async (batch: object) => {
+      const before = replies.length;
+      peer.write(`${JSON.stringify(batch)}\n`);
+      await expect.poll(() => replies.length).toBe(before + 1);
+      return JSON.parse(replies[before] as string) as { appended: ({ result: { seq: number } } | { error: string })[] };
+    };
+    const good = canonicalEvent(auditEvent({ id: 'good' }));
+    const planted = canonicalEvent(auditEvent({ id: 'planted' }));
+    const { text, index } = planted;
+    const sent = [
+      { text: 'not json at all', index },
+      { text: '["an array"]', index },
+      // The same event in another form: members out of JCS order, and spaces.
+      { text: JSON.stringify(JSON.parse(text), Object.keys(JSON.parse(text)).reverse(), 1), index },
+      // Its text, and an index that says it granted.
+      { text, index: { ...index, decision: 'granted' } },
+      { text, index: null },
+      { text: '{"id":"planted"}', index },
+      good,
+      { text: 5, index },
+      null,
+    ];
+    const { appended } = await reply({ batch: 1, events: sent, claims: [], alerts: [] });
+    expect(appended.map((outcome) => ('error' in outcome ? outcome.error : outcome.result.seq))).toEqual([
+      'TypeError: an audit event whose text is not JSON',
+      'TypeError: an audit event whose text is not a JSON object',
+      'TypeError: an audit event whose text is not the canonical (JCS) text of its event',
+      'TypeError: an audit event whose decision column is not the one its event gives',
+      'TypeError: an audit event whose id column is not the one its event gives',
+      'TypeError: an audit event without the members its index columns come from',
+      1,
+      'TypeError: an audit event without its text',
+      'TypeError: an audit event without its text',
+    ]);
+    const db = openSqliteFile(leader.databasePath);
+    expect(db.all<{ id: string; event: string }>('SELECT id, event FROM audit_events ORDER BY seq')).toEqual([{ id: 'good', event: good.text }]);
+    // The leader writes on, for itself and on the same connection.
+    expect(leader.store.writable()).toBe(true);
+    expect((await reply({ batch: 2, events: [planted], claims: [], alerts: [] })).appended).toEqual([{ result: expect.objectContaining({ seq: 2 }) }]);
+    expect((await leader.store.append(auditEvent({ id: 'leader' }))).seq).toBe(3);
+    peer.destroy();
+    db.close();
+  });
+
   it('fails the batch in flight when the leader goes away, writes for itself after, and joins a leader that listens again', async () => {
     const { dir, socket, databasePath, db } = freshDataDir();
     // A leader that dies with a batch in flight: it reads the batch and drops the connection without an answer.

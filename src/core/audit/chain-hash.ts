@@ -1,6 +1,6 @@
 import { sha256Hex, type Sha256Hex } from '../mint/sha256-hex.ts';
 import type { AuditEvent } from './audit-event.ts';
-import { auditIndex, type AuditIndex } from './audit-index.ts';
+import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from './audit-index.ts';
 import { jcs } from './jcs.ts';
 
 /** The predecessor of the first record ever written. */
@@ -45,6 +45,37 @@ export function canonicalEvent(event: AuditEvent): CanonicalEvent {
   } catch {
     return encoded(wellFormed(JSON.parse(JSON.stringify(event))) as AuditEvent);
   }
+}
+
+/**
+ * An event in its canonical form as another process sent it (a follower's batch to the leader's
+ * writer, KEYWAY_PROCESSES), held to being what `canonicalEvent` makes: its text the JCS text of
+ * a JSON object, and its index the columns `auditIndex` derives from that object. Throws a
+ * TypeError saying which it is not, so that nothing else is stored (or hashed into the chain) as a
+ * record. One parse and one encoding per event: the members of a canonical text parse in JCS
+ * order, so `jcs` encodes them with JSON.stringify.
+ */
+export function checkedCanonicalEvent(sent: unknown): CanonicalEvent {
+  const { text, index } = (typeof sent === 'object' && sent !== null ? sent : {}) as Record<string, unknown>;
+  if (typeof text !== 'string') throw new TypeError('an audit event without its text');
+  let event: unknown;
+  try {
+    event = JSON.parse(text);
+  } catch {
+    throw new TypeError('an audit event whose text is not JSON');
+  }
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new TypeError('an audit event whose text is not a JSON object');
+  if (jcs(event) !== text) throw new TypeError('an audit event whose text is not the canonical (JCS) text of its event');
+  let derived: AuditIndex;
+  try {
+    derived = auditIndex(event as AuditEvent);
+  } catch {
+    throw new TypeError('an audit event without the members its index columns come from');
+  }
+  const sentIndex = (typeof index === 'object' && index !== null ? index : {}) as Record<string, unknown>;
+  const column = AUDIT_INDEX_COLUMNS.find((name) => sentIndex[name] !== derived[name]);
+  if (column !== undefined) throw new TypeError(`an audit event whose ${column} column is not the one its event gives`);
+  return { text, index: derived };
 }
 
 function encoded(event: AuditEvent): CanonicalEvent {

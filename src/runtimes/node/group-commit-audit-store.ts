@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
-import { canonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
+import { canonicalEvent, checkedCanonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import { errorText } from '../../core/log.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
@@ -124,6 +124,8 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
    * A follower's batch, taken into this store's group commit piece by piece and answered once every
    * piece is: each as this process's own callers are (an append that fails in its batch is retried
    * alone here, so a reply never leaves the follower to guess which of its appends were committed).
+   * An event is taken only as `canonicalEvent` makes it (checkedCanonicalEvent): one that is not is
+   * answered with an error, as an append that failed, and nothing of it is stored.
    */
   async serveShared(request: WriterRequest): Promise<SharedWriterReply> {
     const outcome = <T>(work: (resolve: (value: T) => void, reject: (error: unknown) => void) => void): Promise<Outcome<T>> =>
@@ -133,7 +135,11 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
         (error: unknown) => ({ error: errorText(error) }),
       );
     const [appended, claims, alerts] = await Promise.all([
-      Promise.all(request.events.map((event) => outcome<ChainLink>((resolve, reject) => this.#enqueue({ kind: 'append', event, resolve, reject })))),
+      Promise.all(
+        request.events.map((sent) =>
+          outcome<ChainLink>((resolve, reject) => this.#enqueue({ kind: 'append', event: checkedCanonicalEvent(sent), resolve, reject })),
+        ),
+      ),
       Promise.all(request.claims.map((claim) => outcome<ReplayClaimResult>((resolve, reject) => this.#enqueue({ kind: 'claim', claim, resolve, reject })))),
       Promise.all(request.alerts.map((call) => outcome<unknown>((resolve, reject) => this.#enqueue({ kind: 'alerts', call, resolve, reject })))),
     ]);
