@@ -10,6 +10,9 @@ import { exchangeForm, expectRefusal, freshIssuer, type BrokerHarness, type Star
 /** 32 bytes, base64url: the nonce key of the broker that demands nonces. */
 const NONCE_KEY = base64url.encode(new Uint8Array(32).fill(7));
 
+/** The key's public JWK with its coordinates as one-element arrays: not a JWK (RFC 7517 members are strings), though WebCrypto imports it. */
+const arrayCoordinates = (key: DpopKey) => ({ kty: 'EC', crv: 'P-256', x: [key.publicJwk.x], y: [key.publicJwk.y] }) as never;
+
 /** DPoP (RFC 9449) at `POST /token`, on Node and inside workerd. */
 export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
   describe(`DPoP at the token endpoint on ${runtime}`, { shuffle: true }, () => {
@@ -128,6 +131,9 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
         'an EC point not on the curve': async () => unimportable({ kty: 'EC', crv: 'P-256', x: zeros(32), y: zeros(32) }, 'ES256'),
         'a jwk whose key_ops say sign': async () => unimportable({ ...key.publicJwk, key_ops: ['sign'] }, 'ES256'),
         'a truncated Ed25519 key': async () => unimportable({ kty: 'OKP', crv: 'Ed25519', x: 'AA' }, 'Ed25519'),
+        // WebCrypto imports a key whose members are one-element arrays (it reads each as its string); its thumbprint cannot be taken.
+        'a jwk whose x and y are arrays, signed by its key': () => key.proof('POST', endpoint(), { jwk: arrayCoordinates(key) }),
+        'a jwk whose kty is not a string': () => key.proof('POST', endpoint(), { jwk: { ...key.publicJwk, kty: ['EC'] } as never }),
       };
       const zeros = (length: number) => base64url.encode(new Uint8Array(length));
       const unimportable = (jwk: Record<string, unknown>, alg: string) =>
@@ -176,13 +182,19 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
       const service = new Hono<{ Variables: KeywayAuthVariables }>();
       service.get('/artifacts', keywayAuth({ issuer: broker.issuer, audience: 'https://bound.example', keys: jwks }), (c) => c.json(c.get('keywayToken')));
       const token = (await withProof('svc-bound')).body['access_token'] as string;
-      const use = async (by: DpopKey, scheme = 'DPoP') =>
+      const use = async (by: DpopKey, scheme = 'DPoP', options: ProofOptions = {}) =>
         service.request('https://bound.example/artifacts', {
-          headers: { authorization: `${scheme} ${token}`, dpop: await by.proof('GET', 'https://bound.example/artifacts', { ath: await athOf(token) }) },
+          headers: {
+            authorization: `${scheme} ${token}`,
+            dpop: await by.proof('GET', 'https://bound.example/artifacts', { ath: await athOf(token), ...options }),
+          },
         });
       expect((await use(key)).status).toBe(200);
       expect((await use(await DpopKey.generate())).status).toBe(401);
       expect((await use(key, 'Bearer')).status).toBe(401);
+      // The right key, signing, but its jwk not a JWK: an invalid proof, not a fault of the service.
+      const malformed = await use(key, 'DPoP', { jwk: arrayCoordinates(key) });
+      expect({ status: malformed.status, body: await malformed.json() }).toMatchObject({ status: 401, body: { error: 'invalid_dpop_proof' } });
     });
 
     it('advertises the proof algorithms it accepts in its metadata', async () => {

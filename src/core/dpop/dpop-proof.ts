@@ -19,6 +19,16 @@ export const DPOP_PROOF_LIMITS = {
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** JWK members only a private or secret key has. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+/**
+ * The public members of each key type a proof may carry (RFC 7518 §6.2.1, §6.3.1; RFC 8037 §2): strings, as RFC 7517 requires,
+ * and the ones RFC 7638 hashes into the thumbprint. WebCrypto would import a key whose members are other JSON (an array
+ * reads as its one string), which the thumbprint then refuses: such a key is refused here, before either.
+ */
+const PUBLIC_MEMBERS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['EC', ['crv', 'x', 'y']],
+  ['RSA', ['n', 'e']],
+  ['OKP', ['crv', 'x']],
+]);
 
 export type DpopProofErrorCode = 'invalid_dpop_proof' | 'use_dpop_nonce';
 
@@ -65,12 +75,14 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
   if (!COMPACT_JWS.test(proof)) throw invalid('the DPoP header must hold exactly one compact JWS');
   let jwk: JWK;
   let payload: JWTPayload;
+  let jkt: string;
   try {
     const header = decodeProtectedHeader(proof);
     if (typeof header.jwk !== 'object' || header.jwk === null) throw invalid('the DPoP proof header carries no jwk');
     jwk = header.jwk;
     const secret = PRIVATE_MEMBERS.filter((member) => member in jwk);
     if (secret.length > 0) throw invalid(`the DPoP proof's jwk carries private key material (${secret.join(', ')}); send the public key only`);
+    checkPublicMembers(jwk);
     ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
       typ: 'dpop+jwt',
       algorithms: [...DPOP_ALGORITHMS],
@@ -79,10 +91,11 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
       clockTolerance: DPOP_PROOF_LIMITS.clockSkewSeconds,
       requiredClaims: ['iat', 'jti', 'htm', 'htu'],
     }));
+    jkt = await calculateJwkThumbprint(jwk, 'sha256');
   } catch (error) {
     if (error instanceof DpopProofError) throw error;
-    // Everything above reads only the proof: whatever fails in it (jose's errors, and WebCrypto's DOMException for a jwk
-    // it will not import: a point off the curve, key_ops without verify) is the proof's fault, never the server's.
+    // Everything above reads only the proof: whatever fails in it (jose's errors, the thumbprint's included, and WebCrypto's
+    // DOMException for a jwk it will not import: a point off the curve, key_ops without verify) is the proof's fault, never the server's.
     throw invalid(`the DPoP proof is not valid: ${error instanceof Error ? error.message : String(error)}`, error);
   }
   const { jti, htm, htu, iat, ath, nonce } = payload as JWTPayload & Record<'htm' | 'htu' | 'ath' | 'nonce', unknown>;
@@ -96,7 +109,7 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
     throw new DpopProofError('use_dpop_nonce', 'the DPoP proof must carry the nonce from the DPoP-Nonce header');
   }
   return {
-    jkt: await calculateJwkThumbprint(jwk, 'sha256'),
+    jkt,
     jti,
     acceptedUntil: (iat as number) + DPOP_PROOF_LIMITS.maxAgeSeconds + DPOP_PROOF_LIMITS.clockSkewSeconds,
   };
@@ -110,6 +123,14 @@ export function dpopProofKey(proof: VerifiedDpopProof): string {
 /** RFC 9449 §4.2 `ath`: base64url SHA-256 of the access token's ASCII. */
 export function accessTokenHash(accessToken: string): string {
   return base64url.encode(sha256(utf8ToBytes(accessToken)));
+}
+
+function checkPublicMembers(jwk: JWK): void {
+  if (typeof jwk.kty !== 'string' || jwk.kty === '') throw invalid("the DPoP proof's jwk must name its kty as a string");
+  const members = PUBLIC_MEMBERS.get(jwk.kty) ?? [];
+  const values: Readonly<Record<string, unknown>> = jwk;
+  const wrong = members.filter((member) => typeof values[member] !== 'string' || values[member] === '');
+  if (wrong.length > 0) throw invalid(`the DPoP proof's ${jwk.kty} jwk must carry ${wrong.join(', ')} as non-empty strings`);
 }
 
 function invalid(message: string, cause?: unknown): DpopProofError {
