@@ -234,6 +234,67 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       }
     });
 
+    it("sheds introspection and an operator's revocation by the per-client bucket only: a flood of exchanges that spends the global one leaves them working", async () => {
+      // The clock stands still: the global bucket, once spent, stays empty.
+      const at = Date.now();
+      const limited = await start(
+        {
+          'svc/app.yaml': service('svc-a', 'https://a.example', 'a:read'),
+          'ops/introspector.yaml': service('svc-rs', HARNESS_ISSUER, 'tokens:introspect'),
+          'ops/revoker.yaml': service('svc-ops', HARNESS_ISSUER, 'tokens:revoke'),
+        },
+        { settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '4' }, now: () => at, ownState: true },
+      );
+      try {
+        const headers = { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '198.51.100.7' };
+        const mint = async (sub: string) => {
+          const subject = await ci.sign({ iss: ci.url, aud: limited.issuer, sub, iat: now(), exp: now() + 300, jti: crypto.randomUUID() }, { alg: 'ES256' });
+          const response = await limited.request('/token', { method: 'POST', body: exchangeForm(subject), headers });
+          expect(response.status).toBe(200);
+          return ((await response.json()) as Record<string, unknown>)['access_token'] as string;
+        };
+        const [token, rs, ops] = [await mint('svc-a'), await mint('svc-rs'), await mint('svc-ops')];
+        // A flood of exchanges spends what is left of the global bucket (the per-client one, at its default, holds plenty).
+        const flood = [];
+        for (let i = 0; i < 3; i += 1) flood.push((await limited.request('/token', { method: 'POST', body: exchangeForm('garbage'), headers })).status);
+        expect(flood).toEqual([400, 429, 429]);
+
+        // The resource server's revocation check still works…
+        const introspected = await limited.request('/introspect', {
+          method: 'POST',
+          body: form(token),
+          headers: { ...headers, authorization: `Bearer ${rs}` },
+        });
+        expect({ status: introspected.status, body: await introspected.json() }).toMatchObject({ status: 200, body: { active: true } });
+        const jwks = (await (await limited.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+        const verified = verifyAccessToken(token, {
+          issuer: limited.issuer,
+          audience: 'https://a.example',
+          keys: createLocalJWKSet(jwks),
+          revocation: {
+            credential: () => rs,
+            cacheSeconds: 0,
+            fetch: (input, init) =>
+              limited.request(new URL(String(input)).pathname, {
+                ...init,
+                headers: { ...(init?.headers as Record<string, string>), 'cf-connecting-ip': '198.51.100.7' },
+              }),
+          },
+        });
+        await expect(verified).resolves.toMatchObject({ sub: expect.any(String) });
+        // …a revocation by its holder alone is still shed like an exchange…
+        expect((await limited.request('/revoke', { method: 'POST', body: form(token), headers })).status).toBe(429);
+        // …and an operator's is not.
+        expect((await limited.request('/revoke', { method: 'POST', body: form(token), headers: { ...headers, authorization: `Bearer ${ops}` } })).status).toBe(
+          200,
+        );
+        const after = await limited.request('/introspect', { method: 'POST', body: form(token), headers: { ...headers, authorization: `Bearer ${rs}` } });
+        expect(await after.json()).toEqual({ active: false });
+      } finally {
+        await limited.close();
+      }
+    });
+
     it('lets verifyAccessToken see a revocation through introspection, after at most its cache delay', async () => {
       const token = await tokenFor('svc-a');
       const rs = await tokenFor('svc-rs');

@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { Logger } from '../../core/log.ts';
@@ -19,7 +19,10 @@ export const TOKENS_INTROSPECT_SCOPE = 'tokens:introspect';
 /** The broker's issuer and keys come with `own`, as for every route that takes its tokens. */
 export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys' | 'issuer'> {
   readonly log: Logger;
-  /** The per-client and global limits of `/token`: an unauthenticated revocation is shed before its body is read, as an exchange is. */
+  /**
+   * The limits of `/token`: an unauthenticated revocation is shed by the per-client and global ones before its body is read, as an
+   * exchange is; introspection and an operator's revocation by the per-client one only, as the operator APIs are.
+   */
   readonly limits: RequestLimits;
   readonly clientIp: (c: Context) => string | undefined;
 }
@@ -42,7 +45,11 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const examine: RevocationDeps = { ...deps, issuer: own.issuer, keys: ownKeys(own.keys) };
   const operator = (scope: string) => operatorAuth(own, [scope]);
   const revoker = operator(TOKENS_REVOKE_SCOPE);
-  const shed = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp);
+  // A resource server introspects on its hot path, and an operator revokes in an incident: a flood of exchanges from elsewhere,
+  // which spends the global bucket, must not lock them out (verifyAccessToken takes a 429 for a revoked token).
+  const shedAsOperator = shedBeforeBody(deps.limits.forClient, deps.clientIp);
+  const shedAsHolder = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp);
+  const shedRevocation: MiddlewareHandler = (c, next) => (c.req.header('authorization') === undefined ? shedAsHolder : shedAsOperator)(c, next);
   const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
   const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
     if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
@@ -62,7 +69,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
 
   routes.post(
     '/revoke',
-    shed,
+    shedRevocation,
     limit,
     // An operator only when an Authorization header comes. keywayAuth is typed for its own variables; this router also has the request id's.
     async (c, next) => (c.req.header('authorization') === undefined ? next() : revoker(c as unknown as Context<{ Variables: KeywayAuthVariables }>, next)),
@@ -76,7 +83,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       });
     },
   );
-  routes.post('/introspect', shed, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
+  routes.post('/introspect', shedAsOperator, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
     const token = await tokenOf(c);
     if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
     return answer(c, async () => c.json(await introspectToken(examine, token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
