@@ -54,8 +54,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // The operator APIs are shed by /token's per-client limit before a token's signature is checked; not by the global one, which
   // a flood from elsewhere could spend to lock the operators out (and which is the exchanges' to spend).
   app.use('/v1/*', shedBeforeBody(deps.exchange.limits.forClient, deps.clientIp));
-  // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it.
-  for (const path of ['/v1/*', '/introspect', '/revoke']) app.use(path, refuseRevokedTokens(deps.revocations, deps.audit.now));
+  // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it, once the request
+  // was not shed (/introspect and /revoke do both in their routes, whose shed depends on the request).
+  app.use('/v1/*', refuseRevokedTokens(deps.revocations, deps.audit.now));
   // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them.
   const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay) };
   app.route('/', healthRoutes({ health: deps.health }, own));

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
+import { base64url, createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
@@ -290,6 +290,33 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         );
         const after = await limited.request('/introspect', { method: 'POST', body: form(token), headers: { ...headers, authorization: `Bearer ${rs}` } });
         expect(await after.json()).toEqual({ active: false });
+      } finally {
+        await limited.close();
+      }
+    });
+
+    it("sheds /introspect and an operator's /revoke before it reads the revocation list for the token in Authorization", async () => {
+      const at = Date.now();
+      const limited = await start(
+        { 'svc/app.yaml': service('svc-a', 'https://a.example', 'a:read') },
+        { settings: { KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '2' }, now: () => at, ownState: true },
+      );
+      try {
+        const headers = { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '198.51.100.8' };
+        const subject = await ci.sign(
+          { iss: ci.url, aud: limited.issuer, sub: 'svc-a', iat: now(), exp: now() + 300, jti: crypto.randomUUID() },
+          { alg: 'ES256' },
+        );
+        const issued = await limited.request('/token', { method: 'POST', body: exchangeForm(subject), headers });
+        const token = ((await issued.json()) as Record<string, unknown>)['access_token'] as string;
+        // The client's second and last request: its holder revokes it.
+        expect((await limited.request('/revoke', { method: 'POST', body: form(token), headers })).status).toBe(200);
+        // An unsigned token naming the revoked jti: were the list read first, it would be answered 401 "revoked", one read each.
+        const unsigned = `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify({ jti: decodeJwt(token).jti }))}.x`;
+        for (const path of ['/introspect', '/revoke']) {
+          const shed = await limited.request(path, { method: 'POST', body: form('x'), headers: { ...headers, authorization: `Bearer ${unsigned}` } });
+          expect({ path, status: shed.status, body: await shed.json() }).toMatchObject({ path, status: 429, body: { error: 'temporarily_unavailable' } });
+        }
       } finally {
         await limited.close();
       }
