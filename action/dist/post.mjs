@@ -75,6 +75,17 @@ function describeNetworkError(error) {
   return error.message;
 }
 
+// src/core/dpop/dpop-proof.ts
+var DPOP_PROOF_LIMITS = {
+  /** A proof is a header with a public key and five short claims; anything near this is not one. */
+  bytes: 8 * 1024,
+  jtiChars: 256,
+  /** How long after its `iat` a proof is accepted; its `jti` is remembered that long. */
+  maxAgeSeconds: 60,
+  /** How far in the future `iat` may be (the job's clock running ahead of the broker's). */
+  clockSkewSeconds: 5
+};
+
 // src/core/exchange/token-exchange-request.ts
 var TOKEN_TYPE = {
   accessToken: "urn:ietf:params:oauth:token-type:access_token",

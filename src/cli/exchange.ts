@@ -212,7 +212,7 @@ export const exchange: Command = {
       const atGitHub = type === undefined ? undefined : REVOCATIONS[type];
       const revoke =
         type === TOKEN_TYPE.accessToken
-          ? () => revokeKeywayToken(issued.accessToken, { broker: new URL(url), fetch })
+          ? () => revokeKeywayToken(issued.accessToken, { broker: new URL(url), fetch, ...(key === undefined ? {} : { dpop: key }) })
           : atGitHub === undefined
             ? undefined
             : () => atGitHub(issued.accessToken, { env: process.env, fetch });

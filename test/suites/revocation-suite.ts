@@ -5,9 +5,12 @@ import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AccessTokenError, verifyAccessToken } from '../../src/core/mint/verify-access-token.ts';
 import { REASONS, type Reason } from '../../src/core/errors/reasons.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
-import { athOf, DpopKey } from '../support/dpop-key.ts';
+import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import { MemoryDpopReplayStore } from '../../src/core/dpop/dpop-replay.ts';
 import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+
+/** The key's public JWK with its coordinates as one-element arrays, which WebCrypto imports: not a JWK, whose members are strings. */
+const arrayCoordinates = (key: DpopKey) => ({ kty: 'EC', crv: 'P-256', x: [key.publicJwk.x], y: [key.publicJwk.y] }) as never;
 
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
 const HARNESS_ISSUER = 'https://keyway.test';
@@ -94,6 +97,77 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect(await recordAbout(token, 'token_revoked')).toMatchObject({
         subject: expect.stringContaining('svc-ops'),
         detail: expect.stringMatching(/^revoked by operator/),
+      });
+    });
+
+    describe('a DPoP-bound token (cnf.jkt), revoked by its holder', () => {
+      const revokeWith = (token: string, proof?: string) =>
+        broker.request('/revoke', {
+          method: 'POST',
+          body: form(token),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof === undefined ? {} : { dpop: proof }) },
+        });
+      const boundToken = async (key: DpopKey) => tokenFor('svc-a', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
+      const revokeProof = async (key: DpopKey, token: string, options: ProofOptions = {}) =>
+        key.proof('POST', `${broker.issuer}/revoke`, { ath: await athOf(token), ...options });
+
+      it('is ended with a DPoP proof of its key, and a retry of that revocation is answered 200 as any other', async () => {
+        const key = await DpopKey.generate();
+        const token = await boundToken(key);
+        const proof = await revokeProof(key, token);
+        expect((await revokeWith(token, proof)).status).toBe(200);
+        expect((await introspect(token)).body).toEqual({ active: false });
+        expect(await recordAbout(token, 'token_revoked')).toMatchObject({ detail: 'revoked by its holder' });
+        expect((await revokeWith(token, proof)).status).toBe(200);
+      });
+
+      const refusals: [string, (key: DpopKey, token: string) => Promise<string | undefined>][] = [
+        ['no proof (a copy of the token alone)', async () => undefined],
+        ['a proof of another key', async (_key, token) => revokeProof(await DpopKey.generate(), token)],
+        ['a proof for /token', async (key, token) => key.proof('POST', `${broker.issuer}/token`, { ath: await athOf(token) })],
+        ['a proof without ath', async (key) => key.proof('POST', `${broker.issuer}/revoke`)],
+        ['a proof with the ath of another token', async (key) => revokeProof(key, await tokenFor('svc-a'))],
+        ['a proof whose jwk x and y are arrays', async (key, token) => revokeProof(key, token, { jwk: arrayCoordinates(key) })],
+      ];
+      it.each(refusals)('is refused with %s: 400 invalid_dpop_proof and a record, and stays live', async (_name, make) => {
+        const key = await DpopKey.generate();
+        const token = await boundToken(key);
+        const response = await revokeWith(token, await make(key, token));
+        const body = (await response.json()) as Record<string, unknown>;
+        expect({ status: response.status, cacheControl: response.headers.get('cache-control'), body }).toMatchObject({
+          status: 400,
+          cacheControl: 'no-store',
+          body: { error: 'invalid_dpop_proof', audit_event_id: expect.any(String) },
+        });
+        expect(await recordAbout(token, 'dpop_proof_invalid')).toMatchObject({
+          id: body['audit_event_id'],
+          decision: 'denied',
+          detail: expect.stringMatching(/^not revoked: /),
+        });
+        expect((await introspect(token)).body).toMatchObject({ active: true });
+      });
+
+      it('is refused with a proof whose jti its key already used (here at /token): dpop_proof_replayed', async () => {
+        const key = await DpopKey.generate();
+        const jti = crypto.randomUUID();
+        const token = await tokenFor('svc-a', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`, { jti }) });
+        const response = await revokeWith(token, await revokeProof(key, token, { jti }));
+        expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 400, body: { error: 'invalid_dpop_proof' } });
+        expect(await recordAbout(token, 'dpop_proof_replayed')).toMatchObject({ detail: expect.stringMatching(/^not revoked: .*already used/) });
+        expect((await introspect(token)).body).toMatchObject({ active: true });
+      });
+
+      it('is refused without a proof whether or not it is still live: the answer tells a copy nothing more than its claims', async () => {
+        const key = await DpopKey.generate();
+        const token = await boundToken(key);
+        expect((await revokeWith(token, await revokeProof(key, token))).status).toBe(200);
+        expect((await revokeWith(token)).status).toBe(400);
+      });
+
+      it('is ended by an operator with tokens:revoke without any proof, as any token', async () => {
+        const token = await boundToken(await DpopKey.generate());
+        expect((await revoke(token, `Bearer ${await tokenFor('svc-ops')}`)).status).toBe(200);
+        expect((await introspect(token)).body).toEqual({ active: false });
       });
     });
 

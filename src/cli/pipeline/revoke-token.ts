@@ -1,3 +1,4 @@
+import { createDpopProof, type DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import type { Environment } from './ci-token-sources.ts';
@@ -44,11 +45,16 @@ async function revokeGithubInstallationToken(token: string, { env, fetch }: { en
   throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
 }
 
-/** `POST <broker>/revoke` (RFC 7009) with the token as its own credential: its holder ends it. The broker answers 200 whatever the token was. */
-export async function revokeKeywayToken(token: string, { broker, fetch }: { broker: URL; fetch: FetchLike }): Promise<string> {
-  const response = await fetch(new URL('/revoke', broker).href, {
+/**
+ * `POST <broker>/revoke` (RFC 7009) with the token as its own credential: its holder ends it. The broker answers 200 whatever the token was,
+ * but refuses (400 invalid_dpop_proof) a DPoP-bound one without a proof of its key: `dpop` is the key the token is bound to.
+ */
+export async function revokeKeywayToken(token: string, { broker, fetch, dpop }: { broker: URL; fetch: FetchLike; dpop?: DpopKeyPair }): Promise<string> {
+  const url = new URL('/revoke', broker).href;
+  const proof = dpop === undefined ? undefined : await createDpopProof(dpop, { method: 'POST', url, accessToken: token });
+  const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof === undefined ? {} : { dpop: proof }) },
     body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
   });
   if (response.status !== 200) throw new Error(`the broker answered ${response.status} to the revocation`);

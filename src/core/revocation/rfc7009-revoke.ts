@@ -1,21 +1,87 @@
+import { decodeJwt } from 'jose';
+import { dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
+import type { DpopReplayStore } from '../dpop/dpop-replay.ts';
+import type { Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
-import { examineToken, recordExamination, type Caller, type RevocationDeps } from './examine-token.ts';
+import { examineToken, recordExamination, type RevocationDeps } from './examine-token.ts';
+
+/** What revocation needs beyond examination: where a bound token's holder's DPoP proof is claimed once. */
+export interface RevokeDeps extends RevocationDeps {
+  readonly dpopReplay: DpopReplayStore;
+}
+
+/** Who revokes: the token's holder, with the request's `DPoP` header if it had one, or an operator by the `sub` of its keyway token. */
+export type Revoker = { readonly holder: true; readonly dpopProof?: string } | { readonly operator: string };
+
+/** Revoked, or asked about a token that was not live (both answered alike); or refused: the holder of a bound token proved no key. */
+export type Revocation = { readonly refused?: undefined } | { readonly refused: { readonly message: string; readonly auditEventId: string } };
 
 /**
  * RFC 7009 token revocation of a keyway access token, by its holder or an operator with
  * `tokens:revoke`. The answer is the same whatever the token was (§2.2: an invalid token is not
- * an error), so it tells a caller nothing; the audit record says what happened. Resolves once the
- * revocation and its record are durable, and rejects (no answer but an error) if either fails.
+ * an error), so it tells a caller nothing; the audit record says what happened. A token that claims
+ * a DPoP binding (`cnf`) is worth nothing without its key, so its holder must prove that key as for
+ * any use of it (RFC 9449: `htm` POST, `htu` the issuer's `/revoke`, `ath` of the token, used once):
+ * without a proof that fits, the revocation is refused, and recorded, whatever the token is (live or
+ * not), so the refusal tells no more than the token's own claims. Resolves once the revocation and
+ * its record are durable, and rejects (no answer but an error) if either fails.
  */
-export async function revokeToken(deps: RevocationDeps, token: string, caller: Exclude<Caller, { webhook: string }>, context: RequestContext): Promise<void> {
+export async function revokeToken(deps: RevokeDeps, token: string, caller: Revoker, context: RequestContext): Promise<Revocation> {
   const now = deps.now();
+  const recordedCaller = 'operator' in caller ? caller : { holder: true as const };
+  const refuse = async (reason: Reason, message: string): Promise<Revocation> => {
+    const auditEventId = await recordExamination(deps, { token, caller: recordedCaller, reason, detail: `not revoked: ${message}`, context, now });
+    return { refused: { message, auditEventId } };
+  };
+  const proof = 'holder' in caller ? await holderProof(deps, token, caller.dpopProof, now) : undefined;
+  if (proof?.refusal !== undefined) return refuse('dpop_proof_invalid', proof.refusal);
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
   if (!examined.live) {
     const detail = examined.reason === 'token_revoked' ? `already revoked; asked again by ${by}` : `not revoked (${examined.detail})`;
-    await recordExamination(deps, { token, caller, reason: examined.reason, detail, context, now });
-    return;
+    await recordExamination(deps, { token, caller: recordedCaller, reason: examined.reason, detail, context, now });
+    return {};
   }
-  const recorded = recordExamination(deps, { token, caller, reason: 'token_revoked', detail: `revoked by ${by}`, context, now });
+  // Claimed once the token is live and about to be revoked: a retry after an answer that was lost finds it already revoked (200),
+  // and a refused request stores nothing. A store that cannot answer rejects (503: nothing was revoked, retry).
+  if (proof?.verified !== undefined && !(await deps.dpopReplay.claim(dpopProofKey(proof.verified), proof.verified.acceptedUntil, now))) {
+    return refuse('dpop_proof_replayed', 'the DPoP proof was already used; make a new proof for every request');
+  }
+  const recorded = recordExamination(deps, { token, caller: recordedCaller, reason: 'token_revoked', detail: `revoked by ${by}`, context, now });
   await deps.revocations.revoke(examined.claims, await recorded, now);
+  return {};
+}
+
+/**
+ * A holder's proof of the key a token claims to be bound to: none needed (the token claims no `cnf`), the verified proof
+ * (not yet claimed), or why the revocation is refused.
+ */
+async function holderProof(
+  deps: RevokeDeps,
+  token: string,
+  proof: string | undefined,
+  now: number,
+): Promise<{ readonly verified: VerifiedDpopProof; readonly refusal?: undefined } | { readonly refusal: string } | undefined> {
+  const cnf = claimedBinding(token);
+  if (cnf === undefined) return undefined;
+  if (proof === undefined) return { refusal: 'the token is bound to a DPoP key (cnf): its holder revokes it with a DPoP proof of that key' };
+  const jkt = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
+  let verified: VerifiedDpopProof;
+  try {
+    verified = await verifyDpopProof(proof, { method: 'POST', url: `${deps.issuer}/revoke`, now, accessToken: token });
+  } catch (error) {
+    if (error instanceof DpopProofError) return { refusal: error.message };
+    throw error;
+  }
+  if (jkt === undefined || verified.jkt !== jkt) return { refusal: 'the DPoP proof is signed by another key than the token is bound to' };
+  return { verified };
+}
+
+/** The token's `cnf` as it claims it, unverified: a binding can only make the revocation ask more, never less. */
+function claimedBinding(token: string): unknown {
+  try {
+    return decodeJwt(token)['cnf'];
+  } catch {
+    return undefined;
+  }
 }

@@ -6,7 +6,7 @@ import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
-import { revokeToken } from '../../core/revocation/rfc7009-revoke.ts';
+import { revokeToken, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
@@ -37,13 +37,13 @@ const invalidRequest = (description: string) => ({ error: 'invalid_request', err
 
 /**
  * `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662) for keyway's own access tokens.
- * Revoking needs no other credential than the token itself (its holder ends it) unless an
- * `Authorization` header comes, which must then be an operator's keyway token with `tokens:revoke`;
+ * Revoking needs no other credential than the token itself (its holder ends it; a DPoP-bound one with a
+ * `DPoP` proof of its key) unless an `Authorization` header comes, which must then be an operator's keyway token with `tokens:revoke`;
  * introspection needs a keyway token with `tokens:introspect`. Both are audited.
  */
 export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hono<Env> {
   const routes = new Hono<Env>();
-  const examine: RevocationDeps = { ...deps, issuer: own.issuer, keys: ownKeys(own.keys) };
+  const examine: RevokeDeps = { ...deps, issuer: own.issuer, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay };
   const operator = (scope: string) => operatorAuth(own, [scope]);
   const revoker = operator(TOKENS_REVOKE_SCOPE);
   // A resource server introspects on its hot path, and an operator revokes in an incident: a flood of exchanges from elsewhere,
@@ -81,10 +81,16 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     async (c) => {
       const token = await tokenOf(c);
       if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
-      const caller = c.req.header('authorization') === undefined ? { holder: true as const } : { operator: c.get('keywayToken').sub };
+      const dpopProof = c.req.header('dpop');
+      const caller: Revoker =
+        c.req.header('authorization') === undefined
+          ? { holder: true, ...(dpopProof === undefined ? {} : { dpopProof }) }
+          : { operator: c.get('keywayToken').sub };
       return answer(c, async () => {
-        await revokeToken(examine, token, caller, context(c));
-        return c.body(null, 200, NO_STORE);
+        const { refused } = await revokeToken(examine, token, caller, context(c));
+        if (refused === undefined) return c.body(null, 200, NO_STORE);
+        // A bound token's holder sent no proof of its key, or a bad one (RFC 9449 §5's answer at an authorization server).
+        return c.json({ error: 'invalid_dpop_proof', error_description: refused.message, audit_event_id: refused.auditEventId }, 400, NO_STORE);
       });
     },
   );
