@@ -61,10 +61,10 @@ function privateDirectory(directory: string): string {
     throw new OutputRefused(code === 'ENOENT' ? `there is no directory ${directory}` : code === 'ENOTDIR' ? `${directory} is not a directory` : message);
   }
   if (!statSync(real).isDirectory()) throw new OutputRefused(`${directory} is not a directory`);
-  const changeable = othersCanChange(real);
+  const changeable = othersCanChange(real, { group: true });
   if (changeable !== undefined) {
     throw new OutputRefused(
-      `${changeable}: whoever can change it could swap the file while it is written; write it into a directory that only you and root can change, then move it`,
+      `${changeable}, who could swap the file while it is written; write it into a directory that only you and root can change, then move it`,
     );
   }
   return real;

@@ -12,21 +12,29 @@ const STICKY = 0o1000;
 
 const octal = (mode: number): string => `0${(mode & 0o777).toString(8)}`;
 
+const OTHERS_WRITE = 0o002;
+
 /**
  * Why someone other than this user and root could change what `real` (a path without symbolic links, realpathSync's)
  * names, or undefined: one of it and its parents belongs to someone else, or others may write to one that is not sticky
- * (in a sticky directory such as /tmp, only an entry's owner may rename or replace it). What is opened by path later
- * (SQLite, a thread's own connection, a socket) is then the file that was checked.
+ * (in a sticky directory such as /tmp, only an entry's owner may rename or replace it). With `group`, its group writing
+ * counts too. What is opened by path later (SQLite, a thread's own connection, a socket) is then the file that was checked.
  */
-export function othersCanChange(real: string): string | undefined {
+export function othersCanChange(real: string, { group }: { readonly group: boolean }): string | undefined {
   if (process.platform === 'win32') return undefined;
   const uid = process.getuid?.() ?? 0;
+  const writers = group ? GROUP_OR_OTHERS_WRITE : OTHERS_WRITE;
   for (let current = real; ; current = dirname(current)) {
     const { mode, uid: owner } = statSync(current);
-    if (owner !== uid && owner !== 0) return `${current} belongs to uid ${owner} (mode ${(mode & 0o7777).toString(8)})`;
-    if ((mode & GROUP_OR_OTHERS_WRITE) !== 0 && (mode & STICKY) === 0) {
-      return `${current} can be changed by its group or others (mode ${(mode & 0o7777).toString(8)})`;
-    }
+    const by =
+      owner !== uid && owner !== 0
+        ? `its owner (uid ${owner})`
+        : (mode & writers) !== 0 && (mode & STICKY) === 0
+          ? group
+            ? 'its group or others'
+            : 'others'
+          : undefined;
+    if (by !== undefined) return `${current} can be changed by ${by} (mode ${(mode & 0o7777).toString(8)})`;
     if (dirname(current) === current) return undefined;
   }
 }
@@ -74,7 +82,8 @@ export function preparePrivateDataDir(dataDir: string): PrivateDataDir {
     );
   }
   const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
-  const changeable = othersCanChange(dirname(path));
+  // Its group writing to a parent is allowed: a user's private group (umask 002), a volume's fsGroup.
+  const changeable = othersCanChange(dirname(path), { group: false });
   if (changeable !== undefined) {
     throw new ConfigError(
       `the data directory ${dataDir}${path === dataDir ? '' : ` (${path})`} is reached through a directory others could change: ${changeable}, ` +

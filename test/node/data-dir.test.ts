@@ -116,14 +116,21 @@ describe('the data directory at rest (real files)', () => {
     db.close();
   });
 
-  it('refuses a data dir under a directory others may change (writable by them, not sticky): they could swap what it names', async () => {
+  it('refuses a data dir under a directory others may change (writable by them, not sticky), not one its group may', async () => {
     const root = writeTree({ 'policies/.keep': '' });
     const open = join(root, 'shared');
     mkdirSync(open);
     chmodSync(open, 0o777);
     const refusal = startNodeBroker(testConfig(root, { dataDir: join(open, 'data') }), { log: warnings() });
     await expect(refusal).rejects.toBeInstanceOf(ConfigError);
-    await expect(refusal).rejects.toThrow(`is reached through a directory others could change: ${open} can be changed by its group or others (mode 777)`);
+    await expect(refusal).rejects.toThrow(`is reached through a directory others could change: ${open} can be changed by others (mode 777)`);
+    // A project under umask 002 (the user's private group), a volume with an fsGroup: the group writing is allowed.
+    const project = join(root, 'project');
+    mkdirSync(project);
+    chmodSync(project, 0o2775);
+    const broker = await startNodeBroker(testConfig(root, { dataDir: join(project, '.keyway') }), { log: warnings() });
+    running.push(broker);
+    expect(mode(join(project, '.keyway'))).toBe(0o700);
   });
 
   it.runIf(process.getuid?.() === 0)("refuses a data dir reached through another user's symbolic link in a sticky directory like /tmp", async () => {
