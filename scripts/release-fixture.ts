@@ -64,7 +64,7 @@ try {
       () => ring,
       () => NOW + 5000,
     ),
-    { now: NOW + 5000, retentionDays: 0, verify: checkpointVerifier(FIXTURE_ISSUER, () => ring) },
+    { now: NOW + 5000, retentionDays: 0, verify: checkpointVerifier(() => ring) },
   );
   await audit.append(exchange(5, true));
   await new SqliteReplayGuard(db).claim({

@@ -233,65 +233,76 @@ export class SqliteAuditStore implements AuditStore {
    * (whoever can write the file could date a recent record back with it). Each record read must hash to its hash and
    * commit to the one before (the anchor, or the genesis); one that does not is a ChainConflictError and nothing is
    * pruned. Read in chain order, a record of a slow request (dated when it began, appended when it ended) only stops the
-   * run early; it is pruned the next round.
+   * run early; it is pruned the next round. One read, which keeps no writer waiting.
    */
   async pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
-    return this.#db.transaction(() => {
-      const [first] = this.#db.all<{ seq: number | null }>('SELECT min(seq) AS seq FROM audit_events');
-      if (first?.seq == null) return undefined;
-      const [anchor] = this.#db.all<{ hash: string }>('SELECT hash FROM audit_checkpoints WHERE seq = ?', [first.seq - 1]);
+    return this.#db.read(() => {
+      const start = this.#start();
+      if (start === undefined) return undefined;
+      let expected = start;
       let last: ChainHead | undefined;
-      this.#walk({ seq: first.seq - 1, hash: first.seq === 1 ? GENESIS_HASH : (anchor?.hash ?? '') }, first.seq + maxRecords - 1, (record, event) => {
-        if (!(Date.parse(event.time) < before)) return false;
-        last = record;
-        return true;
-      });
+      const page = 500;
+      for (let after = start.seq; after < start.seq + maxRecords; ) {
+        const rows = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
+          'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?',
+          [after, Math.min(page, start.seq + maxRecords - after)],
+        );
+        for (const row of rows) {
+          const refuse = (why: string) => new ChainConflictError(`record ${row.seq} ${why}`);
+          if (row.seq !== expected.seq + 1) throw refuse(`follows record ${expected.seq}: records are missing`);
+          if (row.prev_hash !== expected.hash) throw refuse('does not commit to the record (or checkpoint) before it');
+          const event = JSON.parse(row.event) as AuditEvent;
+          // The stored text is the canonical one the chain hashes (older keyways stored other JSON: then it is encoded again).
+          if (chainHashOfCanonical(row.prev_hash, row.event, this.#digest) !== row.hash && chainHash(row.prev_hash, event, this.#digest) !== row.hash) {
+            throw refuse('no longer matches its hash');
+          }
+          if (!(Date.parse(event.time) < before)) return last;
+          last = { seq: row.seq, hash: row.hash };
+          expected = last;
+        }
+        if (rows.length < page) return last;
+        after = expected.seq;
+      }
       return last;
     });
   }
 
   /**
-   * Throws a ChainConflictError unless the records after `from` up to `to` hold: each hashes to its hash and commits to
-   * the one before, the first to `from` (a record still kept must have `from`'s hash too), and the one at `to.seq` has
-   * `to.hash`. With `from` and `to` taken from checkpoints whose signatures the broker checked, records re-hashed
-   * between them (which the chain alone, having no key, would not show) are found before anything is signed over them.
+   * Throws a ChainConflictError unless the records after `from` (by default, where the log as stored begins: the genesis
+   * or its anchor) up to `to` are linked: each commits to the one before, the first to `from` (a record still kept at
+   * `from.seq` must have its hash), none is missing, and the one at `to.seq` has `to.hash`. Links only, in one read (SQL,
+   * no hashing): with `from` and `to` from checkpoints the broker's signature vouches for, a record re-hashed between
+   * them breaks a link or `to`'s hash, and one edited without its hash is audit verify's to find.
    */
-  async chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
-    this.#db.transaction(() => {
-      const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [from.seq]);
-      if (kept !== undefined && kept.hash !== from.hash) throw new ChainConflictError(`record ${from.seq} differs from the checkpoint signed over it`);
-      const reached = this.#walk(from, to.seq, () => true);
-      if (reached.seq !== to.seq) throw new ChainConflictError(`records after ${reached.seq} up to ${to.seq} are missing`);
-      if (reached.hash !== to.hash) throw new ChainConflictError(`record ${to.seq} differs from the checkpoint signed over it`);
+  async chainHolds(from: ChainHead | undefined, to: ChainHead): Promise<void> {
+    this.#db.read(() => {
+      const start = from ?? this.#start() ?? { seq: 0, hash: GENESIS_HASH };
+      const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [start.seq]);
+      if (from !== undefined && kept !== undefined && kept.hash !== start.hash) {
+        throw new ChainConflictError(`record ${start.seq} differs from the checkpoint signed over it`);
+      }
+      const [span] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq > ? AND seq <= ?', [start.seq, to.seq]);
+      if ((span?.n ?? 0) !== to.seq - start.seq) throw new ChainConflictError(`records between ${start.seq} and ${to.seq} are missing`);
+      const [broken] = this.#db.all<{ seq: number }>(
+        `SELECT next.seq FROM audit_events AS next LEFT JOIN audit_events AS before ON before.seq = next.seq - 1
+          WHERE next.seq > ? AND next.seq <= ? AND next.prev_hash IS NOT (CASE WHEN next.seq = ? THEN ? ELSE before.hash END)
+          ORDER BY next.seq LIMIT 1`,
+        [start.seq, to.seq, start.seq + 1, start.hash],
+      );
+      if (broken !== undefined) throw new ChainConflictError(`record ${broken.seq} does not commit to the record (or checkpoint) before it`);
+      const [last] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [to.seq]);
+      if ((last === undefined ? start.hash : last.hash) !== to.hash)
+        throw new ChainConflictError(`record ${to.seq} differs from the checkpoint signed over it`);
     });
   }
 
-  /**
-   * Reads the records after `from` up to `through` in chain order, each held to its hash and to its predecessor's
-   * (a ChainConflictError otherwise), while `go` takes them; returns the last one taken (`from` if none).
-   */
-  #walk(from: ChainHead, through: number, go: (record: ChainHead, event: AuditEvent) => boolean): ChainHead {
-    let reached = from;
-    const page = 500;
-    for (let after = from.seq; after < through; ) {
-      const rows = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
-        'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
-        [after, through, page],
-      );
-      for (const row of rows) {
-        const refuse = (why: string) => new ChainConflictError(`record ${row.seq} ${why}`);
-        if (row.seq !== reached.seq + 1) throw refuse(`follows record ${reached.seq}: records are missing`);
-        if (row.prev_hash !== reached.hash) throw refuse('does not commit to the record (or checkpoint) before it');
-        const event = JSON.parse(row.event) as AuditEvent;
-        if (chainHash(row.prev_hash, event, this.#digest) !== row.hash) throw refuse('no longer matches its hash');
-        const record = { seq: row.seq, hash: row.hash };
-        if (!go(record, event)) return reached;
-        reached = record;
-      }
-      if (rows.length < page) return reached;
-      after = reached.seq;
-    }
-    return reached;
+  /** Where the log as stored begins: the predecessor of its oldest record (the genesis, or the anchor pruning left); undefined when it is empty. */
+  #start(): ChainHead | undefined {
+    const [first] = this.#db.all<{ seq: number | null }>('SELECT min(seq) AS seq FROM audit_events');
+    if (first?.seq == null) return undefined;
+    if (first.seq === 1) return { seq: 0, hash: GENESIS_HASH };
+    const [anchor] = this.#db.all<{ hash: string }>('SELECT hash FROM audit_checkpoints WHERE seq = ?', [first.seq - 1]);
+    return { seq: first.seq - 1, hash: anchor?.hash ?? '' };
   }
 
   async prune(anchor: Checkpoint): Promise<number> {

@@ -289,7 +289,7 @@ describe('the audit log in a real database file', () => {
     const store = new SqliteAuditStore(db);
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
-    const verify = checkpointVerifier(BROKER_ISSUER, () => ring);
+    const verify = checkpointVerifier(() => ring);
     const now = Date.now();
     const cutoff = now - 30 * 86_400_000;
     // Records 60 days back, then either side of the retention cutoff (one day in the roll-up may hold both), then today's.

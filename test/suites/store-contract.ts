@@ -44,7 +44,7 @@ async function signer() {
     const { jws, iat } = await statement({ seq: head.seq, hash: head.hash }, CHECKPOINT_TYPE);
     return { ...head, time: new Date(iat * 1000).toISOString(), jws };
   };
-  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), check: checkpointVerifier(ISSUER, () => ring), unmarked, keys: createLocalJWKSet(ring.jwks) };
+  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), check: checkpointVerifier(() => ring), unmarked, keys: createLocalJWKSet(ring.jwks) };
 }
 
 async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>, kept?: readonly Checkpoint[]) {
@@ -486,6 +486,60 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       );
       expect((await everything(audit)).length).toBe(3);
       expect(await audit.checkpoints(0, 10)).toHaveLength(1);
+    });
+
+    it('finds checkpoints deleted behind the back of the broker that signed them: no head, no anchor after it', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const now = Date.now();
+      const signedSoFar = {};
+      const upkeep = (retentionDays = 30) => maintainAuditLog(audit, sign, { now, retentionDays, verify: check, signedSoFar });
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      expect((await upkeep(0)).checkpoint?.seq).toBe(3);
+      await audit.append(auditEvent({ time: new Date(now - HOUR).toISOString() }));
+      expect((await upkeep(0)).checkpoint?.seq).toBe(4);
+      // Whoever can write the store deletes the newest checkpoint, leaving the one at 3 the latest.
+      await tamper('DELETE FROM audit_checkpoints WHERE seq > 3', []);
+      await expect(upkeep()).rejects.toThrow(
+        /^the latest checkpoint stored is at seq 3, but this broker signed one at seq 4: checkpoints were deleted from the store$/,
+      );
+      expect((await everything(audit)).length).toBe(4);
+    });
+
+    it('passes over a checkpoint no key of the broker verifies (a removed key an older keyway kept no attestation of), or one signed as another issuer', async () => {
+      const { audit } = await open();
+      const { sign, check } = await signer();
+      const gone = await KeyRing.from([await generateSigningKey(Date.now())]);
+      const now = Date.now();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      await audit.addCheckpoint(await checkpointSigner(ISSUER, () => gone, Date.now)(await audit.head()));
+      await audit.append(auditEvent({ time: new Date(now - HOUR).toISOString() }));
+      // The head is signed, and the old records pruned up to a checkpoint the broker can verify (the head's).
+      expect(await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).toMatchObject({ pruned: 3, checkpoint: { seq: 4 } });
+
+      // A checkpoint signed under an earlier KEYWAY_ISSUER is the broker's all the same: records re-hashed under it are found.
+      const moved = await open();
+      for (let i = 0; i < 2; i += 1) await moved.audit.append(auditEvent());
+      await moved.audit.addCheckpoint(await checkpointSigner('https://keyway.before.example', () => gone, Date.now)(await moved.audit.head()));
+      let prev = GENESIS_HASH;
+      for (const record of await everything(moved.audit)) {
+        const rewritten = { ...record.event, detail: 'rewritten' };
+        const hash = chainHash(prev, rewritten);
+        await moved.tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
+          canonicalEvent(rewritten).text,
+          prev,
+          hash,
+          record.chain.seq,
+        ]);
+        prev = hash;
+      }
+      await moved.audit.append(auditEvent());
+      const upkeep = maintainAuditLog(
+        moved.audit,
+        checkpointSigner(ISSUER, () => gone, Date.now),
+        { now, retentionDays: 0, verify: checkpointVerifier(() => gone) },
+      );
+      await expect(upkeep).rejects.toThrow(/^record 2 differs from the checkpoint signed over it$/);
     });
 
     it('holds an anchor to a kept checkpoint at its seq: records re-hashed and then pruned by a broker that signed over them', async () => {

@@ -29,7 +29,10 @@ export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () =>
 /** A stored checkpoint as the broker's own signature vouches for it, or a CheckpointError: what upkeep holds the log to. */
 export type CheckpointVerifier = (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint>;
 
-/** Verifies checkpoints with every key the broker has held (KeyRing.checkpointKeys), as its issuer. */
-export function checkpointVerifier(issuer: string, keys: () => KeyRing): CheckpointVerifier {
-  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys), issuer);
+/**
+ * Verifies checkpoints with every key the broker has held (KeyRing.checkpointKeys), whatever issuer signed them: a broker
+ * whose KEYWAY_ISSUER changed holds its log to the checkpoints it signed under the old one too.
+ */
+export function checkpointVerifier(keys: () => KeyRing): CheckpointVerifier {
+  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys));
 }

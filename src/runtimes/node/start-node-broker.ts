@@ -23,7 +23,7 @@ import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../cor
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
-import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
+import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
@@ -286,10 +286,12 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   });
   // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
   const sign = checkpointSigner(config.issuer, keys, now);
-  const verify = checkpointVerifier(config.issuer, keys);
+  const verify = checkpointVerifier(keys);
+  // The last checkpoint this process signed: stored ones deleted behind its back are found while it runs.
+  const signedSoFar: SignedSoFar = {};
   const maintain = async (): Promise<void> => {
     try {
-      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify });
+      const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify, signedSoFar });
       if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
       if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
     } catch (error) {

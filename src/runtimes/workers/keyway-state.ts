@@ -87,7 +87,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   async #checkpointKeys(): Promise<{ readonly sign: CheckpointSigner; readonly verify: CheckpointVerifier }> {
     const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
-    return { sign: checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), verify: checkpointVerifier(this.env.KEYWAY_ISSUER, () => ring) };
+    return { sign: checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), verify: checkpointVerifier(() => ring) };
   }
 
   // Issue 15: the audit log in shards (AuditShardState); this object's chain is the sealed legacy one.

@@ -107,7 +107,7 @@ export async function shardedAuditUpkeep(
   const settled = await Promise.allSettled(
     audit.log.chains.map(async ({ name, store }): Promise<[string, ChainHead]> => {
       // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
-      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(env.KEYWAY_ISSUER, () => keys) });
+      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys) });
       return [name, await store.head()];
     }),
   );
