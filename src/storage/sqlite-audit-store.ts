@@ -20,16 +20,10 @@ import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
 import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
-import { KeywayError } from '../core/errors/keyway-error.ts';
+import { ChainConflictError } from '../core/audit/chain-conflict-error.ts';
 
 export type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
 export type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
-
-/** A chain problem the store refuses to write. */
-export class ChainConflictError extends KeywayError {
-  override readonly name = 'ChainConflictError';
-  readonly code = 'audit_chain_conflict';
-}
 
 /** A record with its index columns as they are stored, for `audit verify` to hold to the event. */
 const RECORD_COLUMNS = `seq, prev_hash, hash, event, ${AUDIT_INDEX_COLUMNS.join(', ')}`;
@@ -268,17 +262,17 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   /**
-   * Throws a ChainConflictError unless the records after `from` (by default, where the log as stored begins: the genesis
-   * or its anchor) up to `to` are linked: each commits to the one before, the first to `from` (a record still kept at
-   * `from.seq` must have its hash), none is missing, and the one at `to.seq` has `to.hash`. Links only, in one read (SQL,
-   * no hashing): with `from` and `to` from checkpoints the broker's signature vouches for, a record re-hashed between
-   * them breaks a link or `to`'s hash, and one edited without its hash is audit verify's to find.
+   * Throws a ChainConflictError unless the records after `from` up to `to` are linked: each commits to the one before, the
+   * first to `from` (a record still kept at `from.seq` must have its hash), none is missing, and the one at `to.seq` has
+   * `to.hash`. Links only, in one read (SQL, no hashing): with `from` and `to` from checkpoints the broker's signature
+   * vouches for, a record re-hashed between them breaks a link or `to`'s hash, and one whose link alone was mended no
+   * longer matches its own hash, for audit verify to find.
    */
-  async chainHolds(from: ChainHead | undefined, to: ChainHead): Promise<void> {
+  async chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
     this.#db.read(() => {
-      const start = from ?? this.#start() ?? { seq: 0, hash: GENESIS_HASH };
+      const start = from;
       const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [start.seq]);
-      if (from !== undefined && kept !== undefined && kept.hash !== start.hash) {
+      if (kept !== undefined && kept.hash !== start.hash) {
         throw new ChainConflictError(`record ${start.seq} differs from the checkpoint signed over it`);
       }
       const [span] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq > ? AND seq <= ?', [start.seq, to.seq]);

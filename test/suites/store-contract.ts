@@ -501,9 +501,44 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       // Whoever can write the store deletes the newest checkpoint, leaving the one at 3 the latest.
       await tamper('DELETE FROM audit_checkpoints WHERE seq > 3', []);
       await expect(upkeep()).rejects.toThrow(
-        /^the latest checkpoint stored is at seq 3, but this broker signed one at seq 4: checkpoints were deleted from the store$/,
+        /^the newest checkpoint stored is at seq 3, but this broker signed one at seq 4: checkpoints were deleted from the store$/,
       );
       expect((await everything(audit)).length).toBe(4);
+    });
+
+    it('goes by what a checkpoint signs, not its row: a signature copied under a newer seq, or a forged newest row, hides nothing', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const signedSoFar = {};
+      const upkeep = (memory?: object) =>
+        maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check, ...(memory === undefined ? {} : { signedSoFar: memory }) });
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      const third = (await upkeep(signedSoFar)).checkpoint as Checkpoint;
+      await audit.append(auditEvent());
+      expect((await upkeep(signedSoFar)).checkpoint?.seq).toBe(4);
+      // The row at 4 now carries the signature of the one at 3.
+      await tamper('UPDATE audit_checkpoints SET jws = ? WHERE seq = 4', [third.jws]);
+      await audit.append(auditEvent());
+      await expect(upkeep(signedSoFar)).rejects.toThrow(
+        /^the newest checkpoint stored is at seq 3, but this broker signed one at seq 4: checkpoints were deleted from the store$/,
+      );
+      // A broker with no memory of its own (restarted, or a Workers cron round) passes over a forged newest row, and holds
+      // the records to the newest checkpoint that verifies: record 3, re-hashed, is found.
+      await tamper('UPDATE audit_checkpoints SET jws = ? WHERE seq = 4', ['forged.forged.forged']);
+      let prev = GENESIS_HASH;
+      for (const record of await everything(audit)) {
+        const rewritten = { ...record.event, detail: 'rewritten' };
+        const hash = chainHash(prev, rewritten);
+        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
+          canonicalEvent(rewritten).text,
+          prev,
+          hash,
+          record.chain.seq,
+        ]);
+        prev = hash;
+      }
+      await audit.append(auditEvent());
+      await expect(upkeep()).rejects.toThrow(/^record 3 differs from the checkpoint signed over it$/);
     });
 
     it('passes over a checkpoint no key of the broker verifies (a removed key an older keyway kept no attestation of), or one signed as another issuer', async () => {

@@ -188,8 +188,8 @@ export interface AuditStore {
   addCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** The last of the oldest kept records (at most `maxRecords`) dated before `before` (ms) in their hashed records: what to prune up to. */
   pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined>;
-  /** Throws unless the records after `from` (default: where the stored log begins) up to `to` link, from `from`'s hash to `to`'s. */
-  chainHolds(from: ChainHead | undefined, to: ChainHead): Promise<void>;
+  /** Throws unless the records after `from` up to `to` link, from `from`'s hash to `to`'s (two signed checkpoints, say). */
+  chainHolds(from: ChainHead, to: ChainHead): Promise<void>;
   /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
   prune(anchor: Checkpoint): Promise<number>;
 }

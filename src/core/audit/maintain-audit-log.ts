@@ -31,23 +31,28 @@ const DAY_MS = 86_400_000;
  * last one, then prune what has left the retention window, anchoring the rest in a checkpoint on the last pruned record.
  *
  * The chain's hashes need no key, so whoever can write the store can re-hash records; only the broker's signatures pin
- * them. So nothing is signed over records re-hashed since the broker last signed: the head only while the record the
- * latest checkpoint covers still has the hash it signed, and an anchor (after which the records before it, and the
- * checkpoints over them, are gone) only once the records after the candidate link to a later checkpoint (the first at
- * or after it, else the latest) and that record has the hash it signed, each as its signature, checked here, vouches.
- * A checkpoint no key of the broker's verifies (one signed by a key an older keyway removed unattested) is passed over.
- * What this cannot see is checkpoints deleted from the store: `signedSoFar` catches those while the process that signed
- * them runs, and checkpoints kept elsewhere do otherwise. Records that do not hold are a ChainConflictError: nothing
- * more is signed or pruned this round, and the round fails (logged) until someone looks.
+ * them, and only as they sign them (never a row's seq and hash columns). So:
+ * - the head is signed only while the record of the newest checkpoint the broker's keys verify still has the hash it
+ *   signed, and, on a Node broker, the last checkpoint this process signed is still there with its record's hash
+ *   (`signedSoFar`): one deleted, forged or re-labelled behind its back fails the round;
+ * - what a round prunes is found in the hashed records (pruneCandidate), and an anchor (after which the records before
+ *   it, and the checkpoints over them, are gone) is signed only once the records after the candidate link to a later
+ *   checkpoint the keys verify (the first at or after it, else the newest) and that record has the hash it signed. A
+ *   record re-hashed before it then breaks a link or that hash; one whose link alone was mended no longer matches its own
+ *   hash, for audit verify (and the next round) to find.
+ * Checkpoints deleted while no broker ran (and, on Workers, between cron rounds) are caught only by checkpoints kept
+ * elsewhere. A checkpoint no key of the broker's verifies (an older keyway's removed, unattested key; a forged row) is
+ * passed over. Records that do not hold are a ChainConflictError: the round signs and prunes nothing more, and fails
+ * (logged) until someone looks.
  */
 export async function maintainAuditLog(
   store: AuditStore,
   sign: CheckpointSigner,
   options: { readonly now: number; readonly retentionDays: number; readonly verify: CheckpointVerifier; readonly signedSoFar?: SignedSoFar },
 ): Promise<AuditMaintenance> {
-  const verified = async (checkpoint: Checkpoint | undefined): Promise<VerifiedCheckpoint | undefined> => {
+  const verified = async (checkpoint: Checkpoint): Promise<VerifiedCheckpoint | undefined> => {
     try {
-      return checkpoint === undefined ? undefined : await options.verify(checkpoint);
+      return await options.verify(checkpoint);
     } catch (error) {
       if (error instanceof CheckpointError) return undefined;
       throw error;
@@ -56,17 +61,17 @@ export async function maintainAuditLog(
   const remembered = options.signedSoFar;
   const head = await store.head();
   const latest = await store.latestCheckpoint();
-  if (remembered?.last !== undefined && (latest === undefined || latest.seq < remembered.last.seq)) {
-    throw new CheckpointsRolledBackError(
-      `the latest checkpoint stored is at seq ${latest?.seq ?? 0}, but this broker signed one at seq ${remembered.last.seq}: checkpoints were deleted from the store`,
-    );
-  }
   let checkpoint: Checkpoint | undefined;
   if (head.seq > 0 && (latest === undefined || latest.seq < head.seq)) {
-    // The record the last signature covers still has the hash it signed. Nothing more: a record edited after it (links
+    const reference = latest === undefined ? undefined : await newestVerified(store, latest, verified);
+    if (remembered?.last !== undefined && (reference === undefined || reference.seq < remembered.last.seq)) {
+      throw new CheckpointsRolledBackError(
+        `the newest checkpoint stored is at seq ${reference?.seq ?? 0}, but this broker signed one at seq ${remembered.last.seq}: checkpoints were deleted from the store`,
+      );
+    }
+    // The records those signatures cover keep the hashes they signed. Nothing more: a record edited after them (links
     // broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
-    const reference = (await verified(latest)) ?? remembered?.last;
-    if (reference !== undefined) await store.chainHolds(reference, reference);
+    for (const signed of [reference, remembered?.last]) if (signed !== undefined) await store.chainHolds(signed, signed);
     checkpoint = await sign(head);
     await store.addCheckpoint(checkpoint);
     if (remembered !== undefined) remembered.last = head;
@@ -74,12 +79,32 @@ export async function maintainAuditLog(
   let pruned = 0;
   if (options.retentionDays > 0) {
     const candidate = await store.pruneCandidate(options.now - options.retentionDays * DAY_MS, PRUNE_BATCH);
+    // A checkpoint after it the keys verify: the first at or after it, else the newest (the head's, signed above).
     const [first] = candidate === undefined ? [] : await store.checkpoints(candidate.seq - 1, 1);
-    const pin = candidate === undefined ? undefined : ((await verified(first)) ?? (await verified(await store.latestCheckpoint())));
+    const newest = await store.latestCheckpoint();
+    const pin = candidate === undefined ? undefined : ((first && (await verified(first))) ?? (newest && (await verified(newest))));
     if (candidate !== undefined && pin !== undefined && pin.seq >= candidate.seq) {
       await store.chainHolds(candidate, pin);
       pruned = await store.prune(await sign(candidate, 'anchor'));
     }
   }
   return checkpoint === undefined ? { pruned } : { pruned, checkpoint };
+}
+
+/** The newest stored checkpoint the broker's keys verify, as it signed it: the latest, else the others newest first. */
+async function newestVerified(
+  store: AuditStore,
+  latest: Checkpoint,
+  verified: (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint | undefined>,
+): Promise<VerifiedCheckpoint | undefined> {
+  const first = await verified(latest);
+  if (first !== undefined) return first;
+  // Rare (the latest signed by a key an older keyway removed unattested, or a forged row): every stored one, newest first.
+  const all: Checkpoint[] = [];
+  for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) all.push(...page);
+  for (const stored of all.reverse()) {
+    const checked = await verified(stored);
+    if (checked !== undefined) return checked;
+  }
+  return undefined;
 }

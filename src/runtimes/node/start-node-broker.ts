@@ -289,7 +289,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const verify = checkpointVerifier(keys);
   // The last checkpoint this process signed: stored ones deleted behind its back are found while it runs.
   const signedSoFar: SignedSoFar = {};
-  const maintain = async (): Promise<void> => {
+  const round = async (): Promise<void> => {
     try {
       const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify, signedSoFar });
       if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
@@ -297,6 +297,13 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     } catch (error) {
       log.error('audit log upkeep failed', { error: errorText(error) });
     }
+  };
+  // One round at a time (the timer's, an operator's, the one at shutdown): one that read the checkpoints before another
+  // signed would take the other's for a deletion, and two prunes of one candidate conflict.
+  let rounds = Promise.resolve();
+  const maintain = (): Promise<void> => {
+    rounds = rounds.then(round);
+    return rounds;
   };
   if (leader) await maintain();
   const auditUpkeep = async (): Promise<void> => {

@@ -76,7 +76,7 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
     return this.audit.pruneCandidate(before, maxRecords);
   }
 
-  chainHolds(from: ChainHead | undefined, to: ChainHead): Promise<void> {
+  chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
     return this.audit.chainHolds(from, to);
   }
 
