@@ -431,8 +431,9 @@ describe('a leader and a follower on one data directory, in one test process', (
     }
   });
 
-  it('a live set pushed to one process serves in the other; one planted in the file is not served when the other reads it', async () => {
-    const ci = freshIssuer(inject('testIssuerBase'), 'processes-live');
+  /** A leader and a follower following a policy repository on the fake GitHub, and an exchange at either for an environment. */
+  async function livePair(name: string) {
+    const ci = freshIssuer(inject('testIssuerBase'), name);
     const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
     const root = writeTree(Object.fromEntries(Object.entries(repo.initialPolicies).map(([path, text]) => [`policies/${path}`, text])));
     const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
@@ -442,6 +443,11 @@ describe('a leader and a follower on one data directory, in one test process', (
         { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) },
         exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
       );
+    return { repo, root, leader, follower, exchange };
+  }
+
+  it('a live set pushed to one process serves in the other; one planted in the file is not served when the other reads it', async () => {
+    const { repo, root, leader, follower, exchange } = await livePair('processes-live');
     const health = async (broker: NodeBroker) => ((await (await fetch(`${broker.url}/healthz`)).json()) as { status: string }).status;
 
     const { init } = await deliveryRequest(await repo.commit('processes-qa', 'qa'));
@@ -466,16 +472,7 @@ describe('a leader and a follower on one data directory, in one test process', (
   });
 
   it("a process whose own push switches while it reads another's announced set keeps its own, the newer one", async () => {
-    const ci = freshIssuer(inject('testIssuerBase'), 'processes-live-race');
-    const repo = await policyRepositoryOnFakeGitHub(inject('fakeGitHubBase'), ci.url);
-    const root = writeTree(Object.fromEntries(Object.entries(repo.initialPolicies).map(([path, text]) => [`policies/${path}`, text])));
-    const { github, githubWebhooks } = readBrokerSettings({ ...repo.settings, KEYWAY_ISSUER: BROKER_ISSUER });
-    const { leader, follower } = await pair(root, { ...(github === undefined ? {} : { github }), ...(githubWebhooks === undefined ? {} : { githubWebhooks }) });
-    const exchange = async (broker: NodeBroker, environment: string) =>
-      postToken(
-        { issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) },
-        exchangeForm(await ci.sign(ciClaims(ci.url, BROKER_ISSUER, { environment }))),
-      );
+    const { repo, leader, follower, exchange } = await livePair('processes-live-race');
 
     // Push 1 reaches the follower, which saves version 1 and announces it.
     const first = await deliveryRequest(await repo.commit('processes-race-qa', 'qa'));

@@ -47,6 +47,26 @@ async function signer() {
   return { sign: checkpointSigner(ISSUER, () => ring, Date.now), check: checkpointVerifier(() => ring), unmarked, keys: createLocalJWKSet(ring.jwks) };
 }
 
+/**
+ * Rewrites the records `change` returns an edit of (the others as they are) and re-hashes the whole chain from the
+ * genesis, as whoever can write the store but holds no key can: the chain needs none.
+ */
+async function rehash(audit: AuditStore, tamper: Stores['tamper'], change: (event: AuditEvent, seq: number) => AuditEvent | undefined): Promise<void> {
+  let prev = GENESIS_HASH;
+  for (const record of await everything(audit)) {
+    const rewritten = change(record.event, record.chain.seq) ?? record.event;
+    const hash = chainHash(prev, rewritten);
+    await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ?, time = ? WHERE seq = ?', [
+      canonicalEvent(rewritten).text,
+      prev,
+      hash,
+      Date.parse(rewritten.time),
+      record.chain.seq,
+    ]);
+    prev = hash;
+  }
+}
+
 async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>, kept?: readonly Checkpoint[]) {
   return verifyAuditLog({
     records: allRecords(audit, { order: 'asc', limit: 500 }),
@@ -442,19 +462,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       // …or rewrites every record as 90 days old and chains them anew, up to the head: the last signature (the head's, at
       // 3) no longer reaches the records, so neither a checkpoint of the next record nor an anchor is signed over them.
       await audit.append(auditEvent({ time: dated(0) }));
-      let prev = GENESIS_HASH;
-      for (const record of await everything(audit)) {
-        const rewritten = record.chain.seq === 4 ? record.event : { ...record.event, time: dated(90 * 24) };
-        const hash = chainHash(prev, rewritten);
-        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ?, time = ? WHERE seq = ?', [
-          canonicalEvent(rewritten).text,
-          prev,
-          hash,
-          Date.parse(rewritten.time),
-          record.chain.seq,
-        ]);
-        prev = hash;
-      }
+      await rehash(audit, tamper, (event, seq) => (seq === 4 ? undefined : { ...event, time: dated(90 * 24) }));
       await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
         /^record 3 differs from the checkpoint signed over it$/,
       );
@@ -469,18 +477,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const now = Date.now();
       for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
       expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
-      let prev = GENESIS_HASH;
-      for (const record of await everything(audit)) {
-        const rewritten = { ...record.event, detail: 'rewritten' };
-        const hash = chainHash(prev, rewritten);
-        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
-          canonicalEvent(rewritten).text,
-          prev,
-          hash,
-          record.chain.seq,
-        ]);
-        prev = hash;
-      }
+      await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
       await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
         /^record 3 differs from the checkpoint signed over it$/,
       );
@@ -525,18 +522,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       // A broker with no memory of its own (restarted, or a Workers cron round) passes over a forged newest row, and holds
       // the records to the newest checkpoint that verifies: record 3, re-hashed, is found.
       await tamper('UPDATE audit_checkpoints SET jws = ? WHERE seq = 4', ['forged.forged.forged']);
-      let prev = GENESIS_HASH;
-      for (const record of await everything(audit)) {
-        const rewritten = { ...record.event, detail: 'rewritten' };
-        const hash = chainHash(prev, rewritten);
-        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
-          canonicalEvent(rewritten).text,
-          prev,
-          hash,
-          record.chain.seq,
-        ]);
-        prev = hash;
-      }
+      await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
       await audit.append(auditEvent());
       await expect(upkeep()).rejects.toThrow(/^record 3 differs from the checkpoint signed over it$/);
     });
@@ -556,18 +542,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const moved = await open();
       for (let i = 0; i < 2; i += 1) await moved.audit.append(auditEvent());
       await moved.audit.addCheckpoint(await checkpointSigner('https://keyway.before.example', () => gone, Date.now)(await moved.audit.head()));
-      let prev = GENESIS_HASH;
-      for (const record of await everything(moved.audit)) {
-        const rewritten = { ...record.event, detail: 'rewritten' };
-        const hash = chainHash(prev, rewritten);
-        await moved.tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
-          canonicalEvent(rewritten).text,
-          prev,
-          hash,
-          record.chain.seq,
-        ]);
-        prev = hash;
-      }
+      await rehash(moved.audit, moved.tamper, (event) => ({ ...event, detail: 'rewritten' }));
       await moved.audit.append(auditEvent());
       const upkeep = maintainAuditLog(
         moved.audit,
@@ -585,18 +560,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await audit.append(auditEvent());
       // Records 1…3 re-hashed and 4 chained to them, then an anchor signed over the new record 3 (a keyway before upkeep
       // checked, or another copy of the log with the same keys) and everything up to it pruned.
-      let prev = GENESIS_HASH;
-      for (const record of await everything(audit)) {
-        const rewritten = record.chain.seq === 4 ? record.event : { ...record.event, detail: 'rewritten' };
-        const hash = chainHash(prev, rewritten);
-        await tamper('UPDATE audit_events SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
-          canonicalEvent(rewritten).text,
-          prev,
-          hash,
-          record.chain.seq,
-        ]);
-        prev = hash;
-      }
+      await rehash(audit, tamper, (event, seq) => (seq === 4 ? undefined : { ...event, detail: 'rewritten' }));
       const third = (await everything(audit))[2]!.chain;
       await audit.prune(await sign(third, 'anchor'));
       expect(await verify(audit, keys)).toMatchObject({ ok: true, anchor: 3 });
