@@ -125,6 +125,11 @@ export function accessTokenHash(accessToken: string): string {
   return base64url.encode(sha256(utf8ToBytes(accessToken)));
 }
 
+/** The key thumbprint a token's `cnf` claims to bind it to (RFC 9449 §6: `cnf.jkt`), or undefined when it names none. */
+export function boundKeyThumbprint(cnf: unknown): string | undefined {
+  return typeof cnf === 'object' && cnf !== null && 'jkt' in cnf && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
+}
+
 function checkPublicMembers(jwk: JWK): void {
   if (typeof jwk.kty !== 'string' || jwk.kty === '') throw invalid("the DPoP proof's jwk must name its kty as a string");
   const members = PUBLIC_MEMBERS.get(jwk.kty) ?? [];

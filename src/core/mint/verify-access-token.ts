@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { KeywayError } from '../errors/keyway-error.ts';
-import { dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
+import { boundKeyThumbprint, dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import { MemoryDpopReplayStore, type DpopReplayStore } from '../dpop/dpop-replay.ts';
 
 export interface VerifyAccessTokenOptions {
@@ -120,7 +120,7 @@ async function checkBinding(
   dpop: DpopPresentation | undefined,
 ): Promise<{ readonly proof: VerifiedDpopProof; readonly now: number } | undefined> {
   if (cnf === undefined && dpop === undefined) return undefined;
-  const jkt = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
+  const jkt = boundKeyThumbprint(cnf);
   if (dpop === undefined) throw new AccessTokenError('invalid_token', 'the token is bound to a DPoP key: send it as Authorization: DPoP with a proof');
   if (jkt === undefined) throw new AccessTokenError('invalid_token', 'the token is not bound to a DPoP key: send it as a Bearer token');
   if (dpop.proof === undefined) throw new AccessTokenError('invalid_dpop_proof', 'a DPoP-bound token needs a DPoP proof header');

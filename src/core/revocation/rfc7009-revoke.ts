@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import { dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
+import { boundKeyThumbprint, dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import type { DpopReplayStore } from '../dpop/dpop-replay.ts';
 import type { Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
@@ -65,7 +65,7 @@ async function holderProof(
   const cnf = claimedBinding(token);
   if (cnf === undefined) return undefined;
   if (proof === undefined) return { refusal: 'the token is bound to a DPoP key (cnf): its holder revokes it with a DPoP proof of that key' };
-  const jkt = typeof cnf === 'object' && cnf !== null && 'jkt' in cnf && typeof cnf.jkt === 'string' ? cnf.jkt : undefined;
+  const jkt = boundKeyThumbprint(cnf);
   let verified: VerifiedDpopProof;
   try {
     verified = await verifyDpopProof(proof, { method: 'POST', url: `${deps.issuer}/revoke`, now, accessToken: token });
