@@ -270,23 +270,19 @@ export class SqliteAuditStore implements AuditStore {
    */
   async chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
     this.#db.read(() => {
-      const start = from;
-      const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [start.seq]);
-      if (kept !== undefined && kept.hash !== start.hash) {
-        throw new ChainConflictError(`record ${start.seq} differs from the checkpoint signed over it`);
-      }
-      const [span] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq > ? AND seq <= ?', [start.seq, to.seq]);
-      if ((span?.n ?? 0) !== to.seq - start.seq) throw new ChainConflictError(`records between ${start.seq} and ${to.seq} are missing`);
+      const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [from.seq]);
+      if (kept !== undefined && kept.hash !== from.hash) throw new ChainConflictError(`record ${from.seq} differs from the checkpoint signed over it`);
+      const [span] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq > ? AND seq <= ?', [from.seq, to.seq]);
+      if ((span?.n ?? 0) !== to.seq - from.seq) throw new ChainConflictError(`records between ${from.seq} and ${to.seq} are missing`);
       const [broken] = this.#db.all<{ seq: number }>(
         `SELECT next.seq FROM audit_events AS next LEFT JOIN audit_events AS before ON before.seq = next.seq - 1
           WHERE next.seq > ? AND next.seq <= ? AND next.prev_hash IS NOT (CASE WHEN next.seq = ? THEN ? ELSE before.hash END)
           ORDER BY next.seq LIMIT 1`,
-        [start.seq, to.seq, start.seq + 1, start.hash],
+        [from.seq, to.seq, from.seq + 1, from.hash],
       );
       if (broken !== undefined) throw new ChainConflictError(`record ${broken.seq} does not commit to the record (or checkpoint) before it`);
       const [last] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [to.seq]);
-      if ((last === undefined ? start.hash : last.hash) !== to.hash)
-        throw new ChainConflictError(`record ${to.seq} differs from the checkpoint signed over it`);
+      if ((last === undefined ? from.hash : last.hash) !== to.hash) throw new ChainConflictError(`record ${to.seq} differs from the checkpoint signed over it`);
     });
   }
 

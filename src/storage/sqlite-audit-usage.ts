@@ -85,6 +85,24 @@ const GROUPED = 'issuer, tenant, repository, subject, policy_id, decision, reaso
 type Where = { readonly conditions: readonly string[]; readonly params: readonly SqlValue[] };
 const sqlWhere = (conditions: readonly string[]) => (conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`);
 
+/** The UTC day of the log's oldest record (NULL when it holds none): what pruning has left. */
+const FIRST_DAY = `SELECT min(time) / ${DAY} FROM audit_events`;
+/** The roll-up's rows of the records `where` picks (a condition on seq and time, with `?` parameters), per day and group. */
+const usageSums = (where: string) =>
+  `SELECT day, json_array(${GROUPED}) AS grp, ${GROUPED}, count(*) AS count, min(time) AS first, max(time) AS last
+    FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE ${where})
+    WHERE true GROUP BY day, ${GROUPED}`;
+/** The claim roll-up's rows of the grants `where` picks, per day, granting policy and claim. */
+const claimSums = (where: string) =>
+  `SELECT time / ${DAY} AS day, policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
+    FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims
+    WHERE ${where} AND decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'
+    GROUP BY 1, 2, 3`;
+
+function firstDay(db: SqlDatabase): number | undefined {
+  return db.all<{ day: number | null }>(`SELECT (${FIRST_DAY}) AS day`)[0]?.day ?? undefined;
+}
+
 function rolledUpTo(db: SqlDatabase): number {
   return db.all<{ seq: number }>('SELECT seq FROM audit_usage_state WHERE slot = 1')[0]?.seq ?? 0;
 }
@@ -100,19 +118,12 @@ function rollUpBatch(db: SqlDatabase): boolean {
     const to = upper?.seq ?? null;
     if (to === null) return false;
     db.run(
-      `INSERT INTO audit_usage (day, grp, ${GROUPED}, count, first, last)
-        SELECT day, json_array(${GROUPED}), ${GROUPED}, count(*), min(time), max(time)
-        FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE seq > ? AND seq <= ?)
-        WHERE true GROUP BY day, ${GROUPED}
+      `INSERT INTO audit_usage (day, grp, ${GROUPED}, count, first, last) ${usageSums('seq > ? AND seq <= ?')}
         ON CONFLICT (day, grp) DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)`,
       [from, to],
     );
     db.run(
-      `INSERT INTO audit_usage_claims (day, policy_id, claim, least, greatest, count)
-        SELECT time / ${DAY}, policy_id, claims.key, min(claims.value), max(claims.value), count(*)
-        FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims
-        WHERE seq > ? AND seq <= ? AND decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text'
-        GROUP BY 1, 2, 3
+      `INSERT INTO audit_usage_claims (day, policy_id, claim, least, greatest, count) ${claimSums('seq > ? AND seq <= ?')}
         ON CONFLICT (day, policy_id, claim) DO UPDATE SET
           least = min(least, excluded.least), greatest = max(greatest, excluded.greatest), count = count + excluded.count`,
       [from, to],
@@ -128,8 +139,7 @@ function rollUpBatch(db: SqlDatabase): boolean {
  * pruned, so no day of the roll-up outlives its records until the next refresh.
  */
 export function dropPrunedUsage(db: SqlDatabase): void {
-  for (const table of ['audit_usage', 'audit_usage_claims'])
-    db.run(`DELETE FROM ${table} WHERE day < coalesce((SELECT min(time) / ${DAY} FROM audit_events), 9e15)`);
+  for (const table of ['audit_usage', 'audit_usage_claims']) db.run(`DELETE FROM ${table} WHERE day < coalesce((${FIRST_DAY}), 9e15)`);
 }
 
 /**
@@ -147,29 +157,26 @@ export function usageMismatch(db: SqlDatabase): string | undefined {
 
 function rollUpMismatch(db: SqlDatabase): string | undefined {
   const seq = rolledUpTo(db);
-  const [log] = db.all<{ day: number | null }>(`SELECT min(time) / ${DAY} AS day FROM audit_events`);
-  if (log?.day == null) {
+  const day = firstDay(db);
+  if (day === undefined) {
     const [left] = db.all<{ n: number }>('SELECT (SELECT count(*) FROM audit_usage) + (SELECT count(*) FROM audit_usage_claims) AS n');
     return (left?.n ?? 0) > 0 ? 'the usage roll-up (the inventory) holds days of a log that holds no records' : undefined;
   }
   // The log's first day is read from the records, never from the roll-up (rolledDays): its sums are not held.
-  const from = log.day + 1;
+  const from = day + 1;
   const before = db.all<{ day: number }>('SELECT day FROM audit_usage WHERE day < ? UNION SELECT day FROM audit_usage_claims WHERE day < ? LIMIT 1', [
-    log.day,
-    log.day,
+    day,
+    day,
   ]);
   if (before[0] !== undefined) return `the usage roll-up (the inventory) holds day ${isoDay(before[0].day)}, before the log's first record`;
-  const rebuilt = `SELECT day, json_array(${GROUPED}) AS grp, count(*) AS count, min(time) AS first, max(time) AS last
-    FROM (SELECT time / ${DAY} AS day, time, ${GROUP_COLUMNS} FROM ${GRANT_ROWS} WHERE seq <= ?) WHERE day >= ? GROUP BY day, ${GROUPED}`;
+  const rebuilt = `SELECT day, grp, count, first, last FROM (${usageSums('seq <= ?')}) WHERE day >= ?`;
   const stored = 'SELECT day, grp, count, first, last FROM audit_usage WHERE day >= ?';
   const [usage] = db.all<{ day: number; grp: string }>(
     `SELECT day, grp FROM (${rebuilt} EXCEPT ${stored}) UNION ALL SELECT day, grp FROM (${stored} EXCEPT ${rebuilt}) LIMIT 1`,
     [seq, from, from, from, seq, from],
   );
   if (usage !== undefined) return `the usage roll-up (the inventory) of ${isoDay(usage.day)} differs from the records for ${usage.grp}`;
-  const rebuiltClaims = `SELECT time / ${DAY} AS day, policy_id, claims.key AS claim, min(claims.value) AS least, max(claims.value) AS greatest, count(*) AS count
-    FROM ${GRANT_ROWS} AS grants, json_each(grants.event, '$.claims') AS claims
-    WHERE seq <= ? AND time / ${DAY} >= ? AND decision = 'granted' AND policy_id IS NOT NULL AND claims.type = 'text' GROUP BY 1, 2, 3`;
+  const rebuiltClaims = `SELECT day, policy_id, claim, least, greatest, count FROM (${claimSums(`seq <= ? AND time / ${DAY} >= ?`)})`;
   const storedClaims = 'SELECT day, policy_id, claim, least, greatest, count FROM audit_usage_claims WHERE day >= ?';
   const [claims] = db.all<{ day: number; policy_id: string; claim: string }>(
     `SELECT day, policy_id, claim FROM (${rebuiltClaims} EXCEPT ${storedClaims})
@@ -203,8 +210,8 @@ export function refreshUsage(db: SqlDatabase, budgetMs = ROLLUP_BUDGET_MS, now: 
  * it no longer holds, and nothing the records hold could check them.
  */
 function rolledDays(db: SqlDatabase, query: UsageWindow): { first: number; end: number } {
-  const [log] = db.all<{ day: number | null }>(`SELECT min(time) / ${DAY} AS day FROM audit_events`);
-  const first = Math.max(Math.ceil(query.since / DAY), log?.day == null ? 0 : log.day + 1);
+  const day = firstDay(db);
+  const first = Math.max(Math.ceil(query.since / DAY), day === undefined ? 0 : day + 1);
   const end = Math.floor(query.until / DAY);
   return end > first ? { first, end } : { first: 0, end: 0 };
 }

@@ -79,10 +79,9 @@ export async function maintainAuditLog(
   let pruned = 0;
   if (options.retentionDays > 0) {
     const candidate = await store.pruneCandidate(options.now - options.retentionDays * DAY_MS, PRUNE_BATCH);
-    // A checkpoint after it the keys verify: the first at or after it, else the newest (the head's, signed above).
+    // A checkpoint after it the keys verify: the first at or after it, else the newest (the head's, if this round signed it).
     const [first] = candidate === undefined ? [] : await store.checkpoints(candidate.seq - 1, 1);
-    const newest = await store.latestCheckpoint();
-    const pin = candidate === undefined ? undefined : ((first && (await verified(first))) ?? (newest && (await verified(newest))));
+    const pin = candidate === undefined ? undefined : ((first && (await verified(first))) ?? checkpoint ?? (latest && (await verified(latest))));
     if (candidate !== undefined && pin !== undefined && pin.seq >= candidate.seq) {
       await store.chainHolds(candidate, pin);
       pruned = await store.prune(await sign(candidate, 'anchor'));
