@@ -274,6 +274,23 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(await shard.countAddressRefusal('1::2:3:4:5:6:7', now, now - 60_000)).toBe(10);
   });
 
+  it("drops the refusal counts of every address once older than the window, those of addresses never seen again and an older keyway's included", async () => {
+    const shard = auditShard(fresh().shards, 0);
+    const start = Date.now() - 3_600_000;
+    await runInDurableObject(shard, (_, state) =>
+      state.storage.put({ 'alert:address:2001:db8::1/000001700000': 4, 'alert:address:2001:db8::2/000001700001': 1 }),
+    );
+    for (let host = 0; host < 40; host += 1) expect(await shard.countAddressRefusal(`2001:db8::${host.toString(16)}:1`, start, start - 60_000)).toBe(1);
+    const later = start + 61_000;
+    expect(await shard.countAddressRefusal('2001:db8::ffff:1', later, later - 60_000)).toBe(1);
+    expect(await shard.countAddressRefusal('2001:db8::ffff:1', later, later - 60_000)).toBe(2);
+    const keys = await runInDurableObject(shard, async (_, state) => [...(await state.storage.list({ prefix: 'alert:' })).keys()]);
+    expect(keys.filter((key) => !key.startsWith('alert:policy:')).sort()).toEqual([
+      `alert:refusals-at:${String(Math.floor(later / 1000)).padStart(12, '0')}/2001:db8::ffff:1`,
+      `alert:refusals:2001:db8::ffff:1/${String(Math.floor(later / 1000)).padStart(12, '0')}`,
+    ]);
+  });
+
   it('migrates a single-chain state object: its chain is sealed with a final checkpoint and stays readable and verifiable as the legacy chain', async () => {
     const deployment = fresh();
     const legacy = keywayState(deployment.states);
