@@ -2,6 +2,7 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/
 import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
 import { grantingPolicies } from '../core/audit/granting-policies.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
+import type { RefusalCounter } from '../features/alerts/refusal-counts.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };
@@ -17,9 +18,12 @@ function toAlert(row: AlertRow): StoredAlert {
  */
 export class SqliteAlertStore implements AlertStore {
   readonly #db: SqlDatabase;
+  readonly #addressRefusals: RefusalCounter | undefined;
 
-  constructor(db: SqlDatabase) {
+  /** `addressRefusals`: where refusals per client address are counted; none where another object counts them (a Workers shard's). */
+  constructor(db: SqlDatabase, addressRefusals?: RefusalCounter) {
     this.#db = db;
+    this.#addressRefusals = addressRefusals;
   }
 
   async observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
@@ -42,12 +46,8 @@ export class SqliteAlertStore implements AlertStore {
           ])
         : 0;
     const addressDenials =
-      (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined
-        ? count("SELECT count(*) AS n FROM audit_events WHERE client_ip = ? AND decision IN ('denied', 'malformed') AND seq BETWEEN ? AND ?", [
-            ip,
-            from,
-            link.seq,
-          ])
+      (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined && this.#addressRefusals !== undefined
+        ? await this.#addressRefusals.count(ip, Date.parse(event.time), options.windowStart)
         : 0;
     const [presented] =
       sha256 === undefined

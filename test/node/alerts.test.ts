@@ -45,15 +45,15 @@ async function startReceiver() {
   };
 }
 
-/** POST /token from a chosen loopback address: 127.0.0.0/8 is all this machine's, so networks can differ for real. */
-function postFrom(url: string, form: URLSearchParams, localAddress: string): Promise<{ status: number; body: Record<string, unknown> }> {
+/** POST /token (or `path`) from a chosen loopback address: 127.0.0.0/8 is all this machine's, so networks can differ for real. */
+function postFrom(url: string, form: URLSearchParams, localAddress: string, path = '/token'): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const target = new URL('/token', url);
+    const target = new URL(path, url);
     const request = httpRequest(
       {
         host: target.hostname,
         port: target.port,
-        path: '/token',
+        path,
         method: 'POST',
         localAddress,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -61,7 +61,7 @@ function postFrom(url: string, form: URLSearchParams, localAddress: string): Pro
       (response) => {
         let text = '';
         response.on('data', (chunk) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> }));
       },
     );
     request.on('error', reject);
@@ -135,6 +135,7 @@ describe('alerts on anomalies', () => {
       start,
       broker: () => broker,
       exchange,
+      revokeFrom: (token: string, from: string) => postFrom(broker.url, new URLSearchParams({ token }), from, '/revoke'),
       stored,
       sent,
       raisedBy,
@@ -258,6 +259,21 @@ describe('alerts on anomalies', () => {
         expect.objectContaining({ client_ip: '127.0.0.2', denials: 3 }),
       ]),
     );
+  });
+
+  it("raises an address's denial burst when refusals the rules do not run on (a holder's /revoke of a bad token) come between its exchanges", async () => {
+    const { exchange, sign, raisedBy, revokeFrom, stored } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_address' });
+    const deny = async () => {
+      const answer = await exchange(await sign({ ref: 'refs/heads/feature' }), '127.0.0.3');
+      expect(answer.status).toBe(400);
+      return answer;
+    };
+    await deny();
+    await deny();
+    // Recorded as a refusal from the same address, but no alert rule runs on it: it must not carry the count past the threshold unseen.
+    expect((await revokeFrom('not-a-token', '127.0.0.3')).status).toBe(200);
+    expect(await raisedBy(await deny())).toEqual(['denial_burst_address']);
+    expect((await stored()).filter((alert) => alert.rule === 'denial_burst_address')).toHaveLength(1);
   });
 
   it('raises a replayed subject token and a grant from a new network', async () => {

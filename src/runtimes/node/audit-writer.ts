@@ -5,6 +5,7 @@ import type { AlertStore, ObserveOptions } from '../../features/alerts/alert-sto
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import type { CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
+import { RefusalCounts } from '../../features/alerts/refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
@@ -75,7 +76,7 @@ try {
 }
 const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
 const guard = new SqliteReplayGuard(db);
-const alerts = new SqliteAlertStore(db);
+const alerts = new SqliteAlertStore(db, new RefusalCounts());
 
 /** The text of the events appended lately, by seq, until their observe call comes (it follows the append's reply). */
 const appended = new Map<number, string>();

@@ -11,6 +11,7 @@ import { AuditChainObject, chainStore, type RestoreOptions, type StateRestoreOut
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
+import { durableRefusalCounts } from './durable-refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
@@ -47,7 +48,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     const db = this.db;
-    this.#alerts = new SqliteAlertStore(db);
+    this.#alerts = new SqliteAlertStore(db, durableRefusalCounts(ctx.storage));
     this.#deliveries = new SqliteDeliveryLog(db);
     this.#livePolicies = new SqliteLivePolicyStore(db);
     this.#revocations = new SqliteRevocationStore(db);

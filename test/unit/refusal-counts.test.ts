@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { RefusalCounts } from '../../src/features/alerts/refusal-counts.ts';
+
+describe('refusal counts in memory (denial_burst_address on Node)', () => {
+  it('counts per address within the window, exact to the second at its start, and keeps nothing of an address once its counts are stale', () => {
+    const counts = new RefusalCounts();
+    const start = 1_800_000_000_000;
+    expect(counts.count('1::2:3:4:5:6:7', start, start - 60_000)).toBe(1);
+    expect(counts.count('1::2:3:4:5:6', start + 500, start - 60_000)).toBe(1);
+    expect(counts.count('1::2:3:4:5:6:7', start + 1_000, start - 60_000)).toBe(2);
+    // The window now starts at start + 1 s: the first count of 1::2:3:4:5:6:7 and the only one of 1::2:3:4:5:6 drop out.
+    expect(counts.count('1::2:3:4:5:6:7', start + 61_000, start + 1_000)).toBe(2);
+    expect(counts.count('1::2:3:4:5:6', start + 61_000, start + 1_000)).toBe(1);
+    for (let host = 0; host < 1_000; host += 1) counts.count(`2001:db8::${host.toString(16)}`, start + 120_000, start + 60_000);
+    // The two counted at start + 61 s are still within this window.
+    expect(counts.addresses).toBe(1_002);
+    // A minute on, only the newest address counted is left.
+    expect(counts.count('2001:db8::ffff', start + 181_000, start + 121_000)).toBe(1);
+    expect(counts.addresses).toBe(1);
+  });
+});
