@@ -88,6 +88,12 @@ export function jwtBearerSuite(runtime: string, start: StartBroker, issuerBase: 
         twice.append(shape === 'jwt-bearer' ? 'assertion' : 'client_assertion', token);
         await expectRefusal(broker, await postToken(broker, twice), { error: 'invalid_request', reason: 'malformed_request' });
       });
+
+      it('refuses a repeated grant_type, as token exchange does (RFC 6749 §3.2: no parameter more than once)', async () => {
+        const twice = form(await good());
+        twice.append('grant_type', 'urn:ietf:params:oauth:grant-type:token-exchange');
+        await expectRefusal(broker, await postToken(broker, twice), { error: 'invalid_request', reason: 'malformed_request' });
+      });
     });
 
     describe('client_credentials', () => {

@@ -30,7 +30,7 @@ function malformed(detail: string): ExchangeError {
  * audit path, with the same bounds.
  */
 export function parseTokenRequest(form: URLSearchParams): TokenRequest {
-  const grantType = form.get('grant_type');
+  const grantType = single(form, 'grant_type');
   if (grantType === JWT_BEARER_GRANT) return { ...parseTokenExchangeRequest(asExchange(form, single(form, 'assertion'))), grantType };
   if (grantType === CLIENT_CREDENTIALS_GRANT) {
     const assertionType = single(form, 'client_assertion_type');
