@@ -11,7 +11,7 @@ import { actorClaim } from './rfc8693-delegation.ts';
 import { errorText, type Logger } from '../log.ts';
 import { decide } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
-import { claimSingleUse } from '../replay/claim-single-use.ts';
+import { claimSingleUse, type SingleUseContext } from '../replay/claim-single-use.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { RateLimitedError } from '../limits/rate-limited-error.ts';
@@ -260,6 +260,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     requireProofOfKey('actor', actor.claims, proof);
     await refuseEndedCiWork(deps.endedCiWork, actor, now, 'actor');
   }
+  const actorUse = actor === undefined || request.actorToken === undefined ? undefined : { token: request.actorToken, verified: actor };
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const policies =
     repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified);
@@ -272,7 +273,7 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     ...(actor === undefined ? {} : { actor: actor.claims }),
   };
   if (owners !== undefined)
-    return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken }, now, event);
+    return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken, actor: actorUse }, now, event);
   const decision = decide(policies, verified, accessRequest);
   event.policy = policyRecord(decision.trace, policies);
   if (!decision.granted) {
@@ -285,14 +286,8 @@ async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { 
     token: grant.github !== undefined ? 'github' : grant.cloud !== undefined ? 'cloud' : 'access',
   });
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
-  if (grant.policy.singleUse) {
-    await claimSingleUse(request.subjectToken, verified, {
-      guard: deps.replay,
-      auditEventId: event.id,
-      now,
-      clockToleranceSeconds: deps.clockToleranceSeconds,
-    });
-  }
+  if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
+  await claimSingleUseActor(deps, actorUse, event, now);
   if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
   if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
@@ -414,6 +409,7 @@ async function issueGitHubTokenMap(
     readonly owners: readonly OwnerRequest[];
     readonly proof: VerifiedDpopProof | undefined;
     readonly subjectToken: string;
+    readonly actor: ActorUse | undefined;
   },
   now: number,
   event: Draft,
@@ -424,9 +420,8 @@ async function issueGitHubTokenMap(
   if (!decided.granted) throw decided.refusal;
   // GitHub tokens cannot be bound to a key: a bound subject token or a DPoP proof is refused here, as for one token.
   bindingFor(asked.proof, verified.claims, { requireDpop: false, token: 'github' });
-  if (decided.grants.some(({ grant }) => grant.policy.singleUse)) {
-    await claimSingleUse(asked.subjectToken, verified, { guard: deps.replay, auditEventId: event.id, now, clockToleranceSeconds: deps.clockToleranceSeconds });
-  }
+  if (decided.grants.some(({ grant }) => grant.policy.singleUse)) await claimSingleUse(asked.subjectToken, verified, singleUseContext(deps, event, now));
+  await claimSingleUseActor(deps, asked.actor, event, now);
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
@@ -446,6 +441,28 @@ function tenantOf(verified: VerifiedSubjectToken): { readonly tenant?: string } 
   const [claim] = verified.issuer.preset.tenantClaims;
   const tenant = claim === undefined ? undefined : canonicalText(claimReader(claim)(verified.claims));
   return tenant === undefined ? {} : { tenant };
+}
+
+/** A delegated request's actor token, as sent and as verified. */
+interface ActorUse {
+  readonly token: string;
+  readonly verified: VerifiedSubjectToken;
+}
+
+const singleUseContext = (deps: ExchangeDeps, event: Draft, now: number): SingleUseContext => ({
+  guard: deps.replay,
+  auditEventId: event.id,
+  now,
+  clockToleranceSeconds: deps.clockToleranceSeconds,
+});
+
+/**
+ * Uses up an actor token whose issuer's tokens are single use (azure-devops: Entra ID takes them too), whatever policy grants:
+ * presented a second time, as the subject or the actor, it is refused as replayed. A policy's own `single_use` holds its
+ * subject only: an orchestrator may act for many subjects with one token of an issuer whose tokens are not.
+ */
+async function claimSingleUseActor(deps: ExchangeDeps, actor: ActorUse | undefined, event: Draft, now: number): Promise<void> {
+  if (actor?.verified.issuer.preset.singleUse === true) await claimSingleUse(actor.token, actor.verified, singleUseContext(deps, event, now));
 }
 
 /** The actor token of a delegated request, verified as a subject token is; its refusals name it. */
