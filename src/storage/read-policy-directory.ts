@@ -1,16 +1,40 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 
-/** Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. */
+/** A name that ends like a policy file but in another case (`deny.YAML`): skipped unseen, a guardrail saved so would never hold. */
+const MISCASED = /\.ya?ml$/i;
+const LOWER_CASE = /\.ya?ml$/;
+
+const underDotDotDirectory = (path: string) =>
+  path
+    .split('/')
+    .slice(0, -1)
+    .some((segment) => segment.startsWith('..'));
+
+/**
+ * Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. A symbolic
+ * link to a file is read as the file it names, under the link's own path. Directories whose names begin with `..` are
+ * passed over: Kubernetes keeps a mounted ConfigMap's files in `..<timestamp>/`, reached through `..data` and linked to
+ * from the top (`deploy.yaml -> ..data/deploy.yaml`), so each policy would otherwise load twice, never under its own name, under paths that
+ * change with every update of the map.
+ */
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile() && keep(entry.name))
-    .map((entry) => {
-      const full = join(entry.parentPath, entry.name);
-      return { path: relative(dir, full).split(sep).join('/'), text: readFileSync(full, 'utf8') };
-    })
-    .sort((a, b) => a.path.localeCompare(b.path));
+  const files: PolicyFile[] = [];
+  const miscased: string[] = [];
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const full = join(entry.parentPath, entry.name);
+    const path = relative(dir, full).split(sep).join('/');
+    if (underDotDotDirectory(path)) continue;
+    if (!(entry.isFile() || (entry.isSymbolicLink() && statSync(full, { throwIfNoEntry: false })?.isFile() === true))) continue;
+    if (keep(entry.name)) files.push({ path, text: readFileSync(full, 'utf8') });
+    else if (MISCASED.test(entry.name) && !LOWER_CASE.test(entry.name)) miscased.push(path);
+  }
+  if (miscased.length > 0) {
+    throw new ConfigError(`${miscased.join(', ')}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
+  }
+  return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 
 /** Every policy file under `dir`, any depth, with paths relative to it. Test files (`*.test.yaml`) are not policies. */

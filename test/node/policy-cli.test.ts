@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -73,6 +74,22 @@ describe('keyway policy check', () => {
     const code = await new Promise((resolve) => child.on('close', resolve));
     expect(code).toBe(0);
     expect(stderr).toContain('keyway policy check: 1 policy file, 0 errors');
+  });
+
+  it('reads a ConfigMap mounted as Kubernetes mounts it: each file once, by the name of its link, none from ..data or ..<timestamp>', async () => {
+    const dir = writeTree({ 'p/..2026_12_05_06_00_00.1/deploy.yaml': DEPLOY, 'p/..2026_12_05_06_00_00.1/guard.yaml': GUARD });
+    symlinkSync('..2026_12_05_06_00_00.1', join(dir, 'p/..data'));
+    for (const name of ['deploy.yaml', 'guard.yaml']) symlinkSync(`..data/${name}`, join(dir, 'p', name));
+    const result = await keyway(['policy', 'check', join(dir, 'p'), '--format', 'json']);
+    expect(result).toMatchObject({ code: 0, stdout: '[]\n' });
+    expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
+  });
+
+  it('refuses a policy directory holding a file that ends in .YAML or .Yml: a guardrail saved so would never be read', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/team/Guard.YAML': GUARD });
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("team/Guard.YAML: a policy file's name ends in .yaml or .yml, in lower case");
   });
 
   it('prints file:line:col severity message [rule] and exits 1 on an error', async () => {
