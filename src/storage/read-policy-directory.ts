@@ -1,11 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
+import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
-
-/** A name that ends like a policy file but in another case (`deny.YAML`): skipped unseen, a guardrail saved so would never hold. */
-const MISCASED = /\.ya?ml$/i;
-const LOWER_CASE = /\.ya?ml$/;
 
 const underDotDotDirectory = (path: string) =>
   path
@@ -29,7 +25,7 @@ function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
     if (underDotDotDirectory(path)) continue;
     if (!(entry.isFile() || (entry.isSymbolicLink() && statSync(full, { throwIfNoEntry: false })?.isFile() === true))) continue;
     if (keep(entry.name)) files.push({ path, text: readFileSync(full, 'utf8') });
-    else if (MISCASED.test(entry.name) && !LOWER_CASE.test(entry.name)) miscased.push(path);
+    else if (isMiscasedPolicyFile(entry.name)) miscased.push(path);
   }
   if (miscased.length > 0) {
     throw new ConfigError(`${miscased.join(', ')}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);

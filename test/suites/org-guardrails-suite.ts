@@ -30,6 +30,8 @@ const ORGS = {
   lexcorp: { installation: 8112, ownerId: 9944, repo: { id: 980001, name: 'tower' }, dotGithub: 8112_01 },
   // Renames itself (same account, same repositories) while pinned under its old name.
   wonka: { installation: 8113, ownerId: 9955, repo: { id: 990001, name: 'factory' }, dotGithub: 8113_01 },
+  // Publishes its guardrail as Hosted-Runners.YAML, a name that ends like a policy file in another case.
+  weyland: { installation: 8114, ownerId: 9966, repo: { id: 991001, name: 'nostromo' }, dotGithub: 8114_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -46,6 +48,7 @@ const PINS: Record<Org, string> = {
   oscorp: `oscorp:${ORGS.oscorp.ownerId}:${ORGS.oscorp.dotGithub}`,
   lexcorp: `lexcorp:${ORGS.lexcorp.ownerId}:${ORGS.lexcorp.dotGithub}`,
   wonka: `wonka:${ORGS.wonka.ownerId}:${ORGS.wonka.dotGithub}`,
+  weyland: `weyland:${ORGS.weyland.ownerId}:${ORGS.weyland.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -102,6 +105,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       await putGuardrail('stark', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('tyrell', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('wonka', 'hosted-runners.yaml', hostedOnly());
+      await putGuardrail('weyland', 'Hosted-Runners.YAML', hostedOnly());
       await putGuardrail('oscorp', 'freeze-dev.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/dev }\n`);
       await github.putFile({ owner: 'oscorp', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly(), symlink: true });
       // 47 guardrails of 180 KiB each (a comment pads them), each within what the GitHub client reads for one answer, 8.3 MiB together.
@@ -216,6 +220,14 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       const refused = await ask('oscorp', { runner_environment: 'self-hosted' });
       const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
       expect(event.detail).toMatch(/oscorp\/\.github\/keyway\/guardrails: keyway\/guardrails\/hosted-runners\.yaml is a symlink/);
+    });
+
+    it('refuses every policy of an organisation with a guardrail named .YAML: it is not passed over, which would drop its deny', async () => {
+      const refused = await ask('weyland', { runner_environment: 'self-hosted' });
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
+      expect(event.detail).toMatch(
+        /weyland\/\.github\/keyway\/guardrails: keyway\/guardrails\/Hosted-Runners\.YAML: a policy file's name ends in \.yaml or \.yml, in lower case/,
+      );
     });
 
     it('refuses every policy of an organisation whose guardrails hold more text than keyway reads for one directory', async () => {

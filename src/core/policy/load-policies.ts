@@ -109,6 +109,11 @@ export function isPolicyTestFile(path: string): boolean {
   return TEST_FILE.test(path);
 }
 
+/** A name that ends like a policy file in another case (`deny.YAML`): refused, since passing it over would drop a policy, a deny among them, unseen. */
+export function isMiscasedPolicyFile(path: string): boolean {
+  return /\.ya?ml$/i.test(path) && !POLICY_EXTENSION.test(path);
+}
+
 export function parseDuration(text: string): number {
   const unit = text.at(-1);
   const amount = Number(text.slice(0, -1));

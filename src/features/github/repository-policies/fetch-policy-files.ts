@@ -1,5 +1,5 @@
 import pMap from 'p-map';
-import { isPolicyFile, type PolicyFile } from '../../../core/policy/load-policies.ts';
+import { isMiscasedPolicyFile, isPolicyFile, type PolicyFile } from '../../../core/policy/load-policies.ts';
 import { isListing, type RepositoryAccess } from './repository-access.ts';
 import { KeywayError } from '../../../core/errors/keyway-error.ts';
 
@@ -34,6 +34,8 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
       if (entry.type === 'dir') {
         if (depth >= POLICY_FETCH_LIMITS.depth) throw new PolicyFetchError(`${entry.path} is nested deeper than ${POLICY_FETCH_LIMITS.depth} directories`);
         await walk(entry.path, depth + 1);
+      } else if (isMiscasedPolicyFile(entry.name)) {
+        throw new PolicyFetchError(`${entry.path}${at(ref)}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
       } else if (isPolicyFile(entry.name)) {
         // A symlink (or anything but a file) named as a policy: skipping it would silently drop a policy, a deny among them.
         if (entry.type !== 'file') throw new PolicyFetchError(`${entry.path}${at(ref)} is a ${entry.type}, not a file: keyway reads policy files only`);
