@@ -56,6 +56,31 @@ export interface PrivateDataDir {
 }
 
 /**
+ * Refuses `dataDir` when someone else could change what it names, judged on what exists of it, so that a refused path
+ * is refused before anything of it is created (under a parent another user controls).
+ */
+function refuseChangeable(dataDir: string): void {
+  let existing = dataDir;
+  while (lstatSync(existing, { throwIfNoEntry: false }) === undefined) existing = dirname(existing);
+  const link = othersLink(existing);
+  if (link !== undefined) {
+    throw new ConfigError(
+      `the data directory ${dataDir} is reached through ${link.path}, a symbolic link of uid ${link.uid}: whoever made it chose where keyway's keys and audit log go; ` +
+        'set KEYWAY_DATA_DIR to a path without it',
+    );
+  }
+  const real = realpathSync(existing);
+  // Its group writing to a parent is allowed: a user's private group (umask 002), a volume's fsGroup.
+  const changeable = othersCanChange(existing === dataDir ? dirname(real) : real, { group: false });
+  if (changeable !== undefined) {
+    throw new ConfigError(
+      `the data directory ${dataDir}${existing === dataDir && real !== dataDir ? ` (${real})` : ''} is reached through a directory others could change: ${changeable}, ` +
+        `so what keyway opens there later need not be what it checked: put it under a directory only you and root can change`,
+    );
+  }
+}
+
+/**
  * Makes `dataDir` the broker's alone, or refuses it. One that does not exist yet is created
  * 0700 (exactly: the umask only ever takes bits away, so it is set again after). One that
  * exists must belong to this user and be closed to its group and others: if it is not, someone
@@ -67,29 +92,17 @@ export interface PrivateDataDir {
  * Its files are opened by path long after this check (the audit writer's and checkpointer's threads, the shared
  * writer's socket on every rejoin), so the path must keep naming the directory checked: it is resolved once, every file
  * is opened under that real path, and no one else may be able to change the real path or any of its parents
- * (othersCanChange). A KEYWAY_DATA_DIR through another user's symbolic link in /tmp is refused.
+ * (othersCanChange). A KEYWAY_DATA_DIR through another user's symbolic link in /tmp is refused. All of that is
+ * judged before anything is created.
  */
 export function preparePrivateDataDir(dataDir: string): PrivateDataDir {
+  // POSIX modes are not how Windows guards files.
+  const posix = process.platform !== 'win32';
+  if (posix) refuseChangeable(dataDir);
   const created = mkdirSync(dataDir, { recursive: true, mode: DIRECTORY_MODE }) !== undefined;
   const path = realpathSync(dataDir);
-  // POSIX modes are not how Windows guards files.
-  if (process.platform === 'win32') return { path, tightened: [] };
-  const link = othersLink(dataDir);
-  if (link !== undefined) {
-    throw new ConfigError(
-      `the data directory ${dataDir} is reached through ${link.path}, a symbolic link of uid ${link.uid}: whoever made it chose where keyway's keys and audit log go; ` +
-        'set KEYWAY_DATA_DIR to a path without it',
-    );
-  }
+  if (!posix) return { path, tightened: [] };
   const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
-  // Its group writing to a parent is allowed: a user's private group (umask 002), a volume's fsGroup.
-  const changeable = othersCanChange(dirname(path), { group: false });
-  if (changeable !== undefined) {
-    throw new ConfigError(
-      `the data directory ${dataDir}${path === dataDir ? '' : ` (${path})`} is reached through a directory others could change: ${changeable}, ` +
-        `so what keyway opens there later need not be what it checked: put it under a directory only you and root can change`,
-    );
-  }
   if (created) {
     chmodSync(path, DIRECTORY_MODE);
     return { path, tightened: [] };

@@ -133,6 +133,19 @@ describe('the data directory at rest (real files)', () => {
     expect(mode(join(project, '.keyway'))).toBe(0o700);
   });
 
+  it('refuses a data dir under a directory others may change before it creates anything: neither it nor a missing parent is left there', async () => {
+    const root = writeTree({ 'policies/.keep': '' });
+    const open = join(root, 'shared');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    for (const dataDir of [join(open, 'data'), join(open, 'deploy', 'data')]) {
+      await expect(startNodeBroker(testConfig(root, { dataDir }), { log: warnings() })).rejects.toThrow(
+        `is reached through a directory others could change: ${open} can be changed by others (mode 777)`,
+      );
+    }
+    expect(readdirSync(open)).toEqual([]);
+  });
+
   it.runIf(process.getuid?.() === 0)("refuses a data dir reached through another user's symbolic link in a sticky directory like /tmp", async () => {
     const root = writeTree({ 'policies/.keep': '' });
     const [own, sticky] = [join(root, 'own'), join(root, 'tmp')];
