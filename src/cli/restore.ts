@@ -8,7 +8,7 @@ import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts'
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import { MASTER_KEY_FILE, readMasterKeyFile } from '../storage/master-key-file.ts';
 import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate, SCHEMA_VERSION } from '../storage/migrate.ts';
-import { createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
+import { checkDataDir, createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
 import { DATABASE_FILE, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import { CliError, type Command } from './command.ts';
@@ -79,10 +79,12 @@ export const restore: Command = {
       );
     }
     const created = !existsSync(given);
-    // Written, and linked into place, under its real path: the directory checked is the one written.
-    const dataDir = preparePrivateDataDir(given).path;
+    // Written, and linked into place, under its real path: the directory checked is the one written, while its path names it.
+    const privateDir = preparePrivateDataDir(given);
+    const dataDir = privateDir.path;
     const partial = join(dataDir, `.${DATABASE_FILE}.restore-${randomUUID()}`);
     try {
+      checkDataDir(privateDir.pin);
       createPrivateFile(partial);
       // Into the 0600 file as it is: copyFile would give it the backup file's mode.
       await pipeline(createReadStream(backupFile), createWriteStream(partial, { flags: 'r+' }));
@@ -106,6 +108,7 @@ export const restore: Command = {
         db.close();
       }
       // link, not rename: it fails if a database appeared in DIR meanwhile (a broker started on it), where rename would replace it.
+      checkDataDir(privateDir.pin);
       linkSync(partial, join(dataDir, DATABASE_FILE));
       if (values.json === true) process.stdout.write(`${JSON.stringify({ data_dir: dataDir, ...summary })}\n`);
       else process.stdout.write(`restored into ${dataDir}: ${describeSnapshot(summary)}\n`);
@@ -121,6 +124,7 @@ export const restore: Command = {
       throw new CliError(`cannot restore into ${dataDir}: ${(error as Error).message}`, 1);
     } finally {
       removePartial(partial);
+      privateDir.close();
     }
   },
 };

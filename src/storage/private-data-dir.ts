@@ -1,4 +1,17 @@
-import { chmodSync, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import {
+  type BigIntStats,
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
@@ -49,10 +62,68 @@ function othersLink(path: string): { readonly path: string; readonly uid: number
   return undefined;
 }
 
-/** The data directory, as every file in it is opened: its real path, and the files `preparePrivateDataDir` set to 0600. */
+/**
+ * The data directory as start-up checked it: its real path, and its device and inode (`dev:ino`). Plain data, so the
+ * writer's and checkpointer's threads get it too, and the other broker processes of KEYWAY_PROCESSES its identity.
+ */
+export interface DataDirPin {
+  readonly path: string;
+  readonly identity: string;
+}
+
+/** The data directory's path no longer names the directory start-up checked (or the leader process did). */
+export class DataDirMovedError extends ConfigError {
+  override readonly name = 'DataDirMovedError';
+  override readonly code = 'data_dir_moved';
+}
+
+/** The data directory, as every file in it is opened: its real path pinned, and the files `preparePrivateDataDir` set to 0600. */
 export interface PrivateDataDir {
   readonly path: string;
+  readonly pin: DataDirPin;
   readonly tightened: readonly string[];
+  /** Lets go of the descriptor it holds. */
+  close(): void;
+}
+
+const identityOf = (stats: BigIntStats): string => `${stats.dev}:${stats.ino}`;
+
+function moved(path: string, expected: string, found: string | undefined): DataDirMovedError {
+  return new DataDirMovedError(
+    `${path} no longer names the data directory keyway checked at start-up (device and inode ${expected}, now ${found ?? 'nothing'}): ` +
+      'someone who may write to a directory above it renamed or replaced it, so keyway opens nothing there. Find out who, ' +
+      'put the directory back, and restart keyway',
+  );
+}
+
+/**
+ * Throws DataDirMovedError unless `pin.path` still names the directory pinned. A parent its group may write to (allowed:
+ * see preparePrivateDataDir) lets a member of that group rename the data directory away after start-up and put her own
+ * in its place; what is opened by path from then on would be hers. lstat: a symbolic link put there is not it either.
+ */
+export function checkDataDir(pin: DataDirPin): void {
+  const now = lstatSync(pin.path, { bigint: true, throwIfNoEntry: false });
+  const found = now === undefined ? undefined : identityOf(now);
+  if (found !== pin.identity) throw moved(pin.path, pin.identity, found);
+}
+
+/**
+ * What `open` opens by path in the data directory, checked to still be the one pinned just before and again once it is
+ * open: one renamed away and replaced around the open is refused, and what was opened in the other is `undo`ne (on what
+ * was opened, never by path; what was only read is dropped). Without a pin (a file no broker start-up checked: a test's, a tool's) it is just opened.
+ * The check by path leaves a window between it and the open; SQLite opens by name whatever it is given (it resolves
+ * /proc/self/fd/N back to the directory's name), so nothing narrower is to be had for its files.
+ */
+export async function openInDataDir<T>(pin: DataDirPin | undefined, open: () => T | Promise<T>, undo?: (opened: T) => unknown): Promise<T> {
+  if (pin !== undefined) checkDataDir(pin);
+  const opened = await open();
+  try {
+    if (pin !== undefined) checkDataDir(pin);
+  } catch (error) {
+    await undo?.(opened);
+    throw error;
+  }
+  return opened;
 }
 
 /**
@@ -70,7 +141,8 @@ function refuseChangeable(dataDir: string): void {
     );
   }
   const real = realpathSync(existing);
-  // Its group writing to a parent is allowed: a user's private group (umask 002), a volume's fsGroup.
+  // Its group writing to a parent is allowed: a user's private group (umask 002), a volume's fsGroup. What it lets a
+  // member of that group do after start-up (rename the data directory away) checkDataDir catches.
   const changeable = othersCanChange(existing === dataDir ? dirname(real) : real, { group: false });
   if (changeable !== undefined) {
     throw new ConfigError(
@@ -92,39 +164,56 @@ function refuseChangeable(dataDir: string): void {
  * Its files are opened by path long after this check (the audit writer's and checkpointer's threads, the shared
  * writer's socket on every rejoin), so the path must keep naming the directory checked: it is resolved once, every file
  * is opened under that real path, and no one else may be able to change the real path or any of its parents
- * (othersCanChange). A KEYWAY_DATA_DIR through another user's symbolic link in /tmp is refused. All of that is
- * judged before anything is created.
+ * (othersCanChange), its group aside; a KEYWAY_DATA_DIR through another user's symbolic link in /tmp is refused. All
+ * of that is judged before anything is created. The directory is then held open and pinned by device and inode (the
+ * descriptor keeps the inode from going to another directory while keyway runs), and every later open checks the path
+ * still names it (openInDataDir). With `identity` (another broker process's, the leader's), it must be that directory:
+ * it is never created then, since the leader made it.
  */
-export function preparePrivateDataDir(dataDir: string): PrivateDataDir {
+export function preparePrivateDataDir(dataDir: string, { identity }: { readonly identity?: string | undefined } = {}): PrivateDataDir {
   // POSIX modes are not how Windows guards files.
   const posix = process.platform !== 'win32';
   if (posix) refuseChangeable(dataDir);
-  const created = mkdirSync(dataDir, { recursive: true, mode: DIRECTORY_MODE }) !== undefined;
+  if (identity !== undefined && lstatSync(dataDir, { throwIfNoEntry: false }) === undefined) throw moved(dataDir, identity, undefined);
+  const created = identity === undefined && mkdirSync(dataDir, { recursive: true, mode: DIRECTORY_MODE }) !== undefined;
   const path = realpathSync(dataDir);
-  if (!posix) return { path, tightened: [] };
-  const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
-  if (created) {
-    chmodSync(path, DIRECTORY_MODE);
-    return { path, tightened: [] };
+  // Windows opens no directory as a file.
+  const fd = posix ? openSync(path, constants.O_RDONLY | constants.O_DIRECTORY) : undefined;
+  const close = (): void => {
+    if (fd !== undefined) closeSync(fd);
+  };
+  try {
+    const stats = fd === undefined ? statSync(path, { bigint: true }) : fstatSync(fd, { bigint: true });
+    const pin = { path, identity: identityOf(stats) };
+    if (identity !== undefined && pin.identity !== identity) throw moved(path, identity, pin.identity);
+    if (fd === undefined) return { path, pin, tightened: [], close };
+    if (created) {
+      fchmodSync(fd, DIRECTORY_MODE);
+      return { path, pin, tightened: [], close };
+    }
+    const [mode, uid] = [Number(stats.mode), Number(stats.uid)];
+    const me = process.getuid?.();
+    const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
+    if (me !== undefined && uid !== me) {
+      throw new ConfigError(
+        `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}), ` +
+          `who alone may hold the master key and signing keys: chown it, ${fresh}`,
+      );
+    }
+    if ((mode & GROUP_OR_OTHERS) !== 0) {
+      throw new ConfigError(
+        `the data directory ${dataDir} is open to its group or others (mode ${octal(mode)}), and it holds the master key and signing keys: ` +
+          `run \`chmod 700 ${dataDir}\` if nobody else should have had access ` +
+          `(if someone may have read it, change the master key and rotate the signing keys), ${fresh}`,
+      );
+    }
+    // Regular files only: a symlink's target is not the data dir's to change.
+    const tightened = readdirSync(path).filter((name) => lstatSync(join(path, name)).isFile() && tightenPrivateFile(join(path, name)));
+    return { path, pin, tightened, close };
+  } catch (error) {
+    close();
+    throw error;
   }
-  const { mode, uid } = statSync(path);
-  const me = process.getuid?.();
-  if (me !== undefined && uid !== me) {
-    throw new ConfigError(
-      `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}), ` +
-        `who alone may hold the master key and signing keys: chown it, ${fresh}`,
-    );
-  }
-  if ((mode & GROUP_OR_OTHERS) !== 0) {
-    throw new ConfigError(
-      `the data directory ${dataDir} is open to its group or others (mode ${octal(mode)}), and it holds the master key and signing keys: ` +
-        `run \`chmod 700 ${dataDir}\` if nobody else should have had access ` +
-        `(if someone may have read it, change the master key and rotate the signing keys), ${fresh}`,
-    );
-  }
-  // Regular files only: a symlink's target is not the data dir's to change.
-  const tightened = readdirSync(path).filter((name) => lstatSync(join(path, name)).isFile() && tightenPrivateFile(join(path, name)));
-  return { path, tightened };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, renameSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
@@ -298,6 +299,17 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     expect(after.map((answer) => answer.status)).toEqual(after.map(() => 200));
     await processes.waitFor(() => answeredBy(processes, after).length === after.length, 'a log line for every exchange');
     expect(new Set(answeredBy(processes, after).map((line) => line.process))).toEqual(new Set([1, 2]));
+  });
+
+  it('a follower started again after the data directory was renamed away refuses to start, and creates none in its place', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-moved');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-moved-generic')));
+    const follower = processes.lines('keyway listening').find((line) => line['leader'] === false);
+    renameSync(processes.dataDir, join(processes.root, 'moved'));
+    process.kill(follower?.['pid'] as number, 'SIGKILL');
+    await processes.waitFor(() => processes.lines('broker process did not start again; trying again').length > 0, 'the follower refused', 10_000);
+    expect(processes.lines('broker process did not start again; trying again')[0]).toMatchObject({ leader: false });
+    expect(existsSync(processes.dataDir)).toBe(false);
   });
 
   it('stops start-up when the leader cannot start, naming the reason', async () => {

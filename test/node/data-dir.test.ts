@@ -1,10 +1,16 @@
 import { chmodSync, existsSync, lchownSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { Logger } from '../../src/core/log.ts';
 import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
+import type { BrokerCluster } from '../../src/runtimes/node/broker-processes.ts';
+import { sharedWriterPath } from '../../src/runtimes/node/shared-audit-writer.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { DataDirMovedError } from '../../src/storage/private-data-dir.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -144,6 +150,94 @@ describe('the data directory at rest (real files)', () => {
       );
     }
     expect(readdirSync(open)).toEqual([]);
+  });
+
+  /**
+   * A data dir under a parent its group may write to (allowed), started on; then a member of that group renames it away
+   * and puts a directory of her own in its place, holding a database she made.
+   */
+  async function swappedAfterStart(cluster?: BrokerCluster) {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'data-dir-swapped');
+    const root = writeTree({ 'policies/deploy.yaml': suitePolicies(issuer, issuer)['deploy/production.yaml'] as string });
+    const project = join(root, 'project');
+    mkdirSync(project);
+    chmodSync(project, 0o2775);
+    const dataDir = join(project, '.keyway');
+    const broker = await startNodeBroker(testConfig(root, { dataDir }), { log: warnings(), ...(cluster === undefined ? {} : { cluster }) });
+    running.push(broker);
+    const exchange = async (to: NodeBroker = broker) =>
+      postToken(
+        { issuer: to.config.issuer, request: (path: string, init?: RequestInit) => fetch(`${to.url}${path}`, init) },
+        exchangeForm(await issuer.sign(ciClaims(issuer.url, to.config.issuer))),
+      );
+    const swap = () => {
+      renameSync(dataDir, join(project, 'moved'));
+      mkdirSync(dataDir, { mode: 0o700 });
+      const planted = openSqliteFile(join(dataDir, DATABASE_FILE));
+      migrate(planted);
+      planted.close();
+    };
+    const plantedRecords = () => {
+      const db = openSqliteFile(join(dataDir, DATABASE_FILE), { readonly: true });
+      try {
+        return db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n;
+      } finally {
+        db.close();
+      }
+    };
+    return { root, dataDir, project, broker, exchange, swap, plantedRecords };
+  }
+
+  it('a data dir renamed away after start-up and replaced (its parent group-writable): the audit writer refuses the other one, and no token is issued', async () => {
+    const { dataDir, exchange, swap, plantedRecords } = await swappedAfterStart();
+    // Before the audit writer's thread first opens the database.
+    swap();
+    const refused = await exchange();
+    expect(refused.status).toBe(503);
+    expect(refused.body['access_token']).toBeUndefined();
+    expect(readdirSync(dataDir)).toEqual([DATABASE_FILE]);
+    expect(plantedRecords()).toBe(0);
+  });
+
+  it("another broker process refuses a data dir that is not the one its leader opened, and creates nothing in a missing one's place", async () => {
+    const { root, dataDir, project, broker, swap } = await swappedAfterStart({ leader: true, announce: () => undefined });
+    const follower = (identity: string) =>
+      startNodeBroker(testConfig(root, { dataDir }), { log: warnings(), cluster: { leader: false, dataDir: identity, announce: () => undefined } });
+    // Renamed away, nothing in its place: a follower started again would otherwise make a new, empty data dir there.
+    renameSync(dataDir, join(project, 'away'));
+    await expect(follower(broker.dataDirIdentity)).rejects.toBeInstanceOf(DataDirMovedError);
+    expect(existsSync(dataDir)).toBe(false);
+    renameSync(join(project, 'away'), dataDir);
+    swap();
+    await expect(follower(broker.dataDirIdentity)).rejects.toThrow(`${dataDir} no longer names the data directory keyway checked at start-up`);
+    expect(readdirSync(dataDir)).toEqual([DATABASE_FILE]);
+  });
+
+  it('a follower whose data dir was renamed away and replaced sends nothing to an audit writer listening in the other one, and issues no token', async () => {
+    // Announcements are delivered by hand below.
+    const part = (leader: boolean): BrokerCluster => ({ leader, announce: () => undefined });
+    const { root, dataDir, broker: leader, exchange, swap } = await swappedAfterStart(part(true));
+    const follower = await startNodeBroker(testConfig(root, { dataDir }), { log: warnings(), cluster: { ...part(false), dataDir: leader.dataDirIdentity } });
+    running.push(follower);
+    expect((await exchange(follower)).status).toBe(200);
+    await running.splice(0, 1)[0]?.close();
+    swap();
+    // Hers, listening where the leader's socket was: what reaches it (audit records, single-use claims) is hers to read.
+    const heard: string[] = [];
+    const impostor = createServer((socket) => {
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => void heard.push(chunk));
+    });
+    impostor.listen(sharedWriterPath(dataDir) as string);
+    await once(impostor, 'listening');
+    try {
+      follower.heard('audit-writer-listening');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await exchange(follower)).status).toBe(503);
+      expect(heard).toEqual([]);
+    } finally {
+      await new Promise((resolve) => impostor.close(resolve));
+    }
   });
 
   it.runIf(process.getuid?.() === 0)("refuses a data dir reached through another user's symbolic link in a sticky directory like /tmp", async () => {

@@ -9,6 +9,7 @@ import { RefusalCounts } from '../../features/alerts/refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
+import { openInDataDir, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
 import type { WalCheckpointerData, WalCheckpointFailure } from './wal-checkpointer.ts';
 
@@ -35,6 +36,12 @@ export interface WriterRequest {
   readonly alerts: readonly AlertCall[];
 }
 
+/** What the writer thread is started with: its database file, and the data directory it must be in (when the broker checked one). */
+export interface WriterData {
+  readonly path: string;
+  readonly dataDir: DataDirPin | undefined;
+}
+
 /** What the writer thread sends the main thread: a reply to a request, or word that WAL checkpoints failed (to log). */
 export type WriterMessage = WriterReply | WalCheckpointFailure;
 
@@ -52,8 +59,12 @@ export interface WriterReply {
  * (hashing included), single-use claims and the alert store's writes, each batch committed with
  * its WAL fsync here, so the thread serving HTTP never waits on the disk.
  */
-const { path } = workerData as { path: string };
-const db = openSqliteFile(path);
+const { path, dataDir } = workerData as WriterData;
+const db = await openInDataDir(
+  dataDir,
+  () => openSqliteFile(path),
+  (opened) => opened.close(),
+);
 // 16,000 KiB of page cache (better-sqlite3's default, set here so that another build cannot change it), not more. While
 // the file is under 1 GiB, a commit in which SQLite reorders a split's new page numbers (through the page at 1 GiB) ends
 // with a scan of every cached page: a 64 MiB cache cost about 100 µs more per record on a log of 300,000 records, and
@@ -67,7 +78,7 @@ const batches = new SharedArrayBuffer(4);
 const served = new Int32Array(batches);
 const reportCheckpointFailure = (failure: WalCheckpointFailure): void => parentPort?.postMessage(failure satisfies WriterMessage);
 try {
-  new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, batches } satisfies WalCheckpointerData })
+  new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, dataDir, batches } satisfies WalCheckpointerData })
     .on('message', reportCheckpointFailure)
     .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${errorText(error)}` }));
 } catch (error) {

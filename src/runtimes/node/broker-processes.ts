@@ -17,6 +17,11 @@ export interface BrokerCluster {
    * and watches the policies.
    */
   readonly leader: boolean;
+  /**
+   * The data directory the first leader opened, as its device and inode (`dev:ino`), for every process started after it
+   * (the followers, and any started again): each must reach that directory, never one put in its place.
+   */
+  readonly dataDir?: string | undefined;
   /** Tells every other broker process. */
   announce(event: ClusterEvent): void;
 }
@@ -24,6 +29,8 @@ export interface BrokerCluster {
 /** What a broker process offers the process model (runtimes/node/start-node-broker.ts's NodeBroker). */
 export interface ServingBroker {
   readonly url: string;
+  /** The device and inode (`dev:ino`) of the data directory it opened. */
+  readonly dataDirIdentity: string;
   /** SIGHUP: the policies loaded again. */
   reloadPolicies(): unknown;
   /** Another process announced `event`. */
@@ -57,8 +64,9 @@ const MAX_PROCESSES = 256;
 /** Waits before a broker process that stopped while serving is started again: 1 s, doubling up to a minute while they keep failing. */
 const RESTART_DELAY_MS = { first: 1000, max: 60_000 } as const;
 const ROLE = 'KEYWAY_PROCESS_ROLE';
+const DATA_DIR = 'KEYWAY_PROCESS_DATA_DIR';
 
-type ToSupervisor = { readonly keyway: 'serving'; readonly url: string } | { readonly keyway: 'event'; readonly event: ClusterEvent };
+type ToSupervisor = { readonly keyway: 'serving'; readonly url: string; readonly dataDir: string } | { readonly keyway: 'event'; readonly event: ClusterEvent };
 type ToBroker = { readonly keyway: 'event'; readonly event: ClusterEvent };
 
 /** KEYWAY_PROCESSES: broker processes to serve with; `auto` is one per CPU (os.availableParallelism()). Default 1. */
@@ -99,14 +107,18 @@ export async function runBrokerProcesses(
 
 async function serveInCluster(start: (cluster: BrokerCluster | undefined) => Promise<ServingBroker>): Promise<RunningBrokers> {
   const send = (message: ToSupervisor): void => void process.send?.(message);
-  const broker = await start({ leader: process.env[ROLE] === 'leader', announce: (event) => send({ keyway: 'event', event }) });
+  const broker = await start({
+    leader: process.env[ROLE] === 'leader',
+    dataDir: process.env[DATA_DIR],
+    announce: (event) => send({ keyway: 'event', event }),
+  });
   process.on('message', (message: ToBroker) => {
     if (message?.keyway === 'event') broker.heard(message.event);
   });
   const stop = (): Promise<number> => broker.close().then(() => 0);
   // Without its supervisor, no connection reaches this process any more: it closes its audit log and leaves.
   process.once('disconnect', () => void stop().then((code) => process.exit(code)));
-  send({ keyway: 'serving', url: broker.url });
+  send({ keyway: 'serving', url: broker.url, dataDir: broker.dataDirIdentity });
   return { url: broker.url, serving: broker, reload: () => void broker.reloadPolicies(), stop };
 }
 
@@ -121,9 +133,12 @@ async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
   let stopping = false;
   let failures = 0;
   let url: string | undefined;
+  // The first leader's: a process started later (a follower, one started again) must open that directory.
+  let dataDir: string | undefined;
 
   const fork = (leader: boolean): Promise<Member> => {
-    const member: Member = { worker: cluster.fork({ [ROLE]: leader ? 'leader' : 'follower' }), leader, serving: false };
+    const env = { [ROLE]: leader ? 'leader' : 'follower', ...(dataDir === undefined ? {} : { [DATA_DIR]: dataDir }) };
+    const member: Member = { worker: cluster.fork(env), leader, serving: false };
     const { worker } = member;
     members.push(member);
     return new Promise((resolve, reject) => {
@@ -132,6 +147,7 @@ async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
           member.serving = true;
           failures = 0;
           url ??= message.url;
+          dataDir ??= message.dataDir;
           resolve(member);
         } else if (message?.keyway === 'event') {
           for (const other of members) if (other !== member && other.serving) other.worker.send({ keyway: 'event', event: message.event } satisfies ToBroker);

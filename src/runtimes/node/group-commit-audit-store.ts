@@ -4,9 +4,10 @@ import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { canonicalEvent, checkedCanonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import { errorText } from '../../core/log.ts';
+import type { DataDirPin } from '../../storage/private-data-dir.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
-import type { AlertCall, Outcome, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
+import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 
 /** Whether `outcomes` (from a reply off a socket) are `count` outcomes, each an object. */
@@ -62,6 +63,7 @@ export const UNWRITABLE_AFTER_FAILURE_MS = 10_000;
  */
 export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
+  readonly #dataDir: DataDirPin | undefined;
   readonly #onCommit: ((records: number) => void) | undefined;
   readonly #now: () => number;
   readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
@@ -81,15 +83,18 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
 
   /**
    * `db` serves reads; `path` is the same file, opened again by the writer thread (and by the WAL
-   * checkpoint thread beside it, whose failures, harmless to the log, `onWalCheckpointFailure` hears).
+   * checkpoint thread beside it, whose failures, harmless to the log, `onWalCheckpointFailure` hears),
+   * each time the thread starts, and only while `dataDir`, the data directory it is in, is still the
+   * one checked at start-up: a writer thread refuses to start otherwise, so nothing is committed.
    */
   constructor(
     db: SqlDatabase,
     path: string,
-    options: { onCommit?: (records: number) => void; now?: () => number; onWalCheckpointFailure?: (error: string) => void } = {},
+    options: { dataDir?: DataDirPin; onCommit?: (records: number) => void; now?: () => number; onWalCheckpointFailure?: (error: string) => void } = {},
   ) {
     super(db);
     this.#path = path;
+    this.#dataDir = options.dataDir;
     this.#onCommit = options.onCommit;
     this.#now = options.now ?? Date.now;
     this.#onWalCheckpointFailure = options.onWalCheckpointFailure;
@@ -223,7 +228,9 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
 
   #thread(): Worker {
     if (this.#writer !== undefined) return this.#writer;
-    const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), { workerData: { path: this.#path } });
+    const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), {
+      workerData: { path: this.#path, dataDir: this.#dataDir } satisfies WriterData,
+    });
     writer.on('message', (message: WriterMessage) =>
       'walCheckpointFailed' in message ? this.#onWalCheckpointFailure?.(message.walCheckpointFailed) : this.#settle(message),
     );

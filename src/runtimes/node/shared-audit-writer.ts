@@ -54,7 +54,8 @@ export interface SharedWriterConnection {
 
 /**
  * Where the leader listens: in the data directory, whose owner-only mode (private-data-dir.ts) is
- * the socket's guard. Undefined where that cannot be had (Windows' named pipes have no directory to
+ * the socket's guard, listened at and connected to only while its path names the directory checked
+ * at start-up (openInDataDir). Undefined where that cannot be had (Windows' named pipes have no directory to
  * guard them; a path too long for a socket address): every process then writes for itself.
  */
 export function sharedWriterPath(dataDir: string): string | undefined {

@@ -13,7 +13,7 @@ import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts'
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
 import { loadNodeMasterKeys } from '../../storage/master-key-file.ts';
-import { preparePrivateDataDir } from '../../storage/private-data-dir.ts';
+import { DataDirMovedError, openInDataDir, preparePrivateDataDir } from '../../storage/private-data-dir.ts';
 import { RevocationTimer } from './revocation-timer.ts';
 import { devIssuerUrl, DEV_ISSUER_PATH, loadDevIssuerKey } from '../../features/dev-issuer/dev-issuer.ts';
 import { devIssuerRoutes } from '../../http/routes/dev-issuer.ts';
@@ -69,6 +69,8 @@ export interface NodeBroker {
   /** Where the server listens, e.g. http://127.0.0.1:8787. */
   readonly url: string;
   readonly config: NodeBrokerConfig;
+  /** The data directory's device and inode (`dev:ino`), as pinned at start-up: the one the other broker processes must open. */
+  readonly dataDirIdentity: string;
   readonly jwks: JwksCache;
   policies(): PolicySet;
   /** Loads the policy directory again; the new set serves only if it loads cleanly (SIGHUP does this). */
@@ -132,13 +134,19 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const now = options.now ?? Date.now;
   // Checkpoints, retention, the key life cycle and GitHub revocation run in one process only.
   const leader = options.cluster?.leader ?? true;
-  // Every file of the data directory is opened under its real path, checked once here.
-  const { path: dataDir, tightened } = preparePrivateDataDir(config.dataDir);
+  // Every file of the data directory is opened under its real path, checked here, and only while that path still names
+  // the directory checked (openInDataDir); another broker process must find the directory the leader did.
+  const privateDir = preparePrivateDataDir(config.dataDir, { identity: options.cluster?.dataDir });
+  const { path: dataDir, pin, tightened } = privateDir;
   for (const file of tightened) log.warn('data file was readable beyond its owner: now 0600', { path: join(dataDir, file) });
 
   const devUrl = config.dev ? devIssuerUrl(config.issuer) : undefined;
   const databasePath = join(dataDir, DATABASE_FILE);
-  const db = openSqliteFile(databasePath);
+  const db = await openInDataDir(
+    pin,
+    () => openSqliteFile(databasePath),
+    (opened) => opened.close(),
+  );
   migrate(db);
 
   const loadOptions: PolicyLoadOptions = { ...policyLoadOptionsOf(config), devIssuerUrl: devUrl };
@@ -148,7 +156,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     return set;
   };
   // Private signing keys and GitHub tokens awaiting revocation are sealed under the one master key, which also vouches for the live policy set.
-  const box = await SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, dataDir, log));
+  const masterKeys = config.masterKeys ?? (await openInDataDir(pin, () => loadNodeMasterKeys({}, dataDir, log)));
+  const box = await SecretBox.fromMasterKeys(masterKeys);
   // With a policy repository, the last set pushed to it is the live one; the directory serves until the first push, or while
   // the stored set is one the master key does not vouch for.
   const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
@@ -178,13 +187,21 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
   const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
   const audit = new GroupCommitAuditStore(db, databasePath, {
+    dataDir: pin,
     now,
     // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
   });
   // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
   const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(dataDir);
-  const sharedWriter = leader && sharedPath !== undefined ? await serveSharedWriter(sharedPath, (request) => audit.serveShared(request), log) : undefined;
+  const sharedWriter =
+    leader && sharedPath !== undefined
+      ? await openInDataDir(
+          pin,
+          () => serveSharedWriter(sharedPath, (request) => audit.serveShared(request), log),
+          (server) => server?.close(),
+        )
+      : undefined;
   // Said once per spell without a leader: joins are tried again on its announcement and every REJOIN_SECONDS, one at a
   // time, and not once the shutdown began.
   let alone = false;
@@ -198,14 +215,27 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   };
   const joinOnce = async (): Promise<void> => {
     if (leader || sharedPath === undefined || audit.shared || joinsStopped) return;
-    const joined = await audit.useSharedWriter((onReply, onClose) =>
-      connectSharedWriter(sharedPath, onReply, () => {
-        // Not when this process closed it itself.
-        if (audit.shared) log.warn("the leader's audit writer went away: this process writes for itself until a leader listens again");
-        alone = true;
-        onClose();
-      }),
-    );
+    let joined: boolean;
+    try {
+      joined = await audit.useSharedWriter((onReply, onClose) =>
+        openInDataDir(
+          pin,
+          () =>
+            connectSharedWriter(sharedPath, onReply, () => {
+              // Not when this process closed it itself.
+              if (audit.shared) log.warn("the leader's audit writer went away: this process writes for itself until a leader listens again");
+              alone = true;
+              onClose();
+            }),
+          (connection) => connection?.close(),
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof DataDirMovedError)) throw error;
+      // Its own writer thread refuses the moved directory too: no token is issued until it is put back.
+      log.error("not joining the leader's audit writer", { error: error.message });
+      return;
+    }
     if (joinsStopped) return;
     if (joined) log.info("audit log written through the leader's writer");
     else if (!alone) log.warn("no leader's audit writer to join: this process writes for itself until a leader listens", { path: sharedPath });
@@ -331,7 +361,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   keyTimer.unref();
 
   app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
-  if (devUrl !== undefined) app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, await loadDevIssuerKey(dataDir)));
+  if (devUrl !== undefined) {
+    const devKey = await openInDataDir(pin, () => loadDevIssuerKey(dataDir));
+    app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, devKey));
+  }
 
   // Policies loaded and signing keys open (start-up stops otherwise); ready while the audit log takes writes and no shutdown began.
   let shuttingDown = false;
@@ -382,12 +415,14 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     stage = 'closing_audit_log';
     await audit.close();
     db.close();
+    privateDir.close();
     stage = 'closed';
   }
 
   return {
     url,
     config,
+    dataDirIdentity: pin.identity,
     jwks,
     policies: () => policies.current,
     reloadPolicies,

@@ -1,10 +1,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorText } from '../../core/log.ts';
+import { openInDataDir, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile, type SqliteFile } from '../../storage/sqlite-file.ts';
 
-/** What the audit writer gives its checkpoint thread: the file, and a count of the batches it served (Int32, index 0). */
+/**
+ * What the audit writer gives its checkpoint thread: the file, the data directory it must be in (as the writer's), and a
+ * count of the batches it served (Int32, index 0).
+ */
 export interface WalCheckpointerData {
   readonly path: string;
+  readonly dataDir: DataDirPin | undefined;
   readonly batches: SharedArrayBuffer;
 }
 
@@ -40,9 +45,13 @@ const RETRY_AFTER_MS = 1_000;
  * it went missing, beside a live WAL, an empty one would make SQLite drop that WAL): this thread
  * then fails to start, which the writer reports.
  */
-const { path, batches: shared } = workerData as WalCheckpointerData;
+const { path, dataDir, batches: shared } = workerData as WalCheckpointerData;
 const batches = new Int32Array(shared);
-const db: SqliteFile = openSqliteFile(path, { existing: true });
+const db: SqliteFile = await openInDataDir(
+  dataDir,
+  () => openSqliteFile(path, { existing: true }),
+  (opened) => opened.close(),
+);
 // From the writer's first batch on: this thread starts after the writer, which may have served some meanwhile.
 let copiedUpTo = 0;
 let failedAt: number | undefined;
