@@ -503,6 +503,26 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await everything(audit)).length).toBe(4);
     });
 
+    it('holds a round that signs nothing to its memory too: checkpoints deleted with the records after them fail it before it prunes', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const now = Date.now();
+      const signedSoFar = {};
+      const upkeep = (retentionDays: number) => maintainAuditLog(audit, sign, { now, retentionDays, verify: check, signedSoFar });
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      expect((await upkeep(0)).checkpoint?.seq).toBe(3);
+      await audit.append(auditEvent({ time: new Date(now - 35 * 24 * HOUR).toISOString() }));
+      expect((await upkeep(0)).checkpoint?.seq).toBe(4);
+      // The end of the log is cut off with its checkpoint: the head is back at the checkpoint at 3, so nothing is to sign.
+      await tamper('DELETE FROM audit_checkpoints WHERE seq > 3', []);
+      await tamper('DELETE FROM audit_events WHERE seq > 3', []);
+      await expect(upkeep(30)).rejects.toThrow(
+        /^the newest checkpoint stored is at seq 3, but this broker signed one at seq 4: checkpoints were deleted from the store$/,
+      );
+      expect((await everything(audit)).length).toBe(3);
+      expect(await audit.checkpoints(0, 10)).toHaveLength(1);
+    });
+
     it('goes by what a checkpoint signs, not its row: a signature copied under a newer seq, or a forged newest row, hides nothing', async () => {
       const { audit, tamper } = await open();
       const { sign, check } = await signer();

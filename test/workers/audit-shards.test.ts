@@ -8,7 +8,7 @@ import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
 import { verifyRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
-import { silentLogger } from '../../src/core/log.ts';
+import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
 import { auditShard, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
@@ -65,7 +65,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
         const response = await client.request('/token', { method: 'POST', body: exchangeForm(subjectToken), headers });
         return { status: response.status, body: (await response.json()) as Record<string, unknown> };
       },
-      upkeep: (now = Date.now()) => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now, log: silentLogger }),
+      upkeep: (now = Date.now(), log: Logger = silentLogger) => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now, log }),
       verify: async () => {
         const log = await remoteAuditLog((path, params, authorized = true) =>
           get(`${path}${params === undefined ? '' : `?${params}`}`, authorized ? token : null),
@@ -225,6 +225,47 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(await broker.broker.audit.log.get(before.body['audit_event_id'] as string)).toMatchObject({ subject: down, decision: 'granted' });
     await broker.upkeep();
     expect(await broker.verify()).toMatchObject({ ok: true });
+  });
+
+  it("remembers each shard's checkpoints from one Cron round to the next in the state object: one deleted from a shard fails the next round, which signs and prunes nothing", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '30' });
+    const errors: LogFields[] = [];
+    const log: Logger = { ...silentLogger, error: (_message, fields = {}) => void errors.push(fields) };
+    const shard = auditShard(deployment.shards, 0);
+    const sub = subjectIn(0, 2, 'remembered');
+    for (let index = 0; index < 3; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    await broker.upkeep(Date.now(), log);
+    for (let index = 0; index < 2; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    await broker.upkeep(Date.now(), log);
+    // A round with nothing new holds to the memory too, and passes.
+    await broker.upkeep(Date.now(), log);
+    expect(errors).toEqual([]);
+    const signed = await shard.checkpoints(0, 100);
+    const newest = signed.at(-1);
+    if (newest === undefined || signed.length < 2) throw new Error('two rounds signed two checkpoints in shard 0');
+    // Between two rounds, the newest checkpoint goes from the shard's rows: the one before it is the newest left.
+    await editRecord(deployment, 0, 'DELETE FROM audit_checkpoints WHERE seq = ?', [newest.seq]);
+    expect((await broker.exchange(sub)).status).toBe(200);
+    const head = await shard.head();
+    // Forty days on, every record is past the retention: a round that held would prune them all.
+    expect(await broker.upkeep(Date.now() + 40 * 86_400_000, log)).toBeUndefined();
+    expect(errors).toEqual([
+      {
+        failed: [
+          {
+            chain: '0',
+            error: `CheckpointsRolledBackError: the newest checkpoint stored is at seq ${signed.at(-2)?.seq}, but this broker signed one at seq ${newest.seq}: checkpoints were deleted from the store`,
+          },
+        ],
+      },
+    ]);
+    expect(await shard.checkpoints(0, 100)).toEqual(signed.slice(0, -1));
+    expect(await shard.head()).toEqual(head);
+    const [kept] = await runInDurableObject(shard, (_instance, state) =>
+      state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM audit_events').toArray(),
+    );
+    expect(kept?.n).toBe(head.seq);
   });
 
   it('grows the shard count: the chains stay verifiable and the root checkpoint covers the new shards; a lower count is refused', async () => {

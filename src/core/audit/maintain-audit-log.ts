@@ -17,7 +17,10 @@ export class CheckpointsRolledBackError extends KeywayError {
   readonly code = 'audit_checkpoints_rolled_back';
 }
 
-/** The last checkpoint a process signed, kept from round to round (Node's broker keeps one; a Workers cron round starts without). */
+/**
+ * The newest checkpoint upkeep signed or found verified, kept from round to round: Node's broker keeps it in memory; a Workers
+ * cron round reads and writes it in the state object (KeywayState), apart from the shards it is held against.
+ */
 export interface SignedSoFar {
   last?: ChainHead;
 }
@@ -33,15 +36,15 @@ const DAY_MS = 86_400_000;
  * The chain's hashes need no key, so whoever can write the store can re-hash records; only the broker's signatures pin
  * them, and only as they sign them (never a row's seq and hash columns). So:
  * - the head is signed only while the record of the newest checkpoint the broker's keys verify still has the hash it
- *   signed, and, on a Node broker, the last checkpoint this process signed is still there with its record's hash
- *   (`signedSoFar`): one deleted, forged or re-labelled behind its back fails the round;
+ *   signed, and the newest checkpoint upkeep remembers (`signedSoFar`) is still there with its record's hash: one deleted,
+ *   forged or re-labelled behind its back fails every round that is given the memory, before it signs or prunes;
  * - what a round prunes is found in the hashed records (pruneCandidate), and an anchor (after which the records before
  *   it, and the checkpoints over them, are gone) is signed only once the records after the candidate link to a later
  *   checkpoint the keys verify (the first at or after it, else the newest) and that record has the hash it signed. A
  *   record re-hashed before it then breaks a link or that hash; one whose link alone was mended no longer matches its own
  *   hash, for audit verify (and the next round) to find.
- * Checkpoints deleted while no broker ran (and, on Workers, between cron rounds) are caught only by checkpoints kept
- * elsewhere. A checkpoint no key of the broker's verifies (an older keyway's removed, unattested key; a forged row) is
+ * Checkpoints deleted while no broker ran (on Node; on Workers the memory outlives the round) are caught only by
+ * checkpoints kept elsewhere. A checkpoint no key of the broker's verifies (an older keyway's removed, unattested key; a forged row) is
  * passed over. Records that do not hold are a ChainConflictError: the round signs and prunes nothing more, and fails
  * (logged) until someone looks.
  */
@@ -61,21 +64,27 @@ export async function maintainAuditLog(
   const remembered = options.signedSoFar;
   const head = await store.head();
   const latest = await store.latestCheckpoint();
+  const moved = head.seq > 0 && (latest === undefined || latest.seq < head.seq);
+  // With a memory, every round is held to it, not only one that signs: pruning (and on Workers the round's root checkpoint)
+  // would otherwise go on over a store that went back.
+  const reference = latest === undefined || !(moved || remembered !== undefined) ? undefined : await newestVerified(store, latest, verified);
+  if (remembered?.last !== undefined && (reference === undefined || reference.seq < remembered.last.seq)) {
+    throw new CheckpointsRolledBackError(
+      `the newest checkpoint stored is at seq ${reference?.seq ?? 0}, but this broker signed one at seq ${remembered.last.seq}: checkpoints were deleted from the store`,
+    );
+  }
   let checkpoint: Checkpoint | undefined;
-  if (head.seq > 0 && (latest === undefined || latest.seq < head.seq)) {
-    const reference = latest === undefined ? undefined : await newestVerified(store, latest, verified);
-    if (remembered?.last !== undefined && (reference === undefined || reference.seq < remembered.last.seq)) {
-      throw new CheckpointsRolledBackError(
-        `the newest checkpoint stored is at seq ${reference?.seq ?? 0}, but this broker signed one at seq ${remembered.last.seq}: checkpoints were deleted from the store`,
-      );
-    }
+  if (moved) {
     // The records those signatures cover keep the hashes they signed. Nothing more: a record edited after them (links
     // broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
     for (const signed of [reference, remembered?.last]) if (signed !== undefined) await store.chainHolds(signed, signed);
     checkpoint = await sign(head);
     await store.addCheckpoint(checkpoint);
-    if (remembered !== undefined) remembered.last = head;
   }
+  // Remembered from here on: the head signed, else the newest checkpoint the keys verify (a memory seeded by a restarted
+  // process, or a Workers round, covers the checkpoints it found too).
+  const newest = checkpoint ?? reference;
+  if (remembered !== undefined && newest !== undefined && newest.seq >= (remembered.last?.seq ?? 0)) remembered.last = { seq: newest.seq, hash: newest.hash };
   let pruned = 0;
   if (options.retentionDays > 0) {
     const candidate = await store.pruneCandidate(options.now - options.retentionDays * DAY_MS, PRUNE_BATCH);

@@ -146,6 +146,18 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     }
   }
 
+  /** What the Cron rounds remember of each shard's checkpoints (SignedSoFar), by shard. */
+  async signedHeads(): Promise<Record<string, ChainHead>> {
+    return (await this.ctx.storage.get<Record<string, ChainHead>>(SIGNED_HEADS)) ?? {};
+  }
+
+  /** Remembers the newest checkpoint of each shard a Cron round held; never one older than remembered (rounds may overlap). */
+  async rememberSignedHeads(heads: Readonly<Record<string, ChainHead>>): Promise<void> {
+    const remembered = await this.signedHeads();
+    const newer = Object.entries(heads).filter(([shard, head]) => head.seq > (remembered[shard]?.seq ?? 0));
+    if (newer.length > 0) await this.ctx.storage.put(SIGNED_HEADS, { ...remembered, ...Object.fromEntries(newer) });
+  }
+
   async latestRootCheckpoint(): Promise<RootCheckpoint | undefined> {
     return [...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, reverse: true, limit: 1 })).values()][0];
   }
@@ -334,6 +346,8 @@ export const AUDIT_SHARD_COUNT = 'audit:shards';
 export const LEGACY_CHAIN_SEALED = 'audit:legacy-sealed';
 const LEGACY_SEALED_MESSAGE = 'the single audit chain of before the shards is sealed: appends go to the audit shards';
 const ROOT_CHECKPOINT_PREFIX = 'audit:root:';
+/** The newest checkpoint each shard's upkeep signed or found verified, by shard (SignedSoFar): apart from the shards it holds to. */
+const SIGNED_HEADS = 'audit:signed-heads';
 
 /** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
 export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';

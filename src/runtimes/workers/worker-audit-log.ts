@@ -1,4 +1,4 @@
-import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
+import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { signRootCheckpoint, verifyRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
@@ -31,6 +31,11 @@ export interface WorkerAuditLog {
   /** The alert store with `observe` in the shard of the event's identity, where its history is. */
   readonly alerts: AlertStore;
   addRoot(root: RootCheckpoint): Promise<void>;
+  /** What the Cron rounds remember of each shard's checkpoints, kept in the state object (KeywayState), apart from the shards. */
+  readonly signedHeads: {
+    read(): Promise<Record<string, ChainHead>>;
+    remember(heads: Readonly<Record<string, ChainHead>>): Promise<void>;
+  };
   /** GET /v1/backup and POST /v1/backup/restore over the state and every shard. */
   readonly backup: Pick<BackupApiDeps, 'exportState' | 'restoreState'>;
 }
@@ -72,6 +77,7 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
     api,
     alerts: { ...alerts, observe: (event, link, options) => observeSharded(event, link, options, count, (index) => shard(index)(), grantedBefore) },
     addRoot: (root) => state().addRootCheckpoint(root),
+    signedHeads: { read: () => state().signedHeads(), remember: (heads) => state().rememberSignedHeads(heads) },
     backup: {
       exportState: async () => {
         // The root checkpoints before the shards: every head one signed, the shards read after it have reached.
@@ -104,13 +110,22 @@ export async function shardedAuditUpkeep(
     () => keys,
     () => now,
   );
+  // Each shard's memory of its checkpoints outlives the round in another object: checkpoints deleted from a shard between
+  // rounds fail the next round (CheckpointsRolledBackError), as on a Node broker that signed them.
+  const remembered = await audit.signedHeads.read();
   const settled = await Promise.allSettled(
-    audit.log.chains.map(async ({ name, store }): Promise<[string, ChainHead]> => {
+    audit.log.chains.map(async ({ name, store }): Promise<{ head: [string, ChainHead]; signed?: [string, ChainHead] }> => {
       // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
-      if (name !== 'legacy') await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys) });
-      return [name, await store.head()];
+      if (name === 'legacy') return { head: [name, await store.head()] };
+      const memory = remembered[name];
+      const signedSoFar: SignedSoFar = memory === undefined ? {} : { last: memory };
+      await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys), signedSoFar });
+      return { head: [name, await store.head()], ...(signedSoFar.last === undefined ? {} : { signed: [name, signedSoFar.last] }) };
     }),
   );
+  const held = settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  const signed = held.flatMap(({ signed }) => (signed === undefined ? [] : [signed]));
+  if (signed.length > 0) await audit.signedHeads.remember(Object.fromEntries(signed));
   const failed = settled.flatMap((outcome, index) =>
     outcome.status === 'rejected' ? [{ chain: audit.log.chains[index]?.name, error: String(outcome.reason) }] : [],
   );
@@ -118,7 +133,7 @@ export async function shardedAuditUpkeep(
     log.error('audit shard upkeep failed; no root checkpoint this round', { failed });
     return undefined;
   }
-  const heads = Object.fromEntries(settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : [])));
+  const heads = Object.fromEntries(held.map(({ head }) => head));
   const latest = await audit.api.latestRoot();
   if (latest !== undefined && sameHeads(latest.heads, heads)) return undefined;
   // Roots are ordered by their signed time, in whole seconds: a root signed in the same second as the
