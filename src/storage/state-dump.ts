@@ -122,6 +122,8 @@ export async function restoreDump(
     readonly signingKeys?: readonly Readonly<Record<string, SqlValue>>[];
     /** False: check everything, write nothing (a restore over several objects checks them all first). */
     readonly write?: boolean;
+    /** The chain its audit log is in a sharded log (a shard's index, or `legacy`): its checkpoints must not name another. */
+    readonly chain?: string;
   } = {},
 ): Promise<RestoredState> {
   const version = checkSchema(db);
@@ -155,9 +157,10 @@ export async function restoreDump(
     const check = await checkLivePolicyRow(row, box);
     if (!check.ok) throw new StateRestoreError('live_policy_set_unvouched', `the export's ${check.why}`);
   }
-  const report = await verifyAuditLog(
-    dumpAuditLogSource(dump, { keys: createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) }), unvouched: trusted.unvouched }),
-  );
+  const report = await verifyAuditLog({
+    ...dumpAuditLogSource(dump, { keys: createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) }), unvouched: trusted.unvouched }),
+    ...(options.chain === undefined ? {} : { chain: options.chain }),
+  });
   if (!report.ok) {
     const problem = report.problem;
     throw new StateRestoreError(

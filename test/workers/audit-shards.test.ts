@@ -268,6 +268,42 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(kept?.n).toBe(head.seq);
   });
 
+  it("names each checkpoint's shard in what it signs: one shard's log copied into an empty shard, its checkpoint with it, does not verify there", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 4);
+    const sub = subjectIn(0, 4, 'copied');
+    for (let index = 0; index < 3; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    await broker.upkeep();
+    const target = (await broker.shardList()).find(({ head }) => head.seq === 0)?.shard;
+    if (target === undefined) throw new Error('one of four shards is still empty');
+    const rows = (shard: number, table: string) =>
+      runInDurableObject(auditShard(deployment.shards, shard), (_instance, state) =>
+        state.storage.sql.exec<Record<string, SqlStorageValue>>(`SELECT * FROM ${table} ORDER BY seq`).toArray(),
+      );
+    // Whoever could write shard 0's rows into the empty shard brings its signed checkpoint along.
+    for (const table of ['audit_events', 'audit_checkpoints']) {
+      for (const row of await rows(0, table)) {
+        const columns = Object.keys(row);
+        await editRecord(
+          deployment,
+          Number(target),
+          `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+          Object.values(row),
+        );
+      }
+    }
+    const [copied] = await rows(0, 'audit_checkpoints');
+    expect(await broker.verify()).toMatchObject({
+      ok: false,
+      problem: {
+        kind: 'checkpoint_invalid',
+        shard: target,
+        seq: copied?.['seq'],
+        message: expect.stringContaining(`signed for chain 0, but this is chain ${target}`),
+      },
+    });
+  });
+
   it('grows the shard count: the chains stay verifiable and the root checkpoint covers the new shards; a lower count is refused', async () => {
     const deployment = fresh();
     const four = await start(deployment, 4);

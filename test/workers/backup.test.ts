@@ -361,8 +361,18 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const extra = JSON.parse(exported) as ShardedExport;
       const copied = extra.shards.find((dump) => (dump.tables['audit_events'] ?? []).length > 0);
       if (copied === undefined) throw new Error('a shard of the export holds records');
-      extra.shards.push(copied);
       const target = await deployment({ KEYWAY_AUDIT_SHARDS: String(DEFAULT_AUDIT_SHARDS + 1) });
+      // With its checkpoints, the copy is refused before any root is read: each names the shard it was signed for.
+      const source = extra.shards.indexOf(copied);
+      const named = await refusedLeavesFresh(
+        target,
+        await restore(target, JSON.stringify({ ...extra, shards: [...extra.shards, copied] })),
+        400,
+        'audit_log_invalid',
+      );
+      expect(named).toContain(`audit shard ${DEFAULT_AUDIT_SHARDS}: the audit log in the export does not verify (checkpoint_invalid at seq `);
+      expect(named).toContain(`the checkpoint is signed for chain ${source}, but this is chain ${DEFAULT_AUDIT_SHARDS}`);
+      extra.shards.push({ ...copied, tables: { ...copied.tables, audit_checkpoints: [] } });
       const why = await refusedLeavesFresh(target, await restore(target, JSON.stringify(extra)), 400, 'audit_log_invalid');
       expect(why).toContain(`(root_chain_unnamed in shard ${DEFAULT_AUDIT_SHARDS} at seq 1)`);
     });

@@ -20,7 +20,11 @@ export type CheckpointRole = 'head' | 'anchor';
 export interface Checkpoint extends ChainHead {
   /** ISO 8601, when it was signed (whole seconds: the JWS `iat`). */
   readonly time: string;
-  /** Compact JWS (ES256, `typ: keyway-checkpoint+jwt`) over `{iss, iat, seq, hash, role}`. */
+  /**
+   * Compact JWS (ES256, `typ: keyway-checkpoint+jwt`) over `{iss, iat, seq, hash, role, chain}`: `chain` names the chain of a
+   * log of several (a Workers shard, `0`, `1`, …, or `legacy`), so that one chain's checkpoint is none of another's; a log of
+   * one chain (Node) names none.
+   */
   readonly jws: string;
 }
 

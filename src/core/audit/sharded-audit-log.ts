@@ -27,6 +27,9 @@ export interface AuditChain {
   readonly store: AuditStore;
 }
 
+/** The name of the sealed single chain of before the shards. */
+export const LEGACY_CHAIN = 'legacy';
+
 const ULID = /^[0-9A-Z]{26}$/;
 
 /** The policies and repositories each chain ranks for a merge: past this many in one chain, the merged ranking may miss some. */
@@ -46,7 +49,7 @@ export class ShardedAuditLog implements AuditLog {
 
   constructor(shards: readonly AuditStore[], legacy?: AuditStore) {
     this.#shards = shards;
-    this.chains = [...(legacy === undefined ? [] : [{ name: 'legacy', store: legacy }]), ...shards.map((store, shard) => ({ name: String(shard), store }))];
+    this.chains = [...(legacy === undefined ? [] : [{ name: LEGACY_CHAIN, store: legacy }]), ...shards.map((store, shard) => ({ name: String(shard), store }))];
   }
 
   /** The shard `event` is appended to, and where the rules that read its identity's history run. */

@@ -17,11 +17,11 @@ export function auditStatementSigner(issuer: string, keys: () => KeyRing, now: (
   };
 }
 
-/** Signs checkpoints with the broker's current signing key, as the broker's issuer. */
-export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number): CheckpointSigner {
+/** Signs checkpoints with the broker's current signing key, as the broker's issuer; of `chain`, in a log of several. */
+export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number, chain?: string): CheckpointSigner {
   const sign = auditStatementSigner(issuer, keys, now);
   return async (head, role = 'head') => {
-    const { jws, iat } = await sign({ seq: head.seq, hash: head.hash, role }, CHECKPOINT_TYPE);
+    const { jws, iat } = await sign({ seq: head.seq, hash: head.hash, role, ...(chain === undefined ? {} : { chain }) }, CHECKPOINT_TYPE);
     return { seq: head.seq, hash: head.hash, time: new Date(iat * 1000).toISOString(), jws };
   };
 }
@@ -31,8 +31,9 @@ export type CheckpointVerifier = (checkpoint: Checkpoint) => Promise<VerifiedChe
 
 /**
  * Verifies checkpoints with every key the broker has held (KeyRing.checkpointKeys), whatever issuer signed them: a broker
- * whose KEYWAY_ISSUER changed holds its log to the checkpoints it signed under the old one too.
+ * whose KEYWAY_ISSUER changed holds its log to the checkpoints it signed under the old one too. One signed for another
+ * chain than `chain` is no checkpoint of this one.
  */
-export function checkpointVerifier(keys: () => KeyRing): CheckpointVerifier {
-  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys));
+export function checkpointVerifier(keys: () => KeyRing, chain?: string): CheckpointVerifier {
+  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys), undefined, chain);
 }

@@ -277,6 +277,8 @@ export interface AuditLogSource {
   /** Heads signed by root checkpoints already verified (verify-shards.ts): held to the log as kept checkpoints are. */
   readonly witnessed?: readonly Checkpoint[];
   readonly issuer?: string;
+  /** The chain's name in a log of several (verify-shards.ts, a shard's restore): a checkpoint signed for another chain is not valid here. */
+  readonly chain?: string;
   /**
    * Where a table derived from the records and read in their place (the usage roll-up the inventory reads) differs from
    * them, or undefined; asked once the chain holds. Only a store read directly (a data directory) has one to ask.
@@ -305,7 +307,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
       continue;
     }
     try {
-      valid.push(await verifyCheckpoint(stored.jws, source.keys, source.issuer));
+      valid.push(await verifyCheckpoint(stored.jws, source.keys, source.issuer, source.chain));
     } catch (error) {
       forged ??= {
         kind: 'checkpoint_invalid',
@@ -317,7 +319,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
   const kept: Checkpoint[] = [];
   for (const copy of source.kept ?? []) {
     try {
-      kept.push(await verifyCheckpoint(copy.jws, source.keys, source.issuer));
+      kept.push(await verifyCheckpoint(copy.jws, source.keys, source.issuer, source.chain));
     } catch (error) {
       forged ??= {
         kind: 'kept_checkpoint_invalid',

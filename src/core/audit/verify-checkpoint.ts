@@ -10,13 +10,17 @@ export class CheckpointError extends KeywayError {
 /** A checkpoint as its signature vouches for it; `role` undefined: signed before keyway named roles (all alike, pruning anchors too). */
 export interface VerifiedCheckpoint extends Checkpoint {
   readonly role: CheckpointRole | undefined;
+  /** The chain it names; undefined when it names none (a log of one chain, or signed before keyway named chains). */
+  readonly chain: string | undefined;
 }
 
 /**
  * Verifies a checkpoint's JWS with the broker's keys and returns what it signs. The stored
- * `seq`, `hash` and `time` beside it count for nothing: only the signed payload does.
+ * `seq`, `hash` and `time` beside it count for nothing: only the signed payload does. `chain`: the
+ * chain of a log of several it is read as part of; one signed for another chain is invalid there,
+ * one signed before keyway named chains (none named) is accepted (docs/audit/hash-chain.md).
  */
-export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string): Promise<VerifiedCheckpoint> {
+export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string, chain?: string): Promise<VerifiedCheckpoint> {
   let payload: Record<string, unknown>;
   try {
     ({ payload } = await jwtVerify(jws, keys, {
@@ -28,10 +32,13 @@ export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issue
   } catch (error) {
     throw new CheckpointError(`the checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const { seq, hash, iat, role } = payload;
+  const { seq, hash, iat, role, chain: named } = payload;
   if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof iat !== 'number') {
     throw new CheckpointError('the checkpoint payload is not {seq, hash, iat}');
   }
   if (role !== undefined && role !== 'head' && role !== 'anchor') throw new CheckpointError('the checkpoint role is neither head nor anchor');
-  return { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws, role };
+  if (named !== undefined && typeof named !== 'string') throw new CheckpointError('the checkpoint chain is not a name');
+  if (chain !== undefined && named !== undefined && named !== chain)
+    throw new CheckpointError(`the checkpoint is signed for chain ${named}, but this is chain ${chain}`);
+  return { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws, role, chain: named };
 }

@@ -71,7 +71,7 @@ export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<S
           if (early === undefined && Date.parse(record.event.time) < Date.parse(latest.time) + 1000) early = record;
         })
       : chain.records;
-    const report = await verifyAuditLog({ ...chain, records, witnessed });
+    const report = await verifyAuditLog({ ...chain, records, witnessed, chain: name });
     const refusal = unnamed ? unnamedProblem(name, latest, early) : undefined;
     chains.push({ shard: name, ...report, ...(refusal === undefined ? {} : { ok: false }), ...(unnamed ? { unnamed: true } : {}) });
     if (report.problem !== undefined) problem ??= { shard: name, ...report.problem };

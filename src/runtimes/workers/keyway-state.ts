@@ -7,6 +7,7 @@ import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner, checkpointVerifier, type CheckpointSigner, type CheckpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { rootCheckpointPosition, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { LEGACY_CHAIN } from '../../core/audit/sharded-audit-log.ts';
 import { AuditChainObject, chainStore, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
@@ -88,7 +89,10 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   async #checkpointKeys(): Promise<{ readonly sign: CheckpointSigner; readonly verify: CheckpointVerifier }> {
     const ring = await KeyRing.from(await (await this.#keyStore()).listKeys());
-    return { sign: checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now), verify: checkpointVerifier(() => ring) };
+    return {
+      sign: checkpointSigner(this.env.KEYWAY_ISSUER, () => ring, Date.now, LEGACY_CHAIN),
+      verify: checkpointVerifier(() => ring, LEGACY_CHAIN),
+    };
   }
 
   // Issue 15: the audit log in shards (AuditShardState); this object's chain is the sealed legacy one.
@@ -318,7 +322,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   /** Restores an export of the state (its sealed keys, its legacy chain, …) if this state is fresh and the export checks out; nothing is written otherwise. */
   async restoreState(text: string, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
-    const outcome = await this.restoreFrom(text, await this.#secretBox(), options);
+    const outcome = await this.restoreFrom(text, await this.#secretBox(), { ...options, chain: LEGACY_CHAIN });
     if (outcome.ok && options.write !== false) {
       // What this object remembered of the state before is void: keys are read anew, upkeep restarts, the restored chain is the sealed one.
       this.#keysUpgraded = undefined;

@@ -105,11 +105,6 @@ export async function shardedAuditUpkeep(
 ): Promise<RootCheckpoint | undefined> {
   const { env, keys, now, log } = options;
   const { retentionDays } = readAuditSettings(env);
-  const sign = checkpointSigner(
-    env.KEYWAY_ISSUER,
-    () => keys,
-    () => now,
-  );
   // Each shard's memory of its checkpoints outlives the round in another object: checkpoints deleted from a shard between
   // rounds fail the next round (CheckpointsRolledBackError), as on a Node broker that signed them.
   const remembered = await audit.signedHeads.read();
@@ -119,7 +114,13 @@ export async function shardedAuditUpkeep(
       if (name === 'legacy') return { head: [name, await store.head()] };
       const memory = remembered[name];
       const signedSoFar: SignedSoFar = memory === undefined ? {} : { last: memory };
-      await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys), signedSoFar });
+      const sign = checkpointSigner(
+        env.KEYWAY_ISSUER,
+        () => keys,
+        () => now,
+        name,
+      );
+      await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys, name), signedSoFar });
       return { head: [name, await store.head()], ...(signedSoFar.last === undefined ? {} : { signed: [name, signedSoFar.last] }) };
     }),
   );
@@ -202,7 +203,7 @@ async function restoreSharded(
     let records = 0;
     let checkpoints = 0;
     for (const [index, shardText] of shardTexts.entries()) {
-      const restored = await shard(index).restoreState(shardText, { signingKeys, write });
+      const restored = await shard(index).restoreState(shardText, { signingKeys, write, chain: String(index) });
       if (!restored.ok) return { ...restored, message: `audit shard ${index}: ${restored.message}` };
       records += restored.restored.records;
       checkpoints += restored.restored.checkpoints;
