@@ -480,6 +480,24 @@ grant:
       expect(logLines.join('\n')).not.toContain(STATIC_SECRET);
     });
 
+    it('passes an answer in a coding fetch decodes (gzip, br) decoded and redacted, and refuses one in any other, which fetch would hand over still encoded', async () => {
+      for (const coding of ['gzip', 'br']) {
+        const response = await send(`/proxy/vendor/x/echo-coded/${coding}`);
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-encoding')).toBeNull();
+        expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
+      }
+      // Decoded by neither runtime, or by undici (Node) and not by workerd: refused on both, as an upstream failure.
+      for (const coding of ['gzip-identity', 'deflate', 'x-gzip', 'upper-gzip']) {
+        const response = await send(`/proxy/vendor/x/echo-coded/${coding}`);
+        const event = await expectKeywayRefusal(response, 502, 'temporarily_unavailable', 'proxy_upstream_unavailable');
+        expect(event.proxy).toMatchObject({ status: 200, path: `/x/echo-coded/${coding}` });
+      }
+      // keyway asks for the codings it passes, whatever the caller asked for.
+      const [call] = await callsTo('/x/echo-coded/gzip');
+      expect(call!.headers['accept-encoding']).toBe('gzip, br');
+    });
+
     it('refuses a redirect to another host (502, Keyway-Error) and rewrites one to the upstream itself to come back through keyway', async () => {
       const away = await send('/proxy/vendor/x/redirect-away');
       const event = await expectKeywayRefusal(away, 502, 'temporarily_unavailable', 'proxy_redirect_refused');

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import type { UpstreamCall } from './fake-upstream.ts';
 
 const KEPT_BODY = 64 * 1024;
@@ -20,9 +21,20 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/paged`: 200 with a `Link` to a page of this base, one on another host, one beside this base and two relative ones;
  * - `…/paged-credential`: 200 with a `Link` to this base whose query carries the credential it received, split by a tab;
  * - `…/echo-credential`: the Authorization it received, in a header and in the body;
+ * - `…/echo-coded/{name}`: that body alone, in the content coding `name` stands for (CODED);
  * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
  * - anything else: 200 with `{"ok":true}`.
  */
+/** The Content-Encoding each `…/echo-coded/{name}` is labelled with, and how its body is encoded to match. */
+const CODED: Readonly<Record<string, readonly [string, (body: Buffer) => Buffer]>> = {
+  gzip: ['gzip', gzipSync],
+  br: ['br', brotliCompressSync],
+  'gzip-identity': ['gzip, identity', gzipSync],
+  deflate: ['deflate', deflateSync],
+  'x-gzip': ['x-gzip', gzipSync],
+  'upper-gzip': ['GZIP', gzipSync],
+};
+
 export async function startFakeUpstreamServer(): Promise<{ base: string; close(): Promise<void> }> {
   const calls = new Map<string, UpstreamCall[]>();
   const gates = new Map<string, () => void>();
@@ -104,6 +116,12 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
       const credential = String(request.headers['authorization'] ?? '');
       response.setHeader('x-echo', credential);
       return json(response, 200, { credential });
+    }
+    const coded = /\/echo-coded\/([\w-]+)$/.exec(path);
+    if (coded !== null && CODED[coded[1]!] !== undefined) {
+      const [label, encode] = CODED[coded[1]!]!;
+      response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': label });
+      return void response.end(encode(Buffer.from(JSON.stringify({ credential: String(request.headers['authorization'] ?? '') }))));
     }
     if (path.endsWith('/hop')) {
       response.writeHead(200, {

@@ -7,7 +7,7 @@ import { connectionNamed, isHopByHop } from './hop-by-hop.ts';
 /**
  * Never forwarded upstream: the caller's credentials, what would let it name the target host or the client (the
  * headers servers and frameworks read a client address or original host from), and what fetch sets itself.
- * `accept-encoding` too: fetch decodes the answer (on both runtimes), so keyway passes on identity bodies only.
+ * `accept-encoding` too: keyway asks for the codings fetch decodes (DECODED_CODINGS) and passes on identity bodies only.
  */
 const CALLER_ONLY = [
   'authorization',
@@ -52,7 +52,24 @@ function dropped(name: string, named: ReadonlySet<string>, extra: readonly strin
   return isHopByHop(lower, named) || extra.includes(lower);
 }
 
-/** What the upstream receives of the caller's headers, before keyway adds its own credential. */
+/**
+ * The content codings keyway asks the upstream for and passes an answer in: those fetch decodes on both runtimes.
+ * undici (Node) decodes a list of `gzip`, `x-gzip`, `deflate`, `br` and `zstd`, in any case, but none of the list once
+ * one member is another coding (`gzip, identity`); workerd decodes a Content-Encoding that is exactly `gzip` or `br`.
+ */
+const DECODED_CODINGS = ['gzip', 'br'];
+
+/**
+ * Whether fetch handed over the answer's body decoded: its Content-Encoding is absent, `identity`, or one coding both
+ * runtimes decode. Any other is passed on still encoded and unlabelled, where the credential's redaction cannot see.
+ */
+export function decodedByFetch(contentEncoding: string | null): boolean {
+  // Both runtimes drop the spaces and tabs around a coding, and nothing else JavaScript's trim() would.
+  const coding = contentEncoding?.replace(/^[ \t]+|[ \t]+$/g, '');
+  return coding === undefined || coding === '' || coding === 'identity' || DECODED_CODINGS.includes(coding);
+}
+
+/** What the upstream receives of the caller's headers, and keyway's Accept-Encoding, before keyway adds its own credential. */
 export function upstreamRequestHeaders(caller: Headers): Headers {
   const named = connectionNamed(caller.get('connection') ?? undefined);
   const headers = new Headers();
@@ -70,6 +87,8 @@ export function upstreamRequestHeaders(caller: Headers): Headers {
       continue;
     headers.append(name, value);
   }
+  // Without it, undici asks for `deflate` too, which workerd would hand over undecoded.
+  headers.set('accept-encoding', DECODED_CODINGS.join(', '));
   return headers;
 }
 

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
+import { ciClaims } from '../support/test-issuer.ts';
+import { freshIssuer, type BrokerHarness } from '../suites/exchange-suite.ts';
+import { startNodeHarness } from './node-harness.ts';
+
+const masterKey = randomBytes(32).toString('base64');
+/** The static upstream's secret: the caller must never get it back, in any form the caller can read. */
+const SECRET = `echoed-secret-${randomBytes(12).toString('hex')}`;
+
+/**
+ * An upstream that echoes the Authorization it received (a debugging endpoint, a reflected error), each path in one
+ * more way real servers write a body or a header.
+ */
+function echo(request: IncomingMessage, response: ServerResponse): void {
+  const path = (request.url ?? '/').split('?')[0]!;
+  const body = JSON.stringify({ credential: String(request.headers['authorization'] ?? '') });
+  // Gzip, listed with a coding fetch does not decode: fetch hands the bytes over as they came.
+  if (path === '/echo/gzip-then-identity') {
+    response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip, identity' });
+    return void response.end(gzipSync(body));
+  }
+  response.writeHead(404, { 'content-type': 'application/json' });
+  response.end('{"message":"Not Found"}');
+}
+
+describe('proxy mode: an upstream that echoes keyway’s credential', () => {
+  let broker: BrokerHarness;
+  let upstream: ReturnType<typeof createServer>;
+  let job: () => Promise<string>;
+
+  beforeAll(async () => {
+    upstream = createServer(echo);
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const issuer = freshIssuer(inject('testIssuerBase'), 'proxy-echo');
+    const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey })!);
+    const sealed = await box.seal(SECRET, UPSTREAM_SECRET_PURPOSE, 'echo');
+    broker = await startNodeHarness(
+      {
+        'proxy/echo.yaml': `version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_owner_id: "1200934", repository: acme/api }
+grant:
+  proxy: { upstream: echo, allow: [{ method: GET, path: "/echo/*" }] }
+`,
+      },
+      {
+        settings: {
+          KEYWAY_MASTER_KEY: masterKey,
+          KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+          KEYWAY_PROXY_UPSTREAMS: `upstreams:
+  echo:
+    url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: { kind: static, sealed: "${sealed}" }
+`,
+        },
+      },
+    );
+    job = () => issuer.sign(ciClaims(issuer.url, broker.issuer));
+  });
+  afterAll(async () => {
+    await broker?.close();
+    upstream?.closeAllConnections();
+    await new Promise((resolve) => upstream?.close(resolve));
+  });
+
+  const get = async (path: string, headers: Record<string, string> = {}): Promise<Response> =>
+    broker.request(path, { headers: { ...headers, authorization: `Bearer ${await job()}` } });
+
+  it('hands back no body the caller can decode to the credential: a content coding fetch left undecoded is not passed on unlabelled', async () => {
+    const response = await get('/proxy/echo/echo/gzip-then-identity');
+    const bytes = Buffer.from(await response.arrayBuffer());
+    // What the caller reads, as sent and as the upstream labelled it (gzip); keyway drops the label, not the coding.
+    const readable = [bytes.toString('utf8')];
+    try {
+      readable.push(gunzipSync(bytes).toString('utf8'));
+    } catch {
+      // Not gzip: nothing more to read.
+    }
+    for (const text of readable) expect(text).not.toContain(SECRET);
+    expect(response.status).not.toBe(500);
+  });
+});
