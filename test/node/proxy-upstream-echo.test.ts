@@ -26,6 +26,12 @@ function echo(request: IncomingMessage, response: ServerResponse): void {
     response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip, identity' });
     return void response.end(gzipSync(body));
   }
+  // As Spring MVC negotiates it: the charset parameter of the caller's Accept becomes the answer's charset.
+  if (path === '/echo/negotiated-charset') {
+    const charset = /charset=([\w-]+)/i.exec(String(request.headers['accept'] ?? ''))?.[1]?.toLowerCase() ?? 'utf-8';
+    response.writeHead(200, { 'content-type': `application/json; charset=${charset}` });
+    return void response.end(Buffer.from(body, charset === 'utf-16le' ? 'utf16le' : 'utf8'));
+  }
   response.writeHead(404, { 'content-type': 'application/json' });
   response.end('{"message":"Not Found"}');
 }
@@ -85,5 +91,13 @@ grant:
     }
     for (const text of readable) expect(text).not.toContain(SECRET);
     expect(response.status).not.toBe(500);
+  });
+
+  it('hands back no echo of the credential in a charset the caller asked for (UTF-16, as Spring negotiates it)', async () => {
+    const response = await get('/proxy/echo/echo/negotiated-charset', { accept: 'application/json; charset=utf-16le' });
+    expect(response.status).not.toBe(500);
+    const bytes = Buffer.from(await response.arrayBuffer());
+    expect(bytes.toString('utf16le')).not.toContain(SECRET);
+    expect(bytes.toString('utf8')).not.toContain(SECRET);
   });
 });

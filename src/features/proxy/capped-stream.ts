@@ -71,44 +71,78 @@ export function cappedStream(
   return { stream, ended };
 }
 
-const REDACTED = new TextEncoder().encode('[redacted]');
+/** The credential as a body may hold it, and `[redacted]` written the same way so the body still decodes. */
+interface Needle {
+  readonly bytes: Uint8Array;
+  readonly replacement: Uint8Array;
+}
 
 /**
- * The stream with every occurrence of `secret` replaced, also across chunk boundaries (the last
- * `secret.length - 1` bytes are held back until the next chunk or the end): an upstream that
- * echoes keyway's credential in its body does not hand it to the caller.
+ * The text in UTF-8 and in UTF-16 and UTF-32 of either byte order: what an upstream writes when the caller's Accept
+ * names the charset (Spring does as it asks), or on its own, with a byte order mark or without one. Looked for as
+ * bytes, whatever the answer's Content-Type declares.
+ */
+function encodings(text: string): readonly Uint8Array[] {
+  const units = Array.from({ length: text.length }, (_, at) => text.charCodeAt(at));
+  const points = Array.from(text, (character) => character.codePointAt(0)!);
+  const written = (values: readonly number[], size: 2 | 4, littleEndian: boolean): Uint8Array => {
+    const view = new DataView(new ArrayBuffer(values.length * size));
+    for (const [at, value] of values.entries()) {
+      if (size === 2) view.setUint16(at * 2, value, littleEndian);
+      else view.setUint32(at * 4, value, littleEndian);
+    }
+    return new Uint8Array(view.buffer);
+  };
+  return [new TextEncoder().encode(text), written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false)];
+}
+
+/**
+ * The stream with every occurrence of `secret` replaced, in UTF-8, UTF-16 or UTF-32, also across chunk boundaries
+ * (the last bytes that could start one are held back until the next chunk or the end): an upstream that echoes
+ * keyway's credential in its body does not hand it to the caller.
  */
 export function redactedStream(source: ReadableStream<Uint8Array>, secret: string): ReadableStream<Uint8Array> {
-  const needle = new TextEncoder().encode(secret);
-  if (needle.byteLength === 0) return source;
+  if (secret === '') return source;
+  const replacements = encodings('[redacted]');
+  const needles = encodings(secret).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! }));
   let held: Uint8Array = new Uint8Array(0);
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         const text = concat(held, chunk);
-        const { out, rest } = redact(text, needle, false);
+        const { out, rest } = redact(text, needles, false);
         held = rest;
         if (out.byteLength > 0) controller.enqueue(out);
       },
       flush(controller) {
-        const { out } = redact(held, needle, true);
+        const { out } = redact(held, needles, true);
         if (out.byteLength > 0) controller.enqueue(out);
       },
     }),
   );
 }
 
-function redact(text: Uint8Array, needle: Uint8Array, final: boolean): { out: Uint8Array; rest: Uint8Array } {
+function redact(text: Uint8Array, needles: readonly Needle[], final: boolean): { out: Uint8Array; rest: Uint8Array } {
   const parts: Uint8Array[] = [];
   let from = 0;
-  let at = indexOf(text, needle, 0);
-  while (at !== -1) {
-    parts.push(text.subarray(from, at), REDACTED);
-    from = at + needle.byteLength;
-    at = indexOf(text, needle, from);
+  // Where each needle is next found; searched again only once a replacement has passed it, so the text is read once per needle.
+  const next = needles.map((needle) => indexOf(text, needle.bytes, 0));
+  for (;;) {
+    let first = -1;
+    for (const [which, needle] of needles.entries()) {
+      if (next[which]! !== -1 && next[which]! < from) next[which] = indexOf(text, needle.bytes, from);
+      const at = next[which]!;
+      // The first found; of two found at the same place, the longer.
+      if (at !== -1 && (first === -1 || at < next[first]! || (at === next[first]! && needle.bytes.byteLength > needles[first]!.bytes.byteLength)))
+        first = which;
+    }
+    if (first === -1) break;
+    parts.push(text.subarray(from, next[first]!), needles[first]!.replacement);
+    from = next[first]! + needles[first]!.bytes.byteLength;
   }
   // What could be the start of the secret, split by the chunk boundary, waits for the next chunk.
-  const keep = final ? 0 : Math.min(needle.byteLength - 1, text.byteLength - from);
+  const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
+  const keep = final ? 0 : Math.min(longest - 1, text.byteLength - from);
   parts.push(text.subarray(from, text.byteLength - keep));
   return { out: parts.reduce(concat, new Uint8Array(0)), rest: text.slice(text.byteLength - keep) };
 }
