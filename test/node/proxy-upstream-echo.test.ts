@@ -32,6 +32,12 @@ function echo(request: IncomingMessage, response: ServerResponse): void {
     response.writeHead(200, { 'content-type': `application/json; charset=${charset}` });
     return void response.end(Buffer.from(body, charset === 'utf-16le' ? 'utf16le' : 'utf8'));
   }
+  // The credential as a header's name: a server that turns what it received into header names (x-<value>).
+  if (path === '/echo/header-name') {
+    const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
+    response.writeHead(200, { 'content-type': 'application/json', [`x-seen-${credential}`]: '1' });
+    return void response.end('{"ok":true}');
+  }
   response.writeHead(404, { 'content-type': 'application/json' });
   response.end('{"message":"Not Found"}');
 }
@@ -99,5 +105,12 @@ grant:
     const bytes = Buffer.from(await response.arrayBuffer());
     expect(bytes.toString('utf16le')).not.toContain(SECRET);
     expect(bytes.toString('utf8')).not.toContain(SECRET);
+  });
+
+  it('hands back no header whose name holds the credential', async () => {
+    const response = await get('/proxy/echo/echo/header-name');
+    expect(response.status).not.toBe(500);
+    await response.arrayBuffer();
+    for (const [name, value] of response.headers) expect(`${name}: ${value}`).not.toContain(SECRET);
   });
 });

@@ -472,6 +472,7 @@ grant:
       const response = await send('/proxy/vendor/x/echo-credential');
       expect(response.status).toBe(200);
       expect(response.headers.get('x-echo')).toBeNull();
+      for (const [name, value] of response.headers) expect(`${name}: ${value}`).not.toContain(STATIC_SECRET);
       expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
       // Nor in a redirect to the upstream itself that carries it (a signed URL): keyway's rewritten Location is checked too.
       const redirected = await send('/proxy/vendor/x/redirect-credential', { redirect: 'manual' });

@@ -92,13 +92,14 @@ export function upstreamRequestHeaders(caller: Headers): Headers {
   return headers;
 }
 
-/** What the caller receives of the upstream's headers; a header that echoes the upstream credential is dropped too. */
+/** What the caller receives of the upstream's headers; a header that echoes the upstream credential, in its name or value, is dropped too. */
 export function callerResponseHeaders(upstream: Headers, credential: string | undefined): Headers {
   const named = connectionNamed(upstream.get('connection') ?? undefined);
   const headers = new Headers();
   for (const [name, value] of upstream) {
     if (dropped(name, named, UPSTREAM_ONLY)) continue;
-    if (echoesCredential(value, credential)) continue;
+    // The name too: a credential is a valid header name, and a server may turn what it received into one.
+    if (echoesCredential(`${name}: ${value}`, credential)) continue;
     headers.append(name, value);
   }
   return headers;
