@@ -255,7 +255,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
         token,
         expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         permissions: granted,
-        repository_selection: 'selected',
+        repository_selection: installation.tokenAnswerForEveryRepository === true ? 'all' : 'selected',
         ...(installation.tokenAnswerNamesNoRepository === true
           ? {}
           : { repositories: selected.map(({ id, name }) => ({ id, name, full_name: `${installation.owner}/${name}` })) }),

@@ -13,6 +13,8 @@ export interface FakeInstallation {
   readonly tokenStatus?: number;
   /** When set, the answer to a token request leaves out the `repositories` list it is scoped to. */
   readonly tokenAnswerNamesNoRepository?: boolean;
+  /** When set, the answer to a token request says `repository_selection: all` (what GitHub says of a token of every repository), with the list asked for. */
+  readonly tokenAnswerForEveryRepository?: boolean;
   /** How many `DELETE /installation/token` calls for this installation's tokens fail (502) before GitHub takes them again. */
   readonly revokeFailures?: number;
 }

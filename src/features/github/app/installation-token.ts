@@ -29,7 +29,9 @@ const TokenAnswer = v.looseObject({
   token: v.pipe(v.string(), v.minLength(1)),
   expires_at: v.pipe(v.string(), v.isoTimestamp()),
   permissions: v.optional(v.record(v.string(), v.string()), {}),
-  repositories: v.optional(v.array(v.looseObject({ id: v.number(), name: v.string() })), []),
+  /** Left out by GitHub for a token of every repository of the installation (`repository_selection: all`). */
+  repositories: v.optional(v.array(v.looseObject({ id: v.number(), name: v.string() }))),
+  repository_selection: v.optional(v.string()),
 });
 
 /**
@@ -50,20 +52,30 @@ export async function createInstallationToken(client: GitHubClient, request: Ins
   const answer = parseAnswer(TokenAnswer, body, 'installation token');
   const asked = new Set(request.repositories.map((name) => name.toLowerCase()));
   const askedIds = new Set(request.repositoryIds);
+  const repositories = answer.repositories ?? [];
+  // A token for some repositories names them: one that names none, or says it holds them all, holds the installation's whole.
+  const unnamed =
+    asked.size + askedIds.size > 0 && (repositories.length === 0 || (answer.repository_selection !== undefined && answer.repository_selection !== 'selected'));
   const wider =
-    answer.repositories.some((repository) => !asked.has(repository.name.toLowerCase()) && !askedIds.has(repository.id)) ||
+    unnamed ||
+    repositories.some((repository) => !asked.has(repository.name.toLowerCase()) && !askedIds.has(repository.id)) ||
     // GitHub adds metadata: read to every installation token.
     !permissionsCovered({ metadata: 'read', ...request.permissions }, answer.permissions);
   if (wider) {
     // Never hand out more than the policy granted: take it back at once.
     await revokeInstallationToken(client, answer.token).catch(() => undefined);
-    throw new GitHubError('malformed', 'GitHub granted more than was asked for; the token was revoked');
+    throw new GitHubError(
+      'malformed',
+      unnamed
+        ? 'GitHub did not say which repository ids the token holds, so it may hold every repository of the installation; the token was revoked'
+        : 'GitHub granted more than was asked for; the token was revoked',
+    );
   }
   return {
     token: answer.token,
     expiresAt: Date.parse(answer.expires_at),
     permissions: answer.permissions,
-    repositories: answer.repositories.map(({ id, name }) => ({ id, name })),
+    repositories: repositories.map(({ id, name }) => ({ id, name })),
   };
 }
 
