@@ -161,6 +161,11 @@ export const exchange: Command = {
     for (const name of [values['github-env'], values['exec-env']]) {
       if (name !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliError(`${name} is not a valid environment variable name`);
     }
+    // An output's name (or a token map's prefix of them) is written into $GITHUB_OUTPUT as is: a newline would start another output.
+    const output = values['github-output'];
+    if (output !== undefined && !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(output)) {
+      throw new CliError(`${JSON.stringify(output)} is not a valid step output name (a letter or _, then letters, digits, - or _)`);
+    }
 
     const cloud = values.cloud === undefined ? undefined : cliCloudDelivery(values, command);
     const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);

@@ -170,6 +170,23 @@ grant:
     expect(logged(result.stderr, 'access_token_sha256')).toBe(sha256(token));
   });
 
+  it('refuses a --github-output name that is not an output name, alone or as a token map’s prefix: a newline in it would write another output', async () => {
+    const job = githubEnv();
+    const output = join(job.cwd, 'github_output');
+    writeFileSync(output, '');
+    job.env['GITHUB_OUTPUT'] = output;
+    const before = proxy.tokenRequests;
+    for (const args of [
+      ['--github-output', 'token\nstolen'],
+      ['--github-output', 'a token'],
+      ['--github-token-map', '--repository', 'acme/api', '--github-output', 'token\nstolen'],
+    ]) {
+      expect(await keyway(['--url', proxy.url, ...args], job)).toMatchObject({ code: 2, stderr: expect.stringContaining('is not a valid step output name') });
+    }
+    expect(readFileSync(output, 'utf8')).toBe('');
+    expect(proxy.tokenRequests).toBe(before);
+  });
+
   it('--exec: the command gets the token in its environment, keyway exits with its status, and no file holds the token', async () => {
     const job = githubEnv();
     const child = `process.stdout.write('child-token=' + process.env.KEYWAY_TOKEN + '\\n'); process.exit(7)`;
