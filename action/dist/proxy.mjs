@@ -1313,7 +1313,9 @@ var WITHHELD_VARIABLES = [
   "GITHUB_ENTERPRISE_TOKEN",
   "ACTIONS_ID_TOKEN_REQUEST_URL",
   "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-  "ACTIONS_RUNTIME_TOKEN"
+  "ACTIONS_RUNTIME_TOKEN",
+  "CIRCLE_OIDC_TOKEN",
+  "CIRCLE_OIDC_TOKEN_V2"
 ];
 function proxyEnvironment(parent, address, ciTokens, upstream) {
   const withheld = new Set(WITHHELD_VARIABLES);
@@ -1557,7 +1559,8 @@ KEYWAY_PROXY_SECRET (this run's key to the forwarder, not a GitHub credential). 
 GH_TOKEN (the per-run secret), GH_HOST=github.localhost and HTTP_PROXY (the forwarder), so gh
 and REST clients call through it. GITHUB_TOKEN, GH_TOKEN, GH_ENTERPRISE_TOKEN,
 GITHUB_ENTERPRISE_TOKEN, the Actions token service (ACTIONS_ID_TOKEN_REQUEST_*,
-ACTIONS_RUNTIME_TOKEN) and any variable holding the CI token are withheld.
+ACTIONS_RUNTIME_TOKEN), CircleCI's CIRCLE_OIDC_TOKEN and CIRCLE_OIDC_TOKEN_V2 and any
+variable holding the CI token are withheld.
 The broker's refusals (answers with Keyway-Error) are logged on standard error with their code.
 
 exit codes: COMMAND's status, 2 bad usage, 3 no CI token (COMMAND does not run)`;

@@ -306,4 +306,14 @@ describe("the proxied command's environment", () => {
     expect(Object.keys(other).filter((name) => (WITHHELD_VARIABLES as readonly string[]).includes(name) || name.startsWith('GH_'))).toEqual([]);
     expect(other).toMatchObject({ KEYWAY_PROXY_URL: 'http://127.0.0.1:4567', KEYWAY_PROXY_SECRET: SECRET });
   });
+
+  it('on CircleCI withholds both OIDC tokens the job was given: the v2 one keyway read, and v1, of the same issuer and audience', () => {
+    const parent = { PATH: '/usr/bin', CIRCLECI: 'true', CIRCLE_OIDC_TOKEN: 'eyJ.v1-token-of-the-same-job.sig', CIRCLE_OIDC_TOKEN_V2: CI_TOKEN };
+    expect(proxyEnvironment(parent, { url: 'http://127.0.0.1:4567', secret: SECRET }, [CI_TOKEN], 'vault')).toEqual({
+      PATH: '/usr/bin',
+      CIRCLECI: 'true',
+      KEYWAY_PROXY_URL: 'http://127.0.0.1:4567',
+      KEYWAY_PROXY_SECRET: SECRET,
+    });
+  });
 });

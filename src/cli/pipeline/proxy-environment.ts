@@ -7,9 +7,10 @@ import type { Environment } from './ci-token-sources.ts';
 export const GH_LOCALHOST_API = 'api.github.localhost';
 
 /**
- * Variables that hold a GitHub credential or a way to get the job's OIDC token: a command run
+ * Variables that hold a GitHub credential, the job's OIDC token or a way to get one: a command run
  * through the proxy gets none of them (the runner's token service would let it prove the job's
- * identity itself).
+ * identity itself, and so would either token CircleCI injects, whichever keyway read: v1 and v2
+ * differ in `sub` only, same issuer and audience).
  */
 export const WITHHELD_VARIABLES = [
   'GITHUB_TOKEN',
@@ -19,6 +20,8 @@ export const WITHHELD_VARIABLES = [
   'ACTIONS_ID_TOKEN_REQUEST_URL',
   'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
   'ACTIONS_RUNTIME_TOKEN',
+  'CIRCLE_OIDC_TOKEN',
+  'CIRCLE_OIDC_TOKEN_V2',
 ] as const;
 
 export interface ProxyAddress {
