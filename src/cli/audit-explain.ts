@@ -1,3 +1,4 @@
+import { inertLines } from './terminal-text.ts';
 import { explainAuditEvent } from '../core/policy/explain-audit-event.ts';
 import { loadPolicies, PolicyLoadError } from '../core/policy/load-policies.ts';
 import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
@@ -51,13 +52,13 @@ export const auditExplain: Command = {
       return 0;
     }
     const { audit_event: recorded } = explanation;
-    process.stdout.write(`event ${recorded.id} at ${recorded.time}: ${recorded.decision} (${recorded.reason})\n`);
+    process.stdout.write(inertLines([`event ${recorded.id} at ${recorded.time}: ${recorded.decision} (${recorded.reason})`]));
     if (!explanation.evaluated) {
-      process.stdout.write(`note: ${explanation.note}\n`);
+      process.stdout.write(inertLines([`note: ${explanation.note}`]));
       return 0;
     }
     const { policy_set: set } = explanation;
-    process.stdout.write(`policy set: decided by ${set.decided ?? '(not recorded)'}, explained with ${set.explained} (${dir})\n`);
+    process.stdout.write(inertLines([`policy set: decided by ${set.decided ?? '(not recorded)'}, explained with ${set.explained} (${dir})`]));
     process.stdout.write(renderExplanation(explanation, [explanation.note]));
     return 0;
   },

@@ -30,7 +30,7 @@ export const auditQuery: Command = {
         event.time,
         event.decision,
         event.reason,
-        event.subject ?? (event.subject_token?.claimed_sub === undefined ? '' : `${event.subject_token.claimed_sub} (claimed)`),
+        event.subject ?? (event.subject_token?.claimed_sub === undefined ? '' : `(claimed) ${event.subject_token.claimed_sub}`),
         event.claims?.['repository'] ?? event.claims?.['project_path'],
         event.policy?.granted_by ?? event.policy?.denied_by[0],
         event.id,

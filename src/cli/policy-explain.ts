@@ -1,3 +1,4 @@
+import { inertLines } from './terminal-text.ts';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
@@ -148,5 +149,5 @@ export function renderExplanation(explanation: Explanation, notes: readonly stri
   } else {
     out.push(`decision: DENIED (${decision.reason}): ${decision.detail}`);
   }
-  return `${out.join('\n')}\n`;
+  return inertLines(out);
 }

@@ -1,3 +1,4 @@
+import { inertLines } from './terminal-text.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,7 +41,7 @@ function render(suggestion: NarrowingSuggestion, written: boolean): string {
   }
   out.push('', suggestion.files.length === 0 ? 'nothing to narrow' : `suggested narrowing${written ? ' (written)' : ' (not written; --write writes it)'}:`);
   if (suggestion.files.length > 0) out.push(...renderDiffText(suggestion.diffs));
-  return `${out.join('\n')}\n`;
+  return inertLines(out);
 }
 
 export const policySuggest: Command = {

@@ -1,5 +1,4 @@
-/** What a terminal would act on rather than show (ESC, BEL, CSI, bidi overrides), as a visible escape: cells hold what callers chose. */
-const inert = (text: string) => text.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+import { inert } from './terminal-text.ts';
 
 /** A plain-text table for people: columns padded to their widest cell, cells cut at `maxWidth`. */
 export function formatTable(header: readonly string[], rows: readonly (readonly unknown[])[], maxWidth = 60): string {

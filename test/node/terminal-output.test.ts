@@ -4,6 +4,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { ciClaims } from '../support/test-issuer.ts';
 import { testConfig, writeTree } from './node-harness.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -61,5 +62,38 @@ describe('what the keyway CLI prints of attacker-chosen record fields', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toContain('issuer_untrusted');
     expect(terminalControls(table.stdout)).toEqual([]);
+  }, 60_000);
+
+  it('keyway audit explain shows the audience a pipeline asked for without the escape sequences in it', async () => {
+    const { github, root, broker, exchange, dataDir } = await start();
+    // Any workflow whose token the issuer signs may ask for any audience: the request is refused, and recorded with its claims.
+    const refused = await exchange(
+      exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer)), { audience: `https://deploy.acme.dev/${HOSTILE}` }),
+    );
+    expect(refused['error']).toBe('invalid_target');
+
+    const explained = await cli(['audit', 'explain', String(refused['audit_event_id']), '--data-dir', dataDir, '--policies', join(root, 'policies')], {
+      KEYWAY_ISSUER: broker.config.issuer,
+      KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+    });
+    expect(explained.code).toBe(0);
+    expect(explained.stdout).toContain('request: audience https://deploy.acme.dev/');
+    expect(terminalControls(explained.stdout)).toEqual([]);
+  }, 60_000);
+
+  it('keyway audit query marks a claimed sub as claimed however long it is, so it never reads as a verified subject', async () => {
+    const { exchange, dataDir, github, broker } = await start();
+    const victim = 'repo:acme/payments-service:environment:production:ref:refs/heads/main';
+    const now = Math.floor(Date.now() / 1000);
+    const forged = await exchange(exchangeForm(unsigned({ iss: 'https://nobody.example', sub: victim, aud: 'x', iat: now, exp: now + 60 })));
+    const real = await exchange(exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer, { sub: victim }))));
+    expect(real['access_token']).toBeTypeOf('string');
+
+    const table = await cli(['audit', 'query', '--data-dir', dataDir, '--subject', victim]);
+    expect(table.code).toBe(0);
+    const row = (id: unknown) => table.stdout.split('\n').find((line) => line.endsWith(String(id))) ?? '';
+    // The verified subject and the one a stranger merely claimed must not look alike.
+    expect(row(forged['audit_event_id'])).toContain('claimed');
+    expect(row(real['audit_event_id'])).not.toContain('claimed');
   }, 60_000);
 });
