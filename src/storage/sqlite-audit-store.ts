@@ -224,66 +224,74 @@ export class SqliteAuditStore implements AuditStore {
   /**
    * The last record of the longest run from the oldest kept one (at most `maxRecords`) that is older than `before` by its
    * hashed `time`, read in chain order: what to prune up to. The `time` column is not hashed, so it decides nothing here
-   * (whoever can write the file could date a recent record back with it). Each record read must hash to its hash and
-   * commit to the one before (the anchor, or the genesis); one that does not is a ChainConflictError and nothing is
-   * pruned. Read in chain order, a record of a slow request (dated when it began, appended when it ended) only stops the
-   * run early; it is pruned the next round. One read, which keeps no writer waiting.
+   * (whoever can write the file could date a recent record back with it). Each record read must hold (#holding); one
+   * that does not is a ChainConflictError and nothing is pruned. Read in chain order, a record of a slow request (dated
+   * when it began, appended when it ended) only stops the run early; it is pruned the next round. One read, which keeps
+   * no writer waiting.
    */
   async pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
     return this.#db.read(() => {
       const start = this.#start();
       if (start === undefined) return undefined;
-      let expected = start;
       let last: ChainHead | undefined;
-      const page = 500;
-      for (let after = start.seq; after < start.seq + maxRecords; ) {
-        const rows = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
-          'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?',
-          [after, Math.min(page, start.seq + maxRecords - after)],
-        );
-        for (const row of rows) {
-          const refuse = (why: string) => new ChainConflictError(`record ${row.seq} ${why}`);
-          if (row.seq !== expected.seq + 1) throw refuse(`follows record ${expected.seq}: records are missing`);
-          if (row.prev_hash !== expected.hash) throw refuse('does not commit to the record (or checkpoint) before it');
-          const event = JSON.parse(row.event) as AuditEvent;
-          // The stored text is the canonical one the chain hashes (older keyways stored other JSON: then it is encoded again).
-          if (chainHashOfCanonical(row.prev_hash, row.event, this.#digest) !== row.hash && chainHash(row.prev_hash, event, this.#digest) !== row.hash) {
-            throw refuse('no longer matches its hash');
-          }
-          if (!(Date.parse(event.time) < before)) return last;
-          last = { seq: row.seq, hash: row.hash };
-          expected = last;
-        }
-        if (rows.length < page) return last;
-        after = expected.seq;
+      for (const record of this.#holding(start, start.seq + maxRecords)) {
+        if (!(Date.parse((JSON.parse(record.event) as AuditEvent).time) < before)) break;
+        last = record.link;
       }
       return last;
     });
   }
 
   /**
-   * Throws a ChainConflictError unless the records after `from` up to `to` are linked: each commits to the one before, the
-   * first to `from` (a record still kept at `from.seq` must have its hash), none is missing, and the one at `to.seq` has
-   * `to.hash`. Links only, in one read (SQL, no hashing): with `from` and `to` from checkpoints the broker's signature
-   * vouches for, a record re-hashed between them breaks a link or `to`'s hash, and one whose link alone was mended no
-   * longer matches its own hash, for audit verify to find.
+   * Throws a ChainConflictError unless the records after `from` up to `to` hold: a record still kept at `from.seq` has
+   * `from.hash`, each record after it holds (#holding: none missing, each committed to the one before and hashing to its
+   * own hash), and the one at `to.seq` has `to.hash`. With `to` from a checkpoint the broker's signature vouches for, a
+   * record rewritten between them cannot hide: re-hashed, it leaves the next record's link or content, or `to`'s hash,
+   * behind. One read; every record of the span is hashed.
    */
   async chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
     this.#db.read(() => {
-      const [kept] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [from.seq]);
+      const hashAt = (seq: number) => this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [seq])[0];
+      const kept = hashAt(from.seq);
       if (kept !== undefined && kept.hash !== from.hash) throw new ChainConflictError(`record ${from.seq} differs from the checkpoint signed over it`);
-      const [span] = this.#db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events WHERE seq > ? AND seq <= ?', [from.seq, to.seq]);
-      if ((span?.n ?? 0) !== to.seq - from.seq) throw new ChainConflictError(`records between ${from.seq} and ${to.seq} are missing`);
-      const [broken] = this.#db.all<{ seq: number }>(
-        `SELECT next.seq FROM audit_events AS next LEFT JOIN audit_events AS before ON before.seq = next.seq - 1
-          WHERE next.seq > ? AND next.seq <= ? AND next.prev_hash IS NOT (CASE WHEN next.seq = ? THEN ? ELSE before.hash END)
-          ORDER BY next.seq LIMIT 1`,
-        [from.seq, to.seq, from.seq + 1, from.hash],
-      );
-      if (broken !== undefined) throw new ChainConflictError(`record ${broken.seq} does not commit to the record (or checkpoint) before it`);
-      const [last] = this.#db.all<{ hash: string | null }>('SELECT hash FROM audit_events WHERE seq = ?', [to.seq]);
+      let held = 0;
+      for (const _record of this.#holding(from, to.seq)) held += 1;
+      if (held !== to.seq - from.seq) throw new ChainConflictError(`records between ${from.seq} and ${to.seq} are missing`);
+      const last = hashAt(to.seq);
       if ((last === undefined ? from.hash : last.hash) !== to.hash) throw new ChainConflictError(`record ${to.seq} differs from the checkpoint signed over it`);
     });
+  }
+
+  /**
+   * Inside a read: the records after `from` up to `toSeq` (fewer where the log ends first), in chain order, each yielded
+   * once it holds: it follows the one before (`from`, for the first) with no seq missing, commits to its hash, and its
+   * event hashes to its own hash. The first that does not is a ChainConflictError naming it.
+   */
+  *#holding(from: ChainHead, toSeq: number): Generator<{ readonly link: ChainHead; readonly event: string }> {
+    const page = 500;
+    let expected = from;
+    while (expected.seq < toSeq) {
+      const limit = Math.min(page, toSeq - expected.seq);
+      const rows = this.#db.all<Pick<RecordRow, 'seq' | 'prev_hash' | 'hash' | 'event'>>(
+        'SELECT seq, prev_hash, hash, event FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?',
+        [expected.seq, limit],
+      );
+      for (const row of rows) {
+        const refuse = (why: string) => new ChainConflictError(`record ${row.seq} ${why}`);
+        if (row.seq !== expected.seq + 1) throw refuse(`follows record ${expected.seq}: records are missing`);
+        if (row.prev_hash !== expected.hash) throw refuse('does not commit to the record (or checkpoint) before it');
+        // The stored text is the canonical one the chain hashes (older keyways stored other JSON: then it is encoded again).
+        if (
+          chainHashOfCanonical(row.prev_hash, row.event, this.#digest) !== row.hash &&
+          chainHash(row.prev_hash, JSON.parse(row.event) as AuditEvent, this.#digest) !== row.hash
+        ) {
+          throw refuse('no longer matches its hash');
+        }
+        expected = { seq: row.seq, hash: row.hash };
+        yield { link: expected, event: row.event };
+      }
+      if (rows.length < limit) return;
+    }
   }
 
   /** Where the log as stored begins: the predecessor of its oldest record (the genesis, or the anchor pruning left); undefined when it is empty. */

@@ -6,10 +6,11 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
-import { chainHash } from '../../src/core/audit/chain-hash.ts';
+import { canonicalEvent, chainHash } from '../../src/core/audit/chain-hash.ts';
+import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { createBroker } from '../../src/runtimes/create-broker.ts';
-import { silentLogger } from '../../src/core/log.ts';
+import { jsonLogger, silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
@@ -311,6 +312,36 @@ describe('the audit log in a real database file', () => {
     expect((await maintainAuditLog(store, sign, { now: now + 31 * 86_400_000, retentionDays: 30, verify })).pruned).toBe(2);
     expect(db.all('SELECT day FROM audit_usage UNION ALL SELECT day FROM audit_usage_claims')).toEqual([]);
     expect(usageMismatch(db)).toBeUndefined();
+    db.close();
+  });
+
+  it("fails the running broker's upkeep over a span with a record rewritten and its link mended: logged by record, no anchor, nothing pruned", async () => {
+    const { root } = setup();
+    const lines: string[] = [];
+    let clock = Date.now() - 40 * 86_400_000;
+    const broker = await startNodeBroker(testConfig(root, { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '30' }) }), {
+      log: jsonLogger({}, { write: (line) => lines.push(line) }),
+      now: () => clock,
+    });
+    running.push(broker);
+    // Two records 40 days old (refusals are recorded as well as grants), then three of today.
+    for (let index = 0; index < 5; index += 1) {
+      if (index === 2) clock = Date.now();
+      expect((await exchange(broker, exchangeForm('not-a-token'))).status).toBe(400);
+    }
+    // Whoever can write the file rewrites record 3 and links record 4 to its new hash, while the broker runs.
+    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const [second, third] = db.all<{ hash: string; event: string }>('SELECT hash, event FROM audit_events WHERE seq IN (2, 3) ORDER BY seq');
+    const forged = { ...(JSON.parse(third!.event) as AuditEvent), detail: 'rewritten' };
+    const forgedHash = chainHash(second!.hash, forged);
+    db.run('UPDATE audit_events SET event = ?, hash = ? WHERE seq = 3', [canonicalEvent(forged).text, forgedHash]);
+    db.run('UPDATE audit_events SET prev_hash = ? WHERE seq = 4', [forgedHash]);
+    await broker.auditUpkeep();
+    const failed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'audit log upkeep failed');
+    expect(failed).toMatchObject([{ level: 'error', error: 'ChainConflictError: record 4 no longer matches its hash' }]);
+    expect(db.all('SELECT seq FROM audit_events ORDER BY seq')).toEqual([1, 2, 3, 4, 5].map((seq) => ({ seq })));
+    // The head's checkpoint, signed before the prune was checked; no anchor.
+    expect(db.all('SELECT seq FROM audit_checkpoints')).toEqual([{ seq: 5 }]);
     db.close();
   });
 

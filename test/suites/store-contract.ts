@@ -485,6 +485,32 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await audit.checkpoints(0, 10)).toHaveLength(1);
     });
 
+    it('signs no anchor over a span with a record rewritten and re-hashed, the next one linked to it anew: the pin keeps its hash', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, keys } = await signer();
+      const now = Date.now();
+      const dated = (hours: number) => new Date(now - hours * HOUR).toISOString();
+      for (const hours of [40 * 24, 35 * 24, 3, 2, 1]) await audit.append(auditEvent({ time: dated(hours) }));
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(5);
+      // Whoever can write the store (no key) rewrites record 3, between the candidate (2) and the pin (the head's checkpoint
+      // at 5), gives it the hash of its new content and links record 4 to that: every link holds, and so does record 5's hash.
+      const [, second, third] = await everything(audit);
+      const forged = { ...third!.event, detail: 'rewritten' };
+      const forgedHash = chainHash(second!.chain.hash, forged);
+      await tamper('UPDATE audit_events SET event = ?, hash = ? WHERE seq = 3', [canonicalEvent(forged).text, forgedHash]);
+      await tamper('UPDATE audit_events SET prev_hash = ? WHERE seq = 4', [forgedHash]);
+      for (let round = 0; round < 2; round += 1) {
+        await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toMatchObject({
+          name: 'ChainConflictError',
+          code: 'audit_chain_conflict',
+          message: 'record 4 no longer matches its hash',
+        });
+      }
+      expect((await everything(audit)).map((record) => record.chain.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect((await audit.checkpoints(0, 10)).map((checkpoint) => checkpoint.seq)).toEqual([5]);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'edited', seq: 4 } });
+    });
+
     it('finds checkpoints deleted behind the back of the broker that signed them: no head, no anchor after it', async () => {
       const { audit, tamper } = await open();
       const { sign, check } = await signer();

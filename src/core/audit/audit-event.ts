@@ -188,7 +188,10 @@ export interface AuditStore {
   addCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** The last of the oldest kept records (at most `maxRecords`) dated before `before` (ms) in their hashed records: what to prune up to. */
   pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined>;
-  /** Throws unless the records after `from` up to `to` link, from `from`'s hash to `to`'s (two signed checkpoints, say). */
+  /**
+   * Throws a ChainConflictError unless the records after `from` up to `to` hold, from `from`'s hash to `to`'s (two signed
+   * checkpoints, say): none missing, each linked to the one before and hashing to its own hash. Hashes every record between.
+   */
   chainHolds(from: ChainHead, to: ChainHead): Promise<void>;
   /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
   prune(anchor: Checkpoint): Promise<number>;

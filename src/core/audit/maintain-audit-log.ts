@@ -39,10 +39,10 @@ const DAY_MS = 86_400_000;
  *   signed, and the newest checkpoint upkeep remembers (`signedSoFar`) is still there with its record's hash: one deleted,
  *   forged or re-labelled behind its back fails every round that is given the memory, before it signs or prunes;
  * - what a round prunes is found in the hashed records (pruneCandidate), and an anchor (after which the records before
- *   it, and the checkpoints over them, are gone) is signed only once the records after the candidate link to a later
- *   checkpoint the keys verify (the first at or after it, else the newest) and that record has the hash it signed. A
- *   record re-hashed before it then breaks a link or that hash; one whose link alone was mended no longer matches its own
- *   hash, for audit verify (and the next round) to find.
+ *   it, and the checkpoints over them, are gone) is signed only once the records after the candidate hold (each hashed
+ *   and linked, chainHolds) up to a later checkpoint the keys verify (the first at or after it, else the newest) and
+ *   that record has the hash it signed. A record rewritten and re-hashed between them breaks a link, the next record's
+ *   own hash (its link mended) or the checkpoint's hash: the anchor is never signed over it.
  * Checkpoints deleted while no broker ran (on Node; on Workers the memory outlives the round) are caught only by
  * checkpoints kept elsewhere. A checkpoint no key of the broker's verifies (an older keyway's removed, unattested key; a forged row) is
  * passed over. Records that do not hold are a ChainConflictError: the round signs and prunes nothing more, and fails
