@@ -9,6 +9,8 @@ export const DATABASE_FILE = 'keyway.db';
 const ALL_PAGES = 0x7fffffff;
 
 export interface SqliteFile extends SqlDatabase {
+  /** The file's path, as it was opened. */
+  readonly path: string;
   /**
    * SQLite's online backup of this database into `destination` (an empty or absent file), all
    * pages in one step: one read transaction, so the copy is one consistent state, and in WAL mode
@@ -55,6 +57,7 @@ function wrap(db: Database.Database): SqliteFile {
     return statement;
   };
   return {
+    path: db.name,
     exec: (sql) => void db.exec(sql),
     run: (sql, params: readonly SqlValue[] = []) => ({ changes: prepare(sql).run(...params).changes }),
     all: <Row>(sql: string, params: readonly SqlValue[] = []) => prepare(sql).all(...params) as Row[],

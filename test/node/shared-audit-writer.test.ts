@@ -13,8 +13,7 @@ import { writerThreadAlertStore, writerThreadReplayGuard } from '../../src/runti
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { migrate } from '../../src/storage/migrate.ts';
-import type { SqlDatabase } from '../../src/storage/sql-database.ts';
-import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';
 import { auditEvent, storeContract } from '../suites/store-contract.ts';
@@ -50,7 +49,7 @@ function openDatabase(dir: string) {
  * A follower store on `db`, joined to whatever listens at `socket`. Its own writer thread (while it has no leader) would
  * open `ownWriterPath`: one in a directory that does not exist makes anything it wrote without the leader fail.
  */
-async function joinedFollower(socket: string, db: SqlDatabase, ownWriterPath: string, options: { replyTimeoutMs?: number } = {}) {
+async function joinedFollower(socket: string, db: SqliteFile, ownWriterPath: string, options: { replyTimeoutMs?: number } = {}) {
   const store = new GroupCommitAuditStore(db, ownWriterPath);
   expect(await store.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, options))).toBe(true);
   expect(store.shared).toBe(true);

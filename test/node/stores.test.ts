@@ -11,6 +11,9 @@ import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import canonicalize from 'canonicalize';
 import { describe, expect, it } from 'vitest';
 import { auditEvent, storeContract } from '../suites/store-contract.ts';
+import type { ChainLink } from '../../src/core/audit/audit-event.ts';
+import { ChainConflictError } from '../../src/core/audit/chain-conflict-error.ts';
+import { GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 
 storeContract('Node (SQLite file, group commit on a writer thread)', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
@@ -70,6 +73,40 @@ describe('the group commit audit store hands each event to its writer once', () 
     // Asked again (no longer remembered), it is read back from the log and held to the link's hash.
     expect((await alerts.observe(denial, first, options)).identityDenials).toBe(1);
     await expect(alerts.observe(denial, { ...first, hash: 'ff'.repeat(32) }, options)).rejects.toThrow(/no audit record 1 with hash/);
+    await audit.close();
+    db.close();
+  });
+});
+
+describe("the group commit audit store's upkeep reads", () => {
+  it('hashes the records upkeep checks off the serving thread: its event loop turns meanwhile, and a conflict is still a ChainConflictError', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
+    const db = openSqliteFile(path);
+    migrate(db);
+    const audit = new GroupCommitAuditStore(db, path);
+    const links = await Promise.all(Array.from({ length: 2000 }, () => audit.append(auditEvent())));
+    const span = { from: { seq: 0, hash: GENESIS_HASH }, to: links.at(-1) as ChainLink };
+    const turns = async <T>(read: () => Promise<T>): Promise<{ value: T; turns: number }> => {
+      let count = 0;
+      let turning = true;
+      const turn = (): void => {
+        if (!turning) return;
+        count += 1;
+        setImmediate(turn);
+      };
+      setImmediate(turn);
+      const value = await read();
+      turning = false;
+      return { value, turns: count };
+    };
+    // On the serving thread the whole span would be read and hashed inside the call, before the loop could turn once.
+    const holds = await turns(() => audit.chainHolds(span.from, span.to));
+    const candidate = await turns(() => audit.pruneCandidate(Date.now() + 1000, 5000));
+    expect(candidate.value).toEqual({ seq: 2000, hash: span.to.hash });
+    expect(holds.turns).toBeGreaterThan(0);
+    expect(candidate.turns).toBeGreaterThan(0);
+    db.run('UPDATE audit_events SET hash = ? WHERE seq = 1000', ['f'.repeat(64)]);
+    await expect(audit.chainHolds(span.from, span.to)).rejects.toBeInstanceOf(ChainConflictError);
     await audit.close();
     db.close();
   });

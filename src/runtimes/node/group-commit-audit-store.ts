@@ -1,14 +1,16 @@
 import { Worker } from 'node:worker_threads';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { canonicalEvent, checkedCanonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
 import { errorText } from '../../core/log.ts';
 import type { DataDirPin } from '../../storage/private-data-dir.ts';
-import type { SqlDatabase } from '../../storage/sql-database.ts';
+import type { SqliteFile } from '../../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
+import { ChainCheckThread } from './chain-check-thread.ts';
 
 /** Whether `outcomes` (from a reply off a socket) are `count` outcomes, each an object. */
 function answers(outcomes: unknown, count: number): boolean {
@@ -60,6 +62,8 @@ export const UNWRITABLE_AFTER_FAILURE_MS = 10_000;
  * With several broker processes, a follower's store sends its batches to the leader's writer
  * instead (`useSharedWriter`), which takes them into its own group commit (`serveShared`); while
  * no leader is connected, the follower starts a writer thread of its own, as before.
+ *
+ * Upkeep's reads that hash records (pruneCandidate, chainHolds over a span) run on a third thread (ChainCheckThread), off both.
  */
 export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #path: string;
@@ -67,6 +71,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #onCommit: ((records: number) => void) | undefined;
   readonly #now: () => number;
   readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
+  readonly #checks: ChainCheckThread;
   #writer: Worker | undefined;
   #shared: SharedWriterConnection | undefined;
   #joining: Promise<boolean> | undefined;
@@ -82,13 +87,13 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   #closed = false;
 
   /**
-   * `db` serves reads; `path` is the same file, opened again by the writer thread (and by the WAL
-   * checkpoint thread beside it, whose failures, harmless to the log, `onWalCheckpointFailure` hears),
-   * each time the thread starts, and only while `dataDir`, the data directory it is in, is still the
-   * one checked at start-up: a writer thread refuses to start otherwise, so nothing is committed.
+   * `db` serves reads, and its file is opened again, read-only, by the check thread; `path` is the same file, opened
+   * again by the writer thread (and by the WAL checkpoint thread beside it, whose failures, harmless to the log,
+   * `onWalCheckpointFailure` hears). Each thread opens it when it starts, and only while `dataDir`, the data directory
+   * it is in, is still the one checked at start-up: a writer thread refuses to start otherwise, so nothing is committed.
    */
   constructor(
-    db: SqlDatabase,
+    db: SqliteFile,
     path: string,
     options: { dataDir?: DataDirPin; onCommit?: (records: number) => void; now?: () => number; onWalCheckpointFailure?: (error: string) => void } = {},
   ) {
@@ -98,6 +103,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#onCommit = options.onCommit;
     this.#now = options.now ?? Date.now;
     this.#onWalCheckpointFailure = options.onWalCheckpointFailure;
+    this.#checks = new ChainCheckThread(db.path, options.dataDir);
   }
 
   /** False for a while after a commit failed (UNWRITABLE_AFTER_FAILURE_MS), unless one has succeeded since. */
@@ -113,6 +119,15 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   /** The event is encoded here, once: the writer hashes and stores that text (see canonicalEvent). */
   override append(event: AuditEvent): Promise<ChainLink> {
     return new Promise((resolve, reject) => this.#enqueue({ kind: 'append', event: canonicalEvent(event), resolve, reject }));
+  }
+
+  override pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+    return this.#checks.run({ method: 'pruneCandidate', args: [before, maxRecords] });
+  }
+
+  /** A span of records on the check thread; the head check's (one record against its checkpoint, no hashing) here. */
+  override chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
+    return to.seq === from.seq ? super.chainHolds(from, to) : this.#checks.run({ method: 'chainHolds', args: [from, to] });
   }
 
   /** Claims a subject token for single use, durably (synchronous=FULL) before it answers; see SqliteReplayGuard. */
@@ -190,7 +205,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     return this.#shared !== undefined;
   }
 
-  /** Commits every append, claim and alert call already made (the group commit flushed), then stops the writer thread. */
+  /** Commits every append, claim and alert call already made (the group commit flushed), then stops the writer and check threads. */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.queued > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
@@ -199,7 +214,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const shared = this.#shared;
     this.#shared = undefined;
     shared?.close();
-    await writer?.terminate();
+    await Promise.all([writer?.terminate(), this.#checks.close()]);
     this.#fail(new Error('the audit log is closed'));
   }
 

@@ -1,0 +1,81 @@
+import { Worker } from 'node:worker_threads';
+import type { AuditStore } from '../../core/audit/audit-event.ts';
+import { ChainConflictError } from '../../core/audit/chain-conflict-error.ts';
+import type { DataDirPin } from '../../storage/private-data-dir.ts';
+
+/** The audit store's reads that hash records (upkeep's): what the check thread runs. */
+export type ChainCheck = { [M in 'pruneCandidate' | 'chainHolds']: { readonly method: M; readonly args: Parameters<AuditStore[M]> } }[
+  | 'pruneCandidate'
+  | 'chainHolds'];
+
+/** What the check thread is started with: the database file, and the data directory it must be in (as the writer's). */
+export interface ChainCheckerData {
+  readonly path: string;
+  readonly dataDir: DataDirPin | undefined;
+}
+
+export interface ChainCheckRequest {
+  readonly id: number;
+  readonly check: ChainCheck;
+}
+
+/** The check's result, or why it failed: `conflict` when the records do not hold (a ChainConflictError, its message). */
+export type ChainCheckReply = { readonly id: number } & ({ readonly result: unknown } | { readonly error: string; readonly conflict: boolean });
+
+/**
+ * Upkeep's hashing reads on Node (the prune candidate, the span from it to the pin), run on a thread of their own with a
+ * read-only connection to the broker's file: hashing a checkpoint interval of records takes the better part of a second,
+ * which on the serving thread would stall every request, and on the writer thread every append. A read in WAL mode keeps
+ * no writer waiting. The thread starts with the first check, in the leader's first round with a retention window, and
+ * stays: never in a follower, nor without a retention window.
+ */
+export class ChainCheckThread {
+  readonly #path: string;
+  readonly #dataDir: DataDirPin | undefined;
+  #thread: Worker | undefined;
+  #calls = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
+  #ids = 0;
+
+  constructor(path: string, dataDir: DataDirPin | undefined) {
+    this.#path = path;
+    this.#dataDir = dataDir;
+  }
+
+  /** Runs the check on the thread; a ChainConflictError there is one here. */
+  run<M extends ChainCheck['method']>(check: Extract<ChainCheck, { method: M }>): ReturnType<AuditStore[M]> {
+    return new Promise<unknown>((resolve, reject) => {
+      this.#ids += 1;
+      this.#calls.set(this.#ids, { resolve, reject });
+      this.#started().postMessage({ id: this.#ids, check } satisfies ChainCheckRequest);
+    }) as ReturnType<AuditStore[M]>;
+  }
+
+  async close(): Promise<void> {
+    const thread = this.#thread;
+    this.#thread = undefined;
+    await thread?.terminate();
+  }
+
+  #started(): Worker {
+    if (this.#thread !== undefined) return this.#thread;
+    const thread = new Worker(new URL('./chain-checker.ts', import.meta.url), {
+      workerData: { path: this.#path, dataDir: this.#dataDir } satisfies ChainCheckerData,
+    });
+    thread.on('message', (reply: ChainCheckReply) => {
+      const call = this.#calls.get(reply.id);
+      this.#calls.delete(reply.id);
+      if ('result' in reply) call?.resolve(reply.result);
+      else call?.reject(reply.conflict ? new ChainConflictError(reply.error) : new Error(reply.error));
+    });
+    const fail = (error: Error) => {
+      if (this.#thread === thread) this.#thread = undefined;
+      for (const call of this.#calls.values()) call.reject(error);
+      this.#calls.clear();
+    };
+    thread.on('error', fail);
+    thread.on('exit', () => fail(new Error('the audit chain check thread stopped')));
+    thread.unref();
+    this.#thread = thread;
+    return thread;
+  }
+}

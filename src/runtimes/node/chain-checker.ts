@@ -1,0 +1,27 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { ChainConflictError } from '../../core/audit/chain-conflict-error.ts';
+import { errorText } from '../../core/log.ts';
+import { openInDataDir } from '../../storage/private-data-dir.ts';
+import { openSqliteFile } from '../../storage/sqlite-file.ts';
+import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import type { ChainCheckerData, ChainCheckReply, ChainCheckRequest } from './chain-check-thread.ts';
+import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
+
+/** The thread of ChainCheckThread: the audit store's hashing reads, on a read-only connection, with Node's own SHA-256. */
+const { path, dataDir } = workerData as ChainCheckerData;
+const db = await openInDataDir(
+  dataDir,
+  () => openSqliteFile(path, { readonly: true }),
+  (opened) => opened.close(),
+);
+const store = new SqliteAuditStore(db, { sha256: NODE_JWT_CRYPTO.sha256Hex });
+
+async function serve({ id, check }: ChainCheckRequest): Promise<ChainCheckReply> {
+  try {
+    return { id, result: check.method === 'chainHolds' ? await store.chainHolds(...check.args) : await store.pruneCandidate(...check.args) };
+  } catch (error) {
+    return error instanceof ChainConflictError ? { id, error: error.message, conflict: true } : { id, error: errorText(error), conflict: false };
+  }
+}
+
+parentPort?.on('message', async (request: ChainCheckRequest) => parentPort?.postMessage(await serve(request)));
