@@ -478,6 +478,15 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         });
       });
 
+      it('refuses an access token whatever the case of its typ: media types compare without case (RFC 7515 §4.1.9)', async () => {
+        for (const typ of ['AT+JWT', 'Application/At+Jwt']) {
+          await refused(exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { header: { typ } })), {
+            error: 'invalid_request',
+            reason: 'claims_invalid',
+          });
+        }
+      });
+
       it('refuses a token whose issuer no policy trusts, without contacting it', async () => {
         const stranger = freshIssuer(issuerBase(), 'stranger');
         const { event } = await refused(exchangeForm(await stranger.sign(ciClaims(stranger.url, broker.issuer))), {

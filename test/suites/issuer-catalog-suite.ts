@@ -351,6 +351,13 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
         // The default audience is the API server's, which no keyway policy names.
         await refused(await sign(ci.eks, fixtures.kubernetesToken(ci.eks.url, ci.eks.url)), 'audience_mismatch');
       });
+
+      it('takes a token that lives exactly the 24h cap, and refuses one that lives a second longer', async () => {
+        const iat = Math.floor(Date.now() / 1000);
+        const living = (seconds: number) => fixtures.kubernetesToken(ci.eks.url, aud, { iat, nbf: iat, exp: iat + seconds });
+        await granted(await sign(ci.eks, living(24 * 3600)), 'ci/kubernetes-eks');
+        await refused(await sign(ci.eks, living(24 * 3600 + 1)), 'token_lifetime_too_long');
+      });
     });
 
     describe('HCP Terraform and Terraform Enterprise', () => {
