@@ -82,6 +82,14 @@ describe('decide', () => {
     expect(decide(set, token(set, { repository_id: '1', aud: ['x', 'https://special.example'] }), ANY).granted).toBe(true);
   });
 
+  it('takes a subject_audience only as a whole entry of aud: an entry it merely begins is another audience', () => {
+    const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
+    const withAud = (aud: unknown) => decide(set, token(set, { repository_id: '1', aud }), ANY);
+    expect(withAud(['https://special.example.evil', 'https://special.example/x'])).toMatchObject({ granted: false, reason: 'no_policy_matched' });
+    expect(withAud('https://special.example.evil')).toMatchObject({ granted: false, reason: 'no_policy_matched' });
+    expect(withAud(['https://special.example.evil', 'https://special.example'])).toMatchObject({ granted: true });
+  });
+
   it('holds a deny policy that names no subject_audience for every audience, and one that names it for that audience alone', () => {
     const special = allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n');
     const deny = (extra = '') => `version: 1\neffect: deny\nissuer: github\n${extra}match:\n  event_name: pull_request_target\n`;

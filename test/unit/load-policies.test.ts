@@ -114,6 +114,38 @@ describe('loading policies', () => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
   });
 
+  it('takes a ttl equal to the broker’s cap, and refuses one a minute over it', () => {
+    const withTtl = (ttl: string) => ({ 'p.yaml': GOOD.replace('  scopes', `  ttl: ${ttl}\n  scopes`) });
+    expect(loadPolicies(toFiles(withTtl('1h')), OPTIONS).policies[0]?.grant?.ttlSeconds).toBe(3600);
+    expect(problems(withTtl('61m'))[0]?.message).toMatch(/above the broker's cap of 3600s/);
+  });
+
+  // The token's own claims, and those a reader takes for delegation, binding or sign-in strength: a policy that set one
+  // would mint a token that says something keyway never decided (an act naming an actor no actor_token proved).
+  it.each([
+    'iss',
+    'sub',
+    'aud',
+    'exp',
+    'nbf',
+    'iat',
+    'jti',
+    'client_id',
+    'scope',
+    'src_iss',
+    'src_sub',
+    'cnf',
+    'act',
+    'may_act',
+    'https://aws.amazon.com/tags',
+    'auth_time',
+    'acr',
+    'amr',
+  ])('refuses grant.claims setting %s, which keyway sets or a reader trusts', (name) => {
+    const messages = problems({ 'p.yaml': GOOD.replace('  scopes', `  claims: { "${name}": "{repository}" }\n  scopes`) }).map((problem) => problem.message);
+    expect(messages).toContain(`grant.claims cannot set ${name}: keyway sets it`);
+  });
+
   it('accepts a loopback http issuer when the operator allows it for development', () => {
     const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000') }), { ...OPTIONS, allowHttpLoopback: true });
     expect(set.policies[0]?.issuer.url).toBe('http://127.0.0.1:9000');
