@@ -87,4 +87,11 @@ describe('keywayAuth', () => {
     expect(response.status).toBe(403);
     expect(response.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="audit:read"');
   });
+
+  it('compares scopes whole: a scope that only contains the one required, or is contained in one granted, is another scope', async () => {
+    for (const scopes of [['audit:read:own'], ['xaudit:read'], ['audit:reader', 'deploy:write'], ['audit']]) {
+      expect((await call(await mint({ scopes }))).status, scopes.join(' ')).toBe(403);
+    }
+    expect((await call(await mint({ scopes: ['audit:reader', 'audit:read'] }))).status).toBe(200);
+  });
 });
