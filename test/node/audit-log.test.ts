@@ -1,5 +1,4 @@
 import type { Inventory } from '../../src/core/audit/inventory.ts';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,18 +29,10 @@ import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { auditEvent } from '../suites/store-contract.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
+import { BROKER_ISSUER, testConfig, writeTree, runKeyway } from './node-harness.ts';
 import { revocationList } from '../../src/core/revocation/revocation-list.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = runKeyway;
 
 /** The tests that run the CLI as a dozen processes, one after another: on a loaded machine each start takes seconds. */
 const CLI_RUNS_TIMEOUT_MS = 60_000;

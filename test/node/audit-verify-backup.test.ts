@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,18 +16,11 @@ import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.t
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { dumpDatabase } from '../../src/storage/state-dump.ts';
 import { auditEvent } from '../suites/store-contract.ts';
+import { runKeyway } from './node-harness.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const ISSUER = 'https://keyway.example.com';
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = runKeyway;
 
 type EditableExport = {
   state: { tables: Record<string, Record<string, unknown>[]> };

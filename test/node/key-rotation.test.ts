@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
@@ -17,21 +16,14 @@ import { keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycl
 import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-store.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
-import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
+import { OWN_URL_ISSUER, runKeyway, testConfig, writeTree, type Environment } from './node-harness.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
 const MINUTE = 60_000;
 /** Tests that run the CLI as several processes: on a loaded machine each start takes seconds. */
 const CLI_RUNS_TIMEOUT_MS = 60_000;
 
-function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: REPOSITORY_ROOT, env: { ...process.env, KEYWAY_MASTER_KEY: undefined, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = (args: string[], env: Environment = {}) => runKeyway(args, { KEYWAY_MASTER_KEY: undefined, ...env });
 
 /** A logger that keeps every line, so a test can grep what the broker logged. */
 function recordingLogger(): Logger & { text(): string } {

@@ -47,6 +47,11 @@ export function runProcess(file: string, args: readonly string[], options: { env
   });
 }
 
+/** Runs the keyway CLI (src/cli/main.ts) to its end, with this process's environment and `env` over it. */
+export function runKeyway(args: readonly string[], env: Environment = {}): Promise<ProcessResult> {
+  return runProcess(process.execPath, ['src/cli/main.ts', ...args], { env: { ...process.env, ...env } });
+}
+
 /** A broker started as `npm start` does, on PORT=0. */
 export interface BrokerProcess {
   readonly url: string;

@@ -1,21 +1,12 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
-import { testConfig, writeTree } from './node-harness.ts';
+import { testConfig, writeTree, runKeyway } from './node-harness.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = runKeyway;
 
 /** What a terminal acts on rather than shows: C0 controls but tab and newline, DEL and C1 (ESC, BEL, CSI), the bidi overrides and isolates. */
 const isTerminalControl = (code: number): boolean =>
