@@ -549,6 +549,46 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await audit.checkpoints(0, 10)).toHaveLength(1);
     });
 
+    it('holds a round that signs nothing to the hash its memory signed, not only its seq: a log copied in with a checkpoint as new is refused before anything is pruned', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, unmarked } = await signer();
+      const now = Date.now();
+      const signedSoFar = {};
+      const upkeep = (retentionDays: number) => maintainAuditLog(audit, sign, { now, retentionDays, verify: check, signedSoFar });
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      const signed = (await upkeep(0)).checkpoint;
+      expect(signed?.seq).toBe(3);
+      // Whoever can write the store puts another chain's records in place of these, with the checkpoint the broker signed
+      // over them there (one of a Workers shard from before checkpoints named their chain; on Node, a copy of the log
+      // restored elsewhere): as new as the one remembered, and the head at it, so the round has nothing to sign.
+      await rehash(audit, tamper, (event) => ({ ...event, detail: 'another chain' }));
+      await tamper('DELETE FROM audit_checkpoints', []);
+      const copied = await unmarked(await audit.head());
+      await tamper('INSERT INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [copied.seq, copied.hash, Date.parse(copied.time), copied.jws]);
+      await expect(upkeep(30)).rejects.toThrow(/^record 3 differs from the checkpoint signed over it$/);
+      expect((await everything(audit)).map((record) => record.chain.seq)).toEqual([1, 2, 3]);
+      expect(await audit.checkpoints(0, 10)).toEqual([copied]);
+      expect(signedSoFar).toEqual({ last: { seq: 3, hash: signed?.hash } });
+    });
+
+    it('remembers no checkpoint past the head: one copied in beyond it fails the round, and once taken out leaves upkeep as it was', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, unmarked } = await signer();
+      const signedSoFar = {};
+      const upkeep = () => maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check, signedSoFar });
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      expect((await upkeep()).checkpoint?.seq).toBe(3);
+      // A checkpoint the broker signed at seq 1000 of another chain (before checkpoints named their chain), copied into a row.
+      const far = await unmarked({ seq: 1000, hash: 'a'.repeat(64) });
+      await tamper('INSERT INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [far.seq, far.hash, Date.parse(far.time), far.jws]);
+      await expect(upkeep()).rejects.toMatchObject({ name: 'ChainConflictError' });
+      expect(signedSoFar).toMatchObject({ last: { seq: 3 } });
+      // Taken out again, the store is as upkeep left it: the next round signs the head that moved.
+      await tamper('DELETE FROM audit_checkpoints WHERE seq = 1000', []);
+      await audit.append(auditEvent());
+      expect((await upkeep()).checkpoint?.seq).toBe(4);
+    });
+
     it('goes by what a checkpoint signs, not its row: a signature copied under a newer seq, or a forged newest row, hides nothing', async () => {
       const { audit, tamper } = await open();
       const { sign, check } = await signer();

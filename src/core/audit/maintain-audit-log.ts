@@ -3,6 +3,7 @@ import type { ChainHead, Checkpoint } from './checkpoint.ts';
 import type { CheckpointSigner, CheckpointVerifier } from './sign-checkpoint.ts';
 import { CheckpointError, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
+import { ChainConflictError } from './chain-conflict-error.ts';
 
 export interface AuditMaintenance {
   /** Records pruned this round. */
@@ -37,7 +38,8 @@ const DAY_MS = 86_400_000;
  * them, and only as they sign them (never a row's seq and hash columns). So:
  * - the head is signed only while the record of the newest checkpoint the broker's keys verify still has the hash it
  *   signed, and the newest checkpoint upkeep remembers (`signedSoFar`) is still there with its record's hash: one deleted,
- *   forged or re-labelled behind its back fails every round that is given the memory, before it signs or prunes;
+ *   forged, re-labelled or replaced with another chain's behind its back fails every round that is given the memory (held
+ *   by hash, not only by seq), before it signs or prunes;
  * - what a round prunes is found in the hashed records (pruneCandidate), and an anchor (after which the records before
  *   it, and the checkpoints over them, are gone) is signed only once the records after the candidate hold (each hashed
  *   and linked, chainHolds) up to a later checkpoint the keys verify (the first at or after it, else the newest) and
@@ -62,8 +64,9 @@ export async function maintainAuditLog(
     }
   };
   const remembered = options.signedSoFar;
-  const head = await store.head();
+  // The latest first: a checkpoint another round signs meanwhile is then never past the head read.
   const latest = await store.latestCheckpoint();
+  const head = await store.head();
   const moved = head.seq > 0 && (latest === undefined || latest.seq < head.seq);
   // With a memory, every round is held to it, not only one that signs: pruning (and on Workers the round's root checkpoint)
   // would otherwise go on over a store that went back.
@@ -73,11 +76,17 @@ export async function maintainAuditLog(
       `the newest checkpoint stored is at seq ${reference?.seq ?? 0}, but this broker signed one at seq ${remembered.last.seq}: checkpoints were deleted from the store`,
     );
   }
+  // A checkpoint past the head signs records that are not there: cut off the end, or a copy of another chain's (an unnamed
+  // one verifies in every chain). Remembered, it would fail every round once taken out.
+  if (reference !== undefined && reference.seq > head.seq) {
+    throw new ChainConflictError(`a checkpoint signs record ${reference.seq}, but the log ends at ${head.seq}: records were cut off its end`);
+  }
+  // The records those signatures cover keep the hashes they signed, every round, not only one that signs: a copy of another
+  // chain with a checkpoint as new as the one remembered passes by its seq alone. Nothing more: a record edited after them
+  // (links broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
+  for (const signed of [reference, remembered?.last]) if (signed !== undefined) await store.chainHolds(signed, signed);
   let checkpoint: Checkpoint | undefined;
   if (moved) {
-    // The records those signatures cover keep the hashes they signed. Nothing more: a record edited after them (links
-    // broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
-    for (const signed of [reference, remembered?.last]) if (signed !== undefined) await store.chainHolds(signed, signed);
     checkpoint = await sign(head);
     await store.addCheckpoint(checkpoint);
   }
