@@ -7,6 +7,8 @@ import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { CliError, type Command } from './command.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
+import { openInExistingDataDir } from '../storage/private-data-dir.ts';
 import { checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
 import { OutputRefused, writeNewPrivateFile } from './new-private-file.ts';
 
@@ -37,7 +39,7 @@ export const backup: Command = {
     const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
     if (values.output === undefined) throw new CliError('--output FILE is required: where to write the backup');
     const output = resolve(values.output);
-    const source = openDataDir(values['data-dir'] ?? nodeConfigFromEnv(process.env).dataDir);
+    const source = await openDataDir(values['data-dir'] ?? nodeConfigFromEnv(process.env).dataDir);
     try {
       if (existsSync(output)) throw new CliError(`${output} exists: keyway backup never overwrites a file`, 1);
       await writeNewPrivateFile(output, (partial) => source.backup(partial));
@@ -69,18 +71,30 @@ export const backup: Command = {
 };
 
 /** The data directory's database, opened for reading; refused unless it is a keyway database this code knows. */
-function openDataDir(dataDir: string): SqliteFile {
+/** The data directory's database, read-only, from a directory held to what the broker holds its own to (openInExistingDataDir). */
+async function openDataDir(dataDir: string): Promise<SqliteFile> {
   if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) throw new CliError(`no data directory at ${dataDir}`, 1);
-  const path = join(dataDir, DATABASE_FILE);
-  if (!existsSync(path)) throw new CliError(`${dataDir} is not a keyway data directory: it has no ${DATABASE_FILE}`, 1);
-  let db: SqliteFile | undefined;
+  if (!existsSync(join(dataDir, DATABASE_FILE))) throw new CliError(`${dataDir} is not a keyway data directory: it has no ${DATABASE_FILE}`, 1);
   try {
-    db = openSqliteFile(path, { readonly: true });
-    if (checkSchema(db) === 0) throw new CliError(`${path} is not a keyway database: it has no keyway_schema table`, 1);
-    return db;
+    return await openInExistingDataDir(
+      dataDir,
+      (checked) => {
+        const path = join(checked, DATABASE_FILE);
+        let db: SqliteFile | undefined;
+        try {
+          db = openSqliteFile(path, { readonly: true });
+          if (checkSchema(db) === 0) throw new CliError(`${path} is not a keyway database: it has no keyway_schema table`, 1);
+          return db;
+        } catch (error) {
+          db?.close();
+          if (error instanceof KeywayError) throw error;
+          throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
+        }
+      },
+      (db) => db.close(),
+    );
   } catch (error) {
-    db?.close();
-    if (error instanceof KeywayError) throw error;
-    throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
+    if (error instanceof ConfigError) throw new CliError(`cannot back up ${dataDir}: ${error.message}`, 1);
+    throw error;
   }
 }

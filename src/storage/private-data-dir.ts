@@ -168,14 +168,19 @@ function refuseChangeable(dataDir: string): void {
  * of that is judged before anything is created. The directory is then held open and pinned by device and inode (the
  * descriptor keeps the inode from going to another directory while keyway runs), and every later open checks the path
  * still names it (openInDataDir). With `identity` (another broker process's, the leader's), it must be that directory:
- * it is never created then, since the leader made it.
+ * it is never created then, since the leader made it; nor with `existing` (a command run beside the broker).
  */
-export function preparePrivateDataDir(dataDir: string, { identity }: { readonly identity?: string | undefined } = {}): PrivateDataDir {
+export function preparePrivateDataDir(
+  dataDir: string,
+  { identity, existing = false }: { readonly identity?: string | undefined; readonly existing?: boolean } = {},
+): PrivateDataDir {
   // POSIX modes are not how Windows guards files.
   const posix = process.platform !== 'win32';
   if (posix) refuseChangeable(dataDir);
-  if (identity !== undefined && lstatSync(dataDir, { throwIfNoEntry: false }) === undefined) throw moved(dataDir, identity, undefined);
-  const created = identity === undefined && mkdirSync(dataDir, { recursive: true, mode: DIRECTORY_MODE }) !== undefined;
+  const missing = lstatSync(dataDir, { throwIfNoEntry: false }) === undefined;
+  if (identity !== undefined && missing) throw moved(dataDir, identity, undefined);
+  if (existing && missing) throw new ConfigError(`no data directory at ${dataDir}`);
+  const created = identity === undefined && !existing && mkdirSync(dataDir, { recursive: true, mode: DIRECTORY_MODE }) !== undefined;
   const path = realpathSync(dataDir);
   // Windows opens no directory as a file.
   const fd = posix ? openSync(path, constants.O_RDONLY | constants.O_DIRECTORY) : undefined;
@@ -241,4 +246,18 @@ export function tightenPrivateFile(path: string): boolean {
   if (process.platform === 'win32' || (statSync(path).mode & GROUP_OR_OTHERS) === 0) return false;
   chmodSync(path, FILE_MODE);
   return true;
+}
+
+/**
+ * Opens what `open` opens in an existing data directory, held to what the broker holds its own to at start-up (owner,
+ * mode, parents, links; nothing created), while its path still names the directory checked: a command run beside the
+ * broker (keys, backup) never reads or writes a directory someone put in its place that the broker would refuse.
+ */
+export async function openInExistingDataDir<T>(dataDir: string, open: (path: string) => T | Promise<T>, undo?: (opened: T) => unknown): Promise<T> {
+  const checked = preparePrivateDataDir(dataDir, { existing: true });
+  try {
+    return await openInDataDir(checked.pin, () => open(checked.path), undo);
+  } finally {
+    checked.close();
+  }
 }

@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
+import { chownSync, readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
@@ -310,6 +310,24 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain('no master key');
       expect((await cli(['keys', 'rotate', '--data-dir', join(root, 'nowhere')])).stderr).toContain('no broker database');
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it.runIf(process.getuid?.() === 0)(
+    'refuses to rotate in a data dir another user owns, as the broker refuses to start on it',
+    async () => {
+      const root = writeTree({});
+      mkdirSync(join(root, 'policies'));
+      const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
+      const dataDir = broker.config.dataDir;
+      await broker.close();
+      // Hers, as a member of a group that may write to its parent puts it in place of the broker's (her master key in it).
+      for (const name of ['', DATABASE_FILE, MASTER_KEY_FILE]) chownSync(join(dataDir, name), 65534, 65534);
+      await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow(`the data directory ${dataDir} belongs to uid 65534`);
+      const rotated = await cli(['keys', 'rotate', '--data-dir', dataDir]);
+      expect(rotated.code).toBe(1);
+      expect(rotated.stderr).toContain('belongs to uid 65534');
     },
     CLI_RUNS_TIMEOUT_MS,
   );
