@@ -7,6 +7,7 @@ import { readExportedAuditLog } from './exported-audit-log.ts';
 import { readKeptCheckpoints } from './kept-checkpoints.ts';
 import { readKeptRoots } from './kept-roots.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
+import { inertLines } from './terminal-text.ts';
 
 const USAGE = `usage: keyway audit verify [source | --backup FILE] [--keys FILE] [--checkpoints FILE | --roots FILE] [--json]
 
@@ -96,13 +97,20 @@ async function verify(log: AuditLogSource | ShardedLogSource, kept: Kept, json: 
     const range = report.records === 0 ? 'no records' : `${report.records} records (seq ${report.first_seq}…${report.last_seq})`;
     const agree = report.kept_checkpoints === undefined ? '' : `, ${report.kept_checkpoints} kept checkpoints agree`;
     process.stdout.write(
-      `intact: ${range}, ${report.checkpoints} signed checkpoints${anchored(report)}${agree}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}\n`,
+      inertLines([
+        `intact: ${range}, ${report.checkpoints} signed checkpoints${anchored(report)}${agree}${report.head_hash === undefined ? '' : `; head ${report.head_hash}`}`,
+      ]),
     );
   } else {
+    // What the verdict quotes of the log (a record's id, a key's kid) is whatever its editor wrote there.
     const { problem } = report;
     const verdict = problem?.kind === 'records_missing' ? 'INCOMPLETE' : 'TAMPERED';
-    process.stdout.write(`${verdict} (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}\n`);
-    for (const key of report.unvouched_keys ?? []) process.stdout.write(`unvouched key ${key.kid}: it ${key.why}\n`);
+    process.stdout.write(
+      inertLines([
+        `${verdict} (${problem?.kind})${problem?.seq === undefined ? '' : ` at seq ${problem.seq}`}: ${problem?.message}`,
+        ...(report.unvouched_keys ?? []).map((key) => `unvouched key ${key.kid}: it ${key.why}`),
+      ]),
+    );
   }
   return report.ok ? 0 : 1;
 }
@@ -121,23 +129,21 @@ function reportShards(report: ShardedReport, json: boolean): number {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return report.ok ? 0 : 1;
   }
-  for (const chain of report.chains) {
+  const lines = report.chains.map((chain) => {
     const range = chain.records === 0 ? 'no records' : `${chain.records} records (seq ${chain.first_seq}…${chain.last_seq})`;
     const unnamed = chain.unnamed === true ? ', in no root checkpoint yet (a shard added since the newest)' : '';
-    process.stdout.write(
-      `shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints${anchored(chain)}${unnamed}\n`,
-    );
-  }
+    return `shard ${chain.shard}: ${chain.ok ? 'intact' : 'BROKEN'}: ${range}, ${chain.checkpoints} signed checkpoints${anchored(chain)}${unnamed}`;
+  });
   const latest = report.latest_root === undefined ? 'none yet' : `the latest signed at ${report.latest_root.time} covers ${report.latest_root.chains} chains`;
   const kept = report.kept_root_checkpoints === undefined ? '' : ` and ${report.kept_root_checkpoints} kept`;
-  process.stdout.write(`${report.root_checkpoints} root checkpoints${kept} (${latest})\n`);
+  lines.push(`${report.root_checkpoints} root checkpoints${kept} (${latest})`);
   const { problem } = report;
   if (problem === undefined) {
-    process.stdout.write(`intact: ${report.chains.length} chains\n`);
+    process.stdout.write(inertLines([...lines, `intact: ${report.chains.length} chains`]));
     return 0;
   }
   const verdict = problem.kind === 'records_missing' || problem.kind === 'root_checkpoints_rolled_back' ? 'INCOMPLETE' : 'TAMPERED';
   const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
-  process.stdout.write(`${verdict} (${problem.kind})${where}: ${problem.message}\n`);
+  process.stdout.write(inertLines([...lines, `${verdict} (${problem.kind})${where}: ${problem.message}`]));
   return 1;
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
+import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -86,5 +87,21 @@ describe('what the keyway CLI prints of attacker-chosen record fields', () => {
     // The verified subject and the one a stranger merely claimed must not look alike.
     expect(row(forged['audit_event_id'])).toContain('claimed');
     expect(row(real['audit_event_id'])).not.toContain('claimed');
+  }, 60_000);
+
+  it('keyway audit verify names an edited record without the escape sequences its edited id holds', async () => {
+    const { github, broker, exchange, dataDir } = await start();
+    for (let index = 0; index < 3; index += 1) await exchange(exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
+    await running.splice(0)[0]?.close();
+    // Whoever edits the log chooses what verify quotes of it: here an id that erases the verdict's line and writes another.
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+    const [row] = db.all<{ event: string }>('SELECT event FROM audit_events WHERE seq = 2');
+    db.run('UPDATE audit_events SET event = ? WHERE seq = 2', [JSON.stringify({ ...JSON.parse(row!.event), id: `\r\u001b[2Kintact: 3 records${HOSTILE}` })]);
+    db.close();
+
+    const verified = await cli(['audit', 'verify', '--data-dir', dataDir]);
+    expect(verified.code).toBe(1);
+    expect(verified.stdout).toContain('TAMPERED');
+    expect(terminalControls(verified.stdout)).toEqual([]);
   }, 60_000);
 });
