@@ -69,6 +69,15 @@ export function decodedByFetch(contentEncoding: string | null): boolean {
   return coding === undefined || coding === '' || coding === 'identity' || DECODED_CODINGS.includes(coding);
 }
 
+/**
+ * Whether fetch took off every transfer coding of the answer: its Transfer-Encoding is absent or `chunked`. A server may
+ * apply others (`gzip, chunked`); fetch takes off the chunking only and hands over the rest still encoded, with no
+ * Content-Encoding to say so.
+ */
+export function unframedByFetch(transferEncoding: string | null): boolean {
+  return transferEncoding === null || transferEncoding.split(',').every((coding) => coding.trim().toLowerCase() === 'chunked');
+}
+
 /** What the upstream receives of the caller's headers, and keyway's Accept-Encoding, before keyway adds its own credential. */
 export function upstreamRequestHeaders(caller: Headers): Headers {
   const named = connectionNamed(caller.get('connection') ?? undefined);

@@ -20,7 +20,7 @@ import { callersGitHubAccount } from '../../core/policy/callers-github-account.t
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
-import { callerResponseHeaders, decodedByFetch, echoesCredential, rewriteLinkTargets, upstreamRequestHeaders } from './forward-headers.ts';
+import { callerResponseHeaders, decodedByFetch, echoesCredential, unframedByFetch, rewriteLinkTargets, upstreamRequestHeaders } from './forward-headers.ts';
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
@@ -341,6 +341,12 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   if (response.body !== null && !decodedByFetch(response.headers.get('content-encoding'))) {
     await response.body.cancel();
     return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered in a content coding other than gzip or br, which is not decoded`, {
+      status: response.status,
+    });
+  }
+  if (response.body !== null && !unframedByFetch(response.headers.get('transfer-encoding'))) {
+    await response.body.cancel();
+    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered in a transfer coding other than chunked, which is not decoded`, {
       status: response.status,
     });
   }
