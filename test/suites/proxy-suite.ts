@@ -468,6 +468,11 @@ grant:
       expect(await response.json()).toEqual({ message: 'from the upstream', documentation_url: 'https://upstream.example/docs' });
     });
 
+    it('answers an upstream status outside 200…599 (HTTP/1.1 takes any three digits) with no 500', async () => {
+      const response = await send('/proxy/vendor/x/status/999');
+      await expectKeywayRefusal(response, 502, 'temporarily_unavailable', 'proxy_upstream_unavailable');
+    });
+
     it('never hands the upstream credential back, in a header or a body that echoes it, nor in a log line', async () => {
       const response = await send('/proxy/vendor/x/echo-credential');
       expect(response.status).toBe(200);

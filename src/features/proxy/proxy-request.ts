@@ -338,6 +338,13 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (deadline.aborted) return fail('proxy_upstream_timeout', `upstream ${upstream.name} did not answer within ${upstream.limits.timeoutSeconds} s`);
     return fail('proxy_upstream_unavailable', `upstream ${upstream.name} could not be reached: ${errorText(error)}`);
   }
+  // HTTP/1.1 takes any three digits; the caller's Response takes 200…599 (workerd throws on any other).
+  if (response.status < 200 || response.status > 599) {
+    await response.body?.cancel();
+    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered with status ${response.status}, outside 200…599`, {
+      status: response.status,
+    });
+  }
   if (response.body !== null && !decodedByFetch(response.headers.get('content-encoding'))) {
     await response.body.cancel();
     return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered in a content coding other than gzip or br, which is not decoded`, {
