@@ -7,6 +7,7 @@ import { checkPolicies, type LintFinding } from '../core/policy/lint/lint-polici
 import { CliError, type Command } from './command.ts';
 import { formatFindings } from './format-findings.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
+import { inert } from './terminal-text.ts';
 
 const USAGE = `usage: keyway policy diff OLD_DIR NEW_DIR [--format text|markdown]
 
@@ -33,7 +34,8 @@ export function renderDiffText(diffs: readonly PolicyDiff[]): string[] {
 
 function renderText(diffs: readonly PolicyDiff[], findings: readonly LintFinding[], newDir: string): string {
   const out = [...renderDiffText(diffs), '', `lint of ${newDir}: ${summarizeFindings(findings)}`];
-  return `${out.join('\n')}\n${formatFindings(findings, newDir, 'text')}`;
+  // A policy's values and its lint findings quote whoever wrote it, a pull request's author among them.
+  return `${out.join('\n')}\n${formatFindings(findings, newDir, 'text')}`.split('\n').map(inert).join('\n');
 }
 
 export const policyDiff: Command = {

@@ -4,6 +4,7 @@ import { whoCan, WhoCanError, type WhoCanAnswer, type WhoCanLine } from '../core
 import { readPolicyDirectory } from '../storage/read-policy-directory.ts';
 import { CliError, type Command } from './command.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
+import { inertLines } from './terminal-text.ts';
 
 const USAGE = `usage: keyway policy who-can [DIR] (--scope SCOPE [--audience AUD] | --audience AUD | --github-permission NAME:LEVEL) [--format text|json]
 
@@ -50,7 +51,7 @@ export function renderWhoCan(answer: WhoCanAnswer): string {
     for (const context of policy.untrusted) out.push(`  ! reachable from ${context.what} (${context.claim}: ${show(context.value)})`);
   }
   if (answer.audit_only.length > 0) out.push('', `mode: audit (would grant it, grant nothing today): ${answer.audit_only.join(', ')}`);
-  return `${out.join('\n')}\n`;
+  return inertLines(out);
 }
 
 export const policyWhoCan: Command = {

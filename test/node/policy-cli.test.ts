@@ -402,3 +402,26 @@ describe('keyway policy who-can', () => {
     expect(failed.stderr).toContain('the policies do not load');
   });
 });
+
+describe('what keyway policy diff and who-can print of a proposed policy', () => {
+  // A pull request's author writes these: an erase-line sequence in the description, a bidi override and an 8-bit CSI in a ref.
+  const proposed = DEPLOY.replace('description: deploy acme/api', 'description: "deploy\\e[1A\\e[2K\\u202e"').replace(
+    'ref: refs/heads/main',
+    'ref: "refs/heads/*\\u202e\\x9b2K"',
+  );
+  const dir = writeTree({ 'old/deploy.yaml': DEPLOY, 'new/deploy.yaml': proposed });
+  /** What a terminal acts on rather than shows: C0 controls but newline, DEL and C1, the bidi overrides and isolates. */
+  const controls = (text: string) => [...text].filter((char) => /[\p{Cc}\p{Bidi_Control}]/u.test(char) && char !== '\n');
+
+  it('keyway policy diff shows a proposed value without the control characters in it', async () => {
+    const result = await keyway(['policy', 'diff', join(dir, 'old'), join(dir, 'new')]);
+    expect(result.stdout).toContain('match.ref');
+    expect(controls(result.stdout)).toEqual([]);
+  });
+
+  it("keyway policy who-can shows a policy's description and lines without the control characters in them", async () => {
+    const result = await keyway(['policy', 'who-can', join(dir, 'new'), '--scope', 'deploy:write']);
+    expect(result.stdout).toContain('who can get scope deploy:write: deploy');
+    expect(controls(result.stdout)).toEqual([]);
+  });
+});
