@@ -63,7 +63,7 @@ const DECODED_CODINGS = ['gzip', 'br'];
  * Whether fetch handed over the answer's body decoded: its Content-Encoding is absent, `identity`, or one coding both
  * runtimes decode. Any other is passed on still encoded and unlabelled, where the credential's redaction cannot see.
  */
-export function decodedByFetch(contentEncoding: string | null): boolean {
+function decodedByFetch(contentEncoding: string | null): boolean {
   // Both runtimes drop the spaces and tabs around a coding, and nothing else JavaScript's trim() would.
   const coding = contentEncoding?.replace(/^[ \t]+|[ \t]+$/g, '');
   return coding === undefined || coding === '' || coding === 'identity' || DECODED_CODINGS.includes(coding);
@@ -74,8 +74,21 @@ export function decodedByFetch(contentEncoding: string | null): boolean {
  * apply others (`gzip, chunked`); fetch takes off the chunking only and hands over the rest still encoded, with no
  * Content-Encoding to say so.
  */
-export function unframedByFetch(transferEncoding: string | null): boolean {
+function unframedByFetch(transferEncoding: string | null): boolean {
   return transferEncoding === null || transferEncoding.split(',').every((coding) => coding.trim().toLowerCase() === 'chunked');
+}
+
+/**
+ * Why an upstream's answer cannot be passed on, or undefined: a status the caller's Response does not take (HTTP/1.1
+ * takes any three digits; workerd throws outside 200…599), or a body fetch hands over still encoded, where the
+ * credential's redaction cannot see and the caller could decode it.
+ */
+export function unpassableAnswer(response: Response): string | undefined {
+  if (response.status < 200 || response.status > 599) return `with status ${response.status}, outside 200…599`;
+  if (response.body === null) return undefined;
+  if (!decodedByFetch(response.headers.get('content-encoding'))) return 'in a content coding other than gzip or br, which is not decoded';
+  if (!unframedByFetch(response.headers.get('transfer-encoding'))) return 'in a transfer coding other than chunked, which is not decoded';
+  return undefined;
 }
 
 /** What the upstream receives of the caller's headers, and keyway's Accept-Encoding, before keyway adds its own credential. */

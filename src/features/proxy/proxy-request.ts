@@ -20,7 +20,7 @@ import { callersGitHubAccount } from '../../core/policy/callers-github-account.t
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
-import { callerResponseHeaders, decodedByFetch, echoesCredential, unframedByFetch, rewriteLinkTargets, upstreamRequestHeaders } from './forward-headers.ts';
+import { callerResponseHeaders, echoesCredential, rewriteLinkTargets, unpassableAnswer, upstreamRequestHeaders } from './forward-headers.ts';
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
@@ -338,24 +338,10 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (deadline.aborted) return fail('proxy_upstream_timeout', `upstream ${upstream.name} did not answer within ${upstream.limits.timeoutSeconds} s`);
     return fail('proxy_upstream_unavailable', `upstream ${upstream.name} could not be reached: ${errorText(error)}`);
   }
-  // HTTP/1.1 takes any three digits; the caller's Response takes 200…599 (workerd throws on any other).
-  if (response.status < 200 || response.status > 599) {
+  const unusable = unpassableAnswer(response);
+  if (unusable !== undefined) {
     await response.body?.cancel();
-    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered with status ${response.status}, outside 200…599`, {
-      status: response.status,
-    });
-  }
-  if (response.body !== null && !decodedByFetch(response.headers.get('content-encoding'))) {
-    await response.body.cancel();
-    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered in a content coding other than gzip or br, which is not decoded`, {
-      status: response.status,
-    });
-  }
-  if (response.body !== null && !unframedByFetch(response.headers.get('transfer-encoding'))) {
-    await response.body.cancel();
-    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered in a transfer coding other than chunked, which is not decoded`, {
-      status: response.status,
-    });
+    return fail('proxy_upstream_unavailable', `upstream ${upstream.name} answered ${unusable}`, { status: response.status });
   }
 
   const headers = callerResponseHeaders(response.headers, credential.secret);
