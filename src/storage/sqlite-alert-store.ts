@@ -2,7 +2,7 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/
 import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
 import { grantingPolicies } from '../core/audit/granting-policies.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
-import type { RefusalCounter } from '../features/alerts/refusal-counts.ts';
+import { RefusalCounts, refusalKey, type RefusalCounter } from '../features/alerts/refusal-counts.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };
@@ -12,42 +12,38 @@ function toAlert(row: AlertRow): StoredAlert {
 }
 
 /**
- * Alert state over SqlDatabase, beside the audit log it reads. Counts run on the log's
- * single-column indexes within a `seq` range (the window start found on the time index), so
- * a busy identity with a long history costs no more than a quiet one.
+ * Alert state over SqlDatabase, beside the audit log it reads. Refusals in the burst window are counted as they are
+ * observed (RefusalCounter), not read back from the log: the log also holds refusals no rule runs on.
  */
 export class SqliteAlertStore implements AlertStore {
   readonly #db: SqlDatabase;
-  readonly #addressRefusals: RefusalCounter | undefined;
+  readonly #refusals: RefusalCounter;
+  readonly #countsAddresses: boolean;
 
-  /** `addressRefusals`: where refusals per client address are counted; none where another object counts them (a Workers shard's). */
-  constructor(db: SqlDatabase, addressRefusals?: RefusalCounter) {
+  /**
+   * `refusals`: where the refused exchanges it observes are counted, by identity and, unless `countsAddresses` is false
+   * (a Workers shard: the address's own shard counts them), by client address.
+   */
+  constructor(db: SqlDatabase, refusals: RefusalCounter = new RefusalCounts(), { countsAddresses = true }: { countsAddresses?: boolean } = {}) {
     this.#db = db;
-    this.#addressRefusals = addressRefusals;
+    this.#refusals = refusals;
+    this.#countsAddresses = countsAddresses;
   }
 
   async observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
     const count = (sql: string, params: SqlValue[]) => this.#db.all<{ n: number }>(sql, params)[0]?.n ?? 0;
-    const [windowRow] = this.#db.all<{ seq: number }>('SELECT seq FROM audit_events WHERE time >= ? ORDER BY time LIMIT 1', [options.windowStart]);
-    const from = Math.min(windowRow?.seq ?? link.seq, link.seq);
     const issuer = event.issuer ?? event.subject_token?.claimed_iss;
     const subject = event.subject ?? event.subject_token?.claimed_sub;
     const ip = event.request.client_ip;
     const sha256 = event.subject_token?.sha256;
     const granted = event.decision === 'granted';
 
+    const time = Date.parse(event.time);
     const identityDenials =
-      event.decision === 'denied' && subject !== undefined
-        ? count("SELECT count(*) AS n FROM audit_events WHERE subject = ? AND issuer IS ? AND decision = 'denied' AND seq BETWEEN ? AND ?", [
-            subject,
-            issuer ?? null,
-            from,
-            link.seq,
-          ])
-        : 0;
+      event.decision === 'denied' && subject !== undefined ? await this.#refusals.count(refusalKey.identity(issuer, subject), time, options.windowStart) : 0;
     const addressDenials =
-      (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined && this.#addressRefusals !== undefined
-        ? await this.#addressRefusals.count(ip, Date.parse(event.time), options.windowStart)
+      (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined && this.#countsAddresses
+        ? await this.#refusals.count(refusalKey.address(ip), time, options.windowStart)
         : 0;
     const [presented] =
       sha256 === undefined

@@ -276,6 +276,23 @@ describe('alerts on anomalies', () => {
     expect((await stored()).filter((alert) => alert.rule === 'denial_burst_address')).toHaveLength(1);
   });
 
+  it("raises an identity's denial burst when refusals the rules do not run on (a /revoke of a forged token naming it) come between its exchanges", async () => {
+    const { exchange, sign, raisedBy, revokeFrom, stored } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_identity' });
+    const deny = async () => {
+      const answer = await exchange(await sign({ ref: 'refs/heads/feature' }));
+      expect(answer.status).toBe(400);
+      return answer;
+    };
+    const { iss, sub } = JSON.parse(Buffer.from((await sign()).split('.')[1]!, 'base64url').toString()) as { iss: string; sub: string };
+    // Needs no key: an unsigned token that merely claims the identity is recorded as a denied record of it.
+    const forged = `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify({ iss, sub }))}.`;
+    await deny();
+    await deny();
+    expect((await revokeFrom(forged, '127.0.0.4')).status).toBe(200);
+    expect(await raisedBy(await deny())).toEqual(['denial_burst_identity']);
+    expect((await stored()).filter((alert) => alert.rule === 'denial_burst_identity')).toHaveLength(1);
+  });
+
   it('raises a replayed subject token and a grant from a new network', async () => {
     const { exchange, sign, sent, raisedBy } = await setup({ KEYWAY_ALERT_RULES: 'subject_token_replayed,new_network' });
     const token = await sign();

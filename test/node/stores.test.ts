@@ -68,10 +68,11 @@ describe('the group commit audit store hands each event to its writer once', () 
     const first = await audit.append(denial);
     const second = await audit.append({ ...auditEvent(), issuer: 'https://ci.example', subject: 'repo:acme/api' });
     const options = { windowStart: 0 };
-    // The event passed in is not sent: what is observed is the record the writer appended at the link.
-    expect((await alerts.observe(auditEvent({ decision: 'granted' }), second, options)).identityDenials).toBe(2);
-    // Asked again (no longer remembered), it is read back from the log and held to the link's hash.
-    expect((await alerts.observe(denial, first, options)).identityDenials).toBe(1);
+    // The event passed in is not sent: what is observed is the record the writer appended at the link (a denial, counted;
+    // the granted event passed in would count none).
+    expect((await alerts.observe(auditEvent({ decision: 'granted' }), second, options)).identityDenials).toBe(1);
+    // Asked again (no longer remembered), it is read back from the log and held to the link's hash: the second denial counted.
+    expect((await alerts.observe(denial, first, options)).identityDenials).toBe(2);
     await expect(alerts.observe(denial, { ...first, hash: 'ff'.repeat(32) }, options)).rejects.toThrow(/no audit record 1 with hash/);
     await audit.close();
     db.close();

@@ -13,9 +13,9 @@ describe('refusal counts in memory (denial_burst_address on Node)', () => {
     expect(counts.count('1::2:3:4:5:6', start + 61_000, start + 1_000)).toBe(1);
     for (let host = 0; host < 1_000; host += 1) counts.count(`2001:db8::${host.toString(16)}`, start + 120_000, start + 60_000);
     // The two counted at start + 61 s are still within this window.
-    expect(counts.addresses).toBe(1_002);
+    expect(counts.keys).toBe(1_002);
     // A minute on, only the newest address counted is left.
     expect(counts.count('2001:db8::ffff', start + 181_000, start + 121_000)).toBe(1);
-    expect(counts.addresses).toBe(1);
+    expect(counts.keys).toBe(1);
   });
 });

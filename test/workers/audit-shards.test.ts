@@ -362,9 +362,10 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(await shard.countAddressRefusal('2001:db8::ffff:1', later, later - 60_000)).toBe(1);
     expect(await shard.countAddressRefusal('2001:db8::ffff:1', later, later - 60_000)).toBe(2);
     const keys = await runInDurableObject(shard, async (_, state) => [...(await state.storage.list({ prefix: 'alert:' })).keys()]);
-    expect(keys.filter((key) => !key.startsWith('alert:policy:')).sort()).toEqual([
-      `alert:refusals-at:${String(Math.floor(later / 1000)).padStart(12, '0')}/2001:db8::ffff:1`,
-      `alert:refusals:2001:db8::ffff:1/${String(Math.floor(later / 1000)).padStart(12, '0')}`,
+    const key = encodeURIComponent('address 2001:db8::ffff:1');
+    expect(keys.filter((stored) => !stored.startsWith('alert:policy:')).sort()).toEqual([
+      `alert:refusals-at:${String(Math.floor(later / 1000)).padStart(12, '0')}/${key}`,
+      `alert:refusals:${key}/${String(Math.floor(later / 1000)).padStart(12, '0')}`,
     ]);
   });
 

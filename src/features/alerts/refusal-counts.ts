@@ -1,40 +1,45 @@
-/** Counts of refused exchanges per client address, for `denial_burst_address`. */
+/**
+ * Counts of refused exchanges per key (a client address, an identity: refusalKey), for the burst rules. Only what the
+ * rules run on is counted: a refusal they do not see (a `/revoke` of a forged token naming the identity, a `/proxy`
+ * refusal) would carry the count past the threshold, which a burst fires on reaching, without a rule seeing it reached.
+ */
 export interface RefusalCounter {
-  /** Counts a refusal from `address` at `time`; returns how many were counted from it since `windowStart`, this one included. */
-  count(address: string, time: number, windowStart: number): number | Promise<number>;
+  /** Counts a refusal of `key` at `time`; returns how many were counted of it since `windowStart`, this one included. */
+  count(key: string, time: number, windowStart: number): number | Promise<number>;
 }
 
-/**
- * Refusal counts in memory, per address and second, each dropped once older than the window. Only
- * what the alert rules run on is counted: a refusal they do not see (a holder's `/revoke` of a bad
- * token, a `/proxy` refusal) would carry the count past the threshold without a rule seeing it
- * reached. A restart counts afresh.
- */
+/** The key refusals are counted by: a client address (`denial_burst_address`), an identity, verified or claimed (`denial_burst_identity`). */
+export const refusalKey = {
+  address: (address: string): string => `address ${address}`,
+  identity: (issuer: string | undefined, subject: string): string => `identity ${JSON.stringify([issuer ?? null, subject])}`,
+};
+
+/** Refusal counts in memory, per key and second, each dropped once older than the window. A restart counts afresh. */
 export class RefusalCounts implements RefusalCounter {
-  readonly #byAddress = new Map<string, Map<number, number>>();
-  /** The seconds counted, in the order first counted, each with its addresses: the stale ones are at the front. */
+  readonly #byKey = new Map<string, Map<number, number>>();
+  /** The seconds counted, in the order first counted, each with its keys: the stale ones are at the front. */
   readonly #bySecond = new Map<number, Set<string>>();
 
-  /** How many addresses have counts held: what this costs in memory. */
-  get addresses(): number {
-    return this.#byAddress.size;
+  /** How many keys have counts held: what this costs in memory. */
+  get keys(): number {
+    return this.#byKey.size;
   }
 
-  count(address: string, time: number, windowStart: number): number {
+  count(key: string, time: number, windowStart: number): number {
     const from = Math.floor(windowStart / 1000);
-    for (const [second, addresses] of this.#bySecond) {
+    for (const [second, keys] of this.#bySecond) {
       if (second >= from) break;
-      for (const stale of addresses) {
-        const seconds = this.#byAddress.get(stale);
+      for (const stale of keys) {
+        const seconds = this.#byKey.get(stale);
         seconds?.delete(second);
-        if (seconds?.size === 0) this.#byAddress.delete(stale);
+        if (seconds?.size === 0) this.#byKey.delete(stale);
       }
       this.#bySecond.delete(second);
     }
     const at = Math.floor(time / 1000);
-    const seconds = this.#byAddress.get(address) ?? new Map<number, number>();
-    this.#byAddress.set(address, seconds.set(at, (seconds.get(at) ?? 0) + 1));
-    this.#bySecond.set(at, (this.#bySecond.get(at) ?? new Set()).add(address));
+    const seconds = this.#byKey.get(key) ?? new Map<number, number>();
+    this.#byKey.set(key, seconds.set(at, (seconds.get(at) ?? 0) + 1));
+    this.#bySecond.set(at, (this.#bySecond.get(at) ?? new Set()).add(key));
     let counted = 0;
     for (const [second, n] of seconds) if (second >= from) counted += n;
     return counted;

@@ -3,7 +3,7 @@ import { MAX_AUDIT_SHARDS } from '../../core/audit/audit-shards.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
 import type { AlertObservation, ObserveOptions } from '../../features/alerts/alert-store.ts';
-import type { RefusalCounter } from '../../features/alerts/refusal-counts.ts';
+import { refusalKey, type RefusalCounter } from '../../features/alerts/refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { durableRefusalCounts } from './durable-refusal-counts.ts';
 import { AuditChainObject, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
@@ -28,15 +28,15 @@ export interface AuditShardReport {
  */
 export class AuditShardState extends AuditChainObject {
   readonly #alerts: SqliteAlertStore;
-  readonly #addressRefusals: RefusalCounter;
+  readonly #refusals: RefusalCounter;
   #appends = 0;
   #appendMs = 0;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
-    // Refusals per address are counted in the shard the address hashes to (countAddressRefusal), not the identity's.
-    this.#alerts = new SqliteAlertStore(this.db);
-    this.#addressRefusals = durableRefusalCounts(ctx.storage);
+    // An identity's refusals are counted here, in its shard; an address's in the shard the address hashes to (countAddressRefusal).
+    this.#refusals = durableRefusalCounts(ctx.storage);
+    this.#alerts = new SqliteAlertStore(this.db, this.#refusals, { countsAddresses: false });
   }
 
   override async append(event: AuditEvent): Promise<ChainLink> {
@@ -55,7 +55,7 @@ export class AuditShardState extends AuditChainObject {
 
   /** Counts a refused exchange from `address` at `time`; returns how many this shard counted from it since `windowStart`, this one included. */
   async countAddressRefusal(address: string, time: number, windowStart: number): Promise<number> {
-    return this.#addressRefusals.count(address, time, windowStart);
+    return this.#refusals.count(refusalKey.address(address), time, windowStart);
   }
 
   /** Remembers a grant by `policy`: true the first time ever (its key always lands in this shard). */

@@ -1,6 +1,6 @@
 import type { RefusalCounter } from '../../features/alerts/refusal-counts.ts';
 
-/** Refusals per address and second, and the same keys by second first, so the stale ones of every address are found. */
+/** Refusals per key and second, and the same by second first, so the stale ones of every key are found. */
 const REFUSALS = 'alert:refusals:';
 const REFUSALS_BY_SECOND = 'alert:refusals-at:';
 /** Where an older keyway kept the counts, with no index by second: dropped a batch at a time (a burst over the upgrade is counted afresh). */
@@ -10,18 +10,20 @@ const SECOND_DIGITS = 12;
 const STALE_PER_COUNT = 32;
 
 /**
- * Refusal counts in a Durable Object's storage, per address and second. Counts are dropped once
- * older than the window, whatever the address: exact to the second at the window's start, and
- * addresses never seen again (an IPv6 client cycling through its /64) leave nothing behind.
+ * Refusal counts in a Durable Object's storage, per key (refusalKey) and second. Counts are dropped once older than the
+ * window, whatever the key: exact to the second at the window's start, and keys never seen again (an IPv6 client cycling
+ * through its /64) leave nothing behind.
  */
 export function durableRefusalCounts(storage: DurableObjectStorage): RefusalCounter {
   let legacyCounts = true;
   const second = (ms: number) => String(Math.floor(ms / 1000)).padStart(SECOND_DIGITS, '0');
-  // Ended by a character no address holds: with `:`, an IPv6 address's prefix would be a longer address's too.
-  const counted = (at: string, from: string) => `${REFUSALS}${from}/${at}`;
-  const indexed = (at: string, from: string) => `${REFUSALS_BY_SECOND}${at}/${from}`;
+  // Keys percent-encoded, and ended by `/`, which none then holds: one key's prefix is never another's (an IPv6 address's
+  // a longer one's, an identity's subject another's).
+  const counted = (at: string, encoded: string) => `${REFUSALS}${encoded}/${at}`;
+  const indexed = (at: string, encoded: string) => `${REFUSALS_BY_SECOND}${at}/${encoded}`;
   return {
-    async count(address, time, windowStart) {
+    async count(key, time, windowStart) {
+      const encoded = encodeURIComponent(key);
       const stale = await storage.list<true>({ prefix: REFUSALS_BY_SECOND, end: indexed(second(windowStart), ''), limit: STALE_PER_COUNT });
       const staleCounts = [...stale.keys()].map((key) => {
         const rest = key.slice(REFUSALS_BY_SECOND.length);
@@ -32,9 +34,9 @@ export function durableRefusalCounts(storage: DurableObjectStorage): RefusalCoun
       const dropped = [...stale.keys(), ...staleCounts, ...legacy.keys()];
       if (dropped.length > 0) await storage.delete(dropped);
       const at = second(time);
-      await storage.put({ [counted(at, address)]: ((await storage.get<number>(counted(at, address))) ?? 0) + 1, [indexed(at, address)]: true });
+      await storage.put({ [counted(at, encoded)]: ((await storage.get<number>(counted(at, encoded))) ?? 0) + 1, [indexed(at, encoded)]: true });
       let count = 0;
-      const mine = `${REFUSALS}${address}/`;
+      const mine = `${REFUSALS}${encoded}/`;
       for (const value of (await storage.list<number>({ prefix: mine, start: `${mine}${second(windowStart)}` })).values()) count += value;
       return count;
     },
