@@ -1,35 +1,43 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
-const underDotDotDirectory = (path: string) =>
-  path
-    .split('/')
-    .slice(0, -1)
-    .some((segment) => segment.startsWith('..'));
+/**
+ * Whether `path` is inside a mounted ConfigMap's own directories: a directory whose name begins with `..` beside a
+ * `..data` entry (Kubernetes keeps the files in `..<timestamp>/`, reached through the `..data` link). Elsewhere a
+ * directory so named is read like any other.
+ */
+function inConfigMapInternals(dir: string, path: string): boolean {
+  const segments = path.split('/').slice(0, -1);
+  return segments.some(
+    (segment, at) => segment.startsWith('..') && lstatSync(join(dir, ...segments.slice(0, at), '..data'), { throwIfNoEntry: false }) !== undefined,
+  );
+}
 
 /**
  * Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. A symbolic
- * link to a file is read as the file it names, under the link's own path. Directories whose names begin with `..` are
- * passed over: Kubernetes keeps a mounted ConfigMap's files in `..<timestamp>/`, reached through `..data` and linked to
- * from the top (`deploy.yaml -> ..data/deploy.yaml`), so each policy would otherwise load twice, never under its own name, under paths that
- * change with every update of the map.
+ * link to a file is read as the file it names, under the link's own path; one that names no file, or a name ending `.YAML`,
+ * is refused (a ConfigError naming it), never passed over. A mounted ConfigMap's own directories are passed over
+ * (inConfigMapInternals): its files are linked to from the top (`deploy.yaml -> ..data/deploy.yaml`), and would otherwise
+ * load twice more, never under their own names, under paths that change with every update of the map.
  */
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
   const files: PolicyFile[] = [];
-  const miscased: string[] = [];
+  const refused: string[] = [];
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
     const full = join(entry.parentPath, entry.name);
     const path = relative(dir, full).split(sep).join('/');
-    if (underDotDotDirectory(path)) continue;
-    if (!(entry.isFile() || (entry.isSymbolicLink() && statSync(full, { throwIfNoEntry: false })?.isFile() === true))) continue;
-    if (keep(entry.name)) files.push({ path, text: readFileSync(full, 'utf8') });
-    else if (isMiscasedPolicyFile(entry.name)) miscased.push(path);
+    if (inConfigMapInternals(dir, path)) continue;
+    const link = entry.isSymbolicLink();
+    if (!entry.isFile() && !link) continue;
+    if (isMiscasedPolicyFile(entry.name)) refused.push(`${path}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
+    else if (!keep(entry.name)) continue;
+    // A link named as a policy that names no file (dangling, or a directory) would drop that policy, a deny among them.
+    else if (link && statSync(full, { throwIfNoEntry: false })?.isFile() !== true) refused.push(`${path}: a link to no file, so no policy is read there`);
+    else files.push({ path, text: readFileSync(full, 'utf8') });
   }
-  if (miscased.length > 0) {
-    throw new ConfigError(`${miscased.join(', ')}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
-  }
+  if (refused.length > 0) throw new ConfigError(refused.join('; '));
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 

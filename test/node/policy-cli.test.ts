@@ -92,6 +92,23 @@ describe('keyway policy check', () => {
     expect(result.stderr).toContain("team/Guard.YAML: a policy file's name ends in .yaml or .yml, in lower case");
   });
 
+  it('refuses a link named as a policy file that names no file (dangling, or a directory): a guardrail linked so would never be read', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'shared/guards/guard.yaml': GUARD });
+    // The guardrail's target not mounted (yet), and a directory linked under a policy's name.
+    symlinkSync(join(dir, 'shared/missing.yaml'), join(dir, 'p/guard.yaml'));
+    symlinkSync(join(dir, 'shared/guards'), join(dir, 'p/guards.yaml'));
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('guard.yaml');
+    expect(result.stderr).toContain('guards.yaml');
+  });
+
+  it('reads a policy in a directory whose name begins with .. when the directory is no ConfigMap: a deny kept there is not passed over unseen', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/..guards/guard.yaml': GUARD });
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
+  });
+
   it('prints file:line:col severity message [rule] and exits 1 on an error', async () => {
     const dir = writeTree({
       'policies/deploy.yaml': DEPLOY,
