@@ -194,6 +194,17 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(continued.ids).toHaveLength(before.ids.length + 1);
   });
 
+  it('forgets what the Cron rounds remembered of the shards it restores into: a memory left over (shards emptied) does not fail every round after', async () => {
+    const target = await deployment();
+    // Left from before the shards were emptied (a replaced namespace, a point-in-time recovery): newer than anything restored.
+    await keywayState(target.env.STATE).rememberSignedHeads({ '0': { seq: 1_000_000, hash: 'f'.repeat(64) } });
+    expect((await restore(target, exported)).status).toBe(200);
+    const failures: unknown[] = [];
+    const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
+    await scheduledAuditUpkeep(afterRestore(target), Date.now(), log);
+    expect(failures).toEqual([]);
+  });
+
   it('exports the root checkpoints; verify reads the export file: intact, then names the shard and record of an edit', async () => {
     const dump = JSON.parse(exported) as ShardedExport;
     const box = await SecretBox.fromMasterKeys(readMasterKeys(source.env) as MasterKeys);

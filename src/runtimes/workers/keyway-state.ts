@@ -324,11 +324,14 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
   async restoreState(text: string, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
     const outcome = await this.restoreFrom(text, await this.#secretBox(), { ...options, chain: LEGACY_CHAIN });
     if (outcome.ok && options.write !== false) {
-      // What this object remembered of the state before is void: keys are read anew, upkeep restarts, the restored chain is the sealed one.
+      // What this object remembered of the state before is void: keys are read anew, upkeep restarts, the restored chain is the
+      // sealed one, and the Cron rounds' memory of the shards (left over if they were emptied outside keyway) is forgotten: a
+      // restore writes only into empty shards, and what holds the restored log to the one before is the kept root checkpoints.
       this.#keysUpgraded = undefined;
       this.#alarmSet = true;
       await this.#armAlarm(Date.now() + 1000);
       await this.ctx.storage.put(LEGACY_CHAIN_SEALED, await this.audit.head());
+      await this.ctx.storage.delete(SIGNED_HEADS);
     }
     return outcome;
   }
