@@ -5,13 +5,13 @@ import { ConfigError } from '../core/settings/read-settings.ts';
 
 /**
  * Whether `path` is inside a mounted ConfigMap's own directories: a directory whose name begins with `..` beside a
- * `..data` entry (Kubernetes keeps the files in `..<timestamp>/`, reached through the `..data` link). Elsewhere a
- * directory so named is read like any other.
+ * `..data` link (Kubernetes keeps the files in `..<timestamp>/`, reached through it). Elsewhere a directory so named is
+ * read like any other, beside a `..data` that is a plain file or directory too.
  */
 function inConfigMapInternals(dir: string, path: string): boolean {
   const segments = path.split('/').slice(0, -1);
   return segments.some(
-    (segment, at) => segment.startsWith('..') && lstatSync(join(dir, ...segments.slice(0, at), '..data'), { throwIfNoEntry: false }) !== undefined,
+    (segment, at) => segment.startsWith('..') && lstatSync(join(dir, ...segments.slice(0, at), '..data'), { throwIfNoEntry: false })?.isSymbolicLink() === true,
   );
 }
 

@@ -109,6 +109,12 @@ describe('keyway policy check', () => {
     expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
   });
 
+  it('reads a deny in a .. directory beside a ..data entry that is no ConfigMap link (a plain file or directory so named)', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/..guards/guard.yaml': GUARD, 'p/..data': '' });
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
+  });
+
   it('prints file:line:col severity message [rule] and exits 1 on an error', async () => {
     const dir = writeTree({
       'policies/deploy.yaml': DEPLOY,
