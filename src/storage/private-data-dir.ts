@@ -199,6 +199,12 @@ export function preparePrivateDataDir(
     const [mode, uid] = [Number(stats.mode), Number(stats.uid)];
     const me = process.getuid?.();
     const fresh = `or set KEYWAY_DATA_DIR to a directory that does not exist yet: keyway creates it owner-only (${octal(DIRECTORY_MODE)})`;
+    if (me !== undefined && uid !== me && existing) {
+      // A command run beside the broker (keys, backup): the directory is the broker's user's, and changing it would lock the broker out.
+      throw new ConfigError(
+        `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}): run this command as uid ${uid}, the user the broker runs as`,
+      );
+    }
     if (me !== undefined && uid !== me) {
       throw new ConfigError(
         `the data directory ${dataDir} belongs to uid ${uid}, not to the user keyway runs as (uid ${me}), ` +

@@ -1,6 +1,18 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -84,6 +96,20 @@ describe('keyway backup', () => {
     expect(readFileSync(output, 'utf8')).toBe('an older backup');
     expect(sha256(join(dataDir, DATABASE_FILE))).toBe(before);
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "refuses, as root, a data directory the broker's own user owns by telling to run it as that user, never to chown it away from the broker",
+    async () => {
+      const dataDir = fixtureDataDir();
+      // The broker runs as uid 65534: its data directory is that user's alone. A cron job of root backs it up.
+      for (const name of ['', DATABASE_FILE, 'master.key']) chownSync(join(dataDir, name), 65534, 65534);
+      const result = await keyway(['backup', '--data-dir', dataDir, '--output', join(scratch(), 'keyway.backup')]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('uid 65534');
+      expect(result.stderr).not.toContain('chown it');
+      expect(result.stderr).not.toContain('a directory that does not exist yet');
+    },
+  );
 
   it('keeps the snapshot of a database holding a trigger keyway does not make, but exits 1 naming it', async () => {
     const dataDir = fixtureDataDir();
