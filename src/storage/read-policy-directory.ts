@@ -15,11 +15,20 @@ function inConfigMapInternals(dir: string, path: string): boolean {
   );
 }
 
+/** Whether the link at `path` names a regular file: not when it dangles, loops (ELOOP) or cannot be followed (EACCES). */
+function namesFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. A symbolic
- * link to a file is read as the file it names, under the link's own path; one that names no file, or a name ending `.YAML`,
- * is refused (a ConfigError naming it), never passed over. A mounted ConfigMap's own directories are passed over
- * (inConfigMapInternals): its files are linked to from the top (`deploy.yaml -> ..data/deploy.yaml`), and would otherwise
+ * link to a file is read as the file it names, under the link's own path; one that names no file, anything else named as
+ * a policy that is no file (a FIFO), or a name ending `.YAML`, is refused (a ConfigError naming it), never passed over.
+ * A mounted ConfigMap's own directories are passed over (inConfigMapInternals): its files are linked to from the top (`deploy.yaml -> ..data/deploy.yaml`), and would otherwise
  * load twice more, never under their own names, under paths that change with every update of the map.
  */
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
@@ -30,11 +39,13 @@ function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
     const path = relative(dir, full).split(sep).join('/');
     if (inConfigMapInternals(dir, path)) continue;
     const link = entry.isSymbolicLink();
-    if (!entry.isFile() && !link) continue;
+    if (entry.isDirectory()) continue;
     if (isMiscasedPolicyFile(entry.name)) refused.push(`${path}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
     else if (!keep(entry.name)) continue;
-    // A link named as a policy that names no file (dangling, or a directory) would drop that policy, a deny among them.
-    else if (link && statSync(full, { throwIfNoEntry: false })?.isFile() !== true) refused.push(`${path}: a link to no file, so no policy is read there`);
+    // Anything named as a policy that is no file (a FIFO, a link dangling, looping or to a directory) would drop that
+    // policy, a deny among them; a FIFO would hold the read forever.
+    else if (!link && !entry.isFile()) refused.push(`${path}: not a file, so no policy is read there`);
+    else if (link && !namesFile(full)) refused.push(`${path}: a link to no file, so no policy is read there`);
     else files.push({ path, text: readFileSync(full, 'utf8') });
   }
   if (refused.length > 0) throw new ConfigError(refused.join('; '));

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
@@ -113,6 +113,23 @@ describe('keyway policy check', () => {
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/..guards/guard.yaml': GUARD, 'p/..data': '' });
     const result = await keyway(['policy', 'check', join(dir, 'p')]);
     expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
+  });
+
+  it('refuses a link named as a policy that loops back on itself, naming it, where it threw ELOOP with a stack trace', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY });
+    symlinkSync('guard.yaml', join(dir, 'p/guard.yaml'));
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/^keyway: .*guard\.yaml/);
+    expect(result.stderr).not.toContain('    at ');
+  });
+
+  it.skipIf(process.platform === 'win32')('refuses a FIFO named as a policy, as a link to one is refused: a guardrail there is never read', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY });
+    execFileSync('mkfifo', [join(dir, 'p/guard.yaml')]);
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('guard.yaml');
   });
 
   it('prints file:line:col severity message [rule] and exits 1 on an error', async () => {
