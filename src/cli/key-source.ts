@@ -7,7 +7,7 @@ import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
-import { SecretBox } from '../core/secrets/secret-box.ts';
+import { SecretBox, SecretBoxError } from '../core/secrets/secret-box.ts';
 import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -105,8 +105,19 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
   return {
     list: async () => (await store.describeKeys()).map((key) => keyJson(key, cycle.retainMs)),
-    rotate: async () =>
-      rotationJson(await store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false }), await store.describeKeys(), cycle.retainMs),
+    rotate: async () => {
+      let transitions;
+      try {
+        transitions = await store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false });
+      } catch (error) {
+        if (!(error instanceof SecretBoxError)) throw error;
+        throw new CliError(
+          `the master key does not open the broker's signing keys (${error.message}): set KEYWAY_MASTER_KEY as the broker has it; nothing was rotated`,
+          1,
+        );
+      }
+      return rotationJson(transitions, await store.describeKeys(), cycle.retainMs);
+    },
     close: () => db.close(),
   };
 }

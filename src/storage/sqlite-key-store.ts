@@ -266,6 +266,13 @@ export class SqliteKeyStore implements KeyStore {
     const ofAlg = (keys: readonly SigningKeyInfo[]) => keys.filter((key) => key.alg === alg);
     // The fresh key is made outside the transaction (crypto is async); used only if the plan inside still wants it.
     const wanted = planKeyRing(ofAlg(await this.describeKeys()), plan, 'candidate').some((transition) => transition.kind === 'publish');
+    // A fresh key is sealed under this store's master key: one that does not open the current key is not the broker's
+    // (`keyway keys rotate` with a stale master.key), and a key sealed under it would stop every ring reload.
+    if (wanted)
+      await openSigningKeys(
+        this.#rows().filter((row) => row.alg === alg && row.state === 'current'),
+        this.#requireBox(),
+      );
     const candidate = wanted ? await generateSigningKey(plan.now, alg) : undefined;
     const sealed = candidate === undefined ? undefined : await this.#seal(candidate);
     return this.#db.transaction(() => {
