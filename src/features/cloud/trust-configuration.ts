@@ -4,6 +4,7 @@ import { defaultCloudSubject } from '../../core/policy/decide.ts';
 import type { CloudProvider } from '../../core/policy/cloud-profile.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { codePoint, type Template } from '../../core/policy/template.ts';
+import { subjectsOverlap, type Piece } from '../../core/policy/lint/lint-policies.ts';
 
 /** A policy's sub that one of the formats printed cannot carry exactly: nothing is printed, rather than a trust that reads otherwise. */
 export class CloudTrustError extends KeywayError {
@@ -93,6 +94,32 @@ const celPattern = (entry: Trusted) => {
   return `^${entry.shape.map((part) => ('text' in part ? escapeRegExp(part.text) : `[^${excluded}]+`)).join('')}$`;
 };
 
+/** Characters keyway never places in a placeholder's value: `:`, `/` and the template's delimiters. */
+const neverInValue = (entry: Trusted): ReadonlySet<string> => new Set([':', '/', ...entry.delimiters]);
+/** The subs keyway mints for `entry`, as pieces: a placeholder any run without `neverInValue`. */
+const mintedPieces = (entry: Trusted): Piece[] =>
+  entry.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: neverInValue(entry) }]));
+/** What AWS's `StringLike` pattern of a templated sub takes, as pieces: its text, and for each placeholder any run at all. */
+const awsLikePieces = (entry: Trusted): Piece[] =>
+  entry.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: new Set<string>() }]));
+
+/**
+ * Refuses a role's trust whose `StringLike` pattern (a templated sub: AWS's `*` takes `:` and `/`, which keyway never
+ * places in a value) takes a sub keyway mints for a policy that does not grant that role: its tokens would assume the
+ * role. keyway tells them apart (lint's cloud-subject-collision); no IAM condition can.
+ */
+function refuseWiderAtAws(role: string, granting: readonly Trusted[], trusted: readonly Trusted[]): void {
+  for (const entry of granting.filter((candidate) => candidate.templated)) {
+    const other = trusted.find((candidate) => !candidate.identities.includes(role) && subjectsOverlap(awsLikePieces(entry), mintedPieces(candidate)));
+    if (other !== undefined) {
+      throw new CloudTrustError(
+        `${entry.policy}: its sub ${entry.sub}, a StringLike pattern at AWS (whose * also takes : and /), would admit the tokens of ${other.policy}, ` +
+          `which does not grant ${role}; no trust is printed: give it the default sub (policy:<id>) or a sub whose text sets it apart`,
+      );
+    }
+  }
+}
+
 /**
  * The exact trust to create in a cloud for the keyway policies that grant it: the OIDC provider
  * with keyway's issuer and the cloud's audience, and the narrow condition on `sub` (and `aud`),
@@ -128,6 +155,7 @@ function renderAws(issuer: string, trusted: readonly Trusted[]): string {
         `${ampersand.policy}: grant.subject holds &{, which Terraform's aws_iam_policy_document reads as \${, the start of a policy variable; no trust is printed`,
       );
     }
+    refuseWiderAtAws(role, granting, trusted);
     const exact = granting.filter((entry) => !entry.templated).map(value);
     const patterns = granting.filter((entry) => entry.templated).map(value);
     const actions = ['sts:AssumeRoleWithWebIdentity', ...(granting.some((entry) => entry.sessionTags) ? ['sts:TagSession'] : [])];

@@ -383,7 +383,8 @@ function blocksEveryToken(guard: Policy, policy: Policy, claim: string, value: s
   );
 }
 
-type Piece = { readonly char: string } | { readonly except: ReadonlySet<string> };
+/** One place of a sub: a character, or a placeholder's value (any run of characters but `except`). */
+export type Piece = { readonly char: string } | { readonly except: ReadonlySet<string> };
 
 /**
  * An allow policy's cloud token `sub` as pieces (a character, or a placeholder's value: any run of characters but the template's delimiters),

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { loadPolicies, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { lintPolicies } from '../../src/core/policy/lint/lint-policies.ts';
+import { compilePolicyFiles } from '../../src/core/policy/load-policies.ts';
+import { renderTrust } from '../../src/features/cloud/trust-configuration.ts';
+
+const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 7200, allowHttpLoopback: false };
+const CI_ROLE = 'arn:aws:iam::123456789012:role/ci-read';
+const PROD_ROLE = 'arn:aws:iam::123456789012:role/prod-deploy';
+
+const policy = (match: string, subject: string, role: string) => `version: 1
+issuer: github
+match:
+  repository_owner_id: "1200934"
+  repository_id: "734201"
+${match}grant:
+  subject: "${subject}"
+  cloud:
+    provider: aws
+    roles: [${role}]
+`;
+
+/** IAM's StringLike: `*` any run of characters (`:` and `/` too), `?` one; `${*}`, `${?}`, `${$}` the characters themselves. */
+function stringLike(pattern: string, value: string): boolean {
+  const source = pattern
+    .split(/(\$\{[*?$]\}|[*?])/)
+    .map((part) => {
+      if (part === '*') return '.*';
+      if (part === '?') return '.';
+      const literal = /^\$\{([*?$])\}$/.exec(part)?.[1] ?? part;
+      return literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('');
+  return new RegExp(`^${source}$`, 's').test(value);
+}
+
+describe('keyway cloud trust aws for templated subs of two policies granting two roles', () => {
+  /** The trust printed for `role`, as `aws iam update-assume-role-policy` would set it: whether it admits `sub`. */
+  const admitted = (trust: string, role: string) => {
+    const documents = [...trust.matchAll(/--role-name '([^']+)' --policy-document '([^']+)'/g)].map(([, name, json]) => ({
+      name,
+      document: JSON.parse(json ?? '{}') as { Statement: { Condition: Record<string, Record<string, string | string[]>> }[] },
+    }));
+    const statements = documents.find((entry) => entry.name === role)?.document.Statement ?? [];
+    expect(statements.length).toBeGreaterThan(0);
+    return (sub: string) =>
+      statements.some((statement) => {
+        const exact = [statement.Condition['StringEquals']?.['keyway.test:sub'] ?? []].flat();
+        const like = [statement.Condition['StringLike']?.['keyway.test:sub'] ?? []].flat();
+        return exact.includes(sub) || like.some((pattern) => stringLike(pattern, sub));
+      });
+  };
+  const ciSub = (policies: ReturnType<typeof loadPolicies>['policies']) => {
+    const rendered = policies.find((entry) => entry.id === 'ci')?.grant?.subject?.render({ repository: 'acme/app', ref: 'refs/heads/feature' });
+    return rendered?.ok === true ? rendered.value : '';
+  };
+
+  it("prints no role trust whose StringLike pattern takes the sub keyway mints for another role's policy: AWS's * takes : and /", () => {
+    // prod.yaml: only main, in the production environment, may deploy; ci.yaml: any branch of the repository may read.
+    const files = [
+      { path: 'prod.yaml', text: policy('  ref: refs/heads/main\n  environment: production\n', 'repo:{repository}', PROD_ROLE) },
+      { path: 'ci.yaml', text: policy('', 'repo:{repository}:ref:{ref}', CI_ROLE) },
+    ];
+    // keyway tells them apart (a placeholder never holds ':'), so lint lets the pair stand...
+    expect(lintPolicies(compilePolicyFiles(files, OPTIONS)).filter((finding) => finding.rule === 'cloud-subject-collision')).toEqual([]);
+    const { policies } = loadPolicies(files, OPTIONS);
+    expect(ciSub(policies)).toBe('repo:acme/app:ref:refs/heads/feature');
+    // ...but the production role's repo:* at AWS would take a feature branch's read token: no trust is printed.
+    expect(() => renderTrust('aws', 'https://keyway.test', policies)).toThrow(
+      /^prod: its sub repo:\{repository\}, a StringLike pattern at AWS .* would admit the tokens of ci, which does not grant arn:aws:iam::123456789012:role\/prod-deploy/,
+    );
+  });
+
+  it("prints them when the text of each sub sets it apart, and neither role trust takes the other policy's sub", () => {
+    const files = [
+      { path: 'prod.yaml', text: policy('  ref: refs/heads/main\n  environment: production\n', 'deploy:{repository}', PROD_ROLE) },
+      { path: 'ci.yaml', text: policy('', 'read:{repository}:ref:{ref}', CI_ROLE) },
+    ];
+    const { policies } = loadPolicies(files, OPTIONS);
+    const trust = renderTrust('aws', 'https://keyway.test', policies);
+    const rendered = policies.find((entry) => entry.id === 'prod')?.grant?.subject?.render({ repository: 'acme/app' });
+    const prodSub = rendered?.ok === true ? rendered.value : '';
+    const readSub = policies.find((entry) => entry.id === 'ci')?.grant?.subject?.render({ repository: 'acme/app', ref: 'refs/heads/feature' });
+    expect(admitted(trust, 'prod-deploy')(prodSub)).toBe(true);
+    expect(admitted(trust, 'prod-deploy')(readSub?.ok === true ? readSub.value : '')).toBe(false);
+    expect(admitted(trust, 'ci-read')(prodSub)).toBe(false);
+  });
+});
