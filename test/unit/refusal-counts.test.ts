@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RefusalCounts } from '../../src/features/alerts/refusal-counts.ts';
+import { RefusalCounts, refusalKey } from '../../src/features/alerts/refusal-counts.ts';
 
 describe('refusal counts in memory (denial_burst_address on Node)', () => {
   it('counts per address within the window, exact to the second at its start, and keeps nothing of an address once its counts are stale', () => {
@@ -17,5 +17,25 @@ describe('refusal counts in memory (denial_burst_address on Node)', () => {
     // A minute on, only the newest address counted is left.
     expect(counts.count('2001:db8::ffff', start + 181_000, start + 121_000)).toBe(1);
     expect(counts.keys).toBe(1);
+  });
+
+  it('holds at most its cap of keys: a new key while full counts 1 and is not held, an old one counts on', () => {
+    const counts = new RefusalCounts(3);
+    const start = 1_800_000_000_000;
+    for (const key of ['a', 'b', 'c']) expect(counts.count(key, start, start - 60_000)).toBe(1);
+    expect(counts.count('d', start, start - 60_000)).toBe(1);
+    expect(counts.count('d', start, start - 60_000)).toBe(1);
+    expect(counts.keys).toBe(3);
+    expect(counts.count('a', start, start - 60_000)).toBe(2);
+    // Once the others are stale, a new key is held again.
+    expect(counts.count('d', start + 61_000, start + 1_000)).toBe(1);
+    expect(counts.count('d', start + 61_000, start + 1_000)).toBe(2);
+  });
+
+  it('keys an identity by its issuer and subject, however long, in 41 characters', () => {
+    const long = refusalKey.identity('https://token.actions.githubusercontent.com', `repo:acme/${'x'.repeat(500)}:ref:refs/heads/main`);
+    expect(long).toMatch(/^identity [0-9a-f]{32}$/);
+    expect(refusalKey.identity('https://a', 'b:c')).not.toBe(refusalKey.identity('https://a:b', 'c'));
+    expect(refusalKey.identity(undefined, 's')).not.toBe(refusalKey.identity('', 's'));
   });
 });

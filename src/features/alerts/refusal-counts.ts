@@ -1,3 +1,6 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+
 /**
  * Counts of refused exchanges per key (a client address, an identity: refusalKey), for the burst rules. Only what the
  * rules run on is counted: a refusal they do not see (a `/revoke` of a forged token naming the identity, a `/proxy`
@@ -8,14 +11,32 @@ export interface RefusalCounter {
   count(key: string, time: number, windowStart: number): number | Promise<number>;
 }
 
-/** The key refusals are counted by: a client address (`denial_burst_address`), an identity, verified or claimed (`denial_burst_identity`). */
+/**
+ * The key refusals are counted by: a client address (`denial_burst_address`), an identity, verified or claimed
+ * (`denial_burst_identity`). A claimed identity is a stranger's choice, up to some 500 characters: it is held as 128
+ * bits of its SHA-256.
+ */
 export const refusalKey = {
   address: (address: string): string => `address ${address}`,
-  identity: (issuer: string | undefined, subject: string): string => `identity ${JSON.stringify([issuer ?? null, subject])}`,
+  identity: (issuer: string | undefined, subject: string): string =>
+    `identity ${bytesToHex(sha256(utf8ToBytes(JSON.stringify([issuer ?? null, subject])))).slice(0, 32)}`,
 };
 
-/** Refusal counts in memory, per key and second, each dropped once older than the window. A restart counts afresh. */
+/** Keys RefusalCounts holds at most: some 25 MB. */
+export const MAX_REFUSAL_KEYS = 100_000;
+
+/**
+ * Refusal counts in memory, per key and second, each dropped once older than the window. A restart counts afresh. At
+ * most `maxKeys` keys are held: a key new while that many are (a flood of refusals of distinct claimed identities within
+ * the window) is not held, and counts 1 until the stale ones go.
+ */
 export class RefusalCounts implements RefusalCounter {
+  readonly #maxKeys: number;
+
+  constructor(maxKeys = MAX_REFUSAL_KEYS) {
+    this.#maxKeys = maxKeys;
+  }
+
   readonly #byKey = new Map<string, Map<number, number>>();
   /** The seconds counted, in the order first counted, each with its keys: the stale ones are at the front. */
   readonly #bySecond = new Map<number, Set<string>>();
@@ -37,6 +58,7 @@ export class RefusalCounts implements RefusalCounter {
       this.#bySecond.delete(second);
     }
     const at = Math.floor(time / 1000);
+    if (!this.#byKey.has(key) && this.#byKey.size >= this.#maxKeys) return 1;
     const seconds = this.#byKey.get(key) ?? new Map<number, number>();
     this.#byKey.set(key, seconds.set(at, (seconds.get(at) ?? 0) + 1));
     this.#bySecond.set(at, (this.#bySecond.get(at) ?? new Set()).add(key));
