@@ -38,7 +38,7 @@ export const auditExplain: Command = {
       if (error instanceof PolicyLoadError) throw new CliError(`the policies in ${dir} do not load:\n${error.message}`, 1);
       throw error;
     }
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     let event;
     try {
       event = await source.event(id);

@@ -29,7 +29,7 @@ export const auditExport: Command = {
     if (values['json'] === true) throw new CliError('export writes NDJSON or CSV; --json does not apply');
     const output = typeof values['output'] === 'string' ? resolve(values['output']) : undefined;
     if (output !== undefined && existsSync(output)) throw new CliError(`--output ${output} exists; an export never overwrites a file`);
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     try {
       const chunks = source.export(params, format);
       if (output !== undefined) {

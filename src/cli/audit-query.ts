@@ -19,7 +19,7 @@ export const auditQuery: Command = {
   async run(args) {
     const { values, params } = parseAuditArgs(args, { limit: { type: 'string' }, cursor: { type: 'string' } });
     for (const name of ['limit', 'cursor'] as const) if (typeof values[name] === 'string') params.set(name, values[name]);
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     try {
       const page = await source.query(params);
       if (values['json'] === true) {

@@ -11,7 +11,9 @@ import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
-import { DATABASE_FILE, openSqliteFile } from '../storage/sqlite-file.ts';
+import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
+import { openInExistingDataDir } from '../storage/private-data-dir.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
@@ -77,7 +79,7 @@ export function parseAuditArgs(args: readonly string[], extra: NonNullable<Parse
   return { values: values as ParsedValues, params, positionals };
 }
 
-export function openAuditSource(values: ParsedValues): AuditSource {
+export async function openAuditSource(values: ParsedValues): Promise<AuditSource> {
   const url = values['url'];
   if (typeof url === 'string') {
     if (values['data-dir'] !== undefined) throw new CliError('give --url or --data-dir, not both');
@@ -90,15 +92,34 @@ export function openAuditSource(values: ParsedValues): AuditSource {
   return localSource(nodeConfigFromEnv(typeof dataDir === 'string' ? { ...process.env, KEYWAY_DATA_DIR: dataDir } : process.env));
 }
 
-function localSource(config: NodeBrokerConfig): AuditSource {
-  const path = join(config.dataDir, DATABASE_FILE);
-  let db;
+/**
+ * The audit log in a data directory, held to what the broker holds its own to (openInExistingDataDir): verify trusts the
+ * keys that directory's master key attests, so a directory someone put in place of the broker's must not be read.
+ */
+async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
+  let opened: { readonly db: SqliteFile; readonly config: NodeBrokerConfig };
   try {
-    db = openSqliteFile(path, { readonly: true });
-    checkSchema(db);
+    opened = await openInExistingDataDir(
+      given.dataDir,
+      (checked) => {
+        const path = join(checked, DATABASE_FILE);
+        let file: SqliteFile | undefined;
+        try {
+          file = openSqliteFile(path, { readonly: true });
+          checkSchema(file);
+          return { db: file, config: { ...given, dataDir: checked } };
+        } catch (error) {
+          file?.close();
+          throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
+        }
+      },
+      ({ db }) => db.close(),
+    );
   } catch (error) {
-    throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
+    if (error instanceof ConfigError) throw new CliError(`cannot open the audit log in ${given.dataDir}: ${error.message}`, 1);
+    throw error;
   }
+  const { db, config } = opened;
   const store = new SqliteAuditStore(db);
   const parsed = <T>(parse: () => T): T => {
     try {

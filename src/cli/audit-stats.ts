@@ -20,7 +20,7 @@ export const auditStats: Command = {
   async run(args) {
     const { values, params } = parseAuditArgs(args, { bucket: { type: 'string' } });
     if (typeof values['bucket'] === 'string') params.set('bucket', values['bucket']);
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     try {
       const stats = await source.stats(params);
       if (values['json'] === true) {

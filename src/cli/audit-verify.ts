@@ -68,7 +68,7 @@ export const auditVerify: Command = {
         throw new CliError('--backup is the source: give it without --url, --token or --data-dir');
       return verify(await readExportedAuditLog(backup, pinned), kept, json);
     }
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     try {
       return await verify(await source.verification(pinned), kept, json);
     } finally {

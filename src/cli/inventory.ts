@@ -37,7 +37,7 @@ export const inventory: Command = {
     }
     const format = values['json'] === true ? 'json' : ((values['format'] as string | undefined) ?? 'table');
     if (!(FORMATS as readonly string[]).includes(format)) throw new CliError(`--format is one of ${FORMATS.join(', ')}`);
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     try {
       const answer = await source.inventory(params);
       if (format === 'json') process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);

@@ -76,7 +76,7 @@ export const policySuggest: Command = {
       if (error instanceof AuditQueryError) throw new CliError(error.message);
       throw error;
     }
-    const source = openAuditSource(values);
+    const source = await openAuditSource(values);
     let suggestion: NarrowingSuggestion;
     try {
       const usage = await source.usage({ since, until: now });

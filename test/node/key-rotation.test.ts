@@ -1,4 +1,4 @@
-import { chownSync, readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
@@ -328,6 +328,25 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
       const rotated = await cli(['keys', 'rotate', '--data-dir', dataDir]);
       expect(rotated.code).toBe(1);
       expect(rotated.stderr).toContain('belongs to uid 65534');
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'refuses to verify the audit log of a data dir the broker refuses, as it refuses to rotate there: its master key would attest its own keys',
+    async () => {
+      const root = writeTree({});
+      mkdirSync(join(root, 'policies'));
+      const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
+      const dataDir = broker.config.dataDir;
+      await broker.auditUpkeep();
+      await broker.close();
+      chmodSync(dataDir, 0o755);
+      await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow('is open to its group or others');
+      expect(await cli(['keys', 'list', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('is open to its group or others') });
+      const verified = await cli(['audit', 'verify', '--data-dir', dataDir]);
+      expect(verified.stderr).toContain('is open to its group or others');
+      expect(verified.code).toBe(1);
     },
     CLI_RUNS_TIMEOUT_MS,
   );

@@ -81,7 +81,7 @@ describe('keyway policy suggest', () => {
   let root: string;
   beforeAll(async () => {
     root = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/bot.yaml': BOT, 'p/idle.yaml': IDLE });
-    mkdirSync(join(root, 'data'));
+    mkdirSync(join(root, 'data'), { mode: 0o700 });
     const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
     migrate(db);
     const audit = new SqliteAuditStore(db);
