@@ -280,15 +280,21 @@ describe('signing keys at rest across master keys and schema versions', () => {
   });
 });
 
+/** A data directory a broker started on once (with a round of audit upkeep if asked) and stopped, and the root it is under. */
+async function dataDirOfStoppedBroker({ upkeep = false } = {}): Promise<{ root: string; dataDir: string }> {
+  const root = writeTree({});
+  mkdirSync(join(root, 'policies'));
+  const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
+  if (upkeep) await broker.auditUpkeep();
+  await broker.close();
+  return { root, dataDir: broker.config.dataDir };
+}
+
 describe('keyway keys list / rotate (real processes on a real data dir)', () => {
   it(
     'lists the ring without the master key, rotates once when two processes ask at once, and refuses to rotate without the master key',
     async () => {
-      const root = writeTree({});
-      mkdirSync(join(root, 'policies'));
-      const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
-      const dataDir = broker.config.dataDir;
-      await broker.close();
+      const { root, dataDir } = await dataDirOfStoppedBroker();
 
       const rotations = await Promise.all([cli(['keys', 'rotate', '--data-dir', dataDir]), cli(['keys', 'rotate', '--data-dir', dataDir])]);
       for (const rotation of rotations) expect(rotation.code, rotation.stderr).toBe(0);
@@ -317,11 +323,7 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
   it.runIf(process.getuid?.() === 0)(
     'refuses to rotate in a data dir another user owns, as the broker refuses to start on it',
     async () => {
-      const root = writeTree({});
-      mkdirSync(join(root, 'policies'));
-      const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
-      const dataDir = broker.config.dataDir;
-      await broker.close();
+      const { root, dataDir } = await dataDirOfStoppedBroker();
       // Hers, as a member of a group that may write to its parent puts it in place of the broker's (her master key in it).
       for (const name of ['', DATABASE_FILE, MASTER_KEY_FILE]) chownSync(join(dataDir, name), 65534, 65534);
       await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow(`the data directory ${dataDir} belongs to uid 65534`);
@@ -335,12 +337,7 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
   it(
     'refuses to verify the audit log of a data dir the broker refuses, as it refuses to rotate there: its master key would attest its own keys',
     async () => {
-      const root = writeTree({});
-      mkdirSync(join(root, 'policies'));
-      const broker = await startNodeBroker(testConfig(root), { log: recordingLogger() });
-      const dataDir = broker.config.dataDir;
-      await broker.auditUpkeep();
-      await broker.close();
+      const { root, dataDir } = await dataDirOfStoppedBroker({ upkeep: true });
       chmodSync(dataDir, 0o755);
       await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow('is open to its group or others');
       expect(await cli(['keys', 'list', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('is open to its group or others') });

@@ -97,10 +97,9 @@ grant:
   const get = async (path: string, headers: Record<string, string> = {}): Promise<Response> =>
     broker.request(path, { headers: { ...headers, authorization: `Bearer ${await job()}` } });
 
-  it('hands back no body the caller can decode to the credential: a content coding fetch left undecoded is not passed on unlabelled', async () => {
-    const response = await get('/proxy/echo/echo/gzip-then-identity');
+  /** What the caller reads of the answer, as sent and gunzipped, holds no credential; and it is no 500. */
+  const expectNoReadableSecret = async (response: Response): Promise<void> => {
     const bytes = Buffer.from(await response.arrayBuffer());
-    // What the caller reads, as sent and as the upstream labelled it (gzip); keyway drops the label, not the coding.
     const readable = [bytes.toString('utf8')];
     try {
       readable.push(gunzipSync(bytes).toString('utf8'));
@@ -109,6 +108,11 @@ grant:
     }
     for (const text of readable) expect(text).not.toContain(SECRET);
     expect(response.status).not.toBe(500);
+  };
+
+  it('hands back no body the caller can decode to the credential: a content coding fetch left undecoded is not passed on unlabelled', async () => {
+    // The upstream labelled it gzip; keyway drops the label, not the coding.
+    await expectNoReadableSecret(await get('/proxy/echo/echo/gzip-then-identity'));
   });
 
   it('hands back no echo of the credential in a charset the caller asked for (UTF-16, as Spring negotiates it)', async () => {
@@ -127,15 +131,6 @@ grant:
   });
 
   it('hands back no body the caller can decode to the credential: a gzip transfer coding fetch left on is not passed on unlabelled', async () => {
-    const response = await get('/proxy/echo/echo/gzip-transfer-coding');
-    const bytes = Buffer.from(await response.arrayBuffer());
-    const readable = [bytes.toString('utf8')];
-    try {
-      readable.push(gunzipSync(bytes).toString('utf8'));
-    } catch {
-      // Not gzip: nothing more to read.
-    }
-    for (const text of readable) expect(text).not.toContain(SECRET);
-    expect(response.status).not.toBe(500);
+    await expectNoReadableSecret(await get('/proxy/echo/echo/gzip-transfer-coding'));
   });
 });
