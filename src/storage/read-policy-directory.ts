@@ -28,8 +28,9 @@ function namesFile(path: string): boolean {
  * Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. A symbolic
  * link to a file is read as the file it names, under the link's own path; one that names no file, anything else named as
  * a policy that is no file (a FIFO), or a name ending `.YAML`, is refused (a ConfigError naming it), never passed over.
- * A mounted ConfigMap's own directories are passed over (inConfigMapInternals): its files are linked to from the top (`deploy.yaml -> ..data/deploy.yaml`), and would otherwise
- * load twice more, never under their own names, under paths that change with every update of the map.
+ * A mounted ConfigMap's own directories are passed over (inConfigMapInternals): its files are linked to from the top
+ * (`deploy.yaml -> ..data/deploy.yaml`), and would otherwise load twice more, never under their own names, under paths
+ * that change with every update of the map.
  */
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
   const files: PolicyFile[] = [];
@@ -38,8 +39,8 @@ function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
     const full = join(entry.parentPath, entry.name);
     const path = relative(dir, full).split(sep).join('/');
     if (inConfigMapInternals(dir, path)) continue;
-    const link = entry.isSymbolicLink();
     if (entry.isDirectory()) continue;
+    const link = entry.isSymbolicLink();
     if (isMiscasedPolicyFile(entry.name)) refused.push(`${path}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
     else if (!keep(entry.name)) continue;
     // Anything named as a policy that is no file (a FIFO, a link dangling, looping or to a directory) would drop that
