@@ -19,17 +19,20 @@ describe('refusal counts in memory (denial_burst_address on Node)', () => {
     expect(counts.keys).toBe(1);
   });
 
-  it('holds at most its cap of keys: a new key while full counts 1 and is not held, an old one counts on', () => {
+  it('holds at most its cap of keys: a new key takes the place of the one counted least lately, and every key counts on', () => {
     const counts = new RefusalCounts(3);
     const start = 1_800_000_000_000;
     for (const key of ['a', 'b', 'c']) expect(counts.count(key, start, start - 60_000)).toBe(1);
-    expect(counts.count('d', start, start - 60_000)).toBe(1);
-    expect(counts.count('d', start, start - 60_000)).toBe(1);
-    expect(counts.keys).toBe(3);
     expect(counts.count('a', start, start - 60_000)).toBe(2);
-    // Once the others are stale, a new key is held again.
-    expect(counts.count('d', start + 61_000, start + 1_000)).toBe(1);
-    expect(counts.count('d', start + 61_000, start + 1_000)).toBe(2);
+    // Full: d takes b's place (counted least lately; a was counted again since).
+    expect(counts.count('d', start, start - 60_000)).toBe(1);
+    expect(counts.count('d', start, start - 60_000)).toBe(2);
+    expect(counts.keys).toBe(3);
+    expect(counts.count('a', start, start - 60_000)).toBe(3);
+    expect(counts.count('b', start, start - 60_000)).toBe(1);
+    // A forgotten key's seconds go with it: once stale, nothing of it is left to drop.
+    expect(counts.count('e', start + 61_000, start + 1_000)).toBe(1);
+    expect(counts.keys).toBe(1);
   });
 
   it('keys an identity by its issuer and subject, however long, in 41 characters', () => {

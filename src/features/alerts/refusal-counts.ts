@@ -27,19 +27,20 @@ export const MAX_REFUSAL_KEYS = 100_000;
 
 /**
  * Refusal counts in memory, per key and second, each dropped once older than the window. A restart counts afresh. At
- * most `maxKeys` keys are held: a key new while that many are (a flood of refusals of distinct claimed identities within
- * the window) is not held, and counts 1 until the stale ones go.
+ * most `maxKeys` keys are held: a key new while that many are takes the place of the one counted least lately. A flood
+ * of distinct claimed identities (they cost a stranger nothing) thus never stops a key from being counted; to push one
+ * key out between two of its refusals takes `maxKeys` refusals of other keys in between.
  */
 export class RefusalCounts implements RefusalCounter {
   readonly #maxKeys: number;
+  /** Each key's counts by second, the key counted least lately first. */
+  readonly #byKey = new Map<string, Map<number, number>>();
+  /** The seconds counted, in the order first counted, each with its keys: the stale ones are at the front. */
+  readonly #bySecond = new Map<number, Set<string>>();
 
   constructor(maxKeys = MAX_REFUSAL_KEYS) {
     this.#maxKeys = maxKeys;
   }
-
-  readonly #byKey = new Map<string, Map<number, number>>();
-  /** The seconds counted, in the order first counted, each with its keys: the stale ones are at the front. */
-  readonly #bySecond = new Map<number, Set<string>>();
 
   /** How many keys have counts held: what this costs in memory. */
   get keys(): number {
@@ -58,12 +59,22 @@ export class RefusalCounts implements RefusalCounter {
       this.#bySecond.delete(second);
     }
     const at = Math.floor(time / 1000);
-    if (!this.#byKey.has(key) && this.#byKey.size >= this.#maxKeys) return 1;
     const seconds = this.#byKey.get(key) ?? new Map<number, number>();
+    // Counted now: to the back of the order.
+    this.#byKey.delete(key);
+    if (this.#byKey.size >= this.#maxKeys) this.#forgetLeastLately();
     this.#byKey.set(key, seconds.set(at, (seconds.get(at) ?? 0) + 1));
     this.#bySecond.set(at, (this.#bySecond.get(at) ?? new Set()).add(key));
     let counted = 0;
     for (const [second, n] of seconds) if (second >= from) counted += n;
     return counted;
+  }
+
+  #forgetLeastLately(): void {
+    const [oldest] = this.#byKey;
+    if (oldest === undefined) return;
+    const [key, seconds] = oldest;
+    this.#byKey.delete(key);
+    for (const second of seconds.keys()) this.#bySecond.get(second)?.delete(key);
   }
 }
