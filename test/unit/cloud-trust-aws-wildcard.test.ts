@@ -86,3 +86,24 @@ describe('keyway cloud trust aws for templated subs of two policies granting two
     expect(admitted(trust, 'ci-read')(prodSub)).toBe(false);
   });
 });
+
+describe("keyway cloud trust aws when another policy's value may hold : or /", () => {
+  it('prints no role trust whose StringLike pattern takes a sub whose placeholder holds a : its template does not part on', () => {
+    // prod.yaml: main deploys, sub repo.{owner}:deploy; ci.yaml: any branch reads, sub repo.{owner}.{workflow} (the workflow's
+    // name, which whoever pushes a branch writes). keyway never mints one for the other (. parts prod's value, : ends prod's sub).
+    const files = [
+      { path: 'prod.yaml', text: policy('  ref: refs/heads/main\n', 'repo.{repository_owner}:deploy', PROD_ROLE) },
+      { path: 'ci.yaml', text: policy('', 'repo.{repository_owner}.{workflow}', CI_ROLE) },
+    ];
+    expect(lintPolicies(compilePolicyFiles(files, OPTIONS)).filter((finding) => finding.rule === 'cloud-subject-collision')).toEqual([]);
+    const { policies } = loadPolicies(files, OPTIONS);
+    // A feature branch's workflow named "x:deploy": ci mints repo.acme.x:deploy (its template parts on . only)...
+    const rendered = policies.find((entry) => entry.id === 'ci')?.grant?.subject?.render({ repository_owner: 'acme', workflow: 'x:deploy' });
+    expect(rendered).toEqual({ ok: true, value: 'repo.acme.x:deploy' });
+    // ...which prod-deploy's repo.*:deploy takes at AWS: no trust may be printed.
+    expect(stringLike('repo.*:deploy', 'repo.acme.x:deploy')).toBe(true);
+    expect(() => renderTrust('aws', 'https://keyway.test', policies)).toThrow(
+      /^prod: its sub repo\.\{repository_owner\}:deploy, a StringLike pattern at AWS .* would admit the tokens of ci/,
+    );
+  });
+});

@@ -94,18 +94,16 @@ const celPattern = (entry: Trusted) => {
   return `^${entry.shape.map((part) => ('text' in part ? escapeRegExp(part.text) : `[^${excluded}]+`)).join('')}$`;
 };
 
-/** Characters keyway never places in a placeholder's value: `:`, `/` and the template's delimiters. */
-const neverInValue = (entry: Trusted): ReadonlySet<string> => new Set([':', '/', ...entry.delimiters]);
-/** The subs keyway mints for `entry`, as pieces: a placeholder any run without `neverInValue`. */
+/** The subs keyway mints for `entry`, as pieces: a placeholder any run without the template's delimiters (`:` and `/` too, unless its text holds them). */
 const mintedPieces = (entry: Trusted): Piece[] =>
-  entry.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: neverInValue(entry) }]));
+  entry.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: entry.delimiters }]));
 /** What AWS's `StringLike` pattern of a templated sub takes, as pieces: its text, and for each placeholder any run at all. */
 const awsLikePieces = (entry: Trusted): Piece[] =>
   entry.shape.flatMap((part): Piece[] => ('text' in part ? Array.from(part.text, (char) => ({ char })) : [{ except: new Set<string>() }]));
 
 /**
- * Refuses a role's trust whose `StringLike` pattern (a templated sub: AWS's `*` takes `:` and `/`, which keyway never
- * places in a value) takes a sub keyway mints for a policy that does not grant that role: its tokens would assume the
+ * Refuses a role's trust whose `StringLike` pattern (a templated sub: AWS's `*` takes any character, its template's
+ * delimiters too, which keyway never places in a value) takes a sub keyway mints for a policy that does not grant that role: its tokens would assume the
  * role. keyway tells them apart (lint's cloud-subject-collision); no IAM condition can.
  */
 function refuseWiderAtAws(role: string, granting: readonly Trusted[], trusted: readonly Trusted[]): void {
