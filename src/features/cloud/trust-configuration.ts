@@ -86,12 +86,14 @@ const likePattern = (entry: Trusted) => entry.shape.map((part) => ('text' in par
 /** A CEL string literal: '…' with `\` and `'` escaped (what UNPRINTABLE refuses never reaches one). */
 const celString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
 /**
- * The same as an anchored RE2 expression (CEL `matches`), each placeholder a run without `:`, `/`
- * or any delimiter of the template: the characters keyway never places there.
+ * The same as an anchored RE2 expression (CEL `matches`), each placeholder a run without any
+ * delimiter of the template: the characters keyway never places there (`:` and `/` only when its text holds them).
  */
 const celPattern = (entry: Trusted) => {
-  const excluded = [...new Set([':', '/', ...entry.delimiters])].map((char) => char.replace(/[\\\][^-]/g, '\\$&')).join('');
-  return `^${entry.shape.map((part) => ('text' in part ? escapeRegExp(part.text) : `[^${excluded}]+`)).join('')}$`;
+  const excluded = [...entry.delimiters].map((char) => char.replace(/[\\\][^-]/g, '\\$&')).join('');
+  // No delimiter (a sub that is one placeholder): any run, as RE2 has no empty class to negate.
+  const value = excluded === '' ? '.+' : `[^${excluded}]+`;
+  return `^${entry.shape.map((part) => ('text' in part ? escapeRegExp(part.text) : value)).join('')}$`;
 };
 
 /** The subs keyway mints for `entry`, as pieces: a placeholder any run without the template's delimiters (`:` and `/` too, unless its text holds them). */
