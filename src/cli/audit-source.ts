@@ -113,7 +113,7 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
           throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
         }
       },
-      ({ db }) => db.close(),
+      { undo: ({ db }) => db.close(), reading: true },
     );
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(`cannot open the audit log in ${given.dataDir}: ${error.message}`, 1);

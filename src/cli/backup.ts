@@ -91,7 +91,7 @@ async function openDataDir(dataDir: string): Promise<SqliteFile> {
           throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
         }
       },
-      (db) => db.close(),
+      { undo: (db) => db.close(), reading: true },
     );
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(`cannot back up ${dataDir}: ${error.message}`, 1);

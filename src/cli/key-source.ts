@@ -86,7 +86,7 @@ export async function openDataDirKeyStore(
         }
         return { store: new SqliteKeyStore(db, box), db, config };
       },
-      ({ db }) => db.close(),
+      { undo: ({ db }) => db.close(), reading: !sealed },
     );
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(`cannot open the key store in ${config.dataDir}: ${error.message}`, 1);

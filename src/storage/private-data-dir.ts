@@ -168,11 +168,12 @@ function refuseChangeable(dataDir: string): void {
  * of that is judged before anything is created. The directory is then held open and pinned by device and inode (the
  * descriptor keeps the inode from going to another directory while keyway runs), and every later open checks the path
  * still names it (openInDataDir). With `identity` (another broker process's, the leader's), it must be that directory:
- * it is never created then, since the leader made it; nor with `existing` (a command run beside the broker).
+ * it is never created then, since the leader made it; nor with `existing` (a command run beside the broker), which
+ * with `reading` (it only reads) holds the directory to its owner and parents only, and tightens nothing.
  */
 export function preparePrivateDataDir(
   dataDir: string,
-  { identity, existing = false }: { readonly identity?: string | undefined; readonly existing?: boolean } = {},
+  { identity, existing = false, reading = false }: { readonly identity?: string | undefined; readonly existing?: boolean; readonly reading?: boolean } = {},
 ): PrivateDataDir {
   // POSIX modes are not how Windows guards files.
   const posix = process.platform !== 'win32';
@@ -211,6 +212,8 @@ export function preparePrivateDataDir(
           `who alone may hold the master key and signing keys: chown it, ${fresh}`,
       );
     }
+    // Read only (an audit, a backup, the key list): nothing held there is put at stake, and nothing there is changed.
+    if (reading) return { path, pin, tightened: [], close };
     if ((mode & GROUP_OR_OTHERS) !== 0) {
       throw new ConfigError(
         `the data directory ${dataDir} is open to its group or others (mode ${octal(mode)}), and it holds the master key and signing keys: ` +
@@ -259,8 +262,12 @@ export function tightenPrivateFile(path: string): boolean {
  * mode, parents, links; nothing created), while its path still names the directory checked: a command run beside the
  * broker (keys, backup) never reads or writes a directory someone put in its place that the broker would refuse.
  */
-export async function openInExistingDataDir<T>(dataDir: string, open: (path: string) => T | Promise<T>, undo?: (opened: T) => unknown): Promise<T> {
-  const checked = preparePrivateDataDir(dataDir, { existing: true });
+export async function openInExistingDataDir<T>(
+  dataDir: string,
+  open: (path: string) => T | Promise<T>,
+  { undo, reading = false }: { readonly undo?: (opened: T) => unknown; readonly reading?: boolean } = {},
+): Promise<T> {
+  const checked = preparePrivateDataDir(dataDir, { existing: true, reading });
   try {
     return await openInDataDir(checked.pin, () => open(checked.path), undo);
   } finally {

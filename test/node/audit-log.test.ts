@@ -1,5 +1,5 @@
 import type { Inventory } from '../../src/core/audit/inventory.ts';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -420,6 +420,46 @@ describe('the audit log in a real database file', () => {
         /^TAMPERED \(checkpoint_unvouched\) at seq 4: .* it was removed without an attestation \(before keyway attested keys, or planted\)/,
       );
       expect(await verify(legacy, '--keys', log.pinned)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: 4 records/) });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    "verifies an auditor's copy of the database with --keys (no master key) in a directory made as mkdir makes one (0755)",
+    async () => {
+      const log = await closedLog(4);
+      // docs/audit/verification.md: how an auditor without the master key verifies. A directory made under the usual umask 022, holding a copy of keyway.db.
+      const copy = join(mkdtempSync(join(tmpdir(), 'keyway-auditor-')), 'copy');
+      mkdirSync(copy, { mode: 0o755 });
+      copyFileSync(
+        join(
+          log.tampered(() => {}, { masterKey: false }),
+          DATABASE_FILE,
+        ),
+        join(copy, DATABASE_FILE),
+      );
+      const verified = await cli(['audit', 'verify', '--data-dir', copy, '--keys', log.pinned]);
+      expect(verified, verified.stderr).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: 4 records/) });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'keyway audit verify changes nothing in the directory it reads, not even the mode of keyway.db',
+    async () => {
+      const log = await closedLog(4);
+      // An auditor's copy, owner-only as the broker keeps its own, keyway.db 0644 as cp made it: the copy is evidence.
+      const copy = mkdtempSync(join(tmpdir(), 'keyway-auditor-'));
+      copyFileSync(
+        join(
+          log.tampered(() => {}, { masterKey: false }),
+          DATABASE_FILE,
+        ),
+        join(copy, DATABASE_FILE),
+      );
+      chmodSync(join(copy, DATABASE_FILE), 0o644);
+      expect(await cli(['audit', 'verify', '--data-dir', copy, '--keys', log.pinned])).toMatchObject({ code: 0 });
+      expect((statSync(join(copy, DATABASE_FILE)).mode & 0o777).toString(8)).toBe('644');
     },
     CLI_RUNS_TIMEOUT_MS,
   );

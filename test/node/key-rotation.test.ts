@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
+import { chownSync, readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
@@ -334,16 +334,15 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
     CLI_RUNS_TIMEOUT_MS,
   );
 
-  it(
-    'refuses to verify the audit log of a data dir the broker refuses, as it refuses to rotate there: its master key would attest its own keys',
+  it.runIf(process.getuid?.() === 0)(
+    'refuses to read the keys or verify the audit log of a data dir another user owns: its master key would attest its own keys',
     async () => {
       const { root, dataDir } = await dataDirOfStoppedBroker({ upkeep: true });
-      chmodSync(dataDir, 0o755);
-      await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow('is open to its group or others');
-      expect(await cli(['keys', 'list', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('is open to its group or others') });
-      const verified = await cli(['audit', 'verify', '--data-dir', dataDir]);
-      expect(verified.stderr).toContain('is open to its group or others');
-      expect(verified.code).toBe(1);
+      // Hers, put in place of the broker's by a member of a group that may write to its parent.
+      for (const name of ['', DATABASE_FILE, MASTER_KEY_FILE]) chownSync(join(dataDir, name), 65534, 65534);
+      await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow('belongs to uid 65534');
+      expect(await cli(['keys', 'list', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('belongs to uid 65534') });
+      expect(await cli(['audit', 'verify', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('belongs to uid 65534') });
     },
     CLI_RUNS_TIMEOUT_MS,
   );
