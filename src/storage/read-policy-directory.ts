@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
@@ -24,6 +24,17 @@ function namesFile(path: string): boolean {
   }
 }
 
+/** Every entry under `dir`, any depth; a directory that cannot be read (EACCES) is a ConfigError naming it, not a crash. */
+function listTree(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { recursive: true, withFileTypes: true });
+  } catch (error) {
+    const { code, path } = error as NodeJS.ErrnoException;
+    if (code === undefined) throw error;
+    throw new ConfigError(`${path === undefined ? dir : relative(dir, path) || dir}: cannot be read (${code}), so no policy under it is read`);
+  }
+}
+
 /**
  * Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. A symbolic
  * link to a file is read as the file it names, under the link's own path; one that names no file, anything else named as
@@ -35,7 +46,7 @@ function namesFile(path: string): boolean {
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
   const files: PolicyFile[] = [];
   const refused: string[] = [];
-  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+  for (const entry of listTree(dir)) {
     const full = join(entry.parentPath, entry.name);
     const path = relative(dir, full).split(sep).join('/');
     if (inConfigMapInternals(dir, path)) continue;

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { symlinkSync } from 'node:fs';
+import { chmodSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -114,6 +114,26 @@ describe('keyway policy check', () => {
     const result = await keyway(['policy', 'check', join(dir, 'p')]);
     expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
   });
+
+  it.skipIf(process.platform === 'win32')(
+    'refuses a policy directory with a subdirectory it cannot read, naming it, where it threw EACCES with a stack trace',
+    async () => {
+      const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guards/guard.yaml': GUARD });
+      chmodSync(dir, 0o755);
+      chmodSync(join(dir, 'p/guards'), 0o000);
+      // As root every directory reads: run as nobody then (setpriv, util-linux).
+      const asNobody = process.getuid?.() === 0;
+      const child = asNobody
+        ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'policy', 'check', join(dir, 'p')], { cwd: ROOT })
+        : spawn(process.execPath, [BIN, 'policy', 'check', join(dir, 'p')], { cwd: ROOT });
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      expect(code).not.toBe(0);
+      expect(stderr).toMatch(/^keyway: .*guards/);
+      expect(stderr).not.toContain('    at ');
+    },
+  );
 
   it('refuses a link named as a policy that loops back on itself, naming it, where it threw ELOOP with a stack trace', async () => {
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY });
