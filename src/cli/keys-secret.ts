@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
 import { CliError, type Command } from './command.ts';
 import { brokerSecretBox } from './key-source.ts';
+import { ConfigError } from '../core/settings/read-settings.ts';
+import { openInExistingDataDir } from '../storage/private-data-dir.ts';
 
 const USAGE = `usage: keyway keys secret --upstream NAME [--data-dir DIR] < secret
 
@@ -26,7 +28,18 @@ export const keysSecret: Command = {
     const upstream = values.upstream;
     if (upstream === undefined || !PROXY_UPSTREAM_NAME.test(upstream)) throw new CliError('--upstream NAME is required: a-z, 0-9 and -');
     const dataDir = values['data-dir'];
-    const box = await brokerSecretBox(nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir }));
+    const config = nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir });
+    // The master key file is read from a directory held as the broker holds its own: one someone else put there would
+    // seal the secret for her.
+    const box =
+      config.masterKeys !== undefined || !existsSync(config.dataDir)
+        ? await brokerSecretBox(config)
+        : await openInExistingDataDir(config.dataDir, (checked) => brokerSecretBox({ ...config, dataDir: checked }), { reading: true }).catch(
+            (error: unknown) => {
+              if (error instanceof ConfigError) throw new CliError(`cannot read the master key in ${config.dataDir}: ${error.message}`, 1);
+              throw error;
+            },
+          );
     if (box === undefined) throw new CliError('no master key: set KEYWAY_MASTER_KEY as the broker has it, or pass the --data-dir that holds its key file', 1);
     const secret = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
     if (secret === '') throw new CliError('no secret on standard input');

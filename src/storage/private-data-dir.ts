@@ -212,7 +212,13 @@ export function preparePrivateDataDir(
           `who alone may hold the master key and signing keys: chown it, ${fresh}`,
       );
     }
-    // Read only (an audit, a backup, the key list): nothing held there is put at stake, and nothing there is changed.
+    // Read only (an audit, a backup, the key list): nothing held there is put at stake, and nothing there is tightened;
+    // but whoever else may write in it could put her own database and master key there.
+    if (reading && (mode & GROUP_OR_OTHERS_WRITE) !== 0) {
+      throw new ConfigError(
+        `the data directory ${dataDir} may be written by its group or others (mode ${octal(mode)}): whoever may could have put her own database and master key there`,
+      );
+    }
     if (reading) return { path, pin, tightened: [], close };
     if ((mode & GROUP_OR_OTHERS) !== 0) {
       throw new ConfigError(

@@ -10,7 +10,7 @@ import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import type { BrokerCluster } from '../../src/runtimes/node/broker-processes.ts';
 import { sharedWriterPath } from '../../src/runtimes/node/shared-audit-writer.ts';
 import { migrate } from '../../src/storage/migrate.ts';
-import { DataDirMovedError } from '../../src/storage/private-data-dir.ts';
+import { DataDirMovedError, openInExistingDataDir } from '../../src/storage/private-data-dir.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
@@ -252,5 +252,20 @@ describe('the data directory at rest (real files)', () => {
     const refusal = startNodeBroker(testConfig(root, { dataDir: planted }), { log: warnings() });
     await expect(refusal).rejects.toThrow(`the data directory ${planted} is reached through ${planted}, a symbolic link of uid 65534`);
     expect(readdirSync(own)).toEqual([]);
+  });
+});
+
+describe('a data directory a command only reads (audit, backup, the key list)', () => {
+  it('is read at the mode mkdir gives it (0755), and refused when its group or others may write in it: they could have put their own database and master key there', async () => {
+    const root = writeTree({});
+    const dir = join(root, 'copy');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, DATABASE_FILE), '');
+    const read = (mode: number) => {
+      chmodSync(dir, mode);
+      return openInExistingDataDir(dir, (checked) => readdirSync(checked), { reading: true });
+    };
+    await expect(read(0o755)).resolves.toEqual([DATABASE_FILE]);
+    for (const mode of [0o775, 0o757, 0o777]) await expect(read(mode)).rejects.toThrow(/may be written by its group or others/);
   });
 });

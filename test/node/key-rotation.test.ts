@@ -335,7 +335,7 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
   );
 
   it.runIf(process.getuid?.() === 0)(
-    'refuses to read the keys or verify the audit log of a data dir another user owns: its master key would attest its own keys',
+    'refuses to read the keys, verify the audit log or seal a secret in a data dir another user owns: its master key would attest its own keys',
     async () => {
       const { root, dataDir } = await dataDirOfStoppedBroker({ upkeep: true });
       // Hers, put in place of the broker's by a member of a group that may write to its parent.
@@ -343,6 +343,11 @@ describe('keyway keys list / rotate (real processes on a real data dir)', () => 
       await expect(startNodeBroker(testConfig(root), { log: recordingLogger() })).rejects.toThrow('belongs to uid 65534');
       expect(await cli(['keys', 'list', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('belongs to uid 65534') });
       expect(await cli(['audit', 'verify', '--data-dir', dataDir])).toMatchObject({ code: 1, stderr: expect.stringContaining('belongs to uid 65534') });
+      // Nor seal an upstream's secret under the master key she put there.
+      expect(await cli(['keys', 'secret', '--upstream', 'api', '--data-dir', dataDir])).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('belongs to uid 65534'),
+      });
     },
     CLI_RUNS_TIMEOUT_MS,
   );

@@ -37,6 +37,11 @@ export class RefusalCounts implements RefusalCounter {
   readonly #byKey = new Map<string, Map<number, number>>();
   /** The seconds counted, in the order first counted, each with its keys: the stale ones are at the front. */
   readonly #bySecond = new Map<number, Set<string>>();
+  /**
+   * Walks the keys from the front with one iterator kept from call to call: a Map keeps deleted entries as holes until
+   * it is rebuilt, and a new iterator each time would step over every hole at the front (O(n) a call under a flood).
+   */
+  #front: Iterator<[string, Map<number, number>]> | undefined;
 
   constructor(maxKeys = MAX_REFUSAL_KEYS) {
     this.#maxKeys = maxKeys;
@@ -71,9 +76,13 @@ export class RefusalCounts implements RefusalCounter {
   }
 
   #forgetLeastLately(): void {
-    const [oldest] = this.#byKey;
-    if (oldest === undefined) return;
-    const [key, seconds] = oldest;
+    let next = this.#front?.next();
+    if (next === undefined || next.done === true) {
+      this.#front = this.#byKey.entries();
+      next = this.#front.next();
+    }
+    if (next.done === true) return;
+    const [key, seconds] = next.value;
     this.#byKey.delete(key);
     for (const second of seconds.keys()) this.#bySecond.get(second)?.delete(key);
   }
