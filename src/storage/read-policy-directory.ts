@@ -1,64 +1,88 @@
-import { lstatSync, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { join } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
-/**
- * Whether `path` is inside a mounted ConfigMap's own directories: a directory whose name begins with `..` beside a
- * `..data` link (Kubernetes keeps the files in `..<timestamp>/`, reached through it). Elsewhere a directory so named is
- * read like any other, beside a `..data` that is a plain file or directory too.
- */
-function inConfigMapInternals(dir: string, path: string): boolean {
-  const segments = path.split('/').slice(0, -1);
-  return segments.some(
-    (segment, at) => segment.startsWith('..') && lstatSync(join(dir, ...segments.slice(0, at), '..data'), { throwIfNoEntry: false })?.isSymbolicLink() === true,
-  );
+/** An entry under the policy directory, and its path relative to it with `/` separators. */
+interface Listed {
+  readonly entry: Dirent;
+  readonly path: string;
 }
 
-/** Whether the link at `path` names a regular file: not when it dangles, loops (ELOOP) or cannot be followed (EACCES). */
-function namesFile(path: string): boolean {
+/** What `read` returns, or a ConfigError naming `path` with the code of the error it threw (EACCES, ELOOP). */
+function readOrRefuse<T>(path: string, what: string, read: () => T): T {
   try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Every entry under `dir`, any depth; a directory that cannot be read (EACCES) is a ConfigError naming it, not a crash. */
-function listTree(dir: string): Dirent[] {
-  try {
-    return readdirSync(dir, { recursive: true, withFileTypes: true });
+    return read();
   } catch (error) {
-    const { code, path } = error as NodeJS.ErrnoException;
+    const code = (error as NodeJS.ErrnoException).code;
     if (code === undefined) throw error;
-    throw new ConfigError(`${path === undefined ? dir : relative(dir, path) || dir}: cannot be read (${code}), so no policy under it is read`);
+    throw new ConfigError(`${path}: cannot be read (${code}), so ${what}`);
   }
 }
 
+/** What the link at `path` names: a file, a directory, or neither (it dangles, loops (ELOOP), cannot be followed (EACCES), or names a FIFO). */
+function linkTarget(path: string): 'file' | 'directory' | undefined {
+  try {
+    const stats = statSync(path);
+    return stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A name that ends like a policy or test file, in any case: readTree judges it, the walk never enters it. */
+const POLICY_NAMED = /\.ya?ml$/i;
+
 /**
- * Every file under `dir`, any depth, whose name passes `keep`, with paths relative to `dir` and `/` separators. A symbolic
- * link to a file is read as the file it names, under the link's own path; one that names no file, anything else named as
- * a policy that is no file (a FIFO), or a name ending `.YAML`, is refused (a ConfigError naming it), never passed over.
- * A mounted ConfigMap's own directories are passed over (inConfigMapInternals): its files are linked to from the top
- * (`deploy.yaml -> ..data/deploy.yaml`), and would otherwise load twice more, never under their own names, under paths
- * that change with every update of the map.
+ * Every entry under `dir`, any depth, through links to directories. Passed over: a mounted ConfigMap's own
+ * directories, those whose names begin with `..` beside a `..data` link (Kubernetes keeps the files in `..<timestamp>/`,
+ * reached through it, and links them from the top: `deploy.yaml -> ..data/deploy.yaml`), which would otherwise load each
+ * policy twice more under paths that change with every update of the map. Refused, naming it: a directory that cannot
+ * be read, and a link to a directory the walk is already in (`loop -> .`: two such would read some 2^40 paths).
+ */
+function listTree(dir: string): Listed[] {
+  const root = readOrRefuse(dir, 'no policy is read', () => realpathSync(dir));
+  const listed: Listed[] = [];
+  const walk = (relative: string, within: ReadonlySet<string>): void => {
+    const full = relative === '' ? dir : join(dir, relative);
+    const entries = readOrRefuse(relative || dir, 'no policy under it is read', () => readdirSync(full, { withFileTypes: true }));
+    const configMap = entries.some((entry) => entry.name === '..data' && entry.isSymbolicLink());
+    for (const entry of entries) {
+      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (configMap && entry.name.startsWith('..')) continue;
+      listed.push({ entry, path });
+      const directory = entry.isDirectory() || (entry.isSymbolicLink() && linkTarget(join(full, entry.name)) === 'directory');
+      if (!directory || POLICY_NAMED.test(entry.name)) continue;
+      const real = readOrRefuse(path, 'no policy under it is read', () => realpathSync(join(full, entry.name)));
+      if (within.has(real)) throw new ConfigError(`${path}: a link back to a directory it is in, so the policies under it would be read without end`);
+      walk(path, new Set([...within, real]));
+    }
+  };
+  walk('', new Set([root]));
+  return listed;
+}
+
+/**
+ * Every file under `dir`, any depth (listTree), whose name passes `keep`, with paths relative to `dir`. A symbolic link
+ * to a file is read as the file it names, under the link's own path; one that names no file, anything else named as a
+ * policy that is no file (a FIFO), a file that cannot be read, or a name ending `.YAML`, is refused (a ConfigError
+ * naming it), never passed over.
  */
 function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
   const files: PolicyFile[] = [];
   const refused: string[] = [];
-  for (const entry of listTree(dir)) {
-    const full = join(entry.parentPath, entry.name);
-    const path = relative(dir, full).split(sep).join('/');
-    if (inConfigMapInternals(dir, path)) continue;
-    if (entry.isDirectory()) continue;
+  for (const { entry, path } of listTree(dir)) {
+    const full = join(dir, path);
     const link = entry.isSymbolicLink();
+    const target = link ? linkTarget(full) : undefined;
+    if (entry.isDirectory() || (target === 'directory' && !POLICY_NAMED.test(entry.name))) continue;
     if (isMiscasedPolicyFile(entry.name)) refused.push(`${path}: a policy file's name ends in .yaml or .yml, in lower case; rename it, or it is not read`);
     else if (!keep(entry.name)) continue;
     // Anything named as a policy that is no file (a FIFO, a link dangling, looping or to a directory) would drop that
     // policy, a deny among them; a FIFO would hold the read forever.
     else if (!link && !entry.isFile()) refused.push(`${path}: not a file, so no policy is read there`);
-    else if (link && !namesFile(full)) refused.push(`${path}: a link to no file, so no policy is read there`);
-    else files.push({ path, text: readFileSync(full, 'utf8') });
+    else if (link && target !== 'file') refused.push(`${path}: a link to no file, so no policy is read there`);
+    else files.push({ path, text: readOrRefuse(path, 'the policy there is not read', () => readFileSync(full, 'utf8')) });
   }
   if (refused.length > 0) throw new ConfigError(refused.join('; '));
   return files.sort((a, b) => a.path.localeCompare(b.path));

@@ -115,25 +115,49 @@ describe('keyway policy check', () => {
     expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
   });
 
+  /** `keyway policy check DIR` as a user who cannot read what root can (setpriv, util-linux), or as this user if not root. */
+  const checkAsNobody = async (dir: string): Promise<{ code: unknown; stderr: string }> => {
+    const child =
+      process.getuid?.() === 0
+        ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'policy', 'check', dir], { cwd: ROOT })
+        : spawn(process.execPath, [BIN, 'policy', 'check', dir], { cwd: ROOT });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    return { code, stderr };
+  };
+
   it.skipIf(process.platform === 'win32')(
     'refuses a policy directory with a subdirectory it cannot read, naming it, where it threw EACCES with a stack trace',
     async () => {
       const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guards/guard.yaml': GUARD });
       chmodSync(dir, 0o755);
       chmodSync(join(dir, 'p/guards'), 0o000);
-      // As root every directory reads: run as nobody then (setpriv, util-linux).
-      const asNobody = process.getuid?.() === 0;
-      const child = asNobody
-        ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'policy', 'check', join(dir, 'p')], { cwd: ROOT })
-        : spawn(process.execPath, [BIN, 'policy', 'check', join(dir, 'p')], { cwd: ROOT });
-      let stderr = '';
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      const code = await new Promise((resolve) => child.on('close', resolve));
+      const { code, stderr } = await checkAsNobody(join(dir, 'p'));
       expect(code).not.toBe(0);
       expect(stderr).toMatch(/^keyway: .*guards/);
       expect(stderr).not.toContain('    at ');
     },
   );
+
+  it.skipIf(process.platform === 'win32')('refuses a policy file it cannot read, naming it, where it threw EACCES with a stack trace', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guard.yaml': GUARD });
+    chmodSync(dir, 0o755);
+    chmodSync(join(dir, 'p/guard.yaml'), 0o000);
+    const { code, stderr } = await checkAsNobody(join(dir, 'p'));
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/^keyway: guard\.yaml: cannot be read \(EACCES\)/);
+    expect(stderr).not.toContain('    at ');
+  });
+
+  it('refuses a link back to a directory the walk is in, naming it, where two such read some 2^40 paths and never ended', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY });
+    symlinkSync('.', join(dir, 'p/loop'));
+    symlinkSync('.', join(dir, 'p/again'));
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/^keyway: (again|loop): a link back to a directory it is in/);
+  });
 
   it('refuses a link named as a policy that loops back on itself, naming it, where it threw ELOOP with a stack trace', async () => {
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY });
