@@ -127,6 +127,23 @@ export async function openInDataDir<T>(pin: DataDirPin | undefined, open: () => 
 }
 
 /**
+ * openInDataDir for what opens at once (an SQLite file): the audit writer's, checkpointer's and chain checker's threads
+ * open theirs as their module loads, with no await, so a thread stopped while it starts is never mid-way through an
+ * asynchronous module (a thread stopped while loading SQLite's native addon there aborted the whole process).
+ */
+export function openInDataDirSync<T>(pin: DataDirPin | undefined, open: () => T, undo?: (opened: T) => unknown): T {
+  if (pin !== undefined) checkDataDir(pin);
+  const opened = open();
+  try {
+    if (pin !== undefined) checkDataDir(pin);
+  } catch (error) {
+    undo?.(opened);
+    throw error;
+  }
+  return opened;
+}
+
+/**
  * Refuses `dataDir` when someone else could change what it names, judged on what exists of it, so that a refused path
  * is refused before anything of it is created (under a parent another user controls).
  */

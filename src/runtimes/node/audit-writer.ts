@@ -9,7 +9,7 @@ import { RefusalCounts } from '../../features/alerts/refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
-import { openInDataDir, type DataDirPin } from '../../storage/private-data-dir.ts';
+import { openInDataDirSync, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
 import type { WalCheckpointerData, WalCheckpointFailure } from './wal-checkpointer.ts';
 
@@ -60,7 +60,7 @@ export interface WriterReply {
  * its WAL fsync here, so the thread serving HTTP never waits on the disk.
  */
 const { path, dataDir } = workerData as WriterData;
-const db = await openInDataDir(
+const db = openInDataDirSync(
   dataDir,
   () => openSqliteFile(path),
   (opened) => opened.close(),

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChainConflictError } from '../../core/audit/chain-conflict-error.ts';
 import { errorText } from '../../core/log.ts';
-import { openInDataDir } from '../../storage/private-data-dir.ts';
+import { openInDataDirSync } from '../../storage/private-data-dir.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { ChainCheckerData, ChainCheckReply, ChainCheckRequest } from './chain-check-thread.ts';
@@ -9,7 +9,7 @@ import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
 /** The thread of ChainCheckThread: the audit store's hashing reads, on a read-only connection, with Node's own SHA-256. */
 const { path, dataDir } = workerData as ChainCheckerData;
-const db = await openInDataDir(
+const db = openInDataDirSync(
   dataDir,
   () => openSqliteFile(path, { readonly: true }),
   (opened) => opened.close(),

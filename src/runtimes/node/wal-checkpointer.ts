@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorText } from '../../core/log.ts';
-import { openInDataDir, type DataDirPin } from '../../storage/private-data-dir.ts';
+import { openInDataDirSync, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile, type SqliteFile } from '../../storage/sqlite-file.ts';
 
 /**
@@ -47,7 +47,7 @@ const RETRY_AFTER_MS = 1_000;
  */
 const { path, dataDir, batches: shared } = workerData as WalCheckpointerData;
 const batches = new Int32Array(shared);
-const db: SqliteFile = await openInDataDir(
+const db: SqliteFile = openInDataDirSync(
   dataDir,
   () => openSqliteFile(path, { existing: true }),
   (opened) => opened.close(),
