@@ -30,7 +30,7 @@ function linkTarget(path: string): 'file' | 'directory' | undefined {
   }
 }
 
-/** A name that ends like a policy or test file, in any case: readTree judges it, the walk never enters it. */
+/** A name that ends like a policy or test file, in any case: a link so named readTree judges, the walk never enters. */
 const POLICY_NAMED = /\.ya?ml$/i;
 
 /**
@@ -52,7 +52,8 @@ function listTree(dir: string): Listed[] {
       if (configMap && entry.name.startsWith('..')) continue;
       listed.push({ entry, path });
       const directory = entry.isDirectory() || (entry.isSymbolicLink() && linkTarget(join(full, entry.name)) === 'directory');
-      if (!directory || POLICY_NAMED.test(entry.name)) continue;
+      // A link named as a policy is readTree's to refuse, not a directory to walk.
+      if (!directory || (entry.isSymbolicLink() && POLICY_NAMED.test(entry.name))) continue;
       const real = readOrRefuse(path, 'no policy under it is read', () => realpathSync(join(full, entry.name)));
       if (within.has(real)) throw new ConfigError(`${path}: a link back to a directory it is in, so the policies under it would be read without end`);
       walk(path, new Set([...within, real]));

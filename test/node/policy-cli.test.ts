@@ -150,6 +150,12 @@ describe('keyway policy check', () => {
     expect(stderr).not.toContain('    at ');
   });
 
+  it('reads the policies in a directory whose own name ends in .yaml, as any directory', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guards.yaml/guard.yaml': GUARD });
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
+  });
+
   it('refuses a link back to a directory the walk is in, naming it, where two such read some 2^40 paths and never ended', async () => {
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY });
     symlinkSync('.', join(dir, 'p/loop'));
