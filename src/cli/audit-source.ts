@@ -12,12 +12,11 @@ import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
-import { openInExistingDataDir } from '../storage/private-data-dir.ts';
-import { ConfigError } from '../core/settings/read-settings.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { CliError } from './command.ts';
+import { openCommandDataDir } from './existing-data-dir.ts';
 import { remoteAuditLog, successful, type BrokerGet } from './remote-audit-log.ts';
 import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
 import { brokerSecretBox } from './key-source.ts';
@@ -97,29 +96,23 @@ export async function openAuditSource(values: ParsedValues): Promise<AuditSource
  * keys that directory's master key attests, so a directory someone put in place of the broker's must not be read.
  */
 async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
-  let opened: { readonly db: SqliteFile; readonly config: NodeBrokerConfig };
-  try {
-    opened = await openInExistingDataDir(
-      given.dataDir,
-      (checked) => {
-        const path = join(checked, DATABASE_FILE);
-        let file: SqliteFile | undefined;
-        try {
-          file = openSqliteFile(path, { readonly: true });
-          checkSchema(file);
-          return { db: file, config: { ...given, dataDir: checked } };
-        } catch (error) {
-          file?.close();
-          throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
-        }
-      },
-      { undo: ({ db }) => db.close(), reading: true },
-    );
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`cannot open the audit log in ${given.dataDir}: ${error.message}`, 1);
-    throw error;
-  }
-  const { db, config } = opened;
+  const { db, config } = await openCommandDataDir(
+    'open the audit log in',
+    given.dataDir,
+    (checked): { readonly db: SqliteFile; readonly config: NodeBrokerConfig } => {
+      const path = join(checked, DATABASE_FILE);
+      let file: SqliteFile | undefined;
+      try {
+        file = openSqliteFile(path, { readonly: true });
+        checkSchema(file);
+        return { db: file, config: { ...given, dataDir: checked } };
+      } catch (error) {
+        file?.close();
+        throw new CliError(`cannot open the audit log at ${path}: ${(error as Error).message}`, 1);
+      }
+    },
+    { undo: ({ db }) => db.close(), reading: true },
+  );
   const store = new SqliteAuditStore(db);
   const parsed = <T>(parse: () => T): T => {
     try {

@@ -7,8 +7,7 @@ import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { CliError, type Command } from './command.ts';
-import { ConfigError } from '../core/settings/read-settings.ts';
-import { openInExistingDataDir } from '../storage/private-data-dir.ts';
+import { openCommandDataDir } from './existing-data-dir.ts';
 import { checkSnapshot, describeSnapshot, openSnapshot } from './database-snapshot.ts';
 import { OutputRefused, writeNewPrivateFile } from './new-private-file.ts';
 
@@ -75,26 +74,22 @@ export const backup: Command = {
 async function openDataDir(dataDir: string): Promise<SqliteFile> {
   if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) throw new CliError(`no data directory at ${dataDir}`, 1);
   if (!existsSync(join(dataDir, DATABASE_FILE))) throw new CliError(`${dataDir} is not a keyway data directory: it has no ${DATABASE_FILE}`, 1);
-  try {
-    return await openInExistingDataDir(
-      dataDir,
-      (checked) => {
-        const path = join(checked, DATABASE_FILE);
-        let db: SqliteFile | undefined;
-        try {
-          db = openSqliteFile(path, { readonly: true });
-          if (checkSchema(db) === 0) throw new CliError(`${path} is not a keyway database: it has no keyway_schema table`, 1);
-          return db;
-        } catch (error) {
-          db?.close();
-          if (error instanceof KeywayError) throw error;
-          throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
-        }
-      },
-      { undo: (db) => db.close(), reading: true },
-    );
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`cannot back up ${dataDir}: ${error.message}`, 1);
-    throw error;
-  }
+  return openCommandDataDir(
+    'back up',
+    dataDir,
+    (checked) => {
+      const path = join(checked, DATABASE_FILE);
+      let db: SqliteFile | undefined;
+      try {
+        db = openSqliteFile(path, { readonly: true });
+        if (checkSchema(db) === 0) throw new CliError(`${path} is not a keyway database: it has no keyway_schema table`, 1);
+        return db;
+      } catch (error) {
+        db?.close();
+        if (error instanceof KeywayError) throw error;
+        throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 1);
+      }
+    },
+    { undo: (db) => db.close(), reading: true },
+  );
 }

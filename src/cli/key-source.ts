@@ -12,8 +12,7 @@ import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import { CliError } from './command.ts';
-import { ConfigError } from '../core/settings/read-settings.ts';
-import { openInExistingDataDir } from '../storage/private-data-dir.ts';
+import { openCommandDataDir } from './existing-data-dir.ts';
 
 /** Where `keyway keys …` works: a Node broker's data directory, or a broker's /v1/keys API. Same answers. */
 export interface KeySource {
@@ -61,37 +60,33 @@ export async function openDataDirKeyStore(
   const config = nodeConfigFromEnv(dataDir === undefined ? process.env : { ...process.env, KEYWAY_DATA_DIR: dataDir });
   const given = join(config.dataDir, DATABASE_FILE);
   if (!existsSync(given)) throw new CliError(`no broker database at ${given}: start the broker once (npm start) or pass --data-dir`, 1);
-  try {
-    // As the broker holds its own directory at start-up: one someone else could have put in its place is refused.
-    return await openInExistingDataDir(
-      config.dataDir,
-      async (checked) => {
-        const path = join(checked, DATABASE_FILE);
-        let box: SecretBox | undefined;
-        if (sealed) {
-          box = await brokerSecretBox({ ...config, dataDir: checked });
-          if (box === undefined)
-            throw new CliError(`no master key: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} in ${config.dataDir})`, 1);
-        }
-        let db;
-        try {
-          // Never created here, even if the file went away since the check above: a rotation into a new empty database would be lost.
-          db = openSqliteFile(path, sealed ? { existing: true } : { readonly: true });
-          // Read-only, the schema is still checked: a newer keyway's database is never read half-understood.
-          if (sealed) migrate(db);
-          else checkSchema(db);
-        } catch (error) {
-          db?.close();
-          throw new CliError(`cannot open the key store at ${path}: ${(error as Error).message}`, 1);
-        }
-        return { store: new SqliteKeyStore(db, box), db, config };
-      },
-      { undo: ({ db }) => db.close(), reading: !sealed },
-    );
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`cannot open the key store in ${config.dataDir}: ${error.message}`, 1);
-    throw error;
-  }
+  // As the broker holds its own directory at start-up: one someone else could have put in its place is refused.
+  return openCommandDataDir(
+    'open the key store in',
+    config.dataDir,
+    async (checked) => {
+      const path = join(checked, DATABASE_FILE);
+      let box: SecretBox | undefined;
+      if (sealed) {
+        box = await brokerSecretBox({ ...config, dataDir: checked });
+        if (box === undefined)
+          throw new CliError(`no master key: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} in ${config.dataDir})`, 1);
+      }
+      let db;
+      try {
+        // Never created here, even if the file went away since the check above: a rotation into a new empty database would be lost.
+        db = openSqliteFile(path, sealed ? { existing: true } : { readonly: true });
+        // Read-only, the schema is still checked: a newer keyway's database is never read half-understood.
+        if (sealed) migrate(db);
+        else checkSchema(db);
+      } catch (error) {
+        db?.close();
+        throw new CliError(`cannot open the key store at ${path}: ${(error as Error).message}`, 1);
+      }
+      return { store: new SqliteKeyStore(db, box), db, config };
+    },
+    { undo: ({ db }) => db.close(), reading: !sealed },
+  );
 }
 
 /** The broker's master key: KEYWAY_MASTER_KEY, or the data dir's master key file; never a new one made up here. */

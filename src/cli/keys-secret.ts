@@ -5,8 +5,7 @@ import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
 import { CliError, type Command } from './command.ts';
 import { brokerSecretBox } from './key-source.ts';
-import { ConfigError } from '../core/settings/read-settings.ts';
-import { openInExistingDataDir } from '../storage/private-data-dir.ts';
+import { openCommandDataDir } from './existing-data-dir.ts';
 
 const USAGE = `usage: keyway keys secret --upstream NAME [--data-dir DIR] < secret
 
@@ -34,12 +33,7 @@ export const keysSecret: Command = {
     const box =
       config.masterKeys !== undefined || !existsSync(config.dataDir)
         ? await brokerSecretBox(config)
-        : await openInExistingDataDir(config.dataDir, (checked) => brokerSecretBox({ ...config, dataDir: checked }), { reading: true }).catch(
-            (error: unknown) => {
-              if (error instanceof ConfigError) throw new CliError(`cannot read the master key in ${config.dataDir}: ${error.message}`, 1);
-              throw error;
-            },
-          );
+        : await openCommandDataDir('read the master key in', config.dataDir, (checked) => brokerSecretBox({ ...config, dataDir: checked }), { reading: true });
     if (box === undefined) throw new CliError('no master key: set KEYWAY_MASTER_KEY as the broker has it, or pass the --data-dir that holds its key file', 1);
     const secret = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
     if (secret === '') throw new CliError('no secret on standard input');
