@@ -50,10 +50,12 @@ describe('keyway cloud trust aws for templated subs of two policies granting two
         return exact.includes(sub) || like.some((pattern) => stringLike(pattern, sub));
       });
   };
-  const ciSub = (policies: ReturnType<typeof loadPolicies>['policies']) => {
-    const rendered = policies.find((entry) => entry.id === 'ci')?.grant?.subject?.render({ repository: 'acme/app', ref: 'refs/heads/feature' });
+  /** The sub keyway mints for policy `id` with these claims ('' if it mints none). */
+  const subOf = (policies: ReturnType<typeof loadPolicies>['policies'], id: string, claims: Record<string, string>) => {
+    const rendered = policies.find((entry) => entry.id === id)?.grant?.subject?.render(claims);
     return rendered?.ok === true ? rendered.value : '';
   };
+  const FEATURE_BRANCH = { repository: 'acme/app', ref: 'refs/heads/feature' };
 
   it("prints no role trust whose StringLike pattern takes the sub keyway mints for another role's policy: AWS's * takes : and /", () => {
     // prod.yaml: only main, in the production environment, may deploy; ci.yaml: any branch of the repository may read.
@@ -64,7 +66,7 @@ describe('keyway cloud trust aws for templated subs of two policies granting two
     // keyway tells them apart (a placeholder never holds ':'), so lint lets the pair stand...
     expect(lintPolicies(compilePolicyFiles(files, OPTIONS)).filter((finding) => finding.rule === 'cloud-subject-collision')).toEqual([]);
     const { policies } = loadPolicies(files, OPTIONS);
-    expect(ciSub(policies)).toBe('repo:acme/app:ref:refs/heads/feature');
+    expect(subOf(policies, 'ci', FEATURE_BRANCH)).toBe('repo:acme/app:ref:refs/heads/feature');
     // ...but the production role's repo:* at AWS would take a feature branch's read token: no trust is printed.
     expect(() => renderTrust('aws', 'https://keyway.test', policies)).toThrow(
       /^prod: its sub repo:\{repository\}, a StringLike pattern at AWS .* would admit the tokens of ci, which does not grant arn:aws:iam::123456789012:role\/prod-deploy/,
@@ -78,11 +80,10 @@ describe('keyway cloud trust aws for templated subs of two policies granting two
     ];
     const { policies } = loadPolicies(files, OPTIONS);
     const trust = renderTrust('aws', 'https://keyway.test', policies);
-    const rendered = policies.find((entry) => entry.id === 'prod')?.grant?.subject?.render({ repository: 'acme/app' });
-    const prodSub = rendered?.ok === true ? rendered.value : '';
-    const readSub = policies.find((entry) => entry.id === 'ci')?.grant?.subject?.render({ repository: 'acme/app', ref: 'refs/heads/feature' });
+    const prodSub = subOf(policies, 'prod', { repository: 'acme/app' });
+    expect(prodSub).toBe('deploy:acme/app');
     expect(admitted(trust, 'prod-deploy')(prodSub)).toBe(true);
-    expect(admitted(trust, 'prod-deploy')(readSub?.ok === true ? readSub.value : '')).toBe(false);
+    expect(admitted(trust, 'prod-deploy')(subOf(policies, 'ci', FEATURE_BRANCH))).toBe(false);
     expect(admitted(trust, 'ci-read')(prodSub)).toBe(false);
   });
 });
