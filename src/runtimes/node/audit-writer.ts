@@ -11,6 +11,7 @@ import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { openInDataDirSync, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
+import { isStopRequest, stopThread, type StopRequest } from './thread-stop.ts';
 import type { WalCheckpointerData, WalCheckpointFailure } from './wal-checkpointer.ts';
 
 /**
@@ -71,14 +72,15 @@ const db = openInDataDirSync(
 // on a 2 GiB log the two sizes cost the same (docs/operations/capacity.md).
 db.exec('PRAGMA cache_size = -16000');
 
-// Copies the WAL into the database file off this thread, so commits do not wait for it; it ends with this thread.
+// Copies the WAL into the database file off this thread, so commits do not wait for it; it is stopped before this thread ends.
 // It is best effort: a failure, even to start, is reported to the main thread (to log) and never stops this writer,
 // whose own automatic checkpoints then do the work. A thread that stopped is not started again until the writer is.
 const batches = new SharedArrayBuffer(4);
 const served = new Int32Array(batches);
 const reportCheckpointFailure = (failure: WalCheckpointFailure): void => parentPort?.postMessage(failure satisfies WriterMessage);
+let checkpointer: Worker | undefined;
 try {
-  new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, dataDir, batches } satisfies WalCheckpointerData })
+  checkpointer = new Worker(new URL('./wal-checkpointer.ts', import.meta.url), { workerData: { path, dataDir, batches } satisfies WalCheckpointerData })
     .on('message', reportCheckpointFailure)
     .on('error', (error) => reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread stopped: ${errorText(error)}` }));
 } catch (error) {
@@ -154,4 +156,13 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
   return { batch: request.batch, appended: appendedNow, claims, alerts: results };
 }
 
-parentPort?.on('message', async (request: WriterRequest) => parentPort?.postMessage(await serve(request)));
+/** How long the checkpoint thread has to stop when this one does (it may be in a checkpoint) before it is terminated. */
+const CHECKPOINTER_STOPS_WITHIN_MS = 2_000;
+
+parentPort?.on('message', async (request: WriterRequest | StopRequest) => {
+  if (!isStopRequest(request)) return parentPort?.postMessage(await serve(request));
+  // The store's close (stopThread), sent once every batch is answered: the checkpoint thread first, which may still be starting.
+  if (checkpointer !== undefined) await stopThread(checkpointer, CHECKPOINTER_STOPS_WITHIN_MS);
+  db.close();
+  parentPort?.close();
+});

@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { AuditStore } from '../../core/audit/audit-event.ts';
 import { ChainConflictError } from '../../core/audit/chain-conflict-error.ts';
 import type { DataDirPin } from '../../storage/private-data-dir.ts';
+import { stopThread } from './thread-stop.ts';
 
 /** The audit store's reads that hash records (upkeep's): what the check thread runs. */
 export type ChainCheck = { [M in 'pruneCandidate' | 'chainHolds']: { readonly method: M; readonly args: Parameters<AuditStore[M]> } }[
@@ -21,6 +22,9 @@ export interface ChainCheckRequest {
 
 /** The check's result, or why it failed: `conflict` when the records do not hold (a ChainConflictError, its message). */
 export type ChainCheckReply = { readonly id: number } & ({ readonly result: unknown } | { readonly error: string; readonly conflict: boolean });
+
+/** How long the thread has to stop on close (a check under way runs to its end first) before it is terminated. */
+const STOPS_WITHIN_MS = 5_000;
 
 /**
  * Upkeep's hashing reads on Node (the prune candidate, the span from it to the pin), run on a thread of their own with a
@@ -50,10 +54,11 @@ export class ChainCheckThread {
     }) as ReturnType<AuditStore[M]>;
   }
 
+  /** Stops the thread once a check under way has ended (it is answered), or terminates it after STOPS_WITHIN_MS (the check fails). */
   async close(): Promise<void> {
     const thread = this.#thread;
     this.#thread = undefined;
-    await thread?.terminate();
+    if (thread !== undefined) await stopThread(thread, STOPS_WITHIN_MS);
   }
 
   #started(): Worker {

@@ -6,6 +6,7 @@ import { openSqliteFile } from '../../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { ChainCheckerData, ChainCheckReply, ChainCheckRequest } from './chain-check-thread.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
+import { isStopRequest, type StopRequest } from './thread-stop.ts';
 
 /** The thread of ChainCheckThread: the audit store's hashing reads, on a read-only connection, with Node's own SHA-256. */
 const { path, dataDir } = workerData as ChainCheckerData;
@@ -24,4 +25,9 @@ async function serve({ id, check }: ChainCheckRequest): Promise<ChainCheckReply>
   }
 }
 
-parentPort?.on('message', async (request: ChainCheckRequest) => parentPort?.postMessage(await serve(request)));
+parentPort?.on('message', async (request: ChainCheckRequest | StopRequest) => {
+  if (!isStopRequest(request)) return parentPort?.postMessage(await serve(request));
+  // ChainCheckThread's close (stopThread): the thread ends once nothing is left to run.
+  db.close();
+  parentPort?.close();
+});

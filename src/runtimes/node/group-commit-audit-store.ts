@@ -11,6 +11,7 @@ import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 import { ChainCheckThread } from './chain-check-thread.ts';
+import { stopThread } from './thread-stop.ts';
 
 /** Whether `outcomes` (from a reply off a socket) are `count` outcomes, each an object. */
 function answers(outcomes: unknown, count: number): boolean {
@@ -32,6 +33,8 @@ type Kind = Work['kind'];
 type Of<K extends Kind> = Extract<Work, { kind: K }>;
 
 const MAX_BATCH = 512;
+/** How long the writer thread has to stop on close (its checkpoint thread first, see audit-writer.ts) before it is terminated. */
+const WRITER_STOPS_WITHIN_MS = 5_000;
 const KINDS: readonly Kind[] = ['append', 'claim', 'alerts'];
 
 /** One message to the writer (this process's thread, or the leader's over a shared writer connection): what it carries of each kind. */
@@ -214,7 +217,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const shared = this.#shared;
     this.#shared = undefined;
     shared?.close();
-    await Promise.all([writer?.terminate(), this.#checks.close()]);
+    await Promise.all([writer === undefined ? undefined : stopThread(writer, WRITER_STOPS_WITHIN_MS), this.#checks.close()]);
     this.#fail(new Error('the audit log is closed'));
   }
 

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { errorText } from '../../core/log.ts';
 import { openInDataDirSync, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile, type SqliteFile } from '../../storage/sqlite-file.ts';
+import { isStopRequest } from './thread-stop.ts';
 
 /**
  * What the audit writer gives its checkpoint thread: the file, the data directory it must be in (as the writer's), and a
@@ -56,7 +57,7 @@ const db: SqliteFile = openInDataDirSync(
 let copiedUpTo = 0;
 let failedAt: number | undefined;
 
-setInterval(() => {
+const looking = setInterval(() => {
   const served = Atomics.load(batches, 0);
   // `| 0`: the count wraps after 2^31 batches, and so does this difference, to the right value.
   if (((served - copiedUpTo) | 0) < AFTER_BATCHES) return;
@@ -70,3 +71,11 @@ setInterval(() => {
     failedAt = performance.now();
   }
 }, LOOK_EVERY_MS);
+
+// The writer's stop (stopThread): the thread ends once nothing is left to run.
+parentPort?.on('message', (message: unknown) => {
+  if (!isStopRequest(message)) return;
+  clearInterval(looking);
+  db.close();
+  parentPort?.close();
+});
