@@ -527,3 +527,40 @@ describe('a leader and a follower on one data directory, in one test process', (
     }
   });
 });
+
+describe("KEYWAY_PROCESSES' supervisor", () => {
+  const ANNOUNCEMENTS = join(REPOSITORY_ROOT, 'test/support/cluster-announcements.ts');
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  it('tells a process still starting what the others announced meanwhile, once it serves: what it read as it started may be older', async () => {
+    const dir = writeTree({});
+    const child = spawn(process.execPath, [ANNOUNCEMENTS, dir], { cwd: REPOSITORY_ROOT });
+    children.push(child);
+    let output = '';
+    child.stdout?.on('data', (chunk) => (output += chunk));
+    child.stderr?.on('data', (chunk) => (output += chunk));
+    const lines = () =>
+      output
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { leader: boolean; starting?: true; announced?: true; heard?: ClusterEvent });
+    const waitFor = async (what: string, predicate: (line: ReturnType<typeof lines>[number]) => boolean): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (!lines().some(predicate)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${what} did not happen:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+
+    // The follower is starting (it read the live policy set, say) when the leader saves a pushed set and announces it.
+    await waitFor('the follower starting', (line) => !line.leader && line.starting === true);
+    writeTree({ announce: '' }, dir);
+    await waitFor('the announcement', (line) => line.leader && line.announced === true);
+    writeTree({ 'follower-serves': '' }, dir);
+    await waitFor('the follower hearing the announcement it missed while it started', (line) => !line.leader && line.heard === 'policies-switched');
+    expect(lines().flatMap(({ leader, heard }) => (heard === undefined ? [] : [{ leader, heard }]))).toEqual([{ leader: false, heard: 'policies-switched' }]);
+  });
+});

@@ -126,6 +126,11 @@ interface Member {
   worker: Worker;
   readonly leader: boolean;
   serving: boolean;
+  /**
+   * What the others announced while it started, told once it serves: it may have read the state an announcement is
+   * about (the live policy set, the revocation schedule) before that changed, and has no handler for it until then.
+   */
+  readonly missed: Set<ClusterEvent>;
 }
 
 async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
@@ -138,7 +143,7 @@ async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
 
   const fork = (leader: boolean): Promise<Member> => {
     const env = { [ROLE]: leader ? 'leader' : 'follower', ...(dataDir === undefined ? {} : { [DATA_DIR]: dataDir }) };
-    const member: Member = { worker: cluster.fork(env), leader, serving: false };
+    const member: Member = { worker: cluster.fork(env), leader, serving: false, missed: new Set() };
     const { worker } = member;
     members.push(member);
     return new Promise((resolve, reject) => {
@@ -148,9 +153,15 @@ async function supervise(count: number, log: Logger): Promise<RunningBrokers> {
           failures = 0;
           url ??= message.url;
           dataDir ??= message.dataDir;
+          for (const event of member.missed) worker.send({ keyway: 'event', event } satisfies ToBroker);
+          member.missed.clear();
           resolve(member);
         } else if (message?.keyway === 'event') {
-          for (const other of members) if (other !== member && other.serving) other.worker.send({ keyway: 'event', event: message.event } satisfies ToBroker);
+          for (const other of members) {
+            if (other === member) continue;
+            if (other.serving) other.worker.send({ keyway: 'event', event: message.event } satisfies ToBroker);
+            else other.missed.add(message.event);
+          }
         }
       });
       worker.once('exit', (code, signal) => {
