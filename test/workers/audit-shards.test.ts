@@ -268,6 +268,30 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(kept?.n).toBe(head.seq);
   });
 
+  it('prunes the root checkpoints past the retention with the records they signed, never the newest: an export does not carry every one ever signed', async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });
+    const day = 86_400_000;
+    const started = Date.now();
+    const rootTimes = async () =>
+      ((await (await broker.get('/v1/audit/root-checkpoints', null)).json()) as { root_checkpoints: RootCheckpoint[] }).root_checkpoints.map((root) =>
+        Date.parse(root.time),
+      );
+    // A Cron round every other day, each after an exchange: each signs a root checkpoint.
+    for (let round = 0; round < 4; round += 1) {
+      expect((await broker.exchange(`svc-retained-${round}`)).status).toBe(200);
+      expect(await broker.upkeep(started + round * 2 * day)).toBeDefined();
+    }
+    // The newest only: the others were signed before the last round's window (a day) began.
+    expect(await rootTimes()).toEqual([Math.floor((started + 6 * day) / 1000) * 1000]);
+    // Long after, a round with nothing new signs none, and keeps the newest however old.
+    expect(await broker.upkeep(started + 30 * day)).toBeUndefined();
+    expect(await rootTimes()).toHaveLength(1);
+    expect(await broker.verify()).toMatchObject({ ok: true, root_checkpoints: 1 });
+    const exported = JSON.parse((await broker.broker.audit.backup.exportState()) as string) as { root_checkpoints: RootCheckpoint[] };
+    expect(exported.root_checkpoints).toHaveLength(1);
+  });
+
   it("names each checkpoint's shard in what it signs: one shard's log copied into an empty shard, its checkpoint with it, does not verify there", async () => {
     const deployment = fresh();
     const broker = await start(deployment, 4);

@@ -30,6 +30,11 @@ export interface SignedSoFar {
 export const PRUNE_BATCH = 5000;
 const DAY_MS = 86_400_000;
 
+/** When the retention window of `retentionDays` (above 0) starts at `now`: what was signed or recorded before it is pruned. */
+export function retentionStart(now: number, retentionDays: number): number {
+  return now - retentionDays * DAY_MS;
+}
+
 /**
  * One round of upkeep, run on a timer (Node) or an alarm (Workers): sign a checkpoint of the head if it moved since the
  * last one, then prune what has left the retention window, anchoring the rest in a checkpoint on the last pruned record.
@@ -96,7 +101,7 @@ export async function maintainAuditLog(
   if (remembered !== undefined && newest !== undefined && newest.seq >= (remembered.last?.seq ?? 0)) remembered.last = { seq: newest.seq, hash: newest.hash };
   let pruned = 0;
   if (options.retentionDays > 0) {
-    const candidate = await store.pruneCandidate(options.now - options.retentionDays * DAY_MS, PRUNE_BATCH);
+    const candidate = await store.pruneCandidate(retentionStart(options.now, options.retentionDays), PRUNE_BATCH);
     // A checkpoint after it the keys verify: the first at or after it, else the newest (the head's, if this round signed it).
     const [first] = candidate === undefined ? [] : await store.checkpoints(candidate.seq - 1, 1);
     const pin = candidate === undefined ? undefined : ((first && (await verified(first))) ?? checkpoint ?? (latest && (await verified(latest))));

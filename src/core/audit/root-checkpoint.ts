@@ -24,7 +24,12 @@ export const ROOT_CHECKPOINT_TYPE = 'keyway-root-checkpoint+jwt';
 
 /** Where a root checkpoint sits in the list, oldest first: its time, then its JWS's hash (two may be signed in one second). */
 export function rootCheckpointPosition(root: RootCheckpoint): string {
-  return `${String(Date.parse(root.time)).padStart(15, '0')}-${sha256Hex(root.jws).slice(0, 16)}`;
+  return `${rootCheckpointsFrom(Date.parse(root.time))}-${sha256Hex(root.jws).slice(0, 16)}`;
+}
+
+/** Where the root checkpoints signed at `time` (milliseconds) or later begin: every position of an earlier one sorts before it. */
+export function rootCheckpointsFrom(time: number): string {
+  return String(time).padStart(15, '0');
 }
 
 export const ROOT_CHECKPOINT_POSITION = /^\d{15}-[0-9a-f]{16}$/;

@@ -6,7 +6,7 @@ import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner, checkpointVerifier, type CheckpointSigner, type CheckpointVerifier } from '../../core/audit/sign-checkpoint.ts';
-import { rootCheckpointPosition, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
+import { rootCheckpointPosition, rootCheckpointsFrom, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { LEGACY_CHAIN } from '../../core/audit/sharded-audit-log.ts';
 import { AuditChainObject, chainStore, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
@@ -164,6 +164,19 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   async latestRootCheckpoint(): Promise<RootCheckpoint | undefined> {
     return [...(await this.ctx.storage.list<RootCheckpoint>({ prefix: ROOT_CHECKPOINT_PREFIX, reverse: true, limit: 1 })).values()][0];
+  }
+
+  /**
+   * Drops the root checkpoints signed before `before` (the start of the retention window), at most ROOT_PRUNE_BATCH a
+   * round, never the newest: they sign heads of records pruned or due to be, which the newer ones' heads commit to.
+   * Without it they pile up one per Cron round (some 4 KB each), and every export carries them all.
+   */
+  async pruneRootCheckpoints(before: number): Promise<void> {
+    const [newest] = (await this.ctx.storage.list({ prefix: ROOT_CHECKPOINT_PREFIX, reverse: true, limit: 1 })).keys();
+    const end = `${ROOT_CHECKPOINT_PREFIX}${rootCheckpointsFrom(before)}`;
+    const stale = [...(await this.ctx.storage.list({ prefix: ROOT_CHECKPOINT_PREFIX, end, limit: ROOT_PRUNE_BATCH })).keys()].filter((key) => key !== newest);
+    // Storage calls take at most 128 keys each.
+    for (let start = 0; start < stale.length; start += 128) await this.ctx.storage.delete(stale.slice(start, start + 128));
   }
 
   /** Revokes the GitHub tokens that are due and sets the alarm for the next one. A failure here never stops audit upkeep. */
@@ -353,6 +366,8 @@ export const AUDIT_SHARD_COUNT = 'audit:shards';
 export const LEGACY_CHAIN_SEALED = 'audit:legacy-sealed';
 const LEGACY_SEALED_MESSAGE = 'the single audit chain of before the shards is sealed: appends go to the audit shards';
 const ROOT_CHECKPOINT_PREFIX = 'audit:root:';
+/** Root checkpoints a Cron round prunes at most: a round signs one. */
+const ROOT_PRUNE_BATCH = 1000;
 /** The newest checkpoint each shard's upkeep signed or found verified, by shard (SignedSoFar): apart from the shards it holds to. */
 const SIGNED_HEADS = 'audit:signed-heads';
 

@@ -1,4 +1,4 @@
-import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
+import { maintainAuditLog, retentionStart, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { signRootCheckpoint, verifyRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
@@ -31,6 +31,8 @@ export interface WorkerAuditLog {
   /** The alert store with `observe` in the shard of the event's identity, where its history is. */
   readonly alerts: AlertStore;
   addRoot(root: RootCheckpoint): Promise<void>;
+  /** Drops the root checkpoints signed before `before`, but the newest. */
+  pruneRoots(before: number): Promise<void>;
   /** What the Cron rounds remember of each shard's checkpoints, kept in the state object (KeywayState), apart from the shards. */
   readonly signedHeads: {
     read(): Promise<Record<string, ChainHead>>;
@@ -77,6 +79,7 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
     api,
     alerts: { ...alerts, observe: (event, link, options) => observeSharded(event, link, options, count, (index) => shard(index)(), grantedBefore) },
     addRoot: (root) => state().addRootCheckpoint(root),
+    pruneRoots: (before) => state().pruneRootCheckpoints(before),
     signedHeads: { read: () => state().signedHeads(), remember: (heads) => state().rememberSignedHeads(heads) },
     backup: {
       exportState: async () => {
@@ -95,9 +98,10 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
 
 /**
  * The Cron round of the sharded log: each shard's upkeep (prune past the retention, sign a
- * checkpoint of a head that moved), then a root checkpoint over every chain's head when one moved.
- * A shard that cannot be reached is logged and leaves this round without a root checkpoint: a
- * root checkpoint always covers every chain.
+ * checkpoint of a head that moved), then the root checkpoints past the retention pruned (the
+ * newest kept), and a root checkpoint over every chain's head when one moved. A shard that cannot
+ * be reached is logged and leaves this round without a root checkpoint, and prunes none: a root
+ * checkpoint always covers every chain.
  */
 export async function shardedAuditUpkeep(
   audit: WorkerAuditLog,
@@ -136,7 +140,24 @@ export async function shardedAuditUpkeep(
   }
   const heads = Object.fromEntries(held.map(({ head }) => head));
   const latest = await audit.api.latestRoot();
-  if (latest !== undefined && sameHeads(latest.heads, heads)) return undefined;
+  const root = latest !== undefined && sameHeads(latest.heads, heads) ? undefined : await signRoot(audit, { env, keys, now, heads, latest });
+  // The root checkpoints leave with the records they signed the heads of, else every export would carry each one ever signed.
+  if (retentionDays > 0) await audit.pruneRoots(retentionStart(now, retentionDays));
+  return root;
+}
+
+/** Signs and stores a root checkpoint of `heads`, dated after the `latest` one. */
+async function signRoot(
+  audit: WorkerAuditLog,
+  options: {
+    readonly env: WorkerEnv;
+    readonly keys: KeyRing;
+    readonly now: number;
+    readonly heads: Record<string, ChainHead>;
+    readonly latest?: RootCheckpoint;
+  },
+): Promise<RootCheckpoint> {
+  const { env, keys, now, heads, latest } = options;
   // Roots are ordered by their signed time, in whole seconds: a root signed in the same second as the
   // latest one is dated a second later, so the newest root is always the last in the list.
   const signedAt = latest === undefined ? now : Math.max(now, Date.parse(latest.time) + 1000);
