@@ -3,6 +3,7 @@ import * as v from 'valibot';
 import type { AuditRecord } from '../core/audit/audit-event.ts';
 import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
 import { KeywayError } from '../core/errors/keyway-error.ts';
+import { errorText } from '../core/log.ts';
 import { KeyRing } from '../core/mint/key-ring.ts';
 import type { SecretBox } from '../core/secrets/secret-box.ts';
 import { checkSchema, SCHEMA_VERSION } from './migrate.ts';
@@ -110,8 +111,9 @@ export interface RestoredState {
  * Before anything is written: the dump has this database's schema version (a newer one is refused),
  * names exactly its tables and columns, its audit chain and signed checkpoints verify, every
  * sealed signing key opens with `box` into a ring with a current key, and `box` attested its live
- * policy set. Then, in one transaction, the
- * fresh keys go and every row of the dump is written: all of it or nothing.
+ * policy set. Then, in one transaction, the fresh keys go and every row of the dump is written: all
+ * of it or nothing; with `write: false` that transaction is rolled back, so a row its table cannot
+ * hold is refused (malformed) by the check too.
  */
 export async function restoreDump(
   db: SqlDatabase,
@@ -168,7 +170,7 @@ export async function restoreDump(
       `the audit log in the export does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`,
     );
   }
-  if (options.write !== false) writeDump(db, dump, layout, tables);
+  writeDump(db, dump, layout, tables, options.write !== false);
   return {
     schema_version: version,
     records: report.records,
@@ -178,21 +180,38 @@ export async function restoreDump(
   };
 }
 
-function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string, readonly string[]>, tables: readonly string[]): void {
-  db.transaction(() => {
-    // Checked again where nothing can interleave: an exchange may have been recorded while the export was verified.
-    checkFresh(db, tables);
-    db.run('DELETE FROM signing_keys');
-    for (const [table, columns] of layout) {
-      const insert = `INSERT INTO ${quoted(table)} (${columns.map(quoted).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
-      for (const row of dump.tables[table] ?? [])
-        db.run(
-          insert,
-          columns.map((column) => row[column] ?? null),
-        );
-    }
-  });
+/**
+ * Writes every row in one transaction, kept only if `keep`: otherwise rolled back, so a check finds a row its table
+ * cannot hold (a key given twice, a value a constraint refuses) before any object of a sharded restore is written.
+ */
+function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string, readonly string[]>, tables: readonly string[], keep: boolean): void {
+  try {
+    db.transaction(() => {
+      // Checked again where nothing can interleave: an exchange may have been recorded while the export was verified.
+      checkFresh(db, tables);
+      db.run('DELETE FROM signing_keys');
+      for (const [table, columns] of layout) {
+        const insert = `INSERT INTO ${quoted(table)} (${columns.map(quoted).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
+        for (const [index, row] of (dump.tables[table] ?? []).entries()) {
+          try {
+            db.run(
+              insert,
+              columns.map((column) => row[column] ?? null),
+            );
+          } catch (error) {
+            throw new StateRestoreError('malformed', `row ${index} of ${table} in the export cannot be written: ${errorText(error)}`);
+          }
+        }
+      }
+      if (!keep) throw CHECKED;
+    });
+  } catch (error) {
+    if (error !== CHECKED) throw error;
+  }
 }
+
+/** Thrown to roll back a write made only to check it. */
+const CHECKED = Symbol('written only to check');
 
 /** The dump names exactly the database's tables, each row exactly its columns: nothing unknown is written, nothing is left out. */
 function checkLayout(dump: StateDump, layout: ReadonlyMap<string, readonly string[]>): void {

@@ -353,6 +353,18 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       await refusedLeavesFresh(target, await restore(target, tampered), 400, 'audit_log_invalid');
     });
 
+    it('an export with a row its table cannot hold (a revocation given twice): refused before any object is written, not a 500', async () => {
+      const target = await deployment();
+      const twice = edited((dump) => {
+        const [row] = dump.tables['github_token_revocations'] ?? [];
+        if (row === undefined) throw new Error('the export holds a revocation');
+        dump.tables['github_token_revocations'] = [row, { ...row }];
+      });
+      // The state is written after every shard: a row it cannot hold, found only then, would leave the shards restored.
+      expect(await refusedLeavesFresh(target, await restore(target, twice), 400, 'malformed')).toContain('github_token_revocations');
+      expect((await restore(target, exported)).status).toBe(200);
+    });
+
     it('an export whose root checkpoints were taken out, with a shard cut short: its records are held to none', async () => {
       const stripped = JSON.parse(
         edited((dump) => {
