@@ -15,6 +15,8 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
+import { athOf, DpopKey } from '../support/dpop-key.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { OWN_URL_ISSUER, testConfig, writeTree } from './node-harness.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
@@ -53,12 +55,12 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
   }
 
   /** A token from `from`'s /token endpoint, by a real exchange. */
-  async function exchange(from: NodeBroker, extra: Record<string, string> = {}): Promise<string> {
+  async function exchange(from: NodeBroker, extra: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<string> {
     const subject = await issuer.sign(ciClaims(issuer.url, from.config.issuer));
     const response = await fetch(`${from.url}/token`, {
       method: 'POST',
       body: exchangeForm(subject, extra),
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     });
     const body = (await response.json()) as { access_token?: string };
     expect(response.status, JSON.stringify(body)).toBe(200);
@@ -152,5 +154,30 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
     await expect(verifyAccessToken(token, { issuer: broker.config.issuer, audience: SERVICE, scopes: ['artifacts:read'] })).resolves.toMatchObject({
       scope: 'artifacts:read',
     });
+  });
+  it('refuses a DPoP proof used once already in the last second of its life, as jose still takes it (default replay store)', async () => {
+    const key = await DpopKey.generate();
+    const token = await exchange(broker, { audience: SERVICE }, { dpop: await key.proof('POST', `${broker.config.issuer}/token`) });
+    const served = new Hono<{ Variables: KeywayAuthVariables }>();
+    served.use('/deploy', keywayAuth({ issuer: broker.config.issuer, audience: SERVICE, scopes: ['deploy:write'], externalOrigin: SERVICE }));
+    served.post('/deploy', (c) => c.json({ deployed_by: c.get('keywayToken').sub }));
+    const service = await serveOnLoopback(served.fetch);
+    try {
+      const deploy = (proof: string) => fetch(`${service.base}/deploy`, { method: 'POST', headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      // The broker's keys are fetched (and cached) before the clock matters.
+      expect((await deploy(await key.proof('POST', `${SERVICE}/deploy`, { ath: await athOf(token) }))).status).toBe(200);
+      // Early in a second, a proof whose iat is 65 seconds before it: jose, which reads whole seconds, still takes it for the
+      // rest of this second. Used once, it must stay used: a copy replayed within that second is refused.
+      await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 20));
+      const proof = await key.proof('POST', `${SERVICE}/deploy`, { ath: await athOf(token), iat: Math.floor(Date.now() / 1000) - 65 });
+      expect((await deploy(proof)).status).toBe(200);
+      const replayed = await deploy(proof);
+      expect({ status: replayed.status, challenge: replayed.headers.get('www-authenticate') }).toEqual({
+        status: 401,
+        challenge: expect.stringMatching(/^DPoP error="invalid_dpop_proof"/),
+      });
+    } finally {
+      await service.close();
+    }
   });
 });

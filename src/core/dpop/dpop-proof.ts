@@ -60,7 +60,10 @@ export interface VerifiedDpopProof {
   /** The RFC 7638 SHA-256 thumbprint of the proof's key: what `cnf.jkt` binds a token to. */
   readonly jkt: string;
   readonly jti: string;
-  /** Seconds since the epoch after which this proof is refused anyway, so its `jti` need not be remembered. */
+  /**
+   * Seconds since the epoch from which this proof is refused anyway, so its `jti` need not be remembered. Its age is checked
+   * in whole seconds (jose's clock), so it is taken for the whole second its age limit falls in: this is the next one.
+   */
   readonly acceptedUntil: number;
 }
 
@@ -111,7 +114,7 @@ export async function verifyDpopProof(proof: string, expected: DpopProofExpectat
   return {
     jkt,
     jti,
-    acceptedUntil: (iat as number) + DPOP_PROOF_LIMITS.maxAgeSeconds + DPOP_PROOF_LIMITS.clockSkewSeconds,
+    acceptedUntil: Math.floor((iat as number) + DPOP_PROOF_LIMITS.maxAgeSeconds + DPOP_PROOF_LIMITS.clockSkewSeconds) + 1,
   };
 }
 
