@@ -53,7 +53,7 @@ describe('GitHub token revocation on Node', () => {
     const outcomes = () =>
       logged.filter((line) => line.message === 'github token revocation').map((line) => `${String(line.fields['outcome'])}@${String(line.fields['attempts'])}`);
     const deletes = async () => (await github.calls()).filter((call) => call.method === 'DELETE' && call.path === '/installation/token').length;
-    return { root, issuer, github, start, clock, pending, outcomes, deletes };
+    return { root, issuer, github, start, clock, pending, outcomes, deletes, logged };
   }
 
   const exchange = async (broker: NodeBroker, issuer: TestIssuer, ref: string, claims: Record<string, unknown> = {}) =>
@@ -205,5 +205,23 @@ describe('GitHub token revocation on Node', () => {
     expect(pending()).toEqual([]);
     expect(await deletes()).toBe(1);
     expect(outcomes()).toEqual(['gave_up@1']);
+  });
+  it('waits before the next round after one that failed, rather than asking GitHub again at once while the schedule cannot be written', async () => {
+    const { root, issuer, github, start, clock, logged, deletes } = await setup();
+    const broker = await start();
+    await exchange(broker, issuer, 'refs/heads/short');
+    // GitHub fails the revocation, and the schedule can be neither moved on (retry) nor cleared: the row stays due.
+    const saboteur = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    databases.push(saboteur);
+    for (const change of ['UPDATE', 'DELETE']) {
+      saboteur.exec(`CREATE TRIGGER keep_revocations_${change} BEFORE ${change} ON github_token_revocations BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
+    }
+    await github.setDown(true);
+    clock.now += 60_000;
+    await broker.revokeDueGitHubTokens();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const failed = logged.filter((line) => line.message === 'github token revocation round failed');
+    expect({ rounds: failed.length, deletes: await deletes() }).toEqual({ rounds: 1, deletes: 1 });
+    for (const change of ['UPDATE', 'DELETE']) saboteur.exec(`DROP TRIGGER keep_revocations_${change}`);
   });
 });
