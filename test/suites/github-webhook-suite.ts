@@ -261,21 +261,22 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'qa') });
       await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'perf') });
       const delivery = { event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 32, baseSha: base, headSha: head }) };
-      const bodySha256 = await sha256Hex(JSON.stringify(delivery.payload));
+      // The delivery's key: the SHA-256 of its event's name and its body.
+      const key = await sha256Hex(`pull_request\n${JSON.stringify(delivery.payload)}`);
       const claim = 'INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?)';
       const minutesAgo = (minutes: number): number => Date.now() - minutes * 60_000;
       // What a broker that stopped while handling it leaves (a restart; a Worker cancelled when GitHub gave up after 10 s): its claim, no check run.
-      await broker.tamper(claim, [bodySha256, 'pull_request', minutesAgo(10)]);
+      await broker.tamper(claim, [key, 'pull_request', minutesAgo(10)]);
       const before = (await checkRuns()).length;
       expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await checkRuns()).length).toBe(before + 1);
       // Handled to the end now: a redelivery long after is still a duplicate.
-      await broker.tamper('UPDATE github_deliveries SET received_at = ? WHERE id = ?', [minutesAgo(10), bodySha256]);
+      await broker.tamper('UPDATE github_deliveries SET received_at = ? WHERE id = ?', [minutesAgo(10), key]);
       expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'duplicate' } });
       expect((await checkRuns()).length).toBe(before + 1);
       // A copy claimed a moment ago is being handled: left to that handler.
       const ping = { zen: 'Mind your words, they are important.', hook_id: 9 };
-      await broker.tamper(claim, [await sha256Hex(JSON.stringify(ping)), 'ping', Date.now()]);
+      await broker.tamper(claim, [await sha256Hex(`ping\n${JSON.stringify(ping)}`), 'ping', Date.now()]);
       expect(await deliver({ event: 'ping', payload: ping })).toMatchObject({ status: 200, body: { status: 'duplicate' } });
     });
 
@@ -595,6 +596,22 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
       });
       expect(await revocationsOf(job)).toBe(2);
+    });
+
+    it("is not kept from revoking a job's tokens by a copy of its signed body sent first under another event name (X-GitHub-Event is not signed)", async () => {
+      const [run, job] = [freshId(), freshId()];
+      const token = await keywayTokenFor(run, job);
+      const completed = workflowJob(run, 'completed', { id: job });
+      // A copy of the delivery's body and signature (a proxy's log; GitHub's list of recent deliveries, after a first delivery
+      // that failed), sent as a ping before GitHub's redelivery: the HMAC holds, since it covers the body alone.
+      expect(await deliver({ event: 'ping', payload: completed })).toMatchObject({ status: 200, body: { status: 'handled', detail: 'pong' } });
+      expect(await deliver({ event: 'workflow_job', payload: completed })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      expect(await (await introspection())(token)).toEqual([false]);
+      // GitHub's own copy, sent again, is still a duplicate.
+      expect(await deliver({ event: 'workflow_job', payload: completed })).toMatchObject({ status: 200, body: { status: 'duplicate' } });
     });
 
     it("still ends a job's GitHub tokens when the store of completions is down, and fails the delivery so it can be sent again", async () => {

@@ -148,10 +148,18 @@ function accountLogin(account: unknown): string | undefined {
 }
 
 /**
+ * What a delivery is known by in the DeliveryLog: the SHA-256 of its event's name and its signed body. The body is what the
+ * HMAC covers; the name (X-GitHub-Event) is not, and a body means something only under its own event.
+ */
+function deliveryKey(event: string, body: string): string {
+  return sha256Hex(`${event}\n${body}`);
+}
+
+/**
  * `POST /webhooks/github`. In this order: a signature header must be present, the body must fit,
  * and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
- * else is read or stored); then the SHA-256 of the signed body is claimed, so a redelivery or a
- * replayed body (under any delivery id) is handled once; events keyway does not act on are
+ * else is read or stored); then the delivery's key (deliveryKey: the event's name and the signed body) is claimed, so a
+ * redelivery or a replayed body (under any delivery id) is handled once; events keyway does not act on are
  * acknowledged (202) and ignored. A handler that fails gives its claim back and answers 503, so
  * GitHub's redelivery can try again; one that finishes marks it handled, and one that never
  * finishes (the process stopped) leaves a claim a redelivery takes over after its lease.
@@ -217,19 +225,21 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       if (typeof payload !== 'object' || payload === null)
         return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
 
-      const bodySha256 = sha256Hex(body);
-      if (!(await deps.deliveries.claim(bodySha256, name, deps.now()))) {
-        log.info('github webhook delivery already handled', { delivery, event: name, body_sha256: bodySha256 });
+      // The event's name is not signed: with the body it names the delivery, so a copy of a body sent under another name
+      // (which its handler cannot act on) is another delivery, and never makes GitHub's own copy of it a duplicate.
+      const key = deliveryKey(name, body);
+      if (!(await deps.deliveries.claim(key, name, deps.now()))) {
+        log.info('github webhook delivery already handled', { delivery, event: name, delivery_key: key });
         return c.json({ status: 'duplicate', delivery }, 200, NO_STORE);
       }
       try {
         const run = handle[name as HandledEvent] as (event: { id: string; name: string; payload: unknown }) => Promise<Handled>;
         const outcome = await run({ id: delivery, name, payload });
-        await deps.deliveries.finish(bodySha256, deps.now());
+        await deps.deliveries.finish(key, deps.now());
         log.info('github webhook handled', { delivery, event: name, handled: outcome.handled, detail: outcome.detail });
         return c.json({ status: outcome.handled ? 'handled' : 'ignored', detail: outcome.detail }, 200, NO_STORE);
       } catch (error) {
-        await deps.deliveries.release(bodySha256);
+        await deps.deliveries.release(key);
         log.error('github webhook failed; the delivery may be sent again', {
           delivery,
           event: name,

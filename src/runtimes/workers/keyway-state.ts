@@ -294,16 +294,16 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   // GitHub webhooks (issue 6): delivery de-duplication and the live policy set every isolate serves.
 
-  claimDelivery(bodySha256: string, event: string, now: number): Promise<boolean> {
-    return this.#deliveries.claim(bodySha256, event, now);
+  claimDelivery(key: string, event: string, now: number): Promise<boolean> {
+    return this.#deliveries.claim(key, event, now);
   }
 
-  finishDelivery(bodySha256: string, now: number): Promise<void> {
-    return this.#deliveries.finish(bodySha256, now);
+  finishDelivery(key: string, now: number): Promise<void> {
+    return this.#deliveries.finish(key, now);
   }
 
-  releaseDelivery(bodySha256: string): Promise<void> {
-    return this.#deliveries.release(bodySha256);
+  releaseDelivery(key: string): Promise<void> {
+    return this.#deliveries.release(key);
   }
 
   /**
@@ -408,9 +408,9 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       advanceKeys: (plan) => stub().advanceKeys(plan),
     },
     deliveries: {
-      claim: (bodySha256, event, now) => stub().claimDelivery(bodySha256, event, now),
-      finish: (bodySha256, now) => stub().finishDelivery(bodySha256, now),
-      release: (bodySha256) => stub().releaseDelivery(bodySha256),
+      claim: (key, event, now) => stub().claimDelivery(key, event, now),
+      finish: (key, now) => stub().finishDelivery(key, now),
+      release: (key) => stub().releaseDelivery(key),
     },
     revocations: {
       add: (pending) => stub().add(pending),

@@ -1,8 +1,9 @@
 /**
- * Deliveries claimed and handled, by the SHA-256 of their signed body: GitHub redelivers, and a
- * captured signed body can be sent again. The key is what the HMAC covers, never the unsigned
- * `X-GitHub-Delivery` header: a replay under a fresh id is still the same body, and a forged id
- * cannot stand in for (and so suppress) another delivery.
+ * Deliveries claimed and handled, by the SHA-256 of their event's name and signed body: GitHub
+ * redelivers, and a captured signed body can be sent again. The key is what the HMAC covers and the
+ * event it means something under, never the unsigned `X-GitHub-Delivery` header: a replay under a
+ * fresh id is still the same delivery, and neither a forged id nor the body sent under another event
+ * name can stand in for (and so suppress) another delivery.
  */
 export interface DeliveryLog {
   /**
@@ -10,11 +11,11 @@ export interface DeliveryLog {
    * less than DELIVERY_LEASE_SECONDS ago and has not finished (then it is not handled again). A
    * claim older than that which never finished belongs to a handler that died: it is taken over.
    */
-  claim(bodySha256: string, event: string, now: number): Promise<boolean>;
+  claim(key: string, event: string, now: number): Promise<boolean>;
   /** Marks a claimed delivery handled: from now on every copy of it is a duplicate. */
-  finish(bodySha256: string, now: number): Promise<void>;
+  finish(key: string, now: number): Promise<void>;
   /** Forgets a claimed delivery whose handling failed, so a redelivery is handled. */
-  release(bodySha256: string): Promise<void>;
+  release(key: string): Promise<void>;
 }
 
 /** How long a delivery is remembered. Handlers are safe to run again after that (see docs/github-app.md). */
