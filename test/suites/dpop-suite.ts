@@ -146,6 +146,27 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
         const proof = await (cases[name] as () => Promise<string>)();
         await expectRefusal(broker, await post(broker, exchangeForm(await subjectToken('svc-bound')), proof), invalidProof);
       });
+
+      // Checking a signature costs in proportion to the RSA key's exponent and modulus, which the proof's sender picks: a
+      // 3072-bit exponent makes one check about a hundred times dearer than 65537 does, before anything else is known.
+      const rsaProof = async (modulusLength: number, publicExponent: Uint8Array) => {
+        const pair = (await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength, publicExponent, hash: 'SHA-256' }, true, [
+          'sign',
+          'verify',
+        ])) as CryptoKeyPair;
+        const { kty, n, e } = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey;
+        return new SignJWT({ htm: 'POST', htu: endpoint(), iat: now(), jti: crypto.randomUUID() })
+          .setProtectedHeader({ alg: 'RS256', typ: 'dpop+jwt', jwk: { kty, n, e } as JWTHeaderParameters['jwk'] })
+          .sign(pair.privateKey);
+      };
+      it.each([
+        ['a public exponent other than 65537 (3)', 2048, new Uint8Array([3]), /public exponent/],
+        ['a modulus over 4096 bits', 4224, new Uint8Array([1, 0, 1]), /4096 bits/],
+      ])('an RSA key with %s, signed by that key', { timeout: 60_000 }, async (_name, bits, exponent, why) => {
+        const result = await post(broker, exchangeForm(await subjectToken('svc-bound')), await rsaProof(bits, exponent));
+        await expectRefusal(broker, result, invalidProof);
+        expect(result.body['error_description']).toMatch(why);
+      });
     });
 
     describe('a subject token that is itself bound (cnf)', () => {

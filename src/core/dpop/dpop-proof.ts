@@ -14,7 +14,18 @@ export const DPOP_PROOF_LIMITS = {
   maxAgeSeconds: 60,
   /** How far in the future `iat` may be (the job's clock running ahead of the broker's). */
   clockSkewSeconds: 5,
+  /**
+   * The largest RSA modulus taken (jose refuses under 2048). A signature check costs in proportion to the key's size, which
+   * the sender picks: a 16384-bit key makes it about 30 times dearer, before the sender is known to be anyone.
+   */
+  rsaModulusBits: 4096,
 } as const;
+
+/**
+ * The one RSA public exponent taken: every RSA library makes keys with it, and a check costs in proportion to the exponent's
+ * length, which the sender picks: a 3072-bit exponent makes it about a hundred times dearer.
+ */
+const RSA_PUBLIC_EXPONENT = 'AQAB';
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** JWK members only a private or secret key has. */
@@ -139,6 +150,13 @@ function checkPublicMembers(jwk: JWK): void {
   const values: Readonly<Record<string, unknown>> = jwk;
   const wrong = members.filter((member) => typeof values[member] !== 'string' || values[member] === '');
   if (wrong.length > 0) throw invalid(`the DPoP proof's ${jwk.kty} jwk must carry ${wrong.join(', ')} as non-empty strings`);
+  if (jwk.kty !== 'RSA') return;
+  if (jwk.e !== RSA_PUBLIC_EXPONENT) throw invalid(`the DPoP proof's RSA jwk must have the public exponent 65537 (e ${RSA_PUBLIC_EXPONENT})`);
+  const modulus = base64url.decode(jwk.n ?? '');
+  const leadingZeros = modulus.findIndex((byte) => byte !== 0);
+  if ((modulus.length - Math.max(leadingZeros, 0)) * 8 > DPOP_PROOF_LIMITS.rsaModulusBits) {
+    throw invalid(`the DPoP proof's RSA jwk must have a modulus of at most ${DPOP_PROOF_LIMITS.rsaModulusBits} bits`);
+  }
 }
 
 function invalid(message: string, cause?: unknown): DpopProofError {
