@@ -115,11 +115,15 @@ describe('keyway policy check', () => {
     expect(result.stderr).toBe('keyway policy check: 2 policy files, 0 errors, 0 warnings, 0 notices\n');
   });
 
-  /** `keyway policy check DIR` as a user who cannot read what root can (setpriv, util-linux), or as this user if not root. */
-  const checkAsNobody = async (dir: string): Promise<{ code: unknown; stderr: string }> => {
+  /**
+   * `keyway policy check DIR` held to file modes: as root, without the capabilities that pass over them (setpriv,
+   * util-linux), so still the owner of a checkout in a 0700 directory (which another user, nobody say, could not run).
+   */
+  const READ_OVERRIDES = '-dac_override,-dac_read_search';
+  const checkHeldToModes = async (dir: string): Promise<{ code: unknown; stderr: string }> => {
     const child =
       process.getuid?.() === 0
-        ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'policy', 'check', dir], { cwd: ROOT })
+        ? spawn('setpriv', [`--bounding-set=${READ_OVERRIDES}`, `--inh-caps=${READ_OVERRIDES}`, process.execPath, BIN, 'policy', 'check', dir], { cwd: ROOT })
         : spawn(process.execPath, [BIN, 'policy', 'check', dir], { cwd: ROOT });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
@@ -131,9 +135,8 @@ describe('keyway policy check', () => {
     'refuses a policy directory with a subdirectory it cannot read, naming it, where it threw EACCES with a stack trace',
     async () => {
       const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guards/guard.yaml': GUARD });
-      chmodSync(dir, 0o755);
       chmodSync(join(dir, 'p/guards'), 0o000);
-      const { code, stderr } = await checkAsNobody(join(dir, 'p'));
+      const { code, stderr } = await checkHeldToModes(join(dir, 'p'));
       expect(code).not.toBe(0);
       expect(stderr).toMatch(/^keyway: .*guards/);
       expect(stderr).not.toContain('    at ');
@@ -142,9 +145,8 @@ describe('keyway policy check', () => {
 
   it.skipIf(process.platform === 'win32')('refuses a policy file it cannot read, naming it, where it threw EACCES with a stack trace', async () => {
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/guard.yaml': GUARD });
-    chmodSync(dir, 0o755);
     chmodSync(join(dir, 'p/guard.yaml'), 0o000);
-    const { code, stderr } = await checkAsNobody(join(dir, 'p'));
+    const { code, stderr } = await checkHeldToModes(join(dir, 'p'));
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/^keyway: guard\.yaml: cannot be read \(EACCES\)/);
     expect(stderr).not.toContain('    at ');
