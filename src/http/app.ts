@@ -18,6 +18,7 @@ import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 import { revocationRoutes } from './routes/revocation.ts';
 import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import { conformingErrorDescriptions } from './conforming-error-descriptions.ts';
 import { guardedDpopReplay } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
@@ -50,6 +51,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { issuer, keys } = deps.exchange;
 
+  // First, so it sees every answer, the ones onError makes included: no error_description leaves that RFC 6749 §5.2 forbids.
+  app.use(conformingErrorDescriptions());
   app.use(requestId({ limitLength: 128 }));
   // The operator APIs are shed by /token's per-client limit before a token's signature is checked; not by the global one, which
   // a flood from elsewhere could spend to lock the operators out (and which is the exchanges' to spend).

@@ -87,6 +87,24 @@ export const OAUTH_ERRORS = {
 /** No audit record, so no token: the exchange is unavailable until the audit log is back. */
 const AUDIT_UNAVAILABLE = { status: 503, error: 'temporarily_unavailable' } as const satisfies OAuthError;
 
+/** Characters `error_description` may not hold (RFC 6749 §5.2, RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E), one code point each. */
+const NOT_DESCRIPTION_CHAR = /[^\x20\x21\x23-\x5b\x5d-\x7e]/gu;
+
+/** The longest `error_description` keyway sends: its own words fit many times over; a long echo of the request is cut. */
+const ERROR_DESCRIPTION_MAX_CHARS = 512;
+const CUT = '...';
+
+/**
+ * `text` as an `error_description` may carry it: `"` becomes `'`, every other character outside the set (a control
+ * character, `\`, anything not ASCII) becomes `?`, and past ERROR_DESCRIPTION_MAX_CHARS it is cut and ends in `...`.
+ * A description often quotes the request back (an audience, a parameter, a claim), so this is applied to every answer
+ * keyway sends (conforming-error-descriptions.ts), not where each description is written.
+ */
+export function conformingDescription(text: string): string {
+  const conforming = text.replaceAll('"', "'").replace(NOT_DESCRIPTION_CHAR, '?');
+  return conforming.length <= ERROR_DESCRIPTION_MAX_CHARS ? conforming : `${conforming.slice(0, ERROR_DESCRIPTION_MAX_CHARS - CUT.length)}${CUT}`;
+}
+
 /** Token endpoint answers are never cached (RFC 6749 §5.1). */
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
 

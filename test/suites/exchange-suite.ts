@@ -84,8 +84,11 @@ export interface ExpectedRefusal {
   readonly reason: Reason | null;
 }
 
+/** RFC 6749 §5.2: `error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )`. */
+export const RFC_6749_ERROR_DESCRIPTION = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/;
+
 /**
- * How every refusal of `POST /token` is checked: the status, the RFC 6749 error, no token in the
+ * How every refusal of `POST /token` is checked: the error_description RFC 6749 allows, the status, the RFC 6749 error, no token in the
  * answer, `Cache-Control: no-store`, and the audit record with the expected reason and nothing issued.
  */
 export async function expectRefusal(broker: AuditReader, result: TokenResponse, expected: ExpectedRefusal & { readonly reason: Reason }): Promise<AuditEvent>;
@@ -95,6 +98,7 @@ export async function expectRefusal(broker: AuditReader, result: TokenResponse, 
   expect(result.body['error']).toBe(expected.error);
   expect(result.body).not.toHaveProperty('access_token');
   expect(result.headers.get('cache-control')).toBe('no-store');
+  expect(result.body['error_description']).toMatch(RFC_6749_ERROR_DESCRIPTION);
   if (expected.reason === null) {
     expect(result.body).not.toHaveProperty('audit_event_id');
     return undefined;
@@ -580,6 +584,24 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         const event = await expectRefusal(broker, huge, { status: 413, error: 'invalid_request', reason: 'request_too_large' });
         expect(event.decision).toBe('malformed');
         await refused(exchangeForm(`${'a'.repeat(20_000)}.b.c`), { error: 'invalid_request', reason: 'malformed_request' });
+      });
+
+      it('quotes the request back only in characters RFC 6749 allows in an error_description, and cuts a long quote', async () => {
+        const token = await good();
+        const github = { requested_token_type: 'urn:keyway:params:oauth:token-type:github-installation-token' };
+        // An audience that is no repository is quoted back: a quote, a backslash, a control character, non-ASCII, an emoji.
+        const odd = await refused(exchangeForm(token, { ...github, audience: 'acme/"app"\\\u0007café😀' }), {
+          error: 'invalid_target',
+          reason: 'github_repository_not_granted',
+        });
+        expect(odd.body['error_description']).toBe("acme/'app'??caf?? is not a repository: use resource https://github.com/OWNER/REPO");
+        // The record keeps what was sent.
+        expect(odd.event.detail).toContain('acme/"app"\\\u0007café😀');
+        const long = await refused(exchangeForm(token, { ...github, audience: `acme/${'x'.repeat(2000)}` }), {
+          error: 'invalid_target',
+          reason: 'github_repository_not_granted',
+        });
+        expect(long.body['error_description']).toBe(`acme/${'x'.repeat(504)}...`);
       });
 
       it('answers GET /token with 405 and an RFC 6749 error', async () => {

@@ -193,7 +193,7 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       expect(answer.allow[0]?.guardrails).toEqual([{ id: 'guard', conditions: [{ claim: 'event_name', matcher: ['pull_request_target', 'workflow_run'] }] }]);
 
       for (const [body, message] of [
-        [{ scope: 'nobody:grants' }, /no policy grants scope "nobody:grants"/],
+        [{ scope: 'nobody:grants' }, /no policy grants scope 'nobody:grants'/],
         [{ github_permission: 'contents:admin' }, /not a GitHub repository permission/],
         [{}, /ask about a scope/],
         [{ scope: 'x', extra: 1 }, /./],

@@ -6,12 +6,12 @@ import { jsonLogger } from '../../src/core/log.ts';
 import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
-import { fakeUpstreamCalls, openFakeUpstreamGate, type UpstreamCall } from '../support/fake-upstream.ts';
+import { fakeUpstreamCalls, openFakeUpstreamGate, UPSTREAM_WORDS, type UpstreamCall } from '../support/fake-upstream.ts';
 import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { deliveryRequest, WEBHOOK_SECRET } from '../support/github-webhook-delivery.ts';
-import { exchangeForm, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, freshIssuer, postToken, RFC_6749_ERROR_DESCRIPTION, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
 /** What a proxy test needs of the runtime beyond the harness: the request target as sent, where the runtime can send one unparsed. */
@@ -160,6 +160,7 @@ grant:
       expect(response.headers.get('keyway-error')).toBe(keywayError);
       expect(response.headers.get('cache-control')).toBe('no-store');
       expect(body['error']).toBe(error);
+      expect(body['error_description']).toMatch(RFC_6749_ERROR_DESCRIPTION);
       expect(body).not.toHaveProperty('access_token');
       expect(JSON.stringify(body)).not.toContain(STATIC_SECRET);
       const event = await broker.auditEvent(body['audit_event_id'] as string);
@@ -465,7 +466,11 @@ grant:
       expect(response.status).toBe(422);
       expect(response.headers.get('keyway-error')).toBeNull();
       expect(response.headers.get('x-upstream-own')).toBe('kept');
-      expect(await response.json()).toEqual({ message: 'from the upstream', documentation_url: 'https://upstream.example/docs' });
+      expect(await response.json()).toEqual({
+        message: 'from the upstream',
+        documentation_url: 'https://upstream.example/docs',
+        error_description: UPSTREAM_WORDS,
+      });
     });
 
     it('answers an upstream status outside 200…599 (HTTP/1.1 takes any three digits) with no 500', async () => {

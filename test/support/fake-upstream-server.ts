@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
-import type { UpstreamCall } from './fake-upstream.ts';
+import { UPSTREAM_WORDS, type UpstreamCall } from './fake-upstream.ts';
 
 const KEPT_BODY = 64 * 1024;
 const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
@@ -86,7 +86,12 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     const status = /\/status\/(\d{3})$/.exec(path);
     if (status !== null) {
       response.setHeader('x-upstream-own', 'kept');
-      return json(response, Number(status[1]), { message: 'from the upstream', documentation_url: 'https://upstream.example/docs' });
+      // An error_description keyway would never send (a quote, non-ASCII): the upstream's own words pass on as they are.
+      return json(response, Number(status[1]), {
+        message: 'from the upstream',
+        documentation_url: 'https://upstream.example/docs',
+        error_description: UPSTREAM_WORDS,
+      });
     }
     if (path.endsWith('/redirect-away')) return redirect(response, 'https://elsewhere.example/steal');
     if (path.endsWith('/redirect-home')) return redirect(response, `${base}/landing?x=1`);

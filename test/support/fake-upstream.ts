@@ -7,6 +7,9 @@ export interface UpstreamCall {
   readonly body: string;
 }
 
+/** The `error_description` of the fake upstream's `…/status/{code}` answers: one RFC 6749 would not allow keyway to send. */
+export const UPSTREAM_WORDS = 'the upstream\'s own "words" — passed on as sent';
+
 /** What the fake upstream received for one tenant, in order; web-standard fetch, so it runs in Node and inside workerd alike. */
 export async function fakeUpstreamCalls(base: string, tenant: string): Promise<UpstreamCall[]> {
   return (await (await fetch(`${base}/_test/calls/${tenant}`)).json()) as UpstreamCall[];

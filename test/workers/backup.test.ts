@@ -443,7 +443,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const misspelt = new FormData();
       misspelt.append('export', new Blob([older], { type: 'application/json' }), 'keyway-state.json');
       misspelt.append('root', new Blob([kept], { type: 'application/json' }), 'kept-roots.json');
-      expect(await refusedLeavesFresh(target, await restoreWith(target, misspelt), 400, 'malformed')).toContain('not one named "root"');
+      expect(await refusedLeavesFresh(target, await restoreWith(target, misspelt), 400, 'malformed')).toContain("not one named 'root'");
       const twoExports = form(whole, kept);
       twoExports.append('export', new Blob([whole], { type: 'application/json' }), 'again.json');
       expect(await refusedLeavesFresh(target, await restoreWith(target, twoExports), 400, 'malformed')).toContain('one `export` part');

@@ -39,7 +39,7 @@ export function parseTokenRequest(form: URLSearchParams): TokenRequest {
     const clientId = form.getAll('client_id').filter((value) => value !== '');
     if (clientId.length > 1) throw malformed('parameter client_id must not be repeated');
     if (clientId[0] !== undefined && assertion !== undefined && subOf(assertion) !== clientId[0]) {
-      throw malformed('client_id must be the sub of the client assertion (RFC 7521 §4.2)');
+      throw malformed('client_id must be the sub of the client assertion (RFC 7521 section 4.2)');
     }
     return { ...parseTokenExchangeRequest(asExchange(form, assertion)), grantType };
   }

@@ -64,7 +64,7 @@ function checkQuestion(policies: PolicySet, question: WhoCanQuestion): void {
       throw new WhoCanError(`no policy grants ${what} ${JSON.stringify(value.slice(0, 200))}; the policies grant ${all.length === 0 ? 'none' : all.join(' ')}`);
   };
   if (scope !== undefined) {
-    if (!SCOPE_TOKEN_PATTERN.test(scope)) throw new WhoCanError('a scope is one scope token (RFC 6749 §3.3), without spaces or quotes');
+    if (!SCOPE_TOKEN_PATTERN.test(scope)) throw new WhoCanError('a scope is one scope token (RFC 6749 section 3.3), without spaces or quotes');
     known('scope', scope, (policy) => policy.grant?.scopes ?? []);
   }
   if (audience !== undefined) known('audience', audience, (policy) => policy.grant?.audiences ?? []);

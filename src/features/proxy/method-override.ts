@@ -108,7 +108,7 @@ const MAX_PART_HEADERS = 16 * 1024;
 function contentTypeFacts(header: string): { readonly boundary?: string } | { readonly refused: string } {
   const media = MEDIA_TYPE.exec(header);
   const found = media === null ? undefined : parameters(header.slice(media[0].length).trimEnd());
-  if (found === undefined) return { refused: 'a Content-Type not written as type/subtype; name=value … is refused: frameworks read it differently' };
+  if (found === undefined) return { refused: 'a Content-Type not written as type/subtype; name=value ... is refused: frameworks read it differently' };
   const named = (word: string) => found.filter(([name]) => name === word).map(([, value]) => value);
   const stray = (word: string) => found.some(([name]) => name !== word && name.includes(word));
   const [boundary, ...more] = named('boundary');

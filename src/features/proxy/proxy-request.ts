@@ -187,7 +187,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: 
   const permissions = grant.proxy?.permissions ?? {};
   const repository = upstream.auth.kind === 'github-app' ? githubScopeOf(normal.segments, permissions) : undefined;
   if (upstream.auth.kind === 'github-app' && repository === undefined) {
-    throw new ProxyRefusal('proxy_not_allowed', 'a GitHub App upstream reaches /repos/{owner}/{repo}/… only: its token is scoped to one repository', {
+    throw new ProxyRefusal('proxy_not_allowed', 'a GitHub App upstream reaches /repos/{owner}/{repo}/... only: its token is scoped to one repository', {
       public: true,
     });
   }

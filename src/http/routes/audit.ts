@@ -60,7 +60,7 @@ export function auditRoutes(deps: AuditApiDeps, own: OwnTokens): Hono<{ Variable
     if (chain !== undefined) return chain;
     const description =
       shard === undefined
-        ? 'this audit log is sharded: name a shard (shard=0, 1, … or legacy; GET /v1/audit/shards lists them)'
+        ? 'this audit log is sharded: name a shard (shard=0, 1, ... or legacy; GET /v1/audit/shards lists them)'
         : `shard ${JSON.stringify(shard.slice(0, 64))} is not one of this audit log's`;
     return c.json({ error: 'invalid_request', error_description: description }, 400, NO_STORE);
   };

@@ -61,7 +61,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
         method: c.req.method,
         rawPath,
         query,
-        ...(originForm ? {} : { targetRefused: 'the request target is not /proxy/… as sent (an absolute URL, or dot segments before /proxy/)' }),
+        ...(originForm ? {} : { targetRefused: 'the request target is not /proxy/... as sent (an absolute URL, or dot segments before /proxy/)' }),
         headers: c.req.raw.headers,
         body: c.req.raw.body,
         context: { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') },
