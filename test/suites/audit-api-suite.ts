@@ -566,6 +566,27 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(stats.by_repository.map((row) => row.repository)).toContain('acme/api');
         expect((await get('/v1/audit/stats?bucket=minute&since=30d')).status).toBe(400);
       });
+
+      it('takes a search from the start of time at /audit as /v1/audit/events does, and charts it from its oldest record, saying so', async () => {
+        const id = (await postToken(broker, exchangeForm(await good()))).body['audit_event_id'] as string;
+        const listed = await get('/v1/audit/events?since=1970-01-01');
+        expect(listed.status).toBe(200);
+        const page = (search: string) => broker.request(`/audit?${search}`, { headers: { cookie: `__Host-keyway_audit=${token}` } });
+        const everything = await page('since=1970-01-01');
+        const html = await everything.text();
+        expect(everything.status, html).toBe(200);
+        expect(html).toContain(`data-event-id="${id}"`);
+        const start = /data-testid="chart-start">The chart starts at the oldest record the search finds, ([^:]+:[^:]+:[^:]+Z):/.exec(html)?.[1];
+        // The minute of the oldest record: this suite's own, minutes old, never 1970.
+        expect(Date.parse(start ?? '') % 60_000).toBe(0);
+        expect(Date.now() - Date.parse(start ?? '')).toBeLessThan(60 * 60_000);
+        expect(html).toContain(`${start} to `);
+        // A search that finds nothing that far back is charted over the last 1000 days, the most the chart draws.
+        const nothing = await page('since=1970-01-01&repository=nobody%2Fnothing');
+        const empty = await nothing.text();
+        expect(nothing.status, empty).toBe(200);
+        expect(empty).toContain('The chart shows the last 1000 days of the search, the most it draws');
+      });
     });
 
     describe('every reason code lands in the log, findable by its code', () => {

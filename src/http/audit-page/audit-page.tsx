@@ -2,7 +2,15 @@ import { Hono, type Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
-import { AuditQueryError, BUCKETS, parseAuditQuery, parseAuditStatsQuery, parseTime } from '../../core/audit/audit-query.ts';
+import {
+  AuditQueryError,
+  BUCKETS,
+  parseAuditFilter,
+  parseAuditQuery,
+  parseAuditStatsQuery,
+  QUERY_LIMITS,
+  type AuditStatsQuery,
+} from '../../core/audit/audit-query.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
@@ -181,17 +189,21 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     try {
       const now = deps.now();
       const query = parseAuditQuery(params, now);
-      const [results, stats, alerts] = await Promise.all([
-        deps.audit.query(query),
-        deps.audit.stats(parseAuditStatsQuery(chartParams(params, now), now)),
-        deps.alerts.alerts(SHOWN_ALERTS),
-      ]);
+      const chart = await chartWindow(params, now, deps.audit);
+      const [results, stats, alerts] = await Promise.all([deps.audit.query(query), deps.audit.stats(chart.query), deps.alerts.alerts(SHOWN_ALERTS)]);
       const older = new URLSearchParams(params);
       if (results.next !== undefined) older.set('cursor', results.next);
       body = (
         <>
           <SearchForm params={params} />
           <h2>Exchanges over time</h2>
+          {chart.start === 'search' ? null : (
+            <p class="notice" data-testid="chart-start">
+              {chart.start === 'oldest record'
+                ? `The chart starts at the oldest record the search finds, ${stats.since}: the search reaches back further.`
+                : `The chart shows the last ${QUERY_LIMITS.maxBuckets} days of the search, the most it draws, from ${stats.since}; the events are the whole search's.`}
+            </p>
+          )}
           <DecisionsChart stats={stats} />
           <h2>Events</h2>
           <EventsTable records={results.records} {...(results.next === undefined ? {} : { older: `/audit?${older}` })} />
@@ -278,14 +290,32 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   return page;
 }
 
-/** The chart shows the whole window the search asks for, not one page of it, in buckets that fit it. */
-function chartParams(params: URLSearchParams, now: number): URLSearchParams {
+/** Where the chart starts: where the search does, or later for a search longer than the chart draws. */
+type ChartStart = 'search' | 'oldest record' | 'bucket limit';
+
+/**
+ * The chart shows the whole window the search asks for, not one page of it, in buckets that fit it. A search longer than
+ * QUERY_LIMITS.maxBuckets days (since=1970-01-01: everything), which the events list takes as the API does, is charted
+ * from its oldest record, and at most that many days back from its end; the page says where the chart starts.
+ */
+async function chartWindow(params: URLSearchParams, now: number, audit: AuditApiDeps['audit']): Promise<{ query: AuditStatsQuery; start: ChartStart }> {
   const copy = new URLSearchParams(params);
   copy.delete('cursor');
   copy.delete('limit');
-  const since = params.get('since');
-  const until = params.get('until');
-  const span = (until ? parseTime('until', until, now) : now) - (since ? parseTime('since', since, now) : now - BUCKETS.day);
+  const filter = parseAuditFilter(copy, now);
+  const until = filter.until ?? now;
+  let since = filter.since ?? until - BUCKETS.day;
+  let start: ChartStart = 'search';
+  const earliest = until - QUERY_LIMITS.maxBuckets * BUCKETS.day;
+  if (since < earliest) {
+    const [oldest] = (await audit.query({ ...filter, limit: 1, order: 'asc' })).records;
+    const first = oldest === undefined ? Number.NEGATIVE_INFINITY : Date.parse(oldest.event.time);
+    start = first >= earliest ? 'oldest record' : 'bucket limit';
+    // From the minute the oldest record falls in (before `until`, or the window would be empty).
+    since = first >= earliest ? Math.min(first - (first % BUCKETS.minute), until - 1) : earliest;
+    copy.set('since', new Date(since).toISOString());
+  }
+  const span = until - since;
   copy.set('bucket', span <= 6 * BUCKETS.hour ? 'minute' : span <= 40 * BUCKETS.day ? 'hour' : 'day');
-  return copy;
+  return { query: parseAuditStatsQuery(copy, now), start };
 }
