@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
+import { describe, expect, inject, it } from 'vitest';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { AWS_ROLE, AZURE_CLIENT, AZURE_TENANT, GCP_PROVIDER, GCP_SERVICE_ACCOUNT } from '../suites/cloud-exchange-suite.ts';
-import { runProcess, writeTree } from './node-harness.ts';
+import { exchangeForm, ID_TOKEN, postToken } from '../suites/exchange-suite.ts';
+import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
+import { runProcess, testConfig, writeTree } from './node-harness.ts';
 
 const ISSUER = 'https://keyway.example.com';
 const head = `version: 1
@@ -16,8 +21,10 @@ const dir = writeTree({
   'policies/gcp/deploy.yaml': `${head}  cloud:\n    provider: gcp\n    workload_identity_provider: ${GCP_PROVIDER}\n    service_accounts: [${GCP_SERVICE_ACCOUNT}]\n`,
   'policies/azure/deploy.yaml': `${head}  cloud:\n    provider: azure\n    tenant_id: ${AZURE_TENANT}\n    client_ids: [${AZURE_CLIENT}]\n`,
 });
-const trustIn = (root: string, cloud: string) =>
-  runProcess(process.execPath, ['src/cli/main.ts', 'cloud', 'trust', cloud, `${root}/policies`, '--issuer', ISSUER], { env: { PATH: process.env['PATH'] } });
+const trustIn = (root: string, cloud: string, env: Record<string, string> = {}) =>
+  runProcess(process.execPath, ['src/cli/main.ts', 'cloud', 'trust', cloud, `${root}/policies`, '--issuer', ISSUER], {
+    env: { PATH: process.env['PATH'], ...env },
+  });
 const trust = (cloud: string) => trustIn(dir, cloud);
 
 /** A policy granting `cloud` with `grant.subject: subject`, the subject written as a YAML double-quoted scalar. */
@@ -85,6 +92,38 @@ describe('keyway cloud trust: the exact trust each cloud needs for the policies 
     expect(result.stdout).toContain(`az ad app federated-credential create --id '${AZURE_CLIENT}'`);
     expect(result.stdout).toContain('resource "azuread_application_federated_identity_credential" "keyway_0_0" {');
     expect((await trust('oci')).code).toBe(2);
+  });
+
+  it("Google: a template's condition admits every sub the broker mints for it, one whose placeholder it filled with an empty claim too", async () => {
+    const github = new TestIssuer(inject('testIssuerBase'), `trust-${crypto.randomUUID().slice(0, 8)}`);
+    const byEnvironment =
+      `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\n` +
+      `grant:\n  subject: "repo:{repository}:environment:{environment}"\n  cloud:\n${GCP_GRANT}`;
+    const root = writeTree({ 'policies/gcp/by-environment.yaml': byEnvironment });
+    const broker = await startNodeBroker(testConfig(root), { log: silentLogger });
+    try {
+      const client = { issuer: broker.config.issuer, request: (path: string, init?: RequestInit) => fetch(`${broker.url}${path}`, init) };
+      const minted = async (environment: string) => {
+        const token = await github.sign(ciClaims(github.url, broker.config.issuer, { environment }));
+        const result = await postToken(client, exchangeForm(token, { requested_token_type: ID_TOKEN, audience: GCP_SERVICE_ACCOUNT }));
+        expect(result.status, JSON.stringify(result.body)).toBe(200);
+        return decodeJwt(result.body['access_token'] as string).sub;
+      };
+      const subs = [await minted('production'), await minted('')];
+      expect(subs).toEqual(['repo:acme/api:environment:production', 'repo:acme/api:environment:']);
+
+      const result = await trustIn(root, 'gcp', { KEYWAY_ALLOW_HTTP_LOOPBACK: '1' });
+      expect(result.code, result.stderr).toBe(0);
+      const condition = JSON.parse(/^ {2}attribute_condition += (".*")$/m.exec(result.stdout)?.[1] ?? '""') as string;
+      const { shape, literals } = celLiterals(condition);
+      expect(shape).toBe('assertion.sub.matches(S)');
+      const matches = new RegExp(literals[0] ?? '');
+      for (const sub of subs) expect(matches.test(sub ?? ''), sub).toBe(true);
+      // Still never a value holding the template's delimiter, which keyway never places.
+      expect(matches.test('repo:acme/api:environment:prod:x')).toBe(false);
+    } finally {
+      await broker.close();
+    }
   });
 
   describe('a subject is written into each format exactly, escaped where the format has an escape, never wider than the policy', () => {

@@ -86,13 +86,16 @@ const likePattern = (entry: Trusted) => entry.shape.map((part) => ('text' in par
 /** A CEL string literal: '…' with `\` and `'` escaped (what UNPRINTABLE refuses never reaches one). */
 const celString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
 /**
- * The same as an anchored RE2 expression (CEL `matches`), each placeholder a run without any
+ * The same as an anchored RE2 expression (CEL `matches`), each placeholder a run, empty too, without any
  * delimiter of the template: the characters keyway never places there (`:` and `/` only when its text holds them).
+ * A run may be empty because keyway places an empty claim as it is (`environment: ''` renders
+ * `repo:acme/app:environment:`), as mintedPieces and AWS's `*` take it: a condition that wanted one character or more
+ * would refuse at Google a token keyway's policy granted.
  */
 const celPattern = (entry: Trusted) => {
   const excluded = [...entry.delimiters].map((char) => char.replace(/[\\\][^-]/g, '\\$&')).join('');
   // No delimiter (a sub that is one placeholder): any run, as RE2 has no empty class to negate.
-  const value = excluded === '' ? '.+' : `[^${excluded}]+`;
+  const value = excluded === '' ? '.*' : `[^${excluded}]*`;
   return `^${entry.shape.map((part) => ('text' in part ? escapeRegExp(part.text) : value)).join('')}$`;
 };
 
