@@ -5,6 +5,12 @@ import { defineConfig } from 'vitest/config';
 const globalSetup = ['./test/support/global-setup.ts'];
 
 /**
+ * Every test asserts something (one that asserts nothing passes whatever the code does). A poll waits up to 10 s for
+ * what it expects, not vitest's 1 s: on a loaded machine an exchange round trip alone can take longer than that.
+ */
+const expect = { requireAssertions: true, poll: { timeout: 10_000 } };
+
+/**
  * Two projects, one run: `node` runs the unit tests and the real Node broker over HTTP;
  * `workers` runs the unit tests again, and the Worker broker, inside workerd with real bindings.
  */
@@ -21,6 +27,7 @@ export default defineConfig({
           name: 'node',
           include: ['test/unit/**/*.test.ts', 'test/node/**/*.test.ts'],
           globalSetup,
+          expect,
           testTimeout: 20_000,
           hookTimeout: 20_000,
         },
@@ -39,6 +46,7 @@ export default defineConfig({
           name: 'workers',
           include: ['test/unit/**/*.test.ts', 'test/workers/**/*.test.ts'],
           globalSetup: [...globalSetup, './test/workers/bundle-policies.ts'],
+          expect,
           testTimeout: 20_000,
           hookTimeout: 20_000,
         },
