@@ -14,21 +14,25 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       await Promise.all(running.splice(0).map((broker) => broker.close()));
     });
 
-    /** A broker with `settings`, on a clock the test moves. */
-    async function setup(settings: Record<string, string>) {
+    /** A broker with `settings`, on a clock the test moves (with `ownState`, on Workers its state, audit shards and buckets are its own). */
+    async function setup(settings: Record<string, string>, ownState = false) {
       const github = freshIssuer(issuerBase(), 'limits-gh');
       const clock = { now: Date.now() };
-      const broker = await start(suitePolicies(github, freshIssuer(issuerBase(), 'limits-oidc')), { settings, now: () => clock.now });
+      const broker = await start(suitePolicies(github, freshIssuer(issuerBase(), 'limits-oidc')), { settings, now: () => clock.now, ownState });
       running.push(broker);
       return { github, clock, broker, good: (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.issuer, overrides)) };
     }
 
     /** On Workers the client address is CF-Connecting-IP; on Node it is the socket's (127.0.0.1), and the header is ignored. */
-    async function post(broker: BrokerHarness, body: URLSearchParams | string): Promise<TokenResponse & { retryAfter: string | null }> {
+    async function post(broker: BrokerHarness, body: URLSearchParams | string, userAgent?: string): Promise<TokenResponse & { retryAfter: string | null }> {
       const response = await broker.request('/token', {
         method: 'POST',
         body,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'cf-connecting-ip': '127.0.0.1',
+          ...(userAgent === undefined ? {} : { 'user-agent': userAgent }),
+        },
       });
       const answer = (await response.json()) as Record<string, unknown>;
       return { status: response.status, headers: response.headers, retryAfter: response.headers.get('retry-after'), body: answer };
@@ -168,6 +172,39 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       const recorded = await recordsFrom(broker, userAgent);
       expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', 'proxy_unauthenticated', 'proxy_unauthenticated']);
       expect(recorded[0]?.proxy).toMatchObject({ upstream: 'nope-2' });
+    });
+
+    it("bounds what tokens that do not verify leave in their identity's chain: past the unverified budget one record per run, the next record counts the rest, and the identity's own refusal and grant are still recorded", async () => {
+      const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      // The victim's exact iss and sub, signed with keys that are not the issuer's: filed under the victim's identity,
+      // so on Workers in the victim's audit shard, as every record of its own.
+      const forged = async () => post(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' })), stranger);
+      const badSignature = { error: 'invalid_request', reason: 'signature_invalid' } as const;
+      for (let request = 0; request < 3; request += 1) await expectRefusal(broker, await forged(), badSignature);
+
+      const shed = await forged();
+      expect(shed.retryAfter).toBe('60');
+      expect(shed.body['error_description']).toContain('unverified rate limit');
+      const first = await expectRefusal(broker, shed, limited);
+      expect(first.detail).toContain('refused: signature_invalid');
+      expect(first.subject_token).toMatchObject({ claimed_iss: github.url, claimed_sub: 'repo:acme/api:environment:production' });
+      for (let request = 0; request < 20; request += 1) {
+        await expectRefusal(broker, await forged(), limitedAgain);
+        if (request !== 10) continue;
+        // Mid-flood, the identity's own refusal and grant: each answered and recorded as ever.
+        const refused = await expectRefusal(broker, await post(broker, exchangeForm(await good({ ref: 'refs/heads/feature' }))), noPolicy);
+        expect(refused.subject).toBe('repo:acme/api:environment:production');
+        const granted = await post(broker, exchangeForm(await good()));
+        expect(granted.status).toBe(200);
+        expect(await broker.auditEvent(granted.body['audit_event_id'] as string)).toMatchObject({ decision: 'granted', subject: refused.subject });
+      }
+      expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('signature_invalid')]);
+
+      // Once the budget refilled, the next refusal is recorded again, and says how many went unrecorded before it.
+      clock.now += 60_000;
+      const next = await expectRefusal(broker, await forged(), badSignature);
+      expect(next.detail).toMatch(/^after 20 refusals answered rate_limited without a record \(the unverified limit\); /);
     });
 
     it('holds every caller to the global limit', async () => {

@@ -11,6 +11,7 @@ const settings: LimitSettings = {
   client: { name: 'client', ...OFF },
   subject: { name: 'subject', ...OFF },
   repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
+  unverified: { name: 'unverified', ...OFF },
 };
 
 /**

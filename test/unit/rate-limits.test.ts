@@ -18,7 +18,8 @@ describe('the token bucket', () => {
     expect([take(0), take(0), take(0)].every((verdict) => verdict.allowed)).toBe(true);
     expect(take(0)).toEqual({ allowed: false, retryAfterSeconds: 1, refused: 1 });
     expect(take(400)).toEqual({ allowed: false, retryAfterSeconds: 1, refused: 2 });
-    expect(take(1000)).toEqual({ allowed: true });
+    // Letting one through ends the run of refusals, and says how long it was.
+    expect(take(1000)).toEqual({ allowed: true, endsRun: 2 });
     expect(take(1000)).toMatchObject({ allowed: false, refused: 1 });
     // Idle long enough, it holds its burst again, never more.
     expect([take(60_000), take(60_000), take(60_000), take(60_000)].map((verdict) => verdict.allowed)).toEqual([true, true, true, false]);
@@ -63,6 +64,7 @@ describe('limit settings', () => {
       client: { name: 'client', perMinute: 6_000, burst: 1_000 },
       subject: { name: 'subject', perMinute: 600, burst: 300 },
       repositoryPolicy: { name: 'repository_policy', perMinute: 10, burst: 20 },
+      unverified: { name: 'unverified', perMinute: 120, burst: 1_000 },
     });
     expect(readLimitSettings({ KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '3' }).repositoryPolicy.burst).toBe(3);
     expect(readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '0' }).subject.perMinute).toBe(0);

@@ -198,4 +198,7 @@ export interface AuditStore {
 }
 
 /** What exchanges write and auditors read: one chain (an AuditStore), or on Workers the shards' chains merged. */
-export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage'>;
+export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage'> & {
+  /** The chain `event` is appended to, where there are several (the Workers shards); absent: there is one. */
+  shardOf?(event: AuditEvent): number;
+};

@@ -11,6 +11,11 @@ export interface LimitSettings {
   readonly subject: RateLimit;
   /** Per verified issuer + subject: fetches of repository-owned policies from GitHub (cache misses only). */
   readonly repositoryPolicy: RateLimit;
+  /**
+   * Audit records of refusals whose subject token did not verify, per audit chain (a shard on Workers, the broker's one
+   * chain on Node): what strangers can make keyway store.
+   */
+  readonly unverified: RateLimit;
 }
 
 const DEFAULTS = {
@@ -18,6 +23,7 @@ const DEFAULTS = {
   client: { perMinute: 6_000, burst: 1_000 },
   subject: { perMinute: 600, burst: 300 },
   repository_policy: { perMinute: 10, burst: 20 },
+  unverified: { perMinute: 120, burst: 1_000 },
 } as const;
 
 export function readLimitSettings(env: SettingsSource): LimitSettings {
@@ -29,5 +35,11 @@ export function readLimitSettings(env: SettingsSource): LimitSettings {
       burst: readInteger(env, `${prefix}_BURST`, DEFAULTS[name].burst, 1, 100_000_000),
     };
   };
-  return { global: read('global'), client: read('client'), subject: read('subject'), repositoryPolicy: read('repository_policy') };
+  return {
+    global: read('global'),
+    client: read('client'),
+    subject: read('subject'),
+    repositoryPolicy: read('repository_policy'),
+    unverified: read('unverified'),
+  };
 }

@@ -33,6 +33,13 @@ export interface RequestLimits {
    * these rates at most, and it spends no budget but its own and its tenant's.
    */
   forRepositoryPolicyFetch(caller: { readonly issuer: string; readonly subject: string; readonly tenant?: string }): Promise<RateLimitedError | undefined>;
+  /**
+   * Before the refusal of a request whose subject token did not verify is recorded: per audit chain (`chain`, the shard
+   * the record goes to on Workers; Node has one). Anyone can send such requests, naming whose chain they land in, so
+   * this bounds what strangers make keyway store; a verified identity's records never spend it. `unrecorded`: how many
+   * refusals of the run of `rate_limited` this record ends were answered without a record (all but the run's first).
+   */
+  forUnverifiedRecord(chain: string): Promise<{ readonly refusal?: RateLimitedError; readonly unrecorded?: number }>;
 }
 
 /**
@@ -50,12 +57,16 @@ const CLIENT_PREFIX_V6 = 64;
  * unreachable), the request goes on: a limit sheds load, it does not decide who gets a token.
  */
 export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now: () => number, log: Logger): RequestLimits {
-  /** `took` says a token was spent, which only a bucket that answered did: a refusal or a failed-open take spent none. */
-  const attempt = async (limit: RateLimit, key: string | undefined): Promise<{ refusal?: RateLimitedError; took: boolean }> => {
+  /**
+   * `took` says a token was spent, which only a bucket that answered did: a refusal or a failed-open take spent none.
+   * `endsRun`: the refusals of the run a request let through ends.
+   */
+  const attempt = async (limit: RateLimit, key: string | undefined): Promise<{ refusal?: RateLimitedError; took: boolean; endsRun?: number }> => {
     if (limit.perMinute === 0) return { took: false };
     try {
       const verdict = await (key === undefined ? limiter.takeShared(limit, now()) : limiter.take(limit, key, now()));
-      return verdict.allowed ? { took: true } : { refusal: new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused), took: false };
+      if (verdict.allowed) return { took: true, ...(verdict.endsRun === undefined ? {} : { endsRun: verdict.endsRun }) };
+      return { refusal: new RateLimitedError(limit, verdict.retryAfterSeconds, verdict.refused), took: false };
     } catch (error) {
       log.error('rate limiter unavailable; request let through', {
         limit: limit.name,
@@ -85,6 +96,11 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       // Refused by its account's share, the fetch never happens: a caller that obeys Retry-After keeps its own budget for when it does.
       if (byTenant !== undefined && bySubject.took) await limiter.giveBack(settings.repositoryPolicy, subjectKey, now()).catch(() => undefined);
       return byTenant;
+    },
+    forUnverifiedRecord: async (chain) => {
+      const { refusal, endsRun = 0 } = await attempt(settings.unverified, chain);
+      if (refusal !== undefined) return { refusal };
+      return endsRun > 1 ? { unrecorded: endsRun - 1 } : {};
     },
   };
 }

@@ -14,7 +14,11 @@ export interface Bucket {
 }
 
 export type RateVerdict =
-  | { readonly allowed: true }
+  | {
+      readonly allowed: true;
+      /** Requests the bucket refused since it last let one through, when there were any: the run of refusals this request ends. */
+      readonly endsRun?: number;
+    }
   | {
       readonly allowed: false;
       /** Whole seconds until the next request would be let through, at least 1. */
@@ -36,7 +40,10 @@ function refilled(limit: RateLimit, bucket: Bucket, now: number): number {
 export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: number): { bucket: Bucket; verdict: RateVerdict } {
   const perMs = limit.perMinute / 60_000;
   const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, refilled(limit, bucket, now));
-  if (tokens >= 1) return { bucket: { tokens: tokens - 1, updatedAt: now, refused: 0 }, verdict: { allowed: true } };
+  if (tokens >= 1) {
+    const endsRun = bucket?.refused ?? 0;
+    return { bucket: { tokens: tokens - 1, updatedAt: now, refused: 0 }, verdict: endsRun > 0 ? { allowed: true, endsRun } : { allowed: true } };
+  }
   const refused = (bucket?.refused ?? 0) + 1;
   return {
     bucket: { tokens, updatedAt: now, refused },
