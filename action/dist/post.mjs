@@ -83,7 +83,12 @@ var DPOP_PROOF_LIMITS = {
   /** How long after its `iat` a proof is accepted; its `jti` is remembered that long. */
   maxAgeSeconds: 60,
   /** How far in the future `iat` may be (the job's clock running ahead of the broker's). */
-  clockSkewSeconds: 5
+  clockSkewSeconds: 5,
+  /**
+   * The largest RSA modulus taken (jose refuses under 2048). A signature check costs in proportion to the key's size, which
+   * the sender picks: a 16384-bit key makes it about 30 times dearer, before the sender is known to be anyone.
+   */
+  rsaModulusBits: 4096
 };
 
 // src/core/exchange/token-exchange-request.ts
