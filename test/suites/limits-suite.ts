@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, suitePolicies, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 
@@ -205,6 +206,105 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       clock.now += 60_000;
       const next = await expectRefusal(broker, await forged(), badSignature);
       expect(next.detail).toMatch(/^after 20 refusals answered rate_limited without a record \(the unverified limit\); /);
+    });
+
+    it("bounds what tokens that do not verify leave in their identity's chain at /proxy as at /token: past the unverified budget 429 and one record per run, the identity's own refusal still recorded", async () => {
+      const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      const call = async (token: string, userAgent?: string) => {
+        const response = await broker.request('/proxy/api/repos/acme/api', {
+          headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': '127.0.0.1', ...(userAgent === undefined ? {} : { 'user-agent': userAgent }) },
+        });
+        return { response, body: (await response.json()) as Record<string, unknown> };
+      };
+      // The victim's exact iss and sub, signed with keys that are not the issuer's.
+      const forged = async () => call(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' }), stranger);
+      for (let request = 0; request < 3; request += 1) {
+        const { response, body } = await forged();
+        expect(response.status).toBe(400);
+        expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'signature_invalid' });
+      }
+
+      const shed = await forged();
+      expect(shed.response.status).toBe(429);
+      expect(shed.response.headers.get('keyway-error')).toBe('rate_limited');
+      expect(shed.response.headers.get('retry-after')).toBe('60');
+      expect(shed.body['error_description']).toContain('unverified rate limit');
+      const first = await broker.auditEvent(shed.body['audit_event_id'] as string);
+      expect(first).toMatchObject({ reason: 'rate_limited', subject_token: { claimed_iss: github.url, claimed_sub: 'repo:acme/api:environment:production' } });
+      expect(first?.detail).toContain('refused: signature_invalid');
+      for (let request = 0; request < 20; request += 1) {
+        const { response, body } = await forged();
+        expect(response.status).toBe(429);
+        expect(body).not.toHaveProperty('audit_event_id');
+        if (request !== 10) continue;
+        // Mid-flood, the identity's own refusal (no policy grants it this upstream): answered and recorded as ever.
+        const own = await call(await good());
+        expect(own.response.status).not.toBe(429);
+        expect(await broker.auditEvent(own.body['audit_event_id'] as string)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
+      }
+      expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('signature_invalid')]);
+
+      clock.now += 60_000;
+      const next = await forged();
+      expect(await broker.auditEvent(next.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'signature_invalid',
+        detail: expect.stringMatching(/^after 20 refusals answered rate_limited without a record \(the unverified limit\); /),
+      });
+    });
+
+    it("bounds what a holder's /revoke of tokens that are not live leaves in the chain they claim: 200 whether recorded or not, one record per run past the budget, a live token still revoked and recorded", async () => {
+      const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      const revoke = async (token: string, userAgent?: string) => {
+        const response = await broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token }),
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'cf-connecting-ip': '127.0.0.1',
+            ...(userAgent === undefined ? {} : { 'user-agent': userAgent }),
+          },
+        });
+        return {
+          status: response.status,
+          headers: response.headers,
+          body: response.status === 200 ? {} : ((await response.json()) as Record<string, unknown>),
+        };
+      };
+      // Tokens that are no keyway token of this broker, claiming the victim's iss and sub; one of them claims a DPoP key too.
+      const garbage = async () => revoke(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' }), stranger);
+      const bound = async () => revoke(await github.sign(ciClaims(github.url, broker.issuer, { cnf: { jkt: 'a'.repeat(43) } }), { key: 'foreign' }), stranger);
+      const refusedProof = await bound();
+      expect(refusedProof.status).toBe(400);
+      expect(refusedProof.body['error']).toBe('invalid_dpop_proof');
+      for (let request = 0; request < 2; request += 1) expect((await garbage()).status).toBe(200);
+
+      // Past the budget: answered as before (RFC 7009 §2.2), the first of the run recorded as the limit's.
+      for (let request = 0; request < 21; request += 1) {
+        expect((await garbage()).status).toBe(200);
+        if (request !== 10) continue;
+        // Mid-flood, a live token's holder revokes it: revoked and recorded as ever.
+        const live = (await post(broker, exchangeForm(await good()))).body['access_token'] as string;
+        expect((await revoke(live)).status).toBe(200);
+        const revoked = (await broker.recentAuditEvents()).find((event) => event.reason === 'token_revoked');
+        expect(revoked).toMatchObject({ detail: 'revoked by its holder', subject_token: { sha256: sha256Hex(live) } });
+      }
+      // A refused proof is refused whatever the token is, so past the budget it is the limit's refusal.
+      const shedProof = await bound();
+      expect(shedProof.status).toBe(429);
+      expect(shedProof.headers.get('retry-after')).toBe('60');
+      expect(shedProof.body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(shedProof.body['error_description']).toContain('unverified rate limit');
+      expect(shedProof.body).not.toHaveProperty('audit_event_id');
+      const recorded = await recordsFrom(broker, stranger);
+      expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', 'algorithm_not_allowed', 'algorithm_not_allowed', 'dpop_proof_invalid']);
+      expect(recorded[0]).toMatchObject({ subject_token: { claimed_iss: github.url, claimed_sub: 'repo:acme/api:environment:production' } });
+      expect(recorded[0]?.detail).toContain('refused: algorithm_not_allowed');
+
+      clock.now += 60_000;
+      expect((await garbage()).status).toBe(200);
+      expect((await recordsFrom(broker, stranger))[0]?.detail).toMatch(/^after 21 refusals answered rate_limited without a record \(the unverified limit\); /);
     });
 
     it('holds every caller to the global limit', async () => {

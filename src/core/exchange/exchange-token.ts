@@ -15,6 +15,7 @@ import { claimSingleUse, type SingleUseContext } from '../replay/claim-single-us
 import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { RateLimitedError } from '../limits/rate-limited-error.ts';
+import { spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
@@ -152,7 +153,9 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     event.reason = failure.reason;
     event.decision = REASONS[failure.reason].decision;
     event.detail = failure.message;
-    settled = { failure: await spendUnverifiedBudget(deps, event, failure) };
+    // Anyone can earn the record of a refusal whose subject token did not verify, in the chain of an identity they name.
+    const unverified = event.issuer === undefined && !(failure instanceof RateLimitedError);
+    settled = { failure: (unverified ? await spendUnverifiedBudget(deps, event) : undefined) ?? failure };
   }
 
   const limited = 'failure' in settled && settled.failure instanceof RateLimitedError ? settled.failure : undefined;
@@ -189,28 +192,6 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     };
   }
   return { answer, outcome, recorded: { event: recordedEvent, link }, append: { outcome: 'ok', seconds: seconds() } };
-}
-
-/**
- * The refusal to answer with, once the subject token did not verify: anyone can earn such a record, in the chain of an
- * identity they name, so these records spend a budget of their chain (RequestLimits.forUnverifiedRecord). Past it, the
- * refusal becomes the limit's, recorded as the first of its run only (`detail` keeps what it refused); the record that
- * ends a run says how many went unrecorded. A verified caller's refusal never reaches the budget.
- */
-async function spendUnverifiedBudget(deps: ExchangeDeps, event: Draft, failure: ExchangeError): Promise<ExchangeError> {
-  if (event.issuer !== undefined || failure instanceof RateLimitedError) return failure;
-  // The shard of the record as appended: the identity it names, cut as the record keeps it.
-  const budget = await deps.limits.forUnverifiedRecord(String(deps.audit.shardOf?.(boundAuditEvent(event)) ?? 0));
-  if (budget.refusal !== undefined) {
-    event.detail = `${budget.refusal.message}; refused: ${failure.reason}`;
-    event.reason = budget.refusal.reason;
-    event.decision = REASONS[budget.refusal.reason].decision;
-    return budget.refusal;
-  }
-  if (budget.unrecorded !== undefined) {
-    event.detail = `after ${budget.unrecorded} refusals answered rate_limited without a record (the unverified limit); ${event.detail}`;
-  }
-  return failure;
 }
 
 /** What the caller is told of a refusal: the reason's public description, or the refusal's own detail when it is public. */

@@ -62,23 +62,28 @@ function joseReason(error: errors.JOSEError): Reason {
 
 const nextId = monotonicFactory(pooledRandom);
 
+/** What an examination's record says: the token, the caller, the outcome. */
+export interface ExaminationFacts {
+  readonly token?: string;
+  readonly caller: Caller;
+  readonly reason: Reason;
+  readonly detail: string;
+  readonly context: RequestContext;
+  readonly now: number;
+}
+
 /**
  * The audit record of a revocation or introspection: the token by its hash and claimed `jti` when it
  * is at hand (a run's tokens are known by `jti` alone, named in `detail`), the caller, the outcome.
  */
-export async function recordExamination(
-  deps: Pick<RevocationDeps, 'audit' | 'issuer'>,
-  facts: {
-    readonly token?: string;
-    readonly caller: Caller;
-    readonly reason: Reason;
-    readonly detail: string;
-    readonly context: RequestContext;
-    readonly now: number;
-  },
-): Promise<string> {
+export async function recordExamination(deps: Pick<RevocationDeps, 'audit' | 'issuer'>, facts: ExaminationFacts): Promise<string> {
+  return appendExamination(deps, examinationRecord(deps, facts));
+}
+
+/** recordExamination's record, not yet appended: its outcome can still change. */
+export function examinationRecord(deps: Pick<RevocationDeps, 'issuer'>, facts: ExaminationFacts): { -readonly [K in keyof AuditEvent]: AuditEvent[K] } {
   const { token, caller, context, now } = facts;
-  const event: AuditEvent = {
+  return {
     id: nextId(now),
     time: new Date(now).toISOString(),
     decision: REASONS[facts.reason].decision,
@@ -92,6 +97,10 @@ export async function recordExamination(
     ...(token === undefined ? {} : { subject_token: describeToken(token) }),
     ...('operator' in caller ? { issuer: deps.issuer, subject: caller.operator } : {}),
   };
+}
+
+/** Appends an examination's record, bounded as every record is; resolves to its id once durable. */
+export async function appendExamination(deps: Pick<RevocationDeps, 'audit'>, event: AuditEvent): Promise<string> {
   const recorded = boundAuditEvent(event);
   await deps.audit.append(recorded);
   return recorded.id;

@@ -1,20 +1,30 @@
 import { decodeJwt } from 'jose';
 import { boundKeyThumbprint, dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import type { DpopReplayStore } from '../dpop/dpop-replay.ts';
+import type { AuditEvent } from '../audit/audit-event.ts';
 import type { Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
-import { examineToken, recordExamination, type RevocationDeps } from './examine-token.ts';
+import type { RateLimitedError } from '../limits/rate-limited-error.ts';
+import type { RequestLimits } from '../limits/request-limits.ts';
+import { spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
+import { appendExamination, examinationRecord, examineToken, recordExamination, type RevocationDeps } from './examine-token.ts';
 
-/** What revocation needs beyond examination: where a bound token's holder's DPoP proof is claimed once. */
+/** What revocation needs beyond examination: where a bound token's holder's DPoP proof is claimed once, and the budget of records strangers earn. */
 export interface RevokeDeps extends RevocationDeps {
   readonly dpopReplay: DpopReplayStore;
+  readonly limits: Pick<RequestLimits, 'forUnverifiedRecord'>;
 }
 
 /** Who revokes: the token's holder, with the request's `DPoP` header if it had one, or an operator by the `sub` of its keyway token. */
 export type Revoker = { readonly holder: true; readonly dpopProof?: string } | { readonly operator: string };
 
-/** Revoked, or asked about a token that was not live (both answered alike); or refused: the holder of a bound token proved no key. */
-export type Revocation = { readonly refused?: undefined } | { readonly refused: { readonly message: string; readonly auditEventId: string } };
+/**
+ * Revoked, or asked about a token that was not live (both answered alike); or refused: the holder of a bound token proved no
+ * key (`auditEventId` its record), or did so past the unverified budget (`limited`: the record is there only for a run's first).
+ */
+export type Revocation =
+  | { readonly refused?: undefined }
+  | { readonly refused: { readonly message: string; readonly auditEventId?: string; readonly limited?: RateLimitedError } };
 
 /**
  * RFC 7009 token revocation of a keyway access token, by its holder or an operator with
@@ -25,27 +35,40 @@ export type Revocation = { readonly refused?: undefined } | { readonly refused: 
  * without a proof that fits, the revocation is refused, and recorded, whatever the token is (live or
  * not), so the refusal tells no more than the token's own claims. Resolves once the revocation and
  * its record are durable, and rejects (no answer but an error) if either fails.
+ *
+ * Anyone can ask, as a holder, about a token that is not live and claims any identity: those records, and the refusals
+ * of a proof (made before the token is examined), spend the unverified budget of the chain they go to, as /token's
+ * refusals of tokens that did not verify do. Past it, a token that is not live is still answered as a live one is
+ * (200), recorded only as the first of the run: the budget decides what is written, never what the caller learns.
+ * A refused proof is refused whatever the token is, so past the budget it is the limit's refusal (429) instead.
  */
 export async function revokeToken(deps: RevokeDeps, token: string, caller: Revoker, context: RequestContext): Promise<Revocation> {
   const now = deps.now();
   const recordedCaller = 'operator' in caller ? caller : { holder: true as const };
-  const refuse = async (reason: Reason, message: string): Promise<Revocation> => {
-    const auditEventId = await recordExamination(deps, { token, caller: recordedCaller, reason, detail: `not revoked: ${message}`, context, now });
-    return { refused: { message, auditEventId } };
-  };
+  const record = (reason: Reason, detail: string) => examinationRecord(deps, { token, caller: recordedCaller, reason, detail, context, now });
+  const refuse = async (event: AuditEvent, message: string): Promise<Revocation> => ({
+    refused: { message, auditEventId: await appendExamination(deps, event) },
+  });
   const proof = 'holder' in caller ? await holderProof(deps, token, caller.dpopProof, now) : undefined;
-  if (proof?.refusal !== undefined) return refuse('dpop_proof_invalid', proof.refusal);
+  if (proof?.refusal !== undefined) {
+    const event = record('dpop_proof_invalid', `not revoked: ${proof.refusal}`);
+    const limited = await spendUnverifiedBudget(deps, event);
+    if (limited === undefined) return refuse(event, proof.refusal);
+    return { refused: { message: limited.message, limited, ...(limited.recorded ? { auditEventId: await appendExamination(deps, event) } : {}) } };
+  }
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
   if (!examined.live) {
-    const detail = examined.reason === 'token_revoked' ? `already revoked; asked again by ${by}` : `not revoked (${examined.detail})`;
-    await recordExamination(deps, { token, caller: recordedCaller, reason: examined.reason, detail, context, now });
+    const event = record(examined.reason, examined.reason === 'token_revoked' ? `already revoked; asked again by ${by}` : `not revoked (${examined.detail})`);
+    const limited = 'holder' in caller ? await spendUnverifiedBudget(deps, event) : undefined;
+    if (limited === undefined || limited.recorded) await appendExamination(deps, event);
     return {};
   }
   // Claimed once the token is live and about to be revoked: a retry after an answer that was lost finds it already revoked (200),
   // and a refused request stores nothing. A store that cannot answer rejects (503: nothing was revoked, retry).
   if (proof?.verified !== undefined && !(await deps.dpopReplay.claim(dpopProofKey(proof.verified), proof.verified.acceptedUntil, now))) {
-    return refuse('dpop_proof_replayed', 'the DPoP proof was already used; make a new proof for every request');
+    const message = 'the DPoP proof was already used; make a new proof for every request';
+    return refuse(record('dpop_proof_replayed', `not revoked: ${message}`), message);
   }
   const recorded = recordExamination(deps, { token, caller: recordedCaller, reason: 'token_revoked', detail: `revoked by ${by}`, context, now });
   await deps.revocations.revoke(examined.claims, await recorded, now);

@@ -89,8 +89,13 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       return answer(c, async () => {
         const { refused } = await revokeToken(examine, token, caller, context(c));
         if (refused === undefined) return c.body(null, 200, NO_STORE);
+        const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
+        if (refused.limited !== undefined) {
+          const retryAfter = { ...NO_STORE, 'Retry-After': String(refused.limited.retryAfterSeconds) };
+          return c.json({ error: 'temporarily_unavailable', error_description: refused.message, ...recorded }, 429, retryAfter);
+        }
         // A bound token's holder sent no proof of its key, or a bad one (RFC 9449 §5's answer at an authorization server).
-        return c.json({ error: 'invalid_dpop_proof', error_description: refused.message, audit_event_id: refused.auditEventId }, 400, NO_STORE);
+        return c.json({ error: 'invalid_dpop_proof', error_description: refused.message, ...recorded }, 400, NO_STORE);
       });
     },
   );

@@ -1,0 +1,34 @@
+import type { AuditEvent, AuditLog } from '../audit/audit-event.ts';
+import { boundAuditEvent } from '../audit/bound-audit-event.ts';
+import { REASONS } from '../errors/reasons.ts';
+import type { RateLimitedError } from './rate-limited-error.ts';
+import type { RequestLimits } from './request-limits.ts';
+
+/** A record being written: its outcome can still change. */
+type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
+
+/**
+ * Before the record of a request whose token did not verify is appended (a refusal at /token or /proxy, a holder's
+ * revocation of a token that is not live): anyone can earn such a record, in the chain of an identity they name, so it
+ * spends a budget of that chain (RequestLimits.forUnverifiedRecord). Within it, `event` is recorded as it is; the record
+ * that ends a run of the budget's refusals says in its `detail` how many went unrecorded. Past it, the limit's refusal
+ * is returned and `event` becomes its record (its `detail` keeps the reason it replaced): append it only when it is the
+ * first of its run (`recorded`). The caller decides which requests are unverified: a verified caller's never reach here.
+ */
+export async function spendUnverifiedBudget(
+  deps: { readonly limits: Pick<RequestLimits, 'forUnverifiedRecord'>; readonly audit: Pick<AuditLog, 'shardOf'> },
+  event: Draft,
+): Promise<RateLimitedError | undefined> {
+  // The shard of the record as appended: the identity it names, cut as the record keeps it.
+  const budget = await deps.limits.forUnverifiedRecord(String(deps.audit.shardOf?.(boundAuditEvent(event)) ?? 0));
+  if (budget.refusal !== undefined) {
+    event.detail = `${budget.refusal.message}; refused: ${event.reason}`;
+    event.reason = budget.refusal.reason;
+    event.decision = REASONS[budget.refusal.reason].decision;
+    return budget.refusal;
+  }
+  if (budget.unrecorded !== undefined) {
+    event.detail = `after ${budget.unrecorded} refusals answered rate_limited without a record (the unverified limit); ${event.detail ?? ''}`;
+  }
+  return undefined;
+}
