@@ -13,6 +13,13 @@ import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from 
  * field names, ids and codes around them (under 500).
  */
 const UNVERIFIED_RECORD_MAX = 8 * 1024;
+/**
+ * What such a record is held to in fact, since anyone can earn one: detail, audience and scope (512 each, as AUDIT_BOUNDS.unverified),
+ * request id, client address and user agent (256 each), the token's SHA-256 and claimed jti/iss/sub (64 + 3 × 256), and the
+ * field names, ids and codes around them (under 400); a /proxy record has upstream, method and path (256 + 256 + 512) instead of
+ * the lists.
+ */
+const STRANGER_RECORD_MAX = 3.5 * 1024;
 /** … and one whose token verified: its subject (256) and each recorded claim (2,048; here `aud` and `sub`), and the policy trace. */
 const VERIFIED_RECORD_MAX = 16 * 1024;
 
@@ -37,6 +44,16 @@ function expectBoundedShape(value: unknown): void {
       expectBoundedShape(inner);
     }
   }
+}
+
+/** A record that names no verified identity: its detail, requested audience and scope, and proxied path cut to AUDIT_BOUNDS.unverified. */
+function expectStrangersRecord(event: AuditEvent): void {
+  expect(event).not.toHaveProperty('issuer');
+  expect(JSON.stringify(event).length).toBeLessThanOrEqual(STRANGER_RECORD_MAX);
+  for (const text of [event.detail, event.proxy?.path])
+    if (text !== undefined) expect(JSON.stringify(text).length - 2).toBeLessThanOrEqual(AUDIT_BOUNDS.unverified);
+  for (const list of [event.request.audience, event.request.scope])
+    if (list !== undefined) expect(JSON.stringify(list).length).toBeLessThanOrEqual(AUDIT_BOUNDS.unverified);
 }
 
 /** A record's size is bounded whatever the request and its token hold. Runs on Node and inside workerd. */
@@ -74,6 +91,7 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
       expect(JSON.stringify(event).length).toBeLessThanOrEqual(recordMax);
       expectBoundedShape(event);
       expect(event.request.user_agent?.startsWith('agent/uuu')).toBe(true);
+      if (recordMax === UNVERIFIED_RECORD_MAX) expectStrangersRecord(event);
       return { body, event };
     };
 
@@ -121,6 +139,37 @@ export function auditBoundsSuite(runtime: string, start: StartBroker, issuerBase
       expect(event.subject).toHaveLength(AUDIT_BOUNDS.text);
       expect(event.claims?.['aud']).toEqual(expect.arrayContaining([broker.issuer]));
       expect(JSON.stringify(event.claims?.['aud']).length).toBeLessThanOrEqual(AUDIT_BOUNDS.value);
+    });
+
+    it('keeps less of what a token that did not verify came with than of what a verified one did: detail, audience and scope cut to 512, not 2,048', async () => {
+      // Scope entries long enough that their entry bound (16) is not what cuts them.
+      const targets = { ...hugeTargets, scope: Array.from({ length: 8 }, (_, index) => `${index}${'s'.repeat(250)}`).join(' ') };
+      const stranger = await refusedAndRecorded(exchangeForm(rs256(claims()), targets), invalidRequest('signature_invalid'));
+      for (const list of ['audience', 'scope'] as const) expect(stranger.event.request[list]?.at(-1)).toMatch(/^…\d+ more$/);
+      const verified = await refusedAndRecorded(
+        exchangeForm(await issuer.sign(claims({ sub: 'svc-unknown' })), targets),
+        invalidRequest('no_policy_matched'),
+        VERIFIED_RECORD_MAX,
+      );
+      expect(verified.event.issuer).toBe(issuer.url);
+      for (const list of ['audience', 'scope'] as const) {
+        expect(JSON.stringify(verified.event.request[list]).length).toBeGreaterThan(AUDIT_BOUNDS.unverified);
+        expect(JSON.stringify(verified.event.request[list]).length).toBeLessThanOrEqual(AUDIT_BOUNDS.value);
+        expect(verified.event.request[list]?.length).toBeGreaterThan(stranger.event.request[list]?.length ?? 0);
+      }
+    });
+
+    it('keeps a record of a /proxy request whose token did not verify as small: its path cut to 512', async () => {
+      // Path and user agent within what Node reads of a request's head (16 KiB).
+      const response = await broker.request(`/proxy/api/${'p'.repeat(4000)}`, {
+        headers: { authorization: `Bearer ${rs256(claims())}`, 'user-agent': `agent/${'u'.repeat(4000)}` },
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status).toBe(400);
+      const event = (await broker.auditEvent(body['audit_event_id'] as string)) as AuditEvent;
+      expect(event.reason).toBe('signature_invalid');
+      expect(event.proxy?.path).toMatch(/^\/pppp.*…$/);
+      expectStrangersRecord(event);
     });
 
     it('bounds an error description that echoes what the caller sent', async () => {

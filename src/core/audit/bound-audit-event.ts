@@ -14,6 +14,12 @@ export const AUDIT_BOUNDS = {
   value: 2048,
   /** Entries kept of one list or object. */
   entries: 16,
+  /**
+   * What a record that names no verified identity (its subject token did not verify, or none was read) keeps of its
+   * detail, each requested list (audience, scope) and a proxied path, instead of `detail` and `value`: anyone can send
+   * what earns such a record.
+   */
+  unverified: 512,
 } as const;
 
 const CUT = '…';
@@ -80,8 +86,8 @@ export function boundJson(value: unknown, budget: number): unknown {
   return Object.fromEntries(more > 0 ? [...kept, [CUT, `${more} more`]] : kept);
 }
 
-function boundList(list: readonly string[]): string[] {
-  return boundJson(list, AUDIT_BOUNDS.value) as string[];
+function boundList(list: readonly string[], budget: number = AUDIT_BOUNDS.value): string[] {
+  return boundJson(list, budget) as string[];
 }
 
 /**
@@ -102,18 +108,22 @@ const byName = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < 
  * place this happens, so no call site has to remember it. What configuration decides (the
  * issuer URL, policy ids, GitHub grants) is kept as it is. The record and the objects copied
  * here have their members in the order its JCS text has them (the text does not depend on it).
+ * A record that names no verified identity is cut tighter (AUDIT_BOUNDS.unverified): a stranger's is small.
  */
 export function boundAuditEvent(event: AuditEvent): AuditEvent {
   // Copies assigned field by field: one object each, where spreading a `{}` or `{ field }` per optional field made two.
   const { request, subject_token: token, issued, policy } = event;
+  const verified = event.issuer !== undefined;
+  const detail = verified ? AUDIT_BOUNDS.detail : AUDIT_BOUNDS.unverified;
+  const value = verified ? AUDIT_BOUNDS.value : AUDIT_BOUNDS.unverified;
   const bounded = inJcsOrder(event);
-  if (event.detail !== undefined) bounded.detail = boundText(event.detail, AUDIT_BOUNDS.detail);
+  if (event.detail !== undefined) bounded.detail = boundText(event.detail, detail);
   const boundedRequest = inJcsOrder(request);
   boundedRequest.id = boundText(request.id);
   if (request.client_ip !== undefined) boundedRequest.client_ip = boundText(request.client_ip);
   if (request.user_agent !== undefined) boundedRequest.user_agent = boundText(request.user_agent);
-  if (request.audience !== undefined) boundedRequest.audience = boundList(request.audience);
-  if (request.scope !== undefined) boundedRequest.scope = boundList(request.scope);
+  if (request.audience !== undefined) boundedRequest.audience = boundList(request.audience, value);
+  if (request.scope !== undefined) boundedRequest.scope = boundList(request.scope, value);
   bounded.request = boundedRequest;
   if (token !== undefined) {
     const boundedToken = inJcsOrder(token);
@@ -136,7 +146,7 @@ export function boundAuditEvent(event: AuditEvent): AuditEvent {
     const boundedProxy = inJcsOrder(event.proxy);
     boundedProxy.upstream = boundText(event.proxy.upstream);
     boundedProxy.method = boundText(event.proxy.method);
-    boundedProxy.path = boundText(event.proxy.path, AUDIT_BOUNDS.value);
+    boundedProxy.path = boundText(event.proxy.path, value);
     bounded.proxy = boundedProxy;
   }
   if (issued !== undefined) {
