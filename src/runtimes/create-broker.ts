@@ -206,8 +206,6 @@ export function createBroker(parts: BrokerParts): Broker {
                   audit: audit.log,
                   revocations: parts.revocations,
                   now,
-                  maxTtlSeconds: parts.settings.maxTtlSeconds,
-                  log: parts.log,
                 },
                 ended,
               ),

@@ -215,6 +215,39 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       ALTER TABLE github_token_revocations ADD COLUMN run_attempt INTEGER;
     `,
   },
+  {
+    // The keyway tokens granted to a CI run, by its ids (src/core/audit/run-grants.ts): written with the grant's record, in
+    // its transaction, read by the end of a job or run (revoke-ended-work-tokens.ts), dropped once the token no longer
+    // verifies. Before, those grants were looked for in the newest 10,000 records of the repository, by its name: a job
+    // could bury its first token under later grants, and a repository renamed mid-run was searched under its new name.
+    // The grants already recorded whose tokens still verify (a day is the longest TTL) are indexed here, so none is missed
+    // across the upgrade; the claims are kept as recorded, strings or numbers as text, as claimText reads them.
+    id: 14,
+    sql: `
+      CREATE TABLE audit_run_grants (
+        repository_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        audit_event_id TEXT NOT NULL,
+        check_run_id TEXT,
+        run_attempt TEXT,
+        jti TEXT NOT NULL,
+        exp INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, run_id, audit_event_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX audit_run_grants_exp ON audit_run_grants (exp);
+      INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, check_run_id, run_attempt, jti, exp)
+        SELECT json_extract(event, '$.claims.repository_id'), json_extract(event, '$.claims.run_id'), id,
+               CASE WHEN json_type(event, '$.claims.check_run_id') IN ('text', 'integer', 'real') THEN json_extract(event, '$.claims.check_run_id') END,
+               CASE WHEN json_type(event, '$.claims.run_attempt') IN ('text', 'integer', 'real') THEN json_extract(event, '$.claims.run_attempt') END,
+               json_extract(event, '$.issued.jti'), json_extract(event, '$.issued.exp')
+          FROM audit_events
+         WHERE time >= (unixepoch() - 2 * 86400) * 1000 AND decision = 'granted' AND reason = 'granted'
+           AND json_type(event, '$.issued.jti') = 'text' AND json_type(event, '$.issued.exp') IN ('integer', 'real')
+           AND json_extract(event, '$.issued.exp') + 30 > unixepoch()
+           AND json_type(event, '$.claims.repository_id') IN ('text', 'integer', 'real')
+           AND json_type(event, '$.claims.run_id') IN ('text', 'integer', 'real');
+    `,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

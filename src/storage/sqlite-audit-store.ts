@@ -21,6 +21,11 @@ import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
 import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 import { ChainConflictError } from '../core/audit/chain-conflict-error.ts';
+import type { RunGrant } from '../core/audit/run-grants.ts';
+import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../core/mint/verify-access-token.ts';
+
+/** The greatest `exp` (seconds) of a token that no longer verifies at `at` (ms): one that expired within the clock skew tolerated beyond it still does. */
+const lastExpired = (at: number): number => Math.floor(at / 1000) - ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
 
 export type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
 export type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
@@ -72,17 +77,59 @@ export class SqliteAuditStore implements AuditStore {
   async appendCanonical(events: readonly CanonicalEvent[]): Promise<ChainLink[]> {
     return this.#db.transaction(() => {
       let head = this.#head();
-      return events.map(({ text, index }) => {
+      const links = events.map(({ text, index }) => {
         const link = { seq: head.seq + 1, prev_hash: head.hash, hash: chainHashOfCanonical(head.hash, text, this.#digest) };
         this.#insert(text, index, link);
         head = link;
         return link;
       });
+      this.#indexRunGrants(events);
+      return links;
     });
   }
 
   #insert(text: string, index: AuditIndex, link: ChainLink): void {
     this.#db.run(INSERT, [link.seq, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), link.prev_hash, link.hash, text]);
+  }
+
+  /**
+   * Inside the append's transaction: the run grants among `events`, so a grant's record and its index row are durable
+   * together, and the rows of tokens that no longer verify (at the batch's newest record's time) dropped.
+   */
+  #indexRunGrants(events: readonly CanonicalEvent[]): void {
+    let newest: number | undefined;
+    for (const { index, runGrant: grant } of events) {
+      if (grant === undefined) continue;
+      this.#db.run(`INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?)`, [
+        grant.repositoryId,
+        grant.runId,
+        grant.auditEventId,
+        grant.checkRunId,
+        grant.runAttempt,
+        grant.jti,
+        grant.exp,
+      ]);
+      newest = Math.max(newest ?? index.time, index.time);
+    }
+    if (newest !== undefined) this.#db.run('DELETE FROM audit_run_grants WHERE exp <= ?', [lastExpired(newest)]);
+  }
+
+  async grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {
+    return this.#db
+      .all<{ audit_event_id: string; check_run_id: string | null; run_attempt: string | null; jti: string; exp: number }>(
+        `SELECT audit_event_id, check_run_id, run_attempt, jti, exp FROM audit_run_grants
+          WHERE repository_id = ? AND run_id = ? AND exp > ? ORDER BY audit_event_id`,
+        [repositoryId, runId, lastExpired(at)],
+      )
+      .map((row) => ({
+        auditEventId: row.audit_event_id,
+        repositoryId,
+        runId,
+        checkRunId: row.check_run_id,
+        runAttempt: row.run_attempt,
+        jti: row.jti,
+        exp: row.exp,
+      }));
   }
 
   /** Inside a transaction: the head, chaining first any records written before the chain existed. */

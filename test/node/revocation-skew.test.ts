@@ -21,6 +21,9 @@ import { BROKER_ISSUER, testConfig } from './node-harness.ts';
 import { auditEvent } from '../support/audit-event.ts';
 import { tokenId } from '../../src/core/mint/token-id.ts';
 import { revokeEndedWorkTokens } from '../../src/features/github/webhooks/revoke-ended-work-tokens.ts';
+import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
+import { canonicalEvent, chainHashOfCanonical, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 
 /** A keyway token still verifies for the clock skew tolerated after its exp, so it can still be revoked then. */
 describe('revoking a keyway token in the skew after its exp', () => {
@@ -81,9 +84,8 @@ describe('revoking a keyway token in the skew after its exp', () => {
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
       }),
     );
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds, log: silentLogger };
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
     const revoked = await revokeEndedWorkTokens(deps, {
-      repository: 'acme/skew',
       repositoryId: '901',
       runId: '77',
       job: { id: '78', checkRunId: '78' },
@@ -94,6 +96,9 @@ describe('revoking a keyway token in the skew after its exp', () => {
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   });
 
+  /** Each test's repository has an id of its own: a run's grants are found by its repository's id. */
+  const REPOSITORY_IDS: Readonly<Record<string, string>> = { 'acme/busy': '902', 'acme/older': '903', 'acme/busier': '904' };
+  const idOf = (repository: string) => REPOSITORY_IDS[repository] as string;
   /** `count` grants of the repository's other runs, recorded `at`, in batches the audit writer commits together. */
   const otherGrants = async (repository: string, count: number, at: number) => {
     for (let done = 0; done < count; done += 500)
@@ -104,7 +109,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
               time: new Date(at).toISOString(),
               decision: 'granted',
               reason: 'granted',
-              claims: { repository, repository_id: '902', run_id: '1' },
+              claims: { repository, repository_id: idOf(repository), run_id: '1' },
               issued: { jti: tokenId(at), sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
             }),
           ),
@@ -119,54 +124,44 @@ describe('revoking a keyway token in the skew after its exp', () => {
         time: new Date(at).toISOString(),
         decision: 'granted',
         reason: 'granted',
-        claims: { repository, repository_id: '902', run_id: '88', ...(checkRunId === undefined ? {} : { check_run_id: checkRunId }) },
+        claims: { repository, repository_id: idOf(repository), run_id: '88', ...(checkRunId === undefined ? {} : { check_run_id: checkRunId }) },
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
       }),
     );
     return jti;
   };
   const jobEnded = (repository: string) => ({
-    repository,
-    repositoryId: '902',
+    repositoryId: idOf(repository),
     runId: '88',
     job: { id: '89', checkRunId: '89' },
     runAttempt: 1,
     deliveryId: `delivery-${repository}`,
   });
 
-  it("finds a job's tokens newest first, past more of its repository's older grants than it looks through", async () => {
+  it("finds a job's tokens past more of its repository's older grants than a page of the log holds", async () => {
     const now = Date.now();
     await otherGrants('acme/busy', 10_001, now - 20 * 60_000);
     const jti = await jobGrant('acme/busy', now - 60_000);
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log: silentLogger };
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy'))).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   }, 30_000);
 
   it('ends a token of the run without check_run_id (older GHES) granted long before the job that ended started', async () => {
     const jti = await jobGrant('acme/older', Date.now() - 40 * 60_000, undefined);
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log: silentLogger };
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/older'))).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   });
 
-  it("says in the log when more of the repository's grants followed a job's start than a job's end looks through", async () => {
+  it("revokes a job's first token however many of its repository's grants follow it, the old page limit's 10,000 and more", async () => {
     const started = Date.now() - 60_000;
-    await jobGrant('acme/busier', started + 1_000);
+    const first = await jobGrant('acme/busier', started + 1_000);
     await otherGrants('acme/busier', 10_001, started + 2_000);
-    // Newest first: the job's latest token, with the most life left, is among those looked at.
     const latest = await jobGrant('acme/busier', started + 3_000);
-    const warnings: { message: string; fields: unknown }[] = [];
-    const log = { ...silentLogger, warn: (message: string, fields?: unknown) => void warnings.push({ message, fields }) };
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now(), maxTtlSeconds: 3600, log };
-    await revokeEndedWorkTokens(deps, jobEnded('acme/busier'));
-    expect(await revocations.isRevoked(latest, Date.now())).toBe(true);
-    expect(warnings).toEqual([
-      {
-        message: "keyway tokens of ended CI work: the repository's older grants were not looked at",
-        fields: { repository: 'acme/busier', ended: 'the workflow job 89 of run 88 completed', grants_examined: 10_000 },
-      },
-    ]);
+    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
+    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busier'))).toBe(2);
+    expect([await revocations.isRevoked(first, Date.now()), await revocations.isRevoked(latest, Date.now())]).toEqual([true, true]);
   }, 30_000);
 
   it('revokes one that expired 5 s ago (verifiers take it for 30 s more), and not one past the skew', async () => {
@@ -177,5 +172,55 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const gone = await expiredSecondsAgo(ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS + 5);
     expect((await revoke(gone.token)).status).toBe(200);
     expect(await revocations.isRevoked(gone.jti, Date.now())).toBe(false);
+  });
+});
+
+/** The upgrade to the index of grants by run (schema 14): the grants already recorded whose tokens still verify are in it at once. */
+describe('grants recorded before the index of grants by run', () => {
+  it('are indexed by the migration while their tokens still verify, so a job ending across the upgrade still finds them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-run-grants-upgrade-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
+    try {
+      migrate(db, 13);
+      const now = Date.now();
+      const grant = (jti: string, exp: number, claims: Record<string, unknown>) =>
+        auditEvent({
+          decision: 'granted',
+          reason: 'granted',
+          claims: { repository: 'acme/upgraded', ...claims },
+          issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
+        });
+      const live = Math.floor(now / 1000) + 600;
+      const events = [
+        grant('live', live, { repository_id: '905', run_id: '41', check_run_id: '42', run_attempt: '1' }),
+        // A claim written as a number is read as claimText reads it: its digits.
+        grant('numbers', live, { repository_id: 905, run_id: 41 }),
+        grant('in-skew', Math.floor(now / 1000) - ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS + 5, { repository_id: '905', run_id: '41' }),
+        grant('expired', Math.floor(now / 1000) - ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS - 5, { repository_id: '905', run_id: '41' }),
+        grant('other-run', live, { repository_id: '905', run_id: '43' }),
+        grant('no-run', live, {}),
+        auditEvent({ claims: { repository_id: '905', run_id: '41' } }),
+      ];
+      // As the release before wrote them: the record alone, chained.
+      let prev = GENESIS_HASH;
+      for (const [index, event] of events.entries()) {
+        const canonical = canonicalEvent(event);
+        const hash = chainHashOfCanonical(prev, canonical.text);
+        db.run(
+          `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event) VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`,
+          [index + 1, ...AUDIT_INDEX_COLUMNS.map((column) => canonical.index[column]), prev, hash, canonical.text],
+        );
+        prev = hash;
+      }
+      migrate(db);
+      const found = await new SqliteAuditStore(db).grantsOfRun('905', '41', now);
+      expect(found.map(({ jti, checkRunId, runAttempt }) => ({ jti, checkRunId, runAttempt })).sort((a, b) => a.jti.localeCompare(b.jti))).toEqual([
+        { jti: 'in-skew', checkRunId: null, runAttempt: null },
+        { jti: 'live', checkRunId: '42', runAttempt: '1' },
+        { jti: 'numbers', checkRunId: null, runAttempt: null },
+      ]);
+    } finally {
+      db.close();
+    }
   });
 });

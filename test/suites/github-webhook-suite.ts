@@ -159,9 +159,9 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
     });
-    beforeEach(async () => {
-      ci = freshIssuer(issuerBase(), 'webhooks');
-      broker = await start(
+    /** The broker every test starts with (`settings` over the suite's own), for the issuer of the test's CI jobs. */
+    const startBroker = (settings: Readonly<Record<string, string>> = {}) =>
+      start(
         {
           'deploy.yaml': deployPolicy(ci.url, 'production'),
           'guard.yaml': guardPolicy(ci.url),
@@ -177,10 +177,14 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
             KEYWAY_GITHUB_POLICY_PATH: POLICY_DIR,
             ...second.poolSettings(2),
             KEYWAY_GITHUB_APP_2_WEBHOOK_SECRET: SECOND_SECRET,
+            ...settings,
           },
           ownState: true,
         },
       );
+    beforeEach(async () => {
+      ci = freshIssuer(issuerBase(), 'webhooks');
+      broker = await startBroker();
     });
     afterEach(() => broker?.close());
 
@@ -596,6 +600,52 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
       });
       expect(await revocationsOf(job)).toBe(2);
+    });
+
+    // Node only: 10,000 exchanges take minutes in workerd. The index the job's end reads there, in every audit shard, is the
+    // one the renamed repository's job below reaches on both runtimes.
+    it.runIf(runtime === 'Node')(
+      "revokes a job's first keyway token when it completes, though more than 10,000 were granted to its run after it",
+      async () => {
+        // Its run's jobs may ask as fast as the test can sign: the limits are no part of this.
+        await broker.close();
+        const unlimited = Object.fromEntries(
+          ['GLOBAL', 'CLIENT', 'SUBJECT'].flatMap((limit) => [
+            [`KEYWAY_RATE_LIMIT_${limit}_PER_MINUTE`, '100000000'],
+            [`KEYWAY_RATE_LIMIT_${limit}_BURST`, '100000000'],
+          ]),
+        );
+        broker = await startBroker(unlimited);
+        const [run, job, sibling] = [freshId(), freshId(), freshId()];
+        const first = await keywayTokenFor(run, job);
+        // More than the 20 pages of 500 of its repository's grants a job's end used to read, newest first: the job's own
+        // later grants, or (cheaper to revoke here) a busy sibling's, bury its first.
+        const later = 10_001;
+        for (let done = 0; done < later; done += 500) {
+          const claims = Array.from({ length: Math.min(500, later - done) }, () => ciClaims(ci.url, broker.issuer, jobClaims(run, sibling)));
+          const answers = await Promise.all((await ci.signMany(claims)).map(async (token) => (await postToken(broker, exchangeForm(token))).status));
+          expect(answers.filter((status) => status !== 200)).toEqual([]);
+        }
+        const latest = await keywayTokenFor(run, job);
+        expect(await completedJob(run, job)).toMatchObject({
+          status: 200,
+          body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+        });
+        expect(await (await introspection())(first, latest)).toEqual([false, false]);
+      },
+      300_000,
+    );
+
+    it('revokes the keyway tokens of a job whose repository was renamed and transferred before it completed: the ids name the run, not the name', async () => {
+      const [run, job] = [freshId(), freshId()];
+      const token = await keywayTokenFor(run, job);
+      const completed = workflowJob(run, 'completed', { id: job });
+      const moved = { ...completed, repository: { id: 734201, name: 'api-v2', full_name: 'octo-org/api-v2', owner: { login: 'octo-org' } } };
+      expect(await deliver({ event: 'workflow_job', payload: moved })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      expect(await (await introspection())(token)).toEqual([false]);
     });
 
     it("is not kept from revoking a job's tokens by a copy of its signed body sent first under another event name (X-GitHub-Event is not signed)", async () => {

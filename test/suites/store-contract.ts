@@ -115,6 +115,32 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 30, first_seq: 1, last_seq: 30 });
     });
 
+    it("indexes a grant to a CI run with its record, by the run's ids, while its token verifies, and drops the rows of expired ones", async () => {
+      const { audit } = await open();
+      const now = Date.now();
+      const seconds = Math.floor(now / 1000);
+      const grant = (jti: string, exp: number, claims: Record<string, unknown>, time = now) =>
+        auditEvent({
+          time: new Date(time).toISOString(),
+          decision: 'granted',
+          reason: 'granted',
+          claims: { repository: 'acme/indexed', repository_id: '611', run_id: '7', ...claims },
+          issued: { jti, sub: 's', aud: ['x'], scope: [], exp },
+        });
+      // Expired before the next grant's record: its row is dropped with that append.
+      await audit.append(grant('expired', seconds - 3_600, {}, now - 3_700_000));
+      await audit.append(grant('job', seconds + 600, { check_run_id: '8', run_attempt: '2' }));
+      await audit.append(grant('other-run', seconds + 600, { run_id: '9' }));
+      await audit.append(auditEvent({ claims: { repository_id: '611', run_id: '7' } }));
+      expect(await audit.grantsOfRun('611', '7', now)).toEqual([
+        { auditEventId: expect.any(String), repositoryId: '611', runId: '7', checkRunId: '8', runAttempt: '2', jti: 'job', exp: seconds + 600 },
+      ]);
+      // Past its exp and the 30 s of skew verifiers tolerate, a token is no longer the run's to revoke.
+      expect(await audit.grantsOfRun('611', '7', (seconds + 631) * 1000)).toEqual([]);
+      // Asked as of when the expired one still verified: its row is gone, dropped with the next grant's append.
+      expect((await audit.grantsOfRun('611', '7', now - 3_650_000)).map((found) => found.jti)).toEqual(['job']);
+    });
+
     it('refuses a second event with the same id, and the chain goes on unbroken', async () => {
       const { audit } = await open();
       const first = auditEvent();

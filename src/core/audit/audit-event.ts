@@ -3,6 +3,7 @@ import type { AuditIndex } from './audit-index.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
 import type { ChainHead, Checkpoint } from './checkpoint.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
+import type { RunGrant } from './run-grants.ts';
 
 /**
  * One record per decision. Never holds a raw token: the subject token is known by its
@@ -179,6 +180,11 @@ export interface AuditStore {
   usage(query: UsageQuery): Promise<UsageRow[]>;
   /** Per granting policy and claim of the window's grants, the least and greatest value (the unused-access analysis's pins). */
   claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]>;
+  /**
+   * The keyway tokens granted to a CI run (its `repository_id` and `run_id` claims) that still verify at `at` (ms: their
+   * `exp` and the clock skew tolerated beyond it), from the index the appends keep beside the log, whatever else the log holds.
+   */
+  grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]>;
   /** The last record's link, or after pruning everything the anchor checkpoint, or the genesis. */
   head(): Promise<ChainHead>;
   /** Checkpoints with `seq` above `afterSeq`, oldest first. */
@@ -198,7 +204,7 @@ export interface AuditStore {
 }
 
 /** What exchanges write and auditors read: one chain (an AuditStore), or on Workers the shards' chains merged. */
-export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage'> & {
+export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage' | 'grantsOfRun'> & {
   /** The chain `event` is appended to, where there are several (the Workers shards); absent: there is one. */
   shardOf?(event: AuditEvent): number;
 };

@@ -13,6 +13,7 @@ import {
 } from './audit-query.ts';
 import { auditShardOf } from './audit-shards.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
+import type { RunGrant } from './run-grants.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /** A chain of a sharded log could not be read: the read is answered 503, naming it. */
@@ -114,6 +115,11 @@ export class ShardedAuditLog implements AuditLog {
 
   async claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
     return (await this.#readEvery((store) => store.claimUsage(window))).flat();
+  }
+
+  /** A run's grants are in the shards of its jobs' identities: every chain's are returned together. */
+  async grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {
+    return (await this.#readEvery((store) => store.grantsOfRun(repositoryId, runId, at))).flat();
   }
 
   async stats(query: AuditStatsQuery): Promise<AuditStats> {

@@ -2,7 +2,7 @@
 const GITHUB_NUMBER = /^[1-9]\d{0,19}$/;
 
 /** A string or number claim as text. */
-const claimText = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
+export const claimText = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
 
 const githubNumberText = (value: unknown): string | undefined => {
   const text = claimText(value);

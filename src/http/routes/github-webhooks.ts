@@ -114,7 +114,6 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       const unmatched = checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
       return revokeEnded(
         {
-          repository: payload.repository.full_name,
           repositoryId: String(payload.repository.id),
           runId: String(payload.workflow_job.run_id),
           runAttempt: runAttemptOf(payload.workflow_job.run_attempt),
@@ -130,7 +129,6 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_run ${payload.action} needs nothing` };
       const { repository, workflow_run: run } = payload;
       return revokeEnded({
-        repository: repository.full_name,
         repositoryId: String(repository.id),
         runId: String(run.id),
         runAttempt: runAttemptOf(run.run_attempt),

@@ -3,6 +3,7 @@ import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../../cor
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
+import type { RunGrant } from '../../core/audit/run-grants.ts';
 import { migrate } from '../../storage/migrate.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
@@ -54,6 +55,10 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
 
   claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
     return this.audit.claimUsage(window);
+  }
+
+  grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {
+    return this.audit.grantsOfRun(repositoryId, runId, at);
   }
 
   head(): Promise<ChainHead> {
@@ -131,6 +136,7 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): Aud
     stats: (query) => stub().stats(query),
     usage: (query) => stub().usage(query),
     claimUsage: (window) => stub().claimUsage(window),
+    grantsOfRun: (repositoryId, runId, at) => stub().grantsOfRun(repositoryId, runId, at),
     head: () => stub().head(),
     checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
     latestCheckpoint: () => stub().latestCheckpoint(),

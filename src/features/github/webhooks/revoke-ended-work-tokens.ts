@@ -1,7 +1,5 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
-import type { Logger } from '../../../core/log.ts';
 import { ciJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
-import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../../core/mint/verify-access-token.ts';
 import { recordExamination } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 
@@ -10,14 +8,10 @@ export interface EndedWorkTokenDeps {
   readonly audit: AuditLog;
   readonly revocations: RevocationList;
   readonly now: () => number;
-  /** No keyway token lives longer (KEYWAY_MAX_TTL_SECONDS): how far back the grants of a run are looked for. */
-  readonly maxTtlSeconds: number;
-  readonly log: Logger;
 }
 
 /** What of a GitHub Actions run completed, as the `workflow_job` or `workflow_run` webhook names it. */
 export interface RunWorkEnded {
-  readonly repository: string;
   readonly repositoryId: string;
   readonly runId: string;
   /**
@@ -56,52 +50,20 @@ export function whatEnded(ended: RunWorkEnded): string {
   return ended.job === undefined ? `the workflow run ${ended.runId} completed` : `the workflow job ${ended.job.id} of run ${ended.runId} completed`;
 }
 
-/** How many audit pages of a repository's grants are read for one job or run, at most. */
-const MAX_PAGES = 20;
-const PAGE = 500;
-
 /**
- * Revokes every live keyway access token granted to what ended (a job, or the whole run), found in
- * the audit log: the grants of the repository within the broker's longest TTL whose recorded claims
- * end with it (`endsWith`), newest first. For a job, the tokens
- * of the run's other jobs stay live. Each revocation has its record; a token already revoked (by an
- * earlier job of the run, or `POST /revoke`) is left alone, without another. Past MAX_PAGES pages of
- * the repository's grants the older ones are not looked at, and the log says so. Returns how many
- * were revoked now.
+ * Revokes every live keyway access token granted to what ended (a job, or the whole run), found in the index of grants by
+ * run the audit log keeps (`grantsOfRun`: by the run's `repository_id` and `run_id`, so neither how many grants the
+ * repository has had since nor a rename or transfer of it hides one), those whose recorded claims end with it
+ * (`endsWith`). For a job, the tokens of the run's other jobs stay live. Each revocation has its record; a token already
+ * revoked (by an earlier job of the run, or `POST /revoke`) is left alone, without another. Returns how many were revoked now.
  */
 export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<number> {
   const now = deps.now();
-  const live: { readonly jti: string; readonly exp: number }[] = [];
-  // A token granted maxTtl ago still verifies for the skew after its exp. Not from the work's start: what ended takes
+  // Still verifiable (exp and the skew tolerated beyond it): worth revoking. Not only the work's own: what ended takes
   // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
-  const since = now - (deps.maxTtlSeconds + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000;
-  let after: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page += 1) {
-    const found = await deps.audit.query({
-      decisions: ['granted'],
-      reasons: ['granted'],
-      repository: ended.repository,
-      since,
-      limit: PAGE,
-      order: 'desc',
-      ...(after === undefined ? {} : { after }),
-    });
-    for (const { event } of found.records) {
-      // Still verifiable (exp and the skew tolerated beyond it): worth revoking.
-      const { issued } = event;
-      if (endsWith(ciJobOf(event.claims ?? {}), ended) && issued !== undefined && (issued.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 > now)
-        live.push({ jti: issued.jti, exp: issued.exp });
-    }
-    after = found.next;
-    if (after === undefined) break;
-  }
-  if (after !== undefined) {
-    deps.log.warn("keyway tokens of ended CI work: the repository's older grants were not looked at", {
-      repository: ended.repository,
-      ended: whatEnded(ended),
-      grants_examined: MAX_PAGES * PAGE,
-    });
-  }
+  const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) =>
+    endsWith(ciJobOf({ repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt }), ended),
+  );
   let revoked = 0;
   for (const token of live) {
     if (await deps.revocations.isRevoked(token.jti, now)) continue;
