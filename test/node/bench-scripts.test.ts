@@ -144,7 +144,9 @@ describe('the benchmark scripts', () => {
     expect(fixedRate.warmUp).toBeNull();
     expect(fixedRate.p99WithWarmUpMs).toBe(fixedRate.p99Ms);
     expect(bench.stdout).not.toContain('not counted');
-    expect(targets['p99AtRate']?.reason).toMatch(/^p99 [\d.]+ ms; over 10 ms in the broker/);
+    // The whole run's p99, with no note of answers not counted; or, on a machine too busy to hold the rate, the shortfall.
+    const p99OrShortfall = `p99 ${fixedRate.p99Ms} ms|\\d+/s answered with \\d+ failures, not 50/s: the queue grew all run`;
+    expect(targets['p99AtRate']?.reason).toMatch(new RegExp(`^(${p99OrShortfall}); over 10 ms in the broker`));
   }, 180_000);
 
   it('npm run bench:ab checks each revision out and prints its CPU per exchange, round by round', async () => {
