@@ -253,6 +253,25 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("records a /proxy refusal of a token whose signature verified whatever the unverified budget: a thief's use of a bound CI token is not hidden by a flood naming its identity", async () => {
+      const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const call = async (token: string) => {
+        const response = await broker.request('/proxy/api/repos/acme/api', { headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': '127.0.0.1' } });
+        return { response, body: (await response.json()) as Record<string, unknown> };
+      };
+      // The flood: the victim's exact iss and sub, signed with keys that are not the issuer's, until the budget is spent.
+      for (let request = 0; request < 5; request += 1) await call(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' }));
+      // A copy of the victim's own CI token, bound to a key the thief does not hold: signed by the issuer, refused, and recorded.
+      const stolen = await call(await good({ cnf: { jkt: 'a'.repeat(43) } }));
+      expect(stolen.response.status).toBe(400);
+      expect(stolen.response.headers.get('keyway-error')).toBe('subject_token_bound');
+      expect(await broker.auditEvent(stolen.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'subject_token_bound',
+        issuer: github.url,
+        subject: 'repo:acme/api:environment:production',
+      });
+    });
+
     it("bounds what a holder's /revoke of tokens that are not live leaves in the chain they claim: 200 whether recorded or not, one record per run past the budget, a live token still revoked and recorded", async () => {
       const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const stranger = `stranger-${crypto.randomUUID()}`;

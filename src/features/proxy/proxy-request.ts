@@ -239,6 +239,12 @@ async function authenticate(
     ...(typeof decoded?.iss === 'string' ? { claimed_iss: decoded.iss } : {}),
     ...(typeof decoded?.sub === 'string' ? { claimed_sub: decoded.sub } : {}),
   };
+  // Named as soon as its signature verified: a refusal after that (a revoked token, a thief's copy of a bound one, a job
+  // that ended) is of that identity, recorded whatever the unverified budget, which strangers can spend.
+  const identify = (issuer: string, claims: JWTPayload) => {
+    event.issuer = issuer;
+    event.subject = String(claims.sub);
+  };
   let verified: SubjectClaims;
   if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
     let claims: JWTPayload;
@@ -248,6 +254,7 @@ async function authenticate(
       if (error instanceof DpopReplayUnavailableError) throw new ExchangeError('replay_guard_unavailable', errorText(error), { cause: error });
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
+    identify(deps.issuer, claims);
     await refuseRevoked(deps, claims, now);
     const issuer = policies.issuer(deps.issuer);
     if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
@@ -261,6 +268,7 @@ async function authenticate(
       crypto,
       ...(decoded === undefined ? {} : { decoded }),
     });
+    identify(subject.issuer.url, subject.claims);
     // A CI token bound to a key (cnf) is good only with a proof of that key, which /proxy does not take: a thief's copy is refused.
     if (subject.claims['cnf'] !== undefined) {
       throw new ProxyRefusal('subject_token_bound', 'the CI token is bound to a key (cnf); proxied requests take no proof of it', { public: true });
@@ -268,8 +276,6 @@ async function authenticate(
     await refuseEndedCiWork(deps.endedCiWork, subject, now);
     verified = { issuer: subject.issuer, claims: subject.claims };
   }
-  event.issuer = verified.issuer.url;
-  event.subject = String(verified.claims['sub']);
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   // Verified as DPoP: the proof of the keyway token's key was checked with it.
   return { ...verified, keyProven: scheme === 'DPoP' };
