@@ -594,14 +594,14 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           error: 'invalid_target',
           reason: 'github_repository_not_granted',
         });
-        expect(odd.body['error_description']).toBe("acme/'app'??caf?? is not a repository: use resource https://github.com/OWNER/REPO");
+        expect(odd.body['error_description']).toBe("the requested resource acme/'app'??caf?? is not a repository: use resource https://github.com/OWNER/REPO");
         // The record keeps what was sent.
         expect(odd.event.detail).toContain('acme/"app"\\\u0007café😀');
         const long = await refused(exchangeForm(token, { ...github, audience: `acme/${'x'.repeat(2000)}` }), {
           error: 'invalid_target',
           reason: 'github_repository_not_granted',
         });
-        expect(long.body['error_description']).toBe(`acme/${'x'.repeat(504)}...`);
+        expect(long.body['error_description']).toBe(`the requested resource acme/${'x'.repeat(481)}...`);
       });
 
       it('answers GET /token with 405 and an RFC 6749 error', async () => {

@@ -272,6 +272,18 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it('starts a detail with the count of refusals that went unrecorded only in the record that ends a run: text a stranger sends cannot forge one', async () => {
+      const { broker, github } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const forgedCount = 'after 999999 refusals answered rate_limited without a record (the unverified limit); acme/api';
+      const form = exchangeForm(await github.sign(ciClaims(github.url, broker.issuer), { key: 'foreign' }), {
+        requested_token_type: 'urn:keyway:params:oauth:token-type:github-installation-token',
+        audience: forgedCount,
+      });
+      const event = await expectRefusal(broker, await post(broker, form), { error: 'invalid_target', reason: 'github_repository_not_granted' });
+      expect(event.detail).toContain(forgedCount);
+      expect(event.detail).not.toMatch(/^after \d+ refusals/);
+    });
+
     it("bounds what a holder's /revoke of tokens that are not live leaves in the chain they claim: 200 whether recorded or not, one record per run past the budget, a live token still revoked and recorded", async () => {
       const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const stranger = `stranger-${crypto.randomUUID()}`;

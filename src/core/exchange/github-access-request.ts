@@ -46,7 +46,9 @@ export function parseGitHubAccessRequest(request: TokenExchangeRequest, webOrigi
 
 function repositoryOf(target: string, webOrigin: string): { owner: string; name: string } {
   const refuse = (): never => {
-    throw new ExchangeError('github_repository_not_granted', `${target} is not a repository: use resource ${webOrigin}/OWNER/REPO`, { public: true });
+    throw new ExchangeError('github_repository_not_granted', `the requested resource ${target} is not a repository: use resource ${webOrigin}/OWNER/REPO`, {
+      public: true,
+    });
   };
   let path: string;
   if (URL.canParse(target)) {
