@@ -206,6 +206,8 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       clock.now += 60_000;
       const next = await expectRefusal(broker, await forged(), badSignature);
       expect(next.detail).toMatch(/^after 20 refusals answered rate_limited without a record \(the unverified limit\); /);
+      // The refusal after it starts a new run, whose first is recorded too: under a steady flood, two records per token refilled.
+      expect((await expectRefusal(broker, await forged(), limited)).detail).toContain('refused: signature_invalid');
     });
 
     it("bounds what tokens that do not verify leave in their identity's chain at /proxy as at /token: past the unverified budget 429 and one record per run, the identity's own refusal still recorded", async () => {
