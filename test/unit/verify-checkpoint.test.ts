@@ -1,0 +1,109 @@
+import { createLocalJWKSet, SignJWT, type JWTPayload } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CHECKPOINT_TYPE } from '../../src/core/audit/checkpoint.ts';
+import { ROOT_CHECKPOINT_TYPE, verifyRootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
+import { verifyCheckpoint } from '../../src/core/audit/verify-checkpoint.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+
+const ISSUER = 'https://keyway.test';
+const HASH = 'a'.repeat(64);
+
+/**
+ * What makes a checkpoint (and a root checkpoint) valid, as docs/audit/hash-chain.md specifies it for independent
+ * verifiers: each statement below is signed with the broker's own key, so only the rule it breaks refuses it.
+ */
+describe('a checkpoint as its signature vouches for it', () => {
+  let ring: KeyRing;
+  let keys: ReturnType<typeof createLocalJWKSet>;
+  const signed = async (payload: JWTPayload, options: { typ?: string; alg?: 'ES256' | 'RS256'; iss?: string | null; iat?: boolean } = {}) => {
+    const { typ = CHECKPOINT_TYPE, alg = 'ES256', iss = ISSUER, iat = true } = options;
+    const { kid, key } = ring.signingFor(alg);
+    const jwt = new SignJWT(payload).setProtectedHeader({ alg, kid, typ });
+    if (iss !== null) jwt.setIssuer(iss);
+    if (iat) jwt.setIssuedAt();
+    return jwt.sign(key);
+  };
+
+  beforeAll(async () => {
+    ring = await KeyRing.from([await generateSigningKey(Date.now()), await generateSigningKey(Date.now(), 'RS256')]);
+    keys = createLocalJWKSet(ring.checkpointKeys);
+  });
+
+  it('verifies one the broker signed, and returns the seq, hash, role and chain it signs', async () => {
+    const jws = await signed({ seq: 7, hash: HASH, role: 'anchor', chain: '3' });
+    expect(await verifyCheckpoint(jws, keys, ISSUER, '3')).toMatchObject({ seq: 7, hash: HASH, role: 'anchor', chain: '3', jws });
+    expect(await verifyCheckpoint(await signed({ seq: 0, hash: HASH }), keys, ISSUER, '3')).toMatchObject({ seq: 0, role: undefined, chain: undefined });
+  });
+
+  it('refuses one that breaks any rule of the specification, signed by the broker all the same', async () => {
+    const cases: [string, Promise<string>, string?][] = [
+      ['an access token’s type', signed({ seq: 7, hash: HASH }, { typ: 'at+jwt' })],
+      ['a root checkpoint', signed({ seq: 7, hash: HASH }, { typ: ROOT_CHECKPOINT_TYPE })],
+      ["the broker's RS256 key", signed({ seq: 7, hash: HASH }, { alg: 'RS256' })],
+      ['no iss', signed({ seq: 7, hash: HASH }, { iss: null })],
+      ['no iat', signed({ seq: 7, hash: HASH }, { iat: false })],
+      ['another issuer, where the verifier knows the broker’s', signed({ seq: 7, hash: HASH }, { iss: 'https://other.example' })],
+      ['a negative seq', signed({ seq: -1, hash: HASH })],
+      ['a seq that is no integer', signed({ seq: 1.5, hash: HASH })],
+      ['a hash too long', signed({ seq: 7, hash: `${HASH}0` })],
+      ['a hash with text before it', signed({ seq: 7, hash: `x${HASH}` })],
+      ['an uppercase hash', signed({ seq: 7, hash: HASH.toUpperCase() })],
+      ['a role neither head nor anchor', signed({ seq: 7, hash: HASH, role: 'root' })],
+      ['a chain that is not a name', signed({ seq: 7, hash: HASH, chain: 3 })],
+      ['another chain’s', signed({ seq: 7, hash: HASH, chain: '4' })],
+    ];
+    for (const [what, jws] of cases) {
+      await expect(verifyCheckpoint(await jws, keys, ISSUER, '3'), what).rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });
+    }
+    // A verifier that knows neither the issuer nor the chain (upkeep on Node, `audit verify --data-dir`) holds to the rest.
+    for (const [what, jws] of [
+      ['no iss', signed({ seq: 7, hash: HASH }, { iss: null })],
+      ['a chain that is not a name', signed({ seq: 7, hash: HASH, chain: 3 })],
+    ] as const) {
+      await expect(verifyCheckpoint(await jws, keys), what).rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });
+    }
+  });
+
+  it('accepts one signed as another issuer only where the verifier knows none (upkeep, after KEYWAY_ISSUER changed)', async () => {
+    const jws = await signed({ seq: 7, hash: HASH }, { iss: 'https://keyway.before.example' });
+    expect(await verifyCheckpoint(jws, keys)).toMatchObject({ seq: 7, hash: HASH });
+  });
+});
+
+describe('a root checkpoint as its signature vouches for it', () => {
+  let ring: KeyRing;
+  let keys: ReturnType<typeof createLocalJWKSet>;
+  const signed = async (payload: JWTPayload, options: { typ?: string; iss?: string | null } = {}) => {
+    const { kid, key } = ring.signing;
+    const jwt = new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid, typ: options.typ ?? ROOT_CHECKPOINT_TYPE }).setIssuedAt();
+    if (options.iss !== null) jwt.setIssuer(options.iss ?? ISSUER);
+    return jwt.sign(key);
+  };
+
+  beforeAll(async () => {
+    ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    keys = createLocalJWKSet(ring.checkpointKeys);
+  });
+
+  it('verifies one the broker signed, and returns the heads it signs', async () => {
+    const heads = { legacy: { seq: 4, hash: HASH }, '0': { seq: 0, hash: HASH }, '15': { seq: 9, hash: HASH } };
+    expect(await verifyRootCheckpoint(await signed({ heads }), keys, ISSUER)).toMatchObject({ heads });
+  });
+
+  it('refuses one that breaks any rule of the specification, signed by the broker all the same', async () => {
+    const cases: [string, Promise<string>][] = [
+      ['a chain checkpoint', signed({ heads: { '0': { seq: 1, hash: HASH } } }, { typ: CHECKPOINT_TYPE })],
+      ['another issuer', signed({ heads: { '0': { seq: 1, hash: HASH } } }, { iss: 'https://other.example' })],
+      ['a negative seq', signed({ heads: { '0': { seq: -1, hash: HASH } } })],
+      ['a hash too long', signed({ heads: { '0': { seq: 1, hash: `${HASH}0` } } })],
+      ['a chain named neither legacy nor a shard', signed({ heads: { '0x': { seq: 1, hash: HASH } } })],
+      ['no heads', signed({})],
+    ];
+    for (const [what, jws] of cases) {
+      await expect(verifyRootCheckpoint(await jws, keys, ISSUER), what).rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });
+    }
+    const unissued = signed({ heads: { '0': { seq: 1, hash: HASH } } }, { iss: null });
+    await expect(verifyRootCheckpoint(await unissued, keys), 'no iss').rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });
+  });
+});
