@@ -44,7 +44,7 @@ async function signer() {
     const { jws, iat } = await statement({ seq: head.seq, hash: head.hash }, CHECKPOINT_TYPE);
     return { ...head, time: new Date(iat * 1000).toISOString(), jws };
   };
-  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), check: checkpointVerifier(() => ring), unmarked, keys: createLocalJWKSet(ring.jwks) };
+  return { sign: checkpointSigner(ISSUER, () => ring, Date.now), check: checkpointVerifier(() => ring), unmarked, keys: createLocalJWKSet(ring.jwks), ring };
 }
 
 /**
@@ -472,6 +472,20 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 7, anchor: 6 });
     });
 
+    it('finds what to prune among at most maxRecords of the oldest kept records, from the genesis or the anchor', async () => {
+      const { audit } = await open();
+      const { sign } = await signer();
+      const now = Date.now();
+      const links = [];
+      for (let i = 0; i < 5; i += 1) links.push(await audit.append(auditEvent({ time: new Date(now - 40 * 24 * HOUR).toISOString() })));
+      const window = now - 30 * 24 * HOUR;
+      expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 2, hash: links[1]?.hash });
+      expect(await audit.pruneCandidate(window, 5000)).toEqual({ seq: 5, hash: links[4]?.hash });
+      expect(await audit.pruneCandidate(now - 50 * 24 * HOUR, 5000)).toBeUndefined();
+      expect(await audit.prune(await sign({ seq: 2, hash: links[1]?.hash as string }, 'anchor'))).toBe(2);
+      expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 4, hash: links[3]?.hash });
+    });
+
     it('prunes by the hashed records, and signs nothing over records re-hashed since its last signature', async () => {
       const { audit, tamper } = await open();
       const { sign, check, keys } = await signer();
@@ -695,6 +709,54 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, first_seq: 2, anchor: 1 });
       // Record 3, older than the window, goes once record 2 does.
       expect((await maintainAuditLog(audit, sign, { now: now + 2 * HOUR, retentionDays: 30, verify: check })).pruned).toBe(2);
+    });
+
+    it('names a record renumbered past the checkpoint signed over it: its links and hash hold, its seq does not', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      // Whoever can write the store moves the head from seq 3 to 5 (its event, links and hash untouched): no record is left at
+      // the checkpoint's seq for it to be held to, and none is missing between the links.
+      await tamper('UPDATE audit_events SET seq = 5 WHERE seq = 3', []);
+      expect(await verify(audit, keys)).toMatchObject({
+        ok: false,
+        problem: { kind: 'edited', seq: 5, message: expect.stringMatching(/^record 5 \(.+\) was renumbered: it follows record 2 in the chain$/) },
+      });
+    });
+
+    it("refuses a checkpoint the broker's key signed as another issuer, stored or kept, where verify knows the broker's issuer", async () => {
+      const { audit } = await open();
+      const { keys, ring } = await signer();
+      // A copy of the log restored under another KEYWAY_ISSUER (a staging host) signs with the same keys, as itself.
+      const elsewhere = checkpointSigner('https://keyway.staging.example', () => ring, Date.now);
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
+      const signed = await elsewhere(await audit.head());
+      expect(await verify(audit, keys, [signed])).toMatchObject({ ok: false, problem: { kind: 'kept_checkpoint_invalid', seq: 2 } });
+      await audit.addCheckpoint(signed);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, checkpoints: 0, problem: { kind: 'checkpoint_invalid', seq: 2 } });
+    });
+
+    it('holds the log to what a checkpoint signs, not to the seq and hash stored beside it: a rewrite with the row edited to match is found', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
+      await tamper('UPDATE audit_checkpoints SET hash = ? WHERE seq = 3', [(await audit.head()).hash]);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, checkpoints: 1, problem: { kind: 'checkpoint_mismatch', seq: 3 } });
+    });
+
+    it('names a log cut short by the one record its newest checkpoint signs', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      await tamper('DELETE FROM audit_events WHERE seq = 3', []);
+      expect(await verify(audit, keys)).toMatchObject({
+        ok: false,
+        problem: { kind: 'truncated', seq: 3, message: expect.stringMatching(/^records after seq 2 were deleted: a checkpoint signed at .+ covers seq 3$/) },
+      });
     });
 
     it('refuses a log cut back to a head checkpoint: only the anchor pruning signs stands for the records before the first', async () => {
