@@ -297,6 +297,25 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
     expect(legacy.code).toBe(1);
   }, 60_000);
 
+  it('fails on a shard the newest root checkpoint names that the file no longer holds (root_chain_missing)', async () => {
+    const dropped = await verdict(
+      file(
+        'dropped.json',
+        edited(current, (json) => json.shards.pop()),
+      ),
+    );
+    expect(dropped.report.chains.map((chain) => chain.shard)).toEqual(['0']);
+    expect(dropped.report).toMatchObject({
+      ok: false,
+      problem: {
+        kind: 'root_chain_missing',
+        shard: '1',
+        message: expect.stringMatching(/^shard 1 is missing: the root checkpoint signed at .+ covers it up to seq 5$/),
+      },
+    });
+    expect(dropped.code).toBe(1);
+  }, 60_000);
+
   it('refuses --roots for a log of one chain, and --checkpoints for a sharded one (exit 2)', async () => {
     const one = await verify(file('single.json', single), '--roots', kept);
     expect(one.stderr).toContain("--roots holds a sharded log's root checkpoints: this log is one chain");
