@@ -486,6 +486,17 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 4, hash: links[3]?.hash });
     });
 
+    it('signs the head only when it moved since the latest checkpoint', async () => {
+      const { audit } = await open();
+      const { sign, check } = await signer();
+      const upkeep = () => maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check });
+      expect(await upkeep()).toEqual({ pruned: 0 });
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
+      expect((await upkeep()).checkpoint?.seq).toBe(2);
+      expect(await upkeep()).toEqual({ pruned: 0 });
+      expect(await audit.checkpoints(0, 10)).toHaveLength(1);
+    });
+
     it('prunes by the hashed records, and signs nothing over records re-hashed since its last signature', async () => {
       const { audit, tamper } = await open();
       const { sign, check, keys } = await signer();
