@@ -157,6 +157,8 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
   let single: string;
   /** A chain with a checkpoint the broker signed, its records dated between the two root checkpoints. */
   let early: unknown;
+  /** The same, its record dated in the second the newest root checkpoint was signed in (its iat, in whole seconds). */
+  let sameSecond: unknown;
 
   const file = (name: string, text: string): string => {
     const path = join(dir, name);
@@ -194,12 +196,15 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
     const stray = openDb(dir, 'early.db');
     await append(log, stray, 2, now - 80_000);
     early = dumpDatabase(stray, now);
+    const late = openDb(dir, 'same-second.db');
+    await append(log, late, 1, now - 60_000);
+    sameSecond = dumpDatabase(late, now);
     // KEYWAY_AUDIT_SHARDS grown from 2 to 3 after the second root checkpoint: shard 2's records are all later.
     log.shards.push(openDb(dir, 'shard-2.db'));
     await append(log, log.shards[2] as SqliteFile, 2, now - 30_000);
     grown = exportOf(log);
     single = JSON.stringify(dumpDatabase(log.state, now));
-    for (const db of [log.state, stray, ...log.shards]) db.close();
+    for (const db of [log.state, stray, late, ...log.shards]) db.close();
   }, 60_000);
 
   it('refuses an export that holds audit records but no root checkpoint: taken out with a shard cut short, or emptied', async () => {
@@ -282,6 +287,15 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
     );
     expect(extra.report).toMatchObject({ ok: false, problem: { kind: 'root_chain_unnamed', shard: '2', seq: 1 } });
     expect(extra.code).toBe(1);
+    // Dated in the very second the newest root was signed in: that root may have been signed after it, and named no shard 2.
+    const close = await verdict(
+      file(
+        'same-second.json',
+        edited(current, (json) => json.shards.push(sameSecond as EditableExport['shards'][number])),
+      ),
+    );
+    expect(close.report).toMatchObject({ ok: false, problem: { kind: 'root_chain_unnamed', shard: '2', seq: 1 } });
+    expect(close.code).toBe(1);
     const legacy = await verdict(
       file(
         'legacy.json',
