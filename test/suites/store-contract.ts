@@ -580,6 +580,21 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await everything(audit)).length).toBe(4);
     });
 
+    it('finds every checkpoint deleted behind the back of the broker that signed them, or none left that verifies', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const signedSoFar = {};
+      const upkeep = () => maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check, signedSoFar });
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      expect((await upkeep()).checkpoint?.seq).toBe(3);
+      const rolledBack = /^the newest checkpoint stored is at seq 0, but this broker signed one at seq 3: checkpoints were deleted from the store$/;
+      await tamper('UPDATE audit_checkpoints SET jws = ?', ['forged.forged.forged']);
+      await expect(upkeep()).rejects.toThrow(rolledBack);
+      await tamper('DELETE FROM audit_checkpoints', []);
+      await expect(upkeep()).rejects.toThrow(rolledBack);
+      expect(await audit.checkpoints(0, 10)).toEqual([]);
+    });
+
     it('holds a round that signs nothing to its memory too: checkpoints deleted with the records after them fail it before it prunes', async () => {
       const { audit, tamper } = await open();
       const { sign, check } = await signer();
