@@ -562,6 +562,36 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'edited', seq: 4 } });
     });
 
+    it('holds what it prunes to what the checkpoint after it signs, not its row: old records re-hashed, the row edited to match', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const now = Date.now();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      // Every record rewritten and re-hashed, and the checkpoint row's hash column set to the new head's (its JWS unchanged).
+      await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
+      await tamper('UPDATE audit_checkpoints SET hash = ? WHERE seq = 3', [(await audit.head()).hash]);
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
+        /^record 3 differs from the checkpoint signed over it$/,
+      );
+      expect((await everything(audit)).length).toBe(3);
+    });
+
+    it('prunes nothing over a renumbered record, though its links and hash hold: the gap in seq stays for verify to name', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, keys } = await signer();
+      const now = Date.now();
+      for (let i = 0; i < 4; i += 1) await audit.append(auditEvent({ time: new Date(now - 40 * 24 * HOUR).toISOString() }));
+      // Records 3 and 4 moved to seq 7 and 9, their events, links and hashes untouched.
+      await tamper('UPDATE audit_events SET seq = 9 WHERE seq = 4', []);
+      await tamper('UPDATE audit_events SET seq = 7 WHERE seq = 3', []);
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
+        /^record 7 follows record 2: records are missing$/,
+      );
+      expect((await everything(audit)).map((record) => record.chain.seq)).toEqual([1, 2, 7, 9]);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'edited', seq: 7 } });
+    });
+
     it('finds checkpoints deleted behind the back of the broker that signed them: no head, no anchor after it', async () => {
       const { audit, tamper } = await open();
       const { sign, check } = await signer();
