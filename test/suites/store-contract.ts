@@ -577,6 +577,42 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await everything(audit)).length).toBe(3);
     });
 
+    it('prunes nothing over a record deleted and the ones after it renumbered: the next one commits to a record that is gone', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check, keys } = await signer();
+      const now = Date.now();
+      for (let i = 0; i < 5; i += 1) await audit.append(auditEvent({ time: new Date(now - 40 * 24 * HOUR).toISOString() }));
+      await audit.append(auditEvent({ time: new Date(now - HOUR).toISOString() }));
+      await tamper('DELETE FROM audit_events WHERE seq = 3', []);
+      for (const seq of [4, 5, 6]) await tamper('UPDATE audit_events SET seq = ? WHERE seq = ?', [seq - 1, seq]);
+      await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
+        /^record 3 does not commit to the record \(or checkpoint\) before it$/,
+      );
+      expect((await everything(audit)).map((record) => record.chain.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { seq: 3 } });
+    });
+
+    it("prunes nothing on the word of another chain's checkpoint: a shard's upkeep passes over one signed for another shard", async () => {
+      const { audit, tamper } = await open();
+      const { ring } = await signer();
+      const now = Date.now();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - 40 * 24 * HOUR).toISOString() }));
+      // Shard 1's checkpoint over the same head, copied in with its records (the copy as shard 0's store holds it).
+      const copied = await checkpointSigner(ISSUER, () => ring, Date.now, '1')(await audit.head());
+      await tamper('INSERT INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [copied.seq, copied.hash, Date.parse(copied.time), copied.jws]);
+      const round = await maintainAuditLog(
+        audit,
+        checkpointSigner(ISSUER, () => ring, Date.now, '0'),
+        {
+          now,
+          retentionDays: 30,
+          verify: checkpointVerifier(() => ring, '0'),
+        },
+      );
+      expect(round).toEqual({ pruned: 0 });
+      expect((await everything(audit)).length).toBe(3);
+    });
+
     it('prunes nothing over a renumbered record, though its links and hash hold: the gap in seq stays for verify to name', async () => {
       const { audit, tamper } = await open();
       const { sign, check, keys } = await signer();
