@@ -803,11 +803,17 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await maintainAuditLog(audit, sign, { now: now + 2 * HOUR, retentionDays: 30, verify: check })).pruned).toBe(2);
     });
 
+    /** A store of three records, its head (seq 3) checkpointed by a round of upkeep, and the keys that signed it. */
+    const checkpointedAtThree = async () => {
+      const stores = await open();
+      const keyed = await signer();
+      for (let i = 0; i < 3; i += 1) await stores.audit.append(auditEvent());
+      expect((await maintainAuditLog(stores.audit, keyed.sign, { now: Date.now(), retentionDays: 0, verify: keyed.check })).checkpoint?.seq).toBe(3);
+      return { ...stores, ...keyed };
+    };
+
     it('names a record renumbered past the checkpoint signed over it: its links and hash hold, its seq does not', async () => {
-      const { audit, tamper } = await open();
-      const { sign, check, keys } = await signer();
-      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
-      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      const { audit, tamper, keys } = await checkpointedAtThree();
       // Whoever can write the store moves the head from seq 3 to 5 (its event, links and hash untouched): no record is left at
       // the checkpoint's seq for it to be held to, and none is missing between the links.
       await tamper('UPDATE audit_events SET seq = 5 WHERE seq = 3', []);
@@ -830,20 +836,14 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
     });
 
     it('holds the log to what a checkpoint signs, not to the seq and hash stored beside it: a rewrite with the row edited to match is found', async () => {
-      const { audit, tamper } = await open();
-      const { sign, check, keys } = await signer();
-      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
-      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      const { audit, tamper, keys } = await checkpointedAtThree();
       await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
       await tamper('UPDATE audit_checkpoints SET hash = ? WHERE seq = 3', [(await audit.head()).hash]);
       expect(await verify(audit, keys)).toMatchObject({ ok: false, checkpoints: 1, problem: { kind: 'checkpoint_mismatch', seq: 3 } });
     });
 
     it('names a log cut short by the one record its newest checkpoint signs', async () => {
-      const { audit, tamper } = await open();
-      const { sign, check, keys } = await signer();
-      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
-      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      const { audit, tamper, keys } = await checkpointedAtThree();
       await tamper('DELETE FROM audit_events WHERE seq = 3', []);
       expect(await verify(audit, keys)).toMatchObject({
         ok: false,
@@ -852,10 +852,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
     });
 
     it('refuses a log cut back to a head checkpoint: only the anchor pruning signs stands for the records before the first', async () => {
-      const { audit, tamper } = await open();
-      const { sign, check, keys } = await signer();
-      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
-      expect((await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
+      const { audit, tamper, sign, check, keys } = await checkpointedAtThree();
       for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
       await maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check });
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 5 });
