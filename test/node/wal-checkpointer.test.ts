@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audi
 import { migrate } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { auditEvent } from '../suites/store-contract.ts';
+import { connectionsTo } from '../support/connections-to.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PROBE = new URL('../support/audit-writer-probe.ts', import.meta.url).pathname;
@@ -20,16 +21,6 @@ function open() {
   const store = new GroupCommitAuditStore(db, path, { onWalCheckpointFailure: (error) => failures.push(error) });
   return { dir, path, db, store, failures };
 }
-
-/** How many descriptors this process holds on `file`: one per SQLite connection that opened it. */
-const openedBy = (file: string) =>
-  readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === file;
-    } catch {
-      return false; // A descriptor closed between listing and reading.
-    }
-  }).length;
 
 describe('the WAL checkpoint thread beside the Node audit writer', () => {
   it('copies committed records into the database file itself soon after, and closes its connection with the store', async () => {
@@ -87,7 +78,7 @@ describe('the WAL checkpoint thread beside the Node audit writer', () => {
     // The writer has opened its connection (a -wal descriptor beside the serving thread's) and starts the
     // checkpoint thread next, which takes a worker's start-up to open its own. Meanwhile the data directory
     // is away for a moment (as any passing open failure would be: too many open files, say).
-    while (openedBy(`${path}-wal`) < 2) await new Promise((resolve) => setImmediate(resolve));
+    while (connectionsTo(`${path}-wal`) < 2) await new Promise((resolve) => setImmediate(resolve));
     renameSync(dir, `${dir}-away`);
     setTimeout(() => renameSync(`${dir}-away`, dir), 1500);
     const outcomes: string[] = [];
@@ -116,7 +107,7 @@ describe('the WAL checkpoint thread beside the Node audit writer', () => {
   it('never creates the database file where only the file went missing, beside the live -wal and -shm', async () => {
     const { dir, path, db, store, failures } = open();
     const first = store.append(auditEvent());
-    while (openedBy(`${path}-wal`) < 2) await new Promise((resolve) => setImmediate(resolve));
+    while (connectionsTo(`${path}-wal`) < 2) await new Promise((resolve) => setImmediate(resolve));
     renameSync(path, `${path}-away`);
     let createdMeanwhile = false;
     for (let i = 0; i < 50; i += 1) {

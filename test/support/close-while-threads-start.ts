@@ -3,28 +3,19 @@
 // chain check thread (started by the first chain check). A thread terminated in that load aborts the process (SIGABRT,
 // "FATAL ERROR: Error::New napi_get_last_error_info"). Prints `closed ROUNDS times` if the process lives.
 // Run as: node test/support/close-while-threads-start.ts [ROUNDS]
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { auditEvent } from './audit-event.ts';
+import { connectionsTo } from './connections-to.ts';
 
 const rounds = Number(process.argv[2] ?? '100');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // The store's threads are unref'd: without this, nothing would keep the process up while they start.
 const keep = setInterval(() => {}, 1_000);
-
-/** How many connections this process has open on `file` (descriptors naming it). */
-const connectionsTo = (file: string) =>
-  readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === file;
-    } catch {
-      return false;
-    }
-  }).length;
 
 async function until(connections: number, path: string): Promise<void> {
   while (connectionsTo(path) < connections) await sleep(0);
