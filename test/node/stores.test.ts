@@ -11,6 +11,7 @@ import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import canonicalize from 'canonicalize';
 import { describe, expect, it } from 'vitest';
 import { auditEvent, storeContract } from '../suites/store-contract.ts';
+import { connectionsTo } from '../support/connections-to.ts';
 import type { ChainLink } from '../../src/core/audit/audit-event.ts';
 import { ChainConflictError } from '../../src/core/audit/chain-conflict-error.ts';
 import { GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
@@ -40,6 +41,25 @@ describe('the group commit audit store on close', () => {
     expect(links.map((link) => link.seq)).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
     expect(db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n).toBe(20);
     db.close();
+  });
+
+  it('refuses what is asked of it once closed, and starts no writer thread for it that nothing would stop', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
+    const db = openSqliteFile(path);
+    migrate(db);
+    const audit = new GroupCommitAuditStore(db, path);
+    await audit.append(auditEvent());
+    await audit.close();
+    await expect(audit.append(auditEvent({ id: 'after-close' }))).rejects.toThrow('the audit log is closed');
+    await expect(
+      audit.claim({ key: 'after-close', expiresAt: Math.floor(Date.now() / 1000) + 60, auditEventId: 'after-close', now: Date.now() }),
+    ).rejects.toThrow('the audit log is closed');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(db.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n).toBe(1);
+    db.close();
+    // Nothing holds the file once this connection is closed: no writer (nor checkpoint) thread came back for the refused
+    // work. (SQLite keeps a closed connection's descriptor while another of the process holds a lock on the file.)
+    expect(connectionsTo(path)).toBe(0);
   });
 });
 

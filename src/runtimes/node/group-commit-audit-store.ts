@@ -221,7 +221,12 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#fail(new Error('the audit log is closed'));
   }
 
+  /** Refused once closed: a writer thread started for it would be one nothing stops. */
   #enqueue(work: Work): void {
+    if (this.#closed) {
+      work.reject(new Error('the audit log is closed'));
+      return;
+    }
     (this.#queues[work.kind] as Work[]).push(work);
     this.#schedule();
   }
