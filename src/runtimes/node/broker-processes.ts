@@ -116,8 +116,8 @@ async function serveInCluster(start: (cluster: BrokerCluster | undefined) => Pro
     if (message?.keyway === 'event') broker.heard(message.event);
   });
   const stop = (): Promise<number> => broker.close().then(() => 0);
-  // Without its supervisor, no connection reaches this process any more: it closes its audit log and leaves.
-  process.once('disconnect', () => void stop().then((code) => process.exit(code)));
+  // Without its supervisor (killed), node:cluster ends this process at once, by its own 'disconnect' handler: no drain, but
+  // no token either, as none is answered before its record is durable. The next leader removes the socket left behind.
   send({ keyway: 'serving', url: broker.url, dataDir: broker.dataDirIdentity });
   return { url: broker.url, serving: broker, reload: () => void broker.reloadPolicies(), stop };
 }
