@@ -522,13 +522,19 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_mismatch', seq: 3 } });
     });
 
+    /** Three records 40 to 38 days old, the head checkpointed by upkeep (no retention), then every one rewritten and re-hashed. */
+    const oldThreeRewritten = async (now: number) => {
+      const stores = await open();
+      const keyed = await signer();
+      for (let i = 0; i < 3; i += 1) await stores.audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
+      expect((await maintainAuditLog(stores.audit, keyed.sign, { now, retentionDays: 0, verify: keyed.check })).checkpoint?.seq).toBe(3);
+      await rehash(stores.audit, stores.tamper, (event) => ({ ...event, detail: 'rewritten' }));
+      return { ...stores, ...keyed };
+    };
+
     it('signs no anchor over old records re-hashed since the checkpoint that covers them, though the head did not move', async () => {
-      const { audit, tamper } = await open();
-      const { sign, check } = await signer();
       const now = Date.now();
-      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
-      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
-      await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
+      const { audit, sign, check } = await oldThreeRewritten(now);
       await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
         /^record 3 differs from the checkpoint signed over it$/,
       );
@@ -563,13 +569,9 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
     });
 
     it('holds what it prunes to what the checkpoint after it signs, not its row: old records re-hashed, the row edited to match', async () => {
-      const { audit, tamper } = await open();
-      const { sign, check } = await signer();
       const now = Date.now();
-      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent({ time: new Date(now - (40 - i) * 24 * HOUR).toISOString() }));
-      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(3);
       // Every record rewritten and re-hashed, and the checkpoint row's hash column set to the new head's (its JWS unchanged).
-      await rehash(audit, tamper, (event) => ({ ...event, detail: 'rewritten' }));
+      const { audit, tamper, sign, check } = await oldThreeRewritten(now);
       await tamper('UPDATE audit_checkpoints SET hash = ? WHERE seq = 3', [(await audit.head()).hash]);
       await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
         /^record 3 differs from the checkpoint signed over it$/,
