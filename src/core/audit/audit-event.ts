@@ -125,6 +125,9 @@ export interface AuditEvent {
   };
 }
 
+/** An audit event while its request is decided: the exchange, the proxy and revocation fill it in as they go. */
+export type AuditEventDraft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
+
 /** What the audit record keeps of a GitHub installation token issued (never the token: its SHA-256). */
 export interface GitHubTokenRecord {
   readonly installation_id: number;

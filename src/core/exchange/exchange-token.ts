@@ -2,7 +2,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import { ciJobOf } from '../claims/github-run.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditLog, ChainLink } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
@@ -121,15 +121,13 @@ export interface ExchangeResult {
 
 const nextId = monotonicFactory(pooledRandom);
 
-type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
-
 /**
  * RFC 8693 token exchange: parse → verify → decide → mint → audit → answer. The audit record
  * is appended before anything is returned; if it cannot be, the answer is unavailable and no token.
  */
 export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, context: RequestContext): Promise<ExchangeResult> {
   const now = deps.now();
-  const event: Draft = {
+  const event: AuditEventDraft = {
     id: nextId(now),
     time: new Date(now).toISOString(),
     decision: 'error',
@@ -214,7 +212,12 @@ interface Granted {
   readonly revoke?: () => Promise<void>;
 }
 
-async function grantOrThrow(deps: ExchangeDeps, input: Extract<ExchangeInput, { form: URLSearchParams }>, now: number, event: Draft): Promise<Granted> {
+async function grantOrThrow(
+  deps: ExchangeDeps,
+  input: Extract<ExchangeInput, { form: URLSearchParams }>,
+  now: number,
+  event: AuditEventDraft,
+): Promise<Granted> {
   const request = parseTokenRequest(input.form);
   const wantsMap = request.requestedTokenType === TOKEN_TYPE.githubInstallationTokenMap;
   const wantsGitHub = wantsMap || request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
@@ -332,7 +335,7 @@ async function issueCloudToken(
   grant: IssuedGrant,
   cloud: IssuedCloudGrant,
   now: number,
-  event: Draft,
+  event: AuditEventDraft,
   crypto: JwtCrypto,
 ): Promise<Granted> {
   const minted = await mintCloudToken({
@@ -375,7 +378,7 @@ async function issueGitHubToken(
   github: NonNullable<IssuedGrant['github']>,
   claims: Readonly<Record<string, unknown>>,
   now: number,
-  event: Draft,
+  event: AuditEventDraft,
 ): Promise<Granted> {
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await deps.github.mint({
@@ -415,7 +418,7 @@ async function issueGitHubTokenMap(
     readonly actor: ActorUse | undefined;
   },
   now: number,
-  event: Draft,
+  event: AuditEventDraft,
 ): Promise<Granted> {
   const { policies, verified } = asked;
   const decided = decideEachOwner(policies, verified, asked.accessRequest, asked.owners);
@@ -452,7 +455,7 @@ interface ActorUse {
   readonly verified: VerifiedSubjectToken;
 }
 
-const singleUseContext = (deps: ExchangeDeps, event: Draft, now: number): SingleUseContext => ({
+const singleUseContext = (deps: ExchangeDeps, event: AuditEventDraft, now: number): SingleUseContext => ({
   guard: deps.replay,
   auditEventId: event.id,
   now,
@@ -464,12 +467,19 @@ const singleUseContext = (deps: ExchangeDeps, event: Draft, now: number): Single
  * presented a second time, as the subject or the actor, it is refused as replayed. A policy's own `single_use` holds its
  * subject only: an orchestrator may act for many subjects with one token of an issuer whose tokens are not.
  */
-async function claimSingleUseActor(deps: ExchangeDeps, actor: ActorUse | undefined, event: Draft, now: number): Promise<void> {
+async function claimSingleUseActor(deps: ExchangeDeps, actor: ActorUse | undefined, event: AuditEventDraft, now: number): Promise<void> {
   if (actor?.verified.issuer.preset.singleUse === true) await claimSingleUse(actor.token, actor.verified, singleUseContext(deps, event, now));
 }
 
 /** The actor token of a delegated request, verified as a subject token is; its refusals name it. */
-async function verifyActor(token: string, issuers: PolicySet, now: number, crypto: JwtCrypto, deps: ExchangeDeps, event: Draft): Promise<VerifiedSubjectToken> {
+async function verifyActor(
+  token: string,
+  issuers: PolicySet,
+  now: number,
+  crypto: JwtCrypto,
+  deps: ExchangeDeps,
+  event: AuditEventDraft,
+): Promise<VerifiedSubjectToken> {
   event.actor = { sha256: crypto.sha256Hex(token) };
   let verified: VerifiedSubjectToken;
   try {

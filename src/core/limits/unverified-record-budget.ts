@@ -1,11 +1,8 @@
-import type { AuditEvent, AuditLog } from '../audit/audit-event.ts';
+import type { AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import { REASONS } from '../errors/reasons.ts';
 import type { RateLimitedError } from './rate-limited-error.ts';
 import type { RequestLimits } from './request-limits.ts';
-
-/** A record being written: its outcome can still change. */
-type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
 
 /**
  * Before the record of a request whose token did not verify is appended (a refusal at /token or /proxy, a holder's
@@ -17,7 +14,7 @@ type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
  */
 export async function spendUnverifiedBudget(
   deps: { readonly limits: Pick<RequestLimits, 'forUnverifiedRecord'>; readonly audit: Pick<AuditLog, 'shardOf'> },
-  event: Draft,
+  event: AuditEventDraft,
 ): Promise<RateLimitedError | undefined> {
   // The shard of the record as appended: the identity it names, cut as the record keeps it.
   const budget = await deps.limits.forUnverifiedRecord(String(deps.audit.shardOf?.(boundAuditEvent(event)) ?? 0));

@@ -1,6 +1,6 @@
 import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditLog } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
@@ -81,7 +81,7 @@ export async function recordExamination(deps: Pick<RevocationDeps, 'audit' | 'is
 }
 
 /** recordExamination's record, not yet appended: its outcome can still change. */
-export function examinationRecord(deps: Pick<RevocationDeps, 'issuer'>, facts: ExaminationFacts): { -readonly [K in keyof AuditEvent]: AuditEvent[K] } {
+export function examinationRecord(deps: Pick<RevocationDeps, 'issuer'>, facts: ExaminationFacts): AuditEventDraft {
   const { token, caller, context, now } = facts;
   return {
     id: nextId(now),

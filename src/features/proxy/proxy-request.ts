@@ -1,6 +1,6 @@
 import { decodeJwt, type JWTPayload } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditLog } from '../../core/audit/audit-event.ts';
+import type { AuditEvent, AuditEventDraft, AuditLog } from '../../core/audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
 import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
@@ -75,7 +75,6 @@ export type ProxyAnswer =
   | { readonly kind: 'upstream'; readonly response: Response; readonly auditEventId: string; readonly done: Promise<void> };
 
 const nextId = monotonicFactory(pooledRandom);
-type Draft = { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
 type ProxyRecord = NonNullable<AuditEvent['proxy']>;
 
 class ProxyRefusal extends ExchangeError {}
@@ -90,7 +89,7 @@ class ProxyRefusal extends ExchangeError {}
 export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<ProxyAnswer> {
   const started = performance.now();
   const now = deps.now();
-  const event: Draft = {
+  const event: AuditEventDraft = {
     id: nextId(now),
     time: new Date(now).toISOString(),
     decision: 'error',
@@ -130,7 +129,7 @@ interface Allowed {
   readonly scope: GitHubScope | undefined;
 }
 
-async function authorize(deps: ProxyDeps, input: ProxyInput, event: Draft, now: number): Promise<Allowed> {
+async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDraft, now: number): Promise<Allowed> {
   // First: every refusal below is a record, and anyone can send requests that earn one.
   const limited = await deps.limits.beforeVerification(input.context.clientIp);
   if (limited !== undefined) throw limited;
@@ -221,7 +220,7 @@ async function authenticate(
   deps: ProxyDeps,
   input: ProxyInput,
   policies: PolicySet,
-  event: Draft,
+  event: AuditEventDraft,
   now: number,
 ): Promise<SubjectClaims & { readonly keyProven: boolean }> {
   const [, scheme, token] = CREDENTIALS.exec(input.headers.get('authorization') ?? '') ?? [];
@@ -294,7 +293,7 @@ async function refuseRevoked(deps: ProxyDeps, claims: JWTPayload, now: number): 
 }
 
 /** The upstream call, after the decision record is durable: keyway's credential, the caps, the deadline, no redirect followed. */
-async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, decided: Draft, started: number): Promise<ProxyAnswer> {
+async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, decided: AuditEventDraft, started: number): Promise<ProxyAnswer> {
   const { upstream } = allowed;
   // Once keyway holds the upstream credential, each outcome record names what it minted (never the credential).
   let minted: Partial<ProxyRecord> = {};
@@ -462,7 +461,7 @@ function sameUpstreamLocation(location: string, called: string, base: string, pr
 async function recordOutcome(
   deps: ProxyDeps,
   context: RequestContext,
-  decided: Draft,
+  decided: AuditEventDraft,
   reason: Reason,
   facts: Partial<ProxyRecord>,
   detail: string | undefined,
@@ -471,7 +470,7 @@ async function recordOutcome(
   // The caller is repeated (queries by subject find both records); the policy trace is not: the decision record holds it,
   // so the usage roll-up and the inventory count one grant per request, not two.
   const { policy: _trace, ...caller } = decided;
-  const event: Draft = {
+  const event: AuditEventDraft = {
     ...caller,
     id: nextId(now),
     time: new Date(now).toISOString(),
@@ -486,7 +485,7 @@ async function recordOutcome(
 }
 
 /** One log line per proxied request, at its end: what was asked and how it ended (never a credential). */
-function report(deps: ProxyDeps, event: Draft, context: RequestContext): void {
+function report(deps: ProxyDeps, event: AuditEventDraft, context: RequestContext): void {
   const proxy = event.proxy!;
   const fields = {
     request_id: context.requestId,
@@ -502,11 +501,11 @@ function report(deps: ProxyDeps, event: Draft, context: RequestContext): void {
   else deps.log.info('proxy request', fields);
 }
 
-function setProxy(event: Draft, facts: Partial<ProxyRecord>): void {
+function setProxy(event: AuditEventDraft, facts: Partial<ProxyRecord>): void {
   event.proxy = { ...event.proxy!, ...facts };
 }
 
-async function append(deps: ProxyDeps, event: Draft, context: RequestContext): Promise<boolean> {
+async function append(deps: ProxyDeps, event: AuditEventDraft, context: RequestContext): Promise<boolean> {
   try {
     await deps.audit.append(boundAuditEvent(event));
     return true;
@@ -516,7 +515,7 @@ async function append(deps: ProxyDeps, event: Draft, context: RequestContext): P
   }
 }
 
-function requestFacts(context: RequestContext): Draft['request'] {
+function requestFacts(context: RequestContext): AuditEventDraft['request'] {
   return {
     id: context.requestId,
     ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
