@@ -15,13 +15,13 @@ import { claimSingleUse, type SingleUseContext } from '../replay/claim-single-us
 import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { RateLimitedError } from '../limits/rate-limited-error.ts';
-import { spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
+import { refusalToAnswer } from '../limits/unverified-record-budget.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './token-exchange-request.ts';
 import { parseTokenRequest } from './rfc7523-grants.ts';
-import { REASONS, type Decision, type Refusal } from '../errors/reasons.ts';
+import type { Decision, Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
 import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
@@ -148,12 +148,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     if (failure.reason === 'internal_error') {
       deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(errorText(error), AUDIT_BOUNDS.detail) });
     }
-    event.reason = failure.reason;
-    event.decision = REASONS[failure.reason].decision;
-    event.detail = failure.message;
-    // Anyone can earn the record of a refusal whose subject token did not verify, in the chain of an identity they name.
-    const unverified = event.issuer === undefined && !(failure instanceof RateLimitedError);
-    settled = { failure: (unverified ? await spendUnverifiedBudget(deps, event) : undefined) ?? failure };
+    settled = { failure: await refusalToAnswer(deps, event, failure) };
   }
 
   const limited = 'failure' in settled && settled.failure instanceof RateLimitedError ? settled.failure : undefined;

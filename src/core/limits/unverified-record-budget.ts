@@ -1,7 +1,8 @@
 import type { AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
+import type { ExchangeError } from '../errors/exchange-error.ts';
 import { REASONS } from '../errors/reasons.ts';
-import type { RateLimitedError } from './rate-limited-error.ts';
+import { RateLimitedError } from './rate-limited-error.ts';
 import type { RequestLimits } from './request-limits.ts';
 
 /**
@@ -28,4 +29,21 @@ export async function spendUnverifiedBudget(
     event.detail = `after ${budget.unrecorded} refusals answered rate_limited without a record (the unverified limit); ${event.detail ?? ''}`;
   }
   return undefined;
+}
+
+/**
+ * `event` made the record of a refusal for `failure`, and the refusal to answer with: `failure`, or past the unverified
+ * budget the limit's (spendUnverifiedBudget), when `event` names no verified identity and `failure` is not already a
+ * rate limit's (whose runs are recorded by that limit's own rule).
+ */
+export async function refusalToAnswer(
+  deps: Parameters<typeof spendUnverifiedBudget>[0],
+  event: AuditEventDraft,
+  failure: ExchangeError,
+): Promise<ExchangeError> {
+  event.reason = failure.reason;
+  event.decision = REASONS[failure.reason].decision;
+  event.detail = failure.message;
+  if (event.issuer !== undefined || failure instanceof RateLimitedError) return failure;
+  return (await spendUnverifiedBudget(deps, event)) ?? failure;
 }

@@ -9,7 +9,7 @@ import { REASONS, type Reason, type Refusal } from '../../core/errors/reasons.ts
 import type { RequestContext } from '../../core/exchange/exchange-token.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
-import { spendUnverifiedBudget } from '../../core/limits/unverified-record-budget.ts';
+import { refusalToAnswer } from '../../core/limits/unverified-record-budget.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
@@ -104,12 +104,7 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error')
       deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
-    event.reason = failure.reason;
-    event.decision = REASONS[failure.reason].decision;
-    event.detail = failure.message;
-    // Anyone can earn the record of a refusal whose token did not verify, in the chain of an identity they name, as at /token.
-    const unverified = event.issuer === undefined && !(failure instanceof RateLimitedError);
-    const answered = (unverified ? await spendUnverifiedBudget(deps, event) : undefined) ?? failure;
+    const answered = await refusalToAnswer(deps, event, failure);
     if (answered instanceof RateLimitedError && !answered.recorded) return refusalOf(answered, undefined);
     const recorded = await append(deps, event, input.context);
     report(deps, event, input.context);
