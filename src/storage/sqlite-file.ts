@@ -17,6 +17,12 @@ export interface SqliteFile extends SqlDatabase {
    * writers (the running broker) go on meanwhile. The copy is left out of WAL mode, one file.
    */
   backup(destination: string): Promise<void>;
+  /**
+   * Copies every frame of the WAL into the database file and empties the WAL: what a write overwrote or deleted (zeroed in
+   * its page by `secure_delete`) is then on disk only as it is now, in no older frame. False when a reader kept the copy
+   * from finishing: the older frames then last until the WAL's next restart overwrites them.
+   */
+  truncateWal(): boolean;
   close(): void;
 }
 
@@ -36,6 +42,8 @@ export function openSqliteFile(path: string, options: { readonly?: boolean; exis
   if (options.readonly !== true) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
+    // A deleted or overwritten value (a removed key's sealed private part) is zeroed in its page, not left in its free space.
+    db.pragma('secure_delete = FAST');
   }
   db.pragma('busy_timeout = 5000');
   return wrap(db);
@@ -73,6 +81,7 @@ function wrap(db: Database.Database): SqliteFile {
         copy.close();
       }
     },
+    truncateWal: () => (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy === 0,
     close: () => db.close(),
   };
 }

@@ -188,6 +188,24 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
       await own.close();
     }
   });
+
+  it("leaves no trace of a removed key's sealed private part in the database file or its WAL", async () => {
+    let ownClock = Date.now();
+    const own = await startNodeBroker(testConfig(writeTree({ 'policies/deploy.yaml': policy(issuer.url) })), { log: recordingLogger(), now: () => ownClock });
+    try {
+      const retired = await retireFirstKeys(own, () => (ownClock += cycle.leadMs));
+      const stretches = sealedStretches(own.config.dataDir, retired);
+      expect(stretches.length).toBeGreaterThan(10);
+      ownClock += cycle.retainMs;
+      expect((await own.keyUpkeep()).filter((transition) => transition.kind === 'remove').map((transition) => transition.kid)).toEqual(retired);
+      expect(sealedStretches(own.config.dataDir, retired)).toEqual([]);
+      // Not one of them is left anywhere on disk, in a free part of a page or an older WAL frame.
+      const disk = onDisk(own.config.dataDir);
+      expect(stretches.filter((stretch) => disk.includes(stretch))).toEqual([]);
+    } finally {
+      await own.close();
+    }
+  });
 });
 
 describe('signing keys at rest across master keys and schema versions', () => {
@@ -279,6 +297,44 @@ describe('signing keys at rest across master keys and schema versions', () => {
     await expect(startNodeBroker(testConfig(root, { masterKeys: a }), { log: recordingLogger() })).rejects.toMatchObject({ code: 'unknown_key' });
   });
 });
+
+/**
+ * Rotates a broker's first keys out: publishes the next ones, moves its clock on by the lead time (`advance`) and retires
+ * them. Returns the retired kids, the ES256 ring's first key and the RS256 ring's.
+ */
+async function retireFirstKeys(broker: NodeBroker, advance: () => void): Promise<string[]> {
+  const published = (await broker.keyUpkeep({ rotate: true })).map((transition) => transition.kid);
+  advance();
+  const retired = (await broker.keyUpkeep()).filter((transition) => transition.kind === 'retire').map((transition) => transition.kid);
+  expect(retired).toHaveLength(2);
+  for (const kid of published) expect(retired).not.toContain(kid);
+  return retired;
+}
+
+/**
+ * What is its own in the sealed private part of each of `kids` (a compact JWE: its header, the same for every key the master
+ * key seals, then its own IV, ciphertext and tag): the IV, the tag and each 40-character stretch of the ciphertext, all on disk
+ * (in the file or its WAL, as every committed row is). None for a key that has no private part.
+ */
+function sealedStretches(dataDir: string, kids: readonly string[]): string[] {
+  const db = openSqliteFile(join(dataDir, DATABASE_FILE), { readonly: true });
+  let sealed: string[];
+  try {
+    const rows = db.all<{ kid: string; private_jwk: string | null }>('SELECT kid, private_jwk FROM signing_keys');
+    expect(rows.map((row) => row.kid)).toEqual(expect.arrayContaining([...kids]));
+    sealed = rows.filter((row) => kids.includes(row.kid) && row.private_jwk !== null).map((row) => row.private_jwk ?? '');
+  } finally {
+    db.close();
+  }
+  const stretches = sealed.flatMap((text) => {
+    const [, , iv = '', ciphertext = '', tag = ''] = text.split('.');
+    return [iv, tag, ...Array.from({ length: Math.floor(ciphertext.length / 40) }, (_, index) => ciphertext.slice(index * 40, index * 40 + 40))];
+  });
+  for (const stretch of stretches) expect(stretch.length).toBeGreaterThanOrEqual(16);
+  const disk = onDisk(dataDir);
+  expect(stretches.filter((stretch) => !disk.includes(stretch))).toEqual([]);
+  return stretches;
+}
 
 /** A data directory a broker started on once (with a round of audit upkeep if asked) and stopped, and the root it is under. */
 async function dataDirOfStoppedBroker({ upkeep = false } = {}): Promise<{ root: string; dataDir: string }> {

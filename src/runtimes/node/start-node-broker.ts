@@ -350,6 +350,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       (async () => {
         const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true }) : [];
         for (const transition of transitions) log.info('signing key life cycle', { ...transition });
+        if (transitions.some((transition) => transition.kind === 'remove') && !db.truncateWal())
+          log.warn(
+            "a removed signing key's sealed private part stays in older WAL frames until they are overwritten: a reader kept the WAL from being emptied",
+          );
         await live.refresh(now());
         return transitions;
       })(),
