@@ -1033,6 +1033,21 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           [JSON.stringify((await keys.describeKeys()).find((key) => key.kid === rsa)?.publicJwk), rsa],
         ],
       ];
+      // The current key's own public part, with a member that is not its key's: what a verifier of the JWKS would be told of it.
+      const stored = JSON.stringify((await keys.describeKeys()).find((key) => key.kid === current)?.publicJwk);
+      const edited = (what: string, edit: Record<string, unknown>) =>
+        edits.push([
+          what,
+          'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
+          [JSON.stringify({ ...(JSON.parse(stored) as object), ...edit }), current],
+          'UPDATE signing_keys SET public_jwk = ? WHERE kid = ?',
+          [stored, current],
+        ]);
+      edited('the current key with a certificate URL added', { x5u: 'https://attacker.example/cert.pem' });
+      edited('the current key with a certificate chain added', { x5c: ['MIIB'] });
+      edited('the current key for another algorithm', { alg: 'ES384' });
+      edited('the current key for encryption', { use: 'enc' });
+      edited('the current key with its operations widened', { key_ops: ['sign', 'verify', 'encrypt'] });
       for (const [what, plant, params, undo, undoParams] of edits) {
         await tamper(plant, params);
         await expect(keys.listKeys(), what).rejects.toThrow('the master key does not vouch for');
