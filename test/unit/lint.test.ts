@@ -88,6 +88,18 @@ describe('lint rules', () => {
       expect(rules({ 'p.yaml': github(match) })).toContain('unpinned-tenant');
     });
 
+    it('flags a Bitbucket policy that pins no workspace or repository UUID: the issuer URL names the workspace by a slug that can change hands', () => {
+      const issuer = '{ kind: bitbucket, url: https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc }';
+      const bitbucket = (match: string) => `version: 1\nissuer: ${issuer}\nmatch:\n${match}\ngrant: { audience: x, scopes: [a:read] }\n`;
+      const [finding] = lint({ 'p.yaml': bitbucket('  branchName: main') });
+      expect(finding).toMatchObject({ rule: 'unpinned-tenant', severity: 'error', line: 3 });
+      expect(finding?.message).toContain('names its workspace by a slug');
+      expect(() => loadPolicies([{ path: 'p.yaml', text: bitbucket('  branchName: main') }], OPTIONS)).toThrow(/\(unpinned-tenant\)/);
+      for (const pin of ['workspaceUuid: "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"', 'repositoryUuid: "{7c1e9d2a-3b4f-4a6e-8d9c-0f1e2d3c4b5a}"']) {
+        expect(rules({ 'p.yaml': bitbucket(`  ${pin}\n  branchName: main`) })).toEqual([]);
+      }
+    });
+
     it('leaves deny guardrails alone: one that covers every tenant is the point', () => {
       expect(lint({ 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: workflow_run }\n' })).toEqual([]);
     });

@@ -369,7 +369,7 @@ function compilePolicy(
   }
   if (data.effect === 'allow' && diagnostics === 'claim-names' && issuer.shared && !pinsTenant(preset.tenantClaims, conditions)) {
     fail(
-      `diagnostics: claim-names on ${issuer.url}, which signs tokens for every project it serves, needs a tenant pin (one of ${preset.tenantClaims.join(', ')}): otherwise strangers learn this policy's claim names`,
+      `diagnostics: claim-names on ${issuer.url}, which ${issuer.sharedBecause}, needs a tenant pin (one of ${preset.tenantClaims.join(', ')}): otherwise strangers learn this policy's claim names`,
       data.diagnostics === undefined ? ['issuer', 'diagnostics'] : ['diagnostics'],
     );
   }

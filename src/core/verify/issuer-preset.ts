@@ -113,6 +113,11 @@ export interface IssuerShape {
   readonly tenantClaim?: string;
   /** Overrides the preset's `shared` for this deployment (CircleCI's root issuer serves every org). */
   readonly shared?: boolean;
+  /**
+   * Why a shared deployment needs a tenant pin, completing "<issuer URL> …", when it is not that it
+   * signs for every project it serves (a URL naming its tenant by a name that can change hands).
+   */
+  readonly sharedBecause?: string;
 }
 
 export type ClaimType = 'string' | 'string|null' | 'number' | 'boolean' | 'string[]' | 'object' | 'array';

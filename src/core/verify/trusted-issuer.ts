@@ -19,6 +19,8 @@ export interface TrustedIssuer {
   readonly deployment: string;
   /** One issuer for many tenants: policies must pin one (the preset's `tenantClaims`). */
   readonly shared: boolean;
+  /** Why it is shared, completing "<url> …": `signs tokens for every project it serves`, unless its deployment says otherwise. */
+  readonly sharedBecause: string;
   /** The preset's algorithms plus any the policies added. */
   readonly algorithms: readonly string[];
   readonly maxTokenAgeSeconds: number;
@@ -122,6 +124,7 @@ function trust(preset: IssuerPreset, value: string, shape: IssuerShape, override
     preset,
     deployment: shape.deployment,
     shared: shape.shared ?? preset.shared,
+    sharedBecause: shape.sharedBecause ?? 'signs tokens for every project it serves',
     algorithms: [...new Set([...preset.algorithms, ...(overrides.extraAlgorithms ?? [])])],
     maxTokenAgeSeconds: overrides.maxTokenAgeSeconds ?? preset.maxTokenAgeSeconds,
     boundClaims: shape.tenantClaim === undefined || tenant === undefined ? {} : { [shape.tenantClaim]: tenant },

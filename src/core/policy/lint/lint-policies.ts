@@ -114,7 +114,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       const whose = at === 'match' ? 'this allow policy' : "this allow policy's match_actor (so any of them can act)";
       report(
         'unpinned-tenant',
-        `${issuer.url} signs tokens for every project it serves, and ${whose} pins none of ${issuer.preset.tenantClaims.join(', ')} to one owner or project`,
+        `${issuer.url} ${issuer.sharedBecause}, and ${whose} pins none of ${issuer.preset.tenantClaims.join(', ')} to one owner or project`,
         [at],
       );
     }

@@ -11,6 +11,7 @@ export const bitbucket: IssuerPreset = {
       host: /^api\.bitbucket\.org$/,
       path: /^\/2\.0\/workspaces\/[^/]+\/pipelines-config\/identity\/oidc$/,
       example: 'https://api.bitbucket.org/2.0/workspaces/<workspace-slug>/pipelines-config/identity/oidc',
+      sharedBecause: 'names its workspace by a slug, which another workspace can take once this one is renamed or deleted',
     },
   ],
   algorithms: ['RS256'],
@@ -30,8 +31,9 @@ export const bitbucket: IssuerPreset = {
   }),
   caseFolds: {},
   auditClaims: ['workspaceUuid', 'repositoryUuid', 'pipelineUuid', 'stepUuid', 'deploymentEnvironmentUuid', 'branchName'],
-  // Each workspace has its own issuer, but the issuer names the workspace by its slug, which can be renamed and re-registered.
-  shared: false,
+  // Each workspace has its own issuer, but the issuer names the workspace by its slug, which can be renamed and re-registered:
+  // over time one issuer URL serves more than one workspace, so a policy pins the workspace (or repository) by its UUID.
+  shared: true,
   tenantClaims: ['workspaceUuid', 'repositoryUuid'],
   singleUse: false,
   // pipelineRunUuid and commitSha appear only in third-party parsers: accepted so a policy can use them if they are real.
