@@ -393,6 +393,17 @@ describe('lint rules', () => {
     });
   });
 
+  it('name-based-sub (notice): a GitLab sub names the project by its path, which another project can take on gitlab.com; quiet beside the id', () => {
+    const gitlab = (match: string) => `version: 1\nissuer: gitlab\nmatch:\n${match}\ngrant: { audience: x, scopes: [a:read] }\n`;
+    for (const sub of ['"project_path:acme/app:ref_type:branch:ref:main"', '{ glob: "project_path:acme/*" }', '{ glob: "job_project_path:acme/app:*" }']) {
+      const findings = lint({ 'p.yaml': gitlab(`  sub: ${sub}`) });
+      expect(findings.map((finding) => [finding.rule, finding.severity])).toEqual([['name-based-sub', 'notice']]);
+      expect(findings[0]?.message).toContain('pin project_id');
+    }
+    expect(rules({ 'p.yaml': gitlab('  project_id: "20"\n  sub: "project_path:acme/app:ref_type:branch:ref:main"') })).toEqual([]);
+    expect(rules({ 'p.yaml': gitlab('  sub: { glob: "job_project_id:20:*" }') })).toEqual([]);
+  });
+
   it('template-claim-optional (notice): a template claim no token is sure to carry', () => {
     const withTemplates = (match: string) =>
       github(match).replace('grant:\n', 'grant:\n  subject: "{repository}:{environment}"\n  claims: { team: "{repo_property_team}" }\n');

@@ -77,8 +77,11 @@ export interface PresetLintFacts {
   readonly untrustedContexts: readonly { readonly claim: string; readonly value: string; readonly what: string; readonly sample?: boolean }[];
   /** Claims whoever edits the pipeline chooses freely → what to gate on instead. */
   readonly spoofable: Readonly<Record<string, string>>;
-  /** Matches a `sub` written in a name-only form that has an immutable-id successor, and the advice. */
-  readonly nameBasedSubject?: { readonly pattern: RegExp; readonly advice: string };
+  /**
+   * Matches a `sub` written in a name-only form, and the advice. With `idsBeside`, a policy that pins one of those id
+   * claims too is left alone: the name then adds a check, never stands in for the id.
+   */
+  readonly nameBasedSubject?: { readonly pattern: RegExp; readonly advice: string; readonly idsBeside?: readonly string[] };
 }
 
 /** Registered JWT claims any issuer may send. */

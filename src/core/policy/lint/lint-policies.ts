@@ -256,7 +256,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     for (const set of lineSets) {
       const hint = set.issuer.preset.lint?.nameBasedSubject;
       const sub = set.lines.find((condition) => condition.key === 'sub');
-      if (hint === undefined || sub === undefined) continue;
+      if (hint === undefined || sub === undefined || set.lines.some((line) => hint.idsBeside?.includes(line.key) === true)) continue;
       const texts = [...patterns(sub.written).map((part) => part.text.replace(/^\^/, '')), ...values(sub.written)];
       if (texts.some((text) => hint.pattern.test(text))) {
         report('name-based-sub', `${lineName(set, 'sub')} is matched by name only. ${hint.advice}`, [set.at, 'sub']);

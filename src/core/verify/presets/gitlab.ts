@@ -115,5 +115,12 @@ export const gitlab: IssuerPreset = {
       { claim: 'pipeline_source', value: 'merge_request_event', what: "merge request pipelines (the author's code, possibly from a fork)" },
     ],
     spoofable: {},
+    // The default sub is project_path:<group>/<project>:ref_type:…:ref:…, and its customisations may start with a path too.
+    nameBasedSubject: {
+      pattern: /^(?:job_|source_)?project_path:/,
+      advice:
+        'A path freed by a rename or deletion can be registered by another project (on gitlab.com, by anyone): pin project_id (and job_project_id) beside it',
+      idsBeside: ['project_id', 'job_project_id', 'namespace_id', 'job_namespace_id'],
+    },
   },
 };
