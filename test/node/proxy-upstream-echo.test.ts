@@ -50,6 +50,22 @@ function echo(request: IncomingMessage, response: ServerResponse): void {
     );
     return;
   }
+  // As a static file server or a cache in front of one serves it: a Range of bytes is answered 206 with those bytes alone.
+  if (path === '/echo/ranged') {
+    const bytes = Buffer.from(body);
+    const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(String(request.headers['range'] ?? '')) ?? [];
+    if (first === undefined || last === undefined) {
+      response.writeHead(200, { 'content-type': 'application/json', 'accept-ranges': 'bytes' });
+      return void response.end(bytes);
+    }
+    const slice = bytes.subarray(Number(first), Number(last) + 1);
+    response.writeHead(206, {
+      'content-type': 'application/json',
+      'accept-ranges': 'bytes',
+      'content-range': `bytes ${first}-${Number(first) + slice.length - 1}/${bytes.length}`,
+    });
+    return void response.end(slice);
+  }
   response.writeHead(404, { 'content-type': 'application/json' });
   response.end('{"message":"Not Found"}');
 }
@@ -128,6 +144,23 @@ grant:
     expect(response.status).not.toBe(500);
     await response.arrayBuffer();
     for (const [name, value] of response.headers) expect(`${name}: ${value}`).not.toContain(SECRET);
+  });
+
+  it('hands back no piece of the credential a Range would cut out of an echo of it: the caller’s Range is not forwarded', async () => {
+    // {"credential":"Bearer echoed-secret-…"}: two ranges that each stop short of the whole secret, joined, would hold it.
+    const at = JSON.stringify({ credential: 'Bearer ' }).length - 2;
+    const half = at + Math.floor(SECRET.length / 2);
+    const pieces = await Promise.all([
+      get('/proxy/echo/echo/ranged', { range: `bytes=0-${half}` }),
+      get('/proxy/echo/echo/ranged', { range: `bytes=${half + 1}-1000` }),
+    ]);
+    const joined = (await Promise.all(pieces.map((response) => response.text()))).join('');
+    expect(joined).not.toContain(SECRET);
+    for (const response of pieces) {
+      expect(response.status).toBe(200);
+      expect(response.headers.has('content-range')).toBe(false);
+    }
+    expect(joined).toContain('[redacted]');
   });
 
   it('hands back no body the caller can decode to the credential: a gzip transfer coding fetch left on is not passed on unlabelled', async () => {

@@ -8,6 +8,8 @@ import { connectionNamed, isHopByHop } from './hop-by-hop.ts';
  * Never forwarded upstream: the caller's credentials, what would let it name the target host or the client (the
  * headers servers and frameworks read a client address or original host from), and what fetch sets itself.
  * `accept-encoding` too: keyway asks for the codings fetch decodes (DECODED_CODINGS) and passes on identity bodies only.
+ * `range` and `if-range`: a slice of an answer that echoes the credential holds a piece of it, which no redaction of the
+ * whole value finds, and two slices make it whole again; the caller gets the whole answer, redacted.
  */
 const CALLER_ONLY = [
   'authorization',
@@ -39,6 +41,8 @@ const CALLER_ONLY = [
   'origin',
   'referer',
   'accept-encoding',
+  'range',
+  'if-range',
 ];
 
 /**
