@@ -319,14 +319,20 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   // A caller that stalled its upload until the deadline gets no credential minted for a call that cannot be made.
   if (deadline.aborted) return fail('proxy_upstream_timeout', `the request did not reach upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
 
+  const minting = deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
+  // Past the deadline the mint is left to finish on its own: a token it mints is on its revocation schedule, and cached.
+  minting.catch(() => undefined);
   let credential;
   try {
-    credential = await deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
+    credential = await Promise.race([minting, expiry(deadline)]);
   } catch (error) {
     // The installation under the owner's name is on another account than the one pinned: refused, not unavailable.
     if (error instanceof ExchangeError && error.reason === 'github_owner_mismatch') return fail(error.reason, error.message);
     deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: errorText(error) });
     return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${errorText(error)}`);
+  }
+  if (credential === 'expired') {
+    return fail('proxy_upstream_timeout', `no credential for upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
   }
   if (credential.recorded !== undefined) minted = { credential: { ...decided.proxy?.credential, ...credential.recorded } };
   const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');
@@ -409,10 +415,7 @@ async function readCapped(source: ReadableStream<Uint8Array>, max: number, deadl
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   const reader = source.getReader();
-  const expired = new Promise<'expired'>((resolve) => {
-    if (deadline.aborted) resolve('expired');
-    deadline.addEventListener('abort', () => resolve('expired'), { once: true });
-  });
+  const expired = expiry(deadline);
   try {
     for (;;) {
       const chunk = await Promise.race([reader.read(), expired]);
@@ -438,6 +441,14 @@ async function readCapped(source: ReadableStream<Uint8Array>, max: number, deadl
     at += chunk.byteLength;
   }
   return body;
+}
+
+/** Settles with `expired` once the deadline fires (at once if it has). */
+function expiry(deadline: AbortSignal): Promise<'expired'> {
+  return new Promise((resolve) => {
+    if (deadline.aborted) resolve('expired');
+    deadline.addEventListener('abort', () => resolve('expired'), { once: true });
+  });
 }
 
 /**
