@@ -139,6 +139,9 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
         'proxy-authenticate': 'Basic',
         'set-cookie': 'session=upstream',
         'keyway-error': 'forged',
+        'alt-svc': 'h3=":443"; ma=86400',
+        'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
+        'clear-site-data': '"cookies", "storage"',
         'x-upstream-own': 'kept',
       });
       return void response.end('{"ok":true}');

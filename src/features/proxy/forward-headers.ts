@@ -47,9 +47,20 @@ const CALLER_ONLY = [
 
 /**
  * Never passed back: the upstream's cookies, what no longer describes the body fetch decoded and keyway streams
- * (`content-encoding`, `content-length`), and keyway's own marker (an upstream cannot pass for a keyway error).
+ * (`content-encoding`, `content-length`), keyway's own marker (an upstream cannot pass for a keyway error), and what a
+ * client applies to the whole origin that answered, keyway's (another endpoint for it, its HSTS policy, clearing its
+ * cookies and storage).
  */
-const UPSTREAM_ONLY = ['set-cookie', 'set-cookie2', 'content-length', 'content-encoding', 'keyway-error'];
+const UPSTREAM_ONLY = [
+  'set-cookie',
+  'set-cookie2',
+  'content-length',
+  'content-encoding',
+  'keyway-error',
+  'alt-svc',
+  'strict-transport-security',
+  'clear-site-data',
+];
 
 function dropped(name: string, named: ReadonlySet<string>, extra: readonly string[]): boolean {
   const lower = name.toLowerCase();
