@@ -404,6 +404,22 @@ describe('lint rules', () => {
     expect(rules({ 'p.yaml': gitlab('  sub: { glob: "job_project_id:20:*" }') })).toEqual([]);
   });
 
+  it('name-based-sub (notice): a Kubernetes sub names the service account by namespace and name, which anyone who may create one there can take; quiet beside its uid', () => {
+    const kubernetes = (match: string) =>
+      `version: 1\nissuer: { kind: kubernetes, url: "https://oidc.eks.eu-west-1.amazonaws.com/id/B716D3B5C1E54AB7" }\nmatch:\n${match}\ngrant: { audience: x, scopes: [a:read] }\n`;
+    for (const sub of [
+      '"system:serviceaccount:ci:deployer"',
+      '{ glob: "system:serviceaccount:ci:*" }',
+      '{ regex: "^system:serviceaccount:ci:deploy(er)?$" }',
+    ]) {
+      const findings = lint({ 'p.yaml': kubernetes(`  sub: ${sub}`) });
+      expect(findings.map((finding) => [finding.rule, finding.severity])).toEqual([['name-based-sub', 'notice']]);
+      expect(findings[0]?.message).toContain('pin /kubernetes.io/serviceaccount/uid');
+    }
+    const uid = '  /kubernetes.io/serviceaccount/uid: 3f9a2c1e-7b6d-4e5f-8a9b-0c1d2e3f4a5b\n';
+    expect(rules({ 'p.yaml': kubernetes(`${uid}  sub: "system:serviceaccount:ci:deployer"`) })).toEqual([]);
+  });
+
   it('template-claim-optional (notice): a template claim no token is sure to carry', () => {
     const withTemplates = (match: string) =>
       github(match).replace('grant:\n', 'grant:\n  subject: "{repository}:{environment}"\n  claims: { team: "{repo_property_team}" }\n');

@@ -49,7 +49,7 @@ export const LINT_RULES = {
   },
   'name-based-sub': {
     severity: 'notice',
-    why: "a name-only `sub` pattern is satisfied by a resurrected name (a GitLab project path, a GitHub repository), and misses GitHub's immutable owner@id/repo@id subjects",
+    why: "a name-only `sub` pattern is satisfied by a resurrected name (a GitLab project path, a Kubernetes service account, a GitHub repository), and misses GitHub's immutable owner@id/repo@id subjects",
   },
   'template-claim-optional': {
     severity: 'notice',

@@ -68,5 +68,12 @@ export const kubernetes: IssuerPreset = {
     ownerFirstNames: [],
     untrustedContexts: [],
     spoofable: {},
+    // sub is system:serviceaccount:<namespace>:<name>; a service account deleted and created again under that name gets a new uid.
+    nameBasedSubject: {
+      pattern: /^system:serviceaccount:/,
+      advice:
+        'A service account deleted and created again under the same name (by anyone who may create one in the namespace) has the same sub: pin /kubernetes.io/serviceaccount/uid beside it',
+      idsBeside: ['/kubernetes.io/serviceaccount/uid'],
+    },
   },
 };
