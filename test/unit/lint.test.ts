@@ -420,6 +420,76 @@ describe('lint rules', () => {
     expect(rules({ 'p.yaml': kubernetes(`${uid}  sub: "system:serviceaccount:ci:deployer"`) })).toEqual([]);
   });
 
+  describe('default-audience (warning): a subject_audience other relying parties receive too', () => {
+    const UUID = '8d5a3a2c-3c16-4a3e-9d55-4c4d2f3e9b11';
+    const policy = (issuer: string, match: string, audience: string, effect = 'allow') =>
+      `version: 1\neffect: ${effect}\nissuer: ${issuer}\nsubject_audience: "${audience}"\nmatch:\n${match}\n` +
+      (effect === 'allow' ? 'grant: { audience: https://a.example, scopes: [a:read] }\n' : '');
+    const circleci = `{ kind: circleci, url: "https://oidc.circleci.com/org/${UUID}" }`;
+    const CIRCLECI_PROJECT = '  oidc.circleci.com/project-id: 2f7c8a41-6d1e-4b8f-9c3a-0e5b7d9f1a22';
+    const eks = 'https://oidc.eks.eu-west-1.amazonaws.com/id/B716D3B5C1E54AB7';
+    const kubernetes = `{ kind: kubernetes, url: "${eks}" }`;
+    const SERVICE_ACCOUNT = '  /kubernetes.io/serviceaccount/uid: 3f9a2c1e-7b6d-4e5f-8a9b-0c1d2e3f4a5b';
+    const buildkite = '  organization_id: 0190f4a7-6b2a-4f5e-9c3d-1a2b3c4d5e6f';
+    const bitbucket = '{ kind: bitbucket, url: "https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc" }';
+    const BITBUCKET_WORKSPACE = '  workspaceUuid: "{5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10}"';
+    const forgejo = '{ kind: forgejo, url: "https://codeberg.org/api/actions" }';
+    const ghes = '{ kind: github, url: "https://ghe.acme.dev/_services/token" }';
+
+    it.each([
+      ["CircleCI's organization id, the aud of $CIRCLE_OIDC_TOKEN in every job", circleci, CIRCLECI_PROJECT, UUID, 'circleci run oidc get'],
+      ["the Kubernetes API server's audience", kubernetes, SERVICE_ACCOUNT, 'https://kubernetes.default.svc', 'projected'],
+      ["kubeadm's API server audience", kubernetes, SERVICE_ACCOUNT, 'https://kubernetes.default.svc.cluster.local', 'projected'],
+      ["the cluster's issuer, its API server's default audience", kubernetes, SERVICE_ACCOUNT, eks, 'projected'],
+      ["GitHub's default, https://github.com/<owner>", 'github', PINNED.trimEnd(), 'https://github.com/acme', 'audience'],
+      ["GitHub Enterprise Server's default, https://<host>/<owner>", ghes, PINNED.trimEnd(), 'https://ghe.acme.dev/acme', 'audience'],
+      ["Buildkite's default, https://buildkite.com/<org-slug>", 'buildkite', buildkite, 'https://buildkite.com/acme', '--audience'],
+      [
+        "Bitbucket's default, the workspace's ari",
+        bitbucket,
+        BITBUCKET_WORKSPACE,
+        'ari:cloud:bitbucket::workspace/5a4f2c9e-1b3d-4e8f-9a7c-6d5e4f3a2b10',
+        'audiences',
+      ],
+      ["Forgejo's default, <instance>/<owner>", forgejo, '  repository_id: "42"', 'https://codeberg.org/acme', 'audience'],
+      ["AWS STS's, which GitHub jobs ask for to assume a role", 'github', PINNED.trimEnd(), 'sts.amazonaws.com', 'audience'],
+      ["Entra ID's token exchange audience, on GitLab", 'gitlab', '  project_id: "20"', 'api://AzureADTokenExchange', 'aud'],
+      [
+        "a Google Workload Identity provider's",
+        'gitlab',
+        '  project_id: "20"',
+        '//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/ci/providers/gitlab',
+        'aud',
+      ],
+    ])('flags %s', (_name, issuer, match, audience, advice) => {
+      const findings = lint({ 'p.yaml': policy(issuer, match, audience) });
+      expect(findings).toEqual([expect.objectContaining({ rule: 'default-audience', severity: 'warning', line: 4, column: 1 })]);
+      expect(findings[0]?.message).toContain(audience);
+      expect(findings[0]?.message).toContain(advice);
+    });
+
+    it("is quiet for keyway's own audience, the broker's issuer by default, deny policies, and Azure DevOps' fixed audience", () => {
+      expect(rules({ 'p.yaml': policy(circleci, CIRCLECI_PROJECT, 'https://keyway.acme.example') })).toEqual([]);
+      expect(rules({ 'p.yaml': policy(kubernetes, SERVICE_ACCOUNT, 'https://keyway.acme.example') })).toEqual([]);
+      expect(rules({ 'p.yaml': policy('github', PINNED.trimEnd(), 'https://github.com/acme/keyway') })).toEqual([]);
+      expect(rules({ 'p.yaml': policy('github', PINNED.trimEnd(), 'https://keyway.test').replace('subject_audience: "https://keyway.test"\n', '') })).toEqual(
+        [],
+      );
+      expect(rules({ 'g.yaml': policy(circleci, CIRCLECI_PROJECT, UUID, 'deny') })).toEqual([]);
+      const ado = '{ kind: azure-devops, url: "https://vstoken.dev.azure.com/0b2f5c4e-8f1a-4d3b-9c2e-7a6b5d4c3e21" }';
+      expect(rules({ 'p.yaml': policy(ado, '  def_id: "1"', 'api://AzureADTokenExchange') })).toEqual([]);
+    });
+
+    it('loads: a warning, silenced with a reason like any other', () => {
+      expect(() => loadPolicies([{ path: 'p.yaml', text: policy(circleci, CIRCLECI_PROJECT, UUID) }], OPTIONS)).not.toThrow();
+      const silenced = policy(circleci, CIRCLECI_PROJECT, UUID).replace(
+        'version: 1\n',
+        'version: 1\nlint: { ignore: { default-audience: "no other relying party trusts this organization" } }\n',
+      );
+      expect(checkPolicies(compilePolicyFiles([{ path: 'p.yaml', text: silenced }], OPTIONS))).toEqual([]);
+    });
+  });
+
   it('template-claim-optional (notice): a template claim no token is sure to carry', () => {
     const withTemplates = (match: string) =>
       github(match).replace('grant:\n', 'grant:\n  subject: "{repository}:{environment}"\n  claims: { team: "{repo_property_team}" }\n');

@@ -82,7 +82,18 @@ export interface PresetLintFacts {
    * claims too is left alone: the name then adds a check, never stands in for the id.
    */
   readonly nameBasedSubject?: { readonly pattern: RegExp; readonly advice: string; readonly idsBeside?: readonly string[] };
+  /**
+   * The audience the CI system gives a token when the job names none (or its own API's): every relying party the job
+   * talks to that way receives it. `matches` reads the issuer URL too, since some of these audiences are built from it.
+   */
+  readonly defaultAudience?: { readonly matches: (audience: string, issuerUrl: string) => boolean; readonly what: string };
+  /** How a job asks for a token whose `aud` is keyway's URL: `circleci run oidc get --claims '{"aud":"<keyway URL>"}'`. */
+  readonly askForKeyway?: string;
 }
+
+/** True when `audience` is `base` and one more path segment: `https://github.com/<owner>` under `https://github.com`. */
+export const oneSegmentUnder = (audience: string, base: string): boolean =>
+  audience.startsWith(`${base}/`) && /^[^/?#]+$/.test(audience.slice(base.length + 1));
 
 /** Registered JWT claims any issuer may send. */
 export const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'] as const;

@@ -7,6 +7,7 @@ import { guardHoldsForAudienceOf, type ClaimCondition, type Policy } from '../po
 import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
 import { compileSafeRegex } from '../safe-regex.ts';
 import { defaultCloudSubject } from '../decide.ts';
+import { cloudOfAudience, type CloudProvider } from '../cloud-profile.ts';
 import type { Matcher } from '../schema.ts';
 import { INVALID_POLICY, LINT_RULES, type LintRuleId, type LintSeverity } from './lint-rules.ts';
 
@@ -264,6 +265,22 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 
+  function defaultAudience({ policy, preset, report }) {
+    // Azure DevOps' fixed audience cannot be changed (its tokens are single use instead); a deny policy refuses, never admits.
+    const audience = policy.subjectAudience;
+    if (policy.effect !== 'allow' || audience === preset.fixedAudience) return;
+    const known = preset.lint?.defaultAudience;
+    const cloud = cloudOfAudience(audience);
+    const what = known?.matches(audience, policy.issuer.url) === true ? known.what : cloud === undefined ? undefined : CLOUD_AUDIENCES[cloud];
+    if (what === undefined) return;
+    report(
+      'default-audience',
+      `subject_audience ${audience} is ${what}. Every relying party that receives such tokens can replay them here: ` +
+        `have the job ask for a token for keyway (${preset.lint?.askForKeyway ?? "a token whose aud is keyway's URL"}) and drop subject_audience`,
+      ['subject_audience'],
+    );
+  },
+
   function cloudSubjectCollision({ policy, peers, report }) {
     const mine = cloudSubject(policy);
     if (mine === undefined) return;
@@ -299,6 +316,13 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 ];
+
+/** Completes "subject_audience X is …" for a cloud's token exchange audience. */
+const CLOUD_AUDIENCES: Readonly<Record<CloudProvider, string>> = {
+  aws: "AWS STS's audience, which jobs ask for to assume a role",
+  gcp: "a Google Workload Identity provider's audience, which jobs ask for to reach Google Cloud",
+  azure: "Entra ID's token exchange audience, which jobs ask for to reach Azure",
+};
 
 /** The policy's lines that pin one tenant of a shared issuer (an owner, project or organisation id). */
 export function tenantPins<T extends { readonly key: string; readonly written: Matcher }>(tenantClaims: readonly string[], lines: readonly T[]): T[] {

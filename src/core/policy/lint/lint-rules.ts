@@ -51,6 +51,10 @@ export const LINT_RULES = {
     severity: 'notice',
     why: "a name-only `sub` pattern is satisfied by a resurrected name (a GitLab project path, a Kubernetes service account, a GitHub repository), and misses GitHub's immutable owner@id/repo@id subjects",
   },
+  'default-audience': {
+    severity: 'warning',
+    why: "a subject_audience that other relying parties receive too (a CI system's default audience, its own API's, a cloud's STS) lets any of them replay the tokens here",
+  },
   'template-claim-optional': {
     severity: 'notice',
     why: 'a grant template reads a claim not every token carries; tokens without it get no grant from this policy',

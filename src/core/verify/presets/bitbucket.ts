@@ -39,5 +39,15 @@ export const bitbucket: IssuerPreset = {
   // pipelineRunUuid and commitSha appear only in third-party parsers: accepted so a policy can use them if they are real.
   claimNames: documentedClaims([...UUID_CLAIMS, 'branchName', 'compliant', 'pipelineRunUuid', 'commitSha']),
   // Fork pull requests do not run in the parent repository's pipelines; deployment environments are the gate.
-  lint: { namesWithIds: {}, ownerFirstNames: [], untrustedContexts: [], spoofable: {} },
+  lint: {
+    namesWithIds: {},
+    ownerFirstNames: [],
+    untrustedContexts: [],
+    spoofable: {},
+    defaultAudience: {
+      matches: (audience) => /^ari:cloud:bitbucket::workspace\/[^/]+$/.test(audience),
+      what: "Bitbucket's default audience (ari:cloud:bitbucket::workspace/<uuid>), in the token of every step of the workspace with oidc: true",
+    },
+    askForKeyway: "list <keyway URL> under the step's oidc: audiences:",
+  },
 };

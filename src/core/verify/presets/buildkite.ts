@@ -1,4 +1,4 @@
-import { documentedClaims, formats, LOWERCASE_UUID, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, type IssuerPreset, LOWERCASE_UUID, oneSegmentUnder } from '../issuer-preset.ts';
 
 // https://buildkite.com/docs/agent/v3/cli-oidc — strings, except those typed below.
 export const buildkite: IssuerPreset = {
@@ -90,5 +90,10 @@ export const buildkite: IssuerPreset = {
       { claim: 'runner_environment', value: 'self-hosted', what: 'self-hosted agents (the token is only as safe as the agent host)' },
     ],
     spoofable: { step_key: 'step_key is whatever the pipeline definition says; gate on pipeline_id, build_source and build_branch' },
+    defaultAudience: {
+      matches: (audience) => oneSegmentUnder(audience, 'https://buildkite.com'),
+      what: "Buildkite's default audience (https://buildkite.com/<org-slug>), the aud of every token a job of the organization requests without --audience",
+    },
+    askForKeyway: 'buildkite-agent oidc request-token --audience <keyway URL> (keyway exchange does it)',
   },
 };

@@ -3,6 +3,7 @@ import { documentedClaims, formats, LOWERCASE_UUID, UUID_SOURCE, type IssuerPres
 // https://circleci.com/docs/guides/permissions-authentication/openid-connect-tokens/ — custom claims are namespaced.
 const claim = (name: string): string => `oidc.circleci.com/${name}`;
 const ORG_PATH = new RegExp(`^/org/(?<tenant>${UUID_SOURCE})$`);
+const UUID = new RegExp(`^${UUID_SOURCE}$`, 'i');
 
 export const circleci: IssuerPreset = {
   name: 'circleci',
@@ -72,5 +73,11 @@ export const circleci: IssuerPreset = {
       { claim: claim('vcs-origin'), value: 'github.com/someone-else/fork', sample: true, what: 'forked pull request builds (the fork is the vcs-origin)' },
     ],
     spoofable: {},
+    // The organization id: $CIRCLE_OIDC_TOKEN and $CIRCLE_OIDC_TOKEN_V2 carry it in every job. No custom audience is a bare UUID in practice.
+    defaultAudience: {
+      matches: (audience) => UUID.test(audience),
+      what: "a UUID, the form of CircleCI's default audience: the organization id, the aud of $CIRCLE_OIDC_TOKEN and $CIRCLE_OIDC_TOKEN_V2 in every job of the organization",
+    },
+    askForKeyway: 'circleci run oidc get --claims \'{"aud":"<keyway URL>"}\'',
   },
 };

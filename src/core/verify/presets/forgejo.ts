@@ -1,4 +1,4 @@
-import { documentedClaims, formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, type IssuerPreset, NUMERIC_ID, oneSegmentUnder, stringClaims } from '../issuer-preset.ts';
 
 // https://forgejo.org/docs/next/user/actions/security-openid-connect/ — GitHub's contract; every claim is a string.
 const FORGEJO_CLAIMS = [
@@ -86,5 +86,11 @@ export const forgejo: IssuerPreset = {
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],
     spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref' },
+    // <instance>/<owner>; the issuer is <instance>/api/actions.
+    defaultAudience: {
+      matches: (audience, issuerUrl) => oneSegmentUnder(audience, issuerUrl.replace(/\/api\/actions$/, '')),
+      what: "Forgejo's default audience (<instance>/<owner>): the aud of every token a job of the owner asks for without naming one",
+    },
+    askForKeyway: 'add &audience=<keyway URL> to the token request',
   },
 };

@@ -1,4 +1,4 @@
-import { documentedClaims, formats, NUMERIC_ID, stringClaims, type IssuerPreset } from '../issuer-preset.ts';
+import { documentedClaims, formats, type IssuerPreset, NUMERIC_ID, oneSegmentUnder, stringClaims } from '../issuer-preset.ts';
 
 // https://docs.github.com/en/actions/reference/security/oidc — every claim is a string.
 export const GITHUB_CLAIMS = [
@@ -36,6 +36,8 @@ export const GITHUB_CLAIMS = [
 
 const SLUG = '[A-Za-z0-9][A-Za-z0-9_-]*';
 const GITHUB_HOST = /^token\.actions\.githubusercontent\.com$/;
+/** A GitHub Enterprise Server's issuer is https://<host>/_services/token. */
+const GHES_ISSUER_PATH = '/_services/token';
 
 export const github: IssuerPreset = {
   name: 'github',
@@ -56,7 +58,7 @@ export const github: IssuerPreset = {
       path: new RegExp(`^(/${SLUG})?$`),
       example: 'https://token.actions.<subdomain>.ghe.com',
     },
-    { deployment: 'GitHub Enterprise Server', path: /^\/_services\/token$/, example: 'https://<ghes-host>/_services/token' },
+    { deployment: 'GitHub Enterprise Server', path: new RegExp(`^${GHES_ISSUER_PATH}$`), example: 'https://<ghes-host>/_services/token' },
   ],
   algorithms: ['RS256'],
   // Tokens live 5 minutes; a job may ask for one at any time, so a fresh one is always at hand.
@@ -132,5 +134,12 @@ export const github: IssuerPreset = {
       advice:
         'GitHub gives repositories created, renamed or transferred after 2026-07-15 (and any that opt in) the immutable subject repo:OWNER@OWNER_ID/REPO@REPO_ID:…; this name-only pattern will not match them, and a re-registered name satisfies it. Pin repository_owner_id and repository_id, or match the immutable form',
     },
+    defaultAudience: {
+      matches: (audience, issuerUrl) =>
+        oneSegmentUnder(audience, 'https://github.com') ||
+        (issuerUrl.endsWith(GHES_ISSUER_PATH) && oneSegmentUnder(audience, issuerUrl.slice(0, -GHES_ISSUER_PATH.length))),
+      what: "GitHub's default audience (https://github.com/<owner>, https://<host>/<owner> on GitHub Enterprise Server): the aud of every token a job of the owner asks for without naming one",
+    },
+    askForKeyway: 'add &audience=<keyway URL> to the token request, or core.getIDToken("<keyway URL>") (keyway exchange and the action do it)',
   },
 };

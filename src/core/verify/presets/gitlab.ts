@@ -122,5 +122,6 @@ export const gitlab: IssuerPreset = {
         'A path freed by a rename or deletion can be registered by another project (on gitlab.com, by anyone): pin project_id (and job_project_id) beside it',
       idsBeside: ['project_id', 'job_project_id', 'namespace_id', 'job_namespace_id'],
     },
+    askForKeyway: 'id_tokens: { KEYWAY_ID_TOKEN: { aud: <keyway URL> } } on the job, a token of its own',
   },
 };

@@ -34,5 +34,7 @@ export const google: IssuerPreset = {
     ownerFirstNames: [],
     untrustedContexts: [],
     spoofable: {},
+    askForKeyway:
+      "the metadata server's identity?audience=<keyway URL>&format=full, or gcloud auth print-identity-token --audiences=<keyway URL> (keyway exchange does it)",
   },
 };

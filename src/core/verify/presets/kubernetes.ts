@@ -75,5 +75,11 @@ export const kubernetes: IssuerPreset = {
         'A service account deleted and created again under the same name (by anyone who may create one in the namespace) has the same sub: pin /kubernetes.io/serviceaccount/uid beside it',
       idsBeside: ['/kubernetes.io/serviceaccount/uid'],
     },
+    // --api-audiences: usually the issuer, https://kubernetes.default.svc(.cluster.local) on many clusters.
+    defaultAudience: {
+      matches: (audience, issuerUrl) => audience === issuerUrl || /^https:\/\/kubernetes\.default\.svc(?:\.cluster\.local)?$/.test(audience),
+      what: "the Kubernetes API server's audience (--api-audiences: usually the issuer, or https://kubernetes.default.svc), the aud of every pod's default service account token",
+    },
+    askForKeyway: 'mount a projected service account token with audience: <keyway URL>',
   },
 };

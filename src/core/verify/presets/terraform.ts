@@ -61,5 +61,6 @@ export const terraform: IssuerPreset = {
     // Speculative plans run unreviewed pull request code, and providers and data sources run arbitrary code during a plan.
     untrustedContexts: [{ claim: 'terraform_run_phase', value: 'plan', what: 'plan runs (speculative plans of unreviewed pull requests run their code)' }],
     spoofable: {},
+    askForKeyway: 'set TFC_WORKLOAD_IDENTITY_AUDIENCE_KEYWAY=<keyway URL> and hand keyway TFC_WORKLOAD_IDENTITY_TOKEN_KEYWAY',
   },
 };
