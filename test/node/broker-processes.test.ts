@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
@@ -263,6 +263,88 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     expect(await stopAndVerify(processes)).toMatch(/^intact: 16 records \(seq 1…16\), \d+ signed checkpoints;/);
   });
 
+  it('a leader that cannot start again is reported where operators look: an error line with its reason, /healthz, /metrics; until one serves', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-no-leader');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-no-leader-generic')));
+    const leader = processes.lines('keyway listening').find((line) => line['leader'] === true);
+    const health = async () => ((await (await fetch(`${processes.url}/healthz`)).json()) as { status: string }).status;
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${processes.url}/metrics`)).text())?.[1]);
+    expect(await health()).toBe('ok');
+    expect(await metric('keyway_leader_serving')).toBe(1);
+    expect(await metric('keyway_leader_unavailable_seconds')).toBe(0);
+
+    // A policy file that does not load: the processes serving keep their set (KEYWAY_WATCH_POLICIES=0), a leader started again stops.
+    writeTree({ 'policies/bad.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x, scope: [a] }\n' }, processes.root);
+    process.kill(leader?.['pid'] as number, 'SIGKILL');
+    const noLeader = 'no leader serves: no audit checkpoints, signing key rotation or GitHub token revocations until one starts; trying again';
+    await processes.waitFor(() => processes.lines(noLeader).length > 0, 'the supervisor saying that no leader serves');
+    expect(processes.lines(noLeader)[0]).toMatchObject({ level: 'error', reason: expect.stringContaining('bad.yaml:4:23 unknown field grant.scope') });
+    // Only the follower serves now: every connection reaches it.
+    expect(await health()).toBe('degraded');
+    expect(await metric('keyway_leader_serving')).toBe(0);
+    expect(await metric('keyway_leader_unavailable_seconds')).toBeGreaterThan(0);
+    const answers = await postAll(processes.url, [exchangeForm((await tokens(github, 1))[0] as string)]);
+    expect(answers.map((answer) => answer.status)).toEqual([200]);
+
+    rmSync(join(processes.root, 'policies/bad.yaml'));
+    await processes.waitFor(() => processes.lines('a leader serves again').length > 0, 'a leader serving again');
+    await expect.poll(health).toBe('ok');
+    await expect.poll(() => metric('keyway_leader_serving')).toBe(1);
+    expect(await stopAndVerify(processes)).toMatch(/^intact: 1 records \(seq 1…1\), 1 signed checkpoints;/);
+  }, 30_000);
+
+  it('a leader that answers nothing while alive (stopped, its event loop blocked) is killed and replaced, and no token leaves without its record', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-hung');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-hung-generic')), {
+      KEYWAY_PROCESS_UNRESPONSIVE_SECONDS: '2',
+    });
+    const pid = processes.lines('keyway listening').find((line) => line['leader'] === true)?.['pid'] as number;
+    const joined = () => processes.lines("audit log written through the leader's writer").map((line) => line.process);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // Sent while it is stopped, each on a connection of its own: those dealt to it get no answer (node:cluster keeps the
+      // connection it handed a process that never took it), and the follower's appends sent to its audit writer get none
+      // until it is killed.
+      const meanwhile = await Promise.allSettled(
+        (await tokens(github, 6)).map(async (token) => {
+          const answer = await fetch(`${processes.url}/token`, {
+            method: 'POST',
+            body: exchangeForm(token),
+            headers: { 'content-type': FORM, connection: 'close' },
+            signal: AbortSignal.timeout(8000),
+          });
+          return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
+        }),
+      );
+      await processes.waitFor(
+        (all) => all.some((line) => line.message === 'keyway listening' && line.process === 3 && line['leader'] === true),
+        'a new leader',
+      );
+      expect(processes.lines('broker process answered no heartbeat: killing it to start another')).toEqual([
+        expect.objectContaining({ level: 'error', process: 1, leader: true, pid }),
+      ]);
+      expect(() => process.kill(pid, 0)).toThrow();
+      for (const settled of meanwhile) {
+        if (settled.status === 'fulfilled' && settled.value.status === 200) {
+          expect(await auditReader(processes.dataDir).auditEvent(settled.value.body['audit_event_id'] as string)).toBeDefined();
+        }
+      }
+      await processes.waitFor(() => joined().length === 2, 'the follower joining the new leader');
+      const answers = await postAll(
+        processes.url,
+        (await tokens(github, 4)).map((token) => exchangeForm(token)),
+      );
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      expect(await stopAndVerify(processes)).toMatch(/^intact: \d+ records/);
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Killed by its supervisor.
+      }
+    }
+  }, 40_000);
+
   it('SIGTERM to npm start shuts every process down gracefully, the follower first and the leader last, and exits 0', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'processes-stop');
     const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-stop-generic')));
@@ -338,7 +420,11 @@ describe('a leader and a follower on one data directory, in one test process', (
   /** A leader and a follower on `root`, their announcements delivered to each other as the supervisor does. */
   async function pair(root: string, config: Parameters<typeof testConfig>[1] = {}, now: () => number = Date.now) {
     const brokers: Partial<Record<'leader' | 'follower', NodeBroker>> = {};
-    const part = (leader: boolean): BrokerCluster => ({ leader, announce: (event: ClusterEvent) => brokers[leader ? 'follower' : 'leader']?.heard(event) });
+    const part = (leader: boolean): BrokerCluster => ({
+      leader,
+      announce: (event: ClusterEvent) => brokers[leader ? 'follower' : 'leader']?.heard(event),
+      leaderStatus: () => ({ serving: true }),
+    });
     brokers.leader = await startNodeBroker(testConfig(root, config), { log: silentLogger, now, cluster: part(true) });
     started.push(brokers.leader);
     brokers.follower = await startNodeBroker(testConfig(root, config), { log: silentLogger, now, cluster: part(false) });
@@ -353,7 +439,7 @@ describe('a leader and a follower on one data directory, in one test process', (
     const log = { ...silentLogger, info: (message: string) => void said.push(message), warn: (message: string) => void said.push(message) };
     const joins = () => said.filter((message) => message === "audit log written through the leader's writer").length;
     // Announcements that reach nobody.
-    const part = (leader: boolean): BrokerCluster => ({ leader, announce: () => undefined });
+    const part = (leader: boolean): BrokerCluster => ({ leader, announce: () => undefined, leaderStatus: () => ({ serving: true }) });
     const first = await startNodeBroker(testConfig(root), { log: silentLogger, cluster: part(true) });
     started.push(first);
     const follower = await startNodeBroker(testConfig(root), { log, cluster: part(false) });

@@ -200,9 +200,16 @@ describe('the data directory at rest (real files)', () => {
   });
 
   it("another broker process refuses a data dir that is not the one its leader opened, and creates nothing in a missing one's place", async () => {
-    const { root, dataDir, project, broker, swap } = await swappedAfterStart({ leader: true, announce: () => undefined });
+    const { root, dataDir, project, broker, swap } = await swappedAfterStart({
+      leader: true,
+      announce: () => undefined,
+      leaderStatus: () => ({ serving: true }),
+    });
     const follower = (identity: string) =>
-      startNodeBroker(testConfig(root, { dataDir }), { log: warnings(), cluster: { leader: false, dataDir: identity, announce: () => undefined } });
+      startNodeBroker(testConfig(root, { dataDir }), {
+        log: warnings(),
+        cluster: { leader: false, dataDir: identity, announce: () => undefined, leaderStatus: () => ({ serving: true }) },
+      });
     // Renamed away, nothing in its place: a follower started again would otherwise make a new, empty data dir there.
     renameSync(dataDir, join(project, 'away'));
     await expect(follower(broker.dataDirIdentity)).rejects.toBeInstanceOf(DataDirMovedError);
@@ -215,7 +222,7 @@ describe('the data directory at rest (real files)', () => {
 
   it('a follower whose data dir was renamed away and replaced sends nothing to an audit writer listening in the other one, and issues no token', async () => {
     // Announcements are delivered by hand below.
-    const part = (leader: boolean): BrokerCluster => ({ leader, announce: () => undefined });
+    const part = (leader: boolean): BrokerCluster => ({ leader, announce: () => undefined, leaderStatus: () => ({ serving: true }) });
     const { root, dataDir, broker: leader, exchange, swap } = await swappedAfterStart(part(true));
     const follower = await startNodeBroker(testConfig(root, { dataDir }), { log: warnings(), cluster: { ...part(false), dataDir: leader.dataDirIdentity } });
     running.push(follower);

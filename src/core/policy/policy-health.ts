@@ -2,17 +2,21 @@ import type { PolicyReloadStatus } from './policy-reload-status.ts';
 import type { PolicySet } from './policy-set.ts';
 
 /**
- * The broker's health, which is the health of its policy set: `degraded` while the last attempt
- * to replace the set (a reload, a push) was refused and the previous set still serves. Anyone
- * may read `status` (`GET /healthz`); the rest names files, issuers and load problems, for
- * operators only (`GET /v1/health`).
+ * The broker's health: its policy set's, `degraded` while the last attempt to replace the set (a
+ * reload, a push) was refused and the previous set still serves; and on Node with several broker
+ * processes, `degraded` too while no leader serves. Anyone may read `status` (`GET /healthz`); the
+ * rest names files, issuers and load problems, for operators only (`GET /v1/health`).
  */
 export interface HealthReport {
   readonly status: 'ok' | 'degraded';
   readonly policies: number;
   readonly inactive_policies: number;
   readonly policy_reload?: PolicyReloadStatus;
+  readonly leader?: LeaderHealth;
 }
+
+/** Whether the leader of several broker processes serves; while none does, since when (ISO 8601) and why. */
+export type LeaderHealth = { readonly serving: true } | { readonly serving: false; readonly since: string; readonly reason: string };
 
 export function policyHealth(set: PolicySet, lastReload: PolicyReloadStatus | undefined): HealthReport {
   return {

@@ -4,7 +4,7 @@ import './register-jsx.ts';
 const { nodeConfigFromEnv } = await import('../../config/node-config.ts');
 const { ConfigError } = await import('../../core/settings/read-settings.ts');
 const { startNodeBroker } = await import('./start-node-broker.ts');
-const { BrokerProcessError, processLogFields, readProcessCount, runBrokerProcesses } = await import('./broker-processes.ts');
+const { BrokerProcessError, processLogFields, readProcessCount, readUnresponsiveSeconds, runBrokerProcesses } = await import('./broker-processes.ts');
 const { jsonLogger } = await import('../../core/log.ts');
 const { PolicyLoadError } = await import('../../core/policy/load-policies.ts');
 const { gracefulShutdown } = await import('./graceful-shutdown.ts');
@@ -17,6 +17,7 @@ try {
     readProcessCount(process.env),
     (cluster) => startNodeBroker(config, { log, ...(cluster === undefined ? {} : { cluster }) }),
     log,
+    { unresponsiveSeconds: readUnresponsiveSeconds(process.env) },
   );
   // A process that serves shuts its broker down gracefully; a supervisor stops its processes (the leader last) and exits as the worst of them did.
   const stop =

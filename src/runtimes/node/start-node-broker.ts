@@ -21,7 +21,7 @@ import type { JwksCache, JwksCachePolicy } from '../../core/verify/jwks-cache.ts
 import { errorText, jsonLogger, type LogFields, type Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../core/policy/load-policies.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
-import { policyHealth } from '../../core/policy/policy-health.ts';
+import { policyHealth, type HealthReport } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
@@ -54,7 +54,7 @@ import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
 import { clientAddress } from './client-address.ts';
 import { NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
-import type { BrokerCluster, ClusterEvent } from './broker-processes.ts';
+import type { BrokerCluster, ClusterEvent, LeaderStatus } from './broker-processes.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
 export interface NodeBrokerOptions {
@@ -299,7 +299,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,
     metrics: brokerMetrics(registry),
-    health: () => policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()),
+    health: () => withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
     log,
     now,
     ...(github === undefined ? {} : { github }),
@@ -364,6 +364,22 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   }, KEY_RING_REFRESH_SECONDS * 1000);
   keyTimer.unref();
 
+  const cluster = options.cluster;
+  if (cluster !== undefined) {
+    const down = (): number => {
+      const status = cluster.leaderStatus();
+      return status.serving ? 0 : Math.max(0, (Date.now() - status.since) / 1000);
+    };
+    registry.gauge('keyway_leader_serving', 'Whether a leader broker process serves (KEYWAY_PROCESSES): 1, or 0 while none runs the timers.', [], () => [
+      [{}, cluster.leaderStatus().serving ? 1 : 0],
+    ]);
+    registry.gauge(
+      'keyway_leader_unavailable_seconds',
+      'How long no leader broker process has served (KEYWAY_PROCESSES): no audit checkpoints, key rotation or GitHub revocations meanwhile; 0 while one serves.',
+      [],
+      () => [[{}, down()]],
+    );
+  }
   app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
   if (devUrl !== undefined) {
     const devKey = await openInDataDir(pin, () => loadDevIssuerKey(dataDir));
@@ -451,6 +467,13 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     },
     closing: () => ({ stage, requests_in_flight: listener.inFlight, audit_appends_queued: audit.queued, ...work.counts() }),
   };
+}
+
+/** `report`, `degraded` while no leader serves, and saying so in detail (with several broker processes). */
+function withLeader(report: HealthReport, status: LeaderStatus | undefined): HealthReport {
+  if (status === undefined) return report;
+  if (status.serving) return { ...report, leader: { serving: true } };
+  return { ...report, status: 'degraded', leader: { serving: false, since: new Date(status.since).toISOString(), reason: status.reason } };
 }
 
 /**
