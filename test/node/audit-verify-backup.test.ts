@@ -2,9 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ChainHead } from '../../src/core/audit/checkpoint.ts';
+import { CHECKPOINT_TYPE, type ChainHead } from '../../src/core/audit/checkpoint.ts';
 import { signRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
-import { auditStatementSigner, checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
+import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../../src/core/audit/sign-checkpoint.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { generateMasterKey, readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
@@ -346,4 +347,143 @@ describe('keyway audit verify --backup: a file that chooses its own root checkpo
     expect(result.stdout).toContain('intact: 3 chains');
     expect(result.code).toBe(0);
   }, 60_000);
+});
+
+describe('keyway audit verify: what it prints of each verdict, as the operator reads it', () => {
+  const masterKey = generateMasterKey();
+  const env = { KEYWAY_MASTER_KEY: masterKey };
+  const DAY = 86_400_000;
+  const verify = (path: string, ...args: string[]) => cli(['audit', 'verify', '--backup', path, ...args], env);
+  /** One chain, as a deployment of before the shards exported it: the state alone, its records in it. */
+  const oneChain = async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-verify-print-'));
+    const log = await shardedLog(dir, masterKey, 0);
+    const save = (name: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, JSON.stringify(dumpDatabase(log.state, Date.now())));
+      return path;
+    };
+    return { dir, log, store: new SqliteAuditStore(log.state), save };
+  };
+
+  it('one chain pruned past the retention: where it starts, its anchor, and the kept checkpoints that agree', async () => {
+    const { dir, log, store, save } = await oneChain();
+    const sign = checkpointSigner(ISSUER, () => log.ring, Date.now);
+    const check = checkpointVerifier(() => log.ring);
+    const now = Date.now();
+    for (const days of [40, 35]) await store.append(auditEvent({ time: new Date(now - days * DAY).toISOString() }));
+    // A round before the records left the window signed the head, and a witness kept that checkpoint.
+    const kept = (await maintainAuditLog(store, sign, { now: now - 20 * DAY, retentionDays: 30, verify: check })).checkpoint;
+    expect((await maintainAuditLog(store, sign, { now, retentionDays: 30, verify: check })).pruned).toBe(2);
+    const emptied = save('pruned-all.json');
+    await store.append(auditEvent());
+    const head = await store.head();
+    const pruned = save('pruned.json');
+    log.state.close();
+    const keptFile = join(dir, 'kept-checkpoint.json');
+    writeFileSync(keptFile, JSON.stringify(kept));
+
+    expect(await verify(emptied)).toMatchObject({ code: 0, stdout: 'intact: no records, 1 signed checkpoints, anchored after pruning at checkpoint 2\n' });
+    expect(await verify(pruned, '--checkpoints', keptFile)).toMatchObject({
+      code: 0,
+      stdout: `intact: 1 records (seq 3…3), 1 signed checkpoints, anchored after pruning at checkpoint 2, 1 kept checkpoints agree; head ${head.hash}\n`,
+    });
+  }, 60_000);
+
+  it('one chain an older keyway pruned, its anchor naming no role: says that anchor shows the records before it gone, not that pruning removed them', async () => {
+    const { log, store, save } = await oneChain();
+    for (let count = 0; count < 2; count += 1) await store.append(auditEvent());
+    const anchor = await store.head();
+    await store.append(auditEvent());
+    const { jws, iat } = await auditStatementSigner(ISSUER, () => log.ring, Date.now)({ seq: anchor.seq, hash: anchor.hash }, CHECKPOINT_TYPE);
+    expect(await store.prune({ ...anchor, time: new Date(iat * 1000).toISOString(), jws })).toBe(2);
+    const head = await store.head();
+    const path = save('unmarked.json');
+    log.state.close();
+    expect(await verify(path)).toMatchObject({
+      code: 0,
+      stdout:
+        'intact: 1 records (seq 3…3), 1 signed checkpoints, anchored after pruning at checkpoint 2 (signed before anchors were marked: ' +
+        `it shows the records before it are gone, not that pruning removed them); head ${head.hash}\n`,
+    });
+  }, 60_000);
+
+  it('one chain whose store holds a key nothing vouches for: the verdict, then a line naming the key and why', async () => {
+    const { log, store, save } = await oneChain();
+    await store.append(auditEvent());
+    const planted = await generateSigningKey(Date.now());
+    log.state.run("INSERT INTO signing_keys (kid, alg, state, created_at, removed_at, public_jwk) VALUES (?, 'ES256', 'removed', ?, ?, ?)", [
+      planted.kid,
+      planted.createdAt,
+      planted.createdAt,
+      JSON.stringify(planted.publicJwk),
+    ]);
+    const path = save('planted.json');
+    log.state.close();
+    const why = 'was removed without an attestation (before keyway attested keys, or planted)';
+    expect(await verify(path)).toMatchObject({
+      code: 1,
+      stdout: `TAMPERED (key_unvouched): the log's store holds signing key ${planted.kid}, which nothing vouches for: it ${why}\nunvouched key ${planted.kid}: it ${why}\n`,
+    });
+  }, 60_000);
+
+  describe('a sharded log', () => {
+    let dir: string;
+    let none: string;
+    let intact: string;
+    let broken: string;
+    let root: RootCheckpoint;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'keyway-verify-print-'));
+      const log = await shardedLog(dir, masterKey, 2);
+      const save = (name: string, text: string) => {
+        writeFileSync(join(dir, name), text);
+        return join(dir, name);
+      };
+      none = save('none.json', exportOf(log));
+      await append(log, log.shards[0] as SqliteFile, 3);
+      root = await signRoot(log, Date.now());
+      intact = save('intact.json', exportOf(log));
+      const edited = JSON.parse(exportOf(log)) as EditableExport;
+      const record = edited.shards[0]?.tables['audit_events']?.[1];
+      if (record === undefined) throw new Error('shard 0 holds a second record');
+      record['event'] = String(record['event']).replace('"decision":"', '"decision":"x');
+      broken = save('broken.json', JSON.stringify(edited));
+      for (const db of [log.state, ...log.shards]) db.close();
+    }, 60_000);
+
+    it('a line per shard, an empty one too, then the root checkpoints, when the newest was signed and how many chains it covers', async () => {
+      expect(await verify(none)).toMatchObject({
+        code: 0,
+        stdout:
+          'shard 0: intact: no records, 0 signed checkpoints\nshard 1: intact: no records, 0 signed checkpoints\n0 root checkpoints (none yet)\nintact: 2 chains\n',
+      });
+      expect(await verify(intact)).toMatchObject({
+        code: 0,
+        stdout:
+          'shard 0: intact: 3 records (seq 1…3), 1 signed checkpoints\nshard 1: intact: no records, 0 signed checkpoints\n' +
+          `1 root checkpoints (the latest signed at ${root.time} covers 2 chains)\nintact: 2 chains\n`,
+      });
+      const edited = await verify(broken);
+      expect(edited.code).toBe(1);
+      expect(edited.stdout).toMatch(
+        /^shard 0: BROKEN: 2 records \(seq 1…2\), 1 signed checkpoints\nshard 1: intact: no records, 0 signed checkpoints\n1 root checkpoints .*\nTAMPERED \(edited\) in shard 0 at seq 2: record 2 \(\w+\) was edited: its content no longer matches its hash\n$/,
+      );
+    }, 60_000);
+
+    it('refuses --backup beside another source (--url, --data-dir or --token): exit 2, and nothing verified', async () => {
+      for (const other of [
+        ['--url', 'http://127.0.0.1:9'],
+        ['--data-dir', dir],
+        ['--token', 'a-token'],
+      ]) {
+        expect(await verify(intact, ...other), other[0]).toMatchObject({
+          code: 2,
+          stdout: '',
+          stderr: expect.stringContaining('--backup is the source: give it without --url, --token or --data-dir'),
+        });
+      }
+    }, 60_000);
+  });
 });
