@@ -292,6 +292,51 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(exported.root_checkpoints).toHaveLength(1);
   });
 
+  it("prunes every shard's records past the retention in the Cron round, and the root checkpoints signed before the window: the log verifies from each shard's anchor", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });
+    const day = 86_400_000;
+    const started = Date.now();
+    for (const sub of [subjectIn(0, 2, 'pruned'), subjectIn(1, 2, 'pruned')]) expect((await broker.exchange(sub)).status).toBe(200);
+    const first = await broker.upkeep(started);
+    expect((await broker.exchange(subjectIn(0, 2, 'pruned-later'))).status).toBe(200);
+    // A day and a half on: every record, and the first root checkpoint, were dated before the window (a day) began.
+    const second = await broker.upkeep(started + 1.5 * day);
+    if (first === undefined || second === undefined) throw new Error('each round signed a root checkpoint over heads that moved');
+    const roots = ((await (await broker.get('/v1/audit/root-checkpoints', null)).json()) as { root_checkpoints: RootCheckpoint[] }).root_checkpoints;
+    expect(roots.map((root) => root.jws)).toEqual([second.jws]);
+    for (const shard of [0, 1]) {
+      const [left] = await runInDurableObject(auditShard(deployment.shards, shard), (_instance, state) =>
+        state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM audit_events').toArray(),
+      );
+      expect(left?.n, `shard ${shard}`).toBe(0);
+    }
+    const report = await broker.verify();
+    expect(report).toMatchObject({ ok: true, root_checkpoints: 1 });
+    expect(report.chains.map(({ shard, records, anchor }) => ({ shard, records, anchored: anchor !== undefined }))).toEqual([
+      { shard: '0', records: 0, anchored: true },
+      { shard: '1', records: 0, anchored: true },
+    ]);
+  });
+
+  it('dates a root checkpoint signed in the second of the newest one a second after it: the newest is always the last listed', async () => {
+    const broker = await start(fresh(), 2);
+    const now = Date.now();
+    const signed: RootCheckpoint[] = [];
+    for (let round = 0; round < 3; round += 1) {
+      expect((await broker.exchange(`svc-same-second-${round}`)).status).toBe(200);
+      const root = await broker.upkeep(now);
+      if (root === undefined) throw new Error('a round after an exchange signs a root checkpoint');
+      signed.push(root);
+    }
+    const second = Math.floor(now / 1000) * 1000;
+    expect(signed.map((root) => Date.parse(root.time))).toEqual([second, second + 1000, second + 2000]);
+    const listed = ((await (await broker.get('/v1/audit/root-checkpoints', null)).json()) as { root_checkpoints: RootCheckpoint[] }).root_checkpoints;
+    expect(listed.map((root) => root.jws)).toEqual(signed.map((root) => root.jws));
+    expect(((await (await broker.get('/v1/audit/root-checkpoints/latest', null)).json()) as RootCheckpoint).jws).toBe(signed[2]?.jws);
+    expect(await broker.verify()).toMatchObject({ ok: true, root_checkpoints: 3 });
+  });
+
   it("names each checkpoint's shard in what it signs: one shard's log copied into an empty shard, its checkpoint with it, does not verify there", async () => {
     const deployment = fresh();
     const broker = await start(deployment, 4);
