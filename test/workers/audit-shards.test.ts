@@ -337,6 +337,15 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(await broker.verify()).toMatchObject({ ok: true, root_checkpoints: 3 });
   });
 
+  it("remembers each shard's newest checkpoint on its own: a round that held one shard keeps the others', and an older head never replaces a newer one (rounds may overlap)", async () => {
+    const state = keywayState(fresh().states);
+    const head = (seq: number) => ({ seq, hash: seq.toString(16).padStart(64, '0') });
+    await state.rememberSignedHeads({ '0': head(5), '1': head(3) });
+    await state.rememberSignedHeads({ '0': head(7) });
+    await state.rememberSignedHeads({ '0': head(6), '1': head(2) });
+    expect(await state.signedHeads()).toEqual({ '0': head(7), '1': head(3) });
+  });
+
   it("names each checkpoint's shard in what it signs: one shard's log copied into an empty shard, its checkpoint with it, does not verify there", async () => {
     const deployment = fresh();
     const broker = await start(deployment, 4);
