@@ -2,6 +2,7 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/
 import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
 import { grantingPolicies } from '../core/audit/granting-policies.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
+import { clientNetwork } from '../core/limits/network-of.ts';
 import { RefusalCounts, refusalKey, type RefusalCounter } from '../features/alerts/refusal-counts.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
@@ -34,16 +35,16 @@ export class SqliteAlertStore implements AlertStore {
     const count = (sql: string, params: SqlValue[]) => this.#db.all<{ n: number }>(sql, params)[0]?.n ?? 0;
     const issuer = event.issuer ?? event.subject_token?.claimed_iss;
     const subject = event.subject ?? event.subject_token?.claimed_sub;
-    const ip = event.request.client_ip;
     const sha256 = event.subject_token?.sha256;
     const granted = event.decision === 'granted';
 
     const time = Date.parse(event.time);
     const identityDenials =
       event.decision === 'denied' && subject !== undefined ? await this.#refusals.count(refusalKey.identity(issuer, subject), time, options.windowStart) : 0;
+    const ip = event.request.client_ip;
     const addressDenials =
       (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined && this.#countsAddresses
-        ? await this.#refusals.count(refusalKey.address(ip), time, options.windowStart)
+        ? await this.#refusals.count(refusalKey.address(clientNetwork(ip)), time, options.windowStart)
         : 0;
     const [presented] =
       sha256 === undefined

@@ -10,6 +10,8 @@ import type { StoredAlert } from '../../src/features/alerts/alert.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
+import { readTrustedProxies } from '../../src/config/trusted-proxies.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { openSqliteFile, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
@@ -45,8 +47,17 @@ async function startReceiver() {
   };
 }
 
-/** POST /token (or `path`) from a chosen loopback address: 127.0.0.0/8 is all this machine's, so networks can differ for real. */
-function postFrom(url: string, form: URLSearchParams, localAddress: string, path = '/token'): Promise<{ status: number; body: Record<string, unknown> }> {
+/**
+ * POST /token (or `path`) from a chosen loopback address: 127.0.0.0/8 is all this machine's, so networks can differ for real.
+ * `forwardedFor`: the client a trusted proxy at that address names (X-Forwarded-For).
+ */
+function postFrom(
+  url: string,
+  form: URLSearchParams,
+  localAddress: string,
+  path = '/token',
+  forwardedFor?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const target = new URL(path, url);
     const request = httpRequest(
@@ -56,7 +67,7 @@ function postFrom(url: string, form: URLSearchParams, localAddress: string, path
         path,
         method: 'POST',
         localAddress,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor }) },
       },
       (response) => {
         let text = '';
@@ -85,7 +96,7 @@ describe('alerts on anomalies', () => {
     for (const close of cleanup.splice(0).reverse()) await close().catch(() => {});
   });
 
-  async function setup(env: Record<string, string> = {}) {
+  async function setup(env: Record<string, string> = {}, config: Partial<NodeBrokerConfig> = {}) {
     const receiver = await startReceiver();
     cleanup.push(receiver.close);
     const github = freshIssuer(inject('testIssuerBase'), 'alert-gh');
@@ -103,12 +114,14 @@ describe('alerts on anomalies', () => {
     );
     let broker: NodeBroker;
     const start = async () => {
-      broker = await startNodeBroker(testConfig(root, { alerts }), { log: silentLogger });
+      broker = await startNodeBroker(testConfig(root, { alerts, ...config }), { log: silentLogger });
       cleanup.push(() => broker.close());
       return broker;
     };
     await start();
     const exchange = async (token: string, from = '127.0.0.1') => postFrom(broker.url, exchangeForm(token), from);
+    /** An exchange a trusted proxy on 127.0.0.1 forwards for `client` (with `config.trustedProxies`). */
+    const exchangeFor = async (token: string, client: string) => postFrom(broker.url, exchangeForm(token), '127.0.0.1', '/token', client);
     // Read from the file, not the API: signing in as an auditor is itself a first grant by a policy.
     const reader = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true });
     cleanup.push(async () => reader.close());
@@ -135,6 +148,7 @@ describe('alerts on anomalies', () => {
       start,
       broker: () => broker,
       exchange,
+      exchangeFor,
       revokeFrom: (token: string, from: string) => postFrom(broker.url, new URLSearchParams({ token }), from, '/revoke'),
       stored,
       sent,
@@ -259,6 +273,30 @@ describe('alerts on anomalies', () => {
         expect.objectContaining({ client_ip: '127.0.0.2', denials: 3 }),
       ]),
     );
+  });
+
+  it("raises an address's denial burst for an IPv6 client spreading its refusals over its /64, as the per-client rate limit counts it, and names the network", async () => {
+    const { exchangeFor, sign, sent, raisedBy, stored, deliveriesSettled } = await setup(
+      { KEYWAY_ALERT_RULES: 'denial_burst_address' },
+      { trustedProxies: readTrustedProxies({ KEYWAY_TRUSTED_PROXIES: '127.0.0.1' }) },
+    );
+    const deny = async (client: string) => {
+      const answer = await exchangeFor(await sign({ ref: 'refs/heads/feature' }), client);
+      expect(answer.status).toBe(400);
+      return answer;
+    };
+    // A host holds a whole /64: an address of its own per request costs it nothing.
+    await deny('2001:db8:1:2::a');
+    await deny('2001:db8:1:2:ffff::b');
+    // Another /64 of the same /48 is another client: it does not add to the count.
+    await deny('2001:db8:1:3::a');
+    const third = await deny('2001:db8:1:2:1:2:3:4');
+    expect(await raisedBy(third)).toEqual(['denial_burst_address']);
+    const [alert] = (await stored()).filter((raised) => raised.rule === 'denial_burst_address');
+    expect(alert?.summary).toBe('3 refused exchanges from 2001:db8:1:2::/64 within 300s');
+    expect(alert?.details).toMatchObject({ client_network: '2001:db8:1:2::/64', client_ip: '2001:db8:1:2:1:2:3:4', denials: 3 });
+    await deliveriesSettled();
+    expect(sent('denial_burst_address').map((delivery) => JSON.parse(delivery.body).details.client_network)).toEqual(['2001:db8:1:2::/64']);
   });
 
   it("raises an address's denial burst when refusals the rules do not run on (a holder's /revoke of a bad token) come between its exchanges", async () => {

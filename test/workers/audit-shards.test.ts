@@ -421,6 +421,25 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(alerts.filter((alert) => alert.rule === 'denial_burst_identity')).toEqual([]);
   });
 
+  it("counts an IPv6 client's refusals by its /64 across shards, as the per-client rate limit counts it, and names the network in the alert", async () => {
+    const broker = await start(fresh(), 16, { KEYWAY_ALERT_RULES: 'denial_burst_address', KEYWAY_ALERT_BURST_THRESHOLD: '3' });
+    // Identities in three shards, each refused from an address of its own, all of one host's /64; and one from the next /64.
+    const refused = [3, 7, 11].map((shard) => subjectIn(shard, 16, 'v6-spray', 'other-'));
+    expect((await broker.exchange(refused[0]!, '2001:db8:1:2::a')).status).toBe(400);
+    expect((await broker.exchange(refused[1]!, '2001:db8:1:2:ffff::b')).status).toBe(400);
+    expect((await broker.exchange(refused[0]!, '2001:db8:1:3::a')).status).toBe(400);
+    expect((await broker.exchange(refused[2]!, '2001:db8:1:2:1:2:3:4')).status).toBe(400);
+    const { alerts } = (await (await broker.get('/v1/audit/alerts')).json()) as {
+      alerts: { rule: string; summary: string; details: Record<string, unknown> }[];
+    };
+    expect(alerts.filter((alert) => alert.rule === 'denial_burst_address')).toEqual([
+      expect.objectContaining({
+        summary: '3 refused exchanges from 2001:db8:1:2::/64 within 300s',
+        details: expect.objectContaining({ client_network: '2001:db8:1:2::/64', client_ip: '2001:db8:1:2:1:2:3:4', denials: 3 }),
+      }),
+    ]);
+  });
+
   it("counts an IPv6 address's refusals apart from a longer address it is a prefix of (1::2:3:4:5:6 and 1::2:3:4:5:6:7)", async () => {
     const shard = auditShard(fresh().shards, 0);
     const now = Date.now();

@@ -19,6 +19,14 @@ export function networkOf(address: string, prefixV4: number, prefixV6: number): 
   return `${network.toString()}/${prefix}`;
 }
 
+/**
+ * The client an address stands for: an IPv4 address itself, an IPv6 address's /64 (one host holds a whole /64, and an
+ * address of its own per request is free to it). What the per-client rate limit and the address burst alert count by.
+ */
+export function clientNetwork(address: string): string {
+  return networkOf(address, 32, 64) ?? address;
+}
+
 function quadNetwork(quad: RegExpExecArray, prefix: number): string {
   const value = ((Number(quad[1]) << 24) | (Number(quad[2]) << 16) | (Number(quad[3]) << 8) | Number(quad[4])) >>> 0;
   // A shift by 32 is a shift by 0 in JavaScript: /0 keeps no bit.

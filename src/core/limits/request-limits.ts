@@ -1,4 +1,4 @@
-import { networkOf } from './network-of.ts';
+import { clientNetwork } from './network-of.ts';
 import { errorText, type Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
 import { RateLimitedError } from './rate-limited-error.ts';
@@ -48,10 +48,6 @@ export interface RequestLimits {
  */
 const TENANT_SHARE = 10;
 
-/** An IPv6 client holds a /64 (an address per second is free to it), so that is one client. */
-const CLIENT_PREFIX_V4 = 32;
-const CLIENT_PREFIX_V6 = 64;
-
 /**
  * Applies `settings` through `limiter`. When the limiter itself fails (its storage is
  * unreachable), the request goes on: a limit sheds load, it does not decide who gets a token.
@@ -76,10 +72,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     }
   };
   const check = async (limit: RateLimit, key: string | undefined): Promise<RateLimitedError | undefined> => (await attempt(limit, key)).refusal;
-  const forClient: LimitBeforeBody = async (clientIp) => {
-    const network = clientIp === undefined ? undefined : (networkOf(clientIp, CLIENT_PREFIX_V4, CLIENT_PREFIX_V6) ?? clientIp);
-    return network === undefined ? undefined : await check(settings.client, network);
-  };
+  const forClient: LimitBeforeBody = async (clientIp) => (clientIp === undefined ? undefined : await check(settings.client, clientNetwork(clientIp)));
   return {
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,

@@ -5,7 +5,10 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from './alert.ts';
 export interface AlertObservation {
   /** `denied` records of this identity (issuer and subject, verified or claimed) since the window start, this one included. */
   readonly identityDenials: number;
-  /** `denied` and `malformed` records from this client address since the window start, this one included. */
+  /**
+   * `denied` and `malformed` records from this client since the window start, this one included: its address as the
+   * per-client rate limit counts it (clientNetwork: an IPv4 address, an IPv6 address's /64).
+   */
   readonly addressDenials: number;
   /** Earlier records with the same subject-token SHA-256. */
   readonly earlierPresentations: number;

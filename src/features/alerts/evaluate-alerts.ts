@@ -1,4 +1,5 @@
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import { clientNetwork } from '../../core/limits/network-of.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertDraft, AlertRule } from './alert.ts';
 import type { AlertObservation } from './alert-store.ts';
@@ -24,10 +25,18 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
     });
   }
   if (ip !== undefined && facts.addressDenials === settings.burstThreshold) {
+    // Counted by client network, as the per-client rate limit counts: an IPv6 host spreading its requests over its /64 is one client.
+    const client = clientNetwork(ip);
     drafts.push({
       rule: 'denial_burst_address',
-      summary: `${facts.addressDenials} refused exchanges from ${ip} within ${window}`,
-      details: { client_ip: ip, denials: facts.addressDenials, window_seconds: settings.burstWindowSeconds, last_reason: event.reason },
+      summary: `${facts.addressDenials} refused exchanges from ${client} within ${window}`,
+      details: {
+        client_network: client,
+        client_ip: ip,
+        denials: facts.addressDenials,
+        window_seconds: settings.burstWindowSeconds,
+        last_reason: event.reason,
+      },
     });
   }
   const sha256 = event.subject_token?.sha256;

@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 
 /**
- * Counts of refused exchanges per key (a client address, an identity: refusalKey), for the burst rules. Only what the
+ * Counts of refused exchanges per key (a client network, an identity: refusalKey), for the burst rules. Only what the
  * rules run on is counted: a refusal they do not see (a `/revoke` of a forged token naming the identity, a `/proxy`
  * refusal) would carry the count past the threshold, which a burst fires on reaching, without a rule seeing it reached.
  */
@@ -12,12 +12,13 @@ export interface RefusalCounter {
 }
 
 /**
- * The key refusals are counted by: a client address (`denial_burst_address`), an identity, verified or claimed
+ * The key refusals are counted by: a client network as the per-client rate limit counts it (clientNetwork: an IPv4 address,
+ * an IPv6 /64; `denial_burst_address`), an identity, verified or claimed
  * (`denial_burst_identity`). A claimed identity is a stranger's choice, up to some 500 characters: it is held as 128
  * bits of its SHA-256.
  */
 export const refusalKey = {
-  address: (address: string): string => `address ${address}`,
+  address: (client: string): string => `address ${client}`,
   identity: (issuer: string | undefined, subject: string): string =>
     `identity ${bytesToHex(sha256(utf8ToBytes(JSON.stringify([issuer ?? null, subject])))).slice(0, 32)}`,
 };

@@ -53,9 +53,12 @@ export class AuditShardState extends AuditChainObject {
 
   // Counters for the alert rules across identities, each kept in the shard its key (an address, a policy) hashes to.
 
-  /** Counts a refused exchange from `address` at `time`; returns how many this shard counted from it since `windowStart`, this one included. */
-  async countAddressRefusal(address: string, time: number, windowStart: number): Promise<number> {
-    return this.#refusals.count(refusalKey.address(address), time, windowStart);
+  /**
+   * Counts a refused exchange from `client` (a client network: clientNetwork) at `time`; returns how many this shard counted
+   * from it since `windowStart`, this one included.
+   */
+  async countAddressRefusal(client: string, time: number, windowStart: number): Promise<number> {
+    return this.#refusals.count(refusalKey.address(client), time, windowStart);
   }
 
   /** Remembers a grant by `policy`: true the first time ever (its key always lands in this shard). */

@@ -15,6 +15,7 @@ import type { AlertObservation, AlertStore, ObserveOptions } from '../../feature
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { auditShardOf, shardOfKey } from '../../core/audit/audit-shards.ts';
 import { grantingPolicies } from '../../core/audit/granting-policies.ts';
+import { clientNetwork } from '../../core/limits/network-of.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import * as v from 'valibot';
 import { exportedAuditLog, ShardedExport, shardedExportText } from '../../storage/sharded-state-export.ts';
@@ -287,7 +288,7 @@ async function observeSharded(
   shard: (index: number) => DurableObjectStub<AuditShardState>,
   grantedBefore: Set<string>,
 ): Promise<AlertObservation> {
-  const ip = event.request.client_ip;
+  const client = event.request.client_ip === undefined ? undefined : clientNetwork(event.request.client_ip);
   const refused = event.decision === 'denied' || event.decision === 'malformed';
   const granting = grantingPolicies(event);
   const unseen = granting.filter((policy) => !grantedBefore.has(policy));
@@ -295,7 +296,7 @@ async function observeSharded(
   const [[local, addressDenials], firsts] = await Promise.all([
     Promise.all([
       shard(auditShardOf(event, count)).observe(event, link, options),
-      refused && ip !== undefined ? shard(shardOfKey(`address\n${ip}`, count)).countAddressRefusal(ip, time, options.windowStart) : 0,
+      refused && client !== undefined ? shard(shardOfKey(`address\n${client}`, count)).countAddressRefusal(client, time, options.windowStart) : 0,
     ]),
     Promise.all(unseen.map((policy) => shard(shardOfKey(`policy\n${policy}`, count)).firstGrantBy(policy, time))),
   ]);
