@@ -340,6 +340,44 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect((await recordsFrom(broker, stranger))[0]?.detail).toMatch(/^after 21 refusals answered rate_limited without a record \(the unverified limit\); /);
     });
 
+    it("records a holder's /revoke of a keyway token already revoked whatever the unverified budget: the token verified, so its holder is no stranger", async () => {
+      const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const holder = `holder-${crypto.randomUUID()}`;
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      const revoke = async (token: string, userAgent: string) => {
+        const response = await broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1', 'user-agent': userAgent },
+        });
+        return response.status;
+      };
+      const live = (await post(broker, exchangeForm(await good()))).body['access_token'] as string;
+      expect(await revoke(live, holder)).toBe(200);
+      // Tokens no keyway key signed, claiming the revoked token's iss and sub: their records go to its chain and spend its budget.
+      const { iss, sub } = JSON.parse(atob(live.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { iss: string; sub: string };
+      const now = Math.floor(Date.now() / 1000);
+      const garbage = async () =>
+        revoke(await github.sign({ iss, sub, aud: iss, iat: now, exp: now + 300, jti: crypto.randomUUID() }, { key: 'foreign' }), stranger);
+      for (let request = 0; request < 5; request += 1) expect(await garbage()).toBe(200);
+      expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual([
+        'rate_limited',
+        'algorithm_not_allowed',
+        'algorithm_not_allowed',
+        'algorithm_not_allowed',
+      ]);
+
+      // Past the budget, the holder asks again: its token verified, so the record is written as any verified caller's is.
+      expect(await revoke(live, holder)).toBe(200);
+      expect((await recordsFrom(broker, holder)).map((event) => [event.reason, event.detail])).toEqual([
+        ['token_revoked', 'already revoked; asked again by its holder'],
+        ['token_revoked', 'revoked by its holder'],
+      ]);
+      // And it spent nothing of the budget: the strangers' run goes on unrecorded.
+      expect(await garbage()).toBe(200);
+      expect(await recordsFrom(broker, stranger)).toHaveLength(4);
+    });
+
     it('holds every caller to the global limit', async () => {
       const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '3', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '2' });
       expect((await post(broker, exchangeForm(await good()))).status).toBe(200);

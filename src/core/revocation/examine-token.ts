@@ -22,10 +22,13 @@ export interface RevocationDeps {
 /** Who asks: the token's own holder (it came with nothing else), an operator by the `sub` of its keyway token, or a webhook by its event. */
 export type Caller = { readonly holder: true } | { readonly operator: string } | { readonly webhook: string };
 
-/** A token examined: live and this broker's, with its claims; or why not, as an audit reason. */
+/**
+ * A token examined: live and this broker's, with its claims; or why not, as an audit reason. `verified`: it is one of this
+ * broker's that verified but was revoked, so whoever presents it holds a token keyway issued, not one a stranger made up.
+ */
 export type Examined =
   | { readonly live: true; readonly claims: JWTPayload & { readonly jti: string; readonly exp: number } }
-  | { readonly live: false; readonly reason: Reason; readonly detail: string };
+  | { readonly live: false; readonly reason: Reason; readonly detail: string; readonly verified?: true };
 
 /**
  * Checks that a token is a live keyway access token of this broker (RFC 9068: typ at+jwt, ES256,
@@ -48,7 +51,7 @@ export async function examineToken(deps: RevocationDeps, token: string, now: num
     return { live: false, reason: joseReason(error), detail: error.message };
   }
   const claims = payload as JWTPayload & { jti: string; exp: number };
-  if (await deps.revocations.isRevoked(claims.jti, now)) return { live: false, reason: 'token_revoked', detail: 'the token was revoked' };
+  if (await deps.revocations.isRevoked(claims.jti, now)) return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true };
   return { live: true, claims };
 }
 

@@ -36,7 +36,8 @@ export type Revocation =
  * not), so the refusal tells no more than the token's own claims. Resolves once the revocation and
  * its record are durable, and rejects (no answer but an error) if either fails.
  *
- * Anyone can ask, as a holder, about a token that is not live and claims any identity: those records, and the refusals
+ * Anyone can ask, as a holder, about a token that is not live and claims any identity: those records (but for a token of
+ * this broker's that verified and was already revoked: its holder is no stranger), and the refusals
  * of a proof (made before the token is examined), spend the unverified budget of the chain they go to, as /token's
  * refusals of tokens that did not verify do. Past it, a token that is not live is still answered as a live one is
  * (200), recorded only as the first of the run: the budget decides what is written, never what the caller learns.
@@ -60,7 +61,8 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
   if (!examined.live) {
     const event = record(examined.reason, examined.reason === 'token_revoked' ? `already revoked; asked again by ${by}` : `not revoked (${examined.detail})`);
-    const limited = 'holder' in caller ? await spendUnverifiedBudget(deps, event) : undefined;
+    // A token this broker signed that was already revoked verified: its holder's record is a verified caller's, bounded by the token's life.
+    const limited = 'holder' in caller && examined.verified !== true ? await spendUnverifiedBudget(deps, event) : undefined;
     if (limited === undefined || limited.recorded) await appendExamination(deps, event);
     return {};
   }
