@@ -22,6 +22,7 @@ import { conformingErrorDescriptions } from './conforming-error-descriptions.ts'
 import { guardedDpopReplay } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
+import type { BrokerMetrics } from '../features/metrics/broker-metrics.ts';
 
 export interface AppDeps {
   readonly exchange: ExchangeDeps;
@@ -41,7 +42,9 @@ export interface AppDeps {
   /** Revoked keyway tokens, for `POST /revoke` and `POST /introspect`. */
   readonly revocations: RevocationList;
   /** `/proxy/{upstream}/…` (docs/proxy.md). */
-  readonly proxy: ProxyRouteDeps;
+  readonly proxy: Omit<ProxyRouteDeps, 'metrics'>;
+  /** Where the requests a rate limit refused at `/proxy` and `/revoke` are counted (`/token`'s are through `answered`). */
+  readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -76,6 +79,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         clientIp: deps.clientIp,
         log: deps.exchange.log,
         limits: deps.exchange.limits,
+        metrics: deps.metrics,
       },
       own,
     ),
@@ -87,7 +91,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi, own));
   app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
-  app.route('/', proxyRoutes(deps.proxy, own));
+  app.route('/', proxyRoutes({ ...deps.proxy, metrics: deps.metrics }, own));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   app.onError((error, c) => {

@@ -12,7 +12,7 @@ export function reportExchange(log: Logger, metrics: BrokerMetrics, context: Req
   const { outcome, append, recorded } = result;
   metrics.exchange(outcome.decision, outcome.reason, seconds);
   if (append !== undefined) metrics.auditAppend(append.outcome, append.seconds);
-  if (outcome.limit !== undefined) metrics.rateLimited(outcome.limit);
+  if (outcome.limit !== undefined) metrics.rateLimited(outcome.limit, 'token');
   if (outcome.limit !== undefined && recorded === undefined) return;
   const event = recorded?.event;
   const fields = {

@@ -215,6 +215,7 @@ export function createBroker(parts: BrokerParts): Broker {
         }),
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
     revocations: parts.revocations,
+    metrics,
     proxy: {
       proxy: {
         issuer: parts.settings.issuer,

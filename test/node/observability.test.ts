@@ -113,7 +113,7 @@ describe('observability on Node', () => {
     expect(statuses).toEqual([200, 429, 429, 429]);
     const after = await scrape();
     const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
-    expect(delta('keyway_rate_limited_total{limit="subject"}')).toBe(3);
+    expect(delta('keyway_rate_limited_total{limit="subject",endpoint="token"}')).toBe(3);
     expect(delta('keyway_exchanges_total{decision="denied",reason="rate_limited"}')).toBe(3);
     expect(delta('keyway_audit_append_duration_seconds_count{outcome="ok"}')).toBe(2);
     const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((record) => record['message'] === 'token exchange');
@@ -121,6 +121,39 @@ describe('observability on Node', () => {
       [200, undefined],
       [429, 'subject'],
     ]);
+  });
+
+  it('counts the requests a rate limit refused at /proxy and /revoke by endpoint, those answered without a record included', async () => {
+    const { broker, scrape } = await setup({
+      limits: readLimitSettings({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '2' }),
+    });
+    const proxy = async () => (await fetch(`${broker.url}/proxy/nope/x`)).status;
+    const revoke = async () =>
+      (await fetch(`${broker.url}/revoke`, { method: 'POST', body: 'token=not-a-token', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))
+        .status;
+    const before = await scrape();
+    // The chain's budget of two records of refusals nobody verified, then the unverified limit's run: its first recorded, the rest not.
+    expect([await proxy(), await proxy(), await proxy(), await proxy()]).toEqual([401, 401, 429, 429]);
+    // Past it a holder's /revoke of a token that is not live is answered alike, but its record is the limit's: none, mid-run.
+    expect([await revoke(), await revoke()]).toEqual([200, 200]);
+    const after = await scrape();
+    const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
+    expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="proxy"}')).toBe(2);
+    expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="revoke"}')).toBe(2);
+    expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="token"}')).toBe(0);
+
+    // A holder's /revoke shed by the per-client limit before its body is read: no record at all, counted all the same.
+    const shed = await setup({ limits: readLimitSettings({ KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '1' }) });
+    const shedRevoke = async () =>
+      (
+        await fetch(`${shed.broker.url}/revoke`, {
+          method: 'POST',
+          body: 'token=not-a-token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        })
+      ).status;
+    expect([await shedRevoke(), await shedRevoke(), await shedRevoke()]).toEqual([200, 429, 429]);
+    expect((await shed.scrape()).get('keyway_rate_limited_total{limit="client",endpoint="revoke"}')).toBe(2);
   });
 
   it('logs one JSON line per exchange with its request id, and never a token', async () => {
@@ -202,7 +235,7 @@ describe('observability on Node', () => {
     expect((await scrape(`Basic ${secret}`)).status).toBe(401);
     const allowed = await scrape(`Bearer ${secret}`);
     expect(allowed.status).toBe(200);
-    expect(parsePrometheusText(await allowed.text()).get('keyway_rate_limited_total{limit="subject"}')).toBe(0);
+    expect(parsePrometheusText(await allowed.text()).get('keyway_rate_limited_total{limit="subject",endpoint="token"}')).toBe(0);
 
     expect(() => nodeConfigFromEnv({ KEYWAY_METRICS_TOKEN: 'short' })).toThrow(ConfigError);
     expect(nodeConfigFromEnv({ KEYWAY_METRICS_TOKEN: secret }).metricsToken).toBe(secret);

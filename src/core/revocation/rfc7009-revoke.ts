@@ -19,12 +19,14 @@ export interface RevokeDeps extends RevocationDeps {
 export type Revoker = { readonly holder: true; readonly dpopProof?: string } | { readonly operator: string };
 
 /**
- * Revoked, or asked about a token that was not live (both answered alike); or refused: the holder of a bound token proved no
- * key (`auditEventId` its record), or did so past the unverified budget (`limited`: the record is there only for a run's first).
+ * Revoked, or asked about a token that was not live (both answered alike); or `refused`: the holder of a bound token proved
+ * no key (`auditEventId` its record). `limited`: the request was past the unverified budget, so its record is there only
+ * for a run's first; a refused proof is then the limit's refusal, a token that was not live is answered alike all the same.
  */
-export type Revocation =
-  | { readonly refused?: undefined }
-  | { readonly refused: { readonly message: string; readonly auditEventId?: string; readonly limited?: RateLimitedError } };
+export interface Revocation {
+  readonly refused?: { readonly message: string; readonly auditEventId?: string };
+  readonly limited?: RateLimitedError;
+}
 
 /**
  * RFC 7009 token revocation of a keyway access token, by its holder or an operator with
@@ -55,7 +57,7 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
     const event = record('dpop_proof_invalid', `not revoked: ${proof.refusal}`);
     const limited = await spendUnverifiedBudget(deps, event);
     if (limited === undefined) return refuse(event, proof.refusal);
-    return { refused: { message: limited.message, limited, ...(limited.recorded ? { auditEventId: await appendExamination(deps, event) } : {}) } };
+    return { refused: { message: limited.message, ...(limited.recorded ? { auditEventId: await appendExamination(deps, event) } : {}) }, limited };
   }
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
@@ -64,7 +66,7 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
     // A token this broker signed that was already revoked verified: its holder's record is a verified caller's, bounded by the token's life.
     const limited = 'holder' in caller && examined.verified !== true ? await spendUnverifiedBudget(deps, event) : undefined;
     if (limited === undefined || limited.recorded) await appendExamination(deps, event);
-    return {};
+    return limited === undefined ? {} : { limited };
   }
   // Claimed once the token is live and about to be revoked: a retry after an answer that was lost finds it already revoked (200),
   // and a refused request stores nothing. A store that cannot answer rejects (503: nothing was revoked, retry).

@@ -5,8 +5,11 @@ export interface BrokerMetrics {
   exchange(decision: string, reason: string, seconds: number): void;
   jwksFetch(issuer: string, outcome: 'ok' | 'error'): void;
   auditAppend(outcome: 'ok' | 'error', seconds: number): void;
-  rateLimited(limit: string): void;
+  rateLimited(limit: string, endpoint: RateLimitedEndpoint): void;
 }
+
+/** Where a rate limit refused a request: `/token`, `/proxy/…`, `POST /revoke`. */
+export type RateLimitedEndpoint = 'token' | 'proxy' | 'revoke';
 
 export const noMetrics: BrokerMetrics = { exchange() {}, jwksFetch() {}, auditAppend() {}, rateLimited() {} };
 
@@ -33,11 +36,16 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
   );
   const limited = registry.counter(
     'keyway_rate_limited_total',
-    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant).',
-    ['limit'],
+    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant, unverified, proxy:<upstream>) and endpoint (token, proxy, revoke).',
+    ['limit', 'endpoint'],
   );
   // Known series start at 0, so a rate() over them has a beginning.
-  for (const limit of ['global', 'client', 'subject', 'repository_policy', 'repository_policy_tenant']) limited.inc({ limit }, 0);
+  const known: Record<RateLimitedEndpoint, readonly string[]> = {
+    token: ['global', 'client', 'subject', 'repository_policy', 'repository_policy_tenant', 'unverified'],
+    proxy: ['global', 'client', 'unverified'],
+    revoke: ['global', 'client', 'unverified'],
+  };
+  for (const [endpoint, limits] of Object.entries(known)) for (const limit of limits) limited.inc({ limit, endpoint }, 0);
   return {
     exchange: (decision, reason, seconds) => {
       exchanges.inc({ decision, reason });
@@ -45,6 +53,6 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
     },
     jwksFetch: (issuer, outcome) => jwksFetches.inc({ issuer, outcome }),
     auditAppend: (outcome, seconds) => auditAppends.observe({ outcome }, seconds),
-    rateLimited: (limit) => limited.inc({ limit }),
+    rateLimited: (limit, endpoint) => limited.inc({ limit, endpoint }),
   };
 }

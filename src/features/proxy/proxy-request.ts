@@ -70,7 +70,14 @@ export interface ProxyInput {
 
 /** keyway's own answer (a refusal, or no record so no call), or the upstream's, streamed; `done` settles once its outcome is recorded. */
 export type ProxyAnswer =
-  | { readonly kind: 'refused'; readonly reason: Refusal; readonly description: string; readonly auditEventId?: string; readonly retryAfterSeconds?: number }
+  | {
+      readonly kind: 'refused';
+      readonly reason: Refusal;
+      readonly description: string;
+      readonly auditEventId?: string;
+      /** The rate limit that refused it, and when to retry. */
+      readonly limited?: { readonly limit: string; readonly retryAfterSeconds: number };
+    }
   | { readonly kind: 'unavailable'; readonly description: string }
   | { readonly kind: 'upstream'; readonly response: Response; readonly auditEventId: string; readonly done: Promise<void> };
 
@@ -537,7 +544,7 @@ function refusalOf(failure: ExchangeError, auditEventId: string | undefined): Pr
     reason,
     description,
     ...(auditEventId === undefined ? {} : { auditEventId }),
-    ...(failure instanceof RateLimitedError ? { retryAfterSeconds: failure.retryAfterSeconds } : {}),
+    ...(failure instanceof RateLimitedError ? { limited: { limit: failure.limit, retryAfterSeconds: failure.retryAfterSeconds } } : {}),
   };
 }
 

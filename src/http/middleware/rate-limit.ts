@@ -23,10 +23,18 @@ export function rateLimitBeforeBody(
 
 /**
  * rateLimitBeforeBody for the routes that take the broker's own tokens: a flood is answered 429
- * without a record (each record it caused would be one more row for whoever floods).
+ * without a record (each record it caused would be one more row for whoever floods); `counted` is told of each.
  */
-export function shedBeforeBody(limit: LimitBeforeBody, clientIp: (c: Context) => string | undefined): MiddlewareHandler {
-  return rateLimitBeforeBody(limit, clientIp, async (c, limited) =>
-    c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) }),
-  );
+export function shedBeforeBody(
+  limit: LimitBeforeBody,
+  clientIp: (c: Context) => string | undefined,
+  counted?: (limited: RateLimitedError) => void,
+): MiddlewareHandler {
+  return rateLimitBeforeBody(limit, clientIp, async (c, limited) => {
+    counted?.(limited);
+    return c.json({ error: 'temporarily_unavailable', error_description: limited.message }, 429, {
+      ...NO_STORE,
+      'Retry-After': String(limited.retryAfterSeconds),
+    });
+  });
 }

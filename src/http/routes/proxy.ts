@@ -7,6 +7,7 @@ import { verifyAccessToken } from '../../core/mint/verify-access-token.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
 import { publicReasonName } from '../../core/errors/reasons.ts';
+import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 
 type ProxyEnv = { Variables: RequestIdVariables };
 
@@ -20,6 +21,8 @@ export interface ProxyRouteDeps {
   readonly requestTarget?: (c: Context) => string | undefined;
   /** Keeps the outcome record's append alive after the answer (Workers: waitUntil). */
   readonly background: (c: Context, task: Promise<void>) => void;
+  /** Where every request a rate limit refused is counted, recorded or not. */
+  readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
 }
 
 /** The header that marks keyway's own answers at `/proxy/…`; an upstream's answers never carry it. */
@@ -67,6 +70,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
         context: { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') },
       },
     );
+    if (answer.kind === 'refused' && answer.limited !== undefined) deps.metrics.rateLimited(answer.limited.limit, 'proxy');
     return respond(c, answer, deps.background);
   });
   return routes;
@@ -89,7 +93,7 @@ function respond(c: Context, answer: ProxyAnswer, background: ProxyRouteDeps['ba
     ...NO_STORE,
     ...('headers' in spec ? spec.headers : {}),
     [KEYWAY_ERROR_HEADER]: answer.kind === 'refused' ? publicReasonName(answer.reason) : 'audit_unavailable',
-    ...(answer.kind === 'refused' && answer.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.retryAfterSeconds) } : {}),
+    ...(answer.kind === 'refused' && answer.limited !== undefined ? { 'Retry-After': String(answer.limited.retryAfterSeconds) } : {}),
   };
   const body = {
     error: spec.error,

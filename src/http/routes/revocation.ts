@@ -3,6 +3,8 @@ import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { RequestIdVariables } from 'hono/request-id';
 import type { Logger } from '../../core/log.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
+import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
+import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
@@ -26,6 +28,8 @@ export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys' | 'issu
    */
   readonly limits: RequestLimits;
   readonly clientIp: (c: Context) => string | undefined;
+  /** Where every revocation a limit refused (and every record the unverified budget kept out) is counted. */
+  readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
 }
 
 type Env = { Variables: KeywayAuthVariables & RequestIdVariables };
@@ -49,8 +53,11 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   // A resource server introspects on its hot path, and an operator revokes in an incident: a flood of exchanges from elsewhere,
   // which spends the global bucket, must not lock them out (verifyAccessToken takes a 429 for a revoked token).
   const shedAsOperator = shedBeforeBody(deps.limits.forClient, deps.clientIp);
-  const shedAsHolder = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp);
-  const shedRevocation: MiddlewareHandler = (c, next) => (c.req.header('authorization') === undefined ? shedAsHolder : shedAsOperator)(c, next);
+  const countRevocation = (limited: RateLimitedError) => deps.metrics.rateLimited(limited.limit, 'revoke');
+  const shedRevocationAsOperator = shedBeforeBody(deps.limits.forClient, deps.clientIp, countRevocation);
+  const shedRevocationAsHolder = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp, countRevocation);
+  const shedRevocation: MiddlewareHandler = (c, next) =>
+    (c.req.header('authorization') === undefined ? shedRevocationAsHolder : shedRevocationAsOperator)(c, next);
   const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
   const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
     if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
@@ -87,11 +94,12 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
           ? { holder: true, ...(dpopProof === undefined ? {} : { dpopProof }) }
           : { operator: c.get('keywayToken').sub };
       return answer(c, async () => {
-        const { refused } = await revokeToken(examine, token, caller, context(c));
+        const { refused, limited } = await revokeToken(examine, token, caller, context(c));
+        if (limited !== undefined) deps.metrics.rateLimited(limited.limit, 'revoke');
         if (refused === undefined) return c.body(null, 200, NO_STORE);
         const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
-        if (refused.limited !== undefined) {
-          const retryAfter = { ...NO_STORE, 'Retry-After': String(refused.limited.retryAfterSeconds) };
+        if (limited !== undefined) {
+          const retryAfter = { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) };
           return c.json({ error: 'temporarily_unavailable', error_description: refused.message, ...recorded }, 429, retryAfter);
         }
         // A bound token's holder sent no proof of its key, or a bad one (RFC 9449 §5's answer at an authorization server).
