@@ -16,13 +16,19 @@ const settings: LimitSettings = {
 
 /**
  * The repository-policy fetch budgets over a runtime's real limiter: a caller's own, and its account's share at ten
- * times that. Runs on Node (in memory) and in workerd (the RateLimitState objects).
+ * times that. Runs on Node (in memory) and in workerd (the RateLimitState objects). `limiter`: one whose buckets refill
+ * by `now` (on Workers the objects' own clock, set to it).
  */
-export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateLimiter): void {
+export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () => number) => RateLimiter): void {
   describe(`repository-policy fetch budgets on ${runtime}`, () => {
     it("gives a caller's own token back when its account's share refuses the fetch: obeying Retry-After, it fetches its whole burst once the share refills", async () => {
       let clock = Date.now();
-      const limits = requestLimits(limiter(), settings, () => clock, silentLogger);
+      const limits = requestLimits(
+        limiter(() => clock),
+        settings,
+        () => clock,
+        silentLogger,
+      );
       // An issuer of its own: on Workers the buckets outlive a test.
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
       const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
@@ -38,7 +44,8 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateL
     });
 
     it("gives back nothing when the caller's own take failed open (its limiter unreachable): no fetch it never paid for", async () => {
-      const real = limiter();
+      let clock = Date.now();
+      const real = limiter(() => clock);
       let failSubjectTakes = false;
       const flaky: RateLimiter = {
         take: (limit, key, at) =>
@@ -46,7 +53,6 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: () => RateL
         takeShared: (limit, at) => real.takeShared(limit, at),
         giveBack: (limit, key, at) => real.giveBack(limit, key, at),
       };
-      let clock = Date.now();
       const limits = requestLimits(flaky, settings, () => clock, silentLogger);
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
       const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });

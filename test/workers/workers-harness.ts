@@ -1,5 +1,8 @@
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
+import { vi } from 'vitest';
+import type { RateLimit } from '../../src/core/limits/token-bucket.ts';
+import type { RateLimitState } from '../../src/runtimes/workers/rate-limit-state.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { REPLAY_SHARDS, replayShard, ENDED_CI_WORK_PREFIX } from '../../src/runtimes/workers/replay-guard-state.ts';
@@ -32,13 +35,47 @@ export function ownStateNamespace<T extends Rpc.DurableObjectBranded | undefined
   };
 }
 
+/**
+ * The RateLimitState namespace with its objects' clock at `now` during each call. They refill by their own clock, which in
+ * workerd is this isolate's Date, so it is set for the call and given back once no call is under way: a test that moves
+ * its clock moves theirs, and nothing else runs on a clock that stands still.
+ */
+export function limitsOnClock(shared: DurableObjectNamespace<RateLimitState>, now: () => number): DurableObjectNamespace<RateLimitState> {
+  let calls = 0;
+  const onClock = async <T>(call: () => Promise<T>): Promise<T> => {
+    calls += 1;
+    vi.setSystemTime(now());
+    try {
+      return await call();
+    } finally {
+      calls -= 1;
+      if (calls === 0) vi.useRealTimers();
+    }
+  };
+  const stub = (held: DurableObjectStub<RateLimitState>) =>
+    ({
+      take: (limit: RateLimit, key: string) => onClock(async () => held.take(limit, key)),
+      giveBack: (limit: RateLimit, key: string) => onClock(async () => held.giveBack(limit, key)),
+    }) as unknown as DurableObjectStub<RateLimitState>;
+  return {
+    newUniqueId: (options) => shared.newUniqueId(options),
+    idFromName: (name) => shared.idFromName(name),
+    idFromString: (id) => shared.idFromString(id),
+    get: (id, options) => stub(shared.get(id, options)),
+    getByName: (name, options) => stub(shared.getByName(name, options)),
+    jurisdiction: (jurisdiction) => limitsOnClock(shared.jurisdiction(jurisdiction), now),
+  };
+}
+
 /** The Worker broker inside workerd, with the real Durable Object bindings (state, audit shards and rate limits of its own with `ownState`). */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
   const states = options.ownState === true ? ownStateNamespace() : workerEnv.STATE;
   const shards = options.ownState === true ? ownStateNamespace(workerEnv.AUDIT) : workerEnv.AUDIT;
   // Rate-limit buckets of its own too, as a Node broker's are its process's: a test that spends a global budget spends no other's.
-  const limits = options.ownState === true ? ownStateNamespace(workerEnv.LIMITS) : workerEnv.LIMITS;
+  const ownLimits = options.ownState === true ? ownStateNamespace(workerEnv.LIMITS) : workerEnv.LIMITS;
+  // The buckets go by their objects' clock: on the test's, when it has one.
+  const limits = options.now === undefined ? ownLimits : limitsOnClock(ownLimits, options.now);
   const brokerEnv = { ...workerEnv, ...options.settings, STATE: states, AUDIT: shards, LIMITS: limits };
   const broker = await createWorkerBroker(brokerEnv, files, {
     log: options.log ?? silentLogger,

@@ -1,6 +1,9 @@
 import type { RateLimit, RateVerdict } from './token-bucket.ts';
 
-/** Where buckets live: in the process on Node, in Durable Objects on Workers. */
+/**
+ * Where buckets live: in the process on Node, in Durable Objects on Workers. `now` is the caller's clock, which buckets in
+ * the caller's process refill by; buckets elsewhere refill by the clock where they are, one clock for every caller.
+ */
 export interface RateLimiter {
   take(limit: RateLimit, key: string, now: number): Promise<RateVerdict>;
   /**

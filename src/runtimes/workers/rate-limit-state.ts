@@ -10,16 +10,22 @@ import type { WorkerEnv } from './worker-broker.ts';
  * isolates and locations (the Rate Limiting binding counts per location, eventually). Buckets
  * stay in memory: an object is only evicted after it sat idle, and a bucket idle that long has
  * refilled anyway, so there is nothing worth writing to storage.
+ *
+ * Buckets refill by the object's own clock, never a caller's. Isolates in different locations read
+ * their clocks at different moments before their calls arrive (a Worker's clock moves only on I/O,
+ * and a call from afar is longer on the way), so their times reach a bucket out of order: each step
+ * back and forth would refill the same span twice, and a client that sends from two locations at
+ * once would be let through past its limit.
  */
 export class RateLimitState extends DurableObject<WorkerEnv> {
   readonly #buckets = new MemoryRateLimiter();
 
-  take(limit: RateLimit, key: string, now: number): RateVerdict {
-    return this.#buckets.takeNow(limit, key, now);
+  take(limit: RateLimit, key: string): RateVerdict {
+    return this.#buckets.takeNow(limit, key, Date.now());
   }
 
-  giveBack(limit: RateLimit, key: string, now: number): void {
-    this.#buckets.giveBackNow(limit, key, now);
+  giveBack(limit: RateLimit, key: string): void {
+    this.#buckets.giveBackNow(limit, key, Date.now());
   }
 }
 
@@ -49,20 +55,20 @@ const randomBudget: BudgetPick = (count) => Math.floor(Math.random() * count);
  * RATE_LIMIT_SHARDS objects by a hash of limit and key. The shared (global) limit is split into
  * budgets in objects of their own (sharedBudgets), and each request draws from one picked at
  * random, so no object sees every request. A limit's figures are part of the object name, so a
- * changed setting starts afresh.
+ * changed setting starts afresh. The caller's `now` is not sent: the objects go by their own clock.
  */
 export function rateLimitShards(namespace: DurableObjectNamespace<RateLimitState>, pick: BudgetPick = randomBudget): RateLimiter {
   const object = (limit: RateLimit, shard: string) => namespace.get(namespace.idFromName(`${limit.name}-${limit.perMinute}-${limit.burst}-${shard}`));
   const holding = (limit: RateLimit, key: string) => object(limit, String(fnv1a(`${limit.name}\n${key}`) % RATE_LIMIT_SHARDS));
   return {
-    take: async (limit, key, now) => holding(limit, key).take(limit, key, now),
-    giveBack: async (limit, key, now) => holding(limit, key).giveBack(limit, key, now),
-    takeShared: async (limit, now) => {
+    take: async (limit, key) => holding(limit, key).take(limit, key),
+    giveBack: async (limit, key) => holding(limit, key).giveBack(limit, key),
+    takeShared: async (limit) => {
       const budgets = sharedBudgets(limit);
       const index = pick(budgets.length);
       const budget = budgets[index];
       if (budget === undefined) throw new RangeError(`no budget ${index} of ${budgets.length}`);
-      return object(limit, `budget-${index}`).take(budget, '', now);
+      return object(limit, `budget-${index}`).take(budget, '');
     },
   };
 }
