@@ -31,6 +31,20 @@ describe('the token bucket', () => {
     expect(takeToken(slow, spent, 10_000).verdict).toMatchObject({ retryAfterSeconds: 9 });
     expect(takeToken(slow, spent, 0).verdict).toMatchObject({ allowed: false, retryAfterSeconds: 9 });
   });
+
+  it('refills each span of time once, however the clock steps back and forth (a clock stepped back, callers whose times arrive out of order)', () => {
+    const slow: RateLimit = { name: 'client', perMinute: 1, burst: 1 };
+    let bucket: Bucket | undefined;
+    const take = (now: number) => {
+      const step = takeToken(slow, bucket, now);
+      bucket = step.bucket;
+      return step.verdict.allowed;
+    };
+    expect(take(60_000)).toBe(true);
+    // A minute back and forth again: the minute up to 60 s was refilled already, so nothing is let through.
+    expect([take(0), take(60_000), take(0), take(60_000)]).toEqual([false, false, false, false]);
+    expect([take(120_000), take(120_000)]).toEqual([true, false]);
+  });
 });
 
 describe('the in-memory limiter', () => {

@@ -32,21 +32,27 @@ function refilled(limit: RateLimit, bucket: Bucket, now: number): number {
   return bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000);
 }
 
+/** When a bucket touched at `now` was last refilled up to: time running backwards never moves it back, or the span would refill twice. */
+function refilledUpTo(bucket: Bucket | undefined, now: number): number {
+  return bucket === undefined ? now : Math.max(bucket.updatedAt, now);
+}
+
 /**
  * The token bucket algorithm as a pure step: the bucket as it was (undefined: never used, so
  * full), the time now, and the bucket after one request with the verdict on it. Time running
- * backwards (another isolate's clock) refills nothing rather than drains.
+ * backwards (a clock stepped back) refills nothing, neither now nor later.
  */
 export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: number): { bucket: Bucket; verdict: RateVerdict } {
   const perMs = limit.perMinute / 60_000;
   const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, refilled(limit, bucket, now));
+  const updatedAt = refilledUpTo(bucket, now);
   if (tokens >= 1) {
     const endsRun = bucket?.refused ?? 0;
-    return { bucket: { tokens: tokens - 1, updatedAt: now, refused: 0 }, verdict: endsRun > 0 ? { allowed: true, endsRun } : { allowed: true } };
+    return { bucket: { tokens: tokens - 1, updatedAt, refused: 0 }, verdict: endsRun > 0 ? { allowed: true, endsRun } : { allowed: true } };
   }
   const refused = (bucket?.refused ?? 0) + 1;
   return {
-    bucket: { tokens, updatedAt: now, refused },
+    bucket: { tokens, updatedAt, refused },
     verdict: { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)), refused },
   };
 }
@@ -56,7 +62,7 @@ export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: num
  * limit refused that request after this one took its token, so it never happened.
  */
 export function returnToken(limit: RateLimit, bucket: Bucket, now: number): Bucket {
-  return { tokens: Math.min(limit.burst, refilled(limit, bucket, now) + 1), updatedAt: now, refused: bucket.refused };
+  return { tokens: Math.min(limit.burst, refilled(limit, bucket, now) + 1), updatedAt: refilledUpTo(bucket, now), refused: bucket.refused };
 }
 
 /** True when the bucket is back to full at `now`: forgetting it changes nothing. */
