@@ -15,19 +15,26 @@ export class SqliteReplayGuard implements ReplayGuard {
   }
 
   async claim(claim: ReplayClaim): Promise<ReplayClaimResult> {
-    return this.#db.transaction(() => {
-      this.#db.run('DELETE FROM replay_claims WHERE expires_at < ?', [Math.floor(claim.now / 1000)]);
-      const inserted = this.#db.all<{ key: string }>(
-        'INSERT INTO replay_claims (key, expires_at, claimed_at, audit_event_id) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key',
-        [claim.key, claim.expiresAt, claim.now, claim.auditEventId],
-      );
-      if (inserted.length === 1) return { claimed: true } as const;
-      const [held] = this.#db.all<{ audit_event_id: string; claimed_at: number }>('SELECT audit_event_id, claimed_at FROM replay_claims WHERE key = ?', [
-        claim.key,
-      ]);
-      if (held === undefined) throw new Error('replay claim neither inserted nor found');
-      return { claimed: false, heldBy: { auditEventId: held.audit_event_id, claimedAt: held.claimed_at } } as const;
-    });
+    return (await this.claimAll([claim]))[0] as ReplayClaimResult;
+  }
+
+  /** In one transaction: all are durable together, or none is. */
+  async claimAll(claims: readonly ReplayClaim[]): Promise<ReplayClaimResult[]> {
+    return this.#db.transaction(() => claims.map((claim) => this.#claim(claim)));
+  }
+
+  #claim(claim: ReplayClaim): ReplayClaimResult {
+    this.#db.run('DELETE FROM replay_claims WHERE expires_at < ?', [Math.floor(claim.now / 1000)]);
+    const inserted = this.#db.all<{ key: string }>(
+      'INSERT INTO replay_claims (key, expires_at, claimed_at, audit_event_id) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key',
+      [claim.key, claim.expiresAt, claim.now, claim.auditEventId],
+    );
+    if (inserted.length === 1) return { claimed: true } as const;
+    const [held] = this.#db.all<{ audit_event_id: string; claimed_at: number }>('SELECT audit_event_id, claimed_at FROM replay_claims WHERE key = ?', [
+      claim.key,
+    ]);
+    if (held === undefined) throw new Error('replay claim neither inserted nor found');
+    return { claimed: false, heldBy: { auditEventId: held.audit_event_id, claimedAt: held.claimed_at } } as const;
   }
 
   /** Whether a claim of the key stands (has not expired by `now`, in ms): a read, for the revocation list. */

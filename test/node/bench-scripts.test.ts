@@ -226,4 +226,11 @@ describe('the benchmark scripts', () => {
     expect(bench.stdout).toMatch(/\| check, each token once \(every verify introspects\) \| 12 \| \d+ \| 12 \| 0\.000 \|/);
     expect(bench.stdout).toMatch(/\| check, each token 4 times within cacheSeconds \| 48 \| \d+ \| 12 \| 0\.750 \|/);
   }, 120_000);
+  it("npm run bench:revoke-ended-work revokes one job's tokens and counts the commits their records took", async () => {
+    const bench = await run('bench/revoke-ended-work.ts', { BENCH_TOKENS: '600' });
+    expect(bench.stderr).toBe('');
+    expect(bench.code).toBe(0);
+    // The time depends on the machine; the commits do not: the records go in group commits of up to 512.
+    expect(bench.stdout).toMatch(/^revoked 600 keyway tokens of one job in \d+ ms \(\d+ µs per token\), their records in 2 audit commits$/m);
+  }, 120_000);
 });

@@ -25,6 +25,20 @@ export function replayGuardContract(runtime: string, open: () => Promise<ReplayG
       });
     });
 
+    it('claims keys together (claimAll), answering each as a claim of it alone is answered, in their order', async () => {
+      const guard = await open();
+      const held = await claimOf('held');
+      await guard.claim(held);
+      const claims = [await claimOf('one'), { ...held, auditEventId: '01AUDITLATER' }, await claimOf('two'), await claimOf('three')];
+      expect(await guard.claimAll(claims)).toEqual([
+        { claimed: true },
+        { claimed: false, heldBy: { auditEventId: '01AUDITheld', claimedAt: NOW } },
+        { claimed: true },
+        { claimed: true },
+      ]);
+      expect((await guard.claim(claims[2] as ReplayClaim)).claimed).toBe(false);
+    });
+
     it('keeps keys apart', async () => {
       const guard = await open();
       expect(await guard.claim(await claimOf('a'))).toEqual({ claimed: true });

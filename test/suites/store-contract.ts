@@ -115,6 +115,19 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 30, first_seq: 1, last_seq: 30 });
     });
 
+    it('appends events together (appendAll) in their order, each chained as one appended alone is', async () => {
+      const { audit } = await open();
+      const first = auditEvent();
+      const before = await audit.append(first);
+      const events = Array.from({ length: 5 }, () => auditEvent());
+      const links = await audit.appendAll(events);
+      expect(links.map((link) => link.seq)).toEqual([2, 3, 4, 5, 6]);
+      expect(links[0]?.prev_hash).toBe(before.hash);
+      expect((await everything(audit)).map((record) => record.event.id)).toEqual([first.id, ...events.map((event) => event.id)]);
+      const { keys } = await signer();
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 6 });
+    });
+
     it("indexes a grant to a CI run with its record, by the run's ids, while its token verifies, and drops the rows of expired ones", async () => {
       const { audit } = await open();
       const now = Date.now();

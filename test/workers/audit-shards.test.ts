@@ -2,7 +2,9 @@ import { createExecutionContext, runInDurableObject, waitOnExecutionContext } fr
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import type { AuditEvent, AuditStore } from '../../src/core/audit/audit-event.ts';
+import { ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
+import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
 import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
 import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
 import { verifyRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
@@ -496,5 +498,28 @@ describe('the sharded audit log on Workers (workerd)', () => {
     // A second start neither seals again nor signs another final checkpoint.
     await start(deployment, 4);
     expect(await legacy.checkpoints(0, 10)).toHaveLength(1);
+  });
+
+  it("appends records made together to each one's own shard, one call to each shard, and answers their links in order", async () => {
+    const namespace = fresh().shards;
+    const calls: number[] = [];
+    const shards = Array.from({ length: 4 }, (_, index): AuditStore => {
+      const store = chainStore(() => auditShard(namespace, index));
+      return {
+        ...store,
+        appendAll: (events) => {
+          calls.push(events.length);
+          return store.appendAll(events);
+        },
+      };
+    });
+    const log = new ShardedAuditLog(shards);
+    const events = Array.from({ length: 40 }, () => auditEvent());
+    const links = await log.appendAll(events);
+    expect(calls.length).toBeLessThanOrEqual(4);
+    expect(calls.reduce((sum, count) => sum + count, 0)).toBe(40);
+    for (const [index, event] of events.entries()) {
+      expect(await (shards[log.shardOf(event)] as AuditStore).record(event.id)).toMatchObject({ event, chain: links[index] });
+    }
   });
 });

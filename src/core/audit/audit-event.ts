@@ -175,6 +175,12 @@ export interface AuditRecord {
 export interface AuditStore {
   /** Appends the event as the new head of the chain. Resolves once durable; rejects means no token. */
   append(event: AuditEvent): Promise<ChainLink>;
+  /**
+   * Appends events in order, in as few commits as the store makes of them (one transaction; on Node the writer's group
+   * commits), rather than one each. Resolves once every one is durable; rejects if one could not be appended, though
+   * others may have been.
+   */
+  appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]>;
   get(id: string): Promise<AuditEvent | undefined>;
   record(id: string): Promise<AuditRecord | undefined>;
   query(query: AuditQuery): Promise<AuditPage>;
@@ -207,7 +213,7 @@ export interface AuditStore {
 }
 
 /** What exchanges write and auditors read: one chain (an AuditStore), or on Workers the shards' chains merged. */
-export type AuditLog = Pick<AuditStore, 'append' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage' | 'grantsOfRun'> & {
+export type AuditLog = Pick<AuditStore, 'append' | 'appendAll' | 'get' | 'record' | 'query' | 'stats' | 'usage' | 'claimUsage' | 'grantsOfRun'> & {
   /** The chain `event` is appended to, where there are several (the Workers shards); absent: there is one. */
   shardOf?(event: AuditEvent): number;
 };

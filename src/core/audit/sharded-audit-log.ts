@@ -14,6 +14,7 @@ import {
 import { auditShardOf } from './audit-shards.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
 import type { RunGrant } from './run-grants.ts';
+import { perGroup } from '../per-group.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /** A chain of a sharded log could not be read: the read is answered 503, naming it. */
@@ -60,6 +61,15 @@ export class ShardedAuditLog implements AuditLog {
 
   append(event: AuditEvent): Promise<ChainLink> {
     return (this.#shards[this.shardOf(event)] as AuditStore).append(event);
+  }
+
+  /** Each shard's events in one call to it, all shards at once; the links in the order of `events`. */
+  appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
+    return perGroup(
+      events,
+      (event) => this.shardOf(event),
+      (shard, ofShard) => (this.#shards[shard] as AuditStore).appendAll(ofShard),
+    );
   }
 
   async get(id: string): Promise<AuditEvent | undefined> {

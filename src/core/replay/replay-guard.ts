@@ -5,6 +5,8 @@
  */
 export interface ReplayGuard {
   claim(claim: ReplayClaim): Promise<ReplayClaimResult>;
+  /** Each claim as `claim` makes it, in as few commits as the store makes of them; the results in the order of `claims`. */
+  claimAll(claims: readonly ReplayClaim[]): Promise<ReplayClaimResult[]>;
 }
 
 /** Whether the store holds an unexpired entry for a key: the read beside the guard's `claim`. */

@@ -109,6 +109,13 @@ export async function appendExamination(deps: Pick<RevocationDeps, 'audit'>, eve
   return recorded.id;
 }
 
+/** Appends examinations' records together (AuditLog.appendAll), each bounded; resolves to their ids, in order, once all are durable. */
+export async function appendExaminations(deps: Pick<RevocationDeps, 'audit'>, events: readonly AuditEvent[]): Promise<string[]> {
+  const recorded = events.map(boundAuditEvent);
+  await deps.audit.appendAll(recorded);
+  return recorded.map((event) => event.id);
+}
+
 function describeToken(token: string): NonNullable<AuditEvent['subject_token']> {
   let claimed: JWTPayload = {};
   try {

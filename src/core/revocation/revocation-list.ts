@@ -1,6 +1,6 @@
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../mint/verify-access-token.ts';
-import type { HoldsKey, ReplayGuard } from '../replay/replay-guard.ts';
+import type { HoldsKey, ReplayClaim, ReplayGuard } from '../replay/replay-guard.ts';
 
 /**
  * The keyway tokens ended before their `exp` (RFC 7009), by `jti`. An entry is kept until the
@@ -11,7 +11,16 @@ import type { HoldsKey, ReplayGuard } from '../replay/replay-guard.ts';
 export interface RevocationList {
   /** Resolves once durable. Revoking a revoked token again changes nothing. */
   revoke(token: { readonly jti: string; readonly exp: number }, auditEventId: string, now: number): Promise<void>;
+  /** Revokes each token as `revoke` does, in as few commits as the store makes of them (the end of a job's many tokens). */
+  revokeAll(tokens: readonly RevokedToken[], now: number): Promise<void>;
   isRevoked(jti: string, now: number): Promise<boolean>;
+}
+
+/** A token to revoke, and the audit record of its revocation. */
+export interface RevokedToken {
+  readonly jti: string;
+  readonly exp: number;
+  readonly auditEventId: string;
 }
 
 /** Lower-case hex, so Workers shard it as they shard replay keys; apart from every replay key by its prefix. */
@@ -20,10 +29,19 @@ export function revocationKey(jti: string): string {
 }
 
 export function revocationList(guard: ReplayGuard, holds: HoldsKey): RevocationList {
+  // Kept as long as the token verifies: until exp plus the clock skew verifyAccessToken tolerates.
+  const claimOf = ({ jti, exp, auditEventId }: RevokedToken, now: number): ReplayClaim => ({
+    key: revocationKey(jti),
+    expiresAt: exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS,
+    auditEventId,
+    now,
+  });
   return {
     revoke: async (token, auditEventId, now) => {
-      // Kept as long as the token verifies: until exp plus the clock skew verifyAccessToken tolerates.
-      await guard.claim({ key: revocationKey(token.jti), expiresAt: token.exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS, auditEventId, now });
+      await guard.claim(claimOf({ ...token, auditEventId }, now));
+    },
+    revokeAll: async (tokens, now) => {
+      await guard.claimAll(tokens.map((token) => claimOf(token, now)));
     },
     isRevoked: (jti, now) => holds(revocationKey(jti), now),
   };

@@ -124,6 +124,11 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     return new Promise((resolve, reject) => this.#enqueue({ kind: 'append', event: canonicalEvent(event), resolve, reject }));
   }
 
+  /** Each event queued as `append` queues it, all in this turn: they join the same group commits (MAX_BATCH records each). */
+  override appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
+    return Promise.all(events.map((event) => this.append(event)));
+  }
+
   override pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
     return this.#checks.run({ method: 'pruneCandidate', args: [before, maxRecords] });
   }

@@ -10,7 +10,11 @@ import type { GroupCommitAuditStore } from './group-commit-audit-store.ts';
  * once it is durable. The thread serving HTTP never waits on the disk for them.
  */
 export function writerThreadReplayGuard(writer: GroupCommitAuditStore): ReplayGuard {
-  return { claim: (claim) => writer.claim(claim) };
+  return {
+    claim: (claim) => writer.claim(claim),
+    // Queued in one turn, so they join the same group commits.
+    claimAll: (claims) => Promise.all(claims.map((claim) => writer.claim(claim))),
+  };
 }
 
 /**

@@ -33,6 +33,10 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
     return this.audit.append(event);
   }
 
+  appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
+    return this.audit.appendAll(events);
+  }
+
   get(id: string): Promise<AuditEvent | undefined> {
     return this.audit.get(id);
   }
@@ -130,6 +134,7 @@ export type StateRestoreOutcome =
 export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): AuditStore {
   return {
     append: (event) => stub().append(event),
+    appendAll: (events) => stub().appendAll(events),
     get: (id) => stub().get(id),
     record: (id) => stub().record(id),
     query: (query) => stub().query(query),

@@ -40,11 +40,15 @@ export class AuditShardState extends AuditChainObject {
   }
 
   override async append(event: AuditEvent): Promise<ChainLink> {
+    return (await this.appendAll([event]))[0] as ChainLink;
+  }
+
+  override async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
     const started = performance.now();
-    const link = await super.append(event);
+    const links = await super.appendAll(events);
     this.#appendMs += performance.now() - started;
-    this.#appends += 1;
-    return link;
+    this.#appends += events.length;
+    return links;
   }
 
   observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {

@@ -2,6 +2,7 @@ import { DurableObject } from 'cloudflare:workers';
 import type { ReplayClaim, ReplayClaimResult, ReplayGuard } from '../../core/replay/replay-guard.ts';
 import { endedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
 import { revocationList, type RevocationList } from '../../core/revocation/revocation-list.ts';
+import { perGroup } from '../../core/per-group.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
@@ -29,6 +30,10 @@ export class ReplayGuardState extends DurableObject<WorkerEnv> implements Replay
     return this.#guard.claim(claim);
   }
 
+  claimAll(claims: readonly ReplayClaim[]): Promise<ReplayClaimResult[]> {
+    return this.#guard.claimAll(claims);
+  }
+
   holds(key: string, now: number): Promise<boolean> {
     return this.#guard.holds(key, now);
   }
@@ -36,16 +41,36 @@ export class ReplayGuardState extends DurableObject<WorkerEnv> implements Replay
 
 export const REPLAY_SHARDS = 16;
 
-/** The shard that holds a key's claims. Keys are lower-case hex, so their first digit picks one of REPLAY_SHARDS. */
-export function replayShard(namespace: DurableObjectNamespace<ReplayGuardState>, key: string, prefix = 'replay'): DurableObjectStub<ReplayGuardState> {
+/** Keys are lower-case hex, so their first digit picks one of REPLAY_SHARDS. */
+function shardIndexOf(key: string): number {
   const shard = Number.parseInt(key.slice(0, 1), 16);
   if (!(shard >= 0 && shard < REPLAY_SHARDS)) throw new Error('a replay key must be lower-case hex');
+  return shard;
+}
+
+function shardStub(namespace: DurableObjectNamespace<ReplayGuardState>, shard: number, prefix: string): DurableObjectStub<ReplayGuardState> {
   return namespace.get(namespace.idFromName(`${prefix}-${shard}`));
 }
 
-/** The Worker-side ReplayGuard: RPC to the key's shard. A stub belongs to the request that made it, so each claim makes its own. */
+/** The shard that holds a key's claims. */
+export function replayShard(namespace: DurableObjectNamespace<ReplayGuardState>, key: string, prefix = 'replay'): DurableObjectStub<ReplayGuardState> {
+  return shardStub(namespace, shardIndexOf(key), prefix);
+}
+
+/**
+ * The Worker-side ReplayGuard: RPC to the key's shard; claims made together, one call to each shard they land on. A stub
+ * belongs to the request that made it, so each call makes its own.
+ */
 export function replayGuardShards(namespace: DurableObjectNamespace<ReplayGuardState>, prefix = 'replay'): ReplayGuard {
-  return { claim: (claim) => replayShard(namespace, claim.key, prefix).claim(claim) };
+  return {
+    claim: (claim) => replayShard(namespace, claim.key, prefix).claim(claim),
+    claimAll: (claims) =>
+      perGroup(
+        claims,
+        (claim) => shardIndexOf(claim.key),
+        (shard, ofShard) => shardStub(namespace, shard, prefix).claimAll(ofShard),
+      ),
+  };
 }
 
 /** Revoked keyway tokens on Workers: the same shards' store under their own names, so revocations never queue behind claims. */

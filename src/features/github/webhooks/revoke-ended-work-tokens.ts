@@ -1,6 +1,6 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
 import { ciJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
-import { recordExamination } from '../../../core/revocation/examine-token.ts';
+import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 
 export interface EndedWorkTokenDeps {
@@ -54,8 +54,9 @@ export function whatEnded(ended: RunWorkEnded): string {
  * Revokes every live keyway access token granted to what ended (a job, or the whole run), found in the index of grants by
  * run the audit log keeps (`grantsOfRun`: by the run's `repository_id` and `run_id`, so neither how many grants the
  * repository has had since nor a rename or transfer of it hides one), those whose recorded claims end with it
- * (`endsWith`). For a job, the tokens of the run's other jobs stay live. Each revocation has its record; a token already
- * revoked (by an earlier job of the run, or `POST /revoke`) is left alone, without another. Returns how many were revoked now.
+ * (`endsWith`). For a job, the tokens of the run's other jobs stay live. Each revocation has its record, durable before any
+ * revocation is written; a token already revoked (by an earlier job of the run, or `POST /revoke`) is left alone, without
+ * another. Returns how many were revoked now.
  */
 export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<number> {
   const now = deps.now();
@@ -64,19 +65,26 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) =>
     endsWith(ciJobOf({ repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt }), ended),
   );
-  let revoked = 0;
-  for (const token of live) {
-    if (await deps.revocations.isRevoked(token.jti, now)) continue;
-    const detail = `revoked keyway token ${token.jti}: ${whatEnded(ended)}`;
-    const id = await recordExamination(deps, {
-      caller: { webhook: ended.job === undefined ? 'workflow_run' : 'workflow_job' },
-      reason: 'token_revoked',
-      detail,
-      context: { requestId: ended.deliveryId, clientIp: undefined, userAgent: undefined },
-      now,
-    });
-    await deps.revocations.revoke(token, id, now);
-    revoked += 1;
-  }
-  return revoked;
+  const revokedBefore = await Promise.all(live.map((token) => deps.revocations.isRevoked(token.jti, now)));
+  const ending = live.filter((_, index) => !revokedBefore[index]);
+  if (ending.length === 0) return 0;
+  // A job may hold thousands of tokens and GitHub waits 10 s for the delivery's answer: their records are appended
+  // together, then the revocations written together, each only once every record is durable.
+  const ids = await appendExaminations(
+    deps,
+    ending.map((token) =>
+      examinationRecord(deps, {
+        caller: { webhook: ended.job === undefined ? 'workflow_run' : 'workflow_job' },
+        reason: 'token_revoked',
+        detail: `revoked keyway token ${token.jti}: ${whatEnded(ended)}`,
+        context: { requestId: ended.deliveryId, clientIp: undefined, userAgent: undefined },
+        now,
+      }),
+    ),
+  );
+  await deps.revocations.revokeAll(
+    ending.map((token, index) => ({ jti: token.jti, exp: token.exp, auditEventId: ids[index] as string })),
+    now,
+  );
+  return ending.length;
 }
