@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { revocationList } from '../src/core/revocation/revocation-list.ts';
+import { resolveIssuer } from '../src/core/verify/trusted-issuer.ts';
 import { tokenId } from '../src/core/mint/token-id.ts';
 import { revokeEndedWorkTokens } from '../src/features/github/webhooks/revoke-ended-work-tokens.ts';
 import { GroupCommitAuditStore } from '../src/runtimes/node/group-commit-audit-store.ts';
@@ -18,7 +19,7 @@ import { auditEvent } from '../test/support/audit-event.ts';
 import { envNumber } from './env-number.ts';
 
 const TOKENS = envNumber('BENCH_TOKENS', 2000);
-const ISSUER = 'https://token.actions.githubusercontent.com';
+const GITHUB_ACTIONS = resolveIssuer('github', { allowHttpLoopback: false });
 
 const dir = mkdtempSync(join(tmpdir(), 'keyway-bench-revoke-ended-work-'));
 const db = openSqliteFile(join(dir, 'keyway.db'));
@@ -38,7 +39,7 @@ try {
         auditEvent({
           decision: 'granted',
           reason: 'granted',
-          issuer: ISSUER,
+          issuer: GITHUB_ACTIONS.url,
           claims: { repository: 'acme/busy', repository_id: '700', run_id: '70', check_run_id: '71', run_attempt: '1' },
           issued: { jti: tokenId(now), sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(now / 1000) + 3600 },
         }),
@@ -48,7 +49,13 @@ try {
   const committedBefore = commits;
   const started = performance.now();
   const revoked = await revokeEndedWorkTokens(
-    { issuer: 'https://keyway.acme.dev', audit, revocations, now: () => Date.now() },
+    {
+      issuer: 'https://keyway.acme.dev',
+      issuers: () => ({ issuer: (url) => (url === GITHUB_ACTIONS.url ? GITHUB_ACTIONS : undefined) }),
+      audit,
+      revocations,
+      now: () => Date.now(),
+    },
     { repositoryId: '700', runId: '70', job: { id: '71', checkRunId: '71' }, runAttempt: 1, deliveryId: 'bench' },
   );
   const ms = performance.now() - started;

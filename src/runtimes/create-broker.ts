@@ -203,6 +203,7 @@ export function createBroker(parts: BrokerParts): Broker {
               revokeEndedWorkTokens(
                 {
                   issuer: parts.settings.issuer,
+                  issuers: parts.policies,
                   audit: audit.log,
                   revocations: parts.revocations,
                   now,

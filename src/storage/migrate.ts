@@ -6,6 +6,21 @@ import type { SqlDatabase } from './sql-database.ts';
 /** The schema version from which the live policy set carries an attestation: a set in an older database has none. */
 export const LIVE_POLICY_ATTESTATION_SCHEMA = 9;
 
+/**
+ * A claim of the record as `claimText` reads it: a string as it is, a number as JavaScript's String writes it. SQLite
+ * writes the real 1.0 as '1.0' where JavaScript writes '1': a whole number within the safe integers is written as its
+ * digits, any other as the record's own text of it (its JCS text, which is JavaScript's).
+ */
+function claimTextSql(name: string): string {
+  const path = `'$.claims.${name}'`;
+  const value = `json_extract(event, ${path})`;
+  const whole = `abs(${value}) <= 9007199254740991 AND ${value} = CAST(${value} AS INTEGER)`;
+  return `CASE
+      WHEN json_type(event, ${path}) = 'text' THEN ${value}
+      WHEN json_type(event, ${path}) IN ('integer', 'real') THEN CASE WHEN ${whole} THEN CAST(CAST(${value} AS INTEGER) AS TEXT) ELSE event -> ${path} END
+    END`;
+}
+
 const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   {
     id: 1,
@@ -246,6 +261,25 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
            AND json_extract(event, '$.issued.exp') + 30 > unixepoch()
            AND json_type(event, '$.claims.repository_id') IN ('text', 'integer', 'real')
            AND json_type(event, '$.claims.run_id') IN ('text', 'integer', 'real');
+    `,
+  },
+  {
+    // The end of a GitHub Actions job revokes only the grants to tokens of a GitHub Actions issuer: the index of grants by
+    // run keeps each grant's verified issuer, so a token of another issuer whose claims carry the same repository_id and
+    // run_id is not taken by it. The rows already indexed take it from their record (NULL where the record is gone: no
+    // job's end takes those). And their claims are read again as claimText reads them, as the appends since 14 write
+    // them: migration 14 wrote a claim recorded as the number 1.0 as '1.0', where an append writes '1'.
+    id: 15,
+    sql: `
+      ALTER TABLE audit_run_grants ADD COLUMN issuer TEXT;
+      UPDATE audit_run_grants
+         SET issuer = CASE WHEN json_type(event, '$.issuer') = 'text' THEN json_extract(event, '$.issuer') END,
+             repository_id = ${claimTextSql('repository_id')},
+             run_id = ${claimTextSql('run_id')},
+             check_run_id = ${claimTextSql('check_run_id')},
+             run_attempt = ${claimTextSql('run_attempt')}
+        FROM audit_events
+       WHERE audit_events.id = audit_run_grants.audit_event_id;
     `,
   },
 ];

@@ -100,15 +100,10 @@ export class SqliteAuditStore implements AuditStore {
     let newest: number | undefined;
     for (const { index, runGrant: grant } of events) {
       if (grant === undefined) continue;
-      this.#db.run(`INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?)`, [
-        grant.repositoryId,
-        grant.runId,
-        grant.auditEventId,
-        grant.checkRunId,
-        grant.runAttempt,
-        grant.jti,
-        grant.exp,
-      ]);
+      this.#db.run(
+        `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [grant.repositoryId, grant.runId, grant.auditEventId, grant.issuer, grant.checkRunId, grant.runAttempt, grant.jti, grant.exp],
+      );
       newest = Math.max(newest ?? index.time, index.time);
     }
     if (newest !== undefined) this.#db.run('DELETE FROM audit_run_grants WHERE exp <= ?', [lastExpired(newest)]);
@@ -116,13 +111,14 @@ export class SqliteAuditStore implements AuditStore {
 
   async grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {
     return this.#db
-      .all<{ audit_event_id: string; check_run_id: string | null; run_attempt: string | null; jti: string; exp: number }>(
-        `SELECT audit_event_id, check_run_id, run_attempt, jti, exp FROM audit_run_grants
+      .all<{ audit_event_id: string; issuer: string | null; check_run_id: string | null; run_attempt: string | null; jti: string; exp: number }>(
+        `SELECT audit_event_id, issuer, check_run_id, run_attempt, jti, exp FROM audit_run_grants
           WHERE repository_id = ? AND run_id = ? AND exp > ? ORDER BY audit_event_id`,
         [repositoryId, runId, lastExpired(at)],
       )
       .map((row) => ({
         auditEventId: row.audit_event_id,
+        issuer: row.issuer,
         repositoryId,
         runId,
         checkRunId: row.check_run_id,

@@ -24,8 +24,15 @@ import { revokeEndedWorkTokens } from '../../src/features/github/webhooks/revoke
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
 import { canonicalEvent, chainHashOfCanonical, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { runGrantOf } from '../../src/core/audit/run-grants.ts';
 import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
+import { resolveIssuer } from '../../src/core/verify/trusted-issuer.ts';
 import { writerThreadReplayGuard } from '../../src/runtimes/node/writer-thread-stores.ts';
+
+/** The GitHub Actions issuer (github.com) as a policy of the `github` kind names it, and the broker's trusted issuers holding it. */
+const GITHUB_ACTIONS = resolveIssuer('github', { allowHttpLoopback: false });
+const githubActionsTrusted = () => ({ issuer: (url: string) => (url === GITHUB_ACTIONS.url ? GITHUB_ACTIONS : undefined) });
 
 /** A keyway token still verifies for the clock skew tolerated after its exp, so it can still be revoked then. */
 describe('revoking a keyway token in the skew after its exp', () => {
@@ -82,11 +89,12 @@ describe('revoking a keyway token in the skew after its exp', () => {
         time: new Date(grantedAt).toISOString(),
         decision: 'granted',
         reason: 'granted',
+        issuer: GITHUB_ACTIONS.url,
         claims: { repository: 'acme/skew', repository_id: '901', run_id: '77' },
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
       }),
     );
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     const revoked = await revokeEndedWorkTokens(deps, {
       repositoryId: '901',
       runId: '77',
@@ -111,6 +119,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
               time: new Date(at).toISOString(),
               decision: 'granted',
               reason: 'granted',
+              issuer: GITHUB_ACTIONS.url,
               claims: { repository, repository_id: idOf(repository), run_id: '1' },
               issued: { jti: tokenId(at), sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
             }),
@@ -126,6 +135,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
         time: new Date(at).toISOString(),
         decision: 'granted',
         reason: 'granted',
+        issuer: GITHUB_ACTIONS.url,
         claims: { repository, repository_id: idOf(repository), run_id: '88', ...(checkRunId === undefined ? {} : { check_run_id: checkRunId }) },
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp: Math.floor(at / 1000) + 3600 },
       }),
@@ -144,14 +154,14 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const now = Date.now();
     await otherGrants('acme/busy', 10_001, now - 20 * 60_000);
     const jti = await jobGrant('acme/busy', now - 60_000);
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy'))).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   }, 30_000);
 
   it('ends a token of the run without check_run_id (older GHES) granted long before the job that ended started', async () => {
     const jti = await jobGrant('acme/older', Date.now() - 40 * 60_000, undefined);
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/older'))).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   });
@@ -161,7 +171,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const first = await jobGrant('acme/busier', started + 1_000);
     await otherGrants('acme/busier', 10_001, started + 2_000);
     const latest = await jobGrant('acme/busier', started + 3_000);
-    const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busier'))).toBe(2);
     expect([await revocations.isRevoked(first, Date.now()), await revocations.isRevoked(latest, Date.now())]).toEqual([true, true]);
   }, 30_000);
@@ -227,6 +237,60 @@ describe('grants recorded before the index of grants by run', () => {
   });
 });
 
+/** The upgrade to schema 15: the index of grants by run keeps each grant's issuer, and its claims as an append writes them. */
+describe('grants indexed before the index kept their issuer', () => {
+  it('take their issuer from their record, and a claim recorded as the number 41.0 is indexed as 41, as an append indexes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-run-grants-issuer-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
+    try {
+      migrate(db, 13);
+      const now = Date.now();
+      const exp = Math.floor(now / 1000) + 600;
+      const grant = (jti: string, issuer: string, claims: string) => {
+        const canonical = canonicalEvent(
+          auditEvent({
+            decision: 'granted',
+            reason: 'granted',
+            issuer,
+            claims: { repository: 'acme/upgraded', repository_id: '907', run_id: '0', check_run_id: '0', run_attempt: '0' },
+            issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
+          }),
+        );
+        // The claims as another writer may have recorded them: numbers, 41.0 among them, which JavaScript reads as 41.
+        return {
+          ...canonical,
+          text: canonical.text.replace('"check_run_id":"0","repository":"acme/upgraded","repository_id":"907","run_attempt":"0","run_id":"0"', claims),
+        };
+      };
+      const events = [
+        grant('reals', GITHUB_ACTIONS.url, '"check_run_id":42.0,"repository":"acme/upgraded","repository_id":907,"run_attempt":1.0,"run_id":41.0'),
+        grant('lookalike', 'https://oidc.acme.dev', '"check_run_id":"42","repository":"acme/upgraded","repository_id":"907","run_attempt":"1","run_id":"41"'),
+      ];
+      expect(events[0]?.text).toContain('"run_id":41.0');
+      let prev = GENESIS_HASH;
+      for (const [index, { text, index: columns }] of events.entries()) {
+        const hash = chainHashOfCanonical(prev, text);
+        db.run(
+          `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event) VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`,
+          [index + 1, ...AUDIT_INDEX_COLUMNS.map((column) => columns[column]), prev, hash, text],
+        );
+        prev = hash;
+      }
+      migrate(db, 14);
+      migrate(db);
+      const found = await new SqliteAuditStore(db).grantsOfRun('907', '41', now);
+      expect(found.map(({ jti, issuer, checkRunId, runAttempt }) => ({ jti, issuer, checkRunId, runAttempt }))).toEqual([
+        { jti: 'reals', issuer: GITHUB_ACTIONS.url, checkRunId: '42', runAttempt: '1' },
+        { jti: 'lookalike', issuer: 'https://oidc.acme.dev', checkRunId: '42', runAttempt: '1' },
+      ]);
+      // What an append indexes of the same record (runGrantOf reads it as JavaScript does).
+      expect(runGrantOf(JSON.parse(events[0]!.text) as AuditEvent)).toMatchObject({ repositoryId: '907', runId: '41', checkRunId: '42', runAttempt: '1' });
+    } finally {
+      db.close();
+    }
+  });
+});
+
 /**
  * A job may hold thousands of keyway tokens, and GitHub gives the `workflow_job` delivery 10 s: revoking them one at a
  * time (a record, then a revocation, each a commit waited for) took about 2.8 ms a token on Node. Their records are
@@ -262,6 +326,7 @@ describe('the end of a job holding many keyway tokens', () => {
             auditEvent({
               decision: 'granted',
               reason: 'granted',
+              issuer: GITHUB_ACTIONS.url,
               claims: { repository: 'acme/many', repository_id: '906', run_id: '51', check_run_id: '52' },
               issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
             }),
@@ -274,7 +339,7 @@ describe('the end of a job holding many keyway tokens', () => {
       commits.length = 0;
       writes.length = 0;
 
-      const deps = { issuer: BROKER_ISSUER, audit, revocations, now: () => Date.now() };
+      const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
       const ended = { repositoryId: '906', runId: '51', job: { id: '52', checkRunId: '52' }, runAttempt: 1, deliveryId: 'delivery-many' };
       expect(await revokeEndedWorkTokens(deps, ended)).toBe(1_099);
 

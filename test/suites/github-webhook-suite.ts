@@ -159,10 +159,11 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       // The default author of the pull requests below may write to the policy repository.
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
     });
-    /** The broker every test starts with (`settings` over the suite's own), for the issuer of the test's CI jobs. */
-    const startBroker = (settings: Readonly<Record<string, string>> = {}) =>
+    /** The broker every test starts with (`settings` over the suite's own, `policies` beside its own), for the issuer of the test's CI jobs. */
+    const startBroker = (settings: Readonly<Record<string, string>> = {}, policies: Readonly<Record<string, string>> = {}) =>
       start(
         {
+          ...policies,
           'deploy.yaml': deployPolicy(ci.url, 'production'),
           'guard.yaml': guardPolicy(ci.url),
           'github/read.yaml': githubPolicy(ci.url),
@@ -600,6 +601,27 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         body: { status: 'handled', detail: `0 GitHub tokens and 0 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
       });
       expect(await revocationsOf(job)).toBe(2);
+    });
+
+    it("leaves alone another issuer's keyway tokens whose claims name the job's repository, run and check run: those are not the ids GitHub gave", async () => {
+      const [run, job] = [freshId(), freshId()];
+      // An operator's own OIDC issuer, which may put anything in its claims, and a policy reading them (so they are recorded).
+      const lookalike = freshIssuer(issuerBase(), 'webhooks-lookalike');
+      await broker.close();
+      broker = await startBroker(
+        {},
+        {
+          'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\nmatch: { repository_id: "734201", run_id: "${run}", check_run_id: "${job}" }\ngrant: { audience: https://deploy.acme.dev }\n`,
+        },
+      );
+      const ofGitHub = await keywayTokenFor(run, job);
+      const ofLookalike = await postToken(broker, exchangeForm(await lookalike.sign(ciClaims(lookalike.url, broker.issuer, jobClaims(run, job)))));
+      expect(ofLookalike.status).toBe(200);
+      expect(await completedJob(run, job)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      expect(await (await introspection())(ofGitHub, ofLookalike.body['access_token'] as string)).toEqual([false, true]);
     });
 
     // Node only: 10,000 exchanges take minutes in workerd. The index the job's end reads there, in every audit shard, is the

@@ -137,6 +137,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           time: new Date(time).toISOString(),
           decision: 'granted',
           reason: 'granted',
+          issuer: 'https://token.actions.githubusercontent.com',
           claims: { repository: 'acme/indexed', repository_id: '611', run_id: '7', ...claims },
           issued: { jti, sub: 's', aud: ['x'], scope: [], exp },
         });
@@ -146,7 +147,16 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await audit.append(grant('other-run', seconds + 600, { run_id: '9' }));
       await audit.append(auditEvent({ claims: { repository_id: '611', run_id: '7' } }));
       expect(await audit.grantsOfRun('611', '7', now)).toEqual([
-        { auditEventId: expect.any(String), repositoryId: '611', runId: '7', checkRunId: '8', runAttempt: '2', jti: 'job', exp: seconds + 600 },
+        {
+          auditEventId: expect.any(String),
+          issuer: 'https://token.actions.githubusercontent.com',
+          repositoryId: '611',
+          runId: '7',
+          checkRunId: '8',
+          runAttempt: '2',
+          jti: 'job',
+          exp: seconds + 600,
+        },
       ]);
       // Past its exp and the 30 s of skew verifiers tolerate, a token is no longer the run's to revoke.
       expect(await audit.grantsOfRun('611', '7', (seconds + 631) * 1000)).toEqual([]);

@@ -10,6 +10,11 @@ import { claimText } from '../claims/github-run.ts';
 export interface RunGrant {
   /** The grant's audit record. */
   readonly auditEventId: string;
+  /**
+   * The subject token's verified issuer, as recorded (null for a row indexed before schema 15 whose record was gone): only
+   * a GitHub Actions issuer's grants end with a GitHub Actions job, another issuer's claims naming the same ids or not.
+   */
+  readonly issuer: string | null;
   readonly repositoryId: string;
   readonly runId: string;
   /** The `check_run_id` and `run_attempt` claims as recorded (null when absent): read as `ciJobOf` reads them. */
@@ -30,6 +35,7 @@ export function runGrantOf(event: AuditEvent): RunGrant | undefined {
   if (repositoryId === undefined || runId === undefined) return undefined;
   return {
     auditEventId: event.id,
+    issuer: typeof event.issuer === 'string' ? event.issuer : null,
     repositoryId,
     runId,
     checkRunId: claimText(claims['check_run_id']) ?? null,

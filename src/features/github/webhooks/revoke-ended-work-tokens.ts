@@ -2,9 +2,15 @@ import type { AuditLog } from '../../../core/audit/audit-event.ts';
 import { ciJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
+import type { IssuerDirectory } from '../../../core/verify/verify-subject-token.ts';
 
 export interface EndedWorkTokenDeps {
   readonly issuer: string;
+  /**
+   * The issuers the broker trusts now (the central policy set): a grant ends with a GitHub Actions job only if its subject
+   * token's issuer is one of the `github` kind (github.com, GHE.com, a GitHub Enterprise Server's `/_services/token`).
+   */
+  readonly issuers: () => Pick<IssuerDirectory, 'issuer'>;
   readonly audit: AuditLog;
   readonly revocations: RevocationList;
   readonly now: () => number;
@@ -62,8 +68,14 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   const now = deps.now();
   // Still verifiable (exp and the skew tolerated beyond it): worth revoking. Not only the work's own: what ended takes
   // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
-  const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) =>
-    endsWith(ciJobOf({ repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt }), ended),
+  const issuers = deps.issuers();
+  // Another issuer's claims may name the same ids (an operator's own OIDC issuer can put anything in repository_id and
+  // run_id): those are not the ids GitHub gave this run.
+  const ofGitHubActions = (issuer: string | null) => issuer !== null && issuers.issuer(issuer)?.preset.name === 'github';
+  const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter(
+    (grant) =>
+      ofGitHubActions(grant.issuer) &&
+      endsWith(ciJobOf({ repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt }), ended),
   );
   const revokedBefore = await Promise.all(live.map((token) => deps.revocations.isRevoked(token.jti, now)));
   const ending = live.filter((_, index) => !revokedBefore[index]);
