@@ -27,7 +27,7 @@ migrate(db);
 let commits = 0;
 const audit = new GroupCommitAuditStore(db, join(dir, 'keyway.db'), { onCommit: () => (commits += 1) });
 const reads = new SqliteReplayGuard(db);
-const revocations = revocationList(writerThreadReplayGuard(audit), (key, at) => reads.holds(key, at));
+const revocations = revocationList(writerThreadReplayGuard(audit), (keys, at) => reads.holdsAll(keys, at));
 
 // The writer thread does not keep a process alive (a broker's server does): this does, until the end.
 const alive = setInterval(() => {}, 60_000);

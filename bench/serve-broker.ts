@@ -67,7 +67,7 @@ if (mode === 'on') {
     audit: new DiscardAuditStore(memory),
     alerts: new SqliteAlertStore(memory),
     replay: new SqliteReplayGuard(memory),
-    revocations: ((guard) => revocationList(guard, (key, now) => guard.holds(key, now)))(new SqliteReplayGuard(memory)),
+    revocations: ((guard) => revocationList(guard, (keys, now) => guard.holdsAll(keys, now)))(new SqliteReplayGuard(memory)),
     clientIp: (c) => getConnInfo(c).remote.address,
     limiter: new (await import('../src/core/limits/memory-rate-limiter.ts')).MemoryRateLimiter(),
     log: silentLogger,

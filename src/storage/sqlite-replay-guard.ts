@@ -39,6 +39,15 @@ export class SqliteReplayGuard implements ReplayGuard {
 
   /** Whether a claim of the key stands (has not expired by `now`, in ms): a read, for the revocation list. */
   async holds(key: string, now: number): Promise<boolean> {
+    return this.#holds(key, now);
+  }
+
+  /** The same of each key, in their order. */
+  async holdsAll(keys: readonly string[], now: number): Promise<boolean[]> {
+    return keys.map((key) => this.#holds(key, now));
+  }
+
+  #holds(key: string, now: number): boolean {
     return this.#db.all('SELECT 1 FROM replay_claims WHERE key = ? AND expires_at >= ?', [key, Math.floor(now / 1000)]).length > 0;
   }
 }

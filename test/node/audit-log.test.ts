@@ -581,7 +581,7 @@ describe('the audit log in a real database file', () => {
       audit,
       alerts: new SqliteAlertStore(db),
       replay: new SqliteReplayGuard(db),
-      revocations: ((guard) => revocationList(guard, (key, now) => guard.holds(key, now)))(new SqliteReplayGuard(db)),
+      revocations: ((guard) => revocationList(guard, (keys, now) => guard.holdsAll(keys, now)))(new SqliteReplayGuard(db)),
       clientIp: () => '127.0.0.1',
       limiter: new MemoryRateLimiter(),
       log: silentLogger,

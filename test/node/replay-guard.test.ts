@@ -47,13 +47,31 @@ describe('the revocation list over the SQLite store', () => {
     const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-revoked-')), 'keyway.db'));
     migrate(db);
     const guard = new SqliteReplayGuard(db);
-    const list = revocationList(guard, (key, now) => guard.holds(key, now));
+    const list = revocationList(guard, (keys, now) => guard.holdsAll(keys, now));
     const exp = 1_800_000_000;
     await list.revoke({ jti: 'revoked-1', exp }, 'audit-1', (exp - 60) * 1000);
     // Ten seconds after exp verifyAccessToken still takes the token: the revocation must still hold.
     expect(await list.isRevoked('revoked-1', (exp + 10) * 1000)).toBe(true);
     expect(await list.isRevoked('revoked-1', (exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS - 1) * 1000)).toBe(true);
     expect(await list.isRevoked('revoked-1', (exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS + 1) * 1000)).toBe(false);
+    db.close();
+  });
+
+  it('revokes tokens together and reads them together, each answered in its order', async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-revoked-many-')), 'keyway.db'));
+    migrate(db);
+    const guard = new SqliteReplayGuard(db);
+    const list = revocationList(guard, (keys, now) => guard.holdsAll(keys, now));
+    const exp = 1_800_000_000;
+    await list.revokeAll(
+      [
+        { jti: 'many-1', exp, auditEventId: 'audit-1' },
+        { jti: 'many-3', exp, auditEventId: 'audit-3' },
+      ],
+      (exp - 60) * 1000,
+    );
+    expect(await list.areRevoked(['many-1', 'many-2', 'many-3'], (exp - 30) * 1000)).toEqual([true, false, true]);
+    expect(await list.areRevoked(['many-1', 'many-3'], (exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS + 1) * 1000)).toEqual([false, false]);
     db.close();
   });
 });

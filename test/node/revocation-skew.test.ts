@@ -49,7 +49,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
     audit = new GroupCommitAuditStore(db, join(dir, DATABASE_FILE));
     ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const guard = new SqliteReplayGuard(db);
-    revocations = revocationList(guard, (key, now) => guard.holds(key, now));
+    revocations = revocationList(guard, (keys, now) => guard.holdsAll(keys, now));
     ({ app } = createBroker({
       settings: testConfig(dir),
       policies: () => new PolicySet([]),
@@ -317,7 +317,7 @@ describe('the end of a job holding many keyway tokens', () => {
         },
       };
       const reads = new SqliteReplayGuard(db);
-      const revocations = revocationList(guard, (key, at) => reads.holds(key, at));
+      const revocations = revocationList(guard, (keys, at) => reads.holdsAll(keys, at));
       const now = Date.now();
       const tokens = Array.from({ length: 1_100 }, () => ({ jti: tokenId(now), exp: Math.floor(now / 1000) + 3600 }));
       await Promise.all(

@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../src/core/mint/verify-access-token.ts';
 import { revocationKey } from '../../src/core/revocation/revocation-list.ts';
-import { REVOCATION_PREFIX, replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { REVOCATION_PREFIX, replayShard, revocationShards } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { revocationSuite } from '../suites/revocation-suite.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
@@ -40,5 +40,21 @@ describe('revocations on Workers', () => {
       state.storage.sql.exec('SELECT 1 FROM replay_claims WHERE key = ?', key).toArray(),
     );
     expect(replayRows).toEqual([]);
+  });
+
+  it('revokes many tokens together and reads them together across the revocation shards, each answered in its order', async () => {
+    const list = revocationShards(workerEnv.REPLAY);
+    const now = Date.now();
+    const exp = Math.floor(now / 1000) + 600;
+    const jtis = Array.from({ length: 64 }, () => crypto.randomUUID());
+    const revoked = jtis.filter((_, index) => index % 3 !== 0);
+    // Spread over the shards, as a job's many tokens are.
+    expect(new Set(revoked.map((jti) => revocationKey(jti).slice(0, 1))).size).toBeGreaterThan(8);
+    await list.revokeAll(
+      revoked.map((jti) => ({ jti, exp, auditEventId: `01AUDIT${jti}` })),
+      now,
+    );
+    expect(await list.areRevoked(jtis, now)).toEqual(jtis.map((_, index) => index % 3 !== 0));
+    expect(await list.isRevoked(revoked[0] as string, now)).toBe(true);
   });
 });

@@ -11,6 +11,8 @@ export interface ReplayGuard {
 
 /** Whether the store holds an unexpired entry for a key: the read beside the guard's `claim`. */
 export type HoldsKey = (key: string, now: number) => Promise<boolean>;
+/** The same read of several keys together, answered in their order. */
+export type HoldsKeys = (keys: readonly string[], now: number) => Promise<boolean[]>;
 
 export interface ReplayClaim {
   /** Derived from the token (`replay-key.ts`), never the token itself. */

@@ -1,6 +1,6 @@
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../mint/verify-access-token.ts';
-import type { HoldsKey, ReplayClaim, ReplayGuard } from '../replay/replay-guard.ts';
+import type { HoldsKeys, ReplayClaim, ReplayGuard } from '../replay/replay-guard.ts';
 
 /**
  * The keyway tokens ended before their `exp` (RFC 7009), by `jti`. An entry is kept until the
@@ -14,6 +14,8 @@ export interface RevocationList {
   /** Revokes each token as `revoke` does, in as few commits as the store makes of them (the end of a job's many tokens). */
   revokeAll(tokens: readonly RevokedToken[], now: number): Promise<void>;
   isRevoked(jti: string, now: number): Promise<boolean>;
+  /** Whether each token is revoked, read together (one read of each store shard they are in): in the order of `jtis`. */
+  areRevoked(jtis: readonly string[], now: number): Promise<boolean[]>;
 }
 
 /** A token to revoke, and the audit record of its revocation. */
@@ -28,7 +30,7 @@ export function revocationKey(jti: string): string {
   return sha256Hex(`revoked\n${jti}`);
 }
 
-export function revocationList(guard: ReplayGuard, holds: HoldsKey): RevocationList {
+export function revocationList(guard: ReplayGuard, holds: HoldsKeys): RevocationList {
   // Kept as long as the token verifies: until exp plus the clock skew verifyAccessToken tolerates.
   const claimOf = ({ jti, exp, auditEventId }: RevokedToken, now: number): ReplayClaim => ({
     key: revocationKey(jti),
@@ -43,6 +45,7 @@ export function revocationList(guard: ReplayGuard, holds: HoldsKey): RevocationL
     revokeAll: async (tokens, now) => {
       await guard.claimAll(tokens.map((token) => claimOf(token, now)));
     },
-    isRevoked: (jti, now) => holds(revocationKey(jti), now),
+    isRevoked: async (jti, now) => (await holds([revocationKey(jti)], now))[0] === true,
+    areRevoked: (jtis, now) => holds(jtis.map(revocationKey), now),
   };
 }

@@ -293,7 +293,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         task.catch((error: unknown) => log.error('background task failed', { error: String(error) })),
       ),
     replay: writerThreadReplayGuard(audit),
-    revocations: revocationList(writerThreadReplayGuard(audit), (key, at) => replayReads.holds(key, at)),
+    revocations: revocationList(writerThreadReplayGuard(audit), (keys, at) => replayReads.holdsAll(keys, at)),
     endedCiWork: endedCiWork(writerThreadReplayGuard(audit), (key, at) => replayReads.holds(key, at)),
     clientIp,
     limiter: new MemoryRateLimiter(),

@@ -37,6 +37,10 @@ export class ReplayGuardState extends DurableObject<WorkerEnv> implements Replay
   holds(key: string, now: number): Promise<boolean> {
     return this.#guard.holds(key, now);
   }
+
+  holdsAll(keys: readonly string[], now: number): Promise<boolean[]> {
+    return this.#guard.holdsAll(keys, now);
+  }
 }
 
 export const REPLAY_SHARDS = 16;
@@ -75,7 +79,9 @@ export function replayGuardShards(namespace: DurableObjectNamespace<ReplayGuardS
 
 /** Revoked keyway tokens on Workers: the same shards' store under their own names, so revocations never queue behind claims. */
 export function revocationShards(namespace: DurableObjectNamespace<ReplayGuardState>): RevocationList {
-  return revocationList(replayGuardShards(namespace, REVOCATION_PREFIX), (key, now) => replayShard(namespace, key, REVOCATION_PREFIX).holds(key, now));
+  return revocationList(replayGuardShards(namespace, REVOCATION_PREFIX), (keys, now) =>
+    perGroup(keys, shardIndexOf, (shard, ofShard) => shardStub(namespace, shard, REVOCATION_PREFIX).holdsAll(ofShard, now)),
+  );
 }
 
 export const REVOCATION_PREFIX = 'revoked';

@@ -77,7 +77,10 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
       ofGitHubActions(grant.issuer) &&
       endsWith(ciJobOf({ repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt }), ended),
   );
-  const revokedBefore = await Promise.all(live.map((token) => deps.revocations.isRevoked(token.jti, now)));
+  const revokedBefore = await deps.revocations.areRevoked(
+    live.map((token) => token.jti),
+    now,
+  );
   const ending = live.filter((_, index) => !revokedBefore[index]);
   if (ending.length === 0) return 0;
   // A job may hold thousands of tokens and GitHub waits 10 s for the delivery's answer: their records are appended
