@@ -484,6 +484,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 5, hash: chains[0]?.head.hash });
     // workerd logs this refused call too ("uncaught exception; … the single audit chain of before the shards is sealed"), as above.
     await expect(legacy.append(auditEvent())).rejects.toThrow(/sealed/);
+    await expect(legacy.appendAll([auditEvent()])).rejects.toThrow(/sealed/);
 
     const granted = await broker.exchange('svc-after-migration');
     expect(granted.status).toBe(200);

@@ -62,15 +62,19 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
   }
 
   override async append(event: AuditEvent): Promise<ChainLink> {
+    return (await this.appendAll([event]))[0] as ChainLink;
+  }
+
+  override async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
     // Once the shards took over, this chain is sealed: nothing is appended after its final checkpoint.
     if ((await this.ctx.storage.get<ChainHead>(LEGACY_CHAIN_SEALED)) !== undefined) throw new Error(LEGACY_SEALED_MESSAGE);
-    const link = await this.audit.append(event);
+    const links = await this.audit.appendAll(events);
     // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
     if (!this.#alarmSet) {
       this.#alarmSet = true;
       await this.#armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
     }
-    return link;
+    return links;
   }
 
   /** Signs a checkpoint of the head and prunes what left the retention window. */
