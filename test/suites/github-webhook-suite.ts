@@ -603,25 +603,31 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(await revocationsOf(job)).toBe(2);
     });
 
-    it("leaves alone another issuer's keyway tokens whose claims name the job's repository, run and check run: those are not the ids GitHub gave", async () => {
+    it("leaves alone another issuer's keyway and GitHub tokens whose claims name the job's repository, run and check run: those are not the ids GitHub gave", async () => {
       const [run, job] = [freshId(), freshId()];
-      // An operator's own OIDC issuer, which may put anything in its claims, and a policy reading them (so they are recorded).
+      // An operator's own OIDC issuer, which may put anything in its claims, and policies reading them (so they are recorded).
       const lookalike = freshIssuer(issuerBase(), 'webhooks-lookalike');
+      const match = `match: { repository_id: "734201", run_id: "${run}", check_run_id: "${job}" }`;
       await broker.close();
       broker = await startBroker(
         {},
         {
-          'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\nmatch: { repository_id: "734201", run_id: "${run}", check_run_id: "${job}" }\ngrant: { audience: https://deploy.acme.dev }\n`,
+          'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\n${match}\ngrant: { audience: https://deploy.acme.dev }\n`,
+          'lookalike-github.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\n${match}\ngrant:\n  audience: https://release.acme.dev\n  github: { owner: ${OWNER}, owner_id: "1200934", repositories: [keyway-policies], permissions: { contents: read } }\n  ttl: 10m\n`,
         },
       );
       const ofGitHub = await keywayTokenFor(run, job);
-      const ofLookalike = await postToken(broker, exchangeForm(await lookalike.sign(ciClaims(lookalike.url, broker.issuer, jobClaims(run, job)))));
+      const lookalikeToken = async () => lookalike.sign(ciClaims(lookalike.url, broker.issuer, jobClaims(run, job)));
+      const ofLookalike = await postToken(broker, exchangeForm(await lookalikeToken()));
       expect(ofLookalike.status).toBe(200);
+      const githubOfLookalike = await postToken(broker, exchangeForm(await lookalikeToken(), { requested_token_type: GITHUB_TOKEN_TYPE }));
+      expect(githubOfLookalike.status, JSON.stringify(await broker.auditEvent(githubOfLookalike.body['audit_event_id'] as string))).toBe(200);
       expect(await completedJob(run, job)).toMatchObject({
         status: 200,
         body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
       });
       expect(await (await introspection())(ofGitHub, ofLookalike.body['access_token'] as string)).toEqual([false, true]);
+      expect(await githubRevoked(await sha256Hex(githubOfLookalike.body['access_token'] as string))).toBe(false);
     });
 
     // Node only: 10,000 exchanges take minutes in workerd. The index the job's end reads there, in every audit shard, is the

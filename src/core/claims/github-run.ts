@@ -47,6 +47,19 @@ export function ciJobOf(claims: Readonly<Record<string, unknown>>): CiJob {
 }
 
 /**
+ * The GitHub Actions job a verified token is of: `ciJobOf` its claims for a token of a GitHub issuer (github.com, GHE.com,
+ * a GHES), none for any other, whose claims may name any repository and run ids and are no run of GitHub's.
+ */
+export function githubJobOf(verified: {
+  readonly issuer: { readonly preset: { readonly name: string } };
+  readonly claims: Readonly<Record<string, unknown>>;
+}): CiJob {
+  return verified.issuer.preset.name === 'github'
+    ? ciJobOf(verified.claims)
+    : { repositoryId: undefined, runId: undefined, checkRunId: undefined, runAttempt: undefined };
+}
+
+/**
  * What ended in a CI run: one job, by its check run (undefined when the webhook named none usable), or the whole run;
  * either of one attempt (undefined when the webhook named none): a later attempt's tokens, a re-run already under
  * way, are not taken by it.

@@ -1,5 +1,5 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import { ciJobOf } from '../claims/github-run.ts';
+import { githubJobOf } from '../claims/github-run.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
@@ -289,7 +289,7 @@ async function grantOrThrow(
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, actorUse, event, now);
-  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified.claims, now, event);
+  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified, now, event);
   if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
   const minted = await mintAccessToken({
@@ -371,7 +371,7 @@ async function issueGitHubToken(
   deps: ExchangeDeps,
   grant: IssuedGrant,
   github: NonNullable<IssuedGrant['github']>,
-  claims: Readonly<Record<string, unknown>>,
+  verified: VerifiedSubjectToken,
   now: number,
   event: AuditEventDraft,
 ): Promise<Granted> {
@@ -384,7 +384,7 @@ async function issueGitHubToken(
     ownerId: github.ownerId,
     revocationId: event.id,
     ttlSeconds: grant.ttlSeconds,
-    ...ciJobOf(claims),
+    ...githubJobOf(verified),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(github.owner, minted);
@@ -426,7 +426,7 @@ async function issueGitHubTokenMap(
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
-    job: ciJobOf(verified.claims),
+    job: githubJobOf(verified),
     now,
     log: deps.log,
   });
