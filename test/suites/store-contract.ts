@@ -894,6 +894,57 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       });
     });
 
+    it('signs no head over a checkpointed record deleted behind its back: only pruning, which leaves its anchor, takes one', async () => {
+      const gone = /^record 3 is gone, and no anchor pruning signed stands for it: it was deleted$/;
+      // Whoever can write the store (no key) deletes the record the newest checkpoint signs, or every record up to it
+      // (as pruning would, but with no anchor), the head having moved since: a round with or without a memory signs
+      // nothing after it. Or deletes every record: a round with a memory fails (one without has nothing to sign).
+      const cases = [
+        { deletion: 'DELETE FROM audit_events WHERE seq = 3', appended: 2, rounds: [false, true] },
+        { deletion: 'DELETE FROM audit_events WHERE seq <= 3', appended: 2, rounds: [false, true] },
+        { deletion: 'DELETE FROM audit_events', appended: 0, rounds: [true] },
+      ];
+      for (const { deletion, appended, rounds } of cases) {
+        const { audit, tamper, sign, check, keys } = await checkpointedAtThree();
+        const signedSoFar = { last: await audit.head() };
+        for (let i = 0; i < appended; i += 1) await audit.append(auditEvent());
+        await tamper(deletion, []);
+        for (const memory of rounds.map((remembers) => (remembers ? { signedSoFar } : {}))) {
+          await expect(maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check, ...memory }), deletion).rejects.toMatchObject({
+            name: 'ChainConflictError',
+            message: expect.stringMatching(gone),
+          });
+        }
+        expect((await audit.checkpoints(0, 10)).map((checkpoint) => checkpoint.seq)).toEqual([3]);
+        expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'deleted' } });
+      }
+      // …or deletes every record and puts in place of the head checkpoint an anchor the same keys signed over another copy
+      // of the log (restored elsewhere, and pruned there): an anchor, but not over the record remembered.
+      const { audit, tamper, sign, check } = await checkpointedAtThree();
+      const signedSoFar = { last: await audit.head() };
+      const elsewhere = await sign({ seq: 3, hash: 'e'.repeat(64) }, 'anchor');
+      await tamper('DELETE FROM audit_events', []);
+      await tamper('UPDATE audit_checkpoints SET hash = ?, jws = ? WHERE seq = 3', [elsewhere.hash, elsewhere.jws]);
+      await expect(maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check, signedSoFar })).rejects.toThrow(gone);
+    });
+
+    it('holds a log pruned of every record to its anchor, round after round: the checkpointed record pruning took is no deletion', async () => {
+      const { audit } = await open();
+      const { sign, check, keys } = await signer();
+      const now = Date.now();
+      const signedSoFar = {};
+      const upkeep = () => maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check, signedSoFar });
+      for (const days of [40, 35]) await audit.append(auditEvent({ time: new Date(now - days * 24 * HOUR).toISOString() }));
+      expect(await upkeep()).toMatchObject({ pruned: 2, checkpoint: { seq: 2 } });
+      for (let round = 0; round < 2; round += 1) expect(await upkeep()).toEqual({ pruned: 0 });
+      expect(signedSoFar).toMatchObject({ last: { seq: 2 } });
+      // Restarted (no memory), the same.
+      expect(await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check, signedSoFar: {} })).toEqual({ pruned: 0 });
+      await audit.append(auditEvent());
+      expect((await upkeep()).checkpoint?.seq).toBe(3);
+      expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 3, anchor: 2 });
+    });
+
     it('prunes up to a record a head checkpoint signed: the anchor takes its place, and the log stays verifiable', async () => {
       const { audit } = await open();
       const { sign, check, keys } = await signer();

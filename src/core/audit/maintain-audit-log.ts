@@ -44,7 +44,8 @@ export function retentionStart(now: number, retentionDays: number): number {
  * - the head is signed only while the record of the newest checkpoint the broker's keys verify still has the hash it
  *   signed, and the newest checkpoint upkeep remembers (`signedSoFar`) is still there with its record's hash: one deleted,
  *   forged, re-labelled or replaced with another chain's behind its back fails every round that is given the memory (held
- *   by hash, not only by seq), before it signs or prunes;
+ *   by hash, not only by seq), before it signs or prunes; either record may be gone only where pruning's anchor stands for
+ *   it (holdSigned);
  * - what a round prunes is found in the hashed records (pruneCandidate), and an anchor (after which the records before
  *   it, and the checkpoints over them, are gone) is signed only once the records after the candidate hold (each hashed
  *   and linked, chainHolds) up to a later checkpoint the keys verify (the first at or after it, else the newest) and
@@ -89,7 +90,7 @@ export async function maintainAuditLog(
   // The records those signatures cover keep the hashes they signed, every round, not only one that signs: a copy of another
   // chain with a checkpoint as new as the one remembered passes by its seq alone. Nothing more: a record edited after them
   // (links broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
-  for (const signed of [reference, remembered?.last]) if (signed !== undefined) await store.chainHolds(signed, signed);
+  for (const signed of [reference, remembered?.last]) if (signed !== undefined) await holdSigned(store, signed, verified);
   let checkpoint: Checkpoint | undefined;
   if (moved) {
     checkpoint = await sign(head);
@@ -111,6 +112,26 @@ export async function maintainAuditLog(
     }
   }
   return checkpoint === undefined ? { pruned } : { pruned, checkpoint };
+}
+
+/**
+ * Holds the record a checkpoint signed to the hash signed over it. It may be gone only as pruning leaves it: at or before the
+ * anchor the kept records start from (or, with none left, the anchor the log ends at), which the keys verify as one pruning
+ * signed (or an older keyway's, which named no role), over the same hash where it is at the same seq. Otherwise whoever can
+ * write the store deleted it (alone, with the records before it, or with every record), and signing the head would vouch
+ * for the break.
+ */
+async function holdSigned(store: AuditStore, signed: ChainHead, verified: (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint | undefined>): Promise<void> {
+  await store.chainHolds(signed, signed);
+  const next = async (after: number) => (await store.query({ order: 'asc', limit: 1, after: String(after) })).records[0];
+  if (signed.seq > 0 && (await next(signed.seq - 1))?.chain.seq === signed.seq) return;
+  const first = await next(0);
+  const start = first === undefined ? (await store.head()).seq : first.chain.seq - 1;
+  const [stored] = signed.seq > start ? [] : await store.checkpoints(start - 1, 1);
+  const anchor = stored?.seq === start ? await verified(stored) : undefined;
+  if (anchor === undefined || anchor.role === 'head' || (anchor.seq === signed.seq && anchor.hash !== signed.hash)) {
+    throw new ChainConflictError(`record ${signed.seq} is gone, and no anchor pruning signed stands for it: it was deleted`);
+  }
 }
 
 /** The newest stored checkpoint the broker's keys verify, as it signed it: the latest, else the others newest first. */
