@@ -27,7 +27,6 @@ export async function successful(path: string, response: Response): Promise<Resp
 export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Promise<AuditLogSource | ShardedLogSource> {
   const json = async <T>(path: string, params?: URLSearchParams, authorized = true): Promise<T> =>
     (await (await successful(path, await get(path, params, authorized))).json()) as T;
-  const { issuer } = await json<{ issuer: string }>('/.well-known/oauth-authorization-server', undefined, false);
   // Not the JWKS: it drops a key once its tokens have expired, but the checkpoints it signed stay.
   const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
   const keys = createLocalJWKSet(withPinned(pinned, jwks.keys));
@@ -45,7 +44,7 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
       if (page.next_cursor === undefined) break;
       after = page.next_cursor;
     }
-    return { records: exportedRecords(get, new URLSearchParams([...named, ['format', 'ndjson']])), checkpoints, keys, issuer };
+    return { records: exportedRecords(get, new URLSearchParams([...named, ['format', 'ndjson']])), checkpoints, keys };
   };
   const listed = await get('/v1/audit/shards');
   if (listed.status === 404) {
@@ -62,7 +61,7 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
     if (page.next_cursor === undefined) break;
     after = page.next_cursor;
   }
-  return { chains: await Promise.all(shards.map(async ({ shard }) => ({ name: shard, source: await chain(shard) }))), roots, keys, issuer };
+  return { chains: await Promise.all(shards.map(async ({ shard }) => ({ name: shard, source: await chain(shard) }))), roots, keys };
 }
 
 /** A chain's records as GET /v1/audit/export streams them, read when verify asks for them. */

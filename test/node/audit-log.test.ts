@@ -720,6 +720,32 @@ describe('the audit log in a real database file', () => {
   );
 
   it(
+    'holds the log to the checkpoints signed under an earlier KEYWAY_ISSUER, in upkeep and in keyway audit verify from either source',
+    async () => {
+      const { root, github, people, dataDir } = setup();
+      const before = await startNodeBroker(testConfig(root, { issuer: 'https://keyway.before.example' }), { log: silentLogger });
+      running.push(before);
+      for (let index = 0; index < 2; index += 1) await exchange(before, exchangeForm(await github.sign(ciClaims(github.url, before.config.issuer))));
+      await before.auditUpkeep();
+      await running.splice(0)[0]?.close();
+      // The operator moves the broker to its new public URL: the same data directory, the same keys.
+      const broker = await start(root);
+      await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))));
+      const token = await auditorToken({ issuer: BROKER_ISSUER, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people);
+      await broker.auditUpkeep();
+      for (const source of [
+        ['--data-dir', dataDir],
+        ['--url', broker.url],
+      ]) {
+        const verified = await cli(['audit', 'verify', ...source], { KEYWAY_TOKEN: token });
+        expect(verified.stdout, source[0]).toMatch(/^intact: 4 records \(seq 1…4\), 2 signed checkpoints/);
+        expect(verified.code).toBe(0);
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
     'keyway audit query, export, stats and verify read the data directory and a running broker alike',
     async () => {
       const { root, github, people, dataDir } = setup();

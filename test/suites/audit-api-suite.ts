@@ -270,7 +270,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(latest.status).toBe(200);
         const checkpoint = (await latest.json()) as Checkpoint;
         const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-        expect(await verifyCheckpoint(checkpoint.jws, createLocalJWKSet(jwks), broker.issuer)).toMatchObject({ seq: checkpoint.seq, hash: checkpoint.hash });
+        expect(await verifyCheckpoint(checkpoint.jws, createLocalJWKSet(jwks))).toMatchObject({ seq: checkpoint.seq, hash: checkpoint.hash });
+        expect(decodeJwt(checkpoint.jws).iss).toBe(broker.issuer);
         const list = (await (await broker.request(`/v1/audit/checkpoints?${chain}after=0&limit=500`)).json()) as { checkpoints: Checkpoint[] };
         expect(list.checkpoints.at(-1)).toEqual(checkpoint);
         expect((await broker.request(`/v1/audit/checkpoints?${chain}limit=0`)).status).toBe(400);

@@ -1,5 +1,5 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { AuditEvent, AuditStore } from '../../src/core/audit/audit-event.ts';
@@ -134,7 +134,9 @@ describe('the sharded audit log on Workers (workerd)', () => {
       const latest = await broker.get('/v1/audit/root-checkpoints/latest', null);
       expect(latest.status).toBe(200);
       const jwks = (await (await broker.get('/v1/audit/keys', null)).json()) as JSONWebKeySet;
-      const root = await verifyRootCheckpoint(((await latest.json()) as RootCheckpoint).jws, createLocalJWKSet(jwks), workerEnv.KEYWAY_ISSUER);
+      const { jws } = (await latest.json()) as RootCheckpoint;
+      const root = await verifyRootCheckpoint(jws, createLocalJWKSet(jwks));
+      expect(decodeJwt(jws).iss).toBe(workerEnv.KEYWAY_ISSUER);
       const heads = Object.fromEntries((await broker.shardList()).map(({ shard, head }) => [shard, head]));
       expect(root.heads).toEqual(heads);
       expect(Object.keys(root.heads)).toHaveLength(16);

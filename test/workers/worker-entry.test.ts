@@ -154,7 +154,6 @@ describe('the Worker broker when the audit log fails', () => {
         records: allRecords(audit, { order: 'asc', limit: 500 }),
         checkpoints: await audit.checkpoints(0, 500),
         keys: createLocalJWKSet(jwks),
-        issuer: broker.issuer,
       });
       expect(report).toMatchObject({ ok: true });
       checkpoints += report.checkpoints;

@@ -44,16 +44,14 @@ const Heads = v.record(
   v.strictObject({ seq: v.pipe(v.number(), v.safeInteger(), v.minValue(0)), hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) }),
 );
 
-/** Verifies a root checkpoint's JWS with the broker's keys and returns what it signs (never the text stored beside it). */
-export async function verifyRootCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string): Promise<RootCheckpoint> {
+/**
+ * Verifies a root checkpoint's JWS with the broker's keys and returns what it signs (never the text stored beside it). Its
+ * `iss`, as a checkpoint's, is whatever KEYWAY_ISSUER was when it was signed: the keys decide (verify-checkpoint.ts).
+ */
+export async function verifyRootCheckpoint(jws: string, keys: JWTVerifyGetKey): Promise<RootCheckpoint> {
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(jws, keys, {
-      typ: ROOT_CHECKPOINT_TYPE,
-      algorithms: ['ES256'],
-      requiredClaims: ['iss', 'iat'],
-      ...(issuer === undefined ? {} : { issuer }),
-    }));
+    ({ payload } = await jwtVerify(jws, keys, { typ: ROOT_CHECKPOINT_TYPE, algorithms: ['ES256'], requiredClaims: ['iss', 'iat'] }));
   } catch (error) {
     throw new CheckpointError(`the root checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }

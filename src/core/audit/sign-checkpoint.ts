@@ -30,10 +30,10 @@ export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () =>
 export type CheckpointVerifier = (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint>;
 
 /**
- * Verifies checkpoints with every key the broker has held (KeyRing.checkpointKeys), whatever issuer signed them: a broker
- * whose KEYWAY_ISSUER changed holds its log to the checkpoints it signed under the old one too. One signed for another
- * chain than `chain` is no checkpoint of this one.
+ * Verifies checkpoints with every key the broker has held (KeyRing.checkpointKeys), whatever issuer they name (as `audit
+ * verify` does): a broker whose KEYWAY_ISSUER changed holds its log to the checkpoints it signed under the old one too. One
+ * signed for another chain than `chain` is no checkpoint of this one.
  */
 export function checkpointVerifier(keys: () => KeyRing, chain?: string): CheckpointVerifier {
-  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys), undefined, chain);
+  return (checkpoint) => verifyCheckpoint(checkpoint.jws, createLocalJWKSet(keys().checkpointKeys), chain);
 }

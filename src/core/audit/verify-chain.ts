@@ -276,7 +276,6 @@ export interface AuditLogSource {
   readonly kept?: readonly Checkpoint[];
   /** Heads signed by root checkpoints already verified (verify-shards.ts): held to the log as kept checkpoints are. */
   readonly witnessed?: readonly Checkpoint[];
-  readonly issuer?: string;
   /** The chain's name in a log of several (verify-shards.ts, a shard's restore): a checkpoint signed for another chain is not valid here. */
   readonly chain?: string;
   /**
@@ -307,7 +306,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
       continue;
     }
     try {
-      valid.push(await verifyCheckpoint(stored.jws, source.keys, source.issuer, source.chain));
+      valid.push(await verifyCheckpoint(stored.jws, source.keys, source.chain));
     } catch (error) {
       forged ??= {
         kind: 'checkpoint_invalid',
@@ -319,7 +318,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
   const kept: Checkpoint[] = [];
   for (const copy of source.kept ?? []) {
     try {
-      kept.push(await verifyCheckpoint(copy.jws, source.keys, source.issuer, source.chain));
+      kept.push(await verifyCheckpoint(copy.jws, source.keys, source.chain));
     } catch (error) {
       forged ??= {
         kind: 'kept_checkpoint_invalid',

@@ -16,19 +16,16 @@ export interface VerifiedCheckpoint extends Checkpoint {
 
 /**
  * Verifies a checkpoint's JWS with the broker's keys and returns what it signs. The stored
- * `seq`, `hash` and `time` beside it count for nothing: only the signed payload does. `chain`: the
- * chain of a log of several it is read as part of; one signed for another chain is invalid there,
- * one signed before keyway named chains (none named) is accepted (docs/audit/hash-chain.md).
+ * `seq`, `hash` and `time` beside it count for nothing: only the signed payload does. Its `iss` is
+ * the issuer the broker signed as then, which KEYWAY_ISSUER may have changed since: the keys say
+ * whose it is, not the name. `chain`: the chain of a log of several it is read as part of; one
+ * signed for another chain is invalid there, one signed before keyway named chains (none named) is
+ * accepted (docs/audit/hash-chain.md).
  */
-export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, issuer?: string, chain?: string): Promise<VerifiedCheckpoint> {
+export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, chain?: string): Promise<VerifiedCheckpoint> {
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(jws, keys, {
-      typ: CHECKPOINT_TYPE,
-      algorithms: ['ES256'],
-      requiredClaims: ['iss', 'iat'],
-      ...(issuer === undefined ? {} : { issuer }),
-    }));
+    ({ payload } = await jwtVerify(jws, keys, { typ: CHECKPOINT_TYPE, algorithms: ['ES256'], requiredClaims: ['iss', 'iat'] }));
   } catch (error) {
     throw new CheckpointError(`the checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }

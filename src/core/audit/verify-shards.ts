@@ -12,7 +12,6 @@ export interface ShardedLogSource {
   /** Root checkpoints kept apart from the log (`--roots`), as given: the log must agree with each and be no older than the newest. */
   readonly kept?: readonly string[];
   readonly keys: JWTVerifyGetKey;
-  readonly issuer?: string;
 }
 
 type ShardedProblem = ChainProblem & { readonly shard?: string };
@@ -107,7 +106,7 @@ async function verifiedRoots(
   let problem: ShardedProblem | undefined;
   for (const jws of jwsList) {
     try {
-      valid.push(await verifyRootCheckpoint(jws, source.keys, source.issuer));
+      valid.push(await verifyRootCheckpoint(jws, source.keys));
     } catch (error) {
       problem ??= { kind, message: `${what}: ${(error as Error).message}` };
     }
