@@ -272,6 +272,29 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(kept?.n).toBe(head.seq);
   });
 
+  it('signs no checkpoint and no root checkpoint over a shard whose checkpointed record was deleted, not pruned: the round fails for that shard', async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2);
+    const errors: LogFields[] = [];
+    const log: Logger = { ...silentLogger, error: (_message, fields = {}) => void errors.push(fields) };
+    const shard = auditShard(deployment.shards, 0);
+    const sub = subjectIn(0, 2, 'deleted');
+    for (let index = 0; index < 3; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    const root = await broker.upkeep(Date.now(), log);
+    const signed = await shard.checkpoints(0, 100);
+    const newest = signed.at(-1);
+    if (newest === undefined || root === undefined) throw new Error('the round signed a checkpoint in shard 0 and a root checkpoint');
+    // Between two rounds, the head moves on, and the record the newest checkpoint signs goes from the shard's rows.
+    for (let index = 0; index < 2; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    await editRecord(deployment, 0, 'DELETE FROM audit_events WHERE seq = ?', [newest.seq]);
+    expect(await broker.upkeep(Date.now(), log)).toBeUndefined();
+    expect(errors).toEqual([
+      { failed: [{ chain: '0', error: `ChainConflictError: record ${newest.seq} is gone, and no anchor pruning signed stands for it: it was deleted` }] },
+    ]);
+    expect(await shard.checkpoints(0, 100)).toEqual(signed);
+    expect(await broker.broker.audit.api.latestRoot()).toEqual(root);
+  });
+
   it('prunes the root checkpoints past the retention with the records they signed, never the newest: an export does not carry every one ever signed', async () => {
     const deployment = fresh();
     const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });
