@@ -45,6 +45,25 @@ describe('the token bucket', () => {
     expect([take(0), take(60_000), take(0), take(60_000)]).toEqual([false, false, false, false]);
     expect([take(120_000), take(120_000)]).toEqual([true, false]);
   });
+
+  it('refills at its rate again after the clock is set back by more than the bucket takes to fill, not only once the clock is back', () => {
+    // The default global limit: it fills in 2 s.
+    const global: RateLimit = { name: 'global', perMinute: 60_000, burst: 2_000 };
+    const hour = 3_600_000;
+    let bucket: Bucket | undefined;
+    const take = (now: number) => {
+      const step = takeToken(global, bucket, now);
+      bucket = step.bucket;
+      return step.verdict.allowed;
+    };
+    // Drained at a clock an hour ahead, which NTP then sets back.
+    for (let taken = 0; taken < 2_000; taken += 1) expect(take(hour)).toBe(true);
+    expect(take(hour)).toBe(false);
+    expect(take(0)).toBe(false);
+    // A second on, a second's tokens: the hour until the clock is back does not pass without any.
+    expect(take(1_000)).toBe(true);
+    expect(Array.from({ length: 1_000 }, () => take(1_000)).filter(Boolean)).toHaveLength(999);
+  });
 });
 
 describe('the in-memory limiter', () => {

@@ -32,20 +32,28 @@ function refilled(limit: RateLimit, bucket: Bucket, now: number): number {
   return bucket.tokens + Math.max(0, now - bucket.updatedAt) * (limit.perMinute / 60_000);
 }
 
-/** When a bucket touched at `now` was last refilled up to: time running backwards never moves it back, or the span would refill twice. */
-function refilledUpTo(bucket: Bucket | undefined, now: number): number {
-  return bucket === undefined ? now : Math.max(bucket.updatedAt, now);
+/**
+ * When a bucket touched at `now` was last refilled up to: time running backwards never moves it back, or the span would
+ * refill twice. But a step back longer than the bucket takes to fill is the clock set back (NTP correcting a clock that ran
+ * ahead), not times arriving out of order: held at the later time, the bucket would refill nothing until the clock is back
+ * there (the global limit, a whole broker refused for as long as the clock was ahead). It goes on from `now`: refilling the
+ * span again gives a caller at most one burst more.
+ */
+function refilledUpTo(limit: RateLimit, bucket: Bucket | undefined, now: number): number {
+  if (bucket === undefined) return now;
+  const fillsInMs = (limit.burst * 60_000) / limit.perMinute;
+  return bucket.updatedAt - now > fillsInMs ? now : Math.max(bucket.updatedAt, now);
 }
 
 /**
  * The token bucket algorithm as a pure step: the bucket as it was (undefined: never used, so
  * full), the time now, and the bucket after one request with the verdict on it. Time running
- * backwards (a clock stepped back) refills nothing, neither now nor later.
+ * backwards refills nothing, neither now nor later (but for a step back longer than the bucket takes to fill: refilledUpTo).
  */
 export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: number): { bucket: Bucket; verdict: RateVerdict } {
   const perMs = limit.perMinute / 60_000;
   const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, refilled(limit, bucket, now));
-  const updatedAt = refilledUpTo(bucket, now);
+  const updatedAt = refilledUpTo(limit, bucket, now);
   if (tokens >= 1) {
     const endsRun = bucket?.refused ?? 0;
     return { bucket: { tokens: tokens - 1, updatedAt, refused: 0 }, verdict: endsRun > 0 ? { allowed: true, endsRun } : { allowed: true } };
@@ -62,7 +70,7 @@ export function takeToken(limit: RateLimit, bucket: Bucket | undefined, now: num
  * limit refused that request after this one took its token, so it never happened.
  */
 export function returnToken(limit: RateLimit, bucket: Bucket, now: number): Bucket {
-  return { tokens: Math.min(limit.burst, refilled(limit, bucket, now) + 1), updatedAt: refilledUpTo(bucket, now), refused: bucket.refused };
+  return { tokens: Math.min(limit.burst, refilled(limit, bucket, now) + 1), updatedAt: refilledUpTo(limit, bucket, now), refused: bucket.refused };
 }
 
 /** True when the bucket is back to full at `now`: forgetting it changes nothing. */
