@@ -453,7 +453,17 @@ grant:
           ? await runtime.sendRaw(broker, '/proxy/vendor/x/hop', headers)
           : await broker.request('/proxy/vendor/x/hop', { headers });
       expect(response.status).toBe(200);
-      for (const name of ['keyway-error', 'x-named-hop', 'proxy-authenticate', 'set-cookie', 'alt-svc', 'strict-transport-security', 'clear-site-data'])
+      for (const name of [
+        'keyway-error',
+        'x-named-hop',
+        'proxy-authenticate',
+        'set-cookie',
+        'alt-svc',
+        'strict-transport-security',
+        'clear-site-data',
+        'nel',
+        'report-to',
+      ])
         expect(response.headers.get(name)).toBeNull();
       // keyway's own server may keep its connection alive; the upstream's Keep-Alive is never passed on.
       expect(response.headers.get('keep-alive')).not.toBe('timeout=77, max=3');

@@ -142,6 +142,8 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
         'alt-svc': 'h3=":443"; ma=86400',
         'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
         'clear-site-data': '"cookies", "storage"',
+        nel: '{"report_to":"upstream","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
+        'report-to': '{"group":"upstream","max_age":31536000,"endpoints":[{"url":"https://reports.upstream.example/nel"}]}',
         'x-upstream-own': 'kept',
       });
       return void response.end('{"ok":true}');

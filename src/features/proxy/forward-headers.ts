@@ -60,6 +60,10 @@ const UPSTREAM_ONLY = [
   'alt-svc',
   'strict-transport-security',
   'clear-site-data',
+  // Network Error Logging: a policy a browser keeps for the origin, reporting its later requests (URLs, statuses) to the
+  // Report-To endpoints the same answer names.
+  'nel',
+  'report-to',
 ];
 
 function dropped(name: string, named: ReadonlySet<string>, extra: readonly string[]): boolean {
