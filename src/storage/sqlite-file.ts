@@ -19,8 +19,8 @@ export interface SqliteFile extends SqlDatabase {
   backup(destination: string): Promise<void>;
   /**
    * Copies every frame of the WAL into the database file and empties the WAL: what a write overwrote or deleted (zeroed in
-   * its page by `secure_delete`) is then on disk only as it is now, in no older frame. False when a reader kept the copy
-   * from finishing: the older frames then last until the WAL's next restart overwrites them.
+   * its page by `secure_delete`) is then on disk only as it is now, in no older frame. It waits for no lock: false when a
+   * writer or a reader kept the copy from finishing, and the older frames then last until the WAL's next restart overwrites them.
    */
   truncateWal(): boolean;
   close(): void;
@@ -81,7 +81,17 @@ function wrap(db: Database.Database): SqliteFile {
         copy.close();
       }
     },
-    truncateWal: () => (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy === 0,
+    truncateWal: () => {
+      // Without waiting: on the thread that serves requests, a busy writer or a long reader would hold it up to the busy
+      // timeout. A WAL that busy starts over soon anyway, overwriting its older frames.
+      const timeout = db.pragma('busy_timeout', { simple: true }) as number;
+      db.pragma('busy_timeout = 0');
+      try {
+        return (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy === 0;
+      } finally {
+        db.pragma(`busy_timeout = ${timeout}`);
+      }
+    },
     close: () => db.close(),
   };
 }

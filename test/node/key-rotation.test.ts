@@ -1,5 +1,6 @@
 import { chownSync, readFileSync, renameSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -203,6 +204,30 @@ describe('signing key rotation on the Node broker (real HTTP, real SQLite file, 
       const disk = onDisk(own.config.dataDir);
       expect(stretches.filter((stretch) => disk.includes(stretch))).toEqual([]);
     } finally {
+      await own.close();
+    }
+  });
+
+  it('removes a key without waiting for a reader that holds the WAL, and says the older frames stay', async () => {
+    let ownClock = Date.now();
+    const ownLog = recordingLogger();
+    const own = await startNodeBroker(testConfig(writeTree({ 'policies/deploy.yaml': policy(issuer.url) })), { log: ownLog, now: () => ownClock });
+    // A reader in the middle of a read transaction (a backup, `keyway audit verify`): the WAL cannot be emptied under it.
+    const reader = new Database(join(own.config.dataDir, DATABASE_FILE), { readonly: true });
+    try {
+      const retired = await retireFirstKeys(own, () => (ownClock += cycle.leadMs));
+      reader.prepare('BEGIN').run();
+      expect(reader.prepare('SELECT count(*) AS keys FROM signing_keys').get()).toMatchObject({ keys: 4 });
+      ownClock += cycle.retainMs;
+      const started = performance.now();
+      expect((await own.keyUpkeep()).filter((transition) => transition.kind === 'remove').map((transition) => transition.kid)).toEqual(retired);
+      // Not the 5 s busy timeout every other statement of the serving thread waits for a lock.
+      expect(performance.now() - started).toBeLessThan(2500);
+      expect(ownLog.text()).toContain("a removed signing key's sealed private part stays in older WAL frames");
+      expect(sealedStretches(own.config.dataDir, retired)).toEqual([]);
+    } finally {
+      if (reader.inTransaction) reader.prepare('COMMIT').run();
+      reader.close();
       await own.close();
     }
   });
