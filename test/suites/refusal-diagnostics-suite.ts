@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogFields, Logger } from '../../src/core/log.ts';
+import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
@@ -144,6 +145,30 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
       const { sub, client_id: clientId, jti } = decodeJwt(auditorToken);
       const operator = { operator: sub, client_id: clientId, token_jti: jti, audit_event_id: id };
       expect(explained.filter((fields) => fields['audit_event_id'] === id)).toEqual([operator, operator]);
+    });
+
+    it('explains to a DPoP-bound auditor token with one proof, claimed once: no second check refuses it as replayed', async () => {
+      const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'] as string;
+      const key = await DpopKey.generate();
+      const granted = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await github.sign(ciClaims(github.url, broker.issuer, { repository_id: '555', environment: 'keyway-auditors' })), {
+          scope: 'audit:read policy:explain',
+        }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+      });
+      const bound = ((await granted.json()) as Record<string, unknown>)['access_token'] as string;
+      expect(decodeJwt(bound)['cnf']).toEqual({ jkt: key.jkt });
+      const path = `/v1/audit/events/${id}/explanation`;
+      const proof = await key.proof('GET', `${broker.issuer}${path}`, { ath: await athOf(bound) });
+      const withProof = () => broker.request(path, { headers: { authorization: `DPoP ${bound}`, dpop: proof } });
+      const explainedNow = await withProof();
+      expect(explainedNow.status, await explainedNow.clone().text()).toBe(200);
+      expect(await explainedNow.json()).toMatchObject({ explained: 'audit_event', audit_event: { id } });
+      // The proof is good once, as at every operator route.
+      const replayed = await withProof();
+      expect(replayed.status).toBe(401);
+      expect(await replayed.json()).toMatchObject({ error: 'invalid_dpop_proof' });
     });
 
     it('answers the explanation only to a token with audit:read and policy:explain, and 404 for an unknown event', async () => {

@@ -109,6 +109,16 @@ export function auditRoutes(deps: AuditApiDeps, own: OwnTokens): Hono<{ Variable
   // private parts are destroyed). For checkpoints only: access tokens verify against the JWKS.
   api.get('/keys', (c) => c.json(deps.keys().checkpointKeys, 200, NO_STORE));
 
+  // It shows every policy's patterns, as POST /v1/policy/explain does: for the same operators, logged the same way. Mounted
+  // before the audit:read check below, which would otherwise verify the token first and claim its DPoP proof, so that this
+  // check refused the same proof as replayed: one verification per request.
+  api.get('/events/:id/explanation', operatorAuth(own, [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE]), async (c) => {
+    logExplained(deps.log, c.get('keywayToken'), c.req.param('id'));
+    const event = await deps.audit.get(c.req.param('id'));
+    if (event === undefined) return c.json({ error: 'not_found' }, 404, NO_STORE);
+    return c.json(explainAuditEvent(event, deps.policies(), deps.issuer), 200, NO_STORE);
+  });
+
   api.use('*', operatorAuth(own, [AUDIT_READ_SCOPE]));
 
   api.get('/shards', async (c) => {
@@ -135,15 +145,6 @@ export function auditRoutes(deps: AuditApiDeps, own: OwnTokens): Hono<{ Variable
       return invalid(c, error);
     }
     return record === undefined ? c.json({ error: 'not_found' }, 404, NO_STORE) : c.json(toRecordJson(record), 200, NO_STORE);
-  });
-
-  // It shows every policy's patterns, as POST /v1/policy/explain does: for the same operators, logged the same way.
-  const explainer = operatorAuth(own, [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE]);
-  api.get('/events/:id/explanation', explainer, async (c) => {
-    logExplained(deps.log, c.get('keywayToken'), c.req.param('id'));
-    const event = await deps.audit.get(c.req.param('id'));
-    if (event === undefined) return c.json({ error: 'not_found' }, 404, NO_STORE);
-    return c.json(explainAuditEvent(event, deps.policies(), deps.issuer), 200, NO_STORE);
   });
 
   api.get('/export', async (c) => {
