@@ -306,6 +306,12 @@ const CASES: Case[] = [
   ['crit naming b64 twice', () => rs256({ crit: ['b64', 'b64'], b64: true }), 'ok'],
   ['crit naming __proto__', () => rs256({ crit: ['__proto__'] }), 'JOSENotSupported'],
   ['a null crit', () => rs256({ crit: null }), 'JWSInvalid'],
+  ['crit b64 false, a payload that is not ASCII', () => craft({ alg: 'RS256', kid: 'rsa', crit: ['b64'], b64: false }, '{é}', 'rsa'), 'JWSInvalid'],
+  [
+    'crit b64 false, a payload that is not ASCII, an unknown kid',
+    () => `${segment({ alg: 'RS256', kid: 'nope', crit: ['b64'], b64: false })}.{é}.c2ln`,
+    'JWSInvalid',
+  ],
   ['a header of JSON with whitespace', () => craft(base64url.encode(' { "alg" : "RS256" , "kid":"rsa" } \n'), claims(), 'rsa', 'RS256'), 'ok'],
   ['a header with padding', () => craft(padded(segment({ alg: 'RS256', kid: 'rsa' })), claims(), 'rsa', 'RS256'), 'ok'],
   [

@@ -210,6 +210,8 @@ async function verifyJwt(token: string, keys: Parameters<JwtCrypto['verify']>[1]
   if (typeof alg !== 'string' || !alg) throw new errors.JWSInvalid('JWS "alg" (Algorithm) Header Parameter missing or invalid');
   if (options.algorithms !== undefined && !options.algorithms.includes(alg))
     throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
+  // An unencoded payload is signed as it stands, so jose refuses one that is not ASCII before it looks for a key.
+  if (!b64 && NON_ASCII.test(encodedPayload)) throw new errors.JWSInvalid('JWS Compact Serialization payload must use only ASCII characters');
   const key = await keys(protectedHeader, { payload: encodedPayload, protected: encodedHeader, signature: encodedSignature });
   const algorithm = algorithmOf(alg);
   if (NON_ASCII.test(encodedPayload)) throw new errors.JWSInvalid('The payload is not a valid base64url string');
