@@ -458,6 +458,13 @@ const KEY_CASES: KeyCase[] = [
     () => crypto.subtle.importKey('raw', new Uint8Array(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']),
     'TypeError',
   ],
+  [
+    'alg naming a member of every object, no allowlist, a key for any alg',
+    () => rs256({ alg: 'toString' }),
+    () => importPublic('rsa', RSASSA_SHA256),
+    'JOSENotSupported',
+    { algorithms: undefined },
+  ],
 ];
 
 /** Test key `kid`'s public half, imported as `algorithm` for `usages`. */

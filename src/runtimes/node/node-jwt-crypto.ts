@@ -153,7 +153,8 @@ function checkVerificationKey(key: unknown, alg: string, algorithm: Algorithm): 
 }
 
 function algorithmOf(alg: string): Algorithm {
-  const algorithm = ALGORITHMS[alg];
+  // Own members only, as in jose's table, which has no prototype: `toString` or `constructor` names no algorithm.
+  const algorithm = Object.hasOwn(ALGORITHMS, alg) ? ALGORITHMS[alg] : undefined;
   if (algorithm === undefined) throw new errors.JOSENotSupported(`alg ${alg} is not supported either by JOSE or your javascript runtime`);
   return algorithm;
 }
