@@ -299,6 +299,49 @@ describe('decide', () => {
     ]);
   });
 
+  it('refuses with the reason of the policy that came closest: a template it could not render over a scope another does not grant', () => {
+    const set = load({
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  scopes: [read, write]\n  subject: "{environment}"'),
+      'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  scopes: [read]'),
+    });
+    const decision = decide(set, token(set, { repository_id: '1' }), { audiences: [], scopes: ['write'] });
+    expect(decision).toMatchObject({ granted: false, reason: 'template_claim_missing' });
+    expect(decision.evaluations.map((evaluation) => evaluation.grant?.ok === false && evaluation.grant.reason)).toEqual([
+      'template_claim_missing',
+      'scope_not_granted',
+    ]);
+  });
+
+  it('takes a cloud sub of exactly the cloud\u2019s limit in bytes, and refuses one a byte longer rather than cut it', () => {
+    const gcp = 'cloud:\n    provider: gcp\n    workload_identity_provider: projects/123456789/locations/global/workloadIdentityPools/keyway/providers/keyway';
+    const set = load({ 'g.yaml': allow('  repository_id: "1"', `subject: "gcp:{environment}"\n  ${gcp}`) });
+    const cloudFor = (environment: string) => decide(set, token(set, { repository_id: '1', environment }), { audiences: [], scopes: undefined, cloud: true });
+    // Google takes a sub of at most 127 bytes: "gcp:" and 123 more, two of them to each é.
+    expect(cloudFor(`${'\u00e9'.repeat(61)}a`)).toMatchObject({ granted: true, grant: { subject: `gcp:${'\u00e9'.repeat(61)}a` } });
+    expect(cloudFor('\u00e9'.repeat(62))).toMatchObject({
+      granted: false,
+      reason: 'cloud_limit_exceeded',
+      detail: 'g: the sub is 128 bytes; gcp takes at most 127',
+    });
+  });
+
+  it('refuses a cloud token whose session tag reads a claim the token lacks, rather than leave the tag out', () => {
+    const aws =
+      'cloud:\n    provider: aws\n    roles: [arn:aws:iam::123456789012:role/deploy]\n    session_tags: { Repository: "{repository}", Environment: "{environment}" }';
+    const set = load({ 't.yaml': allow('  repository_id: "1"', aws) });
+    const cloudFor = (claims: Record<string, unknown>) =>
+      decide(set, token(set, { repository_id: '1', ...claims }), { audiences: [], scopes: undefined, cloud: true });
+    expect(cloudFor({ repository: 'acme/api', environment: 'prod' })).toMatchObject({
+      granted: true,
+      grant: { cloud: { sessionTags: { Repository: 'acme/api', Environment: 'prod' } } },
+    });
+    expect(cloudFor({ repository: 'acme/api' })).toMatchObject({
+      granted: false,
+      reason: 'template_claim_missing',
+      detail: expect.stringContaining('t grant.cloud.session_tags.Environment reads {environment}'),
+    });
+  });
+
   it('reaches the same decision whether it looks at the index candidates or every policy of the issuer', () => {
     const files: Record<string, string> = {
       'guard.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: [pull_request_target, workflow_run]\n',
