@@ -58,7 +58,7 @@ export function cloudExchangeSuite(runtime: string, start: StartBroker, issuerBa
     let github: TestIssuer;
     const ciToken = (environment: string, overrides: Record<string, unknown> = {}) =>
       github.sign(ciClaims(github.url, broker.issuer, { environment, ...overrides }));
-    const cloudForm = async (environment: string, extra: Record<string, string> = {}, overrides: Record<string, unknown> = {}) =>
+    const cloudForm = async (environment: string, extra: Record<string, string | string[]> = {}, overrides: Record<string, unknown> = {}) =>
       exchangeForm(await ciToken(environment, overrides), { requested_token_type: ID_TOKEN, ...extra });
     const jwks = async (): Promise<JSONWebKeySet> => (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
 
@@ -139,6 +139,17 @@ grant: { audience: https://keyway.test, scopes: [audit:read] }
       const event = await expectRefusal(broker, result, { error: 'invalid_target', reason: 'cloud_role_not_granted' });
       expect(event.detail).toContain('arn:aws:iam::123456789012:role/admin');
       expect(event).not.toHaveProperty('cloud');
+    });
+
+    it('compares a role ARN exactly as the policy writes it: only Azure client ids compare without case', async () => {
+      const result = await postToken(broker, await cloudForm('cloud-aws', { audience: AWS_ROLE.replace('role/deploy', 'role/Deploy') }));
+      await expectRefusal(broker, result, { error: 'invalid_target', reason: 'cloud_role_not_granted' });
+    });
+
+    it('refuses a cloud request naming two roles, even two the policy grants: a cloud token is for one role', async () => {
+      const result = await postToken(broker, await cloudForm('cloud-aws', { audience: [AWS_ROLE, AWS_READ_ROLE] }));
+      const event = await expectRefusal(broker, result, { error: 'invalid_target', reason: 'cloud_role_not_granted' });
+      expect(event.detail).toContain('a cloud token is for one role');
     });
 
     it('refuses a cloud token from a policy that grants none, and a keyway token from a policy that grants only a cloud token', async () => {
