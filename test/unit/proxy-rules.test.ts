@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { decide } from '../../src/core/policy/decide.ts';
 import { loadPolicies, PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { normaliseProxyPath } from '../../src/core/policy/proxy-path.ts';
 import { compileProxyRule, matchProxyRule } from '../../src/core/policy/proxy-rule.ts';
@@ -110,6 +111,28 @@ grant:
       );
     }
     expect(() => load('[{ chore: comment, owner_id: "4242" }]')).toThrow(PolicyLoadError);
+  });
+
+  it('refuses with the first rule whose path template cannot be placed, when no rule allows the request', () => {
+    const set = load('[{ method: GET, path: "/a/{ref_type}/x" }, { method: GET, path: "/b/{environment}/x" }]');
+    const issuer = set.issuer('https://token.actions.githubusercontent.com')!;
+    const claims = {
+      aud: 'https://keyway.test',
+      sub: 'repo:acme/api:environment:prod',
+      repository_owner_id: '1',
+      repository: 'acme/api',
+      environment: 'prod/..',
+    };
+    const decision = decide(
+      set,
+      { issuer, claims },
+      { audiences: [], scopes: undefined, proxy: { upstream: 'github', method: 'GET', segments: ['b', 'prod', 'x'] } },
+    );
+    expect(decision).toMatchObject({
+      granted: false,
+      reason: 'template_claim_missing',
+      detail: expect.stringContaining('p grant.proxy.allow GET /a/{ref_type}/x reads {ref_type}'),
+    });
   });
 
   it('is never single use: /proxy takes the subject token with every request, so a token good for one exchange would be good for any number of calls', () => {
