@@ -64,9 +64,22 @@ describe('grant.github.organization_permissions', () => {
     const ask = (permissions: Record<string, string>) =>
       decide(set, { issuer: set.issuers[0]!, claims }, { audiences: [], scopes: undefined, github: { repositories: undefined, permissions } });
     const members = ask({ members: 'read' });
-    expect(members.granted && members.grant.github).toMatchObject({ permissions: {}, organizationPermissions: { members: 'read' }, ownerId: '1200934' });
+    // toEqual, not toMatchObject: an empty object there would match any permissions at all.
+    expect(members.granted && members.grant.github).toEqual({
+      owner: 'acme',
+      ownerId: '1200934',
+      repositories: ['api'],
+      permissions: {},
+      organizationPermissions: { members: 'read' },
+    });
     const contents = ask({ contents: 'read' });
-    expect(contents.granted && contents.grant.github).toMatchObject({ permissions: { contents: 'read' }, organizationPermissions: {} });
+    expect(contents.granted && contents.grant.github).toEqual({
+      owner: 'acme',
+      ownerId: '1200934',
+      repositories: ['api'],
+      permissions: { contents: 'read' },
+      organizationPermissions: {},
+    });
     expect(ask({ members: 'write' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
   });
 
