@@ -164,12 +164,16 @@ describe('overrides on a policy’s issuer', () => {
       load({ 'p.yaml': policy('{ kind: github, max_token_age: 5m }', 'repository_id: "1"') }).issuer('https://token.actions.githubusercontent.com')
         ?.maxTokenAgeSeconds,
     ).toBe(300);
+    expect(
+      load({ 'p.yaml': policy('{ kind: gitlab, url: https://gitlab.acme.dev, max_token_age: 86400s }', 'project_id: "20"') }).issuer('https://gitlab.acme.dev'),
+    ).toMatchObject({ maxTokenAgeSeconds: 24 * 3600 });
   });
 
   it.each([
     ['none', '{ kind: oidc, url: https://idp.acme.dev, extra_algorithms: [none] }', /never none or HMAC/],
     ['HMAC', '{ kind: oidc, url: https://idp.acme.dev, extra_algorithms: [HS256] }', /never none or HMAC/],
     ['an age above a day', '{ kind: gitlab, url: https://gitlab.acme.dev, max_token_age: 25h }', /above 24h/],
+    ['an age a second above a day', '{ kind: gitlab, url: https://gitlab.acme.dev, max_token_age: 86401s }', /above 24h/],
     ['an unknown override', '{ kind: gitlab, url: https://gitlab.acme.dev, max_age: 2h }', /issuer is .* \{ kind, url, max_token_age, extra_algorithms \}/],
   ])('refuses %s', (_name, issuer, message) => {
     expect(problems({ 'p.yaml': policy(issuer, 'sub: x') }).join('\n')).toMatch(message);
