@@ -312,6 +312,16 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
       });
 
+      it('an allow policy takes only tokens minted for its subject_audience: one minted for another policy’s audience is not the broker’s', async () => {
+        // The claims deploy/production matches, in a token minted for own-audience/deploy's audience rather than the broker's.
+        const elsewhere = await github.sign(ciClaims(github.url, 'https://own-audience.example'));
+        const { event } = await refused(exchangeForm(elsewhere, { audience: 'https://deploy.acme.dev' }), {
+          error: 'invalid_request',
+          reason: 'no_policy_matched',
+        });
+        expect(event.policy?.granted_by).toBeUndefined();
+      });
+
       it.each(['issue_comment', 'discussion_comment', 'pull_request_review', 'pull_request_review_comment'])(
         'the shipped guardrail refuses %s, a trigger that runs what others wrote with the repository’s identity',
         async (trigger) => {
