@@ -76,6 +76,15 @@ describe('decide', () => {
     }
   });
 
+  it('finds a deny policy pinned to any element of an array claim, not only the first', () => {
+    const set = load({
+      'allow.yaml': allow('  repository_id: "1"'),
+      'guard.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch:\n  teams: frozen\n',
+    });
+    const decision = decide(set, token(set, { repository_id: '1', teams: ['release', 'frozen'] }), ANY);
+    expect(decision).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { candidates: ['allow', 'guard'], deniedBy: ['guard'] } });
+  });
+
   it('requires the subject token to carry the policy’s subject_audience', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"', 'audience: https://a.example', 'subject_audience: https://special.example\n') });
     expect(decide(set, token(set, { repository_id: '1' }), ANY).granted).toBe(false);
