@@ -114,10 +114,11 @@ describe('loading policies', () => {
     expect(problems({ 'p.yaml': text })[0]?.message).toMatch(message);
   });
 
-  it('takes a ttl equal to the broker’s cap, and refuses one a minute over it', () => {
+  it('takes a ttl equal to the broker’s cap, and refuses one a second or a minute over it', () => {
     const withTtl = (ttl: string) => ({ 'p.yaml': GOOD.replace('  scopes', `  ttl: ${ttl}\n  scopes`) });
     expect(loadPolicies(toFiles(withTtl('1h')), OPTIONS).policies[0]?.grant?.ttlSeconds).toBe(3600);
     expect(problems(withTtl('61m'))[0]?.message).toMatch(/above the broker's cap of 3600s/);
+    expect(problems(withTtl('3601s'))[0]?.message).toMatch(/above the broker's cap of 3600s/);
   });
 
   // The token's own claims, and those a reader takes for delegation, binding or sign-in strength: a policy that set one
