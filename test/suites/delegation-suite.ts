@@ -59,6 +59,10 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
       await refused(await sign(ci, 'svc-direct'), await orchestrator(), 'no_policy_matched');
     });
 
+    it('compares the actor’s claims exactly: a sub differing only in case is another actor', async () => {
+      await refused(await pipeline(), await sign(orchestrators, 'Deploy-Orchestrator'), 'no_policy_matched');
+    });
+
     it('keeps deny guardrails in force for delegated requests', async () => {
       await refused(await pipeline({ env: 'frozen' }), await orchestrator(), 'denied_by_policy');
     });
