@@ -80,6 +80,7 @@ describe('grant.cloud', () => {
       /at most 50 session tags/,
     ],
     ['a ttl over an hour', policy(AWS, '  ttl: 2h\n'), /at most 1h/],
+    ['a ttl a second over an hour', policy(AWS, '  ttl: 3601s\n'), /at most 1h/],
     ['a bad Workload Identity provider', policy('provider: gcp\nworkload_identity_provider: projects/x/pools/y'), /workloadIdentityPools/],
     ['a tenant that is not a GUID', policy('provider: azure\ntenant_id: acme\nclient_ids: [3f2504e0-4f89-41d3-9a0c-0305e82c3301]'), /GUID/],
     ['a session tag template reading a claim the issuer never sends', policy(AWS).replace('{repository}', '{nonsense_claim}'), /nonsense_claim/],

@@ -67,6 +67,15 @@ describe('grant.github at load time', () => {
   ])('refuses %s', (_what, grant, message) => {
     expect(problems(grant).join('\n')).toMatch(message);
   });
+
+  it('refuses a ttl a second longer than GitHub tokens live even where the broker allows longer tokens', () => {
+    const withTtl = (ttl: string) => [
+      { path: 'p.yaml', text: policy(`  github: { repositories: [acme/api], permissions: { contents: read } }\n  ttl: ${ttl}\n`) },
+    ];
+    const longer = { ...OPTIONS, maxTtlSeconds: 7200 };
+    expect(loadPolicies(withTtl('1h'), longer).policies[0]?.grant?.ttlSeconds).toBe(3600);
+    expect(() => loadPolicies(withTtl('3601s'), longer)).toThrow(/grant.ttl 3601s is longer than GitHub installation tokens live \(1h\)/);
+  });
 });
 
 describe('GitHub write permissions in lint', () => {
