@@ -106,7 +106,10 @@ describe('the benchmark scripts', () => {
     expect(bench.stdout).toMatch(
       /\| latency at 50\/s +\| p50 [\d.]+ ms, p99 [\d.]+ ms \(\d+\/s answered\); the 1 s before, not counted: p99 [\d.]+ ms \(both together: [\d.]+ ms\)/,
     );
-    expect(summary.targets['p99AtRate']?.reason).toMatch(/^p99 [\d.]+ ms after 1 s at the rate not counted \(with them: p99 [\d.]+ ms\)/);
+    // Either its p99 with what was left out, or, where a busy machine kept the broker under the rate, that it was.
+    expect(summary.targets['p99AtRate']?.reason).toMatch(
+      /^(p99 [\d.]+ ms after 1 s at the rate not counted \(with them: p99 [\d.]+ ms\)|\d+\/s answered with 0 failures, not 50\/s: the queue grew all run); over 10 ms in the broker: /,
+    );
     // The hand-rolled baseline ran in the same run, and every ratio has both figures.
     expect(summary.baseline.exchangesPerSecond).toBeGreaterThan(0);
     expect(summary.nodeCryptoFloor.unitsPerCpuSecond).toBeGreaterThan(0);
