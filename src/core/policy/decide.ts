@@ -336,13 +336,13 @@ function issueCloud(policy: Policy, grant: Grant, token: SubjectClaims, request:
   };
 }
 
-/** A proxied request: the upstream must be the grant's, and one allow rule must take the method and the normalised path. */
 /** A grant of something other than a keyway token (a GitHub token, a proxied request): no audience or scope of its own, the caller as subject. */
 function grantedApart(policy: Policy, grant: Grant, token: SubjectClaims, part: Pick<IssuedGrant, 'github'> | Pick<IssuedGrant, 'proxy'>): GrantOutcome {
   const subject = `${token.issuer.url}#${String(token.claims['sub'])}`;
   return { ok: true, grant: { policy, audiences: [], scopes: [], ttlSeconds: grant.ttlSeconds, subject, claims: {}, ...part } };
 }
 
+/** A proxied request: the upstream must be the grant's, and one allow rule must take the method and the normalised path. */
 function issueProxy(policy: Policy, grant: Grant, token: SubjectClaims, request: ProxyAccessRequest): GrantOutcome {
   const proxy = grant.proxy;
   if (proxy === undefined || proxy.upstream !== request.upstream) {
