@@ -1,5 +1,5 @@
 import type { AuditLog } from '../../../core/audit/audit-event.ts';
-import { ciJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
+import { githubJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 import type { IssuerDirectory } from '../../../core/verify/verify-subject-token.ts';
@@ -38,7 +38,7 @@ export function runEnd(ended: RunWorkEnded): RunEnd {
 }
 
 /**
- * Whether a token granted to this job (its verified claims, `ciJobOf`) ends with what ended: same `repository_id` and `run_id`, and for
+ * Whether a token granted to this job (its verified claims, `githubJobOf`) ends with what ended: same `repository_id` and `run_id`, and for
  * a job its own `check_run_id`. A token without one (GitHub Enterprise Server releases whose tokens lack it) cannot be
  * told apart from the run's other jobs: the end of any job of its run (of its attempt or a later one) ends it, as before
  * the claim existed. A job whose check run is unknown ends only those. The end of an attempt of the run ends them all but
@@ -70,13 +70,12 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
   const issuers = deps.issuers();
   // Another issuer's claims may name the same ids (an operator's own OIDC issuer can put anything in repository_id and
-  // run_id): those are not the ids GitHub gave this run.
-  const ofGitHubActions = (issuer: string | null) => issuer !== null && issuers.issuer(issuer)?.preset.name === 'github';
-  const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter(
-    (grant) =>
-      ofGitHubActions(grant.issuer) &&
-      endsWith(ciJobOf({ repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt }), ended),
-  );
+  // run_id): those are not the ids GitHub gave this run, and githubJobOf finds no job in them.
+  const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
+    const issuer = grant.issuer === null ? undefined : issuers.issuer(grant.issuer);
+    const claims = { repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt };
+    return issuer !== undefined && endsWith(githubJobOf({ issuer, claims }), ended);
+  });
   const revokedBefore = await deps.revocations.areRevoked(
     live.map((token) => token.jti),
     now,
