@@ -1,10 +1,28 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startFakeGitHubServer } from './fake-github-server.ts';
 import { startTestIssuerServer } from './test-issuer-server.ts';
 import { startFakeUpstreamServer } from './fake-upstream-server.ts';
 
+/**
+ * Every temporary directory a test or a broker it starts makes (data directories, exports, job working directories)
+ * goes under one directory for the run, removed when the run ends: hundreds of them per run, which the tests do not
+ * remove one by one, used to pile up in the system's. The test workers inherit TMPDIR, which `os.tmpdir()` reads; the
+ * first project's setup makes the directory and the other reuses it, so paths stay short enough for a Unix socket.
+ */
+function runTemporaryDirectory(): (() => void) | undefined {
+  if (process.env['KEYWAY_TEST_RUN_TMPDIR']) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'keyway-run-'));
+  process.env['KEYWAY_TEST_RUN_TMPDIR'] = dir;
+  process.env['TMPDIR'] = dir;
+  return () => rmSync(dir, { recursive: true, force: true });
+}
+
 /** One test issuer server, one fake GitHub API and one fake proxy upstream per test project, reached over loopback HTTP from Node and workerd tests. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const removeRunTemporaryDirectory = runTemporaryDirectory();
   const server = await startTestIssuerServer();
   const github = await startFakeGitHubServer();
   const upstream = await startFakeUpstreamServer();
@@ -17,5 +35,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await server.close();
     await github.close();
     await upstream.close();
+    removeRunTemporaryDirectory?.();
   };
 }
