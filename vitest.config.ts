@@ -10,9 +10,35 @@ const globalSetup = ['./test/support/global-setup.ts'];
  */
 const expect = { requireAssertions: true, poll: { timeout: 10_000 } };
 
+/** A test master key (a Worker secret in production), generated per run: signing keys are sealed under it. */
+const masterKey = randomBytes(32).toString('base64');
+
+/** Tests inside workerd with real bindings: wrangler.toml's, with `bindings` over them. */
+function workersProject(name: string, include: string[], bindings: Record<string, string> = {}) {
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: './wrangler.toml' },
+        miniflare: {
+          bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_MASTER_KEY: masterKey, ...bindings },
+        },
+      }),
+    ],
+    test: {
+      name,
+      include,
+      globalSetup: [...globalSetup, './test/workers/bundle-policies.ts'],
+      expect,
+      testTimeout: 20_000,
+      hookTimeout: 20_000,
+    },
+  };
+}
+
 /**
- * Two projects, one run: `node` runs the unit tests and the real Node broker over HTTP;
- * `workers` runs the unit tests again, and the Worker broker, inside workerd with real bindings.
+ * Three projects, one run: `node` runs the unit tests and the real Node broker over HTTP;
+ * `workers` runs the unit tests again, and the Worker broker, inside workerd with real bindings;
+ * `workers-retention`, in a workerd of its own, what the Durable Objects do with an audit retention set.
  */
 export default defineConfig({
   test: {
@@ -32,25 +58,9 @@ export default defineConfig({
           hookTimeout: 20_000,
         },
       },
-      {
-        plugins: [
-          cloudflareTest({
-            wrangler: { configPath: './wrangler.toml' },
-            miniflare: {
-              // A test master key (a Worker secret in production), generated per run: signing keys are sealed under it.
-              bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_MASTER_KEY: randomBytes(32).toString('base64') },
-            },
-          }),
-        ],
-        test: {
-          name: 'workers',
-          include: ['test/unit/**/*.test.ts', 'test/workers/**/*.test.ts'],
-          globalSetup: [...globalSetup, './test/workers/bundle-policies.ts'],
-          expect,
-          testTimeout: 20_000,
-          hookTimeout: 20_000,
-        },
-      },
+      workersProject('workers', ['test/unit/**/*.test.ts', 'test/workers/**/*.test.ts']),
+      // The Durable Objects read their settings from their bindings, not from the env a test hands the broker.
+      workersProject('workers-retention', ['test/workers-retention/**/*.test.ts'], { KEYWAY_AUDIT_RETENTION_DAYS: '1' }),
     ],
   },
 });

@@ -84,7 +84,12 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     const settings = readAuditSettings(this.env);
     const { sign, verify } = await this.#checkpointKeys();
     await maintainAuditLog(this.audit, sign, { now: Date.now(), retentionDays: settings.retentionDays, verify });
-    // While retention applies, keep pruning even when no exchange comes to set the alarm.
+    await this.#keepPruning();
+  }
+
+  /** While retention applies, the alarm keeps pruning this chain even when no exchange comes to set it. */
+  async #keepPruning(): Promise<void> {
+    const settings = readAuditSettings(this.env);
     if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) {
       this.#alarmSet = true;
       await this.#armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
@@ -119,6 +124,9 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     if (sealed.seq > 0 && ((await this.audit.latestCheckpoint())?.seq ?? 0) < sealed.seq) {
       await this.audit.addCheckpoint(await (await this.#checkpointKeys()).sign(sealed));
     }
+    // The sealed chain is pruned by this alarm alone (the Cron round passes it over), and an alarm that ran while retention
+    // was 0 set no next one: every isolate start and Cron round comes here, so retention set later finds it armed.
+    await this.#keepPruning();
     return { ok: true, ...(sealed.seq === 0 ? {} : { legacy: sealed }) };
   }
 
