@@ -1,35 +1,37 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ciClaims } from '../support/test-issuer.ts';
+import { readBrokerSettings } from '../../src/config/broker-settings.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { freshIssuer, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
-import { startNodeHarness } from './node-harness.ts';
+import { BROKER_ISSUER, startNodeHarness, testConfig, writeTree } from './node-harness.ts';
+
+const UPSTREAMS = 'upstreams:\n  github:\n    auth: { kind: github-app }\n    limits: { timeout_seconds: 1 }\n';
+const policy = (issuer: TestIssuer) => `version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_owner_id: "1200934" }
+grant:
+  proxy: { upstream: github, allow: [{ method: GET, path: "/repos/{repository}/issues", permissions: { issues: read } }] }
+`;
 
 describe('proxy mode: the deadline covers minting the GitHub credential', () => {
+  let issuer: TestIssuer;
   let broker: BrokerHarness;
   let github: FakeGitHub;
   let job: () => Promise<string>;
 
   beforeAll(async () => {
-    const issuer = freshIssuer(inject('testIssuerBase'), 'proxy-credential-deadline');
+    issuer = freshIssuer(inject('testIssuerBase'), 'proxy-credential-deadline');
     github = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
     broker = await startNodeHarness(
-      {
-        'proxy/github.yaml': `version: 1
-issuer: { kind: github, url: "${issuer.url}" }
-match: { repository_owner_id: "1200934" }
-grant:
-  proxy: { upstream: github, allow: [{ method: GET, path: "/repos/{repository}/issues", permissions: { issues: read } }] }
-`,
-      },
-      {
-        settings: {
-          ...github.settings,
-          KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
-          KEYWAY_PROXY_UPSTREAMS: 'upstreams:\n  github:\n    auth: { kind: github-app }\n    limits: { timeout_seconds: 1 }\n',
-        },
-      },
+      { 'proxy/github.yaml': policy(issuer) },
+      { settings: { ...github.settings, KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_PROXY_UPSTREAMS: UPSTREAMS } },
     );
     job = () => issuer.sign(ciClaims(issuer.url, broker.issuer));
   });
@@ -49,5 +51,39 @@ grant:
     expect(seconds).toBeLessThan(3);
     const event = await broker.auditEvent(body['audit_event_id'] as string);
     expect(event?.reason).toBe('proxy_upstream_timeout');
+  });
+
+  it('lets a shutdown wait for the mint the 504 left running: the token GitHub minted after it is on the revocation schedule', async () => {
+    const slow = await FakeGitHub.create(inject('fakeGitHubBase'));
+    // GitHub mints the token, then answers a second after the upstream's one-second deadline.
+    await slow.install({ ...ACME_INSTALLATION, tokenDelayMs: 2000 });
+    const root = writeTree({ 'policies/proxy/github.yaml': policy(issuer) });
+    const { github: app, proxyUpstreams } = readBrokerSettings({ ...slow.settings, KEYWAY_ISSUER: BROKER_ISSUER, KEYWAY_PROXY_UPSTREAMS: UPSTREAMS });
+    const config = testConfig(root, { ...(app === undefined ? {} : { github: app }), ...(proxyUpstreams === undefined ? {} : { proxyUpstreams }) });
+    const node = await startNodeBroker(config, { log: silentLogger });
+    let answer: { status: number; body: Record<string, unknown> };
+    try {
+      const response = await fetch(`${node.url}/proxy/github/repos/acme/api/issues`, {
+        headers: { authorization: `Bearer ${await issuer.sign(ciClaims(issuer.url, BROKER_ISSUER))}` },
+      });
+      answer = { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    } finally {
+      // The shutdown begins at once, while GitHub still holds its answer.
+      await node.close();
+    }
+    const { status, body } = answer;
+    expect(status, JSON.stringify(body)).toBe(504);
+
+    const db = openSqliteFile(join(root, 'data', DATABASE_FILE), { readonly: true });
+    try {
+      const outcome = await new SqliteAuditStore(db).get(body['audit_event_id'] as string);
+      const [minted, ...more] = await slow.tokens();
+      expect(more).toEqual([]);
+      expect(minted?.revoked).toBe(false);
+      // Scheduled under the decision record's id, as every proxy installation token is.
+      expect(db.all('SELECT id, token_sha256 FROM github_token_revocations')).toEqual([{ id: outcome?.proxy?.decision_id, token_sha256: minted?.sha256 }]);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -250,6 +250,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const selected = repositories.length === 0 ? installation.repositories : (repositories as FakeInstallation['repositories']);
     const expiresAt = Date.now() + 3600_000;
     app.tokens.set(token, { installationId: installation.id, repositories: selected, permissions: granted, expiresAt, revoked: false });
+    if (installation.tokenDelayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, installation.tokenDelayMs));
     return c.json(
       {
         token,

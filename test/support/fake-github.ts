@@ -11,6 +11,8 @@ export interface FakeInstallation {
   readonly permissions: Readonly<Record<string, string>>;
   /** When set, `POST /app/installations/{id}/access_tokens` answers this status (a 5xx: GitHub failing for this one account). */
   readonly tokenStatus?: number;
+  /** When set, `POST /app/installations/{id}/access_tokens` answers this many milliseconds late, the token minted (GitHub slow to mint). */
+  readonly tokenDelayMs?: number;
   /** When set, the answer to a token request leaves out the `repositories` list it is scoped to. */
   readonly tokenAnswerNamesNoRepository?: boolean;
   /** When set, the answer to a token request says `repository_selection: all` (what GitHub says of a token of every repository), with the list asked for. */

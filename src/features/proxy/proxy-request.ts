@@ -68,18 +68,25 @@ export interface ProxyInput {
   readonly context: RequestContext;
 }
 
-/** keyway's own answer (a refusal, or no record so no call), or the upstream's, streamed; `done` settles once its outcome is recorded. */
+/**
+ * keyway's own answer (a refusal, or no record so no call), or the upstream's, streamed. `done` is work the answer leaves
+ * running, which the runtime must let finish (Workers: waitUntil): the upstream's outcome record, or a credential still
+ * being minted when the deadline refused the request.
+ */
 export type ProxyAnswer =
-  | {
-      readonly kind: 'refused';
-      readonly reason: Refusal;
-      readonly description: string;
-      readonly auditEventId?: string;
-      /** The rate limit that refused it, and when to retry. */
-      readonly limited?: { readonly limit: string; readonly retryAfterSeconds: number };
-    }
+  | ProxyRefused
   | { readonly kind: 'unavailable'; readonly description: string }
   | { readonly kind: 'upstream'; readonly response: Response; readonly auditEventId: string; readonly done: Promise<void> };
+
+type ProxyRefused = {
+  readonly kind: 'refused';
+  readonly reason: Refusal;
+  readonly description: string;
+  readonly auditEventId?: string;
+  /** The rate limit that refused it, and when to retry. */
+  readonly limited?: { readonly limit: string; readonly retryAfterSeconds: number };
+  readonly done?: Promise<void>;
+};
 
 const nextId = monotonicFactory(pooledRandom);
 type ProxyRecord = NonNullable<AuditEvent['proxy']>;
@@ -302,7 +309,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   const outcome = (reason: Reason, facts: Partial<ProxyRecord>, detail?: string): Promise<string | undefined> =>
     recordOutcome(deps, input.context, decided, reason, { ...minted, ...facts, duration_ms: Math.round(performance.now() - started) }, detail);
   // keyway's own answer after the decision: it names the outcome record, which holds the reason (and names the decision).
-  const fail = async (reason: Refusal, detail: string, facts: Partial<ProxyRecord> = {}): Promise<ProxyAnswer> => {
+  const fail = async (reason: Refusal, detail: string, facts: Partial<ProxyRecord> = {}): Promise<ProxyRefused> => {
     const id = await outcome(reason, facts, detail);
     return { kind: 'refused', reason, description: REASONS[reason].description, ...(id === undefined ? {} : { auditEventId: id }) };
   };
@@ -327,8 +334,6 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   if (deadline.aborted) return fail('proxy_upstream_timeout', `the request did not reach upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
 
   const minting = deps.credentials.for(upstream, allowed, allowed.scope, decided.id);
-  // Past the deadline the mint is left to finish on its own: a token it mints is on its revocation schedule, and cached.
-  minting.catch(() => undefined);
   let credential;
   try {
     credential = await Promise.race([minting, expiry(deadline)]);
@@ -339,7 +344,14 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     return fail('proxy_upstream_unavailable', `no credential for upstream ${upstream.name}: ${errorText(error)}`);
   }
   if (credential === 'expired') {
-    return fail('proxy_upstream_timeout', `no credential for upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
+    const refused = await fail('proxy_upstream_timeout', `no credential for upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
+    // The mint goes on after the answer: a token GitHub mints must still reach its revocation schedule (and the cache).
+    const abandoned = minting.then(
+      () => undefined,
+      (error: unknown) =>
+        deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: errorText(error) }),
+    );
+    return { ...refused, done: abandoned };
   }
   if (credential.recorded !== undefined) minted = { credential: { ...decided.proxy?.credential, ...credential.recorded } };
   const base = upstream.url ?? (deps.credentials.githubApiUrl ?? '').replace(/\/$/, '');

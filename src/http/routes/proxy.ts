@@ -19,7 +19,7 @@ export interface ProxyRouteDeps {
    * line), so dot segments a URL parser would resolve are seen and refused; elsewhere the parsed URL's.
    */
   readonly requestTarget?: (c: Context) => string | undefined;
-  /** Keeps the outcome record's append alive after the answer (Workers: waitUntil). */
+  /** Keeps the work an answer leaves running (its `done`) alive after it (Workers: waitUntil). */
   readonly background: (c: Context, task: Promise<void>) => void;
   /** Where every request a rate limit refused is counted, recorded or not. */
   readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
@@ -82,8 +82,8 @@ function pathAndQuery(url: string): string {
 }
 
 function respond(c: Context, answer: ProxyAnswer, background: ProxyRouteDeps['background']): Response {
+  if (answer.kind !== 'unavailable' && answer.done !== undefined) background(c, answer.done);
   if (answer.kind === 'upstream') {
-    background(c, answer.done);
     // Which decision record made this call: the caller can quote it; it is no error marker.
     answer.response.headers.set(AUDIT_EVENT_HEADER, answer.auditEventId);
     return answer.response;
