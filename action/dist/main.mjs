@@ -2794,12 +2794,19 @@ function isNetworkError(error) {
 // src/cli/pipeline/github-commands.ts
 import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
+
+// src/cli/terminal-text.ts
+function inert(line) {
+  return line.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+}
+
+// src/cli/pipeline/github-commands.ts
 function addMask(value) {
   return `::add-mask::${escapeData(value)}
 `;
 }
 function annotation(level, message) {
-  return `::${level}::${escapeData(message)}
+  return `::${level}::${escapeData(inert(message))}
 `;
 }
 function escapeData(value) {
@@ -2890,6 +2897,12 @@ function describeFailure(error) {
     };
   }
   return void 0;
+}
+
+// src/cli/pipeline/job-log-line.ts
+function jobLogLine(line) {
+  return `keyway: ${inert(line)}
+`;
 }
 
 // src/core/dpop/dpop-proof.ts
@@ -3431,8 +3444,7 @@ var REVOKE_STATE = "revoke";
 
 // action/src/main.ts
 var log = (line) => {
-  process.stdout.write(`keyway: ${line}
-`);
+  process.stdout.write(jobLogLine(line));
 };
 async function main() {
   const url = actionInput("url");

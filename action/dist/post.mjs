@@ -1,12 +1,23 @@
 // Built by `npm run build:action` from action/src; do not edit.
 
+// src/cli/terminal-text.ts
+function inert(line) {
+  return line.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+}
+
 // src/cli/pipeline/github-commands.ts
 function annotation(level, message) {
-  return `::${level}::${escapeData(message)}
+  return `::${level}::${escapeData(inert(message))}
 `;
 }
 function escapeData(value) {
   return value.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+
+// src/cli/pipeline/job-log-line.ts
+function jobLogLine(line) {
+  return `keyway: ${inert(line)}
+`;
 }
 
 // src/core/errors/keyway-error.ts
@@ -148,8 +159,7 @@ var REVOKE_STATE = "revoke";
 
 // action/src/post.ts
 var log = (line) => {
-  process.stdout.write(`keyway: ${line}
-`);
+  process.stdout.write(jobLogLine(line));
 };
 async function post() {
   const saved = process.env[`STATE_${REVOKE_STATE}`];

@@ -1304,6 +1304,17 @@ function reportFailure(error, log) {
   return failure.exitCode;
 }
 
+// src/cli/terminal-text.ts
+function inert(line) {
+  return line.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+}
+
+// src/cli/pipeline/job-log-line.ts
+function jobLogLine(line) {
+  return `keyway: ${inert(line)}
+`;
+}
+
 // src/cli/pipeline/proxy-environment.ts
 var GH_LOCALHOST_API = "api.github.localhost";
 var WITHHELD_VARIABLES = [
@@ -1596,8 +1607,7 @@ var proxy = {
     const retries = Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw new CliError("--retries is a whole number from 0 to 10");
     if (command.length === 0) throw new CliError("a command to run is required after --");
-    const log = (line) => process.stderr.write(`keyway: ${line}
-`);
+    const log = (line) => process.stderr.write(jobLogLine(line));
     const fetch2 = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
     const audience = values["subject-audience"] ?? url.replace(/\/$/, "");
     let ciToken;

@@ -4,6 +4,7 @@ import { selectCiTokenSource } from '../../src/cli/pipeline/ci-token-sources.ts'
 import { exchangeForTokenMap, exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.ts';
 import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
 import { describeFailure, grantLine, retryLine } from '../../src/cli/pipeline/job-log.ts';
+import { jobLogLine } from '../../src/cli/pipeline/job-log-line.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch, type FetchLike } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
 import { CLOUD_TOKEN_TYPE } from '../../src/cli/pipeline/aws-delivery.ts';
@@ -13,7 +14,7 @@ import { installProxy } from './install-proxy.ts';
 import { actionInput, REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
-  process.stdout.write(`keyway: ${line}\n`);
+  process.stdout.write(jobLogLine(line));
 };
 
 async function main(): Promise<void> {

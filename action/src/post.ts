@@ -1,11 +1,12 @@
 // The GitHub Action's post step: hands back what the main step obtained and can be revoked.
 import { annotation } from '../../src/cli/pipeline/github-commands.ts';
+import { jobLogLine } from '../../src/cli/pipeline/job-log-line.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
 import { REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
-  process.stdout.write(`keyway: ${line}\n`);
+  process.stdout.write(jobLogLine(line));
 };
 
 async function post(): Promise<void> {

@@ -6,6 +6,7 @@ import { calculateJwkThumbprint } from 'jose';
 import { generateDpopKey, type DpopKeyPair } from '../core/dpop/dpop-fetch.ts';
 import { DPOP_HELPER_ENV, DpopHelperError, startDpopSigningHelper, type DpopSigningHelper } from './pipeline/dpop-signing-helper.ts';
 import { EXIT, grantLine, reportFailure, retryLine } from './pipeline/job-log.ts';
+import { jobLogLine } from './pipeline/job-log-line.ts';
 import { maskInActions } from './pipeline/hand-over-environment.ts';
 import { exchangeForTokenMap, exchangeWithBroker, type IssuedTokenMap } from './pipeline/exchange-with-broker.ts';
 import { DEFAULT_TOKEN_MAP_PREFIX, exportLines, ownerOutput, ownerVariable, ownerVariables, tokenMapGrantLines } from './pipeline/token-map-delivery.ts';
@@ -168,7 +169,7 @@ export const exchange: Command = {
     }
 
     const cloud = values.cloud === undefined ? undefined : cliCloudDelivery(values, command);
-    const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
+    const log = (line: string) => process.stderr.write(jobLogLine(line));
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
 
     const deliveries = RUNNER_FILES.filter(([, option]) => values[option] !== undefined);

@@ -5,6 +5,7 @@ import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
 import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execInEnvironment } from './pipeline/exec-with-token.ts';
 import { reportFailure, retryLine } from './pipeline/job-log.ts';
+import { jobLogLine } from './pipeline/job-log-line.ts';
 import { proxyEnvironment } from './pipeline/proxy-environment.ts';
 import { startForwarder } from './pipeline/proxy-forwarder.ts';
 import { refreshingCiToken } from './pipeline/refreshing-ci-token.ts';
@@ -77,7 +78,7 @@ export const proxy: Command = {
     if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw new CliError('--retries is a whole number from 0 to 10');
     if (command.length === 0) throw new CliError('a command to run is required after --');
 
-    const log = (line: string) => process.stderr.write(`keyway: ${line}\n`);
+    const log = (line: string) => process.stderr.write(jobLogLine(line));
     const fetch = retryingFetch({ ...DEFAULT_RETRY_POLICY, attempts: retries + 1 }, (notice) => log(retryLine(notice)));
     const audience = values['subject-audience'] ?? url.replace(/\/$/, '');
     let ciToken: () => Promise<string>;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
+import { inert } from '../terminal-text.ts';
 
 /**
  * GitHub Actions workflow commands and environment files, as the runner reads them
@@ -11,9 +12,9 @@ export function addMask(value: string): string {
   return `::add-mask::${escapeData(value)}\n`;
 }
 
-/** An annotation on the run's summary page, besides its line in the log. */
+/** An annotation on the run's summary page, besides its line in the log: one line, inert as the log's are. */
 export function annotation(level: 'error' | 'warning', message: string): string {
-  return `::${level}::${escapeData(message)}\n`;
+  return `::${level}::${escapeData(inert(message))}\n`;
 }
 
 function escapeData(value: string): string {
