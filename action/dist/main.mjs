@@ -2109,18 +2109,6 @@ function safeParse(schema, input, config$1) {
     issues: dataset.issues
   };
 }
-// @__NO_SIDE_EFFECTS__
-function summarize(issues) {
-  let summary = "";
-  for (const issue of issues) {
-    if (summary) summary += "\n";
-    summary += `\xD7 ${issue.message}`;
-    const dotPath = /* @__PURE__ */ getDotPath(issue);
-    if (dotPath) summary += `
-  \u2192 at ${dotPath}`;
-  }
-  return summary;
-}
 
 // src/core/exchange/token-exchange-request.ts
 var TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -2722,7 +2710,7 @@ async function exchangeForTokenMap(request) {
   if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
   const parsed = safeParse(TokenMapAnswer, body);
   if (!parsed.success)
-    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${summarize(parsed.issues)}`, { auditEventId });
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${unreadable(parsed.issues)}`, { auditEventId });
   const now = Date.now();
   return {
     auditEventId,
@@ -2735,6 +2723,9 @@ async function exchangeForTokenMap(request) {
       sha256: sha256Hex(token.access_token)
     }))
   };
+}
+function unreadable(issues) {
+  return issues.map((issue) => `${getDotPath(issue) ?? "the answer"}: expected ${issue.expected ?? issue.type}`).join("; ");
 }
 async function prepareExchange(request) {
   const insecure = request.url.protocol === "http:" && isLoopbackHttpUrl(request.url);

@@ -187,7 +187,7 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
   if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
   const parsed = v.safeParse(TokenMapAnswer, body);
   if (!parsed.success)
-    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${v.summarize(parsed.issues)}`, { auditEventId });
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${unreadable(parsed.issues)}`, { auditEventId });
   const now = Date.now();
   return {
     auditEventId,
@@ -200,6 +200,11 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
       sha256: sha256Hex(token.access_token),
     })),
   };
+}
+
+/** Where an answer is not as expected, and what was: never the value received, which may be a live token not yet masked. */
+function unreadable(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues.map((issue) => `${v.getDotPath(issue) ?? 'the answer'}: expected ${issue.expected ?? issue.type}`).join('; ');
 }
 
 /** Discovery, the token endpoint (https, or http on loopback), the job's own CI token, and the RFC 8693 parameters. */
