@@ -2966,6 +2966,7 @@ function element(xml, name) {
   const found = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
   return found?.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => ENTITIES[entity] ?? entity);
 }
+var CREDENTIAL_TEXT = /^[!-~]+$/;
 async function assumeRoleWithWebIdentity(request) {
   const body = new URLSearchParams({
     Action: "AssumeRoleWithWebIdentity",
@@ -3001,6 +3002,13 @@ async function assumeRoleWithWebIdentity(request) {
   };
   if (Object.values(credentials).some((value) => value === void 0 || value === "")) {
     throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
+  }
+  const { accessKeyId, secretAccessKey, sessionToken } = credentials;
+  const unfit = Object.entries({ AccessKeyId: accessKeyId, SecretAccessKey: secretAccessKey, SessionToken: sessionToken }).find(
+    ([, value]) => !CREDENTIAL_TEXT.test(value ?? "")
+  );
+  if (unfit !== void 0) {
+    throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered a ${unfit[0]} with spaces, line breaks or characters beyond ASCII: not used`);
   }
   return { ...credentials, assumedRoleArn: element(xml, "Arn") };
 }

@@ -15,10 +15,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { writeCredentialsProfile } from '../../src/cli/pipeline/aws-sts.ts';
+import { assumeRoleWithWebIdentity, writeCredentialsProfile } from '../../src/cli/pipeline/aws-sts.ts';
+import { CloudUnavailableError } from '../../src/cli/pipeline/cloud-service-errors.ts';
+import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { parseAllDocuments } from 'yaml';
 import { FakeAwsSts } from '../support/fake-aws-sts.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { startFakeCi } from '../support/fake-ci.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
@@ -234,6 +237,32 @@ describe('the AWS credentials file keyway writes', () => {
     );
     expect(statSync(join(dotfiles, 'credentials')).mode & 0o777).toBe(0o600);
     expect(readdirSync(dotfiles)).toEqual(['credentials']);
+  });
+
+  it('takes no credential from STS with a line break: in the file it would start a profile of its own, with a command to run', async () => {
+    const injected = "new-session\n[default]\ncredential_process = sh -c 'touch pwned'";
+    const sts = await serveOnLoopback(
+      () =>
+        new Response(
+          `<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIANEW</AccessKeyId>` +
+            `<SecretAccessKey>new/secret</SecretAccessKey><SessionToken>${injected}</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>` +
+            `</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`,
+          { headers: { 'content-type': 'text/xml' } },
+        ),
+    );
+    try {
+      const assumed = assumeRoleWithWebIdentity({
+        stsUrl: new URL(sts.base),
+        roleArn: AWS_ROLE,
+        roleSessionName: 'keyway-test',
+        webIdentityToken: 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2ln',
+        fetch: retryingFetch(DEFAULT_RETRY_POLICY, () => {}),
+      });
+      await expect(assumed).rejects.toThrow(CloudUnavailableError);
+      await expect(assumed).rejects.toThrow(/answered a SessionToken with spaces, line breaks or characters beyond ASCII: not used$/);
+    } finally {
+      await sts.close();
+    }
   });
 
   it('is written where a symlink points that leads nowhere yet, the link kept', () => {

@@ -56,6 +56,9 @@ function element(xml: string, name: string): string | undefined {
   return found?.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => ENTITIES[entity] ?? entity);
 }
 
+/** What a credential of AWS's holds: printable ASCII, no space. */
+const CREDENTIAL_TEXT = /^[!-~]+$/;
+
 export async function assumeRoleWithWebIdentity(request: AssumeRoleRequest): Promise<AwsCredentials> {
   const body = new URLSearchParams({
     Action: 'AssumeRoleWithWebIdentity',
@@ -91,6 +94,15 @@ export async function assumeRoleWithWebIdentity(request: AssumeRoleRequest): Pro
   };
   if (Object.values(credentials).some((value) => value === undefined || value === '')) {
     throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered 200 without the credentials AssumeRoleWithWebIdentityResult documents`);
+  }
+  // AWS's key ids, secrets and session tokens are base64-like: a line break in one would start a line of the credentials
+  // file of its own (another profile, a credential_process to run). The value is not named: it is a secret.
+  const { accessKeyId, secretAccessKey, sessionToken } = credentials;
+  const unfit = Object.entries({ AccessKeyId: accessKeyId, SecretAccessKey: secretAccessKey, SessionToken: sessionToken }).find(
+    ([, value]) => !CREDENTIAL_TEXT.test(value ?? ''),
+  );
+  if (unfit !== undefined) {
+    throw new CloudUnavailableError(`${STS} ${request.stsUrl.origin} answered a ${unfit[0]} with spaces, line breaks or characters beyond ASCII: not used`);
   }
   return { ...(credentials as Omit<AwsCredentials, 'assumedRoleArn'>), assumedRoleArn: element(xml, 'Arn') };
 }
