@@ -8,15 +8,18 @@ import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
 import type { AuditChainInfo } from '../core/audit/audit-shards.ts';
 import { withPinned } from '../storage/sqlite-audit-log-source.ts';
 import { CliError } from './command.ts';
+import { inert } from './terminal-text.ts';
 
 /** A GET to the broker: `authorized` sends the audit:read token. Answers whatever the broker answered. */
 export type BrokerGet = (path: string, params?: URLSearchParams, authorized?: boolean) => Promise<Response>;
 
-/** The answer if it is a success; a CliError naming the path, the status and the broker's error otherwise. */
+/** The answer if it is a success; a CliError naming the path, the status and the broker's error (made inert: the broker chose it) otherwise. */
 export async function successful(path: string, response: Response): Promise<Response> {
   if (response.ok) return response;
-  const body = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
-  throw new CliError(`${path} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`, 1);
+  const body = (await response.json().catch(() => ({}))) as { error?: unknown; error_description?: unknown };
+  const text = (value: unknown): string => (typeof value === 'string' ? inert(value) : '');
+  const description = body.error_description === undefined ? '' : `: ${text(body.error_description)}`;
+  throw new CliError(`${path} answered ${response.status} ${text(body.error)}${description}`, 1);
 }
 
 /**

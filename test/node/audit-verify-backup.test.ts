@@ -17,6 +17,7 @@ import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.t
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { dumpDatabase } from '../../src/storage/state-dump.ts';
 import { auditEvent } from '../suites/store-contract.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { runKeyway } from './node-harness.ts';
 
 const ISSUER = 'https://keyway.example.com';
@@ -485,5 +486,19 @@ describe('keyway audit verify: what it prints of each verdict, as the operator r
         });
       }
     }, 60_000);
+  });
+});
+
+describe('keyway audit verify --url: what a broker answers reaches the terminal inert', () => {
+  it("a refusal's description holding an escape sequence, a bell and a line feed is printed on one line, each escaped", async () => {
+    const description = 'token expired\u001b]0;owned\u0007\n::warning::forged';
+    const broker = await serveOnLoopback(() => Response.json({ error: 'invalid_token', error_description: description }, { status: 401 }));
+    try {
+      const result = await cli(['audit', 'verify', '--url', broker.base, '--token', 'not-a-token']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe('keyway: /v1/audit/keys answered 401 invalid_token: token expired\\u001b]0;owned\\u0007\\u000a::warning::forged\n');
+    } finally {
+      await broker.close();
+    }
   });
 });
