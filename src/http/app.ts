@@ -19,6 +19,7 @@ import { revocationRoutes } from './routes/revocation.ts';
 import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import { conformingErrorDescriptions } from './conforming-error-descriptions.ts';
+import { noStoreErrors } from './no-store-errors.ts';
 import { guardedDpopReplay } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
@@ -56,6 +57,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // First, so it sees every answer, the ones onError makes included: no error_description leaves that RFC 6749 §5.2 forbids.
   app.use(conformingErrorDescriptions());
+  app.use(noStoreErrors());
   app.use(requestId({ limitLength: 128 }));
   // The operator APIs are shed by /token's per-client limit before a token's signature is checked; not by the global one, which
   // a flood from elsewhere could spend to lock the operators out (and which is the exchanges' to spend).

@@ -231,6 +231,7 @@ describe('observability on Node', () => {
     const missing = await scrape();
     expect(missing.status).toBe(401);
     expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(missing.headers.get('cache-control')).toBe('no-store');
     expect((await scrape(`Bearer ${'x'.repeat(40)}`)).status).toBe(401);
     expect((await scrape(`Basic ${secret}`)).status).toBe(401);
     const allowed = await scrape(`Bearer ${secret}`);

@@ -81,6 +81,7 @@ describe('a Worker deployed with the wrangler dev issuer (KEYWAY_ISSUER=http://1
       for (const request of requests) {
         const response = await serve(request);
         expect(response.status).toBe(503);
+        expect(response.headers.get('cache-control')).toBe('no-store');
         const body = (await response.json()) as Record<string, unknown>;
         expect(body['error']).toBe('temporarily_unavailable');
         expect(body['error_description']).toContain('KEYWAY_ISSUER is http://127.0.0.1:8787, a loopback URL for wrangler dev');

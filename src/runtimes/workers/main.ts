@@ -4,6 +4,7 @@ import bundledPolicies from '../../../build/policies.json';
 import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
+import { NO_STORE } from '../../http/oauth-errors.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
@@ -25,12 +26,17 @@ function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undef
   return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${served.host}: ${fix}`;
 }
 
+/** A 503 answered in front of the broker's app, never cached as its own answers are not (http/no-store-errors.ts). */
+function unavailable(description: string): Response {
+  return Response.json({ error: 'temporarily_unavailable', error_description: description }, { status: 503, headers: NO_STORE });
+}
+
 /** The broker this isolate serves with, started on first use; or the 503 that says why it cannot serve. */
 async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBroker | Response> {
   const refusal = loopbackIssuerRefusal(request, env);
   if (refusal !== undefined) {
     log.error('broker refuses to serve', { error: refusal });
-    return Response.json({ error: 'temporarily_unavailable', error_description: refusal }, { status: 503 });
+    return unavailable(refusal);
   }
   broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
   let ready: WorkerBroker;
@@ -40,14 +46,14 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
     // Try again on the next request; until then, say so rather than fail obscurely.
     broker = undefined;
     log.error('broker failed to start', { error: errorText(error) });
-    return Response.json({ error: 'temporarily_unavailable', error_description: 'the broker is not configured correctly' }, { status: 503 });
+    return unavailable('the broker is not configured correctly');
   }
   try {
     // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
     await ready.keys.refreshIfStale(Date.now());
   } catch (error) {
     log.error('signing keys failed to load', { error: errorText(error) });
-    return Response.json({ error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' }, { status: 503 });
+    return unavailable('the signing keys are unavailable');
   }
   return ready;
 }
