@@ -33,16 +33,27 @@ const COLUMNS: readonly [string, (record: AuditRecord) => unknown][] = [
 
 export const CSV_HEADER = `${COLUMNS.map(([name]) => name).join(',')}\r\n`;
 
+/** What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list). */
+const FORMULA_START = /^[=+\-@\t\r]/;
 /**
- * RFC 4180 quoting, plus a guard against formula injection: a claimed `sub` or a user agent
- * is attacker-chosen, and a cell starting with = + - @ (or a tab or CR) would run as a
- * formula in a spreadsheet, so such cells get a leading apostrophe.
+ * Where a cell starts inside one of ours for a spreadsheet that splits on `;` (the list separator of many locales, which
+ * opens a `,` file with it): after a `;` or a line break, where our quotes mid-field mean nothing to it. A formula
+ * character there, or a `"` (a field it reads as quoted, whose text may be a formula), gets the apostrophe too.
+ */
+const FORMULA_AFTER_SEPARATOR = /([;\r\n])(?=[=+\-@\t\r"])/g;
+
+/**
+ * RFC 4180 quoting, plus a guard against formula injection: a claimed `sub` or a user agent is attacker-chosen, and a
+ * cell starting with = + - @ (or a tab or CR) would run as a formula in a spreadsheet, so such cells get a leading
+ * apostrophe, and so does every such start after a `;` or a line break inside a cell (FORMULA_AFTER_SEPARATOR). A cell
+ * holding `,` `;` `"` or a line break is quoted. Numbers are the broker's own and stay numbers.
  */
 export function csvCell(value: unknown): string {
   if (value === undefined || value === null) return '';
-  let text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  const written = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  const text = `${FORMULA_START.test(written) ? "'" : ''}${written.replace(FORMULA_AFTER_SEPARATOR, "$1'")}`;
+  return /[",;\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export function csvRow(record: AuditRecord): string {

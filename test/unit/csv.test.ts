@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { csvCell } from '../../src/core/audit/csv.ts';
+
+/** What a spreadsheet runs as a formula at the start of a cell (OWASP). */
+const FORMULA = /^[=+\-@\t\r]/;
+
+/** RFC 4180 as a spreadsheet whose list separator is `,` reads one row. */
+function readCommaRow(row: string): string[] {
+  const cells: string[] = [];
+  let at = 0;
+  for (;;) {
+    let cell = '';
+    if (row[at] === '"') {
+      at += 1;
+      for (;;) {
+        const quote = row.indexOf('"', at);
+        cell += row.slice(at, quote);
+        at = quote + 1;
+        if (row[at] !== '"') break;
+        cell += '"';
+        at += 1;
+      }
+    } else {
+      const comma = row.indexOf(',', at);
+      cell = row.slice(at, comma === -1 ? row.length : comma);
+      at = comma === -1 ? row.length : comma;
+    }
+    cells.push(cell);
+    if (at >= row.length) return cells;
+    at += 1;
+  }
+}
+
+/**
+ * The cells a spreadsheet whose list separator is `;` starts in the same text: after each `;` or line break, whatever
+ * quotes stand around it; a field it reads as quoted is taken at its word (every leading `"` dropped), the strictest reading.
+ */
+function semicolonFieldStarts(row: string): string[] {
+  return row
+    .split(/[;\r\n]/)
+    .slice(1)
+    .map((field) => field.replace(/^"+/, ''));
+}
+
+const HOSTILE: readonly unknown[] = [
+  '=1+1',
+  '+1',
+  '-1+1',
+  '@SUM(A1)',
+  '\t=1+1',
+  '\r=1+1',
+  '=HYPERLINK("https://evil.example","x")',
+  'a;=1+1',
+  'a;+1',
+  'a;-1',
+  'a;@SUM(A1)',
+  'a;\t=1+1',
+  'a;\r=1+1',
+  'x;"=1+1;y',
+  'x;""=1+1',
+  'a\n=1+1',
+  'a\r\n@SUM(A1)',
+  'a,=1+1',
+  'a, =1+1;=2',
+  { note: 'a;=1+1' },
+];
+
+describe('CSV cells an attacker wrote', () => {
+  it.each(HOSTILE.map((value) => [JSON.stringify(value), value]))('%s starts no formula, read with , or with ; as the separator', (_name, value) => {
+    // Between two plain cells, as a record's columns stand in a row.
+    const row = `1,${csvCell(value)},2`;
+    const cells = readCommaRow(row);
+    expect(cells).toHaveLength(3);
+    expect(cells[1]).not.toMatch(FORMULA);
+    for (const start of semicolonFieldStarts(row)) expect(start).not.toMatch(FORMULA);
+  });
+
+  it('keeps what was written, behind an apostrophe where a formula could start, quoted where it holds a separator', () => {
+    expect(csvCell('=1+1')).toBe("'=1+1");
+    expect(csvCell('\t=1')).toBe("'\t=1");
+    expect(csvCell('a;=1+1')).toBe(`"a;'=1+1"`);
+    expect(csvCell('a;b')).toBe('"a;b"');
+    expect(csvCell('x;"=1;y')).toBe(`"x;'""=1;y"`);
+    expect(csvCell('a\n-1')).toBe(`"a\n'-1"`);
+    expect(readCommaRow(`${csvCell('=HYPERLINK("https://evil.example","x")')}`)).toEqual([`'=HYPERLINK("https://evil.example","x")`]);
+  });
+
+  it('leaves the broker’s own numbers and plain text as they are', () => {
+    expect(csvCell(-5)).toBe('-5');
+    expect(csvCell(1_767_225_600)).toBe('1767225600');
+    expect(csvCell(true)).toBe('true');
+    expect(csvCell('repo:acme/api:ref:refs/heads/main')).toBe('repo:acme/api:ref:refs/heads/main');
+    expect(csvCell('a-b+c=d@e')).toBe('a-b+c=d@e');
+    expect(csvCell(undefined)).toBe('');
+  });
+});
