@@ -144,6 +144,9 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   });
   const reader = openSqliteFile(join(config.dataDir, DATABASE_FILE));
   const audit = new SqliteAuditStore(reader);
+  // Single-use claims and revoked tokens share one table on Node.
+  const replayClaimsDown = (down: boolean) =>
+    reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
   return {
     issuer: config.issuer,
     url: broker.url,
@@ -151,9 +154,8 @@ export const startNodeHarness: StartBroker = async (policies, options = {}) => {
     auditEvent: (id) => audit.get(id),
     recentAuditEvents: async () => (await audit.query({ limit: 50, order: 'desc' })).records.map((record) => record.event),
     auditUpkeep: () => broker.auditUpkeep(),
-    setReplayGuardDown: async (down) => {
-      reader.exec(down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims');
-    },
+    setReplayGuardDown: async (down) => replayClaimsDown(down),
+    setRevocationListDown: async (down) => replayClaimsDown(down),
     revokeDueGitHubTokens: () => broker.revokeDueGitHubTokens(),
     tamper: async (sql, params) => void reader.run(sql, params),
     close: async () => {

@@ -263,6 +263,32 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(await page.text()).toContain('alice@acme.dev');
       });
 
+      it('the /audit page says a token could not be checked while the revocation list is unavailable: 503 to retry, not "not valid"', async () => {
+        const cookie = { cookie: `__Host-keyway_audit=${token}` };
+        const signIn = () =>
+          broker.request('/audit/sign-in', {
+            method: 'POST',
+            body: new URLSearchParams({ token }),
+            redirect: 'manual',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+          });
+        await broker.setRevocationListDown(true);
+        try {
+          for (const unchecked of [await broker.request('/audit', { headers: cookie }), await signIn()]) {
+            expect(unchecked.status).toBe(503);
+            expect(unchecked.headers.get('retry-after')).toBe('5');
+            expect(unchecked.headers.get('set-cookie')).toBeNull();
+            const text = await unchecked.text();
+            expect(text).toContain('could not be checked');
+            expect(text).not.toContain('not valid');
+          }
+        } finally {
+          await broker.setRevocationListDown(false);
+        }
+        expect((await broker.request('/audit', { headers: cookie })).status).toBe(200);
+        expect((await signIn()).status).toBe(303);
+      });
+
       it('publishes signed checkpoints to anyone', async () => {
         const chain = await chainOf((await postToken(broker, exchangeForm(await good()))).body['audit_event_id'] as string);
         await broker.auditUpkeep();

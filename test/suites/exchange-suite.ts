@@ -25,6 +25,8 @@ export interface BrokerHarness {
   auditUpkeep(): Promise<void>;
   /** Takes the single-use store away (its table renamed, in every shard) or brings it back. */
   setReplayGuardDown(down: boolean): Promise<void>;
+  /** Takes the revocation list away (its table renamed, in every shard) or brings it back: on Node, with the single-use store it shares. */
+  setRevocationListDown(down: boolean): Promise<void>;
   /** Runs a round of GitHub token revocation now, as the runtime's timer (Node) or alarm (Workers) does. */
   revokeDueGitHubTokens(): Promise<void>;
   /** Runs one statement on the broker's own database behind its back, as whoever holds the file (Node) or the storage (Workers) could. */

@@ -5,7 +5,7 @@ import type { RateLimit } from '../../src/core/limits/token-bucket.ts';
 import type { RateLimitState } from '../../src/runtimes/workers/rate-limit-state.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
-import { REPLAY_SHARDS, replayShard, ENDED_CI_WORK_PREFIX } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { REPLAY_SHARDS, replayShard, ENDED_CI_WORK_PREFIX, REVOCATION_PREFIX } from '../../src/runtimes/workers/replay-guard-state.ts';
 import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
 import { auditShard, readAuditShards, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
@@ -67,6 +67,17 @@ export function limitsOnClock(shared: DurableObjectNamespace<RateLimitState>, no
   };
 }
 
+/** Takes the replay guard's store away (its table renamed) in every shard of each of `prefixes`, or brings it back. */
+async function replayClaimsDown(down: boolean, prefixes: readonly string[]): Promise<void> {
+  const statement = down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims';
+  for (const prefix of prefixes) {
+    for (let shard = 0; shard < REPLAY_SHARDS; shard += 1) {
+      // A key's first hex digit picks its shard.
+      await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16), prefix), (_instance, state) => void state.storage.sql.exec(statement));
+    }
+  }
+}
+
 /** The Worker broker inside workerd, with the real Durable Object bindings (state, audit shards and rate limits of its own with `ownState`). */
 export const startWorkersHarness: StartBroker = async (policies, options = {}) => {
   const files = Object.entries(policies).map(([path, text]) => ({ path, text }));
@@ -91,16 +102,9 @@ export const startWorkersHarness: StartBroker = async (policies, options = {}) =
       await runDurableObjectAlarm(keywayState(states));
       await shardedAuditUpkeep(broker.audit, { env: brokerEnv, keys: broker.keys.ring, now: options.now?.() ?? Date.now(), log: silentLogger });
     },
-    setReplayGuardDown: async (down) => {
-      const statement = down ? 'ALTER TABLE replay_claims RENAME TO replay_claims_away' : 'ALTER TABLE replay_claims_away RENAME TO replay_claims';
-      // Single-use claims' shards, and those of completed CI work, which share their store.
-      for (const prefix of ['replay', ENDED_CI_WORK_PREFIX]) {
-        for (let shard = 0; shard < REPLAY_SHARDS; shard += 1) {
-          // A key's first hex digit picks its shard.
-          await runInDurableObject(replayShard(workerEnv.REPLAY, shard.toString(16), prefix), (_instance, state) => void state.storage.sql.exec(statement));
-        }
-      }
-    },
+    // Single-use claims' shards, and those of completed CI work, which share their store.
+    setReplayGuardDown: (down) => replayClaimsDown(down, ['replay', ENDED_CI_WORK_PREFIX]),
+    setRevocationListDown: (down) => replayClaimsDown(down, [REVOCATION_PREFIX]),
     revokeDueGitHubTokens: async () => {
       await runDurableObjectAlarm(keywayState(states));
     },

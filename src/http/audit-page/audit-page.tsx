@@ -61,24 +61,42 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   // The name carries the prefix, so no `prefix` option: hono would add it again. Secure, Path=/ and no Domain make it a valid __Host- cookie.
   const cookieName = secure ? '__Host-keyway_audit' : 'keyway_audit';
   const keys = ownKeys(deps.keys);
-  // The cookie outlives a revocation unless the list is read on each request, as the operator APIs read it.
-  const verify = async (token: string) => {
-    const claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
-    // A list that cannot be read leaves the token unproven: the sign-in form, never a 500.
-    const revoked = await deps.revocations.isRevoked(claims.jti, deps.now()).catch((error: unknown) => {
-      throw new AccessTokenError('invalid_token', 'whether the token was revoked could not be checked', { cause: error });
-    });
-    if (revoked) throw new AccessTokenError('invalid_token', 'the access token was revoked');
-    return claims;
-  };
-  const refuse = (c: Context, error: AccessTokenError) =>
+  const refuse = (c: Context, code: AccessTokenError['code']) =>
     c.html(
       <SignInForm
         issuer={deps.issuer}
-        problem={error.code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).'}
+        problem={code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).'}
       />,
-      error.code === 'insufficient_scope' ? 403 : 401,
+      code === 'insufficient_scope' ? 403 : 401,
     );
+  /**
+   * The auditor `token` proves, or the answer that says why not. The cookie outlives a revocation unless the list is read
+   * on each request, as the operator APIs read it; a list that cannot be read leaves the token unproven, and says so: a
+   * 503 to retry, neither a refusal of the token nor a 500.
+   */
+  const admit = async (c: Context, token: string): Promise<KeywayAccessToken | Response> => {
+    let claims: KeywayAccessToken;
+    try {
+      claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
+    } catch (error) {
+      if (error instanceof AccessTokenError) return refuse(c, error.code);
+      throw error;
+    }
+    let revoked: boolean;
+    try {
+      revoked = await deps.revocations.isRevoked(claims.jti, deps.now());
+    } catch {
+      return c.html(
+        <SignInForm
+          issuer={deps.issuer}
+          problem="Whether that token was revoked could not be checked: the revocation list is unavailable. Try again in a moment."
+        />,
+        503,
+        { 'Retry-After': '5' },
+      );
+    }
+    return revoked ? refuse(c, 'invalid_token') : claims;
+  };
 
   page.use(
     secureHeaders({
@@ -148,13 +166,8 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
       const form = await c.req.parseBody().catch(() => undefined);
       const token = typeof form?.['token'] === 'string' ? form['token'].trim() : '';
       if (token === '' || token.length > MAX_TOKEN_CHARS) return c.html(<SignInForm issuer={deps.issuer} problem="Paste an access token." />, 400);
-      let claims: KeywayAccessToken;
-      try {
-        claims = await verify(token);
-      } catch (error) {
-        if (error instanceof AccessTokenError) return refuse(c, error);
-        throw error;
-      }
+      const claims = await admit(c, token);
+      if (claims instanceof Response) return claims;
       setCookie(c, cookieName, token, {
         httpOnly: true,
         sameSite: 'Strict',
@@ -173,12 +186,9 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   page.use(async (c, next) => {
     const token = getCookie(c, cookieName);
     if (token === undefined) return c.html(<SignInForm issuer={deps.issuer} />, 401);
-    try {
-      c.set('auditor', await verify(token));
-    } catch (error) {
-      if (error instanceof AccessTokenError) return refuse(c, error);
-      throw error;
-    }
+    const auditor = await admit(c, token);
+    if (auditor instanceof Response) return auditor;
+    c.set('auditor', auditor);
     await next();
   });
 
