@@ -424,6 +424,42 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         }
       });
 
+      it("sheds the page's cookie checks by /token's per-client limit before the signature is checked (429 with Retry-After), never by the global one", async () => {
+        const forged = `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k' }))}.${base64url.encode('{}')}.${base64url.encode('x')}`;
+        // One client: on Workers its address is the CF-Connecting-IP Cloudflare sets; on Node the socket's (the header is not read).
+        const page = (harness: BrokerClient, cookie = `__Host-keyway_audit=${forged}`) =>
+          harness.request('/audit', { headers: { cookie, 'cf-connecting-ip': '203.0.113.10' } });
+        const limited = await start(auditorPolicies(people, HARNESS_ISSUER), {
+          settings: { KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '3' },
+          ownState: true,
+        });
+        try {
+          const statuses = [];
+          for (let i = 0; i < 3; i += 1) statuses.push((await page(limited)).status);
+          expect(statuses).toEqual([401, 401, 401]);
+          const shed = await page(limited);
+          expect(shed.status).toBe(429);
+          expect(shed.headers.get('retry-after')).toMatch(/^\d+$/);
+          expect(shed.headers.get('content-type')).toMatch(/^text\/html/);
+          expect(await shed.text()).toContain('client rate limit');
+          // A request without a cookie costs no check: it is the sign-in form, as ever.
+          expect((await page(limited, 'other=1')).status).toBe(401);
+        } finally {
+          await limited.close();
+        }
+        // A flood of forged cookies does not spend the global budget: exchanges go on.
+        const global = await start(auditorPolicies(people, HARNESS_ISSUER), {
+          settings: { KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_GLOBAL_BURST: '3' },
+          ownState: true,
+        });
+        try {
+          for (let i = 0; i < 5; i += 1) expect((await page(global)).status).toBe(401);
+          expect((await postToken(global, exchangeForm(await personToken(people, global.issuer, 'alice@acme.dev')))).status).toBe(200);
+        } finally {
+          await global.close();
+        }
+      });
+
       it("sheds the operator APIs under /v1 by /token's per-client limit before any token is checked (429, no record), never by the global one", async () => {
         // One client: on Workers its address is the CF-Connecting-IP Cloudflare sets; on Node the socket's (the header is not read).
         const query = (broker: typeof limited) =>

@@ -22,6 +22,7 @@ import { boundText } from '../../core/audit/bound-audit-event.ts';
 import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
+import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
@@ -50,7 +51,10 @@ const SHOWN_ALERTS = 20;
  */
 export interface AuditPageDeps extends AuditApiDeps {
   readonly revocations: RevocationList;
-  /** The per-client and global limits of `/token`: a sign-in, unauthenticated, is shed before its body is read, as an exchange is. */
+  /**
+   * The per-client and global limits of `/token`: a sign-in, unauthenticated, is shed before its body is read, as an exchange
+   * is; a page's cookie by the per-client limit alone before its signature is checked, as an operator API's token is.
+   */
   readonly limits: RequestLimits;
   readonly clientIp: (c: Context) => string | undefined;
 }
@@ -69,6 +73,8 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
       />,
       code === 'insufficient_scope' ? 403 : 401,
     );
+  const tooMany = (c: Context, limited: RateLimitedError) =>
+    c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) });
   /**
    * The auditor `token` proves, or the answer that says why not. The cookie outlives a revocation unless the list is read
    * on each request, as the operator APIs read it; a list that cannot be read leaves the token unproven, and says so: a
@@ -154,9 +160,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   page.get('/sign-in', (c) => c.html(<SignInForm issuer={deps.issuer} />));
   page.post(
     '/sign-in',
-    rateLimitBeforeBody(deps.limits.beforeVerification, deps.clientIp, async (c, limited) =>
-      c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) }),
-    ),
+    rateLimitBeforeBody(deps.limits.beforeVerification, deps.clientIp, async (c, limited) => tooMany(c, limited)),
     bodyLimit({
       maxSize: SIGN_IN_BODY_BYTES,
       onError: (c) => c.html(<SignInForm issuer={deps.issuer} problem={`The form is larger than ${SIGN_IN_BODY_BYTES} bytes: paste one access token.`} />, 413),
@@ -186,6 +190,9 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   page.use(async (c, next) => {
     const token = getCookie(c, cookieName);
     if (token === undefined) return c.html(<SignInForm issuer={deps.issuer} />, 401);
+    // A cookie costs a signature check, whoever forged it: shed as the operator APIs shed a token, by the per-client limit alone.
+    const limited = await deps.limits.forClient(deps.clientIp(c));
+    if (limited !== undefined) return tooMany(c, limited);
     const auditor = await admit(c, token);
     if (auditor instanceof Response) return auditor;
     c.set('auditor', auditor);
