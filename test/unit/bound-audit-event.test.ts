@@ -84,4 +84,20 @@ describe('bounding what a caller chose', () => {
     // Only the fields the event has, in the order of the record's JCS text (what lets jcs() encode it by JSON.stringify).
     expect(Object.keys(plain)).toEqual(['decision', 'id', 'reason', 'request', 'time']);
   });
+
+  it("bounds a delegated exchange's actor as the subject: its subject", () => {
+    const huge = 'h'.repeat(20_000);
+    const bounded = boundAuditEvent({
+      id: '01JCUT',
+      time: '2026-12-03T07:00:00.000Z',
+      decision: 'granted',
+      reason: 'granted',
+      request: { id: 'r' },
+      actor: { sha256: 'cd'.repeat(32), issuer: 'https://token.actions.githubusercontent.com', subject: huge },
+    });
+    expect(bounded.actor?.subject).toHaveLength(AUDIT_BOUNDS.text);
+    expect(bounded.actor?.issuer).toBe('https://token.actions.githubusercontent.com');
+    // In the order of the record's JCS text.
+    expect(Object.keys(bounded.actor ?? {})).toEqual(['issuer', 'sha256', 'subject']);
+  });
 });

@@ -112,7 +112,7 @@ const byName = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < 
  */
 export function boundAuditEvent(event: AuditEvent): AuditEvent {
   // Copies assigned field by field: one object each, where spreading a `{}` or `{ field }` per optional field made two.
-  const { request, subject_token: token, issued, policy } = event;
+  const { request, subject_token: token, actor, issued, policy } = event;
   const verified = event.issuer !== undefined;
   const detail = verified ? AUDIT_BOUNDS.detail : AUDIT_BOUNDS.unverified;
   const value = verified ? AUDIT_BOUNDS.value : AUDIT_BOUNDS.unverified;
@@ -133,6 +133,11 @@ export function boundAuditEvent(event: AuditEvent): AuditEvent {
     bounded.subject_token = boundedToken;
   }
   if (event.subject !== undefined) bounded.subject = boundText(event.subject);
+  if (actor !== undefined) {
+    const boundedActor = inJcsOrder(actor);
+    if (actor.subject !== undefined) boundedActor.subject = boundText(actor.subject);
+    bounded.actor = boundedActor;
+  }
   if (event.claims !== undefined) {
     // Claim names are the operator's (the claims policies record), but made members the way JSON.parse makes them all the same.
     bounded.claims = Object.fromEntries(
