@@ -93,18 +93,19 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   /**
-   * Inside the append's transaction: the run grants among `events`, so a grant's record and its index row are durable
+   * Inside the append's transaction: the run grants among `events`, so a grant's record and its index rows are durable
    * together, and the rows of tokens that no longer verify (at the batch's newest record's time) dropped.
    */
   #indexRunGrants(events: readonly CanonicalEvent[]): void {
     let newest: number | undefined;
-    for (const { index, runGrant: grant } of events) {
-      if (grant === undefined) continue;
-      this.#db.run(
-        `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [grant.repositoryId, grant.runId, grant.auditEventId, grant.issuer, grant.checkRunId, grant.runAttempt, grant.jti, grant.exp],
-      );
-      newest = Math.max(newest ?? index.time, index.time);
+    for (const { index, runGrants } of events) {
+      for (const grant of runGrants) {
+        this.#db.run(
+          `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [grant.repositoryId, grant.runId, grant.auditEventId, grant.issuer, grant.checkRunId, grant.runAttempt, grant.jti, grant.exp],
+        );
+        newest = Math.max(newest ?? index.time, index.time);
+      }
     }
     if (newest !== undefined) this.#db.run('DELETE FROM audit_run_grants WHERE exp <= ?', [lastExpired(newest)]);
   }

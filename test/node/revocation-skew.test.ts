@@ -25,7 +25,7 @@ import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
 import { canonicalEvent, chainHashOfCanonical, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
-import { runGrantOf } from '../../src/core/audit/run-grants.ts';
+import { runGrantsOf } from '../../src/core/audit/run-grants.ts';
 import type { ReplayGuard } from '../../src/core/replay/replay-guard.ts';
 import { resolveIssuer } from '../../src/core/verify/trusted-issuer.ts';
 import { writerThreadReplayGuard } from '../../src/runtimes/node/writer-thread-stores.ts';
@@ -283,8 +283,8 @@ describe('grants indexed before the index kept their issuer', () => {
         { jti: 'reals', issuer: GITHUB_ACTIONS.url, checkRunId: '42', runAttempt: '1' },
         { jti: 'lookalike', issuer: 'https://oidc.acme.dev', checkRunId: '42', runAttempt: '1' },
       ]);
-      // What an append indexes of the same record (runGrantOf reads it as JavaScript does).
-      expect(runGrantOf(JSON.parse(events[0]!.text) as AuditEvent)).toMatchObject({ repositoryId: '907', runId: '41', checkRunId: '42', runAttempt: '1' });
+      // What an append indexes of the same record (runGrantsOf reads it as JavaScript does).
+      expect(runGrantsOf(JSON.parse(events[0]!.text) as AuditEvent)).toMatchObject([{ repositoryId: '907', runId: '41', checkRunId: '42', runAttempt: '1' }]);
     } finally {
       db.close();
     }

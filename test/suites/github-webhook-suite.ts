@@ -543,13 +543,13 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       }
       expect(await githubRevoked(hash)).toBe(true);
     };
-    /** Whether keyway tokens are active, as an operator's introspection says. */
-    const introspection = async () => {
-      const introspector = await auditorToken(broker, people, 'olga@acme.dev', 'tokens:introspect');
+    /** Whether keyway tokens are active, as an operator's introspection says (of the test's broker, unless told another). */
+    const introspection = async (on: BrokerHarness = broker) => {
+      const introspector = await auditorToken(on, people, 'olga@acme.dev', 'tokens:introspect');
       return async (...tokens: string[]) => {
         const active: boolean[] = [];
         for (const token of tokens) {
-          const response = await broker.request('/introspect', {
+          const response = await on.request('/introspect', {
             method: 'POST',
             body: new URLSearchParams({ token }),
             headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${introspector}` },
@@ -1303,24 +1303,93 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     describe(`a finished job's token as an actor on ${runtime}`, () => {
       let broker: BrokerHarness;
       let ci: TestIssuer;
+      /** An operator's own OIDC issuer, which may put anything in its claims, GitHub's run ids among them. */
+      let lookalike: TestIssuer;
       beforeAll(async () => {
         ci = freshIssuer(issuerBase(), 'webhooks-actor');
-        broker = await start(
-          {
-            'delegated.yaml': `version: 1
+        lookalike = freshIssuer(issuerBase(), 'webhooks-actor-lookalike');
+        const delegatedTo = (actorIssuer: string) => `version: 1
 issuer: { kind: github, url: "${ci.url}" }
 match: { repository_owner_id: "1200934", repository_id: "734201", environment: staging }
 match_actor:
-  iss: "${ci.url}"
+  iss: "${actorIssuer}"
   repository_id: "734201"
 grant:
   audience: https://delegated.acme.dev
-`,
+`;
+        broker = await start(
+          {
+            'delegated.yaml': delegatedTo(ci.url),
+            'delegated-lookalike.yaml': delegatedTo(lookalike.url),
+            // A job's own token, no actor: for the jobs in production.
+            'plain.yaml': `version: 1\nissuer: { kind: github, url: "${ci.url}" }\nmatch: { repository_owner_id: "1200934", repository_id: "734201", environment: production }\ngrant: { audience: https://plain.acme.dev }\n`,
+            'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: https://lookalike.acme.dev }\n`,
+            'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', ['tokens:introspect']),
           },
           { settings: { KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, ownState: true },
         );
       });
       afterAll(() => broker.close());
+
+      /** A job's OIDC token, of `issuer`: check run `checkRun` of run `run`, attempt 1, in `environment`. */
+      const jobToken = (run: number, checkRun: number, { environment = 'staging', issuer = ci } = {}) =>
+        issuer.sign(ciClaims(issuer.url, broker.issuer, { environment, run_id: String(run), run_attempt: '1', check_run_id: String(checkRun) }));
+      /** A keyway token for the subject job's token, with the actor job's token as the actor_token (RFC 8693). */
+      const delegatedToken = async (subject: Promise<string>, actor: Promise<string>) => {
+        const answer = await postToken(broker, exchangeForm(await subject, { actor_token: await actor, actor_token_type: ID_TOKEN }));
+        expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+        return { token: answer.body['access_token'] as string, auditEventId: answer.body['audit_event_id'] as string };
+      };
+      /** Job `checkRun` of run `run` completed, as GitHub tells it. */
+      const jobCompleted = async (run: number, checkRun: number) => {
+        const { init } = await deliveryRequest({ event: 'workflow_job', payload: workflowJob(run, 'completed', { id: checkRun }) });
+        const response = await broker.request('/webhooks/github', init);
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      const revoked = (count: number, run: number, checkRun: number) => ({
+        status: 200,
+        body: { status: 'handled', detail: `${count} keyway tokens revoked: the workflow job ${checkRun} of run ${run} completed` },
+      });
+
+      it("revokes a delegated keyway token when its actor's job completes, though the subject's job runs on; another job's tokens stay", async () => {
+        const [subjectRun, actorRun] = [freshId(), freshId()];
+        const [actorJob, siblingJob] = [actorRun + 1, actorRun + 2];
+        const delegated = await delegatedToken(jobToken(subjectRun, subjectRun + 1), jobToken(actorRun, actorJob));
+        // The record keeps the run ids of the actor's token beside its issuer and subject.
+        expect((await broker.auditEvent(delegated.auditEventId))?.actor?.run).toEqual({
+          repository_id: '734201',
+          run_id: String(actorRun),
+          check_run_id: String(actorJob),
+          run_attempt: '1',
+        });
+        const bySibling = await delegatedToken(jobToken(subjectRun, subjectRun + 1), jobToken(actorRun, siblingJob));
+        const plain = await postToken(broker, exchangeForm(await jobToken(actorRun, siblingJob, { environment: 'production' })));
+        expect(plain.status).toBe(200);
+        expect(await jobCompleted(actorRun, actorJob)).toMatchObject(revoked(1, actorRun, actorJob));
+        expect(await (await introspection(broker))(delegated.token, bySibling.token, plain.body['access_token'] as string)).toEqual([false, true, true]);
+      });
+
+      it("leaves a delegated token whose actor is another issuer's, naming the job's run and check run, to its TTL: those are not the ids GitHub gave", async () => {
+        const [subjectRun, actorRun] = [freshId(), freshId()];
+        const actorJob = actorRun + 1;
+        const subject = () => jobToken(subjectRun, subjectRun + 1);
+        const byGitHub = await delegatedToken(subject(), jobToken(actorRun, actorJob));
+        const byLookalike = await delegatedToken(subject(), jobToken(actorRun, actorJob, { issuer: lookalike }));
+        expect(await jobCompleted(actorRun, actorJob)).toMatchObject(revoked(1, actorRun, actorJob));
+        expect(await (await introspection(broker))(byGitHub.token, byLookalike.token)).toEqual([false, true]);
+      });
+
+      it("grants to an actor of the subject's own run, of another job or its own, and revokes the token when the actor's job completes", async () => {
+        const run = freshId();
+        const [subjectJob, actorJob, bothJob] = [run + 1, run + 2, run + 3];
+        const delegated = await delegatedToken(jobToken(run, subjectJob), jobToken(run, actorJob));
+        const ofOneJob = await delegatedToken(jobToken(run, bothJob), jobToken(run, bothJob));
+        const active = await introspection(broker);
+        expect(await jobCompleted(run, actorJob)).toMatchObject(revoked(1, run, actorJob));
+        expect(await active(delegated.token, ofOneJob.token)).toEqual([false, true]);
+        expect(await jobCompleted(run, bothJob)).toMatchObject(revoked(1, run, bothJob));
+        expect(await active(ofOneJob.token)).toEqual([false]);
+      });
 
       it("refuses a finished job's OIDC token as the actor_token of another job's exchange, as it does as the subject", async () => {
         const run = 100_000 + Math.floor(Math.random() * 1_000_000_000);

@@ -163,6 +163,58 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await audit.grantsOfRun('611', '7', now - 3_650_000)).map((found) => found.jti)).toEqual(['job']);
     });
 
+    it("indexes a delegated grant under its actor's run too, with the actor's issuer, and once for an actor of the subject's own run", async () => {
+      const { audit } = await open();
+      const now = Date.now();
+      const exp = Math.floor(now / 1000) + 600;
+      const github = 'https://token.actions.githubusercontent.com';
+      const delegated = (jti: string, actor: Record<string, unknown>) =>
+        auditEvent({
+          decision: 'granted',
+          reason: 'granted',
+          issuer: github,
+          claims: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' },
+          // As another process may send it: anything where the actor's members belong.
+          actor: { sha256: 'ab'.repeat(32), subject: 'orchestrator', ...actor } as AuditEvent['actor'],
+          issued: { jti, sub: 's', aud: ['x'], scope: [], exp },
+        });
+      const run = (repositoryId: string, runId: string, checkRunId: string | null, runAttempt: string | null) => ({
+        repositoryId,
+        runId,
+        checkRunId,
+        runAttempt,
+      });
+      await audit.appendAll([
+        delegated('other-run', { issuer: github, run: { repository_id: '612', run_id: '71', check_run_id: '9', run_attempt: '2' } }),
+        // The subject's own job: one row, the subject's.
+        delegated('same-job', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' } }),
+        // Another job of the subject's run, of a later attempt: one row, which the end of either job ends.
+        delegated('sibling-job', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '10', run_attempt: '2' } }),
+        // Another issuer naming the subject's run: not GitHub's run, whatever its ids; the subject's row stands.
+        delegated('lookalike', { issuer: 'https://oidc.acme.dev', run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
+        delegated('odd-types', { issuer: 7, run: { repository_id: '612', run_id: 71, check_run_id: ['9'] } }),
+        delegated('not-a-run', { issuer: github, run: ['612', '71'] }),
+      ]);
+      const rows = async (repositoryId: string, runId: string) =>
+        (await audit.grantsOfRun(repositoryId, runId, now)).map(({ jti, issuer, repositoryId, runId, checkRunId, runAttempt }) => ({
+          jti,
+          issuer,
+          ...run(repositoryId, runId, checkRunId, runAttempt),
+        }));
+      expect(await rows('612', '71')).toEqual([
+        { jti: 'other-run', issuer: github, ...run('612', '71', '9', '2') },
+        { jti: 'odd-types', issuer: null, ...run('612', '71', null, null) },
+      ]);
+      expect(await rows('611', '70')).toEqual([
+        { jti: 'other-run', issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'same-job', issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'sibling-job', issuer: github, ...run('611', '70', null, '1') },
+        { jti: 'lookalike', issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'odd-types', issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'not-a-run', issuer: github, ...run('611', '70', '8', '1') },
+      ]);
+    });
+
     it('refuses a second event with the same id, and the chain goes on unbroken', async () => {
       const { audit } = await open();
       const first = auditEvent();

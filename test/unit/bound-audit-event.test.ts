@@ -85,7 +85,7 @@ describe('bounding what a caller chose', () => {
     expect(Object.keys(plain)).toEqual(['decision', 'id', 'reason', 'request', 'time']);
   });
 
-  it("bounds a delegated exchange's actor as the subject: its subject", () => {
+  it("bounds a delegated exchange's actor as the subject: its subject and the run ids its token named", () => {
     const huge = 'h'.repeat(20_000);
     const bounded = boundAuditEvent({
       id: '01JCUT',
@@ -93,11 +93,19 @@ describe('bounding what a caller chose', () => {
       decision: 'granted',
       reason: 'granted',
       request: { id: 'r' },
-      actor: { sha256: 'cd'.repeat(32), issuer: 'https://token.actions.githubusercontent.com', subject: huge },
+      actor: {
+        sha256: 'cd'.repeat(32),
+        issuer: 'https://token.actions.githubusercontent.com',
+        subject: huge,
+        run: { run_id: huge, repository_id: '734201', run_attempt: '1' },
+      },
     });
     expect(bounded.actor?.subject).toHaveLength(AUDIT_BOUNDS.text);
+    expect(bounded.actor?.run?.run_id).toHaveLength(AUDIT_BOUNDS.text);
+    expect(bounded.actor?.run?.repository_id).toBe('734201');
     expect(bounded.actor?.issuer).toBe('https://token.actions.githubusercontent.com');
     // In the order of the record's JCS text.
-    expect(Object.keys(bounded.actor ?? {})).toEqual(['issuer', 'sha256', 'subject']);
+    expect(Object.keys(bounded.actor ?? {})).toEqual(['issuer', 'run', 'sha256', 'subject']);
+    expect(Object.keys(bounded.actor?.run ?? {})).toEqual(['repository_id', 'run_attempt', 'run_id']);
   });
 });

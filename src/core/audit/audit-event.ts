@@ -3,7 +3,7 @@ import type { AuditIndex } from './audit-index.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
 import type { ChainHead, Checkpoint } from './checkpoint.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
-import type { RunGrant } from './run-grants.ts';
+import type { RecordedRun, RunGrant } from './run-grants.ts';
 
 /**
  * One record per decision. Never holds a raw token: the subject token is known by its
@@ -35,11 +35,15 @@ export interface AuditEvent {
     readonly claimed_iss?: string;
     readonly claimed_sub?: string;
   };
-  /** The actor of a delegated exchange (RFC 8693 `actor_token`): its hash, and once verified its issuer and subject. */
+  /**
+   * The actor of a delegated exchange (RFC 8693 `actor_token`): its hash, and once verified its issuer and subject, and
+   * the run ids its claims name (`run`), by which the end of the actor's CI job finds the grant (run-grants.ts).
+   */
   readonly actor?: {
     readonly sha256: string;
     readonly issuer?: string;
     readonly subject?: string;
+    readonly run?: RecordedRun;
   };
   /** Set only when the subject token verified. */
   readonly issuer?: string;

@@ -1,4 +1,5 @@
 import type { AuditEvent } from './audit-event.ts';
+import type { RecordedRun } from './run-grants.ts';
 
 /**
  * How much of what a caller chose an audit record keeps. Sizes are counted as the record
@@ -136,6 +137,13 @@ export function boundAuditEvent(event: AuditEvent): AuditEvent {
   if (actor !== undefined) {
     const boundedActor = inJcsOrder(actor);
     if (actor.subject !== undefined) boundedActor.subject = boundText(actor.subject);
+    if (actor.run !== undefined) {
+      boundedActor.run = Object.fromEntries(
+        Object.entries(actor.run)
+          .sort(byName)
+          .map(([name, text]) => [name, boundText(text)]),
+      ) as unknown as RecordedRun;
+    }
     bounded.actor = boundedActor;
   }
   if (event.claims !== undefined) {

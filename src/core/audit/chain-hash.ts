@@ -2,7 +2,7 @@ import { sha256Hex, type Sha256Hex } from '../mint/sha256-hex.ts';
 import type { AuditEvent } from './audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, auditIndex, type AuditIndex } from './audit-index.ts';
 import { jcs } from './jcs.ts';
-import { runGrantOf, type RunGrant } from './run-grants.ts';
+import { runGrantsOf, type RunGrant } from './run-grants.ts';
 
 /** The predecessor of the first record ever written. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -27,11 +27,11 @@ export function chainHashOfCanonical(prevHash: string, canonicalText: string, di
   return digest(`{"event":${canonicalText},"prev_hash":"${prevHash}"}`);
 }
 
-/** An event as the log stores and hashes it: its JCS text, and the index columns and the run grant (if any) derived from it. */
+/** An event as the log stores and hashes it: its JCS text, and the index columns and the run grants derived from it. */
 export interface CanonicalEvent {
   readonly text: string;
   readonly index: AuditIndex;
-  readonly runGrant: RunGrant | undefined;
+  readonly runGrants: readonly RunGrant[];
 }
 
 /**
@@ -77,13 +77,13 @@ export function checkedCanonicalEvent(sent: unknown): CanonicalEvent {
   const sentIndex = (typeof index === 'object' && index !== null ? index : {}) as Record<string, unknown>;
   const column = AUDIT_INDEX_COLUMNS.find((name) => sentIndex[name] !== derived[name]);
   if (column !== undefined) throw new TypeError(`an audit event whose ${column} column is not the one its event gives`);
-  return { text, index: derived, runGrant: runGrantOf(event as AuditEvent) };
+  return { text, index: derived, runGrants: runGrantsOf(event as AuditEvent) };
 }
 
 function encoded(event: AuditEvent): CanonicalEvent {
   const text = jcs(event);
   if (text === undefined) throw new TypeError('an audit event must be a JSON object');
-  return { text, index: auditIndex(event), runGrant: runGrantOf(event) };
+  return { text, index: auditIndex(event), runGrants: runGrantsOf(event) };
 }
 
 function wellFormed(value: unknown): unknown {

@@ -1,18 +1,20 @@
 import type { AuditEvent } from './audit-event.ts';
-import { claimText } from '../claims/github-run.ts';
+import { claimText, runAttemptOf } from '../claims/github-run.ts';
 
 /**
- * A keyway token granted to a CI job, as the index beside the audit log keeps it (table `keyway_run_grants`), written in
+ * A keyway token granted to a CI job, as the index beside the audit log keeps it (table `audit_run_grants`), written in
  * the transaction that appends the grant's record: what the end of the job or of its run (the `workflow_job` and
- * `workflow_run` webhooks) finds and revokes, by the ids the webhook names rather than by paging the log. Kept until the
- * token no longer verifies.
+ * `workflow_run` webhooks) finds and revokes, by the ids the webhook names rather than by paging the log. A delegated
+ * grant has a row for its subject's run and one for its actor's (`actor.run`), so the end of either job ends it. Kept
+ * until the token no longer verifies.
  */
 export interface RunGrant {
   /** The grant's audit record. */
   readonly auditEventId: string;
   /**
-   * The subject token's verified issuer, as recorded (null for a row indexed before schema 15 whose record was gone): only
-   * a GitHub Actions issuer's grants end with a GitHub Actions job, another issuer's claims naming the same ids or not.
+   * The verified issuer of the token whose run this is (the subject's, or the actor's), as recorded (null for a row
+   * indexed before schema 15 whose record was gone): only a GitHub Actions issuer's grants end with a GitHub Actions job,
+   * another issuer's claims naming the same ids or not.
    */
   readonly issuer: string | null;
   readonly repositoryId: string;
@@ -25,22 +27,68 @@ export interface RunGrant {
   readonly exp: number;
 }
 
-/** The grant an audit event records of a keyway token to a CI run (`repository_id` and `run_id` claims), if it is one. */
-export function runGrantOf(event: AuditEvent): RunGrant | undefined {
-  const claims = event.claims ?? {};
+/** What a record keeps of a verified actor token's run ids (`actor.run`): its claims as text, as `claimText` reads them. */
+export interface RecordedRun {
+  readonly repository_id: string;
+  readonly run_id: string;
+  readonly check_run_id?: string;
+  readonly run_attempt?: string;
+}
+
+/** The run ids of a verified token's claims, if it names a run (`repository_id` and `run_id`); unbounded: the record's bounds cut them. */
+export function recordedRunOf(claims: Readonly<Record<string, unknown>>): RecordedRun | undefined {
   const [repositoryId, runId] = [claimText(claims['repository_id']), claimText(claims['run_id'])];
+  if (repositoryId === undefined || runId === undefined) return undefined;
+  const [checkRunId, runAttempt] = [claimText(claims['check_run_id']), claimText(claims['run_attempt'])];
+  return {
+    repository_id: repositoryId,
+    run_id: runId,
+    ...(checkRunId === undefined ? {} : { check_run_id: checkRunId }),
+    ...(runAttempt === undefined ? {} : { run_attempt: runAttempt }),
+  };
+}
+
+/**
+ * The rows an audit event indexes of a keyway token granted to CI runs: one for the subject's run (its `repository_id`
+ * and `run_id` claims), and for a delegated exchange one for the actor's (`actor.run`), each with its own issuer. The
+ * index keeps one row per run of a record, so an actor of the subject's own run is folded into the subject's row (`folded`).
+ */
+export function runGrantsOf(event: AuditEvent): RunGrant[] {
   const { issued } = event;
-  // Read from events another process sent too (checkedCanonicalEvent): only a jti and an exp of the right types index.
-  if (event.decision !== 'granted' || event.reason !== 'granted' || typeof issued?.jti !== 'string' || typeof issued.exp !== 'number') return undefined;
+  // Read from events another process sent too (checkedCanonicalEvent): only members of the right types index.
+  if (event.decision !== 'granted' || event.reason !== 'granted' || typeof issued?.jti !== 'string' || typeof issued.exp !== 'number') return [];
+  const token = { auditEventId: event.id, jti: issued.jti, exp: issued.exp };
+  const subject = runGrant(token, event.issuer, event.claims);
+  const actor = runGrant(token, member(event.actor, 'issuer'), member(event.actor, 'run'));
+  if (subject === undefined || actor === undefined) return [subject, actor].filter((grant) => grant !== undefined);
+  return subject.repositoryId === actor.repositoryId && subject.runId === actor.runId ? [folded(subject, actor)] : [subject, actor];
+}
+
+/** A member of what may be an object (a record another process sent may hold anything where an object belongs). */
+const member = (value: unknown, name: string): unknown => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined);
+
+function runGrant(token: Pick<RunGrant, 'auditEventId' | 'jti' | 'exp'>, issuer: unknown, claims: unknown): RunGrant | undefined {
+  const read = (name: string): string | undefined => claimText(member(claims, name));
+  const [repositoryId, runId] = [read('repository_id'), read('run_id')];
   if (repositoryId === undefined || runId === undefined) return undefined;
   return {
-    auditEventId: event.id,
-    issuer: typeof event.issuer === 'string' ? event.issuer : null,
+    ...token,
+    issuer: typeof issuer === 'string' ? issuer : null,
     repositoryId,
     runId,
-    checkRunId: claimText(claims['check_run_id']) ?? null,
-    runAttempt: claimText(claims['run_attempt']) ?? null,
-    jti: issued.jti,
-    exp: issued.exp,
+    checkRunId: read('check_run_id') ?? null,
+    runAttempt: read('run_attempt') ?? null,
   };
+}
+
+/**
+ * The one row of a grant whose actor is of the subject's run. Of one issuer, naming another job of it: the end of any job
+ * of the run from the earlier attempt on ends it (as a token without `check_run_id` is ended), so neither job outlives
+ * it. Of another issuer, only one of them can be GitHub's run: the subject's row stands, as before actors were indexed.
+ */
+function folded(subject: RunGrant, actor: RunGrant): RunGrant {
+  if (subject.issuer !== actor.issuer || (subject.checkRunId === actor.checkRunId && subject.runAttempt === actor.runAttempt)) return subject;
+  const [ofSubject, ofActor] = [runAttemptOf(subject.runAttempt), runAttemptOf(actor.runAttempt)];
+  const earlier = ofSubject === undefined || ofActor === undefined ? null : ofSubject <= ofActor ? subject.runAttempt : actor.runAttempt;
+  return { ...subject, checkRunId: null, runAttempt: earlier };
 }

@@ -4,6 +4,7 @@ import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts'
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
 import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
@@ -483,7 +484,8 @@ async function verifyActor(
     if (!(error instanceof ExchangeError)) throw error;
     throw new ExchangeError(error.reason, `actor_token: ${error.message}`, { public: error.detailIsPublic, cause: error });
   }
-  event.actor = { ...event.actor, issuer: verified.issuer.url, subject: String(verified.claims.sub) };
+  const run = recordedRunOf(verified.claims);
+  event.actor = { ...event.actor, issuer: verified.issuer.url, subject: String(verified.claims.sub), ...(run === undefined ? {} : { run }) };
   return verified;
 }
 

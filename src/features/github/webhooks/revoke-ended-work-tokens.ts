@@ -7,8 +7,9 @@ import type { IssuerDirectory } from '../../../core/verify/verify-subject-token.
 export interface EndedWorkTokenDeps {
   readonly issuer: string;
   /**
-   * The issuers the broker trusts now (the central policy set): a grant ends with a GitHub Actions job only if its subject
-   * token's issuer is one of the `github` kind (github.com, GHE.com, a GitHub Enterprise Server's `/_services/token`).
+   * The issuers the broker trusts now (the central policy set): a grant ends with a GitHub Actions job only if the token
+   * that named the job (its subject token, or a delegated grant's actor token) is of an issuer of the `github` kind
+   * (github.com, GHE.com, a GitHub Enterprise Server's `/_services/token`).
    */
   readonly issuers: () => Pick<IssuerDirectory, 'issuer'>;
   readonly audit: AuditLog;
@@ -60,7 +61,7 @@ export function whatEnded(ended: RunWorkEnded): string {
  * Revokes every live keyway access token granted to what ended (a job, or the whole run), found in the index of grants by
  * run the audit log keeps (`grantsOfRun`: by the run's `repository_id` and `run_id`, so neither how many grants the
  * repository has had since nor a rename or transfer of it hides one), those whose recorded claims end with it
- * (`endsWith`). For a job, the tokens of the run's other jobs stay live. Each revocation has its record, durable before any
+ * (`endsWith`): the subject's, or a delegated grant's actor's. For a job, the tokens of the run's other jobs stay live. Each revocation has its record, durable before any
  * revocation is written; a token already revoked (by an earlier job of the run, or `POST /revoke`) is left alone, without
  * another. Returns how many were revoked now.
  */
