@@ -8,7 +8,8 @@ import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { nodeConfigFromEnv } from '../../src/config/node-config.ts';
-import { UNWRITABLE_AFTER_FAILURE_MS } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { STALLED_AFTER_SECONDS, UNWRITABLE_AFTER_FAILURE_MS } from '../../src/runtimes/node/group-commit-audit-store.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, testConfig, writeTree } from './node-harness.ts';
 
 describe('the Node broker', () => {
@@ -160,6 +161,41 @@ describe('the Node broker', () => {
       saboteur.close();
     }
   });
+
+  it('a write its audit writer leaves unanswered (the lock held by another connection) turns /healthz degraded past 10 s, shown in /metrics, until it commits', async () => {
+    const { root, github } = setup();
+    const broker = await start(root);
+    const holder = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    const health = async () => ((await (await fetch(`${broker.url}/healthz`)).json()) as { status: string }).status;
+    const waiting = async () =>
+      Number(/^keyway_audit_writer_waiting_seconds (\S+)$/m.exec(await (await fetch(`${broker.url}/metrics`)).text())?.[1] ?? Number.NaN);
+    try {
+      expect(await waiting()).toBe(0);
+      // The writer's transaction waits SQLite's busy timeout (5 s) for the lock, fails, and is tried again one append at a
+      // time: an exchange that arrived behind the first waits its own turn too, so one of them waits past 10 s.
+      holder.exec('BEGIN EXCLUSIVE');
+      const answers = Promise.all(
+        [1, 2, 3].map(async () => {
+          const answer = await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)));
+          return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
+        }),
+      );
+      expect(await health()).toBe('ok');
+      await expect.poll(health, { timeout: 15_000, interval: 100 }).toBe('degraded');
+      expect(await waiting()).toBeGreaterThan(STALLED_AFTER_SECONDS);
+      holder.exec('ROLLBACK');
+
+      const audit = new SqliteAuditStore(holder);
+      for (const answer of await answers) {
+        expect([200, 503]).toContain(answer.status);
+        if (answer.status === 200) expect(await audit.get(answer.body['audit_event_id'] as string)).toBeDefined();
+      }
+      expect(await health()).toBe('ok');
+      expect(await waiting()).toBe(0);
+    } finally {
+      holder.close();
+    }
+  }, 30_000);
 
   it('closed during a key rotation and a checkpoint, lets each finish in its own transaction first: after, never half', async () => {
     const { root, github } = setup();

@@ -4,7 +4,8 @@ import type { PolicySet } from './policy-set.ts';
 /**
  * The broker's health: its policy set's, `degraded` while the last attempt to replace the set (a
  * reload, a push) was refused and the previous set still serves; and on Node with several broker
- * processes, `degraded` too while no leader serves. Anyone may read `status` (`GET /healthz`); the
+ * processes, `degraded` too while no leader serves; and on Node, `degraded` while its audit writer has left a write
+ * unanswered for long (`audit_writer`). Anyone may read `status` (`GET /healthz`); the
  * rest names files, issuers and load problems, for operators only (`GET /v1/health`).
  */
 export interface HealthReport {
@@ -13,6 +14,8 @@ export interface HealthReport {
   readonly inactive_policies: number;
   readonly policy_reload?: PolicyReloadStatus;
   readonly leader?: LeaderHealth;
+  /** On Node, only while its audit writer stalls: how long the oldest write it has not answered has waited. */
+  readonly audit_writer?: { readonly waiting_seconds: number };
 }
 
 /** Whether the leader of several broker processes serves; while none does, since when (ISO 8601) and why. */

@@ -24,13 +24,16 @@ function settleWith<T>(work: { resolve(value: T): void; reject(error: unknown): 
   else work.reject(new Error(outcome?.error ?? 'the writer gave no answer'));
 }
 
-/** What waits for the writer thread, by kind. */
-type Work =
+/** What waits for the writer thread, by kind, and since when (performance.now(): a clock set back or forward ages nothing). */
+type Work = { readonly since: number } & (
   | { readonly kind: 'append'; readonly event: CanonicalEvent; readonly resolve: (link: ChainLink) => void; readonly reject: (error: unknown) => void }
   | { readonly kind: 'claim'; readonly claim: ReplayClaim; readonly resolve: (result: ReplayClaimResult) => void; readonly reject: (error: unknown) => void }
-  | { readonly kind: 'alerts'; readonly call: AlertCall; readonly resolve: (result: unknown) => void; readonly reject: (error: unknown) => void };
+  | { readonly kind: 'alerts'; readonly call: AlertCall; readonly resolve: (result: unknown) => void; readonly reject: (error: unknown) => void }
+);
 type Kind = Work['kind'];
 type Of<K extends Kind> = Extract<Work, { kind: K }>;
+/** Work as it is handed in, before it waits. */
+type NewWork = { [K in Kind]: Omit<Of<K>, 'since'> }[Kind];
 
 const MAX_BATCH = 512;
 /** How long the writer thread has to stop on close (its checkpoint thread first, see audit-writer.ts) before it is terminated. */
@@ -51,6 +54,13 @@ interface InFlight {
  * never writes; after this the next append is the test, so a store that was fixed comes back.
  */
 export const UNWRITABLE_AFTER_FAILURE_MS = 10_000;
+
+/**
+ * How long the writer may leave a write unanswered before the broker reports it stalled (`/healthz` degraded): twice
+ * SQLite's busy timeout (sqlite-file.ts), the longest a commit waits for another connection's lock before it fails and
+ * is answered, and the time a follower's batch waits for the leader's writer (SHARED_REPLY_TIMEOUT_MS).
+ */
+export const STALLED_AFTER_SECONDS = 10;
 
 /**
  * The Node audit log, and the one writer of the broker's SQLite file. Reads run on the caller's
@@ -117,6 +127,20 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   /** Appends, claims and alert calls waiting or being committed now. */
   get queued(): number {
     return [...this.#inFlight.values(), this.#queues].reduce((sum, work) => sum + work.append.length + work.claim.length + work.alerts.length, 0);
+  }
+
+  /**
+   * How long the oldest write this process's writer thread has not answered yet (an append, a claim or an alert call,
+   * sent or waiting behind what was) has waited, in seconds; 0 when none waits. A writer that commits answers within
+   * SQLite's busy timeout; one that stays stuck (a disk that never returns) makes this grow without end, while the
+   * event loop goes on. What waits for the leader's writer (useSharedWriter) is the leader's to count: such a batch fails
+   * on its own within the shared writer's reply timeout.
+   */
+  oldestWaitSeconds(): number {
+    const batches = [...[...this.#inFlight.values()].filter((batch) => !batch.shared), this.#queues];
+    // Each list is in the order its work arrived (failed appends go back to the front of the queue, the oldest first).
+    const oldest = Math.min(...batches.flatMap((batch) => KINDS.flatMap((kind) => batch[kind][0]?.since ?? [])));
+    return oldest === Infinity ? 0 : (performance.now() - oldest) / 1000;
   }
 
   /** The event is encoded here, once: the writer hashes and stores that text (see canonicalEvent). */
@@ -227,12 +251,12 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   }
 
   /** Refused once closed: a writer thread started for it would be one nothing stops. */
-  #enqueue(work: Work): void {
+  #enqueue(work: NewWork): void {
     if (this.#closed) {
       work.reject(new Error('the audit log is closed'));
       return;
     }
-    (this.#queues[work.kind] as Work[]).push(work);
+    (this.#queues[work.kind] as Work[]).push({ ...work, since: performance.now() });
     this.#schedule();
   }
 

@@ -36,7 +36,7 @@ import { VouchedLiveSet } from './vouched-live-set.ts';
 import { STORED_LIVE_SET } from '../../core/policy/live-policy-attestation.ts';
 import type { LivePolicySet } from '../../features/github/repository-policies/live-policy-set.ts';
 import type { NodeBrokerConfig } from '../../config/node-config.ts';
-import { GroupCommitAuditStore } from './group-commit-audit-store.ts';
+import { GroupCommitAuditStore, STALLED_AFTER_SECONDS } from './group-commit-audit-store.ts';
 import { connectSharedWriter, REJOIN_SECONDS, serveSharedWriter, sharedWriterPath } from './shared-audit-writer.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
 import { revocationList } from '../../core/revocation/revocation-list.ts';
@@ -299,7 +299,11 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,
     metrics: brokerMetrics(registry),
-    health: () => withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
+    health: () =>
+      withAuditWriter(
+        withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
+        audit.oldestWaitSeconds(),
+      ),
     log,
     now,
     ...(github === undefined ? {} : { github }),
@@ -380,6 +384,12 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       () => [[{}, down()]],
     );
   }
+  registry.gauge(
+    'keyway_audit_writer_waiting_seconds',
+    "How long the oldest write this process's audit writer has not answered yet (an audit append, a single-use claim, an alert write) has waited; 0 when none waits.",
+    [],
+    () => [[{}, audit.oldestWaitSeconds()]],
+  );
   app.route('/metrics', metricsRoute(registry, config.metricsToken, peerAddress));
   if (devUrl !== undefined) {
     const devKey = await openInDataDir(pin, () => loadDevIssuerKey(dataDir));
@@ -467,6 +477,12 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     },
     closing: () => ({ stage, requests_in_flight: listener.inFlight, audit_appends_queued: audit.queued, ...work.counts() }),
   };
+}
+
+/** `report`, `degraded` while the audit writer has left a write unanswered for more than STALLED_AFTER_SECONDS, and saying how long. */
+function withAuditWriter(report: HealthReport, waitingSeconds: number): HealthReport {
+  if (waitingSeconds <= STALLED_AFTER_SECONDS) return report;
+  return { ...report, status: 'degraded', audit_writer: { waiting_seconds: Math.round(waitingSeconds * 10) / 10 } };
 }
 
 /** `report`, `degraded` while no leader serves, and saying so in detail (with several broker processes). */
