@@ -345,6 +345,61 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', () 
     }
   }, 40_000);
 
+  it('a leader whose audit writer answers no write while its event loop runs (the lock held elsewhere) is killed and replaced, and no token leaves without its record', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-writer-stuck');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-writer-stuck-generic')), {
+      KEYWAY_PROCESS_UNRESPONSIVE_SECONDS: '2',
+    });
+    const pid = processes.lines('keyway listening').find((line) => line['leader'] === true)?.['pid'] as number;
+    const joined = () => processes.lines("audit log written through the leader's writer").map((line) => line.process);
+    const killed = "broker process's audit writer answers nothing: killing it to start another";
+    // The leader's writer thread waits on SQLite's lock (each commit up to the busy timeout, 5 s) while its event loop
+    // answers every heartbeat.
+    const holder = openSqliteFile(join(processes.dataDir, DATABASE_FILE));
+    try {
+      holder.exec('BEGIN EXCLUSIVE');
+      const meanwhile = Promise.allSettled(
+        (await tokens(github, 4)).map(async (token) => {
+          const answer = await fetch(`${processes.url}/token`, {
+            method: 'POST',
+            body: exchangeForm(token),
+            headers: { 'content-type': FORM, connection: 'close' },
+            signal: AbortSignal.timeout(10_000),
+          });
+          return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
+        }),
+      );
+      await processes.waitFor(() => processes.lines(killed).length > 0, 'the leader killed for its audit writer');
+      holder.exec('ROLLBACK');
+      expect(processes.lines(killed)).toEqual([
+        expect.objectContaining({ level: 'error', process: 1, leader: true, pid, audit_writer_waiting_seconds: expect.any(Number), unresponsive_seconds: 2 }),
+      ]);
+      expect(processes.lines('broker process answered no heartbeat: killing it to start another')).toEqual([]);
+      await processes.waitFor(
+        (all) => all.some((line) => line.message === 'keyway listening' && line.process === 3 && line['leader'] === true),
+        'a new leader',
+      );
+      expect(processes.lines('broker process stopped while serving; starting another')).toEqual([
+        expect.objectContaining({ process: 1, exit: expect.stringMatching(/^SIGKILL, sent as its audit writer left a write unanswered for \d+ s$/) }),
+      ]);
+      expect(() => process.kill(pid, 0)).toThrow();
+      for (const settled of await meanwhile) {
+        if (settled.status === 'fulfilled' && settled.value.status === 200) {
+          expect(await auditReader(processes.dataDir).auditEvent(settled.value.body['audit_event_id'] as string)).toBeDefined();
+        }
+      }
+      await processes.waitFor(() => joined().length === 2, 'the follower joining the new leader');
+      const answers = await postAll(
+        processes.url,
+        (await tokens(github, 4)).map((token) => exchangeForm(token)),
+      );
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      expect(await stopAndVerify(processes)).toMatch(/^intact: \d+ records/);
+    } finally {
+      holder.close();
+    }
+  }, 40_000);
+
   it('SIGTERM to npm start shuts every process down gracefully, the follower first and the leader last, and exits 0', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'processes-stop');
     const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-stop-generic')));

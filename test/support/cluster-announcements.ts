@@ -33,6 +33,7 @@ await runBrokerProcesses(
       heard: (event) => say({ leader, heard: event }),
       close: async () => undefined,
       closing: () => ({}),
+      auditWriterWaitingSeconds: () => 0,
     };
   },
   silentLogger,

@@ -55,6 +55,8 @@ export interface ServingBroker {
   close(): Promise<void>;
   /** What a shutdown under way still waits on (graceful-shutdown.ts logs it). */
   closing(): Record<string, unknown>;
+  /** How long the oldest write its audit writer thread has not answered has waited, in seconds (0 when none waits). */
+  auditWriterWaitingSeconds(): number;
 }
 
 /** The brokers of one `npm start`, whichever process model serves them. */
@@ -91,7 +93,7 @@ type ToSupervisor =
   | { readonly keyway: 'serving'; readonly url: string; readonly dataDir: string }
   | { readonly keyway: 'event'; readonly event: ClusterEvent }
   | { readonly keyway: 'failed'; readonly reason: string }
-  | { readonly keyway: 'pong' };
+  | { readonly keyway: 'pong'; readonly auditWriterWaitingSeconds: number };
 type ToBroker =
   | { readonly keyway: 'event'; readonly event: ClusterEvent }
   | { readonly keyway: 'leader'; readonly status: LeaderStatus }
@@ -108,7 +110,8 @@ export function readProcessCount(env: SettingsSource): number {
 
 /**
  * KEYWAY_PROCESS_UNRESPONSIVE_SECONDS: how long a serving broker process may leave the supervisor's heartbeat
- * unanswered (its event loop blocked, or the process stopped) before the supervisor kills it and starts another.
+ * unanswered (its event loop blocked, or the process stopped), or a write to its audit writer thread (the thread stuck,
+ * its disk not returning), before the supervisor kills it and starts another.
  */
 export function readUnresponsiveSeconds(env: SettingsSource): number {
   return readInteger(env, 'KEYWAY_PROCESS_UNRESPONSIVE_SECONDS', UNRESPONSIVE_SECONDS, 1, 3600);
@@ -126,8 +129,8 @@ export function processLogFields(): Record<string, number> {
  * (schema, master key, first signing key) happens once; then the others. They share the port
  * (node:cluster hands each new connection to the next process in turn) and the SQLite file.
  * The supervisor forwards SIGHUP and the processes' announcements, starts a process that
- * stops while serving again, in the same part, and kills one that answers no heartbeat for
- * `unresponsiveSeconds` (then started again as any that stopped). It tells every process whether a
+ * stops while serving again, in the same part, and kills one that answers no heartbeat, or whose audit writer
+ * answers no write, for `unresponsiveSeconds` (then started again as any that stopped). It tells every process whether a
  * leader serves. Resolves once every process serves.
  */
 export async function runBrokerProcesses(
@@ -148,9 +151,10 @@ async function serveInCluster(start: (cluster: BrokerCluster | undefined) => Pro
   const send = (message: ToSupervisor): void => void process.send?.(message);
   let broker: ServingBroker | undefined;
   let leaderStatus: LeaderStatus = { serving: true };
-  // The heartbeat is answered from this event loop: a process whose loop is blocked answers none.
+  // The heartbeat is answered from this event loop: a process whose loop is blocked answers none. The answer says how long
+  // its audit writer thread has left a write unanswered, which this loop goes on regardless of.
   process.on('message', (message: ToBroker) => {
-    if (message?.keyway === 'ping') send({ keyway: 'pong' });
+    if (message?.keyway === 'ping') send({ keyway: 'pong', auditWriterWaitingSeconds: broker?.auditWriterWaitingSeconds() ?? 0 });
     else if (message?.keyway === 'leader') leaderStatus = message.status;
     else if (message?.keyway === 'event') broker?.heard(message.event);
   });
@@ -188,8 +192,8 @@ interface Member {
   readonly missed: Set<ClusterEvent>;
   /** When the heartbeat it has not answered yet was sent (performance.now()). */
   pinged?: number | undefined;
-  /** Killed for leaving the heartbeat unanswered. */
-  unresponsive?: boolean;
+  /** Why the supervisor killed it (SIGKILL): it left the heartbeat, or its audit writer a write, unanswered. */
+  killed?: string;
   /** Why it did not start, as it said before it exited. */
   failure?: string;
 }
@@ -226,8 +230,21 @@ async function supervise(count: number, log: Logger, unresponsiveMs: number): Pr
     members.push(member);
     return new Promise((resolve, reject) => {
       worker.on('message', (message: ToSupervisor) => {
-        if (message?.keyway === 'pong') member.pinged = undefined;
-        else if (message?.keyway === 'failed') member.failure = message.reason;
+        if (message?.keyway === 'pong') {
+          member.pinged = undefined;
+          const waiting = message.auditWriterWaitingSeconds;
+          if (waiting * 1000 > unresponsiveMs) {
+            const seconds = Math.round(waiting);
+            kill(
+              member,
+              `its audit writer left a write unanswered for ${seconds} s`,
+              "broker process's audit writer answers nothing: killing it to start another",
+              {
+                audit_writer_waiting_seconds: seconds,
+              },
+            );
+          }
+        } else if (message?.keyway === 'failed') member.failure = message.reason;
         else if (message?.keyway === 'serving') {
           member.serving = true;
           failures = 0;
@@ -251,7 +268,7 @@ async function supervise(count: number, log: Logger, unresponsiveMs: number): Pr
       });
       worker.once('exit', (code, signal) => {
         members.splice(members.indexOf(member), 1);
-        const how = member.unresponsive ? `SIGKILL, sent as it answered no heartbeat in ${unresponsiveMs / 1000} s` : signal === null ? `code ${code}` : signal;
+        const how = member.killed !== undefined ? `SIGKILL, sent as ${member.killed}` : signal === null ? `code ${code}` : signal;
         if (!member.serving) {
           const why = member.failure === undefined ? '' : `: ${member.failure}`;
           reject(new BrokerProcessError(`a broker process (${leader ? 'the leader' : 'a follower'}) stopped with ${how} before it served${why}`));
@@ -282,29 +299,37 @@ async function supervise(count: number, log: Logger, unresponsiveMs: number): Pr
       setTimeout(() => void restart(leader), delay).unref();
     }
   };
-  // A serving process whose event loop answers no heartbeat in unresponsiveMs (blocked, or the process stopped) is killed,
-  // and started again as one that stopped: it holds its share of the connections, and a leader its followers' audit
-  // batches, without answering any. Killing it issues no token: none leaves before its record is durable. Judged again
-  // after this loop has read its IPC, since after a stall of the supervisor itself the timer runs before the answers.
+  // A serving process whose event loop answers no heartbeat in unresponsiveMs (blocked, or the process stopped), or whose
+  // audit writer thread leaves a write unanswered as long (stuck on a disk that does not return; the heartbeat's answer
+  // says), is killed, and started again as one that stopped: it holds its share of the connections, and a leader its
+  // followers' audit batches, without answering any. Killing it issues no token: none leaves before its record is
+  // durable. A heartbeat is judged again after this loop has read its IPC, since after a stall of the supervisor itself
+  // the timer runs before the answers; the writer's wait is measured in the process, so no stall here lengthens it.
+  const kill = (member: Member, why: string, message: string, fields: Record<string, unknown> = {}): void => {
+    if (member.killed !== undefined) return;
+    member.killed = why;
+    log.error(message, {
+      process: member.worker.id,
+      leader: member.leader,
+      pid: member.worker.process.pid,
+      ...fields,
+      unresponsive_seconds: unresponsiveMs / 1000,
+    });
+    member.worker.process.kill('SIGKILL');
+  };
   const overdue = (member: Member): boolean => member.pinged !== undefined && performance.now() - member.pinged > unresponsiveMs;
   const heartbeat = setInterval(
     () => {
       for (const member of members) {
-        if (!member.serving || member.unresponsive || !member.worker.isConnected()) continue;
+        if (!member.serving || member.killed !== undefined || !member.worker.isConnected()) continue;
         if (member.pinged === undefined) {
           member.pinged = performance.now();
           member.worker.send({ keyway: 'ping' } satisfies ToBroker);
         } else if (overdue(member)) {
           setImmediate(() => {
-            if (!overdue(member) || member.unresponsive) return;
-            member.unresponsive = true;
-            log.error('broker process answered no heartbeat: killing it to start another', {
-              process: member.worker.id,
-              leader: member.leader,
-              pid: member.worker.process.pid,
-              unresponsive_seconds: unresponsiveMs / 1000,
-            });
-            member.worker.process.kill('SIGKILL');
+            if (overdue(member)) {
+              kill(member, `it answered no heartbeat in ${unresponsiveMs / 1000} s`, 'broker process answered no heartbeat: killing it to start another');
+            }
           });
         }
       }

@@ -99,6 +99,8 @@ export interface NodeBroker {
   close(): Promise<void>;
   /** What a shutdown under way is at and still waiting on, for the log line of one that ran out of time. */
   closing(): LogFields;
+  /** How long the oldest write this process's audit writer has not answered has waited, in seconds (0 when none waits). */
+  auditWriterWaitingSeconds(): number;
 }
 
 export { DATABASE_FILE };
@@ -475,6 +477,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       closed ??= shutDown();
       return closed;
     },
+    auditWriterWaitingSeconds: () => audit.oldestWaitSeconds(),
     closing: () => ({ stage, requests_in_flight: listener.inFlight, audit_appends_queued: audit.queued, ...work.counts() }),
   };
 }
