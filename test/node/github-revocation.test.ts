@@ -1,4 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readGitHubAppSettings } from '../../src/features/github/app/github-settings.ts';
@@ -107,6 +109,38 @@ describe('GitHub token revocation on Node', () => {
     clock.now += 60_000;
     await start();
     await until(async () => (await github.repositoriesVisibleTo(token)).status === 401);
+  });
+
+  it('sends a sealed token to no API but its own: a row whose api_url was rewritten in the SQLite file opens for nothing', async () => {
+    const { issuer, github, start, root, clock, pending, outcomes } = await setup();
+    const first = await start();
+    const token = (await exchange(first, issuer, 'refs/heads/short')).body['access_token'] as string;
+    await first.close();
+    started.splice(started.indexOf(first), 1);
+
+    // Someone who may write the database, but holds no master key, points the row at a server of theirs.
+    const received: string[] = [];
+    const thief = createServer((request, response) => {
+      received.push(`${request.method} ${request.url} ${request.headers.authorization ?? ''}`);
+      response.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => thief.listen(0, '127.0.0.1', resolve));
+    try {
+      const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
+      db.run('UPDATE github_token_revocations SET api_url = ?', [`http://127.0.0.1:${(thief.address() as AddressInfo).port}`]);
+      db.close();
+
+      clock.now += 60_000;
+      await start();
+      await until(async () => outcomes().length > 0);
+      expect(received).toEqual([]);
+      expect(outcomes()).toEqual(['unsealable@1']);
+      expect(pending()).toEqual([]);
+      // Not revoked either: GitHub expires it within its hour.
+      expect((await github.repositoriesVisibleTo(token)).status).toBe(200);
+    } finally {
+      await new Promise((resolve) => thief.close(resolve));
+    }
   });
 
   it("revokes at once on revokeEndedWork the tokens of the job that completed and its run's without check_run_id, and no other; the run's end, all of the run's", async () => {

@@ -9,7 +9,7 @@ import { GitHubError } from './github-error.ts';
 import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';
 import type { RevocationStore } from './revocation-store.ts';
-import { GITHUB_TOKEN_PURPOSE } from './revoke-due-tokens.ts';
+import { GITHUB_TOKEN_PURPOSE, githubTokenContext } from './revoke-due-tokens.ts';
 import type { Logger } from '../../../core/log.ts';
 
 /** What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. */
@@ -188,7 +188,7 @@ export class GitHubTokens implements GitHubTokenMinter {
     try {
       await revocations.add({
         id: request.revocationId,
-        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, request.revocationId),
+        sealedToken: await box.seal(minted.token, GITHUB_TOKEN_PURPOSE, githubTokenContext(request.revocationId, client.apiUrl)),
         tokenSha256,
         apiUrl: client.apiUrl,
         installationId: installation.id,

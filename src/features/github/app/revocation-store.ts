@@ -4,7 +4,7 @@ import type { CiJob, RunEnd } from '../../../core/claims/github-run.ts';
 export interface PendingRevocation extends CiJob {
   /** The audit event id of the exchange that minted it. */
   readonly id: string;
-  /** SecretBox-sealed (purpose `github-token`, context `id`). */
+  /** SecretBox-sealed (purpose `github-token`, context `id` and `apiUrl`: githubTokenContext). */
   readonly sealedToken: string;
   readonly tokenSha256: string;
   /** The API the token belongs to: revocation needs no App key, only the token and this. */

@@ -17,7 +17,10 @@ export type RevocationOutcome =
   | 'retrying'
   /** Every attempt failed: the token lives until GitHub expires it. */
   | 'gave_up'
-  /** The sealed token does not open under the configured master keys: it cannot be revoked. */
+  /**
+   * The sealed token does not open under the configured master keys, or not for its row's id and API URL (one rewritten
+   * since, or a token an older release sealed for its row alone): it cannot be revoked, and is sent nowhere.
+   */
   | 'unsealable';
 
 export interface RevokeDueTokensDeps {
@@ -37,8 +40,18 @@ export interface RevocationRetryPolicy {
 
 export const DEFAULT_REVOCATION_RETRY: RevocationRetryPolicy = { attempts: 8, backoffMs: 5000 };
 
-/** The sealed token's purpose; its context is the row id, so a sealed token opens only in its own row. */
+/** The sealed token's purpose; its context is `githubTokenContext`'s. */
 export const GITHUB_TOKEN_PURPOSE = 'github-token';
+
+/**
+ * A sealed token's context: its row's id and the API it is revoked at, so that it opens only in its own row and only to
+ * be sent to its own API. The row's API URL is kept in the clear beside it: were it not bound, whoever could write the
+ * schedule (the database file, a backup or export restored) could point a row at a server of theirs, and the revocation
+ * round would open the token and hand it there.
+ */
+export function githubTokenContext(id: string, apiUrl: string): string {
+  return JSON.stringify([id, apiUrl]);
+}
 
 const BATCH = 50;
 
@@ -68,7 +81,7 @@ async function revokeOne(deps: RevokeDueTokensDeps, retry: RevocationRetryPolicy
   if (now >= pending.githubExpiresAt) return finish('expired');
   let token: string;
   try {
-    token = await deps.box.open(pending.sealedToken, GITHUB_TOKEN_PURPOSE, pending.id);
+    token = await deps.box.open(pending.sealedToken, GITHUB_TOKEN_PURPOSE, githubTokenContext(pending.id, pending.apiUrl));
   } catch (error) {
     if (!(error instanceof SecretBoxError)) throw error;
     return finish('unsealable', 'error', { error: error.message });
