@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
@@ -30,6 +30,42 @@ function linkTarget(path: string): 'file' | 'directory' | undefined {
   }
 }
 
+const OTHERS_WRITE = 0o002;
+const STICKY = 0o1000;
+
+/** Whether a write to `path` could succeed for someone its mode lets write: not on a read-only mount (a mounted ConfigMap). */
+function writableMount(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'EROFS';
+  }
+}
+
+/**
+ * Refuses (ConfigError) a policy file or a directory the walk lists that every local user may write to (sticky or not:
+ * a file anyone adds to a listed directory is a policy), or a directory above either that they may rename it in (one not
+ * sticky: in a sticky one such as /tmp only an entry's owner may rename or replace it), on a mount that takes writes.
+ * Whoever may could put a policy of theirs there, which the broker would load and grant by. `checked` holds the
+ * directories already judged.
+ */
+function refuseOpenToOthers(path: string, real: string, checked: Set<string>): void {
+  const refuse = (current: string, mode: number): ConfigError =>
+    new ConfigError(
+      `${path}: ${current} may be written by every local user (mode ${(mode & 0o7777).toString(8)}), who could put a policy of theirs there: ` +
+        `run \`chmod o-w ${current}\`, or keep the policies where only their owners can write`,
+    );
+  const { mode } = statSync(real);
+  if ((mode & OTHERS_WRITE) !== 0 && writableMount(real)) throw refuse(real, mode);
+  checked.add(real);
+  for (let current = dirname(real); !checked.has(current); current = dirname(current)) {
+    const above = statSync(current).mode;
+    if ((above & OTHERS_WRITE) !== 0 && (above & STICKY) === 0 && writableMount(current)) throw refuse(current, above);
+    checked.add(current);
+  }
+}
+
 /** A name that ends like a policy or test file, in any case: a link so named readTree judges, the walk never enters. */
 const POLICY_NAMED = /\.ya?ml$/i;
 
@@ -40,8 +76,9 @@ const POLICY_NAMED = /\.ya?ml$/i;
  * policy twice more under paths that change with every update of the map. Refused, naming it: a directory that cannot
  * be read, and a link to a directory the walk is already in (`loop -> .`: two such would read some 2^40 paths).
  */
-function listTree(dir: string): Listed[] {
+function listTree(dir: string, guarded: Set<string> | undefined): Listed[] {
   const root = readOrRefuse(dir, 'no policy is read', () => realpathSync(dir));
+  if (guarded !== undefined) refuseOpenToOthers(dir, root, guarded);
   const listed: Listed[] = [];
   const walk = (relative: string, within: ReadonlySet<string>): void => {
     const full = relative === '' ? dir : join(dir, relative);
@@ -56,6 +93,7 @@ function listTree(dir: string): Listed[] {
       if (!directory || (entry.isSymbolicLink() && POLICY_NAMED.test(entry.name))) continue;
       const real = readOrRefuse(path, 'no policy under it is read', () => realpathSync(join(full, entry.name)));
       if (within.has(real)) throw new ConfigError(`${path}: a link back to a directory it is in, so the policies under it would be read without end`);
+      if (guarded !== undefined) refuseOpenToOthers(path, real, guarded);
       walk(path, new Set([...within, real]));
     }
   };
@@ -69,10 +107,10 @@ function listTree(dir: string): Listed[] {
  * policy that is no file (a FIFO), a file that cannot be read, or a name ending `.YAML`, is refused (a ConfigError
  * naming it), never passed over.
  */
-function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
+function readTree(dir: string, keep: (name: string) => boolean, guarded?: Set<string>): PolicyFile[] {
   const files: PolicyFile[] = [];
   const refused: string[] = [];
-  for (const { entry, path } of listTree(dir)) {
+  for (const { entry, path } of listTree(dir, guarded)) {
     const full = join(dir, path);
     const link = entry.isSymbolicLink();
     const target = link ? linkTarget(full) : undefined;
@@ -83,15 +121,27 @@ function readTree(dir: string, keep: (name: string) => boolean): PolicyFile[] {
     // policy, a deny among them; a FIFO would hold the read forever.
     else if (!link && !entry.isFile()) refused.push(`${path}: not a file, so no policy is read there`);
     else if (link && target !== 'file') refused.push(`${path}: a link to no file, so no policy is read there`);
-    else files.push({ path, text: readOrRefuse(path, 'the policy there is not read', () => readFileSync(full, 'utf8')) });
+    else {
+      if (guarded !== undefined)
+        refuseOpenToOthers(
+          path,
+          readOrRefuse(path, 'the policy there is not read', () => realpathSync(full)),
+          guarded,
+        );
+      files.push({ path, text: readOrRefuse(path, 'the policy there is not read', () => readFileSync(full, 'utf8')) });
+    }
   }
   if (refused.length > 0) throw new ConfigError(refused.join('; '));
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-/** Every policy file under `dir`, any depth, with paths relative to it. Test files (`*.test.yaml`) are not policies. */
-export function readPolicyDirectory(dir: string): PolicyFile[] {
-  return readTree(dir, isPolicyFile);
+/**
+ * Every policy file under `dir`, any depth, with paths relative to it. Test files (`*.test.yaml`) are not policies.
+ * `served` (the broker's read): refused, naming it, when a file or a directory on its real path may be written by
+ * every local user (refuseOpenToOthers).
+ */
+export function readPolicyDirectory(dir: string, { served = false }: { readonly served?: boolean } = {}): PolicyFile[] {
+  return readTree(dir, isPolicyFile, served ? new Set() : undefined);
 }
 
 /** Every policy test file (`*.test.yaml`) under `dir`. */

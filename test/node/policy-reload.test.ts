@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
@@ -122,6 +122,28 @@ describe('reloading policies on the Node broker', () => {
     expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 1 });
     expect(await exchange('734201')).toBe(400);
     expect(broker.policies().inactive.map((entry) => [entry.id, entry.why])).toEqual([['a', 'disabled: true']]);
+  });
+
+  it('loads no policy that every local user may write, nor any under a directory they may: refused at start and on a reload', async () => {
+    const { github, root, broker, exchange, write } = await setup(false);
+    // The directory opened to all, another local user puts a policy of theirs in it.
+    chmodSync(join(root, 'policies', 'ops'), 0o777);
+    write('ops/planted.yaml', policy(github, '999999'));
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, policies: 2, problems: [expect.stringContaining('may be written by every local user')] });
+    expect(await exchange('999999')).toBe(400);
+    // Sticky too: only a file's owner may replace it there, but anyone may add one.
+    chmodSync(join(root, 'policies', 'ops'), 0o1777);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, problems: [expect.stringContaining('(mode 1777)')] });
+    chmodSync(join(root, 'policies', 'ops'), 0o755);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 3 });
+    rmSync(join(root, 'policies', 'ops', 'planted.yaml'));
+
+    const other = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    chmodSync(join(other, 'policies', 'a.yaml'), 0o666);
+    await expect(startNodeBroker(testConfig(other), { log: silentLogger })).rejects.toThrow(/a\.yaml: .* may be written by every local user \(mode 666\)/);
+    chmodSync(join(other, 'policies', 'a.yaml'), 0o644);
+    chmodSync(join(other, 'policies'), 0o777);
+    await expect(startNodeBroker(testConfig(other), { log: silentLogger })).rejects.toThrow(/may be written by every local user \(mode 777\)/);
   });
 
   it('keeps serving when the directory itself goes away', async () => {
