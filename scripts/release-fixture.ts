@@ -86,6 +86,7 @@ try {
     runId: '2002',
     checkRunId: '3003',
     runAttempt: 1,
+    actorJob: undefined,
     attempts: 0,
     nextAttemptAt: NOW + 600_000,
   });

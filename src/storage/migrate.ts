@@ -282,6 +282,20 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
        WHERE audit_events.id = audit_run_grants.audit_event_id;
     `,
   },
+  {
+    // A GitHub token of a delegated exchange is revoked when its actor's job (or run) ends too, not only its subject's:
+    // the actor token's job beside the subject's, in the token's one row, so it is revoked once whichever ends first.
+    // NULL for a token without an actor, an actor of an issuer that is not GitHub's, or one scheduled before this
+    // migration (it ends with its subject's job only, or at its TTL).
+    id: 16,
+    sql: `
+      ALTER TABLE github_token_revocations ADD COLUMN actor_repository_id TEXT;
+      ALTER TABLE github_token_revocations ADD COLUMN actor_run_id TEXT;
+      ALTER TABLE github_token_revocations ADD COLUMN actor_check_run_id TEXT;
+      ALTER TABLE github_token_revocations ADD COLUMN actor_run_attempt INTEGER;
+      CREATE INDEX github_token_revocations_actor_run ON github_token_revocations (actor_repository_id, actor_run_id);
+    `,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

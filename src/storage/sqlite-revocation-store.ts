@@ -14,6 +14,10 @@ interface Row extends Record<string, string | number | null> {
   run_id: string | null;
   check_run_id: string | null;
   run_attempt: number | null;
+  actor_repository_id: string | null;
+  actor_run_id: string | null;
+  actor_check_run_id: string | null;
+  actor_run_attempt: number | null;
   attempts: number;
   next_attempt_at: number;
 }
@@ -27,9 +31,11 @@ export class SqliteRevocationStore implements RevocationStore {
   }
 
   async add(pending: PendingRevocation): Promise<void> {
+    const actor = pending.actorJob;
     this.#db.run(
-      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, check_run_id, run_attempt, attempts, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO github_token_revocations (id, sealed_token, token_sha256, api_url, installation_id, revoke_at, github_expires_at, repository_id, run_id, check_run_id, run_attempt,
+                                             actor_repository_id, actor_run_id, actor_check_run_id, actor_run_attempt, attempts, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         pending.id,
         pending.sealedToken,
@@ -42,6 +48,10 @@ export class SqliteRevocationStore implements RevocationStore {
         pending.runId ?? null,
         pending.checkRunId ?? null,
         pending.runAttempt ?? null,
+        actor?.repositoryId ?? null,
+        actor?.runId ?? null,
+        actor?.checkRunId ?? null,
+        actor?.runAttempt ?? null,
         pending.attempts,
         pending.nextAttemptAt,
       ],
@@ -66,22 +76,31 @@ export class SqliteRevocationStore implements RevocationStore {
   }
 
   async dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
-    // A later attempt's tokens (a re-run already under way when an earlier attempt's end is told) are left alone.
-    const [ofAttempt, attempt]: [string, SqlValue[]] = ended.attempt === undefined ? ['1', []] : ['(run_attempt IS NULL OR run_attempt <= ?)', [ended.attempt]];
-    // For a job, a token of another job of the run is left alone; one without a check run cannot be told apart, so any
-    // job's end (of its attempt or a later one) takes it. `check_run_id = NULL` is never true: with no check run named,
-    // only those without one are due.
-    const [which, values]: [string, SqlValue[]] =
-      ended.kind === 'job'
-        ? [` AND (check_run_id = ? OR (check_run_id IS NULL AND ${ofAttempt}))`, [ended.checkRunId ?? null, ...attempt]]
-        : [` AND ${ofAttempt}`, attempt];
+    // The subject's job or the actor's: one row per token, so a token whose two jobs both end is made due once.
+    const [ofSubject, subjectValues] = endedJobOf('', repositoryId, runId, ended);
+    const [ofActor, actorValues] = endedJobOf('actor_', repositoryId, runId, ended);
     // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
     return this.#db.all<{ id: string }>(
       `UPDATE github_token_revocations SET next_attempt_at = ?
-        WHERE repository_id = ? AND run_id = ?${which} AND next_attempt_at > ? RETURNING id`,
-      [now, repositoryId, runId, ...values, now],
+        WHERE (${ofSubject} OR ${ofActor}) AND next_attempt_at > ? RETURNING id`,
+      [now, ...subjectValues, ...actorValues, now],
     ).length;
   }
+}
+
+/** Whether the job a row keeps under the columns prefixed `prefix` (the subject's, or `actor_`) ends with what ended of this run. */
+function endedJobOf(prefix: '' | 'actor_', repositoryId: string, runId: string, ended: RunEnd): [string, SqlValue[]] {
+  const [checkRun, attempt] = [`${prefix}check_run_id`, `${prefix}run_attempt`];
+  // A later attempt's tokens (a re-run already under way when an earlier attempt's end is told) are left alone.
+  const [ofAttempt, attempts]: [string, SqlValue[]] = ended.attempt === undefined ? ['1', []] : [`(${attempt} IS NULL OR ${attempt} <= ?)`, [ended.attempt]];
+  // For a job, a token of another job of the run is left alone; one without a check run cannot be told apart, so any
+  // job's end (of its attempt or a later one) takes it. `check_run_id = NULL` is never true: with no check run named,
+  // only those without one are due.
+  const [which, values]: [string, SqlValue[]] =
+    ended.kind === 'job'
+      ? [` AND (${checkRun} = ? OR (${checkRun} IS NULL AND ${ofAttempt}))`, [ended.checkRunId ?? null, ...attempts]]
+      : [` AND ${ofAttempt}`, attempts];
+  return [`(${prefix}repository_id = ? AND ${prefix}run_id = ?${which})`, [repositoryId, runId, ...values]];
 }
 
 function fromRow(row: Row): PendingRevocation {
@@ -97,6 +116,15 @@ function fromRow(row: Row): PendingRevocation {
     runId: row.run_id ?? undefined,
     checkRunId: row.check_run_id ?? undefined,
     runAttempt: row.run_attempt ?? undefined,
+    actorJob:
+      row.actor_repository_id === null && row.actor_run_id === null
+        ? undefined
+        : {
+            repositoryId: row.actor_repository_id ?? undefined,
+            runId: row.actor_run_id ?? undefined,
+            checkRunId: row.actor_check_run_id ?? undefined,
+            runAttempt: row.actor_run_attempt ?? undefined,
+          },
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
   };

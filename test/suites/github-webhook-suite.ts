@@ -7,6 +7,7 @@ import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
+import { GITHUB_TOKEN_MAP_TYPE } from './github-token-map-suite.ts';
 
 const OWNER = 'acme';
 const POLICY_REPO = { owner: OWNER, name: 'keyway-policies' };
@@ -628,6 +629,90 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       });
       expect(await (await introspection())(ofGitHub, ofLookalike.body['access_token'] as string)).toEqual([false, true]);
       expect(await githubRevoked(await sha256Hex(githubOfLookalike.body['access_token'] as string))).toBe(false);
+    });
+
+    /**
+     * Restarts the test's broker with a policy granting GitHub tokens (one, or a map) to a delegated exchange of a job on the
+     * delegated branch, its actor token a job's of the test's GitHub issuer or of `lookalike`, an operator's own OIDC issuer
+     * that may put GitHub's run ids in its claims.
+     */
+    const delegatingBroker = async (lookalike: TestIssuer) => {
+      await broker.close();
+      broker = await startBroker(
+        {},
+        {
+          'delegated-github.yaml': `version: 1
+issuer: { kind: github, url: "${ci.url}" }
+match: { repository_id: "734201", ref: refs/heads/delegated }
+match_actor: { iss: ["${ci.url}", "${lookalike.url}"], repository_id: "734201" }
+grant:
+  audience: https://release.acme.dev
+  github: { owner: ${OWNER}, owner_id: "1200934", repositories: [keyway-policies], permissions: { contents: read } }
+  ttl: 10m
+`,
+          'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: https://lookalike.acme.dev }\n`,
+        },
+      );
+    };
+    /** A job's OIDC token, of the test's issuer unless told another: check run `checkRunId` of run `runId`, attempt 1. */
+    const jobToken = (runId: number, checkRunId: number, { of = ci, ref = 'refs/heads/release' } = {}) =>
+      of.sign(ciClaims(of.url, broker.issuer, { ...jobClaims(runId, checkRunId), ref }));
+    /**
+     * The SHA-256 of the GitHub token (with `map`, of the one-owner map's token) granted to the subject job on the delegated
+     * branch, with the actor job's token as the actor_token (RFC 8693).
+     */
+    const delegatedGitHubToken = async (subject: { run: number; job: number }, actor: Promise<string>, { map = false } = {}) => {
+      const asked: Record<string, string> = map
+        ? { requested_token_type: GITHUB_TOKEN_MAP_TYPE, resource: `${new URL(github.apiUrl).origin}/${POLICY_REPO.owner}/${POLICY_REPO.name}` }
+        : { requested_token_type: GITHUB_TOKEN_TYPE };
+      const subjectToken = await jobToken(subject.run, subject.job, { ref: 'refs/heads/delegated' });
+      const answer = await postToken(broker, exchangeForm(subjectToken, { actor_token: await actor, actor_token_type: ID_TOKEN, ...asked }));
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      const tokens = answer.body['github_tokens'] as Record<string, { access_token: string }> | undefined;
+      return sha256Hex(tokens === undefined ? (answer.body['access_token'] as string) : tokens[OWNER]!.access_token);
+    };
+
+    it("revokes a delegated GitHub token, one or a map, once when its actor's job completes, though the subject's job runs on; a sibling job's end leaves it", async () => {
+      await delegatingBroker(freshIssuer(issuerBase(), 'webhooks-lookalike'));
+      const before = (await github.calls()).length;
+      const [subjectRun, actorRun] = [freshId(), freshId()];
+      const subject = { run: subjectRun, job: subjectRun + 1 };
+      const [actorJob, siblingJob] = [actorRun + 1, actorRun + 2];
+      const one = await delegatedGitHubToken(subject, jobToken(actorRun, actorJob));
+      const ofMap = await delegatedGitHubToken(subject, jobToken(actorRun, actorJob), { map: true });
+      const bySibling = await delegatedGitHubToken(subject, jobToken(actorRun, siblingJob));
+      const detail = (count: number, job: number, run: number) =>
+        `${count} GitHub tokens and 0 keyway tokens revoked: the workflow job ${job} of run ${run} completed`;
+
+      expect(await completedJob(actorRun, actorJob)).toMatchObject({ status: 200, body: { status: 'handled', detail: detail(2, actorJob, actorRun) } });
+      await untilGitHubRevoked(one);
+      await untilGitHubRevoked(ofMap);
+      expect(await githubRevoked(bySibling)).toBe(false);
+      // The subject's job ends too: the token its sibling-actor grant holds goes, those already revoked are not made due again.
+      expect(await completedJob(subjectRun, subject.job)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: detail(1, subject.job, subjectRun) },
+      });
+      await untilGitHubRevoked(bySibling);
+      // One DELETE /installation/token per token, each while it was live: none asked twice.
+      const revocations = (await github.calls()).slice(before).filter((call) => call.method === 'DELETE' && call.path.endsWith('/installation/token'));
+      expect(revocations.map((call) => call.auth).sort()).toEqual([one, ofMap, bySibling].map((hash) => `token:${hash.slice(0, 12)}`).sort());
+    });
+
+    it("leaves a delegated GitHub token whose actor is another issuer's, naming the job's run and check run, to its TTL: those are not the ids GitHub gave", async () => {
+      const lookalike = freshIssuer(issuerBase(), 'webhooks-lookalike');
+      await delegatingBroker(lookalike);
+      const [subjectRun, actorRun] = [freshId(), freshId()];
+      const subject = { run: subjectRun, job: subjectRun + 1 };
+      const actorJob = actorRun + 1;
+      const byGitHub = await delegatedGitHubToken(subject, jobToken(actorRun, actorJob));
+      const byLookalike = await delegatedGitHubToken(subject, jobToken(actorRun, actorJob, { of: lookalike }));
+      expect(await completedJob(actorRun, actorJob)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 0 keyway tokens revoked: the workflow job ${actorJob} of run ${actorRun} completed` },
+      });
+      await untilGitHubRevoked(byGitHub);
+      expect(await githubRevoked(byLookalike)).toBe(false);
     });
 
     // Node only: 10,000 exchanges take minutes in workerd. The index the job's end reads there, in every audit shard, is the

@@ -149,6 +149,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       runId: '42',
       checkRunId: '4242',
       runAttempt: 1,
+      actorJob: { repositoryId: '734201', runId: '43', checkRunId: '4343', runAttempt: 1 },
       attempts: 0,
       nextAttemptAt: Date.now() + 3_600_000,
     });

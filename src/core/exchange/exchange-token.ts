@@ -29,7 +29,7 @@ import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } fro
 import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
-import type { GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
+import type { GitHubTokenJobs, GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 import type { DpopNonces } from '../dpop/dpop-nonce.ts';
 import type { VerifiedDpopProof } from '../dpop/dpop-proof.ts';
@@ -290,7 +290,7 @@ async function grantOrThrow(
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, actorUse, event, now);
-  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, verified, now, event);
+  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, githubJobsOf(verified, actor), now, event);
   if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
   const minted = await mintAccessToken({
@@ -372,7 +372,7 @@ async function issueGitHubToken(
   deps: ExchangeDeps,
   grant: IssuedGrant,
   github: NonNullable<IssuedGrant['github']>,
-  verified: VerifiedSubjectToken,
+  jobs: GitHubTokenJobs,
   now: number,
   event: AuditEventDraft,
 ): Promise<Granted> {
@@ -385,7 +385,7 @@ async function issueGitHubToken(
     ownerId: github.ownerId,
     revocationId: event.id,
     ttlSeconds: grant.ttlSeconds,
-    ...githubJobOf(verified),
+    ...jobs,
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(github.owner, minted);
@@ -427,7 +427,7 @@ async function issueGitHubTokenMap(
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
-    job: githubJobOf(verified),
+    jobs: githubJobsOf(verified, asked.actor?.verified),
     now,
     log: deps.log,
   });
@@ -436,6 +436,14 @@ async function issueGitHubTokenMap(
   event.decision = 'granted';
   event.reason = 'granted';
   return { token: minted.answer, revoke: minted.revoke };
+}
+
+/**
+ * The GitHub Actions jobs whose end revokes a GitHub token of this exchange: the subject token's, and a delegated
+ * exchange's actor token's (an orchestrator's job holds the token as much as the subject's does). Of a GitHub issuer only.
+ */
+function githubJobsOf(verified: VerifiedSubjectToken, actor: VerifiedSubjectToken | undefined): GitHubTokenJobs {
+  return { ...githubJobOf(verified), actorJob: actor === undefined ? undefined : githubJobOf(actor) };
 }
 
 /** The caller's tenant, its issuer's first tenant claim (a name or a JSON Pointer), when its token holds one as a scalar. */

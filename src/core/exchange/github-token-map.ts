@@ -1,12 +1,11 @@
 // Issue 19: one exchange, GitHub installation tokens for repositories of several owners, answered as a map.
 import { asciiLowerCase } from '../claims/case-fold.ts';
-import type { CiJob } from '../claims/github-run.ts';
 import type { GitHubTokenRecord, OwnerTokenRecord } from '../audit/audit-event.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { decide, type AccessRequest, type DecisionTrace, type GitHubAccessRequest, type IssuedGrant, type SubjectClaims } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
-import type { GitHubTokenMinter, MintedGitHubToken } from './ports.ts';
+import type { GitHubTokenJobs, GitHubTokenMinter, MintedGitHubToken } from './ports.ts';
 import { TOKEN_TYPE } from './token-exchange-request.ts';
 import type { Logger } from '../log.ts';
 
@@ -101,10 +100,10 @@ function mergeTraces(traces: readonly DecisionTrace[]): DecisionTrace {
   return { ...first, audit: [...would].map(([policy, outcome]) => ({ policy, would: outcome })) };
 }
 
-/** What the caller (its CI job) and the exchange (its audit event id) give every token of the map. */
+/** What the caller (its CI jobs: the subject's, and an actor's) and the exchange (its audit event id) give every token of the map. */
 export interface TokenMapContext {
   readonly auditEventId: string;
-  readonly job: CiJob;
+  readonly jobs: GitHubTokenJobs;
   readonly now: number;
   readonly log: Logger;
 }
@@ -142,7 +141,7 @@ export async function mintTokenMap(
         ownerId: github.ownerId,
         revocationId: `${context.auditEventId}/${owner}`,
         ttlSeconds: grant.ttlSeconds,
-        ...context.job,
+        ...context.jobs,
       });
       minted.push({ owner, grant, token });
     } catch (error) {

@@ -31,8 +31,18 @@ export interface RepositoryPolicies {
   get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet>;
 }
 
-/** What a GitHub token is minted for, and the CI job whose end revokes it early. */
-export interface GitHubTokenRequest extends CiJob {
+/** The CI jobs whose end revokes a GitHub token early: the subject token's (its own members), and a delegated exchange's actor token's. */
+export interface GitHubTokenJobs extends CiJob {
+  /**
+   * The actor token's job (`githubJobOf`: none for an actor of an issuer that is not GitHub's), undefined when the exchange
+   * had no actor: its end, or its run's, revokes the token as the subject's does, so a token an orchestrator's job
+   * obtained as the actor does not outlive that job.
+   */
+  readonly actorJob: CiJob | undefined;
+}
+
+/** What a GitHub token is minted for, and the CI jobs whose end revokes it early. */
+export interface GitHubTokenRequest extends GitHubTokenJobs {
   readonly owner: string;
   readonly repositories: readonly string[];
   readonly permissions: Readonly<Record<string, string>>;

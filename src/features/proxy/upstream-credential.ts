@@ -175,6 +175,7 @@ export class UpstreamCredentials {
       runId: undefined,
       checkRunId: undefined,
       runAttempt: undefined,
+      actorJob: undefined,
     });
     const held = minted.repositories.find((repository) => asciiLowerCase(repository.name) === scope.repository);
     if (held === undefined) {

@@ -198,6 +198,7 @@ export class GitHubTokens implements GitHubTokenMinter {
         runId: request.runId,
         checkRunId: request.checkRunId,
         runAttempt: request.runAttempt,
+        actorJob: request.actorJob,
         attempts: 0,
         nextAttemptAt: revokeAt,
       });
@@ -244,7 +245,8 @@ export class GitHubTokens implements GitHubTokenMinter {
    * (GitHub's `workflow_job` webhook names it, and its check run when the payload has one) ends the
    * tokens it obtained (their `check_run_id` claim) and the run's tokens obtained with no
    * `check_run_id` (older GHES), which cannot be told apart by job; the run's other jobs keep theirs.
-   * An attempt of the whole run (`workflow_run`) ends every token of it, or of an earlier attempt, still pending. Returns how many were pending.
+   * An attempt of the whole run (`workflow_run`) ends every token of it, or of an earlier attempt, still pending. A token of
+   * a delegated exchange ends with its actor's job as with its subject's, once. Returns how many were pending.
    */
   async revokeEndedWork(repositoryId: string, runId: string, ended: RunEnd): Promise<number> {
     const count = await this.#deps.revocations.dueForEndedWork(repositoryId, runId, ended, this.#deps.now());

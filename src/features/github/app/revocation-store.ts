@@ -1,7 +1,11 @@
-import type { CiJob, RunEnd } from '../../../core/claims/github-run.ts';
+import type { RunEnd } from '../../../core/claims/github-run.ts';
+import type { GitHubTokenJobs } from '../../../core/exchange/ports.ts';
 
-/** A GitHub token keyway minted and must revoke, the token itself only ever sealed, with the CI job that obtained it (whose end revokes it early). */
-export interface PendingRevocation extends CiJob {
+/**
+ * A GitHub token keyway minted and must revoke, the token itself only ever sealed, with the CI job that obtained it and,
+ * for a delegated exchange, its actor's (whose end revokes it early).
+ */
+export interface PendingRevocation extends GitHubTokenJobs {
   /** The audit event id of the exchange that minted it. */
   readonly id: string;
   /** SecretBox-sealed (purpose `github-token`, context `id` and `apiUrl`: githubTokenContext). */
@@ -35,6 +39,7 @@ export interface RevocationStore {
   /**
    * Something of this CI run ended: makes due at `now` the tokens it ends, and returns how many. A job (its check run,
    * undefined when unknown) ends the run's tokens of that job and those of the run with no check run; the run ends all.
+   * The subject's job or the actor's: a token either names is ended, once, whichever ends first.
    */
   dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number>;
 }
