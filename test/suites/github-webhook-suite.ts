@@ -654,9 +654,9 @@ grant:
         },
       );
     };
-    /** A job's OIDC token, of the test's issuer unless told another: check run `checkRunId` of run `runId`, attempt 1. */
-    const jobToken = (runId: number, checkRunId: number, { of = ci, ref = 'refs/heads/release' } = {}) =>
-      of.sign(ciClaims(of.url, broker.issuer, { ...jobClaims(runId, checkRunId), ref }));
+    /** A job's OIDC token, of the test's issuer unless told another: check run `checkRunId` of run `runId`, attempt 1 unless told another. */
+    const jobToken = (runId: number, checkRunId: number, { of = ci, ref = 'refs/heads/release', attempt = 1 } = {}) =>
+      of.sign(ciClaims(of.url, broker.issuer, { ...jobClaims(runId, checkRunId, attempt), ref }));
     /**
      * The SHA-256 of the GitHub token (with `map`, of the one-owner map's token) granted to the subject job on the delegated
      * branch, with the actor job's token as the actor_token (RFC 8693).
@@ -697,6 +697,26 @@ grant:
       // One DELETE /installation/token per token, each while it was live: none asked twice.
       const revocations = (await github.calls()).slice(before).filter((call) => call.method === 'DELETE' && call.path.endsWith('/installation/token'));
       expect(revocations.map((call) => call.auth).sort()).toEqual([one, ofMap, bySibling].map((hash) => `token:${hash.slice(0, 12)}`).sort());
+    });
+
+    it("revokes a delegated GitHub token when its actor's run attempt completes; one whose actor is of the run's re-run stays", async () => {
+      await delegatingBroker(freshIssuer(issuerBase(), 'webhooks-lookalike'));
+      const [subjectRun, actorRun] = [freshId(), freshId()];
+      const subject = { run: subjectRun, job: subjectRun + 1 };
+      const ofAttempt = await delegatedGitHubToken(subject, jobToken(actorRun, actorRun + 1));
+      const ofRerun = await delegatedGitHubToken(subject, jobToken(actorRun, actorRun + 2, { attempt: 2 }));
+      const attemptCompleted = {
+        action: 'completed',
+        workflow_run: { id: actorRun, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      };
+      expect(await deliver({ event: 'workflow_run', payload: attemptCompleted })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 0 keyway tokens revoked: the workflow run ${actorRun} completed` },
+      });
+      await untilGitHubRevoked(ofAttempt);
+      expect(await githubRevoked(ofRerun)).toBe(false);
     });
 
     it("leaves a delegated GitHub token whose actor is another issuer's, naming the job's run and check run, to its TTL: those are not the ids GitHub gave", async () => {
