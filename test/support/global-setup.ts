@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -15,6 +15,8 @@ import { startFakeUpstreamServer } from './fake-upstream-server.ts';
 function runTemporaryDirectory(): (() => void) | undefined {
   if (process.env['KEYWAY_TEST_RUN_TMPDIR']) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'keyway-run-'));
+  // Others may pass through to what a test opens to them (one runs a probe as nobody in a directory of its own), not list it.
+  chmodSync(dir, 0o711);
   process.env['KEYWAY_TEST_RUN_TMPDIR'] = dir;
   process.env['TMPDIR'] = dir;
   return () => rmSync(dir, { recursive: true, force: true });
