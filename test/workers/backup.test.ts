@@ -334,6 +334,14 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       await refusedLeavesFresh(unset, await restore(unset, exported), 403, undefined, 'access_denied');
     });
 
+    it('when KEYWAY_RESTORE_TOKEN is too short to resist guessing, even presented right', async () => {
+      const guessable = 'a'.repeat(31);
+      const short = await deployment({ KEYWAY_RESTORE_TOKEN: guessable });
+      expect(await refusedLeavesFresh(short, await restore(short, exported, guessable), 403, undefined, 'access_denied')).toContain(
+        'shorter than 32 characters',
+      );
+    });
+
     it('into a deployment that has served an exchange (not fresh)', async () => {
       const used = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
       await tokenFor(used, 'olga@acme.dev', 'audit:read');

@@ -33,6 +33,10 @@ const NO_STORE = { 'Cache-Control': 'no-store' } as const;
  * instead, and is refused while that is unset. The export is the body, or the `export` part of a
  * multipart form whose `roots` part holds root checkpoints kept apart from it, a witness it must agree with.
  */
+/** The shortest KEYWAY_RESTORE_TOKEN restore takes: 32 characters, what `openssl rand -hex 16` gives (the runbook says `-hex 32`). */
+const MIN_RESTORE_TOKEN_LENGTH = 32;
+const RESTORE_TOKEN_TOO_SHORT = `restore is disabled: KEYWAY_RESTORE_TOKEN is shorter than ${MIN_RESTORE_TOKEN_LENGTH} characters, too short to resist guessing (openssl rand -hex 32)`;
+
 export function backupRoutes(deps: BackupApiDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
   const restoreAuthorized = staticBearer(deps.restoreToken);
@@ -58,6 +62,10 @@ export function backupRoutes(deps: BackupApiDeps, own: OwnTokens): Hono<{ Variab
     async (c, next) => {
       if (restoreAuthorized === undefined) {
         return c.json({ error: 'access_denied', error_description: 'restore is disabled: KEYWAY_RESTORE_TOKEN is not set' }, 403, NO_STORE);
+      }
+      // The secret is all that guards a deployment waiting to be restored, from anywhere, for as long as it waits.
+      if ((deps.restoreToken?.length ?? 0) < MIN_RESTORE_TOKEN_LENGTH) {
+        return c.json({ error: 'access_denied', error_description: RESTORE_TOKEN_TOO_SHORT }, 403, NO_STORE);
       }
       if (!(await restoreAuthorized(c.req.header('authorization')))) {
         c.header('WWW-Authenticate', 'Bearer realm="keyway restore"');
