@@ -188,12 +188,12 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
         await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
       });
 
-      it('is refused when bound by a method keyway cannot check (mTLS x5t#S256)', async () => {
-        const result = await post(
-          broker,
-          exchangeForm(await subjectToken('svc-a', { cnf: { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
-          await key.proof('POST', endpoint()),
-        );
+      it.each([
+        ['mTLS x5t#S256', false],
+        ["mTLS x5t#S256, beside the proof key's jkt", true],
+      ])('is refused when bound by a method keyway cannot check (%s)', async (_name, withJkt) => {
+        const cnf = { ...(withJkt ? { jkt: key.jkt } : {}), 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' };
+        const result = await post(broker, exchangeForm(await subjectToken('svc-a', { cnf })), await key.proof('POST', endpoint()));
         await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
       });
     });

@@ -81,6 +81,15 @@ describe('DPoP-bound tokens downstream (verifyAccessToken, keywayAuth)', () => {
     await expectRefused(await call(token, proof), 'invalid_dpop_proof');
   });
 
+  it('takes proofs of two keys that use the same jti: a jti is remembered within its key', async () => {
+    const other = await DpopKey.generate();
+    const jti = crypto.randomUUID();
+    for (const by of [key, other]) {
+      const token = await mint(by.jkt);
+      expect((await call(token, await proofFor(token, { by, jti }))).status).toBe(200);
+    }
+  });
+
   it.each([
     ['no proof header', async (_token: string) => undefined],
     ['a stale proof', (token: string) => proofFor(token, { iat: Math.floor(Date.now() / 1000) - 120 })],
