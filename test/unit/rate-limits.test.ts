@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
-import { takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
+import { returnToken, takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { repositoryPolicyShareSuite } from '../suites/repository-policy-share-suite.ts';
 
@@ -66,6 +66,33 @@ describe('the token bucket', () => {
   });
 });
 
+describe('a token given back', () => {
+  const take = (bucket: Bucket | undefined, now: number) => takeToken(limit, bucket, now);
+
+  it('keeps what the bucket refilled since it was last touched, and never fills it past its burst', () => {
+    let bucket = take(take(take(undefined, 0).bucket, 0).bucket, 0).bucket;
+    // A second on, one token refilled and one given back: two requests go through, not a third.
+    bucket = returnToken(limit, bucket, 1_000);
+    const second = take(bucket, 1_000);
+    const third = take(second.bucket, 1_000);
+    expect([second.verdict.allowed, third.verdict.allowed, take(third.bucket, 1_000).verdict.allowed]).toEqual([true, true, false]);
+    // Idle a minute and given a token back, it holds its burst, not one more.
+    let idle = returnToken(limit, take(undefined, 0).bucket, 60_000);
+    const allowed = Array.from({ length: limit.burst + 1 }, () => {
+      const step = take(idle, 60_000);
+      idle = step.bucket;
+      return step.verdict.allowed;
+    });
+    expect(allowed).toEqual([true, true, true, false]);
+  });
+
+  it('does not end the run of refusals, which the next request let through reports', () => {
+    const drained = take(take(take(undefined, 0).bucket, 0).bucket, 0).bucket;
+    const refusedTwice = take(take(drained, 0).bucket, 0).bucket;
+    expect(take(returnToken(limit, refusedTwice, 0), 0).verdict).toEqual({ allowed: true, endsRun: 2 });
+  });
+});
+
 describe('the in-memory limiter', () => {
   it('keeps at most its bound of buckets, forgetting full ones before a drained one', async () => {
     const limiter = new MemoryRateLimiter(10);
@@ -82,11 +109,45 @@ describe('the in-memory limiter', () => {
     expect(await limiterWithFull.take(tight, 'drained', 101)).toMatchObject({ allowed: false });
   });
 
+  it('forgets the least recently used drained bucket, not the first made, and no more buckets than it must', async () => {
+    const limiter = new MemoryRateLimiter(10);
+    const tight: RateLimit = { name: 'client', perMinute: 1, burst: 1 };
+    await limiter.take(tight, 'busy', 0);
+    for (let index = 0; index < 9; index += 1) await limiter.take(tight, `idle-${index}`, 0);
+    // Used again, busy is the most recent; the next new key makes room by forgetting idle-0 alone.
+    expect(await limiter.take(tight, 'busy', 0)).toMatchObject({ allowed: false });
+    await limiter.take(tight, 'new', 0);
+    expect(limiter.size).toBe(10);
+    expect(await limiter.take(tight, 'busy', 0)).toMatchObject({ allowed: false });
+    expect(await limiter.take(tight, 'idle-1', 0)).toMatchObject({ allowed: false });
+  });
+
+  it('counts a bucket refilled to exactly its burst as full, and forgets it before a drained one', async () => {
+    const limiter = new MemoryRateLimiter(10);
+    const tight: RateLimit = { name: 'client', perMinute: 1, burst: 1 };
+    await limiter.take(tight, 'drained', 0);
+    // One token a second: a second later each holds exactly its one token again.
+    for (let index = 0; index < 9; index += 1) await limiter.take({ ...tight, perMinute: 60 }, `refilled-${index}`, 0);
+    await limiter.take(tight, 'new', 1_000);
+    expect(await limiter.take(tight, 'drained', 1_000)).toMatchObject({ allowed: false });
+  });
+
+  it('gives a token back to a bucket it holds, and makes none for a key it does not', async () => {
+    const limiter = new MemoryRateLimiter();
+    await limiter.giveBack(limit, 'never-taken', 0);
+    expect(await Promise.all(Array.from({ length: limit.burst }, () => limiter.take(limit, 'never-taken', 0)))).toEqual(
+      Array.from({ length: limit.burst }, () => ({ allowed: true })),
+    );
+  });
+
   it('keeps the buckets of different limits apart', async () => {
     const limiter = new MemoryRateLimiter();
     expect(await limiter.take({ name: 'a', perMinute: 1, burst: 1 }, 'k', 0)).toEqual({ allowed: true });
     expect(await limiter.take({ name: 'b', perMinute: 1, burst: 1 }, 'k', 0)).toEqual({ allowed: true });
     expect(await limiter.take({ name: 'a', perMinute: 1, burst: 1 }, 'k', 0)).toMatchObject({ allowed: false });
+    expect(await limiter.takeShared({ name: 'a', perMinute: 1, burst: 1 }, 0)).toEqual({ allowed: true });
+    expect(await limiter.takeShared({ name: 'b', perMinute: 1, burst: 1 }, 0)).toEqual({ allowed: true });
+    expect(await limiter.takeShared({ name: 'a', perMinute: 1, burst: 1 }, 0)).toMatchObject({ allowed: false });
   });
 });
 
