@@ -480,8 +480,12 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         ).body['status'],
       ).toBe('ignored');
       expect(
-        (await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 1, baseSha: base, headSha: head }) }))
-          .body['status'],
+        (
+          await deliver({
+            event: 'pull_request',
+            payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 1, baseSha: base, headSha: head }),
+          })
+        ).body['status'],
       ).toBe('ignored');
     });
 
@@ -1195,6 +1199,44 @@ grant:
       expect(await health()).toEqual(healthBefore);
     });
 
+    it("refuses, and reports as degraded, a push or pull request of the policy repository under another name (renamed or transferred): never ignored as another repository's", async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      // The policy repository (its id) renamed, and transferred: a push that withdraws a grant must not be dropped unseen.
+      const withdrawn = sha('moved-push');
+      await putPolicies(withdrawn, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      const [base, head] = [sha('moved-base'), sha('moved-head')];
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      for (const moved of [
+        { owner: OWNER, name: 'keyway-policies-renamed', id: POLICY_REPO_ID },
+        { owner: 'other-org', name: POLICY_REPO.name, id: POLICY_REPO_ID },
+      ]) {
+        const [callsBefore, runsBefore] = [(await github.calls()).length, (await checkRuns()).length];
+        const pushed = await deliver({ event: 'push', payload: payloads.push(moved, { ref: 'refs/heads/main', after: withdrawn }) });
+        const reviewed = await deliver({ event: 'pull_request', payload: payloads.pullRequest(moved, { number: 41, baseSha: base, headSha: head }) });
+        for (const refused of [pushed, reviewed]) {
+          expect(refused).toMatchObject({ status: 200, body: { status: 'ignored' } });
+          expect(refused.body['detail']).toBe(
+            `refused: the policy repository (id ${POLICY_REPO_ID}) is now named ${moved.owner}/${moved.name}, not ${OWNER}/${POLICY_REPO.name} ` +
+              '(KEYWAY_GITHUB_POLICY_REPOSITORY): renamed or transferred, it is not followed until the setting names it',
+          );
+        }
+        expect((await github.calls()).length).toBe(callsBefore);
+        expect((await checkRuns()).length).toBe(runsBefore);
+        expect((await exchange({ environment: 'production' })).status).toBe(200);
+        const status = await health();
+        expect(status).toMatchObject({
+          status: 'degraded',
+          policy_reload: {
+            ok: false,
+            source: `github ${moved.owner}/${moved.name} refs/heads/main`,
+            problems: [expect.stringContaining(`is now named ${moved.owner}/${moved.name}`)],
+          },
+        });
+        expect(await publicHealth()).toEqual({ status: 'degraded' });
+      }
+    });
+
     it("verifies another App's deliveries with that App's own secret, and takes only installation and job events from it", async () => {
       const fromSecond = { secret: SECOND_SECRET, headers: { 'x-github-hook-installation-target-id': second.appId } };
       expect(await deliver({ event: 'installation', payload: payloads.installation(OWNER, 'added'), ...fromSecond })).toMatchObject({
@@ -1325,7 +1367,7 @@ grant:
         await github.putFile({ owner: OWNER, repo: 'api', path: '.github/keyway/wide.test.yaml', ref: head, text: wide });
         const reviewed = await deliver({
           event: 'pull_request',
-          payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 43, baseSha: sha('own-test-base'), headSha: head }),
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 43, baseSha: sha('own-test-base'), headSha: head }),
         });
         expect(reviewed).toMatchObject({ status: 200, body: { status: 'ignored', detail: 'pull request 43 changes no policy file under .github/keyway' } });
       });
@@ -1340,7 +1382,7 @@ grant:
         const before = (await checkRuns()).length;
         const handled = await deliver({
           event: 'pull_request',
-          payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 40, baseSha: base, headSha: head }),
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 40, baseSha: base, headSha: head }),
         });
         expect(handled).toMatchObject({ status: 200, body: { status: 'handled' } });
         const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
@@ -1357,7 +1399,7 @@ grant:
         await put(sha('own-good'), repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, issues: read } }'));
         await deliver({
           event: 'pull_request',
-          payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 41, baseSha: base, headSha: sha('own-good') }),
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 41, baseSha: base, headSha: sha('own-good') }),
         });
         const [good] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
         expect(good).toMatchObject({ head_sha: sha('own-good'), conclusion: 'success' });
@@ -1373,7 +1415,10 @@ grant:
         const readOnly = repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }');
         await put('other.yaml', readOnly.replace(ci.url, 'https://ghe.elsewhere.example/_services/token'));
         const before = (await checkRuns()).length;
-        await deliver({ event: 'pull_request', payload: payloads.pullRequest({ owner: OWNER, name: 'api' }, { number: 42, baseSha: base, headSha: head }) });
+        await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 42, baseSha: base, headSha: head }),
+        });
         const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
         expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
         const failure = (path: string, line: number, message: RegExp) =>

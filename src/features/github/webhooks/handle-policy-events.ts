@@ -83,19 +83,33 @@ export type Handled = { readonly handled: true; readonly detail: string } | { re
 const NO_APP: Handled = { handled: false, detail: 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID), so the policy repository cannot be read' };
 
 /**
- * Where an event's repository stands to the central policy repository: it, another repository, or
- * one under its name with another id (deleted and re-created, or renamed into its place), which is
- * refused: only the id GitHub never gives twice says it is the repository the operator configured.
+ * Where an event's repository stands to the central policy repository: it, another repository, one under its name with
+ * another id (deleted and re-created, or renamed into its place), or the policy repository itself under another name
+ * (`moved`: renamed or transferred). The last two are refused: only the id GitHub never gives twice says it is the
+ * repository the operator configured, and a transfer hands it to another account's owners, whom the operator never chose.
  */
-function centralRole(deps: PolicyEventDeps, repository: RepositoryName, id: number): 'central' | 'other' | Handled {
+function centralRole(
+  deps: PolicyEventDeps,
+  repository: RepositoryName,
+  id: number,
+): 'central' | 'other' | { readonly refused: Handled; readonly problem: string; readonly moved: boolean } {
   const central = deps.settings.policyRepository;
-  if (central === undefined || !sameRepository(repository, central)) return 'other';
-  if (id === central.id) return 'central';
-  const detail =
-    `refused: repository ${fullName(repository)} has id ${id}, but the policy repository's is ${central.id} ` +
-    '(KEYWAY_GITHUB_POLICY_REPOSITORY_ID): a repository re-created under its name is not followed';
-  deps.log.warn('policy repository event refused', { repository: fullName(repository), repository_id: id, expected_id: central.id });
-  return { handled: false, detail };
+  if (central === undefined) return 'other';
+  const named = sameRepository(repository, central);
+  if (named && id === central.id) return 'central';
+  if (!named && id !== central.id) return 'other';
+  deps.log.warn('policy repository event refused', {
+    repository: fullName(repository),
+    repository_id: id,
+    expected: fullName(central),
+    expected_id: central.id,
+  });
+  const problem = named
+    ? `repository ${fullName(repository)} has id ${id}, but the policy repository's is ${central.id} ` +
+      '(KEYWAY_GITHUB_POLICY_REPOSITORY_ID): a repository re-created under its name is not followed'
+    : `the policy repository (id ${id}) is now named ${fullName(repository)}, not ${fullName(central)} ` +
+      '(KEYWAY_GITHUB_POLICY_REPOSITORY): renamed or transferred, it is not followed until the setting names it';
+  return { refused: { handled: false, detail: `refused: ${problem}` }, problem, moved: !named };
 }
 
 async function withAccess(
@@ -144,7 +158,7 @@ interface Pinned {
  */
 function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: readonly ReviewScope[]; pinned?: Pinned } | Handled {
   const role = centralRole(deps, pr.repository, pr.repositoryId);
-  if (typeof role === 'object') return role;
+  if (typeof role === 'object') return role.refused;
   if (role === 'central') {
     return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME }], pinned: { id: pr.repositoryId } };
   }
@@ -348,8 +362,13 @@ async function readPolicySet(access: RepositoryAccess, path: string, sha: string
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
   const role = centralRole(deps, push.repository, push.repositoryId);
   if (role === 'other') return refreshGuardrailsOnPush(deps, push);
-  if (role !== 'central') return role;
   const branch = deps.settings.policyBranch ?? push.defaultBranch;
+  if (role !== 'central') {
+    // The policy repository's own push, which would have switched the set, is not dropped unseen: the set serving stays, and
+    // /healthz is degraded until the operator names the repository again (a withdrawn grant would otherwise live on unnoticed).
+    if (role.moved && push.ref === `refs/heads/${branch}`) await deps.live.refuse(role.problem, `github ${fullName(push.repository)} ${push.ref}`);
+    return role.refused;
+  }
   if (push.ref !== `refs/heads/${branch}` || push.deleted) return { handled: false, detail: `not a push to ${branch}` };
   const source = (sha: string): string => `github ${fullName(push.repository)}@${sha}`;
   return withAccess(
