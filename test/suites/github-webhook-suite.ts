@@ -461,6 +461,40 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(run.output.summary).toContain(`${POLICY_DIR} at ${head} is not a directory`);
     });
 
+    it('reviews a pull request again when its base branch is changed: a review against the old base would hide a widening from the new one', async () => {
+      // staging already holds the widening (deploy to staging); main does not. The pull request adds a guardrail on top.
+      const [staging, main, head] = [sha('retarget-staging'), sha('retarget-main'), sha('retarget-head')];
+      await putPolicies(staging, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      await putPolicies(main, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging'), 'guard.yaml': guardPolicy(ci.url) });
+      const before = (await checkRuns()).length;
+      const opened = payloads.pullRequest(POLICY_REPO, { number: 70, baseSha: staging, headSha: head });
+      expect(await deliver({ event: 'pull_request', payload: opened })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const [againstStaging] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(againstStaging.output.summary).not.toContain('| `deploy` | **changed** |');
+
+      // Its title edited: nothing to review again.
+      const titled = {
+        ...payloads.pullRequest(POLICY_REPO, { number: 70, baseSha: staging, headSha: head, action: 'edited' }),
+        changes: { title: { from: 'wip' } },
+      };
+      expect(await deliver({ event: 'pull_request', payload: titled })).toMatchObject({ status: 200, body: { status: 'ignored' } });
+      expect((await checkRuns()).slice(before)).toHaveLength(1);
+
+      // Retargeted at main (GitHub sends `edited` with changes.base): the same head is reviewed against main, where it widens deploy.
+      const retargeted = {
+        ...payloads.pullRequest(POLICY_REPO, { number: 70, baseSha: main, headSha: head, action: 'edited' }),
+        changes: { base: { ref: { from: 'staging' }, sha: { from: staging } } },
+      };
+      expect(await deliver({ event: 'pull_request', payload: retargeted })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const runs = (await checkRuns()).slice(before);
+      expect(runs).toHaveLength(2);
+      const [, againstMain] = runs as [CheckRunBody, CheckRunBody];
+      expect(againstMain).toMatchObject({ name: 'keyway policy review', head_sha: head, status: 'completed' });
+      expect(againstMain.output.summary).toContain('| `deploy` | **changed** |');
+      expect(againstMain.output.summary).toContain('match.environment: "production" → "staging"');
+    });
+
     it('publishes nothing for a pull request that changes no policy file', async () => {
       const base = sha('same-base');
       const head = sha('same-head');

@@ -34,6 +34,16 @@ type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => 
 type HandledEvent = 'ping' | 'pull_request' | 'push' | 'installation' | 'installation_repositories' | 'workflow_job' | 'workflow_run';
 
 const REVIEWED_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
+
+/**
+ * A pull request whose base branch was changed (`edited`, with `changes.base`): the check run on its head holds the diff
+ * against the old base, which may already hold what the new one does not, so it is reviewed again.
+ */
+function retargeted(payload: { readonly action: string }): boolean {
+  if (payload.action !== 'edited') return false;
+  const changes: unknown = (payload as { changes?: unknown }).changes;
+  return typeof changes === 'object' && changes !== null && 'base' in changes;
+}
 /** What keyway takes from a pool's other Apps: their installations change, and jobs that used their tokens end. */
 const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'workflow_job', 'workflow_run']);
 /** A check run's REST path, under whatever API base (GHES serves it under /api/v3): its id is the last segment. */
@@ -80,7 +90,7 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
   return {
     ping: async () => ({ handled: true, detail: 'pong' }),
     pull_request: async ({ payload }) => {
-      if (!REVIEWED_ACTIONS.has(payload.action)) return { handled: false, detail: `pull_request ${payload.action} is not reviewed` };
+      if (!REVIEWED_ACTIONS.has(payload.action) && !retargeted(payload)) return { handled: false, detail: `pull_request ${payload.action} is not reviewed` };
       const pr = payload.pull_request;
       // Repository ids, not names: a fork can be renamed, an id cannot be taken over.
       const fromFork = pr.head.repo === null || pr.head.repo.id !== payload.repository.id;
