@@ -136,6 +136,29 @@ describe('reviewPolicyChange', () => {
     expect(review.output.summary).toContain('**The live policy set did not switch** at 2026-11-23T10:00:00.000Z (github acme/policies@abc)');
   });
 
+  it("shows what a pull request's author wrote as text: a backtick cannot close its code span, nor a name or message add Markdown or HTML", () => {
+    // A value that would close `…` early and put an image, a link and bold text in the check run; an unknown field named as HTML.
+    const forged = '"x` ![ok](https://example.test/p.png) **no policy widens access** `y"';
+    const proposed = { path: 'deploy.yaml', text: deploy(forged).text.replace('  scopes:', '  "<img src=x>":') };
+    const review = reviewPolicyChange({
+      base: [deploy('production'), guard],
+      proposed: [deploy(forged), guard],
+      events: [],
+      loadOptions: OPTIONS,
+      directory: 'policies',
+    });
+    const broken = reviewPolicyChange({ base: [deploy('production')], proposed: [proposed], events: [], loadOptions: OPTIONS, directory: 'policies' });
+    for (const { output } of [review, broken]) {
+      // Outside code spans, nothing of the value is Markdown: every backtick-delimited span holds the value whole.
+      const outside = output.summary.replace(/(`+) ?[^`](?:.*?[^`])? ?\1/g, '');
+      expect(outside).not.toContain('![ok]');
+      expect(outside).not.toContain('**no policy widens access**');
+      expect(outside).not.toMatch(/(?<!\\)<img/);
+    }
+    expect(review.output.summary).toContain('``match.environment: "production" → "x` ![ok](https://example.test/p.png) **no policy widens access** `y"``');
+    expect(broken.output.summary).toContain('\\<img src=x\\>');
+  });
+
   it("keeps to GitHub's limits: at most 50 annotations, a bounded summary", () => {
     const files = Array.from({ length: 60 }, (_, i) => ({
       path: `p${i}.yaml`,

@@ -17,7 +17,22 @@ export function summarizeFindings(findings: readonly LintFinding[]): string {
   return `${count('error', 'error')}, ${count('warning', 'warning')}, ${count('notice', 'notice')}`;
 }
 
-const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+/**
+ * Text in a Markdown table cell as it was written, on one line: its punctuation escaped, so a policy's author adds no row,
+ * emphasis, link, image or HTML to the review of their own change.
+ */
+export const cell = (text: string): string => text.replaceAll('\n', ' ').replace(/[\\`*_[\]<>!|~&#]/g, '\\$&');
+
+/**
+ * Text as a code span in a table cell: fenced by more backticks than any run of them in it, so a backtick the text holds
+ * cannot close the span early and put what follows it outside as Markdown.
+ */
+export function codeCell(text: string): string {
+  const flat = text.replaceAll('\n', ' ').replaceAll('|', '\\|');
+  const fence = '`'.repeat(Math.max(0, ...(flat.match(/`+/g) ?? []).map((run) => run.length)) + 1);
+  const pad = flat.startsWith('`') || flat.endsWith('`') ? ' ' : '';
+  return `${fence}${pad}${flat}${pad}${fence}`;
+}
 
 /** Diffs that give some request more access than before. */
 export function wideningDiffs(diffs: readonly PolicyDiff[]): PolicyDiff[] {
@@ -44,8 +59,8 @@ export function renderDiffMarkdown(diffs: readonly PolicyDiff[], findings: reado
     out.push('| policy | change | details |', '|---|---|---|');
     for (const diff of diffs) {
       const status = diff.status === 'added' || diff.status === 'removed' ? `${diff.status} (${DIFF_ARROW[diff.access]})` : diff.status;
-      const details = diff.changes.map((change) => `\`${cell(change.what)}\`${change.access === 'none' ? '' : ` ${change.access}`}`).join('<br>');
-      out.push(`| \`${cell(diff.id)}\` | **${status}** | ${details} |`);
+      const details = diff.changes.map((change) => `${codeCell(change.what)}${change.access === 'none' ? '' : ` ${change.access}`}`).join('<br>');
+      out.push(`| ${codeCell(diff.id)} | **${status}** | ${details} |`);
     }
   }
   out.push('', `#### Lint of \`${dir}\`: ${summarizeFindings(findings)}`);
@@ -53,7 +68,7 @@ export function renderDiffMarkdown(diffs: readonly PolicyDiff[], findings: reado
     out.push('', '| where | severity | rule | message |', '|---|---|---|---|');
     for (const finding of findings) {
       out.push(
-        `| \`${cell(`${dir.replace(/\/+$/, '')}/${finding.file}`)}:${finding.line}:${finding.column}\` | ${finding.severity} | \`${finding.rule}\` | ${cell(finding.message)} |`,
+        `| ${codeCell(`${dir.replace(/\/+$/, '')}/${finding.file}:${finding.line}:${finding.column}`)} | ${finding.severity} | \`${finding.rule}\` | ${cell(finding.message)} |`,
       );
     }
   }

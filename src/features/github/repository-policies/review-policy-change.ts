@@ -2,7 +2,7 @@ import type { AuditEvent } from '../../../core/audit/audit-event.ts';
 import type { CheckRunAnnotation } from '../app/check-run.ts';
 import { diffPolicies, type PolicyDiff } from '../../../core/policy/diff/diff-policies.ts';
 import { grantUsage, windowText, type UsageEvidence } from '../../../core/policy/suggest-narrowing.ts';
-import { renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
+import { cell, codeCell, renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
 import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
 import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
 import {
@@ -72,8 +72,6 @@ function annotationOf(finding: LintFinding, directory: string): CheckRunAnnotati
   };
 }
 
-const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
-
 function impactTable(heading: string, examples: readonly ImpactExample[], total: number): string[] {
   if (examples.length === 0) return [];
   const out = [
@@ -84,8 +82,8 @@ function impactTable(heading: string, examples: readonly ImpactExample[], total:
     '|---|---|---|---|---|',
   ];
   for (const example of examples) {
-    const now = example.policy === undefined ? example.now : `${example.now} by \`${cell(example.policy)}\``;
-    out.push(`| \`${example.event_id}\` | ${example.time} | \`${cell(example.subject ?? '')}\` | ${example.was} | ${now} |`);
+    const now = example.policy === undefined ? example.now : `${example.now} by ${codeCell(example.policy)}`;
+    out.push(`| \`${example.event_id}\` | ${example.time} | ${codeCell(example.subject ?? '')} | ${example.was} | ${now} |`);
   }
   return out;
 }
@@ -105,8 +103,8 @@ function unusedAccess(after: PolicyCompilation, diffs: readonly PolicyDiff[], us
     const unused = findings.filter((finding) => finding.status !== 'used');
     out.push(
       unused.length === 0
-        ? `| \`${cell(policy.id)}\` | ${grants} | everything it grants was used |`
-        : `| \`${cell(policy.id)}\` | ${grants} | ${unused.map((finding) => `${finding.element === 'policy' ? 'the policy' : `${finding.element} \`${cell(finding.value)}\``}: ${cell(finding.evidence)}`).join('<br>')} |`,
+        ? `| ${codeCell(policy.id)} | ${grants} | everything it grants was used |`
+        : `| ${codeCell(policy.id)} | ${grants} | ${unused.map((finding) => `${finding.element === 'policy' ? 'the policy' : `${finding.element} ${codeCell(finding.value)}`}: ${cell(finding.evidence)}`).join('<br>')} |`,
     );
   }
   return out.length === 0
@@ -146,7 +144,7 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   if (input.lastSwitch !== undefined && !input.lastSwitch.ok) {
     out.push(
       `> **The live policy set did not switch** at ${input.lastSwitch.at}${input.lastSwitch.source === undefined ? '' : ` (${input.lastSwitch.source})`}: the set that was pushed does not load, so the one before keeps serving.`,
-      ...(input.lastSwitch.problems ?? []).map((problem) => `> - \`${cell(problem)}\``),
+      ...(input.lastSwitch.problems ?? []).map((problem) => `> - ${codeCell(problem)}`),
       '',
     );
   }
