@@ -1483,6 +1483,15 @@ grant:
       expect((await checkRuns()).length).toBe(before + 1);
     });
 
+    it('acknowledges an event named after a built-in property of JavaScript objects (202), as any other it does not act on', async () => {
+      for (const event of ['constructor', '__proto__']) {
+        expect(await deliver({ event, payload: { zen: 'Half measures are as bad as nothing at all.' } })).toMatchObject({
+          status: 202,
+          body: { status: 'ignored', event },
+        });
+      }
+    });
+
     // A separate broker: a policy that takes a GitHub Actions job as the actor of another's exchange (RFC 8693).
     describe(`a finished job's token as an actor on ${runtime}`, () => {
       let broker: BrokerHarness;

@@ -220,7 +220,8 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       if (!DELIVERY_ID.test(delivery) || !EVENT_NAME.test(name)) {
         return c.json({ error: 'invalid_request', error_description: 'X-GitHub-Delivery and X-GitHub-Event are required' }, 400, NO_STORE);
       }
-      if (!(name in handle)) return c.json({ status: 'ignored', event: name }, 202, NO_STORE);
+      // An own key: `constructor` or `__proto__` is no event keyway handles.
+      if (!Object.hasOwn(handle, name)) return c.json({ status: 'ignored', event: name }, 202, NO_STORE);
       // Reviews and the live set are the primary App's: another App's copy of a pull_request or push is not acted on twice.
       if (poolApp !== undefined && !POOL_APP_EVENTS.has(name))
         return c.json({ status: 'ignored', event: name, detail: 'handled through the primary App' }, 202, NO_STORE);
