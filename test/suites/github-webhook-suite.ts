@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import type { Logger } from '../../src/core/log.ts';
 import { POLICY_FETCH_CONCURRENCY } from '../../src/features/github/repository-policies/fetch-policy-files.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
@@ -161,7 +162,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
     });
     /** The broker every test starts with (`settings` over the suite's own, `policies` beside its own), for the issuer of the test's CI jobs. */
-    const startBroker = (settings: Readonly<Record<string, string>> = {}, policies: Readonly<Record<string, string>> = {}) =>
+    const startBroker = (settings: Readonly<Record<string, string>> = {}, policies: Readonly<Record<string, string>> = {}, log?: Logger) =>
       start(
         {
           ...policies,
@@ -182,6 +183,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
             ...settings,
           },
           ownState: true,
+          ...(log === undefined ? {} : { log }),
         },
       );
     beforeEach(async () => {
@@ -1481,6 +1483,172 @@ grant:
       const before = (await checkRuns()).length;
       expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await checkRuns()).length).toBe(before + 1);
+    });
+
+    /** A copy of `payload` with the field at the dotted `path` set to `value`, or left out when `value` is undefined. */
+    const reshaped = (payload: object, path: string, value: unknown): Record<string, unknown> => {
+      const copy = structuredClone(payload) as Record<string, unknown>;
+      const [field, ...above] = path.split('.').reverse();
+      const parent = above.reverse().reduce((at, key) => at[key] as Record<string, unknown>, copy);
+      if (value === undefined) delete parent[field as string];
+      else parent[field as string] = value;
+      return copy;
+    };
+
+    it('refuses a signed payload without the fields its handler reads, or of other types than GitHub sends (400, the field named): nothing acted on, nothing remembered', async () => {
+      const lines: { level: string; message: string; fields: Readonly<Record<string, unknown>> }[] = [];
+      const record =
+        (level: string) =>
+        (message: string, fields: Readonly<Record<string, unknown>> = {}) =>
+          void lines.push({ level, message, fields });
+      await broker.close();
+      broker = await startBroker({}, {}, { info: record('info'), warn: record('warn'), error: record('error') });
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      // Well-formed, each would act: a push switching the live set to qa, a pull request getting a check run, a job's end revoking its tokens.
+      const pushed = sha('shape-push');
+      await putPolicies(pushed, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      await moveMain(pushed);
+      const [base, head] = [sha('shape-base'), sha('shape-head')];
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      const [run, job] = [freshId(), freshId()];
+      const [githubToken, keywayToken] = [await githubTokenFor(run, job), await keywayTokenFor(run, job)];
+      const push = payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after: pushed });
+      const pullRequest = payloads.pullRequest(POLICY_REPO, { number: 41, baseSha: base, headSha: head });
+      const jobEnded = workflowJob(run, 'completed', { id: job });
+      const runEnded = { action: 'completed', workflow_run: { id: run, run_attempt: 1 }, repository: { id: 734201, name: 'api' } };
+      const installation = payloads.installation(OWNER, 'created');
+      const malformed: readonly { event: string; payload: unknown; problem: string }[] = [
+        { event: 'ping', payload: [{ zen: 'Keep it logically awesome.' }], problem: 'the ping payload is not a JSON object' },
+        { event: 'pull_request', payload: [pullRequest], problem: 'the pull_request payload is not a JSON object' },
+        { event: 'pull_request', payload: reshaped(pullRequest, 'repository', undefined), problem: 'the pull_request payload has no repository' },
+        { event: 'pull_request', payload: reshaped(pullRequest, 'pull_request.base', undefined), problem: 'the pull_request payload has no pull_request.base' },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'pull_request', [pullRequest.pull_request]),
+          problem: "the pull_request payload's pull_request is not an object",
+        },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'repository.id', String(POLICY_REPO_ID)),
+          problem: "the pull_request payload's repository.id is not a number",
+        },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'repository.owner', null),
+          problem: "the pull_request payload's repository.owner is not an object",
+        },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'pull_request.head.sha', 7),
+          problem: "the pull_request payload's pull_request.head.sha is not a string",
+        },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'pull_request.base.sha', 'main'),
+          problem: "the pull_request payload's pull_request.base.sha is not a commit SHA (40 or 64 lowercase hex digits)",
+        },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'pull_request.head.repo', {}),
+          problem: 'the pull_request payload has no pull_request.head.repo.id',
+        },
+        {
+          event: 'pull_request',
+          payload: reshaped(pullRequest, 'pull_request.number', 41.5),
+          problem: "the pull_request payload's pull_request.number is not a positive whole number",
+        },
+        {
+          event: 'pull_request',
+          payload: { ...pullRequest, action: 'edited', changes: { base: 'main' } },
+          problem: "the pull_request payload's changes.base is not an object",
+        },
+        { event: 'push', payload: reshaped(push, 'repository', undefined), problem: 'the push payload has no repository' },
+        { event: 'push', payload: reshaped(push, 'repository', [push.repository]), problem: "the push payload's repository is not an object" },
+        { event: 'push', payload: reshaped(push, 'deleted', 'false'), problem: "the push payload's deleted is not a boolean" },
+        { event: 'push', payload: reshaped(push, 'ref', null), problem: "the push payload's ref is not a string" },
+        { event: 'push', payload: reshaped(push, 'repository.default_branch', undefined), problem: 'the push payload has no repository.default_branch' },
+        { event: 'installation', payload: reshaped(installation, 'installation', OWNER), problem: "the installation payload's installation is not an object" },
+        {
+          event: 'installation',
+          payload: reshaped(installation, 'installation.account', [OWNER]),
+          problem: "the installation payload's installation.account is not an object",
+        },
+        {
+          event: 'installation',
+          payload: reshaped(installation, 'installation.account.login', 7),
+          problem: "the installation payload's installation.account.login is not a string",
+        },
+        {
+          event: 'installation_repositories',
+          payload: reshaped(installation, 'installation', undefined),
+          problem: 'the installation_repositories payload has no installation',
+        },
+        {
+          event: 'workflow_job',
+          payload: reshaped(jobEnded, 'workflow_job.check_run_url', job),
+          problem: "the workflow_job payload's workflow_job.check_run_url is not a string",
+        },
+        {
+          event: 'workflow_job',
+          payload: reshaped(jobEnded, 'workflow_job.id', String(job)),
+          problem: "the workflow_job payload's workflow_job.id is not a number",
+        },
+        {
+          event: 'workflow_job',
+          payload: reshaped(jobEnded, 'workflow_job.run_id', undefined),
+          problem: 'the workflow_job payload has no workflow_job.run_id',
+        },
+        {
+          event: 'workflow_job',
+          payload: reshaped(jobEnded, 'workflow_job.run_attempt', '1'),
+          problem: "the workflow_job payload's workflow_job.run_attempt is not a number",
+        },
+        { event: 'workflow_job', payload: reshaped(jobEnded, 'repository', undefined), problem: 'the workflow_job payload has no repository' },
+        {
+          event: 'workflow_run',
+          payload: reshaped(runEnded, 'workflow_run.id', String(run)),
+          problem: "the workflow_run payload's workflow_run.id is not a number",
+        },
+        {
+          event: 'workflow_run',
+          payload: reshaped(runEnded, 'workflow_run', [runEnded.workflow_run]),
+          problem: "the workflow_run payload's workflow_run is not an object",
+        },
+        { event: 'workflow_run', payload: reshaped(runEnded, 'repository.id', undefined), problem: 'the workflow_run payload has no repository.id' },
+      ];
+      const [healthBefore, callsBefore] = [await health(), (await github.calls()).length];
+
+      for (const { event, payload, problem } of malformed) {
+        const delivery = { event, payload, id: crypto.randomUUID() };
+        const refused = { status: 400, body: { error: 'invalid_request', error_description: problem } };
+        expect(await deliver(delivery)).toEqual({ id: delivery.id, ...refused });
+        // Never claimed: GitHub's redelivery, or the same body again, is refused alike, not called a duplicate.
+        expect(await deliver(delivery)).toEqual({ id: delivery.id, ...refused });
+      }
+      expect((await github.calls()).slice(callsBefore)).toEqual([]);
+      expect(await health()).toEqual(healthBefore);
+      await expectRefusal(broker, await exchange({ environment: 'qa' }), NO_POLICY);
+      expect(await (await introspection())(keywayToken)).toEqual([true]);
+      expect(await githubRevoked(githubToken)).toBe(false);
+      // An input refused, logged as such (a warning, never an error), naming the field, never its value.
+      expect(lines.filter((line) => line.level === 'error')).toEqual([]);
+      expect(
+        lines.filter((line) => line.message === 'github webhook payload refused').map(({ level, fields }) => ({ level, problem: fields['problem'] })),
+      ).toEqual(
+        malformed.flatMap(({ problem }) => [
+          { level: 'warn', problem },
+          { level: 'warn', problem },
+        ]),
+      );
+
+      // Well-formed, the same deliveries act (the job's first: the pushed set has no policy for the introspecting operator).
+      expect(await deliver({ event: 'workflow_job', payload: jobEnded })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect(await (await introspection())(keywayToken)).toEqual([false]);
+      await untilGitHubRevoked(githubToken);
+      expect(await deliver({ event: 'push', payload: push })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await exchange({ environment: 'qa' })).status).toBe(200);
+      expect(await deliver({ event: 'pull_request', payload: pullRequest })).toMatchObject({ status: 200, body: { status: 'handled' } });
     });
 
     it('acknowledges an event named after a built-in property of JavaScript objects (202), as any other it does not act on', async () => {

@@ -1,4 +1,4 @@
-import { Webhooks, type EmitterWebhookEvent } from '@octokit/webhooks';
+import { Webhooks } from '@octokit/webhooks';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { errorText, type Logger } from '../../core/log.ts';
@@ -7,6 +7,7 @@ import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts
 import { checkRunIdOf, runAttemptOf } from '../../core/claims/github-run.ts';
 import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-ended-work-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
+import { isHandledEvent, readWebhookPayload, type HandledEvent, type WebhookPayload } from '../../features/github/webhooks/webhook-payloads.ts';
 
 /** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */
 export const WEBHOOK_BODY_BYTES = 4 * 1024 * 1024;
@@ -30,8 +31,7 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly recordEnded?: (ended: RunWorkEnded) => Promise<void>;
 }
 
-type Handlers = { [Name in HandledEvent]: (event: EmitterWebhookEvent<Name>) => Promise<Handled> };
-type HandledEvent = 'ping' | 'pull_request' | 'push' | 'installation' | 'installation_repositories' | 'workflow_job' | 'workflow_run';
+type Handlers = { [Name in HandledEvent]: (event: { readonly id: string; readonly payload: WebhookPayload<Name> }) => Promise<Handled> };
 
 const REVIEWED_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
 
@@ -39,10 +39,8 @@ const REVIEWED_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
  * A pull request whose base branch was changed (`edited`, with `changes.base`): the check run on its head holds the diff
  * against the old base, which may already hold what the new one does not, so it is reviewed again.
  */
-function retargeted(payload: { readonly action: string }): boolean {
-  if (payload.action !== 'edited') return false;
-  const changes: unknown = (payload as { changes?: unknown }).changes;
-  return typeof changes === 'object' && changes !== null && 'base' in changes;
+function retargeted(payload: WebhookPayload<'pull_request'>): boolean {
+  return payload.action === 'edited' && payload.changes?.base !== undefined;
 }
 /** What keyway takes from a pool's other Apps: their installations change, and jobs that used their tokens end. */
 const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'workflow_job', 'workflow_run']);
@@ -53,8 +51,8 @@ const CHECK_RUN_PATH = /\/check-runs\/(\d{1,20})$/;
  * The check run of a workflow job, from its `check_run_url` (`https://api.github.com/repos/OWNER/REPO/check-runs/ID`):
  * what the `check_run_id` claim of the job's OIDC tokens holds. Undefined when the URL is missing or not of that form.
  */
-function checkRunOfUrl(url: unknown): string | undefined {
-  if (typeof url !== 'string' || !URL.canParse(url)) return undefined;
+function checkRunOfUrl(url: string | null | undefined): string | undefined {
+  if (url === undefined || url === null || !URL.canParse(url)) return undefined;
   return checkRunIdOf(CHECK_RUN_PATH.exec(new URL(url).pathname)?.[1]);
 }
 
@@ -115,11 +113,11 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
         defaultBranch: payload.repository.default_branch,
         deleted: payload.deleted,
       }),
-    installation: async ({ payload }) => installation(accountLogin(payload.installation.account)),
-    installation_repositories: async ({ payload }) => installation(accountLogin(payload.installation.account)),
+    installation: async ({ payload }) => installation(accountLogin(payload)),
+    installation_repositories: async ({ payload }) => installation(accountLogin(payload)),
     workflow_job: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
-      const checkRunId = checkRunOfUrl((payload.workflow_job as { check_run_url?: unknown }).check_run_url);
+      const checkRunId = checkRunOfUrl(payload.workflow_job.check_run_url);
       // Without its check run, the job's own tokens cannot be told from its run's other jobs': only those without one go.
       const unmatched = checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
       return revokeEnded(
@@ -149,10 +147,22 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
   };
 }
 
-function accountLogin(account: unknown): string | undefined {
-  if (typeof account !== 'object' || account === null) return undefined;
-  const login = (account as { login?: unknown }).login ?? (account as { slug?: unknown }).slug;
-  return typeof login === 'string' ? login : undefined;
+/** The installation's account: a user's or an organisation's login, or an enterprise's slug. */
+function accountLogin({ installation }: WebhookPayload<'installation'>): string | undefined {
+  return installation.account?.login ?? installation.account?.slug;
+}
+
+/** The event's handler bound to its delivery and payload, once the payload is of the shape the handler reads. */
+function bindHandler<Name extends HandledEvent>(
+  handlers: Handlers,
+  name: Name,
+  id: string,
+  body: unknown,
+): { readonly ok: true; readonly handle: () => Promise<Handled> } | { readonly ok: false; readonly problem: string } {
+  const read = readWebhookPayload(name, body);
+  if (!read.ok) return read;
+  const handler: Handlers[Name] = handlers[name];
+  return { ok: true, handle: () => handler({ id, payload: read.payload }) };
 }
 
 /**
@@ -166,9 +176,10 @@ function deliveryKey(event: string, body: string): string {
 /**
  * `POST /webhooks/github`. In this order: a signature header must be present, the body must fit,
  * and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
- * else is read or stored); then the delivery's key (deliveryKey: the event's name and the signed body) is claimed, so a
- * redelivery or a replayed body (under any delivery id) is handled once; events keyway does not act on are
- * acknowledged (202) and ignored. A handler that fails gives its claim back and answers 503, so
+ * else is read or stored); events keyway does not act on are acknowledged (202) and ignored; a payload without the
+ * fields its handler reads, of the types GitHub sends (webhook-payloads.ts), is refused (400) unclaimed, so each copy of it
+ * is refused alike; then the delivery's key (deliveryKey: the event's name and the signed body) is claimed, so a
+ * redelivery or a replayed body (under any delivery id) is handled once. A handler that fails gives its claim back and answers 503, so
  * GitHub's redelivery can try again; one that finishes marks it handled, and one that never
  * finishes (the process stopped) leaves a claim a redelivery takes over after its lease.
  */
@@ -220,8 +231,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       if (!DELIVERY_ID.test(delivery) || !EVENT_NAME.test(name)) {
         return c.json({ error: 'invalid_request', error_description: 'X-GitHub-Delivery and X-GitHub-Event are required' }, 400, NO_STORE);
       }
-      // An own key: `constructor` or `__proto__` is no event keyway handles.
-      if (!Object.hasOwn(handle, name)) return c.json({ status: 'ignored', event: name }, 202, NO_STORE);
+      if (!isHandledEvent(name)) return c.json({ status: 'ignored', event: name }, 202, NO_STORE);
       // Reviews and the live set are the primary App's: another App's copy of a pull_request or push is not acted on twice.
       if (poolApp !== undefined && !POOL_APP_EVENTS.has(name))
         return c.json({ status: 'ignored', event: name, detail: 'handled through the primary App' }, 202, NO_STORE);
@@ -231,8 +241,12 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       } catch {
         return c.json({ error: 'invalid_request', error_description: 'the body is not JSON' }, 400, NO_STORE);
       }
-      if (typeof payload !== 'object' || payload === null)
-        return c.json({ error: 'invalid_request', error_description: 'the body is not a JSON object' }, 400, NO_STORE);
+      // Checked before the claim: a payload GitHub would never send is refused, each time it comes, and never handled.
+      const run = bindHandler(handle, name, delivery, payload);
+      if (!run.ok) {
+        log.warn('github webhook payload refused', { delivery, event: name, problem: run.problem });
+        return c.json({ error: 'invalid_request', error_description: run.problem }, 400, NO_STORE);
+      }
 
       // The event's name is not signed: with the body it names the delivery, so a copy of a body sent under another name
       // (which its handler cannot act on) is another delivery, and never makes GitHub's own copy of it a duplicate.
@@ -242,8 +256,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
         return c.json({ status: 'duplicate', delivery }, 200, NO_STORE);
       }
       try {
-        const run = handle[name as HandledEvent] as (event: { id: string; name: string; payload: unknown }) => Promise<Handled>;
-        const outcome = await run({ id: delivery, name, payload });
+        const outcome = await run.handle();
         await deps.deliveries.finish(key, deps.now());
         log.info('github webhook handled', { delivery, event: name, handled: outcome.handled, detail: outcome.detail });
         return c.json({ status: outcome.handled ? 'handled' : 'ignored', detail: outcome.detail }, 200, NO_STORE);
