@@ -60,6 +60,10 @@ describe('loading policies', () => {
     expect(problems({ 'p.yaml': 'version: 1\nmatch: [unclosed\n' })[0]).toMatchObject({ file: 'p.yaml', message: expect.stringMatching(/^YAML: /) });
   });
 
+  it('names a required field that is missing as required, not as unknown', () => {
+    expect(problems({ 'p.yaml': GOOD.replace('version: 1\n', '') })).toEqual([{ file: 'p.yaml', line: 1, column: 1, message: 'version is required' }]);
+  });
+
   it('rejects a file holding more than one document', () => {
     expect(problems({ 'p.yaml': `${GOOD}---\n${GOOD}` })[0]?.message).toMatch(/^YAML: /);
   });

@@ -47,7 +47,8 @@ export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, 
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {
   const where = issue.path?.map((item) => String(item.key)).join('.') ?? '';
-  if (issue.type === 'strict_object' && where !== '') return `unknown field ${where}`;
+  // A strict object's issue for a key it does not know expects never; one for a key it lacks received undefined.
+  if (issue.type === 'strict_object' && issue.expected === 'never' && where !== '') return `unknown field ${where}`;
   if (issue.received === 'undefined' && where !== '') return `${where} is required`;
   return where === '' ? issue.message : `${where}: ${issue.message}`;
 }
