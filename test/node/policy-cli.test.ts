@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { writeTree } from './node-harness.ts';
+import { ALL_SECRETS, leaked, SECRET_FILES } from '../support/secret-files.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const BIN = join(ROOT, 'src/cli/main.ts');
@@ -101,6 +102,21 @@ describe('keyway policy check', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('guard.yaml');
     expect(result.stderr).toContain('guards.yaml');
+  });
+
+  it('names a policy that is a link to a file of secrets outside the tree, and its problem, quoting none of the file', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, ...Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [`home/${name}`, file.text])) });
+    const links = Object.keys(SECRET_FILES).map((name) => `linked${name}.yaml`);
+    for (const [i, name] of Object.keys(SECRET_FILES).entries()) symlinkSync(join(dir, 'home', name), join(dir, 'p', links[i]!));
+    for (const args of [['check'], ['check', '--format', 'json'], ['check', '--format', 'github'], ['test']]) {
+      const result = await keyway(['policy', ...args, join(dir, 'p')]);
+      const output = `${result.stdout}${result.stderr}`;
+      expect(leaked(output, ALL_SECRETS), args.join(' ')).toEqual([]);
+      expect(result.code, args.join(' ')).toBe(1);
+      for (const link of links) expect(output, args.join(' ')).toContain(link);
+      for (const problem of ['expected Object, got text of', 'version is required', 'YAML: ']) expect(output, args.join(' ')).toContain(problem);
+      if (args.length === 1 && args[0] === 'check') expect(result.stdout).toContain(`${links[0]}:1:1 error expected Object, got text of`);
+    }
   });
 
   it('reads a policy in a directory whose name begins with .. when the directory is no ConfigMap: a deny kept there is not passed over unseen', async () => {

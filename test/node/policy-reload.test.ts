@@ -1,13 +1,14 @@
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../src/core/log.ts';
+import { jsonLogger, silentLogger, type Logger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
+import { ALL_SECRETS, leaked, SECRET_FILES } from '../support/secret-files.ts';
 
 const policy = (issuer: TestIssuer, repositoryId: string, extra = '') => `version: 1
 ${extra}issuer: { kind: github, url: "${issuer.url}" }
@@ -40,14 +41,14 @@ describe('reloading policies on the Node broker', () => {
     await eventually(async () => fileWatchers() === watchersAtStart);
   });
 
-  async function setup(watchPolicies: boolean) {
+  async function setup(watchPolicies: boolean, log: Logger = silentLogger) {
     const github = freshIssuer(inject('testIssuerBase'), 'reload');
     const people = freshIssuer(inject('testIssuerBase'), 'reload-ops');
     const root = writeTree({
       'policies/a.yaml': policy(github, '734201'),
       'policies/ops/olga.yaml': operatorPolicy(people, BROKER_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE, 'keys:read']),
     });
-    const broker = await startNodeBroker(testConfig(root, { watchPolicies }), { log: silentLogger });
+    const broker = await startNodeBroker(testConfig(root, { watchPolicies }), { log });
     running.push(broker);
     const client = { issuer: broker.config.issuer, request: (path: string, init?: RequestInit) => fetch(`${broker.url}${path}`, init) };
     const operator = await auditorToken(client, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
@@ -93,6 +94,20 @@ describe('reloading policies on the Node broker', () => {
     expect(await exchange('5')).toBe(200);
     expect(await exchange('734201')).toBe(400);
     expect(await (await fetch(`${broker.url}/healthz`)).json()).toEqual({ status: 'ok' });
+  });
+
+  it('logs a reload refused for a policy that is a link to a file of secrets, naming the link and its problem, quoting none of the file', async () => {
+    const lines: string[] = [];
+    const { root, broker, health } = await setup(false, jsonLogger({}, { write: (line) => lines.push(line) }));
+    const home = writeTree(Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [name, file.text])));
+    for (const name of Object.keys(SECRET_FILES)) symlinkSync(join(home, name), join(root, 'policies', `linked${name}.yaml`));
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false });
+    expect(leaked(lines.join('\n'), ALL_SECRETS)).toEqual([]);
+    expect(leaked(JSON.stringify(await health()), ALL_SECRETS)).toEqual([]);
+    const logged = lines.filter((line) => line.includes('policies not reloaded'));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain('linked.env.yaml:1:1 expected Object, got text of');
+    for (const name of Object.keys(SECRET_FILES)) expect(logged[0]).toContain(`linked${name}.yaml:`);
   });
 
   it('answers /v1/health only to a keyway token for this broker with scope health:read', async () => {

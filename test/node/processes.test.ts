@@ -1,3 +1,4 @@
+import { symlinkSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -8,6 +9,7 @@ import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerClient, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { runProcess, spawnBroker, writeTree, type ProcessResult } from './node-harness.ts';
+import { ALL_SECRETS, leaked, SECRET_FILES } from '../support/secret-files.ts';
 
 function run(args: string[], env: Record<string, string>): Promise<ProcessResult> {
   return runProcess(process.execPath, args, { env: { ...process.env, ...env } });
@@ -94,6 +96,19 @@ describe('processes a newcomer runs', () => {
     const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('team/bad.yaml:4:23 unknown field grant.scope');
+  });
+
+  it('stops start-up on a policy that is a link to a file of secrets, naming the link and its problem, quoting none of the file', async () => {
+    const root = writeTree({
+      'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n',
+      ...Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [`home/${name}`, file.text])),
+    });
+    for (const name of Object.keys(SECRET_FILES)) symlinkSync(join(root, 'home', name), join(root, 'policies', `linked${name}.yaml`));
+    const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_POLICIES: `${root}/policies`, KEYWAY_DATA_DIR: `${root}/data`, PORT: '0' });
+    expect(leaked(`${result.stdout}${result.stderr}`, ALL_SECRETS)).toEqual([]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('linked.env.yaml:1:1 expected Object, got text of');
+    for (const name of Object.keys(SECRET_FILES)) expect(result.stderr).toMatch(new RegExp(`linked${name.replaceAll('.', '\\.')}\\.yaml:\\d+:\\d+ `));
   });
 
   it('npm start reloads its policies on SIGHUP, and keeps the old set when the new one is broken', async () => {

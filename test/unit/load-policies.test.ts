@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { leaked, SECRET_FILES } from '../support/secret-files.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
 
@@ -62,6 +63,22 @@ describe('loading policies', () => {
 
   it('names a required field that is missing as required, not as unknown', () => {
     expect(problems({ 'p.yaml': GOOD.replace('version: 1\n', '') })).toEqual([{ file: 'p.yaml', line: 1, column: 1, message: 'version is required' }]);
+  });
+
+  it('never quotes a value it refuses: says where, what was expected and what kind of value came', () => {
+    const found = problems({ 'p.yaml': GOOD.replace('  scopes: [deploy:write]', '  ttl: 600\n  scopes: deploy:write') });
+    expect(found).toEqual([
+      { file: 'p.yaml', line: 8, column: 3, message: 'grant.scopes: expected Array, got text of 12 characters' },
+      { file: 'p.yaml', line: 7, column: 3, message: 'grant.ttl: expected string, got a number' },
+    ]);
+  });
+
+  it.each(Object.entries(SECRET_FILES))('names a policy file that is a link to a file of secrets (%s) and its problem, quoting none of it', (_, file) => {
+    const found = problems({ 'linked.yaml': file.text });
+    expect(found.length).toBeGreaterThan(0);
+    for (const problem of found)
+      expect(problem).toMatchObject({ file: 'linked.yaml', message: expect.stringMatching(/^(YAML: |expected |\w+ is required$|unknown field )/) });
+    expect(leaked(JSON.stringify(found), file.secrets)).toEqual([]);
   });
 
   it('rejects a file holding more than one document', () => {

@@ -8,6 +8,7 @@ import { loadRepositoryPolicies, repositoryPolicyRules } from '../../src/feature
 import { readRepositoryPolicySettings } from '../../src/features/github/repository-policies/repository-policy-settings.ts';
 import { PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { CHECK_RUN_LIMITS, reviewPolicyChange } from '../../src/features/github/repository-policies/review-policy-change.ts';
+import { ALL_SECRETS, leaked, SECRET_FILES } from '../support/secret-files.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
 const BROKER = 'https://keyway.test';
@@ -157,6 +158,24 @@ describe('reviewPolicyChange', () => {
     }
     expect(review.output.summary).toContain('``match.environment: "production" → "x` ![ok](https://example.test/p.png) **no policy widens access** `y"``');
     expect(broken.output.summary).toContain('\\<img src=x\\>');
+  });
+
+  it('quotes nothing in the check run of a policy file holding secrets (a file of another copied in): it names the file, line and problem', () => {
+    const secretFiles = Object.entries(SECRET_FILES).map(([name, file]) => ({ path: `copied${name}.yaml`, text: file.text }));
+    const review = reviewPolicyChange({
+      base: [deploy('production')],
+      proposed: [deploy('production'), ...secretFiles],
+      events: [],
+      loadOptions: OPTIONS,
+      directory: 'policies',
+    });
+    expect(leaked(JSON.stringify(review.output), ALL_SECRETS)).toEqual([]);
+    expect(review.conclusion).toBe('failure');
+    for (const { path } of secretFiles)
+      expect(review.output.annotations).toContainEqual(expect.objectContaining({ path: `policies/${path}`, title: 'keyway invalid-policy' }));
+    expect(review.output.annotations).toContainEqual(
+      expect.objectContaining({ path: 'policies/copied.env.yaml', message: expect.stringMatching(/^expected Object, got text of \d+ characters/) }),
+    );
   });
 
   it("keeps to GitHub's limits: at most 50 annotations, a bounded summary", () => {

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type ErrorCode } from 'yaml';
 
 export interface Position {
   readonly line: number;
@@ -16,8 +16,42 @@ export type ParsedYamlFile<T> =
   | { readonly ok: false; readonly problems: readonly LocatedMessage[] };
 
 /**
+ * What each YAML error says, in our words: the yaml package's own messages quote the source at times
+ * (`Block scalar header includes extra characters: |…`), and a policy file can be a link to a file of
+ * secrets. A new code in the yaml package fails the typecheck here.
+ */
+const YAML_ERRORS: Record<ErrorCode, string> = {
+  ALIAS_PROPS: 'an alias cannot carry an anchor or a tag',
+  BAD_ALIAS: 'an anchor or alias name is empty or ends in :',
+  BAD_COLLECTION_TYPE: 'a tag names another kind of collection than the one written',
+  BAD_DIRECTIVE: 'a % directive is malformed',
+  BAD_DQ_ESCAPE: 'a double-quoted string holds an invalid escape sequence',
+  BAD_INDENT: 'the indentation is wrong here, or a [ or { is not closed',
+  BAD_PROP_ORDER: 'anchors and tags must come after the - or ? indicator',
+  BAD_SCALAR_START: 'a plain value cannot start with this character: quote it',
+  BLOCK_AS_IMPLICIT_KEY: 'a block collection cannot be a map key, nor nest in a compact map',
+  BLOCK_IN_FLOW: 'a block collection cannot be inside [ ] or { }',
+  DUPLICATE_KEY: 'map keys must be unique',
+  IMPOSSIBLE: 'the YAML cannot be read here',
+  KEY_OVER_1024_CHARS: 'a map key is longer than 1024 characters',
+  MISSING_CHAR: 'a character is missing here: a closing quote or bracket, a comma, or a space after :',
+  MULTILINE_IMPLICIT_KEY: 'a map key must be on one line',
+  MULTIPLE_ANCHORS: 'a node can have at most one anchor',
+  MULTIPLE_DOCS: 'a file holds one YAML document: no second ---',
+  MULTIPLE_TAGS: 'a node can have at most one tag',
+  NON_STRING_KEY: 'a map key must be plain text, not a list or a map',
+  RESOURCE_EXHAUSTION: 'aliases expand to too many nodes',
+  TAB_AS_INDENT: 'tabs are not allowed as indentation',
+  TAG_RESOLVE_FAILED: 'a tag is unknown, or does not fit its value',
+  UNEXPECTED_TOKEN: 'unexpected text here: check the indentation, brackets and quotes',
+};
+
+/**
  * One YAML document (unique keys, bounded aliases) validated against a schema; every problem
  * carries the line and column it points at. Policies and policy tests are both read this way.
+ * No problem quotes the file: each names the key path, what was expected and what kind of value
+ * was found, because the file may be a link to a secret and the message may reach a log or a
+ * public check run.
  */
 export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, T>): ParsedYamlFile<T> {
   const lineCounter = new LineCounter();
@@ -27,12 +61,12 @@ export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, 
       ok: false,
       problems: document.errors.map((error) => {
         const start = error.linePos?.[0] ?? { line: 1, col: 1 };
-        return { line: start.line, column: start.col, message: `YAML: ${error.message.split('\n')[0] ?? ''}` };
+        return { line: start.line, column: start.col, message: `YAML: ${YAML_ERRORS[error.code]}` };
       }),
     };
   }
   const locate: Locate = (path) => position(document, lineCounter, path);
-  const result = v.safeParse(schema, document.toJS({ maxAliasCount: 50 }));
+  const result = v.safeParse(schema, document.toJS({ maxAliasCount: 50 }), { message: describeMismatch });
   if (!result.success) {
     return {
       ok: false,
@@ -51,6 +85,23 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
   if (issue.type === 'strict_object' && issue.expected === 'never' && where !== '') return `unknown field ${where}`;
   if (issue.received === 'undefined' && where !== '') return `${where} is required`;
   return where === '' ? issue.message : `${where}: ${issue.message}`;
+}
+
+/**
+ * The message of an issue the schema words no message for: valibot's own quotes the value received
+ * in full (`Expected Object but received "SECRET_TOKEN=…"`); this says only what kind of value it is.
+ */
+function describeMismatch(issue: v.BaseIssue<unknown>): string {
+  return `${issue.expected === null ? '' : `expected ${issue.expected}, `}got ${kindOf(issue.input)}`;
+}
+
+/** What a value is, and how big, never what it says. */
+function kindOf(input: unknown): string {
+  if (input === null || input === undefined) return 'nothing';
+  if (Array.isArray(input)) return `a list of ${input.length} entr${input.length === 1 ? 'y' : 'ies'}`;
+  if (typeof input === 'string') return `text of ${input.length} character${input.length === 1 ? '' : 's'}`;
+  if (typeof input === 'object') return `a map of ${Object.keys(input).length} entr${Object.keys(input).length === 1 ? 'y' : 'ies'}`;
+  return `a ${typeof input}`;
 }
 
 function position(document: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): Position {
