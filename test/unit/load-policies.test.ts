@@ -59,6 +59,9 @@ describe('loading policies', () => {
 
   it('reports YAML syntax errors with their position', () => {
     expect(problems({ 'p.yaml': 'version: 1\nmatch: [unclosed\n' })[0]).toMatchObject({ file: 'p.yaml', message: expect.stringMatching(/^YAML: /) });
+    expect(problems({ 'p.yaml': 'version: 1\ndescription: |x\n' })).toEqual([
+      { file: 'p.yaml', line: 2, column: 15, message: expect.stringMatching(/^YAML: /) },
+    ]);
   });
 
   it('names a required field that is missing as required, not as unknown', () => {

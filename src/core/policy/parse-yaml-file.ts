@@ -60,8 +60,9 @@ export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, 
     return {
       ok: false,
       problems: document.errors.map((error) => {
-        const start = error.linePos?.[0] ?? { line: 1, col: 1 };
-        return { line: start.line, column: start.col, message: `YAML: ${YAML_ERRORS[error.code]}` };
+        // linePos is only filled in by prettyErrors, whose messages quote the source line.
+        const { line, col } = lineCounter.linePos(error.pos[0]);
+        return { line, column: col, message: `YAML: ${YAML_ERRORS[error.code]}` };
       }),
     };
   }
