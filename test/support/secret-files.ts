@@ -14,6 +14,7 @@ const JSON_KEY = 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0g
 const JSON_KEY_ID = '9d1c4e7f0a2b3c5d6e8f';
 const BLOCK_HEADER = 'Zx81mQ0pLr4Tq';
 const UNCLOSED = 'Yw72nP3kJs5Hd';
+const ALIAS = 'Vq58tR1mXc6Bn';
 
 export const SECRET_FILES = {
   '.env': { text: `SECRET_TOKEN=${ENV_TOKEN}\nDB_PASSWORD=${ENV_PASSWORD}\n`, secrets: [ENV_TOKEN, ENV_PASSWORD] },
@@ -22,9 +23,11 @@ export const SECRET_FILES = {
     text: `${JSON.stringify({ type: 'service_account', private_key_id: JSON_KEY_ID, private_key: `-----BEGIN RSA PRIVATE KEY-----\n${JSON_KEY}\n-----END RSA PRIVATE KEY-----\n` })}\n`,
     secrets: [JSON_KEY, JSON_KEY_ID],
   },
-  // YAML syntax errors on the secret's line: a password that starts with | (a block scalar's header), one with an unclosed quote.
+  // YAML syntax errors on the secret's line: a password that starts with | (a block scalar's header), one with an unclosed
+  // quote, one that starts with * (an alias).
   'secrets.yaml': { text: `user: ci\npassword: |${BLOCK_HEADER}\n`, secrets: [BLOCK_HEADER] },
   'vault.yaml': { text: `user: ci\ntoken: "${UNCLOSED}\n`, secrets: [UNCLOSED] },
+  'login.yaml': { text: `user: ci\npassword: *${ALIAS}\n`, secrets: [ALIAS] },
 } as const satisfies Record<string, SecretFile>;
 
 export const ALL_SECRETS: readonly string[] = Object.values(SECRET_FILES).flatMap((file: SecretFile) => file.secrets);

@@ -84,6 +84,14 @@ describe('loading policies', () => {
     expect(leaked(JSON.stringify(found), file.secrets)).toEqual([]);
   });
 
+  it('refuses an alias with no anchor before it, and aliases that expand too far, at their line: a problem, never a crash', () => {
+    expect(problems({ 'p.yaml': `${GOOD}description: *nowhere\n` })).toEqual([
+      { file: 'p.yaml', line: 8, column: 14, message: 'YAML: an alias (*name) names no anchor (&name) set before it' },
+    ]);
+    const bomb = 'a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n';
+    expect(problems({ 'p.yaml': bomb })).toEqual([{ file: 'p.yaml', line: 2, column: 8, message: 'YAML: aliases expand to too many nodes (at most 50)' }]);
+  });
+
   it('rejects a file holding more than one document', () => {
     expect(problems({ 'p.yaml': `${GOOD}---\n${GOOD}` })[0]?.message).toMatch(/^YAML: /);
   });

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type ErrorCode } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type ErrorCode } from 'yaml';
 
 export interface Position {
   readonly line: number;
@@ -67,7 +67,15 @@ export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, 
     };
   }
   const locate: Locate = (path) => position(document, lineCounter, path);
-  const result = v.safeParse(schema, document.toJS({ maxAliasCount: 50 }), { message: describeMismatch });
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // toJS throws for an alias with no anchor before it and for aliases that expand too far, naming the alias.
+    if (!(error instanceof ReferenceError)) throw error;
+    return { ok: false, problems: [aliasProblem(document, lineCounter)] };
+  }
+  const result = v.safeParse(schema, data, { message: describeMismatch });
   if (!result.success) {
     return {
       ok: false,
@@ -78,6 +86,40 @@ export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, 
     };
   }
   return { ok: true, data: result.output, locate };
+}
+
+const MAX_ALIAS_COUNT = 50;
+
+/**
+ * Why the document's aliases do not resolve: at the first alias that names no anchor before it, or else (they expand
+ * too far) at the first alias. One pass in document order, as the yaml package resolves them: asking it alias by alias
+ * would walk the whole document for each.
+ */
+function aliasProblem(document: Document, lineCounter: LineCounter): LocatedMessage {
+  const anchors = new Set<string>();
+  let first: Alias | undefined;
+  let dangling: Alias | undefined;
+  visit(document, {
+    Node: (_, node) => {
+      if (!isAlias(node)) {
+        if (node.anchor !== undefined) anchors.add(node.anchor);
+        return undefined;
+      }
+      first ??= node;
+      if (anchors.has(node.source)) return undefined;
+      dangling = node;
+      return visit.BREAK;
+    },
+  });
+  const { line, col } = lineCounter.linePos((dangling ?? first)?.range?.[0] ?? 0);
+  return {
+    line,
+    column: col,
+    message:
+      dangling === undefined
+        ? `YAML: ${YAML_ERRORS.RESOURCE_EXHAUSTION} (at most ${MAX_ALIAS_COUNT})`
+        : 'YAML: an alias (*name) names no anchor (&name) set before it',
+  };
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {
