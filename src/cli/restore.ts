@@ -12,6 +12,11 @@ import { checkDataDir, createPrivateFile, preparePrivateDataDir } from '../stora
 import { DATABASE_FILE, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteLivePolicyStore } from '../storage/sqlite-live-policy-store.ts';
 import { CliError, type Command } from './command.ts';
+import { ChainConflictError } from '../core/audit/chain-conflict-error.ts';
+import { RecordMacs, recordMacKeys } from '../core/audit/record-mac.ts';
+import { newestValidCheckpoint } from '../core/audit/verify-checkpoint.ts';
+import { sqliteAuditLogSource, type CheckpointKeys } from '../storage/sqlite-audit-log-source.ts';
+import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
 import { checkDatabase, checkKeyRingOpens, checkSchemaObjects, describeSnapshot, openSnapshot, verifySnapshot } from './database-snapshot.ts';
 
@@ -24,8 +29,9 @@ Before anything takes the name ${DATABASE_FILE} it checks, on a temporary copy i
 is an undamaged keyway database whose schema is no newer than this keyway (an older one is
 migrated) and exactly what its migrations make (no trigger, view or changed table), that its
 audit chain verifies and its checkpoints are signed by keys the master key attests (or --keys
-pins; a key only the file vouches for counts for nothing), and that every signing key opens with
-the master key given. Any failure leaves DIR as it was (removed again if restore created it).
+pins; a key only the file vouches for counts for nothing), that the records after its newest
+checkpoint carry the MACs the broker writes them with under that master key, and that every
+signing key opens with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
 DIR is created owner-only (0700) and ${DATABASE_FILE} 0600, as the broker demands. The master key is not
 written into DIR. On success it notes, on standard error, that keyway tokens revoked after the backup
 was taken are live again until they expire.
@@ -98,11 +104,13 @@ export const restore: Command = {
         await checkKeyRingOpens(db, box, backupFile);
         await checkLivePolicySet(db, box, backupSchema, backupFile);
         // Checkpoints count only when signed by a key this master key attests (or --keys pins): a key planted in the backup vouches for nothing.
-        const checked = await verifySnapshot(db, SCHEMA_VERSION, { box, ...(pinned === undefined ? {} : { pinned }) });
+        const trust = { box, ...(pinned === undefined ? {} : { pinned }) };
+        const checked = await verifySnapshot(db, SCHEMA_VERSION, trust);
         if (!checked.report.ok) {
           const { problem } = checked.report;
           throw new CliError(`the audit log in ${backupFile} does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`, 1);
         }
+        await checkRecordMacs(db, masterKeys, trust, backupFile);
         summary = checked.summary;
       } finally {
         db.close();
@@ -141,6 +149,22 @@ async function checkLivePolicySet(db: SqliteFile, box: SecretBox, backupSchema: 
     return;
   }
   throw new CliError(`the ${check.why}: whoever could write ${backupFile} without the master key could have planted it. Nothing was restored`, 1);
+}
+
+/**
+ * The records after the backup's newest checkpoint are vouched for by their MACs alone (record-mac.ts): one written into
+ * the backup after it was taken would be signed by the restored broker's first upkeep as its own.
+ */
+async function checkRecordMacs(db: SqliteFile, masterKeys: MasterKeys, trust: CheckpointKeys, backupFile: string): Promise<void> {
+  const source = await sqliteAuditLogSource(db, trust);
+  const newest = await newestValidCheckpoint(source.checkpoints, source.keys);
+  const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(masterKeys)) });
+  try {
+    await store.recordMacsHold(newest?.seq ?? 0, (await store.head()).seq, newest?.macsAfter);
+  } catch (error) {
+    if (!(error instanceof ChainConflictError)) throw error;
+    throw new CliError(`the audit log in ${backupFile} holds a record the broker did not append: ${error.message}. Nothing was restored`, 1);
+  }
 }
 
 function masterKeysFrom(file: string | undefined): MasterKeys {

@@ -296,6 +296,22 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE INDEX github_token_revocations_actor_run ON github_token_revocations (actor_repository_id, actor_run_id);
     `,
   },
+  {
+    // Each record carries a MAC only the master key's holder makes (src/core/audit/record-mac.ts): the hash chain needs no
+    // key, so a record appended to the tail after the last checkpoint would otherwise be signed by the next one as the
+    // broker's own. The records written before have none, and are accepted without one up to where the log ends now
+    // (the anchor's seq, pruned to none), never after.
+    id: 17,
+    sql: `
+      ALTER TABLE audit_events ADD COLUMN mac TEXT;
+      CREATE TABLE audit_mac_start (
+        slot INTEGER PRIMARY KEY CHECK (slot = 1),
+        macs_after INTEGER NOT NULL
+      );
+      INSERT INTO audit_mac_start (slot, macs_after)
+        SELECT 1, max(coalesce((SELECT max(seq) FROM audit_events), 0), coalesce((SELECT max(seq) FROM audit_checkpoints), 0));
+    `,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

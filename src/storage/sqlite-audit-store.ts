@@ -23,6 +23,7 @@ import type { SqlDatabase, SqlValue } from './sql-database.ts';
 import { ChainConflictError } from '../core/audit/chain-conflict-error.ts';
 import type { RunGrant } from '../core/audit/run-grants.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../core/mint/verify-access-token.ts';
+import type { RecordMacs } from '../core/audit/record-mac.ts';
 
 /** The greatest `exp` (seconds) of a token that no longer verifies at `at` (ms): one that expired within the clock skew tolerated beyond it still does. */
 const lastExpired = (at: number): number => Math.floor(at / 1000) - ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
@@ -43,8 +44,8 @@ export function toRecord(row: RecordRow): AuditRecord {
   };
 }
 
-const INSERT = `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event)
-  VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`;
+const INSERT = `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event, mac)
+  VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 5 }, () => '?').join(', ')})`;
 
 export function toCheckpoint(row: CheckpointRow): Checkpoint {
   return { seq: row.seq, hash: row.hash, time: new Date(row.time).toISOString(), jws: row.jws };
@@ -58,10 +59,16 @@ export function toCheckpoint(row: CheckpointRow): Checkpoint {
 export class SqliteAuditStore implements AuditStore {
   readonly #db: SqlDatabase;
   readonly #digest: Sha256Hex;
+  readonly #macs: RecordMacs | undefined;
 
-  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex } = {}) {
+  /**
+   * `macs`: the record MAC keys (record-mac.ts), from the master key: each record appended is written with its MAC, and
+   * recordMacsHold checks them. A store without them (a read-only one) writes none and checks none.
+   */
+  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex; readonly macs?: RecordMacs } = {}) {
     this.#db = db;
     this.#digest = options.sha256 ?? sha256Hex;
+    this.#macs = options.macs;
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -89,7 +96,7 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   #insert(text: string, index: AuditIndex, link: ChainLink): void {
-    this.#db.run(INSERT, [link.seq, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), link.prev_hash, link.hash, text]);
+    this.#db.run(INSERT, [link.seq, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), link.prev_hash, link.hash, text, this.#macs?.make(link) ?? null]);
   }
 
   /**
@@ -345,6 +352,28 @@ export class SqliteAuditStore implements AuditStore {
     if (first.seq === 1) return { seq: 0, hash: GENESIS_HASH };
     const [anchor] = this.#db.all<{ hash: string }>('SELECT hash FROM audit_checkpoints WHERE seq = ?', [first.seq - 1]);
     return { seq: first.seq - 1, hash: anchor?.hash ?? '' };
+  }
+
+  async recordMacsHold(afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
+    const macs = this.#macs;
+    if (macs === undefined) throw new Error("no master key to check the records' MACs with");
+    return this.#db.read(() => {
+      const start = macsAfter ?? this.#db.all<{ macs_after: number }>('SELECT macs_after FROM audit_mac_start')[0]?.macs_after ?? 0;
+      const page = 500;
+      for (let after = afterSeq; after < toSeq; ) {
+        const rows = this.#db.all<{ seq: number; hash: string | null; mac: string | null }>(
+          'SELECT seq, hash, mac FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
+          [after, toSeq, page],
+        );
+        for (const row of rows) {
+          const problem = macs.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac, start);
+          if (problem !== undefined) throw new ChainConflictError(`record ${row.seq} ${problem}`);
+        }
+        if (rows.length < page) break;
+        after = rows.at(-1)?.seq ?? toSeq;
+      }
+      return start;
+    });
   }
 
   async prune(anchor: Checkpoint): Promise<number> {

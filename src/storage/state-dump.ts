@@ -1,4 +1,6 @@
-import { createLocalJWKSet } from 'jose';
+import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
+import type { RecordMacs } from '../core/audit/record-mac.ts';
+import { newestValidCheckpoint } from '../core/audit/verify-checkpoint.ts';
 import * as v from 'valibot';
 import type { AuditRecord } from '../core/audit/audit-event.ts';
 import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
@@ -109,9 +111,10 @@ export interface RestoredState {
  * Restores `dump` into `db`, which must be fresh: no row in any keyway table but signing_keys (a
  * fresh deployment generates a key it has not used yet: it signed nothing, as no record exists).
  * Before anything is written: the dump has this database's schema version (a newer one is refused),
- * names exactly its tables and columns, its audit chain and signed checkpoints verify, every
+ * names exactly its tables and columns, its audit chain and signed checkpoints verify, the records after its newest
+ * checkpoint carry the MACs of this deployment's master key (options.macs), every
  * sealed signing key opens with `box` into a ring with a current key, and `box` attested its live
- * policy set. Then, in one transaction, the fresh keys go and every row of the dump is written: all
+ * policy set. Then, in one transaction, the fresh keys (and where its migration found the log) go and every row of the dump is written: all
  * of it or nothing; with `write: false` that transaction is rolled back, so a row its table cannot
  * hold is refused (malformed) by the check too.
  */
@@ -126,7 +129,9 @@ export async function restoreDump(
     readonly write?: boolean;
     /** The chain its audit log is in a sharded log (a shard's index, or `legacy`): its checkpoints must not name another. */
     readonly chain?: string;
-  } = {},
+    /** The record MAC keys of this deployment's master key: the records after the export's newest checkpoint must carry their MACs. */
+    readonly macs: RecordMacs | undefined;
+  },
 ): Promise<RestoredState> {
   const version = checkSchema(db);
   if (dump.schema_version > SCHEMA_VERSION) {
@@ -159,8 +164,9 @@ export async function restoreDump(
     const check = await checkLivePolicyRow(row, box);
     if (!check.ok) throw new StateRestoreError('live_policy_set_unvouched', `the export's ${check.why}`);
   }
+  const keys = createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) });
   const report = await verifyAuditLog({
-    ...dumpAuditLogSource(dump, { keys: createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) }), unvouched: trusted.unvouched }),
+    ...dumpAuditLogSource(dump, { keys, unvouched: trusted.unvouched }),
     ...(options.chain === undefined ? {} : { chain: options.chain }),
   });
   if (!report.ok) {
@@ -170,6 +176,7 @@ export async function restoreDump(
       `the audit log in the export does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`,
     );
   }
+  await checkRecordMacs(dump, keys, options.macs, options.chain);
   writeDump(db, dump, layout, tables, options.write !== false);
   return {
     schema_version: version,
@@ -181,6 +188,23 @@ export async function restoreDump(
 }
 
 /**
+ * The records after the export's newest checkpoint are vouched for by their MACs alone: one the broker did not append
+ * (written into the export after it was taken) would be signed as the broker's by the restored deployment's next upkeep.
+ */
+async function checkRecordMacs(dump: StateDump, keys: JWTVerifyGetKey, macs: RecordMacs | undefined, chain: string | undefined): Promise<void> {
+  const records = rowsOf<RecordRow & { mac: string | null }>(dump, 'audit_events');
+  const newest = await newestValidCheckpoint(rowsOf<CheckpointRow>(dump, 'audit_checkpoints').map(toCheckpoint), keys, chain);
+  const tail = records.filter((row) => row.seq > (newest?.seq ?? 0)).sort((a, b) => a.seq - b.seq);
+  if (tail.length === 0) return;
+  if (macs === undefined) throw new StateRestoreError('audit_log_invalid', "no master key to check the audit records' MACs with");
+  const macsAfter = newest?.macsAfter ?? rowsOf<{ macs_after: number }>(dump, 'audit_mac_start')[0]?.macs_after ?? 0;
+  for (const row of tail) {
+    const problem = macs.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac, macsAfter);
+    if (problem !== undefined) throw new StateRestoreError('audit_log_invalid', `audit record ${row.seq} in the export ${problem}`);
+  }
+}
+
+/**
  * Writes every row in one transaction, kept only if `keep`: otherwise rolled back, so a check finds a row its table
  * cannot hold (a key given twice, a value a constraint refuses) before any object of a sharded restore is written.
  */
@@ -189,7 +213,7 @@ function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string,
     db.transaction(() => {
       // Checked again where nothing can interleave: an exchange may have been recorded while the export was verified.
       checkFresh(db, tables);
-      db.run('DELETE FROM signing_keys');
+      for (const table of REPLACED) db.run(`DELETE FROM ${quoted(table)}`);
       for (const [table, columns] of layout) {
         const insert = `INSERT INTO ${quoted(table)} (${columns.map(quoted).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
         for (const [index, row] of (dump.tables[table] ?? []).entries()) {
@@ -209,6 +233,9 @@ function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string,
     if (error !== CHECKED) throw error;
   }
 }
+
+/** The tables a fresh database holds rows in, which the export's replace. */
+const REPLACED = ['signing_keys', 'audit_mac_start'];
 
 /** Thrown to roll back a write made only to check it. */
 const CHECKED = Symbol('written only to check');
@@ -231,9 +258,12 @@ function checkLayout(dump: StateDump, layout: ReadonlyMap<string, readonly strin
   }
 }
 
-/** The tables that hold rows: a database is fresh when none but signing_keys does. */
+/**
+ * The tables that hold rows: a database is fresh when none but signing_keys (a fresh deployment's unused key) and
+ * audit_mac_start (where its migration found the log, empty) does.
+ */
 export function usedTables(db: SqlDatabase, tables: readonly string[] = keywayTables(db)): string[] {
-  return tables.filter((table) => table !== 'signing_keys' && db.all(`SELECT 1 AS one FROM ${quoted(table)} LIMIT 1`).length > 0);
+  return tables.filter((table) => !REPLACED.includes(table) && db.all(`SELECT 1 AS one FROM ${quoted(table)} LIMIT 1`).length > 0);
 }
 
 export const notFresh = (used: readonly string[]): StateRestoreError =>

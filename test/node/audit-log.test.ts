@@ -13,12 +13,13 @@ import { jsonLogger, silentLogger } from '../../src/core/log.ts';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
-import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { checkpointSigner, checkpointVerifier } from '../../src/core/audit/sign-checkpoint.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { refreshUsage, usageMismatch } from '../../src/storage/sqlite-audit-usage.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
+import { MASTER_KEY_FILE, readMasterKeyFile } from '../../src/storage/master-key-file.ts';
 import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
@@ -29,8 +30,10 @@ import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { auditEvent } from '../suites/store-contract.ts';
 import { ciClaims } from '../support/test-issuer.ts';
+import { appendForgedRecord } from '../support/forged-record.ts';
 import { BROKER_ISSUER, testConfig, writeTree, runKeyway } from './node-harness.ts';
 import { revocationList } from '../../src/core/revocation/revocation-list.ts';
+import { TEST_MAC_KEYS } from '../support/record-mac-keys.ts';
 
 const cli = runKeyway;
 
@@ -278,7 +281,7 @@ describe('the audit log in a real database file', () => {
   it('keeps the roll-up held to the records through pruning: the first day (with pruned records in its sums) aside, and pruned days dropped', async () => {
     const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE));
     migrate(db);
-    const store = new SqliteAuditStore(db);
+    const store = new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) });
     const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
     const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
     const verify = checkpointVerifier(() => ring);
@@ -306,6 +309,31 @@ describe('the audit log in a real database file', () => {
     db.close();
   });
 
+  it("signs no record appended to a stopped broker's file, its hash chained right: the next broker's upkeep refuses it, logged by record", async () => {
+    const { root, github } = setup();
+    const broker = await start(root);
+    for (let index = 0; index < 2; index += 1)
+      expect((await exchange(broker, exchangeForm(await github.sign(ciClaims(github.url, broker.config.issuer))))).status).toBe(200);
+    // Closed, the broker signs its head (seq 2).
+    await running.splice(0)[0]?.close();
+    // Whoever can write the file while no broker runs appends a grant of its own, chained as the broker chains them.
+    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    expect(appendForgedRecord(db)).toBe(3);
+    db.close();
+    const lines: string[] = [];
+    running.push(await startNodeBroker(testConfig(root), { log: jsonLogger({}, { write: (line) => lines.push(line) }) }));
+    const failed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'audit log upkeep failed');
+    expect(failed).toMatchObject([
+      {
+        level: 'error',
+        error: 'ChainConflictError: record 3 carries no MAC, though the broker has MACed every record after 0: the broker did not append it',
+      },
+    ]);
+    const after = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    expect(after.all('SELECT seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 2 }]);
+    after.close();
+  });
+
   it("fails the running broker's upkeep over a span with a record rewritten and its link mended: logged by record, no anchor, nothing pruned", async () => {
     const { root } = setup();
     const lines: string[] = [];
@@ -325,7 +353,13 @@ describe('the audit log in a real database file', () => {
     const [second, third] = db.all<{ hash: string; event: string }>('SELECT hash, event FROM audit_events WHERE seq IN (2, 3) ORDER BY seq');
     const forged = { ...(JSON.parse(third!.event) as AuditEvent), detail: 'rewritten' };
     const forgedHash = chainHash(second!.hash, forged);
-    db.run('UPDATE audit_events SET event = ?, hash = ? WHERE seq = 3', [canonicalEvent(forged).text, forgedHash]);
+    // With the MAC of its new hash too (made here with the broker's master key), so that what is held is pruning's check.
+    const macs = new RecordMacs(recordMacKeys(readMasterKeyFile(join(root, 'data', MASTER_KEY_FILE))));
+    db.run('UPDATE audit_events SET event = ?, hash = ?, mac = ? WHERE seq = 3', [
+      canonicalEvent(forged).text,
+      forgedHash,
+      macs.make({ seq: 3, hash: forgedHash }),
+    ]);
     db.run('UPDATE audit_events SET prev_hash = ? WHERE seq = 4', [forgedHash]);
     await broker.auditUpkeep();
     const failed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'audit log upkeep failed');

@@ -19,6 +19,8 @@ import { dumpDatabase } from '../../src/storage/state-dump.ts';
 import { auditEvent } from '../suites/store-contract.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { runKeyway } from './node-harness.ts';
+import { TEST_MAC_KEYS } from '../support/record-mac-keys.ts';
+import { RecordMacs } from '../../src/core/audit/record-mac.ts';
 
 const ISSUER = 'https://keyway.example.com';
 
@@ -364,7 +366,7 @@ describe('keyway audit verify: what it prints of each verdict, as the operator r
       writeFileSync(path, JSON.stringify(dumpDatabase(log.state, Date.now())));
       return path;
     };
-    return { dir, log, store: new SqliteAuditStore(log.state), save };
+    return { dir, log, store: new SqliteAuditStore(log.state, { macs: new RecordMacs(TEST_MAC_KEYS) }), save };
   };
 
   it('one chain pruned past the retention: where it starts, its anchor, and the kept checkpoints that agree', async () => {

@@ -23,6 +23,7 @@ import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate, SCHEMA_VERSION } from '../../s
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
+import { appendForgedRecord } from '../support/forged-record.ts';
 import { BROKER_ISSUER, type Environment, REPOSITORY_ROOT, runProcess, spawnBroker, writeTree } from './node-harness.ts';
 
 const FIXTURE = join(REPOSITORY_ROOT, 'test/fixtures/releases/0.1.0.db');
@@ -268,6 +269,24 @@ describe('keyway restore', () => {
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).toMatch(/^note: the live policy set version 1 has no attestation .*; the broker will not serve it, the next push/);
     });
+  });
+
+  it('refuses a backup with a record appended to its tail after its last checkpoint, chained right but with no MAC of the master key', async () => {
+    // The fixture as a broker of this keyway left it: migrated (its 5 records written before MACs), then backed up.
+    const dataDir = fixtureDataDir();
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE));
+    migrate(db);
+    db.close();
+    const backup = join(scratch(), 'keyway.backup');
+    expect((await keyway(['backup', '--data-dir', dataDir, '--output', backup])).code).toBe(0);
+    const forged = openSqliteFile(backup);
+    expect(appendForgedRecord(forged)).toBe(6);
+    forged.exec('PRAGMA journal_mode = DELETE');
+    forged.close();
+    await refused(
+      backup,
+      /^keyway: the audit log in .* holds a record the broker did not append: record 6 carries no MAC, though the broker has MACed every record after 5: the broker did not append it\. Nothing was restored\n$/,
+    );
   });
 
   // Whoever can write a backup, but not the master key, could plant SQL the restored broker would run on every write.

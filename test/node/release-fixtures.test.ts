@@ -14,6 +14,11 @@ import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts'
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { SqliteRevocationStore } from '../../src/storage/sqlite-revocation-store.ts';
 import { type Environment, REPOSITORY_ROOT, runProcess } from './node-harness.ts';
+import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
+import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
+import { checkpointSigner, checkpointVerifier } from '../../src/core/audit/sign-checkpoint.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { appendForgedRecord } from '../support/forged-record.ts';
 
 const FIXTURES = join(REPOSITORY_ROOT, 'test/fixtures/releases');
 const MASTER_KEY_FILE = join(FIXTURES, 'master.key');
@@ -86,6 +91,31 @@ describe('databases written by earlier releases (test/fixtures/releases, one per
       expect(verified.code).toBe(0);
     },
   );
+});
+
+describe('the records a database holds from before keyway MACed them', () => {
+  it("are signed by the next upkeep (the fixture's record after its checkpoint); a record without a MAC appended since is not, whatever the store's own start says", async () => {
+    const db = openSqliteFile(join(dataDirWith('0.1.0.db'), DATABASE_FILE));
+    try {
+      migrate(db);
+      const master = readMasterKeyFile(MASTER_KEY_FILE);
+      const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
+      const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+      const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
+      const upkeep = () => maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) });
+      // The fixture's checkpoint signs record 4; record 5, written before MACs, is where the migration found the log's end.
+      expect((await upkeep()).checkpoint?.seq).toBe(5);
+      expect(appendForgedRecord(db)).toBe(6);
+      const refusal = 'record 6 carries no MAC, though the broker has MACed every record after 5: the broker did not append it';
+      await expect(upkeep()).rejects.toThrow(refusal);
+      // The store's own start moved past it counts for nothing: the checkpoint at 5 signed where MACs start.
+      db.run('UPDATE audit_mac_start SET macs_after = 100');
+      await expect(upkeep()).rejects.toThrow(refusal);
+      expect(db.all('SELECT seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 4 }, { seq: 5 }]);
+    } finally {
+      db.close();
+    }
+  });
 });
 
 describe('a database written by a newer keyway', () => {

@@ -17,6 +17,7 @@ import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.t
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { replayGuardContract } from '../suites/replay-guard-contract.ts';
 import { auditEvent, storeContract } from '../suites/store-contract.ts';
+import { TEST_MAC_KEYS } from '../support/record-mac-keys.ts';
 
 // KEYWAY_PROCESSES' followers send their audit appends, single-use claims and alert writes to the leader's writer
 // over a Unix socket in the data directory. Real parts: SQLite files, the leader's writer thread, the socket.
@@ -50,7 +51,7 @@ function openDatabase(dir: string) {
  * open `ownWriterPath`: one in a directory that does not exist makes anything it wrote without the leader fail.
  */
 async function joinedFollower(socket: string, db: SqliteFile, ownWriterPath: string, options: { replyTimeoutMs?: number } = {}) {
-  const store = new GroupCommitAuditStore(db, ownWriterPath);
+  const store = new GroupCommitAuditStore(db, ownWriterPath, { macKeys: TEST_MAC_KEYS });
   expect(await store.useSharedWriter((onReply, onClose) => connectSharedWriter(socket, onReply, onClose, options))).toBe(true);
   expect(store.shared).toBe(true);
   return store;
@@ -59,7 +60,7 @@ async function joinedFollower(socket: string, db: SqliteFile, ownWriterPath: str
 async function startLeader(dir = mkdtempSync(join(tmpdir(), 'keyway-shared-'))): Promise<Leader> {
   const { databasePath, db, socket } = openDatabase(dir);
   const commits: number[] = [];
-  const store = new GroupCommitAuditStore(db, databasePath, { onCommit: (records) => commits.push(records) });
+  const store = new GroupCommitAuditStore(db, databasePath, { onCommit: (records) => commits.push(records), macKeys: TEST_MAC_KEYS });
   const server = (await serveSharedWriter(socket, (request) => store.serveShared(request), silentLogger)) as SharedWriterServer;
   expect(server).toBeDefined();
   return { dir, databasePath, socket, store, server, commits };

@@ -12,6 +12,7 @@ import canonicalize from 'canonicalize';
 import { describe, expect, it } from 'vitest';
 import { auditEvent, storeContract } from '../suites/store-contract.ts';
 import { connectionsTo } from '../support/connections-to.ts';
+import { TEST_MAC_KEYS } from '../support/record-mac-keys.ts';
 import type { ChainLink } from '../../src/core/audit/audit-event.ts';
 import { ChainConflictError } from '../../src/core/audit/chain-conflict-error.ts';
 import { GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
@@ -20,7 +21,7 @@ storeContract('Node (SQLite file, group commit on a writer thread)', async () =>
   const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
   const db = openSqliteFile(path);
   migrate(db);
-  const audit = new GroupCommitAuditStore(db, path);
+  const audit = new GroupCommitAuditStore(db, path, { macKeys: TEST_MAC_KEYS });
   return {
     audit,
     keys: new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'test'), previous: [] })),

@@ -32,13 +32,17 @@ async function stoppedAtOnce(module: string, workerData: WriterData | WalCheckpo
 describe('stopping the Node broker SQLite threads', () => {
   // A thread terminated while it loads better-sqlite3's addon aborts the process: each must be asked, and end itself.
   it.each([
-    ['audit-writer.ts (and its checkpoint thread)', 'audit-writer.ts', (path: string) => ({ path, dataDir: undefined }) satisfies WriterData],
+    [
+      'audit-writer.ts (and its checkpoint thread)',
+      'audit-writer.ts',
+      (path: string) => ({ path, dataDir: undefined, macKey: undefined }) satisfies WriterData,
+    ],
     [
       'wal-checkpointer.ts',
       'wal-checkpointer.ts',
       (path: string) => ({ path, dataDir: undefined, batches: new SharedArrayBuffer(4) }) satisfies WalCheckpointerData,
     ],
-    ['chain-checker.ts', 'chain-checker.ts', (path: string) => ({ path, dataDir: undefined }) satisfies ChainCheckerData],
+    ['chain-checker.ts', 'chain-checker.ts', (path: string) => ({ path, dataDir: undefined, macKeys: [] }) satisfies ChainCheckerData],
   ])('%s, asked to stop as it starts, stops after its start-up by itself, not terminated', async (_name, module, data) => {
     expect(await stoppedAtOnce(module, data(databaseFile()))).toBe(0);
   });

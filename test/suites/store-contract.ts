@@ -661,8 +661,9 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await audit.append(auditEvent({ time: new Date(now - HOUR).toISOString() }));
       await tamper('DELETE FROM audit_events WHERE seq = 3', []);
       for (const seq of [4, 5, 6]) await tamper('UPDATE audit_events SET seq = ? WHERE seq = ?', [seq - 1, seq]);
+      // Renumbered, record 3 no longer carries the MAC of its seq: the head is not signed over it, and nothing is pruned.
       await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
-        /^record 3 does not commit to the record \(or checkpoint\) before it$/,
+        /^record 3 carries a MAC the master key did not make: the broker did not append it$/,
       );
       expect((await everything(audit)).map((record) => record.chain.seq)).toEqual([1, 2, 3, 4, 5]);
       expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { seq: 3 } });
@@ -697,8 +698,9 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       // Records 3 and 4 moved to seq 7 and 9, their events, links and hashes untouched.
       await tamper('UPDATE audit_events SET seq = 9 WHERE seq = 4', []);
       await tamper('UPDATE audit_events SET seq = 7 WHERE seq = 3', []);
+      // Moved, record 7 no longer carries the MAC of its seq: the head is not signed over it, and nothing is pruned.
       await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toThrow(
-        /^record 7 follows record 2: records are missing$/,
+        /^record 7 carries a MAC the master key did not make: the broker did not append it$/,
       );
       expect((await everything(audit)).map((record) => record.chain.seq)).toEqual([1, 2, 7, 9]);
       expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'edited', seq: 7 } });

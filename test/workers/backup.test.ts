@@ -2,6 +2,8 @@ import { createExecutionContext, createScheduledController, runDurableObjectAlar
 import { decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { canonicalEvent, chainHash } from '../../src/core/audit/chain-hash.ts';
 import type { RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
@@ -360,6 +362,22 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       }, 'shard');
       expect(tampered).not.toBe(exported);
       await refusedLeavesFresh(target, await restore(target, tampered), 400, 'audit_log_invalid');
+    });
+
+    it("an export with a record appended to a shard's tail, chained right but without the MAC of the master key: the broker did not append it", async () => {
+      const target = await deployment();
+      let seq = 0;
+      const tampered = edited((dump) => {
+        const records = dump.tables['audit_events'] ?? [];
+        const head = records.reduce((newest, record) => (Number(record['seq']) > Number(newest['seq']) ? record : newest));
+        const forged = { ...(JSON.parse(String(head['event'])) as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZB', detail: 'forged' };
+        const { text, index } = canonicalEvent(forged);
+        seq = Number(head['seq']) + 1;
+        records.push({ ...head, ...index, seq, prev_hash: head['hash'], hash: chainHash(String(head['hash']), forged), event: text, mac: null });
+      }, 'shard');
+      expect(await refusedLeavesFresh(target, await restore(target, tampered), 400, 'audit_log_invalid')).toContain(
+        `audit record ${seq} in the export carries no MAC, though the broker has MACed every record after 0: the broker did not append it`,
+      );
     });
 
     it('an export with a row its table cannot hold (a revocation given twice): refused before any object is written, not a 500', async () => {

@@ -212,6 +212,12 @@ export interface AuditStore {
    * checkpoints, say): none missing, each linked to the one before and hashing to its own hash. Hashes every record between.
    */
   chainHolds(from: ChainHead, to: ChainHead): Promise<void>;
+  /**
+   * Throws a ChainConflictError unless every record after `afterSeq` up to `toSeq` carries the MAC the broker appends it
+   * with (record-mac.ts), or none where it is at or before `macsAfter` (given: the one a checkpoint signed; absent, the
+   * store's own, remembered when the migration that added MACs ran). Returns the `macsAfter` they were held to.
+   */
+  recordMacsHold(afterSeq: number, toSeq: number, macsAfter?: number): Promise<number>;
   /** Stores `anchor` and deletes every record up to and including its `seq`; returns how many. */
   prune(anchor: Checkpoint): Promise<number>;
 }

@@ -51,6 +51,9 @@ export function retentionStart(now: number, retentionDays: number): number {
  *   and linked, chainHolds) up to a later checkpoint the keys verify (the first at or after it, else the newest) and
  *   that record has the hash it signed. A record rewritten and re-hashed between them breaks a link, the next record's
  *   own hash (its link mended) or the checkpoint's hash: the anchor is never signed over it.
+ * - the head is signed only over records that carry the broker's MAC after the newest checkpoint (recordMacsHold), and
+ *   every checkpoint signs where MACs start (`macs_after`), so that stripping the MACs off records and moving the
+ *   store's own start past them vouches for nothing once a checkpoint signed it.
  * Checkpoints deleted while no broker ran (on Node; on Workers the memory outlives the round) are caught only by
  * checkpoints kept elsewhere. A checkpoint no key of the broker's verifies (an older keyway's removed, unattested key; a forged row) is
  * passed over. Records that do not hold are a ChainConflictError: the round signs and prunes nothing more, and fails
@@ -91,9 +94,14 @@ export async function maintainAuditLog(
   // chain with a checkpoint as new as the one remembered passes by its seq alone. Nothing more: a record edited after them
   // (links broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
   for (const signed of [reference, remembered?.last]) if (signed !== undefined) await holdSigned(store, signed, verified);
+  // Where the records start to carry the broker's MAC: as the newest checkpoint signed it, else as the store remembers.
+  let macsAfter = reference?.macsAfter;
   let checkpoint: Checkpoint | undefined;
   if (moved) {
-    checkpoint = await sign(head);
+    // The records after the newest checkpoint are vouched for by their MACs alone: one the broker did not append (written
+    // into the store while no broker ran, or restored) is not signed as its own.
+    macsAfter = await store.recordMacsHold(reference?.seq ?? 0, head.seq, macsAfter);
+    checkpoint = await sign(head, 'head', macsAfter);
     await store.addCheckpoint(checkpoint);
   }
   // Remembered from here on: the head signed, else the newest checkpoint the keys verify (a memory seeded by a restarted
@@ -108,7 +116,7 @@ export async function maintainAuditLog(
     const pin = candidate === undefined ? undefined : ((first && (await verified(first))) ?? checkpoint ?? (latest && (await verified(latest))));
     if (candidate !== undefined && pin !== undefined && pin.seq >= candidate.seq) {
       await store.chainHolds(candidate, pin);
-      pruned = await store.prune(await sign(candidate, 'anchor'));
+      pruned = await store.prune(await sign(candidate, 'anchor', macsAfter ?? (await store.recordMacsHold(head.seq, head.seq))));
     }
   }
   return checkpoint === undefined ? { pruned } : { pruned, checkpoint };

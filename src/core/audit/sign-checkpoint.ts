@@ -3,7 +3,11 @@ import type { KeyRing } from '../mint/key-ring.ts';
 import { CHECKPOINT_TYPE, type ChainHead, type Checkpoint, type CheckpointRole } from './checkpoint.ts';
 import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 
-export type CheckpointSigner = (head: ChainHead, role?: CheckpointRole) => Promise<Checkpoint>;
+/**
+ * Signs `head` as `role`; `macsAfter`, where given, is signed with it as `macs_after`: the seq after which every record
+ * carries the broker's MAC (record-mac.ts), so that whoever can write the store cannot move it up past records it strips.
+ */
+export type CheckpointSigner = (head: ChainHead, role?: CheckpointRole, macsAfter?: number) => Promise<Checkpoint>;
 
 /** A statement about the log signed with the broker's current signing key, as the broker's issuer: its JWS and `iat`. */
 export type AuditStatementSigner = (payload: JWTPayload, typ: string) => Promise<{ readonly jws: string; readonly iat: number }>;
@@ -20,8 +24,15 @@ export function auditStatementSigner(issuer: string, keys: () => KeyRing, now: (
 /** Signs checkpoints with the broker's current signing key, as the broker's issuer; of `chain`, in a log of several. */
 export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number, chain?: string): CheckpointSigner {
   const sign = auditStatementSigner(issuer, keys, now);
-  return async (head, role = 'head') => {
-    const { jws, iat } = await sign({ seq: head.seq, hash: head.hash, role, ...(chain === undefined ? {} : { chain }) }, CHECKPOINT_TYPE);
+  return async (head, role = 'head', macsAfter) => {
+    const claims = {
+      seq: head.seq,
+      hash: head.hash,
+      role,
+      ...(chain === undefined ? {} : { chain }),
+      ...(macsAfter === undefined ? {} : { macs_after: macsAfter }),
+    };
+    const { jws, iat } = await sign(claims, CHECKPOINT_TYPE);
     return { seq: head.seq, hash: head.hash, time: new Date(iat * 1000).toISOString(), jws };
   };
 }

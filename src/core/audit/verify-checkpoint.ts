@@ -12,6 +12,8 @@ export interface VerifiedCheckpoint extends Checkpoint {
   readonly role: CheckpointRole | undefined;
   /** The chain it names; undefined when it names none (a log of one chain, or signed before keyway named chains). */
   readonly chain: string | undefined;
+  /** After which seq every record carries the broker's MAC (record-mac.ts); undefined when signed before keyway MACed records. */
+  readonly macsAfter?: number;
 }
 
 /**
@@ -29,13 +31,35 @@ export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, chain
   } catch (error) {
     throw new CheckpointError(`the checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const { seq, hash, iat, role, chain: named } = payload;
+  const { seq, hash, iat, role, chain: named, macs_after: macsAfter } = payload;
   if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof iat !== 'number') {
     throw new CheckpointError('the checkpoint payload is not {seq, hash, iat}');
   }
   if (role !== undefined && role !== 'head' && role !== 'anchor') throw new CheckpointError('the checkpoint role is neither head nor anchor');
   if (named !== undefined && typeof named !== 'string') throw new CheckpointError('the checkpoint chain is not a name');
+  if (macsAfter !== undefined && (!Number.isSafeInteger(macsAfter) || (macsAfter as number) < 0))
+    throw new CheckpointError('the checkpoint macs_after is not a seq');
   if (chain !== undefined && named !== undefined && named !== chain)
     throw new CheckpointError(`the checkpoint is signed for chain ${named}, but this is chain ${chain}`);
-  return { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws, role, chain: named };
+  const checkpoint: VerifiedCheckpoint = { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws, role, chain: named };
+  return macsAfter === undefined ? checkpoint : { ...checkpoint, macsAfter: macsAfter as number };
+}
+
+/**
+ * The newest of `checkpoints` that verifies with `keys` (in chain `chain`, in a log of several), or undefined: the records
+ * after it are vouched for by nothing but their MACs (record-mac.ts).
+ */
+export async function newestValidCheckpoint(
+  checkpoints: readonly Checkpoint[],
+  keys: JWTVerifyGetKey,
+  chain?: string,
+): Promise<VerifiedCheckpoint | undefined> {
+  for (const stored of [...checkpoints].sort((a, b) => b.seq - a.seq)) {
+    try {
+      return await verifyCheckpoint(stored.jws, keys, chain);
+    } catch (error) {
+      if (!(error instanceof CheckpointError)) throw error;
+    }
+  }
+  return undefined;
 }

@@ -1,3 +1,5 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { base64url } from 'jose';
 import { ConfigError, type SettingsSource } from '../settings/read-settings.ts';
 
 /** 256 bits, the AES-256-GCM key size. */
@@ -47,4 +49,10 @@ export function generateMasterKey(): string {
     .replaceAll('+', '-')
     .replaceAll('/', '_')
     .replace(/=+$/, '');
+}
+
+/** A master key's id, which sealed secrets, attestations and record MACs name: it commits to the key without revealing it (a domain-separated hash). */
+export function masterKeyId(raw: Uint8Array): string {
+  const label = new TextEncoder().encode('keyway master key id\0');
+  return base64url.encode(sha256(new Uint8Array([...label, ...raw])).slice(0, 12));
 }

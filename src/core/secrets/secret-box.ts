@@ -1,5 +1,5 @@
 import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader, type CryptoKey } from 'jose';
-import type { MasterKeys } from './master-keys.ts';
+import { masterKeyId, type MasterKeys } from './master-keys.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 export type SecretBoxErrorCode = 'malformed' | 'unknown_key' | 'wrong_purpose' | 'tampered';
@@ -140,10 +140,7 @@ export class SecretBox {
 }
 
 async function boxKey(raw: Uint8Array): Promise<BoxKey> {
-  // The kid commits to the key without revealing it: a domain-separated hash.
-  const label = new TextEncoder().encode('keyway master key id\0');
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array([...label, ...raw])));
   const key = await crypto.subtle.importKey('raw', new Uint8Array(raw), 'AES-GCM', false, ['encrypt', 'decrypt']);
   const hkdf = await crypto.subtle.importKey('raw', new Uint8Array(raw), 'HKDF', false, ['deriveKey']);
-  return { kid: base64url.encode(digest.slice(0, 12)), key, hkdf };
+  return { kid: masterKeyId(raw), key, hkdf };
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { errorText } from '../../core/log.ts';
 import type { AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
@@ -13,6 +12,8 @@ import { openInDataDirSync, type DataDirPin } from '../../storage/private-data-d
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
 import { isStopRequest, stopThread, type StopRequest } from './thread-stop.ts';
 import type { WalCheckpointerData, WalCheckpointFailure } from './wal-checkpointer.ts';
+import { NODE_HMAC_SHA256, NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
+import { RecordMacs, type RecordMacKey } from '../../core/audit/record-mac.ts';
 
 /**
  * The alert store's writes, and its reads that come with them (observe remembers what it saw).
@@ -37,10 +38,14 @@ export interface WriterRequest {
   readonly alerts: readonly AlertCall[];
 }
 
-/** What the writer thread is started with: its database file, and the data directory it must be in (when the broker checked one). */
+/**
+ * What the writer thread is started with: its database file, the data directory it must be in (when the broker checked
+ * one), and the key it MACs each record with (derived from the master key, which it is never given; none: no MACs).
+ */
 export interface WriterData {
   readonly path: string;
   readonly dataDir: DataDirPin | undefined;
+  readonly macKey: RecordMacKey | undefined;
 }
 
 /** What the writer thread sends the main thread: a reply to a request, or word that WAL checkpoints failed (to log). */
@@ -60,7 +65,7 @@ export interface WriterReply {
  * (hashing included), single-use claims and the alert store's writes, each batch committed with
  * its WAL fsync here, so the thread serving HTTP never waits on the disk.
  */
-const { path, dataDir } = workerData as WriterData;
+const { path, dataDir, macKey } = workerData as WriterData;
 const db = openInDataDirSync(
   dataDir,
   () => openSqliteFile(path),
@@ -87,7 +92,10 @@ try {
   // No thread to be had (EAGAIN near a process's thread limit): Node throws here, not through 'error'.
   reportCheckpointFailure({ walCheckpointFailed: `the WAL checkpoint thread did not start: ${errorText(error)}` });
 }
-const store = new SqliteAuditStore(db, { sha256: (text) => createHash('sha256').update(text).digest('hex') });
+const store = new SqliteAuditStore(db, {
+  sha256: NODE_JWT_CRYPTO.sha256Hex,
+  ...(macKey === undefined ? {} : { macs: new RecordMacs([macKey], NODE_HMAC_SHA256) }),
+});
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db, new RefusalCounts());
 

@@ -12,6 +12,8 @@ import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, Writer
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 import { ChainCheckThread } from './chain-check-thread.ts';
 import { stopThread } from './thread-stop.ts';
+import { NODE_HMAC_SHA256 } from './node-jwt-crypto.ts';
+import { RecordMacs, type RecordMacKey } from '../../core/audit/record-mac.ts';
 
 /** Whether `outcomes` (from a reply off a socket) are `count` outcomes, each an object. */
 function answers(outcomes: unknown, count: number): boolean {
@@ -85,6 +87,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #now: () => number;
   readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
   readonly #checks: ChainCheckThread;
+  readonly #macKey: RecordMacKey | undefined;
   #writer: Worker | undefined;
   #shared: SharedWriterConnection | undefined;
   #joining: Promise<boolean> | undefined;
@@ -108,15 +111,24 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   constructor(
     db: SqliteFile,
     path: string,
-    options: { dataDir?: DataDirPin; onCommit?: (records: number) => void; now?: () => number; onWalCheckpointFailure?: (error: string) => void } = {},
+    options: {
+      dataDir?: DataDirPin;
+      onCommit?: (records: number) => void;
+      now?: () => number;
+      onWalCheckpointFailure?: (error: string) => void;
+      /** The record MAC keys, from the master key (never it): the writer MACs each record, upkeep's check thread checks them. */
+      macKeys?: readonly RecordMacKey[];
+    } = {},
   ) {
-    super(db);
+    const macKeys = options.macKeys ?? [];
+    super(db, macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, NODE_HMAC_SHA256) });
+    this.#macKey = macKeys[0];
     this.#path = path;
     this.#dataDir = options.dataDir;
     this.#onCommit = options.onCommit;
     this.#now = options.now ?? Date.now;
     this.#onWalCheckpointFailure = options.onWalCheckpointFailure;
-    this.#checks = new ChainCheckThread(db.path, options.dataDir);
+    this.#checks = new ChainCheckThread(db.path, options.dataDir, macKeys);
   }
 
   /** False for a while after a commit failed (UNWRITABLE_AFTER_FAILURE_MS), unless one has succeeded since. */
@@ -160,6 +172,13 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   /** A span of records on the check thread; the head check's (one record against its checkpoint, no hashing) here. */
   override chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
     return to.seq === from.seq ? super.chainHolds(from, to) : this.#checks.run({ method: 'chainHolds', args: [from, to] });
+  }
+
+  /** The MACs of a span of records on the check thread. */
+  override recordMacsHold(afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
+    return toSeq === afterSeq
+      ? super.recordMacsHold(afterSeq, toSeq, macsAfter)
+      : this.#checks.run({ method: 'recordMacsHold', args: [afterSeq, toSeq, macsAfter] });
   }
 
   /** Claims a subject token for single use, durably (synchronous=FULL) before it answers; see SqliteReplayGuard. */
@@ -281,7 +300,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   #thread(): Worker {
     if (this.#writer !== undefined) return this.#writer;
     const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), {
-      workerData: { path: this.#path, dataDir: this.#dataDir } satisfies WriterData,
+      workerData: { path: this.#path, dataDir: this.#dataDir, macKey: this.#macKey } satisfies WriterData,
     });
     writer.on('message', (message: WriterMessage) =>
       'walCheckpointFailed' in message ? this.#onWalCheckpointFailure?.(message.walCheckpointFailed) : this.#settle(message),

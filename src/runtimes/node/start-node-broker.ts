@@ -11,6 +11,7 @@ import { createGitHubTokens } from '../../features/github/app/create-github-toke
 import type { GitHubTokens } from '../../features/github/app/github-tokens.ts';
 import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
+import { recordMacKeys } from '../../core/audit/record-mac.ts';
 import { SqliteRevocationStore } from '../../storage/sqlite-revocation-store.ts';
 import { loadNodeMasterKeys } from '../../storage/master-key-file.ts';
 import { DataDirMovedError, openInDataDir, preparePrivateDataDir } from '../../storage/private-data-dir.ts';
@@ -191,6 +192,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const audit = new GroupCommitAuditStore(db, databasePath, {
     dataDir: pin,
     now,
+    macKeys: recordMacKeys(masterKeys),
     // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
   });

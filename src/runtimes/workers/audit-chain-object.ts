@@ -10,6 +10,8 @@ import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
+import { readMasterKeys } from '../../core/secrets/master-keys.ts';
+import { RecordMacs, recordMacKeys } from '../../core/audit/record-mac.ts';
 import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, usedTables, type RestoredState } from '../../storage/state-dump.ts';
 
 /**
@@ -21,12 +23,16 @@ import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, usedTable
 export abstract class AuditChainObject extends DurableObject<WorkerEnv> implements AuditStore {
   protected readonly db: SqlDatabase;
   protected readonly audit: SqliteAuditStore;
+  readonly #macs: RecordMacs | undefined;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     this.db = durableObjectSql(ctx.storage);
     migrate(this.db);
-    this.audit = new SqliteAuditStore(this.db);
+    // Each chain object MACs its records with the key its env's master key derives (none without one: then upkeep signs nothing).
+    const master = readMasterKeys(env);
+    this.#macs = master === undefined ? undefined : new RecordMacs(recordMacKeys(master));
+    this.audit = new SqliteAuditStore(this.db, this.#macs === undefined ? {} : { macs: this.#macs });
   }
 
   append(event: AuditEvent): Promise<ChainLink> {
@@ -89,6 +95,10 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
     return this.audit.chainHolds(from, to);
   }
 
+  recordMacsHold(afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
+    return this.audit.recordMacsHold(afterSeq, toSeq, macsAfter);
+  }
+
   prune(anchor: Checkpoint): Promise<number> {
     return this.audit.prune(anchor);
   }
@@ -109,7 +119,7 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
   /** Restores an export into this object if it is fresh and the export checks out (storage/state-dump.ts); nothing is written otherwise. */
   protected async restoreFrom(text: string, box: SecretBox, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
     try {
-      return { ok: true, restored: await restoreDump(this.db, parseStateDump(text), box, options) };
+      return { ok: true, restored: await restoreDump(this.db, parseStateDump(text), box, { ...options, macs: this.#macs }) };
     } catch (error) {
       if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
       throw error;
@@ -124,7 +134,7 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
  */
 export const MAX_STATE_EXPORT_BYTES = 24 * 1024 * 1024;
 
-export type RestoreOptions = NonNullable<Parameters<typeof restoreDump>[3]>;
+export type RestoreOptions = Omit<Parameters<typeof restoreDump>[3], 'macs'>;
 
 export type StateRestoreOutcome =
   | { readonly ok: true; readonly restored: RestoredState }
@@ -148,6 +158,7 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): Aud
     addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
     pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
     chainHolds: (from, to) => stub().chainHolds(from, to),
+    recordMacsHold: (afterSeq, toSeq, macsAfter) => stub().recordMacsHold(afterSeq, toSeq, macsAfter),
     prune: (anchor) => stub().prune(anchor),
   };
 }

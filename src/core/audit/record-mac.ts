@@ -1,0 +1,72 @@
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { utf8ToBytes } from '@noble/hashes/utils.js';
+import { base64url } from 'jose';
+import { masterKeyId, type MasterKeys } from '../secrets/master-keys.ts';
+import type { ChainHead } from './checkpoint.ts';
+
+/** A key records are MACed under: derived from the master key `kid` names (HKDF, purpose `audit-record`). */
+export interface RecordMacKey {
+  readonly kid: string;
+  readonly key: Uint8Array;
+}
+
+/** HMAC-SHA-256 of UTF-8 text, synchronously (inside the append's transaction): Node's writer passes its native one. */
+export type HmacSha256 = (key: Uint8Array, text: string) => Uint8Array;
+
+const portableHmac: HmacSha256 = (key, text) => hmac(sha256, key, utf8ToBytes(text));
+const INFO = utf8ToBytes('keyway audit record mac');
+
+/**
+ * The record MAC keys of `master`, the current one first: HKDF-SHA-256 of each master key with a label of their own, so
+ * a record's MAC is no attestation, no sealed secret's key and no other master key's. Whoever holds one can MAC records
+ * but opens no sealed secret: it is what the Node writer thread is given, never the master key.
+ */
+export function recordMacKeys(master: MasterKeys): RecordMacKey[] {
+  return [master.current, ...master.previous].map((raw) => ({ kid: masterKeyId(raw), key: hkdf(sha256, raw, new Uint8Array(), INFO, 32) }));
+}
+
+/**
+ * The MAC each record is written with, which only the master key's holder can make: HMAC-SHA-256 over its `seq` and its
+ * chain hash (which commits to its event and, through `prev_hash`, to every record before), as `<master key id>.<mac>`.
+ * The hash chain needs no key, so without it a record appended to the tail of the store by whoever can write it (a
+ * stopped broker's file, a backup or export restored) would be signed by the next checkpoint as the broker's own.
+ */
+export class RecordMacs {
+  readonly #keys: readonly RecordMacKey[];
+  readonly #hmac: HmacSha256;
+
+  /** `keys`: the current one first (it makes the MACs), then previous ones, whose MACs still verify. */
+  constructor(keys: readonly RecordMacKey[], digest: HmacSha256 = portableHmac) {
+    if (keys.length === 0) throw new TypeError('record MACs need a key');
+    this.#keys = keys;
+    this.#hmac = digest;
+  }
+
+  make(link: ChainHead): string {
+    const [current] = this.#keys as [RecordMacKey];
+    return `${current.kid}.${this.#mac(current, link)}`;
+  }
+
+  /**
+   * Why the record at `link`, stored with `mac`, is not one the broker appended; undefined when it is. A record without a
+   * MAC is the broker's only at or before `macsAfter`: written before keyway made them (the migration that added them
+   * remembers where the log ended).
+   */
+  problem(link: ChainHead, mac: string | null, macsAfter: number): string | undefined {
+    if (mac === null) {
+      return link.seq <= macsAfter ? undefined : `carries no MAC, though the broker has MACed every record after ${macsAfter}: the broker did not append it`;
+    }
+    const [kid = '', value, ...rest] = mac.split('.');
+    const key = this.#keys.find((candidate) => candidate.kid === kid);
+    if (key === undefined || rest.length > 0) {
+      return `carries a MAC under master key ${JSON.stringify(kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`;
+    }
+    return value === this.#mac(key, link) ? undefined : 'carries a MAC the master key did not make: the broker did not append it';
+  }
+
+  #mac(key: RecordMacKey, link: ChainHead): string {
+    return base64url.encode(this.#hmac(key.key, `${link.seq}.${link.hash}`));
+  }
+}
