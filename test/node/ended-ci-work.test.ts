@@ -39,6 +39,11 @@ describe('completed CI work', () => {
     for (const attempt of [3, 7, 12]) expect(await ended.hasEnded(job('8001', attempt, '800'), now), `attempt ${attempt}`).toBe(true);
     for (const attempt of [1, 2, 13]) expect(await ended.hasEnded(job('8001', attempt, '800'), now), `attempt ${attempt}`).toBe(false);
     expect(await ended.hasEnded(job('8001', undefined, '800'), now)).toBe(false);
+    // A token's run_attempt claim of two digits, as a run re-run ten times or more carries it, is read as that attempt.
+    const github = resolveIssuer('github', { allowHttpLoopback: false });
+    const claims = (attempt: string) => ({ repository_id: '734201', run_id: '800', run_attempt: attempt });
+    await expect(refuseEndedCiWork(ended, { issuer: github, claims: claims('12') }, now)).rejects.toMatchObject({ reason: 'ci_work_ended' });
+    await expect(refuseEndedCiWork(ended, { issuer: github, claims: claims('13') }, now)).resolves.toBeUndefined();
   });
 
   it('records nothing it cannot match exactly: a job without its check run, a run without its attempt', async () => {

@@ -1045,14 +1045,18 @@ grant:
     it('treats a check_run_id that names no check run (empty, padded) as none: any job of its run ends the token', async () => {
       const [run, finishing] = [freshId(), freshId()];
       const padded = [await githubTokenFor(run, `0${finishing}`), await githubTokenFor(run, '')];
-      const [keywayPadded, keywayEmpty] = [await keywayTokenFor(run, `0${finishing}`), await keywayTokenFor(run, ' ')];
+      const [keywayPadded, keywayEmpty, keywayTrailing] = [
+        await keywayTokenFor(run, `0${finishing}`),
+        await keywayTokenFor(run, ' '),
+        await keywayTokenFor(run, `${finishing} `),
+      ];
       const active = await introspection();
       expect(await completedJob(run, freshId())).toMatchObject({
         status: 200,
-        body: { detail: expect.stringMatching(/^2 GitHub tokens and 2 keyway tokens revoked/) },
+        body: { detail: expect.stringMatching(/^2 GitHub tokens and 3 keyway tokens revoked/) },
       });
       for (const hash of padded) await untilGitHubRevoked(hash);
-      expect(await active(keywayPadded, keywayEmpty)).toEqual([false, false]);
+      expect(await active(keywayPadded, keywayEmpty, keywayTrailing)).toEqual([false, false, false]);
     });
 
     it('switches the live set on a push to the default branch, and keeps it when the pushed set is broken', async () => {
