@@ -32,6 +32,9 @@ describe('completed CI work', () => {
     expect(await ended.hasEnded(job(undefined, 1), now)).toBe(false);
     expect(await ended.hasEnded(job('7001', 1, '701'), now)).toBe(false);
     expect(await ended.hasEnded({ ...job('7001', 1), repositoryId: '734202' }, now)).toBe(false);
+    // A run and a repository whose keys share the shard digit of run 700's: only the rest of the key tells them apart.
+    expect(await ended.hasEnded(job('7001', 1, '707'), now)).toBe(false);
+    expect(await ended.hasEnded({ ...job('7001', 1), repositoryId: '734240' }, now)).toBe(false);
   });
 
   it("ends a run's attempt and the nine before it, never a later attempt", async () => {
