@@ -168,12 +168,12 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const now = Date.now();
       const exp = Math.floor(now / 1000) + 600;
       const github = 'https://token.actions.githubusercontent.com';
-      const delegated = (jti: string, actor: Record<string, unknown>) =>
+      const delegated = (jti: string, actor: Record<string, unknown>, subject: Record<string, unknown> = {}) =>
         auditEvent({
           decision: 'granted',
           reason: 'granted',
           issuer: github,
-          claims: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' },
+          claims: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1', ...subject },
           // As another process may send it: anything where the actor's members belong.
           actor: { sha256: 'ab'.repeat(32), subject: 'orchestrator', ...actor } as AuditEvent['actor'],
           issued: { jti, sub: 's', aud: ['x'], scope: [], exp },
@@ -194,6 +194,12 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         delegated('lookalike', { issuer: 'https://oidc.acme.dev', run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
         delegated('odd-types', { issuer: 7, run: { repository_id: '612', run_id: 71, check_run_id: ['9'] } }),
         delegated('not-a-run', { issuer: github, run: ['612', '71'] }),
+        // The subject's run id in another repository: another run, with a row of its own.
+        delegated('other-repository', { issuer: github, run: { repository_id: '612', run_id: '70', check_run_id: '9', run_attempt: '1' } }),
+        // Another job of the subject's run, of the earlier attempt: the one row ends from that attempt on.
+        delegated('earlier-actor', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '10', run_attempt: '1' } }, { run_attempt: '2' }),
+        // Another job of the subject's run whose attempt is not known: the one row ends with any job of the run.
+        delegated('attempt-unknown', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
       ]);
       const rows = async (repositoryId: string, runId: string) =>
         (await audit.grantsOfRun(repositoryId, runId, now)).map(({ jti, issuer, repositoryId, runId, checkRunId, runAttempt }) => ({
@@ -205,6 +211,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         { jti: 'other-run', issuer: github, ...run('612', '71', '9', '2') },
         { jti: 'odd-types', issuer: null, ...run('612', '71', null, null) },
       ]);
+      expect(await rows('612', '70')).toEqual([{ jti: 'other-repository', issuer: github, ...run('612', '70', '9', '1') }]);
       expect(await rows('611', '70')).toEqual([
         { jti: 'other-run', issuer: github, ...run('611', '70', '8', '1') },
         { jti: 'same-job', issuer: github, ...run('611', '70', '8', '1') },
@@ -212,6 +219,9 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         { jti: 'lookalike', issuer: github, ...run('611', '70', '8', '1') },
         { jti: 'odd-types', issuer: github, ...run('611', '70', '8', '1') },
         { jti: 'not-a-run', issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'other-repository', issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'earlier-actor', issuer: github, ...run('611', '70', null, '1') },
+        { jti: 'attempt-unknown', issuer: github, ...run('611', '70', null, null) },
       ]);
     });
 
