@@ -107,7 +107,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
   });
 
   /** Each test's repository has an id of its own: a run's grants are found by its repository's id. */
-  const REPOSITORY_IDS: Readonly<Record<string, string>> = { 'acme/busy': '902', 'acme/older': '903', 'acme/busier': '904' };
+  const REPOSITORY_IDS: Readonly<Record<string, string>> = { 'acme/busy': '902', 'acme/older': '903', 'acme/busier': '904', 'acme/held': '905' };
   const idOf = (repository: string) => REPOSITORY_IDS[repository] as string;
   /** `count` grants of the repository's other runs, recorded `at`, in batches the audit writer commits together. */
   const otherGrants = async (repository: string, count: number, at: number) => {
@@ -164,6 +164,16 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/older'))).toBe(1);
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
+  });
+
+  it("holds a revocation a job's end writes while its token verifies: to its exp and the skew after it, not the skew after now", async () => {
+    const at = Date.now() - 60_000;
+    const jti = await jobGrant('acme/held', at);
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
+    expect(await revokeEndedWorkTokens(deps, jobEnded('acme/held'))).toBe(1);
+    const verifiesUntil = Math.floor(at / 1000) + 3600 + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
+    expect(await revocations.isRevoked(jti, verifiesUntil * 1000)).toBe(true);
+    expect(await revocations.isRevoked(jti, (verifiesUntil + 1) * 1000)).toBe(false);
   });
 
   it("revokes a job's first token however many of its repository's grants follow it, the old page limit's 10,000 and more", async () => {

@@ -1025,6 +1025,23 @@ grant:
       expect(await active(keywayRerun)).toEqual([false]);
     });
 
+    it('ends every token of a run whose completion names no attempt (a payload without run_attempt), whichever attempt the token is of', async () => {
+      const [run, job] = [freshId(), freshId()];
+      const [githubToken, keywayToken] = [await githubTokenFor(run, job, 2), await keywayTokenFor(run, job, 2)];
+      const completed = {
+        action: 'completed',
+        workflow_run: { id: run, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      };
+      expect(await deliver({ event: 'workflow_run', payload: completed })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 GitHub tokens and 1 keyway tokens revoked: the workflow run ${run} completed` },
+      });
+      await untilGitHubRevoked(githubToken);
+      expect(await (await introspection())(keywayToken)).toEqual([false]);
+    });
+
     it("leaves a re-run's tokens without check_run_id to its own attempt: a late job completion of the attempt before does not end them", async () => {
       const [run, earlier, own] = [freshId(), freshId(), freshId()];
       const [githubRerun, keywayRerun] = [await githubTokenFor(run, undefined, 2), await keywayTokenFor(run, undefined, 2)];
