@@ -909,6 +909,9 @@ grant:
         `${checkRunUrl(job)}x`,
         `${checkRunUrl(job)}/annotations`,
         `https://api.github.com/repos/${OWNER}/api/check-suites/${job}`,
+        // The check run's path in the query, not the URL's path; a check run id with a leading zero.
+        `https://api.github.com/repos/${OWNER}/api/check-suites/${job}?next=/check-runs/${job}`,
+        `https://api.github.com/repos/${OWNER}/api/check-runs/0${job}`,
         'not a url',
       ]) {
         expect(await completedJob(run, notACheckRun, { checkRun })).toMatchObject({
