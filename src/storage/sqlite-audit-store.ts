@@ -358,7 +358,7 @@ export class SqliteAuditStore implements AuditStore {
     const macs = this.#macs;
     if (macs === undefined) throw new Error("no master key to check the records' MACs with");
     return this.#db.read(() => {
-      const start = macsAfter ?? this.#db.all<{ macs_after: number }>('SELECT macs_after FROM audit_mac_start')[0]?.macs_after ?? 0;
+      const check = macs.inOrder(macsAfter ?? this.#db.all<{ macs_after: number }>('SELECT macs_after FROM audit_mac_start')[0]?.macs_after ?? 0);
       const page = 500;
       for (let after = afterSeq; after < toSeq; ) {
         const rows = this.#db.all<{ seq: number; hash: string | null; mac: string | null }>(
@@ -366,13 +366,13 @@ export class SqliteAuditStore implements AuditStore {
           [after, toSeq, page],
         );
         for (const row of rows) {
-          const problem = macs.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac, start);
+          const problem = check.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac);
           if (problem !== undefined) throw new ChainConflictError(`record ${row.seq} ${problem}`);
         }
         if (rows.length < page) break;
         after = rows.at(-1)?.seq ?? toSeq;
       }
-      return start;
+      return check.macsAfter(toSeq);
     });
   }
 

@@ -197,9 +197,9 @@ async function checkRecordMacs(dump: StateDump, keys: JWTVerifyGetKey, macs: Rec
   const tail = records.filter((row) => row.seq > (newest?.seq ?? 0)).sort((a, b) => a.seq - b.seq);
   if (tail.length === 0) return;
   if (macs === undefined) throw new StateRestoreError('audit_log_invalid', "no master key to check the audit records' MACs with");
-  const macsAfter = newest?.macsAfter ?? rowsOf<{ macs_after: number }>(dump, 'audit_mac_start')[0]?.macs_after ?? 0;
+  const check = macs.inOrder(newest?.macsAfter ?? rowsOf<{ macs_after: number }>(dump, 'audit_mac_start')[0]?.macs_after ?? 0);
   for (const row of tail) {
-    const problem = macs.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac, macsAfter);
+    const problem = check.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac);
     if (problem !== undefined) throw new StateRestoreError('audit_log_invalid', `audit record ${row.seq} in the export ${problem}`);
   }
 }

@@ -19,6 +19,7 @@ import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
 import { checkpointSigner, checkpointVerifier } from '../../src/core/audit/sign-checkpoint.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 
 const FIXTURES = join(REPOSITORY_ROOT, 'test/fixtures/releases');
 const MASTER_KEY_FILE = join(FIXTURES, 'master.key');
@@ -112,6 +113,33 @@ describe('the records a database holds from before keyway MACed them', () => {
       db.run('UPDATE audit_mac_start SET macs_after = 100');
       await expect(upkeep()).rejects.toThrow(refusal);
       expect(db.all('SELECT seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 4 }, { seq: 5 }]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("sign no start past a record the broker MACed: the store's own start, raised before the first checkpoint or with the checkpoints since deleted, lets no forged record through", async () => {
+    const db = openSqliteFile(join(dataDirWith('0.1.0.db'), DATABASE_FILE));
+    try {
+      migrate(db);
+      const master = readMasterKeyFile(MASTER_KEY_FILE);
+      const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
+      const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+      const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
+      const upkeep = () => maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) });
+      const [head] = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq DESC LIMIT 1');
+      // The broker appends record 6 (with its MAC); whoever writes the file moves the store's start past it before any
+      // checkpoint signed where MACs start.
+      await store.append({ ...(JSON.parse(head?.event ?? '{}') as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' });
+      db.run('UPDATE audit_mac_start SET macs_after = 100');
+      expect((await upkeep()).checkpoint?.seq).toBe(6);
+      expect(appendForgedRecord(db)).toBe(7);
+      const refusal = 'record 7 carries no MAC, though the broker has MACed every record after 5: the broker did not append it';
+      await expect(upkeep()).rejects.toThrow(refusal);
+      // Every checkpoint that signed where MACs start deleted: the MACed record 6 still says they start before it.
+      db.run('DELETE FROM audit_checkpoints WHERE seq > 4');
+      await expect(upkeep()).rejects.toThrow(refusal);
+      expect(db.all('SELECT seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 4 }]);
     } finally {
       db.close();
     }

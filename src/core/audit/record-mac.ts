@@ -12,6 +12,13 @@ export interface RecordMacKey {
   readonly key: Uint8Array;
 }
 
+/** RecordMacs.inOrder: records checked one after the other, and where MACs start as they showed it. */
+export interface RecordMacCheck {
+  problem(link: ChainHead, mac: string | null): string | undefined;
+  /** Where MACs start, held to the records checked up to `toSeq`. */
+  macsAfter(toSeq: number): number;
+}
+
 /** HMAC-SHA-256 of UTF-8 text, synchronously (inside the append's transaction): Node's writer passes its native one. */
 export type HmacSha256 = (key: Uint8Array, text: string) => Uint8Array;
 
@@ -64,6 +71,24 @@ export class RecordMacs {
       return `carries a MAC under master key ${JSON.stringify(kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`;
     }
     return value === this.#mac(key, link) ? undefined : 'carries a MAC the master key did not make: the broker did not append it';
+  }
+
+  /**
+   * A check of records read in seq order from `macsAfter` on: the broker MACs every record it appends once it makes MACs
+   * at all, so a record carrying its MAC moves the start before it. A start the store remembers (the migration's, which
+   * whoever writes the store can raise, and which counts until a checkpoint signs one) then lets no record without a MAC
+   * after one with it through, and is never signed past the records it was held to.
+   */
+  inOrder(macsAfter: number): RecordMacCheck {
+    let start = macsAfter;
+    return {
+      problem: (link, mac) => {
+        const problem = this.problem(link, mac, start);
+        if (problem === undefined && mac !== null) start = Math.min(start, link.seq - 1);
+        return problem;
+      },
+      macsAfter: (toSeq) => Math.min(start, toSeq),
+    };
   }
 
   #mac(key: RecordMacKey, link: ChainHead): string {
