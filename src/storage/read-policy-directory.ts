@@ -1,5 +1,5 @@
-import { accessSync, constants, readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, constants, lstatSync, readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
@@ -46,9 +46,9 @@ function writableMount(path: string): boolean {
 /**
  * Refuses (ConfigError) a policy file or a directory the walk lists that every local user may write to (sticky or not:
  * a file anyone adds to a listed directory is a policy), or a directory above either that they may rename it in (one not
- * sticky: in a sticky one such as /tmp only an entry's owner may rename or replace it), on a mount that takes writes.
- * Whoever may could put a policy of theirs there, which the broker would load and grant by. `checked` holds the
- * directories already judged.
+ * sticky: in a sticky one such as /tmp only an entry's owner may rename or replace it, so an entry there on the way must
+ * be root's or the broker's own), on a mount that takes writes. Whoever may could put a policy of theirs there, which
+ * the broker would load and grant by. `checked` holds the directories already judged.
  */
 function refuseOpenToOthers(path: string, real: string, checked: Set<string>): void {
   const refuse = (current: string, mode: number): ConfigError =>
@@ -59,9 +59,19 @@ function refuseOpenToOthers(path: string, real: string, checked: Set<string>): v
   const { mode } = statSync(real);
   if ((mode & OTHERS_WRITE) !== 0 && writableMount(real)) throw refuse(real, mode);
   checked.add(real);
-  for (let current = dirname(real); !checked.has(current); current = dirname(current)) {
+  for (let child = real, current = dirname(real); current !== child; child = current, current = dirname(current)) {
     const above = statSync(current).mode;
-    if ((above & OTHERS_WRITE) !== 0 && (above & STICKY) === 0 && writableMount(current)) throw refuse(current, above);
+    if ((above & OTHERS_WRITE) !== 0 && writableMount(current)) {
+      if ((above & STICKY) === 0) throw refuse(current, above);
+      // Sticky, only its owner may rename or replace the entry: one another user made (a squatted /tmp/policies, a link).
+      const { uid } = lstatSync(child);
+      if (uid !== 0 && uid !== process.getuid?.())
+        throw new ConfigError(
+          `${path}: ${child} is owned by another user (uid ${uid}) in ${current}, which every local user may write (mode ${(above & 0o7777).toString(8)}): ` +
+            'they may replace what it holds or names. Keep the policies where only their owners can write',
+        );
+    }
+    if (checked.has(current)) break;
     checked.add(current);
   }
 }
@@ -78,7 +88,11 @@ const POLICY_NAMED = /\.ya?ml$/i;
  */
 function listTree(dir: string, guarded: Set<string> | undefined): Listed[] {
   const root = readOrRefuse(dir, 'no policy is read', () => realpathSync(dir));
-  if (guarded !== undefined) refuseOpenToOthers(dir, root, guarded);
+  if (guarded !== undefined) {
+    refuseOpenToOthers(dir, root, guarded);
+    // The way there too: a link on it, or a directory it passes through, that another user may replace.
+    refuseOpenToOthers(dir, resolve(dir), guarded);
+  }
   const listed: Listed[] = [];
   const walk = (relative: string, within: ReadonlySet<string>): void => {
     const full = relative === '' ? dir : join(dir, relative);

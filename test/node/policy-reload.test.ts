@@ -1,4 +1,4 @@
-import { chmodSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { jsonLogger, silentLogger, type Logger } from '../../src/core/log.ts';
@@ -159,6 +159,26 @@ describe('reloading policies on the Node broker', () => {
     chmodSync(join(other, 'policies', 'a.yaml'), 0o644);
     chmodSync(join(other, 'policies'), 0o777);
     await expect(startNodeBroker(testConfig(other), { log: silentLogger })).rejects.toThrow(/may be written by every local user \(mode 777\)/);
+  });
+
+  it("loads no policy from where another user's entry in a sticky directory (a squatted /tmp/policies, a link there) leads", async () => {
+    const { github } = await setup(false);
+    // Another user made the policy directory in a directory every local user may write, sticky as /tmp is: theirs to fill.
+    const squatted = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    chmodSync(squatted, 0o1777);
+    chownSync(join(squatted, 'policies'), 65534, 65534);
+    await expect(startNodeBroker(testConfig(squatted), { log: silentLogger })).rejects.toThrow(
+      /policies is owned by another user \(uid 65534\) in .* which every local user may write \(mode 1777\)/,
+    );
+    // The broker's own directory, reached through a link another user made there: theirs to point elsewhere.
+    const linked = writeTree({ 'mine/a.yaml': policy(github, '734201') });
+    chmodSync(linked, 0o1777);
+    symlinkSync(join(linked, 'mine'), join(linked, 'policies'));
+    lchownSync(join(linked, 'policies'), 65534, 65534);
+    await expect(startNodeBroker(testConfig(linked), { log: silentLogger })).rejects.toThrow(/policies is owned by another user \(uid 65534\)/);
+    // Its own link, or the directory itself, in the sticky directory loads.
+    lchownSync(join(linked, 'policies'), process.getuid?.() ?? 0, 0);
+    running.push(await startNodeBroker(testConfig(linked), { log: silentLogger }));
   });
 
   it('keeps serving when the directory itself goes away', async () => {
