@@ -110,7 +110,7 @@ export const restore: Command = {
           const { problem } = checked.report;
           throw new CliError(`the audit log in ${backupFile} does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`, 1);
         }
-        await checkRecordMacs(db, masterKeys, trust, backupFile);
+        await checkRecordMacs(db, masterKeys, trust, backupSchema, backupFile);
         summary = checked.summary;
       } finally {
         db.close();
@@ -153,9 +153,12 @@ async function checkLivePolicySet(db: SqliteFile, box: SecretBox, backupSchema: 
 
 /**
  * The records after the backup's newest checkpoint are vouched for by their MACs alone (record-mac.ts): one written into
- * the backup after it was taken would be signed by the restored broker's first upkeep as its own.
+ * the backup after it was taken would be signed by the restored broker's first upkeep as its own. Those without a MAC
+ * that pass, as written before keyway made MACs (a backup of an older schema, migrated here, or one whose newest
+ * checkpoint signed no start), are vouched for by nothing: whoever could write the backup could have appended them (or
+ * made a newer backup look older, its MACs and later checkpoints taken out), so the operator is told which they are.
  */
-async function checkRecordMacs(db: SqliteFile, masterKeys: MasterKeys, trust: CheckpointKeys, backupFile: string): Promise<void> {
+async function checkRecordMacs(db: SqliteFile, masterKeys: MasterKeys, trust: CheckpointKeys, backupSchema: number, backupFile: string): Promise<void> {
   const source = await sqliteAuditLogSource(db, trust);
   const newest = await newestValidCheckpoint(source.checkpoints, source.keys);
   const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(masterKeys)) });
@@ -164,6 +167,18 @@ async function checkRecordMacs(db: SqliteFile, masterKeys: MasterKeys, trust: Ch
   } catch (error) {
     if (!(error instanceof ChainConflictError)) throw error;
     throw new CliError(`the audit log in ${backupFile} holds a record the broker did not append: ${error.message}. Nothing was restored`, 1);
+  }
+  const [unmaced] = db.all<{ first: number | null; last: number | null }>(
+    'SELECT min(seq) AS first, max(seq) AS last FROM audit_events WHERE seq > ? AND mac IS NULL',
+    [newest?.seq ?? 0],
+  );
+  if (unmaced?.first != null) {
+    process.stderr.write(
+      `note: the audit log in ${backupFile} (schema version ${backupSchema}) holds records without a MAC after its last signed checkpoint ` +
+        `(seq ${unmaced.first}…${unmaced.last}), taken as written before keyway made MACs: nothing vouches for them, and the restored ` +
+        'broker signs them as its own. Whoever could write the backup could have appended them: read them (keyway audit query --data-dir DIR) ' +
+        'before a broker starts on it\n',
+    );
   }
 }
 

@@ -146,6 +146,59 @@ describe('the records a database holds from before keyway MACed them', () => {
   });
 });
 
+describe('a backup whose records after its last checkpoint carry no MAC', () => {
+  const restore = (backup: string) =>
+    node([
+      'src/cli/main.ts',
+      'restore',
+      '--backup',
+      backup,
+      '--data-dir',
+      join(mkdtempSync(join(tmpdir(), 'keyway-restore-')), 'data'),
+      '--master-key-file',
+      MASTER_KEY_FILE,
+    ]);
+  const note = (backup: string, schema: number, records: string) =>
+    `note: the audit log in ${backup} (schema version ${schema}) holds records without a MAC after its last signed checkpoint (seq ${records}), ` +
+    'taken as written before keyway made MACs: nothing vouches for them';
+
+  it('is restored with a note naming them, of a schema from before record MACs: one appended to it among them', async () => {
+    const backup = join(dataDirWith('0.1.0.db'), DATABASE_FILE);
+    const db = openSqliteFile(backup);
+    expect(appendForgedRecord(db)).toBe(6);
+    db.close();
+    const restored = await restore(backup);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toContain(note(backup, 7, '5…6'));
+  });
+
+  it('is restored with a note naming them, of this schema made to look older: MACs and the checkpoints that signed their start taken out', async () => {
+    const backup = join(dataDirWith('0.1.0.db'), DATABASE_FILE);
+    const db = openSqliteFile(backup);
+    migrate(db);
+    const master = readMasterKeyFile(MASTER_KEY_FILE);
+    const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
+    const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+    const [head] = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq DESC LIMIT 1');
+    await store.append({ ...(JSON.parse(head?.event ?? '{}') as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' });
+    const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
+    expect((await maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) })).checkpoint?.seq).toBe(6);
+    db.close();
+    const untouched = await restore(backup);
+    expect(untouched.code, untouched.stderr).toBe(0);
+    expect(untouched.stderr).not.toContain('without a MAC');
+    const tampered = openSqliteFile(backup);
+    tampered.run('DELETE FROM audit_checkpoints WHERE seq > 4');
+    tampered.run('UPDATE audit_events SET mac = NULL');
+    tampered.run('UPDATE audit_mac_start SET macs_after = 100');
+    expect(appendForgedRecord(tampered)).toBe(7);
+    tampered.close();
+    const restored = await restore(backup);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toContain(note(backup, SCHEMA_VERSION, '5…7'));
+  });
+});
+
 describe('a database written by a newer keyway', () => {
   /** The current fixture, as a newer release would leave it: one more migration, and what it created. */
   function newerDataDir(): { dataDir: string; database: string; digest: string } {
