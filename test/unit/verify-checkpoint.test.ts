@@ -34,6 +34,7 @@ describe('a checkpoint as its signature vouches for it', () => {
     const jws = await signed({ seq: 7, hash: HASH, role: 'anchor', chain: '3' });
     expect(await verifyCheckpoint(jws, keys, '3')).toMatchObject({ seq: 7, hash: HASH, role: 'anchor', chain: '3', jws });
     expect(await verifyCheckpoint(await signed({ seq: 0, hash: HASH }), keys, '3')).toMatchObject({ seq: 0, role: undefined, chain: undefined });
+    expect(await verifyCheckpoint(await signed({ seq: 7, hash: HASH, macs_after: 0 }), keys)).toMatchObject({ seq: 7, macsAfter: 0 });
   });
 
   it('refuses one that breaks any rule of the specification, signed by the broker all the same', async () => {
@@ -51,6 +52,9 @@ describe('a checkpoint as its signature vouches for it', () => {
       ['a role neither head nor anchor', signed({ seq: 7, hash: HASH, role: 'root' })],
       ['a chain that is not a name', signed({ seq: 7, hash: HASH, chain: 3 })],
       ['another chain’s', signed({ seq: 7, hash: HASH, chain: '4' })],
+      ['a negative macs_after', signed({ seq: 7, hash: HASH, macs_after: -1 })],
+      ['a macs_after that is no integer', signed({ seq: 7, hash: HASH, macs_after: 1.5 })],
+      ['a macs_after that is not a number', signed({ seq: 7, hash: HASH, macs_after: '5' })],
     ];
     for (const [what, jws] of cases) {
       await expect(verifyCheckpoint(await jws, keys, '3'), what).rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });
