@@ -309,6 +309,29 @@ describe('the audit log in a real database file', () => {
     db.close();
   });
 
+  it("holds a log pruned to its anchor to the start of MACs the anchor signs, not the store's: a record after it stripped of its MAC is refused", async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-anchor-macs-')), DATABASE_FILE));
+    migrate(db);
+    const store = new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) });
+    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
+    const verify = checkpointVerifier(() => ring);
+    const now = Date.now();
+    for (let index = 0; index < 3; index += 1) await store.append(auditEvent({ time: new Date(now - 60 * 86_400_000).toISOString() }));
+    // Every record pruned: the anchor at 3 is the only checkpoint left.
+    expect((await maintainAuditLog(store, sign, { now, retentionDays: 30, verify })).pruned).toBe(3);
+    expect(db.all('SELECT seq FROM audit_checkpoints')).toEqual([{ seq: 3 }]);
+    // The broker appends record 4; whoever writes the file takes its MAC out and raises the store's start of MACs past it.
+    await store.append(auditEvent({ time: new Date(now).toISOString() }));
+    db.run('UPDATE audit_events SET mac = NULL WHERE seq = 4');
+    db.run('UPDATE audit_mac_start SET macs_after = 100');
+    await expect(maintainAuditLog(store, sign, { now, retentionDays: 30, verify })).rejects.toThrow(
+      /^record 4 carries no MAC, though the broker has MACed every record after 0: the broker did not append it$/,
+    );
+    expect(db.all('SELECT seq FROM audit_checkpoints')).toEqual([{ seq: 3 }]);
+    db.close();
+  });
+
   it("signs no record appended to a stopped broker's file, its hash chained right: the next broker's upkeep refuses it, logged by record", async () => {
     const { root, github } = setup();
     const broker = await start(root);

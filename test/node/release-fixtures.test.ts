@@ -172,7 +172,8 @@ describe('a backup whose records after its last checkpoint carry no MAC', () => 
     expect(restored.stderr).toContain(note(backup, 7, '5…6'));
   });
 
-  it('is restored with a note naming them, of this schema made to look older: MACs and the checkpoints that signed their start taken out', async () => {
+  /** The fixture as a broker of this keyway leaves it: migrated, a record appended with its MAC, and the head signed at 6 (MACs after 5). */
+  const backedUpSinceMacs = async () => {
     const backup = join(dataDirWith('0.1.0.db'), DATABASE_FILE);
     const db = openSqliteFile(backup);
     migrate(db);
@@ -180,9 +181,15 @@ describe('a backup whose records after its last checkpoint carry no MAC', () => 
     const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
     const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
     const [head] = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq DESC LIMIT 1');
-    await store.append({ ...(JSON.parse(head?.event ?? '{}') as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' });
+    const event = JSON.parse(head?.event ?? '{}') as AuditEvent;
+    await store.append({ ...event, id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' });
     const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
     expect((await maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) })).checkpoint?.seq).toBe(6);
+    return { backup, db, store, event };
+  };
+
+  it('is restored with a note naming them, of this schema made to look older: MACs and the checkpoints that signed their start taken out', async () => {
+    const { backup, db } = await backedUpSinceMacs();
     db.close();
     const untouched = await restore(backup);
     expect(untouched.code, untouched.stderr).toBe(0);
@@ -196,6 +203,19 @@ describe('a backup whose records after its last checkpoint carry no MAC', () => 
     const restored = await restore(backup);
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stderr).toContain(note(backup, SCHEMA_VERSION, '5…7'));
+  });
+
+  it("is refused with a MACed record after its newest checkpoint stripped of its MAC: the start that checkpoint signs counts, not the store's raised", async () => {
+    const { backup, db, store, event } = await backedUpSinceMacs();
+    await store.append({ ...event, id: '01KAQN6Q00B3GQ1D5M0XW8T9ZD' });
+    db.run('UPDATE audit_events SET mac = NULL WHERE seq = 7');
+    db.run('UPDATE audit_mac_start SET macs_after = 100');
+    db.close();
+    const restored = await restore(backup);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain(
+      'holds a record the broker did not append: record 7 carries no MAC, though the broker has MACed every record after 5: the broker did not append it. Nothing was restored',
+    );
   });
 });
 

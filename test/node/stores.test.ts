@@ -6,7 +6,8 @@ import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { writerThreadAlertStore } from '../../src/runtimes/node/writer-thread-stores.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { generateMasterKey, masterKeyId, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { recordMacKeys } from '../../src/core/audit/record-mac.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import canonicalize from 'canonicalize';
 import { describe, expect, it } from 'vitest';
@@ -129,6 +130,26 @@ describe("the group commit audit store's upkeep reads", () => {
     expect(candidate.turns).toBeGreaterThan(0);
     db.run('UPDATE audit_events SET hash = ? WHERE seq = 1000', ['f'.repeat(64)]);
     await expect(audit.chainHolds(span.from, span.to)).rejects.toBeInstanceOf(ChainConflictError);
+    await audit.close();
+    db.close();
+  });
+});
+
+describe("the group commit audit store's record MACs", () => {
+  it('are made by its writer under the current master key, and held off the serving thread under a previous one too', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'keyway-store-')), 'keyway.db');
+    const db = openSqliteFile(path);
+    migrate(db);
+    const [before, after] = [parseMasterKey(generateMasterKey(), 'before'), parseMasterKey(generateMasterKey(), 'after')];
+    const first = new GroupCommitAuditStore(db, path, { macKeys: recordMacKeys({ current: before, previous: [] }) });
+    for (let index = 0; index < 2; index += 1) await first.append(auditEvent());
+    await first.close();
+    // The master key changed (KEYWAY_MASTER_KEY_PREVIOUS the one before) with records after the last checkpoint.
+    const audit = new GroupCommitAuditStore(db, path, { macKeys: recordMacKeys({ current: after, previous: [before] }) });
+    await audit.append(auditEvent());
+    const kids = db.all<{ mac: string }>('SELECT mac FROM audit_events ORDER BY seq').map(({ mac }) => mac.split('.')[0]);
+    expect(kids).toEqual([masterKeyId(before), masterKeyId(before), masterKeyId(after)]);
+    expect(await audit.recordMacsHold(0, 3)).toBe(0);
     await audit.close();
     db.close();
   });
