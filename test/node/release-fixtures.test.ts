@@ -10,7 +10,7 @@ import { GITHUB_TOKEN_PURPOSE } from '../../src/features/github/app/revoke-due-t
 import { readMasterKeyFile } from '../../src/storage/master-key-file.ts';
 import { foreignSchemaObjects } from '../../src/storage/foreign-schema-objects.ts';
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
-import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { SqliteRevocationStore } from '../../src/storage/sqlite-revocation-store.ts';
 import { type Environment, REPOSITORY_ROOT, runProcess } from './node-harness.ts';
@@ -49,6 +49,26 @@ async function brokerUntilExit(env: Record<string, string>) {
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   clearTimeout(killer);
   return { code, output };
+}
+
+/** A fixture's database as this keyway opens it: migrated, its store writing record MACs, and upkeep under its own keys. */
+async function migratedFixture(file: string) {
+  const db = openSqliteFile(file);
+  migrate(db);
+  const master = readMasterKeyFile(MASTER_KEY_FILE);
+  const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
+  const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+  const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
+  const upkeep = () => maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) });
+  return { db, store, upkeep };
+}
+
+/** Appends, as the broker does (with its MAC), a copy of the newest record under a new id; returns the event appended. */
+async function appendAsBroker(db: SqliteFile, store: SqliteAuditStore): Promise<AuditEvent> {
+  const [head] = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq DESC LIMIT 1');
+  const event = { ...(JSON.parse(head?.event ?? '{}') as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' };
+  await store.append(event);
+  return event;
 }
 
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -96,14 +116,8 @@ describe('databases written by earlier releases (test/fixtures/releases, one per
 
 describe('the records a database holds from before keyway MACed them', () => {
   it("are signed by the next upkeep (the fixture's record after its checkpoint); a record without a MAC appended since is not, whatever the store's own start says", async () => {
-    const db = openSqliteFile(join(dataDirWith('0.1.0.db'), DATABASE_FILE));
+    const { db, upkeep } = await migratedFixture(join(dataDirWith('0.1.0.db'), DATABASE_FILE));
     try {
-      migrate(db);
-      const master = readMasterKeyFile(MASTER_KEY_FILE);
-      const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
-      const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
-      const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
-      const upkeep = () => maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) });
       // The fixture's checkpoint signs record 4; record 5, written before MACs, is where the migration found the log's end.
       expect((await upkeep()).checkpoint?.seq).toBe(5);
       expect(appendForgedRecord(db)).toBe(6);
@@ -119,18 +133,11 @@ describe('the records a database holds from before keyway MACed them', () => {
   });
 
   it("sign no start past a record the broker MACed: the store's own start, raised before the first checkpoint or with the checkpoints since deleted, lets no forged record through", async () => {
-    const db = openSqliteFile(join(dataDirWith('0.1.0.db'), DATABASE_FILE));
+    const { db, store, upkeep } = await migratedFixture(join(dataDirWith('0.1.0.db'), DATABASE_FILE));
     try {
-      migrate(db);
-      const master = readMasterKeyFile(MASTER_KEY_FILE);
-      const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
-      const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
-      const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
-      const upkeep = () => maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) });
-      const [head] = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq DESC LIMIT 1');
       // The broker appends record 6 (with its MAC); whoever writes the file moves the store's start past it before any
       // checkpoint signed where MACs start.
-      await store.append({ ...(JSON.parse(head?.event ?? '{}') as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' });
+      await appendAsBroker(db, store);
       db.run('UPDATE audit_mac_start SET macs_after = 100');
       expect((await upkeep()).checkpoint?.seq).toBe(6);
       expect(appendForgedRecord(db)).toBe(7);
@@ -175,16 +182,9 @@ describe('a backup whose records after its last checkpoint carry no MAC', () => 
   /** The fixture as a broker of this keyway leaves it: migrated, a record appended with its MAC, and the head signed at 6 (MACs after 5). */
   const backedUpSinceMacs = async () => {
     const backup = join(dataDirWith('0.1.0.db'), DATABASE_FILE);
-    const db = openSqliteFile(backup);
-    migrate(db);
-    const master = readMasterKeyFile(MASTER_KEY_FILE);
-    const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master)) });
-    const ring = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
-    const [head] = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq DESC LIMIT 1');
-    const event = JSON.parse(head?.event ?? '{}') as AuditEvent;
-    await store.append({ ...event, id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC' });
-    const sign = checkpointSigner('https://keyway.test', () => ring, Date.now);
-    expect((await maintainAuditLog(store, sign, { now: Date.now(), retentionDays: 0, verify: checkpointVerifier(() => ring) })).checkpoint?.seq).toBe(6);
+    const { db, store, upkeep } = await migratedFixture(backup);
+    const event = await appendAsBroker(db, store);
+    expect((await upkeep()).checkpoint?.seq).toBe(6);
     return { backup, db, store, event };
   };
 
