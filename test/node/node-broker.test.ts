@@ -162,7 +162,7 @@ describe('the Node broker', () => {
     }
   });
 
-  it('a write its audit writer leaves unanswered (the lock held by another connection) turns /healthz degraded past 10 s, shown in /metrics, until it commits', async () => {
+  it('a write its audit writer leaves unanswered (the lock held by another connection) turns /healthz degraded and /readyz not ready past 10 s, shown in /metrics, until it commits', async () => {
     const { root, github } = setup();
     const broker = await start(root);
     const holder = openSqliteFile(join(root, 'data', DATABASE_FILE));
@@ -181,8 +181,11 @@ describe('the Node broker', () => {
         }),
       );
       expect(await health()).toBe('ok');
+      expect(await probe(broker, '/readyz')).toMatchObject({ status: 200, body: 'ok' });
       await expect.poll(health, { timeout: 15_000, interval: 100 }).toBe('degraded');
       expect(await waiting()).toBeGreaterThan(STALLED_AFTER_SECONDS);
+      expect(await probe(broker, '/readyz')).toMatchObject({ status: 503, body: 'not ready' });
+      expect(await probe(broker, '/livez')).toMatchObject({ status: 200, body: 'ok' });
       holder.exec('ROLLBACK');
 
       const audit = new SqliteAuditStore(holder);
@@ -193,6 +196,7 @@ describe('the Node broker', () => {
       expect(await health()).toBe('ok');
       // Writes an answer leaves behind (its alert observation) may be in flight a moment longer.
       await expect.poll(waiting).toBe(0);
+      expect(await probe(broker, '/readyz')).toMatchObject({ status: 200, body: 'ok' });
     } finally {
       holder.close();
     }

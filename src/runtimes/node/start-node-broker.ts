@@ -400,9 +400,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     app.route(DEV_ISSUER_PATH, devIssuerRoutes(devUrl, devKey));
   }
 
-  // Policies loaded and signing keys open (start-up stops otherwise); ready while the audit log takes writes and no shutdown began.
+  // Policies loaded and signing keys open (start-up stops otherwise); ready while the audit log takes writes, its writer
+  // answers them (a write left waiting past STALLED_AFTER_SECONDS holds every exchange behind it) and no shutdown began.
   let shuttingDown = false;
-  listener.serve(app, () => !shuttingDown && audit.writable());
+  listener.serve(app, () => !shuttingDown && audit.writable() && audit.oldestWaitSeconds() <= STALLED_AFTER_SECONDS);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${listener.port}`;
   const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;
