@@ -24,6 +24,8 @@ interface ProfileNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
 }
 interface Profile {
+  /** µs on the monotonic clock, the one `process.hrtime` reads in every process of the machine. */
+  readonly startTime: number;
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
@@ -76,7 +78,9 @@ try {
   await tokens.reserve(EXCHANGES + 500);
   await warmUp(broker.url, tokens, 500);
   const before = threadCpuMs(broker.pid);
+  const loadStarted = monotonicMicroseconds();
   const result = await runLoad({ url: broker.url, tokens, seconds: 600, connections: CONNECTIONS });
+  const loadEnded = monotonicMicroseconds();
   const after = threadCpuMs(broker.pid);
   await broker.stop();
   const exchanges = result.answered;
@@ -97,9 +101,14 @@ try {
   const byArea = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let sampled = 0;
+  // Only the samples taken while the load ran, as the threads' CPU above: start-up, module compilation and the warm-up
+  // would otherwise be spread over the exchanges.
+  let sampledAt = main.startTime;
   main.samples.forEach((id, index) => {
     const frame = nodes.get(id)?.callFrame;
     const us = main.timeDeltas[index] ?? 0;
+    sampledAt += us;
+    if (sampledAt < loadStarted || sampledAt > loadEnded) return;
     if (frame === undefined || frame.functionName === '(idle)') return;
     sampled += us;
     const where = area(frame.url, frame.functionName);
@@ -108,7 +117,7 @@ try {
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
   });
   const share = (us: number) => `${((us / sampled) * 100).toFixed(1).padStart(5)}%  ${perExchange(us / 1000)} µs`;
-  console.log(`\nevent loop, busy samples by area (self time; ${perExchange(sampled / 1000)} µs per exchange sampled):`);
+  console.log(`\nevent loop, busy samples while the load ran, by area (self time; ${perExchange(sampled / 1000)} µs per exchange sampled):`);
   for (const [where, us] of [...byArea].sort((a, b) => b[1] - a[1])) console.log(`  ${share(us)}  ${where}`);
   console.log(`\ntop ${TOP} functions (self time):`);
   for (const [fn, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${share(us)}  ${fn}`);
@@ -116,4 +125,8 @@ try {
 } finally {
   await broker.stop();
   await close();
+}
+
+function monotonicMicroseconds(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
