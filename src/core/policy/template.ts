@@ -13,7 +13,8 @@ import { KeywayError } from '../errors/keyway-error.ts';
  * downstream. The value is refused, never escaped, so every subject keyway issues reads back
  * exactly as its template says. The same holds for what Unicode normalization makes of a value
  * (a full-width `：` is `:` under NFKC, `≠` holds `=` under NFD), and a value may not begin with
- * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC). Two
+ * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC). Where a space
+ * delimits the template, any white space does (U+1680 is no space in any normal form). Two
  * placeholders need a delimiter between them, or one value could end where the other begins.
  */
 export interface Template {
@@ -51,6 +52,11 @@ const UNPAIRED = /\p{Cs}/u;
 /** Never a delimiter: letters, their combining marks, digits. */
 const WORD = /[\p{L}\p{M}\p{N}]/u;
 const MARK = /^\p{M}/u;
+/**
+ * What splitting on white space splits at (Python's str.split(), Go's strings.Fields, JavaScript's /\s/): where a space
+ * delimits a template, each of these does, since no normal form makes U+1680 OGHAM SPACE MARK a space.
+ */
+const WHITE_SPACE = /\p{White_Space}/u;
 /** Printable ASCII: none of it is invisible or a mark, and every normal form of such text is the text itself. */
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 const NORMAL_FORMS = ['NFC', 'NFD', 'NFKC', 'NFKD'] as const;
@@ -86,6 +92,7 @@ export function compileTemplate(source: string): Template {
       'text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [],
     ),
   );
+  const spaceDelimits = [...delimiters].some((char) => WHITE_SPACE.test(char));
   let unparted: string | undefined;
   for (const part of parts) {
     if ('text' in part) {
@@ -107,6 +114,7 @@ export function compileTemplate(source: string): Template {
       if (delimiters.has(char)) return `holds ${JSON.stringify(char)}, a delimiter of the template`;
       if (ascii) continue;
       if (INVISIBLE.test(char)) return `holds ${codePoint(char)}, a control or invisible character`;
+      if (spaceDelimits && WHITE_SPACE.test(char)) return `holds ${codePoint(char)}, white space where the template is delimited by a space`;
       if (UNPAIRED.test(char)) return `holds ${codePoint(char)}, half of a surrogate pair`;
     }
     if (ascii) return undefined;
