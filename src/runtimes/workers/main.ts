@@ -13,6 +13,12 @@ export { AuditShardState } from './audit-shard-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<WorkerBroker> | undefined;
+/** The starts that failed in a row, and when the next may be tried: until then each request is refused without one. */
+let failedStarts: { readonly count: number; readonly retryAt: number } | undefined;
+
+/** The wait after a failed start: 1 s after the first, doubling with each failure in a row, at most a minute. */
+const START_BACKOFF_MS = { first: 1000, max: 60_000 } as const;
+const NOT_CONFIGURED = 'the broker is not configured correctly';
 
 /**
  * wrangler.toml ships KEYWAY_ISSUER=http://127.0.0.1:8787 for `wrangler dev`. A Worker reached
@@ -27,8 +33,10 @@ function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undef
 }
 
 /** A 503 answered in front of the broker's app, never cached as its own answers are not (http/no-store-errors.ts). */
-function unavailable(description: string): Response {
-  return Response.json({ error: 'temporarily_unavailable', error_description: description }, { status: 503, headers: NO_STORE });
+function unavailable(description: string, retryAfterMs?: number): Response {
+  const headers: Record<string, string> = { ...NO_STORE };
+  if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+  return Response.json({ error: 'temporarily_unavailable', error_description: description }, { status: 503, headers });
 }
 
 /** The broker this isolate serves with, started on first use; or the 503 that says why it cannot serve. */
@@ -38,16 +46,28 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
     log.error('broker refuses to serve', { error: refusal });
     return unavailable(refusal);
   }
+  // A start reads every binding, loads the policies and reads KeywayState: a broken deploy under traffic is not started
+  // again on every request, but once its backoff has passed.
+  if (broker === undefined && failedStarts !== undefined && Date.now() < failedStarts.retryAt) {
+    return unavailable(NOT_CONFIGURED, failedStarts.retryAt - Date.now());
+  }
   broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
+  const attempt = broker;
   let ready: WorkerBroker;
   try {
-    ready = await broker;
+    ready = await attempt;
   } catch (error) {
-    // Try again on the next request; until then, say so rather than fail obscurely.
-    broker = undefined;
-    log.error('broker failed to start', { error: errorText(error) });
-    return unavailable('the broker is not configured correctly');
+    // Each request that waited on this start sees it fail; the first counts it, once.
+    if (broker === attempt) {
+      broker = undefined;
+      const count = (failedStarts?.count ?? 0) + 1;
+      const waitMs = Math.min(START_BACKOFF_MS.first * 2 ** (count - 1), START_BACKOFF_MS.max);
+      failedStarts = { count, retryAt: Date.now() + waitMs };
+      log.error('broker failed to start', { error: errorText(error), failures: count, retry_in_ms: waitMs });
+    }
+    return unavailable(NOT_CONFIGURED, (failedStarts?.retryAt ?? 0) - Date.now());
   }
+  failedStarts = undefined;
   try {
     // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
     await ready.keys.refreshIfStale(Date.now());
