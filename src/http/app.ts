@@ -23,6 +23,7 @@ import { noStoreErrors } from './no-store-errors.ts';
 import { guardedDpopReplay } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
+import { ownKeys } from './middleware/own-keys.ts';
 import type { BrokerMetrics } from '../features/metrics/broker-metrics.ts';
 
 export interface AppDeps {
@@ -63,8 +64,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // a flood from elsewhere could spend to lock the operators out (and which is the exchanges' to spend).
   app.use('/v1/*', shedBeforeBody(deps.exchange.limits.forClient, deps.clientIp));
   // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it, once the request
-  // was not shed (/introspect and /revoke do both in their routes, whose shed depends on the request).
-  app.use('/v1/*', refuseRevokedTokens(deps.revocations, deps.audit.now));
+  // was not shed and its signature verified (/introspect and /revoke do all in their routes, whose shed depends on the request).
+  app.use('/v1/*', refuseRevokedTokens(deps.revocations, ownKeys(keys), deps.audit.now));
   // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them.
   const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay) };
   app.route('/', healthRoutes({ health: deps.health }, own));

@@ -205,6 +205,45 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect((await introspect(token)).body['active']).toBe(true);
     });
 
+    it('the operator APIs read the revocation list only for a token their keys signed: a forged one is refused as not valid, revoked jti or not', async () => {
+      const reader = await tokenFor('svc-reader');
+      expect((await revoke(reader)).status).toBe(200);
+      const [header, payload] = reader.split('.');
+      // The revoked token's claims under another token's signature; and a fresh jti, never revoked, under the same.
+      const signature = (await tokenFor('svc-reader')).split('.')[2];
+      const forgedRevoked = `${header}.${payload}.${signature}`;
+      const forgedFresh = `${header}.${base64url.encode(JSON.stringify({ ...decodeJwt(reader), jti: crypto.randomUUID() }))}.${signature}`;
+      const asOperator = (token: string) => [
+        broker.request('/v1/audit/events?limit=1', { headers: { authorization: `Bearer ${token}` } }),
+        broker.request('/introspect', {
+          method: 'POST',
+          body: form(token),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${token}` },
+        }),
+        revoke(reader, `Bearer ${token}`),
+      ];
+      const answers = async (token: string) =>
+        Promise.all(
+          asOperator(token).map(async (pending) => {
+            const response = await pending;
+            return { status: response.status, body: await response.json() };
+          }),
+        );
+      const notValid = { status: 401, body: { error: 'invalid_token', error_description: 'the access token is not valid' } };
+      // Whatever the list holds, and whether it can be read at all: the same answer as for any token that does not verify.
+      expect(await answers(forgedRevoked)).toEqual([notValid, notValid, notValid]);
+      const genuine = await tokenFor('svc-reader');
+      await broker.setRevocationListDown(true);
+      try {
+        for (const forged of [forgedRevoked, forgedFresh]) expect(await answers(forged)).toEqual([notValid, notValid, notValid]);
+        // A token the broker signed is still checked, and cannot be while the list is down.
+        const unchecked = await broker.request('/v1/audit/events?limit=1', { headers: { authorization: `Bearer ${genuine}` } });
+        expect([unchecked.status, ((await unchecked.json()) as Record<string, unknown>)['error']]).toEqual([503, 'temporarily_unavailable']);
+      } finally {
+        await broker.setRevocationListDown(false);
+      }
+    });
+
     it('the /audit page refuses a revoked token kept in its sign-in cookie', async () => {
       const reader = await tokenFor('svc-reader');
       const page = () => broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${reader}` } });
@@ -385,10 +424,9 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         const token = ((await issued.json()) as Record<string, unknown>)['access_token'] as string;
         // The client's second and last request: its holder revokes it.
         expect((await limited.request('/revoke', { method: 'POST', body: form(token), headers })).status).toBe(200);
-        // An unsigned token naming the revoked jti: were the list read first, it would be answered 401 "revoked", one read each.
-        const unsigned = `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify({ jti: decodeJwt(token).jti }))}.x`;
+        // The revoked token itself: were the list read first, it would be answered 401 "revoked", one read each.
         for (const path of ['/introspect', '/revoke']) {
-          const shed = await limited.request(path, { method: 'POST', body: form('x'), headers: { ...headers, authorization: `Bearer ${unsigned}` } });
+          const shed = await limited.request(path, { method: 'POST', body: form('x'), headers: { ...headers, authorization: `Bearer ${token}` } });
           expect({ path, status: shed.status, body: await shed.json() }).toMatchObject({ path, status: 429, body: { error: 'temporarily_unavailable' } });
         }
       } finally {

@@ -1,12 +1,14 @@
-import { runInDurableObject } from 'cloudflare:test';
-import { decodeJwt } from 'jose';
+import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
+import { base64url, decodeJwt } from 'jose';
+import { silentLogger } from '../../src/core/log.ts';
 import { describe, expect, inject, it } from 'vitest';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../src/core/mint/verify-access-token.ts';
 import { revocationKey } from '../../src/core/revocation/revocation-list.ts';
-import { REVOCATION_PREFIX, replayShard, revocationShards } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { REVOCATION_PREFIX, replayShard, revocationShards, type ReplayGuardState } from '../../src/runtimes/workers/replay-guard-state.ts';
+import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { revocationSuite } from '../suites/revocation-suite.ts';
-import { startWorkersHarness, workerEnv } from './workers-harness.ts';
+import { ownStateNamespace, startWorkersHarness, watchedNamespace, workerEnv } from './workers-harness.ts';
 
 revocationSuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
 
@@ -56,5 +58,35 @@ describe('revocations on Workers', () => {
     );
     expect(await list.areRevoked(jtis, now)).toEqual(jtis.map((_, index) => index % 3 !== 0));
     expect(await list.isRevoked(revoked[0] as string, now)).toBe(true);
+  });
+
+  it('are read for an operator token only once its signature verified: a flood of forged tokens naming one shard reaches no revocation shard', async () => {
+    const ci = freshIssuer(inject('testIssuerBase'), 'revocation-forged');
+    await ci.rotate({ alg: 'ES256' });
+    const replay = watchedNamespace<DurableObjectNamespace<ReplayGuardState>>(workerEnv.REPLAY);
+    const env = { ...workerEnv, REPLAY: replay.namespace, STATE: ownStateNamespace() };
+    const policy = `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-reader }\ngrant: { audience: ${env.KEYWAY_ISSUER}, scopes: [audit:read] }\n`;
+    const broker = await createWorkerBroker(env, [{ path: 'reader.yaml', text: policy }], { log: silentLogger });
+    const request = async (path: string, init?: RequestInit) =>
+      broker.app.fetch(new Request(`${env.KEYWAY_ISSUER}${path}`, init), env, createExecutionContext());
+    const now = Math.floor(Date.now() / 1000);
+    const subject = await ci.sign({ iss: ci.url, aud: env.KEYWAY_ISSUER, sub: 'svc-reader', iat: now, exp: now + 300 }, { alg: 'ES256' });
+    const reader = (await postToken({ issuer: env.KEYWAY_ISSUER, request }, exchangeForm(subject))).body['access_token'] as string;
+    const events = (token: string) => request('/v1/audit/events?limit=1', { headers: { authorization: `Bearer ${token}` } });
+    const revocationReads = () => replay.names.filter((name) => name.startsWith(`${REVOCATION_PREFIX}-`)).length;
+    expect((await events(reader)).status).toBe(200);
+    expect(revocationReads()).toBe(1);
+
+    // Chosen jtis whose revocation keys all land in shard 0, under the reader's header and claims and its signature.
+    const [header, , signature] = reader.split('.');
+    const jtis: string[] = [];
+    for (let candidate = 0; jtis.length < 20; candidate += 1) if (revocationKey(`aimed-${candidate}`).startsWith('0')) jtis.push(`aimed-${candidate}`);
+    replay.names.length = 0;
+    for (const jti of jtis) {
+      const forged = `${header}.${base64url.encode(JSON.stringify({ ...decodeJwt(reader), jti }))}.${signature}`;
+      const refused = await events(forged);
+      expect([refused.status, await refused.json()]).toEqual([401, { error: 'invalid_token', error_description: 'the access token is not valid' }]);
+    }
+    expect(revocationReads()).toBe(0);
   });
 });

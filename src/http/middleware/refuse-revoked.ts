@@ -1,4 +1,4 @@
-import { decodeJwt } from 'jose';
+import { compactVerify, decodeJwt, errors, type JWTVerifyGetKey } from 'jose';
 import type { MiddlewareHandler } from 'hono';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 
@@ -6,14 +6,15 @@ const CREDENTIALS = /^(Bearer|DPoP) (\S+)$/;
 
 /**
  * Refuses a keyway token the broker revoked (`POST /revoke`) wherever the broker takes its own tokens as credentials (the
- * operator APIs): 401 `invalid_token`, as an expired one. It runs before the route verifies the token, on the `jti` of the
- * token as sent: read unverified, it can only refuse, never admit, and a token that does not verify is refused by the route
- * anyway. A revocation list that cannot be read refuses too (503): whether the credential is still good is unknown.
+ * operator APIs): 401 `invalid_token`, as an expired one. It runs before the route verifies the token's claims, and reads
+ * the list only for a token the broker's own keys signed: a forged one naming any `jti` costs no read of the list (on
+ * Workers, of a revocation shard) and is refused by the route as not valid, whether that `jti` was revoked or not. A
+ * revocation list that cannot be read refuses too (503): whether the credential is still good is unknown.
  */
-export function refuseRevokedTokens(revocations: RevocationList, now: () => number): MiddlewareHandler {
+export function refuseRevokedTokens(revocations: RevocationList, keys: JWTVerifyGetKey, now: () => number): MiddlewareHandler {
   return async (c, next) => {
     const [, scheme, token] = CREDENTIALS.exec(c.req.header('authorization') ?? '') ?? [];
-    const jti = token === undefined ? undefined : jtiOf(token);
+    const jti = token === undefined ? undefined : await signedJtiOf(token, keys);
     if (jti === undefined) return next();
     let revoked: boolean;
     try {
@@ -29,11 +30,14 @@ export function refuseRevokedTokens(revocations: RevocationList, now: () => numb
   };
 }
 
-function jtiOf(token: string): string | undefined {
+/** The `jti` of a token whose signature one of the broker's own keys verifies (its claims are the route's to check), else undefined. */
+async function signedJtiOf(token: string, keys: JWTVerifyGetKey): Promise<string | undefined> {
   try {
+    await compactVerify(token, keys, { algorithms: ['ES256'] });
     const { jti } = decodeJwt(token);
     return typeof jti === 'string' ? jti : undefined;
-  } catch {
-    return undefined;
+  } catch (error) {
+    if (error instanceof errors.JOSEError) return undefined;
+    throw error;
   }
 }

@@ -75,9 +75,9 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   };
   const context = (c: Context<Env>) => ({ requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') });
 
-  // A revoked operator token is refused before it is verified, and after the shed: a flood of unsigned tokens naming any jti
-  // costs no read of the revocation list (a Durable Object call on Workers) beyond what the limits let through.
-  const refuseRevoked = refuseRevokedTokens(deps.revocations, deps.now);
+  // A revoked operator token is refused after the shed, and only once the broker's keys verified its signature: a flood of
+  // forged tokens naming any jti costs no read of the revocation list (a Durable Object call on Workers).
+  const refuseRevoked = refuseRevokedTokens(deps.revocations, examine.keys, deps.now);
   routes.post(
     '/revoke',
     shedRevocation,
