@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
@@ -1026,6 +1027,33 @@ grant:
       });
       await untilGitHubRevoked(githubRerun);
       expect(await active(keywayRerun)).toEqual([false]);
+    });
+
+    it('records and revokes each keyway token once when its job and its run complete in deliveries that arrive at once', async () => {
+      for (let round = 0; round < 3; round += 1) {
+        const [run, job, sibling] = [freshId(), freshId(), freshId()];
+        const tokens = [await keywayTokenFor(run, job), await keywayTokenFor(run, job), await keywayTokenFor(run, sibling)];
+        const runCompleted = {
+          action: 'completed',
+          workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+          installation: { id: 71 },
+        };
+        const answers = await Promise.all([completedJob(run, job), deliver({ event: 'workflow_run', payload: runCompleted })]);
+        expect(answers.map((answer) => [answer.status, answer.body['status']])).toEqual([
+          [200, 'handled'],
+          [200, 'handled'],
+        ]);
+        // Between them, each token revoked once: the job's two by either delivery, its sibling's by the run's.
+        const counted = answers.map((answer) => Number(/ and (\d+) keyway tokens revoked/.exec(String(answer.body['detail']))?.[1]));
+        expect(counted.reduce((sum, count) => sum + count, 0)).toBe(3);
+        const events = await broker.recentAuditEvents();
+        const recordsOf = (token: string) =>
+          events.filter((event) => event.reason === 'token_revoked' && event.detail?.startsWith(`revoked keyway token ${String(decodeJwt(token).jti)}: `))
+            .length;
+        expect(tokens.map(recordsOf)).toEqual([1, 1, 1]);
+        expect(await (await introspection())(...tokens)).toEqual([false, false, false]);
+      }
     });
 
     it('ends every token of a run whose completion names no attempt (a payload without run_attempt), whichever attempt the token is of', async () => {

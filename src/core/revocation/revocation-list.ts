@@ -13,6 +13,12 @@ export interface RevocationList {
   revoke(token: { readonly jti: string; readonly exp: number }, auditEventId: string, now: number): Promise<void>;
   /** Revokes each token as `revoke` does, in as few commits as the store makes of them (the end of a job's many tokens). */
   revokeAll(tokens: readonly RevokedToken[], now: number): Promise<void>;
+  /**
+   * Takes, for `leaseSeconds`, the right to record and revoke each token, atomically: of any number of callers naming one
+   * token at once, exactly one is answered true for it, and the others leave it to that one (in the order of `tokens`).
+   * The lease only ends: a holder that fails before revoking leaves the token to whoever asks once it has run out.
+   */
+  reserve(tokens: readonly Pick<RevokedToken, 'jti' | 'auditEventId'>[], leaseSeconds: number, now: number): Promise<boolean[]>;
   isRevoked(jti: string, now: number): Promise<boolean>;
   /** Whether each token is revoked, read together (one read of each store shard they are in): in the order of `jtis`. */
   areRevoked(jtis: readonly string[], now: number): Promise<boolean[]>;
@@ -30,6 +36,11 @@ export function revocationKey(jti: string): string {
   return sha256Hex(`revoked\n${jti}`);
 }
 
+/** The key of a revocation under way (`reserve`), apart from the revocation's own. */
+function reservationKey(jti: string): string {
+  return sha256Hex(`revoking\n${jti}`);
+}
+
 export function revocationList(guard: ReplayGuard, holds: HoldsKeys): RevocationList {
   // Kept as long as the token verifies: until exp plus the clock skew verifyAccessToken tolerates.
   const claimOf = ({ jti, exp, auditEventId }: RevokedToken, now: number): ReplayClaim => ({
@@ -44,6 +55,11 @@ export function revocationList(guard: ReplayGuard, holds: HoldsKeys): Revocation
     },
     revokeAll: async (tokens, now) => {
       await guard.claimAll(tokens.map((token) => claimOf(token, now)));
+    },
+    reserve: async (tokens, leaseSeconds, now) => {
+      const expiresAt = Math.floor(now / 1000) + leaseSeconds;
+      const reserved = await guard.claimAll(tokens.map(({ jti, auditEventId }) => ({ key: reservationKey(jti), expiresAt, auditEventId, now })));
+      return reserved.map((result) => result.claimed);
     },
     isRevoked: async (jti, now) => (await holds([revocationKey(jti)], now))[0] === true,
     areRevoked: (jtis, now) => holds(jtis.map(revocationKey), now),

@@ -17,6 +17,12 @@ export interface EndedWorkTokenDeps {
   readonly now: () => number;
 }
 
+/**
+ * How long a delivery holds the right to record and revoke a token it found live: far longer than GitHub waits for its
+ * answer (10 s). A delivery that fails meanwhile (the audit log down) leaves its tokens to a redelivery after it.
+ */
+const REVOCATION_LEASE_SECONDS = 60;
+
 /** What of a GitHub Actions run completed, as the `workflow_job` or `workflow_run` webhook names it. */
 export interface RunWorkEnded {
   readonly repositoryId: string;
@@ -81,24 +87,36 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
     live.map((token) => token.jti),
     now,
   );
-  const ending = live.filter((_, index) => !revokedBefore[index]);
-  if (ending.length === 0) return 0;
-  // A job may hold thousands of tokens and GitHub waits 10 s for the delivery's answer: their records are appended
-  // together, then the revocations written together, each only once every record is durable.
-  const ids = await appendExaminations(
-    deps,
-    ending.map((token) =>
-      examinationRecord(deps, {
+  const candidates = live
+    .filter((_, index) => !revokedBefore[index])
+    .map((token) => ({
+      token,
+      record: examinationRecord(deps, {
         caller: { webhook: ended.job === undefined ? 'workflow_run' : 'workflow_job' },
         reason: 'token_revoked',
         detail: `revoked keyway token ${token.jti}: ${whatEnded(ended)}`,
         context: { requestId: ended.deliveryId, clientIp: undefined, userAgent: undefined },
         now,
       }),
-    ),
+    }));
+  if (candidates.length === 0) return 0;
+  // A job's delivery and its run's (or two jobs' of a run, for tokens without check_run_id) may arrive at once and both
+  // find a token not yet revoked: one of them takes it, and alone records and revokes it.
+  const reserved = await deps.revocations.reserve(
+    candidates.map(({ token, record }) => ({ jti: token.jti, auditEventId: record.id })),
+    REVOCATION_LEASE_SECONDS,
+    now,
+  );
+  const ending = candidates.filter((_, index) => reserved[index]);
+  if (ending.length === 0) return 0;
+  // A job may hold thousands of tokens and GitHub waits 10 s for the delivery's answer: their records are appended
+  // together, then the revocations written together, each only once every record is durable.
+  const ids = await appendExaminations(
+    deps,
+    ending.map(({ record }) => record),
   );
   await deps.revocations.revokeAll(
-    ending.map((token, index) => ({ jti: token.jti, exp: token.exp, auditEventId: ids[index] as string })),
+    ending.map(({ token }, index) => ({ jti: token.jti, exp: token.exp, auditEventId: ids[index] as string })),
     now,
   );
   return ending.length;
