@@ -413,8 +413,11 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       });
     const ask = async (token: string, repository: string, policy = 'release') =>
       postToken(broker, githubForm(token, { scope: `policy:${policy}`, resource: repositoryUrl(repository) }));
-    const contentsCalls = async (repository: string, policy: string) =>
-      (await github.calls()).filter((call) => call.path === `/repos/${repository}/contents/.github/keyway/${policy}.yaml`).length;
+    /** Reads of an acme repository's policy file: keyway addresses the repository by its id. */
+    const contentsCalls = async (repository: `acme/${string}`, policy: string) => {
+      const id = ACME_INSTALLATION.repositories.find(({ name }) => `acme/${name}` === repository)?.id ?? `unknown ${repository}`;
+      return (await github.calls()).filter((call) => call.path === `/repositories/${id}/contents/.github/keyway/${policy}.yaml`).length;
+    };
 
     it('makes no GitHub call for a token that does not verify, and answers it the same whatever repository it names', async () => {
       const now = Math.floor(Date.now() / 1000);
@@ -596,6 +599,70 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
       expect(refused.body).not.toHaveProperty('access_token');
       expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.detail).toMatch(/may grant contents at most at read, not write/);
+    });
+
+    it("reads a repository's own policy only from its caller's account: under a login renamed and taken again, neither account gets the other's", async () => {
+      // initech (7100) keeps a policy for its main branch; a job of initech/app asks for it and gets a token.
+      const initech = {
+        id: 7001,
+        owner: 'initech',
+        ownerId: 7100,
+        repositories: [{ id: 71001, name: 'app' }],
+        permissions: { contents: 'read', metadata: 'read' },
+      };
+      await github.install(initech);
+      const policyOf = (repositoryId: string, ref: string): string =>
+        `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "${repositoryId}", ref: ${ref} }\n` +
+        'grant:\n  github: { repositories: [initech/app], permissions: { contents: read } }\n';
+      await github.putFile({ owner: 'initech', repo: 'app', path: '.github/keyway/release.yaml', text: policyOf('71001', 'refs/heads/main') });
+      const initechJob = (ref: string): Promise<string> =>
+        job({
+          sub: `repo:initech/app:ref:${ref}:test-${caller}`,
+          ref,
+          repository: 'initech/app',
+          repository_id: '71001',
+          repository_owner: 'initech',
+          repository_owner_id: '7100',
+        });
+      // Its job's token for a feature branch, minted before the rename below, still names the account initech.
+      const featureJob = await initechJob('refs/heads/feature');
+      expect(await ask(await initechJob('refs/heads/main'), 'initech/app')).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
+
+      // initech renames itself (its repositories and files go with it); another account (7200) registers the login, installs the
+      // App and publishes a public initech/app whose policy grants initech's feature branches, which initech's own never did.
+      await github.install({ ...initech, owner: 'initech-legacy' });
+      await github.putFile({ owner: 'initech-legacy', repo: 'app', path: '.github/keyway/release.yaml', text: policyOf('71001', 'refs/heads/main') });
+      await github.install({ ...initech, id: 7002, ownerId: 7200, repositories: [{ id: 72001, name: 'app', public: true }] });
+      await github.putFile({ owner: 'initech', repo: 'app', path: '.github/keyway/release.yaml', text: policyOf('72001', 'refs/heads/main') });
+      await github.putFile({ owner: 'initech', repo: 'app', path: '.github/keyway/wide.yaml', text: policyOf('71001', 'refs/heads/feature') });
+
+      // The old account's job is not granted by the new account's file: its repository (71001) has no wide.yaml.
+      const before = (await github.calls()).length;
+      const wide = await ask(featureJob, 'initech/app', 'wide');
+      expect(wide).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(wide.body).not.toHaveProperty('access_token');
+      expect(await broker.auditEvent(wide.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'no_policy_matched',
+        detail: expect.stringContaining('has no .github/keyway/wide.yaml'),
+      });
+      expect(
+        (await github.calls()).slice(before).filter((call) => call.path.startsWith('/repositories/72001/') || call.path.startsWith('/repos/initech/app/')),
+      ).toEqual([]);
+
+      // Nor is the new account's job decided by the policy read for the old one, cached under the same name.
+      const newcomer = await job({
+        sub: `repo:initech/app:ref:refs/heads/main:test-${caller}`,
+        repository: 'initech/app',
+        repository_id: '72001',
+        repository_owner: 'initech',
+        repository_owner_id: '7200',
+      });
+      const release = await ask(newcomer, 'initech/app');
+      expect(release.body).not.toHaveProperty('access_token');
+      expect(await broker.auditEvent(release.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'no_policy_matched',
+        detail: expect.stringContaining('initech is the account 7100, not 7200: it is not read under that name'),
+      });
     });
 
     it('refuses a repository policy naming an issuer the operator does not allow, and fetches nothing from that issuer', async () => {

@@ -156,7 +156,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       return postToken(broker, githubForm(await issuer.sign(claims), { scope: 'policy:release', resource: repositoryUrl(org, owner) }));
     };
     const guardrailReads = async (org: Org) =>
-      (await github.calls()).filter((call) => call.path.startsWith(`/repos/${org}/.github/contents/keyway/guardrails`)).length;
+      (await github.calls()).filter((call) => call.path.startsWith(`/repositories/${ORGS[org].dotGithub}/contents/keyway/guardrails`)).length;
     const tokenRequests = async () => (await github.calls()).filter((call) => call.path.endsWith('/access_tokens') && call.status === 201).length;
 
     it("denies a repository-owned policy's grant when its organisation's guardrail matches, and grants when none does", async () => {
@@ -322,7 +322,7 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
     describe('review of a change to the guardrails', () => {
       const checkRuns = async (): Promise<CheckRunBody[]> =>
         (await github.calls())
-          .filter((call: FakeCall) => call.method === 'POST' && call.path === '/repos/acme/.github/check-runs' && call.status === 201)
+          .filter((call: FakeCall) => call.method === 'POST' && call.path === `/repositories/${ORGS.acme.dotGithub}/check-runs` && call.status === 201)
           .map((call) => call.body as CheckRunBody);
       const put = (ref: string, name: string, text: string) => github.putFile({ owner: 'acme', repo: '.github', path: `keyway/guardrails/${name}`, ref, text });
       const pullRequest = (

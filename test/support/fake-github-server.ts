@@ -379,12 +379,17 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   );
 
   // Issue 6 part B (webhooks): branch heads, set by tests.
-  api.get('/repos/:owner/:repo/branches/:branch', (c) => {
-    const token = requireToken(c);
-    if (token instanceof Response) return token;
-    const sha = c.get('app').branches.get(fileKey(c.req.param('owner'), c.req.param('repo'), c.req.param('branch'), ''));
-    return sha === undefined ? c.json({ message: 'Branch not found' }, 404) : c.json({ name: c.req.param('branch'), commit: { sha } });
-  });
+  api.on(
+    'GET',
+    REPOSITORY_ROUTES.map((route) => `${route}/branches/:branch`),
+    (c) => {
+      const access = repositoryAccess(c, 'metadata', 'read');
+      if (access instanceof Response) return access;
+      const branch = c.req.param('branch')!;
+      const sha = c.get('app').branches.get(fileKey(access.owner, access.repo, branch, ''));
+      return sha === undefined ? c.json({ message: 'Branch not found' }, 404) : c.json({ name: branch, commit: { sha } });
+    },
+  );
   api.post('/_test/branches', async (c) => {
     const branch = await c.req.json<{ owner: string; repo: string; branch: string; sha: string }>();
     c.get('app').branches.set(fileKey(branch.owner, branch.repo, branch.branch, ''), branch.sha);
@@ -393,15 +398,19 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
 
   // Issue 12: "Get repository permissions for a user". GitHub answers the base role (maintain as write, triage as read) and the
   // role's own name; an installation token needs metadata: read, which every one carries. A user it does not know is a 404.
-  api.get('/repos/:owner/:repo/collaborators/:username/permission', (c) => {
-    const access = repositoryAccess(c, 'metadata', 'read');
-    if (access instanceof Response) return access;
-    const username = c.req.param('username');
-    const role = c.get('app').roles.get(`${c.req.param('owner')}/${c.req.param('repo')}:${username}`.toLowerCase());
-    if (role === undefined) return c.json({ message: 'Not Found' }, 404);
-    const BASE: Record<string, string> = { admin: 'admin', maintain: 'write', write: 'write', triage: 'read', read: 'read' };
-    return c.json({ permission: BASE[role] ?? 'none', role_name: role, user: { login: username, type: 'User' } });
-  });
+  api.on(
+    'GET',
+    REPOSITORY_ROUTES.map((route) => `${route}/collaborators/:username/permission`),
+    (c) => {
+      const access = repositoryAccess(c, 'metadata', 'read');
+      if (access instanceof Response) return access;
+      const username = c.req.param('username');
+      const role = c.get('app').roles.get(`${access.owner}/${access.repo}:${username}`.toLowerCase());
+      if (role === undefined) return c.json({ message: 'Not Found' }, 404);
+      const BASE: Record<string, string> = { admin: 'admin', maintain: 'write', write: 'write', triage: 'read', read: 'read' };
+      return c.json({ permission: BASE[role] ?? 'none', role_name: role, user: { login: username, type: 'User' } });
+    },
+  );
   api.post('/_test/roles', async (c) => {
     const role = await c.req.json<{ owner: string; repo: string; username: string; role: string }>();
     c.get('app').roles.set(`${role.owner}/${role.repo}:${role.username}`.toLowerCase(), role.role);

@@ -556,12 +556,14 @@ async function repositoryPolicySet(
   }
   // Its policies grant only GitHub Actions jobs of its owner's account: anyone else's request costs no fetch, and is
   // answered as a missing policy is.
-  if (callersGitHubAccount(verified, repository.owner) === undefined) {
+  const ownerId = callersGitHubAccount(verified, repository.owner);
+  if (ownerId === undefined) {
     throw new ExchangeError(
       'no_policy_matched',
       `${repository.owner}/${repository.name}'s own policies grant only GitHub Actions jobs of ${repository.owner}'s account, which this caller is not: nothing was fetched`,
     );
   }
   const caller: VerifiedCaller = { issuer: verified.issuer.url, subject: String(verified.claims.sub), ...tenantOf(verified) };
-  return withCentralGuardrails(central, await deps.repositoryPolicies.get(repository, name, caller));
+  // Read only from the caller's own account, by its id: under a login renamed and taken again, another account's policy is never its.
+  return withCentralGuardrails(central, await deps.repositoryPolicies.get({ ...repository, ownerId: Number(ownerId) }, name, caller));
 }

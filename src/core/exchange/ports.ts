@@ -9,6 +9,15 @@ export interface RepositoryName {
   readonly name: string;
 }
 
+/**
+ * A repository by name, held to the account its owner must be: GitHub's numeric account id (the caller's
+ * `repository_owner_id`), which a rename does not change and GitHub never gives twice, so a login renamed or
+ * deleted and taken again by another account is not that owner.
+ */
+export interface OwnedRepository extends RepositoryName {
+  readonly ownerId: number;
+}
+
 /** The verified issuer and subject of the exchange that asks for a repository's policy. */
 export interface VerifiedCaller {
   readonly issuer: string;
@@ -25,10 +34,11 @@ export interface VerifiedCaller {
  * Repository-owned policies (`.github/keyway/NAME.yaml`, asked for with `scope=policy:NAME`), read
  * through the GitHub App (features/github/repository-policies). A policy that is missing, does not
  * load, or cannot be read is refused with an ExchangeError (`no_policy_matched`, `github_unavailable`,
- * `github_refused`, `rate_limited`), never answered with another repository's policy.
+ * `github_refused`, `rate_limited`), never answered with another repository's policy, nor with the
+ * policy of a repository of that name on another account than `ownerId`'s.
  */
 export interface RepositoryPolicies {
-  get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet>;
+  get(repository: OwnedRepository, name: string, caller: VerifiedCaller): Promise<PolicySet>;
 }
 
 /** The CI jobs whose end revokes a GitHub token early: the subject token's (its own members), and a delegated exchange's actor token's. */

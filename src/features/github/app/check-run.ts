@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { segment, type GitHubClient } from './github-client.ts';
+import { repositoryPath, type GitHubClient, type RepositoryLocation } from './github-client.ts';
 import { parseAnswer } from './parse-answer.ts';
 
 export interface CheckRunAnnotation {
@@ -28,12 +28,12 @@ const CheckRunAnswer = v.looseObject({ id: v.number(), html_url: v.optional(v.st
 export async function createCheckRun(
   client: GitHubClient,
   token: string,
-  repository: { readonly owner: string; readonly repo: string },
+  repository: RepositoryLocation,
   checkRun: CheckRunRequest,
 ): Promise<{ readonly id: number; readonly htmlUrl: string | undefined }> {
   const { body } = await client.request({
     method: 'POST',
-    path: `/repos/${segment(repository.owner)}/${segment(repository.repo)}/check-runs`,
+    path: `${repositoryPath(repository)}/check-runs`,
     auth: { as: 'installation', token },
     body: checkRun,
     expect: [201],

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { segment, type GitHubClient } from './github-client.ts';
+import { repositoryPath, segment, type GitHubClient, type RepositoryLocation } from './github-client.ts';
 import { parseAnswer } from './parse-answer.ts';
 
 /** GitHub's base roles: `maintain` answers as `write`, `triage` as `read`, custom roles as the base role they extend. */
@@ -17,11 +17,11 @@ const ROLES: ReadonlySet<string> = new Set<RepositoryRole>(['admin', 'write', 'r
 export async function getCollaboratorPermission(
   client: GitHubClient,
   token: string,
-  where: { readonly owner: string; readonly repo: string; readonly username: string },
+  where: RepositoryLocation & { readonly username: string },
 ): Promise<RepositoryRole> {
   const { status, body } = await client.request({
     method: 'GET',
-    path: `/repos/${segment(where.owner)}/${segment(where.repo)}/collaborators/${segment(where.username)}/permission`,
+    path: `${repositoryPath(where)}/collaborators/${segment(where.username)}/permission`,
     auth: { as: 'installation', token },
     expect: [200, 404],
   });

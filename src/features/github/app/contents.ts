@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { segment, type GitHubClient } from './github-client.ts';
+import { repositoryPath, segment, type GitHubClient, type RepositoryLocation } from './github-client.ts';
 import { GitHubError } from './github-error.ts';
 import { parseAnswer } from './parse-answer.ts';
 
@@ -20,13 +20,13 @@ const FileAnswer = v.looseObject({ type: v.literal('file'), path: v.string(), sh
 const DirectoryAnswer = v.array(v.looseObject({ type: v.string(), path: v.string(), name: v.string(), sha: v.string() }));
 
 /**
- * `GET /repos/{owner}/{repo}/contents/{path}?ref=`: a file (its text) or a directory (its
- * entries), read with an installation token.
+ * `GET /repos/{owner}/{repo}/contents/{path}?ref=` (or `/repositories/{id}/contents/…`): a file
+ * (its text) or a directory (its entries), read with an installation token.
  */
 export async function getContents(
   client: GitHubClient,
   token: string,
-  location: { readonly owner: string; readonly repo: string; readonly path: string; readonly ref?: string },
+  location: RepositoryLocation & { readonly path: string; readonly ref?: string },
 ): Promise<RepositoryFile | readonly DirectoryEntry[]> {
   const path = location.path
     .split('/')
@@ -36,7 +36,7 @@ export async function getContents(
   const query = location.ref === undefined ? '' : `?ref=${encodeURIComponent(location.ref)}`;
   const { body } = await client.request({
     method: 'GET',
-    path: `/repos/${segment(location.owner)}/${segment(location.repo)}/contents/${path}${query}`,
+    path: `${repositoryPath(location)}/contents/${path}${query}`,
     auth: { as: 'installation', token },
   });
   if (Array.isArray(body))

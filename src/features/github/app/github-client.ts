@@ -170,6 +170,17 @@ export function segment(value: string | number): string {
   return encodeURIComponent(String(value));
 }
 
+/**
+ * A repository as the REST API addresses it: by name (`/repos/{owner}/{repo}`), or by its id (`/repositories/{id}`,
+ * GitHub's alias for every repository route), which a rename, a transfer or a name taken again by another account does not move.
+ */
+export type RepositoryLocation = { readonly owner: string; readonly repo: string } | { readonly id: number };
+
+/** The path of a repository's routes, without a trailing slash. */
+export function repositoryPath(repository: RepositoryLocation): string {
+  return 'id' in repository ? `/repositories/${segment(repository.id)}` : `/repos/${segment(repository.owner)}/${segment(repository.repo)}`;
+}
+
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,7 +1,7 @@
 import { createCheckRun } from '../app/check-run.ts';
 import { getCollaboratorPermission } from '../app/collaborator-permission.ts';
 import { getContents } from '../app/contents.ts';
-import { segment, type GitHubClient } from '../app/github-client.ts';
+import { repositoryPath, segment, type GitHubClient } from '../app/github-client.ts';
 import { GitHubError } from '../app/github-error.ts';
 import type { InstallationCache } from '../app/installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from '../app/installation-token.ts';
@@ -25,7 +25,10 @@ const BranchAnswer = v.looseObject({ commit: v.looseObject({ sha: v.pipe(v.strin
 /**
  * Repository access through the GitHub App: one installation token per use, limited to that
  * repository and `permissions` (the webhook handlers': contents: read and checks: write),
- * revoked when done.
+ * revoked when done. Every call addresses the repository by the id the token holds
+ * (`/repositories/{id}`), never by name: a name can lead to another account's repository once the
+ * owner is renamed or deleted and the login taken again, and any installation token may read a
+ * public repository, so a call by name could read one the token was never limited to.
  */
 export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record<string, string>> = REVIEW_PERMISSIONS): OpenRepositoryAccess {
   return async (repository, id, ownerId) => {
@@ -37,18 +40,19 @@ export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record
         `${repository.owner} is the account ${installation.ownerId ?? 'of no id'}, not ${ownerId}: it is not read under that name`,
       );
     }
-    // Pinned by id: the token reaches that repository alone, so a call by name that now leads to another is a 404.
     const minted = await createInstallationToken(client, {
       installationId: installation.id,
       ...(id === undefined ? { repositories: [repository.name] } : { repositories: [], repositoryIds: [id] }),
       permissions,
     });
     const { token } = minted;
-    if (id !== undefined && !minted.repositories.some((held) => held.id === id && held.name.toLowerCase() === repository.name.toLowerCase())) {
+    // Pinned by id, the token holds that repository alone; by name, the one of that name on the installation's account.
+    const held = minted.repositories.find((one) => one.name.toLowerCase() === repository.name.toLowerCase() && (id === undefined || one.id === id));
+    if (held === undefined) {
       await revokeInstallationToken(client, token).catch(() => undefined);
       throw new GitHubError('rejected', `repository ${id} is no longer named ${repository.owner}/${repository.name}: it is not read under that name`);
     }
-    const where = { owner: repository.owner, repo: repository.name };
+    const where = { id: held.id };
     return {
       contents: async (path, ref) => {
         try {
@@ -61,7 +65,7 @@ export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record
       branchHead: async (branch) => {
         const { body } = await client.request({
           method: 'GET',
-          path: `/repos/${segment(where.owner)}/${segment(where.repo)}/branches/${segment(branch)}`,
+          path: `${repositoryPath(where)}/branches/${segment(branch)}`,
           auth: { as: 'installation', token },
         });
         return parseAnswer(BranchAnswer, body, `branch ${branch}`).commit.sha;

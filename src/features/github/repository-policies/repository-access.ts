@@ -26,8 +26,9 @@ export interface RepositoryAccess {
 export const isListing = (answer: RepositoryFile | readonly DirectoryEntry[] | undefined): answer is readonly DirectoryEntry[] => Array.isArray(answer);
 
 /**
- * Opens access to a repository by name; with `id`, only if the name still belongs to the repository of
- * that id (GitHub's numeric id, never reused), and every call of the access reaches that one only; with
- * `ownerId`, only if the App's installation under the owner's name is on the account of that id.
+ * Opens access to a repository by name: the repository of that name on the account the App's installation
+ * under the owner's name is on, and every call of the access reaches that one only (by its id); with `id`,
+ * only if the name still belongs to the repository of that id (GitHub's numeric id, never reused); with
+ * `ownerId`, only if that installation is on the account of that id.
  */
 export type OpenRepositoryAccess = (repository: RepositoryName, id?: number, ownerId?: number) => Promise<RepositoryAccess>;

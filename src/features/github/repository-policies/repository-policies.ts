@@ -13,7 +13,7 @@ import {
 } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
 import type { Refusal } from '../../../core/errors/reasons.ts';
-import type { RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
+import type { OwnedRepository, RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
 import { PolicyFetchError, readPolicyFile } from './fetch-policy-files.ts';
 import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
 import type { OrgGuardrailPin, RepositoryPolicySettings } from './repository-policy-settings.ts';
@@ -227,11 +227,13 @@ export class RepositoryPolicySource implements RepositoryPolicies {
    * would let a stranger spend a repository's fetches and lock its own pipelines out. The charge
    * comes before the fetch is shared, so one caller's refusal is never another's answer.
    */
-  async get(repository: RepositoryName, name: string, caller: VerifiedCaller): Promise<PolicySet> {
+  async get(repository: OwnedRepository, name: string, caller: VerifiedCaller): Promise<PolicySet> {
     // The guardrails first: while they do not load, every policy of the organisation is refused alike, whether it exists or not.
     const more = this.#options.guardrailsFor?.(repository.owner);
     const guardrails = more === undefined ? undefined : await this.#cached(more.key, caller, () => more.fetch());
-    const policy = await this.#cached(`${fullName(repository).toLowerCase()}:${name}`, caller, () => this.#fetch(repository, name));
+    // Keyed by the account too: the policy read for one account under a login is never another's that took the login since.
+    const key = `${repository.ownerId}:${fullName(repository).toLowerCase()}:${name}`;
+    const policy = await this.#cached(key, caller, () => this.#fetch(repository, name));
     // None, for an organisation that publishes no guardrails: the policy's set as it loaded.
     return guardrails === undefined || guardrails.policies.length === 0 ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
   }
@@ -267,11 +269,11 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     return set;
   }
 
-  async #fetch(repository: RepositoryName, name: string): Promise<PolicySet> {
+  async #fetch(repository: OwnedRepository, name: string): Promise<PolicySet> {
     const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
     let text: string;
     try {
-      const access = await this.#options.open(repository);
+      const access = await this.#options.open(repository, undefined, repository.ownerId);
       try {
         const file = await readPolicyFile(access, path, undefined);
         if (file === undefined) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
