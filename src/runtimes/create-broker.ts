@@ -191,7 +191,10 @@ export function createBroker(parts: BrokerParts): Broker {
             ...(github === undefined
               ? {}
               : {
-                  installationChanged: (owner: string) => github.invalidateInstallations(owner),
+                  installationChanged: (owner: string) => {
+                    github.invalidateInstallations(owner);
+                    repositoryPolicies?.forgetOwner(owner);
+                  },
                   guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
                   endGitHubTokens: (ended: RunWorkEnded) => github.revokeEndedWork(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),

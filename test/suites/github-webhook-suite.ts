@@ -1371,6 +1371,61 @@ grant:
       expect(await lookups()).toBe(cached + 2);
     });
 
+    it('forgets what it cached under both logins when an account the App is installed on is renamed (installation_target)', async () => {
+      // umbrella (account 7310) and umbrella-labs (7320) both installed the App; each keeps a policy in its repository app.
+      const legacy = { id: 7301, owner: 'umbrella', ownerId: 7310, repositories: [{ id: 731001, name: 'app' }], permissions: { contents: 'read' } };
+      const labs = { id: 7302, owner: 'umbrella-labs', ownerId: 7320, repositories: [{ id: 732001, name: 'app' }], permissions: { contents: 'read' } };
+      await github.install(legacy);
+      await github.install(labs);
+      const policyOf = (repositoryId: number) =>
+        `version: 1\nissuer: { kind: github, url: "${ci.url}" }\nmatch: { repository_id: "${repositoryId}", ref: refs/heads/main }\n` +
+        'grant:\n  github: { repositories: [umbrella/app], permissions: { contents: read } }\n';
+      await github.putFile({ owner: 'umbrella', repo: 'app', path: '.github/keyway/release.yaml', text: policyOf(731001) });
+      const ask = async (account: { readonly ownerId: number; readonly repositories: readonly { readonly id: number }[] }) => {
+        const repositoryId = String(account.repositories[0]!.id);
+        const claims = ciClaims(ci.url, broker.issuer, {
+          sub: `repo:umbrella/app:ref:refs/heads/main:${account.ownerId}`,
+          repository: 'umbrella/app',
+          repository_id: repositoryId,
+          repository_owner: 'umbrella',
+          repository_owner_id: String(account.ownerId),
+          ref: 'refs/heads/main',
+        });
+        const resource = `${new URL(github.apiUrl).origin}/umbrella/app`;
+        return postToken(broker, exchangeForm(await ci.sign(claims), { requested_token_type: GITHUB_TOKEN_TYPE, scope: 'policy:release', resource }));
+      };
+      // umbrella's job is granted, and the App's installation under the login umbrella (account 7310's) is cached.
+      expect(await ask(legacy)).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
+
+      // umbrella renames itself umbrella-legacy and umbrella-labs takes the login umbrella: no installation changed, so
+      // GitHub sends each account's installation_target renamed, and nothing else.
+      await github.install({ ...legacy, owner: 'umbrella-legacy' });
+      await github.install({ ...labs, owner: 'umbrella' });
+      await github.putFile({ owner: 'umbrella', repo: 'app', path: '.github/keyway/release.yaml', text: policyOf(732001) });
+      // Until keyway hears of it, the login leads to the cached installation of the other account: refused, never read there.
+      const stale = await expectRefusal(broker, await ask(labs), NO_POLICY);
+      expect(stale.detail).toContain('umbrella is the account 7310, not 7320: it is not read under that name');
+
+      for (const account of [
+        { from: 'umbrella', to: 'umbrella-legacy', id: legacy.ownerId },
+        { from: 'umbrella-labs', to: 'umbrella', id: labs.ownerId },
+      ]) {
+        expect(await deliver({ event: 'installation_target', payload: payloads.installationTarget(account) })).toMatchObject({
+          status: 200,
+          body: { status: 'handled', detail: `caches of ${account.from} and ${account.to} refreshed` },
+        });
+      }
+      // The account that holds the login now is served at once from its own repository, its refusal forgotten.
+      const granted = await ask(labs);
+      expect(granted).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
+      const hash = await sha256Hex(granted.body['access_token'] as string);
+      expect((await github.tokens()).find((token) => token.sha256 === hash)).toMatchObject({ repositories: ['app'], revoked: false });
+      expect(await broker.auditEvent(granted.body['audit_event_id'] as string)).toMatchObject({
+        decision: 'granted',
+        github: { installation_id: labs.id },
+      });
+    });
+
     describe('repository-owned policies (.github/keyway/NAME.yaml)', () => {
       const repositoryPolicy = (grant: string, match = 'match: { repository_id: "734201", ref: refs/heads/main }') =>
         `version: 1\nissuer: { kind: github, url: "${ci.url}" }\n${match}\ngrant:\n${grant}\n`;
@@ -1570,6 +1625,7 @@ grant:
       const jobEnded = workflowJob(run, 'completed', { id: job });
       const runEnded = { action: 'completed', workflow_run: { id: run, run_attempt: 1 }, repository: { id: 734201, name: 'api' } };
       const installation = payloads.installation(OWNER, 'created');
+      const renamed = payloads.installationTarget({ from: OWNER, to: 'acme-corp', id: 1200934 });
       const malformed: readonly { event: string; payload: unknown; problem: string }[] = [
         { event: 'ping', payload: [{ zen: 'Keep it logically awesome.' }], problem: 'the ping payload is not a JSON object' },
         { event: 'pull_request', payload: [pullRequest], problem: 'the pull_request payload is not a JSON object' },
@@ -1635,6 +1691,12 @@ grant:
           event: 'installation_repositories',
           payload: reshaped(installation, 'installation', undefined),
           problem: 'the installation_repositories payload has no installation',
+        },
+        { event: 'installation_target', payload: reshaped(renamed, 'account', undefined), problem: 'the installation_target payload has no account' },
+        {
+          event: 'installation_target',
+          payload: reshaped(renamed, 'changes.login.from', 7),
+          problem: "the installation_target payload's changes.login.from is not a string",
         },
         {
           event: 'workflow_job',

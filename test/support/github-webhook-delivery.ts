@@ -98,4 +98,13 @@ export const payloads = {
     installation: { id: 1, account: { login: owner, type: 'Organization' } },
     sender: { login: 'octocat' },
   }),
+  /** An account the App is installed on renamed itself from `from` to `to` (its id stays). */
+  installationTarget: (account: { readonly from: string; readonly to: string; readonly id: number }) => ({
+    action: 'renamed',
+    account: { login: account.to, id: account.id, type: 'Organization', node_id: `O_${account.id}` },
+    changes: { login: { from: account.from } },
+    target_type: 'Organization',
+    installation: { id: 1 },
+    sender: { login: 'octocat' },
+  }),
 };

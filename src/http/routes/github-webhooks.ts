@@ -17,7 +17,10 @@ const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 
 export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly deliveries: DeliveryLog;
-  /** An installation was created, removed or changed its repositories: forget what is cached for the account. */
+  /**
+   * An installation was created, removed or changed its repositories, or its account was renamed: forget what is cached for
+   * the account under that login.
+   */
   readonly installationChanged?: (owner: string) => void;
   /**
    * A workflow job or run completed: revoke the GitHub tokens minted for it (a job: by `repository_id`, `run_id` and
@@ -43,7 +46,7 @@ function retargeted(payload: WebhookPayload<'pull_request'>): boolean {
   return payload.action === 'edited' && payload.changes?.base !== undefined;
 }
 /** What keyway takes from a pool's other Apps: their installations change, and jobs that used their tokens end. */
-const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'workflow_job', 'workflow_run']);
+const POOL_APP_EVENTS = new Set(['ping', 'installation', 'installation_repositories', 'installation_target', 'workflow_job', 'workflow_run']);
 /** A check run's REST path, under whatever API base (GHES serves it under /api/v3): its id is the last segment. */
 const CHECK_RUN_PATH = /\/check-runs\/(\d{1,20})$/;
 
@@ -115,6 +118,16 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
       }),
     installation: async ({ payload }) => installation(accountLogin(payload)),
     installation_repositories: async ({ payload }) => installation(accountLogin(payload)),
+    // What is cached under the old login is another account's once someone takes the name, and the new login may have been
+    // someone else's until now: both are forgotten, rather than refusing the renamed account's jobs until the entries age out.
+    installation_target: async ({ payload }) => {
+      if (payload.action !== 'renamed') return { handled: false, detail: `installation_target ${payload.action} needs nothing` };
+      const { account, changes } = payload;
+      const logins = [changes?.login?.from ?? changes?.slug?.from, account.login ?? account.slug].filter((login) => login !== undefined);
+      if (logins.length === 0 || deps.installationChanged === undefined) return { handled: false, detail: 'no installation cache' };
+      for (const login of logins) deps.installationChanged(login);
+      return { handled: true, detail: `caches of ${logins.join(' and ')} refreshed` };
+    },
     workflow_job: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
       const checkRunId = checkRunOfUrl(payload.workflow_job.check_run_url);

@@ -215,7 +215,8 @@ const isDefinitive = (error: unknown): boolean =>
  */
 export class RepositoryPolicySource implements RepositoryPolicies {
   readonly #options: RepositoryPolicySourceOptions;
-  readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number }>();
+  /** By key, with the owner's login (lower case) each entry was read under. */
+  readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number; readonly owner: string }>();
 
   constructor(options: RepositoryPolicySourceOptions) {
     this.#options = options;
@@ -230,21 +231,22 @@ export class RepositoryPolicySource implements RepositoryPolicies {
   async get(repository: OwnedRepository, name: string, caller: VerifiedCaller): Promise<PolicySet> {
     // The guardrails first: while they do not load, every policy of the organisation is refused alike, whether it exists or not.
     const more = this.#options.guardrailsFor?.(repository.owner);
-    const guardrails = more === undefined ? undefined : await this.#cached(more.key, caller, () => more.fetch());
+    const owner = repository.owner.toLowerCase();
+    const guardrails = more === undefined ? undefined : await this.#cached(more.key, owner, caller, () => more.fetch());
     // Keyed by the account too: the policy read for one account under a login is never another's that took the login since.
     const key = `${repository.ownerId}:${fullName(repository).toLowerCase()}:${name}`;
-    const policy = await this.#cached(key, caller, () => this.#fetch(repository, name));
+    const policy = await this.#cached(key, owner, caller, () => this.#fetch(repository, name));
     // None, for an organisation that publishes no guardrails: the policy's set as it loaded.
     return guardrails === undefined || guardrails.policies.length === 0 ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
   }
 
-  async #cached(key: string, caller: VerifiedCaller, fetch: () => Promise<PolicySet>): Promise<PolicySet> {
+  async #cached(key: string, owner: string, caller: VerifiedCaller, fetch: () => Promise<PolicySet>): Promise<PolicySet> {
     const cached = this.#fresh(key);
     if (cached !== undefined) return cached;
     const refused = await this.#options.beforeFetch(caller);
     if (refused !== undefined) throw refused;
     // Another exchange may have fetched it meanwhile.
-    return this.#fresh(key) ?? this.#remember(key, fetch());
+    return this.#fresh(key) ?? this.#remember(key, owner, fetch());
   }
 
   /** Drops the cached guardrails of an organisation (its `.github` was pushed to): the next exchange reads them again. */
@@ -253,15 +255,24 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     if (more !== undefined) this.#cache.delete(more.key);
   }
 
+  /**
+   * Drops everything read under an owner's login, its repositories' policies and its guardrails, refusals too (its
+   * installation changed, or the account was renamed): the next exchange reads them again.
+   */
+  forgetOwner(owner: string): void {
+    const login = owner.toLowerCase();
+    for (const [key, entry] of this.#cache) if (entry.owner === login) this.#cache.delete(key);
+  }
+
   #fresh(key: string): Promise<PolicySet> | undefined {
     const cached = this.#cache.get(key);
     return cached !== undefined && cached.expiresAt > this.#options.now() ? cached.set : undefined;
   }
 
-  #remember(key: string, set: Promise<PolicySet>): Promise<PolicySet> {
+  #remember(key: string, owner: string, set: Promise<PolicySet>): Promise<PolicySet> {
     this.#cache.delete(key);
     while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000 });
+    this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000, owner });
     // GitHub being down says nothing about the policy: the next exchange asks again.
     set.catch((error: unknown) => {
       if (!isDefinitive(error) && this.#cache.get(key)?.set === set) this.#cache.delete(key);

@@ -42,6 +42,16 @@ const push = object({
 /** An installation's account: a user or an organisation (`login`), or an enterprise (`slug`); null when GitHub names none. */
 const installation = object({ installation: object({ account: v.nullish(object({ login: v.optional(text), slug: v.optional(text) })) }) });
 
+/**
+ * An account the App is installed on was renamed (`renamed`, the only action GitHub documents): its login (a user, an
+ * organisation) or slug (an enterprise) now, and before in `changes`.
+ */
+const installationTarget = object({
+  action: text,
+  account: object({ login: v.optional(text), slug: v.optional(text) }),
+  changes: v.optional(object({ login: v.optional(object({ from: text })), slug: v.optional(object({ from: text })) })),
+});
+
 /** `run_attempt` is left out by older GitHub Enterprise Server releases; `check_run_url` too. */
 const workflowJob = object({
   action: text,
@@ -61,6 +71,7 @@ const PAYLOADS = {
   push,
   installation,
   installation_repositories: installation,
+  installation_target: installationTarget,
   workflow_job: workflowJob,
   workflow_run: workflowRun,
 };
