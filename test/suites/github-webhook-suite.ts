@@ -1491,6 +1491,15 @@ grant:
         await expectRefusal(broker, await ask('policy:../release'), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
+      it("refuses a repository policy granting checks: write, which the App holds: its token could overwrite keyway's own review", async () => {
+        await putRepositoryPolicy('checks', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, checks: write } }'));
+        const before = (await tokenRequests()).length;
+        const refused = await expectRefusal(broker, await ask('policy:checks'), NO_POLICY);
+        expect(refused.detail).toContain("a repository's own policy cannot grant checks write, whatever KEYWAY_REPOSITORY_POLICY_PERMISSIONS says");
+        // One token, to read the policy (contents: read); none with checks.
+        expect((await tokenRequests()).slice(before)).toEqual([{ repositories: ['api'], permissions: { contents: 'read' } }]);
+      });
+
       it('refuses policy:NAME.test, a policy test file the review never lists, as malformed before reading it', async () => {
         // A grant to a job of any branch: loaded as policy:wide.test, it would serve though no review ever showed it.
         const wide = repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }', 'match: { repository_id: "734201" }');

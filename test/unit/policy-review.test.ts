@@ -266,7 +266,7 @@ describe("what a repository's own policies may use", () => {
   };
 
   it('grants at most what a writer has by default: never administration, secrets or workflows', () => {
-    expect(problems(own('{ contents: write, pull_requests: write, checks: write }'))).toEqual([]);
+    expect(problems(own('{ contents: write, pull_requests: write, statuses: write, checks: read }'))).toEqual([]);
     const beyond = [
       ['administration', 'write'],
       ['secrets', 'read'],
@@ -278,6 +278,14 @@ describe("what a repository's own policies may use", () => {
       const message = `^5: a repository's own policy may grant ${permission} (not at all|at most at read), not ${level} \\(KEYWAY_REPOSITORY_POLICY_PERMISSIONS\\)$`;
       expect(problems(own(`{ contents: read, ${permission}: ${level} }`))).toEqual([expect.stringMatching(new RegExp(message))]);
     }
+  });
+
+  it("never grants checks: write, whatever the ceiling: the token would be keyway's own App's, which writes the policy review", () => {
+    const message =
+      "5: a repository's own policy cannot grant checks write, whatever KEYWAY_REPOSITORY_POLICY_PERMISSIONS says: its token would be keyway's own App's, able to write or overwrite keyway's policy review check runs in acme/api";
+    expect(problems(own('{ contents: read, checks: write }'))).toEqual([message]);
+    expect(problems(own('{ contents: read, checks: write }'), { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read,checks:write' })).toEqual([message]);
+    expect(problems(own('{ contents: read, checks: read }'), { KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read,checks:write' })).toEqual([]);
   });
 
   it('never grants organization permissions, whatever the ceiling: only central policies can', () => {

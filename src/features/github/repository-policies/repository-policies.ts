@@ -21,6 +21,9 @@ import type { OrgGuardrailPin, RepositoryPolicySettings } from './repository-pol
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
 export const REPOSITORY_POLICY_DIR = '.github/keyway';
 
+/** The permission keyway's policy reviews are written with (check runs), which no repository's own policy grants above read. */
+const REVIEW_CHECK_PERMISSION = 'checks';
+
 /** The operator's bounds on every repository's own policies, as they stand now. */
 export interface RepositoryPolicyRules {
   /** Permission → the highest level a repository's own policy may grant (KEYWAY_REPOSITORY_POLICY_PERMISSIONS). */
@@ -45,8 +48,8 @@ export function repositoryPolicyRules(settings: RepositoryPolicySettings, centra
 /**
  * What a repository's own policies may not do, positioned for the loader's error and the review's
  * annotations: name an issuer the operator does not allow them, choose the subject token's audience, grant anything but a GitHub token
- * for that same repository (another repository, a keyway JWT for some audience) or a permission
- * above the operator's ceiling, or choose their own id (it is their path, so no repository can
+ * for that same repository (another repository, a keyway JWT for some audience), a permission
+ * above the operator's ceiling or `checks: write` (keyway's reviews are check runs of the same App), or choose their own id (it is their path, so no repository can
  * take a central policy's place).
  */
 export function repositoryPolicyProblems(compilation: PolicyCompilation, repository: RepositoryName, rules: RepositoryPolicyRules): PolicyProblem[] {
@@ -127,6 +130,13 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
       ]);
     }
     for (const [permission, level] of Object.entries(github.permissions)) {
+      // Its token is the primary App's installation token, and so are keyway's reviews: the check runs it wrote are that
+      // App's own, which such a token could create again or overwrite (a passing review, a benign summary on any pull request).
+      if (permission === REVIEW_CHECK_PERMISSION && !levelCovers('read', level)) {
+        const message = `a repository's own policy cannot grant ${permission} ${level}, whatever KEYWAY_REPOSITORY_POLICY_PERMISSIONS says: its token would be keyway's own App's, able to write or overwrite keyway's policy review check runs in ${fullName(repository)}`;
+        report(message, ['grant', 'github', 'permissions', permission]);
+        continue;
+      }
       const ceiling = rules.permissions[permission];
       if (levelCovers(ceiling, level)) continue;
       const most = ceiling === undefined ? 'not at all' : `at most at ${ceiling}`;

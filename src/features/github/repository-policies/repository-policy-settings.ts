@@ -22,13 +22,13 @@ export interface OrgGuardrailPin {
 
 /**
  * What a writer of a repository can do there anyway: push, open issues and pull requests, report
- * checks, statuses and deployments. Never `administration`, `secrets`, `workflows` or anything
+ * statuses and deployments, read checks. Never `administration`, `secrets`, `workflows` or anything
  * else a writer without admin rights could use to escalate (organization permissions are never
- * grantable at all).
+ * grantable at all), nor `checks: write`, which would be keyway's own App's (repository-policies.ts).
  */
 export const DEFAULT_REPOSITORY_POLICY_PERMISSIONS: Readonly<Record<string, PermissionLevel>> = {
   actions: 'read',
-  checks: 'write',
+  checks: 'read',
   contents: 'write',
   deployments: 'write',
   issues: 'write',
