@@ -20,6 +20,7 @@ import { openCommandDataDir } from './existing-data-dir.ts';
 import { remoteAuditLog, successful, type BrokerGet } from './remote-audit-log.ts';
 import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
 import { brokerSecretBox } from './key-source.ts';
+import { ANSWER_BYTES, answerJson } from './bounded-answer.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
 export interface AuditSource {
@@ -177,14 +178,18 @@ function remoteSource(base: string, token: string): AuditSource {
     }
   };
   const get = async (path: string, params?: URLSearchParams): Promise<Response> => successful(path, await fetchAnswer(path, params));
-  const json = async <T>(path: string, params?: URLSearchParams): Promise<T> => (await (await get(path, params)).json()) as T;
+  const json = async <T>(path: string, params?: URLSearchParams): Promise<T> => answerJson<T>(await get(path, params), ANSWER_BYTES.page, `GET ${path}`);
   return {
     query: (params) => json('/v1/audit/events', params),
     stats: (params) => json('/v1/audit/stats', params),
     async event(id) {
       const path = `/v1/audit/events/${encodeURIComponent(id)}`;
       const response = await fetchAnswer(path);
-      return response.status === 404 ? undefined : fromRecordJson((await (await successful(path, response)).json()) as AuditRecordJson).event;
+      if (response.status === 404) {
+        await response.body?.cancel();
+        return undefined;
+      }
+      return fromRecordJson(await answerJson<AuditRecordJson>(await successful(path, response), ANSWER_BYTES.record, `GET ${path}`)).event;
     },
     inventory: (params) => json('/v1/inventory', params),
     usage: (window) =>

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { checkCloudDiscovery } from '../features/cloud/check-discovery.ts';
 import { CLOUD_PROVIDERS, type CloudProvider } from '../core/policy/cloud-profile.ts';
+import { ANSWER_BYTES, answerText } from './bounded-answer.ts';
 import { CliError, type Command } from './command.ts';
 
 const USAGE = `usage: keyway cloud check --url URL [--cloud PROVIDER]... [--json]
@@ -28,8 +29,17 @@ async function fetchJson(url: string): Promise<{ json: unknown; response: Respon
   } catch (error) {
     throw new CliError(`cannot fetch ${url}: ${error instanceof Error ? error.message : String(error)}`, 1);
   }
-  if (!response.ok) throw new CliError(`${url} answered ${response.status}`, 1);
-  const json: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new CliError(`${url} answered ${response.status}`, 1);
+  }
+  const text = await answerText(response, ANSWER_BYTES.small, `GET ${url}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Not JSON: the check reports every field it would have read as missing.
+  }
   return { json, response, milliseconds: performance.now() - started };
 }
 

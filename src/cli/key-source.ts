@@ -11,6 +11,7 @@ import { SecretBox, SecretBoxError } from '../core/secrets/secret-box.ts';
 import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
+import { ANSWER_BYTES, answerJson, brokerError } from './bounded-answer.ts';
 import { CliError } from './command.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
 
@@ -130,13 +131,8 @@ function remoteSource(base: string, token: string): KeySource {
     } catch (error) {
       throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
     }
-    const body = (await response.json().catch(() => ({}))) as T & { error?: string; error_description?: string };
-    if (!response.ok)
-      throw new CliError(
-        `${url.pathname} answered ${response.status} ${body.error ?? ''}${body.error_description === undefined ? '' : `: ${body.error_description}`}`,
-        1,
-      );
-    return body;
+    if (!response.ok) throw await brokerError(method, url.pathname, response);
+    return answerJson<T>(response, ANSWER_BYTES.small, `${method} ${url.pathname}`);
   };
   return {
     list: async () => (await call<{ keys: KeyJson[] }>('/v1/keys', 'GET')).keys,

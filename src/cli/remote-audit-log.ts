@@ -7,8 +7,8 @@ import type { AuditLogSource } from '../core/audit/verify-chain.ts';
 import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
 import type { AuditChainInfo } from '../core/audit/audit-shards.ts';
 import { withPinned } from '../storage/sqlite-audit-log-source.ts';
+import { ANSWER_BYTES, answerJson, brokerError } from './bounded-answer.ts';
 import { CliError } from './command.ts';
-import { inert } from './terminal-text.ts';
 
 /** A GET to the broker: `authorized` sends the audit:read token. Answers whatever the broker answered. */
 export type BrokerGet = (path: string, params?: URLSearchParams, authorized?: boolean) => Promise<Response>;
@@ -16,10 +16,7 @@ export type BrokerGet = (path: string, params?: URLSearchParams, authorized?: bo
 /** The answer if it is a success; a CliError naming the path, the status and the broker's error (made inert: the broker chose it) otherwise. */
 export async function successful(path: string, response: Response): Promise<Response> {
   if (response.ok) return response;
-  const body = (await response.json().catch(() => ({}))) as { error?: unknown; error_description?: unknown };
-  const text = (value: unknown): string => (typeof value === 'string' ? inert(value) : '');
-  const description = body.error_description === undefined ? '' : `: ${text(body.error_description)}`;
-  throw new CliError(`${path} answered ${response.status} ${text(body.error)}${description}`, 1);
+  throw await brokerError('GET', path, response);
 }
 
 /**
@@ -28,10 +25,10 @@ export async function successful(path: string, response: Response): Promise<Resp
  * the root checkpoints. The keys it trusts: those the broker's /v1/audit/keys publishes, and `pinned`.
  */
 export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Promise<AuditLogSource | ShardedLogSource> {
-  const json = async <T>(path: string, params?: URLSearchParams, authorized = true): Promise<T> =>
-    (await (await successful(path, await get(path, params, authorized))).json()) as T;
+  const json = async <T>(path: string, params?: URLSearchParams, authorized = true, maxBytes: number = ANSWER_BYTES.page): Promise<T> =>
+    answerJson<T>(await successful(path, await get(path, params, authorized)), maxBytes, `GET ${path}`);
   // Not the JWKS: it drops a key once its tokens have expired, but the checkpoints it signed stay.
-  const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false);
+  const jwks = await json<JSONWebKeySet>('/v1/audit/keys', undefined, false, ANSWER_BYTES.small);
   const keys = createLocalJWKSet(withPinned(pinned, jwks.keys));
   const chain = async (shard?: string): Promise<AuditLogSource> => {
     const named: [string, string][] = shard === undefined ? [] : [['shard', shard]];
@@ -55,7 +52,7 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
     await listed.body?.cancel();
     return chain();
   }
-  const { shards } = (await (await successful('/v1/audit/shards', listed)).json()) as { shards: AuditChainInfo[] };
+  const { shards } = await answerJson<{ shards: AuditChainInfo[] }>(await successful('/v1/audit/shards', listed), ANSWER_BYTES.small, 'GET /v1/audit/shards');
   const roots: string[] = [];
   let after = '';
   for (;;) {
@@ -74,6 +71,10 @@ async function* exportedRecords(get: BrokerGet, params: URLSearchParams): AsyncG
   const lines = function* (text: string) {
     const parts = (rest + text).split('\n');
     rest = parts.pop() ?? '';
+    // A line is one record: one that never ends is not the broker's export, and is not held in memory while it streams.
+    if (rest.length > ANSWER_BYTES.record) {
+      throw new CliError(`the answer to GET /v1/audit/export has a line longer than ${ANSWER_BYTES.record} characters: not an audit record`, 1);
+    }
     yield* parts.filter((line) => line !== '');
   };
   const record = (line: string): AuditRecord => {

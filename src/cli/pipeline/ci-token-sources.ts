@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
-import type { FetchLike } from './retrying-fetch.ts';
+import { describeNetworkError, type FetchLike } from './retrying-fetch.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
 
 /** Where a job's own OIDC token comes from. `read` asks for one with `audience` where the CI lets it choose. */
@@ -100,13 +100,24 @@ function githubActions({ env, fetch }: SourceContext): CiTokenSource {
       }
       const url = new URL(requestUrl);
       url.searchParams.set('audience', audience);
-      const response = await fetch(url.href, { headers: { authorization: `bearer ${requestToken}`, accept: 'application/json' } });
+      const response = await ask('the GitHub Actions token service', fetch, url.href, {
+        headers: { authorization: `bearer ${requestToken}`, accept: 'application/json' },
+      });
       if (!response.ok) throw new CiTokenError(`the GitHub Actions token service answered ${response.status}`);
       const body = (await response.json().catch(() => undefined)) as { value?: unknown } | undefined;
       if (typeof body?.value !== 'string') throw new CiTokenError('the GitHub Actions token service answered without a token');
       return checkJwtShape(body.value, 'GitHub Actions');
     },
   };
+}
+
+/** A CI token service's answer; what kept it from answering (after the retries: unreachable, too long an answer) is a CiTokenError. */
+async function ask(service: string, fetch: FetchLike, url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    throw new CiTokenError(`${service}: ${describeNetworkError(error)}`, { cause: error });
+  }
 }
 
 /** Google's metadata server: an ID token for the attached service account, with our audience. */
@@ -118,7 +129,7 @@ function googleMetadata({ env, fetch }: SourceContext): CiTokenSource {
       const url = new URL(`http://${host}/computeMetadata/v1/instance/service-accounts/default/identity`);
       url.searchParams.set('audience', audience);
       url.searchParams.set('format', 'full');
-      const response = await fetch(url.href, { headers: { 'metadata-flavor': 'Google' } });
+      const response = await ask('the Google metadata server', fetch, url.href, { headers: { 'metadata-flavor': 'Google' } });
       if (!response.ok) throw new CiTokenError(`the Google metadata server answered ${response.status}`);
       // Anything else answering on that address is not the metadata server.
       if (response.headers.get('metadata-flavor') !== 'Google') throw new CiTokenError(`${host} is not a Google metadata server`);

@@ -3,6 +3,7 @@ import * as client from 'openid-client';
 import * as v from 'valibot';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+import { FetchError } from '../../core/outbound/fetch-json.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, RedirectRefusedError, type FetchLike } from './retrying-fetch.ts';
@@ -264,8 +265,9 @@ async function classify(error: unknown, tokenEndpoint: string, subjectToken: str
   }
   if (error instanceof client.ClientError || isNetworkError(error))
     return new BrokerUnavailableError(`${tokenEndpoint}: ${describeNetworkError(error)}`, { cause: error });
-  // The CI token went to the broker alone: a redirect is not followed with it, and is the broker's (or its proxy's) failure.
-  if (error instanceof RedirectRefusedError) return new BrokerUnavailableError(error.message, { cause: error });
+  // The CI token went to the broker alone: a redirect is not followed with it, and is the broker's (or its proxy's) failure;
+  // so is an answer longer than any token answer, or one that broke off.
+  if (error instanceof RedirectRefusedError || error instanceof FetchError) return new BrokerUnavailableError(error.message, { cause: error });
   return error instanceof Error ? error : new Error(String(error));
 }
 

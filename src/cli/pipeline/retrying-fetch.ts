@@ -1,4 +1,5 @@
 import { KeywayError } from '../../core/errors/keyway-error.ts';
+import { readBounded } from '../../core/outbound/fetch-json.ts';
 
 /** How hard the pipeline side tries before it gives up on a broker or a CI token service. */
 export interface RetryPolicy {
@@ -23,6 +24,13 @@ export interface RetryNotice {
 }
 
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
+
+/**
+ * The most the pipeline side reads of one answer. Everything it asks for is a few kilobytes: a token or a token map, the
+ * broker's metadata, the CI's token, a cloud's credentials, an error. Whoever answers in its place (a mistyped URL, a
+ * compromised proxy, the STS URL setting) could otherwise stream until the job runs out of memory.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
  * The delay before try `attempt + 1`: exponential, capped, with equal jitter (half fixed, half
@@ -67,6 +75,9 @@ export class RedirectRefusedError extends KeywayError {
  *
  * Redirects are not followed unless the caller passes its own `redirect`: a redirect answer is thrown as a
  * RedirectRefusedError, at once, with the status and where it pointed in the message.
+ *
+ * The answer returned has been read whole within its try's deadline, up to MAX_ANSWER_BYTES: a longer one, or one that
+ * breaks off or outlasts the deadline, is a FetchError (not retried), its rest cancelled unread.
  */
 export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice) => void, fetchImpl: FetchLike = fetch): FetchLike {
   return async (url, init = {}) => {
@@ -88,12 +99,19 @@ export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice
         await response.body?.cancel();
         throw new RedirectRefusedError(method, url, response.status, location);
       }
-      if (response.status < 500 || last) return response;
+      if (response.status < 500 || last) return readWhole(response, `${method} ${url.split('?')[0]}`);
       const retryAfter = response.headers.get('retry-after');
       await response.body?.cancel();
       await pause(policy, onRetry, { method, url, attempt, reason: `answered ${response.status}`, retryAfter });
     }
   };
+}
+
+/** The answer with its body read through readBounded, so that no caller reads an unbounded one. */
+async function readWhole(response: Response, request: string): Promise<Response> {
+  if (response.body === null) return response;
+  const body = await readBounded(response, MAX_ANSWER_BYTES, request);
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
 async function pause(
@@ -109,6 +127,9 @@ async function pause(
 /** fetch's own message is "fetch failed"; the useful part (ECONNREFUSED, a reset) is in its cause. */
 export function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  // keyway's own (an answer too large, a redirect refused), also as the cause openid-client wraps what its fetch threw in.
+  if (error instanceof KeywayError) return error.message;
+  if (error.cause instanceof KeywayError) return error.cause.message;
   const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
   if (error.name === 'TimeoutError') return 'timed out';
   if (cause !== undefined && typeof cause.code === 'string') return `${error.message} (${cause.code})`;

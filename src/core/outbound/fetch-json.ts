@@ -39,7 +39,7 @@ export async function fetchJson(url: string, options: OutboundHttpOptions): Prom
     await response.body?.cancel();
     throw new FetchError(`GET ${url} answered ${response.status}`);
   }
-  const text = await readBounded(response, options.maxBytes, url);
+  const text = await readBounded(response, options.maxBytes, `GET ${url}`);
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -50,15 +50,17 @@ export async function fetchJson(url: string, options: OutboundHttpOptions): Prom
 }
 
 /**
- * Reads a response body up to `maxBytes`, refusing more (declared or streamed). Every failure is
- * a FetchError: more bytes than the cap, and a body that breaks off (the connection dropped, the
- * deadline passed) alike, so callers map one error type to "the server is unavailable".
+ * Reads a response body up to `maxBytes`, refusing more (declared or streamed) and cancelling the rest
+ * unread. Every failure is a FetchError: more bytes than the cap, and a body that breaks off (the
+ * connection dropped, the deadline passed) alike, so callers map one error type to "the server is
+ * unavailable". `request` names what was asked in the message (`GET https://…`).
  */
-export async function readBounded(response: Response, maxBytes: number, url: string): Promise<string> {
+export async function readBounded(response: Response, maxBytes: number, request: string): Promise<string> {
+  const tooLarge = () => new FetchError(`the answer to ${request} is larger than ${maxBytes} bytes: not read further`);
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > maxBytes) {
     await response.body?.cancel();
-    throw new FetchError(`GET ${url} is larger than ${maxBytes} bytes`);
+    throw tooLarge();
   }
   if (response.body === null) return '';
   const reader = response.body.getReader();
@@ -69,14 +71,14 @@ export async function readBounded(response: Response, maxBytes: number, url: str
     try {
       chunk = await reader.read();
     } catch (cause) {
-      throw new FetchError(`GET ${url} broke off while reading its body: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+      throw new FetchError(`the answer to ${request} broke off while reading its body: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
     const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel();
-      throw new FetchError(`GET ${url} is larger than ${maxBytes} bytes`);
+      throw tooLarge();
     }
     chunks.push(value);
   }

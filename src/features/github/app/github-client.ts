@@ -126,7 +126,7 @@ export class GitHubClient {
     };
     const expected = request.expect ?? [200, 201];
     if (!expected.includes(response.status)) {
-      const message = await this.#errorMessage(response, url);
+      const message = await this.#errorMessage(response, `${request.method} ${url}`);
       const code = errorCodeForStatus(response.status, response.headers);
       throw new GitHubError(code, `${request.method} ${request.path} answered ${response.status}${message}`, { status: response.status });
     }
@@ -136,7 +136,7 @@ export class GitHubClient {
     }
     let text: string;
     try {
-      text = await readBounded(response, this.#http.maxBytes, url);
+      text = await readBounded(response, this.#http.maxBytes, `${request.method} ${url}`);
     } catch (cause) {
       // Too large, or broken off mid-body (readBounded's FetchError): GitHub did not answer.
       throw new GitHubError('unavailable', cause instanceof Error ? cause.message : String(cause), { cause });
@@ -154,9 +154,9 @@ export class GitHubClient {
   }
 
   /** GitHub's own `message`, for logs: it names what was wrong (never a secret). */
-  async #errorMessage(response: Response, url: string): Promise<string> {
+  async #errorMessage(response: Response, request: string): Promise<string> {
     try {
-      const body = JSON.parse(await readBounded(response, 16 * 1024, url)) as unknown;
+      const body = JSON.parse(await readBounded(response, 16 * 1024, request)) as unknown;
       if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return `: ${body.message.slice(0, 200)}`;
     } catch {
       // An error without a readable message is still the same error.

@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openAuditSource } from '../../src/cli/audit-source.ts';
+import { ANSWER_BYTES } from '../../src/cli/bounded-answer.ts';
+import { cloudCheck } from '../../src/cli/cloud-check.ts';
+import { CliError } from '../../src/cli/command.ts';
+import { openKeySource } from '../../src/cli/key-source.ts';
+import type { AuditLogSource } from '../../src/core/audit/verify-chain.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
+
+const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzY29wZSI6ImF1ZGl0OnJlYWQifQ.c2lnbmF0dXJl';
+
+/** How one flooding answer went: the bytes it produced, and whether its reader hung up before the end. */
+interface Flood {
+  readonly cap: number;
+  sent: number;
+  cancelled: boolean;
+}
+
+/**
+ * `{"events":["aaaa…` (or a line of an export that never ends), a 32nd of `cap` a millisecond, past it to half as much
+ * again and no further, so that a client that reads without a bound still ends (with some other error).
+ */
+function flood(floods: Flood[], cap: number, start: string): ReadableStream<Uint8Array> {
+  const state: Flood = { cap, sent: 0, cancelled: false };
+  floods.push(state);
+  const chunk = new TextEncoder().encode('a'.repeat(cap / 32));
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(start));
+    },
+    async pull(controller) {
+      if (state.sent >= 1.5 * cap) return controller.close();
+      // Paced, so that what the sockets buffer does not take the rest before the client hangs up.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      state.sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+    cancel() {
+      state.cancelled = true;
+    },
+  });
+}
+
+/**
+ * The commands that read a remote broker (`keyway audit … --url`, `keyway keys … --url`, `keyway cloud check`) read its
+ * answers through the same bounded reader as the pipeline side, with a cap for each kind of answer: past it they stop
+ * reading, hang up, and exit 1 with the request and the cap in the message.
+ */
+describe('the commands that read a broker read no answer past its cap', () => {
+  const floods: Flood[] = [];
+  let broker: Awaited<ReturnType<typeof serveOnLoopback>>;
+
+  beforeAll(async () => {
+    broker = await serveOnLoopback((request) => {
+      const path = new URL(request.url).pathname;
+      const json = (cap: number, start: string) => new Response(flood(floods, cap, start), { headers: { 'content-type': 'application/json' } });
+      if (path === '/v1/audit/events') return json(ANSWER_BYTES.page, '{"events":["');
+      if (path === '/v1/audit/events/01ABC') return json(ANSWER_BYTES.record, '{"id":"');
+      if (path === '/v1/keys') return json(ANSWER_BYTES.small, '{"keys":["');
+      if (path === '/v1/keys/rotate') return new Response(flood(floods, ANSWER_BYTES.small, '{"error":"'), { status: 500 });
+      if (path === '/.well-known/openid-configuration') return json(ANSWER_BYTES.small, '{"issuer":"');
+      // What `audit verify --url` reads of a broker with one chain: its keys, no shards, no checkpoints, and an export
+      // whose first line never ends.
+      if (path === '/v1/audit/keys') return Response.json({ keys: [] });
+      if (path === '/v1/audit/shards') return new Response(null, { status: 404 });
+      if (path === '/v1/audit/checkpoints') return Response.json({ checkpoints: [] });
+      if (path === '/v1/audit/export')
+        return new Response(flood(floods, ANSWER_BYTES.record, '{"chain":'), { headers: { 'content-type': 'application/x-ndjson' } });
+      return new Response(null, { status: 404 });
+    });
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+  beforeEach(() => {
+    floods.length = 0;
+  });
+
+  async function failure(call: () => Promise<unknown>): Promise<unknown> {
+    return call().then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+  }
+
+  /** Exit 1, the message naming the request and the cap; the flood read no further than its cap (and what sockets buffer), its reader gone. */
+  async function expectRefused(error: unknown, message: RegExp): Promise<void> {
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).exitCode).toBe(1);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain(TOKEN);
+    expect((error as Error).message).not.toContain('aaaa');
+    await expect.poll(() => floods.length === 1 && floods[0]!.cancelled, { timeout: 5000 }).toBe(true);
+    expect(floods[0]!.sent).toBeLessThan(1.5 * floods[0]!.cap);
+  }
+
+  it('keyway audit query and explain --url: a page past 64 MiB, a record past 1 MiB', async () => {
+    const source = await openAuditSource({ url: broker.base, token: TOKEN });
+    await expectRefused(
+      await failure(() => source.query(new URLSearchParams())),
+      new RegExp(`^the answer to GET /v1/audit/events is larger than ${ANSWER_BYTES.page} bytes: not read further$`),
+    );
+    floods.length = 0;
+    await expectRefused(
+      await failure(() => source.event('01ABC')),
+      new RegExp(`^the answer to GET /v1/audit/events/01ABC is larger than ${ANSWER_BYTES.record} bytes: not read further$`),
+    );
+  });
+
+  it('keyway audit verify --url: an export line past one record is not held in memory', async () => {
+    const source = await openAuditSource({ url: broker.base, token: TOKEN });
+    const verification = (await source.verification()) as AuditLogSource;
+    const error = await failure(async () => {
+      for await (const record of verification.records) expect(record).toBeUndefined();
+    });
+    await expectRefused(error, new RegExp(`GET /v1/audit/export has a line longer than ${ANSWER_BYTES.record} characters: not an audit record`));
+  });
+
+  it("keyway keys list and rotate --url: the list, or an error's body, past 256 KiB", async () => {
+    const list = await openKeySource(['--url', broker.base, '--token', TOKEN], 'list');
+    await expectRefused(
+      await failure(() => list.source.list()),
+      new RegExp(`^the answer to GET /v1/keys is larger than ${ANSWER_BYTES.small} bytes: not read further$`),
+    );
+    floods.length = 0;
+    // An error's body is read for its RFC 6749 members, no further than the cap either: the error is then the status alone.
+    const rotate = await openKeySource(['--url', broker.base, '--token', TOKEN], 'rotate');
+    await expectRefused(await failure(() => rotate.source.rotate()), /^\/v1\/keys\/rotate answered 500 $/);
+  });
+
+  it('keyway cloud check: discovery past 256 KiB', async () => {
+    await expectRefused(
+      await failure(() => cloudCheck.run(['--url', broker.base])),
+      new RegExp(`^the answer to GET ${broker.base.replaceAll('.', '\\.')}/\\.well-known/openid-configuration is larger than ${ANSWER_BYTES.small} bytes`),
+    );
+  });
+});
