@@ -12,6 +12,10 @@ var __commonJS = (cb, mod) => function __require() {
     throw mod = 0, e2;
   }
 };
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
+};
 var __copyProps = (to, from, except, desc) => {
   if (from && typeof from === "object" || typeof from === "function") {
     for (let key of __getOwnPropNames(from))
@@ -1112,6 +1116,38 @@ var encoder = new TextEncoder();
 var decoder = new TextDecoder();
 var strictDecoder = new TextDecoder("utf-8", { fatal: true });
 var UINT32_RANGE = 2 ** 32;
+function concat(...buffers) {
+  const size = buffers.reduce((acc, { length }) => acc + length, 0), buf2 = new Uint8Array(size);
+  let i = 0;
+  for (const buffer of buffers)
+    buf2.set(buffer, i), i += buffer.length;
+  return buf2;
+}
+var NON_ASCII = /[^\x00-\x7f]/;
+function encode(string2) {
+  if (typeof string2 == "string" && string2.length >= 128) {
+    if (NON_ASCII.test(string2))
+      throw new TypeError("non-ASCII string encountered in encode()");
+    return encoder.encode(string2);
+  }
+  const bytes = new Uint8Array(string2.length);
+  for (let i = 0; i < string2.length; i++) {
+    const code = string2.charCodeAt(i);
+    if (code > 127)
+      throw new TypeError("non-ASCII string encountered in encode()");
+    bytes[i] = code;
+  }
+  return bytes;
+}
+function encodeBase64(input, url = false) {
+  if (Uint8Array.prototype.toBase64)
+    return input.toBase64({ alphabet: url ? "base64url" : "base64", omitPadding: url });
+  const CHUNK_SIZE = 32768, arr = [];
+  for (let i = 0; i < input.length; i += CHUNK_SIZE)
+    arr.push(String.fromCharCode.apply(null, input.subarray(i, i + CHUNK_SIZE)));
+  const encoded = btoa(arr.join(""));
+  return url ? encoded.replace(/=/g, "").replace(/\+/g, "-").replace(/\//g, "_") : encoded;
+}
 function decodeBase64(encoded, url = false) {
   if (Uint8Array.fromBase64)
     return Uint8Array.fromBase64(encoded, { alphabet: url ? "base64url" : "base64" });
@@ -1130,9 +1166,17 @@ function decodeBase64(encoded, url = false) {
 var JOSEError = class extends Error {
   static code = "ERR_JOSE_GENERIC";
   code = "ERR_JOSE_GENERIC";
-  constructor(message, options) {
-    super(message, options), this.name = this.constructor.name, Error.captureStackTrace?.(this, this.constructor);
+  constructor(message2, options) {
+    super(message2, options), this.name = this.constructor.name, Error.captureStackTrace?.(this, this.constructor);
   }
+};
+var JOSENotSupported = class extends JOSEError {
+  static code = "ERR_JOSE_NOT_SUPPORTED";
+  code = "ERR_JOSE_NOT_SUPPORTED";
+};
+var JWSInvalid = class extends JOSEError {
+  static code = "ERR_JWS_INVALID";
+  code = "ERR_JWS_INVALID";
 };
 var JWTInvalid = class extends JOSEError {
   static code = "ERR_JWT_INVALID";
@@ -1140,6 +1184,11 @@ var JWTInvalid = class extends JOSEError {
 };
 
 // ../../work/main/node_modules/jose/dist/webapi/util/base64url.js
+var base64url_exports = {};
+__export(base64url_exports, {
+  decode: () => decode,
+  encode: () => encode2
+});
 var invalid = "The input to be decoded is not correctly encoded.";
 function decode(input) {
   try {
@@ -1147,6 +1196,9 @@ function decode(input) {
   } catch (cause) {
     throw new TypeError(invalid, { cause });
   }
+}
+function encode2(input) {
+  return encodeBase64(typeof input == "string" ? encoder.encode(input) : input, true);
 }
 
 // ../../work/main/node_modules/jose/dist/webapi/lib/validate.js
@@ -1156,6 +1208,406 @@ function isObject(input) {
   const prototype = Object.getPrototypeOf(input);
   return prototype === null || Object.getPrototypeOf(prototype) === null;
 }
+function isDisjoint(...headers2) {
+  const parameters = /* @__PURE__ */ new Set();
+  for (const header of headers2)
+    if (header)
+      for (const parameter of Object.keys(header)) {
+        if (parameters.has(parameter))
+          return false;
+        parameters.add(parameter);
+      }
+  return true;
+}
+function assertNotSet(value, name) {
+  if (value !== void 0)
+    throw new TypeError(`${name} can only be called once`);
+}
+var JWS_RECOGNIZED = { __proto__: null, b64: true };
+function validateCritDuplicates(Err, protectedHeader) {
+  const { crit } = protectedHeader ?? {};
+  if (Array.isArray(crit) && new Set(crit).size !== crit.length)
+    throw new Err('"crit" (Critical) Header Parameter MUST NOT contain duplicate values');
+}
+function validateCrit(Err, recognizedDefault, recognizedOption, protectedHeader, joseHeader) {
+  if (joseHeader.crit !== void 0 && protectedHeader?.crit === void 0)
+    throw new Err('"crit" (Critical) Header Parameter MUST be integrity protected');
+  if (!protectedHeader || protectedHeader.crit === void 0)
+    return [];
+  if (!Array.isArray(protectedHeader.crit) || protectedHeader.crit.length === 0 || protectedHeader.crit.some((input) => typeof input != "string" || input.length === 0))
+    throw new Err('"crit" (Critical) Header Parameter MUST be an array of non-empty strings when present');
+  const recognized = recognizedOption === void 0 ? recognizedDefault : { __proto__: null, ...recognizedOption, ...recognizedDefault };
+  for (const parameter of protectedHeader.crit) {
+    if (!(parameter in recognized))
+      throw new JOSENotSupported(`Extension Header Parameter "${parameter}" is not recognized`);
+    if (!Object.hasOwn(joseHeader, parameter) || joseHeader[parameter] === void 0)
+      throw new Err(`Extension Header Parameter "${parameter}" is missing`);
+    if (recognized[parameter] && (!Object.hasOwn(protectedHeader, parameter) || protectedHeader[parameter] === void 0))
+      throw new Err(`Extension Header Parameter "${parameter}" MUST be integrity protected`);
+  }
+  return protectedHeader.crit;
+}
+function validateB64(protectedHeader, extensions) {
+  if (extensions.includes("b64")) {
+    const b64 = protectedHeader.b64;
+    if (typeof b64 != "boolean")
+      throw new JWSInvalid('The "b64" (base64url-encode payload) Header Parameter must be a boolean');
+    return b64;
+  }
+  return true;
+}
+function serializeJoseHeader(Err, header) {
+  let serialized, parsed;
+  try {
+    serialized = JSON.stringify(header), parsed = JSON.parse(serialized);
+  } catch (cause) {
+    throw new Err("JOSE Header is not valid JSON", { cause });
+  }
+  if (!isObject(parsed))
+    throw new Err("JOSE Header is not a JSON object");
+  return [parsed, serialized];
+}
+
+// ../../work/main/node_modules/jose/dist/webapi/lib/key.js
+var tag = (key) => key[Symbol.toStringTag];
+var jwkMatchesOp = (entry, key, usage) => {
+  const { alg } = entry;
+  if (key.use !== void 0) {
+    const expected = usage === "sign" || usage === "verify" ? "sig" : "enc";
+    if (key.use !== expected)
+      throw new TypeError(`Invalid key for this operation, its "use" must be "${expected}" when present`);
+  }
+  if (key.alg !== void 0 && key.alg !== alg)
+    throw new TypeError(`Invalid key for this operation, its "alg" must be "${alg}" when present`);
+  if (Array.isArray(key.key_ops)) {
+    const expectedKeyOp = usage === "encrypt" || usage === "decrypt" ? entry.ops?.[usage === "encrypt" ? 0 : 1] : usage;
+    if (expectedKeyOp && !key.key_ops.includes(expectedKeyOp))
+      throw new TypeError(`Invalid key for this operation, its "key_ops" must include "${expectedKeyOp}" when present`);
+  }
+};
+async function prepareKey(entry, key, usage) {
+  const { alg, secret } = entry, requiresPrivateKey = usage === "decrypt" || usage === "sign";
+  if (secret && key instanceof Uint8Array)
+    return key;
+  let normalized, keyObject;
+  if (isObject(key)) {
+    if (normalized = normalizeJwk(key), typeof normalized.kty != "string")
+      throw invalidKeyType(alg, key, secret);
+    if (!(secret ? normalized.kty === "oct" && typeof normalized.k == "string" : normalized.kty !== "oct" && (requiresPrivateKey ? normalized.kty === "AKP" && typeof normalized.priv == "string" || typeof normalized.d == "string" : normalized.d === void 0 && normalized.priv === void 0)))
+      throw new TypeError(secret ? 'JSON Web Key for symmetric algorithms must have JWK "kty" (Key Type) equal to "oct" and the JWK "k" (Key Value) present' : `JSON Web Key for this operation must be a ${requiresPrivateKey ? "private" : "public"} JWK`);
+    if (jwkMatchesOp(entry, normalized, usage), normalized.kty === "oct")
+      return decode(normalized.k);
+    if (!Object.isFrozen(key)) {
+      const { key_ops } = key;
+      Array.isArray(key_ops) && Object.freeze(key_ops), Object.freeze(key);
+    }
+  } else {
+    if (!isKeyLike(key))
+      throw invalidKeyType(alg, key, secret);
+    const expectedType = secret ? "secret" : requiresPrivateKey ? "private" : "public";
+    if (key.type !== expectedType && (secret || ["secret", "public", "private"].includes(key.type)))
+      throw new TypeError(`${tag(key)} instances must be of type "${expectedType}" for the ${alg} algorithm`);
+    if (isCryptoKey(key))
+      return key;
+    if (keyObject = key, keyObject.type === "secret")
+      return keyObject.export();
+  }
+  cache ||= /* @__PURE__ */ new WeakMap();
+  const cacheKey = key;
+  let cached = cache.get(cacheKey);
+  if (cached?.[alg])
+    return cached[alg];
+  if (cached || cache.set(cacheKey, cached = {}), keyObject && typeof keyObject.toCryptoKey == "function") {
+    const isPublic = keyObject.type === "public", crv = nist[keyObject.asymmetricKeyDetails?.namedCurve], params = entry.resolve?.({ crv, asymmetricKeyType: keyObject.asymmetricKeyType }) ?? entry.subtle;
+    return cached[alg] = keyObject.toCryptoKey(params, isPublic, entry.usages[isPublic ? 0 : 1]);
+  }
+  return normalized ??= keyObject.export({ format: "jwk" }), normalized.alg = alg, cached[alg] = await jwkToKey(entry, normalized);
+}
+var cache;
+var nist = {
+  __proto__: null,
+  prime256v1: "P-256",
+  secp384r1: "P-384",
+  secp521r1: "P-521"
+};
+var isCryptoKey = (key) => {
+  if (key?.[Symbol.toStringTag] === "CryptoKey")
+    return true;
+  try {
+    return key instanceof CryptoKey;
+  } catch {
+    return false;
+  }
+};
+var isKeyObject = (key) => key?.[Symbol.toStringTag] === "KeyObject";
+var isKeyLike = (key) => isCryptoKey(key) || isKeyObject(key);
+function message(msg, actual, ...types) {
+  if (types.length > 2) {
+    const last = types.pop();
+    msg += `one of type ${types.join(", ")}, or ${last}.`;
+  } else types.length === 2 ? msg += `one of type ${types[0]} or ${types[1]}.` : msg += `of type ${types[0]}.`;
+  return actual == null ? msg += ` Received ${actual}` : typeof actual == "function" && actual.name ? msg += ` Received function ${actual.name}` : typeof actual == "object" && actual != null && actual.constructor?.name && (msg += ` Received an instance of ${actual.constructor.name}`), msg;
+}
+function invalidKeyType(alg, actual, secret) {
+  const types = ["CryptoKey", "KeyObject", "JSON Web Key"];
+  return secret && types.push("Uint8Array"), new TypeError(message(`Key for the ${alg} algorithm must be `, actual, ...types));
+}
+var unusable = (name, prop = "algorithm.name") => new TypeError(`CryptoKey does not support this operation, its ${prop} must be ${name}`);
+function checkUsage(key, usage) {
+  if (usage && !key.usages.includes(usage))
+    throw new TypeError(`CryptoKey does not support this operation, its usages must include ${usage}.`);
+}
+function checkModulusLength(alg, key) {
+  const { modulusLength } = key.algorithm;
+  if (typeof modulusLength != "number" || modulusLength < 2048)
+    throw new TypeError(`${alg} requires key modulusLength to be 2048 bits or larger`);
+}
+function checkCryptoKey(key, expected, usage) {
+  const algorithm = key.algorithm;
+  if (algorithm.name !== expected.name)
+    throw unusable(expected.name);
+  if (expected.hash && algorithm.hash?.name !== expected.hash)
+    throw unusable(expected.hash, "algorithm.hash");
+  if (expected.namedCurve && algorithm.namedCurve !== expected.namedCurve)
+    throw unusable(expected.namedCurve, "algorithm.namedCurve");
+  if (expected.length !== void 0 && algorithm.length !== expected.length)
+    throw unusable(expected.length, "algorithm.length");
+  checkUsage(key, usage);
+}
+function snapshotJwk(jwk) {
+  return { __proto__: null, ...jwk };
+}
+function normalizeJwk(jwk) {
+  const normalized = snapshotJwk(jwk);
+  if (normalized.ext !== void 0 && typeof normalized.ext != "boolean")
+    throw new TypeError('"ext" (Extractable) Parameter must be a boolean');
+  if (normalized.key_ops !== void 0) {
+    const value = normalized.key_ops, keyOps = Array.isArray(value) ? [...value] : void 0;
+    if (!keyOps || keyOps.some((operation) => typeof operation != "string") || new Set(keyOps).size !== keyOps.length)
+      throw new TypeError('"key_ops" (Key Operations) Parameter must be an array of unique strings');
+    normalized.key_ops = keyOps;
+  }
+  return normalized;
+}
+async function jwkToKey(entry, jwk, extractable) {
+  if (!entry.kty.includes(jwk.kty))
+    throw new JOSENotSupported('Invalid or unsupported JWK "alg" (Algorithm) Parameter value');
+  const algorithm = entry.resolve?.({ kty: jwk.kty, crv: jwk.crv }) ?? entry.subtle, isPrivate = !!(jwk.d || jwk.priv), keyData = { ...jwk, ext: extractable ?? jwk.ext };
+  return keyData.kty !== "AKP" && delete keyData.alg, delete keyData.use, crypto.subtle.importKey("jwk", keyData, algorithm, keyData.ext ?? !isPrivate, jwk.key_ops ?? entry.usages[isPrivate ? 1 : 0]);
+}
+async function rawKey(key, expected, usage, extractable = false) {
+  return key instanceof Uint8Array && (key = await crypto.subtle.importKey("raw", key, expected, extractable, [usage])), checkCryptoKey(key, expected, usage), key;
+}
+
+// ../../work/main/node_modules/jose/dist/webapi/lib/key_descriptor.js
+function table(entries) {
+  const out = { __proto__: null };
+  for (const alg in entries)
+    out[alg] = { ...entries[alg], alg };
+  return out;
+}
+
+// ../../work/main/node_modules/jose/dist/webapi/lib/jws_algorithms.js
+var sig = [["verify"], ["sign"]];
+function hmac(bits) {
+  const subtle = { name: "HMAC", hash: `SHA-${bits}` };
+  return { kty: ["oct"], secret: true, subtle, signing: subtle, usages: sig };
+}
+function rsa(bits, saltLength) {
+  const subtle = { name: saltLength ? "RSA-PSS" : "RSASSA-PKCS1-v1_5", hash: `SHA-${bits}` };
+  return {
+    kty: ["RSA"],
+    subtle,
+    signing: saltLength ? { ...subtle, saltLength } : subtle,
+    usages: sig,
+    minRsaBits: 2048
+  };
+}
+function ecdsa(crv, bits) {
+  return {
+    kty: ["EC"],
+    crv,
+    subtle: { name: "ECDSA", namedCurve: crv },
+    signing: { name: "ECDSA", hash: `SHA-${bits}` },
+    usages: sig
+  };
+}
+function eddsa() {
+  const subtle = { name: "Ed25519" };
+  return {
+    kty: ["OKP"],
+    crv: "Ed25519",
+    subtle,
+    signing: subtle,
+    usages: sig
+  };
+}
+function mldsa(parameterSet) {
+  const subtle = { name: `ML-DSA-${parameterSet}` };
+  return {
+    kty: ["AKP"],
+    subtle,
+    signing: subtle,
+    usages: sig
+  };
+}
+var JWS = table({
+  HS256: hmac(256),
+  HS384: hmac(384),
+  HS512: hmac(512),
+  RS256: rsa(256),
+  RS384: rsa(384),
+  RS512: rsa(512),
+  PS256: rsa(256, 32),
+  PS384: rsa(384, 48),
+  PS512: rsa(512, 64),
+  ES256: ecdsa("P-256", 256),
+  ES384: ecdsa("P-384", 384),
+  ES512: ecdsa("P-521", 512),
+  EdDSA: eddsa(),
+  Ed25519: eddsa(),
+  "ML-DSA-44": mldsa(44),
+  "ML-DSA-65": mldsa(65),
+  "ML-DSA-87": mldsa(87)
+});
+function jwsAlgorithm(alg) {
+  const entry = typeof alg == "string" ? JWS[alg] : void 0;
+  if (!entry)
+    throw new JOSENotSupported(`alg ${alg} is not supported either by JOSE or your javascript runtime`);
+  return entry;
+}
+
+// ../../work/main/node_modules/jose/dist/webapi/lib/jwt_claims_set.js
+var epoch = (date) => Math.floor(date.getTime() / 1e3);
+var multipliers = {
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86400,
+  w: 604800,
+  y: 31557600
+};
+var REGEX = /^(\+|\-)? ?(\d+|\d+\.\d+) ?(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)(?: (ago|from now))?$/i;
+function invalidDuration() {
+  throw new TypeError("Invalid time period format");
+}
+function secs(str) {
+  typeof str != "string" && invalidDuration();
+  const matched = REGEX.exec(str);
+  (!matched || matched[4] && matched[1]) && invalidDuration();
+  const value = parseFloat(matched[2]), durationSeconds = Math.round(value * multipliers[matched[3][0].toLowerCase()]);
+  return Number.isFinite(durationSeconds) || invalidDuration(), matched[1] === "-" || matched[4] === "ago" ? -durationSeconds : durationSeconds;
+}
+function validateInput(label, input) {
+  if (!Number.isFinite(input))
+    throw new TypeError(`Invalid ${label} input`);
+  return input;
+}
+function validateStringClaim(claim, value) {
+  if (typeof value != "string")
+    throw new TypeError(`"${claim}" claim must be a string`);
+}
+function validateAudienceClaim(value) {
+  if (typeof value != "string" && (!Array.isArray(value) || Array.from(value).some((member) => typeof member != "string")))
+    throw new TypeError('"aud" claim must be a string or an array of strings');
+}
+function numericDate(value, label) {
+  return typeof value == "number" ? validateInput(label, value) : value instanceof Date ? validateInput(label, epoch(value)) : epoch(/* @__PURE__ */ new Date()) + secs(value);
+}
+var producerClaimsSets;
+function producerClaimsSet(producer) {
+  return producerClaimsSets.get(producer);
+}
+function jwtClaimsSetBytes(producer) {
+  const claimsSet = producerClaimsSet(producer);
+  for (const claim of ["iat", "nbf", "exp"]) {
+    const value = claimsSet[claim];
+    if (typeof value == "number" && !Number.isFinite(value))
+      throw new TypeError(`"${claim}" claim must be a finite number`);
+  }
+  return encoder.encode(JSON.stringify(claimsSet));
+}
+var JWTClaimsBuilder = class {
+  constructor(claimsSet = {}) {
+    if (!isObject(claimsSet))
+      throw new TypeError("JWT Claims Set MUST be an object");
+    (producerClaimsSets ||= /* @__PURE__ */ new WeakMap()).set(this, structuredClone(claimsSet));
+  }
+  setIssuer(value) {
+    return validateStringClaim("iss", value), producerClaimsSet(this).iss = value, this;
+  }
+  setSubject(value) {
+    return validateStringClaim("sub", value), producerClaimsSet(this).sub = value, this;
+  }
+  setAudience(value) {
+    return validateAudienceClaim(value), producerClaimsSet(this).aud = value, this;
+  }
+  setJti(value) {
+    return validateStringClaim("jti", value), producerClaimsSet(this).jti = value, this;
+  }
+  setNotBefore(value) {
+    return producerClaimsSet(this).nbf = numericDate(value, "setNotBefore"), this;
+  }
+  setExpirationTime(value) {
+    return producerClaimsSet(this).exp = numericDate(value, "setExpirationTime"), this;
+  }
+  setIssuedAt(value) {
+    const claimsSet = producerClaimsSet(this);
+    return value === void 0 ? claimsSet.iat = epoch(/* @__PURE__ */ new Date()) : typeof value == "string" ? claimsSet.iat = validateInput("setIssuedAt", epoch(/* @__PURE__ */ new Date()) + secs(value)) : claimsSet.iat = numericDate(value, "setIssuedAt"), this;
+  }
+};
+
+// ../../work/main/node_modules/jose/dist/webapi/lib/jws_sign.js
+async function createSignature(input, key, rejectUnencoded) {
+  let [payload, protectedHeader, unprotectedHeader, crit] = input, encodedProtectedHeader = "";
+  if (protectedHeader !== void 0) {
+    const normalized = serializeJoseHeader(JWSInvalid, protectedHeader);
+    protectedHeader = normalized[0], encodedProtectedHeader = encode2(normalized[1]);
+  }
+  if (unprotectedHeader !== void 0 && (unprotectedHeader = serializeJoseHeader(JWSInvalid, unprotectedHeader)[0]), !protectedHeader && !unprotectedHeader)
+    throw new JWSInvalid("either setProtectedHeader or setUnprotectedHeader must be called before #sign()");
+  if (!isDisjoint(protectedHeader, unprotectedHeader))
+    throw new JWSInvalid("JWS Protected and JWS Unprotected Header Parameter names must be disjoint");
+  const joseHeader = { ...protectedHeader, ...unprotectedHeader };
+  validateCritDuplicates(JWSInvalid, protectedHeader);
+  const b64 = validateB64(protectedHeader, validateCrit(JWSInvalid, JWS_RECOGNIZED, crit, protectedHeader, joseHeader));
+  b64 || rejectUnencoded?.();
+  const { alg } = joseHeader;
+  if (typeof alg != "string" || !alg)
+    throw new JWSInvalid('JWS "alg" (Algorithm) Header Parameter missing or invalid');
+  const entry = jwsAlgorithm(alg);
+  let encodedPayload = "", signingPayload = payload, signingInput;
+  if (b64) {
+    const encodedPayloadCache = input[4];
+    encodedPayloadCache ? (encodedPayload = encodedPayloadCache[0] ??= encode2(payload), signingPayload = encodedPayloadCache[1] ??= encode(encodedPayload)) : (encodedPayload = encode2(payload), signingInput = encoder.encode(`${encodedProtectedHeader}.${encodedPayload}`));
+  }
+  signingInput ??= concat(encode(encodedProtectedHeader), encode("."), signingPayload);
+  const signingKey = await rawKey(await prepareKey(entry, key, "sign"), entry.subtle, "sign");
+  entry.minRsaBits && checkModulusLength(entry.alg, signingKey);
+  const jws = {
+    signature: encode2(new Uint8Array(await crypto.subtle.sign(entry.signing, signingKey, signingInput))),
+    payload: encodedPayload
+  };
+  return protectedHeader && (jws.protected = encodedProtectedHeader), unprotectedHeader && (jws.header = unprotectedHeader), [jws, b64];
+}
+async function createCompactSignature(payload, protectedHeader, crit, key, rejectUnencoded) {
+  const [jws] = await createSignature([payload, protectedHeader, void 0, crit], key, rejectUnencoded);
+  return `${jws.protected}.${jws.payload}.${jws.signature}`;
+}
+
+// ../../work/main/node_modules/jose/dist/webapi/jwt/sign.js
+var SignJWT_base = JWTClaimsBuilder;
+var SignJWT = class extends SignJWT_base {
+  #protectedHeader;
+  setProtectedHeader(protectedHeader) {
+    return assertNotSet(this.#protectedHeader, "setProtectedHeader"), this.#protectedHeader = protectedHeader, this;
+  }
+  async sign(key, options) {
+    return createCompactSignature(jwtClaimsSetBytes(this), this.#protectedHeader, options?.crit, key, () => {
+      throw new JWTInvalid("JWTs MUST NOT use unencoded payload");
+    });
+  }
+};
 
 // ../../work/main/node_modules/jose/dist/webapi/util/decode_jwt.js
 function decodeJwt(jwt) {
@@ -1204,8 +1656,8 @@ function looseInstanceOf(input, expected) {
 }
 var ERR_INVALID_ARG_VALUE = "ERR_INVALID_ARG_VALUE";
 var ERR_INVALID_ARG_TYPE = "ERR_INVALID_ARG_TYPE";
-function CodedTypeError(message, code, cause) {
-  const err = new TypeError(message, { cause });
+function CodedTypeError(message2, code, cause) {
+  const err = new TypeError(message2, { cause });
   Object.assign(err, { code });
   return err;
 }
@@ -1275,8 +1727,8 @@ function b64u(input) {
 }
 var UnsupportedOperationError = class extends Error {
   code;
-  constructor(message, options) {
-    super(message, options);
+  constructor(message2, options) {
+    super(message2, options);
     this.name = this.constructor.name;
     this.code = UNSUPPORTED_OPERATION;
     Error.captureStackTrace?.(this, this.constructor);
@@ -1284,8 +1736,8 @@ var UnsupportedOperationError = class extends Error {
 };
 var OperationProcessingError = class extends Error {
   code;
-  constructor(message, options) {
-    super(message, options);
+  constructor(message2, options) {
+    super(message2, options);
     this.name = this.constructor.name;
     if (options?.code) {
       this.code = options?.code;
@@ -1293,8 +1745,8 @@ var OperationProcessingError = class extends Error {
     Error.captureStackTrace?.(this, this.constructor);
   }
 };
-function OPE(message, code, cause) {
-  return new OperationProcessingError(message, { code, cause });
+function OPE(message2, code, cause) {
+  return new OperationProcessingError(message2, { code, cause });
 }
 async function calculateJwkThumbprint(jwk) {
   let components;
@@ -1746,8 +2198,8 @@ var ResponseBodyError = class extends Error {
   status;
   error_description;
   response;
-  constructor(message, options) {
-    super(message, options);
+  constructor(message2, options) {
+    super(message2, options);
     this.name = this.constructor.name;
     this.code = RESPONSE_BODY_ERROR;
     this.cause = options.cause;
@@ -1763,8 +2215,8 @@ var AuthorizationResponseError = class extends Error {
   code;
   error;
   error_description;
-  constructor(message, options) {
-    super(message, options);
+  constructor(message2, options) {
+    super(message2, options);
     this.name = this.constructor.name;
     this.code = AUTHORIZATION_RESPONSE_ERROR;
     this.cause = options.cause;
@@ -1778,8 +2230,8 @@ var WWWAuthenticateChallengeError = class extends Error {
   code;
   response;
   status;
-  constructor(message, options) {
-    super(message, options);
+  constructor(message2, options) {
+    super(message2, options);
     this.name = this.constructor.name;
     this.code = WWW_AUTHENTICATE_CHALLENGE;
     this.cause = options.cause;
@@ -2060,7 +2512,7 @@ function validatePresence(required, result) {
   }
   return result;
 }
-function validateStringClaim(claim, result) {
+function validateStringClaim2(claim, result) {
   if (typeof result.claims[claim] !== "string") {
     throw OPE(`unexpected JWT "${claim}" (${jwtClaimNames[claim]}) claim type`, INVALID_RESPONSE, {
       claims: result.claims
@@ -2069,7 +2521,7 @@ function validateStringClaim(claim, result) {
   return result;
 }
 function validateIdTokenClaims(as, client, idToken, requiredClaims, decryptFn) {
-  return validateJwt(idToken, checkSigningAlgorithm.bind(void 0, client.id_token_signed_response_alg, as.id_token_signing_alg_values_supported, "RS256"), getClockSkew(client), getClockTolerance(client), decryptFn).then(validatePresence.bind(void 0, ["aud", "exp", "iat", "iss", "sub", ...requiredClaims])).then(validateIssuer.bind(void 0, as)).then(validateAudience.bind(void 0, client.client_id)).then(validateStringClaim.bind(void 0, "sub"));
+  return validateJwt(idToken, checkSigningAlgorithm.bind(void 0, client.id_token_signed_response_alg, as.id_token_signing_alg_values_supported, "RS256"), getClockSkew(client), getClockTolerance(client), decryptFn).then(validatePresence.bind(void 0, ["aud", "exp", "iat", "iss", "sub", ...requiredClaims])).then(validateIssuer.bind(void 0, as)).then(validateAudience.bind(void 0, client.client_id)).then(validateStringClaim2.bind(void 0, "sub"));
 }
 function validateIdTokenAuthTimeClaim(claims) {
   if (claims.auth_time !== void 0) {
@@ -2314,13 +2766,13 @@ function ClientSecretPost2(clientSecret) {
   if (clientSecret !== void 0) {
     return ClientSecretPost(clientSecret);
   }
-  const cache = /* @__PURE__ */ new WeakMap();
+  const cache2 = /* @__PURE__ */ new WeakMap();
   return (as, client, body, headers2) => {
     let auth;
-    if (!(auth = cache.get(client))) {
+    if (!(auth = cache2.get(client))) {
       assertString2(client.client_secret, '"metadata.client_secret"');
       auth = ClientSecretPost(client.client_secret);
-      cache.set(client, auth);
+      cache2.set(client, auth);
     }
     return auth(as, client, body, headers2);
   };
@@ -2339,15 +2791,15 @@ function None2() {
 var customFetch2 = customFetch;
 var ERR_INVALID_ARG_VALUE2 = "ERR_INVALID_ARG_VALUE";
 var ERR_INVALID_ARG_TYPE2 = "ERR_INVALID_ARG_TYPE";
-function CodedTypeError2(message, code, cause) {
-  const err = new TypeError(message, { cause });
+function CodedTypeError2(message2, code, cause) {
+  const err = new TypeError(message2, { cause });
   Object.assign(err, { code });
   return err;
 }
 var ClientError = class extends Error {
   code;
-  constructor(message, options) {
-    super(message, options);
+  constructor(message2, options) {
+    super(message2, options);
     this.name = this.constructor.name;
     this.code = options?.code;
     Error.captureStackTrace?.(this, this.constructor);
@@ -3132,10 +3584,10 @@ function abytes(value, length, title = "") {
   const bytes = isBytes(value);
   const ofLen = length !== void 0 ? ` of length ${length}` : "";
   const got = bytes ? `length=${value.length}` : `type=${typeof value}`;
-  const message = atitle(title) + "expected Uint8Array" + ofLen + ", got " + got;
+  const message2 = atitle(title) + "expected Uint8Array" + ofLen + ", got " + got;
   if (!bytes)
-    throw new TypeError(message);
-  throw new RangeError(message);
+    throw new TypeError(message2);
+  throw new RangeError(message2);
 }
 var aobject = (value, label) => {
   if (value === null || typeof value !== "object" || Array.isArray(value))
@@ -3505,6 +3957,74 @@ var sha256 = /* @__PURE__ */ createHasher(
 // src/core/mint/sha256-hex.ts
 var sha256Hex = (text3) => bytesToHex(sha256(utf8ToBytes(text3)));
 
+// src/core/dpop/dpop-proof.ts
+var DPOP_PROOF_LIMITS = {
+  /** A proof is a header with a public key and five short claims; anything near this is not one. */
+  bytes: 8 * 1024,
+  jtiChars: 256,
+  /** How long after its `iat` a proof is accepted; its `jti` is remembered that long. */
+  maxAgeSeconds: 60,
+  /** How far in the future `iat` may be (the job's clock running ahead of the broker's). */
+  clockSkewSeconds: 5,
+  /**
+   * The largest RSA modulus taken (jose refuses under 2048). A signature check costs in proportion to the key's size, which
+   * the sender picks: a 16384-bit key makes it about 30 times dearer, before the sender is known to be anyone.
+   */
+  rsaModulusBits: 4096
+};
+function accessTokenHash(accessToken) {
+  return base64url_exports.encode(sha256(utf8ToBytes(accessToken)));
+}
+
+// src/core/dpop/dpop-fetch.ts
+function createDpopProof(key, request) {
+  const url = new URL(request.url);
+  const ath = request.accessToken === void 0 ? request.ath : accessTokenHash(request.accessToken);
+  return new SignJWT({
+    htm: request.method.toUpperCase(),
+    htu: `${url.origin}${url.pathname}`,
+    jti: crypto.randomUUID(),
+    ...ath === void 0 ? {} : { ath },
+    ...request.nonce === void 0 ? {} : { nonce: request.nonce }
+  }).setProtectedHeader({ alg: key.alg, typ: "dpop+jwt", jwk: key.publicJwk }).setIssuedAt().sign(key.privateKey);
+}
+
+// src/cli/pipeline/revoke-token.ts
+var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
+var REVOCATIONS = {
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
+};
+async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
+  const api = env["GITHUB_API_URL"];
+  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
+  const url = URL.canParse(api) ? new URL(api) : void 0;
+  if (url === void 0 || url.protocol !== "https:" && !isLoopbackHttpUrl(url)) {
+    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
+  }
+  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
+  });
+  await response.body?.cancel();
+  if (response.status === 204) return "revoked the GitHub installation token";
+  if (response.status === 401 && response.headers.has("x-github-request-id") && !response.headers.has("keyway-error")) {
+    return "the GitHub installation token had already expired";
+  }
+  const from = response.headers.has("x-github-request-id") ? "GitHub" : `${url.host} (not GitHub: no x-github-request-id)`;
+  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
+}
+async function revokeKeywayToken(token, { broker, fetch: fetch2, dpop }) {
+  const url = new URL("/revoke", broker).href;
+  const proof = dpop === void 0 ? void 0 : await createDpopProof(dpop, { method: "POST", url, accessToken: token });
+  const response = await fetch2(url, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...proof === void 0 ? {} : { dpop: proof } },
+    body: new URLSearchParams({ token, token_type_hint: "access_token" }).toString()
+  });
+  if (response.status !== 200) throw new Error(`the broker answered ${response.status} to the revocation`);
+  return "revoked the keyway token";
+}
+
 // src/cli/pipeline/exchange-with-broker.ts
 var BrokerRefusedError = class extends KeywayError {
   name = "BrokerRefusedError";
@@ -3547,8 +4067,8 @@ var BrokerUnavailableError = class extends KeywayError {
   name = "BrokerUnavailableError";
   code = "broker_unavailable";
   auditEventId;
-  constructor(message, options = {}) {
-    super(message, { cause: options.cause });
+  constructor(message2, options = {}) {
+    super(message2, { cause: options.cause });
     this.auditEventId = options.auditEventId;
   }
 };
@@ -3563,10 +4083,9 @@ async function exchangeWithBroker(request) {
     throw await classify(error, tokenEndpoint, subjectToken);
   }
   const body = response;
+  const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
   if (request.dpop !== void 0 && response.token_type !== "dpop") {
-    throw new BrokerUnavailableError(`the broker answered a ${response.token_type} token to a DPoP request: it did not bind the token to the job's key`, {
-      auditEventId: typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0
-    });
+    throw await refuseUnbound(request, request.dpop, response.access_token, response.token_type, auditEventId);
   }
   const expiresIn = response.expires_in ?? 0;
   return {
@@ -3575,9 +4094,21 @@ async function exchangeWithBroker(request) {
     tokenType: response.token_type,
     expiresAt: new Date(Date.now() + expiresIn * 1e3),
     scope: response.scope,
-    auditEventId: typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0,
+    auditEventId,
     sha256: sha256Hex(response.access_token)
   };
+}
+async function refuseUnbound(request, key, token, tokenType, auditEventId) {
+  request.mask(token);
+  const revoked = await revokeKeywayToken(token, { broker: request.url, fetch: request.fetch, dpop: key }).then(
+    () => "it was revoked at the broker",
+    (error) => `it could not be revoked at the broker (${describeNetworkError(error)}): it stays live until it expires`
+  );
+  const named = /^[A-Za-z0-9_-]{1,32}$/.test(tokenType) ? `a ${tokenType}` : "an unbound";
+  return new BrokerUnavailableError(
+    `the broker answered ${named} token to a DPoP request: it did not bind the token to the job's key; the token is not used nor printed (masked in GitHub Actions), and ${revoked}`,
+    { auditEventId }
+  );
 }
 var OWNER_KEY = /^[a-z0-9][a-z0-9-]{0,38}$/;
 var OwnerTokenAnswer = object({
@@ -3698,8 +4229,8 @@ function addMask(value) {
   return `::add-mask::${escapeData(value)}
 `;
 }
-function annotation(level, message) {
-  return `::${level}::${escapeData(inert(message))}
+function annotation(level, message2) {
+  return `::${level}::${escapeData(inert(message2))}
 `;
 }
 function escapeData(value) {
@@ -3721,8 +4252,8 @@ var CloudRefusedError = class extends KeywayError {
   code = "cloud_refused";
   status;
   service;
-  constructor(service, status, message) {
-    super(message);
+  constructor(service, status, message2) {
+    super(message2);
     this.service = service;
     this.status = status;
   }
@@ -3796,47 +4327,6 @@ function describeFailure(error) {
 function jobLogLine(line) {
   return `keyway: ${inert(line)}
 `;
-}
-
-// src/core/dpop/dpop-proof.ts
-var DPOP_PROOF_LIMITS = {
-  /** A proof is a header with a public key and five short claims; anything near this is not one. */
-  bytes: 8 * 1024,
-  jtiChars: 256,
-  /** How long after its `iat` a proof is accepted; its `jti` is remembered that long. */
-  maxAgeSeconds: 60,
-  /** How far in the future `iat` may be (the job's clock running ahead of the broker's). */
-  clockSkewSeconds: 5,
-  /**
-   * The largest RSA modulus taken (jose refuses under 2048). A signature check costs in proportion to the key's size, which
-   * the sender picks: a 16384-bit key makes it about 30 times dearer, before the sender is known to be anyone.
-   */
-  rsaModulusBits: 4096
-};
-
-// src/cli/pipeline/revoke-token.ts
-var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
-var REVOCATIONS = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
-};
-async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
-  const api = env["GITHUB_API_URL"];
-  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
-  const url = URL.canParse(api) ? new URL(api) : void 0;
-  if (url === void 0 || url.protocol !== "https:" && !isLoopbackHttpUrl(url)) {
-    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
-  }
-  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
-  });
-  await response.body?.cancel();
-  if (response.status === 204) return "revoked the GitHub installation token";
-  if (response.status === 401 && response.headers.has("x-github-request-id") && !response.headers.has("keyway-error")) {
-    return "the GitHub installation token had already expired";
-  }
-  const from = response.headers.has("x-github-request-id") ? "GitHub" : `${url.host} (not GitHub: no x-github-request-id)`;
-  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
 }
 
 // src/cli/pipeline/aws-delivery.ts
@@ -4347,6 +4837,9 @@ var REVOKE_STATE = "revoke";
 var log = (line) => {
   process.stdout.write(jobLogLine(line));
 };
+var mask = (token) => {
+  process.stdout.write(addMask(token));
+};
 async function main() {
   const url = actionInput("url");
   if (url === "" || !URL.canParse(url)) throw new Error("the `url` input must be the broker's URL");
@@ -4361,9 +4854,10 @@ async function main() {
     scopes: cloud === void 0 ? actionInput("scope").split(/\s+/).filter(Boolean) : [],
     requestedTokenType: cloud !== void 0 ? CLOUD_TOKEN_TYPE : actionInput("github-token") === "true" ? GITHUB_INSTALLATION_TOKEN_TYPE : void 0,
     fetch: fetch2,
-    log
+    log,
+    mask
   });
-  process.stdout.write(addMask(issued.accessToken));
+  mask(issued.accessToken);
   if (cloud !== void 0) {
     log(grantLine(issued));
     if (await deliverCloudCredentials(cloud, issued, { env: process.env, fetch: fetch2, log }) !== 0) process.exitCode = 1;
@@ -4393,7 +4887,7 @@ async function tokenMap(url, fetch2) {
     fetch: fetch2,
     log
   });
-  for (const token of issued.tokens) process.stdout.write(addMask(token.accessToken));
+  for (const token of issued.tokens) mask(token.accessToken);
   const tokens = issued.tokens.map((token) => token.accessToken);
   appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
   for (const token of issued.tokens) {

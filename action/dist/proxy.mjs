@@ -2072,6 +2072,47 @@ var sha256 = /* @__PURE__ */ createHasher(
 // src/core/mint/sha256-hex.ts
 var sha256Hex = (text2) => bytesToHex(sha256(utf8ToBytes(text2)));
 
+// src/core/dpop/dpop-proof.ts
+var DPOP_PROOF_LIMITS = {
+  /** A proof is a header with a public key and five short claims; anything near this is not one. */
+  bytes: 8 * 1024,
+  jtiChars: 256,
+  /** How long after its `iat` a proof is accepted; its `jti` is remembered that long. */
+  maxAgeSeconds: 60,
+  /** How far in the future `iat` may be (the job's clock running ahead of the broker's). */
+  clockSkewSeconds: 5,
+  /**
+   * The largest RSA modulus taken (jose refuses under 2048). A signature check costs in proportion to the key's size, which
+   * the sender picks: a 16384-bit key makes it about 30 times dearer, before the sender is known to be anyone.
+   */
+  rsaModulusBits: 4096
+};
+
+// src/cli/pipeline/revoke-token.ts
+var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
+var REVOCATIONS = {
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
+};
+async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
+  const api = env["GITHUB_API_URL"];
+  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
+  const url = URL.canParse(api) ? new URL(api) : void 0;
+  if (url === void 0 || url.protocol !== "https:" && !isLoopbackHttpUrl(url)) {
+    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
+  }
+  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
+  });
+  await response.body?.cancel();
+  if (response.status === 204) return "revoked the GitHub installation token";
+  if (response.status === 401 && response.headers.has("x-github-request-id") && !response.headers.has("keyway-error")) {
+    return "the GitHub installation token had already expired";
+  }
+  const from = response.headers.has("x-github-request-id") ? "GitHub" : `${url.host} (not GitHub: no x-github-request-id)`;
+  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
+}
+
 // src/cli/pipeline/exchange-with-broker.ts
 var BrokerRefusedError = class extends KeywayError {
   name = "BrokerRefusedError";

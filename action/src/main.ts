@@ -16,6 +16,9 @@ import { actionInput, REVOKE_STATE } from './runner.ts';
 const log = (line: string): void => {
   process.stdout.write(jobLogLine(line));
 };
+const mask = (token: string): void => {
+  process.stdout.write(addMask(token));
+};
 
 async function main(): Promise<void> {
   const url = actionInput('url');
@@ -35,8 +38,9 @@ async function main(): Promise<void> {
     requestedTokenType: cloud !== undefined ? CLOUD_TOKEN_TYPE : actionInput('github-token') === 'true' ? GITHUB_INSTALLATION_TOKEN_TYPE : undefined,
     fetch,
     log,
+    mask,
   });
-  process.stdout.write(addMask(issued.accessToken));
+  mask(issued.accessToken);
   if (cloud !== undefined) {
     // The keyway token goes to the cloud only; later steps get the cloud's credentials, masked.
     log(grantLine(issued));
@@ -73,7 +77,7 @@ async function tokenMap(url: string, fetch: FetchLike): Promise<void> {
     fetch,
     log,
   });
-  for (const token of issued.tokens) process.stdout.write(addMask(token.accessToken));
+  for (const token of issued.tokens) mask(token.accessToken);
   // Saved for the post step before anything else can fail: a token minted is a token to take back.
   const tokens = issued.tokens.map((token) => token.accessToken);
   appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));

@@ -183,6 +183,12 @@ export const exchange: Command = {
       const asked = { url: new URL(url), subjectAudience: values['subject-audience'], audiences: values.repository, scopes, fetch, log };
       return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, fetch, log });
     }
+    // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: a token is masked
+    // once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file, or printed
+    // by a later command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
+    const mask = (token: string) => {
+      if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(token));
+    };
     let issued;
     // Made before anything is asked, so the CI token is only ever exchanged for a bound token.
     const key = values.dpop ? await generateDpopKey() : undefined;
@@ -198,13 +204,11 @@ export const exchange: Command = {
         fetch,
         log,
         dpop: key,
+        mask,
       });
       log(grantLine(issued));
       if (key !== undefined) log(`token bound to this job's DPoP key, jkt ${await calculateJwkThumbprint(key.publicJwk, 'sha256')}`);
-      // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: the token is
-      // masked once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file,
-      // or printed by a later command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
-      if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(issued.accessToken));
+      mask(issued.accessToken);
       if (cloud !== undefined) return await deliverCloudCredentials(cloud, issued, { env: process.env, fetch, log });
     } catch (error) {
       return reportFailure(error, log);

@@ -251,3 +251,100 @@ grant:
     expect(result.stderr).toContain('no signing helper: KEYWAY_DPOP_SOCKET and KEYWAY_DPOP_SECRET are set only inside keyway exchange --dpop --exec');
   });
 });
+
+/**
+ * A DPoP request answered with a bearer token (a broker that does not bind it, or whatever answers in the broker's place):
+ * the job refuses it, but whoever answered holds it, live. It is masked before anything else is written, never printed, and
+ * revoked at the broker with a proof of the job's key; the error says which was done. A loopback broker of the test's own,
+ * since the real one never answers so.
+ */
+describe('keyway exchange --dpop answered a bearer token', () => {
+  const BEARER = `eyJub3QiOiJib3VuZCJ9.eyJqdGkiOiJiZWFyZXIifQ.${crypto.randomUUID()}`;
+  const revocations: { body: string; dpop: string | null }[] = [];
+  let revokeStatus = 200;
+  let broker: Awaited<ReturnType<typeof serveOnLoopback>>;
+
+  beforeAll(async () => {
+    broker = await serveOnLoopback(async (request) => {
+      const path = new URL(request.url).pathname;
+      if (path.startsWith('/.well-known/')) return Response.json({ issuer: broker.base, token_endpoint: `${broker.base}/token` });
+      if (path === '/token') {
+        return Response.json({
+          access_token: BEARER,
+          token_type: 'Bearer',
+          expires_in: 600,
+          issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          audit_event_id: '01UNBOUND',
+        });
+      }
+      if (path === '/revoke') {
+        revocations.push({ body: await request.text(), dpop: request.headers.get('dpop') });
+        return revokeStatus === 200 ? new Response(null, { status: 200 }) : Response.json({ error: 'invalid_request' }, { status: revokeStatus });
+      }
+      return new Response(null, { status: 404 });
+    });
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  async function exchange(env: Environment): Promise<{ result: ProcessResult; ran: boolean }> {
+    const cwd = mkdtempSync(join(tmpdir(), 'keyway-dpop-unbound-'));
+    const marker = join(cwd, 'ran');
+    const ciToken = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaS1qb2IifQ.c2lnbmF0dXJl';
+    const result = await runProcess(
+      process.execPath,
+      [
+        CLI,
+        'exchange',
+        '--url',
+        broker.base,
+        '--from',
+        'circleci',
+        '--dpop',
+        '--exec',
+        '--',
+        process.execPath,
+        '-e',
+        `require('fs').writeFileSync(${JSON.stringify(marker)}, '')`,
+      ],
+      { cwd, env: { PATH: process.env['PATH'], HOME: cwd, TMPDIR: cwd, CIRCLE_OIDC_TOKEN_V2: ciToken, ...env } },
+    );
+    return { result, ran: existsSync(marker) };
+  }
+
+  it('in GitHub Actions: masked before anything else, revoked with a proof of the key, no command run, exit 5', async () => {
+    revocations.length = 0;
+    revokeStatus = 200;
+    const { result, ran } = await exchange({ GITHUB_ACTIONS: 'true' });
+    expect(result.code).toBe(5);
+    expect(ran).toBe(false);
+    expect(result.stdout).toBe('');
+    const lines = result.stderr.split('\n');
+    // The only line that holds the token is its mask, and it comes before the refusal says anything.
+    expect(lines.filter((line) => line.includes(BEARER))).toEqual([`::add-mask::${BEARER}`]);
+    const refusal = lines.findIndex((line) => line.includes('broker unavailable'));
+    expect(lines.indexOf(`::add-mask::${BEARER}`)).toBeLessThan(refusal);
+    expect(lines[refusal]).toBe(
+      "keyway: broker unavailable: the broker answered a bearer token to a DPoP request: it did not bind the token to the job's key; " +
+        'the token is not used nor printed (masked in GitHub Actions), and it was revoked at the broker',
+    );
+    expect(lines).toContain('keyway: audit_event_id=01UNBOUND');
+    expect(revocations).toHaveLength(1);
+    expect(new URLSearchParams(revocations[0]!.body).get('token')).toBe(BEARER);
+    const proof = decodeJwt(revocations[0]!.dpop ?? '');
+    expect(proof).toMatchObject({ htm: 'POST', htu: `${broker.base}/revoke` });
+  }, 60_000);
+
+  it('elsewhere, and the revocation refused: the token is in no output, and the error says it stays live', async () => {
+    revocations.length = 0;
+    revokeStatus = 400;
+    const { result, ran } = await exchange({ CIRCLECI: 'true' });
+    expect(result.code).toBe(5);
+    expect(ran).toBe(false);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).not.toContain(BEARER);
+    expect(result.stderr).toContain('and it could not be revoked at the broker (the broker answered 400 to the revocation): it stays live until it expires');
+    expect(revocations).toHaveLength(1);
+  }, 60_000);
+});

@@ -106,7 +106,7 @@ describe('the pipeline side reads no answer past its cap', () => {
   const source = { name: 'test CI', read: async () => CI_TOKEN };
 
   it('the exchange: a flood from the token endpoint, or in place of the metadata, is the broker unavailable', async () => {
-    const exchange = (url: string) => () => exchangeWithBroker({ url: new URL(url), source, audiences: [], scopes: [], fetch, log: () => {} });
+    const exchange = (url: string) => () => exchangeWithBroker({ url: new URL(url), source, audiences: [], scopes: [], fetch, log: () => {}, mask: () => {} });
     for (const [url, request] of [
       [broker.base, /POST http:\/\/127\.0\.0\.1:\d+\/token/],
       [flooding.base, /GET http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-authorization-server/],

@@ -7,6 +7,7 @@ import { FetchError } from '../../core/outbound/fetch-json.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, RedirectRefusedError, type FetchLike } from './retrying-fetch.ts';
+import { revokeKeywayToken } from './revoke-token.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
 import type { DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
 
@@ -26,6 +27,8 @@ export interface BrokerExchangeRequest {
   readonly log: (line: string) => void;
   /** A key to bind the token to (RFC 9449): the exchange carries a DPoP proof, and only a DPoP-bound token is accepted back. */
   readonly dpop?: DpopKeyPair | undefined;
+  /** Masks a token in the job log before anything could print it (GitHub Actions' `::add-mask::`): a token refused as it arrives too. */
+  readonly mask: (token: string) => void;
 }
 
 export interface IssuedToken {
@@ -114,10 +117,9 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
     throw await classify(error, tokenEndpoint, subjectToken);
   }
   const body = response as unknown as Readonly<Record<string, unknown>>;
+  const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
   if (request.dpop !== undefined && response.token_type !== 'dpop') {
-    throw new BrokerUnavailableError(`the broker answered a ${response.token_type} token to a DPoP request: it did not bind the token to the job's key`, {
-      auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
-    });
+    throw await refuseUnbound(request, request.dpop, response.access_token, response.token_type, auditEventId);
   }
   const expiresIn = response.expires_in ?? 0;
   return {
@@ -126,9 +128,35 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
     tokenType: response.token_type,
     expiresAt: new Date(Date.now() + expiresIn * 1000),
     scope: response.scope,
-    auditEventId: typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined,
+    auditEventId,
     sha256: sha256Hex(response.access_token),
   };
+}
+
+/**
+ * A token answered to a DPoP request without the binding: whoever answered holds it, live, and the job never uses it. It
+ * is masked before anything could print it, and revoked at the broker, best effort, with a proof of the job's key (which
+ * the broker needs should the token be bound after all, and ignores otherwise); the error says what was done.
+ */
+async function refuseUnbound(
+  request: BrokerExchangeRequest,
+  key: DpopKeyPair,
+  token: string,
+  tokenType: string,
+  auditEventId: string | undefined,
+): Promise<BrokerUnavailableError> {
+  request.mask(token);
+  const revoked = await revokeKeywayToken(token, { broker: request.url, fetch: request.fetch, dpop: key }).then(
+    () => 'it was revoked at the broker',
+    (error: unknown) => `it could not be revoked at the broker (${describeNetworkError(error)}): it stays live until it expires`,
+  );
+  // The type as the answer named it, if it is a plausible one: the answer is not the broker's to be trusted.
+  const named = /^[A-Za-z0-9_-]{1,32}$/.test(tokenType) ? `a ${tokenType}` : 'an unbound';
+  return new BrokerUnavailableError(
+    `the broker answered ${named} token to a DPoP request: it did not bind the token to the job's key; the token is not used nor printed ` +
+      `(masked in GitHub Actions), and ${revoked}`,
+    { auditEventId },
+  );
 }
 
 /** One owner's GitHub installation token of a token map (issue 19). */
@@ -168,7 +196,7 @@ const TokenMapAnswer = v.object({
  * repositories asked for, all or none. Its answer has no top-level access_token (RFC 8693 wants one, which an OAuth
  * client library insists on), so it is posted and read here rather than through openid-client.
  */
-export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType'>): Promise<IssuedTokenMap> {
+export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType' | 'mask'>): Promise<IssuedTokenMap> {
   const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
   parameters.set('grant_type', TOKEN_EXCHANGE_GRANT);
   parameters.set('client_id', CLIENT_ID);
@@ -210,7 +238,7 @@ function unreadable(issues: readonly v.BaseIssue<unknown>[]): string {
 
 /** Discovery, the token endpoint (https, or http on loopback), the job's own CI token, and the RFC 8693 parameters. */
 async function prepareExchange(
-  request: BrokerExchangeRequest,
+  request: Omit<BrokerExchangeRequest, 'mask'>,
 ): Promise<{ config: client.Configuration; tokenEndpoint: string; subjectToken: string; parameters: URLSearchParams }> {
   const insecure = request.url.protocol === 'http:' && isLoopbackHttpUrl(request.url);
   const config = await discover(request, insecure);
@@ -237,7 +265,7 @@ function oauthErrorOf(body: Readonly<Record<string, unknown>>): string {
   return typeof body['error'] === 'string' ? `: ${body['error']}${typeof body['error_description'] === 'string' ? ` (${body['error_description']})` : ''}` : '';
 }
 
-async function discover(request: BrokerExchangeRequest, insecure: boolean): Promise<client.Configuration> {
+async function discover(request: Omit<BrokerExchangeRequest, 'mask'>, insecure: boolean): Promise<client.Configuration> {
   try {
     return await client.discovery(request.url, CLIENT_ID, undefined, client.None(), {
       algorithm: 'oauth2',
