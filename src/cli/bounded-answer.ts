@@ -1,4 +1,4 @@
-import { FetchError, readBounded } from '../core/outbound/fetch-json.ts';
+import { FetchError, readBounded } from '../core/outbound/read-bounded.ts';
 import { OUTBOUND_MAX_BYTES } from '../core/outbound/outbound-http.ts';
 import { CliError } from './command.ts';
 import { inert } from './terminal-text.ts';

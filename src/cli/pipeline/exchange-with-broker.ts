@@ -3,7 +3,7 @@ import * as client from 'openid-client';
 import * as v from 'valibot';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
-import { FetchError } from '../../core/outbound/fetch-json.ts';
+import { FetchError } from '../../core/outbound/read-bounded.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, RedirectRefusedError, type FetchLike } from './retrying-fetch.ts';

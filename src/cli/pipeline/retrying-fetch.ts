@@ -1,5 +1,5 @@
 import { KeywayError } from '../../core/errors/keyway-error.ts';
-import { readBounded } from '../../core/outbound/fetch-json.ts';
+import { readBounded } from '../../core/outbound/read-bounded.ts';
 
 /** How hard the pipeline side tries before it gives up on a broker or a CI token service. */
 export interface RetryPolicy {

@@ -1,4 +1,5 @@
-import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
+import { fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
+import { FetchError } from '../outbound/read-bounded.ts';
 import { checkOutboundUrl } from '../outbound/check-outbound-url.ts';
 
 /**

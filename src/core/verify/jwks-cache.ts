@@ -1,7 +1,8 @@
 import { base64url, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
-import { FetchError, fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
+import { fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
+import { FetchError } from '../outbound/read-bounded.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 export interface JwksCachePolicy {

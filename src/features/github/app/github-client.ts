@@ -1,6 +1,6 @@
 import type { CryptoKey } from 'jose';
 import { checkOutboundUrl } from '../../../core/outbound/check-outbound-url.ts';
-import { readBounded } from '../../../core/outbound/fetch-json.ts';
+import { readBounded } from '../../../core/outbound/read-bounded.ts';
 import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';
 import { errorCodeForStatus, GitHubError } from './github-error.ts';
 import type { GitHubAppSettings } from './github-settings.ts';

@@ -1,0 +1,48 @@
+import { KeywayError } from '../errors/keyway-error.ts';
+
+export class FetchError extends KeywayError {
+  override readonly name = 'FetchError';
+  readonly code = 'fetch_failed';
+}
+
+/**
+ * Reads a response body up to `maxBytes`, refusing more (declared or streamed) and cancelling the rest
+ * unread. Every failure is a FetchError: more bytes than the cap, and a body that breaks off (the
+ * connection dropped, the deadline passed) alike, so callers map one error type to "the server is
+ * unavailable". `request` names what was asked in the message (`GET https://…`).
+ */
+export async function readBounded(response: Response, maxBytes: number, request: string): Promise<string> {
+  const tooLarge = () => new FetchError(`the answer to ${request} is larger than ${maxBytes} bytes: not read further`);
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    let chunk: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      chunk = await reader.read();
+    } catch (cause) {
+      throw new FetchError(`the answer to ${request} broke off while reading its body: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+    const { done, value } = chunk;
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
