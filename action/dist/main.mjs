@@ -262,7 +262,7 @@ function checkJwtShape(value, from) {
   return token;
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/buffer_utils.js
+// node_modules/jose/dist/webapi/lib/buffer_utils.js
 var encoder = new TextEncoder();
 var decoder = new TextDecoder();
 var strictDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -313,7 +313,7 @@ function decodeBase64(encoded, url = false) {
   return bytes;
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/util/errors.js
+// node_modules/jose/dist/webapi/util/errors.js
 var JOSEError = class extends Error {
   static code = "ERR_JOSE_GENERIC";
   code = "ERR_JOSE_GENERIC";
@@ -334,7 +334,7 @@ var JWTInvalid = class extends JOSEError {
   code = "ERR_JWT_INVALID";
 };
 
-// ../../work/main/node_modules/jose/dist/webapi/util/base64url.js
+// node_modules/jose/dist/webapi/util/base64url.js
 var base64url_exports = {};
 __export(base64url_exports, {
   decode: () => decode,
@@ -352,7 +352,7 @@ function encode2(input) {
   return encodeBase64(typeof input == "string" ? encoder.encode(input) : input, true);
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/validate.js
+// node_modules/jose/dist/webapi/lib/validate.js
 function isObject(input) {
   if (typeof input != "object" || input === null || Object.prototype.toString.call(input) !== "[object Object]")
     return false;
@@ -419,7 +419,7 @@ function serializeJoseHeader(Err, header) {
   return [parsed, serialized];
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/key.js
+// node_modules/jose/dist/webapi/lib/key.js
 var tag = (key) => key[Symbol.toStringTag];
 var jwkMatchesOp = (entry, key, usage) => {
   const { alg } = entry;
@@ -550,7 +550,7 @@ async function rawKey(key, expected, usage, extractable = false) {
   return key instanceof Uint8Array && (key = await crypto.subtle.importKey("raw", key, expected, extractable, [usage])), checkCryptoKey(key, expected, usage), key;
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/key_descriptor.js
+// node_modules/jose/dist/webapi/lib/key_descriptor.js
 function table(entries) {
   const out = { __proto__: null };
   for (const alg in entries)
@@ -558,7 +558,7 @@ function table(entries) {
   return out;
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/jws_algorithms.js
+// node_modules/jose/dist/webapi/lib/jws_algorithms.js
 var sig = [["verify"], ["sign"]];
 function hmac(bits) {
   const subtle = { name: "HMAC", hash: `SHA-${bits}` };
@@ -628,7 +628,7 @@ function jwsAlgorithm(alg) {
   return entry;
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/jwt_claims_set.js
+// node_modules/jose/dist/webapi/lib/jwt_claims_set.js
 var epoch = (date) => Math.floor(date.getTime() / 1e3);
 var multipliers = {
   s: 1,
@@ -708,7 +708,7 @@ var JWTClaimsBuilder = class {
   }
 };
 
-// ../../work/main/node_modules/jose/dist/webapi/lib/jws_sign.js
+// node_modules/jose/dist/webapi/lib/jws_sign.js
 async function createSignature(input, key, rejectUnencoded) {
   let [payload, protectedHeader, unprotectedHeader, crit] = input, encodedProtectedHeader = "";
   if (protectedHeader !== void 0) {
@@ -746,7 +746,7 @@ async function createCompactSignature(payload, protectedHeader, crit, key, rejec
   return `${jws.protected}.${jws.payload}.${jws.signature}`;
 }
 
-// ../../work/main/node_modules/jose/dist/webapi/jwt/sign.js
+// node_modules/jose/dist/webapi/jwt/sign.js
 var SignJWT_base = JWTClaimsBuilder;
 var SignJWT = class extends SignJWT_base {
   #protectedHeader;
@@ -760,7 +760,7 @@ var SignJWT = class extends SignJWT_base {
   }
 };
 
-// ../../work/main/node_modules/jose/dist/webapi/util/decode_jwt.js
+// node_modules/jose/dist/webapi/util/decode_jwt.js
 function decodeJwt(jwt) {
   if (typeof jwt != "string")
     throw new JWTInvalid("JWTs must use Compact JWS serialization, JWT must be a string");
@@ -788,7 +788,7 @@ function decodeJwt(jwt) {
   return claimsSet;
 }
 
-// ../../work/main/node_modules/oauth4webapi/build/index.js
+// node_modules/oauth4webapi/build/index.js
 var USER_AGENT;
 if (typeof navigator === "undefined" || !navigator.userAgent?.startsWith?.("Mozilla/5.0 ")) {
   const NAME = "oauth4webapi";
@@ -1900,7 +1900,7 @@ async function getResponseJsonBody(response, check = assertApplicationJson) {
 var _nodiscoverycheck = /* @__PURE__ */ Symbol();
 var _expectedIssuer = /* @__PURE__ */ Symbol();
 
-// ../../work/main/node_modules/openid-client/build/index.js
+// node_modules/openid-client/build/index.js
 var headers;
 var USER_AGENT2;
 if (typeof navigator === "undefined" || !navigator.userAgent?.startsWith?.("Mozilla/5.0 ")) {
@@ -2244,7 +2244,7 @@ async function genericGrantRequest(config, grantType, parameters, options) {
   return result;
 }
 
-// ../../work/main/node_modules/valibot/dist/index.mjs
+// node_modules/valibot/dist/index.mjs
 var store$4;
 var DEFAULT_CONFIG = {
   lang: void 0,
@@ -2711,7 +2711,7 @@ function isLoopbackHttpUrl(url) {
   return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
 }
 
-// ../../work/main/node_modules/@noble/hashes/_u64.js
+// node_modules/@noble/hashes/_u64.js
 var fromNumH = (n) => n / 2 ** 32 | 0;
 var fromNumL = (n) => n >>> 0;
 function setU64FromNum(view, byteOffset, n, isLE) {
@@ -2721,7 +2721,7 @@ function setU64FromNum(view, byteOffset, n, isLE) {
   view.setUint32(byteOffset + 4, isLE ? h : l, isLE);
 }
 
-// ../../work/main/node_modules/@noble/hashes/utils.js
+// node_modules/@noble/hashes/utils.js
 function isBytes(a) {
   return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a && a.BYTES_PER_ELEMENT === 1;
 }
@@ -2833,7 +2833,7 @@ var oidNist = (suffix) => ({
   oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
 });
 
-// ../../work/main/node_modules/@noble/hashes/_md.js
+// node_modules/@noble/hashes/_md.js
 function Chi(a, b, c) {
   return a & b ^ ~a & c;
 }
@@ -2946,7 +2946,7 @@ var SHA256_IV = /* @__PURE__ */ Uint32Array.from([
   1541459225
 ]);
 
-// ../../work/main/node_modules/@noble/hashes/sha2.js
+// node_modules/@noble/hashes/sha2.js
 var SHA256_K = /* @__PURE__ */ Uint32Array.from([
   1116352408,
   1899447441,
