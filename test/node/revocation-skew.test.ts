@@ -22,7 +22,7 @@ import { auditEvent } from '../support/audit-event.ts';
 import { tokenId } from '../../src/core/mint/token-id.ts';
 import { revokeEndedWorkTokens } from '../../src/features/github/webhooks/revoke-ended-work-tokens.ts';
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
-import { canonicalEvent, chainHashOfCanonical, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
+import { type CanonicalEvent, canonicalEvent, chainHashOfCanonical, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { runGrantsOf } from '../../src/core/audit/run-grants.ts';
@@ -197,6 +197,19 @@ describe('revoking a keyway token in the skew after its exp', () => {
   });
 });
 
+/** Records as a release before wrote them: each alone, chained, with no index row and no MAC. */
+function writeRecordsAsBefore(db: SqliteFile, records: readonly Pick<CanonicalEvent, 'text' | 'index'>[]): void {
+  let prev = GENESIS_HASH;
+  for (const [seq, { text, index }] of records.entries()) {
+    const hash = chainHashOfCanonical(prev, text);
+    db.run(
+      `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event) VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`,
+      [seq + 1, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), prev, hash, text],
+    );
+    prev = hash;
+  }
+}
+
 /** The upgrade to the index of grants by run (schema 14): the grants already recorded whose tokens still verify are in it at once. */
 describe('grants recorded before the index of grants by run', () => {
   it('are indexed by the migration while their tokens still verify, so a job ending across the upgrade still finds them', async () => {
@@ -223,17 +236,7 @@ describe('grants recorded before the index of grants by run', () => {
         grant('no-run', live, {}),
         auditEvent({ claims: { repository_id: '905', run_id: '41' } }),
       ];
-      // As the release before wrote them: the record alone, chained.
-      let prev = GENESIS_HASH;
-      for (const [index, event] of events.entries()) {
-        const canonical = canonicalEvent(event);
-        const hash = chainHashOfCanonical(prev, canonical.text);
-        db.run(
-          `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event) VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`,
-          [index + 1, ...AUDIT_INDEX_COLUMNS.map((column) => canonical.index[column]), prev, hash, canonical.text],
-        );
-        prev = hash;
-      }
+      writeRecordsAsBefore(db, events.map(canonicalEvent));
       migrate(db);
       const found = await new SqliteAuditStore(db).grantsOfRun('905', '41', now);
       expect(found.map(({ jti, checkRunId, runAttempt }) => ({ jti, checkRunId, runAttempt })).sort((a, b) => a.jti.localeCompare(b.jti))).toEqual([
@@ -277,15 +280,7 @@ describe('grants indexed before the index kept their issuer', () => {
         grant('lookalike', 'https://oidc.acme.dev', '"check_run_id":"42","repository":"acme/upgraded","repository_id":"907","run_attempt":"1","run_id":"41"'),
       ];
       expect(events[0]?.text).toContain('"run_id":41.0');
-      let prev = GENESIS_HASH;
-      for (const [index, { text, index: columns }] of events.entries()) {
-        const hash = chainHashOfCanonical(prev, text);
-        db.run(
-          `INSERT INTO audit_events (seq, ${AUDIT_INDEX_COLUMNS.join(', ')}, prev_hash, hash, event) VALUES (${Array.from({ length: AUDIT_INDEX_COLUMNS.length + 4 }, () => '?').join(', ')})`,
-          [index + 1, ...AUDIT_INDEX_COLUMNS.map((column) => columns[column]), prev, hash, text],
-        );
-        prev = hash;
-      }
+      writeRecordsAsBefore(db, events);
       migrate(db, 14);
       migrate(db);
       const found = await new SqliteAuditStore(db).grantsOfRun('907', '41', now);
