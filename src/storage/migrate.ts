@@ -11,8 +11,8 @@ export const LIVE_POLICY_ATTESTATION_SCHEMA = 9;
  * writes the real 1.0 as '1.0' where JavaScript writes '1': a whole number within the safe integers is written as its
  * digits, any other as the record's own text of it (its JCS text, which is JavaScript's).
  */
-function claimTextSql(name: string): string {
-  const path = `'$.claims.${name}'`;
+function claimTextSql(name: string, of = '$.claims'): string {
+  const path = `'${of}.${name}'`;
   const value = `json_extract(event, ${path})`;
   const whole = `abs(${value}) <= 9007199254740991 AND ${value} = CAST(${value} AS INTEGER)`;
   return `CASE
@@ -310,6 +310,46 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       );
       INSERT INTO audit_mac_start (slot, macs_after)
         SELECT 1, max(coalesce((SELECT max(seq) FROM audit_events), 0), coalesce((SELECT max(seq) FROM audit_checkpoints), 0));
+    `,
+  },
+  {
+    // A delegated grant whose subject, of an issuer other than GitHub Actions (a Forgejo instance, an operator's own OIDC
+    // issuer), names the same repository_id and run_id as its GitHub Actions actor kept the subject's row alone: the index
+    // was keyed by run and record, so the actor's row collided with it and the actor's job's end did not revoke the token.
+    // The index is keyed by the row's role too (run-grants.ts). The rows already there take theirs from their record (an
+    // actor's when the record's subject names another run or none; a subject's when the record is gone), and the actor
+    // rows those collisions kept out are added from the records of the grants still indexed.
+    id: 18,
+    sql: `
+      CREATE TABLE audit_run_grants_v18 (
+        repository_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        audit_event_id TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('subject', 'actor')),
+        issuer TEXT,
+        check_run_id TEXT,
+        run_attempt TEXT,
+        jti TEXT NOT NULL,
+        exp INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, run_id, audit_event_id, role)
+      ) WITHOUT ROWID;
+      INSERT INTO audit_run_grants_v18 (repository_id, run_id, audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp)
+        SELECT grants.repository_id, grants.run_id, grants.audit_event_id,
+               CASE WHEN audit_events.id IS NULL OR (${claimTextSql('repository_id')} = grants.repository_id AND ${claimTextSql('run_id')} = grants.run_id)
+                    THEN 'subject' ELSE 'actor' END,
+               grants.issuer, grants.check_run_id, grants.run_attempt, grants.jti, grants.exp
+          FROM audit_run_grants AS grants LEFT JOIN audit_events ON audit_events.id = grants.audit_event_id;
+      INSERT INTO audit_run_grants_v18 (repository_id, run_id, audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp)
+        SELECT grants.repository_id, grants.run_id, grants.audit_event_id, 'actor',
+               CASE WHEN json_type(event, '$.actor.issuer') = 'text' THEN json_extract(event, '$.actor.issuer') END,
+               ${claimTextSql('check_run_id', '$.actor.run')}, ${claimTextSql('run_attempt', '$.actor.run')}, grants.jti, grants.exp
+          FROM audit_run_grants AS grants JOIN audit_events ON audit_events.id = grants.audit_event_id
+         WHERE ${claimTextSql('repository_id')} = grants.repository_id AND ${claimTextSql('run_id')} = grants.run_id
+           AND ${claimTextSql('repository_id', '$.actor.run')} = grants.repository_id AND ${claimTextSql('run_id', '$.actor.run')} = grants.run_id
+           AND CASE WHEN json_type(event, '$.actor.issuer') = 'text' THEN json_extract(event, '$.actor.issuer') END IS NOT grants.issuer;
+      DROP TABLE audit_run_grants;
+      ALTER TABLE audit_run_grants_v18 RENAME TO audit_run_grants;
+      CREATE INDEX audit_run_grants_exp ON audit_run_grants (exp);
     `,
   },
 ];

@@ -21,7 +21,7 @@ import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
 import type { Decision } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 import { ChainConflictError } from '../core/audit/chain-conflict-error.ts';
-import type { RunGrant } from '../core/audit/run-grants.ts';
+import type { RunGrant, RunGrantRole } from '../core/audit/run-grants.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../core/mint/verify-access-token.ts';
 import type { RecordMacs } from '../core/audit/record-mac.ts';
 
@@ -108,8 +108,8 @@ export class SqliteAuditStore implements AuditStore {
     for (const { index, runGrants } of events) {
       for (const grant of runGrants) {
         this.#db.run(
-          `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [grant.repositoryId, grant.runId, grant.auditEventId, grant.issuer, grant.checkRunId, grant.runAttempt, grant.jti, grant.exp],
+          `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [grant.repositoryId, grant.runId, grant.auditEventId, grant.role, grant.issuer, grant.checkRunId, grant.runAttempt, grant.jti, grant.exp],
         );
         newest = Math.max(newest ?? index.time, index.time);
       }
@@ -119,13 +119,22 @@ export class SqliteAuditStore implements AuditStore {
 
   async grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {
     return this.#db
-      .all<{ audit_event_id: string; issuer: string | null; check_run_id: string | null; run_attempt: string | null; jti: string; exp: number }>(
-        `SELECT audit_event_id, issuer, check_run_id, run_attempt, jti, exp FROM audit_run_grants
-          WHERE repository_id = ? AND run_id = ? AND exp > ? ORDER BY audit_event_id`,
+      .all<{
+        audit_event_id: string;
+        role: RunGrantRole;
+        issuer: string | null;
+        check_run_id: string | null;
+        run_attempt: string | null;
+        jti: string;
+        exp: number;
+      }>(
+        `SELECT audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp FROM audit_run_grants
+          WHERE repository_id = ? AND run_id = ? AND exp > ? ORDER BY audit_event_id, role DESC`,
         [repositoryId, runId, lastExpired(at)],
       )
       .map((row) => ({
         auditEventId: row.audit_event_id,
+        role: row.role,
         issuer: row.issuer,
         repositoryId,
         runId,

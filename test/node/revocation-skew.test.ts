@@ -297,6 +297,101 @@ describe('grants indexed before the index kept their issuer', () => {
 });
 
 /**
+ * The upgrade to schema 18: the index of grants by run is keyed by each row's role too. Before, a delegated grant whose
+ * subject, of another issuer, named its GitHub Actions actor's repository_id and run_id kept the subject's row alone.
+ */
+describe("grants indexed before the index kept each row's role", () => {
+  it("take their role from their record, and the actor rows a subject of another issuer naming the same run kept out are added: the actor's job's end revokes those tokens", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-run-grants-role-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
+    const forgejo = 'https://forgejo.acme.dev/api/actions';
+    try {
+      migrate(db, 17);
+      const now = Date.now();
+      const exp = Math.floor(now / 1000) + 600;
+      const delegated = (jti: string, issuer: string, subject: Record<string, unknown>, actor: Record<string, unknown>) =>
+        canonicalEvent(
+          auditEvent({
+            decision: 'granted',
+            reason: 'granted',
+            issuer,
+            claims: { repository_id: '908', ...subject },
+            actor: {
+              issuer: GITHUB_ACTIONS.url,
+              sha256: 'ab'.repeat(32),
+              subject: 'orchestrator',
+              run: { repository_id: '908', ...actor },
+            } as AuditEvent['actor'],
+            issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
+          }),
+        );
+      const events = [
+        // A Forgejo job's token whose ids are the GitHub Actions actor's: schema 17 kept its subject's row alone.
+        delegated('collided', forgejo, { run_id: '41' }, { run_id: '41', check_run_id: '42', run_attempt: '1' }),
+        // The actor of another run: its own row, under the actor's run.
+        delegated(
+          'actor-elsewhere',
+          GITHUB_ACTIONS.url,
+          { run_id: '50', check_run_id: '51', run_attempt: '1' },
+          { run_id: '41', check_run_id: '43', run_attempt: '1' },
+        ),
+        // Another job of the subject's own issuer and run: one row, folded, as an append still writes it.
+        delegated('folded', GITHUB_ACTIONS.url, { run_id: '41', check_run_id: '44', run_attempt: '1' }, { run_id: '41', check_run_id: '45', run_attempt: '1' }),
+      ];
+      writeRecordsAsBefore(db, events);
+      // The rows schema 17's append wrote of them, and one whose record was pruned since.
+      const [collided, elsewhere, folded] = events.map((event) => event.index.id);
+      const rowsBefore: readonly (readonly [string | undefined, string, string | null, string | null, string | null, string])[] = [
+        [collided, '41', forgejo, null, null, 'collided'],
+        [elsewhere, '50', GITHUB_ACTIONS.url, '51', '1', 'actor-elsewhere'],
+        [elsewhere, '41', GITHUB_ACTIONS.url, '43', '1', 'actor-elsewhere'],
+        [folded, '41', GITHUB_ACTIONS.url, null, '1', 'folded'],
+        ['01PRUNED', '41', null, '46', '1', 'pruned'],
+      ];
+      for (const [auditEventId, runId, issuer, checkRunId, runAttempt, jti] of rowsBefore) {
+        db.run(
+          'INSERT INTO audit_run_grants (audit_event_id, repository_id, run_id, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+          [auditEventId ?? null, '908', runId, issuer, checkRunId, runAttempt, jti, exp],
+        );
+      }
+      migrate(db);
+      const store = new SqliteAuditStore(db);
+      const rows = async (runId: string) =>
+        (await store.grantsOfRun('908', runId, now)).map(({ jti, role, issuer, checkRunId, runAttempt }) => ({ jti, role, issuer, checkRunId, runAttempt }));
+      expect(await rows('41')).toEqual([
+        { jti: 'pruned', role: 'subject', issuer: null, checkRunId: '46', runAttempt: '1' },
+        { jti: 'collided', role: 'subject', issuer: forgejo, checkRunId: null, runAttempt: null },
+        { jti: 'collided', role: 'actor', issuer: GITHUB_ACTIONS.url, checkRunId: '42', runAttempt: '1' },
+        { jti: 'actor-elsewhere', role: 'actor', issuer: GITHUB_ACTIONS.url, checkRunId: '43', runAttempt: '1' },
+        { jti: 'folded', role: 'subject', issuer: GITHUB_ACTIONS.url, checkRunId: null, runAttempt: '1' },
+      ]);
+      expect(await rows('50')).toEqual([{ jti: 'actor-elsewhere', role: 'subject', issuer: GITHUB_ACTIONS.url, checkRunId: '51', runAttempt: '1' }]);
+      // What an append of the same records indexes now.
+      expect(
+        events
+          .flatMap((event) => runGrantsOf(JSON.parse(event.text) as AuditEvent))
+          .map(({ jti, role, runId, checkRunId }) => ({ jti, role, runId, checkRunId })),
+      ).toEqual([
+        { jti: 'collided', role: 'subject', runId: '41', checkRunId: null },
+        { jti: 'collided', role: 'actor', runId: '41', checkRunId: '42' },
+        { jti: 'actor-elsewhere', role: 'subject', runId: '50', checkRunId: '51' },
+        { jti: 'actor-elsewhere', role: 'actor', runId: '41', checkRunId: '43' },
+        { jti: 'folded', role: 'subject', runId: '41', checkRunId: null },
+      ]);
+      // The GitHub Actions actor's job ends: the token granted with it is revoked, though its subject is Forgejo's.
+      const guard = new SqliteReplayGuard(db);
+      const revocations = revocationList(guard, (keys, at) => guard.holdsAll(keys, at));
+      const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit: store, revocations, now: () => Date.now() };
+      const ended = { repositoryId: '908', runId: '41', job: { id: '42', checkRunId: '42' }, runAttempt: 1, deliveryId: 'delivery-upgrade' };
+      expect(await revokeEndedWorkTokens(deps, ended)).toBe(2);
+      expect(await revocations.areRevoked(['collided', 'folded', 'actor-elsewhere'], Date.now())).toEqual([true, true, false]);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+/**
  * A job may hold thousands of keyway tokens, and GitHub gives the `workflow_job` delivery 10 s: revoking them one at a
  * time (a record, then a revocation, each a commit waited for) took about 2.8 ms a token on Node. Their records are
  * appended together and the revocations written together instead (`npm run bench:revoke-ended-work` prints the figure).

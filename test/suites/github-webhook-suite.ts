@@ -2,7 +2,8 @@ import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
-import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import { forgejoToken } from '../support/ci-token-fixtures.ts';
+import { ciClaims, newTestSite, TestIssuer } from '../support/test-issuer.ts';
 import type { Logger } from '../../src/core/log.ts';
 import { POLICY_FETCH_CONCURRENCY } from '../../src/features/github/repository-policies/fetch-policy-files.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
@@ -1789,11 +1790,19 @@ grant:
       let ci: TestIssuer;
       /** An operator's own OIDC issuer, which may put anything in its claims, GitHub's run ids among them. */
       let lookalike: TestIssuer;
+      /** A Forgejo instance: its jobs' tokens carry GitHub's claim names, `repository_id` and `run_id` among them, with its own ids. */
+      let forgejo: TestIssuer;
+      /** A second GitHub issuer (an enterprise's own, `kind: github`). */
+      let enterprise: TestIssuer;
       beforeAll(async () => {
         ci = freshIssuer(issuerBase(), 'webhooks-actor');
+        enterprise = freshIssuer(issuerBase(), 'webhooks-actor-enterprise');
         lookalike = freshIssuer(issuerBase(), 'webhooks-actor-lookalike');
-        const delegatedTo = (actorIssuer: string) => `version: 1
-issuer: { kind: github, url: "${ci.url}" }
+        forgejo = new TestIssuer(`${await newTestSite(issuerBase())}/api/actions`);
+        const forgejoPolicy = (actor: string) =>
+          `version: 1\nissuer: { kind: forgejo, url: "${forgejo.url}" }\nmatch: { repository_owner_id: "1200934", repository_id: "734201" }\n${actor}grant: { audience: https://forgejo${actor === '' ? '' : '-delegated'}.acme.dev }\n`;
+        const delegatedTo = (actorIssuer: string, subjectIssuer = ci.url) => `version: 1
+issuer: { kind: github, url: "${subjectIssuer}" }
 match: { repository_owner_id: "1200934", repository_id: "734201", environment: staging }
 match_actor:
   iss: "${actorIssuer}"
@@ -1805,9 +1814,13 @@ grant:
           {
             'delegated.yaml': delegatedTo(ci.url),
             'delegated-lookalike.yaml': delegatedTo(lookalike.url),
+            'delegated-enterprise.yaml': delegatedTo(ci.url, enterprise.url),
             // A job's own token, no actor: for the jobs in production.
             'plain.yaml': `version: 1\nissuer: { kind: github, url: "${ci.url}" }\nmatch: { repository_owner_id: "1200934", repository_id: "734201", environment: production }\ngrant: { audience: https://plain.acme.dev }\n`,
             'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: https://lookalike.acme.dev }\n`,
+            // A Forgejo job's own token, and one with a GitHub Actions job's as its actor.
+            'forgejo.yaml': forgejoPolicy(''),
+            'forgejo-delegated.yaml': forgejoPolicy(`match_actor: { iss: "${ci.url}", repository_id: "734201" }\n`),
             'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', ['tokens:introspect']),
           },
           { settings: { KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, ownState: true },
@@ -1834,6 +1847,20 @@ grant:
         status: 200,
         body: { status: 'handled', detail: `${count} keyway tokens revoked: the workflow job ${checkRun} of run ${run} completed` },
       });
+      /** Attempt 1 of run `run` completed, as GitHub tells it. */
+      const runCompleted = async (run: number) => {
+        const { init } = await deliveryRequest({
+          event: 'workflow_run',
+          payload: {
+            action: 'completed',
+            workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+            repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+            installation: { id: 71 },
+          },
+        });
+        const response = await broker.request('/webhooks/github', init);
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
 
       it("revokes a delegated keyway token when its actor's job completes, though the subject's job runs on; another job's tokens stay", async () => {
         const [subjectRun, actorRun] = [freshId(), freshId()];
@@ -1861,6 +1888,38 @@ grant:
         const byLookalike = await delegatedToken(subject(), jobToken(actorRun, actorJob, { issuer: lookalike }));
         expect(await jobCompleted(actorRun, actorJob)).toMatchObject(revoked(1, actorRun, actorJob));
         expect(await (await introspection(broker))(byGitHub.token, byLookalike.token)).toEqual([false, true]);
+      });
+
+      it("revokes a delegated keyway token when its GitHub actor's job completes, though its subject, another issuer's, names the same run ids; that issuer's own grant under them stays", async () => {
+        const run = freshId();
+        const job = run + 1;
+        // A Forgejo job whose repository and run ids are those of the GitHub Actions job: Forgejo numbers its own.
+        const forgejoJob = () =>
+          forgejo.sign(forgejoToken(forgejo.url, broker.issuer, { repository_owner_id: '1200934', repository_id: '734201', run_id: String(run) }));
+        const delegated = await delegatedToken(forgejoJob(), jobToken(run, job));
+        expect(await broker.auditEvent(delegated.auditEventId)).toMatchObject({
+          issuer: forgejo.url,
+          claims: { repository_id: '734201', run_id: String(run) },
+          actor: { issuer: ci.url, run: { repository_id: '734201', run_id: String(run), check_run_id: String(job) } },
+        });
+        const own = await postToken(broker, exchangeForm(await forgejoJob()));
+        expect(own.status, JSON.stringify(own.body)).toBe(200);
+        const active = await introspection(broker);
+        expect(await jobCompleted(run, job)).toMatchObject(revoked(1, run, job));
+        expect(await active(delegated.token, own.body['access_token'] as string)).toEqual([false, true]);
+        // Nor does the end of the GitHub run those ids name end the Forgejo job's own grant: not the ids GitHub gave it.
+        expect(await runCompleted(run)).toMatchObject({ status: 200, body: { status: 'handled' } });
+        expect(await active(own.body['access_token'] as string)).toEqual([true]);
+      });
+
+      it('revokes a delegated keyway token once when its subject and its actor, of two GitHub issuers, both name the job that completed', async () => {
+        const run = freshId();
+        const job = run + 1;
+        const delegated = await delegatedToken(jobToken(run, job, { issuer: enterprise }), jobToken(run, job));
+        expect(await jobCompleted(run, job)).toMatchObject(revoked(1, run, job));
+        expect(await (await introspection(broker))(delegated.token)).toEqual([false]);
+        const records = (await broker.recentAuditEvents()).filter((event) => event.detail?.endsWith(`: the workflow job ${job} of run ${run} completed`));
+        expect(records.map((event) => event.reason)).toEqual(['token_revoked']);
       });
 
       it("grants to an actor of the subject's own run, of another job or its own, and revokes the token when the actor's job completes", async () => {

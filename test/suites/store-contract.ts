@@ -148,6 +148,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await audit.grantsOfRun('611', '7', now)).toEqual([
         {
           auditEventId: expect.any(String),
+          role: 'subject',
           issuer: 'https://token.actions.githubusercontent.com',
           repositoryId: '611',
           runId: '7',
@@ -163,16 +164,16 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await audit.grantsOfRun('611', '7', now - 3_650_000)).map((found) => found.jti)).toEqual(['job']);
     });
 
-    it("indexes a delegated grant under its actor's run too, with the actor's issuer, and once for an actor of the subject's own run", async () => {
+    it("indexes a delegated grant under its actor's run too, with the actor's issuer, once for an actor of the subject's own issuer and run, apart for another issuer's", async () => {
       const { audit } = await open();
       const now = Date.now();
       const exp = Math.floor(now / 1000) + 600;
       const github = 'https://token.actions.githubusercontent.com';
-      const delegated = (jti: string, actor: Record<string, unknown>, subject: Record<string, unknown> = {}) =>
+      const delegated = (jti: string, actor: Record<string, unknown>, subject: Record<string, unknown> = {}, issuer = github) =>
         auditEvent({
           decision: 'granted',
           reason: 'granted',
-          issuer: github,
+          issuer,
           claims: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1', ...subject },
           // As another process may send it: anything where the actor's members belong.
           actor: { sha256: 'ab'.repeat(32), subject: 'orchestrator', ...actor } as AuditEvent['actor'],
@@ -190,8 +191,16 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         delegated('same-job', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' } }),
         // Another job of the subject's run, of a later attempt: one row, which the end of either job ends.
         delegated('sibling-job', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '10', run_attempt: '2' } }),
-        // Another issuer naming the subject's run: not GitHub's run, whatever its ids; the subject's row stands.
+        // Another issuer naming the subject's run: the subject's row stands, and the actor's is beside it (only one of the two
+        // can be a GitHub Actions job, and the end of that job ends the token).
         delegated('lookalike', { issuer: 'https://oidc.acme.dev', run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
+        // The subject another issuer's, naming a GitHub Actions actor's run: a row for each.
+        delegated(
+          'lookalike-subject',
+          { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' } },
+          {},
+          'https://forgejo.acme.dev/api/actions',
+        ),
         delegated('odd-types', { issuer: 7, run: { repository_id: '612', run_id: 71, check_run_id: ['9'] } }),
         delegated('not-a-run', { issuer: github, run: ['612', '71'] }),
         // The subject's run id in another repository: another run, with a row of its own.
@@ -202,26 +211,31 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         delegated('attempt-unknown', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
       ]);
       const rows = async (repositoryId: string, runId: string) =>
-        (await audit.grantsOfRun(repositoryId, runId, now)).map(({ jti, issuer, repositoryId, runId, checkRunId, runAttempt }) => ({
+        (await audit.grantsOfRun(repositoryId, runId, now)).map(({ jti, role, issuer, repositoryId, runId, checkRunId, runAttempt }) => ({
           jti,
+          role,
           issuer,
           ...run(repositoryId, runId, checkRunId, runAttempt),
         }));
+      const [subject, actor] = ['subject', 'actor'] as const;
       expect(await rows('612', '71')).toEqual([
-        { jti: 'other-run', issuer: github, ...run('612', '71', '9', '2') },
-        { jti: 'odd-types', issuer: null, ...run('612', '71', null, null) },
+        { jti: 'other-run', role: actor, issuer: github, ...run('612', '71', '9', '2') },
+        { jti: 'odd-types', role: actor, issuer: null, ...run('612', '71', null, null) },
       ]);
-      expect(await rows('612', '70')).toEqual([{ jti: 'other-repository', issuer: github, ...run('612', '70', '9', '1') }]);
+      expect(await rows('612', '70')).toEqual([{ jti: 'other-repository', role: actor, issuer: github, ...run('612', '70', '9', '1') }]);
       expect(await rows('611', '70')).toEqual([
-        { jti: 'other-run', issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'same-job', issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'sibling-job', issuer: github, ...run('611', '70', null, '1') },
-        { jti: 'lookalike', issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'odd-types', issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'not-a-run', issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'other-repository', issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'earlier-actor', issuer: github, ...run('611', '70', null, '1') },
-        { jti: 'attempt-unknown', issuer: github, ...run('611', '70', null, null) },
+        { jti: 'other-run', role: subject, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'same-job', role: subject, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'sibling-job', role: subject, issuer: github, ...run('611', '70', null, '1') },
+        { jti: 'lookalike', role: subject, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'lookalike', role: actor, issuer: 'https://oidc.acme.dev', ...run('611', '70', '10', null) },
+        { jti: 'lookalike-subject', role: subject, issuer: 'https://forgejo.acme.dev/api/actions', ...run('611', '70', '8', '1') },
+        { jti: 'lookalike-subject', role: actor, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'odd-types', role: subject, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'not-a-run', role: subject, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'other-repository', role: subject, issuer: github, ...run('611', '70', '8', '1') },
+        { jti: 'earlier-actor', role: subject, issuer: github, ...run('611', '70', null, '1') },
+        { jti: 'attempt-unknown', role: subject, issuer: github, ...run('611', '70', null, null) },
       ]);
     });
 

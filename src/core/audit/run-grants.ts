@@ -12,6 +12,11 @@ export interface RunGrant {
   /** The grant's audit record. */
   readonly auditEventId: string;
   /**
+   * Whose run this row is: the subject token's, or a delegated grant's actor token's. A record's rows are keyed by run and
+   * role, so an actor naming the subject's run ids has a row of its own when it is of another issuer.
+   */
+  readonly role: RunGrantRole;
+  /**
    * The verified issuer of the token whose run this is (the subject's, or the actor's), as recorded (null for a row
    * indexed before schema 15 whose record was gone): only a GitHub Actions issuer's grants end with a GitHub Actions job,
    * another issuer's claims naming the same ids or not.
@@ -26,6 +31,8 @@ export interface RunGrant {
   /** The token's `exp`, seconds since the epoch. */
   readonly exp: number;
 }
+
+export type RunGrantRole = 'subject' | 'actor';
 
 /** What a record keeps of a verified actor token's run ids (`actor.run`): its claims as text, as `claimText` reads them. */
 export interface RecordedRun {
@@ -50,29 +57,32 @@ export function recordedRunOf(claims: Readonly<Record<string, unknown>>): Record
 
 /**
  * The rows an audit event indexes of a keyway token granted to CI runs: one for the subject's run (its `repository_id`
- * and `run_id` claims), and for a delegated exchange one for the actor's (`actor.run`), each with its own issuer. The
- * index keeps one row per run of a record, so an actor of the subject's own run is folded into the subject's row (`folded`).
+ * and `run_id` claims), and for a delegated exchange one for the actor's (`actor.run`), each with its own issuer. An
+ * actor of the subject's own issuer and run is folded into the subject's row (`folded`); one of another issuer naming the
+ * same ids keeps its own row, for only one of the two can be the run a GitHub Actions job's end names.
  */
 export function runGrantsOf(event: AuditEvent): RunGrant[] {
   const { issued } = event;
   // Read from events another process sent too (checkedCanonicalEvent): only members of the right types index.
   if (event.decision !== 'granted' || event.reason !== 'granted' || typeof issued?.jti !== 'string' || typeof issued.exp !== 'number') return [];
   const token = { auditEventId: event.id, jti: issued.jti, exp: issued.exp };
-  const subject = runGrant(token, event.issuer, event.claims);
-  const actor = runGrant(token, member(event.actor, 'issuer'), member(event.actor, 'run'));
+  const subject = runGrant(token, 'subject', event.issuer, event.claims);
+  const actor = runGrant(token, 'actor', member(event.actor, 'issuer'), member(event.actor, 'run'));
   if (subject === undefined || actor === undefined) return [subject, actor].filter((grant) => grant !== undefined);
-  return subject.repositoryId === actor.repositoryId && subject.runId === actor.runId ? [folded(subject, actor)] : [subject, actor];
+  const ofSubjectsRun = subject.issuer === actor.issuer && subject.repositoryId === actor.repositoryId && subject.runId === actor.runId;
+  return ofSubjectsRun ? [folded(subject, actor)] : [subject, actor];
 }
 
 /** A member of what may be an object (a record another process sent may hold anything where an object belongs). */
 const member = (value: unknown, name: string): unknown => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined);
 
-function runGrant(token: Pick<RunGrant, 'auditEventId' | 'jti' | 'exp'>, issuer: unknown, claims: unknown): RunGrant | undefined {
+function runGrant(token: Pick<RunGrant, 'auditEventId' | 'jti' | 'exp'>, role: RunGrantRole, issuer: unknown, claims: unknown): RunGrant | undefined {
   const read = (name: string): string | undefined => claimText(member(claims, name));
   const [repositoryId, runId] = [read('repository_id'), read('run_id')];
   if (repositoryId === undefined || runId === undefined) return undefined;
   return {
     ...token,
+    role,
     issuer: typeof issuer === 'string' ? issuer : null,
     repositoryId,
     runId,
@@ -82,12 +92,11 @@ function runGrant(token: Pick<RunGrant, 'auditEventId' | 'jti' | 'exp'>, issuer:
 }
 
 /**
- * The one row of a grant whose actor is of the subject's run. Of one issuer, naming another job of it: the end of any job
- * of the run from the earlier attempt on ends it (as a token without `check_run_id` is ended), so neither job outlives
- * it. Of another issuer, only one of them can be GitHub's run: the subject's row stands, as before actors were indexed.
+ * The one row of a grant whose actor is of the subject's issuer and run. Naming another job of it: the end of any job of
+ * the run from the earlier attempt on ends it (as a token without `check_run_id` is ended), so neither job outlives it.
  */
 function folded(subject: RunGrant, actor: RunGrant): RunGrant {
-  if (subject.issuer !== actor.issuer || (subject.checkRunId === actor.checkRunId && subject.runAttempt === actor.runAttempt)) return subject;
+  if (subject.checkRunId === actor.checkRunId && subject.runAttempt === actor.runAttempt) return subject;
   const [ofSubject, ofActor] = [runAttemptOf(subject.runAttempt), runAttemptOf(actor.runAttempt)];
   const earlier = ofSubject === undefined || ofActor === undefined ? null : ofSubject <= ofActor ? subject.runAttempt : actor.runAttempt;
   return { ...subject, checkRunId: null, runAttempt: earlier };

@@ -78,11 +78,14 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   const issuers = deps.issuers();
   // Another issuer's claims may name the same ids (an operator's own OIDC issuer can put anything in repository_id and
   // run_id): those are not the ids GitHub gave this run, and githubJobOf finds no job in them.
-  const live = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
+  const endedWith = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
     const issuer = grant.issuer === null ? undefined : issuers.issuer(grant.issuer);
     const claims = { repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt };
     return issuer !== undefined && endsWith(githubJobOf({ issuer, claims }), ended);
   });
+  // A delegated grant's subject and actor, each of a GitHub issuer the policies trust, may both name what ended: its
+  // token is revoked once.
+  const live = [...new Map(endedWith.map((grant) => [grant.jti, grant])).values()];
   const revokedBefore = await deps.revocations.areRevoked(
     live.map((token) => token.jti),
     now,
