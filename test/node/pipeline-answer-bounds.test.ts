@@ -8,6 +8,7 @@ import { entraAccess, googleAccess } from '../../src/cli/pipeline/cloud-token-ex
 import { BrokerUnavailableError, exchangeForTokenMap, exchangeWithBroker } from '../../src/cli/pipeline/exchange-with-broker.ts';
 import { DEFAULT_RETRY_POLICY, MAX_ANSWER_BYTES, retryingFetch, type RetryNotice } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { revokeKeywayToken } from '../../src/cli/pipeline/revoke-token.ts';
+import { type Flood, floodingBody } from '../support/flooding-body.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { runProcess } from './node-harness.ts';
 
@@ -16,34 +17,9 @@ const KEYWAY_TOKEN = new UnsecuredJWT({ aud: 'https://iam.googleapis.com/project
 /** Where a flood stops on its own, so that a client that reads without a bound still ends (with some other error). */
 const FLOOD_END_BYTES = 8 * 1024 * 1024;
 
-/** How one flooding answer went: the bytes it produced, and whether its reader hung up before the end. */
-interface Flood {
-  sent: number;
-  cancelled: boolean;
-}
-
-/**
- * A body that starts as the answer would (`{"access_token":"…`) and goes on: 16 KiB a millisecond, never closing the
- * string, until its reader cancels it or FLOOD_END_BYTES.
- */
+/** A body that starts as the answer would and never closes the string: 16 KiB a millisecond, up to FLOOD_END_BYTES. */
 function flood(floods: Flood[]): ReadableStream<Uint8Array> {
-  const state: Flood = { sent: 0, cancelled: false };
-  floods.push(state);
-  const chunk = new TextEncoder().encode('a'.repeat(16 * 1024));
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(new TextEncoder().encode('{"access_token":"'));
-    },
-    async pull(controller) {
-      if (state.sent >= FLOOD_END_BYTES) return controller.close();
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      state.sent += chunk.byteLength;
-      controller.enqueue(chunk);
-    },
-    cancel() {
-      state.cancelled = true;
-    },
-  });
+  return floodingBody(floods, { start: '{"access_token":"', chunkBytes: 16 * 1024, endBytes: FLOOD_END_BYTES });
 }
 
 /**

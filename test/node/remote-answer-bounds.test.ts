@@ -5,40 +5,17 @@ import { cloudCheck } from '../../src/cli/cloud-check.ts';
 import { CliError } from '../../src/cli/command.ts';
 import { openKeySource } from '../../src/cli/key-source.ts';
 import type { AuditLogSource } from '../../src/core/audit/verify-chain.ts';
+import { type Flood, floodingBody } from '../support/flooding-body.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzY29wZSI6ImF1ZGl0OnJlYWQifQ.c2lnbmF0dXJl';
 
-/** How one flooding answer went: the bytes it produced, and whether its reader hung up before the end. */
-interface Flood {
-  readonly cap: number;
-  sent: number;
-  cancelled: boolean;
-}
-
 /**
  * `{"events":["aaaa…` (or a line of an export that never ends), a 32nd of `cap` a millisecond, past it to half as much
- * again and no further, so that a client that reads without a bound still ends (with some other error).
+ * again and no further.
  */
 function flood(floods: Flood[], cap: number, start: string): ReadableStream<Uint8Array> {
-  const state: Flood = { cap, sent: 0, cancelled: false };
-  floods.push(state);
-  const chunk = new TextEncoder().encode('a'.repeat(cap / 32));
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(new TextEncoder().encode(start));
-    },
-    async pull(controller) {
-      if (state.sent >= 1.5 * cap) return controller.close();
-      // Paced, so that what the sockets buffer does not take the rest before the client hangs up.
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      state.sent += chunk.byteLength;
-      controller.enqueue(chunk);
-    },
-    cancel() {
-      state.cancelled = true;
-    },
-  });
+  return floodingBody(floods, { start, chunkBytes: cap / 32, endBytes: 1.5 * cap });
 }
 
 /**
@@ -91,7 +68,7 @@ describe('the commands that read a broker read no answer past its cap', () => {
     expect((error as Error).message).not.toContain(TOKEN);
     expect((error as Error).message).not.toContain('aaaa');
     await expect.poll(() => floods.length === 1 && floods[0]!.cancelled, { timeout: 5000 }).toBe(true);
-    expect(floods[0]!.sent).toBeLessThan(1.5 * floods[0]!.cap);
+    expect(floods[0]!.sent).toBeLessThan(floods[0]!.endBytes);
   }
 
   it('keyway audit query and explain --url: a page past 64 MiB, a record past 1 MiB', async () => {
