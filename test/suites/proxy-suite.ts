@@ -1,4 +1,4 @@
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
@@ -11,7 +11,7 @@ import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { deliveryRequest, WEBHOOK_SECRET } from '../support/github-webhook-delivery.ts';
-import { exchangeForm, freshIssuer, postToken, RFC_6749_ERROR_DESCRIPTION, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, freshIssuer, ID_TOKEN, postToken, RFC_6749_ERROR_DESCRIPTION, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
 /** What a proxy test needs of the runtime beyond the harness: the request target as sent, where the runtime can send one unparsed. */
@@ -93,6 +93,29 @@ match: { sub: "${issuer.url}#repo:acme/api:environment:production", client_id: p
 grant:
   proxy: { upstream: keyed, allow: [{ method: GET, path: "/x/**" }] }
 `,
+          // A deploy orchestrator acting for acme/act's pipeline (RFC 8693): its keyway tokens for these upstreams name it in act.
+          'proxy/delegate.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/act }
+match_actor: { iss: "${issuer.url}", repository_owner_id: "1200934", repository: [acme/orchestrator, acme/conductor] }
+grant:
+  audience: [${runtime.brokerIssuer}/proxy/acted, ${runtime.brokerIssuer}/proxy/delegated]
+`,
+          // At /proxy the actor a keyway token names in act is the request's actor: match_actor holds it.
+          'proxy/acted.yaml': `version: 1
+issuer: { kind: oidc, url: "${runtime.brokerIssuer}" }
+subject_audience: ${runtime.brokerIssuer}/proxy/acted
+match: { client_id: proxy/delegate }
+match_actor: { iss: "${issuer.url}", sub: "repo:acme/orchestrator:ref:refs/heads/main" }
+grant:
+  proxy: { upstream: acted, allow: [{ method: GET, path: "/x/**" }] }
+`,
+          // Without match_actor, a delegated keyway token is decided on its own claims, as /token decides a subject token's act.
+          'proxy/delegated.yaml': `version: 1
+issuer: { kind: oidc, url: "${runtime.brokerIssuer}" }
+subject_audience: ${runtime.brokerIssuer}/proxy/delegated
+match: { client_id: proxy/delegate }
+grant:
+  proxy: { upstream: delegated, allow: [{ method: GET, path: "/x/**" }] }
+`,
           // A policy for an upstream no one declared: its callers, and only they, learn that it is not declared.
           'proxy/ghost.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/ghost }
 grant:
@@ -124,6 +147,12 @@ grant:
   keyed:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedKeyed}" }
+  acted:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: keyway-jwt, audience: "https://acted.example" }
+  delegated:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: keyway-jwt, audience: "https://delegated.example" }
   limited:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedLimited}" }
@@ -310,6 +339,57 @@ grant:
       expect(decision).toMatchObject({ issuer: broker.issuer, policy: { granted_by: 'proxy/keyed' } });
       // Another upstream's audience does not pass for this one.
       await expectKeywayRefusal(await send('/proxy/vendor/x/ok', {}, access), 401, 'invalid_token', 'proxy_unauthenticated');
+    });
+
+    it('takes a delegated keyway token: match_actor holds the actor its act names, and the upstream JWT and the records name that actor', async () => {
+      const actorOf = (repository: string) => ({ iss: issuer.url, sub: `repo:${repository}:ref:refs/heads/main` });
+      const delegated = async (orchestrator: string, upstream: string): Promise<string> => {
+        const actor = await job({ repository: orchestrator, sub: actorOf(orchestrator).sub });
+        const form = exchangeForm(await job({ repository: 'acme/act' }), {
+          audience: `${broker.issuer}/proxy/${upstream}`,
+          actor_token: actor,
+          actor_token_type: ID_TOKEN,
+        });
+        const exchanged = await postToken(broker, form);
+        expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+        const access = exchanged.body['access_token'] as string;
+        expect(decodeJwt(access)['act']).toEqual(actorOf(orchestrator));
+        return access;
+      };
+      const jwks = createLocalJWKSet((await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet);
+      /** Calls `path` with the token; the JWT the upstream received, verified, and the decision and outcome records. */
+      const proxied = async (upstream: string, path: string, token: string, audience: string) => {
+        const response = await send(`/proxy/${upstream}${path}`, {}, token);
+        expect(response.status, response.headers.get('keyway-error') ?? '').toBe(200);
+        await response.arrayBuffer();
+        const [call] = await callsTo(path);
+        const minted = String(call!.headers['authorization']).replace(/^Bearer /, '');
+        const { payload } = await jwtVerify(minted, jwks, { issuer: broker.issuer, audience, typ: 'at+jwt' });
+        const decision = await broker.auditEvent(response.headers.get('keyway-audit-event-id')!);
+        const outcome = await waitForOutcomeOf(broker, response.headers.get('keyway-audit-event-id'));
+        return { payload, decision, outcome };
+      };
+
+      const acted = await proxied('acted', '/x/acted', await delegated('acme/orchestrator', 'acted'), 'https://acted.example');
+      expect(acted.payload['act']).toEqual(actorOf('acme/orchestrator'));
+      expect(acted.payload['client_id']).toBe('proxy/acted');
+      const named = { issuer: issuer.url, subject: actorOf('acme/orchestrator').sub };
+      expect(acted.decision).toMatchObject({ decision: 'granted', actor: named, policy: { granted_by: 'proxy/acted' } });
+      expect(acted.outcome).toMatchObject({ reason: 'proxy_completed', actor: named });
+
+      // Another actor the token's own policy let act is not the one this policy's match_actor names.
+      const other = await delegated('acme/conductor', 'acted');
+      const refused = await expectKeywayRefusal(await send('/proxy/acted/x/acted-other', {}, other), 400, 'invalid_request', 'no_policy_matched');
+      expect(refused.actor).toEqual({ issuer: issuer.url, subject: actorOf('acme/conductor').sub });
+      expect(await callsTo('/x/acted-other')).toEqual([]);
+
+      // A policy without match_actor decides on the token's own claims, and the upstream still learns who acts.
+      const plain = await proxied('delegated', '/x/delegated', await delegated('acme/conductor', 'delegated'), 'https://delegated.example');
+      expect(plain.payload['act']).toEqual(actorOf('acme/conductor'));
+      expect(plain.decision).toMatchObject({
+        actor: { issuer: issuer.url, subject: actorOf('acme/conductor').sub },
+        policy: { granted_by: 'proxy/delegated' },
+      });
     });
 
     /** A keyway access token for the `keyed` upstream, bound to a new DPoP key. */

@@ -37,10 +37,11 @@ export interface AuditEvent {
   };
   /**
    * The actor of a delegated exchange (RFC 8693 `actor_token`): its hash, and once verified its issuer and subject, and
-   * the run ids its claims name (`run`), by which the end of the actor's CI job finds the grant (run-grants.ts).
+   * the run ids its claims name (`run`), by which the end of the actor's CI job finds the grant (run-grants.ts). At /proxy,
+   * the actor the caller's keyway token names in its `act`: its issuer and subject, and no hash (it sent no token of its own).
    */
   readonly actor?: {
-    readonly sha256: string;
+    readonly sha256?: string;
     readonly issuer?: string;
     readonly subject?: string;
     readonly run?: RecordedRun;

@@ -272,7 +272,7 @@ async function grantOrThrow(
   const accessRequest = {
     ...request,
     ...(github !== undefined ? { github } : wantsCloud ? { cloud: true as const } : {}),
-    ...(actor === undefined ? {} : { actor: actor.claims }),
+    ...(actor === undefined ? {} : { actor: { claims: actor.claims, via: 'actor_token' as const } }),
   };
   if (owners !== undefined)
     return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken, actor: actorUse }, now, event);

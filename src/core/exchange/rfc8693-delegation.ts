@@ -19,6 +19,14 @@ export function actorClaim(subject: Readonly<Record<string, unknown>>, actor: { 
   return { iss: actor.iss, sub: actor.sub, ...(prior === undefined ? {} : { act: prior }) };
 }
 
+/**
+ * The actors a token already names in its `act` (RFC 8693 §4.1), the current one outermost, as a token issued for it
+ * carries them on when no new actor comes: held to the same shape and depth as those `actorClaim` nests.
+ */
+export function actorsNamedBy(claims: Readonly<Record<string, unknown>>): ActorClaim | undefined {
+  return claims['act'] === undefined ? undefined : chain(claims['act'], 1);
+}
+
 /** A `may_act` without `iss` names a party of the subject token's own issuer: a `sub` alone means nothing across issuers. */
 function names(mayAct: unknown, subjectIssuer: unknown, actor: { readonly iss: string; readonly sub: string }): boolean {
   if (typeof mayAct !== 'object' || mayAct === null) return false;

@@ -30,11 +30,12 @@ export interface MintInput {
   readonly actor?: ActorClaim;
 }
 
-export interface ActorClaim {
+// A type, not an interface: it is also a claim set that match_actor reads (a Record).
+export type ActorClaim = {
   readonly iss?: string;
   readonly sub: string;
   readonly act?: ActorClaim;
-}
+};
 
 export interface MintedAccessToken {
   readonly token: string;

@@ -3,7 +3,7 @@ import { asciiLowerCase } from '../claims/case-fold.ts';
 import { isOrganizationPermission, levelCovers } from './github-permissions.ts';
 import { callersGitHubAccount } from './callers-github-account.ts';
 import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
-import { matchPolicy, type Grant, type Policy, type PolicyMatch } from './policy.ts';
+import { matchPolicy, type Grant, type Policy, type PolicyMatch, type RequestActor } from './policy.ts';
 import type { PolicySet } from './policy-set.ts';
 import type { TemplateRefusal } from './template.ts';
 import { matchProxyRule } from './proxy-rule.ts';
@@ -17,8 +17,8 @@ export interface AccessRequest {
   readonly scopes: readonly string[] | undefined;
   /** Present when the caller asks for a GitHub installation token rather than a keyway JWT. */
   readonly github?: GitHubAccessRequest;
-  /** The verified claims of the actor token of a delegated request (RFC 8693), for `match_actor`. */
-  readonly actor?: Readonly<Record<string, unknown>>;
+  /** The actor of a delegated request (RFC 8693), for `match_actor`. */
+  readonly actor?: RequestActor;
   /** Present when the caller asks for a cloud token (`grant.cloud`); then `audiences` names the role, service account or application. */
   readonly cloud?: true;
   /** Present for a proxied request (`grant.proxy`): the upstream, the method and the normalised path's decoded segments. */

@@ -121,12 +121,23 @@ export interface PolicyMatch {
   readonly matched: boolean;
 }
 
+/** The actor of a delegated request (RFC 8693), whose claims `match_actor` reads. */
+export interface RequestActor {
+  readonly claims: Readonly<Record<string, unknown>>;
+  /**
+   * `actor_token`: sent with the request and verified as a subject token is (/token). `act`: the current actor the keyway
+   * token a request presents names (/proxy), which keyway wrote from a verified actor token when a policy's match_actor
+   * let it act: its `iss` and `sub`.
+   */
+  readonly via: 'actor_token' | 'act';
+}
+
 /**
  * Checks every line of a policy against a token's claims: the token must have been minted
  * for the policy's subject audience, and every `match` line must hold. The only place a
  * policy's lines are evaluated; decisions, explain and tests all read its outcome.
  */
-export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>, actor?: Readonly<Record<string, unknown>>): PolicyMatch {
+export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unknown>>, actor?: RequestActor): PolicyMatch {
   const expected = policy.subjectAudience;
   const audience = claims['aud'];
   const lines: LineOutcome[] = policy.everyAudience
@@ -136,13 +147,15 @@ export function matchPolicy(policy: Policy, claims: Readonly<Record<string, unkn
     const actual = condition.read(claims);
     lines.push({ key: condition.key, written: condition.written, actual, held: condition.matcher.test(actual) });
   }
-  // Deny by default for delegation: an allow policy that names no actor grants no request with one. A deny policy
-  // without match_actor still applies, actor or not, so an actor_token can never slip past a guardrail.
-  if (policy.actorConditions === undefined && actor !== undefined && policy.effect === 'allow') {
-    lines.push({ key: 'match_actor', written: 'absent', actual: actor['sub'], held: false });
+  // Deny by default for delegation: an allow policy that names no actor grants no request an actor_token comes with. A deny
+  // policy without match_actor still applies, actor or not, so an actor_token can never slip past a guardrail. An actor a
+  // keyway token names (act) was let act by its minting policy's match_actor: that token is decided on its claims, as /token
+  // decides a subject token whose own act names an actor.
+  if (policy.actorConditions === undefined && actor?.via === 'actor_token' && policy.effect === 'allow') {
+    lines.push({ key: 'match_actor', written: 'absent', actual: actor.claims['sub'], held: false });
   }
   for (const condition of policy.actorConditions ?? []) {
-    const actual = actor === undefined ? undefined : condition.read(actor);
+    const actual = actor === undefined ? undefined : condition.read(actor.claims);
     lines.push({ key: `match_actor.${condition.key}`, written: condition.written, actual, held: actor !== undefined && condition.matcher.test(actual) });
   }
   return { policy, lines, matched: lines.every((line) => line.held) };

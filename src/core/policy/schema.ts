@@ -408,7 +408,7 @@ export const PolicySchema = v.pipe(
         mapOf(v.pipe(v.string(), v.minLength(1)), MatcherSchema),
         v.minEntries(1, 'match_actor needs at least one claim of the actor token'),
         v.description(
-          'RFC 8693 delegation: claim → matcher over the verified actor_token (its iss included). An allow policy without it grants no request that carries an actor_token',
+          'RFC 8693 delegation: claim → matcher over the verified actor_token (its iss included), or at /proxy the actor a keyway token names in act (iss, sub). An allow policy without it grants no request that carries an actor_token',
         ),
       ),
     ),

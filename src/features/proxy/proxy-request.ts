@@ -7,6 +7,8 @@ import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { ExchangeError } from '../../core/errors/exchange-error.ts';
 import { REASONS, type Reason, type Refusal } from '../../core/errors/reasons.ts';
 import type { RequestContext } from '../../core/exchange/exchange-token.ts';
+import { actorsNamedBy } from '../../core/exchange/rfc8693-delegation.ts';
+import type { ActorClaim } from '../../core/mint/mint-access-token.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { refusalToAnswer } from '../../core/limits/unverified-record-budget.ts';
@@ -134,6 +136,8 @@ interface Allowed {
   readonly upstream: Upstream;
   readonly grant: IssuedGrant;
   readonly source: { readonly iss: string; readonly sub: string };
+  /** Who acts for the subject (RFC 8693 §4.1): the actors the caller's keyway token names in its `act`, the current one outermost. */
+  readonly actors?: ActorClaim;
   readonly path: string;
   readonly scope: GitHubScope | undefined;
 }
@@ -162,6 +166,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
     audiences: [],
     scopes: undefined,
     proxy: { upstream: input.upstream, method: input.method, segments: normal.segments },
+    ...(caller.actors === undefined ? {} : { actor: { claims: caller.actors, via: 'act' as const } }),
   });
   event.policy = {
     candidates: decision.trace.candidates,
@@ -215,7 +220,14 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
     ...(grant.proxy === undefined ? {} : { rule: grant.proxy.rule }),
     ...(scope === undefined ? {} : { credential: { repository: `${scope.owner}/${scope.repository}`, permissions: scope.permissions, owner_id: ownerId } }),
   });
-  return { upstream, grant, source: { iss: caller.issuer.url, sub: String(caller.claims['sub']) }, path: normal.path, scope };
+  return {
+    upstream,
+    grant,
+    source: { iss: caller.issuer.url, sub: String(caller.claims['sub']) },
+    ...(caller.actors === undefined ? {} : { actors: caller.actors }),
+    path: normal.path,
+    scope,
+  };
 }
 
 const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
@@ -231,7 +243,7 @@ async function authenticate(
   policies: PolicySet,
   event: AuditEventDraft,
   now: number,
-): Promise<SubjectClaims & { readonly keyProven: boolean }> {
+): Promise<SubjectClaims & { readonly keyProven: boolean; readonly actors?: ActorClaim }> {
   const [, scheme, token] = CREDENTIALS.exec(input.headers.get('authorization') ?? '') ?? [];
   if (scheme === undefined || token === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
@@ -253,7 +265,7 @@ async function authenticate(
     event.issuer = issuer;
     event.subject = String(claims.sub);
   };
-  let verified: SubjectClaims;
+  let verified: SubjectClaims & { readonly actors?: ActorClaim };
   if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
     let claims: JWTPayload;
     try {
@@ -263,10 +275,13 @@ async function authenticate(
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
     identify(deps.issuer, claims);
+    // A delegated token (a policy's match_actor let an actor act for its subject) is presented by that actor: the request's.
+    const actors = actorsNamedBy(claims);
+    if (actors !== undefined) event.actor = { ...(actors.iss === undefined ? {} : { issuer: actors.iss }), subject: actors.sub };
     await refuseRevoked(deps, claims, now);
     const issuer = policies.issuer(deps.issuer);
     if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
-    verified = { issuer, claims };
+    verified = { issuer, claims, ...(actors === undefined ? {} : { actors }) };
   } else {
     const subject = await verifySubjectToken(token, {
       issuers: policies,

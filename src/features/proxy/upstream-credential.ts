@@ -3,7 +3,7 @@ import type { GitHubTokenMinter } from '../../core/exchange/ports.ts';
 import { asciiLowerCase } from '../../core/claims/case-fold.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
-import { mintAccessToken } from '../../core/mint/mint-access-token.ts';
+import { mintAccessToken, type ActorClaim } from '../../core/mint/mint-access-token.ts';
 import type { IssuedGrant } from '../../core/policy/decide.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
 import { UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
@@ -128,11 +128,11 @@ export class UpstreamCredentials {
 
   async for(
     upstream: Upstream,
-    request: { readonly grant: IssuedGrant; readonly source: { readonly iss: string; readonly sub: string } },
+    request: { readonly grant: IssuedGrant; readonly source: { readonly iss: string; readonly sub: string }; readonly actors?: ActorClaim },
     scope: GitHubScope | undefined,
     auditEventId: string,
   ): Promise<UpstreamCredential> {
-    const { grant, source } = request;
+    const { grant, source, actors } = request;
     const auth = upstream.auth;
     if (auth.kind === 'static') {
       const secret = upstream.secret ?? '';
@@ -147,6 +147,8 @@ export class UpstreamCredentials {
         source,
         now,
         crypto: this.#deps.crypto ?? JOSE_JWT_CRYPTO,
+        // The upstream learns who acts for the subject, as a service given the caller's own token would.
+        ...(actors === undefined ? {} : { actor: actors }),
       });
       return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token, recorded: { jti: minted.jti } };
     }
