@@ -265,7 +265,7 @@ describe('keyway policy check', () => {
 
   it("refuses, with the broker's own settings, a policy taking the broker's tokens for a keyway-jwt proxy upstream's audience", async () => {
     const trustingTheBroker = (audience: string) =>
-      `version: 1\nissuer: { kind: oidc, url: "https://keyway.example.com", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { sub: "policy:deploy" }\ngrant: { audience: https://api.example }\n`;
+      `version: 1\nissuer: { kind: oidc, url: "https://keyway.example.com", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { client_id: deploy }\ngrant: { audience: https://api.example }\n`;
     const dir = writeTree({
       'policies/relay.yaml': trustingTheBroker('https://deploy.internal'),
       'policies/other.yaml': trustingTheBroker('https://other.internal'),

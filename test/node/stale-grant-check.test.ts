@@ -22,7 +22,7 @@ describe('stale_grant on a log younger than its period', () => {
     const raise = alertRaiser({
       store: new SqliteAlertStore(db),
       settings: readAlertSettings({ KEYWAY_ALERT_RULES: 'stale_grant', KEYWAY_ALERT_STALE_GRANT_DAYS: '1' }, false),
-      policies: () => policySetOf({ files: [], problems: [] }),
+      policies: () => policySetOf({ files: [], problems: [], brokerIssuer: 'https://keyway.test' }),
       webhook: undefined,
       now: () => clock,
       log: silentLogger,

@@ -119,7 +119,7 @@ describe('grant.cloud', () => {
 
   it('refuses a policy trusting the broker itself for tokens of a cloud audience: those are the cloud tokens it minted, not identities', () => {
     const trustingTheBroker = (audience: string) =>
-      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { sub: "policy:deploy" }\ngrant: { audience: https://api.example }\n`;
+      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { client_id: deploy }\ngrant: { audience: https://api.example }\n`;
     expect(messages(trustingTheBroker('sts.amazonaws.com')).join('\n')).toMatch(/subject_audience sts\.amazonaws\.com is a cloud STS audience/);
     expect(messages(trustingTheBroker('api://AzureADTokenExchange')).join('\n')).toMatch(/is a cloud STS audience/);
     expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://keyway.test/proxy/keyed') }], OPTIONS).policies).toHaveLength(1);
@@ -127,7 +127,7 @@ describe('grant.cloud', () => {
 
   it('refuses a policy trusting the broker itself for the audience of a keyway-jwt proxy upstream, which holds every such token', () => {
     const trustingTheBroker = (audience: string) =>
-      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { sub: "policy:deploy" }\ngrant: { audience: https://api.example }\n`;
+      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { client_id: deploy }\ngrant: { audience: https://api.example }\n`;
     const withUpstream = { ...OPTIONS, upstreamAudiences: ['https://deploy.internal'] };
     const refused = () => loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://deploy.internal') }], withUpstream);
     expect(refused).toThrow(/subject_audience https:\/\/deploy\.internal is the audience of a keyway-jwt proxy upstream \(KEYWAY_PROXY_UPSTREAMS\)/);

@@ -117,6 +117,36 @@ describe('lint rules', () => {
     });
   });
 
+  describe("unpinned-client-id (error): keyway's own tokens", () => {
+    /** A policy that trusts the broker itself (OPTIONS' issuer), as /proxy's keyway-token callers are decided. */
+    const own = (match: string, effect = '') =>
+      `version: 1\n${effect}issuer: { kind: oidc, url: "https://keyway.test" }\nsubject_audience: https://keyway.test/proxy/deploy\nmatch: ${match}\n` +
+      (effect === '' ? 'grant:\n  proxy: { upstream: deploy, allow: [{ method: GET, path: "/x/**" }] }\n' : '');
+
+    it('flags an allow policy trusting the broker that pins no client_id, or pins it by pattern', () => {
+      for (const match of ['{ sub: "https://token.actions.githubusercontent.com#repo:acme/api:ref:refs/heads/main" }', '{ client_id: { glob: "deploy/*" } }']) {
+        const [finding, ...rest] = lint({ 'p.yaml': own(match) });
+        expect(rest).toEqual([]);
+        expect(finding).toMatchObject({ rule: 'unpinned-client-id', severity: 'error', file: 'p.yaml', line: 4 });
+        expect(finding?.message).toContain('https://keyway.test/proxy/deploy');
+      }
+    });
+
+    it('passes one that names the granting policies exactly, a deny policy, and a policy of any other issuer naming no client_id', () => {
+      expect(lint({ 'p.yaml': own('{ client_id: deploy/production }') })).toEqual([]);
+      expect(lint({ 'p.yaml': own('{ client_id: [deploy/production, deploy/staging] }') })).toEqual([]);
+      expect(lint({ 'p.yaml': own('{ sub: x }', 'effect: deny\n') })).toEqual([]);
+      expect(rules({ 'p.yaml': 'version: 1\nissuer: https://oidc.acme.dev\nmatch: { sub: svc }\ngrant: { audience: x }\n' })).toEqual([]);
+    });
+
+    it('stops a broker-trusting policy without client_id from loading unless silenced with a reason', () => {
+      const text = own('{ sub: x }');
+      expect(() => loadPolicies([{ path: 'p.yaml', text }], OPTIONS)).toThrow(/p.yaml:4:1 .* \(unpinned-client-id\)/);
+      const silenced = `${text}lint:\n  ignore:\n    unpinned-client-id: "every policy granting this audience is ours"\n`;
+      expect(loadPolicies([{ path: 'p.yaml', text: silenced }], OPTIONS).policies).toHaveLength(1);
+    });
+  });
+
   describe('name-without-id (warning): resurrected names', () => {
     it.each([
       ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],

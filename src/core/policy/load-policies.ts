@@ -137,6 +137,8 @@ export interface PolicyCompilation {
   readonly files: readonly CompiledPolicyFile[];
   /** Everything that keeps the set from loading, lint errors aside. */
   readonly problems: readonly PolicyProblem[];
+  /** The broker's own issuer URL the set was compiled for: a policy naming it takes keyway's own tokens (at /proxy). */
+  readonly brokerIssuer: string;
 }
 
 /**
@@ -205,7 +207,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     const policy = compilePolicy(id, file.path, data, issuer, options, report);
     compiled.push(policy === undefined ? entry : { ...entry, policy });
   }
-  return { files: compiled, problems };
+  return { files: compiled, problems, brokerIssuer: options.brokerIssuer };
 }
 
 /** The policy set a compilation describes: active policies in id order, the others listed as inactive. */

@@ -34,6 +34,8 @@ type Report = (rule: LintRuleId, message: string, path: readonly PropertyKey[]) 
 
 interface RuleContext {
   readonly policy: Policy;
+  /** The broker's own issuer URL: a policy naming it decides keyway's own tokens. */
+  readonly brokerIssuer: string;
   readonly preset: IssuerPreset;
   /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
   readonly guardrails: readonly Policy[];
@@ -83,10 +85,12 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
     entry.policy !== undefined && entry.inactive === undefined && entry.policy.effect === 'deny' && entry.policy.mode === 'enforce' ? [entry.policy] : [],
   );
   const peers = compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : [entry.policy]));
-  return compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, guardrails, peers)));
+  return compilation.files.flatMap((entry) =>
+    entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, { brokerIssuer: compilation.brokerIssuer, guardrails, peers }),
+  );
 }
 
-function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: readonly Policy[], peers: readonly Policy[]): LintFinding[] {
+function lintPolicy(entry: CompiledPolicyFile, policy: Policy, set: Pick<RuleContext, 'brokerIssuer' | 'guardrails' | 'peers'>): LintFinding[] {
   const findings: LintFinding[] = [];
   const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
   const used = new Set<string>();
@@ -97,8 +101,8 @@ function lintPolicy(entry: CompiledPolicyFile, policy: Policy, guardrails: reado
     }
     findings.push({ file: entry.file, ...entry.locate(path), severity: LINT_RULES[rule].severity, rule, message });
   };
-  const lineSets = lineSetsOf(policy, peers);
-  const context: RuleContext = { policy, preset: policy.issuer.preset, guardrails, peers, lineSets, report };
+  const lineSets = lineSetsOf(policy, set.peers);
+  const context: RuleContext = { ...set, policy, preset: policy.issuer.preset, lineSets, report };
   for (const rule of RULES) rule(context);
   for (const rule of ignored.keys()) {
     if (!used.has(rule)) report('unused-ignore', `lint.ignore.${rule} silences nothing here any more`, ['lint', 'ignore', rule]);
@@ -119,6 +123,18 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
         [at],
       );
     }
+  },
+
+  function unpinnedClientId({ policy, brokerIssuer, report }) {
+    // keyway's tokens reach a policy of its own issuer at /proxy (never at /token, which takes no access token as a subject).
+    if (policy.effect !== 'allow' || policy.issuer.url !== brokerIssuer) return;
+    if (policy.conditions.some((condition) => condition.key === 'client_id' && isExactValue(condition.written))) return;
+    report(
+      'unpinned-client-id',
+      `${brokerIssuer} is keyway itself, and this allow policy takes a keyway token for ${policy.subjectAudience} whichever policy minted it, ` +
+        'from whatever issuer or tenant: pin client_id, the id of the granting policy, to the ones whose tokens it takes (exact values)',
+      ['match'],
+    );
   },
 
   function caseInsensitiveRef({ policy, preset, report }) {
@@ -345,6 +361,11 @@ function pinsOneTenant(matcher: Matcher): boolean {
   if (fixed === matcher.glob) return true;
   const afterTag = fixed.replace(/^[a-z_]+:/, '');
   return /^[^/@:]+[/@:]/.test(afterTag);
+}
+
+/** A matcher that admits only values it writes out: one, or a list of them (no pattern, `not` or `exists`). */
+function isExactValue(matcher: Matcher): boolean {
+  return typeof matcher !== 'object' || (Array.isArray(matcher) && matcher.every((entry) => typeof entry !== 'object'));
 }
 
 function isPresenceOnly(matcher: Matcher): boolean {

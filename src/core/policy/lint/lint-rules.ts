@@ -15,6 +15,10 @@ export const LINT_RULES = {
     severity: 'error',
     why: 'a shared issuer signs tokens for every customer of that CI system; without a tenant pin (an owner, project or organisation id) any of them can match',
   },
+  'unpinned-client-id': {
+    severity: 'error',
+    why: "a policy that trusts keyway's own issuer takes a keyway token minted by any policy that grants its audience, from whatever issuer or tenant; client_id names the one that minted it",
+  },
   'case-insensitive-ref': {
     severity: 'error',
     why: 'git refs are case-sensitive: a claim carrying a ref that compares without case lets refs/heads/MAIN, which anyone who can push may create unprotected, pass for refs/heads/main',
