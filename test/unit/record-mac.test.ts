@@ -9,20 +9,34 @@ const OTHER_HASH = 'b'.repeat(64);
 const masterKey = () => parseMasterKey(generateMasterKey(), 'test');
 
 /** The MAC as docs/audit/hash-chain.md specifies it, made with WebCrypto: what another implementation would check. */
-async function specifiedMac(master: Uint8Array, seq: number, hash: string): Promise<string> {
+async function specifiedMac(master: Uint8Array, seq: number, hash: string, chain = ''): Promise<string> {
   const raw = await crypto.subtle.importKey('raw', new Uint8Array(master), 'HKDF', false, ['deriveBits']);
   const info = new TextEncoder().encode('keyway audit record mac');
   const k = await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(), info }, raw, 256);
   const hmacKey = await crypto.subtle.importKey('raw', k, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  const mac = await crypto.subtle.sign('HMAC', hmacKey, new TextEncoder().encode(`${seq}.${hash}`));
+  const mac = await crypto.subtle.sign('HMAC', hmacKey, new TextEncoder().encode(`${chain}\n${seq}.${hash}`));
   return `${masterKeyId(master)}.${base64url.encode(new Uint8Array(mac))}`;
 }
 
 describe('a record MAC', () => {
-  it('is the one docs/audit/hash-chain.md specifies: HKDF of the master key under its label, HMAC of "SEQ.HASH", named by the master key id', async () => {
+  it('is the one docs/audit/hash-chain.md specifies: HKDF of the master key under its label, HMAC of "CHAIN\\nSEQ.HASH", named by the master key id', async () => {
     const master = masterKey();
-    const macs = new RecordMacs(recordMacKeys({ current: master, previous: [] }));
-    expect(macs.make({ seq: 7, hash: HASH })).toBe(await specifiedMac(master, 7, HASH));
+    const keys = recordMacKeys({ current: master, previous: [] });
+    expect(new RecordMacs(keys).make({ seq: 7, hash: HASH })).toBe(await specifiedMac(master, 7, HASH));
+    expect(new RecordMacs(keys, { chain: '3' }).make({ seq: 7, hash: HASH })).toBe(await specifiedMac(master, 7, HASH, '3'));
+  });
+
+  it("holds in its own chain only: not in another shard's, the legacy chain, or a log of one chain (Node), nor the other way", () => {
+    const keys = recordMacKeys({ current: masterKey(), previous: [] });
+    const chains = [undefined, '0', '1', '10', 'legacy'].map((chain) => new RecordMacs(keys, chain === undefined ? {} : { chain }));
+    for (const [made, macs] of chains.entries()) {
+      const mac = macs.make({ seq: 7, hash: HASH });
+      for (const [checked, other] of chains.entries()) {
+        expect(other.problem({ seq: 7, hash: HASH }, mac, 0)).toBe(
+          checked === made ? undefined : 'carries a MAC the master key did not make: the broker did not append it',
+        );
+      }
+    }
   });
 
   it('is made under the current master key, and one a previous master key made still holds', async () => {

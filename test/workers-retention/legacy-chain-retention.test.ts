@@ -1,6 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
+import { LEGACY_CHAIN } from '../../src/core/audit/sharded-audit-log.ts';
 import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { createWorkerBroker, scheduledAuditUpkeep } from '../../src/runtimes/workers/worker-broker.ts';
 import { auditEvent } from '../support/audit-event.ts';
@@ -15,7 +16,7 @@ describe('the sealed legacy audit chain under a retention set after its last ala
     const legacy = keywayState(states);
     // Records the single-chain KeywayState wrote, two days ago: past the one-day window.
     const written = new Date(Date.now() - 2 * 86_400_000).toISOString();
-    for (let index = 0; index < 3; index += 1) await legacy.append(auditEvent({ time: written, subject: `legacy-${index}` }));
+    for (let index = 0; index < 3; index += 1) await legacy.append(auditEvent({ time: written, subject: `legacy-${index}` }), LEGACY_CHAIN);
     // Its last alarm ran while retention was 0: it pruned nothing and set no next one.
     await runInDurableObject(legacy, (_instance, state) => state.storage.deleteAlarm());
 

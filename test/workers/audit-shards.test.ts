@@ -3,7 +3,7 @@ import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { AuditEvent, AuditStore } from '../../src/core/audit/audit-event.ts';
-import { ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
+import { LEGACY_CHAIN, ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
 import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
 import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
 import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
@@ -409,6 +409,36 @@ describe('the sharded audit log on Workers (workerd)', () => {
     });
   });
 
+  it("binds each record's MAC to its shard: one shard's records copied into an empty shard, without its checkpoints, are not signed there by upkeep", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 4);
+    const errors: LogFields[] = [];
+    const log: Logger = { ...silentLogger, error: (_message, fields = {}) => void errors.push(fields) };
+    const sub = subjectIn(0, 4, 'moved');
+    for (let index = 0; index < 3; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    const target = (await broker.shardList()).find(({ head }) => head.seq === 0)?.shard;
+    if (target === undefined) throw new Error('one of four shards is still empty');
+    // No round has signed shard 0 yet: its records, MACs and all, copied into the empty shard chain there as they did in shard 0.
+    const records = await runInDurableObject(auditShard(deployment.shards, 0), (_instance, state) =>
+      state.storage.sql.exec<Record<string, SqlStorageValue>>('SELECT * FROM audit_events ORDER BY seq').toArray(),
+    );
+    for (const row of records) {
+      const columns = Object.keys(row);
+      await editRecord(
+        deployment,
+        Number(target),
+        `INSERT INTO audit_events (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+        Object.values(row),
+      );
+    }
+    expect(await broker.upkeep(Date.now(), log)).toBeUndefined();
+    expect(errors).toEqual([
+      { failed: [{ chain: target, error: 'ChainConflictError: record 1 carries a MAC the master key did not make: the broker did not append it' }] },
+    ]);
+    expect(await auditShard(deployment.shards, Number(target)).checkpoints(0, 10)).toEqual([]);
+    expect(await auditShard(deployment.shards, 0).checkpoints(0, 10)).toHaveLength(1);
+  });
+
   it('grows the shard count: the chains stay verifiable and the root checkpoint covers the new shards; a lower count is refused', async () => {
     const deployment = fresh();
     const four = await start(deployment, 4);
@@ -500,7 +530,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     const written = [];
     for (let index = 0; index < 5; index += 1) {
       const event = auditEvent({ issuer: 'https://legacy.example', subject: `legacy-${index}` });
-      await legacy.append(event);
+      await legacy.append(event, LEGACY_CHAIN);
       written.push(event.id);
     }
     const broker = await start(deployment, 4);
@@ -508,8 +538,8 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(chains[0]).toMatchObject({ shard: 'legacy', head: { seq: 5 } });
     expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 5, hash: chains[0]?.head.hash });
     // workerd logs this refused call too ("uncaught exception; … the single audit chain of before the shards is sealed"), as above.
-    await expect(legacy.append(auditEvent())).rejects.toThrow(/sealed/);
-    await expect(legacy.appendAll([auditEvent()])).rejects.toThrow(/sealed/);
+    await expect(legacy.append(auditEvent(), LEGACY_CHAIN)).rejects.toThrow(/sealed/);
+    await expect(legacy.appendAll([auditEvent()], LEGACY_CHAIN)).rejects.toThrow(/sealed/);
 
     const granted = await broker.exchange('svc-after-migration');
     expect(granted.status).toBe(200);
@@ -530,7 +560,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     const namespace = fresh().shards;
     const calls: number[] = [];
     const shards = Array.from({ length: 4 }, (_, index): AuditStore => {
-      const store = chainStore(() => auditShard(namespace, index));
+      const store = chainStore(() => auditShard(namespace, index), String(index));
       return {
         ...store,
         appendAll: (events) => {

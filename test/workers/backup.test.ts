@@ -2,6 +2,7 @@ import { createExecutionContext, createScheduledController, runDurableObjectAlar
 import { decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { canonicalEvent, chainHash } from '../../src/core/audit/chain-hash.ts';
 import type { RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
@@ -380,6 +381,20 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       );
     });
 
+    it("an export with one shard's records put in place of another's, that shard's checkpoints taken out: their MACs name the shard they were appended to", async () => {
+      const target = await deployment();
+      const moved = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
+      const from = moved.shards.findIndex((dump) => (dump.tables['audit_events'] ?? []).length > 1);
+      const into = moved.shards.findIndex((_dump, index) => index !== from);
+      const [source, replaced] = [moved.shards[from], moved.shards[into]];
+      if (source === undefined || replaced === undefined) throw new Error('the export holds two shards, one with records');
+      replaced.tables['audit_events'] = source.tables['audit_events'] ?? [];
+      replaced.tables['audit_checkpoints'] = [];
+      expect(await refusedLeavesFresh(target, await restore(target, JSON.stringify(moved)), 400, 'audit_log_invalid')).toBe(
+        `audit shard ${into}: audit record 1 in the export carries a MAC the master key did not make: the broker did not append it`,
+      );
+    });
+
     it('an export with a row its table cannot hold (a revocation given twice): refused before any object is written, not a 500', async () => {
       const target = await deployment();
       const twice = edited((dump) => {
@@ -422,7 +437,21 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       );
       expect(named).toContain(`audit shard ${DEFAULT_AUDIT_SHARDS}: the audit log in the export does not verify (checkpoint_invalid at seq `);
       expect(named).toContain(`the checkpoint is signed for chain ${source}, but this is chain ${DEFAULT_AUDIT_SHARDS}`);
-      extra.shards.push({ ...copied, tables: { ...copied.tables, audit_checkpoints: [] } });
+      // Without them, its records' MACs still name the shard they were appended to.
+      const records = copied.tables['audit_events'] ?? [];
+      const uncheckpointed = { ...copied, tables: { ...copied.tables, audit_checkpoints: [] } };
+      expect(
+        await refusedLeavesFresh(
+          target,
+          await restore(target, JSON.stringify({ ...extra, shards: [...extra.shards, uncheckpointed] })),
+          400,
+          'audit_log_invalid',
+        ),
+      ).toBe(`audit shard ${DEFAULT_AUDIT_SHARDS}: audit record 1 in the export carries a MAC the master key did not make: the broker did not append it`);
+      // MACed as that shard's own, as if the broker had appended them there, they are refused by the root checkpoints.
+      const macs = new RecordMacs(recordMacKeys(readMasterKeys(workerEnv) as MasterKeys), { chain: String(DEFAULT_AUDIT_SHARDS) });
+      const remaced = records.map((row) => ({ ...row, mac: macs.make({ seq: Number(row['seq']), hash: String(row['hash']) }) }));
+      extra.shards.push({ ...uncheckpointed, tables: { ...uncheckpointed.tables, audit_events: remaced } });
       const why = await refusedLeavesFresh(target, await restore(target, JSON.stringify(extra)), 400, 'audit_log_invalid');
       expect(why).toContain(`(root_chain_unnamed in shard ${DEFAULT_AUDIT_SHARDS} at seq 1)`);
     });

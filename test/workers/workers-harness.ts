@@ -157,5 +157,5 @@ export function sharedAuditShardObjects(): DurableObjectStub<AuditShardState>[] 
 
 /** The same, as the AuditStore each one is. */
 export function sharedAuditShards(): AuditStore[] {
-  return sharedAuditShardObjects().map((shard) => chainStore(() => shard));
+  return sharedAuditShardObjects().map((shard, index) => chainStore(() => shard, String(index)));
 }

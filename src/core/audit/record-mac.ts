@@ -35,20 +35,26 @@ export function recordMacKeys(master: MasterKeys): RecordMacKey[] {
 }
 
 /**
- * The MAC each record is written with, which only the master key's holder can make: HMAC-SHA-256 over its `seq` and its
- * chain hash (which commits to its event and, through `prev_hash`, to every record before), as `<master key id>.<mac>`.
- * The hash chain needs no key, so without it a record appended to the tail of the store by whoever can write it (a
- * stopped broker's file, a backup or export restored) would be signed by the next checkpoint as the broker's own.
+ * The MAC each record is written with, which only the master key's holder can make: HMAC-SHA-256 over the name of its
+ * chain, its `seq` and its chain hash (which commits to its event and, through `prev_hash`, to every record before), as
+ * `<master key id>.<mac>`. The hash chain needs no key, so without it a record appended to the tail of the store by
+ * whoever can write it (a stopped broker's file, a backup or export restored) would be signed by the next checkpoint as
+ * the broker's own; without the chain's name, one shard's records put in place of another's would hold there.
  */
 export class RecordMacs {
   readonly #keys: readonly RecordMacKey[];
+  readonly #chain: string;
   readonly #hmac: HmacSha256;
 
-  /** `keys`: the current one first (it makes the MACs), then previous ones, whose MACs still verify. */
-  constructor(keys: readonly RecordMacKey[], digest: HmacSha256 = portableHmac) {
+  /**
+   * `keys`: the current one first (it makes the MACs), then previous ones, whose MACs still verify. `chain`: the chain's
+   * name as its checkpoints sign it (a Workers shard, `0`, `1`, …, or `legacy`), none in a log of one chain (Node).
+   */
+  constructor(keys: readonly RecordMacKey[], options: { readonly chain?: string; readonly hmac?: HmacSha256 } = {}) {
     if (keys.length === 0) throw new TypeError('record MACs need a key');
     this.#keys = keys;
-    this.#hmac = digest;
+    this.#chain = options.chain ?? '';
+    this.#hmac = options.hmac ?? portableHmac;
   }
 
   make(link: ChainHead): string {
@@ -91,7 +97,8 @@ export class RecordMacs {
     };
   }
 
+  // CHAIN "\n" SEQ "." HASH: neither SEQ nor HASH holds a line break, so the last one ends the name, whatever it is.
   #mac(key: RecordMacKey, link: ChainHead): string {
-    return base64url.encode(this.#hmac(key.key, `${link.seq}.${link.hash}`));
+    return base64url.encode(this.#hmac(key.key, `${this.#chain}\n${link.seq}.${link.hash}`));
   }
 }

@@ -94,7 +94,7 @@ try {
 }
 const store = new SqliteAuditStore(db, {
   sha256: NODE_JWT_CRYPTO.sha256Hex,
-  ...(macKey === undefined ? {} : { macs: new RecordMacs([macKey], NODE_HMAC_SHA256) }),
+  ...(macKey === undefined ? {} : { macs: new RecordMacs([macKey], { hmac: NODE_HMAC_SHA256 }) }),
 });
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db, new RefusalCounts());

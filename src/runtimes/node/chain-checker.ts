@@ -18,7 +18,7 @@ const db = openInDataDirSync(
 );
 const store = new SqliteAuditStore(db, {
   sha256: NODE_JWT_CRYPTO.sha256Hex,
-  ...(macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, NODE_HMAC_SHA256) }),
+  ...(macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, { hmac: NODE_HMAC_SHA256 }) }),
 });
 
 async function serve({ id, check }: ChainCheckRequest): Promise<ChainCheckReply> {

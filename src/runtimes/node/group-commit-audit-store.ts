@@ -121,7 +121,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     } = {},
   ) {
     const macKeys = options.macKeys ?? [];
-    super(db, macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, NODE_HMAC_SHA256) });
+    super(db, macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, { hmac: NODE_HMAC_SHA256 }) });
     this.#macKey = macKeys[0];
     this.#path = path;
     this.#dataDir = options.dataDir;

@@ -11,19 +11,24 @@ import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
-import { RecordMacs, recordMacKeys } from '../../core/audit/record-mac.ts';
+import { RecordMacs, recordMacKeys, type RecordMacKey } from '../../core/audit/record-mac.ts';
 import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, usedTables, type RestoredState } from '../../storage/state-dump.ts';
 
 /**
  * A SQLite-backed Durable Object holding one audit hash chain with the store the Node SQLite file
  * runs (SqliteAuditStore), served over RPC: KeywayState (the sealed legacy chain) and every
  * AuditShardState. A Durable Object runs one call at a time and commits before its RPC returns,
- * so each append is ordered in its chain and durable when it resolves.
+ * so each append is ordered in its chain and durable when it resolves. The calls that make or check
+ * record MACs are given the chain's name by the Worker, which picks the object by that name
+ * (chainStore): a MAC binds it, and the object's storage, which whoever can write it could change,
+ * must not be what tells it.
  */
-export abstract class AuditChainObject extends DurableObject<WorkerEnv> implements AuditStore {
+export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
   protected readonly db: SqlDatabase;
+  /** The chain's reads, and whatever needs no MAC. */
   protected readonly audit: SqliteAuditStore;
-  readonly #macs: RecordMacs | undefined;
+  readonly #macKeys: readonly RecordMacKey[] | undefined;
+  readonly #chains = new Map<string, SqliteAuditStore>();
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -31,16 +36,32 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
     migrate(this.db);
     // Each chain object MACs its records with the key its env's master key derives (none without one: then upkeep signs nothing).
     const master = readMasterKeys(env);
-    this.#macs = master === undefined ? undefined : new RecordMacs(recordMacKeys(master));
-    this.audit = new SqliteAuditStore(this.db, this.#macs === undefined ? {} : { macs: this.#macs });
+    this.#macKeys = master === undefined ? undefined : recordMacKeys(master);
+    this.audit = new SqliteAuditStore(this.db);
   }
 
-  append(event: AuditEvent): Promise<ChainLink> {
-    return this.audit.append(event);
+  /** The record MACs of this object's chain, named `chain`; none without a master key. */
+  #macs(chain: string): RecordMacs | undefined {
+    return this.#macKeys === undefined ? undefined : new RecordMacs(this.#macKeys, { chain });
   }
 
-  appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
-    return this.audit.appendAll(events);
+  /** The store that appends to this object's chain, named `chain`, and checks its records' MACs. */
+  protected chainAudit(chain: string): SqliteAuditStore {
+    let store = this.#chains.get(chain);
+    if (store === undefined) {
+      const macs = this.#macs(chain);
+      store = new SqliteAuditStore(this.db, macs === undefined ? {} : { macs });
+      this.#chains.set(chain, store);
+    }
+    return store;
+  }
+
+  append(event: AuditEvent, chain: string): Promise<ChainLink> {
+    return this.chainAudit(chain).append(event);
+  }
+
+  appendAll(events: readonly AuditEvent[], chain: string): Promise<ChainLink[]> {
+    return this.chainAudit(chain).appendAll(events);
   }
 
   get(id: string): Promise<AuditEvent | undefined> {
@@ -95,8 +116,8 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
     return this.audit.chainHolds(from, to);
   }
 
-  recordMacsHold(afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
-    return this.audit.recordMacsHold(afterSeq, toSeq, macsAfter);
+  recordMacsHold(chain: string, afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
+    return this.chainAudit(chain).recordMacsHold(afterSeq, toSeq, macsAfter);
   }
 
   prune(anchor: Checkpoint): Promise<number> {
@@ -117,9 +138,9 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
   }
 
   /** Restores an export into this object if it is fresh and the export checks out (storage/state-dump.ts); nothing is written otherwise. */
-  protected async restoreFrom(text: string, box: SecretBox, options: RestoreOptions = {}): Promise<StateRestoreOutcome> {
+  protected async restoreFrom(text: string, box: SecretBox, options: RestoreOptions & { readonly chain: string }): Promise<StateRestoreOutcome> {
     try {
-      return { ok: true, restored: await restoreDump(this.db, parseStateDump(text), box, { ...options, macs: this.#macs }) };
+      return { ok: true, restored: await restoreDump(this.db, parseStateDump(text), box, { ...options, macs: this.#macs(options.chain) }) };
     } catch (error) {
       if (error instanceof StateRestoreError) return { ok: false, problem: error.problem, message: error.message };
       throw error;
@@ -134,17 +155,20 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> implemen
  */
 export const MAX_STATE_EXPORT_BYTES = 24 * 1024 * 1024;
 
-export type RestoreOptions = Omit<Parameters<typeof restoreDump>[3], 'macs'>;
+export type RestoreOptions = Omit<Parameters<typeof restoreDump>[3], 'macs' | 'chain'>;
 
 export type StateRestoreOutcome =
   | { readonly ok: true; readonly restored: RestoredState }
   | { readonly ok: false; readonly problem: StateRestoreError['problem']; readonly message: string };
 
-/** The Worker-side AuditStore of one chain object: RPC to it. A stub belongs to the request that made it, so each call makes its own. */
-export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): AuditStore {
+/**
+ * The Worker-side AuditStore of one chain object, the chain named `chain` (a shard's index, or `legacy`): RPC to it. A stub
+ * belongs to the request that made it, so each call makes its own.
+ */
+export function chainStore(stub: () => DurableObjectStub<AuditChainObject>, chain: string): AuditStore {
   return {
-    append: (event) => stub().append(event),
-    appendAll: (events) => stub().appendAll(events),
+    append: (event) => stub().append(event, chain),
+    appendAll: (events) => stub().appendAll(events, chain),
     get: (id) => stub().get(id),
     record: (id) => stub().record(id),
     query: (query) => stub().query(query),
@@ -158,7 +182,7 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>): Aud
     addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
     pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
     chainHolds: (from, to) => stub().chainHolds(from, to),
-    recordMacsHold: (afterSeq, toSeq, macsAfter) => stub().recordMacsHold(afterSeq, toSeq, macsAfter),
+    recordMacsHold: (afterSeq, toSeq, macsAfter) => stub().recordMacsHold(chain, afterSeq, toSeq, macsAfter),
     prune: (anchor) => stub().prune(anchor),
   };
 }

@@ -39,13 +39,13 @@ export class AuditShardState extends AuditChainObject {
     this.#alerts = new SqliteAlertStore(this.db, this.#refusals, { countsAddresses: false });
   }
 
-  override async append(event: AuditEvent): Promise<ChainLink> {
-    return (await this.appendAll([event]))[0] as ChainLink;
+  override async append(event: AuditEvent, chain: string): Promise<ChainLink> {
+    return (await this.appendAll([event], chain))[0] as ChainLink;
   }
 
-  override async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
+  override async appendAll(events: readonly AuditEvent[], chain: string): Promise<ChainLink[]> {
     const started = performance.now();
-    const links = await super.appendAll(events);
+    const links = await super.appendAll(events, chain);
     this.#appendMs += performance.now() - started;
     this.#appends += events.length;
     return links;
@@ -73,8 +73,11 @@ export class AuditShardState extends AuditChainObject {
     return true;
   }
 
-  /** Restores a shard's export (its chain and checkpoints), its checkpoints vouched for by the deployment's `signingKeys` (from the state's export). */
-  async restoreState(text: string, options: RestoreOptions): Promise<StateRestoreOutcome> {
+  /**
+   * Restores a shard's export (its chain and checkpoints) as the chain `chain` (its index), its checkpoints vouched for by
+   * the deployment's `signingKeys` (from the state's export).
+   */
+  async restoreState(text: string, options: RestoreOptions & { readonly chain: string }): Promise<StateRestoreOutcome> {
     const master = readMasterKeys(this.env);
     if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
     return this.restoreFrom(text, await SecretBox.fromMasterKeys(master), options);

@@ -61,14 +61,14 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
-  override async append(event: AuditEvent): Promise<ChainLink> {
-    return (await this.appendAll([event]))[0] as ChainLink;
+  override async append(event: AuditEvent, chain: string): Promise<ChainLink> {
+    return (await this.appendAll([event], chain))[0] as ChainLink;
   }
 
-  override async appendAll(events: readonly AuditEvent[]): Promise<ChainLink[]> {
+  override async appendAll(events: readonly AuditEvent[], chain: string): Promise<ChainLink[]> {
     // Once the shards took over, this chain is sealed: nothing is appended after its final checkpoint.
     if ((await this.ctx.storage.get<ChainHead>(LEGACY_CHAIN_SEALED)) !== undefined) throw new Error(LEGACY_SEALED_MESSAGE);
-    const links = await this.audit.appendAll(events);
+    const links = await super.appendAll(events, chain);
     // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
     if (!this.#alarmSet) {
       this.#alarmSet = true;
@@ -83,7 +83,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     await this.#revokeDueTokens();
     const settings = readAuditSettings(this.env);
     const { sign, verify } = await this.#checkpointKeys();
-    await maintainAuditLog(this.audit, sign, { now: Date.now(), retentionDays: settings.retentionDays, verify });
+    await maintainAuditLog(this.chainAudit(LEGACY_CHAIN), sign, { now: Date.now(), retentionDays: settings.retentionDays, verify });
     await this.#keepPruning();
   }
 
@@ -406,7 +406,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
   deliveries: DeliveryLog;
 } {
   return {
-    audit: chainStore(stub),
+    audit: chainStore(stub, LEGACY_CHAIN),
     alerts: {
       observe: (event, link, options) => stub().observe(event, link, options),
       addAlerts: (drafts, delivery) => stub().addAlerts(drafts, delivery),

@@ -6,7 +6,7 @@ import { verifyShardedAuditLog } from '../../core/audit/verify-shards.ts';
 import { keptRootCheckpoints } from '../../core/audit/kept-roots.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
-import { ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
+import { LEGACY_CHAIN, ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
 import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
@@ -60,8 +60,8 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
   }
   const shard = (index: number) => () => auditShard(env.AUDIT, index);
   const log = new ShardedAuditLog(
-    Array.from({ length: count }, (_, index) => chainStore(shard(index))),
-    opening.legacy === undefined ? undefined : chainStore(state),
+    Array.from({ length: count }, (_, index) => chainStore(shard(index), String(index))),
+    opening.legacy === undefined ? undefined : chainStore(state, LEGACY_CHAIN),
   );
   const api: AuditShardsApi = {
     chains: () =>
