@@ -12,6 +12,8 @@ const expect = { requireAssertions: true, poll: { timeout: 10_000 } };
 
 /** A test master key (a Worker secret in production), generated per run: signing keys are sealed under it. */
 const masterKey = randomBytes(32).toString('base64');
+/** The master key before it (KEYWAY_MASTER_KEY_PREVIOUS), as after a change of master key: what it MACed or sealed still holds. */
+const previousMasterKey = randomBytes(32).toString('base64');
 
 /** Tests inside workerd with real bindings: wrangler.toml's, with `bindings` over them. */
 function workersProject(name: string, include: string[], bindings: Record<string, string> = {}) {
@@ -20,7 +22,13 @@ function workersProject(name: string, include: string[], bindings: Record<string
       cloudflareTest({
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
-          bindings: { KEYWAY_ISSUER: 'https://keyway.test', KEYWAY_ALLOW_HTTP_LOOPBACK: '1', KEYWAY_MASTER_KEY: masterKey, ...bindings },
+          bindings: {
+            KEYWAY_ISSUER: 'https://keyway.test',
+            KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
+            KEYWAY_MASTER_KEY: masterKey,
+            KEYWAY_MASTER_KEY_PREVIOUS: previousMasterKey,
+            ...bindings,
+          },
         },
       }),
     ],

@@ -283,7 +283,7 @@ function rowsOf<Row>(dump: StateDump, table: string): Row[] {
 
 /** The dump's audit log and checkpoints, with the keys trusted to have signed them, as `verifyAuditLog` reads a database's. */
 export function dumpAuditLogSource(dump: StateDump, trusted: Pick<AuditLogSource, 'keys' | 'unvouched'>): AuditLogSource {
-  const bySeq = <Row extends { seq: number }>(rows: Row[]): Row[] => rows.sort((a, b) => a.seq - b.seq);
+  const bySeq = <Row extends { seq: number }>(rows: Row[]): Row[] => [...rows].sort((a, b) => a.seq - b.seq);
   const records = bySeq(rowsOf<RecordRow>(dump, 'audit_events'));
   return {
     records: (async function* (): AsyncGenerator<AuditRecord> {

@@ -34,6 +34,7 @@ import { appendForgedRecord } from '../support/forged-record.ts';
 import { BROKER_ISSUER, testConfig, writeTree, runKeyway } from './node-harness.ts';
 import { revocationList } from '../../src/core/revocation/revocation-list.ts';
 import { TEST_MAC_KEYS } from '../support/record-mac-keys.ts';
+import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 
 const cli = runKeyway;
 
@@ -355,6 +356,23 @@ describe('the audit log in a real database file', () => {
     const after = openSqliteFile(join(root, 'data', DATABASE_FILE));
     expect(after.all('SELECT seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 2 }]);
     after.close();
+  });
+
+  it('holds the records a previous master key MACed after the last checkpoint to KEYWAY_MASTER_KEY_PREVIOUS: the broker signs them', async () => {
+    const { root } = setup();
+    const [before, after] = [parseMasterKey(generateMasterKey(), 'before'), parseMasterKey(generateMasterKey(), 'after')];
+    // Records a broker under the master key before appended and stopped before it signed them (a crash).
+    mkdirSync(join(root, 'data'), { mode: 0o700 });
+    const db = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    migrate(db);
+    const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys({ current: before, previous: [] })) });
+    for (let index = 0; index < 2; index += 1) await store.append(auditEvent());
+    const lines: string[] = [];
+    const config = testConfig(root, { masterKeys: { current: after, previous: [before] } });
+    running.push(await startNodeBroker(config, { log: jsonLogger({}, { write: (line) => lines.push(line) }) }));
+    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['level'] === 'error')).toEqual([]);
+    expect(db.all('SELECT seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 2 }]);
+    db.close();
   });
 
   it("fails the running broker's upkeep over a span with a record rewritten and its link mended: logged by record, no anchor, nothing pruned", async () => {

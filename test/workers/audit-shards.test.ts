@@ -4,6 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { AuditEvent, AuditStore } from '../../src/core/audit/audit-event.ts';
 import { LEGACY_CHAIN, ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
+import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
+import { readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
 import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
 import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
@@ -407,6 +409,29 @@ describe('the sharded audit log on Workers (workerd)', () => {
         message: expect.stringContaining(`signed for chain 0, but this is chain ${target}`),
       },
     });
+  });
+
+  it("holds the records a previous master key MACed after a shard's last checkpoint to KEYWAY_MASTER_KEY_PREVIOUS: the round signs them", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2);
+    const errors: LogFields[] = [];
+    const log: Logger = { ...silentLogger, error: (_message, fields = {}) => void errors.push(fields) };
+    const sub = subjectIn(0, 2, 'rotated');
+    for (let index = 0; index < 3; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    // Appended before the master key changed: MACed under the one KEYWAY_MASTER_KEY_PREVIOUS now names.
+    const [previous] = (readMasterKeys(workerEnv) as MasterKeys).previous;
+    if (previous === undefined) throw new Error('the workers project sets KEYWAY_MASTER_KEY_PREVIOUS');
+    const macs = new RecordMacs(recordMacKeys({ current: previous, previous: [] }), { chain: '0' });
+    const shard = auditShard(deployment.shards, 0);
+    const head = await shard.head();
+    expect(await shard.checkpoints(0, 10)).toEqual([]);
+    const records = await runInDurableObject(shard, (_instance, state) =>
+      state.storage.sql.exec<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq').toArray(),
+    );
+    for (const { seq, hash } of records) await editRecord(deployment, 0, 'UPDATE audit_events SET mac = ? WHERE seq = ?', [macs.make({ seq, hash }), seq]);
+    expect(await broker.upkeep(Date.now(), log)).toBeDefined();
+    expect(errors).toEqual([]);
+    expect((await shard.checkpoints(0, 10)).map(({ seq }) => seq)).toEqual([head.seq]);
   });
 
   it("binds each record's MAC to its shard: one shard's records copied into an empty shard, without its checkpoints, are not signed there by upkeep", async () => {

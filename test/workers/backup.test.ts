@@ -24,7 +24,7 @@ import worker from '../../src/runtimes/workers/main.ts';
 import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.ts';
 import { exportedAuditLog } from '../../src/storage/sharded-state-export.ts';
-import type { StateDump } from '../../src/storage/state-dump.ts';
+import { restoreDump, StateRestoreError, type StateDump } from '../../src/storage/state-dump.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
@@ -393,6 +393,61 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       expect(await refusedLeavesFresh(target, await restore(target, JSON.stringify(moved)), 400, 'audit_log_invalid')).toBe(
         `audit shard ${into}: audit record 1 in the export carries a MAC the master key did not make: the broker did not append it`,
       );
+    });
+
+    /** A shard of the export edited by `edit`: its records (a forged one appended without a MAC), the MAC start it stores. */
+    const forgedTail = (edit: (shard: EditableDump, forged: number) => void): { text: string; forged: number } => {
+      let forged = 0;
+      const text = edited((dump) => {
+        const records = dump.tables['audit_events'] ?? [];
+        const head = records.reduce((newest, record) => (Number(record['seq']) > Number(newest['seq']) ? record : newest));
+        const event = { ...(JSON.parse(String(head['event'])) as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZC', detail: 'forged' };
+        const { text, index } = canonicalEvent(event);
+        forged = Number(head['seq']) + 1;
+        records.push({ ...head, ...index, seq: forged, prev_hash: head['hash'], hash: chainHash(String(head['hash']), event), event: text, mac: null });
+        for (const row of dump.tables['audit_mac_start'] ?? []) row['macs_after'] = 1_000_000;
+        edit(dump, forged);
+      }, 'shard');
+      return { text, forged };
+    };
+
+    it("an export whose stored MAC start was moved up, the MACs taken off every record after a shard's newest checkpoint: the start that checkpoint signed counts", async () => {
+      const target = await deployment();
+      let first = 0;
+      const { text } = forgedTail((dump) => {
+        const signed = Math.max(...(dump.tables['audit_checkpoints'] ?? []).map((row) => Number(row['seq'])));
+        for (const row of dump.tables['audit_events'] ?? []) if (Number(row['seq']) > signed) row['mac'] = null;
+        first = signed + 1;
+      });
+      expect(await refusedLeavesFresh(target, await restore(target, text), 400, 'audit_log_invalid')).toContain(
+        `audit record ${first} in the export carries no MAC, though the broker has MACed every record after 0: the broker did not append it`,
+      );
+    });
+
+    it("an export whose records are out of order, a shard's checkpoints taken out and its stored MAC start moved up: a record without a MAC after one with it is refused", async () => {
+      const target = await deployment();
+      const { text, forged } = forgedTail((dump) => {
+        dump.tables['audit_checkpoints'] = [];
+        dump.tables['audit_events']?.reverse();
+      });
+      expect(await refusedLeavesFresh(target, await restore(target, text), 400, 'audit_log_invalid')).toContain(
+        `audit record ${forged} in the export carries no MAC, though the broker has MACed every record after 0: the broker did not append it`,
+      );
+    });
+
+    it("with no record MAC keys to check a shard's export with, refused, not restored unchecked: its records after the newest checkpoint need them", async () => {
+      const { text } = forgedTail(() => undefined);
+      const dump = JSON.parse(text) as { state: StateDump; shards: StateDump[] };
+      const index = dump.shards.findIndex((shard) => (shard.tables['audit_events'] ?? []).some((row) => row['mac'] === null));
+      const box = await SecretBox.fromMasterKeys(readMasterKeys(workerEnv) as MasterKeys);
+      const options = { signingKeys: dump.state.tables['signing_keys'] ?? [], chain: String(index), macs: undefined, write: false };
+      const refusal = await runInDurableObject(auditShard(ownStateNamespace(workerEnv.AUDIT), index), async (_instance, state) =>
+        restoreDump(durableObjectSql(state.storage), dump.shards[index] as StateDump, box, options).then(
+          () => undefined,
+          (error: unknown) => (error instanceof StateRestoreError ? { problem: error.problem, message: error.message } : error),
+        ),
+      );
+      expect(refusal).toEqual({ problem: 'audit_log_invalid', message: "no master key to check the audit records' MACs with" });
     });
 
     it('an export with a row its table cannot hold (a revocation given twice): refused before any object is written, not a 500', async () => {

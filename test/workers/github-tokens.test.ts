@@ -27,9 +27,9 @@ githubTokenMapSuite(
 describe('GitHub tokens on Workers', () => {
   it('refuses to start with a GitHub App but no master key to seal pending tokens under', async () => {
     const github = await FakeGitHub.create(inject('fakeGitHubBase'));
-    await expect(createWorkerBroker({ ...workerEnv, ...github.settings, KEYWAY_MASTER_KEY: '' }, [], { log: silentLogger })).rejects.toThrow(
-      /KEYWAY_MASTER_KEY/,
-    );
+    await expect(
+      createWorkerBroker({ ...workerEnv, ...github.settings, KEYWAY_MASTER_KEY: '', KEYWAY_MASTER_KEY_PREVIOUS: '' }, [], { log: silentLogger }),
+    ).rejects.toThrow(/KEYWAY_MASTER_KEY/);
   });
 
   it("revokeEndedWork makes a CI job's tokens due, and its run's without check_run_id, and the KeywayState alarm revokes them", async () => {

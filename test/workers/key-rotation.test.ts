@@ -173,9 +173,9 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
   });
 
   it('refuses to start without KEYWAY_MASTER_KEY, and says how to set it', async () => {
-    await expect(createWorkerBroker({ ...workerEnv, KEYWAY_MASTER_KEY: undefined }, [], { log: silentLogger })).rejects.toThrow(
-      /KEYWAY_MASTER_KEY is not set.*wrangler secret put KEYWAY_MASTER_KEY/,
-    );
+    await expect(
+      createWorkerBroker({ ...workerEnv, KEYWAY_MASTER_KEY: undefined, KEYWAY_MASTER_KEY_PREVIOUS: undefined }, [], { log: silentLogger }),
+    ).rejects.toThrow(/KEYWAY_MASTER_KEY is not set.*wrangler secret put KEYWAY_MASTER_KEY/);
   });
   it('rotates on demand through POST /v1/keys/rotate with a keys:rotate token: the only on-demand form on Workers', async () => {
     const people = new TestIssuer(inject('testIssuerBase'), `w-ops-${crypto.randomUUID().slice(0, 8)}`);
