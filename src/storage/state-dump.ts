@@ -1,5 +1,5 @@
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
-import type { RecordMacs } from '../core/audit/record-mac.ts';
+import type { RecordMacs, RecordsWithoutMac } from '../core/audit/record-mac.ts';
 import { newestValidCheckpoint } from '../core/audit/verify-checkpoint.ts';
 import * as v from 'valibot';
 import type { AuditRecord } from '../core/audit/audit-event.ts';
@@ -105,6 +105,8 @@ export interface RestoredState {
   readonly head_seq?: number;
   readonly checkpoints: number;
   readonly signing_keys: number;
+  /** Its records after the newest checkpoint without a MAC, which passed as written before keyway made MACs: nothing vouches for them. */
+  readonly records_without_mac?: readonly RecordsWithoutMac[];
 }
 
 /**
@@ -128,7 +130,7 @@ export async function restoreDump(
     /** False: check everything, write nothing (a restore over several objects checks them all first). */
     readonly write?: boolean;
     /** The chain its audit log is in a sharded log (a shard's index, or `legacy`): its checkpoints must not name another. */
-    readonly chain?: string;
+    readonly chain: string;
     /** The record MAC keys of this deployment's master key: the records after the export's newest checkpoint must carry their MACs. */
     readonly macs: RecordMacs | undefined;
   },
@@ -165,10 +167,7 @@ export async function restoreDump(
     if (!check.ok) throw new StateRestoreError('live_policy_set_unvouched', `the export's ${check.why}`);
   }
   const keys = createLocalJWKSet({ keys: trusted.vouched.map((key) => key.publicJwk) });
-  const report = await verifyAuditLog({
-    ...dumpAuditLogSource(dump, { keys, unvouched: trusted.unvouched }),
-    ...(options.chain === undefined ? {} : { chain: options.chain }),
-  });
+  const report = await verifyAuditLog({ ...dumpAuditLogSource(dump, { keys, unvouched: trusted.unvouched }), chain: options.chain });
   if (!report.ok) {
     const problem = report.problem;
     throw new StateRestoreError(
@@ -176,7 +175,7 @@ export async function restoreDump(
       `the audit log in the export does not verify (${problem?.kind} at seq ${problem?.seq}): ${problem?.message}`,
     );
   }
-  await checkRecordMacs(dump, keys, options.macs, options.chain);
+  const withoutMac = await checkRecordMacs(dump, keys, options.macs, options.chain);
   writeDump(db, dump, layout, tables, options.write !== false);
   return {
     schema_version: version,
@@ -184,24 +183,30 @@ export async function restoreDump(
     ...(report.last_seq === undefined ? {} : { head_seq: report.last_seq }),
     checkpoints: report.checkpoints,
     signing_keys: rowsOf(dump, 'signing_keys').length,
+    ...(withoutMac === undefined ? {} : { records_without_mac: [withoutMac] }),
   };
 }
 
 /**
  * The records after the export's newest checkpoint are vouched for by their MACs alone: one the broker did not append
  * (written into the export after it was taken) would be signed as the broker's by the restored deployment's next upkeep.
+ * Those without a MAC that pass, as written before keyway made MACs, are vouched for by nothing: returned, to be reported.
  */
-async function checkRecordMacs(dump: StateDump, keys: JWTVerifyGetKey, macs: RecordMacs | undefined, chain: string | undefined): Promise<void> {
+async function checkRecordMacs(dump: StateDump, keys: JWTVerifyGetKey, macs: RecordMacs | undefined, chain: string): Promise<RecordsWithoutMac | undefined> {
   const records = rowsOf<RecordRow & { mac: string | null }>(dump, 'audit_events');
   const newest = await newestValidCheckpoint(rowsOf<CheckpointRow>(dump, 'audit_checkpoints').map(toCheckpoint), keys, chain);
   const tail = records.filter((row) => row.seq > (newest?.seq ?? 0)).sort((a, b) => a.seq - b.seq);
-  if (tail.length === 0) return;
+  if (tail.length === 0) return undefined;
   if (macs === undefined) throw new StateRestoreError('audit_log_invalid', "no master key to check the audit records' MACs with");
   const check = macs.inOrder(newest?.macsAfter ?? rowsOf<{ macs_after: number }>(dump, 'audit_mac_start')[0]?.macs_after ?? 0);
+  const unmaced: number[] = [];
   for (const row of tail) {
     const problem = check.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac);
     if (problem !== undefined) throw new StateRestoreError('audit_log_invalid', `audit record ${row.seq} in the export ${problem}`);
+    if (row.mac === null) unmaced.push(row.seq);
   }
+  const [first, last] = [unmaced[0], unmaced.at(-1)];
+  return first === undefined || last === undefined ? undefined : { chain, first_seq: first, last_seq: last };
 }
 
 /**

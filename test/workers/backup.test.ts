@@ -176,7 +176,9 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const target = await deployment();
     const response = await restore(target, exported);
     expect(response.status).toBe(200);
-    expect(((await response.json()) as { restored: { records: number } }).restored.records).toBe(before.ids.length);
+    const answer = (await response.json()) as { restored: { records: number; records_without_mac?: unknown } };
+    expect(answer.restored.records).toBe(before.ids.length);
+    expect(answer.restored.records_without_mac).toBeUndefined();
 
     const after = await stateOf(target);
     expect(after.ok).toBe(true);
@@ -196,6 +198,23 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(continued.ok).toBe(true);
     expect(continued.ids.filter((id) => before.ids.includes(id))).toEqual(before.ids);
     expect(continued.ids).toHaveLength(before.ids.length + 1);
+  });
+
+  it("names in its answer the records after a shard's checkpoints that carry no MAC, taken as written before keyway made MACs (records_without_mac)", async () => {
+    const unmaced = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
+    const index = unmaced.shards.findIndex((dump) => (dump.tables['audit_events'] ?? []).length > 1);
+    const dump = unmaced.shards[index];
+    if (dump === undefined) throw new Error('a shard of the export holds two records');
+    // As an older keyway's export would hold them: no MACs, no checkpoint that signs where they start, the migration's start at the head.
+    const records = dump.tables['audit_events'] ?? [];
+    for (const row of records) row['mac'] = null;
+    dump.tables['audit_checkpoints'] = [];
+    for (const row of dump.tables['audit_mac_start'] ?? []) row['macs_after'] = records.length;
+    const response = await restore(await deployment(), JSON.stringify(unmaced));
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { restored: { records_without_mac?: unknown } }).restored.records_without_mac).toEqual([
+      { chain: String(index), first_seq: 1, last_seq: records.length },
+    ]);
   });
 
   it('forgets what the Cron rounds remembered of the shards it restores into: a memory left over (shards emptied) does not fail every round after', async () => {

@@ -19,6 +19,16 @@ export interface RecordMacCheck {
   macsAfter(toSeq: number): number;
 }
 
+/**
+ * The records of a chain after its newest checkpoint that carry no MAC, `first_seq` to `last_seq`, taken as written before
+ * keyway made MACs (at or before where MACs start): nothing vouches for them. What a restore reports of them.
+ */
+export interface RecordsWithoutMac {
+  readonly chain: string;
+  readonly first_seq: number;
+  readonly last_seq: number;
+}
+
 /** HMAC-SHA-256 of UTF-8 text, synchronously (inside the append's transaction): Node's writer passes its native one. */
 export type HmacSha256 = (key: Uint8Array, text: string) => Uint8Array;
 

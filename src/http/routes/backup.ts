@@ -2,12 +2,25 @@ import { Hono, type HonoRequest } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../core/log.ts';
+import type { RecordsWithoutMac } from '../../core/audit/record-mac.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { staticBearer } from '../middleware/static-bearer.ts';
 
+/** What a restore wrote: how many of each, and the records after a chain's newest checkpoint that no MAC vouches for. */
+export interface RestoredSummary {
+  readonly schema_version: number;
+  readonly records: number;
+  readonly head_seq?: number;
+  readonly checkpoints: number;
+  readonly signing_keys: number;
+  /** The audit shards restored, from a sharded export. */
+  readonly shards?: number;
+  readonly records_without_mac?: readonly RecordsWithoutMac[];
+}
+
 /** A restore's answer: what was written, or why nothing was. */
 export type StateRestoreResult =
-  | { readonly ok: true; readonly restored: Readonly<Record<string, number | undefined>> }
+  | { readonly ok: true; readonly restored: RestoredSummary }
   | { readonly ok: false; readonly problem: string; readonly message: string };
 
 export interface BackupApiDeps {

@@ -7,6 +7,7 @@ import { keptRootCheckpoints } from '../../core/audit/kept-roots.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
 import { LEGACY_CHAIN, ShardedAuditLog } from '../../core/audit/sharded-audit-log.ts';
+import type { RecordsWithoutMac } from '../../core/audit/record-mac.ts';
 import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
@@ -224,16 +225,20 @@ async function restoreSharded(
   const restoreAll = async (write: boolean): Promise<StateRestoreResult> => {
     let records = 0;
     let checkpoints = 0;
+    const withoutMac: RecordsWithoutMac[] = [];
     for (const [index, shardText] of shardTexts.entries()) {
       const restored = await shard(index).restoreState(shardText, { signingKeys, write, chain: String(index) });
       if (!restored.ok) return { ...restored, message: `audit shard ${index}: ${restored.message}` };
       records += restored.restored.records;
       checkpoints += restored.restored.checkpoints;
+      withoutMac.push(...(restored.restored.records_without_mac ?? []));
     }
     const restored = await state().restoreState(stateText, { write });
     if (!restored.ok) return restored;
+    withoutMac.push(...(restored.restored.records_without_mac ?? []));
     const total = { records: records + restored.restored.records, checkpoints: checkpoints + restored.restored.checkpoints };
-    return { ok: true, restored: { ...restored.restored, ...total, shards: shards.length } };
+    const unvouched = withoutMac.length === 0 ? {} : { records_without_mac: withoutMac };
+    return { ok: true, restored: { ...restored.restored, ...total, shards: shards.length, ...unvouched } };
   };
   const checked = await restoreAll(false);
   if (!checked.ok) return checked;
