@@ -5,14 +5,21 @@ import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION, githubForm } from './github-exchange-suite.ts';
 
-/** Two grants for acme/api: contents (any App will do) and checks (GitHub lets only the App that made a check run update it). */
+/**
+ * Three grants for acme/api: contents (any App will do), checks (GitHub lets only the App that made a check run update it)
+ * and commit statuses (never the primary App's, which writes keyway's policy reviews).
+ */
 function poolPolicies(issuer: TestIssuer): Record<string, string> {
   const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
   return {
     'github/contents.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`,
     'github/checks.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/checks }\ngrant:\n  github: { repositories: [acme/api], permissions: { checks: write } }\n`,
+    'github/statuses.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/statuses }\ngrant:\n  github: { repositories: [acme/api], permissions: { checks: read, statuses: write } }\n`,
   };
 }
+
+/** The installation both Apps have on acme, with commit statuses too. */
+const INSTALLATION = { ...ACME_INSTALLATION, permissions: { ...ACME_INSTALLATION.permissions, statuses: 'write' } };
 
 /** A pool of GitHub Apps against the fake GitHub API's shared base, each App with its own rate limit. Runs on Node and inside workerd. */
 export function githubAppPoolSuite(runtime: string, start: StartBroker, issuerBase: () => string, githubBase: () => string): void {
@@ -35,8 +42,8 @@ export function githubAppPoolSuite(runtime: string, start: StartBroker, issuerBa
       issuer = freshIssuer(issuerBase(), 'github-pool');
       appA = await FakeGitHub.create(githubBase());
       appB = await FakeGitHub.create(githubBase());
-      await appA.install(ACME_INSTALLATION);
-      await appB.install({ ...ACME_INSTALLATION, id: 6150 });
+      await appA.install(INSTALLATION);
+      await appB.install({ ...INSTALLATION, id: 6150 });
     });
     afterEach(async () => {
       await broker?.close();
@@ -118,6 +125,47 @@ export function githubAppPoolSuite(runtime: string, start: StartBroker, issuerBa
       const refused = await mint('refs/heads/checks');
       await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
       expect(await tokenRequests(appB)).toBe(before);
+    });
+
+    it("never mints a token that sets commit statuses from the primary App: its status would pass for keyway's policy review", async () => {
+      await appA.setQuota({ remaining: 4000, resetInSeconds: 3600 });
+      await appB.setQuota({ remaining: 100, resetInSeconds: 3600 });
+      broker = await pool(appB.poolSettings(2));
+      // Nothing known of either App yet, and then the primary with the most headroom: the second App all the same.
+      const granted = await mint('refs/heads/statuses');
+      expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+      expect((await broker.auditEvent(granted.body['audit_event_id'] as string))?.github?.app_id).toBe(appB.appId);
+      expect(await mintedBy('refs/heads/statuses')).toBe(appB.appId);
+      expect(await mintedBy()).toBe(appA.appId);
+      // GitHub attributes a status to the App whose token set it, so a required check pinned to the App that writes the
+      // review is not satisfied by one the job names after it.
+      const sha = 'a'.repeat(40);
+      expect(await appB.setCommitStatus(granted.body['access_token'] as string, 'acme/api', sha, { state: 'success', context: 'keyway policy review' })).toBe(
+        201,
+      );
+      expect(await appB.statuses()).toEqual([{ repository: 'acme/api', sha, state: 'success', context: 'keyway policy review', appId: appB.appId }]);
+      expect(await appA.statuses()).toEqual([]);
+
+      // The second App limited: refused, rather than minted by the primary.
+      await appB.setQuota({ remaining: 0, resetInSeconds: 3600 });
+      const asked = await tokenRequests(appA);
+      await expectRefusal(broker, await mint('refs/heads/statuses'), { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
+      const event = await expectRefusal(broker, await mint('refs/heads/statuses'), {
+        status: 503,
+        error: 'temporarily_unavailable',
+        reason: 'github_unavailable',
+      });
+      expect(event.detail).toContain(
+        `every GitHub App but the primary, which writes keyway's policy reviews and so never mints statuses: write, is left out for now: App ${appB.appId} rate limited until`,
+      );
+      expect(await tokenRequests(appA)).toBe(asked);
+      await broker.close();
+
+      // With one App there is no other: it mints them, and a required check pinned to it cannot tell its review from a job's status.
+      broker = await start(poolPolicies(issuer), {
+        settings: { KEYWAY_GITHUB_APP_ID: appA.appId, KEYWAY_GITHUB_APP_PRIVATE_KEY: appA.privateKeyPem, KEYWAY_GITHUB_API_URL: appA.sharedApiUrl },
+      });
+      expect(await mintedBy('refs/heads/statuses')).toBe(appA.appId);
     });
 
     it('leaves out an App whose id GitHub does not know, and refuses with an audited reason when no App is left', async () => {

@@ -3,7 +3,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { decodeJwt, importSPKI, jwtVerify } from 'jose';
-import type { FakeCall, FakeInstallation } from './fake-github.ts';
+import type { FakeCall, FakeCommitStatus, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
 
@@ -43,6 +43,8 @@ interface FakeApp {
   /** Repository roles by `owner/repo:user` (lower case): admin, maintain, write, triage, read. */
   readonly roles: Map<string, string>;
   readonly calls: FakeCall[];
+  /** The commit statuses set with the App's installation tokens: GitHub attributes each to the App whose token set it. */
+  readonly statuses: FakeCommitStatus[];
   down: boolean;
   /** How every API call fails, when it does (a redirect goes to the API root). */
   misbehaviour: Misbehaviour | undefined;
@@ -93,6 +95,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       branches: new Map(),
       roles: new Map(),
       calls: [],
+      statuses: [],
       down: false,
       misbehaviour: undefined,
       rateLimited: false,
@@ -429,6 +432,21 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     },
   );
 
+  // "Create a commit status": anyone whose token has statuses: write, with any context; the status is the App's whose token set it.
+  api.on(
+    'POST',
+    REPOSITORY_ROUTES.map((route) => `${route}/statuses/:sha`),
+    async (c) => {
+      const access = repositoryAccess(c, 'statuses', 'write');
+      if (access instanceof Response) return access;
+      const { state, context = 'default' } = await c.req.json<{ state: string; context?: string }>();
+      const app = c.get('app');
+      const status = { repository: `${access.owner}/${access.repo}`, sha: c.req.param('sha')!, state, context, appId: String(app.id) };
+      app.statuses.push(status);
+      return c.json({ id: app.statuses.length, state, context, creator: { login: `app-${app.id}[bot]`, type: 'Bot' } }, 201);
+    },
+  );
+
   // What a job's own REST calls ask for (gh api, octokit), made for it through keyway's proxy: a repository, an issue comment.
   api.on('GET', REPOSITORY_ROUTES, (c) => {
     const access = repositoryAccess(c, 'metadata', 'read');
@@ -519,6 +537,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));
+  api.get('/_test/statuses', (c) => c.json(c.get('app').statuses));
   api.get('/_test/tokens', (c) =>
     c.json(
       [...c.get('app').tokens.entries()].map(([token, state]) => ({

@@ -31,6 +31,15 @@ export interface FakeCall {
   readonly status: number;
 }
 
+/** A commit status as the fake GitHub keeps it, with the App it is attributed to (the one whose token set it). */
+export interface FakeCommitStatus {
+  readonly repository: string;
+  readonly sha: string;
+  readonly state: string;
+  readonly context: string;
+  readonly appId: string;
+}
+
 export interface FakeTokenState {
   readonly sha256: string;
   readonly revoked: boolean;
@@ -163,6 +172,27 @@ export class FakeGitHub {
   /** Every API call the App received, oldest first. */
   async calls(): Promise<FakeCall[]> {
     return (await this.#admin('GET', 'calls')) as FakeCall[];
+  }
+
+  /** The commit statuses set with this App's tokens, oldest first. */
+  async statuses(): Promise<FakeCommitStatus[]> {
+    return (await this.#admin('GET', 'statuses')) as FakeCommitStatus[];
+  }
+
+  /** Sets a commit status with an installation token on the API base every App shares, as a job's `gh api` would on github.com. */
+  async setCommitStatus(token: string, repository: string, sha: string, status: { state: string; context: string }): Promise<number> {
+    const response = await fetch(`${this.sharedApiUrl}/repos/${repository}/statuses/${sha}`, {
+      method: 'POST',
+      body: JSON.stringify(status),
+      headers: {
+        authorization: `Bearer ${token}`,
+        accept: 'application/vnd.github+json',
+        'x-github-api-version': '2022-11-28',
+        'content-type': 'application/json',
+      },
+    });
+    await response.body?.cancel();
+    return response.status;
   }
 
   async tokens(): Promise<FakeTokenState[]> {

@@ -23,6 +23,9 @@ export interface GitHubAppSlot {
   readonly installations: InstallationCache;
 }
 
+/** Whether a token request asks for `permission` at write (or above). */
+const writes = (request: GitHubTokenRequest, permission: string): boolean => levelCovers(request.permissions[permission], 'write');
+
 /** How long an App whose key GitHub refused (401 to its App JWT) is left out before it is tried again. */
 export const KEY_REFUSED_BACKOFF_MS = 5 * 60_000;
 /** How long a rate-limited App is left out when GitHub says nothing about when its window resets. */
@@ -31,7 +34,7 @@ export const RATE_LIMITED_BACKOFF_MS = 60_000;
 export const MINT_DEADLINE_MS = 15_000;
 
 export interface GitHubTokensDeps {
-  /** The Apps keyway mints with, the first the primary: checks tokens, repository reads and check runs stay on it. */
+  /** The Apps keyway mints with, the first the primary: checks: write tokens, repository reads and check runs stay on it. */
   readonly apps: readonly GitHubAppSlot[];
   readonly revocations: RevocationStore;
   readonly box: SecretBox;
@@ -91,7 +94,8 @@ export class GitHubTokens implements GitHubTokenMinter {
   /**
    * Mints from the App with the most headroom by the rate limit GitHub last reported to it. A rate-limited answer
    * (403 or 429) or a refused App key leaves that App out for a while and tries the next, within MINT_DEADLINE_MS.
-   * A token with `checks` stays on the primary App: GitHub lets only the App that created a check run update it.
+   * A token with `checks: write` stays on the primary App: GitHub lets only the App that created a check run update it.
+   * One with `statuses: write` never comes from it while there is another App (see #primaryWithheld).
    * A GitHub failure is a refusal with its reason (`github_unavailable`, `github_refused`), never a token.
    */
   async mint(request: GitHubTokenRequest): Promise<MintedGitHubToken> {
@@ -108,15 +112,32 @@ export class GitHubTokens implements GitHubTokenMinter {
       }
     }
     if (last !== undefined) throw refusalOf(last);
-    const waits = [...this.#backedOff].map(([index, state]) => `App ${this.#appId(index)} ${state.why} until ${new Date(state.until).toISOString()}`);
-    throw new ExchangeError('github_unavailable', `every GitHub App is left out for now: ${waits.join('; ')}`);
+    const withheld = this.#primaryWithheld(request);
+    const waits = [...this.#backedOff]
+      .filter(([index]) => !withheld || index !== 0)
+      .map(([index, state]) => `App ${this.#appId(index)} ${state.why} until ${new Date(state.until).toISOString()}`);
+    const which = withheld ? "every GitHub App but the primary, which writes keyway's policy reviews and so never mints statuses: write," : 'every GitHub App';
+    throw new ExchangeError('github_unavailable', `${which} is left out for now: ${waits.join('; ')}`);
   }
 
-  /** The Apps to try, best first: the primary alone for checks, else every App not backed off, most headroom first. */
+  /**
+   * Whether the primary App is kept from minting this token: one with `statuses: write` (and not `checks: write`, which only
+   * the primary can use) while the pool holds another App. GitHub counts a commit status as a check of the same name, made by
+   * the App whose token set it: one set with the primary's token would pass for keyway's policy review where a required
+   * check is pinned to that App.
+   */
+  #primaryWithheld(request: GitHubTokenRequest): boolean {
+    return !writes(request, 'checks') && writes(request, 'statuses') && this.#deps.apps.length > 1;
+  }
+
+  /** The Apps to try, best first: the primary alone for `checks: write`, else every App not backed off (nor withheld), most headroom first. */
   #candidates(request: GitHubTokenRequest): number[] {
-    if (Object.hasOwn(request.permissions, 'checks')) return [0];
+    if (writes(request, 'checks')) return [0];
     const now = this.#deps.now();
-    const available = this.#deps.apps.map((_, index) => index).filter((index) => (this.#backedOff.get(index)?.until ?? 0) <= now);
+    const available = this.#deps.apps
+      .map((_, index) => index)
+      .slice(this.#primaryWithheld(request) ? 1 : 0)
+      .filter((index) => (this.#backedOff.get(index)?.until ?? 0) <= now);
     // What GitHub last reported, until its window resets: an App not asked since has its whole quota again, as far as keyway knows.
     const headroom = (index: number) => {
       const { remaining, resetAt } = this.#deps.apps[index]!.client.quota;
