@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
@@ -53,7 +54,7 @@ describe('proxy mode: the deadline covers minting the GitHub credential', () => 
     expect(event?.reason).toBe('proxy_upstream_timeout');
   });
 
-  it('lets a shutdown wait for the mint the 504 left running: the token GitHub minted after it is on the revocation schedule', async () => {
+  it('lets a shutdown wait for the mint the 504 left running: the token GitHub minted after it is on the revocation schedule and on record', async () => {
     const slow = await FakeGitHub.create(inject('fakeGitHubBase'));
     // GitHub mints the token, then answers a second after the upstream's one-second deadline.
     await slow.install({ ...ACME_INSTALLATION, tokenDelayMs: 2000 });
@@ -82,6 +83,11 @@ describe('proxy mode: the deadline covers minting the GitHub credential', () => 
       expect(minted?.revoked).toBe(false);
       // Scheduled under the decision record's id, as every proxy installation token is.
       expect(db.all('SELECT id, token_sha256 FROM github_token_revocations')).toEqual([{ id: outcome?.proxy?.decision_id, token_sha256: minted?.sha256 }]);
+      // And named in the log before the database closed, under the same decision.
+      const late = db
+        .all<{ event: string }>("SELECT event FROM audit_events WHERE reason = 'proxy_credential_late'")
+        .map((row) => JSON.parse(row.event) as AuditEvent);
+      expect(late.map((event) => event.proxy)).toMatchObject([{ decision_id: outcome?.proxy?.decision_id, credential: { token_sha256: minted?.sha256 } }]);
     } finally {
       db.close();
     }

@@ -1030,6 +1030,20 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
         permissions: { contents: 'read', metadata: 'read' },
         tokenAnswerNamesNoRepository: true,
       });
+      // Accounts whose tokens GitHub mints, then answers for a second past the github-slow upstream's one-second deadline.
+      for (const [id, owner, ownerId] of [
+        [7107, 'wayne', 4747],
+        [7108, 'stark', 4848],
+      ] as const) {
+        await github.install({
+          id,
+          owner,
+          ownerId,
+          repositories: [{ id: id * 10, name: 'config' }],
+          permissions: { contents: 'read', metadata: 'read' },
+          tokenDelayMs: 2000,
+        });
+      }
       const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
       broker = await runtime.start(
         {
@@ -1048,6 +1062,14 @@ grant:
       - { method: GET, path: "/repos/hooli/config/contents/**", permissions: { contents: read }, owner_id: "4444" }
       - { method: GET, path: "/repos/piedpiper/config/contents/**", permissions: { contents: read }, owner_id: "4545" }
 `,
+          'proxy/github-slow.yaml': `${header}match: { repository_owner_id: "1200934" }
+grant:
+  proxy:
+    upstream: github-slow
+    allow:
+      - { method: GET, path: "/repos/wayne/config/contents/**", permissions: { contents: read }, owner_id: "4747" }
+      - { method: GET, path: "/repos/stark/config/contents/**", permissions: { contents: read }, owner_id: "4848" }
+`,
           // Another issuer whose tokens carry claims of GitHub's names: they say nothing of a GitHub account.
           'proxy/generic.yaml': `version: 1
 issuer: { kind: oidc, url: "${other.url}" }
@@ -1060,7 +1082,8 @@ grant:
           settings: {
             ...github.settings,
             KEYWAY_ALLOW_HTTP_LOOPBACK: '1',
-            KEYWAY_PROXY_UPSTREAMS: 'upstreams:\n  github:\n    auth: { kind: github-app }\n',
+            KEYWAY_PROXY_UPSTREAMS:
+              'upstreams:\n  github:\n    auth: { kind: github-app }\n  github-slow:\n    auth: { kind: github-app }\n    limits: { timeout_seconds: 1 }\n',
           },
         },
       );
@@ -1269,6 +1292,107 @@ grant:
         'DELETE /installation/token',
       ]);
       expect((await github.tokens()).at(-1)).toMatchObject({ revoked: true, repositories: ['config'] });
+    });
+
+    /** A read through github-slow, whose token GitHub answers only after the upstream's deadline. */
+    const slowRead = async (owner: string, token?: string): Promise<{ status: number; timedOut: AuditEvent | undefined }> => {
+      const response = await broker.request(`/proxy/github-slow/repos/${owner}/config/contents/settings.yaml`, {
+        headers: { ...GH_HEADERS, authorization: `Bearer ${token ?? (await job())}` },
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      return { status: response.status, timedOut: await broker.auditEvent(body['audit_event_id'] as string) };
+    };
+    /** The records the late mint of the request that `timedOut` ended appended, once there are any (bounded). */
+    const lateRecordsOf = (timedOut: AuditEvent | undefined, minimum = 1): Promise<AuditEvent[]> =>
+      vi.waitFor(
+        async () => {
+          const late = (await broker.recentAuditEvents()).filter(
+            (event) => event.reason === 'proxy_credential_late' && event.proxy?.decision_id === timedOut?.proxy?.decision_id,
+          );
+          expect(late.length).toBeGreaterThanOrEqual(minimum);
+          return late;
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+
+    it('names in the log the token GitHub minted after the deadline answered 504, and revokes it when its time comes', async () => {
+      const before = (await github.tokens()).length;
+      const { status, timedOut } = await slowRead('wayne');
+      expect(status).toBe(504);
+      expect(timedOut).toMatchObject({ decision: 'error', reason: 'proxy_upstream_timeout' });
+      expect(timedOut?.proxy?.credential).not.toHaveProperty('token_sha256');
+
+      const [minted, ...more] = (await github.tokens()).slice(before);
+      expect(more).toEqual([]);
+      // One record, of the same request and decision as the 504's, naming the token by its hash and scope: never the token.
+      const late = await lateRecordsOf(timedOut);
+      expect(late).toHaveLength(1);
+      const [record] = late;
+      expect(record).toMatchObject({ decision: 'granted', reason: 'proxy_credential_late', request: { id: timedOut?.request.id } });
+      expect(record).not.toHaveProperty('policy');
+      expect(record?.detail).toContain('minted after the 1 s deadline had answered the request');
+      expect(record?.proxy?.credential).toMatchObject({
+        repository: 'wayne/config',
+        permissions: { contents: 'read' },
+        owner_id: '4747',
+        repository_id: 71070,
+        token_sha256: minted?.sha256,
+      });
+      // When keyway revokes it: ten minutes after it was minted, past the deadline.
+      const decision = await broker.auditEvent(timedOut?.proxy?.decision_id ?? '');
+      const revokedAfter = Date.parse(record?.proxy?.credential?.expires_at ?? '') - Date.parse(decision?.time ?? '');
+      expect(revokedAfter).toBeGreaterThan(600_000 + 1000);
+      expect(revokedAfter).toBeLessThan(600_000 + 10_000);
+      expect(JSON.stringify(record)).not.toMatch(/ghs_/);
+
+      // Its ten minutes pass: the schedule's row, under the decision record's id as every proxy token's, falls due.
+      await broker.tamper('UPDATE github_token_revocations SET next_attempt_at = 0 WHERE id = ?', [decision?.id ?? '']);
+      await broker.revokeDueGitHubTokens();
+      expect((await github.tokens()).slice(before)).toEqual([{ ...minted, revoked: true }]);
+      const revocations = (await github.calls()).filter((call) => call.method === 'DELETE' && call.path === '/installation/token' && call.status === 204);
+      expect(revocations.map((call) => call.auth)).toContain(`token:${minted?.sha256.slice(0, 12)}`);
+    });
+
+    it('takes the late token back at once when its record cannot be appended, and hands it to no later request: no record, no token', async () => {
+      const before = (await github.tokens()).length;
+      await broker.tamper(
+        "CREATE TRIGGER late_record_down BEFORE INSERT ON audit_events WHEN NEW.reason = 'proxy_credential_late' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+        [],
+      );
+      let answer: Awaited<ReturnType<typeof slowRead>>;
+      try {
+        answer = await slowRead('stark');
+        await vi.waitFor(async () => expect((await github.tokens()).slice(before)).toMatchObject([{ revoked: true }]), { timeout: 10_000, interval: 50 });
+      } finally {
+        // Named on audit_events so the Workers harness runs it on every audit shard, as it ran the CREATE.
+        await broker.tamper('DROP TRIGGER late_record_down /* audit_events */', []);
+      }
+      expect(answer.status).toBe(504);
+      const decisionId = answer.timedOut?.proxy?.decision_id;
+      expect((await broker.recentAuditEvents()).filter((event) => event.proxy?.decision_id === decisionId).map((event) => event.reason)).toEqual([
+        'proxy_upstream_timeout',
+      ]);
+
+      // GitHub answers at once again: the next request gets a token of its own, not the one taken back.
+      await github.install({
+        id: 7108,
+        owner: 'stark',
+        ownerId: 4848,
+        repositories: [{ id: 71080, name: 'config' }],
+        permissions: { contents: 'read', metadata: 'read' },
+      });
+      await github.putFile({ owner: 'stark', repo: 'config', path: 'settings.yaml', text: 'deploy: stark' });
+      const next = await broker.request('/proxy/github-slow/repos/stark/config/contents/settings.yaml', {
+        headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` },
+      });
+      expect(next.status).toBe(200);
+      await next.arrayBuffer();
+      const [revoked, fresh, ...more] = (await github.tokens()).slice(before);
+      expect(more).toEqual([]);
+      expect(revoked?.revoked).toBe(true);
+      expect(fresh?.revoked).toBe(false);
+      const outcome = await waitForOutcomeOf(broker, next.headers.get('keyway-audit-event-id'));
+      expect(outcome?.proxy?.credential?.token_sha256).toBe(fresh?.sha256);
     });
   });
 }

@@ -10,7 +10,7 @@ import { ciClaims } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
 describe('proxy mode on Workers: a GitHub credential still being minted at the deadline', () => {
-  it('is handed to waitUntil with the 504: the token GitHub minted after it is on the revocation schedule once the request’s context settles', async () => {
+  it('is handed to waitUntil with the 504: the token GitHub minted after it is on the revocation schedule and on record once the request’s context settles', async () => {
     const issuer = freshIssuer(inject('testIssuerBase'), 'proxy-credential-deadline-workers');
     const github = await FakeGitHub.create(inject('fakeGitHubBase'));
     // GitHub mints the token, then answers a second after the upstream's one-second deadline.
@@ -45,5 +45,9 @@ grant:
     // Scheduled under the decision record's id, as every proxy installation token is.
     const scheduled = await keywayState(states).due(Date.now() + 3_600_000, 10);
     expect(scheduled.map(({ id, tokenSha256 }) => ({ id, tokenSha256 }))).toEqual([{ id: outcome?.proxy?.decision_id, tokenSha256: minted?.sha256 }]);
+    // And named in the log, under the same decision.
+    const { records } = await broker.audit.log.query({ limit: 50, order: 'desc', by: 'id' });
+    const late = records.map(({ event }) => event).filter((event) => event.reason === 'proxy_credential_late');
+    expect(late.map((event) => event.proxy)).toMatchObject([{ decision_id: outcome?.proxy?.decision_id, credential: { token_sha256: minted?.sha256 } }]);
   });
 });

@@ -94,7 +94,8 @@ export interface AuditEvent {
   /**
    * A proxied request (`/proxy/{upstream}/…`, docs/proxy.md). The decision record, durable before the
    * upstream is called, holds what was asked and the rule that allowed it; the outcome record
-   * (reason `proxy_completed` or an upstream failure) names it in `decision_id` and adds what came back.
+   * (reason `proxy_completed` or an upstream failure) names it in `decision_id` and adds what came back. A GitHub token
+   * minted only after the deadline answered the request has a record of its own naming it (`proxy_credential_late`).
    */
   readonly proxy?: {
     readonly upstream: string;
@@ -119,6 +120,8 @@ export interface AuditEvent {
       /** The id of the repository the installation token holds: the upstream call is addressed by it (`/repositories/{id}/…`). */
       readonly repository_id?: number;
       readonly token_sha256?: string;
+      /** When keyway revokes the installation token (its revocation schedule), ISO 8601. */
+      readonly expires_at?: string;
       readonly jti?: string;
     };
     /** Outcome record only: the decision record it completes. */

@@ -126,6 +126,10 @@ export const REASONS = {
     decision: 'error',
     description: 'whether the keyway token was revoked cannot be checked right now, so it was not used; retry later',
   },
+  proxy_credential_late: {
+    decision: 'granted',
+    description: 'a GitHub installation token was minted for a proxied request after its deadline had answered it; it is on its revocation schedule',
+  },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;

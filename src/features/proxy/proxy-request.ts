@@ -360,9 +360,24 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   }
   if (credential === 'expired') {
     const refused = await fail('proxy_upstream_timeout', `no credential for upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
-    // The mint goes on after the answer: a token GitHub mints must still reach its revocation schedule (and the cache).
+    // The mint goes on after the answer: a token GitHub mints must still reach its revocation schedule (and the cache),
+    // and the log must name it, since the records so far say no credential was had.
     const abandoned = minting.then(
-      () => undefined,
+      async (late) => {
+        // Only a token this request minted is new: one from the cache was named by the request that minted it.
+        if (late.revokeNow === undefined || late.recorded === undefined) return;
+        const credential = { ...decided.proxy?.credential, ...late.recorded };
+        const detail = `minted after the ${upstream.limits.timeoutSeconds} s deadline had answered the request; unused by it, reused by later ones, revoked at expires_at`;
+        if ((await outcome('proxy_credential_late', { credential }, detail)) !== undefined) return;
+        // No record, no token: one the log does not name is taken back at once.
+        await late.revokeNow().catch((error: unknown) =>
+          deps.log.error('unrecorded proxy credential not revoked; the revocation round retries it', {
+            request_id: input.context.requestId,
+            upstream: upstream.name,
+            error: errorText(error),
+          }),
+        );
+      },
       (error: unknown) =>
         deps.log.error('proxy credential unavailable', { request_id: input.context.requestId, upstream: upstream.name, error: errorText(error) }),
     );

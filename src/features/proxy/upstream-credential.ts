@@ -85,12 +85,17 @@ export interface UpstreamCredential {
   readonly secret: string;
   /**
    * What the outcome record keeps of a credential keyway minted, so the upstream's own log can be joined to it: a keyway
-   * JWT's jti, an installation token's SHA-256 (GitHub's audit log's `hashed_token` is its base64) and the id of the
-   * repository it holds, which the call is addressed by. Never the credential.
+   * JWT's jti, an installation token's SHA-256 (GitHub's audit log's `hashed_token` is its base64), the id of the
+   * repository it holds, which the call is addressed by, and when keyway revokes it. Never the credential.
    */
-  readonly recorded?: { readonly jti: string } | { readonly token_sha256: string; readonly repository_id: number };
+  readonly recorded?: { readonly jti: string } | { readonly token_sha256: string; readonly repository_id: number; readonly expires_at: string };
   /** A GitHub App upstream's: the id of the one repository the token holds, which the call is addressed by. */
   readonly repositoryId?: number;
+  /**
+   * Present when this call minted the installation token (none taken from the cache): takes it back from GitHub at once and
+   * hands it to no later request. For a token no audit record can name.
+   */
+  readonly revokeNow?: () => Promise<void>;
 }
 
 export interface CredentialDeps {
@@ -153,12 +158,16 @@ export class UpstreamCredentials {
       return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token, recorded: { jti: minted.jti } };
     }
     if (scope === undefined || this.#deps.github === undefined) throw new Error('a github-app upstream needs the GitHub App and a repository scope');
-    const { token, repositoryId } = await this.#githubToken(scope, auditEventId);
-    const recorded = { token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token), repository_id: repositoryId };
-    return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded, repositoryId };
+    const { token, repositoryId, revokeAt, revokeNow } = await this.#githubToken(scope, auditEventId);
+    const recorded = {
+      token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token),
+      repository_id: repositoryId,
+      expires_at: new Date(revokeAt).toISOString(),
+    };
+    return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded, repositoryId, ...(revokeNow === undefined ? {} : { revokeNow }) };
   }
 
-  async #githubToken(scope: GitHubScope, auditEventId: string): Promise<GitHubToken> {
+  async #githubToken(scope: GitHubScope, auditEventId: string): Promise<GitHubToken & { readonly revokeNow?: () => Promise<void> }> {
     const now = this.#deps.now();
     const permissions = Object.entries(scope.permissions).sort(([a], [b]) => a.localeCompare(b));
     const key = `${scope.owner}/${scope.repository}\n${scope.ownerId ?? ''}\n${JSON.stringify(permissions)}`;
@@ -185,16 +194,26 @@ export class UpstreamCredentials {
       await minted.revokeNow().catch(() => undefined);
       throw new Error(`GitHub did not say which repository id the token for ${scope.owner}/${scope.repository} holds; the token was revoked`);
     }
-    const token = { token: minted.token, repositoryId: held.id, until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS };
+    const token = {
+      token: minted.token,
+      repositoryId: held.id,
+      revokeAt: minted.revokeAt,
+      until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS,
+    };
     if (this.#tokens.size >= MAX_CACHED_TOKENS) for (const [old, entry] of this.#tokens) if (entry.until <= now) this.#tokens.delete(old);
     if (this.#tokens.size < MAX_CACHED_TOKENS) this.#tokens.set(key, token);
-    return token;
+    const revokeNow = (): Promise<void> => {
+      if (this.#tokens.get(key) === token) this.#tokens.delete(key);
+      return minted.revokeNow();
+    };
+    return { ...token, revokeNow };
   }
 }
 
-/** An installation token for one repository, the repository's id, and until when it is handed to requests. */
+/** An installation token for one repository, the repository's id, when keyway revokes it, and until when it is handed to requests. */
 interface GitHubToken {
   readonly token: string;
   readonly repositoryId: number;
+  readonly revokeAt: number;
   readonly until: number;
 }
