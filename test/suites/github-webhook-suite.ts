@@ -1057,6 +1057,59 @@ grant:
       }
     });
 
+    it("revokes a keyway token at its run's end when its job's delivery took it and failed, as a redelivery of the job's does", async () => {
+      // The audit log refuses every append (in every shard, on Workers: the name says audit_events): the job's delivery takes
+      // its tokens, then cannot record their revocation.
+      const auditDown = async (down: boolean) =>
+        broker.tamper(
+          down
+            ? "CREATE TRIGGER audit_events_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'the audit log is down'); END"
+            : 'DROP TRIGGER audit_events_down',
+          [],
+        );
+      const runCompleted = (run: number) => ({
+        action: 'completed',
+        workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      });
+      const active = await introspection();
+      const [run, job] = [freshId(), freshId()];
+      const token = await keywayTokenFor(run, job);
+      await auditDown(true);
+      try {
+        expect((await completedJob(run, job)).status).toBe(503);
+      } finally {
+        await auditDown(false);
+      }
+      expect(await active(token)).toEqual([true]);
+      // GitHub sends a failed delivery again only when asked: the run's end, within the minute, is what ends the token.
+      expect(await deliver({ event: 'workflow_run', payload: runCompleted(run) })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow run ${run} completed` },
+      });
+      expect(await active(token)).toEqual([false]);
+
+      // The failed job's delivery, sent again at once, is not answered as handled with its token left live.
+      const [later, laterJob] = [freshId(), freshId()];
+      const laterToken = await keywayTokenFor(later, laterJob);
+      await auditDown(true);
+      try {
+        expect((await completedJob(later, laterJob)).status).toBe(503);
+      } finally {
+        await auditDown(false);
+      }
+      expect(await completedJob(later, laterJob)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow job ${laterJob} of run ${later} completed` },
+      });
+      expect(await active(laterToken)).toEqual([false]);
+      const events = await broker.recentAuditEvents();
+      const recordsOf = (jti: unknown) =>
+        events.filter((event) => event.reason === 'token_revoked' && event.detail?.startsWith(`revoked keyway token ${String(jti)}: `));
+      expect([recordsOf(decodeJwt(token).jti).length, recordsOf(decodeJwt(laterToken).jti).length]).toEqual([1, 1]);
+    });
+
     it('ends every token of a run whose completion names no attempt (a payload without run_attempt), whichever attempt the token is of', async () => {
       const [run, job] = [freshId(), freshId()];
       const [githubToken, keywayToken] = [await githubTokenFor(run, job, 2), await keywayTokenFor(run, job, 2)];

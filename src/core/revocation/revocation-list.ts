@@ -15,14 +15,17 @@ export interface RevocationList {
   revokeAll(tokens: readonly RevokedToken[], now: number): Promise<void>;
   /**
    * Takes, for `leaseSeconds`, the right to record and revoke each token, atomically: of any number of callers naming one
-   * token at once, exactly one is answered true for it, and the others leave it to that one (in the order of `tokens`).
-   * The lease only ends: a holder that fails before revoking leaves the token to whoever asks once it has run out.
+   * token at once, exactly one takes it, and the others are told the audit record its taker will write (in the order of
+   * `tokens`). The lease only ends: a taker that fails before revoking leaves the token reserved until it has run out.
    */
-  reserve(tokens: readonly Pick<RevokedToken, 'jti' | 'auditEventId'>[], leaseSeconds: number, now: number): Promise<boolean[]>;
+  reserve(tokens: readonly Pick<RevokedToken, 'jti' | 'auditEventId'>[], leaseSeconds: number, now: number): Promise<Reservation[]>;
   isRevoked(jti: string, now: number): Promise<boolean>;
   /** Whether each token is revoked, read together (one read of each store shard they are in): in the order of `jtis`. */
   areRevoked(jtis: readonly string[], now: number): Promise<boolean[]>;
 }
+
+/** A token reserved (`reserve`): by this caller, or by another, who records its revocation as `auditEventId`. */
+export type Reservation = { readonly taken: true } | { readonly taken: false; readonly auditEventId: string };
 
 /** A token to revoke, and the audit record of its revocation. */
 export interface RevokedToken {
@@ -59,7 +62,7 @@ export function revocationList(guard: ReplayGuard, holds: HoldsKeys): Revocation
     reserve: async (tokens, leaseSeconds, now) => {
       const expiresAt = Math.floor(now / 1000) + leaseSeconds;
       const reserved = await guard.claimAll(tokens.map(({ jti, auditEventId }) => ({ key: reservationKey(jti), expiresAt, auditEventId, now })));
-      return reserved.map((result) => result.claimed);
+      return reserved.map((result) => (result.claimed ? { taken: true } : { taken: false, auditEventId: result.heldBy.auditEventId }));
     },
     isRevoked: async (jti, now) => (await holds([revocationKey(jti)], now))[0] === true,
     areRevoked: (jtis, now) => holds(jtis.map(revocationKey), now),

@@ -1,7 +1,8 @@
-import type { AuditLog } from '../../../core/audit/audit-event.ts';
+import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
 import { githubJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
+import type { RunGrant } from '../../../core/audit/run-grants.ts';
 import type { IssuerDirectory } from '../../../core/verify/verify-subject-token.ts';
 
 export interface EndedWorkTokenDeps {
@@ -19,9 +20,12 @@ export interface EndedWorkTokenDeps {
 
 /**
  * How long a delivery holds the right to record and revoke a token it found live: far longer than GitHub waits for its
- * answer (10 s). A delivery that fails meanwhile (the audit log down) leaves its tokens to a redelivery after it.
+ * answer (10 s). One that fails meanwhile (the audit log down) does not hide its tokens for that long: see settleTakenElsewhere.
  */
 const REVOCATION_LEASE_SECONDS = 60;
+
+/** How long a delivery waits for the tokens another took first to be revoked, before it revokes them itself: about 2 s. */
+const TAKEN_ELSEWHERE_WAIT = { rounds: 20, pollMs: 100 } as const;
 
 /** What of a GitHub Actions run completed, as the `workflow_job` or `workflow_run` webhook names it. */
 export interface RunWorkEnded {
@@ -110,10 +114,31 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
     REVOCATION_LEASE_SECONDS,
     now,
   );
-  const ending = candidates.filter((_, index) => reserved[index]);
+  const elsewhere = candidates.flatMap((candidate, index) => {
+    const reservation = reserved[index];
+    return reservation === undefined || reservation.taken ? [] : [{ candidate, auditEventId: reservation.auditEventId }];
+  });
+  const revoked = await recordAndRevoke(
+    deps,
+    candidates.filter((_, index) => reserved[index]?.taken === true),
+    now,
+  );
+  return revoked + (await settleTakenElsewhere(deps, elsewhere, now));
+}
+
+/** A token found live and to be revoked by this delivery, with the record of its revocation. */
+interface Candidate {
+  readonly token: RunGrant;
+  readonly record: AuditEvent;
+}
+
+/**
+ * Records the revocation of each token, then revokes them. A job may hold thousands of tokens and GitHub waits 10 s for the
+ * delivery's answer: their records are appended together, then the revocations written together, each only once every
+ * record is durable. Returns how many.
+ */
+async function recordAndRevoke(deps: EndedWorkTokenDeps, ending: readonly Candidate[], now: number): Promise<number> {
   if (ending.length === 0) return 0;
-  // A job may hold thousands of tokens and GitHub waits 10 s for the delivery's answer: their records are appended
-  // together, then the revocations written together, each only once every record is durable.
   const ids = await appendExaminations(
     deps,
     ending.map(({ record }) => record),
@@ -123,4 +148,43 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
     now,
   );
   return ending.length;
+}
+
+/**
+ * The tokens another delivery reserved first (a job's and its run's arriving at once), which it records and revokes. It may
+ * have failed on the way (the audit log or the revocation list down, answered 503): its lease would then keep every other
+ * delivery from them for a minute, the run's end (the backstop of its jobs') and a redelivery of its own included, each
+ * answered as handled with the tokens live, and GitHub sends no failed delivery again by itself. So this delivery waits a
+ * while for them to be revoked, and revokes those that are not by then itself: under the other's record where it was
+ * written, else recorded as its own (a taker slower than the wait, not failed, records such a token twice). Returns how
+ * many it recorded.
+ */
+async function settleTakenElsewhere(
+  deps: EndedWorkTokenDeps,
+  taken: readonly { readonly candidate: Candidate; readonly auditEventId: string }[],
+  now: number,
+): Promise<number> {
+  let waiting = taken;
+  for (let round = 0; waiting.length > 0 && round < TAKEN_ELSEWHERE_WAIT.rounds; round += 1) {
+    if (round > 0) await new Promise((resolve) => setTimeout(resolve, TAKEN_ELSEWHERE_WAIT.pollMs));
+    const revoked = await deps.revocations.areRevoked(
+      waiting.map(({ candidate }) => candidate.token.jti),
+      now,
+    );
+    waiting = waiting.filter((_, index) => !revoked[index]);
+  }
+  if (waiting.length === 0) return 0;
+  const recorded = await Promise.all(waiting.map(({ auditEventId }) => deps.audit.get(auditEventId)));
+  const unrevoked = waiting.filter((_, index) => recorded[index] !== undefined);
+  if (unrevoked.length > 0) {
+    await deps.revocations.revokeAll(
+      unrevoked.map(({ candidate, auditEventId }) => ({ jti: candidate.token.jti, exp: candidate.token.exp, auditEventId })),
+      now,
+    );
+  }
+  return recordAndRevoke(
+    deps,
+    waiting.filter((_, index) => recorded[index] === undefined).map(({ candidate }) => candidate),
+    now,
+  );
 }
