@@ -352,6 +352,15 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       CREATE INDEX audit_run_grants_exp ON audit_run_grants (exp);
     `,
   },
+  {
+    // The end of a GitHub Actions job revoked a grant only while the policies still trusted its issuer as a GitHub Actions
+    // one: it looked the recorded issuer up in today's set, so removing that trust (an incident, a policy dropped) left the
+    // job's tokens live to their TTL. Each row keeps the kind of issuer that verified its token (the record's
+    // `issuer_kind`, `actor.issuer_kind`), and that is what the job's end reads. The records before this one do not say:
+    // their rows stay NULL and are read as before, by the issuer's kind in the policies now, until their tokens expire.
+    id: 19,
+    sql: `ALTER TABLE audit_run_grants ADD COLUMN issuer_kind TEXT;`,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

@@ -108,8 +108,20 @@ export class SqliteAuditStore implements AuditStore {
     for (const { index, runGrants } of events) {
       for (const grant of runGrants) {
         this.#db.run(
-          `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          [grant.repositoryId, grant.runId, grant.auditEventId, grant.role, grant.issuer, grant.checkRunId, grant.runAttempt, grant.jti, grant.exp],
+          `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, role, issuer, issuer_kind, check_run_id, run_attempt, jti, exp)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            grant.repositoryId,
+            grant.runId,
+            grant.auditEventId,
+            grant.role,
+            grant.issuer,
+            grant.issuerKind,
+            grant.checkRunId,
+            grant.runAttempt,
+            grant.jti,
+            grant.exp,
+          ],
         );
         newest = Math.max(newest ?? index.time, index.time);
       }
@@ -123,12 +135,13 @@ export class SqliteAuditStore implements AuditStore {
         audit_event_id: string;
         role: RunGrantRole;
         issuer: string | null;
+        issuer_kind: string | null;
         check_run_id: string | null;
         run_attempt: string | null;
         jti: string;
         exp: number;
       }>(
-        `SELECT audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp FROM audit_run_grants
+        `SELECT audit_event_id, role, issuer, issuer_kind, check_run_id, run_attempt, jti, exp FROM audit_run_grants
           WHERE repository_id = ? AND run_id = ? AND exp > ? ORDER BY audit_event_id, role DESC`,
         [repositoryId, runId, lastExpired(at)],
       )
@@ -136,6 +149,7 @@ export class SqliteAuditStore implements AuditStore {
         auditEventId: row.audit_event_id,
         role: row.role,
         issuer: row.issuer,
+        issuerKind: row.issuer_kind,
         repositoryId,
         runId,
         checkRunId: row.check_run_id,

@@ -392,6 +392,67 @@ describe("grants indexed before the index kept each row's role", () => {
 });
 
 /**
+ * The upgrade to schema 19: each row of the index of grants by run keeps the kind of issuer that verified its token, and the
+ * end of a job reads that, not whether the policies trust the issuer still. The rows indexed before do not say.
+ */
+describe("grants indexed before the index kept their issuer's kind", () => {
+  it('are read by the kind the policies give their issuer now, as before; a grant indexed since by its recorded kind, whatever the policies trust', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-run-grants-kind-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
+    try {
+      migrate(db, 18);
+      const now = Date.now();
+      const exp = Math.floor(now / 1000) + 600;
+      const claims = { repository_id: '909', run_id: '41', check_run_id: '42', run_attempt: '1' };
+      const before = canonicalEvent(
+        auditEvent({
+          decision: 'granted',
+          reason: 'granted',
+          issuer: GITHUB_ACTIONS.url,
+          claims,
+          issued: { jti: 'before', sub: 'ci', aud: ['x'], scope: [], exp },
+        }),
+      );
+      writeRecordsAsBefore(db, [before]);
+      db.run(
+        'INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, role, issuer, check_run_id, run_attempt, jti, exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        ['909', '41', before.index.id, 'subject', GITHUB_ACTIONS.url, '42', '1', 'before', exp],
+      );
+      migrate(db);
+      const store = new SqliteAuditStore(db);
+      await store.append(
+        auditEvent({
+          decision: 'granted',
+          reason: 'granted',
+          issuer: GITHUB_ACTIONS.url,
+          issuer_kind: 'github',
+          claims,
+          issued: { jti: 'since', sub: 'ci', aud: ['x'], scope: [], exp },
+        }),
+      );
+      expect((await store.grantsOfRun('909', '41', now)).map(({ jti, issuerKind }) => ({ jti, issuerKind }))).toEqual([
+        { jti: 'before', issuerKind: null },
+        { jti: 'since', issuerKind: 'github' },
+      ]);
+      const guard = new SqliteReplayGuard(db);
+      const revocations = revocationList(guard, (keys, at) => guard.holdsAll(keys, at));
+      const ended = { repositoryId: '909', runId: '41', job: { id: '42', checkRunId: '42' }, runAttempt: 1, deliveryId: 'delivery-kind' };
+      // The policies trust no issuer now: the grant whose record says GitHub Actions verified it is revoked all the same.
+      const nothingTrusted = () => ({ issuer: () => undefined });
+      expect(await revokeEndedWorkTokens({ issuer: BROKER_ISSUER, issuers: nothingTrusted, audit: store, revocations, now: () => Date.now() }, ended)).toBe(1);
+      expect(await revocations.areRevoked(['before', 'since'], Date.now())).toEqual([false, true]);
+      // The row from before the upgrade, once the policies trust its issuer as GitHub Actions again.
+      expect(
+        await revokeEndedWorkTokens({ issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit: store, revocations, now: () => Date.now() }, ended),
+      ).toBe(1);
+      expect(await revocations.isRevoked('before', Date.now())).toBe(true);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+/**
  * A job may hold thousands of keyway tokens, and GitHub gives the `workflow_job` delivery 10 s: revoking them one at a
  * time (a record, then a revocation, each a commit waited for) took about 2.8 ms a token on Node. Their records are
  * appended together and the revocations written together instead (`npm run bench:revoke-ended-work` prints the figure).

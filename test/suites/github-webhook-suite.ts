@@ -714,6 +714,44 @@ grant:
       return sha256Hex(tokens === undefined ? (answer.body['access_token'] as string) : tokens[OWNER]!.access_token);
     };
 
+    it("revokes a job's keyway tokens, its own and one it is the actor of, when it completes after the live set stopped trusting its issuer; another issuer's grant under its ids stays", async () => {
+      const [run, job] = [freshId(), freshId()];
+      const lookalike = freshIssuer(issuerBase(), 'webhooks-lookalike');
+      const match = `match: { repository_id: "734201", run_id: "${run}", check_run_id: "${job}" }`;
+      await broker.close();
+      broker = await startBroker(
+        {},
+        {
+          'lookalike.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\n${match}\ngrant: { audience: https://deploy.acme.dev }\n`,
+          'lookalike-delegated.yaml': `version: 1\nissuer: { kind: oidc, url: "${lookalike.url}" }\n${match}\nmatch_actor: { iss: "${ci.url}", repository_id: "734201" }\ngrant: { audience: https://delegated.acme.dev }\n`,
+        },
+      );
+      const ofGitHub = await keywayTokenFor(run, job);
+      const lookalikeToken = async () => lookalike.sign(ciClaims(lookalike.url, broker.issuer, jobClaims(run, job)));
+      const ofLookalike = await postToken(broker, exchangeForm(await lookalikeToken()));
+      expect(ofLookalike.status).toBe(200);
+      const delegated = await postToken(broker, exchangeForm(await lookalikeToken(), { actor_token: await jobToken(run, job), actor_token_type: ID_TOKEN }));
+      expect(delegated.status, JSON.stringify(delegated.body)).toBe(200);
+      const active = await introspection();
+
+      // An incident: the live set switches to one that trusts neither CI issuer.
+      const untrusting = sha(`untrust-${run}`);
+      await putPolicies(untrusting, { 'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', [HEALTH_READ_SCOPE, 'tokens:introspect']) });
+      await moveMain(untrusting);
+      expect(await deliver(pushOf(untrusting))).toMatchObject({ status: 200, body: { status: 'handled' } });
+      await expectRefusal(broker, await postToken(broker, exchangeForm(await jobToken(run, job))), { error: 'invalid_request', reason: 'issuer_untrusted' });
+
+      expect(await completedJob(run, job)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 2 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      const [githubJti, delegatedJti] = [ofGitHub, delegated.body['access_token'] as string].map((token) => decodeJwt(token).jti);
+      expect(await active(ofGitHub, delegated.body['access_token'] as string, ofLookalike.body['access_token'] as string)).toEqual([false, false, true]);
+      const records = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked');
+      for (const jti of [githubJti, delegatedJti])
+        expect(records.filter((event) => event.detail === `revoked keyway token ${jti}: the workflow job ${job} of run ${run} completed`)).toHaveLength(1);
+    });
+
     it("revokes a delegated GitHub token, one or a map, once when its actor's job completes, though the subject's job runs on; a sibling job's end leaves it", async () => {
       await delegatingBroker(freshIssuer(issuerBase(), 'webhooks-lookalike'));
       const before = (await github.calls()).length;

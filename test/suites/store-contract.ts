@@ -137,6 +137,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           decision: 'granted',
           reason: 'granted',
           issuer: 'https://token.actions.githubusercontent.com',
+          issuer_kind: 'github',
           claims: { repository: 'acme/indexed', repository_id: '611', run_id: '7', ...claims },
           issued: { jti, sub: 's', aud: ['x'], scope: [], exp },
         });
@@ -150,6 +151,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           auditEventId: expect.any(String),
           role: 'subject',
           issuer: 'https://token.actions.githubusercontent.com',
+          issuerKind: 'github',
           repositoryId: '611',
           runId: '7',
           checkRunId: '8',
@@ -169,14 +171,18 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const now = Date.now();
       const exp = Math.floor(now / 1000) + 600;
       const github = 'https://token.actions.githubusercontent.com';
+      const forgejo = 'https://forgejo.acme.dev/api/actions';
+      /** The kind of issuer the exchange records beside each issuer URL (anything, as another process may send it). */
+      const kindOf = (issuer: unknown) => ({ [github]: 'github', [forgejo]: 'forgejo', 'https://oidc.acme.dev': 'oidc' })[String(issuer)] ?? issuer;
       const delegated = (jti: string, actor: Record<string, unknown>, subject: Record<string, unknown> = {}, issuer = github) =>
         auditEvent({
           decision: 'granted',
           reason: 'granted',
           issuer,
+          issuer_kind: kindOf(issuer) as string,
           claims: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1', ...subject },
           // As another process may send it: anything where the actor's members belong.
-          actor: { sha256: 'ab'.repeat(32), subject: 'orchestrator', ...actor } as AuditEvent['actor'],
+          actor: { sha256: 'ab'.repeat(32), subject: 'orchestrator', issuer_kind: kindOf(actor['issuer']), ...actor } as AuditEvent['actor'],
           issued: { jti, sub: 's', aud: ['x'], scope: [], exp },
         });
       const run = (repositoryId: string, runId: string, checkRunId: string | null, runAttempt: string | null) => ({
@@ -195,12 +201,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         // can be a GitHub Actions job, and the end of that job ends the token).
         delegated('lookalike', { issuer: 'https://oidc.acme.dev', run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
         // The subject another issuer's, naming a GitHub Actions actor's run: a row for each.
-        delegated(
-          'lookalike-subject',
-          { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' } },
-          {},
-          'https://forgejo.acme.dev/api/actions',
-        ),
+        delegated('lookalike-subject', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '8', run_attempt: '1' } }, {}, forgejo),
         delegated('odd-types', { issuer: 7, run: { repository_id: '612', run_id: 71, check_run_id: ['9'] } }),
         delegated('not-a-run', { issuer: github, run: ['612', '71'] }),
         // The subject's run id in another repository: another run, with a row of its own.
@@ -211,31 +212,32 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
         delegated('attempt-unknown', { issuer: github, run: { repository_id: '611', run_id: '70', check_run_id: '10' } }),
       ]);
       const rows = async (repositoryId: string, runId: string) =>
-        (await audit.grantsOfRun(repositoryId, runId, now)).map(({ jti, role, issuer, repositoryId, runId, checkRunId, runAttempt }) => ({
+        (await audit.grantsOfRun(repositoryId, runId, now)).map(({ jti, role, issuer, issuerKind, repositoryId, runId, checkRunId, runAttempt }) => ({
           jti,
           role,
           issuer,
+          issuerKind,
           ...run(repositoryId, runId, checkRunId, runAttempt),
         }));
       const [subject, actor] = ['subject', 'actor'] as const;
       expect(await rows('612', '71')).toEqual([
-        { jti: 'other-run', role: actor, issuer: github, ...run('612', '71', '9', '2') },
-        { jti: 'odd-types', role: actor, issuer: null, ...run('612', '71', null, null) },
+        { jti: 'other-run', role: actor, issuer: github, issuerKind: 'github', ...run('612', '71', '9', '2') },
+        { jti: 'odd-types', role: actor, issuer: null, issuerKind: null, ...run('612', '71', null, null) },
       ]);
-      expect(await rows('612', '70')).toEqual([{ jti: 'other-repository', role: actor, issuer: github, ...run('612', '70', '9', '1') }]);
+      expect(await rows('612', '70')).toEqual([{ jti: 'other-repository', role: actor, issuer: github, issuerKind: 'github', ...run('612', '70', '9', '1') }]);
       expect(await rows('611', '70')).toEqual([
-        { jti: 'other-run', role: subject, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'same-job', role: subject, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'sibling-job', role: subject, issuer: github, ...run('611', '70', null, '1') },
-        { jti: 'lookalike', role: subject, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'lookalike', role: actor, issuer: 'https://oidc.acme.dev', ...run('611', '70', '10', null) },
-        { jti: 'lookalike-subject', role: subject, issuer: 'https://forgejo.acme.dev/api/actions', ...run('611', '70', '8', '1') },
-        { jti: 'lookalike-subject', role: actor, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'odd-types', role: subject, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'not-a-run', role: subject, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'other-repository', role: subject, issuer: github, ...run('611', '70', '8', '1') },
-        { jti: 'earlier-actor', role: subject, issuer: github, ...run('611', '70', null, '1') },
-        { jti: 'attempt-unknown', role: subject, issuer: github, ...run('611', '70', null, null) },
+        { jti: 'other-run', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'same-job', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'sibling-job', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', null, '1') },
+        { jti: 'lookalike', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'lookalike', role: actor, issuer: 'https://oidc.acme.dev', issuerKind: 'oidc', ...run('611', '70', '10', null) },
+        { jti: 'lookalike-subject', role: subject, issuer: forgejo, issuerKind: 'forgejo', ...run('611', '70', '8', '1') },
+        { jti: 'lookalike-subject', role: actor, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'odd-types', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'not-a-run', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'other-repository', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', '8', '1') },
+        { jti: 'earlier-actor', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', null, '1') },
+        { jti: 'attempt-unknown', role: subject, issuer: github, issuerKind: 'github', ...run('611', '70', null, null) },
       ]);
     });
 

@@ -43,11 +43,18 @@ export interface AuditEvent {
   readonly actor?: {
     readonly sha256?: string;
     readonly issuer?: string;
+    /** The kind of issuer (its preset: `github`, `gitlab`, `oidc`, …) that verified the actor token. */
+    readonly issuer_kind?: string;
     readonly subject?: string;
     readonly run?: RecordedRun;
   };
   /** Set only when the subject token verified. */
   readonly issuer?: string;
+  /**
+   * The kind of issuer (its preset: `github`, `gitlab`, `oidc`, …) that verified the subject token, as the policies trusted
+   * it then: whether the end of a GitHub Actions job may revoke the grant does not depend on whether they trust it still.
+   */
+  readonly issuer_kind?: string;
   readonly subject?: string;
   /** The verified claims policies look at (and the issuer preset's audit claims). */
   readonly claims?: Readonly<Record<string, unknown>>;

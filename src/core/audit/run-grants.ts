@@ -22,6 +22,12 @@ export interface RunGrant {
    * another issuer's claims naming the same ids or not.
    */
   readonly issuer: string | null;
+  /**
+   * The kind of issuer that verified that token (its preset: `github` for a GitHub Actions issuer), as recorded at the
+   * grant: what the end of a GitHub Actions job reads, whether the policies still trust the issuer or not. Null for a row
+   * indexed before schema 19, whose record did not say.
+   */
+  readonly issuerKind: string | null;
   readonly repositoryId: string;
   readonly runId: string;
   /** The `check_run_id` and `run_attempt` claims as recorded (null when absent): read as `ciJobOf` reads them. */
@@ -57,8 +63,8 @@ export function recordedRunOf(claims: Readonly<Record<string, unknown>>): Record
 
 /**
  * The rows an audit event indexes of a keyway token granted to CI runs: one for the subject's run (its `repository_id`
- * and `run_id` claims), and for a delegated exchange one for the actor's (`actor.run`), each with its own issuer. An
- * actor of the subject's own issuer and run is folded into the subject's row (`folded`); one of another issuer naming the
+ * and `run_id` claims), and for a delegated exchange one for the actor's (`actor.run`), each with its own issuer and its
+ * kind. An actor of the subject's own issuer and run is folded into the subject's row (`folded`); one of another issuer naming the
  * same ids keeps its own row, for only one of the two can be the run a GitHub Actions job's end names.
  */
 export function runGrantsOf(event: AuditEvent): RunGrant[] {
@@ -66,24 +72,32 @@ export function runGrantsOf(event: AuditEvent): RunGrant[] {
   // Read from events another process sent too (checkedCanonicalEvent): only members of the right types index.
   if (event.decision !== 'granted' || event.reason !== 'granted' || typeof issued?.jti !== 'string' || typeof issued.exp !== 'number') return [];
   const token = { auditEventId: event.id, jti: issued.jti, exp: issued.exp };
-  const subject = runGrant(token, 'subject', event.issuer, event.claims);
-  const actor = runGrant(token, 'actor', member(event.actor, 'issuer'), member(event.actor, 'run'));
+  const subject = runGrant(token, 'subject', { issuer: event.issuer, kind: event.issuer_kind }, event.claims);
+  const actor = runGrant(token, 'actor', { issuer: member(event.actor, 'issuer'), kind: member(event.actor, 'issuer_kind') }, member(event.actor, 'run'));
   if (subject === undefined || actor === undefined) return [subject, actor].filter((grant) => grant !== undefined);
-  const ofSubjectsRun = subject.issuer === actor.issuer && subject.repositoryId === actor.repositoryId && subject.runId === actor.runId;
+  const ofSubjectsRun =
+    subject.issuer === actor.issuer && subject.issuerKind === actor.issuerKind && subject.repositoryId === actor.repositoryId && subject.runId === actor.runId;
   return ofSubjectsRun ? [folded(subject, actor)] : [subject, actor];
 }
 
 /** A member of what may be an object (a record another process sent may hold anything where an object belongs). */
 const member = (value: unknown, name: string): unknown => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined);
 
-function runGrant(token: Pick<RunGrant, 'auditEventId' | 'jti' | 'exp'>, role: RunGrantRole, issuer: unknown, claims: unknown): RunGrant | undefined {
+function runGrant(
+  token: Pick<RunGrant, 'auditEventId' | 'jti' | 'exp'>,
+  role: RunGrantRole,
+  verifiedBy: { readonly issuer: unknown; readonly kind: unknown },
+  claims: unknown,
+): RunGrant | undefined {
   const read = (name: string): string | undefined => claimText(member(claims, name));
   const [repositoryId, runId] = [read('repository_id'), read('run_id')];
   if (repositoryId === undefined || runId === undefined) return undefined;
+  const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
   return {
     ...token,
     role,
-    issuer: typeof issuer === 'string' ? issuer : null,
+    issuer: text(verifiedBy.issuer),
+    issuerKind: text(verifiedBy.kind),
     repositoryId,
     runId,
     checkRunId: read('check_run_id') ?? null,

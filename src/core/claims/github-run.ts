@@ -47,6 +47,14 @@ export function ciJobOf(claims: Readonly<Record<string, unknown>>): CiJob {
 }
 
 /**
+ * Whether an issuer of this kind (its preset's name, as trusted or as recorded) is a GitHub Actions issuer (github.com,
+ * GHE.com, a GHES): only its tokens' `repository_id` and `run_id` are the ids GitHub gave a run.
+ */
+export function isGitHubActionsKind(kind: string | null | undefined): boolean {
+  return kind === 'github';
+}
+
+/**
  * The GitHub Actions job a verified token is of: `ciJobOf` its claims for a token of a GitHub issuer (github.com, GHE.com,
  * a GHES), none for any other, whose claims may name any repository and run ids and are no run of GitHub's.
  */
@@ -54,7 +62,7 @@ export function githubJobOf(verified: {
   readonly issuer: { readonly preset: { readonly name: string } };
   readonly claims: Readonly<Record<string, unknown>>;
 }): CiJob {
-  return verified.issuer.preset.name === 'github'
+  return isGitHubActionsKind(verified.issuer.preset.name)
     ? ciJobOf(verified.claims)
     : { repositoryId: undefined, runId: undefined, checkRunId: undefined, runAttempt: undefined };
 }

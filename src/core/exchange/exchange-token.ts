@@ -252,6 +252,7 @@ async function grantOrThrow(
     ...(decoded === undefined ? {} : { decoded }),
   });
   event.issuer = verified.issuer.url;
+  event.issuer_kind = verified.issuer.preset.name;
   event.subject = String(verified.claims.sub);
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   const limited = await deps.limits.forSubject(event.issuer, event.subject);
@@ -493,7 +494,13 @@ async function verifyActor(
     throw new ExchangeError(error.reason, `actor_token: ${error.message}`, { public: error.detailIsPublic, cause: error });
   }
   const run = recordedRunOf(verified.claims);
-  event.actor = { ...event.actor, issuer: verified.issuer.url, subject: String(verified.claims.sub), ...(run === undefined ? {} : { run }) };
+  event.actor = {
+    ...event.actor,
+    issuer: verified.issuer.url,
+    issuer_kind: verified.issuer.preset.name,
+    subject: String(verified.claims.sub),
+    ...(run === undefined ? {} : { run }),
+  };
   return verified;
 }
 

@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
-import { githubJobOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
+import { ciJobOf, isGitHubActionsKind, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 import type { RunGrant } from '../../../core/audit/run-grants.ts';
@@ -8,9 +8,8 @@ import type { IssuerDirectory } from '../../../core/verify/verify-subject-token.
 export interface EndedWorkTokenDeps {
   readonly issuer: string;
   /**
-   * The issuers the broker trusts now (the central policy set): a grant ends with a GitHub Actions job only if the token
-   * that named the job (its subject token, or a delegated grant's actor token) is of an issuer of the `github` kind
-   * (github.com, GHE.com, a GitHub Enterprise Server's `/_services/token`).
+   * The issuers the broker trusts now (the central policy set), for a grant indexed before schema 19 alone: its row does
+   * not say which kind of issuer verified the token, so the policies' kind of it now stands in, as before.
    */
   readonly issuers: () => Pick<IssuerDirectory, 'issuer'>;
   readonly audit: AuditLog;
@@ -49,7 +48,7 @@ export function runEnd(ended: RunWorkEnded): RunEnd {
 }
 
 /**
- * Whether a token granted to this job (its verified claims, `githubJobOf`) ends with what ended: same `repository_id` and `run_id`, and for
+ * Whether a token granted to this job (its verified claims, `ciJobOf`) ends with what ended: same `repository_id` and `run_id`, and for
  * a job its own `check_run_id`. A token without one (GitHub Enterprise Server releases whose tokens lack it) cannot be
  * told apart from the run's other jobs: the end of any job of its run (of its attempt or a later one) ends it, as before
  * the claim existed. A job whose check run is unknown ends only those. The end of an attempt of the run ends them all but
@@ -81,14 +80,15 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
   const issuers = deps.issuers();
   // Another issuer's claims may name the same ids (an operator's own OIDC issuer can put anything in repository_id and
-  // run_id): those are not the ids GitHub gave this run, and githubJobOf finds no job in them.
+  // run_id): those are not the ids GitHub gave this run. Which kind of issuer verified the token is read as the grant
+  // recorded it, not from the policies now: trust removed since (an incident, a policy dropped) leaves it to be revoked.
   const endedWith = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
-    const issuer = grant.issuer === null ? undefined : issuers.issuer(grant.issuer);
+    const kind = grant.issuerKind ?? (grant.issuer === null ? undefined : issuers.issuer(grant.issuer)?.preset.name);
     const claims = { repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt };
-    return issuer !== undefined && endsWith(githubJobOf({ issuer, claims }), ended);
+    return isGitHubActionsKind(kind) && endsWith(ciJobOf(claims), ended);
   });
-  // A delegated grant's subject and actor, each of a GitHub issuer the policies trust, may both name what ended: its
-  // token is revoked once.
+  // A delegated grant's subject and actor, each verified by a GitHub issuer, may both name what ended: its token is
+  // revoked once.
   const live = [...new Map(endedWith.map((grant) => [grant.jti, grant])).values()];
   const revokedBefore = await deps.revocations.areRevoked(
     live.map((token) => token.jti),
