@@ -1,4 +1,4 @@
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -14,7 +14,10 @@ import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
 import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
 import { auditShard, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
-import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { keywayState, stateStores, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { appendForgedRecord } from '../support/forged-record.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
 import { createWorkerBroker, type WorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
@@ -578,6 +581,36 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect(report.chains.find((chain) => chain.shard === 'legacy')).toMatchObject({ ok: true, records: 5, checkpoints: 1 });
     // A second start neither seals again nor signs another final checkpoint.
     await start(deployment, 4);
+    expect(await legacy.checkpoints(0, 10)).toHaveLength(1);
+  });
+
+  /** The MAC a record written into the storage carries, as SQL: none, or another record's. */
+  const forgedMacs: [string, (forged: number) => string][] = [
+    ['carries no MAC', () => 'NULL'],
+    ['carries the MAC of the record before it', (forged) => `(SELECT mac FROM audit_events WHERE seq = ${forged - 1})`],
+  ];
+
+  it.each(forgedMacs)('signs no final checkpoint over a legacy chain whose record after its last checkpoint %s, and serves on', async (_, mac) => {
+    const deployment = fresh();
+    const legacy = keywayState(deployment.states);
+    await KeyRing.open(stateStores(() => legacy).keys, Date.now());
+    for (let index = 0; index < 2; index += 1) await legacy.append(auditEvent({ subject: `legacy-${index}` }), LEGACY_CHAIN);
+    // The single-chain KeywayState's last upkeep signed these two; one more record, and one the broker did not append.
+    expect(await runDurableObjectAlarm(legacy)).toBe(true);
+    expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 2 });
+    await legacy.append(auditEvent({ subject: 'legacy-2' }), LEGACY_CHAIN);
+    await runInDurableObject(legacy, (_instance, state) => {
+      const forged = appendForgedRecord(durableObjectSql(state.storage));
+      state.storage.sql.exec(`UPDATE audit_events SET mac = ${mac(forged)} WHERE seq = ?`, forged);
+    });
+
+    const broker = await start(deployment, 2);
+    expect((await broker.shardList())[0]).toMatchObject({ shard: 'legacy', head: { seq: 4 } });
+    expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 2 });
+    await expect(legacy.append(auditEvent(), LEGACY_CHAIN)).rejects.toThrow(/sealed/);
+    expect((await broker.exchange('svc-beside-the-forgery')).status).toBe(200);
+    // Every opening tries again, and signs nothing again.
+    await start(deployment, 2);
     expect(await legacy.checkpoints(0, 10)).toHaveLength(1);
   });
 
