@@ -60,7 +60,7 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     expect(isolate.keys.ring.signing.kid).toBe(next?.kid);
   });
 
-  it('a running isolate, not only a fresh one, publishes a rotated ring within one refresh period (refreshIfStale in the entry)', async () => {
+  it('a running isolate, not only a fresh one, publishes a rotated ring within one refresh period (the entry reloads a stale ring)', async () => {
     // The entry checks the age of its ring against Date.now(): the test holds that clock and moves it.
     vi.useFakeTimers({ toFake: ['Date'] });
     const refreshMs = KEY_RING_REFRESH_SECONDS * 1000;

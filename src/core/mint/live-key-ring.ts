@@ -32,8 +32,8 @@ export class LiveKeyRing {
     return this.#ring;
   }
 
-  /** Reloads when the ring is older than one refresh period (Workers: awaited at the start of a request). */
-  async refreshIfStale(now: number): Promise<KeyRing> {
-    return now - this.#loadedAt >= KEY_RING_REFRESH_SECONDS * 1000 ? this.refresh(now) : this.#ring;
+  /** Whether the ring is older than one refresh period: reloaded before it is used at `now` (Workers: at the start of a request). */
+  isStale(now: number): boolean {
+    return now - this.#loadedAt >= KEY_RING_REFRESH_SECONDS * 1000;
   }
 }

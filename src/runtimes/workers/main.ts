@@ -5,6 +5,7 @@ import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type Work
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
 import { NO_STORE } from '../../http/oauth-errors.ts';
+import { FailureBackoff } from './failure-backoff.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
@@ -13,12 +14,11 @@ export { AuditShardState } from './audit-shard-state.ts';
 
 const log = jsonLogger({ runtime: 'workers' });
 let broker: Promise<WorkerBroker> | undefined;
-/** The starts that failed in a row, and when the next may be tried: until then each request is refused without one. */
-let failedStarts: { readonly count: number; readonly retryAt: number } | undefined;
-
-/** The wait after a failed start: 1 s after the first, doubling with each failure in a row, at most a minute. */
-const START_BACKOFF_MS = { first: 1000, max: 60_000 } as const;
+/** Failed starts of the broker, and failed reloads of its stale key ring: until their wait has passed, refused without a try. */
+const starts = new FailureBackoff();
+const keyLoads = new FailureBackoff();
 const NOT_CONFIGURED = 'the broker is not configured correctly';
+const KEYS_UNAVAILABLE = 'the signing keys are unavailable';
 
 /**
  * wrangler.toml ships KEYWAY_ISSUER=http://127.0.0.1:8787 for `wrangler dev`. A Worker reached
@@ -46,35 +46,35 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
     log.error('broker refuses to serve', { error: refusal });
     return unavailable(refusal);
   }
+  const arrived = Date.now();
   // A start reads every binding, loads the policies and reads KeywayState: a broken deploy under traffic is not started
   // again on every request, but once its backoff has passed.
-  if (broker === undefined && failedStarts !== undefined && Date.now() < failedStarts.retryAt) {
-    return unavailable(NOT_CONFIGURED, failedStarts.retryAt - Date.now());
-  }
+  if (broker === undefined && starts.waitMs(arrived) > 0) return unavailable(NOT_CONFIGURED, starts.waitMs(arrived));
   broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
   const attempt = broker;
   let ready: WorkerBroker;
   try {
     ready = await attempt;
   } catch (error) {
-    // Each request that waited on this start sees it fail; the first counts it, once.
-    if (broker === attempt) {
-      broker = undefined;
-      const count = (failedStarts?.count ?? 0) + 1;
-      const waitMs = Math.min(START_BACKOFF_MS.first * 2 ** (count - 1), START_BACKOFF_MS.max);
-      failedStarts = { count, retryAt: Date.now() + waitMs };
-      log.error('broker failed to start', { error: errorText(error), failures: count, retry_in_ms: waitMs });
-    }
-    return unavailable(NOT_CONFIGURED, (failedStarts?.retryAt ?? 0) - Date.now());
+    if (broker === attempt) broker = undefined;
+    // Each request that waited on this start sees it fail; it is counted once.
+    const failure = starts.failed(arrived, Date.now());
+    if (failure !== undefined) log.error('broker failed to start', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs });
+    return unavailable(NOT_CONFIGURED, starts.waitMs(Date.now()));
   }
-  failedStarts = undefined;
+  starts.succeeded();
+  // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says. A ring
+  // that cannot be reloaded is not served past that period; KeywayState is asked again once its backoff has passed.
+  if (!ready.keys.isStale(arrived)) return ready;
+  if (keyLoads.waitMs(arrived) > 0) return unavailable(KEYS_UNAVAILABLE, keyLoads.waitMs(arrived));
   try {
-    // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says.
-    await ready.keys.refreshIfStale(Date.now());
+    await ready.keys.refresh(arrived);
   } catch (error) {
-    log.error('signing keys failed to load', { error: errorText(error) });
-    return unavailable('the signing keys are unavailable');
+    const failure = keyLoads.failed(arrived, Date.now());
+    if (failure !== undefined) log.error('signing keys failed to load', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs });
+    return unavailable(KEYS_UNAVAILABLE, keyLoads.waitMs(Date.now()));
   }
+  keyLoads.succeeded();
   return ready;
 }
 

@@ -78,7 +78,7 @@ export interface WorkerBrokerOptions {
 }
 
 export interface WorkerBroker extends Broker {
-  /** This isolate's key ring: the entry awaits `refreshIfStale` at the start of each request. */
+  /** This isolate's key ring: the entry reloads it at the start of a request once it is stale. */
   readonly keys: LiveKeyRing;
   /** The audit log's shards and its sealed legacy chain. */
   readonly audit: WorkerAuditLog;

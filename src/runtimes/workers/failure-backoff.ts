@@ -1,0 +1,36 @@
+/**
+ * How often something that keeps failing under traffic is tried again: after a failure, not until a wait has passed,
+ * 1 s after the first failure, doubling with each failure in a row, at most a minute. Meanwhile each request is told
+ * how long is left instead of trying it again itself.
+ */
+export class FailureBackoff {
+  static readonly FIRST_MS = 1000;
+  static readonly MAX_MS = 60_000;
+  #failures = 0;
+  #failedAt = Number.NEGATIVE_INFINITY;
+  #retryAt = 0;
+
+  /** The ms left before the next try may be made at `now`; 0 once it may. */
+  waitMs(now: number): number {
+    return Math.max(0, this.#retryAt - now);
+  }
+
+  /**
+   * A try begun at `startedAt` failed at `now`: the failures in a row and the wait this one sets; or undefined when it
+   * began no later than the failure counted last, that is together with it (concurrent requests), and is not counted again.
+   */
+  failed(startedAt: number, now: number): { readonly failures: number; readonly waitMs: number } | undefined {
+    if (startedAt <= this.#failedAt) return undefined;
+    this.#failures += 1;
+    const waitMs = Math.min(FailureBackoff.FIRST_MS * 2 ** (this.#failures - 1), FailureBackoff.MAX_MS);
+    this.#failedAt = now;
+    this.#retryAt = now + waitMs;
+    return { failures: this.#failures, waitMs };
+  }
+
+  /** A try succeeded: the next failure waits the first wait again. */
+  succeeded(): void {
+    this.#failures = 0;
+    this.#retryAt = 0;
+  }
+}
