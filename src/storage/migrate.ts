@@ -361,6 +361,16 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
     id: 19,
     sql: `ALTER TABLE audit_run_grants ADD COLUMN issuer_kind TEXT;`,
   },
+  {
+    // The end of a job or run claims the GitHub tokens it makes due by a mark of their own, not by their next attempt
+    // being later than its clock: a job's and its run's deliveries handled at once, each on its own clock (two isolates,
+    // two processes), both counted a token when the second's clock was behind the first's. Rows made due before this
+    // migration have none, and are not claimed again: their next attempt is already due.
+    id: 20,
+    sql: `
+      ALTER TABLE github_token_revocations ADD COLUMN ended_by_work INTEGER NOT NULL DEFAULT 0 CHECK (ended_by_work IN (0, 1));
+    `,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

@@ -79,10 +79,12 @@ export class SqliteRevocationStore implements RevocationStore {
     // The subject's job or the actor's: one row per token, so a token whose two jobs both end is made due once.
     const [ofSubject, subjectValues] = endedJobOf('', repositoryId, runId, ended);
     const [ofActor, actorValues] = endedJobOf('actor_', repositoryId, runId, ended);
-    // Counted from RETURNING: a Durable Object's rowsWritten also counts index entries.
+    // Claimed by its mark in this one statement, so ends told at once count a token once, whatever their clocks say; one
+    // whose attempt is due already is not counted. Counted from RETURNING: a Durable Object's rowsWritten also counts
+    // index entries.
     return this.#db.all<{ id: string }>(
-      `UPDATE github_token_revocations SET next_attempt_at = ?
-        WHERE (${ofSubject} OR ${ofActor}) AND next_attempt_at > ? RETURNING id`,
+      `UPDATE github_token_revocations SET next_attempt_at = ?, ended_by_work = 1
+        WHERE (${ofSubject} OR ${ofActor}) AND ended_by_work = 0 AND next_attempt_at > ? RETURNING id`,
       [now, ...subjectValues, ...actorValues, now],
     ).length;
   }

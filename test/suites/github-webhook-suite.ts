@@ -164,7 +164,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'octocat', role: 'write' });
     });
     /** The broker every test starts with (`settings` over the suite's own, `policies` beside its own), for the issuer of the test's CI jobs. */
-    const startBroker = (settings: Readonly<Record<string, string>> = {}, policies: Readonly<Record<string, string>> = {}, log?: Logger) =>
+    const startBroker = (settings: Readonly<Record<string, string>> = {}, policies: Readonly<Record<string, string>> = {}, log?: Logger, now?: () => number) =>
       start(
         {
           ...policies,
@@ -186,6 +186,7 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
           },
           ownState: true,
           ...(log === undefined ? {} : { log }),
+          ...(now === undefined ? {} : { now }),
         },
       );
     beforeEach(async () => {
@@ -1146,6 +1147,34 @@ grant:
       const recordsOf = (jti: unknown) =>
         events.filter((event) => event.reason === 'token_revoked' && event.detail?.startsWith(`revoked keyway token ${String(jti)}: `));
       expect([recordsOf(decodeJwt(token).jti).length, recordsOf(decodeJwt(laterToken).jti).length]).toEqual([1, 1]);
+    });
+
+    it('counts each GitHub token once when its job and its run complete in deliveries that arrive at once, however their clocks disagree', async () => {
+      // Each reading of the broker's clock a millisecond before the one before, while the deliveries are handled: whichever
+      // makes the tokens due second does so at a time before the first's, as two isolates' (or processes') clocks may.
+      let backwards: number | undefined;
+      let readings = 0;
+      await broker.close();
+      broker = await startBroker({}, {}, undefined, () => (backwards === undefined ? Date.now() : backwards - ++readings));
+      const [run, job, sibling] = [freshId(), freshId(), freshId()];
+      const tokens = [await githubTokenFor(run, job), await githubTokenFor(run, job), await githubTokenFor(run, sibling)];
+      const runCompleted = {
+        action: 'completed',
+        workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+        installation: { id: 71 },
+      };
+      backwards = Date.now();
+      const answers = await Promise.all([completedJob(run, job), deliver({ event: 'workflow_run', payload: runCompleted })]);
+      backwards = undefined;
+      expect(answers.map((answer) => [answer.status, answer.body['status']])).toEqual([
+        [200, 'handled'],
+        [200, 'handled'],
+      ]);
+      // Between them, each token counted once: the job's two by either delivery, its sibling's by the run's.
+      const counted = answers.map((answer) => Number(/^(\d+) GitHub tokens /.exec(String(answer.body['detail']))?.[1] ?? NaN));
+      expect(counted.reduce((sum, count) => sum + count, 0)).toBe(3);
+      for (const token of tokens) await untilGitHubRevoked(token);
     });
 
     it('ends every token of a run whose completion names no attempt (a payload without run_attempt), whichever attempt the token is of', async () => {

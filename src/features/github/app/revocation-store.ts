@@ -39,7 +39,8 @@ export interface RevocationStore {
   /**
    * Something of this CI run ended: makes due at `now` the tokens it ends, and returns how many. A job (its check run,
    * undefined when unknown) ends the run's tokens of that job and those of the run with no check run; the run ends all.
-   * The subject's job or the actor's: a token either names is ended, once, whichever ends first.
+   * The subject's job or the actor's: a token either names is ended, once, whichever ends first. Each token is counted by
+   * one call only, however many are made at once and whatever their `now`.
    */
   dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number>;
 }
