@@ -79,13 +79,13 @@ export function parseAuditArgs(args: readonly string[], extra: NonNullable<Parse
   return { values: values as ParsedValues, params, positionals };
 }
 
-export async function openAuditSource(values: ParsedValues): Promise<AuditSource> {
+export async function openAuditSource(values: ParsedValues, deadlines: RemoteDeadlines = REMOTE_DEADLINES_MS): Promise<AuditSource> {
   const url = values['url'];
   if (typeof url === 'string') {
     if (values['data-dir'] !== undefined) throw new CliError('give --url or --data-dir, not both');
     const token = (values['token'] as string | undefined) ?? process.env['KEYWAY_TOKEN'];
     if (token === undefined || token === '') throw new CliError('--url needs --token (or KEYWAY_TOKEN): an access token with scope audit:read');
-    return remoteSource(url, token);
+    return remoteSource(url, token, deadlines);
   }
   if (values['token'] !== undefined) throw new CliError('--token goes with --url');
   const dataDir = values['data-dir'];
@@ -155,10 +155,21 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
   };
 }
 
-/** How long `keyway audit … --url` waits for the broker's answer to begin. */
-export const REMOTE_ANSWER_TIMEOUT_MS = 30_000;
+/**
+ * How long `keyway audit … --url` waits on a broker, in ms: for an answer read whole (a page, the stats, a record, the
+ * keys), from the request to its last byte; for the export, which streams for as long as the log is long, for its first
+ * byte and then between any two.
+ */
+export interface RemoteDeadlines {
+  readonly whole: number;
+  readonly idle: number;
+}
 
-function remoteSource(base: string, token: string): AuditSource {
+export const REMOTE_DEADLINES_MS: RemoteDeadlines = { whole: 60_000, idle: 30_000 };
+
+const EXPORT_PATH = '/v1/audit/export';
+
+function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): AuditSource {
   if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
   const origin = new URL(base);
   if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
@@ -166,16 +177,36 @@ function remoteSource(base: string, token: string): AuditSource {
   const fetchAnswer: BrokerGet = async (path, params, authorized = true) => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
-    // A deadline for the answer to start, not for an export that streams for minutes.
+    // A broker (or whatever answers in its place) that trickles its answer must not hold the command for ever.
+    const streams = path === EXPORT_PATH;
+    const ms = streams ? deadlines.idle : deadlines.whole;
+    const expired = streams ? `no byte of the answer to GET ${path} for ${ms / 1000} s` : `no complete answer to GET ${path} within ${ms / 1000} s`;
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new Error(`no answer within ${REMOTE_ANSWER_TIMEOUT_MS / 1000} s`)), REMOTE_ANSWER_TIMEOUT_MS);
+    // Aborted, the request or its body fails with this error as it is. Unref'd: an answer given up early (past its cap)
+    // leaves it pending, and it must keep no finished command waiting.
+    const timer = setTimeout(() => deadline.abort(new CliError(expired, 1)), ms).unref();
+    let response: Response;
     try {
-      return await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error', signal: deadline.signal });
+      response = await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error', signal: deadline.signal });
     } catch (error) {
-      throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
-    } finally {
       clearTimeout(timer);
+      if (deadline.signal.aborted) throw deadline.signal.reason;
+      throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
     }
+    if (response.body === null) {
+      clearTimeout(timer);
+      return response;
+    }
+    const timed = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (streams) timer.refresh();
+          controller.enqueue(chunk);
+        },
+        flush: () => clearTimeout(timer),
+      }),
+    );
+    return new Response(timed, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
   const get = async (path: string, params?: URLSearchParams): Promise<Response> => successful(path, await fetchAnswer(path, params));
   const json = async <T>(path: string, params?: URLSearchParams): Promise<T> => answerJson<T>(await get(path, params), ANSWER_BYTES.page, `GET ${path}`);
@@ -195,7 +226,7 @@ function remoteSource(base: string, token: string): AuditSource {
     usage: (window) =>
       json('/v1/inventory/usage', new URLSearchParams({ since: new Date(window.since).toISOString(), until: new Date(window.until).toISOString() })),
     async *export(params, format) {
-      const response = await get('/v1/audit/export', new URLSearchParams([...params, ['format', format]]));
+      const response = await get(EXPORT_PATH, new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;
     },
     verification: (pinned) => remoteAuditLog(fetchAnswer, pinned),

@@ -16,12 +16,15 @@ export const ANSWER_BYTES = {
   record: 1024 * 1024,
 } as const;
 
-/** The answer's text, read through readBounded (the rest cancelled unread): too long an answer, or one that broke off, is exit 1. */
+/**
+ * The answer's text, read through readBounded (the rest cancelled unread): too long an answer, or one that broke off, is
+ * exit 1; one its request's deadline cut off fails with the deadline's own error.
+ */
 export async function answerText(response: Response, maxBytes: number, request: string): Promise<string> {
   try {
     return await readBounded(response, maxBytes, request);
   } catch (error) {
-    if (error instanceof FetchError) throw new CliError(error.message, 1);
+    if (error instanceof FetchError) throw error.cause instanceof CliError ? error.cause : new CliError(error.message, 1);
     throw error;
   }
 }
