@@ -65,6 +65,7 @@ grant:
       - { method: POST, path: "/repos/{repository}/issues/*/comments" }
       - { method: GET, path: "/x/**" }
       - { method: PUT, path: "/x/upload" }
+      - { method: PUT, path: "/deploy/{ref}" }
 `,
           'proxy/jwt.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/jwt }
 grant:
@@ -722,6 +723,23 @@ grant:
           await expectKeywayRefusal(await send(`/proxy/${name}/x/ok`, {}, token), 403, 'access_denied', 'proxy_not_allowed');
         }
       }
+    });
+
+    it('compares a path segment from a claim as the issuer compares that claim: a branch spelt in another case reaches no other branch’s path', async () => {
+      // refs/heads/MAIN is another branch than main, which anyone who can push may create without main's protection.
+      const other = await job({ ref: 'refs/heads/MAIN' });
+      const before = (await upstreamCalls()).length;
+      await expectKeywayRefusal(await send('/proxy/vendor/deploy/refs/heads/main', { method: 'PUT' }, other), 403, 'access_denied', 'proxy_not_allowed');
+      expect((await upstreamCalls()).length).toBe(before);
+      const own = await send('/proxy/vendor/deploy/refs/heads/MAIN', { method: 'PUT' }, other);
+      expect(own.status).toBe(200);
+      await own.arrayBuffer();
+      expect((await callsTo('/deploy/refs/heads/MAIN')).at(-1)?.method).toBe('PUT');
+      // GitHub's owner and repository names compare without case, in the path as in match.
+      const named = await send('/proxy/vendor/repos/ACME/Api/issues');
+      expect(named.status).toBe(200);
+      await named.arrayBuffer();
+      expect(await callsTo('/repos/ACME/Api/issues')).toHaveLength(1);
     });
 
     it('takes a _method from a POST body only, as frameworks do: a PUT body that holds one is forwarded as sent', async () => {

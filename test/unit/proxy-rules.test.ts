@@ -5,6 +5,7 @@ import { normaliseProxyPath } from '../../src/core/policy/proxy-path.ts';
 import { compileProxyRule, matchProxyRule } from '../../src/core/policy/proxy-rule.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
+import { github } from '../../src/core/verify/presets/github.ts';
 
 const ISSUER = 'https://keyway.example.com';
 
@@ -57,7 +58,8 @@ describe('the proxied path, normalised once', () => {
 describe('grant.proxy rules', () => {
   const claims = { repository: 'acme/api', sub: 'x' };
   const segments = (path: string) => path.slice(1).split('/');
-  const rule = (path: string, method = 'GET') => compileProxyRule(method, path, {}, `${method} ${path}`);
+  // As a policy of a `kind: github` issuer compiles them: the preset says which claims fold.
+  const rule = (path: string, method = 'GET') => compileProxyRule(method, path, {}, `${method} ${path}`, github.caseFolds);
 
   it('matches the method exactly, * one segment and ** the rest', () => {
     expect(matchProxyRule(rule('/repos/{repository}/issues/*'), claims, 'GET', segments('/repos/acme/api/issues/7')).matched).toBe(true);
@@ -65,6 +67,26 @@ describe('grant.proxy rules', () => {
     expect(matchProxyRule(rule('/repos/{repository}/issues/*'), claims, 'GET', segments('/repos/acme/api/issues/7/comments')).matched).toBe(false);
     expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/acme/api/a/b/c')).matched).toBe(true);
     expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/acme/api')).matched).toBe(false);
+  });
+
+  it('compares what a claim places as its issuer folds that claim: a ref exactly, a name in another case not, a workflow ref’s name only', () => {
+    const ref = { ref: 'refs/heads/MAIN' };
+    expect(matchProxyRule(rule('/deploy/{ref}'), ref, 'GET', segments('/deploy/refs/heads/MAIN')).matched).toBe(true);
+    expect(matchProxyRule(rule('/deploy/{ref}'), ref, 'GET', segments('/deploy/refs/heads/main')).matched).toBe(false);
+    expect(matchProxyRule(rule('/deploy/{ref}-x'), ref, 'GET', segments('/deploy/refs/heads/main-x')).matched).toBe(false);
+    expect(matchProxyRule(rule('/x/{repository}-{ref_type}'), { repository: 'acme', ref_type: 'branch' }, 'GET', segments('/x/ACME-branch')).matched).toBe(
+      false,
+    );
+    const workflow = { workflow_ref: 'acme/api/.github/workflows/release.yml@refs/heads/main' };
+    expect(matchProxyRule(rule('/w/{workflow_ref}'), workflow, 'GET', segments('/w/ACME/Api/.github/workflows/release.yml@refs/heads/main')).matched).toBe(
+      true,
+    );
+    expect(matchProxyRule(rule('/w/{workflow_ref}'), workflow, 'GET', segments('/w/acme/api/.github/workflows/release.yml@refs/heads/MAIN')).matched).toBe(
+      false,
+    );
+    expect(matchProxyRule(rule('/w/{workflow_ref}'), workflow, 'GET', segments('/w/acme/api/.github/workflows/release.yml@REFS/heads/main')).matched).toBe(
+      false,
+    );
   });
 
   it('compares what the claims place without ASCII case, literals exactly, and never lets a claim place a wildcard or a traversal', () => {

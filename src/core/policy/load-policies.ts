@@ -9,7 +9,7 @@ import {
 } from '../verify/trusted-issuer.ts';
 import { GITHUB_TOKEN_LIFETIME_SECONDS, ORGANIZATION_PERMISSIONS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
-import { asciiLowerCase } from '../claims/case-fold.ts';
+import { asciiLowerCase, type CaseFold } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, ClaimPathError, plainSpellingOf, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
 import { lintPolicies, pinsTenant } from './lint/lint-policies.ts';
@@ -452,7 +452,7 @@ function compileGrant(
   if (cloud !== undefined && ttlSeconds > CLOUD_MAX_TTL_SECONDS) {
     fail(`grant.ttl ${grant.ttl} is longer than a cloud token needs to reach the cloud's STS (at most 1h)`, ['grant', 'ttl']);
   }
-  const proxy = grant.proxy === undefined ? undefined : compileProxyGrant(grant.proxy, template, fail);
+  const proxy = grant.proxy === undefined ? undefined : compileProxyGrant(grant.proxy, issuer.preset.caseFolds, template, fail);
   return {
     audiences,
     github,
@@ -466,9 +466,13 @@ function compileGrant(
   };
 }
 
-/** `grant.proxy`: each allow entry (a chore is its requests) compiled into a rule; a path whose templates read unknown claims fails as templates do. */
+/**
+ * `grant.proxy`: each allow entry (a chore is its requests) compiled into a rule, its claims folded as the issuer's preset
+ * folds them in `match`; a path whose templates read unknown claims fails as templates do.
+ */
 function compileProxyGrant(
   proxy: ProxyGrantDocument,
+  caseFolds: Readonly<Record<string, CaseFold>>,
   template: (source: string, path: readonly PropertyKey[]) => Template | undefined,
   fail: (message: string, path: readonly PropertyKey[]) => void,
 ): ProxyGrant {
@@ -487,7 +491,9 @@ function compileProxyGrant(
       // The claims each placeholder reads are checked as any template's are (known to the issuer, not a secret).
       for (const part of request.path.split('/').filter((segment) => segment.includes('{'))) template(part, [...where, 'path']);
       try {
-        rules.push(compileProxyRule(request.method, request.path, request.permissions, request.written, 'ownerId' in request ? request.ownerId : undefined));
+        rules.push(
+          compileProxyRule(request.method, request.path, request.permissions, request.written, caseFolds, 'ownerId' in request ? request.ownerId : undefined),
+        );
       } catch (error) {
         if (!(error instanceof ProxyRuleError || error instanceof TemplateSyntaxError || error instanceof ClaimPathError)) throw error;
         fail(`grant.proxy.allow: ${error.message}`, [...where, 'path']);

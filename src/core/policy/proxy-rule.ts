@@ -1,4 +1,4 @@
-import { asciiLowerCase } from '../claims/case-fold.ts';
+import { foldCase, type CaseFold } from '../claims/case-fold.ts';
 import { compileTemplate, type Template, type TemplateRefusal } from './template.ts';
 import { normaliseProxyPath } from './proxy-path.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
@@ -9,14 +9,15 @@ export const PROXY_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] a
 /**
  * One segment of a rule's path: literal text (exact), `*` (one segment), `**` (one or more, last
  * only), or a template over the claims. A segment that is one placeholder alone (`{repository}`)
- * may render several segments (`acme/api`); those compare without regard to ASCII case, as
- * GitHub's owner and repository names do, but the value a token is scoped to always comes from the claim.
+ * may render several segments (`acme/api`), which compare as the issuer's preset compares that claim
+ * in `match` (GitHub's owner and repository names without ASCII case, a ref exactly: `refs/heads/MAIN`
+ * is another branch); a template with text around its placeholders compares exactly.
  */
 type RuleSegment =
   | { readonly kind: 'literal'; readonly text: string }
   | { readonly kind: 'one' }
   | { readonly kind: 'rest' }
-  | { readonly kind: 'claim'; readonly template: Template; readonly spans: boolean };
+  | { readonly kind: 'claim'; readonly template: Template; readonly spans: boolean; readonly fold: CaseFold };
 
 /** `grant.proxy.allow`, one entry compiled: a method, a path pattern, and for a GitHub App upstream the permissions it needs. */
 export interface ProxyRule {
@@ -40,8 +41,18 @@ export class ProxyRuleError extends KeywayError {
   readonly code = 'proxy_rule_invalid';
 }
 
-/** Compiles a rule's path; throws ProxyRuleError (or the template's syntax error) when it cannot be matched unambiguously. */
-export function compileProxyRule(method: string, path: string, permissions: Readonly<Record<string, string>>, written: string, ownerId?: string): ProxyRule {
+/**
+ * Compiles a rule's path, its claims folded as `caseFolds` (the issuer preset's) says; throws ProxyRuleError (or the
+ * template's syntax error) when it cannot be matched unambiguously.
+ */
+export function compileProxyRule(
+  method: string,
+  path: string,
+  permissions: Readonly<Record<string, string>>,
+  written: string,
+  caseFolds: Readonly<Record<string, CaseFold>>,
+  ownerId?: string,
+): ProxyRule {
   if (!path.startsWith('/')) throw new ProxyRuleError(`path ${path} must start with /`);
   const parts = path === '/' ? [] : path.slice(1).split('/');
   const segments = parts.map((part, index): RuleSegment => {
@@ -52,7 +63,9 @@ export function compileProxyRule(method: string, path: string, permissions: Read
     if (part === '*') return { kind: 'one' };
     if (part.includes('{')) {
       const template = compileTemplate(part);
-      return { kind: 'claim', template, spans: template.shape.length === 1 && 'placeholder' in template.shape[0]! };
+      const [only] = template.shape;
+      const spans = template.shape.length === 1 && only !== undefined && 'placeholder' in only;
+      return { kind: 'claim', template, spans, fold: spans ? (caseFolds[only.placeholder] ?? 'exact') : 'exact' };
     }
     if (part.includes('*')) throw new ProxyRuleError(`path ${path}: * and ** stand for whole segments only`);
     const normal = normaliseProxyPath(`/${part}`);
@@ -67,7 +80,10 @@ export type ProxyRuleMatch = { readonly matched: true } | { readonly matched: fa
 /** Whether a normalised request (method, decoded segments) is one the rule allows for a token with these claims. */
 export function matchProxyRule(rule: ProxyRule, claims: Readonly<Record<string, unknown>>, method: string, segments: readonly string[]): ProxyRuleMatch {
   if (rule.method !== method) return { matched: false };
-  type Expected = { readonly kind: 'literal' | 'claim'; readonly text: string } | { readonly kind: 'one' | 'rest' };
+  type Expected =
+    | { readonly kind: 'literal'; readonly text: string }
+    | { readonly kind: 'claim'; readonly pieces: readonly string[]; readonly fold: CaseFold }
+    | { readonly kind: 'one' | 'rest' };
   const expected: Expected[] = [];
   for (const segment of rule.segments) {
     if (segment.kind !== 'claim') {
@@ -81,16 +97,19 @@ export function matchProxyRule(rule: ProxyRule, claims: Readonly<Record<string, 
     if (unsafe !== undefined) {
       return { matched: false, refusal: { ok: false, key: segment.template.claims[0] ?? '', problem: 'unsafe', why: 'is not a plain path segment' } };
     }
-    for (const piece of pieces) expected.push({ kind: 'claim', text: piece });
+    expected.push({ kind: 'claim', pieces, fold: segment.fold });
   }
   let at = 0;
   for (const [index, want] of expected.entries()) {
     if (want.kind === 'rest') return { matched: index === expected.length - 1 && segments.length > at };
-    const got = segments[at];
-    if (got === undefined) return { matched: false };
-    if (want.kind === 'literal' && got !== want.text) return { matched: false };
-    if (want.kind === 'claim' && asciiLowerCase(got) !== asciiLowerCase(want.text)) return { matched: false };
-    at += 1;
+    const width = want.kind === 'claim' ? want.pieces.length : 1;
+    if (segments.length < at + width) return { matched: false };
+    if (want.kind === 'literal' && segments[at] !== want.text) return { matched: false };
+    // Folded whole, as `match` folds the claim: `before-@` folds up to the value's first `@`, wherever the segments part it.
+    if (want.kind === 'claim' && foldCase(segments.slice(at, at + width).join('/'), want.fold) !== foldCase(want.pieces.join('/'), want.fold)) {
+      return { matched: false };
+    }
+    at += width;
   }
   return { matched: at === segments.length };
 }
