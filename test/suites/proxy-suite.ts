@@ -573,6 +573,7 @@ grant:
     it('never hands the upstream credential back, in a header or a body that echoes it, nor in a log line', async () => {
       const response = await send('/proxy/vendor/x/echo-credential');
       expect(response.status).toBe(200);
+      expect(response.statusText).not.toContain(STATIC_SECRET);
       expect(response.headers.get('x-echo')).toBeNull();
       for (const [name, value] of response.headers) expect(`${name}: ${value}`).not.toContain(STATIC_SECRET);
       expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });

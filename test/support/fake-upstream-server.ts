@@ -20,7 +20,7 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/redirect-credential`: a 302 to this base whose query carries the credential it received;
  * - `…/paged`: 200 with a `Link` to a page of this base, one on another host, one beside this base and two relative ones;
  * - `…/paged-credential`: 200 with a `Link` to this base whose query carries the credential it received, split by a tab;
- * - `…/echo-credential`: the Authorization it received, in a header's value, in a header's name and in the body;
+ * - `…/echo-credential`: the Authorization it received, in a header's value, in a header's name, in the reason phrase and in the body;
  * - `…/echo-coded/{name}`: that body alone, in the content coding `name` stands for (CODED);
  * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
  * - anything else: 200 with `{"ok":true}`.
@@ -122,6 +122,8 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
       response.setHeader('x-echo', credential);
       // And as a header's name, as a server that turns what it received into header names writes it.
       response.setHeader(`x-seen-${credential.replace(/^Bearer /, '')}`, '1');
+      // And as the reason phrase of its status line, as a server that reports what it received there writes it.
+      response.statusMessage = credential;
       return json(response, 200, { credential });
     }
     const coded = /\/echo-coded\/([\w-]+)$/.exec(path);
