@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { JSONWebKeySet } from 'jose';
 import { allRecords } from '../core/audit/all-records.ts';
 import { CSV_HEADER, csvRow } from '../core/audit/csv.ts';
+import { ndjsonLine } from '../core/audit/ndjson-line.ts';
 import { fromRecordJson, toRecordJson, type AuditRecordJson } from '../core/audit/record-json.ts';
 import type { AuditEvent } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
@@ -138,7 +139,7 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
     async *export(params, format) {
       const query = { ...parsed(() => parseAuditQuery(params, Date.now(), 'asc')), limit: 500 };
       if (format === 'csv') yield CSV_HEADER;
-      for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : `${JSON.stringify(toRecordJson(record))}\n`;
+      for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : ndjsonLine(toRecordJson(record));
     },
     async verification(pinned) {
       // A key is in the same database as the checkpoints it would verify: whoever could write one could write the other.

@@ -1,5 +1,6 @@
 import { INVENTORY_CSV_HEADER, inventoryCsvRow } from '../core/audit/inventory-csv.ts';
 import { INVENTORY_SORTS, type Count } from '../core/audit/inventory.ts';
+import { ndjsonLine } from '../core/audit/ndjson-line.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { CliError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
@@ -42,7 +43,7 @@ export const inventory: Command = {
       const answer = await source.inventory(params);
       if (format === 'json') process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
       else if (format === 'csv') process.stdout.write(INVENTORY_CSV_HEADER + answer.identities.map(inventoryCsvRow).join(''));
-      else if (format === 'ndjson') process.stdout.write(answer.identities.map((identity) => `${JSON.stringify(identity)}\n`).join(''));
+      else if (format === 'ndjson') process.stdout.write(answer.identities.map(ndjsonLine).join(''));
       else {
         const rows = answer.identities.map((identity) => [
           identity.repository ?? identity.subject ?? '(none)',

@@ -580,6 +580,29 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect((await get('/v1/audit/export?format=xml')).status).toBe(400);
       });
 
+      it("exports NDJSON whose lines no line reader splits: a caller's U+2028, U+2029 or NEL is escaped, in the log's export and the inventory's", async () => {
+        // A verified subject the policies do not match: refused, and recorded with the subject as the token proved it.
+        const sub = `svc-lines-${crypto.randomUUID()}\u2028{"decision":"granted"}\u2029x\u0085y`;
+        const iat = Math.floor(Date.now() / 1000);
+        const refused = await postToken(broker, exchangeForm(await generic.sign({ iss: generic.url, aud: broker.issuer, sub, iat, exp: iat + 300 })));
+        expect(refused.body['audit_event_id']).toBeTypeOf('string');
+        /** Where a line reader may end a line, as Python's str.splitlines() does (of its C0 ones, JSON leaves none raw but CR and LF). */
+        const lines = async (path: string) => {
+          const response = await get(path);
+          expect(response.status).toBe(200);
+          const text = await response.text();
+          expect(text.endsWith('\n')).toBe(true);
+          return text
+            .slice(0, -1)
+            .split(/\r\n|[\n\r\x85\u2028\u2029]/)
+            .map((line) => JSON.parse(line) as Record<string, unknown>);
+        };
+        const exported = await lines(`/v1/audit/export?${new URLSearchParams({ since, subject: sub })}`);
+        expect(exported.map((record) => [record['id'], record['subject']])).toEqual([[refused.body['audit_event_id'], sub]]);
+        const identities = await lines('/v1/inventory?format=ndjson');
+        expect(identities.filter((identity) => identity['subject'] === sub)).toHaveLength(1);
+      });
+
       it('verify sees the index columns the queries read, in the export: a grant turned into a denial there is tampering, named by its record', async () => {
         const sub = `repo:acme/api:environment:production:index-${crypto.randomUUID()}`;
         const granted = await postToken(broker, exchangeForm(await good({ sub })));

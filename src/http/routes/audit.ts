@@ -10,6 +10,7 @@ import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { CSV_HEADER, csvRow } from '../../core/audit/csv.ts';
 import { toRecordJson } from '../../core/audit/record-json.ts';
+import { ndjsonLine } from '../../core/audit/ndjson-line.ts';
 import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { Logger } from '../../core/log.ts';
@@ -179,7 +180,7 @@ export function auditRoutes(deps: AuditApiDeps, own: OwnTokens): Hono<{ Variable
         const next = first ?? (await records.next());
         first = undefined;
         if (next.done === true) return controller.close();
-        controller.enqueue(encoder.encode(format === 'csv' ? csvRow(next.value) : `${JSON.stringify(toRecordJson(next.value))}\n`));
+        controller.enqueue(encoder.encode(format === 'csv' ? csvRow(next.value) : ndjsonLine(toRecordJson(next.value))));
       },
       async cancel() {
         await records.return(undefined);

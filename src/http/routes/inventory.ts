@@ -3,6 +3,7 @@ import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import { AuditQueryError } from '../../core/audit/audit-query.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { INVENTORY_CSV_HEADER, inventoryCsvRow } from '../../core/audit/inventory-csv.ts';
+import { ndjsonLine } from '../../core/audit/ndjson-line.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from './audit.ts';
 
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
@@ -30,10 +31,7 @@ export function inventoryRoutes(deps: AuditApiDeps, own: OwnTokens): Hono {
     }
     const inventory = buildInventory(await deps.audit.usage(query), query);
     if (format === 'json') return c.json(inventory, 200, NO_STORE);
-    const body =
-      format === 'csv'
-        ? INVENTORY_CSV_HEADER + inventory.identities.map(inventoryCsvRow).join('')
-        : inventory.identities.map((identity) => `${JSON.stringify(identity)}\n`).join('');
+    const body = format === 'csv' ? INVENTORY_CSV_HEADER + inventory.identities.map(inventoryCsvRow).join('') : inventory.identities.map(ndjsonLine).join('');
     return c.body(body, 200, {
       ...NO_STORE,
       'Content-Type': FORMATS[format as keyof typeof FORMATS],
