@@ -618,6 +618,15 @@ grant:
       await expectKeywayRefusal(sideways, 502, 'temporarily_unavailable', 'proxy_redirect_refused');
     });
 
+    it('rewrites the Location of a 201 on the upstream itself to come back through keyway, as a page link, and leaves one elsewhere as it is', async () => {
+      const home = await send('/proxy/vendor/x/created-home');
+      expect(home.status).toBe(201);
+      expect(home.headers.get('location')).toBe(`${broker.issuer}/proxy/vendor/items/7`);
+      const away = await send('/proxy/vendor/x/created-away');
+      expect(away.status).toBe(201);
+      expect(away.headers.get('location')).toBe('https://elsewhere.example/items/7');
+    });
+
     it('rewrites a Link to a page of the upstream itself to come back through keyway, and leaves a link elsewhere as it is', async () => {
       const paged = await send('/proxy/vendor/x/paged');
       expect(paged.status).toBe(200);

@@ -429,6 +429,11 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
       });
     }
     headers.set('location', location);
+  } else if (response.headers.has('location')) {
+    // Not a redirect (a 201's new resource): nothing follows it on its own, so it is treated as a page link is.
+    const location = sameUpstreamLocation(response.headers.get('location')!, target, base, proxyBase, callerPathOf);
+    if (location !== undefined && echoesCredential(location, credential.secret)) headers.delete('location');
+    else if (location !== undefined) headers.set('location', location);
   }
   const announced = Number(response.headers.get('content-length') ?? '0');
   if (announced > upstream.limits.responseBytes) {
