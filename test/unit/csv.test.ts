@@ -32,12 +32,13 @@ function readCommaRow(row: string): string[] {
 }
 
 /**
- * The cells a spreadsheet whose list separator is `;` starts in the same text: after each `;` or line break, whatever
- * quotes stand around it; a field it reads as quoted is taken at its word (every leading `"` dropped), the strictest reading.
+ * The cells a spreadsheet whose list separator is `;`, or one that splits on tabs (LibreOffice's import dialog, Google
+ * Sheets' guess), starts in the same text: after each `;`, tab or line break, whatever quotes stand around it; a field it
+ * reads as quoted is taken at its word (every leading `"` dropped), the strictest reading.
  */
-function semicolonFieldStarts(row: string): string[] {
+function separatorFieldStarts(row: string): string[] {
   return row
-    .split(/[;\r\n]/)
+    .split(/[;\t\r\n]/)
     .slice(1)
     .map((field) => field.replace(/^"+/, ''));
 }
@@ -56,6 +57,10 @@ const HOSTILE: readonly unknown[] = [
   'a;@SUM(A1)',
   'a;\t=1+1',
   'a;\r=1+1',
+  'a\t=HYPERLINK("https://evil.example","x")',
+  'a\t+1',
+  'a\t\t@SUM(A1)',
+  'a\t"=1+1',
   'x;"=1+1;y',
   'x;""=1+1',
   'a\n=1+1',
@@ -66,18 +71,20 @@ const HOSTILE: readonly unknown[] = [
 ];
 
 describe('CSV cells an attacker wrote', () => {
-  it.each(HOSTILE.map((value) => [JSON.stringify(value), value]))('%s starts no formula, read with , or with ; as the separator', (_name, value) => {
+  it.each(HOSTILE.map((value) => [JSON.stringify(value), value]))('%s starts no formula, read with , ; or a tab as the separator', (_name, value) => {
     // Between two plain cells, as a record's columns stand in a row.
     const row = `1,${csvCell(value)},2`;
     const cells = readCommaRow(row);
     expect(cells).toHaveLength(3);
     expect(cells[1]).not.toMatch(FORMULA);
-    for (const start of semicolonFieldStarts(row)) expect(start).not.toMatch(FORMULA);
+    for (const start of separatorFieldStarts(row)) expect(start).not.toMatch(FORMULA);
   });
 
   it('keeps what was written, behind an apostrophe where a formula could start, quoted where it holds a separator', () => {
     expect(csvCell('=1+1')).toBe("'=1+1");
-    expect(csvCell('\t=1')).toBe("'\t=1");
+    expect(csvCell('\t=1')).toBe(`"'\t'=1"`);
+    expect(csvCell('a\t=1')).toBe(`"a\t'=1"`);
+    expect(csvCell('a\tb')).toBe(`"a\tb"`);
     expect(csvCell('a;=1+1')).toBe(`"a;'=1+1"`);
     expect(csvCell('a;b')).toBe('"a;b"');
     expect(csvCell('x;"=1;y')).toBe(`"x;'""=1;y"`);

@@ -37,23 +37,24 @@ export const CSV_HEADER = `${COLUMNS.map(([name]) => name).join(',')}\r\n`;
 const FORMULA_START = /^[=+\-@\t\r]/;
 /**
  * Where a cell starts inside one of ours for a spreadsheet that splits on `;` (the list separator of many locales, which
- * opens a `,` file with it): after a `;` or a line break, where our quotes mid-field mean nothing to it. A formula
- * character there, or a `"` (a field it reads as quoted, whose text may be a formula), gets the apostrophe too.
+ * opens a `,` file with it) or on tabs (LibreOffice's import dialog, Google Sheets' guess of the separator): after a
+ * `;`, a tab or a line break, where our quotes mid-field mean nothing to it. A formula character there, or a `"` (a field
+ * it reads as quoted, whose text may be a formula), gets the apostrophe too.
  */
-const FORMULA_AFTER_SEPARATOR = /([;\r\n])(?=[=+\-@\t\r"])/g;
+const FORMULA_AFTER_SEPARATOR = /([;\t\r\n])(?=[=+\-@\t\r"])/g;
 
 /**
  * RFC 4180 quoting, plus a guard against formula injection: a claimed `sub` or a user agent is attacker-chosen, and a
  * cell starting with = + - @ (or a tab or CR) would run as a formula in a spreadsheet, so such cells get a leading
- * apostrophe, and so does every such start after a `;` or a line break inside a cell (FORMULA_AFTER_SEPARATOR). A cell
- * holding `,` `;` `"` or a line break is quoted. Numbers are the broker's own and stay numbers.
+ * apostrophe, and so does every such start after a `;`, a tab or a line break inside a cell (FORMULA_AFTER_SEPARATOR). A
+ * cell holding `,` `;` `"` a tab or a line break is quoted. Numbers are the broker's own and stay numbers.
  */
 export function csvCell(value: unknown): string {
   if (value === undefined || value === null) return '';
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   const written = typeof value === 'object' ? JSON.stringify(value) : String(value);
   const text = `${FORMULA_START.test(written) ? "'" : ''}${written.replace(FORMULA_AFTER_SEPARATOR, "$1'")}`;
-  return /[",;\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
+  return /[",;\t\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export function csvRow(record: AuditRecord): string {
