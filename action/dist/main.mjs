@@ -3376,9 +3376,14 @@ function isNetworkError(error) {
 import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
 
-// src/cli/terminal-text.ts
-function inert(line) {
-  return line.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+// src/core/inert-text.ts
+var INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+var EVERY_INVISIBLE = new RegExp(INVISIBLE.source, "gu");
+function inert(text3) {
+  return text3.replace(
+    EVERY_INVISIBLE,
+    (char) => Array.from({ length: char.length }, (_, unit) => `\\u${char.charCodeAt(unit).toString(16).padStart(4, "0")}`).join("")
+  );
 }
 
 // src/cli/pipeline/github-commands.ts

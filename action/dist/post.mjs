@@ -1,8 +1,13 @@
 // Built by `npm run build:action` from action/src; do not edit.
 
-// src/cli/terminal-text.ts
-function inert(line) {
-  return line.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+// src/core/inert-text.ts
+var INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+var EVERY_INVISIBLE = new RegExp(INVISIBLE.source, "gu");
+function inert(text) {
+  return text.replace(
+    EVERY_INVISIBLE,
+    (char) => Array.from({ length: char.length }, (_, unit) => `\\u${char.charCodeAt(unit).toString(16).padStart(4, "0")}`).join("")
+  );
 }
 
 // src/cli/pipeline/github-commands.ts

@@ -1405,9 +1405,14 @@ function reportFailure(error, log) {
   return failure.exitCode;
 }
 
-// src/cli/terminal-text.ts
-function inert(line) {
-  return line.replace(/[\p{Cc}\p{Bidi_Control}]/gu, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+// src/core/inert-text.ts
+var INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+var EVERY_INVISIBLE = new RegExp(INVISIBLE.source, "gu");
+function inert(text2) {
+  return text2.replace(
+    EVERY_INVISIBLE,
+    (char) => Array.from({ length: char.length }, (_, unit) => `\\u${char.charCodeAt(unit).toString(16).padStart(4, "0")}`).join("")
+  );
 }
 
 // src/cli/pipeline/job-log-line.ts

@@ -1,7 +1,7 @@
 import { FetchError, readBounded } from '../core/outbound/read-bounded.ts';
 import { OUTBOUND_MAX_BYTES } from '../core/outbound/outbound-http.ts';
 import { CliError } from './command.ts';
-import { inert } from './terminal-text.ts';
+import { inert } from '../core/inert-text.ts';
 
 /**
  * How much of a broker's answer the commands that read one (`keyway audit … --url`, `keys … --url`, `cloud check`) read

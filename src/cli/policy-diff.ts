@@ -7,7 +7,7 @@ import { checkPolicies, type LintFinding } from '../core/policy/lint/lint-polici
 import { CliError, type Command } from './command.ts';
 import { formatFindings } from './format-findings.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
-import { inert } from './terminal-text.ts';
+import { inert } from '../core/inert-text.ts';
 
 const USAGE = `usage: keyway policy diff OLD_DIR NEW_DIR [--format text|markdown]
 

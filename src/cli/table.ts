@@ -1,4 +1,4 @@
-import { inert } from './terminal-text.ts';
+import { inert } from '../core/inert-text.ts';
 
 /** A plain-text table for people: columns padded to their widest cell, cells cut at `maxWidth`. */
 export function formatTable(header: readonly string[], rows: readonly (readonly unknown[])[], maxWidth = 60): string {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import { inert } from '../terminal-text.ts';
+import { inert } from '../../core/inert-text.ts';
 
 /**
  * GitHub Actions workflow commands and environment files, as the runner reads them

@@ -1,4 +1,4 @@
-import { inert } from '../terminal-text.ts';
+import { inert } from '../../core/inert-text.ts';
 
 /**
  * One line of the job log, as written. A runner reads every line of a step, on either stream, as a possible workflow command

@@ -1,5 +1,6 @@
 import { canonicalText, claimReader, type ClaimReader } from '../claims/claim-value.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
+import { INVISIBLE } from '../inert-text.ts';
 
 /**
  * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where
@@ -41,12 +42,6 @@ export class TemplateSyntaxError extends KeywayError {
 
 type Part = { readonly text: string } | { readonly key: string; readonly read: ClaimReader };
 
-/**
- * Never in a placed value: control characters, invisible format characters (bidi overrides,
- * zero-width), line and paragraph separators, and whatever else Unicode says to draw as nothing
- * (variation selectors, fillers such as U+3164).
- */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
 /** Half of a surrogate pair, alone: no character, and whatever decodes it next may turn it into U+FFFD. */
 const UNPAIRED = /\p{Cs}/u;
 /** Never a delimiter: letters, their combining marks, digits. */
