@@ -18,19 +18,25 @@ describe('the /audit page in a real browser', () => {
   let broker: NodeBroker;
   let browser: BrowserContext;
   let github: TestIssuer;
+  let people: TestIssuer;
+  let harness: BrokerClient;
   let token: string;
   const granted: string[] = [];
 
   beforeAll(async () => {
     github = freshIssuer(inject('testIssuerBase'), 'page-gh');
-    const people = freshIssuer(inject('testIssuerBase'), 'page-people');
+    people = freshIssuer(inject('testIssuerBase'), 'page-people');
     const policies = (files: Record<string, string>, root?: string) =>
       writeTree(Object.fromEntries(Object.entries(files).map(([path, text]) => [`policies/${path}`, text])), root);
     const root = policies(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'page-oidc')));
     broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log: silentLogger });
     // Auditors' tokens have the broker itself as audience, whose port is known once it listens.
     const issuer = broker.config.issuer;
-    policies(auditorPolicies(people, issuer), root);
+    // carol reads the log and the policies' patterns, so her event view holds the explanation.
+    const carol = auditorPolicies(people, issuer)
+      ['auditors/alice.yaml']?.replace('alice@acme.dev', 'carol@acme.dev')
+      .replace('[audit:read]', '[audit:read, policy:explain]');
+    policies({ ...auditorPolicies(people, issuer), 'auditors/carol.yaml': carol ?? '' }, root);
     expect(broker.reloadPolicies()).toMatchObject({ ok: true });
 
     const post = async (subjectToken: string, userAgent = 'keyway-test') => {
@@ -44,7 +50,7 @@ describe('the /audit page in a real browser', () => {
     for (const sha of ['aaa111', 'bbb222', 'ccc333']) granted.push((await post(await github.sign(ciClaims(github.url, issuer, { sha })))).audit_event_id);
     await post(await github.sign(ciClaims(github.url, issuer, { ref: 'refs/heads/feature' })));
     await post(await github.sign(ciClaims(github.url, issuer, { sub: 'repo:evil/x:ref:refs/heads/main' }), { key: 'foreign' }), HOSTILE_AGENT);
-    const harness: BrokerClient = { issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) };
+    harness = { issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) };
     token = await auditorToken(harness, people);
 
     browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'keyway-chromium-')), {
@@ -152,5 +158,51 @@ describe('the /audit page in a real browser', () => {
     expect(bad?.status()).toBe(400);
     expect(await page.textContent('[data-testid=problem]')).toContain('since must be');
     expect(await page.locator('main script').count()).toBe(0);
+  }, 60_000);
+
+  it('shows bidi overrides and zero-width characters an attacker put in a record as visible escapes on every view', async () => {
+    const issuer = broker.config.issuer;
+    const post = (subjectToken: string) =>
+      fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(subjectToken), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    // Reversed by U+202E, `dorp` reads as `prod`; U+200B makes the subject differ from one an auditor trusts, unseen.
+    const jti = crypto.randomUUID();
+    const reused = await github.sign(ciClaims(github.url, issuer, { jti, sub: 'repo:acme/\u202Edorp\u200B:environment:production' }));
+    expect((await post(reused)).status).toBe(200);
+    // Presented again: the subject_token_replayed alert names the subject.
+    await post(reused);
+    // A repository no policy grants: the inventory's identity, and the explanation's recorded value.
+    const refused = (await (await post(await github.sign(ciClaims(github.url, issuer, { jti, repository: 'acme/\u202Eipa\u200B' })))).json()) as {
+      audit_event_id: string;
+    };
+
+    const page = await browser.newPage();
+    await page.goto(`${broker.url}/audit/sign-in`);
+    await page.fill('textarea[name=token]', await auditorToken(harness, people, 'carol@acme.dev', 'audit:read policy:explain'));
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${broker.url}/audit`);
+    // The HTML the broker sent for the page `act` opens, and the text the browser shows: escapes, never the characters themselves.
+    const opened = async (path: string, act: () => Promise<unknown>) => {
+      const [answer] = await Promise.all([page.waitForResponse((response) => new URL(response.url()).pathname === path), act()]);
+      await page.waitForLoadState();
+      for (const seen of [await answer.text(), await page.textContent('body')]) expect(seen).not.toMatch(/[\u202E\u200B]/);
+    };
+    const SUBJECT = 'repo:acme/\\u202edorp\\u200b:environment:production';
+    const REPOSITORY = 'acme/\\u202eipa\\u200b';
+
+    await page.fill('input[name=jti]', jti);
+    await opened('/audit', () => page.click('form.search button[type=submit]'));
+    expect(await page.locator('[data-testid=results] tbody td:nth-child(4)').allTextContents()).toContain(SUBJECT);
+    expect(await page.locator('[data-testid=results] tbody td:nth-child(5)').allTextContents()).toContain(REPOSITORY);
+    expect(await page.textContent('[data-testid=alerts] tr[data-rule=subject_token_replayed]')).toContain(SUBJECT);
+
+    await opened(`/audit/events/${refused.audit_event_id}`, () => page.click(`[data-testid=results] tr[data-event-id="${refused.audit_event_id}"] a`));
+    expect(await page.textContent('[data-claim=repository]')).toBe(REPOSITORY);
+    // The record as JSON, still JSON: the escape is JSON's own.
+    const json = JSON.parse((await page.textContent('[data-testid=event-detail] pre')) ?? '') as { claims: { repository: string } };
+    expect(json.claims.repository).toBe('acme/\u202Eipa\u200B');
+    expect(await page.locator('[data-testid=event-explanation] tr[data-claim=repository] td').last().textContent()).toBe(REPOSITORY);
+
+    await opened('/audit/inventory', () => page.click('header nav a[href="/audit/inventory"]'));
+    expect(await page.locator('[data-testid=inventory] tbody td:first-child').allTextContents()).toContain(REPOSITORY);
   }, 60_000);
 });

@@ -1,3 +1,4 @@
+import { inert } from '../../core/inert-text.ts';
 import type { StoredAlert } from '../../features/alerts/alert.ts';
 
 export function AlertsList(props: { alerts: readonly StoredAlert[] }) {
@@ -19,7 +20,7 @@ export function AlertsList(props: { alerts: readonly StoredAlert[] }) {
               <a href={`/audit/events/${encodeURIComponent(alert.event_id)}`}>{alert.time.replace('T', ' ').replace('Z', '')}</a>
             </td>
             <td>{alert.rule}</td>
-            <td>{alert.summary}</td>
+            <td>{inert(alert.summary)}</td>
             <td>{alert.delivery === 'none' ? '—' : `${alert.delivery} (${alert.attempts})`}</td>
           </tr>
         ))}

@@ -24,6 +24,7 @@ import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
+import { inert } from '../../core/inert-text.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
 import { EventDetail } from './event-detail.tsx';
@@ -234,7 +235,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
         <Layout title="Search" who={who}>
           <SearchForm params={params} />
           <p class="notice" data-testid="problem">
-            {error.message}
+            {inert(error.message)}
           </p>
         </Layout>,
         400,
@@ -258,7 +259,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
       return c.html(
         <Layout title="Inventory" who={who}>
           <p class="notice" data-testid="problem">
-            {error.message}
+            {inert(error.message)}
           </p>
         </Layout>,
         400,

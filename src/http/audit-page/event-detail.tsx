@@ -1,6 +1,7 @@
 import { toRecordJson } from '../../core/audit/record-json.ts';
 import type { AuditRecord } from '../../core/audit/audit-event.ts';
 import { auditIndex } from '../../core/audit/audit-index.ts';
+import { inert } from '../../core/inert-text.ts';
 import { Decision } from './events-table.tsx';
 
 const list = (values: readonly string[] | undefined) => (values === undefined || values.length === 0 ? '—' : values.join(', '));
@@ -88,7 +89,7 @@ export function EventDetail(props: { record: AuditRecord }) {
         {rows.map(([name, value]) => (
           <>
             <dt>{name}</dt>
-            <dd data-field={name}>{value as string}</dd>
+            <dd data-field={name}>{typeof value === 'string' ? inert(value) : (value as string)}</dd>
           </>
         ))}
       </dl>
@@ -96,13 +97,14 @@ export function EventDetail(props: { record: AuditRecord }) {
       <dl>
         {Object.entries(event.claims ?? {}).map(([name, value]) => (
           <>
-            <dt>{name}</dt>
-            <dd data-claim={name}>{typeof value === 'string' ? value : JSON.stringify(value)}</dd>
+            <dt>{inert(name)}</dt>
+            <dd data-claim={inert(name)}>{inert(typeof value === 'string' ? value : JSON.stringify(value))}</dd>
           </>
         ))}
       </dl>
       <h2>Record</h2>
-      <pre>{JSON.stringify(toRecordJson(props.record), null, 2)}</pre>
+      {/* Line by line, so only the layout's own line feeds stay; inert's `\uXXXX` is JSON's own escape, so this is still the record's JSON. */}
+      <pre>{JSON.stringify(toRecordJson(props.record), null, 2).split('\n').map(inert).join('\n')}</pre>
     </section>
   );
 }

@@ -1,6 +1,7 @@
+import { inert } from '../../core/inert-text.ts';
 import type { AuditEventExplanation } from '../../core/policy/explain-audit-event.ts';
 
-const show = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
+const show = (value: unknown): string => inert(typeof value === 'string' ? value : JSON.stringify(value));
 
 /** The policy explanation of one recorded decision: which set it ran against, then every policy of the issuer line by line. */
 export function EventExplanation(props: { explanation: AuditEventExplanation }) {
@@ -9,7 +10,7 @@ export function EventExplanation(props: { explanation: AuditEventExplanation }) 
     return (
       <section data-testid="event-explanation">
         <h2>Explanation</h2>
-        <p class="notice">{explanation.note}</p>
+        <p class="notice">{inert(explanation.note)}</p>
       </section>
     );
   }
@@ -18,17 +19,17 @@ export function EventExplanation(props: { explanation: AuditEventExplanation }) 
     <section data-testid="event-explanation">
       <h2>Explanation</h2>
       <p class={explanation.policy_set.same ? '' : 'notice'} data-field="policy set">
-        {explanation.note}
+        {inert(explanation.note)}
       </p>
       <dl>
         <dt>decision now</dt>
-        <dd data-field="decision now">{decision.granted ? `granted by ${decision.policy}` : `denied (${decision.reason}): ${decision.detail}`}</dd>
+        <dd data-field="decision now">{inert(decision.granted ? `granted by ${decision.policy}` : `denied (${decision.reason}): ${decision.detail}`)}</dd>
         <dt>closest allow policy</dt>
         <dd data-field="closest">
-          {closest === null ? '—' : `${closest.policy}${closest.failed_claims.length === 0 ? '' : ` (failed: ${closest.failed_claims.join(', ')})`}`}
+          {inert(closest === null ? '—' : `${closest.policy}${closest.failed_claims.length === 0 ? '' : ` (failed: ${closest.failed_claims.join(', ')})`}`)}
         </dd>
         <dt>deny guardrails fired</dt>
-        <dd data-field="guardrails">{explanation.denied_by.length === 0 ? '—' : explanation.denied_by.join(', ')}</dd>
+        <dd data-field="guardrails">{inert(explanation.denied_by.length === 0 ? '—' : explanation.denied_by.join(', '))}</dd>
       </dl>
       <table>
         <thead>
@@ -43,8 +44,8 @@ export function EventExplanation(props: { explanation: AuditEventExplanation }) 
           {explanation.policies.flatMap((policy) =>
             policy.lines.map((line) => (
               <tr data-policy={policy.id} data-claim={line.claim} data-held={String(line.held)}>
-                <td>{`${policy.matched ? '✓' : '✗'} ${policy.id} (${policy.effect}${policy.mode === 'audit' ? ', audit' : ''})`}</td>
-                <td>{`${line.held ? '✓' : '✗'} ${line.claim}`}</td>
+                <td>{inert(`${policy.matched ? '✓' : '✗'} ${policy.id} (${policy.effect}${policy.mode === 'audit' ? ', audit' : ''})`)}</td>
+                <td>{inert(`${line.held ? '✓' : '✗'} ${line.claim}`)}</td>
                 <td>{show(line.matcher)}</td>
                 <td>{'actual' in line ? show(line.actual) : '(absent)'}</td>
               </tr>

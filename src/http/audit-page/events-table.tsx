@@ -1,4 +1,5 @@
 import type { AuditRecord } from '../../core/audit/audit-event.ts';
+import { inert } from '../../core/inert-text.ts';
 
 export function Decision(props: { decision: string }) {
   return <span class={`decision decision-${props.decision}`}>{props.decision}</span>;
@@ -31,10 +32,10 @@ export function EventsTable(props: { records: readonly AuditRecord[]; older?: st
                 <Decision decision={event.decision} />
               </td>
               <td>{event.reason}</td>
-              <td>{event.subject ?? (event.subject_token?.claimed_sub === undefined ? '' : `${event.subject_token.claimed_sub} (claimed)`)}</td>
-              <td>{String(event.claims?.['repository'] ?? event.claims?.['project_path'] ?? '')}</td>
-              <td>{event.policy?.granted_by ?? event.policy?.denied_by[0] ?? ''}</td>
-              <td>{event.request.client_ip ?? ''}</td>
+              <td>{inert(event.subject ?? (event.subject_token?.claimed_sub === undefined ? '' : `${event.subject_token.claimed_sub} (claimed)`))}</td>
+              <td>{inert(String(event.claims?.['repository'] ?? event.claims?.['project_path'] ?? ''))}</td>
+              <td>{inert(event.policy?.granted_by ?? event.policy?.denied_by[0] ?? '')}</td>
+              <td>{inert(event.request.client_ip ?? '')}</td>
             </tr>
           ))}
         </tbody>

@@ -1,6 +1,7 @@
 import type { Count, Inventory, InventorySort } from '../../core/audit/inventory.ts';
+import { inert } from '../../core/inert-text.ts';
 
-const counts = (list: readonly Count[]) => list.map((entry) => `${entry.value} ×${entry.count}`).join(', ');
+const counts = (list: readonly Count[]) => inert(list.map((entry) => `${entry.value} ×${entry.count}`).join(', '));
 
 /** The identity inventory for people: one row per identity; each sortable column header links to the page sorted by it. */
 export function InventoryTable(props: { inventory: Inventory; params: URLSearchParams }) {
@@ -57,9 +58,9 @@ export function InventoryTable(props: { inventory: Inventory; params: URLSearchP
           </thead>
           <tbody>
             {inventory.identities.map((identity) => (
-              <tr data-identity={identity.repository ?? identity.subject ?? ''}>
-                <td title={identity.issuer ?? ''}>{identity.repository ?? identity.subject ?? '(none)'}</td>
-                <td>{identity.tenant ?? ''}</td>
+              <tr data-identity={inert(identity.repository ?? identity.subject ?? '')}>
+                <td title={inert(identity.issuer ?? '')}>{inert(identity.repository ?? identity.subject ?? '(none)')}</td>
+                <td>{inert(identity.tenant ?? '')}</td>
                 <td data-field="grants">{identity.grants}</td>
                 <td data-field="denials">{identity.denials}</td>
                 <td>{identity.first_seen.replace('T', ' ').replace('Z', '')}</td>

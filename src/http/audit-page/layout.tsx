@@ -1,4 +1,5 @@
 import type { Child } from 'hono/jsx';
+import { inert } from '../../core/inert-text.ts';
 
 export function Layout(props: { title: string; who?: string; children?: Child }) {
   return (
@@ -22,7 +23,7 @@ export function Layout(props: { title: string; who?: string; children?: Child })
           )}
           {props.who === undefined ? null : (
             <div>
-              signed in as <strong data-testid="who">{props.who}</strong>{' '}
+              signed in as <strong data-testid="who">{inert(props.who)}</strong>{' '}
               <form method="post" action="/audit/sign-out">
                 <button type="submit">sign out</button>
               </form>
