@@ -382,6 +382,56 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await audit.stats({ since: Date.now() - HOUR, until: Date.now() + HOUR, bucket: 'hour', upstream: 'vendor' })).totals.granted).toBe(1);
     });
 
+    it('finds every record of a time window, in order and page by page, though time runs back against seq (a slow request, a clock stepped back)', async () => {
+      const { audit } = await open();
+      const base = Date.parse('2026-03-10T00:00:00Z');
+      const hours = [0, 1, 2, 3, 4, 5, 6, 7, 2.5, 1.5, 8, 0.5, 9];
+      const events = hours.map((hour, index) =>
+        auditEvent({
+          // Ids out of seq order too, as several writers' ULIDs reach one chain.
+          id: `01WINDOW${String((index * 7) % hours.length).padStart(18, '0')}`,
+          time: new Date(base + hour * HOUR).toISOString(),
+          decision: index % 3 === 0 ? 'granted' : 'denied',
+        }),
+      );
+      for (const event of events) await audit.append(event);
+      const windows = [
+        { since: base + 2 * HOUR, until: base + 3 * HOUR },
+        { since: base + HOUR, until: base + 2 * HOUR },
+        { since: base + 7.5 * HOUR },
+        { until: base + 1.75 * HOUR },
+        { since: base + 2 * HOUR, decisions: ['denied' as const] },
+        { since: base - HOUR, until: base + 10 * HOUR },
+        { since: base + 3.25 * HOUR, until: base + 3.75 * HOUR },
+        { since: base + 20 * HOUR },
+      ];
+      for (const window of windows) {
+        const inWindow = events
+          .map((event, index) => ({ event, seq: index + 1 }))
+          .filter(({ event }) => {
+            const time = Date.parse(event.time);
+            return (
+              (window.since === undefined || time >= window.since) &&
+              (window.until === undefined || time < window.until) &&
+              (window.decisions === undefined || window.decisions.includes(event.decision as 'denied'))
+            );
+          });
+        for (const by of ['seq', 'id'] as const) {
+          const ascending = [...inWindow].sort((a, b) => (by === 'seq' ? a.seq - b.seq : a.event.id < b.event.id ? -1 : 1)).map(({ event }) => event.id);
+          for (const order of ['asc', 'desc'] as const) {
+            const read: string[] = [];
+            let after: string | undefined;
+            do {
+              const page = await audit.query({ ...window, by, order, limit: 2, ...(after === undefined ? {} : { after }) });
+              read.push(...page.records.map((record) => record.event.id));
+              after = page.next;
+            } while (after !== undefined);
+            expect(read, JSON.stringify({ window, by, order })).toEqual(order === 'asc' ? ascending : [...ascending].reverse());
+          }
+        }
+      }
+    });
+
     it('counts by decision per time bucket, and by policy and repository', async () => {
       const { audit } = await open();
       const base = Date.parse('2026-04-01T00:00:00Z');
