@@ -627,6 +627,24 @@ grant:
       expect(away.headers.get('location')).toBe('https://elsewhere.example/items/7');
     });
 
+    it('rewrites a Content-Location on the upstream itself to come back through keyway, as a Location, and leaves one elsewhere as it is', async () => {
+      const home = await send('/proxy/vendor/x/created-home');
+      expect(home.status).toBe(201);
+      expect(home.headers.get('content-location')).toBe(`${broker.issuer}/proxy/vendor/items/7`);
+      const away = await send('/proxy/vendor/x/created-away');
+      expect(away.status).toBe(201);
+      expect(away.headers.get('content-location')).toBe('https://elsewhere.example/items/7');
+    });
+
+    it('drops a 201 Location or Content-Location that the rewrite would make carry the credential', async () => {
+      // Split by a tab, which the URL parser drops: the upstream's own header does not hold the credential, the rewrite would.
+      const split = await send('/proxy/vendor/x/created-credential');
+      expect(split.status).toBe(201);
+      expect(split.headers.has('location')).toBe(false);
+      expect(split.headers.has('content-location')).toBe(false);
+      for (const [, value] of split.headers) expect(value).not.toContain(STATIC_SECRET);
+    });
+
     it('rewrites a Link to a page of the upstream itself to come back through keyway, and leaves a link elsewhere as it is', async () => {
       const paged = await send('/proxy/vendor/x/paged');
       expect(paged.status).toBe(200);

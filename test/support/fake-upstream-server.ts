@@ -18,7 +18,9 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/status/{code}`: that status, a JSON body and a header of the upstream's own;
  * - `…/redirect-away`, `…/redirect-home`, `…/redirect-relative`: a 302 to another host, to this base, or to `landing?x=2`;
  * - `…/redirect-credential`: a 302 to this base whose query carries the credential it received;
- * - `…/created-home`, `…/created-away`: 201 with a `Location` on this base, or on another host;
+ * - `…/created-home`, `…/created-away`: 201 with a `Location` and a `Content-Location` on this base, or on another host;
+ * - `…/created-credential`: 201 with a `Location` and a `Content-Location` on this base whose query carries the credential it
+ *   received, split by a tab;
  * - `…/paged`: 200 with a `Link` to a page of this base, one on another host, one beside this base and two relative ones;
  * - `…/paged-credential`: 200 with a `Link` to this base whose query carries the credential it received, split by a tab;
  * - `…/echo-credential`: the Authorization it received, in a header's value, in a header's name, in the reason phrase and in the body;
@@ -106,9 +108,15 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
       const encoded = [...credential].map((character) => `%${character.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
       return redirect(response, `${base}/landing?token=${encoded}`);
     }
-    // A resource created (201), named by a Location on this base, or on another host.
-    if (path.endsWith('/created-home')) return void response.writeHead(201, { location: `${base}/items/7` }).end();
-    if (path.endsWith('/created-away')) return void response.writeHead(201, { location: 'https://elsewhere.example/items/7' }).end();
+    // A resource created (201), named by a Location and a Content-Location on this base, or on another host.
+    const created = (url: string) => void response.writeHead(201, { location: url, 'content-location': url }).end();
+    if (path.endsWith('/created-home')) return created(`${base}/items/7`);
+    if (path.endsWith('/created-away')) return created('https://elsewhere.example/items/7');
+    if (path.endsWith('/created-credential')) {
+      const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
+      const half = Math.floor(credential.length / 2);
+      return created(`${base}/items/7?t=${credential.slice(0, half)}\t${credential.slice(half)}`);
+    }
     if (path.endsWith('/paged')) {
       const sideways = `${base.replace(/\/t\/[^/]+$/, '/t/someone-else')}/items?page=2`;
       const links = [`<${base}/items?page=2>; rel="next"`, '<https://elsewhere.example/items?page=9>; rel="last"', `<${sideways}>; rel="other"`];

@@ -415,7 +415,8 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (echoesCredential(rewritten, credential.secret)) headers.delete('link');
     else headers.set('link', rewritten);
   }
-  if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
+  const redirected = response.status >= 300 && response.status < 400 && response.headers.has('location');
+  if (redirected) {
     const location = sameUpstreamLocation(response.headers.get('location')!, target, base, proxyBase, callerPathOf);
     if (location === undefined) {
       await response.body?.cancel();
@@ -429,11 +430,14 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
       });
     }
     headers.set('location', location);
-  } else if (response.headers.has('location')) {
-    // Not a redirect (a 201's new resource): nothing follows it on its own, so it is treated as a page link is.
-    const location = sameUpstreamLocation(response.headers.get('location')!, target, base, proxyBase, callerPathOf);
-    if (location !== undefined && echoesCredential(location, credential.secret)) headers.delete('location');
-    else if (location !== undefined) headers.set('location', location);
+  }
+  // A Location that is no redirect's (a 201's new resource) and a Content-Location (the URL of what the body is): nothing
+  // follows either on its own, so each is treated as a page link is.
+  for (const name of redirected ? ['content-location'] : ['location', 'content-location']) {
+    const given = response.headers.get(name);
+    const location = given === null ? undefined : sameUpstreamLocation(given, target, base, proxyBase, callerPathOf);
+    if (location !== undefined && echoesCredential(location, credential.secret)) headers.delete(name);
+    else if (location !== undefined) headers.set(name, location);
   }
   const announced = Number(response.headers.get('content-length') ?? '0');
   if (announced > upstream.limits.responseBytes) {
