@@ -1,12 +1,13 @@
-import { createExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/core/log.ts';
+import { type LogFields, type Logger, silentLogger } from '../../src/core/log.ts';
+import { FailureBackoff } from '../../src/runtimes/workers/failure-backoff.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 import { policyHealth } from '../../src/core/policy/policy-health.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { WorkerLivePolicies } from '../../src/runtimes/workers/live-policies.ts';
 import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
-import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+import { ownStateNamespace, watchedNamespace, workerEnv } from './workers-harness.ts';
 
 const policy = (path: string, sub: string, ttl: string): PolicyFile => ({
   path,
@@ -58,6 +59,31 @@ describe('a Worker isolate whose stored live policy set does not load', () => {
   });
 });
 
+/** A broker following a policy repository, asking `states` which set is live before every request: its POST /token, bodiless. */
+async function followingBroker(states: DurableObjectNamespace<KeywayState>, log: Logger, now: () => number): Promise<() => Response | Promise<Response>> {
+  const env = {
+    ...workerEnv,
+    STATE: states,
+    AUDIT: ownStateNamespace(workerEnv.AUDIT),
+    LIMITS: ownStateNamespace(workerEnv.LIMITS),
+    KEYWAY_GITHUB_WEBHOOK_SECRET: 'a-webhook-secret-of-enough-chars',
+    KEYWAY_GITHUB_POLICY_REPOSITORY: 'org/policies',
+    KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '1',
+    KEYWAY_GITHUB_POLICY_CHECK_SECONDS: '0',
+  };
+  const broker = await createWorkerBroker(env, [], { log, now });
+  return () =>
+    broker.app.fetch(
+      new Request(`${workerEnv.KEYWAY_ISSUER}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=urn:ietf:params:oauth:grant-type:token-exchange',
+      }),
+      env,
+      createExecutionContext(),
+    );
+}
+
 describe('a Worker following a policy repository while KeywayState cannot say which set is live', () => {
   it('answers every request with the JSON 503 temporarily_unavailable, not a bare 500, and serves again once it can', async () => {
     const real = ownStateNamespace();
@@ -71,27 +97,8 @@ describe('a Worker following a policy repository while KeywayState cannot say wh
             down && name === 'livePolicyState' ? () => Promise.reject(new Error('Durable Object is overloaded')) : Reflect.get(target, name),
         }),
     } as DurableObjectNamespace<KeywayState>;
-    const env = {
-      ...workerEnv,
-      STATE: states,
-      AUDIT: ownStateNamespace(workerEnv.AUDIT),
-      LIMITS: ownStateNamespace(workerEnv.LIMITS),
-      KEYWAY_GITHUB_WEBHOOK_SECRET: 'a-webhook-secret-of-enough-chars',
-      KEYWAY_GITHUB_POLICY_REPOSITORY: 'org/policies',
-      KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '1',
-      KEYWAY_GITHUB_POLICY_CHECK_SECONDS: '0',
-    };
-    const broker = await createWorkerBroker(env, [], { log: silentLogger });
-    const token = () =>
-      broker.app.fetch(
-        new Request(`${workerEnv.KEYWAY_ISSUER}/token`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: 'grant_type=urn:ietf:params:oauth:grant-type:token-exchange',
-        }),
-        env,
-        createExecutionContext(),
-      );
+    let clock = Date.now();
+    const token = await followingBroker(states, silentLogger, () => clock);
     down = true;
     const refused = await token();
     expect(refused.status).toBe(503);
@@ -101,8 +108,78 @@ describe('a Worker following a policy repository while KeywayState cannot say wh
       error_description: 'which policy set is live cannot be checked right now; retry later',
     });
     down = false;
+    // Asked again once the failed check's backoff has passed.
+    clock += FailureBackoff.FIRST_MS;
     const answered = await token();
     expect(answered.status).toBe(400);
     expect(await answered.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('asks it again only once its growing backoff has passed, answering 503 with Retry-After meanwhile, and serves once it answers', async () => {
+    const own = ownStateNamespace();
+    const state = watchedNamespace(own);
+    const failures: LogFields[] = [];
+    const log = {
+      ...silentLogger,
+      error: (message: string, fields: LogFields = {}) => void (message === 'live policy set could not be checked' && failures.push(fields)),
+    };
+    const start = Date.now();
+    let clock = start;
+    const token = await followingBroker(state.namespace, log, () => clock);
+    const checks = () => state.calls.filter((method) => method === 'livePolicyState').length;
+    const refusedAt = async (at: number) => {
+      clock = at;
+      const response = await token();
+      expect([response.status, response.headers.get('cache-control')]).toEqual([503, 'no-store']);
+      expect(await response.json()).toEqual({
+        error: 'temporarily_unavailable',
+        error_description: 'which policy set is live cannot be checked right now; retry later',
+      });
+      return response.headers.get('retry-after');
+    };
+    // The live set unreadable in KeywayState (its table renamed away), or readable again.
+    const liveSetReadable = (readable: boolean) =>
+      runInDurableObject(keywayState(own), (_instance, durable) => {
+        durable.storage.sql.exec(
+          readable ? 'ALTER TABLE live_policy_set_away RENAME TO live_policy_set' : 'ALTER TABLE live_policy_set RENAME TO live_policy_set_away',
+        );
+      });
+
+    await liveSetReadable(false);
+    // One check, which fails.
+    expect(await refusedAt(start)).toBe('1');
+    expect(checks()).toBe(1);
+    expect(failures).toEqual([expect.objectContaining({ failures: 1, retry_in_ms: 1000, error: expect.stringContaining('live_policy_set') })]);
+
+    // Within the backoff: not asked again, whatever the traffic.
+    for (let request = 0; request < 20; request += 1) expect(await refusedAt(start + 400)).toBe('1');
+    expect([checks(), failures.length]).toEqual([1, 1]);
+
+    // Past it: the requests that arrive together ask once each, and their failure counts once, doubling the wait.
+    clock = start + 1000;
+    const together = await Promise.all([token(), token(), token()]);
+    expect(together.map((response) => [response.status, response.headers.get('retry-after')])).toEqual([
+      [503, '2'],
+      [503, '2'],
+      [503, '2'],
+    ]);
+    expect(failures).toHaveLength(2);
+    expect(failures[1]).toMatchObject({ failures: 2, retry_in_ms: 2000 });
+    const asked = checks();
+
+    // Readable again: not asked before the backoff has passed; then the set is checked and requests are served.
+    await liveSetReadable(true);
+    expect(await refusedAt(start + 2900)).toBe('1');
+    expect(checks()).toBe(asked);
+    clock = start + 3000;
+    const answered = await token();
+    expect(answered.status).toBe(400);
+    expect(await answered.json()).toMatchObject({ error: 'invalid_request' });
+    expect([checks(), failures.length]).toEqual([asked + 1, 2]);
+
+    // The count set back: the next failure waits the first wait again.
+    await liveSetReadable(false);
+    expect(await refusedAt(start + 3000)).toBe('1');
+    expect(failures[2]).toMatchObject({ failures: 1, retry_in_ms: 1000 });
   });
 });

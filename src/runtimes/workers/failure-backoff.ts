@@ -34,3 +34,8 @@ export class FailureBackoff {
     this.#retryAt = 0;
   }
 }
+
+/** The Retry-After value (whole seconds, at least 1) for a wait of `waitMs`. */
+export function retryAfter(waitMs: number): string {
+  return String(Math.max(1, Math.ceil(waitMs / 1000)));
+}

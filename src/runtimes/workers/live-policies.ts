@@ -60,13 +60,18 @@ export class WorkerLivePolicies {
     return this.#refused ?? this.#lastSwitch;
   }
 
+  /** Whether the last check this isolate serves by is `checkSeconds` old at `at`: the next request asks KeywayState again. */
+  isStale(at: number): boolean {
+    return at - this.#checkedAt >= this.#checkMs;
+  }
+
   /**
    * Catches up with the live set when this isolate's last check is `checkSeconds` old. Requests
    * that find it stale at once each ask (a promise of one request's I/O is not another's to await).
    */
   async refreshIfStale(): Promise<void> {
     const askedAt = this.#now();
-    if (askedAt - this.#checkedAt < this.#checkMs) return;
+    if (!this.isStale(askedAt)) return;
     await this.#refresh();
     this.#checkedAt = Math.max(this.#checkedAt, askedAt);
   }

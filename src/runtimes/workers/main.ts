@@ -5,7 +5,7 @@ import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type Work
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
 import { NO_STORE } from '../../http/oauth-errors.ts';
-import { FailureBackoff } from './failure-backoff.ts';
+import { FailureBackoff, retryAfter } from './failure-backoff.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
@@ -35,7 +35,7 @@ function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undef
 /** A 503 answered in front of the broker's app, never cached as its own answers are not (http/no-store-errors.ts). */
 function unavailable(description: string, retryAfterMs?: number): Response {
   const headers: Record<string, string> = { ...NO_STORE };
-  if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+  if (retryAfterMs !== undefined) headers['Retry-After'] = retryAfter(retryAfterMs);
   return Response.json({ error: 'temporarily_unavailable', error_description: description }, { status: 503, headers });
 }
 

@@ -18,9 +18,10 @@ import { endedCiWorkShards, replayGuardShards, revocationShards, type ReplayGuar
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
 import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
+import { FailureBackoff, retryAfter } from './failure-backoff.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
 import type { RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { KeyRing } from '../../core/mint/key-ring.ts';
@@ -150,15 +151,27 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   // /token has its audit record) would leave a shard not fresh and the deployment half restored.
   if (restoring) app.use(async (c, next) => (c.req.path === RESTORE_PATH ? next() : c.json(RESTORING, 503, { 'Cache-Control': 'no-store' })));
   // A request first catches up with the live set when this isolate last checked it checkSeconds ago or more. While
-  // KeywayState cannot say which set is live, nothing is decided by a set that may be stale past that bound: 503.
+  // KeywayState cannot say which set is live, nothing is decided by a set that may be stale past that bound: 503. A check
+  // that failed is not asked again by every request under traffic, but once its backoff has passed.
   if (following) {
+    const checks = new FailureBackoff();
+    const unchecked = (c: Context<AppEnv>, waitMs: number) =>
+      c.json(LIVE_SET_UNCHECKED, 503, { 'Cache-Control': 'no-store', 'Retry-After': retryAfter(waitMs) });
     app.use(async (c, next) => {
+      const arrived = now();
+      if (!live.isStale(arrived)) return next();
+      if (checks.waitMs(arrived) > 0) return unchecked(c, checks.waitMs(arrived));
       try {
         await live.refreshIfStale();
       } catch (error) {
-        options.log.error('live policy set could not be checked', { error: errorText(error) });
-        return c.json(LIVE_SET_UNCHECKED, 503, { 'Cache-Control': 'no-store' });
+        // Each request that asked together with the one counted sees it fail; it is counted once.
+        const failure = checks.failed(arrived, now());
+        if (failure !== undefined) {
+          options.log.error('live policy set could not be checked', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs });
+        }
+        return unchecked(c, checks.waitMs(now()));
       }
+      checks.succeeded();
       return next();
     });
   }
