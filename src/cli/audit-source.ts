@@ -22,6 +22,7 @@ import { remoteAuditLog, successful, type BrokerGet } from './remote-audit-log.t
 import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
 import { brokerSecretBox } from './key-source.ts';
 import { ANSWER_BYTES, answerJson } from './bounded-answer.ts';
+import { fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
 export interface AuditSource {
@@ -156,18 +157,6 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
   };
 }
 
-/**
- * How long `keyway audit … --url` waits on a broker, in ms: for an answer read whole (a page, the stats, a record, the
- * keys), from the request to its last byte; for the export, which streams for as long as the log is long, for its first
- * byte and then between any two.
- */
-export interface RemoteDeadlines {
-  readonly whole: number;
-  readonly idle: number;
-}
-
-export const REMOTE_DEADLINES_MS: RemoteDeadlines = { whole: 60_000, idle: 30_000 };
-
 const EXPORT_PATH = '/v1/audit/export';
 
 function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): AuditSource {
@@ -175,39 +164,15 @@ function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): 
   const origin = new URL(base);
   if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
     throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
-  const fetchAnswer: BrokerGet = async (path, params, authorized = true) => {
+  const fetchAnswer: BrokerGet = (path, params, authorized = true) => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();
-    // A broker (or whatever answers in its place) that trickles its answer must not hold the command for ever.
-    const streams = path === EXPORT_PATH;
-    const ms = streams ? deadlines.idle : deadlines.whole;
-    const expired = streams ? `no byte of the answer to GET ${path} for ${ms / 1000} s` : `no complete answer to GET ${path} within ${ms / 1000} s`;
-    const deadline = new AbortController();
-    // Aborted, the request or its body fails with this error as it is. Unref'd: an answer given up early (past its cap)
-    // leaves it pending, and it must keep no finished command waiting.
-    const timer = setTimeout(() => deadline.abort(new CliError(expired, 1)), ms).unref();
-    let response: Response;
-    try {
-      response = await fetch(url, { headers: authorized ? { authorization: `Bearer ${token}` } : {}, redirect: 'error', signal: deadline.signal });
-    } catch (error) {
-      clearTimeout(timer);
-      if (deadline.signal.aborted) throw deadline.signal.reason;
-      throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
-    }
-    if (response.body === null) {
-      clearTimeout(timer);
-      return response;
-    }
-    const timed = response.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          if (streams) timer.refresh();
-          controller.enqueue(chunk);
-        },
-        flush: () => clearTimeout(timer),
-      }),
+    // The export streams for as long as the log is long: held to a deadline between bytes, not to one for all of them.
+    return fetchBroker(
+      url,
+      { method: 'GET', headers: authorized ? { authorization: `Bearer ${token}` } : {} },
+      path === EXPORT_PATH ? { idle: deadlines.idle } : { whole: deadlines.whole },
     );
-    return new Response(timed, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
   const get = async (path: string, params?: URLSearchParams): Promise<Response> => successful(path, await fetchAnswer(path, params));
   const json = async <T>(path: string, params?: URLSearchParams): Promise<T> => answerJson<T>(await get(path, params), ANSWER_BYTES.page, `GET ${path}`);

@@ -12,6 +12,7 @@ import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import { ANSWER_BYTES, answerJson, brokerError } from './bounded-answer.ts';
+import { fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
 import { CliError } from './command.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
 
@@ -30,7 +31,11 @@ export const KEYS_SOURCE_USAGE = `source (one of):
   --json                    machine-readable output`;
 
 /** `rotate` needs the master key locally: new keys are sealed under it. */
-export async function openKeySource(args: readonly string[], purpose: 'list' | 'rotate'): Promise<{ source: KeySource; json: boolean }> {
+export async function openKeySource(
+  args: readonly string[],
+  purpose: 'list' | 'rotate',
+  deadlines: RemoteDeadlines = REMOTE_DEADLINES_MS,
+): Promise<{ source: KeySource; json: boolean }> {
   const { values } = parseArgs({
     args: [...args],
     options: { 'data-dir': { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false } },
@@ -43,7 +48,7 @@ export async function openKeySource(args: readonly string[], purpose: 'list' | '
     const token = values.token ?? process.env['KEYWAY_TOKEN'];
     if (token === undefined || token === '')
       throw new CliError(`--url needs --token (or KEYWAY_TOKEN): an access token with scope keys:${purpose === 'list' ? 'read' : 'rotate'}`);
-    return { source: remoteSource(values.url, token), json };
+    return { source: remoteSource(values.url, token, deadlines), json };
   }
   if (values.token !== undefined) throw new CliError('--token goes with --url');
   return { source: await localSource(values['data-dir'], purpose === 'rotate'), json };
@@ -118,19 +123,14 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
   };
 }
 
-function remoteSource(base: string, token: string): KeySource {
+function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): KeySource {
   if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
   const origin = new URL(base);
   if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
     throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
   const call = async <T>(path: string, method: 'GET' | 'POST'): Promise<T> => {
     const url = new URL(path, origin);
-    let response: Response;
-    try {
-      response = await fetch(url, { method, headers: { authorization: `Bearer ${token}` }, redirect: 'error' });
-    } catch (error) {
-      throw new CliError(`cannot reach ${url.origin}: ${(error as Error).message}`, 1);
-    }
+    const response = await fetchBroker(url, { method, headers: { authorization: `Bearer ${token}` } }, { whole: deadlines.whole });
     if (!response.ok) throw await brokerError(method, url.pathname, response);
     return answerJson<T>(response, ANSWER_BYTES.small, `${method} ${url.pathname}`);
   };

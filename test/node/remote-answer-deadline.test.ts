@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAuditSource, type RemoteDeadlines } from '../../src/cli/audit-source.ts';
+import { openAuditSource } from '../../src/cli/audit-source.ts';
+import type { RemoteDeadlines } from '../../src/cli/broker-fetch.ts';
+import { openKeySource } from '../../src/cli/key-source.ts';
 import { CliError } from '../../src/cli/command.ts';
 import type { AuditLogSource } from '../../src/core/audit/verify-chain.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
@@ -18,11 +20,7 @@ interface Trickle {
  * an answer far below any cap that never arrives in full, or an export that keeps streaming. Without a piece, nothing
  * more after `start`, and no end.
  */
-function trickle(
-  trickles: Trickle[],
-  start: string,
-  piece?: { readonly text: string; readonly everyMs: number; readonly pieces?: number },
-): ReadableStream<Uint8Array> {
+function trickle(start: string, piece?: { readonly text: string; readonly everyMs: number; readonly pieces?: number }): ReadableStream<Uint8Array> {
   const state: Trickle = { cancelled: false };
   trickles.push(state);
   const encoder = new TextEncoder();
@@ -45,13 +43,29 @@ function trickle(
   });
 }
 
+const trickles: Trickle[] = [];
+
+/** Exit 1 with `message`, within a second or so of the deadline, the trickle hung up on. */
+async function expectCutOff(call: () => Promise<unknown>, message: string): Promise<void> {
+  const before = trickles.length;
+  const started = performance.now();
+  const error = await call().then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(CliError);
+  expect([(error as CliError).exitCode, (error as Error).message]).toEqual([1, message]);
+  expect(performance.now() - started).toBeLessThan(2500);
+  expect(trickles.length).toBe(before + 1);
+  await expect.poll(() => trickles.at(-1)?.cancelled, { timeout: 2000 }).toBe(true);
+}
+
 /**
  * `keyway audit … --url` holds each answer it reads whole to a deadline from the request to its last byte, and the
  * export, which streams for as long as the log is long, to one between any two bytes: a broker (or whatever answers in
  * its place) that trickles cannot hold the command for ever.
  */
 describe('keyway audit … --url gives up on an answer that trickles', () => {
-  const trickles: Trickle[] = [];
   const line = '{"id":"01JEXAMPLE0000000000000000"}\n';
   let broker: Awaited<ReturnType<typeof serveOnLoopback>>;
 
@@ -60,8 +74,8 @@ describe('keyway audit … --url gives up on an answer that trickles', () => {
       const url = new URL(request.url);
       const json = (body: ReadableStream<Uint8Array>) => new Response(body, { headers: { 'content-type': 'application/json' } });
       // A space every 50 ms: far below any cap, never complete.
-      if (url.pathname === '/v1/audit/events') return json(trickle(trickles, '{"events":[', { text: ' ', everyMs: 50 }));
-      if (url.pathname === '/v1/audit/events/01ABC') return json(trickle(trickles, '{"id":"01ABC"', { text: ' ', everyMs: 50 }));
+      if (url.pathname === '/v1/audit/events') return json(trickle('{"events":[', { text: ' ', everyMs: 50 }));
+      if (url.pathname === '/v1/audit/events/01ABC') return json(trickle('{"id":"01ABC"', { text: ' ', everyMs: 50 }));
       // No answer at all, not even its status.
       if (url.pathname === '/v1/audit/stats') return new Promise<Response>(() => {});
       if (url.pathname === '/v1/audit/keys') return Response.json({ keys: [] });
@@ -71,7 +85,7 @@ describe('keyway audit … --url gives up on an answer that trickles', () => {
         // Granted records: 20 more lines 50 ms apart (a second, twice the whole-answer deadline), then the end. Any other
         // export: the start of a line, and then nothing.
         const streaming = url.searchParams.get('decision') === 'granted';
-        const body = streaming ? trickle(trickles, line, { text: line, everyMs: 50, pieces: 20 }) : trickle(trickles, '{"chain":');
+        const body = streaming ? trickle(line, { text: line, everyMs: 50, pieces: 20 }) : trickle('{"chain":');
         return new Response(body, { headers: { 'content-type': 'application/x-ndjson' } });
       }
       return new Response(null, { status: 404 });
@@ -80,21 +94,6 @@ describe('keyway audit … --url gives up on an answer that trickles', () => {
   afterAll(async () => {
     await broker?.close();
   });
-
-  /** Exit 1 with `message`, within a second or so of the deadline, the trickle hung up on. */
-  async function expectCutOff(call: () => Promise<unknown>, message: string): Promise<void> {
-    const before = trickles.length;
-    const started = performance.now();
-    const error = await call().then(
-      () => undefined,
-      (thrown: unknown) => thrown,
-    );
-    expect(error).toBeInstanceOf(CliError);
-    expect([(error as CliError).exitCode, (error as Error).message]).toEqual([1, message]);
-    expect(performance.now() - started).toBeLessThan(2500);
-    expect(trickles.length).toBe(before + 1);
-    await expect.poll(() => trickles.at(-1)?.cancelled, { timeout: 2000 }).toBe(true);
-  }
 
   it('keyway audit query, explain and stats --url: a page, a record or the stats not in full within the deadline', async () => {
     const source = await openAuditSource({ url: broker.base, token: TOKEN }, DEADLINES);
@@ -122,5 +121,37 @@ describe('keyway audit … --url gives up on an answer that trickles', () => {
     await expectCutOff(async () => {
       for await (const record of verification.records) expect(record).toBeUndefined();
     }, 'no byte of the answer to GET /v1/audit/export for 0.3 s');
+  });
+});
+
+/** `keyway keys … --url` holds the key list and a rotation to the same whole-answer deadline. */
+describe('keyway keys … --url gives up on a broker that does not answer in full', () => {
+  let broker: Awaited<ReturnType<typeof serveOnLoopback>>;
+
+  beforeAll(async () => {
+    broker = await serveOnLoopback((request) => {
+      const url = new URL(request.url);
+      // No answer at all, not even its status.
+      if (url.pathname === '/v1/keys') return new Promise<Response>(() => {});
+      // A space every 50 ms: far below the 256 KiB cap, never complete.
+      if (url.pathname === '/v1/keys/rotate' && request.method === 'POST')
+        return new Response(trickle('{"rotated":', { text: ' ', everyMs: 50 }), { headers: { 'content-type': 'application/json' } });
+      return new Response(null, { status: 404 });
+    });
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it('keyway keys list --url: a broker that never answers', { timeout: 10_000 }, async () => {
+    const { source } = await openKeySource(['--url', broker.base, '--token', TOKEN], 'list', DEADLINES);
+    const started = performance.now();
+    await expect(source.list()).rejects.toThrow(new CliError('no complete answer to GET /v1/keys within 0.5 s', 1));
+    expect(performance.now() - started).toBeLessThan(2500);
+  });
+
+  it('keyway keys rotate --url: a rotation that trickles', { timeout: 10_000 }, async () => {
+    const { source } = await openKeySource(['--url', broker.base, '--token', TOKEN], 'rotate', DEADLINES);
+    await expectCutOff(() => source.rotate(), 'no complete answer to POST /v1/keys/rotate within 0.5 s');
   });
 });
