@@ -10,8 +10,32 @@ export class FailureBackoff {
   #failedAt = Number.NEGATIVE_INFINITY;
   #retryAt = 0;
 
+  /**
+   * Makes the try `attempt` for a request that arrived at `startedAt`, unless a wait is due: its value once it succeeded;
+   * else the ms left to wait, `report` having heard of a failure it counted (once for the tries begun together).
+   */
+  async attempt<T>(
+    startedAt: number,
+    now: () => number,
+    attempt: () => Promise<T>,
+    report: (error: unknown, failure: { readonly failures: number; readonly waitMs: number }) => void,
+  ): Promise<{ readonly value: T } | { readonly waitMs: number }> {
+    if (this.#waitMs(startedAt) > 0) return { waitMs: this.#waitMs(startedAt) };
+    let value: T;
+    try {
+      value = await attempt();
+    } catch (error) {
+      const failure = this.#failed(startedAt, now());
+      if (failure !== undefined) report(error, failure);
+      return { waitMs: this.#waitMs(now()) };
+    }
+    this.#failures = 0;
+    this.#retryAt = 0;
+    return { value };
+  }
+
   /** The ms left before the next try may be made at `now`; 0 once it may. */
-  waitMs(now: number): number {
+  #waitMs(now: number): number {
     return Math.max(0, this.#retryAt - now);
   }
 
@@ -19,19 +43,13 @@ export class FailureBackoff {
    * A try begun at `startedAt` failed at `now`: the failures in a row and the wait this one sets; or undefined when it
    * began no later than the failure counted last, that is together with it (concurrent requests), and is not counted again.
    */
-  failed(startedAt: number, now: number): { readonly failures: number; readonly waitMs: number } | undefined {
+  #failed(startedAt: number, now: number): { readonly failures: number; readonly waitMs: number } | undefined {
     if (startedAt <= this.#failedAt) return undefined;
     this.#failures += 1;
     const waitMs = Math.min(FailureBackoff.FIRST_MS * 2 ** (this.#failures - 1), FailureBackoff.MAX_MS);
     this.#failedAt = now;
     this.#retryAt = now + waitMs;
     return { failures: this.#failures, waitMs };
-  }
-
-  /** A try succeeded: the next failure waits the first wait again. */
-  succeeded(): void {
-    this.#failures = 0;
-    this.#retryAt = 0;
   }
 }
 

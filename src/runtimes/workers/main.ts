@@ -49,33 +49,34 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
   const arrived = Date.now();
   // A start reads every binding, loads the policies and reads KeywayState: a broken deploy under traffic is not started
   // again on every request, but once its backoff has passed.
-  if (broker === undefined && starts.waitMs(arrived) > 0) return unavailable(NOT_CONFIGURED, starts.waitMs(arrived));
-  broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
-  const attempt = broker;
-  let ready: WorkerBroker;
-  try {
-    ready = await attempt;
-  } catch (error) {
-    if (broker === attempt) broker = undefined;
-    // Each request that waited on this start sees it fail; it is counted once.
-    const failure = starts.failed(arrived, Date.now());
-    if (failure !== undefined) log.error('broker failed to start', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs });
-    return unavailable(NOT_CONFIGURED, starts.waitMs(Date.now()));
-  }
-  starts.succeeded();
+  const started = await starts.attempt(
+    arrived,
+    Date.now,
+    () => startOnce(env),
+    (error, failure) => log.error('broker failed to start', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs }),
+  );
+  if (!('value' in started)) return unavailable(NOT_CONFIGURED, started.waitMs);
+  const ready = started.value;
   // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says. A ring
   // that cannot be reloaded is not served past that period; KeywayState is asked again once its backoff has passed.
   if (!ready.keys.isStale(arrived)) return ready;
-  if (keyLoads.waitMs(arrived) > 0) return unavailable(KEYS_UNAVAILABLE, keyLoads.waitMs(arrived));
-  try {
-    await ready.keys.refresh(arrived);
-  } catch (error) {
-    const failure = keyLoads.failed(arrived, Date.now());
-    if (failure !== undefined) log.error('signing keys failed to load', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs });
-    return unavailable(KEYS_UNAVAILABLE, keyLoads.waitMs(Date.now()));
-  }
-  keyLoads.succeeded();
-  return ready;
+  const reloaded = await keyLoads.attempt(
+    arrived,
+    Date.now,
+    () => ready.keys.refresh(arrived),
+    (error, failure) => log.error('signing keys failed to load', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs }),
+  );
+  return 'value' in reloaded ? ready : unavailable(KEYS_UNAVAILABLE, reloaded.waitMs);
+}
+
+/** The broker's start this isolate shares among the requests that wait on it; forgotten once it fails, so the next tries again. */
+function startOnce(env: WorkerEnv): Promise<WorkerBroker> {
+  broker ??= createWorkerBroker(env, bundledPolicies as readonly PolicyFile[], { log });
+  const attempt = broker;
+  return attempt.catch((error: unknown) => {
+    if (broker === attempt) broker = undefined;
+    throw error;
+  });
 }
 
 export default {

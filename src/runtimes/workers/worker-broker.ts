@@ -18,7 +18,7 @@ import { endedCiWorkShards, replayGuardShards, revocationShards, type ReplayGuar
 import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
 import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
-import { type Context, Hono } from 'hono';
+import { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
 import { FailureBackoff, retryAfter } from './failure-backoff.ts';
@@ -155,24 +155,17 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
   // that failed is not asked again by every request under traffic, but once its backoff has passed.
   if (following) {
     const checks = new FailureBackoff();
-    const unchecked = (c: Context<AppEnv>, waitMs: number) =>
-      c.json(LIVE_SET_UNCHECKED, 503, { 'Cache-Control': 'no-store', 'Retry-After': retryAfter(waitMs) });
     app.use(async (c, next) => {
       const arrived = now();
       if (!live.isStale(arrived)) return next();
-      if (checks.waitMs(arrived) > 0) return unchecked(c, checks.waitMs(arrived));
-      try {
-        await live.refreshIfStale();
-      } catch (error) {
-        // Each request that asked together with the one counted sees it fail; it is counted once.
-        const failure = checks.failed(arrived, now());
-        if (failure !== undefined) {
-          options.log.error('live policy set could not be checked', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs });
-        }
-        return unchecked(c, checks.waitMs(now()));
-      }
-      checks.succeeded();
-      return next();
+      const checked = await checks.attempt(
+        arrived,
+        now,
+        () => live.refreshIfStale(),
+        (error, failure) =>
+          options.log.error('live policy set could not be checked', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs }),
+      );
+      return 'value' in checked ? next() : c.json(LIVE_SET_UNCHECKED, 503, { 'Cache-Control': 'no-store', 'Retry-After': retryAfter(checked.waitMs) });
     });
   }
   app.route('/', broker.app);
