@@ -489,6 +489,65 @@ grant:
       expect((await upstreamCalls()).length).toBe(before);
     });
 
+    it('takes a CI token, a keyway token and a DPoP-bound one under their auth-scheme in any case, after one or more spaces (RFC 9110 §11.1)', async () => {
+      const keyed = (await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }))).body[
+        'access_token'
+      ] as string;
+      const calls: [string, string, Record<string, string>][] = [
+        ['/proxy/vendor/x/any-case-ci', `bearer ${await job()}`, {}],
+        ['/proxy/vendor/x/any-case-ci', `BEARER  ${await job()}`, {}],
+        ['/proxy/keyed/x/any-case-keyed', `bEaReR ${keyed}`, {}],
+      ];
+      for (const written of ['dpop', 'DPOP']) {
+        const { key, access } = await boundKeyedToken();
+        const proof = await key.proof('GET', `${broker.issuer}/proxy/keyed/x/any-case-bound`, { ath: await athOf(access) });
+        calls.push(['/proxy/keyed/x/any-case-bound', `${written} ${access}`, { dpop: proof }]);
+      }
+      for (const [path, authorization, headers] of calls) {
+        const response = await broker.request(path, { headers: { authorization, ...headers } });
+        expect({ authorization: authorization.split(' ')[0], status: response.status, error: response.headers.get('keyway-error') }).toEqual({
+          authorization: authorization.split(' ')[0],
+          status: 200,
+          error: null,
+        });
+        await response.arrayBuffer();
+      }
+      expect(await callsTo('/x/any-case-ci')).toHaveLength(2);
+      expect(await callsTo('/x/any-case-keyed')).toHaveLength(1);
+      expect(await callsTo('/x/any-case-bound')).toHaveLength(2);
+    });
+
+    it('refuses a revoked keyway token, bound or not, however its scheme is spelt or spaced: 401 and a record each, nothing upstream', async () => {
+      const plain = (await postToken(broker, exchangeForm(await job({ repository: 'acme/jwt' }), { audience: `${broker.issuer}/proxy/keyed` }))).body[
+        'access_token'
+      ] as string;
+      const { key, access: bound } = await boundKeyedToken();
+      // Each revoked by its holder: the bound one with a proof of its key.
+      for (const [token, proof] of [
+        [plain, undefined],
+        [bound, await key.proof('POST', `${broker.issuer}/revoke`, { ath: await athOf(bound) })],
+      ] as const) {
+        const revoked = await broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof === undefined ? {} : { dpop: proof }) },
+        });
+        expect(revoked.status).toBe(200);
+      }
+      const written = (scheme: string) => [scheme, scheme.toLowerCase(), scheme.toUpperCase(), `${scheme.toLowerCase()}  `, `  ${scheme}`];
+      for (const scheme of ['Bearer', 'DPoP']) {
+        for (const prefix of written(scheme)) {
+          const token = scheme === 'DPoP' ? bound : plain;
+          const proof: Record<string, string> =
+            scheme === 'DPoP' ? { dpop: await key.proof('GET', `${broker.issuer}/proxy/keyed/x/revoked-any-case`, { ath: await athOf(bound) }) } : {};
+          const response = await broker.request('/proxy/keyed/x/revoked-any-case', { headers: { authorization: `${prefix} ${token}  `, ...proof } });
+          const event = await expectKeywayRefusal(response, 401, 'invalid_token', 'proxy_unauthenticated');
+          expect({ prefix, detail: event.detail }).toEqual({ prefix, detail: expect.stringContaining('revoked') });
+        }
+      }
+      expect(await callsTo('/x/revoked-any-case')).toEqual([]);
+    });
+
     // Node only: its revocation list is a table the harness can take away; on Workers it is the replay shards' storage.
     it.skipIf(runtime.sendRaw === undefined)(
       'refuses a keyway access token while the revocation list cannot be read: 503, a record, nothing upstream',

@@ -205,6 +205,71 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect((await introspect(token)).body['active']).toBe(true);
     });
 
+    /**
+     * `Authorization` values for a token: the scheme in any case after one or more spaces is a credential (RFC 9110 §11.1,
+     * §11.4), and the whitespace around the value is not part of it; a tab between the two is no credential at all.
+     */
+    const spellings = (scheme: 'Bearer' | 'DPoP'): [string, (token: string) => string, boolean][] => [
+      ...[scheme, scheme.toLowerCase(), scheme.toUpperCase(), `${scheme.slice(0, 1).toLowerCase()}${scheme.slice(1).toUpperCase()}`].map(
+        (written): [string, (token: string) => string, boolean] => [written, (token) => `${written} ${token}`, true],
+      ),
+      [`${scheme} and three spaces`, (token) => `${scheme.toLowerCase()}   ${token}`, true],
+      [`${scheme} with spaces around the value`, (token) => `  ${scheme} ${token}  `, true],
+      [`${scheme} and a tab`, (token) => `${scheme}\t${token}`, false],
+    ];
+    const auditEvents = async (authorization: string, dpop?: DpopKey) => {
+      const token = authorization.trim().split(/\s+/)[1] as string;
+      const proof: Record<string, string> =
+        dpop === undefined ? {} : { dpop: await dpop.proof('GET', `${broker.issuer}/v1/audit/events`, { ath: await athOf(token) }) };
+      const response = await broker.request('/v1/audit/events?limit=1', { headers: { authorization, ...proof } });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+
+    it.each(spellings('Bearer'))(
+      'takes an operator token sent as %s exactly where that is a credential (RFC 9110 §11.1, §11.4)',
+      async (_name, write, credential) => {
+        const answered = await auditEvents(write(await tokenFor('svc-reader')));
+        if (credential) expect(answered).toMatchObject({ status: 200, body: { events: expect.any(Array) } });
+        else expect(answered).toEqual({ status: 401, body: { error: 'invalid_token', error_description: 'a Bearer access token is required' } });
+      },
+    );
+
+    it.each(spellings('DPoP'))(
+      'takes a DPoP-bound operator token sent as %s exactly where that is a credential (RFC 9110 §11.1, §11.4)',
+      async (_name, write, credential) => {
+        const key = await DpopKey.generate();
+        const bound = await tokenFor('svc-reader', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
+        const answered = await auditEvents(write(bound), key);
+        if (credential) expect(answered).toMatchObject({ status: 200, body: { events: expect.any(Array) } });
+        else expect(answered).toEqual({ status: 401, body: { error: 'invalid_token', error_description: 'a Bearer access token is required' } });
+      },
+    );
+
+    it('refuses a revoked operator token however its scheme is spelt or spaced: /v1/*, /introspect and /revoke as operator', async () => {
+      const key = await DpopKey.generate();
+      const revoked = {
+        Bearer: await tokenFor('svc-reader'),
+        DPoP: await tokenFor('svc-reader', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) }),
+      };
+      for (const token of Object.values(revoked)) expect((await revoke(token, `Bearer ${await tokenFor('svc-ops')}`)).status).toBe(200);
+      const live = await tokenFor('svc-a');
+      for (const scheme of ['Bearer', 'DPoP'] as const) {
+        for (const [name, write, credential] of spellings(scheme)) {
+          const authorization = write(revoked[scheme]);
+          const answers = [
+            await auditEvents(authorization, scheme === 'DPoP' ? key : undefined),
+            await introspect(live, authorization),
+            await revoke(live, authorization).then(async (response) => ({ status: response.status, body: await response.json() })),
+          ];
+          // Read as a credential, it is the revoked one; not read as one, it is none, which no route takes either.
+          const description = credential ? 'the access token was revoked' : 'a Bearer access token is required';
+          for (const answer of answers)
+            expect({ name, ...answer }).toMatchObject({ name, status: 401, body: { error: 'invalid_token', error_description: description } });
+        }
+      }
+      expect((await introspect(live)).body).toMatchObject({ active: true });
+    });
+
     it('the operator APIs read the revocation list only for a token their keys signed: a forged one is refused as not valid, revoked jti or not', async () => {
       const reader = await tokenFor('svc-reader');
       expect((await revoke(reader)).status).toBe(200);

@@ -1,6 +1,7 @@
 import { decodeJwt, type JWTPayload } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditEventDraft, AuditLog } from '../../core/audit/audit-event.ts';
+import { parseCredentials } from '../../core/authorization-credentials.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
 import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
@@ -230,8 +231,6 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   };
 }
 
-const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
-
 /**
  * The caller: a CI OIDC token, verified exactly as at /token (the central set's issuers), or a keyway
  * access token for `{issuer}/proxy/{upstream}`, verified with the broker's own keys and decided by
@@ -244,8 +243,9 @@ async function authenticate(
   event: AuditEventDraft,
   now: number,
 ): Promise<SubjectClaims & { readonly keyProven: boolean; readonly actors?: ActorClaim }> {
-  const [, scheme, token] = CREDENTIALS.exec(input.headers.get('authorization') ?? '') ?? [];
-  if (scheme === undefined || token === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
+  const credentials = parseCredentials(input.headers.get('authorization'));
+  if (credentials === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
+  const { scheme, token } = credentials;
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
   let decoded: JWTPayload | undefined;
   try {

@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
+import { parseCredentials } from '../../core/authorization-credentials.ts';
 import { DPOP_ALGORITHMS } from '../../core/dpop/dpop-proof.ts';
 import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken, type VerifyAccessTokenOptions } from '../../core/mint/verify-access-token.ts';
@@ -15,8 +16,6 @@ export interface KeywayAuthOptions extends VerifyAccessTokenOptions {
   readonly externalOrigin?: string;
 }
 
-const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
-
 /**
  * Protects a route with a keyway access token: `Authorization: Bearer <token>`, or for a token bound
  * to a DPoP key `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449 §7), verified
@@ -27,12 +26,12 @@ const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/;
 export function keywayAuth(options: KeywayAuthOptions): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
   const required = (options.scopes ?? []).join(' ');
   return async (c, next) => {
-    const match = CREDENTIALS.exec(c.req.header('authorization') ?? '');
-    const [, scheme, token] = match ?? [];
-    if (scheme === undefined || token === undefined) {
+    const credentials = parseCredentials(c.req.header('authorization'));
+    if (credentials === undefined) {
       c.header('WWW-Authenticate', 'Bearer');
       return c.json({ error: 'invalid_token', error_description: 'a Bearer access token is required' }, 401);
     }
+    const { scheme, token } = credentials;
     const url = options.externalOrigin === undefined ? c.req.url : `${options.externalOrigin}${new URL(c.req.url).pathname}`;
     const dpop = scheme === 'DPoP' ? { proof: c.req.header('dpop'), method: c.req.method, url } : undefined;
     try {

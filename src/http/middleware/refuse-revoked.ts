@@ -1,8 +1,7 @@
 import { compactVerify, decodeJwt, errors, type JWTVerifyGetKey } from 'jose';
 import type { MiddlewareHandler } from 'hono';
+import { parseCredentials } from '../../core/authorization-credentials.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
-
-const CREDENTIALS = /^(Bearer|DPoP) (\S+)$/;
 
 /**
  * Refuses a keyway token the broker revoked (`POST /revoke`) wherever the broker takes its own tokens as credentials (the
@@ -13,9 +12,10 @@ const CREDENTIALS = /^(Bearer|DPoP) (\S+)$/;
  */
 export function refuseRevokedTokens(revocations: RevocationList, keys: JWTVerifyGetKey, now: () => number): MiddlewareHandler {
   return async (c, next) => {
-    const [, scheme, token] = CREDENTIALS.exec(c.req.header('authorization') ?? '') ?? [];
-    const jti = token === undefined ? undefined : await signedJtiOf(token, keys);
-    if (jti === undefined) return next();
+    // Read as the route reads it (one parser): a credential this cannot read, the route cannot take either, so it goes on.
+    const credentials = parseCredentials(c.req.header('authorization'));
+    const jti = credentials === undefined ? undefined : await signedJtiOf(credentials.token, keys);
+    if (credentials === undefined || jti === undefined) return next();
     let revoked: boolean;
     try {
       revoked = await revocations.isRevoked(jti, now());
@@ -25,7 +25,7 @@ export function refuseRevokedTokens(revocations: RevocationList, keys: JWTVerify
       });
     }
     if (!revoked) return next();
-    c.header('WWW-Authenticate', `${scheme} error="invalid_token"`);
+    c.header('WWW-Authenticate', `${credentials.scheme} error="invalid_token"`);
     return c.json({ error: 'invalid_token', error_description: 'the access token was revoked' }, 401);
   };
 }
