@@ -117,12 +117,19 @@ describe('lint rules', () => {
     });
   });
 
-  describe("unpinned-client-id (error): keyway's own tokens", () => {
-    /** A policy that trusts the broker itself (OPTIONS' issuer), as /proxy's keyway-token callers are decided. */
-    const own = (match: string, effect = '') =>
-      `version: 1\n${effect}issuer: { kind: oidc, url: "https://keyway.test" }\nsubject_audience: https://keyway.test/proxy/deploy\nmatch: ${match}\n` +
-      (effect === '' ? 'grant:\n  proxy: { upstream: deploy, allow: [{ method: GET, path: "/x/**" }] }\n' : '');
+  /** A policy that trusts the broker itself (OPTIONS' issuer), as /proxy's keyway-token callers are decided. */
+  const own = (match: string, effect = '') =>
+    `version: 1\n${effect}issuer: { kind: oidc, url: "https://keyway.test" }\nsubject_audience: https://keyway.test/proxy/deploy\nmatch: ${match}\n` +
+    (effect === '' ? 'grant:\n  proxy: { upstream: deploy, allow: [{ method: GET, path: "/x/**" }] }\n' : '');
+  /** A GitHub policy minting keyway tokens for `audience`. */
+  const minter = (audience: string, extra = '') => github(PINNED, '[artifacts:read]', extra).replace('https://a.example', audience);
+  /** The policies whose tokens `own` policies pin, each granting the audience they take. */
+  const MINTERS = {
+    'deploy/production.yaml': minter('[https://deploy.example, https://keyway.test/proxy/deploy]'),
+    'deploy/staging.yaml': minter('https://keyway.test/proxy/deploy'),
+  };
 
+  describe("unpinned-client-id (error): keyway's own tokens", () => {
     it('flags an allow policy trusting the broker that pins no client_id, or pins it by pattern', () => {
       for (const match of ['{ sub: "https://token.actions.githubusercontent.com#repo:acme/api:ref:refs/heads/main" }', '{ client_id: { glob: "deploy/*" } }']) {
         const [finding, ...rest] = lint({ 'p.yaml': own(match) });
@@ -133,10 +140,21 @@ describe('lint rules', () => {
     });
 
     it('passes one that names the granting policies exactly, a deny policy, and a policy of any other issuer naming no client_id', () => {
-      expect(lint({ 'p.yaml': own('{ client_id: deploy/production }') })).toEqual([]);
-      expect(lint({ 'p.yaml': own('{ client_id: [deploy/production, deploy/staging] }') })).toEqual([]);
+      expect(lint({ 'p.yaml': own('{ client_id: deploy/production }'), ...MINTERS })).toEqual([]);
+      expect(lint({ 'p.yaml': own('{ client_id: [deploy/production, deploy/staging] }'), ...MINTERS })).toEqual([]);
       expect(lint({ 'p.yaml': own('{ sub: x }', 'effect: deny\n') })).toEqual([]);
       expect(rules({ 'p.yaml': 'version: 1\nissuer: https://oidc.acme.dev\nmatch: { sub: svc }\ngrant: { audience: x }\n' })).toEqual([]);
+    });
+
+    it('takes a pin written as a glob without a wildcard or as a nested list, which admit only the values they write', () => {
+      for (const match of ['{ client_id: { glob: deploy/production } }', '{ client_id: [[deploy/production], { glob: deploy/staging }] }']) {
+        expect(lint({ 'p.yaml': own(match), ...MINTERS }), match).toEqual([]);
+      }
+      // A JSON Pointer cannot spell client_id another way: it is refused when the policies load, and says how to write it.
+      const pointer = checkPolicies(compilePolicyFiles([{ path: 'p.yaml', text: own('{ "/client_id": deploy/production }') }], OPTIONS));
+      expect(pointer.map((finding) => [finding.rule, finding.message])).toEqual([
+        ['invalid-policy', expect.stringMatching(/^match\.\/client_id: write it as client_id:/)],
+      ]);
     });
 
     it('stops a broker-trusting policy without client_id from loading unless silenced with a reason', () => {

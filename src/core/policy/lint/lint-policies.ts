@@ -127,8 +127,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
 
   function unpinnedClientId({ policy, brokerIssuer, report }) {
     // keyway's tokens reach a policy of its own issuer at /proxy (never at /token, which takes no access token as a subject).
-    if (policy.effect !== 'allow' || policy.issuer.url !== brokerIssuer) return;
-    if (policy.conditions.some((condition) => condition.key === 'client_id' && isExactValue(condition.written))) return;
+    if (policy.effect !== 'allow' || policy.issuer.url !== brokerIssuer || clientIdPins(policy) !== undefined) return;
     report(
       'unpinned-client-id',
       `${brokerIssuer} is keyway itself, and this allow policy takes a keyway token for ${policy.subjectAudience} whichever policy minted it, ` +
@@ -363,9 +362,23 @@ function pinsOneTenant(matcher: Matcher): boolean {
   return /^[^/@:]+[/@:]/.test(afterTag);
 }
 
-/** A matcher that admits only values it writes out: one, or a list of them (no pattern, `not` or `exists`). */
-function isExactValue(matcher: Matcher): boolean {
-  return typeof matcher !== 'object' || (Array.isArray(matcher) && matcher.every((entry) => typeof entry !== 'object'));
+/** The ids a policy of keyway's own issuer pins `client_id` to: undefined unless its line admits only values it writes out. */
+function clientIdPins(policy: Policy): string[] | undefined {
+  const line = policy.conditions.find((condition) => condition.key === 'client_id');
+  return line === undefined ? undefined : writtenValues(line.written);
+}
+
+/**
+ * The values a matcher admits when it admits only values it writes out: exact values, globs without a wildcard (nothing else
+ * in a glob is special), and lists of them, nested too. Undefined for a wildcard, a regex, `not` or `exists`.
+ */
+function writtenValues(matcher: Matcher): string[] | undefined {
+  if (typeof matcher !== 'object') return [String(matcher)];
+  if (Array.isArray(matcher)) {
+    const entries = matcher.map(writtenValues);
+    return entries.every((entry): entry is string[] => entry !== undefined) ? entries.flat() : undefined;
+  }
+  return 'glob' in matcher && !/[*?]/.test(matcher.glob) ? [matcher.glob] : undefined;
 }
 
 function isPresenceOnly(matcher: Matcher): boolean {
