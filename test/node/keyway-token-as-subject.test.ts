@@ -34,7 +34,7 @@ describe('a keyway access token presented as a subject token at /token', () => {
     );
     writeFileSync(
       join(root, 'policies', 'self.yaml'),
-      `version: 1\nissuer: { kind: oidc, url: "${self}", extra_algorithms: [ES256] }\nmatch: { client_id: keyway }\ngrant: { audience: https://deploy.acme.dev }\n`,
+      `version: 1\nissuer: { kind: oidc, url: "${self}", extra_algorithms: [ES256] }\nmatch: { client_id: ci }\ngrant: { audience: https://deploy.acme.dev }\n`,
     );
     const reloaded = broker.reloadPolicies();
     expect(reloaded, JSON.stringify(reloaded)).toMatchObject({ ok: true });

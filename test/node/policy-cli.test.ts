@@ -269,6 +269,7 @@ describe('keyway policy check', () => {
     const dir = writeTree({
       'policies/relay.yaml': trustingTheBroker('https://deploy.internal'),
       'policies/other.yaml': trustingTheBroker('https://other.internal'),
+      'policies/deploy.yaml': `version: 1\nissuer: https://oidc.acme.dev\nmatch: { sub: svc }\ngrant: { audience: [https://deploy.internal, https://other.internal] }\n`,
       'upstreams.yaml': 'upstreams:\n  deploy: { url: "https://deploy.example", auth: { kind: keyway-jwt, audience: "https://deploy.internal" } }\n',
     });
     const env = { KEYWAY_ISSUER: 'https://keyway.example.com' };

@@ -23,6 +23,9 @@ roles: [arn:aws:iam::123456789012:role/deploy]
 session_tags: { Repository: "{repository}" }
 transitive_tag_keys: [Repository]`;
 
+/** The policy `deploy`, whose keyway tokens for `audience` a policy trusting the broker itself takes. */
+const DEPLOY_MINTER = (audience: string) => `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\ngrant:\n  audience: ${audience}\n`;
+
 function messages(text: string): string[] {
   try {
     loadPolicies([{ path: 'p.yaml', text }], OPTIONS);
@@ -122,7 +125,8 @@ describe('grant.cloud', () => {
       `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { client_id: deploy }\ngrant: { audience: https://api.example }\n`;
     expect(messages(trustingTheBroker('sts.amazonaws.com')).join('\n')).toMatch(/subject_audience sts\.amazonaws\.com is a cloud STS audience/);
     expect(messages(trustingTheBroker('api://AzureADTokenExchange')).join('\n')).toMatch(/is a cloud STS audience/);
-    expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://keyway.test/proxy/keyed') }], OPTIONS).policies).toHaveLength(1);
+    const minter = { path: 'deploy.yaml', text: DEPLOY_MINTER('https://keyway.test/proxy/keyed') };
+    expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://keyway.test/proxy/keyed') }, minter], OPTIONS).policies).toHaveLength(2);
   });
 
   it('refuses a policy trusting the broker itself for the audience of a keyway-jwt proxy upstream, which holds every such token', () => {
@@ -131,7 +135,8 @@ describe('grant.cloud', () => {
     const withUpstream = { ...OPTIONS, upstreamAudiences: ['https://deploy.internal'] };
     const refused = () => loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://deploy.internal') }], withUpstream);
     expect(refused).toThrow(/subject_audience https:\/\/deploy\.internal is the audience of a keyway-jwt proxy upstream \(KEYWAY_PROXY_UPSTREAMS\)/);
-    expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://other.internal') }], withUpstream).policies).toHaveLength(1);
+    const minter = { path: 'deploy.yaml', text: DEPLOY_MINTER('https://other.internal') };
+    expect(loadPolicies([{ path: 'p.yaml', text: trustingTheBroker('https://other.internal') }, minter], withUpstream).policies).toHaveLength(2);
     // Another issuer's tokens for that audience are not the broker's: the upstream holds none of them.
     const other = `version: 1\nissuer: { kind: oidc, url: "https://idp.example" }\nsubject_audience: https://deploy.internal\nmatch: { sub: "svc" }\ngrant: { audience: https://api.example }\n`;
     expect(loadPolicies([{ path: 'p.yaml', text: other }], withUpstream).policies).toHaveLength(1);

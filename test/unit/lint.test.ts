@@ -165,6 +165,56 @@ describe('lint rules', () => {
     });
   });
 
+  describe('unmatched-client-id (error): a client_id pin no token can carry', () => {
+    const unmatched = (files: Record<string, string>) =>
+      lint(files)
+        .filter((finding) => finding.rule === 'unmatched-client-id')
+        .map(({ severity, file, line, message }) => ({ severity, file, line, message }));
+
+    it('flags a pin to no policy of the set, to one minting tokens for other audiences, to a deny policy and to one minting none', () => {
+      const match = '{ client_id: [deploy/production, deploy/prod, deploy/staging, guard, github-only] }';
+      const findings = unmatched({
+        'p.yaml': own(match),
+        'deploy/production.yaml': MINTERS['deploy/production.yaml'],
+        'deploy/staging.yaml': minter('[https://deploy.example, https://keyway.test/proxy/other]'),
+        'guard.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { event_name: pull_request }\n',
+        'github-only.yaml': minter('https://x.example').replace(
+          '  audience: https://x.example\n',
+          '  cloud: { provider: aws, roles: ["arn:aws:iam::123456789012:role/r"] }\n',
+        ),
+      });
+      const tail =
+        ', so no token this policy takes carries it: a typo or a stale entry, and a policy later named or widened to fit it would be trusted here without this file changing';
+      expect(findings).toEqual(
+        [
+          'client_id deploy/prod is the id of no policy of this set',
+          'client_id deploy/staging mints no keyway token for https://keyway.test/proxy/deploy (it grants https://deploy.example, https://keyway.test/proxy/other)',
+          'client_id guard is a deny policy, which mints no token',
+          'client_id github-only mints no keyway token for https://keyway.test/proxy/deploy (it grants none)',
+        ].map((message) => ({ severity: 'error', file: 'p.yaml', line: 4, message: `${message}${tail}` })),
+      );
+    });
+
+    it('passes a pin to a disabled or audit-only policy granting the audience: it comes back', () => {
+      const files = {
+        'p.yaml': own('{ client_id: [off, watching] }'),
+        'off.yaml': minter('https://keyway.test/proxy/deploy', 'disabled: true\n'),
+        'watching.yaml': minter('https://keyway.test/proxy/deploy', 'mode: audit\n'),
+      };
+      expect(unmatched(files)).toEqual([]);
+    });
+
+    it('stops the set from loading unless silenced with a reason', () => {
+      const text = own('{ client_id: deploy/prod }');
+      const files = (policy: string) => [{ path: 'p.yaml', text: policy }, ...Object.entries(MINTERS).map(([path, minted]) => ({ path, text: minted }))];
+      expect(() => loadPolicies(files(text), OPTIONS)).toThrow(
+        /p.yaml:4:\d+ client_id deploy\/prod is the id of no policy of this set.* \(unmatched-client-id\)/,
+      );
+      const silenced = `${text}lint:\n  ignore:\n    unmatched-client-id: "deploy/prod is created by the next change of this directory"\n`;
+      expect(loadPolicies(files(silenced), OPTIONS).policies).toHaveLength(3);
+    });
+  });
+
   describe('name-without-id (warning): resurrected names', () => {
     it.each([
       ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],

@@ -41,6 +41,8 @@ interface RuleContext {
   readonly guardrails: readonly Policy[];
   /** Every policy of the set that compiled: what a rule across policies compares with. */
   readonly peers: readonly Policy[];
+  /** Every policy id of the set, with its policy when it compiled (a policy of a disabled development issuer does not). */
+  readonly byId: ReadonlyMap<string, Policy | undefined>;
   /** The policy's `match` lines, and its `match_actor` lines once per actor issuer: what the per-line rules read. */
   readonly lineSets: readonly LineSet[];
   readonly report: Report;
@@ -85,12 +87,13 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
     entry.policy !== undefined && entry.inactive === undefined && entry.policy.effect === 'deny' && entry.policy.mode === 'enforce' ? [entry.policy] : [],
   );
   const peers = compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : [entry.policy]));
+  const byId = new Map(compilation.files.map((entry) => [entry.id, entry.policy]));
   return compilation.files.flatMap((entry) =>
-    entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, { brokerIssuer: compilation.brokerIssuer, guardrails, peers }),
+    entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, { brokerIssuer: compilation.brokerIssuer, guardrails, peers, byId }),
   );
 }
 
-function lintPolicy(entry: CompiledPolicyFile, policy: Policy, set: Pick<RuleContext, 'brokerIssuer' | 'guardrails' | 'peers'>): LintFinding[] {
+function lintPolicy(entry: CompiledPolicyFile, policy: Policy, set: Pick<RuleContext, 'brokerIssuer' | 'guardrails' | 'peers' | 'byId'>): LintFinding[] {
   const findings: LintFinding[] = [];
   const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
   const used = new Set<string>();
@@ -134,6 +137,20 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
         'from whatever issuer or tenant: pin client_id, the id of the granting policy, to the ones whose tokens it takes (exact values)',
       ['match'],
     );
+  },
+
+  function unmatchedClientId({ policy, brokerIssuer, byId, report }) {
+    if (policy.effect !== 'allow' || policy.issuer.url !== brokerIssuer) return;
+    for (const id of clientIdPins(policy) ?? []) {
+      const why = whyNoTokenCarries(id, policy.subjectAudience, byId);
+      if (why === undefined) continue;
+      report(
+        'unmatched-client-id',
+        `client_id ${id} ${why}, so no token this policy takes carries it: a typo or a stale entry, ` +
+          'and a policy later named or widened to fit it would be trusted here without this file changing',
+        ['match', 'client_id'],
+      );
+    }
   },
 
   function caseInsensitiveRef({ policy, preset, report }) {
@@ -366,6 +383,17 @@ function pinsOneTenant(matcher: Matcher): boolean {
 function clientIdPins(policy: Policy): string[] | undefined {
   const line = policy.conditions.find((condition) => condition.key === 'client_id');
   return line === undefined ? undefined : writtenValues(line.written);
+}
+
+/** Why no keyway token for `audience` can carry client_id `id`; undefined when one can, or the policy it names cannot be judged. */
+function whyNoTokenCarries(id: string, audience: string, byId: RuleContext['byId']): string | undefined {
+  if (!byId.has(id)) return 'is the id of no policy of this set';
+  // One that did not compile (its development issuer off) cannot be judged; a disabled or audit-only one comes back.
+  const minter = byId.get(id);
+  if (minter === undefined || minter.grant?.audiences.includes(audience) === true) return undefined;
+  if (minter.effect === 'deny') return 'is a deny policy, which mints no token';
+  const audiences = minter.grant?.audiences ?? [];
+  return `mints no keyway token for ${audience} (${audiences.length === 0 ? 'it grants none' : `it grants ${audiences.join(', ')}`})`;
 }
 
 /**

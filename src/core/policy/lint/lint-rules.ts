@@ -19,6 +19,10 @@ export const LINT_RULES = {
     severity: 'error',
     why: "a policy that trusts keyway's own issuer takes a keyway token minted by any policy that grants its audience, from whatever issuer or tenant; client_id names the one that minted it",
   },
+  'unmatched-client-id': {
+    severity: 'error',
+    why: "a client_id pin that names no policy of the set minting keyway tokens for the policy's audience matches no token: a typo or a stale entry, which trusts whatever policy is later named or widened to fit it",
+  },
   'case-insensitive-ref': {
     severity: 'error',
     why: 'git refs are case-sensitive: a claim carrying a ref that compares without case lets refs/heads/MAIN, which anyone who can push may create unprotected, pass for refs/heads/main',
