@@ -365,6 +365,12 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           reason: 'template_value_forbidden',
         });
         expect(fullWidth.event.detail).toBe('generic/templated grant.subject: {env} holds ":" once normalized (NFKC), a delimiter of the template');
+        // No normal form makes U+2236 RATIO a colon, yet a reader of the subject cannot tell it from one.
+        const ratio = await refused(exchangeForm(await templated({ team: 'ops', env: 'dev\u2236team\u2236admin' })), {
+          error: 'invalid_request',
+          reason: 'template_value_forbidden',
+        });
+        expect(ratio.event.detail).toBe('generic/templated grant.subject: {env} holds U+2236, which looks like ":", a delimiter of the template');
       });
 
       it('refuses scope escalation with invalid_scope', async () => {

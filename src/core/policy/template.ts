@@ -1,6 +1,7 @@
 import { canonicalText, claimReader, type ClaimReader } from '../claims/claim-value.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { INVISIBLE } from '../inert-text.ts';
+import { lookAlikesOf } from './template-look-alikes.ts';
 
 /**
  * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where
@@ -15,8 +16,9 @@ import { INVISIBLE } from '../inert-text.ts';
  * exactly as its template says. The same holds for what Unicode normalization makes of a value
  * (a full-width `：` is `:` under NFKC, `≠` holds `=` under NFD), and a value may not begin with
  * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC). Where a space
- * delimits the template, any white space does (U+1680 is no space in any normal form). Two
- * placeholders need a delimiter between them, or one value could end where the other begins.
+ * delimits the template, any white space does (U+1680 is no space in any normal form), and a
+ * delimiter's look-alikes are kept out as it is (U+2236 RATIO reads as `:`, template-look-alikes.ts).
+ * Two placeholders need a delimiter between them, or one value could end where the other begins.
  */
 export interface Template {
   readonly source: string;
@@ -24,7 +26,7 @@ export interface Template {
   readonly claims: readonly string[];
   /** Literal text and placeholders in order: what `cloud-subject-collision` compares. */
   readonly shape: readonly ({ readonly text: string } | { readonly placeholder: string })[];
-  /** The characters no placed value may hold. */
+  /** The characters no placed value may hold: the delimiters, as written and normalized, and their look-alikes. */
   readonly delimiters: ReadonlySet<string>;
   /** The rendered text, or why the first claim that cannot be placed cannot. */
   render(claims: Readonly<Record<string, unknown>>): { readonly ok: true; readonly value: string } | TemplateRefusal;
@@ -82,12 +84,16 @@ export function compileTemplate(source: string): Template {
   const claims = parts.flatMap((part) => ('key' in part ? [part.key] : []));
   const delimitersOf = (text: string) => Array.from(text).filter((char) => !WORD.test(char));
   // A delimiter in every normal form: under NFKC the template's own full-width `：` is `:`.
-  const delimiters = new Set(
+  const ownDelimiters = new Set(
     parts.flatMap((part) =>
       'text' in part ? delimitersOf(part.text).flatMap((char) => [char, ...NORMAL_FORMS.flatMap((form) => delimitersOf(char.normalize(form)))]) : [],
     ),
   );
-  const spaceDelimits = [...delimiters].some((char) => WHITE_SPACE.test(char));
+  /** A look-alike of a delimiter → the delimiter it passes for. */
+  const lookAlikes = new Map([...ownDelimiters].flatMap((delimiter) => lookAlikesOf(delimiter).map((char) => [char, delimiter] as const)));
+  for (const char of ownDelimiters) lookAlikes.delete(char);
+  const delimiters: ReadonlySet<string> = new Set([...ownDelimiters, ...lookAlikes.keys()]);
+  const spaceDelimits = [...ownDelimiters].some((char) => WHITE_SPACE.test(char));
   let unparted: string | undefined;
   for (const part of parts) {
     if ('text' in part) {
@@ -102,11 +108,17 @@ export function compileTemplate(source: string): Template {
     }
     unparted = part.key;
   }
+  const holdsDelimiter = (char: string, how: string): string => {
+    const like = lookAlikes.get(char);
+    return like === undefined
+      ? `holds ${JSON.stringify(char)}${how}, a delimiter of the template`
+      : `holds ${codePoint(char)}${how}, which looks like ${JSON.stringify(like)}, a delimiter of the template`;
+  };
   const unsafe = (text: string): string | undefined => {
     // Most values (repository names, refs, environments): only their delimiters can be wrong.
     const ascii = PRINTABLE_ASCII.test(text);
     for (const char of text) {
-      if (delimiters.has(char)) return `holds ${JSON.stringify(char)}, a delimiter of the template`;
+      if (delimiters.has(char)) return holdsDelimiter(char, '');
       if (ascii) continue;
       if (INVISIBLE.test(char)) return `holds ${codePoint(char)}, a control or invisible character`;
       if (spaceDelimits && WHITE_SPACE.test(char)) return `holds ${codePoint(char)}, white space where the template is delimited by a space`;
@@ -116,7 +128,7 @@ export function compileTemplate(source: string): Template {
     if (MARK.test(text)) return `begins with ${codePoint(text)}, a mark that joins the character before it`;
     for (const form of NORMAL_FORMS) {
       const found = Array.from(text.normalize(form)).find((char) => delimiters.has(char));
-      if (found !== undefined) return `holds ${JSON.stringify(found)} once normalized (${form}), a delimiter of the template`;
+      if (found !== undefined) return holdsDelimiter(found, ` once normalized (${form})`);
     }
     return undefined;
   };

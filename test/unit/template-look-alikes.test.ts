@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { compileTemplate } from '../../src/core/policy/template.ts';
+import { lookAlikesOf } from '../../src/core/policy/template-look-alikes.ts';
+
+const code = (char: string) => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** Why `template` does not place `value` as {x}, or undefined when it does. */
+function refusal(template: string, value: string): string | undefined {
+  const rendered = compileTemplate(template).render({ x: value });
+  return rendered.ok ? undefined : rendered.problem === 'unsafe' ? rendered.why : rendered.problem;
+}
+
+/**
+ * A reviewer reads a minted sub or claim by eye: `repo:acme/api:ref:refs/heads/main∶environment∶prod` (U+2236 RATIO)
+ * reads as a subject with an environment field. NFKC turns U+FF1A, U+FE55 and U+FE13 into `:`, but no normal form turns
+ * U+2236, U+A789, U+0589 or U+02D0 into one.
+ */
+describe("a claim value holding a look-alike of its template's delimiter", () => {
+  it('is refused for each look-alike of ":" in a colon-delimited subject, naming the character and the delimiter', () => {
+    for (const char of ['\u2236', '\uA789', '\u0589', '\u02D0', '\uA4FD', '\u02F8', '\u0903', '\u205A']) {
+      expect(refusal('repo:acme:ref:{x}', `refs/heads/main${char}environment${char}prod`), code(char)).toBe(
+        `holds ${code(char)}, which looks like ":", a delimiter of the template`,
+      );
+    }
+    for (const char of ['\uFF1A', '\uFE55', '\uFE13']) {
+      expect(refusal('repo:acme:ref:{x}', `main${char}prod`), code(char)).toBe('holds ":" once normalized (NFKC), a delimiter of the template');
+    }
+  });
+
+  it("is refused for every look-alike of every ASCII delimiter Unicode's confusables data gives one", () => {
+    const delimiters = Array.from("!&'()*+,-./:<=>?\\^_{}~");
+    for (const delimiter of delimiters) {
+      const template = `a${delimiter === '{' || delimiter === '}' ? delimiter.repeat(2) : delimiter}{x}`;
+      const lookAlikes = lookAlikesOf(delimiter);
+      expect(lookAlikes.length, delimiter).toBeGreaterThan(0);
+      for (const char of lookAlikes) {
+        const why = refusal(template, `b${char}c`);
+        expect(why?.startsWith(`holds ${code(char)}`), `${delimiter} ${code(char)}: ${why}`).toBe(true);
+        expect(why?.endsWith(`, which looks like ${JSON.stringify(delimiter)}, a delimiter of the template`), `${delimiter} ${code(char)}: ${why}`).toBe(true);
+      }
+    }
+  });
+
+  it('is refused once normalized: a compatibility character whose normal form holds a look-alike', () => {
+    // ½ is 1⁄2 under NFKC, with U+2044 FRACTION SLASH, a look-alike of "/".
+    expect(refusal('deploy/{x}', 'v\u00BD')).toBe('holds U+2044 once normalized (NFKC), which looks like "/", a delimiter of the template');
+  });
+
+  it('refuses the ASCII delimiter where the template delimits with a look-alike of it', () => {
+    expect(refusal('team\u2236{x}', 'ops:admins')).toBe('holds U+003A, which looks like "∶", a delimiter of the template');
+    expect(refusal('team\u2236{x}', 'ops\uA789admins')).toBe('holds U+A789, which looks like "∶", a delimiter of the template');
+  });
+
+  it('still places look-alikes of characters that do not delimit the template, and ASCII as written', () => {
+    expect(refusal('repo:{x}', 'prod\u2215eu')).toBeUndefined();
+    expect(refusal('team/{x}', 'ops\u2236eu')).toBeUndefined();
+    expect(refusal('team-{x}', 'ops_eu.1')).toBeUndefined();
+    expect(compileTemplate('env:{x}').render({ x: 'prod-eu.1/ü' })).toEqual({ ok: true, value: 'env:prod-eu.1/ü' });
+  });
+});
