@@ -132,10 +132,8 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
     const moveMain = (to: string) => github.setBranch({ owner: POLICY_REPO.owner, repo: POLICY_REPO.name, branch: 'main', sha: to });
     /** The push delivery of main moved to `after`. */
     const pushOf = (after: string) => ({ event: 'push', payload: payloads.push(POLICY_REPO, { ref: 'refs/heads/main', after }) });
-    const checkRuns = async (): Promise<CheckRunBody[]> =>
-      (await github.calls())
-        .filter((call: FakeCall) => call.method === 'POST' && call.path.endsWith('/check-runs') && call.status === 201)
-        .map((call) => call.body as CheckRunBody);
+    /** The check runs published, oldest first, each as it stands now (created, then completed). */
+    const checkRuns = async (): Promise<CheckRunBody[]> => (await github.checkRuns()) as unknown as CheckRunBody[];
     /** The App on acme: the policy repository (under the id given) and acme/api. */
     const installApp = (policyRepositoryId: number) =>
       github.install({
@@ -464,6 +462,77 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
       expect(run).toMatchObject({ head_sha: head, conclusion: 'failure', output: { title: 'the policy directory cannot be read' } });
       expect(run.output.summary).toContain(`${POLICY_DIR} at ${head} is not a directory`);
+    });
+
+    it('publishes its check run in progress before the review reads the proposed policies, then completes that same check run', async () => {
+      const base = sha('progress-base');
+      const head = sha('progress-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      const [runsBefore, callsBefore] = [(await checkRuns()).length, (await github.calls()).length];
+      const reads = await github.holdReads(head, 'deploy.yaml');
+      let delivered;
+      try {
+        delivered = deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 81, baseSha: base, headSha: head }) });
+        await reads.held();
+        // The review is reading the proposed policy: keyway's check run is on the head commit already, and passes nothing yet.
+        const [pending, ...others] = (await checkRuns()).slice(runsBefore);
+        expect(others).toEqual([]);
+        expect(pending).toMatchObject({ name: 'keyway policy review', head_sha: head, status: 'in_progress' });
+        expect(pending).not.toHaveProperty('conclusion');
+      } finally {
+        await reads.release();
+      }
+      expect(await delivered).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const runs = (await checkRuns()).slice(runsBefore);
+      expect(runs).toEqual([expect.objectContaining({ name: 'keyway policy review', head_sha: head, status: 'completed', conclusion: 'success' })]);
+      // GitHub saw it created in progress, then that check run (by its id) completed with the conclusion.
+      const writes = (await github.calls()).slice(callsBefore).filter((call: FakeCall) => call.path.includes('/check-runs'));
+      expect(writes.map(({ method, path, status }) => ({ method, path, status }))).toEqual([
+        { method: 'POST', path: `/repositories/${POLICY_REPO_ID}/check-runs`, status: 201 },
+        { method: 'PATCH', path: `/repositories/${POLICY_REPO_ID}/check-runs/${(runs[0] as unknown as { id: number }).id}`, status: 200 },
+      ]);
+      expect(writes[0]?.body).toEqual({ name: 'keyway policy review', head_sha: head, status: 'in_progress' });
+      expect(writes[1]?.body).toMatchObject({ status: 'completed', conclusion: 'success' });
+    });
+
+    it('completes its check run as a failure when the review fails after it started, and answers 503 so a redelivery reviews the change', async () => {
+      const base = sha('midway-base');
+      const head = sha('midway-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'staging') });
+      const delivery = {
+        event: 'pull_request',
+        payload: payloads.pullRequest(POLICY_REPO, { number: 82, baseSha: base, headSha: head }),
+        id: crypto.randomUUID(),
+      };
+      const before = (await checkRuns()).length;
+      // GitHub fails the read of the proposed policy, after the check run was published in progress.
+      const reads = await github.holdReads(head, 'deploy.yaml');
+      let failed;
+      try {
+        failed = deliver(delivery);
+        await reads.held();
+      } finally {
+        await reads.fail(502);
+      }
+      expect(await failed).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+      const [abandoned, ...others] = (await checkRuns()).slice(before) as CheckRunBody[];
+      expect(others).toEqual([]);
+      // Not left in progress, and not passed: a failure that says the review did not run.
+      expect(abandoned).toMatchObject({
+        name: 'keyway policy review',
+        head_sha: head,
+        status: 'completed',
+        conclusion: 'failure',
+        output: { title: 'the review could not run' },
+      });
+      expect(abandoned?.output.summary).toContain('keyway could not finish reviewing this change');
+      // The delivery was given back: sent again, it is reviewed, in a check run of its own.
+      expect(await deliver(delivery)).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const runs = (await checkRuns()).slice(before);
+      expect(runs).toHaveLength(2);
+      expect(runs[1]).toMatchObject({ head_sha: head, status: 'completed', conclusion: 'success' });
     });
 
     it('reviews a pull request again when its base branch is changed: a review against the old base would hide a widening from the new one', async () => {

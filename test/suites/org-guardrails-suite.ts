@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FakeGitHub, type FakeCall } from '../support/fake-github.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
 import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../support/github-webhook-delivery.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -320,10 +320,9 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
     });
 
     describe('review of a change to the guardrails', () => {
+      /** The check runs published on acme/.github, oldest first, each as it stands now (created, then completed). */
       const checkRuns = async (): Promise<CheckRunBody[]> =>
-        (await github.calls())
-          .filter((call: FakeCall) => call.method === 'POST' && call.path === `/repositories/${ORGS.acme.dotGithub}/check-runs` && call.status === 201)
-          .map((call) => call.body as CheckRunBody);
+        (await github.checkRuns()).filter((run) => run.repositoryId === ORGS.acme.dotGithub) as unknown as CheckRunBody[];
       const put = (ref: string, name: string, text: string) => github.putFile({ owner: 'acme', repo: '.github', path: `keyway/guardrails/${name}`, ref, text });
       const pullRequest = (
         number: number,

@@ -3,7 +3,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { decodeJwt, importSPKI, jwtVerify } from 'jose';
-import type { FakeCall, FakeCommitStatus, FakeInstallation } from './fake-github.ts';
+import type { FakeCall, FakeCheckRun, FakeCommitStatus, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
 
@@ -45,6 +45,8 @@ interface FakeApp {
   readonly calls: FakeCall[];
   /** The commit statuses set with the App's installation tokens: GitHub attributes each to the App whose token set it. */
   readonly statuses: FakeCommitStatus[];
+  /** The App's check runs by id, as they stand now (only the App that created a check run may update it). */
+  readonly checkRuns: Map<number, FakeCheckRun>;
   down: boolean;
   /** How every API call fails, when it does (a redirect goes to the API root). */
   misbehaviour: Misbehaviour | undefined;
@@ -52,8 +54,11 @@ interface FakeApp {
   rateLimited: boolean;
   /** A rate limit counted down by every API call, reported in x-ratelimit-* headers; at 0 the App is rate limited until reset. */
   quota: { remaining: number; resetAt: number } | undefined;
-  /** Contents reads at `ref` wait until the test releases them (a slow GitHub, for races); `waiting` counts those held now. */
-  hold: { ref: string; suffix: string; waiting: number; released: Promise<void>; release: () => void } | undefined;
+  /**
+   * Contents reads at `ref` wait until the test releases them (a slow GitHub, for races), then are answered, or fail with the
+   * status the release gives (GitHub failing mid-way); `waiting` counts those held now.
+   */
+  hold: { ref: string; suffix: string; waiting: number; released: Promise<number | undefined>; release: (status?: number) => void } | undefined;
 }
 
 /** What a repository route names, by name or by id. */
@@ -96,6 +101,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       roles: new Map(),
       calls: [],
       statuses: [],
+      checkRuns: new Map(),
       down: false,
       misbehaviour: undefined,
       rateLimited: false,
@@ -181,7 +187,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       } else auth = 'invalid';
     }
     c.set('auth', auth);
-    const body = c.req.method === 'POST' ? ((await c.req.raw.clone().json()) as unknown) : undefined;
+    const body = c.req.method === 'POST' || c.req.method === 'PATCH' ? ((await c.req.raw.clone().json()) as unknown) : undefined;
     const badHeaders = c.req.header('x-github-api-version') !== '2022-11-28' || !(c.req.header('accept') ?? '').includes('application/vnd.github+json');
     const response = badHeaders ? c.json({ message: 'missing Accept or X-GitHub-Api-Version' }, 400) : await next().then(() => c.res);
     app.calls.push({ method: c.req.method, path: apiPath(c), query: new URL(c.req.url).search, auth, body, status: response.status });
@@ -349,7 +355,8 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const hold = c.get('app').hold;
       if (hold !== undefined && hold.ref === ref && path.endsWith(hold.suffix)) {
         hold.waiting += 1;
-        await hold.released;
+        const failure = await hold.released;
+        if (failure !== undefined) return c.json({ message: 'failing for the test' }, failure as ContentfulStatusCode);
       }
       const prefix = fileKey(access.owner, access.repo, '', ref);
       const files = c.get('app').files;
@@ -420,6 +427,15 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
 
+  // "Create a check run" and "Update a check run": a conclusion completes the check run, and `completed` needs one (422 otherwise).
+  const CHECK_RUN_FIELDS = ['name', 'head_sha', 'status', 'conclusion', 'details_url', 'external_id', 'started_at', 'completed_at', 'output'] as const;
+  const withCheckRunFields = (run: FakeCheckRun, body: Record<string, unknown>): FakeCheckRun | undefined => {
+    const fields = Object.fromEntries(CHECK_RUN_FIELDS.filter((field) => body[field] !== undefined).map((field) => [field, body[field]]));
+    const next = { ...run, ...fields } as FakeCheckRun;
+    const completed = next.conclusion !== undefined ? { ...next, status: 'completed' } : next;
+    return completed.status === 'completed' && completed.conclusion === undefined ? undefined : completed;
+  };
+  const conclusionRequired = (c: Context<FakeEnv>) => c.json({ message: 'Invalid request.\n\nNo conclusion given for a completed check run.' }, 422);
   api.on(
     'POST',
     REPOSITORY_ROUTES.map((route) => `${route}/check-runs`),
@@ -427,8 +443,34 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const access = repositoryAccess(c, 'checks', 'write');
       if (access instanceof Response) return access;
       const app = c.get('app');
-      const id = app.calls.filter((call) => call.path.endsWith('/check-runs')).length + 1;
-      return c.json({ id, html_url: `https://github.test/${access.owner}/${access.repo}/runs/${id}`, ...(await c.req.json<object>()) }, 201);
+      const id = app.checkRuns.size + 1;
+      const created: FakeCheckRun = {
+        id,
+        repository: `${access.owner}/${access.repo}`,
+        repositoryId: access.id,
+        status: 'queued',
+        html_url: `https://github.test/${access.owner}/${access.repo}/runs/${id}`,
+      };
+      const run = withCheckRunFields(created, await c.req.json<Record<string, unknown>>());
+      if (run === undefined) return conclusionRequired(c);
+      app.checkRuns.set(id, run);
+      return c.json(run, 201);
+    },
+  );
+  api.on(
+    'PATCH',
+    REPOSITORY_ROUTES.map((route) => `${route}/check-runs/:check_run_id{[0-9]+}`),
+    async (c) => {
+      const access = repositoryAccess(c, 'checks', 'write');
+      if (access instanceof Response) return access;
+      const app = c.get('app');
+      const id = Number(c.req.param('check_run_id'));
+      const run = app.checkRuns.get(id);
+      if (run === undefined || run.repositoryId !== access.id) return c.json({ message: 'Not Found' }, 404);
+      const updated = withCheckRunFields(run, await c.req.json<Record<string, unknown>>());
+      if (updated === undefined) return conclusionRequired(c);
+      app.checkRuns.set(id, updated);
+      return c.json(updated, 200);
     },
   );
 
@@ -523,8 +565,8 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   api.post('/_test/hold', async (c) => {
     const { ref, suffix = '' } = await c.req.json<{ ref: string; suffix?: string }>();
     c.get('app').hold?.release();
-    let release = (): void => undefined;
-    const released = new Promise<void>((resolve) => {
+    let release = (_status?: number): void => undefined;
+    const released = new Promise<number | undefined>((resolve) => {
       release = resolve;
     });
     c.get('app').hold = { ref, suffix, waiting: 0, released, release };
@@ -532,12 +574,14 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
   });
   api.get('/_test/hold', (c) => c.json({ waiting: c.get('app').hold?.waiting ?? 0 }));
   api.delete('/_test/hold', (c) => {
-    c.get('app').hold?.release();
+    const status = c.req.query('status');
+    c.get('app').hold?.release(status === undefined ? undefined : Number(status));
     c.get('app').hold = undefined;
     return c.json({ ok: true });
   });
   api.get('/_test/calls', (c) => c.json(c.get('app').calls));
   api.get('/_test/statuses', (c) => c.json(c.get('app').statuses));
+  api.get('/_test/check-runs', (c) => c.json([...c.get('app').checkRuns.values()]));
   api.get('/_test/tokens', (c) =>
     c.json(
       [...c.get('app').tokens.entries()].map(([token, state]) => ({

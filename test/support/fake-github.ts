@@ -40,6 +40,21 @@ export interface FakeCommitStatus {
   readonly appId: string;
 }
 
+/** A check run as the fake GitHub keeps it: as created, then as each update left it. */
+export interface FakeCheckRun {
+  readonly id: number;
+  /** `owner/name`, as the repository was named when the check run was created. */
+  readonly repository: string;
+  readonly repositoryId: number | undefined;
+  readonly html_url: string;
+  /** GitHub requires both; the fake takes a check run without them (a job's own calls through the proxy send only a name). */
+  readonly name?: string;
+  readonly head_sha?: string;
+  readonly status: string;
+  readonly conclusion?: string;
+  readonly output?: unknown;
+}
+
 export interface FakeTokenState {
   readonly sha256: string;
   readonly revoked: boolean;
@@ -149,9 +164,12 @@ export class FakeGitHub {
   /**
    * Holds every contents read at `ref` (a listing or a file; with `suffix`, only those whose path ends so) as a slow GitHub
    * would, for races between deliveries: `held` waits until `reads` of them are waiting (so the test knows where a handler
-   * stands), `waiting` says how many are, `release` answers them and holds no more.
+   * stands), `waiting` says how many are, `release` answers them and holds no more, `fail` answers them with that status instead.
    */
-  async holdReads(ref: string, suffix = ''): Promise<{ held(reads?: number): Promise<void>; waiting(): Promise<number>; release(): Promise<void> }> {
+  async holdReads(
+    ref: string,
+    suffix = '',
+  ): Promise<{ held(reads?: number): Promise<void>; waiting(): Promise<number>; release(): Promise<void>; fail(status: number): Promise<void> }> {
     await this.#admin('POST', 'hold', { ref, suffix });
     const waiting = async () => ((await this.#admin('GET', 'hold')) as { waiting: number }).waiting;
     return {
@@ -166,12 +184,20 @@ export class FakeGitHub {
       release: async () => {
         await this.#admin('DELETE', 'hold');
       },
+      fail: async (status) => {
+        await this.#admin('DELETE', `hold?status=${status}`);
+      },
     };
   }
 
   /** Every API call the App received, oldest first. */
   async calls(): Promise<FakeCall[]> {
     return (await this.#admin('GET', 'calls')) as FakeCall[];
+  }
+
+  /** The App's check runs as they stand now, oldest first. */
+  async checkRuns(): Promise<FakeCheckRun[]> {
+    return (await this.#admin('GET', 'check-runs')) as FakeCheckRun[];
   }
 
   /** The commit statuses set with this App's tokens, oldest first. */

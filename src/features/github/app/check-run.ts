@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { repositoryPath, type GitHubClient, type RepositoryLocation } from './github-client.ts';
+import { repositoryPath, segment, type GitHubClient, type RepositoryLocation } from './github-client.ts';
 import { parseAnswer } from './parse-answer.ts';
 
 export interface CheckRunAnnotation {
@@ -22,6 +22,12 @@ export interface CheckRunRequest {
   readonly output?: { readonly title: string; readonly summary: string; readonly text?: string; readonly annotations?: readonly CheckRunAnnotation[] };
 }
 
+/**
+ * The body of `PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}`: what changes (GitHub takes a conclusion as completing
+ * the check run, and wants one with `status: completed`).
+ */
+export type CheckRunUpdate = Omit<CheckRunRequest, 'name' | 'head_sha'>;
+
 const CheckRunAnswer = v.looseObject({ id: v.number(), html_url: v.optional(v.string()) });
 
 /** Publishes a check run on a commit, with an installation token that has `checks: write`. */
@@ -40,4 +46,15 @@ export async function createCheckRun(
   });
   const answer = parseAnswer(CheckRunAnswer, body, 'check run');
   return { id: answer.id, htmlUrl: answer.html_url };
+}
+
+/** Updates a check run the App created (only that App may), with an installation token that has `checks: write`. */
+export async function updateCheckRun(client: GitHubClient, token: string, repository: RepositoryLocation, id: number, update: CheckRunUpdate): Promise<void> {
+  await client.request({
+    method: 'PATCH',
+    path: `${repositoryPath(repository)}/check-runs/${segment(id)}`,
+    auth: { as: 'installation', token },
+    body: update,
+    expect: [200],
+  });
 }

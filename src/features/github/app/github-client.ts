@@ -24,7 +24,7 @@ interface AppIdentity {
 export type GitHubAuth = { readonly as: 'app' } | { readonly as: 'installation'; readonly token: string };
 
 export interface GitHubRequest {
-  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** Path under the API base, e.g. `/app/installations/1/access_tokens`; callers encode its segments. */
   readonly path: string;
   readonly auth: GitHubAuth;

@@ -1,4 +1,4 @@
-import { createCheckRun } from '../app/check-run.ts';
+import { createCheckRun, updateCheckRun } from '../app/check-run.ts';
 import { getCollaboratorPermission } from '../app/collaborator-permission.ts';
 import { getContents } from '../app/contents.ts';
 import { repositoryPath, segment, type GitHubClient } from '../app/github-client.ts';
@@ -71,9 +71,8 @@ export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record
         return parseAnswer(BranchAnswer, body, `branch ${branch}`).commit.sha;
       },
       permissionOf: (username) => getCollaboratorPermission(client, token, { ...where, username }),
-      createCheckRun: async (checkRun) => {
-        await createCheckRun(client, token, where, checkRun);
-      },
+      createCheckRun: async (checkRun) => (await createCheckRun(client, token, where, checkRun)).id,
+      updateCheckRun: (id, update) => updateCheckRun(client, token, where, id, update),
       close: async () => {
         await revokeInstallationToken(client, token);
       },

@@ -1,5 +1,5 @@
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
-import type { CheckRunRequest } from '../app/check-run.ts';
+import type { CheckRunRequest, CheckRunUpdate } from '../app/check-run.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { DirectoryEntry, RepositoryFile } from '../app/contents.ts';
 
@@ -17,7 +17,10 @@ export interface RepositoryAccess {
   branchHead(branch: string): Promise<string>;
   /** A user's role on the repository now (`none` for a user GitHub does not know). */
   permissionOf(username: string): Promise<RepositoryRole>;
-  createCheckRun(checkRun: CheckRunRequest): Promise<void>;
+  /** Creates a check run on a commit; resolves to its id. */
+  createCheckRun(checkRun: CheckRunRequest): Promise<number>;
+  /** Updates a check run `createCheckRun` created. */
+  updateCheckRun(id: number, update: CheckRunUpdate): Promise<void>;
   /** Ends the access (revokes its installation token). */
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import { IMPACT_WINDOW_DAYS, POLICY_REASONS, replayGuardrailImpact } from '../re
 import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
 import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
 import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems, orgPolicyIds } from '../repository-policies/org-guardrails.ts';
+import type { CheckRunRequest } from '../app/check-run.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
 import type { OrgGuardrailPin } from '../repository-policies/repository-policy-settings.ts';
@@ -232,6 +233,7 @@ export const ORG_GUARDRAIL_CHECK_RUN_NAME = 'keyway organisation guardrail revie
 /**
  * A pull request on the policy repository, or on a repository holding its own policies or its organisation's
  * guardrails: when it changes a policy file, the review of the change is published as a check run on its head commit.
+ * Every scope is listed, and the check run of each that changed started, before any scope's review runs.
  */
 export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFacts): Promise<Handled> {
   const review = reviewScopes(deps, pr);
@@ -240,8 +242,21 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
     deps,
     pr.repository,
     async (access) => {
+      const reviews = review.scopes.map((scope) => ({ scope, checkRun: reviewCheckRun(access, scope.checkName, pr.headSha) }));
       const outcomes: Handled[] = [];
-      for (const scope of review.scopes) outcomes.push(await reviewScope(deps, pr, access, scope));
+      try {
+        const begun: { readonly checkRun: ReviewCheckRun; readonly step: Handled | (() => Promise<Handled>) }[] = [];
+        for (const { scope, checkRun } of reviews)
+          begun.push({ checkRun, step: await readingPolicies(checkRun, () => beginReview(deps, pr, access, scope, checkRun)) });
+        for (const { checkRun, step } of begun) outcomes.push(typeof step === 'function' ? await readingPolicies(checkRun, step) : step);
+      } catch (error) {
+        await completeUnfinished(
+          deps,
+          pr,
+          reviews.map(({ checkRun }) => checkRun),
+        );
+        throw error;
+      }
       const [only] = outcomes;
       if (only !== undefined && outcomes.length === 1) return only;
       return { handled: outcomes.some((outcome) => outcome.handled), detail: outcomes.map((outcome) => outcome.detail).join('; ') };
@@ -251,19 +266,76 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
   );
 }
 
-async function reviewScope(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
+type CheckRunOutput = NonNullable<CheckRunRequest['output']>;
+
+/**
+ * The check run of one review. Started `in_progress` as soon as the review is known to be needed, before its slow work,
+ * so that from then on keyway's own check run of that name is on the commit and a commit status of the name cannot satisfy
+ * a required check alone; then completed with the conclusion (one created completed when it never started).
+ */
+interface ReviewCheckRun {
+  readonly inProgress: boolean;
+  start(): Promise<void>;
+  complete(conclusion: 'success' | 'failure', output: CheckRunOutput): Promise<void>;
+}
+
+function reviewCheckRun(access: RepositoryAccess, name: string, headSha: string): ReviewCheckRun {
+  let state: { readonly id: number; completed: boolean } | undefined;
+  return {
+    get inProgress() {
+      return state !== undefined && !state.completed;
+    },
+    start: async () => {
+      state = { id: await access.createCheckRun({ name, head_sha: headSha, status: 'in_progress' }), completed: false };
+    },
+    complete: async (conclusion, output) => {
+      const completion = { status: 'completed', conclusion, output } as const;
+      if (state === undefined) await access.createCheckRun({ name, head_sha: headSha, ...completion });
+      else {
+        await access.updateCheckRun(state.id, completion);
+        state.completed = true;
+      }
+    },
+  };
+}
+
+/** A policy directory keyway refuses to read is a failed review, not a failed delivery. */
+async function readingPolicies<T>(checkRun: ReviewCheckRun, step: () => Promise<T>): Promise<T | Handled> {
   try {
-    return await publishReview(deps, pr, access, scope);
+    return await step();
   } catch (error) {
-    // A policy directory keyway refuses to read is a failed review, not a failed delivery.
     if (!(error instanceof PolicyFetchError)) throw error;
     const output = { title: 'the policy directory cannot be read', summary: `**keyway cannot review this change:** ${error.message}.`, annotations: [] };
-    await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+    await checkRun.complete('failure', output);
     return { handled: true, detail: `check run failure: ${error.message}` };
   }
 }
 
-/** Lists both sides, and when a policy file differs, reviews the change and publishes the check run. */
+const REVIEW_FAILED: CheckRunOutput = {
+  title: 'the review could not run',
+  summary:
+    '**keyway could not finish reviewing this change**, so this check fails rather than let it merge unreviewed. ' +
+    "The cause is in keyway's log. Redeliver the pull request's webhook delivery (the GitHub App's Advanced settings), " +
+    'or push to the branch again, to review it anew.',
+  annotations: [],
+};
+
+/**
+ * A review that failed after its check run started completes it as a failure: left in progress it would hold the pull
+ * request for ever, and a success is not keyway's to give unreviewed. The delivery still fails, so it can be sent again.
+ */
+async function completeUnfinished(deps: PolicyEventDeps, pr: PullRequestFacts, checkRuns: readonly ReviewCheckRun[]): Promise<void> {
+  for (const checkRun of checkRuns) {
+    if (!checkRun.inProgress) continue;
+    await checkRun
+      .complete('failure', REVIEW_FAILED)
+      .catch((error: unknown) =>
+        deps.log.error('policy review check run left in progress', { repository: fullName(pr.repository), pull_request: pr.number, error: errorText(error) }),
+      );
+  }
+}
+
+/** One directory a pull request may change, and how its change is reviewed. */
 interface ReviewScope {
   readonly dir: string;
   /** The central set: mention the live set's last switch, and show unused access where the replay is. */
@@ -289,7 +361,17 @@ async function mayReplay(pr: PullRequestFacts, access: RepositoryAccess, rule: R
   return true;
 }
 
-async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access: RepositoryAccess, scope: ReviewScope): Promise<Handled> {
+/**
+ * Lists both sides; when a policy file differs, starts the check run and returns the rest of the review, which completes it
+ * (a change that empties a directory that must hold a policy fails at once).
+ */
+async function beginReview(
+  deps: PolicyEventDeps,
+  pr: PullRequestFacts,
+  access: RepositoryAccess,
+  scope: ReviewScope,
+  checkRun: ReviewCheckRun,
+): Promise<Handled | (() => Promise<Handled>)> {
   const { dir } = scope;
   const [base, head] = await Promise.all([listPolicyFiles(access, dir, pr.baseSha), listPolicyFiles(access, dir, pr.headSha)]);
   const touched = base.size !== head.size || [...head].some(([path, sha]) => base.get(path) !== sha);
@@ -300,15 +382,28 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
       summary: `**Merged as it is, this change breaks the directory:** ${scope.required}.`,
       annotations: [],
     };
-    await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: 'failure', output });
+    await checkRun.complete('failure', output);
     return { handled: true, detail: `check run failure: ${output.title}` };
   }
+  await checkRun.start();
+  return () => finishReview(deps, pr, access, scope, checkRun, { base, head });
+}
+
+async function finishReview(
+  deps: PolicyEventDeps,
+  pr: PullRequestFacts,
+  access: RepositoryAccess,
+  scope: ReviewScope,
+  checkRun: ReviewCheckRun,
+  listed: { readonly base: Map<string, string>; readonly head: Map<string, string> },
+): Promise<Handled> {
+  const { dir } = scope;
   const replay = scope.replay !== undefined && (await mayReplay(pr, access, scope.replay));
   const now = deps.now();
   const usageWindow = { since: now - UNUSED_WINDOW_DAYS * 86_400_000, until: now };
   const [baseFiles, proposedFiles, events, lastSwitch, usage] = await Promise.all([
-    fetchPolicyFiles(access, dir, pr.baseSha, base),
-    fetchPolicyFiles(access, dir, pr.headSha, head),
+    fetchPolicyFiles(access, dir, pr.baseSha, listed.base),
+    fetchPolicyFiles(access, dir, pr.headSha, listed.head),
     replay ? replayWindow(deps.audit, now) : undefined,
     scope.central ? deps.live.lastSwitch() : undefined,
     // Usage counts are audit data too: shown only where the replay is.
@@ -326,7 +421,7 @@ async function publishReview(deps: PolicyEventDeps, pr: PullRequestFacts, access
     ...(scope.replay !== undefined && !replay ? { replayWithheld: scope.replay.withheld } : {}),
     ...(replay && scope.replay?.impact !== undefined ? { replayImpact: scope.replay.impact } : {}),
   });
-  await access.createCheckRun({ name: scope.checkName, head_sha: pr.headSha, status: 'completed', conclusion: outcome.conclusion, output: outcome.output });
+  await checkRun.complete(outcome.conclusion, outcome.output);
   deps.log.info('policy change reviewed', {
     repository: fullName(pr.repository),
     pull_request: pr.number,
