@@ -69,13 +69,16 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
 
 /**
  * How this broker loads policies, wherever they come from (its directory or bundle, the live set, a repository's own, the
- * policy commands): its issuer, its longest TTL, the loopback rule, and its keyway-jwt upstreams' audiences.
+ * policy commands): its issuer, its longest TTL, the loopback rule, its keyway-jwt upstreams' audiences, and the policy
+ * repository its review protects.
  */
 export function policyLoadOptionsOf(settings: BrokerSettings): PolicyLoadOptions {
+  const reviewed = settings.githubWebhooks?.policyRepository;
   return {
     brokerIssuer: settings.issuer,
     maxTtlSeconds: settings.maxTtlSeconds,
     allowHttpLoopback: settings.allowHttpLoopback,
     upstreamAudiences: (settings.proxyUpstreams ?? []).flatMap((upstream) => (upstream.auth.kind === 'keyway-jwt' ? [upstream.auth.audience] : [])),
+    ...(reviewed === undefined ? {} : { reviewedRepository: { owner: reviewed.owner, name: reviewed.name, id: String(reviewed.id) } }),
   };
 }

@@ -535,6 +535,38 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       expect(runs[1]).toMatchObject({ head_sha: head, status: 'completed', conclusion: 'success' });
     });
 
+    it("warns on the line of a proposed policy that grants statuses: write on the policy repository: a job's status could pass for the review", async () => {
+      const base = sha('spoof-base');
+      const head = sha('spoof-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      const statuses = `version: 1
+issuer: { kind: github, url: "${ci.url}" }
+match:
+  repository_owner_id: "1200934"
+  repository_id: "${POLICY_REPO_ID}"
+  ref: refs/heads/main
+grant:
+  github: { repositories: [${OWNER}/${POLICY_REPO.name}], permissions: { statuses: write } }
+`;
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'statuses.yaml': statuses });
+      const before = (await checkRuns()).length;
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 83, baseSha: base, headSha: head }) })).toMatchObject({
+        status: 200,
+        body: { status: 'handled' },
+      });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run).toMatchObject({ head_sha: head, status: 'completed', conclusion: 'success' });
+      expect(run.output.annotations).toContainEqual(
+        expect.objectContaining({
+          path: `${POLICY_DIR}/statuses.yaml`,
+          start_line: 8,
+          annotation_level: 'warning',
+          title: 'keyway policy-review-writable',
+          message: expect.stringContaining(`${OWNER}/${POLICY_REPO.name}`),
+        }),
+      );
+    });
+
     it('reviews a pull request again when its base branch is changed: a review against the old base would hide a widening from the new one', async () => {
       // staging already holds the widening (deploy to staging); main does not. The pull request adds a guardrail on top.
       const [staging, main, head] = [sha('retarget-staging'), sha('retarget-main'), sha('retarget-head')];

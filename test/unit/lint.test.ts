@@ -215,6 +215,54 @@ describe('lint rules', () => {
     });
   });
 
+  describe("policy-review-writable (warning): the repository keyway's review protects", () => {
+    /** A broker whose policy repository, the one its review protects, is acme/keyway-policies (id 4242). */
+    const REVIEWED: PolicyLoadOptions = { ...OPTIONS, reviewedRepository: { owner: 'acme', name: 'keyway-policies', id: '4242' } };
+    const findings = (text: string, options = REVIEWED) =>
+      lintPolicies(compilePolicyFiles([{ path: 'p.yaml', text }], options)).filter((finding) => finding.rule === 'policy-review-writable');
+    /** A pinned, gated GitHub policy of the repository `repositoryId`, with `grant` as YAML lines. */
+    const granting = (grant: string, repositoryId = '734201') =>
+      `version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "${repositoryId}"\n${SAFE_CONTEXT}grant:\n${grant}`;
+
+    it('flags a GitHub token with statuses: write or checks: write on the policy repository, however its name is cased', () => {
+      const [statuses, ...rest] = findings(granting('  github: { repositories: [Acme/Keyway-Policies], permissions: { statuses: write } }\n'));
+      expect(rest).toEqual([]);
+      expect(statuses).toMatchObject({ rule: 'policy-review-writable', severity: 'warning', line: 10 });
+      expect(statuses?.message).toContain('statuses:write');
+      expect(statuses?.message).toContain("until keyway's check run exists");
+      const [checks] = findings(granting('  github: { owner: acme, repositories: [api, keyway-policies], permissions: { checks: write, contents: read } }\n'));
+      expect(checks?.message).toMatch(/checks:write, in the policy repository .*overwrite keyway's own/);
+    });
+
+    it('flags a proxy rule that reaches the policy repository: a chore from its own jobs, its name written out, or a wildcard', () => {
+      expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: commit-status }] }\n', '4242'))).toHaveLength(1);
+      expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: check-run }] }\n', '4242'))).toHaveLength(2);
+      const written =
+        '  proxy: { upstream: github, allow: [{ method: POST, path: "/repos/acme/keyway-policies/check-runs", permissions: { checks: write } }] }\n';
+      expect(findings(granting(written))).toHaveLength(1);
+      const wildcard = '  proxy: { upstream: github, allow: [{ method: POST, path: "/repos/acme/*/statuses/*", permissions: { statuses: write } }] }\n';
+      expect(findings(granting(wildcard))).toHaveLength(1);
+      expect(
+        findings(granting('  proxy: { upstream: github, allow: [{ method: POST, path: "/repos/**", permissions: { statuses: write } }] }\n')),
+      ).toHaveLength(1);
+    });
+
+    it("passes another repository's writes, a chore of jobs pinned to another repository, reads, and any set where no policy repository is configured", () => {
+      expect(findings(granting('  github: { repositories: [acme/api], permissions: { statuses: write, checks: write } }\n'))).toEqual([]);
+      expect(findings(granting('  github: { repositories: [acme/keyway-policies], permissions: { statuses: read, checks: read } }\n'))).toEqual([]);
+      expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: commit-status }, { chore: check-run }] }\n'))).toEqual([]);
+      expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: comment }] }\n', '4242'))).toEqual([]);
+      expect(findings(granting('  github: { repositories: [acme/keyway-policies], permissions: { statuses: write } }\n'), OPTIONS)).toEqual([]);
+    });
+
+    it('is silenced with a reason, as any rule', () => {
+      const text = `${granting('  github: { repositories: [acme/keyway-policies], permissions: { statuses: write } }\n')}lint:\n  ignore:\n    policy-review-writable: "a pool: statuses tokens never come from the reviewing App"\n`;
+      const compilation = compilePolicyFiles([{ path: 'p.yaml', text }], REVIEWED);
+      expect(compilation.problems).toEqual([]);
+      expect(lintPolicies(compilation)).toEqual([]);
+    });
+  });
+
   describe('name-without-id (warning): resurrected names', () => {
     it.each([
       ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],

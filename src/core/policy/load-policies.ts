@@ -50,6 +50,15 @@ export interface PolicyLoadOptions extends IssuerResolutionOptions {
    * holds every token minted for it, so no policy may take the broker's own tokens for one of them as subject tokens.
    */
   readonly upstreamAudiences?: readonly string[];
+  /** The central policy repository keyway's policy review protects (KEYWAY_GITHUB_POLICY_REPOSITORY and its id), when one is set. */
+  readonly reviewedRepository?: ReviewedRepository;
+}
+
+/** A GitHub repository by owner, name and GitHub's numeric id (as the `repository_id` claim writes it). */
+export interface ReviewedRepository {
+  readonly owner: string;
+  readonly name: string;
+  readonly id: string;
 }
 
 export interface PolicyProblem {
@@ -139,6 +148,8 @@ export interface PolicyCompilation {
   readonly problems: readonly PolicyProblem[];
   /** The broker's own issuer URL the set was compiled for: a policy naming it takes keyway's own tokens (at /proxy). */
   readonly brokerIssuer: string;
+  /** The policy repository keyway's review protects, when the set was compiled for a broker that has one. */
+  readonly reviewedRepository?: ReviewedRepository;
 }
 
 /**
@@ -207,7 +218,12 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     const policy = compilePolicy(id, file.path, data, issuer, options, report);
     compiled.push(policy === undefined ? entry : { ...entry, policy });
   }
-  return { files: compiled, problems, brokerIssuer: options.brokerIssuer };
+  return {
+    files: compiled,
+    problems,
+    brokerIssuer: options.brokerIssuer,
+    ...(options.reviewedRepository === undefined ? {} : { reviewedRepository: options.reviewedRepository }),
+  };
 }
 
 /** The policy set a compilation describes: active policies in id order, the others listed as inactive. */

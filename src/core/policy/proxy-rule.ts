@@ -120,3 +120,29 @@ function isPlainPiece(piece: string): boolean {
   if (/[%\\;*?#\p{Cc}\p{Cf}]/u.test(piece)) return false;
   return piece.normalize('NFKC') === piece;
 }
+
+/**
+ * Whether the rule lets a token with these claims call some path under `/repos/{owner}/{name}/`: its literal segments
+ * name that repository, its wildcards stand for it, or its templates render it from the claims.
+ */
+export function proxyRuleReachesRepository(rule: ProxyRule, claims: Readonly<Record<string, unknown>>, owner: string, name: string): boolean {
+  const wanted = ['repos', owner, name];
+  const segments: string[] = [];
+  for (const segment of rule.segments) {
+    if (segment.kind === 'literal') segments.push(segment.text);
+    else if (segment.kind === 'one') segments.push(wanted[segments.length] ?? 'x');
+    else if (segment.kind === 'rest') segments.push(...wanted.slice(segments.length), 'x');
+    else {
+      const rendered = segment.template.render(claims);
+      if (!rendered.ok) return false;
+      segments.push(...(segment.spans ? rendered.value.split('/') : [rendered.value]));
+    }
+  }
+  const [repos, pathOwner, pathName] = segments;
+  return (
+    repos === 'repos' &&
+    pathOwner?.toLowerCase() === owner.toLowerCase() &&
+    pathName?.toLowerCase() === name.toLowerCase() &&
+    matchProxyRule(rule, claims, rule.method, segments).matched
+  );
+}

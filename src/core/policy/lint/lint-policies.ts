@@ -2,7 +2,8 @@ import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../ve
 import { carriesGitRef } from '../../claims/case-fold.ts';
 import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
-import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
+import type { CompiledPolicyFile, PolicyCompilation, ReviewedRepository } from '../load-policies.ts';
+import { proxyRuleReachesRepository } from '../proxy-rule.ts';
 import { guardHoldsForAudienceOf, type ClaimCondition, type Policy } from '../policy.ts';
 import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
 import { compileSafeRegex } from '../safe-regex.ts';
@@ -36,6 +37,8 @@ interface RuleContext {
   readonly policy: Policy;
   /** The broker's own issuer URL: a policy naming it decides keyway's own tokens. */
   readonly brokerIssuer: string;
+  /** The policy repository keyway's review protects, when the broker has one. */
+  readonly reviewedRepository: ReviewedRepository | undefined;
   readonly preset: IssuerPreset;
   /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
   readonly guardrails: readonly Policy[];
@@ -89,11 +92,23 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
   const peers = compilation.files.flatMap((entry) => (entry.policy === undefined ? [] : [entry.policy]));
   const byId = new Map(compilation.files.map((entry) => [entry.id, entry.policy]));
   return compilation.files.flatMap((entry) =>
-    entry.policy === undefined ? [] : lintPolicy(entry, entry.policy, { brokerIssuer: compilation.brokerIssuer, guardrails, peers, byId }),
+    entry.policy === undefined
+      ? []
+      : lintPolicy(entry, entry.policy, {
+          brokerIssuer: compilation.brokerIssuer,
+          reviewedRepository: compilation.reviewedRepository,
+          guardrails,
+          peers,
+          byId,
+        }),
   );
 }
 
-function lintPolicy(entry: CompiledPolicyFile, policy: Policy, set: Pick<RuleContext, 'brokerIssuer' | 'guardrails' | 'peers' | 'byId'>): LintFinding[] {
+function lintPolicy(
+  entry: CompiledPolicyFile,
+  policy: Policy,
+  set: Pick<RuleContext, 'brokerIssuer' | 'reviewedRepository' | 'guardrails' | 'peers' | 'byId'>,
+): LintFinding[] {
   const findings: LintFinding[] = [];
   const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
   const used = new Set<string>();
@@ -150,6 +165,31 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
           'and a policy later named or widened to fit it would be trusted here without this file changing',
         ['match', 'client_id'],
       );
+    }
+  },
+
+  function policyReviewWritable({ policy, reviewedRepository: reviewed, report }) {
+    const grant = policy.grant;
+    if (reviewed === undefined || policy.effect !== 'allow' || grant === undefined) return;
+    const where = `${reviewed.owner}/${reviewed.name}`;
+    const github = grant.github;
+    const granted =
+      github !== undefined &&
+      github.owner.toLowerCase() === reviewed.owner.toLowerCase() &&
+      github.repositories.some((name) => name.toLowerCase() === reviewed.name.toLowerCase())
+        ? reviewWrites(github.permissions)
+        : [];
+    if (granted.length > 0)
+      report('policy-review-writable', reviewWritableMessage(granted, `its GitHub token for ${where}`), ['grant', 'github', 'permissions']);
+    // A rule whose path a template fills reaches the repository from that repository's own jobs, if the match lines let them in.
+    const probe = { repository: where, repository_owner: reviewed.owner, repository_id: reviewed.id };
+    const probed = new Map(Object.entries(probe));
+    const admitsProbe = policy.conditions.every((condition) => !probed.has(condition.key) || condition.matcher.test(probed.get(condition.key)));
+    for (const rule of grant.proxy?.rules ?? []) {
+      const writes = reviewWrites(rule.permissions);
+      const templated = rule.segments.some((segment) => segment.kind === 'claim');
+      if (writes.length === 0 || (templated && !admitsProbe) || !proxyRuleReachesRepository(rule, probe, reviewed.owner, reviewed.name)) continue;
+      report('policy-review-writable', reviewWritableMessage(writes, `grant.proxy (${rule.written}) on ${where}`), ['grant', 'proxy']);
     }
   },
 
@@ -348,6 +388,21 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 ];
+
+/** The permissions through which a job can pass for keyway's policy review: `checks` and `statuses`, at write. */
+function reviewWrites(permissions: Readonly<Record<string, string>>): string[] {
+  return ['checks', 'statuses'].filter((name) => permissions[name] === 'write').map((name) => `${name}:write`);
+}
+
+function reviewWritableMessage(writes: readonly string[], what: string): string {
+  return (
+    `${what} has ${writes.join(' and ')}, in the policy repository keyway's review protects: ` +
+    (writes.includes('checks:write')
+      ? "a job could publish a passing check run named as keyway's policy review, or overwrite keyway's own"
+      : "a job could set a commit status named as keyway's policy review, which GitHub counts for a required check of that name until keyway's check run exists (with one GitHub App; a pool never mints statuses: write from the reviewing App)") +
+    ': grant it there to no job, or silence this with the reason'
+  );
+}
 
 /** Completes "subject_audience X is …" for a cloud's token exchange audience. */
 const CLOUD_AUDIENCES: Readonly<Record<CloudProvider, string>> = {

@@ -31,6 +31,10 @@ export const LINT_RULES = {
     severity: 'warning',
     why: 'names can be renamed, deleted and registered again by someone else (resurrected); the id beside a name cannot',
   },
+  'policy-review-writable': {
+    severity: 'warning',
+    why: "a job with checks: write on the policy repository can publish a passing check run in the name of keyway's policy review, or overwrite keyway's own, and one with statuses: write (from the reviewing App's token) a commit status GitHub counts for it until keyway's check run exists",
+  },
   'write-from-untrusted': {
     severity: 'warning',
     why: 'write-like scopes and GitHub write permissions should be unreachable from runs that execute code nobody with write access reviewed: pull requests and forks, pull_request_target (whose ref is the default branch), workflow_run, comment and review triggers, self-hosted runners, unprotected refs, SSH reruns, hand-started builds, Terraform plans',
