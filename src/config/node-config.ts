@@ -19,6 +19,8 @@ export interface NodeBrokerConfig extends BrokerSettings {
   readonly dev: boolean;
   /** KEYWAY_WATCH_POLICIES (default 1): reload the policy directory when a file in it changes. */
   readonly watchPolicies: boolean;
+  /** KEYWAY_POLICY_OWNERS: the users (uids) trusted to own the policy files and directories, besides root and the broker's own. */
+  readonly policyOwners: readonly number[];
   /** KEYWAY_MASTER_KEY (and _PREVIOUS); absent: the master key file in the data dir (src/storage/master-key-file.ts). */
   readonly masterKeys?: MasterKeys;
   /** KEYWAY_METRICS_TOKEN: the bearer token GET /metrics requires; without it, /metrics is for loopback callers only. */
@@ -100,6 +102,7 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     allowHttpLoopback: dev || settings.allowHttpLoopback,
     dev,
     watchPolicies: env['KEYWAY_WATCH_POLICIES'] === undefined || env['KEYWAY_WATCH_POLICIES'] === '' ? true : readFlag(env, 'KEYWAY_WATCH_POLICIES'),
+    policyOwners: readPolicyOwners(env),
     ...masterKeysOf(env),
     ...proxyUpstreamsFile(env, cwd, {
       issuer: settings.issuer,
@@ -108,6 +111,22 @@ export function nodeConfigFromEnv(env: SettingsSource, cwd: string = process.cwd
     }),
     shutdown: readShutdownSettings(env),
   };
+}
+
+/** The largest uid: 2^32 - 1 is (uid_t)-1, "no user". */
+const MAX_UID = 4_294_967_294;
+
+/** KEYWAY_POLICY_OWNERS: comma-separated uids, numbers since the broker does not look names up. */
+function readPolicyOwners(env: SettingsSource): number[] {
+  const value = env['KEYWAY_POLICY_OWNERS'];
+  if (value === undefined || value === '') return [];
+  return String(value)
+    .split(',')
+    .map((part) => {
+      const uid = /^\s*\d{1,10}\s*$/.test(part) ? Number(part) : Number.NaN;
+      if (!(uid <= MAX_UID)) throw new ConfigError(`KEYWAY_POLICY_OWNERS must be uids (\`id -u NAME\`) separated by commas, not ${JSON.stringify(part)}`);
+      return uid;
+    });
 }
 
 function masterKeysOf(env: SettingsSource): { masterKeys?: MasterKeys } {

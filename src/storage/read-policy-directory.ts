@@ -31,6 +31,7 @@ function linkTarget(path: string): 'file' | 'directory' | undefined {
 }
 
 const OTHERS_WRITE = 0o002;
+const GROUP_WRITE = 0o020;
 const STICKY = 0o1000;
 
 /** Whether a write to `path` could succeed for someone its mode lets write: not on a read-only mount (a mounted ConfigMap). */
@@ -43,36 +44,57 @@ function writableMount(path: string): boolean {
   }
 }
 
+/** Who besides its owner may write to what has `stats`: every local user, the members of its group, or no one. */
+function otherWriters({ mode, gid }: { readonly mode: number; readonly gid: number }): string | undefined {
+  return (mode & OTHERS_WRITE) !== 0 ? 'every local user' : (mode & GROUP_WRITE) !== 0 ? `the members of group ${gid}` : undefined;
+}
+
+/** The broker's read of its policy directory: besides root and the broker's own user, the users (uids) it trusts to own policies. */
+export interface ServedPolicies {
+  readonly owners: readonly number[];
+}
+
+/** The directories judged so far, and whom the policies may belong to. */
+interface Guard extends ServedPolicies {
+  readonly checked: Set<string>;
+}
+
 /**
- * Refuses (ConfigError) a policy file or a directory the walk lists that every local user may write to (sticky or not:
- * a file anyone adds to a listed directory is a policy), or a directory above either that they may rename it in (one not
- * sticky: in a sticky one such as /tmp only an entry's owner may rename or replace it, so an entry there on the way must
- * be root's or the broker's own), on a mount that takes writes. Whoever may could put a policy of theirs there, which
- * the broker would load and grant by. `checked` holds the directories already judged.
+ * Refuses (ConfigError), on a mount that takes writes, a policy file or a directory the walk lists that its group or
+ * every local user may write to (sticky or not: a file anyone adds to a listed directory is a policy), a directory above
+ * either that they may rename it in (one not sticky: in a sticky one such as /tmp only an entry's owner may rename or
+ * replace it), or any of these (a link on the way too) owned by someone other than root, the broker's user or one of
+ * `owners`: whoever may could put a policy of theirs there, which the broker would load and grant by. As sshd's
+ * StrictModes holds authorized_keys. Not where modes and owners are not POSIX's (no process.getuid: Windows).
  */
-function refuseOpenToOthers(path: string, real: string, checked: Set<string>): void {
-  const refuse = (current: string, mode: number): ConfigError =>
+function refuseChangeable(path: string, leaf: string, { owners, checked }: Guard): void {
+  const me = process.getuid?.();
+  if (me === undefined) return;
+  const trusted = (uid: number): boolean => uid === 0 || uid === me || owners.includes(uid);
+  const refuse = (current: string, stats: { readonly mode: number }, who: string): ConfigError =>
     new ConfigError(
-      `${path}: ${current} may be written by every local user (mode ${(mode & 0o7777).toString(8)}), who could put a policy of theirs there: ` +
-        `run \`chmod o-w ${current}\`, or keep the policies where only their owners can write`,
+      `${path}: ${current} may be written by ${who} (mode ${(stats.mode & 0o7777).toString(8)}), who could put a policy of theirs there: ` +
+        `run \`chmod go-w ${current}\`, or keep the policies where only their owners can write`,
     );
-  const { mode } = statSync(real);
-  if ((mode & OTHERS_WRITE) !== 0 && writableMount(real)) throw refuse(real, mode);
-  checked.add(real);
-  for (let child = real, current = dirname(real); current !== child; child = current, current = dirname(current)) {
-    const above = statSync(current).mode;
-    if ((above & OTHERS_WRITE) !== 0 && writableMount(current)) {
-      if ((above & STICKY) === 0) throw refuse(current, above);
-      // Sticky, only its owner may rename or replace the entry: one another user made (a squatted /tmp/policies, a link).
-      const { uid } = lstatSync(child);
-      if (uid !== 0 && uid !== process.getuid?.())
-        throw new ConfigError(
-          `${path}: ${child} is owned by another user (uid ${uid}) in ${current}, which every local user may write (mode ${(above & 0o7777).toString(8)}): ` +
-            'they may replace what it holds or names. Keep the policies where only their owners can write',
-        );
+  const stats = statSync(leaf);
+  const who = otherWriters(stats);
+  if (who !== undefined && writableMount(leaf)) throw refuse(leaf, stats, who);
+  for (let child = leaf, current = dirname(leaf); !checked.has(child); child = current, current = dirname(current)) {
+    const above = statSync(current);
+    const renamers = otherWriters(above);
+    const mounted = writableMount(current);
+    if (renamers !== undefined && mounted && (above.mode & STICKY) === 0) throw refuse(current, above, renamers);
+    // lstat: a link on the way is its owner's to replace where its directory is sticky, so on a mount taking writes there.
+    const entry = lstatSync(child);
+    if (!trusted(entry.uid) && (entry.isSymbolicLink() ? mounted : writableMount(child))) {
+      const where = renamers !== undefined && mounted ? ` in ${current}, which ${renamers} may write (mode ${(above.mode & 0o7777).toString(8)})` : '';
+      throw new ConfigError(
+        `${path}: ${child} is owned by another user (uid ${entry.uid})${where}: they may change or replace what it holds or names. ` +
+          'Keep the policies where only their owners can write: root, the user keyway runs as, or one of KEYWAY_POLICY_OWNERS',
+      );
     }
-    if (checked.has(current)) break;
-    checked.add(current);
+    checked.add(child);
+    if (current === child) break;
   }
 }
 
@@ -86,12 +108,12 @@ const POLICY_NAMED = /\.ya?ml$/i;
  * policy twice more under paths that change with every update of the map. Refused, naming it: a directory that cannot
  * be read, and a link to a directory the walk is already in (`loop -> .`: two such would read some 2^40 paths).
  */
-function listTree(dir: string, guarded: Set<string> | undefined): Listed[] {
+function listTree(dir: string, guard: Guard | undefined): Listed[] {
   const root = readOrRefuse(dir, 'no policy is read', () => realpathSync(dir));
-  if (guarded !== undefined) {
-    refuseOpenToOthers(dir, root, guarded);
+  if (guard !== undefined) {
+    refuseChangeable(dir, root, guard);
     // The way there too: a link on it, or a directory it passes through, that another user may replace.
-    refuseOpenToOthers(dir, resolve(dir), guarded);
+    refuseChangeable(dir, resolve(dir), guard);
   }
   const listed: Listed[] = [];
   const walk = (relative: string, within: ReadonlySet<string>): void => {
@@ -107,7 +129,7 @@ function listTree(dir: string, guarded: Set<string> | undefined): Listed[] {
       if (!directory || (entry.isSymbolicLink() && POLICY_NAMED.test(entry.name))) continue;
       const real = readOrRefuse(path, 'no policy under it is read', () => realpathSync(join(full, entry.name)));
       if (within.has(real)) throw new ConfigError(`${path}: a link back to a directory it is in, so the policies under it would be read without end`);
-      if (guarded !== undefined) refuseOpenToOthers(path, real, guarded);
+      if (guard !== undefined) refuseChangeable(path, real, guard);
       walk(path, new Set([...within, real]));
     }
   };
@@ -121,10 +143,10 @@ function listTree(dir: string, guarded: Set<string> | undefined): Listed[] {
  * policy that is no file (a FIFO), a file that cannot be read, or a name ending `.YAML`, is refused (a ConfigError
  * naming it), never passed over.
  */
-function readTree(dir: string, keep: (name: string) => boolean, guarded?: Set<string>): PolicyFile[] {
+function readTree(dir: string, keep: (name: string) => boolean, guard?: Guard): PolicyFile[] {
   const files: PolicyFile[] = [];
   const refused: string[] = [];
-  for (const { entry, path } of listTree(dir, guarded)) {
+  for (const { entry, path } of listTree(dir, guard)) {
     const full = join(dir, path);
     const link = entry.isSymbolicLink();
     const target = link ? linkTarget(full) : undefined;
@@ -136,11 +158,11 @@ function readTree(dir: string, keep: (name: string) => boolean, guarded?: Set<st
     else if (!link && !entry.isFile()) refused.push(`${path}: not a file, so no policy is read there`);
     else if (link && target !== 'file') refused.push(`${path}: a link to no file, so no policy is read there`);
     else {
-      if (guarded !== undefined)
-        refuseOpenToOthers(
+      if (guard !== undefined)
+        refuseChangeable(
           path,
           readOrRefuse(path, 'the policy there is not read', () => realpathSync(full)),
-          guarded,
+          guard,
         );
       files.push({ path, text: readOrRefuse(path, 'the policy there is not read', () => readFileSync(full, 'utf8')) });
     }
@@ -151,11 +173,11 @@ function readTree(dir: string, keep: (name: string) => boolean, guarded?: Set<st
 
 /**
  * Every policy file under `dir`, any depth, with paths relative to it. Test files (`*.test.yaml`) are not policies.
- * `served` (the broker's read): refused, naming it, when a file or a directory on its real path may be written by
- * every local user (refuseOpenToOthers).
+ * `served` (the broker's read): refused, naming it, when someone other than root, the broker's user or one of its
+ * `owners` could change a file or a directory on its way (refuseChangeable).
  */
-export function readPolicyDirectory(dir: string, { served = false }: { readonly served?: boolean } = {}): PolicyFile[] {
-  return readTree(dir, isPolicyFile, served ? new Set() : undefined);
+export function readPolicyDirectory(dir: string, { served }: { readonly served?: ServedPolicies } = {}): PolicyFile[] {
+  return readTree(dir, isPolicyFile, served === undefined ? undefined : { ...served, checked: new Set() });
 }
 
 /** Every policy test file (`*.test.yaml`) under `dir`. */

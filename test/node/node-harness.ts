@@ -107,6 +107,7 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
     allowHttpLoopback: true,
     dev: false,
     watchPolicies: false,
+    policyOwners: [],
     maxTtlSeconds: 3600,
     audit: readAuditSettings({}),
     alerts: readAlertSettings({}, true),

@@ -1,6 +1,7 @@
 import { chmodSync, chownSync, lchownSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { nodeConfigFromEnv } from '../../src/config/node-config.ts';
 import { jsonLogger, silentLogger, type Logger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
@@ -179,6 +180,68 @@ describe('reloading policies on the Node broker', () => {
     // Its own link, or the directory itself, in the sticky directory loads.
     lchownSync(join(linked, 'policies'), process.getuid?.() ?? 0, 0);
     running.push(await startNodeBroker(testConfig(linked), { log: silentLogger }));
+  });
+
+  it('loads no policy that its group may write, nor any under a directory it may: refused at start and on a reload', async () => {
+    const { github, root, broker, exchange, write } = await setup(false);
+    // A checkout the whole ops group may write to: any member puts a policy of theirs in it.
+    chmodSync(join(root, 'policies', 'ops'), 0o775);
+    write('ops/planted.yaml', policy(github, '999999'));
+    const refused = broker.reloadPolicies();
+    expect(refused).toMatchObject({
+      ok: false,
+      policies: 2,
+      problems: [expect.stringMatching(/ops may be written by the members of group \d+ \(mode 775\)/)],
+    });
+    expect(await exchange('999999')).toBe(400);
+    chmodSync(join(root, 'policies', 'ops'), 0o2775);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, problems: [expect.stringContaining('(mode 2775)')] });
+    chmodSync(join(root, 'policies', 'ops'), 0o755);
+    chmodSync(join(root, 'policies', 'ops', 'planted.yaml'), 0o664);
+    expect(broker.reloadPolicies()).toMatchObject({
+      ok: false,
+      problems: [expect.stringMatching(/ops\/planted\.yaml: .*planted\.yaml may be written by .*group.*\(mode 664\)/)],
+    });
+    expect(await exchange('999999')).toBe(400);
+    chmodSync(join(root, 'policies', 'ops', 'planted.yaml'), 0o644);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 3 });
+
+    // A directory above the policies that its group may rename them in, not sticky.
+    const above = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    chmodSync(above, 0o770);
+    await expect(startNodeBroker(testConfig(above), { log: silentLogger })).rejects.toThrow(/may be written by the members of group \d+ \(mode 770\)/);
+  });
+
+  it('loads no policy file or directory another user owns, unless KEYWAY_POLICY_OWNERS trusts them', async (context) => {
+    // Giving a file to another user takes root.
+    if (process.getuid?.() !== 0) context.skip();
+    const { github, root, broker, exchange, write } = await setup(false);
+    // Closed to group and others, but hers: she may chmod it, or write the file, whenever she likes.
+    write('ops/planted.yaml', policy(github, '999999'));
+    chownSync(join(root, 'policies', 'ops', 'planted.yaml'), 65534, 65534);
+    expect(broker.reloadPolicies()).toMatchObject({
+      ok: false,
+      problems: [expect.stringMatching(/ops\/planted\.yaml: .*planted\.yaml is owned by another user \(uid 65534\): /)],
+    });
+    expect(await exchange('999999')).toBe(400);
+    chownSync(join(root, 'policies', 'ops', 'planted.yaml'), 0, 0);
+    chownSync(join(root, 'policies', 'ops'), 65534, 65534);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, problems: [expect.stringMatching(/ops is owned by another user \(uid 65534\)/)] });
+    expect(await exchange('999999')).toBe(400);
+
+    const other = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    for (const path of ['policies', 'policies/a.yaml']) chownSync(join(other, path), 65534, 65534);
+    await expect(startNodeBroker(testConfig(other), { log: silentLogger })).rejects.toThrow(/policies is owned by another user \(uid 65534\)/);
+    // The deploy user the operator names owns them: theirs to change, as intended.
+    const { policyOwners } = nodeConfigFromEnv({ KEYWAY_POLICY_OWNERS: '1001, 65534' });
+    running.push(await startNodeBroker(testConfig(other, { policyOwners }), { log: silentLogger }));
+  });
+
+  it('reads KEYWAY_POLICY_OWNERS as uids, and refuses a name or anything else there', () => {
+    expect(nodeConfigFromEnv({}).policyOwners).toEqual([]);
+    expect(nodeConfigFromEnv({ KEYWAY_POLICY_OWNERS: '0,1001, 4294967294' }).policyOwners).toEqual([0, 1001, 4294967294]);
+    for (const value of ['deploy', '1001,', '-1', '4294967295', '1e3', '0x10'])
+      expect(() => nodeConfigFromEnv({ KEYWAY_POLICY_OWNERS: value }), value).toThrow(/KEYWAY_POLICY_OWNERS must be uids/);
   });
 
   it('keeps serving when the directory itself goes away', async () => {

@@ -166,7 +166,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   const livePolicyStore = config.githubWebhooks?.policyRepository === undefined ? undefined : new SqliteLivePolicyStore(db);
   const liveSet = new VouchedLiveSet(livePolicyStore, box);
   await liveSet.read();
-  const policies = new ReloadablePolicies(() => load(liveSet.files ?? readPolicyDirectory(config.policiesDir, { served: true })), log);
+  const policies = new ReloadablePolicies(
+    () => load(liveSet.files ?? readPolicyDirectory(config.policiesDir, { served: { owners: config.policyOwners } })),
+    log,
+  );
   // While the stored set is refused, so is every reload: GET /v1/health stays degraded and the log says why.
   const refuseUnvouched = (refused: string): PolicyReloadStatus =>
     policies.refuse([refused], STORED_LIVE_SET, new Date(now()), 'stored live policy set not served: the master key does not vouch for it');
