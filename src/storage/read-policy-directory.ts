@@ -1,5 +1,5 @@
 import { accessSync, constants, lstatSync, readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 
@@ -98,6 +98,16 @@ function refuseChangeable(path: string, leaf: string, { owners, checked }: Guard
   }
 }
 
+/**
+ * Why what is at `path`, whose real path is `real`, is not read, when a link leads it out of the policy directory's real
+ * path `root`: what is read is what the policy directory holds, so a change outside it (another team's files, a file of
+ * the host, a CI job's `/proc/self/environ`) never changes or reaches the policies. The broker and the CLI read alike.
+ */
+function outside(path: string, real: string, root: string): string | undefined {
+  if (real === root || real.startsWith(root.endsWith(sep) ? root : `${root}${sep}`)) return undefined;
+  return `${path}: a link out of the policy directory (to ${real}), so nothing there is read: only what is under ${root} is a policy`;
+}
+
 /** A name that ends like a policy or test file, in any case: a link so named readTree judges, the walk never enters. */
 const POLICY_NAMED = /\.ya?ml$/i;
 
@@ -106,9 +116,10 @@ const POLICY_NAMED = /\.ya?ml$/i;
  * directories, those whose names begin with `..` beside a `..data` link (Kubernetes keeps the files in `..<timestamp>/`,
  * reached through it, and links them from the top: `deploy.yaml -> ..data/deploy.yaml`), which would otherwise load each
  * policy twice more under paths that change with every update of the map. Refused, naming it: a directory that cannot
- * be read, and a link to a directory the walk is already in (`loop -> .`: two such would read some 2^40 paths).
+ * be read, a link to a directory the walk is already in (`loop -> .`: two such would read some 2^40 paths), and one to a
+ * directory out of it (outside). Returns them with the policy directory's real path.
  */
-function listTree(dir: string, guard: Guard | undefined): Listed[] {
+function listTree(dir: string, guard: Guard | undefined): { readonly root: string; readonly listed: Listed[] } {
   const root = readOrRefuse(dir, 'no policy is read', () => realpathSync(dir));
   if (guard !== undefined) {
     refuseChangeable(dir, root, guard);
@@ -129,24 +140,27 @@ function listTree(dir: string, guard: Guard | undefined): Listed[] {
       if (!directory || (entry.isSymbolicLink() && POLICY_NAMED.test(entry.name))) continue;
       const real = readOrRefuse(path, 'no policy under it is read', () => realpathSync(join(full, entry.name)));
       if (within.has(real)) throw new ConfigError(`${path}: a link back to a directory it is in, so the policies under it would be read without end`);
+      const out = outside(path, real, root);
+      if (out !== undefined) throw new ConfigError(out);
       if (guard !== undefined) refuseChangeable(path, real, guard);
       walk(path, new Set([...within, real]));
     }
   };
   walk('', new Set([root]));
-  return listed;
+  return { root, listed };
 }
 
 /**
  * Every file under `dir`, any depth (listTree), whose name passes `keep`, with paths relative to `dir`. A symbolic link
- * to a file is read as the file it names, under the link's own path; one that names no file, anything else named as a
- * policy that is no file (a FIFO), a file that cannot be read, or a name ending `.YAML`, is refused (a ConfigError
- * naming it), never passed over.
+ * to a file under `dir` is read as the file it names, under the link's own path; one that names no file, or a file out of
+ * `dir` (outside), anything else named as a policy that is no file (a FIFO), a file that cannot be read, or a name
+ * ending `.YAML`, is refused (a ConfigError naming it), never passed over.
  */
 function readTree(dir: string, keep: (name: string) => boolean, guard?: Guard): PolicyFile[] {
   const files: PolicyFile[] = [];
   const refused: string[] = [];
-  for (const { entry, path } of listTree(dir, guard)) {
+  const { root, listed } = listTree(dir, guard);
+  for (const { entry, path } of listed) {
     const full = join(dir, path);
     const link = entry.isSymbolicLink();
     const target = link ? linkTarget(full) : undefined;
@@ -158,13 +172,13 @@ function readTree(dir: string, keep: (name: string) => boolean, guard?: Guard): 
     else if (!link && !entry.isFile()) refused.push(`${path}: not a file, so no policy is read there`);
     else if (link && target !== 'file') refused.push(`${path}: a link to no file, so no policy is read there`);
     else {
-      if (guard !== undefined)
-        refuseChangeable(
-          path,
-          readOrRefuse(path, 'the policy there is not read', () => realpathSync(full)),
-          guard,
-        );
-      files.push({ path, text: readOrRefuse(path, 'the policy there is not read', () => readFileSync(full, 'utf8')) });
+      const real = readOrRefuse(path, 'the policy there is not read', () => realpathSync(full));
+      const out = outside(path, real, root);
+      if (out !== undefined) refused.push(out);
+      else {
+        if (guard !== undefined) refuseChangeable(path, real, guard);
+        files.push({ path, text: readOrRefuse(path, 'the policy there is not read', () => readFileSync(full, 'utf8')) });
+      }
     }
   }
   if (refused.length > 0) throw new ConfigError(refused.join('; '));

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, symlinkSync } from 'node:fs';
+import { chmodSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -104,10 +104,13 @@ describe('keyway policy check', () => {
     expect(result.stderr).toContain('guards.yaml');
   });
 
-  it('names a policy that is a link to a file of secrets outside the tree, and its problem, quoting none of the file', async () => {
-    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, ...Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [`home/${name}`, file.text])) });
+  it('names a policy that is a link to a file of secrets in the tree, and its problem, quoting none of the file', async () => {
+    const dir = writeTree({
+      'p/deploy.yaml': DEPLOY,
+      ...Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [`p/home/${name}`, file.text])),
+    });
     const links = Object.keys(SECRET_FILES).map((name) => `linked${name}.yaml`);
-    for (const [i, name] of Object.keys(SECRET_FILES).entries()) symlinkSync(join(dir, 'home', name), join(dir, 'p', links[i]!));
+    for (const [i, name] of Object.keys(SECRET_FILES).entries()) symlinkSync(join(dir, 'p', 'home', name), join(dir, 'p', links[i]!));
     for (const args of [['check'], ['check', '--format', 'json'], ['check', '--format', 'github'], ['test']]) {
       const result = await keyway(['policy', ...args, join(dir, 'p')]);
       const output = `${result.stdout}${result.stderr}`;
@@ -117,6 +120,41 @@ describe('keyway policy check', () => {
       for (const problem of ['expected Object, got text of', 'version is required', 'YAML: ']) expect(output, args.join(' ')).toContain(problem);
       if (args.length === 1 && args[0] === 'check') expect(result.stdout).toContain(`${links[0]}:1:1 error expected Object, got text of`);
     }
+  });
+
+  it('refuses a link out of the policy directory (to the host, to another team, through a planted ..data), reading nothing there, as the broker does', async () => {
+    const dir = writeTree({
+      'p/deploy.yaml': DEPLOY,
+      'other-team/guard.yaml': GUARD,
+      'other-team/shared/deploy.yaml': DEPLOY,
+      ...Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [`home/${name}`, file.text])),
+    });
+    const links = Object.keys(SECRET_FILES).map((name) => `linked${name}.yaml`);
+    for (const [i, name] of Object.keys(SECRET_FILES).entries()) symlinkSync(join(dir, 'home', name), join(dir, 'p', links[i]!));
+    symlinkSync('../other-team/guard.yaml', join(dir, 'p', 'guard.yaml'));
+    // A ..data link made to look like a ConfigMap's, and a policy named through it.
+    symlinkSync('../other-team', join(dir, 'p', '..data'));
+    symlinkSync('..data/shared/deploy.yaml', join(dir, 'p', 'mapped.yaml'));
+    for (const args of [['check'], ['check', '--format', 'json'], ['test']]) {
+      const result = await keyway(['policy', ...args, join(dir, 'p')]);
+      const output = `${result.stdout}${result.stderr}`;
+      expect(leaked(output, ALL_SECRETS), args.join(' ')).toEqual([]);
+      expect(result.code, args.join(' ')).not.toBe(0);
+      for (const link of [...links, 'guard.yaml', 'mapped.yaml']) expect(output, args.join(' ')).toContain(`${link}: a link out of the policy directory (to `);
+      expect(output, args.join(' ')).not.toContain('expected Object');
+    }
+    // A directory linked in from outside is not walked either.
+    const team = writeTree({ 'p/deploy.yaml': DEPLOY, 'other-team/guard.yaml': GUARD });
+    symlinkSync(join(team, 'other-team'), join(team, 'p', 'team'));
+    const walked = await keyway(['policy', 'check', join(team, 'p')]);
+    expect(walked.code).not.toBe(0);
+    expect(walked.stderr).toMatch(/^keyway: team: a link out of the policy directory \(to .*other-team\)/);
+    // Links that stay inside, as a mounted ConfigMap's do, still read.
+    symlinkSync('p/deploy.yaml', join(team, 'inside.yaml'));
+    symlinkSync('p', join(team, 'linked'));
+    rmSync(join(team, 'p', 'team'));
+    const inside = await keyway(['policy', 'check', team]);
+    expect(inside.stderr).toBe('keyway policy check: 4 policy files, 0 errors, 0 warnings, 0 notices\n');
   });
 
   it('reads a policy in a directory whose name begins with .. when the directory is no ConfigMap: a deny kept there is not passed over unseen', async () => {

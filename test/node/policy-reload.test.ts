@@ -100,7 +100,7 @@ describe('reloading policies on the Node broker', () => {
   it('logs a reload refused for a policy that is a link to a file of secrets, naming the link and its problem, quoting none of the file', async () => {
     const lines: string[] = [];
     const { root, broker, health } = await setup(false, jsonLogger({}, { write: (line) => lines.push(line) }));
-    const home = writeTree(Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [name, file.text])));
+    const home = writeTree(Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [name, file.text])), join(root, 'policies', 'home'));
     for (const name of Object.keys(SECRET_FILES)) symlinkSync(join(home, name), join(root, 'policies', `linked${name}.yaml`));
     expect(broker.reloadPolicies()).toMatchObject({ ok: false });
     expect(leaked(lines.join('\n'), ALL_SECRETS)).toEqual([]);
@@ -109,6 +109,26 @@ describe('reloading policies on the Node broker', () => {
     expect(logged).toHaveLength(1);
     expect(logged[0]).toContain('linked.env.yaml:1:1 expected Object, got text of');
     for (const name of Object.keys(SECRET_FILES)) expect(logged[0]).toContain(`linked${name}.yaml:`);
+  });
+
+  it('loads no policy through a link out of the policy directory, at start and on a reload, as keyway policy check refuses it', async () => {
+    const { github, root, broker, exchange } = await setup(false);
+    const elsewhere = writeTree({ 'team/planted.yaml': policy(github, '999999') });
+    symlinkSync(join(elsewhere, 'team', 'planted.yaml'), join(root, 'policies', 'planted.yaml'));
+    expect(broker.reloadPolicies()).toMatchObject({
+      ok: false,
+      policies: 2,
+      problems: [expect.stringContaining('planted.yaml: a link out of the policy directory (to ')],
+    });
+    expect(await exchange('999999')).toBe(400);
+    rmSync(join(root, 'policies', 'planted.yaml'));
+    symlinkSync(join(elsewhere, 'team'), join(root, 'policies', 'team'));
+    expect(broker.reloadPolicies()).toMatchObject({ ok: false, problems: [expect.stringContaining('team: a link out of the policy directory (to ')] });
+    expect(await exchange('999999')).toBe(400);
+
+    const other = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    symlinkSync(join(elsewhere, 'team', 'planted.yaml'), join(other, 'policies', 'planted.yaml'));
+    await expect(startNodeBroker(testConfig(other), { log: silentLogger })).rejects.toThrow(/planted\.yaml: a link out of the policy directory/);
   });
 
   it('answers /v1/health only to a keyway token for this broker with scope health:read', async () => {
