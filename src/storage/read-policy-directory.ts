@@ -44,9 +44,14 @@ function writableMount(path: string): boolean {
   }
 }
 
-/** Who besides its owner may write to what has `stats`: every local user, the members of its group, or no one. */
+/**
+ * Who besides its owner may write to what has `stats`: every local user, the members of its group, or no one. A group
+ * that is the broker's own primary group is left out: where each user has a group of their own (Debian's, Fedora's
+ * default, with umask 002), a checkout is `g+w` to that group alone, and Debian's OpenSSH lets StrictModes pass it too.
+ */
 function otherWriters({ mode, gid }: { readonly mode: number; readonly gid: number }): string | undefined {
-  return (mode & OTHERS_WRITE) !== 0 ? 'every local user' : (mode & GROUP_WRITE) !== 0 ? `the members of group ${gid}` : undefined;
+  if ((mode & OTHERS_WRITE) !== 0) return 'every local user';
+  return (mode & GROUP_WRITE) !== 0 && gid !== process.getgid?.() ? `the members of group ${gid}` : undefined;
 }
 
 /** The broker's read of its policy directory: besides root and the broker's own user, the users (uids) it trusts to own policies. */

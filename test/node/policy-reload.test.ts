@@ -202,11 +202,18 @@ describe('reloading policies on the Node broker', () => {
     running.push(await startNodeBroker(testConfig(linked), { log: silentLogger }));
   });
 
-  it('loads no policy that its group may write, nor any under a directory it may: refused at start and on a reload', async () => {
+  it('loads no policy that its group may write, nor any under a directory it may: refused at start and on a reload', async (context) => {
+    // A group other than the broker's own primary group: any gid as root, else one the user is also in.
+    const own = process.getgid?.();
+    const ops = process.getuid?.() === 0 ? 4242 : process.getgroups?.().find((gid) => gid !== own);
+    if (ops === undefined) context.skip();
     const { github, root, broker, exchange, write } = await setup(false);
+    const toOps = (path: string) => chownSync(path, process.getuid?.() ?? 0, ops ?? 0);
     // A checkout the whole ops group may write to: any member puts a policy of theirs in it.
+    toOps(join(root, 'policies', 'ops'));
     chmodSync(join(root, 'policies', 'ops'), 0o775);
     write('ops/planted.yaml', policy(github, '999999'));
+    toOps(join(root, 'policies', 'ops', 'planted.yaml'));
     const refused = broker.reloadPolicies();
     expect(refused).toMatchObject({
       ok: false,
@@ -228,8 +235,18 @@ describe('reloading policies on the Node broker', () => {
 
     // A directory above the policies that its group may rename them in, not sticky.
     const above = writeTree({ 'policies/a.yaml': policy(github, '734201') });
+    toOps(above);
     chmodSync(above, 0o770);
     await expect(startNodeBroker(testConfig(above), { log: silentLogger })).rejects.toThrow(/may be written by the members of group \d+ \(mode 770\)/);
+  });
+
+  it("loads policies that only the broker's own primary group may write: a checkout under umask 002 with a group per user", async () => {
+    const { github } = await setup(false);
+    const own = writeTree({ 'policies/ops/a.yaml': policy(github, '734201') });
+    // writeTree's entries take the test's own gid, the broker's primary group.
+    for (const path of [own, join(own, 'policies'), join(own, 'policies', 'ops')]) chmodSync(path, 0o775);
+    chmodSync(join(own, 'policies', 'ops', 'a.yaml'), 0o664);
+    running.push(await startNodeBroker(testConfig(own), { log: silentLogger }));
   });
 
   it('loads no policy file or directory another user owns, unless KEYWAY_POLICY_OWNERS trusts them', async (context) => {
