@@ -1,4 +1,4 @@
-import { AUDIT_USAGE_MIGRATION, AUDIT_USAGE_VERIFIED_MIGRATION } from './sqlite-audit-usage.ts';
+import { AUDIT_USAGE_MIGRATION, AUDIT_USAGE_REBUILD } from './sqlite-audit-usage.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
@@ -218,7 +218,7 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   // Issue 22: the usage roll-up the inventory and the unused-access analysis read (sqlite-audit-usage.ts).
   { id: 11, sql: AUDIT_USAGE_MIGRATION },
   // Review of issue 22: a refused token that did not verify had its claimed iss and sub counted as an identity's (sqlite-audit-usage.ts).
-  { id: 12, sql: AUDIT_USAGE_VERIFIED_MIGRATION },
+  { id: 12, sql: AUDIT_USAGE_REBUILD },
   {
     // A GitHub token is revoked when its own job completes, not any job of its run: the job's check
     // run (`check_run_id` claim), NULL for a token whose OIDC token had none (older GHES) or one
@@ -371,6 +371,9 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
       ALTER TABLE github_token_revocations ADD COLUMN ended_by_work INTEGER NOT NULL DEFAULT 0 CHECK (ended_by_work IN (0, 1));
     `,
   },
+  // A proxied request counted in the roll-up once per record: its outcome (and a token minted after its deadline) as
+  // another grant, or an upstream failure as a refusal. It is counted once, by its decision record (sqlite-audit-usage.ts).
+  { id: 21, sql: AUDIT_USAGE_REBUILD },
 ];
 
 /** The schema this code writes: the id of its last migration. */

@@ -7,8 +7,11 @@ import type { SqlDatabase, SqlValue } from './sql-database.ts';
  * incrementally from the log (records up to `audit_usage_state.seq`), never from the append path;
  * the records are the truth, the roll-up a cache of sums over them. Made by this migration.
  */
-/** Schema 12: the roll-up is emptied, to be rebuilt from the records with identities held to what the tokens proved. */
-export const AUDIT_USAGE_VERIFIED_MIGRATION = 'DELETE FROM audit_usage; DELETE FROM audit_usage_claims; DELETE FROM audit_usage_state;';
+/**
+ * Empties the roll-up, which the next read rebuilds from the records: the migration of a release that changes what it
+ * counts, so no day of it keeps sums made the old way (which `audit verify` would find differing from the records).
+ */
+export const AUDIT_USAGE_REBUILD = 'DELETE FROM audit_usage; DELETE FROM audit_usage_claims; DELETE FROM audit_usage_state;';
 
 export const AUDIT_USAGE_MIGRATION = `
   CREATE TABLE audit_usage (
@@ -72,10 +75,12 @@ const GROUP_COLUMNS = `${VERIFIED_ISSUER} AS issuer, ${TENANT} AS tenant, reposi
 /**
  * The log as grants: a row per record, but for a GitHub token map (issue 19) a row per owner's token, its policy the one
  * that granted that owner (`github_tokens[].granted_by`), so each policy's use and each token's permissions are counted.
+ * A proxied request is its decision record: the records that follow it (`proxy.decision_id`: its outcome, a token minted
+ * after its deadline) are of the same grant, so they count neither as another grant nor, when the upstream failed, as a refusal.
  */
 const GRANT_ROWS = `(
   SELECT seq, time, repository, policy_id, decision, reason, event, json_extract(event, '$.github') AS github FROM audit_events
-    WHERE decision <> 'granted' OR json_type(event, '$.github_tokens') IS NULL
+    WHERE (decision <> 'granted' OR json_type(event, '$.github_tokens') IS NULL) AND json_type(event, '$.proxy.decision_id') IS NULL
   UNION ALL
   SELECT seq, time, repository, json_extract(token.value, '$.granted_by'), decision, reason, event, token.value
     FROM audit_events, json_each(audit_events.event, '$.github_tokens') AS token WHERE decision = 'granted'

@@ -584,6 +584,70 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect((await spread(day + 12 * HOUR, day + 49 * HOUR))['deploy/prod repository']).toEqual(['acme/api', 'acme/api', 2]);
     });
 
+    it("counts a proxied request once, by its decision record: its outcome and a late-minted token's record are neither a grant nor a refusal again", async () => {
+      const { audit } = await open();
+      const day = Date.parse('2026-06-01T00:00:00Z');
+      const at = (hours: number) => new Date(day + hours * HOUR).toISOString();
+      const caller = {
+        issuer: 'https://ci.example',
+        subject: 'repo:acme/api:ref:refs/heads/main',
+        claims: { repository: 'acme/api', repository_owner_id: '42' },
+      };
+      const proxy = { upstream: 'github', method: 'GET', path: '/repos/acme/api/issues' };
+      const credential = { repository: 'acme/api', permissions: { issues: 'read' }, owner_id: '42' };
+      const decided = (hours: number) =>
+        auditEvent({
+          ...caller,
+          time: at(hours),
+          decision: 'granted',
+          reason: 'granted',
+          policy: { granted_by: 'proxy/github', candidates: [], matched: ['proxy/github'], denied_by: [], audit_mode: [] },
+          proxy: { ...proxy, rule: 'GET /repos/{repository}/issues', credential },
+        });
+      // As proxy-request.ts appends them: the caller repeated, the policy trace not, the decision record named.
+      const following = (decision: AuditEvent, reason: 'proxy_completed' | 'proxy_upstream_timeout' | 'proxy_credential_late', facts: object) => {
+        const { policy: _trace, ...event } = auditEvent({
+          ...caller,
+          time: decision.time,
+          decision: reason === 'proxy_upstream_timeout' ? 'error' : 'granted',
+          reason,
+          request: decision.request,
+          proxy: { ...proxy, ...facts, decision_id: decision.id },
+        });
+        return event;
+      };
+      const answered = decided(10);
+      const timedOut = decided(26);
+      for (const event of [
+        answered,
+        following(answered, 'proxy_completed', { status: 200, request_bytes: 0, response_bytes: 12, duration_ms: 40 }),
+        timedOut,
+        following(timedOut, 'proxy_upstream_timeout', { request_bytes: 0, response_bytes: 0, duration_ms: 1000 }),
+        following(timedOut, 'proxy_credential_late', {
+          credential: { ...credential, repository_id: 7, token_sha256: 'e'.repeat(64), expires_at: at(26.2) },
+        }),
+      ]) {
+        await audit.append(event);
+      }
+      const inventory = async (since: number, until: number) =>
+        buildInventory(await audit.usage({ since, until }), { since, until, sort: 'identity', order: 'asc' }).identities;
+      // The log's first day is read raw, the next one from the roll-up; then a window of partial days, all raw.
+      for (const [since, until, grants] of [
+        [day, day + 3 * 24 * HOUR, 2],
+        [day + 12 * HOUR, day + 30 * HOUR, 1],
+      ] as const) {
+        const identities = await inventory(since, until);
+        expect(identities).toHaveLength(1);
+        expect(identities[0]).toMatchObject({
+          repository: 'acme/api',
+          grants,
+          denials: 0,
+          policies: [{ value: 'proxy/github', count: grants }],
+          denial_reasons: [],
+        });
+      }
+    });
+
     it('stores signed checkpoints only where they match the chain', async () => {
       const { audit } = await open();
       const { sign, keys } = await signer();
