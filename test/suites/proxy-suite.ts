@@ -11,6 +11,7 @@ import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { deliveryRequest, WEBHOOK_SECRET } from '../support/github-webhook-delivery.ts';
+import { auditorPolicies, auditorToken } from './audit-api-suite.ts';
 import { exchangeForm, freshIssuer, ID_TOKEN, postToken, RFC_6749_ERROR_DESCRIPTION, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
@@ -1109,11 +1110,13 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
     let issuer: TestIssuer;
     let github: FakeGitHub;
     let other: TestIssuer;
+    let people: TestIssuer;
     const GH_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
 
     beforeAll(async () => {
       issuer = freshIssuer(runtime.issuerBase(), 'proxy-github');
       other = freshIssuer(runtime.issuerBase(), 'proxy-github-other');
+      people = freshIssuer(runtime.issuerBase(), 'proxy-github-people');
       github = await FakeGitHub.create(runtime.githubBase());
       await github.install(ACME_INSTALLATION);
       // Other owners' accounts: globex's name now on an account that is not the one the policy pins (renamed, registered
@@ -1182,6 +1185,7 @@ match: { sub: generic-caller }
 grant:
   proxy: { upstream: github, allow: [{ method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }] }
 `,
+          ...auditorPolicies(people, runtime.brokerIssuer),
         },
         {
           settings: {
@@ -1449,6 +1453,12 @@ grant:
       expect(revokedAfter).toBeGreaterThan(600_000 + 1000);
       expect(revokedAfter).toBeLessThan(600_000 + 10_000);
       expect(JSON.stringify(record)).not.toMatch(/ghs_/);
+      // The /audit page shows it too, as the record holds it.
+      const page = await broker.request(`/audit/events/${record?.id}`, {
+        headers: { cookie: `__Host-keyway_audit=${await auditorToken(broker, people)}` },
+      });
+      expect(page.status).toBe(200);
+      expect(/<dd data-field="proxy token revoked at">([^<]*)<\/dd>/.exec(await page.text())?.[1]).toBe(record?.proxy?.credential?.expires_at);
 
       // Its ten minutes pass: the schedule's row, under the decision record's id as every proxy token's, falls due.
       await broker.tamper('UPDATE github_token_revocations SET next_attempt_at = 0 WHERE id = ?', [decision?.id ?? '']);

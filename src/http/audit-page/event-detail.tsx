@@ -27,6 +27,7 @@ function issuedElsewhere(event: AuditRecord['event']): [string, unknown][] {
           ],
           ['proxy owner id / repository id', `${proxy.credential?.owner_id ?? '—'} / ${proxy.credential?.repository_id ?? '—'}`],
           ['proxy token sha256', proxy.credential?.token_sha256 ?? '—'],
+          ['proxy token revoked at', proxy.credential?.expires_at ?? '—'],
           ['proxy decision / status', `${proxy.decision_id ?? '—'} / ${proxy.status ?? '—'}`],
         ] satisfies [string, unknown][])),
     ...(github === undefined
