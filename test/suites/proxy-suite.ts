@@ -45,6 +45,11 @@ export function proxySuite(runtime: ProxyRuntime): void {
     const tenant = `p${crypto.randomUUID().slice(0, 8)}`;
     const logLines: string[] = [];
     const upstreamCalls = (): Promise<UpstreamCall[]> => fakeUpstreamCalls(runtime.upstreamBase(), tenant);
+    const errorsLogged = (requestId: string | null): unknown[] =>
+      logLines
+        .map((text) => JSON.parse(text) as Record<string, unknown>)
+        .filter((entry) => entry['level'] === 'error' && entry['request_id'] === requestId)
+        .map((entry) => entry['message']);
 
     beforeAll(async () => {
       issuer = freshIssuer(runtime.issuerBase(), 'proxy');
@@ -584,6 +589,30 @@ grant:
       expect(body).toMatchObject({ error: 'temporarily_unavailable' });
       expect(body).not.toHaveProperty('audit_event_id');
       expect((await upstreamCalls()).length).toBe(before);
+      expect(errorsLogged(response.headers.get('x-request-id'))).toEqual(['audit append failed; the proxied request is not made']);
+    });
+
+    it("passes the upstream's answer on when its outcome record cannot be appended, and the log line says the request was made", async () => {
+      const before = (await upstreamCalls()).length;
+      await broker.tamper(
+        "CREATE TRIGGER proxy_outcome_down BEFORE INSERT ON audit_events WHEN NEW.reason = 'proxy_completed' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+        [],
+      );
+      try {
+        const response = await send('/proxy/vendor/x/ok');
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+        expect((await upstreamCalls()).length).toBe(before + 1);
+        const decision = await broker.auditEvent(response.headers.get('keyway-audit-event-id') ?? '');
+        // The outcome is appended once the answer has streamed: the trigger stays until it was tried.
+        await vi.waitFor(() =>
+          expect(errorsLogged(decision?.request.id ?? '')).toEqual([
+            "audit append failed; the proxied request's outcome is not recorded (its decision record is)",
+          ]),
+        );
+      } finally {
+        await broker.tamper('DROP TRIGGER proxy_outcome_down /* audit_events */', []);
+      }
     });
 
     it('strips hop-by-hop headers both ways, the upstream’s cookies, what it would say of keyway’s own origin, and a Keyway-Error it tries to forge', async () => {
@@ -1111,6 +1140,7 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
     let github: FakeGitHub;
     let other: TestIssuer;
     let people: TestIssuer;
+    const logLines: string[] = [];
     const GH_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
 
     beforeAll(async () => {
@@ -1194,6 +1224,7 @@ grant:
             KEYWAY_PROXY_UPSTREAMS:
               'upstreams:\n  github:\n    auth: { kind: github-app }\n  github-slow:\n    auth: { kind: github-app }\n    limits: { timeout_seconds: 1 }\n',
           },
+          log: jsonLogger({}, { write: (line) => logLines.push(line) }),
         },
       );
     });
@@ -1483,6 +1514,10 @@ grant:
         await broker.tamper('DROP TRIGGER late_record_down /* audit_events */', []);
       }
       expect(answer.status).toBe(504);
+      const logged = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).filter((entry) => entry['request_id'] === answer.timedOut?.request.id);
+      expect(logged.filter((entry) => entry['level'] === 'error').map((entry) => entry['message'])).toEqual([
+        'audit append failed; the GitHub token minted after the deadline is not recorded, and is revoked at once',
+      ]);
       const decisionId = answer.timedOut?.proxy?.decision_id;
       expect((await broker.recentAuditEvents()).filter((event) => event.proxy?.decision_id === decisionId).map((event) => event.reason)).toEqual([
         'proxy_upstream_timeout',

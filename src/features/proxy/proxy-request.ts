@@ -123,13 +123,13 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
       deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
     const answered = await refusalToAnswer(deps, event, failure);
     if (answered instanceof RateLimitedError && !answered.recorded) return refusalOf(answered, undefined);
-    const recorded = await append(deps, event, input.context);
+    const recorded = await append(deps, event, input.context, 'decision');
     report(deps, event, input.context);
     return recorded ? refusalOf(answered, event.id) : unavailable();
   }
   event.decision = 'granted';
   event.reason = 'granted';
-  if (!(await append(deps, event, input.context))) return unavailable();
+  if (!(await append(deps, event, input.context, 'decision'))) return unavailable();
   return forward(deps, input, allowed, event, started);
 }
 
@@ -540,7 +540,7 @@ async function recordOutcome(
     ...(detail === undefined ? {} : { detail }),
   };
   setProxy(event, { ...facts, decision_id: decided.id });
-  const recorded = await append(deps, event, context);
+  const recorded = await append(deps, event, context, reason === 'proxy_credential_late' ? 'late' : 'outcome');
   report(deps, event, context);
   return recorded ? event.id : undefined;
 }
@@ -566,12 +566,19 @@ function setProxy(event: AuditEventDraft, facts: Partial<ProxyRecord>): void {
   event.proxy = { ...event.proxy!, ...facts };
 }
 
-async function append(deps: ProxyDeps, event: AuditEventDraft, context: RequestContext): Promise<boolean> {
+/** What a record that cannot be appended leaves undone, as its log line says: by then, an outcome's request was made. */
+const UNRECORDED = {
+  decision: 'audit append failed; the proxied request is not made',
+  outcome: "audit append failed; the proxied request's outcome is not recorded (its decision record is)",
+  late: 'audit append failed; the GitHub token minted after the deadline is not recorded, and is revoked at once',
+} as const;
+
+async function append(deps: ProxyDeps, event: AuditEventDraft, context: RequestContext, record: keyof typeof UNRECORDED): Promise<boolean> {
   try {
     await deps.audit.append(boundAuditEvent(event));
     return true;
   } catch (error) {
-    deps.log.error('audit append failed; the proxied request is not made', { request_id: context.requestId, error: errorText(error) });
+    deps.log.error(UNRECORDED[record], { request_id: context.requestId, error: errorText(error) });
     return false;
   }
 }
