@@ -27,8 +27,8 @@ export interface ProxyRuntime {
   /** A master key the broker is given (KEYWAY_MASTER_KEY), to seal the static upstream secret under. */
   readonly masterKey: () => string;
   /**
-   * Sends `target` exactly as written (Node: the request line); undefined where every request goes
-   * through a URL parser first (workerd), which resolves dot segments before keyway sees them.
+   * Sends `target` exactly as written (Node: the request line); undefined where the harness makes a Request, whose URL
+   * is parsed first (the workerd harness; proxy-dot-segments-suite.ts sends targets as sent on both runtimes).
    */
   readonly sendRaw?: (broker: BrokerHarness, target: string, headers: Record<string, string>) => Promise<Response>;
   /** Writes these bytes on a socket to the broker and returns the status line of what comes back (Node). */

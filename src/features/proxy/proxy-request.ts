@@ -60,7 +60,7 @@ export interface ProxyDeps {
 export interface ProxyInput {
   readonly upstream: string;
   readonly method: string;
-  /** The path after `/proxy/{upstream}`, still percent-encoded; on Node the raw request target's, so dot segments are seen. */
+  /** The path after `/proxy/{upstream}` as the request target was sent, still percent-encoded, so dot segments are seen. */
   readonly rawPath: string;
   /** The query string without its `?`; empty when none. */
   readonly query: string;

@@ -38,13 +38,13 @@ export const AUDIT_EVENT_HEADER = 'Keyway-Audit-Event-Id';
 export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv> {
   const routes = new Hono<ProxyEnv>();
   const keys = ownKeys(own.keys);
-  routes.all('/proxy/*', async (c) => {
+  const serve = async (c: Context<ProxyEnv>, dotSegments: boolean): Promise<Response> => {
     // Where the runtime hands over the request line (Node), its target must be the origin form `/proxy/…` as sent: an
-    // absolute form (`http://host/proxy/…`) or dot segments before `/proxy/` came to this route through a URL parser,
-    // which had already resolved the dot segments the path check is there to refuse.
-    const raw = deps.requestTarget?.(c);
-    const originForm = raw === undefined || raw.startsWith('/proxy/');
-    const target = raw !== undefined && originForm ? raw : pathAndQuery(c.req.url);
+    // absolute form (`http://host/proxy/…`) came to this route through a URL parser. Elsewhere (workerd) the URL holds
+    // the target as sent, and is read as a string: a URL parser would resolve the dot segments the path check refuses.
+    const sent = targetAsSent(c, deps.requestTarget);
+    const originForm = sent.startsWith('/proxy/');
+    const target = originForm ? sent : pathAndQuery(c.req.url);
     const queryAt = target.indexOf('?');
     const path = queryAt === -1 ? target : target.slice(0, queryAt);
     const query = queryAt === -1 ? '' : target.slice(queryAt + 1);
@@ -52,6 +52,11 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
     const slash = rest.indexOf('/');
     const upstream = slash === -1 ? rest : rest.slice(0, slash);
     const rawPath = slash === -1 ? '/' : rest.slice(slash);
+    const targetRefused = dotSegments
+      ? 'the request target has a . or .. segment (or %2e), which a URL parser would resolve to another path: refused as sent'
+      : originForm
+        ? undefined
+        : 'the request target is not /proxy/... as sent (an absolute URL)';
     // A DPoP proof's htu is the URL the client addressed: this broker's origin and the path (RFC 9449 §4.3).
     const presented = (dpop: boolean) =>
       dpop ? { proof: c.req.header('dpop'), method: c.req.method, url: `${deps.proxy.issuer}${new URL(c.req.url).pathname}` } : undefined;
@@ -64,7 +69,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
         method: c.req.method,
         rawPath,
         query,
-        ...(originForm ? {} : { targetRefused: 'the request target is not /proxy/... as sent (an absolute URL, or dot segments before /proxy/)' }),
+        ...(targetRefused === undefined ? {} : { targetRefused }),
         headers: c.req.raw.headers,
         body: c.req.raw.body,
         context: { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') },
@@ -72,8 +77,33 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
     );
     if (answer.kind === 'refused' && answer.limited !== undefined) deps.metrics.rateLimited(answer.limited.limit, 'proxy');
     return respond(c, answer, deps.background);
+  };
+  // Before any route: a target with dot segments that is /proxy/… as sent, or once resolved, is this route's refusal. Each
+  // runtime would route it otherwise (Node resolves `/proxy/../v1/…` to /v1/…; workerd keeps `/x/../proxy/…` as sent).
+  routes.use('*', async (c, next) => {
+    const sent = targetAsSent(c, deps.requestTarget);
+    const underProxy = sent.startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/');
+    if (underProxy && hasDotSegment(sent)) return serve(c, true);
+    return next();
   });
+  routes.all('/proxy/*', (c) => serve(c, false));
   return routes;
+}
+
+/** The request target as the client sent it: the request line where the runtime has it (Node), else the URL's own text, unparsed. */
+function targetAsSent(c: Context, requestTarget: ProxyRouteDeps['requestTarget']): string {
+  const given = requestTarget?.(c);
+  if (given !== undefined) return given;
+  const url = c.req.url;
+  const path = url.indexOf('/', url.indexOf('://') + 3);
+  return path === -1 ? '/' : url.slice(path);
+}
+
+/** Whether the target's path holds a `.` or `..` segment, percent-encoded or not: what a URL parser resolves. */
+function hasDotSegment(target: string): boolean {
+  const queryAt = target.indexOf('?');
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
 function pathAndQuery(url: string): string {

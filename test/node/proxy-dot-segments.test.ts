@@ -1,0 +1,29 @@
+import { request } from 'node:http';
+import { inject } from 'vitest';
+import { freshIssuer } from '../suites/exchange-suite.ts';
+import { proxyDotSegmentsSuite } from '../suites/proxy-dot-segments-suite.ts';
+import { startNodeHarness } from './node-harness.ts';
+
+/** The target on the request line as written: no URL parser on the client's side resolves it first. */
+function sendAsSent(url: string, target: string): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const sent = request(`${url}/`, { path: target }, (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+      answer.on('end', () => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(answer.headers)) if (typeof value === 'string') headers.set(name, value);
+        resolve(new Response(Buffer.concat(chunks), { status: answer.statusCode ?? 0, headers }));
+      });
+    });
+    sent.on('error', reject);
+    sent.end();
+  });
+}
+
+proxyDotSegmentsSuite('Node', async () => {
+  const issuer = freshIssuer(inject('testIssuerBase'), 'proxy-dot-segments');
+  const policy = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_owner_id: "1200934" }\ngrant: { audience: https://deploy.acme.dev }\n`;
+  const broker = await startNodeHarness({ 'ci/deploy.yaml': policy });
+  return { send: (target) => sendAsSent(broker.url!, target), auditEvent: (id) => broker.auditEvent(id), close: () => broker.close() };
+});
