@@ -81,9 +81,10 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
   // Before any route: a target with dot segments that is /proxy/… as sent, or once resolved, is this route's refusal. Each
   // runtime would route it otherwise (Node resolves `/proxy/../v1/…` to /v1/…; workerd keeps `/x/../proxy/…` as sent).
   routes.use('*', async (c, next) => {
+    // Every request passes here, /token's among them: the cheap test first, the URL parsed only for a dot segment.
     const sent = targetAsSent(c, deps.requestTarget);
-    const underProxy = sent.startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/');
-    if (underProxy && hasDotSegment(sent)) return serve(c, true);
+    if (!hasDotSegment(sent)) return next();
+    if (sent.startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/')) return serve(c, true);
     return next();
   });
   routes.all('/proxy/*', (c) => serve(c, false));
