@@ -68,6 +68,15 @@ const HOSTILE: readonly unknown[] = [
   'a,=1+1',
   'a, =1+1;=2',
   { note: 'a;=1+1' },
+  ' =1+1',
+  '\u00a0@SUM(A1)',
+  '\u3000-1+1',
+  '  \t=1+1',
+  'a; =1+1',
+  'a;\u00a0+1',
+  'a\t \u2003@SUM(A1)',
+  'a\n  =1+1',
+  'a; "=1+1',
 ];
 
 describe('CSV cells an attacker wrote', () => {
@@ -78,6 +87,9 @@ describe('CSV cells an attacker wrote', () => {
     expect(cells).toHaveLength(3);
     expect(cells[1]).not.toMatch(FORMULA);
     for (const start of separatorFieldStarts(row)) expect(start).not.toMatch(FORMULA);
+    // As a spreadsheet that trims white space off a cell's start reads it.
+    expect(cells[1]?.trimStart()).not.toMatch(FORMULA);
+    for (const start of separatorFieldStarts(row)) expect(start.trimStart()).not.toMatch(FORMULA);
   });
 
   it('keeps what was written, behind an apostrophe where a formula could start, quoted where it holds a separator', () => {
@@ -90,6 +102,20 @@ describe('CSV cells an attacker wrote', () => {
     expect(csvCell('x;"=1;y')).toBe(`"x;'""=1;y"`);
     expect(csvCell('a\n-1')).toBe(`"a\n'-1"`);
     expect(readCommaRow(`${csvCell('=HYPERLINK("https://evil.example","x")')}`)).toEqual([`'=HYPERLINK("https://evil.example","x")`]);
+  });
+
+  it('puts the apostrophe before white space that a spreadsheet may trim off ahead of a formula', () => {
+    expect(csvCell(' =1+1')).toBe("' =1+1");
+    expect(csvCell('\u00a0@x')).toBe("'\u00a0@x");
+    expect(csvCell('a; =1+1')).toBe(`"a;' =1+1"`);
+  });
+
+  it('writes invisible characters as visible escapes, as the /audit page and the CLI show them, but keeps tabs and line breaks', () => {
+    expect(csvCell('repo:acme/\u202edorp')).toBe('repo:acme/\\u202edorp');
+    expect(csvCell('repo:acme/prod\u200b')).toBe('repo:acme/prod\\u200b');
+    expect(csvCell('\u200b=1+1')).toBe('\\u200b=1+1');
+    expect(csvCell('\ufeffx\u2028y')).toBe('\\ufeffx\\u2028y');
+    expect(csvCell('line one\nline two\tend')).toBe('"line one\nline two\tend"');
   });
 
   it('leaves the broker’s own numbers and plain text as they are', () => {
