@@ -20,7 +20,7 @@ import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import { conformingErrorDescriptions } from './conforming-error-descriptions.ts';
 import { noStoreErrors } from './no-store-errors.ts';
-import { guardedDpopReplay } from './middleware/operator-auth.ts';
+import { guardedDpopReplay, operatorRefusals } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
 import { ownKeys } from './middleware/own-keys.ts';
@@ -60,17 +60,27 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(conformingErrorDescriptions());
   app.use(noStoreErrors());
   app.use(requestId({ limitLength: 128 }));
-  // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them.
-  const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay) };
+  // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them, and
+  // every refusal of one recorded (within the unverified budget when it names no operator).
+  const refusals = operatorRefusals({
+    issuer,
+    audit: deps.audit.audit,
+    now: deps.audit.now,
+    limits: deps.exchange.limits,
+    clientIp: deps.clientIp,
+    log: deps.exchange.log,
+    metrics: deps.metrics,
+  });
+  const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay), refusals };
   // First among the routes: it refuses, before any other route sees it, a target with dot segments that is /proxy/… as
   // sent or once resolved, which each runtime would otherwise route its own way.
   app.route('/', proxyRoutes({ ...deps.proxy, metrics: deps.metrics }, own));
   // The operator APIs are shed by /token's per-client limit before a token's signature is checked; not by the global one, which
   // a flood from elsewhere could spend to lock the operators out (and which is the exchanges' to spend).
   app.use('/v1/*', shedBeforeBody(deps.exchange.limits.forClient, deps.clientIp));
-  // The broker's own tokens as operator credentials: a revoked one is refused before any route reads it, once the request
-  // was not shed and its signature verified (/introspect and /revoke do all in their routes, whose shed depends on the request).
-  app.use('/v1/*', refuseRevokedTokens(deps.revocations, ownKeys(keys), deps.audit.now));
+  // A revoked one is refused before any route reads it, once the request was not shed and its signature verified
+  // (/introspect and /revoke do all in their routes, whose shed depends on the request).
+  app.use('/v1/*', refuseRevokedTokens(deps.revocations, ownKeys(keys), deps.audit.now, refusals));
   app.route('/', healthRoutes({ health: deps.health }, own));
   app.route('/', discoveryRoutes({ issuer, keys }));
   app.route('/', tokenRoutes({ exchange: deps.exchange, clientIp: deps.clientIp, answered: deps.answered }));
@@ -95,7 +105,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/inventory', inventoryRoutes(deps.audit, own));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi, own));
   if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi, own));
-  app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp }));
+  app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp, refusals }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));

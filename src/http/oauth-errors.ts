@@ -1,7 +1,7 @@
 import type { Refusal } from '../core/errors/reasons.ts';
 import type { ExchangeAnswer } from '../core/exchange/exchange-token.ts';
 
-/** The RFC 6749 §5.2 (and RFC 8693, RFC 8707, RFC 9449) error codes the token endpoint answers with. */
+/** The RFC 6749 §5.2 (and RFC 8693, RFC 8707, RFC 9449; RFC 6750 for the operator routes) error codes keyway answers with. */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_target'
@@ -12,6 +12,7 @@ export type OAuthErrorCode =
   | 'invalid_dpop_proof'
   | 'use_dpop_nonce'
   | 'invalid_token'
+  | 'insufficient_scope'
   | 'access_denied';
 
 interface OAuthError {
@@ -72,6 +73,8 @@ export const OAUTH_ERRORS = {
   actor_not_permitted: { status: 400, error: 'invalid_request' },
   actor_chain_too_deep: { status: 400, error: 'invalid_request' },
   org_guardrails_unusable: { status: 503, error: 'temporarily_unavailable' },
+  operator_token_invalid: { status: 401, error: 'invalid_token' },
+  operator_scope_missing: { status: 403, error: 'insufficient_scope' },
   proxy_unauthenticated: { status: 401, error: 'invalid_token', headers: { 'WWW-Authenticate': 'Bearer' } },
   proxy_upstream_unknown: { status: 404, error: 'invalid_request' },
   proxy_path_refused: { status: 400, error: 'invalid_request' },

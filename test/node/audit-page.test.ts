@@ -84,7 +84,7 @@ describe('the /audit page in a real browser', () => {
     const cookie = (await browser.cookies(broker.url)).find((candidate) => candidate.name === 'keyway_audit');
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
 
-    // Everything so far: three grants to acme/api (and alice's own sign-in), one refusal, one forgery.
+    // Everything so far: three grants to acme/api (and alice's own sign-in), one refusal, one forgery, and the refused sign-in.
     const chartCount = async (decision: string) =>
       (
         await page
@@ -92,7 +92,7 @@ describe('the /audit page in a real browser', () => {
           .evaluateAll((rects) => rects.map((rect) => Number(rect.getAttribute('data-count'))))
       ).reduce((a, b) => a + b, 0);
     expect(await chartCount('granted')).toBe(4);
-    expect(await chartCount('denied')).toBe(2);
+    expect(await chartCount('denied')).toBe(3);
     expect(await page.locator('[data-testid=alerts] tr[data-rule=first_policy_exchange]').count()).toBe(2);
 
     await page.selectOption('select[name=decision]', 'granted');

@@ -13,6 +13,7 @@ import type { Policy } from '../../src/core/policy/policy.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies, ORGANIZATION_PERMISSIONS_SETTING } from './github-exchange-suite.ts';
@@ -477,8 +478,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           expect(shed.headers.get('retry-after')).toMatch(/^\d+$/);
           expect(shed.headers.get('www-authenticate')).toBeNull();
           expect(await shed.json()).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('client rate limit') });
-          // A flood shed leaves no rows behind.
-          expect(await limited.recentAuditEvents()).toEqual([]);
+          // A flood shed leaves no rows behind: the records are the three refusals answered before it.
+          expect((await limited.recentAuditEvents()).map((event) => event.reason)).toEqual(Array(3).fill('operator_token_invalid'));
         } finally {
           await limited.close();
         }
@@ -493,6 +494,88 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         } finally {
           await global.close();
         }
+      });
+    });
+
+    describe('refused operator credentials leave a record', () => {
+      /** The record an answer names, as the audit API finds it by its reason code. */
+      const recordOf = async (response: Response, reason: Reason) => {
+        const id = ((await response.json()) as Record<string, unknown>)['audit_event_id'];
+        expect(id).toBeTypeOf('string');
+        const record = (await events({ reason, limit: '500' })).events.find((event) => event.id === id);
+        expect(record).toMatchObject({ reason, decision: 'denied' });
+        return record as AuditRecordJson;
+      };
+
+      it('records an operator API refusal of a token that is not valid, or of none, with a clear reason and the token by its hash only', async () => {
+        const agent = `prober-${crypto.randomUUID()}`;
+        // A person's identity token, signed by its issuer but not by the broker.
+        const forged = await personToken(people, broker.issuer, 'alice@acme.dev');
+        const refused = await broker.request('/v1/audit/events', { headers: { authorization: `Bearer ${forged}`, 'user-agent': agent } });
+        expect(refused.status).toBe(401);
+        const record = await recordOf(refused, 'operator_token_invalid');
+        expect(record).toMatchObject({
+          request: { user_agent: agent },
+          subject_token: { sha256: sha256Hex(forged), claimed_iss: people.url, claimed_sub: 'alice@acme.dev' },
+          detail: expect.stringMatching(/^GET \/v1\/audit\/events: /),
+        });
+        // A token that did not verify names nobody: the operator it claims is in subject_token alone.
+        expect(record).not.toHaveProperty('issuer');
+        expect(record).not.toHaveProperty('subject');
+        expect(JSON.stringify(record)).not.toContain(forged.split('.')[2]);
+
+        const none = await broker.request('/v1/inventory', { headers: { 'user-agent': agent } });
+        expect(none.status).toBe(401);
+        expect(none.headers.get('www-authenticate')).toBe('Bearer');
+        const unauthenticated = await recordOf(none, 'operator_token_invalid');
+        expect(unauthenticated).toMatchObject({ detail: expect.stringMatching(/^GET \/v1\/inventory: no Bearer or DPoP/) });
+        expect(unauthenticated).not.toHaveProperty('subject_token');
+      });
+
+      it('records an operator API refusal of a token without the scope, naming its operator', async () => {
+        const bob = await auditorToken(broker, people, 'bob@acme.dev', 'keys:read');
+        const refused = await get('/v1/audit/stats', bob);
+        expect(refused.status).toBe(403);
+        expect(await recordOf(refused, 'operator_scope_missing')).toMatchObject({
+          issuer: broker.issuer,
+          subject: decodeJwt(bob).sub,
+          subject_token: { sha256: sha256Hex(bob), jti: decodeJwt(bob).jti },
+          detail: 'GET /v1/audit/stats: the token lacks scope audit:read',
+        });
+      });
+
+      it('records a failed /audit sign-in, and one without audit:read naming its operator; the form names the record', async () => {
+        const signIn = (pasted: string) =>
+          broker.request('/audit/sign-in', {
+            method: 'POST',
+            body: new URLSearchParams({ token: pasted }),
+            redirect: 'manual',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+          });
+        /** The record a sign-in page names ("The refusal is audit event …"), as the audit API finds it by its reason code. */
+        const recordOfPage = async (page: Response, reason: Reason) => {
+          const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(await page.text())?.[1];
+          expect(id).toBeTypeOf('string');
+          const record = (await events({ reason, limit: '500' })).events.find((event) => event.id === id);
+          expect(record).toMatchObject({ reason, decision: 'denied' });
+          return record as AuditRecordJson;
+        };
+        const wrong = `${token.slice(0, -4)}AAAA`;
+        const refused = await signIn(wrong);
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('set-cookie')).toBeNull();
+        const record = await recordOfPage(refused, 'operator_token_invalid');
+        expect(record).toMatchObject({ subject_token: { sha256: sha256Hex(wrong) }, detail: expect.stringMatching(/^POST \/audit\/sign-in: /) });
+        expect(record).not.toHaveProperty('subject');
+
+        const bob = await auditorToken(broker, people, 'bob@acme.dev', 'keys:read');
+        const unscoped = await signIn(bob);
+        expect(unscoped.status).toBe(403);
+        expect(await recordOfPage(unscoped, 'operator_scope_missing')).toMatchObject({
+          issuer: broker.issuer,
+          subject: decodeJwt(bob).sub,
+          detail: 'POST /audit/sign-in: the token lacks scope audit:read',
+        });
       });
     });
 
@@ -771,6 +854,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         dpop_required: async () => post(exchangeForm(await service('svc-dpop'))),
         dpop_not_supported: async () => withProof(githubForm(await good()), await proof()),
         subject_token_bound: async () => post(exchangeForm(await service('svc-b', { cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } }))),
+        operator_token_invalid: async () => get('/v1/audit/alerts', 'garbage'),
+        operator_scope_missing: async () => get('/v1/audit/alerts', await auditorToken(broker, people, 'bob@acme.dev', 'keys:read')),
       } satisfies Record<
         Exclude<
           Reason,

@@ -227,7 +227,10 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
         payload: payloads.pullRequest(POLICY_REPO, { number: 12, baseSha: base, headSha: head }),
         id: crypto.randomUUID(),
       };
+      // The health as an operator reads it: with the token of none, both reads would be the same refusal whatever happened.
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const [healthBefore, callsBefore] = [await health(), (await github.calls()).length];
+      expect(healthBefore).toHaveProperty('policies');
 
       for (const delivery of [push, pullRequest]) {
         for (const signature of UNSIGNED_OR_FORGED) {

@@ -274,6 +274,64 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it('bounds what refused operator credentials leave in the log: a record each within the unverified budget, past it 429 and one record per run, the next record counts the rest', async () => {
+      const { broker, clock } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      // One forged token throughout: on Workers its records go to one chain, the one its hash picks.
+      const forged = `${btoa(JSON.stringify({ alg: 'ES256', typ: 'at+jwt' }))}.${btoa(JSON.stringify({ iss: broker.issuer, sub: 'ops' }))}.c2ln`.replace(
+        /=/g,
+        '',
+      );
+      const headers = { 'user-agent': stranger, 'cf-connecting-ip': '127.0.0.1' };
+      const query = () => broker.request('/v1/audit/alerts', { headers: { ...headers, authorization: `Bearer ${forged}` } });
+      const signIn = () =>
+        broker.request('/audit/sign-in', {
+          method: 'POST',
+          body: new URLSearchParams({ token: forged }),
+          redirect: 'manual',
+          headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+        });
+      for (let request = 0; request < 3; request += 1) {
+        const refused = await query();
+        expect(refused.status).toBe(401);
+        const id = ((await refused.json()) as Record<string, unknown>)['audit_event_id'] as string;
+        expect(await broker.auditEvent(id)).toMatchObject({
+          reason: 'operator_token_invalid',
+          subject_token: { sha256: sha256Hex(forged), claimed_sub: 'ops' },
+        });
+      }
+
+      const shed = await query();
+      expect(shed.status).toBe(429);
+      expect(shed.headers.get('retry-after')).toBe('60');
+      const body = (await shed.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('unverified rate limit') });
+      expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({
+        reason: 'rate_limited',
+        detail: expect.stringContaining('refused: operator_token_invalid'),
+      });
+      for (let request = 0; request < 20; request += 1) {
+        const again = await (request % 2 === 0 ? query() : signIn());
+        expect(again.status).toBe(429);
+        expect(again.headers.get('retry-after')).toMatch(/^\d+$/);
+        if (request % 2 === 0) expect(await again.json()).not.toHaveProperty('audit_event_id');
+        else expect(await again.text()).toContain('unverified rate limit');
+      }
+      const recorded = await recordsFrom(broker, stranger);
+      expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('operator_token_invalid')]);
+      for (const event of recorded) expect(JSON.stringify(event)).not.toContain(forged);
+
+      // Once the budget refilled, the next refusal is recorded again, and says how many went unrecorded before it.
+      clock.now += 60_000;
+      const page = await signIn();
+      expect(page.status).toBe(401);
+      const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(await page.text())?.[1];
+      expect(await broker.auditEvent(id ?? '')).toMatchObject({
+        reason: 'operator_token_invalid',
+        detail: expect.stringMatching(/^after 20 refusals answered rate_limited without a record \(the unverified limit\); POST \/audit\/sign-in: /),
+      });
+    });
+
     it('starts a detail with the count of refusals that went unrecorded only in the record that ends a run: text a stranger sends cannot forge one', async () => {
       const { broker, github } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const forgedCount = 'after 999999 refusals answered rate_limited without a record (the unverified limit); acme/api';

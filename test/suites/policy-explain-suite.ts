@@ -140,7 +140,11 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       const id = (await denied({ ref: 'refs/heads/feature' }, 'no_policy_matched')).body['audit_event_id'];
       const anonymous = await explain({ audit_event_id: id }, null);
       expect(anonymous.status).toBe(401);
-      expect(await anonymous.json()).toEqual({ error: 'invalid_token', error_description: 'a Bearer access token is required' });
+      expect(await anonymous.json()).toEqual({
+        error: 'invalid_token',
+        error_description: 'a Bearer access token is required',
+        audit_event_id: expect.any(String),
+      });
 
       // A pipeline's own keyway token is for another audience.
       const pipeline = await accessToken({});

@@ -189,7 +189,17 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       const refused = await events();
       expect(refused.status).toBe(401);
       expect(refused.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
-      expect(await refused.json()).toEqual({ error: 'invalid_token', error_description: 'the access token was revoked' });
+      const body = (await refused.json()) as Record<string, unknown>;
+      expect(body).toEqual({ error: 'invalid_token', error_description: 'the access token was revoked', audit_event_id: expect.any(String) });
+      // Recorded, naming the operator whose token it was (the token by its hash).
+      expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({
+        reason: 'operator_token_invalid',
+        decision: 'denied',
+        issuer: broker.issuer,
+        subject: decodeJwt(reader).sub,
+        subject_token: { sha256: sha256Hex(reader), jti: decodeJwt(reader).jti },
+        detail: 'GET /v1/audit/events: the access token was revoked',
+      });
 
       const token = await tokenFor('svc-a');
       const introspector = `Bearer ${await tokenFor('svc-rs')}`;
@@ -294,7 +304,10 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
             return { status: response.status, body: await response.json() };
           }),
         );
-      const notValid = { status: 401, body: { error: 'invalid_token', error_description: 'the access token is not valid' } };
+      const notValid = {
+        status: 401,
+        body: { error: 'invalid_token', error_description: 'the access token is not valid', audit_event_id: expect.any(String) },
+      };
       // Whatever the list holds, and whether it can be read at all: the same answer as for any token that does not verify.
       expect(await answers(forgedRevoked)).toEqual([notValid, notValid, notValid]);
       const genuine = await tokenFor('svc-reader');

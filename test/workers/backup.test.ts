@@ -287,7 +287,11 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
   it('exports only for a keyway token with backup:read: none, a wrong one, audit:read or the restore token get no data', async () => {
     const none = await source.request('/v1/backup');
     expect(none.status).toBe(401);
-    expect((await none.json()) as object).toEqual({ error: 'invalid_token', error_description: 'a Bearer access token is required' });
+    expect((await none.json()) as object).toEqual({
+      error: 'invalid_token',
+      error_description: 'a Bearer access token is required',
+      audit_event_id: expect.any(String),
+    });
     const auditor = await source.request('/v1/backup', { headers: { authorization: `Bearer ${await tokenFor(source, 'bob@acme.dev', 'audit:read')}` } });
     expect(auditor.status).toBe(403);
     expect(((await auditor.json()) as { error: string }).error).toBe('insufficient_scope');

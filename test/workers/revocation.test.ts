@@ -85,7 +85,10 @@ describe('revocations on Workers', () => {
     for (const jti of jtis) {
       const forged = `${header}.${base64url.encode(JSON.stringify({ ...decodeJwt(reader), jti }))}.${signature}`;
       const refused = await events(forged);
-      expect([refused.status, await refused.json()]).toEqual([401, { error: 'invalid_token', error_description: 'the access token is not valid' }]);
+      expect([refused.status, await refused.json()]).toEqual([
+        401,
+        { error: 'invalid_token', error_description: 'the access token is not valid', audit_event_id: expect.any(String) },
+      ]);
     }
     expect(revocationReads()).toBe(0);
   });

@@ -126,6 +126,11 @@ export const REASONS = {
     decision: 'error',
     description: 'whether the keyway token was revoked cannot be checked right now, so it was not used; retry later',
   },
+  operator_token_invalid: {
+    decision: 'denied',
+    description: 'the operator credential (a keyway access token for this broker) is missing, not valid, expired or revoked',
+  },
+  operator_scope_missing: { decision: 'denied', description: 'the operator credential lacks a scope the request needs' },
   proxy_credential_late: {
     decision: 'granted',
     description: 'a GitHub installation token was minted for a proxied request after its deadline had answered it; it is on its revocation schedule',

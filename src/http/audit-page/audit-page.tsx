@@ -13,6 +13,7 @@ import {
 } from '../../core/audit/audit-query.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
+import { refusedCredential, type OperatorRefusals } from '../middleware/operator-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
@@ -58,6 +59,8 @@ export interface AuditPageDeps extends AuditApiDeps {
    */
   readonly limits: RequestLimits;
   readonly clientIp: (c: Context) => string | undefined;
+  /** Where a refused sign-in or cookie is recorded, as the operator APIs record a refused token. */
+  readonly refusals: OperatorRefusals;
 }
 
 export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
@@ -66,16 +69,16 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   // The name carries the prefix, so no `prefix` option: hono would add it again. Secure, Path=/ and no Domain make it a valid __Host- cookie.
   const cookieName = secure ? '__Host-keyway_audit' : 'keyway_audit';
   const keys = ownKeys(deps.keys);
-  const refuse = (c: Context, code: AccessTokenError['code']) =>
-    c.html(
-      <SignInForm
-        issuer={deps.issuer}
-        problem={code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).'}
-      />,
-      code === 'insufficient_scope' ? 403 : 401,
-    );
   const tooMany = (c: Context, limited: RateLimitedError) =>
     c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) });
+  /** The form again, saying why the token was refused, once the refusal is recorded; past the budget of records, the limit's 429. */
+  const refuse = async (c: Context, token: string, error: AccessTokenError, operator?: string): Promise<Response> => {
+    const { auditEventId, limited } = await deps.refusals(c, refusedCredential(c, token, error, operator));
+    if (limited !== undefined) return tooMany(c, limited);
+    const problem = error.code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).';
+    const recorded = auditEventId === undefined ? '' : ` The refusal is audit event ${auditEventId}.`;
+    return c.html(<SignInForm issuer={deps.issuer} problem={`${problem}${recorded}`} />, error.code === 'insufficient_scope' ? 403 : 401);
+  };
   /**
    * The auditor `token` proves, or the answer that says why not. The cookie outlives a revocation unless the list is read
    * on each request, as the operator APIs read it; a list that cannot be read leaves the token unproven, and says so: a
@@ -86,7 +89,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     try {
       claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
     } catch (error) {
-      if (error instanceof AccessTokenError) return refuse(c, error.code);
+      if (error instanceof AccessTokenError) return refuse(c, token, error);
       throw error;
     }
     let revoked: boolean;
@@ -102,7 +105,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
         { 'Retry-After': '5' },
       );
     }
-    return revoked ? refuse(c, 'invalid_token') : claims;
+    return revoked ? refuse(c, token, new AccessTokenError('invalid_token', 'the access token was revoked'), claims.sub) : claims;
   };
 
   page.use(

@@ -1,8 +1,9 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { parseCredentials } from '../../core/authorization-credentials.ts';
 import { DPOP_ALGORITHMS } from '../../core/dpop/dpop-proof.ts';
 import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken, type VerifyAccessTokenOptions } from '../../core/mint/verify-access-token.ts';
+import type { RecordedRefusal } from '../../core/revocation/operator-refusal.ts';
 import { NO_STORE } from '../oauth-errors.ts';
 
 export type KeywayAuthVariables = { keywayToken: KeywayAccessToken };
@@ -24,12 +25,50 @@ export interface KeywayAuthOptions extends VerifyAccessTokenOptions {
  * are on `c.get('keywayToken')`.
  */
 export function keywayAuth(options: KeywayAuthOptions): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
+  return authenticate(options, undefined);
+}
+
+/**
+ * What the broker's own routes do with a refusal (`token`: the credential, when one came): record it, and say how to
+ * answer. A refusal it recorded carries the record's id (`audit_event_id`); one past the budget of its records is
+ * answered with the limit's 429 instead.
+ */
+export type RecordRefusal = (c: Context, token: string | undefined, error: AccessTokenError) => Promise<RecordedRefusal>;
+
+/** keywayAuth for the broker's own routes, every refusal recorded by `recorded`. */
+export function recordedKeywayAuth(options: KeywayAuthOptions, recorded: RecordRefusal): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
+  return authenticate(options, recorded);
+}
+
+/**
+ * The answer to a refused credential: RFC 6750's error (`challenge` in WWW-Authenticate; 403 for a missing scope, else 401)
+ * with the id of its record; past the budget of such records, the limit's 429 instead.
+ */
+export function refusalAnswer(
+  c: Context,
+  recorded: RecordedRefusal,
+  refusal: { readonly code: AccessTokenError['code']; readonly description: string; readonly challenge: string },
+): Response {
+  const id = recorded.auditEventId === undefined ? {} : { audit_event_id: recorded.auditEventId };
+  if (recorded.limited !== undefined) {
+    return c.json({ error: 'temporarily_unavailable', error_description: recorded.limited.message, ...id }, 429, {
+      ...NO_STORE,
+      'Retry-After': String(recorded.limited.retryAfterSeconds),
+    });
+  }
+  c.header('WWW-Authenticate', refusal.challenge);
+  return c.json({ error: refusal.code, error_description: refusal.description, ...id }, refusal.code === 'insufficient_scope' ? 403 : 401);
+}
+
+function authenticate(options: KeywayAuthOptions, recorded: RecordRefusal | undefined): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
   const required = (options.scopes ?? []).join(' ');
+  const refuse = async (c: Context, token: string | undefined, error: AccessTokenError, challenge: string, description: string): Promise<Response> =>
+    refusalAnswer(c, (await recorded?.(c, token, error)) ?? {}, { code: error.code, description, challenge });
   return async (c, next) => {
     const credentials = parseCredentials(c.req.header('authorization'));
     if (credentials === undefined) {
-      c.header('WWW-Authenticate', 'Bearer');
-      return c.json({ error: 'invalid_token', error_description: 'a Bearer access token is required' }, 401);
+      const missing = new AccessTokenError('invalid_token', 'no Bearer or DPoP access token in the Authorization header');
+      return refuse(c, undefined, missing, 'Bearer', 'a Bearer access token is required');
     }
     const { scheme, token } = credentials;
     const url = options.externalOrigin === undefined ? c.req.url : `${options.externalOrigin}${new URL(c.req.url).pathname}`;
@@ -41,11 +80,9 @@ export function keywayAuth(options: KeywayAuthOptions): MiddlewareHandler<{ Vari
         return c.json({ error: 'temporarily_unavailable', error_description: 'the DPoP proof cannot be checked right now; retry later' }, 503, NO_STORE);
       }
       if (!(error instanceof AccessTokenError)) throw error;
-      const status = error.code === 'insufficient_scope' ? 403 : 401;
       const scope = error.code === 'insufficient_scope' && required !== '' ? `, scope="${required}"` : '';
       const algs = scheme === 'DPoP' ? `, algs="${DPOP_ALGORITHMS.join(' ')}"` : '';
-      c.header('WWW-Authenticate', `${scheme} error="${error.code}"${scope}${algs}`);
-      return c.json({ error: error.code, error_description: DESCRIPTIONS[error.code] }, status);
+      return refuse(c, token, error, `${scheme} error="${error.code}"${scope}${algs}`, DESCRIPTIONS[error.code]);
     }
     await next();
   };

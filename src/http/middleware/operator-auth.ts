@@ -1,9 +1,17 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { decodeJwt } from 'jose';
 import { DpopReplayUnavailableError, type DpopReplayStore } from '../../core/dpop/dpop-replay.ts';
+import { errorText, type Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
+import type { AccessTokenError } from '../../core/mint/verify-access-token.ts';
 import type { ReplayGuard } from '../../core/replay/replay-guard.ts';
-import { keywayAuth, type KeywayAuthVariables } from './keyway-auth.ts';
+import { recordOperatorRefusal, type OperatorRefusal, type OperatorRefusalDeps, type RecordedRefusal } from '../../core/revocation/operator-refusal.ts';
+import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
+import { recordedKeywayAuth, type KeywayAuthVariables } from './keyway-auth.ts';
 import { ownKeys } from './own-keys.ts';
+
+/** Records a refused operator credential with its request's context (recordOperatorRefusal). */
+export type OperatorRefusals = (c: Context, refusal: Omit<OperatorRefusal, 'context'>) => Promise<RecordedRefusal>;
 
 /** What the broker checks its own access tokens with, where it takes them as credentials. */
 export interface OwnTokens {
@@ -11,12 +19,60 @@ export interface OwnTokens {
   readonly keys: () => KeyRing;
   /** Where a DPoP proof is claimed once for the whole deployment: every process (Node) and isolate (Workers). */
   readonly dpopReplay: DpopReplayStore;
+  /** Where every refusal of one is recorded. */
+  readonly refusals: OperatorRefusals;
 }
 
-/** The broker's own access token, issued by and for it (verified with its own keys), carrying `scopes`. */
+/** The broker's own access token, issued by and for it (verified with its own keys), carrying `scopes`; every refusal recorded. */
 export function operatorAuth(own: OwnTokens, scopes: readonly string[]): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
   // A DPoP proof names the URL the client addressed: the issuer's origin, never one the request's Host header claims.
-  return keywayAuth({ issuer: own.issuer, audience: own.issuer, scopes, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay, externalOrigin: own.issuer });
+  return recordedKeywayAuth(
+    { issuer: own.issuer, audience: own.issuer, scopes, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay, externalOrigin: own.issuer },
+    (c, token, error) => own.refusals(c, refusedCredential(c, token, error)),
+  );
+}
+
+/**
+ * What the record of a refused operator credential says: where, why, and the credential (by its hash). Refused for its
+ * scope, the token verified in full, so its `sub` names the operator; `operator` names the one of a token the broker's
+ * keys signed that was refused for another reason (revoked).
+ */
+export function refusedCredential(c: Context, token: string | undefined, error: AccessTokenError, operator?: string): Omit<OperatorRefusal, 'context'> {
+  const detail = `${c.req.method} ${c.req.path}: ${error.message}`;
+  const presented = token === undefined ? {} : { token };
+  const sub = operator ?? (error.code === 'insufficient_scope' && token !== undefined ? decodeJwt(token).sub : undefined);
+  return {
+    ...presented,
+    ...(sub === undefined ? {} : { operator: sub }),
+    reason: error.code === 'insufficient_scope' ? 'operator_scope_missing' : 'operator_token_invalid',
+    detail,
+  };
+}
+
+export interface OperatorRefusalRecorderDeps extends OperatorRefusalDeps {
+  readonly clientIp: (c: Context) => string | undefined;
+  readonly log: Logger;
+  /** Where the refusals answered past the unverified budget, without a record, are counted. */
+  readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
+}
+
+/**
+ * OperatorRefusals over the audit log. A record that cannot be written leaves the refusal as it is (refusing needs no
+ * record) and is logged as an error.
+ */
+export function operatorRefusals(deps: OperatorRefusalRecorderDeps): OperatorRefusals {
+  return async (c, refusal) => {
+    const requestId = String(c.get('requestId'));
+    const context = { requestId, clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') };
+    try {
+      const recorded = await recordOperatorRefusal(deps, { ...refusal, context });
+      if (recorded.limited !== undefined) deps.metrics.rateLimited(recorded.limited.limit, 'operator');
+      return recorded;
+    } catch (error) {
+      deps.log.error('the record of a refused operator credential could not be written', { request_id: requestId, error: errorText(error) });
+      return {};
+    }
+  };
 }
 
 /**

@@ -77,7 +77,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
 
   // A revoked operator token is refused after the shed, and only once the broker's keys verified its signature: a flood of
   // forged tokens naming any jti costs no read of the revocation list (a Durable Object call on Workers).
-  const refuseRevoked = refuseRevokedTokens(deps.revocations, examine.keys, deps.now);
+  const refuseRevoked = refuseRevokedTokens(deps.revocations, examine.keys, deps.now, own.refusals);
   routes.post(
     '/revoke',
     shedRevocation,
