@@ -240,7 +240,11 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       async (_name, write, credential) => {
         const answered = await auditEvents(write(await tokenFor('svc-reader')));
         if (credential) expect(answered).toMatchObject({ status: 200, body: { events: expect.any(Array) } });
-        else expect(answered).toEqual({ status: 401, body: { error: 'invalid_token', error_description: 'a Bearer access token is required' } });
+        else
+          expect(answered).toEqual({
+            status: 401,
+            body: { error: 'invalid_token', error_description: 'a Bearer access token is required', audit_event_id: expect.any(String) },
+          });
       },
     );
 
@@ -251,7 +255,11 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         const bound = await tokenFor('svc-reader', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
         const answered = await auditEvents(write(bound), key);
         if (credential) expect(answered).toMatchObject({ status: 200, body: { events: expect.any(Array) } });
-        else expect(answered).toEqual({ status: 401, body: { error: 'invalid_token', error_description: 'a Bearer access token is required' } });
+        else
+          expect(answered).toEqual({
+            status: 401,
+            body: { error: 'invalid_token', error_description: 'a Bearer access token is required', audit_event_id: expect.any(String) },
+          });
       },
     );
 
