@@ -41,6 +41,21 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
     }
   });
 
+  it('is refused for the look-alikes Unicode 15 to 17 added', () => {
+    // U+2CC7 is the small letter of U+2CC6, a look-alike of "/" since Unicode 14; U+11DD9 TOLONG SIKI SIGN SELA is a colon.
+    const added: readonly [string, string][] = [
+      ['/', '\u2CC7'],
+      [':', '\u{11DD9}'],
+      ['-', '\u2CBB'],
+      ['+', '\u{1E6E9}'],
+    ];
+    for (const [delimiter, char] of added) {
+      expect(refusal(`a${delimiter}{x}`, `b${char}c`), code(char)).toBe(
+        `holds ${code(char)}, which looks like ${JSON.stringify(delimiter)}, a delimiter of the template`,
+      );
+    }
+  });
+
   it('is refused once normalized: a compatibility character whose normal form holds a look-alike', () => {
     // ½ is 1⁄2 under NFKC, with U+2044 FRACTION SLASH, a look-alike of "/".
     expect(refusal('deploy/{x}', 'v\u00BD')).toBe('holds U+2044 once normalized (NFKC), which looks like "/", a delimiter of the template');
