@@ -56,6 +56,19 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
     }
   });
 
+  it('is refused for a mark on no letter or digit, which shows by itself: U+0338 on a space reads as "/"', () => {
+    // A space, a no-break space or a blank braille cell under U+0338 (or U+0337) draws a solidus of its own: `ops/admins`.
+    for (const base of [' ', '\u00A0', '\u2800', '.']) {
+      for (const mark of ['\u0338', '\u0337']) {
+        expect(refusal('team/{x}', `ops${base}${mark}admins`), `${code(base)} ${code(mark)}`).toBe(
+          `holds ${code(mark)} after ${code(base)}, a mark on no letter or digit, which shows as a character of its own`,
+        );
+      }
+    }
+    // Marks on letters and digits are what they are for, stacked ones too.
+    expect(refusal('team/{x}', 'cafe\u0301-1\u20E3 n\u0303\u0301')).toBeUndefined();
+  });
+
   it('is refused once normalized: a compatibility character whose normal form holds a look-alike', () => {
     // ½ is 1⁄2 under NFKC, with U+2044 FRACTION SLASH, a look-alike of "/".
     expect(refusal('deploy/{x}', 'v\u00BD')).toBe('holds U+2044 once normalized (NFKC), which looks like "/", a delimiter of the template');

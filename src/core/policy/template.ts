@@ -15,9 +15,11 @@ import { lookAlikesOf } from './template-look-alikes.ts';
  * downstream. The value is refused, never escaped, so every subject keyway issues reads back
  * exactly as its template says. The same holds for what Unicode normalization makes of a value
  * (a full-width `：` is `:` under NFKC, `≠` holds `=` under NFD), and a value may not begin with
- * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC). Where a space
- * delimits the template, any white space does (U+1680 is no space in any normal form), and a
- * delimiter's look-alikes are kept out as it is (U+2236 RATIO reads as `:`, template-look-alikes.ts).
+ * a mark, which joins the delimiter before it (`=` and U+0338 compose `≠` under NFC), nor hold a
+ * mark on a character that is no letter or digit, where it shows as a character of its own (U+0338
+ * on a space reads as `/`). Where a space delimits the template, any white space does (U+1680 is no
+ * space in any normal form), and a delimiter's look-alikes are kept out as it is (U+2236 RATIO
+ * reads as `:`, template-look-alikes.ts).
  * Two placeholders need a delimiter between them, or one value could end where the other begins.
  */
 export interface Template {
@@ -49,6 +51,8 @@ const UNPAIRED = /\p{Cs}/u;
 /** Never a delimiter: letters, their combining marks, digits. */
 const WORD = /[\p{L}\p{M}\p{N}]/u;
 const MARK = /^\p{M}/u;
+/** A mark on a character that is no letter or digit: on a space U+0338 draws a solidus of its own, read as `/`. */
+const MARK_ON_NO_WORD = /([^\p{L}\p{M}\p{N}])(\p{M})/u;
 /**
  * What splitting on white space splits at (Python's str.split(), Go's strings.Fields, JavaScript's /\s/): where a space
  * delimits a template, each of these does, since no normal form makes U+1680 OGHAM SPACE MARK a space.
@@ -126,6 +130,10 @@ export function compileTemplate(source: string): Template {
     }
     if (ascii) return undefined;
     if (MARK.test(text)) return `begins with ${codePoint(text)}, a mark that joins the character before it`;
+    const [, base, mark] = MARK_ON_NO_WORD.exec(text) ?? [];
+    if (base !== undefined && mark !== undefined) {
+      return `holds ${codePoint(mark)} after ${codePoint(base)}, a mark on no letter or digit, which shows as a character of its own`;
+    }
     for (const form of NORMAL_FORMS) {
       const found = Array.from(text.normalize(form)).find((char) => delimiters.has(char));
       if (found !== undefined) return holdsDelimiter(found, ` once normalized (${form})`);
