@@ -234,6 +234,16 @@ describe('lint rules', () => {
       expect(checks?.message).toMatch(/checks:write, in the policy repository .*overwrite keyway's own/);
     });
 
+    it('flags a GitHub token with administration: write on the policy repository, which can take the required check off the branch', () => {
+      const [administration, ...rest] = findings(granting('  github: { repositories: [acme/keyway-policies], permissions: { administration: write } }\n'));
+      expect(rest).toEqual([]);
+      expect(administration?.message).toMatch(/administration:write, in the policy repository .*branch protection or rulesets/);
+      const proxied =
+        '  proxy: { upstream: github, allow: [{ method: PUT, path: "/repos/acme/keyway-policies/branches/*/protection", permissions: { administration: write } }] }\n';
+      expect(findings(granting(proxied))).toHaveLength(1);
+      expect(findings(granting('  github: { repositories: [acme/keyway-policies], permissions: { administration: read } }\n'))).toEqual([]);
+    });
+
     it('flags a proxy rule that reaches the policy repository: a chore from its own jobs, its name written out, or a wildcard', () => {
       expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: commit-status }] }\n', '4242'))).toHaveLength(1);
       expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: check-run }] }\n', '4242'))).toHaveLength(2);

@@ -389,17 +389,26 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
   },
 ];
 
-/** The permissions through which a job can pass for keyway's policy review: `checks` and `statuses`, at write. */
+/**
+ * The permissions through which a job can get past keyway's policy review: `checks` and `statuses` pass for it,
+ * `administration` takes it off the branch (its protection, its rulesets); each at write.
+ */
 function reviewWrites(permissions: Readonly<Record<string, string>>): string[] {
-  return ['checks', 'statuses'].filter((name) => permissions[name] === 'write').map((name) => `${name}:write`);
+  return ['checks', 'statuses', 'administration'].filter((name) => permissions[name] === 'write').map((name) => `${name}:write`);
 }
 
 function reviewWritableMessage(writes: readonly string[], what: string): string {
+  const passes = writes.includes('checks:write')
+    ? "a job could publish a passing check run named as keyway's policy review, or overwrite keyway's own"
+    : writes.includes('statuses:write')
+      ? "a job could set a commit status named as keyway's policy review, which GitHub counts for a required check of that name until keyway's check run exists (with one GitHub App; a pool never mints statuses: write from the reviewing App)"
+      : undefined;
+  const removes = writes.includes('administration:write')
+    ? "a job could take keyway's required check off the branch (its branch protection or rulesets)"
+    : undefined;
   return (
     `${what} has ${writes.join(' and ')}, in the policy repository keyway's review protects: ` +
-    (writes.includes('checks:write')
-      ? "a job could publish a passing check run named as keyway's policy review, or overwrite keyway's own"
-      : "a job could set a commit status named as keyway's policy review, which GitHub counts for a required check of that name until keyway's check run exists (with one GitHub App; a pool never mints statuses: write from the reviewing App)") +
+    [passes, removes].filter((clause) => clause !== undefined).join('; ') +
     ': grant it there to no job, or silence this with the reason'
   );
 }

@@ -33,7 +33,7 @@ export const LINT_RULES = {
   },
   'policy-review-writable': {
     severity: 'warning',
-    why: "a job with checks: write on the policy repository can publish a passing check run in the name of keyway's policy review, or overwrite keyway's own, and one with statuses: write (from the reviewing App's token) a commit status GitHub counts for it until keyway's check run exists",
+    why: "a job with checks: write on the policy repository can publish a passing check run in the name of keyway's policy review, or overwrite keyway's own, and one with statuses: write (from the reviewing App's token) a commit status GitHub counts for it until keyway's check run exists; one with administration: write can take the required check off the branch (its protection or rulesets)",
   },
   'write-from-untrusted': {
     severity: 'warning',
