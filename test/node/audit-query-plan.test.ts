@@ -73,6 +73,26 @@ describe('a time window around the whole log', () => {
       const steps = await plans({ since: BASE - HOUR, until: BASE + 20 * HOUR, order, limit: 2 });
       expect(steps).not.toContain('USE TEMP B-TREE FOR ORDER BY');
       expect(steps.filter((step) => step.includes('audit_events_time (time'))).toEqual([]);
+      // Nor the time index read end to end for a span every record is in: only its two ends are looked at.
+      expect(steps.filter((step) => step.startsWith('SCAN audit_events'))).toEqual(['SCAN audit_events']);
+    }
+  });
+});
+
+describe('a time window that holds no record', () => {
+  it('is answered from the time index alone: no record is read, before, after or between the records', async () => {
+    const { plans, audit } = await recordedStore();
+    const windows: AuditFilter[] = [{ since: BASE + 20 * HOUR }, { until: BASE - HOUR }, { since: BASE + 3.25 * HOUR, until: BASE + 3.75 * HOUR }];
+    for (const window of windows) {
+      for (const by of ['seq', 'id'] as const) {
+        const query = { ...window, by, order: 'desc' as const, limit: 2 };
+        expect(await audit.query(query)).toEqual({ records: [] });
+        const steps = await plans(query);
+        expect(
+          steps.filter((step) => step.startsWith('SCAN audit_events') || step.includes('INTEGER PRIMARY KEY')),
+          JSON.stringify({ window, by, steps }),
+        ).toEqual([]);
+      }
     }
   });
 });
