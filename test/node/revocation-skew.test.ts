@@ -9,7 +9,8 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../src/core/mint/verify-access-token.ts';
 import { PolicySet } from '../../src/core/policy/policy-set.ts';
-import { revocationList, type RevocationList } from '../../src/core/revocation/revocation-list.ts';
+import { revocationKey, revocationList, type RevocationList } from '../../src/core/revocation/revocation-list.ts';
+import { appendExaminations, examinationRecord } from '../../src/core/revocation/examine-token.ts';
 import { createBroker } from '../../src/runtimes/create-broker.ts';
 import { GroupCommitAuditStore } from '../../src/runtimes/node/group-commit-audit-store.ts';
 import { DATABASE_FILE } from '../../src/runtimes/node/start-node-broker.ts';
@@ -516,6 +517,133 @@ describe('the end of a job holding many keyway tokens', () => {
     } finally {
       await audit.close();
       db.close();
+    }
+  });
+});
+
+/**
+ * A job's delivery and its run's, arriving at once, may both find a keyway token live: the one that reserves it first
+ * records and revokes it. The other waits for that a while, and does what the first left undone itself.
+ */
+describe('a keyway token another delivery of the run reserved first', () => {
+  /** A job's token, live, in a file of its own; the job's delivery (`second`) and what it finds once it has run. */
+  async function jobToken() {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-reserved-elsewhere-'));
+    const db = openSqliteFile(join(dir, DATABASE_FILE));
+    migrate(db);
+    const audit = new SqliteAuditStore(db);
+    const guard = new SqliteReplayGuard(db);
+    const revocations = revocationList(guard, (keys, at) => guard.holdsAll(keys, at));
+    const now = Date.now();
+    const token = { jti: tokenId(now), exp: Math.floor(now / 1000) + 3600 };
+    await audit.append(
+      auditEvent({
+        decision: 'granted',
+        reason: 'granted',
+        issuer: GITHUB_ACTIONS.url,
+        claims: { repository: 'acme/reserved', repository_id: '907', run_id: '61', check_run_id: '62' },
+        issued: { ...token, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [] },
+      }),
+    );
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
+    const job = { repositoryId: '907', runId: '61', job: { id: '62', checkRunId: '62' }, runAttempt: 1, deliveryId: 'delivery-job' };
+    return {
+      token,
+      deps,
+      /** The job's delivery, now. */
+      second: () => revokeEndedWorkTokens(deps, job),
+      /** The run's delivery, with its own clock and revocation list. */
+      runEnded: (own: Partial<typeof deps>) => revokeEndedWorkTokens({ ...deps, ...own }, { ...job, job: undefined, deliveryId: 'delivery-run' }),
+      revocationRecords: async () => (await audit.query({ reasons: ['token_revoked'], limit: 10, order: 'asc' })).records.map(({ event }) => event.id),
+      /** The audit record the token's revocation is held under, and whether it is held until the token's exp. */
+      revocation: async () => {
+        const held = await guard.claim({ key: revocationKey(token.jti), expiresAt: token.exp, auditEventId: 'a-later-claim', now: Date.now() });
+        return { heldBy: held.claimed ? undefined : held.heldBy.auditEventId, untilExp: await revocations.isRevoked(token.jti, token.exp * 1000) };
+      },
+      close: () => db.close(),
+    };
+  }
+
+  /** The run's delivery played out by hand: the token reserved under the record of its revocation, which it then writes, then the revocation. */
+  async function reservedByHand({ token, deps }: Awaited<ReturnType<typeof jobToken>>) {
+    const now = Date.now();
+    const record = examinationRecord(
+      { issuer: BROKER_ISSUER },
+      {
+        caller: { webhook: 'workflow_run' },
+        reason: 'token_revoked',
+        detail: `revoked keyway token ${token.jti}: the workflow run 61 completed`,
+        context: { requestId: 'delivery-run', clientIp: undefined, userAgent: undefined },
+        now,
+      },
+    );
+    expect(await deps.revocations.reserve([{ jti: token.jti, auditEventId: record.id }], 60, now)).toEqual([{ taken: true }]);
+    return {
+      id: record.id,
+      record: () => appendExaminations(deps, [record]),
+      revocation: () => deps.revocations.revokeAll([{ ...token, auditEventId: record.id }], Date.now()),
+    };
+  }
+
+  it('waits while the first records and revokes it, and records nothing itself', async () => {
+    const job = await jobToken();
+    try {
+      const first = await reservedByHand(job);
+      const done = new Promise((resolve) => setTimeout(resolve, 300)).then(first.record).then(first.revocation);
+      expect(await job.second()).toBe(0);
+      await done;
+      expect(await job.revocationRecords()).toEqual([first.id]);
+      expect(await job.revocation()).toEqual({ heldBy: first.id, untilExp: true });
+    } finally {
+      job.close();
+    }
+  });
+
+  it("leaves it the first's for as long as the first's lease runs: 30 s after the first reserved it by its clock", async () => {
+    const job = await jobToken();
+    try {
+      // The run's delivery, its clock 30 s behind, reserves the token and records its revocation; its write of the
+      // revocation is slow (held until let go).
+      let letGo = () => {};
+      const held = new Promise<void>((resolve) => (letGo = resolve));
+      const slow = {
+        ...job.deps.revocations,
+        revokeAll: (...args: Parameters<RevocationList['revokeAll']>) => held.then(() => job.deps.revocations.revokeAll(...args)),
+      };
+      const first = job.runEnded({ revocations: slow, now: () => Date.now() - 30_000 });
+      await expect.poll(job.revocationRecords).toHaveLength(1);
+      setTimeout(letGo, 300);
+      expect(await job.second()).toBe(0);
+      expect(await first).toBe(1);
+      expect(await job.revocationRecords()).toHaveLength(1);
+    } finally {
+      job.close();
+    }
+  });
+
+  it('revokes it under the record the first wrote when the first failed to revoke it, recording nothing more', async () => {
+    const job = await jobToken();
+    try {
+      const first = await reservedByHand(job);
+      await first.record();
+      expect(await job.second()).toBe(0);
+      expect(await job.revocationRecords()).toEqual([first.id]);
+      expect(await job.revocation()).toEqual({ heldBy: first.id, untilExp: true });
+    } finally {
+      job.close();
+    }
+  });
+
+  it('records and revokes it itself when the first wrote nothing', async () => {
+    const job = await jobToken();
+    try {
+      const first = await reservedByHand(job);
+      expect(await job.second()).toBe(1);
+      const [own, ...more] = await job.revocationRecords();
+      expect([own === first.id, more]).toEqual([false, []]);
+      expect(await job.revocation()).toEqual({ heldBy: own, untilExp: true });
+    } finally {
+      job.close();
     }
   });
 });
