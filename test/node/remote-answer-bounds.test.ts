@@ -112,3 +112,20 @@ describe('the commands that read a broker read no answer past its cap', () => {
     );
   });
 });
+
+describe('the commands that read a broker take an answer that is not JSON as exit 1', () => {
+  it("keyway keys list --url: a sign-in page answered in the broker's place", async () => {
+    const page = await serveOnLoopback(() => new Response('<html>sign in</html>', { headers: { 'content-type': 'text/html' } }));
+    try {
+      const list = await openKeySource(['--url', page.base, '--token', TOKEN], 'list');
+      const error = await list.source.list().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(CliError);
+      expect([(error as CliError).exitCode, (error as Error).message]).toEqual([1, 'the answer to GET /v1/keys is not JSON']);
+    } finally {
+      await page.close();
+    }
+  });
+});
