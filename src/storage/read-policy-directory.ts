@@ -2,6 +2,7 @@ import { accessSync, constants, lstatSync, readdirSync, readFileSync, realpathSy
 import { dirname, join, resolve, sep } from 'node:path';
 import { isMiscasedPolicyFile, isPolicyFile, isPolicyTestFile, type PolicyFile } from '../core/policy/load-policies.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
+import { ownPrimaryGroupIsPrivate } from './private-group.ts';
 
 /** An entry under the policy directory, and its path relative to it with `/` separators. */
 interface Listed {
@@ -46,12 +47,13 @@ function writableMount(path: string): boolean {
 
 /**
  * Who besides its owner may write to what has `stats`: every local user, the members of its group, or no one. A group
- * that is the broker's own primary group is left out: where each user has a group of their own (Debian's, Fedora's
- * default, with umask 002), a checkout is `g+w` to that group alone, and Debian's OpenSSH lets StrictModes pass it too.
+ * that is the broker's own primary group and its user's alone (`ownGroupAlone`: where each user has a group of their own,
+ * Debian's and Fedora's default, with umask 002) is no one else: a checkout is `g+w` to that user alone.
  */
-function otherWriters({ mode, gid }: { readonly mode: number; readonly gid: number }): string | undefined {
+function otherWriters({ mode, gid }: { readonly mode: number; readonly gid: number }, ownGroupAlone: () => boolean): string | undefined {
   if ((mode & OTHERS_WRITE) !== 0) return 'every local user';
-  return (mode & GROUP_WRITE) !== 0 && gid !== process.getgid?.() ? `the members of group ${gid}` : undefined;
+  if ((mode & GROUP_WRITE) === 0 || (gid === process.getgid?.() && ownGroupAlone())) return undefined;
+  return `the members of group ${gid}`;
 }
 
 /** The broker's read of its policy directory: besides root and the broker's own user, the users (uids) it trusts to own policies. */
@@ -62,6 +64,8 @@ export interface ServedPolicies {
 /** The directories judged so far, and whom the policies may belong to. */
 interface Guard extends ServedPolicies {
   readonly checked: Set<string>;
+  /** Whether the broker's primary group is its user's alone (read from the host once per read of the directory). */
+  readonly ownGroupAlone: () => boolean;
 }
 
 /**
@@ -72,7 +76,7 @@ interface Guard extends ServedPolicies {
  * `owners`: whoever may could put a policy of theirs there, which the broker would load and grant by. As sshd's
  * StrictModes holds authorized_keys. Not where modes and owners are not POSIX's (no process.getuid: Windows).
  */
-function refuseChangeable(path: string, leaf: string, { owners, checked }: Guard): void {
+function refuseChangeable(path: string, leaf: string, { owners, checked, ownGroupAlone }: Guard): void {
   const me = process.getuid?.();
   if (me === undefined) return;
   const trusted = (uid: number): boolean => uid === 0 || uid === me || owners.includes(uid);
@@ -82,11 +86,11 @@ function refuseChangeable(path: string, leaf: string, { owners, checked }: Guard
         `run \`chmod go-w ${current}\`, or keep the policies where only their owners can write`,
     );
   const stats = statSync(leaf);
-  const who = otherWriters(stats);
+  const who = otherWriters(stats, ownGroupAlone);
   if (who !== undefined && writableMount(leaf)) throw refuse(leaf, stats, who);
   for (let child = leaf, current = dirname(leaf); !checked.has(child); child = current, current = dirname(current)) {
     const above = statSync(current);
-    const renamers = otherWriters(above);
+    const renamers = otherWriters(above, ownGroupAlone);
     const mounted = writableMount(current);
     if (renamers !== undefined && mounted && (above.mode & STICKY) === 0) throw refuse(current, above, renamers);
     // lstat: a link on the way is its owner's to replace where its directory is sticky, so on a mount taking writes there.
@@ -196,7 +200,10 @@ function readTree(dir: string, keep: (name: string) => boolean, guard?: Guard): 
  * `owners` could change a file or a directory on its way (refuseChangeable).
  */
 export function readPolicyDirectory(dir: string, { served }: { readonly served?: ServedPolicies } = {}): PolicyFile[] {
-  return readTree(dir, isPolicyFile, served === undefined ? undefined : { ...served, checked: new Set() });
+  if (served === undefined) return readTree(dir, isPolicyFile);
+  let alone: boolean | undefined;
+  const ownGroupAlone = () => (alone ??= ownPrimaryGroupIsPrivate());
+  return readTree(dir, isPolicyFile, { ...served, checked: new Set(), ownGroupAlone });
 }
 
 /** Every policy test file (`*.test.yaml`) under `dir`. */
