@@ -332,6 +332,46 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("bounds what a refused token of the broker's own leaves in the log by its subject's budget: a CI job's token, revoked by its holder and replayed at /v1/*, cannot write a record per request", async () => {
+      const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '3' }, true);
+      // Any CI job that can exchange gets a token the broker's keys signed (for any audience), and may revoke it itself.
+      const exchanged = await post(broker, exchangeForm(await good()));
+      expect(exchanged.status).toBe(200);
+      const token = exchanged.body['access_token'] as string;
+      const revoked = await broker.request('/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
+      });
+      expect(revoked.status).toBe(200);
+      const replayer = `replayer-${crypto.randomUUID()}`;
+      const replay = () =>
+        broker.request('/v1/audit/alerts', { headers: { authorization: `Bearer ${token}`, 'user-agent': replayer, 'cf-connecting-ip': '127.0.0.1' } });
+      for (let request = 0; request < 3; request += 1) expect((await replay()).status).toBe(401);
+      const shed = await replay();
+      expect(shed.status).toBe(429);
+      expect(shed.headers.get('retry-after')).toBe('60');
+      const body = (await shed.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('subject rate limit') });
+      expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({
+        reason: 'rate_limited',
+        subject: 'github:acme/api:production',
+        detail: expect.stringContaining('refused: operator_token_invalid'),
+      });
+      for (let request = 0; request < 20; request += 1) {
+        const again = await replay();
+        expect(again.status).toBe(429);
+        expect(await again.json()).not.toHaveProperty('audit_event_id');
+      }
+      const recorded = await recordsFrom(broker, replayer);
+      expect(recorded.map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('operator_token_invalid')]);
+
+      // Once the budget refilled, the next refusal is recorded again.
+      clock.now += 60_000;
+      expect((await replay()).status).toBe(401);
+      expect(await recordsFrom(broker, replayer)).toHaveLength(5);
+    });
+
     it('starts a detail with the count of refusals that went unrecorded only in the record that ends a run: text a stranger sends cannot forge one', async () => {
       const { broker, github } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const forgedCount = 'after 999999 refusals answered rate_limited without a record (the unverified limit); acme/api';

@@ -20,15 +20,20 @@ export async function spendUnverifiedBudget(
   // The shard of the record as appended: the identity it names, cut as the record keeps it.
   const budget = await deps.limits.forUnverifiedRecord(String(deps.audit.shardOf?.(boundAuditEvent(event)) ?? 0));
   if (budget.refusal !== undefined) {
-    event.detail = `${budget.refusal.message}; refused: ${event.reason}`;
-    event.reason = budget.refusal.reason;
-    event.decision = REASONS[budget.refusal.reason].decision;
+    recordAsLimited(event, budget.refusal);
     return budget.refusal;
   }
   if (budget.unrecorded !== undefined) {
     event.detail = `after ${budget.unrecorded} refusals answered rate_limited without a record (the unverified limit); ${event.detail ?? ''}`;
   }
   return undefined;
+}
+
+/** Makes `event` the record of `limited`, the limit's refusal answered instead of the one it recorded: its `detail` keeps that reason. */
+export function recordAsLimited(event: AuditEventDraft, limited: RateLimitedError): void {
+  event.detail = `${limited.message}; refused: ${event.reason}`;
+  event.reason = limited.reason;
+  event.decision = REASONS[limited.reason].decision;
 }
 
 /**

@@ -1,12 +1,12 @@
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
-import { spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
+import { recordAsLimited, spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
 import { appendExamination, examinationRecord, type RevocationDeps } from './examine-token.ts';
 
-/** Where a refused operator credential is recorded, and the budget of the records strangers earn. */
+/** Where a refused operator credential is recorded, and the budgets of its records: strangers', and each subject's. */
 export interface OperatorRefusalDeps extends Pick<RevocationDeps, 'issuer' | 'audit' | 'now'> {
-  readonly limits: Pick<RequestLimits, 'forUnverifiedRecord'>;
+  readonly limits: Pick<RequestLimits, 'forUnverifiedRecord' | 'forSubject'>;
 }
 
 /** An operator credential refused: at an operator API (`/v1/*`, `/introspect`, an operator's `/revoke`) or the `/audit` page. */
@@ -31,8 +31,9 @@ export interface RecordedRefusal {
  * Records a refused operator credential. A refusal that names no operator (a forged, expired or foreign token, or none
  * at all) is anyone's to send, so its record spends the unverified budget of its chain as /token's refusals of tokens that
  * did not verify do: past it, only the first refusal of a run is written and the answer is the limit's (429); the record
- * that ends the run counts those that went unwritten. A token the broker's own keys signed names its operator, and is
- * bounded by that token's life.
+ * that ends the run counts those that went unwritten. A token the broker's own keys signed names its operator, and spends
+ * that subject's budget as a verified caller's exchanges at /token do: any CI job that can exchange holds such a token
+ * (of any audience, which it may revoke itself), so past it only the first refusal of a run is written, as /token's.
  */
 export async function recordOperatorRefusal(deps: OperatorRefusalDeps, refusal: OperatorRefusal): Promise<RecordedRefusal> {
   const { token, operator, reason, detail, context } = refusal;
@@ -44,7 +45,8 @@ export async function recordOperatorRefusal(deps: OperatorRefusalDeps, refusal: 
     context,
     now: deps.now(),
   });
-  const limited = operator === undefined ? await spendUnverifiedBudget(deps, event) : undefined;
+  const limited = operator === undefined ? await spendUnverifiedBudget(deps, event) : await deps.limits.forSubject(deps.issuer, operator);
+  if (limited !== undefined && operator !== undefined) recordAsLimited(event, limited);
   if (limited !== undefined && !limited.recorded) return { limited };
   const auditEventId = await appendExamination(deps, event);
   return limited === undefined ? { auditEventId } : { auditEventId, limited };

@@ -44,7 +44,7 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
     token: ['global', 'client', 'subject', 'repository_policy', 'repository_policy_tenant', 'unverified'],
     proxy: ['global', 'client', 'unverified'],
     revoke: ['global', 'client', 'unverified'],
-    operator: ['unverified'],
+    operator: ['subject', 'unverified'],
   };
   for (const [endpoint, limits] of Object.entries(known)) for (const limit of limits) limited.inc({ limit, endpoint }, 0);
   return {
