@@ -72,8 +72,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     metrics: deps.metrics,
   });
   const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay), refusals };
-  // First among the routes: it refuses, before any other route sees it, a target with dot segments that is /proxy/… as
-  // sent or once resolved, which each runtime would otherwise route its own way.
+  // First among the routes: it refuses, before any other route sees it, a target with a dot segment as sent, which each
+  // runtime would otherwise route its own way (Node resolves `/x/../token` to /token; workerd routes it nowhere).
   app.route('/', proxyRoutes({ ...deps.proxy, metrics: deps.metrics }, own));
   // The operator APIs are shed by /token's per-client limit before a token's signature is checked; not by the global one, which
   // a flood from elsewhere could spend to lock the operators out (and which is the exchanges' to spend).

@@ -1,13 +1,13 @@
 import { request } from 'node:http';
 import { inject } from 'vitest';
 import { freshIssuer } from '../suites/exchange-suite.ts';
-import { proxyDotSegmentsSuite } from '../suites/proxy-dot-segments-suite.ts';
+import { proxyDotSegmentsSuite, type AsSentInit } from '../suites/proxy-dot-segments-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
 /** The target on the request line as written: no URL parser on the client's side resolves it first. */
-function sendAsSent(url: string, target: string): Promise<Response> {
+function sendAsSent(url: string, target: string, init: AsSentInit = {}): Promise<Response> {
   return new Promise((resolve, reject) => {
-    const sent = request(`${url}/`, { path: target }, (answer) => {
+    const sent = request(`${url}/`, { path: target, method: init.method ?? 'GET', headers: init.headers ?? {} }, (answer) => {
       const chunks: Buffer[] = [];
       answer.on('data', (chunk: Buffer) => chunks.push(chunk));
       answer.on('end', () => {
@@ -17,7 +17,7 @@ function sendAsSent(url: string, target: string): Promise<Response> {
       });
     });
     sent.on('error', reject);
-    sent.end();
+    sent.end(init.body);
   });
 }
 
@@ -25,5 +25,5 @@ proxyDotSegmentsSuite('Node', async () => {
   const issuer = freshIssuer(inject('testIssuerBase'), 'proxy-dot-segments');
   const policy = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_owner_id: "1200934" }\ngrant: { audience: https://deploy.acme.dev }\n`;
   const broker = await startNodeHarness({ 'ci/deploy.yaml': policy });
-  return { send: (target) => sendAsSent(broker.url!, target), auditEvent: (id) => broker.auditEvent(id), close: () => broker.close() };
+  return { send: (target, init) => sendAsSent(broker.url!, target, init), auditEvent: (id) => broker.auditEvent(id), close: () => broker.close() };
 });

@@ -1,9 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 
+/** A request's method, headers and body, beside its target. */
+export interface AsSentInit {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+}
+
 /** A broker that takes a request target exactly as a client wrote it on the request line. */
 export interface AsSentBroker {
-  send(target: string): Promise<Response>;
+  send(target: string, init?: AsSentInit): Promise<Response>;
   auditEvent(id: string): Promise<AuditEvent | undefined>;
   close(): Promise<void>;
 }
@@ -35,6 +42,45 @@ export function proxyDotSegmentsSuite(runtime: string, start: () => Promise<AsSe
         expect(body['error_description']).toContain('a . or .. segment');
         const event = await broker.auditEvent(body['audit_event_id'] as string);
         expect(event).toMatchObject({ decision: 'malformed', reason: 'proxy_path_refused' });
+      } finally {
+        await broker.close();
+      }
+    });
+  });
+  describe(`dot segments before any route on ${runtime}`, () => {
+    // Node's server resolves these to a route (`/x/../token` was /token), workerd routes them nowhere: a front that lets paths
+    // through by prefix (`/x/` yes, `/token` or `/v1/` no) was walked past on Node only.
+    it.each([
+      ['GET', '/v1/./audit/events'],
+      ['GET', '/v1/x/../audit/events?limit=1'],
+      ['GET', '/v1/%2E/inventory'],
+      ['POST', '/x/../token'],
+      ['POST', '/%2e%2e/token'],
+      ['POST', '/.well-known/../token'],
+      ['POST', '/x/.%2E/revoke'],
+    ])('refuses %s %s with 400 invalid_request before any route, as sent', async (method, target) => {
+      const broker = await start();
+      try {
+        const response = await broker.send(target, {
+          method,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          ...(method === 'POST' ? { body: 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange' } : {}),
+        });
+        const body = (await response.json()) as Record<string, unknown>;
+        expect(response.status, JSON.stringify(body)).toBe(400);
+        expect(body).toEqual({ error: 'invalid_request', error_description: expect.stringContaining('a . or .. segment') });
+        expect(response.headers.get('cache-control')).toBe('no-store');
+      } finally {
+        await broker.close();
+      }
+    });
+
+    it('serves a dot inside a segment: /.well-known/openid-configuration', async () => {
+      const broker = await start();
+      try {
+        const response = await broker.send('/.well-known/openid-configuration');
+        expect(response.status).toBe(200);
+        expect(await response.json()).toHaveProperty('jwks_uri');
       } finally {
         await broker.close();
       }

@@ -5,6 +5,7 @@ import type { RequestIdVariables } from 'hono/request-id';
 import { proxyRequest, type ProxyAnswer, type ProxyDeps } from '../../features/proxy/proxy-request.ts';
 import { verifyAccessToken } from '../../core/mint/verify-access-token.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
+import { DOT_SEGMENT_REFUSED, refuseDotSegments, targetAsSent, type RequestTarget } from '../middleware/dot-segments.ts';
 import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
 import { publicReasonName } from '../../core/errors/reasons.ts';
 import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
@@ -16,9 +17,9 @@ export interface ProxyRouteDeps {
   readonly clientIp: (c: Context) => string | undefined;
   /**
    * The request target exactly as the client sent it, where the runtime has it (Node: the request
-   * line), so dot segments a URL parser would resolve are seen and refused; elsewhere the parsed URL's.
+   * line), so dot segments a URL parser would resolve are seen and refused; elsewhere the URL's text.
    */
-  readonly requestTarget?: (c: Context) => string | undefined;
+  readonly requestTarget?: RequestTarget;
   /** Keeps the work an answer leaves running (its `done`) alive after it (Workers: waitUntil). */
   readonly background: (c: Context, task: Promise<void>) => void;
   /** Where every request a rate limit refused is counted, recorded or not. */
@@ -52,11 +53,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
     const slash = rest.indexOf('/');
     const upstream = slash === -1 ? rest : rest.slice(0, slash);
     const rawPath = slash === -1 ? '/' : rest.slice(slash);
-    const targetRefused = dotSegments
-      ? 'the request target has a . or .. segment (or %2e), which a URL parser would resolve to another path: refused as sent'
-      : originForm
-        ? undefined
-        : 'the request target is not /proxy/... as sent (an absolute URL)';
+    const targetRefused = dotSegments ? DOT_SEGMENT_REFUSED : originForm ? undefined : 'the request target is not /proxy/... as sent (an absolute URL)';
     // A DPoP proof's htu is the URL the client addressed: this broker's origin and the path (RFC 9449 §4.3).
     const presented = (dpop: boolean) =>
       dpop ? { proof: c.req.header('dpop'), method: c.req.method, url: `${deps.proxy.issuer}${new URL(c.req.url).pathname}` } : undefined;
@@ -78,33 +75,13 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
     if (answer.kind === 'refused' && answer.limited !== undefined) deps.metrics.rateLimited(answer.limited.limit, 'proxy');
     return respond(c, answer, deps.background);
   };
-  // Before any route: a target with dot segments that is /proxy/… as sent, or once resolved, is this route's refusal. Each
-  // runtime would route it otherwise (Node resolves `/proxy/../v1/…` to /v1/…; workerd keeps `/x/../proxy/…` as sent).
-  routes.use('*', async (c, next) => {
-    // Every request passes here, /token's among them: the cheap test first, the URL parsed only for a dot segment.
-    const sent = targetAsSent(c, deps.requestTarget);
-    if (!hasDotSegment(sent)) return next();
-    if (sent.startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/')) return serve(c, true);
-    return next();
-  });
+  // First among the app's routes, so before any route: a target with a dot segment is refused as sent, at /proxy/… by this route.
+  routes.use(
+    '*',
+    refuseDotSegments(deps.requestTarget, (c) => serve(c, true)),
+  );
   routes.all('/proxy/*', (c) => serve(c, false));
   return routes;
-}
-
-/** The request target as the client sent it: the request line where the runtime has it (Node), else the URL's own text, unparsed. */
-function targetAsSent(c: Context, requestTarget: ProxyRouteDeps['requestTarget']): string {
-  const given = requestTarget?.(c);
-  if (given !== undefined) return given;
-  const url = c.req.url;
-  const path = url.indexOf('/', url.indexOf('://') + 3);
-  return path === -1 ? '/' : url.slice(path);
-}
-
-/** Whether the target's path holds a `.` or `..` segment, percent-encoded or not: what a URL parser resolves. */
-function hasDotSegment(target: string): boolean {
-  const queryAt = target.indexOf('?');
-  const path = queryAt === -1 ? target : target.slice(0, queryAt);
-  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
 function pathAndQuery(url: string): string {

@@ -1,0 +1,40 @@
+import type { Context, MiddlewareHandler } from 'hono';
+
+/** The request target as the client sent it, where the runtime has it (Node: the request line); else the URL's own text is read. */
+export type RequestTarget = (c: Context) => string | undefined;
+
+/** Why a target with a dot segment is refused, on every route. */
+export const DOT_SEGMENT_REFUSED = 'the request target has a . or .. segment (or %2e), which a URL parser would resolve to another path: refused as sent';
+
+/**
+ * Refuses, before any route, a request target with a `.` or `..` segment (or `%2e`) as the client sent it. Node's server
+ * resolves them before routing (`/x/../token` reached /token) and workerd does not (no route), so a front that lets paths
+ * through by prefix could be walked past on one runtime only; refused as sent, every route behaves the same on both.
+ * A target that is `/proxy/…` as sent or once resolved is `atProxy`'s to answer (recorded, docs/proxy.md); any other is
+ * answered here without a record: no route was reached and no credential read, as for a path no route serves.
+ */
+export function refuseDotSegments(requestTarget: RequestTarget | undefined, atProxy: (c: Context) => Promise<Response>): MiddlewareHandler {
+  return async (c, next) => {
+    // Every request passes here, /token's among them: the cheap test first, the URL parsed only for a dot segment.
+    const sent = targetAsSent(c, requestTarget);
+    if (!hasDotSegment(sent)) return next();
+    if (sent.startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/')) return atProxy(c);
+    return c.json({ error: 'invalid_request', error_description: DOT_SEGMENT_REFUSED }, 400);
+  };
+}
+
+/** The request target as the client sent it: the request line where the runtime has it (Node), else the URL's own text, unparsed. */
+export function targetAsSent(c: Context, requestTarget: RequestTarget | undefined): string {
+  const given = requestTarget?.(c);
+  if (given !== undefined) return given;
+  const url = c.req.url;
+  const path = url.indexOf('/', url.indexOf('://') + 3);
+  return path === -1 ? '/' : url.slice(path);
+}
+
+/** Whether the target's path holds a `.` or `..` segment, percent-encoded or not: what a URL parser resolves. */
+function hasDotSegment(target: string): boolean {
+  const queryAt = target.indexOf('?');
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
+}
