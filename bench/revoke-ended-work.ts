@@ -48,7 +48,7 @@ try {
   );
   const committedBefore = commits;
   const started = performance.now();
-  const revoked = await revokeEndedWorkTokens(
+  const { revoked } = await revokeEndedWorkTokens(
     {
       issuer: 'https://keyway.acme.dev',
       issuers: () => ({ issuer: (url) => (url === GITHUB_ACTIONS.url ? GITHUB_ACTIONS : undefined) }),

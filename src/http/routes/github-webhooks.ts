@@ -5,7 +5,7 @@ import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
 import { checkRunIdOf, runAttemptOf } from '../../core/claims/github-run.ts';
-import { whatEnded, type RunWorkEnded } from '../../features/github/webhooks/revoke-ended-work-tokens.ts';
+import { whatEnded, type EndedWorkRevocations, type RunWorkEnded } from '../../features/github/webhooks/revoke-ended-work-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 import { isHandledEvent, readWebhookPayload, type HandledEvent, type WebhookPayload } from '../../features/github/webhooks/webhook-payloads.ts';
 
@@ -28,8 +28,11 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
    * attempts'). Resolves to how many.
    */
   readonly endGitHubTokens?: (ended: RunWorkEnded) => Promise<number>;
-  /** Revokes the keyway access tokens granted to a completed job or run, as `endGitHubTokens` picks them; returns how many. */
-  readonly endKeywayTokens?: (ended: RunWorkEnded) => Promise<number>;
+  /**
+   * Revokes the keyway access tokens granted to a completed job or run, as `endGitHubTokens` picks them; resolves to how
+   * many this delivery revoked, and how many of them under another delivery's record.
+   */
+  readonly endKeywayTokens?: (ended: RunWorkEnded) => Promise<EndedWorkRevocations>;
   /** Records that a job or a run's attempt completed, so its tokens exchanged from now on are refused (EndedCiWork). */
   readonly recordEnded?: (ended: RunWorkEnded) => Promise<void>;
 }
@@ -59,6 +62,11 @@ function checkRunOfUrl(url: string | null | undefined): string | undefined {
   return checkRunIdOf(CHECK_RUN_PATH.exec(new URL(url).pathname)?.[1]);
 }
 
+/** `2 keyway tokens`; those revoked under another delivery's record (which names them, where this one's does not) said apart. */
+function keywayCount({ revoked, underAnotherRecord }: EndedWorkRevocations): string {
+  return underAnotherRecord === 0 ? `${revoked} keyway tokens` : `${revoked} keyway tokens (${underAnotherRecord} under another delivery's record)`;
+}
+
 function handlers(deps: GitHubWebhookDeps): Handlers {
   const revokeEnded = async (ended: RunWorkEnded, note = ''): Promise<Handled> => {
     if (deps.endGitHubTokens === undefined && deps.endKeywayTokens === undefined) return { handled: false, detail: 'no tokens are revoked here' };
@@ -79,7 +87,7 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     const github = await attempt(endGitHubTokens === undefined ? undefined : () => endGitHubTokens(ended));
     const keyway = await attempt(endKeywayTokens === undefined ? undefined : () => endKeywayTokens(ended));
     if (failures.length > 0) throw failures[0];
-    const counts = [...(github === undefined ? [] : [`${github} GitHub tokens`]), ...(keyway === undefined ? [] : [`${keyway} keyway tokens`])];
+    const counts = [...(github === undefined ? [] : [`${github} GitHub tokens`]), ...(keyway === undefined ? [] : [keywayCount(keyway)])];
     return { handled: true, detail: `${counts.join(' and ')} revoked: ${whatEnded(ended)}${note}` };
   };
   const repositoryOf = (repository: { name: string; owner: { login: string } }) => ({ owner: repository.owner.login, name: repository.name });

@@ -42,6 +42,19 @@ export interface RunWorkEnded {
   readonly deliveryId: string;
 }
 
+/** What a delivery did to the keyway tokens of what ended. */
+export interface EndedWorkRevocations {
+  /** How many it revoked: wrote the revocation of, each under a record. */
+  readonly revoked: number;
+  /**
+   * Of those, how many under the record another delivery wrote first (it had reserved them, then did not revoke them): no
+   * record of this delivery's names them, the other's does.
+   */
+  readonly underAnotherRecord: number;
+}
+
+const NONE_REVOKED: EndedWorkRevocations = { revoked: 0, underAnotherRecord: 0 };
+
 /** What ended, as the revocation schedule takes it. */
 export function runEnd(ended: RunWorkEnded): RunEnd {
   return ended.job === undefined ? { kind: 'run', attempt: ended.runAttempt } : { kind: 'job', checkRunId: ended.job.checkRunId, attempt: ended.runAttempt };
@@ -72,9 +85,9 @@ export function whatEnded(ended: RunWorkEnded): string {
  * repository has had since nor a rename or transfer of it hides one), those whose recorded claims end with it
  * (`endsWith`): the subject's, or a delegated grant's actor's. For a job, the tokens of the run's other jobs stay live. Each revocation has its record, durable before any
  * revocation is written; a token already revoked (by an earlier job of the run, or `POST /revoke`) is left alone, without
- * another. Returns how many were revoked now.
+ * another. Returns how many this delivery revoked, and how many of them under another delivery's record.
  */
-export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<number> {
+export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: RunWorkEnded): Promise<EndedWorkRevocations> {
   const now = deps.now();
   // Still verifiable (exp and the skew tolerated beyond it): worth revoking. Not only the work's own: what ended takes
   // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
@@ -106,7 +119,7 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
         now,
       }),
     }));
-  if (candidates.length === 0) return 0;
+  if (candidates.length === 0) return NONE_REVOKED;
   // A job's delivery and its run's (or two jobs' of a run, for tokens without check_run_id) may arrive at once and both
   // find a token not yet revoked: one of them takes it, and alone records and revokes it.
   const reserved = await deps.revocations.reserve(
@@ -123,7 +136,8 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
     candidates.filter((_, index) => reserved[index]?.taken === true),
     now,
   );
-  return revoked + (await settleTakenElsewhere(deps, elsewhere, now));
+  const settled = await settleTakenElsewhere(deps, elsewhere, now);
+  return { revoked: revoked + settled.revoked, underAnotherRecord: settled.underAnotherRecord };
 }
 
 /** A token found live and to be revoked by this delivery, with the record of its revocation. */
@@ -157,13 +171,13 @@ async function recordAndRevoke(deps: EndedWorkTokenDeps, ending: readonly Candid
  * answered as handled with the tokens live, and GitHub sends no failed delivery again by itself. So this delivery waits a
  * while for them to be revoked, and revokes those that are not by then itself: under the other's record where it was
  * written, else recorded as its own (a taker slower than the wait, not failed, records such a token twice). Returns how
- * many it recorded.
+ * many it revoked, and how many of them under the other's record.
  */
 async function settleTakenElsewhere(
   deps: EndedWorkTokenDeps,
   taken: readonly { readonly candidate: Candidate; readonly auditEventId: string }[],
   now: number,
-): Promise<number> {
+): Promise<EndedWorkRevocations> {
   let waiting = taken;
   for (let round = 0; waiting.length > 0 && round < TAKEN_ELSEWHERE_WAIT.rounds; round += 1) {
     if (round > 0) await new Promise((resolve) => setTimeout(resolve, TAKEN_ELSEWHERE_WAIT.pollMs));
@@ -173,7 +187,7 @@ async function settleTakenElsewhere(
     );
     waiting = waiting.filter((_, index) => !revoked[index]);
   }
-  if (waiting.length === 0) return 0;
+  if (waiting.length === 0) return NONE_REVOKED;
   const recorded = await Promise.all(waiting.map(({ auditEventId }) => deps.audit.get(auditEventId)));
   const unrevoked = waiting.filter((_, index) => recorded[index] !== undefined);
   if (unrevoked.length > 0) {
@@ -182,9 +196,10 @@ async function settleTakenElsewhere(
       now,
     );
   }
-  return recordAndRevoke(
+  const recordedHere = await recordAndRevoke(
     deps,
     waiting.filter((_, index) => recorded[index] === undefined).map(({ candidate }) => candidate),
     now,
   );
+  return { revoked: recordedHere + unrevoked.length, underAnotherRecord: unrevoked.length };
 }
