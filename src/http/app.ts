@@ -20,7 +20,7 @@ import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import { conformingErrorDescriptions } from './conforming-error-descriptions.ts';
 import { noStoreErrors } from './no-store-errors.ts';
-import { guardedDpopReplay, operatorRefusals } from './middleware/operator-auth.ts';
+import { guardedDpopReplay, operatorRefusals, type OperatorRefusalRecorderDeps } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
 import { ownKeys } from './middleware/own-keys.ts';
@@ -35,6 +35,8 @@ export interface AppDeps {
   readonly audit: AuditApiDeps;
   /** Told of every answered exchange: logs, metrics and alert rules, as runtimes/create-broker.ts wires them. */
   readonly answered: TokenRouteDeps['answered'];
+  /** Told of the record of every refused operator credential once durable: the alert rules. */
+  readonly operatorRefused: OperatorRefusalRecorderDeps['recorded'];
   /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
   readonly keyApi?: KeyApiDeps;
   /** Export and restore of the whole state (`/v1/backup`), where the runtime offers them (Workers). */
@@ -70,6 +72,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     clientIp: deps.clientIp,
     log: deps.exchange.log,
     metrics: deps.metrics,
+    recorded: deps.operatorRefused,
   });
   const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay), refusals };
   // First among the routes: it refuses, before any other route sees it, a target with a dot segment as sent, which each

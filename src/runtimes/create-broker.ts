@@ -169,6 +169,8 @@ export function createBroker(parts: BrokerParts): Broker {
       if (result.recorded !== undefined) background(c, onAudited(result.recorded.event, result.recorded.link));
       reportExchange(parts.log, metrics, context, result, status, seconds);
     },
+    // A refused operator credential is a refusal from its client too: a brute force on the operator APIs is a burst of them.
+    operatorRefused: (c, { event, link }) => background(c, onAudited(event, link)),
     ...(parts.keyStore === undefined
       ? {}
       : {

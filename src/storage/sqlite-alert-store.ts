@@ -1,5 +1,5 @@
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/alert.ts';
-import type { AlertObservation, AlertStore, ObserveOptions } from '../features/alerts/alert-store.ts';
+import { isOperatorRefusal, type AlertObservation, type AlertStore, type ObserveOptions } from '../features/alerts/alert-store.ts';
 import { grantingPolicies } from '../core/audit/granting-policies.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import { clientNetwork } from '../core/limits/network-of.ts';
@@ -7,6 +7,16 @@ import { RefusalCounts, refusalKey, type RefusalCounter } from '../features/aler
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };
+
+/** The facts of a record the rules see as a refusal from its client only (isOperatorRefusal), but that count. */
+const NOTHING_ELSE: AlertObservation = {
+  identityDenials: 0,
+  addressDenials: 0,
+  earlierPresentations: 0,
+  earlierGrant: false,
+  firstForPolicies: [],
+  newNetwork: false,
+};
 
 function toAlert(row: AlertRow): StoredAlert {
   return { ...(JSON.parse(row.alert) as StoredAlert), delivery: row.delivery, attempts: row.attempts };
@@ -39,13 +49,14 @@ export class SqliteAlertStore implements AlertStore {
     const granted = event.decision === 'granted';
 
     const time = Date.parse(event.time);
-    const identityDenials =
-      event.decision === 'denied' && subject !== undefined ? await this.#refusals.count(refusalKey.identity(issuer, subject), time, options.windowStart) : 0;
     const ip = event.request.client_ip;
     const addressDenials =
       (event.decision === 'denied' || event.decision === 'malformed') && ip !== undefined && this.#countsAddresses
         ? await this.#refusals.count(refusalKey.address(clientNetwork(ip)), time, options.windowStart)
         : 0;
+    if (isOperatorRefusal(event)) return { ...NOTHING_ELSE, addressDenials };
+    const identityDenials =
+      event.decision === 'denied' && subject !== undefined ? await this.#refusals.count(refusalKey.identity(issuer, subject), time, options.windowStart) : 0;
     const [presented] =
       sha256 === undefined
         ? []

@@ -80,6 +80,26 @@ function postFrom(
   });
 }
 
+/** GET an operator API with `authorization` (none when undefined) from a chosen loopback address. */
+function operatorGetFrom(
+  url: string,
+  path: string,
+  authorization: string | undefined,
+  localAddress: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(path, url);
+    const headers = authorization === undefined ? {} : { authorization };
+    const request = httpRequest({ host: target.hostname, port: target.port, path, method: 'GET', localAddress, headers }, (response) => {
+      let text = '';
+      response.on('data', (chunk) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
 async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boolean): Promise<T> {
   const deadline = Date.now() + 8000;
   for (;;) {
@@ -150,6 +170,7 @@ describe('alerts on anomalies', () => {
       exchange,
       exchangeFor,
       revokeFrom: (token: string, from: string) => postFrom(broker.url, new URLSearchParams({ token }), from, '/revoke'),
+      operatorFrom: (authorization: string | undefined, from: string) => operatorGetFrom(broker.url, '/v1/audit/events', authorization, from),
       stored,
       sent,
       raisedBy,
@@ -293,10 +314,38 @@ describe('alerts on anomalies', () => {
     const third = await deny('2001:db8:1:2:1:2:3:4');
     expect(await raisedBy(third)).toEqual(['denial_burst_address']);
     const [alert] = (await stored()).filter((raised) => raised.rule === 'denial_burst_address');
-    expect(alert?.summary).toBe('3 refused exchanges from 2001:db8:1:2::/64 within 300s');
+    expect(alert?.summary).toBe('3 refusals from 2001:db8:1:2::/64 within 300s');
     expect(alert?.details).toMatchObject({ client_network: '2001:db8:1:2::/64', client_ip: '2001:db8:1:2:1:2:3:4', denials: 3 });
     await deliveriesSettled();
     expect(sent('denial_burst_address').map((delivery) => JSON.parse(delivery.body).details.client_network)).toEqual(['2001:db8:1:2::/64']);
+  });
+
+  it("raises an address's denial burst on refused operator credentials (a brute force on the operator APIs), counted with its refused exchanges, and no identity's", async () => {
+    const { exchange, sign, raisedBy, operatorFrom, stored } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_address,denial_burst_identity' });
+    // Unsigned tokens that claim one operator of this broker: each is refused, recorded, and names that claimed identity.
+    const forged = (jti: string) =>
+      `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify({ iss: BROKER_ISSUER, sub: 'alice', jti }))}.`;
+    const refused = async (authorization: string | undefined) => {
+      const answer = await operatorFrom(authorization, '127.0.0.6');
+      expect(answer.status).toBe(401);
+      expect(answer.body['audit_event_id']).toEqual(expect.any(String));
+      return answer;
+    };
+    await refused(`Bearer ${forged('1')}`);
+    await refused(undefined);
+    const third = await refused(`Bearer ${forged('2')}`);
+    expect(await raisedBy(third)).toEqual(['denial_burst_address']);
+    const [alert] = (await stored()).filter((raised) => raised.rule === 'denial_burst_address');
+    expect(alert?.summary).toBe('3 refusals from 127.0.0.6/32 within 300s');
+    expect(alert?.details).toMatchObject({ client_ip: '127.0.0.6', denials: 3, last_reason: 'operator_token_invalid' });
+
+    // From another client, a refused exchange and refused operator credentials make one burst, whichever comes last.
+    const denied = await exchange(await sign({ ref: 'refs/heads/feature' }), '127.0.0.7');
+    expect(denied.status).toBe(400);
+    await operatorFrom(`Bearer ${forged('3')}`, '127.0.0.7');
+    expect(await raisedBy(await operatorFrom(`Bearer ${forged('4')}`, '127.0.0.7'))).toEqual(['denial_burst_address']);
+    // The claimed operator was refused four times: no identity burst, which counts exchanges.
+    expect((await stored()).filter((raised) => raised.rule === 'denial_burst_identity')).toEqual([]);
   });
 
   it("raises an address's denial burst when refusals the rules do not run on (a holder's /revoke of a bad token) come between its exchanges", async () => {

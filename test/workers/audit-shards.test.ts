@@ -519,7 +519,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     };
     expect(alerts.filter((alert) => alert.rule === 'denial_burst_address')).toEqual([
       expect.objectContaining({
-        summary: '3 refused exchanges from 2001:db8:1:2::/64 within 300s',
+        summary: '3 refusals from 2001:db8:1:2::/64 within 300s',
         details: expect.objectContaining({ client_network: '2001:db8:1:2::/64', client_ip: '2001:db8:1:2:1:2:3:4', denials: 3 }),
       }),
     ]);

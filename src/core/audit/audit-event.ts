@@ -173,6 +173,12 @@ export interface ChainLink {
   readonly hash: string;
 }
 
+/** An event once durable, with its link in the chain: what the alert rules are told of. */
+export interface AppendedRecord {
+  readonly event: AuditEvent;
+  readonly link: ChainLink;
+}
+
 /** An event as the log holds it: the event, its link in the chain, and the index columns stored beside it. */
 export interface AuditRecord {
   readonly event: AuditEvent;

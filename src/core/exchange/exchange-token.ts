@@ -2,7 +2,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import { githubJobOf } from '../claims/github-run.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
+import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
 import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
@@ -115,7 +115,7 @@ export interface ExchangeResult {
   /** What was decided, for logs and metrics. `audit_unavailable` (no reason code: nothing was recorded) when the append failed. */
   readonly outcome: { readonly decision: Decision; readonly reason: string; readonly limit?: string };
   /** The audit record, once durable; absent when the append failed or was not tried. Its id is the answer's `audit_event_id`. */
-  readonly recorded?: { readonly event: AuditEvent; readonly link: ChainLink };
+  readonly recorded?: AppendedRecord;
   /** How the audit append went; absent when none was tried (a rate-limited request after the first). */
   readonly append?: { readonly outcome: 'ok' | 'error'; readonly seconds: number };
 }

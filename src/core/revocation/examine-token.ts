@@ -1,6 +1,6 @@
 import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
+import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
@@ -104,9 +104,13 @@ export function examinationRecord(deps: Pick<RevocationDeps, 'issuer'>, facts: E
 
 /** Appends an examination's record, bounded as every record is; resolves to its id once durable. */
 export async function appendExamination(deps: Pick<RevocationDeps, 'audit'>, event: AuditEvent): Promise<string> {
+  return (await appendExaminationRecord(deps, event)).event.id;
+}
+
+/** appendExamination, resolving to the record as appended and its link in the chain: what the alert rules read. */
+export async function appendExaminationRecord(deps: Pick<RevocationDeps, 'audit'>, event: AuditEvent): Promise<AppendedRecord> {
   const recorded = boundAuditEvent(event);
-  await deps.audit.append(recorded);
-  return recorded.id;
+  return { event: recorded, link: await deps.audit.append(recorded) };
 }
 
 /** Appends examinations' records together (AuditLog.appendAll), each bounded; resolves to their ids, in order, once all are durable. */

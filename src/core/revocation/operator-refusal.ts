@@ -2,7 +2,8 @@ import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { recordAsLimited, spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
-import { appendExamination, examinationRecord, type RevocationDeps } from './examine-token.ts';
+import type { AppendedRecord } from '../audit/audit-event.ts';
+import { appendExaminationRecord, examinationRecord, type RevocationDeps } from './examine-token.ts';
 
 /** Where a refused operator credential is recorded, and the budgets of its records: strangers', and each subject's. */
 export interface OperatorRefusalDeps extends Pick<RevocationDeps, 'issuer' | 'audit' | 'now'> {
@@ -24,6 +25,8 @@ export interface OperatorRefusal {
 /** What became of a refusal's record: its id, once durable; past the unverified budget, the limit's refusal to answer with. */
 export interface RecordedRefusal {
   readonly auditEventId?: string;
+  /** The record, once durable: for the alert rules. */
+  readonly record?: AppendedRecord;
   readonly limited?: RateLimitedError;
 }
 
@@ -48,6 +51,7 @@ export async function recordOperatorRefusal(deps: OperatorRefusalDeps, refusal: 
   const limited = operator === undefined ? await spendUnverifiedBudget(deps, event) : await deps.limits.forSubject(deps.issuer, operator);
   if (limited !== undefined && operator !== undefined) recordAsLimited(event, limited);
   if (limited !== undefined && !limited.recorded) return { limited };
-  const auditEventId = await appendExamination(deps, event);
-  return limited === undefined ? { auditEventId } : { auditEventId, limited };
+  const record = await appendExaminationRecord(deps, event);
+  const recorded = { auditEventId: record.event.id, record };
+  return limited === undefined ? recorded : { ...recorded, limited };
 }

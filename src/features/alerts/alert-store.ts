@@ -1,13 +1,23 @@
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AlertDelivery, AlertDraft, StoredAlert } from './alert.ts';
 
+/**
+ * Whether the record is of a refused operator credential (`/v1/*`, `/introspect`, an operator's `/revoke`, the `/audit`
+ * page). The rules see it as a refusal from its client (`denial_burst_address`, with the exchanges' refusals), nothing
+ * more: the identity it claims is the sender's choice and names no exchange, and the token is no subject token.
+ */
+export function isOperatorRefusal(event: AuditEvent): boolean {
+  return event.reason === 'operator_token_invalid' || event.reason === 'operator_scope_missing';
+}
+
 /** What the log says about an event's neighbourhood: the facts the alert rules decide on. */
 export interface AlertObservation {
   /** `denied` records of this identity (issuer and subject, verified or claimed) since the window start, this one included. */
   readonly identityDenials: number;
   /**
    * `denied` and `malformed` records from this client since the window start, this one included: its address as the
-   * per-client rate limit counts it (clientNetwork: an IPv4 address, an IPv6 address's /64).
+   * per-client rate limit counts it (clientNetwork: an IPv4 address, an IPv6 address's /64). Refused exchanges and
+   * refused operator credentials (isOperatorRefusal) both.
    */
   readonly addressDenials: number;
   /** Earlier records with the same subject-token SHA-256. */
@@ -31,7 +41,7 @@ export interface ObserveOptions {
 
 /** Alert state beside the audit log (same database): rule memory, raised alerts, webhook delivery. */
 export interface AlertStore {
-  /** Reads the facts for `event` and remembers what it has now seen (first policy use, networks). */
+  /** Reads the facts for `event` and remembers what it has now seen (first policy use, networks); of an operator refusal, its client's refusals only. */
   observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation>;
   /** Stores the drafts whose dedupe key is new; returns those stored. */
   addAlerts(drafts: readonly AlertDraft[], delivery: AlertDelivery): Promise<StoredAlert[]>;

@@ -29,7 +29,7 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
     const client = clientNetwork(ip);
     drafts.push({
       rule: 'denial_burst_address',
-      summary: `${facts.addressDenials} refused exchanges from ${client} within ${window}`,
+      summary: `${facts.addressDenials} refusals from ${client} within ${window}`,
       details: {
         client_network: client,
         client_ip: ip,

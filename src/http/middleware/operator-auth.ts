@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { decodeJwt } from 'jose';
+import type { AppendedRecord } from '../../core/audit/audit-event.ts';
 import { DpopReplayUnavailableError, type DpopReplayStore } from '../../core/dpop/dpop-replay.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
@@ -54,6 +55,8 @@ export interface OperatorRefusalRecorderDeps extends OperatorRefusalDeps {
   readonly log: Logger;
   /** Where the refusals answered past the unverified budget, without a record, are counted. */
   readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
+  /** Told of each refusal's record once durable: the alert rules read it after the answer. */
+  readonly recorded: (c: Context, record: AppendedRecord) => void;
 }
 
 /**
@@ -67,6 +70,7 @@ export function operatorRefusals(deps: OperatorRefusalRecorderDeps): OperatorRef
     try {
       const recorded = await recordOperatorRefusal(deps, { ...refusal, context });
       if (recorded.limited !== undefined) deps.metrics.rateLimited(recorded.limited.limit, 'operator');
+      if (recorded.record !== undefined) deps.recorded(c, recorded.record);
       return recorded;
     } catch (error) {
       deps.log.error('the record of a refused operator credential could not be written', { request_id: requestId, error: errorText(error) });
