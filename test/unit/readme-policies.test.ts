@@ -93,9 +93,16 @@ describe('every yaml block in README.md and docs/', () => {
   it('that is a policy loads on its own under production settings, lint errors included', () => {
     const policies = YAML_BLOCKS.filter(isPolicy);
     expect(policies.length).toBeGreaterThan(README_POLICIES.size + 5);
+    // A block whose first line names its path (`# policies/deploy/production.yaml`) is a policy of the set each other
+    // block of its page is loaded with: a pin of another policy's id (client_id) names one the page shows.
+    const named = (block: YamlBlock) => /^# policies\/(\S+)\.yaml\b/.exec(block.text)?.[1];
+    const pageOf = (block: YamlBlock) => block.at.slice(0, block.at.lastIndexOf(':'));
     const problems = policies.flatMap((block) => {
+      const siblings = policies
+        .filter((other) => other !== block && pageOf(other) === pageOf(block) && named(other) !== undefined && named(other) !== named(block))
+        .map((other) => ({ path: `${named(other)}.yaml`, text: other.text }));
       try {
-        loadPolicies([{ path: 'example.yaml', text: block.text }], PRODUCTION);
+        loadPolicies([{ path: `${named(block) ?? 'example'}.yaml`, text: block.text }, ...siblings], PRODUCTION);
         return [];
       } catch (error) {
         return [`${block.at} ${(error as Error).message}`];
