@@ -89,7 +89,7 @@ try {
   seed(0, RECORDS - tail);
   console.log(`seeded ${RECORDS - tail} records over 30 days in ${((performance.now() - seeding) / 1000).toFixed(1)} s`);
   const rolling = performance.now();
-  refreshUsage(db, Number.POSITIVE_INFINITY);
+  refreshUsage(db, { budgetMs: Number.POSITIVE_INFINITY });
   console.log(`rolled them up in ${((performance.now() - rolling) / 1000).toFixed(1)} s (once, in batches of ${ROLLUP_BATCH})`);
   seed(RECORDS - tail, RECORDS);
 

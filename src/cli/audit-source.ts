@@ -14,6 +14,7 @@ import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.
 import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
+import { USAGE_ROLLUP_LIMITS } from '../storage/sqlite-audit-usage.ts';
 import { checkSchema } from '../storage/migrate.ts';
 import { sqliteAuditLogSource } from '../storage/sqlite-audit-log-source.ts';
 import { CliError } from './command.ts';
@@ -116,7 +117,8 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
     },
     { undo: ({ db }) => db.close(), reading: true },
   );
-  const store = new SqliteAuditStore(db);
+  // Read-only, and serving no one: what the broker has not rolled up yet is summed from the records here, however much.
+  const store = new SqliteAuditStore(db, { usage: { ...USAGE_ROLLUP_LIMITS, readBacklog: Number.POSITIVE_INFINITY } });
   const parsed = <T>(parse: () => T): T => {
     try {
       return parse();

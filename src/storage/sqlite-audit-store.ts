@@ -13,8 +13,17 @@ import {
   type AuditStats,
   type AuditStatsQuery,
 } from '../core/audit/audit-query.ts';
-import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../core/audit/inventory.ts';
-import { auditClaimUsage, auditUsage, dropPrunedUsage, refreshUsage } from './sqlite-audit-usage.ts';
+import type { ClaimUsageRow, UsageProgress, UsageQuery, UsageRow, UsageWindow } from '../core/audit/inventory.ts';
+import {
+  auditClaimUsage,
+  auditUsage,
+  dropPrunedUsage,
+  refreshUsage,
+  usageBacklog,
+  usageForRead,
+  USAGE_ROLLUP_LIMITS,
+  type UsageRollUpLimits,
+} from './sqlite-audit-usage.ts';
 import { canonicalEvent, chainHash, chainHashOfCanonical, GENESIS_HASH, type CanonicalEvent } from '../core/audit/chain-hash.ts';
 import { sha256Hex, type Sha256Hex } from '../core/mint/sha256-hex.ts';
 import type { ChainHead, Checkpoint } from '../core/audit/checkpoint.ts';
@@ -60,15 +69,18 @@ export class SqliteAuditStore implements AuditStore {
   readonly #db: SqlDatabase;
   readonly #digest: Sha256Hex;
   readonly #macs: RecordMacs | undefined;
+  readonly #usageLimits: UsageRollUpLimits;
 
   /**
    * `macs`: the record MAC keys (record-mac.ts), from the master key: each record appended is written with its MAC, and
-   * recordMacsHold checks them. A store without them (a read-only one) writes none and checks none.
+   * recordMacsHold checks them. A store without them (a read-only one) writes none and checks none. `usage`: how the usage
+   * roll-up is kept (sqlite-audit-usage.ts); a store that serves nothing (the CLI's) may sum any backlog itself.
    */
-  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex; readonly macs?: RecordMacs } = {}) {
+  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex; readonly macs?: RecordMacs; readonly usage?: UsageRollUpLimits } = {}) {
     this.#db = db;
     this.#digest = options.sha256 ?? sha256Hex;
     this.#macs = options.macs;
+    this.#usageLimits = options.usage ?? USAGE_ROLLUP_LIMITS;
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -295,14 +307,23 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async usage(query: UsageQuery): Promise<UsageRow[]> {
-    refreshUsage(this.#db);
+    usageForRead(this.#db, this.#usageLimits);
     const { since: _since, until: _until, ...filter } = query;
     return auditUsage(this.#db, query, whereClause(filter));
   }
 
   async claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
-    refreshUsage(this.#db);
+    usageForRead(this.#db, this.#usageLimits);
     return auditClaimUsage(this.#db, window);
+  }
+
+  /**
+   * One slice of upkeep's catching up of the usage roll-up (a batch at least, then batches for up to `budgetMs`); returns how
+   * far it has come, for the runtime to run another slice soon while records are left.
+   */
+  rollUpUsage(budgetMs: number): UsageProgress {
+    refreshUsage(this.#db, { budgetMs, batch: this.#usageLimits.batch });
+    return usageBacklog(this.#db);
   }
 
   async checkpoints(afterSeq: number, limit: number): Promise<Checkpoint[]> {

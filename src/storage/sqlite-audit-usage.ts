@@ -1,4 +1,12 @@
-import { TENANT_CLAIMS, type ClaimUsageRow, type UsageQuery, type UsageRow, type UsageWindow } from '../core/audit/inventory.ts';
+import {
+  TENANT_CLAIMS,
+  UsageCatchingUpError,
+  type ClaimUsageRow,
+  type UsageProgress,
+  type UsageQuery,
+  type UsageRow,
+  type UsageWindow,
+} from '../core/audit/inventory.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 /**
@@ -56,6 +64,24 @@ export const ROLLUP_BATCH = 5000;
  * on Workers the Durable Object that appends runs it, so exchanges wait meanwhile.
  */
 const ROLLUP_BUDGET_MS = 250;
+/**
+ * The most records a usage read leaves to be read raw from the log: past it (a roll-up emptied by a migration, or one no
+ * upkeep kept up) a read is refused as catching up (UsageCatchingUpError) rather than summing the backlog from the records
+ * on the thread (Node) or in the Durable Object (Workers) that serves, which takes seconds per 100,000 records.
+ */
+export const READ_BACKLOG_MAX = 20_000;
+/** One round of upkeep's share of rolling up: short, so the exchanges the same thread or object serves interleave. */
+export const UPKEEP_SLICE_MS = 100;
+/** The pause between two slices while records are left: catching up takes about a third of the thread or object meanwhile. */
+export const USAGE_SLICE_PAUSE_MS = 200;
+
+/** How a store rolls up: records per transaction, and the most a read may sum from the records. */
+export interface UsageRollUpLimits {
+  readonly batch: number;
+  readonly readBacklog: number;
+}
+
+export const USAGE_ROLLUP_LIMITS: UsageRollUpLimits = { batch: ROLLUP_BATCH, readBacklog: READ_BACKLOG_MAX };
 
 const claim = (name: string) => `json_extract(event, '$.claims."${name}"')`;
 const TENANT = `coalesce(${TENANT_CLAIMS.map(claim).join(', ')})`;
@@ -112,13 +138,26 @@ function rolledUpTo(db: SqlDatabase): number {
   return db.all<{ seq: number }>('SELECT seq FROM audit_usage_state WHERE slot = 1')[0]?.seq ?? 0;
 }
 
+/**
+ * The records the roll-up does not hold yet: those after its watermark. Kept records are contiguous in seq (pruning takes the
+ * oldest), so it is the head's seq less the watermark, or less the seq before the first kept record when pruning passed it.
+ */
+export function usageBacklog(db: SqlDatabase): UsageProgress {
+  return db.read(() => {
+    const seq = rolledUpTo(db);
+    const [ends] = db.all<{ first: number | null; head: number | null }>('SELECT min(seq) AS first, max(seq) AS head FROM audit_events');
+    if (ends?.head == null || ends.first == null) return { behind: 0, records: 0 };
+    return { behind: Math.max(0, ends.head - Math.max(seq, ends.first - 1)), records: ends.head - ends.first + 1 };
+  });
+}
+
 /** Rolls up the next batch of records; false once nothing is left. */
-function rollUpBatch(db: SqlDatabase): boolean {
+function rollUpBatch(db: SqlDatabase, batch: number): boolean {
   return db.transaction(() => {
     const from = rolledUpTo(db);
     const [upper] = db.all<{ seq: number | null }>('SELECT max(seq) AS seq FROM (SELECT seq FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?)', [
       from,
-      ROLLUP_BATCH,
+      batch,
     ]);
     const to = upper?.seq ?? null;
     if (to === null) return false;
@@ -197,16 +236,27 @@ function rollUpMismatch(db: SqlDatabase): string | undefined {
 const isoDay = (day: number): string => new Date(day * DAY).toISOString().slice(0, 10);
 
 /**
- * Brings the roll-up up to date, for at most `budgetMs`. A read-only connection (`keyway
- * inventory --data-dir`) cannot: it reads what the broker rolled up and the rest raw.
+ * Brings the roll-up up to date, a batch at a time for at most `budgetMs` (one batch at least). A read-only connection
+ * (`keyway inventory --data-dir`) cannot: it reads what the broker rolled up and the rest raw.
  */
-export function refreshUsage(db: SqlDatabase, budgetMs = ROLLUP_BUDGET_MS, now: () => number = Date.now): void {
-  const deadline = now() + budgetMs;
+export function refreshUsage(db: SqlDatabase, options: { readonly budgetMs?: number; readonly batch?: number; readonly now?: () => number } = {}): void {
+  const now = options.now ?? Date.now;
+  const deadline = now() + (options.budgetMs ?? ROLLUP_BUDGET_MS);
   try {
-    while (rollUpBatch(db) && now() < deadline);
+    while (rollUpBatch(db, options.batch ?? ROLLUP_BATCH) && now() < deadline);
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'SQLITE_READONLY') throw error;
   }
+}
+
+/**
+ * Readies the roll-up for a usage read: refused (UsageCatchingUpError) while more records than `limits.readBacklog` are
+ * not rolled up, else brought up to date within a read's budget, leaving at most that many for the read to sum raw.
+ */
+export function usageForRead(db: SqlDatabase, limits: UsageRollUpLimits): void {
+  const progress = usageBacklog(db);
+  if (progress.behind > limits.readBacklog) throw new UsageCatchingUpError(progress);
+  if (progress.behind > 0) refreshUsage(db, { batch: limits.batch });
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Decision } from '../errors/reasons.ts';
+import { KeywayError } from '../errors/keyway-error.ts';
 import { AuditQueryError, parseAuditFilter, type AuditFilter } from './audit-query.ts';
 
 /**
@@ -23,6 +24,42 @@ export interface UsageWindow {
 }
 
 export interface UsageQuery extends UsageWindow, Pick<AuditFilter, 'issuer' | 'repository' | 'policy' | 'decisions' | 'reasons'> {}
+
+/** How far a log's usage roll-up has come: of the `records` the log keeps, `behind` are not rolled up yet. */
+export interface UsageProgress {
+  readonly behind: number;
+  readonly records: number;
+}
+
+/**
+ * A usage read refused while the roll-up is far behind the log (emptied by a migration that changed what it counts):
+ * summing the backlog from the records would hold the serving thread or Durable Object for seconds to minutes, and an
+ * answer from the roll-up alone would count too few. Upkeep catches it up a slice at a time; the read is tried again.
+ */
+export class UsageCatchingUpError extends KeywayError {
+  override readonly name = 'UsageCatchingUpError';
+  readonly code = 'audit_usage_catching_up';
+  /** Seconds to try again after. */
+  static readonly RETRY_AFTER_SECONDS = 30;
+
+  readonly progress: UsageProgress;
+
+  constructor(progress: UsageProgress) {
+    super(
+      `the usage roll-up is catching up with the audit log: ${progress.behind} of its ${progress.records} records are not rolled up yet; ` +
+        'usage (the inventory, policy suggest, stale_grant) is answered once it has',
+    );
+    this.progress = progress;
+  }
+
+  /** Several logs' progress as one (the Workers shards). */
+  static of(errors: readonly UsageCatchingUpError[]): UsageCatchingUpError {
+    return new UsageCatchingUpError({
+      behind: errors.reduce((sum, error) => sum + error.progress.behind, 0),
+      records: errors.reduce((sum, error) => sum + error.progress.records, 0),
+    });
+  }
+}
 
 /**
  * One group of records with the same identity, policy, outcome and grant. Groups add up: a log

@@ -12,7 +12,7 @@ import {
   type DecisionCounts,
 } from './audit-query.ts';
 import { auditShardOf } from './audit-shards.ts';
-import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
+import { UsageCatchingUpError, type ClaimUsageRow, type UsageQuery, type UsageRow, type UsageWindow } from './inventory.ts';
 import type { RunGrant } from './run-grants.ts';
 import { perGroup } from '../per-group.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
@@ -83,6 +83,11 @@ export class ShardedAuditLog implements AuditLog {
   /** `read` of every chain, in chain order; an AuditShardUnavailableError naming the first chain that could not be read. */
   async #readEvery<T>(read: (store: AuditStore, chain: number) => Promise<T>): Promise<T[]> {
     const settled = await Promise.allSettled(this.chains.map(({ store }, chain) => read(store, chain)));
+    // Shards catching up with their usage roll-ups are one log catching up, as far behind as they are together.
+    const catchingUp = settled.flatMap((outcome) => (outcome.status === 'rejected' && outcome.reason instanceof UsageCatchingUpError ? [outcome.reason] : []));
+    if (catchingUp.length > 0 && catchingUp.length === settled.filter((outcome) => outcome.status === 'rejected').length) {
+      throw UsageCatchingUpError.of(catchingUp);
+    }
     const failed = settled.findIndex((outcome) => outcome.status === 'rejected');
     const reason = settled[failed];
     if (reason?.status === 'rejected') {

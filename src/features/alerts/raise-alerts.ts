@@ -1,3 +1,4 @@
+import { UsageCatchingUpError, type UsageRow } from '../../core/audit/inventory.ts';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import { pooledRandom } from '../../core/mint/pooled-random.ts';
@@ -72,8 +73,16 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
       coveredFrom = oldestTime + settings.staleGrantDays * DAY;
       return [];
     }
+    let usage: UsageRow[];
+    try {
+      usage = await audit.usage({ since, until: now });
+    } catch (error) {
+      // Checked again with the next record, once the roll-up has caught up: until then, unused proves nothing either.
+      if (error instanceof UsageCatchingUpError) return [];
+      throw error;
+    }
     staleChecked = now;
-    return staleGrantDrafts(deps.policies(), await audit.usage({ since, until: now }), now, settings.staleGrantDays);
+    return staleGrantDrafts(deps.policies(), usage, now, settings.staleGrantDays);
   };
 
   return async (event, link) => {

@@ -24,7 +24,7 @@ import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.t
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
-import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
+import { buildInventory, parseInventoryQuery, UsageCatchingUpError, type InventoryQuery, type UsageRow } from '../../core/audit/inventory.ts';
 import { inert } from '../../core/inert-text.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
@@ -268,10 +268,25 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
         400,
       );
     }
+    let rows: UsageRow[];
+    try {
+      rows = await deps.audit.usage(query);
+    } catch (error) {
+      if (!(error instanceof UsageCatchingUpError)) throw error;
+      return c.html(
+        <Layout title="Inventory" who={who}>
+          <p class="notice" data-testid="problem">
+            {inert(error.message)}
+          </p>
+        </Layout>,
+        503,
+        { 'Retry-After': String(UsageCatchingUpError.RETRY_AFTER_SECONDS) },
+      );
+    }
     return c.html(
       <Layout title="Inventory" who={who}>
         <h2>Identity inventory</h2>
-        <InventoryTable inventory={buildInventory(await deps.audit.usage(query), query)} params={params} />
+        <InventoryTable inventory={buildInventory(rows, query)} params={params} />
       </Layout>,
     );
   });

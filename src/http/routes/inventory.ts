@@ -1,7 +1,7 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import { AuditQueryError } from '../../core/audit/audit-query.ts';
-import { buildInventory, parseInventoryQuery, type InventoryQuery } from '../../core/audit/inventory.ts';
+import { buildInventory, parseInventoryQuery, UsageCatchingUpError, type Inventory, type InventoryQuery } from '../../core/audit/inventory.ts';
 import { INVENTORY_CSV_HEADER, inventoryCsvRow } from '../../core/audit/inventory-csv.ts';
 import { ndjsonLine } from '../../core/audit/ndjson-line.ts';
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from './audit.ts';
@@ -29,7 +29,12 @@ export function inventoryRoutes(deps: AuditApiDeps, own: OwnTokens): Hono {
       if (!(error instanceof AuditQueryError)) throw error;
       return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
     }
-    const inventory = buildInventory(await deps.audit.usage(query), query);
+    let inventory: Inventory;
+    try {
+      inventory = buildInventory(await deps.audit.usage(query), query);
+    } catch (error) {
+      return catchingUp(c, error);
+    }
     if (format === 'json') return c.json(inventory, 200, NO_STORE);
     const body = format === 'csv' ? INVENTORY_CSV_HEADER + inventory.identities.map(inventoryCsvRow).join('') : inventory.identities.map(ndjsonLine).join('');
     return c.body(body, 200, {
@@ -48,9 +53,25 @@ export function inventoryRoutes(deps: AuditApiDeps, own: OwnTokens): Hono {
       if (!(error instanceof AuditQueryError)) throw error;
       return c.json({ error: 'invalid_request', error_description: error.message }, 400, NO_STORE);
     }
-    return c.json({ rows: await deps.audit.usage(window), claims: await deps.audit.claimUsage(window) }, 200, NO_STORE);
+    try {
+      return c.json({ rows: await deps.audit.usage(window), claims: await deps.audit.claimUsage(window) }, 200, NO_STORE);
+    } catch (error) {
+      return catchingUp(c, error);
+    }
   });
   return api;
+}
+
+/**
+ * 503 while the usage roll-up catches up with the log (UsageCatchingUpError), saying how far it is: never counts short of
+ * the records, and never a read that sums the backlog on the serving thread. Any other error is rethrown.
+ */
+function catchingUp(c: Context, error: unknown): Response {
+  if (!(error instanceof UsageCatchingUpError)) throw error;
+  return c.json({ error: 'temporarily_unavailable', error_description: error.message, usage_roll_up: error.progress }, 503, {
+    ...NO_STORE,
+    'Retry-After': String(UsageCatchingUpError.RETRY_AFTER_SECONDS),
+  });
 }
 
 const pick = (params: URLSearchParams, names: readonly string[]) => [...params].filter(([name]) => names.includes(name));

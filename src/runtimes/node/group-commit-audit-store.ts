@@ -8,6 +8,7 @@ import { errorText } from '../../core/log.ts';
 import type { DataDirPin } from '../../storage/private-data-dir.ts';
 import type { SqliteFile } from '../../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import type { UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
 import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 import { ChainCheckThread } from './chain-check-thread.ts';
@@ -118,10 +119,14 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
       onWalCheckpointFailure?: (error: string) => void;
       /** The record MAC keys, from the master key (never it): the writer MACs each record, upkeep's check thread checks them. */
       macKeys?: readonly RecordMacKey[];
+      usage?: UsageRollUpLimits;
     } = {},
   ) {
     const macKeys = options.macKeys ?? [];
-    super(db, macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, { hmac: NODE_HMAC_SHA256 }) });
+    super(db, {
+      ...(macKeys.length === 0 ? {} : { macs: new RecordMacs(macKeys, { hmac: NODE_HMAC_SHA256 }) }),
+      ...(options.usage === undefined ? {} : { usage: options.usage }),
+    });
     this.#macKey = macKeys[0];
     this.#path = path;
     this.#dataDir = options.dataDir;

@@ -25,6 +25,7 @@ import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth, type HealthReport } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
+import { UPKEEP_SLICE_MS, USAGE_SLICE_PAUSE_MS, type UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
@@ -64,6 +65,8 @@ export interface NodeBrokerOptions {
   readonly jwksCachePolicy?: JwksCachePolicy;
   /** One of several broker processes on the data directory (KEYWAY_PROCESSES): its part. Default: the only one, so the leader. */
   readonly cluster?: BrokerCluster;
+  /** How the usage roll-up is kept (batch size, the backlog a read may sum); a test's, to catch up in several slices. */
+  readonly usageRollUp?: UsageRollUpLimits;
 }
 
 export interface NodeBroker {
@@ -196,6 +199,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     dataDir: pin,
     now,
     macKeys: recordMacKeys(masterKeys),
+    ...(options.usageRollUp === undefined ? {} : { usage: options.usageRollUp }),
     // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
   });
@@ -338,6 +342,25 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     } catch (error) {
       log.error('audit log upkeep failed', { error: errorText(error) });
     }
+    if (usageSlice === undefined && !usageStopped) rollUpUsage();
+  };
+  // The usage roll-up is kept by upkeep, not by the reads: a slice each round on this thread, and while records are left
+  // (a roll-up a migration emptied) another slice soon after, so exchanges interleave and reads never sum the backlog.
+  let usageSlice: NodeJS.Timeout | undefined;
+  let usageStopped = false;
+  let usageCatchingUp = false;
+  const rollUpUsage = (): void => {
+    usageSlice = undefined;
+    try {
+      const { behind, records } = audit.rollUpUsage(UPKEEP_SLICE_MS);
+      if (behind > 0) {
+        usageSlice = setTimeout(rollUpUsage, USAGE_SLICE_PAUSE_MS);
+        usageSlice.unref();
+      } else if (usageCatchingUp) log.info('usage roll-up caught up', { records });
+      usageCatchingUp = behind > 0;
+    } catch (error) {
+      log.error('usage roll-up failed', { error: errorText(error) });
+    }
   };
   // One round at a time (the timer's, an operator's, the one at shutdown): one that read the checkpoints before another
   // signed would take the other's for a deletion, and two prunes of one candidate conflict.
@@ -439,6 +462,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     stage = 'stopping_timers';
     watcher?.close();
     clearInterval(upkeep);
+    usageStopped = true;
+    clearTimeout(usageSlice);
     clearInterval(keyTimer);
     await revocationTimer?.close();
     // A key rotation or checkpoint round under way ends in its own transaction, before the database closes.

@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
-import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from '../../core/audit/inventory.ts';
+import { UsageCatchingUpError, type ClaimUsageRow, type UsageProgress, type UsageQuery, type UsageRow, type UsageWindow } from '../../core/audit/inventory.ts';
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
@@ -7,6 +7,7 @@ import type { RunGrant } from '../../core/audit/run-grants.ts';
 import { migrate } from '../../storage/migrate.ts';
 import type { SqlDatabase } from '../../storage/sql-database.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import { READ_BACKLOG_MAX, UPKEEP_SLICE_MS, USAGE_SLICE_PAUSE_MS, usageBacklog } from '../../storage/sqlite-audit-usage.ts';
 import { durableObjectSql } from './durable-object-sql.ts';
 import type { WorkerEnv } from './worker-broker.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
@@ -38,6 +39,8 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
     const master = readMasterKeys(env);
     this.#macKeys = master === undefined ? undefined : recordMacKeys(master);
     this.audit = new SqliteAuditStore(this.db);
+    // A roll-up a migration emptied is caught up by the alarm, before any read would have to wait for it.
+    if (usageBacklog(this.db).behind > READ_BACKLOG_MAX) void ctx.blockConcurrencyWhile(() => this.armAlarm(Date.now()));
   }
 
   /** The record MACs of this object's chain, named `chain`; none without a master key. */
@@ -80,12 +83,39 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
     return this.audit.stats(query);
   }
 
-  usage(query: UsageQuery): Promise<UsageRow[]> {
-    return this.audit.usage(query);
+  usage(query: UsageQuery): Promise<UsageAnswer<UsageRow>> {
+    return this.#usageAnswer(() => this.audit.usage(query));
   }
 
-  claimUsage(window: UsageWindow): Promise<ClaimUsageRow[]> {
-    return this.audit.claimUsage(window);
+  claimUsage(window: UsageWindow): Promise<UsageAnswer<ClaimUsageRow>> {
+    return this.#usageAnswer(() => this.audit.claimUsage(window));
+  }
+
+  /** A read refused as catching up crosses RPC as a value (an error's class and fields do not), and has the alarm catch up. */
+  async #usageAnswer<T>(read: () => Promise<T[]>): Promise<UsageAnswer<T>> {
+    try {
+      return { rows: await read() };
+    } catch (error) {
+      if (!(error instanceof UsageCatchingUpError)) throw error;
+      await this.armAlarm(Date.now());
+      return { catchingUp: error.progress };
+    }
+  }
+
+  /**
+   * One slice of catching up the usage roll-up, run by the alarm: while records are left, the alarm is set again soon, so
+   * the backlog a migration left is rolled up a slice at a time between appends, not summed by reads. `budgetMs`: a test's.
+   */
+  async rollUpUsage(budgetMs = UPKEEP_SLICE_MS): Promise<UsageProgress> {
+    const progress = this.audit.rollUpUsage(budgetMs);
+    if (progress.behind > 0) await this.armAlarm(Date.now() + USAGE_SLICE_PAUSE_MS);
+    return progress;
+  }
+
+  /** Sets the alarm to `at`, unless it is set sooner: one alarm serves all of an object's upkeep. */
+  protected async armAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {
@@ -173,8 +203,8 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>, chai
     record: (id) => stub().record(id),
     query: (query) => stub().query(query),
     stats: (query) => stub().stats(query),
-    usage: (query) => stub().usage(query),
-    claimUsage: (window) => stub().claimUsage(window),
+    usage: async (query) => usageRows(await stub().usage(query)),
+    claimUsage: async (window) => usageRows(await stub().claimUsage(window)),
     grantsOfRun: (repositoryId, runId, at) => stub().grantsOfRun(repositoryId, runId, at),
     head: () => stub().head(),
     checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
@@ -185,4 +215,12 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>, chai
     recordMacsHold: (afterSeq, toSeq, macsAfter) => stub().recordMacsHold(chain, afterSeq, toSeq, macsAfter),
     prune: (anchor) => stub().prune(anchor),
   };
+}
+
+/** A chain object's usage read: its rows, or how far its roll-up is while it catches up (UsageCatchingUpError). */
+export type UsageAnswer<T> = { readonly rows: T[] } | { readonly catchingUp: UsageProgress };
+
+function usageRows<T>(answer: UsageAnswer<T>): T[] {
+  if ('catchingUp' in answer) throw new UsageCatchingUpError(answer.catchingUp);
+  return answer.rows;
 }

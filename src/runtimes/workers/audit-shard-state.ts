@@ -1,5 +1,6 @@
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { MAX_AUDIT_SHARDS } from '../../core/audit/audit-shards.ts';
+import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { readInteger, type SettingsSource } from '../../core/settings/read-settings.ts';
 import type { AlertObservation, ObserveOptions } from '../../features/alerts/alert-store.ts';
@@ -31,6 +32,7 @@ export class AuditShardState extends AuditChainObject {
   readonly #refusals: RefusalCounter;
   #appends = 0;
   #appendMs = 0;
+  #rollUpArmed = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -48,7 +50,18 @@ export class AuditShardState extends AuditChainObject {
     const links = await super.appendAll(events, chain);
     this.#appendMs += performance.now() - started;
     this.#appends += events.length;
+    // The usage roll-up follows the appends, a round of upkeep after the first since the last round.
+    if (!this.#rollUpArmed) {
+      this.#rollUpArmed = true;
+      await this.armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
+    }
     return links;
+  }
+
+  /** Rolls up what was appended since the last round (usage), again soon while records are left. */
+  override async alarm(): Promise<void> {
+    this.#rollUpArmed = false;
+    await this.rollUpUsage();
   }
 
   observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {

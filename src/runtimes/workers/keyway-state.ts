@@ -56,12 +56,6 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     this.#revocations = new SqliteRevocationStore(db);
   }
 
-  /** One alarm serves audit upkeep and GitHub token revocations: it is set to whichever is due first. */
-  async #armAlarm(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
   override async append(event: AuditEvent, chain: string): Promise<ChainLink> {
     return (await this.appendAll([event], chain))[0] as ChainLink;
   }
@@ -73,7 +67,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
     if (!this.#alarmSet) {
       this.#alarmSet = true;
-      await this.#armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
+      await this.armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
     }
     return links;
   }
@@ -84,6 +78,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     await this.#revokeDueTokens();
     await this.#maintainChain(readAuditSettings(this.env).retentionDays);
     await this.#keepPruning();
+    await this.rollUpUsage();
   }
 
   /** One round of upkeep of this object's chain (maintainAuditLog), pruning past `retentionDays` (0: none). */
@@ -97,7 +92,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     const settings = readAuditSettings(this.env);
     if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) {
       this.#alarmSet = true;
-      await this.#armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
+      await this.armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
     }
   }
 
@@ -222,12 +217,12 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
       log.error('github token revocation round failed', { error: errorText(error) });
     }
     const next = await this.#revocations.nextAttemptAt();
-    if (next !== undefined) await this.#armAlarm(Math.max(next, Date.now() + 1000));
+    if (next !== undefined) await this.armAlarm(Math.max(next, Date.now() + 1000));
   }
 
   async add(pending: PendingRevocation): Promise<void> {
     await this.#revocations.add(pending);
-    await this.#armAlarm(pending.nextAttemptAt);
+    await this.armAlarm(pending.nextAttemptAt);
   }
 
   due(now: number, limit: number): Promise<PendingRevocation[]> {
@@ -248,7 +243,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
 
   async dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number> {
     const count = await this.#revocations.dueForEndedWork(repositoryId, runId, ended, now);
-    if (count > 0) await this.#armAlarm(now);
+    if (count > 0) await this.armAlarm(now);
     return count;
   }
 
@@ -368,7 +363,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
       // restore writes only into empty shards, and what holds the restored log to the one before is the kept root checkpoints.
       this.#keysUpgraded = undefined;
       this.#alarmSet = true;
-      await this.#armAlarm(Date.now() + 1000);
+      await this.armAlarm(Date.now() + 1000);
       await this.ctx.storage.put(LEGACY_CHAIN_SEALED, await this.audit.head());
       await this.ctx.storage.delete(SIGNED_HEADS);
     }

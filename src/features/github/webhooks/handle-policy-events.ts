@@ -1,3 +1,4 @@
+import { UsageCatchingUpError } from '../../../core/audit/inventory.ts';
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
 import { errorText, type Logger } from '../../../core/log.ts';
 import type { PolicyFile, PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
@@ -407,7 +408,8 @@ async function finishReview(
     replay ? replayWindow(deps.audit, now) : undefined,
     scope.central ? deps.live.lastSwitch() : undefined,
     // Usage counts are audit data too: shown only where the replay is.
-    replay && scope.central ? deps.audit.usage(usageWindow) : undefined,
+    // Left out while the usage roll-up catches up (UsageCatchingUpError): the review says nothing of usage rather than too little.
+    replay && scope.central ? deps.audit.usage(usageWindow).catch(withoutCatchingUp) : undefined,
   ]);
   const outcome = reviewPolicyChange({
     base: baseFiles,
@@ -503,4 +505,9 @@ export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Prom
     },
     push.repositoryId,
   );
+}
+
+function withoutCatchingUp(error: unknown): undefined {
+  if (error instanceof UsageCatchingUpError) return undefined;
+  throw error;
 }

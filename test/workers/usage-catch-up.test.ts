@@ -1,0 +1,55 @@
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { UsageCatchingUpError } from '../../src/core/audit/inventory.ts';
+import { ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
+import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
+import { auditShard } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
+import { AUDIT_USAGE_REBUILD, READ_BACKLOG_MAX, ROLLUP_BATCH, usageBacklog } from '../../src/storage/sqlite-audit-usage.ts';
+import { seedUsageRecords, usageCatchUpSuite } from '../suites/usage-catch-up-suite.ts';
+import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+
+usageCatchUpSuite('Workers (SQLite-backed Durable Object)', async () => {
+  const shard = auditShard(ownStateNamespace(workerEnv.AUDIT), 0);
+  return { run: (work) => runInDurableObject(shard, (_instance, state) => work(durableObjectSql(state.storage))) };
+});
+
+describe('a shard whose usage roll-up a migration emptied', () => {
+  it('catches up on its alarm, a slice at a time, with no read; a read meanwhile is refused through the sharded log, with how far', async () => {
+    const shards = ownStateNamespace(workerEnv.AUDIT);
+    const shard = auditShard(shards, 0);
+    const records = 5 * ROLLUP_BATCH + 500;
+    const backlog = () => runInDurableObject(shard, (_instance, state) => usageBacklog(durableObjectSql(state.storage)));
+    await runInDurableObject(shard, (_instance, state) => {
+      const db = durableObjectSql(state.storage);
+      seedUsageRecords(db, records);
+      db.exec(AUDIT_USAGE_REBUILD);
+    });
+
+    // One slice is one batch at least; while records are left the alarm is set again, soon.
+    expect(await runInDurableObject(shard, (instance) => instance.rollUpUsage(0))).toEqual({ behind: records - ROLLUP_BATCH, records });
+    const alarm = await runInDurableObject(shard, (_instance, state) => state.storage.getAlarm());
+    expect(alarm).toBeTypeOf('number');
+    expect(alarm as number).toBeLessThanOrEqual(Date.now() + 1000);
+
+    const log = new ShardedAuditLog([chainStore(() => auditShard(shards, 0), '0'), chainStore(() => auditShard(shards, 1), '1')]);
+    const window = { since: 0, until: Date.UTC(2027, 0, 1) };
+    const refused = await log.usage(window).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(UsageCatchingUpError);
+    const { progress } = refused as UsageCatchingUpError;
+    expect(progress.records).toBe(records);
+    expect(progress.behind).toBeGreaterThan(READ_BACKLOG_MAX);
+
+    // The alarm, and nothing else, brings the watermark to the log's end.
+    for (let tries = 0; tries < 50 && (await backlog()).behind > 0; tries++) {
+      if (!(await runDurableObjectAlarm(shard))) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await backlog()).toEqual({ behind: 0, records });
+    expect(await runInDurableObject(shard, (_instance, state) => state.storage.getAlarm())).toBeNull();
+    const rows = await log.usage(window);
+    expect(rows.reduce((sum, row) => sum + row.count, 0)).toBe(records);
+  });
+});
