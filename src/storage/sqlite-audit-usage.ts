@@ -74,6 +74,11 @@ export const READ_BACKLOG_MAX = 20_000;
 export const UPKEEP_SLICE_MS = 100;
 /** The pause between two slices while records are left: catching up takes about a third of the thread or object meanwhile. */
 export const USAGE_SLICE_PAUSE_MS = 200;
+/**
+ * The pause between two slices when none were left (Node): the records that come meanwhile, at the ~3,000 a second one
+ * writer takes, stay far under READ_BACKLOG_MAX, so a read under load is answered, not refused as catching up.
+ */
+export const USAGE_IDLE_MS = 2000;
 
 /** How a store rolls up: records per transaction, and the most a read may sum from the records. */
 export interface UsageRollUpLimits {

@@ -25,7 +25,7 @@ import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth, type HealthReport } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
-import { UPKEEP_SLICE_MS, USAGE_SLICE_PAUSE_MS, type UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
+import { READ_BACKLOG_MAX, UPKEEP_SLICE_MS, USAGE_IDLE_MS, USAGE_SLICE_PAUSE_MS, type UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
@@ -344,23 +344,29 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     }
     if (usageSlice === undefined && !usageStopped) rollUpUsage();
   };
-  // The usage roll-up is kept by upkeep, not by the reads: a slice each round on this thread, and while records are left
-  // (a roll-up a migration emptied) another slice soon after, so exchanges interleave and reads never sum the backlog.
+  // The usage roll-up is kept by upkeep, not by the reads: a slice on this thread every USAGE_IDLE_MS, and while records
+  // are left (a roll-up a migration emptied, a burst) another slice soon after, so exchanges interleave, reads never sum
+  // the backlog, and the backlog a read meets stays far under READ_BACKLOG_MAX at any rate one writer takes.
   let usageSlice: NodeJS.Timeout | undefined;
   let usageStopped = false;
   let usageCatchingUp = false;
   const rollUpUsage = (): void => {
     usageSlice = undefined;
+    if (usageStopped) return;
+    let behind = 0;
     try {
-      const { behind, records } = audit.rollUpUsage(UPKEEP_SLICE_MS);
-      if (behind > 0) {
-        usageSlice = setTimeout(rollUpUsage, USAGE_SLICE_PAUSE_MS);
-        usageSlice.unref();
-      } else if (usageCatchingUp) log.info('usage roll-up caught up', { records });
-      usageCatchingUp = behind > 0;
+      const progress = audit.rollUpUsage(UPKEEP_SLICE_MS);
+      behind = progress.behind;
+      if (behind > READ_BACKLOG_MAX) usageCatchingUp = true;
+      else if (behind === 0 && usageCatchingUp) {
+        usageCatchingUp = false;
+        log.info('usage roll-up caught up', { records: progress.records });
+      }
     } catch (error) {
       log.error('usage roll-up failed', { error: errorText(error) });
     }
+    usageSlice = setTimeout(rollUpUsage, behind > 0 ? USAGE_SLICE_PAUSE_MS : USAGE_IDLE_MS);
+    usageSlice.unref();
   };
   // One round at a time (the timer's, an operator's, the one at shutdown): one that read the checkpoints before another
   // signed would take the other's for a deletion, and two prunes of one candidate conflict.
