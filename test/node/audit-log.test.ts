@@ -333,6 +333,29 @@ describe('the audit log in a real database file', () => {
     db.close();
   });
 
+  it('prunes up to the newest checkpoint under a record after it without a MAC, keeps that record, and fails the round all the same', async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-unsigned-head-')), DATABASE_FILE));
+    migrate(db);
+    const store = new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) });
+    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+    const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
+    const verify = checkpointVerifier(() => ring);
+    const now = Date.now();
+    for (let index = 0; index < 2; index += 1) await store.append(auditEvent({ time: new Date(now - 60 * 86_400_000).toISOString() }));
+    expect((await maintainAuditLog(store, sign, { now, retentionDays: 0, verify })).checkpoint).toMatchObject({ seq: 2 });
+    // Whoever writes the file appends a record as old as the others, with no MAC: past the retention window, after the checkpoint.
+    expect(appendForgedRecord(db)).toBe(3);
+    const refused = /^record 3 carries no MAC, though the broker has MACed every record after 0: the broker did not append it$/;
+    await expect(maintainAuditLog(store, sign, { now, retentionDays: 30, verify })).rejects.toThrow(refused);
+    // Pruned up to the checkpoint (now the anchor), not past it: the record nothing vouches for stays for audit verify.
+    expect(db.all('SELECT seq FROM audit_events')).toEqual([{ seq: 3 }]);
+    expect(db.all('SELECT seq FROM audit_checkpoints')).toEqual([{ seq: 2 }]);
+    // The next round has nothing left to prune up to the anchor, and fails as before.
+    await expect(maintainAuditLog(store, sign, { now, retentionDays: 30, verify })).rejects.toThrow(refused);
+    expect(db.all('SELECT seq FROM audit_events')).toEqual([{ seq: 3 }]);
+    db.close();
+  });
+
   it("signs no record appended to a stopped broker's file, its hash chained right: the next broker's upkeep refuses it, logged by record", async () => {
     const { root, github } = setup();
     const broker = await start(root);

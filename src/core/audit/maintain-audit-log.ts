@@ -57,7 +57,8 @@ export function retentionStart(now: number, retentionDays: number): number {
  * Checkpoints deleted while no broker ran (on Node; on Workers the memory outlives the round) are caught only by
  * checkpoints kept elsewhere. A checkpoint no key of the broker's verifies (an older keyway's removed, unattested key; a forged row) is
  * passed over. Records that do not hold are a ChainConflictError: the round signs and prunes nothing more, and fails
- * (logged) until someone looks.
+ * (logged) until someone looks. Records after the newest checkpoint without the broker's MAC leave only the head
+ * unsigned: the records up to that checkpoint are pruned as ever (retention does not stop), and the round fails after.
  */
 export async function maintainAuditLog(
   store: AuditStore,
@@ -97,29 +98,48 @@ export async function maintainAuditLog(
   // Where the records start to carry the broker's MAC: as the newest checkpoint signed it, else as the store remembers.
   let macsAfter = reference?.macsAfter;
   let checkpoint: Checkpoint | undefined;
+  let unsigned: ChainConflictError | undefined;
   if (moved) {
     // The records after the newest checkpoint are vouched for by their MACs alone: one the broker did not append (written
-    // into the store while no broker ran, or restored) is not signed as its own.
-    macsAfter = await store.recordMacsHold(reference?.seq ?? 0, head.seq, macsAfter);
-    checkpoint = await sign(head, 'head', macsAfter);
-    await store.addCheckpoint(checkpoint);
+    // into the store while no broker ran, or restored) is not signed as its own. That leaves the head unsigned, not what
+    // the newest checkpoint vouches for unpruned: the round prunes, then fails.
+    try {
+      macsAfter = await store.recordMacsHold(reference?.seq ?? 0, head.seq, macsAfter);
+    } catch (error) {
+      if (!(error instanceof ChainConflictError)) throw error;
+      unsigned = error;
+    }
+    if (unsigned === undefined) {
+      checkpoint = await sign(head, 'head', macsAfter);
+      await store.addCheckpoint(checkpoint);
+    }
   }
   // Remembered from here on: the head signed, else the newest checkpoint the keys verify (a memory seeded by a restarted
   // process, or a Workers round, covers the checkpoints it found too).
   const newest = checkpoint ?? reference;
   if (remembered !== undefined && newest !== undefined && newest.seq >= (remembered.last?.seq ?? 0)) remembered.last = { seq: newest.seq, hash: newest.hash };
   let pruned = 0;
-  if (options.retentionDays > 0) {
-    const candidate = await store.pruneCandidate(retentionStart(options.now, options.retentionDays), PRUNE_BATCH);
+  // With the head left unsigned, only a stored checkpoint the keys verify can pin what is pruned: with none, nothing is.
+  if (options.retentionDays > 0 && (unsigned === undefined || reference !== undefined)) {
+    const found = await store.pruneCandidate(retentionStart(options.now, options.retentionDays), PRUNE_BATCH);
     // A checkpoint after it the keys verify: the first at or after it, else the newest (the head's, if this round signed it).
-    const [first] = candidate === undefined ? [] : await store.checkpoints(candidate.seq - 1, 1);
-    const pin = candidate === undefined ? undefined : ((first && (await verified(first))) ?? checkpoint ?? (latest && (await verified(latest))));
+    const [first] = found === undefined ? [] : await store.checkpoints(found.seq - 1, 1);
+    const pin = found === undefined ? undefined : ((first && (await verified(first))) ?? checkpoint ?? (latest && (await verified(latest))));
+    // Before it only with the head left unsigned: pruning then stops at that checkpoint, if records up to it are still kept.
+    const candidate = found !== undefined && pin !== undefined && pin.seq < found.seq ? await keptUpTo(store, pin) : found;
     if (candidate !== undefined && pin !== undefined && pin.seq >= candidate.seq) {
       await store.chainHolds(candidate, pin);
       pruned = await store.prune(await sign(candidate, 'anchor', macsAfter ?? (await store.recordMacsHold(head.seq, head.seq))));
     }
   }
+  if (unsigned !== undefined) throw unsigned;
   return checkpoint === undefined ? { pruned } : { pruned, checkpoint };
+}
+
+/** The record `signed` names, as a prune candidate, while the store still keeps it or records before it; else undefined (pruned up to it). */
+async function keptUpTo(store: AuditStore, signed: ChainHead): Promise<ChainHead | undefined> {
+  const [first] = (await store.query({ order: 'asc', limit: 1 })).records;
+  return first !== undefined && first.chain.seq <= signed.seq ? { seq: signed.seq, hash: signed.hash } : undefined;
 }
 
 /**
