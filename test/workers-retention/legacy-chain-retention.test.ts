@@ -1,10 +1,12 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { LEGACY_CHAIN } from '../../src/core/audit/sharded-audit-log.ts';
+import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
 import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { createWorkerBroker, scheduledAuditUpkeep } from '../../src/runtimes/workers/worker-broker.ts';
 import { auditEvent } from '../support/audit-event.ts';
+import { appendForgedRecord } from '../support/forged-record.ts';
 import { ownStateNamespace, workerEnv } from '../workers/workers-harness.ts';
 
 /** This project's bindings set KEYWAY_AUDIT_RETENTION_DAYS to 1 (vitest.config.ts): the Durable Objects read it from there. */
@@ -32,5 +34,61 @@ describe('the sealed legacy audit chain under a retention set after its last ala
     expect(left?.n).toBe(0);
     // And the alarm keeps coming back while retention applies.
     expect(await runInDurableObject(legacy, (_instance, state) => state.storage.getAlarm())).not.toBeNull();
+  });
+
+  it('keeps pruning under a record its upkeep will not sign, the alarm armed again with a growing wait and each failure logged', async () => {
+    const states = ownStateNamespace();
+    const env = { ...workerEnv, STATE: states, AUDIT: ownStateNamespace(workerEnv.AUDIT), KEYWAY_AUDIT_SHARDS: '2' };
+    const legacy = keywayState(states);
+    const written = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    for (let index = 0; index < 2; index += 1) await legacy.append(auditEvent({ time: written, subject: `legacy-${index}` }), LEGACY_CHAIN);
+    // Sealed with its final checkpoint (2); then a record written into its storage behind the Worker's back, as old, with no MAC.
+    await createWorkerBroker(env, [], { log: silentLogger });
+    expect(await legacy.latestCheckpoint()).toMatchObject({ seq: 2 });
+    expect(await runInDurableObject(legacy, (_instance, state) => appendForgedRecord(durableObjectSql(state.storage)))).toBe(3);
+    const seqs = () =>
+      runInDurableObject(legacy, (_instance, state) => ({
+        records: state.storage.sql
+          .exec<{ seq: number }>('SELECT seq FROM audit_events ORDER BY seq')
+          .toArray()
+          .map(({ seq }) => seq),
+        checkpoints: state.storage.sql
+          .exec<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq')
+          .toArray()
+          .map(({ seq }) => seq),
+      }));
+    const alarmIn = async () => ((await runInDurableObject(legacy, (_instance, state) => state.storage.getAlarm())) ?? Number.NaN) - Date.now();
+
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const failures = () =>
+        logged.mock.calls
+          .map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)
+          .filter((line) => line['message'] === 'legacy audit chain upkeep failed');
+      expect(await runDurableObjectAlarm(legacy)).toBe(true);
+      // What the checkpoint signs is pruned up to it; the record after it is kept, and the head is not signed over it.
+      expect(await seqs()).toEqual({ records: [3], checkpoints: [2] });
+      expect(failures()).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          component: 'audit',
+          failures: 1,
+          retry_in_ms: 60_000,
+          error: 'ChainConflictError: record 3 carries no MAC, though the broker has MACed every record after 0: the broker did not append it',
+        }),
+      ]);
+      expect(await alarmIn()).toBeGreaterThan(50_000);
+      expect(await alarmIn()).toBeLessThanOrEqual(60_000);
+
+      // The next round fails as well, and waits twice as long; the alarm stays armed, the record kept.
+      expect(await runDurableObjectAlarm(legacy)).toBe(true);
+      expect(await seqs()).toEqual({ records: [3], checkpoints: [2] });
+      expect(failures()).toHaveLength(2);
+      expect(failures()[1]).toMatchObject({ failures: 2, retry_in_ms: 120_000 });
+      expect(await alarmIn()).toBeGreaterThan(110_000);
+      expect(await alarmIn()).toBeLessThanOrEqual(120_000);
+    } finally {
+      logged.mockRestore();
+    }
   });
 });

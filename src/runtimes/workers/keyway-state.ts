@@ -2,7 +2,7 @@ import type { AlertDelivery, AlertDraft, StoredAlert } from '../../features/aler
 import type { RunEnd } from '../../core/claims/github-run.ts';
 import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
-import { readAuditSettings } from '../../core/audit/audit-settings.ts';
+import { readAuditSettings, type AuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { maintainAuditLog } from '../../core/audit/maintain-audit-log.ts';
 import { ChainConflictError } from '../../core/audit/chain-conflict-error.ts';
@@ -72,13 +72,35 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return links;
   }
 
-  /** Signs a checkpoint of the head and prunes what left the retention window. */
+  /** Revokes the GitHub tokens that are due, then signs a checkpoint of the head and prunes what left the retention window; each fails on its own. */
   override async alarm(): Promise<void> {
     this.#alarmSet = false;
     await this.#revokeDueTokens();
-    await this.#maintainChain(readAuditSettings(this.env).retentionDays);
-    await this.#keepPruning();
+    await this.#upkeepRound();
     await this.rollUpUsage();
+  }
+
+  /**
+   * The alarm's round of this chain's upkeep. One that fails (a record after the last checkpoint without the broker's MAC,
+   * the keys unreadable) is logged and the alarm set to try again, a minute after the first failure in a row, doubling up
+   * to the rounds' own interval: a round that fails every time neither stops the ones after it (pruning with them) nor
+   * runs in a loop. The failures in a row are kept in storage: the object is evicted between rounds an hour apart.
+   */
+  async #upkeepRound(): Promise<void> {
+    const settings = readAuditSettings(this.env);
+    try {
+      await this.#maintainChain(settings.retentionDays);
+    } catch (error) {
+      const failures = ((await this.ctx.storage.get<number>(UPKEEP_FAILURES)) ?? 0) + 1;
+      await this.ctx.storage.put(UPKEEP_FAILURES, failures);
+      const retryMs = Math.min(UPKEEP_RETRY_FIRST_MS * 2 ** (failures - 1), upkeepIntervalMs(settings));
+      jsonLogger({ component: 'audit' }).error('legacy audit chain upkeep failed', { error: errorText(error), failures, retry_in_ms: retryMs });
+      this.#alarmSet = true;
+      await this.armAlarm(Date.now() + retryMs);
+      return;
+    }
+    await this.ctx.storage.delete(UPKEEP_FAILURES);
+    await this.#keepPruning();
   }
 
   /** One round of upkeep of this object's chain (maintainAuditLog), pruning past `retentionDays` (0: none). */
@@ -92,7 +114,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     const settings = readAuditSettings(this.env);
     if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) {
       this.#alarmSet = true;
-      await this.armAlarm(Date.now() + Math.max(settings.checkpointSeconds, 3600) * 1000);
+      await this.armAlarm(Date.now() + upkeepIntervalMs(settings));
     }
   }
 
@@ -391,6 +413,15 @@ const ROOT_CHECKPOINT_PREFIX = 'audit:root:';
 const ROOT_PRUNE_BATCH = 1000;
 /** The newest checkpoint each shard's upkeep signed or found verified, by shard (SignedSoFar): apart from the shards it holds to. */
 const SIGNED_HEADS = 'audit:signed-heads';
+
+/** Storage key: the alarm's upkeep rounds of the legacy chain that failed in a row (its retry backoff). */
+const UPKEEP_FAILURES = 'audit:legacy-upkeep-failures';
+const UPKEEP_RETRY_FIRST_MS = 60_000;
+
+/** How often the alarm keeps this chain while retention applies: every checkpoint interval, at least an hour apart. */
+function upkeepIntervalMs(settings: AuditSettings): number {
+  return Math.max(settings.checkpointSeconds, 3600) * 1000;
+}
 
 /** Storage key recording when the state object sealed the keys an earlier keyway stored in the clear (its one-time upgrade). */
 export const KEYS_SEALED_AT = 'upgrade:keys-sealed-at';
