@@ -449,7 +449,7 @@ export class SqliteAuditStore implements AuditStore {
         );
         for (const row of rows) {
           const problem = check.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac);
-          if (problem !== undefined) throw new ChainConflictError(`record ${row.seq} ${problem}`);
+          if (problem !== undefined) throw new ChainConflictError(`record ${row.seq} ${problem.why}`);
         }
         if (rows.length < page) break;
         after = rows.at(-1)?.seq ?? toSeq;

@@ -202,7 +202,7 @@ async function checkRecordMacs(dump: StateDump, keys: JWTVerifyGetKey, macs: Rec
   const unmaced: number[] = [];
   for (const row of tail) {
     const problem = check.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac);
-    if (problem !== undefined) throw new StateRestoreError('audit_log_invalid', `audit record ${row.seq} in the export ${problem}`);
+    if (problem !== undefined) throw new StateRestoreError('audit_log_invalid', `audit record ${row.seq} in the export ${problem.why}`);
     if (row.mac === null) unmaced.push(row.seq);
   }
   const [first, last] = [unmaced[0], unmaced.at(-1)];

@@ -32,8 +32,8 @@ describe('a record MAC', () => {
     for (const [made, macs] of chains.entries()) {
       const mac = macs.make({ seq: 7, hash: HASH });
       for (const [checked, other] of chains.entries()) {
-        expect(other.problem({ seq: 7, hash: HASH }, mac, 0)).toBe(
-          checked === made ? undefined : 'carries a MAC the master key did not make: the broker did not append it',
+        expect(other.problem({ seq: 7, hash: HASH }, mac, 0)).toEqual(
+          checked === made ? undefined : { kind: 'mac_invalid', why: 'carries a MAC the master key did not make: the broker did not append it' },
         );
       }
     }
@@ -54,7 +54,7 @@ describe('a record MAC', () => {
       { seq: 7, hash: OTHER_HASH },
       { seq: 8, hash: HASH },
     ]) {
-      expect(macs.problem(link, mac, 0)).toBe('carries a MAC the master key did not make: the broker did not append it');
+      expect(macs.problem(link, mac, 0)).toEqual({ kind: 'mac_invalid', why: 'carries a MAC the master key did not make: the broker did not append it' });
     }
   });
 
@@ -62,12 +62,23 @@ describe('a record MAC', () => {
     const stranger = masterKey();
     const macs = new RecordMacs(recordMacKeys({ current: masterKey(), previous: [] }));
     const foreign = await specifiedMac(stranger, 7, HASH);
-    expect(macs.problem({ seq: 7, hash: HASH }, foreign, 0)).toBe(
-      `carries a MAC under master key ${JSON.stringify(masterKeyId(stranger))}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`,
-    );
-    expect(macs.problem({ seq: 7, hash: HASH }, `${macs.make({ seq: 7, hash: HASH })}.x`, 0)).toMatch(
-      /^carries a MAC under master key .* which is not configured/,
-    );
+    expect(macs.problem({ seq: 7, hash: HASH }, foreign, 0)).toEqual({
+      kind: 'mac_key_unknown',
+      why: `carries a MAC under master key ${JSON.stringify(masterKeyId(stranger))}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`,
+    });
+    expect(macs.problem({ seq: 7, hash: HASH }, `${macs.make({ seq: 7, hash: HASH })}.x`, 0)).toMatchObject({
+      kind: 'mac_key_unknown',
+      why: expect.stringMatching(/^carries a MAC under master key .* which is not configured/),
+    });
+  });
+
+  it('carried by none after where MACs start is missing; at or before it, taken as written before keyway made MACs', () => {
+    const macs = new RecordMacs(recordMacKeys({ current: masterKey(), previous: [] }));
+    expect(macs.problem({ seq: 5, hash: HASH }, null, 5)).toBeUndefined();
+    expect(macs.problem({ seq: 6, hash: HASH }, null, 5)).toEqual({
+      kind: 'mac_missing',
+      why: 'carries no MAC, though the broker has MACed every record after 5: the broker did not append it',
+    });
   });
 
   it('checked in order, signs no start past the records it was held to, however far the store says MACs start', () => {

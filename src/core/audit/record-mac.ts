@@ -12,9 +12,19 @@ export interface RecordMacKey {
   readonly key: Uint8Array;
 }
 
+/**
+ * Why a record is not one the broker appended, by its MAC: it carries none after where MACs start (`mac_missing`), one
+ * under a master key not configured (`mac_key_unknown`: another key, or a made-up id), or one that master key did not
+ * make for this record at this seq in this chain (`mac_invalid`).
+ */
+export interface RecordMacProblem {
+  readonly kind: 'mac_missing' | 'mac_key_unknown' | 'mac_invalid';
+  readonly why: string;
+}
+
 /** RecordMacs.inOrder: records checked one after the other, and where MACs start as they showed it. */
 export interface RecordMacCheck {
-  problem(link: ChainHead, mac: string | null): string | undefined;
+  problem(link: ChainHead, mac: string | null): RecordMacProblem | undefined;
   /** Where MACs start, held to the records checked up to `toSeq`. */
   macsAfter(toSeq: number): number;
 }
@@ -77,16 +87,19 @@ export class RecordMacs {
    * MAC is the broker's only at or before `macsAfter`: written before keyway made them (the migration that added them
    * remembers where the log ended).
    */
-  problem(link: ChainHead, mac: string | null, macsAfter: number): string | undefined {
+  problem(link: ChainHead, mac: string | null, macsAfter: number): RecordMacProblem | undefined {
     if (mac === null) {
-      return link.seq <= macsAfter ? undefined : `carries no MAC, though the broker has MACed every record after ${macsAfter}: the broker did not append it`;
+      if (link.seq <= macsAfter) return undefined;
+      return { kind: 'mac_missing', why: `carries no MAC, though the broker has MACed every record after ${macsAfter}: the broker did not append it` };
     }
     const [kid = '', value, ...rest] = mac.split('.');
     const key = this.#keys.find((candidate) => candidate.kid === kid);
     if (key === undefined || rest.length > 0) {
-      return `carries a MAC under master key ${JSON.stringify(kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`;
+      const why = `carries a MAC under master key ${JSON.stringify(kid)}, which is not configured (KEYWAY_MASTER_KEY, KEYWAY_MASTER_KEY_PREVIOUS)`;
+      return { kind: 'mac_key_unknown', why };
     }
-    return value === this.#mac(key, link) ? undefined : 'carries a MAC the master key did not make: the broker did not append it';
+    if (value === this.#mac(key, link)) return undefined;
+    return { kind: 'mac_invalid', why: 'carries a MAC the master key did not make: the broker did not append it' };
   }
 
   /**
