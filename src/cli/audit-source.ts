@@ -21,7 +21,9 @@ import { CliError } from './command.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
 import { remoteAuditLog, successful, type BrokerGet } from './remote-audit-log.ts';
 import type { ShardedLogSource } from '../core/audit/verify-shards.ts';
-import { brokerSecretBox } from './key-source.ts';
+import { brokerMasterKeys } from './key-source.ts';
+import { withRecordMacs, type MasterKeyUse } from './master-key-option.ts';
+import { SecretBox } from '../core/secrets/secret-box.ts';
 import { ANSWER_BYTES, answerJson } from './bounded-answer.ts';
 import { fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
 
@@ -41,8 +43,10 @@ export interface AuditSource {
    * Everything `audit verify` needs. The keys it trusts: `pinned` (a JWKS the auditor saved from
    * GET /v1/audit/keys), and those the broker vouches for: what its /v1/audit/keys publishes, or in
    * the data directory, those the master key attests. Without the master key, the pinned ones only.
+   * `master`: a master key given in place of the broker's settings, and whether to check the records'
+   * MACs with it, which only the data directory carries.
    */
-  verification(pinned?: JSONWebKeySet): Promise<AuditLogSource | ShardedLogSource>;
+  verification(pinned?: JSONWebKeySet, master?: MasterKeyUse): Promise<AuditLogSource | ShardedLogSource>;
   close(): void;
 }
 
@@ -144,16 +148,19 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
       if (format === 'csv') yield CSV_HEADER;
       for await (const record of allRecords(store, query)) yield format === 'csv' ? csvRow(record) : ndjsonLine(toRecordJson(record));
     },
-    async verification(pinned) {
+    async verification(pinned, master) {
       // A key is in the same database as the checkpoints it would verify: whoever could write one could write the other.
-      const box = await brokerSecretBox(config);
+      const masterKeys = master?.given ?? brokerMasterKeys(config);
+      const box = masterKeys === undefined ? undefined : await SecretBox.fromMasterKeys(masterKeys);
+      const where = `set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} in ${config.dataDir})`;
       if (box === undefined && pinned === undefined) {
         throw new CliError(
-          `verify --data-dir trusts no key on the database's word: set KEYWAY_MASTER_KEY as the broker has it (there is no ${MASTER_KEY_FILE} ` +
-            `in ${config.dataDir}), or pass --keys FILE, a JWKS saved earlier from GET /v1/audit/keys`,
+          `verify --data-dir trusts no key on the database's word: ${where}, or pass --keys FILE, a JWKS saved earlier from GET /v1/audit/keys`,
         );
       }
-      return sqliteAuditLogSource(db, { ...(box === undefined ? {} : { box }), ...(pinned === undefined ? {} : { pinned }) });
+      const trust = { ...(box === undefined ? {} : { box }), ...(pinned === undefined ? {} : { pinned }) };
+      const log = await sqliteAuditLogSource(db, trust, { macs: master?.macs === true });
+      return withRecordMacs(log, masterKeys, master, where);
     },
     close: () => db.close(),
   };
@@ -197,7 +204,15 @@ function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): 
       const response = await get(EXPORT_PATH, new URLSearchParams([...params, ['format', format]]));
       for await (const chunk of (response.body ?? new ReadableStream<Uint8Array>()).pipeThrough(new TextDecoderStream())) yield chunk;
     },
-    verification: (pinned) => remoteAuditLog(fetchAnswer, pinned),
+    verification(pinned, master) {
+      if (master?.macs === true || master?.given !== undefined) {
+        throw new CliError(
+          "the broker's export (GET /v1/audit/export) does not carry the records' MACs: --macs checks them in a data directory (--data-dir) " +
+            'or an export of a Workers broker (--backup)',
+        );
+      }
+      return remoteAuditLog(fetchAnswer, pinned);
+    },
     close: () => {},
   };
 }

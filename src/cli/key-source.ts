@@ -8,6 +8,7 @@ import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
 import { SecretBox, SecretBoxError } from '../core/secrets/secret-box.ts';
+import type { MasterKeys } from '../core/secrets/master-keys.ts';
 import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
@@ -95,10 +96,15 @@ export async function openDataDirKeyStore(
   );
 }
 
-/** The broker's master key: KEYWAY_MASTER_KEY, or the data dir's master key file; never a new one made up here. */
-export async function brokerSecretBox(config: NodeBrokerConfig): Promise<SecretBox | undefined> {
+/** The broker's master key: KEYWAY_MASTER_KEY (and KEYWAY_MASTER_KEY_PREVIOUS), or the data dir's master key file; never a new one made up here. */
+export function brokerMasterKeys(config: NodeBrokerConfig): MasterKeys | undefined {
   if (config.masterKeys === undefined && !existsSync(join(config.dataDir, MASTER_KEY_FILE))) return undefined;
-  return SecretBox.fromMasterKeys(config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, silentLogger));
+  return config.masterKeys ?? loadNodeMasterKeys({}, config.dataDir, silentLogger);
+}
+
+export async function brokerSecretBox(config: NodeBrokerConfig): Promise<SecretBox | undefined> {
+  const keys = brokerMasterKeys(config);
+  return keys === undefined ? undefined : SecretBox.fromMasterKeys(keys);
 }
 
 async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {

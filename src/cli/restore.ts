@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { readMasterKeys, type MasterKeys } from '../core/secrets/master-keys.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
-import { MASTER_KEY_FILE, readMasterKeyFile } from '../storage/master-key-file.ts';
+import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { LIVE_POLICY_ATTESTATION_SCHEMA, migrate, SCHEMA_VERSION } from '../storage/migrate.ts';
 import { checkDataDir, createPrivateFile, preparePrivateDataDir } from '../storage/private-data-dir.ts';
 import { DATABASE_FILE, type SqliteFile } from '../storage/sqlite-file.ts';
@@ -18,6 +18,7 @@ import { newestValidCheckpoint } from '../core/audit/verify-checkpoint.ts';
 import { sqliteAuditLogSource, type CheckpointKeys } from '../storage/sqlite-audit-log-source.ts';
 import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { readPinnedKeys } from './pinned-keys.ts';
+import { masterKeyFileOption } from './master-key-option.ts';
 import { checkDatabase, checkKeyRingOpens, checkSchemaObjects, describeSnapshot, openSnapshot, verifySnapshot } from './database-snapshot.ts';
 
 const USAGE = `usage: keyway restore --backup FILE --data-dir DIR [--master-key-file FILE] [--keys FILE] [--json]
@@ -183,10 +184,7 @@ async function checkRecordMacs(db: SqliteFile, masterKeys: MasterKeys, trust: Ch
 }
 
 function masterKeysFrom(file: string | undefined): MasterKeys {
-  if (file !== undefined) {
-    if (!existsSync(file)) throw new CliError(`no master key file at ${file}`, 1);
-    return readMasterKeyFile(file);
-  }
+  if (file !== undefined) return masterKeyFileOption(file);
   const fromEnv = readMasterKeys(process.env);
   if (fromEnv === undefined) {
     throw new CliError('no master key: set KEYWAY_MASTER_KEY as the broker has it, or give --master-key-file (the signing keys are checked to open with it)');

@@ -17,25 +17,33 @@ import { usageMismatch } from './sqlite-audit-usage.ts';
  */
 export type CheckpointKeys = { readonly box?: SecretBox; readonly pinned?: JSONWebKeySet } | 'stored';
 
-/** Everything `verifyAuditLog` needs from a keyway database: its records, its checkpoints, and the keys trusted to have signed them. */
-export async function sqliteAuditLogSource(db: SqlDatabase, trust: CheckpointKeys): Promise<AuditLogSource> {
-  const store = new SqliteAuditStore(db);
+/**
+ * Everything `verifyAuditLog` needs from a keyway database: its records, its checkpoints, and the keys trusted to have
+ * signed them. `macs`: the records with the MACs stored beside them, and where the store says MACs start (the database
+ * is of this schema: an older one, such as a backup before its migration, has none).
+ */
+export async function sqliteAuditLogSource(db: SqlDatabase, trust: CheckpointKeys, options: { readonly macs?: boolean } = {}): Promise<AuditLogSource> {
+  const macs = options.macs === true;
+  const store = new SqliteAuditStore(db, { readMacs: macs });
   const checkpoints: Checkpoint[] = [];
   for (let page = await store.checkpoints(0, 500); page.length > 0; page = await store.checkpoints(page.at(-1)?.seq ?? 0, 500)) checkpoints.push(...page);
   const records = allRecords(store, { order: 'asc', limit: 500 });
   const derivedMismatch = async () => usageMismatch(db);
+  const carried = macs ? { macsStart: store.macsStart() } : {};
   // Every key the broker ever held verifies its checkpoints, retired and removed ones included; public parts only.
   if (trust === 'stored')
     return {
       records,
       checkpoints,
       derivedMismatch,
+      ...carried,
       keys: createLocalJWKSet({ keys: (await new SqliteKeyStore(db).describeKeys()).map((key) => key.publicJwk) }),
     };
   return {
     records,
     checkpoints,
     derivedMismatch,
+    ...carried,
     ...(await trustedKeys(
       trust,
       (await new SqliteKeyStore(db).describeKeys()).map((key) => key.kid),

@@ -37,7 +37,7 @@ import type { RecordMacs } from '../core/audit/record-mac.ts';
 /** The greatest `exp` (seconds) of a token that no longer verifies at `at` (ms): one that expired within the clock skew tolerated beyond it still does. */
 const lastExpired = (at: number): number => Math.floor(at / 1000) - ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
 
-export type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string } & AuditIndex;
+export type RecordRow = { seq: number; prev_hash: string | null; hash: string | null; event: string; mac?: string | null } & AuditIndex;
 export type CheckpointRow = { seq: number; hash: string; time: number; jws: string };
 
 /** A record with its index columns as they are stored, for `audit verify` to hold to the event. */
@@ -50,6 +50,7 @@ export function toRecord(row: RecordRow): AuditRecord {
     chain: { seq: row.seq, prev_hash: row.prev_hash ?? '', hash: row.hash ?? '' },
     index,
     text: row.event,
+    ...(row.mac === undefined ? {} : { mac: row.mac }),
   };
 }
 
@@ -70,17 +71,23 @@ export class SqliteAuditStore implements AuditStore {
   readonly #digest: Sha256Hex;
   readonly #macs: RecordMacs | undefined;
   readonly #usageLimits: UsageRollUpLimits;
+  readonly #recordColumns: string;
 
   /**
    * `macs`: the record MAC keys (record-mac.ts), from the master key: each record appended is written with its MAC, and
-   * recordMacsHold checks them. A store without them (a read-only one) writes none and checks none. `usage`: how the usage
-   * roll-up is kept (sqlite-audit-usage.ts); a store that serves nothing (the CLI's) may sum any backlog itself.
+   * recordMacsHold checks them. A store without them (a read-only one) writes none and checks none. `readMacs`: the
+   * records read carry the MAC stored beside them, for `audit verify` to check (sqlite-audit-log-source.ts). `usage`: how
+   * the usage roll-up is kept (sqlite-audit-usage.ts); a store that serves nothing (the CLI's) may sum any backlog itself.
    */
-  constructor(db: SqlDatabase, options: { readonly sha256?: Sha256Hex; readonly macs?: RecordMacs; readonly usage?: UsageRollUpLimits } = {}) {
+  constructor(
+    db: SqlDatabase,
+    options: { readonly sha256?: Sha256Hex; readonly macs?: RecordMacs; readonly readMacs?: boolean; readonly usage?: UsageRollUpLimits } = {},
+  ) {
     this.#db = db;
     this.#digest = options.sha256 ?? sha256Hex;
     this.#macs = options.macs;
     this.#usageLimits = options.usage ?? USAGE_ROLLUP_LIMITS;
+    this.#recordColumns = options.readMacs === true ? `${RECORD_COLUMNS}, mac` : RECORD_COLUMNS;
   }
 
   async append(event: AuditEvent): Promise<ChainLink> {
@@ -204,7 +211,7 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async record(id: string): Promise<AuditRecord | undefined> {
-    const [row] = this.#db.all<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM audit_events WHERE id = ?`, [id]);
+    const [row] = this.#db.all<RecordRow>(`SELECT ${this.#recordColumns} FROM audit_events WHERE id = ?`, [id]);
     return row === undefined ? undefined : toRecord(row);
   }
 
@@ -229,7 +236,7 @@ export class SqliteAuditStore implements AuditStore {
         where.params.push(by === 'seq' ? Number(query.after) : query.after);
       }
       return this.#db.all<RecordRow>(
-        `SELECT ${RECORD_COLUMNS} FROM audit_events ${sqlWhere(where.conditions)} ORDER BY ${by} ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+        `SELECT ${this.#recordColumns} FROM audit_events ${sqlWhere(where.conditions)} ORDER BY ${by} ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
         [...where.params, query.limit + 1],
       );
     });
@@ -436,11 +443,16 @@ export class SqliteAuditStore implements AuditStore {
     return { seq: first.seq - 1, hash: anchor?.hash ?? '' };
   }
 
+  /** Where MACs start as the store remembers it (audit_mac_start): the seq its log ended at when the migration that added them ran. */
+  macsStart(): number {
+    return this.#db.all<{ macs_after: number }>('SELECT macs_after FROM audit_mac_start')[0]?.macs_after ?? 0;
+  }
+
   async recordMacsHold(afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
     const macs = this.#macs;
     if (macs === undefined) throw new Error("no master key to check the records' MACs with");
     return this.#db.read(() => {
-      const check = macs.inOrder(macsAfter ?? this.#db.all<{ macs_after: number }>('SELECT macs_after FROM audit_mac_start')[0]?.macs_after ?? 0);
+      const check = macs.inOrder(macsAfter ?? this.macsStart());
       const page = 500;
       for (let after = afterSeq; after < toSeq; ) {
         const rows = this.#db.all<{ seq: number; hash: string | null; mac: string | null }>(

@@ -198,7 +198,7 @@ async function checkRecordMacs(dump: StateDump, keys: JWTVerifyGetKey, macs: Rec
   const tail = records.filter((row) => row.seq > (newest?.seq ?? 0)).sort((a, b) => a.seq - b.seq);
   if (tail.length === 0) return undefined;
   if (macs === undefined) throw new StateRestoreError('audit_log_invalid', "no master key to check the audit records' MACs with");
-  const check = macs.inOrder(newest?.macsAfter ?? rowsOf<{ macs_after: number }>(dump, 'audit_mac_start')[0]?.macs_after ?? 0);
+  const check = macs.inOrder(newest?.macsAfter ?? macsStart(dump));
   const unmaced: number[] = [];
   for (const row of tail) {
     const problem = check.problem({ seq: row.seq, hash: row.hash ?? '' }, row.mac);
@@ -286,6 +286,11 @@ function rowsOf<Row>(dump: StateDump, table: string): Row[] {
   return (dump.tables[table] ?? []) as unknown as Row[];
 }
 
+/** Where MACs start as the dump's store remembered it (audit_mac_start), as SqliteAuditStore.macsStart reads a database's. */
+function macsStart(dump: StateDump): number {
+  return rowsOf<{ macs_after: number }>(dump, 'audit_mac_start')[0]?.macs_after ?? 0;
+}
+
 /** The dump's audit log and checkpoints, with the keys trusted to have signed them, as `verifyAuditLog` reads a database's. */
 export function dumpAuditLogSource(dump: StateDump, trusted: Pick<AuditLogSource, 'keys' | 'unvouched'>): AuditLogSource {
   const bySeq = <Row extends { seq: number }>(rows: Row[]): Row[] => [...rows].sort((a, b) => a.seq - b.seq);
@@ -301,6 +306,7 @@ export function dumpAuditLogSource(dump: StateDump, trusted: Pick<AuditLogSource
       }
     })(),
     checkpoints: bySeq(rowsOf<CheckpointRow>(dump, 'audit_checkpoints')).map(toCheckpoint),
+    macsStart: macsStart(dump),
     ...trusted,
   };
 }

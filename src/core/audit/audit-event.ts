@@ -187,6 +187,11 @@ export interface AuditRecord {
   readonly index?: AuditIndex;
   /** The event's text as stored, which SQL reads: `audit verify` holds it to name no member twice. Absent where no store kept one. */
   readonly text?: string;
+  /**
+   * The MAC stored beside it (record-mac.ts), null when it has none: what `audit verify --macs` holds it to. Absent where
+   * the source carries none (the API's export).
+   */
+  readonly mac?: string | null;
 }
 
 /**

@@ -5,6 +5,7 @@ import { indexMismatch } from './audit-index.ts';
 import { duplicateMember } from './duplicate-member.ts';
 import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
+import { RecordMacs, type RecordMacCheck, type RecordMacKey } from './record-mac.ts';
 import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 
 export type ChainProblemKind =
@@ -25,7 +26,10 @@ export type ChainProblemKind =
   | 'root_chain_missing'
   | 'root_chain_unnamed'
   | 'root_checkpoints_rolled_back'
-  | 'kept_root_checkpoint_invalid';
+  | 'kept_root_checkpoint_invalid'
+  | 'mac_missing'
+  | 'mac_key_unknown'
+  | 'mac_invalid';
 
 export interface ChainProblem {
   readonly kind: ChainProblemKind;
@@ -54,10 +58,25 @@ export interface ChainReport {
   readonly anchor_unmarked?: true;
   /** Checkpoints kept elsewhere (`--checkpoints`) whose signature verified, when some were given. */
   readonly kept_checkpoints?: number;
+  /** The records' MACs, when they were checked (`macKeys`). */
+  readonly macs?: MacReport;
   /** The first problem, by position in the log. */
   readonly problem?: ChainProblem;
   /** Keys the store holds that nothing vouches for: each one fails the verification, whether or not it signed a kept checkpoint. */
   readonly unvouched_keys?: readonly UnvouchedKey[];
+}
+
+/**
+ * What the MACs of the records read showed: how many verified, how many carry none at or before `after` (written before
+ * keyway made MACs: only the chain and the checkpoints vouch for them), and `after`, the seq after which every record must
+ * carry one: signed by the newest valid checkpoint (`signed`), or, without one that signs it, as the store remembers it
+ * (audit_mac_start), moved before the first record that carries one.
+ */
+export interface MacReport {
+  readonly valid: number;
+  readonly without: number;
+  readonly after: number;
+  readonly signed: boolean;
 }
 
 /**
@@ -82,12 +101,19 @@ export class ChainVerifier {
   #problem: ChainProblem | undefined;
   /** A record whose predecessor was not the record before it: re-ordered if that predecessor turns up later. */
   #broken: { readonly record: AuditRecord; readonly wanted: string } | undefined;
+  readonly #macs: { readonly check: RecordMacCheck; readonly signed: boolean } | undefined;
+  #maced = 0;
+  #unmaced = 0;
 
-  /** `kept`: checkpoints kept elsewhere (signatures verified), which the log must agree with and reach. */
-  constructor(checkpoints: readonly VerifiedCheckpoint[], kept?: readonly Checkpoint[]) {
+  /**
+   * `kept`: checkpoints kept elsewhere (signatures verified), which the log must agree with and reach. `macs`: each record
+   * held to the MAC stored beside it (`record.mac`), and whether a checkpoint signed where MACs start.
+   */
+  constructor(checkpoints: readonly VerifiedCheckpoint[], kept?: readonly Checkpoint[], macs?: { readonly check: RecordMacCheck; readonly signed: boolean }) {
     this.#checkpoints = new Map(checkpoints.map((checkpoint) => [checkpoint.seq, checkpoint]));
     this.#kept = Map.groupBy(kept ?? [], (checkpoint) => checkpoint.seq);
     this.#keptCount = kept?.length;
+    this.#macs = macs;
   }
 
   /** False once the first problem is known: there is no need to read further. */
@@ -155,11 +181,22 @@ export class ChainVerifier {
           record,
           `record ${chain.seq} (${event.id}) differs from the kept checkpoint signed at ${kept.time}: the log is not the one the broker signed`,
         );
+      } else {
+        this.#holdToMac(record);
       }
     }
     this.#expected = chain.hash;
     this.#previousSeq = chain.seq;
     this.#last = record;
+  }
+
+  #holdToMac(record: AuditRecord): void {
+    if (this.#macs === undefined) return;
+    const mac = record.mac ?? null;
+    const found = this.#macs.check.problem(record.chain, mac);
+    if (found !== undefined) this.#problem = problem(found.kind, record, `record ${record.chain.seq} (${record.event.id}) ${found.why}`);
+    else if (mac === null) this.#unmaced += 1;
+    else this.#maced += 1;
   }
 
   #startingHash(first: AuditRecord): string {
@@ -254,6 +291,9 @@ export class ChainVerifier {
       ...(this.#anchor === undefined ? {} : { anchor: this.#anchor.seq }),
       ...(this.#anchor !== undefined && this.#anchor.role === undefined ? { anchor_unmarked: true as const } : {}),
       ...(this.#keptCount === undefined ? {} : { kept_checkpoints: this.#keptCount }),
+      ...(this.#macs === undefined
+        ? {}
+        : { macs: { valid: this.#maced, without: this.#unmaced, after: this.#macs.check.macsAfter(lastSeq), signed: this.#macs.signed } }),
       ...(this.#problem === undefined ? {} : { problem: this.#problem }),
     };
   }
@@ -283,6 +323,16 @@ export interface AuditLogSource {
    * them, or undefined; asked once the chain holds. Only a store read directly (a data directory) has one to ask.
    */
   readonly derivedMismatch?: () => Promise<string | undefined>;
+  /**
+   * Where MACs start as the store remembers it (audit_mac_start), present when its records carry the MACs stored beside
+   * them (`record.mac`): a data directory, an export of a Workers state. The API's export carries none.
+   */
+  readonly macsStart?: number;
+  /**
+   * The record MAC keys of the master key the verifier holds (`audit verify --macs`): each record is then held to its MAC,
+   * and one without a MAC after where MACs start (the newest valid checkpoint's signed `macs_after`, else `macsStart`) fails.
+   */
+  readonly macKeys?: readonly RecordMacKey[];
 }
 
 /**
@@ -328,7 +378,11 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
     }
   }
   const witnessed = source.witnessed ?? [];
-  const verifier = new ChainVerifier(valid, source.kept === undefined && witnessed.length === 0 ? undefined : [...kept, ...witnessed]);
+  const verifier = new ChainVerifier(
+    valid,
+    source.kept === undefined && witnessed.length === 0 ? undefined : [...kept, ...witnessed],
+    source.macKeys === undefined ? undefined : macCheck(source, source.macKeys, valid),
+  );
   for await (const record of source.records) {
     verifier.push(record);
     if (!verifier.wantsMore) break;
@@ -340,6 +394,20 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
   if (problem !== undefined) return { ...report, ok: false, problem };
   const derived = await source.derivedMismatch?.();
   return derived === undefined ? report : { ...report, ok: false, problem: { kind: 'derived_mismatch', message: `${derived}: it was edited` } };
+}
+
+/**
+ * The MAC check of a chain, from where MACs start as upkeep and restore take it: the newest valid checkpoint's signed
+ * `macs_after`, else the store's own (which whoever writes the store can move, and which counts only until one signs it).
+ */
+function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: readonly VerifiedCheckpoint[]) {
+  if (source.macsStart === undefined) throw new TypeError("this audit log source does not carry the records' MACs");
+  const newest = valid.reduce<VerifiedCheckpoint | undefined>(
+    (top, checkpoint) => (top === undefined || checkpoint.seq > top.seq ? checkpoint : top),
+    undefined,
+  );
+  const macs = new RecordMacs(keys, source.chain === undefined ? {} : { chain: source.chain });
+  return { check: macs.inOrder(newest?.macsAfter ?? source.macsStart), signed: newest?.macsAfter !== undefined };
 }
 
 function keyProblem(key: UnvouchedKey | undefined): ChainProblem | undefined {
