@@ -254,34 +254,29 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   page.get('/inventory', async (c) => {
     const params = new URL(c.req.url).searchParams;
     const who = c.get('auditor').sub;
+    const problem = (message: string, status: 400 | 503, headers?: Record<string, string>) =>
+      c.html(
+        <Layout title="Inventory" who={who}>
+          <p class="notice" data-testid="problem">
+            {inert(message)}
+          </p>
+        </Layout>,
+        status,
+        headers,
+      );
     let query: InventoryQuery;
     try {
       query = parseInventoryQuery(params, deps.now());
     } catch (error) {
       if (!(error instanceof AuditQueryError)) throw error;
-      return c.html(
-        <Layout title="Inventory" who={who}>
-          <p class="notice" data-testid="problem">
-            {inert(error.message)}
-          </p>
-        </Layout>,
-        400,
-      );
+      return problem(error.message, 400);
     }
     let rows: UsageRow[];
     try {
       rows = await deps.audit.usage(query);
     } catch (error) {
       if (!(error instanceof UsageCatchingUpError)) throw error;
-      return c.html(
-        <Layout title="Inventory" who={who}>
-          <p class="notice" data-testid="problem">
-            {inert(error.message)}
-          </p>
-        </Layout>,
-        503,
-        { 'Retry-After': String(UsageCatchingUpError.RETRY_AFTER_SECONDS) },
-      );
+      return problem(error.message, 503, { 'Retry-After': String(UsageCatchingUpError.RETRY_AFTER_SECONDS) });
     }
     return c.html(
       <Layout title="Inventory" who={who}>
