@@ -118,6 +118,37 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
   );
 
   it(
+    'holds the records to where MACs start as a kept checkpoint signs it, not to a store whose checkpoints were deleted and start moved',
+    async () => {
+      const log = await brokerLog(2);
+      // The checkpoints an auditor saved, as GET /v1/audit/checkpoints answered them: the head's, signed at close, says MACs start after 0.
+      const keptFile = join(mkdtempSync(join(tmpdir(), 'keyway-macs-kept-')), 'checkpoints.json');
+      const saved = openSqliteFile(join(log.copy(), DATABASE_FILE));
+      writeFileSync(keptFile, JSON.stringify({ checkpoints: await new SqliteAuditStore(saved).checkpoints(0, 100) }));
+      saved.close();
+      // Whoever writes the store: the checkpoints that sign where MACs start deleted, the store's own start raised past
+      // the records, every MAC taken out, and two records appended by a store without the master key.
+      const forged = log.copy((db) => {
+        db.run('DELETE FROM audit_checkpoints');
+        db.run('UPDATE audit_mac_start SET macs_after = 1000');
+        db.run('UPDATE audit_events SET mac = NULL');
+      });
+      const db = openSqliteFile(join(forged, DATABASE_FILE));
+      const writer = new SqliteAuditStore(db);
+      for (let count = 0; count < 2; count += 1) await writer.append(auditEvent());
+      db.close();
+
+      const verified = await cli(['audit', 'verify', '--data-dir', forged, '--macs', '--checkpoints', keptFile, '--json']);
+      expect(JSON.parse(verified.stdout)).toMatchObject({
+        ok: false,
+        problem: { kind: 'mac_missing', seq: 1, message: expect.stringContaining('though the broker has MACed every record after 0') },
+      });
+      expect(verified.code).toBe(1);
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
     'reads the master key as the broker does, or from --master-key-file; a wrong one fails, and the key is never printed',
     async () => {
       const log = await brokerLog(2);

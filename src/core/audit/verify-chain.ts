@@ -365,7 +365,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
       };
     }
   }
-  const kept: Checkpoint[] = [];
+  const kept: VerifiedCheckpoint[] = [];
   for (const copy of source.kept ?? []) {
     try {
       kept.push(await verifyCheckpoint(copy.jws, source.keys, source.chain));
@@ -381,7 +381,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
   const verifier = new ChainVerifier(
     valid,
     source.kept === undefined && witnessed.length === 0 ? undefined : [...kept, ...witnessed],
-    source.macKeys === undefined ? undefined : macCheck(source, source.macKeys, valid),
+    source.macKeys === undefined ? undefined : macCheck(source, source.macKeys, [...valid, ...kept]),
   );
   for await (const record of source.records) {
     verifier.push(record);
@@ -399,6 +399,7 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
 /**
  * The MAC check of a chain, from where MACs start as upkeep and restore take it: the newest valid checkpoint's signed
  * `macs_after`, else the store's own (which whoever writes the store can move, and which counts only until one signs it).
+ * `valid` holds the kept checkpoints too: deleting the store's would otherwise hand where MACs start back to the store.
  */
 function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: readonly VerifiedCheckpoint[]) {
   if (source.macsStart === undefined) throw new TypeError("this audit log source does not carry the records' MACs");
