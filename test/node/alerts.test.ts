@@ -8,6 +8,7 @@ import { base64url, compactVerify, createLocalJWKSet, type JSONWebKeySet } from 
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { StoredAlert } from '../../src/features/alerts/alert.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
@@ -346,6 +347,18 @@ describe('alerts on anomalies', () => {
     expect(await raisedBy(await operatorFrom(`Bearer ${forged('4')}`, '127.0.0.7'))).toEqual(['denial_burst_address']);
     // The claimed operator was refused four times: no identity burst, which counts exchanges.
     expect((await stored()).filter((raised) => raised.rule === 'denial_burst_identity')).toEqual([]);
+  });
+
+  it('sees a refused operator credential recorded as the first past its budget as that refusal still: no subject token replayed', async () => {
+    const limits = readLimitSettings({ KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '2', KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1' });
+    const { exchange, sign, raisedBy, operatorFrom } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_address,subject_token_replayed' }, { limits });
+    // A CI token exchanged once, then sent as an operator credential: refused each time, the third past the unverified budget.
+    const token = await sign();
+    expect((await exchange(token)).status).toBe(200);
+    for (const _ of [1, 2]) expect((await operatorFrom(`Bearer ${token}`, '127.0.0.8')).status).toBe(401);
+    const limited = await operatorFrom(`Bearer ${token}`, '127.0.0.8');
+    expect(limited.status).toBe(429);
+    expect(await raisedBy(limited)).toEqual(['denial_burst_address']);
   });
 
   it("raises an address's denial burst when refusals the rules do not run on (a holder's /revoke of a bad token) come between its exchanges", async () => {

@@ -1,4 +1,4 @@
-import type { AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import type { ExchangeError } from '../errors/exchange-error.ts';
 import { REASONS } from '../errors/reasons.ts';
@@ -29,11 +29,19 @@ export async function spendUnverifiedBudget(
   return undefined;
 }
 
+const REPLACED = '; refused: ';
+
 /** Makes `event` the record of `limited`, the limit's refusal answered instead of the one it recorded: its `detail` keeps that reason. */
 export function recordAsLimited(event: AuditEventDraft, limited: RateLimitedError): void {
-  event.detail = `${limited.message}; refused: ${event.reason}`;
+  event.detail = `${limited.message}${REPLACED}${event.reason}`;
   event.reason = limited.reason;
   event.decision = REASONS[limited.reason].decision;
+}
+
+/** The reason a limit's record (recordAsLimited) replaced; undefined for any other record. A limit's `detail` is the broker's own text. */
+export function replacedReason(event: Pick<AuditEvent, 'reason' | 'detail'>): string | undefined {
+  const at = event.reason === 'rate_limited' ? (event.detail?.lastIndexOf(REPLACED) ?? -1) : -1;
+  return at === -1 ? undefined : event.detail?.slice(at + REPLACED.length);
 }
 
 /**

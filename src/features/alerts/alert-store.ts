@@ -1,13 +1,16 @@
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import { replacedReason } from '../../core/limits/unverified-record-budget.ts';
 import type { AlertDelivery, AlertDraft, StoredAlert } from './alert.ts';
 
 /**
  * Whether the record is of a refused operator credential (`/v1/*`, `/introspect`, an operator's `/revoke`, the `/audit`
- * page). The rules see it as a refusal from its client (`denial_burst_address`, with the exchanges' refusals), nothing
- * more: the identity it claims is the sender's choice and names no exchange, and the token is no subject token.
+ * page), the one past a limit that replaced its reason (recordAsLimited) too. The rules see it as a refusal from its
+ * client (`denial_burst_address`, with the exchanges' refusals), nothing more: the identity it claims is the sender's
+ * choice and names no exchange, and the token is no subject token.
  */
 export function isOperatorRefusal(event: AuditEvent): boolean {
-  return event.reason === 'operator_token_invalid' || event.reason === 'operator_scope_missing';
+  const reason = replacedReason(event) ?? event.reason;
+  return reason === 'operator_token_invalid' || reason === 'operator_scope_missing';
 }
 
 /** What the log says about an event's neighbourhood: the facts the alert rules decide on. */
