@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { LEGACY_CHAIN } from '../../src/core/audit/sharded-audit-log.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
-import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { keywayState, UPKEEP_RETRY_AT } from '../../src/runtimes/workers/keyway-state.ts';
 import { createWorkerBroker, scheduledAuditUpkeep } from '../../src/runtimes/workers/worker-broker.ts';
 import { auditEvent } from '../support/audit-event.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
@@ -79,6 +79,16 @@ describe('the sealed legacy audit chain under a retention set after its last ala
       ]);
       expect(await alarmIn()).toBeGreaterThan(50_000);
       expect(await alarmIn()).toBeLessThanOrEqual(60_000);
+
+      // The alarm set sooner for another of its duties (a revocation due, a slice of the usage roll-up) leaves the round waiting.
+      await runInDurableObject(legacy, (_instance, state) => state.storage.setAlarm(Date.now()));
+      expect(await runDurableObjectAlarm(legacy)).toBe(true);
+      expect(failures()).toHaveLength(1);
+      expect(await alarmIn()).toBeGreaterThan(50_000);
+      expect(await alarmIn()).toBeLessThanOrEqual(60_000);
+      // Its wait over, it runs again.
+      await runInDurableObject(legacy, (_instance, state) => state.storage.put(UPKEEP_RETRY_AT, Date.now()));
+      await runInDurableObject(legacy, (_instance, state) => state.storage.setAlarm(Date.now()));
 
       // The next round fails as well, and waits twice as long; the alarm stays armed, the record kept.
       expect(await runDurableObjectAlarm(legacy)).toBe(true);

@@ -84,22 +84,30 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
    * The alarm's round of this chain's upkeep. One that fails (a record after the last checkpoint without the broker's MAC,
    * the keys unreadable) is logged and the alarm set to try again, a minute after the first failure in a row, doubling up
    * to the rounds' own interval: a round that fails every time neither stops the ones after it (pruning with them) nor
-   * runs in a loop. The failures in a row are kept in storage: the object is evicted between rounds an hour apart.
+   * runs in a loop. The failures in a row and when to try again are kept in storage: the object is evicted between rounds
+   * an hour apart, and the alarm comes sooner for its other duties (a revocation due, the usage roll-up's slices every
+   * 200 ms while it catches up), which leave a failing round waiting.
    */
   async #upkeepRound(): Promise<void> {
+    const retryAt = await this.ctx.storage.get<number>(UPKEEP_RETRY_AT);
+    if (retryAt !== undefined && Date.now() < retryAt) {
+      this.#alarmSet = true;
+      await this.armAlarm(retryAt);
+      return;
+    }
     const settings = readAuditSettings(this.env);
     try {
       await this.#maintainChain(settings.retentionDays);
     } catch (error) {
       const failures = ((await this.ctx.storage.get<number>(UPKEEP_FAILURES)) ?? 0) + 1;
-      await this.ctx.storage.put(UPKEEP_FAILURES, failures);
       const retryMs = Math.min(UPKEEP_RETRY_FIRST_MS * 2 ** (failures - 1), upkeepIntervalMs(settings));
+      await this.ctx.storage.put({ [UPKEEP_FAILURES]: failures, [UPKEEP_RETRY_AT]: Date.now() + retryMs });
       jsonLogger({ component: 'audit' }).error('legacy audit chain upkeep failed', { error: errorText(error), failures, retry_in_ms: retryMs });
       this.#alarmSet = true;
       await this.armAlarm(Date.now() + retryMs);
       return;
     }
-    await this.ctx.storage.delete(UPKEEP_FAILURES);
+    await this.ctx.storage.delete([UPKEEP_FAILURES, UPKEEP_RETRY_AT]);
     await this.#keepPruning();
   }
 
@@ -416,6 +424,8 @@ const SIGNED_HEADS = 'audit:signed-heads';
 
 /** Storage key: the alarm's upkeep rounds of the legacy chain that failed in a row (its retry backoff). */
 const UPKEEP_FAILURES = 'audit:legacy-upkeep-failures';
+/** Storage key: when the alarm may run a failed upkeep round of the legacy chain again (ms since the epoch). */
+export const UPKEEP_RETRY_AT = 'audit:legacy-upkeep-retry-at';
 const UPKEEP_RETRY_FIRST_MS = 60_000;
 
 /** How often the alarm keeps this chain while retention applies: every checkpoint interval, at least an hour apart. */
