@@ -75,10 +75,12 @@ export const UPKEEP_SLICE_MS = 100;
 /** The pause between two slices while records are left: catching up takes about a third of the thread or object meanwhile. */
 export const USAGE_SLICE_PAUSE_MS = 200;
 /**
- * The pause between two slices when none were left (Node): the records that come meanwhile, at the ~3,000 a second one
- * writer takes, stay far under READ_BACKLOG_MAX, so a read under load is answered, not refused as catching up.
+ * How Node's audit writer thread keeps the roll-up between its commits (audit-writer.ts): one small batch at a time, about
+ * 3 ms of 200 records (some 14 µs each), the next 20 ms later while records are left, else two seconds later, so commits
+ * wait at most one batch, the records a read meets stay far under READ_BACKLOG_MAX at the ~3,000 a second one writer
+ * takes, and a backlog is caught up at some 8,000 records a second.
  */
-export const USAGE_IDLE_MS = 2000;
+export const NODE_USAGE_TICK = { records: 200, pauseMs: 20, idleMs: 2000 } as const;
 
 /** How a store rolls up: records per transaction, and the most a read may sum from the records. */
 export interface UsageRollUpLimits {

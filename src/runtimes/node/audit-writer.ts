@@ -7,6 +7,7 @@ import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-gu
 import { RefusalCounts } from '../../features/alerts/refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
+import { NODE_USAGE_TICK, READ_BACKLOG_MAX } from '../../storage/sqlite-audit-usage.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
 import { openInDataDirSync, type DataDirPin } from '../../storage/private-data-dir.ts';
 import { openSqliteFile } from '../../storage/sqlite-file.ts';
@@ -48,8 +49,13 @@ export interface WriterData {
   readonly macKey: RecordMacKey | undefined;
 }
 
-/** What the writer thread sends the main thread: a reply to a request, or word that WAL checkpoints failed (to log). */
-export type WriterMessage = WriterReply | WalCheckpointFailure;
+/** Word from the writer thread that a batch of the usage roll-up failed (to log); it tries again later. */
+export interface UsageRollUpFailure {
+  readonly usageRollUpFailed: string;
+}
+
+/** What the writer thread sends the main thread: a reply to a request, or word that WAL checkpoints or the roll-up failed (to log). */
+export type WriterMessage = WriterReply | WalCheckpointFailure | UsageRollUpFailure;
 
 export interface WriterReply {
   readonly batch: number;
@@ -95,6 +101,7 @@ try {
 const store = new SqliteAuditStore(db, {
   sha256: NODE_JWT_CRYPTO.sha256Hex,
   ...(macKey === undefined ? {} : { macs: new RecordMacs([macKey], { hmac: NODE_HMAC_SHA256 }) }),
+  usage: { batch: NODE_USAGE_TICK.records, readBacklog: READ_BACKLOG_MAX },
 });
 const guard = new SqliteReplayGuard(db);
 const alerts = new SqliteAlertStore(db, new RefusalCounts());
@@ -164,12 +171,36 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
   return { batch: request.batch, appended: appendedNow, claims, alerts: results };
 }
 
+/**
+ * The usage roll-up (sqlite-audit-usage.ts) is kept here, between batches, one small batch at a time (NODE_USAGE_TICK):
+ * on this thread it waits for no lock and holds no other connection's commit back (run from the main thread's connection,
+ * each batch held the write lock, and this thread's commits slept in SQLite's busy handler). Its commits do not wait for
+ * the disk (synchronous=NORMAL: the roll-up is derived from the records, and its watermark commits with it, so a commit lost
+ * to a power cut is rolled up again); the next record's commit, FULL, makes them durable. The quick pace is for a backlog
+ * of a batch or more: under load the records of two seconds are a few batches, not one every 20 ms.
+ */
+let usageTick: NodeJS.Timeout | undefined;
+function keepUsage(): void {
+  let behind = 0;
+  try {
+    db.exec('PRAGMA synchronous = NORMAL');
+    behind = store.rollUpUsage(0).behind;
+  } catch (error) {
+    parentPort?.postMessage({ usageRollUpFailed: errorText(error) } satisfies WriterMessage);
+  } finally {
+    db.exec('PRAGMA synchronous = FULL');
+  }
+  usageTick = setTimeout(keepUsage, behind >= NODE_USAGE_TICK.records ? NODE_USAGE_TICK.pauseMs : NODE_USAGE_TICK.idleMs);
+}
+keepUsage();
+
 /** How long the checkpoint thread has to stop when this one does (it may be in a checkpoint) before it is terminated. */
 const CHECKPOINTER_STOPS_WITHIN_MS = 2_000;
 
 parentPort?.on('message', async (request: WriterRequest | StopRequest) => {
   if (!isStopRequest(request)) return parentPort?.postMessage(await serve(request));
   // The store's close (stopThread), sent once every batch is answered: the checkpoint thread first, which may still be starting.
+  clearTimeout(usageTick);
   if (checkpointer !== undefined) await stopThread(checkpointer, CHECKPOINTER_STOPS_WITHIN_MS);
   db.close();
   parentPort?.close();

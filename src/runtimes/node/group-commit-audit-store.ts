@@ -87,6 +87,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #onCommit: ((records: number) => void) | undefined;
   readonly #now: () => number;
   readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
+  readonly #onUsageRollUpFailure: ((error: string) => void) | undefined;
   readonly #checks: ChainCheckThread;
   readonly #macKey: RecordMacKey | undefined;
   #writer: Worker | undefined;
@@ -117,6 +118,8 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
       onCommit?: (records: number) => void;
       now?: () => number;
       onWalCheckpointFailure?: (error: string) => void;
+      /** A batch of the usage roll-up the writer keeps between its batches failed (it tries again later). */
+      onUsageRollUpFailure?: (error: string) => void;
       /** The record MAC keys, from the master key (never it): the writer MACs each record, upkeep's check thread checks them. */
       macKeys?: readonly RecordMacKey[];
       usage?: UsageRollUpLimits;
@@ -133,6 +136,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     this.#onCommit = options.onCommit;
     this.#now = options.now ?? Date.now;
     this.#onWalCheckpointFailure = options.onWalCheckpointFailure;
+    this.#onUsageRollUpFailure = options.onUsageRollUpFailure;
     this.#checks = new ChainCheckThread(db.path, options.dataDir, macKeys);
   }
 
@@ -307,9 +311,11 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     const writer = new Worker(new URL('./audit-writer.ts', import.meta.url), {
       workerData: { path: this.#path, dataDir: this.#dataDir, macKey: this.#macKey } satisfies WriterData,
     });
-    writer.on('message', (message: WriterMessage) =>
-      'walCheckpointFailed' in message ? this.#onWalCheckpointFailure?.(message.walCheckpointFailed) : this.#settle(message),
-    );
+    writer.on('message', (message: WriterMessage) => {
+      if ('walCheckpointFailed' in message) this.#onWalCheckpointFailure?.(message.walCheckpointFailed);
+      else if ('usageRollUpFailed' in message) this.#onUsageRollUpFailure?.(message.usageRollUpFailed);
+      else this.#settle(message);
+    });
     writer.on('error', (error) => this.#fail(error));
     writer.on('exit', () => {
       if (this.#writer === writer) this.#writer = undefined;

@@ -25,7 +25,7 @@ import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth, type HealthReport } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
-import { READ_BACKLOG_MAX, UPKEEP_SLICE_MS, USAGE_IDLE_MS, USAGE_SLICE_PAUSE_MS, type UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
+import type { UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
@@ -202,6 +202,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     ...(options.usageRollUp === undefined ? {} : { usage: options.usageRollUp }),
     // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
+    onUsageRollUpFailure: (error) => log.error('usage roll-up failed: the audit writer tries again in two seconds', { error }),
   });
   // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
   const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(dataDir);
@@ -342,31 +343,6 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     } catch (error) {
       log.error('audit log upkeep failed', { error: errorText(error) });
     }
-    if (usageSlice === undefined && !usageStopped) rollUpUsage();
-  };
-  // The usage roll-up is kept by upkeep, not by the reads: a slice on this thread every USAGE_IDLE_MS, and while records
-  // are left (a roll-up a migration emptied, a burst) another slice soon after, so exchanges interleave, reads never sum
-  // the backlog, and the backlog a read meets stays far under READ_BACKLOG_MAX at any rate one writer takes.
-  let usageSlice: NodeJS.Timeout | undefined;
-  let usageStopped = false;
-  let usageCatchingUp = false;
-  const rollUpUsage = (): void => {
-    usageSlice = undefined;
-    if (usageStopped) return;
-    let behind = 0;
-    try {
-      const progress = audit.rollUpUsage(UPKEEP_SLICE_MS);
-      behind = progress.behind;
-      if (behind > READ_BACKLOG_MAX) usageCatchingUp = true;
-      else if (behind === 0 && usageCatchingUp) {
-        usageCatchingUp = false;
-        log.info('usage roll-up caught up', { records: progress.records });
-      }
-    } catch (error) {
-      log.error('usage roll-up failed', { error: errorText(error) });
-    }
-    usageSlice = setTimeout(rollUpUsage, behind > 0 ? USAGE_SLICE_PAUSE_MS : USAGE_IDLE_MS);
-    usageSlice.unref();
   };
   // One round at a time (the timer's, an operator's, the one at shutdown): one that read the checkpoints before another
   // signed would take the other's for a deletion, and two prunes of one candidate conflict.
@@ -468,8 +444,6 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     stage = 'stopping_timers';
     watcher?.close();
     clearInterval(upkeep);
-    usageStopped = true;
-    clearTimeout(usageSlice);
     clearInterval(keyTimer);
     await revocationTimer?.close();
     // A key rotation or checkpoint round under way ends in its own transaction, before the database closes.
