@@ -41,6 +41,19 @@ const cli = runKeyway;
 /** The tests that run the CLI as a dozen processes, one after another: on a loaded machine each start takes seconds. */
 const CLI_RUNS_TIMEOUT_MS = 60_000;
 
+/** A migrated SQLite file under a temporary directory named by `prefix`, its store MACing records, and a key ring to sign and verify checkpoints. */
+async function macedLog(prefix: string) {
+  const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), prefix)), DATABASE_FILE));
+  migrate(db);
+  const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
+  return {
+    db,
+    store: new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) }),
+    sign: checkpointSigner(BROKER_ISSUER, () => ring, Date.now),
+    verify: checkpointVerifier(() => ring),
+  };
+}
+
 describe('the audit log in a real database file', () => {
   const running: NodeBroker[] = [];
   afterEach(async () => {
@@ -280,12 +293,7 @@ describe('the audit log in a real database file', () => {
   });
 
   it('keeps the roll-up held to the records through pruning: the first day (with pruned records in its sums) aside, and pruned days dropped', async () => {
-    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE));
-    migrate(db);
-    const store = new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) });
-    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
-    const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
-    const verify = checkpointVerifier(() => ring);
+    const { db, store, sign, verify } = await macedLog('keyway-rollup-');
     const now = Date.now();
     const cutoff = now - 30 * 86_400_000;
     // Records 60 days back, then either side of the retention cutoff (one day in the roll-up may hold both), then today's.
@@ -311,12 +319,7 @@ describe('the audit log in a real database file', () => {
   });
 
   it("holds a log pruned to its anchor to the start of MACs the anchor signs, not the store's: a record after it stripped of its MAC is refused", async () => {
-    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-anchor-macs-')), DATABASE_FILE));
-    migrate(db);
-    const store = new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) });
-    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
-    const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
-    const verify = checkpointVerifier(() => ring);
+    const { db, store, sign, verify } = await macedLog('keyway-anchor-macs-');
     const now = Date.now();
     for (let index = 0; index < 3; index += 1) await store.append(auditEvent({ time: new Date(now - 60 * 86_400_000).toISOString() }));
     // Every record pruned: the anchor at 3 is the only checkpoint left.
@@ -334,12 +337,7 @@ describe('the audit log in a real database file', () => {
   });
 
   it('prunes up to the newest checkpoint under a record after it without a MAC, keeps that record, and fails the round all the same', async () => {
-    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-unsigned-head-')), DATABASE_FILE));
-    migrate(db);
-    const store = new SqliteAuditStore(db, { macs: new RecordMacs(TEST_MAC_KEYS) });
-    const ring = await KeyRing.from([await generateSigningKey(Date.now())]);
-    const sign = checkpointSigner(BROKER_ISSUER, () => ring, Date.now);
-    const verify = checkpointVerifier(() => ring);
+    const { db, store, sign, verify } = await macedLog('keyway-unsigned-head-');
     const now = Date.now();
     for (let index = 0; index < 2; index += 1) await store.append(auditEvent({ time: new Date(now - 60 * 86_400_000).toISOString() }));
     expect((await maintainAuditLog(store, sign, { now, retentionDays: 0, verify })).checkpoint).toMatchObject({ seq: 2 });
