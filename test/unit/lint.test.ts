@@ -131,7 +131,15 @@ describe('lint rules', () => {
 
   describe("unpinned-client-id (error): keyway's own tokens", () => {
     it('flags an allow policy trusting the broker that pins no client_id, or pins it by pattern', () => {
-      for (const match of ['{ sub: "https://token.actions.githubusercontent.com#repo:acme/api:ref:refs/heads/main" }', '{ client_id: { glob: "deploy/*" } }']) {
+      const patterns = [
+        '{ client_id: { glob: "deploy/*" } }',
+        '{ client_id: { regex: "deploy/.*" } }',
+        '{ client_id: { regex: "deploy/(production|staging)?" } }',
+        '{ client_id: { regex: "deploy/[a-z]+" } }',
+        '{ client_id: { regex: "deploy/production|deploy/s.aging" } }',
+        '{ client_id: [deploy/production, { regex: "deploy\\\\.+" }] }',
+      ];
+      for (const match of ['{ sub: "https://token.actions.githubusercontent.com#repo:acme/api:ref:refs/heads/main" }', ...patterns]) {
         const [finding, ...rest] = lint({ 'p.yaml': own(match) });
         expect(rest).toEqual([]);
         expect(finding).toMatchObject({ rule: 'unpinned-client-id', severity: 'error', file: 'p.yaml', line: 4 });
@@ -155,6 +163,21 @@ describe('lint rules', () => {
       expect(pointer.map((finding) => [finding.rule, finding.message])).toEqual([
         ['invalid-policy', expect.stringMatching(/^match\.\/client_id: write it as client_id:/)],
       ]);
+    });
+
+    it('takes a pin written as a regex of literal text and alternatives: a policy regex matches the whole value', () => {
+      // `deploy/production` admits that id alone, as `^deploy/production$` does.
+      const regexes = [
+        'deploy/production',
+        '^deploy/production$',
+        'deploy\\/production',
+        '^deploy/(?:production|staging)$',
+        '(deploy/production|^deploy/staging)',
+      ];
+      for (const regex of regexes) {
+        const match = `{ client_id: { regex: ${JSON.stringify(regex)} } }`;
+        expect(lint({ 'p.yaml': own(match), ...MINTERS }), match).toEqual([]);
+      }
     });
 
     it('stops a broker-trusting policy without client_id from loading unless silenced with a reason', () => {
@@ -193,6 +216,14 @@ describe('lint rules', () => {
           'client_id github-only mints no keyway token for https://keyway.test/proxy/deploy (it grants none)',
         ].map((message) => ({ severity: 'error', file: 'p.yaml', line: 4, message: `${message}${tail}` })),
       );
+    });
+
+    it('flags each id a regex pin writes out that no token can carry', () => {
+      const findings = unmatched({ 'p.yaml': own('{ client_id: { regex: "deploy/(production|prod|staging)|gaurd$" } }'), ...MINTERS });
+      expect(findings.map(({ message }) => message.split(',')[0])).toEqual([
+        'client_id deploy/prod is the id of no policy of this set',
+        'client_id gaurd is the id of no policy of this set',
+      ]);
     });
 
     it('passes a pin to a disabled or audit-only policy granting the audience: it comes back', () => {

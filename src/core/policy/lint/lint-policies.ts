@@ -7,6 +7,7 @@ import { proxyRuleReachesRepository } from '../proxy-rule.ts';
 import { guardHoldsForAudienceOf, type ClaimCondition, type Policy } from '../policy.ts';
 import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
 import { compileSafeRegex } from '../safe-regex.ts';
+import { writtenRegexValues } from './regex-values.ts';
 import { defaultCloudSubject } from '../decide.ts';
 import { cloudOfAudience, type CloudProvider } from '../cloud-profile.ts';
 import type { Matcher } from '../schema.ts';
@@ -462,7 +463,8 @@ function whyNoTokenCarries(id: string, audience: string, byId: RuleContext['byId
 
 /**
  * The values a matcher admits when it admits only values it writes out: exact values, globs without a wildcard (nothing else
- * in a glob is special), and lists of them, nested too. Undefined for a wildcard, a regex, `not` or `exists`.
+ * in a glob is special), regexes of literal text and alternatives (writtenRegexValues), and lists of them, nested too.
+ * Undefined for a wildcard, a regex with a class or quantifier, `not` or `exists`.
  */
 function writtenValues(matcher: Matcher): string[] | undefined {
   if (typeof matcher !== 'object') return [String(matcher)];
@@ -470,6 +472,7 @@ function writtenValues(matcher: Matcher): string[] | undefined {
     const entries = matcher.map(writtenValues);
     return entries.every((entry): entry is string[] => entry !== undefined) ? entries.flat() : undefined;
   }
+  if ('regex' in matcher) return writtenRegexValues(matcher.regex);
   return 'glob' in matcher && !/[*?]/.test(matcher.glob) ? [matcher.glob] : undefined;
 }
 
