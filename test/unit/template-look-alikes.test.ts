@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileTemplate } from '../../src/core/policy/template.ts';
-import { lookAlikesOf } from '../../src/core/policy/template-look-alikes.ts';
+import { drawnAs, lookAlikesOf } from '../../src/core/policy/template-look-alikes.ts';
 
 const code = (char: string) => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 
@@ -35,8 +35,11 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
       expect(lookAlikes.length, delimiter).toBeGreaterThan(0);
       for (const char of lookAlikes) {
         const why = refusal(template, `b${char}c`);
-        expect(why?.startsWith(`holds ${code(char)}`), `${delimiter} ${code(char)}: ${why}`).toBe(true);
-        expect(why?.endsWith(`, which looks like ${JSON.stringify(delimiter)}, a delimiter of the template`), `${delimiter} ${code(char)}: ${why}`).toBe(true);
+        // A character drawn as a run (U+2AFD as "//") says so before the delimiter it holds.
+        const looks = drawnAs(char) === delimiter ? '' : `${JSON.stringify(drawnAs(char))}, holding `;
+        expect(why, `${delimiter} ${code(char)}`).toBe(
+          `holds ${code(char)}, which looks like ${looks}${JSON.stringify(delimiter)}, a delimiter of the template`,
+        );
       }
     }
   });
@@ -53,6 +56,30 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
       expect(refusal(`a${delimiter}{x}`, `b${char}c`), code(char)).toBe(
         `holds ${code(char)}, which looks like ${JSON.stringify(delimiter)}, a delimiter of the template`,
       );
+    }
+  });
+
+  it('is refused for a character Unicode draws as a run of ASCII punctuation holding the delimiter, and for the grave accent', () => {
+    // U+2AFD reads as a path one level deeper; `"` and U+201C are two apostrophes; U+2238 DOT MINUS is a hyphen with a dot above.
+    const cases: readonly [string, string, string][] = [
+      ['team/{x}', '\u2AFD', '"//", holding "/"'],
+      ['team/{x}', '\u2AFB', '"///", holding "/"'],
+      ['a.{x}', '\uA4FA', '"..", holding "."'],
+      ['a-{x}', '\uA4FE', '"-.", holding "-"'],
+      ['a.{x}', '\uA4FE', '"-.", holding "."'],
+      ['a-{x}', '\u2238', '"-\u0307", holding "-"'],
+      ['a<{x}', '\u226A', '"<<", holding "<"'],
+      ['a\\{x}', '\u2CF9', String.raw`"\\\\", holding "\\"`],
+      ["a'{x}", '"', `"''", holding "'"`],
+      ["a'{x}", '\u201C', `"''", holding "'"`],
+      ["a'{x}", '\u2034', `"'''", holding "'"`],
+      ["a'{x}", '`', `"'"`],
+      ['a"{x}', '\u201D', '"\\""'],
+      ['a"{x}', '\u2057', `"''''", holding "\\""`],
+      ['a`{x}', "'", '"`"'],
+    ];
+    for (const [template, char, looks] of cases) {
+      expect(refusal(template, `b${char}c`), `${template} ${code(char)}`).toBe(`holds ${code(char)}, which looks like ${looks}, a delimiter of the template`);
     }
   });
 
@@ -83,6 +110,9 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
     expect(refusal('repo:{x}', 'prod\u2215eu')).toBeUndefined();
     expect(refusal('team/{x}', 'ops\u2236eu')).toBeUndefined();
     expect(refusal('team-{x}', 'ops_eu.1')).toBeUndefined();
+    // A run passes where none of its characters delimits, and one apostrophe is not drawn as the two of `"`.
+    expect(refusal('repo:{x}', 'prod\u2AFDeu"1')).toBeUndefined();
+    expect(refusal('a"{x}', "it's")).toBeUndefined();
     expect(compileTemplate('env:{x}').render({ x: 'prod-eu.1/ü' })).toEqual({ ok: true, value: 'env:prod-eu.1/ü' });
   });
 });

@@ -1,7 +1,7 @@
 import { canonicalText, claimReader, type ClaimReader } from '../claims/claim-value.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { INVISIBLE } from '../inert-text.ts';
-import { lookAlikesOf } from './template-look-alikes.ts';
+import { drawnAs, lookAlikesOf } from './template-look-alikes.ts';
 
 /**
  * `grant.subject` and `grant.claims` values: literal text with `{claim}` placeholders, where
@@ -19,7 +19,7 @@ import { lookAlikesOf } from './template-look-alikes.ts';
  * mark on a character that is no letter or digit, where it shows as a character of its own (U+0338
  * on a space reads as `/`). Where a space delimits the template, any white space does (U+1680 is no
  * space in any normal form), and a delimiter's look-alikes are kept out as it is (U+2236 RATIO
- * reads as `:`, template-look-alikes.ts).
+ * reads as `:`, U+2AFD as `//`, template-look-alikes.ts).
  * Two placeholders need a delimiter between them, or one value could end where the other begins.
  */
 export interface Template {
@@ -114,9 +114,11 @@ export function compileTemplate(source: string): Template {
   }
   const holdsDelimiter = (char: string, how: string): string => {
     const like = lookAlikes.get(char);
-    return like === undefined
-      ? `holds ${JSON.stringify(char)}${how}, a delimiter of the template`
-      : `holds ${codePoint(char)}${how}, which looks like ${JSON.stringify(like)}, a delimiter of the template`;
+    if (like === undefined) return `holds ${JSON.stringify(char)}${how}, a delimiter of the template`;
+    const drawn = drawnAs(char);
+    // A run: U+2AFD is drawn as `//`, not as the `/` it holds.
+    const looks = drawn === drawnAs(like) ? '' : `${JSON.stringify(drawn)}, holding `;
+    return `holds ${codePoint(char)}${how}, which looks like ${looks}${JSON.stringify(like)}, a delimiter of the template`;
   };
   const unsafe = (text: string): string | undefined => {
     // Most values (repository names, refs, environments): only their delimiters can be wrong.
