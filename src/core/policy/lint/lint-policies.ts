@@ -150,7 +150,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     report(
       'unpinned-client-id',
       `${brokerIssuer} is keyway itself, and this allow policy takes a keyway token for ${policy.subjectAudience} whichever policy minted it, ` +
-        'from whatever issuer or tenant: pin client_id, the id of the granting policy, to the ones whose tokens it takes (exact values)',
+        'from whatever issuer or tenant: pin client_id, the id of the granting policy, to the ones whose tokens it takes (exact values, or a glob or regex that writes them out)',
       ['match'],
     );
   },
