@@ -88,6 +88,19 @@ describe('processes a newcomer runs', () => {
     expect(result.stderr).toMatch(/KEYWAY_DEV=1 only runs with a loopback http KEYWAY_ISSUER/);
   });
 
+  const UPSTREAM_SECRET = 'Jr4nWq8zTs2Xk6Lm0Pv';
+  it.each([
+    ["a YAML error on the secret's line", `"${UPSTREAM_SECRET}`, /KEYWAY_PROXY_UPSTREAMS:7:1 YAML: a character is missing here/],
+    // The yaml package only warns of an unknown tag, and its warning quotes the line.
+    ['an unknown tag before the secret', `!raw ${UPSTREAM_SECRET}`, /upstream api: its sealed secret does not open: not a sealed secret/],
+  ])("stops start-up on upstream declarations it cannot use (%s), naming the line and the problem, quoting no upstream's secret", async (_, sealed, reason) => {
+    const declarations = `upstreams:\n  api:\n    url: https://api.example\n    auth:\n      kind: static\n      sealed: ${sealed}\n`;
+    const result = await run(['src/runtimes/node/main.ts'], { KEYWAY_PROXY_UPSTREAMS: declarations, KEYWAY_DATA_DIR: writeTree({}), PORT: '0' });
+    expect(leaked(`${result.stdout}${result.stderr}`, [UPSTREAM_SECRET])).toEqual([]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(reason);
+  });
+
   it('stops start-up on a broken policy, naming file, line and reason', async () => {
     const root = writeTree({
       'policies/ok.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n',

@@ -166,11 +166,11 @@ describe('KEYWAY_PROXY_UPSTREAMS_FILE', () => {
     // No KEYWAY_ISSUER: the issuer is the port's on loopback, http://127.0.0.1:8787.
     const underProxy = writeTree({ 'upstreams.yaml': jwtUpstream('http://127.0.0.1:8787/proxy/deploy') });
     expect(() => nodeConfigFromEnv({ KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' }, underProxy)).toThrow(
-      /KEYWAY_PROXY_UPSTREAMS upstreams\.deploy\.auth\.audience http:\/\/127\.0\.0\.1:8787\/proxy\/deploy is under the broker's own \/proxy/,
+      /KEYWAY_PROXY_UPSTREAMS:2:\d+ upstreams\.deploy\.auth\.audience is under the broker's own \/proxy/,
     );
     const own = writeTree({ 'upstreams.yaml': jwtUpstream('https://keyway.example.com') });
     expect(() => nodeConfigFromEnv({ KEYWAY_ISSUER: 'https://keyway.example.com', KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' }, own)).toThrow(
-      /upstreams\.deploy\.auth\.audience https:\/\/keyway\.example\.com is the broker's own issuer/,
+      /upstreams\.deploy\.auth\.audience is the broker's own issuer/,
     );
     // Another broker's issuer is an audience like any other.
     expect(nodeConfigFromEnv({ KEYWAY_PROXY_UPSTREAMS_FILE: 'upstreams.yaml' }, own).proxyUpstreams?.[0]?.auth).toEqual({

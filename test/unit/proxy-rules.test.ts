@@ -6,6 +6,8 @@ import { compileProxyRule, matchProxyRule } from '../../src/core/policy/proxy-ru
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
 import { github } from '../../src/core/verify/presets/github.ts';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
+import { leaked } from '../support/secret-files.ts';
 
 const ISSUER = 'https://keyway.example.com';
 
@@ -217,17 +219,17 @@ describe('upstream declarations', () => {
   it.each([
     [
       'sts.amazonaws.com',
-      /upstreams\.deploy\.auth\.audience sts\.amazonaws\.com is aws's STS audience: a keyway access token for it would pass as a cloud token/,
+      /^KEYWAY_PROXY_UPSTREAMS:2:\d+ upstreams\.deploy\.auth\.audience is aws's STS audience: a keyway access token for it would pass as a cloud token/,
     ],
     ['STS.AmazonAWS.com.cn', /is aws's STS audience/],
     ['api://AzureADTokenExchange', /is azure's STS audience/],
     ['api://AzureADTokenExchangeUSGov', /is azure's STS audience/],
     ['https://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
     ['//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci-pool/providers/keyway', /is gcp's STS audience/],
-    [ISSUER, /upstreams\.deploy\.auth\.audience https:\/\/keyway\.example\.com is the broker's own issuer/],
+    [ISSUER, /upstreams\.deploy\.auth\.audience is the broker's own issuer/],
     [`${ISSUER}/`, /is the broker's own issuer/],
     ['HTTPS://KEYWAY.example.com:443', /is the broker's own issuer/],
-    [`${ISSUER}/proxy/deploy`, /upstreams\.deploy\.auth\.audience https:\/\/keyway\.example\.com\/proxy\/deploy is under the broker's own \/proxy/],
+    [`${ISSUER}/proxy/deploy`, /upstreams\.deploy\.auth\.audience is under the broker's own \/proxy/],
     [`${ISSUER}/proxy/github`, /is under the broker's own \/proxy/],
     [`${ISSUER}/proxy/`, /is under the broker's own \/proxy/],
     [`${ISSUER}/x/../proxy/github`, /is under the broker's own \/proxy/],
@@ -253,11 +255,65 @@ describe('upstream declarations', () => {
     });
   });
 
+  // What a declaration holds in place of an upstream's secret, or beside it; a refusal is printed at start-up, into the log.
+  const SECRET = 'Qm7xKw2sPz9LrT4vBn6c';
+  const refusal = (text: string): string => {
+    try {
+      parseProxyUpstreams(text, { issuer: ISSUER, allowHttpLoopback: false, githubApp: false });
+    } catch (error) {
+      if (error instanceof ConfigError) return error.message;
+      throw error;
+    }
+    throw new Error('expected the declarations to be refused');
+  };
+  const staticUpstream = (auth: string): string => `upstreams:\n  api:\n    url: https://api.example\n    auth:\n      kind: static\n${auth}`;
+
+  it.each([
+    ["a block scalar header on the secret's line", staticUpstream(`      sealed: |${SECRET}\n`), /^KEYWAY_PROXY_UPSTREAMS:6:16 YAML: unexpected text here/],
+    ['an unclosed quote', staticUpstream(`      sealed: "${SECRET}\n`), /^KEYWAY_PROXY_UPSTREAMS:7:1 YAML: a character is missing here: a closing quote/],
+    ['a map nested in a compact map', staticUpstream(`      sealed: ${SECRET}: x\n`), /^KEYWAY_PROXY_UPSTREAMS:6:15 YAML: /],
+    ['an alias naming no anchor', staticUpstream(`      sealed: *${SECRET}\n`), /^KEYWAY_PROXY_UPSTREAMS:6:15 YAML: an alias \(\*name\) names no anchor/],
+    [
+      'the raw secret where auth goes',
+      `upstreams:\n  api:\n    url: https://api.example\n    auth: Bearer ${SECRET}\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:4:5 upstreams\.api\.auth: expected Object, got text of 27 characters$/,
+    ],
+    [
+      'the secret as the kind',
+      `upstreams:\n  api: { url: "https://api.example", auth: { kind: "${SECRET}", sealed: x } }\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:2:\d+ upstreams\.api\.auth\.kind: expected \("github-app" \| "keyway-jwt" \| "static"\), got text of 20 characters$/,
+    ],
+    [
+      'the secret as the header',
+      staticUpstream(`      header: "${SECRET}!"\n      sealed: x\n`),
+      /^KEYWAY_PROXY_UPSTREAMS:6:7 upstreams\.api\.auth\.header: header is a header name$/,
+    ],
+    [
+      'the secret as a limit',
+      `${staticUpstream('      sealed: x\n')}    limits: { request_bytes: "${SECRET}" }\n`,
+      /upstreams\.api\.limits\.request_bytes: expected number, got text of 20 characters$/,
+    ],
+    [
+      "a keyway-jwt upstream's audience it refuses",
+      `upstreams:\n  api:\n    url: https://api.example\n    auth: { kind: keyway-jwt, audience: "${ISSUER}/proxy/${SECRET}" }\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:4:\d+ upstreams\.api\.auth\.audience is under the broker's own \/proxy/,
+    ],
+    [
+      'a url it refuses',
+      `upstreams:\n  api:\n    url: "https://api.example/?key=${SECRET}"\n    auth: { kind: keyway-jwt, audience: x }\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:3:5 upstreams\.api\.url must have no credentials, query or fragment$/,
+    ],
+  ])('refuses %s naming the line, the key path and the problem, never the value', (_, text, message) => {
+    const refused = refusal(text);
+    expect(leaked(refused, [SECRET])).toEqual([]);
+    expect(refused).toMatch(message);
+  });
+
   it("stops the broker at start when a keyway-jwt upstream's audience is its own issuer or under its /proxy, from the settings both runtimes read", () => {
     const upstreams = (audience: string) => ({ KEYWAY_ISSUER: ISSUER, KEYWAY_PROXY_UPSTREAMS: jwtUpstream(audience) });
-    expect(() => readBrokerSettings(upstreams(ISSUER))).toThrow(/upstreams\.deploy\.auth\.audience .* is the broker's own issuer/);
-    expect(() => readBrokerSettings(upstreams(`${ISSUER}/proxy/deploy`))).toThrow(/upstreams\.deploy\.auth\.audience .* is under the broker's own \/proxy/);
-    expect(() => readBrokerSettings(upstreams('sts.amazonaws.com'))).toThrow(/upstreams\.deploy\.auth\.audience .* is aws's STS audience/);
+    expect(() => readBrokerSettings(upstreams(ISSUER))).toThrow(/upstreams\.deploy\.auth\.audience is the broker's own issuer/);
+    expect(() => readBrokerSettings(upstreams(`${ISSUER}/proxy/deploy`))).toThrow(/upstreams\.deploy\.auth\.audience is under the broker's own \/proxy/);
+    expect(() => readBrokerSettings(upstreams('sts.amazonaws.com'))).toThrow(/upstreams\.deploy\.auth\.audience is aws's STS audience/);
     expect(readBrokerSettings(upstreams('https://deploy.example')).proxyUpstreams?.[0]?.auth).toEqual({
       kind: 'keyway-jwt',
       audience: 'https://deploy.example',

@@ -48,10 +48,10 @@ const YAML_ERRORS: Record<ErrorCode, string> = {
 
 /**
  * One YAML document (unique keys, bounded aliases) validated against a schema; every problem
- * carries the line and column it points at. Policies and policy tests are both read this way.
- * No problem quotes the file: each names the key path, what was expected and what kind of value
- * was found, because the file may be a link to a secret and the message may reach a log or a
- * public check run.
+ * carries the line and column it points at. Policies, policy tests and proxy upstream declarations
+ * are read this way. No problem quotes the text: each names the key path, what was expected and
+ * what kind of value was found, because the file may be a link to a secret (the upstream
+ * declarations hold secrets themselves) and the message may reach a log or a public check run.
  */
 export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, T>): ParsedYamlFile<T> {
   const lineCounter = new LineCounter();

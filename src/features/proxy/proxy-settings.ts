@@ -1,6 +1,6 @@
 import * as v from 'valibot';
-import { parse } from 'yaml';
 import { cloudOfAudience } from '../../core/policy/cloud-profile.ts';
+import { parseYamlFile, type Position } from '../../core/policy/parse-yaml-file.ts';
 import { PROXY_UPSTREAM_NAME } from '../../core/policy/proxy-upstream-name.ts';
 import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
@@ -88,32 +88,28 @@ export function readProxyUpstreams(env: SettingsSource, context: ProxyUpstreamCo
   return typeof text === 'string' && text.trim() !== '' ? parseProxyUpstreams(text, context) : [];
 }
 
-/** The declarations in `text`. */
+/**
+ * The declarations in `text`. A refusal names the line, column and key path and what is wrong, never the value: the text
+ * holds upstream secrets, and the error is printed at start-up, into the broker's log.
+ */
 export function parseProxyUpstreams(text: string, context: ProxyUpstreamContext): readonly UpstreamDeclaration[] {
   const { issuer, allowHttpLoopback, githubApp } = context;
-  let document: unknown;
-  try {
-    document = parse(text);
-  } catch (error) {
-    throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS is not YAML: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const parsed = v.safeParse(ProxyFile, document);
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    throw new ConfigError(`KEYWAY_PROXY_UPSTREAMS ${v.getDotPath(issue) ?? ''}: ${issue.message}`);
-  }
-  return Object.entries(parsed.output.upstreams).map(([name, upstream]) => {
-    const where = `KEYWAY_PROXY_UPSTREAMS upstreams.${name}`;
+  const at = ({ line, column }: Position, message: string): string => `KEYWAY_PROXY_UPSTREAMS:${line}:${column} ${message}`;
+  const parsed = parseYamlFile(text, ProxyFile);
+  if (!parsed.ok) throw new ConfigError(parsed.problems.map((problem) => at(problem, problem.message)).join('; '));
+  return Object.entries(parsed.data.upstreams).map(([name, upstream]) => {
+    const fail = (path: readonly string[], problem: string): ConfigError =>
+      new ConfigError(at(parsed.locate(['upstreams', name, ...path]), `${['upstreams', name, ...path].join('.')} ${problem}`));
     if (upstream.auth.kind === 'github-app' && !githubApp) {
-      throw new ConfigError(`${where}: a github-app upstream needs the GitHub App (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)`);
+      throw fail([], 'needs the GitHub App (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY): it is a github-app upstream');
     }
     if (upstream.auth.kind === 'github-app' && upstream.url !== undefined) {
-      throw new ConfigError(`${where}: a github-app upstream calls the GitHub App's API URL (KEYWAY_GITHUB_API_URL); it takes no url`);
+      throw fail(['url'], "must go: a github-app upstream calls the GitHub App's API URL (KEYWAY_GITHUB_API_URL); it takes no url");
     }
-    if (upstream.auth.kind !== 'github-app' && upstream.url === undefined) throw new ConfigError(`${where}.url is required`);
+    if (upstream.auth.kind !== 'github-app' && upstream.url === undefined) throw fail(['url'], 'is required');
     if (upstream.auth.kind === 'keyway-jwt') {
       const problem = upstreamAudienceProblem(upstream.auth.audience, issuer);
-      if (problem !== undefined) throw new ConfigError(`${where}.auth.audience ${upstream.auth.audience} ${problem}`);
+      if (problem !== undefined) throw fail(['auth', 'audience'], problem);
     }
     const auth: UpstreamAuth =
       upstream.auth.kind === 'static'
@@ -122,7 +118,7 @@ export function parseProxyUpstreams(text: string, context: ProxyUpstreamContext)
     const limits = upstream.limits ?? {};
     return {
       name,
-      url: upstream.url === undefined ? undefined : checkBaseUrl(upstream.url, where, allowHttpLoopback),
+      url: upstream.url === undefined ? undefined : checkBaseUrl(upstream.url, (problem) => fail(['url'], problem), allowHttpLoopback),
       auth,
       limits: {
         requestBytes: limits.request_bytes ?? DEFAULT_PROXY_LIMITS.requestBytes,
@@ -160,12 +156,10 @@ function upstreamAudienceProblem(audience: string, issuer: string): string | und
 }
 
 /** A pinned base: https (http on loopback in development only), no credentials, query or fragment; a trailing / is dropped. */
-function checkBaseUrl(text: string, where: string, allowHttpLoopback: boolean): string {
-  if (!URL.canParse(text)) throw new ConfigError(`${where}.url is not a URL`);
+function checkBaseUrl(text: string, fail: (problem: string) => ConfigError, allowHttpLoopback: boolean): string {
+  if (!URL.canParse(text)) throw fail('is not a URL');
   const url = new URL(text);
-  if (url.protocol !== 'https:' && !(allowHttpLoopback && isLoopbackHttpUrl(url))) throw new ConfigError(`${where}.url must use https`);
-  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
-    throw new ConfigError(`${where}.url must have no credentials, query or fragment`);
-  }
+  if (url.protocol !== 'https:' && !(allowHttpLoopback && isLoopbackHttpUrl(url))) throw fail('must use https');
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') throw fail('must have no credentials, query or fragment');
   return url.href.replace(/\/$/, '');
 }
