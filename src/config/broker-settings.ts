@@ -11,12 +11,16 @@ import { readProxyUpstreams, type UpstreamDeclaration } from '../features/proxy/
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
-/** The broker's own issuer URL: an origin (no path, query or fragment), https unless on loopback. */
+/**
+ * The broker's own issuer URL: an origin (no credentials, path, query or fragment), https unless on loopback. A refusal
+ * does not quote it: a setting that is not the origin may be a URL with a password in it, or another setting's secret.
+ */
 export function checkBrokerIssuer(issuer: unknown): string {
-  if (typeof issuer !== 'string' || !URL.canParse(issuer)) throw new ConfigError(`KEYWAY_ISSUER ${JSON.stringify(issuer)} is not a URL`);
+  if (issuer === undefined) throw new ConfigError('KEYWAY_ISSUER is not set');
+  if (typeof issuer !== 'string' || !URL.canParse(issuer)) throw new ConfigError('KEYWAY_ISSUER is not a URL');
   const url = new URL(issuer);
   if (url.origin !== issuer)
-    throw new ConfigError(`KEYWAY_ISSUER must be an origin like https://keyway.example.com (no path or trailing slash), not ${issuer}`);
+    throw new ConfigError('KEYWAY_ISSUER must be an origin like https://keyway.example.com (no credentials, path, query or trailing slash)');
   if (url.protocol !== 'https:' && !isLoopbackHttpUrl(url)) throw new ConfigError('KEYWAY_ISSUER must use https unless it is on loopback');
   return issuer;
 }

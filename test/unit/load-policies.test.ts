@@ -76,6 +76,19 @@ describe('loading policies', () => {
     ]);
   });
 
+  it.each([
+    ['a bare issuer URL', 'issuer: https://ci:Wd4kRz8qLm2Tx6Pn@oidc.acme.dev', 'https://oidc.acme.dev/ must not carry credentials'],
+    [
+      "a preset's instance URL",
+      'issuer: { kind: gitlab, url: "https://ci:Wd4kRz8qLm2Tx6Pn@gitlab.acme.dev" }',
+      'https://gitlab.acme.dev/ must not carry credentials',
+    ],
+  ])('names %s with credentials in it without them', (_, issuer, message) => {
+    const found = problems({ 'p.yaml': GOOD.replace('issuer: github', issuer) });
+    expect(leaked(JSON.stringify(found), ['Wd4kRz8qLm2Tx6Pn'])).toEqual([]);
+    expect(found).toEqual([{ file: 'p.yaml', line: 2, column: expect.any(Number), message }]);
+  });
+
   it.each(Object.entries(SECRET_FILES))('names a policy file that is a link to a file of secrets (%s) and its problem, quoting none of it', (_, file) => {
     const found = problems({ 'linked.yaml': file.text });
     expect(found.length).toBeGreaterThan(0);

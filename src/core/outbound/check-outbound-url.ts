@@ -17,7 +17,7 @@ export class OutboundUrlError extends KeywayError {
 export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL {
   if (!URL.canParse(value)) throw new OutboundUrlError(`${JSON.stringify(value)} is not an absolute URL`);
   const url = new URL(value);
-  if (url.username !== '' || url.password !== '') throw new OutboundUrlError(`${value} must not carry credentials`);
+  if (url.username !== '' || url.password !== '') throw new OutboundUrlError(`${withoutCredentials(url)} must not carry credentials`);
   if (url.protocol !== 'https:') {
     if (!isLoopbackHttpUrl(url)) throw new OutboundUrlError(`${value} must use https`);
     if (!allowHttpLoopback) throw new OutboundUrlError(`${value} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
@@ -25,4 +25,12 @@ export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL
   const refusal = literalHostRefusal(url, allowHttpLoopback);
   if (refusal !== undefined) throw new OutboundUrlError(`${value}: ${refusal}`);
   return url;
+}
+
+/** The URL as a refusal names it: with its user name and password left out. */
+function withoutCredentials(url: URL): string {
+  const named = new URL(url);
+  named.username = '';
+  named.password = '';
+  return named.href;
 }

@@ -61,8 +61,10 @@ export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | 
   if (primary === undefined) return undefined;
   const apiUrl = env['KEYWAY_GITHUB_API_URL'];
   const base = set(apiUrl) ? apiUrl.replace(/\/+$/, '') : DEFAULT_GITHUB_API_URL;
-  if (!URL.canParse(base) || new URL(base).search !== '' || new URL(base).hash !== '')
-    throw new ConfigError(`KEYWAY_GITHUB_API_URL ${JSON.stringify(apiUrl)} must be a URL without query or fragment`);
+  // Not quoted: credentials or a token in the query are what a refused one may hold.
+  const url = URL.canParse(base) ? new URL(base) : undefined;
+  if (url === undefined || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
+    throw new ConfigError('KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment');
   return {
     ...primary,
     extraApps,
