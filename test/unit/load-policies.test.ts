@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { compilePolicyFiles, loadPolicies, PolicyLoadError, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
+import { checkPolicies } from '../../src/core/policy/lint/lint-policies.ts';
 import { leaked, SECRET_FILES } from '../support/secret-files.ts';
 
 const OPTIONS: PolicyLoadOptions = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
@@ -87,6 +88,28 @@ describe('loading policies', () => {
     const found = problems({ 'p.yaml': GOOD.replace('issuer: github', issuer) });
     expect(leaked(JSON.stringify(found), ['Wd4kRz8qLm2Tx6Pn'])).toEqual([]);
     expect(found).toEqual([{ file: 'p.yaml', line: 2, column: expect.any(Number), message }]);
+  });
+
+  // A value as large as a policy file may be: a problem or finding names the line and quotes a bounded head of it.
+  const HUGE = 'x'.repeat(200_000);
+  it.each([
+    ['an unknown preset', `issuer: ${HUGE}`],
+    ['an unknown preset as the kind', `issuer: { kind: ${HUGE} }`],
+    ['an issuer that is no URL', `issuer: { kind: gitlab, url: "${HUGE}" }`],
+    ['an issuer URL on http', `issuer: "http://oidc.acme.dev/${HUGE}"`],
+    ['an issuer URL with a query', `issuer: "https://oidc.acme.dev/?${HUGE}"`],
+    ["another preset's issuer URL", `issuer: { kind: gitlab, url: "https://token.actions.githubusercontent.com/${HUGE}" }`],
+    ["an issuer URL not of the preset's shape", `issuer: { kind: github, url: "https://ghe.acme.dev/${HUGE}" }`],
+    ['an issuer URL with credentials', `issuer: "https://ci:pw@oidc.acme.dev/${HUGE}"`],
+    ['a self-managed path written bare', `issuer: "https://${HUGE}.acme.dev/_services/token"`],
+    ['a value that can never match', 'issuer: github', `"${HUGE}"`],
+    ['the same issuer with other rules', `issuer: { kind: oidc, url: "https://oidc.acme.dev/${HUGE}", max_token_age: 7m }`],
+  ])('quotes a bounded head of a value as large as a policy file: %s', (_, issuer, repositoryId = '"734201"') => {
+    const text = GOOD.replace('issuer: github', issuer).replace('"734201"', repositoryId);
+    const other = `version: 1\nissuer: "https://oidc.acme.dev/${HUGE}"\nmatch: { sub: x }\ngrant: { audience: x }\n`;
+    const found = checkPolicies(compilePolicyFiles(toFiles({ 'p.yaml': text, 'q.yaml': other }), OPTIONS));
+    expect(found.length).toBeGreaterThan(0);
+    for (const finding of found) expect(finding.message.length, finding.message.slice(0, 200)).toBeLessThan(2048);
   });
 
   it.each(Object.entries(SECRET_FILES))('names a policy file that is a link to a file of secrets (%s) and its problem, quoting none of it', (_, file) => {

@@ -1,6 +1,7 @@
 import { isLoopbackHttpUrl } from './loopback-http-url.ts';
 import { literalHostRefusal } from './outbound-address.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
+import { boundText } from '../audit/bound-audit-event.ts';
 
 /** A URL the broker must not contact or trust. */
 export class OutboundUrlError extends KeywayError {
@@ -15,22 +16,23 @@ export class OutboundUrlError extends KeywayError {
  * outbound-fetch.ts). Used for issuer URLs, discovery, JWKS and the GitHub API alike.
  */
 export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL {
-  if (!URL.canParse(value)) throw new OutboundUrlError(`${JSON.stringify(value)} is not an absolute URL`);
+  if (!URL.canParse(value)) throw new OutboundUrlError(`${JSON.stringify(boundText(value))} is not an absolute URL`);
   const url = new URL(value);
   if (url.username !== '' || url.password !== '') throw new OutboundUrlError(`${withoutCredentials(url)} must not carry credentials`);
   if (url.protocol !== 'https:') {
-    if (!isLoopbackHttpUrl(url)) throw new OutboundUrlError(`${value} must use https`);
-    if (!allowHttpLoopback) throw new OutboundUrlError(`${value} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
+    if (!isLoopbackHttpUrl(url)) throw new OutboundUrlError(`${boundText(value)} must use https`);
+    if (!allowHttpLoopback)
+      throw new OutboundUrlError(`${boundText(value)} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
   }
   const refusal = literalHostRefusal(url, allowHttpLoopback);
-  if (refusal !== undefined) throw new OutboundUrlError(`${value}: ${refusal}`);
+  if (refusal !== undefined) throw new OutboundUrlError(`${boundText(value)}: ${refusal}`);
   return url;
 }
 
-/** The URL as a refusal names it: with its user name and password left out. */
+/** The URL as a refusal names it: with its user name and password left out, and bounded. */
 function withoutCredentials(url: URL): string {
   const named = new URL(url);
   named.username = '';
   named.password = '';
-  return named.href;
+  return boundText(named.href);
 }

@@ -33,6 +33,7 @@ import {
 import { compileTemplate, TemplateSyntaxError, type Template } from './template.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
+import { boundText } from '../audit/bound-audit-event.ts';
 
 export interface PolicyFile {
   /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */
@@ -209,7 +210,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules });
     else if (earlier.rules !== rules) {
       report(
-        `issuer ${issuer.url} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`,
+        `issuer ${boundText(issuer.url)} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`,
         ['issuer'],
       );
       compiled.push(entry);
@@ -319,7 +320,10 @@ function compilePolicy(
     const format = preset.claimFormats[key];
     const neverMatching = format === undefined ? undefined : pinnedValues(written).find((value) => !format.pattern.test(canonicalText(value) ?? ''));
     if (format !== undefined && neverMatching !== undefined) {
-      fail(`match.${key}: ${JSON.stringify(neverMatching)} can never match: ${preset.name} always sends ${key} as ${format.description}`, ['match', key]);
+      fail(
+        `match.${key}: ${JSON.stringify(typeof neverMatching === 'string' ? boundText(neverMatching) : neverMatching)} can never match: ${preset.name} always sends ${key} as ${format.description}`,
+        ['match', key],
+      );
     }
     try {
       const fold = preset.caseFolds[key] ?? 'exact';

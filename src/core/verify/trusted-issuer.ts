@@ -1,4 +1,5 @@
 import { checkOutboundUrl, OutboundUrlError } from '../outbound/check-outbound-url.ts';
+import { boundText } from '../audit/bound-audit-event.ts';
 import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
@@ -67,7 +68,7 @@ function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {
     throw new IssuerReferenceError(error.message, { cause: error });
   }
   if (url.search !== '' || url.hash !== '' || value.includes('?') || value.includes('#')) {
-    throw new IssuerReferenceError(`issuer ${value} must not have a query or fragment`);
+    throw new IssuerReferenceError(`issuer ${boundText(value)} must not have a query or fragment`);
   }
   return url;
 }
@@ -75,7 +76,7 @@ function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {
 function presetNamed(name: string): IssuerPreset {
   const preset = PRESETS.get(name);
   if (preset === undefined) {
-    throw new IssuerReferenceError(`unknown issuer preset ${JSON.stringify(name)}; known: ${[...PRESETS.keys()].join(', ')}, or an exact https URL`);
+    throw new IssuerReferenceError(`unknown issuer preset ${JSON.stringify(boundText(name))}; known: ${[...PRESETS.keys()].join(', ')}, or an exact https URL`);
   }
   return preset;
 }
@@ -102,7 +103,7 @@ function shapeOf(preset: IssuerPreset, value: string, url: URL, options: IssuerR
   if (!standIn) {
     const owner = hostOwner(url.hostname);
     if (owner !== undefined && owner !== preset)
-      throw new IssuerReferenceError(`${value} is a ${owner.name} issuer; write issuer: { kind: ${owner.name}, url: … }`);
+      throw new IssuerReferenceError(`${boundText(value)} is a ${owner.name} issuer; write issuer: { kind: ${owner.name}, url: … }`);
   }
   const hosted = preset.shapes.filter((shape) => shape.host?.test(url.hostname) === true);
   const candidates = standIn ? preset.shapes : hosted.length > 0 ? hosted : preset.shapes.filter((shape) => shape.host === undefined);
@@ -110,7 +111,7 @@ function shapeOf(preset: IssuerPreset, value: string, url: URL, options: IssuerR
   const shape = candidates.find((candidate) => candidate.path.test(path));
   if (shape === undefined) {
     const expected = (candidates.length > 0 ? candidates : preset.shapes).map((candidate) => candidate.example);
-    throw new IssuerReferenceError(`${value} is not a ${preset.name} issuer URL; expected ${expected.join(' or ')}`);
+    throw new IssuerReferenceError(`${boundText(value)} is not a ${preset.name} issuer URL; expected ${expected.join(' or ')}`);
   }
   return shape;
 }
@@ -172,13 +173,14 @@ export function resolveIssuer(reference: IssuerReference, options: IssuerResolut
 export function bareLookalikeProblem(reference: string): string | undefined {
   if (!URL.canParse(reference) || hostOwner(new URL(reference).hostname) !== undefined) return undefined;
   const path = writtenPath(reference);
+  const shown = boundText(reference);
   for (const preset of PRESETS.values()) {
     for (const shape of preset.shapes) {
       const distinctive = shape.host === undefined && !shape.path.test('') && !shape.path.test('/x');
       if (distinctive && shape.path.test(path)) {
         return (
-          `${reference} has the path of a ${shape.deployment} issuer: write issuer: { kind: ${preset.name}, url: ${reference} } so its rules ` +
-          `hold (tenant pins, claim types, case folding), or { kind: oidc, url: ${reference} } if it is not one`
+          `${shown} has the path of a ${shape.deployment} issuer: write issuer: { kind: ${preset.name}, url: ${shown} } so its rules ` +
+          `hold (tenant pins, claim types, case folding), or { kind: oidc, url: ${shown} } if it is not one`
         );
       }
     }
