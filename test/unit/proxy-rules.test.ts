@@ -303,6 +303,21 @@ describe('upstream declarations', () => {
       `upstreams:\n  api:\n    url: "https://api.example/?key=${SECRET}"\n    auth: { kind: keyway-jwt, audience: x }\n`,
       /^KEYWAY_PROXY_UPSTREAMS:3:5 upstreams\.api\.url must have no credentials, query or fragment$/,
     ],
+    [
+      'the secret written as a key, sealed: forgotten',
+      `upstreams:\n  api:\n    url: https://api.example\n    auth: { kind: static, ${SECRET} }\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:4:5 upstreams\.api\.auth\.sealed is required$/,
+    ],
+    [
+      'the secret written as a key beside sealed',
+      `upstreams:\n  api:\n    url: https://api.example\n    auth: { kind: static, sealed: x, ${SECRET} }\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:4:\d+ unknown field in upstreams\.api\.auth$/,
+    ],
+    [
+      "the secret as an upstream's name",
+      `upstreams:\n  ${SECRET}: { url: "https://api.example", auth: { kind: static, sealed: 1 } }\n`,
+      /^KEYWAY_PROXY_UPSTREAMS:2:3 a key of upstreams: an upstream name is a-z, 0-9 and -$/,
+    ],
   ])('refuses %s naming the line, the key path and the problem, never the value', (_, text, message) => {
     const refused = refusal(text);
     expect(leaked(refused, [SECRET])).toEqual([]);

@@ -11,6 +11,15 @@ export type LocatedMessage = Position & { readonly message: string };
 /** Finds the line and column of a path into the document: the node there, or the deepest part of it that exists. */
 export type Locate = (path: readonly PropertyKey[]) => Position;
 
+export interface YamlFileOptions {
+  /**
+   * Whether a problem names a key the text wrote that the schema refuses (default): a typo is found by its name. Off for
+   * text that holds secrets, where a key may be a secret written where its value belongs (`{ kind: static, eyJ… }`): the
+   * problem then gives the key's line and column and the path of the map it is in, and only the first problem is given.
+   */
+  readonly nameWrittenKeys?: boolean;
+}
+
 export type ParsedYamlFile<T> =
   | { readonly ok: true; readonly data: T; readonly locate: Locate }
   | { readonly ok: false; readonly problems: readonly LocatedMessage[] };
@@ -53,7 +62,8 @@ const YAML_ERRORS: Record<ErrorCode, string> = {
  * what kind of value was found, because the file may be a link to a secret (the upstream
  * declarations hold secrets themselves) and the message may reach a log or a public check run.
  */
-export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, T>): ParsedYamlFile<T> {
+export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, T>, options: YamlFileOptions = {}): ParsedYamlFile<T> {
+  const nameWrittenKeys = options.nameWrittenKeys ?? true;
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (document.errors.length > 0) {
@@ -75,13 +85,14 @@ export function parseYamlFile<T>(text: string, schema: v.GenericSchema<unknown, 
     if (!(error instanceof ReferenceError)) throw error;
     return { ok: false, problems: [aliasProblem(document, lineCounter)] };
   }
-  const result = v.safeParse(schema, data, { message: describeMismatch });
+  // Without names, only the first problem: past a key it refuses, valibot goes on to its value, whose path names the key.
+  const result = v.safeParse(schema, data, { message: describeMismatch, abortEarly: !nameWrittenKeys });
   if (!result.success) {
     return {
       ok: false,
       problems: result.issues.map((issue) => ({
         ...locate((issue.path ?? []).map((item) => item.key as PropertyKey)),
-        message: describeIssue(issue),
+        message: describeIssue(issue, nameWrittenKeys),
       })),
     };
   }
@@ -122,8 +133,20 @@ function aliasProblem(document: Document, lineCounter: LineCounter): LocatedMess
   };
 }
 
-function describeIssue(issue: v.BaseIssue<unknown>): string {
-  const where = issue.path?.map((item) => String(item.key)).join('.') ?? '';
+function describeIssue(issue: v.BaseIssue<unknown>, nameWrittenKeys: boolean): string {
+  const path = issue.path ?? [];
+  // A key the issue is about, as the text wrote it: one the schema does not take, or a record's key it refuses.
+  if (!nameWrittenKeys && path.at(-1)?.origin === 'key' && issue.received !== 'undefined') {
+    const parent =
+      path.length > 1
+        ? path
+            .slice(0, -1)
+            .map((item) => String(item.key))
+            .join('.')
+        : 'the top level';
+    return issue.type === 'strict_object' && issue.expected === 'never' ? `unknown field in ${parent}` : `a key of ${parent}: ${issue.message}`;
+  }
+  const where = path.map((item) => String(item.key)).join('.');
   // A strict object's issue for a key it does not know expects never; one for a key it lacks received undefined.
   if (issue.type === 'strict_object' && issue.expected === 'never' && where !== '') return `unknown field ${where}`;
   if (issue.received === 'undefined' && where !== '') return `${where} is required`;

@@ -95,7 +95,7 @@ export function readProxyUpstreams(env: SettingsSource, context: ProxyUpstreamCo
 export function parseProxyUpstreams(text: string, context: ProxyUpstreamContext): readonly UpstreamDeclaration[] {
   const { issuer, allowHttpLoopback, githubApp } = context;
   const at = ({ line, column }: Position, message: string): string => `KEYWAY_PROXY_UPSTREAMS:${line}:${column} ${message}`;
-  const parsed = parseYamlFile(text, ProxyFile);
+  const parsed = parseYamlFile(text, ProxyFile, { nameWrittenKeys: false });
   if (!parsed.ok) throw new ConfigError(parsed.problems.map((problem) => at(problem, problem.message)).join('; '));
   return Object.entries(parsed.data.upstreams).map(([name, upstream]) => {
     const fail = (path: readonly string[], problem: string): ConfigError =>
