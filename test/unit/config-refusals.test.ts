@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
+import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { leaked } from '../support/secret-files.ts';
 
@@ -37,5 +38,17 @@ describe('a setting that can carry a secret, refused at start-up', () => {
     const refused = refusal(env);
     expect(leaked(refused, [SECRET])).toEqual([]);
     expect(refused).toMatch(message);
+  });
+});
+
+describe('a key setting that is not base64 of its length', () => {
+  // 41 base64 characters: no whole number of bytes, which atob refuses with a DOMException of its own.
+  const truncated = `${SECRET}${SECRET}X`;
+
+  it('is a configuration error naming the setting, never the key', () => {
+    const refused = refusal({ KEYWAY_DPOP_NONCE_KEY: truncated });
+    expect(leaked(refused, [SECRET])).toEqual([]);
+    expect(refused).toMatch(/^KEYWAY_DPOP_NONCE_KEY is not base64/);
+    expect(() => readMasterKeys({ KEYWAY_MASTER_KEY: truncated })).toThrow(ConfigError);
   });
 });

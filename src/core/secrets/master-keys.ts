@@ -17,7 +17,9 @@ export interface MasterKeys {
 /** A master key as written in settings: 32 random bytes, base64url or base64 (`openssl rand -base64 32`). */
 export function parseMasterKey(text: string, name: string): Uint8Array {
   const normalized = text.trim().replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-  if (!/^[A-Za-z0-9_-]+$/.test(normalized)) throw new ConfigError(`${name} is not base64: generate one with \`openssl rand -base64 32\``);
+  // A length of 4n+1 is no whole number of bytes: atob would throw a DOMException of its own.
+  if (!/^[A-Za-z0-9_-]+$/.test(normalized) || normalized.length % 4 === 1)
+    throw new ConfigError(`${name} is not base64: generate one with \`openssl rand -base64 32\``);
   const bytes = Uint8Array.from(atob(normalized.replaceAll('-', '+').replaceAll('_', '/')), (char) => char.charCodeAt(0));
   if (bytes.length !== KEY_BYTES)
     throw new ConfigError(`${name} must be ${KEY_BYTES} random bytes, not ${bytes.length}: generate one with \`openssl rand -base64 32\``);
