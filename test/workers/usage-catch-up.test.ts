@@ -7,6 +7,7 @@ import { auditShard } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
 import { AUDIT_USAGE_REBUILD, READ_BACKLOG_MAX, ROLLUP_BATCH, usageBacklog } from '../../src/storage/sqlite-audit-usage.ts';
 import { seedUsageRecords, usageCatchUpSuite } from '../suites/usage-catch-up-suite.ts';
+import { auditEvent } from '../support/audit-event.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
 usageCatchUpSuite('Workers (SQLite-backed Durable Object)', async () => {
@@ -51,5 +52,38 @@ describe('a shard whose usage roll-up a migration emptied', () => {
     expect(await runInDurableObject(shard, (_instance, state) => state.storage.getAlarm())).toBeNull();
     const rows = await log.usage(window);
     expect(rows.reduce((sum, row) => sum + row.count, 0)).toBe(records);
+  });
+});
+
+describe('a shard appended to faster than a round of upkeep rolls up', () => {
+  it('sets its roll-up alarm at once when a batch of records waits, not a round after the first; caught up and idle, it sets none', async () => {
+    const shard = auditShard(ownStateNamespace(workerEnv.AUDIT), 0);
+    const alarmIn = async () => ((await runInDurableObject(shard, (_instance, state) => state.storage.getAlarm())) ?? Number.NaN) - Date.now();
+    const append = async (count: number) => {
+      for (let done = 0; done < count; done += 500)
+        await shard.appendAll(
+          Array.from({ length: Math.min(500, count - done) }, () => auditEvent()),
+          '0',
+        );
+    };
+
+    // Under a batch appended, the roll-up waits a round of upkeep (KEYWAY_AUDIT_CHECKPOINT_SECONDS, 60 here).
+    await append(ROLLUP_BATCH - 1);
+    expect(await alarmIn()).toBeGreaterThan(50_000);
+    // A batch waiting: at some 333 appends a second a round's worth would be more than a read may sum (READ_BACKLOG_MAX),
+    // and every read refused until the alarm came.
+    await append(1);
+    expect(await alarmIn()).toBeLessThanOrEqual(1000);
+
+    const backlog = () => runInDurableObject(shard, (_instance, state) => usageBacklog(durableObjectSql(state.storage)));
+    for (let tries = 0; tries < 50 && (await backlog()).behind > 0; tries++) {
+      if (!(await runDurableObjectAlarm(shard))) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await backlog()).toEqual({ behind: 0, records: ROLLUP_BATCH });
+    // Caught up, with nothing appended, the shard is not woken again.
+    expect(await runInDurableObject(shard, (_instance, state) => state.storage.getAlarm())).toBeNull();
+    // The next append waits a round again: the count starts over after each roll-up.
+    await append(1);
+    expect(await alarmIn()).toBeGreaterThan(50_000);
   });
 });

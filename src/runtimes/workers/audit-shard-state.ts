@@ -6,6 +6,7 @@ import { readInteger, type SettingsSource } from '../../core/settings/read-setti
 import type { AlertObservation, ObserveOptions } from '../../features/alerts/alert-store.ts';
 import { refusalKey, type RefusalCounter } from '../../features/alerts/refusal-counts.ts';
 import { SqliteAlertStore } from '../../storage/sqlite-alert-store.ts';
+import { ROLLUP_BATCH } from '../../storage/sqlite-audit-usage.ts';
 import { durableRefusalCounts } from './durable-refusal-counts.ts';
 import { AuditChainObject, type RestoreOptions, type StateRestoreOutcome } from './audit-chain-object.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
@@ -32,7 +33,10 @@ export class AuditShardState extends AuditChainObject {
   readonly #refusals: RefusalCounter;
   #appends = 0;
   #appendMs = 0;
-  #rollUpArmed = false;
+  /** When this instance last set the alarm for the roll-up of its appends (undefined: not since the alarm last ran). */
+  #rollUpAt: number | undefined;
+  /** Records appended since the alarm last ran. */
+  #sinceRollUp = 0;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -50,17 +54,21 @@ export class AuditShardState extends AuditChainObject {
     const links = await super.appendAll(events, chain);
     this.#appendMs += performance.now() - started;
     this.#appends += events.length;
-    // The usage roll-up follows the appends, a round of upkeep after the first since the last round.
-    if (!this.#rollUpArmed) {
-      this.#rollUpArmed = true;
-      await this.armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
+    this.#sinceRollUp += events.length;
+    // The usage roll-up follows the appends, a round of upkeep after the first since it last ran, or at once when a batch
+    // waits: at some 333 appends a second a round's worth is more than a read may sum, and reads would be refused till then.
+    const due = this.#sinceRollUp >= ROLLUP_BATCH ? Date.now() : Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000;
+    if (this.#rollUpAt === undefined || due < this.#rollUpAt) {
+      this.#rollUpAt = due;
+      await this.armAlarm(due);
     }
     return links;
   }
 
   /** Rolls up what was appended since the last round (usage), again soon while records are left. */
   override async alarm(): Promise<void> {
-    this.#rollUpArmed = false;
+    this.#rollUpAt = undefined;
+    this.#sinceRollUp = 0;
     await this.rollUpUsage();
   }
 
