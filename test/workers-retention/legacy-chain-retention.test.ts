@@ -9,6 +9,8 @@ import { auditEvent } from '../support/audit-event.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
 import { ownStateNamespace, workerEnv } from '../workers/workers-harness.ts';
 
+const HOUR = 3_600_000;
+
 /** This project's bindings set KEYWAY_AUDIT_RETENTION_DAYS to 1 (vitest.config.ts): the Durable Objects read it from there. */
 describe('the sealed legacy audit chain under a retention set after its last alarm (workerd)', () => {
   it('is pruned by its own alarm, which opening the shards arms again: an alarm that ran while retention was 0 set none', async () => {
@@ -27,13 +29,19 @@ describe('the sealed legacy audit chain under a retention set after its last ala
     await scheduledAuditUpkeep(env, Date.now(), silentLogger);
     expect((await broker.audit.api.chains()).find((chain) => chain.shard === 'legacy')).toMatchObject({ head: { seq: 3 } });
 
-    expect(await runDurableObjectAlarm(legacy)).toBe(true);
-    const [left] = await runInDurableObject(legacy, (_instance, state) =>
-      state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM audit_events').toArray(),
-    );
-    expect(left?.n).toBe(0);
-    // And the alarm keeps coming back while retention applies.
-    expect(await runInDurableObject(legacy, (_instance, state) => state.storage.getAlarm())).not.toBeNull();
+    // Its round due (at most an hour on), the alarm prunes.
+    vi.setSystemTime(Date.now() + HOUR);
+    try {
+      expect(await runDurableObjectAlarm(legacy)).toBe(true);
+      const [left] = await runInDurableObject(legacy, (_instance, state) =>
+        state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM audit_events').toArray(),
+      );
+      expect(left?.n).toBe(0);
+      // And the alarm keeps coming back while retention applies.
+      expect(await runInDurableObject(legacy, (_instance, state) => state.storage.getAlarm())).not.toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps pruning under a record its upkeep will not sign, the alarm armed again with a growing wait and each failure logged', async () => {
@@ -60,6 +68,8 @@ describe('the sealed legacy audit chain under a retention set after its last ala
     const alarmIn = async () => ((await runInDurableObject(legacy, (_instance, state) => state.storage.getAlarm())) ?? Number.NaN) - Date.now();
 
     const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
+    // Its round due (at most an hour on).
+    vi.setSystemTime(Date.now() + HOUR);
     try {
       const failures = () =>
         logged.mock.calls
@@ -98,6 +108,7 @@ describe('the sealed legacy audit chain under a retention set after its last ala
       expect(await alarmIn()).toBeGreaterThan(110_000);
       expect(await alarmIn()).toBeLessThanOrEqual(120_000);
     } finally {
+      vi.useRealTimers();
       logged.mockRestore();
     }
   });

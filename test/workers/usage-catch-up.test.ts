@@ -1,10 +1,12 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { UsageCatchingUpError } from '../../src/core/audit/inventory.ts';
-import { ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
+import { LEGACY_CHAIN, ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
 import { auditShard } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
+import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { AUDIT_USAGE_REBUILD, READ_BACKLOG_MAX, ROLLUP_BATCH, usageBacklog } from '../../src/storage/sqlite-audit-usage.ts';
 import { seedUsageRecords, usageCatchUpSuite } from '../suites/usage-catch-up-suite.ts';
 import { auditEvent } from '../support/audit-event.ts';
@@ -85,5 +87,45 @@ describe('a shard appended to faster than a round of upkeep rolls up', () => {
     // The next append waits a round again: the count starts over after each roll-up.
     await append(1);
     expect(await alarmIn()).toBeGreaterThan(50_000);
+  });
+});
+
+describe("the legacy chain's alarm (KeywayState)", () => {
+  it('runs its round of upkeep when the round is due, not on each alarm the roll-up or a revocation sets; idle, it sets none', async () => {
+    const legacy = keywayState(ownStateNamespace());
+    await legacy.initializeKeys(await generateSigningKey(Date.now()));
+    const checkpoints = () =>
+      runInDurableObject(legacy, (_instance, state) =>
+        state.storage.sql
+          .exec<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq')
+          .toArray()
+          .map(({ seq }) => seq),
+      );
+    const alarm = () => runInDurableObject(legacy, (_instance, state) => state.storage.getAlarm());
+
+    // An append makes a round due a round later (KEYWAY_AUDIT_CHECKPOINT_SECONDS, 60 here).
+    await legacy.append(auditEvent(), LEGACY_CHAIN);
+    expect(((await alarm()) ?? Number.NaN) - Date.now()).toBeGreaterThan(50_000);
+    // The alarm comes sooner for its other duties (a slice of the usage roll-up every 200 ms while it catches up, a GitHub
+    // token due): each rolls up, and none signs a checkpoint, however the head moved; the round stays armed.
+    for (let slice = 0; slice < 3; slice++) {
+      await legacy.append(auditEvent(), LEGACY_CHAIN);
+      await runInDurableObject(legacy, (_instance, state) => state.storage.setAlarm(Date.now()));
+      expect(await runDurableObjectAlarm(legacy)).toBe(true);
+    }
+    expect(await checkpoints()).toEqual([]);
+    expect(await runInDurableObject(legacy, (_instance, state) => usageBacklog(durableObjectSql(state.storage)))).toEqual({ behind: 0, records: 4 });
+    expect(((await alarm()) ?? Number.NaN) - Date.now()).toBeGreaterThan(50_000);
+
+    // Its time come, the round signs the head.
+    vi.setSystemTime(Date.now() + 61_000);
+    try {
+      expect(await runDurableObjectAlarm(legacy)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await checkpoints()).toEqual([4]);
+    // Nothing appended since, nothing to prune (no retention here), the roll-up caught up: the object is not woken again.
+    expect(await alarm()).toBeNull();
   });
 });

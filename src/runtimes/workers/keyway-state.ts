@@ -45,7 +45,8 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
   readonly #deliveries: SqliteDeliveryLog;
   readonly #livePolicies: SqliteLivePolicyStore;
   readonly #revocations: SqliteRevocationStore;
-  #alarmSet = false;
+  /** Whether this instance's appends made a round of upkeep due since the last round began. */
+  #roundDue = false;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -64,37 +65,43 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     // Once the shards took over, this chain is sealed: nothing is appended after its final checkpoint.
     if ((await this.ctx.storage.get<ChainHead>(LEGACY_CHAIN_SEALED)) !== undefined) throw new Error(LEGACY_SEALED_MESSAGE);
     const links = await super.appendAll(events, chain);
-    // Checkpoints follow the appends: the first append after a checkpoint sets the next alarm.
-    if (!this.#alarmSet) {
-      this.#alarmSet = true;
-      await this.armAlarm(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
+    // Checkpoints follow the appends: the first append after a round makes the next one due a checkpoint interval later.
+    if (!this.#roundDue) {
+      this.#roundDue = true;
+      await this.#scheduleUpkeep(Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000);
     }
     return links;
   }
 
-  /** Revokes the GitHub tokens that are due, then signs a checkpoint of the head and prunes what left the retention window; each fails on its own. */
+  /**
+   * Revokes the GitHub tokens that are due; signs a checkpoint of the head and prunes what left the retention window when a
+   * round of upkeep is due; rolls up a slice of usage. Each fails on its own.
+   */
   override async alarm(): Promise<void> {
-    this.#alarmSet = false;
     await this.#revokeDueTokens();
     await this.#upkeepRound();
     await this.rollUpUsage();
   }
 
   /**
-   * The alarm's round of this chain's upkeep. One that fails (a record after the last checkpoint without the broker's MAC,
-   * the keys unreadable) is logged and the alarm set to try again, a minute after the first failure in a row, doubling up
-   * to the rounds' own interval: a round that fails every time neither stops the ones after it (pruning with them) nor
-   * runs in a loop. The failures in a row and when to try again are kept in storage: the object is evicted between rounds
-   * an hour apart, and the alarm comes sooner for its other duties (a revocation due, the usage roll-up's slices every
-   * 200 ms while it catches up), which leave a failing round waiting.
+   * The alarm's round of this chain's upkeep, run once it is due (#scheduleUpkeep). When it is due is kept in storage: the
+   * object is evicted between rounds an hour apart, and the alarm comes sooner for its other duties (a revocation due, the
+   * usage roll-up's slices every 200 ms while it catches up), which leave the round waiting. One that fails (a record
+   * after the last checkpoint without the broker's MAC, the keys unreadable) is logged and tried again a minute after the
+   * first failure in a row, doubling up to the rounds' own interval: a round that fails every time neither stops the ones
+   * after it (pruning with them) nor runs in a loop.
    */
   async #upkeepRound(): Promise<void> {
-    const retryAt = await this.ctx.storage.get<number>(UPKEEP_RETRY_AT);
-    if (retryAt !== undefined && Date.now() < retryAt) {
-      this.#alarmSet = true;
-      await this.armAlarm(retryAt);
+    const stored = await this.ctx.storage.get<number>([UPKEEP_DUE_AT, UPKEEP_RETRY_AT]);
+    const due = stored.get(UPKEEP_DUE_AT);
+    if (due === undefined) return;
+    const runAt = Math.max(due, stored.get(UPKEEP_RETRY_AT) ?? due);
+    if (Date.now() < runAt) {
+      await this.armAlarm(runAt);
       return;
     }
+    // Appends from here on are this round's to sign no more: the first of them makes the next one due.
+    this.#roundDue = false;
     const settings = readAuditSettings(this.env);
     try {
       await this.#maintainChain(settings.retentionDays);
@@ -103,12 +110,20 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
       const retryMs = Math.min(UPKEEP_RETRY_FIRST_MS * 2 ** (failures - 1), upkeepIntervalMs(settings));
       await this.ctx.storage.put({ [UPKEEP_FAILURES]: failures, [UPKEEP_RETRY_AT]: Date.now() + retryMs });
       jsonLogger({ component: 'audit' }).error('legacy audit chain upkeep failed', { error: errorText(error), failures, retry_in_ms: retryMs });
-      this.#alarmSet = true;
+      // The round stays due (UPKEEP_DUE_AT), its retry waited for.
       await this.armAlarm(Date.now() + retryMs);
       return;
     }
-    await this.ctx.storage.delete([UPKEEP_FAILURES, UPKEEP_RETRY_AT]);
+    await this.ctx.storage.delete([UPKEEP_FAILURES, UPKEEP_RETRY_AT, UPKEEP_DUE_AT]);
     await this.#keepPruning();
+  }
+
+  /** Makes a round of upkeep due at `at`, or keeps the one due sooner, and sets the alarm for it (for its retry, after a failure). */
+  async #scheduleUpkeep(at: number): Promise<void> {
+    const stored = await this.ctx.storage.get<number>([UPKEEP_DUE_AT, UPKEEP_RETRY_AT]);
+    const due = Math.min(at, stored.get(UPKEEP_DUE_AT) ?? at);
+    if (due !== stored.get(UPKEEP_DUE_AT)) await this.ctx.storage.put(UPKEEP_DUE_AT, due);
+    await this.armAlarm(Math.max(due, stored.get(UPKEEP_RETRY_AT) ?? due));
   }
 
   /** One round of upkeep of this object's chain (maintainAuditLog), pruning past `retentionDays` (0: none). */
@@ -120,10 +135,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
   /** While retention applies, the alarm keeps pruning this chain even when no exchange comes to set it. */
   async #keepPruning(): Promise<void> {
     const settings = readAuditSettings(this.env);
-    if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) {
-      this.#alarmSet = true;
-      await this.armAlarm(Date.now() + upkeepIntervalMs(settings));
-    }
+    if (settings.retentionDays > 0 && (await this.audit.head()).seq > 0) await this.#scheduleUpkeep(Date.now() + upkeepIntervalMs(settings));
   }
 
   async #checkpointKeys(): Promise<{ readonly sign: CheckpointSigner; readonly verify: CheckpointVerifier }> {
@@ -392,8 +404,7 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
       // sealed one, and the Cron rounds' memory of the shards (left over if they were emptied outside keyway) is forgotten: a
       // restore writes only into empty shards, and what holds the restored log to the one before is the kept root checkpoints.
       this.#keysUpgraded = undefined;
-      this.#alarmSet = true;
-      await this.armAlarm(Date.now() + 1000);
+      await this.#scheduleUpkeep(Date.now() + 1000);
       await this.ctx.storage.put(LEGACY_CHAIN_SEALED, await this.audit.head());
       await this.ctx.storage.delete(SIGNED_HEADS);
     }
@@ -422,6 +433,8 @@ const ROOT_PRUNE_BATCH = 1000;
 /** The newest checkpoint each shard's upkeep signed or found verified, by shard (SignedSoFar): apart from the shards it holds to. */
 const SIGNED_HEADS = 'audit:signed-heads';
 
+/** Storage key: when the alarm's next round of upkeep of the legacy chain is due (ms since the epoch); none: none is. */
+const UPKEEP_DUE_AT = 'audit:legacy-upkeep-due-at';
 /** Storage key: the alarm's upkeep rounds of the legacy chain that failed in a row (its retry backoff). */
 const UPKEEP_FAILURES = 'audit:legacy-upkeep-failures';
 /** Storage key: when the alarm may run a failed upkeep round of the legacy chain again (ms since the epoch). */
