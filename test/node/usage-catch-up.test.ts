@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { silentLogger } from '../../src/core/log.ts';
+import { jsonLogger, silentLogger } from '../../src/core/log.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
@@ -32,6 +32,50 @@ it('keeps rolling up between upkeep rounds: records that come after a caught-up 
     await expect.poll(() => usageBacklog(reader).behind, { timeout: 6000, interval: 200 }).toBe(0);
   } finally {
     reader.close();
+    await broker.close();
+  }
+});
+
+it('logs a roll-up batch that fails and tries it again two seconds later; exchanges are answered and recorded meanwhile', { timeout: 30_000 }, async () => {
+  const root = writeTree({ 'policies/none.yaml': 'version: 1\nissuer: github\nmatch: { repository_id: "1" }\ngrant: { audience: x }\n' });
+  const config = testConfig(root);
+  const lines: string[] = [];
+  const broker = await startNodeBroker(config, { log: jsonLogger({}, { write: (line) => lines.push(line) }) });
+  const file = openSqliteFile(join(config.dataDir, DATABASE_FILE));
+  const failures = () =>
+    lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line['message'] === 'usage roll-up failed: the audit writer tries again in two seconds');
+  const recorded = () => file.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n ?? 0;
+  const exchanges = async (count: number) => {
+    for (let i = 0; i < count; i++) {
+      expect((await fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(`not-a-token-${i}`) })).status).toBe(400);
+    }
+  };
+  try {
+    // A real failure on the writer's own connection: the file refuses the roll-up's watermark (a trigger, as whoever can
+    // write the file could add; a full disk or a damaged page fails the same statement).
+    file.exec("CREATE TRIGGER refuse_roll_up BEFORE INSERT ON audit_usage_state BEGIN SELECT RAISE(ABORT, 'roll-up refused'); END");
+    await exchanges(10);
+    await expect.poll(() => failures().length, { timeout: 8000, interval: 100 }).toBeGreaterThanOrEqual(1);
+    expect(failures()[0]).toMatchObject({ level: 'error', error: 'SqliteError: roll-up refused' });
+
+    // Meanwhile every exchange is answered, its record committed, and the batch rolled back whole.
+    await exchanges(10);
+    expect(recorded()).toBe(20);
+    expect(usageBacklog(file)).toEqual({ behind: 20, records: 20 });
+
+    // Tried again two seconds later, and again while it fails.
+    await expect.poll(() => failures().length, { timeout: 8000, interval: 100 }).toBeGreaterThanOrEqual(2);
+    const [first, second] = failures().map((line) => Date.parse(String(line['time'])));
+    expect((second as number) - (first as number)).toBeGreaterThanOrEqual(1900);
+
+    // Once the batch can commit, the next try rolls everything up.
+    file.exec('DROP TRIGGER refuse_roll_up');
+    await expect.poll(() => usageBacklog(file).behind, { timeout: 8000, interval: 100 }).toBe(0);
+    expect(recorded()).toBe(20);
+  } finally {
+    file.close();
     await broker.close();
   }
 });
