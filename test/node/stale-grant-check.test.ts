@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { UsageCatchingUpError } from '../../src/core/audit/inventory.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { alertRaiser, STALE_GRANT_CHECK_MS } from '../../src/features/alerts/raise-alerts.ts';
 import { silentLogger } from '../../src/core/log.ts';
@@ -8,6 +9,7 @@ import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { openSqliteMemory } from '../../src/storage/sqlite-file.ts';
 import { auditEvent } from '../suites/store-contract.ts';
+import { seedUsageRecords } from '../suites/usage-catch-up-suite.ts';
 
 const DAY = 86_400_000;
 
@@ -52,6 +54,64 @@ describe('stale_grant on a log younger than its period', () => {
     expect(reads).toBe(2);
     await exchange();
     expect(reads).toBe(2);
+    db.close();
+  });
+});
+
+describe('stale_grant while the usage roll-up catches up', () => {
+  it("reads the usage again after the refusal's Retry-After, not after every answered exchange; caught up, hourly", async () => {
+    const db = openSqliteMemory();
+    migrate(db);
+    // Ten records from days back not rolled up, more than this store lets a read sum: its reads are refused as catching up.
+    seedUsageRecords(db, 10);
+    const audit = new SqliteAuditStore(db, { usage: { batch: 100, readBacklog: 5 } });
+    let clock = Date.parse('2026-12-01T12:00:00Z');
+    let reads = 0;
+    const raise = alertRaiser({
+      store: new SqliteAlertStore(db),
+      settings: readAlertSettings({ KEYWAY_ALERT_RULES: 'stale_grant', KEYWAY_ALERT_STALE_GRANT_DAYS: '1' }, false),
+      policies: () => policySetOf({ files: [], problems: [], brokerIssuer: 'https://keyway.test' }),
+      webhook: undefined,
+      now: () => clock,
+      log: silentLogger,
+      // The real store, counting the rule's usage reads.
+      audit: {
+        usage: (query) => {
+          reads += 1;
+          return audit.usage(query);
+        },
+        query: (query) => audit.query(query),
+      },
+    });
+    const exchange = async () => {
+      const event = auditEvent({ time: new Date(clock).toISOString() });
+      await raise(event, await audit.append(event));
+    };
+
+    await exchange();
+    expect(reads).toBe(1);
+    await expect(audit.usage({ since: 0, until: clock })).rejects.toBeInstanceOf(UsageCatchingUpError);
+    // Exchanges within the refusal's Retry-After leave the log alone.
+    for (let index = 0; index < 5; index += 1) {
+      clock += 1000;
+      await exchange();
+    }
+    expect(reads).toBe(1);
+    clock += UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
+    await exchange();
+    expect(reads).toBe(2);
+
+    // Caught up, the read is answered; the next is an hour on.
+    while (audit.rollUpUsage(1000).behind > 0);
+    clock += UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
+    await exchange();
+    expect(reads).toBe(3);
+    clock += UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
+    await exchange();
+    expect(reads).toBe(3);
+    clock += STALE_GRANT_CHECK_MS;
+    await exchange();
+    expect(reads).toBe(4);
     db.close();
   });
 });

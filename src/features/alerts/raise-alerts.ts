@@ -53,35 +53,39 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
     }
   };
 
-  let staleChecked = Number.NEGATIVE_INFINITY;
   /**
-   * When the oldest record last read is `staleGrantDays` old. Records are appended after it or pruned from the front, so
-   * the log cannot cover the period sooner: until then no exchange reads the log for this rule (a young log, or one
-   * pruned to fewer days than the rule's, would otherwise be read after every exchange).
+   * When `stale_grant` may read the log again: an hour after it last read the usage; while the log does not cover the
+   * period, once its oldest record is `staleGrantDays` old (records are appended after it or pruned from the front, so it
+   * cannot sooner); while the roll-up catches up, after the refusal's Retry-After. Until then no exchange reads the log
+   * for this rule (a young log, one pruned to fewer days than the rule's, or one catching up would otherwise be read
+   * after every exchange: on Workers, an RPC to every shard).
    */
-  let coveredFrom = Number.NEGATIVE_INFINITY;
+  let staleNextRead = Number.NEGATIVE_INFINITY;
   /** `stale_grant`, once an hour at most, and only once the log goes back the whole period: before that, unused proves nothing. */
   const staleGrants = async (): Promise<Omit<AlertDraft, 'id' | 'time' | 'event_id'>[]> => {
     const now = deps.now();
     const { audit, settings } = deps;
-    if (audit === undefined || !settings.rules.has('stale_grant') || now - staleChecked < STALE_GRANT_CHECK_MS || now < coveredFrom) return [];
+    if (audit === undefined || !settings.rules.has('stale_grant') || now < staleNextRead) return [];
     const since = now - settings.staleGrantDays * DAY;
     const [oldest] = (await audit.query({ order: 'asc', limit: 1 })).records;
     if (oldest === undefined) return [];
     const oldestTime = Date.parse(oldest.event.time);
     if (oldestTime > since) {
-      coveredFrom = oldestTime + settings.staleGrantDays * DAY;
+      staleNextRead = oldestTime + settings.staleGrantDays * DAY;
       return [];
     }
     let usage: UsageRow[];
     try {
       usage = await audit.usage({ since, until: now });
     } catch (error) {
-      // Checked again with the next record, once the roll-up has caught up: until then, unused proves nothing either.
-      if (error instanceof UsageCatchingUpError) return [];
+      // Until the roll-up has caught up, unused proves nothing either.
+      if (error instanceof UsageCatchingUpError) {
+        staleNextRead = now + UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
+        return [];
+      }
       throw error;
     }
-    staleChecked = now;
+    staleNextRead = now + STALE_GRANT_CHECK_MS;
     return staleGrantDrafts(deps.policies(), usage, now, settings.staleGrantDays);
   };
 
