@@ -57,10 +57,10 @@ export class AuditShardState extends AuditChainObject {
     this.#sinceRollUp += events.length;
     // The usage roll-up follows the appends, a round of upkeep after the first since it last ran, or at once when a batch
     // waits: at some 333 appends a second a round's worth is more than a read may sum, and reads would be refused till then.
-    const due = this.#sinceRollUp >= ROLLUP_BATCH ? Date.now() : Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000;
-    if (this.#rollUpAt === undefined || due < this.#rollUpAt) {
-      this.#rollUpAt = due;
-      await this.armAlarm(due);
+    const batchWaits = this.#sinceRollUp >= ROLLUP_BATCH;
+    if (this.#rollUpAt === undefined || (batchWaits && this.#rollUpAt > Date.now())) {
+      this.#rollUpAt = batchWaits ? Date.now() : Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000;
+      await this.armAlarm(this.#rollUpAt);
     }
     return links;
   }
