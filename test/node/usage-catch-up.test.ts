@@ -45,7 +45,7 @@ it('logs a roll-up batch that fails and tries it again two seconds later; exchan
   const failures = () =>
     lines
       .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((line) => line['message'] === 'usage roll-up failed: the audit writer tries again in two seconds');
+      .filter((line) => line['message'] === 'usage roll-up failed: the audit writer tries it again later');
   const recorded = () => file.all<{ n: number }>('SELECT count(*) AS n FROM audit_events')[0]?.n ?? 0;
   const exchanges = async (count: number) => {
     for (let i = 0; i < count; i++) {
@@ -58,21 +58,22 @@ it('logs a roll-up batch that fails and tries it again two seconds later; exchan
     file.exec("CREATE TRIGGER refuse_roll_up BEFORE INSERT ON audit_usage_state BEGIN SELECT RAISE(ABORT, 'roll-up refused'); END");
     await exchanges(10);
     await expect.poll(() => failures().length, { timeout: 8000, interval: 100 }).toBeGreaterThanOrEqual(1);
-    expect(failures()[0]).toMatchObject({ level: 'error', error: 'SqliteError: roll-up refused' });
+    expect(failures()[0]).toMatchObject({ level: 'error', error: 'SqliteError: roll-up refused', retry_in_ms: 2000 });
 
     // Meanwhile every exchange is answered, its record committed, and the batch rolled back whole.
     await exchanges(10);
     expect(recorded()).toBe(20);
     expect(usageBacklog(file)).toEqual({ behind: 20, records: 20 });
 
-    // Tried again two seconds later, and again while it fails.
+    // Tried again two seconds later, then twice as long after each failure (a lasting fault logs a line a minute at most).
     await expect.poll(() => failures().length, { timeout: 8000, interval: 100 }).toBeGreaterThanOrEqual(2);
     const [first, second] = failures().map((line) => Date.parse(String(line['time'])));
     expect((second as number) - (first as number)).toBeGreaterThanOrEqual(1900);
+    expect(failures()[1]).toMatchObject({ retry_in_ms: 4000 });
 
     // Once the batch can commit, the next try rolls everything up.
     file.exec('DROP TRIGGER refuse_roll_up');
-    await expect.poll(() => usageBacklog(file).behind, { timeout: 8000, interval: 100 }).toBe(0);
+    await expect.poll(() => usageBacklog(file).behind, { timeout: 10_000, interval: 100 }).toBe(0);
     expect(recorded()).toBe(20);
   } finally {
     file.close();

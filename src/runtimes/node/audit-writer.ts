@@ -52,6 +52,8 @@ export interface WriterData {
 /** Word from the writer thread that a batch of the usage roll-up failed (to log); it tries again later. */
 export interface UsageRollUpFailure {
   readonly usageRollUpFailed: string;
+  /** When it tries again. */
+  readonly retryInMs: number;
 }
 
 /** What the writer thread sends the main thread: a reply to a request, or word that WAL checkpoints or the roll-up failed (to log). */
@@ -180,17 +182,23 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
  * of a batch or more: under load the records of two seconds are a few batches, not one every 20 ms.
  */
 let usageTick: NodeJS.Timeout | undefined;
+/** Failed roll-up batches in a row: each waits twice as long as the last, up to a minute, so a lasting fault logs a line a minute, not every two seconds. */
+let usageFailures = 0;
+const USAGE_RETRY_MAX_MS = 60_000;
 function keepUsage(): void {
-  let behind = 0;
+  let wait: number = NODE_USAGE_TICK.idleMs;
   try {
     db.exec('PRAGMA synchronous = NORMAL');
-    behind = store.rollUpUsage(0).behind;
+    if (store.rollUpUsage(0).behind >= NODE_USAGE_TICK.records) wait = NODE_USAGE_TICK.pauseMs;
+    usageFailures = 0;
   } catch (error) {
-    parentPort?.postMessage({ usageRollUpFailed: errorText(error) } satisfies WriterMessage);
+    usageFailures += 1;
+    wait = Math.min(NODE_USAGE_TICK.idleMs * 2 ** (usageFailures - 1), USAGE_RETRY_MAX_MS);
+    parentPort?.postMessage({ usageRollUpFailed: errorText(error), retryInMs: wait } satisfies WriterMessage);
   } finally {
     db.exec('PRAGMA synchronous = FULL');
   }
-  usageTick = setTimeout(keepUsage, behind >= NODE_USAGE_TICK.records ? NODE_USAGE_TICK.pauseMs : NODE_USAGE_TICK.idleMs);
+  usageTick = setTimeout(keepUsage, wait);
 }
 keepUsage();
 

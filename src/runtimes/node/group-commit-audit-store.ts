@@ -9,7 +9,7 @@ import type { DataDirPin } from '../../storage/private-data-dir.ts';
 import type { SqliteFile } from '../../storage/sqlite-file.ts';
 import { SqliteAuditStore } from '../../storage/sqlite-audit-store.ts';
 import type { UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
-import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, WriterRequest } from './audit-writer.ts';
+import type { AlertCall, Outcome, WriterData, WriterMessage, WriterReply, WriterRequest, UsageRollUpFailure } from './audit-writer.ts';
 import type { SharedWriterConnection, SharedWriterReply } from './shared-audit-writer.ts';
 import { ChainCheckThread } from './chain-check-thread.ts';
 import { stopThread } from './thread-stop.ts';
@@ -87,7 +87,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
   readonly #onCommit: ((records: number) => void) | undefined;
   readonly #now: () => number;
   readonly #onWalCheckpointFailure: ((error: string) => void) | undefined;
-  readonly #onUsageRollUpFailure: ((error: string) => void) | undefined;
+  readonly #onUsageRollUpFailure: ((failure: UsageRollUpFailure) => void) | undefined;
   readonly #checks: ChainCheckThread;
   readonly #macKey: RecordMacKey | undefined;
   #writer: Worker | undefined;
@@ -119,7 +119,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
       now?: () => number;
       onWalCheckpointFailure?: (error: string) => void;
       /** A batch of the usage roll-up the writer keeps between its batches failed (it tries again later). */
-      onUsageRollUpFailure?: (error: string) => void;
+      onUsageRollUpFailure?: (failure: UsageRollUpFailure) => void;
       /** The record MAC keys, from the master key (never it): the writer MACs each record, upkeep's check thread checks them. */
       macKeys?: readonly RecordMacKey[];
       usage?: UsageRollUpLimits;
@@ -313,7 +313,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     });
     writer.on('message', (message: WriterMessage) => {
       if ('walCheckpointFailed' in message) this.#onWalCheckpointFailure?.(message.walCheckpointFailed);
-      else if ('usageRollUpFailed' in message) this.#onUsageRollUpFailure?.(message.usageRollUpFailed);
+      else if ('usageRollUpFailed' in message) this.#onUsageRollUpFailure?.(message);
       else this.#settle(message);
     });
     writer.on('error', (error) => this.#fail(error));

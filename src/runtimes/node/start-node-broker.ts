@@ -202,7 +202,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     ...(options.usageRollUp === undefined ? {} : { usage: options.usageRollUp }),
     // Nothing is lost (the frames stay in the durable WAL) and the writer's own checkpoints carry on; logged once per failing spell.
     onWalCheckpointFailure: (error) => log.warn('WAL checkpoint failed: the audit writer checkpoints by itself meanwhile', { error }),
-    onUsageRollUpFailure: (error) => log.error('usage roll-up failed: the audit writer tries again in two seconds', { error }),
+    onUsageRollUpFailure: (failure) =>
+      log.error('usage roll-up failed: the audit writer tries it again later', { error: failure.usageRollUpFailed, retry_in_ms: failure.retryInMs }),
   });
   // Several processes: the leader's writer commits for all of them; a follower writes for itself while no leader listens.
   const sharedPath = options.cluster === undefined ? undefined : sharedWriterPath(dataDir);
