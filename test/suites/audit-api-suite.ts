@@ -137,6 +137,23 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       expect(response.status).toBe(200);
       return (await response.json()) as { events: AuditRecordJson[]; next_cursor?: string };
     };
+    /** A post of the /audit sign-in form as the page's own form sends it: a browser says Sec-Fetch-Site: same-origin. */
+    const signIn = (harness: BrokerClient, body: BodyInit, headers: Record<string, string> = {}) =>
+      harness.request('/audit/sign-in', {
+        method: 'POST',
+        body,
+        redirect: 'manual',
+        duplex: 'half',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', ...headers },
+      } as RequestInit);
+    /** The record the text of a sign-in page names ("The refusal is audit event …"), as the audit API finds it by its reason code. */
+    const recordNamedBy = async (page: string, reason: Reason) => {
+      const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(page)?.[1];
+      expect(id).toBeTypeOf('string');
+      const record = (await events({ reason, limit: '500' })).events.find((event) => event.id === id);
+      expect(record).toMatchObject({ reason, decision: 'denied' });
+      return record as AuditRecordJson;
+    };
 
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'audit-gh');
@@ -306,23 +323,26 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
     });
 
     describe('the /audit sign-in form', () => {
-      /** A post of the sign-in form as the page's own form sends it: a browser says Sec-Fetch-Site: same-origin. */
-      const signIn = (harness: BrokerClient, body: BodyInit, headers: Record<string, string> = {}) =>
-        harness.request('/audit/sign-in', {
-          method: 'POST',
-          body,
-          redirect: 'manual',
-          duplex: 'half',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', ...headers },
-        } as RequestInit);
       const MEGABYTE = 1024 * 1024;
 
+      /** A sign-in form that held no token to check: its refusal recorded as a refused credential without one, the form naming the record. */
+      const refusedForm = async (page: Response, status: number, problem: string, why: string) => {
+        expect(page.status).toBe(status);
+        expect(page.headers.get('set-cookie')).toBeNull();
+        const text = await page.text();
+        expect(text).toContain(problem);
+        const record = await recordNamedBy(text, 'operator_token_invalid');
+        expect(record).toMatchObject({ detail: `POST /audit/sign-in: ${why}` });
+        expect(record).not.toHaveProperty('subject_token');
+        expect(record).not.toHaveProperty('subject');
+      };
+
       it('refuses a form over 32 KiB with 413, declared or streamed, and goes on signing people in', async () => {
+        const tooLarge = ['larger than 32768 bytes', 'the form is larger than 32768 bytes'] as const;
         // Its connection is not reused: the Node server stops draining the unread rest and destroys the socket.
         const declared = await signIn(broker, `token=${'a'.repeat(MEGABYTE)}`, { connection: 'close' });
-        expect(declared.status).toBe(413);
         expect(declared.headers.get('content-type')).toMatch(/^text\/html/);
-        expect(await declared.text()).toContain('larger than 32768 bytes');
+        await refusedForm(declared, 413, ...tooLarge);
         const chunks = new ReadableStream<Uint8Array>({
           start(controller) {
             controller.enqueue(new TextEncoder().encode('token='));
@@ -330,13 +350,10 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
             controller.close();
           },
         });
-        const streamed = await signIn(broker, chunks, { connection: 'close' });
-        expect(streamed.status).toBe(413);
-        expect(await streamed.text()).toContain('larger than 32768 bytes');
+        await refusedForm(await signIn(broker, chunks, { connection: 'close' }), 413, ...tooLarge);
         // Under the limit, a token too long to be one is refused as before.
         const long = await signIn(broker, new URLSearchParams({ token: 'a'.repeat(20_000) }));
-        expect(long.status).toBe(400);
-        expect(await long.text()).toContain('Paste an access token');
+        await refusedForm(long, 400, 'Paste an access token', 'the token is longer than 16384 characters');
 
         const signedIn = await signIn(broker, new URLSearchParams({ token }));
         expect(signedIn.status).toBe(303);
@@ -355,8 +372,13 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(multipart.status).toBe(303);
         for (const contentType of ['multipart/form-data; boundary=x', 'multipart/form-data']) {
           const malformed = await signIn(broker, '--x\r\nnot a part', { 'content-type': contentType });
-          expect(malformed.status).toBe(400);
-          expect(await malformed.text()).toContain('Paste an access token');
+          await refusedForm(malformed, 400, 'Paste an access token', 'the form could not be read');
+        }
+      });
+
+      it('answers a form without a token, or with an empty one, with 400 and the form, and records it as a refused credential', async () => {
+        for (const empty of [new URLSearchParams({ token: '  ' }), new URLSearchParams({ other: 'x' })]) {
+          await refusedForm(await signIn(broker, empty), 400, 'Paste an access token', 'the form holds no token');
         }
       });
 
@@ -545,33 +567,19 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       });
 
       it('records a failed /audit sign-in, and one without audit:read naming its operator; the form names the record', async () => {
-        const signIn = (pasted: string) =>
-          broker.request('/audit/sign-in', {
-            method: 'POST',
-            body: new URLSearchParams({ token: pasted }),
-            redirect: 'manual',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
-          });
-        /** The record a sign-in page names ("The refusal is audit event …"), as the audit API finds it by its reason code. */
-        const recordOfPage = async (page: Response, reason: Reason) => {
-          const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(await page.text())?.[1];
-          expect(id).toBeTypeOf('string');
-          const record = (await events({ reason, limit: '500' })).events.find((event) => event.id === id);
-          expect(record).toMatchObject({ reason, decision: 'denied' });
-          return record as AuditRecordJson;
-        };
+        const paste = (pasted: string) => signIn(broker, new URLSearchParams({ token: pasted }));
         const wrong = `${token.slice(0, -4)}AAAA`;
-        const refused = await signIn(wrong);
+        const refused = await paste(wrong);
         expect(refused.status).toBe(401);
         expect(refused.headers.get('set-cookie')).toBeNull();
-        const record = await recordOfPage(refused, 'operator_token_invalid');
+        const record = await recordNamedBy(await refused.text(), 'operator_token_invalid');
         expect(record).toMatchObject({ subject_token: { sha256: sha256Hex(wrong) }, detail: expect.stringMatching(/^POST \/audit\/sign-in: /) });
         expect(record).not.toHaveProperty('subject');
 
         const bob = await auditorToken(broker, people, 'bob@acme.dev', 'keys:read');
-        const unscoped = await signIn(bob);
+        const unscoped = await paste(bob);
         expect(unscoped.status).toBe(403);
-        expect(await recordOfPage(unscoped, 'operator_scope_missing')).toMatchObject({
+        expect(await recordNamedBy(await unscoped.text(), 'operator_scope_missing')).toMatchObject({
           issuer: broker.issuer,
           subject: decodeJwt(bob).sub,
           detail: 'POST /audit/sign-in: the token lacks scope audit:read',

@@ -14,6 +14,7 @@ import {
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { refusedCredential, type OperatorRefusals } from '../middleware/operator-auth.ts';
+import type { OperatorRefusal } from '../../core/revocation/operator-refusal.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
@@ -71,14 +72,21 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   const keys = ownKeys(deps.keys);
   const tooMany = (c: Context, limited: RateLimitedError) =>
     c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) });
-  /** The form again, saying why the token was refused, once the refusal is recorded; past the budget of records, the limit's 429. */
-  const refuse = async (c: Context, token: string, error: AccessTokenError, operator?: string): Promise<Response> => {
-    const { auditEventId, limited } = await deps.refusals(c, refusedCredential(c, token, error, operator));
+  /** The form again, saying why the credential was refused, once the refusal is recorded; past the budget of records, the limit's 429. */
+  const refused = async (c: Context, refusal: Omit<OperatorRefusal, 'context'>, problem: string, status: 400 | 401 | 403 | 413): Promise<Response> => {
+    const { auditEventId, limited } = await deps.refusals(c, refusal);
     if (limited !== undefined) return tooMany(c, limited);
-    const problem = error.code === 'insufficient_scope' ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).';
     const recorded = auditEventId === undefined ? '' : ` The refusal is audit event ${auditEventId}.`;
-    return c.html(<SignInForm issuer={deps.issuer} problem={`${problem}${recorded}`} />, error.code === 'insufficient_scope' ? 403 : 401);
+    return c.html(<SignInForm issuer={deps.issuer} problem={`${problem}${recorded}`} />, status);
   };
+  const refuse = (c: Context, token: string, error: AccessTokenError, operator?: string): Promise<Response> => {
+    const scope = error.code === 'insufficient_scope';
+    const problem = scope ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).';
+    return refused(c, refusedCredential(c, token, error, operator), problem, scope ? 403 : 401);
+  };
+  /** A sign-in form that holds no token to check: recorded as a refused credential without one, as an operator API's request without a token is. */
+  const refuseForm = (c: Context, why: string, problem: string, status: 400 | 413): Promise<Response> =>
+    refused(c, refusedCredential(c, undefined, new AccessTokenError('invalid_token', why)), problem, status);
   /**
    * The auditor `token` proves, or the answer that says why not. The cookie outlives a revocation unless the list is read
    * on each request, as the operator APIs read it; a list that cannot be read leaves the token unproven, and says so: a
@@ -167,13 +175,21 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     rateLimitBeforeBody(deps.limits.beforeVerification, deps.clientIp, async (c, limited) => tooMany(c, limited)),
     bodyLimit({
       maxSize: SIGN_IN_BODY_BYTES,
-      onError: (c) => c.html(<SignInForm issuer={deps.issuer} problem={`The form is larger than ${SIGN_IN_BODY_BYTES} bytes: paste one access token.`} />, 413),
+      onError: (c) =>
+        refuseForm(
+          c,
+          `the form is larger than ${SIGN_IN_BODY_BYTES} bytes`,
+          `The form is larger than ${SIGN_IN_BODY_BYTES} bytes: paste one access token.`,
+          413,
+        ),
     }),
     async (c) => {
       // A body the form parser cannot read (a malformed multipart one) holds no token: the form again, not a 500.
       const form = await c.req.parseBody().catch(() => undefined);
-      const token = typeof form?.['token'] === 'string' ? form['token'].trim() : '';
-      if (token === '' || token.length > MAX_TOKEN_CHARS) return c.html(<SignInForm issuer={deps.issuer} problem="Paste an access token." />, 400);
+      if (form === undefined) return refuseForm(c, 'the form could not be read', 'Paste an access token.', 400);
+      const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
+      if (token === '') return refuseForm(c, 'the form holds no token', 'Paste an access token.', 400);
+      if (token.length > MAX_TOKEN_CHARS) return refuseForm(c, `the token is longer than ${MAX_TOKEN_CHARS} characters`, 'Paste an access token.', 400);
       const claims = await admit(c, token);
       if (claims instanceof Response) return claims;
       setCookie(c, cookieName, token, {
