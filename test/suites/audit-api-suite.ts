@@ -585,6 +585,32 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           detail: 'POST /audit/sign-in: the token lacks scope audit:read',
         });
       });
+      it('keeps a pasted secret that is no JWT by its length alone: neither it nor its SHA-256 is in a record or the export', async () => {
+        // A passphrase pasted by mistake: an unsalted SHA-256 of it, in a log auditors export, is reversed with a dictionary.
+        // Its dots give it the form of a compact JWS, which /token takes as far as decoding it.
+        const secret = `correct.horse.battery-${crypto.randomUUID().slice(0, 8)}`;
+        const kept = { length: secret.length };
+        const page = await signIn(broker, new URLSearchParams({ token: secret }));
+        expect(page.status).toBe(401);
+        const signedIn = await recordNamedBy(await page.text(), 'operator_token_invalid');
+        expect(signedIn.subject_token).toEqual(kept);
+        // As a Bearer token of an operator API, and as /token's subject or actor token.
+        const bearer = await get('/v1/audit/events', secret);
+        expect(bearer.status).toBe(401);
+        expect((await recordOf(bearer, 'operator_token_invalid')).subject_token).toEqual(kept);
+        const subject = await postToken(broker, exchangeForm(secret));
+        expect((await broker.auditEvent(subject.body['audit_event_id'] as string))?.subject_token).toEqual(kept);
+        const actor = await postToken(broker, exchangeForm(await good(), { actor_token: secret, actor_token_type: ID_TOKEN }));
+        expect((await broker.auditEvent(actor.body['audit_event_id'] as string))?.actor).toEqual(kept);
+
+        const exported = [
+          await (await get(`/v1/audit/export?${new URLSearchParams({ since })}`)).text(),
+          await (await get(`/v1/audit/export?${new URLSearchParams({ since, format: 'csv' })}`)).text(),
+        ].join('\n');
+        for (const id of [signedIn.id, subject.body['audit_event_id'], actor.body['audit_event_id']]) expect(exported).toContain(id);
+        expect(exported).not.toContain(secret);
+        expect(exported).not.toContain(sha256Hex(secret));
+      });
     });
 
     describe('what auditors read', () => {

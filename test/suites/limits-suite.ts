@@ -277,11 +277,13 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     it('bounds what refused operator credentials leave in the log: a record each within the unverified budget, past it 429 and one record per run, the next record counts the rest', async () => {
       const { broker, clock } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const stranger = `stranger-${crypto.randomUUID()}`;
-      // One forged token throughout: on Workers its records go to one chain, the one its hash picks.
-      const forged = `${btoa(JSON.stringify({ alg: 'ES256', typ: 'at+jwt' }))}.${btoa(JSON.stringify({ iss: broker.issuer, sub: 'ops' }))}.c2ln`.replace(
-        /=/g,
-        '',
-      );
+      // One forged token throughout: on Workers its records go to one chain, the one its claimed subject picks. Its signature
+      // is as long as an ES256 one: the record keeps the hash of a token shaped as a signed JWT.
+      const forged =
+        `${btoa(JSON.stringify({ alg: 'ES256', typ: 'at+jwt' }))}.${btoa(JSON.stringify({ iss: broker.issuer, sub: 'ops' }))}.${'c2ln'.repeat(22)}`.replace(
+          /=/g,
+          '',
+        );
       const headers = { 'user-agent': stranger, 'cf-connecting-ip': '127.0.0.1' };
       const query = () => broker.request('/v1/audit/alerts', { headers: { ...headers, authorization: `Bearer ${forged}` } });
       const signIn = () =>

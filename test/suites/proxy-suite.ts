@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
 import { jsonLogger } from '../../src/core/log.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
@@ -1069,6 +1070,14 @@ grant:
         const before = (await upstreamCalls()).length;
         await expectKeywayRefusal(await request(), status, error, reason, keywayError);
         expect((await upstreamCalls()).length).toBe(before);
+      });
+
+      it('records a Bearer credential that is no JWT (a secret sent by mistake) by its length alone, never by its hash', async () => {
+        const secret = `correct.horse.battery-${crypto.randomUUID().slice(0, 8)}`;
+        const event = await expectKeywayRefusal(await send('/proxy/vendor/x/y', {}, secret), 400, 'invalid_request', 'token_malformed');
+        expect(event.subject_token).toEqual({ length: secret.length });
+        expect(JSON.stringify(event)).not.toContain(secret);
+        expect(JSON.stringify(event)).not.toContain(sha256Hex(secret));
       });
 
       // Path confusion, after Orange Tsai's "Breaking Parser Logic" (Black Hat 2018) and PortSwigger's path normalisation research.

@@ -7,8 +7,9 @@ import type { RecordedRun, RunGrant } from './run-grants.ts';
 
 /**
  * One record per decision. Never holds a raw token: the subject token is known by its
- * SHA-256 and `jti`, the issued token by its `jti`. Field names are snake_case because
- * auditors read these records directly (exports, queries).
+ * SHA-256 (not shaped as a signed JWT, by its length alone: presented-token.ts) and `jti`, the
+ * issued token by its `jti`. Field names are snake_case because auditors read these records
+ * directly (exports, queries).
  */
 export interface AuditEvent {
   /** ULID: sortable by time. */
@@ -29,7 +30,9 @@ export interface AuditEvent {
     readonly grant_type?: string;
   };
   readonly subject_token?: {
-    readonly sha256: string;
+    /** Of a token shaped as a signed JWT; anything else is known by its `length` alone (presented-token.ts). */
+    readonly sha256?: string;
+    readonly length?: number;
     readonly jti?: string;
     /** `iss` and `sub` as the token claimed them, recorded whether or not it verified. */
     readonly claimed_iss?: string;
@@ -41,7 +44,9 @@ export interface AuditEvent {
    * the actor the caller's keyway token names in its `act`: its issuer and subject, and no hash (it sent no token of its own).
    */
   readonly actor?: {
+    /** As the subject token's: `sha256` of one shaped as a signed JWT, else `length`. */
     readonly sha256?: string;
+    readonly length?: number;
     readonly issuer?: string;
     /** The kind of issuer (its preset: `github`, `gitlab`, `oidc`, …) that verified the actor token. */
     readonly issuer_kind?: string;

@@ -9,8 +9,9 @@ export const MAX_AUDIT_SHARDS = 256;
 /**
  * The shard that holds `event`: a hash of the identity the log files it under (the verified issuer
  * and subject, or those a token claimed), so one identity's history is one chain; events without
- * one spread by their subject token, else by their own id. Jump consistent hashing (Lamping and
- * Veach, 2014): growing from n to m shards moves only (m − n) / m of the identities.
+ * one spread by their subject token's hash, else (no token, or one kept by its length alone) by
+ * their own id. Jump consistent hashing (Lamping and Veach, 2014): growing from n to m shards
+ * moves only (m − n) / m of the identities.
  */
 export function auditShardOf(event: AuditEvent, shards: number): number {
   const issuer = event.issuer ?? event.subject_token?.claimed_iss;

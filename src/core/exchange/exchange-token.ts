@@ -1,9 +1,9 @@
-import { decodeJwt, type JWTPayload } from 'jose';
 import { githubJobOf } from '../claims/github-run.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
 import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
+import { describePresentedToken, presentedToken } from '../audit/presented-token.ts';
 import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
@@ -236,7 +236,7 @@ async function grantOrThrow(
     ...(request.scopes === undefined ? {} : { scope: request.scopes }),
   };
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
-  const { described, decoded } = describeSubjectToken(request.subjectToken, crypto);
+  const { described, decoded } = describePresentedToken(request.subjectToken, crypto.sha256Hex);
   event.subject_token = described;
   const proof = await verifyTokenRequestProof(input.dpopProof, { tokenEndpoint: `${deps.issuer}/token`, now, nonces: deps.dpopNonces });
 
@@ -485,7 +485,7 @@ async function verifyActor(
   deps: ExchangeDeps,
   event: AuditEventDraft,
 ): Promise<VerifiedSubjectToken> {
-  event.actor = { sha256: crypto.sha256Hex(token) };
+  event.actor = presentedToken(token, crypto.sha256Hex).digest;
   let verified: VerifiedSubjectToken;
   try {
     verified = await verifySubjectToken(token, { issuers, jwks: deps.jwks, now, clockToleranceSeconds: deps.clockToleranceSeconds, crypto });
@@ -502,28 +502,6 @@ async function verifyActor(
     ...(run === undefined ? {} : { run }),
   };
   return verified;
-}
-
-/** What the record says of the subject token before it is verified, and its payload decoded (once: verification reuses it). */
-function describeSubjectToken(token: string, crypto: JwtCrypto): { described: NonNullable<AuditEvent['subject_token']>; decoded?: JWTPayload } {
-  const sha256 = crypto.sha256Hex(token);
-  let decoded: JWTPayload | undefined;
-  try {
-    decoded = decodeJwt(token);
-  } catch {
-    // A token that does not decode is refused by verification (which decodes it again, and says why); its hash is still recorded.
-  }
-  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
-  const jti = text(decoded?.jti);
-  const iss = text(decoded?.iss);
-  const sub = text(decoded?.sub);
-  const described = {
-    sha256,
-    ...(jti === undefined ? {} : { jti }),
-    ...(iss === undefined ? {} : { claimed_iss: iss }),
-    ...(sub === undefined ? {} : { claimed_sub: sub }),
-  };
-  return decoded === undefined ? { described } : { described, decoded };
 }
 
 /** What the record keeps of how the policies decided. */

@@ -1,7 +1,8 @@
-import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
+import { describePresentedToken } from '../audit/presented-token.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
@@ -76,8 +77,8 @@ export interface ExaminationFacts {
 }
 
 /**
- * The audit record of a revocation or introspection: the token by its hash and claimed `jti` when it
- * is at hand (a run's tokens are known by `jti` alone, named in `detail`), the caller, the outcome.
+ * The audit record of a revocation or introspection: the token by its digest (describePresentedToken) and claimed `jti`
+ * when it is at hand (a run's tokens are known by `jti` alone, named in `detail`), the caller, the outcome.
  */
 export async function recordExamination(deps: Pick<RevocationDeps, 'audit' | 'issuer'>, facts: ExaminationFacts): Promise<string> {
   return appendExamination(deps, examinationRecord(deps, facts));
@@ -97,7 +98,7 @@ export function examinationRecord(deps: Pick<RevocationDeps, 'issuer'>, facts: E
       ...(context.clientIp === undefined ? {} : { client_ip: context.clientIp }),
       ...(context.userAgent === undefined ? {} : { user_agent: context.userAgent }),
     },
-    ...(token === undefined ? {} : { subject_token: describeToken(token) }),
+    ...(token === undefined ? {} : { subject_token: describePresentedToken(token, sha256Hex).described }),
     ...('operator' in caller ? { issuer: deps.issuer, subject: caller.operator } : {}),
   };
 }
@@ -118,21 +119,4 @@ export async function appendExaminations(deps: Pick<RevocationDeps, 'audit'>, ev
   const recorded = events.map(boundAuditEvent);
   await deps.audit.appendAll(recorded);
   return recorded.map((event) => event.id);
-}
-
-function describeToken(token: string): NonNullable<AuditEvent['subject_token']> {
-  let claimed: JWTPayload = {};
-  try {
-    claimed = decodeJwt(token);
-  } catch {
-    // A token that does not decode is recorded by its hash alone.
-  }
-  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
-  const [jti, iss, sub] = [text(claimed.jti), text(claimed.iss), text(claimed.sub)];
-  return {
-    sha256: sha256Hex(token),
-    ...(jti === undefined ? {} : { jti }),
-    ...(iss === undefined ? {} : { claimed_iss: iss }),
-    ...(sub === undefined ? {} : { claimed_sub: sub }),
-  };
 }

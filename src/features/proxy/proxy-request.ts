@@ -1,8 +1,9 @@
-import { decodeJwt, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import { monotonicFactory } from 'ulid';
 import type { AuditEvent, AuditEventDraft, AuditLog } from '../../core/audit/audit-event.ts';
 import { parseCredentials } from '../../core/authorization-credentials.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../../core/audit/bound-audit-event.ts';
+import { describePresentedToken } from '../../core/audit/presented-token.ts';
 import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { DpopReplayUnavailableError } from '../../core/dpop/dpop-replay.ts';
 import { ExchangeError } from '../../core/errors/exchange-error.ts';
@@ -247,18 +248,8 @@ async function authenticate(
   if (credentials === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
   const { scheme, token } = credentials;
   const crypto = deps.crypto ?? JOSE_JWT_CRYPTO;
-  let decoded: JWTPayload | undefined;
-  try {
-    decoded = decodeJwt(token);
-  } catch {
-    // Verification refuses it, and says why.
-  }
-  event.subject_token = {
-    sha256: crypto.sha256Hex(token),
-    ...(typeof decoded?.jti === 'string' ? { jti: decoded.jti } : {}),
-    ...(typeof decoded?.iss === 'string' ? { claimed_iss: decoded.iss } : {}),
-    ...(typeof decoded?.sub === 'string' ? { claimed_sub: decoded.sub } : {}),
-  };
+  const { described, decoded } = describePresentedToken(token, crypto.sha256Hex);
+  event.subject_token = described;
   // Named as soon as its signature verified: a refusal after that (a revoked token, a thief's copy of a bound one, a job
   // that ended) is of that identity, recorded whatever the unverified budget, which strangers can spend.
   const identify = (issuer: string, claims: JWTPayload) => {
