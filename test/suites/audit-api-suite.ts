@@ -14,6 +14,7 @@ import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts'
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
+import { pageCookie, postSignInForm, signInToPage } from '../support/audit-page-sign-in.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { ACME_INSTALLATION, githubForm, githubPolicies, ORGANIZATION_PERMISSIONS_SETTING } from './github-exchange-suite.ts';
@@ -137,15 +138,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       expect(response.status).toBe(200);
       return (await response.json()) as { events: AuditRecordJson[]; next_cursor?: string };
     };
-    /** A post of the /audit sign-in form as the page's own form sends it: a browser says Sec-Fetch-Site: same-origin. */
-    const signIn = (harness: BrokerClient, body: BodyInit, headers: Record<string, string> = {}) =>
-      harness.request('/audit/sign-in', {
-        method: 'POST',
-        body,
-        redirect: 'manual',
-        duplex: 'half',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', ...headers },
-      } as RequestInit);
+    const signIn = postSignInForm;
     /** The record the text of a sign-in page names ("The refusal is audit event …"), as the audit API finds it by its reason code. */
     const recordNamedBy = async (page: string, reason: Reason) => {
       const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(page)?.[1];
@@ -170,6 +163,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           ...githubPolicies(github),
           ...cloudPolicies(github),
           ...auditorPolicies(people, HARNESS_ISSUER),
+          // A token a policy grants for the page's own audience: still not a session.
+          'auditors/page-audience.yaml': operatorPolicy(people, `${HARNESS_ISSUER}/audit`, 'mallory@acme.dev', ['audit:read', 'policy:explain']),
           'cold/service.yaml': `version: 1\nissuer: "${cold.url}"\nmatch: { sub: svc-cold }\ngrant: { audience: https://cold.example }\n`,
           'once/service.yaml': `version: 1\nissuer: "${generic.url}"\nsingle_use: true\nmatch: { sub: svc-once }\ngrant: { audience: https://once.example }\n`,
           'dpop/service.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-dpop }\ngrant: { audience: https://dpop.example, require_dpop: true }\n`,
@@ -269,30 +264,28 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect((await withProof(await key.proof('GET', url, { ath }))).status).toBe(200);
       });
 
-      it('the /audit page answers 401 without a sign-in and 403 for a token without audit:read', async () => {
+      it('the /audit page answers 401 without a sign-in, and a sign-in with a token without audit:read 403', async () => {
         expect((await broker.request('/audit')).status).toBe(401);
         expect((await broker.request('/audit/events/01X')).status).toBe(401);
-        expect((await broker.request('/audit', { headers: { cookie: `keyway_audit=${token}; __Host-keyway_audit=garbage.x.y` } })).status).toBe(401);
+        const signedIn = await pageCookie(broker, token);
+        const session = signedIn.slice(signedIn.indexOf('=') + 1);
+        expect((await broker.request('/audit', { headers: { cookie: `keyway_audit=${session}; __Host-keyway_audit=garbage.x.y` } })).status).toBe(401);
         const bob = await auditorToken(broker, people, 'bob@acme.dev', 'keys:read');
-        expect((await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${bob}` } })).status).toBe(403);
-        const page = await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${token}` } });
+        expect((await signInToPage(broker, bob)).status).toBe(403);
+        const page = await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${session}` } });
         expect(page.status).toBe(200);
         expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
         expect(await page.text()).toContain('alice@acme.dev');
       });
 
-      it('the /audit page says a token could not be checked while the revocation list is unavailable: 503 to retry, not "not valid"', async () => {
-        const cookie = { cookie: `__Host-keyway_audit=${token}` };
-        const signIn = () =>
-          broker.request('/audit/sign-in', {
-            method: 'POST',
-            body: new URLSearchParams({ token }),
-            redirect: 'manual',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
-          });
+      it('the /audit page says a token or session could not be checked while the revocation list is unavailable: 503 to retry, not "not valid"', async () => {
+        const cookie = { cookie: await pageCookie(broker, token) };
+        const signIn = () => signInToPage(broker, token);
+        const signOut = () =>
+          broker.request('/audit/sign-out', { method: 'POST', redirect: 'manual', headers: { ...cookie, 'sec-fetch-site': 'same-origin' } });
         await broker.setRevocationListDown(true);
         try {
-          for (const unchecked of [await broker.request('/audit', { headers: cookie }), await signIn()]) {
+          for (const unchecked of [await broker.request('/audit', { headers: cookie }), await signIn(), await signOut()]) {
             expect(unchecked.status).toBe(503);
             expect(unchecked.headers.get('retry-after')).toBe('5');
             expect(unchecked.headers.get('set-cookie')).toBeNull();
@@ -382,7 +375,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         }
       });
 
-      it('on an https broker, keeps the token in a __Host- cookie that the next page reads, and sign-out deletes it', async () => {
+      it('on an https broker, keeps the session in a __Host- cookie that the next page reads, and sign-out deletes it', async () => {
         const signedIn = await signIn(broker, new URLSearchParams({ token }));
         expect(signedIn.status).toBe(303);
         const set = signedIn.headers.get('set-cookie') ?? '';
@@ -394,6 +387,80 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         const signedOut = await broker.request('/audit/sign-out', { method: 'POST', redirect: 'manual', headers: { cookie, 'sec-fetch-site': 'same-origin' } });
         expect(signedOut.status).toBe(303);
         expect(signedOut.headers.get('set-cookie')).toMatch(/^__Host-keyway_audit=; Max-Age=0; Path=\/; Secure/);
+      });
+
+      it("keeps a session of the broker's own in the cookie, never the pasted token: one no operator API takes, nor the page from anywhere but its cookie", async () => {
+        const cookie = await pageCookie(broker, token);
+        const session = cookie.slice(cookie.indexOf('=') + 1);
+        expect(session).not.toBe(token);
+        const pasted = decodeJwt(token);
+        const claims = decodeJwt(session);
+        expect(claims).toMatchObject({ iss: broker.issuer, aud: `${broker.issuer}/audit`, sub: pasted.sub, src_jti: pasted.jti, scope: 'audit:read' });
+        expect(claims.jti).not.toBe(pasted.jti);
+        // No longer than the pasted token (ten minutes, its policy's ttl), nor than the page's bound.
+        expect(claims.exp).toBeLessThanOrEqual(pasted.exp ?? 0);
+        expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBeLessThanOrEqual(8 * 3600);
+        // A copied cookie reads no operator API: refused as a Bearer token, and recorded naming no one (it did not verify there).
+        for (const path of ['/v1/audit/events', '/v1/inventory', '/v1/audit/alerts']) {
+          const refused = await get(path, session);
+          expect(refused.status, path).toBe(401);
+          expect(await refused.json()).toMatchObject({ error: 'invalid_token', audit_event_id: expect.any(String) });
+        }
+        // The page takes it from its cookie alone: not pasted into the form, nor in an Authorization header.
+        expect((await signIn(broker, new URLSearchParams({ token: session }))).status).toBe(401);
+        expect((await broker.request('/audit', { headers: { authorization: `Bearer ${session}` } })).status).toBe(401);
+        // Nor does it take an operator token as its cookie, as it did before sessions, nor a token a policy granted for its audience.
+        expect((await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${token}` } })).status).toBe(401);
+        const lookalike = await postToken(
+          broker,
+          exchangeForm(await personToken(people, broker.issuer, 'mallory@acme.dev'), { audience: `${broker.issuer}/audit`, scope: 'audit:read' }),
+        );
+        expect(decodeJwt(lookalike.body['access_token'] as string)).toMatchObject({ aud: `${broker.issuer}/audit`, scope: 'audit:read' });
+        const refusedLookalike = await broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${String(lookalike.body['access_token'])}` } });
+        expect(refusedLookalike.status).toBe(401);
+        expect((await broker.request('/audit', { headers: { cookie } })).status).toBe(200);
+      });
+
+      it('records each sign-in (the pasted token by its hash and jti, the session it started) and each sign-out (a revocation); a signed-out cookie is refused, and recorded', async () => {
+        const cookie = await pageCookie(broker, token);
+        const session = decodeJwt(cookie.slice(cookie.indexOf('=') + 1));
+        const pasted = decodeJwt(token);
+        const [signedIn] = (await events({ jti: String(session.jti) })).events;
+        expect(signedIn).toMatchObject({
+          decision: 'granted',
+          reason: 'audit_page_signed_in',
+          issuer: broker.issuer,
+          subject: pasted.sub,
+          subject_token: { sha256: sha256Hex(token), jti: pasted.jti },
+          issued: { jti: session.jti, sub: pasted.sub, aud: [`${broker.issuer}/audit`], scope: ['audit:read'], exp: session.exp },
+        });
+        expect(JSON.stringify(signedIn)).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
+
+        const signOut = () => broker.request('/audit/sign-out', { method: 'POST', redirect: 'manual', headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+        const signedOut = await signOut();
+        expect(signedOut.status).toBe(303);
+        expect(signedOut.headers.get('set-cookie')).toMatch(/^__Host-keyway_audit=; Max-Age=0/);
+        const revoked = (await events({ reason: 'token_revoked', jti: String(session.jti) })).events;
+        expect(revoked).toEqual([
+          expect.objectContaining({
+            decision: 'granted',
+            subject: pasted.sub,
+            subject_token: expect.objectContaining({ jti: session.jti }),
+            detail: `revoked by operator ${pasted.sub}: signed out of /audit`,
+          }),
+        ]);
+
+        // The old cookie, replayed: refused, and the refusal recorded as every refused credential is, naming its operator.
+        const replayed = await broker.request('/audit', { headers: { cookie } });
+        expect(replayed.status).toBe(401);
+        const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(await replayed.text())?.[1];
+        const refusal = (await events({ reason: 'operator_token_invalid', limit: '500' })).events.find((event) => event.id === id);
+        expect(refusal).toMatchObject({ subject: pasted.sub, detail: 'GET /audit: the session was signed out of', subject_token: { jti: session.jti } });
+        // Signing out of it again ends nothing more: refused, the cookie deleted.
+        const again = await signOut();
+        expect(again.status).toBe(401);
+        expect(again.headers.get('set-cookie')).toMatch(/^__Host-keyway_audit=; Max-Age=0/);
+        expect((await events({ reason: 'token_revoked', jti: String(session.jti) })).events).toHaveLength(1);
       });
 
       it('refuses a form post from another site, or one that names no origin, with 403: not a 500, and logs each as refused, not as an unhandled error', async () => {
@@ -774,7 +841,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         const id = (await postToken(broker, exchangeForm(await good()))).body['audit_event_id'] as string;
         const listed = await get('/v1/audit/events?since=1970-01-01');
         expect(listed.status).toBe(200);
-        const page = (search: string) => broker.request(`/audit?${search}`, { headers: { cookie: `__Host-keyway_audit=${token}` } });
+        const cookie = await pageCookie(broker, token);
+        const page = (search: string) => broker.request(`/audit?${search}`, { headers: { cookie } });
         const everything = await page('since=1970-01-01');
         const html = await everything.text();
         expect(everything.status, html).toBe(200);
@@ -898,6 +966,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           | 'dpop_nonce_required'
           | 'token_revoked'
           | 'token_introspected'
+          | 'audit_page_signed_in'
           | 'actor_not_permitted'
           | 'actor_chain_too_deep'
           | 'actor_token_bound'
@@ -910,6 +979,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       // internal_error (a bug, by definition) is driven by a broker whose policy source throws: test/node/audit-log.test.ts.
       // dpop_nonce_required needs a broker that hands out nonces: test/suites/dpop-suite.ts reads its records on both runtimes.
       // token_revoked and token_introspected are not exchanges: test/suites/revocation-suite.ts reads their records on both runtimes.
+      // audit_page_signed_in is an /audit sign-in, answered with a redirect: 'the /audit sign-in form' above reads its record.
       // actor_not_permitted, actor_chain_too_deep and actor_token_bound need policies with match_actor: test/suites/delegation-suite.ts reads their records.
       // proxy_* are not exchanges: test/suites/proxy-suite.ts reads their records on both runtimes.
       // rate_limited needs a broker with small limits: test/suites/limits-suite.ts finds its records on both runtimes.

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 
 export const AWS_ROLE = 'arn:aws:iam::123456789012:role/deploy';
 export const AWS_READ_ROLE = 'arn:aws:iam::123456789012:role/read';
@@ -118,7 +119,7 @@ grant: { audience: https://keyway.test, scopes: [audit:read] }
       const auditor = await postToken(broker, exchangeForm(await ciToken('keyway-auditors', { repository_id: '555' }), { scope: 'audit:read' }));
       expect(auditor.status, JSON.stringify(auditor.body)).toBe(200);
       const page = await broker.request(`/audit/events/${String(result.body['audit_event_id'])}`, {
-        headers: { cookie: `__Host-keyway_audit=${String(auditor.body['access_token'])}` },
+        headers: { cookie: await pageCookie(broker, String(auditor.body['access_token'])) },
       });
       expect(page.status).toBe(200);
       const html = await page.text();

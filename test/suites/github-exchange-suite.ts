@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeGitHub } from '../support/fake-github.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
@@ -211,7 +212,7 @@ grant: { audience: https://keyway.test, scopes: [audit:read] }
       const auditor = await postToken(broker, exchangeForm(await job('refs/heads/auditors'), { scope: 'audit:read' }));
       expect(auditor.status, JSON.stringify(auditor.body)).toBe(200);
       const page = await broker.request(`/audit/events/${String(result.body['audit_event_id'])}`, {
-        headers: { cookie: `__Host-keyway_audit=${String(auditor.body['access_token'])}` },
+        headers: { cookie: await pageCookie(broker, String(auditor.body['access_token'])) },
       });
       expect(page.status).toBe(200);
       const html = await page.text();

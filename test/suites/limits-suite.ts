@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, suitePolicies, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
+import { signInToPage } from '../support/audit-page-sign-in.ts';
 
 /**
  * The /token rate limits through the real broker: 429 with a truthful Retry-After, the
@@ -286,13 +287,7 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
         );
       const headers = { 'user-agent': stranger, 'cf-connecting-ip': '127.0.0.1' };
       const query = () => broker.request('/v1/audit/alerts', { headers: { ...headers, authorization: `Bearer ${forged}` } });
-      const signIn = () =>
-        broker.request('/audit/sign-in', {
-          method: 'POST',
-          body: new URLSearchParams({ token: forged }),
-          redirect: 'manual',
-          headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
-        });
+      const signIn = () => signInToPage(broker, forged, headers);
       for (let request = 0; request < 3; request += 1) {
         const refused = await query();
         expect(refused.status).toBe(401);

@@ -13,6 +13,7 @@ import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { deliveryRequest, WEBHOOK_SECRET } from '../support/github-webhook-delivery.ts';
 import { auditorPolicies, auditorToken } from './audit-api-suite.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 import { exchangeForm, freshIssuer, ID_TOKEN, postToken, RFC_6749_ERROR_DESCRIPTION, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 
@@ -1495,7 +1496,7 @@ grant:
       expect(JSON.stringify(record)).not.toMatch(/ghs_/);
       // The /audit page shows it too, as the record holds it.
       const page = await broker.request(`/audit/events/${record?.id}`, {
-        headers: { cookie: `__Host-keyway_audit=${await auditorToken(broker, people)}` },
+        headers: { cookie: await pageCookie(broker, await auditorToken(broker, people)) },
       });
       expect(page.status).toBe(200);
       expect(/<dd data-field="proxy token revoked at">([^<]*)<\/dd>/.exec(await page.text())?.[1]).toBe(record?.proxy?.credential?.expires_at);

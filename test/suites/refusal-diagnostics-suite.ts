@@ -4,6 +4,7 @@ import type { LogFields, Logger } from '../../src/core/log.ts';
 import { athOf, DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 
 const BROKER_ISSUER = 'https://keyway.test';
 
@@ -51,6 +52,9 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
     let auditorToken: string;
     /** A token for the log alone (audit:read), without policy:explain. */
     let readerToken: string;
+    /** The /audit page's sessions, signed in with each. */
+    let auditorCookie: string;
+    let readerCookie: string;
     const explained: LogFields[] = [];
     const log: Logger = { info: (message, fields = {}) => void (message === 'policy explained' && explained.push(fields)), warn() {}, error() {} };
 
@@ -69,6 +73,8 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
       };
       auditorToken = await auditor('audit:read policy:explain');
       readerToken = await auditor('audit:read');
+      auditorCookie = await pageCookie(broker, auditorToken);
+      readerCookie = await pageCookie(broker, readerToken);
     });
     afterAll(() => broker.close());
 
@@ -116,7 +122,7 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
     it("shows the explanation on the /audit page's event view", async () => {
       const refused = await exchange({ ref: 'refs/heads/feature' });
       const id = refused.body['audit_event_id'] as string;
-      const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: `__Host-keyway_audit=${auditorToken}` } });
+      const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: auditorCookie } });
       expect(page.status).toBe(200);
       const html = await page.text();
       expect(html).toContain('data-testid="event-explanation"');
@@ -127,7 +133,7 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
 
     it("withholds the event view's explanation from a token without policy:explain", async () => {
       const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'] as string;
-      const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: `__Host-keyway_audit=${readerToken}` } });
+      const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: readerCookie } });
       expect(page.status).toBe(200);
       const html = await page.text();
       expect(html).toContain(id);
@@ -141,7 +147,7 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
     it('logs the operator of every explanation, from the API and from the event view', async () => {
       const id = (await exchange({ ref: 'refs/heads/feature' })).body['audit_event_id'] as string;
       expect((await explanation(id)).status).toBe(200);
-      expect((await broker.request(`/audit/events/${id}`, { headers: { cookie: `__Host-keyway_audit=${auditorToken}` } })).status).toBe(200);
+      expect((await broker.request(`/audit/events/${id}`, { headers: { cookie: auditorCookie } })).status).toBe(200);
       const { sub, client_id: clientId, jti } = decodeJwt(auditorToken);
       const operator = { operator: sub, client_id: clientId, token_jti: jti, audit_event_id: id };
       expect(explained.filter((fields) => fields['audit_event_id'] === id)).toEqual([operator, operator]);

@@ -9,6 +9,7 @@ import type { TestIssuer } from '../support/test-issuer.ts';
 import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import { MemoryDpopReplayStore } from '../../src/core/dpop/dpop-replay.ts';
 import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 
 /** The key's public JWK with its coordinates as one-element arrays, which WebCrypto imports: not a JWK, whose members are strings. */
 const arrayCoordinates = (key: DpopKey) => ({ kty: 'EC', crv: 'P-256', x: [key.publicJwk.x], y: [key.publicJwk.y] }) as never;
@@ -332,14 +333,23 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       }
     });
 
-    it('the /audit page refuses a revoked token kept in its sign-in cookie', async () => {
+    it('revoking the token an /audit session was signed in with ends the session: its cookie is refused, and recorded', async () => {
       const reader = await tokenFor('svc-reader');
-      const page = () => broker.request('/audit', { headers: { cookie: `__Host-keyway_audit=${reader}` } });
-      expect((await page()).status).toBe(200);
+      const cookie = await pageCookie(broker, reader);
+      const other = await pageCookie(broker, await tokenFor('svc-reader'));
+      const page = (session: string) => broker.request('/audit', { headers: { cookie: session } });
+      expect((await page(cookie)).status).toBe(200);
       expect((await revoke(reader)).status).toBe(200);
-      const refused = await page();
+      const refused = await page(cookie);
       expect(refused.status).toBe(401);
-      expect(await refused.text()).toContain('That token is not valid');
+      expect(await refused.text()).toContain('The session is over');
+      const session = cookie.slice(cookie.indexOf('=') + 1);
+      expect(await recordAbout(session, 'operator_token_invalid')).toMatchObject({
+        subject: decodeJwt(reader).sub,
+        detail: 'GET /audit: the access token the session was signed in with was revoked',
+      });
+      // A session signed in with another token goes on.
+      expect((await page(other)).status).toBe(200);
     });
 
     const invalidTokens: [string, () => Promise<string>, Reason][] = [

@@ -203,6 +203,7 @@ describe('loading policies', () => {
     'scope',
     'src_iss',
     'src_sub',
+    'src_jti',
     'cnf',
     'act',
     'may_act',

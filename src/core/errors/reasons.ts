@@ -87,6 +87,7 @@ export const REASONS = {
   },
   token_revoked: { decision: 'granted', description: 'the keyway token was revoked (RFC 7009)' },
   token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
+  audit_page_signed_in: { decision: 'granted', description: 'an operator signed in to the /audit page: a session token for the page alone was issued' },
   actor_not_permitted: { decision: 'denied', description: "the subject token's may_act does not name the actor" },
   actor_chain_too_deep: { decision: 'denied', description: 'the chain of actors (act) is deeper than keyway accepts' },
   subject_token_bound: {

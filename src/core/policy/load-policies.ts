@@ -99,6 +99,8 @@ export const RESERVED_CLAIMS = new Set([
   'scope',
   'src_iss',
   'src_sub',
+  // An /audit page session's (core/revocation/page-session.ts): a token a policy grants never passes as one.
+  'src_jti',
   'cnf',
   'act',
   'may_act',

@@ -19,6 +19,15 @@ import { ownKeys } from '../middleware/own-keys.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
+import type { RequestContext } from '../../core/exchange/exchange-token.ts';
+import {
+  endPageSession,
+  pageSessionRevoked,
+  SIGNED_IN_WITH_CLAIM,
+  startPageSession,
+  verifyPageSession,
+  type PageSession,
+} from '../../core/revocation/page-session.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import { boundText } from '../../core/audit/bound-audit-event.ts';
 import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
@@ -27,6 +36,7 @@ import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import type { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { buildInventory, parseInventoryQuery, UsageCatchingUpError, type InventoryQuery, type UsageRow } from '../../core/audit/inventory.ts';
 import { inert } from '../../core/inert-text.ts';
+import { errorText } from '../../core/log.ts';
 import { AlertsList } from './alerts-list.tsx';
 import { DecisionsChart } from './decisions-chart.tsx';
 import { EventDetail } from './event-detail.tsx';
@@ -39,7 +49,16 @@ import { SearchForm } from './search-form.tsx';
 import { SignInForm } from './sign-in-form.tsx';
 import { STYLE } from './style.ts';
 
-type PageEnv = { Variables: { auditor: KeywayAccessToken } };
+type PageEnv = { Variables: { auditor: PageSession } };
+
+/** What a session carries of the token it is signed in with: what the page reads, nothing the operator APIs take. */
+const PAGE_SCOPES = [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE];
+
+/** A session cookie checked: its session, a refusal to record (naming the operator of one the broker signed), or the answer already made (429, 503). */
+type Checked =
+  | { readonly session: PageSession }
+  | { readonly refused: AccessTokenError; readonly operator?: string }
+  | { readonly answer: Response | Promise<Response> };
 
 const MAX_TOKEN_CHARS = 16 * 1024;
 /** The sign-in form holds one token of at most MAX_TOKEN_CHARS; twice that leaves room for its encoding. */
@@ -48,9 +67,10 @@ const SHOWN_ALERTS = 20;
 
 /**
  * `/audit`: the log for people, rendered on the server, no script. A person signs in with the
- * same credential the API takes (a keyway token for this broker with scope audit:read),
- * which is kept in an HttpOnly, SameSite=Strict cookie (`__Host-` and Secure when the broker is
- * https) until the token expires. Only the sign-in form is reachable without it.
+ * same credential the API takes (a keyway token for this broker with scope audit:read), which is
+ * not kept: signing in starts a session (core/revocation/page-session.ts), a token of the broker's
+ * own that only this page takes, kept in an HttpOnly, SameSite=Strict cookie (`__Host-` and Secure
+ * when the broker is https); signing out revokes it. Only the sign-in form is reachable without it.
  */
 export interface AuditPageDeps extends AuditApiDeps {
   readonly revocations: RevocationList;
@@ -72,6 +92,8 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   const keys = ownKeys(deps.keys);
   const tooMany = (c: Context, limited: RateLimitedError) =>
     c.html(<SignInForm issuer={deps.issuer} problem={`Too many requests: ${limited.message}.`} />, 429, { 'Retry-After': String(limited.retryAfterSeconds) });
+  const unavailable = (c: Context, problem: string) =>
+    c.html(<SignInForm issuer={deps.issuer} problem={`${problem} Try again in a moment.`} />, 503, { 'Retry-After': '5' });
   /** The form again, saying why the credential was refused, once the refusal is recorded; past the budget of records, the limit's 429. */
   const refused = async (c: Context, refusal: Omit<OperatorRefusal, 'context'>, problem: string, status: 400 | 401 | 403 | 413): Promise<Response> => {
     const { auditEventId, limited } = await deps.refusals(c, refusal);
@@ -79,42 +101,70 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     const recorded = auditEventId === undefined ? '' : ` The refusal is audit event ${auditEventId}.`;
     return c.html(<SignInForm issuer={deps.issuer} problem={`${problem}${recorded}`} />, status);
   };
-  const refuse = (c: Context, token: string, error: AccessTokenError, operator?: string): Promise<Response> => {
+  /** The form again, saying why the token (pasted, or the cookie's session) was refused. */
+  const refuse = (c: Context, what: 'token' | 'session', token: string, error: AccessTokenError, operator?: string): Promise<Response> => {
     const scope = error.code === 'insufficient_scope';
-    const problem = scope ? 'That token lacks the audit:read scope.' : 'That token is not valid (or has expired).';
+    const problem = scope
+      ? 'That token lacks the audit:read scope.'
+      : what === 'token'
+        ? 'That token is not valid (or has expired).'
+        : 'The session is over (it expired, was signed out of, or the token it was signed in with was revoked): sign in again.';
     return refused(c, refusedCredential(c, token, error, operator), problem, scope ? 403 : 401);
   };
   /** A sign-in form that holds no token to check: recorded as a refused credential without one, as an operator API's request without a token is. */
   const refuseForm = (c: Context, why: string, problem: string, status: 400 | 413): Promise<Response> =>
     refused(c, refusedCredential(c, undefined, new AccessTokenError('invalid_token', why)), problem, status);
   /**
-   * The auditor `token` proves, or the answer that says why not. The cookie outlives a revocation unless the list is read
-   * on each request, as the operator APIs read it; a list that cannot be read leaves the token unproven, and says so: a
-   * 503 to retry, neither a refusal of the token nor a 500.
+   * A pasted operator token, admitted as the API admits it (verified, scope audit:read, not revoked), or the answer that
+   * says why not. A revocation list that cannot be read leaves the token unproven, and says so: a 503 to retry, neither a
+   * refusal of the token nor a 500.
    */
-  const admit = async (c: Context, token: string): Promise<KeywayAccessToken | Response> => {
+  const admitToken = async (c: Context, token: string): Promise<KeywayAccessToken | Response> => {
     let claims: KeywayAccessToken;
     try {
       claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
     } catch (error) {
-      if (error instanceof AccessTokenError) return refuse(c, token, error);
+      if (error instanceof AccessTokenError) return refuse(c, 'token', token, error);
       throw error;
     }
     let revoked: boolean;
     try {
       revoked = await deps.revocations.isRevoked(claims.jti, deps.now());
     } catch {
-      return c.html(
-        <SignInForm
-          issuer={deps.issuer}
-          problem="Whether that token was revoked could not be checked: the revocation list is unavailable. Try again in a moment."
-        />,
-        503,
-        { 'Retry-After': '5' },
-      );
+      return unavailable(c, 'Whether that token was revoked could not be checked: the revocation list is unavailable.');
     }
-    return revoked ? refuse(c, token, new AccessTokenError('invalid_token', 'the access token was revoked'), claims.sub) : claims;
+    return revoked ? refuse(c, 'token', token, new AccessTokenError('invalid_token', 'the access token was revoked'), claims.sub) : claims;
   };
+  /**
+   * The session a cookie holds, or why not: never an operator token (its audience is the issuer's), and over once signed
+   * out of or once the token it was signed in with is revoked, both read from the list on each request (a list that
+   * cannot be read is a 503, as for a pasted token). A cookie costs a signature check, whoever forged it: shed first, as an operator API's
+   * token is, by the per-client limit alone.
+   */
+  const checkSession = async (c: Context, token: string): Promise<Checked> => {
+    const limited = await deps.limits.forClient(deps.clientIp(c));
+    if (limited !== undefined) return { answer: tooMany(c, limited) };
+    let session: PageSession;
+    try {
+      session = await verifyPageSession(token, deps.issuer, keys, [AUDIT_READ_SCOPE]);
+    } catch (error) {
+      if (error instanceof AccessTokenError) return { refused: error };
+      throw error;
+    }
+    let revoked: string | undefined;
+    try {
+      revoked = await pageSessionRevoked(deps, session);
+    } catch {
+      return { answer: unavailable(c, 'Whether the session was ended could not be checked: the revocation list is unavailable.') };
+    }
+    return revoked === undefined ? { session } : { refused: new AccessTokenError('invalid_token', revoked), operator: session.sub };
+  };
+  const context = (c: Context): RequestContext => ({
+    requestId: String(c.get('requestId')),
+    clientIp: deps.clientIp(c),
+    userAgent: c.req.header('user-agent'),
+  });
+  const cookieOptions = { path: '/', secure } as const;
 
   page.use(
     secureHeaders({
@@ -190,32 +240,49 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
       const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
       if (token === '') return refuseForm(c, 'the form holds no token', 'Paste an access token.', 400);
       if (token.length > MAX_TOKEN_CHARS) return refuseForm(c, `the token is longer than ${MAX_TOKEN_CHARS} characters`, 'Paste an access token.', 400);
-      const claims = await admit(c, token);
+      const claims = await admitToken(c, token);
       if (claims instanceof Response) return claims;
-      setCookie(c, cookieName, token, {
-        httpOnly: true,
-        sameSite: 'Strict',
-        path: '/',
-        secure,
-        maxAge: Math.max(1, claims.exp - Math.floor(deps.now() / 1000)),
-      });
+      let session;
+      try {
+        session = await startPageSession(deps, { token, claims }, PAGE_SCOPES, context(c));
+      } catch (error) {
+        if (error instanceof AccessTokenError) return refuse(c, 'token', token, error, claims.sub);
+        // No record, no session: nothing is handed out, and the operator may retry.
+        deps.log.error('an /audit sign-in could not be recorded', { request_id: String(c.get('requestId')), error: errorText(error) });
+        return unavailable(c, 'The sign-in could not be recorded: the audit log is unavailable.');
+      }
+      setCookie(c, cookieName, session.token, { ...cookieOptions, httpOnly: true, sameSite: 'Strict', maxAge: session.expiresIn });
       return c.redirect('/audit', 303);
     },
   );
-  page.post('/sign-out', (c) => {
-    deleteCookie(c, cookieName, { path: '/', secure });
+  page.post('/sign-out', async (c) => {
+    const token = getCookie(c, cookieName);
+    if (token !== undefined) {
+      const checked = await checkSession(c, token);
+      if ('answer' in checked) return checked.answer;
+      if ('refused' in checked) {
+        // A session already over ends nothing: the cookie is forgotten, the refusal recorded. One that could not be checked is kept to retry.
+        deleteCookie(c, cookieName, cookieOptions);
+        return refuse(c, 'session', token, checked.refused, checked.operator);
+      }
+      try {
+        await endPageSession(deps, token, checked.session, context(c));
+      } catch (error) {
+        deps.log.error('an /audit session could not be ended', { request_id: String(c.get('requestId')), error: errorText(error) });
+        return unavailable(c, 'The session could not be ended: the revocation list or the audit log is unavailable.');
+      }
+    }
+    deleteCookie(c, cookieName, cookieOptions);
     return c.redirect('/audit/sign-in', 303);
   });
 
   page.use(async (c, next) => {
     const token = getCookie(c, cookieName);
     if (token === undefined) return c.html(<SignInForm issuer={deps.issuer} />, 401);
-    // A cookie costs a signature check, whoever forged it: shed as the operator APIs shed a token, by the per-client limit alone.
-    const limited = await deps.limits.forClient(deps.clientIp(c));
-    if (limited !== undefined) return tooMany(c, limited);
-    const auditor = await admit(c, token);
-    if (auditor instanceof Response) return auditor;
-    c.set('auditor', auditor);
+    const checked = await checkSession(c, token);
+    if ('answer' in checked) return checked.answer;
+    if ('refused' in checked) return refuse(c, 'session', token, checked.refused, checked.operator);
+    c.set('auditor', checked.session);
     await next();
   });
 
@@ -302,9 +369,9 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     );
   });
 
-  // As GET /v1/audit/events/:id/explanation: the operator who saw every policy's patterns is logged.
-  const explained = (auditor: KeywayAccessToken, event: AuditEvent) => {
-    logExplained(deps.log, auditor, event.id);
+  // As GET /v1/audit/events/:id/explanation: the operator who saw every policy's patterns is logged, by the token signed in with.
+  const explained = (auditor: PageSession, event: AuditEvent) => {
+    logExplained(deps.log, { ...auditor, jti: auditor[SIGNED_IN_WITH_CLAIM] }, event.id);
     return <EventExplanation explanation={explainAuditEvent(event, deps.policies(), deps.issuer)} />;
   };
 
