@@ -39,6 +39,7 @@ describe('parseCredentials', () => {
     ['a leading space', ` Bearer ${JWT}`],
     ['a newline after the token', `Bearer ${JWT}\n`],
     ['no space between scheme and token', `Bearer${JWT}`],
+    ['no space between scheme and a token that starts with a digit', `Bearer0${JWT}`],
     ['Basic', 'Basic dXNlcjpwYXNz'],
     ['another scheme that starts like one', `Bearers ${JWT}`],
     ['a scheme with a Cyrillic a (U+0430)', `Be\u0430rer ${JWT}`],
