@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { compileTemplate } from '../../src/core/policy/template.ts';
 import { drawnAs, lookAlikesOf } from '../../src/core/policy/template-look-alikes.ts';
 
+/** The ASCII characters Unicode's confusables data gives look-alikes of. */
+const DELIMITERS = Array.from("!&'()*+,-./:<=>?\\^_{}~");
+
 const code = (char: string) => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 
 /** Why `template` does not place `value` as {x}, or undefined when it does. */
@@ -28,8 +31,7 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
   });
 
   it("is refused for every look-alike of every ASCII delimiter Unicode's confusables data gives one", () => {
-    const delimiters = Array.from("!&'()*+,-./:<=>?\\^_{}~");
-    for (const delimiter of delimiters) {
+    for (const delimiter of DELIMITERS) {
       const template = `a${delimiter === '{' || delimiter === '}' ? delimiter.repeat(2) : delimiter}{x}`;
       const lookAlikes = lookAlikesOf(delimiter);
       expect(lookAlikes.length, delimiter).toBeGreaterThan(0);
@@ -104,6 +106,46 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
   it('refuses the ASCII delimiter where the template delimits with a look-alike of it', () => {
     expect(refusal('team\u2236{x}', 'ops:admins')).toBe('holds U+003A, which looks like "∶", a delimiter of the template');
     expect(refusal('team\u2236{x}', 'ops\uA789admins')).toBe('holds U+A789, which looks like "∶", a delimiter of the template');
+    // A look-alike outside the Basic Multilingual Plane (two UTF-16 code units) is one character too.
+    expect(refusal('team\u{1D23A}{x}', 'ops/admins')).toBe('holds U+002F, which looks like "\u{1D23A}", a delimiter of the template');
+  });
+
+  it('refuses the look-alikes of what a delimiter of the template is once normalized: "：" is ":" under NFKC', () => {
+    expect(refusal('repo\uFF1A{x}', 'main\u2236prod')).toBe('holds U+2236, which looks like ":", a delimiter of the template');
+  });
+
+  it('names a delimiter of the template as its own, not as a look-alike of another of its delimiters', () => {
+    expect(refusal('team:ops\u2236{x}', 'a:b')).toBe('holds ":", a delimiter of the template');
+    expect(refusal('team:ops\u2236{x}', 'a\u2236b')).toBe('holds "∶", a delimiter of the template');
+  });
+
+  it("holds every look-alike of each ASCII delimiter that Unicode 17's confusables data gives, none dropped", () => {
+    // The table's own counts, written from confusables.txt: a character dropped from it is a value let through unnoticed.
+    const counts = Object.fromEntries(DELIMITERS.map((delimiter) => [delimiter, lookAlikesOf(delimiter).length]));
+    expect(counts).toEqual({
+      '!': 2,
+      '&': 1,
+      "'": 34,
+      '(': 5,
+      ')': 5,
+      '*': 4,
+      '+': 4,
+      ',': 5,
+      '-': 12,
+      '.': 8,
+      '/': 15,
+      ':': 17,
+      '<': 6,
+      '=': 4,
+      '>': 6,
+      '?': 5,
+      '\\': 9,
+      '^': 2,
+      _: 1,
+      '{': 2,
+      '}': 1,
+      '~': 4,
+    });
   });
 
   it('still places look-alikes of characters that do not delimit the template, and ASCII as written', () => {
