@@ -659,6 +659,17 @@ grant:
     });
     const completedJob = (runId: number, id: number, options: { name?: string; checkRun?: string | null; attempt?: number } = {}) =>
       deliver({ event: 'workflow_job', payload: workflowJob(runId, 'completed', { id, ...options }) });
+    /** The `workflow_run` delivery of attempt 1 of run `runId` in the api repository, completed. */
+    const completedRun = (runId: number) =>
+      deliver({
+        event: 'workflow_run',
+        payload: {
+          action: 'completed',
+          workflow_run: { id: runId, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
+          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+          installation: { id: 71 },
+        },
+      });
     /** Run and job ids of their own: the revocation schedule outlives a test file in workerd's storage. */
     const freshId = () => 100_000 + Math.floor(Math.random() * 1_000_000_000);
     /** A job's OIDC token claims: run `runId`, and check run `checkRunId` unless it is an older GHES token without one. */
@@ -1094,13 +1105,7 @@ grant:
       await keywayTokenFor(run, sibling);
       await keywayTokenFor(run);
       // The attempt's end: none of its jobs' tokens exchanges any more; a re-run's (attempt 2) does.
-      const attemptEnded = {
-        action: 'completed',
-        workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
-        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-        installation: { id: 71 },
-      };
-      expect(await deliver({ event: 'workflow_run', payload: attemptEnded })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect(await completedRun(run)).toMatchObject({ status: 200, body: { status: 'handled' } });
       for (const claims of [jobClaims(run, sibling), jobClaims(run, undefined)]) {
         const refused = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, claims))));
         expect(refused.status).toBe(400);
@@ -1177,13 +1182,7 @@ grant:
       for (let round = 0; round < 3; round += 1) {
         const [run, job, sibling] = [freshId(), freshId(), freshId()];
         const tokens = [await keywayTokenFor(run, job), await keywayTokenFor(run, job), await keywayTokenFor(run, sibling)];
-        const runCompleted = {
-          action: 'completed',
-          workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
-          repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-          installation: { id: 71 },
-        };
-        const answers = await Promise.all([completedJob(run, job), deliver({ event: 'workflow_run', payload: runCompleted })]);
+        const answers = await Promise.all([completedJob(run, job), completedRun(run)]);
         expect(answers.map((answer) => [answer.status, answer.body['status']])).toEqual([
           [200, 'handled'],
           [200, 'handled'],
@@ -1210,12 +1209,6 @@ grant:
             : 'DROP TRIGGER audit_events_down',
           [],
         );
-      const runCompleted = (run: number) => ({
-        action: 'completed',
-        workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
-        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-        installation: { id: 71 },
-      });
       const active = await introspection();
       const [run, job] = [freshId(), freshId()];
       const token = await keywayTokenFor(run, job);
@@ -1227,7 +1220,7 @@ grant:
       }
       expect(await active(token)).toEqual([true]);
       // GitHub sends a failed delivery again only when asked: the run's end, within the minute, is what ends the token.
-      expect(await deliver({ event: 'workflow_run', payload: runCompleted(run) })).toMatchObject({
+      expect(await completedRun(run)).toMatchObject({
         status: 200,
         body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow run ${run} completed` },
       });
@@ -1253,6 +1246,46 @@ grant:
       expect([recordsOf(decodeJwt(token).jti).length, recordsOf(decodeJwt(laterToken).jti).length]).toEqual([1, 1]);
     });
 
+    // Node only: on Workers the revocations are in shards of their own, which tamper does not reach.
+    it.runIf(runtime === 'Node')(
+      "says a keyway token it revoked under the record of its run's delivery, which took it, recorded it and failed to revoke it",
+      async () => {
+        // Every write of a revocation (held until the token's exp, minutes away) fails; a reservation (held for a minute) is made.
+        const revocationsDown = async (down: boolean) =>
+          broker.tamper(
+            down
+              ? "CREATE TRIGGER revocations_down BEFORE INSERT ON replay_claims WHEN NEW.expires_at > CAST(strftime('%s', 'now') AS INTEGER) + 300 BEGIN SELECT RAISE(ABORT, 'the revocation list is down'); END"
+              : 'DROP TRIGGER revocations_down',
+            [],
+          );
+        const [run, job] = [freshId(), freshId()];
+        const token = await keywayTokenFor(run, job);
+        await revocationsDown(true);
+        try {
+          expect((await completedRun(run)).status).toBe(503);
+        } finally {
+          await revocationsDown(false);
+        }
+        const recordsOf = async (jti: unknown) =>
+          (await broker.recentAuditEvents()).filter(
+            (event) => event.reason === 'token_revoked' && event.detail?.startsWith(`revoked keyway token ${String(jti)}: `),
+          );
+        const [taken] = await recordsOf(decodeJwt(token).jti);
+        expect(taken?.detail).toMatch(new RegExp(`: the workflow run ${run} completed$`));
+        expect(await (await introspection())(token)).toEqual([true]);
+        // The job's delivery, within the run's delivery's lease: it revokes the token under that record, and writes none of its own.
+        expect(await completedJob(run, job)).toMatchObject({
+          status: 200,
+          body: {
+            status: 'handled',
+            detail: `0 GitHub tokens and 1 keyway tokens (1 under another delivery's record) revoked: the workflow job ${job} of run ${run} completed`,
+          },
+        });
+        expect(await (await introspection())(token)).toEqual([false]);
+        expect((await recordsOf(decodeJwt(token).jti)).map((event) => event.id)).toEqual([taken?.id]);
+      },
+    );
+
     it('counts each GitHub token once when its job and its run complete in deliveries that arrive at once, however their clocks disagree', async () => {
       // Each reading of the broker's clock a millisecond before the one before, while the deliveries are handled: whichever
       // makes the tokens due second does so at a time before the first's, as two isolates' (or processes') clocks may.
@@ -1262,14 +1295,8 @@ grant:
       broker = await startBroker({}, {}, undefined, () => (backwards === undefined ? Date.now() : backwards - ++readings));
       const [run, job, sibling] = [freshId(), freshId(), freshId()];
       const tokens = [await githubTokenFor(run, job), await githubTokenFor(run, job), await githubTokenFor(run, sibling)];
-      const runCompleted = {
-        action: 'completed',
-        workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
-        repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
-        installation: { id: 71 },
-      };
       backwards = Date.now();
-      const answers = await Promise.all([completedJob(run, job), deliver({ event: 'workflow_run', payload: runCompleted })]);
+      const answers = await Promise.all([completedJob(run, job), completedRun(run)]);
       backwards = undefined;
       expect(answers.map((answer) => [answer.status, answer.body['status']])).toEqual([
         [200, 'handled'],
