@@ -58,6 +58,9 @@ export function proxyDotSegmentsSuite(runtime: string, start: () => Promise<AsSe
       ['POST', '/%2e%2e/token'],
       ['POST', '/.well-known/../token'],
       ['POST', '/x/.%2E/revoke'],
+      // Last in the target, or after a name that begins like /proxy/ without being it.
+      ['GET', '/v1/audit/events/.'],
+      ['POST', '/proxy-old/../token'],
     ])('refuses %s %s with 400 invalid_request before any route, as sent', async (method, target) => {
       const broker = await start();
       try {
@@ -75,12 +78,27 @@ export function proxyDotSegmentsSuite(runtime: string, start: () => Promise<AsSe
       }
     });
 
-    it('serves a dot inside a segment: /.well-known/openid-configuration', async () => {
+    it.each(['/.well-known/openid-configuration', '/.well-known/openid-configuration?next=/../token'])(
+      'serves a dot inside a segment, and dots in the query: %s',
+      async (target) => {
+        const broker = await start();
+        try {
+          const response = await broker.send(target);
+          expect(response.status).toBe(200);
+          expect(await response.json()).toHaveProperty('jwks_uri');
+        } finally {
+          await broker.close();
+        }
+      },
+    );
+
+    it('takes dots that are no whole segment of one or two to their route, which asks for a credential: they resolve to nothing', async () => {
       const broker = await start();
       try {
-        const response = await broker.send('/.well-known/openid-configuration');
-        expect(response.status).toBe(200);
-        expect(await response.json()).toHaveProperty('jwks_uri');
+        for (const target of ['/v1/audit/events/x..', '/v1/audit/events/..x', '/v1/audit/events/...', '/v1/audit/events/%2e%2e%2e']) {
+          const response = await broker.send(target);
+          expect(response.status, `${target}: ${await response.text()}`).toBe(401);
+        }
       } finally {
         await broker.close();
       }
