@@ -127,11 +127,14 @@ describe('keyway policy check', () => {
       'p/deploy.yaml': DEPLOY,
       'other-team/guard.yaml': GUARD,
       'other-team/shared/deploy.yaml': DEPLOY,
+      'p-team/guard.yaml': GUARD,
       ...Object.fromEntries(Object.entries(SECRET_FILES).map(([name, file]) => [`home/${name}`, file.text])),
     });
     const links = Object.keys(SECRET_FILES).map((name) => `linked${name}.yaml`);
     for (const [i, name] of Object.keys(SECRET_FILES).entries()) symlinkSync(join(dir, 'home', name), join(dir, 'p', links[i]!));
     symlinkSync('../other-team/guard.yaml', join(dir, 'p', 'guard.yaml'));
+    // Out too, though its path begins with the policy directory's: p-team is not under p.
+    symlinkSync('../p-team/guard.yaml', join(dir, 'p', 'sibling.yaml'));
     // A ..data link made to look like a ConfigMap's, and a policy named through it.
     symlinkSync('../other-team', join(dir, 'p', '..data'));
     symlinkSync('..data/shared/deploy.yaml', join(dir, 'p', 'mapped.yaml'));
@@ -140,7 +143,8 @@ describe('keyway policy check', () => {
       const output = `${result.stdout}${result.stderr}`;
       expect(leaked(output, ALL_SECRETS), args.join(' ')).toEqual([]);
       expect(result.code, args.join(' ')).not.toBe(0);
-      for (const link of [...links, 'guard.yaml', 'mapped.yaml']) expect(output, args.join(' ')).toContain(`${link}: a link out of the policy directory (to `);
+      for (const link of [...links, 'guard.yaml', 'sibling.yaml', 'mapped.yaml'])
+        expect(output, args.join(' ')).toContain(`${link}: a link out of the policy directory (to `);
       expect(output, args.join(' ')).not.toContain('expected Object');
     }
     // A directory linked in from outside is not walked either.
