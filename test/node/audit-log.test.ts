@@ -757,6 +757,33 @@ describe('the audit log in a real database file', () => {
   );
 
   it(
+    'keyway audit explain and export say a subject token not shaped as a JWT is kept by its length, where its hash would be',
+    async () => {
+      const { root, dataDir } = setup();
+      const broker = await start(root);
+      // A passphrase sent by mistake: shaped as a compact JWS, so /token records it, by its length alone.
+      const secret = `correct.horse.battery-${crypto.randomUUID().slice(0, 8)}`;
+      const id = String((await exchange(broker, exchangeForm(secret))).body['audit_event_id']);
+      await running.splice(0)[0]?.close();
+
+      const env = { KEYWAY_ISSUER: BROKER_ISSUER, KEYWAY_ALLOW_HTTP_LOOPBACK: '1' };
+      const explained = await cli(['audit', 'explain', id, '--data-dir', dataDir, '--policies', join(root, 'policies')], env);
+      expect(explained.code, explained.stderr).toBe(0);
+      expect(explained.stdout).toContain(`it was not shaped as a JWT: ${secret.length} characters, kept by its length, without a hash`);
+
+      const csv = await cli(['audit', 'export', '--data-dir', dataDir, '--format', 'csv'], env);
+      expect(csv.code, csv.stderr).toBe(0);
+      const [header = '', ...rows] = csv.stdout.trim().split('\r\n');
+      expect(header).toMatch(/,subject_token_sha256,.*,hash,subject_token_length$/);
+      const cells = (rows.find((line) => line.includes(id)) ?? '').split(',');
+      // No cell up to the hash's holds a comma (the token claimed nothing); the length is the last, after the chain's hash.
+      expect(cells[header.split(',').indexOf('subject_token_sha256')]).toBe('');
+      expect(cells.at(-1)).toBe(String(secret.length));
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
     'keyway inventory reads the data directory (read-only: the roll-up as the broker left it, the rest raw) and a running broker alike',
     async () => {
       const { root, github, people, dataDir } = setup();

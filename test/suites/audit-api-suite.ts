@@ -678,6 +678,26 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(exported).not.toContain(secret);
         expect(exported).not.toContain(sha256Hex(secret));
       });
+      it('shows a pasted password by its length where its hash would be: on the /audit page and in the CSV export', async () => {
+        const password = `hunter2-${crypto.randomUUID().slice(0, 8)}`;
+        const refused = await signIn(broker, new URLSearchParams({ token: password }));
+        expect(refused.status).toBe(401);
+        const { id } = await recordNamedBy(await refused.text(), 'operator_token_invalid');
+
+        const page = await broker.request(`/audit/events/${id}`, { headers: { cookie: await pageCookie(broker, token) } });
+        const html = await page.text();
+        expect(page.status, html).toBe(200);
+        expect(html).toContain('<dd data-field="subject token sha256">— (kept by its length)</dd>');
+        expect(html).toContain(`<dd data-field="subject token length">${password.length} characters: not shaped as a JWT, so kept without a hash</dd>`);
+
+        const csv = await get(`/v1/audit/export?${new URLSearchParams({ since, reason: 'operator_token_invalid', format: 'csv' })}`);
+        const [header = '', ...rows] = (await csv.text()).trim().split('\r\n');
+        const cells = (rows.find((line) => line.includes(id)) ?? '').split(',');
+        // No cell up to the hash's holds a comma (the password claims nothing); the length is the last, after the chain's hash.
+        expect(cells[header.split(',').indexOf('subject_token_sha256')]).toBe('');
+        expect(header.endsWith(',hash,subject_token_length')).toBe(true);
+        expect(cells.at(-1)).toBe(String(password.length));
+      });
     });
 
     describe('what auditors read', () => {

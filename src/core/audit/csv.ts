@@ -30,6 +30,8 @@ const COLUMNS: readonly [string, (record: AuditRecord) => unknown][] = [
   ['detail', (r) => r.event.detail],
   ['prev_hash', (r) => r.chain.prev_hash],
   ['hash', (r) => r.chain.hash],
+  // Where subject_token_sha256 is empty for a token not shaped as a JWT (presented-token.ts); last, so the columns before keep their places.
+  ['subject_token_length', (r) => r.event.subject_token?.length],
 ];
 
 export const CSV_HEADER = `${COLUMNS.map(([name]) => name).join(',')}\r\n`;

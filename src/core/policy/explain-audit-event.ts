@@ -45,6 +45,12 @@ function recordedRequestKind(event: AuditEvent): string | undefined {
   return undefined;
 }
 
+/** What the note says of a subject token kept by its length, not its hash (presented-token.ts): there is no hash to look for. */
+const keptByLength = (event: AuditEvent): string =>
+  event.subject_token?.length === undefined
+    ? ''
+    : ` (it was not shaped as a JWT: ${event.subject_token.length} characters, kept by its length, without a hash)`;
+
 // The record keeps the audience and scope asked for, not the token type, the repositories or the actor's claims.
 const REPLAYED_AS_ACCESS_TOKEN = 'the record keeps only the audience and scope asked for, so the replay asks for an access token, with no actor';
 
@@ -99,7 +105,7 @@ export function explainAuditEvent(
       explained: 'audit_event',
       audit_event,
       evaluated: false,
-      note: 'the subject token never verified, so no policy was evaluated; the reason above is the whole story',
+      note: `the subject token never verified${keptByLength(event)}, so no policy was evaluated; the reason above is the whole story`,
     };
   }
   const decided = event.policy?.set_version ?? null;

@@ -52,6 +52,7 @@ function issuedElsewhere(event: AuditRecord['event']): [string, unknown][] {
 /** Everything one record holds, field by field, then the record itself as JSON. */
 export function EventDetail(props: { record: AuditRecord }) {
   const { event, chain } = props.record;
+  const length = event.subject_token?.length;
   const rows: [string, unknown][] = [
     ['id', event.id],
     ['time', event.time],
@@ -61,7 +62,11 @@ export function EventDetail(props: { record: AuditRecord }) {
     ['issuer (verified)', event.issuer ?? '—'],
     ['subject (verified)', event.subject ?? '—'],
     ['claimed iss / sub', `${event.subject_token?.claimed_iss ?? '—'} / ${event.subject_token?.claimed_sub ?? '—'}`],
-    ['subject token sha256', event.subject_token?.sha256 ?? '—'],
+    ['subject token sha256', event.subject_token?.sha256 ?? (length === undefined ? '—' : '— (kept by its length)')],
+    // A token not shaped as a JWT is kept by its length, never its hash (presented-token.ts).
+    ...(length === undefined
+      ? []
+      : ([['subject token length', `${length} characters: not shaped as a JWT, so kept without a hash`]] satisfies [string, unknown][])),
     ['subject token jti', event.subject_token?.jti ?? '—'],
     ['granted by', event.policy?.granted_by ?? '—'],
     ['matched', list(event.policy?.matched)],
