@@ -41,7 +41,8 @@ interface Processes {
   waitFor(predicate: (lines: LogLine[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
 }
 
-describe('KEYWAY_PROCESSES: several broker processes on one data directory', () => {
+// Each test starts two or three broker processes and kills some: about 20 s on a loaded 2-CPU machine, so a minute each.
+describe('KEYWAY_PROCESSES: several broker processes on one data directory', { timeout: 60_000 }, () => {
   const children: ChildProcess[] = [];
   afterEach(() => {
     for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
