@@ -142,6 +142,22 @@ describe('grant.cloud', () => {
     expect(loadPolicies([{ path: 'p.yaml', text: other }], withUpstream).policies).toHaveLength(1);
   });
 
+  it("refuses a policy trusting the broker itself for the /audit page's audience: its tokens are the page's sessions, held in browsers", () => {
+    const trustingTheBroker = (audience: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "${OPTIONS.brokerIssuer}", extra_algorithms: [ES256] }\nsubject_audience: ${audience}\nmatch: { client_id: auditors }\ngrant: { audience: https://api.example }\n`;
+    const withMinter = (audience: string) => [
+      { path: 'p.yaml', text: trustingTheBroker(audience) },
+      { path: 'auditors.yaml', text: DEPLOY_MINTER(audience) },
+    ];
+    expect(() => loadPolicies(withMinter('https://keyway.test/audit'), OPTIONS)).toThrow(
+      /subject_audience https:\/\/keyway\.test\/audit is the \/audit page's: the broker's own tokens for it are the page's sessions/,
+    );
+    expect(loadPolicies(withMinter('https://keyway.test/audits'), OPTIONS).policies).toHaveLength(2);
+    // Another issuer's tokens for that audience are no session of the page's.
+    const other = `version: 1\nissuer: { kind: oidc, url: "https://idp.example" }\nsubject_audience: https://keyway.test/audit\nmatch: { sub: "svc" }\ngrant: { audience: https://api.example }\n`;
+    expect(loadPolicies([{ path: 'p.yaml', text: other }], OPTIONS).policies).toHaveLength(1);
+  });
+
   it('refuses a grant.claims entry that would overwrite the session tags claim', () => {
     expect(messages(policy(AWS, '  claims: { "https://aws.amazon.com/tags": "{repository}" }\n')).join('\n')).toMatch(/keyway sets it/);
   });

@@ -34,6 +34,7 @@ import { compileTemplate, TemplateSyntaxError, type Template } from './template.
 import { KeywayError } from '../errors/keyway-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import { boundText } from '../audit/bound-audit-event.ts';
+import { pageSessionAudience } from '../mint/page-session-audience.ts';
 
 export interface PolicyFile {
   /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */
@@ -370,6 +371,12 @@ function compilePolicy(
   if (issuer.url === options.brokerIssuer && data.subject_audience !== undefined && options.upstreamAudiences?.includes(data.subject_audience)) {
     fail(
       `subject_audience ${data.subject_audience} is the audience of a keyway-jwt proxy upstream (KEYWAY_PROXY_UPSTREAMS): that upstream holds every keyway token for it, and could exchange one here as its caller`,
+      ['subject_audience'],
+    );
+  }
+  if (issuer.url === options.brokerIssuer && data.subject_audience === pageSessionAudience(options.brokerIssuer)) {
+    fail(
+      `subject_audience ${data.subject_audience} is the /audit page's: the broker's own tokens for it are the page's sessions, kept in a browser's cookie for the page alone, never identities to exchange`,
       ['subject_audience'],
     );
   }
