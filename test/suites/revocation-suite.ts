@@ -352,6 +352,18 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect((await page(other)).status).toBe(200);
     });
 
+    it('introspection says an /audit session is inactive once the token it was signed in with is revoked, as the page does', async () => {
+      const reader = await tokenFor('svc-reader');
+      const cookie = await pageCookie(broker, reader);
+      const session = cookie.slice(cookie.indexOf('=') + 1);
+      expect((await introspect(session)).body).toMatchObject({ active: true, aud: `${broker.issuer}/audit` });
+      expect((await revoke(reader)).status).toBe(200);
+      expect((await introspect(session)).body).toEqual({ active: false });
+      expect(await recordAbout(session, 'token_introspected')).toMatchObject({
+        detail: 'inactive: token_revoked (the access token the session was signed in with was revoked)',
+      });
+    });
+
     const invalidTokens: [string, () => Promise<string>, Reason][] = [
       ['garbage', async () => 'garbage', 'token_malformed'],
       [

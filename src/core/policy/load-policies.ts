@@ -34,7 +34,7 @@ import { compileTemplate, TemplateSyntaxError, type Template } from './template.
 import { KeywayError } from '../errors/keyway-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import { boundText } from '../audit/bound-audit-event.ts';
-import { pageSessionAudience } from '../mint/page-session-audience.ts';
+import { pageSessionAudience } from '../mint/page-session-token.ts';
 
 export interface PolicyFile {
   /** Path under the policy directory, with `/` separators: `deploy/prod.yaml`. */

@@ -3,6 +3,7 @@ import { monotonicFactory } from 'ulid';
 import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import { describePresentedToken } from '../audit/presented-token.ts';
+import { SIGNED_IN_WITH_CLAIM } from '../mint/page-session-token.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
@@ -52,7 +53,13 @@ export async function examineToken(deps: RevocationDeps, token: string, now: num
     return { live: false, reason: joseReason(error), detail: error.message };
   }
   const claims = payload as JWTPayload & { jti: string; exp: number };
-  if (await deps.revocations.isRevoked(claims.jti, now)) return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true };
+  // An /audit page session is over too once the token it was signed in with is revoked, as the page sees it (page-session.ts).
+  const signedInWith = payload[SIGNED_IN_WITH_CLAIM];
+  const [revoked, withdrawn] = await deps.revocations.areRevoked(typeof signedInWith === 'string' ? [claims.jti, signedInWith] : [claims.jti], now);
+  if (revoked === true) return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true };
+  if (withdrawn === true) {
+    return { live: false, reason: 'token_revoked', detail: 'the access token the session was signed in with was revoked', verified: true };
+  }
   return { live: true, claims };
 }
 

@@ -2,7 +2,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
-import { pageSessionAudience } from '../mint/page-session-audience.ts';
+import { pageSessionAudience, SIGNED_IN_WITH_CLAIM } from '../mint/page-session-token.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../mint/verify-access-token.ts';
 import { appendExamination, examinationRecord, recordExamination, type RevocationDeps } from './examine-token.ts';
 
@@ -11,9 +11,6 @@ import { appendExamination, examinationRecord, recordExamination, type Revocatio
  * that token either.
  */
 export const PAGE_SESSION_MAX_SECONDS = 8 * 60 * 60;
-
-/** The `jti` of the operator token a session was signed in with; reserved (RESERVED_CLAIMS), so no token a policy grants carries it. */
-export const SIGNED_IN_WITH_CLAIM = 'src_jti';
 
 /** An `/audit` page session, verified: the broker's own token for the page, naming the operator token it was signed in with. */
 export type PageSession = KeywayAccessToken & { readonly [SIGNED_IN_WITH_CLAIM]: string };

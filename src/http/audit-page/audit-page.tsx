@@ -20,14 +20,8 @@ import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { RequestContext } from '../../core/exchange/exchange-token.ts';
-import {
-  endPageSession,
-  pageSessionRevoked,
-  SIGNED_IN_WITH_CLAIM,
-  startPageSession,
-  verifyPageSession,
-  type PageSession,
-} from '../../core/revocation/page-session.ts';
+import { endPageSession, pageSessionRevoked, startPageSession, verifyPageSession, type PageSession } from '../../core/revocation/page-session.ts';
+import { SIGNED_IN_WITH_CLAIM } from '../../core/mint/page-session-token.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import { boundText } from '../../core/audit/bound-audit-event.ts';
 import { AuditShardUnavailableError } from '../../core/audit/sharded-audit-log.ts';
