@@ -90,6 +90,39 @@ describe('loading policies', () => {
     expect(found).toEqual([{ file: 'p.yaml', line: 2, column: expect.any(Number), message }]);
   });
 
+  it.each([
+    [
+      'a bare issuer URL with a query',
+      'issuer: "https://oidc.acme.dev/?private_token=Wd4kRz8qLm2Tx6Pn"',
+      'issuer https://oidc.acme.dev/ must not have a query or fragment',
+    ],
+    [
+      'a bare issuer URL with a fragment',
+      'issuer: "https://oidc.acme.dev/#Wd4kRz8qLm2Tx6Pn"',
+      'issuer https://oidc.acme.dev/ must not have a query or fragment',
+    ],
+    [
+      "a preset's instance URL with a query",
+      'issuer: { kind: gitlab, url: "https://gitlab.acme.dev?private_token=Wd4kRz8qLm2Tx6Pn" }',
+      'issuer https://gitlab.acme.dev/ must not have a query or fragment',
+    ],
+    ['an http issuer URL with a query', 'issuer: "http://oidc.acme.dev/?private_token=Wd4kRz8qLm2Tx6Pn"', 'http://oidc.acme.dev/ must use https'],
+    [
+      "a bare URL with Forgejo's path and credentials",
+      'issuer: https://ci:Wd4kRz8qLm2Tx6Pn@forgejo.acme.dev/api/actions',
+      'https://forgejo.acme.dev/api/actions must not carry credentials',
+    ],
+    [
+      "a bare URL with Forgejo's path and a query",
+      'issuer: "https://forgejo.acme.dev/api/actions?token=Wd4kRz8qLm2Tx6Pn"',
+      'issuer https://forgejo.acme.dev/api/actions must not have a query or fragment',
+    ],
+  ])('names %s without what a secret pasted into a URL would be', (_, issuer, message) => {
+    const found = problems({ 'p.yaml': GOOD.replace('issuer: github', issuer) });
+    expect(leaked(JSON.stringify(found), ['Wd4kRz8qLm2Tx6Pn'])).toEqual([]);
+    expect(found).toEqual([{ file: 'p.yaml', line: 2, column: expect.any(Number), message }]);
+  });
+
   // A value as large as a policy file may be: a problem or finding names the line and quotes a bounded head of it.
   const HUGE = 'x'.repeat(200_000);
   it.each([

@@ -18,21 +18,26 @@ export class OutboundUrlError extends KeywayError {
 export function checkOutboundUrl(value: string, allowHttpLoopback: boolean): URL {
   if (!URL.canParse(value)) throw new OutboundUrlError(`${JSON.stringify(boundText(value))} is not an absolute URL`);
   const url = new URL(value);
-  if (url.username !== '' || url.password !== '') throw new OutboundUrlError(`${withoutCredentials(url)} must not carry credentials`);
+  const named = namedUrl(url);
+  if (url.username !== '' || url.password !== '') throw new OutboundUrlError(`${named} must not carry credentials`);
   if (url.protocol !== 'https:') {
-    if (!isLoopbackHttpUrl(url)) throw new OutboundUrlError(`${boundText(value)} must use https`);
-    if (!allowHttpLoopback)
-      throw new OutboundUrlError(`${boundText(value)} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
+    if (!isLoopbackHttpUrl(url)) throw new OutboundUrlError(`${named} must use https`);
+    if (!allowHttpLoopback) throw new OutboundUrlError(`${named} uses http; set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow loopback http issuers in development`);
   }
   const refusal = literalHostRefusal(url, allowHttpLoopback);
-  if (refusal !== undefined) throw new OutboundUrlError(`${boundText(value)}: ${refusal}`);
+  if (refusal !== undefined) throw new OutboundUrlError(`${named}: ${refusal}`);
   return url;
 }
 
-/** The URL as a refusal names it: with its user name and password left out, and bounded. */
-function withoutCredentials(url: URL): string {
+/**
+ * A URL as a refusal names it: bounded, without its user name and password, query or fragment, where a secret pasted
+ * into a URL goes (`?private_token=…`). What it names is enough to find the line.
+ */
+export function namedUrl(url: URL): string {
   const named = new URL(url);
   named.username = '';
   named.password = '';
+  named.search = '';
+  named.hash = '';
   return boundText(named.href);
 }

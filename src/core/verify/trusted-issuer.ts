@@ -1,4 +1,4 @@
-import { checkOutboundUrl, OutboundUrlError } from '../outbound/check-outbound-url.ts';
+import { checkOutboundUrl, namedUrl, OutboundUrlError } from '../outbound/check-outbound-url.ts';
 import { boundText } from '../audit/bound-audit-event.ts';
 import { isLoopbackHttpUrl } from '../outbound/loopback-http-url.ts';
 import { GENERIC_PRESET, PRESETS, type IssuerPreset, type IssuerShape } from './presets.ts';
@@ -68,7 +68,7 @@ function checkIssuerUrl(value: string, options: IssuerResolutionOptions): URL {
     throw new IssuerReferenceError(error.message, { cause: error });
   }
   if (url.search !== '' || url.hash !== '' || value.includes('?') || value.includes('#')) {
-    throw new IssuerReferenceError(`issuer ${boundText(value)} must not have a query or fragment`);
+    throw new IssuerReferenceError(`issuer ${namedUrl(url)} must not have a query or fragment`);
   }
   return url;
 }
@@ -168,10 +168,14 @@ export function resolveIssuer(reference: IssuerReference, options: IssuerResolut
  * Why a policy may not write this bare issuer URL: its path is one only a self-managed deployment has (GitHub Enterprise
  * Server's `/_services/token`, Forgejo's `/api/actions`, CircleCI server's `/org/<uuid>`), so written bare it would be a
  * plain OIDC issuer, trusted without the rules its tokens need. Undefined for any other reference. A policy's to say, not
- * the resolver's: naming an issuer to explain or test a request (`--issuer`) only looks the policies' issuers up.
+ * the resolver's: naming an issuer to explain or test a request (`--issuer`) only looks the policies' issuers up. One
+ * with credentials, a query or a fragment is left to the resolver, which refuses it without quoting them.
  */
 export function bareLookalikeProblem(reference: string): string | undefined {
-  if (!URL.canParse(reference) || hostOwner(new URL(reference).hostname) !== undefined) return undefined;
+  if (!URL.canParse(reference)) return undefined;
+  const url = new URL(reference);
+  const secretBearing = url.username !== '' || url.password !== '' || reference.includes('?') || reference.includes('#');
+  if (secretBearing || hostOwner(url.hostname) !== undefined) return undefined;
   const path = writtenPath(reference);
   const shown = boundText(reference);
   for (const preset of PRESETS.values()) {
