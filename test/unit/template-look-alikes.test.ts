@@ -85,6 +85,15 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
     }
   });
 
+  it('is refused for characters side by side drawn as a delimiter that Unicode draws as a run: two apostrophes where `"` delimits', () => {
+    // `env="{x}"` with x = `prod''eu` reads as env="prod"eu": the value seems to end early, and something else to follow it.
+    const looks = `drawn as "''", which looks like "\\"", a delimiter of the template`;
+    expect(refusal('env="{x}"', "prod''eu")).toBe(`holds characters ${looks}`);
+    // An apostrophe beside a look-alike of one is the same run.
+    expect(refusal('env="{x}"', "prod'\u00B4")).toBe(`holds characters ${looks}`);
+    expect(refusal('a\u2AFD{x}', 'ops//admins')).toBe('holds characters drawn as "//", which looks like "⫽", a delimiter of the template');
+  });
+
   it('is refused for a mark on no letter or digit, which shows by itself: U+0338 on a space reads as "/"', () => {
     // A space, a no-break space or a blank braille cell under U+0338 (or U+0337) draws a solidus of its own: `ops/admins`.
     for (const base of [' ', '\u00A0', '\u2800', '.']) {

@@ -97,6 +97,8 @@ export function compileTemplate(source: string): Template {
   const lookAlikes = new Map([...ownDelimiters].flatMap((delimiter) => lookAlikesOf(delimiter).map((char) => [char, delimiter] as const)));
   for (const char of ownDelimiters) lookAlikes.delete(char);
   const delimiters: ReadonlySet<string> = new Set([...ownDelimiters, ...lookAlikes.keys()]);
+  /** Delimiters drawn as a run (`"` as `''`): a value whose characters are drawn as that run, side by side, passes for one. */
+  const runs = [...ownDelimiters].map((char) => [drawnAs(char), char] as const).filter(([drawn]) => Array.from(drawn).length > 1);
   const spaceDelimits = [...ownDelimiters].some((char) => WHITE_SPACE.test(char));
   let unparted: string | undefined;
   for (const part of parts) {
@@ -130,6 +132,10 @@ export function compileTemplate(source: string): Template {
       if (spaceDelimits && WHITE_SPACE.test(char)) return `holds ${codePoint(char)}, white space where the template is delimited by a space`;
       if (UNPAIRED.test(char)) return `holds ${codePoint(char)}, half of a surrogate pair`;
     }
+    const drawn = runs.length === 0 ? '' : Array.from(text, drawnAs).join('');
+    const run = runs.find(([characters]) => drawn.includes(characters));
+    if (run !== undefined)
+      return `holds characters drawn as ${JSON.stringify(run[0])}, which looks like ${JSON.stringify(run[1])}, a delimiter of the template`;
     if (ascii) return undefined;
     if (MARK.test(text)) return `begins with ${codePoint(text)}, a mark that joins the character before it`;
     const [, base, mark] = MARK_ON_NO_WORD.exec(text) ?? [];
