@@ -59,8 +59,10 @@ export class AuditShardState extends AuditChainObject {
     // waits: at some 333 appends a second a round's worth is more than a read may sum, and reads would be refused till then.
     const batchWaits = this.#sinceRollUp >= ROLLUP_BATCH;
     if (this.#rollUpAt === undefined || (batchWaits && this.#rollUpAt > Date.now())) {
-      this.#rollUpAt = batchWaits ? Date.now() : Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000;
-      await this.armAlarm(this.#rollUpAt);
+      const at = batchWaits ? Date.now() : Date.now() + readAuditSettings(this.env).checkpointSeconds * 1000;
+      // Noted once set: an alarm that could not be set is tried again by the next append.
+      await this.armAlarm(at);
+      this.#rollUpAt = at;
     }
     return links;
   }
