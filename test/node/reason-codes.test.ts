@@ -3,11 +3,14 @@ import { publicReasonName, REASONS, type Reason, type Refusal } from '../../src/
 import { OAUTH_ERRORS } from '../../src/http/oauth-errors.ts';
 import { documentedReasonCodes } from '../support/reason-code-docs.ts';
 
-/** What the HTTP layer answers for a reason: a granted exchange (or a revocation or introspection made) is a 200 with no error. */
+/**
+ * What the HTTP layer answers for a reason: a granted exchange (or a revocation or introspection made) is a 200 with no
+ * error; a sign-in to the /audit page is its form's 303 to the page (test/suites/audit-api-suite.ts holds it to that).
+ */
 const answered = (reason: Reason): { readonly status: string; readonly error: string } => {
   const spec = REASONS[reason];
   return spec.decision === 'granted'
-    ? { status: '200', error: '' }
+    ? { status: reason === 'audit_page_signed_in' ? '303' : '200', error: '' }
     : { status: String(OAUTH_ERRORS[reason as Refusal].status), error: OAUTH_ERRORS[reason as Refusal].error };
 };
 
