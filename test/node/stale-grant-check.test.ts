@@ -13,6 +13,37 @@ import { seedUsageRecords } from '../suites/usage-catch-up-suite.ts';
 
 const DAY = 86_400_000;
 
+/**
+ * The stale_grant rule alone, over `audit`'s real store, counting its reads of the store's `counted` method; `exchange`
+ * appends a record at `now()` and runs the rule on it, as an answered exchange does.
+ */
+function staleGrantOver(db: ReturnType<typeof openSqliteMemory>, audit: SqliteAuditStore, counted: 'usage' | 'query', now: () => number) {
+  let reads = 0;
+  const counting = <T>(method: 'usage' | 'query', read: () => T): T => {
+    if (method === counted) reads += 1;
+    return read();
+  };
+  const raise = alertRaiser({
+    store: new SqliteAlertStore(db),
+    settings: readAlertSettings({ KEYWAY_ALERT_RULES: 'stale_grant', KEYWAY_ALERT_STALE_GRANT_DAYS: '1' }, false),
+    policies: () => policySetOf({ files: [], problems: [], brokerIssuer: 'https://keyway.test' }),
+    webhook: undefined,
+    now,
+    log: silentLogger,
+    audit: {
+      usage: (query) => counting('usage', () => audit.usage(query)),
+      query: (query) => counting('query', () => audit.query(query)),
+    },
+  });
+  return {
+    reads: () => reads,
+    exchange: async () => {
+      const event = auditEvent({ time: new Date(now()).toISOString() });
+      await raise(event, await audit.append(event));
+    },
+  };
+}
+
 describe('stale_grant on a log younger than its period', () => {
   it('reads the log once, not after every answered exchange, until its oldest record is old enough; then looks again', async () => {
     const db = openSqliteMemory();
@@ -20,40 +51,21 @@ describe('stale_grant on a log younger than its period', () => {
     const audit = new SqliteAuditStore(db);
     const first = Date.parse('2026-12-01T12:00:00Z');
     let clock = first;
-    let reads = 0;
-    const raise = alertRaiser({
-      store: new SqliteAlertStore(db),
-      settings: readAlertSettings({ KEYWAY_ALERT_RULES: 'stale_grant', KEYWAY_ALERT_STALE_GRANT_DAYS: '1' }, false),
-      policies: () => policySetOf({ files: [], problems: [], brokerIssuer: 'https://keyway.test' }),
-      webhook: undefined,
-      now: () => clock,
-      log: silentLogger,
-      // The real store, counting the rule's reads of the oldest record.
-      audit: {
-        usage: (query) => audit.usage(query),
-        query: (query) => {
-          reads += 1;
-          return audit.query(query);
-        },
-      },
-    });
-    const exchange = async () => {
-      const event = auditEvent({ time: new Date(clock).toISOString() });
-      await raise(event, await audit.append(event));
-    };
+    const rule = staleGrantOver(db, audit, 'query', () => clock);
+    const exchange = rule.exchange;
 
     await exchange();
-    expect(reads).toBe(1);
+    expect(rule.reads()).toBe(1);
     // Hours later, beyond the hourly throttle, the first record is still under a day old: nothing can be stale yet.
     clock += 2 * STALE_GRANT_CHECK_MS;
     for (let index = 0; index < 5; index += 1) await exchange();
-    expect(reads).toBe(1);
+    expect(rule.reads()).toBe(1);
     // Once the first record is a day old, the rule reads the log again (and then at most hourly).
     clock = first + DAY + 1000;
     await exchange();
-    expect(reads).toBe(2);
+    expect(rule.reads()).toBe(2);
     await exchange();
-    expect(reads).toBe(2);
+    expect(rule.reads()).toBe(2);
     db.close();
   });
 });
@@ -66,52 +78,33 @@ describe('stale_grant while the usage roll-up catches up', () => {
     seedUsageRecords(db, 10);
     const audit = new SqliteAuditStore(db, { usage: { batch: 100, readBacklog: 5 } });
     let clock = Date.parse('2026-12-01T12:00:00Z');
-    let reads = 0;
-    const raise = alertRaiser({
-      store: new SqliteAlertStore(db),
-      settings: readAlertSettings({ KEYWAY_ALERT_RULES: 'stale_grant', KEYWAY_ALERT_STALE_GRANT_DAYS: '1' }, false),
-      policies: () => policySetOf({ files: [], problems: [], brokerIssuer: 'https://keyway.test' }),
-      webhook: undefined,
-      now: () => clock,
-      log: silentLogger,
-      // The real store, counting the rule's usage reads.
-      audit: {
-        usage: (query) => {
-          reads += 1;
-          return audit.usage(query);
-        },
-        query: (query) => audit.query(query),
-      },
-    });
-    const exchange = async () => {
-      const event = auditEvent({ time: new Date(clock).toISOString() });
-      await raise(event, await audit.append(event));
-    };
+    const rule = staleGrantOver(db, audit, 'usage', () => clock);
+    const exchange = rule.exchange;
 
     await exchange();
-    expect(reads).toBe(1);
+    expect(rule.reads()).toBe(1);
     await expect(audit.usage({ since: 0, until: clock })).rejects.toBeInstanceOf(UsageCatchingUpError);
     // Exchanges within the refusal's Retry-After leave the log alone.
     for (let index = 0; index < 5; index += 1) {
       clock += 1000;
       await exchange();
     }
-    expect(reads).toBe(1);
+    expect(rule.reads()).toBe(1);
     clock += UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
     await exchange();
-    expect(reads).toBe(2);
+    expect(rule.reads()).toBe(2);
 
     // Caught up, the read is answered; the next is an hour on.
     while (audit.rollUpUsage(1000).behind > 0);
     clock += UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
     await exchange();
-    expect(reads).toBe(3);
+    expect(rule.reads()).toBe(3);
     clock += UsageCatchingUpError.RETRY_AFTER_SECONDS * 1000;
     await exchange();
-    expect(reads).toBe(3);
+    expect(rule.reads()).toBe(3);
     clock += STALE_GRANT_CHECK_MS;
     await exchange();
-    expect(reads).toBe(4);
+    expect(rule.reads()).toBe(4);
     db.close();
   });
 });
