@@ -19,7 +19,6 @@ import { ownKeys } from '../middleware/own-keys.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
-import type { RequestContext } from '../../core/exchange/exchange-token.ts';
 import { endPageSession, pageSessionRevoked, startPageSession, verifyPageSession, type PageSession } from '../../core/revocation/page-session.ts';
 import { SIGNED_IN_WITH_CLAIM } from '../../core/mint/page-session-token.ts';
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
@@ -42,6 +41,7 @@ import { Layout } from './layout.tsx';
 import { SearchForm } from './search-form.tsx';
 import { SignInForm } from './sign-in-form.tsx';
 import { STYLE } from './style.ts';
+import { requestContext } from '../request-context.ts';
 
 type PageEnv = { Variables: { auditor: PageSession } };
 
@@ -153,11 +153,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     }
     return revoked === undefined ? { session } : { refused: new AccessTokenError('invalid_token', revoked), operator: session.sub };
   };
-  const context = (c: Context): RequestContext => ({
-    requestId: String(c.get('requestId')),
-    clientIp: deps.clientIp(c),
-    userAgent: c.req.header('user-agent'),
-  });
+  const context = (c: Context) => requestContext(c, deps.clientIp);
   const cookieOptions = { path: '/', secure } as const;
 
   page.use(

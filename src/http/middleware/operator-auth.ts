@@ -10,6 +10,7 @@ import { recordOperatorRefusal, type OperatorRefusal, type OperatorRefusalDeps, 
 import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { recordedKeywayAuth, type KeywayAuthVariables } from './keyway-auth.ts';
 import { ownKeys } from './own-keys.ts';
+import { requestContext } from '../request-context.ts';
 
 /** Records a refused operator credential with its request's context (recordOperatorRefusal). */
 export type OperatorRefusals = (c: Context, refusal: Omit<OperatorRefusal, 'context'>) => Promise<RecordedRefusal>;
@@ -65,15 +66,14 @@ export interface OperatorRefusalRecorderDeps extends OperatorRefusalDeps {
  */
 export function operatorRefusals(deps: OperatorRefusalRecorderDeps): OperatorRefusals {
   return async (c, refusal) => {
-    const requestId = String(c.get('requestId'));
-    const context = { requestId, clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') };
+    const context = requestContext(c, deps.clientIp);
     try {
       const recorded = await recordOperatorRefusal(deps, { ...refusal, context });
       if (recorded.limited !== undefined) deps.metrics.rateLimited(recorded.limited.limit, 'operator');
       if (recorded.record !== undefined) deps.recorded(c, recorded.record);
       return recorded;
     } catch (error) {
-      deps.log.error('the record of a refused operator credential could not be written', { request_id: requestId, error: errorText(error) });
+      deps.log.error('the record of a refused operator credential could not be written', { request_id: context.requestId, error: errorText(error) });
       return {};
     }
   };

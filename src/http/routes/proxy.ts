@@ -9,6 +9,7 @@ import { DOT_SEGMENT_REFUSED, refuseDotSegments, targetAsSent, type RequestTarge
 import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
 import { publicReasonName } from '../../core/errors/reasons.ts';
 import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
+import { requestContext } from '../request-context.ts';
 
 type ProxyEnv = { Variables: RequestIdVariables };
 
@@ -69,7 +70,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
         ...(targetRefused === undefined ? {} : { targetRefused }),
         headers: c.req.raw.headers,
         body: c.req.raw.body,
-        context: { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') },
+        context: requestContext(c, deps.clientIp),
       },
     );
     if (answer.kind === 'refused' && answer.limited !== undefined) deps.metrics.rateLimited(answer.limited.limit, 'proxy');

@@ -14,6 +14,7 @@ import { bodyLimit } from '../middleware/body-limit.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { NO_STORE } from '../oauth-errors.ts';
+import { requestContext } from '../request-context.ts';
 
 /** Scopes of the operator's (or resource server's) keyway token: to end any token, and to ask about one. */
 export const TOKENS_REVOKE_SCOPE = 'tokens:revoke';
@@ -73,7 +74,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       return c.json({ error: 'temporarily_unavailable', error_description: 'the revocation list or the audit log is unavailable; retry later' }, 503, NO_STORE);
     }
   };
-  const context = (c: Context<Env>) => ({ requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') });
+  const context = (c: Context<Env>) => requestContext(c, deps.clientIp);
 
   // A revoked operator token is refused after the shed, and only once the broker's keys verified its signature: a flood of
   // forged tokens naming any jti costs no read of the revocation list (a Durable Object call on Workers).

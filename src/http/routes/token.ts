@@ -7,6 +7,7 @@ import { exchangeToken, type ExchangeDeps, type ExchangeInput, type ExchangeResu
 import { REQUEST_LIMITS } from '../../core/exchange/token-exchange-request.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { oauthResponse } from '../oauth-errors.ts';
+import { requestContext } from '../request-context.ts';
 
 type TokenEnv = { Variables: RequestIdVariables };
 
@@ -38,7 +39,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
   const routes = new Hono<TokenEnv>();
   const respond = async (c: Context<TokenEnv>, input: ExchangeInput): Promise<Response> => {
     const started = performance.now();
-    const context = { requestId: c.get('requestId'), clientIp: deps.clientIp(c), userAgent: c.req.header('user-agent') };
+    const context = requestContext(c, deps.clientIp);
     const result = await exchangeToken(deps.exchange, input, context);
     const response = oauthResponse(result.answer, result.recorded?.event.id);
     deps.answered(c, { context, result, status: response.status, seconds: (performance.now() - started) / 1000 });
