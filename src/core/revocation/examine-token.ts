@@ -53,14 +53,26 @@ export async function examineToken(deps: RevocationDeps, token: string, now: num
     return { live: false, reason: joseReason(error), detail: error.message };
   }
   const claims = payload as JWTPayload & { jti: string; exp: number };
-  // An /audit page session is over too once the token it was signed in with is revoked, as the page sees it (page-session.ts).
-  const signedInWith = payload[SIGNED_IN_WITH_CLAIM];
-  const [revoked, withdrawn] = await deps.revocations.areRevoked(typeof signedInWith === 'string' ? [claims.jti, signedInWith] : [claims.jti], now);
-  if (revoked === true) return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true };
-  if (withdrawn === true) {
+  const revoked = await revokedAs(deps.revocations, claims, now);
+  if (revoked === 'itself') return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true };
+  if (revoked === 'signed-in-with') {
     return { live: false, reason: 'token_revoked', detail: 'the access token the session was signed in with was revoked', verified: true };
   }
   return { live: true, claims };
+}
+
+/**
+ * Whether a verified token of the broker's is revoked, in one read of the list: itself, or, for an /audit page session,
+ * the token it was signed in with (SIGNED_IN_WITH_CLAIM), which ends the session for the page and `/introspect` alike.
+ */
+export async function revokedAs(
+  revocations: Pick<RevocationList, 'areRevoked'>,
+  claims: JWTPayload & { readonly jti: string },
+  now: number,
+): Promise<'itself' | 'signed-in-with' | undefined> {
+  const signedInWith = claims[SIGNED_IN_WITH_CLAIM];
+  const [itself, withdrawn] = await revocations.areRevoked(typeof signedInWith === 'string' ? [claims.jti, signedInWith] : [claims.jti], now);
+  return itself === true ? 'itself' : withdrawn === true ? 'signed-in-with' : undefined;
 }
 
 function joseReason(error: errors.JOSEError): Reason {

@@ -4,7 +4,7 @@ import type { KeyRing } from '../mint/key-ring.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
 import { pageSessionAudience, SIGNED_IN_WITH_CLAIM } from '../mint/page-session-token.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../mint/verify-access-token.ts';
-import { appendExamination, examinationRecord, recordExamination, type RevocationDeps } from './examine-token.ts';
+import { appendExamination, examinationRecord, recordExamination, revokedAs, type RevocationDeps } from './examine-token.ts';
 
 /**
  * The longest an `/audit` page session lasts, whatever the token it was signed in with: a working day. It never outlives
@@ -77,9 +77,9 @@ export async function verifyPageSession(token: string, issuer: string, keys: JWT
 
 /** Why a session is over before its `exp`, or undefined: it was signed out of, or the token it was signed in with was revoked. */
 export async function pageSessionRevoked(deps: Pick<PageSessionDeps, 'revocations' | 'now'>, session: PageSession): Promise<string | undefined> {
-  const [ended, withdrawn] = await deps.revocations.areRevoked([session.jti, session[SIGNED_IN_WITH_CLAIM]], deps.now());
-  if (ended === true) return 'the session was signed out of';
-  return withdrawn === true ? 'the access token the session was signed in with was revoked' : undefined;
+  const revoked = await revokedAs(deps.revocations, session, deps.now());
+  if (revoked === 'itself') return 'the session was signed out of';
+  return revoked === 'signed-in-with' ? 'the access token the session was signed in with was revoked' : undefined;
 }
 
 /** Sign-out: the session revoked through the revocation list, recorded as every revocation is (`token_revoked`) before it takes effect. */
