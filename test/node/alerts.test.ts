@@ -361,6 +361,43 @@ describe('alerts on anomalies', () => {
     expect(await raisedBy(limited)).toEqual(['denial_burst_address']);
   });
 
+  it('raises unverified_limit_reached on the first refusal recorded past the unverified budget, once per window', async () => {
+    const limits = readLimitSettings({
+      KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '2',
+      KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '6',
+    });
+    const { exchange, sign, raisedBy, stored, sent, deliveriesSettled } = await setup({ KEYWAY_ALERT_BURST_THRESHOLD: '2' }, { limits });
+    const { iss, sub } = JSON.parse(Buffer.from((await sign()).split('.')[1]!, 'base64url').toString()) as { iss: string; sub: string };
+    const forged = (jti: string) => `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify({ iss, sub, jti }))}.`;
+    const raised = async () => (await stored()).filter((alert) => alert.rule === 'unverified_limit_reached');
+
+    for (const jti of ['1', '2']) expect((await exchange(forged(jti))).status).toBe(400);
+    const first = await exchange(forged('3'));
+    expect(first.status).toBe(429);
+    expect(await raisedBy(first)).toContain('unverified_limit_reached');
+    const [alert] = await raised();
+    expect(alert?.event_id).toBe(first.body['audit_event_id']);
+    expect(alert?.details).toMatchObject({ refused_as: 'algorithm_not_allowed', client_ip: '127.0.0.1', window_seconds: 300 });
+    // The rest of the run is neither recorded nor alerted on.
+    const unrecorded = await exchange(forged('4'));
+    expect(unrecorded.status).toBe(429);
+    expect(unrecorded.body['audit_event_id']).toBeUndefined();
+
+    // A second run in the same window (the budget refills one in 10 s): its first refusal is recorded, no second alert.
+    await new Promise((resolve) => setTimeout(resolve, 10_100));
+    expect((await exchange(forged('5'))).status).toBe(400);
+    const second = await exchange(forged('6'));
+    expect(second.status).toBe(429);
+    expect(second.body['audit_event_id']).toEqual(expect.any(String));
+    // Alerts are raised in the order of their records: once a later record's are stored, the second run's would be.
+    const other = { sub: 'another-identity', ref: 'refs/heads/feature' };
+    expect((await exchange(await sign(other))).status).toBe(400);
+    expect(await raisedBy(await exchange(await sign(other)))).toContain('denial_burst_identity');
+    expect((await raised()).map((raised) => raised.event_id)).toEqual([first.body['audit_event_id']]);
+    await deliveriesSettled();
+    expect(sent('unverified_limit_reached')).toHaveLength(1);
+  }, 60_000);
+
   it("raises an address's denial burst when refusals the rules do not run on (a holder's /revoke of a bad token) come between its exchanges", async () => {
     const { exchange, sign, raisedBy, revokeFrom, stored } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_address' });
     const deny = async () => {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import type { AuditEventDraft } from '../../src/core/audit/audit-event.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
+import { RateLimitedError } from '../../src/core/limits/rate-limited-error.ts';
+import { recordAsLimited, spendsPastUnverifiedBudget } from '../../src/core/limits/unverified-record-budget.ts';
 import { returnToken, takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { repositoryPolicyShareSuite } from '../suites/repository-policy-share-suite.ts';
@@ -169,3 +172,30 @@ describe('limit settings', () => {
 });
 
 repositoryPolicyShareSuite('Node (in memory)', () => new MemoryRateLimiter());
+
+describe('a record made past a limit in place of a refusal (recordAsLimited)', () => {
+  const limits = readLimitSettings({});
+  const madePast = (limit: RateLimit) => {
+    const event: AuditEventDraft = {
+      id: '01M83V0FW99QRH1V620WG8J7T1',
+      time: new Date(0).toISOString(),
+      request: { id: 'request-1' },
+      decision: 'denied',
+      reason: 'algorithm_not_allowed',
+      detail: 'the token is signed with alg none, which this issuer does not allow',
+    };
+    recordAsLimited(event, new RateLimitedError(limit, 1, 1));
+    return event;
+  };
+
+  it('is past the unverified budget only when that limit made it: a verified operator past its subject limit spends no stranger budget', () => {
+    expect(spendsPastUnverifiedBudget(madePast(limits.unverified))).toBe(true);
+    expect(spendsPastUnverifiedBudget(madePast(limits.subject))).toBe(false);
+  });
+
+  it('is not past it for a refusal the unverified limit answered as itself, or a record whose text names the limit without replacing a reason', () => {
+    const limited = new RateLimitedError(limits.unverified, 1, 1);
+    expect(spendsPastUnverifiedBudget({ reason: 'rate_limited', detail: limited.message })).toBe(false);
+    expect(spendsPastUnverifiedBudget({ reason: 'algorithm_not_allowed', detail: `${limited.message}; refused: algorithm_not_allowed` })).toBe(false);
+  });
+});

@@ -3,7 +3,10 @@ import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import type { ExchangeError } from '../errors/exchange-error.ts';
 import { REASONS } from '../errors/reasons.ts';
 import { RateLimitedError } from './rate-limited-error.ts';
+import type { LimitSettings } from './limit-settings.ts';
 import type { RequestLimits } from './request-limits.ts';
+
+const UNVERIFIED_LIMIT: keyof LimitSettings = 'unverified';
 
 /**
  * Before the record of a request whose token did not verify is appended (a refusal at /token or /proxy, a holder's
@@ -59,4 +62,14 @@ export async function refusalToAnswer(
   event.detail = failure.message;
   if (event.issuer !== undefined || failure instanceof RateLimitedError) return failure;
   return (await spendUnverifiedBudget(deps, event)) ?? failure;
+}
+
+/**
+ * Whether `event` is the record of the first refusal past the unverified budget of its chain (spendUnverifiedBudget): from
+ * here until the budget refills, refusals of tokens that did not verify are answered with the limit's 429 and only the
+ * first of each run is recorded. The limit's name opens the broker's own `detail` (RateLimitedError), which a subject
+ * limit's record (a verified operator's, recordAsLimited too) does not share.
+ */
+export function spendsPastUnverifiedBudget(event: Pick<AuditEvent, 'reason' | 'detail'>): boolean {
+  return replacedReason(event) !== undefined && event.detail?.startsWith(`the ${UNVERIFIED_LIMIT} rate limit `) === true;
 }

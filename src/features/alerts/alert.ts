@@ -7,6 +7,7 @@ export const ALERT_RULES = [
   'new_network',
   'retired_policy',
   'stale_grant',
+  'unverified_limit_reached',
 ] as const;
 
 export type AlertRule = (typeof ALERT_RULES)[number];

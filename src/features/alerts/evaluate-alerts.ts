@@ -1,5 +1,6 @@
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import { clientNetwork } from '../../core/limits/network-of.ts';
+import { replacedReason, spendsPastUnverifiedBudget } from '../../core/limits/unverified-record-budget.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertDraft, AlertRule } from './alert.ts';
 import type { AlertObservation } from './alert-store.ts';
@@ -63,6 +64,20 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
       summary: `${identity} is still exchanging, but policy ${last} that granted it is now ${state}`,
       details: { identity, policy: last, policy_state: state, reason: event.reason },
       dedupe: `retired_policy:${identity}:${last}`,
+    });
+  }
+  if (spendsPastUnverifiedBudget(event)) {
+    // Once per window: under a flood each refill of the budget starts another run, and each run's first refusal is recorded.
+    const period = Math.floor(Date.parse(event.time) / (settings.burstWindowSeconds * 1000));
+    drafts.push({
+      rule: 'unverified_limit_reached',
+      summary: `refusals of tokens that did not verify used up the unverified limit's budget: until it refills, only the first of each run of them is recorded`,
+      details: {
+        refused_as: replacedReason(event) ?? event.reason,
+        ...(ip === undefined ? {} : { client_ip: ip }),
+        window_seconds: settings.burstWindowSeconds,
+      },
+      dedupe: `unverified_limit_reached:${period}`,
     });
   }
   return drafts.filter((draft) => settings.rules.has(draft.rule));
