@@ -583,6 +583,22 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused(exchangeForm('e30.e30.'), { error: 'invalid_request', reason: 'issuer_untrusted' });
       });
 
+      it('refuses an iss or alg nested deeper than JSON.stringify can recurse, unsigned, with a 400 and a record, never a 500', async () => {
+        // 5000 arrays deep: JSON.parse takes it, JSON.stringify runs out of stack; about 13 KB as a token, under its 16 KB.
+        const nested = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+        const unsigned = (header: string, payload: string) => `${base64url.encode(header)}.${base64url.encode(payload)}.${'A'.repeat(43)}`;
+        const deepIss = unsigned('{"alg":"RS256"}', `{"iss":${nested}}`);
+        await refused(exchangeForm(deepIss), { error: 'invalid_request', reason: 'issuer_untrusted' });
+        await refused(exchangeForm(unsigned(`{"alg":${nested}}`, JSON.stringify(ciClaims(github.url, broker.issuer)))), {
+          error: 'invalid_request',
+          reason: 'algorithm_not_allowed',
+        });
+        await refused(exchangeForm(await good(), { actor_token: deepIss, actor_token_type: ID_TOKEN }), {
+          error: 'invalid_request',
+          reason: 'issuer_untrusted',
+        });
+      });
+
       it('refuses bodies that are not form-encoded', async () => {
         const unsupported = { status: 415, error: 'invalid_request', reason: 'unsupported_media_type' } as const;
         await refused(JSON.stringify({ grant_type: GRANT_TYPE }), unsupported, 'application/json');

@@ -54,14 +54,23 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
 
   const iss = unverified.iss;
   const issuer = typeof iss === 'string' ? options.issuers.issuer(iss) : undefined;
-  if (issuer === undefined) throw new ExchangeError('issuer_untrusted', `iss ${JSON.stringify(iss)} is not trusted by any policy`);
+  if (issuer === undefined) throw new ExchangeError('issuer_untrusted', `iss ${quoted(iss)} is not trusted by any policy`);
   if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
-    throw new ExchangeError('algorithm_not_allowed', `alg ${JSON.stringify(header.alg)} is not allowed for ${issuer.url}`);
+    throw new ExchangeError('algorithm_not_allowed', `alg ${quoted(header.alg)} is not allowed for ${issuer.url}`);
   }
 
   const claims = await verifyWithIssuerKeys(token, issuer, options);
   checkPresetClaims(claims, issuer);
   return { issuer, header, claims };
+}
+
+/**
+ * A value of an unverified token as a refusal's detail quotes it: a scalar as JSON, an array or object by its kind alone.
+ * Anyone can send one nested thousands deep, which JSON.parse takes and JSON.stringify recurses into until the stack ends.
+ */
+function quoted(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return String(JSON.stringify(value));
+  return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 function decodeUnverified(token: string, decoded: JWTPayload | undefined): { header: ProtectedHeaderParameters; unverified: JWTPayload } {
