@@ -187,6 +187,11 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         'own-audience/deploy.yaml':
           `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
           `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
+        // A repository whose jobs may have tokens in any environment, but a bot's never in production.
+        'bots/any-environment.yaml':
+          `version: 1\nissuer: { kind: github, url: "${github.url}" }\n` +
+          `match:\n  repository_owner_id: "1200934"\n  repository_id: "734304"\ngrant:\n  audience: https://bots.example\n`,
+        'guardrails/no-bot-in-production.yaml': `version: 1\neffect: deny\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  environment: production\n  actor: "dependabot[bot]"\n`,
       });
     });
     afterAll(() => broker.close());
@@ -253,6 +258,16 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
       it('compares GitHub repository names case-insensitively, as GitHub does', async () => {
         const result = await postToken(broker, exchangeForm(await good({ repository: 'ACME/Api' })));
         expect(result.status).toBe(200);
+      });
+
+      it('compares GitHub environment names case-insensitively, as GitHub does: a deny on production holds for PRODUCTION', async () => {
+        const bot = { repository_id: '734304', actor: 'dependabot[bot]' };
+        for (const environment of ['production', 'PRODUCTION']) {
+          await refused(exchangeForm(await good({ ...bot, environment })), { error: 'invalid_request', reason: 'denied_by_policy' });
+        }
+        expect((await postToken(broker, exchangeForm(await good({ ...bot, environment: 'staging' })))).status).toBe(200);
+        // An allow policy's environment, likewise: GitHub runs the job in the one environment, whatever case its workflow writes.
+        expect((await postToken(broker, exchangeForm(await good({ environment: 'Production' })))).status).toBe(200);
       });
 
       it('compares the ref after a workflow ref’s @ exactly: its owner and repository names fold, the tag does not', async () => {

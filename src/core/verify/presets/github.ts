@@ -67,7 +67,16 @@ export const github: IssuerPreset = {
   claimTypes: stringClaims(GITHUB_CLAIMS),
   claimFormats: formats(['repository_id', 'repository_owner_id', 'enterprise_id', 'actor_id'], NUMERIC_ID),
   // Names fold; the ref after a workflow ref's @ is a git ref, and git refs are case-sensitive.
-  caseFolds: { repository: 'whole', repository_owner: 'whole', actor: 'whole', enterprise: 'whole', workflow_ref: 'before-@', job_workflow_ref: 'before-@' },
+  caseFolds: {
+    repository: 'whole',
+    repository_owner: 'whole',
+    actor: 'whole',
+    enterprise: 'whole',
+    // GitHub: "Environment names are not case sensitive": a job's environment: PRODUCTION runs in production.
+    environment: 'whole',
+    workflow_ref: 'before-@',
+    job_workflow_ref: 'before-@',
+  },
   auditClaims: [
     'repository',
     'repository_id',
