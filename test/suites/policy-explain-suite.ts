@@ -167,6 +167,9 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
         { claims: {}, audit_event_id: '01JBZ7N3D8K1C2F4G6H8J0K2M4' },
         { claims: [] },
         { claims: {}, extra: 1 },
+        // Claims nested far deeper than any CI system's (an iss so deep was a 500: JSON.stringify ran out of stack), top-level or not.
+        `{"claims":{"iss":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`,
+        `{"claims":{"environment":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`,
       ]) {
         const response = await explain(body);
         expect(response.status, JSON.stringify(body)).toBe(400);

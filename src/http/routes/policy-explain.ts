@@ -34,10 +34,28 @@ export type PolicyExplainDeps = Pick<ExchangeDeps, 'issuer' | 'policies' | 'audi
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
+/** Far deeper than any CI system nests claims (Kubernetes, two levels); the answer quotes them through JSON.stringify, which recurses. */
+const MAX_CLAIM_DEPTH = 32;
+
+/** Whether `claims` nest at most `depth` levels of objects and arrays, counted level by level, never by recursion. */
+function nestsWithin(claims: Readonly<Record<string, unknown>>, depth: number): boolean {
+  let level: unknown[] = [claims];
+  for (let nesting = 0; nesting < depth; nesting++) {
+    level = level.flatMap((value) => (typeof value === 'object' && value !== null ? Object.values(value) : []));
+    if (level.length === 0) return true;
+  }
+  return false;
+}
+
 const ExplainRequestSchema = v.pipe(
   v.strictObject({
     audit_event_id: v.optional(v.pipe(v.string(), v.regex(ULID, 'audit_event_id is an audit event id (a ULID)'))),
-    claims: v.optional(Claims),
+    claims: v.optional(
+      v.pipe(
+        Claims,
+        v.check((claims) => nestsWithin(claims, MAX_CLAIM_DEPTH), `claims nest at most ${MAX_CLAIM_DEPTH} levels of objects and arrays`),
+      ),
+    ),
     audience: v.optional(v.union([v.string(), v.array(v.string())])),
     scope: v.optional(v.string()),
   }),
