@@ -374,6 +374,9 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   // A proxied request counted in the roll-up once per record: its outcome (and a token minted after its deadline) as
   // another grant, or an upstream failure as a refusal. It is counted once, by its decision record (sqlite-audit-usage.ts).
   { id: 21, sql: AUDIT_USAGE_REBUILD },
+  // The roll-up counted housekeeping (an /audit sign-in, a revocation, an introspection) as its operator's grants. Its
+  // groups keep the reason, and only housekeeping records have these: dropping their rows leaves what a rebuild would.
+  { id: 22, sql: "DELETE FROM audit_usage WHERE reason IN ('audit_page_signed_in', 'token_revoked', 'token_introspected');" },
 ];
 
 /** The schema this code writes: the id of its last migration. */

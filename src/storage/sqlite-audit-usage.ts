@@ -7,6 +7,7 @@ import {
   type UsageRow,
   type UsageWindow,
 } from '../core/audit/inventory.ts';
+import { HOUSEKEEPING_REASONS } from '../core/errors/reasons.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
 
 /**
@@ -105,15 +106,19 @@ const GROUP_COLUMNS = `${VERIFIED_ISSUER} AS issuer, ${TENANT} AS tenant, reposi
   ${granted('$.issued.scope')} AS scopes, ${granted('$.issued.aud')} AS audiences,
   CASE WHEN decision = 'granted' THEN json_extract(github, '$.permissions') END AS github_permissions,
   CASE WHEN decision = 'granted' THEN json_extract(github, '$.repositories') END AS github_repositories`;
+/** The reasons of housekeeping records (HOUSEKEEPING_REASONS), as an SQL list: constants, never a caller's text. */
+export const HOUSEKEEPING_SQL = HOUSEKEEPING_REASONS.map((reason) => `'${reason}'`).join(', ');
 /**
  * The log as grants: a row per record, but for a GitHub token map (issue 19) a row per owner's token, its policy the one
  * that granted that owner (`github_tokens[].granted_by`), so each policy's use and each token's permissions are counted.
  * A proxied request is its decision record: the records that follow it (`proxy.decision_id`: its outcome, a token minted
  * after its deadline) are of the same grant, so they count neither as another grant nor, when the upstream failed, as a refusal.
+ * Housekeeping (an /audit sign-in, a revocation, an introspection) grants no access: not counted, as no one's grant.
  */
 const GRANT_ROWS = `(
   SELECT seq, time, repository, policy_id, decision, reason, event, json_extract(event, '$.github') AS github FROM audit_events
     WHERE (decision <> 'granted' OR json_type(event, '$.github_tokens') IS NULL) AND json_type(event, '$.proxy.decision_id') IS NULL
+      AND reason NOT IN (${HOUSEKEEPING_SQL})
   UNION ALL
   SELECT seq, time, repository, json_extract(token.value, '$.granted_by'), decision, reason, event, token.value
     FROM audit_events, json_each(audit_events.event, '$.github_tokens') AS token WHERE decision = 'granted'

@@ -33,6 +33,7 @@ import { ciClaims } from '../support/test-issuer.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
 import { BROKER_ISSUER, testConfig, writeTree, runKeyway } from './node-harness.ts';
 import { revocationList } from '../../src/core/revocation/revocation-list.ts';
+import { examinationRecord } from '../../src/core/revocation/examine-token.ts';
 import { TEST_MAC_KEYS } from '../support/record-mac-keys.ts';
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 
@@ -257,6 +258,35 @@ describe('the audit log in a real database file', () => {
     db.run(`UPDATE audit_usage SET count = 1000 WHERE day = ${twoDaysAgo - 1}`);
     expect(usageMismatch(db)).toBeUndefined();
     expect(await grantsOf()).toEqual({ 'acme/api': 3, 'acme/web': 1 });
+    db.close();
+  });
+
+  it("drops from the roll-up, by migration 22, the housekeeping an older release counted as its operator's grants", async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-rollup-')), DATABASE_FILE));
+    migrate(db, 21);
+    const store = new SqliteAuditStore(db);
+    const now = Date.now();
+    const time = now - 2 * 86_400_000;
+    const context = { requestId: 'r', clientIp: undefined, userAgent: undefined };
+    await store.append(auditEvent({ time: new Date(now - 3 * 86_400_000).toISOString() }));
+    await store.append(
+      examinationRecord(
+        { issuer: BROKER_ISSUER },
+        { caller: { operator: 'alice' }, reason: 'token_revoked', detail: 'revoked by operator alice', context, now: time },
+      ),
+    );
+    refreshUsage(db);
+    // The row an older release rolled up for that revocation: the operator's grant.
+    const group = [BROKER_ISSUER, null, null, 'alice', null, 'granted', 'token_revoked', null, null, null, null];
+    db.run(
+      `INSERT INTO audit_usage (day, grp, issuer, tenant, repository, subject, policy_id, decision, reason, scopes, audiences,
+        github_permissions, github_repositories, count, first, last) VALUES (?, ?, ${group.map(() => '?').join(', ')}, 1, ?, ?)`,
+      [Math.floor(time / 86_400_000), JSON.stringify(group), ...group, time, time],
+    );
+    expect(usageMismatch(db)).toMatch(/differs from the records for \[.+"token_revoked"/);
+    migrate(db);
+    expect(usageMismatch(db)).toBeUndefined();
+    expect((await store.usage({ since: now - 5 * 86_400_000, until: now })).map((row) => row.reason)).toEqual(['no_policy_matched']);
     db.close();
   });
 

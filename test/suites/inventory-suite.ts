@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Inventory, InventoryIdentity } from '../../src/core/audit/inventory.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { auditorPolicies, auditorToken } from './audit-api-suite.ts';
 import { exchangeForm, freshIssuer, postToken, suitePolicies, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -123,6 +124,15 @@ export function inventorySuite(runtime: string, start: StartBroker, issuerBase: 
         const unverified = inventory.identities.find((entry) => entry.issuer === null && entry.subject === null && entry.repository === null);
         expect(unverified?.denials, query).toBeGreaterThanOrEqual(2);
       }
+    });
+
+    it("counts no operator's housekeeping as a grant: an /audit sign-in and its sign-out name the operator, but grant no access", async () => {
+      const cookie = await pageCookie(broker, token);
+      const signedOut = await broker.request('/audit/sign-out', { method: 'POST', redirect: 'manual', headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+      expect(signedOut.status).toBe(303);
+      const inventory = (await (await get()).json()) as Inventory;
+      expect(inventory.identities.filter((entry) => entry.issuer === broker.issuer)).toEqual([]);
+      expect(identity(inventory, 'alice@acme.dev')).toMatchObject({ issuer: people.url, grants: 1 });
     });
 
     it('refuses a malformed window, sort or filter with 400, never a 500', async () => {

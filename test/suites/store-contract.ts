@@ -16,6 +16,7 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/core/mint/key-life-cycle.ts';
 import type { KeyStore } from '../../src/core/mint/key-store.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
+import { examinationRecord } from '../../src/core/revocation/examine-token.ts';
 import { auditEvent } from '../support/audit-event.ts';
 
 export interface Stores {
@@ -28,6 +29,8 @@ export interface Stores {
 
 const ISSUER = 'https://keyway.test';
 const HOUR = 3_600_000;
+/** Shaped as a signed JWT, so a record that names it keeps its SHA-256 (presented-token.ts). */
+const OPERATOR_TOKEN = `eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.${'s'.repeat(86)}`;
 export { auditEvent };
 
 async function everything(audit: AuditStore): Promise<AuditRecord[]> {
@@ -645,6 +648,50 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           policies: [{ value: 'proxy/github', count: grants }],
           denial_reasons: [],
         });
+      }
+    });
+
+    it("counts no housekeeping as anyone's grant: an /audit sign-in and sign-out, an operator's or a job's revocation, an introspection", async () => {
+      const { audit } = await open();
+      const day = Date.parse('2026-07-01T00:00:00Z');
+      const at = (hours: number) => day + hours * HOUR;
+      const context = { requestId: 'r', clientIp: '127.0.0.1', userAgent: undefined };
+      // Built as page-session.ts, rfc7009-revoke.ts, rfc7662-introspect.ts and a job's end build them.
+      const housekeeping = (hours: number) => {
+        const facts = { token: OPERATOR_TOKEN, context, now: at(hours) };
+        const signedIn = examinationRecord(
+          { issuer: ISSUER },
+          { ...facts, caller: { operator: 'alice' }, reason: 'audit_page_signed_in', detail: 'signed in' },
+        );
+        signedIn.issued = { jti: crypto.randomUUID(), sub: 'alice', aud: [`${ISSUER}/audit`], scope: ['audit:read'], exp: 1 };
+        return [
+          signedIn,
+          examinationRecord({ issuer: ISSUER }, { ...facts, caller: { operator: 'alice' }, reason: 'token_revoked', detail: 'signed out of /audit' }),
+          examinationRecord({ issuer: ISSUER }, { ...facts, caller: { operator: 'alice' }, reason: 'token_introspected', detail: 'active' }),
+          examinationRecord({ issuer: ISSUER }, { caller: { webhook: 'workflow_job' }, reason: 'token_revoked', detail: 'job ended', context, now: at(hours) }),
+        ];
+      };
+      const grant = (hours: number) =>
+        auditEvent({
+          time: new Date(at(hours)).toISOString(),
+          decision: 'granted',
+          reason: 'granted',
+          issuer: 'https://ci.example',
+          subject: 'repo:acme/api',
+          claims: { repository: 'acme/api' },
+          policy: { granted_by: 'deploy', candidates: [], matched: ['deploy'], denied_by: [], audit_mode: [] },
+        });
+      for (const event of [...housekeeping(10), grant(11), ...housekeeping(26), grant(27)]) await audit.append(event);
+      // The log's first day is read raw, the next one from the roll-up; then a window of partial days, all raw.
+      for (const [since, until, grants] of [
+        [day, day + 3 * 24 * HOUR, 2],
+        [day + 12 * HOUR, day + 30 * HOUR, 1],
+      ] as const) {
+        const usage = await audit.usage({ since, until });
+        expect(usage.filter((row) => row.reason !== 'granted')).toEqual([]);
+        expect(buildInventory(usage, { since, until, sort: 'identity', order: 'asc' }).identities).toEqual([
+          expect.objectContaining({ issuer: 'https://ci.example', repository: 'acme/api', grants, denials: 0 }),
+        ]);
       }
     });
 

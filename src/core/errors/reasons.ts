@@ -140,6 +140,13 @@ export const REASONS = {
 
 export type Reason = keyof typeof REASONS;
 
+/**
+ * The `granted` records of housekeeping: an `/audit` page sign-in, a revocation (a sign-out, a `/revoke`, a CI job's end)
+ * and an introspection. Each names the token it was shown (by its hash) and its operator, but grants no access to
+ * anything: the usage roll-up (the inventory) counts none of them.
+ */
+export const HOUSEKEEPING_REASONS = ['audit_page_signed_in', 'token_revoked', 'token_introspected'] as const satisfies readonly Reason[];
+
 /** Every reason whose decision is not `granted`: why no token was issued. */
 export type Refusal = { [K in Reason]: (typeof REASONS)[K]['decision'] extends 'granted' ? never : K }[Reason];
 
