@@ -5,6 +5,7 @@ import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import { clientNetwork } from '../core/limits/network-of.ts';
 import { RefusalCounts, refusalKey, type RefusalCounter } from '../features/alerts/refusal-counts.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
+import { HOUSEKEEPING_SQL } from './sqlite-audit-usage.ts';
 
 type AlertRow = { alert: string; delivery: AlertDelivery; attempts: number };
 
@@ -57,11 +58,13 @@ export class SqliteAlertStore implements AlertStore {
     if (isOperatorRefusal(event)) return { ...NOTHING_ELSE, addressDenials };
     const identityDenials =
       event.decision === 'denied' && subject !== undefined ? await this.#refusals.count(refusalKey.identity(issuer, subject), time, options.windowStart) : 0;
+    // Housekeeping (an /audit sign-in with it, its revocation, its introspection) names the token but is no use of it.
     const [presented] =
       sha256 === undefined
         ? []
         : this.#db.all<{ n: number; granted: number | null }>(
-            "SELECT count(*) AS n, max(decision = 'granted') AS granted FROM audit_events WHERE subject_sha256 = ? AND seq < ?",
+            `SELECT count(*) AS n, max(decision = 'granted') AS granted FROM audit_events
+              WHERE subject_sha256 = ? AND seq < ? AND reason NOT IN (${HOUSEKEEPING_SQL})`,
             [sha256, link.seq],
           );
 

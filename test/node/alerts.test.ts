@@ -453,6 +453,23 @@ describe('alerts on anomalies', () => {
     expect(sent('first_policy_exchange')).toHaveLength(0);
   });
 
+  it('sees no replay in a token presented after a revocation that only named it: housekeeping is no use of it', async () => {
+    const { exchange, sign, raisedBy, revokeFrom } = await setup({
+      KEYWAY_ALERT_RULES: 'denial_burst_address,subject_token_replayed',
+      KEYWAY_ALERT_BURST_THRESHOLD: '2',
+    });
+    const granted = await exchange(await sign());
+    expect(granted.status).toBe(200);
+    const keywayToken = granted.body['access_token'] as string;
+    // Its holder revokes it: a `granted` record naming it by its hash.
+    expect((await revokeFrom(keywayToken, '127.0.0.9')).status).toBe(200);
+    expect((await exchange(await sign({ ref: 'refs/heads/feature' }), '127.0.0.9')).status).toBe(400);
+    // Then presents it at /token (refused: an access token is no identity token), the second refusal from its address.
+    const presented = await exchange(keywayToken, '127.0.0.9');
+    expect(presented.status).toBe(400);
+    expect(await raisedBy(presented)).toEqual(['denial_burst_address']);
+  });
+
   it('raises an exchange by an identity whose granting policy is now disabled, then deleted', async () => {
     const { exchange, sign, sent, root, start, broker } = await setup({ KEYWAY_ALERT_RULES: 'retired_policy' });
     const [alice, bob] = ['repo:acme/api:environment:production:alice', 'repo:acme/api:environment:production:bob'];

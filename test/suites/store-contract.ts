@@ -1287,6 +1287,32 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(refused.lastGrantedPolicy).toBe('p');
     });
 
+    it('sees no earlier use of a token in housekeeping that names it: an /audit sign-in with it, its introspection, its revocation', async () => {
+      const { audit, alerts } = await open();
+      const now = Date.now();
+      const token = OPERATOR_TOKEN;
+      const named = (reason: 'audit_page_signed_in' | 'token_introspected' | 'token_revoked') =>
+        examinationRecord(
+          { issuer: ISSUER },
+          { token, caller: { operator: 'alice' }, reason, detail: reason, context: { requestId: 'r', clientIp: undefined, userAgent: undefined }, now },
+        );
+      for (const reason of ['audit_page_signed_in', 'token_introspected', 'token_revoked'] as const) await audit.append(named(reason));
+      const sha256 = named('token_revoked').subject_token?.sha256 ?? '';
+      expect(sha256).toMatch(/^[0-9a-f]{64}$/);
+      const exchanged = auditEvent({
+        decision: 'granted',
+        reason: 'granted',
+        issuer: ISSUER,
+        subject: 'alice',
+        subject_token: { sha256 },
+        policy: { granted_by: 'p', candidates: [], matched: ['p'], denied_by: [], audit_mode: [] },
+      });
+      const observe = async (event: AuditEvent) => alerts.observe(event, await audit.append(event), { windowStart: now - 60_000 });
+      expect(await observe(exchanged)).toMatchObject({ earlierPresentations: 0, earlierGrant: false });
+      // Its exchange is a use: presented again, it is.
+      expect(await observe({ ...exchanged, id: auditEvent().id })).toMatchObject({ earlierPresentations: 1, earlierGrant: true });
+    });
+
     it('stores alerts once per dedupe key and records their delivery', async () => {
       const { alerts } = await open();
       const draft = (id: string, dedupe?: string): AlertDraft => ({

@@ -143,7 +143,8 @@ export type Reason = keyof typeof REASONS;
 /**
  * The `granted` records of housekeeping: an `/audit` page sign-in, a revocation (a sign-out, a `/revoke`, a CI job's end)
  * and an introspection. Each names the token it was shown (by its hash) and its operator, but grants no access to
- * anything: the usage roll-up (the inventory) counts none of them.
+ * anything: the usage roll-up (the inventory) counts none of them, and none is an earlier use of the token it names for
+ * the `subject_token_replayed` alert.
  */
 export const HOUSEKEEPING_REASONS = ['audit_page_signed_in', 'token_revoked', 'token_introspected'] as const satisfies readonly Reason[];
 

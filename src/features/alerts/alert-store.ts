@@ -23,7 +23,7 @@ export interface AlertObservation {
    * refused operator credentials (isOperatorRefusal) both.
    */
   readonly addressDenials: number;
-  /** Earlier records with the same subject-token SHA-256. */
+  /** Earlier records with the same subject-token SHA-256, but for housekeeping that only names it (HOUSEKEEPING_REASONS). */
   readonly earlierPresentations: number;
   /** Whether one of those earlier presentations was granted. */
   readonly earlierGrant: boolean;
