@@ -364,6 +364,16 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       });
     });
 
+    it('records a /revoke of an /audit session whose sign-in token is revoked as already over, not as already revoked: it never was', async () => {
+      const reader = await tokenFor('svc-reader');
+      const session = (await pageCookie(broker, reader)).split('=')[1] as string;
+      expect((await revoke(reader)).status).toBe(200);
+      expect((await revoke(session)).status).toBe(200);
+      expect(await recordAbout(session, 'token_revoked')).toMatchObject({
+        detail: 'already over: the access token the session was signed in with was revoked; asked by its holder',
+      });
+    });
+
     const invalidTokens: [string, () => Promise<string>, Reason][] = [
       ['garbage', async () => 'garbage', 'token_malformed'],
       [

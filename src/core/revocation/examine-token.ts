@@ -26,11 +26,12 @@ export type Caller = { readonly holder: true } | { readonly operator: string } |
 
 /**
  * A token examined: live and this broker's, with its claims; or why not, as an audit reason. `verified`: it is one of this
- * broker's that verified but was revoked, so whoever presents it holds a token keyway issued, not one a stranger made up.
+ * broker's that verified but was revoked, so whoever presents it holds a token keyway issued, not one a stranger made up;
+ * `revoked` says which was: the token itself, or the token its /audit session was signed in with (revokedAs).
  */
 export type Examined =
   | { readonly live: true; readonly claims: JWTPayload & { readonly jti: string; readonly exp: number } }
-  | { readonly live: false; readonly reason: Reason; readonly detail: string; readonly verified?: true };
+  | { readonly live: false; readonly reason: Reason; readonly detail: string; readonly verified?: true; readonly revoked?: 'itself' | 'signed-in-with' };
 
 /**
  * Checks that a token is a live keyway access token of this broker (RFC 9068: typ at+jwt, ES256,
@@ -54,9 +55,9 @@ export async function examineToken(deps: RevocationDeps, token: string, now: num
   }
   const claims = payload as JWTPayload & { jti: string; exp: number };
   const revoked = await revokedAs(deps.revocations, claims, now);
-  if (revoked === 'itself') return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true };
+  if (revoked === 'itself') return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true, revoked };
   if (revoked === 'signed-in-with') {
-    return { live: false, reason: 'token_revoked', detail: 'the access token the session was signed in with was revoked', verified: true };
+    return { live: false, reason: 'token_revoked', detail: 'the access token the session was signed in with was revoked', verified: true, revoked };
   }
   return { live: true, claims };
 }

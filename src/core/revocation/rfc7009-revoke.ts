@@ -62,7 +62,14 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
   if (!examined.live) {
-    const event = record(examined.reason, examined.reason === 'token_revoked' ? `already revoked; asked again by ${by}` : `not revoked (${examined.detail})`);
+    // A session whose sign-in token was revoked is over, but was never revoked itself: the record says which.
+    const detail =
+      examined.revoked === 'itself'
+        ? `already revoked; asked again by ${by}`
+        : examined.revoked === 'signed-in-with'
+          ? `already over: ${examined.detail}; asked by ${by}`
+          : `not revoked (${examined.detail})`;
+    const event = record(examined.reason, detail);
     // A token this broker signed that was already revoked verified: its holder's record is a verified caller's, bounded by the token's life.
     const limited = 'holder' in caller && examined.verified !== true ? await spendUnverifiedBudget(deps, event) : undefined;
     if (limited === undefined || limited.recorded) await appendExamination(deps, event);
