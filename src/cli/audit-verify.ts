@@ -41,7 +41,8 @@ key removed before keyway attested keys, or one planted there) fails the verific
 
 With --macs, every record is also held to the MAC the broker wrote beside it under a key derived
 from its master key, bound to the record's chain, seq and hash: a record without one after where
-MACs start (signed by the newest checkpoint, else as the store remembers its upgrade), with one
+MACs start (signed by the newest checkpoint and, in a sharded log, by the root checkpoints; else
+as the store remembers its upgrade), with one
 under a master key not given, or with one the master key did not make fails. It needs the master
 key as the broker reads it (KEYWAY_MASTER_KEY and KEYWAY_MASTER_KEY_PREVIOUS, or the data
 directory's master key file; or --master-key-file), and a source that carries the MACs: --data-dir

@@ -187,46 +187,57 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
     CLI_RUNS_TIMEOUT_MS,
   );
 
+  /**
+   * A Workers export (GET /v1/backup) of two shards of three records each, as the Workers state and each AuditShardState
+   * keep them, in real SQLite files: the keys sealed, each chain's records MACed under its name, its head signed with
+   * `macs_after` 0, and a root checkpoint over both heads signing where MACs start in each. `tamper` is what whoever
+   * writes the shards does to them after that round, before the export is taken.
+   */
+  async function workersExport(tamper: (shards: readonly SqliteFile[]) => Promise<void> = async () => {}) {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-macs-export-'));
+    const masterKey = generateMasterKey();
+    const master = readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys;
+    const open = (name: string) => {
+      const db = openSqliteFile(join(dir, name));
+      migrate(db);
+      return db;
+    };
+    const state = open('state.db');
+    const keys = new SqliteKeyStore(state, await SecretBox.fromMasterKeys(master));
+    await keys.initializeKeys(await generateSigningKey(Date.now()));
+    const ring = await KeyRing.from(await keys.listKeys());
+    const shards = [open('shard-0.db'), open('shard-1.db')];
+    const heads = {};
+    for (const [index, db] of shards.entries()) {
+      const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master), { chain: String(index) }) });
+      for (let count = 0; count < 3; count += 1) await store.append(auditEvent());
+      const head = await store.head();
+      await store.addCheckpoint(await checkpointSigner(ISSUER, () => ring, Date.now)(head, 'head', 0));
+      Object.assign(heads, { [String(index)]: head });
+    }
+    const root = await signRootCheckpoint(
+      auditStatementSigner(ISSUER, () => ring, Date.now),
+      heads,
+      { '0': 0, '1': 0 },
+    );
+    await tamper(shards);
+    const file = join(dir, 'keyway-state.json');
+    writeFileSync(
+      file,
+      shardedExportText(
+        JSON.stringify(dumpDatabase(state, Date.now())),
+        shards.map((db) => JSON.stringify(dumpDatabase(db, Date.now()))),
+        [root],
+      ),
+    );
+    for (const db of [state, ...shards]) db.close();
+    return { dir, file, env: { KEYWAY_MASTER_KEY: masterKey } };
+  }
+
   it(
     "holds each shard of a Workers export to MACs bound to its chain: a shard's records moved into another fail there (exit 1)",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'keyway-macs-export-'));
-      const masterKey = generateMasterKey();
-      const master = readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys;
-      // As the Workers state and each AuditShardState keep them, in real SQLite files: the keys sealed, each chain's records MACed under its name.
-      const open = (name: string) => {
-        const db = openSqliteFile(join(dir, name));
-        migrate(db);
-        return db;
-      };
-      const state = open('state.db');
-      const keys = new SqliteKeyStore(state, await SecretBox.fromMasterKeys(master));
-      await keys.initializeKeys(await generateSigningKey(Date.now()));
-      const ring = await KeyRing.from(await keys.listKeys());
-      const shards = [open('shard-0.db'), open('shard-1.db')];
-      const heads = {};
-      for (const [index, db] of shards.entries()) {
-        const store = new SqliteAuditStore(db, { macs: new RecordMacs(recordMacKeys(master), { chain: String(index) }) });
-        for (let count = 0; count < 3; count += 1) await store.append(auditEvent());
-        const head = await store.head();
-        await store.addCheckpoint(await checkpointSigner(ISSUER, () => ring, Date.now)(head, 'head', 0));
-        Object.assign(heads, { [String(index)]: head });
-      }
-      const root = await signRootCheckpoint(
-        auditStatementSigner(ISSUER, () => ring, Date.now),
-        heads,
-      );
-      const file = join(dir, 'keyway-state.json');
-      writeFileSync(
-        file,
-        shardedExportText(
-          JSON.stringify(dumpDatabase(state, Date.now())),
-          shards.map((db) => JSON.stringify(dumpDatabase(db, Date.now()))),
-          [root],
-        ),
-      );
-      for (const db of [state, ...shards]) db.close();
-      const env = { KEYWAY_MASTER_KEY: masterKey };
+      const { dir, file, env } = await workersExport();
 
       const intact = await cli(['audit', 'verify', '--backup', file, '--macs'], env);
       expect(intact.stdout).toContain(
@@ -260,6 +271,32 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
       const missing = await cli(['audit', 'verify', '--backup', join(dir, 'stripped.json'), '--macs', '--json'], env);
       expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, problem: { kind: 'mac_missing', shard: '1', seq: 2 } });
       expect(missing.code).toBe(1);
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'holds a shard to where MACs start as the root checkpoint signs it, not to a shard whose checkpoints were deleted and start moved',
+    async () => {
+      // Whoever writes shard 0's storage after the round: its checkpoints deleted, its own start raised past its records,
+      // every MAC taken out, and two records appended without the master key. Its chain still passes through the root's head.
+      const { file, env } = await workersExport(async ([zero]) => {
+        if (zero === undefined) throw new Error('the export holds two shards');
+        zero.run('DELETE FROM audit_checkpoints');
+        zero.run('UPDATE audit_mac_start SET macs_after = 1000');
+        zero.run('UPDATE audit_events SET mac = NULL');
+        const writer = new SqliteAuditStore(zero);
+        for (let count = 0; count < 2; count += 1) await writer.append(auditEvent());
+      });
+
+      const verified = await cli(['audit', 'verify', '--backup', file, '--macs', '--json'], env);
+      expect(JSON.parse(verified.stdout)).toMatchObject({
+        ok: false,
+        problem: { kind: 'mac_missing', shard: '0', seq: 1, message: expect.stringContaining('though the broker has MACed every record after 0') },
+      });
+      expect(verified.code).toBe(1);
+      // Without --macs the chain and the root checkpoint hold: only the MACs tell.
+      expect(await cli(['audit', 'verify', '--backup', file], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/intact: 2 chains\n$/) });
     },
     CLI_RUNS_TIMEOUT_MS,
   );

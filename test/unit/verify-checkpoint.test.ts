@@ -95,6 +95,10 @@ describe('a root checkpoint as its signature vouches for it', () => {
     expect(await verifyRootCheckpoint(await signed({ heads }), keys)).toMatchObject({ heads });
     // Signed under an earlier KEYWAY_ISSUER, the same.
     expect(await verifyRootCheckpoint(await signed({ heads }, { iss: 'https://keyway.before.example' }), keys)).toMatchObject({ heads });
+    // Where MACs start in the chains whose upkeep signs one, beside the heads; one signed before, without it, reads as before.
+    const macsAfter = { '0': 0, '15': 3 };
+    expect(await verifyRootCheckpoint(await signed({ heads, macs_after: macsAfter }), keys)).toMatchObject({ heads, macs_after: macsAfter });
+    expect(await verifyRootCheckpoint(await signed({ heads }), keys)).not.toHaveProperty('macs_after');
   });
 
   it('refuses one that breaks any rule of the specification, signed by the broker all the same', async () => {
@@ -104,6 +108,9 @@ describe('a root checkpoint as its signature vouches for it', () => {
       ['a hash too long', signed({ heads: { '0': { seq: 1, hash: `${HASH}0` } } })],
       ['a chain named neither legacy nor a shard', signed({ heads: { '0x': { seq: 1, hash: HASH } } })],
       ['no heads', signed({})],
+      ['a macs_after that is no seq', signed({ heads: { '0': { seq: 1, hash: HASH } }, macs_after: { '0': -1 } })],
+      ['a macs_after of a chain the heads do not name', signed({ heads: { '0': { seq: 1, hash: HASH } }, macs_after: { '1': 0 } })],
+      ['a macs_after that is not by chain', signed({ heads: { '0': { seq: 1, hash: HASH } }, macs_after: 0 })],
     ];
     for (const [what, jws] of cases) {
       await expect(verifyRootCheckpoint(await jws, keys), what).rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });

@@ -6,6 +6,8 @@ import type { AuditEvent, AuditStore } from '../../src/core/audit/audit-event.ts
 import { LEGACY_CHAIN, ShardedAuditLog } from '../../src/core/audit/sharded-audit-log.ts';
 import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
 import { readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { exportedAuditLog } from '../../src/storage/sharded-state-export.ts';
 import { chainStore } from '../../src/runtimes/workers/audit-chain-object.ts';
 import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
 import type { AuditRecordJson } from '../../src/core/audit/record-json.ts';
@@ -467,6 +469,42 @@ describe('the sharded audit log on Workers (workerd)', () => {
     ]);
     expect(await auditShard(deployment.shards, Number(target)).checkpoints(0, 10)).toEqual([]);
     expect(await auditShard(deployment.shards, 0).checkpoints(0, 10)).toHaveLength(1);
+  });
+
+  it("signs where each shard's MACs start beside its head in the root checkpoint: a shard whose checkpoints were deleted, start raised and MACs stripped fails verify --macs", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2);
+    for (const shard of [0, 1]) {
+      const sub = subjectIn(shard, 2, 'mac-start');
+      for (let index = 0; index < 3; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    }
+    const root = await broker.upkeep();
+    const [checkpoint] = await auditShard(deployment.shards, 0).checkpoints(0, 10);
+    if (root === undefined || checkpoint === undefined) throw new Error('the round signed a checkpoint in shard 0 and a root checkpoint');
+    // Each shard's, as its newest checkpoint signs it, in the signed payload.
+    expect(decodeJwt(checkpoint.jws)['macs_after']).toBe(0);
+    expect(decodeJwt(root.jws)).toMatchObject({ heads: root.heads, macs_after: { '0': 0, '1': 0 } });
+    expect(root.macs_after).toEqual({ '0': 0, '1': 0 });
+
+    // Whoever writes shard 0's storage: its checkpoints deleted, its own start raised past its records, every MAC taken out.
+    // Its chain still passes through the head the root signed; only where MACs start, as the root signs it, tells.
+    for (const sql of ['DELETE FROM audit_checkpoints', 'UPDATE audit_mac_start SET macs_after = 1000', 'UPDATE audit_events SET mac = NULL'])
+      await editRecord(deployment, 0, sql, []);
+    const master = readMasterKeys(workerEnv) as MasterKeys;
+    const text = (await broker.broker.audit.backup.exportState()) as string;
+    // The export as keyway audit verify --backup reads it, each time anew (its records are read once); with --macs, every
+    // chain's records held to their MACs.
+    const exported = async (macKeys?: ReturnType<typeof recordMacKeys>) => {
+      const log = await exportedAuditLog(text, { box: await SecretBox.fromMasterKeys(master) });
+      if (!('chains' in log)) throw new Error('a sharded export reads as a sharded log');
+      return macKeys === undefined ? log : { ...log, chains: log.chains.map(({ name, source }) => ({ name, source: { ...source, macKeys } })) };
+    };
+    expect(await verifyShardedAuditLog(await exported())).toMatchObject({ ok: true });
+    const withMacs = await verifyShardedAuditLog(await exported(recordMacKeys(master)));
+    expect(withMacs).toMatchObject({
+      ok: false,
+      problem: { kind: 'mac_missing', shard: '0', seq: 1, message: expect.stringContaining('though the broker has MACed every record after 0') },
+    });
   });
 
   it('grows the shard count: the chains stay verifiable and the root checkpoint covers the new shards; a lower count is refused', async () => {

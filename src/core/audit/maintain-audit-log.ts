@@ -10,6 +10,11 @@ export interface AuditMaintenance {
   readonly pruned: number;
   /** The checkpoint signed this round, if the head had moved. */
   readonly checkpoint?: Checkpoint;
+  /**
+   * Where MACs start as the newest checkpoint signs it (this round's, else the newest the keys verify), when one signs it:
+   * what a Workers round signs beside the chain's head in its root checkpoint.
+   */
+  readonly macsAfter?: number;
 }
 
 /** The stored checkpoints went back past one this process signed: someone who can write the store deleted them. */
@@ -133,7 +138,8 @@ export async function maintainAuditLog(
     }
   }
   if (unsigned !== undefined) throw unsigned;
-  return checkpoint === undefined ? { pruned } : { pruned, checkpoint };
+  const signedStart = checkpoint === undefined ? reference?.macsAfter : macsAfter;
+  return { pruned, ...(checkpoint === undefined ? {} : { checkpoint }), ...(signedStart === undefined ? {} : { macsAfter: signedStart }) };
 }
 
 /** The record `signed` names, as a prune candidate, while the store still keeps it or records before it; else undefined (pruned up to it). */

@@ -16,7 +16,13 @@ export interface RootCheckpoint {
   readonly time: string;
   /** Every chain's head, by the chain's name (`legacy`, `0`, `1`, …). */
   readonly heads: Readonly<Record<string, ChainHead>>;
-  /** Compact JWS (ES256, `typ: keyway-root-checkpoint+jwt`) over `{iss, iat, heads}`. */
+  /**
+   * Where MACs start in each chain whose upkeep signed one (the `macs_after` of its newest checkpoint, record-mac.ts), by
+   * name: whoever can write a shard cannot strip its MACs and move its start up past them by deleting its checkpoints.
+   * Absent from a root signed before keyway signed it there, and for a chain no upkeep round signs (the sealed legacy one).
+   */
+  readonly macs_after?: Readonly<Record<string, number>>;
+  /** Compact JWS (ES256, `typ: keyway-root-checkpoint+jwt`) over `{iss, iat, heads, macs_after}`. */
   readonly jws: string;
 }
 
@@ -34,15 +40,21 @@ export function rootCheckpointsFrom(time: number): string {
 
 export const ROOT_CHECKPOINT_POSITION = /^\d{15}-[0-9a-f]{16}$/;
 
-export async function signRootCheckpoint(sign: AuditStatementSigner, heads: Readonly<Record<string, ChainHead>>): Promise<RootCheckpoint> {
-  const { jws, iat } = await sign({ heads }, ROOT_CHECKPOINT_TYPE);
-  return { time: new Date(iat * 1000).toISOString(), heads, jws };
+/** `macsAfter` beside the heads, not in them: a keyway that reads each head as exactly {seq, hash} still verifies the root. */
+export async function signRootCheckpoint(
+  sign: AuditStatementSigner,
+  heads: Readonly<Record<string, ChainHead>>,
+  macsAfter: Readonly<Record<string, number>> = {},
+): Promise<RootCheckpoint> {
+  const signed = Object.keys(macsAfter).length === 0 ? {} : { macs_after: macsAfter };
+  const { jws, iat } = await sign({ heads, ...signed }, ROOT_CHECKPOINT_TYPE);
+  return { time: new Date(iat * 1000).toISOString(), heads, ...signed, jws };
 }
 
-const Heads = v.record(
-  v.pipe(v.string(), v.regex(/^(legacy|\d{1,3})$/)),
-  v.strictObject({ seq: v.pipe(v.number(), v.safeInteger(), v.minValue(0)), hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) }),
-);
+const ChainName = v.pipe(v.string(), v.regex(/^(legacy|\d{1,3})$/));
+const Seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const Heads = v.record(ChainName, v.strictObject({ seq: Seq, hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) }));
+const MacsAfter = v.optional(v.record(ChainName, Seq));
 
 /**
  * Verifies a root checkpoint's JWS with the broker's keys and returns what it signs (never the text stored beside it). Its
@@ -57,5 +69,9 @@ export async function verifyRootCheckpoint(jws: string, keys: JWTVerifyGetKey): 
   }
   const heads = v.safeParse(Heads, payload['heads']);
   if (!heads.success || typeof payload['iat'] !== 'number') throw new CheckpointError('the root checkpoint payload is not {heads, iat}');
-  return { time: new Date(payload['iat'] * 1000).toISOString(), heads: heads.output, jws };
+  const macsAfter = v.safeParse(MacsAfter, payload['macs_after']);
+  if (!macsAfter.success || Object.keys(macsAfter.output ?? {}).some((name) => heads.output[name] === undefined))
+    throw new CheckpointError('the root checkpoint macs_after is not a seq by chain, of chains its heads name');
+  const signed = macsAfter.output === undefined ? {} : { macs_after: macsAfter.output };
+  return { time: new Date(payload['iat'] * 1000).toISOString(), heads: heads.output, ...signed, jws };
 }

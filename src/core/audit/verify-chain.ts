@@ -316,6 +316,8 @@ export interface AuditLogSource {
   readonly kept?: readonly Checkpoint[];
   /** Heads signed by root checkpoints already verified (verify-shards.ts): held to the log as kept checkpoints are. */
   readonly witnessed?: readonly Checkpoint[];
+  /** Where MACs start in this chain as the root checkpoints already verified sign it (verify-shards.ts). */
+  readonly witnessedMacsAfter?: number;
   /** The chain's name in a log of several (verify-shards.ts, a shard's restore): a checkpoint signed for another chain is not valid here. */
   readonly chain?: string;
   /**
@@ -400,6 +402,8 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
  * The MAC check of a chain, from where MACs start as upkeep and restore take it: the newest valid checkpoint's signed
  * `macs_after`, else the store's own (which whoever writes the store can move, and which counts only until one signs it).
  * `valid` holds the kept checkpoints too: deleting the store's would otherwise hand where MACs start back to the store.
+ * A root checkpoint's (`witnessedMacsAfter`) counts beside it for the same reason: the lower of the two, since upkeep
+ * only ever signs a start at or before the one it was held to, so the lower is the newer.
  */
 function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: readonly VerifiedCheckpoint[]) {
   if (source.macsStart === undefined) throw new TypeError("this audit log source does not carry the records' MACs");
@@ -407,8 +411,9 @@ function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: 
     (top, checkpoint) => (top === undefined || checkpoint.seq > top.seq ? checkpoint : top),
     undefined,
   );
+  const signed = [newest?.macsAfter, source.witnessedMacsAfter].filter((start) => start !== undefined);
   const macs = new RecordMacs(keys, source.chain === undefined ? {} : { chain: source.chain });
-  return { check: macs.inOrder(newest?.macsAfter ?? source.macsStart), signed: newest?.macsAfter !== undefined };
+  return { check: macs.inOrder(signed.length === 0 ? source.macsStart : Math.min(...signed)), signed: signed.length > 0 };
 }
 
 function keyProblem(key: UnvouchedKey | undefined): ChainProblem | undefined {

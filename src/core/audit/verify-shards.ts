@@ -38,8 +38,9 @@ export interface ShardedReport {
  * does not name is refused, unless it is a shard added since (an index past every one that root
  * names) whose every record is dated after the second that root was signed in: what no root signs
  * yet is then no more than what a named chain holds past its newest head. A log whose newest root
- * is older than the newest kept one was rolled back, or its newest roots taken out. Chains are
- * read one after another, so memory stays constant.
+ * is older than the newest kept one was rolled back, or its newest roots taken out. With the records'
+ * MACs checked, each chain is held to where MACs start as the root checkpoints sign it, beside its
+ * own checkpoints. Chains are read one after another, so memory stays constant.
  */
 export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<ShardedReport> {
   const stored = await verifiedRoots(source.roots, source, 'root_checkpoint_invalid', 'a root checkpoint is not signed by the broker');
@@ -70,7 +71,8 @@ export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<S
           if (early === undefined && Date.parse(record.event.time) < Date.parse(latest.time) + 1000) early = record;
         })
       : chain.records;
-    const report = await verifyAuditLog({ ...chain, records, witnessed, chain: name });
+    const macsAfter = lowestMacsAfter(roots, name);
+    const report = await verifyAuditLog({ ...chain, records, witnessed, chain: name, ...(macsAfter === undefined ? {} : { witnessedMacsAfter: macsAfter }) });
     const refusal = unnamed ? unnamedProblem(name, latest, early) : undefined;
     chains.push({ shard: name, ...report, ...(refusal === undefined ? {} : { ok: false }), ...(unnamed ? { unnamed: true } : {}) });
     if (report.problem !== undefined) problem ??= { shard: name, ...report.problem };
@@ -116,6 +118,18 @@ async function verifiedRoots(
 
 function newest(roots: readonly RootCheckpoint[]): RootCheckpoint | undefined {
   return roots.toSorted((a, b) => Date.parse(b.time) - Date.parse(a.time))[0];
+}
+
+/**
+ * Where MACs start in chain `name` as the root checkpoints sign it: the lowest start any of them signs. Upkeep never signs
+ * a start past the one it was held to, so on a log as the broker kept it the lowest is the newest root's; a start raised
+ * in the store since (its checkpoints deleted, an export edited and restored) and signed over by a later round is not.
+ */
+function lowestMacsAfter(roots: readonly RootCheckpoint[], name: string): number | undefined {
+  return roots.reduce<number | undefined>((lowest, root) => {
+    const start = root.macs_after?.[name];
+    return start === undefined || (lowest !== undefined && lowest <= start) ? lowest : start;
+  }, undefined);
 }
 
 /**

@@ -115,7 +115,7 @@ export async function shardedAuditUpkeep(
   // rounds fail the next round (CheckpointsRolledBackError), as on a Node broker that signed them.
   const remembered = await audit.signedHeads.read();
   const settled = await Promise.allSettled(
-    audit.log.chains.map(async ({ name, store }): Promise<{ head: [string, ChainHead]; signed?: [string, ChainHead] }> => {
+    audit.log.chains.map(async ({ name, store }): Promise<{ head: [string, ChainHead]; signed?: [string, ChainHead]; macsAfter?: [string, number] }> => {
       // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
       if (name === 'legacy') return { head: [name, await store.head()] };
       const memory = remembered[name];
@@ -126,8 +126,12 @@ export async function shardedAuditUpkeep(
         () => now,
         name,
       );
-      await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys, name), signedSoFar });
-      return { head: [name, await store.head()], ...(signedSoFar.last === undefined ? {} : { signed: [name, signedSoFar.last] }) };
+      const { macsAfter } = await maintainAuditLog(store, sign, { now, retentionDays, verify: checkpointVerifier(() => keys, name), signedSoFar });
+      return {
+        head: [name, await store.head()],
+        ...(signedSoFar.last === undefined ? {} : { signed: [name, signedSoFar.last] }),
+        ...(macsAfter === undefined ? {} : { macsAfter: [name, macsAfter] }),
+      };
     }),
   );
   const held = settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
@@ -141,14 +145,15 @@ export async function shardedAuditUpkeep(
     return undefined;
   }
   const heads = Object.fromEntries(held.map(({ head }) => head));
+  const macsAfter = Object.fromEntries(held.flatMap(({ macsAfter }) => (macsAfter === undefined ? [] : [macsAfter])));
   const latest = await audit.api.latestRoot();
-  const root = latest !== undefined && sameHeads(latest.heads, heads) ? undefined : await signRoot(audit, { env, keys, now, heads, latest });
+  const root = latest !== undefined && sameHeads(latest.heads, heads) ? undefined : await signRoot(audit, { env, keys, now, heads, macsAfter, latest });
   // The root checkpoints leave with the records they signed the heads of, else every export would carry each one ever signed.
   if (retentionDays > 0) await audit.pruneRoots(retentionStart(now, retentionDays));
   return root;
 }
 
-/** Signs and stores a root checkpoint of `heads`, dated after the `latest` one. */
+/** Signs and stores a root checkpoint of `heads` and where MACs start in each chain (`macsAfter`), dated after the `latest` one. */
 async function signRoot(
   audit: WorkerAuditLog,
   options: {
@@ -156,10 +161,11 @@ async function signRoot(
     readonly keys: KeyRing;
     readonly now: number;
     readonly heads: Record<string, ChainHead>;
+    readonly macsAfter: Record<string, number>;
     readonly latest?: RootCheckpoint;
   },
 ): Promise<RootCheckpoint> {
-  const { env, keys, now, heads, latest } = options;
+  const { env, keys, now, heads, macsAfter, latest } = options;
   // Roots are ordered by their signed time, in whole seconds: a root signed in the same second as the
   // latest one is dated a second later, so the newest root is always the last in the list.
   const signedAt = latest === undefined ? now : Math.max(now, Date.parse(latest.time) + 1000);
@@ -170,6 +176,7 @@ async function signRoot(
       () => signedAt,
     ),
     heads,
+    macsAfter,
   );
   await audit.addRoot(root);
   return root;
