@@ -207,8 +207,9 @@ function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): 
     verification(pinned, master) {
       if (master?.macs === true || master?.given !== undefined) {
         throw new CliError(
-          "the broker's export (GET /v1/audit/export) does not carry the records' MACs: --macs checks them in a data directory (--data-dir) " +
-            'or an export of a Workers broker (--backup)',
+          "the broker's export (GET /v1/audit/export) does not carry the records' MACs: --macs checks them where they are stored. " +
+            'A Workers broker: save its GET /v1/backup (a token with scope backup:read) and give it with --backup FILE; ' +
+            'a Node broker: its data directory (--data-dir), on the host or a backup restored with keyway restore',
         );
       }
       return remoteAuditLog(fetchAnswer, pinned);

@@ -178,11 +178,11 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
       expect(JSON.parse(wrongEnv.stdout)).toMatchObject({ ok: false, problem: { kind: 'mac_key_unknown', seq: 1 } });
       for (const run of [fromFile, fromEnv, wrongKey, wrongEnv]) expect(`${run.stdout}${run.stderr}`).not.toContain(keyText);
 
-      // The API's export carries no MACs: refused before anything is fetched.
-      expect(await cli(['audit', 'verify', '--url', 'http://127.0.0.1:9', '--token', 'unused', '--macs'])).toMatchObject({
-        code: 2,
-        stderr: expect.stringContaining("the broker's export (GET /v1/audit/export) does not carry the records' MACs"),
-      });
+      // The API's export carries no MACs: refused before anything is fetched, naming the sources that carry them.
+      const remote = await cli(['audit', 'verify', '--url', 'http://127.0.0.1:9', '--token', 'unused', '--macs']);
+      expect(remote).toMatchObject({ code: 2, stderr: expect.stringContaining("the broker's export (GET /v1/audit/export) does not carry the records' MACs") });
+      expect(remote.stderr).toContain('save its GET /v1/backup (a token with scope backup:read) and give it with --backup FILE');
+      expect(remote.stderr).toContain('a Node broker: its data directory (--data-dir), on the host or a backup restored with keyway restore');
     },
     CLI_RUNS_TIMEOUT_MS,
   );
