@@ -151,6 +151,10 @@ describe('names joined to a git ref fold before the first @ only', () => {
     // @ inside a class or a group of the names part never matches there: the names hold no @.
     expect(matches({ regex: 'acme/api/[^@]+@refs/heads/(main|a@b)' }, 'acme/api/x.yml@refs/heads/a@b', fold)).toBe(true);
     expect(matches({ regex: 'acme/api/(x@y)?z@refs/heads/main' }, 'acme/api/x@yz@refs/heads/main', fold)).toBe(false);
+    // Each half matches whole: no names before the pattern's, no ref after it, and an alternative without @ the whole value.
+    expect(matches({ regex: 'acme/api/.*@refs/heads/main' }, 'acme/api/x.yml@refs/heads/main-evil', fold)).toBe(false);
+    expect(matches({ regex: 'acme/api/.*@refs/heads/main' }, 'evil/acme/api/x.yml@refs/heads/main', fold)).toBe(false);
+    expect(matches({ regex: 'acme/api' }, 'acme/api/x.yml@refs/heads/main', fold)).toBe(false);
     // Only claims that join names to a ref align on @.
     expect(matches({ regex: 'a/.*@b' }, 'a/x@y@b', 'exact')).toBe(true);
   });
@@ -182,6 +186,7 @@ describe('names joined to a git ref fold before the first @ only', () => {
     expect(() => compileSafeRegex('ACME/.+@refs/heads/main', fold)).toThrow(/regex ACME\/\.\+@refs\/heads\/main .*lower case: A/);
     expect(() => compileSafeRegex('acme/[A-Z]+', 'whole')).toThrow(/lower case: A/);
     expect(() => compileSafeRegex('Acme/api', 'whole')).toThrow(UnsafeRegexError);
+    expect(() => compileSafeRegex('acme/Z', 'whole')).toThrow(/lower case: Z/);
     // The ref keeps its case; escapes, properties and group names are not letters of the value.
     expect(compileSafeRegex('acme/.+@refs/heads/Main', fold)('ACME/x@refs/heads/Main')).toBe(true);
     expect(compileSafeRegex('acme/.*/Main', fold)('acme/x@refs/heads/Main')).toBe(true);
@@ -255,21 +260,28 @@ describe('regex', () => {
     expect(compileSafeRegex('a|b', 'exact')('ab')).toBe(false);
   });
 
+  // Each refused for its own reason, and saying so: a check that another one happens to cover is still checked.
   it.each([
-    ['(a+)+$', 'nested quantifiers'],
-    ['(a*)*b', 'nested quantifiers'],
-    ['(x+x+)+y', 'nested quantifiers'],
-    ['(a)\\1', 'backreference'],
-    ['(?<n>a)\\k<n>', 'backreference'],
-    ['a(?=b)', 'lookahead'],
-    ['a(?!b)', 'negative lookahead'],
-    ['(?<=a)b', 'lookbehind'],
-    ['(?<!a)b', 'negative lookbehind'],
-    ['[', 'does not compile'],
-    ['refs/heads/(?i:main)', 'an inline modifier'],
-    ['(?-i:refs/heads/main)', 'an inline modifier'],
-  ])('refuses %s (%s) at load time', (pattern) => {
+    ['(a+)+$', 'nested quantifiers', /can backtrack catastrophically/],
+    ['(a*)*b', 'nested quantifiers', /can backtrack catastrophically/],
+    ['(x+x+)+y', 'nested quantifiers', /can backtrack catastrophically/],
+    ['a?'.repeat(11), 'more than 10 repetitions', /can backtrack catastrophically/],
+    ['(a)\\1', 'backreference', /uses a backreference/],
+    ['(?<n>a)\\k<n>', 'backreference', /uses a backreference/],
+    ['a(?=b)', 'lookahead', /uses lookaround/],
+    ['a(?!b)', 'negative lookahead', /uses lookaround/],
+    ['(?<=a)b', 'lookbehind', /uses lookaround/],
+    ['(?<!a)b', 'negative lookbehind', /uses lookaround/],
+    ['[', 'does not compile', /does not compile/],
+    ['refs/heads/(?i:main)', 'an inline modifier', /inline modifier group/],
+    ['(?-i:refs/heads/main)', 'an inline modifier', /inline modifier group/],
+  ])('refuses %s (%s) at load time', (pattern, _what, why) => {
     expect(() => compileSafeRegex(pattern, 'exact')).toThrow(UnsafeRegexError);
+    expect(() => compileSafeRegex(pattern, 'exact')).toThrow(why);
+  });
+
+  it('takes up to 10 repetitions in one pattern', () => {
+    expect(compileSafeRegex('a?'.repeat(10), 'exact')('aaaaa')).toBe(true);
   });
 
   it('refuses inline modifier groups by name: the claim folds case, never the pattern', () => {
@@ -282,6 +294,12 @@ describe('regex', () => {
   it('never matches a value longer than the input cap', () => {
     expect(compileSafeRegex('a*', 'exact')('a'.repeat(REGEX_MAX_INPUT))).toBe(true);
     expect(compileSafeRegex('a*', 'exact')('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
+    // Under every fold: the cap bounds the cost of the regex, whatever the claim.
+    const long = `${'a'.repeat(REGEX_MAX_INPUT - 16)}@refs/heads/main`;
+    expect(compileSafeRegex('a*@refs/heads/main', 'before-@')(long)).toBe(true);
+    expect(compileSafeRegex('a*@refs/heads/main', 'before-@')(`a${long}`)).toBe(false);
+    expect(compileSafeRegex('a*', 'whole')('A'.repeat(REGEX_MAX_INPUT))).toBe(true);
+    expect(compileSafeRegex('a*', 'whole')('A'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
   });
 });
 
