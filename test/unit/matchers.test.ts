@@ -124,6 +124,9 @@ describe('names joined to a git ref fold before the first @ only', () => {
     expect(matches({ glob: 'acme/api/**/a@b.yml@refs/heads/main' }, 'acme/api/.github/workflows/a@b.yml@refs/heads/main', fold)).toBe(true);
     // Only claims that join names to a ref align on @: elsewhere @ is a character like any other.
     expect(matches({ glob: 'a/**@b' }, 'a/x@y@b', 'exact')).toBe(true);
+    // A pattern's second @ is part of the ref: wildcards before it may match @, and its letters compare exactly.
+    expect(matches({ glob: 'acme/api/**@refs/heads/**@x' }, 'acme/api/d.yml@refs/heads/a@b@x', fold)).toBe(true);
+    expect(matches({ glob: 'acme/api/**@refs/heads/Main@x' }, 'acme/api/d.yml@refs/heads/main@x', fold)).toBe(false);
   });
 
   it('a glob includes another only when the first @ aligns in both', () => {
@@ -241,6 +244,8 @@ describe('glob', () => {
     const glob = compileGlob('acme/api@refs/heads/release-(1).+[x]', 'exact');
     expect(glob('acme/api@refs/heads/release-(1).+[x]')).toBe(true);
     expect(glob('acme/api@refs/heads/release-(1)a+[x]')).toBe(false);
+    // U+FFFF is the last character of one UTF-16 unit: it is one character of the value, not half of a pair.
+    expect(compileGlob('\uFFFF/x*', 'exact')('\uFFFF/x')).toBe(true);
   });
 
   it('runs in bounded time on patterns that would backtrack as regexes', () => {
@@ -341,6 +346,7 @@ describe('presence', () => {
     [{ exists: false }, false],
     [['x', { exists: false }], false],
     [['x', { glob: 'y*' }], true],
+    [{ not: { exists: false } }, true],
   ])('%j requires the claim to be present: %s', (matcher, expected) => {
     expect(compileMatcher(matcher, 'exact').requiresPresence).toBe(expected);
   });
