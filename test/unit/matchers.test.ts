@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { claimReader } from '../../src/core/claims/claim-value.ts';
-import type { CaseFold } from '../../src/core/claims/case-fold.ts';
+import { carriesGitRef, type CaseFold } from '../../src/core/claims/case-fold.ts';
 import { compileMatcher } from '../../src/core/policy/compile-matcher.ts';
 import { compareMatchers, matcherIncludes, type Widening } from '../../src/core/policy/diff/matcher-inclusion.ts';
 import { compileGlob, globIncludes } from '../../src/core/policy/glob.ts';
@@ -24,6 +24,9 @@ describe('exact and list matchers', () => {
     expect(matches('null', null)).toBe(false);
     expect(matches('undefined', undefined)).toBe(false);
     expect(matches('NaN', Number.NaN)).toBe(false);
+    expect(matches('null', [null])).toBe(false);
+    expect(matches('[object Object]', [{}])).toBe(false);
+    expect(matches({ glob: '*' }, [null, {}, ['x']])).toBe(false);
   });
 
   it('a list matches when any entry does, and entries may be matchers', () => {
@@ -84,6 +87,24 @@ describe('names joined to a git ref fold before the first @ only', () => {
     const gitlab = 'gitlab.example.com/my-group/my-project//.gitlab-ci.yml@refs/heads/main';
     expect(matches(gitlab, 'gitlab.example.com/My-Group/My-Project//.gitlab-ci.yml@refs/heads/main', fold)).toBe(true);
     expect(matches(gitlab, 'gitlab.example.com/my-group/my-project//.gitlab-ci.yml@refs/heads/MAIN', fold)).toBe(false);
+  });
+
+  it.each([
+    ['sub', true],
+    ['ref', true],
+    ['base_ref', true],
+    ['job_workflow_ref', true],
+    ['vcs-ref', true],
+    ['ref_path', true],
+    ['ci_config_ref_uri', true],
+    ['/claims/ref', true],
+    ['ref/owner', false],
+    ['reference', false],
+    ['refs', false],
+    ['preferred', false],
+    ['subject', false],
+  ])('%s carries a git ref: %s', (key, expected) => {
+    expect(carriesGitRef(key)).toBe(expected);
   });
 
   it('offers the index exact keys folded the same way', () => {
@@ -312,7 +333,9 @@ describe('claim paths', () => {
   const claims = {
     'oidc.circleci.com/org-id': 'org-1',
     'kubernetes.io': { namespace: 'prod', serviceaccount: { name: 'deployer' } },
-    'a/b': { '~x': 1 },
+    'a/b': { '~x': 1, '~1': 2 },
+    list: ['first'],
+    gone: null,
   };
 
   it('reads top-level names containing dots and slashes as plain names', () => {
@@ -324,6 +347,13 @@ describe('claim paths', () => {
     expect(claimReader('/kubernetes.io/serviceaccount/name')(claims)).toBe('deployer');
     expect(claimReader('/a~1b/~0x')(claims)).toBe(1);
     expect(claimReader('/kubernetes.io/missing/deeper')(claims)).toBeUndefined();
+    // ~01 is ~1 (RFC 6901 unescapes ~1 before ~0), never /.
+    expect(claimReader('/a~1b/~01')(claims)).toBe(2);
+  });
+
+  it('reads no further into arrays or null', () => {
+    expect(claimReader('/list/0')(claims)).toBeUndefined();
+    expect(claimReader('/gone/deeper')(claims)).toBeUndefined();
   });
 
   it('does not read inherited properties', () => {
@@ -333,6 +363,7 @@ describe('claim paths', () => {
 
   it('refuses malformed pointers', () => {
     expect(() => claimReader('/a~2b')).toThrow(/JSON Pointer/);
+    expect(() => claimReader('/a~')).toThrow(/JSON Pointer/);
   });
 });
 
