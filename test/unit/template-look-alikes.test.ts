@@ -168,3 +168,15 @@ describe("a claim value holding a look-alike of its template's delimiter", () =>
     expect(compileTemplate('env:{x}').render({ x: 'prod-eu.1/ü' })).toEqual({ ok: true, value: 'env:prod-eu.1/ü' });
   });
 });
+
+describe('what a template itself may write', () => {
+  it('refuses a placeholder holding {, and a lone }', () => {
+    expect(() => compileTemplate('repo:{repo{sitory}')).toThrow(/unclosed or empty \{placeholder\}/);
+    expect(() => compileTemplate('repo:{repository}}')).toThrow(/lone }/);
+    expect(compileTemplate('repo:{repository}}}').render({ repository: 'acme' })).toEqual({ ok: true, value: 'repo:acme}' });
+  });
+
+  it('takes any white space it is delimited by as a space: a tab as U+0020', () => {
+    expect(refusal('team\t{x}', `ops\u1680admins`)).toBe('holds U+1680, white space where the template is delimited by a space');
+  });
+});
