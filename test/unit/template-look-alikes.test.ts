@@ -176,6 +176,12 @@ describe('what a template itself may write', () => {
     expect(compileTemplate('repo:{repository}}}').render({ repository: 'acme' })).toEqual({ ok: true, value: 'repo:acme}' });
   });
 
+  it('places an empty claim as empty, and refuses only a claim that is missing', () => {
+    // Cloud subjects are written from claims that may be empty (cloud-trust.test.ts): empty is a value, absent is not.
+    expect(compileTemplate('env:{x}').render({ x: '' })).toEqual({ ok: true, value: 'env:' });
+    expect(compileTemplate('env:{x}').render({})).toEqual({ ok: false, key: 'x', problem: 'missing' });
+  });
+
   it('takes any white space it is delimited by as a space: a tab as U+0020', () => {
     expect(refusal('team\t{x}', `ops\u1680admins`)).toBe('holds U+1680, white space where the template is delimited by a space');
   });
