@@ -989,6 +989,30 @@ grant:
           'proxy_header_refused',
         ],
         ['a .method query parameter (PHP reads . as _)', () => send('/proxy/vendor/x/y?.method=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
+        // Who the upstream acts as is keyway's credential: a header that names someone else for it to act as is refused.
+        ...(
+          [
+            ['Sudo (GitLab: an administrator’s token acts as the user it names)', 'sudo', 'root'],
+            ['Impersonate-User (Kubernetes)', 'impersonate-user', 'system:admin'],
+            ['Impersonate-Group (Kubernetes)', 'impersonate-group', 'system:masters'],
+            ['Impersonate-Extra-Scopes (Kubernetes)', 'impersonate-extra-scopes', 'admin'],
+            ['Remote-User (a server behind an authenticating proxy)', 'remote-user', 'admin'],
+            ['X-Remote-User', 'x-remote-user', 'admin'],
+            ['X-WEBAUTH-USER (Grafana, Gitea)', 'x-webauth-user', 'admin'],
+            ['X-Auth-Request-Email (oauth2-proxy)', 'x-auth-request-email', 'admin@acme.dev'],
+            ['X-Consumer-Username (Kong)', 'x-consumer-username', 'admin'],
+            ['X-Goog-Authenticated-User-Email (Google IAP)', 'x-goog-authenticated-user-email', 'accounts.google.com:admin@acme.dev'],
+            ['X-Amzn-Oidc-Identity (AWS ALB)', 'x-amzn-oidc-identity', 'admin'],
+            ['X-MS-Client-Principal-Name (Azure App Service)', 'x-ms-client-principal-name', 'admin'],
+            ['X_Remote_User (CGI reads _ as -)', 'x_remote_user', 'admin'],
+          ] as const
+        ).map(([label, name, value]): [string, () => Promise<Response>, number, string, Reason] => [
+          label,
+          () => send('/proxy/vendor/x/y', { headers: { [name]: value } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ]),
         ['a _method[] query parameter', () => send('/proxy/vendor/x/y?_method[]=DELETE'), 400, 'invalid_request', 'proxy_header_refused'],
         ...(
           [

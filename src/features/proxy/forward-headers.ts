@@ -66,6 +66,36 @@ const UPSTREAM_ONLY = [
   'report-to',
 ];
 
+/**
+ * Headers that ask the upstream to act as someone other than keyway's credential: GitLab's `Sudo` (an administrator's
+ * token acts as the user it names), Kubernetes' `Impersonate-User`, `-Group`, `-Uid` and `-Extra-*`, and the user an
+ * authenticating proxy in front of a server vouches for (`Remote-User`, `X-Remote-User`; Grafana's and Gitea's
+ * `X-WEBAUTH-*`, oauth2-proxy's `X-Auth-Request-*`, Kong's `X-Consumer-*` and `X-Authenticated-*`, Google IAP's
+ * `X-Goog-Authenticated-User-*` and `X-Goog-IAP-*`, AWS ALB's `X-Amzn-Oidc-*`, Azure App Service's
+ * `X-MS-Client-Principal*`). keyway is that proxy to the upstream: a rule allows a method and path done as its credential.
+ */
+const IMPERSONATION_HEADERS = ['sudo', 'remote-user', 'x-remote-user'];
+const IMPERSONATION_PREFIXES = [
+  'impersonate-',
+  'x-webauth-',
+  'x-auth-request-',
+  'x-consumer-',
+  'x-authenticated-',
+  'x-goog-authenticated-user-',
+  'x-goog-iap-',
+  'x-amzn-oidc-',
+  'x-ms-client-principal',
+];
+
+/** The header that names someone for the upstream to act as, or undefined. CGI, PHP and WSGI read `_` as `-`, so `X_Remote_User` counts. */
+export function refusedImpersonationHeader(headers: Headers): string | undefined {
+  for (const [name] of headers) {
+    const lower = name.toLowerCase().replaceAll('_', '-');
+    if (IMPERSONATION_HEADERS.includes(lower) || IMPERSONATION_PREFIXES.some((prefix) => lower.startsWith(prefix))) return name;
+  }
+  return undefined;
+}
+
 function dropped(name: string, named: ReadonlySet<string>, extra: readonly string[]): boolean {
   const lower = name.toLowerCase();
   return isHopByHop(lower, named) || extra.includes(lower);

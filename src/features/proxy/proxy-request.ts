@@ -25,7 +25,14 @@ import { callersGitHubAccount } from '../../core/policy/callers-github-account.t
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { refuseEndedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
-import { callerResponseHeaders, echoesCredential, rewriteLinkTargets, unpassableAnswer, upstreamRequestHeaders } from './forward-headers.ts';
+import {
+  callerResponseHeaders,
+  echoesCredential,
+  refusedImpersonationHeader,
+  rewriteLinkTargets,
+  unpassableAnswer,
+  upstreamRequestHeaders,
+} from './forward-headers.ts';
 import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
@@ -154,6 +161,12 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   const refusedHeader = refusedOverrideHeader(input.headers);
   if (refusedHeader !== undefined)
     throw new ProxyRefusal('proxy_header_refused', `${refusedHeader} is refused: the method and path are the request's own`, { public: true });
+  const impersonation = refusedImpersonationHeader(input.headers);
+  if (impersonation !== undefined) {
+    throw new ProxyRefusal('proxy_header_refused', `${impersonation} is refused: the upstream acts as keyway's credential, never as whom a request names`, {
+      public: true,
+    });
+  }
   if (input.headers.has('content-length') && input.headers.has('transfer-encoding')) {
     throw new ProxyRefusal('proxy_header_refused', 'Content-Length and Transfer-Encoding together are refused (request smuggling)', { public: true });
   }
