@@ -82,6 +82,16 @@ describe('outbound URLs whose host is written as an IP address', () => {
     expect(() => checkOutboundUrl(url, false)).toThrow(/range; the broker only connects to public addresses/);
   });
 
+  it.each([
+    ['https://ci@oidc.example.com/', /must not carry credentials/],
+    ['https://:pw@oidc.example.com/', /must not carry credentials/],
+    ['ftp://oidc.example.com/', /must use https/],
+    ['file:///etc/passwd', /must use https/],
+    ['http://localhost:8787/ci', /set KEYWAY_ALLOW_HTTP_LOOPBACK=1 to allow/],
+  ])('refuses %s whatever its host', (url, message) => {
+    expect(() => checkOutboundUrl(url, false)).toThrow(message);
+  });
+
   it('takes loopback, and only loopback, with the development switch on', () => {
     expect(checkOutboundUrl('http://127.0.0.1:8787/ci', true).host).toBe('127.0.0.1:8787');
     expect(checkOutboundUrl('https://[::ffff:127.0.0.1]/ci', true).hostname).toBe('[::ffff:7f00:1]');
