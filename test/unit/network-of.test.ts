@@ -30,6 +30,8 @@ describe('networkOf', () => {
   it('reads every other form as ipaddr.js reads it: leading zeros as octal, mapped IPv6 as IPv4, and refuses what is no address', () => {
     const addresses = [
       '010.0.0.1',
+      '01.2.3.4',
+      '1.2.3.09',
       '0x7f.0.0.1',
       '127.1',
       '::ffff:10.1.2.3',
