@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTokenExchangeRequest, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
+import { parseTokenExchangeRequest, REQUEST_LIMITS, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
 import { ExchangeError } from '../../src/core/errors/exchange-error.ts';
 
 const base = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: 'aGVhZGVy.cGF5bG9hZA.c2ln', subject_token_type: TOKEN_TYPE.jwt };
@@ -65,9 +65,47 @@ describe('parsing an RFC 8693 request', () => {
       },
       'malformed_request',
     ],
+    [
+      'too many targets, counting audience and resource together',
+      () => {
+        const f = new URLSearchParams(base);
+        for (let i = 0; i < 6; i++) f.append('audience', `a${i}`);
+        for (let i = 0; i < 5; i++) f.append('resource', `https://r${i}.example/`);
+        return f;
+      },
+      'malformed_request',
+    ],
+    ['an audience a character too long', () => new URLSearchParams({ ...base, audience: 'a'.repeat(REQUEST_LIMITS.targetChars + 1) }), 'malformed_request'],
+    ['a scope a character too long', () => new URLSearchParams({ ...base, scope: 'a'.repeat(REQUEST_LIMITS.scopeChars + 1) }), 'malformed_request'],
+    [
+      'an actor_token_type that is no JWT',
+      () => new URLSearchParams({ ...base, actor_token: base.subject_token, actor_token_type: 'urn:ietf:params:oauth:token-type:saml2' }),
+      'malformed_request',
+    ],
+    [
+      'an actor_token a character too large',
+      () => new URLSearchParams({ ...base, actor_token: `${'a'.repeat(REQUEST_LIMITS.subjectTokenBytes - 3)}.b.c`, actor_token_type: TOKEN_TYPE.jwt }),
+      'malformed_request',
+    ],
+    [
+      'an actor_token that is not a compact JWS',
+      () => new URLSearchParams({ ...base, actor_token: 'not-a-jwt', actor_token_type: TOKEN_TYPE.jwt }),
+      'token_malformed',
+    ],
     ['a resource with a fragment', () => new URLSearchParams({ ...base, resource: 'https://r.example/#x' }), 'target_malformed'],
     ['a relative resource', () => new URLSearchParams({ ...base, resource: '/api' }), 'target_malformed'],
   ])('refuses %s', (_name, form, expected) => {
     expect(reason(form())).toBe(expected);
+  });
+
+  it('takes every limit exactly: as many targets, and a token, an audience and a scope as long, as it allows', () => {
+    const form = new URLSearchParams({
+      ...base,
+      subject_token: `${'a'.repeat(REQUEST_LIMITS.subjectTokenBytes - 4)}.b.c`,
+      scope: 'a'.repeat(REQUEST_LIMITS.scopeChars),
+      audience: 'a'.repeat(REQUEST_LIMITS.targetChars),
+    });
+    for (let i = 1; i < REQUEST_LIMITS.targets; i++) form.append('resource', `https://r${i}.example/`);
+    expect(parseTokenExchangeRequest(form).audiences).toHaveLength(REQUEST_LIMITS.targets);
   });
 });
