@@ -128,6 +128,30 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
       },
     ],
     [
+      'signed by this broker but naming another issuer',
+      async () =>
+        (
+          await mintAccessToken({
+            issuer: 'https://elsewhere.keyway.test',
+            key: ring.signing,
+            grant: { policy: { id: 'deploy' } as Policy, audiences: [SERVICE], scopes: ['deploy:write'], ttlSeconds: 300, subject: 's', claims: {} },
+            source: { iss: issuer.url, sub: 's' },
+            now: Date.now(),
+          })
+        ).token,
+    ],
+    [
+      'without exp (an at+jwt signed by the broker key that never expires)',
+      () =>
+        new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })
+          .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: ring.signing.kid })
+          .setIssuer(broker.config.issuer)
+          .setAudience(SERVICE)
+          .setSubject('repo:acme/api')
+          .setIssuedAt()
+          .sign(ring.signing.key),
+    ],
+    [
       'typed JWT, not at+jwt (an ID token signed by the broker key)',
       () =>
         new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })

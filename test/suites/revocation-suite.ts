@@ -577,6 +577,24 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
     });
 
+    it("caches the broker's active answer per token: another token's answer never covers a revoked one", async () => {
+      const [live, revoked, rs] = await Promise.all([tokenFor('svc-a'), tokenFor('svc-a'), tokenFor('svc-rs')]);
+      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+      const options = {
+        issuer: broker.issuer,
+        audience: 'https://a.example',
+        keys: createLocalJWKSet(jwks),
+        revocation: {
+          credential: () => rs,
+          cacheSeconds: 30,
+          fetch: (input: RequestInfo | URL, init?: RequestInit) => broker.request(new URL(String(input)).pathname, init),
+        },
+      };
+      expect((await revoke(revoked)).status).toBe(200);
+      await expect(verifyAccessToken(live, options)).resolves.toMatchObject({ sub: expect.any(String) });
+      await expect(verifyAccessToken(revoked, options)).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
+    });
+
     it('claims a DPoP proof before asking the broker about revocation: a replayed proof costs the broker nothing', async () => {
       const key = await DpopKey.generate();
       const token = await tokenFor('svc-a', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
@@ -614,6 +632,19 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         revocation: { credential: () => 'not-a-token', cacheSeconds: 0, fetch: (input, init) => broker.request(new URL(String(input)).pathname, init) },
       });
       await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: expect.stringMatching(/could not be checked: the broker answered 401/) });
+      // An answer that is not `active: true` (here a 200 from another endpoint of the broker's) refuses the token as well.
+      const rs = await tokenFor('svc-rs');
+      const unanswered = verifyAccessToken(token, {
+        issuer: broker.issuer,
+        audience: 'https://a.example',
+        keys: createLocalJWKSet(jwks),
+        revocation: {
+          credential: () => rs,
+          cacheSeconds: 0,
+          fetch: (_input, init) => broker.request('/.well-known/jwks.json', { ...init, method: 'GET', body: null }),
+        },
+      });
+      await expect(unanswered).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
     });
   });
 }
