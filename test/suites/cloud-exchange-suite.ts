@@ -83,7 +83,7 @@ export function cloudExchangeSuite(runtime: string, start: StartBroker, issuerBa
         'auditors.yaml': `version: 1
 issuer: { kind: github, url: "${github.url}" }
 match: { repository_owner_id: "1200934", repository_id: "555", environment: keyway-auditors }
-grant: { audience: https://keyway.test, scopes: [audit:read] }
+grant: { audience: https://keyway.test, scopes: [audit:read, tokens:introspect] }
 `,
       });
     });
@@ -127,6 +127,24 @@ grant: { audience: https://keyway.test, scopes: [audit:read] }
       expect(html).toContain(`<dd data-field="cloud identity">${AWS_ROLE}</dd>`);
       expect(html).toContain('<dd data-field="cloud session tags">Ref=refs/heads/main, Repository=acme/api</dd>');
       expect(html).not.toContain('data-field="GitHub repositories"');
+    });
+
+    it('answers a cloud token as no keyway access token: inactive at /introspect, refused as an operator credential', async () => {
+      const cloud = await postToken(broker, await cloudForm('cloud-aws'));
+      expect(cloud.status, JSON.stringify(cloud.body)).toBe(200);
+      const token = String(cloud.body['access_token']);
+      const introspector = await postToken(broker, exchangeForm(await ciToken('keyway-auditors', { repository_id: '555' }), { scope: 'tokens:introspect' }));
+      expect(introspector.status, JSON.stringify(introspector.body)).toBe(200);
+      // Signed by the broker's own keys, live, issued by it: only its typ (JWT, not at+jwt) says it is for a cloud's STS.
+      const introspected = await broker.request('/introspect', {
+        method: 'POST',
+        body: new URLSearchParams({ token }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${String(introspector.body['access_token'])}` },
+      });
+      expect(introspected.status).toBe(200);
+      expect(await introspected.json()).toEqual({ active: false });
+      const asOperator = await broker.request('/v1/audit/events', { headers: { authorization: `Bearer ${token}` } });
+      expect(asOperator.status).toBe(401);
     });
 
     it('records the role the caller names when the policy grants it', async () => {
