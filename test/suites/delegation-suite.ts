@@ -74,6 +74,10 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
       await refused(await pipeline({ may_act: { iss: stranger.url, sub: 'deploy-orchestrator' } }), await orchestrator(), 'actor_not_permitted');
       // A may_act without iss names a party of the subject token's own issuer, not the same sub signed by any trusted issuer.
       await refused(await pipeline({ may_act: { sub: 'deploy-orchestrator' } }), await orchestrator(), 'actor_not_permitted');
+      // A may_act that is not an object names no one (RFC 8693 §4.4 makes it a JSON object): no actor may act, not any.
+      for (const mayAct of ['deploy-orchestrator', null, ['deploy-orchestrator']]) {
+        await refused(await pipeline({ may_act: mayAct }), await orchestrator(), 'actor_not_permitted');
+      }
     });
 
     it('nests the actors the subject token already names, and refuses a chain deeper than four', async () => {
