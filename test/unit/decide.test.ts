@@ -121,6 +121,12 @@ describe('decide', () => {
       reason: 'audience_not_granted',
     });
     expect(decide(set, token(set, claims), { audiences: [], scopes: ['admin'] })).toMatchObject({ granted: false, reason: 'scope_not_granted' });
+    // Every audience and every scope asked for must be granted, not merely one of them.
+    expect(decide(set, token(set, claims), { audiences: ['https://b.example', 'https://c.example'], scopes: undefined })).toMatchObject({
+      granted: false,
+      reason: 'audience_not_granted',
+    });
+    expect(decide(set, token(set, claims), { audiences: [], scopes: ['read', 'admin'] })).toMatchObject({ granted: false, reason: 'scope_not_granted' });
     expect(decide(set, token(set, claims), ANY)).toMatchObject({ granted: true, grant: { audiences: ['https://a.example'], scopes: ['read', 'write'] } });
   });
 
@@ -260,6 +266,9 @@ describe('decide', () => {
     expect(granted).toMatchObject({ granted: true, trace: { audit: [{ policy: 'watch-deny', would: 'deny' }] } });
     const notGranted = decide(set, token(set, { repository_id: '2', ref: 'refs/heads/dev' }), ANY);
     expect(notGranted).toMatchObject({ granted: false, reason: 'no_policy_matched', trace: { audit: [{ policy: 'watch-allow', would: 'grant' }] } });
+    // Matching is not granting: an audit allow policy that does not cover the request would have refused it.
+    const uncovered = decide(set, token(set, { repository_id: '2', ref: 'refs/heads/dev' }), { audiences: ['https://z.example'], scopes: undefined });
+    expect(uncovered).toMatchObject({ granted: false, trace: { audit: [{ policy: 'watch-allow', would: 'deny' }] } });
   });
 
   it('finds candidates by index: 10,000 policies, a handful examined', () => {
@@ -319,6 +328,16 @@ describe('decide', () => {
       'template_claim_missing',
       'scope_not_granted',
     ]);
+    // Whichever comes first by id: the reason weighs every matching policy's refusal.
+    const swapped = load({
+      'a.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  scopes: [read]'),
+      'b.yaml': allow('  repository_id: "1"', 'audience: https://a.example\n  scopes: [read, write]\n  subject: "{environment}"'),
+    });
+    expect(decide(swapped, token(swapped, { repository_id: '1' }), { audiences: [], scopes: ['write'] })).toMatchObject({
+      granted: false,
+      reason: 'template_claim_missing',
+      detail: expect.stringMatching(/^a does not grant scope write; b grant\.subject reads \{environment\}/),
+    });
   });
 
   it('takes a cloud sub of exactly the cloud\u2019s limit in bytes, and refuses one a byte longer rather than cut it', () => {
@@ -348,6 +367,37 @@ describe('decide', () => {
       granted: false,
       reason: 'template_claim_missing',
       detail: expect.stringContaining('t grant.cloud.session_tags.Environment reads {environment}'),
+    });
+    expect(cloudFor({ repository: 'acme/api?x', environment: 'prod' })).toMatchObject({
+      granted: false,
+      reason: 'cloud_limit_exceeded',
+      detail: expect.stringContaining('t: session tag Repository holds a character AWS does not allow'),
+    });
+  });
+
+  it('gives a cloud token for one identity the grant names, an Azure application id in any case, and no keyway access token', () => {
+    const aws = 'cloud:\n    provider: aws\n    roles: [arn:aws:iam::123456789012:role/deploy, arn:aws:iam::123456789012:role/read]';
+    const azure = 'cloud:\n    provider: azure\n    tenant_id: 8d9f2c6e-1b3a-4c5d-9e7f-0a1b2c3d4e5f\n    client_ids: [3f2504e0-4f89-41d3-9a0c-0305e82c3301]';
+    const set = load({ 'aws.yaml': allow('  repository_id: "1"', aws), 'azure.yaml': allow('  repository_id: "2"', azure) });
+    const cloudFor = (repository: string, audiences: string[]) =>
+      decide(set, token(set, { repository_id: repository }), { audiences, scopes: undefined, cloud: true });
+    expect(cloudFor('1', ['arn:aws:iam::123456789012:role/read'])).toMatchObject({
+      granted: true,
+      grant: { cloud: { identity: 'arn:aws:iam::123456789012:role/read' } },
+    });
+    expect(cloudFor('1', ['arn:aws:iam::123456789012:role/deploy', 'arn:aws:iam::123456789012:role/read'])).toMatchObject({
+      granted: false,
+      reason: 'cloud_role_not_granted',
+      detail: 'aws: a cloud token is for one role, service account or application',
+    });
+    expect(cloudFor('2', ['3F2504E0-4F89-41D3-9A0C-0305E82C3301'])).toMatchObject({
+      granted: true,
+      grant: { cloud: { identity: '3f2504e0-4f89-41d3-9a0c-0305e82c3301' } },
+    });
+    expect(decide(set, token(set, { repository_id: '2' }), ANY)).toMatchObject({
+      granted: false,
+      reason: 'audience_not_granted',
+      detail: 'azure grants no keyway access token',
     });
   });
 
