@@ -180,6 +180,16 @@ describe('a GitHub token request', () => {
     expect(ask([{ owner: 'other', name: 'api' }], undefined)).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
     expect(ask(undefined, { issues: 'write' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
     expect(ask(undefined, { pull_requests: 'read' })).toMatchObject({ granted: false, reason: 'github_permission_not_granted' });
+    // A repository asked for twice, in two cases, is one repository of the token.
+    expect(
+      ask(
+        [
+          { owner: 'acme', name: 'api' },
+          { owner: 'ACME', name: 'API' },
+        ],
+        undefined,
+      ),
+    ).toMatchObject({ granted: true, grant: { github: { repositories: ['api'] } } });
     // Another owner's job, or a token of another issuer with claims of those names, is not the owner's own account.
     const other = decide(
       set,
@@ -188,6 +198,20 @@ describe('a GitHub token request', () => {
     );
     expect(other).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
     expect(other.granted === false && other.detail).toContain("without pinning it by id (a central policy's grant.github.owner_id)");
+  });
+
+  it("holds the token to the account the policy pins by owner_id, even for the caller's own owner login under another id", () => {
+    const set = loadPolicies(
+      [{ path: 'p.yaml', text: policy('  github: { owner: acme, owner_id: "4242", repositories: [api], permissions: { contents: read } }\n') }],
+      OPTIONS,
+    );
+    // The login acme renamed and registered again: the caller's repository_owner_id is the new account's, not the pinned one.
+    const decision = decide(
+      set,
+      { issuer: set.policies[0]!.issuer, claims: PUSH_CLAIMS },
+      { audiences: [], scopes: undefined, github: { repositories: undefined, permissions: undefined } },
+    );
+    expect(decision).toMatchObject({ granted: true, grant: { github: { owner: 'acme', ownerId: '4242' } } });
   });
 
   it('folds only ASCII letters: a repository or owner written with the Kelvin sign is not the granted one', () => {

@@ -159,6 +159,16 @@ grant:
     });
   });
 
+  it('allows requests only through the upstream the grant names', () => {
+    const set = load('[{ method: GET, path: "/x" }]');
+    const issuer = set.issuer('https://token.actions.githubusercontent.com')!;
+    const claims = { aud: 'https://keyway.test', sub: 'repo:acme/api:ref:refs/heads/main', repository_owner_id: '1', repository: 'acme/api' };
+    const through = (upstream: string) =>
+      decide(set, { issuer, claims }, { audiences: [], scopes: undefined, proxy: { upstream, method: 'GET', segments: ['x'] } });
+    expect(through('github')).toMatchObject({ granted: true, grant: { proxy: { upstream: 'github', rule: 'GET /x' } } });
+    expect(through('vendor')).toMatchObject({ granted: false, reason: 'proxy_not_allowed', detail: 'p grants no request through upstream vendor' });
+  });
+
   it('is never single use: /proxy takes the subject token with every request, so a token good for one exchange would be good for any number of calls', () => {
     const options = { brokerIssuer: 'https://keyway.test', maxTtlSeconds: 3600, allowHttpLoopback: false };
     const proxied = 'grant:\n  proxy: { upstream: vendor, allow: [{ method: GET, path: "/x" }] }\n';
