@@ -93,5 +93,11 @@ describe('explainClaims', () => {
       policies: [],
       decision: { granted: false, reason: 'issuer_untrusted' },
     });
+    // Only a string names an issuer: an array holding the trusted URL is not read as that URL.
+    expect(explainClaims(set, { ...claims, iss: [GITHUB] }, ANY)).toMatchObject({
+      issuer: null,
+      policies: [],
+      decision: { granted: false, reason: 'issuer_untrusted' },
+    });
   });
 });
