@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CiJob } from '../../src/core/claims/github-run.ts';
+import { ciJobOf, type CiJob } from '../../src/core/claims/github-run.ts';
 import { ENDED_CI_WORK_SECONDS, endedCiWork, refuseEndedCiWork } from '../../src/core/replay/ended-ci-work.ts';
 import { resolveIssuer } from '../../src/core/verify/trusted-issuer.ts';
 import { migrate } from '../../src/storage/migrate.ts';
@@ -74,6 +74,13 @@ describe('completed CI work', () => {
     const other = resolveIssuer('https://idp.acme.dev', { allowHttpLoopback: false });
     await expect(refuseEndedCiWork(ended, { issuer: other, claims }, now)).resolves.toBeUndefined();
     await expect(refuseEndedCiWork(undefined, { issuer: github, claims }, now)).resolves.toBeUndefined();
+  });
+
+  it('reads a check run and an attempt only as GitHub writes them: a padded, trailing or over-long number names none', () => {
+    const ids = { repository_id: '734201', run_id: '700' };
+    expect(ciJobOf({ ...ids, check_run_id: '7001', run_attempt: '999999' })).toEqual(job('7001', 999_999));
+    for (const odd of ['07001', '7001x', '7001 ', '0', '']) expect(ciJobOf({ ...ids, check_run_id: odd, run_attempt: odd })).toEqual(job(undefined, undefined));
+    expect(ciJobOf({ ...ids, run_attempt: '1000000' }).runAttempt).toBeUndefined();
   });
 
   it("keeps a run's keys on one shard: they share their first hex digit", async () => {
