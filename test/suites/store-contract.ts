@@ -1179,10 +1179,10 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const upkeep = () => maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check, signedSoFar });
       for (const days of [40, 35]) await audit.append(auditEvent({ time: new Date(now - days * 24 * HOUR).toISOString() }));
       expect(await upkeep()).toMatchObject({ pruned: 2, checkpoint: { seq: 2 } });
-      for (let round = 0; round < 2; round += 1) expect(await upkeep()).toEqual({ pruned: 0 });
+      for (let round = 0; round < 2; round += 1) expect(await upkeep()).toEqual({ pruned: 0, macsAfter: 0 });
       expect(signedSoFar).toMatchObject({ last: { seq: 2 } });
       // Restarted (no memory), the same.
-      expect(await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check, signedSoFar: {} })).toEqual({ pruned: 0 });
+      expect(await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check, signedSoFar: {} })).toEqual({ pruned: 0, macsAfter: 0 });
       await audit.append(auditEvent());
       expect((await upkeep()).checkpoint?.seq).toBe(3);
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 3, anchor: 2 });
