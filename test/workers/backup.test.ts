@@ -1,11 +1,11 @@
 import { createExecutionContext, createScheduledController, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { auditStatementSigner, checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { RecordMacs, recordMacKeys } from '../../src/core/audit/record-mac.ts';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { canonicalEvent, chainHash } from '../../src/core/audit/chain-hash.ts';
-import type { RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
+import { signRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import { keptRootCheckpoints } from '../../src/core/audit/kept-roots.ts';
@@ -17,7 +17,7 @@ import { readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-k
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { SIGNING_KEY_PURPOSE, SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
-import { keywayState } from '../../src/runtimes/workers/keyway-state.ts';
+import { keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
 import { auditShard, DEFAULT_AUDIT_SHARDS } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { createWorkerBroker, scheduledAuditUpkeep, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import worker from '../../src/runtimes/workers/main.ts';
@@ -201,15 +201,29 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
   });
 
   it("names in its answer the records after a shard's checkpoints that carry no MAC, taken as written before keyway made MACs (records_without_mac)", async () => {
-    const unmaced = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
+    const unmaced = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[]; root_checkpoints: RootCheckpoint[] };
     const index = unmaced.shards.findIndex((dump) => (dump.tables['audit_events'] ?? []).length > 1);
     const dump = unmaced.shards[index];
     if (dump === undefined) throw new Error('a shard of the export holds two records');
-    // As an older keyway's export would hold them: no MACs, no checkpoint that signs where they start, the migration's start at the head.
+    // As an older keyway's export would hold them: no MACs, no checkpoint that signs where they start, the migration's start at
+    // the head, and root checkpoints over the heads alone.
     const records = dump.tables['audit_events'] ?? [];
     for (const row of records) row['mac'] = null;
     dump.tables['audit_checkpoints'] = [];
     for (const row of dump.tables['audit_mac_start'] ?? []) row['macs_after'] = records.length;
+    const ring = await KeyRing.from(await stateStores(() => keywayState(source.env.STATE)).keys.listKeys());
+    unmaced.root_checkpoints = await Promise.all(
+      unmaced.root_checkpoints.map(({ time, heads }) =>
+        signRootCheckpoint(
+          auditStatementSigner(
+            issuer,
+            () => ring,
+            () => Date.parse(time),
+          ),
+          heads,
+        ),
+      ),
+    );
     const response = await restore(await deployment(), JSON.stringify(unmaced));
     expect(response.status).toBe(200);
     expect(((await response.json()) as { restored: { records_without_mac?: unknown } }).restored.records_without_mac).toEqual([
@@ -456,6 +470,20 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       expect(await refusedLeavesFresh(target, await restore(target, text), 400, 'audit_log_invalid')).toContain(
         `audit record ${forged} in the export carries no MAC, though the broker has MACed every record after 0: the broker did not append it`,
       );
+    });
+
+    it("an export whose shard's checkpoints were taken out, its stored MAC start moved up past records stripped of their MACs and one appended: the start the root checkpoints sign counts", async () => {
+      const target = await deployment();
+      const index = (JSON.parse(exported) as ShardedExport).shards.findIndex((dump) => (dump.tables['audit_events'] ?? []).length > 1);
+      const { text } = forgedTail((dump) => {
+        dump.tables['audit_checkpoints'] = [];
+        for (const row of dump.tables['audit_events'] ?? []) row['mac'] = null;
+      });
+      expect(await refusedLeavesFresh(target, await restore(target, text), 400, 'audit_log_invalid')).toBe(
+        `audit shard ${index}: audit record 1 in the export carries no MAC, though the root checkpoints sign that the broker has ` +
+          'MACed every record of the shard after 0: the broker did not append it',
+      );
+      expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual([]);
     });
 
     it("with no record MAC keys to check a shard's export with, refused, not restored unchecked: its records after the newest checkpoint need them", async () => {

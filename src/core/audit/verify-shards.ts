@@ -124,8 +124,9 @@ function newest(roots: readonly RootCheckpoint[]): RootCheckpoint | undefined {
  * Where MACs start in chain `name` as the root checkpoints sign it: the lowest start any of them signs. Upkeep never signs
  * a start past the one it was held to, so on a log as the broker kept it the lowest is the newest root's; a start raised
  * in the store since (its checkpoints deleted, an export edited and restored) and signed over by a later round is not.
+ * A restore holds an export's shards to it too (worker-audit-log.ts).
  */
-function lowestMacsAfter(roots: readonly RootCheckpoint[], name: string): number | undefined {
+export function lowestMacsAfter(roots: readonly RootCheckpoint[], name: string): number | undefined {
   return roots.reduce<number | undefined>((lowest, root) => {
     const start = root.macs_after?.[name];
     return start === undefined || (lowest !== undefined && lowest <= start) ? lowest : start;

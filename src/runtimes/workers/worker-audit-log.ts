@@ -2,7 +2,7 @@ import { maintainAuditLog, retentionStart, type SignedSoFar } from '../../core/a
 import { readAuditSettings } from '../../core/audit/audit-settings.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { signRootCheckpoint, verifyRootCheckpoint, type RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
-import { verifyShardedAuditLog } from '../../core/audit/verify-shards.ts';
+import { lowestMacsAfter, verifyShardedAuditLog } from '../../core/audit/verify-shards.ts';
 import { keptRootCheckpoints } from '../../core/audit/kept-roots.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { SecretBox } from '../../core/secrets/secret-box.ts';
@@ -249,7 +249,7 @@ async function restoreSharded(
   };
   const checked = await restoreAll(false);
   if (!checked.ok) return checked;
-  const roots = await checkRootCheckpoints(text, kept, env);
+  const roots = await checkRootCheckpoints(text, kept, env, checked.restored.records_without_mac ?? []);
   if (!Array.isArray(roots)) return roots;
   const restored = await restoreAll(true);
   if (restored.ok) await state().restoreRootCheckpoints(roots);
@@ -261,11 +261,14 @@ async function restoreSharded(
  * vouches for in it, and every chain of the export held to them and to the `kept` ones
  * (verifyShardedAuditLog, as `keyway audit verify --roots` holds it): a restored deployment serves
  * only root checkpoints it could have signed, and an export that holds records without one is refused.
+ * The records each shard's check took as written before keyway made MACs (`withoutMac`) are held to
+ * where MACs start as the roots sign it, as `keyway audit verify --macs` holds them.
  */
 async function checkRootCheckpoints(
   text: string,
   kept: readonly string[] | undefined,
   env: WorkerEnv,
+  withoutMac: readonly RecordsWithoutMac[],
 ): Promise<RootCheckpoint[] | Extract<StateRestoreResult, { ok: false }>> {
   const master = readMasterKeys(env);
   if (master === undefined) throw new ConfigError(MASTER_KEY_MISSING);
@@ -281,7 +284,31 @@ async function checkRootCheckpoints(
     const where = `${problem.shard === undefined ? '' : ` in shard ${problem.shard}`}${problem.seq === undefined ? '' : ` at seq ${problem.seq}`}`;
     return { ok: false, problem: 'audit_log_invalid', message: `the audit log in the export does not verify (${problem.kind}${where}): ${problem.message}` };
   }
-  return Promise.all(log.roots.map((jws) => verifyRootCheckpoint(jws, log.keys)));
+  const roots = await Promise.all(log.roots.map((jws) => verifyRootCheckpoint(jws, log.keys)));
+  const witnesses = [...roots, ...(await Promise.all((kept ?? []).map((jws) => verifyRootCheckpoint(jws, log.keys))))];
+  return unsignedWithoutMac(withoutMac, witnesses) ?? roots;
+}
+
+/**
+ * A record without a MAC past where MACs start as the root checkpoints sign it for its shard (the lowest any signs, as
+ * verify-shards.ts takes it). A shard's check lets such records through (records_without_mac) only as the run its records
+ * after its newest checkpoint open with, held to that checkpoint's start, else the one it stores: whoever edits the
+ * export can take out its checkpoints and raise its stored start past records stripped of their MACs, or appended without
+ * one, and the restored deployment's upkeep would sign that start. The first of the run past the roots' start is refused.
+ */
+function unsignedWithoutMac(
+  withoutMac: readonly RecordsWithoutMac[],
+  roots: readonly RootCheckpoint[],
+): Extract<StateRestoreResult, { ok: false }> | undefined {
+  for (const { chain, first_seq, last_seq } of withoutMac) {
+    const start = lowestMacsAfter(roots, chain);
+    if (start === undefined || last_seq <= start) continue;
+    const message =
+      `audit shard ${chain}: audit record ${Math.max(first_seq, start + 1)} in the export carries no MAC, though the root ` +
+      `checkpoints sign that the broker has MACed every record of the shard after ${start}: the broker did not append it`;
+    return { ok: false, problem: 'audit_log_invalid', message };
+  }
+  return undefined;
 }
 
 /**
