@@ -26,6 +26,7 @@ import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.
 import { exportedAuditLog } from '../../src/storage/sharded-state-export.ts';
 import { restoreDump, StateRestoreError, type StateDump } from '../../src/storage/state-dump.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
+import { appendForgedRecord } from '../support/forged-record.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
@@ -240,6 +241,36 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
     await scheduledAuditUpkeep(afterRestore(target), Date.now(), log);
     expect(failures).toEqual([]);
+  });
+
+  it("holds the first Cron round after a restore to where the root checkpoints sign a shard's MACs start: one whose checkpoints were deleted and start raised is not signed", async () => {
+    const target = await deployment();
+    expect((await restore(target, exported)).status).toBe(200);
+    const roots = await keywayState(target.env.STATE).allRootCheckpoints();
+    const index = (JSON.parse(exported) as ShardedExport).shards.findIndex((dump) => (dump.tables['audit_events'] ?? []).length > 1);
+    // Whoever writes the restored shard before the first round (the restore forgot what the rounds remembered): its
+    // checkpoints deleted, its own start raised past its records, every MAC taken out, a record appended without one.
+    await runInDurableObject(auditShard(target.env.AUDIT, index), (_instance, state) => {
+      const db = durableObjectSql(state.storage);
+      for (const sql of ['DELETE FROM audit_checkpoints', 'UPDATE audit_mac_start SET macs_after = 1000000', 'UPDATE audit_events SET mac = NULL']) db.run(sql);
+      appendForgedRecord(db);
+    });
+    const failures: unknown[] = [];
+    const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
+    expect(await scheduledAuditUpkeep(afterRestore(target), Date.now(), log)).toBeUndefined();
+    expect(failures).toEqual([
+      {
+        message: 'audit shard upkeep failed; no root checkpoint this round',
+        failed: [
+          {
+            chain: String(index),
+            error: 'ChainConflictError: record 1 carries no MAC, though the broker has MACed every record after 0: the broker did not append it',
+          },
+        ],
+      },
+    ]);
+    expect(await auditShard(target.env.AUDIT, index).checkpoints(0, 10)).toEqual([]);
+    expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual(roots);
   });
 
   it('exports the root checkpoints; verify reads the export file: intact, then names the shard and record of an edit', async () => {

@@ -68,7 +68,18 @@ export function retentionStart(now: number, retentionDays: number): number {
 export async function maintainAuditLog(
   store: AuditStore,
   sign: CheckpointSigner,
-  options: { readonly now: number; readonly retentionDays: number; readonly verify: CheckpointVerifier; readonly signedSoFar?: SignedSoFar },
+  options: {
+    readonly now: number;
+    readonly retentionDays: number;
+    readonly verify: CheckpointVerifier;
+    readonly signedSoFar?: SignedSoFar;
+    /**
+     * Where MACs start as a statement signed apart from the store says (a Workers round: the newest root checkpoint's for
+     * this shard): the records are held to the lower of it and the newest checkpoint's, so one whose checkpoints were
+     * deleted (with no memory to tell, right after a restore) is not held to the start it stores, which its writer can raise.
+     */
+    readonly macsAfter?: number;
+  },
 ): Promise<AuditMaintenance> {
   const verified = async (checkpoint: Checkpoint): Promise<VerifiedCheckpoint | undefined> => {
     try {
@@ -100,8 +111,10 @@ export async function maintainAuditLog(
   // chain with a checkpoint as new as the one remembered passes by its seq alone. Nothing more: a record edited after them
   // (links broken, or content no longer its hash) stays for audit verify to find, which signing the head hides nothing of.
   for (const signed of [reference, remembered?.last]) if (signed !== undefined) await holdSigned(store, signed, verified);
-  // Where the records start to carry the broker's MAC: as the newest checkpoint signed it, else as the store remembers.
-  let macsAfter = reference?.macsAfter;
+  // Where the records start to carry the broker's MAC: as the newest checkpoint (and options.macsAfter) signed it, else as
+  // the store remembers.
+  const signedMacsAfter = lower(reference?.macsAfter, options.macsAfter);
+  let macsAfter = signedMacsAfter;
   let checkpoint: Checkpoint | undefined;
   let unsigned: ChainConflictError | undefined;
   if (moved) {
@@ -138,8 +151,12 @@ export async function maintainAuditLog(
     }
   }
   if (unsigned !== undefined) throw unsigned;
-  const signedStart = checkpoint === undefined ? reference?.macsAfter : macsAfter;
+  const signedStart = checkpoint === undefined ? signedMacsAfter : macsAfter;
   return { pruned, ...(checkpoint === undefined ? {} : { checkpoint }), ...(signedStart === undefined ? {} : { macsAfter: signedStart }) };
+}
+
+function lower(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 /** The record `signed` names, as a prune candidate, while the store still keeps it or records before it; else undefined (pruned up to it). */
