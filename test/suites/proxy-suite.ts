@@ -1005,6 +1005,14 @@ grant:
             ['X-Amzn-Oidc-Identity (AWS ALB)', 'x-amzn-oidc-identity', 'admin'],
             ['X-MS-Client-Principal-Name (Azure App Service)', 'x-ms-client-principal-name', 'admin'],
             ['X_Remote_User (CGI reads _ as -)', 'x_remote_user', 'admin'],
+            ['es-security-runas-user (Elasticsearch: a run_as credential acts as the user it names)', 'es-security-runas-user', 'elastic'],
+            ['X-Gerrit-RunAs (Gerrit)', 'x-gerrit-runas', 'admin'],
+            ['Remote-Groups (Authelia)', 'remote-groups', 'admins'],
+            ['X-Remote-Group (Kubernetes request-header auth)', 'x-remote-group', 'system:masters'],
+            ['X-User (nginx auth_request)', 'x-user', 'admin'],
+            ['X-Auth-Roles (Louketo)', 'x-auth-roles', 'admin'],
+            ['X-Pomerium-Claim-Email (Pomerium)', 'x-pomerium-claim-email', 'admin@acme.dev'],
+            ['Tailscale-User-Login (Tailscale)', 'tailscale-user-login', 'admin@acme.dev'],
           ] as const
         ).map(([label, name, value]): [string, () => Promise<Response>, number, string, Reason] => [
           label,

@@ -68,15 +68,42 @@ const UPSTREAM_ONLY = [
 
 /**
  * Headers that ask the upstream to act as someone other than keyway's credential: GitLab's `Sudo` (an administrator's
- * token acts as the user it names), Kubernetes' `Impersonate-User`, `-Group`, `-Uid` and `-Extra-*`, and the user an
- * authenticating proxy in front of a server vouches for (`Remote-User`, `X-Remote-User`; Grafana's and Gitea's
- * `X-WEBAUTH-*`, oauth2-proxy's `X-Auth-Request-*`, Kong's `X-Consumer-*` and `X-Authenticated-*`, Google IAP's
- * `X-Goog-Authenticated-User-*` and `X-Goog-IAP-*`, AWS ALB's `X-Amzn-Oidc-*`, Azure App Service's
- * `X-MS-Client-Principal*`). keyway is that proxy to the upstream: a rule allows a method and path done as its credential.
+ * token acts as the user it names), Kubernetes' `Impersonate-User`, `-Group`, `-Uid` and `-Extra-*`, Elasticsearch's
+ * `es-security-runas-user`, Gerrit's `X-Gerrit-RunAs`, and the user, groups or email an authenticating proxy in front of
+ * a server vouches for (Authelia's `Remote-User`, `-Groups`, `-Name` and `-Email`, Kubernetes request-header auth's `X-Remote-User`,
+ * `-Group` and `-Extra-*` (not `X-Remote-Addr`: a client address, dropped with the others), nginx auth_request's usual
+ * `X-User` and `X-Email`; Grafana's and Gitea's `X-WEBAUTH-*`, oauth2-proxy's `X-Auth-Request-*`, Louketo's
+ * `X-Auth-Username` and the like, Kong's `X-Consumer-*`, `X-Authenticated-*` and `X-Userinfo`, Pomerium's
+ * `X-Pomerium-Claim-*`, Tailscale's `Tailscale-User-*`, Google IAP's `X-Goog-Authenticated-User-*` and `X-Goog-IAP-*`,
+ * AWS ALB's `X-Amzn-Oidc-*`, Azure App Service's `X-MS-Client-Principal*`). keyway is that proxy to the upstream: a rule
+ * allows a method and path done as its credential.
  */
-const IMPERSONATION_HEADERS = ['sudo', 'remote-user', 'x-remote-user'];
+const IMPERSONATION_HEADERS = [
+  'sudo',
+  'es-security-runas-user',
+  'x-gerrit-runas',
+  'x-user',
+  'x-email',
+  'x-userinfo',
+  'x-auth-username',
+  'x-auth-userid',
+  'x-auth-email',
+  'x-auth-subject',
+  'x-auth-roles',
+  'x-auth-groups',
+  'x-pomerium-jwt-assertion',
+  'remote-user',
+  'remote-groups',
+  'remote-name',
+  'remote-email',
+  'x-remote-user',
+  'x-remote-group',
+];
 const IMPERSONATION_PREFIXES = [
   'impersonate-',
+  'x-remote-extra-',
+  'x-pomerium-claim-',
+  'tailscale-user-',
   'x-webauth-',
   'x-auth-request-',
   'x-consumer-',
