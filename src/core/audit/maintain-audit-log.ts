@@ -4,6 +4,7 @@ import type { CheckpointSigner, CheckpointVerifier } from './sign-checkpoint.ts'
 import { CheckpointError, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { ChainConflictError } from './chain-conflict-error.ts';
+import { lowestMacsStart } from './record-mac.ts';
 
 export interface AuditMaintenance {
   /** Records pruned this round. */
@@ -113,7 +114,7 @@ export async function maintainAuditLog(
   for (const signed of [reference, remembered?.last]) if (signed !== undefined) await holdSigned(store, signed, verified);
   // Where the records start to carry the broker's MAC: as the newest checkpoint (and options.macsAfter) signed it, else as
   // the store remembers.
-  const signedMacsAfter = lower(reference?.macsAfter, options.macsAfter);
+  const signedMacsAfter = lowestMacsStart([reference?.macsAfter, options.macsAfter]);
   let macsAfter = signedMacsAfter;
   let checkpoint: Checkpoint | undefined;
   let unsigned: ChainConflictError | undefined;
@@ -153,10 +154,6 @@ export async function maintainAuditLog(
   if (unsigned !== undefined) throw unsigned;
   const signedStart = checkpoint === undefined ? signedMacsAfter : macsAfter;
   return { pruned, ...(checkpoint === undefined ? {} : { checkpoint }), ...(signedStart === undefined ? {} : { macsAfter: signedStart }) };
-}
-
-function lower(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 /** The record `signed` names, as a prune candidate, while the store still keeps it or records before it; else undefined (pruned up to it). */

@@ -22,6 +22,16 @@ export interface RecordMacProblem {
   readonly why: string;
 }
 
+/**
+ * The lowest of the starts of MACs signed for one chain (a checkpoint's, a root checkpoint's), none when none is: upkeep
+ * only ever signs a start at or before the one it was held to (RecordMacs.inOrder), so the lowest is the newest honest one.
+ */
+export function lowestMacsStart(starts: Iterable<number | undefined>): number | undefined {
+  let lowest: number | undefined;
+  for (const start of starts) if (start !== undefined && (lowest === undefined || start < lowest)) lowest = start;
+  return lowest;
+}
+
 /** RecordMacs.inOrder: records checked one after the other, and where MACs start as they showed it. */
 export interface RecordMacCheck {
   problem(link: ChainHead, mac: string | null): RecordMacProblem | undefined;

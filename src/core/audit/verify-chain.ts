@@ -5,7 +5,7 @@ import { indexMismatch } from './audit-index.ts';
 import { duplicateMember } from './duplicate-member.ts';
 import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
-import { RecordMacs, type RecordMacCheck, type RecordMacKey } from './record-mac.ts';
+import { lowestMacsStart, RecordMacs, type RecordMacCheck, type RecordMacKey } from './record-mac.ts';
 import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.ts';
 
 export type ChainProblemKind =
@@ -411,9 +411,9 @@ function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: 
     (top, checkpoint) => (top === undefined || checkpoint.seq > top.seq ? checkpoint : top),
     undefined,
   );
-  const signed = [newest?.macsAfter, source.witnessedMacsAfter].filter((start) => start !== undefined);
+  const signed = lowestMacsStart([newest?.macsAfter, source.witnessedMacsAfter]);
   const macs = new RecordMacs(keys, source.chain === undefined ? {} : { chain: source.chain });
-  return { check: macs.inOrder(signed.length === 0 ? source.macsStart : Math.min(...signed)), signed: signed.length > 0 };
+  return { check: macs.inOrder(signed ?? source.macsStart), signed: signed !== undefined };
 }
 
 function keyProblem(key: UnvouchedKey | undefined): ChainProblem | undefined {

@@ -1,6 +1,7 @@
 import type { JWTVerifyGetKey } from 'jose';
 import type { AuditRecord } from './audit-event.ts';
 import type { Checkpoint } from './checkpoint.ts';
+import { lowestMacsStart } from './record-mac.ts';
 import { verifyRootCheckpoint, type RootCheckpoint } from './root-checkpoint.ts';
 import { verifyAuditLog, type AuditLogSource, type ChainProblem, type ChainReport } from './verify-chain.ts';
 
@@ -127,10 +128,7 @@ function newest(roots: readonly RootCheckpoint[]): RootCheckpoint | undefined {
  * A restore holds an export's shards to it too (worker-audit-log.ts).
  */
 export function lowestMacsAfter(roots: readonly RootCheckpoint[], name: string): number | undefined {
-  return roots.reduce<number | undefined>((lowest, root) => {
-    const start = root.macs_after?.[name];
-    return start === undefined || (lowest !== undefined && lowest <= start) ? lowest : start;
-  }, undefined);
+  return lowestMacsStart(roots.map((root) => root.macs_after?.[name]));
 }
 
 /**
