@@ -576,7 +576,49 @@ describe('lint rules', () => {
 
     it('is quiet for the immutable form, and applies to deny policies too (a guardrail by name misses renamed repositories)', () => {
       expect(rules({ 'p.yaml': github('  sub: { glob: "repo:acme@1200934/api@734201:*" }') })).toEqual([]);
-      expect(rules({ 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { sub: "repo:evil/x:ref:refs/heads/main" }\n' })).toEqual(['name-based-sub']);
+      expect(rules({ 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { sub: "repo:evil/x:ref:refs/heads/main" }\n' })).toEqual([
+        'name-based-sub',
+        'exact-sub-guard',
+      ]);
+    });
+  });
+
+  describe('exact-sub-guard (warning): a deny or not: on a sub that carries names the CI system treats without case', () => {
+    const deny = (issuer: string, sub: string) => `version: 1\neffect: deny\nissuer: ${issuer}\nmatch: { sub: ${sub} }\n`;
+    const guardFindings = (files: Record<string, string>) => lint(files).filter((finding) => finding.rule === 'exact-sub-guard');
+
+    it.each([
+      ['github', '"repo:acme@1200934/api@734201:environment:production"', 'repo:Acme/API:environment:PRODUCTION'],
+      ['github', '{ glob: "repo:acme@1200934/*:environment:prod*" }', 'environment'],
+      ['gitlab', '{ glob: "project_path:acme/app:*" }', 'project_path:Acme/App'],
+      ['github', '{ regex: "^.*:environment:production$" }', 'environment'],
+      ['{ kind: forgejo, url: "https://codeberg.org/api/actions" }', '"repo:acme/api:ref:refs/heads/main"', 'repo:Acme/API'],
+    ])('warns on a deny on %s sub %s', (issuer, sub, named) => {
+      const [finding, ...rest] = guardFindings({ 'g.yaml': deny(issuer, sub) });
+      expect(rest).toEqual([]);
+      expect(finding).toMatchObject({ severity: 'warning', line: 4 });
+      expect(finding?.message).toContain(named);
+      expect(finding?.message).toContain('slips past this deny');
+    });
+
+    it("warns on an allow's not: on sub, alone or in a list, and names match_actor's line as such", () => {
+      const not = '  sub: { not: { glob: "repo:acme@1200934/api@734201:environment:production" } }';
+      expect(guardFindings({ 'p.yaml': github(`${PINNED}${not}`) })[0]?.message).toContain('slips past this not:');
+      const listed = '  sub: [{ not: "repo:acme@1200934/api@734201:environment:production" }]';
+      expect(guardFindings({ 'p.yaml': github(`${PINNED}${listed}`) })).toHaveLength(1);
+      const actor = `${PINNED}match_actor:\n  iss: https://token.actions.githubusercontent.com\n${PINNED}${not}\n`;
+      const delegated = `version: 1\nissuer: github\nmatch:\n${actor}grant:\n  audience: https://a.example\n  scopes: [artifacts:read]\n`;
+      expect(guardFindings({ 'p.yaml': delegated })[0]?.message).toMatch(/^match_actor\.sub compares byte for byte/);
+    });
+
+    it("is quiet for an allow's exact or glob sub (only stricter), a deny on sub's presence, and an issuer whose sub carries no folded name", () => {
+      expect(guardFindings({ 'p.yaml': github(`${PINNED}  sub: "repo:acme@1200934/api@734201:environment:production"`) })).toEqual([]);
+      expect(guardFindings({ 'g.yaml': deny('github', '{ exists: false }') })).toEqual([]);
+      expect(guardFindings({ 'g.yaml': deny('https://oidc.acme.dev', '"deployer"') })).toEqual([]);
+      // Names none: a custom GitHub subject of ids and the ref, a GitLab one of ids (the ref compares exactly, as it should).
+      expect(guardFindings({ 'g.yaml': deny('github', '{ glob: "repository_owner_id:1200934:repository_id:734201:ref:*" }') })).toEqual([]);
+      expect(guardFindings({ 'g.yaml': deny('gitlab', '{ glob: "project_id:20:ref_type:branch:ref:main" }') })).toEqual([]);
+      expect(guardFindings({ 'g.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch: { environment: production }\n' })).toEqual([]);
     });
   });
 

@@ -87,6 +87,12 @@ export interface PresetLintFacts {
    * talks to that way receives it. `matches` reads the issuer URL too, since some of these audiences are built from it.
    */
   readonly defaultAudience?: { readonly matches: (audience: string, issuerUrl: string) => boolean; readonly what: string };
+  /**
+   * `sub` joins names this preset folds in their own claims (a repository, an environment), but compares exactly: a guard
+   * written on it misses the same name in another case. `written` finds such names in a pattern's text; what they are,
+   * a `sub` that slips past, and the claims to use instead.
+   */
+  readonly caselessNamesInSub?: { readonly written: RegExp; readonly names: string; readonly example: string; readonly instead: string };
   /** How a job asks for a token whose `aud` is keyway's URL: `circleci run oidc get --claims '{"aud":"<keyway URL>"}'`. */
   readonly askForKeyway?: string;
 }

@@ -338,6 +338,22 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 
+  function exactSubGuard({ policy, lineSets, report }) {
+    for (const set of lineSets) {
+      const hint = set.issuer.preset.lint?.caselessNamesInSub;
+      const sub = set.lines.find((condition) => condition.key === 'sub');
+      if (hint === undefined || sub === undefined || !everyText(sub.written).some((text) => hint.written.test(text))) continue;
+      // An allow's exact sub is only stricter; what case can slip past is a line that refuses.
+      if (policy.effect === 'deny' ? isPresenceOnly(sub.written) : !negates(sub.written)) continue;
+      report(
+        'exact-sub-guard',
+        `${lineName(set, 'sub')} compares byte for byte, but it carries ${hint.names}: a token whose sub is ${hint.example} ` +
+          `slips past this ${policy.effect === 'deny' ? 'deny' : 'not:'}. Match ${hint.instead}`,
+        [set.at, 'sub'],
+      );
+    }
+  },
+
   function defaultAudience({ policy, preset, report }) {
     // Azure DevOps' fixed audience cannot be changed (its tokens are single use instead); a deny policy refuses, never admits.
     const audience = policy.subjectAudience;
@@ -487,6 +503,21 @@ function patterns(matcher: Matcher): { kind: 'glob' | 'regex'; text: string }[] 
   if ('glob' in matcher) return [{ kind: 'glob', text: matcher.glob }];
   if ('regex' in matcher) return [{ kind: 'regex', text: matcher.regex }];
   return [];
+}
+
+/** Every value, glob and regex a matcher writes, `not` included. */
+function everyText(matcher: Matcher): string[] {
+  if (typeof matcher !== 'object') return [String(matcher)];
+  if (Array.isArray(matcher)) return matcher.flatMap(everyText);
+  if ('not' in matcher) return everyText(matcher.not);
+  if ('glob' in matcher) return [matcher.glob];
+  return 'regex' in matcher ? [matcher.regex] : [];
+}
+
+/** True when the matcher, or a matcher in its list, is a `not`. */
+function negates(matcher: Matcher): boolean {
+  if (typeof matcher !== 'object') return false;
+  return Array.isArray(matcher) ? matcher.some(negates) : 'not' in matcher;
 }
 
 /** The exact values a matcher lists, outside `not`. */

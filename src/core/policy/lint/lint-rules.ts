@@ -63,6 +63,10 @@ export const LINT_RULES = {
     severity: 'notice',
     why: "a name-only `sub` pattern is satisfied by a resurrected name (a GitLab project path, a Kubernetes service account, a GitHub repository), and misses GitHub's immutable owner@id/repo@id subjects",
   },
+  'exact-sub-guard': {
+    severity: 'warning',
+    why: 'sub compares byte for byte, but it carries names the CI system treats without case, spelt as the token spells them: a deny or a not: written on it misses the same name in another case',
+  },
   'default-audience': {
     severity: 'warning',
     why: "a subject_audience that other relying parties receive too (a CI system's default audience, its own API's, a cloud's STS) lets any of them replay the tokens here",

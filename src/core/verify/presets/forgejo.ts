@@ -58,6 +58,12 @@ export const forgejo: IssuerPreset = {
     // The ids come with Forgejo's immutable-subject change; on an instance that sends only names, silence this with that reason.
     namesWithIds: { repository: 'repository_id', repository_owner: 'repository_owner_id', actor: 'actor_id' },
     ownerFirstNames: ['repository', 'repository_owner', 'workflow_ref'],
+    caselessNamesInSub: {
+      written: /(?:^|:)(?:repo|repository|repository_owner):/,
+      names: 'the repository, which Forgejo treats without case',
+      example: 'repo:Acme/API:ref:refs/heads/main',
+      instead: 'repository (or repository_id), which folds',
+    },
     untrustedContexts: [
       { claim: 'event_name', value: 'pull_request', what: "pull_request runs (the pull request author's code)" },
       { claim: 'event_name', value: 'pull_request_target', what: "pull_request_target runs (base-repository context, often checking out a fork's code)" },

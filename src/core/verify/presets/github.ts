@@ -138,6 +138,12 @@ export const github: IssuerPreset = {
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],
     spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref' },
+    caselessNamesInSub: {
+      written: /(?:^|:)(?:repo|environment|repository|repository_owner|actor):/,
+      names: 'the repository and the environment, which GitHub treats without case (a workflow naming environment: PRODUCTION runs in production)',
+      example: 'repo:Acme/API:environment:PRODUCTION',
+      instead: 'repository (or repository_id) and environment, which fold',
+    },
     nameBasedSubject: {
       pattern: /^repo:[^:@]*(:|$)/,
       advice:

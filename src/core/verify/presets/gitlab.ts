@@ -116,6 +116,12 @@ export const gitlab: IssuerPreset = {
     ],
     spoofable: {},
     // The default sub is project_path:<group>/<project>:ref_type:…:ref:…, and its customisations may start with a path too.
+    caselessNamesInSub: {
+      written: /(?:^|:)(?:job_|source_)?(?:project|namespace)_path:/,
+      names: 'the project path, which GitLab treats without case',
+      example: 'project_path:Acme/App:ref_type:branch:ref:main',
+      instead: 'project_path (or project_id), which folds',
+    },
     nameBasedSubject: {
       pattern: /^(?:job_|source_)?project_path:/,
       advice:
