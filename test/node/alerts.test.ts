@@ -16,6 +16,7 @@ import { readTrustedProxies } from '../../src/config/trusted-proxies.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
 import { openSqliteFile, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
+import { roomInClockWindow } from '../support/clock-window.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
 
@@ -232,6 +233,8 @@ describe('alerts on anomalies', () => {
     // A broker remembers when its log's oldest record will be old enough (test/node/stale-grant-check.test.ts): one started now reads it.
     await broker().close();
     await start();
+    // The period is a day aligned to the clock (UTC midnight): the second and third look must fall in one, or the third raises again.
+    await roomInClockWindow(86_400_000, 60_000);
     const second = await exchange(await sign(), '127.0.0.1');
     expect(second.status).toBe(200);
     // Unused in the last day: deploy/production's second audience (the grant gave its first), and generic/service altogether.
@@ -254,7 +257,7 @@ describe('alerts on anomalies', () => {
     await deliveriesSettled();
     expect(await staleAlerts()).toHaveLength(2);
     expect(sent('stale_grant')).toHaveLength(2);
-  });
+  }, 100_000);
 
   it('raises a denial burst once per identity and once per address, at the threshold', async () => {
     const { exchange, sign, sent, raisedBy, deliveriesSettled } = await setup();
@@ -371,8 +374,7 @@ describe('alerts on anomalies', () => {
       { limits },
     );
     // The windows are aligned to the clock: both runs must fall in one, so a test started in the last 40 s of one waits for the next.
-    const leftInWindow = 3_600_000 - (Date.now() % 3_600_000);
-    if (leftInWindow < 40_000) await new Promise((resolve) => setTimeout(resolve, leftInWindow + 100));
+    await roomInClockWindow(3_600_000, 40_000);
     const { iss, sub } = JSON.parse(Buffer.from((await sign()).split('.')[1]!, 'base64url').toString()) as { iss: string; sub: string };
     const forged = (jti: string) => `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify({ iss, sub, jti }))}.`;
     const raised = async () => (await stored()).filter((alert) => alert.rule === 'unverified_limit_reached');
