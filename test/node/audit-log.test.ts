@@ -326,9 +326,9 @@ describe('the audit log in a real database file', () => {
     const { db, store, sign, verify } = await macedLog('keyway-rollup-');
     const now = Date.now();
     const cutoff = now - 30 * 86_400_000;
+    const newest = now - 1000;
     // Records 60 days back, then either side of the retention cutoff (one day in the roll-up may hold both), then today's.
-    for (const time of [now - 60 * 86_400_000, cutoff - 1000, cutoff + 1000, now - 1000])
-      await store.append(auditEvent({ time: new Date(time).toISOString() }));
+    for (const time of [now - 60 * 86_400_000, cutoff - 1000, cutoff + 1000, newest]) await store.append(auditEvent({ time: new Date(time).toISOString() }));
     refreshUsage(db);
     expect(usageMismatch(db)).toBeUndefined();
     expect((await maintainAuditLog(store, sign, { now, retentionDays: 30, verify })).pruned).toBe(2);
@@ -337,11 +337,12 @@ describe('the audit log in a real database file', () => {
     expect(usageMismatch(db)).toBeUndefined();
     refreshUsage(db);
     expect(usageMismatch(db)).toBeUndefined();
-    // Today's sums are held still.
-    db.run('UPDATE audit_usage SET count = count + 1 WHERE day = ?', [Math.floor(now / 86_400_000)]);
+    // Today's sums are held still: the day of the newest record, which in the first second of a UTC day is yesterday.
+    const newestDay = Math.floor(newest / 86_400_000);
+    db.run('UPDATE audit_usage SET count = count + 1 WHERE day = ?', [newestDay]);
     expect(usageMismatch(db)).toMatch(/^the usage roll-up \(the inventory\) of \d{4}-\d\d-\d\d differs from the records for \[/);
     // A log pruned of every record keeps no roll-up.
-    db.run('UPDATE audit_usage SET count = count - 1 WHERE day = ?', [Math.floor(now / 86_400_000)]);
+    db.run('UPDATE audit_usage SET count = count - 1 WHERE day = ?', [newestDay]);
     expect((await maintainAuditLog(store, sign, { now: now + 31 * 86_400_000, retentionDays: 30, verify })).pruned).toBe(2);
     expect(db.all('SELECT day FROM audit_usage UNION ALL SELECT day FROM audit_usage_claims')).toEqual([]);
     expect(usageMismatch(db)).toBeUndefined();
