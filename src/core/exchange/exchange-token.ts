@@ -385,7 +385,7 @@ async function issueGitHubToken(
     organizationPermissions: github.organizationPermissions,
     ownerId: github.ownerId,
     revocationId: event.id,
-    ttlSeconds: grant.ttlSeconds,
+    revokeAt: now + grant.ttlSeconds * 1000,
     ...jobs,
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };

@@ -140,7 +140,7 @@ export async function mintTokenMap(
         organizationPermissions: github.organizationPermissions,
         ownerId: github.ownerId,
         revocationId: `${context.auditEventId}/${owner}`,
-        ttlSeconds: grant.ttlSeconds,
+        revokeAt: context.now + grant.ttlSeconds * 1000,
         ...context.jobs,
       });
       minted.push({ owner, grant, token });

@@ -65,8 +65,11 @@ export interface GitHubTokenRequest extends GitHubTokenJobs {
    * `/OWNER` (lower case) for a token of a multi-owner exchange, which mints one token per owner under one record.
    */
   readonly revocationId: string;
-  /** The policy TTL: when keyway revokes the token. */
-  readonly ttlSeconds: number;
+  /**
+   * When keyway revokes the token, ms since the epoch: the request's time plus the policy TTL, as a keyway token's `exp`
+   * is, so the answer's `expires_in` is the TTL however long GitHub took (GitHub's own expiry comes first if sooner).
+   */
+  readonly revokeAt: number;
 }
 
 export interface MintedGitHubToken {

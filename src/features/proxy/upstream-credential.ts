@@ -180,7 +180,7 @@ export class UpstreamCredentials {
       organizationPermissions: {},
       ownerId: scope.ownerId,
       revocationId: auditEventId,
-      ttlSeconds: PROXY_GITHUB_TOKEN_SECONDS,
+      revokeAt: now + PROXY_GITHUB_TOKEN_SECONDS * 1000,
       // Shared by every job of the repository, so no one job's end revokes it: it is revoked at its own time.
       repositoryId: undefined,
       runId: undefined,

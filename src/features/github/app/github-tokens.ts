@@ -203,8 +203,7 @@ export class GitHubTokens implements GitHubTokenMinter {
       }
       await revocations.remove(request.revocationId);
     };
-    const now = this.#deps.now();
-    const revokeAt = Math.min(now + request.ttlSeconds * 1000, minted.expiresAt);
+    const revokeAt = Math.min(request.revokeAt, minted.expiresAt);
     const tokenSha256 = sha256Hex(minted.token);
     try {
       await revocations.add({
