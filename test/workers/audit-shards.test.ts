@@ -27,15 +27,17 @@ import { pageCookie } from '../support/audit-page-sign-in.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { auditEvent } from '../suites/store-contract.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
+import type { RateLimitState } from '../../src/runtimes/workers/rate-limit-state.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
-/** A deployment of its own: a KeywayState and audit shards no other test reaches. */
+/** A deployment of its own: a KeywayState, audit shards and rate-limit buckets no other test reaches. */
 interface Deployment {
   readonly states: DurableObjectNamespace<KeywayState>;
   readonly shards: DurableObjectNamespace<AuditShardState>;
+  readonly limits: DurableObjectNamespace<RateLimitState>;
 }
 
-const fresh = (): Deployment => ({ states: ownStateNamespace(), shards: ownStateNamespace(workerEnv.AUDIT) });
+const fresh = (): Deployment => ({ states: ownStateNamespace(), shards: ownStateNamespace(workerEnv.AUDIT), limits: ownStateNamespace(workerEnv.LIMITS) });
 
 describe('the sharded audit log on Workers (workerd)', () => {
   let service: TestIssuer;
@@ -47,7 +49,14 @@ describe('the sharded audit log on Workers (workerd)', () => {
   });
 
   async function start(deployment: Deployment, shards: number, settings: Record<string, string> = {}) {
-    const env = { ...workerEnv, ...settings, STATE: deployment.states, AUDIT: deployment.shards, KEYWAY_AUDIT_SHARDS: String(shards) };
+    const env = {
+      ...workerEnv,
+      ...settings,
+      STATE: deployment.states,
+      AUDIT: deployment.shards,
+      LIMITS: deployment.limits,
+      KEYWAY_AUDIT_SHARDS: String(shards),
+    };
     const files = Object.entries(policies()).map(([path, text]) => ({ path, text }));
     const broker: WorkerBroker = await createWorkerBroker(env, files, { log: silentLogger });
     const client = {
@@ -68,9 +77,11 @@ describe('the sharded audit log on Workers (workerd)', () => {
       client,
       token,
       get,
-      exchange: async (sub: string, from?: string) => {
+      /** An exchange of a token of the service issuer for `sub`; with the `foreign` key, one that does not verify. */
+      exchange: async (sub: string, from?: string, key: 'published' | 'foreign' = 'published') => {
         const now = Math.floor(Date.now() / 1000);
-        const subjectToken = await service.sign({ iss: service.url, aud: workerEnv.KEYWAY_ISSUER, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+        const claims = { iss: service.url, aud: workerEnv.KEYWAY_ISSUER, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() };
+        const subjectToken = await service.sign(claims, { key });
         const headers = { 'content-type': 'application/x-www-form-urlencoded', ...(from === undefined ? {} : { 'cf-connecting-ip': from }) };
         const response = await client.request('/token', { method: 'POST', body: exchangeForm(subjectToken), headers });
         return { status: response.status, body: (await response.json()) as Record<string, unknown> };
@@ -564,6 +575,37 @@ describe('the sharded audit log on Workers (workerd)', () => {
       }),
     ]);
   });
+
+  it("raises unverified_limit_reached once per window for each shard whose budget is spent, naming it: a decoy shard's flood does not take another's alert", async () => {
+    const window = 3600;
+    const settings = {
+      KEYWAY_ALERT_RULES: 'unverified_limit_reached',
+      KEYWAY_ALERT_BURST_WINDOW_SECONDS: String(window),
+      KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '1',
+      KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1',
+    };
+    // The windows are aligned to the clock: every flood must fall in one, so a test started in the last 20 s of one waits for the next.
+    const leftInWindow = window * 1000 - (Date.now() % (window * 1000));
+    if (leftInWindow < 20_000) await new Promise((resolve) => setTimeout(resolve, leftInWindow + 100));
+    const broker = await start(fresh(), 16, settings);
+    const [decoy, target] = [3, 7].map((shard) => subjectIn(shard, 16, 'flooded', 'other-')) as [string, string];
+    // Each shard's budget of one record: its first forgery is recorded, its second is the first past the budget.
+    const flood = async (sub: string) => {
+      expect((await broker.exchange(sub, '203.0.113.5', 'foreign')).status).toBe(400);
+      for (const _ of [1, 2, 3]) expect((await broker.exchange(sub, '203.0.113.5', 'foreign')).status).toBe(429);
+    };
+    await flood(decoy);
+    await flood(target);
+    const { alerts } = (await (await broker.get('/v1/audit/alerts')).json()) as {
+      alerts: { rule: string; summary: string; details: Record<string, unknown> }[];
+    };
+    const raised = alerts.filter((alert) => alert.rule === 'unverified_limit_reached');
+    expect(raised.map((alert) => alert.details['shard']).sort()).toEqual(['3', '7']);
+    for (const alert of raised) {
+      expect(alert.summary).toContain(`budget of audit shard ${alert.details['shard']}:`);
+      expect(alert.details).toMatchObject({ refused_as: 'signature_invalid', client_ip: '203.0.113.5', window_seconds: window });
+    }
+  }, 60_000);
 
   it("counts an IPv6 address's refusals apart from a longer address it is a prefix of (1::2:3:4:5:6 and 1::2:3:4:5:6:7)", async () => {
     const shard = auditShard(fresh().shards, 0);

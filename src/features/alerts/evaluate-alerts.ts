@@ -10,9 +10,10 @@ type Draft = Omit<AlertDraft, 'id' | 'time' | 'event_id'>;
 
 /**
  * The anomaly rules, as a pure function of one event, what the log says around it, and the
- * policies now loaded. A burst fires once, on the denial that reaches the threshold.
+ * policies now loaded. A burst fires once, on the denial that reaches the threshold. `shard`:
+ * the chain the event is in, where there are several (the Workers shards).
  */
-export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, policies: PolicySet, settings: AlertSettings): Draft[] {
+export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, policies: PolicySet, settings: AlertSettings, shard?: number): Draft[] {
   const drafts: (Draft & { rule: AlertRule })[] = [];
   const identity = describeIdentity(event);
   const window = `${settings.burstWindowSeconds}s`;
@@ -67,17 +68,20 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
     });
   }
   if (spendsPastUnverifiedBudget(event)) {
-    // Once per window: under a flood each refill of the budget starts another run, and each run's first refusal is recorded.
+    // Once per window and chain: under a flood each refill of the budget starts another run, and each run's first refusal is
+    // recorded. Each chain has a budget of its own, so one spent first (a decoy's) must not take the alert of another's.
     const period = Math.floor(Date.parse(event.time) / (settings.burstWindowSeconds * 1000));
+    const chain = shard === undefined ? undefined : String(shard);
     drafts.push({
       rule: 'unverified_limit_reached',
-      summary: `refusals of tokens that did not verify used up the unverified limit's budget: until it refills, only the first of each run of them is recorded`,
+      summary: `refusals of tokens that did not verify used up the unverified limit's budget${chain === undefined ? '' : ` of audit shard ${chain}`}: until it refills, only the first of each run of them is recorded`,
       details: {
         refused_as: replacedReason(event) ?? event.reason,
         ...(ip === undefined ? {} : { client_ip: ip }),
+        ...(chain === undefined ? {} : { shard: chain }),
         window_seconds: settings.burstWindowSeconds,
       },
-      dedupe: `unverified_limit_reached:${period}`,
+      dedupe: chain === undefined ? `unverified_limit_reached:${period}` : `unverified_limit_reached:${chain}:${period}`,
     });
   }
   return drafts.filter((draft) => settings.rules.has(draft.rule));

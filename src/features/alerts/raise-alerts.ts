@@ -1,6 +1,6 @@
 import { UsageCatchingUpError, type UsageRow } from '../../core/audit/inventory.ts';
 import { monotonicFactory } from 'ulid';
-import type { AuditEvent, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AuditEvent, AuditLog, ChainLink } from '../../core/audit/audit-event.ts';
 import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
@@ -19,8 +19,8 @@ export interface AlertDeps {
   readonly webhook: WebhookTarget | undefined;
   readonly now: () => number;
   readonly log: Logger;
-  /** The audit log, for `stale_grant`: its usage over the last days, and its oldest record. */
-  readonly audit?: Pick<AuditStore, 'usage' | 'query'>;
+  /** The audit log, for `stale_grant`: its usage over the last days, and its oldest record; and the chain each record is in. */
+  readonly audit?: Pick<AuditLog, 'usage' | 'query' | 'shardOf'>;
 }
 
 const nextId = monotonicFactory(pooledRandom);
@@ -101,7 +101,8 @@ export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLin
         windowStart: Date.parse(event.time) - settings.burstWindowSeconds * 1000,
         ...(network === undefined ? {} : { network }),
       });
-      const drafts = [...evaluateAlerts(event, facts, deps.policies(), settings), ...(await staleGrants())];
+      const shard = deps.audit?.shardOf?.(event);
+      const drafts = [...evaluateAlerts(event, facts, deps.policies(), settings, shard), ...(await staleGrants())];
       if (drafts.length === 0) return;
       const time = new Date(deps.now()).toISOString();
       const stored = await deps.store.addAlerts(
