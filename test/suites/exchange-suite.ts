@@ -482,6 +482,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         await refused(exchangeForm(await good({ repository: ['acme/api', 'evil/x'] })), { error: 'invalid_request', reason: 'claims_invalid' });
         await refused(exchangeForm(await good({ sub: { toString: 'repo:acme/api' } })), { error: 'invalid_request', reason: 'claims_invalid' });
         await refused(exchangeForm(await good({ exp: String(Math.floor(Date.now() / 1000) + 300) })), { error: 'invalid_request', reason: 'claims_invalid' });
+        // A time that is no number is malformed, as that exp is: not a time yet to come, which only a number can be.
+        for (const odd of [{ nbf: 'soon' }, { nbf: { after: 0 } }, { nbf: null }, { iat: String(Math.floor(Date.now() / 1000)) }]) {
+          await refused(exchangeForm(await good(odd)), { error: 'invalid_request', reason: 'claims_invalid' });
+        }
       });
 
       it('refuses a token missing the claims that prove it is a CI job token', async () => {

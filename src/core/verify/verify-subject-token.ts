@@ -128,7 +128,8 @@ function toExchangeError(error: unknown): ExchangeError {
     switch (error.claim) {
       case 'nbf':
       case 'iat':
-        return new ExchangeError(error.reason === 'missing' ? 'claims_invalid' : 'token_not_yet_valid', detail, options);
+        // Only a time checked and found ahead is not yet valid; one missing or no number (`"nbf": "soon"`) is malformed, as such an `exp` is.
+        return new ExchangeError(error.reason === 'check_failed' ? 'token_not_yet_valid' : 'claims_invalid', detail, options);
       case 'aud':
         return new ExchangeError('audience_mismatch', detail, options);
       case 'iss':
