@@ -691,6 +691,31 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         }
       });
 
+      it("verifies a token with each of its issuer's keys that carry its kid: a rollover that reused a kid refuses none of the issuer's tokens", async () => {
+        const reusing = freshIssuer(issuerBase(), 'reused-kid');
+        await reusing.rotate({ keepOld: true });
+        // The new key published beside the old under the old one's kid: the issuer signs with the new, the second listed.
+        const [first, second] = (await reusing.jwks()).keys as [JWK, JWK];
+        const kid = first.kid as string;
+        await reusing.settings({ jwks: { kind: 'replaced', body: { keys: [first, { ...second, kid }] } } });
+        const reusingBroker = await start(suitePolicies(reusing, generic));
+        const sign = (overrides: Record<string, unknown> = {}, key: 'published' | 'foreign' = 'published') =>
+          reusing.sign(ciClaims(reusing.url, reusingBroker.issuer, overrides), { header: { kid }, key });
+        try {
+          const granted = await postToken(reusingBroker, exchangeForm(await sign()));
+          expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+          // The key that verified decides the rest: a token it signed is judged on its claims.
+          const now = Math.floor(Date.now() / 1000);
+          const expired = await postToken(reusingBroker, exchangeForm(await sign({ iat: now - 400, exp: now - 100 })));
+          await expectRefusal(reusingBroker, expired, { error: 'invalid_request', reason: 'token_expired' });
+          // A key that is not the issuer's is refused under that kid as under any other.
+          const forged = await postToken(reusingBroker, exchangeForm(await sign({}, 'foreign')));
+          await expectRefusal(reusingBroker, forged, { error: 'invalid_request', reason: 'signature_invalid' });
+        } finally {
+          await reusingBroker.close();
+        }
+      });
+
       it('takes issuer keys up to 256 KiB, and counts an issuer whose JWKS is larger as unavailable: 503, audited, no token', async () => {
         const padded = freshIssuer(issuerBase(), 'padded');
         const oversized = freshIssuer(issuerBase(), 'oversized');

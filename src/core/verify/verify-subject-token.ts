@@ -59,7 +59,7 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
     throw new ExchangeError('algorithm_not_allowed', `alg ${quoted(header.alg)} is not allowed for ${issuer.url}`);
   }
 
-  const claims = await verifyWithIssuerKeys(token, issuer, options);
+  const claims = await verifyWithIssuerKeys(token, header, issuer, options);
   checkPresetClaims(claims, issuer);
   return { issuer, header, claims };
 }
@@ -81,7 +81,7 @@ function decodeUnverified(token: string, decoded: JWTPayload | undefined): { hea
   }
 }
 
-async function verifyWithIssuerKeys(token: string, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
+async function verifyWithIssuerKeys(token: string, header: ProtectedHeaderParameters, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
   let keys: JWTVerifyGetKey;
   try {
     keys = await options.jwks.keysFor(issuer.url);
@@ -90,22 +90,36 @@ async function verifyWithIssuerKeys(token: string, issuer: TrustedIssuer, option
     throw cause;
   }
   try {
-    return await verifyWith(keys, token, issuer, options);
+    return await verifyWith(keys, token, header, issuer, options);
   } catch (error) {
     if (!(error instanceof errors.JWKSNoMatchingKey)) throw toExchangeError(error);
     // An unknown kid may mean the issuer rotated its keys; refetch (rate-limited) and try once more.
     const refreshed = await options.jwks.refreshForUnknownKey(issuer.url);
     if (refreshed === undefined) throw toExchangeError(error);
     try {
-      return await verifyWith(refreshed, token, issuer, options);
+      return await verifyWith(refreshed, token, header, issuer, options);
     } catch (retryError) {
       throw toExchangeError(retryError);
     }
   }
 }
 
-async function verifyWith(keys: JWTVerifyGetKey, token: string, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
-  const { payload } = await (options.crypto ?? JOSE_JWT_CRYPTO).verify(token, keys, {
+/**
+ * The token's claims once verified with `keys`. Where the issuer lists several keys under the token's `kid` (a rollover
+ * that reused it, or a mistake), each of those is tried in turn, as jose offers (JWKSMultipleMatchingKeys is an
+ * iterator over them), and the first whose signature verifies judges the rest: all are the issuer's own, and they are
+ * at most the keys its JWKS lists. A token that names no kid matches every key of its type: trying each would let anyone
+ * buy as many signature checks as the issuer has keys with one forged token, so it is refused as before.
+ */
+async function verifyWith(
+  keys: JWTVerifyGetKey,
+  token: string,
+  header: ProtectedHeaderParameters,
+  issuer: TrustedIssuer,
+  options: VerifyOptions,
+): Promise<JWTPayload> {
+  const jwt = options.crypto ?? JOSE_JWT_CRYPTO;
+  const checks = {
     issuer: issuer.url,
     audience: [...options.issuers.acceptedAudiences(issuer.url)],
     algorithms: [...issuer.algorithms],
@@ -113,8 +127,20 @@ async function verifyWith(keys: JWTVerifyGetKey, token: string, issuer: TrustedI
     maxTokenAge: issuer.maxTokenAgeSeconds,
     currentDate: new Date(options.now),
     requiredClaims: ['sub', 'iat', 'exp'],
-  });
-  return payload;
+  };
+  try {
+    return (await jwt.verify(token, keys, checks)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys) || typeof header.kid !== 'string') throw error;
+    for await (const key of error) {
+      try {
+        return (await jwt.verify(token, async () => key, checks)).payload;
+      } catch (keyError) {
+        if (!(keyError instanceof errors.JWSSignatureVerificationFailed)) throw keyError;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
 }
 
 function toExchangeError(error: unknown): ExchangeError {
