@@ -716,6 +716,32 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         }
       });
 
+      it('tries at most four keys under one kid: an issuer listing more cannot make each token cost as many signature checks', async () => {
+        /** An issuer whose JWKS lists `count` keys under one kid, the one it signs with last. */
+        const listing = async (count: number) => {
+          const issuer = freshIssuer(issuerBase(), `kid-times-${count}`);
+          for (let rotation = 1; rotation < count; rotation++) await issuer.rotate({ keepOld: true });
+          const keys = (await issuer.jwks()).keys as JWK[];
+          const kid = keys[0]!.kid as string;
+          await issuer.settings({ jwks: { kind: 'replaced', body: { keys: keys.map((key) => ({ ...key, kid })) } } });
+          return { issuer, kid };
+        };
+        for (const [count, status] of [
+          [4, 200],
+          [5, 400],
+        ] as const) {
+          const { issuer, kid } = await listing(count);
+          const listingBroker = await start(suitePolicies(issuer, generic));
+          try {
+            const answer = await postToken(listingBroker, exchangeForm(await issuer.sign(ciClaims(issuer.url, listingBroker.issuer), { header: { kid } })));
+            expect(answer.status, `${count} keys: ${JSON.stringify(answer.body)}`).toBe(status);
+            if (status === 400) await expectRefusal(listingBroker, answer, { error: 'invalid_request', reason: 'signature_invalid' });
+          } finally {
+            await listingBroker.close();
+          }
+        }
+      });
+
       it('takes issuer keys up to 256 KiB, and counts an issuer whose JWKS is larger as unavailable: 503, audited, no token', async () => {
         const padded = freshIssuer(issuerBase(), 'padded');
         const oversized = freshIssuer(issuerBase(), 'oversized');
