@@ -33,7 +33,8 @@ beforeAll(async () => {
     .map((line) => line.trim().split(/\s{2,}/)[0] ?? '');
   const helps = await Promise.all(listed.map((name) => keyway([...name.split(' '), '--help'])));
   commands = new Map(listed.map((name, index) => [name, new Set([...flagsIn(helps[index] ?? ''), '--help'])]));
-}, 60_000);
+  // Some 25 processes, each loading the CLI from source (about 1.3 CPU-seconds): 55 s on two loaded cores.
+}, 180_000);
 
 interface Invocation {
   readonly at: string;
