@@ -1,75 +1,54 @@
 #!/usr/bin/env node
-import { auditExplain } from './audit-explain.ts';
-import { auditExport } from './audit-export.ts';
-import { auditQuery } from './audit-query.ts';
-import { auditStats } from './audit-stats.ts';
-import { auditVerify } from './audit-verify.ts';
-import { backup } from './backup.ts';
-import { cloudCheck } from './cloud-check.ts';
-import { cloudTrust } from './cloud-trust.ts';
-import { devToken } from './dev-token.ts';
-import { dpopProof } from './dpop-proof.ts';
-import { exchange } from './exchange.ts';
-import { inventory } from './inventory.ts';
-import { keysList } from './keys-list.ts';
-import { keysRotate } from './keys-rotate.ts';
-import { keysSeal } from './keys-seal.ts';
-import { keysSecret } from './keys-secret.ts';
-import { policyCheck } from './policy-check.ts';
-import { policyDiff } from './policy-diff.ts';
-import { policyExplain } from './policy-explain.ts';
-import { policySuggest } from './policy-suggest.ts';
-import { policyTest } from './policy-test.ts';
-import { policyWhoCan } from './policy-who-can.ts';
-import { proxy } from './proxy.ts';
-import { restore } from './restore.ts';
-import { PolicyLoadError } from '../core/policy/load-policies.ts';
+import { KeywayError } from '../core/errors/keyway-error.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { CliError, type Command } from './command.ts';
 
-const COMMANDS: Readonly<Record<string, Command>> = {
-  'dev token': devToken,
-  exchange,
-  'policy check': policyCheck,
-  'policy explain': policyExplain,
-  'policy test': policyTest,
-  'policy diff': policyDiff,
-  'audit query': auditQuery,
-  'audit export': auditExport,
-  'audit stats': auditStats,
-  'audit verify': auditVerify,
-  'audit explain': auditExplain,
-  'keys list': keysList,
-  'keys rotate': keysRotate,
-  'keys seal': keysSeal,
-  backup,
-  restore,
-  'cloud check': cloudCheck,
-  'cloud trust': cloudTrust,
-  'policy who-can': policyWhoCan,
-  inventory,
-  'policy suggest': policySuggest,
-  'dpop proof': dpopProof,
-  'keys secret': keysSecret,
-  proxy,
+/** Each command loads only when it runs: `keyway exchange` in a pipeline step need not load the audit or policy tooling. */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  'dev token': () => import('./dev-token.ts').then(({ devToken }) => devToken),
+  exchange: () => import('./exchange.ts').then(({ exchange }) => exchange),
+  'policy check': () => import('./policy-check.ts').then(({ policyCheck }) => policyCheck),
+  'policy explain': () => import('./policy-explain.ts').then(({ policyExplain }) => policyExplain),
+  'policy test': () => import('./policy-test.ts').then(({ policyTest }) => policyTest),
+  'policy diff': () => import('./policy-diff.ts').then(({ policyDiff }) => policyDiff),
+  'audit query': () => import('./audit-query.ts').then(({ auditQuery }) => auditQuery),
+  'audit export': () => import('./audit-export.ts').then(({ auditExport }) => auditExport),
+  'audit stats': () => import('./audit-stats.ts').then(({ auditStats }) => auditStats),
+  'audit verify': () => import('./audit-verify.ts').then(({ auditVerify }) => auditVerify),
+  'audit explain': () => import('./audit-explain.ts').then(({ auditExplain }) => auditExplain),
+  'keys list': () => import('./keys-list.ts').then(({ keysList }) => keysList),
+  'keys rotate': () => import('./keys-rotate.ts').then(({ keysRotate }) => keysRotate),
+  'keys seal': () => import('./keys-seal.ts').then(({ keysSeal }) => keysSeal),
+  backup: () => import('./backup.ts').then(({ backup }) => backup),
+  restore: () => import('./restore.ts').then(({ restore }) => restore),
+  'cloud check': () => import('./cloud-check.ts').then(({ cloudCheck }) => cloudCheck),
+  'cloud trust': () => import('./cloud-trust.ts').then(({ cloudTrust }) => cloudTrust),
+  'policy who-can': () => import('./policy-who-can.ts').then(({ policyWhoCan }) => policyWhoCan),
+  inventory: () => import('./inventory.ts').then(({ inventory }) => inventory),
+  'policy suggest': () => import('./policy-suggest.ts').then(({ policySuggest }) => policySuggest),
+  'dpop proof': () => import('./dpop-proof.ts').then(({ dpopProof }) => dpopProof),
+  'keys secret': () => import('./keys-secret.ts').then(({ keysSecret }) => keysSecret),
+  proxy: () => import('./proxy.ts').then(({ proxy }) => proxy),
 };
 
-const USAGE = `usage: keyway <command> [options]
+/** The list of commands, each with its summary: the one place every command is loaded. */
+async function usage(): Promise<string> {
+  const summaries = await Promise.all(Object.entries(COMMANDS).map(async ([name, load]) => `  ${name.padEnd(16)} ${(await load()).summary}`));
+  return `usage: keyway <command> [options]
 
 commands:
-${Object.entries(COMMANDS)
-  .map(([name, command]) => `  ${name.padEnd(16)} ${command.summary}`)
-  .join('\n')}
+${summaries.join('\n')}
 
 Run \`keyway <command> --help\` for a command's options.`;
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   const name = [argv.slice(0, 2).join(' '), argv[0] ?? ''].find((candidate) => candidate in COMMANDS);
   if (name === undefined) {
-    console.error(USAGE);
+    console.error(await usage());
     return argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' ? 0 : 2;
   }
-  const command = COMMANDS[name] as Command;
+  const command = await (COMMANDS[name] as () => Promise<Command>)();
   const args = argv.slice(name.split(' ').length);
   if (args.includes('--help') || args.includes('-h')) {
     console.log(command.usage);
@@ -81,12 +60,13 @@ async function main(argv: readonly string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  if (error instanceof PolicyLoadError) {
+  // By its code, not its class: importing the class would load the policy core for every command.
+  if (error instanceof KeywayError && error.code === 'policy_load_failed') {
     console.error(`keyway: the policies do not load (keyway policy check lists every finding):\n${error.message}`);
     process.exit(1);
   }
-  const usage = error instanceof CliError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
-  if (!usage && !(error instanceof ConfigError)) throw error;
+  const printable = error instanceof CliError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+  if (!printable && !(error instanceof ConfigError)) throw error;
   console.error(`keyway: ${(error as Error).message}`);
   process.exitCode = error instanceof CliError ? error.exitCode : 2;
 }
