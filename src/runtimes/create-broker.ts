@@ -26,6 +26,7 @@ import type { RateLimiter } from '../core/limits/rate-limiter.ts';
 import { noMetrics, type BrokerMetrics } from '../features/metrics/broker-metrics.ts';
 import type { GitHubTokens } from '../features/github/app/github-tokens.ts';
 import { githubWebhookRoutes, type GitHubWebhookDeps } from '../http/routes/github-webhooks.ts';
+import type { RepositoryName } from '../core/exchange/ports.ts';
 import type { BackupApiDeps } from '../http/routes/backup.ts';
 import type { AuditApiDeps } from '../http/routes/audit.ts';
 import type { AuditShardsApi } from '../core/audit/audit-shards.ts';
@@ -198,6 +199,7 @@ export function createBroker(parts: BrokerParts): Broker {
                     repositoryPolicies?.forgetOwner(owner);
                   },
                   guardrailsChanged: (owner: string) => repositoryPolicies?.forgetGuardrails(owner),
+                  repositoryPoliciesChanged: (repository: RepositoryName) => repositoryPolicies?.forgetRepository(repository),
                   endGitHubTokens: (ended: RunWorkEnded) => github.revokeEndedWork(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),
             audit: audit.log,

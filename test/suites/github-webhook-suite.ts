@@ -1743,6 +1743,41 @@ grant:
         await expectRefusal(broker, await ask('policy:../release'), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
+      it("reads a repository's own policy again after a push to its default branch: a revert withdraws access at once, not within the cache's minute", async () => {
+        const grant = '  github: { repositories: [acme/api], permissions: { contents: read } }';
+        await putRepositoryPolicy('revert', repositoryPolicy(grant));
+        expect((await ask('policy:revert')).status).toBe(200);
+        // Reverted to grant jobs of the release branch alone: the copy cached a moment ago still grants main's.
+        await putRepositoryPolicy('revert', repositoryPolicy(grant, 'match: { repository_id: "734201", ref: refs/heads/release }'));
+        expect((await ask('policy:revert')).status).toBe(200);
+        const push = (ref: string): Delivery => ({
+          event: 'push',
+          payload: payloads.push({ owner: OWNER, name: 'api', id: 734201 }, { ref, after: sha(`revert ${ref.slice(-4)}`) }),
+        });
+        // The exchange reads the default branch only: a push to another changes nothing it reads.
+        expect(await deliver(push('refs/heads/feature'))).toMatchObject({ status: 200, body: { status: 'ignored', detail: 'not a push to main' } });
+        expect((await ask('policy:revert')).status).toBe(200);
+        expect(await deliver(push('refs/heads/main'))).toMatchObject({
+          status: 200,
+          body: { status: 'handled', detail: `the policies of ${OWNER}/api are read again at their next exchange` },
+        });
+        await expectRefusal(broker, await ask('policy:revert'), NO_POLICY);
+
+        // The policy repository's own policies too, on the push that switches the live set.
+        const central = repositoryUrl(`${OWNER}/${POLICY_REPO.name}`);
+        const putOwn = (text: string) => github.putFile({ owner: OWNER, repo: POLICY_REPO.name, path: '.github/keyway/revert.yaml', text });
+        await putOwn(repositoryPolicy(`  github: { repositories: [${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
+        expect((await ask('policy:revert', central)).status).toBe(200);
+        await putOwn(
+          repositoryPolicy(`  github: { repositories: [${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`, 'match: { ref: refs/heads/release }'),
+        );
+        const head = sha('revert central');
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+        await moveMain(head);
+        expect(await deliver(pushOf(head))).toMatchObject({ status: 200, body: { status: 'handled' } });
+        await expectRefusal(broker, await ask('policy:revert', central), NO_POLICY);
+      });
+
       it("refuses a repository policy granting checks: write, which the App holds: its token could overwrite keyway's own review", async () => {
         await putRepositoryPolicy('checks', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, checks: write } }'));
         const before = (await tokenRequests()).length;

@@ -225,8 +225,8 @@ const isDefinitive = (error: unknown): boolean =>
  */
 export class RepositoryPolicySource implements RepositoryPolicies {
   readonly #options: RepositoryPolicySourceOptions;
-  /** By key, with the owner's login (lower case) each entry was read under. */
-  readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number; readonly owner: string }>();
+  /** By key, with the owner's login (lower case) each entry was read under, and for a policy its repository's full name (lower case). */
+  readonly #cache = new Map<string, { readonly set: Promise<PolicySet>; readonly expiresAt: number; readonly owner: string; readonly repository?: string }>();
 
   constructor(options: RepositoryPolicySourceOptions) {
     this.#options = options;
@@ -245,18 +245,18 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     const guardrails = more === undefined ? undefined : await this.#cached(more.key, owner, caller, () => more.fetch());
     // Keyed by the account too: the policy read for one account under a login is never another's that took the login since.
     const key = `${repository.ownerId}:${fullName(repository).toLowerCase()}:${name}`;
-    const policy = await this.#cached(key, owner, caller, () => this.#fetch(repository, name));
+    const policy = await this.#cached(key, owner, caller, () => this.#fetch(repository, name), fullName(repository).toLowerCase());
     // None, for an organisation that publishes no guardrails: the policy's set as it loaded.
     return guardrails === undefined || guardrails.policies.length === 0 ? policy : new PolicySet([...guardrails.policies, ...policy.policies]);
   }
 
-  async #cached(key: string, owner: string, caller: VerifiedCaller, fetch: () => Promise<PolicySet>): Promise<PolicySet> {
+  async #cached(key: string, owner: string, caller: VerifiedCaller, fetch: () => Promise<PolicySet>, repository?: string): Promise<PolicySet> {
     const cached = this.#fresh(key);
     if (cached !== undefined) return cached;
     const refused = await this.#options.beforeFetch(caller);
     if (refused !== undefined) throw refused;
     // Another exchange may have fetched it meanwhile.
-    return this.#fresh(key) ?? this.#remember(key, owner, fetch());
+    return this.#fresh(key) ?? this.#remember(key, owner, fetch(), repository);
   }
 
   /** Drops the cached guardrails of an organisation (its `.github` was pushed to): the next exchange reads them again. */
@@ -274,15 +274,25 @@ export class RepositoryPolicySource implements RepositoryPolicies {
     for (const [key, entry] of this.#cache) if (entry.owner === login) this.#cache.delete(key);
   }
 
+  /**
+   * Drops a repository's policies, refusals too, under every account id (its default branch was pushed to): the next exchange
+   * reads them again.
+   */
+  forgetRepository(repository: RepositoryName): void {
+    const name = fullName(repository).toLowerCase();
+    for (const [key, entry] of this.#cache) if (entry.repository === name) this.#cache.delete(key);
+  }
+
   #fresh(key: string): Promise<PolicySet> | undefined {
     const cached = this.#cache.get(key);
     return cached !== undefined && cached.expiresAt > this.#options.now() ? cached.set : undefined;
   }
 
-  #remember(key: string, owner: string, set: Promise<PolicySet>): Promise<PolicySet> {
+  #remember(key: string, owner: string, set: Promise<PolicySet>, repository: string | undefined): Promise<PolicySet> {
     this.#cache.delete(key);
     while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(key, { set, expiresAt: this.#options.now() + this.#options.ttlSeconds * 1000, owner });
+    const expiresAt = this.#options.now() + this.#options.ttlSeconds * 1000;
+    this.#cache.set(key, { set, expiresAt, owner, ...(repository === undefined ? {} : { repository }) });
     // GitHub being down says nothing about the policy: the next exchange asks again.
     set.catch((error: unknown) => {
       if (!isDefinitive(error) && this.#cache.get(key)?.set === set) this.#cache.delete(key);

@@ -31,6 +31,8 @@ export interface PolicyEventDeps {
   readonly repositoryRules: () => RepositoryPolicyRules;
   /** Drops an organisation's cached guardrails; undefined when no GitHub App is configured. */
   readonly guardrailsChanged?: (owner: string) => void;
+  /** Drops a repository's cached own policies (and refusals); undefined when no GitHub App is configured. */
+  readonly repositoryPoliciesChanged?: (repository: RepositoryName) => void;
   readonly now: () => number;
   readonly log: Logger;
 }
@@ -214,17 +216,21 @@ function guardrailRole(deps: PolicyEventDeps, repository: RepositoryName, id: nu
 }
 
 /**
- * A push to an organisation's pinned `.github` default branch: its cached guardrails are dropped, so the next
- * exchange for the organisation reads them again rather than within the cache's minute (in this process or isolate;
- * the others' caches age out).
+ * A push to the default branch of a repository other than the central one: what keyway cached of it is dropped, so its next
+ * exchange reads it again rather than within the cache's minute (in this process or isolate; the others' caches age out).
+ * That is its own policies (`.github/keyway/`, which the exchange reads from the default branch only): a revert withdraws
+ * the access it granted at once. In an organisation's pinned `.github`, its guardrails too.
  */
-function refreshGuardrailsOnPush(deps: PolicyEventDeps, push: PushFacts): Handled {
+function refreshOnPush(deps: PolicyEventDeps, push: PushFacts): Handled {
   const pin = guardrailRole(deps, push.repository, push.repositoryId);
-  if (pin === undefined) return { handled: false, detail: 'not the policy repository' };
-  if ('handled' in pin) return pin;
+  if (pin !== undefined && 'handled' in pin) return pin;
+  const { repositoryPoliciesChanged, guardrailsChanged } = deps;
+  if (repositoryPoliciesChanged === undefined || guardrailsChanged === undefined)
+    return pin === undefined ? { handled: false, detail: 'not the policy repository' } : NO_APP;
   if (push.ref !== `refs/heads/${push.defaultBranch}` || push.deleted) return { handled: false, detail: `not a push to ${push.defaultBranch}` };
-  if (deps.guardrailsChanged === undefined) return NO_APP;
-  deps.guardrailsChanged(pin.owner);
+  repositoryPoliciesChanged(push.repository);
+  if (pin === undefined) return { handled: true, detail: `the policies of ${fullName(push.repository)} are read again at their next exchange` };
+  guardrailsChanged(pin.owner);
   return { handled: true, detail: `the guardrails of ${pin.owner} are read again at its next exchange` };
 }
 
@@ -458,7 +464,7 @@ async function readPolicySet(access: RepositoryAccess, path: string, sha: string
  */
 export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Promise<Handled> {
   const role = centralRole(deps, push.repository, push.repositoryId);
-  if (role === 'other') return refreshGuardrailsOnPush(deps, push);
+  if (role === 'other') return refreshOnPush(deps, push);
   const branch = deps.settings.policyBranch ?? push.defaultBranch;
   if (role !== 'central') {
     // The policy repository's own push, which would have switched the set, is not dropped unseen: the set serving stays, and
@@ -466,6 +472,8 @@ export async function switchOnPush(deps: PolicyEventDeps, push: PushFacts): Prom
     if (role.moved && push.ref === `refs/heads/${branch}`) await deps.live.refuse(role.problem, `github ${fullName(push.repository)} ${push.ref}`);
     return role.refused;
   }
+  // Its own policies (.github/keyway/) are a repository's like any other's, read from its default branch.
+  if (push.ref === `refs/heads/${push.defaultBranch}` && !push.deleted) deps.repositoryPoliciesChanged?.(push.repository);
   if (push.ref !== `refs/heads/${branch}` || push.deleted) return { handled: false, detail: `not a push to ${branch}` };
   const source = (sha: string): string => `github ${fullName(push.repository)}@${sha}`;
   return withAccess(
