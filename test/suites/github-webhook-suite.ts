@@ -5,7 +5,7 @@ import { deliveryRequest, payloads, WEBHOOK_SECRET, type Delivery } from '../sup
 import { forgejoToken } from '../support/ci-token-fixtures.ts';
 import { ciClaims, newTestSite, TestIssuer } from '../support/test-issuer.ts';
 import type { Logger } from '../../src/core/log.ts';
-import { POLICY_FETCH_CONCURRENCY } from '../../src/features/github/repository-policies/fetch-policy-files.ts';
+import { POLICY_FETCH_CONCURRENCY, POLICY_FETCH_LIMITS } from '../../src/features/github/repository-policies/fetch-policy-files.ts';
 import { HEALTH_READ_SCOPE } from '../../src/http/routes/health.ts';
 import { auditorToken, operatorPolicy } from './audit-api-suite.ts';
 import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
@@ -465,6 +465,23 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
       expect(run).toMatchObject({ head_sha: head, conclusion: 'failure', output: { title: 'the policy directory cannot be read' } });
       expect(run.output.summary).toContain(`${POLICY_DIR} at ${head} is not a directory`);
+
+      // At another head, a policy file that is not UTF-8 text: a failed review, not a failed delivery.
+      const latin1 = sha('unreadable-latin1');
+      await putPolicies(latin1, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      await github.putFile({
+        owner: POLICY_REPO.owner,
+        repo: POLICY_REPO.name,
+        path: `${POLICY_DIR}/notes.yaml`,
+        ref: latin1,
+        text: '',
+        base64: btoa('# caf\xe9\n'),
+      });
+      const pullRequest = payloads.pullRequest(POLICY_REPO, { number: 12, baseSha: base, headSha: latin1 });
+      expect(await deliver({ event: 'pull_request', payload: pullRequest })).toMatchObject({ status: 200, body: { status: 'handled' } });
+      const [failed] = (await checkRuns()).slice(before + 1) as [CheckRunBody];
+      expect(failed).toMatchObject({ head_sha: latin1, conclusion: 'failure', output: { title: 'the policy directory cannot be read' } });
+      expect(failed.output.summary).toContain(`${POLICY_DIR}/notes.yaml at ${latin1} is not UTF-8 text`);
     });
 
     it('publishes its check run in progress before the review reads the proposed policies, then completes that same check run', async () => {
@@ -1411,6 +1428,31 @@ grant:
       });
       expect(old).toMatchObject({ status: 200, body: { status: 'handled' } });
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
+    });
+
+    it('keeps the set serving, and says why, when a pushed policy file is not text keyway reads (not UTF-8, or too large): not a delivery to send again', async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      const unreadable = [
+        { label: 'latin1', file: { text: '', base64: btoa('description: caf\xe9\n') }, problem: 'is not UTF-8 text' },
+        {
+          label: 'large',
+          // In base64, more than the GitHub client reads of one answer: it was taken for GitHub failing.
+          file: { text: `# ${'x'.repeat(2 * POLICY_FETCH_LIMITS.fileBytes)}\n` },
+          problem: `is larger than ${POLICY_FETCH_LIMITS.fileBytes} bytes`,
+        },
+      ];
+      for (const { label, file, problem } of unreadable) {
+        // The push withdraws production's grant, beside a file keyway cannot read: the set before it serves on, not unseen.
+        const head = sha(`unreadable ${label}`);
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+        await github.putFile({ owner: OWNER, repo: POLICY_REPO.name, path: `${POLICY_DIR}/notes.yaml`, ref: head, ...file });
+        await moveMain(head);
+        expect(await deliver(pushOf(head))).toMatchObject({ status: 200, body: { status: 'handled' } });
+        expect((await exchange({ environment: 'production' })).status).toBe(200);
+        const status = await health();
+        expect(status).toMatchObject({ status: 'degraded', policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${head}` } });
+        expect(JSON.stringify(status['policy_reload'])).toContain(`${POLICY_DIR}/notes.yaml at ${head} ${problem}`);
+      }
     });
 
     it("does not switch to a push's set when the branch moved while its files were read: it reads the new head, so a later push's set, adopted first, stays", async () => {

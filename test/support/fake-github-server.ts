@@ -33,7 +33,8 @@ interface FakeApp {
   readonly publicKey: CryptoKey;
   readonly installations: Map<number, FakeInstallation>;
   readonly tokens: Map<string, FakeToken>;
-  readonly files: Map<string, string>;
+  /** By key, each file's bytes. */
+  readonly files: Map<string, Buffer>;
   /**
    * Files (keys of `files`) that are symlinks, with their target's path: listed as `symlink`, read as their target's
    * text and path, as GitHub does for a file target.
@@ -361,19 +362,18 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const prefix = fileKey(access.owner, access.repo, '', ref);
       const files = c.get('app').files;
       const key = fileKey(access.owner, access.repo, path, ref);
-      const text = files.get(key);
-      if (text !== undefined) {
+      const bytes = files.get(key);
+      if (bytes !== undefined) {
         // A symlink to a file is answered as that file, under the target's path.
         const answered = c.get('app').symlinks.get(key) ?? path;
         return c.json({
           type: 'file',
           path: answered,
           name: answered.split('/').pop(),
-          sha: createHash('sha1').update(text).digest('hex'),
+          sha: createHash('sha1').update(bytes).digest('hex'),
+          size: bytes.length,
           encoding: 'base64',
-          content: Buffer.from(text)
-            .toString('base64')
-            .replace(/(.{60})/g, '$1\n'),
+          content: bytes.toString('base64').replace(/(.{60})/g, '$1\n'),
         });
       }
       const entries = [...files.entries()].filter(([key]) => key.startsWith(`${prefix}${path}/`) && !key.slice(prefix.length + path.length + 1).includes('/'));
@@ -382,7 +382,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
         entries.map(([key, content]) => {
           const entryPath = key.slice(prefix.length);
           const type = c.get('app').symlinks.has(key) ? 'symlink' : 'file';
-          return { type, path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex') };
+          return { type, path: entryPath, name: entryPath.split('/').pop(), sha: createHash('sha1').update(content).digest('hex'), size: content.length };
         }),
       );
     },
@@ -539,9 +539,9 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/files', async (c) => {
-    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string; symlink?: boolean | string }>();
+    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string; base64?: string; symlink?: boolean | string }>();
     const key = fileKey(file.owner, file.repo, file.path, file.ref ?? 'main');
-    c.get('app').files.set(key, file.text);
+    c.get('app').files.set(key, file.base64 === undefined ? Buffer.from(file.text) : Buffer.from(file.base64, 'base64'));
     // `true`: a target of the same name at the repository's root.
     if (file.symlink === undefined || file.symlink === false) c.get('app').symlinks.delete(key);
     else c.get('app').symlinks.set(key, file.symlink === true ? file.path.split('/').pop()! : file.symlink);

@@ -6,7 +6,10 @@ import { parseAnswer } from './parse-answer.ts';
 export interface RepositoryFile {
   readonly path: string;
   readonly sha: string;
-  readonly text: string;
+  /** In bytes. */
+  readonly size: number;
+  /** Undefined when the file is not UTF-8 text, or GitHub does not send its content (`encoding: none`, from 1 MB). */
+  readonly text: string | undefined;
 }
 
 export interface DirectoryEntry {
@@ -14,10 +17,13 @@ export interface DirectoryEntry {
   readonly name: string;
   readonly type: string;
   readonly sha: string;
+  /** In bytes (0 for a directory). */
+  readonly size: number;
 }
 
-const FileAnswer = v.looseObject({ type: v.literal('file'), path: v.string(), sha: v.string(), encoding: v.literal('base64'), content: v.string() });
-const DirectoryAnswer = v.array(v.looseObject({ type: v.string(), path: v.string(), name: v.string(), sha: v.string() }));
+const size = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const FileAnswer = v.looseObject({ type: v.literal('file'), path: v.string(), sha: v.string(), size, encoding: v.string(), content: v.string() });
+const DirectoryAnswer = v.array(v.looseObject({ type: v.string(), path: v.string(), name: v.string(), sha: v.string(), size }));
 
 /**
  * `GET /repos/{owner}/{repo}/contents/{path}?ref=` (or `/repositories/{id}/contents/…`): a file
@@ -40,15 +46,20 @@ export async function getContents(
     auth: { as: 'installation', token },
   });
   if (Array.isArray(body))
-    return parseAnswer(DirectoryAnswer, body, `contents of ${location.path}`).map(({ path, name, type, sha }) => ({ path, name, type, sha }));
+    return parseAnswer(DirectoryAnswer, body, `contents of ${location.path}`).map(({ path, name, type, sha, size }) => ({ path, name, type, sha, size }));
   const file = parseAnswer(FileAnswer, body, `contents of ${location.path}`);
-  let text: string;
+  const answered = { path: file.path, sha: file.sha, size: file.size };
+  if (file.encoding !== 'base64') return { ...answered, text: undefined };
+  let bytes: Uint8Array;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(
-      Uint8Array.from(atob(file.content.replace(/\s+/g, '')), (char) => char.charCodeAt(0)),
-    );
+    bytes = Uint8Array.from(atob(file.content.replace(/\s+/g, '')), (char) => char.charCodeAt(0));
   } catch (cause) {
-    throw new GitHubError('malformed', `contents of ${location.path} are not UTF-8 text in base64`, { cause });
+    throw new GitHubError('malformed', `contents of ${location.path} are not base64`, { cause });
   }
-  return { path: file.path, sha: file.sha, text };
+  // What the repository holds, not how GitHub answered: the caller decides what a file that is not text means.
+  try {
+    return { ...answered, text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes) };
+  } catch {
+    return { ...answered, text: undefined };
+  }
 }

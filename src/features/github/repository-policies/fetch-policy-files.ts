@@ -5,9 +5,12 @@ import { KeywayError } from '../../../core/errors/keyway-error.ts';
 
 /**
  * Bounds on what one fetch walks: a repository cannot make keyway fetch without end, nor hold more policy text in memory than a
- * Worker isolate can spare (500 files of what the GitHub client reads for one answer would be some 90 MiB).
+ * Worker isolate can spare (500 files of what the GitHub client reads for one answer would be some 90 MiB). A file of more than
+ * `fileBytes`, which in base64 (a line feed every 60 characters) and GitHub's other fields would not fit in the one answer the
+ * GitHub client reads (OUTBOUND_MAX_BYTES), is refused by its size: read, it would look like GitHub failing, a delivery to send
+ * again, rather than a set that does not load.
  */
-export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8, characters: 8 * 1024 * 1024 } as const;
+export const POLICY_FETCH_LIMITS = { files: 500, directories: 100, depth: 8, characters: 8 * 1024 * 1024, fileBytes: 180 * 1024 } as const;
 
 export class PolicyFetchError extends KeywayError {
   override readonly name = 'PolicyFetchError';
@@ -16,6 +19,9 @@ export class PolicyFetchError extends KeywayError {
 
 /** Where a read is: ` at REF`, or nothing for the default branch. */
 const at = (ref: string | undefined): string => (ref === undefined ? '' : ` at ${ref}`);
+
+const tooLarge = (path: string, ref: string | undefined): PolicyFetchError =>
+  new PolicyFetchError(`${path}${at(ref)} is larger than ${POLICY_FETCH_LIMITS.fileBytes} bytes: keyway reads policy files of at most that`);
 
 /**
  * The policy files under `dir` at `ref` (default: the default branch; recursively, bounded): path under `dir` → blob sha.
@@ -40,6 +46,7 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
         // A symlink (or anything but a file) named as a policy: skipping it would silently drop a policy, a deny among them.
         if (entry.type !== 'file') throw new PolicyFetchError(`${entry.path}${at(ref)} is a ${entry.type}, not a file: keyway reads policy files only`);
         if (blobs.size >= POLICY_FETCH_LIMITS.files) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.files} policy files under ${dir}`);
+        if (entry.size > POLICY_FETCH_LIMITS.fileBytes) throw tooLarge(entry.path, ref);
         blobs.set(entry.path.slice(dir.length + 1), entry.sha);
       }
     }
@@ -57,6 +64,8 @@ export async function readPolicyFile(access: RepositoryAccess, path: string, ref
   const file = await access.contents(path, ref);
   if (file === undefined || isListing(file)) return undefined;
   if (file.path !== path) throw new PolicyFetchError(`${path}${at(ref)} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`);
+  if (file.size > POLICY_FETCH_LIMITS.fileBytes) throw tooLarge(path, ref);
+  if (file.text === undefined) throw new PolicyFetchError(`${path}${at(ref)} is not UTF-8 text`);
   return file.text;
 }
 
