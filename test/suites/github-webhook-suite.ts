@@ -1820,6 +1820,18 @@ grant:
         await expectRefusal(broker, await ask('policy:revert', central), NO_POLICY);
       });
 
+      it('records a repository policy under the name GitHub gives its repository, whatever case a request writes it in, its own or a later one', async () => {
+        await putRepositoryPolicy('casing', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+        // Case is the caller's to choose (GitHub's names ignore it): the first request's must not name the policy in the log,
+        // for its own grant nor for every other caller's while the policy is cached, where a search by policy would miss them.
+        for (const written of ['ACME/Api', `${OWNER}/api`]) {
+          const granted = await ask('policy:casing', repositoryUrl(written));
+          expect(granted.status).toBe(200);
+          const event = await broker.auditEvent(granted.body['audit_event_id'] as string);
+          expect(event?.policy).toMatchObject({ granted_by: `${OWNER}/api/.github/keyway/casing` });
+        }
+      });
+
       it("refuses a repository policy granting checks: write, which the App holds: its token could overwrite keyway's own review", async () => {
         await putRepositoryPolicy('checks', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read, checks: write } }'));
         const before = (await tokenRequests()).length;

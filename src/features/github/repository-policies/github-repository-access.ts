@@ -54,6 +54,7 @@ export function repositoryAccessVia(app: GitHubApp, permissions: Readonly<Record
     }
     const where = { id: held.id };
     return {
+      repository: { owner: installation.owner, name: held.name },
       contents: async (path, ref) => {
         try {
           return await getContents(client, token, { ...where, path, ...(ref === undefined ? {} : { ref }) });

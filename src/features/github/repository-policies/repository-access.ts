@@ -11,6 +11,8 @@ export const sameRepository = (a: RepositoryName, b: RepositoryName): boolean =>
  * read, checks: write). repositoryAccessVia (github-repository-access.ts) implements it over the GitHub App client (src/features/github/app/).
  */
 export interface RepositoryAccess {
+  /** The repository as GitHub names it now: its owner's login and its name, in GitHub's case, whatever case it was opened by. */
+  readonly repository: RepositoryName;
   /** A file or a directory listing at `ref` (default: the default branch); undefined when there is none at that path. */
   contents(path: string, ref?: string): Promise<RepositoryFile | readonly DirectoryEntry[] | undefined>;
   /** The commit a branch points at now. */

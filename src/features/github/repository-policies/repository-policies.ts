@@ -303,12 +303,15 @@ export class RepositoryPolicySource implements RepositoryPolicies {
   async #fetch(repository: OwnedRepository, name: string): Promise<PolicySet> {
     const path = `${REPOSITORY_POLICY_DIR}/${name}.yaml`;
     let text: string;
+    // Its id, in the log too: the repository as GitHub names it, never in the case the request that fetched it chose.
+    let named: RepositoryName;
     try {
       const access = await this.#options.open(repository, undefined, repository.ownerId);
       try {
         const file = await readPolicyFile(access, path, undefined);
         if (file === undefined) throw new ExchangeError('no_policy_matched', `${fullName(repository)} has no ${path}`);
         text = file;
+        named = access.repository;
       } finally {
         await access.close().catch(() => undefined);
       }
@@ -320,8 +323,8 @@ export class RepositoryPolicySource implements RepositoryPolicies {
       throw readFailure(error, `${fullName(repository)}: ${error.message}`, 'no_policy_matched');
     }
     try {
-      const files = [{ path: `${fullName(repository)}/${path}`, text }];
-      return loadRepositoryPolicies(files, repository, this.#options.loadOptions, this.#options.rules());
+      const files = [{ path: `${fullName(named)}/${path}`, text }];
+      return loadRepositoryPolicies(files, named, this.#options.loadOptions, this.#options.rules());
     } catch (error) {
       if (!(error instanceof PolicyLoadError)) throw error;
       throw new ExchangeError('no_policy_matched', `${fullName(repository)}/${path} does not load: ${error.message.replaceAll('\n', '; ')}`);
