@@ -740,6 +740,24 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
             await listingBroker.close();
           }
         }
+        // Keys that will not import count too (jose passes over them unseen, and would import them again for each token).
+        const offCurve = freshIssuer(issuerBase(), 'kid-off-curve');
+        await offCurve.rotate({ alg: 'ES256' });
+        const [key] = (await offCurve.jwks()).keys as [JWK];
+        const zeros = base64url.encode(new Uint8Array(32));
+        await offCurve.settings({ jwks: { kind: 'replaced', body: { keys: [...Array(4).fill({ ...key, x: zeros, y: zeros }), key] } } });
+        const offCurveBroker = await start({
+          'off-curve.yaml': `version: 1\nissuer: { kind: oidc, url: "${offCurve.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-c }\ngrant: { audience: https://a.example }\n`,
+        });
+        try {
+          const answer = await postToken(
+            offCurveBroker,
+            exchangeForm(await offCurve.sign(ciClaims(offCurve.url, offCurveBroker.issuer, { sub: 'svc-c' }), { alg: 'ES256' })),
+          );
+          await expectRefusal(offCurveBroker, answer, { error: 'invalid_request', reason: 'signature_invalid' });
+        } finally {
+          await offCurveBroker.close();
+        }
       });
 
       it('takes issuer keys up to 256 KiB, and counts an issuer whose JWKS is larger as unavailable: 503, audited, no token', async () => {
@@ -772,7 +790,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           'broken.yaml': `version: 1\nissuer: { kind: oidc, url: "${broken.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-b }\ngrant: { audience: https://a.example }\n`,
         });
         try {
-          const answer = await postToken(brokenBroker, exchangeForm(await broken.sign(ciClaims(broken.url, brokenBroker.issuer, { sub: 'svc-b' }))));
+          const answer = await postToken(
+            brokenBroker,
+            exchangeForm(await broken.sign(ciClaims(broken.url, brokenBroker.issuer, { sub: 'svc-b' }), { alg: 'ES256' })),
+          );
           expect(answer.status).toBe(400);
           expect(answer.body['error']).toBe('invalid_request');
           expect(answer.body).not.toHaveProperty('access_token');

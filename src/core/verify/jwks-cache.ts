@@ -1,4 +1,4 @@
-import { base64url, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { base64url, createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { AUDIT_BOUNDS, boundText } from '../audit/bound-audit-event.ts';
 import { discoverJwksUri } from './discover-jwks-uri.ts';
 import { fetchJson, type OutboundHttpOptions } from '../outbound/fetch-json.ts';
@@ -189,12 +189,35 @@ export class JwksCache {
     const fresh = Math.min(maxFreshSeconds, Math.max(minFreshSeconds, maxAgeSeconds ?? defaultFreshSeconds));
     const fetchedAt = this.#now();
     return {
-      getKey: createLocalJWKSet(jwks),
+      getKey: importFailuresRefused(createLocalJWKSet(jwks)),
       fetchedAt,
       freshUntil: fetchedAt + fresh * 1000,
       staleUntil: fetchedAt + (fresh + staleIfErrorSeconds) * 1000,
     };
   }
+}
+
+/**
+ * A rollover that reuses a kid lists two or three keys under it, and a token naming that kid is tried with each
+ * (verify-subject-token.ts). An issuer listing more (one a policy trusts but someone else runs) would make each token
+ * naming it cost that many key imports and signature checks, so the keys past the first four under one kid are ignored
+ * when the JWKS loads, whether or not they would import.
+ */
+const MAX_KEYS_UNDER_ONE_KID = 4;
+
+/**
+ * jose's key set with a key that will not import (an EC point off its curve) refused as an invalid key, a signature
+ * failure: WebCrypto throws its own DataError there, not a jose error, which an exchange would answer with a 500.
+ */
+function importFailuresRefused(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await getKey(header, token);
+    } catch (error) {
+      if (error instanceof errors.JOSEError) throw error;
+      throw new errors.JWKInvalid("the issuer's key for the token's kid does not import", { cause: error });
+    }
+  };
 }
 
 /** jose's floor for RSA keys, which it (and the Node verifier) enforces by throwing, not as a refusal: such a key is never offered. */
@@ -227,5 +250,12 @@ function publicSigningKeys(body: unknown, jwksUri: string): JSONWebKeySet {
       ((key as { use?: unknown }).use === undefined || (key as { use?: unknown }).use === 'sig'),
   );
   if (usable.length === 0) throw new FetchError(`${jwksUri} holds no public signing keys`);
-  return { keys: usable.slice(0, MAX_KEYS) };
+  const underKid = new Map<string, number>();
+  const kept = usable.filter((key) => {
+    if (typeof key.kid !== 'string') return true;
+    const count = (underKid.get(key.kid) ?? 0) + 1;
+    underKid.set(key.kid, count);
+    return count <= MAX_KEYS_UNDER_ONE_KID;
+  });
+  return { keys: kept.slice(0, MAX_KEYS) };
 }

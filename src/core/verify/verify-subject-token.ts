@@ -105,16 +105,10 @@ async function verifyWithIssuerKeys(token: string, header: ProtectedHeaderParame
 }
 
 /**
- * A rollover that reuses a kid lists two or three keys under it. An issuer listing more (one a policy trusts but someone
- * else runs) would make each token it signs, or that names it, cost that many signature checks.
- */
-const MAX_KEYS_UNDER_ONE_KID = 4;
-
-/**
  * The token's claims once verified with `keys`. Where the issuer lists several keys under the token's `kid` (a rollover
  * that reused it, or a mistake), each of those is tried in turn, as jose offers (JWKSMultipleMatchingKeys is an
- * iterator over them), and the first whose signature verifies judges the rest: all are the issuer's own, and at most
- * MAX_KEYS_UNDER_ONE_KID of them are tried. A token that names no kid matches every key of its type: trying each would let anyone
+ * iterator over them), and the first whose signature verifies judges the rest: all are the issuer's own, and the JWKS
+ * keeps at most MAX_KEYS_UNDER_ONE_KID of them (jwks-cache.ts). A token that names no kid matches every key of its type: trying each would let anyone
  * buy as many signature checks as the issuer has keys with one forged token, so it is refused as before.
  */
 async function verifyWith(
@@ -138,9 +132,7 @@ async function verifyWith(
     return (await jwt.verify(token, keys, checks)).payload;
   } catch (error) {
     if (!(error instanceof errors.JWKSMultipleMatchingKeys) || typeof header.kid !== 'string') throw error;
-    let tried = 0;
     for await (const key of error) {
-      if (++tried > MAX_KEYS_UNDER_ONE_KID) break;
       try {
         return (await jwt.verify(token, async () => key, checks)).payload;
       } catch (keyError) {
