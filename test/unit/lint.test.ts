@@ -592,6 +592,11 @@ describe('lint rules', () => {
       ['github', '{ glob: "repo:acme@1200934/*:environment:prod*" }', 'environment'],
       ['gitlab', '{ glob: "project_path:acme/app:*" }', 'project_path:Acme/App'],
       ['github', '{ regex: "^.*:environment:production$" }', 'environment'],
+      ['github', '{ regex: "^repo:acme/legacy:.*" }', 'repo:Acme/API'],
+      ['github', '[{ regex: "^repo:acme/legacy:.*" }]', 'repo:Acme/API'],
+      ['github', '{ regex: "(repo):acme/legacy:.*" }', 'repo:Acme/API'],
+      ['github', '{ regex: ".*environment:production" }', 'environment'],
+      ['github', '{ glob: "*environment:production" }', 'environment'],
       ['{ kind: forgejo, url: "https://codeberg.org/api/actions" }', '"repo:acme/api:ref:refs/heads/main"', 'repo:Acme/API'],
     ])('warns on a deny on %s sub %s', (issuer, sub, named) => {
       const [finding, ...rest] = guardFindings({ 'g.yaml': deny(issuer, sub) });
@@ -614,6 +619,10 @@ describe('lint rules', () => {
     it("is quiet for an allow's exact or glob sub (only stricter), a deny on sub's presence, and an issuer whose sub carries no folded name", () => {
       expect(guardFindings({ 'p.yaml': github(`${PINNED}  sub: "repo:acme@1200934/api@734201:environment:production"`) })).toEqual([]);
       expect(guardFindings({ 'g.yaml': deny('github', '{ exists: false }') })).toEqual([]);
+      // A deny's not: another case fails the not, so it is denied: case only widens it.
+      expect(guardFindings({ 'g.yaml': deny('github', '{ not: "repo:acme/api:environment:production" }') })).toEqual([]);
+      // No name in it, only a key that ends like one (subrepo:, my_environment:).
+      expect(guardFindings({ 'g.yaml': deny('github', '{ glob: "subrepo:x:my_environment:y" }') })).toEqual([]);
       expect(guardFindings({ 'g.yaml': deny('https://oidc.acme.dev', '"deployer"') })).toEqual([]);
       // Names none: a custom GitHub subject of ids and the ref, a GitLab one of ids (the ref compares exactly, as it should).
       expect(guardFindings({ 'g.yaml': deny('github', '{ glob: "repository_owner_id:1200934:repository_id:734201:ref:*" }') })).toEqual([]);

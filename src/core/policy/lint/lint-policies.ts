@@ -343,8 +343,9 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       const hint = set.issuer.preset.lint?.caselessNamesInSub;
       const sub = set.lines.find((condition) => condition.key === 'sub');
       if (hint === undefined || sub === undefined || !everyText(sub.written).some((text) => hint.written.test(text))) continue;
-      // An allow's exact sub is only stricter; what case can slip past is a line that refuses.
-      if (policy.effect === 'deny' ? isPresenceOnly(sub.written) : !negates(sub.written)) continue;
+      // What case can slip past is what refuses: a deny's values and patterns, an allow's not. A deny's not, and an allow's
+      // values, only widen or narrow by case, never let through.
+      if (!(policy.effect === 'deny' ? assertsValue(sub.written) : negates(sub.written))) continue;
       report(
         'exact-sub-guard',
         `${lineName(set, 'sub')} compares byte for byte, but it carries ${hint.names}: a token whose sub is ${hint.example} ` +
@@ -512,6 +513,12 @@ function everyText(matcher: Matcher): string[] {
   if ('not' in matcher) return everyText(matcher.not);
   if ('glob' in matcher) return [matcher.glob];
   return 'regex' in matcher ? [matcher.regex] : [];
+}
+
+/** True when the matcher, or a matcher in its list, is a value, glob or regex: neither a `not` nor presence only. */
+function assertsValue(matcher: Matcher): boolean {
+  if (typeof matcher !== 'object') return true;
+  return Array.isArray(matcher) ? matcher.some(assertsValue) : !('not' in matcher) && !('exists' in matcher);
 }
 
 /** True when the matcher, or a matcher in its list, is a `not`. */

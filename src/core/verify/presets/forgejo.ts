@@ -59,7 +59,7 @@ export const forgejo: IssuerPreset = {
     namesWithIds: { repository: 'repository_id', repository_owner: 'repository_owner_id', actor: 'actor_id' },
     ownerFirstNames: ['repository', 'repository_owner', 'workflow_ref'],
     caselessNamesInSub: {
-      written: /(?:^|:)(?:repo|repository|repository_owner):/,
+      written: /(?<![A-Za-z0-9_])(?:repo|repository|repository_owner)(?![A-Za-z0-9_])/,
       names: 'the repository, which Forgejo treats without case',
       example: 'repo:Acme/API:ref:refs/heads/main',
       instead: 'repository (or repository_id), which folds',

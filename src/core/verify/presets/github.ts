@@ -139,7 +139,7 @@ export const github: IssuerPreset = {
     ],
     spoofable: { workflow: 'workflow is the free-text name: of a workflow; gate on workflow_ref or job_workflow_ref' },
     caselessNamesInSub: {
-      written: /(?:^|:)(?:repo|environment|repository|repository_owner|actor):/,
+      written: /(?<![A-Za-z0-9_])(?:repo|environment|repository|repository_owner|actor)(?![A-Za-z0-9_])/,
       names: 'the repository and the environment, which GitHub treats without case (a workflow naming environment: PRODUCTION runs in production)',
       example: 'repo:Acme/API:environment:PRODUCTION',
       instead: 'repository (or repository_id) and environment, which fold',

@@ -117,7 +117,7 @@ export const gitlab: IssuerPreset = {
     spoofable: {},
     // The default sub is project_path:<group>/<project>:ref_type:…:ref:…, and its customisations may start with a path too.
     caselessNamesInSub: {
-      written: /(?:^|:)(?:job_|source_)?(?:project|namespace)_path:/,
+      written: /(?<![A-Za-z0-9_])(?:job_|source_)?(?:project|namespace)_path(?![A-Za-z0-9_])/,
       names: 'the project path, which GitLab treats without case',
       example: 'project_path:Acme/App:ref_type:branch:ref:main',
       instead: 'project_path (or project_id), which folds',
