@@ -43,7 +43,7 @@ Run \`keyway <command> --help\` for a command's options.`;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const name = [argv.slice(0, 2).join(' '), argv[0] ?? ''].find((candidate) => candidate in COMMANDS);
+  const name = [argv.slice(0, 2).join(' '), argv[0] ?? ''].find((candidate) => Object.hasOwn(COMMANDS, candidate));
   if (name === undefined) {
     console.error(await usage());
     return argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' ? 0 : 2;

@@ -164,5 +164,9 @@ describe('processes a newcomer runs', () => {
     expect(await run(['src/cli/main.ts', 'dev', 'token', '--help'], {})).toMatchObject({ code: 0, stdout: expect.stringContaining('usage: keyway dev token') });
     expect(await run(['src/cli/main.ts', 'dev', 'token', '--nope'], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('--nope') });
     expect(await run(['src/cli/main.ts', 'frobnicate'], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: keyway') });
+    // A name every object has is no command either.
+    for (const inherited of ['constructor', 'toString', '__proto__']) {
+      expect(await run(['src/cli/main.ts', inherited], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: keyway') });
+    }
   });
 });
