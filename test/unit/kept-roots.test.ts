@@ -20,4 +20,20 @@ describe('root checkpoints kept apart (--roots, the restore form’s roots part)
       expect(() => keptRootCheckpoints(text), text).toThrow(/not JSON/);
     }
   });
+
+  it('refuses a file whose answers hold no root checkpoint: a witness holding nothing would hold the log to nothing', () => {
+    for (const text of ['[]', JSON.stringify({ root_checkpoints: [] }), `${JSON.stringify({ root_checkpoints: [] })}\n[]\n`]) {
+      expect(() => keptRootCheckpoints(text), text).toThrow(/hold no root checkpoint/);
+    }
+  });
+
+  it('refuses an answer that is not what GET /v1/audit/root-checkpoints answers, naming which one', () => {
+    for (const [text, which] of [
+      [`${answer('a.b.c')}\n${JSON.stringify({ root_checkpoints: [{ jws: 'd.e.f' }, {}] })}`, 2],
+      [`[${answer('a.b.c')}, {"jws": 5}]`, 1],
+      [JSON.stringify({ roots: [{ jws: 'a.b.c' }] }), 1],
+    ] as const) {
+      expect(() => keptRootCheckpoints(text), text).toThrow(new RegExp(`^answer ${which} is not what GET /v1/audit/root-checkpoints answers`));
+    }
+  });
 });
