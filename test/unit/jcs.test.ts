@@ -104,6 +104,16 @@ const ADVERSARIAL: [string, unknown][] = [
       })(),
     },
   ],
+  [
+    'a toJSON on an array’s prototype',
+    {
+      a: new (class Claims extends Array<unknown> {
+        toJSON() {
+          return { b: 1, a: 2 };
+        }
+      })(),
+    },
+  ],
   ['a toJSON that is data', { toJSON: 'x', a: 1 }],
   ['boxed primitives', { n: Object(1), s: Object('s'), b: Object(false) }],
   ['a class instance', { m: new Map([[1, 2]]) }],
