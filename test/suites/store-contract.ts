@@ -70,12 +70,14 @@ async function rehash(audit: AuditStore, tamper: Stores['tamper'], change: (even
   }
 }
 
-async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>, kept?: readonly Checkpoint[]) {
+/** `chain`: the log read as that chain of a log of several (a Workers shard). */
+async function verify(audit: AuditStore, keys: ReturnType<typeof createLocalJWKSet>, kept?: readonly Checkpoint[], chain?: string) {
   return verifyAuditLog({
     records: allRecords(audit, { order: 'asc', limit: 500 }),
     checkpoints: await audit.checkpoints(0, 500),
     keys,
     ...(kept === undefined ? {} : { kept }),
+    ...(chain === undefined ? {} : { chain }),
   });
 }
 
@@ -1116,6 +1118,67 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({
         ok: false,
         problem: { kind: 'truncated', seq: 3, message: expect.stringMatching(/^records after seq 2 were deleted: a checkpoint signed at .+ covers seq 3$/) },
+      });
+    });
+
+    it('names a log cut back to its first record, past which its checkpoint signs', async () => {
+      const { audit, tamper } = await open();
+      const { sign, keys } = await signer();
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
+      await audit.addCheckpoint(await sign(await audit.head()));
+      await tamper('DELETE FROM audit_events WHERE seq = 2', []);
+      expect(await verify(audit, keys)).toMatchObject({
+        ok: false,
+        records: 1,
+        problem: { kind: 'truncated', seq: 2, message: expect.stringMatching(/^records after seq 1 were deleted: a checkpoint signed at .+ covers seq 2$/) },
+      });
+    });
+
+    it("refuses another chain's anchor put in place of a chain's emptied records: a checkpoint signed for one chain is none of another's", async () => {
+      const { audit, tamper } = await open();
+      const { ring, keys } = await signer();
+      const signFor = (chain: string) => checkpointSigner(ISSUER, () => ring, Date.now, chain);
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
+      await audit.addCheckpoint(await signFor('1')(await audit.head()));
+      expect(await verify(audit, keys, undefined, '1')).toMatchObject({ ok: true, checkpoints: 1 });
+      // Whoever can write shard 1's store empties it, and puts an anchor the same keys signed for shard 0 (pruned there) in
+      // place of its checkpoint: read as shard 0's, an empty chain pruned to its anchor would pass.
+      const foreign = await signFor('0')({ seq: 5, hash: 'e'.repeat(64) }, 'anchor');
+      await tamper('DELETE FROM audit_events', []);
+      await tamper('DELETE FROM audit_checkpoints', []);
+      await tamper('INSERT INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [
+        foreign.seq,
+        foreign.hash,
+        Date.parse(foreign.time),
+        foreign.jws,
+      ]);
+      expect(await verify(audit, keys, undefined, '0')).toMatchObject({ ok: true, anchor: 5 });
+      expect(await verify(audit, keys, undefined, '1')).toMatchObject({
+        ok: false,
+        checkpoints: 0,
+        problem: { kind: 'checkpoint_invalid', seq: 5, message: expect.stringContaining('signed for chain 0, but this is chain 1') },
+      });
+    });
+
+    it('names the first problem by seq: a checkpoint row no key signed before an edited record after it', async () => {
+      const { audit, tamper, keys } = await checkpointedAtThree();
+      const [, second] = await everything(audit);
+      await tamper('INSERT INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [2, second!.chain.hash, Date.now(), 'e30.e30.forged']);
+      await tamper('UPDATE audit_events SET event = replace(event, ?, ?) WHERE seq = 3', ['"decision":"', '"decision":"x']);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'checkpoint_invalid', seq: 2 } });
+    });
+
+    it('names a log whose oldest record was deleted and the rest renumbered from 1: the new first one commits to a record, not to the genesis', async () => {
+      const { audit, tamper } = await open();
+      const { keys } = await signer();
+      for (let i = 0; i < 3; i += 1) await audit.append(auditEvent());
+      // No checkpoint yet (no upkeep round since the log began): only the genesis tells that seq 1 was not always this record.
+      await tamper('DELETE FROM audit_events WHERE seq = 1', []);
+      await tamper('UPDATE audit_events SET seq = seq - 1', []);
+      expect(await verify(audit, keys)).toMatchObject({
+        ok: false,
+        records: 2,
+        problem: { kind: 'deleted', seq: 1, message: expect.stringMatching(/^the chain breaks before record 1 \(.+\): the record it commits to is gone/) },
       });
     });
 
