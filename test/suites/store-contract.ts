@@ -295,11 +295,15 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 3 });
     });
 
-    it('records strings a hostile token can carry (a lone surrogate) as well-formed text', async () => {
+    it("records strings a hostile token can carry (a lone surrogate, in a value or a claim's name) as well-formed text", async () => {
       const { audit } = await open();
       const written = auditEvent({ subject_token: { sha256: 'ab'.repeat(32), claimed_sub: 'x\ud800y' } });
       await audit.append(written);
       expect((await audit.get(written.id))?.subject_token?.claimed_sub).toBe('x\ufffdy');
+      // In a claim's name too: JCS refuses a lone surrogate in a member's name as in its value.
+      const named = auditEvent({ claims: { 'k\ud800': 'v' } });
+      await audit.append(named);
+      expect((await audit.get(named.id))?.claims).toEqual({ 'k\ufffd': 'v' });
     });
 
     it('records a claim JSON has no number for (1e400 parses to Infinity) as null, and the chain verifies', async () => {
