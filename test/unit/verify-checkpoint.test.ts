@@ -2,7 +2,7 @@ import { createLocalJWKSet, SignJWT, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_TYPE } from '../../src/core/audit/checkpoint.ts';
 import { ROOT_CHECKPOINT_TYPE, verifyRootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
-import { verifyCheckpoint } from '../../src/core/audit/verify-checkpoint.ts';
+import { newestValidCheckpoint, verifyCheckpoint } from '../../src/core/audit/verify-checkpoint.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 
@@ -66,6 +66,28 @@ describe('a checkpoint as its signature vouches for it', () => {
     ] as const) {
       await expect(verifyCheckpoint(await jws, keys), what).rejects.toMatchObject({ name: 'CheckpointError', code: 'checkpoint_invalid' });
     }
+  });
+
+  it("takes the newest checkpoint that verifies, by seq whatever the list's order: restore reads where MACs start from it", async () => {
+    const at = async (seq: number, payload: JWTPayload = {}) => ({
+      seq,
+      hash: HASH,
+      time: new Date().toISOString(),
+      jws: await signed({ seq, hash: HASH, ...payload }),
+    });
+    // The oldest signs no macs_after (signed before MACs); were it taken, the store's own start would be trusted instead.
+    const oldest = await at(3);
+    const newer = await at(9, { macs_after: 5 });
+    // A newer one whose signature is another checkpoint's: it does not verify, so it is passed over.
+    const claimed = await at(12, { macs_after: 11 });
+    const forged = { ...claimed, jws: `${claimed.jws.split('.').slice(0, 2).join('.')}.${newer.jws.split('.')[2]}` };
+    for (const list of [
+      [oldest, newer, forged],
+      [forged, newer, oldest],
+    ]) {
+      expect(await newestValidCheckpoint(list, keys)).toMatchObject({ seq: 9, macsAfter: 5 });
+    }
+    expect(await newestValidCheckpoint([forged], keys)).toBeUndefined();
   });
 
   it('accepts one the broker signed under an earlier KEYWAY_ISSUER: its keys say whose it is, not the name it signed as', async () => {
