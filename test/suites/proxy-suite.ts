@@ -1520,11 +1520,12 @@ grant:
         repository_id: 71070,
         token_sha256: minted?.sha256,
       });
-      // When keyway revokes it: ten minutes after it was minted, past the deadline.
+      // When keyway revokes it: ten minutes after the request asked for it, as an exchange's token is dated, however late
+      // GitHub minted it (2 s, past the 1 s deadline): GitHub's latency does not lengthen its life.
       const decision = await broker.auditEvent(timedOut?.proxy?.decision_id ?? '');
       const revokedAfter = Date.parse(record?.proxy?.credential?.expires_at ?? '') - Date.parse(decision?.time ?? '');
-      expect(revokedAfter).toBeGreaterThan(600_000 + 1000);
-      expect(revokedAfter).toBeLessThan(600_000 + 10_000);
+      expect(revokedAfter).toBeGreaterThanOrEqual(600_000);
+      expect(revokedAfter).toBeLessThan(600_000 + 1500);
       expect(JSON.stringify(record)).not.toMatch(/ghs_/);
       // The /audit page shows it too, as the record holds it.
       const page = await broker.request(`/audit/events/${record?.id}`, {
