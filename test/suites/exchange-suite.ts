@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, base64url, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import type { Reason } from '../../src/core/errors/reasons.ts';
@@ -485,6 +485,16 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         // A time that is no number is malformed, as that exp is: not a time yet to come, which only a number can be.
         for (const odd of [{ nbf: 'soon' }, { nbf: { after: 0 } }, { nbf: null }, { iat: String(Math.floor(Date.now() / 1000)) }]) {
           await refused(exchangeForm(await good(odd)), { error: 'invalid_request', reason: 'claims_invalid' });
+        }
+        // JSON's 1e400 is Infinity, which jose takes as a time: an exp that never comes, an nbf that always has.
+        const claimsText = JSON.stringify(ciClaims(github.url, broker.issuer));
+        for (const [claim, value] of [
+          ['exp', '1e400'],
+          ['nbf', '-1e400'],
+        ] as const) {
+          const token = await github.signPayloadText(claimsText.replace(new RegExp(`"${claim}":-?\\d+`), `"${claim}":${value}`));
+          expect(decodeJwt(token)[claim]).toBe(Number(value));
+          await refused(exchangeForm(token), { error: 'invalid_request', reason: 'claims_invalid' });
         }
       });
 

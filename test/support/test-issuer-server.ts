@@ -1,6 +1,6 @@
 import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
+import { calculateJwkThumbprint, CompactSign, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
 import { misbehave, type Misbehaviour, type NodeContext } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
 import type { IssuerSettings, SigningAlg } from './test-issuer.ts';
@@ -55,6 +55,8 @@ export interface SignRequest {
   /** `published` (default): the newest published key. `foreign`: a key never published, with the published kid unless the header says otherwise. */
   readonly key?: 'published' | 'foreign';
   readonly alg?: SigningAlg;
+  /** The payload as exact JSON text, signed as it is instead of `claims`: for what JSON.stringify cannot write (`1e400`). */
+  readonly payloadText?: string;
 }
 
 interface Site {
@@ -107,7 +109,11 @@ async function startSite(sites: Site[]): Promise<Site> {
         const published = await publishedKey(issuer, alg);
         const signer = request.key === 'foreign' ? await newKey(alg) : published;
         const header = { alg, typ: 'JWT', kid: published.kid, ...request.header } as JWTHeaderParameters;
-        const token = await new SignJWT(request.claims).setProtectedHeader(header).sign(await importJWK(signer.privateJwk, alg));
+        const key = await importJWK(signer.privateJwk, alg);
+        const token =
+          request.payloadText === undefined
+            ? await new SignJWT(request.claims).setProtectedHeader(header).sign(key)
+            : await new CompactSign(new TextEncoder().encode(request.payloadText)).setProtectedHeader(header).sign(key);
         return c.json({ token });
       }
       case 'sign-many': {

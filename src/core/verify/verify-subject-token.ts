@@ -198,17 +198,26 @@ function typeOf(value: unknown): ClaimType | 'null' | 'other' {
 /**
  * The issuer preset's claim rules, after the signature and time checks (and, for explain and
  * policy tests, on claims taken as given, so the two can never disagree with the exchange):
- * the token does not outlive its issuer's lifetime cap, the claims that prove a CI job token
+ * its times are finite, the token does not outlive its issuer's lifetime cap, the claims that prove a CI job token
  * are present (nested ones by JSON Pointer), claims of a known type arrive with that type (no
  * array or object is coerced into a match) and in their documented form, and a per-tenant
  * issuer URL's tenant is the one the token names.
  */
 export function checkPresetClaims(claims: Readonly<Record<string, unknown>>, issuer: TrustedIssuer): void {
+  checkFiniteTimes(claims);
   checkLifetime(claims, issuer);
   checkRequiredClaims(claims, issuer);
   checkClaimTypes(claims, issuer);
   checkClaimFormats(claims, issuer);
   checkBoundClaims(claims, issuer);
+}
+
+/** JSON's `1e400` parses as Infinity, a number jose's time checks pass: an `exp` that never comes, an `nbf` long past. */
+function checkFiniteTimes(claims: Readonly<Record<string, unknown>>): void {
+  for (const key of ['exp', 'nbf', 'iat']) {
+    const value = claims[key];
+    if (typeof value === 'number' && !Number.isFinite(value)) throw new ExchangeError('claims_invalid', `claim ${key} is ${value}, not a time`);
+  }
 }
 
 /** Some issuers can mint tokens that outlive what they identify (Kubernetes, a year); those are refused however fresh. */
