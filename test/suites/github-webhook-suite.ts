@@ -1899,6 +1899,31 @@ grant:
         expect(good.output.summary).not.toContain('Impact replay');
       });
 
+      it("reviews a repository's own policies under the id GitHub sent: a pull request of a repository since deleted, its name taken again, reads nothing of the new one", async () => {
+        const [base, head] = [sha('gone-base'), sha('gone-head')];
+        const put = (ref: string, permissions: string) =>
+          github.putFile({
+            owner: OWNER,
+            repo: 'api',
+            path: '.github/keyway/release.yaml',
+            ref,
+            text: repositoryPolicy(`  github: { repositories: [acme/api], permissions: { ${permissions} } }`),
+          });
+        await put(base, 'contents: read');
+        await put(head, 'contents: read, issues: read');
+        const [callsBefore, runsBefore] = [(await github.calls()).length, (await checkRuns()).length];
+        // acme/api is 734201 now; the pull request was of the repository 9999 that held the name before.
+        const late = await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 9999 }, { number: 44, baseSha: base, headSha: head }),
+        });
+        expect(late).toMatchObject({ status: 503, body: { error: 'temporarily_unavailable' } });
+        const calls = (await github.calls()).slice(callsBefore);
+        expect(calls.filter((call) => call.path.includes('/contents/') || call.path.includes('/check-runs'))).toEqual([]);
+        expect(calls.filter((call) => call.path.endsWith('/access_tokens'))).toMatchObject([{ body: { repository_ids: [9999] }, status: 422 }]);
+        expect((await checkRuns()).length).toBe(runsBefore);
+      });
+
       it("fails the review of a repository policy granting beyond the operator's ceiling or naming an issuer it does not allow", async () => {
         const base = sha('own-base');
         const head = sha('own-escalate');

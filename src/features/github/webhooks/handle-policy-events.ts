@@ -148,23 +148,17 @@ async function replayWindow(audit: AuditLog, now: number): Promise<AuditEvent[]>
   return events.slice(0, MAX_REPLAYED_EVENTS).reverse();
 }
 
-/** The ids a repository is read under: the central policy repository's, or an organisation's pinned `.github`. */
-interface Pinned {
-  readonly id: number;
-  readonly ownerId?: number;
-}
-
 /**
- * What a pull request's repository holds for keyway, and under which ids it is read: the central set, or a
- * repository's own policies and, in an organisation's pinned `.github` repository, its guardrails too. A
+ * What a pull request's repository holds for keyway: the central set, or a repository's own policies and, in an
+ * organisation's pinned `.github` repository (read under the organisation's pinned id too), its guardrails. A
  * `.github` under the pinned organisation's name with another id (deleted and re-created, or renamed into its
  * place) is refused, as the central repository is.
  */
-function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: readonly ReviewScope[]; pinned?: Pinned } | Handled {
+function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: readonly ReviewScope[]; ownerId?: number } | Handled {
   const role = centralRole(deps, pr.repository, pr.repositoryId);
   if (typeof role === 'object') return role.refused;
   if (role === 'central') {
-    return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME }], pinned: { id: pr.repositoryId } };
+    return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME }] };
   }
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const own: ReviewScope = {
@@ -193,7 +187,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     required: `with no guardrail in ${ORG_GUARDRAILS_DIR}, keyway refuses every repository-owned policy of ${pin.owner} (fail closed)`,
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
-  return { scopes: [guardrails, own], pinned: { id: pin.repositoryId, ownerId: pin.ownerId } };
+  return { scopes: [guardrails, own], ownerId: pin.ownerId };
 }
 
 /**
@@ -268,8 +262,9 @@ export async function reviewPullRequest(deps: PolicyEventDeps, pr: PullRequestFa
       if (only !== undefined && outcomes.length === 1) return only;
       return { handled: outcomes.some((outcome) => outcome.handled), detail: outcomes.map((outcome) => outcome.detail).join('; ') };
     },
-    review.pinned?.id,
-    review.pinned?.ownerId,
+    // Under the id GitHub sent, never the name alone: a repository deleted since, its name taken again, is not read nor written to.
+    pr.repositoryId,
+    review.ownerId,
   );
 }
 
