@@ -1785,6 +1785,21 @@ grant:
         await expectRefusal(broker, await ask('policy:../release'), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
+      it('refuses a repository policy file larger than keyway reads as one that does not load, and keeps the refusal: not GitHub failing', async () => {
+        const grant = '  github: { repositories: [acme/api], permissions: { contents: read } }';
+        // 200 KiB: its base64 in GitHub's answer is more than the GitHub client reads of one answer.
+        await putRepositoryPolicy('bulky', `${repositoryPolicy(grant)}${'# padding\n'.repeat(20 * 1024)}`);
+        const contentsCalls = async () => (await github.calls()).filter((call) => call.path.endsWith('/contents/.github/keyway/bulky.yaml')).length;
+        const before = await contentsCalls();
+        const refused = await ask('policy:bulky');
+        await expectRefusal(broker, refused, NO_POLICY);
+        expect((await broker.auditEvent(refused.body['audit_event_id'] as string))?.detail).toMatch(
+          /^acme\/api\/\.github\/keyway\/bulky\.yaml is larger than keyway reads \(a file of over 184320 bytes/,
+        );
+        await expectRefusal(broker, await ask('policy:bulky'), NO_POLICY);
+        expect((await contentsCalls()) - before).toBe(1);
+      });
+
       it("reads a repository's own policy again after a push to its default branch: a revert withdraws access at once, not within the cache's minute", async () => {
         const grant = '  github: { repositories: [acme/api], permissions: { contents: read } }';
         await putRepositoryPolicy('revert', repositoryPolicy(grant));

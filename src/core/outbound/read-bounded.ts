@@ -1,18 +1,24 @@
 import { KeywayError } from '../errors/keyway-error.ts';
 
 export class FetchError extends KeywayError {
-  override readonly name = 'FetchError';
+  override readonly name: string = 'FetchError';
   readonly code = 'fetch_failed';
+}
+
+/** A whole answer larger than the reader's cap: what was asked is that large, where a body broken off is the server failing. */
+export class AnswerTooLargeError extends FetchError {
+  override readonly name = 'AnswerTooLargeError';
 }
 
 /**
  * Reads a response body up to `maxBytes`, refusing more (declared or streamed) and cancelling the rest
- * unread. Every failure is a FetchError: more bytes than the cap, and a body that breaks off (the
- * connection dropped, the deadline passed) alike, so callers map one error type to "the server is
- * unavailable". `request` names what was asked in the message (`GET https://…`).
+ * unread. Every failure is a FetchError: more bytes than the cap (an AnswerTooLargeError), and a body that
+ * breaks off (the connection dropped, the deadline passed) alike, so callers map one error type to "the
+ * server is unavailable" unless they know a large answer means more. `request` names what was asked in the
+ * message (`GET https://…`).
  */
 export async function readBounded(response: Response, maxBytes: number, request: string): Promise<string> {
-  const tooLarge = () => new FetchError(`the answer to ${request} is larger than ${maxBytes} bytes: not read further`);
+  const tooLarge = () => new AnswerTooLargeError(`the answer to ${request} is larger than ${maxBytes} bytes: not read further`);
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > maxBytes) {
     await response.body?.cancel();

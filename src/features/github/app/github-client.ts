@@ -1,6 +1,6 @@
 import type { CryptoKey } from 'jose';
 import { checkOutboundUrl } from '../../../core/outbound/check-outbound-url.ts';
-import { readBounded } from '../../../core/outbound/read-bounded.ts';
+import { AnswerTooLargeError, readBounded } from '../../../core/outbound/read-bounded.ts';
 import { importAppPrivateKey, signAppJwt } from './app-jwt.ts';
 import { errorCodeForStatus, GitHubError } from './github-error.ts';
 import type { GitHubAppSettings } from './github-settings.ts';
@@ -138,8 +138,9 @@ export class GitHubClient {
     try {
       text = await readBounded(response, this.#http.maxBytes, `${request.method} ${url}`);
     } catch (cause) {
-      // Too large, or broken off mid-body (readBounded's FetchError): GitHub did not answer.
-      throw new GitHubError('unavailable', cause instanceof Error ? cause.message : String(cause), { cause });
+      // Broken off mid-body: GitHub did not answer. Too large: it did, with more than keyway reads (a file's contents, say).
+      const code = cause instanceof AnswerTooLargeError ? 'too_large' : 'unavailable';
+      throw new GitHubError(code, cause instanceof Error ? cause.message : String(cause), { cause, status: response.status });
     }
     try {
       return { status: response.status, body: JSON.parse(text) as unknown };

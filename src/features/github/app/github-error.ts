@@ -12,7 +12,9 @@ export type GitHubErrorCode =
   /** 422 or another 4xx: GitHub refused the request as made. */
   | 'rejected'
   /** The answer was not what the API documents. */
-  | 'malformed';
+  | 'malformed'
+  /** The answer was larger than keyway reads of one (OUTBOUND_MAX_BYTES): what was asked is that large, not GitHub failing. */
+  | 'too_large';
 
 /** A failed GitHub API call, with a code the caller decides on (never the token, never the body of a secret). */
 export class GitHubError extends KeywayError {

@@ -12,9 +12,13 @@ import type { RevocationStore } from './revocation-store.ts';
 import { GITHUB_TOKEN_PURPOSE, githubTokenContext } from './revoke-due-tokens.ts';
 import type { Logger } from '../../../core/log.ts';
 
-/** What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. */
+/**
+ * What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. An answer larger than keyway
+ * reads is GitHub misbehaving here (a token's answer is small), as one broken off is.
+ */
 function refusalOf(error: GitHubError): ExchangeError {
-  return new ExchangeError(error.code === 'unavailable' ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+  const unavailable = error.code === 'unavailable' || error.code === 'too_large';
+  return new ExchangeError(unavailable ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
 }
 
 /** One GitHub App of the pool: its client (App JWT, rate limit seen) and its installation cache. */

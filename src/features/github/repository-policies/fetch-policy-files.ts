@@ -2,6 +2,7 @@ import pMap from 'p-map';
 import { isMiscasedPolicyFile, isPolicyFile, type PolicyFile } from '../../../core/policy/load-policies.ts';
 import { isListing, type RepositoryAccess } from './repository-access.ts';
 import { KeywayError } from '../../../core/errors/keyway-error.ts';
+import { GitHubError } from '../app/github-error.ts';
 
 /**
  * Bounds on what one fetch walks: a repository cannot make keyway fetch without end, nor hold more policy text in memory than a
@@ -24,6 +25,25 @@ const tooLarge = (path: string, ref: string | undefined): PolicyFetchError =>
   new PolicyFetchError(`${path}${at(ref)} is larger than ${POLICY_FETCH_LIMITS.fileBytes} bytes: keyway reads policy files of at most that`);
 
 /**
+ * What is at `path`, as `access.contents` reads it. An answer larger than the GitHub client reads of one is the content's size,
+ * not GitHub failing: a file of more than `fileBytes` (its base64 and GitHub's other fields), or a listing of thousands of
+ * entries. Taken for GitHub failing, it was a 503 the next exchange or delivery met again, never a set that does not load.
+ */
+async function contentsAt(access: RepositoryAccess, path: string, ref: string | undefined): ReturnType<RepositoryAccess['contents']> {
+  try {
+    return await access.contents(path, ref);
+  } catch (error) {
+    if (error instanceof GitHubError && error.code === 'too_large') {
+      throw new PolicyFetchError(
+        `${path}${at(ref)} is larger than keyway reads (a file of over ${POLICY_FETCH_LIMITS.fileBytes} bytes, or a directory of thousands of entries)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
  * The policy files under `dir` at `ref` (default: the default branch; recursively, bounded): path under `dir` → blob sha.
  * Listing alone shows whether a change touches them, at the cost of one call per directory.
  */
@@ -32,7 +52,7 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
   let directories = 0;
   const walk = async (path: string, depth: number): Promise<void> => {
     if (++directories > POLICY_FETCH_LIMITS.directories) throw new PolicyFetchError(`more than ${POLICY_FETCH_LIMITS.directories} directories under ${dir}`);
-    const listing = await access.contents(path, ref);
+    const listing = await contentsAt(access, path, ref);
     if (listing === undefined && path === dir) return; // no policy directory at this commit: an empty set
     if (!isListing(listing)) throw new PolicyFetchError(`${path}${at(ref)} is not a directory`);
     for (const entry of listing) {
@@ -61,7 +81,7 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
  * without the review it gets, so that answer is refused.
  */
 export async function readPolicyFile(access: RepositoryAccess, path: string, ref: string | undefined): Promise<string | undefined> {
-  const file = await access.contents(path, ref);
+  const file = await contentsAt(access, path, ref);
   if (file === undefined || isListing(file)) return undefined;
   if (file.path !== path) throw new PolicyFetchError(`${path}${at(ref)} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`);
   if (file.size > POLICY_FETCH_LIMITS.fileBytes) throw tooLarge(path, ref);
