@@ -869,6 +869,79 @@ grant:
       expect(call?.method).toBe('PUT');
     });
 
+    describe('a sudo parameter (GitLab from the query or any body, Gitea and Forgejo from the query or a form: an administrator’s token acts as the user named)', () => {
+      const bytes = (text: string) => new TextEncoder().encode(text);
+      const QUERY = "a sudo query parameter is refused: the upstream acts as keyway's credential, never as whom a request names";
+      const BODY = "a sudo field in the request body is refused: the upstream acts as keyway's credential, never as whom a request names";
+      it.each([
+        ['in the query', '/proxy/vendor/x/y?sudo=root', {}, QUERY],
+        ['in the query, as sudo[] (Rack reads params[:sudo], an array)', '/proxy/vendor/x/y?sudo[]=root', {}, QUERY],
+        ['in the query, after a ;', '/proxy/vendor/x/y?a=1;sudo=root', {}, QUERY],
+        ['in the query, percent-encoded', '/proxy/vendor/x/y?%73udo=root', {}, QUERY],
+        ['in the query of a PUT', '/proxy/vendor/x/upload?sudo=root', { method: 'PUT', body: bytes('x') }, QUERY],
+        [
+          'in a PUT’s form body (Go reads a PUT’s form)',
+          '/proxy/vendor/x/upload',
+          { method: 'PUT', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: bytes('title=x&sudo=root') },
+          BODY,
+        ],
+        [
+          'in a POST’s JSON body, a top-level key',
+          '/proxy/vendor/repos/acme/api/issues/7/comments',
+          { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes('{"body":"x","sudo":"root"}') },
+          BODY,
+        ],
+        [
+          'in a PUT’s JSON body, its key escaped',
+          '/proxy/vendor/x/upload',
+          { method: 'PUT', headers: { 'content-type': 'application/json' }, body: bytes('{"\\u0073udo":"root"}') },
+          BODY,
+        ],
+        [
+          'in a JSON body with comments (Ruby’s json gem, GitLab’s reader, skips them; JSON.parse refuses them)',
+          '/proxy/vendor/x/upload',
+          { method: 'PUT', headers: { 'content-type': 'application/json' }, body: bytes('{"body":"x", /* a */ "sudo" // b\n : "root"}') },
+          BODY,
+        ],
+        [
+          'in a PUT’s multipart body',
+          '/proxy/vendor/x/upload',
+          {
+            method: 'PUT',
+            headers: { 'content-type': 'multipart/form-data; boundary=b' },
+            body: bytes('--b\r\nContent-Disposition: form-data; name="sudo"\r\n\r\nroot\r\n--b--\r\n'),
+          },
+          BODY,
+        ],
+        [
+          'in a POST body with no content type (Rack reads it as a form)',
+          '/proxy/vendor/repos/acme/api/issues/7/comments',
+          { method: 'POST', body: bytes('body=x&sudo=root') },
+          BODY,
+        ],
+      ] as const)('is refused %s: 400, recorded with why, nothing upstream', async (_label, path, init, detail) => {
+        const before = (await upstreamCalls()).length;
+        const event = await expectKeywayRefusal(await send(path, init as RequestInit), 400, 'invalid_request', 'proxy_header_refused');
+        expect(event.detail).toBe(detail);
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
+      it('is no other name, nor a nested key, nor a typeless PUT (no reader takes it as a form): each forwarded as sent', async () => {
+        const passed = async (path: string, init: RequestInit = {}) => {
+          const response = await send(path, init);
+          expect(response.status, path).toBe(200);
+          await response.arrayBuffer();
+        };
+        await passed('/proxy/vendor/x/sudo?pseudo=1&sudoers=2&user=sudo');
+        expect(await callsTo('/x/sudo?pseudo=1&sudoers=2&user=sudo')).toHaveLength(1);
+        const nested = `{"pseudo":1,"user":{"sudo":"root"},"note":"sudo=root /* sudo */"}`;
+        await passed('/proxy/vendor/x/upload', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: bytes(nested) });
+        await passed('/proxy/vendor/x/upload', { method: 'PUT', body: bytes('sudo=root') });
+        const bodies = (await callsTo('/x/upload')).map((call) => call.body);
+        expect(bodies).toEqual(expect.arrayContaining([nested, 'sudo=root']));
+      });
+    });
+
     it.runIf(runtime.sendBytes !== undefined)('ends a request whose body stalls at the deadline, and sends nothing upstream', async () => {
       const before = (await upstreamCalls()).length;
       const token = await job({ repository: 'acme/short' });

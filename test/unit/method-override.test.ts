@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { bodyOverridesMethod, formNamesMethod, unreadableBody } from '../../src/features/proxy/method-override.ts';
+import { bodyNamesField, formNamesField, unreadableBody } from '../../src/features/proxy/method-override.ts';
+
+/** Whether a POST body names `_method` (`unreadable` when its names cannot be read alike). */
+const postNamesMethod = (body: Uint8Array, type: string | null): boolean | 'unreadable' => {
+  const found = bodyNamesField(body, type, 'POST');
+  return found === 'unreadable' ? found : found === '_method';
+};
+const queryNamesMethod = (query: string): boolean => formNamesField(query, ['_method']) !== undefined;
 
 const mp = (headers: string, value = 'DELETE') => `--b\r\n${headers}\r\n\r\n${value}\r\n--b--\r\n`;
 const cases: [string, string | null, string, boolean | 'unreadable'][] = [
@@ -63,30 +70,30 @@ const cases: [string, string | null, string, boolean | 'unreadable'][] = [
   ['multipart type, json parameter', 'multipart/form-data; boundary=b; x=/json', '{"_method":"DELETE"}', true],
 ];
 
-describe('bodyOverridesMethod', () => {
+describe('bodyNamesField, for _method in a POST', () => {
   // Each spelling a framework reads as _method (Rack, PHP, qs, Laravel's isJson), each that would be a false positive, and
   // the multipart bodies whose names cannot be read unambiguously (refused).
   it.each(cases)('%s', (_label, type, body, expected) => {
-    expect(bodyOverridesMethod(new TextEncoder().encode(body), type)).toBe(expected);
+    expect(postNamesMethod(new TextEncoder().encode(body), type)).toBe(expected);
   });
 });
 
 describe('what PHP, Rack and express read otherwise than a plain reading', () => {
   it('takes a name with a NUL as _method (PHP cuts it there), in a body and in a query', () => {
-    expect(bodyOverridesMethod(new TextEncoder().encode('body=x&_method%00x=DELETE'), 'application/x-www-form-urlencoded')).toBe(true);
-    expect(formNamesMethod('_method%00anything=DELETE')).toBe(true);
-    expect(formNamesMethod('_%00m%00e%00t%00h%00o%00d=DELETE')).toBe(true);
-    expect(formNamesMethod('method=card&payment_method=x')).toBe(false);
+    expect(postNamesMethod(new TextEncoder().encode('body=x&_method%00x=DELETE'), 'application/x-www-form-urlencoded')).toBe(true);
+    expect(queryNamesMethod('_method%00anything=DELETE')).toBe(true);
+    expect(queryNamesMethod('_%00m%00e%00t%00h%00o%00d=DELETE')).toBe(true);
+    expect(queryNamesMethod('method=card&payment_method=x')).toBe(false);
   });
 
   it('refuses an RFC 2047 encoded-word part name (commons-fileupload and Tomcat decode it), in multipart only', () => {
     for (const name of ['=?UTF-8?B?X21ldGhvZA==?=', '=?UTF-8?Q?=5Fmethod?=']) {
       const body = new TextEncoder().encode(`--XyZ\r\nContent-Disposition: form-data; name="${name}"\r\n\r\nDELETE\r\n--XyZ--\r\n`);
-      expect(bodyOverridesMethod(body, 'multipart/form-data; boundary=XyZ'), name).toBe('unreadable');
+      expect(postNamesMethod(body, 'multipart/form-data; boundary=XyZ'), name).toBe('unreadable');
     }
     // No JSON or form reader decodes one: a key that merely looks like it is a key.
-    expect(bodyOverridesMethod(new TextEncoder().encode('{"=?what?=":1}'), 'application/json')).toBe(false);
-    expect(formNamesMethod('%3D%3Fwhat%3F%3D=1')).toBe(false);
+    expect(postNamesMethod(new TextEncoder().encode('{"=?what?=":1}'), 'application/json')).toBe(false);
+    expect(queryNamesMethod('%3D%3Fwhat%3F%3D=1')).toBe(false);
   });
 
   it.each([
@@ -99,7 +106,7 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
     ['an RFC 2231 boundary* beside boundary', "multipart/form-data; boundary*=utf-8''decoy; boundary=real"],
     ['no boundary', 'multipart/form-data'],
   ])('refuses a multipart boundary readers take differently: %s', (_label, type) => {
-    expect(unreadableBody(type, null)).toMatch(/^a (multipart )?(boundary|body|Content-Type)/);
+    expect(unreadableBody(type, null, 'POST')).toMatch(/^a (multipart )?(boundary|body|Content-Type)/);
   });
 
   it.each([
@@ -112,7 +119,7 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
     ['charset inside another parameter', 'application/x-www-form-urlencoded; xcharset=UTF-16LE', null, /^a charset written otherwise/],
     ['charset* (RFC 2231)', "application/json; charset*=utf-8''x", null, /^a charset written otherwise/],
   ])('refuses a body a framework decodes before reading its fields: %s', (_label, type, encoding, message) => {
-    expect(unreadableBody(type, encoding)).toMatch(message);
+    expect(unreadableBody(type, encoding, 'POST')).toMatch(message);
   });
 
   it.each([
@@ -124,14 +131,14 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
     ['no Content-Type (Rack reads a form)', null, null],
     ['an empty Content-Type', '', null],
   ])('takes %s', (_label, type, encoding) => {
-    expect(unreadableBody(type, encoding)).toBeUndefined();
+    expect(unreadableBody(type, encoding, 'POST')).toBeUndefined();
   });
 
   it('refuses a multipart body that never closes, or whose part headers run past any reader', () => {
     const open = '--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n';
-    expect(bodyOverridesMethod(new TextEncoder().encode(open), 'multipart/form-data; boundary=b')).toBe('unreadable');
+    expect(postNamesMethod(new TextEncoder().encode(open), 'multipart/form-data; boundary=b')).toBe('unreadable');
     const long = `--b\r\nContent-Disposition: form-data; name="${'a'.repeat(20_000)}"\r\n\r\nx\r\n--b--\r\n`;
-    expect(bodyOverridesMethod(new TextEncoder().encode(long), 'multipart/form-data; boundary=b')).toBe('unreadable');
+    expect(postNamesMethod(new TextEncoder().encode(long), 'multipart/form-data; boundary=b')).toBe('unreadable');
   });
 
   it("takes a real client's multipart upload (undici's FormData, as fetch sends it), and finds its _method", async () => {
@@ -144,10 +151,10 @@ describe('what PHP, Rack and express read otherwise than a plain reading', () =>
       return { type, body: new Uint8Array(await request.arrayBuffer()) };
     };
     const plain = await upload({ title: 'release notes' });
-    expect(unreadableBody(plain.type, null)).toBeUndefined();
-    expect(bodyOverridesMethod(plain.body, plain.type)).toBe(false);
+    expect(unreadableBody(plain.type, null, 'POST')).toBeUndefined();
+    expect(postNamesMethod(plain.body, plain.type)).toBe(false);
     const smuggled = await upload({ title: 'x', _method: 'DELETE' });
-    expect(bodyOverridesMethod(smuggled.body, smuggled.type)).toBe(true);
+    expect(postNamesMethod(smuggled.body, smuggled.type)).toBe(true);
   });
 });
 
@@ -168,7 +175,7 @@ describe("part headers readers take differently, and browsers' own uploads", () 
     ['a comma in an unquoted value', 'form-data; name=_method,x'],
     ['a space around =', 'form-data; name = "_method"'],
   ])('refuses a Content-Disposition not written as type; name=value …: %s', (_label, disposition) => {
-    expect(bodyOverridesMethod(part(disposition), MULTIPART)).toBe('unreadable');
+    expect(postNamesMethod(part(disposition), MULTIPART)).toBe('unreadable');
   });
 
   it.each([
@@ -184,30 +191,30 @@ describe("part headers readers take differently, and browsers' own uploads", () 
     ['; name= inside a quoted value', 'form-data; name="a"; x="; name=_method"', ''],
     ['Content-Disposition: again inside a quoted value', 'form-data; name="a"; x="Content-Disposition: form-data; name=_method"', ''],
   ])('refuses a part header readers take differently: %s', (_label, disposition, extra) => {
-    expect(bodyOverridesMethod(part(disposition, extra), MULTIPART)).toBe('unreadable');
+    expect(postNamesMethod(part(disposition, extra), MULTIPART)).toBe('unreadable');
   });
 
   it('takes a name commons-fileupload trims (`_method `) as _method, and names in UTF-8 (a byte 0x81, 0x8D, 0x90) as themselves', () => {
-    expect(bodyOverridesMethod(part('form-data; name="_method "'), MULTIPART)).toBe(true);
+    expect(postNamesMethod(part('form-data; name="_method "'), MULTIPART)).toBe(true);
     const utf8 = (text: string) => String.fromCharCode(...new TextEncoder().encode(text));
-    for (const name of ['名前', 'Á', 'Í', 'Ð', 'Ý']) expect(bodyOverridesMethod(part(`form-data; name="${utf8(name)}"`), MULTIPART), name).toBe(false);
+    for (const name of ['名前', 'Á', 'Í', 'Ð', 'Ý']) expect(postNamesMethod(part(`form-data; name="${utf8(name)}"`), MULTIPART), name).toBe(false);
   });
 
   it("takes Python's email package's quoted boundary (=== and = in it)", () => {
     const type = 'multipart/related; boundary="===============5729013526853147234=="';
-    expect(unreadableBody(type, null)).toBeUndefined();
+    expect(unreadableBody(type, null, 'POST')).toBeUndefined();
     const body = bytes('--===============5729013526853147234==\r\nContent-Type: application/json\r\n\r\n{}\r\n--===============5729013526853147234==--\r\n');
-    expect(bodyOverridesMethod(body, type)).toBe(false);
+    expect(postNamesMethod(body, type)).toBe(false);
   });
 
   it('reads a long name of encoded-word openers in one pass (no backtracking), and refuses it', () => {
-    expect(bodyOverridesMethod(part(`form-data; name="${"'=?a".repeat(3000)}?="`), MULTIPART)).toBe('unreadable');
+    expect(postNamesMethod(part(`form-data; name="${"'=?a".repeat(3000)}?="`), MULTIPART)).toBe('unreadable');
   });
 
   it("takes a name with a control character as _method, and refuses a part in a charset a reader decodes its name from (Rack's ISO-2022-JP)", () => {
-    expect(bodyOverridesMethod(part('form-data; name="\x1b(B_method"'), MULTIPART)).toBe(true);
-    expect(bodyOverridesMethod(part('form-data; name="note"', 'Content-Type: text/plain; charset=ISO-2022-JP\r\n'), MULTIPART)).toBe('unreadable');
-    expect(bodyOverridesMethod(part('form-data; name="note"', 'Content-Type: text/plain; charset=UTF-8\r\n'), MULTIPART)).toBe(false);
+    expect(postNamesMethod(part('form-data; name="\x1b(B_method"'), MULTIPART)).toBe(true);
+    expect(postNamesMethod(part('form-data; name="note"', 'Content-Type: text/plain; charset=ISO-2022-JP\r\n'), MULTIPART)).toBe('unreadable');
+    expect(postNamesMethod(part('form-data; name="note"', 'Content-Type: text/plain; charset=UTF-8\r\n'), MULTIPART)).toBe(false);
   });
 
   it.each([
@@ -217,11 +224,62 @@ describe("part headers readers take differently, and browsers' own uploads", () 
     ['.NET (quoted)', 'multipart/form-data; boundary="a5fa9c4a-2b3e-4d5c-9f7e-1b2c3d4e5f60"'],
     ['a boundary with charset in it', 'multipart/form-data; boundary=----charsetXYZ'],
   ])("takes %s's multipart header", (_label, type) => {
-    expect(unreadableBody(type, null)).toBeUndefined();
+    expect(unreadableBody(type, null, 'POST')).toBeUndefined();
     const boundary = type.slice(type.indexOf('=') + 1).replaceAll('"', '');
     const body = bytes(
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a b.txt"\r\nContent-Type: text/plain\r\n\r\nx\r\n--${boundary}--\r\n`,
     );
-    expect(bodyOverridesMethod(body, type)).toBe(false);
+    expect(postNamesMethod(body, type)).toBe(false);
+  });
+});
+
+describe('sudo, as GitLab (Grape), Gitea and Forgejo read it', () => {
+  const body = (text: string, type: string | null, method: string) => bodyNamesField(new TextEncoder().encode(text), type, method);
+
+  it.each([
+    ['sudo=root', 'sudo'],
+    ['a=1&sudo[]=root', 'sudo'],
+    ['a=1;sudo=root', 'sudo'],
+    ['%73udo=root', 'sudo'],
+    ['SUDO=root', 'sudo'],
+    ['_method=DELETE&sudo=root', '_method'],
+    ['pseudo=1&sudoers=2&user=sudo', undefined],
+  ])('reads the query %s as naming %s', (query, expected) => {
+    expect(formNamesField(query, ['_method', 'sudo'])).toBe(expected);
+  });
+
+  it.each([
+    ['a PUT form', 'sudo=root', 'application/x-www-form-urlencoded', 'PUT', 'sudo'],
+    ['a DELETE JSON body', '{"sudo":"root"}', 'application/json', 'DELETE', 'sudo'],
+    [
+      'a PATCH multipart body',
+      '--b\r\nContent-Disposition: form-data; name="sudo"\r\n\r\nroot\r\n--b--\r\n',
+      'multipart/form-data; boundary=b',
+      'PATCH',
+      'sudo',
+    ],
+    ['a typeless POST (Rack reads a form)', 'sudo=root', null, 'POST', 'sudo'],
+    ['a typeless PUT (no reader takes a form)', 'sudo=root', null, 'PUT', undefined],
+    ['a PUT _method (overridden from a POST only)', '_method=DELETE', 'application/x-www-form-urlencoded', 'PUT', undefined],
+    ['a nested JSON key (Grape reads params[:sudo])', '{"user":{"sudo":"root"}}', 'application/json', 'PUT', undefined],
+    ['a JSON array', '[{"sudo":"root"}]', 'application/json', 'PUT', undefined],
+    ['an escaped JSON key', '{"\\u0073udo":"root"}', 'application/json', 'PUT', 'sudo'],
+    ['a key after a block comment', '{"a":1, /* x */ "sudo":"root"}', 'application/json', 'PUT', 'sudo'],
+    ['a key before a line comment', '{"sudo" // x\n:"root"}', 'application/json', 'PUT', 'sudo'],
+    ['a key only inside a comment', '{/* "sudo": 1, */ "a": 1}', 'application/json', 'PUT', undefined],
+    ['comment marks inside strings', '{"a":"/*","sudo":"root","b":"*/"}', 'application/json', 'PUT', 'sudo'],
+    ['a comment left open', '{"sudo":"root"} /* x', 'application/json', 'PUT', 'sudo'],
+    ['JSON no reader parses', '{"sudo": }', 'application/json', 'PUT', undefined],
+  ])('reads %s', (_label, text, type, method, expected) => {
+    expect(body(text, type, method)).toBe(expected);
+  });
+
+  it('holds a non-POST body to the grammar every reader takes alike', () => {
+    expect(unreadableBody('application/x-www-form-urlencoded', 'gzip', 'PUT')).toMatch(/^a body with Content-Encoding gzip is refused/);
+    expect(unreadableBody('multipart/form-data', null, 'PATCH')).toBe('a multipart body without a boundary is refused');
+    expect(unreadableBody(null, 'gzip', 'PUT')).toBeUndefined();
+    expect(body('--b\r\nContent-Disposition: form-data;\r\n name="sudo"\r\n\r\nroot\r\n--b--\r\n', 'multipart/form-data; boundary=b', 'PUT')).toBe(
+      'unreadable',
+    );
   });
 });

@@ -26,9 +26,33 @@ export function refusedOverrideHeader(headers: Headers): string | undefined {
 }
 
 /**
- * The name a framework would read a field as, for the comparison with `_method`: without case, as PHP
- * and Rack read it (leading spaces and brackets dropped, `.` and spaces made `_`, the part before the
- * next bracket), so `.method`, `_method[]`, `[_method]` and `_METHOD` are all `_method`.
+ * A field a request may not name, as it may not send the header: `_method` asks the upstream to route the request as
+ * another method (Rack, Symfony, Laravel, Spring, ASP.NET, express's method-override), `sudo` to act as the user it names
+ * (GitLab's Grape API from the query or any body, Gitea and Forgejo from the query or a form: an administrator's token
+ * then acts as that user).
+ */
+export type RefusedField = '_method' | 'sudo';
+
+/** The fields read from the query, whatever the method. */
+export const QUERY_FIELDS: readonly RefusedField[] = ['_method', 'sudo'];
+
+/** Why each is refused, for the record. */
+export const FIELD_REFUSED: Readonly<Record<RefusedField, string>> = {
+  _method: "the method is the request's own",
+  sudo: "the upstream acts as keyway's credential, never as whom a request names",
+};
+
+/** The fields read from a body of this method: `_method` from a POST only (frameworks override no other), `sudo` from any. */
+function bodyFields(method: string): readonly RefusedField[] {
+  return method.toUpperCase() === 'POST' ? ['_method', 'sudo'] : ['sudo'];
+}
+
+/**
+ * The name a framework would read a field as, for the comparison with a refused one: without case, as PHP and Rack
+ * read it (leading spaces and brackets dropped, `.` and spaces made `_`, the part before the next bracket), so
+ * `.method`, `_method[]`, `[_method]` and `_METHOD` are all `_method`, and `sudo[]` is `sudo` (Rack's `params[:sudo]`,
+ * an array). Grape and Go read names with case; comparing without it refuses `SUDO` too, which no client sends for
+ * another field.
  */
 function fieldName(name: string): string {
   const php = name
@@ -42,10 +66,14 @@ function fieldName(name: string): string {
 }
 
 /**
- * A name with a C0 control character or DEL (PHP cuts it at a NUL; a reader decoding another charset, UTF-16 or
- * ISO-2022-JP's escapes, finds other characters) may be `_method` to a framework: taken as one.
+ * The refused field a name is to some framework, or undefined. A name with a C0 control character or DEL (PHP cuts it
+ * at a NUL; a reader decoding another charset, UTF-16 or ISO-2022-JP's escapes, finds other characters) may be any of
+ * them: taken as the first.
  */
-const isMethodField = (name: string): boolean => hasControl(name) || fieldName(name) === '_method';
+function namedField(name: string, fields: readonly RefusedField[]): RefusedField | undefined {
+  const read = fieldName(name);
+  return fields.find((field) => read === field) ?? (hasControl(name) ? fields[0] : undefined);
+}
 
 function hasControl(text: string): boolean {
   for (const char of text) {
@@ -55,10 +83,13 @@ function hasControl(text: string): boolean {
   return false;
 }
 
-/** Whether a query string or form body names `_method`, fields split at `&` or `;` as older parsers split them. */
-export function formNamesMethod(form: string): boolean {
-  for (const [name] of new URLSearchParams(form.replaceAll(';', '&'))) if (isMethodField(name)) return true;
-  return false;
+/** The first of `fields` a query string or form body names, fields split at `&` or `;` as older parsers split them. */
+export function formNamesField(form: string, fields: readonly RefusedField[]): RefusedField | undefined {
+  for (const [name] of new URLSearchParams(form.replaceAll(';', '&'))) {
+    const found = namedField(name, fields);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** RFC 9110's token and quoted-string, and `; name=value` parameters of them (no space around `=`), as a header is written that every reader reads alike. */
@@ -131,13 +162,13 @@ function contentTypeFacts(header: string): { readonly boundary?: string } | { re
 }
 
 /**
- * Why a POST body's fields cannot be checked as a framework would read them, from its headers alone, or undefined: a
+ * Why a body's fields cannot be checked as a framework would read them, from its headers alone, or undefined: a
  * `Content-Encoding` (express's body-parser inflates gzip and reads the fields inside), a Content-Type whose charset
  * or boundary readers take differently (contentTypeFacts), or a multipart type with no boundary.
  */
-export function unreadableBody(contentType: string | null, contentEncoding: string | null): string | undefined {
+export function unreadableBody(contentType: string | null, contentEncoding: string | null, method: string): string | undefined {
   const header = contentType ?? '';
-  const readings = readingsOf(header);
+  const readings = readingsOf(header, method);
   if (readings.length === 0) return undefined;
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity')
@@ -152,13 +183,15 @@ export function unreadableBody(contentType: string | null, contentEncoding: stri
 type Reading = 'form' | 'multipart' | 'json';
 
 /**
- * How frameworks read fields from a body of this Content-Type, each way one does: a form (or no type: Rack reads one),
- * any multipart, JSON when `json` is anywhere in the header (Laravel); none for any other type.
+ * How frameworks read fields from a body of this Content-Type, each way one does: a form (or, for a POST, no type: Rack
+ * reads one; Go and Rack read a typeless body of another method as no form), any multipart, JSON when `json` is anywhere
+ * in the header (Laravel); none for any other type.
  */
-function readingsOf(contentType: string): Reading[] {
+function readingsOf(contentType: string, method: string): Reading[] {
   const type = mediaType(contentType);
+  const form = type === 'application/x-www-form-urlencoded' || (type === '' && method.toUpperCase() === 'POST');
   return [
-    ...(type === '' || type === 'application/x-www-form-urlencoded' ? (['form'] as const) : []),
+    ...(form ? (['form'] as const) : []),
     ...(type.startsWith('multipart/') ? (['multipart'] as const) : []),
     ...(contentType.toLowerCase().includes('json') ? (['json'] as const) : []),
   ];
@@ -276,38 +309,71 @@ function decodeExtended(raw: string): string {
 }
 
 /**
- * Whether a POST body a framework reads parameters from holds a `_method` field (Rack, Symfony,
- * Laravel, Spring, ASP.NET and method-override take one from a POST only): a form (Rack reads a POST
- * without a content type as one), any multipart body, or a JSON object when the content type holds
- * `json` anywhere (Laravel reads any such type as JSON). The media type is cut at `;`, `,` or a space,
- * as PHP cuts it. A content type two frameworks read two ways (`application/x-www-form-urlencoded;
- * x=/json`) has the body checked under each reading. `unreadable`: a body whose field names cannot be read
- * unambiguously (a multipart body outside the grammar every reader takes alike, or one no reading here survives).
+ * The first of bodyFields(method) a body a framework reads parameters from names: a form (Rack reads a POST without a
+ * content type as one), any multipart body, or a JSON object when the content type holds `json` anywhere (Laravel reads
+ * any such type as JSON). The media type is cut at `;`, `,` or a space, as PHP cuts it. A content type two frameworks
+ * read two ways (`application/x-www-form-urlencoded; x=/json`) has the body checked under each reading. `unreadable`: a
+ * body whose field names cannot be read unambiguously (a multipart body outside the grammar every reader takes alike, or
+ * one no reading here survives).
  */
-export function bodyOverridesMethod(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
+export function bodyNamesField(body: Uint8Array, contentType: string | null, method: string): RefusedField | 'unreadable' | undefined {
   try {
-    return readBody(body, contentType);
+    return readBody(body, contentType, method);
   } catch {
     // A body no reading here survives (a regular expression out of stack on a huge header) is refused, never let through.
     return 'unreadable';
   }
 }
 
-function readBody(body: Uint8Array, contentType: string | null): boolean | 'unreadable' {
-  const verdicts = readingsOf(contentType ?? '').map((reading): boolean | 'unreadable' => {
-    if (reading === 'form') return formNamesMethod(new TextDecoder().decode(body));
-    if (reading === 'json') return jsonNamesMethod(body);
+function readBody(body: Uint8Array, contentType: string | null, method: string): RefusedField | 'unreadable' | undefined {
+  const fields = bodyFields(method);
+  const verdicts = readingsOf(contentType ?? '', method).map((reading): RefusedField | 'unreadable' | undefined => {
+    if (reading === 'form') return formNamesField(new TextDecoder().decode(body), fields);
+    if (reading === 'json') return firstNamed(jsonKeys(body), fields);
     const names = multipartFieldNames(new TextDecoder('latin1').decode(body), contentType ?? '');
-    return names === undefined ? 'unreadable' : names.some(isMethodField);
+    return names === undefined ? 'unreadable' : firstNamed(names, fields);
   });
-  return verdicts.includes(true) || (verdicts.includes('unreadable') ? 'unreadable' : false);
+  return verdicts.find((verdict) => verdict !== undefined && verdict !== 'unreadable') ?? verdicts.find((verdict) => verdict !== undefined);
 }
 
-function jsonNamesMethod(body: Uint8Array): boolean {
-  try {
-    const parsed: unknown = JSON.parse(new TextDecoder().decode(body));
-    return typeof parsed === 'object' && parsed !== null && Object.keys(parsed).some(isMethodField);
-  } catch {
-    return false;
+function firstNamed(names: readonly string[], fields: readonly RefusedField[]): RefusedField | undefined {
+  for (const name of names) {
+    const found = namedField(name, fields);
+    if (found !== undefined) return found;
   }
+  return undefined;
+}
+
+/**
+ * A JSON object's own keys, the top level only: Grape reads `params[:sudo]`, Laravel `_method`, never a nested key.
+ * Comments are read as white space, as Ruby's json gem (GitLab's reader) reads them, so `{"sudo" // x` and a line break
+ * before `: "root"}` is an object here too. Text that does not parse even so names nothing: no framework reads a field
+ * from a body its JSON reader refuses (Grape answers it `400`).
+ */
+function jsonKeys(body: Uint8Array): string[] {
+  try {
+    const parsed: unknown = JSON.parse(withoutComments(new TextDecoder().decode(body)));
+    return typeof parsed === 'object' && parsed !== null ? Object.keys(parsed) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** The text with each comment outside a string (slash-star to star-slash, `//` to the line's end) made a space; one left open runs to the end. */
+function withoutComments(text: string): string {
+  const kept: string[] = [];
+  let from = 0;
+  for (let at = 0; at < text.length; at += 1) {
+    if (text[at] === '"') {
+      for (at += 1; at < text.length && text[at] !== '"'; at += text[at] === '\\' ? 2 : 1);
+    } else if (text[at] === '/' && (text[at + 1] === '*' || text[at + 1] === '/')) {
+      const block = text[at + 1] === '*';
+      const end = block ? text.indexOf('*/', at + 2) : text.indexOf('\n', at + 2);
+      kept.push(text.slice(from, at), ' ');
+      from = end === -1 ? text.length : end + (block ? 2 : 0);
+      at = from - 1;
+    }
+  }
+  kept.push(text.slice(from));
+  return kept.join('');
 }

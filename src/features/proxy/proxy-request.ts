@@ -33,7 +33,7 @@ import {
   unpassableAnswer,
   upstreamRequestHeaders,
 } from './forward-headers.ts';
-import { bodyOverridesMethod, formNamesMethod, refusedOverrideHeader, unreadableBody } from './method-override.ts';
+import { bodyNamesField, FIELD_REFUSED, formNamesField, QUERY_FIELDS, refusedOverrideHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, pathByRepositoryId, pathByRepositoryName, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
@@ -173,7 +173,10 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   const normal = normaliseProxyPath(input.rawPath);
   if (!normal.ok) throw new ProxyRefusal('proxy_path_refused', normal.why, { public: true });
   setProxy(event, { path: normal.path });
-  if (formNamesMethod(input.query)) throw new ProxyRefusal('proxy_header_refused', 'a _method query parameter is refused', { public: true });
+  const queryField = formNamesField(input.query, QUERY_FIELDS);
+  if (queryField !== undefined) {
+    throw new ProxyRefusal('proxy_header_refused', `a ${queryField} query parameter is refused: ${FIELD_REFUSED[queryField]}`, { public: true });
+  }
 
   const policies = deps.policies();
   const caller = await authenticate(deps, input, policies, event, now);
@@ -342,12 +345,12 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     input.body === null || input.method === 'GET' || input.method === 'HEAD' ? undefined : await readCapped(input.body, upstream.limits.requestBytes, deadline);
   if (body === 'too_large') return fail('request_too_large', `the request body is larger than ${upstream.limits.requestBytes} bytes`);
   if (body === 'broken') return fail('malformed_request', `the request body broke off or did not arrive within ${upstream.limits.timeoutSeconds} s`);
-  if (body !== undefined && input.method.toUpperCase() === 'POST') {
-    const unreadable = unreadableBody(input.headers.get('content-type'), input.headers.get('content-encoding'));
+  if (body !== undefined) {
+    const unreadable = unreadableBody(input.headers.get('content-type'), input.headers.get('content-encoding'), input.method);
     if (unreadable !== undefined) return fail('proxy_header_refused', unreadable);
-    const override = bodyOverridesMethod(body, input.headers.get('content-type'));
-    if (override === 'unreadable') return fail('proxy_header_refused', 'a body whose field names readers would read differently is refused');
-    if (override) return fail('proxy_header_refused', "a _method field in the request body is refused: the method is the request's own");
+    const field = bodyNamesField(body, input.headers.get('content-type'), input.method);
+    if (field === 'unreadable') return fail('proxy_header_refused', 'a body whose field names readers would read differently is refused');
+    if (field !== undefined) return fail('proxy_header_refused', `a ${field} field in the request body is refused: ${FIELD_REFUSED[field]}`);
   }
   // A caller that stalled its upload until the deadline gets no credential minted for a call that cannot be made.
   if (deadline.aborted) return fail('proxy_upstream_timeout', `the request did not reach upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
