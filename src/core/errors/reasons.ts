@@ -116,7 +116,7 @@ export const REASONS = {
   proxy_header_refused: {
     decision: 'malformed',
     description:
-      'the request carries what the proxy refuses: a method override (a header, or a _method field), a header naming whom the upstream should act as, conflicting Content-Length and Transfer-Encoding, or a body frameworks would read differently',
+      'the request carries what the proxy refuses: a method override (a header, or a _method field), a header or a sudo field naming whom the upstream should act as, conflicting Content-Length and Transfer-Encoding, or a body frameworks would read differently',
   },
   proxy_not_allowed: { decision: 'denied', description: 'no trust policy allows this request through the proxy' },
   proxy_upstream_unavailable: { decision: 'error', description: 'the upstream could not be reached, or its credential could not be had; retry later' },
