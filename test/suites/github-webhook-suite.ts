@@ -1835,8 +1835,9 @@ grant:
         await expectRefusal(broker, await ask('policy:revert', central), NO_POLICY);
       });
 
-      it('records a repository policy under the name GitHub gives its repository, whatever case a request writes it in, its own or a later one', async () => {
-        await putRepositoryPolicy('casing', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+      it('records a repository policy and its token under the names GitHub gives them, whatever case a request writes them in, its own or a later one', async () => {
+        // The policy's own spelling is its writer's to choose too.
+        await putRepositoryPolicy('casing', repositoryPolicy('  github: { repositories: [Acme/API], permissions: { contents: read } }'));
         // Case is the caller's to choose (GitHub's names ignore it): the first request's must not name the policy in the log,
         // for its own grant nor for every other caller's while the policy is cached, where a search by policy would miss them.
         for (const written of ['ACME/Api', `${OWNER}/api`]) {
@@ -1844,6 +1845,8 @@ grant:
           expect(granted.status).toBe(200);
           const event = await broker.auditEvent(granted.body['audit_event_id'] as string);
           expect(event?.policy).toMatchObject({ granted_by: `${OWNER}/api/.github/keyway/casing` });
+          // The token's record too: an auditor asking what acme's tokens were finds this one.
+          expect(event?.github).toMatchObject({ owner: OWNER, repositories: ['api'] });
         }
       });
 

@@ -389,7 +389,7 @@ async function issueGitHubToken(
     ...jobs,
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
-  event.github = githubTokenRecord(github.owner, minted);
+  event.github = githubTokenRecord(minted);
   event.decision = 'granted';
   event.reason = 'granted';
   const { access_token, token_type, expires_in, scope } = issuedOwnerToken(minted, now);

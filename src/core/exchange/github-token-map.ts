@@ -158,17 +158,17 @@ export async function mintTokenMap(
       expires_in: Math.min(...Object.values(tokens).map((token) => token.expires_in)),
       github_tokens: tokens,
     },
-    records: minted.map(({ grant, token }) => ({ ...githubTokenRecord(grant.github!.owner, token), granted_by: grant.policy.id })),
+    records: minted.map(({ grant, token }) => ({ ...githubTokenRecord(token), granted_by: grant.policy.id })),
     revoke,
   };
 }
 
-/** What the audit record keeps of a minted token: never the token, its SHA-256. */
-export function githubTokenRecord(owner: string, minted: MintedGitHubToken): GitHubTokenRecord {
+/** What the audit record keeps of a minted token: never the token, its SHA-256; names as GitHub spells them, never the request's case. */
+export function githubTokenRecord(minted: MintedGitHubToken): GitHubTokenRecord {
   return {
     installation_id: minted.installationId,
     app_id: minted.appId,
-    owner,
+    owner: minted.owner,
     repositories: minted.repositories.map((repository) => repository.name),
     permissions: minted.permissions,
     ...(Object.keys(minted.organizationPermissions).length === 0 ? {} : { organization_permissions: minted.organizationPermissions }),

@@ -78,6 +78,8 @@ export interface MintedGitHubToken {
   readonly token: string;
   readonly tokenSha256: string;
   readonly installationId: number;
+  /** The account the installation is on, its login as GitHub spells it (a request may write it in any case). */
+  readonly owner: string;
   /** The repositories GitHub scoped it to, each with its id: a name can be renamed and registered again, an id cannot. */
   readonly repositories: readonly { readonly id: number; readonly name: string }[];
   /** Repository permissions, as GitHub granted them. */

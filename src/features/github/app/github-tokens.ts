@@ -243,6 +243,7 @@ export class GitHubTokens implements GitHubTokenMinter {
       token: minted.token,
       tokenSha256,
       installationId: installation.id,
+      owner: installation.owner,
       repositories: minted.repositories,
       permissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => !isOrganizationPermission(name))),
       organizationPermissions: Object.fromEntries(Object.entries(minted.permissions).filter(([name]) => isOrganizationPermission(name))),
