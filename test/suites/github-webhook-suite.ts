@@ -1430,7 +1430,7 @@ grant:
       expect((await health())['policy_reload']).toMatchObject({ ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${broken}` });
     });
 
-    it('keeps the set serving, and says why, when a pushed policy file is not text keyway reads (not UTF-8, or too large): not a delivery to send again', async () => {
+    it('keeps the set serving, and says why, when a pushed policy file is not text keyway reads (not UTF-8, too large, a submodule): not a delivery to send again', async () => {
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const unreadable = [
         { label: 'latin1', file: { text: '', base64: btoa('description: caf\xe9\n') }, problem: 'is not UTF-8 text' },
@@ -1440,6 +1440,8 @@ grant:
           file: { text: `# ${'x'.repeat(2 * POLICY_FETCH_LIMITS.fileBytes)}\n` },
           problem: `is larger than ${POLICY_FETCH_LIMITS.fileBytes} bytes`,
         },
+        // GitHub lists a submodule as a file of size 0; read, it is a submodule, which was taken for GitHub answering wrong.
+        { label: 'submodule', file: { text: '', submodule: 'https://github.com/acme/notes.git' }, problem: 'is a submodule, not a file' },
       ];
       for (const { label, file, problem } of unreadable) {
         // The push withdraws production's grant, beside a file keyway cannot read: the set before it serves on, not unseen.

@@ -40,6 +40,11 @@ interface FakeApp {
    * text and path, as GitHub does for a file target.
    */
   readonly symlinks: Map<string, string>;
+  /**
+   * Entries (keys of `files`, with no bytes) that are submodules, with their repository's URL: listed as `file` with size 0,
+   * as GitHub lists a submodule "for backwards compatibility", and read as `type: submodule`, with no content.
+   */
+  readonly submodules: Map<string, string>;
   readonly branches: Map<string, string>;
   /** Repository roles by `owner/repo:user` (lower case): admin, maintain, write, triage, read. */
   readonly roles: Map<string, string>;
@@ -98,6 +103,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       tokens: new Map(),
       files: new Map(),
       symlinks: new Map(),
+      submodules: new Map(),
       branches: new Map(),
       roles: new Map(),
       calls: [],
@@ -363,6 +369,11 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       const files = c.get('app').files;
       const key = fileKey(access.owner, access.repo, path, ref);
       const bytes = files.get(key);
+      const submodule = c.get('app').submodules.get(key);
+      if (submodule !== undefined) {
+        const sha = createHash('sha1').update(submodule).digest('hex');
+        return c.json({ type: 'submodule', submodule_git_url: submodule, path, name: path.split('/').pop(), sha, size: 0 });
+      }
       if (bytes !== undefined) {
         // A symlink to a file is answered as that file, under the target's path.
         const answered = c.get('app').symlinks.get(key) ?? path;
@@ -539,9 +550,20 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/files', async (c) => {
-    const file = await c.req.json<{ owner: string; repo: string; path: string; ref?: string; text: string; base64?: string; symlink?: boolean | string }>();
+    const file = await c.req.json<{
+      owner: string;
+      repo: string;
+      path: string;
+      ref?: string;
+      text: string;
+      base64?: string;
+      symlink?: boolean | string;
+      submodule?: string;
+    }>();
     const key = fileKey(file.owner, file.repo, file.path, file.ref ?? 'main');
     c.get('app').files.set(key, file.base64 === undefined ? Buffer.from(file.text) : Buffer.from(file.base64, 'base64'));
+    if (file.submodule === undefined) c.get('app').submodules.delete(key);
+    else c.get('app').submodules.set(key, file.submodule);
     // `true`: a target of the same name at the repository's root.
     if (file.symlink === undefined || file.symlink === false) c.get('app').symlinks.delete(key);
     else c.get('app').symlinks.set(key, file.symlink === true ? file.path.split('/').pop()! : file.symlink);

@@ -114,8 +114,18 @@ export class FakeGitHub {
   /**
    * With `symlink`, a symlink to a file of that text (at the path given, or of the same name at the repository's root):
    * listed as one, read as the file it points at, under that file's path. With `base64`, the file holds those bytes, not `text`.
+   * With `submodule` (its repository's URL), a submodule there, `text` empty: listed as a file of size 0, read as a submodule.
    */
-  async putFile(file: { owner: string; repo: string; path: string; ref?: string; text: string; base64?: string; symlink?: boolean | string }): Promise<void> {
+  async putFile(file: {
+    owner: string;
+    repo: string;
+    path: string;
+    ref?: string;
+    text: string;
+    base64?: string;
+    symlink?: boolean | string;
+    submodule?: string;
+  }): Promise<void> {
     await this.#admin('POST', 'files', file);
   }
 

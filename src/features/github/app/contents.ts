@@ -4,11 +4,16 @@ import { GitHubError } from './github-error.ts';
 import { parseAnswer } from './parse-answer.ts';
 
 export interface RepositoryFile {
+  /**
+   * `file`, or what GitHub answers for a path that holds no file: `submodule`, or `symlink` for a link whose target is no file
+   * of the repository (one to a file is answered as that file, under the target's path). Such an entry has no text.
+   */
+  readonly type: string;
   readonly path: string;
   readonly sha: string;
   /** In bytes. */
   readonly size: number;
-  /** Undefined when the file is not UTF-8 text, or GitHub does not send its content (`encoding: none`, from 1 MB). */
+  /** Undefined when the file is not UTF-8 text, GitHub does not send its content (`encoding: none`, from 1 MB), or it is no file. */
   readonly text: string | undefined;
 }
 
@@ -22,6 +27,7 @@ export interface DirectoryEntry {
 }
 
 const size = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const EntryAnswer = v.looseObject({ type: v.string(), path: v.string(), sha: v.string(), size });
 const FileAnswer = v.looseObject({ type: v.literal('file'), path: v.string(), sha: v.string(), size, encoding: v.string(), content: v.string() });
 const DirectoryAnswer = v.array(v.looseObject({ type: v.string(), path: v.string(), name: v.string(), sha: v.string(), size }));
 
@@ -47,8 +53,10 @@ export async function getContents(
   });
   if (Array.isArray(body))
     return parseAnswer(DirectoryAnswer, body, `contents of ${location.path}`).map(({ path, name, type, sha, size }) => ({ path, name, type, sha, size }));
+  const entry = parseAnswer(EntryAnswer, body, `contents of ${location.path}`);
+  if (entry.type !== 'file') return { type: entry.type, path: entry.path, sha: entry.sha, size: entry.size, text: undefined };
   const file = parseAnswer(FileAnswer, body, `contents of ${location.path}`);
-  const answered = { path: file.path, sha: file.sha, size: file.size };
+  const answered = { type: file.type, path: file.path, sha: file.sha, size: file.size };
   if (file.encoding !== 'base64') return { ...answered, text: undefined };
   let bytes: Uint8Array;
   try {

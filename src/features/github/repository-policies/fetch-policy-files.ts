@@ -83,6 +83,8 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
 export async function readPolicyFile(access: RepositoryAccess, path: string, ref: string | undefined): Promise<string | undefined> {
   const file = await contentsAt(access, path, ref);
   if (file === undefined || isListing(file)) return undefined;
+  // GitHub lists a submodule as a file; read, it is one, as a symlink to no file of the repository is.
+  if (file.type !== 'file') throw new PolicyFetchError(`${path}${at(ref)} is a ${file.type}, not a file: keyway reads policy files only`);
   if (file.path !== path) throw new PolicyFetchError(`${path}${at(ref)} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`);
   if (file.size > POLICY_FETCH_LIMITS.fileBytes) throw tooLarge(path, ref);
   if (file.text === undefined) throw new PolicyFetchError(`${path}${at(ref)} is not UTF-8 text`);
