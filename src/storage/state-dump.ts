@@ -68,6 +68,11 @@ function columnsOf(db: SqlDatabase, table: string): string[] {
   return db.all<{ name: string }>('SELECT name FROM pragma_table_info(?) ORDER BY cid', [table]).map((row) => row.name);
 }
 
+/** The columns of `table` declared TEXT: SQLite stores a number written there as its text, so an export holds none but text or null. */
+function textColumnsOf(db: SqlDatabase, table: string): Set<string> {
+  return new Set(db.all<{ name: string }>("SELECT name FROM pragma_table_info(?) WHERE upper(type) = 'TEXT'", [table]).map((row) => row.name));
+}
+
 const quoted = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
 
 /** Reads every keyway table in one transaction: one consistent state. */
@@ -148,8 +153,10 @@ export async function restoreDump(
   const tables = keywayTables(db);
   const layout = new Map(tables.map((table) => [table, columnsOf(db, table)]));
   checkLayout(dump, layout);
-  checkFresh(db, tables);
   const keyRows = (options.signingKeys as KeyRow[] | undefined) ?? rowsOf<KeyRow>(dump, 'signing_keys');
+  // The keys another object's export gave (a shard's are its deployment's) are read as text as this export's own would be.
+  checkTextColumns({ ...dump.tables, signing_keys: keyRows }, new Map(tables.map((table) => [table, textColumnsOf(db, table)])));
+  checkFresh(db, tables);
   if (keyRows.some((row) => !isJson(row.public_jwk)))
     throw new StateRestoreError('malformed', 'a signing key in the export has a public part that is not JSON');
   let trusted: Awaited<ReturnType<typeof vouchKeys>>;
@@ -260,6 +267,19 @@ function checkLayout(dump: StateDump, layout: ReadonlyMap<string, readonly strin
     const expected = [...columns].sort().join();
     const bad = (dump.tables[table] ?? []).findIndex((row) => Object.keys(row).sort().join() !== expected);
     if (bad >= 0) throw new StateRestoreError('malformed', `row ${bad} of ${table} in the export does not have the columns ${columns.join(', ')}`);
+  }
+}
+
+/**
+ * A number in a TEXT column is an edited export (the database it came from held text there): refused before the checks
+ * that read those columns as text (a sealed key, an attestation, a record) meet it.
+ */
+function checkTextColumns(rows: StateDump['tables'], text: ReadonlyMap<string, ReadonlySet<string>>): void {
+  for (const [table, columns] of text) {
+    for (const [index, row] of (rows[table] ?? []).entries()) {
+      const column = [...columns].find((name) => typeof row[name] === 'number');
+      if (column !== undefined) throw new StateRestoreError('malformed', `row ${index} of ${table} in the export has a number in ${column}, a text column`);
+    }
   }
 }
 

@@ -721,6 +721,26 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       await refusedLeavesFresh(target, await restore(target, JSON.stringify(resealed)), 400, 'keys_do_not_open');
     });
 
+    // The dump's schema takes a string or a number in any column: a value of the other type where the checks read text is an edited export.
+    it('an export with a number where a sealed key, an attestation or a record is text: refused as malformed, not a 500', async () => {
+      /** The first row of `table` with `column` set to a number. */
+      const numbered = (table: string, column: string) => (dump: EditableDump) => {
+        const [row] = dump.tables[table] ?? [];
+        if (row === undefined) throw new Error(`the export holds a row of ${table}`);
+        row[column] = 7;
+      };
+      const edits: [string, (dump: EditableDump) => void, 'state' | 'shard'][] = [
+        ['signing key private part', numbered('signing_keys', 'private_jwk'), 'state'],
+        ['live policy set attestation', numbered('live_policy_set', 'attestation'), 'state'],
+        ['audit record', numbered('audit_events', 'event'), 'shard'],
+      ];
+      for (const [what, edit, part] of edits) {
+        const target = await deployment();
+        const description = await refusedLeavesFresh(target, await restore(target, edited(edit, part)), 400, 'malformed');
+        expect(description, what).toMatch(/has a number in (private_jwk|attestation|event), a text column$/);
+      }
+    });
+
     it('an export of a newer schema, or one naming a table this schema does not have', async () => {
       const target = await deployment();
       await refusedLeavesFresh(
