@@ -83,7 +83,7 @@ export async function listPolicyFiles(access: RepositoryAccess, dir: string, ref
 export async function readPolicyFile(access: RepositoryAccess, path: string, ref: string | undefined): Promise<string | undefined> {
   const file = await contentsAt(access, path, ref);
   if (file === undefined || isListing(file)) return undefined;
-  // GitHub lists a submodule as a file; read, it is one, as a symlink to no file of the repository is.
+  // GitHub lists a submodule as a file; read, it answers `type: submodule` (a symlink to no file of the repository, `symlink`).
   if (file.type !== 'file') throw new PolicyFetchError(`${path}${at(ref)} is a ${file.type}, not a file: keyway reads policy files only`);
   if (file.path !== path) throw new PolicyFetchError(`${path}${at(ref)} is not a file (GitHub answered with ${file.path}): keyway reads policy files only`);
   if (file.size > POLICY_FETCH_LIMITS.fileBytes) throw tooLarge(path, ref);
