@@ -5,6 +5,7 @@ import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness
 import { ACME_INSTALLATION } from './github-exchange-suite.ts';
 import { auditorPolicies, auditorToken } from './audit-api-suite.ts';
 import type { Inventory } from '../../src/core/audit/inventory.ts';
+import type { LogFields, Logger } from '../../src/core/log.ts';
 
 export const GITHUB_TOKEN_MAP_TYPE = 'urn:keyway:params:oauth:token-type:github-installation-token-map';
 
@@ -40,6 +41,14 @@ const BRITTLE_INSTALLATION: FakeInstallation = {
   permissions: { contents: 'read', metadata: 'read' },
   revokeFailures: 1,
 };
+/** An owner whose token GitHub mints, but takes two and a half seconds to revoke. */
+const SLOW_REVOKE_INSTALLATION: FakeInstallation = {
+  id: 7175,
+  owner: 'slow-org',
+  repositories: [{ id: 880601, name: 'cli' }],
+  permissions: { contents: 'read', metadata: 'read' },
+  revokeDelayMs: 2500,
+};
 /** An account the App is installed on that no policy grants. */
 const STRANGER_INSTALLATION: FakeInstallation = {
   id: 7173,
@@ -59,7 +68,13 @@ function tokenMapPolicies(issuer: TestIssuer): Record<string, string> {
     'map/flaky.yaml': policy('{ owner: flaky-org, owner_id: "71710", repositories: [tools], permissions: { contents: read } }', '5m'),
     'map/reborn.yaml': policy('{ owner: reborn-org, owner_id: "5555", repositories: [app], permissions: { contents: read } }', '5m'),
     'map/brittle.yaml': policy('{ owner: brittle-org, owner_id: "71740", repositories: [lib], permissions: { contents: read } }', '5m'),
+    'map/slow.yaml': policy('{ owner: slow-org, owner_id: "71750", repositories: [cli], permissions: { contents: read } }', '5m'),
     'map/uninstalled.yaml': policy('{ owner: gone-org, owner_id: "71750", repositories: [old], permissions: { contents: read } }', '5m'),
+    // Watches the jobs of acme/audited only, so no other test's record names it: it would grant acme's docs, no other owner's.
+    'map/audited.yaml':
+      `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmode: audit\n` +
+      'match: { repository_id: "734201", repository: acme/audited, ref: refs/heads/multi }\n' +
+      'grant:\n  github: { owner: acme, repositories: [docs], permissions: { contents: read } }\n',
   };
 }
 
@@ -72,17 +87,28 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
     /** How far the broker's clock runs behind the real one: a token minted in the past is due by the real clock. */
     let clockBehindMs = 0;
     let people: TestIssuer;
+    /** What the broker logged as errors. */
+    const errors: { message: string; fields: LogFields | undefined }[] = [];
+    const log: Logger = { info() {}, warn() {}, error: (message, fields) => errors.push({ message, fields }) };
 
     beforeAll(async () => {
       people = freshIssuer(issuerBase(), 'github-map-people');
       issuer = freshIssuer(issuerBase(), 'github-map');
       github = await FakeGitHub.create(githubBase());
-      for (const installation of [ACME_INSTALLATION, OCTO_INSTALLATION, FLAKY_INSTALLATION, REBORN_INSTALLATION, STRANGER_INSTALLATION, BRITTLE_INSTALLATION]) {
+      for (const installation of [
+        ACME_INSTALLATION,
+        OCTO_INSTALLATION,
+        FLAKY_INSTALLATION,
+        REBORN_INSTALLATION,
+        STRANGER_INSTALLATION,
+        BRITTLE_INSTALLATION,
+        SLOW_REVOKE_INSTALLATION,
+      ]) {
         await github.install(installation);
       }
       broker = await start(
         { ...tokenMapPolicies(issuer), ...auditorPolicies(people, 'https://keyway.test') },
-        { settings: { ...github.settings, KEYWAY_ALERT_RULES: 'first_policy_exchange' }, now: () => Date.now() - clockBehindMs },
+        { settings: { ...github.settings, KEYWAY_ALERT_RULES: 'first_policy_exchange' }, now: () => Date.now() - clockBehindMs, log },
       );
     });
     afterAll(() => broker.close());
@@ -161,6 +187,33 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       expect(asked.at(-1)).toMatchObject({ body: { repositories: ['site'] }, status: 201 });
     });
 
+    it("gives an owner asked for two repositories, with another owner's between them, one token for both", async () => {
+      const result = await askFor(['acme/api', 'octo-org/site', 'acme/docs']);
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      const tokens = result.body['github_tokens'] as Record<string, { access_token: string; repositories: string[] }>;
+      expect(Object.keys(tokens)).toEqual(['acme', 'octo-org']);
+      expect(tokens['acme']?.repositories).toEqual(['api', 'docs']);
+      expect(await github.repositoriesVisibleTo(tokens['acme']!.access_token)).toEqual({ status: 200, names: ['api', 'docs'] });
+    });
+
+    it('records an audit-mode policy as it would decide for every owner: it would deny a map it would grant only one owner of', async () => {
+      const token = await issuer.sign(ciClaims(issuer.url, broker.issuer, { ref: 'refs/heads/multi', repository: 'acme/audited' }));
+      const ask = (paths: readonly string[]) =>
+        postToken(broker, exchangeForm(token, { requested_token_type: GITHUB_TOKEN_MAP_TYPE, resource: paths.map(repositoryUrl) }));
+      // The owner it would deny named first, and last: the map is granted (the policy only watches), and recorded as it would deny.
+      for (const paths of [
+        ['octo-org/site', 'acme/docs'],
+        ['acme/docs', 'octo-org/site'],
+      ]) {
+        const result = await ask(paths);
+        expect(result.status, JSON.stringify(result.body)).toBe(200);
+        const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+        expect(event?.policy?.audit_mode, paths.join(' ')).toEqual([{ policy: 'map/audited', would: 'deny' }]);
+      }
+      const alone = await ask(['acme/docs']);
+      expect((await broker.auditEvent(alone.body['audit_event_id'] as string))?.policy?.audit_mode).toEqual([{ policy: 'map/audited', would: 'grant' }]);
+    });
+
     it('refuses the whole request when a policy grants one owner but not another, naming it, minting nothing', async () => {
       const before = await tokenCalls();
       const result = await askFor(['acme/api', 'stranger-org/secrets']);
@@ -216,9 +269,24 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       expect(minted).toMatchObject({ repositories: ['lib'] });
       const deletes = (await github.calls()).filter((call) => call.method === 'DELETE' && call.auth === `token:${minted!.sha256.slice(0, 12)}`);
       expect(deletes[0]).toMatchObject({ status: 502 });
+      // The operator learns which owner's token is still out, and under which record.
+      expect(errors.filter(({ fields }) => fields?.['audit_event_id'] === result.body['audit_event_id'])).toEqual([
+        {
+          message: 'github token map: tokens could not be revoked now; the revocation round retries them',
+          fields: { audit_event_id: result.body['audit_event_id'], owners: ['brittle-org'] },
+        },
+      ]);
       // Its five-minute TTL is far off: only a revocation due now is taken back by this round (or by the timer before it).
       await broker.revokeDueGitHubTokens();
       expect((await github.tokens()).slice(before)[0]).toMatchObject({ revoked: true });
+    });
+
+    it('answers a refused map only once the tokens already minted are revoked, however long GitHub takes to revoke them', async () => {
+      const before = (await github.tokens()).length;
+      const result = await askFor(['slow-org/cli', 'flaky-org/tools']);
+      // Read as soon as the answer came, before anything else can give GitHub time to finish.
+      expect((await github.tokens()).slice(before)).toEqual([expect.objectContaining({ repositories: ['cli'], revoked: true })]);
+      await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
     });
 
     it("counts each owner's token in the inventory as a grant by its own policy, with its permissions and repositories", async () => {
@@ -295,6 +363,7 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
     it('asks for the repositories to be named, and keeps a repository policy to one token', async () => {
       const unnamed = await postToken(broker, exchangeForm(await job(), { requested_token_type: GITHUB_TOKEN_MAP_TYPE }));
       await expectRefusal(broker, unnamed, { error: 'invalid_target', reason: 'github_repository_not_granted' });
+      expect(unnamed.body['error_description']).toBe('a GitHub token map needs its repositories named: resource https://github.com/OWNER/REPO');
       const repositoryPolicy = await askFor(['acme/api'], { scope: 'policy:release' });
       await expectRefusal(broker, repositoryPolicy, { error: 'invalid_target', reason: 'github_repository_not_granted' });
     });

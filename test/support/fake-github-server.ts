@@ -281,7 +281,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     );
   });
 
-  api.delete('/installation/token', (c) => {
+  api.delete('/installation/token', async (c) => {
     const token = requireToken(c);
     if (token instanceof Response) return token;
     const installation = c.get('app').installations.get(token.installationId);
@@ -289,6 +289,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
       c.get('app').installations.set(installation.id, { ...installation, revokeFailures: (installation.revokeFailures ?? 0) - 1 });
       return c.json({ message: 'failing for the test' }, 502);
     }
+    if (installation?.revokeDelayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, installation.revokeDelayMs));
     token.revoked = true;
     return c.body(null, 204);
   });

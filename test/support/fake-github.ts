@@ -19,6 +19,8 @@ export interface FakeInstallation {
   readonly tokenAnswerForEveryRepository?: boolean;
   /** How many `DELETE /installation/token` calls for this installation's tokens fail (502) before GitHub takes them again. */
   readonly revokeFailures?: number;
+  /** When set, `DELETE /installation/token` for this installation's tokens answers this many milliseconds late, the token revoked only then. */
+  readonly revokeDelayMs?: number;
 }
 
 export interface FakeCall {

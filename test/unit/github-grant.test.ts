@@ -143,13 +143,26 @@ describe('a GitHub token request', () => {
     [{ resource: 'https://ghe.acme.dev/acme/api' }, 'github_repository_not_granted'],
     [{ resource: 'https://github.com/acme/api?ref=x' }, 'github_repository_not_granted'],
     [{ resource: 'https://user:pw@github.com/acme/api' }, 'github_repository_not_granted'],
+    [{ resource: 'https://:pw@github.com/acme/api' }, 'github_repository_not_granted'],
+    [{ audience: '-acme/api' }, 'github_repository_not_granted'],
+    [{ audience: 'ac_me/api' }, 'github_repository_not_granted'],
+    [{ audience: `acme/${'a'.repeat(101)}` }, 'github_repository_not_granted'],
     [{ audience: 'acme' }, 'github_repository_not_granted'],
     [{ audience: '../acme/api' }, 'github_repository_not_granted'],
     [{ scope: 'contents:read:extra' }, 'github_permission_not_granted'],
     [{ scope: 'contents:none' }, 'github_permission_not_granted'],
     [{ scope: ':read' }, 'github_permission_not_granted'],
-  ])('refuses %o', (extra, reason) => {
-    expect(() => parseGitHubAccessRequest(form(extra), 'https://github.com')).toThrow(expect.objectContaining({ reason }));
+  ])('refuses %o, and tells the caller why', (extra, reason) => {
+    expect(() => parseGitHubAccessRequest(form(extra), 'https://github.com')).toThrow(expect.objectContaining({ reason, detailIsPublic: true }));
+  });
+
+  it('takes a repository name of up to a hundred letters, digits, dots, underscores and hyphens', () => {
+    const longest = `${'a'.repeat(99)}.`;
+    expect(parseGitHubAccessRequest(form({ audience: ['acme/Docs.site', `acme/${longest}`, 'a-1/my_repo'] }), 'https://github.com').repositories).toEqual([
+      { owner: 'acme', name: 'Docs.site' },
+      { owner: 'acme', name: longest },
+      { owner: 'a-1', name: 'my_repo' },
+    ]);
   });
 
   it('is decided against grant.github: a subset of repositories and no permission above the grant', () => {
