@@ -145,6 +145,17 @@ grant:
       expect((await exchange(await github.sign({ ...claims, jti: crypto.randomUUID() }))).status).toBe(200);
     });
 
+    it('keeps one jti of two issuers apart, and knows a token whose jti is empty by its signed part', async () => {
+      const jti = crypto.randomUUID();
+      expect((await exchange(await github.sign({ ...ciClaims(github.url, broker.issuer), jti }))).status).toBe(200);
+      expect((await exchange(await release({ jti }))).status).toBe(200);
+      const first = await exchange(await release({ jti: '', run_id: crypto.randomUUID() }));
+      expect(first.status, JSON.stringify(first.body)).toBe(200);
+      const another = await release({ jti: '', run_id: crypto.randomUUID() });
+      expect((await exchange(another)).status).toBe(200);
+      expect(await expectRefusal(broker, await exchange(another), replayed)).toMatchObject({ detail: expect.stringContaining('by signed part') });
+    });
+
     it('knows a token without jti by its signed part: a re-encoded or ECDSA-twin signature is the same token', async () => {
       const token = await release();
       const twin = ecdsaTwin(token);
