@@ -435,6 +435,29 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect((await recordsFrom(broker, stranger))[0]?.detail).toMatch(/^after 21 refusals answered rate_limited without a record \(the unverified limit\); /);
     });
 
+    it("records the first refused DPoP proof at /revoke past the unverified budget as the limit's, with its id in the 429, and no other of the run", async () => {
+      const { broker, github } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      const bound = async () => {
+        const token = await github.sign(ciClaims(github.url, broker.issuer, { cnf: { jkt: 'a'.repeat(43) } }), { key: 'foreign' });
+        const response = await broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1', 'user-agent': stranger },
+        });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      for (let request = 0; request < 3; request += 1) expect((await bound()).status).toBe(400);
+      const first = await bound();
+      expect(first).toMatchObject({ status: 429, body: { error: 'temporarily_unavailable', audit_event_id: expect.any(String) } });
+      expect(await broker.auditEvent(first.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'rate_limited',
+        detail: expect.stringContaining('refused: dpop_proof_invalid'),
+      });
+      expect((await bound()).body).not.toHaveProperty('audit_event_id');
+      expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('dpop_proof_invalid')]);
+    });
+
     it("records a holder's /revoke of a keyway token already revoked whatever the unverified budget: the token verified, so its holder is no stranger", async () => {
       const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const holder = `holder-${crypto.randomUUID()}`;
