@@ -1764,6 +1764,17 @@ grant:
         expect((await tokenRequests()).length).toBe(requests);
       });
 
+      it("tries a central guardrail in audit mode on a repository's own policy, as on the central set's: the record says what it would deny", async () => {
+        await broker.close();
+        const trial = `version: 1\neffect: deny\nmode: audit\nissuer: { kind: github, url: "${ci.url}" }\nmatch: { ref: refs/heads/main }\n`;
+        broker = await startBroker({}, { 'trial.yaml': trial });
+        await putRepositoryPolicy('trial', repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }'));
+        const granted = await ask('policy:trial');
+        expect(granted.status).toBe(200);
+        const event = await broker.auditEvent(granted.body['audit_event_id'] as string);
+        expect(event?.policy).toMatchObject({ granted_by: `${OWNER}/api/.github/keyway/trial`, audit_mode: [{ policy: 'trial', would: 'deny' }] });
+      });
+
       it('refuses a repository policy that grants another repository or a keyway JWT, or one that does not exist', async () => {
         await putRepositoryPolicy('sneaky', repositoryPolicy(`  github: { repositories: [${OWNER}/${POLICY_REPO.name}], permissions: { contents: read } }`));
         await putRepositoryPolicy('jwt', repositoryPolicy('  audience: https://deploy.acme.dev'));

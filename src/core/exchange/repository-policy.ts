@@ -21,8 +21,11 @@ export function splitPolicyScope(scopes: readonly string[] | undefined): { reado
   return { policy, rest: rest.length === 0 ? undefined : rest };
 }
 
-/** A repository's policy and the central set's enforcing deny policies: the guardrails hold for every repository. */
+/**
+ * A repository's policy and the central set's deny policies: the guardrails hold for every repository, and one on trial
+ * (`mode: audit`) records what it would deny here too, as it does for the central set's grants.
+ */
 export function withCentralGuardrails(central: PolicySet, repositoryPolicies: PolicySet): PolicySet {
-  const guardrails = central.policies.filter((policy) => policy.effect === 'deny' && policy.mode === 'enforce');
+  const guardrails = central.policies.filter((policy) => policy.effect === 'deny');
   return new PolicySet([...guardrails, ...repositoryPolicies.policies]);
 }
