@@ -62,6 +62,40 @@ export function toCheckpoint(row: CheckpointRow): Checkpoint {
 }
 
 /**
+ * Inside the append's transaction: the run grants among `events`, so a grant's record and its index rows are durable
+ * together, and the rows of tokens that no longer verify (at the batch's newest record's time) dropped. A restore runs it
+ * over the records it wrote (state-dump.ts), so the index is theirs, not the export's.
+ */
+export function indexRunGrants(
+  db: SqlDatabase,
+  events: readonly { readonly index: Pick<AuditIndex, 'time'>; readonly runGrants: readonly RunGrant[] }[],
+): void {
+  let newest: number | undefined;
+  for (const { index, runGrants } of events) {
+    for (const grant of runGrants) {
+      db.run(
+        `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, role, issuer, issuer_kind, check_run_id, run_attempt, jti, exp)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          grant.repositoryId,
+          grant.runId,
+          grant.auditEventId,
+          grant.role,
+          grant.issuer,
+          grant.issuerKind,
+          grant.checkRunId,
+          grant.runAttempt,
+          grant.jti,
+          grant.exp,
+        ],
+      );
+      newest = Math.max(newest ?? index.time, index.time);
+    }
+  }
+  if (newest !== undefined) db.run('DELETE FROM audit_run_grants WHERE exp <= ?', [lastExpired(newest)]);
+}
+
+/**
  * The audit log over SqlDatabase: one row per event, each carrying the hash that chains it to
  * the row before. Appends read the head and extend it inside one transaction, so the chain
  * stays a line whoever writes; the columns beside the event JSON (audit-index.ts) exist only to be filtered on.
@@ -109,43 +143,13 @@ export class SqliteAuditStore implements AuditStore {
         head = link;
         return link;
       });
-      this.#indexRunGrants(events);
+      indexRunGrants(this.#db, events);
       return links;
     });
   }
 
   #insert(text: string, index: AuditIndex, link: ChainLink): void {
     this.#db.run(INSERT, [link.seq, ...AUDIT_INDEX_COLUMNS.map((column) => index[column]), link.prev_hash, link.hash, text, this.#macs?.make(link) ?? null]);
-  }
-
-  /**
-   * Inside the append's transaction: the run grants among `events`, so a grant's record and its index rows are durable
-   * together, and the rows of tokens that no longer verify (at the batch's newest record's time) dropped.
-   */
-  #indexRunGrants(events: readonly CanonicalEvent[]): void {
-    let newest: number | undefined;
-    for (const { index, runGrants } of events) {
-      for (const grant of runGrants) {
-        this.#db.run(
-          `INSERT INTO audit_run_grants (repository_id, run_id, audit_event_id, role, issuer, issuer_kind, check_run_id, run_attempt, jti, exp)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          [
-            grant.repositoryId,
-            grant.runId,
-            grant.auditEventId,
-            grant.role,
-            grant.issuer,
-            grant.issuerKind,
-            grant.checkRunId,
-            grant.runAttempt,
-            grant.jti,
-            grant.exp,
-          ],
-        );
-        newest = Math.max(newest ?? index.time, index.time);
-      }
-    }
-    if (newest !== undefined) this.#db.run('DELETE FROM audit_run_grants WHERE exp <= ?', [lastExpired(newest)]);
   }
 
   async grantsOfRun(repositoryId: string, runId: string, at: number): Promise<RunGrant[]> {

@@ -2,7 +2,8 @@ import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { RecordMacs, RecordsWithoutMac } from '../core/audit/record-mac.ts';
 import { newestValidCheckpoint } from '../core/audit/verify-checkpoint.ts';
 import * as v from 'valibot';
-import type { AuditRecord } from '../core/audit/audit-event.ts';
+import type { AuditEvent, AuditRecord } from '../core/audit/audit-event.ts';
+import { runGrantsOf } from '../core/audit/run-grants.ts';
 import { verifyAuditLog, type AuditLogSource } from '../core/audit/verify-chain.ts';
 import { KeywayError } from '../core/errors/keyway-error.ts';
 import { errorText } from '../core/log.ts';
@@ -10,7 +11,8 @@ import { KeyRing } from '../core/mint/key-ring.ts';
 import type { SecretBox } from '../core/secrets/secret-box.ts';
 import { checkSchema, SCHEMA_VERSION } from './migrate.ts';
 import type { SqlDatabase, SqlValue } from './sql-database.ts';
-import { toCheckpoint, toRecord, type CheckpointRow, type RecordRow } from './sqlite-audit-store.ts';
+import { indexRunGrants, toCheckpoint, toRecord, type CheckpointRow, type RecordRow } from './sqlite-audit-store.ts';
+import { AUDIT_USAGE_REBUILD } from './sqlite-audit-usage.ts';
 import { openSigningKeys, vouchKeys, type KeyRow } from './sqlite-key-store.ts';
 import { checkLivePolicyRow, type LivePolicyRow } from './sqlite-live-policy-store.ts';
 
@@ -121,8 +123,8 @@ export interface RestoredState {
  * names exactly its tables and columns, its audit chain and signed checkpoints verify, the records after its newest
  * checkpoint carry the MACs of this deployment's master key (options.macs), every
  * sealed signing key opens with `box` into a ring with a current key, and `box` attested its live
- * policy set. Then, in one transaction, the fresh keys (and where its migration found the log) go and every row of the dump is written: all
- * of it or nothing; with `write: false` that transaction is rolled back, so a row its table cannot
+ * policy set. Then, in one transaction, the fresh keys (and where its migration found the log) go and every row of the dump is written,
+ * the tables derived from the records made again from them (deriveFromRecords): all of it or nothing; with `write: false` that transaction is rolled back, so a row its table cannot
  * hold is refused (malformed) by the check too.
  */
 export async function restoreDump(
@@ -239,11 +241,32 @@ function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string,
           }
         }
       }
+      deriveFromRecords(db);
       if (!keep) throw CHECKED;
     });
   } catch (error) {
     if (error !== CHECKED) throw error;
   }
+}
+
+/**
+ * The tables the append path derives from the records, made again from the records just written, not taken from the
+ * export: nothing vouches for an export's rows of them, and the chain verifies whatever they hold. Whoever could edit
+ * the export would otherwise choose which tokens a job's end revokes (audit_run_grants: a row deleted leaves a running
+ * job's token live past its end, one planted revokes another's) and what the inventory and least-privilege analysis
+ * count (the usage roll-up). The run grants are indexed as the append indexes them, record by record in seq order; the
+ * roll-up is emptied as a migration that changes what it counts empties it, and caught up from the records by the next
+ * read or alarm. Neither outlives its records: a grant's row goes when its token expires (a day at most, the least
+ * retention), the roll-up's days when pruning takes theirs (dropPrunedUsage).
+ */
+function deriveFromRecords(db: SqlDatabase): void {
+  db.run('DELETE FROM audit_run_grants');
+  const events = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq').map((row) => JSON.parse(row.event) as AuditEvent);
+  indexRunGrants(
+    db,
+    events.map((event) => ({ index: { time: Date.parse(event.time) }, runGrants: runGrantsOf(event) })),
+  );
+  db.exec(AUDIT_USAGE_REBUILD);
 }
 
 /** The tables a fresh database holds rows in, which the export's replace. */

@@ -39,6 +39,11 @@ const policies = [
     text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga@acme.dev }\ngrant: { audience: ${issuer}, scopes: [backup:read, audit:read] }\n`,
   },
   { path: 'ops/bob.yaml', text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: bob@acme.dev }\ngrant: { audience: ${issuer}, scopes: [audit:read] }\n` },
+  // Its conditions are recorded, so its grants name the CI run (audit_run_grants).
+  {
+    path: 'ci/build.yaml',
+    text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: ci@acme.dev, repository_id: "734201", run_id: { glob: "*" } }\ngrant: { audience: ${issuer}, scopes: [audit:read] }\n`,
+  },
 ];
 
 interface Deployment {
@@ -66,9 +71,14 @@ async function isolate(env: WorkerEnv): Promise<Deployment> {
   return { env, request: async (path, init) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext()) };
 }
 
-async function exchange(d: Deployment, sub: string, scope: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function exchange(
+  d: Deployment,
+  sub: string,
+  scope: string,
+  claims: Record<string, unknown> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const now = Math.floor(Date.now() / 1000);
-  const subject = await people.sign({ iss: people.url, aud: issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+  const subject = await people.sign({ iss: people.url, aud: issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID(), ...claims });
   const response = await d.request('/token', {
     method: 'POST',
     body: exchangeForm(subject, { audience: issuer, scope }),
@@ -124,6 +134,19 @@ async function stateOf(d: Deployment) {
   };
 }
 
+/** The CI run of the source deployment's grant to ci@acme.dev. */
+const CI_RUN = { repository_id: '734201', run_id: '4401' };
+
+/** The grants of CI_RUN a job's end finds (the read revoke-ended-work-tokens.ts makes), over every shard: their record ids. */
+async function grantsOfCiRun(d: Deployment): Promise<string[]> {
+  const ids = [];
+  for (let shard = 0; shard < DEFAULT_AUDIT_SHARDS; shard += 1) {
+    const grants = await auditShard(d.env.AUDIT, shard).grantsOfRun(CI_RUN.repository_id, CI_RUN.run_id, Date.now());
+    ids.push(...grants.map((grant) => grant.auditEventId));
+  }
+  return ids;
+}
+
 /** An export of a sharded deployment: the state's dump and each shard's. */
 type ShardedExport = { state: StateDump; shards: StateDump[]; root_checkpoints?: RootCheckpoint[] };
 type EditableDump = { schema_version: number; tables: Record<string, Record<string, unknown>[]> };
@@ -137,6 +160,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     source = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
     earlierToken = await tokenFor(source, 'olga@acme.dev', 'audit:read');
     expect((await exchange(source, 'bob@acme.dev', 'backup:read')).status).toBe(400);
+    expect((await exchange(source, 'ci@acme.dev', 'audit:read', CI_RUN)).status).toBe(200);
     // A checkpoint signed by the alarm, a live policy set pushed, a GitHub token awaiting revocation (sealed).
     await runDurableObjectAlarm(keywayState(source.env.STATE));
     await scheduledAuditUpkeep(source.env, Date.now(), silentLogger);
@@ -162,6 +186,15 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(response.headers.get('cache-control')).toBe('no-store');
     exported = await response.text();
   });
+
+  /** The export with the state's dump edited, or with `shard` given the first shard that holds records. */
+  const edited = (edit: (dump: EditableDump) => void, part: 'state' | 'shard' = 'state'): string => {
+    const exportedDump = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
+    const shard = exportedDump.shards.find((dump) => (dump.tables['audit_events'] ?? []).length > 1);
+    if (shard === undefined) throw new Error('a shard of the export holds two records');
+    edit(part === 'state' ? exportedDump.state : shard);
+    return JSON.stringify(exportedDump);
+  };
 
   it('restores an export into a fresh deployment: every record, the checkpoints, keys, live policy set and revocations; verify passes', async () => {
     const before = await stateOf(source);
@@ -199,6 +232,41 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(continued.ok).toBe(true);
     expect(continued.ids.filter((id) => before.ids.includes(id))).toEqual(before.ids);
     expect(continued.ids).toHaveLength(before.ids.length + 1);
+  });
+
+  it("derives the run grants and usage roll-up from the restored records, not the export's rows: none planted, none deleted", async () => {
+    const grants = await grantsOfCiRun(source);
+    expect(grants).toHaveLength(1);
+    const shardOfGrant = (JSON.parse(exported) as ShardedExport).shards.findIndex((dump) =>
+      (dump.tables['audit_events'] ?? []).some((row) => row['id'] === grants[0]),
+    );
+    const none = { issuer: null, tenant: null, repository: null, subject: null, policy_id: null, scopes: null, audiences: null };
+    const groups = { ...none, github_permissions: null, github_repositories: null, decision: 'granted', reason: 'granted' };
+    const planted = { ...groups, day: 1, grp: '["planted"]', count: 1_000, first: 86_400_000, last: 86_400_000 };
+    const derivedOnly = JSON.parse(exported) as { shards: EditableDump[] };
+    derivedOnly.shards.forEach((dump, index) => {
+      // The grant's row taken out (a running job's token would outlive its end), one planted for another record (the end of
+      // run 4401 would revoke a token it did not grant), and a roll-up row planted where no rolling up would ever look again.
+      dump.tables['audit_run_grants'] = (dump.tables['audit_run_grants'] ?? []).filter((row) => row['audit_event_id'] !== grants[0]);
+      const other = (dump.tables['audit_events'] ?? []).find((row) => row['id'] !== grants[0]);
+      if (other !== undefined) {
+        const row = { repository_id: CI_RUN.repository_id, run_id: CI_RUN.run_id, audit_event_id: other['id'], role: 'subject', jti: other['id'] };
+        dump.tables['audit_run_grants']?.push({ ...row, issuer: people.url, issuer_kind: null, check_run_id: null, run_attempt: null, exp: 4_000_000_000 });
+      }
+      if (index !== shardOfGrant) return;
+      dump.tables['audit_usage']?.push(planted);
+      dump.tables['audit_usage_state'] = [{ slot: 1, seq: 1_000_000 }];
+    });
+    const target = await deployment();
+    expect((await restore(target, JSON.stringify(derivedOnly))).status).toBe(200);
+    expect(await grantsOfCiRun(target)).toEqual(grants);
+    // Rolled up again from the records: the grant counted, the planted row gone.
+    await auditShard(target.env.AUDIT, shardOfGrant).rollUpUsage();
+    const rolled = await runInDurableObject(auditShard(target.env.AUDIT, shardOfGrant), (_instance, state) =>
+      durableObjectSql(state.storage).all<{ grp: string }>('SELECT grp FROM audit_usage'),
+    );
+    expect(rolled.map((row) => row.grp)).not.toContain(planted.grp);
+    expect(rolled.some((row) => row.grp.includes('"ci@acme.dev"'))).toBe(true);
   });
 
   it("names in its answer the records after a shard's checkpoints that carry no MAC, taken as written before keyway made MACs (records_without_mac)", async () => {
@@ -387,14 +455,6 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       expect(after.kids.map((key) => key.kid)).not.toContain((JSON.parse(exported) as ShardedExport).state.tables['signing_keys']?.[0]?.['kid']);
       expect(after.policyVersion).toEqual([]);
       return body.error_description;
-    };
-    /** The export with the state's dump edited, or with `shard` given the first shard that holds records. */
-    const edited = (edit: (dump: EditableDump) => void, part: 'state' | 'shard' = 'state'): string => {
-      const exportedDump = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[] };
-      const shard = exportedDump.shards.find((dump) => (dump.tables['audit_events'] ?? []).length > 1);
-      if (shard === undefined) throw new Error('a shard of the export holds two records');
-      edit(part === 'state' ? exportedDump.state : shard);
-      return JSON.stringify(exportedDump);
     };
 
     it('without the restore token, with a wrong one, or when KEYWAY_RESTORE_TOKEN is unset', async () => {
