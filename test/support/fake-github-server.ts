@@ -3,7 +3,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { decodeJwt, importSPKI, jwtVerify } from 'jose';
-import type { FakeCall, FakeCheckRun, FakeCommitStatus, FakeInstallation } from './fake-github.ts';
+import type { FakeCall, FakeCheckRun, FakeCommitStatus, FakeFile, FakeInstallation } from './fake-github.ts';
 import { misbehave, type Misbehaviour } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
 
@@ -551,16 +551,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     return c.json({ ok: true });
   });
   api.post('/_test/files', async (c) => {
-    const file = await c.req.json<{
-      owner: string;
-      repo: string;
-      path: string;
-      ref?: string;
-      text: string;
-      base64?: string;
-      symlink?: boolean | string;
-      submodule?: string;
-    }>();
+    const file = await c.req.json<FakeFile>();
     const key = fileKey(file.owner, file.repo, file.path, file.ref ?? 'main');
     c.get('app').files.set(key, file.base64 === undefined ? Buffer.from(file.text) : Buffer.from(file.base64, 'base64'));
     if (file.submodule === undefined) c.get('app').submodules.delete(key);

@@ -1,5 +1,22 @@
 import type { Misbehaviour } from './misbehaviour.ts';
 
+/**
+ * A file the fake serves. With `symlink`, a symlink to a file of that text (at the path given, or of the same name at the
+ * repository's root): listed as one, read as the file it points at, under that file's path. With `base64`, the file holds
+ * those bytes, not `text`. With `submodule` (its repository's URL), a submodule there, `text` empty: listed as a file of
+ * size 0, read as a submodule.
+ */
+export interface FakeFile {
+  readonly owner: string;
+  readonly repo: string;
+  readonly path: string;
+  readonly ref?: string;
+  readonly text: string;
+  readonly base64?: string;
+  readonly symlink?: boolean | string;
+  readonly submodule?: string;
+}
+
 export interface FakeInstallation {
   readonly id: number;
   readonly owner: string;
@@ -113,21 +130,7 @@ export class FakeGitHub {
     await this.#admin('DELETE', `installations/${id}`);
   }
 
-  /**
-   * With `symlink`, a symlink to a file of that text (at the path given, or of the same name at the repository's root):
-   * listed as one, read as the file it points at, under that file's path. With `base64`, the file holds those bytes, not `text`.
-   * With `submodule` (its repository's URL), a submodule there, `text` empty: listed as a file of size 0, read as a submodule.
-   */
-  async putFile(file: {
-    owner: string;
-    repo: string;
-    path: string;
-    ref?: string;
-    text: string;
-    base64?: string;
-    symlink?: boolean | string;
-    submodule?: string;
-  }): Promise<void> {
+  async putFile(file: FakeFile): Promise<void> {
     await this.#admin('POST', 'files', file);
   }
 
