@@ -42,8 +42,12 @@ var FetchError = class extends KeywayError {
   name = "FetchError";
   code = "fetch_failed";
 };
+var AnswerTooLargeError = class extends FetchError {
+  name = "AnswerTooLargeError";
+  code = "answer_too_large";
+};
 async function readBounded(response, maxBytes, request) {
-  const tooLarge = () => new FetchError(`the answer to ${request} is larger than ${maxBytes} bytes: not read further`);
+  const tooLarge = () => new AnswerTooLargeError(`the answer to ${request} is larger than ${maxBytes} bytes: not read further`);
   const declared = Number(response.headers.get("content-length") ?? 0);
   if (declared > maxBytes) {
     await response.body?.cancel();

@@ -43,8 +43,10 @@ describe('proxy mode: the deadline covers minting the GitHub credential', () => 
 
   it('answers 504 at the upstream’s timeout_seconds while GitHub is slow to mint, not once GitHub’s own deadline has passed', async () => {
     await github.misbehave({ kind: 'stall' });
+    // Signed before the clock starts: the test issuer's round trip is not the broker's time.
+    const authorization = `Bearer ${await job()}`;
     const started = performance.now();
-    const response = await broker.request('/proxy/github/repos/acme/api/issues', { headers: { authorization: `Bearer ${await job()}` } });
+    const response = await broker.request('/proxy/github/repos/acme/api/issues', { headers: { authorization } });
     const seconds = (performance.now() - started) / 1000;
     const body = (await response.json()) as Record<string, unknown>;
     expect(response.status, JSON.stringify(body)).toBe(504);

@@ -2,12 +2,13 @@ import { KeywayError } from '../errors/keyway-error.ts';
 
 export class FetchError extends KeywayError {
   override readonly name: string = 'FetchError';
-  readonly code = 'fetch_failed';
+  readonly code: string = 'fetch_failed';
 }
 
 /** A whole answer larger than the reader's cap: what was asked is that large, where a body broken off is the server failing. */
 export class AnswerTooLargeError extends FetchError {
-  override readonly name = 'AnswerTooLargeError';
+  override readonly name: string = 'AnswerTooLargeError';
+  override readonly code: string = 'answer_too_large';
 }
 
 /**
