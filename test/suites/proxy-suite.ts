@@ -914,6 +914,12 @@ grant:
           BODY,
         ],
         [
+          'behind an escape JSON.parse refuses and the json gem before 2.17 reads (`\\o` as `o`): a JSON body that does not parse',
+          '/proxy/vendor/x/upload',
+          { method: 'PUT', headers: { 'content-type': 'application/json' }, body: bytes('{"sud\\o":"root"}') },
+          'a body whose field names readers would read differently is refused',
+        ],
+        [
           'in a POST body with no content type (Rack reads it as a form)',
           '/proxy/vendor/repos/acme/api/issues/7/comments',
           { method: 'POST', body: bytes('body=x&sudo=root') },
