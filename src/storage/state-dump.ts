@@ -261,13 +261,25 @@ function writeDump(db: SqlDatabase, dump: StateDump, layout: ReadonlyMap<string,
  */
 function deriveFromRecords(db: SqlDatabase): void {
   db.run('DELETE FROM audit_run_grants');
-  const events = db.all<{ event: string }>('SELECT event FROM audit_events ORDER BY seq').map((row) => JSON.parse(row.event) as AuditEvent);
-  indexRunGrants(
-    db,
-    events.map((event) => ({ index: { time: Date.parse(event.time) }, runGrants: runGrantsOf(event) })),
-  );
+  // A page at a time: an object's export may hold 24 MiB of records, which parsed at once would crowd a Worker isolate.
+  for (let after = 0; ; ) {
+    const rows = db.all<{ seq: number; event: string }>('SELECT seq, event FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', [after, DERIVE_PAGE]);
+    const last = rows.at(-1);
+    if (last === undefined) break;
+    indexRunGrants(
+      db,
+      rows.map((row) => {
+        const event = JSON.parse(row.event) as AuditEvent;
+        return { index: { time: Date.parse(event.time) }, runGrants: runGrantsOf(event) };
+      }),
+    );
+    after = last.seq;
+  }
   db.exec(AUDIT_USAGE_REBUILD);
 }
+
+/** Records read at once by deriveFromRecords. */
+const DERIVE_PAGE = 1000;
 
 /** The tables a fresh database holds rows in, which the export's replace. */
 const REPLACED = ['signing_keys', 'audit_mac_start'];

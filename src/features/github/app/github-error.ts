@@ -30,6 +30,12 @@ export class GitHubError extends KeywayError {
 }
 
 /**
+ * Whether a failure is GitHub's for a while, to be asked again: down, rate limiting, or an answer larger than keyway reads
+ * (GitHub misbehaving where its answers are small; a policy file's contents too large are refused before this is asked).
+ */
+export const isGitHubUnavailable = (error: GitHubError): boolean => error.code === 'unavailable' || error.code === 'too_large';
+
+/**
  * GitHub answers a spent rate limit with 403 as often as 429: `x-ratelimit-remaining: 0` for the
  * primary limit, `retry-after` for a secondary one. That is GitHub being unavailable for a while,
  * never an answer about what was asked (a missing repository, a permission the App lacks).

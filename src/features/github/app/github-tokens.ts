@@ -5,20 +5,16 @@ import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
 import { isOrganizationPermission, levelCovers } from '../../../core/policy/github-permissions.ts';
 import type { GitHubClient } from './github-client.ts';
-import { GitHubError } from './github-error.ts';
+import { GitHubError, isGitHubUnavailable } from './github-error.ts';
 import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';
 import type { RevocationStore } from './revocation-store.ts';
 import { GITHUB_TOKEN_PURPOSE, githubTokenContext } from './revoke-due-tokens.ts';
 import type { Logger } from '../../../core/log.ts';
 
-/**
- * What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. An answer larger than keyway
- * reads is GitHub misbehaving here (a token's answer is small), as one broken off is.
- */
+/** What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. */
 function refusalOf(error: GitHubError): ExchangeError {
-  const unavailable = error.code === 'unavailable' || error.code === 'too_large';
-  return new ExchangeError(unavailable ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
+  return new ExchangeError(isGitHubUnavailable(error) ? 'github_unavailable' : 'github_refused', error.message, { cause: error });
 }
 
 /** One GitHub App of the pool: its client (App JWT, rate limit seen) and its installation cache. */

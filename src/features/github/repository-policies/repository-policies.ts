@@ -1,5 +1,5 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
-import { GitHubError } from '../app/github-error.ts';
+import { GitHubError, isGitHubUnavailable } from '../app/github-error.ts';
 import { levelCovers } from '../../../core/policy/github-permissions.ts';
 import { checkPolicies } from '../../../core/policy/lint/lint-policies.ts';
 import {
@@ -189,7 +189,7 @@ export interface MoreGuardrails {
  * repository, not readable, another repository under the name) `unreadable`.
  */
 export function readFailure(error: GitHubError, detail: string, unreadable: Refusal): ExchangeError {
-  if (error.code === 'unavailable') return new ExchangeError('github_unavailable', detail, { cause: error });
+  if (isGitHubUnavailable(error)) return new ExchangeError('github_unavailable', detail, { cause: error });
   if (error.code === 'unauthorized') return new ExchangeError('github_refused', detail, { cause: error });
   return new ExchangeError(unreadable, detail, { cause: error });
 }
