@@ -1457,6 +1457,23 @@ grant:
       }
     });
 
+    it('keeps the set serving, and says why, when a pushed policy directory lists more than keyway reads of one answer: not a delivery to send again', async () => {
+      operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
+      const head = sha('crowded');
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'qa'), 'guard.yaml': guardPolicy(ci.url) });
+      // Some 2,500 entries: GitHub's listing of them is over the 256 KiB the GitHub client reads of one answer.
+      const names = Array.from({ length: 2500 }, (_, index) => `notes-${String(index).padStart(5, '0')}-${'n'.repeat(40)}.txt`);
+      for (let start = 0; start < names.length; start += 100) {
+        await Promise.all(names.slice(start, start + 100).map((name) => putPolicies(head, { [name]: '' })));
+      }
+      await moveMain(head);
+      expect(await deliver(pushOf(head))).toMatchObject({ status: 200, body: { status: 'handled' } });
+      expect((await exchange({ environment: 'production' })).status).toBe(200);
+      const status = await health();
+      expect(status).toMatchObject({ status: 'degraded', policy_reload: { ok: false, source: `github ${OWNER}/${POLICY_REPO.name}@${head}` } });
+      expect(JSON.stringify(status['policy_reload'])).toContain(`${POLICY_DIR} at ${head} is larger than keyway reads`);
+    });
+
     it("does not switch to a push's set when the branch moved while its files were read: it reads the new head, so a later push's set, adopted first, stays", async () => {
       operator = await auditorToken(broker, people, 'olga@acme.dev', HEALTH_READ_SCOPE);
       const slow = sha('race-slow');
