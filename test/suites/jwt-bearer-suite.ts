@@ -77,6 +77,12 @@ export function jwtBearerSuite(runtime: string, start: StartBroker, issuerBase: 
         ['no assertion', async () => form(''), 'invalid_request', 'malformed_request'],
         ['a subject_token beside it', async () => form(await good(), { subject_token: await good() }), 'invalid_request', 'malformed_request'],
         ['an actor_token beside it', async () => form(await good(), { actor_token: await good() }), 'invalid_request', 'malformed_request'],
+        [
+          'a subject_token_type beside it',
+          async () => form(await good(), { subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+          'invalid_request',
+          'malformed_request',
+        ],
       ];
       it.each(attacks)('refuses %s, with no token and a record', async (_name, make, error, reason) => {
         await expectRefusal(broker, await postToken(broker, await make()), { error, reason });
@@ -87,6 +93,19 @@ export function jwtBearerSuite(runtime: string, start: StartBroker, issuerBase: 
         const twice = form(token);
         twice.append(shape === 'jwt-bearer' ? 'assertion' : 'client_assertion', token);
         await expectRefusal(broker, await postToken(broker, twice), { error: 'invalid_request', reason: 'malformed_request' });
+      });
+
+      it('names the missing parameter', async () => {
+        const result = await postToken(broker, form(''));
+        await expectRefusal(broker, result, { error: 'invalid_request', reason: 'malformed_request' });
+        expect(result.body['error_description']).toBe(`${shape === 'jwt-bearer' ? 'assertion' : 'client_assertion'} is missing`);
+      });
+
+      it('takes a parameter sent without a value as omitted (RFC 6749 §3.1), an exchange-only one and a second assertion too', async () => {
+        const sent = form(await good(), { subject_token: '', actor_token: '', client_id: '' });
+        sent.append(shape === 'jwt-bearer' ? 'assertion' : 'client_assertion', '');
+        const result = await postToken(broker, sent);
+        expect(result.status, JSON.stringify(result.body)).toBe(200);
       });
 
       it('refuses a repeated grant_type, as token exchange does (RFC 6749 §3.2: no parameter more than once)', async () => {
@@ -104,6 +123,12 @@ export function jwtBearerSuite(runtime: string, start: StartBroker, issuerBase: 
           error: 'invalid_request',
           reason: 'malformed_request',
         });
+      });
+
+      it('refuses a repeated client_id, even one naming the sub twice', async () => {
+        const twice = form(await good(), { client_id: 'svc-b' });
+        twice.append('client_id', 'svc-b');
+        await expectRefusal(broker, await postToken(broker, twice), { error: 'invalid_request', reason: 'malformed_request' });
       });
 
       it('refuses a client_assertion_type other than jwt-bearer, or none', async () => {
