@@ -80,6 +80,26 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
       expect(event.detail).toContain('already used');
     });
 
+    it('remembers a proof for as long as it is accepted: its replay 65 s after its iat is refused', async () => {
+      const clock = { now: Date.now() };
+      const held = await start(
+        {
+          'dpop/optional.yaml': `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: svc-a }\ngrant: { audience: https://a.example }\n`,
+        },
+        { now: () => clock.now, ownState: true },
+      );
+      try {
+        const iat = Math.floor(clock.now / 1000);
+        const proof = await key.proof('POST', `${held.issuer}/token`, { iat });
+        const fresh = async () => exchangeForm(await subjectToken('svc-a', { aud: held.issuer }));
+        expect((await post(held, await fresh(), proof)).status).toBe(200);
+        clock.now = (iat + 65) * 1000;
+        await expectRefusal(held, await post(held, await fresh(), proof), { error: 'invalid_dpop_proof', reason: 'dpop_proof_replayed' });
+      } finally {
+        await held.close();
+      }
+    });
+
     it('grants exactly one of several concurrent requests with one proof', async () => {
       const proof = await key.proof('POST', endpoint());
       const results = await Promise.all(Array.from({ length: 4 }, async () => post(broker, exchangeForm(await subjectToken('svc-a')), proof)));
@@ -194,6 +214,10 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
       ])('is refused when bound by a method keyway cannot check (%s)', async (_name, withJkt) => {
         const cnf = { ...(withJkt ? { jkt: key.jkt } : {}), 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' };
         const result = await post(broker, exchangeForm(await subjectToken('svc-a', { cnf })), await key.proof('POST', endpoint()));
+        await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
+      });
+      it('is refused when its cnf is null: a binding keyway cannot read is not dropped', async () => {
+        const result = await post(broker, exchangeForm(await subjectToken('svc-a', { cnf: null })));
         await expectRefusal(broker, result, { error: 'invalid_dpop_proof', reason: 'subject_token_bound' });
       });
     });
