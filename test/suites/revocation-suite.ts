@@ -167,6 +167,39 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         expect((await revokeWith(token)).status).toBe(400);
       });
 
+      it('keeps the jti of the proof it was revoked with for as long as that proof is accepted: at /token 65 s after its iat it is a replay', async () => {
+        const key = await DpopKey.generate();
+        const token = await boundToken(key);
+        const jti = crypto.randomUUID();
+        const iat = now();
+        expect((await revokeWith(token, await revokeProof(key, token, { jti, iat }))).status).toBe(200);
+        skew = (iat + 65) * 1000 - Date.now();
+        const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub: 'svc-a', iat, exp: iat + 300, jti: crypto.randomUUID() }, { alg: 'ES256' });
+        let again: { status: number; body: Record<string, unknown> };
+        try {
+          const response = await broker.request('/token', {
+            method: 'POST',
+            body: exchangeForm(subject),
+            headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`, { jti, iat: iat + 65 }) },
+          });
+          again = { status: response.status, body: (await response.json()) as Record<string, unknown> };
+        } finally {
+          skew = 0;
+        }
+        expect(again).toMatchObject({ status: 400, body: { error: 'invalid_dpop_proof' } });
+        expect(await recordAbout(subject, 'dpop_proof_replayed')).toMatchObject({ id: again.body['audit_event_id'] });
+      });
+
+      it('is refused without a proof when its cnf is null: a binding it cannot read asks for a proof all the same', async () => {
+        const [header, payload, signature] = (await tokenFor('svc-a')).split('.') as [string, string, string];
+        const claims = JSON.parse(new TextDecoder().decode(base64url.decode(payload))) as Record<string, unknown>;
+        const token = `${header}.${base64url.encode(JSON.stringify({ ...claims, cnf: null }))}.${signature}`;
+        const response = await revokeWith(token);
+        const body = (await response.json()) as Record<string, unknown>;
+        expect({ status: response.status, error: body['error'] }).toEqual({ status: 400, error: 'invalid_dpop_proof' });
+        expect(await recordAbout(token, 'dpop_proof_invalid')).toMatchObject({ id: body['audit_event_id'] });
+      });
+
       it('is ended by an operator with tokens:revoke without any proof, as any token', async () => {
         const token = await boundToken(await DpopKey.generate());
         expect((await revoke(token, `Bearer ${await tokenFor('svc-ops')}`)).status).toBe(200);
