@@ -553,8 +553,8 @@ describe('a keyway token another delivery of the run reserved first', () => {
     return {
       token,
       deps,
-      /** The job's delivery, now. */
-      second: () => revokeEndedWorkTokens(deps, job),
+      /** The job's delivery, now unless it brings its own clock. */
+      second: (own: Partial<typeof deps> = {}) => revokeEndedWorkTokens({ ...deps, ...own }, job),
       /** The run's delivery, with its own clock and revocation list. */
       runEnded: (own: Partial<typeof deps>) => revokeEndedWorkTokens({ ...deps, ...own }, { ...job, job: undefined, deliveryId: 'delivery-run' }),
       revocationRecords: async () => (await audit.query({ reasons: ['token_revoked'], limit: 10, order: 'asc' })).records.map(({ event }) => event.id),
@@ -568,8 +568,7 @@ describe('a keyway token another delivery of the run reserved first', () => {
   }
 
   /** The run's delivery played out by hand: the token reserved under the record of its revocation, which it then writes, then the revocation. */
-  async function reservedByHand({ token, deps }: Awaited<ReturnType<typeof jobToken>>) {
-    const now = Date.now();
+  async function reservedByHand({ token, deps }: Awaited<ReturnType<typeof jobToken>>, now = Date.now()) {
     const record = examinationRecord(
       { issuer: BROKER_ISSUER },
       {
@@ -635,6 +634,24 @@ describe('a keyway token another delivery of the run reserved first', () => {
       expect(await job.revocation()).toEqual({ heldBy: first.id, untilExp: true });
     } finally {
       job.close();
+    }
+  });
+
+  it("leaves it the first's to the last second of its 60 s lease, and takes it itself from the next: then it records its own revocation", async () => {
+    const at = Date.now();
+    for (const [leaseAgo, expected] of [
+      [60, { revoked: 1, underAnotherRecord: 1 }],
+      [61, { revoked: 1, underAnotherRecord: 0 }],
+    ] as const) {
+      const job = await jobToken();
+      try {
+        const first = await reservedByHand(job, at - leaseAgo * 1000);
+        await first.record();
+        expect(await job.second({ now: () => at }), `reserved ${leaseAgo} s before`).toEqual(expected);
+        expect(await job.revocationRecords()).toHaveLength(expected.underAnotherRecord === 1 ? 1 : 2);
+      } finally {
+        job.close();
+      }
     }
   });
 
