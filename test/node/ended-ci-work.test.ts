@@ -61,7 +61,7 @@ describe('completed CI work', () => {
     await ended.record('734201', '1000', { kind: 'job', checkRunId: '10001', attempt: 1 }, 'delivery-5', now);
     await ended.record('734201', '1000', { kind: 'job', checkRunId: '10001', attempt: 1 }, 'delivery-5-again', now);
     const later = now + (ENDED_CI_WORK_SECONDS + 1) * 1000;
-    expect(await ended.hasEnded(job('10001', 1, '1000'), later - 2000)).toBe(true);
+    expect(await ended.hasEnded(job('10001', 1, '1000'), now + ENDED_CI_WORK_SECONDS * 1000)).toBe(true);
     expect(await ended.hasEnded(job('10001', 1, '1000'), later)).toBe(false);
   });
 
