@@ -85,11 +85,7 @@ function hasControl(text: string): boolean {
 
 /** The first of `fields` a query string or form body names, fields split at `&` or `;` as older parsers split them. */
 export function formNamesField(form: string, fields: readonly RefusedField[]): RefusedField | undefined {
-  for (const [name] of new URLSearchParams(form.replaceAll(';', '&'))) {
-    const found = namedField(name, fields);
-    if (found !== undefined) return found;
-  }
-  return undefined;
+  return firstNamed([...new URLSearchParams(form.replaceAll(';', '&')).keys()], fields);
 }
 
 /** RFC 9110's token and quoted-string, and `; name=value` parameters of them (no space around `=`), as a header is written that every reader reads alike. */
