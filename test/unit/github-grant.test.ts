@@ -142,6 +142,10 @@ describe('a GitHub token request', () => {
   it.each([
     [{ resource: 'https://ghe.acme.dev/acme/api' }, 'github_repository_not_granted'],
     [{ resource: 'https://github.com/acme/api?ref=x' }, 'github_repository_not_granted'],
+    // An audience is any string; as a repository's URL it may carry no fragment, as a resource may not (RFC 8707).
+    [{ audience: 'https://github.com/acme/api#x' }, 'github_repository_not_granted'],
+    [{ audience: 'https://github.com/acme/api#' }, 'github_repository_not_granted'],
+    [{ audience: 'https://github.com/acme/api?' }, 'github_repository_not_granted'],
     [{ resource: 'https://user:pw@github.com/acme/api' }, 'github_repository_not_granted'],
     [{ resource: 'https://:pw@github.com/acme/api' }, 'github_repository_not_granted'],
     [{ audience: '-acme/api' }, 'github_repository_not_granted'],

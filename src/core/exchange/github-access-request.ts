@@ -53,7 +53,8 @@ function repositoryOf(target: string, webOrigin: string): { owner: string; name:
   let path: string;
   if (URL.canParse(target)) {
     const url = new URL(target);
-    if (url.origin !== webOrigin || url.search !== '' || url.username !== '' || url.password !== '') return refuse();
+    // A query or fragment, even an empty one (which URL drops), names something other than the repository.
+    if (url.origin !== webOrigin || /[?#]/.test(target) || url.username !== '' || url.password !== '') return refuse();
     path = url.pathname.replace(/^\//, '').replace(/\/$/, '');
   } else {
     path = target;
