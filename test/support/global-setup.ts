@@ -22,6 +22,13 @@ function runTemporaryDirectory(): (() => void) | undefined {
   return () => rmSync(dir, { recursive: true, force: true });
 }
 
+/** Inputs each fuzzed property tries: KEYWAY_FUZZ_RUNS, or enough for `npm test` to meet the common mistakes in seconds. */
+function fuzzRuns(): number {
+  const runs = Number(process.env['KEYWAY_FUZZ_RUNS'] ?? 100);
+  if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`KEYWAY_FUZZ_RUNS must be a positive integer, not ${process.env['KEYWAY_FUZZ_RUNS']}`);
+  return runs;
+}
+
 /** One test issuer server, one fake GitHub API and one fake proxy upstream per test project, reached over loopback HTTP from Node and workerd tests. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const removeRunTemporaryDirectory = runTemporaryDirectory();
@@ -31,8 +38,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('testIssuerBase', server.base);
   project.provide('fakeGitHubBase', github.base);
   project.provide('fakeUpstreamBase', upstream.base);
-  // The shared suites (test/suites) run their tests in a random order: this seed replays one (`--sequence.seed=N`).
-  console.log(`${project.name}: shared suites shuffled with seed ${project.config.sequence.seed}`);
+  // The shared suites (test/suites) run their tests in a random order and draw their fuzzed inputs from this seed: it
+  // replays a run (`--sequence.seed=N`). KEYWAY_FUZZ_RUNS tries more inputs per property (`npm run fuzz`).
+  project.provide('fuzzRuns', { seed: project.config.sequence.seed, runs: fuzzRuns() });
+  console.log(`${project.name}: shared suites shuffled and fuzzed with seed ${project.config.sequence.seed}`);
   return async () => {
     await server.close();
     await github.close();

@@ -4,6 +4,7 @@ declare module 'vitest' {
     testIssuerBase: string;
     fakeGitHubBase: string;
     fakeUpstreamBase: string;
+    fuzzRuns: { seed: number; runs: number };
   }
 }
 
