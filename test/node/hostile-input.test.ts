@@ -1,10 +1,20 @@
+import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { hostileInputSuite } from '../suites/hostile-input-suite.ts';
+import { hostileInputSuite, hostileProxyInputSuite } from '../suites/hostile-input-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
+
+const masterKey = randomBytes(32).toString('base64');
 
 hostileInputSuite(
   'Node',
   startNodeHarness,
   () => inject('testIssuerBase'),
+  () => inject('fuzzRuns'),
+);
+hostileProxyInputSuite(
+  'Node',
+  startNodeHarness,
+  () => ({ issuer: inject('testIssuerBase'), upstream: inject('fakeUpstreamBase') }),
+  () => masterKey,
   () => inject('fuzzRuns'),
 );

@@ -1,10 +1,17 @@
 import { inject } from 'vitest';
-import { hostileInputSuite } from '../suites/hostile-input-suite.ts';
-import { startWorkersHarness } from './workers-harness.ts';
+import { hostileInputSuite, hostileProxyInputSuite } from '../suites/hostile-input-suite.ts';
+import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 hostileInputSuite(
   'Workers (workerd)',
   startWorkersHarness,
   () => inject('testIssuerBase'),
+  () => inject('fuzzRuns'),
+);
+hostileProxyInputSuite(
+  'Workers (workerd)',
+  startWorkersHarness,
+  () => ({ issuer: inject('testIssuerBase'), upstream: inject('fakeUpstreamBase') }),
+  () => workerEnv.KEYWAY_MASTER_KEY ?? '',
   () => inject('fuzzRuns'),
 );
