@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { hostileInputSuite, hostileProxyInputSuite } from '../suites/hostile-input-suite.ts';
+import { hostileInputSuite, hostileProxyInputSuite, hostileWebhookInputSuite } from '../suites/hostile-input-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
 const masterKey = randomBytes(32).toString('base64');
@@ -16,5 +16,11 @@ hostileProxyInputSuite(
   startNodeHarness,
   () => ({ issuer: inject('testIssuerBase'), upstream: inject('fakeUpstreamBase') }),
   () => masterKey,
+  () => inject('fuzzRuns'),
+);
+hostileWebhookInputSuite(
+  'Node',
+  startNodeHarness,
+  () => inject('fakeGitHubBase'),
   () => inject('fuzzRuns'),
 );

@@ -12,6 +12,9 @@ import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { UPSTREAM_SECRET_PURPOSE } from '../../src/features/proxy/proxy-settings.ts';
 import { fakeUpstreamCalls, type UpstreamCall } from '../support/fake-upstream.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+import { deliveryRequest, WEBHOOK_SECRET } from '../support/github-webhook-delivery.ts';
+import { jsonLogger } from '../../src/core/log.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, ID_TOKEN, RFC_6749_ERROR_DESCRIPTION, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 
 /** How many inputs each property tries, and the seed they are drawn from (a failure names the seed and the shrunk input). */
@@ -574,6 +577,177 @@ grant:
             expect(call.headers['authorization']).toBe(`Bearer ${secret}`);
             for (const [name, value] of Object.entries(sent)) {
               if (CALLER_HEADERS.includes(name)) expect(call.headers[name.toLowerCase()], `${name} reached the upstream`).not.toBe(value);
+            }
+          }),
+          { numRuns: fuzz().runs, seed: fuzz().seed },
+        );
+      },
+      timeout,
+    );
+  });
+}
+
+/** Errors a handler throws only when its code met a shape it did not expect: never GitHub being unavailable. */
+const PROGRAMMING_ERROR = /^(TypeError|RangeError|ReferenceError|SyntaxError)\b/;
+
+/**
+ * Property-based attacks on `POST /webhooks/github`, from whoever holds the secret (GitHub, or whoever took it): deliveries
+ * of every event keyway handles, signed, with each field of the shape webhook-payloads.ts reads holding what an attacker
+ * chooses (texts of any content, ids at and past their bounds, another type now and then). Every answer is 200, 202, 400
+ * or 503 with JSON and no-store, never a 500; and a 503 (GitHub failing: redeliver) is never a handler's own TypeError.
+ */
+export function hostileWebhookInputSuite(runtime: string, start: StartBroker, githubBase: () => string, fuzz: () => FuzzRuns): void {
+  describe(`hostile deliveries to the GitHub webhook on ${runtime}`, () => {
+    let broker: BrokerHarness;
+    let github: FakeGitHub;
+    const logLines: string[] = [];
+    const timeout = Math.max(20_000, fuzz().runs * 300);
+
+    beforeAll(async () => {
+      github = await FakeGitHub.create(githubBase());
+      await github.install({
+        id: 71,
+        owner: 'acme',
+        ownerId: 1200934,
+        repositories: [
+          { id: 4242, name: 'keyway-policies' },
+          { id: 734201, name: 'api' },
+        ],
+        permissions: { contents: 'read', checks: 'write' },
+      });
+      broker = await start(
+        { 'svc.yaml': 'version: 1\nissuer: "https://ci.example"\nmatch: { sub: svc }\ngrant: { audience: https://svc.example }\n' },
+        {
+          settings: {
+            ...github.settings,
+            KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+            KEYWAY_GITHUB_POLICY_REPOSITORY: 'acme/keyway-policies',
+            KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '4242',
+            KEYWAY_GITHUB_POLICY_PATH: 'policies',
+          },
+          log: jsonLogger({}, { write: (line) => logLines.push(line) }),
+          ownState: true,
+        },
+      );
+    });
+    afterAll(() => broker.close());
+
+    const deliver = async (event: string, body: string) => {
+      const { init } = await deliveryRequest({ event, payload: undefined, body });
+      return broker.request('/webhooks/github', init);
+    };
+
+    it('handles a delivery GitHub would send, the control: the properties below reach the handlers', async () => {
+      const job = { id: 9, run_id: 19, run_attempt: 1, started_at: new Date().toISOString(), status: 'completed', conclusion: 'success', name: 'release' };
+      const response = await deliver(
+        'workflow_job',
+        JSON.stringify({ action: 'completed', workflow_job: job, repository: { id: 734201 }, installation: { id: 71 } }),
+      );
+      expect(response.status, await response.clone().text()).toBe(200);
+      expect(await response.json()).toMatchObject({ status: 'handled' });
+    });
+
+    it(
+      "answers any signed delivery of an event it handles with 200, 202, 400 or 503, never a 500 or a handler's own error",
+      async () => {
+        const other = fc.jsonValue({ maxDepth: 1 });
+        /** Mostly of the type GitHub sends, holding anything; now and then another type. */
+        const typed = <T>(arbitrary: fc.Arbitrary<T>) => fc.oneof({ arbitrary, weight: 20 }, other);
+        const text = typed(fc.oneof(hostileText, fc.constantFrom('acme', 'ACME', 'keyway-policies', 'api', 'main', 'refs/heads/main', 'policies')));
+        const id = typed(fc.oneof(fc.constantFrom(4242, 734201, 71, 1, 2 ** 53 - 1), fc.integer({ min: -2, max: 2 ** 31 })));
+        const sha = typed(fc.oneof({ arbitrary: fc.stringMatching(/^[0-9a-f]{40}$/), weight: 5 }, hostileText));
+        const action = typed(
+          fc.oneof(
+            fc.constantFrom(
+              'opened',
+              'synchronize',
+              'reopened',
+              'edited',
+              'closed',
+              'created',
+              'deleted',
+              'renamed',
+              'added',
+              'removed',
+              'completed',
+              'in_progress',
+              'requested',
+              'suspend',
+            ),
+            hostileText,
+          ),
+        );
+        const account = typed(fc.record({ login: text }, { requiredKeys: [] }));
+        const repository = typed(fc.record({ id, name: text, full_name: text, owner: account, default_branch: text, private: typed(fc.boolean()) }));
+        const deliveries = fc.oneof(
+          fc.record({ event: fc.constant('push'), payload: fc.record({ ref: text, deleted: typed(fc.boolean()), after: sha, repository }) }),
+          fc.record({
+            event: fc.constant('pull_request'),
+            payload: fc.record({
+              action,
+              number: id,
+              pull_request: fc.record({
+                number: id,
+                user: account,
+                base: fc.record({ sha, ref: text }),
+                head: fc.record({ sha, ref: text, repo: typed(fc.record({ id })) }),
+              }),
+              repository,
+              sender: account,
+            }),
+          }),
+          fc.record({
+            event: fc.constantFrom('installation', 'installation_repositories'),
+            payload: fc.record({ action, installation: fc.record({ id, account }) }),
+          }),
+          fc.record({
+            event: fc.constant('installation_target'),
+            payload: fc.record({ action, account, changes: typed(fc.record({ login: typed(fc.record({ from: text })) })) }),
+          }),
+          fc.record({
+            event: fc.constant('workflow_job'),
+            payload: fc.record({
+              action,
+              repository,
+              installation: fc.record({ id }),
+              workflow_job: fc.record(
+                {
+                  id,
+                  run_id: id,
+                  run_attempt: id,
+                  check_run_url: typed(fc.oneof(text, fc.webUrl())),
+                  started_at: typed(
+                    fc.oneof(
+                      fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
+                      text,
+                    ),
+                  ),
+                  status: text,
+                  conclusion: text,
+                  name: text,
+                },
+                { requiredKeys: ['id', 'run_id'] },
+              ),
+            }),
+          }),
+          fc.record({
+            event: fc.constant('workflow_run'),
+            payload: fc.record({ action, repository, workflow_run: fc.record({ id, run_attempt: id }, { requiredKeys: ['id'] }) }),
+          }),
+          fc.record({ event: fc.constant('ping'), payload: other }),
+        );
+        await fc.assert(
+          fc.asyncProperty(deliveries, async ({ event, payload }) => {
+            const logged = logLines.length;
+            const response = await deliver(event, JSON.stringify(payload) ?? 'null');
+            const text = await response.text();
+            expect([200, 202, 400, 503], text).toContain(response.status);
+            expect(response.headers.get('cache-control'), text).toBe('no-store');
+            const answer = JSON.parse(text) as Record<string, unknown>;
+            if (response.status >= 400) expect(['invalid_request', 'temporarily_unavailable'], text).toContain(answer['error']);
+            for (const line of logLines.slice(logged)) {
+              const entry = JSON.parse(line) as Record<string, unknown>;
+              expect(String(entry['error'] ?? ''), line).not.toMatch(PROGRAMMING_ERROR);
             }
           }),
           { numRuns: fuzz().runs, seed: fuzz().seed },

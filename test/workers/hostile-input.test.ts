@@ -1,5 +1,5 @@
 import { inject } from 'vitest';
-import { hostileInputSuite, hostileProxyInputSuite } from '../suites/hostile-input-suite.ts';
+import { hostileInputSuite, hostileProxyInputSuite, hostileWebhookInputSuite } from '../suites/hostile-input-suite.ts';
 import { startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 hostileInputSuite(
@@ -13,5 +13,11 @@ hostileProxyInputSuite(
   startWorkersHarness,
   () => ({ issuer: inject('testIssuerBase'), upstream: inject('fakeUpstreamBase') }),
   () => workerEnv.KEYWAY_MASTER_KEY ?? '',
+  () => inject('fuzzRuns'),
+);
+hostileWebhookInputSuite(
+  'Workers (workerd)',
+  startWorkersHarness,
+  () => inject('fakeGitHubBase'),
   () => inject('fuzzRuns'),
 );
