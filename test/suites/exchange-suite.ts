@@ -566,10 +566,11 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(trusted.answer).toEqual(untrusted.answer);
         expect(trustedOtherAlg.answer).toEqual(untrusted.answer);
         expect([untrusted.reason, trusted.reason, trustedOtherAlg.reason]).toEqual(['issuer_untrusted', 'signature_invalid', 'algorithm_not_allowed']);
-        // Nor a JWS its issuer's keys are never tried on for want of form: an empty crit (refused once its issuer is known),
-        // a signature that is not base64url (refused before any issuer is looked up).
+        // Nor a JWS its issuer's keys are never tried on for want of form: an empty crit or one naming an extension the broker
+        // does not know (refused once its issuer is known), a signature that is not base64url (refused before any issuer is looked up).
         for (const [header, signature, reason] of [
           [{ crit: [] }, 'AAAA', 'signature_invalid'],
+          [{ crit: ['x-keyway-test'], 'x-keyway-test': true }, 'AAAA', 'signature_invalid'],
           [{}, 'AA*A', 'token_malformed'],
         ] as const) {
           const fromTrusted = await ask(github.url, 'RS256', header, signature);
@@ -721,6 +722,10 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           // A key that is not the issuer's is refused under that kid as under any other.
           const forged = await postToken(reusingBroker, exchangeForm(await sign({}, 'foreign')));
           await expectRefusal(reusingBroker, forged, { error: 'invalid_request', reason: 'signature_invalid' });
+          // A token naming no kid matches every key: it is not tried with each, though one of them signed it.
+          const kidless = await reusing.sign(ciClaims(reusing.url, reusingBroker.issuer), { header: { kid: null } });
+          expect(decodeProtectedHeader(kidless)).not.toHaveProperty('kid');
+          await expectRefusal(reusingBroker, await postToken(reusingBroker, exchangeForm(kidless)), { error: 'invalid_request', reason: 'signature_invalid' });
         } finally {
           await reusingBroker.close();
         }

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { calculateJwkThumbprint, CompactSign, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
 import { misbehave, type Misbehaviour, type NodeContext } from './misbehaviour.ts';
 import { serveOnLoopback } from './serve-on-loopback.ts';
-import type { IssuerSettings, SigningAlg } from './test-issuer.ts';
+import type { HeaderParameters, IssuerSettings, SigningAlg } from './test-issuer.ts';
 
 /**
  * A real OIDC issuer on 127.0.0.1 for tests. Any path is an issuer of its own (`/ci-a`,
@@ -51,7 +51,7 @@ async function publishedKey(issuer: IssuerState, alg: SigningAlg): Promise<Issue
 export interface SignRequest {
   readonly claims: Record<string, unknown>;
   /** Extra or overriding header parameters (`kid`, `jku`, `typ`, …). */
-  readonly header?: Partial<JWTHeaderParameters> & Record<string, unknown>;
+  readonly header?: HeaderParameters;
   /** `published` (default): the newest published key. `foreign`: a key never published, with the published kid unless the header says otherwise. */
   readonly key?: 'published' | 'foreign';
   readonly alg?: SigningAlg;
@@ -108,7 +108,8 @@ async function startSite(sites: Site[]): Promise<Site> {
         const alg = request.alg ?? 'RS256';
         const published = await publishedKey(issuer, alg);
         const signer = request.key === 'foreign' ? await newKey(alg) : published;
-        const header = { alg, typ: 'JWT', kid: published.kid, ...request.header } as JWTHeaderParameters;
+        const given = Object.entries({ alg, typ: 'JWT', kid: published.kid, ...request.header }).filter(([, value]) => value !== null);
+        const header = Object.fromEntries(given) as JWTHeaderParameters;
         const key = await importJWK(signer.privateJwk, alg);
         const token =
           request.payloadText === undefined

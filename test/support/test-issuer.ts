@@ -3,6 +3,9 @@ import type { Misbehaviour } from './misbehaviour.ts';
 
 export type SigningAlg = 'RS256' | 'ES256' | 'ES384' | 'ES512';
 
+/** Header parameters a token is signed with, over the test issuer's own; one given as null is left out (`kid: null`: a token naming no kid). */
+export type HeaderParameters = Omit<Partial<JWTHeaderParameters>, 'kid'> & { readonly kid?: string | null } & Record<string, unknown>;
+
 /** What a test changes about an issuer; `discovery` and `jwks` make that endpoint misbehave (`null`: behave again). */
 export interface IssuerSettings {
   readonly down?: boolean;
@@ -40,10 +43,7 @@ export class TestIssuer {
   }
 
   /** Signs `claims` as they are: callers set iss, aud and the time claims (see `ciClaims`). */
-  async sign(
-    claims: Record<string, unknown>,
-    options: { header?: Partial<JWTHeaderParameters> & Record<string, unknown>; key?: 'published' | 'foreign'; alg?: SigningAlg } = {},
-  ): Promise<string> {
+  async sign(claims: Record<string, unknown>, options: { header?: HeaderParameters; key?: 'published' | 'foreign'; alg?: SigningAlg } = {}): Promise<string> {
     return (await this.#post<{ token: string }>('sign', { claims, ...options })).token;
   }
 

@@ -85,6 +85,12 @@ describe('explainClaims', () => {
     expect(explanation.decision).toMatchObject({ granted: false, reason: 'claims_invalid', detail: expect.stringContaining('repository_id') });
     expect(explanation.policies).toHaveLength(3);
     expect(explainClaims(set, { ...claims, repository_id: 1 }, ANY).decision).toMatchObject({ reason: 'claims_invalid' });
+    // sub is required of every issuer's tokens, one whose preset requires nothing else too: its claims are taken as given here.
+    expect(explainClaims(set, { iss: 'https://oidc.acme.dev', aud: BROKER }, ANY).decision).toMatchObject({
+      granted: false,
+      reason: 'claims_invalid',
+      detail: expect.stringMatching(/^missing required claim sub;/),
+    });
   });
 
   it('says when no policy trusts the issuer', () => {

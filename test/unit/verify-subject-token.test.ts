@@ -52,6 +52,17 @@ describe('verifySubjectToken on a fixed clock', () => {
     expect(await reasonOf({ iat, nbf: iat, exp: now - TOLERANCE })).toBe('token_expired');
   });
 
+  it('refuses null for a claim its issuer always sends as a string: only a claim typed string|null may be null', async () => {
+    expect(await reasonOf({ environment: 'production' })).toBe('verified');
+    expect(await reasonOf({ environment: null })).toBe('claims_invalid');
+  });
+
+  it('takes a GitHub token issued up to its 10 minutes and the tolerated skew ago, whatever its exp, not one second more', async () => {
+    const exp = now + 300;
+    expect(await reasonOf({ iat: now - 600 - TOLERANCE, nbf: now - 600 - TOLERANCE, exp })).toBe('verified');
+    expect(await reasonOf({ iat: now - 600 - TOLERANCE - 1, nbf: now - 600 - TOLERANCE - 1, exp })).toBe('token_too_old');
+  });
+
   it('takes an nbf up to the tolerated skew in the future, not one second more', async () => {
     expect(await reasonOf({ iat: now, nbf: now + TOLERANCE, exp: now + 300 })).toBe('verified');
     expect(await reasonOf({ iat: now, nbf: now + TOLERANCE + 1, exp: now + 300 })).toBe('token_not_yet_valid');
