@@ -129,6 +129,8 @@ describe('issuer presets', () => {
     expect(load({ 'p.yaml': policy('{ kind: github, url: "https://ghes.acme.dev/_services/token" }', 'repository_owner_id: "1"') }).policies).toHaveLength(1);
     expect(load({ 'p.yaml': policy('{ kind: oidc, url: "https://ghes.acme.dev/_services/token" }') }).policies).toHaveLength(1);
     expect(load({ 'p.yaml': policy('https://gitlab.acme.dev') }).policies[0]?.issuer.preset.name).toBe('oidc');
+    // A hosted service's own URL has the path of its self-managed twin (CircleCI's /org/<uuid>), and is that service's.
+    expect(load({ 'p.yaml': policy(`https://oidc.circleci.com/org/${ORG}`) }).policies[0]?.issuer.deployment).toBe('CircleCI cloud, per organization');
     // Naming the issuer to explain or test a request only looks the policies' issuers up: the resolver takes the bare URL.
     expect(resolve('https://ghes.acme.dev/_services/token').preset.name).toBe('oidc');
   });

@@ -110,6 +110,11 @@ describe('loading policies', () => {
       'issuer: "https://forgejo.acme.dev/api/actions?token=Wd4kRz8qLm2Tx6Pn"',
       'issuer https://forgejo.acme.dev/api/actions must not have a query or fragment',
     ],
+    [
+      "a bare URL whose query ends in Forgejo's path",
+      'issuer: "https://forgejo.acme.dev/?token=Wd4kRz8qLm2Tx6Pn/api/actions"',
+      'issuer https://forgejo.acme.dev/ must not have a query or fragment',
+    ],
   ])('names %s without what a secret pasted into a URL would be', (_, issuer, message) => {
     const found = problems({ 'p.yaml': GOOD.replace('issuer: github', issuer) });
     expect(leaked(JSON.stringify(found), ['Wd4kRz8qLm2Tx6Pn'])).toEqual([]);
@@ -187,6 +192,9 @@ describe('loading policies', () => {
     ['an http issuer', GOOD.replace('issuer: github', 'issuer: http://ci.example.com'), /must use https/],
     ['a loopback http issuer without the development flag', GOOD.replace('issuer: github', 'issuer: http://127.0.0.1:9000'), /KEYWAY_ALLOW_HTTP_LOOPBACK/],
     ['an issuer with a query', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/?a=b"'), /query or fragment/],
+    // The URL parser drops an empty query or fragment; the written issuer, which iss must equal, still has it.
+    ['an issuer with an empty query', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/?"'), /query or fragment/],
+    ['an issuer with an empty fragment', GOOD.replace('issuer: github', 'issuer: "https://ci.example.com/#"'), /query or fragment/],
     ['a scope with a space', GOOD.replace('[deploy:write]', '["deploy write"]'), /scope/],
     [
       'a match written as a list (it would read as claims named 0, 1, …)',
