@@ -1,3 +1,4 @@
+import { errors, type JWK } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { DEFAULT_JWKS_CACHE_POLICY, IssuerUnavailableError, JwksCache, type JwksCachePolicy } from '../../src/core/verify/jwks-cache.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
@@ -72,6 +73,15 @@ describe('JwksCache', () => {
     expect((await issuer.hits()).jwks).toBe(3);
   });
 
+  it('gives every token naming a new kid while its refetch runs the refetched keys: one fetch, shared, not a refusal', async () => {
+    const { issuer, cache } = setup();
+    await cache.keysFor(issuer.url);
+    const [first, second] = await Promise.all([cache.refreshForUnknownKey(issuer.url), cache.refreshForUnknownKey(issuer.url)]);
+    expect(first).toBeDefined();
+    expect(second).toBe(first);
+    expect((await issuer.hits()).jwks).toBe(2);
+  });
+
   it('asks a failing issuer with no keys once per cooldown, however many tokens arrive', async () => {
     const { issuer, cache, clock } = setup({ refetchCooldownSeconds: 30 });
     await issuer.settings({ down: true });
@@ -103,9 +113,38 @@ describe('JwksCache', () => {
     expect((await second.hits()).jwks).toBe(2);
   });
 
+  it.each([
+    ['a symmetric key', (key: JWK): JWK => ({ kty: 'oct', kid: key.kid, k: 'c2VjcmV0LWtleS1vZi10aGUtaXNzdWVy' })],
+    ['a private key', (key: JWK): JWK => ({ ...key, d: key.n })],
+    ['an encryption key', (key: JWK): JWK => ({ ...key, use: 'enc' })],
+  ])('takes no key from a JWKS listing only %s: RFC 7517 keys that are not public signature keys are never used', async (_, listed) => {
+    const { issuer, cache } = setup();
+    const [key] = (await issuer.jwks()).keys as [JWK];
+    await issuer.settings({ jwks: { kind: 'replaced', body: { keys: [listed(key)] } } });
+    await expect(cache.keysFor(issuer.url)).rejects.toThrow(/holds no public signing keys/);
+  });
+
+  it('keeps the first 100 keys of a JWKS, however many it lists', async () => {
+    const { issuer, cache } = setup();
+    const [key] = (await issuer.jwks()).keys as [JWK];
+    await issuer.settings({ jwks: { kind: 'replaced', body: { keys: Array.from({ length: 101 }, (_, index) => ({ ...key, kid: `k${index}` })) } } });
+    const getKey = await cache.keysFor(issuer.url);
+    const token = { payload: '', signature: '' };
+    await expect(getKey({ alg: 'RS256', kid: 'k99' }, token)).resolves.toBeDefined();
+    await expect(getKey({ alg: 'RS256', kid: 'k100' }, token)).rejects.toThrow(errors.JWKSNoMatchingKey);
+  });
+
   it('refuses keys when discovery names a different issuer than the one configured', async () => {
     const { issuer, cache } = setup();
     await expect(cache.keysFor(`${issuer.url}/`)).rejects.toThrow(/names issuer/);
+    expect((await issuer.hits()).jwks).toBe(0);
+  });
+
+  it('refuses keys when discovery names the issuer in another case: issuer identifiers compare as strings (OpenID Discovery §4.3)', async () => {
+    const { issuer, cache } = setup();
+    const named = issuer.url.replace('/cache-', '/CACHE-');
+    await issuer.settings({ discovery: { kind: 'replaced', body: { issuer: named, jwks_uri: `${issuer.url}/jwks` } } });
+    await expect(cache.keysFor(issuer.url)).rejects.toThrow(/names issuer/);
     expect((await issuer.hits()).jwks).toBe(0);
   });
 
