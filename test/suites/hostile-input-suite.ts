@@ -29,6 +29,14 @@ export interface FuzzRuns {
  */
 const GATE = 'fuzz_gate';
 
+const FORM = 'application/x-www-form-urlencoded';
+
+/** Node's HTTP server answers a request line and headers over 16 KiB itself (431), before keyway sees the request. */
+const REFUSED_BY_THE_HTTP_SERVER = 431;
+
+/** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
+const HARNESS_ISSUER = 'https://keyway.test';
+
 const OAUTH_CODES: readonly OAuthErrorCode[] = [...new Set(Object.values(OAUTH_ERRORS).map((answer) => answer.error))];
 
 /** Text an attacker would try: any code points, encodings half done, case and look-alike tricks, paths, numbers JSON cannot hold. */
@@ -118,6 +126,55 @@ const CLAIM_NAMES = [
 
 // Not crit or b64: jose signs neither with a value it does not understand, so no issuer could send them (the hand-written
 // header tests send them unsigned).
+/** A claim's value: arrays and objects first, since a claim of a type its reader does not expect is where a matcher would throw. */
+const claimValue = (() => {
+  const scalar = fc.oneof(hostileText, fc.constantFrom(1e300, -1, 0, 2 ** 53, 1.5, true, null, 'platform', 'one'));
+  return fc.oneof(
+    { arbitrary: fc.array(fc.oneof(scalar, fc.jsonValue({ maxDepth: 1 })), { maxLength: 4 }), weight: 2 },
+    { arbitrary: fc.dictionary(fc.constantFrom('level', 'x', ''), fc.oneof(scalar, fc.jsonValue({ maxDepth: 1 })), { maxKeys: 2 }), weight: 1 },
+    { arbitrary: scalar, weight: 1 },
+    { arbitrary: fc.jsonValue({ maxDepth: 3 }), weight: 1 },
+  );
+})();
+
+/** The query parameters the operator APIs read (docs/audit/api.md, docs/audit/inventory.md). */
+const OPERATOR_QUERY_NAMES = [
+  'decision',
+  'reason',
+  'issuer',
+  'subject',
+  'policy',
+  'repository',
+  'upstream',
+  'jti',
+  'since',
+  'until',
+  'limit',
+  'cursor',
+  'order',
+  'by',
+  'format',
+  'bucket',
+  'shard',
+  'after',
+  'days',
+] as const;
+
+const OPERATOR_GET_PATHS = [
+  '/v1/audit/events',
+  '/v1/audit/export',
+  '/v1/audit/stats',
+  '/v1/audit/alerts',
+  '/v1/audit/shards',
+  '/v1/audit/checkpoints',
+  '/v1/audit/checkpoints/latest',
+  '/v1/audit/root-checkpoints',
+  '/v1/audit/keys',
+  '/v1/inventory',
+  '/v1/inventory/usage',
+  '/v1/health',
+] as const;
+
 /** The claims the policies below match on, beside the gate. */
 const MATCHED_CLAIMS = ['sub', 'team', 'groups', 'nested', 'environment', 'repository', 'repository_id', 'repository_owner_id'] as const;
 
@@ -169,7 +226,8 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
     let generic: TestIssuer;
     /** A well-formed GitHub Actions token that matches no policy (no gate claim). */
     let closedToken: string;
-    const options = () => ({ numRuns: fuzz().runs, seed: fuzz().seed });
+    /** `times`: for a property whose inputs are cheap (one request that signs nothing) and spread over many routes. */
+    const options = (times = 1) => ({ numRuns: fuzz().runs * times, seed: fuzz().seed });
     // Each input is a request or two over loopback: a few ms each, far fewer than this on a loaded machine.
     const timeout = Math.max(20_000, fuzz().runs * 200);
     const claimsOf = (issuer: TestIssuer) =>
@@ -187,6 +245,8 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         {
           'fuzz/github.yaml': `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\n  repository: acme/api\n  ${GATE}: { glob: open }\n${grant}`,
           'guardrails/untrusted-triggers.yaml': atIssuer(untrustedTriggers, `{ kind: github, url: "${github.url}" }`),
+          // An operator of this broker, for its own APIs.
+          'ops/operator.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: fuzz-operator }\ngrant:\n  audience: ${HARNESS_ISSUER}\n  scopes: [audit:read, policy:explain, health:read]\n`,
           // A plain OIDC issuer has no claim rules of its own: whatever type a claim has reaches these matchers.
           'fuzz/generic.yaml':
             `version: 1\nissuer: "${generic.url}"\nmatch:\n  sub: svc-fuzz\n  team: { glob: "plat*" }\n  groups: platform\n` +
@@ -208,11 +268,11 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
     it('grants the same tokens once they carry the gate claim (the control: the refusals below are not a broker that grants nothing)', async () => {
       for (const issuer of [github, generic]) {
         const token = await issuer.sign({ ...claimsOf(issuer), [GATE]: 'open' });
-        const response = await post(exchangeForm(token, { audience: 'https://fuzz.example' }).toString(), 'application/x-www-form-urlencoded');
+        const response = await post(exchangeForm(token, { audience: 'https://fuzz.example' }).toString(), FORM);
         expect(response.status, await response.clone().text()).toBe(200);
         expect(await response.json()).toHaveProperty('access_token');
       }
-      const closed = await post(exchangeForm(closedToken).toString(), 'application/x-www-form-urlencoded');
+      const closed = await post(exchangeForm(closedToken).toString(), FORM);
       await expectRecordedRefusal(broker, closed);
     });
 
@@ -265,14 +325,6 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
     it(
       'refuses tokens of trusted issuers whatever their claims and header hold, and records why',
       async () => {
-        const scalar = fc.oneof(hostileText, fc.constantFrom(1e300, -1, 0, 2 ** 53, 1.5, true, null, 'platform', 'one'));
-        // Arrays and objects first: a claim of a type its reader does not expect is where a matcher would throw.
-        const claimValue = fc.oneof(
-          { arbitrary: fc.array(fc.oneof(scalar, fc.jsonValue({ maxDepth: 1 })), { maxLength: 4 }), weight: 2 },
-          { arbitrary: fc.dictionary(fc.constantFrom('level', 'x', ''), fc.oneof(scalar, fc.jsonValue({ maxDepth: 1 })), { maxKeys: 2 }), weight: 1 },
-          { arbitrary: scalar, weight: 1 },
-          { arbitrary: fc.jsonValue({ maxDepth: 3 }), weight: 1 },
-        );
         // One to three of the claims the policies and presets read, so the values meet the checks rather than pass them by,
         // and up to three of any others.
         const claims = fc
@@ -300,7 +352,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
               // jose will not sign some headers (b64 without crit, crit it does not know): not an input a broker can receive.
               return fc.pre(false);
             }
-            await expectRecordedRefusal(broker, await post(exchangeForm(token, extra).toString(), 'application/x-www-form-urlencoded'));
+            await expectRecordedRefusal(broker, await post(exchangeForm(token, extra).toString(), FORM));
           }),
           options(),
         );
@@ -327,9 +379,124 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         );
         await fc.assert(
           fc.asyncProperty(text, async (token) => {
-            await expectRecordedRefusal(broker, await post(exchangeForm(token).toString(), 'application/x-www-form-urlencoded'));
+            await expectRecordedRefusal(broker, await post(exchangeForm(token).toString(), FORM));
           }),
           options(),
+        );
+      },
+      timeout,
+    );
+
+    it(
+      'answers the operator APIs, whatever an operator asks of them, without a 5xx or a cached refusal',
+      async () => {
+        const subject = await generic.sign({ ...ciClaims(generic.url, broker.issuer, { sub: 'fuzz-operator' }) });
+        const granted = await post(exchangeForm(subject, { audience: broker.issuer, scope: 'audit:read policy:explain health:read' }).toString(), FORM);
+        expect(granted.status).toBe(200);
+        const operator = ((await granted.json()) as Record<string, string>)['access_token'];
+        const visible = (text: string) => /^[\x21-\x7e]*$/.test(text);
+        const value = fc.oneof(
+          fc.constantFrom(
+            '',
+            '0',
+            '-1',
+            '1',
+            '1e9',
+            '9007199254740993',
+            'granted',
+            'denied',
+            'no_policy_matched',
+            'desc',
+            'asc',
+            'csv',
+            'ndjson',
+            'hour',
+            '0',
+            'legacy',
+          ),
+          fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
+          fc.constantFrom('2026-13-45T99:00:00Z', '01ANYTHING', '01M95NHQXPEFZRSBS1BG28KKRN', 'AAAA', '%00', '%ZZ'),
+          hostileText,
+        );
+        const name = fc.oneof(
+          { arbitrary: fc.constantFrom(...OPERATOR_QUERY_NAMES), weight: 4 },
+          hostileText.filter((text) => visible(text) && !/[&=#]/.test(text)),
+        );
+        const query = fc.array(fc.tuple(name, value), { maxLength: 5 }).map((pairs) => {
+          const search = new URLSearchParams();
+          for (const [key, text] of pairs) search.append(key, text);
+          return search.toString();
+        });
+        const get = fc.record({
+          method: fc.constant('GET'),
+          path: fc.oneof(
+            fc.constantFrom(...OPERATOR_GET_PATHS),
+            hostileText.filter(visible).map((id) => `/v1/audit/events/${encodeURIComponent(id)}`),
+            hostileText.filter(visible).map((id) => `/v1/audit/events/${encodeURIComponent(id)}/explanation`),
+          ),
+          query,
+          body: fc.constant<string | undefined>(undefined),
+        });
+        const claims = fc
+          .tuple(
+            fc.constantFrom(github.url, generic.url, 'https://untrusted.example'),
+            fc.dictionary(fc.constantFrom(...CLAIM_NAMES), claimValue, { maxKeys: 5 }),
+          )
+          .map(([iss, rest]) => ({ iss, ...rest }));
+        const explain = fc.oneof(
+          // What each reads (docs/policies/explain.md): explain, claims (of a trusted issuer, mostly) and what is asked for;
+          // who-can, the scope, audience or GitHub permission asked about. Now and then any JSON.
+          fc.record({
+            method: fc.constant('POST'),
+            path: fc.constant('/v1/policy/explain'),
+            query: fc.constant(''),
+            body: fc
+              .record({ claims, audience: fc.oneof(hostileText, fc.array(hostileText, { maxLength: 3 })), scope: hostileText }, { requiredKeys: ['claims'] })
+              .map((json) => JSON.stringify(json)),
+          }),
+          fc.record({
+            method: fc.constant('POST'),
+            path: fc.constant('/v1/policy/who-can'),
+            query: fc.constant(''),
+            body: fc
+              .record(
+                {
+                  audience: fc.oneof({ arbitrary: fc.constantFrom('https://fuzz.example', 'https://fuzz-two.example'), weight: 2 }, hostileText),
+                  scope: fc.oneof({ arbitrary: fc.constantFrom('fuzz:read', 'fuzz:write'), weight: 2 }, hostileText),
+                  github_permission: fc.oneof({ arbitrary: fc.constantFrom('contents:read', 'contents:write', 'issues:write'), weight: 2 }, hostileText),
+                },
+                { requiredKeys: [] },
+              )
+              .map((json) => JSON.stringify(json)),
+          }),
+          fc.record({
+            method: fc.constant('POST'),
+            path: fc.constantFrom('/v1/policy/explain', '/v1/policy/who-can'),
+            query: fc.constant(''),
+            body: fc.oneof(
+              fc.jsonValue({ maxDepth: 4 }).map((json) => JSON.stringify(json) ?? 'null'),
+              hostileText,
+            ),
+          }),
+        );
+        await fc.assert(
+          fc.asyncProperty(fc.oneof(get, explain), async (call) => {
+            const response = await broker.request(`${call.path}${call.query === '' ? '' : `?${call.query}`}`, {
+              method: call.method,
+              body: call.body,
+              headers: { authorization: `Bearer ${operator}`, ...(call.body === undefined ? {} : { 'content-type': 'application/json' }) },
+            });
+            const text = await response.text();
+            if (response.status === REFUSED_BY_THE_HTTP_SERVER) return;
+            expect(response.status, text).toBeLessThan(500);
+            if (response.status >= 400) {
+              expect(response.headers.get('cache-control'), text).toBe('no-store');
+              const answer = JSON.parse(text) as Record<string, unknown>;
+              expect(answer['error'], text).toBeTypeOf('string');
+              if (answer['error_description'] !== undefined) expect(answer['error_description']).toMatch(RFC_6749_ERROR_DESCRIPTION);
+            }
+          }),
+          options(3),
         );
       },
       timeout,
@@ -381,7 +548,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
               expect(answer, text).toEqual({ active: false });
             }
           }),
-          options(),
+          options(3),
         );
       },
       timeout,
@@ -555,8 +722,7 @@ grant:
               expect(received, text).toEqual([]);
               return;
             }
-            // Node's HTTP server refuses a request line and headers over 16 KiB itself, before keyway sees the request.
-            if (response.status === 431 && received.length === 0) return;
+            if (response.status === REFUSED_BY_THE_HTTP_SERVER && received.length === 0) return;
             expect(received, `${response.status} ${text}`).toHaveLength(1);
             const [call] = received as [UpstreamCall];
             expect(['GET', 'POST']).toContain(call.method);
