@@ -288,11 +288,15 @@ describe('lint rules', () => {
       ).toHaveLength(1);
     });
 
-    it("passes another repository's writes, a chore of jobs pinned to another repository, reads, and any set where no policy repository is configured", () => {
+    it("passes another repository's writes, its owner and name under another root than /repos, a chore of jobs pinned to another repository, reads, and any set where no policy repository is configured", () => {
       expect(findings(granting('  github: { repositories: [acme/api], permissions: { statuses: write, checks: write } }\n'))).toEqual([]);
       expect(findings(granting('  github: { repositories: [acme/keyway-policies], permissions: { statuses: read, checks: read } }\n'))).toEqual([]);
       expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: commit-status }, { chore: check-run }] }\n'))).toEqual([]);
       expect(findings(granting('  proxy: { upstream: github, allow: [{ chore: comment }] }\n', '4242'))).toEqual([]);
+      // Its owner and name under another root than /repos: no path of that repository.
+      expect(
+        findings(granting('  proxy: { upstream: github, allow: [{ method: POST, path: "/orgs/acme/keyway-policies", permissions: { statuses: write } }] }\n')),
+      ).toEqual([]);
       expect(findings(granting('  github: { repositories: [acme/keyway-policies], permissions: { statuses: write } }\n'), OPTIONS)).toEqual([]);
     });
 

@@ -17,6 +17,7 @@ describe('the proxied path, normalised once', () => {
     ['/repos/acme/api/contents/a%20b.md', ['repos', 'acme', 'api', 'contents', 'a b.md'], '/repos/acme/api/contents/a%20b.md'],
     ['/repos/acme/api/git/refs/heads%3Amain', ['repos', 'acme', 'api', 'git', 'refs', 'heads:main'], '/repos/acme/api/git/refs/heads:main'],
     ['/x/caf%C3%A9', ['x', 'café'], '/x/caf%C3%A9'],
+    ['/w/release.yml%40refs', ['w', 'release.yml@refs'], '/w/release.yml@refs'],
     ['/', [], '/'],
   ])('%s decodes to its segments and is forwarded as %s', (raw, segments, path) => {
     expect(normaliseProxyPath(raw)).toEqual({ ok: true, segments, path });
@@ -41,6 +42,8 @@ describe('the proxied path, normalised once', () => {
     ['/a/%ef%bc%8e%ef%bc%8e/b', 'NFKC'],
     ['/a/%e2%80%a4/b', 'NFKC'],
     ['/a/%e2%80%8b/b', 'invisible'],
+    // A byte order mark is a format character too: never taken off as a decoder's BOM would be.
+    ['/a/%ef%bb%bfb', 'invisible'],
     ['/a/%00/b', 'control'],
     ['/a/%0a/b', 'control'],
     ['/a//b', 'empty segment'],
@@ -95,9 +98,10 @@ describe('grant.proxy rules', () => {
     expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/ACME/Api/x')).matched).toBe(true);
     expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/REPOS/acme/api/x')).matched).toBe(false);
     expect(matchProxyRule(rule('/repos/{repository}/**'), claims, 'GET', segments('/repos/acme/infra/x')).matched).toBe(false);
-    for (const repository of ['acme/..', 'acme/*', '../x', 'acme//api', 'acme/a%2fb']) {
+    // A "." and a full-width letter (NFKC reads it as `a`) included: refused as unsafe to place, not merely unmatched.
+    for (const repository of ['acme/..', 'acme/.', 'acme/*', '../x', 'acme//api', 'acme/a%2fb', 'acme/\uff41pi']) {
       const match = matchProxyRule(rule('/repos/{repository}/**'), { repository }, 'GET', segments(`/repos/${repository}/x`));
-      expect(match.matched).toBe(false);
+      expect(match, repository).toEqual({ matched: false, refusal: expect.objectContaining({ key: 'repository', problem: 'unsafe' }) });
     }
   });
 
