@@ -1,3 +1,4 @@
+import { CompactEncrypt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { generateMasterKey, parseMasterKey, readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox, SecretBoxError } from '../../src/core/secrets/secret-box.ts';
@@ -65,6 +66,34 @@ describe('SecretBox: secrets sealed at rest under the master key', () => {
     expect((await refusal((await box(generateMasterKey())).open(sealedBefore, 'p'))).code).toBe('unknown_key');
   });
 
+  it('refuses a JWE of another kind, or one that names no master key, even one the current key would open', async () => {
+    const key = generateMasterKey();
+    const secrets = await box(key);
+    const wrapped = await new CompactEncrypt(new TextEncoder().encode('secret'))
+      .setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM', kid: secrets.kid, purpose: 'p', ctx: '' })
+      .encrypt(parseMasterKey(key, 'k'));
+    expect((await refusal(secrets.open(wrapped, 'p'))).code).toBe('malformed');
+    // Sealed as keyway seals, under its current key, but naming no master key: not opened with whichever key is current.
+    const nameless = await new CompactEncrypt(new TextEncoder().encode('secret'))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', purpose: 'p', ctx: '' })
+      .encrypt(parseMasterKey(key, 'k'));
+    expect((await refusal(secrets.open(nameless, 'p'))).code).toBe('unknown_key');
+  });
+
+  it('attests a value for one purpose under the current master key: not another value, another purpose, or with more after it', async () => {
+    const old = generateMasterKey();
+    const before = await box(old);
+    const attestation = await before.attest('{"kid":"k1"}', 'signing-key');
+    expect(attestation.startsWith(`${before.kid}.`)).toBe(true);
+    expect(await before.checkAttestation(attestation, '{"kid":"k1"}', 'signing-key')).toEqual({ ok: true, stale: false });
+    // Checked for another purpose after this one: each purpose has a key of its own, whatever was derived first.
+    expect((await before.checkAttestation(attestation, '{"kid":"k1"}', 'record-mac')).ok).toBe(false);
+    expect((await before.checkAttestation(attestation, '{"kid":"k2"}', 'signing-key')).ok).toBe(false);
+    expect((await before.checkAttestation(`${attestation}.x`, '{"kid":"k1"}', 'signing-key')).ok).toBe(false);
+    // Made under a master key that is now the previous one: still good, and stale (attest again).
+    expect(await (await box(generateMasterKey(), old)).checkAttestation(attestation, '{"kid":"k1"}', 'signing-key')).toEqual({ ok: true, stale: true });
+  });
+
   it('reads master keys from settings, in base64 or base64url, and refuses anything but 32 bytes', () => {
     expect(readMasterKeys({})).toBeUndefined();
     const key = generateMasterKey();
@@ -75,5 +104,11 @@ describe('SecretBox: secrets sealed at rest under the master key', () => {
     expect(() => readMasterKeys({ KEYWAY_MASTER_KEY: 'c2hvcnQ' })).toThrow(ConfigError);
     expect(() => readMasterKeys({ KEYWAY_MASTER_KEY: 'not base64!' })).toThrow(ConfigError);
     expect(() => readMasterKeys({ KEYWAY_MASTER_KEY_PREVIOUS: key })).toThrow(/without KEYWAY_MASTER_KEY/);
+    // Set but empty is not set: no master key, and no previous one without it.
+    expect(readMasterKeys({ KEYWAY_MASTER_KEY: '' })).toBeUndefined();
+    expect(() => readMasterKeys({ KEYWAY_MASTER_KEY: '', KEYWAY_MASTER_KEY_PREVIOUS: key })).toThrow(/without KEYWAY_MASTER_KEY/);
+    // 48 bytes is no AES-256 key either, and a key read with its line's end (a file, a heredoc) is the key.
+    expect(() => readMasterKeys({ KEYWAY_MASTER_KEY: btoa('k'.repeat(48)) })).toThrow(/must be 32 random bytes, not 48/);
+    expect(readMasterKeys({ KEYWAY_MASTER_KEY: `${key}\n` })?.current).toEqual(parseMasterKey(key, 'k'));
   });
 });
