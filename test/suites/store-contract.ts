@@ -1564,6 +1564,8 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(rounds.flat().filter((transition) => transition.kind === 'publish')).toHaveLength(1);
       let ring = await keys.describeKeys();
       const next = ring.find((key) => key.state === 'next');
+      // Seven minutes (docs/operations/keys.md): the JWKS max-age, one reload of every process's ring, one minute of clock skew.
+      expect(cycle.leadMs).toBe(7 * 60_000);
       expect(next?.activatesAt).toBe(start + 1000 + cycle.leadMs);
       // Asking again does not bring it forward past the lead time.
       await keys.advanceKeys(rotate(start + 2000));
