@@ -61,6 +61,7 @@ export function proxySuite(runtime: ProxyRuntime): void {
       const sealedShort = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'short');
       const sealedKeyed = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'keyed');
       const sealedLimited = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'limited');
+      const sealedHeaded = await box.seal(STATIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'headed');
       const header = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n`;
       broker = await runtime.start(
         {
@@ -134,6 +135,10 @@ grant:
 grant:
   proxy: { upstream: limited, allow: [{ method: GET, path: "/x/**" }] }
 `,
+          'proxy/headed.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/headed }
+grant:
+  proxy: { upstream: headed, allow: [{ method: GET, path: "/x/**" }] }
+`,
           'proxy/short.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/short }
 grant:
   proxy: { upstream: short, allow: [{ method: GET, path: "/**" }, { method: PUT, path: "/upload" }] }
@@ -166,6 +171,9 @@ grant:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedLimited}" }
     limits: { requests_per_minute: 1 }
+  headed:
+    url: ${runtime.upstreamBase()}/t/${tenant}
+    auth: { kind: static, sealed: "${sealedHeaded}", header: x-api-key, prefix: "" }
   short:
     url: ${runtime.upstreamBase()}/t/${tenant}
     auth: { kind: static, sealed: "${sealedShort}" }
@@ -262,6 +270,17 @@ grant:
             via: '1.1 evil.example',
             'x-envoy-external-address': '10.0.0.1',
             'wl-proxy-client-ip': '10.0.0.1',
+            'x-original-forwarded-for': '10.0.0.1',
+            'x-remote-ip': '10.0.0.1',
+            'x-proxyuser-ip': '10.0.0.1',
+            'x-azure-clientip': '10.0.0.1',
+            'x-appengine-user-ip': '10.0.0.1',
+            'cf-connecting-ip': '10.0.0.1',
+            'keyway-audit-event-id': 'forged',
+            origin: 'https://evil.example',
+            referer: 'https://evil.example/page',
+            range: 'bytes=0-3',
+            'if-range': '"etag"',
             'x-request-note': 'kept',
           },
           body: JSON.stringify({ body: 'built' }),
@@ -296,6 +315,18 @@ grant:
         'via',
         'x-envoy-external-address',
         'wl-proxy-client-ip',
+        'x-original-forwarded-for',
+        'x-remote-ip',
+        'x-proxyuser-ip',
+        'x-azure-clientip',
+        'x-appengine-user-ip',
+        'cf-connecting-ip',
+        // keyway's own, what a browser says of the page that sent it, and a slice of an answer that may echo the credential.
+        'keyway-audit-event-id',
+        'origin',
+        'referer',
+        'range',
+        'if-range',
       ];
       for (const name of ['cookie', 'dpop', 'x-forwarded-for', 'x-forwarded-host', 'forwarded', ...claimsOfClientOrHost])
         expect(call!.headers).not.toHaveProperty(name);
@@ -319,11 +350,25 @@ grant:
       });
     });
 
-    it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature', async () => {
+    it('sends a static secret in the header its upstream names, and never the caller’s Authorization beside it', async () => {
+      const token = await job({ repository: 'acme/headed' });
+      const response = await send('/proxy/headed/x/headed', {}, token);
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const [call, ...more] = await callsTo('/x/headed');
+      expect(more).toEqual([]);
+      expect(call!.headers['x-api-key']).toBe(STATIC_SECRET);
+      expect(call!.headers).not.toHaveProperty('authorization');
+      expect(JSON.stringify(call!.headers)).not.toContain(token);
+    });
+
+    it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature, redacted from what the upstream echoes', async () => {
       const token = await job({ repository: 'acme/jwt' });
       const response = await send('/proxy/jwt/x/echo-credential', {}, token);
       expect(response.status).toBe(200);
-      await response.arrayBuffer();
+      // The minted JWT is the credential here: an upstream that echoes it gives the caller none of it.
+      expect(response.headers.get('x-echo')).toBeNull();
+      expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
       const [call] = await callsTo('/x/echo-credential').then((calls) => calls.filter((each) => each.headers['authorization'] !== `Bearer ${STATIC_SECRET}`));
       const minted = String(call!.headers['authorization']).replace(/^Bearer /, '');
       expect(minted).not.toBe(token);
@@ -618,7 +663,17 @@ grant:
     });
 
     it('strips hop-by-hop headers both ways, the upstream’s cookies, what it would say of keyway’s own origin, and a Keyway-Error it tries to forge', async () => {
-      const headers = { authorization: `Bearer ${await job()}`, connection: 'x-named-hop', 'x-named-hop': 'secret', 'proxy-authorization': 'Basic eA==' };
+      // Connection names its headers in any case, in a list with white space after its commas.
+      const headers = {
+        authorization: `Bearer ${await job()}`,
+        connection: 'X-Named-Hop, x-second-hop',
+        'x-named-hop': 'secret',
+        'x-second-hop': 'secret',
+        'proxy-authorization': 'Basic eA==',
+        te: 'trailers',
+        upgrade: 'h2c',
+        'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA',
+      };
       // fetch refuses to send a Connection header; the raw request line can (Node), and workerd's own Request takes it.
       const response =
         runtime.sendRaw !== undefined
@@ -628,8 +683,11 @@ grant:
       for (const name of [
         'keyway-error',
         'x-named-hop',
+        'x-second-hop',
+        'trailer',
         'proxy-authenticate',
         'set-cookie',
+        'set-cookie2',
         'alt-svc',
         'strict-transport-security',
         'clear-site-data',
@@ -640,13 +698,17 @@ grant:
       // keyway's own server may keep its connection alive; the upstream's Keep-Alive is never passed on.
       expect(response.headers.get('keep-alive')).not.toBe('timeout=77, max=3');
       expect(response.headers.get('x-upstream-own')).toBe('kept');
+      // Connection itself is hop-by-hop: each side's own, never the other's list.
+      expect(response.headers.get('connection') ?? '').not.toMatch(/hop/i);
       const [call] = await callsTo('/x/hop');
-      for (const name of ['x-named-hop', 'proxy-authorization']) expect(call!.headers).not.toHaveProperty(name);
+      expect(String(call!.headers['connection'] ?? '')).not.toMatch(/hop/i);
+      for (const name of ['x-named-hop', 'x-second-hop', 'proxy-authorization', 'te', 'upgrade', 'http2-settings'])
+        expect(call!.headers).not.toHaveProperty(name);
     });
 
-    it('passes upstream errors back faithfully, without Keyway-Error', async () => {
-      const response = await send('/proxy/vendor/x/status/422');
-      expect(response.status).toBe(422);
+    it.each([422, 599])('passes upstream errors back faithfully, without Keyway-Error: %i', async (status) => {
+      const response = await send(`/proxy/vendor/x/status/${status}`);
+      expect(response.status).toBe(status);
       expect(response.headers.get('keyway-error')).toBeNull();
       expect(response.headers.get('x-upstream-own')).toBe('kept');
       expect(await response.json()).toEqual({
@@ -675,11 +737,13 @@ grant:
       expect(logLines.join('\n')).not.toContain(STATIC_SECRET);
     });
 
-    it('passes an answer in a coding fetch decodes (gzip, br) decoded and redacted, and refuses one in any other, which fetch would hand over still encoded', async () => {
-      for (const coding of ['gzip', 'br']) {
+    it('passes an answer in a coding fetch decodes (gzip, br) decoded and redacted, or in none (identity), and refuses one in any other, or in a transfer coding besides chunked, which fetch would hand over still encoded', async () => {
+      for (const coding of ['gzip', 'br', 'identity']) {
         const response = await send(`/proxy/vendor/x/echo-coded/${coding}`);
         expect(response.status).toBe(200);
         expect(response.headers.get('content-encoding')).toBeNull();
+        // The upstream's Content-Length counts the bytes before decoding and redaction, which are not the bytes passed on.
+        expect(response.headers.get('content-length')).toBeNull();
         expect(await response.json()).toEqual({ credential: 'Bearer [redacted]' });
       }
       // Decoded by neither runtime, or by undici (Node) and not by workerd: refused on both, as an upstream failure.
@@ -688,6 +752,10 @@ grant:
         const event = await expectKeywayRefusal(response, 502, 'temporarily_unavailable', 'proxy_upstream_unavailable');
         expect(event.proxy).toMatchObject({ status: 200, path: `/x/echo-coded/${coding}` });
       }
+      // A transfer coding besides chunked: fetch takes off the chunking only and hands the rest over still encoded, unlabelled.
+      const transferCoded = await send('/proxy/vendor/x/echo-transfer-coded');
+      const event = await expectKeywayRefusal(transferCoded, 502, 'temporarily_unavailable', 'proxy_upstream_unavailable');
+      expect(event.proxy).toMatchObject({ status: 200, path: '/x/echo-transfer-coded' });
       // keyway asks for the codings it passes, whatever the caller asked for.
       const [call] = await callsTo('/x/echo-coded/gzip');
       expect(call!.headers['accept-encoding']).toBe('gzip, br');
@@ -859,6 +927,21 @@ grant:
       expect(named.status).toBe(200);
       await named.arrayBuffer();
       expect(await callsTo('/repos/ACME/Api/issues')).toHaveLength(1);
+    });
+
+    it('forwards a body the caller streamed in chunks (no Content-Length) whole, framed by its own length rather than the caller’s chunking', async () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of ['streamed-', 'body']) controller.enqueue(new TextEncoder().encode(chunk));
+          controller.close();
+        },
+      });
+      const response = await send('/proxy/vendor/x/upload', { method: 'PUT', body, duplex: 'half' } as RequestInit);
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const [call] = (await callsTo('/x/upload')).filter((each) => each.body === 'streamed-body');
+      expect(call?.headers['transfer-encoding']).toBeUndefined();
+      expect(call?.headers['content-length']).toBe('13');
     });
 
     it('takes a _method from a POST body only, as frameworks do: a PUT body that holds one is forwarded as sent', async () => {
@@ -1092,6 +1175,19 @@ grant:
             ['X-Auth-Roles (Louketo)', 'x-auth-roles', 'admin'],
             ['X-Pomerium-Claim-Email (Pomerium)', 'x-pomerium-claim-email', 'admin@acme.dev'],
             ['Tailscale-User-Login (Tailscale)', 'tailscale-user-login', 'admin@acme.dev'],
+            ['X-Email (nginx auth_request)', 'x-email', 'admin@acme.dev'],
+            ['X-Userinfo (Kong)', 'x-userinfo', 'eyJzdWIiOiJhZG1pbiJ9'],
+            ['X-Auth-Username (Louketo)', 'x-auth-username', 'admin'],
+            ['X-Auth-Userid (Louketo)', 'x-auth-userid', 'admin'],
+            ['X-Auth-Email (Louketo)', 'x-auth-email', 'admin@acme.dev'],
+            ['X-Auth-Subject (Louketo)', 'x-auth-subject', 'admin'],
+            ['X-Auth-Groups (Louketo)', 'x-auth-groups', 'admins'],
+            ['X-Pomerium-Jwt-Assertion (Pomerium)', 'x-pomerium-jwt-assertion', 'eyJhbGciOiJub25lIn0.e30.'],
+            ['Remote-Name (Authelia)', 'remote-name', 'Admin'],
+            ['Remote-Email (Authelia)', 'remote-email', 'admin@acme.dev'],
+            ['X-Remote-Extra-Scopes (Kubernetes request-header auth)', 'x-remote-extra-scopes', 'admin'],
+            ['X-Authenticated-Userid (Kong)', 'x-authenticated-userid', 'admin'],
+            ['X-Goog-IAP-JWT-Assertion (Google IAP)', 'x-goog-iap-jwt-assertion', 'eyJhbGciOiJub25lIn0.e30.'],
           ] as const
         ).map(([label, name, value]): [string, () => Promise<Response>, number, string, Reason] => [
           label,

@@ -24,7 +24,8 @@ const CHUNK = new Uint8Array(64 * 1024).fill(0x61);
  * - `…/paged`: 200 with a `Link` to a page of this base, one on another host, one beside this base and two relative ones;
  * - `…/paged-credential`: 200 with a `Link` to this base whose query carries the credential it received, split by a tab;
  * - `…/echo-credential`: the Authorization it received, in a header's value, in a header's name, in the reason phrase and in the body;
- * - `…/echo-coded/{name}`: that body alone, in the content coding `name` stands for (CODED);
+ * - `…/echo-coded/{name}`: that body alone, in the content coding `name` stands for (CODED), its Content-Length announced;
+ * - `…/echo-transfer-coded`: that body alone, gzipped, in the transfer codings `gzip, chunked`;
  * - `…/hop`: hop-by-hop headers, a cookie and a forged Keyway-Error;
  * - anything else: 200 with `{"ok":true}`.
  */
@@ -36,6 +37,7 @@ const CODED: Readonly<Record<string, readonly [string, (body: Buffer) => Buffer]
   deflate: ['deflate', deflateSync],
   'x-gzip': ['x-gzip', gzipSync],
   'upper-gzip': ['GZIP', gzipSync],
+  identity: ['identity', (body) => body],
 };
 
 export async function startFakeUpstreamServer(): Promise<{ base: string; close(): Promise<void> }> {
@@ -141,17 +143,29 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
     const coded = /\/echo-coded\/([\w-]+)$/.exec(path);
     if (coded !== null && CODED[coded[1]!] !== undefined) {
       const [label, encode] = CODED[coded[1]!]!;
-      response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': label });
-      return void response.end(encode(Buffer.from(JSON.stringify({ credential: String(request.headers['authorization'] ?? '') }))));
+      const encoded = encode(Buffer.from(JSON.stringify({ credential: String(request.headers['authorization'] ?? '') })));
+      // Announced: the length of the bytes as sent, which decoding and redaction change.
+      response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': label, 'content-length': encoded.length });
+      return void response.end(encoded);
+    }
+    // Transfer-Encoding `gzip, chunked`: node:http chunks what it is given, the body gzipped here.
+    if (path.endsWith('/echo-transfer-coded')) {
+      response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'gzip, chunked' });
+      return void response.end(gzipSync(Buffer.from(JSON.stringify({ credential: String(request.headers['authorization'] ?? '') }))));
     }
     if (path.endsWith('/hop')) {
       response.writeHead(200, {
         'content-type': 'application/json',
-        connection: 'x-named-hop',
+        connection: 'X-Named-Hop, x-second-hop',
         'x-named-hop': 'dropped',
+        'x-second-hop': 'dropped',
+        // Chunked, which node:http takes a Trailer with.
+        'transfer-encoding': 'chunked',
+        trailer: 'x-checksum',
         'keep-alive': 'timeout=77, max=3',
         'proxy-authenticate': 'Basic',
         'set-cookie': 'session=upstream',
+        'set-cookie2': 'session=upstream; Version=1',
         'keyway-error': 'forged',
         'alt-svc': 'h3=":443"; ma=86400',
         'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
