@@ -123,7 +123,7 @@ describe('observability on Node', () => {
     ]);
   });
 
-  it('counts the requests a rate limit refused at /proxy and /revoke by endpoint, those answered without a record included', async () => {
+  it('counts the requests a rate limit refused at /proxy, /revoke and the operator APIs by endpoint, those answered without a record included', async () => {
     const { broker, scrape } = await setup({
       limits: readLimitSettings({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '2' }),
     });
@@ -131,15 +131,19 @@ describe('observability on Node', () => {
     const revoke = async () =>
       (await fetch(`${broker.url}/revoke`, { method: 'POST', body: 'token=not-a-token', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))
         .status;
+    const operator = async () => (await fetch(`${broker.url}/v1/audit/alerts`, { headers: { authorization: 'Bearer not-a-token' } })).status;
     const before = await scrape();
     // The chain's budget of two records of refusals nobody verified, then the unverified limit's run: its first recorded, the rest not.
     expect([await proxy(), await proxy(), await proxy(), await proxy()]).toEqual([401, 401, 429, 429]);
     // Past it a holder's /revoke of a token that is not live is answered alike, but its record is the limit's: none, mid-run.
     expect([await revoke(), await revoke()]).toEqual([200, 200]);
+    // And an operator API's refusal of a credential, past the budget, is the limit's 429.
+    expect([await operator(), await operator()]).toEqual([429, 429]);
     const after = await scrape();
     const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
     expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="proxy"}')).toBe(2);
     expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="revoke"}')).toBe(2);
+    expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="operator"}')).toBe(2);
     expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="token"}')).toBe(0);
 
     // A holder's /revoke shed by the per-client limit before its body is read: no record at all, counted all the same.

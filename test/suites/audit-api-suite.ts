@@ -139,6 +139,17 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       return (await response.json()) as { events: AuditRecordJson[]; next_cursor?: string };
     };
     const signIn = postSignInForm;
+    /** A keyway token for the broker itself bound to `key` (DPoP), for the person `sub` with `scope`. */
+    const dpopOperatorToken = async (key: DpopKey, sub: string, scope: string) => {
+      const exchanged = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await personToken(people, broker.issuer, sub), { audience: broker.issuer, scope }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
+      });
+      const body = (await exchanged.json()) as Record<string, unknown>;
+      expect(exchanged.status, JSON.stringify(body)).toBe(200);
+      return body['access_token'] as string;
+    };
     /** The record the text of a sign-in page names ("The refusal is audit event …"), as the audit API finds it by its reason code. */
     const recordNamedBy = async (page: string, reason: Reason) => {
       const id = /The refusal is audit event ([0-9A-Z]{26})\./.exec(page)?.[1];
@@ -218,14 +229,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
 
       it('takes a DPoP-bound operator token with each proof once, claimed in the single-use store every process shares; unclaimable, answered 503, never a 500', async () => {
         const key = await DpopKey.generate();
-        const exchanged = await broker.request('/token', {
-          method: 'POST',
-          body: exchangeForm(await personToken(people, broker.issuer, 'alice@acme.dev'), { audience: broker.issuer, scope: 'audit:read' }),
-          headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
-        });
-        const body = (await exchanged.json()) as Record<string, unknown>;
-        expect(exchanged.status, JSON.stringify(body)).toBe(200);
-        const access = body['access_token'] as string;
+        const access = await dpopOperatorToken(key, 'alice@acme.dev', 'audit:read');
         const ath = await athOf(access);
         // The URL the client addresses: the issuer's, on every runtime, whatever the request's Host header says.
         const url = `${broker.issuer}/v1/audit/alerts`;
@@ -235,12 +239,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect((await withProof(proof)).status).toBe(200);
         expect((await withProof(proof)).status).toBe(401);
         // A token without the route's scope is refused before its proof is claimed: the same proof is refused for the scope again.
-        const bobs = await broker.request('/token', {
-          method: 'POST',
-          body: exchangeForm(await personToken(people, broker.issuer, 'bob@acme.dev'), { audience: broker.issuer, scope: 'keys:read' }),
-          headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`) },
-        });
-        const bob = ((await bobs.json()) as Record<string, unknown>)['access_token'] as string;
+        const bob = await dpopOperatorToken(key, 'bob@acme.dev', 'keys:read');
         const bobsProof = await key.proof('GET', url, { ath: await athOf(bob) });
         for (let attempt = 0; attempt < 2; attempt += 1) {
           expect((await broker.request('/v1/audit/alerts', { headers: { authorization: `DPoP ${bob}`, dpop: bobsProof } })).status).toBe(403);
@@ -619,6 +618,35 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         const unauthenticated = await recordOf(none, 'operator_token_invalid');
         expect(unauthenticated).toMatchObject({ detail: expect.stringMatching(/^GET \/v1\/inventory: no Bearer or DPoP/) });
         expect(unauthenticated).not.toHaveProperty('subject_token');
+      });
+
+      it('records an operator API refusal of a DPoP proof as a token not valid, naming nobody: only a missing scope names the operator', async () => {
+        const key = await DpopKey.generate();
+        const bound = await dpopOperatorToken(key, 'alice@acme.dev', 'audit:read');
+        const elsewhere = await key.proof('GET', `${broker.issuer}/v1/audit/alerts`, { ath: await athOf(bound) });
+        const refused = await broker.request('/v1/audit/stats', { headers: { authorization: `DPoP ${bound}`, dpop: elsewhere } });
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toMatch(/^DPoP error="invalid_dpop_proof"/);
+        const record = await recordOf(refused, 'operator_token_invalid');
+        expect(record).toMatchObject({
+          subject_token: { sha256: sha256Hex(bound) },
+          detail: expect.stringMatching(/^GET \/v1\/audit\/stats: /),
+        });
+        expect(record).not.toHaveProperty('subject');
+      });
+
+      it('refuses an operator credential as ever when its record cannot be written: 401 naming no record, never a 500', async () => {
+        await broker.tamper("CREATE TRIGGER operator_audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'down for the test'); END", []);
+        let refused: Response;
+        try {
+          refused = await get('/v1/audit/alerts', 'not-a-token');
+        } finally {
+          // Named on audit_events so the Workers harness runs it on every audit shard, as it ran the CREATE.
+          await broker.tamper('DROP TRIGGER operator_audit_down /* audit_events */', []);
+        }
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+        expect(await refused.json()).toEqual({ error: 'invalid_token', error_description: 'the access token is not valid' });
       });
 
       it('records an operator API refusal of a token without the scope, naming its operator', async () => {
