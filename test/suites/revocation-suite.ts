@@ -268,7 +268,7 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       const proof: Record<string, string> =
         dpop === undefined ? {} : { dpop: await dpop.proof('GET', `${broker.issuer}/v1/audit/events`, { ath: await athOf(token) }) };
       const response = await broker.request('/v1/audit/events?limit=1', { headers: { authorization, ...proof } });
-      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      return { status: response.status, challenge: response.headers.get('www-authenticate'), body: (await response.json()) as Record<string, unknown> };
     };
 
     it.each(spellings('Bearer'))(
@@ -279,6 +279,7 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         else
           expect(answered).toEqual({
             status: 401,
+            challenge: 'Bearer',
             body: { error: 'invalid_token', error_description: 'a Bearer access token is required', audit_event_id: expect.any(String) },
           });
       },
@@ -294,6 +295,7 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         else
           expect(answered).toEqual({
             status: 401,
+            challenge: 'Bearer',
             body: { error: 'invalid_token', error_description: 'a Bearer access token is required', audit_event_id: expect.any(String) },
           });
       },
@@ -310,15 +312,20 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       for (const scheme of ['Bearer', 'DPoP'] as const) {
         for (const [name, write, credential] of spellings(scheme)) {
           const authorization = write(revoked[scheme]);
+          const operatorApi = await auditEvents(authorization, scheme === 'DPoP' ? key : undefined);
+          const introspection = await introspect(live, authorization);
           const answers = [
-            await auditEvents(authorization, scheme === 'DPoP' ? key : undefined),
-            await introspect(live, authorization),
+            operatorApi,
+            introspection,
             await revoke(live, authorization).then(async (response) => ({ status: response.status, body: await response.json() })),
           ];
           // Read as a credential, it is the revoked one; not read as one, it is none, which no route takes either.
           const description = credential ? 'the access token was revoked' : 'a Bearer access token is required';
           for (const answer of answers)
             expect({ name, ...answer }).toMatchObject({ name, status: 401, body: { error: 'invalid_token', error_description: description } });
+          // The challenge names the scheme the credential came under, as the route's own refusal would.
+          const challenge = credential ? `${scheme} error="invalid_token"` : 'Bearer';
+          expect([operatorApi.challenge, introspection.headers.get('www-authenticate')], name).toEqual([challenge, challenge]);
         }
       }
       expect((await introspect(live)).body).toMatchObject({ active: true });
