@@ -122,12 +122,13 @@ export function testConfig(root: string, overrides: Partial<NodeBrokerConfig> = 
 /** The real Node broker over real HTTP on 127.0.0.1, its audit log read back from the SQLite file. */
 export const startNodeHarness: StartBroker = async (policies, options = {}) => {
   const root = writeTree(Object.fromEntries(Object.entries(policies).map(([path, text]) => [`policies/${path}`, text])));
-  const { github, githubWebhooks, limits, repositoryPolicies, allowHttpLoopback, dpopNonces, proxyUpstreams } = readBrokerSettings({
+  const { github, githubWebhooks, limits, maxTtlSeconds, repositoryPolicies, allowHttpLoopback, dpopNonces, proxyUpstreams } = readBrokerSettings({
     ...options.settings,
     KEYWAY_ISSUER: BROKER_ISSUER,
   });
   const config = testConfig(root, {
     limits,
+    maxTtlSeconds,
     repositoryPolicies,
     dpopNonces,
     ...(proxyUpstreams === undefined ? {} : { proxyUpstreams }),

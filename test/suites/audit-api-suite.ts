@@ -420,6 +420,20 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
         expect((await broker.request('/audit', { headers: { cookie } })).status).toBe(200);
       });
 
+      it('ends a session after 8 hours (PAGE_SESSION_MAX_SECONDS) when the token it was signed in with lives longer', async () => {
+        const long = `version: 1\nissuer: "${people.url}"\nmatch: { sub: alice@acme.dev }\ngrant: { audience: ${HARNESS_ISSUER}, scopes: [audit:read], ttl: 12h }\n`;
+        const longer = await start({ 'auditors/alice.yaml': long }, { settings: { KEYWAY_MAX_TTL_SECONDS: String(12 * 3600) }, ownState: true });
+        try {
+          const pasted = decodeJwt(await auditorToken(longer, people));
+          expect((pasted.exp ?? 0) - (pasted.iat ?? 0)).toBe(12 * 3600);
+          const cookie = await pageCookie(longer, await auditorToken(longer, people));
+          const session = decodeJwt(cookie.slice(cookie.indexOf('=') + 1));
+          expect((session.exp ?? 0) - (session.iat ?? 0)).toBe(8 * 3600);
+        } finally {
+          await longer.close();
+        }
+      });
+
       it('records each sign-in (the pasted token by its hash and jti, the session it started) and each sign-out (a revocation); a signed-out cookie is refused, and recorded', async () => {
         const cookie = await pageCookie(broker, token);
         const session = decodeJwt(cookie.slice(cookie.indexOf('=') + 1));
