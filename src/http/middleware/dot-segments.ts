@@ -18,7 +18,7 @@ export function refuseDotSegments(requestTarget: RequestTarget | undefined, atPr
     // Every request passes here, /token's among them: the cheap test first, the URL parsed only for a dot segment.
     const sent = targetAsSent(c, requestTarget);
     if (!hasDotSegment(sent)) return next();
-    if (sent.startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/')) return atProxy(c);
+    if (pathAsSent(sent).startsWith('/proxy/') || new URL(c.req.url).pathname.startsWith('/proxy/')) return atProxy(c);
     return c.json({ error: 'invalid_request', error_description: DOT_SEGMENT_REFUSED }, 400);
   };
 }
@@ -30,6 +30,12 @@ export function targetAsSent(c: Context, requestTarget: RequestTarget | undefine
   const url = c.req.url;
   const path = url.indexOf('/', url.indexOf('://') + 3);
   return path === -1 ? '/' : url.slice(path);
+}
+
+/** The path and query of a target in origin form as it is; of one in absolute form (`http://host/proxy/…`, RFC 9112 §3.2.2), what follows the authority. */
+function pathAsSent(target: string): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
+  return authority === null ? target : target.slice(authority[0].length);
 }
 
 /** Whether the target's path holds a `.` or `..` segment, percent-encoded or not: what a URL parser resolves. */
