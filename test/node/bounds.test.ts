@@ -201,6 +201,24 @@ describe('inbound bounds on Node', () => {
     }
   });
 
+  it.each([
+    ['a backslash in the path, beside a Host that is not lower case', 'GET /proxy/vendor/a\\b HTTP/1.1\r\nHost: Keyway.Test\r\n\r\n'],
+    ['an absolute-form target that is no URL', 'GET http://[::1/proxy/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+  ])('answers a request the HTTP server cannot make a URL of (%s) with an RFC 6749 error, not an empty 400', async (_what, head) => {
+    const client = new KeepAliveClient(url);
+    try {
+      const refused = await client.send(head);
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get('cache-control')).toBe('no-store');
+      expect(JSON.parse(refused.text)).toEqual({
+        error: 'invalid_request',
+        error_description: expect.stringMatching(/^the request target or Host header is not a URL/),
+      });
+    } finally {
+      client.close();
+    }
+  });
+
   it('answers 431 to request headers over 16 KiB', async () => {
     const response = await broker.request('/token', {
       method: 'POST',

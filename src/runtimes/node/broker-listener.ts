@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener, RequestError, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
@@ -11,6 +12,23 @@ import { closeAfterUnreadBody } from './close-after-unread-body.ts';
  * every second.
  */
 export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 } as const;
+
+/**
+ * What @hono/node-server cannot make a Request of (a backslash in the path or an invalid absolute-form target, where the
+ * Host header is not plain lower case) never reaches the app: answered as keyway answers a malformed request, with an
+ * RFC 6749 error, rather than the adapter's empty 400. No record: nothing of the request can be read. Anything else that
+ * escapes the app (it answers its own errors) is a 500 in the same shape.
+ */
+function answerUnservable(error: unknown): Response {
+  const headers = { 'Cache-Control': 'no-store' };
+  if (error instanceof RequestError) {
+    return Response.json(
+      { error: 'invalid_request', error_description: `the request target or Host header is not a URL: ${error.message}` },
+      { status: 400, headers },
+    );
+  }
+  return Response.json({ error: 'server_error', error_description: 'internal error' }, { status: 500, headers });
+}
 
 /**
  * The Node broker's HTTP listener. It listens before the broker is built (so port 0 binds a
@@ -38,18 +56,17 @@ export class BrokerListener {
   static listen(options: { readonly port: number; readonly host: string; readonly maxConnections: number }): Promise<BrokerListener> {
     let listener: BrokerListener | undefined;
     return new Promise<BrokerListener>((resolve, reject) => {
-      const server = serve(
-        {
-          fetch: closeAfterUnreadBody(async (request, env) => (listener as BrokerListener).#answer(request, env)),
-          port: options.port,
-          hostname: options.host,
-          serverOptions: INBOUND_LIMITS,
-        },
-        () => resolve(listener as BrokerListener),
+      const server = createServer(
+        INBOUND_LIMITS,
+        getRequestListener(
+          closeAfterUnreadBody(async (request, env) => (listener as BrokerListener).#answer(request, env)),
+          { hostname: options.host, errorHandler: answerUnservable },
+        ),
       );
       server.maxConnections = options.maxConnections;
       listener = new BrokerListener(server);
       server.once('error', reject);
+      server.listen(options.port, options.host, () => resolve(listener as BrokerListener));
     });
   }
 
