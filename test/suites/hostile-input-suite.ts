@@ -226,6 +226,8 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
     let generic: TestIssuer;
     /** A well-formed GitHub Actions token that matches no policy (no gate claim). */
     let closedToken: string;
+    /** A keyway token of this broker's operator: its APIs, and introspection. */
+    let operator: string;
     /** `times`: for a property whose inputs are cheap (one request that signs nothing) and spread over many routes. */
     const options = (times = 1) => ({ numRuns: fuzz().runs * times, seed: fuzz().seed });
     // Each input is a request or two over loopback: a few ms each, far fewer than this on a loaded machine.
@@ -246,7 +248,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
           'fuzz/github.yaml': `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\n  repository: acme/api\n  ${GATE}: { glob: open }\n${grant}`,
           'guardrails/untrusted-triggers.yaml': atIssuer(untrustedTriggers, `{ kind: github, url: "${github.url}" }`),
           // An operator of this broker, for its own APIs.
-          'ops/operator.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: fuzz-operator }\ngrant:\n  audience: ${HARNESS_ISSUER}\n  scopes: [audit:read, policy:explain, health:read]\n`,
+          'ops/operator.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: fuzz-operator }\ngrant:\n  audience: ${HARNESS_ISSUER}\n  scopes: [audit:read, policy:explain, health:read, tokens:introspect]\n`,
           // A plain OIDC issuer has no claim rules of its own: whatever type a claim has reaches these matchers.
           'fuzz/generic.yaml':
             `version: 1\nissuer: "${generic.url}"\nmatch:\n  sub: svc-fuzz\n  team: { glob: "plat*" }\n  groups: platform\n` +
@@ -255,6 +257,11 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         { settings: { KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '100000', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '100000', KEYWAY_RATE_LIMIT_CLIENT_BURST: '100000' } },
       );
       closedToken = await github.sign(claimsOf(github));
+      const subject = await generic.sign({ ...ciClaims(generic.url, broker.issuer, { sub: 'fuzz-operator' }) });
+      const scope = 'audit:read policy:explain health:read tokens:introspect';
+      const granted = await post(exchangeForm(subject, { audience: broker.issuer, scope }).toString(), FORM);
+      expect(granted.status, await granted.clone().text()).toBe(200);
+      operator = ((await granted.json()) as Record<string, string>)['access_token']!;
     });
     afterAll(() => broker.close());
 
@@ -390,10 +397,6 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
     it(
       'answers the operator APIs, whatever an operator asks of them, without a 5xx or a cached refusal',
       async () => {
-        const subject = await generic.sign({ ...ciClaims(generic.url, broker.issuer, { sub: 'fuzz-operator' }) });
-        const granted = await post(exchangeForm(subject, { audience: broker.issuer, scope: 'audit:read policy:explain health:read' }).toString(), FORM);
-        expect(granted.status).toBe(200);
-        const operator = ((await granted.json()) as Record<string, string>)['access_token'];
         const visible = (text: string) => /^[\x21-\x7e]*$/.test(text);
         const value = fc.oneof(
           fc.constantFrom(
@@ -507,11 +510,15 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
       async () => {
         const [header, payload] = closedToken.split('.') as [string, string];
         const token = fc.oneof(hostileText, fc.constantFrom('TOKEN', `${header}.${payload}.`, `${header}.${payload}`));
+        // Now and then the operator's own keyway token, so that introspection answers about what is sent, not only 401.
         const authorization = fc.option(
-          fc
-            .tuple(fc.constantFrom('Bearer ', 'bearer ', 'DPoP ', 'Basic ', '', 'Bearer  '), token)
-            .map(([scheme, credential]) => scheme + (credential === 'TOKEN' ? closedToken : credential))
-            .filter((text) => /^[\x20-\x7e]*$/.test(text)),
+          fc.oneof(
+            fc.constant('OPERATOR'),
+            fc
+              .tuple(fc.constantFrom('Bearer ', 'bearer ', 'DPoP ', 'Basic ', '', 'Bearer  '), token)
+              .map(([scheme, credential]) => scheme + (credential === 'TOKEN' ? closedToken : credential))
+              .filter((text) => /^[\x20-\x7e]*$/.test(text)),
+          ),
           { nil: undefined },
         );
         const entries = fc.array(fc.tuple(fc.oneof({ arbitrary: fc.constantFrom('token', 'token_type_hint'), weight: 3 }, hostileText), token), {
@@ -528,7 +535,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
               raw,
             );
             const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-            if (auth !== undefined) headers['authorization'] = auth;
+            if (auth !== undefined) headers['authorization'] = auth === 'OPERATOR' ? `Bearer ${operator}` : auth;
             if (proof !== undefined) headers['dpop'] = proof;
             const response = await broker.request(path, { method: 'POST', body, headers });
             const text = await response.text();
