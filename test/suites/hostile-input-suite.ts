@@ -748,8 +748,9 @@ grant:
             if (call.method === 'POST') expect(decoded.length === 8 && decoded[5] === 'issues' && decoded[7] === 'comments', call.url).toBe(true);
             for (const [name] of new URLSearchParams(rawQuery)) expect(name.toLowerCase().replace(/\[.*$/, ''), call.url).not.toMatch(/^(sudo|_method)$/);
             expect(call.headers['authorization']).toBe(`Bearer ${secret}`);
-            for (const [name, value] of Object.entries(sent)) {
-              if (CALLER_HEADERS.includes(name)) expect(call.headers[name.toLowerCase()], `${name} reached the upstream`).not.toBe(value);
+            // Not merely changed: a caller's X-Forwarded-For with the client appended, or a value trimmed, is the caller's still.
+            for (const name of Object.keys(sent)) {
+              if (CALLER_HEADERS.includes(name)) expect(call.headers[name.toLowerCase()], `${name} reached the upstream`).toBeUndefined();
             }
           }),
           { numRuns: fuzz().runs, seed: fuzz().seed },
