@@ -830,35 +830,19 @@ export function hostileWebhookInputSuite(runtime: string, start: StartBroker, gi
         const text = typed(fc.oneof(hostileText, fc.constantFrom('acme', 'ACME', 'keyway-policies', 'api', 'main', 'refs/heads/main', 'policies')));
         const id = typed(fc.oneof(fc.constantFrom(4242, 734201, 71, 1, 2 ** 53 - 1), fc.integer({ min: -2, max: 2 ** 31 })));
         const sha = typed(fc.oneof({ arbitrary: fc.stringMatching(/^[0-9a-f]{40}$/), weight: 5 }, hostileText));
-        const action = typed(
-          fc.oneof(
-            fc.constantFrom(
-              'opened',
-              'synchronize',
-              'reopened',
-              'edited',
-              'closed',
-              'created',
-              'deleted',
-              'renamed',
-              'added',
-              'removed',
-              'completed',
-              'in_progress',
-              'requested',
-              'suspend',
-            ),
-            hostileText,
-          ),
-        );
-        const account = typed(fc.record({ login: text }, { requiredKeys: [] }));
+        /** Mostly an action GitHub sends with the event (one its handler acts on, or one it ignores), now and then anything. */
+        const actionOf = (...known: [string, ...string[]]) => typed(fc.oneof({ arbitrary: fc.constantFrom(...known), weight: 4 }, hostileText));
+        // A login is what a user's or an organisation's account always has: one without it is refused before any handler.
+        const account = typed(fc.record({ login: text }));
+        /** An installation's account: a user's or an organisation's login, or an enterprise's slug. */
+        const installationAccount = typed(fc.record({ login: text, slug: text }, { requiredKeys: [] }));
         const repository = typed(fc.record({ id, name: text, full_name: text, owner: account, default_branch: text, private: typed(fc.boolean()) }));
         const deliveries = fc.oneof(
           fc.record({ event: fc.constant('push'), payload: fc.record({ ref: text, deleted: typed(fc.boolean()), after: sha, repository }) }),
           fc.record({
             event: fc.constant('pull_request'),
             payload: fc.record({
-              action,
+              action: actionOf('opened', 'synchronize', 'reopened', 'edited', 'closed'),
               number: id,
               pull_request: fc.record({
                 number: id,
@@ -872,16 +856,23 @@ export function hostileWebhookInputSuite(runtime: string, start: StartBroker, gi
           }),
           fc.record({
             event: fc.constantFrom('installation', 'installation_repositories'),
-            payload: fc.record({ action, installation: fc.record({ id, account }) }),
+            payload: fc.record({
+              action: actionOf('created', 'deleted', 'added', 'removed', 'suspend'),
+              installation: fc.record({ id, account: installationAccount }),
+            }),
           }),
           fc.record({
             event: fc.constant('installation_target'),
-            payload: fc.record({ action, account, changes: typed(fc.record({ login: typed(fc.record({ from: text })) })) }),
+            payload: fc.record({
+              action: actionOf('renamed', 'created'),
+              account: installationAccount,
+              changes: typed(fc.record({ login: typed(fc.record({ from: text })) })),
+            }),
           }),
           fc.record({
             event: fc.constant('workflow_job'),
             payload: fc.record({
-              action,
+              action: actionOf('completed', 'in_progress', 'queued'),
               repository,
               installation: fc.record({ id }),
               workflow_job: fc.record(
@@ -906,7 +897,11 @@ export function hostileWebhookInputSuite(runtime: string, start: StartBroker, gi
           }),
           fc.record({
             event: fc.constant('workflow_run'),
-            payload: fc.record({ action, repository, workflow_run: fc.record({ id, run_attempt: id }, { requiredKeys: ['id'] }) }),
+            payload: fc.record({
+              action: actionOf('completed', 'requested', 'in_progress'),
+              repository,
+              workflow_run: fc.record({ id, run_attempt: id }, { requiredKeys: ['id'] }),
+            }),
           }),
           fc.record({ event: fc.constant('ping'), payload: other }),
         );
