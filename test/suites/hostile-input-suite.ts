@@ -297,23 +297,24 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
           subject_token_type: keptOr(ID_TOKEN),
           more: fc.array(fc.tuple(fc.oneof({ arbitrary: fc.constantFrom(...TOKEN_PARAMETERS), weight: 3 }, hostileText), value), { maxLength: 8 }),
         });
+        // Mostly a form POSTed, as the parser takes it: another media type or method is refused before the form is read.
         const contentType = fc.option(
           fc.oneof(
-            fc.constantFrom(
-              'application/x-www-form-urlencoded',
-              'application/x-www-form-urlencoded; charset=utf-8',
-              'application/x-www-form-urlencoded; charset=utf-16le',
-              'Application/X-WWW-Form-Urlencoded',
-              'application/json',
-              'multipart/form-data; boundary=x',
-              'text/plain',
-            ),
+            {
+              arbitrary: fc.constantFrom(
+                'application/x-www-form-urlencoded',
+                'application/x-www-form-urlencoded; charset=utf-8',
+                'Application/X-WWW-Form-Urlencoded',
+              ),
+              weight: 6,
+            },
+            fc.constantFrom('application/x-www-form-urlencoded; charset=utf-16le', 'application/json', 'multipart/form-data; boundary=x', 'text/plain'),
             // What a client can put in a header at all: fetch refuses control characters before sending.
             hostileText.filter((text) => /^[\x20-\x7e]*$/.test(text)),
           ),
-          { nil: undefined },
+          { nil: undefined, freq: 12 },
         );
-        const method = fc.constantFrom('POST', 'POST', 'POST', 'PUT', 'PATCH', 'DELETE', 'GET');
+        const method = fc.oneof({ arbitrary: fc.constant('POST'), weight: 6 }, fc.constantFrom('PUT', 'PATCH', 'DELETE', 'GET'));
         await fc.assert(
           fc.asyncProperty(form, fc.boolean(), contentType, method, async ({ more, ...base }, raw, type, verb) => {
             const entries = [...Object.entries(base).filter((entry): entry is [string, string] => entry[1] !== undefined), ...more];
