@@ -342,14 +342,22 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
           )
           .map(([matched, others]) => ({ ...others, ...matched }))
           .filter((set) => !(GATE in set));
-        const header = fc.dictionary(fc.constantFrom(...HEADER_NAMES), fc.oneof(fc.jsonValue({ maxDepth: 2 }), hostileText), { maxKeys: 3 });
+        // Mostly the issuer's own header and no target: jku, x5u, x5c and jwk are refused as such, as is a hostile target,
+        // before any claim is read.
+        const header = fc.oneof(
+          { arbitrary: fc.constant({}), weight: 3 },
+          fc.dictionary(fc.constantFrom(...HEADER_NAMES), fc.oneof(fc.jsonValue({ maxDepth: 2 }), hostileText), { minKeys: 1, maxKeys: 3 }),
+        );
         // Mostly the issuer's own RS256 key, so most inputs get past the signature to the claim checks.
         const signer = fc.record({
           issuer: fc.constantFrom('github', 'generic'),
           alg: fc.oneof({ arbitrary: fc.constant<SigningAlg>('RS256'), weight: 6 }, fc.constantFrom<SigningAlg>('ES256', 'ES384', 'ES512')),
           key: fc.oneof({ arbitrary: fc.constant('published' as const), weight: 4 }, fc.constant('foreign' as const)),
         });
-        const target = fc.dictionary(fc.constantFrom('audience', 'resource', 'scope', 'requested_token_type'), hostileText, { maxKeys: 2 });
+        const target = fc.oneof(
+          { arbitrary: fc.constant({}), weight: 3 },
+          fc.dictionary(fc.constantFrom('audience', 'resource', 'scope', 'requested_token_type'), hostileText, { minKeys: 1, maxKeys: 2 }),
+        );
         await fc.assert(
           fc.asyncProperty(claims, header, signer, target, async (overrides, extraHeader, how, extra) => {
             const issuer = how.issuer === 'github' ? github : generic;
