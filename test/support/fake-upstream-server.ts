@@ -43,7 +43,9 @@ const CODED: Readonly<Record<string, readonly [string, (body: Buffer) => Buffer]
 export async function startFakeUpstreamServer(): Promise<{ base: string; close(): Promise<void> }> {
   const calls = new Map<string, UpstreamCall[]>();
   const gates = new Map<string, () => void>();
-  const server = createServer((request, response) => void handle(request, response));
+  // Headers well past any broker's own limit (Node's 16 KiB; workerd's is larger), so whatever a broker forwards is
+  // received and recorded, never refused here with a 431 of the fake's own making.
+  const server = createServer({ maxHeaderSize: 256 * 1024 }, (request, response) => void handle(request, response));
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = request.url ?? '/';
