@@ -1385,6 +1385,15 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
         permissions: { contents: 'read', metadata: 'read' },
         tokenAnswerNamesNoRepository: true,
       });
+      // An account whose tokens GitHub says expire in a minute: within keyway's reuse margin as they come.
+      await github.install({
+        id: 7109,
+        owner: 'soylent',
+        ownerId: 4949,
+        repositories: [{ id: 71090, name: 'config' }],
+        permissions: { contents: 'read', metadata: 'read' },
+        tokenLifetimeMs: 60_000,
+      });
       // Accounts whose tokens GitHub mints, then answers for a second past the github-slow upstream's one-second deadline.
       for (const [id, owner, ownerId] of [
         [7107, 'wayne', 4747],
@@ -1416,6 +1425,7 @@ grant:
       - { method: GET, path: "/repos/initech/config/contents/**", permissions: { contents: read } }
       - { method: GET, path: "/repos/hooli/config/contents/**", permissions: { contents: read }, owner_id: "4444" }
       - { method: GET, path: "/repos/piedpiper/config/contents/**", permissions: { contents: read }, owner_id: "4545" }
+      - { method: GET, path: "/repos/soylent/config/contents/**", permissions: { contents: read }, owner_id: "4949" }
 `,
           'proxy/github-slow.yaml': `${header}match: { repository_owner_id: "1200934" }
 grant:
@@ -1569,6 +1579,21 @@ grant:
       expect(await mints()).toHaveLength(before + 1);
       const decision = await broker.auditEvent(pinned.headers.get('keyway-audit-event-id')!);
       expect(decision?.proxy?.credential).toMatchObject({ repository: 'umbrella/config', owner_id: '4343' });
+    });
+
+    it('never reuses an installation token GitHub says expires within the minute', async () => {
+      // soylent's tokens expire a minute after they are minted: each is past its reuse by the time it is cached.
+      const read = async () => {
+        const response = await broker.request('/proxy/github/repos/soylent/config/contents/settings.yaml', {
+          headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` },
+        });
+        expect(response.headers.get('keyway-error'), await response.clone().text()).toBeNull();
+        await response.arrayBuffer();
+      };
+      const soylentMints = async () => (await mints()).filter((call) => call.path === '/app/installations/7109/access_tokens').length;
+      await read();
+      await read();
+      expect(await soylentMints()).toBe(2);
     });
 
     it("keeps reaching the pinned account's repository when its login is renamed and registered again while the token is reused", async () => {

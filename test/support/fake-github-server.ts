@@ -264,7 +264,7 @@ export async function startFakeGitHubServer(): Promise<{ base: string; close(): 
     const token = `ghs_${randomBytes(27).toString('base64url')}`;
     const granted = { ...permissions, metadata: 'read' };
     const selected = repositories.length === 0 ? installation.repositories : (repositories as FakeInstallation['repositories']);
-    const expiresAt = Date.now() + 3600_000;
+    const expiresAt = Date.now() + (installation.tokenLifetimeMs ?? 3600_000);
     app.tokens.set(token, { installationId: installation.id, repositories: selected, permissions: granted, expiresAt, revoked: false });
     if (installation.tokenDelayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, installation.tokenDelayMs));
     return c.json(

@@ -30,6 +30,8 @@ export interface FakeInstallation {
   readonly tokenStatus?: number;
   /** When set, `POST /app/installations/{id}/access_tokens` answers this many milliseconds late, the token minted (GitHub slow to mint). */
   readonly tokenDelayMs?: number;
+  /** How long the tokens it mints live, in milliseconds; default GitHub's hour. */
+  readonly tokenLifetimeMs?: number;
   /** When set, the answer to a token request leaves out the `repositories` list it is scoped to. */
   readonly tokenAnswerNamesNoRepository?: boolean;
   /** When set, the answer to a token request says `repository_selection: all` (what GitHub says of a token of every repository), with the list asked for. */
