@@ -25,17 +25,16 @@ export function refuseDotSegments(requestTarget: RequestTarget | undefined, atPr
 
 /** The request target as the client sent it: the request line where the runtime has it (Node), else the URL's own text, unparsed. */
 export function targetAsSent(c: Context, requestTarget: RequestTarget | undefined): string {
-  const given = requestTarget?.(c);
-  if (given !== undefined) return given;
-  const url = c.req.url;
-  const path = url.indexOf('/', url.indexOf('://') + 3);
-  return path === -1 ? '/' : url.slice(path);
+  return requestTarget?.(c) ?? pathAsSent(c.req.url);
 }
 
-/** The path and query of a target in origin form as it is; of one in absolute form (`http://host/proxy/…`, RFC 9112 §3.2.2), what follows the authority. */
+/**
+ * The path and query of a target in origin form as it is; of a URL or a target in absolute form (`http://host/proxy/…`,
+ * RFC 9112 §3.2.2), what follows the authority (`/` when nothing does).
+ */
 function pathAsSent(target: string): string {
   const authority = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
-  return authority === null ? target : target.slice(authority[0].length);
+  return authority === null ? target : target.slice(authority[0].length) || '/';
 }
 
 /** Whether the target's path holds a `.` or `..` segment, percent-encoded or not: what a URL parser resolves. */
