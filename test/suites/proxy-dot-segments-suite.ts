@@ -16,13 +16,14 @@ export interface AsSentBroker {
 }
 
 /**
- * Dot segments at /proxy/ are refused as sent, the same on every runtime: Node's server resolves them before routing
+ * Dot segments at /proxy/ are refused as sent, the same on every runtime (`moreAtProxy`: targets only this runtime takes): Node's server resolves them before routing
  * (`/proxy/../v1/…` reached /v1/…), workerd hands the target over as sent (`/x/../proxy/…` reached no route, and
  * `/proxy/vendor/a/../b` was resolved by keyway itself before its path check).
  */
-export function proxyDotSegmentsSuite(runtime: string, start: () => Promise<AsSentBroker>): void {
+export function proxyDotSegmentsSuite(runtime: string, start: () => Promise<AsSentBroker>, moreAtProxy: readonly string[] = []): void {
   describe(`dot segments at /proxy/ on ${runtime}`, () => {
     it.each([
+      ...moreAtProxy,
       '/proxy/../v1/audit/events',
       '/proxy/%2e%2e/v1/audit/events',
       '/proxy/vendor/../../token',
